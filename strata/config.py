@@ -1,0 +1,105 @@
+"""The one settings object every part of Strata reads.
+
+Everything configurable lives here with its default, so a reader finds every knob in one file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_ACCESS_KEY = "test"
+DEFAULT_SECRET_KEY = "test"
+# A host name that resolves to 127.0.0.1 through public DNS, so virtual-hosted S3 works with no
+# /etc/hosts edits: <bucket>.s3.localhost.localstack.cloud. Plain `localhost` also works for
+# clients that resolve *.localhost to loopback (curl, browsers).
+DEFAULT_S3_HOSTS = ("s3.localhost.localstack.cloud", "s3.localhost", "s3.amazonaws.com", "s3.127.0.0.1.nip.io")
+
+
+class ConfigError(Exception):
+    """The settings cannot be used as given (e.g. a public bind with default credentials)."""
+
+
+@dataclass
+class Settings:
+    """Runtime settings; built once by the CLI (or a test fixture) and passed down explicitly."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path(".strata"))
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+    # Extra (access key, secret key) pairs; the default test/test pair is added only on loopback.
+    credentials: dict[str, str] = field(default_factory=dict)
+    s3_hosts: tuple[str, ...] = DEFAULT_S3_HOSTS
+    # fsync blob files and SQLite commits; tests of crash safety rely on this being on.
+    fsync: bool = True
+    access_log: bool = True
+    # Ports handed to engines (PostgreSQL, MariaDB, Redis, Memcached) and their stable endpoints.
+    engine_port_range: tuple[int, int] = (45000, 47999)
+    # Limits that AWS fixes but tests want small; services read them from here.
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def endpoint(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
+        return f"http://{host}:{self.port}"
+
+    def all_credentials(self) -> dict[str, str]:
+        """The access keys Strata accepts; refuses the well-known default off loopback."""
+        creds = dict(self.credentials)
+        if self.is_loopback:
+            creds.setdefault(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+        elif not creds:
+            raise ConfigError(
+                f"refusing to bind {self.host}: the default test/test credentials are only accepted on "
+                "loopback. Set STRATA_ACCESS_KEY_ID and STRATA_SECRET_ACCESS_KEY (or --credentials FILE)."
+            )
+        return creds
+
+    def limit(self, name: str, default: int) -> int:
+        """A service limit, overridable per deployment (e.g. STRATA_LIMIT_S3_MIN_PART_SIZE=5)."""
+        env = os.environ.get(f"STRATA_LIMIT_{name.upper()}")
+        if env is not None:
+            return int(env)
+        return self.limits.get(name, default)
+
+    def service_dir(self, service: str) -> Path:
+        path = self.data_dir / service
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def settings_from_env(**overrides: object) -> Settings:
+    """Settings from STRATA_* environment variables, then explicit overrides (CLI flags)."""
+    s = Settings()
+    if "STRATA_DATA_DIR" in os.environ:
+        s.data_dir = Path(os.environ["STRATA_DATA_DIR"]).resolve()
+    if "STRATA_REGION" in os.environ:
+        s.region = os.environ["STRATA_REGION"]
+    key, secret = os.environ.get("STRATA_ACCESS_KEY_ID"), os.environ.get("STRATA_SECRET_ACCESS_KEY")
+    if key and secret:
+        s.credentials[key] = secret
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(s, name, value)
+    s.__post_init__()
+    return s

@@ -1,0 +1,75 @@
+"""Which service a request is for, from what the request itself carries.
+
+In order: the SigV4 credential scope (Authorization header or presigned query), the JSON
+`X-Amz-Target` prefix, a virtual-hosted S3 host name, and finally S3 (the REST-XML fallback that
+also receives unsigned browser POST uploads and anonymous requests).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from strata.protocol.http import HttpRequest
+from strata.services.registry import BY_SIGNING_NAME, BY_TARGET_PREFIX
+
+_SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
+_VHOST = re.compile(r"^(?P<bucket>.+?)\.(?P<kind>s3|s3-accelerate|s3-accelerate\.dualstack)\.(?P<rest>.+)$")
+
+
+@dataclass(frozen=True)
+class Detected:
+    service: str
+    region: str | None
+    bucket_from_host: str | None = None
+
+
+def signing_scope(request: HttpRequest) -> tuple[str, str, str, str] | None:
+    """(access key, date, region, signing service) from the Authorization header or presigned query."""
+    auth = request.headers.get("authorization")
+    if auth:
+        m = _SCOPE.search(auth)
+        if m:
+            return m.group(1), m.group(2), m.group(3), m.group(4)
+        return None
+    if "X-Amz-Credential" in request.query_string:
+        cred = request.query_dict().get("X-Amz-Credential", "")
+        parts = cred.split("/")
+        if len(parts) == 5 and parts[4] == "aws4_request":
+            return parts[0], parts[1], parts[2], parts[3]
+    return None
+
+
+def bucket_from_host(host: str, s3_hosts: tuple[str, ...]) -> str | None:
+    """The bucket of a virtual-hosted S3 request (`<bucket>.s3.<endpoint host>`), else None."""
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    hostname = hostname.lower()
+    for suffix in s3_hosts:
+        if hostname.endswith("." + suffix):
+            return hostname[: -len(suffix) - 1]
+    m = _VHOST.match(hostname)
+    if m:
+        return m.group("bucket")
+    return None
+
+
+def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
+    scope = signing_scope(request)
+    bucket = bucket_from_host(request.host, s3_hosts)
+    if scope:
+        service = BY_SIGNING_NAME.get(scope[3])
+        if service:
+            return Detected(service, scope[2], bucket if service == "s3" else None)
+    target = request.headers.get("x-amz-target")
+    if target:
+        service = BY_TARGET_PREFIX.get(target.split(".", 1)[0])
+        if service:
+            return Detected(service, scope[2] if scope else None)
+    return Detected("s3", scope[2] if scope else None, bucket)
+
+
+def to_path_style(request: HttpRequest, bucket: str) -> None:
+    """Rewrite a virtual-hosted S3 request to path style so one REST router serves both."""
+    rest = request.raw_path if request.raw_path not in ("", "/") else ""
+    request.route_path = "/" + quote(bucket, safe="") + rest

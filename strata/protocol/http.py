@@ -1,0 +1,142 @@
+"""The HTTP request and response as the protocol layer sees them, independent of the ASGI server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+
+class Headers:
+    """Case-insensitive, multi-valued request headers (names stored lower-case)."""
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = []
+        self._map: dict[str, str] = {}
+        for k, v in items:
+            self.add(k, v)
+
+    def add(self, name: str, value: str) -> None:
+        name = name.lower()
+        self._items.append((name, value))
+        # Repeated headers join with "," as HTTP allows (and as SigV4 canonicalisation expects).
+        self._map[name] = f"{self._map[name]},{value}" if name in self._map else value
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._map.get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._map[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._map
+
+    def set(self, name: str, value: str) -> None:
+        name = name.lower()
+        self._items = [(k, v) for k, v in self._items if k != name] + [(name, value)]
+        self._map[name] = value
+
+    def remove(self, name: str) -> None:
+        name = name.lower()
+        self._items = [(k, v) for k, v in self._items if k != name]
+        self._map.pop(name, None)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every header as (lower-case name, joined value), one per name."""
+        return list(self._map.items())
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def keys(self) -> list[str]:
+        return list(self._map)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class BodyStream:
+    """A request body read incrementally. Iterate with `async for chunk in stream`.
+
+    Wrappers (aws-chunked decoding, payload hash checks) replace `source`; a consumer sees only
+    verified bytes, and a failed check raises ServiceError from the iteration.
+    """
+
+    def __init__(self, source: AsyncIterator[bytes], length: int | None = None) -> None:
+        self.source = source
+        self.length = length  # decoded length when known (Content-Length or x-amz-decoded-content-length)
+        self.consumed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[bytes]:
+        if self.consumed:
+            raise RuntimeError("request body already consumed")
+        self.consumed = True
+        async for chunk in self.source:
+            if chunk:
+                yield chunk
+
+    async def read_all(self, limit: int | None = None) -> bytes:
+        parts, n = [], 0
+        async for chunk in self:
+            n += len(chunk)
+            if limit is not None and n > limit:
+                from strata.protocol.errors import ServiceError
+
+                raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    raw_path: str  # percent-encoded as received, without the query string
+    query_string: str  # raw
+    headers: Headers
+    host: str = ""
+    body: bytes = b""  # the whole body when it was read up front (non-streaming operations)
+    stream: BodyStream | None = None  # the body, when the operation streams it (S3 PutObject ...)
+    client: str = ""  # peer address
+    # Path-style path for routing when the request came virtual-hosted (`bucket.s3.host/key` ->
+    # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
+    route_path: str = ""
+    _query: list[tuple[str, str]] | None = field(default=None, repr=False)
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        """Decoded query parameters in order (blank values kept: `?versioning` -> ("versioning", ""))."""
+        if self._query is None:
+            self._query = parse_qsl(self.query_string, keep_blank_values=True)
+        return self._query
+
+    @property
+    def routing_path(self) -> str:
+        return self.route_path or self.raw_path
+
+    def query_dict(self) -> dict[str, str]:
+        return dict(self.query)
+
+
+@dataclass
+class FileBody:
+    """A response body served from a file (zero-copy where the server can)."""
+
+    path: Path
+    offset: int = 0
+    length: int | None = None  # None: to the end of the file
+
+
+ResponseBody = bytes | FileBody | AsyncIterator[bytes]
+
+
+@dataclass
+class HttpResponse:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: ResponseBody = b""

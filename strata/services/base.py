@@ -1,0 +1,58 @@
+"""What every provider gets: its runtime (settings, data directory) and a per-request context.
+
+A provider is a plain class with one method per AWS operation, named like the operation in
+snake_case (`put_object`, `create_db_instance`). Each takes `(ctx, req)` where `req` is a dict
+shaped like the operation's input shape, and returns a dict shaped like its output shape (or
+awaits and returns one). Providers raise `ServiceError`; they never see HTTP or wire formats.
+Optional hooks: `async start()` / `async stop()` around the server's life, `health()` for
+`/_strata/health`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from strata.config import Settings
+from strata.protocol.http import HttpRequest
+
+T = TypeVar("T")
+
+
+@dataclass
+class Principal:
+    """Who signed the request."""
+
+    access_key: str
+    account_id: str
+    arn: str
+    user_id: str = ""
+
+
+@dataclass
+class ServiceRuntime:
+    name: str
+    settings: Settings
+    data_dir: Path
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    service: str
+    operation: str
+    region: str
+    account_id: str
+    principal: Principal | None
+    # Raw HTTP, for the few operations whose semantics live outside the model (S3 browser POST
+    # uploads, virtual-host bucket names). Prefer the parsed request dict.
+    http: HttpRequest
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (big file copies, slow SQL, engine commands) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

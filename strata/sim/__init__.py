@@ -1,0 +1,1 @@
+"""Simulation: the movable clock, the meter of billable events, injectable faults."""

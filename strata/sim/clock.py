@@ -1,0 +1,94 @@
+"""The only source of time in Strata.
+
+Wall-clock time plus an offset that can be moved forward (never back), so lifecycle rules, TTLs,
+backups and presigned-URL expiry all happen "90 days later" when a test advances the clock. The
+offset is persisted in the data directory so a restart keeps the simulated date.
+
+Code reads `clock.now()` (aware UTC datetime) or `clock.time()` (epoch seconds); nothing calls
+`time.time()` or `datetime.now()` directly. `clock.monotonic()` is for measuring durations only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time as _time
+from datetime import UTC, datetime
+from pathlib import Path
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
+class Clock:
+    """Wall time shifted by a persisted, only-growing offset."""
+
+    def __init__(self, state_file: Path | None = None) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+        self._state_file = state_file
+        if state_file is not None and state_file.exists():
+            self._offset = float(json.loads(state_file.read_text()).get("offset_seconds", 0.0))
+        self._listeners: list = []
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def time(self) -> float:
+        return _time.time() + self._offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    @staticmethod
+    def monotonic() -> float:
+        return _time.monotonic()
+
+    def advance(self, seconds: float) -> datetime:
+        """Move simulated time forward; listeners (schedulers) run their due work afterwards."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+            self._persist()
+        for listener in list(self._listeners):
+            listener(self.now())
+        return self.now()
+
+    def set(self, when: datetime) -> datetime:
+        return self.advance(max(0.0, when.timestamp() - self.time()))
+
+    def on_advance(self, listener) -> None:
+        """Call `listener(now)` after every advance (used by lifecycle/TTL/backup schedulers)."""
+        self._listeners.append(listener)
+
+    def use_state_file(self, state_file: Path) -> None:
+        self._state_file = state_file
+        if state_file.exists():
+            self._offset = float(json.loads(state_file.read_text()).get("offset_seconds", 0.0))
+        else:
+            self._offset = 0.0
+
+    def _persist(self) -> None:
+        if self._state_file is None:
+            return
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"offset_seconds": self._offset}))
+        os.replace(tmp, self._state_file)
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '45s' or a bare number of seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30d, 12h, 90m, 45s)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+clock = Clock()
+now = clock.now
+time = clock.time
+monotonic = clock.monotonic
