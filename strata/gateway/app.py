@@ -1,0 +1,135 @@
+"""The ASGI application: detect → authenticate → parse → dispatch → serialize, plus admin routes.
+
+    request ─► detect service ─► find operation ─► read or stream body ─► authenticate
+            ─► parse (model-driven) ─► provider method ─► serialize ─► access log
+    any ServiceError on the way ─► the protocol's error format; anything else ─► InternalError (500)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+from typing import Any
+
+from botocore import xform_name
+
+from strata.auth import Authenticator
+from strata.config import Settings
+from strata.gateway import admin
+from strata.gateway.accesslog import log_request
+from strata.gateway.asgi_io import attach_stream, drain, read_body, request_from_scope, send_response
+from strata.gateway.detect import detect, to_path_style
+from strata.gateway.services import ServiceTable
+from strata.protocol import codec_for
+from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
+from strata.services.base import RequestContext
+from strata.sim.clock import clock
+
+log = logging.getLogger("strata")
+
+_REST_PROTOCOLS = ("rest-xml", "rest-json")
+
+
+class StrataApp:
+    """One instance per server; holds the service table and the authenticator."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = ServiceTable(settings)
+        self.auth = Authenticator(settings)
+        self.started_at = clock.monotonic()
+        self._methods: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle_http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except Exception as e:  # noqa: BLE001 - report start-up failure to the server
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.services.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        start = clock.monotonic()
+        request = request_from_scope(scope)
+        can_pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
+        if request.raw_path.startswith("/_strata/"):
+            response = await admin.handle(self, request, receive)
+            await send_response(send, response, request.method == "HEAD", can_pathsend)
+            log_request("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
+            return
+
+        request_id = secrets.token_hex(8).upper() + secrets.token_hex(8).upper()
+        detected = detect(request, self.settings.s3_hosts)
+        service = detected.service
+        if detected.bucket_from_host:
+            to_path_style(request, detected.bucket_from_host)
+        codec = codec_for(service)
+        op = None
+        op_name = "-"
+        try:
+            if self.services.protocol(service) in _REST_PROTOCOLS:
+                op, path_params = codec.find_operation(request)
+                if op.has_streaming_input:
+                    attach_stream(request, receive)
+                else:
+                    request.body = await read_body(receive)
+            else:
+                request.body = await read_body(receive)
+                op, path_params = codec.find_operation(request)
+            op_name = op.name
+            principal = self.auth.authenticate(request, service, op_name)
+            params = codec.parse(op, request, path_params)
+            method = self._method(service, op_name)
+            ctx = RequestContext(
+                request_id=request_id,
+                service=service,
+                operation=op_name,
+                region=detected.region or self.settings.region,
+                account_id=principal.account_id if principal else self.settings.account_id,
+                principal=principal,
+                http=request,
+            )
+            result = method(ctx, params)
+            if inspect.isawaitable(result):
+                result = await result
+            response = codec.serialize(op, result or {}, request_id)
+        except ServiceError as e:
+            response = codec.serialize_error(op, e, request_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - never leak a traceback to the client
+            log.exception("internal error in %s.%s", service, op_name)
+            response = codec.serialize_error(op, InternalError(), request_id)
+        await drain(receive, request)
+        try:
+            await send_response(send, response, request.method == "HEAD", can_pathsend)
+        finally:
+            log_request(service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id)
+
+    def _method(self, service: str, operation: str) -> Any:
+        key = (service, operation)
+        method = self._methods.get(key)
+        if method is None:
+            provider = self.services.provider(service)
+            method = getattr(provider, xform_name(operation), None) if provider is not None else None
+            if method is None:
+                raise NotImplementedOperation(service, operation)
+            self._methods[key] = method
+        return method
