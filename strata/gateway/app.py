@@ -66,6 +66,21 @@ class StrataApp:
                 return
 
     async def handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await self._handle_http(scope, receive, send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - last resort: the error renderer itself failed
+            log.exception("unhandled error")
+            body = b"Internal error"
+            headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+            try:
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            except Exception:  # noqa: BLE001 - the response had already started; nothing more to do
+                pass
+
+    async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         start = clock.monotonic()
         request = request_from_scope(scope)
         can_pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
