@@ -1,0 +1,141 @@
+"""Bucket operations: create (global names, LocationConstraint), head, delete, list, location,
+tagging. Bucket names are global across regions, as in AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext
+from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.names import KNOWN_REGIONS, check_bucket_name
+
+MAX_BUCKET_TAGS = 50
+
+
+class BucketOperations(S3Core):
+    def create_bucket(self, ctx: RequestContext, req: dict) -> dict:
+        name = req["Bucket"]
+        self.count(ctx, name)
+        check_bucket_name(name)
+        constraint = (req.get("CreateBucketConfiguration") or {}).get("LocationConstraint") or ""
+        region = ctx.region or self.settings.region
+        if constraint:
+            if constraint not in KNOWN_REGIONS or constraint == "us-east-1":
+                raise ServiceError("InvalidLocationConstraint", "The specified location-constraint is not valid", 400,
+                                   fields={"LocationConstraint": constraint})
+            if constraint != region and region != "us-east-1":
+                raise ServiceError("IllegalLocationConstraintException",
+                                   f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.", 400)
+            bucket_region = "eu-west-1" if constraint == "EU" else constraint
+        else:
+            if region != "us-east-1":
+                raise ServiceError("IllegalLocationConstraintException",
+                                   "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.", 400)
+            bucket_region = "us-east-1"
+        with self.store.db.transaction():
+            existing = self.store.bucket(name)
+            if existing is not None:
+                if existing.config.get("owner", ctx.account_id) != ctx.account_id:
+                    raise ServiceError("BucketAlreadyExists", "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.", 409,
+                                       fields={"BucketName": name})
+                # AWS keeps a legacy 200 for re-creating your own bucket in us-east-1.
+                if existing.region == "us-east-1" and bucket_region == "us-east-1":
+                    return {"Location": f"/{name}"}
+                raise ServiceError("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", 409,
+                                   fields={"BucketName": name})
+            self.store.insert_bucket(name, bucket_region, self.now())
+            self.store.set_bucket_field(name, "config", {"owner": ctx.account_id})
+        return {"Location": f"/{name}"}
+
+    def head_bucket(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        b = self.require_bucket(req["Bucket"])
+        return {"BucketRegion": b.region}
+
+    def delete_bucket(self, ctx: RequestContext, req: dict) -> dict:
+        name = req["Bucket"]
+        self.count(ctx, name)
+        with self.store.db.transaction():
+            b = self.require_bucket(name)
+            if not self.store.bucket_is_empty(name):
+                msg = "The bucket you tried to delete is not empty"
+                if b.versioning:
+                    msg += ". You must delete all versions in the bucket."
+                raise ServiceError("BucketNotEmpty", msg, 409, fields={"BucketName": name})
+            self.store.delete_bucket(name)
+        return {}
+
+    def list_buckets(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx)
+        limit = req.get("MaxBuckets")
+        if limit is not None and not 1 <= limit <= 10_000:
+            raise ServiceError("InvalidArgument", "Argument max-buckets must be an integer between 1 and 10000", 400,
+                               fields={"ArgumentName": "max-buckets", "ArgumentValue": str(limit)})
+        after = ""
+        token = req.get("ContinuationToken")
+        if token:
+            try:
+                after = base64.urlsafe_b64decode(token.encode()).decode()
+            except ValueError:
+                raise ServiceError("InvalidArgument", "The continuation token provided is incorrect", 400,
+                                   fields={"ArgumentName": "continuation-token"}) from None
+        prefix = req.get("Prefix") or ""
+        page = limit or 10_000
+        rows = self.store.list_buckets(after, prefix, page + 1)
+        region_filter = req.get("BucketRegion")
+        if region_filter:
+            rows = [r for r in rows if r.region == region_filter]
+        out: dict[str, Any] = {
+            "Buckets": [{"Name": r.name, "CreationDate": to_datetime(r.created), "BucketRegion": r.region}
+                        for r in rows[:page]],
+            "Owner": {"ID": owner_id(ctx.account_id), "DisplayName": "strata"},
+        }
+        if prefix:
+            out["Prefix"] = prefix
+        if limit is not None and len(rows) > page:
+            out["ContinuationToken"] = base64.urlsafe_b64encode(rows[page - 1].name.encode()).decode()
+        return out
+
+    def get_bucket_location(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        b = self.require_bucket(req["Bucket"])
+        return {} if b.region == "us-east-1" else {"LocationConstraint": b.region}
+
+    # -- tagging ---------------------------------------------------------------------------------
+
+    def put_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        tag_set = (req.get("Tagging") or {}).get("TagSet") or []
+        if len(tag_set) > MAX_BUCKET_TAGS:
+            raise ServiceError("InvalidTag", "Bucket tag count cannot be greater than 50", 400)
+        tags: dict[str, str] = {}
+        for t in tag_set:
+            k = t.get("Key", "")
+            if k in tags:
+                raise ServiceError("InvalidTag", "Cannot provide multiple Tags with the same key", 400)
+            if not k or len(k) > 128 or len(t.get("Value", "")) > 256:
+                raise ServiceError("InvalidTag", "The TagKey you have provided is invalid", 400)
+            if k.startswith("aws:"):
+                raise ServiceError("InvalidTag", "System tags cannot be added/updated by requester", 400)
+            tags[k] = t.get("Value", "")
+        with self.store.db.transaction():
+            self.require_bucket(req["Bucket"])
+            self.store.set_bucket_field(req["Bucket"], "tags", tags)
+        return {}
+
+    def get_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        b = self.require_bucket(req["Bucket"])
+        if not b.tags:
+            raise ServiceError("NoSuchTagSet", "The TagSet does not exist", 404, fields={"BucketName": b.name})
+        return {"TagSet": [{"Key": k, "Value": v} for k, v in b.tags.items()]}
+
+    def delete_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        with self.store.db.transaction():
+            self.require_bucket(req["Bucket"])
+            self.store.set_bucket_field(req["Bucket"], "tags", None)
+        return {}

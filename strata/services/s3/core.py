@@ -1,0 +1,191 @@
+"""State and helpers shared by the S3 topic modules: the stores, lookups with S3's errors,
+version-id rules, object writes, blob clean-up and metering.
+
+`S3Core` is the base of `S3Provider`; each topic module (buckets, objects, multipart, listing,
+versioning, post_object) is a mixin of operation methods on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.s3.names import Limits
+from strata.services.s3.store import BucketRow, ObjectRow, S3Store
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+from strata.storage import BlobStore
+
+log = logging.getLogger("strata.s3")
+
+UNLINK_DELAY = 5.0
+
+# Object attributes copied from a PUT request into the stored row and returned on GET/HEAD.
+CONTENT_FIELDS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl",
+                  "WebsiteRedirectLocation", "ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled")
+
+
+def no_such_bucket(bucket: str) -> ServiceError:
+    return ServiceError("NoSuchBucket", "The specified bucket does not exist", 404, fields={"BucketName": bucket})
+
+
+def no_such_key(key: str, headers: dict[str, str] | None = None) -> ServiceError:
+    return ServiceError("NoSuchKey", "The specified key does not exist.", 404, fields={"Key": key}, headers=headers)
+
+
+def to_datetime(ts: float) -> datetime:
+    # S3 timestamps have millisecond precision on the wire; HTTP dates have seconds.
+    return datetime.fromtimestamp(int(ts * 1000) / 1000, UTC)
+
+
+def owner_id(account_id: str) -> str:
+    """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements."""
+    return hashlib.sha256(f"strata-canonical:{account_id}".encode()).hexdigest()
+
+
+class S3Core:
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.limits = Limits.from_settings(runtime.settings)
+        data_dir = runtime.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
+        self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
+        self._recover()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Start-up clean-up: remove temp files of unfinished writes, then blobs no row references."""
+        swept = self.blobs.sweep_temp()
+        referenced = set(self.store.all_blob_ids())
+        orphans = self.blobs.all_ids() - referenced
+        for blob in orphans:
+            self.blobs.delete(blob)
+        if swept or orphans:
+            log.info("s3 recovery: removed %d temp files and %d orphan blobs", swept, len(orphans))
+
+    async def stop(self) -> None:
+        self.store.close()
+
+    def health(self) -> str:
+        self.store.db.query_one("SELECT 1")
+        return "ok"
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def require_bucket(self, name: str) -> BucketRow:
+        b = self.store.bucket(name)
+        if b is None:
+            raise no_such_bucket(name)
+        return b
+
+    def read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+        """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
+        if version_id:
+            row = self.store.version(bucket, key, version_id)
+            if row is None:
+                if version_id != "null" and not _plausible_version_id(version_id):
+                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
+                                       fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
+                raise ServiceError("NoSuchVersion", "The specified version does not exist.", 404,
+                                   fields={"Key": key, "VersionId": version_id})
+            if row.dm:
+                raise ServiceError(
+                    "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
+                    fields={"Method": "HEAD" if head else "GET", "ResourceType": "DeleteMarker"},
+                    headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id,
+                             "Last-Modified": _http_date(row.modified)},
+                )
+            return row
+        row = self.store.current(bucket, key)
+        if row is None:
+            raise no_such_key(key)
+        if row.dm:
+            raise no_such_key(key, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id})
+        return row
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def new_version_id(bucket: BucketRow) -> str:
+        """A fresh version id when versioning is Enabled, else the `null` version."""
+        return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
+
+    def commit_object(self, bucket: BucketRow, row: ObjectRow,
+                      check: Callable[[ObjectRow | None], None] | None = None) -> None:
+        """Make a published blob visible as the newest version of its key (one transaction).
+
+        `check(current)` runs inside the transaction (conditional writes: If-None-Match,
+        If-Match); when it raises, nothing is written and the caller drops the blob.
+        """
+        with self.store.db.transaction():
+            if self.store.bucket(bucket.name) is None:
+                raise no_such_bucket(bucket.name)
+            if check is not None:
+                check(self.store.current(row.bucket, row.key))
+            freed = self.store.insert_version(row, replace_null=row.version_id == "null")
+        self.free_blobs(freed)
+
+    def free_blobs(self, blob_ids: list[str]) -> None:
+        """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).
+
+        The unlink waits a few seconds when a loop runs, so a GET that read the old row just
+        before the overwrite can still open its file (once open, the bytes stay readable).
+        """
+        if not blob_ids:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            for b in blob_ids:
+                self.blobs.delete(b)
+        else:
+            loop.call_later(UNLINK_DELAY, self._delete_blobs, list(blob_ids))
+
+    def _delete_blobs(self, blob_ids: list[str]) -> None:
+        for b in blob_ids:
+            self.blobs.delete(b)
+
+    def link_blob(self, src_blob: str) -> str:
+        """A new blob id with the same bytes (a hard link: blobs are immutable)."""
+        new_id = self.blobs.new_id()
+        dst = self.blobs.path(new_id)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(self.blobs.path(src_blob), dst)
+        return new_id
+
+    # -- metering --------------------------------------------------------------------------------
+
+    @staticmethod
+    def count(ctx: RequestContext, bucket: str | None = None, *, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        dims = {"bucket": bucket} if bucket else {}
+        meter.record("s3", ctx.operation or "Request", 1, "request", **dims)
+        if bytes_in:
+            meter.record("s3", "DataTransfer-In-Bytes", bytes_in, "byte", **dims)
+        if bytes_out:
+            meter.record("s3", "DataTransfer-Out-Bytes", bytes_out, "byte", **dims)
+
+    @staticmethod
+    def now() -> float:
+        return clock.time()
+
+
+def _plausible_version_id(v: str) -> bool:
+    return len(v) == 32 and all(c.isalnum() or c in "-_" for c in v)
+
+
+def _http_date(ts: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(ts, usegmt=True)

@@ -1,0 +1,201 @@
+"""Request bodies to blobs: stream to a temp file in large batches, hashing as the bytes pass.
+
+The event loop gathers chunks into ~4 MiB batches; a worker thread hashes (MD5 plus any requested
+flexible checksum; hashlib releases the GIL) and writes each batch while the loop receives the
+next one, so a large PUT runs near the MD5 speed limit and never holds more than two batches in
+memory. The temp file is published (fsync + atomic rename) only once every check has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crc32c as _crc32c
+from awscrt import checksums as _crt
+
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import BodyStream
+from strata.storage import BlobStore
+
+BATCH = 4 * 1024 * 1024
+# Threads for hashing/writing; big enough for many concurrent uploads on a small machine.
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest")
+
+# The flexible checksum algorithms: model member suffix -> (CRC width or 0 for hashes).
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+CRC_BYTES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
+
+
+class _Crc:
+    """An incremental CRC with the hashlib interface."""
+
+    def __init__(self, fn: Callable[[bytes, int], int], width: int) -> None:
+        self._fn, self._width, self.value = fn, width, 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.value = self._fn(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(self._width, "big")
+
+
+def new_hasher(algorithm: str):  # noqa: ANN201 - hashlib-like object
+    """An incremental hasher (update/digest) for one flexible checksum algorithm."""
+    if algorithm == "CRC32":
+        return _Crc(lambda d, v: zlib.crc32(d, v), 4)
+    if algorithm == "CRC32C":
+        return _Crc(lambda d, v: _crc32c.crc32c(d, v), 4)
+    if algorithm == "CRC64NVME":
+        return _Crc(lambda d, v: _crt.crc64nvme(bytes(d), v), 8)
+    if algorithm == "SHA1":
+        return hashlib.sha1()
+    if algorithm == "SHA256":
+        return hashlib.sha256()
+    raise ServiceError("InvalidRequest", f"Checksum algorithm {algorithm} is not supported", 400)
+
+
+def combine_crc(algorithm: str, crc1: int, crc2: int, len2: int) -> int:
+    """CRC of A||B from CRC(A), CRC(B) and len(B): full-object checksums of multipart uploads."""
+    fn = {"CRC32": _crt.combine_crc32, "CRC32C": _crt.combine_crc32c, "CRC64NVME": _crt.combine_crc64nvme}[algorithm]
+    return fn(crc1, crc2, len2)
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@dataclass
+class Received:
+    """A body written to a temp file and verified: publish `tmp` or discard it."""
+
+    tmp: Path
+    size: int
+    md5: bytes
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.md5.hex()}"'
+
+
+def requested_checksums(req: dict) -> tuple[dict[str, str], str | None]:
+    """({algorithm: expected base64} sent in the request, the algorithm to compute)."""
+    expected = {a: req[f"Checksum{a}"] for a in CHECKSUM_ALGORITHMS if req.get(f"Checksum{a}")}
+    if len(expected) > 1:
+        raise ServiceError("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.", 400)
+    algo = next(iter(expected), None) or (req.get("ChecksumAlgorithm") or None)
+    if algo and algo.upper() not in CHECKSUM_ALGORITHMS:
+        raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]", 400)
+    return expected, algo.upper() if algo else None
+
+
+def check_content_md5(value: str | None) -> bytes | None:
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400, fields={"Content-MD5": value})
+    return raw
+
+
+async def receive(
+    blobs: BlobStore,
+    body: BodyStream | bytes | None,
+    *,
+    max_size: int,
+    content_md5: str | None = None,
+    expected: dict[str, str] | None = None,
+    algorithm: str | None = None,
+) -> Received:
+    """Stream `body` into a temp file, verifying size, Content-MD5 and flexible checksums.
+
+    On any failure the temp file is removed and ServiceError raised (BadDigest, EntityTooLarge,
+    IncompleteBody ...), so a rejected or cut-off upload leaves nothing behind.
+    """
+    want_md5 = check_content_md5(content_md5)
+    expected = expected or {}
+    md5 = hashlib.md5()
+    hashers = {algorithm: new_hasher(algorithm)} if algorithm else {}
+    tmp, f = blobs.open_temp()
+    loop = asyncio.get_running_loop()
+
+    def write(batch: bytes) -> None:
+        md5.update(batch)
+        for h in hashers.values():
+            h.update(batch)
+        f.write(batch)
+
+    size = 0
+    pending: asyncio.Future | None = None
+    try:
+        if isinstance(body, bytes | bytearray):
+            if len(body) > max_size:
+                raise _too_large()
+            size = len(body)
+            write(bytes(body))
+        elif body is not None:
+            if body.length is not None and body.length > max_size:
+                raise _too_large()
+            buf: list[bytes] = []
+            buffered = 0
+            async for chunk in body:
+                size += len(chunk)
+                if size > max_size:
+                    raise _too_large()
+                buf.append(chunk)
+                buffered += len(chunk)
+                if buffered >= BATCH:
+                    batch = b"".join(buf)
+                    buf, buffered = [], 0
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(_pool, write, batch)
+            if pending is not None:
+                await pending
+                pending = None
+            if buf:
+                batch = b"".join(buf)
+                if len(batch) >= 256 * 1024:
+                    await loop.run_in_executor(_pool, write, batch)
+                else:
+                    write(batch)
+            if body.length is not None and size < body.length:
+                raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
+        f.close()
+        digest = md5.digest()
+        if want_md5 is not None and want_md5 != digest:
+            raise ServiceError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
+                               fields={"ExpectedDigest": want_md5.hex(), "CalculatedDigest": b64(digest)})
+        got = {a: b64(h.digest()) for a, h in hashers.items()}
+        for a, value in expected.items():
+            if got.get(a.upper()) != value:
+                raise ServiceError("BadDigest", f"The {a} you specified did not match the calculated checksum.", 400)
+        return Received(tmp, size, digest, got)
+    except BaseException:
+        if pending is not None:
+            try:
+                await pending
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+        f.close()
+        blobs.discard(tmp)
+        raise
+
+
+def _too_large() -> ServiceError:
+    return ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
+
+
+async def publish(blobs: BlobStore, received: Received) -> str:
+    """fsync + rename off the event loop; returns the new blob id."""
+    return await asyncio.get_running_loop().run_in_executor(_pool, blobs.publish, received.tmp)

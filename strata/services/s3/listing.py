@@ -1,0 +1,238 @@
+"""ListObjects, ListObjectsV2 and ListObjectVersions as range scans.
+
+Each listing walks an index from a start key forward in batches. With a delimiter, the first
+key under a new common prefix yields that prefix and the scan seeks straight past everything
+under it (`prefix_end(cp)`), so a page costs O(page size + prefixes returned) index steps
+whatever the bucket holds.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext
+from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.store import ObjectRow, prefix_end
+
+Entry = ObjectRow | str  # an object version, or a common prefix
+
+
+def _encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode("utf-8", "surrogatepass")).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode("utf-8", "surrogatepass")
+    except ValueError:
+        raise ServiceError("InvalidArgument", "The continuation token provided is incorrect", 400,
+                           fields={"ArgumentName": "continuation-token"}) from None
+
+
+def _max_keys(value: int | None) -> int:
+    if value is None:
+        return 1000
+    if value < 0:
+        raise ServiceError("InvalidArgument", "Argument maxKeys must be an integer between 0 and 2147483647", 400,
+                           fields={"ArgumentName": "maxKeys", "ArgumentValue": str(value)})
+    return min(value, 1000)
+
+
+def _encoder(encoding_type: str | None):  # noqa: ANN202
+    if encoding_type is None or encoding_type == "":
+        return lambda s: s
+    if encoding_type != "url":
+        raise ServiceError("InvalidArgument", "Invalid Encoding Method specified in Request", 400,
+                           fields={"ArgumentName": "encoding-type", "ArgumentValue": encoding_type})
+    return lambda s: quote(s, safe="/~") if s is not None else s
+
+
+def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
+    if not delimiter:
+        return None
+    i = key.find(delimiter, len(prefix))
+    return key[: i + len(delimiter)] if i >= 0 else None
+
+
+class ListingOperations(S3Core):
+    # -- scans -----------------------------------------------------------------------------------
+
+    def iter_current(self, bucket: str, prefix: str, delimiter: str | None, after: str, batch: int) -> Iterator[Entry]:
+        """Visible objects and common prefixes after `after`, in key order."""
+        end = prefix_end(prefix)
+        cursor, inclusive = (after, False) if after and after >= prefix else (prefix, True)
+        while True:
+            rows = self.store.current_range(bucket, cursor, inclusive, end, batch)
+            for row in rows:
+                cp = _common_prefix(row.key, prefix, delimiter)
+                if cp is not None:
+                    if cp != after:
+                        yield cp
+                    cursor, inclusive = prefix_end(cp) or "", True
+                    break
+                yield row
+                cursor, inclusive = row.key, False
+            else:
+                if len(rows) < batch:
+                    return
+
+    def iter_versions(self, bucket: str, prefix: str, delimiter: str | None, key_marker: str,
+                      version_marker: str | None, batch: int) -> Iterator[Entry]:
+        """Every version and delete marker after the markers: key order, newest first per key."""
+        end = prefix_end(prefix)
+        start, after_id = prefix, None
+        skip_cp = None
+        if key_marker and key_marker >= prefix:
+            start, after_id = key_marker, 0
+            skip_cp = key_marker
+            if version_marker:
+                row = self.store.version(bucket, key_marker, version_marker)
+                if row is None:
+                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
+                                       fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker})
+                after_id = row.id
+        while True:
+            rows = self.store.versions_range(bucket, start, after_id, end, batch)
+            for row in rows:
+                cp = _common_prefix(row.key, prefix, delimiter)
+                if cp is not None:
+                    if cp != skip_cp:
+                        yield cp
+                    start, after_id = prefix_end(cp) or "", None
+                    break
+                yield row
+                start, after_id = row.key, row.id
+            else:
+                if len(rows) < batch:
+                    return
+
+    @staticmethod
+    def _page(entries: Iterator[Entry], max_keys: int) -> tuple[list[Entry], bool]:
+        page: list[Entry] = []
+        for e in entries:
+            if len(page) == max_keys:
+                return page, True
+            page.append(e)
+        return page, False
+
+    def _content(self, row: ObjectRow, owner: dict | None) -> dict[str, Any]:
+        item: dict[str, Any] = {"Key": row.key, "LastModified": to_datetime(row.modified), "ETag": row.etag,
+                                "Size": row.size, "StorageClass": row.storage_class}
+        ck = row.attrs.get("checksum")
+        if ck:
+            item["ChecksumAlgorithm"] = [ck["algorithm"]]
+            item["ChecksumType"] = ck.get("type", "FULL_OBJECT")
+        if owner:
+            item["Owner"] = owner
+        return item
+
+    def _owner(self, ctx: RequestContext) -> dict[str, str]:
+        return {"DisplayName": "strata", "ID": owner_id(ctx.account_id)}
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def list_objects_v2(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        enc = _encoder(req.get("EncodingType"))
+        prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
+        max_keys = _max_keys(req.get("MaxKeys"))
+        token = req.get("ContinuationToken")
+        after = _decode_token(token) if token else (req.get("StartAfter") or "")
+        page, truncated = self._page(self.iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys)
+        owner = self._owner(ctx) if req.get("FetchOwner") else None
+        out: dict[str, Any] = {
+            "Name": bucket.name, "Prefix": enc(prefix), "MaxKeys": max_keys, "KeyCount": len(page),
+            "IsTruncated": truncated,
+            "Contents": [{**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)],
+            "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
+        }
+        if delimiter:
+            out["Delimiter"] = enc(delimiter)
+        if req.get("EncodingType"):
+            out["EncodingType"] = req["EncodingType"]
+        if token:
+            out["ContinuationToken"] = token
+        if req.get("StartAfter"):
+            out["StartAfter"] = enc(req["StartAfter"])
+        if truncated:
+            last = page[-1]
+            out["NextContinuationToken"] = _encode_token(last if isinstance(last, str) else last.key)
+        return _drop_empty(out)
+
+    def list_objects(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        enc = _encoder(req.get("EncodingType"))
+        prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
+        max_keys = _max_keys(req.get("MaxKeys"))
+        marker = req.get("Marker") or ""
+        page, truncated = self._page(self.iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys)
+        owner = self._owner(ctx)
+        out: dict[str, Any] = {
+            "Name": bucket.name, "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": max_keys,
+            "IsTruncated": truncated,
+            "Contents": [{**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)],
+            "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
+        }
+        if delimiter:
+            out["Delimiter"] = enc(delimiter)
+            if truncated:
+                last = page[-1]
+                out["NextMarker"] = enc(last if isinstance(last, str) else last.key)
+        if req.get("EncodingType"):
+            out["EncodingType"] = req["EncodingType"]
+        return _drop_empty(out)
+
+    def list_object_versions(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        enc = _encoder(req.get("EncodingType"))
+        prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
+        max_keys = _max_keys(req.get("MaxKeys"))
+        key_marker = req.get("KeyMarker") or ""
+        version_marker = req.get("VersionIdMarker") or None
+        if version_marker and not key_marker:
+            raise ServiceError("InvalidArgument", "A version-id marker cannot be specified without a key marker.", 400,
+                               fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker})
+        entries = self.iter_versions(bucket.name, prefix, delimiter, key_marker, version_marker, min(max_keys + 1, 1001))
+        page, truncated = self._page(entries, max_keys)
+        owner = self._owner(ctx)
+        versions, markers, prefixes = [], [], []
+        for e in page:
+            if isinstance(e, str):
+                prefixes.append({"Prefix": enc(e)})
+            elif e.dm:
+                markers.append({"Owner": owner, "Key": enc(e.key), "VersionId": e.version_id, "IsLatest": e.latest,
+                                "LastModified": to_datetime(e.modified)})
+            else:
+                v = self._content(e, owner)
+                v.update(Key=enc(e.key), VersionId=e.version_id, IsLatest=e.latest)
+                versions.append(v)
+        out: dict[str, Any] = {
+            "Name": bucket.name, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "MaxKeys": max_keys,
+            "IsTruncated": truncated, "Versions": versions, "DeleteMarkers": markers, "CommonPrefixes": prefixes,
+        }
+        if version_marker:
+            out["VersionIdMarker"] = version_marker
+        if delimiter:
+            out["Delimiter"] = enc(delimiter)
+        if req.get("EncodingType"):
+            out["EncodingType"] = req["EncodingType"]
+        if truncated:
+            last = page[-1]
+            if isinstance(last, str):
+                out["NextKeyMarker"] = enc(last)
+            else:
+                out["NextKeyMarker"] = enc(last.key)
+                out["NextVersionIdMarker"] = last.version_id
+        return _drop_empty(out)
+
+
+def _drop_empty(out: dict[str, Any]) -> dict[str, Any]:
+    """Empty lists are absent elements in S3's XML."""
+    return {k: v for k, v in out.items() if v != [] and v is not None}

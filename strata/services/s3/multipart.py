@@ -1,0 +1,368 @@
+"""Multipart uploads: create, upload part (and part copy), complete, abort, list parts/uploads.
+
+Parts are blobs of their own. Completing concatenates them into one new blob in the kernel
+(`copy_file_range`, no bytes through Python), then one transaction makes the object visible and
+forgets the upload; the part blobs are unlinked afterwards. ETag is MD5(part MD5s)-N; checksums
+are COMPOSITE (hash of part checksums, -N) or FULL_OBJECT (CRCs combined from the parts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import secrets
+from typing import Any
+
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext
+from strata.services.s3.conditions import parse_copy_range
+from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.ingest import (
+    CHECKSUM_ALGORITHMS,
+    CRC_BYTES,
+    _pool,
+    b64,
+    combine_crc,
+    new_hasher,
+    publish,
+    receive,
+    requested_checksums,
+)
+from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
+from strata.services.s3.objects import content_attrs
+from strata.services.s3.store import ObjectRow, prefix_end
+from strata.storage import BlobStore
+
+
+def _no_such_upload(upload_id: str) -> ServiceError:
+    return ServiceError("NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", 404,
+                        fields={"UploadId": upload_id})
+
+
+def _concatenate(blobs: BlobStore, part_blobs: list[str]) -> Any:
+    """Copy the parts into one temp file inside the kernel; returns the temp path."""
+    tmp, f = blobs.open_temp()
+    try:
+        out_fd = f.fileno()
+        for blob in part_blobs:
+            with open(blobs.path(blob), "rb") as src:
+                remaining = os.fstat(src.fileno()).st_size
+                while remaining > 0:
+                    n = os.copy_file_range(src.fileno(), out_fd, min(remaining, 1 << 30))
+                    if n == 0:
+                        raise OSError("short copy")
+                    remaining -= n
+        f.close()
+        return tmp
+    except BaseException:
+        f.close()
+        blobs.discard(tmp)
+        raise
+
+
+def _copy_range(blobs: BlobStore, src_path: Any, first: int, length: int, algorithm: str | None) -> tuple[Any, bytes, str | None]:
+    """A byte range of a blob into a new temp file, with its MD5 (and checksum) computed."""
+    tmp, f = blobs.open_temp()
+    md5 = hashlib.md5()
+    h = new_hasher(algorithm) if algorithm else None
+    try:
+        with open(src_path, "rb") as src:
+            src.seek(first)
+            remaining = length
+            while remaining > 0:
+                chunk = src.read(min(remaining, 4 << 20))
+                if not chunk:
+                    raise OSError("short read")
+                md5.update(chunk)
+                if h is not None:
+                    h.update(chunk)
+                f.write(chunk)
+                remaining -= len(chunk)
+        f.close()
+        return tmp, md5.digest(), b64(h.digest()) if h is not None else None
+    except BaseException:
+        f.close()
+        blobs.discard(tmp)
+        raise
+
+
+class MultipartOperations(S3Core):
+    def _upload(self, upload_id: str, bucket: str, key: str) -> dict[str, Any]:
+        up = self.store.upload(upload_id)
+        if up is None or up[0] != bucket or up[1] != key:
+            raise _no_such_upload(upload_id)
+        return up[3]
+
+    def _part_number(self, n: int | None) -> int:
+        if n is None or not 1 <= n <= self.limits.max_parts:
+            raise ServiceError("InvalidArgument", f"Part number must be an integer between 1 and {self.limits.max_parts}, inclusive", 400,
+                               fields={"ArgumentName": "partNumber", "ArgumentValue": str(n)})
+        return n
+
+    def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        key = req["Key"]
+        check_key(key)
+        attrs = content_attrs(req)
+        attrs["storage_class"] = check_storage_class(req.get("StorageClass"))
+        if req.get("Tagging"):
+            attrs["tags"] = parse_tagging_header(req["Tagging"])
+        algorithm = (req.get("ChecksumAlgorithm") or "").upper() or None
+        ck_type = req.get("ChecksumType") or None
+        if algorithm and algorithm not in CHECKSUM_ALGORITHMS:
+            raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
+        if ck_type and not algorithm:
+            raise ServiceError("InvalidRequest", "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.", 400)
+        if algorithm:
+            ck_type = ck_type or ("FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
+            if ck_type == "FULL_OBJECT" and algorithm not in CRC_BYTES:
+                raise ServiceError("InvalidRequest", f"The FULL_OBJECT checksum type cannot be used with the {algorithm.lower()} checksum algorithm.", 400)
+            if ck_type == "COMPOSITE" and algorithm == "CRC64NVME":
+                raise ServiceError("InvalidRequest", "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.", 400)
+            attrs["checksum_algorithm"], attrs["checksum_type"] = algorithm, ck_type
+        upload_id = secrets.token_urlsafe(48)
+        with self.store.db.transaction():
+            self.require_bucket(bucket.name)
+            self.store.insert_upload(upload_id, bucket.name, key, self.now(), attrs)
+        out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
+        if algorithm:
+            out.update(ChecksumAlgorithm=algorithm, ChecksumType=ck_type)
+        return out
+
+    async def upload_part(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        number = self._part_number(req.get("PartNumber"))
+        attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        expected, algorithm = requested_checksums(req)
+        up_algo = attrs.get("checksum_algorithm")
+        if up_algo and algorithm and algorithm != up_algo:
+            raise ServiceError("InvalidRequest", f"Checksum Type mismatch occurred, expected checksum Type: {up_algo.lower()}, actual checksum Type: {algorithm.lower()}", 400)
+        got = await receive(self.blobs, req.get("Body"), max_size=self.limits.max_part_size,
+                            content_md5=req.get("ContentMD5"), expected=expected, algorithm=up_algo or algorithm)
+        self.count(ctx, bucket.name, bytes_in=got.size)
+        blob = await publish(self.blobs, got)
+        try:
+            with self.store.db.transaction():
+                self._upload(req["UploadId"], bucket.name, req["Key"])
+                freed = self.store.put_part(req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums)
+        except BaseException:
+            self.blobs.delete(blob)
+            raise
+        self.free_blobs(freed)
+        out: dict[str, Any] = {"ETag": got.etag}
+        for a, v in got.checksums.items():
+            out[f"Checksum{a}"] = v
+        return out
+
+    async def upload_part_copy(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        number = self._part_number(req.get("PartNumber"))
+        attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        self.count(ctx, bucket.name)
+        src, _ = self.copy_source(req)
+        first, last = (parse_copy_range(req["CopySourceRange"], src.size) if req.get("CopySourceRange")
+                       else (0, src.size - 1))
+        length = max(0, last - first + 1)
+        if length > self.limits.max_part_size:
+            raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
+        algorithm = attrs.get("checksum_algorithm")
+        loop = asyncio.get_running_loop()
+        tmp, md5, ck = await loop.run_in_executor(_pool, _copy_range, self.blobs, self.blobs.path(src.blob),
+                                                  first, length, algorithm)
+        blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
+        etag = f'"{md5.hex()}"'
+        checksums = {algorithm: ck} if algorithm and ck else {}
+        modified = self.now()
+        try:
+            with self.store.db.transaction():
+                self._upload(req["UploadId"], bucket.name, req["Key"])
+                freed = self.store.put_part(req["UploadId"], number, blob, length, etag, modified, checksums)
+        except BaseException:
+            self.blobs.delete(blob)
+            raise
+        self.free_blobs(freed)
+        result: dict[str, Any] = {"ETag": etag, "LastModified": to_datetime(modified)}
+        for a, v in checksums.items():
+            result[f"Checksum{a}"] = v
+        out: dict[str, Any] = {"CopyPartResult": result}
+        if src.version_id != "null":
+            out["CopySourceVersionId"] = src.version_id
+        return out
+
+    async def complete_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        key, upload_id = req["Key"], req["UploadId"]
+        self.count(ctx, bucket.name)
+        attrs = self._upload(upload_id, bucket.name, key)
+        requested = (req.get("MultipartUpload") or {}).get("Parts") or []
+        if not requested:
+            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+        stored = {p["PartNumber"]: p for p in self.store.parts(upload_id)}
+        chosen: list[dict[str, Any]] = []
+        previous = 0
+        for i, want in enumerate(requested):
+            n = want.get("PartNumber") or 0
+            if n <= previous:
+                raise ServiceError("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number.", 400,
+                                   fields={"UploadId": upload_id})
+            previous = n
+            part = stored.get(n)
+            if part is None or (want.get("ETag") or "").strip('"') != part["ETag"].strip('"'):
+                raise ServiceError("InvalidPart", "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not have matched the part's entity tag.", 400,
+                                   fields={"UploadId": upload_id, "PartNumber": str(n), "ETag": want.get("ETag", "")})
+            if i < len(requested) - 1 and part["Size"] < self.limits.min_part_size:
+                raise ServiceError("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.", 400,
+                                   fields={"ProposedSize": str(part["Size"]), "MinSizeAllowed": str(self.limits.min_part_size),
+                                           "PartNumber": str(n), "ETag": part["ETag"]})
+            chosen.append(part)
+        total = sum(p["Size"] for p in chosen)
+        if total > self.limits.max_object_size:
+            raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
+        if req.get("MpuObjectSize") is not None and int(req["MpuObjectSize"]) != total:
+            raise ServiceError("InvalidRequest", f"The provided 'x-amz-mp-object-size' header value {req['MpuObjectSize']} does not match what was computed: {total}", 400)
+        md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
+        etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
+        obj_attrs = {k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags")}
+        obj_attrs["parts"] = [p["Size"] for p in chosen]
+        checksum = self._multipart_checksum(attrs, chosen, req)
+        if checksum:
+            obj_attrs["checksum"] = checksum
+            obj_attrs["part_checksums"] = [p["checksums"].get(checksum["algorithm"]) for p in chosen]
+        loop = asyncio.get_running_loop()
+        tmp = await loop.run_in_executor(_pool, _concatenate, self.blobs, [p["blob"] for p in chosen])
+        blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
+        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, total, etag,
+                        self.now(), attrs.get("storage_class", "STANDARD"), obj_attrs)
+        freed: list[str] = []
+
+        def finish(_current: ObjectRow | None) -> None:
+            # Runs inside the object's commit transaction: the upload disappears with it.
+            if self.store.upload(upload_id) is None:
+                raise _no_such_upload(upload_id)
+            freed.extend(self.store.delete_upload(upload_id))
+
+        try:
+            self.commit_object(bucket, row, finish)
+        except BaseException:
+            self.blobs.delete(blob)
+            raise
+        self.free_blobs(freed)
+        out: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key, "ETag": etag}
+        if checksum:
+            out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
+            out["ChecksumType"] = checksum["type"]
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        return out
+
+    @staticmethod
+    def _multipart_checksum(attrs: dict, parts: list[dict], req: dict) -> dict[str, str] | None:
+        algorithm = attrs.get("checksum_algorithm")
+        if not algorithm:
+            return None
+        values = [p["checksums"].get(algorithm) for p in parts]
+        if any(v is None for v in values):
+            return None
+        raw = [base64.b64decode(v) for v in values]
+        if attrs.get("checksum_type") == "FULL_OBJECT":
+            crc = int.from_bytes(raw[0], "big")
+            for p, r in zip(parts[1:], raw[1:], strict=True):
+                crc = combine_crc(algorithm, crc, int.from_bytes(r, "big"), p["Size"])
+            value = b64(crc.to_bytes(CRC_BYTES[algorithm], "big"))
+            ck = {"algorithm": algorithm, "value": value, "type": "FULL_OBJECT"}
+        else:
+            h = new_hasher(algorithm)
+            h.update(b"".join(raw))
+            ck = {"algorithm": algorithm, "value": f"{b64(h.digest())}-{len(parts)}", "type": "COMPOSITE"}
+        sent = req.get(f"Checksum{algorithm}")
+        if sent and sent != ck["value"]:
+            raise ServiceError("BadDigest", f"The {algorithm.lower()} you specified did not match the calculated checksum.", 400)
+        return ck
+
+    def abort_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        with self.store.db.transaction():
+            self._upload(req["UploadId"], bucket.name, req["Key"])
+            freed = self.store.delete_upload(req["UploadId"])
+        self.free_blobs(freed)
+        return {}
+
+    def list_parts(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        max_parts = min(req.get("MaxParts") if req.get("MaxParts") is not None else 1000, 1000)
+        marker = int(req.get("PartNumberMarker") or 0)
+        parts = self.store.parts(req["UploadId"], marker, max_parts + 1)
+        truncated = len(parts) > max_parts
+        parts = parts[:max_parts]
+        owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
+        out: dict[str, Any] = {
+            "Bucket": bucket.name, "Key": req["Key"], "UploadId": req["UploadId"], "PartNumberMarker": marker,
+            "MaxParts": max_parts, "IsTruncated": truncated, "Initiator": owner, "Owner": owner,
+            "StorageClass": attrs.get("storage_class", "STANDARD"),
+            "Parts": [{"PartNumber": p["PartNumber"], "LastModified": to_datetime(p["modified"]), "ETag": p["ETag"],
+                       "Size": p["Size"], **{f"Checksum{a}": v for a, v in p["checksums"].items()}} for p in parts],
+        }
+        if parts:
+            out["NextPartNumberMarker"] = parts[-1]["PartNumber"]
+        if attrs.get("checksum_algorithm"):
+            out.update(ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"])
+        return out
+
+    def list_multipart_uploads(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
+        max_uploads = min(req.get("MaxUploads") if req.get("MaxUploads") is not None else 1000, 1000)
+        key_marker, id_marker = req.get("KeyMarker") or "", req.get("UploadIdMarker") or ""
+        start = max(key_marker, prefix)
+        rows = self.store.list_uploads(bucket.name, start, None, prefix_end(prefix), 100_000)
+        owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
+        uploads: list[dict[str, Any]] = []
+        prefixes: list[str] = []
+        truncated = False
+        passed_marker = not id_marker
+        for upload_id, key, initiated, attrs in rows:
+            if key_marker and key == key_marker and not passed_marker:
+                if upload_id == id_marker:
+                    passed_marker = True
+                continue
+            if key_marker and key == key_marker and not id_marker:
+                continue
+            cp = None
+            if delimiter:
+                i = key.find(delimiter, len(prefix))
+                cp = key[: i + len(delimiter)] if i >= 0 else None
+            if cp is not None:
+                if cp in prefixes or cp == key_marker:
+                    continue
+                if len(uploads) + len(prefixes) >= max_uploads:
+                    truncated = True
+                    break
+                prefixes.append(cp)
+                continue
+            if len(uploads) + len(prefixes) >= max_uploads:
+                truncated = True
+                break
+            item = {"UploadId": upload_id, "Key": key, "Initiated": to_datetime(initiated),
+                    "StorageClass": attrs.get("storage_class", "STANDARD"), "Owner": owner, "Initiator": owner}
+            if attrs.get("checksum_algorithm"):
+                item.update(ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"])
+            uploads.append(item)
+        out: dict[str, Any] = {"Bucket": bucket.name, "KeyMarker": key_marker, "UploadIdMarker": id_marker,
+                               "Prefix": prefix, "MaxUploads": max_uploads, "IsTruncated": truncated}
+        if uploads:
+            out["Uploads"] = uploads
+        if prefixes:
+            out["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
+        if delimiter:
+            out["Delimiter"] = delimiter
+        if truncated and uploads:
+            out["NextKeyMarker"] = uploads[-1]["Key"]
+            out["NextUploadIdMarker"] = uploads[-1]["UploadId"]
+        return out

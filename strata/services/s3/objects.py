@@ -1,0 +1,461 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject(s), CopyObject, tagging and
+GetObjectAttributes.
+
+A PUT streams its body to a temp file (ingest), publishes the blob, then commits the row; a GET
+returns `FileBody(path, offset, length)` so the gateway can send the file zero-copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import FileBody
+from strata.services.base import RequestContext
+from strata.services.s3.conditions import check_read_conditions, parse_range
+from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
+from strata.services.s3.ingest import (
+    CHECKSUM_ALGORITHMS,
+    _pool,
+    b64,
+    new_hasher,
+    publish,
+    receive,
+    requested_checksums,
+)
+from strata.services.s3.names import (
+    ARCHIVED_CLASSES,
+    MAX_USER_METADATA_BYTES,
+    check_key,
+    check_storage_class,
+    check_tags,
+    parse_tagging_header,
+)
+from strata.services.s3.store import BucketRow, ObjectRow
+
+_OVERRIDES = {
+    "ResponseCacheControl": "CacheControl",
+    "ResponseContentDisposition": "ContentDisposition",
+    "ResponseContentEncoding": "ContentEncoding",
+    "ResponseContentLanguage": "ContentLanguage",
+    "ResponseContentType": "ContentType",
+}
+
+
+def content_attrs(req: dict) -> dict[str, Any]:
+    """The stored attributes of a new object: content headers, Expires and user metadata."""
+    headers = {f: req[f] for f in CONTENT_FIELDS if req.get(f) not in (None, "")}
+    headers.setdefault("ContentType", "binary/octet-stream")
+    meta = dict(req.get("Metadata") or {})
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in meta.items())
+    if size > MAX_USER_METADATA_BYTES:
+        raise ServiceError("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size", 400,
+                           fields={"MaxSizeAllowed": str(MAX_USER_METADATA_BYTES), "Size": str(size)})
+    attrs: dict[str, Any] = {"headers": headers, "meta": meta}
+    expires = req.get("Expires")
+    if isinstance(expires, datetime):
+        attrs["expires"] = expires.timestamp()
+    return attrs
+
+
+def checksum_fields(row: ObjectRow) -> dict[str, Any]:
+    """ChecksumXXX + ChecksumType members for a stored object (empty when none was stored)."""
+    ck = row.attrs.get("checksum")
+    if not ck:
+        return {}
+    return {f"Checksum{ck['algorithm']}": ck["value"], "ChecksumType": ck.get("type", "FULL_OBJECT")}
+
+
+def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
+    """The members GET and HEAD share: ETag, dates, content headers, metadata, class, tags."""
+    out: dict[str, Any] = {
+        "ETag": row.etag,
+        "LastModified": to_datetime(row.modified),
+        "ContentLength": row.size,
+        "AcceptRanges": "bytes",
+        "Metadata": dict(row.attrs.get("meta", {})),
+    }
+    out.update(row.attrs.get("headers", {}))
+    if "expires" in row.attrs:
+        out["Expires"] = datetime.fromtimestamp(row.attrs["expires"], UTC)
+    if row.storage_class != "STANDARD":
+        out["StorageClass"] = row.storage_class
+    if bucket.versioning:
+        out["VersionId"] = row.version_id
+    if row.attrs.get("tags"):
+        out["TagCount"] = len(row.attrs["tags"])
+    if row.attrs.get("parts"):
+        out["PartsCount"] = len(row.attrs["parts"])
+    return out
+
+
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded."""
+    path, _, query = value.partition("?")
+    path = unquote(path).lstrip("/")
+    bucket, _, key = path.partition("/")
+    version = None
+    if query:
+        for part in query.split("&"):
+            name, _, v = part.partition("=")
+            if name == "versionId":
+                version = unquote(v)
+    if not bucket or not key:
+        raise ServiceError("InvalidArgument", "Invalid copy source object key", 400,
+                           fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value})
+    return bucket, key, version
+
+
+def _file_digest(path: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
+    """Hash a whole blob (MD5 and/or flexible checksums) — for copies that need new digests."""
+    hashers = {a: (hashlib.md5() if a == "MD5" else new_hasher(a)) for a in algorithms}
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * 1024 * 1024):
+            for h in hashers.values():
+                h.update(chunk)
+    return {a: h.digest() for a, h in hashers.items()}
+
+
+class ObjectOperations(S3Core):
+    # -- PutObject -------------------------------------------------------------------------------
+
+    async def put_object(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        key = req["Key"]
+        check_key(key)
+        storage_class = check_storage_class(req.get("StorageClass"))
+        tags = parse_tagging_header(req["Tagging"]) if req.get("Tagging") else None
+        attrs = content_attrs(req)
+        check = _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
+        if check is not None:
+            check(self.store.current(bucket.name, key))
+        expected, algorithm = requested_checksums(req)
+        got = await receive(self.blobs, req.get("Body"), max_size=self.limits.max_put_size,
+                            content_md5=req.get("ContentMD5"), expected=expected, algorithm=algorithm)
+        self.count(ctx, bucket.name, bytes_in=got.size)
+        blob = await publish(self.blobs, got)
+        if got.checksums:
+            algo, value = next(iter(got.checksums.items()))
+            attrs["checksum"] = {"algorithm": algo, "value": value, "type": "FULL_OBJECT"}
+        if tags:
+            attrs["tags"] = tags
+        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
+                        self.now(), storage_class, attrs)
+        try:
+            self.commit_object(bucket, row, check)
+        except BaseException:
+            self.blobs.delete(blob)
+            raise
+        out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        return out
+
+    # -- GetObject / HeadObject ------------------------------------------------------------------
+
+    def _read(self, req: dict, *, head: bool) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
+        bucket = self.require_bucket(req["Bucket"])
+        row = self.read_version(bucket.name, req["Key"], req.get("VersionId"), head=head)
+        check_read_conditions(row.etag, row.modified, req.get("IfMatch"), req.get("IfNoneMatch"),
+                              req.get("IfModifiedSince"), req.get("IfUnmodifiedSince"))
+        out = object_headers(row, bucket)
+        if row.storage_class in ARCHIVED_CLASSES and not head and not row.attrs.get("restored"):
+            raise ServiceError("InvalidObjectState", "The operation is not valid for the object's storage class", 403,
+                               fields={"StorageClass": row.storage_class})
+        span: tuple[int, int] | None = None
+        part_number = req.get("PartNumber")
+        if part_number is not None:
+            parts = row.attrs.get("parts") or [row.size]
+            if part_number < 1 or part_number > len(parts):
+                raise ServiceError("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
+                                   fields={"PartNumberRequested": str(part_number), "ActualPartCount": str(len(parts))})
+            first = sum(parts[: part_number - 1])
+            if row.attrs.get("parts"):
+                span = (first, first + parts[part_number - 1] - 1)
+            out["PartsCount"] = len(parts)
+        elif req.get("Range"):
+            span = parse_range(req["Range"], row.size)
+        if span is not None and row.size > 0:
+            out["ContentRange"] = f"bytes {span[0]}-{span[1]}/{row.size}"
+            out["ContentLength"] = span[1] - span[0] + 1
+            out["StatusCode"] = 206
+        if req.get("ChecksumMode") == "ENABLED" and span is None:
+            out.update(checksum_fields(row))
+        for param, member in _OVERRIDES.items():
+            if req.get(param):
+                out[member] = req[param]
+        if req.get("ResponseExpires"):
+            out["Expires"] = req["ResponseExpires"]
+        return row, bucket, out, span
+
+    def get_object(self, ctx: RequestContext, req: dict) -> dict:
+        row, _, out, span = self._read(req, head=False)
+        offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
+        out["Body"] = FileBody(self.blobs.path(row.blob), offset, length) if row.blob else b""
+        self.count(ctx, row.bucket, bytes_out=length)
+        return out
+
+    def head_object(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req.get("Bucket"))
+        _, _, out, _ = self._read(req, head=True)
+        return out
+
+    # -- DeleteObject(s) -------------------------------------------------------------------------
+
+    def _delete_one(self, bucket: BucketRow, key: str, version_id: str | None) -> dict[str, Any]:
+        """Delete a key or one version per the bucket's versioning state; the Deleted entry."""
+        out: dict[str, Any] = {}
+        with self.store.db.transaction():
+            if version_id:
+                row = self.store.version(bucket.name, key, version_id)
+                if row is None:
+                    if version_id != "null" and not (len(version_id) == 32):
+                        raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
+                                           fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
+                    return {"VersionId": version_id}
+                freed = self.store.delete_version(row)
+                out["VersionId"] = version_id
+                if row.dm:
+                    out["DeleteMarker"] = True
+            elif not bucket.versioning:
+                row = self.store.current(bucket.name, key)
+                freed = self.store.delete_version(row) if row else []
+            else:
+                marker = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, True, None, 0, "",
+                                   self.now(), "STANDARD", {})
+                freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
+                out.update(DeleteMarker=True, VersionId=marker.version_id)
+        self.free_blobs(freed)
+        return out
+
+    def delete_object(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        if req.get("IfMatch"):
+            cur = self.store.current(bucket.name, req["Key"])
+            if cur is None or cur.dm:
+                raise no_such_key(req["Key"])
+            check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
+        return self._delete_one(bucket, req["Key"], req.get("VersionId"))
+
+    def delete_objects(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        self.count(ctx, bucket.name)
+        spec = req.get("Delete") or {}
+        objects = spec.get("Objects") or []
+        if not objects or len(objects) > 1000:
+            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+        deleted, errors = [], []
+        for obj in objects:
+            key = obj.get("Key", "")
+            try:
+                entry = self._delete_one(bucket, key, obj.get("VersionId"))
+            except ServiceError as e:
+                err = {"Key": key, "Code": e.code, "Message": e.message}
+                if obj.get("VersionId"):
+                    err["VersionId"] = obj["VersionId"]
+                errors.append(err)
+                continue
+            if not spec.get("Quiet"):
+                item: dict[str, Any] = {"Key": key}
+                if obj.get("VersionId"):
+                    item["VersionId"] = obj["VersionId"]
+                    if entry.get("DeleteMarker"):
+                        item["DeleteMarker"] = True
+                        item["DeleteMarkerVersionId"] = obj["VersionId"]
+                elif entry.get("DeleteMarker"):
+                    item["DeleteMarker"] = True
+                    item["DeleteMarkerVersionId"] = entry["VersionId"]
+                deleted.append(item)
+        out: dict[str, Any] = {}
+        if deleted:
+            out["Deleted"] = deleted
+        if errors:
+            out["Errors"] = errors
+        return out
+
+    # -- CopyObject ------------------------------------------------------------------------------
+
+    def copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
+        """The source object of a copy, with x-amz-copy-source-if-* conditions checked."""
+        src_bucket_name, src_key, src_version = parse_copy_source(req["CopySource"])
+        src_bucket = self.require_bucket(src_bucket_name)
+        try:
+            src = self.read_version(src_bucket.name, src_key, src_version)
+        except ServiceError as e:
+            if e.code == "MethodNotAllowed":
+                raise ServiceError("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.", 400) from None
+            raise
+        if src.storage_class in ARCHIVED_CLASSES and not src.attrs.get("restored"):
+            raise ServiceError("InvalidObjectState", "Operation is not valid for the source object's storage class", 403,
+                               fields={"StorageClass": src.storage_class})
+        check_read_conditions(src.etag, src.modified, req.get("CopySourceIfMatch"), req.get("CopySourceIfNoneMatch"),
+                              req.get("CopySourceIfModifiedSince"), req.get("CopySourceIfUnmodifiedSince"),
+                              copy_source=True)
+        return src, src_bucket
+
+    async def copy_object(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        key = req["Key"]
+        check_key(key)
+        src, src_bucket = self.copy_source(req)
+        self.count(ctx, bucket.name)
+        if src.size > self.limits.max_put_size:
+            raise ServiceError("InvalidRequest", f"The specified copy source is larger than the maximum allowable size for a copy source: {self.limits.max_put_size}", 400)
+        directive = (req.get("MetadataDirective") or "COPY").upper()
+        tag_directive = (req.get("TaggingDirective") or "COPY").upper()
+        if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
+            raise ServiceError("InvalidArgument", "Unknown metadata directive.", 400)
+        storage_class = check_storage_class(req.get("StorageClass") or src.storage_class)
+        same = src.bucket == bucket.name and src.key == key
+        if (same and directive == "COPY" and not req.get("StorageClass") and not req.get("WebsiteRedirectLocation")
+                and not req.get("ServerSideEncryption") and not req.get("ChecksumAlgorithm")):
+            raise ServiceError("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.", 400)
+        if directive == "REPLACE":
+            attrs = content_attrs(req)
+        else:
+            attrs = {k: v for k, v in src.attrs.items() if k in ("headers", "meta", "expires")}
+        if tag_directive == "REPLACE":
+            tags = parse_tagging_header(req["Tagging"]) if req.get("Tagging") else None
+        else:
+            tags = src.attrs.get("tags")
+        if tags:
+            attrs["tags"] = tags
+        # The copy is a new single-part object: multipart sources get a fresh MD5 ETag.
+        want_algo = (req.get("ChecksumAlgorithm") or "").upper() or None
+        src_ck = src.attrs.get("checksum")
+        need = []
+        if src.attrs.get("parts"):
+            need.append("MD5")
+        if want_algo and not (src_ck and src_ck["algorithm"] == want_algo and src_ck.get("type") == "FULL_OBJECT"):
+            if want_algo not in CHECKSUM_ALGORITHMS:
+                raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
+            need.append(want_algo)
+        blob = self.link_blob(src.blob) if src.blob else None
+        try:
+            etag = src.etag
+            if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
+                attrs["checksum"] = dict(src_ck)
+            if need and blob:
+                digests = await asyncio.get_running_loop().run_in_executor(
+                    _pool, _file_digest, self.blobs.path(blob), tuple(need))
+                if "MD5" in digests:
+                    etag = f'"{digests["MD5"].hex()}"'
+                if want_algo in digests:
+                    attrs["checksum"] = {"algorithm": want_algo, "value": b64(digests[want_algo]), "type": "FULL_OBJECT"}
+            elif want_algo and src_ck:
+                attrs["checksum"] = dict(src_ck)
+            row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, src.size, etag,
+                            self.now(), storage_class, attrs)
+            self.commit_object(bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")))
+        except BaseException:
+            if blob:
+                self.blobs.delete(blob)
+            raise
+        result: dict[str, Any] = {"ETag": row.etag, "LastModified": to_datetime(row.modified)}
+        ck = attrs.get("checksum")
+        if ck:
+            result[f"Checksum{ck['algorithm']}"] = ck["value"]
+            result["ChecksumType"] = ck.get("type", "FULL_OBJECT")
+        out: dict[str, Any] = {"CopyObjectResult": result}
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        if src_bucket.versioning:
+            out["CopySourceVersionId"] = src.version_id
+        return out
+
+    # -- tagging ---------------------------------------------------------------------------------
+
+    def _tag_target(self, req: dict) -> tuple[BucketRow, ObjectRow]:
+        bucket = self.require_bucket(req["Bucket"])
+        return bucket, self.read_version(bucket.name, req["Key"], req.get("VersionId"))
+
+    def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
+        with self.store.db.transaction():
+            bucket, row = self._tag_target(req)
+            row.attrs["tags"] = tags
+            self.store.update_attrs(row)
+        return {"VersionId": row.version_id} if bucket.versioning else {}
+
+    def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        bucket, row = self._tag_target(req)
+        out: dict[str, Any] = {"TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]}
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        return out
+
+    def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        with self.store.db.transaction():
+            bucket, row = self._tag_target(req)
+            row.attrs.pop("tags", None)
+            self.store.update_attrs(row)
+        return {"VersionId": row.version_id} if bucket.versioning else {}
+
+    # -- GetObjectAttributes ---------------------------------------------------------------------
+
+    def get_object_attributes(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        bucket = self.require_bucket(req["Bucket"])
+        row = self.read_version(bucket.name, req["Key"], req.get("VersionId"))
+        wanted = set(req.get("ObjectAttributes") or [])
+        if not wanted:
+            raise ServiceError("InvalidArgument", "Invalid attribute name specified.", 400)
+        out: dict[str, Any] = {"LastModified": to_datetime(row.modified)}
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        if "ETag" in wanted:
+            out["ETag"] = row.etag.strip('"')
+        if "StorageClass" in wanted:
+            out["StorageClass"] = row.storage_class
+        if "ObjectSize" in wanted:
+            out["ObjectSize"] = row.size
+        if "Checksum" in wanted and row.attrs.get("checksum"):
+            out["Checksum"] = checksum_fields(row)
+        if "ObjectParts" in wanted and row.attrs.get("parts"):
+            sizes = row.attrs["parts"]
+            part_cks = row.attrs.get("part_checksums") or []
+            marker = int(req.get("PartNumberMarker") or 0)
+            max_parts = int(req.get("MaxParts") or 1000)
+            numbers = list(range(marker + 1, len(sizes) + 1))[:max_parts]
+            parts = []
+            for n in numbers:
+                p: dict[str, Any] = {"PartNumber": n, "Size": sizes[n - 1]}
+                if n - 1 < len(part_cks) and part_cks[n - 1]:
+                    p[f"Checksum{row.attrs['checksum']['algorithm']}"] = part_cks[n - 1]
+                parts.append(p)
+            truncated = bool(numbers) and numbers[-1] < len(sizes)
+            out["ObjectParts"] = {"TotalPartsCount": len(sizes), "PartNumberMarker": marker,
+                                  "NextPartNumberMarker": numbers[-1] if numbers else marker,
+                                  "MaxParts": max_parts, "IsTruncated": truncated, "Parts": parts}
+        return out
+
+
+def _write_condition(key: str, if_match: str | None, if_none_match: str | None):  # noqa: ANN202
+    """The check a conditional write (If-Match / If-None-Match: *) runs against the current object."""
+    if not if_match and not if_none_match:
+        return None
+
+    def check(current: ObjectRow | None) -> None:
+        exists = current is not None and not current.dm
+        if if_none_match:
+            if if_none_match.strip() != "*":
+                raise ServiceError("NotImplemented", "A header you provided implies functionality that is not implemented", 501,
+                                   fields={"Header": "If-None-Match"})
+            if exists:
+                raise ServiceError("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                                   412, fields={"Condition": "If-None-Match"})
+        if if_match:
+            if not exists:
+                raise no_such_key(key)
+            assert current is not None
+            check_read_conditions(current.etag, current.modified, if_match, None, None, None)
+
+    return check

@@ -1,0 +1,30 @@
+"""Strata's S3: one method per S3 operation, grouped by topic in mixins.
+
+    buckets.py     CreateBucket, HeadBucket, DeleteBucket, ListBuckets, location, bucket tagging
+    objects.py     Put/Get/Head/Delete/Copy object, DeleteObjects, object tagging, attributes
+    multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListMultipartUploads
+    listing.py     ListObjects, ListObjectsV2, ListObjectVersions
+    versioning.py  Put/GetBucketVersioning
+    post_object.py browser uploads (POST with a signed policy)
+    core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
+"""
+
+from __future__ import annotations
+
+from strata.services.s3.buckets import BucketOperations
+from strata.services.s3.listing import ListingOperations
+from strata.services.s3.multipart import MultipartOperations
+from strata.services.s3.objects import ObjectOperations
+from strata.services.s3.post_object import PostObjectOperations
+from strata.services.s3.versioning import VersioningOperations
+
+
+class S3Provider(
+    BucketOperations,
+    ObjectOperations,
+    MultipartOperations,
+    ListingOperations,
+    VersioningOperations,
+    PostObjectOperations,
+):
+    """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -1,0 +1,339 @@
+"""S3's metadata in SQLite: buckets, object versions, multipart uploads and parts.
+
+Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
+versions of a key sort newest first. Two indexes make every listing a range scan:
+
+- `objects_versions (bucket, key, id DESC)`: ListObjectVersions, and finding one key's versions;
+- `objects_current (bucket, key) WHERE latest = 1 AND dm = 0`: the visible object of every key,
+  which ListObjects(V2) scans from a start key forward. Its cost depends on the page size (and
+  the number of common prefixes returned), never on the bucket size.
+
+Bodies live in the BlobStore; a row is committed only after its blob is published, and a blob is
+unlinked only after the row that referenced it is gone, so a crash leaves at worst an orphan blob
+that start-up garbage collection removes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strata.storage import MetadataStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    region TEXT NOT NULL,
+    created REAL NOT NULL,
+    versioning TEXT NOT NULL DEFAULT '',
+    tags TEXT,
+    config TEXT NOT NULL DEFAULT '{}'
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    latest INTEGER NOT NULL,
+    dm INTEGER NOT NULL,
+    blob TEXT,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    modified REAL NOT NULL,
+    storage_class TEXT NOT NULL,
+    attrs TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, id DESC);
+CREATE INDEX IF NOT EXISTS objects_current ON objects(bucket, key) WHERE latest = 1 AND dm = 0;
+CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    initiated REAL NOT NULL,
+    attrs TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, initiated);
+
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL,
+    part_number INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    modified REAL NOT NULL,
+    checksums TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_blob ON parts(blob);
+"""
+
+_OBJ_COLS = "id, bucket, key, version_id, latest, dm, blob, size, etag, modified, storage_class, attrs"
+
+
+@dataclass
+class ObjectRow:
+    """One version of one key (an object or a delete marker)."""
+
+    id: int
+    bucket: str
+    key: str
+    version_id: str
+    latest: bool
+    dm: bool
+    blob: str | None
+    size: int
+    etag: str  # quoted, as S3 returns it
+    modified: float
+    storage_class: str
+    # Content-* headers, Expires, user metadata, checksums, part sizes, tags, website redirect ...
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r: tuple) -> ObjectRow:
+        return cls(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11]))
+
+
+@dataclass
+class BucketRow:
+    name: str
+    region: str
+    created: float
+    versioning: str  # '', 'Enabled' or 'Suspended'
+    tags: dict[str, str] | None
+    config: dict[str, Any]
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix` (None: no upper bound).
+
+    SQLite compares TEXT as UTF-8 bytes and UTF-8 preserves code point order, so bumping the last
+    code point gives the bound of a prefix range scan.
+    """
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:
+                nxt = 0xE000
+            return prefix[:-1] + chr(nxt)
+        prefix = prefix[:-1]
+    return None
+
+
+class S3Store:
+    """The SQL of S3. Methods are short statements; callers group writes in `db.transaction()`."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- buckets ---------------------------------------------------------------------------------
+
+    def bucket(self, name: str) -> BucketRow | None:
+        r = self.db.query_one("SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,))
+        if r is None:
+            return None
+        return BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
+
+    def insert_bucket(self, name: str, region: str, created: float) -> bool:
+        """False when the name is taken (names are global)."""
+        try:
+            self.db.execute("INSERT INTO buckets(name, region, created) VALUES (?,?,?)", (name, region, created))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def delete_bucket(self, name: str) -> None:
+        self.db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+
+    def list_buckets(self, after: str = "", prefix: str = "", limit: int = 10_000) -> list[BucketRow]:
+        """Buckets named after `after` and starting with `prefix`, in name order (at most limit)."""
+        sql = "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name > ? AND name >= ?"
+        args: list[Any] = [after, prefix]
+        end = prefix_end(prefix)
+        if end is not None:
+            sql += " AND name < ?"
+            args.append(end)
+        rows = self.db.query(sql + " ORDER BY name LIMIT ?", [*args, limit])
+        return [BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
+                for r in rows]
+
+    def set_bucket_field(self, name: str, column: str, value: Any) -> None:
+        assert column in ("versioning", "tags", "config")
+        if column in ("tags", "config") and value is not None:
+            value = json.dumps(value)
+        self.db.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", (value, name))
+
+    def bucket_is_empty(self, name: str) -> bool:
+        return (
+            self.db.query_one("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)) is None
+            and self.db.query_one("SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1", (name,)) is None
+        )
+
+    # -- object versions -------------------------------------------------------------------------
+
+    def current(self, bucket: str, key: str) -> ObjectRow | None:
+        """The latest version of a key (possibly a delete marker)."""
+        r = self.db.query_one(
+            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (bucket, key)
+        )
+        return ObjectRow.from_row(r) if r else None
+
+    def version(self, bucket: str, key: str, version_id: str) -> ObjectRow | None:
+        r = self.db.query_one(
+            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
+            (bucket, key, version_id),
+        )
+        return ObjectRow.from_row(r) if r else None
+
+    def insert_version(self, row: ObjectRow, *, replace_null: bool) -> list[str]:
+        """Make `row` the latest version of its key; returns blob ids no longer referenced.
+
+        With `replace_null` (unversioned or suspended buckets) an existing `null` version is
+        removed first, as S3 overwrites it. Call inside a transaction.
+        """
+        freed: list[str] = []
+        if replace_null:
+            old = self.db.query(
+                "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'", (row.bucket, row.key)
+            )
+            for oid, blob in old:
+                self.db.execute("DELETE FROM objects WHERE id = ?", (oid,))
+                if blob:
+                    freed.append(blob)
+        self.db.execute("UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key))
+        cur = self.db.execute(
+            f"INSERT INTO objects({_OBJ_COLS}) VALUES (NULL,?,?,?,1,?,?,?,?,?,?,?)",
+            (row.bucket, row.key, row.version_id, int(row.dm), row.blob, row.size, row.etag, row.modified,
+             row.storage_class, json.dumps(row.attrs)),
+        )
+        row.id = cur.lastrowid or 0
+        row.latest = True
+        return [b for b in freed if not self.blob_referenced(b)]
+
+    def delete_version(self, row: ObjectRow) -> list[str]:
+        """Remove one version; the next newest becomes latest. Returns freed blob ids."""
+        self.db.execute("DELETE FROM objects WHERE id = ?", (row.id,))
+        if row.latest:
+            nxt = self.db.query_one(
+                "SELECT id FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (row.bucket, row.key)
+            )
+            if nxt:
+                self.db.execute("UPDATE objects SET latest = 1 WHERE id = ?", (nxt[0],))
+        if row.blob and not self.blob_referenced(row.blob):
+            return [row.blob]
+        return []
+
+    def update_attrs(self, row: ObjectRow) -> None:
+        self.db.execute("UPDATE objects SET attrs = ? WHERE id = ?", (json.dumps(row.attrs), row.id))
+
+    def blob_referenced(self, blob: str) -> bool:
+        return (
+            self.db.query_one("SELECT 1 FROM objects WHERE blob = ? LIMIT 1", (blob,)) is not None
+            or self.db.query_one("SELECT 1 FROM parts WHERE blob = ? LIMIT 1", (blob,)) is not None
+        )
+
+    def current_range(self, bucket: str, start: str, inclusive: bool, end: str | None, limit: int) -> list[ObjectRow]:
+        """Visible objects with start < key (<= when inclusive) and key < end, in key order."""
+        op = ">=" if inclusive else ">"
+        sql = (f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_current "
+               f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0")
+        args: list[Any] = [bucket, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        sql += " ORDER BY key LIMIT ?"
+        args.append(limit)
+        return [ObjectRow.from_row(r) for r in self.db.query(sql, args)]
+
+    def versions_range(
+        self, bucket: str, start_key: str, after_id: int | None, end: str | None, limit: int
+    ) -> list[ObjectRow]:
+        """Versions from `start_key` on (older than `after_id` within start_key), key asc, newest first."""
+        args: list[Any]
+        if after_id is None:
+            cond, args = "key >= ?", [bucket, start_key]
+        else:
+            cond, args = "(key > ? OR (key = ? AND id < ?))", [bucket, start_key, start_key, after_id]
+        sql = f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND {cond}"
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        sql += " ORDER BY key, id DESC LIMIT ?"
+        args.append(limit)
+        return [ObjectRow.from_row(r) for r in self.db.query(sql, args)]
+
+    def all_blob_ids(self) -> Iterator[str]:
+        for (b,) in self.db.query("SELECT blob FROM objects WHERE blob IS NOT NULL"):
+            yield b
+        for (b,) in self.db.query("SELECT blob FROM parts"):
+            yield b
+
+    # -- multipart -------------------------------------------------------------------------------
+
+    def insert_upload(self, upload_id: str, bucket: str, key: str, initiated: float, attrs: dict) -> None:
+        self.db.execute(
+            "INSERT INTO uploads(upload_id, bucket, key, initiated, attrs) VALUES (?,?,?,?,?)",
+            (upload_id, bucket, key, initiated, json.dumps(attrs)),
+        )
+
+    def upload(self, upload_id: str) -> tuple[str, str, float, dict] | None:
+        r = self.db.query_one("SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,))
+        return (r[0], r[1], r[2], json.loads(r[3])) if r else None
+
+    def delete_upload(self, upload_id: str) -> list[str]:
+        """Remove an upload and its parts; returns the part blobs to unlink."""
+        blobs = [b for (b,) in self.db.query("SELECT blob FROM parts WHERE upload_id = ?", (upload_id,))]
+        self.db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+        self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+        return [b for b in blobs if not self.blob_referenced(b)]
+
+    def list_uploads(self, bucket: str, start_key: str, after_initiated: tuple[float, str] | None,
+                     end: str | None, limit: int) -> list[tuple[str, str, float, dict]]:
+        """(upload_id, key, initiated, attrs) in key, then initiation order."""
+        args: list[Any] = [bucket, start_key]
+        sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        sql += " ORDER BY key, initiated, upload_id LIMIT ?"
+        args.append(limit)
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in self.db.query(sql, args)]
+
+    def put_part(self, upload_id: str, number: int, blob: str, size: int, etag: str, modified: float,
+                 checksums: dict[str, str]) -> list[str]:
+        """Store a part (replacing an earlier upload of the same number); returns freed blobs."""
+        old = self.db.query_one("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, number))
+        self.db.execute(
+            "INSERT INTO parts(upload_id, part_number, blob, size, etag, modified, checksums) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob = excluded.blob, size = excluded.size, "
+            "etag = excluded.etag, modified = excluded.modified, checksums = excluded.checksums",
+            (upload_id, number, blob, size, etag, modified, json.dumps(checksums)),
+        )
+        if old and old[0] != blob and not self.blob_referenced(old[0]):
+            return [old[0]]
+        return []
+
+    def parts(self, upload_id: str, after: int = 0, limit: int = 100_000) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT part_number, blob, size, etag, modified, checksums FROM parts WHERE upload_id = ? AND part_number > ? "
+            "ORDER BY part_number LIMIT ?",
+            (upload_id, after, limit),
+        )
+        return [
+            {"PartNumber": r[0], "blob": r[1], "Size": r[2], "ETag": r[3], "modified": r[4], "checksums": json.loads(r[5])}
+            for r in rows
+        ]
+
+    def delete_parts(self, upload_id: str) -> None:
+        self.db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+        self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))

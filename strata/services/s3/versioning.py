@@ -1,0 +1,28 @@
+"""Bucket versioning state: unversioned ('') -> Enabled <-> Suspended (never back to unversioned).
+
+The version rules themselves (new ids when Enabled, the `null` version otherwise, delete
+markers) live where objects are written: `S3Core.new_version_id` and `ObjectOperations._delete_one`.
+"""
+
+from __future__ import annotations
+
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext
+from strata.services.s3.core import S3Core
+
+
+class VersioningOperations(S3Core):
+    def put_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        status = (req.get("VersioningConfiguration") or {}).get("Status")
+        if status not in ("Enabled", "Suspended"):
+            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+        with self.store.db.transaction():
+            self.require_bucket(req["Bucket"])
+            self.store.set_bucket_field(req["Bucket"], "versioning", status)
+        return {}
+
+    def get_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        b = self.require_bucket(req["Bucket"])
+        return {"Status": b.versioning} if b.versioning else {}
