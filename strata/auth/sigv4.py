@@ -1,29 +1,535 @@
-"""AWS Signature Version 4 verification.
+"""AWS Signature Version 4 verification: Authorization header and presigned query strings.
 
-Interim: checks only that the access key is known. The full verifier (signature, presigned
-expiry, payload hashes, aws-chunked streams and trailers) replaces this module's internals with the
-same `Authenticator` interface.
+`Authenticator.authenticate(request, service, operation)` returns the Principal who signed the
+request, None for the few requests AWS serves unsigned (S3 browser POST uploads, CORS preflight),
+or raises the ServiceError the service itself would answer with (see `strata.auth.errors`).
+
+After the signature checks out, the request body is set up for verification as it is read:
+a hex `x-amz-content-sha256` is compared with the body (buffered bodies now, streams as their
+last byte arrives), and aws-chunked bodies are decoded with every chunk signature and trailer
+checked (`strata.auth.chunked`). Time comes from `strata.sim.clock`, so moving the simulated
+clock expires presigned URLs and skews signatures exactly as real time would.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from strata.auth import errors
+from strata.auth.canonical import (
+    ALGORITHM,
+    UNSIGNED_PAYLOAD,
+    canonical_query,
+    canonical_request,
+    canonical_uri,
+    s3_reencoded_uri,
+    string_to_sign,
+)
+from strata.auth.chunked import (
+    STREAMING_MODES,
+    STREAMING_SIGNED_TRAILER,
+    STREAMING_UNSIGNED_TRAILER,
+    ChunkedDecoder,
+    ChunkSigner,
+    decode_body,
+    decode_stream,
+    payload_mismatch,
+    verify_sha256_stream,
+)
+from strata.auth.credentials import CredentialStore
 from strata.config import Settings
-from strata.gateway.detect import signing_scope
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest
 from strata.services.base import Principal
+from strata.services.registry import SERVICES
+from strata.sim import clock
+
+MAX_SKEW = 15 * 60  # seconds either way
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+_HEX64 = frozenset("0123456789abcdef")
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+def parse_amz_date(text: str) -> float | None:
+    """Epoch seconds of an ISO 8601 basic timestamp (20130524T000000Z), None if malformed."""
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z":
+        return None
+    try:
+        return datetime.strptime(text, _AMZ_DATE).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def format_amz_date(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(_AMZ_DATE)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Signed:
+    """What one request's signature claims: parsed from the header or the presigned query."""
+
+    __slots__ = ("access_key", "date", "region", "service", "scope", "signed", "signed_str", "signature")
+
+    def __init__(self, credential: str, signed_str: str, signature: str) -> None:
+        parts = credential.split("/")
+        if len(parts) != 5 or parts[4] != "aws4_request" or not parts[0]:
+            raise ValueError(credential)
+        self.access_key, self.date, self.region, self.service = parts[0], parts[1], parts[2], parts[3]
+        self.scope = "/".join(parts[1:])
+        self.signed_str = signed_str
+        self.signed = signed_str.split(";")
+        self.signature = signature
 
 
 class Authenticator:
+    """Verifies SigV4 for every service; one instance per server (it caches signing keys)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.credentials = settings.all_credentials()
+        self.store = CredentialStore(settings)
+        self.signing_names = {name: info.signing_name for name, info in SERVICES.items()}
+
+    # ---- entry point
 
     def authenticate(self, request: HttpRequest, service: str, operation: str) -> Principal | None:
-        scope = signing_scope(request)
-        if scope is None:
-            raise ServiceError("MissingAuthenticationToken", "Request is missing Authentication Token", 403)
-        if scope[0] not in self.credentials:
-            raise ServiceError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403)
-        acct = self.settings.account_id
-        return Principal(scope[0], acct, f"arn:aws:iam::{acct}:root", acct)
+        auth = request.headers.get("authorization")
+        if auth is not None:
+            return self._verify_header(request, service, auth)
+        qs = request.query_string
+        if "X-Amz-" in qs:
+            query = request.query_dict()
+            if "X-Amz-Signature" in query or "X-Amz-Credential" in query or "X-Amz-Algorithm" in query:
+                return self._verify_presigned(request, service, query)
+        if service == "s3":
+            if operation == "PostObject" or request.method == "OPTIONS":
+                return None  # browser POST carries its own signed policy; CORS preflight is anonymous
+            if "Signature=" in qs and "AWSAccessKeyId=" in qs:
+                raise _s3_v2_unsupported()
+            raise errors.s3_access_denied()
+        raise errors.service_error(service, "missing")
+
+    # ---- Authorization header
+
+    def _verify_header(self, request: HttpRequest, service: str, auth: str) -> Principal:
+        s3 = service == "s3"
+        algorithm, _, rest = auth.strip().partition(" ")
+        if algorithm != ALGORITHM:
+            if s3:
+                if algorithm == "AWS":
+                    raise _s3_v2_unsupported()
+                raise ServiceError(
+                    "InvalidArgument",
+                    "Unsupported Authorization Type",
+                    400,
+                    fields={"ArgumentName": "Authorization", "ArgumentValue": auth},
+                )
+            raise errors.service_error(service, "incomplete", f"Unsupported AWS 'algorithm': '{algorithm}'.")
+        fields: dict[str, str] = {}
+        for part in rest.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                if s3:
+                    raise errors.s3_header_malformed(f"'{part}' is not a valid key=value pair.")
+                raise errors.service_error(
+                    service,
+                    "incomplete",
+                    f"'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'.",
+                )
+            fields[name.strip()] = value.strip()
+        missing = [k for k in ("Credential", "SignedHeaders", "Signature") if not fields.get(k)]
+        if missing:
+            if s3:
+                raise errors.s3_header_malformed(
+                    "the authorization header requires three components: Credential, SignedHeaders, and Signature."
+                )
+            detail = " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
+            raise errors.service_error(service, "incomplete", f"{detail} Authorization={auth}")
+        try:
+            signed = _Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"])
+        except ValueError:
+            if s3:
+                raise errors.s3_header_malformed(
+                    'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+                ) from None
+            raise errors.service_error(
+                service,
+                "incomplete",
+                f"Credential must have exactly 5 slash-delimited elements, e.g. "
+                f"keyid/date/region/service/term, got '{fields['Credential']}'",
+            ) from None
+        self._check_scope_service(signed, service)
+        secret = self._secret(signed, service)
+        amz_date, epoch = self._request_time(request, service, auth)
+        if signed.date != amz_date[:8]:
+            if s3:
+                raise errors.s3_header_malformed(
+                    "Invalid credential date. Date is not the same as X-Amz-Date."
+                )
+            raise _bad_sig(
+                service,
+                (
+                    f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+                    f"'{signed.date}' != '{amz_date[:8]}', from '{amz_date}'."
+                ),
+            )
+        self._check_skew(service, amz_date, epoch)
+        if not s3 and "host" not in signed.signed:
+            raise _bad_sig(
+                service, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+            )
+
+        payload_hash = self._payload_hash(request, service)
+        key = self.store.signing_key(secret, signed.date, signed.region, signed.service)
+        query = canonical_query(request.query_string)
+        self._check_signature(request, service, signed, key, amz_date, query, payload_hash)
+        self._prepare_body(request, service, payload_hash, signed, key, amz_date)
+        return self.store.principal(signed.access_key)
+
+    def _request_time(self, request: HttpRequest, service: str, auth: str) -> tuple[str, float]:
+        value = request.headers.get("x-amz-date")
+        if value is not None:
+            epoch = parse_amz_date(value)
+        else:
+            value = request.headers.get("date")
+            epoch = None
+            if value is not None:
+                try:
+                    epoch = parsedate_to_datetime(value).timestamp()
+                except (TypeError, ValueError):
+                    epoch = None
+        if value is None or epoch is None:
+            if service == "s3":
+                raise errors.s3_access_denied("AWS authentication requires a valid Date or x-amz-date header")
+            raise errors.service_error(
+                service,
+                "incomplete",
+                f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={auth}",
+            )
+        if request.headers.get("x-amz-date") is None:
+            value = format_amz_date(epoch)
+        return value, epoch
+
+    def _check_skew(self, service: str, amz_date: str, epoch: float) -> None:
+        now = clock.time()
+        if abs(now - epoch) <= MAX_SKEW:
+            return
+        if service == "s3":
+            raise ServiceError(
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the current time is too large.",
+                403,
+                fields={
+                    "RequestTime": amz_date,
+                    "ServerTime": _iso(now),
+                    "MaxAllowedSkewMilliseconds": "900000",
+                },
+            )
+        if epoch < now:
+            detail = (
+                f"Signature expired: {amz_date} is now earlier than {format_amz_date(now - MAX_SKEW)} "
+                f"({format_amz_date(now)} - 15 min.)"
+            )
+        else:
+            detail = (
+                f"Signature not yet current: {amz_date} is still later than {format_amz_date(now + MAX_SKEW)} "
+                f"({format_amz_date(now)} + 15 min.)"
+            )
+        raise errors.service_error(service, "skewed", detail)
+
+    def _payload_hash(self, request: HttpRequest, service: str) -> str:
+        value = request.headers.get("x-amz-content-sha256")
+        if value is None:
+            if service == "s3":
+                raise ServiceError(
+                    "InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400
+                )
+            return hashlib.sha256(request.body).hexdigest()
+        if value == UNSIGNED_PAYLOAD or value in STREAMING_MODES:
+            return value
+        lowered = value.lower()
+        if len(lowered) == 64 and _HEX64.issuperset(lowered):
+            return lowered
+        raise ServiceError(
+            "InvalidArgument",
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, "
+            "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER "
+            "or a valid sha256 value.",
+            400,
+            fields={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": value},
+        )
+
+    # ---- presigned query string
+
+    def _verify_presigned(self, request: HttpRequest, service: str, query: dict[str, str]) -> Principal:
+        s3 = service == "s3"
+        required = (
+            "X-Amz-Algorithm",
+            "X-Amz-Credential",
+            "X-Amz-Signature",
+            "X-Amz-Date",
+            "X-Amz-SignedHeaders",
+        )
+        if any(not query.get(k) for k in required) or (s3 and "X-Amz-Expires" not in query):
+            if s3:
+                raise errors.s3_query_error(
+                    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                    "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
+                )
+            raise errors.service_error(service, "incomplete", "AWS query-string parameters missing.")
+        if query["X-Amz-Algorithm"] != ALGORITHM:
+            if s3:
+                raise errors.s3_query_error('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
+            raise errors.service_error(
+                service, "incomplete", f"Unsupported AWS 'algorithm': '{query['X-Amz-Algorithm']}'."
+            )
+        try:
+            signed = _Signed(
+                query["X-Amz-Credential"], query["X-Amz-SignedHeaders"], query["X-Amz-Signature"]
+            )
+        except ValueError:
+            if s3:
+                raise errors.s3_query_error(
+                    "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
+                    'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+                ) from None
+            raise errors.service_error(service, "incomplete", "Credential is mal-formed.") from None
+        expires = _presign_expires(query.get("X-Amz-Expires", str(MAX_SKEW)))
+        if isinstance(expires, str):
+            if s3:
+                raise errors.s3_query_error(expires)
+            raise errors.service_error(service, "incomplete", expires)
+        amz_date = query["X-Amz-Date"]
+        epoch = parse_amz_date(amz_date)
+        if epoch is None:
+            if s3:
+                raise errors.s3_query_error(
+                    "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+                )
+            raise errors.service_error(
+                service, "incomplete", "X-Amz-Date must be in the ISO8601 Long Format."
+            )
+        self._check_scope_service(signed, service)
+        secret = self._secret(signed, service)
+        if signed.date != amz_date[:8]:
+            if s3:
+                raise errors.s3_query_error(
+                    "Error parsing the X-Amz-Credential parameter; incorrect date. This should be the same as X-Amz-Date."
+                )
+            raise _bad_sig(service, "Date in Credential scope does not match X-Amz-Date.")
+        now = clock.time()
+        if now > epoch + expires:
+            if s3:
+                raise errors.s3_access_denied(
+                    "Request has expired",
+                    **{
+                        "X-Amz-Expires": str(expires),
+                        "Expires": _iso(epoch + expires),
+                        "ServerTime": _iso(now),
+                    },
+                )
+            raise errors.service_error(
+                service,
+                "expired",
+                f"Signature expired: {amz_date} is now earlier than "
+                f"{format_amz_date(now - expires)} ({format_amz_date(now)} - {expires} sec.)",
+            )
+        if epoch > now + MAX_SKEW:
+            if s3:
+                raise errors.s3_access_denied("Request is not valid yet")
+            raise errors.service_error(
+                service,
+                "skewed",
+                f"Signature not yet current: {amz_date} is still later "
+                f"than {format_amz_date(now + MAX_SKEW)} ({format_amz_date(now)} + 15 min.)",
+            )
+        key = self.store.signing_key(secret, signed.date, signed.region, signed.service)
+        canonical_qs = canonical_query(request.query_string, skip="X-Amz-Signature")
+        payload_hash = query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+        self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
+        if payload_hash != UNSIGNED_PAYLOAD:
+            self._prepare_body(request, service, payload_hash.lower(), signed, key, amz_date)
+        return self.store.principal(signed.access_key)
+
+    # ---- shared steps
+
+    def _check_scope_service(self, signed: _Signed, service: str) -> None:
+        expected = self.signing_names.get(service, service)
+        if signed.service == expected:
+            return
+        if service == "s3":
+            raise errors.s3_header_malformed(
+                f'incorrect service "{signed.service}". This endpoint belongs to "s3".'
+            )
+        raise _bad_sig(service, f"Credential should be scoped to correct service: '{expected}'. ")
+
+    def _secret(self, signed: _Signed, service: str) -> str:
+        secret = self.store.secret(signed.access_key)
+        if secret is None:
+            if service == "s3":
+                raise ServiceError(
+                    "InvalidAccessKeyId",
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                    403,
+                    fields={"AWSAccessKeyId": signed.access_key},
+                )
+            raise errors.service_error(service, "unknown_key")
+        return secret
+
+    def _check_signature(
+        self,
+        request: HttpRequest,
+        service: str,
+        signed: _Signed,
+        key: bytes,
+        amz_date: str,
+        query: str,
+        payload_hash: str,
+    ) -> None:
+        s3 = service == "s3"
+        uri = canonical_uri(request.raw_path, s3)
+        canonical = canonical_request(request, uri, query, signed.signed, signed.signed_str, payload_hash)
+        to_sign = string_to_sign(amz_date, signed.scope, canonical)
+        expected = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, signed.signature):
+            return
+        if s3:
+            alt_uri = s3_reencoded_uri(request.raw_path)
+            if alt_uri != uri:
+                alt = canonical_request(
+                    request, alt_uri, query, signed.signed, signed.signed_str, payload_hash
+                )
+                alt_expected = hmac.new(
+                    key, string_to_sign(amz_date, signed.scope, alt).encode("utf-8"), hashlib.sha256
+                ).hexdigest()
+                if hmac.compare_digest(alt_expected, signed.signature):
+                    return
+            raise ServiceError(
+                "SignatureDoesNotMatch",
+                errors.S3_SIG_MISMATCH,
+                403,
+                fields={
+                    "AWSAccessKeyId": signed.access_key,
+                    "StringToSign": to_sign,
+                    "SignatureProvided": signed.signature,
+                    "CanonicalRequest": canonical,
+                },
+            )
+        raise errors.service_error(service, "bad_signature")
+
+    def _prepare_body(
+        self,
+        request: HttpRequest,
+        service: str,
+        payload_hash: str,
+        signed: _Signed,
+        key: bytes,
+        amz_date: str,
+    ) -> None:
+        """Arrange for the body to be checked against what the signature says about it."""
+        if payload_hash == UNSIGNED_PAYLOAD:
+            return
+        if payload_hash in STREAMING_MODES:
+            self._prepare_chunked(request, payload_hash, signed, key, amz_date)
+            return
+        stream = request.stream
+        if stream is not None:
+            stream.source = verify_sha256_stream(stream.source, payload_hash)
+            return
+        computed = hashlib.sha256(request.body).hexdigest()
+        if computed != payload_hash:
+            if service == "s3":
+                raise payload_mismatch(payload_hash, computed)
+            raise errors.service_error(service, "bad_payload_hash")
+
+    def _prepare_chunked(
+        self, request: HttpRequest, mode: str, signed: _Signed, key: bytes, amz_date: str
+    ) -> None:
+        headers = request.headers
+        decoded_text = headers.get("x-amz-decoded-content-length")
+        decoded_length = None
+        if decoded_text is not None:
+            if not decoded_text.isdigit():
+                raise ServiceError(
+                    "InvalidArgument", "x-amz-decoded-content-length must be a non-negative integer", 400
+                )
+            decoded_length = int(decoded_text)
+        trailer_header = headers.get("x-amz-trailer")
+        expected = (
+            frozenset(n.strip().lower() for n in trailer_header.split(",") if n.strip())
+            if trailer_header is not None
+            else None
+        )
+        signer = (
+            None
+            if mode == STREAMING_UNSIGNED_TRAILER
+            else ChunkSigner(key, amz_date, signed.scope, signed.signature)
+        )
+        if mode not in (STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED_TRAILER) and expected is None:
+            expected = frozenset()
+        decoder = ChunkedDecoder(
+            signer,
+            signed_trailer=mode == STREAMING_SIGNED_TRAILER,
+            expected_trailers=expected,
+            decoded_length=decoded_length,
+        )
+        # S3 stores Content-Encoding without the transfer-level aws-chunked token.
+        encoding = headers.get("content-encoding")
+        if encoding is not None:
+            rest = [
+                e.strip() for e in encoding.split(",") if e.strip() and e.strip().lower() != "aws-chunked"
+            ]
+            if rest:
+                headers.set("content-encoding", ",".join(rest))
+            else:
+                headers.remove("content-encoding")
+        stream = request.stream
+        if stream is not None:
+            stream.source = decode_stream(stream.source, decoder, stream)
+            stream.length = decoded_length
+            if decoded_length is not None:
+                headers.set("content-length", str(decoded_length))
+            return
+        body, trailers = decode_body(request.body, decoder)
+        request.body = body
+        headers.set("content-length", str(len(body)))
+        for name, value in trailers.items():
+            headers.set(name, value)  # the model reads x-amz-checksum-* from headers
+
+
+def _presign_expires(text: str) -> int | str:
+    """X-Amz-Expires as seconds, or the message S3 gives for an unusable value."""
+    if not text.lstrip("-").isdigit():
+        return "X-Amz-Expires should be a number"
+    expires = int(text)
+    if expires < 0:
+        return "X-Amz-Expires must be non-negative"
+    if expires > MAX_PRESIGN_EXPIRES:
+        return (
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be "
+            "less than 604800 seconds"
+        )
+    return expires
+
+
+def _bad_sig(service: str, message: str) -> ServiceError:
+    """The service's bad-signature error with a more specific message."""
+    code, status, _ = errors.FAMILY_BY_SERVICE.get(service, errors.FAMILY_BY_SERVICE["sts"])["bad_signature"]
+    return ServiceError(code, message, status)
+
+
+def _s3_v2_unsupported() -> ServiceError:
+    return ServiceError(
+        "InvalidRequest",
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+        400,
+    )

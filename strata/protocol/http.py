@@ -69,6 +69,9 @@ class BodyStream:
         self.source = source
         self.length = length  # decoded length when known (Content-Length or x-amz-decoded-content-length)
         self.consumed = False
+        # aws-chunked trailers (e.g. {"x-amz-checksum-crc32": "..."}), verified and filled in by
+        # the SigV4 layer once the body has been read to the end.
+        self.trailers: dict[str, str] = {}
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iter()

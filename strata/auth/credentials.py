@@ -1,0 +1,54 @@
+"""The credential store: which access keys exist, who they belong to, and their signing keys.
+
+Deriving a SigV4 signing key costs four HMACs; it depends only on (secret, date, region, service),
+so it is computed once per day per scope and cached here. Every signature check in Strata (header,
+presigned query, chunk, trailer, POST policy) goes through `signing_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from strata.config import Settings
+from strata.services.base import Principal
+
+_CACHE_LIMIT = 4096
+
+
+def derive_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")."""
+    k = hmac.digest(("AWS4" + secret).encode("utf-8"), date.encode("utf-8"), "sha256")
+    k = hmac.digest(k, region.encode("utf-8"), "sha256")
+    k = hmac.digest(k, service.encode("utf-8"), "sha256")
+    return hmac.digest(k, b"aws4_request", "sha256")
+
+
+def hmac_hex(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class CredentialStore:
+    """Access key -> secret, plus a bounded cache of derived signing keys."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.secrets: dict[str, str] = settings.all_credentials()
+        self._keys: dict[tuple[str, str, str, str], bytes] = {}
+
+    def secret(self, access_key: str) -> str | None:
+        return self.secrets.get(access_key)
+
+    def principal(self, access_key: str) -> Principal:
+        """Who a known key belongs to (every configured key is the account's root for now)."""
+        account = self.settings.account_id
+        return Principal(access_key, account, f"arn:aws:iam::{account}:root", account)
+
+    def signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
+        cache_key = (secret, date, region, service)
+        key = self._keys.get(cache_key)
+        if key is None:
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()  # dates roll over daily; a wholesale reset is simplest and rare
+            key = self._keys[cache_key] = derive_signing_key(secret, date, region, service)
+        return key

@@ -1,0 +1,200 @@
+"""S3 browser POST uploads (`generate_presigned_post`): the signed policy and its conditions.
+
+The form carries a base64 JSON policy and a SigV4 signature over that base64 text, made with the
+signing key of the credential scope in `x-amz-credential`. The policy says when it expires and
+what the form may contain: exact matches (`{"acl": "private"}`, `["eq", "$key", "a.txt"]`),
+prefixes (`["starts-with", "$key", "uploads/"]`) and a size range
+(`["content-length-range", 1, 1048576]`). Every form field except the policy, the signature, the
+file and `x-ignore-*` fields must be named by a condition.
+
+The S3 provider calls `verify_post_policy` with the form fields as submitted (names are matched
+case-insensitively, `${filename}` not yet substituted), the bucket and the file's size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+from strata.auth.canonical import ALGORITHM
+from strata.auth.credentials import CredentialStore, hmac_hex
+from strata.config import Settings
+from strata.protocol.errors import ServiceError
+from strata.services.base import Principal
+from strata.sim import clock
+
+# Fields never checked against conditions (AWS's list), besides x-ignore-* ones.
+_EXEMPT = frozenset({"policy", "x-amz-signature", "file"})
+_stores: dict[int, CredentialStore] = {}
+
+
+def _policy_error(message: str) -> ServiceError:
+    return ServiceError("AccessDenied", f"Invalid according to Policy: {message}", 403)
+
+
+def _invalid_policy(message: str) -> ServiceError:
+    return ServiceError("InvalidPolicyDocument", f"Invalid Policy: {message}", 400)
+
+
+def _store(settings: Settings) -> CredentialStore:
+    """One credential store (and signing-key cache) per settings object."""
+    store = _stores.get(id(settings))
+    if store is None or store.settings is not settings:
+        store = _stores[id(settings)] = CredentialStore(settings)
+    return store
+
+
+def _condition_text(condition: list[Any]) -> str:
+    return "[" + ", ".join(json.dumps(part) for part in condition) + "]"
+
+
+def verify_post_policy(fields: dict[str, str], bucket: str, content_length: int, settings: Settings) -> Principal:
+    """Check a POST upload's policy signature, expiry and conditions; the signer, or ServiceError."""
+    form = {k.lower(): v for k, v in fields.items()}
+    store = _store(settings)
+    policy_b64 = form.get("policy")
+    if not policy_b64:
+        raise ServiceError("AccessDenied", "Access Denied", 403)
+    if "x-amz-signature" not in form and "signature" in form:
+        raise ServiceError(
+            "InvalidRequest",
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            400,
+        )
+    for name in ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature"):
+        if not form.get(name):
+            raise ServiceError(
+                "InvalidArgument",
+                f"Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields.",
+                400,
+                fields={"ArgumentName": name, "ArgumentValue": ""},
+            )
+    if form["x-amz-algorithm"] != ALGORITHM:
+        raise ServiceError(
+            "InvalidArgument",
+            'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
+            400,
+            fields={"ArgumentName": "x-amz-algorithm", "ArgumentValue": form["x-amz-algorithm"]},
+        )
+    parts = form["x-amz-credential"].split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or parts[3] != "s3":
+        raise ServiceError(
+            "InvalidArgument",
+            'Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".',
+            400,
+            fields={"ArgumentName": "x-amz-credential", "ArgumentValue": form["x-amz-credential"]},
+        )
+    access_key, date, region = parts[0], parts[1], parts[2]
+    secret = store.secret(access_key)
+    if secret is None:
+        raise ServiceError(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            403,
+            fields={"AWSAccessKeyId": access_key},
+        )
+    expected = hmac_hex(store.signing_key(secret, date, region, "s3"), policy_b64)
+    if not hmac.compare_digest(expected, form["x-amz-signature"]):
+        raise ServiceError(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method.",
+            403,
+            fields={"AWSAccessKeyId": access_key, "StringToSign": policy_b64,
+                    "SignatureProvided": form["x-amz-signature"]},
+        )
+    policy = _decode_policy(policy_b64)
+    _check_expiration(policy)
+    _check_conditions(policy["conditions"], form, bucket, content_length)
+    return store.principal(access_key)
+
+
+def _decode_policy(policy_b64: str) -> dict[str, Any]:
+    try:
+        policy = json.loads(base64.b64decode(policy_b64, validate=True))
+    except (binascii.Error, ValueError):
+        raise _invalid_policy("Invalid JSON.") from None
+    if not isinstance(policy, dict):
+        raise _invalid_policy("Invalid JSON.")
+    if "expiration" not in policy:
+        raise _invalid_policy("Policy missing expiration.")
+    conditions = policy.get("conditions")
+    if not isinstance(conditions, list):
+        raise _invalid_policy("Policy missing conditions.")
+    return policy
+
+
+def _check_expiration(policy: dict[str, Any]) -> None:
+    try:
+        expiration = datetime.fromisoformat(str(policy["expiration"]))
+    except ValueError:
+        raise _invalid_policy("Invalid 'expiration' value: '" + str(policy["expiration"]) + "'") from None
+    if expiration.tzinfo is None:
+        raise _invalid_policy("Invalid 'expiration' value: '" + str(policy["expiration"]) + "'")
+    if clock.time() > expiration.timestamp():
+        raise _policy_error("Policy expired.")
+
+
+def _check_conditions(conditions: list[Any], form: dict[str, str], bucket: str, content_length: int) -> None:
+    values = dict(form)
+    values["bucket"] = bucket
+    covered: set[str] = {"bucket"}
+    for condition in conditions:
+        if isinstance(condition, dict):
+            for name, expected in condition.items():
+                name = name.lower()
+                covered.add(name)
+                if values.get(name, "") != str(expected):
+                    raise _policy_error(f"Policy Condition failed: {_condition_text(['eq', '$' + name, expected])}")
+            continue
+        if not isinstance(condition, list) or not condition:
+            raise _invalid_policy("Invalid Condition: " + json.dumps(condition))
+        op = str(condition[0]).lower()
+        if op == "content-length-range":
+            _check_length(condition, content_length)
+            continue
+        if len(condition) != 3 or not isinstance(condition[1], str) or not condition[1].startswith("$"):
+            raise _invalid_policy("Invalid Condition: " + json.dumps(condition))
+        name = condition[1][1:].lower()
+        covered.add(name)
+        actual, expected = values.get(name, ""), str(condition[2])
+        if op == "eq":
+            ok = actual == expected
+        elif op == "starts-with":
+            # Content-Type may list several types; each must carry the prefix.
+            candidates = actual.split(",") if name == "content-type" else [actual]
+            ok = all(c.strip().startswith(expected) for c in candidates)
+        else:
+            raise _invalid_policy("Invalid Condition: " + json.dumps(condition))
+        if not ok:
+            raise _policy_error(f"Policy Condition failed: {_condition_text(condition)}")
+    extra = sorted(
+        name for name in form if name not in covered and name not in _EXEMPT and not name.startswith("x-ignore-")
+    )
+    if extra:
+        raise _policy_error("Extra input fields: " + ", ".join(extra))
+
+
+def _check_length(condition: list[Any], content_length: int) -> None:
+    try:
+        low, high = int(condition[1]), int(condition[2])
+    except (IndexError, TypeError, ValueError):
+        raise _invalid_policy("Invalid content-length-range: " + json.dumps(condition)) from None
+    if content_length < low:
+        raise ServiceError(
+            "EntityTooSmall",
+            "Your proposed upload is smaller than the minimum allowed size",
+            400,
+            fields={"ProposedSize": str(content_length), "MinSizeAllowed": str(low)},
+        )
+    if content_length > high:
+        raise ServiceError(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size",
+            400,
+            fields={"ProposedSize": str(content_length), "MaxSizeAllowed": str(high)},
+        )
