@@ -1,0 +1,95 @@
+"""Loopback ports for engines and their stable endpoints, from `settings.engine_port_range`.
+
+One allocation table for the whole data directory (`<data_dir>/engines/ports.db`), shared by every
+service (RDS, ElastiCache ...), so two services never hand out the same port. An owner (any string,
+e.g. "rds/instance/mydb/endpoint") keeps its port for life — across Strata restarts — until it is
+released. A new allocation skips ports some other program on the machine is listening on.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+from strata.config import Settings
+from strata.storage.metadata import MetadataStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ports (
+    port INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL UNIQUE
+);
+"""
+
+
+class PortsExhausted(Exception):
+    """Every port of the configured range is taken."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if nothing listens on host:port right now (we can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class PortAllocator:
+    """Persistent owner -> port map over a fixed range."""
+
+    def __init__(self, db_path: Path, port_range: tuple[int, int], *, fsync: bool = True) -> None:
+        self.low, self.high = port_range
+        self._store = MetadataStore(db_path, fsync=fsync, schema=_SCHEMA)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PortAllocator:
+        """The allocator of this data directory (one instance per process is cached)."""
+        key = (str(settings.data_dir), tuple(settings.engine_port_range))
+        with _CACHE_LOCK:
+            alloc = _CACHE.get(key)
+            if alloc is None:
+                path = settings.data_dir / "engines" / "ports.db"
+                alloc = _CACHE[key] = cls(path, settings.engine_port_range, fsync=settings.fsync)
+            return alloc
+
+    def get(self, owner: str) -> int | None:
+        row = self._store.query_one("SELECT port FROM ports WHERE owner = ?", (owner,))
+        return int(row[0]) if row else None
+
+    def allocate(self, owner: str, preferred: int | None = None) -> int:
+        """The owner's port: the one it already has, else `preferred` if free, else the lowest free one."""
+        with self._lock, self._store.transaction() as c:
+            row = c.execute("SELECT port FROM ports WHERE owner = ?", (owner,)).fetchone()
+            if row:
+                return int(row[0])
+            taken = {r[0] for r in c.execute("SELECT port FROM ports")}
+            candidates = range(self.low, self.high + 1)
+            if preferred is not None and preferred not in taken and port_is_free(preferred):
+                port = preferred
+            else:
+                port = next((p for p in candidates if p not in taken and port_is_free(p)), None)
+                if port is None:
+                    raise PortsExhausted(f"no free port left in {self.low}-{self.high}")
+            c.execute("INSERT INTO ports(port, owner) VALUES (?, ?)", (port, owner))
+            return port
+
+    def release(self, owner: str) -> None:
+        self._store.execute("DELETE FROM ports WHERE owner = ?", (owner,))
+
+    def release_prefix(self, prefix: str) -> None:
+        """Release every port whose owner starts with `prefix` (e.g. all ports of one instance)."""
+        self._store.execute("DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff"))
+
+    def owned(self, prefix: str = "") -> dict[str, int]:
+        rows = self._store.query("SELECT owner, port FROM ports WHERE owner >= ? AND owner < ?",
+                                 (prefix, prefix + "\U0010ffff"))
+        return {r[0]: int(r[1]) for r in rows}
+
+
+_CACHE: dict[tuple, PortAllocator] = {}
+_CACHE_LOCK = threading.Lock()

@@ -1,0 +1,284 @@
+"""Supervise one engine child process (postgres, mariadbd, redis-server, memcached, haproxy ...).
+
+What a caller may rely on:
+- `EngineProcess(spec).start(ready=...)` runs `spec.argv` in the foreground (never a daemonizing
+  wrapper like `pg_ctl start`: the supervisor must be the parent), writes `<run_dir>/<name>.pid`,
+  appends stdout/stderr to `<run_dir>/<name>.log`, and returns once `ready()` is true (raises
+  `EngineError` with the log tail if the process exits or the timeout passes first).
+- When Strata runs as root and `spec.user` is set (PostgreSQL refuses to run as root), the child
+  runs as that user; `chown_tree()` hands it its data directory.
+- The child gets PR_SET_PDEATHSIG (`spec.death_signal`) so it dies with Strata even after
+  `kill -9` of Strata. The signal is tied to the *thread* that forked, so start engines from a
+  long-lived thread (the event loop thread or the default executor), never a short-lived one.
+- Orphans: `start()` first looks at the pidfile; a live process whose command line still names
+  this engine is stopped before a fresh start (we cannot wait() on a process we did not fork, so
+  "adopt" means "replace"); a stale pidfile is removed.
+- `stop()` sends `spec.stop_signal`, waits `timeout`, then SIGKILL; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+class EngineError(Exception):
+    """An engine process could not be started, or did not become ready."""
+
+
+@dataclass
+class ProcessSpec:
+    """How to run one engine process.
+
+    `match` is a string that must appear in /proc/<pid>/cmdline for a pidfile's process to be
+    recognised as ours (defaults to the run_dir path, which every engine names in its argv only if
+    the caller arranges it — pass the data dir when it differs).
+    """
+
+    name: str
+    argv: list[str]
+    run_dir: Path
+    env: dict[str, str] | None = None
+    user: str | None = None
+    cwd: Path | None = None
+    stop_signal: int = signal.SIGTERM
+    death_signal: int = signal.SIGTERM
+    match: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pidfile(self) -> Path:
+        return Path(self.run_dir) / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return Path(self.run_dir) / f"{self.name}.log"
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def effective_user(user: str | None) -> str | None:
+    """The user to run a child as: `user` when we are root, else None (run as ourselves)."""
+    return user if (user and running_as_root()) else None
+
+
+def chown_tree(path: Path, user: str | None) -> None:
+    """Give `path` (recursively) to `user` when we are root; a no-op otherwise."""
+    user = effective_user(user)
+    if user is None:
+        return
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for name in dirs + files:
+            try:
+                os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+
+
+def make_accessible(path: Path) -> None:
+    """Let an unprivileged engine user traverse every parent of `path` (o+x), as root only."""
+    if not running_as_root():
+        return
+    p = Path(path).resolve()
+    for parent in [p, *p.parents]:
+        try:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+        except OSError:
+            pass
+
+
+def run_as(argv: list[str], user: str | None, *, env: dict[str, str] | None = None, timeout: float = 120,
+           cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a short command (initdb, pg_basebackup, mariadb-install-db) as the engine user.
+
+    Raises EngineError with the command's output when it fails.
+    """
+    try:
+        cp = subprocess.run(argv, user=effective_user(user), env=env, cwd=cwd, capture_output=True,
+                            text=True, timeout=timeout, preexec_fn=_child_setup(signal.SIGKILL))
+    except subprocess.TimeoutExpired as e:
+        raise EngineError(f"{argv[0]} timed out after {timeout}s") from e
+    if cp.returncode != 0:
+        raise EngineError(f"{os.path.basename(argv[0])} failed ({cp.returncode}): {(cp.stderr or cp.stdout)[-2000:]}")
+    return cp
+
+
+def _child_setup(death_signal: int) -> Callable[[], None]:
+    def setup() -> None:
+        os.setpgrp()  # own process group: a Ctrl-C on Strata's terminal is Strata's to handle
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+        if os.getppid() == 1:  # parent died between fork and prctl
+            os.kill(os.getpid(), int(death_signal))
+
+    return setup
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until true or `timeout` seconds pass; True if it became true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return True
+        except Exception:  # noqa: BLE001 - readiness probes fail in many ways while starting
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+class EngineProcess:
+    """One supervised child process; see the module docstring for the guarantees."""
+
+    def __init__(self, spec: ProcessSpec) -> None:
+        self.spec = spec
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            data = self.spec.logfile.read_bytes()
+        except OSError:
+            return ""
+        return data[-n:].decode(errors="replace")
+
+    def reap_orphan(self, timeout: float = 10) -> bool:
+        """Stop a process left behind by a previous Strata (from the pidfile); True if one was found."""
+        try:
+            pid = int(self.spec.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        found = False
+        match = self.spec.match or str(self.spec.run_dir)
+        if pid_alive(pid) and match in _cmdline(pid):
+            found = True
+            _signal_and_wait(pid, self.spec.stop_signal, timeout)
+            _kill_group(pid)
+        self.spec.pidfile.unlink(missing_ok=True)
+        return found
+
+    def start(self, ready: Callable[[], bool] | None = None, timeout: float = 60) -> None:
+        """Start the process (replacing an orphan) and wait until `ready()` returns true."""
+        if self.running():
+            return
+        spec = self.spec
+        Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
+        self.reap_orphan()
+        env = dict(spec.env if spec.env is not None else os.environ)
+        env.update(spec.extra_env)
+        log = open(spec.logfile, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                spec.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=spec.cwd, user=effective_user(spec.user), preexec_fn=_child_setup(spec.death_signal),
+                close_fds=True,
+            )
+        finally:
+            log.close()
+        spec.pidfile.write_text(f"{self.proc.pid}\n")
+        if ready is None:
+            return
+        ok = wait_until(lambda: self.proc is not None and (self.proc.poll() is not None or ready()), timeout)
+        if self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.spec.pidfile.unlink(missing_ok=True)
+            raise EngineError(f"{spec.name} exited with code {code} while starting: {self.log_tail(1500)}")
+        if not ok:
+            self.stop()
+            raise EngineError(f"{spec.name} was not ready after {timeout}s: {self.log_tail(1500)}")
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop cleanly (stop_signal), SIGKILL after `timeout`; safe to call when not running."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(self.spec.stop_signal)
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+                except ProcessLookupError:
+                    pass
+            _kill_group(self.proc.pid)
+            self.proc = None
+        else:
+            self.reap_orphan(timeout)
+        self.spec.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL now (fault injection: an engine crash); the caller decides what happens next."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+            _kill_group(self.proc.pid)
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+
+def _signal_and_wait(pid: int, sig: int, timeout: float) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if not wait_until(lambda: not pid_alive(pid), timeout):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        wait_until(lambda: not pid_alive(pid), 10)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left of the process group the child led (workers, backends)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
