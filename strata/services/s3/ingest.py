@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crc32c as _crc32c
-from awscrt import checksums as _crt
+from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
+from strata.protocol.checksums import ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.storage import BlobStore
@@ -28,37 +26,16 @@ BATCH = 4 * 1024 * 1024
 # Threads for hashing/writing; big enough for many concurrent uploads on a small machine.
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest")
 
-# The flexible checksum algorithms: model member suffix -> (CRC width or 0 for hashes).
-CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
-CRC_BYTES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
+CHECKSUM_ALGORITHMS = tuple(ALGORITHMS)
+CRC_BYTES = {a: n for a, n in DIGEST_SIZE.items() if a.startswith("CRC")}
 
 
-class _Crc:
-    """An incremental CRC with the hashlib interface."""
-
-    def __init__(self, fn: Callable[[bytes, int], int], width: int) -> None:
-        self._fn, self._width, self.value = fn, width, 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = self._fn(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(self._width, "big")
-
-
-def new_hasher(algorithm: str):  # noqa: ANN201 - hashlib-like object
-    """An incremental hasher (update/digest) for one flexible checksum algorithm."""
-    if algorithm == "CRC32":
-        return _Crc(lambda d, v: zlib.crc32(d, v), 4)
-    if algorithm == "CRC32C":
-        return _Crc(lambda d, v: _crc32c.crc32c(d, v), 4)
-    if algorithm == "CRC64NVME":
-        return _Crc(lambda d, v: _crt.crc64nvme(bytes(d), v), 8)
-    if algorithm == "SHA1":
-        return hashlib.sha1()
-    if algorithm == "SHA256":
-        return hashlib.sha256()
-    raise ServiceError("InvalidRequest", f"Checksum algorithm {algorithm} is not supported", 400)
+def new_hasher(algorithm: str) -> Checksum:
+    """An incremental hasher for one flexible checksum algorithm (InvalidRequest if unknown)."""
+    try:
+        return new_checksum(algorithm)
+    except KeyError:
+        raise ServiceError("InvalidRequest", f"Checksum algorithm {algorithm} is not supported", 400) from None
 
 
 def combine_crc(algorithm: str, crc1: int, crc2: int, len2: int) -> int:

@@ -1,9 +1,184 @@
-"""Browser uploads: POST /bucket with a multipart/form-data body and a signed policy."""
+"""Browser uploads: POST /bucket with a multipart/form-data body and a signed policy.
+
+The form is parsed as it streams: fields (bounded to 20 KiB in all, as S3 does) up to the
+`file` part, then the file's bytes flow straight into the ingest pipeline until the closing
+boundary; fields after the file are ignored, as in S3. The policy (signature, expiry, every
+condition, content-length-range) is verified by `strata.auth.presigned_post` with the final
+size before the blob is published, so a rejected upload leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from strata.auth.presigned_post import verify_post_policy
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import BodyStream
+from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
+from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, publish, receive
+from strata.services.s3.names import check_key, check_storage_class
+from strata.services.s3.store import ObjectRow
+
+MAX_FIELDS_BYTES = 20 * 1024
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
+_DISPOSITION_NAME = re.compile(r'\bname="([^"]*)"', re.I)
+_DISPOSITION_FILENAME = re.compile(r'\bfilename="([^"]*)"', re.I)
+_FORM_HEADERS = {"content-type": "ContentType", "cache-control": "CacheControl",
+                 "content-disposition": "ContentDisposition", "content-encoding": "ContentEncoding",
+                 "content-language": "ContentLanguage"}
+
+
+def _malformed(message: str = "The body of your POST request is not well-formed multipart/form-data.") -> ServiceError:
+    return ServiceError("MalformedPOSTRequest", message, 400)
+
+
+class FormReader:
+    """Reads multipart/form-data from an async byte stream: fields first, then the file bytes."""
+
+    def __init__(self, source: AsyncIterator[bytes], boundary: str) -> None:
+        self._source = source
+        self._buf = b""
+        self._delim = b"\r\n--" + boundary.encode()
+        self._eof = False
+
+    async def _fill(self) -> bool:
+        try:
+            chunk = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    async def _read_until(self, marker: bytes, limit: int) -> bytes:
+        while True:
+            i = self._buf.find(marker)
+            if i >= 0:
+                out, self._buf = self._buf[:i], self._buf[i + len(marker):]
+                return out
+            if len(self._buf) > limit or not await self._fill():
+                raise _malformed()
+
+    async def fields(self) -> tuple[dict[str, str], str | None]:
+        """Every field before the file, and the file's client-side name (None: no file part)."""
+        self._buf = b"\r\n"  # the first boundary has no leading CRLF
+        await self._read_until(self._delim, MAX_FIELDS_BYTES)
+        fields: dict[str, str] = {}
+        used = 0
+        while True:
+            while len(self._buf) < 2 and await self._fill():
+                pass
+            if self._buf.startswith(b"--"):
+                return fields, None
+            raw_headers = await self._read_until(b"\r\n\r\n", MAX_FIELDS_BYTES)
+            headers = {}
+            for line in raw_headers.decode("utf-8", "replace").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip():
+                    headers[name.strip().lower()] = value.strip()
+            disposition = headers.get("content-disposition", "")
+            m = _DISPOSITION_NAME.search(disposition)
+            if not m:
+                raise _malformed()
+            name = m.group(1)
+            if name.lower() == "file":
+                fn = _DISPOSITION_FILENAME.search(disposition)
+                if "content-type" in headers and "content-type" not in {k.lower() for k in fields}:
+                    fields["Content-Type"] = headers["content-type"]
+                return fields, fn.group(1) if fn else ""
+            value = await self._read_until(self._delim, MAX_FIELDS_BYTES - used)
+            used += len(value)
+            if used > MAX_FIELDS_BYTES:
+                raise ServiceError("MaxPostPreDataLengthExceededError",
+                                   "Your POST request fields preceding the upload file were too large.", 400)
+            fields[name] = value.decode("utf-8")
+
+    async def file(self) -> AsyncIterator[bytes]:
+        """The file part's bytes, up to (not including) the next boundary."""
+        keep = len(self._delim)
+        while True:
+            i = self._buf.find(self._delim)
+            if i >= 0:
+                if i:
+                    yield self._buf[:i]
+                self._buf = b""
+                return
+            if len(self._buf) > keep:
+                out, self._buf = self._buf[:-keep], self._buf[-keep:]
+                yield out
+            if not await self._fill():
+                raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
 
 
 class PostObjectOperations(S3Core):
-    pass
+    async def post_object(self, ctx: RequestContext, req: dict) -> dict:
+        bucket = self.require_bucket(req["Bucket"])
+        content_type = ctx.http.headers.get("content-type") or ""
+        m = _BOUNDARY.search(content_type)
+        if not content_type.lower().startswith("multipart/form-data") or not m:
+            raise ServiceError("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412,
+                               fields={"Condition": "Bucket POST must be of the enclosure-type multipart/form-data"})
+        stream: BodyStream = req["Body"]
+        reader = FormReader(stream.__aiter__(), m.group(1))
+        fields, filename = await reader.fields()
+        form = {k.lower(): v for k, v in fields.items()}
+        if filename is None:
+            raise ServiceError("InvalidArgument", "POST requires exactly one file upload per request.", 400,
+                               fields={"ArgumentName": "file", "ArgumentValue": "0"})
+        if "key" not in form:
+            raise ServiceError("InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.", 400,
+                               fields={"ArgumentName": "key", "ArgumentValue": ""})
+        key = form["key"].replace("${filename}", filename)
+        check_key(key)
+        storage_class = check_storage_class(form.get("x-amz-storage-class"))
+        expected = {a: form[f"x-amz-checksum-{a.lower()}"] for a in CHECKSUM_ALGORITHMS
+                    if form.get(f"x-amz-checksum-{a.lower()}")}
+        algorithm = next(iter(expected), None)
+        got = await receive(self.blobs, BodyStream(reader.file()), max_size=self.limits.max_put_size,
+                            content_md5=form.get("content-md5"), expected=expected, algorithm=algorithm)
+        try:
+            verify_post_policy(fields, bucket.name, got.size, self.settings)
+        except BaseException:
+            self.blobs.discard(got.tmp)
+            raise
+        self.count(ctx, bucket.name, bytes_in=got.size)
+        headers = {member: form[name] for name, member in _FORM_HEADERS.items() if form.get(name)}
+        headers.setdefault("ContentType", "binary/octet-stream")
+        attrs: dict[str, Any] = {"headers": headers,
+                                 "meta": {k[len("x-amz-meta-"):]: v for k, v in fields.items()
+                                          if k.lower().startswith("x-amz-meta-")}}
+        if got.checksums:
+            a, v = next(iter(got.checksums.items()))
+            attrs["checksum"] = {"algorithm": a, "value": v, "type": "FULL_OBJECT"}
+        blob = await publish(self.blobs, got)
+        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
+                        self.now(), storage_class, attrs)
+        try:
+            self.commit_object(bucket, row)
+        except BaseException:
+            self.blobs.delete(blob)
+            raise
+        location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
+        out: dict[str, Any] = {"ETag": row.etag, "Location": location}
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        redirect = form.get("success_action_redirect") or form.get("redirect")
+        if redirect:
+            sep = "&" if "?" in redirect else "?"
+            out["Location"] = (f"{redirect}{sep}bucket={quote(bucket.name)}&key={quote(key)}"
+                               f"&etag={quote(row.etag)}")
+            out["StatusCode"] = 303
+            return out
+        status = form.get("success_action_status", "204")
+        if status == "201":
+            out["StatusCode"] = 201
+            out["PostResponse"] = {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": row.etag}
+        elif status == "200":
+            out["StatusCode"] = 200
+        else:
+            out["StatusCode"] = 204
+        return out
