@@ -1,0 +1,114 @@
+"""What every codec shares: per-operation plans compiled on first use, error shapes, body streams.
+
+A subclass implements `_compile_parser(op)` and `_compile_serializer(op)`, each returning a plain
+function; `parse` and `serialize` look the function up by operation name and call it, so the model
+is walked once per operation for the life of the process. Malformed input surfaces from those
+functions as `MalformedInput` and becomes the protocol's own error via `malformed(message)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from strata.protocol.codecs.values import MalformedInput
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
+
+ParseFn = Callable[[HttpRequest, dict[str, str]], dict]
+SerializeFn = Callable[[dict, str], HttpResponse]
+
+
+class BaseCodec:
+    """Plan caches and error-shape lookups; the wire details live in the protocol subclasses."""
+
+    protocol = ""
+
+    def __init__(self, model: ServiceModel) -> None:
+        self.model = model
+        self.service = model.service_name
+        self._parsers: dict[str, ParseFn] = {}
+        self._serializers: dict[str, SerializeFn] = {}
+        self._operations = {name: model.operation_model(name) for name in model.operation_names}
+        self.error_shapes: dict[str, Shape] = {}
+        for shape in model.error_shapes:
+            self.error_shapes[shape.error_code or shape.name] = shape
+            self.error_shapes.setdefault(shape.name, shape)
+
+    # -- the Codec protocol -------------------------------------------------------------------
+    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
+        raise NotImplementedError
+
+    def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
+        fn = self._parsers.get(op.name)
+        if fn is None:
+            fn = self._parsers[op.name] = self._compile_parser(op)
+        try:
+            return fn(request, path_params)
+        except MalformedInput as e:
+            raise self.malformed(str(e)) from e
+
+    def serialize(self, op: OperationModel, result: dict | None, request_id: str) -> HttpResponse:
+        fn = self._serializers.get(op.name)
+        if fn is None:
+            fn = self._serializers[op.name] = self._compile_serializer(op)
+        return fn(result or {}, request_id)
+
+    def serialize_error(
+        self, op: OperationModel | None, error: ServiceError, request_id: str
+    ) -> HttpResponse:
+        response = self._render_error(op, error, request_id)
+        for name, value in error.headers.items():
+            response.headers.append((name, value))
+        if op is not None and op.http.get("method") == "HEAD":
+            response.body = b""
+        return response
+
+    # -- for subclasses -----------------------------------------------------------------------
+    def operation(self, name: str) -> OperationModel | None:
+        return self._operations.get(name)
+
+    def malformed(self, message: str) -> ServiceError:
+        """The protocol's answer to input that does not match the model."""
+        return ServiceError("ValidationError", message, 400)
+
+    def _compile_parser(self, op: OperationModel) -> ParseFn:
+        raise NotImplementedError
+
+    def _compile_serializer(self, op: OperationModel) -> SerializeFn:
+        raise NotImplementedError
+
+    def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
+        raise NotImplementedError
+
+    def error_shape(self, code: str) -> Shape | None:
+        return self.error_shapes.get(code)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def body_stream(request: HttpRequest) -> BodyStream:
+    """The request body as a stream: the gateway's stream, or the bytes it already read."""
+    if request.stream is not None:
+        return request.stream
+    return BodyStream(_one_chunk(request.body), len(request.body))
+
+
+def content_length(body: Any) -> int | None:
+    """The length of a response body when it is known without reading it."""
+    if isinstance(body, (bytes, bytearray)):
+        return len(body)
+    length = getattr(body, "length", None)
+    if length is not None:
+        return length
+    path = getattr(body, "path", None)
+    if path is not None:
+        try:
+            return path.stat().st_size - body.offset
+        except OSError:
+            return None
+    return None

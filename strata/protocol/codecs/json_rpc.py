@@ -1,0 +1,119 @@
+"""The json protocol (DynamoDB, KMS): `X-Amz-Target` names the operation, the body is the input.
+
+Responses are `application/x-amz-json-<jsonVersion>` with `x-amzn-RequestId`; errors are
+`{"__type": "<prefix>#Code", "message": ...}` where the prefix is model metadata
+(`x-strata-errorTypePrefix`, e.g. DynamoDB's `com.amazonaws.dynamodb.v20120810#`) and the
+message key follows the error shape's own member name (`message` or `Message`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
+from strata.protocol.codecs.json_shapes import JsonReader, JsonWriter
+from strata.protocol.codecs.values import MalformedInput
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import HttpRequest, HttpResponse
+
+
+def load_json_object(body: bytes) -> dict:
+    """A request body as a JSON object; empty means `{}`."""
+    if not body or not body.strip():
+        return {}
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MalformedInput("request body is not valid JSON") from e
+    if not isinstance(doc, dict):
+        raise MalformedInput("request body must be a JSON object")
+    return doc
+
+
+def dump_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_error_body(
+    writer: JsonWriter, shape: Shape | None, error: ServiceError, type_name: str | None
+) -> dict[str, Any]:
+    """The JSON error document: message under the error shape's own key, then modeled fields."""
+    members = shape.members if shape is not None else {}
+    message_key = "Message" if "Message" in members and "message" not in members else "message"
+    body: dict[str, Any] = {}
+    if type_name is not None:
+        body["__type"] = type_name
+    body[message_key] = error.message
+    fields = {k: v for k, v in error.fields.items() if v is not None and k not in ("message", "Message")}
+    if fields:
+        if shape is not None:
+            body.update(writer.get(shape)(fields))
+            for k, v in fields.items():  # fields the shape does not model still reach the client
+                if k not in members:
+                    body.setdefault(k, v)
+        else:
+            body.update(fields)
+    return body
+
+
+class JsonCodec(BaseCodec):
+    protocol = "json"
+
+    def __init__(self, model: ServiceModel) -> None:
+        super().__init__(model)
+        self.target_prefix = model.metadata.get("targetPrefix", "")
+        self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
+        self.error_prefix = model.metadata.get("x-strata-errorTypePrefix", "")
+        self.reader = JsonReader(skip_located=False)
+        self.writer = JsonWriter(skip_located=False)
+
+    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
+        target = request.headers.get("x-amz-target") or ""
+        prefix, _, name = target.rpartition(".")
+        op = self.operation(name) if prefix == self.target_prefix else None
+        if op is None:
+            raise ServiceError(
+                "UnknownOperationException", f"Unknown operation {target or '(no X-Amz-Target)'}", 400
+            )
+        return op, {}
+
+    def malformed(self, message: str) -> ServiceError:
+        return ServiceError("SerializationException", message, 400)
+
+    def _compile_parser(self, op: OperationModel) -> ParseFn:
+        shape = op.input_shape
+        if shape is None:
+            return lambda request, path_params: {}
+        read = self.reader.get(shape)
+        return lambda request, path_params: read(load_json_object(request.body))
+
+    def _compile_serializer(self, op: OperationModel) -> SerializeFn:
+        shape = op.output_shape
+        write = self.writer.get(shape) if shape is not None else (lambda result: {})
+        content_type = self.content_type
+
+        def serialize(result: dict, request_id: str) -> HttpResponse:
+            body = dump_json(write(result))
+            headers = [
+                ("x-amzn-RequestId", request_id),
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+            ]
+            return HttpResponse(200, headers, body)
+
+        return serialize
+
+    def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
+        doc = json_error_body(
+            self.writer, self.error_shape(error.code), error, self.error_prefix + error.code
+        )
+        body = dump_json(doc)
+        headers = [
+            ("x-amzn-RequestId", request_id),
+            ("Content-Type", self.content_type),
+            ("Content-Length", str(len(body))),
+        ]
+        return HttpResponse(error.status, headers, body)

@@ -1,0 +1,200 @@
+"""JSON bodies (json and rest-json protocols): decode request values, encode response values.
+
+Decoding checks each value against its shape (a string where a structure belongs is a
+SerializationException at AWS, not a crash here) and converts blobs from base64 and timestamps
+to aware datetimes. Encoding drops None and unknown keys, writes blobs as base64 and timestamps
+as epoch seconds unless the shape names another `timestampFormat`.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from decimal import Decimal
+from typing import Any
+
+from botocore.model import Shape
+
+from strata.protocol.codecs.compile import Fn, ShapeCompiler, located
+from strata.protocol.codecs.values import (
+    MalformedInput,
+    b64decode,
+    b64encode,
+    format_float,
+    format_timestamp,
+    to_datetime,
+)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _read_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise MalformedInput(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _read_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise MalformedInput(f"expected an integer, got {type(value).__name__}")
+
+
+def _read_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MalformedInput(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _decode_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise MalformedInput("expected a number, got bool")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value in ("NaN", "Infinity", "-Infinity"):
+        return float(value.replace("Infinity", "inf"))
+    raise MalformedInput(f"expected a number, got {type(value).__name__}")
+
+
+def _decode_blob(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedInput("expected a base64 string")
+    return b64decode(value)
+
+
+def _decode_timestamp(value: Any) -> Any:
+    if isinstance(value, (bool, list, dict)) or value is None:
+        raise MalformedInput("expected a timestamp")
+    return to_datetime(value)
+
+
+class JsonReader(ShapeCompiler):
+    """Shape -> function(json value) -> Python value shaped like the model."""
+
+    def __init__(self, skip_located: bool) -> None:
+        super().__init__()
+        self.skip_located = skip_located
+
+    def build(self, shape: Shape) -> Fn:
+        kind = shape.type_name
+        if kind == "structure":
+            if shape.is_document_type:
+                return _identity
+            return self._structure(shape)
+        if kind == "list":
+            item = self.get(shape.member)
+
+            def read_list(value: Any) -> list:
+                if not isinstance(value, list):
+                    raise MalformedInput(f"expected a list for {shape.name}")
+                return [None if v is None else item(v) for v in value]
+
+            return read_list
+        if kind == "map":
+            val = self.get(shape.value)
+
+            def read_map(value: Any) -> dict:
+                if not isinstance(value, dict):
+                    raise MalformedInput(f"expected a map for {shape.name}")
+                return {k: None if v is None else val(v) for k, v in value.items()}
+
+            return read_map
+        if kind == "string":
+            return _read_string
+        if kind in ("integer", "long", "short", "byte", "bigInteger"):
+            return _read_int
+        if kind in ("float", "double", "bigDecimal"):
+            return _decode_float
+        if kind == "boolean":
+            return _read_bool
+        if kind == "blob":
+            return _decode_blob
+        if kind == "timestamp":
+            return _decode_timestamp
+        return _identity
+
+    def _structure(self, shape: Shape) -> Fn:
+        members = [
+            (m.serialization.get("name", name), name, self.get(m))
+            for name, m in shape.members.items()
+            if not (self.skip_located and located(m))
+        ]
+        label = shape.name
+
+        def read_structure(value: Any) -> dict:
+            if not isinstance(value, dict):
+                raise MalformedInput(f"expected an object for {label}")
+            out = {}
+            for wire, name, fn in members:
+                v = value.get(wire)
+                if v is not None:
+                    out[name] = fn(v)
+            return out
+
+        return read_structure
+
+
+def _encode_blob(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, str)):
+        return b64encode(value)
+    return base64.b64encode(bytes(value)).decode()
+
+
+def _encode_float(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return format_float(value)
+    return value
+
+
+class JsonWriter(ShapeCompiler):
+    """Shape -> function(Python value) -> JSON-ready value (None and unknown keys dropped)."""
+
+    def __init__(self, skip_located: bool) -> None:
+        super().__init__()
+        self.skip_located = skip_located
+
+    def build(self, shape: Shape) -> Fn:
+        kind = shape.type_name
+        if kind == "structure":
+            if shape.is_document_type:
+                return _identity
+            return self._structure(shape)
+        if kind == "list":
+            item = self.get(shape.member)
+            return lambda value: [item(v) for v in value if v is not None]
+        if kind == "map":
+            val = self.get(shape.value)
+            return lambda value: {k: val(v) for k, v in value.items() if v is not None}
+        if kind == "blob":
+            return _encode_blob
+        if kind == "timestamp":
+            fmt = shape.serialization.get("timestampFormat", "unixtimestamp")
+            return lambda value: format_timestamp(value, fmt)
+        if kind in ("float", "double"):
+            return _encode_float
+        return _identity
+
+    def _structure(self, shape: Shape) -> Fn:
+        members = {
+            name: (m.serialization.get("name", name), self.get(m))
+            for name, m in shape.members.items()
+            if not (self.skip_located and located(m))
+        }
+
+        def write_structure(value: dict) -> dict:
+            out = {}
+            for name, v in value.items():
+                if v is None:
+                    continue
+                member = members.get(name)
+                if member is not None:
+                    out[member[0]] = member[1](v)
+            return out
+
+        return write_structure
