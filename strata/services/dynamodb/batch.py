@@ -1,0 +1,115 @@
+"""BatchGetItem and BatchWriteItem.
+
+A batch is validated whole before anything is written (DynamoDB rejects the whole request for
+one bad item), then written in one SQLite transaction; a batch is not a transaction for the
+client, but committing it once is both correct and cheaper. UnprocessedKeys appear only when a
+BatchGetItem response would pass 16 MB.
+"""
+
+from __future__ import annotations
+
+from strata.services.base import RequestContext
+from strata.services.dynamodb import items as itm
+from strata.services.dynamodb.capacity import Consumed, read_units
+from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.expressions.evaluate import project
+from strata.services.dynamodb.item_ops import Plan
+from strata.services.dynamodb.state import State
+from strata.services.dynamodb.types import check_item
+
+MAX_GET = 100
+MAX_WRITE = 25
+MAX_GET_BYTES = 16 * 1024 * 1024
+
+
+def _report(consumed: dict[str, Consumed], mode: str | None, billing: dict[str, str]) -> list[dict] | None:
+    for c in consumed.values():
+        c.record(billing[c.table])
+    if mode not in ("TOTAL", "INDEXES"):
+        return None
+    return [c.report(mode) for c in consumed.values()]  # type: ignore[misc]
+
+
+def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
+    request_items = req.get("RequestItems") or {}
+    if sum(len(spec.get("Keys") or []) for spec in request_items.values()) > MAX_GET:
+        raise validation("Too many items requested for the BatchGetItem call")
+    plans = []
+    for name, spec in request_items.items():
+        meta = state.table(ctx, name)
+        plan = Plan(spec, ("ProjectionExpression",))
+        encoded = [itm.key_of(meta, k)[:2] for k in spec.get("Keys") or []]
+        if len(set(encoded)) != len(encoded):
+            raise validation("Provided list of item keys contains duplicates")
+        plans.append((name, meta, spec, plan, encoded))
+    responses: dict[str, list] = {}
+    unprocessed: dict[str, dict] = {}
+    consumed: dict[str, Consumed] = {}
+    billing: dict[str, str] = {}
+    total = 0
+    for name, meta, spec, plan, encoded in plans:
+        responses[name] = []
+        billing[meta.name] = meta.billing_mode
+        c = consumed.setdefault(meta.name, Consumed(meta.name, read=True))
+        consistent = bool(spec.get("ConsistentRead"))
+        for i, (pk, sk) in enumerate(encoded):
+            if total >= MAX_GET_BYTES:
+                left = dict(spec)
+                left["Keys"] = spec["Keys"][i:]
+                unprocessed[name] = left
+                break
+            got = state.store.get(meta.tid, pk, sk)
+            c.table_units += read_units(got[1] if got else 0, consistent)
+            if got is not None:
+                total += got[1]
+                item = got[0]
+                responses[name].append(project(item, plan.projection) if plan.projection is not None else item)
+    out: dict = {"Responses": responses, "UnprocessedKeys": unprocessed}
+    cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
+    if cc is not None:
+        out["ConsumedCapacity"] = cc
+    return out
+
+
+def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
+    request_items = req.get("RequestItems") or {}
+    if sum(len(reqs or []) for reqs in request_items.values()) > MAX_WRITE:
+        raise validation("Too many items requested for the BatchWriteItem call")
+    work = []
+    for name, reqs in request_items.items():
+        meta = state.table(ctx, name)
+        seen = set()
+        for r in reqs or []:
+            put, delete = r.get("PutRequest"), r.get("DeleteRequest")
+            if (put is None) == (delete is None):
+                raise validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one "
+                                 "of the supported datatypes" if put and delete else
+                                 "1 validation error detected: WriteRequest must contain exactly one of "
+                                 "PutRequest or DeleteRequest")
+            if put is not None:
+                item, size = check_item(put.get("Item"))
+                pk, sk = itm.key_of_item(meta, item)
+                if meta.indexes:
+                    itm.check_index_keys(meta, item)
+            else:
+                pk, sk, _ = itm.key_of(meta, delete.get("Key"))
+                item, size = None, 0
+            if (pk, sk) in seen:
+                raise validation("Provided list of item keys contains duplicates")
+            seen.add((pk, sk))
+            work.append((meta, pk, sk, item, size))
+    consumed: dict[str, Consumed] = {}
+    billing: dict[str, str] = {}
+    store = state.store
+    with store.transaction():
+        for meta, pk, sk, item, size in work:
+            billing[meta.name] = meta.billing_mode
+            c = consumed.setdefault(meta.name, Consumed(meta.name, read=False))
+            got = store.get(meta.tid, pk, sk)
+            old, old_size = got if got else (None, None)
+            itm.write(store, meta, pk, sk, old, old_size, item, size, c)
+    out: dict = {"UnprocessedItems": {}}
+    cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
+    if cc is not None:
+        out["ConsumedCapacity"] = cc
+    return out

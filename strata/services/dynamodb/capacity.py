@@ -1,0 +1,68 @@
+"""Consumed capacity by DynamoDB's rules, reported to the client and recorded on the meter.
+
+Reads: one unit per 4 KB (rounded up) for a strongly consistent read, half for eventually
+consistent, double for transactional; Query/Scan round the *sum* of the item sizes read.
+Writes: one unit per 1 KB (rounded up) of the larger of the old and new item, double for
+transactional, plus the writes to every index the change touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from strata.sim.meter import meter
+
+READ_UNIT = 4096
+WRITE_UNIT = 1024
+
+
+def read_units(size: int, consistent: bool, transactional: bool = False) -> float:
+    units = float(max(1, -(-size // READ_UNIT)))
+    if transactional:
+        return units * 2
+    return units if consistent else units / 2
+
+
+def write_units(size: int, transactional: bool = False) -> float:
+    units = float(max(1, -(-size // WRITE_UNIT)))
+    return units * 2 if transactional else units
+
+
+@dataclass
+class Consumed:
+    """Units consumed by one request on one table, split by table and index."""
+
+    table: str
+    read: bool
+    table_units: float = 0.0
+    gsi: dict[str, float] = field(default_factory=dict)
+    lsi: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.table_units + sum(self.gsi.values()) + sum(self.lsi.values())
+
+    def add_index(self, name: str, is_global: bool, units: float) -> None:
+        target = self.gsi if is_global else self.lsi
+        target[name] = target.get(name, 0.0) + units
+
+    def report(self, mode: str | None) -> dict | None:
+        """The ConsumedCapacity member for ReturnConsumedCapacity TOTAL / INDEXES (None: NONE)."""
+        if mode not in ("TOTAL", "INDEXES"):
+            return None
+        kind = "ReadCapacityUnits" if self.read else "WriteCapacityUnits"
+        out: dict = {"TableName": self.table, "CapacityUnits": self.total, kind: self.total}
+        if mode == "INDEXES":
+            out["Table"] = {"CapacityUnits": self.table_units, kind: self.table_units}
+            if self.gsi:
+                out["GlobalSecondaryIndexes"] = {k: {"CapacityUnits": v, kind: v} for k, v in self.gsi.items()}
+            if self.lsi:
+                out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v, kind: v} for k, v in self.lsi.items()}
+        return out
+
+    def record(self, billing_mode: str) -> None:
+        """Every billable read or write goes on the meter, per table."""
+        if self.read:
+            meter.record("dynamodb", "ReadCapacityUnits", self.total, "RCU", table=self.table, billing_mode=billing_mode)
+        else:
+            meter.record("dynamodb", "WriteCapacityUnits", self.total, "WCU", table=self.table, billing_mode=billing_mode)

@@ -1,0 +1,76 @@
+"""Byte-comparable encoding of key attributes, so SQLite's memcmp order is DynamoDB's key order.
+
+Strings encode as their UTF-8 bytes, binaries as themselves (SQLite compares BLOBs as unsigned
+bytes, shorter prefix first), numbers as sign/exponent/digits such that bytes order numerically:
+
+    zero      0x80
+    positive  0x81, exponent+128 (1 byte), digits as bytes 1..10            (no terminator needed:
+                                                                            a shorter mantissa is smaller)
+    negative  0x7f, 127-exponent (1 byte), complemented digits 245..254, 0xff (terminator makes the
+                                                                            shorter mantissa larger)
+
+A key attribute's type is fixed by the table's AttributeDefinitions, so values of different types
+never meet in one column.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def encode_number(text: str) -> bytes:
+    d = Decimal(text)
+    if not d:
+        return b"\x80"
+    sign, digits, exp = d.as_tuple()
+    while digits and digits[-1] == 0:  # canonical numbers have none, but be exact anyway
+        digits = digits[:-1]
+        exp += 1
+    adjusted = exp + len(digits) - 1
+    if sign == 0:
+        return bytes((0x81, adjusted + 128, *(x + 1 for x in digits)))
+    return bytes((0x7F, 127 - adjusted, *(254 - x for x in digits), 0xFF))
+
+
+def decode_number(data: bytes) -> str:
+    """The canonical string of an encoded number (used to rebuild keys from index rows)."""
+    from strata.services.dynamodb.types import format_number
+
+    if data == b"\x80":
+        return "0"
+    if data[0] == 0x81:
+        adjusted = data[1] - 128
+        digits = tuple(x - 1 for x in data[2:])
+        return format_number(0, digits, adjusted - len(digits) + 1)
+    adjusted = 127 - data[1]
+    digits = tuple(254 - x for x in data[2:-1])
+    return format_number(1, digits, adjusted - len(digits) + 1)
+
+
+def encode(av: dict, key_type: str) -> bytes:
+    """Encode a key attribute value already checked to be of `key_type` (S, N or B)."""
+    v = av[key_type]
+    if key_type == "S":
+        return v.encode()
+    if key_type == "N":
+        return encode_number(v)
+    return bytes(v)
+
+
+def decode(data: bytes, key_type: str) -> dict:
+    if key_type == "S":
+        return {"S": data.decode()}
+    if key_type == "N":
+        return {"N": decode_number(data)}
+    return {"B": data}
+
+
+def prefix_successor(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix` (None: no bound)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)

@@ -1,0 +1,237 @@
+"""DynamoDB: one method per operation; the semantics live in the topic modules beside this one.
+
+    tables.py        CreateTable validation, metadata, DescribeTable
+    item_ops.py      PutItem / GetItem / UpdateItem / DeleteItem
+    query.py         Query / Scan
+    batch.py         BatchGetItem / BatchWriteItem
+    transactions.py  TransactWriteItems / TransactGetItems
+    expressions/     the one expression engine
+    store.py, keys.py, types.py, capacity.py
+
+Calls are synchronous and short (SQLite on the event-loop thread), so writes are naturally
+serialized; each write is one committed SQLite transaction.
+"""
+
+from __future__ import annotations
+
+from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.dynamodb import batch, item_ops, query, transactions
+from strata.services.dynamodb import items as itm
+from strata.services.dynamodb.errors import invalid_parameter, resource_in_use, resource_not_found, validation
+from strata.services.dynamodb.state import State, scope_of, table_name
+from strata.services.dynamodb.store import loads
+from strata.services.dynamodb.tables import (
+    MAX_GSI,
+    TableMeta,
+    _throughput,
+    attribute_types,
+    build_index,
+    build_table,
+    check_table_name,
+    describe,
+)
+from strata.sim.clock import clock
+
+
+class DynamoDBProvider:
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.state = State(runtime.data_dir / "dynamodb.sqlite3", runtime.settings.fsync)
+
+    def health(self) -> str:
+        return "running"
+
+    async def stop(self) -> None:
+        self.state.store.db.close()
+
+    # -- tables -----------------------------------------------------------------------------------
+
+    def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
+        count, size = self.state.store.counts(meta.tid)
+        index_counts = {}
+        for ix in meta.indexes:
+            n = self.state.store.index_count(ix.iid) if count else 0
+            index_counts[ix.name] = (n, size * n // count if count else 0)
+        return describe(meta, count, size, index_counts, status)
+
+    def create_table(self, ctx: RequestContext, req: dict) -> dict:
+        scope = scope_of(ctx)
+        store = self.state.store
+        name = check_table_name(req.get("TableName"))
+        if (scope, name) in self.state.tables:
+            raise resource_in_use(f"Table already exists: {name}")
+        with store.transaction():
+            meta = build_table(req, scope, ctx.region, ctx.account_id, store.next_id("table"),
+                               lambda: store.next_id("index"), clock.time())
+            store.insert_table(meta.to_json())
+        self.state.tables[(scope, name)] = meta
+        return {"TableDescription": self._describe(meta, "ACTIVE")}
+
+    def describe_table(self, ctx: RequestContext, req: dict) -> dict:
+        return {"Table": self._describe(self.state.table(ctx, req.get("TableName"), describe=True))}
+
+    def list_tables(self, ctx: RequestContext, req: dict) -> dict:
+        scope = scope_of(ctx)
+        names = sorted(n for s, n in self.state.tables if s == scope)
+        start = req.get("ExclusiveStartTableName")
+        if start:
+            names = [n for n in names if n > start]
+        limit = req.get("Limit") or 100
+        if not 1 <= limit <= 100:
+            raise validation(f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+                             "Member must have value less than or equal to 100")
+        out: dict = {"TableNames": names[:limit]}
+        if len(names) > limit:
+            out["LastEvaluatedTableName"] = names[limit - 1]
+        return out
+
+    def delete_table(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        if meta.deletion_protection:
+            raise validation("Resource cannot be deleted as it is currently protected against deletion. Disable "
+                             "deletion protection first.")
+        desc = self._describe(meta, "DELETING")
+        with self.state.store.transaction():
+            self.state.store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
+        del self.state.tables[(meta.scope, meta.name)]
+        return {"TableDescription": desc}
+
+    def update_table(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
+        store = self.state.store
+        billing = req.get("BillingMode") or meta.billing_mode
+        if req.get("BillingMode") or req.get("ProvisionedThroughput"):
+            meta.throughput = _throughput(req.get("ProvisionedThroughput") or
+                                          (meta.throughput if billing == "PROVISIONED" and meta.billing_mode ==
+                                           "PROVISIONED" else None), billing)
+            meta.billing_mode = billing
+        if req.get("StreamSpecification") is not None:
+            spec = req["StreamSpecification"]
+            meta.stream = spec if spec.get("StreamEnabled") else None
+        if req.get("SSESpecification") is not None:
+            meta.sse = req["SSESpecification"] if req["SSESpecification"].get("Enabled") else None
+        if req.get("DeletionProtectionEnabled") is not None:
+            meta.deletion_protection = bool(req["DeletionProtectionEnabled"])
+        if req.get("TableClass"):
+            meta.table_class = req["TableClass"]
+        types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
+        types.update(attribute_types(req.get("AttributeDefinitions") or []))
+        with store.transaction():
+            for upd in req.get("GlobalSecondaryIndexUpdates") or []:
+                if "Create" in upd:
+                    spec = upd["Create"]
+                    if any(ix.name == spec.get("IndexName") for ix in meta.indexes):
+                        raise validation("Attempting to create an index which already exists")
+                    if sum(ix.is_global for ix in meta.indexes) >= MAX_GSI:
+                        raise validation("GlobalSecondaryIndex count exceeds the per-table limit of 20")
+                    ix = build_index(spec, types, store.next_id("index"), True, meta.billing_mode, clock.time())
+                    meta.indexes.append(ix)
+                    for pk, sk, blob in list(store.all_items(meta.tid)):  # backfill
+                        ikey = itm.index_key(ix, loads(blob))
+                        if ikey is not None:
+                            store.index_put(ix.iid, ikey[0], ikey[1], pk, sk)
+                elif "Delete" in upd:
+                    name = upd["Delete"].get("IndexName")
+                    ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
+                    if ix is None:
+                        raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    store.delete_index(ix.iid)
+                    meta.indexes.remove(ix)
+                elif "Update" in upd:
+                    name = upd["Update"].get("IndexName")
+                    ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
+                    if ix is None:
+                        raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    ix.throughput = _throughput(upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name)
+            used = {meta.hash_key, meta.range_key} | {i.hash_key for i in meta.indexes} | \
+                   {i.range_key for i in meta.indexes}
+            meta.attribute_definitions = [{"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used]
+            self.state.save(meta)
+        return {"TableDescription": self._describe(meta)}
+
+    def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        spec = req.get("TimeToLiveSpecification") or {}
+        enabled = bool(spec.get("Enabled"))
+        current = meta.ttl or {}
+        if enabled and current.get("Enabled"):
+            raise validation("TimeToLive is already enabled")
+        if not enabled and not current.get("Enabled"):
+            raise validation("TimeToLive is already disabled")
+        if not spec.get("AttributeName"):
+            raise invalid_parameter("AttributeName must be specified")
+        with self.state.store.transaction():
+            meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
+            self.state.save(meta)
+        return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": spec["AttributeName"]}}
+
+    def describe_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        if meta.ttl and meta.ttl.get("Enabled"):
+            return {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": meta.ttl["AttributeName"]}}
+        return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+
+    def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        with self.state.store.transaction():
+            for t in req.get("Tags") or []:
+                meta.tags[t["Key"]] = t["Value"]
+            if len(meta.tags) > 50:
+                raise validation("One or more parameter values were invalid: The number of tags exceeds the limit of 50")
+            self.state.save(meta)
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        with self.state.store.transaction():
+            for k in req.get("TagKeys") or []:
+                meta.tags.pop(k, None)
+            self.state.save(meta)
+        return {}
+
+    def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
+
+    def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
+        return {"AccountMaxReadCapacityUnits": 80000, "AccountMaxWriteCapacityUnits": 80000,
+                "TableMaxReadCapacityUnits": 40000, "TableMaxWriteCapacityUnits": 40000}
+
+    def describe_endpoints(self, ctx: RequestContext, req: dict) -> dict:
+        return {"Endpoints": [{"Address": f"dynamodb.{ctx.region}.amazonaws.com", "CachePeriodInMinutes": 1440}]}
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def put_item(self, ctx: RequestContext, req: dict) -> dict:
+        return item_ops.put_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def get_item(self, ctx: RequestContext, req: dict) -> dict:
+        return item_ops.get_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def update_item(self, ctx: RequestContext, req: dict) -> dict:
+        return item_ops.update_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def delete_item(self, ctx: RequestContext, req: dict) -> dict:
+        return item_ops.delete_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def query(self, ctx: RequestContext, req: dict) -> dict:
+        return query.query(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def scan(self, ctx: RequestContext, req: dict) -> dict:
+        return query.scan(self.state, self.state.table(ctx, req.get("TableName")), req)
+
+    def batch_get_item(self, ctx: RequestContext, req: dict) -> dict:
+        return batch.batch_get_item(self.state, ctx, req)
+
+    def batch_write_item(self, ctx: RequestContext, req: dict) -> dict:
+        return batch.batch_write_item(self.state, ctx, req)
+
+    def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
+        return transactions.transact_write_items(self.state, ctx, req)
+
+    def transact_get_items(self, ctx: RequestContext, req: dict) -> dict:
+        return transactions.transact_get_items(self.state, ctx, req)
+
+
+__all__ = ["DynamoDBProvider", "table_name"]

@@ -1,0 +1,312 @@
+"""Query and Scan: key conditions become byte ranges over the primary key or an index.
+
+A Query reads one partition between two encoded sort-key bounds, in either direction, resuming
+after ExclusiveStartKey; Limit counts items read (before the filter) and a page stops after 1 MB
+read, as in DynamoDB. Nothing here scans a table to answer a Query.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from strata.services.dynamodb import items as itm
+from strata.services.dynamodb import keys
+from strata.services.dynamodb.capacity import Consumed, read_units
+from strata.services.dynamodb.errors import invalid_parameter, validation
+from strata.services.dynamodb.expressions import ast, legacy
+from strata.services.dynamodb.expressions.evaluate import Env, condition, operand, project
+from strata.services.dynamodb.expressions.update import check_overlaps
+from strata.services.dynamodb.expressions.validate import prepare
+from strata.services.dynamodb.state import State
+from strata.services.dynamodb.store import loads
+from strata.services.dynamodb.tables import IndexMeta, TableMeta
+from strata.services.dynamodb.types import check_value, item_size, sort_value
+
+PAGE_BYTES = 1024 * 1024
+_KC = "KeyConditionExpression"
+
+
+def _conjuncts(node: ast.Condition) -> list[ast.Condition]:
+    if isinstance(node, ast.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+
+
+def _key_value(node: ast.Operand, env: Env, key_type: str) -> dict:
+    v = operand(node, None, env)
+    if v is None or key_type not in v:
+        raise invalid_parameter("Condition parameter type does not match schema type")
+    return v
+
+
+def key_condition(tree: ast.Condition, env: Env, hash_key: str, hash_type: str, range_key: str | None,
+                  range_type: str | None) -> tuple[bytes, tuple]:
+    """The encoded partition key and sort-key bounds (lo, lo_incl, hi, hi_incl) of a key condition."""
+    hash_av = None
+    bounds: tuple = (None, True, None, True)
+    parts = _conjuncts(tree)
+    if len(parts) > 2:
+        raise validation("KeyConditionExpressions must only contain one condition per key")
+    seen_range = False
+    for c in parts:
+        if isinstance(c, ast.Or):
+            raise validation(f"Invalid operator used in {_KC}: OR")
+        if isinstance(c, ast.Not):
+            raise validation(f"Invalid operator used in {_KC}: NOT")
+        if isinstance(c, ast.In):
+            raise validation(f"Invalid operator used in {_KC}: IN")
+        if isinstance(c, ast.Function) and c.name != "begins_with":
+            raise validation(f"Invalid operator used in {_KC}: {c.name}")
+        if isinstance(c, ast.Compare):
+            left, right, op = c.left, c.right, c.op
+            if not isinstance(left, ast.Path) and isinstance(right, ast.Path):
+                left, right, op = right, left, _FLIP.get(op, op)
+            if op == "<>":
+                raise validation(f"Invalid operator used in {_KC}: <>")
+            target = left
+        elif isinstance(c, ast.Between):
+            target = c.operand
+        elif isinstance(c, ast.Function):
+            target = c.args[0]
+        else:
+            raise validation("Query key condition not supported")
+        if not isinstance(target, ast.Path) or len(target.parts) != 1:
+            raise validation("Query key condition not supported")
+        name = env.name(target.parts[0])
+        if name == hash_key and isinstance(c, ast.Compare) and op == "=" and hash_av is None:
+            hash_av = _key_value(right, env, hash_type)
+        elif name == range_key and not seen_range:
+            seen_range = True
+            bounds = _range_bounds(c, env, range_type)  # type: ignore[arg-type]
+        elif name == hash_key:
+            raise validation("Query key condition not supported")
+        else:
+            raise validation(f"Query condition missed key schema element: {hash_key}" if name != range_key else
+                             "KeyConditionExpressions must only contain one condition per key")
+    if hash_av is None:
+        raise validation(f"Query condition missed key schema element: {hash_key}")
+    return keys.encode(hash_av, hash_type), bounds
+
+
+def _range_bounds(c: ast.Condition, env: Env, t: str) -> tuple:
+    if isinstance(c, ast.Compare):
+        left, right, op = c.left, c.right, c.op
+        if not isinstance(left, ast.Path):
+            right, op = left, _FLIP[op]
+        v = keys.encode(_key_value(right, env, t), t)
+        return {"=": (v, True, v, True), "<": (None, True, v, False), "<=": (None, True, v, True),
+                ">": (v, False, None, True), ">=": (v, True, None, True)}[op]
+    if isinstance(c, ast.Between):
+        lo_v, hi_v = _key_value(c.low, env, t), _key_value(c.high, env, t)
+        if sort_value(lo_v) > sort_value(hi_v):  # type: ignore[operator]
+            raise validation(
+                f"Invalid {_KC}: The BETWEEN operator requires upper bound to be greater than or equal to lower "
+                f"bound; lower bound operand: AttributeValue: {{{t}:{lo_v[t]}}}, upper bound operand: "
+                f"AttributeValue: {{{t}:{hi_v[t]}}}"
+            )
+        return keys.encode(lo_v, t), True, keys.encode(hi_v, t), True
+    assert isinstance(c, ast.Function)
+    if t == "N":
+        raise validation(f"Invalid {_KC}: Incorrect operand type for operator or function; operator or function: "
+                         "begins_with, operand type: N")
+    prefix = keys.encode(_key_value(c.args[1], env, t), t)
+    return prefix, True, keys.prefix_successor(prefix), False
+
+
+class _Read:
+    """What Query and Scan share: parameters, filter, projection, paging and capacity."""
+
+    def __init__(self, state: State, meta: TableMeta, req: dict, members: tuple[str, ...], legacy_filter: str) -> None:
+        legacy.check_mixing(req)
+        self.meta = meta
+        self.req = req
+        self.index: IndexMeta | None = meta.index(req["IndexName"]) if req.get("IndexName") else None
+        self.consistent = bool(req.get("ConsistentRead"))
+        if self.index is not None and self.index.is_global and self.consistent:
+            raise validation("Consistent reads are not supported on global secondary indexes")
+        self.parsed, self.env = prepare(req, members)
+        f = self.parsed.get("FilterExpression")
+        self.filter: ast.Condition | None = f.tree if f else None  # type: ignore[assignment]
+        if req.get(legacy_filter) is not None:
+            self.filter = legacy.conditions(req[legacy_filter], req.get("ConditionalOperator"))
+        p = self.parsed.get("ProjectionExpression")
+        self.projection: list[tuple] | None = None
+        if p is not None:
+            self.projection = [self.env.resolve(x) for x in p.tree.paths]  # type: ignore[attr-defined]
+            check_overlaps(self.projection, "ProjectionExpression")
+        elif req.get("AttributesToGet") is not None:
+            self.projection = [(n,) for n in req["AttributesToGet"]]
+        self.select = self._select(req.get("Select"))
+        limit = req.get("Limit")
+        if limit is not None and limit < 1:
+            raise validation(f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+                             "Member must have value greater than or equal to 1")
+        self.limit = limit
+
+    def _select(self, select: str | None) -> str:
+        if select is None:
+            if self.projection is not None:
+                return "SPECIFIC_ATTRIBUTES"
+            return "ALL_PROJECTED_ATTRIBUTES" if self.index is not None else "ALL_ATTRIBUTES"
+        if self.projection is not None and select != "SPECIFIC_ATTRIBUTES":
+            what = "ProjectionExpression" if self.req.get("ProjectionExpression") else "AttributesToGet"
+            raise validation(f"Cannot specify the {what} when choosing to get {select}")
+        if select == "ALL_PROJECTED_ATTRIBUTES" and self.index is None:
+            raise validation("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName")
+        if select == "ALL_ATTRIBUTES" and self.index is not None and self.index.is_global \
+                and self.index.projection_type != "ALL":
+            raise invalid_parameter(
+                f"Select type ALL_ATTRIBUTES is not supported for global secondary index {self.index.name} "
+                "because its projection type is not ALL"
+            )
+        if select == "SPECIFIC_ATTRIBUTES" and self.projection is None:
+            raise validation("SPECIFIC_ATTRIBUTES requires ProjectionExpression or AttributesToGet")
+        return select
+
+    def start_key(self) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """ExclusiveStartKey as encoded (index pk, index sk, table pk, table sk)."""
+        esk = self.req.get("ExclusiveStartKey")
+        if esk is None:
+            return None
+        meta, ix = self.meta, self.index
+        wanted = set(meta.key_names)
+        if ix is not None:
+            wanted |= {ix.hash_key} | ({ix.range_key} if ix.range_key else set())
+        if set(esk) != wanted:
+            raise validation("The provided starting key is invalid: The provided key element does not match the schema")
+        canon = {k: check_value(v)[0] for k, v in esk.items()}
+        try:
+            pk, sk = itm.key_of_item(meta, canon)
+            if ix is None:
+                return pk, sk, pk, sk
+            ipk, isk = itm.index_key(ix, canon) or (None, None)
+        except Exception as e:  # noqa: BLE001 - any key problem is an invalid starting key
+            raise validation("The provided starting key is invalid: " + getattr(e, "message", str(e))) from None
+        if ipk is None:
+            raise validation("The provided starting key is invalid: The provided key element does not match the schema")
+        return ipk, isk, pk, sk  # type: ignore[return-value]
+
+    def run(self, rows, segment: tuple[int, int] | None = None) -> dict:
+        """Consume rows (tpk, tsk, size, blob) into the response: Items, Count, ScannedCount, LastEvaluatedKey."""
+        meta, ix = self.meta, self.index
+        limit = self.limit
+        out_items: list[dict] = []
+        count = scanned = total = 0
+        last = None
+        more = False
+        proj_index = ix is not None and ix.projection_type != "ALL" and (self.select != "ALL_ATTRIBUTES" or ix.is_global)
+        count_only = self.select == "COUNT"
+        for tpk, _tsk, size, blob in rows:
+            if limit is not None and scanned >= limit or total >= PAGE_BYTES:
+                more = True
+                break
+            if segment is not None and zlib.crc32(tpk) % segment[1] != segment[0]:
+                continue
+            item = loads(blob)
+            if proj_index:
+                item = itm.index_projection(meta, ix, item)  # type: ignore[arg-type]
+                size = item_size(item)
+            scanned += 1
+            total += size
+            last = item
+            if self.filter is not None and not condition(self.filter, item, self.env):
+                continue
+            count += 1
+            if not count_only:
+                out_items.append(project(item, self.projection) if self.projection is not None else item)
+        consumed = Consumed(meta.name, read=True, table_units=read_units(total, self.consistent))
+        if ix is not None and total:
+            consumed.table_units = 0.0
+            consumed.add_index(ix.name, ix.is_global, read_units(total, self.consistent))
+        out: dict = {"Count": count, "ScannedCount": scanned}
+        if not count_only:
+            out["Items"] = out_items
+        if more and last is not None:
+            lek = itm.key_attributes(meta, last)
+            if ix is not None:
+                lek[ix.hash_key] = last[ix.hash_key]
+                if ix.range_key:
+                    lek[ix.range_key] = last[ix.range_key]
+            out["LastEvaluatedKey"] = lek
+        consumed.record(meta.billing_mode)
+        cc = consumed.report(self.req.get("ReturnConsumedCapacity"))
+        if cc is not None:
+            out["ConsumedCapacity"] = cc
+        return out
+
+
+def query(state: State, meta: TableMeta, req: dict) -> dict:
+    r = _Read(state, meta, req, ("KeyConditionExpression", "FilterExpression", "ProjectionExpression"), "QueryFilter")
+    kc = r.parsed.get("KeyConditionExpression")
+    if kc is not None:
+        tree = kc.tree
+    elif req.get("KeyConditions") is not None:
+        tree = legacy.conditions(req["KeyConditions"], None)
+    else:
+        raise validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+    if r.filter is not None:
+        _check_filter_keys(r.filter, r.env, meta, r.index)
+    ix = r.index
+    if ix is None:
+        pk, (lo, lo_incl, hi, hi_incl) = key_condition(tree, r.env, meta.hash_key, meta.hash_type, meta.range_key,
+                                                       meta.range_type)
+    else:
+        pk, (lo, lo_incl, hi, hi_incl) = key_condition(tree, r.env, ix.hash_key, ix.hash_type, ix.range_key,
+                                                       ix.range_type)
+    forward = req.get("ScanIndexForward", True) is not False
+    start = r.start_key()
+    fetch = (r.limit + 1) if r.limit is not None else -1
+    if ix is None:
+        rows = state.store.query(meta.tid, pk, lo, lo_incl, hi, hi_incl, forward, start[1] if start else None, fetch)
+    else:
+        after = (start[1], start[2], start[3]) if start else None
+        rows = state.store.query_index(meta.tid, ix.iid, pk, lo, lo_incl, hi, hi_incl, forward, after, fetch)
+    return r.run(rows)
+
+
+def _check_filter_keys(node: ast.Condition, env: Env, meta: TableMeta, ix: IndexMeta | None) -> None:
+    """A Query filter may not refer to the key attributes the key condition uses."""
+    key_attrs = {meta.hash_key, meta.range_key} if ix is None else {ix.hash_key, ix.range_key}
+    key_attrs.discard(None)
+
+    def walk(n: object) -> None:
+        if isinstance(n, ast.Path):
+            name = env.name(n.parts[0])
+            if name in key_attrs:
+                raise validation(
+                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: " + str(name)
+                )
+        elif hasattr(n, "__dataclass_fields__"):
+            for f in n.__dataclass_fields__:
+                v = getattr(n, f)
+                for x in v if isinstance(v, tuple) else (v,):
+                    walk(x)
+
+    walk(node)
+
+
+def scan(state: State, meta: TableMeta, req: dict) -> dict:
+    r = _Read(state, meta, req, ("FilterExpression", "ProjectionExpression"), "ScanFilter")
+    seg, total = req.get("Segment"), req.get("TotalSegments")
+    segment = None
+    if seg is not None or total is not None:
+        if total is None:
+            raise validation("The TotalSegments parameter is required but was not present in the request when "
+                             "Segment parameter is present")
+        if seg is None:
+            raise validation("The Segment parameter is required but was not present in the request when parameter "
+                             "TotalSegments is present")
+        if seg >= total:
+            raise validation(f"The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+                             f"Segment: {seg} is not less than TotalSegments: {total}")
+        segment = (seg, total)
+    start = r.start_key()
+    fetch = -1
+    if r.index is None:
+        rows = state.store.scan(meta.tid, (start[0], start[1]) if start else None, fetch)
+    else:
+        rows = state.store.scan_index(meta.tid, r.index.iid, start, fetch)
+    return r.run(rows, segment)

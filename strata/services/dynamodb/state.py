@@ -1,0 +1,50 @@
+"""The provider's state: the item store plus table metadata cached in memory.
+
+Tables are scoped per account and region; `table()` is the one lookup every operation does, a
+dict hit on the hot path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from strata.services.base import RequestContext
+from strata.services.dynamodb.errors import resource_not_found, table_not_found
+from strata.services.dynamodb.store import ItemStore
+from strata.services.dynamodb.tables import TableMeta
+
+
+def scope_of(ctx: RequestContext) -> str:
+    return f"{ctx.account_id}:{ctx.region}"
+
+
+def table_name(name: object) -> str:
+    """A table name, or the name inside a table ARN (newer APIs accept either)."""
+    if isinstance(name, str) and name.startswith("arn:") and ":table/" in name:
+        return name.split(":table/", 1)[1].split("/", 1)[0]
+    return name if isinstance(name, str) else ""
+
+
+class State:
+    def __init__(self, path: Path, fsync: bool) -> None:
+        self.store = ItemStore(path, fsync=fsync)
+        self.tables: dict[tuple[str, str], TableMeta] = {}
+        for meta, _count, _size in self.store.load_tables():
+            m = TableMeta.from_json(meta)
+            self.tables[(m.scope, m.name)] = m
+
+    def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
+        meta = self.tables.get((scope_of(ctx), table_name(name)))
+        if meta is None:
+            raise table_not_found(table_name(name)) if describe else resource_not_found()
+        return meta
+
+    def save(self, meta: TableMeta) -> None:
+        self.store.save_meta(meta.to_json())
+        self.tables[(meta.scope, meta.name)] = meta
+
+    def by_arn(self, arn: object) -> TableMeta:
+        for meta in self.tables.values():
+            if meta.arn == arn:
+                return meta
+        raise resource_not_found(f"Requested resource not found: ResourcArn: {arn} not found")

@@ -1,0 +1,299 @@
+"""Table and index metadata: CreateTable validation, the in-memory model, DescribeTable output.
+
+A `TableMeta` is loaded once and cached by the provider; the hot paths read its key names and
+types from attributes instead of walking the request's KeySchema each time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from strata.services.dynamodb.errors import invalid_parameter, validation
+
+MAX_GSI = 20
+MAX_LSI = 5
+_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
+
+
+@dataclass
+class IndexMeta:
+    name: str
+    iid: int
+    is_global: bool
+    hash_key: str
+    hash_type: str
+    range_key: str | None
+    range_type: str | None
+    projection_type: str
+    non_key_attributes: list[str]
+    throughput: dict | None = None
+    created: float = 0.0
+
+    @property
+    def key_schema(self) -> list[dict]:
+        ks = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
+        if self.range_key:
+            ks.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        return ks
+
+    @property
+    def projection(self) -> dict:
+        p: dict = {"ProjectionType": self.projection_type}
+        if self.projection_type == "INCLUDE":
+            p["NonKeyAttributes"] = list(self.non_key_attributes)
+        return p
+
+
+@dataclass
+class TableMeta:
+    scope: str
+    name: str
+    tid: int
+    table_id: str
+    arn: str
+    hash_key: str
+    hash_type: str
+    range_key: str | None
+    range_type: str | None
+    attribute_definitions: list[dict]
+    billing_mode: str
+    throughput: dict
+    created: float
+    indexes: list[IndexMeta] = field(default_factory=list)
+    stream: dict | None = None
+    sse: dict | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    ttl: dict | None = None
+    deletion_protection: bool = False
+    table_class: str = "STANDARD"
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
+
+    @property
+    def key_schema(self) -> list[dict]:
+        ks = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
+        if self.range_key:
+            ks.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        return ks
+
+    def index(self, name: str) -> IndexMeta:
+        for ix in self.indexes:
+            if ix.name == name:
+                return ix
+        raise validation(f"The table does not have the specified index: {name}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TableMeta:
+        data = dict(data)
+        data["indexes"] = [IndexMeta(**ix) for ix in data.get("indexes", [])]
+        return cls(**data)
+
+
+def check_table_name(name: object, member: str = "tableName") -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or not 3 <= len(name) <= 255:
+        raise validation(
+            f"1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )
+    return name
+
+
+def _key_schema(ks: list[dict], types: dict[str, str], what: str) -> tuple[str, str, str | None, str | None]:
+    if not ks or len(ks) > 2:
+        raise validation(f"1 validation error detected: Value '{ks}' at 'keySchema' failed to satisfy constraint: "
+                         "Member must have length less than or equal to 2")
+    if ks[0].get("KeyType") != "HASH":
+        raise validation("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
+    if len(ks) == 2 and ks[1].get("KeyType") != "RANGE":
+        raise validation("Invalid KeySchema: The second KeySchemaElement is not a RANGE key type")
+    if len(ks) == 2 and ks[0]["AttributeName"] == ks[1]["AttributeName"]:
+        raise invalid_parameter("Both the Hash Key and the Range Key element in the KeySchema have the same name")
+    names = [k["AttributeName"] for k in ks]
+    missing = [n for n in names if n not in types]
+    if missing:
+        raise invalid_parameter(
+            f"Some index key attributes are not defined in AttributeDefinitions. Keys: [{', '.join(missing)}], "
+            f"AttributeDefinitions: [{', '.join(types)}]"
+        )
+    hash_key = names[0]
+    range_key = names[1] if len(names) > 1 else None
+    return hash_key, types[hash_key], range_key, types[range_key] if range_key else None
+
+
+def _throughput(tp: dict | None, billing: str, what: str = "") -> dict:
+    if billing == "PAY_PER_REQUEST":
+        if tp:
+            raise invalid_parameter(
+                "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"
+            )
+        return {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+    if not tp or "ReadCapacityUnits" not in tp or "WriteCapacityUnits" not in tp:
+        if what:
+            raise invalid_parameter(f"ProvisionedThroughput must be specified for index: {what}")
+        raise invalid_parameter("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
+    for k in ("ReadCapacityUnits", "WriteCapacityUnits"):
+        if tp[k] < 1:
+            raise invalid_parameter(f"ProvisionedThroughput {k} must be greater than zero")
+    return {"ReadCapacityUnits": tp["ReadCapacityUnits"], "WriteCapacityUnits": tp["WriteCapacityUnits"]}
+
+
+def _projection(p: dict | None) -> tuple[str, list[str]]:
+    p = p or {}
+    ptype = p.get("ProjectionType", "ALL" if not p else "")
+    if ptype not in ("ALL", "KEYS_ONLY", "INCLUDE"):
+        raise invalid_parameter("Unknown ProjectionType: " + str(ptype))
+    nka = list(p.get("NonKeyAttributes") or [])
+    if ptype != "INCLUDE" and nka:
+        raise invalid_parameter(
+            f"ProjectionType is {ptype}, but NonKeyAttributes is specified"
+        )
+    if ptype == "INCLUDE" and not nka:
+        raise invalid_parameter("NonKeyAttributes must not be empty when ProjectionType is INCLUDE")
+    return ptype, nka
+
+
+def attribute_types(defs: list[dict]) -> dict[str, str]:
+    types: dict[str, str] = {}
+    for d in defs or []:
+        if d.get("AttributeType") not in ("S", "N", "B"):
+            raise invalid_parameter(f"Member must satisfy enum value set: [B, N, S] for AttributeType of {d.get('AttributeName')}")
+        if d["AttributeName"] in types:
+            raise invalid_parameter("Cannot have two attributes with the same name")
+        types[d["AttributeName"]] = d["AttributeType"]
+    return types
+
+
+def build_index(spec: dict, types: dict[str, str], iid: int, is_global: bool, billing: str, now: float,
+                table_hash: str | None = None) -> IndexMeta:
+    name = spec.get("IndexName", "")
+    if not re.match(r"^[a-zA-Z0-9_.-]{3,255}$", name or ""):
+        raise validation(
+            f"1 validation error detected: Value '{name}' at 'indexName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )
+    h, ht, r, rt = _key_schema(spec.get("KeySchema") or [], types, name)
+    if not is_global:
+        if r is None:
+            raise invalid_parameter(f"Index KeySchema does not have a range key for index: {name}")
+        if h != table_hash:
+            raise invalid_parameter(
+                f"Index KeySchema does not have the same leading hash key as table KeySchema for index: {name}. "
+                f"index hash key: {h}, table hash key: {table_hash}"
+            )
+    ptype, nka = _projection(spec.get("Projection"))
+    throughput = _throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
+    return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
+
+
+def build_table(req: dict, scope: str, region: str, account: str, tid: int, next_iid, now: float) -> TableMeta:
+    """Validate a CreateTable request and build the table's metadata."""
+    name = check_table_name(req.get("TableName"))
+    types = attribute_types(req.get("AttributeDefinitions") or [])
+    h, ht, r, rt = _key_schema(req.get("KeySchema") or [], types, name)
+    billing = req.get("BillingMode") or "PROVISIONED"
+    throughput = _throughput(req.get("ProvisionedThroughput"), billing)
+    gsis = req.get("GlobalSecondaryIndexes") or []
+    lsis = req.get("LocalSecondaryIndexes") or []
+    if len(gsis) > MAX_GSI:
+        raise validation(f"One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GSI}")
+    if len(lsis) > MAX_LSI:
+        raise validation(f"One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of {MAX_LSI}")
+    if lsis and r is None:
+        raise invalid_parameter("Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex")
+    indexes = []
+    seen: set[str] = set()
+    for spec, is_global in [(s, True) for s in gsis] + [(s, False) for s in lsis]:
+        ix = build_index(spec, types, next_iid(), is_global, billing, now, h)
+        if ix.name in seen:
+            raise invalid_parameter(f"Duplicate index name: {ix.name}")
+        seen.add(ix.name)
+        indexes.append(ix)
+    used = {h, r} | {ix.hash_key for ix in indexes} | {ix.range_key for ix in indexes}
+    used.discard(None)
+    if set(types) != used:
+        raise invalid_parameter(
+            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"
+        )
+    sse = req.get("SSESpecification")
+    stream = req.get("StreamSpecification")
+    tags = {t["Key"]: t["Value"] for t in req.get("Tags") or []}
+    return TableMeta(
+        scope=scope, name=name, tid=tid, table_id=str(uuid.uuid4()),
+        arn=f"arn:aws:dynamodb:{region}:{account}:table/{name}",
+        hash_key=h, hash_type=ht, range_key=r, range_type=rt,
+        attribute_definitions=[{"AttributeName": k, "AttributeType": v} for k, v in types.items()],
+        billing_mode=billing, throughput=throughput, created=now, indexes=indexes,
+        stream=stream if stream and stream.get("StreamEnabled") else None,
+        sse=sse if sse and sse.get("Enabled") else None, tags=tags,
+        deletion_protection=bool(req.get("DeletionProtectionEnabled")),
+        table_class=req.get("TableClass") or "STANDARD",
+    )
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _throughput_desc(tp: dict) -> dict:
+    return {"NumberOfDecreasesToday": 0, "ReadCapacityUnits": tp["ReadCapacityUnits"],
+            "WriteCapacityUnits": tp["WriteCapacityUnits"]}
+
+
+def describe(meta: TableMeta, item_count: int, size: int, index_counts: dict[str, tuple[int, int]],
+             status: str = "ACTIVE") -> dict:
+    """The TableDescription shape."""
+    d: dict = {
+        "AttributeDefinitions": meta.attribute_definitions,
+        "TableName": meta.name,
+        "KeySchema": meta.key_schema,
+        "TableStatus": status,
+        "CreationDateTime": _ts(meta.created),
+        "ProvisionedThroughput": _throughput_desc(meta.throughput),
+        "TableSizeBytes": size,
+        "ItemCount": item_count,
+        "TableArn": meta.arn,
+        "TableId": meta.table_id,
+        "DeletionProtectionEnabled": meta.deletion_protection,
+    }
+    if meta.billing_mode == "PAY_PER_REQUEST":
+        d["BillingModeSummary"] = {"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": _ts(meta.created)}
+    if meta.table_class != "STANDARD":
+        d["TableClassSummary"] = {"TableClass": meta.table_class}
+    gsis, lsis = [], []
+    for ix in meta.indexes:
+        count, isize = index_counts.get(ix.name, (0, 0))
+        desc = {
+            "IndexName": ix.name,
+            "KeySchema": ix.key_schema,
+            "Projection": ix.projection,
+            "IndexSizeBytes": isize,
+            "ItemCount": count,
+            "IndexArn": f"{meta.arn}/index/{ix.name}",
+        }
+        if ix.is_global:
+            desc["IndexStatus"] = "ACTIVE"
+            desc["ProvisionedThroughput"] = _throughput_desc(ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0})
+            gsis.append(desc)
+        else:
+            lsis.append(desc)
+    if gsis:
+        d["GlobalSecondaryIndexes"] = gsis
+    if lsis:
+        d["LocalSecondaryIndexes"] = lsis
+    if meta.stream:
+        d["StreamSpecification"] = meta.stream
+        d["LatestStreamLabel"] = _ts(meta.created).strftime("%Y-%m-%dT%H:%M:%S.000")
+        d["LatestStreamArn"] = f"{meta.arn}/stream/{d['LatestStreamLabel']}"
+    if meta.sse:
+        d["SSEDescription"] = {"Status": "ENABLED", "SSEType": meta.sse.get("SSEType", "KMS"),
+                               "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
+                               or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb"}
+    return d
