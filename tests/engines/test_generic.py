@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from strata.engines.endpoint import EndpointRouter, port_open
+from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, pid_alive, wait_until
 
@@ -135,11 +136,14 @@ def test_ports_skip_ports_in_use(tmp_path: Path) -> None:
         assert alloc.allocate("x") != port
 
 
-def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["haproxy", "nft"])
+def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path, mode: str) -> None:
+    if mode == "nft" and not nft_usable():
+        pytest.skip("kernel redirection needs root and nftables")
     a, port_a = echo_server(tmp_path, "a")
     b, port_b = echo_server(tmp_path, "b")
     front = free_port()
-    router = EndpointRouter(tmp_path / "router")
+    router = EndpointRouter(tmp_path / "router", mode=mode)
     try:
         router.start()
         router.set_route("db1", front, [("127.0.0.1", port_a)])
@@ -156,7 +160,7 @@ def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path) -> None:
         assert wait_until(lambda: not port_open(other), 10)
         router.stop()
         assert wait_until(lambda: not port_open(front), 10)
-        restarted = EndpointRouter(tmp_path / "router")  # routes come back from routes.json
+        restarted = EndpointRouter(tmp_path / "router", mode=mode)  # routes come back from routes.json
         restarted.start()
         router = restarted
         assert ask(front) == b"b:hi"

@@ -1,0 +1,196 @@
+"""Stable endpoints through HAProxy (TCP mode): the portable fallback of `strata.engines.endpoint`.
+
+Used when kernel redirection is not available (Strata not root, or no nftables). One HAProxy in
+master-worker mode serves every route of a router; a route keeps MAX_BACKENDS server slots, so
+switching backends (failover) is an instant runtime-API update with no reload, and adding or
+removing a route rewrites the config and reloads (listening sockets are handed over, so other
+endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import threading
+from pathlib import Path
+
+from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
+from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
+
+
+def haproxy_binary() -> str:
+    path = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if path is None:
+        raise EngineError("haproxy is not installed (Debian package 'haproxy', see scripts/apt-packages.txt)")
+    return path
+
+
+class HaproxyRouter:
+    """An HAProxy process serving a set of named TCP routes on loopback."""
+
+    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name
+        self.routes: dict[str, Route] = {}
+        self._lock = threading.RLock()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._state = self.run_dir / "routes.json"
+        self._cfg = self.run_dir / "haproxy.cfg"
+        self._admin = self.run_dir / "admin.sock"
+        self._proc = EngineProcess(ProcessSpec(
+            name=name, run_dir=self.run_dir, stop_signal=signal.SIGTERM, death_signal=signal.SIGTERM,
+            argv=[haproxy_binary(), "-W", "-db", "-f", str(self._cfg)], match=str(self._cfg),
+        ))
+        self.routes.update(load_routes(self._state))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start HAProxy with every saved route (replacing one left by a previous Strata)."""
+        with self._lock:
+            self._write_config()
+            self._proc.start(ready=self._ready, timeout=20)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._proc.stop(timeout=5)
+
+    def running(self) -> bool:
+        return self._proc.running()
+
+    def _ready(self) -> bool:
+        if not self._admin.exists() or "Uptime" not in self._command("show info"):
+            return False
+        return all(port_open(r.port) for r in self.routes.values())
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False) -> None:
+        """Create or update a route; an existing route with the same port switches backends live."""
+        if len(backends) > MAX_BACKENDS:
+            raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
+        with self._lock:
+            new = Route(name, port, [(h, int(p)) for h, p in backends], balance)
+            old = self.routes.get(name)
+            self.routes[name] = new
+            self._save()
+            if old is not None and old.port == port and old.balance == balance and self.running():
+                self._write_config()
+                self._apply_backends(new, old)
+                return
+            self._reload(wait_port=port)
+
+    def remove_route(self, name: str) -> None:
+        with self._lock:
+            if self.routes.pop(name, None) is None:
+                return
+            self._save()
+            self._reload()
+
+    def backends(self, name: str) -> list[tuple[str, int]]:
+        r = self.routes.get(name)
+        return list(r.backends) if r else []
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        save_routes(self._state, self.routes)
+
+    def _reload(self, wait_port: int | None = None) -> None:
+        self._write_config()
+        if not self.running():
+            self._proc.start(ready=self._ready, timeout=20)
+            return
+        old_workers = self._workers()
+        # The reload is done when a new worker answers the admin socket and the new route listens.
+        # A SIGUSR2 that lands while the master is still initialising is lost, hence the retries.
+        for _ in range(4):
+            self._proc.signal(signal.SIGUSR2)
+            if wait_until(lambda: self._workers() - old_workers != set(), 3):
+                break
+        else:
+            raise EngineError(f"haproxy reload did not finish: {self._proc.log_tail(1500)}")
+        if wait_port is not None and not wait_until(lambda: port_open(wait_port), 10):
+            raise EngineError(f"endpoint port {wait_port} is not listening: {self._proc.log_tail(1500)}")
+
+    def _workers(self) -> set[str]:
+        """The pid of the worker answering the admin socket (a new one after a reload)."""
+        for line in self._command("show info").splitlines():
+            if line.startswith("Pid:"):
+                return {line.split(":", 1)[1].strip()}
+        return set()
+
+    def _apply_backends(self, r: Route, old: Route) -> None:
+        cmds = []
+        for i in range(MAX_BACKENDS):
+            srv = f"{_backend(r.name)}/s{i}"
+            if i < len(r.backends):
+                host, port = r.backends[i]
+                cmds.append(f"set server {srv} addr {host} port {port}")
+                cmds.append(f"set server {srv} state ready")
+            else:
+                cmds.append(f"set server {srv} state maint")
+        # Connections still attached to a backend that is no longer there are cut, as a failover would.
+        for i, backend in enumerate(old.backends):
+            if i >= len(r.backends) or r.backends[i] != backend:
+                cmds.append(f"shutdown sessions server {_backend(r.name)}/s{i}")
+        out = self._command(";".join(cmds))
+        if "No such" in out or "Unknown" in out:
+            raise EngineError(f"haproxy runtime update failed: {out[:500]}")
+
+    def _command(self, cmd: str) -> str:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(str(self._admin))
+                s.sendall(cmd.encode() + b"\n")
+                chunks = []
+                while data := s.recv(65536):
+                    chunks.append(data)
+            return b"".join(chunks).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _write_config(self) -> None:
+        lines = [
+            "global",
+            f"    stats socket {self._admin} mode 600 level admin expose-fd listeners",
+            "    maxconn 4000",
+            "    log stderr format short local0 notice",
+            "defaults",
+            "    mode tcp",
+            "    timeout connect 5s",
+            "    timeout client 24h",
+            "    timeout server 24h",
+            "    option tcp-smart-accept",
+            "    option tcp-smart-connect",
+            # A stats-only listener keeps HAProxy running while no route exists.
+            "listen strata_keepalive",
+            f"    bind unix@{self.run_dir / 'keepalive.sock'}",
+            "    timeout client 1s",
+            "    tcp-request connection reject",
+        ]
+        for r in sorted(self.routes.values(), key=lambda r: r.name):
+            be = _backend(r.name)
+            lines += [
+                f"frontend fe_{be}",
+                f"    bind {LOOPBACK}:{r.port}",
+                f"    default_backend {be}",
+                f"backend {be}",
+                f"    balance {'roundrobin' if r.balance else 'first'}",
+            ]
+            check = " check inter 1s fall 2 rise 1" if r.balance else ""
+            for i in range(MAX_BACKENDS):
+                if i < len(r.backends):
+                    host, port = r.backends[i]
+                    lines.append(f"    server s{i} {host}:{port}{check}")
+                else:
+                    lines.append(f"    server s{i} {LOOPBACK}:1 disabled")
+        tmp = self._cfg.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self._cfg)
+
+
+def _backend(name: str) -> str:
+    return "be_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,153 @@
+"""Stable endpoints by kernel redirection (nftables NAT on the loopback OUTPUT hook).
+
+A connection to 127.0.0.1:<stable port> is rewritten by the kernel to the engine's own port before
+it leaves the client, so the data path has no extra hop at all. Failover replaces the rule: new
+connections go to the new backend at once; connections to the dead backend are reset, as on AWS.
+
+Each router owns one nft table, `strata_<pid>_<name>`, rewritten atomically (`nft -f`) on every
+change. Tables whose pid is dead (a Strata that was killed -9) are deleted at start-up, so rules
+never outlive their owner for long. While a route exists the router also holds a bound (not
+listening) socket on its stable port, so no other program — or another Strata — is handed that port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+from strata.engines.process import EngineError, pid_alive
+from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
+
+_TABLE = re.compile(r"^table ip (strata_(\d+)_\w+)$")
+
+
+def nft_binary() -> str | None:
+    return shutil.which("nft") or ("/usr/sbin/nft" if Path("/usr/sbin/nft").exists() else None)
+
+
+def nft_usable() -> bool:
+    """True if we may program NAT rules here (root with CAP_NET_ADMIN and nft installed)."""
+    nft = nft_binary()
+    if nft is None or os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run([nft, "list", "tables"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _nft(script: str) -> None:
+    nft = nft_binary()
+    if nft is None:
+        raise EngineError("nft is not installed")
+    cp = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True, timeout=20)
+    if cp.returncode != 0:
+        raise EngineError(f"nft failed: {cp.stderr.strip()[:1000]}")
+
+
+def remove_dead_tables() -> None:
+    """Delete the tables of Strata processes that no longer run."""
+    nft = nft_binary()
+    if nft is None:
+        return
+    cp = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
+    for line in cp.stdout.splitlines():
+        m = _TABLE.match(line.strip())
+        if m and not pid_alive(int(m.group(2))):
+            subprocess.run([nft, "delete", "table", "ip", m.group(1)], capture_output=True, timeout=10)
+
+
+class NftRouter:
+    """Named routes as NAT redirect rules in one nft table owned by this process."""
+
+    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.table = f"strata_{os.getpid()}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+        self._state = self.run_dir / "routes.json"
+        self.routes: dict[str, Route] = load_routes(self._state)
+        self._holds: dict[int, socket.socket] = {}
+        self._lock = threading.RLock()
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            remove_dead_tables()
+            self._started = True
+            self._apply()
+
+    def stop(self) -> None:
+        """Remove the rules (the routes stay saved for the next start)."""
+        with self._lock:
+            self._started = False
+            _nft(f"table ip {self.table}\ndelete table ip {self.table}\n")
+            for s in self._holds.values():
+                s.close()
+            self._holds.clear()
+
+    def running(self) -> bool:
+        return self._started
+
+    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False) -> None:
+        if len(backends) > MAX_BACKENDS:
+            raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
+        for host, _ in backends:
+            if host != LOOPBACK:
+                raise ValueError("kernel redirection only reaches loopback backends")
+        with self._lock:
+            self.routes[name] = Route(name, port, [(h, int(p)) for h, p in backends], balance)
+            save_routes(self._state, self.routes)
+            if self._started:
+                self._apply()
+
+    def remove_route(self, name: str) -> None:
+        with self._lock:
+            if self.routes.pop(name, None) is None:
+                return
+            save_routes(self._state, self.routes)
+            if self._started:
+                self._apply()
+
+    def backends(self, name: str) -> list[tuple[str, int]]:
+        r = self.routes.get(name)
+        return list(r.backends) if r else []
+
+    def _apply(self) -> None:
+        rules = []
+        for r in sorted(self.routes.values(), key=lambda r: r.port):
+            match = f"ip daddr {LOOPBACK} tcp dport {r.port}"
+            ports = [p for _, p in r.backends]
+            if not ports:
+                rules.append(f"{match} reject with tcp reset")
+            elif len(ports) == 1 or not r.balance:
+                rules.append(f"{match} redirect to :{ports[0]}")
+            else:
+                cases = ", ".join(f"{i} : {p}" for i, p in enumerate(ports))
+                rules.append(f"{match} redirect to :numgen inc mod {len(ports)} map {{ {cases} }}")
+        body = "\n".join(f"    {rule}" for rule in rules)
+        # Declaring then deleting the table makes the script valid whether or not it exists;
+        # nft applies the whole file as one transaction.
+        _nft(
+            f"table ip {self.table}\ndelete table ip {self.table}\n"
+            f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
+            f"{body}\n  }}\n}}\n"
+        )
+        self._hold_ports({r.port for r in self.routes.values()})
+
+    def _hold_ports(self, ports: set[int]) -> None:
+        for port in list(self._holds):
+            if port not in ports:
+                self._holds.pop(port).close()
+        for port in ports - set(self._holds):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                s.close()  # someone else holds it (e.g. our previous incarnation's socket): rules still apply
+                continue
+            self._holds[port] = s
