@@ -1,11 +1,12 @@
 """S3 browser POST uploads (`generate_presigned_post`): the signed policy and its conditions.
 
-The form carries a base64 JSON policy and a SigV4 signature over that base64 text, made with the
-signing key of the credential scope in `x-amz-credential`. The policy says when it expires and
+The form carries a base64 JSON policy and a signature over that base64 text: SigV4 (with the
+signing key of the credential scope in `x-amz-credential`) or, as boto3 produces by default,
+SigV2 (`AWSAccessKeyId` + `signature`, HMAC-SHA1 with the secret). The policy says when it expires and
 what the form may contain: exact matches (`{"acl": "private"}`, `["eq", "$key", "a.txt"]`),
 prefixes (`["starts-with", "$key", "uploads/"]`) and a size range
 (`["content-length-range", 1, 1048576]`). Every form field except the policy, the signature, the
-file and `x-ignore-*` fields must be named by a condition.
+file, the SigV2 `AWSAccessKeyId`/`signature` and `x-ignore-*` fields must be named by a condition.
 
 The S3 provider calls `verify_post_policy` with the form fields as submitted (names are matched
 case-insensitively, `${filename}` not yet substituted), the bucket and the file's size.
@@ -22,13 +23,15 @@ from typing import Any
 
 from strata.auth.canonical import ALGORITHM
 from strata.auth.credentials import CredentialStore, hmac_hex
+from strata.auth.sigv2 import policy_signature_v2
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.services.base import Principal
-from strata.sim import clock
+from strata.sim.clock import Clock
+from strata.sim.clock import clock as default_clock
 
 # Fields never checked against conditions (AWS's list), besides x-ignore-* ones.
-_EXEMPT = frozenset({"policy", "x-amz-signature", "file"})
+_EXEMPT = frozenset({"policy", "x-amz-signature", "file", "awsaccesskeyid", "signature"})
 _stores: dict[int, CredentialStore] = {}
 
 
@@ -52,7 +55,9 @@ def _condition_text(condition: list[Any]) -> str:
     return "[" + ", ".join(json.dumps(part) for part in condition) + "]"
 
 
-def verify_post_policy(fields: dict[str, str], bucket: str, content_length: int, settings: Settings) -> Principal:
+def verify_post_policy(
+    fields: dict[str, str], bucket: str, content_length: int, settings: Settings, clock: Clock | None = None
+) -> Principal:
     """Check a POST upload's policy signature, expiry and conditions; the signer, or ServiceError."""
     form = {k.lower(): v for k, v in fields.items()}
     store = _store(settings)
@@ -60,11 +65,53 @@ def verify_post_policy(fields: dict[str, str], bucket: str, content_length: int,
     if not policy_b64:
         raise ServiceError("AccessDenied", "Access Denied", 403)
     if "x-amz-signature" not in form and "signature" in form:
+        principal = _verify_v2(form, store)
+    else:
+        principal = _verify_v4(form, store, policy_b64)
+    policy = _decode_policy(policy_b64)
+    _check_expiration(policy, (clock or default_clock).time())
+    _check_conditions(policy["conditions"], form, bucket, content_length)
+    return principal
+
+
+def _unknown_key(access_key: str) -> ServiceError:
+    return ServiceError(
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+        403,
+        fields={"AWSAccessKeyId": access_key},
+    )
+
+
+def _mismatch(access_key: str, policy_b64: str, provided: str) -> ServiceError:
+    return ServiceError(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+        403,
+        fields={"AWSAccessKeyId": access_key, "StringToSign": policy_b64, "SignatureProvided": provided},
+    )
+
+
+def _verify_v2(form: dict[str, str], store: CredentialStore) -> Principal:
+    """SigV2 POST (boto3's default for generate_presigned_post): AWSAccessKeyId + signature."""
+    access_key = form.get("awsaccesskeyid", "")
+    if not access_key:
         raise ServiceError(
-            "InvalidRequest",
-            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            "InvalidArgument",
+            "Bucket POST must contain a field named 'AWSAccessKeyId'.  If it is specified, please check the order of the fields.",
             400,
+            fields={"ArgumentName": "AWSAccessKeyId", "ArgumentValue": ""},
         )
+    secret = store.secret(access_key)
+    if secret is None:
+        raise _unknown_key(access_key)
+    if not hmac.compare_digest(policy_signature_v2(secret, form["policy"]), form["signature"]):
+        raise _mismatch(access_key, form["policy"], form["signature"])
+    return store.principal(access_key)
+
+
+def _verify_v4(form: dict[str, str], store: CredentialStore, policy_b64: str) -> Principal:
     for name in ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature"):
         if not form.get(name):
             raise ServiceError(
@@ -91,25 +138,10 @@ def verify_post_policy(fields: dict[str, str], bucket: str, content_length: int,
     access_key, date, region = parts[0], parts[1], parts[2]
     secret = store.secret(access_key)
     if secret is None:
-        raise ServiceError(
-            "InvalidAccessKeyId",
-            "The AWS Access Key Id you provided does not exist in our records.",
-            403,
-            fields={"AWSAccessKeyId": access_key},
-        )
+        raise _unknown_key(access_key)
     expected = hmac_hex(store.signing_key(secret, date, region, "s3"), policy_b64)
     if not hmac.compare_digest(expected, form["x-amz-signature"]):
-        raise ServiceError(
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method.",
-            403,
-            fields={"AWSAccessKeyId": access_key, "StringToSign": policy_b64,
-                    "SignatureProvided": form["x-amz-signature"]},
-        )
-    policy = _decode_policy(policy_b64)
-    _check_expiration(policy)
-    _check_conditions(policy["conditions"], form, bucket, content_length)
+        raise _mismatch(access_key, policy_b64, form["x-amz-signature"])
     return store.principal(access_key)
 
 
@@ -128,14 +160,14 @@ def _decode_policy(policy_b64: str) -> dict[str, Any]:
     return policy
 
 
-def _check_expiration(policy: dict[str, Any]) -> None:
+def _check_expiration(policy: dict[str, Any], now: float) -> None:
     try:
         expiration = datetime.fromisoformat(str(policy["expiration"]))
     except ValueError:
         raise _invalid_policy("Invalid 'expiration' value: '" + str(policy["expiration"]) + "'") from None
     if expiration.tzinfo is None:
         raise _invalid_policy("Invalid 'expiration' value: '" + str(policy["expiration"]) + "'")
-    if clock.time() > expiration.timestamp():
+    if now > expiration.timestamp():
         raise _policy_error("Policy expired.")
 
 
@@ -149,7 +181,9 @@ def _check_conditions(conditions: list[Any], form: dict[str, str], bucket: str, 
                 name = name.lower()
                 covered.add(name)
                 if values.get(name, "") != str(expected):
-                    raise _policy_error(f"Policy Condition failed: {_condition_text(['eq', '$' + name, expected])}")
+                    raise _policy_error(
+                        f"Policy Condition failed: {_condition_text(['eq', '$' + name, expected])}"
+                    )
             continue
         if not isinstance(condition, list) or not condition:
             raise _invalid_policy("Invalid Condition: " + json.dumps(condition))
@@ -173,7 +207,9 @@ def _check_conditions(conditions: list[Any], form: dict[str, str], bucket: str, 
         if not ok:
             raise _policy_error(f"Policy Condition failed: {_condition_text(condition)}")
     extra = sorted(
-        name for name in form if name not in covered and name not in _EXEMPT and not name.startswith("x-ignore-")
+        name
+        for name in form
+        if name not in covered and name not in _EXEMPT and not name.startswith("x-ignore-")
     )
     if extra:
         raise _policy_error("Extra input fields: " + ", ".join(extra))

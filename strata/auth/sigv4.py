@@ -18,7 +18,7 @@ import hmac
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from strata.auth import errors
+from strata.auth import errors, sigv2
 from strata.auth.canonical import (
     ALGORITHM,
     UNSIGNED_PAYLOAD,
@@ -45,7 +45,8 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest
 from strata.services.base import Principal
 from strata.services.registry import SERVICES
-from strata.sim import clock
+from strata.sim.clock import Clock
+from strata.sim.clock import clock as default_clock
 
 MAX_SKEW = 15 * 60  # seconds either way
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
@@ -90,8 +91,9 @@ class _Signed:
 class Authenticator:
     """Verifies SigV4 for every service; one instance per server (it caches signing keys)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or default_clock
         self.store = CredentialStore(settings)
         self.signing_names = {name: info.signing_name for name, info in SERVICES.items()}
 
@@ -109,8 +111,8 @@ class Authenticator:
         if service == "s3":
             if operation == "PostObject" or request.method == "OPTIONS":
                 return None  # browser POST carries its own signed policy; CORS preflight is anonymous
-            if "Signature=" in qs and "AWSAccessKeyId=" in qs:
-                raise _s3_v2_unsupported()
+            if "AWSAccessKeyId=" in qs:
+                return sigv2.verify_query(request, self.store, self.clock.time())
             raise errors.s3_access_denied()
         raise errors.service_error(service, "missing")
 
@@ -122,7 +124,7 @@ class Authenticator:
         if algorithm != ALGORITHM:
             if s3:
                 if algorithm == "AWS":
-                    raise _s3_v2_unsupported()
+                    return sigv2.verify_header(request, rest.strip(), self.store, self.clock.time())
                 raise ServiceError(
                     "InvalidArgument",
                     "Unsupported Authorization Type",
@@ -131,10 +133,8 @@ class Authenticator:
                 )
             raise errors.service_error(service, "incomplete", f"Unsupported AWS 'algorithm': '{algorithm}'.")
         fields: dict[str, str] = {}
-        for part in rest.split(","):
-            part = part.strip()
-            if not part:
-                continue
+        # Components are separated by commas and/or spaces; none may contain either.
+        for part in rest.replace(",", " ").split():
             name, sep, value = part.partition("=")
             if not sep:
                 if s3:
@@ -219,7 +219,7 @@ class Authenticator:
         return value, epoch
 
     def _check_skew(self, service: str, amz_date: str, epoch: float) -> None:
-        now = clock.time()
+        now = self.clock.time()
         if abs(now - epoch) <= MAX_SKEW:
             return
         if service == "s3":
@@ -326,7 +326,7 @@ class Authenticator:
                     "Error parsing the X-Amz-Credential parameter; incorrect date. This should be the same as X-Amz-Date."
                 )
             raise _bad_sig(service, "Date in Credential scope does not match X-Amz-Date.")
-        now = clock.time()
+        now = self.clock.time()
         if now > epoch + expires:
             if s3:
                 raise errors.s3_access_denied(
@@ -354,9 +354,13 @@ class Authenticator:
             )
         key = self.store.signing_key(secret, signed.date, signed.region, signed.service)
         canonical_qs = canonical_query(request.query_string, skip="X-Amz-Signature")
-        payload_hash = query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+        # S3 presigns UNSIGNED-PAYLOAD; other services sign the body's hash (empty for a GET).
+        if s3:
+            payload_hash = query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+        else:
+            payload_hash = hashlib.sha256(request.body).hexdigest()
         self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
-        if payload_hash != UNSIGNED_PAYLOAD:
+        if s3 and payload_hash != UNSIGNED_PAYLOAD:
             self._prepare_body(request, service, payload_hash.lower(), signed, key, amz_date)
         return self.store.principal(signed.access_key)
 
@@ -525,11 +529,3 @@ def _bad_sig(service: str, message: str) -> ServiceError:
     """The service's bad-signature error with a more specific message."""
     code, status, _ = errors.FAMILY_BY_SERVICE.get(service, errors.FAMILY_BY_SERVICE["sts"])["bad_signature"]
     return ServiceError(code, message, status)
-
-
-def _s3_v2_unsupported() -> ServiceError:
-    return ServiceError(
-        "InvalidRequest",
-        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-        400,
-    )
