@@ -1,0 +1,636 @@
+"""Replication groups: a primary and replicas using the engine's own replication, or (cluster mode)
+a real Redis Cluster with the hash slots spread over node groups.
+
+Roles: in a group without cluster mode the record names each node group's primary and Strata
+sets roles with REPLICAOF; in cluster mode the engine owns the roles (CLUSTER FAILOVER) and
+Strata asks it. Endpoints (see nodes.py) are addresses the role holder also binds, so the primary
+endpoint follows a failover without any client change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import redis
+
+from strata.engines import redis as redis_engine
+from strata.engines.process import EngineError, wait_until
+from strata.engines.redis import RedisServer
+from strata.services.base import RequestContext, run_blocking
+from strata.services.elasticache import validate as v
+from strata.services.elasticache.errors import combination, fault, invalid
+from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
+from strata.services.elasticache.render import render_group
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+
+if TYPE_CHECKING:
+    from strata.services.elasticache.provider import ElastiCacheProvider
+
+log = logging.getLogger("strata.elasticache")
+
+
+def _now() -> str:
+    return clock.now().isoformat()
+
+
+class ReplicationGroupOps:
+    """Operations on replication groups (a mixin of ElastiCacheProvider)."""
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
+        return {d["id"]: d for d in (self.store.get_doc("cluster", cid) for ng in group["node_groups"]
+                                     for cid in ng["members"]) if d is not None}
+
+    def roles(self: ElastiCacheProvider, group: dict) -> dict[str, str]:
+        """Member id -> "primary"/"replica" (from the record; cluster mode asks the engine)."""
+        out = {}
+        for ng in group["node_groups"]:
+            for cid in ng["members"]:
+                if group.get("cluster_mode"):
+                    server = self.engines.get(cid)
+                    try:
+                        role = server.role() if server is not None and server.running() else ""  # type: ignore[union-attr]
+                    except (redis.RedisError, OSError):
+                        role = ""
+                    out[cid] = "primary" if role == "master" else "replica"
+                else:
+                    out[cid] = "primary" if cid == ng["primary"] else "replica"
+        return out
+
+    def wanted_binds(self: ElastiCacheProvider, group: dict) -> dict[str, list[str]]:
+        """Member id -> endpoint addresses it should hold right now."""
+        out: dict[str, list[str]] = {cid: [] for ng in group["node_groups"] for cid in ng["members"]}
+        if group.get("cluster_mode"):
+            if group.get("config_holder") in out:
+                out[group["config_holder"]].append(PRIMARY)
+            return out
+        ng = group["node_groups"][0]
+        out[ng["primary"]].append(PRIMARY)
+        replicas = [c for c in ng["members"] if c != ng["primary"] and self._alive(c)]
+        out[replicas[0] if replicas else ng["primary"]].append(READER)
+        return out
+
+    def _alive(self: ElastiCacheProvider, cid: str) -> bool:
+        server = self.engines.get(cid)
+        return server is not None and server.running()
+
+    def _server(self: ElastiCacheProvider, cid: str) -> RedisServer:
+        return self.engines.redis(cid)
+
+    def _render_group(self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None) -> dict:
+        shown = {**group, "status": status or group["status"]}
+        return render_group(shown, self.members(group), self.roles(group), ctx.region, ctx.account_id)
+
+    def _save_group(self: ElastiCacheProvider, group: dict, status: str | None = None) -> None:
+        if status:
+            group["status"] = status
+        self.store.put_doc("group", group["id"], group)
+        for member in self.members(group).values():
+            if status and member["status"] != status:
+                member["status"] = status
+                self.store.put_doc("cluster", member["id"], member)
+
+    def _new_member(self: ElastiCacheProvider, group: dict, ng: dict, region: str, cid: str | None = None,
+                    az: str | None = None) -> dict:
+        """A member record (not yet saved) in node group `ng`, with the next free id and address."""
+        members = self.members(group)
+        used = [m["nodes"][0]["address"] for m in members.values()]
+        if cid is None:
+            prefix = f"{group['id']}-{ng['id']}-" if group.get("cluster_mode") else f"{group['id']}-"
+            n = 1
+            while self.store.get_doc("cluster", f"{prefix}{n:03d}") is not None or f"{prefix}{n:03d}" in members:
+                n += 1
+            cid = f"{prefix}{n:03d}"
+        created = _now()
+        zone = v.availability_zone(region, az, len(ng["members"]))
+        return {"id": cid, "group": group["id"], "node_group": ng["id"], "status": "creating", "created": created,
+                "az": zone, "nodes": [{"id": "0001", "address": node_address(free_address_index(used)),
+                                       "created": created, "az": zone}]}
+
+    def _node_group(self: ElastiCacheProvider, group: dict, ng_id: str | None) -> dict:
+        for ng in group["node_groups"]:
+            if ng["id"] == ng_id:
+                return ng
+        raise fault("NodeGroupNotFoundFault", f"NodeGroup {ng_id} not found in replication group {group['id']}.")
+
+    def _available(self: ElastiCacheProvider, group: dict) -> None:
+        if group["status"] != "available":
+            raise fault("InvalidReplicationGroupStateFault",
+                        f"Replication group {group['id']} must be in available state, it is {group['status']}.")
+
+    # -- starting ----------------------------------------------------------------------------------------
+
+    def _start_group(self: ElastiCacheProvider, group: dict, restore: dict | None) -> None:
+        """Start (or restart) every member; form the cluster on first start in cluster mode. Blocking."""
+        members = self.members(group)
+        binds = self.wanted_binds(group)
+        port = group["port"]
+        if not group.get("cluster_mode"):
+            ng = group["node_groups"][0]
+            primary = members[ng["primary"]]
+            first = self.engines.build_redis(group, primary["id"], primary["nodes"][0], binds=binds[primary["id"]])
+            if restore:
+                self.place_snapshot_file(restore, 0, first.config.data_dir)
+            self.engines.start_all([first])
+            source = (primary["nodes"][0]["address"], port)
+            replicas = [self.engines.build_redis(group, cid, members[cid]["nodes"][0], replica_of=source,
+                                                 binds=binds[cid]) for cid in ng["members"] if cid != ng["primary"]]
+            self.engines.start_all(replicas)
+            return
+        shards: list[list[RedisServer]] = []
+        fresh = True
+        for i, ng in enumerate(group["node_groups"]):
+            shard = []
+            for cid in ng["members"]:
+                server = self.engines.build_redis(group, cid, members[cid]["nodes"][0], binds=binds[cid])
+                if (server.config.data_dir / "nodes.conf").exists():
+                    fresh = False
+                if restore and cid == ng["members"][0]:
+                    self.place_snapshot_file(restore, i, server.config.data_dir)
+                shard.append(server)
+            shards.append(shard)
+        self.engines.start_all([s for shard in shards for s in shard])
+        if fresh:
+            slots = [redis_engine.parse_slots(ng["slots"]) for ng in group["node_groups"]]
+            redis_engine.form_cluster(shards, slots)
+        else:
+            for s in (s for shard in shards for s in shard):
+                wait_until(lambda s=s: redis_engine.cluster_ok(s), 30)
+
+    # -- CreateReplicationGroup ------------------------------------------------------------------------
+
+    async def create_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        gid = v.identifier(req.get("ReplicationGroupId"), "ReplicationGroupId", 40)
+        if not req.get("ReplicationGroupDescription"):
+            raise invalid("The parameter ReplicationGroupDescription must be provided and must not be blank.")
+        if self.store.get_doc("group", gid) is not None:
+            raise fault("ReplicationGroupAlreadyExistsFault", f"Replication group {gid} already exists.")
+        if req.get("PrimaryClusterId") or req.get("GlobalReplicationGroupId"):
+            raise invalid("Strata creates replication groups from new nodes only (PrimaryClusterId and "
+                          "GlobalReplicationGroupId are not supported).")
+        eng = v.engine(req.get("Engine"))
+        if eng == "memcached":
+            raise invalid("Replication groups are only available for the Valkey and Redis OSS engines.")
+        layout = req.get("NodeGroupConfiguration") or []
+        cluster_mode = (req.get("ClusterMode") == "enabled" or (req.get("NumNodeGroups") or 1) > 1 or len(layout) > 1
+                        or "cluster.on" in (req.get("CacheParameterGroupName") or ""))
+        shards = req.get("NumNodeGroups") or max(1, len(layout))
+        if not 1 <= shards <= v.MAX_NODE_GROUPS:
+            raise invalid(f"NumNodeGroups must be between 1 and {v.MAX_NODE_GROUPS}.")
+        if layout and len(layout) != shards:
+            raise combination("NodeGroupConfiguration must have one entry per node group (NumNodeGroups).")
+        if cluster_mode:
+            replicas = [req.get("ReplicasPerNodeGroup") or 0 if (not layout or layout[i].get("ReplicaCount") is None)
+                        else layout[i]["ReplicaCount"] for i in range(shards)]
+        else:
+            if req.get("NumCacheClusters") is not None:
+                total = req["NumCacheClusters"]
+            elif req.get("ReplicasPerNodeGroup") is not None:
+                total = req["ReplicasPerNodeGroup"] + 1
+            elif layout and layout[0].get("ReplicaCount") is not None:
+                total = layout[0]["ReplicaCount"] + 1
+            else:
+                total = 1
+            if not 1 <= total <= v.MAX_CLUSTERS_PER_GROUP:
+                raise invalid(f"NumCacheClusters must be between 1 and {v.MAX_CLUSTERS_PER_GROUP}.")
+            replicas = [total - 1]
+        if any(not 0 <= r <= v.MAX_CLUSTERS_PER_GROUP - 1 for r in replicas):
+            raise invalid("ReplicasPerNodeGroup must be between 0 and 5.")
+        failover = req.get("AutomaticFailoverEnabled")
+        if failover is None:
+            failover = cluster_mode
+        if cluster_mode and not failover:
+            raise combination("Redis OSS with cluster mode enabled requires AutomaticFailoverEnabled.")
+        if failover and not cluster_mode and replicas[0] < 1:
+            raise combination("Automatic failover requires at least one read replica (NumCacheClusters >= 2).")
+        if req.get("MultiAZEnabled") and not failover:
+            raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
+        transit = bool(req.get("TransitEncryptionEnabled"))
+        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards)
+        created = _now()
+        group: dict = {
+            "id": gid, "description": req["ReplicationGroupDescription"], "status": "creating", "created": created,
+            "engine": eng, "engine_version": self._version(eng), "node_type": v.node_type(req.get("CacheNodeType")),
+            "port": 0, "bus_port": None, "cluster_mode": cluster_mode,
+            "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
+            "at_rest": bool(req.get("AtRestEncryptionEnabled")), "kms_key_id": req.get("KmsKeyId"),
+            "retention": v.retention(req.get("SnapshotRetentionLimit")), "window": v.snapshot_window(req.get("SnapshotWindow")),
+            "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
+            "tags": v.tags(req.get("Tags")), "automatic_failover": bool(failover), "multi_az": bool(req.get("MultiAZEnabled")),
+            "snapshotting_cluster": None, "config_holder": None, "node_groups": [],
+        }
+        if group["auth"]:
+            group["auth_modified"] = created
+        slot_ranges = redis_engine.slot_ranges(shards)
+        zones = req.get("PreferredCacheClusterAZs") or []
+        pending: list[dict] = []
+        for i in range(shards):
+            conf = layout[i] if layout else {}
+            ng_id = conf.get("NodeGroupId") or f"{i + 1:04d}"
+            low, high = redis_engine.parse_slots(conf["Slots"]) if conf.get("Slots") else slot_ranges[i]
+            ng = {"id": ng_id, "slots": f"{low}-{high}" if cluster_mode else None, "primary": None, "members": []}
+            group["node_groups"].append(ng)
+            ng_zones = [conf.get("PrimaryAvailabilityZone"), *(conf.get("ReplicaAvailabilityZones") or [])]
+            for j in range(replicas[i] + 1):
+                az = zones[len(pending)] if len(pending) < len(zones) else (ng_zones[j] if j < len(ng_zones) else None)
+                zone = v.availability_zone(ctx.region, az, len(pending))
+                prefix = f"{gid}-{ng_id}-" if cluster_mode else f"{gid}-"
+                member = {"id": f"{prefix}{j + 1:03d}" if cluster_mode else f"{prefix}{len(pending) + 1:03d}",
+                          "group": gid, "node_group": ng_id, "status": "creating", "created": created, "az": zone,
+                          "nodes": [{"id": "0001", "address": node_address(len(pending) + 1), "created": created,
+                                     "az": zone}]}
+                if self.store.get_doc("cluster", member["id"]) is not None:
+                    raise fault("CacheClusterAlreadyExistsFault", f"Cache cluster {member['id']} already exists.")
+                ng["members"].append(member["id"])
+                pending.append(member)
+            ng["primary"] = ng["members"][0]
+        group["config_holder"] = group["node_groups"][0]["members"][0] if cluster_mode else None
+        for member in pending:
+            self.store.put_doc("cluster", member["id"], member)
+        group["port"] = self.ports.allocate(f"elasticache/group/{gid}")
+        if cluster_mode:
+            group["bus_port"] = self.ports.allocate(f"elasticache/group/{gid}/bus")
+        self.store.put_doc("group", gid, group)
+        async with self.lock(gid):
+            try:
+                await run_blocking(self._start_group, group, restore)
+            except (EngineError, OSError, redis.RedisError) as e:
+                await self._discard_group(group)
+                raise fault("InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}") from e
+            self._save_group(group, "available")
+        meter.record("elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid)
+        return {"ReplicationGroup": self._render_group(ctx, group, "creating")}
+
+    async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
+        for cid in [c for ng in group["node_groups"] for c in ng["members"]]:
+            await run_blocking(self.engines.stop_cluster, cid, True)
+            self.store.delete_doc("cluster", cid)
+        self.store.delete_doc("group", group["id"])
+        self.ports.release_prefix(f"elasticache/group/{group['id']}")
+
+    # -- DescribeReplicationGroups ---------------------------------------------------------------------
+
+    async def describe_replication_groups(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        from strata.services.elasticache.provider import paginate
+
+        if req.get("ReplicationGroupId"):
+            docs = [self.group_doc(req["ReplicationGroupId"])]
+        else:
+            docs = self.store.list_docs("group")
+        page, marker = paginate(docs, req)
+        rendered = [await run_blocking(self._render_group, ctx, g) for g in page]
+        out: dict = {"ReplicationGroups": rendered}
+        if marker:
+            out["Marker"] = marker
+        return out
+
+    # -- ModifyReplicationGroup ------------------------------------------------------------------------
+
+    async def modify_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            if req.get("ReplicationGroupDescription"):
+                group["description"] = req["ReplicationGroupDescription"]
+            if req.get("AutomaticFailoverEnabled") is not None:
+                if not req["AutomaticFailoverEnabled"] and group.get("cluster_mode"):
+                    raise combination("Automatic failover cannot be disabled with cluster mode enabled.")
+                if req["AutomaticFailoverEnabled"] and len(group["node_groups"][0]["members"]) < 2:
+                    raise combination("Automatic failover requires at least one read replica.")
+                group["automatic_failover"] = bool(req["AutomaticFailoverEnabled"])
+                if not group["automatic_failover"]:
+                    group["multi_az"] = False
+            if req.get("MultiAZEnabled") is not None:
+                if req["MultiAZEnabled"] and not group["automatic_failover"]:
+                    raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
+                group["multi_az"] = bool(req["MultiAZEnabled"])
+            if "SnapshotRetentionLimit" in req:
+                group["retention"] = v.retention(req["SnapshotRetentionLimit"])
+            if "SnapshotWindow" in req:
+                group["window"] = v.snapshot_window(req["SnapshotWindow"])
+            if req.get("PreferredMaintenanceWindow"):
+                group["maintenance_window"] = req["PreferredMaintenanceWindow"]
+            if req.get("SnapshottingClusterId"):
+                if req["SnapshottingClusterId"].lower() not in self.members(group):
+                    raise invalid(f"Cache cluster {req['SnapshottingClusterId']} is not a member of {group['id']}.")
+                group["snapshotting_cluster"] = req["SnapshottingClusterId"].lower()
+            members = list(self.members(group).values())
+            if req.get("CacheNodeType"):
+                group["node_type"] = v.node_type(req["CacheNodeType"])
+                await run_blocking(self.apply_node_type, group, members)
+            if req.get("AuthToken") is not None:
+                token = v.auth_token(req["AuthToken"], bool(group.get("transit")), group["engine"])
+                await run_blocking(self.apply_auth_token, group, members, token,
+                                   req.get("AuthTokenUpdateStrategy") or "ROTATE")
+                group["auth"], group["auth_modified"] = token, _now()
+            if req.get("PrimaryClusterId") and not group.get("cluster_mode"):
+                target = req["PrimaryClusterId"].lower()
+                ng = group["node_groups"][0]
+                if target not in ng["members"]:
+                    raise invalid(f"Cache cluster {target} is not a member of {group['id']}.")
+                if target != ng["primary"]:
+                    await run_blocking(self._failover, group, target, None)
+            self._save_group(group)
+            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
+
+    # -- failover ----------------------------------------------------------------------------------------
+
+    def _failover(self: ElastiCacheProvider, group: dict, target: str | None, dead: str | None) -> str:
+        """Make `target` (or the most caught-up replica) the primary; blocking. Returns the new primary.
+
+        With the old primary alive, the engine's own coordinated FAILOVER hands over without losing
+        acknowledged writes; with it dead (`dead` names it), the best replica is promoted
+        (REPLICAOF NO ONE), the others follow it, and the dead node comes back as a replica.
+        """
+        ng = group["node_groups"][0]
+        old = ng["primary"]
+        candidates = [c for c in ng["members"] if c != old and self._alive(c)]
+        if target is None:
+            if not candidates:
+                raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} has no live replica.")
+            target = max(candidates, key=lambda c: self._server(c).replication_offset())
+        new = self._server(target)
+        port = group["port"]
+        source = (new.config.address, port)
+        old_server = self.engines.get(old)
+        if dead is None and old_server is not None and old_server.running():
+            with old_server.client() as c:  # type: ignore[union-attr]
+                c.execute_command("FAILOVER", "TO", new.config.address, str(port), "TIMEOUT", "10000")
+            if not wait_until(lambda: new.role() == "master", 15):
+                raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+            old_server.config.replica_of = source  # type: ignore[union-attr]
+            new.config.replica_of = None
+            new.write_config()
+            old_server.write_config()  # type: ignore[union-attr]
+        else:
+            new.replicate(None)
+        ng["primary"] = target
+        for cid in ng["members"]:
+            if cid not in (target, old) and self._alive(cid):
+                self._server(cid).replicate(source)
+        self.engines.apply_binds(self.wanted_binds(group))
+        if dead is None and old_server is not None and old_server.running():
+            old_server.drop_clients()  # type: ignore[union-attr]
+        elif old in self.members(group):
+            member = self.members(group)[old]
+            restarted = self.engines.build_redis(group, old, member["nodes"][0], replica_of=source,
+                                                 binds=self.wanted_binds(group)[old])
+            self.engines.start_all([restarted])
+            self.engines.apply_binds(self.wanted_binds(group))
+        self.store.put_doc("group", group["id"], group)
+        meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        return target
+
+    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, kill: bool) -> str:
+        """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
+        CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
+        (it rejoins as a replica). Blocking; returns the new primary's member id."""
+        roles = self.roles(group)
+        primary = next((c for c in ng["members"] if roles.get(c) == "primary"), None)
+        replicas = [c for c in ng["members"] if c != primary and self._alive(c)]
+        if not replicas:
+            raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live replica.")
+        old = self.engines.get(primary) if primary else None
+        if kill and old is not None:
+            old.kill()
+        best = max(replicas, key=lambda c: self._server(c).replication_offset())
+        redis_engine.cluster_failover(self._server(best), takeover=True)
+        if not wait_until(lambda: self._server(best).role() == "master", 15):
+            raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+        if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
+            group["config_holder"] = best
+            self.engines.apply_binds(self.wanted_binds(group))
+        if old is not None and primary is not None:
+            members = self.members(group)
+            server = self.engines.build_redis(group, primary, members[primary]["nodes"][0],
+                                              binds=self.wanted_binds(group)[primary])
+            self.engines.start_all([server])
+        ng["primary"] = best
+        self.store.put_doc("group", group["id"], group)
+        meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        return best
+
+    async def test_failover(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            ng = self._node_group(group, req.get("NodeGroupId"))
+            if not group.get("automatic_failover"):
+                raise fault("InvalidReplicationGroupStateFault",
+                            f"Replication group {group['id']} must have automatic failover enabled to test failover.")
+            if len(ng["members"]) < 2:
+                raise fault("TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to.")
+            if group.get("cluster_mode"):
+                await run_blocking(self._cluster_failover, group, ng, True)
+            else:
+                primary = self.engines.get(ng["primary"])
+                if primary is not None:
+                    await run_blocking(primary.kill)
+                await run_blocking(self._failover, group, None, ng["primary"])
+            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
+
+    async def recover_member(self: ElastiCacheProvider, group: dict, cid: str) -> None:
+        """A member's process died (the monitor holds the group's lock): fail over if it was a primary
+        and automatic failover is on, else restart it in its role."""
+        member = self.members(group).get(cid)
+        if member is None:
+            return
+        ng = self._node_group(group, member["node_group"])
+        if group.get("cluster_mode"):
+            was_primary = any(
+                self._alive(c) and self._server(c).info("replication").get("master_host") == member["nodes"][0]["address"]
+                for c in ng["members"] if c != cid
+            )
+            if was_primary:
+                await run_blocking(self._cluster_failover, group, ng, False)
+                return
+            await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
+            return
+        if cid == ng["primary"] and group.get("automatic_failover") and any(
+                self._alive(c) for c in ng["members"] if c != cid):
+            await run_blocking(self._failover, group, None, cid)
+            return
+        binds = self.wanted_binds(group)[cid]
+        source = None if cid == ng["primary"] else (self.members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
+        server = self.engines.build_redis(group, cid, member["nodes"][0], replica_of=source, binds=binds)
+        await run_blocking(self.engines.start_all, [server])
+        await run_blocking(self.engines.apply_binds, self.wanted_binds(group))
+
+    # -- replicas ------------------------------------------------------------------------------------------
+
+    def _add_replica(self: ElastiCacheProvider, group: dict, ng: dict, member: dict) -> None:
+        """Start a new member as a replica of the node group's primary; blocking."""
+        ng["members"].append(member["id"])
+        self.store.put_doc("cluster", member["id"], member)
+        self.store.put_doc("group", group["id"], group)
+        if group.get("cluster_mode"):
+            server = self.engines.build_redis(group, member["id"], member["nodes"][0])
+            self.engines.start_all([server])
+            roles = self.roles(group)
+            primary = next(c for c in ng["members"] if roles.get(c) == "primary")
+            anchor = self._server(primary)
+            with anchor.client() as c:
+                c.execute_command("CLUSTER", "MEET", server.config.address, str(group["port"]), str(group["bus_port"]))
+            primary_id = redis_engine.node_id(anchor)
+            if not wait_until(lambda: primary_id in str(server.client().execute_command("CLUSTER", "NODES")), 30):
+                raise EngineError("the new node did not join the cluster")
+            with server.client() as c:
+                c.execute_command("CLUSTER", "REPLICATE", primary_id)
+        else:
+            members = self.members(group)
+            source = (members[ng["primary"]]["nodes"][0]["address"], group["port"])
+            server = self.engines.build_redis(group, member["id"], member["nodes"][0], replica_of=source)
+            self.engines.start_all([server])
+            self.engines.apply_binds(self.wanted_binds(group))
+        member["status"] = "available"
+        self.store.put_doc("cluster", member["id"], member)
+
+    def _remove_replica(self: ElastiCacheProvider, group: dict, ng: dict, cid: str) -> None:
+        """Stop a replica and forget it; blocking."""
+        if group.get("cluster_mode") and self._alive(cid):
+            gone = redis_engine.node_id(self._server(cid))
+            self.engines.stop(cid, "0001", remove=True)
+            for other in ng_members(group):
+                if other != cid and self._alive(other):
+                    try:
+                        with self._server(other).client() as c:
+                            c.execute_command("CLUSTER", "FORGET", gone)
+                    except redis.RedisError:
+                        pass
+        else:
+            self.engines.stop(cid, "0001", remove=True)
+        self.engines.stop_cluster(cid, remove=True)
+        ng["members"].remove(cid)
+        if group.get("snapshotting_cluster") == cid:
+            group["snapshotting_cluster"] = None
+        self.store.delete_doc("cluster", cid)
+        self.store.put_doc("group", group["id"], group)
+        self.engines.apply_binds(self.wanted_binds(group))
+
+    def _replica_targets(self: ElastiCacheProvider, group: dict, req: dict) -> dict[str, int]:
+        """Node group id -> wanted replica count, from NewReplicaCount or ReplicaConfiguration."""
+        if req.get("ReplicaConfiguration"):
+            out = {}
+            for conf in req["ReplicaConfiguration"]:
+                ng = self._node_group(group, conf.get("NodeGroupId"))
+                out[ng["id"]] = conf["NewReplicaCount"]
+            return out
+        if req.get("NewReplicaCount") is None:
+            raise invalid("Either NewReplicaCount or ReplicaConfiguration must be provided.")
+        return {ng["id"]: req["NewReplicaCount"] for ng in group["node_groups"]}
+
+    async def increase_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            targets = self._replica_targets(group, req)
+            for ng in group["node_groups"]:
+                want = targets.get(ng["id"], len(ng["members"]) - 1)
+                if want > v.MAX_CLUSTERS_PER_GROUP - 1:
+                    raise invalid("A node group can have at most 5 replicas.")
+            if all(targets.get(ng["id"], 0) <= len(ng["members"]) - 1 for ng in group["node_groups"]):
+                raise fault("NoOperationFault", "The new replica count is not greater than the current one.")
+            self._save_group(group, "modifying")
+            try:
+                for ng in group["node_groups"]:
+                    for _ in range(targets.get(ng["id"], 0) - (len(ng["members"]) - 1)):
+                        member = self._new_member(group, ng, ctx.region)
+                        await run_blocking(self._add_replica, group, ng, member)
+            finally:
+                self._save_group(group, "available")
+            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
+
+    async def decrease_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            roles = await run_blocking(self.roles, group)
+            removals: list[tuple[dict, str]] = []
+            if req.get("ReplicasToRemove"):
+                for cid in (c.lower() for c in req["ReplicasToRemove"]):
+                    ng = next((n for n in group["node_groups"] if cid in n["members"]), None)
+                    if ng is None:
+                        raise invalid(f"Cache cluster {cid} is not a member of {group['id']}.")
+                    if roles.get(cid) == "primary":
+                        raise invalid(f"Cache cluster {cid} is a primary; only replicas can be removed.")
+                    removals.append((ng, cid))
+            else:
+                targets = self._replica_targets(group, req)
+                for ng in group["node_groups"]:
+                    want = targets.get(ng["id"], len(ng["members"]) - 1)
+                    if want < 0:
+                        raise invalid("NewReplicaCount must not be negative.")
+                    replicas = [c for c in ng["members"] if roles.get(c) != "primary"]
+                    removals += [(ng, c) for c in replicas[::-1][: max(0, len(replicas) - want)]]
+            if not removals:
+                raise fault("NoOperationFault", "The new replica count is not smaller than the current one.")
+            for ng in group["node_groups"]:
+                left = len(ng["members"]) - 1 - sum(1 for n, _ in removals if n is ng)
+                if group.get("automatic_failover") and left < 1:
+                    raise invalid("With automatic failover enabled each node group needs at least one replica.")
+            for ng, cid in removals:
+                await run_blocking(self._remove_replica, group, ng, cid)
+            self._save_group(group)
+            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
+
+    async def add_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str) -> dict:
+        """CreateCacheCluster with ReplicationGroupId: a new read replica in the group."""
+        group = self.group_doc(req["ReplicationGroupId"])
+        if self.store.get_doc("cluster", cid) is not None:
+            raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
+        if group.get("cluster_mode"):
+            raise combination("Use IncreaseReplicaCount to add replicas to a group with cluster mode enabled.")
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            ng = group["node_groups"][0]
+            if len(ng["members"]) >= v.MAX_CLUSTERS_PER_GROUP:
+                raise fault("NodeQuotaForClusterExceededFault", "A replication group can have at most 5 replicas.")
+            member = self._new_member(group, ng, ctx.region, cid=cid, az=req.get("PreferredAvailabilityZone"))
+            await run_blocking(self._add_replica, group, ng, member)
+            return {"CacheCluster": self.render(ctx, {**member, "status": "creating"}, show_nodes=False)}
+
+    async def delete_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, cluster: dict, req: dict) -> dict:
+        """DeleteCacheCluster on a member: only a replica, and never the last one under automatic failover."""
+        async with self.lock(cluster["group"]):
+            group = self.group_doc(cluster["group"])
+            ng = self._node_group(group, cluster["node_group"])
+            roles = await run_blocking(self.roles, group)
+            if roles.get(cluster["id"]) == "primary":
+                raise fault("InvalidCacheClusterStateFault",
+                            f"Cannot delete the primary cluster {cluster['id']} of replication group {group['id']}.")
+            if group.get("automatic_failover") and len(ng["members"]) <= 2:
+                raise fault("InvalidCacheClusterStateFault",
+                            "Cannot delete the last replica of a replication group with automatic failover enabled.")
+            rendered = self.render(ctx, {**cluster, "status": "deleting"}, show_nodes=False)
+            await run_blocking(self._remove_replica, group, ng, cluster["id"])
+            return {"CacheCluster": rendered}
+
+    # -- DeleteReplicationGroup ----------------------------------------------------------------------------
+
+    async def delete_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            if group["status"] not in ("available", "create-failed"):
+                raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} is {group['status']}.")
+            if req.get("RetainPrimaryCluster"):
+                raise invalid("Strata does not support RetainPrimaryCluster yet.")
+            if req.get("FinalSnapshotIdentifier"):
+                await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
+            rendered = await run_blocking(self._render_group, ctx, group, "deleting")
+            await self._discard_group(group)
+            self.delete_automatic_snapshots(group_id=group["id"])
+        return {"ReplicationGroup": rendered}
+
+
+def ng_members(group: dict) -> list[str]:
+    return [c for ng in group["node_groups"] for c in ng["members"]]
+

@@ -1,0 +1,148 @@
+"""The engine processes behind ElastiCache resources, and the addresses they listen on.
+
+Every node of one deployment (a standalone cache cluster, or a replication group) listens on the
+deployment's port on its own loopback address, 127.0.1.<n>. A stable endpoint is one more address
+that the node holding the role also listens on: `PRIMARY` (a group's primary endpoint, a cluster's
+configuration endpoint, and the first node of a standalone cluster, so the deployment's port stays
+visibly taken) and `READER` (a group's reader endpoint). Failover moves the address to the promoted
+node with `CONFIG SET bind`: clients keep dialing the same host:port and reach the engine itself,
+with nothing in between (see `bench/elasticache_endpoint.py`).
+
+Methods here block (processes, admin commands): call them through `run_blocking`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+from strata.engines import redis as redis_engine
+from strata.engines.memcached import MemcachedNodeConfig, MemcachedServer
+from strata.engines.redis import RedisNodeConfig, RedisServer
+from strata.engines.tls import authority_for
+from strata.services.elasticache.validate import node_memory_mb
+
+log = logging.getLogger("strata.elasticache")
+
+PRIMARY = "127.0.0.1"
+READER = "127.0.0.2"
+Server = RedisServer | MemcachedServer
+Key = tuple[str, str]  # (cache cluster id, cache node id)
+
+
+def node_address(index: int) -> str:
+    """The loopback address of the index-th node (1-based) of a deployment."""
+    index -= 1
+    return f"127.0.{1 + index // 254}.{1 + index % 254}"
+
+
+def free_address_index(used: list[str]) -> int:
+    taken = set(used)
+    n = 1
+    while node_address(n) in taken:
+        n += 1
+    return n
+
+
+class Engines:
+    """The live engine processes of the service, keyed by (cache cluster id, node id)."""
+
+    def __init__(self, data_dir: Path, strata_data_dir: Path) -> None:
+        self.root = Path(data_dir) / "nodes"
+        self.ca = authority_for(strata_data_dir)
+        self.servers: dict[Key, Server] = {}
+        self._lock = threading.Lock()
+
+    def node_dir(self, cluster_id: str, node_id: str) -> Path:
+        return self.root / cluster_id / node_id
+
+    def get(self, cluster_id: str, node_id: str = "0001") -> Server | None:
+        return self.servers.get((cluster_id, node_id))
+
+    def redis(self, cluster_id: str, node_id: str = "0001") -> RedisServer:
+        server = self.servers.get((cluster_id, node_id))
+        assert isinstance(server, RedisServer), f"{cluster_id}/{node_id} is not a running redis node"
+        return server
+
+    # -- building and starting nodes ---------------------------------------------------------------
+
+    def build_redis(self, dep: dict, cluster_id: str, node: dict, *, replica_of: tuple[str, int] | None = None,
+                    binds: list[str] | None = None) -> RedisServer:
+        """A (not yet started) server for a redis/valkey node, from the deployment settings `dep`."""
+        directory = self.node_dir(cluster_id, node["id"])
+        tls = None
+        if dep.get("transit"):
+            tls = self.ca.issue(directory, f"{cluster_id}-{node['id']}", [node["address"], PRIMARY, READER])
+        config = RedisNodeConfig(
+            address=node["address"], port=dep["port"], data_dir=directory, password=dep.get("auth"), tls=tls,
+            replica_of=replica_of, cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
+            extra_binds=list(binds or []), maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
+        )
+        binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
+        server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
+        with self._lock:
+            self.servers[(cluster_id, node["id"])] = server
+        return server
+
+    def build_memcached(self, dep: dict, cluster_id: str, node: dict, binds: list[str] | None = None) -> MemcachedServer:
+        config = MemcachedNodeConfig(
+            address=node["address"], port=dep["port"], data_dir=self.node_dir(cluster_id, node["id"]),
+            memory_mb=node_memory_mb(dep["node_type"]), extra_binds=list(binds or []),
+        )
+        server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
+        with self._lock:
+            self.servers[(cluster_id, node["id"])] = server
+        return server
+
+    def start_all(self, servers: list[Server]) -> None:
+        """Start servers one after another (tens of milliseconds each); raise the first failure.
+
+        Sequential on purpose: a child's die-with-parent signal is tied to the thread that forked
+        it, so engines are forked from the long-lived executor thread running this call.
+        """
+        for server in servers:
+            server.start()
+
+    def stop(self, cluster_id: str, node_id: str, *, remove: bool = False) -> None:
+        with self._lock:
+            server = self.servers.pop((cluster_id, node_id), None)
+        if server is not None:
+            server.stop()
+        if remove:
+            shutil.rmtree(self.node_dir(cluster_id, node_id), ignore_errors=True)
+
+    def stop_cluster(self, cluster_id: str, *, remove: bool = False) -> None:
+        for key in [k for k in list(self.servers) if k[0] == cluster_id]:
+            self.stop(*key)
+        if remove:
+            shutil.rmtree(self.root / cluster_id, ignore_errors=True)
+
+    def stop_everything(self) -> None:
+        for key in list(self.servers):
+            try:
+                self.stop(*key)
+            except Exception:  # noqa: BLE001 - stopping the rest matters more
+                log.exception("stopping %s", key)
+
+    def dead(self) -> list[Key]:
+        """Nodes whose process has exited although Strata did not stop them."""
+        return [k for k, s in list(self.servers.items()) if not s.running()]
+
+    # -- endpoint addresses -------------------------------------------------------------------------
+
+    def apply_binds(self, wanted: dict[str, list[str]]) -> None:
+        """Move endpoint addresses between the running redis nodes of one deployment.
+
+        `wanted` maps cache cluster id -> endpoint addresses it should hold. Addresses are first
+        released everywhere they should no longer be, then taken, so one never collides with itself.
+        """
+        live = {cid: s for (cid, _), s in self.servers.items() if cid in wanted and isinstance(s, RedisServer)}
+        for cid, server in live.items():
+            keep = [a for a in server.config.extra_binds if a in wanted[cid]]
+            if keep != server.config.extra_binds and server.running():
+                server.set_binds(keep)
+        for cid, server in live.items():
+            if sorted(server.config.extra_binds) != sorted(wanted[cid]) and server.running():
+                server.set_binds(wanted[cid])

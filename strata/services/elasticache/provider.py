@@ -1,0 +1,401 @@
+"""ElastiCache: cache clusters and replication groups backed by real Redis/Valkey and Memcached.
+
+The provider is split by topic: cache clusters here, replication groups in `groups.py`,
+snapshots in `snapshots.py`; the engine processes and their addresses in `nodes.py`.
+
+Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
+group), `group` (replication groups), `snapshot`. A *deployment* is what owns the settings and
+the port: a standalone cluster, or a group for its member clusters.
+
+Create, modify, failover and delete do their engine work before answering, so a describe right
+after the response sees the final state (the response itself reports the AWS transition state,
+e.g. "creating"). A monitor restarts nodes whose process dies, failing over first where the dead
+node was a primary. Everything is restarted from the records when Strata starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from strata.engines.memcached import binary as memcached_binary
+from strata.engines.ports import PortAllocator
+from strata.engines.process import EngineError
+from strata.engines.redis import engine_version
+from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.elasticache import validate as v
+from strata.services.elasticache.errors import fault, invalid
+from strata.services.elasticache.groups import ReplicationGroupOps
+from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_index, node_address
+from strata.services.elasticache.render import render_cluster
+from strata.services.elasticache.snapshots import SnapshotOps
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+from strata.storage.metadata import MetadataStore
+
+log = logging.getLogger("strata.elasticache")
+MONITOR_INTERVAL = 1.0
+
+
+def now_iso() -> str:
+    return clock.now().isoformat()
+
+
+class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps):
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = MetadataStore(runtime.data_dir / "elasticache.db", fsync=runtime.settings.fsync)
+        self.engines = Engines(runtime.data_dir, runtime.settings.data_dir)
+        self.ports = PortAllocator.for_settings(runtime.settings)
+        self.snapshot_root = runtime.data_dir / "snapshots"
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitor: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring every deployment's engines back (after a restart), then watch them."""
+        self._loop = asyncio.get_running_loop()
+        for cluster in self.store.list_docs("cluster"):
+            if not cluster.get("group"):
+                await self._restore(self._start_standalone, cluster, "cluster")
+        for group in self.store.list_docs("group"):
+            await self._restore(self._start_group, group, "group")
+        clock.on_advance(self._on_clock_advance)
+        self._monitor = asyncio.create_task(self._watch())
+
+    async def _restore(self, start: Any, doc: dict, kind: str) -> None:
+        try:
+            await run_blocking(start, doc, None)
+            if doc["status"] != "available":
+                doc["status"] = "available"
+                self.store.put_doc(kind, doc["id"], doc)
+        except Exception:  # noqa: BLE001 - one broken deployment must not keep Strata down
+            log.exception("could not restart ElastiCache %s %s", kind, doc["id"])
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor
+        await run_blocking(self.engines.stop_everything)
+
+    def health(self) -> str:
+        return "running"
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # -- records --------------------------------------------------------------------------------------
+
+    def cluster_doc(self, cluster_id: str | None) -> dict:
+        doc = self.store.get_doc("cluster", (cluster_id or "").lower())
+        if doc is None:
+            raise fault("CacheClusterNotFoundFault", f"CacheCluster not found: {cluster_id}")
+        return doc
+
+    def group_doc(self, group_id: str | None) -> dict:
+        doc = self.store.get_doc("group", (group_id or "").lower())
+        if doc is None:
+            raise fault("ReplicationGroupNotFoundFault", f"ReplicationGroup not found: {group_id}")
+        return doc
+
+    def deployment_of(self, cluster: dict) -> dict:
+        return self.group_doc(cluster["group"]) if cluster.get("group") else cluster
+
+    def render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
+        return render_cluster(cluster, self.deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
+
+    # -- CreateCacheCluster ---------------------------------------------------------------------------
+
+    async def create_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        cid = v.identifier(req.get("CacheClusterId"), "CacheClusterId", 50)
+        if req.get("ReplicationGroupId"):
+            return await self.add_member_cluster(ctx, req, cid)
+        if self.store.get_doc("cluster", cid) is not None:
+            raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
+        eng = v.engine(req.get("Engine"))
+        count = req.get("NumCacheNodes", 1)
+        if eng in v.REDIS_LIKE and count != 1:
+            raise invalid("Cannot create a Redis cluster with a NumCacheNodes parameter greater than 1.")
+        if not 1 <= count <= self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES):
+            raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}")
+        transit = bool(req.get("TransitEncryptionEnabled"))
+        if transit and eng == "memcached":
+            raise fault("InvalidParameterCombinationException",
+                        "Strata does not offer in-transit encryption for memcached clusters yet.")
+        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=1)
+        created = now_iso()
+        zones = req.get("PreferredAvailabilityZones") or []
+        doc: dict = {
+            "id": cid, "group": None, "status": "creating", "created": created,
+            "engine": eng, "engine_version": self._version(eng), "node_type": v.node_type(req.get("CacheNodeType")),
+            "port": 0, "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
+            "at_rest": False, "retention": v.retention(req.get("SnapshotRetentionLimit")) if eng != "memcached" else 0,
+            "window": v.snapshot_window(req.get("SnapshotWindow")),
+            "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
+            "tags": v.tags(req.get("Tags")),
+            "nodes": [],
+        }
+        for i in range(count):
+            az = v.availability_zone(ctx.region, zones[i] if i < len(zones) else req.get("PreferredAvailabilityZone"), i)
+            doc["nodes"].append({"id": f"{i + 1:04d}", "address": node_address(i + 1), "created": created, "az": az})
+        doc["az"] = doc["nodes"][0]["az"]
+        if doc["auth"]:
+            doc["auth_modified"] = created
+        doc["port"] = self.ports.allocate(f"elasticache/cluster/{cid}")
+        self.store.put_doc("cluster", cid, doc)
+        async with self.lock(cid):
+            try:
+                await run_blocking(self._start_standalone, doc, restore)
+            except (EngineError, OSError) as e:
+                await run_blocking(self.engines.stop_cluster, cid, True)
+                self.store.delete_doc("cluster", cid)
+                self.ports.release(f"elasticache/cluster/{cid}")
+                raise fault("InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}") from e
+            doc["status"] = "available"
+            self.store.put_doc("cluster", cid, doc)
+        meter.record("elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid)
+        out = self.render(ctx, {**doc, "status": "creating"}, show_nodes=False)
+        return {"CacheCluster": out}
+
+    def _version(self, eng: str) -> str:
+        return memcached_binary()[1] if eng == "memcached" else engine_version(eng)
+
+    def _start_standalone(self, doc: dict, restore: dict | None) -> None:
+        """Start (or restart) every node of a standalone cache cluster; blocking."""
+        servers = []
+        for i, node in enumerate(doc["nodes"]):
+            binds = [PRIMARY] if i == 0 else []
+            if doc["engine"] == "memcached":
+                servers.append(self.engines.build_memcached(doc, doc["id"], node, binds))
+            else:
+                server = self.engines.build_redis(doc, doc["id"], node, binds=binds)
+                if restore:
+                    self.place_snapshot_file(restore, 0, server.config.data_dir)
+                servers.append(server)
+        self.engines.start_all(servers)
+
+    # -- DescribeCacheClusters ------------------------------------------------------------------------
+
+    def describe_cache_clusters(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("CacheClusterId"):
+            docs = [self.cluster_doc(req["CacheClusterId"])]
+        else:
+            docs = self.store.list_docs("cluster")
+            if req.get("ShowCacheClustersNotInReplicationGroups"):
+                docs = [d for d in docs if not d.get("group")]
+        page, marker = paginate(docs, req)
+        out: dict = {"CacheClusters": [self.render(ctx, d, bool(req.get("ShowCacheNodeInfo"))) for d in page]}
+        if marker:
+            out["Marker"] = marker
+        return out
+
+    # -- ModifyCacheCluster ---------------------------------------------------------------------------
+
+    async def modify_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self.cluster_doc(req.get("CacheClusterId"))
+        if doc.get("group"):
+            dep_key = doc["group"]
+        else:
+            dep_key = doc["id"]
+        async with self.lock(dep_key):
+            doc = self.cluster_doc(doc["id"])
+            if doc["status"] != "available":
+                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+            dep = self.deployment_of(doc)
+            if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
+                if dep["engine"] != "memcached":
+                    raise invalid("Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1.")
+                await self._resize_memcached(doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region)
+            elif req.get("CacheNodeIdsToRemove"):
+                raise invalid("CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes.")
+            if dep is doc:
+                if "SnapshotRetentionLimit" in req and dep["engine"] != "memcached":
+                    doc["retention"] = v.retention(req["SnapshotRetentionLimit"])
+                if "SnapshotWindow" in req:
+                    doc["window"] = v.snapshot_window(req["SnapshotWindow"])
+                if req.get("PreferredMaintenanceWindow"):
+                    doc["maintenance_window"] = req["PreferredMaintenanceWindow"]
+                if req.get("CacheNodeType"):
+                    doc["node_type"] = v.node_type(req["CacheNodeType"])
+                    await run_blocking(self.apply_node_type, doc, [doc])
+                if req.get("AuthToken") is not None:
+                    token = v.auth_token(req["AuthToken"], bool(doc.get("transit")), doc["engine"])
+                    await run_blocking(self.apply_auth_token, doc, [doc], token,
+                                       req.get("AuthTokenUpdateStrategy") or "ROTATE")
+                    doc["auth"], doc["auth_modified"] = token, now_iso()
+            self.store.put_doc("cluster", doc["id"], doc)
+            return {"CacheCluster": self.render(ctx, doc)}
+
+    async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:
+        limit = self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES)
+        if not 1 <= count <= limit:
+            raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {limit}")
+        have = [n["id"] for n in doc["nodes"]]
+        if count > len(have):
+            if remove:
+                raise invalid("CacheNodeIdsToRemove cannot be given when adding nodes.")
+            created = now_iso()
+            top = max(int(n) for n in have)
+            new = []
+            for i in range(count - len(have)):
+                index = free_address_index([n["address"] for n in doc["nodes"] + new])
+                new.append({"id": f"{top + i + 1:04d}", "address": node_address(index), "created": created,
+                            "az": v.availability_zone(region, None, top + i)})
+            servers = [self.engines.build_memcached(doc, doc["id"], n) for n in new]
+            await run_blocking(self.engines.start_all, servers)
+            doc["nodes"].extend(new)
+            return
+        remove = remove or have[count:]
+        unknown = [n for n in remove if n not in have]
+        if unknown:
+            raise invalid(f"Cache node(s) {', '.join(unknown)} not found in cache cluster {doc['id']}.")
+        if len(have) - len(set(remove)) != count:
+            raise invalid(f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
+                          f"from {len(have)} to {count} nodes.")
+        first_removed = doc["nodes"][0]["id"] in remove
+        for nid in remove:
+            await run_blocking(self.engines.stop, doc["id"], nid, True)
+        doc["nodes"] = [n for n in doc["nodes"] if n["id"] not in remove]
+        if first_removed:  # the configuration endpoint moves to the new first node (memcached cannot rebind live)
+            node = doc["nodes"][0]
+            await run_blocking(self.engines.stop, doc["id"], node["id"])
+            server = self.engines.build_memcached(doc, doc["id"], node, [PRIMARY])
+            await run_blocking(self.engines.start_all, [server])
+
+    def apply_node_type(self, dep: dict, clusters: list[dict]) -> None:
+        """Resize the memory cap of running redis nodes (memcached takes it at its next restart)."""
+        if dep["engine"] == "memcached":
+            return
+        memory = v.node_memory_mb(dep["node_type"]) * 1024 * 1024
+        for cluster in clusters:
+            server = self.engines.get(cluster["id"])
+            if server is not None and server.running():
+                server.config.maxmemory = memory  # type: ignore[union-attr]
+                with server.client() as c:  # type: ignore[union-attr]
+                    c.config_set("maxmemory", memory)
+
+    def apply_auth_token(self, dep: dict, clusters: list[dict], token: str, strategy: str) -> None:
+        """New AUTH token on every node: ROTATE keeps the old one valid too, SET replaces it."""
+        strategy = strategy.upper()
+        if strategy not in ("ROTATE", "SET"):
+            raise invalid(f"Invalid AuthTokenUpdateStrategy: {strategy}. Strata supports ROTATE and SET.")
+        for cluster in clusters:
+            server = self.engines.get(cluster["id"])
+            if server is None or not server.running():
+                continue
+            with server.client() as c:  # type: ignore[union-attr]
+                args = ["ACL", "SETUSER", "default", "on"] + (["resetpass"] if strategy == "SET" else [])
+                c.execute_command(*args, f">{token}")
+                c.config_set("masterauth", token)
+            server.config.password = token  # type: ignore[union-attr]
+            server.write_config()  # type: ignore[union-attr]
+
+    # -- RebootCacheCluster ---------------------------------------------------------------------------
+
+    async def reboot_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self.cluster_doc(req.get("CacheClusterId"))
+        ids = req.get("CacheNodeIdsToReboot") or []
+        unknown = [n for n in ids if n not in {x["id"] for x in doc["nodes"]}]
+        if not ids or unknown:
+            raise invalid(f"Invalid cache node ids to reboot: {', '.join(unknown) or '(none)'}")
+        async with self.lock(doc.get("group") or doc["id"]):
+            doc = self.cluster_doc(doc["id"])
+            if doc["status"] != "available":
+                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+            await run_blocking(self._reboot_nodes, doc, ids)
+            meter.record("elasticache", "NodeReboot", len(ids), "node", cluster=doc["id"])
+        return {"CacheCluster": self.render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
+
+    def _reboot_nodes(self, doc: dict, ids: list[str]) -> None:
+        for nid in ids:
+            server = self.engines.get(doc["id"], nid)
+            if server is not None:
+                server.stop()
+                server.start()
+
+    # -- DeleteCacheCluster ---------------------------------------------------------------------------
+
+    async def delete_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self.cluster_doc(req.get("CacheClusterId"))
+        if doc.get("group"):
+            return await self.delete_member_cluster(ctx, doc, req)
+        async with self.lock(doc["id"]):
+            doc = self.cluster_doc(doc["id"])
+            if doc["status"] not in ("available", "incompatible-parameters"):
+                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+            if req.get("FinalSnapshotIdentifier"):
+                if doc["engine"] == "memcached":
+                    raise fault("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached.")
+                await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
+            rendered = self.render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
+            await run_blocking(self.engines.stop_cluster, doc["id"], True)
+            self.store.delete_doc("cluster", doc["id"])
+            self.ports.release(f"elasticache/cluster/{doc['id']}")
+            self.delete_automatic_snapshots(cluster_id=doc["id"])
+        return {"CacheCluster": rendered}
+
+    # -- the monitor ------------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Restart nodes whose process died (failing over first when it was a primary)."""
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL)
+            try:
+                for cluster_id, node_id in self.engines.dead():
+                    await self._recover(cluster_id, node_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the watcher must keep watching
+                log.exception("ElastiCache monitor")
+
+    async def _recover(self, cluster_id: str, node_id: str) -> None:
+        cluster = self.store.get_doc("cluster", cluster_id)
+        if cluster is None:
+            return
+        key = cluster.get("group") or cluster_id
+        lock = self.lock(key)
+        if lock.locked():
+            return  # an operation on it is running; look again next round
+        async with lock:
+            server = self.engines.get(cluster_id, node_id)
+            if server is None or server.running():
+                return
+            log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
+            meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
+            if cluster.get("group"):
+                await self.recover_member(self.group_doc(cluster["group"]), cluster_id)
+            else:
+                await run_blocking(server.start)
+
+    # -- the simulated clock -----------------------------------------------------------------------------
+
+    def _on_clock_advance(self, _now: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self.run_automatic_snapshots())
+        else:
+            asyncio.run_coroutine_threadsafe(self.run_automatic_snapshots(), loop)
+
+
+def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:
+    """One page of `docs` after `Marker`, `MaxRecords` long (20-100, default 100)."""
+    size = req.get("MaxRecords") or 100
+    if not 20 <= size <= 100:
+        raise invalid("MaxRecords must be between 20 and 100.")
+    marker = req.get("Marker")
+    if marker:
+        docs = [d for d in docs if d[key] > marker]
+    page = docs[:size]
+    return page, (page[-1][key] if len(docs) > size else None)

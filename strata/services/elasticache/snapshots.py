@@ -1,0 +1,287 @@
+"""Snapshots: the engine's own RDB files, taken with BGSAVE, kept under the service's data directory.
+
+A snapshot holds one RDB file per node group (`<data>/snapshots/<name>/shard-<n>.rdb`) plus its
+record (the AWS Snapshot shape). Restoring places the file as a new primary's dump.rdb before the
+engine starts, so the engine loads it itself. Automatic snapshots are taken once a simulated day
+for deployments with a SnapshotRetentionLimit, and pruned past that many days.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from strata.engines.process import EngineError, chown_tree
+from strata.engines.redis import ENGINE_USER, RedisServer
+from strata.services.base import RequestContext, run_blocking
+from strata.services.elasticache.errors import fault, invalid
+from strata.services.elasticache.render import render_snapshot
+from strata.services.elasticache.validate import REDIS_LIKE, identifier
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+
+if TYPE_CHECKING:
+    from strata.services.elasticache.provider import ElastiCacheProvider
+
+log = logging.getLogger("strata.elasticache")
+DAY = timedelta(days=1)
+
+
+def _copy_durably(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp")
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.replace(tmp, dst)
+
+
+class SnapshotOps:
+    """Snapshot operations and helpers (a mixin of ElastiCacheProvider)."""
+
+    def _snapshot_doc(self: ElastiCacheProvider, name: str | None) -> dict:
+        doc = self.store.get_doc("snapshot", name or "")
+        if doc is None:
+            raise fault("SnapshotNotFoundFault", f"Snapshot {name} not found.")
+        return doc
+
+    def snapshot_for_restore(self: ElastiCacheProvider, name: str | None, engine: str, shards: int) -> dict | None:
+        """The snapshot a create restores from (validated against the new deployment), or None."""
+        if not name:
+            return None
+        snap = self._snapshot_doc(name)
+        if engine not in REDIS_LIKE:
+            raise fault("InvalidParameterCombinationException", "Snapshots are only supported for Valkey and Redis OSS.")
+        if snap["SnapshotStatus"] != "available":
+            raise fault("InvalidSnapshotStateFault", f"Snapshot {name} is not available.")
+        if len(snap["_files"]) != shards:
+            raise fault("InvalidParameterCombinationException",
+                        f"Snapshot {name} has {len(snap['_files'])} node group(s); the new deployment has {shards}.")
+        return snap
+
+    def place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
+        """Put a snapshot's RDB for node group `shard` where a new engine will load it."""
+        target = Path(data_dir) / "dump.rdb"
+        _copy_durably(self.snapshot_root / snap["SnapshotName"] / snap["_files"][shard], target)
+        chown_tree(Path(data_dir), ENGINE_USER)
+
+    # -- taking snapshots ---------------------------------------------------------------------------
+
+    def _sources(self: ElastiCacheProvider, cluster: dict | None, group: dict | None) -> list[tuple[str, RedisServer]]:
+        """(node group id, server to BGSAVE) for each node group of what is being snapshotted."""
+        if cluster is not None:
+            return [(cluster.get("node_group") or "0001", self.engines.redis(cluster["id"]))]
+        assert group is not None
+        roles = self.roles(group)
+        out = []
+        for ng in group["node_groups"]:
+            chosen = group.get("snapshotting_cluster") if not group.get("cluster_mode") else None
+            if not chosen or chosen not in ng["members"] or not self._alive(chosen):
+                chosen = next((c for c in ng["members"] if roles.get(c) == "primary" and self._alive(c)), None)
+            if chosen is None:
+                raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live node to snapshot.")
+            out.append((ng["id"], self.engines.redis(chosen)))
+        return out
+
+    async def take_snapshot(self: ElastiCacheProvider, name: str, source: str, *, cluster: dict | None = None,
+                            group: dict | None = None) -> dict:
+        """BGSAVE each node group and keep the files; returns the stored record. Caller holds the lock."""
+        name = identifier(name, "SnapshotName", 255) if source == "manual" else name
+        if self.store.get_doc("snapshot", name) is not None:
+            raise fault("SnapshotAlreadyExistsFault", f"Snapshot {name} already exists.")
+        dep = group if group is not None else self.deployment_of(cluster)  # type: ignore[arg-type]
+        if dep["engine"] not in REDIS_LIKE:
+            raise fault("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached clusters.")
+        sources = self._sources(cluster, group)
+        when = clock.now().isoformat()
+        doc = self._snapshot_record(name, source, dep, cluster, group, when)
+        self.store.put_doc("snapshot", name, doc)
+        try:
+            files, node_snaps = await run_blocking(self._save_files, name, sources, dep, when)
+        except (EngineError, OSError) as e:
+            self.store.delete_doc("snapshot", name)
+            shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
+            raise fault("InvalidCacheClusterStateFault", f"The snapshot could not be taken: {e}") from e
+        doc["_files"], doc["NodeSnapshots"], doc["SnapshotStatus"] = files, node_snaps, "available"
+        self.store.put_doc("snapshot", name, doc)
+        meter.record("elasticache", "SnapshotBytes", sum(int(n["CacheSize"].split()[0]) for n in node_snaps) * 1024 * 1024,
+                     "byte", snapshot=name)
+        return doc
+
+    def _save_files(self: ElastiCacheProvider, name: str, sources: list[tuple[str, RedisServer]], dep: dict,
+                    when: str) -> tuple[list[str], list[dict]]:
+        files, node_snaps = [], []
+        for i, (ng_id, server) in enumerate(sources):
+            rdb = server.snapshot()
+            fname = f"shard-{i + 1:04d}.rdb"
+            _copy_durably(rdb, self.snapshot_root / name / fname)
+            files.append(fname)
+            cid, nid = server.name.split("/")
+            member = self.store.get_doc("cluster", cid) or {}
+            ng = next((n for n in dep.get("node_groups", []) if n["id"] == ng_id), None)
+            entry: dict = {
+                "CacheNodeId": nid,
+                "CacheSize": f"{max(1, rdb.stat().st_size // (1024 * 1024))} MB",
+                "CacheNodeCreateTime": member.get("created") or dep["created"],
+                "SnapshotCreateTime": when,
+            }
+            if dep.get("node_groups"):
+                entry["NodeGroupId"] = ng_id
+                entry["NodeGroupConfiguration"] = {"NodeGroupId": ng_id, "ReplicaCount": len(ng["members"]) - 1 if ng else 0,
+                                                   **({"Slots": ng["slots"]} if ng and ng.get("slots") else {})}
+            else:
+                entry["CacheClusterId"] = cid
+            node_snaps.append(entry)
+        return files, node_snaps
+
+    def _snapshot_record(self: ElastiCacheProvider, name: str, source: str, dep: dict, cluster: dict | None,
+                         group: dict | None, when: str) -> dict:
+        doc: dict = {
+            "SnapshotName": name, "SnapshotStatus": "creating", "SnapshotSource": source,
+            "CacheNodeType": dep["node_type"], "Engine": dep["engine"], "EngineVersion": dep["engine_version"],
+            "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
+            "Port": dep["port"], "CacheParameterGroupName": "default.redis7", "CacheSubnetGroupName": "default",
+            "VpcId": "vpc-strata", "AutoMinorVersionUpgrade": True,
+            "SnapshotRetentionLimit": dep.get("retention", 0), "SnapshotWindow": dep.get("window", "05:00-06:00"),
+            "NodeSnapshots": [], "DataTiering": "disabled", "_files": [], "_created": when,
+        }
+        if group is not None:
+            doc.update({"ReplicationGroupId": group["id"], "ReplicationGroupDescription": group["description"],
+                        "NumNodeGroups": len(group["node_groups"]),
+                        "AutomaticFailover": "enabled" if group.get("automatic_failover") else "disabled"})
+        else:
+            assert cluster is not None
+            doc.update({"CacheClusterId": cluster["id"], "NumCacheNodes": len(cluster["nodes"]),
+                        "PreferredAvailabilityZone": cluster["az"], "CacheClusterCreateTime": cluster["created"]})
+            if cluster.get("group"):
+                doc["ReplicationGroupId"] = cluster["group"]
+        return doc
+
+    # -- operations -------------------------------------------------------------------------------------
+
+    async def create_snapshot(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        if bool(req.get("ReplicationGroupId")) == bool(req.get("CacheClusterId")):
+            raise fault("InvalidParameterCombinationException",
+                        "Exactly one of ReplicationGroupId and CacheClusterId must be given.")
+        if req.get("ReplicationGroupId"):
+            group = self.group_doc(req["ReplicationGroupId"])
+            async with self.lock(group["id"]):
+                group = self.group_doc(group["id"])
+                self._available(group)
+                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", group=group)
+        else:
+            cluster = self.cluster_doc(req["CacheClusterId"])
+            async with self.lock(cluster.get("group") or cluster["id"]):
+                if cluster["status"] != "available":
+                    raise fault("InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available.")
+                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", cluster=cluster)
+        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)}
+
+    def describe_snapshots(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        from strata.services.elasticache.provider import paginate
+
+        if req.get("SnapshotName"):
+            docs = [self._snapshot_doc(req["SnapshotName"])]
+        else:
+            docs = self.store.list_docs("snapshot")
+        if req.get("CacheClusterId"):
+            self.cluster_doc(req["CacheClusterId"])
+            docs = [d for d in docs if d.get("CacheClusterId") == req["CacheClusterId"].lower()]
+        if req.get("ReplicationGroupId"):
+            docs = [d for d in docs if d.get("ReplicationGroupId") == req["ReplicationGroupId"].lower()]
+        if req.get("SnapshotSource"):
+            if req["SnapshotSource"] not in ("system", "user", "automated", "manual"):
+                raise invalid("SnapshotSource must be one of system, user.")
+            wanted = "automated" if req["SnapshotSource"] in ("system", "automated") else "manual"
+            docs = [d for d in docs if d["SnapshotSource"] == wanted]
+        for d in docs:
+            d["id"] = d["SnapshotName"]
+        req = {**req, "MaxRecords": req.get("MaxRecords") or 50}
+        page, marker = paginate(docs, req)
+        out: dict = {"Snapshots": [render_snapshot({k: x for k, x in d.items() if k != "id"}, ctx.region, ctx.account_id)
+                                   for d in page]}
+        if marker:
+            out["Marker"] = marker
+        return out
+
+    async def copy_snapshot(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        source = self._snapshot_doc(req.get("SourceSnapshotName"))
+        target = identifier(req.get("TargetSnapshotName"), "TargetSnapshotName", 255)
+        if req.get("TargetBucket"):
+            raise invalid("Strata does not export snapshots to S3 buckets yet (TargetBucket).")
+        if self.store.get_doc("snapshot", target) is not None:
+            raise fault("SnapshotAlreadyExistsFault", f"Snapshot {target} already exists.")
+        if source["SnapshotStatus"] != "available":
+            raise fault("InvalidSnapshotStateFault", f"Snapshot {source['SnapshotName']} is not available.")
+        doc = {**source, "SnapshotName": target, "SnapshotSource": "manual", "_created": clock.now().isoformat()}
+
+        def copy() -> None:
+            for fname in source["_files"]:
+                _copy_durably(self.snapshot_root / source["SnapshotName"] / fname, self.snapshot_root / target / fname)
+
+        await run_blocking(copy)
+        self.store.put_doc("snapshot", target, doc)
+        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)}
+
+    async def delete_snapshot(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        doc = self._snapshot_doc(req.get("SnapshotName"))
+        if doc["SnapshotStatus"] != "available":
+            raise fault("InvalidSnapshotStateFault", f"Snapshot {doc['SnapshotName']} is {doc['SnapshotStatus']}.")
+        self._drop_snapshot(doc["SnapshotName"])
+        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "deleting"}, ctx.region, ctx.account_id)}
+
+    def _drop_snapshot(self: ElastiCacheProvider, name: str) -> None:
+        self.store.delete_doc("snapshot", name)
+        shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
+
+    def delete_automatic_snapshots(self: ElastiCacheProvider, *, cluster_id: str | None = None,
+                                   group_id: str | None = None) -> None:
+        """AWS deletes a deployment's automatic snapshots with it (manual ones stay)."""
+        for d in self.store.list_docs("snapshot"):
+            if d["SnapshotSource"] == "automated" and (
+                (cluster_id and d.get("CacheClusterId") == cluster_id) or (group_id and d.get("ReplicationGroupId") == group_id)
+            ):
+                self._drop_snapshot(d["SnapshotName"])
+
+    # -- automatic snapshots ----------------------------------------------------------------------------
+
+    async def run_automatic_snapshots(self: ElastiCacheProvider) -> None:
+        """Take the daily snapshot of each deployment that is due, then prune past its retention."""
+        now = clock.now()
+        deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
+        deployments += [("group", d) for d in self.store.list_docs("group")]
+        for kind, dep in deployments:
+            if dep["engine"] not in REDIS_LIKE or not dep.get("retention"):
+                continue
+            try:
+                async with self.lock(dep["id"]):
+                    fresh = self.store.get_doc(kind, dep["id"])
+                    if fresh is None or fresh["status"] != "available":
+                        continue
+                    last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
+                    if now - last >= DAY:
+                        name = f"automatic.{fresh['id']}-{now:%Y-%m-%d-%H-%M}"
+                        if self.store.get_doc("snapshot", name) is None:
+                            kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
+                            await self.take_snapshot(name, "automated", **kw)
+                        fresh["last_auto_snapshot"] = now.isoformat()
+                        self.store.put_doc(kind, fresh["id"], fresh)
+                    self._prune(kind, fresh, now)
+            except Exception:  # noqa: BLE001 - one deployment's failure must not stop the others
+                log.exception("automatic snapshot of %s %s", kind, dep["id"])
+
+    def _prune(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
+        key = "ReplicationGroupId" if kind == "group" else "CacheClusterId"
+        autos = sorted((d for d in self.store.list_docs("snapshot")
+                        if d["SnapshotSource"] == "automated" and d.get(key) == dep["id"]),
+                       key=lambda d: d["_created"], reverse=True)
+        keep = dep["retention"]
+        for i, snap in enumerate(autos):
+            age = now - datetime.fromisoformat(snap["_created"])
+            if i >= keep or age >= keep * DAY:
+                self._drop_snapshot(snap["SnapshotName"])
