@@ -67,12 +67,16 @@ def format_number(sign: int, digits: tuple[int, ...], exp: int) -> str:
 
 
 def number_from_decimal(d: Decimal) -> str:
-    """Canonical string of an arithmetic result (rounded to 38 digits like DynamoDB)."""
+    """Canonical string of an exact arithmetic result (more than 38 digits is DynamoDB's error)."""
     if not d:
         return "0"
-    if len(d.as_tuple().digits) > 38:
-        d = decimal.Context(prec=38).plus(d)
-    return canonical_number(format(d, "f") if d.as_tuple().exponent < 0 else str(d))
+    return canonical_number(str(d))
+
+
+def add_numbers(a: str, b: str, subtract: bool = False) -> str:
+    """Exact a + b (or a - b) of two canonical numbers; never rounds silently."""
+    x, y = Decimal(a), Decimal(b)
+    return number_from_decimal(_CTX.subtract(x, y) if subtract else _CTX.add(x, y))
 
 
 def _check_set(t: str, members: object) -> tuple[list, int]:

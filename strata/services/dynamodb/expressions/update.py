@@ -8,12 +8,10 @@ ReturnValues UPDATED_OLD / UPDATED_NEW).
 from __future__ import annotations
 
 import marshal
-from decimal import Decimal
-
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.expressions.evaluate import Env, get_path, operand
-from strata.services.dynamodb.types import SET_TYPES, number_from_decimal, values_equal
+from strata.services.dynamodb.types import SET_TYPES, add_numbers, values_equal
 
 _BAD_TYPE = "An operand in the update expression has an incorrect data type"
 
@@ -55,8 +53,7 @@ def _value(node: ast.Operand, item: dict | None, env: Env) -> dict:
         a, b = _value(node.left, item, env), _value(node.right, item, env)
         if "N" not in a or "N" not in b:
             raise validation(_BAD_TYPE)
-        x, y = Decimal(a["N"]), Decimal(b["N"])
-        return {"N": number_from_decimal(x + y if node.op == "+" else x - y)}
+        return {"N": add_numbers(a["N"], b["N"], subtract=node.op == "-")}
     v = operand(node, item, env)
     if v is None:
         raise validation("The provided expression refers to an attribute that does not exist in the item")
@@ -148,7 +145,7 @@ def _add(item: dict, parts: tuple, value: dict) -> None:
         return
     t = next(iter(value))
     if t == "N" and "N" in current:
-        _set(item, parts, {"N": number_from_decimal(Decimal(current["N"]) + Decimal(value["N"]))})
+        _set(item, parts, {"N": add_numbers(current["N"], value["N"])})
     elif t in SET_TYPES and t in current:
         members = list(current[t])
         for m in value[t]:
