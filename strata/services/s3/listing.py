@@ -113,6 +113,8 @@ class ListingOperations(S3Core):
     @staticmethod
     def _page(entries: Iterator[Entry], max_keys: int) -> tuple[list[Entry], bool]:
         page: list[Entry] = []
+        if max_keys == 0:
+            return page, False
         for e in entries:
             if len(page) == max_keys:
                 return page, True

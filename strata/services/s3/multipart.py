@@ -201,14 +201,12 @@ class MultipartOperations(S3Core):
         if not requested:
             raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
         stored = {p["PartNumber"]: p for p in self.store.parts(upload_id)}
+        numbers = [want.get("PartNumber") or 0 for want in requested]
+        if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+            raise ServiceError("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number.", 400,
+                               fields={"UploadId": upload_id})
         chosen: list[dict[str, Any]] = []
-        previous = 0
-        for i, want in enumerate(requested):
-            n = want.get("PartNumber") or 0
-            if n <= previous:
-                raise ServiceError("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number.", 400,
-                                   fields={"UploadId": upload_id})
-            previous = n
+        for i, (n, want) in enumerate(zip(numbers, requested, strict=True)):
             part = stored.get(n)
             if part is None or (want.get("ETag") or "").strip('"') != part["ETag"].strip('"'):
                 raise ServiceError("InvalidPart", "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not have matched the part's entity tag.", 400,
