@@ -86,7 +86,9 @@ def _route(op: OperationModel, order: int) -> Route:
             member = shape.members[name]
             location = member.serialization.get("location")
             wire = member.serialization.get("name", name)
-            if location == "querystring" and member.type_name != "map":
+            if member.type_name in ("list", "map"):
+                continue  # a client drops an empty list, so its absence proves nothing
+            if location == "querystring":
                 query_keys.add(wire)
             elif location == "header":
                 headers.add(wire.lower())
