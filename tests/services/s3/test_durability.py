@@ -90,7 +90,7 @@ def test_upload_cut_off_mid_body_leaves_nothing(strata_factory) -> None:
     total = 8 * MiB
     headers = _signed_put_headers(server, "cut", "partial", total)
     sock = socket.create_connection(("127.0.0.1", server.port))
-    head = "PUT /cut/partial HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port
+    head = f"PUT /cut/partial HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host") + "\r\n"
     sock.sendall(head.encode())
     sock.sendall(os.urandom(3 * MiB))
