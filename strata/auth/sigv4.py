@@ -13,6 +13,7 @@ clock expires presigned URLs and skews signatures exactly as real time would.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -56,12 +57,14 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 def parse_amz_date(text: str) -> float | None:
     """Epoch seconds of an ISO 8601 basic timestamp (20130524T000000Z), None if malformed."""
-    if len(text) != 16 or text[8] != "T" or text[15] != "Z":
+    # Sliced by hand: strptime would be a fifth of the cost of verifying a small request.
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z" or not (text[:8] + text[9:15]).isdigit():
         return None
-    try:
-        return datetime.strptime(text, _AMZ_DATE).replace(tzinfo=UTC).timestamp()
-    except ValueError:
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:8])
+    hour, minute, second = int(text[9:11]), int(text[11:13]), int(text[13:15])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
+    return float(calendar.timegm((year, month, day, hour, minute, second)))
 
 
 def format_amz_date(epoch: float) -> str:
