@@ -71,9 +71,12 @@ class Meter:
         if not self._pending or self._db is None:
             return
         rows, self._pending = self._pending, []
+        # One transaction per batch: in autocommit mode every row would be its own fsync'd commit.
+        self._db.execute("BEGIN")
         self._db.executemany(
             "INSERT INTO meter_events(at, service, event, quantity, unit, dims) VALUES (?,?,?,?,?,?)", rows
         )
+        self._db.execute("COMMIT")
 
     def events(self, service: str | None = None, event: str | None = None) -> list[MeterEvent]:
         """Recorded events, oldest first (flushes first so callers see everything recorded so far)."""
