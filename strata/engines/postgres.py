@@ -30,8 +30,6 @@ from strata.engines.process import (
     EngineProcess,
     ProcessSpec,
     chown_tree,
-    effective_user,
-    make_accessible,
     run_as,
     wait_until,
 )
@@ -131,7 +129,6 @@ class PgNode:
 
     def _prepare_dirs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        make_accessible(self.root)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
 
@@ -273,8 +270,6 @@ class PgNode:
         if dest.exists():
             shutil.rmtree(dest)
         chown_tree(dest.parent, ENGINE_USER)
-        if effective_user(ENGINE_USER):
-            make_accessible(dest.parent)
         run_as([pg_bin("pg_basebackup"), "-h", str(self.sockdir), "-p", str(self.port), "-U", self.superuser,
                 "-D", str(dest), "-X", "stream", "-c", "fast", "--no-sync"], ENGINE_USER, timeout=600)
 

@@ -6,7 +6,8 @@ What a caller may rely on:
   appends stdout/stderr to `<run_dir>/<name>.log`, and returns once `ready()` is true (raises
   `EngineError` with the log tail if the process exits or the timeout passes first).
 - When Strata runs as root and `spec.user` is set (PostgreSQL refuses to run as root), the child
-  runs as that user; `chown_tree()` hands it its data directory.
+  runs as that user, keeping only CAP_DAC_READ_SEARCH so it can reach a data dir below private
+  directories; `chown_tree()` hands it its data directory.
 - The child gets PR_SET_PDEATHSIG (`spec.death_signal`) so it dies with Strata even after
   `kill -9` of Strata. The signal is tied to the *thread* that forked, so start engines from a
   long-lived thread (the event loop thread or the default executor), never a short-lived one.
@@ -29,6 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+CAP_DAC_READ_SEARCH = 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 class EngineError(Exception):
@@ -89,7 +95,11 @@ def chown_tree(path: Path, user: str | None) -> None:
 
 
 def make_accessible(path: Path) -> None:
-    """Let an unprivileged engine user traverse every parent of `path` (o+x), as root only."""
+    """Let any user traverse every parent of `path` (o+x), as root only.
+
+    Not needed for engines started through this module (they keep CAP_DAC_READ_SEARCH); kept for
+    programs that drop privileges themselves.
+    """
     if not running_as_root():
         return
     p = Path(path).resolve()
@@ -109,8 +119,8 @@ def run_as(argv: list[str], user: str | None, *, env: dict[str, str] | None = No
     Raises EngineError with the command's output when it fails.
     """
     try:
-        cp = subprocess.run(argv, user=effective_user(user), env=env, cwd=cwd, capture_output=True,
-                            text=True, timeout=timeout, preexec_fn=_child_setup(signal.SIGKILL))
+        cp = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            preexec_fn=_child_setup(signal.SIGKILL, effective_user(user)))
     except subprocess.TimeoutExpired as e:
         raise EngineError(f"{argv[0]} timed out after {timeout}s") from e
     if cp.returncode != 0:
@@ -118,11 +128,32 @@ def run_as(argv: list[str], user: str | None, *, env: dict[str, str] | None = No
     return cp
 
 
-def _child_setup(death_signal: int) -> Callable[[], None]:
+def _child_setup(death_signal: int, user: str | None = None) -> Callable[[], None]:
+    """The preexec hook: own process group, drop to `user` keeping CAP_DAC_READ_SEARCH, die with us.
+
+    The engine user must reach its data dir wherever the operator put Strata's data (under /root,
+    or a pytest temp dir that is mode 0700); instead of opening those directories to everyone, the
+    child keeps one capability: traversing and reading any directory (ambient CAP_DAC_READ_SEARCH).
+    Files it writes are its own (the caller chowns the data dir to it).
+    """
+    pw = pwd.getpwnam(user) if user else None
+
     def setup() -> None:
         os.setpgrp()  # own process group: a Ctrl-C on Strata's terminal is Strata's to handle
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+        if pw is not None:
+            libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+            bit = 1 << CAP_DAC_READ_SEARCH
+            data = (ctypes.c_uint32 * 6)(bit, bit, bit, 0, 0, 0)  # effective, permitted, inheritable (x2)
+            libc.capset(header, data)
+            libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0)
+            os.environ["HOME"] = pw.pw_dir
+            os.environ["USER"] = os.environ["LOGNAME"] = pw.pw_name
+        libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)  # after setuid, which clears it
         if os.getppid() == 1:  # parent died between fork and prctl
             os.kill(os.getpid(), int(death_signal))
 
@@ -215,7 +246,7 @@ class EngineProcess:
         try:
             self.proc = subprocess.Popen(
                 spec.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=spec.cwd, user=effective_user(spec.user), preexec_fn=_child_setup(spec.death_signal),
+                cwd=spec.cwd, preexec_fn=_child_setup(spec.death_signal, effective_user(spec.user)),
                 close_fds=True,
             )
         finally:

@@ -110,7 +110,11 @@ class RedisNodeConfig:
             "protected-mode no",
             "daemonize no",
             'logfile ""',
-            f"dir {_quote(str(self.data_dir))}",
+            # Relative paths: the process starts in its data directory (entered before dropping to the
+            # engine user), so it never needs to traverse the parents of the data directory.
+            "dir .",
+            "set-proc-title yes",
+            'proc-title-template "{title} {listen-addr} {server-mode}"',
             "dbfilename dump.rdb",
             # Redis's default save points: data written before a clean stop survives a restart.
             "save 3600 1 300 100 60 10000",
@@ -125,9 +129,9 @@ class RedisNodeConfig:
             lines += [
                 "port 0",
                 f"tls-port {self.port}",
-                f"tls-cert-file {_quote(str(self.tls.cert))}",
-                f"tls-key-file {_quote(str(self.tls.key))}",
-                f"tls-ca-cert-file {_quote(str(self.tls.ca))}",
+                f"tls-cert-file {_quote(self._local(self.tls.cert))}",
+                f"tls-key-file {_quote(self._local(self.tls.key))}",
+                f"tls-ca-cert-file {_quote(self._local(self.tls.ca))}",
                 "tls-auth-clients no",
                 "tls-replication yes",
             ]
@@ -155,6 +159,17 @@ class RedisNodeConfig:
         return "\n".join(lines) + "\n"
 
 
+    def _local(self, path: Path) -> str:
+        """A file inside the data directory by its relative name, any other by its full path."""
+        path = Path(path)
+        return path.name if path.parent == Path(self.data_dir) else str(path)
+
+    @property
+    def process_match(self) -> str:
+        """What /proc/<pid>/cmdline shows for this node once running (its process title)."""
+        return f"{self.address}:{self.port}"
+
+
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -170,10 +185,11 @@ class RedisServer:
         self.process = EngineProcess(
             ProcessSpec(
                 name="redis",
-                argv=[binary.path, str(self.conf_path)],
+                argv=[binary.path, "redis.conf"],
                 run_dir=Path(config.data_dir),
+                cwd=Path(config.data_dir),
                 user=ENGINE_USER,
-                match=str(self.conf_path),
+                match=config.process_match,
             )
         )
 
