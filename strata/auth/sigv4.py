@@ -359,7 +359,11 @@ class Authenticator:
         canonical_qs = canonical_query(request.query_string, skip="X-Amz-Signature")
         # S3 presigns UNSIGNED-PAYLOAD; other services sign the body's hash (empty for a GET).
         if s3:
-            payload_hash = query.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+            payload_hash = (
+                query.get("X-Amz-Content-Sha256")
+                or request.headers.get("x-amz-content-sha256")
+                or UNSIGNED_PAYLOAD
+            )
         else:
             payload_hash = hashlib.sha256(request.body).hexdigest()
         self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
@@ -471,18 +475,13 @@ class Authenticator:
                 )
             decoded_length = int(decoded_text)
         trailer_header = headers.get("x-amz-trailer")
-        expected = (
-            frozenset(n.strip().lower() for n in trailer_header.split(",") if n.strip())
-            if trailer_header is not None
-            else None
-        )
+        # Trailers must be announced in x-amz-trailer (so their checksums can be computed on the way).
+        expected = frozenset(n.strip().lower() for n in (trailer_header or "").split(",") if n.strip())
         signer = (
             None
             if mode == STREAMING_UNSIGNED_TRAILER
             else ChunkSigner(key, amz_date, signed.scope, signed.signature)
         )
-        if mode not in (STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED_TRAILER) and expected is None:
-            expected = frozenset()
         decoder = ChunkedDecoder(
             signer,
             signed_trailer=mode == STREAMING_SIGNED_TRAILER,

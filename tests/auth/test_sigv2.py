@@ -131,3 +131,24 @@ def test_authorization_header_v2(auth: Authenticator, clock: Clock) -> None:
     req.headers.set("x-amz-meta-a", "1")
     clock.advance(16 * 60)
     assert _raise(lambda: auth.authenticate(req, "s3", "PutBucketAcl")).code == "RequestTimeTooSkewed"
+
+
+@pytest.mark.parametrize("signature_version", [None, "s3v4"])
+def test_virtual_hosted_presigned(auth: Authenticator, signature_version: str | None) -> None:
+    # Virtual-hosted: the client signs /key (SigV4) or /bucket/key (SigV2's resource); the gateway
+    # hands us raw_path "/key" and route_path "/bucket/key".
+    s3 = boto3.client(
+        "s3",
+        endpoint_url="http://s3.localhost.localstack.cloud:4566",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(signature_version=signature_version, s3={"addressing_style": "virtual"}),
+    )
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "my-bucket", "Key": "a b/c"}, ExpiresIn=60
+    )
+    assert urlsplit(url).netloc == "my-bucket.s3.localhost.localstack.cloud:4566"
+    req = _request(url)
+    req.route_path = "/my-bucket" + req.raw_path
+    assert auth.authenticate(req, "s3", "GetObject") is not None
