@@ -21,7 +21,7 @@ from pathlib import Path
 from strata.engines import redis as redis_engine
 from strata.engines.memcached import MemcachedNodeConfig, MemcachedServer
 from strata.engines.redis import RedisNodeConfig, RedisServer
-from strata.engines.tls import authority_for
+from strata.engines.tls import ServerCert, authority_for
 from strata.services.elasticache.validate import node_memory_mb
 
 log = logging.getLogger("strata.elasticache")
@@ -74,7 +74,12 @@ class Engines:
         directory = self.node_dir(cluster_id, node["id"])
         tls = None
         if dep.get("transit"):
-            tls = self.ca.issue(directory, f"{cluster_id}-{node['id']}", [node["address"], PRIMARY, READER])
+            issued = self.ca.issue(directory, f"{cluster_id}-{node['id']}", [node["address"], PRIMARY, READER])
+            # a copy of the CA beside the certificate: the engine reads only its own directory
+            local_ca = directory / "ca.pem"
+            if not local_ca.exists() or local_ca.read_bytes() != issued.ca.read_bytes():
+                shutil.copyfile(issued.ca, local_ca)
+            tls = ServerCert(issued.cert, issued.key, local_ca)
         config = RedisNodeConfig(
             address=node["address"], port=dep["port"], data_dir=directory, password=dep.get("auth"), tls=tls,
             replica_of=replica_of, cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
@@ -105,7 +110,7 @@ class Engines:
         for server in servers:
             server.start()
 
-    def stop(self, cluster_id: str, node_id: str, *, remove: bool = False) -> None:
+    def stop(self, cluster_id: str, node_id: str, remove: bool = False) -> None:
         with self._lock:
             server = self.servers.pop((cluster_id, node_id), None)
         if server is not None:
@@ -113,7 +118,7 @@ class Engines:
         if remove:
             shutil.rmtree(self.node_dir(cluster_id, node_id), ignore_errors=True)
 
-    def stop_cluster(self, cluster_id: str, *, remove: bool = False) -> None:
+    def stop_cluster(self, cluster_id: str, remove: bool = False) -> None:
         for key in [k for k in list(self.servers) if k[0] == cluster_id]:
             self.stop(*key)
         if remove:

@@ -1,0 +1,160 @@
+"""Replication groups without cluster mode: engine replication, roles, failover, replicas, endpoints."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from botocore.exceptions import ClientError
+
+from tests.services.elasticache.conftest import eventually, group, roles
+
+
+def primary_client(g: dict, **kw) -> redis.Redis:
+    ep = g["NodeGroups"][0]["PrimaryEndpoint"]
+    return redis.Redis(ep["Address"], ep["Port"], decode_responses=True, **kw)
+
+
+def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, unique):
+    gid = f"rg-{unique}"
+    out = ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="sessions", Engine="redis", CacheNodeType="cache.t3.micro",
+        NumCacheClusters=3, AutomaticFailoverEnabled=True, MultiAZEnabled=True,
+    )["ReplicationGroup"]
+    cleanup.append(("group", gid))
+    assert out["Status"] == "creating"
+    g = group(ec, gid)
+    assert g["Status"] == "available"
+    assert g["AutomaticFailover"] == "enabled" and g["MultiAZ"] == "enabled" and g["ClusterEnabled"] is False
+    assert g["MemberClusters"] == [f"{gid}-001", f"{gid}-002", f"{gid}-003"]
+    ng = g["NodeGroups"][0]
+    assert roles(ec, gid) == {f"{gid}-001": "primary", f"{gid}-002": "replica", f"{gid}-003": "replica"}
+    primary_ep, reader_ep = ng["PrimaryEndpoint"], ng["ReaderEndpoint"]
+    assert len({m["PreferredAvailabilityZone"] for m in ng["NodeGroupMembers"]}) > 1
+
+    primary = primary_client(g)
+    assert primary.role()[0] == "master"
+    for i in range(100):
+        primary.set(f"order:{i}", i)
+    assert primary.wait(2, 10000) == 2  # both replicas acknowledged: the engine's own replication
+    reader = redis.Redis(reader_ep["Address"], reader_ep["Port"], decode_responses=True)
+    assert reader.role()[0] == "slave"
+    assert reader.get("order:99") == "99"
+    with pytest.raises(redis.ReadOnlyError):
+        reader.set("x", "1")
+    # each member's own endpoint reaches that node
+    for m in ng["NodeGroupMembers"]:
+        node = redis.Redis(m["ReadEndpoint"]["Address"], m["ReadEndpoint"]["Port"], decode_responses=True)
+        assert node.get("order:50") == "50"
+        assert node.role()[0] == ("master" if m["CurrentRole"] == "primary" else "slave")
+    # the member clusters are cache clusters of the group
+    member = ec.describe_cache_clusters(CacheClusterId=f"{gid}-002", ShowCacheNodeInfo=True)["CacheClusters"][0]
+    assert member["ReplicationGroupId"] == gid and member["NumCacheNodes"] == 1
+
+    failed = ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")["ReplicationGroup"]
+    assert failed["ReplicationGroupId"] == gid
+    new_roles = roles(ec, gid)
+    assert new_roles[f"{gid}-001"] == "replica"
+    assert list(new_roles.values()).count("primary") == 1
+    g2 = group(ec, gid)
+    assert g2["NodeGroups"][0]["PrimaryEndpoint"] == primary_ep  # endpoints do not change
+    assert g2["NodeGroups"][0]["ReaderEndpoint"] == reader_ep
+    after = primary_client(g2)
+    eventually(lambda: after.role()[0] == "master", what="primary endpoint on the promoted node")
+    assert after.get("order:99") == "99"  # the replicated data is there
+    assert after.set("after-failover", "yes")
+    assert after.wait(2, 10000) == 2  # the old primary came back as a replica and follows
+    old = next(m for m in g2["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == f"{gid}-001")
+    old_node = redis.Redis(old["ReadEndpoint"]["Address"], old["ReadEndpoint"]["Port"], decode_responses=True)
+    eventually(lambda: old_node.get("after-failover") == "yes", what="old primary replicating from the new one")
+
+
+def test_replica_count_and_primary_switch(ec, cleanup, unique):
+    gid = f"rc-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", Engine="valkey",
+                                NumCacheClusters=2, AutomaticFailoverEnabled=True)
+    cleanup.append(("group", gid))
+    primary = primary_client(group(ec, gid))
+    primary.set("before", "1")
+    g = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=3, ApplyImmediately=True)["ReplicationGroup"]
+    assert len(g["MemberClusters"]) == 4
+    assert primary.wait(3, 10000) == 3
+    new = g["NodeGroups"][0]["NodeGroupMembers"][-1]
+    node = redis.Redis(new["ReadEndpoint"]["Address"], new["ReadEndpoint"]["Port"], decode_responses=True)
+    eventually(lambda: node.get("before") == "1", what="new replica synced")
+
+    # a graceful switch of the primary (ModifyReplicationGroup PrimaryClusterId) keeps every write
+    target = f"{gid}-003"
+    ec.modify_replication_group(ReplicationGroupId=gid, PrimaryClusterId=target, ApplyImmediately=True)
+    assert roles(ec, gid)[target] == "primary"
+    switched = primary_client(group(ec, gid))
+    eventually(lambda: switched.info("server") and switched.role()[0] == "master", what="switch")
+    assert switched.get("before") == "1"
+    direct = next(m for m in group(ec, gid)["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == target)
+    assert switched.info("server")["tcp_port"] == direct["ReadEndpoint"]["Port"]
+
+    g = ec.decrease_replica_count(ReplicationGroupId=gid, ReplicasToRemove=[f"{gid}-004"], ApplyImmediately=True)
+    assert f"{gid}-004" not in g["ReplicationGroup"]["MemberClusters"]
+    g = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)["ReplicationGroup"]
+    assert len(g["MemberClusters"]) == 2 and target in g["MemberClusters"]
+    with pytest.raises(ClientError) as e:  # automatic failover needs a replica
+        ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=0, ApplyImmediately=True)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec.delete_cache_cluster(CacheClusterId=target)
+    assert e.value.response["Error"]["Code"] == "InvalidCacheClusterState"
+
+
+def test_group_validation_and_errors(ec, unique):
+    cases = [
+        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=1,
+              AutomaticFailoverEnabled=True), "InvalidParameterCombination"),
+        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=2,
+              MultiAZEnabled=True), "InvalidParameterCombination"),
+        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=7),
+         "InvalidParameterValue"),
+        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", Engine="memcached"),
+         "InvalidParameterValue"),
+        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", AuthToken="0123456789abcdef0"),
+         "InvalidParameterValue"),
+    ]
+    for kwargs, code in cases:
+        with pytest.raises(ClientError) as e:
+            ec.create_replication_group(**kwargs)
+        assert e.value.response["Error"]["Code"] == code, kwargs
+    with pytest.raises(ClientError) as e:
+        ec.describe_replication_groups(ReplicationGroupId=f"none-{unique}")
+    assert e.value.response["Error"]["Code"] == "ReplicationGroupNotFoundFault"
+
+
+def test_failover_needs_automatic_failover_and_a_node_group(ec, cleanup, unique):
+    gid = f"nf-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2)
+    cleanup.append(("group", gid))
+    with pytest.raises(ClientError) as e:
+        ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")
+    assert e.value.response["Error"]["Code"] == "InvalidReplicationGroupState"
+    ec.modify_replication_group(ReplicationGroupId=gid, AutomaticFailoverEnabled=True, ApplyImmediately=True)
+    assert group(ec, gid)["AutomaticFailover"] == "enabled"
+    with pytest.raises(ClientError) as e:
+        ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0009")
+    assert e.value.response["Error"]["Code"] == "NodeGroupNotFoundFault"
+
+
+def test_a_crashed_primary_is_replaced_by_automatic_failover(ec, cleanup, unique):
+    gid = f"crash-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2,
+                                AutomaticFailoverEnabled=True)
+    cleanup.append(("group", gid))
+    primary = primary_client(group(ec, gid))
+    primary.set("k", "v")
+    assert primary.wait(1, 10000) == 1
+    pid = primary.info("server")["process_id"]
+    import os
+    import signal
+
+    os.kill(int(pid), signal.SIGKILL)  # the engine process dies, as a failed node would
+    eventually(lambda: roles(ec, gid)[f"{gid}-002"] == "primary", what="automatic failover")
+    fresh = primary_client(group(ec, gid))
+    eventually(lambda: fresh.set("k2", "v2"), what="writes through the primary endpoint")
+    assert fresh.get("k") == "v"
+    eventually(lambda: fresh.wait(1, 5000) == 1, what="old primary back as a replica")
