@@ -108,19 +108,36 @@ def _route(op: OperationModel, order: int) -> Route:
 
 
 class RestRouter:
-    """All REST routes of one service, grouped by method and sorted most specific first."""
+    """All REST routes of one service, indexed by method and required query key.
+
+    A request is only tried against the routes whose required query keys it could satisfy
+    (routes keyed by one of its query keys, plus routes that need none), most specific first.
+    """
 
     def __init__(self, model: ServiceModel) -> None:
         routes = [_route(model.operation_model(name), i) for i, name in enumerate(model.operation_names)]
-        self._by_method: dict[str, list[Route]] = {}
+        self._unkeyed: dict[str, list[Route]] = {}
+        self._keyed: dict[tuple[str, str], list[Route]] = {}
         for route in sorted(routes, key=lambda r: r.rank):
-            self._by_method.setdefault(route.method, []).append(route)
+            keys = route.query_keys | {k for k, _ in route.query_values}
+            if keys:
+                self._keyed.setdefault((route.method, min(keys)), []).append(route)
+            else:
+                self._unkeyed.setdefault(route.method, []).append(route)
+        self.methods = sorted({r.method for r in routes})
+
+    def _candidates(self, method: str, query: dict[str, str]) -> list[Route]:
+        keyed = [r for k in query for r in self._keyed.get((method, k), ())]
+        unkeyed = self._unkeyed.get(method, [])
+        if not keyed:
+            return unkeyed
+        return sorted(keyed + unkeyed, key=lambda r: r.rank)
 
     def match(
         self, method: str, path: str, query: dict[str, str], header_names: set[str] | frozenset[str]
     ) -> tuple[OperationModel, dict[str, str]] | None:
         """The operation and decoded path labels for a request, or None."""
-        for route in self._by_method.get(method.upper(), ()):
+        for route in self._candidates(method.upper(), query):
             params = route.matches(path, query, header_names)
             if params is not None:
                 return route.operation, params
@@ -132,6 +149,6 @@ class RestRouter:
         """Methods that would route this path (for a 405 answer)."""
         return [
             method
-            for method, routes in self._by_method.items()
-            if any(r.matches(path, query, header_names) is not None for r in routes)
+            for method in self.methods
+            if any(r.matches(path, query, header_names) is not None for r in self._candidates(method, query))
         ]

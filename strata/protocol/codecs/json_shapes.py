@@ -118,21 +118,22 @@ class JsonReader(ShapeCompiler):
         return _identity
 
     def _structure(self, shape: Shape) -> Fn:
-        members = [
-            (m.serialization.get("name", name), name, self.get(m))
+        table = {
+            m.serialization.get("name", name): (name, self.get(m))
             for name, m in shape.members.items()
             if not (self.skip_located and located(m))
-        ]
+        }
         label = shape.name
 
         def read_structure(value: Any) -> dict:
             if not isinstance(value, dict):
                 raise MalformedInput(f"expected an object for {label}")
             out = {}
-            for wire, name, fn in members:
-                v = value.get(wire)
-                if v is not None:
-                    out[name] = fn(v)
+            # Walk the request's keys (few) rather than the shape's members (AttributeValue has 10).
+            for key, v in value.items():
+                member = table.get(key)
+                if member is not None and v is not None:
+                    out[member[0]] = member[1](v)
             return out
 
         return read_structure

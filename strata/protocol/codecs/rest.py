@@ -135,6 +135,7 @@ class RestCodec(BaseCodec):
             elif location == "headers":
                 header_maps.append((wire.lower(), name))
         claimed_query = {wire for wire, *_ in query}
+        header_table = {wire: (name, fn, is_list) for wire, name, fn, is_list in headers}
         read_body = self._compile_body_parser(op, shape)
 
         def parse(request: HttpRequest, path_params: dict[str, str]) -> dict:
@@ -157,15 +158,17 @@ class RestCodec(BaseCodec):
                     }
                     if rest:
                         out[name] = rest
-            hdrs = request.headers
-            for wire, name, fn, is_list in headers:
-                value = hdrs.get(wire)
-                if value is not None and (value != "" or not is_list):
-                    out[name] = fn(value)
-            for prefix, name in header_maps:
-                found = {k[len(prefix) :]: v for k, v in hdrs.items() if k.startswith(prefix)}
-                if found:
-                    out[name] = found
+            # Iterate the request's few headers rather than the model's many header members.
+            for key, value in request.headers.items():
+                entry = header_table.get(key)
+                if entry is not None:
+                    name, fn, is_list = entry
+                    if value != "" or not is_list:
+                        out[name] = fn(value)
+                    continue
+                for prefix, name in header_maps:
+                    if key.startswith(prefix):
+                        out.setdefault(name, {})[key[len(prefix) :]] = value
             if read_body is not None:
                 read_body(request, out)
             return out
