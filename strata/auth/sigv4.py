@@ -502,8 +502,11 @@ class Authenticator:
         if stream is not None:
             stream.source = decode_stream(stream.source, decoder, stream)
             stream.length = decoded_length
+            # Content-Length counted the framing; what the operation sees is the decoded size.
             if decoded_length is not None:
                 headers.set("content-length", str(decoded_length))
+            else:
+                headers.remove("content-length")
             return
         body, trailers = decode_body(request.body, decoder)
         request.body = body

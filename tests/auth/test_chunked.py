@@ -366,7 +366,9 @@ def test_empty_stream_body(auth: Authenticator) -> None:
 def test_unannounced_trailer_is_refused(auth: Authenticator) -> None:
     data = b"payload"
     req, body = _signed_stream_request([data], "STREAMING-UNSIGNED-PAYLOAD-TRAILER", None, 100)
-    req.stream = body_stream(unsigned_trailer_body([data], {"x-amz-checksum-crc32": checksum_b64("CRC32", data)}))
+    req.stream = body_stream(
+        unsigned_trailer_body([data], {"x-amz-checksum-crc32": checksum_b64("CRC32", data)})
+    )
     assert auth.authenticate(req, "s3", "PutObject") is not None
     with pytest.raises(ServiceError) as info:
         read_stream(req.stream)

@@ -89,6 +89,25 @@ def test_sts_get_caller_identity(strata_server) -> None:
             ("InvalidClientTokenId", 403),
             ("SignatureDoesNotMatch", 403),
         ),
+        (
+            "efs",
+            lambda c: c.describe_file_systems(),
+            ("UnrecognizedClientException", 403),
+            ("InvalidSignatureException", 403),
+        ),
+        (
+            "ebs",
+            lambda c: c.list_snapshot_blocks(SnapshotId="snap-0123456789abcdef0"),
+            ("UnrecognizedClientException", 403),
+            ("InvalidSignatureException", 403),
+        ),
+        (
+            "elasticache",
+            lambda c: c.describe_cache_clusters(),
+            ("InvalidClientTokenId", 403),
+            ("SignatureDoesNotMatch", 403),
+        ),
+        ("iam", lambda c: c.list_users(), ("InvalidClientTokenId", 403), ("SignatureDoesNotMatch", 403)),
     ],
 )
 def test_bad_credentials_are_refused(strata_server, service, call, bad_key, bad_secret) -> None:
