@@ -139,6 +139,7 @@ class ReplicationGroupOps:
             replicas = [self.engines.build_redis(group, cid, members[cid]["nodes"][0], replica_of=source,
                                                  binds=binds[cid]) for cid in ng["members"] if cid != ng["primary"]]
             self.engines.start_all(replicas)
+            self.engines.apply_binds(self.wanted_binds(group))  # the reader endpoint moves to a replica
             return
         shards: list[list[RedisServer]] = []
         fresh = True
