@@ -90,7 +90,7 @@ class StrataApp:
             log_request("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
             return
 
-        request_id = secrets.token_hex(8).upper() + secrets.token_hex(8).upper()
+        request_id = secrets.token_hex(8).upper()
         detected = detect(request, self.settings.s3_hosts)
         service = detected.service
         if detected.bucket_from_host:

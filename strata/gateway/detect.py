@@ -56,17 +56,16 @@ def bucket_from_host(host: str, s3_hosts: tuple[str, ...]) -> str | None:
 
 def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
     scope = signing_scope(request)
-    bucket = bucket_from_host(request.host, s3_hosts)
     if scope:
         service = BY_SIGNING_NAME.get(scope[3])
         if service:
-            return Detected(service, scope[2], bucket if service == "s3" else None)
+            return Detected(service, scope[2], bucket_from_host(request.host, s3_hosts) if service == "s3" else None)
     target = request.headers.get("x-amz-target")
     if target:
         service = BY_TARGET_PREFIX.get(target.split(".", 1)[0])
         if service:
             return Detected(service, scope[2] if scope else None)
-    return Detected("s3", scope[2] if scope else None, bucket)
+    return Detected("s3", scope[2] if scope else None, bucket_from_host(request.host, s3_hosts))
 
 
 def to_path_style(request: HttpRequest, bucket: str) -> None:
