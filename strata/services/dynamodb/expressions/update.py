@@ -8,6 +8,7 @@ ReturnValues UPDATED_OLD / UPDATED_NEW).
 from __future__ import annotations
 
 import marshal
+
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.expressions.evaluate import Env, get_path, operand
