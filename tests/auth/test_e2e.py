@@ -285,3 +285,14 @@ def test_presigned_url_expires_with_simulated_clock(strata_factory) -> None:
     too_long = v4.generate_presigned_url("get_object", Params={"Bucket": "exp", "Key": "k"}, ExpiresIn=604801)
     status, text = _fetch(too_long)
     assert status == 400 and b"AuthorizationQueryParametersError" in text
+
+
+@pytest.mark.parametrize(
+    "key", ["with space", "ünï/cødé 日本", "percent%2Fslash", "tilde~plus+", "a//b/../c", "!'()*;:@&=$,"]
+)
+def test_weird_keys_sign_and_verify_on_the_wire(strata_server, bucket, key) -> None:
+    s3 = strata_server.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
+    assert _fetch(url) == (200, key.encode())
