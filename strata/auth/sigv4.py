@@ -43,7 +43,7 @@ from strata.auth.chunked import (
 from strata.auth.credentials import CredentialStore
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
-from strata.protocol.http import HttpRequest
+from strata.protocol.http import Headers, HttpRequest
 from strata.services.base import Principal
 from strata.services.registry import SERVICES
 from strata.sim.clock import Clock
@@ -118,6 +118,18 @@ class Authenticator:
                 return sigv2.verify_query(request, self.store, self.clock.time())
             raise errors.s3_access_denied()
         raise errors.service_error(service, "missing")
+
+    def verify_presigned_token(self, token: str, signing_name: str) -> Principal:
+        """Verify a presigned URL used as a password, like RDS IAM database tokens
+        (`rds.generate_db_auth_token`: `host:port/?Action=connect&DBUser=..&X-Amz-...`, signing
+        name `rds-db`). Raises ServiceError (the query-protocol family's codes) when invalid."""
+        host, _, rest = token.partition("/")
+        path, _, query_string = ("/" + rest).partition("?")
+        request = HttpRequest("GET", path, query_string, Headers([("host", host)]), host=host)
+        query = request.query_dict()
+        if "X-Amz-Signature" not in query:
+            raise errors.service_error(signing_name, "missing")
+        return self._verify_presigned(request, signing_name, query)
 
     # ---- Authorization header
 

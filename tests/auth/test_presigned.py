@@ -139,3 +139,16 @@ def test_generate_presigned_url_via_client_for_dynamodb_style_query(auth: Authen
     # botocore's generic query presigner (SigV4QueryAuth) double-encodes the path like other services.
     req = presign("GET", f"{ENDPOINT}/a/b%20c/?x=1", service="dynamodb", expires=60)
     assert auth.authenticate(req, "dynamodb", "Op") is not None
+
+
+def test_rds_iam_database_token(auth: Authenticator, clock: Clock) -> None:
+    rds = boto3.client("rds", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    token = rds.generate_db_auth_token(DBHostname="127.0.0.1", Port=45001, DBUsername="app_user")
+    principal = auth.verify_presigned_token(token, "rds-db")
+    assert principal.access_key == "test"
+    assert _raise(lambda: auth.verify_presigned_token(token.replace("app_user", "admin"), "rds-db")).code == (
+        "SignatureDoesNotMatch"
+    )
+    clock.advance(901)
+    err = _raise(lambda: auth.verify_presigned_token(token, "rds-db"))
+    assert err.message.startswith("Signature expired")
