@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.s3.committer import Committer
 from strata.services.s3.names import Limits
 from strata.services.s3.store import BucketRow, ObjectRow, S3Store
 from strata.sim.clock import clock
@@ -59,6 +60,7 @@ class S3Core:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
+        self.committer = Committer(self.store.db)
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -120,20 +122,23 @@ class S3Core:
         """A fresh version id when versioning is Enabled, else the `null` version."""
         return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
 
-    def commit_object(self, bucket: BucketRow, row: ObjectRow,
-                      check: Callable[[ObjectRow | None], None] | None = None) -> None:
-        """Make a published blob visible as the newest version of its key (one transaction).
+    async def commit_object(self, bucket: BucketRow, row: ObjectRow,
+                            check: Callable[[ObjectRow | None], None] | None = None) -> None:
+        """Make a published blob visible as the newest version of its key (group-committed).
 
         `check(current)` runs inside the transaction (conditional writes: If-None-Match,
-        If-Match); when it raises, nothing is written and the caller drops the blob.
+        If-Match, a multipart upload still existing); when it raises, nothing is written and the
+        caller drops the blob.
         """
-        with self.store.db.transaction():
+
+        def write() -> list[str]:
             if self.store.bucket(bucket.name) is None:
                 raise no_such_bucket(bucket.name)
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
-            freed = self.store.insert_version(row, replace_null=row.version_id == "null")
-        self.free_blobs(freed)
+            return self.store.insert_version(row, replace_null=row.version_id == "null")
+
+        self.free_blobs(await self.committer.run(write))
 
     def free_blobs(self, blob_ids: list[str]) -> None:
         """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).

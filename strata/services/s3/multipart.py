@@ -144,10 +144,12 @@ class MultipartOperations(S3Core):
                             content_md5=req.get("ContentMD5"), expected=expected, algorithm=up_algo or algorithm)
         self.count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
+        def write() -> list[str]:
+            self._upload(req["UploadId"], bucket.name, req["Key"])
+            return self.store.put_part(req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums)
+
         try:
-            with self.store.db.transaction():
-                self._upload(req["UploadId"], bucket.name, req["Key"])
-                freed = self.store.put_part(req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums)
+            freed = await self.committer.run(write)
         except BaseException:
             self.blobs.delete(blob)
             raise
@@ -176,10 +178,12 @@ class MultipartOperations(S3Core):
         etag = f'"{md5.hex()}"'
         checksums = {algorithm: ck} if algorithm and ck else {}
         modified = self.now()
+        def write() -> list[str]:
+            self._upload(req["UploadId"], bucket.name, req["Key"])
+            return self.store.put_part(req["UploadId"], number, blob, length, etag, modified, checksums)
+
         try:
-            with self.store.db.transaction():
-                self._upload(req["UploadId"], bucket.name, req["Key"])
-                freed = self.store.put_part(req["UploadId"], number, blob, length, etag, modified, checksums)
+            freed = await self.committer.run(write)
         except BaseException:
             self.blobs.delete(blob)
             raise
@@ -243,7 +247,7 @@ class MultipartOperations(S3Core):
             freed.extend(self.store.delete_upload(upload_id))
 
         try:
-            self.commit_object(bucket, row, finish)
+            await self.commit_object(bucket, row, finish)
         except BaseException:
             self.blobs.delete(blob)
             raise

@@ -146,7 +146,7 @@ class ObjectOperations(S3Core):
         row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
                         self.now(), storage_class, attrs)
         try:
-            self.commit_object(bucket, row, check)
+            await self.commit_object(bucket, row, check)
         except BaseException:
             self.blobs.delete(blob)
             raise
@@ -206,33 +206,35 @@ class ObjectOperations(S3Core):
 
     # -- DeleteObject(s) -------------------------------------------------------------------------
 
-    def _delete_one(self, bucket: BucketRow, key: str, version_id: str | None) -> dict[str, Any]:
-        """Delete a key or one version per the bucket's versioning state; the Deleted entry."""
-        out: dict[str, Any] = {}
-        with self.store.db.transaction():
-            if version_id:
-                row = self.store.version(bucket.name, key, version_id)
-                if row is None:
-                    if version_id != "null" and not (len(version_id) == 32):
-                        raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
-                                           fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
-                    return {"VersionId": version_id}
-                freed = self.store.delete_version(row)
-                out["VersionId"] = version_id
-                if row.dm:
-                    out["DeleteMarker"] = True
-            elif not bucket.versioning:
-                row = self.store.current(bucket.name, key)
-                freed = self.store.delete_version(row) if row else []
-            else:
-                marker = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, True, None, 0, "",
-                                   self.now(), "STANDARD", {})
-                freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
-                out.update(DeleteMarker=True, VersionId=marker.version_id)
-        self.free_blobs(freed)
-        return out
+    def _delete_one(self, bucket: BucketRow, key: str, version_id: str | None) -> tuple[dict[str, Any], list[str]]:
+        """Delete a key or one version per the bucket's versioning state (run by the committer).
 
-    def delete_object(self, ctx: RequestContext, req: dict) -> dict:
+        Returns the Deleted entry and the blobs to unlink once committed.
+        """
+        out: dict[str, Any] = {}
+        freed: list[str] = []
+        if version_id:
+            row = self.store.version(bucket.name, key, version_id)
+            if row is None:
+                if version_id != "null" and not (len(version_id) == 32):
+                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
+                                       fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
+                return {"VersionId": version_id}, []
+            freed = self.store.delete_version(row)
+            out["VersionId"] = version_id
+            if row.dm:
+                out["DeleteMarker"] = True
+        elif not bucket.versioning:
+            row = self.store.current(bucket.name, key)
+            freed = self.store.delete_version(row) if row else []
+        else:
+            marker = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, True, None, 0, "",
+                               self.now(), "STANDARD", {})
+            freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
+            out.update(DeleteMarker=True, VersionId=marker.version_id)
+        return out, freed
+
+    async def delete_object(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
         if req.get("IfMatch"):
@@ -240,26 +242,39 @@ class ObjectOperations(S3Core):
             if cur is None or cur.dm:
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
-        return self._delete_one(bucket, req["Key"], req.get("VersionId"))
+        out, freed = await self.committer.run(lambda: self._delete_one(bucket, req["Key"], req.get("VersionId")))
+        self.free_blobs(freed)
+        return out
 
-    def delete_objects(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_objects(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
         spec = req.get("Delete") or {}
         objects = spec.get("Objects") or []
         if not objects or len(objects) > 1000:
             raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+
+        def delete_all() -> list[tuple[dict, Any]]:
+            results: list[tuple[dict, Any]] = []
+            for obj in objects:
+                try:
+                    results.append((obj, self._delete_one(bucket, obj.get("Key", ""), obj.get("VersionId"))))
+                except ServiceError as e:
+                    results.append((obj, e))
+            return results
+
         deleted, errors = [], []
-        for obj in objects:
+        for obj, result in await self.committer.run(delete_all):
             key = obj.get("Key", "")
-            try:
-                entry = self._delete_one(bucket, key, obj.get("VersionId"))
-            except ServiceError as e:
+            if isinstance(result, ServiceError):
+                e = result
                 err = {"Key": key, "Code": e.code, "Message": e.message}
                 if obj.get("VersionId"):
                     err["VersionId"] = obj["VersionId"]
                 errors.append(err)
                 continue
+            entry, freed = result
+            self.free_blobs(freed)
             if not spec.get("Quiet"):
                 item: dict[str, Any] = {"Key": key}
                 if obj.get("VersionId"):
@@ -351,7 +366,7 @@ class ObjectOperations(S3Core):
                 attrs["checksum"] = dict(src_ck)
             row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, src.size, etag,
                             self.now(), storage_class, attrs)
-            self.commit_object(bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")))
+            await self.commit_object(bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")))
         except BaseException:
             if blob:
                 self.blobs.delete(blob)

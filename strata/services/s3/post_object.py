@@ -158,7 +158,7 @@ class PostObjectOperations(S3Core):
         row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
                         self.now(), storage_class, attrs)
         try:
-            self.commit_object(bucket, row)
+            await self.commit_object(bucket, row)
         except BaseException:
             self.blobs.delete(blob)
             raise

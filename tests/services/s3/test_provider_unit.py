@@ -119,7 +119,7 @@ def test_versioning_rules(s3: S3Provider) -> None:
     v1 = put(s3, "bk1", "k", b"v1")["VersionId"]
     v2 = put(s3, "bk1", "k", b"v2")["VersionId"]
     assert v1 != v2 and "null" not in (v1, v2)
-    dm = s3.delete_object(ctx(), {"Bucket": "bk1", "Key": "k"})
+    dm = run(s3.delete_object(ctx(), {"Bucket": "bk1", "Key": "k"}))
     assert dm["DeleteMarker"] is True
     with pytest.raises(ServiceError) as e:
         s3.get_object(ctx(), {"Bucket": "bk1", "Key": "k"})
@@ -129,7 +129,7 @@ def test_versioning_rules(s3: S3Provider) -> None:
     vers = s3.list_object_versions(ctx(), {"Bucket": "bk1"})
     assert [v["VersionId"] for v in vers["Versions"]] == [v2, v1, "null"]
     assert vers["DeleteMarkers"][0]["IsLatest"] is True
-    s3.delete_object(ctx(), {"Bucket": "bk1", "Key": "k", "VersionId": dm["VersionId"]})
+    run(s3.delete_object(ctx(), {"Bucket": "bk1", "Key": "k", "VersionId": dm["VersionId"]}))
     assert read(s3, "bk1", "k") == b"v2"
     s3.put_bucket_versioning(ctx(), {"Bucket": "bk1", "VersioningConfiguration": {"Status": "Suspended"}})
     assert put(s3, "bk1", "k", b"s1")["VersionId"] == "null"
