@@ -205,8 +205,8 @@ class ChunkedDecoder:
             raise _incomplete()
         size = int(size_text, 16)
         sig = None
-        if ext:
-            name, _, value = ext.partition("=")
+        for extension in ext.split(";") if ext else ():
+            name, _, value = extension.partition("=")
             if name.strip() == "chunk-signature":
                 sig = value.strip()
         if self.signer is not None and sig is None:
