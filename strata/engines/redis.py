@@ -338,8 +338,11 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
             c.execute_command("CLUSTER", "MEET", other.config.address, str(other.config.port),
                               str(other.config.cluster_bus_port))
     for shard, (low, high) in zip(shards, slots, strict=True):
+        # A node started from a snapshot has already claimed the slots its keys live in.
+        owned = owned_slots(shard[0])
         with shard[0].client() as c:
-            c.execute_command("CLUSTER", "ADDSLOTSRANGE", str(low), str(high))
+            for a, b in _runs([s for s in range(low, high + 1) if s not in owned]):
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", str(a), str(b))
     ids = {s.name: node_id(s) for s in everyone}
     for shard in shards:
         for replica in shard[1:]:
@@ -348,6 +351,34 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
                 c.execute_command("CLUSTER", "REPLICATE", ids[shard[0].name])
     for s in everyone:
         _until(lambda s=s: cluster_ok(s), timeout, "cluster state ok")
+
+
+def owned_slots(server: RedisServer) -> set[int]:
+    """The hash slots this node serves, from its own line of CLUSTER NODES."""
+    with server.client() as c:
+        text = str(c.execute_command("CLUSTER", "NODES"))
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and "myself" in fields[2]:
+            out: set[int] = set()
+            for part in fields[8:]:
+                if part.startswith("["):  # a slot being migrated
+                    continue
+                low, high = parse_slots(part)
+                out.update(range(low, high + 1))
+            return out
+    return set()
+
+
+def _runs(slots: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted slot numbers: [1,2,3,7] -> [(1,3),(7,7)]."""
+    out: list[tuple[int, int]] = []
+    for s in slots:
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
 
 
 def _knows(server: RedisServer, node: str) -> bool:

@@ -1,0 +1,143 @@
+"""DB instance life cycle against a real Strata server, checked with psycopg."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.rds.helpers import PASSWORD, create_pg, pg_connect, wait_status
+
+
+def test_create_connect_and_describe(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    ident = f"pg-{unique}"
+    created = rds.create_db_instance(
+        DBInstanceIdentifier=ident, Engine="postgres", MasterUsername="master", MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro", AllocatedStorage=20, DBName="app", BackupRetentionPeriod=3,
+        StorageEncrypted=True, KmsKeyId="alias/aws/rds", Tags=[{"Key": "team", "Value": "db"}],
+    )["DBInstance"]
+    assert created["DBInstanceStatus"] == "creating"
+    inst = wait_status(rds, ident)
+    assert inst["_seen"][-2:] == ["backing-up", "available"] or inst["_seen"] == ["available"]
+    assert inst["Endpoint"] == created["Endpoint"]
+    assert inst["Engine"] == "postgres" and inst["DBName"] == "app" and inst["StorageEncrypted"]
+    assert inst["KmsKeyId"] == "alias/aws/rds" and inst["BackupRetentionPeriod"] == 3
+    assert "LatestRestorableTime" in inst
+    assert {"Key": "team", "Value": "db"} in inst["TagList"]
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE t (id int primary key, v text)")
+        conn.execute("INSERT INTO t VALUES (1, 'one')")
+        assert conn.execute("SELECT v FROM t").fetchone() == ("one",)
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")
+    with pytest.raises(psycopg.OperationalError):
+        pg_connect(inst, password="wrong-password")
+    events = rds.describe_events(SourceIdentifier=ident, SourceType="db-instance")["Events"]
+    assert any("backup" in e["Message"].lower() for e in events)
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_validation_errors(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    cases = [
+        ({"Engine": "oracle-ee"}, "InvalidParameterCombination"),
+        ({"Engine": "sqlserver-ex"}, "InvalidParameterCombination"),
+        ({"Engine": "postgres", "DBInstanceIdentifier": "1bad"}, "InvalidParameterValue"),
+        ({"Engine": "postgres", "DBInstanceIdentifier": "bad--name"}, "InvalidParameterValue"),
+        ({"Engine": "postgres", "MasterUserPassword": "short"}, "InvalidParameterValue"),
+        ({"Engine": "postgres", "BackupRetentionPeriod": 36}, "InvalidParameterValue"),
+        ({"Engine": "aurora-postgresql"}, "InvalidParameterCombination"),
+    ]
+    for overrides, code in cases:
+        args = {"DBInstanceIdentifier": f"v-{unique}", "MasterUsername": "master", "MasterUserPassword": PASSWORD,
+                "DBInstanceClass": "db.t3.micro", "AllocatedStorage": 20, **overrides}
+        with pytest.raises(ClientError) as e:
+            rds.create_db_instance(**args)
+        assert e.value.response["Error"]["Code"] == code, overrides
+    with pytest.raises(ClientError) as e:
+        rds.describe_db_instances(DBInstanceIdentifier=f"missing-{unique}")
+    assert e.value.response["Error"]["Code"] == "DBInstanceNotFound"
+
+
+def test_modify_stop_start_reboot_delete(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    ident = f"life-{unique}"
+    inst = create_pg(rds, ident, BackupRetentionPeriod=0)
+    with pytest.raises(ClientError) as e:
+        create_pg(rds, ident, wait=False)
+    assert e.value.response["Error"]["Code"] == "DBInstanceAlreadyExists"
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+        conn.execute("INSERT INTO kept VALUES (42)")
+
+    rds.modify_db_instance(DBInstanceIdentifier=ident, MasterUserPassword="New-pass-4567", DBInstanceClass="db.t3.small",
+                           AllocatedStorage=30, ApplyImmediately=True)
+    inst = wait_status(rds, ident)
+    assert inst["DBInstanceClass"] == "db.t3.small" and inst["AllocatedStorage"] == 30
+    with pg_connect(inst, password="New-pass-4567") as conn:
+        assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
+
+    rds.stop_db_instance(DBInstanceIdentifier=ident)
+    wait_status(rds, ident, "stopped")
+    with pytest.raises(psycopg.OperationalError):
+        pg_connect(inst, password="New-pass-4567")
+    rds.start_db_instance(DBInstanceIdentifier=ident)
+    inst = wait_status(rds, ident)
+    with pg_connect(inst, password="New-pass-4567") as conn:
+        assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
+
+    with pytest.raises(ClientError) as e:
+        rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    rds.reboot_db_instance(DBInstanceIdentifier=ident)
+    inst = wait_status(rds, ident)
+    with pg_connect(inst, password="New-pass-4567") as conn:
+        assert conn.execute("SELECT x FROM kept").fetchone() == (42,)
+
+    with pytest.raises(ClientError) as e:
+        rds.delete_db_instance(DBInstanceIdentifier=ident)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    rds.delete_db_instance(DBInstanceIdentifier=ident, FinalDBSnapshotIdentifier=f"final-{unique}")
+    waiter = rds.get_waiter("db_instance_deleted")
+    waiter.wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    snap = rds.describe_db_snapshots(DBSnapshotIdentifier=f"final-{unique}")["DBSnapshots"][0]
+    assert snap["DBInstanceIdentifier"] == ident and snap["SnapshotType"] == "manual"
+
+
+def test_catalogue(strata_server) -> None:
+    rds = strata_server.client("rds")
+    versions = rds.describe_db_engine_versions()["DBEngineVersions"]
+    engines = {v["Engine"] for v in versions}
+    assert {"postgres", "aurora-postgresql"} <= engines
+    pg = rds.describe_db_engine_versions(Engine="postgres")["DBEngineVersions"][0]
+    assert pg["EngineVersion"].startswith("18") and pg["DBParameterGroupFamily"] == "postgres18"
+    opts = rds.describe_orderable_db_instance_options(Engine="postgres")["OrderableDBInstanceOptions"]
+    assert any(o["DBInstanceClass"] == "db.t3.micro" and o["MultiAZCapable"] for o in opts)
+
+
+def test_parameter_group_applied_and_subnet_group(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    group = f"pg-params-{unique}"
+    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres18", Description="test")
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
+        {"ParameterName": "work_mem", "ParameterValue": "12345kB", "ApplyMethod": "immediate"}])
+    params = rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]
+    assert {"work_mem": "12345kB"} == {p["ParameterName"]: p["ParameterValue"] for p in params}
+    subnets = f"subnets-{unique}"
+    rds.create_db_subnet_group(DBSubnetGroupName=subnets, DBSubnetGroupDescription="d", SubnetIds=["subnet-1", "subnet-2"])
+    ident = f"params-{unique}"
+    inst = create_pg(rds, ident, DBParameterGroupName=group, DBSubnetGroupName=subnets, BackupRetentionPeriod=0)
+    assert inst["DBParameterGroups"][0]["DBParameterGroupName"] == group
+    assert inst["DBSubnetGroup"]["DBSubnetGroupName"] == subnets
+    with pg_connect(inst) as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("12345kB",)
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
+        {"ParameterName": "work_mem", "ParameterValue": "2MB", "ApplyMethod": "immediate"}])
+    with pg_connect(inst) as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("2MB",)
+    arn = inst["DBInstanceArn"]
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "env", "Value": "test"}])
+    assert {"Key": "env", "Value": "test"} in rds.list_tags_for_resource(ResourceName=arn)["TagList"]
+    rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["env"])
+    assert rds.list_tags_for_resource(ResourceName=arn)["TagList"] == []
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
