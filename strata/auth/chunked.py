@@ -118,7 +118,7 @@ class ChunkedDecoder:
     ) -> None:
         self.signer = signer
         self.signed_trailer = signed_trailer
-        # Names announced in x-amz-trailer; None: not announced, any trailer is accepted.
+        # Names announced in x-amz-trailer (exactly these must arrive); None skips the check.
         self.expected_trailers = expected_trailers
         # Announced x-amz-checksum-* trailers are computed over the decoded data and checked.
         self._checksums: dict[str, Checksum] = {
