@@ -58,7 +58,7 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
                 left["Keys"] = spec["Keys"][i:]
                 unprocessed[name] = left
                 break
-            got = state.store.get(meta.tid, pk, sk)
+            got = state.store.get(meta.tid, pk, sk, state.store.r)
             c.table_units += read_units(got[1] if got else 0, consistent)
             if got is not None:
                 total += got[1]
@@ -101,7 +101,7 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
     store = state.store
-    with store.transaction():
+    with store.write():
         for meta, pk, sk, item, size in work:
             billing[meta.name] = meta.billing_mode
             c = consumed.setdefault(meta.name, Consumed(meta.name, read=False))

@@ -83,7 +83,7 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
     store = state.store
     consumed = Consumed(meta.name, read=False)
     old = None
-    with store.transaction():
+    with store.write():
         if plan is not None or rv == "ALL_OLD" or meta.indexes:
             got = store.get(meta.tid, pk, sk)
             old, old_size = got if got else (None, None)
@@ -105,7 +105,7 @@ def get_item(state: State, meta: TableMeta, req: dict) -> dict:
     pk, sk, _ = itm.key_of(meta, req.get("Key"))
     plan = Plan(req, ("ProjectionExpression",)) if (req.get("ProjectionExpression") or req.get("AttributesToGet")
                                                     or req.get("ExpressionAttributeNames")) else None
-    got = state.store.get(meta.tid, pk, sk)
+    got = state.store.get(meta.tid, pk, sk, state.store.r)
     consistent = bool(req.get("ConsistentRead"))
     consumed = Consumed(meta.name, read=True, table_units=read_units(got[1] if got else 0, consistent))
     out: dict = {}
@@ -123,7 +123,7 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
     plan = Plan(req, ("ConditionExpression",))
     store = state.store
     consumed = Consumed(meta.name, read=False)
-    with store.transaction():
+    with store.write():
         got = store.get(meta.tid, pk, sk)
         old, old_size = got if got else (None, None)
         if not plan.check(old):
@@ -170,7 +170,7 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
     check_update_keys(meta, plan.update, plan.env)
     store = state.store
     consumed = Consumed(meta.name, read=False)
-    with store.transaction():
+    with store.write():
         got = store.get(meta.tid, pk, sk)
         old, old_size = got if got else (None, None)
         if not plan.check(old):

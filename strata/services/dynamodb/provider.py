@@ -42,7 +42,7 @@ class DynamoDBProvider:
         return "running"
 
     async def stop(self) -> None:
-        self.state.store.db.close()
+        self.state.store.close()
 
     # -- tables -----------------------------------------------------------------------------------
 
@@ -60,10 +60,11 @@ class DynamoDBProvider:
         name = check_table_name(req.get("TableName"))
         if (scope, name) in self.state.tables:
             raise resource_in_use(f"Table already exists: {name}")
-        with store.transaction():
+        with store.write():
             meta = build_table(req, scope, ctx.region, ctx.account_id, store.next_id("table"),
                                lambda: store.next_id("index"), clock.time())
             store.insert_table(meta.to_json())
+        store.commit_now()
         self.state.tables[(scope, name)] = meta
         return {"TableDescription": self._describe(meta, "ACTIVE")}
 
@@ -91,8 +92,9 @@ class DynamoDBProvider:
             raise validation("Resource cannot be deleted as it is currently protected against deletion. Disable "
                              "deletion protection first.")
         desc = self._describe(meta, "DELETING")
-        with self.state.store.transaction():
+        with self.state.store.write():
             self.state.store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
+        self.state.store.commit_now()
         del self.state.tables[(meta.scope, meta.name)]
         return {"TableDescription": desc}
 
@@ -117,7 +119,7 @@ class DynamoDBProvider:
             meta.table_class = req["TableClass"]
         types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
         types.update(attribute_types(req.get("AttributeDefinitions") or []))
-        with store.transaction():
+        with store.write():
             for upd in req.get("GlobalSecondaryIndexUpdates") or []:
                 if "Create" in upd:
                     spec = upd["Create"]
@@ -148,6 +150,7 @@ class DynamoDBProvider:
                    {i.range_key for i in meta.indexes}
             meta.attribute_definitions = [{"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used]
             self.state.save(meta)
+        store.commit_now()
         return {"TableDescription": self._describe(meta)}
 
     def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -161,9 +164,10 @@ class DynamoDBProvider:
             raise validation("TimeToLive is already disabled")
         if not spec.get("AttributeName"):
             raise invalid_parameter("AttributeName must be specified")
-        with self.state.store.transaction():
+        with self.state.store.write():
             meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
             self.state.save(meta)
+        self.state.store.commit_now()
         return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": spec["AttributeName"]}}
 
     def describe_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -174,20 +178,22 @@ class DynamoDBProvider:
 
     def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.by_arn(req.get("ResourceArn"))
-        with self.state.store.transaction():
+        with self.state.store.write():
             for t in req.get("Tags") or []:
                 meta.tags[t["Key"]] = t["Value"]
             if len(meta.tags) > 50:
                 raise validation("One or more parameter values were invalid: The number of tags exceeds the limit of 50")
             self.state.save(meta)
+        self.state.store.commit_now()
         return {}
 
     def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.by_arn(req.get("ResourceArn"))
-        with self.state.store.transaction():
+        with self.state.store.write():
             for k in req.get("TagKeys") or []:
                 meta.tags.pop(k, None)
             self.state.save(meta)
+        self.state.store.commit_now()
         return {}
 
     def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
@@ -203,17 +209,23 @@ class DynamoDBProvider:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def put_item(self, ctx: RequestContext, req: dict) -> dict:
-        return item_ops.put_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+    async def put_item(self, ctx: RequestContext, req: dict) -> dict:
+        out = item_ops.put_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+        await self.state.store.durable()
+        return out
 
     def get_item(self, ctx: RequestContext, req: dict) -> dict:
         return item_ops.get_item(self.state, self.state.table(ctx, req.get("TableName")), req)
 
-    def update_item(self, ctx: RequestContext, req: dict) -> dict:
-        return item_ops.update_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+    async def update_item(self, ctx: RequestContext, req: dict) -> dict:
+        out = item_ops.update_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+        await self.state.store.durable()
+        return out
 
-    def delete_item(self, ctx: RequestContext, req: dict) -> dict:
-        return item_ops.delete_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+    async def delete_item(self, ctx: RequestContext, req: dict) -> dict:
+        out = item_ops.delete_item(self.state, self.state.table(ctx, req.get("TableName")), req)
+        await self.state.store.durable()
+        return out
 
     def query(self, ctx: RequestContext, req: dict) -> dict:
         return query.query(self.state, self.state.table(ctx, req.get("TableName")), req)
@@ -224,11 +236,15 @@ class DynamoDBProvider:
     def batch_get_item(self, ctx: RequestContext, req: dict) -> dict:
         return batch.batch_get_item(self.state, ctx, req)
 
-    def batch_write_item(self, ctx: RequestContext, req: dict) -> dict:
-        return batch.batch_write_item(self.state, ctx, req)
+    async def batch_write_item(self, ctx: RequestContext, req: dict) -> dict:
+        out = batch.batch_write_item(self.state, ctx, req)
+        await self.state.store.durable()
+        return out
 
-    def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
-        return transactions.transact_write_items(self.state, ctx, req)
+    async def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
+        out = transactions.transact_write_items(self.state, ctx, req)
+        await self.state.store.durable()
+        return out
 
     def transact_get_items(self, ctx: RequestContext, req: dict) -> dict:
         return transactions.transact_get_items(self.state, ctx, req)

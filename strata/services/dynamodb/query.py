@@ -264,7 +264,10 @@ def query(state: State, meta: TableMeta, req: dict) -> dict:
     else:
         after = (start[1], start[2], start[3]) if start else None
         rows = state.store.query_index(meta.tid, ix.iid, pk, lo, lo_incl, hi, hi_incl, forward, after, fetch)
-    return r.run(rows)
+    try:
+        return r.run(rows)
+    finally:
+        rows.close()
 
 
 def _check_filter_keys(node: ast.Condition, env: Env, meta: TableMeta, ix: IndexMeta | None) -> None:
@@ -309,4 +312,7 @@ def scan(state: State, meta: TableMeta, req: dict) -> dict:
         rows = state.store.scan(meta.tid, (start[0], start[1]) if start else None, fetch)
     else:
         rows = state.store.scan_index(meta.tid, r.index.iid, start, fetch)
-    return r.run(rows, segment)
+    try:
+        return r.run(rows, segment)
+    finally:
+        rows.close()

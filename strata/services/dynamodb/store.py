@@ -8,13 +8,22 @@
 Keys are byte-comparable encodings (keys.py), so a Query is a range scan of the primary key and
 an index Query a range scan of ddb_index joined back to the item. Items are stored marshalled in
 their wire shape. Index rows are written in the same SQLite transaction as the item.
+
+Group commit: every write operation runs as a SAVEPOINT (atomic on its own) inside one open
+transaction on the writer connection; `durable()` schedules a COMMIT (one fsync) at the end of the
+current event-loop turn and resolves when it is done, so the writes of concurrent requests share one
+fsync and none is acknowledged before it is durable. Reads (GetItem, Query, Scan) use a separate
+connection and so only ever see committed data.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import marshal
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from strata.storage import MetadataStore
@@ -63,20 +72,87 @@ loads = marshal.loads
 class ItemStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+        self.w = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.w.execute("PRAGMA journal_mode=WAL")
+        self.w.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self.w.execute("PRAGMA cache_size=-65536")
+        self._waiters: list[asyncio.Future] = []
+        self._scheduled = False
 
     @property
-    def conn(self):  # noqa: ANN201 - sqlite3.Connection of the calling thread
+    def r(self) -> sqlite3.Connection:
+        """The reading connection of the calling thread (sees committed data only)."""
         return self.db.conn
 
-    def transaction(self):  # noqa: ANN201 - context manager
-        return self.db.transaction()
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write operation inside the open group transaction (a SAVEPOINT)."""
+        w = self.w
+        if not w.in_transaction:
+            w.execute("BEGIN IMMEDIATE")
+        w.execute("SAVEPOINT op")
+        try:
+            yield w
+        except BaseException:
+            w.execute("ROLLBACK TO op")
+            w.execute("RELEASE op")
+            raise
+        w.execute("RELEASE op")
+
+    def commit_now(self) -> None:
+        """Commit the group transaction (if any) and wake everyone waiting for it."""
+        waiters, self._waiters = self._waiters, []
+        try:
+            if self.w.in_transaction:
+                self.w.execute("COMMIT")
+        except sqlite3.Error as e:
+            for f in waiters:
+                if not f.done():
+                    f.set_exception(e)
+            raise
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def durable(self) -> None:
+        """Wait until every write made so far is committed (group commit at the end of this loop turn)."""
+        if not self.w.in_transaction:
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiters.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        await fut
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        try:
+            self.commit_now()
+        except sqlite3.Error:
+            pass  # the waiters got the exception
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read of several items (TransactGetItems)."""
+        r = self.r
+        r.execute("BEGIN")
+        try:
+            yield r
+        finally:
+            r.execute("COMMIT")
+
+    def close(self) -> None:
+        self.commit_now()
+        self.w.close()
+        self.db.close()
 
     # -- tables -----------------------------------------------------------------------------------
 
     def next_id(self, name: str) -> int:
         """A fresh id from a named counter (table ids, index ids), never reused."""
-        c = self.conn
-        row = c.execute(
+        row = self.w.execute(
             "INSERT INTO ddb_counters(name, value) VALUES (?, 1) "
             "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
             (name,),
@@ -84,70 +160,71 @@ class ItemStore:
         return row[0]
 
     def load_tables(self) -> list[tuple[dict, int, int]]:
-        rows = self.conn.execute("SELECT meta, item_count, size_bytes FROM ddb_tables").fetchall()
+        rows = self.r.execute("SELECT meta, item_count, size_bytes FROM ddb_tables").fetchall()
         return [(json.loads(r[0]), r[1], r[2]) for r in rows]
 
     def insert_table(self, meta: dict) -> None:
-        self.conn.execute(
+        self.w.execute(
             "INSERT INTO ddb_tables(tid, scope, name, meta) VALUES (?,?,?,?)",
             (meta["tid"], meta["scope"], meta["name"], json.dumps(meta)),
         )
 
     def save_meta(self, meta: dict) -> None:
-        self.conn.execute("UPDATE ddb_tables SET meta = ? WHERE tid = ?", (json.dumps(meta), meta["tid"]))
+        self.w.execute("UPDATE ddb_tables SET meta = ? WHERE tid = ?", (json.dumps(meta), meta["tid"]))
 
     def delete_table(self, tid: int, iids: list[int]) -> None:
-        c = self.conn
+        c = self.w
         c.execute("DELETE FROM ddb_items WHERE tid = ?", (tid,))
         for iid in iids:
             c.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
         c.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
 
     def counts(self, tid: int) -> tuple[int, int]:
-        row = self.conn.execute("SELECT item_count, size_bytes FROM ddb_tables WHERE tid = ?", (tid,)).fetchone()
+        row = self.r.execute("SELECT item_count, size_bytes FROM ddb_tables WHERE tid = ?", (tid,)).fetchone()
         return (row[0], row[1]) if row else (0, 0)
 
     def adjust_counts(self, tid: int, items: int, size: int) -> None:
-        self.conn.execute(
+        self.w.execute(
             "UPDATE ddb_tables SET item_count = item_count + ?, size_bytes = size_bytes + ? WHERE tid = ?",
             (items, size, tid),
         )
 
     def index_count(self, iid: int) -> int:
-        return self.conn.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
+        return self.r.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
 
     def delete_index(self, iid: int) -> None:
-        self.conn.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
+        self.w.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
 
     # -- items ------------------------------------------------------------------------------------
 
-    def get(self, tid: int, pk: bytes, sk: bytes) -> tuple[dict, int] | None:
-        row = self.conn.execute(
+    def get(self, tid: int, pk: bytes, sk: bytes, conn: sqlite3.Connection | None = None) -> tuple[dict, int] | None:
+        """An item and its size; by default through the writer (reads that decide a write)."""
+        row = (conn or self.w).execute(
             "SELECT item, size FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk)
         ).fetchone()
         return (loads(row[0]), row[1]) if row else None
 
     def get_size(self, tid: int, pk: bytes, sk: bytes) -> int | None:
-        row = self.conn.execute(
+        row = self.w.execute(
             "SELECT size FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk)
         ).fetchone()
         return row[0] if row else None
 
     def put(self, tid: int, pk: bytes, sk: bytes, item: dict, size: int) -> None:
-        self.conn.execute(
+        self.w.execute(
             "INSERT OR REPLACE INTO ddb_items(tid, pk, sk, size, item) VALUES (?,?,?,?,?)",
             (tid, pk, sk, size, dumps(item)),
         )
 
     def delete(self, tid: int, pk: bytes, sk: bytes) -> None:
-        self.conn.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
+        self.w.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
 
     def index_put(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
+        self.w.execute("INSERT OR REPLACE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
                           (iid, pk, sk, tpk, tsk))
 
     def index_delete(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.conn.execute("DELETE FROM ddb_index WHERE iid = ? AND pk = ? AND sk = ? AND tpk = ? AND tsk = ?",
+        self.w.execute("DELETE FROM ddb_index WHERE iid = ? AND pk = ? AND sk = ? AND tpk = ? AND tsk = ?",
                           (iid, pk, sk, tpk, tsk))
 
     # -- range reads ------------------------------------------------------------------------------
@@ -169,7 +246,7 @@ class ItemStore:
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         sql.append("LIMIT ?")
         args.append(limit)
-        return self.conn.execute(" ".join(sql), args)
+        return self.r.execute(" ".join(sql), args)
 
     def query_index(self, tid: int, iid: int, pk: bytes, lo: bytes | None, lo_incl: bool, hi: bytes | None,
                     hi_incl: bool, forward: bool, after: tuple[bytes, bytes, bytes] | None,
@@ -190,13 +267,13 @@ class ItemStore:
         order = "" if forward else " DESC"
         sql.append(f"ORDER BY x.sk{order}, x.tpk{order}, x.tsk{order} LIMIT ?")
         args.append(limit)
-        return self.conn.execute(" ".join(sql), args)
+        return self.r.execute(" ".join(sql), args)
 
     def scan(self, tid: int, after: tuple[bytes, bytes] | None, limit: int) -> Iterator[tuple[bytes, bytes, int, bytes]]:
         if after is None:
-            return self.conn.execute(
+            return self.r.execute(
                 "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, limit))
-        return self.conn.execute(
+        return self.r.execute(
             "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? AND (pk, sk) > (?, ?) ORDER BY pk, sk LIMIT ?",
             (tid, *after, limit),
         )
@@ -206,25 +283,25 @@ class ItemStore:
         sql = ("SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i "
                "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ?")
         if after is None:
-            return self.conn.execute(sql + " ORDER BY x.pk, x.sk, x.tpk, x.tsk LIMIT ?", (tid, iid, limit))
-        return self.conn.execute(
+            return self.r.execute(sql + " ORDER BY x.pk, x.sk, x.tpk, x.tsk LIMIT ?", (tid, iid, limit))
+        return self.r.execute(
             sql + " AND (x.pk, x.sk, x.tpk, x.tsk) > (?, ?, ?, ?) ORDER BY x.pk, x.sk, x.tpk, x.tsk LIMIT ?",
             (tid, iid, *after, limit),
         )
 
     def all_items(self, tid: int) -> Iterator[tuple[bytes, bytes, bytes]]:
-        return self.conn.execute("SELECT pk, sk, item FROM ddb_items WHERE tid = ?", (tid,))
+        return self.w.execute("SELECT pk, sk, item FROM ddb_items WHERE tid = ?", (tid,))
 
     # -- idempotency tokens -----------------------------------------------------------------------
 
     def get_token(self, scope: str, token: str, since: float) -> tuple[str, dict] | None:
-        row = self.conn.execute(
+        row = self.w.execute(
             "SELECT digest, response FROM ddb_tokens WHERE scope = ? AND token = ? AND at >= ?", (scope, token, since)
         ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
     def put_token(self, scope: str, token: str, digest: str, at: float, response: dict, expire_before: float) -> None:
-        c = self.conn
+        c = self.w
         c.execute("DELETE FROM ddb_tokens WHERE at < ?", (expire_before,))
         c.execute("INSERT OR REPLACE INTO ddb_tokens(scope, token, digest, at, response) VALUES (?,?,?,?,?)",
                   (scope, token, digest, at, json.dumps(response)))

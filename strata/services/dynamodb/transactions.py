@@ -82,7 +82,7 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
     billing: dict[str, str] = {}
     reasons: list[dict] = []
     try:
-        with store.transaction():
+        with store.write():
             writes = []
             for kind, spec, meta, plan, pk, sk, key, item, size in work:
                 got = store.get(meta.tid, pk, sk)
@@ -147,9 +147,9 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
     store = state.store
-    with store.transaction():  # one snapshot for every read
+    with store.snapshot() as reader:  # one snapshot for every read
         for meta, plan, pk, sk in work:
-            got = store.get(meta.tid, pk, sk)
+            got = store.get(meta.tid, pk, sk, reader)
             billing[meta.name] = meta.billing_mode
             c = consumed.setdefault(meta.name, Consumed(meta.name, read=True))
             c.table_units += read_units(got[1] if got else 0, True, transactional=True)
