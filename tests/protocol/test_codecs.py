@@ -195,7 +195,27 @@ def test_s3_rejects_bad_header_values() -> None:
     op, params = codec.find_operation(req)
     with pytest.raises(ServiceError) as e:
         codec.parse(op, req, params)
-    assert e.value.status == 400
+    assert (e.value.code, e.value.status) == ("InvalidArgument", 400)
+
+
+def test_absurd_nesting_is_a_validation_error_not_a_crash() -> None:
+    deep = '{"M":' * 5000 + '{"S":"x"}' + "}" * 5000
+    body = ('{"TableName":"t","Item":{"a":' + deep + "}}").encode()
+    with pytest.raises(ServiceError) as e:
+        codec_for("dynamodb").parse(
+            operation_model("dynamodb", "PutItem"), request("POST", "/", body=body), {}
+        )
+    assert e.value.code == "SerializationException"
+
+
+def test_efs_errors_carry_error_code_and_message() -> None:
+    err = ServiceError("FileSystemNotFound", "File system 'fs-1' does not exist.", 404)
+    resp = codec_for("efs").serialize_error(operation_model("efs", "DescribeFileSystems"), err, "rid")
+    assert header(resp, "x-amzn-ErrorType") == "FileSystemNotFound"
+    assert json.loads(resp.body) == {
+        "ErrorCode": "FileSystemNotFound",
+        "Message": "File system 'fs-1' does not exist.",
+    }
 
 
 # -- parsing details ------------------------------------------------------------------------------

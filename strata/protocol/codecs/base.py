@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.model import OperationModel, ServiceModel, Shape
 
-from strata.protocol.codecs.values import MalformedInput
+from strata.protocol.codecs.values import MalformedDocument, MalformedInput
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 
@@ -48,7 +48,9 @@ class BaseCodec:
         try:
             return fn(request, path_params)
         except MalformedInput as e:
-            raise self.malformed(str(e)) from e
+            raise self.malformed(str(e), document=isinstance(e, MalformedDocument)) from e
+        except RecursionError as e:  # absurdly deep nesting in a request document
+            raise self.malformed("request nested too deeply", document=True) from e
 
     def serialize(self, op: OperationModel, result: dict | None, request_id: str) -> HttpResponse:
         fn = self._serializers.get(op.name)
@@ -70,8 +72,8 @@ class BaseCodec:
     def operation(self, name: str) -> OperationModel | None:
         return self._operations.get(name)
 
-    def malformed(self, message: str) -> ServiceError:
-        """The protocol's answer to input that does not match the model."""
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
+        """The protocol's answer to input that does not match the model (`document`: in the body)."""
         return ServiceError("ValidationError", message, 400)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:

@@ -15,7 +15,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
 from strata.protocol.codecs.json_shapes import JsonReader, JsonWriter
-from strata.protocol.codecs.values import MalformedInput
+from strata.protocol.codecs.values import MalformedDocument
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
@@ -26,10 +26,10 @@ def load_json_object(body: bytes) -> dict:
         return {}
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MalformedInput("request body is not valid JSON") from e
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise MalformedDocument("request body is not valid JSON") from e
     if not isinstance(doc, dict):
-        raise MalformedInput("request body must be a JSON object")
+        raise MalformedDocument("request body must be a JSON object")
     return doc
 
 
@@ -47,6 +47,8 @@ def json_error_body(
     if type_name is not None:
         body["__type"] = type_name
     body[message_key] = error.message
+    if "ErrorCode" in members and "ErrorCode" not in error.fields:
+        body["ErrorCode"] = error.code  # EFS-style error shapes repeat the code in the body
     fields = {k: v for k, v in error.fields.items() if v is not None and k not in ("message", "Message")}
     if fields:
         if shape is not None:
@@ -80,7 +82,7 @@ class JsonCodec(BaseCodec):
             )
         return op, {}
 
-    def malformed(self, message: str) -> ServiceError:
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("SerializationException", message, 400)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:

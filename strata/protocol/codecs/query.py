@@ -193,7 +193,7 @@ class QueryCodec(BaseCodec):
             raise ServiceError("InvalidAction", message, 400)
         return op, {}
 
-    def malformed(self, message: str) -> ServiceError:
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("InvalidParameterValue", message, 400)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:
@@ -203,11 +203,14 @@ class QueryCodec(BaseCodec):
         read = self.reader.get(shape)
         return lambda request, path_params: read(params_tree(form_params(request)))
 
-    def _response(self, status: int, body: str) -> HttpResponse:
+    def _response(self, status: int, body: str, request_id: str) -> HttpResponse:
         data = body.encode()
-        return HttpResponse(
-            status, [("Content-Type", self.content_type), ("Content-Length", str(len(data)))], data
-        )
+        headers = [
+            ("x-amzn-RequestId", request_id),
+            ("Content-Type", self.content_type),
+            ("Content-Length", str(len(data))),
+        ]
+        return HttpResponse(status, headers, data)
 
     def _compile_serializer(self, op: OperationModel) -> SerializeFn:
         shape = op.output_shape
@@ -230,7 +233,7 @@ class QueryCodec(BaseCodec):
             else:
                 write(parts, root, result, xmlns)
                 parts.insert(len(parts) - 1, metadata)
-            return self._response(200, "".join(parts))
+            return self._response(200, "".join(parts), request_id)
 
         return serialize
 
@@ -244,7 +247,7 @@ class QueryCodec(BaseCodec):
             f"<Code>{escape_text(error.code)}</Code><Message>{escape_text(error.message)}</Message>{fields}"
             f"</Error><RequestId>{escape_text(request_id)}</RequestId></ErrorResponse>"
         )
-        return self._response(error.status, body)
+        return self._response(error.status, body, request_id)
 
 
 class Ec2Codec(QueryCodec):
@@ -265,7 +268,7 @@ class Ec2Codec(QueryCodec):
             else:
                 write(parts, root, result, xmlns)
                 parts.insert(2, request_tag)
-            return self._response(200, "".join(parts))
+            return self._response(200, "".join(parts), request_id)
 
         return serialize
 
@@ -278,4 +281,4 @@ class Ec2Codec(QueryCodec):
             f"<Message>{escape_text(error.message)}</Message>{fields}</Error></Errors>"
             f"<RequestID>{escape_text(request_id)}</RequestID></Response>"
         )
-        return self._response(error.status, body)
+        return self._response(error.status, body, request_id)

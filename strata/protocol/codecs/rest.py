@@ -16,6 +16,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn, body_stream, content_length
 from strata.protocol.codecs.values import (
+    MalformedDocument,
     MalformedInput,
     b64decode,
     b64encode,
@@ -170,7 +171,12 @@ class RestCodec(BaseCodec):
                     if key.startswith(prefix):
                         out.setdefault(name, {})[key[len(prefix) :]] = value
             if read_body is not None:
-                read_body(request, out)
+                try:
+                    read_body(request, out)
+                except MalformedDocument:
+                    raise
+                except MalformedInput as e:
+                    raise MalformedDocument(str(e)) from e
             return out
 
         return parse

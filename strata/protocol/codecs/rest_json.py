@@ -27,7 +27,7 @@ class RestJsonCodec(RestCodec):
         self.reader = JsonReader(skip_located=True)
         self.writer = JsonWriter(skip_located=True)
 
-    def malformed(self, message: str) -> ServiceError:
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("SerializationException", message, 400)
 
     def body_reader(self, shape: Shape) -> Callable[[bytes], Any]:

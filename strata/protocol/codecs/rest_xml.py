@@ -13,7 +13,7 @@ from typing import Any
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.rest import RestCodec
-from strata.protocol.codecs.values import MalformedInput
+from strata.protocol.codecs.values import MalformedDocument
 from strata.protocol.codecs.xml_shapes import XmlReader, XmlWriter, xml_member_name
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpResponse
@@ -45,7 +45,7 @@ class RestXmlCodec(RestCodec):
         self.xml_writer = XmlWriter()
         self.root_xmlns = xmlns_attr(model.metadata.get("xmlNamespace"))
 
-    def malformed(self, message: str) -> ServiceError:
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("InvalidInput", message, 400)
 
     def body_reader(self, shape: Shape) -> Callable[[bytes], Any]:
@@ -55,7 +55,7 @@ class RestXmlCodec(RestCodec):
             try:
                 root = parse_xml(body)
             except XmlError as e:
-                raise MalformedInput(str(e)) from e
+                raise MalformedDocument(str(e)) from e
             return read(root)
 
         return read_xml

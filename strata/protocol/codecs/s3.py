@@ -28,7 +28,9 @@ class S3Codec(RestXmlCodec):
     def response_headers(self, request_id: str) -> list[tuple[str, str]]:
         return [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
 
-    def malformed(self, message: str) -> ServiceError:
+    def malformed(self, message: str, document: bool = False) -> ServiceError:
+        if not document:
+            return ServiceError("InvalidArgument", message, 400)
         return ServiceError(
             "MalformedXML",
             "The XML you provided was not well-formed or did not validate against our published schema",

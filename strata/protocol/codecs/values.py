@@ -21,6 +21,10 @@ class MalformedInput(ValueError):
     """A request value does not match its shape (bad number, timestamp, base64, JSON, XML)."""
 
 
+class MalformedDocument(MalformedInput):
+    """The request body (XML or JSON document) is broken or does not match its shape."""
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
