@@ -20,7 +20,7 @@ from strata.config import Settings
 from strata.gateway import admin
 from strata.gateway.accesslog import log_request
 from strata.gateway.asgi_io import attach_stream, drain, read_body, request_from_scope, send_response
-from strata.gateway.detect import detect, to_path_style
+from strata.gateway.detect import Detected, detect, is_unsigned_form_post, service_by_query_version, to_path_style
 from strata.gateway.services import ServiceTable
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
@@ -92,6 +92,11 @@ class StrataApp:
 
         request_id = secrets.token_hex(8).upper()
         detected = detect(request, self.settings.s3_hosts)
+        if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
+            request.body = await read_body(receive)
+            service_by_body = service_by_query_version(request.body.decode("latin-1"))
+            if service_by_body:
+                detected = Detected(service_by_body, None)
         service = detected.service
         if detected.bucket_from_host:
             to_path_style(request, detected.bucket_from_host)
@@ -106,7 +111,8 @@ class StrataApp:
                 else:
                     request.body = await read_body(receive)
             else:
-                request.body = await read_body(receive)
+                if not request.body:
+                    request.body = await read_body(receive)
                 op, path_params = codec.find_operation(request)
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)

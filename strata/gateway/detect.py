@@ -11,8 +11,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from functools import cache
+from urllib.parse import parse_qs
+
 from strata.protocol.http import HttpRequest
-from strata.services.registry import BY_SIGNING_NAME, BY_TARGET_PREFIX
+from strata.protocol.spec import service_model
+from strata.services.registry import BY_SIGNING_NAME, BY_TARGET_PREFIX, SERVICES
 
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 _VHOST = re.compile(r"^(?P<bucket>.+?)\.(?P<kind>s3|s3-accelerate|s3-accelerate\.dualstack)\.(?P<rest>.+)$")
@@ -54,6 +58,33 @@ def bucket_from_host(host: str, s3_hosts: tuple[str, ...]) -> str | None:
     return None
 
 
+@cache
+def _by_api_version() -> dict[str, str]:
+    """Query/ec2-protocol services by API version: every one of ours has a distinct version."""
+    return {
+        service_model(name).api_version: name
+        for name in SERVICES
+        if service_model(name).protocol in ("query", "ec2")
+    }
+
+
+def service_by_query_version(params: str) -> str | None:
+    """The query-protocol service named by `Version` in a query string or form body, if any."""
+    if "Version=" not in params or "Action=" not in params:
+        return None
+    version = parse_qs(params).get("Version", [""])[0]
+    return _by_api_version().get(version)
+
+
+def is_unsigned_form_post(request: HttpRequest) -> bool:
+    """An unsigned POST of a form to `/`: a query-protocol call (S3 never takes a POST on `/`)."""
+    return (
+        request.method == "POST"
+        and request.raw_path == "/"
+        and (request.headers.get("content-type") or "").startswith("application/x-www-form-urlencoded")
+    )
+
+
 def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
     scope = signing_scope(request)
     if scope:
@@ -65,6 +96,10 @@ def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
         service = BY_TARGET_PREFIX.get(target.split(".", 1)[0])
         if service:
             return Detected(service, scope[2] if scope else None)
+    if not scope:
+        service = service_by_query_version(request.query_string)
+        if service:
+            return Detected(service, None)
     return Detected("s3", scope[2] if scope else None, bucket_from_host(request.host, s3_hosts))
 
 

@@ -91,3 +91,23 @@ def test_access_log_has_one_line_per_request(strata_factory) -> None:
     lines = [line for line in server.log_tail(200).splitlines() if "strata.access" in line and " kms " in line]
     assert len(lines) == 1
     assert "ListKeys 501" in lines[0]
+
+
+@pytest.mark.parametrize("service", ["sts", "rds", "elasticache", "iam", "ec2"])
+def test_unsigned_query_call_gets_the_services_auth_error(strata_server: StrataProcess, service: str) -> None:
+    """An unsigned query-protocol call is routed by its API version, so the error is parseable."""
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    client = strata_server.client(service, config=Config(signature_version=UNSIGNED))
+    call = {
+        "sts": "get_caller_identity",
+        "rds": "describe_db_instances",
+        "elasticache": "describe_cache_clusters",
+        "iam": "list_users",
+        "ec2": "describe_volumes",
+    }[service]
+    with pytest.raises(ClientError) as info:
+        getattr(client, call)()
+    code = info.value.response["Error"]["Code"]
+    assert code in ("MissingAuthenticationToken", "AuthFailure", "MissingAuthenticationTokenException")
