@@ -20,7 +20,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind (loopback by default).")
+@click.option(
+    "--host", default=DEFAULT_HOST, show_default=True, help="Address to bind (loopback by default)."
+)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
 @click.option("--region", default=None, help="Default region (us-east-1).")
@@ -54,7 +56,10 @@ def _admin(endpoint: str, path: str, body: dict | None = None) -> dict:
 
 
 _endpoint_option = click.option(
-    "--endpoint", envvar="AWS_ENDPOINT_URL", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True
+    "--endpoint",
+    envvar="AWS_ENDPOINT_URL",
+    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
+    show_default=True,
 )
 
 

@@ -19,7 +19,12 @@ DEFAULT_SECRET_KEY = "test"
 # A host name that resolves to 127.0.0.1 through public DNS, so virtual-hosted S3 works with no
 # /etc/hosts edits: <bucket>.s3.localhost.localstack.cloud. Plain `localhost` also works for
 # clients that resolve *.localhost to loopback (curl, browsers).
-DEFAULT_S3_HOSTS = ("s3.localhost.localstack.cloud", "s3.localhost", "s3.amazonaws.com", "s3.127.0.0.1.nip.io")
+DEFAULT_S3_HOSTS = (
+    "s3.localhost.localstack.cloud",
+    "s3.localhost",
+    "s3.amazonaws.com",
+    "s3.127.0.0.1.nip.io",
+)
 
 
 class ConfigError(Exception):

@@ -30,7 +30,9 @@ def free_port() -> int:
 class StrataProcess:
     """Starts `python -m strata.cli serve` and waits until /_strata/health answers."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.extra_env = extra_env or {}
@@ -46,7 +48,16 @@ class StrataProcess:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "strata.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "strata.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -59,7 +59,9 @@ async def handle(app: StrataApp, request: HttpRequest, receive: Any) -> HttpResp
                 doc = json.loads(body or b"{}")
                 if "advance" in doc:
                     value = doc["advance"]
-                    clock.advance(float(value) if isinstance(value, int | float) else parse_duration(str(value)))
+                    clock.advance(
+                        float(value) if isinstance(value, int | float) else parse_duration(str(value))
+                    )
                 elif "set" in doc:
                     from datetime import datetime
 

@@ -1,8 +1,8 @@
 """The ASGI application: detect → authenticate → parse → dispatch → serialize, plus admin routes.
 
-    request ─► detect service ─► find operation ─► read or stream body ─► authenticate
-            ─► parse (model-driven) ─► provider method ─► serialize ─► access log
-    any ServiceError on the way ─► the protocol's error format; anything else ─► InternalError (500)
+request ─► detect service ─► find operation ─► read or stream body ─► authenticate
+        ─► parse (model-driven) ─► provider method ─► serialize ─► access log
+any ServiceError on the way ─► the protocol's error format; anything else ─► InternalError (500)
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from strata.config import Settings
 from strata.gateway import admin
 from strata.gateway.accesslog import log_request
 from strata.gateway.asgi_io import attach_stream, drain, read_body, request_from_scope, send_response
-from strata.gateway.detect import Detected, detect, is_unsigned_form_post, service_by_query_version, to_path_style
+from strata.gateway.detect import (
+    Detected,
+    detect,
+    is_unsigned_form_post,
+    service_by_query_version,
+    to_path_style,
+)
 from strata.gateway.services import ServiceTable
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError

@@ -44,7 +44,9 @@ async def _receive_chunks(receive: Any) -> AsyncIterator[bytes]:
 
 def attach_stream(request: HttpRequest, receive: Any) -> None:
     length = request.headers.get("content-length")
-    request.stream = BodyStream(_receive_chunks(receive), int(length) if length and length.isdigit() else None)
+    request.stream = BodyStream(
+        _receive_chunks(receive), int(length) if length and length.isdigit() else None
+    )
 
 
 async def read_body(receive: Any) -> bytes:

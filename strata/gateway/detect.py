@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
-
 from functools import cache
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from strata.protocol.http import HttpRequest
 from strata.protocol.spec import service_model
@@ -90,7 +88,9 @@ def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
     if scope:
         service = BY_SIGNING_NAME.get(scope[3])
         if service:
-            return Detected(service, scope[2], bucket_from_host(request.host, s3_hosts) if service == "s3" else None)
+            return Detected(
+                service, scope[2], bucket_from_host(request.host, s3_hosts) if service == "s3" else None
+            )
     target = request.headers.get("x-amz-target")
     if target:
         service = BY_TARGET_PREFIX.get(target.split(".", 1)[0])

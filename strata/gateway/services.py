@@ -26,7 +26,9 @@ class ServiceTable:
             try:
                 cls = load_provider_class(info)
                 if cls is not None:
-                    runtime = ServiceRuntime(name=name, settings=settings, data_dir=settings.service_dir(name))
+                    runtime = ServiceRuntime(
+                        name=name, settings=settings, data_dir=settings.service_dir(name)
+                    )
                     self._providers[name] = cls(runtime)
             except Exception as e:  # noqa: BLE001 - isolate one broken service from the rest
                 log.exception("service %s failed to load", name)

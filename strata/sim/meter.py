@@ -55,9 +55,18 @@ class Meter:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
-    def record(self, service: str, event: str, quantity: float = 1, unit: str = "count", **dims: object) -> None:
+    def record(
+        self, service: str, event: str, quantity: float = 1, unit: str = "count", **dims: object
+    ) -> None:
         """Record one billable event, e.g. record("s3", "PutObject", 1, "request", bucket="b")."""
-        row = (clock.time(), service, event, float(quantity), unit, json.dumps(dims, default=str) if dims else "{}")
+        row = (
+            clock.time(),
+            service,
+            event,
+            float(quantity),
+            unit,
+            json.dumps(dims, default=str) if dims else "{}",
+        )
         with self._lock:
             self._pending.append(row)
             if len(self._pending) >= self._flush_every:

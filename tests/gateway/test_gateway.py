@@ -16,7 +16,18 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
     health = strata_server.health()
     assert health["version"]
     assert health["uptime_seconds"] >= 0
-    assert set(health["services"]) >= {"s3", "dynamodb", "ec2", "ebs", "efs", "rds", "elasticache", "kms", "sts", "iam"}
+    assert set(health["services"]) >= {
+        "s3",
+        "dynamodb",
+        "ec2",
+        "ebs",
+        "efs",
+        "rds",
+        "elasticache",
+        "kms",
+        "sts",
+        "iam",
+    }
 
 
 @pytest.mark.parametrize(
@@ -74,7 +85,18 @@ def test_clock_refuses_to_go_back(strata_server: StrataProcess) -> None:
 
 def test_public_bind_without_credentials_refuses_to_start(tmp_path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "strata.cli", "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "strata.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -88,7 +110,9 @@ def test_access_log_has_one_line_per_request(strata_factory) -> None:
     server = strata_factory()
     with pytest.raises(ClientError):
         server.client("kms").list_keys()
-    lines = [line for line in server.log_tail(200).splitlines() if "strata.access" in line and " kms " in line]
+    lines = [
+        line for line in server.log_tail(200).splitlines() if "strata.access" in line and " kms " in line
+    ]
     assert len(lines) == 1
     assert "ListKeys 501" in lines[0]
 
