@@ -7,6 +7,7 @@ capacity in step — all inside the caller's SQLite transaction.
 
 from __future__ import annotations
 
+from strata.protocol.errors import ServiceError
 from strata.services.dynamodb import keys
 from strata.services.dynamodb.capacity import Consumed, write_units
 from strata.services.dynamodb.errors import invalid_parameter, validation
@@ -125,6 +126,9 @@ def write(store: ItemStore, meta: TableMeta, pk: bytes, sk: bytes, old: dict | N
           new: dict | None, new_size: int, consumed: Consumed, transactional: bool = False) -> None:
     """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction."""
     tid = meta.tid
+    if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):
+        if store.collection_size(tid, pk) - (old_size or 0) + new_size > store.collection_limit:
+            raise ServiceError("ItemCollectionSizeLimitExceededException", "Collection size exceeded.", 400)
     if new is not None:
         store.put(tid, pk, sk, new, new_size)
     elif old_size is not None:

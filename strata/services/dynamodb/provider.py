@@ -36,7 +36,9 @@ from strata.sim.clock import clock
 class DynamoDBProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self.state = State(runtime.data_dir / "dynamodb.sqlite3", runtime.settings.fsync)
+        settings = runtime.settings
+        self.state = State(runtime.data_dir / "dynamodb.sqlite3", settings.fsync,
+                           settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3))
 
     def health(self) -> str:
         return "running"

@@ -26,8 +26,9 @@ def table_name(name: object) -> str:
 
 
 class State:
-    def __init__(self, path: Path, fsync: bool) -> None:
+    def __init__(self, path: Path, fsync: bool, collection_limit: int = 10 * 1024**3) -> None:
         self.store = ItemStore(path, fsync=fsync)
+        self.store.collection_limit = collection_limit
         self.tables: dict[tuple[str, str], TableMeta] = {}
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)

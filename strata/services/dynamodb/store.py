@@ -78,6 +78,8 @@ class ItemStore:
         self.w.execute("PRAGMA cache_size=-65536")
         self._waiters: list[asyncio.Future] = []
         self._scheduled = False
+        # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
+        self.collection_limit = 10 * 1024**3
 
     @property
     def r(self) -> sqlite3.Connection:
@@ -215,6 +217,10 @@ class ItemStore:
             "INSERT OR REPLACE INTO ddb_items(tid, pk, sk, size, item) VALUES (?,?,?,?,?)",
             (tid, pk, sk, size, dumps(item)),
         )
+
+    def collection_size(self, tid: int, pk: bytes) -> int:
+        return self.w.execute("SELECT coalesce(sum(size), 0) FROM ddb_items WHERE tid = ? AND pk = ?",
+                              (tid, pk)).fetchone()[0]
 
     def delete(self, tid: int, pk: bytes, sk: bytes) -> None:
         self.w.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))

@@ -1,0 +1,118 @@
+"""DynamoDB Query cost vs table size: Limit 10 in a 100-item partition, 10,000 vs 1,000,000 items.
+
+Loads both tables straight through the provider (no HTTP, committed in large groups), then serves
+the data directory with `strata serve` and drives Query requests with wrk (the shared harness in
+../shared/bench), same run, same partition layout. Also prints the in-process Query latency, which
+isolates the storage layer from the HTTP path. Usage:
+
+    python bench/dynamodb_scale.py [--large 1000000] [--seconds 8] [--data-dir /tmp/ddbscale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
+import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
+
+from strata.config import Settings  # noqa: E402
+from strata.services.base import RequestContext, ServiceRuntime  # noqa: E402
+from strata.services.dynamodb.provider import DynamoDBProvider  # noqa: E402
+
+PARTITION = 100
+
+
+def ctx() -> RequestContext:
+    return RequestContext("bench", "dynamodb", "Query", "us-east-1", "000000000000", None, None)  # type: ignore[arg-type]
+
+
+def load(data_dir: Path, tables: dict[str, int]) -> None:
+    settings = Settings(data_dir=data_dir, fsync=False)
+    p = DynamoDBProvider(ServiceRuntime("dynamodb", settings, settings.service_dir("dynamodb")))
+    for name, n in tables.items():
+        p.create_table(ctx(), {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+                               "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                             {"AttributeName": "sk", "KeyType": "RANGE"}],
+                               "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                                        {"AttributeName": "sk", "AttributeType": "S"}]})
+        t0 = time.perf_counter()
+        for i in range(n):
+            item = {"pk": {"S": f"p{i // PARTITION:07d}"}, "sk": {"S": f"s{i % PARTITION:03d}"},
+                    "v": {"S": "y" * 150}, "n": {"N": str(i)}}
+            from strata.services.dynamodb import item_ops
+
+            item_ops.put_item(p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item})
+            if i % 20000 == 19999:
+                p.state.store.commit_now()
+        p.state.store.commit_now()
+        print(f"loaded {name}: {n} items in {time.perf_counter() - t0:.0f}s", flush=True)
+    asyncio.run(p.stop())
+
+
+def in_process(data_dir: Path, tables: dict[str, int], rounds: int = 3000) -> dict[str, float]:
+    settings = Settings(data_dir=data_dir)
+    p = DynamoDBProvider(ServiceRuntime("dynamodb", settings, settings.service_dir("dynamodb")))
+    out = {}
+    for name, n in tables.items():
+        parts = n // PARTITION
+        lat = []
+        for _ in range(rounds):
+            pk = f"p{random.randrange(parts):07d}"
+            t0 = time.perf_counter()
+            r = p.query(ctx(), {"TableName": name, "KeyConditionExpression": "pk = :p", "Limit": 10,
+                                "ExpressionAttributeValues": {":p": {"S": pk}}})
+            lat.append(time.perf_counter() - t0)
+            assert r["Count"] == 10
+        lat.sort()
+        out[name] = lat[len(lat) // 2] * 1e6
+    asyncio.run(p.stop())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", type=int, default=10_000)
+    ap.add_argument("--large", type=int, default=1_000_000)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--port", type=int, default=52419)
+    ap.add_argument("--data-dir", default="/tmp/ddbscale")
+    a = ap.parse_args()
+    data_dir = Path(a.data_dir)
+    tables = {"small": a.small, "large": a.large}
+    if not (data_dir / "dynamodb").exists():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        load(data_dir, tables)
+    med = in_process(data_dir, tables)
+    print("in-process Query p50: " + ", ".join(f"{k} {v:.0f} us" for k, v in med.items())
+          + f"  (large/small {med['large'] / med['small']:.2f}x)")
+    url = f"http://127.0.0.1:{a.port}"
+    server = subprocess.Popen([sys.executable, "-m", "strata.cli", "serve", "--port", str(a.port), "--data-dir",
+                               str(data_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(6)
+        loadgen.HOST = urlsplit(url).netloc
+        res = {}
+        for name, n in tables.items():
+            parts = n // PARTITION
+            reqs = [loadgen.signed(url, "Query", {"TableName": name, "KeyConditionExpression": "pk = :p", "Limit": 10,
+                                                  "ExpressionAttributeValues": {":p": {"S": f"p{random.randrange(parts):07d}"}}})
+                    for _ in range(200)]
+            res[name] = loadgen.wrk(url, loadgen.lua_cycle(reqs), a.seconds, 16)
+        for name, (rps, bad) in res.items():
+            print(f"HTTP Query Limit 10, {name} ({tables[name]} items): {rps:.0f}/s" + (f" errors {bad}" if bad else ""))
+        print(f"large/small throughput: {res['large'][0] / res['small'][0]:.2f}x")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
