@@ -1,0 +1,81 @@
+"""Cluster mode enabled: a real Redis Cluster with slots spread over node groups, reached through the
+configuration endpoint by redis-py's RedisCluster."""
+
+from __future__ import annotations
+
+import redis
+from redis.cluster import RedisCluster
+
+from tests.services.elasticache.conftest import eventually, group
+
+
+def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
+    gid = f"cm-{unique}"
+    out = ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="sharded", Engine="redis", CacheNodeType="cache.t3.micro",
+        NumNodeGroups=3, ReplicasPerNodeGroup=1, AutomaticFailoverEnabled=True,
+    )["ReplicationGroup"]
+    cleanup.append(("group", gid))
+    assert out["ClusterEnabled"] is True
+    g = group(ec, gid)
+    assert g["Status"] == "available" and g["ClusterMode"] == "enabled"
+    assert len(g["NodeGroups"]) == 3 and len(g["MemberClusters"]) == 6
+    assert [ng["Slots"] for ng in g["NodeGroups"]] == ["0-5461", "5462-10922", "10923-16383"]
+    assert all(len(ng["NodeGroupMembers"]) == 2 for ng in g["NodeGroups"])
+    conf = g["ConfigurationEndpoint"]
+
+    rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    for i in range(300):
+        rc.set(f"user:{i}", i)
+    assert rc.get("user:299") == "299"
+    # keys are spread over the three shards' primaries
+    primaries = rc.get_primaries()
+    assert len(primaries) == 3
+    counts = [redis.Redis(p.host, p.port).dbsize() for p in primaries]
+    assert sum(counts) == 300 and all(c > 50 for c in counts)
+    # replicas show in CLUSTER SLOTS once they have replicated something
+    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
+               what="replicas listed by the cluster")
+    slots = {(s[0], s[1]) for s in redis.Redis(conf["Address"], conf["Port"]).cluster("slots")}
+    assert len(slots) == 3
+
+    # the seed's SCAN + DELETE invalidation, run on each shard's primary (keys live where they hash)
+    for node in rc.get_primaries():
+        redis_client = redis.Redis(node.host, node.port, decode_responses=True)
+        cursor = 0
+        while True:
+            cursor, keys = redis_client.scan(cursor, match="user:1*", count=100)
+            for key in keys:  # in cluster mode one DEL may only name keys of one slot
+                redis_client.delete(key)
+            if cursor == 0:
+                break
+    assert rc.get("user:150") is None and rc.get("user:299") == "299"
+
+    # fail over the second shard: a replica takes over its slots, the data is kept
+    shard = g["NodeGroups"][1]
+    key = next(f"user:{i}" for i in range(200, 300) if 5462 <= rc.keyslot(f"user:{i}") <= 10922)
+    redis.Redis(conf["Address"], conf["Port"])  # configuration endpoint still answers
+    owner_before = rc.get_node_from_key(key)
+    assert redis.Redis(owner_before.host, owner_before.port).wait(1, 10000) == 1
+    ec.test_failover(ReplicationGroupId=gid, NodeGroupId=shard["NodeGroupId"])
+
+    def promoted() -> bool:
+        fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+        node = fresh.get_node_from_key(key)
+        return (node.host, node.port) != (owner_before.host, owner_before.port) and fresh.get(key) is not None
+
+    eventually(promoted, what="replica promoted in shard 0002")
+    fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    assert fresh.set(key, "after") and fresh.get(key) == "after"
+    old = redis.Redis(owner_before.host, owner_before.port, decode_responses=True)
+    eventually(lambda: old.role()[0] == "slave", what="old primary rejoined as a replica")
+
+    # more replicas per shard, through the engine's CLUSTER MEET/REPLICATE
+    g2 = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=2, ApplyImmediately=True)["ReplicationGroup"]
+    assert all(len(ng["NodeGroupMembers"]) == 3 for ng in g2["NodeGroups"])
+    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 6,
+               what="new replicas known to the cluster")
+    g3 = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)["ReplicationGroup"]
+    assert all(len(ng["NodeGroupMembers"]) == 2 for ng in g3["NodeGroups"])
+    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
+               what="removed replicas forgotten")
