@@ -55,6 +55,10 @@ ROUTE_ALIASES = {
 # named `Event`): the same element feeds two members, so no parser can give back exactly one.
 AMBIGUOUS_MODEL = {("s3", "PutBucketNotification", "input"), ("s3", "GetBucketNotification", "output")}
 
+# (service, direction) -> (operations that round-trip, operations, the others): printed at the end
+# of the run by tests/protocol/conftest.py.
+SHARES: dict[tuple[str, str], tuple[int, int, list[str]]] = {}
+
 GENERATORS: dict[str, Generator] = {}  # per service: shape names repeat across services
 SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
@@ -216,6 +220,11 @@ def _run_all(service: str, kind: str) -> None:
             failures[op.name] = f"{type(e).__name__}: {str(e)[:600]}"
     passed = len(ops) - len(failures)
     passed -= len(skipped)
+    SHARES[(service, kind)] = (
+        passed,
+        len(ops),
+        sorted(failures) + [f"{n} (ambiguous model)" for n in skipped],
+    )
     print(f"\n{service} {kind}: {passed}/{len(ops)} operations round-trip ({100 * passed / len(ops):.0f}%)")
     for name in skipped:
         print(f"  EXCEPTION {name}: ambiguous model (see AMBIGUOUS_MODEL)")
