@@ -1,0 +1,69 @@
+"""State after a Strata restart or crash: records, endpoints, roles and data come back."""
+
+from __future__ import annotations
+
+import redis
+from pymemcache.client.base import Client as MemcacheClient
+
+from tests.services.elasticache.conftest import eventually, group, node_endpoints, roles
+
+
+def test_everything_comes_back_after_a_restart(strata_factory, unique):
+    server = strata_factory()
+    ec = server.client("elasticache")
+    cid, gid, mid = f"r-{unique}", f"g-{unique}", f"m-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    ec.create_cache_cluster(CacheClusterId=mid, Engine="memcached", NumCacheNodes=2)
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2,
+                                AutomaticFailoverEnabled=True)
+    ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")  # roles differ from the initial ones
+    (node,) = node_endpoints(ec, cid)
+    redis.Redis(node["Address"], node["Port"]).set("single", "1")
+    primary_ep = group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]
+    primary = redis.Redis(primary_ep["Address"], primary_ep["Port"], decode_responses=True)
+    primary.set("grouped", "2")
+    assert primary.wait(1, 10000) == 1
+    roles_before = roles(ec, gid)
+    mem_nodes = node_endpoints(ec, mid)
+
+    server.restart()
+    ec = server.client("elasticache")
+    assert ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterStatus"] == "available"
+    assert node_endpoints(ec, cid) == [node]
+    assert redis.Redis(node["Address"], node["Port"], decode_responses=True).get("single") == "1"
+    g = group(ec, gid)
+    assert g["Status"] == "available" and g["NodeGroups"][0]["PrimaryEndpoint"] == primary_ep
+    assert roles(ec, gid) == roles_before
+    after = redis.Redis(primary_ep["Address"], primary_ep["Port"], decode_responses=True)
+    assert after.role()[0] == "master" and after.get("grouped") == "2"
+    eventually(lambda: after.wait(1, 5000) == 1, what="replica reconnected after restart")
+    assert node_endpoints(ec, mid) == mem_nodes
+    for ep in mem_nodes:
+        client = MemcacheClient((ep["Address"], ep["Port"]))
+        assert client.set("k", "v") and client.get("k") == b"v"
+
+
+def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, unique):
+    server = strata_factory()
+    ec = server.client("elasticache")
+    cid = f"k-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    (node,) = node_endpoints(ec, cid)
+    client = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+    pid = int(client.info("server")["process_id"])
+    server.kill()  # kill -9: no shutdown code runs
+
+    def gone() -> bool:
+        try:
+            import os
+
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z"
+
+    eventually(gone, what="engine to die with Strata")
+    server.start()
+    ec = server.client("elasticache")
+    assert node_endpoints(ec, cid) == [node]
+    eventually(lambda: redis.Redis(node["Address"], node["Port"]).ping(), what="engine back")
