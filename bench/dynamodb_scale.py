@@ -38,18 +38,34 @@ def load(data_dir: Path, tables: dict[str, int]) -> None:
     settings = Settings(data_dir=data_dir, fsync=False)
     p = DynamoDBProvider(ServiceRuntime("dynamodb", settings, settings.service_dir("dynamodb")))
     for name, n in tables.items():
-        p.create_table(ctx(), {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
-                               "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                                             {"AttributeName": "sk", "KeyType": "RANGE"}],
-                               "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                                        {"AttributeName": "sk", "AttributeType": "S"}]})
+        p.create_table(
+            ctx(),
+            {
+                "TableName": name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+            },
+        )
         t0 = time.perf_counter()
         for i in range(n):
-            item = {"pk": {"S": f"p{i // PARTITION:07d}"}, "sk": {"S": f"s{i % PARTITION:03d}"},
-                    "v": {"S": "y" * 150}, "n": {"N": str(i)}}
+            item = {
+                "pk": {"S": f"p{i // PARTITION:07d}"},
+                "sk": {"S": f"s{i % PARTITION:03d}"},
+                "v": {"S": "y" * 150},
+                "n": {"N": str(i)},
+            }
             from strata.services.dynamodb import item_ops
 
-            item_ops.put_item(p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item})
+            item_ops.put_item(
+                p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item}
+            )
             if i % 20000 == 19999:
                 p.state.store.commit_now()
         p.state.store.commit_now()
@@ -67,8 +83,15 @@ def in_process(data_dir: Path, tables: dict[str, int], rounds: int = 3000) -> di
         for _ in range(rounds):
             pk = f"p{random.randrange(parts):07d}"
             t0 = time.perf_counter()
-            r = p.query(ctx(), {"TableName": name, "KeyConditionExpression": "pk = :p", "Limit": 10,
-                                "ExpressionAttributeValues": {":p": {"S": pk}}})
+            r = p.query(
+                ctx(),
+                {
+                    "TableName": name,
+                    "KeyConditionExpression": "pk = :p",
+                    "Limit": 10,
+                    "ExpressionAttributeValues": {":p": {"S": pk}},
+                },
+            )
             lat.append(time.perf_counter() - t0)
             assert r["Count"] == 10
         lat.sort()
@@ -91,23 +114,42 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
         load(data_dir, tables)
     med = in_process(data_dir, tables)
-    print("in-process Query p50: " + ", ".join(f"{k} {v:.0f} us" for k, v in med.items())
-          + f"  (large/small {med['large'] / med['small']:.2f}x)")
+    print(
+        "in-process Query p50: "
+        + ", ".join(f"{k} {v:.0f} us" for k, v in med.items())
+        + f"  (large/small {med['large'] / med['small']:.2f}x)"
+    )
     url = f"http://127.0.0.1:{a.port}"
-    server = subprocess.Popen([sys.executable, "-m", "strata.cli", "serve", "--port", str(a.port), "--data-dir",
-                               str(data_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "strata.cli", "serve", "--port", str(a.port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(6)
         loadgen.HOST = urlsplit(url).netloc
         res = {}
         for name, n in tables.items():
             parts = n // PARTITION
-            reqs = [loadgen.signed(url, "Query", {"TableName": name, "KeyConditionExpression": "pk = :p", "Limit": 10,
-                                                  "ExpressionAttributeValues": {":p": {"S": f"p{random.randrange(parts):07d}"}}})
-                    for _ in range(200)]
+            reqs = [
+                loadgen.signed(
+                    url,
+                    "Query",
+                    {
+                        "TableName": name,
+                        "KeyConditionExpression": "pk = :p",
+                        "Limit": 10,
+                        "ExpressionAttributeValues": {":p": {"S": f"p{random.randrange(parts):07d}"}},
+                    },
+                )
+                for _ in range(200)
+            ]
             res[name] = loadgen.wrk(url, loadgen.lua_cycle(reqs), a.seconds, 16)
         for name, (rps, bad) in res.items():
-            print(f"HTTP Query Limit 10, {name} ({tables[name]} items): {rps:.0f}/s" + (f" errors {bad}" if bad else ""))
+            print(
+                f"HTTP Query Limit 10, {name} ({tables[name]} items): {rps:.0f}/s"
+                + (f" errors {bad}" if bad else "")
+            )
         print(f"large/small throughput: {res['large'][0] / res['small'][0]:.2f}x")
     finally:
         server.terminate()

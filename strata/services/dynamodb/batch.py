@@ -63,7 +63,9 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
             if got is not None:
                 total += got[1]
                 item = got[0]
-                responses[name].append(project(item, plan.projection) if plan.projection is not None else item)
+                responses[name].append(
+                    project(item, plan.projection) if plan.projection is not None else item
+                )
     out: dict = {"Responses": responses, "UnprocessedKeys": unprocessed}
     cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
     if cc is not None:
@@ -82,10 +84,13 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
         for r in reqs or []:
             put, delete = r.get("PutRequest"), r.get("DeleteRequest")
             if (put is None) == (delete is None):
-                raise validation("Supplied AttributeValue has more than one datatypes set, must contain exactly one "
-                                 "of the supported datatypes" if put and delete else
-                                 "1 validation error detected: WriteRequest must contain exactly one of "
-                                 "PutRequest or DeleteRequest")
+                raise validation(
+                    "Supplied AttributeValue has more than one datatypes set, must contain exactly one "
+                    "of the supported datatypes"
+                    if put and delete
+                    else "1 validation error detected: WriteRequest must contain exactly one of "
+                    "PutRequest or DeleteRequest"
+                )
             if put is not None:
                 item, size = check_item(put.get("Item"))
                 pk, sk = itm.key_of_item(meta, item)

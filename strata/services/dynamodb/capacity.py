@@ -55,7 +55,9 @@ class Consumed:
         if mode == "INDEXES":
             out["Table"] = {"CapacityUnits": self.table_units, kind: self.table_units}
             if self.gsi:
-                out["GlobalSecondaryIndexes"] = {k: {"CapacityUnits": v, kind: v} for k, v in self.gsi.items()}
+                out["GlobalSecondaryIndexes"] = {
+                    k: {"CapacityUnits": v, kind: v} for k, v in self.gsi.items()
+                }
             if self.lsi:
                 out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v, kind: v} for k, v in self.lsi.items()}
         return out
@@ -63,6 +65,20 @@ class Consumed:
     def record(self, billing_mode: str) -> None:
         """Every billable read or write goes on the meter, per table."""
         if self.read:
-            meter.record("dynamodb", "ReadCapacityUnits", self.total, "RCU", table=self.table, billing_mode=billing_mode)
+            meter.record(
+                "dynamodb",
+                "ReadCapacityUnits",
+                self.total,
+                "RCU",
+                table=self.table,
+                billing_mode=billing_mode,
+            )
         else:
-            meter.record("dynamodb", "WriteCapacityUnits", self.total, "WCU", table=self.table, billing_mode=billing_mode)
+            meter.record(
+                "dynamodb",
+                "WriteCapacityUnits",
+                self.total,
+                "WCU",
+                table=self.table,
+                billing_mode=billing_mode,
+            )

@@ -34,7 +34,9 @@ def resource_in_use(message: str) -> ServiceError:
 
 def conditional_check_failed(item: dict | None = None) -> ServiceError:
     fields = {"Item": item} if item is not None else {}
-    return ServiceError("ConditionalCheckFailedException", "The conditional request failed", 400, fields=fields)
+    return ServiceError(
+        "ConditionalCheckFailedException", "The conditional request failed", 400, fields=fields
+    )
 
 
 def transaction_canceled(reasons: list[dict]) -> ServiceError:

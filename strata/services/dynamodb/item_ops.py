@@ -27,8 +27,12 @@ class Plan:
     __slots__ = ("condition", "update", "projection", "env")
 
     def __init__(self, req: dict, members: tuple[str, ...]) -> None:
-        if req.get("Expected") is not None or req.get("AttributeUpdates") is not None or \
-                req.get("AttributesToGet") is not None or req.get("ConditionalOperator") is not None:
+        if (
+            req.get("Expected") is not None
+            or req.get("AttributeUpdates") is not None
+            or req.get("AttributesToGet") is not None
+            or req.get("ConditionalOperator") is not None
+        ):
             legacy.check_mixing(req)
         parsed, self.env = prepare(req, members)
         c = parsed.get("ConditionExpression")
@@ -61,12 +65,16 @@ def _finish(meta: TableMeta, req: dict, consumed: Consumed, out: dict) -> dict:
 
 def _collection_metrics(meta: TableMeta, req: dict, out: dict, key: dict) -> None:
     if req.get("ReturnItemCollectionMetrics") == "SIZE" and any(not ix.is_global for ix in meta.indexes):
-        out["ItemCollectionMetrics"] = {"ItemCollectionKey": {meta.hash_key: key[meta.hash_key]},
-                                        "SizeEstimateRangeGB": [0.0, 1.0]}
+        out["ItemCollectionMetrics"] = {
+            "ItemCollectionKey": {meta.hash_key: key[meta.hash_key]},
+            "SizeEstimateRangeGB": [0.0, 1.0],
+        }
 
 
 def _failed(req: dict, old: dict | None) -> Exception:
-    return conditional_check_failed(old if req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None)
+    return conditional_check_failed(
+        old if req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+    )
 
 
 def put_item(state: State, meta: TableMeta, req: dict) -> dict:
@@ -77,9 +85,16 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
     rv = req.get("ReturnValues") or "NONE"
     if rv not in _WRITE_RV:
         raise validation("ReturnValues can only be ALL_OLD or NONE")
-    plan = Plan(req, ("ConditionExpression",)) if (req.get("ConditionExpression") or req.get("Expected")
-                                                   or req.get("ExpressionAttributeNames")
-                                                   or req.get("ExpressionAttributeValues")) else None
+    plan = (
+        Plan(req, ("ConditionExpression",))
+        if (
+            req.get("ConditionExpression")
+            or req.get("Expected")
+            or req.get("ExpressionAttributeNames")
+            or req.get("ExpressionAttributeValues")
+        )
+        else None
+    )
     store = state.store
     consumed = Consumed(meta.name, read=False)
     old = None
@@ -103,15 +118,24 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
 
 def get_item(state: State, meta: TableMeta, req: dict) -> dict:
     pk, sk, _ = itm.key_of(meta, req.get("Key"))
-    plan = Plan(req, ("ProjectionExpression",)) if (req.get("ProjectionExpression") or req.get("AttributesToGet")
-                                                    or req.get("ExpressionAttributeNames")) else None
+    plan = (
+        Plan(req, ("ProjectionExpression",))
+        if (
+            req.get("ProjectionExpression")
+            or req.get("AttributesToGet")
+            or req.get("ExpressionAttributeNames")
+        )
+        else None
+    )
     got = state.store.get(meta.tid, pk, sk, state.store.r)
     consistent = bool(req.get("ConsistentRead"))
     consumed = Consumed(meta.name, read=True, table_units=read_units(got[1] if got else 0, consistent))
     out: dict = {}
     if got is not None:
         item = got[0]
-        out["Item"] = project(item, plan.projection) if plan is not None and plan.projection is not None else item
+        out["Item"] = (
+            project(item, plan.projection) if plan is not None and plan.projection is not None else item
+        )
     return _finish(meta, req, consumed, out)
 
 
@@ -164,8 +188,10 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
     pk, sk, key = itm.key_of(meta, req.get("Key"))
     rv = req.get("ReturnValues") or "NONE"
     if rv not in _UPDATE_RV:
-        raise validation(f"1 validation error detected: Value '{rv}' at 'returnValues' failed to satisfy constraint: "
-                         "Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]")
+        raise validation(
+            f"1 validation error detected: Value '{rv}' at 'returnValues' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+        )
     plan = Plan(req, ("UpdateExpression", "ConditionExpression"))
     check_update_keys(meta, plan.update, plan.env)
     store = state.store

@@ -34,8 +34,12 @@ def _key_bytes(name: str, av: dict, key_type: str, limit: int, in_item: bool) ->
         )
     if len(data) > limit and key_type != "N":
         if limit == MAX_HASH_KEY:
-            raise invalid_parameter(f"Size of hashkey has exceeded the maximum size limit of{MAX_HASH_KEY} bytes")
-        raise invalid_parameter(f"Aggregated size of all range keys has exceeded the size limit of {MAX_RANGE_KEY} bytes")
+            raise invalid_parameter(
+                f"Size of hashkey has exceeded the maximum size limit of{MAX_HASH_KEY} bytes"
+            )
+        raise invalid_parameter(
+            f"Aggregated size of all range keys has exceeded the size limit of {MAX_RANGE_KEY} bytes"
+        )
     return data
 
 
@@ -122,8 +126,18 @@ def index_projection(meta: TableMeta, ix: IndexMeta, item: dict) -> dict:
     return {k: v for k, v in item.items() if k in wanted}
 
 
-def write(store: ItemStore, meta: TableMeta, pk: bytes, sk: bytes, old: dict | None, old_size: int | None,
-          new: dict | None, new_size: int, consumed: Consumed, transactional: bool = False) -> None:
+def write(
+    store: ItemStore,
+    meta: TableMeta,
+    pk: bytes,
+    sk: bytes,
+    old: dict | None,
+    old_size: int | None,
+    new: dict | None,
+    new_size: int,
+    consumed: Consumed,
+    transactional: bool = False,
+) -> None:
     """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction."""
     tid = meta.tid
     if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):
@@ -158,5 +172,6 @@ def write(store: ItemStore, meta: TableMeta, pk: bytes, sk: bytes, old: dict | N
             p_old = index_projection(meta, ix, old)  # type: ignore[arg-type]
             p_new = index_projection(meta, ix, new)  # type: ignore[arg-type]
             if p_old != p_new:
-                consumed.add_index(ix.name, ix.is_global,
-                                   write_units(max(item_size(p_old), item_size(p_new)), transactional))
+                consumed.add_index(
+                    ix.name, ix.is_global, write_units(max(item_size(p_old), item_size(p_new)), transactional)
+                )

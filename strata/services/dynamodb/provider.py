@@ -37,8 +37,11 @@ class DynamoDBProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.state = State(runtime.data_dir / "dynamodb.sqlite3", settings.fsync,
-                           settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3))
+        self.state = State(
+            runtime.data_dir / "dynamodb.sqlite3",
+            settings.fsync,
+            settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
+        )
 
     def health(self) -> str:
         return "running"
@@ -63,8 +66,15 @@ class DynamoDBProvider:
         if (scope, name) in self.state.tables:
             raise resource_in_use(f"Table already exists: {name}")
         with store.write():
-            meta = build_table(req, scope, ctx.region, ctx.account_id, store.next_id("table"),
-                               lambda: store.next_id("index"), clock.time())
+            meta = build_table(
+                req,
+                scope,
+                ctx.region,
+                ctx.account_id,
+                store.next_id("table"),
+                lambda: store.next_id("index"),
+                clock.time(),
+            )
             store.insert_table(meta.to_json())
         store.commit_now()
         self.state.tables[(scope, name)] = meta
@@ -81,8 +91,10 @@ class DynamoDBProvider:
             names = [n for n in names if n > start]
         limit = req.get("Limit") or 100
         if not 1 <= limit <= 100:
-            raise validation(f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
-                             "Member must have value less than or equal to 100")
+            raise validation(
+                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+                "Member must have value less than or equal to 100"
+            )
         out: dict = {"TableNames": names[:limit]}
         if len(names) > limit:
             out["LastEvaluatedTableName"] = names[limit - 1]
@@ -91,8 +103,10 @@ class DynamoDBProvider:
     def delete_table(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         if meta.deletion_protection:
-            raise validation("Resource cannot be deleted as it is currently protected against deletion. Disable "
-                             "deletion protection first.")
+            raise validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable "
+                "deletion protection first."
+            )
         desc = self._describe(meta, "DELETING")
         with self.state.store.write():
             self.state.store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
@@ -106,9 +120,15 @@ class DynamoDBProvider:
         store = self.state.store
         billing = req.get("BillingMode") or meta.billing_mode
         if req.get("BillingMode") or req.get("ProvisionedThroughput"):
-            meta.throughput = _throughput(req.get("ProvisionedThroughput") or
-                                          (meta.throughput if billing == "PROVISIONED" and meta.billing_mode ==
-                                           "PROVISIONED" else None), billing)
+            meta.throughput = _throughput(
+                req.get("ProvisionedThroughput")
+                or (
+                    meta.throughput
+                    if billing == "PROVISIONED" and meta.billing_mode == "PROVISIONED"
+                    else None
+                ),
+                billing,
+            )
             meta.billing_mode = billing
         if req.get("StreamSpecification") is not None:
             spec = req["StreamSpecification"]
@@ -129,7 +149,9 @@ class DynamoDBProvider:
                         raise validation("Attempting to create an index which already exists")
                     if sum(ix.is_global for ix in meta.indexes) >= MAX_GSI:
                         raise validation("GlobalSecondaryIndex count exceeds the per-table limit of 20")
-                    ix = build_index(spec, types, store.next_id("index"), True, meta.billing_mode, clock.time())
+                    ix = build_index(
+                        spec, types, store.next_id("index"), True, meta.billing_mode, clock.time()
+                    )
                     meta.indexes.append(ix)
                     for pk, sk, blob in list(store.all_items(meta.tid)):  # backfill
                         ikey = itm.index_key(ix, loads(blob))
@@ -147,10 +169,17 @@ class DynamoDBProvider:
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
-                    ix.throughput = _throughput(upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name)
-            used = {meta.hash_key, meta.range_key} | {i.hash_key for i in meta.indexes} | \
-                   {i.range_key for i in meta.indexes}
-            meta.attribute_definitions = [{"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used]
+                    ix.throughput = _throughput(
+                        upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
+                    )
+            used = (
+                {meta.hash_key, meta.range_key}
+                | {i.hash_key for i in meta.indexes}
+                | {i.range_key for i in meta.indexes}
+            )
+            meta.attribute_definitions = [
+                {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
+            ]
             self.state.save(meta)
         store.commit_now()
         return {"TableDescription": self._describe(meta)}
@@ -175,7 +204,12 @@ class DynamoDBProvider:
     def describe_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         if meta.ttl and meta.ttl.get("Enabled"):
-            return {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": meta.ttl["AttributeName"]}}
+            return {
+                "TimeToLiveDescription": {
+                    "TimeToLiveStatus": "ENABLED",
+                    "AttributeName": meta.ttl["AttributeName"],
+                }
+            }
         return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
 
     def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
@@ -184,7 +218,9 @@ class DynamoDBProvider:
             for t in req.get("Tags") or []:
                 meta.tags[t["Key"]] = t["Value"]
             if len(meta.tags) > 50:
-                raise validation("One or more parameter values were invalid: The number of tags exceeds the limit of 50")
+                raise validation(
+                    "One or more parameter values were invalid: The number of tags exceeds the limit of 50"
+                )
             self.state.save(meta)
         self.state.store.commit_now()
         return {}
@@ -203,11 +239,17 @@ class DynamoDBProvider:
         return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
-        return {"AccountMaxReadCapacityUnits": 80000, "AccountMaxWriteCapacityUnits": 80000,
-                "TableMaxReadCapacityUnits": 40000, "TableMaxWriteCapacityUnits": 40000}
+        return {
+            "AccountMaxReadCapacityUnits": 80000,
+            "AccountMaxWriteCapacityUnits": 80000,
+            "TableMaxReadCapacityUnits": 40000,
+            "TableMaxWriteCapacityUnits": 40000,
+        }
 
     def describe_endpoints(self, ctx: RequestContext, req: dict) -> dict:
-        return {"Endpoints": [{"Address": f"dynamodb.{ctx.region}.amazonaws.com", "CachePeriodInMinutes": 1440}]}
+        return {
+            "Endpoints": [{"Address": f"dynamodb.{ctx.region}.amazonaws.com", "CachePeriodInMinutes": 1440}]
+        }
 
     # -- items ------------------------------------------------------------------------------------
 

@@ -42,8 +42,14 @@ def _key_value(node: ast.Operand, env: Env, key_type: str) -> dict:
     return v
 
 
-def key_condition(tree: ast.Condition, env: Env, hash_key: str, hash_type: str, range_key: str | None,
-                  range_type: str | None) -> tuple[bytes, tuple]:
+def key_condition(
+    tree: ast.Condition,
+    env: Env,
+    hash_key: str,
+    hash_type: str,
+    range_key: str | None,
+    range_type: str | None,
+) -> tuple[bytes, tuple]:
     """The encoded partition key and sort-key bounds (lo, lo_incl, hi, hi_incl) of a key condition."""
     hash_av = None
     bounds: tuple = (None, True, None, True)
@@ -84,8 +90,11 @@ def key_condition(tree: ast.Condition, env: Env, hash_key: str, hash_type: str, 
         elif name == hash_key:
             raise validation("Query key condition not supported")
         else:
-            raise validation(f"Query condition missed key schema element: {hash_key}" if name != range_key else
-                             "KeyConditionExpressions must only contain one condition per key")
+            raise validation(
+                f"Query condition missed key schema element: {hash_key}"
+                if name != range_key
+                else "KeyConditionExpressions must only contain one condition per key"
+            )
     if hash_av is None:
         raise validation(f"Query condition missed key schema element: {hash_key}")
     return keys.encode(hash_av, hash_type), bounds
@@ -97,8 +106,13 @@ def _range_bounds(c: ast.Condition, env: Env, t: str) -> tuple:
         if not isinstance(left, ast.Path):
             right, op = left, _FLIP[op]
         v = keys.encode(_key_value(right, env, t), t)
-        return {"=": (v, True, v, True), "<": (None, True, v, False), "<=": (None, True, v, True),
-                ">": (v, False, None, True), ">=": (v, True, None, True)}[op]
+        return {
+            "=": (v, True, v, True),
+            "<": (None, True, v, False),
+            "<=": (None, True, v, True),
+            ">": (v, False, None, True),
+            ">=": (v, True, None, True),
+        }[op]
     if isinstance(c, ast.Between):
         lo_v, hi_v = _key_value(c.low, env, t), _key_value(c.high, env, t)
         if sort_value(lo_v) > sort_value(hi_v):  # type: ignore[operator]
@@ -110,8 +124,10 @@ def _range_bounds(c: ast.Condition, env: Env, t: str) -> tuple:
         return keys.encode(lo_v, t), True, keys.encode(hi_v, t), True
     assert isinstance(c, ast.Function)
     if t == "N":
-        raise validation(f"Invalid {_KC}: Incorrect operand type for operator or function; operator or function: "
-                         "begins_with, operand type: N")
+        raise validation(
+            f"Invalid {_KC}: Incorrect operand type for operator or function; operator or function: "
+            "begins_with, operand type: N"
+        )
     prefix = keys.encode(_key_value(c.args[1], env, t), t)
     return prefix, True, keys.prefix_successor(prefix), False
 
@@ -119,7 +135,9 @@ def _range_bounds(c: ast.Condition, env: Env, t: str) -> tuple:
 class _Read:
     """What Query and Scan share: parameters, filter, projection, paging and capacity."""
 
-    def __init__(self, state: State, meta: TableMeta, req: dict, members: tuple[str, ...], legacy_filter: str) -> None:
+    def __init__(
+        self, state: State, meta: TableMeta, req: dict, members: tuple[str, ...], legacy_filter: str
+    ) -> None:
         legacy.check_mixing(req)
         self.meta = meta
         self.req = req
@@ -142,8 +160,10 @@ class _Read:
         self.select = self._select(req.get("Select"))
         limit = req.get("Limit")
         if limit is not None and limit < 1:
-            raise validation(f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
-                             "Member must have value greater than or equal to 1")
+            raise validation(
+                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+                "Member must have value greater than or equal to 1"
+            )
         self.limit = limit
 
     def _select(self, select: str | None) -> str:
@@ -156,8 +176,12 @@ class _Read:
             raise validation(f"Cannot specify the {what} when choosing to get {select}")
         if select == "ALL_PROJECTED_ATTRIBUTES" and self.index is None:
             raise validation("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName")
-        if select == "ALL_ATTRIBUTES" and self.index is not None and self.index.is_global \
-                and self.index.projection_type != "ALL":
+        if (
+            select == "ALL_ATTRIBUTES"
+            and self.index is not None
+            and self.index.is_global
+            and self.index.projection_type != "ALL"
+        ):
             raise invalid_parameter(
                 f"Select type ALL_ATTRIBUTES is not supported for global secondary index {self.index.name} "
                 "because its projection type is not ALL"
@@ -176,7 +200,9 @@ class _Read:
         if ix is not None:
             wanted |= {ix.hash_key} | ({ix.range_key} if ix.range_key else set())
         if set(esk) != wanted:
-            raise validation("The provided starting key is invalid: The provided key element does not match the schema")
+            raise validation(
+                "The provided starting key is invalid: The provided key element does not match the schema"
+            )
         canon = {k: check_value(v)[0] for k, v in esk.items()}
         try:
             pk, sk = itm.key_of_item(meta, canon)
@@ -184,9 +210,13 @@ class _Read:
                 return pk, sk, pk, sk
             ipk, isk = itm.index_key(ix, canon) or (None, None)
         except Exception as e:  # noqa: BLE001 - any key problem is an invalid starting key
-            raise validation("The provided starting key is invalid: " + getattr(e, "message", str(e))) from None
+            raise validation(
+                "The provided starting key is invalid: " + getattr(e, "message", str(e))
+            ) from None
         if ipk is None:
-            raise validation("The provided starting key is invalid: The provided key element does not match the schema")
+            raise validation(
+                "The provided starting key is invalid: The provided key element does not match the schema"
+            )
         return ipk, isk, pk, sk  # type: ignore[return-value]
 
     def run(self, rows, segment: tuple[int, int] | None = None) -> dict:
@@ -197,7 +227,11 @@ class _Read:
         count = scanned = total = 0
         last = None
         more = False
-        proj_index = ix is not None and ix.projection_type != "ALL" and (self.select != "ALL_ATTRIBUTES" or ix.is_global)
+        proj_index = (
+            ix is not None
+            and ix.projection_type != "ALL"
+            and (self.select != "ALL_ATTRIBUTES" or ix.is_global)
+        )
         count_only = self.select == "COUNT"
         for tpk, _tsk, size, blob in rows:
             if limit is not None and scanned >= limit or total >= PAGE_BYTES:
@@ -239,28 +273,40 @@ class _Read:
 
 
 def query(state: State, meta: TableMeta, req: dict) -> dict:
-    r = _Read(state, meta, req, ("KeyConditionExpression", "FilterExpression", "ProjectionExpression"), "QueryFilter")
+    r = _Read(
+        state,
+        meta,
+        req,
+        ("KeyConditionExpression", "FilterExpression", "ProjectionExpression"),
+        "QueryFilter",
+    )
     kc = r.parsed.get("KeyConditionExpression")
     if kc is not None:
         tree = kc.tree
     elif req.get("KeyConditions") is not None:
         tree = legacy.conditions(req["KeyConditions"], None)
     else:
-        raise validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+        raise validation(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request."
+        )
     if r.filter is not None:
         _check_filter_keys(r.filter, r.env, meta, r.index)
     ix = r.index
     if ix is None:
-        pk, (lo, lo_incl, hi, hi_incl) = key_condition(tree, r.env, meta.hash_key, meta.hash_type, meta.range_key,
-                                                       meta.range_type)
+        pk, (lo, lo_incl, hi, hi_incl) = key_condition(
+            tree, r.env, meta.hash_key, meta.hash_type, meta.range_key, meta.range_type
+        )
     else:
-        pk, (lo, lo_incl, hi, hi_incl) = key_condition(tree, r.env, ix.hash_key, ix.hash_type, ix.range_key,
-                                                       ix.range_type)
+        pk, (lo, lo_incl, hi, hi_incl) = key_condition(
+            tree, r.env, ix.hash_key, ix.hash_type, ix.range_key, ix.range_type
+        )
     forward = req.get("ScanIndexForward", True) is not False
     start = r.start_key()
     fetch = (r.limit + 1) if r.limit is not None else -1
     if ix is None:
-        rows = state.store.query(meta.tid, pk, lo, lo_incl, hi, hi_incl, forward, start[1] if start else None, fetch)
+        rows = state.store.query(
+            meta.tid, pk, lo, lo_incl, hi, hi_incl, forward, start[1] if start else None, fetch
+        )
     else:
         after = (start[1], start[2], start[3]) if start else None
         rows = state.store.query_index(meta.tid, ix.iid, pk, lo, lo_incl, hi, hi_incl, forward, after, fetch)
@@ -280,7 +326,8 @@ def _check_filter_keys(node: ast.Condition, env: Env, meta: TableMeta, ix: Index
             name = env.name(n.parts[0])
             if name in key_attrs:
                 raise validation(
-                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: " + str(name)
+                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: "
+                    + str(name)
                 )
         elif hasattr(n, "__dataclass_fields__"):
             for f in n.__dataclass_fields__:
@@ -297,14 +344,20 @@ def scan(state: State, meta: TableMeta, req: dict) -> dict:
     segment = None
     if seg is not None or total is not None:
         if total is None:
-            raise validation("The TotalSegments parameter is required but was not present in the request when "
-                             "Segment parameter is present")
+            raise validation(
+                "The TotalSegments parameter is required but was not present in the request when "
+                "Segment parameter is present"
+            )
         if seg is None:
-            raise validation("The Segment parameter is required but was not present in the request when parameter "
-                             "TotalSegments is present")
+            raise validation(
+                "The Segment parameter is required but was not present in the request when parameter "
+                "TotalSegments is present"
+            )
         if seg >= total:
-            raise validation(f"The Segment parameter is zero-based and must be less than parameter TotalSegments: "
-                             f"Segment: {seg} is not less than TotalSegments: {total}")
+            raise validation(
+                f"The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+                f"Segment: {seg} is not less than TotalSegments: {total}"
+            )
         segment = (seg, total)
     start = r.start_key()
     fetch = -1

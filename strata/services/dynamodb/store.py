@@ -199,11 +199,15 @@ class ItemStore:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def get(self, tid: int, pk: bytes, sk: bytes, conn: sqlite3.Connection | None = None) -> tuple[dict, int] | None:
+    def get(
+        self, tid: int, pk: bytes, sk: bytes, conn: sqlite3.Connection | None = None
+    ) -> tuple[dict, int] | None:
         """An item and its size; by default through the writer (reads that decide a write)."""
-        row = (conn or self.w).execute(
-            "SELECT item, size FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk)
-        ).fetchone()
+        row = (
+            (conn or self.w)
+            .execute("SELECT item, size FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
+            .fetchone()
+        )
         return (loads(row[0]), row[1]) if row else None
 
     def get_size(self, tid: int, pk: bytes, sk: bytes) -> int | None:
@@ -219,24 +223,39 @@ class ItemStore:
         )
 
     def collection_size(self, tid: int, pk: bytes) -> int:
-        return self.w.execute("SELECT coalesce(sum(size), 0) FROM ddb_items WHERE tid = ? AND pk = ?",
-                              (tid, pk)).fetchone()[0]
+        return self.w.execute(
+            "SELECT coalesce(sum(size), 0) FROM ddb_items WHERE tid = ? AND pk = ?", (tid, pk)
+        ).fetchone()[0]
 
     def delete(self, tid: int, pk: bytes, sk: bytes) -> None:
         self.w.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
 
     def index_put(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.w.execute("INSERT OR REPLACE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
-                          (iid, pk, sk, tpk, tsk))
+        self.w.execute(
+            "INSERT OR REPLACE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
+            (iid, pk, sk, tpk, tsk),
+        )
 
     def index_delete(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.w.execute("DELETE FROM ddb_index WHERE iid = ? AND pk = ? AND sk = ? AND tpk = ? AND tsk = ?",
-                          (iid, pk, sk, tpk, tsk))
+        self.w.execute(
+            "DELETE FROM ddb_index WHERE iid = ? AND pk = ? AND sk = ? AND tpk = ? AND tsk = ?",
+            (iid, pk, sk, tpk, tsk),
+        )
 
     # -- range reads ------------------------------------------------------------------------------
 
-    def query(self, tid: int, pk: bytes, lo: bytes | None, lo_incl: bool, hi: bytes | None, hi_incl: bool,
-              forward: bool, after: bytes | None, limit: int) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+    def query(
+        self,
+        tid: int,
+        pk: bytes,
+        lo: bytes | None,
+        lo_incl: bool,
+        hi: bytes | None,
+        hi_incl: bool,
+        forward: bool,
+        after: bytes | None,
+        limit: int,
+    ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
         """Items of one partition with lo <= sk <= hi, after `after` in scan direction: (pk, sk, size, blob)."""
         sql = ["SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? AND pk = ?"]
         args: list = [tid, pk]
@@ -254,12 +273,24 @@ class ItemStore:
         args.append(limit)
         return self.r.execute(" ".join(sql), args)
 
-    def query_index(self, tid: int, iid: int, pk: bytes, lo: bytes | None, lo_incl: bool, hi: bytes | None,
-                    hi_incl: bool, forward: bool, after: tuple[bytes, bytes, bytes] | None,
-                    limit: int) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+    def query_index(
+        self,
+        tid: int,
+        iid: int,
+        pk: bytes,
+        lo: bytes | None,
+        lo_incl: bool,
+        hi: bytes | None,
+        hi_incl: bool,
+        forward: bool,
+        after: tuple[bytes, bytes, bytes] | None,
+        limit: int,
+    ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
         """Index entries of one index partition joined to their items: (tpk, tsk, size, blob)."""
-        sql = ["SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i",
-               "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ? AND x.pk = ?"]
+        sql = [
+            "SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i",
+            "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ? AND x.pk = ?",
+        ]
         args: list = [tid, iid, pk]
         if lo is not None:
             sql.append("AND x.sk >= ?" if lo_incl else "AND x.sk > ?")
@@ -268,26 +299,34 @@ class ItemStore:
             sql.append("AND x.sk <= ?" if hi_incl else "AND x.sk < ?")
             args.append(hi)
         if after is not None:
-            sql.append("AND (x.sk, x.tpk, x.tsk) > (?, ?, ?)" if forward else "AND (x.sk, x.tpk, x.tsk) < (?, ?, ?)")
+            sql.append(
+                "AND (x.sk, x.tpk, x.tsk) > (?, ?, ?)" if forward else "AND (x.sk, x.tpk, x.tsk) < (?, ?, ?)"
+            )
             args.extend(after)
         order = "" if forward else " DESC"
         sql.append(f"ORDER BY x.sk{order}, x.tpk{order}, x.tsk{order} LIMIT ?")
         args.append(limit)
         return self.r.execute(" ".join(sql), args)
 
-    def scan(self, tid: int, after: tuple[bytes, bytes] | None, limit: int) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+    def scan(
+        self, tid: int, after: tuple[bytes, bytes] | None, limit: int
+    ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
         if after is None:
             return self.r.execute(
-                "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, limit))
+                "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, limit)
+            )
         return self.r.execute(
             "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? AND (pk, sk) > (?, ?) ORDER BY pk, sk LIMIT ?",
             (tid, *after, limit),
         )
 
-    def scan_index(self, tid: int, iid: int, after: tuple[bytes, bytes, bytes, bytes] | None,
-                   limit: int) -> Iterator[tuple[bytes, bytes, int, bytes]]:
-        sql = ("SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i "
-               "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ?")
+    def scan_index(
+        self, tid: int, iid: int, after: tuple[bytes, bytes, bytes, bytes] | None, limit: int
+    ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+        sql = (
+            "SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i "
+            "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ?"
+        )
         if after is None:
             return self.r.execute(sql + " ORDER BY x.pk, x.sk, x.tpk, x.tsk LIMIT ?", (tid, iid, limit))
         return self.r.execute(
@@ -302,12 +341,17 @@ class ItemStore:
 
     def get_token(self, scope: str, token: str, since: float) -> tuple[str, dict] | None:
         row = self.w.execute(
-            "SELECT digest, response FROM ddb_tokens WHERE scope = ? AND token = ? AND at >= ?", (scope, token, since)
+            "SELECT digest, response FROM ddb_tokens WHERE scope = ? AND token = ? AND at >= ?",
+            (scope, token, since),
         ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
-    def put_token(self, scope: str, token: str, digest: str, at: float, response: dict, expire_before: float) -> None:
+    def put_token(
+        self, scope: str, token: str, digest: str, at: float, response: dict, expire_before: float
+    ) -> None:
         c = self.w
         c.execute("DELETE FROM ddb_tokens WHERE at < ?", (expire_before,))
-        c.execute("INSERT OR REPLACE INTO ddb_tokens(scope, token, digest, at, response) VALUES (?,?,?,?,?)",
-                  (scope, token, digest, at, json.dumps(response)))
+        c.execute(
+            "INSERT OR REPLACE INTO ddb_tokens(scope, token, digest, at, response) VALUES (?,?,?,?,?)",
+            (scope, token, digest, at, json.dumps(response)),
+        )

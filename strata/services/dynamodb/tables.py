@@ -108,14 +108,18 @@ def check_table_name(name: object, member: str = "tableName") -> str:
 
 def _key_schema(ks: list[dict], types: dict[str, str], what: str) -> tuple[str, str, str | None, str | None]:
     if not ks or len(ks) > 2:
-        raise validation(f"1 validation error detected: Value '{ks}' at 'keySchema' failed to satisfy constraint: "
-                         "Member must have length less than or equal to 2")
+        raise validation(
+            f"1 validation error detected: Value '{ks}' at 'keySchema' failed to satisfy constraint: "
+            "Member must have length less than or equal to 2"
+        )
     if ks[0].get("KeyType") != "HASH":
         raise validation("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
     if len(ks) == 2 and ks[1].get("KeyType") != "RANGE":
         raise validation("Invalid KeySchema: The second KeySchemaElement is not a RANGE key type")
     if len(ks) == 2 and ks[0]["AttributeName"] == ks[1]["AttributeName"]:
-        raise invalid_parameter("Both the Hash Key and the Range Key element in the KeySchema have the same name")
+        raise invalid_parameter(
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+        )
     names = [k["AttributeName"] for k in ks]
     missing = [n for n in names if n not in types]
     if missing:
@@ -138,7 +142,9 @@ def _throughput(tp: dict | None, billing: str, what: str = "") -> dict:
     if not tp or "ReadCapacityUnits" not in tp or "WriteCapacityUnits" not in tp:
         if what:
             raise invalid_parameter(f"ProvisionedThroughput must be specified for index: {what}")
-        raise invalid_parameter("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
+        raise invalid_parameter(
+            "ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"
+        )
     for k in ("ReadCapacityUnits", "WriteCapacityUnits"):
         if tp[k] < 1:
             raise invalid_parameter(f"ProvisionedThroughput {k} must be greater than zero")
@@ -152,9 +158,7 @@ def _projection(p: dict | None) -> tuple[str, list[str]]:
         raise invalid_parameter("Unknown ProjectionType: " + str(ptype))
     nka = list(p.get("NonKeyAttributes") or [])
     if ptype != "INCLUDE" and nka:
-        raise invalid_parameter(
-            f"ProjectionType is {ptype}, but NonKeyAttributes is specified"
-        )
+        raise invalid_parameter(f"ProjectionType is {ptype}, but NonKeyAttributes is specified")
     if ptype == "INCLUDE" and not nka:
         raise invalid_parameter("NonKeyAttributes must not be empty when ProjectionType is INCLUDE")
     return ptype, nka
@@ -164,15 +168,24 @@ def attribute_types(defs: list[dict]) -> dict[str, str]:
     types: dict[str, str] = {}
     for d in defs or []:
         if d.get("AttributeType") not in ("S", "N", "B"):
-            raise invalid_parameter(f"Member must satisfy enum value set: [B, N, S] for AttributeType of {d.get('AttributeName')}")
+            raise invalid_parameter(
+                f"Member must satisfy enum value set: [B, N, S] for AttributeType of {d.get('AttributeName')}"
+            )
         if d["AttributeName"] in types:
             raise invalid_parameter("Cannot have two attributes with the same name")
         types[d["AttributeName"]] = d["AttributeType"]
     return types
 
 
-def build_index(spec: dict, types: dict[str, str], iid: int, is_global: bool, billing: str, now: float,
-                table_hash: str | None = None) -> IndexMeta:
+def build_index(
+    spec: dict,
+    types: dict[str, str],
+    iid: int,
+    is_global: bool,
+    billing: str,
+    now: float,
+    table_hash: str | None = None,
+) -> IndexMeta:
     name = spec.get("IndexName", "")
     if not re.match(r"^[a-zA-Z0-9_.-]{3,255}$", name or ""):
         raise validation(
@@ -193,7 +206,9 @@ def build_index(spec: dict, types: dict[str, str], iid: int, is_global: bool, bi
     return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
 
 
-def build_table(req: dict, scope: str, region: str, account: str, tid: int, next_iid, now: float) -> TableMeta:
+def build_table(
+    req: dict, scope: str, region: str, account: str, tid: int, next_iid, now: float
+) -> TableMeta:
     """Validate a CreateTable request and build the table's metadata."""
     name = check_table_name(req.get("TableName"))
     types = attribute_types(req.get("AttributeDefinitions") or [])
@@ -203,11 +218,17 @@ def build_table(req: dict, scope: str, region: str, account: str, tid: int, next
     gsis = req.get("GlobalSecondaryIndexes") or []
     lsis = req.get("LocalSecondaryIndexes") or []
     if len(gsis) > MAX_GSI:
-        raise validation(f"One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GSI}")
+        raise validation(
+            f"One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GSI}"
+        )
     if len(lsis) > MAX_LSI:
-        raise validation(f"One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of {MAX_LSI}")
+        raise validation(
+            f"One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of {MAX_LSI}"
+        )
     if lsis and r is None:
-        raise invalid_parameter("Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex")
+        raise invalid_parameter(
+            "Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"
+        )
     indexes = []
     seen: set[str] = set()
     for spec, is_global in [(s, True) for s in gsis] + [(s, False) for s in lsis]:
@@ -226,13 +247,23 @@ def build_table(req: dict, scope: str, region: str, account: str, tid: int, next
     stream = req.get("StreamSpecification")
     tags = {t["Key"]: t["Value"] for t in req.get("Tags") or []}
     return TableMeta(
-        scope=scope, name=name, tid=tid, table_id=str(uuid.uuid4()),
+        scope=scope,
+        name=name,
+        tid=tid,
+        table_id=str(uuid.uuid4()),
         arn=f"arn:aws:dynamodb:{region}:{account}:table/{name}",
-        hash_key=h, hash_type=ht, range_key=r, range_type=rt,
+        hash_key=h,
+        hash_type=ht,
+        range_key=r,
+        range_type=rt,
         attribute_definitions=[{"AttributeName": k, "AttributeType": v} for k, v in types.items()],
-        billing_mode=billing, throughput=throughput, created=now, indexes=indexes,
+        billing_mode=billing,
+        throughput=throughput,
+        created=now,
+        indexes=indexes,
         stream=stream if stream and stream.get("StreamEnabled") else None,
-        sse=sse if sse and sse.get("Enabled") else None, tags=tags,
+        sse=sse if sse and sse.get("Enabled") else None,
+        tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled")),
         table_class=req.get("TableClass") or "STANDARD",
     )
@@ -243,12 +274,20 @@ def _ts(t: float) -> datetime:
 
 
 def _throughput_desc(tp: dict) -> dict:
-    return {"NumberOfDecreasesToday": 0, "ReadCapacityUnits": tp["ReadCapacityUnits"],
-            "WriteCapacityUnits": tp["WriteCapacityUnits"]}
+    return {
+        "NumberOfDecreasesToday": 0,
+        "ReadCapacityUnits": tp["ReadCapacityUnits"],
+        "WriteCapacityUnits": tp["WriteCapacityUnits"],
+    }
 
 
-def describe(meta: TableMeta, item_count: int, size: int, index_counts: dict[str, tuple[int, int]],
-             status: str = "ACTIVE") -> dict:
+def describe(
+    meta: TableMeta,
+    item_count: int,
+    size: int,
+    index_counts: dict[str, tuple[int, int]],
+    status: str = "ACTIVE",
+) -> dict:
     """The TableDescription shape."""
     d: dict = {
         "AttributeDefinitions": meta.attribute_definitions,
@@ -264,7 +303,10 @@ def describe(meta: TableMeta, item_count: int, size: int, index_counts: dict[str
         "DeletionProtectionEnabled": meta.deletion_protection,
     }
     if meta.billing_mode == "PAY_PER_REQUEST":
-        d["BillingModeSummary"] = {"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": _ts(meta.created)}
+        d["BillingModeSummary"] = {
+            "BillingMode": "PAY_PER_REQUEST",
+            "LastUpdateToPayPerRequestDateTime": _ts(meta.created),
+        }
     if meta.table_class != "STANDARD":
         d["TableClassSummary"] = {"TableClass": meta.table_class}
     gsis, lsis = [], []
@@ -280,7 +322,9 @@ def describe(meta: TableMeta, item_count: int, size: int, index_counts: dict[str
         }
         if ix.is_global:
             desc["IndexStatus"] = "ACTIVE"
-            desc["ProvisionedThroughput"] = _throughput_desc(ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0})
+            desc["ProvisionedThroughput"] = _throughput_desc(
+                ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+            )
             gsis.append(desc)
         else:
             lsis.append(desc)
@@ -293,7 +337,10 @@ def describe(meta: TableMeta, item_count: int, size: int, index_counts: dict[str
         d["LatestStreamLabel"] = _ts(meta.created).strftime("%Y-%m-%dT%H:%M:%S.000")
         d["LatestStreamArn"] = f"{meta.arn}/stream/{d['LatestStreamLabel']}"
     if meta.sse:
-        d["SSEDescription"] = {"Status": "ENABLED", "SSEType": meta.sse.get("SSEType", "KMS"),
-                               "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
-                               or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb"}
+        d["SSEDescription"] = {
+            "Status": "ENABLED",
+            "SSEType": meta.sse.get("SSEType", "KMS"),
+            "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
+            or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb",
+        }
     return d

@@ -44,8 +44,10 @@ def _digest(req: dict) -> str:
 def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
     actions = req.get("TransactItems") or []
     if not actions or len(actions) > MAX_ACTIONS:
-        raise validation(f"1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
-                         f"Member must have length less than or equal to {MAX_ACTIONS}")
+        raise validation(
+            f"1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_ACTIONS}"
+        )
     token = req.get("ClientRequestToken")
     scope = scope_of(ctx)
     store = state.store
@@ -109,8 +111,18 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
                 if kind == "ConditionCheck":
                     c.table_units += write_units(old_size or 0, transactional=True)
                     continue
-                itm.write(store, meta, pk, sk, old, old_size, None if kind == "Delete" else item, size, c,
-                          transactional=True)
+                itm.write(
+                    store,
+                    meta,
+                    pk,
+                    sk,
+                    old,
+                    old_size,
+                    None if kind == "Delete" else item,
+                    size,
+                    c,
+                    transactional=True,
+                )
             out: dict = {}
             mode = req.get("ReturnConsumedCapacity")
             if mode in ("TOTAL", "INDEXES"):
@@ -128,8 +140,10 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
 def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
     actions = req.get("TransactItems") or []
     if not actions or len(actions) > MAX_ACTIONS:
-        raise validation(f"1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
-                         f"Member must have length less than or equal to {MAX_ACTIONS}")
+        raise validation(
+            f"1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_ACTIONS}"
+        )
     work = []
     seen = set()
     for action in actions:
@@ -157,7 +171,9 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
                 responses.append({})
             else:
                 item = got[0]
-                responses.append({"Item": project(item, plan.projection) if plan.projection is not None else item})
+                responses.append(
+                    {"Item": project(item, plan.projection) if plan.projection is not None else item}
+                )
     for c in consumed.values():
         c.record(billing[c.table])
     out: dict = {"Responses": responses}

@@ -49,9 +49,13 @@ def canonical_number(text: object) -> str:
         raise validation("Attempting to store more than 38 significant digits in a Number")
     adjusted = exp + len(digits) - 1
     if adjusted > 125:
-        raise validation("Number overflow. Attempting to store a number with magnitude larger than supported range")
+        raise validation(
+            "Number overflow. Attempting to store a number with magnitude larger than supported range"
+        )
     if adjusted < -130:
-        raise validation("Number underflow. Attempting to store a number with magnitude smaller than supported range")
+        raise validation(
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+        )
     return format_number(sign, digits, exp)
 
 
@@ -116,7 +120,9 @@ def check_value(av: object, depth: int = 1) -> tuple[dict, int]:
             raise validation(
                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"
             )
-        raise validation("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
+        raise validation(
+            "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
+        )
     ((t, v),) = av.items()
     if t == "S":
         if not isinstance(v, str):

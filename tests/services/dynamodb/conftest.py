@@ -32,8 +32,13 @@ def make_table(ddb: Any, unique: str) -> Iterator[Callable[..., str]]:
     """make_table(("pk", "S"), ("sk", "N"), **extra) -> table name; dropped after the test."""
     made: list[str] = []
 
-    def make(hash_key: tuple[str, str], range_key: tuple[str, str] | None = None, name: str | None = None,
-             extra_defs: list[dict] | None = None, **kw: Any) -> str:
+    def make(
+        hash_key: tuple[str, str],
+        range_key: tuple[str, str] | None = None,
+        name: str | None = None,
+        extra_defs: list[dict] | None = None,
+        **kw: Any,
+    ) -> str:
         table = name or f"t{len(made)}-{unique}"
         spec = key_schema(hash_key, range_key)
         spec["AttributeDefinitions"] += extra_defs or []

@@ -18,9 +18,12 @@ def test_transactions_survive_kill_9(strata_factory: Any) -> None:
     server = strata_factory()
     ddb = server.client("dynamodb")
     for name in ("Accounts", "Parts"):
-        ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
     for i in range(ACCOUNTS):
         ddb.put_item(TableName="Accounts", Item={"id": {"S": f"a{i}"}, "balance": {"N": "100"}})
 
@@ -37,14 +40,27 @@ def test_transactions_survive_kill_9(strata_factory: Any) -> None:
             if src == dst:
                 continue
             items = [
-                {"Update": {"TableName": "Accounts", "Key": {"id": {"S": src}},
-                            "UpdateExpression": "SET balance = balance - :x", "ConditionExpression": "balance >= :x",
-                            "ExpressionAttributeValues": {":x": {"N": "3"}}}},
-                {"Update": {"TableName": "Accounts", "Key": {"id": {"S": dst}},
-                            "UpdateExpression": "SET balance = balance + :x",
-                            "ExpressionAttributeValues": {":x": {"N": "3"}}}},
-            ] + [{"Put": {"TableName": "Parts", "Item": {"id": {"S": f"{txid}#{p}"}, "tx": {"S": txid}}}}
-                 for p in range(PARTS)]
+                {
+                    "Update": {
+                        "TableName": "Accounts",
+                        "Key": {"id": {"S": src}},
+                        "UpdateExpression": "SET balance = balance - :x",
+                        "ConditionExpression": "balance >= :x",
+                        "ExpressionAttributeValues": {":x": {"N": "3"}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": "Accounts",
+                        "Key": {"id": {"S": dst}},
+                        "UpdateExpression": "SET balance = balance + :x",
+                        "ExpressionAttributeValues": {":x": {"N": "3"}},
+                    }
+                },
+            ] + [
+                {"Put": {"TableName": "Parts", "Item": {"id": {"S": f"{txid}#{p}"}, "tx": {"S": txid}}}}
+                for p in range(PARTS)
+            ]
             try:
                 client.transact_write_items(TransactItems=items)
                 acked.append(txid)

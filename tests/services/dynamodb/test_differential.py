@@ -61,24 +61,44 @@ def run(ddb: Any, t: str, kind: str, pk: str, sk: int, v: int, flag: bool) -> An
             ddb.put_item(TableName=t, Item={**key, "v": {"N": str(v)}}, **kw)
             return None
         if kind == "delete":
-            kw = {"ConditionExpression": "v > :v", "ExpressionAttributeValues": {":v": {"N": str(v)}}} if flag else {}
+            kw = (
+                {"ConditionExpression": "v > :v", "ExpressionAttributeValues": {":v": {"N": str(v)}}}
+                if flag
+                else {}
+            )
             r = ddb.delete_item(TableName=t, Key=key, ReturnValues="ALL_OLD", **kw)
             return {"v": int(r["Attributes"]["v"]["N"])} if "Attributes" in r else None
         if kind == "add":
-            r = ddb.update_item(TableName=t, Key=key, UpdateExpression="ADD v :v", ReturnValues="UPDATED_NEW",
-                                ExpressionAttributeValues={":v": {"N": str(v)}})
+            r = ddb.update_item(
+                TableName=t,
+                Key=key,
+                UpdateExpression="ADD v :v",
+                ReturnValues="UPDATED_NEW",
+                ExpressionAttributeValues={":v": {"N": str(v)}},
+            )
             return int(r["Attributes"]["v"]["N"])
         if kind == "get":
             r = ddb.get_item(TableName=t, Key=key, ConsistentRead=True)
             return {"v": int(r["Item"]["v"]["N"])} if "Item" in r else None
-        r = ddb.query(TableName=t, KeyConditionExpression="pk = :p AND sk >= :s", FilterExpression="v <> :v",
-                      ExpressionAttributeValues={":p": {"S": pk}, ":s": {"N": str(sk)}, ":v": {"N": str(v)}},
-                      ScanIndexForward=flag, Limit=3)
+        r = ddb.query(
+            TableName=t,
+            KeyConditionExpression="pk = :p AND sk >= :s",
+            FilterExpression="v <> :v",
+            ExpressionAttributeValues={":p": {"S": pk}, ":s": {"N": str(sk)}, ":v": {"N": str(v)}},
+            ScanIndexForward=flag,
+            Limit=3,
+        )
         rows = [(int(Decimal(i["sk"]["N"])), int(i["v"]["N"])) for i in r["Items"]]
         while "LastEvaluatedKey" in r:
-            r = ddb.query(TableName=t, KeyConditionExpression="pk = :p AND sk >= :s", FilterExpression="v <> :v",
-                          ExpressionAttributeValues={":p": {"S": pk}, ":s": {"N": str(sk)}, ":v": {"N": str(v)}},
-                          ScanIndexForward=flag, Limit=3, ExclusiveStartKey=r["LastEvaluatedKey"])
+            r = ddb.query(
+                TableName=t,
+                KeyConditionExpression="pk = :p AND sk >= :s",
+                FilterExpression="v <> :v",
+                ExpressionAttributeValues={":p": {"S": pk}, ":s": {"N": str(sk)}, ":v": {"N": str(v)}},
+                ScanIndexForward=flag,
+                Limit=3,
+                ExclusiveStartKey=r["LastEvaluatedKey"],
+            )
             rows += [(int(Decimal(i["sk"]["N"])), int(i["v"]["N"])) for i in r["Items"]]
         return rows
     except ddb.exceptions.ConditionalCheckFailedException:
@@ -87,11 +107,15 @@ def run(ddb: Any, t: str, kind: str, pk: str, sk: int, v: int, flag: bool) -> An
 
 @pytest.fixture(scope="module")
 def table(ddb: Any) -> str:
-    ddb.create_table(TableName="differential", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                                          {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "N"}],
-                     BillingMode="PAY_PER_REQUEST")
+    ddb.create_table(
+        TableName="differential",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return "differential"
 
 

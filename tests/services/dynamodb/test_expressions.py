@@ -22,8 +22,16 @@ ITEM = {
     "bin": {"B": b"\x00\x01\x02"},
     "flag": {"BOOL": True},
 }
-VALUES = {":a": {"N": "30"}, ":b": {"N": "40"}, ":c": {"S": "London"}, ":p": {"S": "Ada"}, ":t": {"S": "math"},
-          ":ty": {"S": "SS"}, ":n3": {"N": "3"}, ":five": {"N": "5"}}
+VALUES = {
+    ":a": {"N": "30"},
+    ":b": {"N": "40"},
+    ":c": {"S": "London"},
+    ":p": {"S": "Ada"},
+    ":t": {"S": "math"},
+    ":ty": {"S": "SS"},
+    ":n3": {"N": "3"},
+    ":five": {"N": "5"},
+}
 
 
 def ev(text: str, names: dict | None = None, item: dict | None = ITEM) -> bool:
@@ -60,19 +68,43 @@ def test_precedence_not_binds_tighter_than_and_and_and_tighter_than_or() -> None
 @pytest.mark.parametrize(
     "kind, text, message",
     [
-        ("ProjectionExpression", "order_id, #s, total",
-         "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total"),
-        ("ConditionExpression", "status = :s", "Invalid ConditionExpression: Attribute name is a reserved keyword; "
-         "reserved keyword: status"),
-        ("ConditionExpression", "a = ", 'Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "= "'),
+        (
+            "ProjectionExpression",
+            "order_id, #s, total",
+            "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total",
+        ),
+        (
+            "ConditionExpression",
+            "status = :s",
+            "Invalid ConditionExpression: Attribute name is a reserved keyword; reserved keyword: status",
+        ),
+        (
+            "ConditionExpression",
+            "a = ",
+            'Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "= "',
+        ),
         ("ConditionExpression", "a b", 'Invalid ConditionExpression: Syntax error; token: "b", near: "a b"'),
-        ("ConditionExpression", "foo(a)", "Invalid ConditionExpression: Invalid function name; function: foo"),
-        ("ConditionExpression", "size(a)",
-         "Invalid ConditionExpression: The function is not allowed to be used this way in an expression; function: size"),
-        ("UpdateExpression", "SET a = :a SET b = :b",
-         'Invalid UpdateExpression: The "SET" section can only be used once in an update expression;'),
+        (
+            "ConditionExpression",
+            "foo(a)",
+            "Invalid ConditionExpression: Invalid function name; function: foo",
+        ),
+        (
+            "ConditionExpression",
+            "size(a)",
+            "Invalid ConditionExpression: The function is not allowed to be used this way in an expression; function: size",
+        ),
+        (
+            "UpdateExpression",
+            "SET a = :a SET b = :b",
+            'Invalid UpdateExpression: The "SET" section can only be used once in an update expression;',
+        ),
         ("UpdateExpression", "", "Invalid UpdateExpression: The expression can not be empty;"),
-        ("ConditionExpression", "a = :a @", 'Invalid ConditionExpression: Syntax error; token: "@", near: " @"'),
+        (
+            "ConditionExpression",
+            "a = :a @",
+            'Invalid ConditionExpression: Syntax error; token: "@", near: " @"',
+        ),
     ],
 )
 def test_syntax_and_reserved_errors(kind: str, text: str, message: str) -> None:
@@ -90,24 +122,44 @@ def test_reserved_words_list_is_complete_and_case_insensitive() -> None:
 @pytest.mark.parametrize(
     "req, message",
     [
-        ({"ConditionExpression": "#a = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
-         "Invalid ConditionExpression: An expression attribute name used in the document path is not defined; "
-         "attribute name: #a"),
-        ({"ConditionExpression": "a = :v"},
-         "Invalid ConditionExpression: An expression attribute value used in expression is not defined; "
-         "attribute value: :v"),
-        ({"ConditionExpression": "a = :v", "ExpressionAttributeValues": {":v": {"S": "x"}, ":w": {"S": "y"}}},
-         "Value provided in ExpressionAttributeValues unused in expressions: keys: {:w}"),
-        ({"ConditionExpression": "a = :v", "ExpressionAttributeNames": {"#x": "x"},
-          "ExpressionAttributeValues": {":v": {"S": "x"}}},
-         "Value provided in ExpressionAttributeNames unused in expressions: keys: {#x}"),
-        ({"ExpressionAttributeNames": {"#x": "x"}},
-         "ExpressionAttributeNames can only be specified when using expressions"),
-        ({"ConditionExpression": "a = :v", "ExpressionAttributeValues": {}},
-         "ExpressionAttributeValues must not be empty"),
-        ({"ConditionExpression": "a = :v", "ExpressionAttributeValues": {":v": {"N": "x1"}}},
-         "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a numeric value: "
-         "x1 for key :v"),
+        (
+            {"ConditionExpression": "#a = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
+            "Invalid ConditionExpression: An expression attribute name used in the document path is not defined; "
+            "attribute name: #a",
+        ),
+        (
+            {"ConditionExpression": "a = :v"},
+            "Invalid ConditionExpression: An expression attribute value used in expression is not defined; "
+            "attribute value: :v",
+        ),
+        (
+            {
+                "ConditionExpression": "a = :v",
+                "ExpressionAttributeValues": {":v": {"S": "x"}, ":w": {"S": "y"}},
+            },
+            "Value provided in ExpressionAttributeValues unused in expressions: keys: {:w}",
+        ),
+        (
+            {
+                "ConditionExpression": "a = :v",
+                "ExpressionAttributeNames": {"#x": "x"},
+                "ExpressionAttributeValues": {":v": {"S": "x"}},
+            },
+            "Value provided in ExpressionAttributeNames unused in expressions: keys: {#x}",
+        ),
+        (
+            {"ExpressionAttributeNames": {"#x": "x"}},
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ),
+        (
+            {"ConditionExpression": "a = :v", "ExpressionAttributeValues": {}},
+            "ExpressionAttributeValues must not be empty",
+        ),
+        (
+            {"ConditionExpression": "a = :v", "ExpressionAttributeValues": {":v": {"N": "x1"}}},
+            "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a numeric value: "
+            "x1 for key :v",
+        ),
     ],
 )
 def test_placeholder_validation(req: dict, message: str) -> None:
@@ -121,9 +173,11 @@ def upd(text: str, item: dict | None = ITEM, names: dict | None = None, values: 
 
 
 def test_update_set_arithmetic_if_not_exists_list_append() -> None:
-    new = upd("SET age = age + :five, visits = if_not_exists(visits, :a) - :five, "
-              "scores = list_append(scores, :l), address.city = :c2",
-              values={**VALUES, ":l": {"L": [{"N": "10"}]}, ":c2": {"S": "Paris"}})
+    new = upd(
+        "SET age = age + :five, visits = if_not_exists(visits, :a) - :five, "
+        "scores = list_append(scores, :l), address.city = :c2",
+        values={**VALUES, ":l": {"L": [{"N": "10"}]}, ":c2": {"S": "Paris"}},
+    )
     assert new["age"] == {"N": "41"}
     assert new["visits"] == {"N": "25"}
     assert [x["N"] for x in new["scores"]["L"]] == ["1", "5", "9", "10"]
@@ -137,9 +191,11 @@ def test_update_evaluates_right_hand_sides_before_applying() -> None:
 
 
 def test_update_remove_add_delete() -> None:
-    new = upd("REMOVE scores[0], scores[2], address.zip ADD age :five, tags :more, n :five DELETE t2 :gone",
-              item={**ITEM, "t2": {"SS": ["x", "y"]}},
-              values={":five": {"N": "5"}, ":more": {"SS": ["art"]}, ":gone": {"SS": ["x", "y"]}})
+    new = upd(
+        "REMOVE scores[0], scores[2], address.zip ADD age :five, tags :more, n :five DELETE t2 :gone",
+        item={**ITEM, "t2": {"SS": ["x", "y"]}},
+        values={":five": {"N": "5"}, ":more": {"SS": ["art"]}, ":gone": {"SS": ["x", "y"]}},
+    )
     assert new["scores"] == {"L": [{"N": "5"}]}
     assert "zip" not in new["address"]["M"]
     assert new["age"] == {"N": "41"} and new["n"] == {"N": "5"}
@@ -172,5 +228,8 @@ def test_arithmetic_is_exact_decimal() -> None:
 
 def test_projection_of_nested_paths() -> None:
     out = project(ITEM, [("address", "city"), ("scores", 2), ("scores", 0), ("missing",), ("name",)])
-    assert out == {"address": {"M": {"city": {"S": "London"}}}, "scores": {"L": [{"N": "1"}, {"N": "9"}]},
-                   "name": {"S": "Ada Lovelace"}}
+    assert out == {
+        "address": {"M": {"city": {"S": "London"}}},
+        "scores": {"L": [{"N": "1"}, {"N": "9"}]},
+        "name": {"S": "Ada Lovelace"},
+    }

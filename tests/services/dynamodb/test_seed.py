@@ -16,14 +16,22 @@ ORDER_KEY = {"customer_id": "CUST#12345", "order_date": "2024-01-15T10:30:00Z"}
 @pytest.fixture
 def orders(ddbr: Any, make_table: Any) -> Any:
     name = make_table(
-        ("customer_id", "S"), ("order_date", "S"),
+        ("customer_id", "S"),
+        ("order_date", "S"),
         extra_defs=[{"AttributeName": "status", "AttributeType": "S"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "orders-by-status",
-            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
-                          {"AttributeName": "order_date", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["order_id", "customer_id", "total"]},
-        }],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "orders-by-status",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "order_date", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["order_id", "customer_id", "total"],
+                },
+            }
+        ],
     )
     return ddbr.Table(name)
 
@@ -56,14 +64,23 @@ def test_get_with_projection_and_placeholder(orders: Any) -> None:
     put_item_example(orders)
     # As written in the course, `total` is a reserved word: DynamoDB refuses the projection.
     with pytest.raises(ClientError) as e:
-        orders.get_item(Key=ORDER_KEY, ConsistentRead=True, ProjectionExpression="order_id, #s, total",
-                        ExpressionAttributeNames={"#s": "status"})
+        orders.get_item(
+            Key=ORDER_KEY,
+            ConsistentRead=True,
+            ProjectionExpression="order_id, #s, total",
+            ExpressionAttributeNames={"#s": "status"},
+        )
     assert e.value.response["Error"]["Code"] == "ValidationException"
     assert e.value.response["Error"]["Message"] == (
-        "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total")
+        "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total"
+    )
     # Escaping it too is what works.
-    item = orders.get_item(Key=ORDER_KEY, ConsistentRead=True, ProjectionExpression="order_id, #s, #t",
-                           ExpressionAttributeNames={"#s": "status", "#t": "total"})["Item"]
+    item = orders.get_item(
+        Key=ORDER_KEY,
+        ConsistentRead=True,
+        ProjectionExpression="order_id, #s, #t",
+        ExpressionAttributeNames={"#s": "status", "#t": "total"},
+    )["Item"]
     assert item == {"order_id": "ORD#98765", "status": "PENDING", "total": Decimal("299.99")}
 
 
@@ -82,13 +99,22 @@ def test_update_with_set_add_and_optimistic_lock(orders: Any) -> None:
         orders.update_item(**kwargs)
     assert e.value.response["Error"]["Message"] == (
         "Invalid ConditionExpression: An expression attribute value used in expression is not defined; "
-        "attribute value: :expected_version")
+        "attribute value: :expected_version"
+    )
     # With the value defined, the lock works: first writer (version absent -> use attribute_not_exists) ...
-    orders.update_item(Key=ORDER_KEY, UpdateExpression="SET version = :zero",
-                       ConditionExpression="attribute_not_exists(version)", ExpressionAttributeValues={":zero": 0})
+    orders.update_item(
+        Key=ORDER_KEY,
+        UpdateExpression="SET version = :zero",
+        ConditionExpression="attribute_not_exists(version)",
+        ExpressionAttributeValues={":zero": 0},
+    )
     kwargs["ExpressionAttributeValues"] = {**kwargs["ExpressionAttributeValues"], ":expected_version": 0}
     attrs = orders.update_item(**kwargs)["Attributes"]
-    assert attrs["status"] == "SHIPPED" and attrs["version"] == 1 and attrs["updated_at"] == "2024-01-16T14:00:00Z"
+    assert (
+        attrs["status"] == "SHIPPED"
+        and attrs["version"] == 1
+        and attrs["updated_at"] == "2024-01-16T14:00:00Z"
+    )
     # ... and a second writer holding the stale version loses.
     with pytest.raises(ClientError) as e:
         orders.update_item(**kwargs)
@@ -98,8 +124,14 @@ def test_update_with_set_add_and_optimistic_lock(orders: Any) -> None:
 def test_query_with_key_condition_filter_and_descending(orders: Any) -> None:
     with orders.batch_writer() as batch:
         for day in range(1, 31):
-            batch.put_item(Item={"customer_id": "CUST#1", "order_date": f"2024-01-{day:02}",
-                                 "status": "CANCELLED" if day % 5 == 0 else "PENDING", "total": day})
+            batch.put_item(
+                Item={
+                    "customer_id": "CUST#1",
+                    "order_date": f"2024-01-{day:02}",
+                    "status": "CANCELLED" if day % 5 == 0 else "PENDING",
+                    "total": day,
+                }
+            )
         batch.put_item(Item={"customer_id": "CUST#2", "order_date": "2024-01-10", "status": "PENDING"})
 
     def query_customer_orders(customer_id: str, start_date: str | None = None) -> list:
@@ -123,20 +155,37 @@ def test_query_with_key_condition_filter_and_descending(orders: Any) -> None:
 
 
 def test_batch_writer_and_batch_get_item(orders: Any, ddbr: Any) -> None:
-    items = [{"customer_id": f"CUST#{i}", "order_date": "2024-02-01", "order_id": f"ORD#{i}", "total": i,
-              "status": "NEW"} for i in range(60)]
+    items = [
+        {
+            "customer_id": f"CUST#{i}",
+            "order_date": "2024-02-01",
+            "order_id": f"ORD#{i}",
+            "total": i,
+            "status": "NEW",
+        }
+        for i in range(60)
+    ]
     with orders.batch_writer() as batch:
         for item in items:
             batch.put_item(Item=item)
     keys = [{"customer_id": f"CUST#{i}", "order_date": "2024-02-01"} for i in range(0, 60, 3)]
     # As written in the course the projection uses reserved words (total, status): refused.
     with pytest.raises(ClientError) as e:
-        ddbr.batch_get_item(RequestItems={orders.name: {"Keys": keys, "ProjectionExpression": "order_id, total, status"}})
+        ddbr.batch_get_item(
+            RequestItems={orders.name: {"Keys": keys, "ProjectionExpression": "order_id, total, status"}}
+        )
     assert e.value.response["Error"]["Message"] == (
-        "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total")
-    response = ddbr.batch_get_item(RequestItems={orders.name: {
-        "Keys": keys, "ProjectionExpression": "order_id, #t, #s",
-        "ExpressionAttributeNames": {"#t": "total", "#s": "status"}}})
+        "Invalid ProjectionExpression: Attribute name is a reserved keyword; reserved keyword: total"
+    )
+    response = ddbr.batch_get_item(
+        RequestItems={
+            orders.name: {
+                "Keys": keys,
+                "ProjectionExpression": "order_id, #t, #s",
+                "ExpressionAttributeNames": {"#t": "total", "#s": "status"},
+            }
+        }
+    )
     got = sorted(response["Responses"][orders.name], key=lambda x: x["total"])
     assert [g["order_id"] for g in got] == [f"ORD#{i}" for i in range(0, 60, 3)]
     assert set(got[0]) == {"order_id", "total", "status"}
@@ -149,19 +198,33 @@ def test_two_account_transfer_transaction(ddb: Any, make_table: Any) -> None:
     ddb.put_item(TableName=accounts, Item={"account_id": {"S": "ACC#002"}, "balance": {"N": "0"}})
 
     def transfer_with_transaction() -> None:
-        ddb.transact_write_items(TransactItems=[
-            {"Update": {"TableName": accounts, "Key": {"account_id": {"S": "ACC#001"}},
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": accounts,
+                        "Key": {"account_id": {"S": "ACC#001"}},
                         "UpdateExpression": "SET balance = balance - :amount",
                         "ConditionExpression": "balance >= :amount",
-                        "ExpressionAttributeValues": {":amount": {"N": "100"}}}},
-            {"Update": {"TableName": accounts, "Key": {"account_id": {"S": "ACC#002"}},
+                        "ExpressionAttributeValues": {":amount": {"N": "100"}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": accounts,
+                        "Key": {"account_id": {"S": "ACC#002"}},
                         "UpdateExpression": "SET balance = balance + :amount",
-                        "ExpressionAttributeValues": {":amount": {"N": "100"}}}},
-        ])
+                        "ExpressionAttributeValues": {":amount": {"N": "100"}},
+                    }
+                },
+            ]
+        )
 
     def balances() -> list[str]:
-        return [ddb.get_item(TableName=accounts, Key={"account_id": {"S": a}})["Item"]["balance"]["N"]
-                for a in ("ACC#001", "ACC#002")]
+        return [
+            ddb.get_item(TableName=accounts, Key={"account_id": {"S": a}})["Item"]["balance"]["N"]
+            for a in ("ACC#001", "ACC#002")
+        ]
 
     transfer_with_transaction()
     assert balances() == ["50", "100"]
@@ -169,16 +232,26 @@ def test_two_account_transfer_transaction(ddb: Any, make_table: Any) -> None:
         transfer_with_transaction()  # 50 < 100: the whole transaction is cancelled
     err = e.value.response
     assert err["Error"]["Code"] == "TransactionCanceledException"
-    assert err["Error"]["Message"] == ("Transaction cancelled, please refer cancellation reasons for specific "
-                                       "reasons [ConditionalCheckFailed, None]")
+    assert err["Error"]["Message"] == (
+        "Transaction cancelled, please refer cancellation reasons for specific "
+        "reasons [ConditionalCheckFailed, None]"
+    )
     assert [r["Code"] for r in err["CancellationReasons"]] == ["ConditionalCheckFailed", "None"]
     assert balances() == ["50", "100"]
 
 
 def test_gsi_query_by_status(orders: Any) -> None:
     put_item_example(orders)
-    orders.put_item(Item={"customer_id": "CUST#9", "order_date": "2024-03-01", "status": "PENDING",
-                          "order_id": "ORD#9", "total": 5, "note": "not projected"})
+    orders.put_item(
+        Item={
+            "customer_id": "CUST#9",
+            "order_date": "2024-03-01",
+            "status": "PENDING",
+            "order_id": "ORD#9",
+            "total": 5,
+            "note": "not projected",
+        }
+    )
     orders.put_item(Item={"customer_id": "CUST#8", "order_date": "2024-03-02", "status": "SHIPPED"})
     orders.put_item(Item={"customer_id": "CUST#7", "order_date": "2024-03-03"})  # no status: not in the index
     response = orders.query(IndexName="orders-by-status", KeyConditionExpression=Key("status").eq("PENDING"))
@@ -186,6 +259,12 @@ def test_gsi_query_by_status(orders: Any) -> None:
     assert [i["order_id"] for i in items] == ["ORD#98765", "ORD#9"]  # sorted by order_date
     assert all("note" not in i and "items" not in i for i in items)  # only projected attributes
     with pytest.raises(ClientError) as e:
-        orders.query(IndexName="orders-by-status", KeyConditionExpression=Key("status").eq("PENDING"),
-                     ConsistentRead=True)
-    assert e.value.response["Error"]["Message"] == "Consistent reads are not supported on global secondary indexes"
+        orders.query(
+            IndexName="orders-by-status",
+            KeyConditionExpression=Key("status").eq("PENDING"),
+            ConsistentRead=True,
+        )
+    assert (
+        e.value.response["Error"]["Message"]
+        == "Consistent reads are not supported on global secondary indexes"
+    )

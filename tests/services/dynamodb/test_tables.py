@@ -19,18 +19,24 @@ def error(call: Any, **kw: Any) -> tuple[str, str]:
 def test_create_describe_list_delete(ddb: Any, unique: str) -> None:
     names = [f"list-{unique}-{i}" for i in range(3)]
     for n in names:
-        ddb.create_table(TableName=n, **key_schema(("id", "S")), BillingMode="PROVISIONED",
-                         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 2},
-                         Tags=[{"Key": "team", "Value": "core"}], SSESpecification={"Enabled": True},
-                         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+        ddb.create_table(
+            TableName=n,
+            **key_schema(("id", "S")),
+            BillingMode="PROVISIONED",
+            ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 2},
+            Tags=[{"Key": "team", "Value": "core"}],
+            SSESpecification={"Enabled": True},
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )
     ddb.get_waiter("table_exists").wait(TableName=names[0])
     desc = ddb.describe_table(TableName=names[0])["Table"]
     assert desc["TableStatus"] == "ACTIVE" and desc["ItemCount"] == 0 and desc["TableSizeBytes"] == 0
     assert desc["TableArn"] == f"arn:aws:dynamodb:us-east-1:000000000000:table/{names[0]}"
     assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
     assert desc["SSEDescription"]["Status"] == "ENABLED" and desc["StreamSpecification"]["StreamEnabled"]
-    assert error(ddb.create_table, TableName=names[0], **key_schema(("id", "S")), BillingMode="PAY_PER_REQUEST") == (
-        "ResourceInUseException", f"Table already exists: {names[0]}")
+    assert error(
+        ddb.create_table, TableName=names[0], **key_schema(("id", "S")), BillingMode="PAY_PER_REQUEST"
+    ) == ("ResourceInUseException", f"Table already exists: {names[0]}")
     seen, start = [], None
     while True:
         r = ddb.list_tables(Limit=2, **({"ExclusiveStartTableName": start} if start else {}))
@@ -39,35 +45,61 @@ def test_create_describe_list_delete(ddb: Any, unique: str) -> None:
         if not start:
             break
     assert all(n in seen for n in names) and seen == sorted(seen)
-    assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == [{"Key": "team", "Value": "core"}]
+    assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == [
+        {"Key": "team", "Value": "core"}
+    ]
     ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=[{"Key": "env", "Value": "dev"}])
     ddb.untag_resource(ResourceArn=desc["TableArn"], TagKeys=["team"])
     assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == [{"Key": "env", "Value": "dev"}]
     for n in names:
         assert ddb.delete_table(TableName=n)["TableDescription"]["TableName"] == n
     assert error(ddb.describe_table, TableName=names[0]) == (
-        "ResourceNotFoundException", f"Requested resource not found: Table: {names[0]} not found")
+        "ResourceNotFoundException",
+        f"Requested resource not found: Table: {names[0]} not found",
+    )
 
 
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-          "AttributeDefinitions": [{"AttributeName": "other", "AttributeType": "S"}]},
-         "One or more parameter values were invalid: Some index key attributes are not defined in "
-         "AttributeDefinitions. Keys: [id], AttributeDefinitions: [other]"),
-        ({**key_schema(("id", "S")), "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"},
-                                                               {"AttributeName": "x", "AttributeType": "S"}]},
-         "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match "
-         "number of attributes defined in AttributeDefinitions"),
-        ({**key_schema(("id", "S")), "BillingMode": "PROVISIONED"},
-         "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be "
-         "specified when BillingMode is PROVISIONED"),
-        ({**key_schema(("id", "S")), "LocalSecondaryIndexes": [{
-            "IndexName": "lsi", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "Projection": {"ProjectionType": "ALL"}}]},
-         "One or more parameter values were invalid: Table KeySchema does not have a range key, which is required "
-         "when specifying a LocalSecondaryIndex"),
+        (
+            {
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "other", "AttributeType": "S"}],
+            },
+            "One or more parameter values were invalid: Some index key attributes are not defined in "
+            "AttributeDefinitions. Keys: [id], AttributeDefinitions: [other]",
+        ),
+        (
+            {
+                **key_schema(("id", "S")),
+                "AttributeDefinitions": [
+                    {"AttributeName": "id", "AttributeType": "S"},
+                    {"AttributeName": "x", "AttributeType": "S"},
+                ],
+            },
+            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match "
+            "number of attributes defined in AttributeDefinitions",
+        ),
+        (
+            {**key_schema(("id", "S")), "BillingMode": "PROVISIONED"},
+            "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be "
+            "specified when BillingMode is PROVISIONED",
+        ),
+        (
+            {
+                **key_schema(("id", "S")),
+                "LocalSecondaryIndexes": [
+                    {
+                        "IndexName": "lsi",
+                        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+            },
+            "One or more parameter values were invalid: Table KeySchema does not have a range key, which is required "
+            "when specifying a LocalSecondaryIndex",
+        ),
     ],
 )
 def test_create_table_validation(ddb: Any, unique: str, kw: dict, message: str) -> None:
@@ -77,16 +109,25 @@ def test_create_table_validation(ddb: Any, unique: str, kw: dict, message: str) 
 
 def test_update_billing_ttl_limits_endpoints(ddb: Any, make_table: Any) -> None:
     t = make_table(("id", "S"))
-    desc = ddb.update_table(TableName=t, BillingMode="PROVISIONED",
-                            ProvisionedThroughput={"ReadCapacityUnits": 3, "WriteCapacityUnits": 4})["TableDescription"]
+    desc = ddb.update_table(
+        TableName=t,
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 3, "WriteCapacityUnits": 4},
+    )["TableDescription"]
     assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 4 and "BillingModeSummary" not in desc
     assert ddb.describe_time_to_live(TableName=t)["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
-    ddb.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+    ddb.update_time_to_live(
+        TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+    )
     assert ddb.describe_time_to_live(TableName=t)["TimeToLiveDescription"] == {
-        "TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
-    assert error(ddb.update_time_to_live, TableName=t,
-                 TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}) == (
-        "ValidationException", "TimeToLive is already enabled")
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "expires",
+    }
+    assert error(
+        ddb.update_time_to_live,
+        TableName=t,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"},
+    ) == ("ValidationException", "TimeToLive is already enabled")
     assert ddb.describe_limits()["TableMaxReadCapacityUnits"] == 40000
     assert ddb.describe_endpoints()["Endpoints"][0]["CachePeriodInMinutes"] == 1440
 
@@ -104,11 +145,21 @@ def test_item_count_and_size_are_kept_incrementally(ddb: Any, make_table: Any) -
 def test_item_collection_size_limit(strata_factory: Any) -> None:
     server = strata_factory(extra_env={"STRATA_LIMIT_DYNAMODB_ITEM_COLLECTION_BYTES": "2000"})
     ddb = server.client("dynamodb")
-    ddb.create_table(TableName="coll", BillingMode="PAY_PER_REQUEST",
-                     **key_schema(("pk", "S"), ("sk", "N")),
-                     LocalSecondaryIndexes=[{"IndexName": "by-sk2", "KeySchema": [
-                         {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                         "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+    ddb.create_table(
+        TableName="coll",
+        BillingMode="PAY_PER_REQUEST",
+        **key_schema(("pk", "S"), ("sk", "N")),
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by-sk2",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
     for i in range(3):
         ddb.put_item(TableName="coll", Item={"pk": {"S": "p"}, "sk": {"N": str(i)}, "d": {"S": "x" * 600}})
     with pytest.raises(ClientError) as e:

@@ -15,10 +15,16 @@ from strata.services.dynamodb.types import canonical_number, check_item, check_v
 
 @pytest.mark.parametrize(
     "text, canonical",
-    [("1.50", "1.5"), ("1e2", "100"), ("-0.000123e-2", "-0.00000123"), ("0.0", "0"), ("-0", "0"),
-     ("12345678901234567890123456789012345678", "12345678901234567890123456789012345678"),
-     ("9.9999999999999999999999999999999999999E+125", "99999999999999999999999999999999999999" + "0" * 88),
-     ("1E-130", "0." + "0" * 129 + "1")],
+    [
+        ("1.50", "1.5"),
+        ("1e2", "100"),
+        ("-0.000123e-2", "-0.00000123"),
+        ("0.0", "0"),
+        ("-0", "0"),
+        ("12345678901234567890123456789012345678", "12345678901234567890123456789012345678"),
+        ("9.9999999999999999999999999999999999999E+125", "99999999999999999999999999999999999999" + "0" * 88),
+        ("1E-130", "0." + "0" * 129 + "1"),
+    ],
 )
 def test_numbers_are_exact_and_canonical(text: str, canonical: str) -> None:
     assert canonical_number(text) == canonical
@@ -27,12 +33,20 @@ def test_numbers_are_exact_and_canonical(text: str, canonical: str) -> None:
 
 @pytest.mark.parametrize(
     "text, message",
-    [("abc", "The parameter cannot be converted to a numeric value: abc"),
-     ("1" * 39, "Attempting to store more than 38 significant digits in a Number"),
-     ("1E+126", "Number overflow. Attempting to store a number with magnitude larger than supported range"),
-     ("1E-131", "Number underflow. Attempting to store a number with magnitude smaller than supported range"),
-     ("NaN", "The parameter cannot be converted to a numeric value: NaN"),
-     ("1_000", "The parameter cannot be converted to a numeric value: 1_000")],
+    [
+        ("abc", "The parameter cannot be converted to a numeric value: abc"),
+        ("1" * 39, "Attempting to store more than 38 significant digits in a Number"),
+        (
+            "1E+126",
+            "Number overflow. Attempting to store a number with magnitude larger than supported range",
+        ),
+        (
+            "1E-131",
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range",
+        ),
+        ("NaN", "The parameter cannot be converted to a numeric value: NaN"),
+        ("1_000", "The parameter cannot be converted to a numeric value: 1_000"),
+    ],
 )
 def test_bad_numbers(text: str, message: str) -> None:
     with pytest.raises(ServiceError) as e:
@@ -76,9 +90,16 @@ def test_item_size_rules() -> None:
         check_item({"k": {"S": "x" * (400 * 1024)}})
 
 
-@given(st.lists(st.integers(-(10**40), 10**40) | st.builds(lambda m, e: Decimal(m).scaleb(e),
-                                                           st.integers(-(10**20), 10**20), st.integers(-100, 100)),
-                min_size=2, max_size=30))
+@given(
+    st.lists(
+        st.integers(-(10**40), 10**40)
+        | st.builds(
+            lambda m, e: Decimal(m).scaleb(e), st.integers(-(10**20), 10**20), st.integers(-100, 100)
+        ),
+        min_size=2,
+        max_size=30,
+    )
+)
 def test_number_keys_sort_numerically(values: list) -> None:
     canon = []
     for v in values:

@@ -16,12 +16,22 @@ from strata.services.dynamodb.expressions.lexer import Token, tokenize
 from strata.services.dynamodb.expressions.reserved import RESERVED_WORDS
 
 COMPARATORS = frozenset({"=", "<>", "<", "<=", ">", ">="})
-CONDITION_FUNCTIONS = frozenset({"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains"})
+CONDITION_FUNCTIONS = frozenset(
+    {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains"}
+)
 OPERAND_FUNCTIONS = frozenset({"size"})
 UPDATE_FUNCTIONS = frozenset({"if_not_exists", "list_append"})
 ALL_FUNCTIONS = CONDITION_FUNCTIONS | OPERAND_FUNCTIONS | UPDATE_FUNCTIONS
-_ARITY = {"attribute_exists": 1, "attribute_not_exists": 1, "attribute_type": 2, "begins_with": 2, "contains": 2,
-          "size": 1, "if_not_exists": 2, "list_append": 2}
+_ARITY = {
+    "attribute_exists": 1,
+    "attribute_not_exists": 1,
+    "attribute_type": 2,
+    "begins_with": 2,
+    "contains": 2,
+    "size": 1,
+    "if_not_exists": 2,
+    "list_append": 2,
+}
 UPDATE_CLAUSES = ("SET", "REMOVE", "ADD", "DELETE")
 
 
@@ -117,12 +127,18 @@ class _Parser:
             args.append(self.operand())
         self.expect_op(")")
         if len(args) != _ARITY[name]:
-            raise self.fail(f"Incorrect number of operands for operator or function; operator or function: {name}, "
-                            f"number of operands: {len(args)}")
+            raise self.fail(
+                f"Incorrect number of operands for operator or function; operator or function: {name}, "
+                f"number of operands: {len(args)}"
+            )
         return tuple(args)
 
     def is_call(self) -> bool:
-        return self.tok.kind == "name" and self.tokens[self.i + 1].kind == "op" and self.tokens[self.i + 1].text == "("
+        return (
+            self.tok.kind == "name"
+            and self.tokens[self.i + 1].kind == "op"
+            and self.tokens[self.i + 1].text == "("
+        )
 
     def operand(self) -> ast.Operand:
         t = self.tok
@@ -134,18 +150,26 @@ class _Parser:
             name = t.text
             if name not in ALL_FUNCTIONS:
                 raise self.fail(f"Invalid function name; function: {name}")
-            allowed = OPERAND_FUNCTIONS | (UPDATE_FUNCTIONS if self.kind == "UpdateExpression" else frozenset())
+            allowed = OPERAND_FUNCTIONS | (
+                UPDATE_FUNCTIONS if self.kind == "UpdateExpression" else frozenset()
+            )
             if name not in allowed:
-                raise self.fail(f"The function is not allowed to be used this way in an expression; function: {name}")
+                raise self.fail(
+                    f"The function is not allowed to be used this way in an expression; function: {name}"
+                )
             self.i += 1
             args = self.function_args(name)
             if name == "size":
                 if not isinstance(args[0], ast.Path):
-                    raise self.fail("Incorrect operand type for operator or function; operator or function: size, operand type: M")
+                    raise self.fail(
+                        "Incorrect operand type for operator or function; operator or function: size, operand type: M"
+                    )
                 return ast.Size(args[0])
             if name == "if_not_exists":
                 if not isinstance(args[0], ast.Path):
-                    raise self.fail("Operator or function requires a document path; operator or function: if_not_exists")
+                    raise self.fail(
+                        "Operator or function requires a document path; operator or function: if_not_exists"
+                    )
                 return ast.IfNotExists(args[0], args[1])
             return ast.ListAppend(args[0], args[1])
         if t.kind in ("name", "nameref"):
@@ -184,7 +208,9 @@ class _Parser:
             name = self.next().text
             args = self.function_args(name)
             if not isinstance(args[0], ast.Path):
-                raise self.fail(f"Operator or function requires a document path; operator or function: {name}")
+                raise self.fail(
+                    f"Operator or function requires a document path; operator or function: {name}"
+                )
             return ast.Function(name, args)
         left = self.operand()
         t = self.tok
@@ -207,11 +233,14 @@ class _Parser:
                 options.append(self.operand())
             self.expect_op(")")
             if len(options) > 100:
-                raise self.fail("The IN operator is provided with too many operands; number of operands: "
-                                f"{len(options)}")
+                raise self.fail(
+                    f"The IN operator is provided with too many operands; number of operands: {len(options)}"
+                )
             return ast.In(left, tuple(options))
         if isinstance(left, ast.Size) and t.kind == "eof":
-            raise self.fail("The function is not allowed to be used this way in an expression; function: size")
+            raise self.fail(
+                "The function is not allowed to be used this way in an expression; function: size"
+            )
         raise self.error()
 
     # -- updates ---------------------------------------------------------------------------------

@@ -114,7 +114,9 @@ def apply(update: ast.Update, item: dict | None, env: Env) -> tuple[dict, list[t
         if isinstance(action, ast.AddAction):
             t = next(iter(value))
             if t != "N" and t not in SET_TYPES:
-                raise _fail(f"Incorrect operand type for operator or function; operator or function: ADD, operand type: {t}")
+                raise _fail(
+                    f"Incorrect operand type for operator or function; operator or function: ADD, operand type: {t}"
+                )
         elif isinstance(action, ast.DeleteAction):
             t = next(iter(value))
             if t not in SET_TYPES:

@@ -53,16 +53,22 @@ def prepare(req: dict, members: tuple[str, ...]) -> tuple[dict[str, Parsed], Env
         used_values |= p.value_refs
     unused = [k for k in names if k not in used_names]
     if unused:
-        raise validation(f"Value provided in ExpressionAttributeNames unused in expressions: keys: {{{', '.join(unused)}}}")
+        raise validation(
+            f"Value provided in ExpressionAttributeNames unused in expressions: keys: {{{', '.join(unused)}}}"
+        )
     unused = [k for k in values if k not in used_values]
     if unused:
-        raise validation(f"Value provided in ExpressionAttributeValues unused in expressions: keys: {{{', '.join(unused)}}}")
+        raise validation(
+            f"Value provided in ExpressionAttributeValues unused in expressions: keys: {{{', '.join(unused)}}}"
+        )
     checked = {}
     for k, v in values.items():
         try:
             checked[k], _ = check_value(v)
         except ServiceError as e:
-            raise validation(f"ExpressionAttributeValues contains invalid value: {e.message} for key {k}") from None
+            raise validation(
+                f"ExpressionAttributeValues contains invalid value: {e.message} for key {k}"
+            ) from None
     return parsed, Env(names, checked)
 
 
