@@ -168,6 +168,25 @@ def test_placeholder_validation(req: dict, message: str) -> None:
     assert e.value.message == message
 
 
+@pytest.mark.parametrize(
+    "expr, value, message",
+    [
+        ("a < :v", {"BOOL": True}, "operator or function: <, operand type: BOOL"),
+        ("a BETWEEN :v AND :v", {"L": []}, "operator or function: BETWEEN, operand type: L"),
+        ("begins_with(a, :v)", {"N": "1"}, "operator or function: begins_with, operand type: N"),
+    ],
+)
+def test_operand_types_are_checked_statically(expr: str, value: dict, message: str) -> None:
+    with pytest.raises(ServiceError) as e:
+        prepare(
+            {"ConditionExpression": expr, "ExpressionAttributeValues": {":v": value}},
+            ("ConditionExpression",),
+        )
+    assert e.value.message == (
+        f"Invalid ConditionExpression: Incorrect operand type for operator or function; {message}"
+    )
+
+
 def upd(text: str, item: dict | None = ITEM, names: dict | None = None, values: dict | None = None) -> dict:
     return apply(parse("UpdateExpression", text).tree, item, Env(names or {}, values or VALUES))[0]
 

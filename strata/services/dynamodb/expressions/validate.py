@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.expressions.evaluate import Env
 from strata.services.dynamodb.expressions.parser import Parsed, parse
 from strata.services.dynamodb.types import check_value
@@ -69,7 +70,52 @@ def prepare(req: dict, members: tuple[str, ...]) -> tuple[dict[str, Parsed], Env
             raise validation(
                 f"ExpressionAttributeValues contains invalid value: {e.message} for key {k}"
             ) from None
+    for member, p in parsed.items():
+        if member not in ("UpdateExpression", "ProjectionExpression"):
+            check_operand_types(member, p.tree, checked)  # type: ignore[arg-type]
     return parsed, Env(names, checked)
+
+
+_ORDERED = frozenset({"S", "N", "B"})
+
+
+def _value_type(node: object, values: dict) -> str | None:
+    if isinstance(node, ast.ValueRef):
+        return next(iter(values[node.ref]))
+    if isinstance(node, ast.Literal):
+        return next(iter(node.value))
+    return None
+
+
+def check_operand_types(member: str, node: ast.Condition, values: dict) -> None:
+    """Operands given as values must suit their operator (`a < :bool` is an error, not false)."""
+
+    def bad(op: str, t: str) -> Exception:
+        return validation(
+            f"Invalid {member}: Incorrect operand type for operator or function; operator or function: {op}, "
+            f"operand type: {t}"
+        )
+
+    if isinstance(node, (ast.And, ast.Or)):
+        check_operand_types(member, node.left, values)
+        check_operand_types(member, node.right, values)
+    elif isinstance(node, ast.Not):
+        check_operand_types(member, node.operand, values)
+    elif isinstance(node, ast.Compare) and node.op not in ("=", "<>"):
+        for side in (node.left, node.right):
+            t = _value_type(side, values)
+            if t is not None and t not in _ORDERED:
+                raise bad(node.op, t)
+    elif isinstance(node, ast.Between):
+        for side in (node.operand, node.low, node.high):
+            t = _value_type(side, values)
+            if t is not None and t not in _ORDERED:
+                raise bad("BETWEEN", t)
+    elif isinstance(node, ast.Function) and node.name in ("begins_with", "attribute_type"):
+        t = _value_type(node.args[1], values)
+        allowed = ("S", "B") if node.name == "begins_with" else ("S",)
+        if t is not None and t not in allowed:
+            raise bad(node.name, t)
 
 
 _EMPTY = Env()
