@@ -134,6 +134,10 @@ class Generator:
         union = bool(getattr(shape, "is_union", False) or shape.metadata.get("union"))
         for name, m in shape.members.items():
             if m.serialization.get("eventstream"):
+                events = [
+                    st.fixed_dictionaries({n: self._structure(e, depth + 2)}) for n, e in m.members.items()
+                ]
+                optional[name] = st.lists(st.one_of(events), min_size=1, max_size=3)
                 continue
             location = m.serialization.get("location") if greedy is not None else None
             strategy = self.for_shape(m, location, depth + 1, bool(greedy and name in greedy))
@@ -168,6 +172,8 @@ def normalize(value: Any, shape: Shape | None, top: bool = False) -> Any:
     if value is None or shape is None:
         return value
     kind = shape.type_name
+    if shape.serialization.get("eventstream") and isinstance(value, list):
+        return [normalize(event, shape) for event in value]
     if kind == "structure":
         if shape.is_document_type:
             return value

@@ -3,6 +3,7 @@ S3's quirks, streaming bodies, and plan caching."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -424,3 +425,25 @@ def test_not_implemented_renders_in_every_protocol(service: str) -> None:
             parsed = create_parser(codec.model.protocol).parse(response, op.output_shape)
             assert parsed["Error"]["Code"] == "NotImplemented"
             assert op.name in parsed["Error"]["Message"]
+
+
+def test_event_stream_errors_end_the_stream_in_band() -> None:
+    op = operation_model("s3", "SelectObjectContent")
+
+    async def events() -> AsyncIterator[dict]:
+        yield {"Records": {"Payload": b"1\n"}}
+        raise ServiceError("InternalError", "engine died", 500)
+
+    resp = codec_for("s3").serialize(op, {"Payload": events()}, "rid")
+
+    async def collect() -> bytes:
+        return b"".join([c async for c in resp.body])
+
+    from botocore.eventstream import EventStreamBuffer
+
+    buffer = EventStreamBuffer()
+    buffer.add_data(asyncio.run(collect()))
+    messages = list(buffer)
+    assert messages[0].headers[":event-type"] == "Records" and messages[0].payload == b"1\n"
+    assert messages[1].headers[":message-type"] == "error"
+    assert messages[1].headers[":error-code"] == "InternalError"

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn, body_stream, content_length
+from strata.protocol.codecs.eventstream import EventStreamWriter
 from strata.protocol.codecs.values import (
     MalformedDocument,
     MalformedInput,
@@ -63,7 +64,7 @@ def text_reader(shape: Shape, location: str) -> TextFn:
     return str
 
 
-def text_writer(shape: Shape, location: str) -> TextFn:
+def text_writer(shape: Shape, location: str) -> Callable[[Any], str]:
     """How to write one member as header/query text (timestamps: HTTP dates in headers)."""
     kind = shape.type_name
     if kind == "list":
@@ -287,7 +288,12 @@ class RestCodec(BaseCodec):
         if payload is not None:
             member = shape.members[payload]
             if member.serialization.get("eventstream"):
-                return None
+                events = EventStreamWriter(member, self.body_writer, self.body_content_type)
+
+                def write_events(result: dict) -> tuple[Any, str]:
+                    return events.stream(result.get(payload) or ()), "application/vnd.amazon.eventstream"
+
+                return write_events
             if member.type_name in ("blob", "string"):
 
                 def write_raw(result: dict) -> tuple[Any, str]:
