@@ -88,10 +88,12 @@ class EventStreamWriter:
                 content_type = structure_content_type
                 to_body = body_writer(payload_shape, payload_member)
                 write = lambda v: to_body(v) if v is not None else b""  # noqa: E731
+        elif len(event.members) > len(header_members):
+            content_type = structure_content_type
+            write = body_writer(event, name)
         else:
             content_type = structure_content_type
-            to_body = body_writer(event, name) if len(event.members) > len(header_members) else None
-            write = lambda v: to_body(v) if to_body is not None else b""  # noqa: E731
+            write = lambda v: b""  # noqa: E731
 
         def encode(value: dict) -> tuple[dict[str, Any], bytes]:
             headers: dict[str, Any] = {":message-type": "event", ":event-type": name}
