@@ -136,7 +136,11 @@ class RestCodec(BaseCodec):
                 headers.append((wire.lower(), name, text_reader(m, "header"), m.type_name == "list"))
             elif location == "headers":
                 header_maps.append((wire.lower(), name))
-        claimed_query = {wire for wire, *_ in query}
+        # Keys the requestUri names (`?versioning`, `x-id`-style literals) never land in a query map.
+        literal_query = op.http.get("requestUri", "").partition("?")[2]
+        claimed_query = {wire for wire, *_ in query} | {
+            k.partition("=")[0] for k in literal_query.split("&") if k
+        }
         header_table = {wire: (name, fn, is_list) for wire, name, fn, is_list in headers}
         read_body = self._compile_body_parser(op, shape)
 
