@@ -67,6 +67,10 @@ def header(response, name: str) -> str | None:  # noqa: ANN001
         ("GET", "/b/k", "tagging", {}, "GetObjectTagging"),
         ("GET", "/b/k", "attributes", {}, "GetObjectAttributes"),
         ("GET", "/b", "lifecycle", {}, "GetBucketLifecycleConfiguration"),
+        # Newer SDKs (JS v3, Java v2) add `x-id=<Operation>`; it must not disturb routing.
+        ("GET", "/b/k", "x-id=GetObject", {}, "GetObject"),
+        ("POST", "/b", "delete&x-id=DeleteObjects", {}, "DeleteObjects"),
+        ("PUT", "/b/k", "partNumber=2&uploadId=u&x-id=UploadPart", {}, "UploadPart"),
     ],
 )
 def test_s3_routes(method: str, path: str, query: str, headers: dict[str, str], expected: str) -> None:
