@@ -451,3 +451,15 @@ def test_event_stream_errors_end_the_stream_in_band() -> None:
     assert messages[0].headers[":event-type"] == "Records" and messages[0].payload == b"1\n"
     assert messages[1].headers[":message-type"] == "error"
     assert messages[1].headers[":error-code"] == "InternalError"
+
+
+def test_dynamodb_bodies_carry_the_crc32_botocore_checks() -> None:
+    import zlib
+
+    resp = codec_for("dynamodb").serialize(
+        operation_model("dynamodb", "ListTables"), {"TableNames": ["a"]}, "r"
+    )
+    assert header(resp, "x-amz-crc32") == str(zlib.crc32(resp.body))
+    assert (
+        header(codec_for("kms").serialize(operation_model("kms", "ListKeys"), {}, "r"), "x-amz-crc32") is None
+    )

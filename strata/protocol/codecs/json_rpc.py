@@ -9,6 +9,7 @@ message key follows the error shape's own member name (`message` or `Message`).
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from botocore.model import OperationModel, ServiceModel, Shape
@@ -69,6 +70,8 @@ class JsonCodec(BaseCodec):
         self.target_prefix = model.metadata.get("targetPrefix", "")
         self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
         self.error_prefix = model.metadata.get("x-strata-errorTypePrefix", "")
+        # DynamoDB sends a CRC32 of every body; SDKs verify it when present (x-strata-crc32Header).
+        self.crc32 = bool(model.metadata.get("x-strata-crc32Header"))
         self.reader = JsonReader(skip_located=False)
         self.writer = JsonWriter(skip_located=False)
 
@@ -96,6 +99,7 @@ class JsonCodec(BaseCodec):
         shape = op.output_shape
         write = self.writer.get(shape) if shape is not None else (lambda result: {})
         content_type = self.content_type
+        crc32 = self.crc32
 
         def serialize(result: dict, request_id: str) -> HttpResponse:
             body = dump_json(write(result))
@@ -104,6 +108,8 @@ class JsonCodec(BaseCodec):
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(body))),
             ]
+            if crc32:
+                headers.append(("x-amz-crc32", str(zlib.crc32(body))))
             return HttpResponse(200, headers, body)
 
         return serialize
@@ -118,4 +124,6 @@ class JsonCodec(BaseCodec):
             ("Content-Type", self.content_type),
             ("Content-Length", str(len(body))),
         ]
+        if self.crc32:
+            headers.append(("x-amz-crc32", str(zlib.crc32(body))))
         return HttpResponse(error.status, headers, body)
