@@ -235,3 +235,64 @@ def test_lsi_and_gsi_created_later_with_backfill(ddb: Any, make_table: Any) -> N
             ExpressionAttributeValues={":k": {"S": "even"}},
         )
     assert e.value.response["Error"]["Message"] == "The table does not have the specified index: by-kind"
+
+
+def test_gsi_paging_with_equal_index_keys_and_index_scan(ddb: Any, make_table: Any) -> None:
+    t = make_table(
+        ("pk", "S"),
+        extra_defs=[
+            {"AttributeName": "g", "AttributeType": "S"},
+            {"AttributeName": "r", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [
+                    {"AttributeName": "g", "KeyType": "HASH"},
+                    {"AttributeName": "r", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    for i in range(25):
+        ddb.put_item(
+            TableName=t,
+            Item={
+                "pk": {"S": f"i{i:02}"},
+                "g": {"S": "G" if i < 20 else "H"},
+                "r": {"N": str(i % 3)},
+                "x": {"S": "not projected"},
+            },
+        )
+    for forward in (True, False):
+        got, start = [], None
+        while True:
+            kw = {"ExclusiveStartKey": start} if start else {}
+            r = ddb.query(
+                TableName=t,
+                IndexName="by-g",
+                KeyConditionExpression="g = :g",
+                Limit=4,
+                ScanIndexForward=forward,
+                ExpressionAttributeValues={":g": {"S": "G"}},
+                **kw,
+            )
+            got += [(int(i["r"]["N"]), i["pk"]["S"]) for i in r["Items"]]
+            start = r.get("LastEvaluatedKey")
+            if start:
+                assert set(start) == {"pk", "g", "r"}
+            else:
+                break
+        assert len(got) == 20 and len(set(got)) == 20
+        assert [g[0] for g in got] == sorted((g[0] for g in got), reverse=not forward)
+    got, start = [], None
+    while True:
+        r = ddb.scan(
+            TableName=t, IndexName="by-g", Limit=7, **({"ExclusiveStartKey": start} if start else {})
+        )
+        got += r["Items"]
+        start = r.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert len(got) == 25 and all("x" not in i for i in got)
