@@ -153,7 +153,7 @@ class DynamoDBProvider:
                         spec, types, store.next_id("index"), True, meta.billing_mode, clock.time()
                     )
                     meta.indexes.append(ix)
-                    for pk, sk, blob in list(store.all_items(meta.tid)):  # backfill
+                    for pk, sk, blob in store.all_items(meta.tid):  # backfill
                         ikey = itm.index_key(ix, loads(blob))
                         if ikey is not None:
                             store.index_put(ix.iid, ikey[0], ikey[1], pk, sk)

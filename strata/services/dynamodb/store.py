@@ -334,8 +334,18 @@ class ItemStore:
             (tid, iid, *after, limit),
         )
 
-    def all_items(self, tid: int) -> Iterator[tuple[bytes, bytes, bytes]]:
-        return self.w.execute("SELECT pk, sk, item FROM ddb_items WHERE tid = ?", (tid,))
+    def all_items(self, tid: int, chunk: int = 1000) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """Every item of a table in key order, read in chunks (safe to write index rows meanwhile)."""
+        rows = self.w.execute(
+            "SELECT pk, sk, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, chunk)
+        ).fetchall()
+        while rows:
+            yield from rows
+            last = rows[-1]
+            rows = self.w.execute(
+                "SELECT pk, sk, item FROM ddb_items WHERE tid = ? AND (pk, sk) > (?, ?) ORDER BY pk, sk LIMIT ?",
+                (tid, last[0], last[1], chunk),
+            ).fetchall()
 
     # -- idempotency tokens -----------------------------------------------------------------------
 
