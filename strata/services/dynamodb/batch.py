@@ -85,11 +85,7 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
             put, delete = r.get("PutRequest"), r.get("DeleteRequest")
             if (put is None) == (delete is None):
                 raise validation(
-                    "Supplied AttributeValue has more than one datatypes set, must contain exactly one "
-                    "of the supported datatypes"
-                    if put and delete
-                    else "1 validation error detected: WriteRequest must contain exactly one of "
-                    "PutRequest or DeleteRequest"
+                    "Supplied WriteRequest must contain exactly one of PutRequest or DeleteRequest"
                 )
             if put is not None:
                 item, size = check_item(put.get("Item"))
