@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -154,8 +155,8 @@ def bench_large(strata: str) -> None:
     print(f"get_256m: {get:,.0f} MB/s")
 
 
-def _fill(data_dir: Path, bucket: str, n: int) -> None:
-    """n keys `d{i % 1000:03d}/obj{i:08d}` written straight into the store, all sharing one blob."""
+def _fill(data_dir: Path, bucket: str, keys: Iterable[str]) -> None:
+    """Keys written straight into the store (all sharing one blob), in one transaction."""
     from strata.services.s3.store import S3Store
 
     store = S3Store(data_dir / "s3" / "meta.db", fsync=False)
@@ -165,8 +166,8 @@ def _fill(data_dir: Path, bucket: str, n: int) -> None:
     batch = []
     with store.db.transaction():
         store.insert_bucket(bucket, "us-east-1", now)
-        for i in range(n):
-            batch.append((bucket, f"d{i % 1000:03d}/obj{i:08d}", "null", 1, 0, blob, 4, etag, now, "STANDARD",
+        for key in keys:
+            batch.append((bucket, key, "null", 1, 0, blob, 4, etag, now, "STANDARD",
                           '{"headers": {"ContentType": "binary/octet-stream"}, "meta": {}}'))
             if len(batch) == 50_000:
                 store.db.executemany(_INSERT, batch)
@@ -186,16 +187,21 @@ def bench_list(server: StrataProcess) -> None:
     s3.put_object(Bucket="seed", Key="seed", Body=b"seed")
     server.stop()
     t = time.perf_counter()
-    _fill(server.data_dir, "keys-1k", 1_000)
-    _fill(server.data_dir, "keys-1m", 1_000_000)
-    print(f"(filled 1,001,000 keys in {time.perf_counter() - t:.0f}s)")
+    # 1M keys: 1,000 "directories" of 1,000 keys. Each small bucket holds 1,000 keys shaped so that
+    # the listed page is the same as in the big one: 1,000 keys under d500/, or 1,000 directories.
+    _fill(server.data_dir, "keys-1m", (f"d{d:03d}/obj{i:08d}" for d in range(1000) for i in range(1000)))
+    _fill(server.data_dir, "keys-1k-flat", (f"d500/obj{i:08d}" for i in range(1000)))
+    _fill(server.data_dir, "keys-1k-dirs", (f"d{d:03d}/obj00000000" for d in range(1000)))
+    print(f"(filled 1,002,000 keys in {time.perf_counter() - t:.0f}s)")
     server.start()
     s3 = client(server.endpoint)
-    cases = {"prefix": {"Prefix": "d500/"}, "delimiter": {"Delimiter": "/"}, "start-after": {"StartAfter": "d777/obj"},
-             "full": {}}
-    for name, params in cases.items():
+    cases = {"prefix d500/": ("keys-1k-flat", {"Prefix": "d500/"}),
+             "start-after d500/obj00000100": ("keys-1k-flat", {"StartAfter": "d500/obj00000100", "Prefix": "d500/"}),
+             "delimiter / (1000 prefixes)": ("keys-1k-dirs", {"Delimiter": "/"}),
+             "prefix+delimiter d500/ /": ("keys-1k-flat", {"Prefix": "d500/", "Delimiter": "/"})}
+    for name, (small, params) in cases.items():
         times = {}
-        for bucket in ("keys-1k", "keys-1m"):
+        for bucket in (small, "keys-1m"):
             samples = []
             for _ in range(15):
                 t = time.perf_counter()
@@ -203,8 +209,8 @@ def bench_list(server: StrataProcess) -> None:
                 samples.append(time.perf_counter() - t)
             assert r.get("KeyCount", 0) > 0
             times[bucket] = statistics.median(samples)
-        print(f"list {name}: 1k keys {times['keys-1k'] * 1000:.1f} ms  1M keys {times['keys-1m'] * 1000:.1f} ms  "
-              f"ratio {times['keys-1m'] / times['keys-1k']:.2f}x (bar 2x)")
+        print(f"list {name}: 1k keys {times[small] * 1000:.1f} ms  1M keys {times['keys-1m'] * 1000:.1f} ms  "
+              f"ratio {times['keys-1m'] / times[small]:.2f}x (bar 2x)")
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:

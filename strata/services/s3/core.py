@@ -132,7 +132,7 @@ class S3Core:
         """
 
         def write() -> list[str]:
-            if self.store.bucket(bucket.name) is None:
+            if self.store.bucket(bucket.name, cached=False) is None:
                 raise no_such_bucket(bucket.name)
             if check is not None:
                 check(self.store.current(row.bucket, row.key))

@@ -66,8 +66,9 @@ class ListingOperations(S3Core):
         end = prefix_end(prefix)
         cursor, inclusive = (after, False) if after and after >= prefix else (prefix, True)
         while True:
-            rows = self.store.current_range(bucket, cursor, inclusive, end, batch)
-            for row in rows:
+            n = 0
+            for row in self.store.current_range(bucket, cursor, inclusive, end, batch):
+                n += 1
                 cp = _common_prefix(row.key, prefix, delimiter)
                 if cp is not None:
                     if cp != after:
@@ -77,7 +78,7 @@ class ListingOperations(S3Core):
                 yield row
                 cursor, inclusive = row.key, False
             else:
-                if len(rows) < batch:
+                if n < batch:
                     return
 
     def iter_versions(self, bucket: str, prefix: str, delimiter: str | None, key_marker: str,
@@ -96,8 +97,9 @@ class ListingOperations(S3Core):
                                        fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker})
                 after_id = row.id
         while True:
-            rows = self.store.versions_range(bucket, start, after_id, end, batch)
-            for row in rows:
+            n = 0
+            for row in self.store.versions_range(bucket, start, after_id, end, batch):
+                n += 1
                 cp = _common_prefix(row.key, prefix, delimiter)
                 if cp is not None:
                     if cp != skip_cp:
@@ -107,7 +109,7 @@ class ListingOperations(S3Core):
                 yield row
                 start, after_id = row.key, row.id
             else:
-                if len(rows) < batch:
+                if n < batch:
                     return
 
     @staticmethod

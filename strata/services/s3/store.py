@@ -132,20 +132,31 @@ class S3Store:
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+        self._buckets: dict[str, BucketRow] = {}
 
     def close(self) -> None:
         self.db.close()
 
     # -- buckets ---------------------------------------------------------------------------------
 
-    def bucket(self, name: str) -> BucketRow | None:
+    def bucket(self, name: str, *, cached: bool = True) -> BucketRow | None:
+        """A bucket's row. The event-loop thread (the only writer of buckets) reads through a
+        cache that every bucket write invalidates; other threads pass cached=False."""
+        if cached:
+            hit = self._buckets.get(name)
+            if hit is not None:
+                return hit
         r = self.db.query_one("SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,))
         if r is None:
             return None
-        return BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
+        row = BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
+        if cached and not self.db.conn.in_transaction:
+            self._buckets[name] = row
+        return row
 
     def insert_bucket(self, name: str, region: str, created: float) -> bool:
         """False when the name is taken (names are global)."""
+        self._buckets.pop(name, None)
         try:
             self.db.execute("INSERT INTO buckets(name, region, created) VALUES (?,?,?)", (name, region, created))
         except sqlite3.IntegrityError:
@@ -153,6 +164,7 @@ class S3Store:
         return True
 
     def delete_bucket(self, name: str) -> None:
+        self._buckets.pop(name, None)
         self.db.execute("DELETE FROM buckets WHERE name = ?", (name,))
 
     def list_buckets(self, after: str = "", prefix: str = "", limit: int = 10_000) -> list[BucketRow]:
@@ -171,6 +183,7 @@ class S3Store:
         assert column in ("versioning", "tags", "config")
         if column in ("tags", "config") and value is not None:
             value = json.dumps(value)
+        self._buckets.pop(name, None)
         self.db.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", (value, name))
 
     def bucket_is_empty(self, name: str) -> bool:
@@ -242,8 +255,12 @@ class S3Store:
             or self.db.query_one("SELECT 1 FROM parts WHERE blob = ? LIMIT 1", (blob,)) is not None
         )
 
-    def current_range(self, bucket: str, start: str, inclusive: bool, end: str | None, limit: int) -> list[ObjectRow]:
-        """Visible objects with start < key (<= when inclusive) and key < end, in key order."""
+    def current_range(self, bucket: str, start: str, inclusive: bool, end: str | None, limit: int) -> Iterator[ObjectRow]:
+        """Visible objects with start < key (<= when inclusive) and key < end, in key order.
+
+        Rows are stepped lazily from the cursor, so a caller that stops early (a listing that
+        hit a common prefix and seeks past it) never pays for rows it did not read.
+        """
         op = ">=" if inclusive else ">"
         sql = (f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_current "
                f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0")
@@ -253,11 +270,11 @@ class S3Store:
             args.append(end)
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
-        return [ObjectRow.from_row(r) for r in self.db.query(sql, args)]
+        return map(ObjectRow.from_row, self.db.execute(sql, args))
 
     def versions_range(
         self, bucket: str, start_key: str, after_id: int | None, end: str | None, limit: int
-    ) -> list[ObjectRow]:
+    ) -> Iterator[ObjectRow]:
         """Versions from `start_key` on (older than `after_id` within start_key), key asc, newest first."""
         args: list[Any]
         if after_id is None:
@@ -270,7 +287,7 @@ class S3Store:
             args.append(end)
         sql += " ORDER BY key, id DESC LIMIT ?"
         args.append(limit)
-        return [ObjectRow.from_row(r) for r in self.db.query(sql, args)]
+        return map(ObjectRow.from_row, self.db.execute(sql, args))
 
     def all_blob_ids(self) -> Iterator[str]:
         for (b,) in self.db.query("SELECT blob FROM objects WHERE blob IS NOT NULL"):
