@@ -69,6 +69,7 @@ class TableMeta:
     ttl: dict | None = None
     deletion_protection: bool = False
     table_class: str = "STANDARD"
+    pitr: bool = False
 
     @property
     def key_names(self) -> tuple[str, ...]:

@@ -166,3 +166,16 @@ def test_item_collection_size_limit(strata_factory: Any) -> None:
         ddb.put_item(TableName="coll", Item={"pk": {"S": "p"}, "sk": {"N": "9"}, "d": {"S": "x" * 600}})
     assert e.value.response["Error"]["Code"] == "ItemCollectionSizeLimitExceededException"
     ddb.put_item(TableName="coll", Item={"pk": {"S": "q"}, "sk": {"N": "9"}, "d": {"S": "x" * 600}})
+
+
+def test_settings_terraform_reads(ddb: Any, make_table: Any) -> None:
+    t = make_table(("id", "S"))
+    pitr = ddb.describe_continuous_backups(TableName=t)["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
+    ddb.update_continuous_backups(
+        TableName=t, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    pitr = ddb.describe_continuous_backups(TableName=t)["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert ddb.describe_contributor_insights(TableName=t)["ContributorInsightsStatus"] == "DISABLED"
+    assert ddb.describe_kinesis_streaming_destination(TableName=t)["KinesisDataStreamDestinations"] == []
