@@ -14,6 +14,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
@@ -52,10 +53,11 @@ def b64(raw: bytes) -> str:
 class Received:
     """A body written to a temp file and verified: publish `tmp` or discard it."""
 
-    tmp: Path
+    tmp: Path | None  # the body on disk, or None when it is small and held in `data`
     size: int
     md5: bytes
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
+    data: bytes | None = None
 
     @property
     def etag(self) -> str:
@@ -94,32 +96,38 @@ async def receive(
     expected: dict[str, str] | None = None,
     algorithm: str | None = None,
 ) -> Received:
-    """Stream `body` into a temp file, verifying size, Content-MD5 and flexible checksums.
+    """Read `body`, verifying size, Content-MD5 and flexible checksums.
 
-    On any failure the temp file is removed and ServiceError raised (BadDigest, EntityTooLarge,
-    IncompleteBody ...), so a rejected or cut-off upload leaves nothing behind.
+    A body smaller than one batch stays in memory and is written by `publish` in a single
+    worker-thread call (open, write, fsync, rename); a larger one streams to a temp file batch by
+    batch. On any failure the temp file is removed and ServiceError raised (BadDigest,
+    EntityTooLarge, IncompleteBody ...), so a rejected or cut-off upload leaves nothing behind.
     """
     want_md5 = check_content_md5(content_md5)
     expected = expected or {}
     md5 = hashlib.md5()
     hashers = {algorithm: new_hasher(algorithm)} if algorithm else {}
-    tmp, f = blobs.open_temp()
     loop = asyncio.get_running_loop()
+    tmp: Path | None = None
+    f: Any = None
 
-    def write(batch: bytes) -> None:
+    def hash_batch(batch: bytes) -> None:
         md5.update(batch)
         for h in hashers.values():
             h.update(batch)
+
+    def write(batch: bytes) -> None:
+        hash_batch(batch)
         f.write(batch)
 
     size = 0
+    data: bytes | None = None
     pending: asyncio.Future | None = None
     try:
         if isinstance(body, bytes | bytearray):
             if len(body) > max_size:
                 raise _too_large()
-            size = len(body)
-            write(bytes(body))
+            size, data = len(body), bytes(body)
         elif body is not None:
             if body.length is not None and body.length > max_size:
                 raise _too_large()
@@ -136,19 +144,28 @@ async def receive(
                     buf, buffered = [], 0
                     if pending is not None:
                         await pending
+                    if f is None:
+                        tmp, f = blobs.open_temp()
                     pending = loop.run_in_executor(_pool, write, batch)
             if pending is not None:
                 await pending
                 pending = None
-            if buf:
-                batch = b"".join(buf)
-                if len(batch) >= 256 * 1024:
-                    await loop.run_in_executor(_pool, write, batch)
-                else:
-                    write(batch)
+            rest = b"".join(buf)
             if body.length is not None and size < body.length:
                 raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
-        f.close()
+            if f is None:
+                data = rest
+            elif rest:
+                await loop.run_in_executor(_pool, write, rest)
+        else:
+            data = b""
+        if data is not None:
+            if len(data) >= 256 * 1024:
+                await loop.run_in_executor(_pool, hash_batch, data)
+            else:
+                hash_batch(data)
+        if f is not None:
+            f.close()
         digest = md5.digest()
         if want_md5 is not None and want_md5 != digest:
             raise ServiceError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
@@ -157,22 +174,44 @@ async def receive(
         for a, value in expected.items():
             if got.get(a.upper()) != value:
                 raise ServiceError("BadDigest", f"The {a} you specified did not match the calculated checksum.", 400)
-        return Received(tmp, size, digest, got)
+        return Received(tmp, size, digest, got, data)
     except BaseException:
         if pending is not None:
             try:
                 await pending
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
-        f.close()
-        blobs.discard(tmp)
+        if f is not None:
+            f.close()
+        if tmp is not None:
+            blobs.discard(tmp)
         raise
+
+
+def discard(blobs: BlobStore, received: Received) -> None:
+    """Drop a received body that will not be published."""
+    if received.tmp is not None:
+        blobs.discard(received.tmp)
 
 
 def _too_large() -> ServiceError:
     return ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
 
 
+def _write_and_publish(blobs: BlobStore, data: bytes) -> str:
+    tmp, f = blobs.open_temp()
+    try:
+        with f:
+            f.write(data)
+        return blobs.publish(tmp)
+    except BaseException:
+        blobs.discard(tmp)
+        raise
+
+
 async def publish(blobs: BlobStore, received: Received) -> str:
-    """fsync + rename off the event loop; returns the new blob id."""
-    return await asyncio.get_running_loop().run_in_executor(_pool, blobs.publish, received.tmp)
+    """Write (if still in memory), fsync and rename off the event loop; returns the new blob id."""
+    loop = asyncio.get_running_loop()
+    if received.tmp is None:
+        return await loop.run_in_executor(_pool, _write_and_publish, blobs, received.data or b"")
+    return await loop.run_in_executor(_pool, blobs.publish, received.tmp)

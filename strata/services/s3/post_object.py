@@ -19,7 +19,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
-from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, publish, receive
+from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, publish, receive
 from strata.services.s3.names import check_key, check_storage_class
 from strata.services.s3.store import ObjectRow
 
@@ -143,7 +143,7 @@ class PostObjectOperations(S3Core):
         try:
             verify_post_policy(fields, bucket.name, got.size, self.settings)
         except BaseException:
-            self.blobs.discard(got.tmp)
+            discard(self.blobs, got)
             raise
         self.count(ctx, bucket.name, bytes_in=got.size)
         headers = {member: form[name] for name, member in _FORM_HEADERS.items() if form.get(name)}
