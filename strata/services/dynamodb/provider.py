@@ -15,7 +15,7 @@ serialized; each write is one committed SQLite transaction.
 from __future__ import annotations
 
 from strata.services.base import RequestContext, ServiceRuntime
-from strata.services.dynamodb import batch, item_ops, query, transactions
+from strata.services.dynamodb import batch, item_ops, query, transactions, ttl
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.errors import invalid_parameter, resource_in_use, resource_not_found, validation
 from strata.services.dynamodb.state import State, scope_of, table_name
@@ -45,6 +45,10 @@ class DynamoDBProvider:
 
     def health(self) -> str:
         return "running"
+
+    async def start(self) -> None:
+        ttl.sweep(self.state, clock.time())
+        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp()))
 
     async def stop(self) -> None:
         self.state.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -179,3 +180,44 @@ def test_settings_terraform_reads(ddb: Any, make_table: Any) -> None:
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     assert ddb.describe_contributor_insights(TableName=t)["ContributorInsightsStatus"] == "DISABLED"
     assert ddb.describe_kinesis_streaming_destination(TableName=t)["KinesisDataStreamDestinations"] == []
+
+
+def test_ttl_expires_items_when_the_clock_moves(strata_factory: Any) -> None:
+    server = strata_factory()
+    ddb = server.client("dynamodb")
+    ddb.create_table(
+        TableName="ttl",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ddb.update_time_to_live(
+        TableName="ttl", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+    )
+    now = int(datetime.fromisoformat(server.admin("/_strata/clock")["now"]).timestamp())
+    ddb.put_item(TableName="ttl", Item={"id": {"S": "soon"}, "g": {"S": "x"}, "exp": {"N": str(now + 60)}})
+    ddb.put_item(
+        TableName="ttl", Item={"id": {"S": "later"}, "g": {"S": "x"}, "exp": {"N": str(now + 30 * 86400)}}
+    )
+    ddb.put_item(TableName="ttl", Item={"id": {"S": "never"}, "g": {"S": "x"}, "exp": {"S": "not a number"}})
+    server.advance_clock("10m")  # (more than 15 minutes would expire SigV4 signatures)
+    ids = sorted(i["id"]["S"] for i in ddb.scan(TableName="ttl")["Items"])
+    assert ids == ["later", "never"]
+    r = ddb.query(
+        TableName="ttl",
+        IndexName="by-g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "x"}},
+    )
+    assert r["Count"] == 2
+    assert ddb.describe_table(TableName="ttl")["Table"]["ItemCount"] == 2
