@@ -252,13 +252,13 @@ class DynamoDBProvider:
 
     def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.by_arn(req.get("ResourceArn"))
+        tags = {**meta.tags, **{t["Key"]: t["Value"] for t in req.get("Tags") or []}}
+        if len(tags) > 50:
+            raise validation(
+                "One or more parameter values were invalid: The number of tags exceeds the limit of 50"
+            )
         with self.state.store.write():
-            for t in req.get("Tags") or []:
-                meta.tags[t["Key"]] = t["Value"]
-            if len(meta.tags) > 50:
-                raise validation(
-                    "One or more parameter values were invalid: The number of tags exceeds the limit of 50"
-                )
+            meta.tags = tags
             self.state.save(meta)
         self.state.store.commit_now()
         return {}
