@@ -7,7 +7,7 @@ Generated values respect what the wire can carry, and the exceptions are deliber
 - header values are short printable ASCII without commas or quotes (HTTP header values, and
   botocore's response parser splits list headers on commas without unquoting);
 - header-map keys (S3 `x-amz-meta-*`) are lower case (HTTP lower-cases header names);
-- timestamps have whole seconds (RFC 822 header dates carry no fraction);
+- timestamps have milliseconds, whole seconds in headers (RFC 822 dates carry no fraction);
 - `statusCode` members are 2xx (a 3xx+ status is an error response by definition).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.model import OperationModel, Shape
@@ -31,6 +31,9 @@ HEADER_KEY = st.text(string.ascii_lowercase + string.digits + "-", min_size=1, m
 LABEL_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
 HOST_LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
 TIMESTAMPS = st.integers(0, 4102444800).map(lambda s: datetime.fromtimestamp(s, UTC))
+# Bodies and query strings carry milliseconds (AWS's precision); RFC 822 header dates do not.
+TIMESTAMPS_MS = st.integers(0, 4102444800_000).map(lambda ms: EPOCH + timedelta(milliseconds=ms))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_DEPTH = 4
 
 
@@ -117,7 +120,11 @@ class Generator:
         if kind == "blob":
             return st.binary(max_size=16)
         if kind == "timestamp":
-            return TIMESTAMPS
+            # Header timestamps (botocore drops their sub-seconds) and RFC 822 dates carry seconds only.
+            whole = (
+                location in ("header", "headers") or shape.serialization.get("timestampFormat") == "rfc822"
+            )
+            return TIMESTAMPS if whole else TIMESTAMPS_MS
         return TEXT
 
     def for_operation(self, op: OperationModel, output: bool) -> st.SearchStrategy[dict]:
@@ -194,7 +201,7 @@ def normalize(value: Any, shape: Shape | None, top: bool = False) -> Any:
     if kind == "map":
         return {k: normalize(v, shape.value) for k, v in value.items()}
     if kind == "timestamp":
-        return int(value.timestamp()) if isinstance(value, datetime) else value
+        return (value - EPOCH) // timedelta(milliseconds=1) if isinstance(value, datetime) else value
     if kind == "blob":
         if isinstance(value, (BodyStream, io.IOBase)) or hasattr(value, "read"):
             return read_stream(value)
