@@ -18,7 +18,7 @@ from typing import Any
 
 from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
-from strata.protocol.checksums import ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
+from strata.protocol.checksums import ALGORITHM_BY_HEADER, ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.storage import BlobStore
@@ -171,6 +171,13 @@ async def receive(
             raise ServiceError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
                                fields={"ExpectedDigest": want_md5.hex(), "CalculatedDigest": b64(digest)})
         got = {a: b64(h.digest()) for a, h in hashers.items()}
+        # Checksums sent as aws-chunked trailers arrive verified by the chunked decoder.
+        for name, value in (getattr(body, "trailers", None) or {}).items():
+            a = ALGORITHM_BY_HEADER.get(name.lower())
+            if a is not None and a in got:
+                expected.setdefault(a, value)
+            elif a is not None and not got:
+                got[a] = value
         for a, value in expected.items():
             if got.get(a.upper()) != value:
                 raise ServiceError("BadDigest", f"The {a} you specified did not match the calculated checksum.", 400)
