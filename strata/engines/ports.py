@@ -8,6 +8,7 @@ released. A new allocation skips ports some other program on the machine is list
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from pathlib import Path
@@ -62,13 +63,16 @@ class PortAllocator:
         return int(row[0]) if row else None
 
     def allocate(self, owner: str, preferred: int | None = None) -> int:
-        """The owner's port: the one it already has, else `preferred` if free, else the lowest free one."""
+        """The owner's port: the one it already has, else `preferred` if free, else a random free one."""
         with self._lock, self._store.transaction() as c:
             row = c.execute("SELECT port FROM ports WHERE owner = ?", (owner,)).fetchone()
             if row:
                 return int(row[0])
             taken = {r[0] for r in c.execute("SELECT port FROM ports")}
-            candidates = range(self.low, self.high + 1)
+            # Random order: several Stratas (tests, developers) share one machine and one range, and a
+            # port free at allocation time may be taken by another while its engine is stopped.
+            candidates = list(range(self.low, self.high + 1))
+            random.shuffle(candidates)
             if preferred is not None and preferred not in taken and port_is_free(preferred):
                 port = preferred
             else:
@@ -77,6 +81,12 @@ class PortAllocator:
                     raise PortsExhausted(f"no free port left in {self.low}-{self.high}")
             c.execute("INSERT INTO ports(port, owner) VALUES (?, ?)", (port, owner))
             return port
+
+    def reassign(self, owner: str) -> int:
+        """A new port for `owner` (its old one was taken by another program while it was down)."""
+        with self._lock:
+            self.release(owner)
+            return self.allocate(owner)
 
     def release(self, owner: str) -> None:
         self._store.execute("DELETE FROM ports WHERE owner = ?", (owner,))

@@ -64,10 +64,12 @@ class BackupsMixin:
         """Take the base backup a snapshot record names (blocking)."""
         snap = self.get_snapshot(snap_id)
         doc = self.get_instance(snap["instance_id"])
-        snap["real_at"], snap["at"] = clock.time() - clock.offset, clock.time()
+        started = clock.time()
         self.fleet.base_backup(doc, Path(snap["path"]))
         snap = self.get_snapshot(snap_id)
-        snap.update(status="available", real_at=clock.time() - clock.offset, at=clock.time())
+        # `at` (shown as SnapshotCreateTime, used by the schedule) is when the backup began;
+        # `real_at` (engine time) is when it ended: the earliest moment it can be restored to.
+        snap.update(status="available", real_at=clock.time() - clock.offset, at=started)
         self.store.put_doc("snapshot", snap["id"], snap)
         self.event(snap["id"], "db-snapshot", "Manual snapshot created" if snap["type"] == "manual"
                    else "Automated snapshot created", ["creation", "backup"])
@@ -193,6 +195,7 @@ class BackupsMixin:
         self.create_snapshot_record(doc, snap_id, None, "automated", path=path)
         self.fill_snapshot(snap_id)
         self.event(ident, "db-instance", "Finished DB Instance backup", ["backup"])
+        self.prune_backups(doc)
 
     def latest_restorable_time(self, doc: dict) -> dt.datetime | None:
         if doc.get("backup_retention", 0) == 0 or doc.get("source") or not doc.get("backups_started", True):
@@ -222,7 +225,7 @@ class BackupsMixin:
         target_ts = None
         if restore_time:
             target_ts = restore_time.timestamp()
-            earliest = backups[0]["at"]
+            earliest = backups[0]["real_at"] + clock.offset
             if target_ts > clock.time() or (latest is not None and target_ts > latest.timestamp() + 1):
                 raise m.fault("InvalidRestoreFault", "The restore time must be before the latest restorable time.")
             if target_ts < earliest:
@@ -275,8 +278,14 @@ class BackupsMixin:
             backups = self.automated_backups(doc["id"])
             if not backups or now - backups[-1]["at"] >= DAY:
                 self._spawn(doc["id"], self.take_automated_backup, doc["id"])
-                continue
-            keep_after = now - doc["backup_retention"] * DAY
-            for b in backups[:-1]:
-                if b["at"] < keep_after:
-                    self.delete_snapshot_files(b)
+            else:
+                self.prune_backups(doc)
+
+    def prune_backups(self, doc: dict) -> None:
+        """Drop automated backups no restore inside the retention window needs (the newest one
+        older than the window stays: it is the base for the window's earliest seconds)."""
+        window_start = clock.time() - doc["backup_retention"] * DAY
+        backups = self.automated_backups(doc["id"])
+        older = [b for b in backups if b["at"] <= window_start]
+        for b in older[:-1]:
+            self.delete_snapshot_files(b)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.mariadb import MariaNode
-from strata.engines.ports import PortAllocator
+from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
 
 Node = PgNode | MariaNode
@@ -100,13 +100,25 @@ class Fleet:
         self.route(doc)
 
     def start(self, doc: dict, params: dict[str, str]) -> None:
-        """Start every node (primary first) and route the endpoint; used by StartDBInstance and restarts."""
-        primary = self.primary(doc)
-        primary.write_config(params)
-        primary.start()
-        standby = self.standby_name(doc)
-        if standby:
-            self.node(doc, standby).start()
+        """Start every node (primary first) and route the endpoint; used by StartDBInstance and restarts.
+
+        A node whose port another program took while it was down gets a new one (node ports are
+        private; the endpoint port users see does not change)."""
+        names = [doc["primary"]] + [n for n in doc["nodes"] if n != doc["primary"]]
+        moved_primary = False
+        for name in names:
+            node = self.node(doc, name)
+            if node.running():
+                continue
+            if not port_is_free(node.port):
+                moved_primary = moved_primary or name == doc["primary"]
+                doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
+                self._nodes.pop((doc["id"], name), None)
+                node = self.node(doc, name)
+            node.write_config(params)
+            node.start()
+            if name != doc["primary"] and moved_primary:
+                node.follow(self.primary(doc), STANDBY_NAME)
         self.route(doc)
 
     def stop(self, doc: dict) -> None:

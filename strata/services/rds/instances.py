@@ -245,6 +245,7 @@ class InstancesMixin:
         for name in list(doc["nodes"]):
             self.fleet.node(doc, name).stop()
         self.fleet.start(doc, self.params_for(doc))
+        self.save(doc, "nodes")
         self.set_status(ident, "available")
 
     def _failover(self, ident: str) -> None:
@@ -272,6 +273,7 @@ class InstancesMixin:
         else:
             self.event(ident, "db-instance", "DB instance restarted after an engine failure", ["availability"])
             self.fleet.start(doc, self.params_for(doc))
+            self.save(doc, "nodes")
 
     # -- stop / start ------------------------------------------------------------------------------
 
@@ -306,6 +308,7 @@ class InstancesMixin:
     def _start(self, ident: str) -> None:
         doc = self.get_instance(ident)
         self.fleet.start(doc, self.params_for(doc))
+        self.save(doc, "nodes")
         self.set_status(ident, "available", metered_at=clock.time())
         self.event(ident, "db-instance", "DB instance started", ["notification"])
 
@@ -316,6 +319,7 @@ class InstancesMixin:
             self.set_status(ident, "failed", failure="interrupted before its engine was created")
             return
         self.fleet.start(doc, self.params_for(doc))
+        self.save(doc, "nodes")
         if doc["status"] not in ("available",):
             self.set_status(ident, "available")
 

@@ -40,6 +40,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self.store = MetadataStore(runtime.data_dir / "rds.db", fsync=runtime.settings.fsync)
         self.fleet = Fleet(runtime.data_dir, PortAllocator.for_settings(runtime.settings))
         self._tasks: set[asyncio.Task] = set()
+        self._scheduler_wakeup = False
         self._busy: set[str] = set()
         self._loops: list[asyncio.Task] = []
         self._versions: dict[str, str] = {}
@@ -90,6 +91,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
                 self._fail(ident, str(e))
             finally:
                 self._busy.discard(ident)
+                self._poke_scheduler()  # work skipped while this ran (a due backup) runs now
 
         self._busy.add(ident)
         task = asyncio.get_running_loop().create_task(run())
@@ -187,7 +189,6 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
 
     async def _scheduler(self) -> None:
         """Automated backups, retention and metering, driven by the simulated clock."""
-        self._scheduler_wakeup = False
         elapsed = 0.0
         while True:
             await asyncio.sleep(0.5)

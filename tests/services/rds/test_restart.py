@@ -1,0 +1,89 @@
+"""Instances survive Strata restarts and kill -9 (no orphans); backups follow the simulated clock."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import urllib.request
+from pathlib import Path
+
+from strata.engines.process import pid_alive
+from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+
+
+def engine_pids(data_dir: Path) -> list[int]:
+    return [int(p.read_text()) for p in (data_dir / "rds" / "instances").glob("*/*/postgres.pid")]
+
+
+def test_instance_survives_restart_and_kill_9(strata_factory, unique: str) -> None:
+    server = strata_factory()
+    rds = server.client("rds")
+    inst = create_pg(rds, "durable", BackupRetentionPeriod=1)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+
+    server.restart()
+    rds = server.client("rds")
+    back = wait_status(rds, "durable")
+    assert back["Endpoint"] == inst["Endpoint"]
+    with pg_connect(back) as conn:
+        assert conn.execute("SELECT x FROM t").fetchone() == (1,)
+        conn.execute("INSERT INTO t VALUES (2)")
+
+    pids = engine_pids(server.data_dir)
+    assert pids and all(pid_alive(p) for p in pids)
+    server.kill()
+    eventually(lambda: not any(pid_alive(p) for p in pids), 30)  # the engines died with Strata
+
+    server.start()
+    rds = server.client("rds")
+    again = wait_status(rds, "durable")
+    with pg_connect(again) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    rds.delete_db_instance(DBInstanceIdentifier="durable", SkipFinalSnapshot=True)
+
+
+def advance(server, monkeypatch, duration: str) -> None:  # noqa: ANN001
+    """Move Strata's clock, and sign requests with the simulated time as a client living in it would."""
+    import botocore.auth
+
+    offset = server.advance_clock(duration)["offset_seconds"]
+
+    def now(remove_tzinfo: bool = True) -> datetime.datetime:
+        t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset)
+        return t.replace(tzinfo=None) if remove_tzinfo else t
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
+    try:
+        import botocore.crt.auth  # botocore signs with awscrt when it is installed
+
+        monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", now)
+    except ImportError:
+        pass
+
+
+def test_automated_backups_follow_the_simulated_clock(strata_factory, monkeypatch) -> None:
+    server = strata_factory()
+    rds = server.client("rds")
+    create_pg(rds, "clocked", BackupRetentionPeriod=2)
+
+    def automated() -> list[dict]:
+        snaps = rds.describe_db_snapshots(DBInstanceIdentifier="clocked", SnapshotType="automated")["DBSnapshots"]
+        return [s for s in snaps if s["Status"] == "available"]
+
+    first = automated()
+    assert len(first) == 1
+    advance(server, monkeypatch, "25h")
+    eventually(lambda: len(automated()) == 2, 60, 0.5)
+    advance(server, monkeypatch, "25h")
+    eventually(lambda: len(automated()) == 3, 60, 0.5)
+    # 75 h in: the first backup is older than the newest one before the 2-day window, so it goes.
+    advance(server, monkeypatch, "25h")
+    eventually(lambda: len(automated()) == 3 and first[0]["DBSnapshotIdentifier"] not in
+               {s["DBSnapshotIdentifier"] for s in automated()}, 60, 0.5)
+    with urllib.request.urlopen(f"{server.endpoint}/_strata/meter?service=rds") as r:
+        events = json.load(r)["events"]
+    hours = sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
+    assert hours >= 70  # three simulated days of one instance
+    rds.delete_db_instance(DBInstanceIdentifier="clocked", SkipFinalSnapshot=True)
