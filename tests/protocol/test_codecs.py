@@ -463,3 +463,11 @@ def test_dynamodb_bodies_carry_the_crc32_botocore_checks() -> None:
     assert (
         header(codec_for("kms").serialize(operation_model("kms", "ListKeys"), {}, "r"), "x-amz-crc32") is None
     )
+
+
+def test_not_modified_has_no_body_and_reads_as_304() -> None:
+    op = operation_model("s3", "GetObject")
+    resp = codec_for("s3").serialize_error(op, ServiceError("NotModified", "Not Modified", 304), "rid")
+    assert (resp.status, resp.body) == (304, b"")
+    response = {"status_code": 304, "headers": HTTPHeaders.from_pairs(resp.headers), "body": resp.body}
+    assert create_parser("rest-xml").parse(response, op.output_shape)["Error"]["Code"] == "304"

@@ -64,7 +64,13 @@ class BaseCodec:
         response = self._render_error(op, error, request_id)
         for name, value in error.headers.items():
             response.headers.append((name, value))
-        if op is not None and op.http.get("method") == "HEAD":
+        if error.status == 304:
+            # Not Modified never has a body; clients read the code from the status ("304").
+            response.body = b""
+            response.headers = [
+                (k, v) for k, v in response.headers if k.lower() not in ("content-length", "content-type")
+            ]
+        elif op is not None and op.http.get("method") == "HEAD":
             response.body = b""
         return response
 
