@@ -62,24 +62,25 @@ class HaproxyRouter:
     def _ready(self) -> bool:
         if not self._admin.exists() or "Uptime" not in self._command("show info"):
             return False
-        return all(port_open(r.port) for r in self.routes.values())
+        return all(port_open(r.port, r.host) for r in self.routes.values())
 
     # -- routes ------------------------------------------------------------------------------------
 
-    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False) -> None:
+    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False,
+                  host: str = LOOPBACK) -> None:
         """Create or update a route; an existing route with the same port switches backends live."""
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
         with self._lock:
-            new = Route(name, port, [(h, int(p)) for h, p in backends], balance)
+            new = Route(name, port, [(h, int(p)) for h, p in backends], balance, host)
             old = self.routes.get(name)
             self.routes[name] = new
             self._save()
-            if old is not None and old.port == port and old.balance == balance and self.running():
+            if old is not None and (old.port, old.balance, old.host) == (port, balance, host) and self.running():
                 self._write_config()
                 self._apply_backends(new, old)
                 return
-            self._reload(wait_port=port)
+            self._reload(wait_port=(host, port))
 
     def remove_route(self, name: str) -> None:
         with self._lock:
@@ -97,7 +98,7 @@ class HaproxyRouter:
     def _save(self) -> None:
         save_routes(self._state, self.routes)
 
-    def _reload(self, wait_port: int | None = None) -> None:
+    def _reload(self, wait_port: tuple[str, int] | None = None) -> None:
         self._write_config()
         if not self.running():
             self._proc.start(ready=self._ready, timeout=20)
@@ -111,7 +112,7 @@ class HaproxyRouter:
                 break
         else:
             raise EngineError(f"haproxy reload did not finish: {self._proc.log_tail(1500)}")
-        if wait_port is not None and not wait_until(lambda: port_open(wait_port), 10):
+        if wait_port is not None and not wait_until(lambda: port_open(wait_port[1], wait_port[0]), 10):
             raise EngineError(f"endpoint port {wait_port} is not listening: {self._proc.log_tail(1500)}")
 
     def _workers(self) -> set[str]:
@@ -175,7 +176,7 @@ class HaproxyRouter:
             be = _backend(r.name)
             lines += [
                 f"frontend fe_{be}",
-                f"    bind {LOOPBACK}:{r.port}",
+                f"    bind {r.host}:{r.port}",
                 f"    default_backend {be}",
                 f"backend {be}",
                 f"    balance {'roundrobin' if r.balance else 'first'}",

@@ -71,7 +71,7 @@ class NftRouter:
         self.table = f"strata_{os.getpid()}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
         self._state = self.run_dir / "routes.json"
         self.routes: dict[str, Route] = load_routes(self._state)
-        self._holds: dict[int, socket.socket] = {}
+        self._holds: dict[tuple[str, int], socket.socket] = {}
         self._lock = threading.RLock()
         self._started = False
 
@@ -93,14 +93,15 @@ class NftRouter:
     def running(self) -> bool:
         return self._started
 
-    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False) -> None:
+    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False,
+                  host: str = LOOPBACK) -> None:
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
-        for host, _ in backends:
-            if host != LOOPBACK:
+        for backend_host, _ in backends:
+            if backend_host != LOOPBACK:
                 raise ValueError("kernel redirection only reaches loopback backends")
         with self._lock:
-            self.routes[name] = Route(name, port, [(h, int(p)) for h, p in backends], balance)
+            self.routes[name] = Route(name, port, [(h, int(p)) for h, p in backends], balance, host)
             save_routes(self._state, self.routes)
             if self._started:
                 self._apply()
@@ -120,7 +121,7 @@ class NftRouter:
     def _apply(self) -> None:
         rules = []
         for r in sorted(self.routes.values(), key=lambda r: r.port):
-            match = f"ip daddr {LOOPBACK} tcp dport {r.port}"
+            match = f"ip daddr {r.host} tcp dport {r.port}"
             ports = [p for _, p in r.backends]
             if not ports:
                 rules.append(f"{match} reject with tcp reset")
@@ -137,16 +138,16 @@ class NftRouter:
             f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
             f"{body}\n  }}\n}}\n"
         )
-        self._hold_ports({r.port for r in self.routes.values()})
+        self._hold_ports({(r.host, r.port) for r in self.routes.values()})
 
-    def _hold_ports(self, ports: set[int]) -> None:
+    def _hold_ports(self, ports: set[tuple[str, int]]) -> None:
         for port in list(self._holds):
             if port not in ports:
                 self._holds.pop(port).close()
         for port in ports - set(self._holds):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                s.bind((LOOPBACK, port))
+                s.bind(port)
             except OSError:
                 s.close()  # someone else holds it (e.g. our previous incarnation's socket): rules still apply
                 continue

@@ -17,12 +17,16 @@ MAX_BACKENDS = 16
 
 @dataclass
 class Route:
-    """Connections to LOOPBACK:port go to one of `backends` (spread round-robin if `balance`)."""
+    """Connections to host:port go to one of `backends` (spread round-robin if `balance`).
+
+    `host` is a loopback address; 127.0.0.2, 127.0.0.3 ... give several endpoints the same port
+    (an Aurora cluster's writer and reader endpoints share one Port, as on AWS)."""
 
     name: str
     port: int
     backends: list[tuple[str, int]] = field(default_factory=list)
     balance: bool = False
+    host: str = LOOPBACK
 
 
 def load_routes(path: Path) -> dict[str, Route]:
@@ -30,7 +34,8 @@ def load_routes(path: Path) -> dict[str, Route]:
         return {}
     routes = {}
     for r in json.loads(path.read_text()):
-        routes[r["name"]] = Route(r["name"], int(r["port"]), [(h, int(p)) for h, p in r["backends"]], r["balance"])
+        routes[r["name"]] = Route(r["name"], int(r["port"]), [(h, int(p)) for h, p in r["backends"]], r["balance"],
+                                  r.get("host", LOOPBACK))
     return routes
 
 

@@ -153,9 +153,18 @@ def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path, mode: st
         other = free_port()
         router.set_route("db2", other, [("127.0.0.1", port_a)])  # a reload keeps the first route
         assert ask(front) == b"b:hi" and ask(other) == b"a:hi"
-        ro = free_port()
-        router.set_route("ro", ro, [("127.0.0.1", port_a), ("127.0.0.1", port_b)], balance=True)
-        assert {ask(ro) for _ in range(6)} == {b"a:hi", b"b:hi"}
+        router.set_route("ro", front, [("127.0.0.1", port_a), ("127.0.0.1", port_b)], balance=True,
+                         host="127.0.0.2")  # same port, another loopback address
+        with socket.create_connection(("127.0.0.2", front), timeout=5) as c:
+            c.sendall(b"x")
+            first = c.recv(100)
+        replies = {first}
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.2", front), timeout=5) as c:
+                c.sendall(b"hi")
+                replies.add(c.recv(100))
+        assert {b"a:hi", b"b:hi"} <= replies
+        assert ask(front) == b"b:hi"
         router.remove_route("db2")
         assert wait_until(lambda: not port_open(other), 10)
         router.stop()
