@@ -136,6 +136,15 @@ class Generator:
         greedy = {n for n, m in shape.members.items() if "{" + m.serialization.get("name", n) + "+}" in uri}
         return self._structure(shape, 0, greedy)
 
+    def for_error(self, shape: Shape, exclude: set[str]) -> st.SearchStrategy[dict]:
+        """Extra members of an error shape (message and code members excluded)."""
+        members = {
+            name: self.for_shape(m, m.serialization.get("location"), 1)
+            for name, m in shape.members.items()
+            if name not in exclude
+        }
+        return st.fixed_dictionaries({}, optional=members)
+
     def _structure(self, shape: Shape, depth: int, greedy: set[str] | None = None) -> st.SearchStrategy[dict]:
         required, optional = {}, {}
         union = bool(getattr(shape, "is_union", False) or shape.metadata.get("union"))

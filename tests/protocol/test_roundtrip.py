@@ -268,3 +268,43 @@ def test_outputs_round_trip(service: str) -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_errors_round_trip(service: str) -> None:
     _run_all(service, "errors")
+
+
+_MESSAGE_KEYS = {"message", "Message", "ErrorCode", "Code", "code"}
+
+
+def check_error_fields(service: str, op: OperationModel, code: str, fields: dict) -> None:
+    """Modeled error members (DynamoDB's CancellationReasons, EFS's FileSystemId) reach botocore."""
+    codec = codec_for(service)
+    shape = codec.error_shapes[code]
+    response = codec.serialize_error(op, ServiceError(code, "boom", 400, fields=fields), "req-err")
+    parsed = create_parser(op.metadata["protocol"]).parse(
+        {"status_code": 400, "headers": HTTPHeaders.from_pairs(response.headers), "body": response.body},
+        shape,
+    )
+    got = {k: v for k, v in normalize(parsed, shape).items() if k not in _MESSAGE_KEYS}
+    assert got == normalize(fields, shape)
+
+
+def _error_runner(service: str, op: OperationModel, code: str, strategy: st.SearchStrategy[dict]):  # noqa: ANN202
+    @SETTINGS
+    @given(strategy)
+    def run(fields: dict) -> None:
+        check_error_fields(service, op, code, fields)
+
+    return run
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_modeled_error_fields_round_trip(service: str) -> None:
+    codec = codec_for(service)
+    op = next(o for o in operations(service) if o.http.get("method") != "HEAD")
+    gen = GENERATORS.setdefault(service, Generator())
+    failures = {}
+    codes = sorted({shape.name: code for code, shape in codec.error_shapes.items()}.values())
+    for code in codes:
+        try:
+            _error_runner(service, op, code, gen.for_error(codec.error_shapes[code], exclude=_MESSAGE_KEYS))()
+        except Exception as e:  # noqa: BLE001 - reported together below
+            failures[code] = f"{type(e).__name__}: {str(e)[:400]}"
+    assert not failures, failures
