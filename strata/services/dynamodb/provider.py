@@ -292,6 +292,7 @@ class DynamoDBProvider:
     # -- items ------------------------------------------------------------------------------------
 
     async def put_item(self, ctx: RequestContext, req: dict) -> dict:
+        await self.state.store.writable()
         out = item_ops.put_item(self.state, self.state.table(ctx, req.get("TableName")), req)
         await self.state.store.durable()
         return out
@@ -300,11 +301,13 @@ class DynamoDBProvider:
         return item_ops.get_item(self.state, self.state.table(ctx, req.get("TableName")), req)
 
     async def update_item(self, ctx: RequestContext, req: dict) -> dict:
+        await self.state.store.writable()
         out = item_ops.update_item(self.state, self.state.table(ctx, req.get("TableName")), req)
         await self.state.store.durable()
         return out
 
     async def delete_item(self, ctx: RequestContext, req: dict) -> dict:
+        await self.state.store.writable()
         out = item_ops.delete_item(self.state, self.state.table(ctx, req.get("TableName")), req)
         await self.state.store.durable()
         return out
@@ -319,11 +322,13 @@ class DynamoDBProvider:
         return batch.batch_get_item(self.state, ctx, req)
 
     async def batch_write_item(self, ctx: RequestContext, req: dict) -> dict:
+        await self.state.store.writable()
         out = batch.batch_write_item(self.state, ctx, req)
         await self.state.store.durable()
         return out
 
     async def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
+        await self.state.store.writable()
         out = transactions.transact_write_items(self.state, ctx, req)
         await self.state.store.durable()
         return out

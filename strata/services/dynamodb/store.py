@@ -10,9 +10,9 @@ an index Query a range scan of ddb_index joined back to the item. Items are stor
 their wire shape. Index rows are written in the same SQLite transaction as the item.
 
 Group commit: every write operation runs as a SAVEPOINT (atomic on its own) inside one open
-transaction on the writer connection; `durable()` schedules a COMMIT (one fsync) at the end of the
-current event-loop turn and resolves when it is done, so the writes of concurrent requests share one
-fsync and none is acknowledged before it is durable. Reads (GetItem, Query, Scan) use a separate
+transaction on the writer connection; `durable()` schedules a COMMIT (one fsync) after the current
+event-loop turn, run in a commit thread, and resolves when it is done, so the writes of concurrent
+requests share one fsync, none is acknowledged before it is durable, and reads go on meanwhile. Reads (GetItem, Query, Scan) use a separate
 connection and so only ever see committed data.
 """
 
@@ -22,7 +22,9 @@ import asyncio
 import json
 import marshal
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,6 +71,15 @@ dumps = marshal.dumps
 loads = marshal.loads
 
 
+def _settle(waiters: list[asyncio.Future], error: BaseException | None) -> None:
+    for f in waiters:
+        if not f.done():
+            if error is None:
+                f.set_result(None)
+            else:
+                f.set_exception(error)
+
+
 class ItemStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
@@ -78,6 +89,9 @@ class ItemStore:
         self.w.execute("PRAGMA cache_size=-65536")
         self._waiters: list[asyncio.Future] = []
         self._scheduled = False
+        self._committing: asyncio.Future | None = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-commit")
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
 
@@ -88,36 +102,46 @@ class ItemStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write operation inside the open group transaction (a SAVEPOINT)."""
-        w = self.w
-        if not w.in_transaction:
-            w.execute("BEGIN IMMEDIATE")
-        w.execute("SAVEPOINT op")
-        try:
-            yield w
-        except BaseException:
-            w.execute("ROLLBACK TO op")
-            w.execute("RELEASE op")
-            raise
-        w.execute("RELEASE op")
+        """One atomic write operation inside the open group transaction (a SAVEPOINT).
 
-    def commit_now(self) -> None:
-        """Commit the group transaction (if any) and wake everyone waiting for it."""
-        waiters, self._waiters = self._waiters, []
-        try:
+        Async callers `await writable()` first; a synchronous caller (table DDL, the TTL sweeper)
+        that arrives while a commit is in flight waits for it here.
+        """
+        with self._lock:  # never interleaved with a COMMIT running in the commit thread
+            w = self.w
+            if not w.in_transaction:
+                w.execute("BEGIN IMMEDIATE")
+            w.execute("SAVEPOINT op")
+            try:
+                yield w
+            except BaseException:
+                w.execute("ROLLBACK TO op")
+                w.execute("RELEASE op")
+                raise
+            w.execute("RELEASE op")
+
+    def _commit(self) -> None:
+        with self._lock:
             if self.w.in_transaction:
                 self.w.execute("COMMIT")
+
+    def commit_now(self) -> None:
+        """Commit the group transaction (if any) now, and wake everyone waiting for it."""
+        waiters, self._waiters = self._waiters, []
+        try:
+            self._commit()
         except sqlite3.Error as e:
-            for f in waiters:
-                if not f.done():
-                    f.set_exception(e)
+            _settle(waiters, e)
             raise
-        for f in waiters:
-            if not f.done():
-                f.set_result(None)
+        _settle(waiters, None)
+
+    async def writable(self) -> None:
+        """Wait while a group commit is in flight (its connection is busy in the commit thread)."""
+        while self._committing is not None:
+            await asyncio.shield(self._committing)
 
     async def durable(self) -> None:
-        """Wait until every write made so far is committed (group commit at the end of this loop turn)."""
+        """Wait until every write made so far is committed (group commit after this loop turn)."""
         if not self.w.in_transaction:
             return
         loop = asyncio.get_running_loop()
@@ -129,11 +153,22 @@ class ItemStore:
         await fut
 
     def _flush(self) -> None:
+        """COMMIT in the commit thread, so the event loop keeps serving reads during the fsync."""
         self._scheduled = False
-        try:
-            self.commit_now()
-        except sqlite3.Error:
-            pass  # the waiters got the exception
+        waiters, self._waiters = self._waiters, []
+        if not self.w.in_transaction:  # already committed by commit_now()
+            _settle(waiters, None)
+            return
+        loop = asyncio.get_running_loop()
+        committing = self._committing = loop.create_future()
+        task = loop.run_in_executor(self._executor, self._commit)
+
+        def done(f: asyncio.Future) -> None:
+            self._committing = None
+            committing.set_result(None)
+            _settle(waiters, f.exception())
+
+        task.add_done_callback(done)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -147,6 +182,7 @@ class ItemStore:
 
     def close(self) -> None:
         self.commit_now()
+        self._executor.shutdown(wait=True)
         self.w.close()
         self.db.close()
 
