@@ -19,6 +19,7 @@ op = st.one_of(
     st.tuples(st.just("add"), PKS, SKS, VALS, st.booleans()),
     st.tuples(st.just("query"), PKS, SKS, VALS, st.booleans()),
     st.tuples(st.just("get"), PKS, SKS, VALS, st.booleans()),
+    st.tuples(st.just("gsi"), PKS, SKS, VALS, st.booleans()),
 )
 
 
@@ -47,6 +48,8 @@ class Model:
             return new["v"]
         if kind == "get":
             return cur
+        if kind == "gsi":
+            return sorted((k[0], k[1]) for k, it in self.items.items() if it["v"] == v)
         rows = sorted((k[1], it["v"]) for k, it in self.items.items() if k[0] == pk and k[1] >= sk)
         if not flag:
             rows.reverse()
@@ -80,6 +83,14 @@ def run(ddb: Any, t: str, kind: str, pk: str, sk: int, v: int, flag: bool) -> An
         if kind == "get":
             r = ddb.get_item(TableName=t, Key=key, ConsistentRead=True)
             return {"v": int(r["Item"]["v"]["N"])} if "Item" in r else None
+        if kind == "gsi":
+            r = ddb.query(
+                TableName=t,
+                IndexName="by-v",
+                KeyConditionExpression="v = :v",
+                ExpressionAttributeValues={":v": {"N": str(v)}},
+            )
+            return sorted((i["pk"]["S"], int(i["sk"]["N"])) for i in r["Items"])
         r = ddb.query(
             TableName=t,
             KeyConditionExpression="pk = :p AND sk >= :s",
@@ -113,6 +124,14 @@ def table(ddb: Any) -> str:
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "N"},
+            {"AttributeName": "v", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-v",
+                "KeySchema": [{"AttributeName": "v", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
