@@ -302,6 +302,8 @@ def query(state: State, meta: TableMeta, req: dict) -> dict:
         )
     forward = req.get("ScanIndexForward", True) is not False
     start = r.start_key()
+    if start is not None and start[0] != pk:
+        raise validation("The provided starting key is outside query boundaries based on provided conditions")
     fetch = (r.limit + 1) if r.limit is not None else -1
     if ix is None:
         rows = state.store.query(

@@ -80,6 +80,19 @@ def test_paging_with_limit_and_exclusive_start_key(ddb: Any, numbers: str) -> No
     assert seen == ["11", "1", "-1"]
 
 
+def test_start_key_must_be_inside_the_query(ddb: Any, numbers: str) -> None:
+    with pytest.raises(ClientError) as e:
+        ddb.query(
+            TableName=numbers,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "p"}},
+            ExclusiveStartKey={"pk": {"S": "other"}, "n": {"N": "5"}},
+        )
+    assert e.value.response["Error"]["Message"] == (
+        "The provided starting key is outside query boundaries based on provided conditions"
+    )
+
+
 def test_begins_with_and_string_byte_order(ddb: Any, make_table: Any) -> None:
     t = make_table(("pk", "S"), ("sk", "S"))
     for sk in ["a", "ab", "abc", "b", "B", "é", "z", "a\uffff"]:
