@@ -193,18 +193,13 @@ class RestCodec(BaseCodec):
         if payload is not None:
             member = shape.members[payload]
             if member.type_name == "blob":
-                if op.has_streaming_input:
+                # botocore (and so the gateway, via op.has_streaming_input) streams every blob
+                # payload; the provider always gets a BodyStream, even over an already-read body.
 
-                    def read_stream(request: HttpRequest, out: dict) -> None:
-                        out[payload] = body_stream(request)
+                def read_stream(request: HttpRequest, out: dict) -> None:
+                    out[payload] = body_stream(request)
 
-                    return read_stream
-
-                def read_blob(request: HttpRequest, out: dict) -> None:
-                    if request.body:
-                        out[payload] = bytes(request.body)
-
-                return read_blob
+                return read_stream
             if member.type_name == "string":
 
                 def read_text(request: HttpRequest, out: dict) -> None:
