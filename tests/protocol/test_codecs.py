@@ -471,3 +471,11 @@ def test_not_modified_has_no_body_and_reads_as_304() -> None:
     assert (resp.status, resp.body) == (304, b"")
     response = {"status_code": 304, "headers": HTTPHeaders.from_pairs(resp.headers), "body": resp.body}
     assert create_parser("rest-xml").parse(response, op.output_shape)["Error"]["Code"] == "304"
+
+
+def test_json_output_tolerates_decimal_numbers_and_sets() -> None:
+    from decimal import Decimal
+
+    item = {"n": {"N": Decimal("1.50")}, "ss": {"SS": {"a"}}}
+    resp = codec_for("dynamodb").serialize(operation_model("dynamodb", "GetItem"), {"Item": item}, "r")
+    assert json.loads(resp.body) == {"Item": {"n": {"N": "1.50"}, "ss": {"SS": ["a"]}}}

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import zlib
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
 from strata.protocol.codecs.json_shapes import JsonReader, JsonWriter
-from strata.protocol.codecs.values import MalformedDocument
+from strata.protocol.codecs.values import MalformedDocument, b64encode, format_timestamp
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
@@ -34,8 +36,21 @@ def load_json_object(body: bytes) -> dict:
     return doc
 
 
+def _json_default(value: Any) -> Any:
+    """Values a provider may hand back where the model has a plain type (only called for those)."""
+    if isinstance(value, Decimal):
+        return str(value)  # DynamoDB numbers are strings on the wire
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, datetime):
+        return format_timestamp(value, "unixtimestamp")
+    if isinstance(value, (bytes, bytearray)):
+        return b64encode(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
 def dump_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
 
 def json_error_body(
