@@ -3,8 +3,9 @@
 Input: hypothesis generates a value of the operation's input shape, botocore's client-side
 serializer turns it into an HTTP request, our codec finds the operation and parses it, and the
 result must equal what went in. Output: a generated value of the output shape goes through our
-serializer, botocore's response parser must give it back. Errors: botocore's parser must read
-our error code and message, including the 501 for unimplemented operations.
+serializer, botocore's response parser must give it back (event streams included). Errors:
+botocore's parser must read our error code and message, including the 501 for unimplemented
+operations, and every modeled error shape's extra members.
 
 Exceptions, each justified where it is declared:
 - ROUTE_ALIASES: deprecated or sibling operations whose requests are identical on the wire.
