@@ -110,7 +110,7 @@ def bench_get1m(strata: str, seconds: int) -> None:
           f"ratio {strata_rps / nginx_rps:.0%} (bar 50%)")
 
 
-def bench_large(strata: str) -> None:
+def bench_large(strata: str, label: str = "") -> None:
     size = 256 * MiB
     data = os.urandom(size)
     t = time.perf_counter()
@@ -151,8 +151,36 @@ def bench_large(strata: str) -> None:
         gets.append(size / (time.perf_counter() - t) / 1e6)
         conn.close()
     put, get = statistics.median(puts), statistics.median(gets)
-    print(f"put_256m: {put:,.0f} MB/s  md5 {md5_mbs:,.0f} MB/s  ratio {put / md5_mbs:.2f} of md5 (bar >= 0.5)")
-    print(f"get_256m: {get:,.0f} MB/s")
+    print(f"put_256m{label}: {put:,.0f} MB/s  md5 {md5_mbs:,.0f} MB/s  ratio {put / md5_mbs:.2f} of md5 (bar >= 0.5)")
+    print(f"get_256m{label}: {get:,.0f} MB/s")
+
+
+def bench_disk() -> None:
+    """The disk's write+fsync speed: the ceiling of a durable PUT."""
+    with tempfile.NamedTemporaryFile(dir=tempfile.gettempdir()) as f:
+        chunk = os.urandom(8 * MiB)
+        t = time.perf_counter()
+        for _ in range(32):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+        print(f"disk: write+fsync {256 * MiB / (time.perf_counter() - t) / 1e6:,.0f} MB/s")
+
+
+class NoFsyncStrata(StrataProcess):
+    """A Strata started with --no-fsync (survives kill -9, not power loss)."""
+
+    def start(self, timeout: float = 60) -> StrataProcess:
+        real_popen = subprocess.Popen
+
+        def popen(args, *a, **kw):  # noqa: ANN001, ANN202
+            return real_popen([*args, "--no-fsync"], *a, **kw)
+
+        subprocess.Popen = popen  # type: ignore[misc]
+        try:
+            return super().start(timeout)
+        finally:
+            subprocess.Popen = real_popen  # type: ignore[misc]
 
 
 def _fill(data_dir: Path, bucket: str, keys: Iterable[str]) -> None:
@@ -240,7 +268,13 @@ def main() -> None:
             elif w == "get1m":
                 bench_get1m(server.endpoint, a.seconds)
             elif w == "large":
+                bench_disk()
                 bench_large(server.endpoint)
+                other = NoFsyncStrata(tmp / "nofsync").start()
+                try:
+                    bench_large(other.endpoint, " (--no-fsync)")
+                finally:
+                    other.stop()
             elif w == "list":
                 bench_list(server)
     finally:

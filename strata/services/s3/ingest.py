@@ -146,7 +146,10 @@ async def receive(
                         await pending
                     if f is None:
                         tmp, f = blobs.open_temp()
-                    pending = loop.run_in_executor(_pool, write, batch)
+                    # Hashing and writing the same batch run side by side (both release the GIL);
+                    # the next batch is received meanwhile.
+                    pending = asyncio.gather(loop.run_in_executor(_pool, hash_batch, batch),
+                                             loop.run_in_executor(_pool, f.write, batch))
             if pending is not None:
                 await pending
                 pending = None
