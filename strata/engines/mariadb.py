@@ -88,7 +88,7 @@ class MariaNode:
 
     @property
     def binlog_base(self) -> str:
-        return f"{self.root.name}-bin"
+        return f"{self.root.parent.name}-{self.root.name}-bin"  # unique in a shared cluster archive
 
     # -- creation ----------------------------------------------------------------------------------
 

@@ -258,7 +258,7 @@ class BackupsMixin:
         target = None if target_real is None else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat()
         doc = self.get_instance(ident)
         params = self.params_for(doc)
-        self.fleet.restore(doc, Path(backups[-1]["path"]), params, archive=self.fleet.archive_dir(source_id),
+        self.fleet.restore(doc, Path(backups[-1]["path"]), params, archive=self.fleet.archive_of(source),
                            target_time=target)
         self.save(doc, "nodes", "primary", "next_node")
         self.finish_creation(doc, params)
@@ -280,6 +280,7 @@ class BackupsMixin:
                 self._spawn(doc["id"], self.take_automated_backup, doc["id"])
             else:
                 self.prune_backups(doc)
+        self.run_cluster_schedule()
 
     def prune_backups(self, doc: dict) -> None:
         """Drop automated backups no restore inside the retention window needs (the newest one

@@ -1,14 +1,408 @@
-"""Aurora DB clusters (filled in below the instance work)."""
+"""Aurora DB clusters: one writer and up to 15 readers on the engine's own replication.
+
+A cluster record holds what its instances share (engine, master user, database, backups) and two
+stable endpoints with one Port, as on AWS: the writer endpoint (`127.0.0.1:Port`) follows the
+writer; the reader endpoint (`127.0.0.2:Port`) spreads new connections over the readers (or
+reaches the writer while there are none). Instances join with CreateDBInstance(DBClusterIdentifier):
+the first becomes the writer (initdb, or the cluster's restore source), the next ones stream from
+it. FailoverDBCluster promotes a reader, re-points both endpoints and rebuilds the old writer as a
+reader. Aurora's shared storage volume is not imitated: each instance has its own copy, kept by
+replication; the cluster's WAL/binlog archive lives with the cluster, so backups and
+point-in-time restore are the cluster's, whichever instance writes.
+"""
 
 from __future__ import annotations
 
-from strata.services.base import RequestContext
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
+from strata.sim.clock import clock
+
+READER_HOST = "127.0.0.2"
 
 
 class ClustersMixin:
-    async def create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
-        raise m.not_found_cluster(req["DBClusterIdentifier"])
+    # -- records -----------------------------------------------------------------------------------
 
-    def cluster_member_removed(self, cluster_id: str, ident: str) -> None:
-        return None
+    def get_cluster(self, cid: str | None) -> dict:
+        if not cid:
+            raise m.fault("InvalidParameterValue", "DBClusterIdentifier is required.")
+        doc = self.store.get_doc("cluster", cid.split(":")[-1].lower())
+        if doc is None:
+            raise m.not_found_cluster(cid)
+        return doc
+
+    def cluster_dir(self, cid: str) -> Path:
+        return self.runtime.data_dir / "clusters" / cid
+
+    def route_cluster(self, cluster: dict) -> None:
+        """Writer endpoint -> writer node; reader endpoint -> reader nodes (or the writer)."""
+        writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
+        writer_backend = [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])] if writer and writer.get("primary") else []
+        readers = []
+        for rid in cluster["members"]:
+            r = self.store.get_doc("instance", rid)
+            if r and rid != cluster.get("writer") and r["status"] == "available" and r.get("primary"):
+                readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
+        self.fleet.router.set_route(f"cluster-{cluster['id']}", cluster["port"], writer_backend)
+        self.fleet.router.set_route(f"cluster-ro-{cluster['id']}", cluster["port"], readers or writer_backend,
+                                    balance=True, host=READER_HOST)
+
+    def cluster_out(self, c: dict) -> dict:
+        members = [{"DBInstanceIdentifier": i, "IsClusterWriter": i == c.get("writer"),
+                    "DBClusterParameterGroupStatus": "in-sync", "PromotionTier": 1} for i in c["members"]]
+        out = {
+            "DBClusterIdentifier": c["id"], "Status": c["status"], "Engine": c["engine"],
+            "EngineVersion": c["engine_version"], "EngineMode": "provisioned", "Port": c["port"],
+            "Endpoint": "127.0.0.1", "ReaderEndpoint": READER_HOST, "MasterUsername": c["master_username"],
+            "DBClusterMembers": members, "MultiAZ": len(c["members"]) > 1,
+            "AvailabilityZones": self.azs()[:3], "BackupRetentionPeriod": c["backup_retention"],
+            "PreferredBackupWindow": "03:00-03:30", "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
+            "ClusterCreateTime": dt.datetime.fromisoformat(c["created"]), "StorageEncrypted": c["storage_encrypted"],
+            "DbClusterResourceId": c["resource_id"], "HostedZoneId": "Z2R2ITUGPM61AM",
+            "DBClusterArn": m.arn(self.region, self.account, "cluster", c["id"]), "AllocatedStorage": 1,
+            "DBClusterParameterGroup": c.get("param_group") or f"default.{c['engine']}", "TagList": m.tags_out(c["tags"]),
+            "DeletionProtection": c.get("deletion_protection", False), "VpcSecurityGroups": [],
+            "IAMDatabaseAuthenticationEnabled": False, "CopyTagsToSnapshot": False, "CrossAccountClone": False,
+            "ReadReplicaIdentifiers": [], "AssociatedRoles": [], "StorageType": "aurora",
+        }
+        if c.get("db_name"):
+            out["DatabaseName"] = c["db_name"]
+        if c.get("kms_key_id"):
+            out["KmsKeyId"] = c["kms_key_id"]
+        if c.get("serverless_v2"):
+            out["ServerlessV2ScalingConfiguration"] = c["serverless_v2"]
+        if c.get("subnet_group"):
+            out["DBSubnetGroup"] = c["subnet_group"]
+        backups = self.cluster_backups(c["id"])
+        if backups and c.get("writer"):
+            out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(int(backups[0]["real_at"] + clock.offset) + 1, dt.UTC)
+            out["LatestRestorableTime"] = dt.datetime.fromtimestamp(int(clock.time()), dt.UTC)
+        if c.get("last_failover_seconds") is not None:
+            out["StatusInfos"] = []
+        return out
+
+    @staticmethod
+    def check_serverless(cfg: dict | None) -> dict | None:
+        if not cfg:
+            return None
+        lo, hi = float(cfg.get("MinCapacity", 0.5)), float(cfg.get("MaxCapacity", 128))
+        if not (0 <= lo <= hi <= 256) or hi < 1 or (lo * 2) % 1 or (hi * 2) % 1:
+            raise m.fault("InvalidParameterValue",
+                          "ServerlessV2ScalingConfiguration: capacities are ACUs in steps of 0.5, "
+                          "MinCapacity 0-256 <= MaxCapacity 1-256.")
+        return {"MinCapacity": lo, "MaxCapacity": hi}
+
+    # -- cluster operations ------------------------------------------------------------------------
+
+    def new_cluster_doc(self, req: dict, info: m.EngineInfo, master_username: str, password: str | None) -> dict:
+        cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
+        if self.store.get_doc("cluster", cid):
+            raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
+        if req.get("DBSubnetGroupName"):
+            self.get_subnet_group(req["DBSubnetGroupName"])
+        port = self.fleet.ports.allocate(f"rds/cluster/{cid}/endpoint", preferred=req.get("Port"))
+        return {"id": cid, "engine": info.name, "kind": info.kind, "engine_version": self.engine_version(info.kind),
+                "master_username": master_username, "master_password": password, "db_name": req.get("DatabaseName"),
+                "port": port, "status": "available", "created": clock.now().isoformat(), "members": [],
+                "writer": None, "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
+                "serverless_v2": self.check_serverless(req.get("ServerlessV2ScalingConfiguration")),
+                "tags": m.tags_in(req.get("Tags")), "storage_encrypted": bool(req.get("StorageEncrypted")),
+                "kms_key_id": req.get("KmsKeyId"), "param_group": req.get("DBClusterParameterGroupName"),
+                "subnet_group": req.get("DBSubnetGroupName"), "deletion_protection": bool(req.get("DeletionProtection")),
+                "resource_id": self.resource_id("cluster"), "seed": None}
+
+    async def create_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        info = m.engine_info(req.get("Engine"))
+        if not info.aurora:
+            raise m.fault("InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql.")
+        m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
+        c = self.new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
+        self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(self.route_cluster, c)
+        self.event(c["id"], "db-cluster", "DB cluster created", ["creation"])
+        return {"DBCluster": self.cluster_out(c)}
+
+    def describe_db_clusters(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DBClusterIdentifier"):
+            clusters = [self.get_cluster(req["DBClusterIdentifier"])]
+        else:
+            clusters = self.store.list_docs("cluster")
+        return {"DBClusters": [self.cluster_out(c) for c in clusters]}
+
+    async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        if req.get("ServerlessV2ScalingConfiguration"):
+            c["serverless_v2"] = self.check_serverless(req["ServerlessV2ScalingConfiguration"])
+        if req.get("BackupRetentionPeriod") is not None:
+            c["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
+        if req.get("DeletionProtection") is not None:
+            c["deletion_protection"] = bool(req["DeletionProtection"])
+        if req.get("MasterUserPassword"):
+            m.check_password(req["MasterUserPassword"])
+            c["master_password"] = req["MasterUserPassword"]
+            if c.get("writer"):
+                writer = self.get_instance(c["writer"])
+                await run_blocking(self._locked, writer["id"], self.fleet.primary(writer).set_password,
+                                   req["MasterUserPassword"])
+        self.store.put_doc("cluster", c["id"], c)
+        return {"DBCluster": self.cluster_out(c)}
+
+    async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        if c.get("deletion_protection"):
+            raise m.fault("InvalidParameterCombination", "Cannot delete protected Cluster, please disable deletion protection.")
+        if c["members"]:
+            raise m.fault("InvalidDBClusterStateFault",
+                          f"Cluster {c['id']} still has instances; delete them first.")
+        if not req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
+            raise m.fault("InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here.")
+
+        def remove() -> None:
+            self.fleet.router.remove_route(f"cluster-{c['id']}")
+            self.fleet.router.remove_route(f"cluster-ro-{c['id']}")
+            self.fleet.ports.release_prefix(f"rds/cluster/{c['id']}/")
+            for s in self.store.list_docs("cluster_snapshot"):
+                if s["cluster_id"] == c["id"] and s["type"] == "automated":
+                    self.store.delete_doc("cluster_snapshot", s["id"])
+            shutil.rmtree(self.cluster_dir(c["id"]), ignore_errors=True)
+            self.store.delete_doc("cluster", c["id"])
+
+        await run_blocking(remove)
+        self.event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
+        return {"DBCluster": {**self.cluster_out(c), "Status": "deleting"}}
+
+    # -- instances in a cluster --------------------------------------------------------------------
+
+    async def create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
+        c = self.get_cluster(req["DBClusterIdentifier"])
+        if info.name != c["engine"]:
+            raise m.fault("InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine.")
+        if len(c["members"]) > m.MAX_AURORA_READERS:
+            raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
+        doc = self.new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
+        doc.update(cluster=c["id"], db_name=c.get("db_name"), archive_dir=str(self.cluster_dir(c["id"]) / "archive"),
+                   cluster_role="writer" if not c.get("writer") else "reader", storage_type="aurora")
+        self.fleet.new_node(doc, "primary", doc["az"])
+        doc["primary"] = next(iter(doc["nodes"]))
+        self.save(doc)
+        c["members"].append(doc["id"])
+        if doc["cluster_role"] == "writer":
+            c["writer"] = doc["id"]
+        self.store.put_doc("cluster", c["id"], c)
+        self._spawn(doc["id"], self._build_cluster_instance, doc["id"], c["id"])
+        return {"DBInstance": self.instance_out(doc)}
+
+    def _build_cluster_instance(self, ident: str, cid: str) -> None:
+        doc = self.get_instance(ident)
+        c = self.get_cluster(cid)
+        params = self.params_for(doc)
+        if doc["cluster_role"] == "writer":
+            seed = c.get("seed")
+            if seed:
+                self.fleet.restore(doc, Path(seed["backup"]), params,
+                                   archive=Path(seed["archive"]) if seed.get("archive") else None,
+                                   target_time=seed.get("target"))
+            else:
+                self.fleet.create_primary(doc, c["master_password"], params)
+            self.save(doc, "nodes")
+            self.route_cluster(self.get_cluster(cid))  # before "available": the endpoint works then
+            self.set_status(ident, "available")
+            if c["backup_retention"] > 0 and not self.cluster_backups(cid):
+                self.fill_cluster_snapshot(self.take_cluster_backup(cid, automated=True)["id"])
+        else:
+            writer = self.get_instance(c["writer"])
+            with self.fleet.lock(writer["id"]):
+                self.fleet.create_replica(writer, doc, params)
+            self.save(doc, "nodes")
+            self.set_status(ident, "available")
+        self.route_cluster(self.get_cluster(cid))
+        self.event(ident, "db-instance", f"DB instance added to cluster {cid} as {doc['cluster_role']}", ["creation"])
+
+    def cluster_member_removed(self, cid: str, ident: str) -> None:
+        c = self.store.get_doc("cluster", cid)
+        if c is None:
+            return
+        c["members"] = [i for i in c["members"] if i != ident]
+        if c.get("writer") == ident:
+            c["writer"] = None
+        self.store.put_doc("cluster", cid, c)
+        self.route_cluster(c)
+
+    # -- failover ----------------------------------------------------------------------------------
+
+    async def failover_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        readers = [i for i in c["members"] if i != c.get("writer")]
+        target = (req.get("TargetDBInstanceIdentifier") or "").lower() or (readers[0] if readers else None)
+        if not c.get("writer") or not target or target not in readers:
+            raise m.fault("InvalidDBClusterStateFault",
+                          f"Cluster {c['id']} has no reader instance to fail over to." if not readers
+                          else f"{target} is not a reader of cluster {c['id']}.")
+        if c["status"] != "available" or self.get_instance(target)["status"] != "available":
+            raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} is not available.")
+        c["status"] = "failing-over"
+        self.store.put_doc("cluster", c["id"], c)
+        self._spawn(f"cluster:{c['id']}", self._failover_cluster, c["id"], target)
+        return {"DBCluster": self.cluster_out(c)}
+
+    def _failover_cluster(self, cid: str, target: str) -> None:
+        c = self.get_cluster(cid)
+        old_id = c["writer"]
+        t0 = clock.monotonic()
+        self.event(cid, "db-cluster", f"Started cluster failover to DB instance {target}", ["failover"])
+        with self.fleet.lock(old_id), self.fleet.lock(target):
+            old, new = self.get_instance(old_id), self.get_instance(target)
+            self.fleet.primary(old).kill()
+            self.fleet.primary(new).promote()
+            new["cluster_role"], old["cluster_role"] = "writer", "reader"
+            self.save(new, "cluster_role")
+            self.set_status(old_id, "rebooting", cluster_role="reader")
+            c["writer"] = target
+            c["status"] = "available"
+            c["last_failover_seconds"] = round(clock.monotonic() - t0, 3)
+            self.store.put_doc("cluster", cid, c)
+            self.route_cluster(c)
+        self.event(cid, "db-cluster", f"Completed failover to DB instance {target}", ["failover"])
+        for rid in c["members"]:
+            if rid not in (old_id, target):
+                with self.fleet.lock(rid):
+                    self.fleet.primary(self.get_instance(rid)).follow(self.fleet.primary(new), rid)
+        with self.fleet.lock(old_id):  # the old writer comes back as a reader of the new one
+            old = self.get_instance(old_id)
+            self.fleet.drop_node(old, old["primary"])
+            old["primary"] = self.fleet.new_node(old, "primary", old["az"])
+            self.fleet.create_replica(self.get_instance(target), old, self.params_for(old))
+            self.save(old, "nodes", "primary", "next_node")
+            self.set_status(old_id, "available")
+        self.route_cluster(self.get_cluster(cid))
+
+    # -- cluster backups, snapshots and restores ---------------------------------------------------
+
+    def run_cluster_schedule(self) -> None:
+        """A daily automated backup of every cluster with a writer (simulated time)."""
+        for c in self.store.list_docs("cluster"):
+            writer = c.get("writer")
+            if not writer or writer in self._busy or c["status"] != "available":
+                continue
+            w = self.store.get_doc("instance", writer)
+            backups = self.cluster_backups(c["id"])
+            if w and w["status"] == "available" and backups and clock.time() - backups[-1]["at"] >= 86400:
+                snap = self.take_cluster_backup(c["id"], automated=True)
+                self._spawn(writer, self.fill_cluster_snapshot, snap["id"])
+
+    def cluster_backups(self, cid: str) -> list[dict]:
+        snaps = [s for s in self.store.list_docs("cluster_snapshot")
+                 if s["cluster_id"] == cid and s["type"] == "automated" and s["status"] == "available"]
+        return sorted(snaps, key=lambda s: s["at"])
+
+    def take_cluster_backup(self, cid: str, *, automated: bool, snap_id: str | None = None,
+                            tags: dict | None = None) -> dict:
+        c = self.get_cluster(cid)
+        stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
+        snap_id = snap_id or f"rds:{cid}-{stamp}"
+        path = self.cluster_dir(cid) / "backups" / stamp if automated else \
+            self.runtime.data_dir / "cluster-snapshots" / snap_id / "data"
+        snap = {"id": snap_id, "cluster_id": cid, "engine": c["engine"], "kind": c["kind"],
+                "engine_version": c["engine_version"], "master_username": c["master_username"],
+                "db_name": c.get("db_name"), "port": c["port"], "status": "creating",
+                "type": "automated" if automated else "manual", "created": clock.now().isoformat(),
+                "cluster_created": c["created"], "path": str(path), "tags": tags or {}, "at": clock.time(),
+                "real_at": None, "encrypted": c["storage_encrypted"], "kms_key_id": c.get("kms_key_id")}
+        self.store.put_doc("cluster_snapshot", snap_id, snap)
+        return snap
+
+    def fill_cluster_snapshot(self, snap_id: str) -> None:
+        snap = self.store.get_doc("cluster_snapshot", snap_id)
+        c = self.get_cluster(snap["cluster_id"])
+        writer = self.get_instance(c["writer"])
+        self.fleet.base_backup(writer, Path(snap["path"]))
+        snap.update(status="available", real_at=clock.time() - clock.offset)
+        self.store.put_doc("cluster_snapshot", snap_id, snap)
+
+    def cluster_snapshot_out(self, s: dict) -> dict:
+        created = dt.datetime.fromtimestamp(s["at"], dt.UTC)
+        out = {"DBClusterSnapshotIdentifier": s["id"], "DBClusterIdentifier": s["cluster_id"],
+               "SnapshotCreateTime": created, "Engine": s["engine"], "EngineMode": "provisioned",
+               "AllocatedStorage": 1, "Status": s["status"], "Port": s["port"], "VpcId": "vpc-strata0000000000",
+               "ClusterCreateTime": dt.datetime.fromisoformat(s["cluster_created"]), "MasterUsername": s["master_username"],
+               "EngineVersion": s["engine_version"], "LicenseModel": s["engine"], "SnapshotType": s["type"],
+               "PercentProgress": 100 if s["status"] == "available" else 0, "StorageEncrypted": s["encrypted"],
+               "DBClusterSnapshotArn": m.arn(self.region, self.account, "cluster-snapshot", s["id"]),
+               "IAMDatabaseAuthenticationEnabled": False, "TagList": m.tags_out(s.get("tags", {})),
+               "AvailabilityZones": self.azs()[:3]}
+        if s.get("kms_key_id"):
+            out["KmsKeyId"] = s["kms_key_id"]
+        return out
+
+    def create_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
+        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        snap_id = m.check_identifier(req.get("DBClusterSnapshotIdentifier"), "DBClusterSnapshotIdentifier")
+        if self.store.get_doc("cluster_snapshot", snap_id):
+            raise m.fault("DBClusterSnapshotAlreadyExistsFault", f"Snapshot {snap_id} already exists.")
+        if not c.get("writer") or self.get_instance(c["writer"])["status"] != "available":
+            raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} has no available writer instance.")
+        snap = self.take_cluster_backup(c["id"], automated=False, snap_id=snap_id, tags=m.tags_in(req.get("Tags")))
+        self._spawn(c["writer"], self.fill_cluster_snapshot, snap_id)
+        return {"DBClusterSnapshot": self.cluster_snapshot_out(snap)}
+
+    def describe_db_cluster_snapshots(self, ctx: RequestContext, req: dict) -> dict:
+        snaps = self.store.list_docs("cluster_snapshot")
+        if req.get("DBClusterSnapshotIdentifier"):
+            snaps = [s for s in snaps if s["id"] == req["DBClusterSnapshotIdentifier"]]
+            if not snaps:
+                raise m.fault("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {req['DBClusterSnapshotIdentifier']} "
+                                                                "not found.", 404)
+        if req.get("DBClusterIdentifier"):
+            snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
+        if req.get("SnapshotType"):
+            snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
+        return {"DBClusterSnapshots": [self.cluster_snapshot_out(s) for s in snaps]}
+
+    def delete_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
+        snap = self.store.get_doc("cluster_snapshot", req.get("DBClusterSnapshotIdentifier") or "")
+        if snap is None or snap["type"] != "manual":
+            raise m.fault("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot not found.", 404)
+        shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
+        self.store.delete_doc("cluster_snapshot", snap["id"])
+        return {"DBClusterSnapshot": {**self.cluster_snapshot_out(snap), "Status": "deleted"}}
+
+    async def restore_db_cluster_from_snapshot(self, ctx: RequestContext, req: dict) -> dict:
+        snap = self.store.get_doc("cluster_snapshot", req.get("SnapshotIdentifier") or "")
+        if snap is None or snap["status"] != "available":
+            raise m.fault("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {req.get('SnapshotIdentifier')} not found.", 404)
+        info = m.engine_info(req.get("Engine") or snap["engine"])
+        c = self.new_cluster_doc({"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None)
+        c["seed"] = {"backup": snap["path"]}
+        self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(self.route_cluster, c)
+        return {"DBCluster": self.cluster_out(c)}
+
+    async def restore_db_cluster_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
+        src = self.get_cluster(req.get("SourceDBClusterIdentifier"))
+        backups = self.cluster_backups(src["id"])
+        if not backups or not src.get("writer"):
+            raise m.fault("InvalidDBClusterStateFault", f"Cluster {src['id']} has no automated backup to restore from.")
+        if bool(req.get("UseLatestRestorableTime")) == bool(req.get("RestoreToTime")):
+            raise m.fault("InvalidParameterCombination", "Specify exactly one of RestoreToTime or UseLatestRestorableTime.")
+        target_real = None
+        if req.get("RestoreToTime"):
+            ts = req["RestoreToTime"].timestamp()
+            if ts > clock.time() or ts < backups[0]["real_at"] + clock.offset:
+                raise m.fault("InvalidRestoreFault", "The restore time is outside the restorable window.")
+            target_real = ts - clock.offset
+        writer = self.get_instance(src["writer"])
+        await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
+        base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
+        info = m.ENGINES[src["engine"]]
+        c = self.new_cluster_doc({"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"],
+                                  **req}, info, src["master_username"], src.get("master_password"))
+        c["seed"] = {"backup": base["path"], "archive": str(self.cluster_dir(src["id"]) / "archive"),
+                     "target": None if target_real is None else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat()}
+        self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(self.route_cluster, c)
+        self.event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
+        return {"DBCluster": self.cluster_out(c)}

@@ -51,10 +51,10 @@ class Fleet:
         if node is None:
             info = doc["nodes"][name]
             root = self.instance_dir(doc["id"]) / name
-            if doc["kind"] == "postgres":
-                node = PgNode(root, info["port"], doc["master_username"], archive_dir=self.archive_dir(doc["id"]))
-            else:
-                node = MariaNode(root, info["port"], doc["master_username"], archive_dir=self.archive_dir(doc["id"]))
+            # Cluster members share their cluster's archive (whichever of them writes).
+            archive = Path(doc["archive_dir"]) if doc.get("archive_dir") else self.archive_dir(doc["id"])
+            cls = PgNode if doc["kind"] == "postgres" else MariaNode
+            node = cls(root, info["port"], doc["master_username"], archive_dir=archive)
             self._nodes[key] = node
         return node
 
@@ -212,6 +212,9 @@ class Fleet:
         node.start(timeout=600)
         node.wait_recovered()
         self.route(doc)
+
+    def archive_of(self, doc: dict) -> Path:
+        return Path(doc["archive_dir"]) if doc.get("archive_dir") else self.archive_dir(doc["id"])
 
     def prepare_pitr(self, doc: dict) -> None:
         """Make the source's archive cover `now` (a marker commit after any restore time, archived)."""

@@ -1,0 +1,87 @@
+"""Aurora PostgreSQL clusters: writer and reader endpoints, failover, cluster snapshots and PITR."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+
+
+def cluster_connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
+    host = cluster["ReaderEndpoint"] if reader else cluster["Endpoint"]
+    return psycopg.connect(host=host, port=cluster["Port"], user=USER, password=PASSWORD, dbname="app",
+                           connect_timeout=10, autocommit=True)
+
+
+def describe(rds, cid: str) -> dict:  # noqa: ANN001
+    return rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+
+
+def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    cid = f"aurora-{unique}"
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=cid, Engine="aurora-postgresql", MasterUsername=USER, MasterUserPassword=PASSWORD,
+        DatabaseName="app", ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 16},
+        Tags=[{"Key": "tier", "Value": "gold"}],
+    )["DBCluster"]
+    assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 16.0}
+    assert cluster["Endpoint"] != cluster["ReaderEndpoint"]
+    for name in ("w1", "r1"):
+        rds.create_db_instance(DBInstanceIdentifier=f"{name}-{unique}", DBClusterIdentifier=cid,
+                               Engine="aurora-postgresql", DBInstanceClass="db.serverless")
+        wait_status(rds, f"{name}-{unique}")
+    cluster = describe(rds, cid)
+    writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
+    assert writers == [f"w1-{unique}"]
+
+    with cluster_connect(cluster) as w:
+        w.execute("CREATE TABLE events (id int primary key)")
+        w.execute("INSERT INTO events SELECT generate_series(1, 50)")
+    with cluster_connect(cluster, reader=True) as r:
+        assert eventually(lambda: r.execute("SELECT to_regclass('events')").fetchone()[0] and
+                          r.execute("SELECT count(*) FROM events").fetchone()[0] == 50, 60)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            r.execute("INSERT INTO events VALUES (999)")
+
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"cs-{unique}")
+    eventually(lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"cs-{unique}")[
+        "DBClusterSnapshots"][0]["Status"] == "available", 120, 0.5)
+
+    time.sleep(1.2)
+    restore_time = datetime.now(UTC)
+    time.sleep(1.2)
+    with cluster_connect(cluster) as w:
+        w.execute("INSERT INTO events VALUES (51)")
+
+    rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=f"r1-{unique}")
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
+    after = describe(rds, cid)
+    assert [m["DBInstanceIdentifier"] for m in after["DBClusterMembers"] if m["IsClusterWriter"]] == [f"r1-{unique}"]
+    assert after["Port"] == cluster["Port"]
+    with cluster_connect(after) as w:
+        assert w.execute("SELECT count(*) FROM events").fetchone() == (51,)
+        w.execute("INSERT INTO events VALUES (52)")
+    wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
+
+    pitr = f"aurora-pitr-{unique}"
+    rds.restore_db_cluster_to_point_in_time(SourceDBClusterIdentifier=cid, DBClusterIdentifier=pitr,
+                                            RestoreToTime=restore_time)
+    rds.create_db_instance(DBInstanceIdentifier=f"p1-{unique}", DBClusterIdentifier=pitr,
+                           Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    wait_status(rds, f"p1-{unique}", timeout=300)
+    with cluster_connect(describe(rds, pitr)) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (50,)
+
+    rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", SkipFinalSnapshot=True)
+    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for ident in (f"r1-{unique}", f"p1-{unique}"):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+    for ident in (f"r1-{unique}", f"p1-{unique}"):
+        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+    rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
