@@ -185,12 +185,13 @@ class QueryCodec(BaseCodec):
             action = form_params(request).get("Action")
         except MalformedInput as e:
             raise self.malformed(str(e)) from e
-        op = self.operation(action) if action else None
+        if not action:
+            raise ServiceError("MissingAction", "The request must contain the parameter Action.", 400)
+        op = self.operation(action)
         if op is None:
-            message = (
-                f"The action {action} is not valid for this web service." if action else "No Action given"
+            raise ServiceError(
+                "InvalidAction", f"The action {action} is not valid for this web service.", 400
             )
-            raise ServiceError("InvalidAction", message, 400)
         return op, {}
 
     def malformed(self, message: str, document: bool = False) -> ServiceError:
