@@ -92,3 +92,23 @@ def test_presigned_post_rejections(s3, bucket: str, change: str, expected: bytes
     assert status in (400, 403) and expected in resp
     listing = s3.list_objects_v2(Bucket=bucket)
     assert "Contents" not in listing
+
+
+def test_presigned_post_redirect(s3, bucket: str) -> None:
+    post = s3.generate_presigned_post(Bucket=bucket, Key="r.txt",
+                                      Fields={"success_action_redirect": "http://app.example/done"},
+                                      Conditions=[{"success_action_redirect": "http://app.example/done"}])
+    body, ctype = multipart_form(post["fields"], "r.txt", b"redirected")
+    status, _, headers = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    location = {k.lower(): v for k, v in headers.items()}["location"]
+    assert status == 303 and location.startswith("http://app.example/done?bucket=") and "key=r.txt" in location
+    assert s3.get_object(Bucket=bucket, Key="r.txt")["Body"].read() == b"redirected"
+
+
+def test_post_metadata_fields_are_stored(s3, bucket: str) -> None:
+    post = s3.generate_presigned_post(Bucket=bucket, Key="m.txt", Fields={"x-amz-meta-origin": "browser"},
+                                      Conditions=[{"x-amz-meta-origin": "browser"}])
+    body, ctype = multipart_form(post["fields"], "m.txt", b"with meta")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 204, resp
+    assert s3.head_object(Bucket=bucket, Key="m.txt")["Metadata"] == {"origin": "browser"}
