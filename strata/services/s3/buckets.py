@@ -139,3 +139,22 @@ class BucketOperations(S3Core):
             self.require_bucket(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "tags", None)
         return {}
+
+    # -- transfer acceleration (the accelerate host form is an alias of the same endpoint) -------
+
+    def put_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        status = (req.get("AccelerateConfiguration") or {}).get("Status")
+        if status not in ("Enabled", "Suspended"):
+            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+        if "." in req["Bucket"]:
+            raise ServiceError("InvalidRequest", "S3 Transfer Acceleration is not supported for buckets with periods (.) in their names", 400)
+        with self.store.db.transaction():
+            b = self.require_bucket(req["Bucket"])
+            self.store.set_bucket_field(b.name, "config", {**b.config, "accelerate": status})
+        return {}
+
+    def get_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        status = self.require_bucket(req["Bucket"]).config.get("accelerate")
+        return {"Status": status} if status else {}

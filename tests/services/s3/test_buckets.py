@@ -90,3 +90,9 @@ def test_virtual_hosted_and_accelerate_addressing(strata_server, s3, bucket: str
     resp = conn.getresponse()
     assert resp.status == 200, resp.read()
     assert resp.read() == b"virtual"
+
+
+def test_accelerate_configuration(s3, bucket: str) -> None:
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=bucket)
+    s3.put_bucket_accelerate_configuration(Bucket=bucket, AccelerateConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_accelerate_configuration(Bucket=bucket)["Status"] == "Enabled"

@@ -202,3 +202,16 @@ def test_restart_collects_orphans(tmp_path: Path) -> None:
     s3 = S3Provider(ServiceRuntime("s3", settings, tmp_path / "s3"))
     assert not s3.blobs.exists(orphan) and not tmp.exists()
     assert read(s3, "bk1", "keep") == b"keep"
+
+
+def test_every_public_method_is_an_s3_operation() -> None:
+    from botocore import xform_name
+
+    from strata.protocol.spec import service_model
+
+    operations = {xform_name(name) for name in service_model("s3").operation_names}
+    methods = {m for m in dir(S3Provider) if not m.startswith("_") and callable(getattr(S3Provider, m))}
+    helpers = {"start", "stop", "health", "count", "now", "require_bucket", "read_version", "new_version_id",
+               "commit_object", "free_blobs", "link_blob", "copy_source", "iter_current", "iter_versions"}
+    assert methods - helpers <= operations, sorted(methods - helpers - operations)
+    assert {"put_object", "get_object", "complete_multipart_upload", "list_objects_v2", "post_object"} <= methods
