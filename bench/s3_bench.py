@@ -42,11 +42,19 @@ MiB = 1024 * 1024
 
 
 def client(url: str):  # noqa: ANN201
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                        aws_secret_access_key="test",
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                                      request_checksum_calculation="when_required",
-                                      response_checksum_validation="when_required"))
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
 
 
 def rel(url: str) -> str:
@@ -64,8 +72,11 @@ def wrk_get(url: str, paths: list[str], seconds: int, conns: int = 16) -> float:
 
 def bench_small(strata: str, seconds: int) -> None:
     port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_port(port)
         rows = {}
@@ -85,7 +96,9 @@ def bench_get1m(strata: str, seconds: int) -> None:
     s3 = client(strata)
     s3.create_bucket(Bucket="bench-get1m")
     s3.put_object(Bucket="bench-get1m", Key="obj1m", Body=data)
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": "bench-get1m", "Key": "obj1m"}, ExpiresIn=3600)
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "bench-get1m", "Key": "obj1m"}, ExpiresIn=3600
+    )
     strata_rps = wrk_get(strata, [rel(url)], seconds)
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "www").mkdir()
@@ -99,15 +112,19 @@ def bench_get1m(strata: str, seconds: int) -> None:
             f" proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n"
             f" server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n"
         )
-        nginx = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        nginx = subprocess.Popen(
+            ["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             _wait_port(port)
             nginx_rps = wrk_get(f"http://127.0.0.1:{port}", ["/obj1m"], seconds)
         finally:
             nginx.terminate()
             nginx.wait()
-    print(f"get_1m: strata {strata_rps * MiB / 1e6:,.0f} MB/s  nginx {nginx_rps * MiB / 1e6:,.0f} MB/s  "
-          f"ratio {strata_rps / nginx_rps:.0%} (bar 50%)")
+    print(
+        f"get_1m: strata {strata_rps * MiB / 1e6:,.0f} MB/s  nginx {nginx_rps * MiB / 1e6:,.0f} MB/s  "
+        f"ratio {strata_rps / nginx_rps:.0%} (bar 50%)"
+    )
 
 
 def bench_large(strata: str, label: str = "") -> None:
@@ -119,8 +136,12 @@ def bench_large(strata: str, label: str = "") -> None:
     s3 = client(strata)
     s3.create_bucket(Bucket="bench-large")
     u = urlsplit(strata)
-    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "bench-large", "Key": "big"}, ExpiresIn=3600)
-    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "bench-large", "Key": "big"}, ExpiresIn=3600)
+    put_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "bench-large", "Key": "big"}, ExpiresIn=3600
+    )
+    get_url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "bench-large", "Key": "big"}, ExpiresIn=3600
+    )
     puts, gets = [], []
     view = memoryview(data)
     buf = bytearray(8 * MiB)
@@ -151,7 +172,9 @@ def bench_large(strata: str, label: str = "") -> None:
         gets.append(size / (time.perf_counter() - t) / 1e6)
         conn.close()
     put, get = statistics.median(puts), statistics.median(gets)
-    print(f"put_256m{label}: {put:,.0f} MB/s  md5 {md5_mbs:,.0f} MB/s  ratio {put / md5_mbs:.2f} of md5 (bar >= 0.5)")
+    print(
+        f"put_256m{label}: {put:,.0f} MB/s  md5 {md5_mbs:,.0f} MB/s  ratio {put / md5_mbs:.2f} of md5 (bar >= 0.5)"
+    )
     print(f"get_256m{label}: {get:,.0f} MB/s")
 
 
@@ -195,8 +218,21 @@ def _fill(data_dir: Path, bucket: str, keys: Iterable[str]) -> None:
     with store.db.transaction():
         store.insert_bucket(bucket, "us-east-1", now)
         for key in keys:
-            batch.append((bucket, key, "null", 1, 0, blob, 4, etag, now, "STANDARD",
-                          '{"headers": {"ContentType": "binary/octet-stream"}, "meta": {}}'))
+            batch.append(
+                (
+                    bucket,
+                    key,
+                    "null",
+                    1,
+                    0,
+                    blob,
+                    4,
+                    etag,
+                    now,
+                    "STANDARD",
+                    '{"headers": {"ContentType": "binary/octet-stream"}, "meta": {}}',
+                )
+            )
             if len(batch) == 50_000:
                 store.db.executemany(_INSERT, batch)
                 batch = []
@@ -205,8 +241,10 @@ def _fill(data_dir: Path, bucket: str, keys: Iterable[str]) -> None:
     store.close()
 
 
-_INSERT = ("INSERT INTO objects(bucket, key, version_id, latest, dm, blob, size, etag, modified, storage_class, attrs) "
-           "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_INSERT = (
+    "INSERT INTO objects(bucket, key, version_id, latest, dm, blob, size, etag, modified, storage_class, attrs) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def bench_list(server: StrataProcess) -> None:
@@ -223,10 +261,15 @@ def bench_list(server: StrataProcess) -> None:
     print(f"(filled 1,002,000 keys in {time.perf_counter() - t:.0f}s)")
     server.start()
     s3 = client(server.endpoint)
-    cases = {"prefix d500/": ("keys-1k-flat", {"Prefix": "d500/"}),
-             "start-after d500/obj00000100": ("keys-1k-flat", {"StartAfter": "d500/obj00000100", "Prefix": "d500/"}),
-             "delimiter / (1000 prefixes)": ("keys-1k-dirs", {"Delimiter": "/"}),
-             "prefix+delimiter d500/ /": ("keys-1k-flat", {"Prefix": "d500/", "Delimiter": "/"})}
+    cases = {
+        "prefix d500/": ("keys-1k-flat", {"Prefix": "d500/"}),
+        "start-after d500/obj00000100": (
+            "keys-1k-flat",
+            {"StartAfter": "d500/obj00000100", "Prefix": "d500/"},
+        ),
+        "delimiter / (1000 prefixes)": ("keys-1k-dirs", {"Delimiter": "/"}),
+        "prefix+delimiter d500/ /": ("keys-1k-flat", {"Prefix": "d500/", "Delimiter": "/"}),
+    }
     for name, (small, params) in cases.items():
         times = {}
         for bucket in (small, "keys-1m"):
@@ -237,8 +280,10 @@ def bench_list(server: StrataProcess) -> None:
                 samples.append(time.perf_counter() - t)
             assert r.get("KeyCount", 0) > 0
             times[bucket] = statistics.median(samples)
-        print(f"list {name}: 1k keys {times[small] * 1000:.1f} ms  1M keys {times['keys-1m'] * 1000:.1f} ms  "
-              f"ratio {times['keys-1m'] / times[small]:.2f}x (bar 2x)")
+        print(
+            f"list {name}: 1k keys {times[small] * 1000:.1f} ms  1M keys {times['keys-1m'] * 1000:.1f} ms  "
+            f"ratio {times['keys-1m'] / times[small]:.2f}x (bar 2x)"
+        )
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:

@@ -24,28 +24,46 @@ class BucketOperations(S3Core):
         region = ctx.region or self.settings.region
         if constraint:
             if constraint not in KNOWN_REGIONS or constraint == "us-east-1":
-                raise ServiceError("InvalidLocationConstraint", "The specified location-constraint is not valid", 400,
-                                   fields={"LocationConstraint": constraint})
+                raise ServiceError(
+                    "InvalidLocationConstraint",
+                    "The specified location-constraint is not valid",
+                    400,
+                    fields={"LocationConstraint": constraint},
+                )
             if constraint != region and region != "us-east-1":
-                raise ServiceError("IllegalLocationConstraintException",
-                                   f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.", 400)
+                raise ServiceError(
+                    "IllegalLocationConstraintException",
+                    f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.",
+                    400,
+                )
             bucket_region = "eu-west-1" if constraint == "EU" else constraint
         else:
             if region != "us-east-1":
-                raise ServiceError("IllegalLocationConstraintException",
-                                   "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.", 400)
+                raise ServiceError(
+                    "IllegalLocationConstraintException",
+                    "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.",
+                    400,
+                )
             bucket_region = "us-east-1"
         with self.store.db.transaction():
             existing = self.store.bucket(name)
             if existing is not None:
                 if existing.config.get("owner", ctx.account_id) != ctx.account_id:
-                    raise ServiceError("BucketAlreadyExists", "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.", 409,
-                                       fields={"BucketName": name})
+                    raise ServiceError(
+                        "BucketAlreadyExists",
+                        "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+                        409,
+                        fields={"BucketName": name},
+                    )
                 # AWS keeps a legacy 200 for re-creating your own bucket in us-east-1.
                 if existing.region == "us-east-1" and bucket_region == "us-east-1":
                     return {"Location": f"/{name}"}
-                raise ServiceError("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", 409,
-                                   fields={"BucketName": name})
+                raise ServiceError(
+                    "BucketAlreadyOwnedByYou",
+                    "Your previous request to create the named bucket succeeded and you already own it.",
+                    409,
+                    fields={"BucketName": name},
+                )
             self.store.insert_bucket(name, bucket_region, self.now())
             self.store.set_bucket_field(name, "config", {"owner": ctx.account_id})
         return {"Location": f"/{name}"}
@@ -72,16 +90,24 @@ class BucketOperations(S3Core):
         self.count(ctx)
         limit = req.get("MaxBuckets")
         if limit is not None and not 1 <= limit <= 10_000:
-            raise ServiceError("InvalidArgument", "Argument max-buckets must be an integer between 1 and 10000", 400,
-                               fields={"ArgumentName": "max-buckets", "ArgumentValue": str(limit)})
+            raise ServiceError(
+                "InvalidArgument",
+                "Argument max-buckets must be an integer between 1 and 10000",
+                400,
+                fields={"ArgumentName": "max-buckets", "ArgumentValue": str(limit)},
+            )
         after = ""
         token = req.get("ContinuationToken")
         if token:
             try:
                 after = base64.urlsafe_b64decode(token.encode()).decode()
             except ValueError:
-                raise ServiceError("InvalidArgument", "The continuation token provided is incorrect", 400,
-                                   fields={"ArgumentName": "continuation-token"}) from None
+                raise ServiceError(
+                    "InvalidArgument",
+                    "The continuation token provided is incorrect",
+                    400,
+                    fields={"ArgumentName": "continuation-token"},
+                ) from None
         prefix = req.get("Prefix") or ""
         page = limit or 10_000
         rows = self.store.list_buckets(after, prefix, page + 1)
@@ -89,8 +115,10 @@ class BucketOperations(S3Core):
         if region_filter:
             rows = [r for r in rows if r.region == region_filter]
         out: dict[str, Any] = {
-            "Buckets": [{"Name": r.name, "CreationDate": to_datetime(r.created), "BucketRegion": r.region}
-                        for r in rows[:page]],
+            "Buckets": [
+                {"Name": r.name, "CreationDate": to_datetime(r.created), "BucketRegion": r.region}
+                for r in rows[:page]
+            ],
             "Owner": {"ID": owner_id(ctx.account_id), "DisplayName": "strata"},
         }
         if prefix:
@@ -130,7 +158,9 @@ class BucketOperations(S3Core):
         self.count(ctx, req["Bucket"])
         b = self.require_bucket(req["Bucket"])
         if not b.tags:
-            raise ServiceError("NoSuchTagSet", "The TagSet does not exist", 404, fields={"BucketName": b.name})
+            raise ServiceError(
+                "NoSuchTagSet", "The TagSet does not exist", 404, fields={"BucketName": b.name}
+            )
         return {"TagSet": [{"Key": k, "Value": v} for k, v in b.tags.items()]}
 
     def delete_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
@@ -146,9 +176,17 @@ class BucketOperations(S3Core):
         self.count(ctx, req["Bucket"])
         status = (req.get("AccelerateConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
-            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+            raise ServiceError(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            )
         if "." in req["Bucket"]:
-            raise ServiceError("InvalidRequest", "S3 Transfer Acceleration is not supported for buckets with periods (.) in their names", 400)
+            raise ServiceError(
+                "InvalidRequest",
+                "S3 Transfer Acceleration is not supported for buckets with periods (.) in their names",
+                400,
+            )
         with self.store.db.transaction():
             b = self.require_bucket(req["Bucket"])
             self.store.set_bucket_field(b.name, "config", {**b.config, "accelerate": status})

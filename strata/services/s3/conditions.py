@@ -63,8 +63,12 @@ def check_read_conditions(
 
 
 def _failed(condition: str) -> ServiceError:
-    return ServiceError("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412,
-                        fields={"Condition": condition})
+    return ServiceError(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        412,
+        fields={"Condition": condition},
+    )
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -93,7 +97,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def invalid_range(header: str, size: int) -> ServiceError:
     return ServiceError(
-        "InvalidRange", "The requested range is not satisfiable", 416,
+        "InvalidRange",
+        "The requested range is not satisfiable",
+        416,
         fields={"RangeRequested": header, "ActualObjectSize": str(size)},
         headers={"Content-Range": f"bytes */{size}"},
     )
@@ -103,10 +109,18 @@ def parse_copy_range(header: str, size: int) -> tuple[int, int]:
     """x-amz-copy-source-range (UploadPartCopy): must be `bytes=first-last` within the object."""
     m = _RANGE.match(header.strip())
     if not m or not m.group(1) or not m.group(2):
-        raise ServiceError("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy", 400,
-                           fields={"ArgumentName": "x-amz-copy-source-range", "ArgumentValue": header})
+        raise ServiceError(
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            400,
+            fields={"ArgumentName": "x-amz-copy-source-range", "ArgumentValue": header},
+        )
     first, last = int(m.group(1)), int(m.group(2))
     if last < first or last >= size:
-        raise ServiceError("InvalidRange", "The requested range is not satisfiable", 416,
-                           fields={"RangeRequested": header, "ActualObjectSize": str(size)})
+        raise ServiceError(
+            "InvalidRange",
+            "The requested range is not satisfiable",
+            416,
+            fields={"RangeRequested": header, "ActualObjectSize": str(size)},
+        )
     return first, last

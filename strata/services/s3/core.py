@@ -29,16 +29,29 @@ log = logging.getLogger("strata.s3")
 UNLINK_DELAY = 5.0
 
 # Object attributes copied from a PUT request into the stored row and returned on GET/HEAD.
-CONTENT_FIELDS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl",
-                  "WebsiteRedirectLocation", "ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled")
+CONTENT_FIELDS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "WebsiteRedirectLocation",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+    "BucketKeyEnabled",
+)
 
 
 def no_such_bucket(bucket: str) -> ServiceError:
-    return ServiceError("NoSuchBucket", "The specified bucket does not exist", 404, fields={"BucketName": bucket})
+    return ServiceError(
+        "NoSuchBucket", "The specified bucket does not exist", 404, fields={"BucketName": bucket}
+    )
 
 
 def no_such_key(key: str, headers: dict[str, str] | None = None) -> ServiceError:
-    return ServiceError("NoSuchKey", "The specified key does not exist.", 404, fields={"Key": key}, headers=headers)
+    return ServiceError(
+        "NoSuchKey", "The specified key does not exist.", 404, fields={"Key": key}, headers=headers
+    )
 
 
 def to_datetime(ts: float) -> datetime:
@@ -96,23 +109,38 @@ class S3Core:
             row = self.store.version(bucket, key, version_id)
             if row is None:
                 if version_id != "null" and not _plausible_version_id(version_id):
-                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
-                                       fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
-                raise ServiceError("NoSuchVersion", "The specified version does not exist.", 404,
-                                   fields={"Key": key, "VersionId": version_id})
+                    raise ServiceError(
+                        "InvalidArgument",
+                        "Invalid version id specified",
+                        400,
+                        fields={"ArgumentName": "versionId", "ArgumentValue": version_id},
+                    )
+                raise ServiceError(
+                    "NoSuchVersion",
+                    "The specified version does not exist.",
+                    404,
+                    fields={"Key": key, "VersionId": version_id},
+                )
             if row.dm:
                 raise ServiceError(
-                    "MethodNotAllowed", "The specified method is not allowed against this resource.", 405,
+                    "MethodNotAllowed",
+                    "The specified method is not allowed against this resource.",
+                    405,
                     fields={"Method": "HEAD" if head else "GET", "ResourceType": "DeleteMarker"},
-                    headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id,
-                             "Last-Modified": _http_date(row.modified)},
+                    headers={
+                        "x-amz-delete-marker": "true",
+                        "x-amz-version-id": row.version_id,
+                        "Last-Modified": _http_date(row.modified),
+                    },
                 )
             return row
         row = self.store.current(bucket, key)
         if row is None:
             raise no_such_key(key)
         if row.dm:
-            raise no_such_key(key, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id})
+            raise no_such_key(
+                key, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id}
+            )
         return row
 
     # -- writes ----------------------------------------------------------------------------------
@@ -122,8 +150,9 @@ class S3Core:
         """A fresh version id when versioning is Enabled, else the `null` version."""
         return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
 
-    async def commit_object(self, bucket: BucketRow, row: ObjectRow,
-                            check: Callable[[ObjectRow | None], None] | None = None) -> None:
+    async def commit_object(
+        self, bucket: BucketRow, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+    ) -> None:
         """Make a published blob visible as the newest version of its key (group-committed).
 
         `check(current)` runs inside the transaction (conditional writes: If-None-Match,
@@ -173,7 +202,9 @@ class S3Core:
     # -- metering --------------------------------------------------------------------------------
 
     @staticmethod
-    def count(ctx: RequestContext, bucket: str | None = None, *, bytes_in: int = 0, bytes_out: int = 0) -> None:
+    def count(
+        ctx: RequestContext, bucket: str | None = None, *, bytes_in: int = 0, bytes_out: int = 0
+    ) -> None:
         dims = {"bucket": bucket} if bucket else {}
         meter.record("s3", ctx.operation or "Request", 1, "request", **dims)
         if bytes_in:

@@ -36,12 +36,16 @@ def new_hasher(algorithm: str) -> Checksum:
     try:
         return new_checksum(algorithm)
     except KeyError:
-        raise ServiceError("InvalidRequest", f"Checksum algorithm {algorithm} is not supported", 400) from None
+        raise ServiceError(
+            "InvalidRequest", f"Checksum algorithm {algorithm} is not supported", 400
+        ) from None
 
 
 def combine_crc(algorithm: str, crc1: int, crc2: int, len2: int) -> int:
     """CRC of A||B from CRC(A), CRC(B) and len(B): full-object checksums of multipart uploads."""
-    fn = {"CRC32": _crt.combine_crc32, "CRC32C": _crt.combine_crc32c, "CRC64NVME": _crt.combine_crc64nvme}[algorithm]
+    fn = {"CRC32": _crt.combine_crc32, "CRC32C": _crt.combine_crc32c, "CRC64NVME": _crt.combine_crc64nvme}[
+        algorithm
+    ]
     return fn(crc1, crc2, len2)
 
 
@@ -68,10 +72,18 @@ def requested_checksums(req: dict) -> tuple[dict[str, str], str | None]:
     """({algorithm: expected base64} sent in the request, the algorithm to compute)."""
     expected = {a: req[f"Checksum{a}"] for a in CHECKSUM_ALGORITHMS if req.get(f"Checksum{a}")}
     if len(expected) > 1:
-        raise ServiceError("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.", 400)
+        raise ServiceError(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            400,
+        )
     algo = next(iter(expected), None) or (req.get("ChecksumAlgorithm") or None)
     if algo and algo.upper() not in CHECKSUM_ALGORITHMS:
-        raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]", 400)
+        raise ServiceError(
+            "InvalidRequest",
+            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+            400,
+        )
     return expected, algo.upper() if algo else None
 
 
@@ -83,7 +95,9 @@ def check_content_md5(value: str | None) -> bytes | None:
     except ValueError:
         raw = b""
     if len(raw) != 16:
-        raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400, fields={"Content-MD5": value})
+        raise ServiceError(
+            "InvalidDigest", "The Content-MD5 you specified was invalid.", 400, fields={"Content-MD5": value}
+        )
     return raw
 
 
@@ -148,8 +162,10 @@ async def receive(
                         tmp, f = blobs.open_temp()
                     # Hashing and writing the same batch run side by side (both release the GIL);
                     # the next batch is received meanwhile.
-                    pending = asyncio.gather(loop.run_in_executor(_pool, hash_batch, batch),
-                                             loop.run_in_executor(_pool, f.write, batch))
+                    pending = asyncio.gather(
+                        loop.run_in_executor(_pool, hash_batch, batch),
+                        loop.run_in_executor(_pool, f.write, batch),
+                    )
             if pending is not None:
                 await pending
                 pending = None
@@ -171,8 +187,12 @@ async def receive(
             f.close()
         digest = md5.digest()
         if want_md5 is not None and want_md5 != digest:
-            raise ServiceError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
-                               fields={"ExpectedDigest": want_md5.hex(), "CalculatedDigest": b64(digest)})
+            raise ServiceError(
+                "BadDigest",
+                "The Content-MD5 you specified did not match what we received.",
+                400,
+                fields={"ExpectedDigest": want_md5.hex(), "CalculatedDigest": b64(digest)},
+            )
         got = {a: b64(h.digest()) for a, h in hashers.items()}
         # Checksums sent as aws-chunked trailers arrive verified by the chunked decoder.
         for name, value in (getattr(body, "trailers", None) or {}).items():
@@ -183,7 +203,9 @@ async def receive(
                 got[a] = value
         for a, value in expected.items():
             if got.get(a.upper()) != value:
-                raise ServiceError("BadDigest", f"The {a} you specified did not match the calculated checksum.", 400)
+                raise ServiceError(
+                    "BadDigest", f"The {a} you specified did not match the calculated checksum.", 400
+                )
         return Received(tmp, size, digest, got, data)
     except BaseException:
         if pending is not None:

@@ -29,16 +29,24 @@ def _decode_token(token: str) -> str:
     try:
         return base64.urlsafe_b64decode(token.encode()).decode("utf-8", "surrogatepass")
     except ValueError:
-        raise ServiceError("InvalidArgument", "The continuation token provided is incorrect", 400,
-                           fields={"ArgumentName": "continuation-token"}) from None
+        raise ServiceError(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            400,
+            fields={"ArgumentName": "continuation-token"},
+        ) from None
 
 
 def _max_keys(value: int | None) -> int:
     if value is None:
         return 1000
     if value < 0:
-        raise ServiceError("InvalidArgument", "Argument maxKeys must be an integer between 0 and 2147483647", 400,
-                           fields={"ArgumentName": "maxKeys", "ArgumentValue": str(value)})
+        raise ServiceError(
+            "InvalidArgument",
+            "Argument maxKeys must be an integer between 0 and 2147483647",
+            400,
+            fields={"ArgumentName": "maxKeys", "ArgumentValue": str(value)},
+        )
     return min(value, 1000)
 
 
@@ -46,8 +54,12 @@ def _encoder(encoding_type: str | None):  # noqa: ANN202
     if encoding_type is None or encoding_type == "":
         return lambda s: s
     if encoding_type != "url":
-        raise ServiceError("InvalidArgument", "Invalid Encoding Method specified in Request", 400,
-                           fields={"ArgumentName": "encoding-type", "ArgumentValue": encoding_type})
+        raise ServiceError(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            400,
+            fields={"ArgumentName": "encoding-type", "ArgumentValue": encoding_type},
+        )
     return lambda s: quote(s, safe="/~") if s is not None else s
 
 
@@ -61,7 +73,9 @@ def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
 class ListingOperations(S3Core):
     # -- scans -----------------------------------------------------------------------------------
 
-    def iter_current(self, bucket: str, prefix: str, delimiter: str | None, after: str, batch: int) -> Iterator[Entry]:
+    def iter_current(
+        self, bucket: str, prefix: str, delimiter: str | None, after: str, batch: int
+    ) -> Iterator[Entry]:
         """Visible objects and common prefixes after `after`, in key order."""
         end = prefix_end(prefix)
         cursor, inclusive = (after, False) if after and after >= prefix else (prefix, True)
@@ -81,8 +95,15 @@ class ListingOperations(S3Core):
                 if n < batch:
                     return
 
-    def iter_versions(self, bucket: str, prefix: str, delimiter: str | None, key_marker: str,
-                      version_marker: str | None, batch: int) -> Iterator[Entry]:
+    def iter_versions(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str,
+        version_marker: str | None,
+        batch: int,
+    ) -> Iterator[Entry]:
         """Every version and delete marker after the markers: key order, newest first per key."""
         end = prefix_end(prefix)
         start, after_id = prefix, None
@@ -93,8 +114,12 @@ class ListingOperations(S3Core):
             if version_marker:
                 row = self.store.version(bucket, key_marker, version_marker)
                 if row is None:
-                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
-                                       fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker})
+                    raise ServiceError(
+                        "InvalidArgument",
+                        "Invalid version id specified",
+                        400,
+                        fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker},
+                    )
                 after_id = row.id
         while True:
             n = 0
@@ -124,8 +149,13 @@ class ListingOperations(S3Core):
         return page, False
 
     def _content(self, row: ObjectRow, owner: dict | None) -> dict[str, Any]:
-        item: dict[str, Any] = {"Key": row.key, "LastModified": to_datetime(row.modified), "ETag": row.etag,
-                                "Size": row.size, "StorageClass": row.storage_class}
+        item: dict[str, Any] = {
+            "Key": row.key,
+            "LastModified": to_datetime(row.modified),
+            "ETag": row.etag,
+            "Size": row.size,
+            "StorageClass": row.storage_class,
+        }
         ck = row.attrs.get("checksum")
         if ck:
             item["ChecksumAlgorithm"] = [ck["algorithm"]]
@@ -147,12 +177,19 @@ class ListingOperations(S3Core):
         max_keys = _max_keys(req.get("MaxKeys"))
         token = req.get("ContinuationToken")
         after = _decode_token(token) if token else (req.get("StartAfter") or "")
-        page, truncated = self._page(self.iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys)
+        page, truncated = self._page(
+            self.iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
+        )
         owner = self._owner(ctx) if req.get("FetchOwner") else None
         out: dict[str, Any] = {
-            "Name": bucket.name, "Prefix": enc(prefix), "MaxKeys": max_keys, "KeyCount": len(page),
+            "Name": bucket.name,
+            "Prefix": enc(prefix),
+            "MaxKeys": max_keys,
+            "KeyCount": len(page),
             "IsTruncated": truncated,
-            "Contents": [{**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)],
+            "Contents": [
+                {**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)
+            ],
             "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
         }
         if delimiter:
@@ -175,12 +212,19 @@ class ListingOperations(S3Core):
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         marker = req.get("Marker") or ""
-        page, truncated = self._page(self.iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys)
+        page, truncated = self._page(
+            self.iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
+        )
         owner = self._owner(ctx)
         out: dict[str, Any] = {
-            "Name": bucket.name, "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": max_keys,
+            "Name": bucket.name,
+            "Prefix": enc(prefix),
+            "Marker": enc(marker),
+            "MaxKeys": max_keys,
             "IsTruncated": truncated,
-            "Contents": [{**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)],
+            "Contents": [
+                {**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)
+            ],
             "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
         }
         if delimiter:
@@ -201,9 +245,15 @@ class ListingOperations(S3Core):
         key_marker = req.get("KeyMarker") or ""
         version_marker = req.get("VersionIdMarker") or None
         if version_marker and not key_marker:
-            raise ServiceError("InvalidArgument", "A version-id marker cannot be specified without a key marker.", 400,
-                               fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker})
-        entries = self.iter_versions(bucket.name, prefix, delimiter, key_marker, version_marker, min(max_keys + 1, 1001))
+            raise ServiceError(
+                "InvalidArgument",
+                "A version-id marker cannot be specified without a key marker.",
+                400,
+                fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker},
+            )
+        entries = self.iter_versions(
+            bucket.name, prefix, delimiter, key_marker, version_marker, min(max_keys + 1, 1001)
+        )
         page, truncated = self._page(entries, max_keys)
         owner = self._owner(ctx)
         versions, markers, prefixes = [], [], []
@@ -211,15 +261,28 @@ class ListingOperations(S3Core):
             if isinstance(e, str):
                 prefixes.append({"Prefix": enc(e)})
             elif e.dm:
-                markers.append({"Owner": owner, "Key": enc(e.key), "VersionId": e.version_id, "IsLatest": e.latest,
-                                "LastModified": to_datetime(e.modified)})
+                markers.append(
+                    {
+                        "Owner": owner,
+                        "Key": enc(e.key),
+                        "VersionId": e.version_id,
+                        "IsLatest": e.latest,
+                        "LastModified": to_datetime(e.modified),
+                    }
+                )
             else:
                 v = self._content(e, owner)
                 v.update(Key=enc(e.key), VersionId=e.version_id, IsLatest=e.latest)
                 versions.append(v)
         out: dict[str, Any] = {
-            "Name": bucket.name, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "MaxKeys": max_keys,
-            "IsTruncated": truncated, "Versions": versions, "DeleteMarkers": markers, "CommonPrefixes": prefixes,
+            "Name": bucket.name,
+            "Prefix": enc(prefix),
+            "KeyMarker": enc(key_marker),
+            "MaxKeys": max_keys,
+            "IsTruncated": truncated,
+            "Versions": versions,
+            "DeleteMarkers": markers,
+            "CommonPrefixes": prefixes,
         }
         if version_marker:
             out["VersionIdMarker"] = version_marker

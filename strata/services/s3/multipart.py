@@ -37,8 +37,12 @@ from strata.storage import BlobStore
 
 
 def _no_such_upload(upload_id: str) -> ServiceError:
-    return ServiceError("NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", 404,
-                        fields={"UploadId": upload_id})
+    return ServiceError(
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+        404,
+        fields={"UploadId": upload_id},
+    )
 
 
 def _concatenate(blobs: BlobStore, part_blobs: list[str]) -> Any:
@@ -62,7 +66,9 @@ def _concatenate(blobs: BlobStore, part_blobs: list[str]) -> Any:
         raise
 
 
-def _copy_range(blobs: BlobStore, src_path: Any, first: int, length: int, algorithm: str | None) -> tuple[Any, bytes, str | None]:
+def _copy_range(
+    blobs: BlobStore, src_path: Any, first: int, length: int, algorithm: str | None
+) -> tuple[Any, bytes, str | None]:
     """A byte range of a blob into a new temp file, with its MD5 (and checksum) computed."""
     tmp, f = blobs.open_temp()
     md5 = hashlib.md5()
@@ -97,8 +103,12 @@ class MultipartOperations(S3Core):
 
     def _part_number(self, n: int | None) -> int:
         if n is None or not 1 <= n <= self.limits.max_parts:
-            raise ServiceError("InvalidArgument", f"Part number must be an integer between 1 and {self.limits.max_parts}, inclusive", 400,
-                               fields={"ArgumentName": "partNumber", "ArgumentValue": str(n)})
+            raise ServiceError(
+                "InvalidArgument",
+                f"Part number must be an integer between 1 and {self.limits.max_parts}, inclusive",
+                400,
+                fields={"ArgumentName": "partNumber", "ArgumentValue": str(n)},
+            )
         return n
 
     def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
@@ -115,13 +125,25 @@ class MultipartOperations(S3Core):
         if algorithm and algorithm not in CHECKSUM_ALGORITHMS:
             raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
         if ck_type and not algorithm:
-            raise ServiceError("InvalidRequest", "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.", 400)
+            raise ServiceError(
+                "InvalidRequest",
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+                400,
+            )
         if algorithm:
             ck_type = ck_type or ("FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
             if ck_type == "FULL_OBJECT" and algorithm not in CRC_BYTES:
-                raise ServiceError("InvalidRequest", f"The FULL_OBJECT checksum type cannot be used with the {algorithm.lower()} checksum algorithm.", 400)
+                raise ServiceError(
+                    "InvalidRequest",
+                    f"The FULL_OBJECT checksum type cannot be used with the {algorithm.lower()} checksum algorithm.",
+                    400,
+                )
             if ck_type == "COMPOSITE" and algorithm == "CRC64NVME":
-                raise ServiceError("InvalidRequest", "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.", 400)
+                raise ServiceError(
+                    "InvalidRequest",
+                    "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+                    400,
+                )
             attrs["checksum_algorithm"], attrs["checksum_type"] = algorithm, ck_type
         upload_id = secrets.token_urlsafe(48)
         with self.store.db.transaction():
@@ -139,14 +161,27 @@ class MultipartOperations(S3Core):
         expected, algorithm = requested_checksums(req)
         up_algo = attrs.get("checksum_algorithm")
         if up_algo and algorithm and algorithm != up_algo:
-            raise ServiceError("InvalidRequest", f"Checksum Type mismatch occurred, expected checksum Type: {up_algo.lower()}, actual checksum Type: {algorithm.lower()}", 400)
-        got = await receive(self.blobs, req.get("Body"), max_size=self.limits.max_part_size,
-                            content_md5=req.get("ContentMD5"), expected=expected, algorithm=up_algo or algorithm)
+            raise ServiceError(
+                "InvalidRequest",
+                f"Checksum Type mismatch occurred, expected checksum Type: {up_algo.lower()}, actual checksum Type: {algorithm.lower()}",
+                400,
+            )
+        got = await receive(
+            self.blobs,
+            req.get("Body"),
+            max_size=self.limits.max_part_size,
+            content_md5=req.get("ContentMD5"),
+            expected=expected,
+            algorithm=up_algo or algorithm,
+        )
         self.count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
+
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
-            return self.store.put_part(req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums)
+            return self.store.put_part(
+                req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums
+            )
 
         try:
             freed = await self.committer.run(write)
@@ -165,19 +200,24 @@ class MultipartOperations(S3Core):
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
         self.count(ctx, bucket.name)
         src, _ = self.copy_source(req)
-        first, last = (parse_copy_range(req["CopySourceRange"], src.size) if req.get("CopySourceRange")
-                       else (0, src.size - 1))
+        first, last = (
+            parse_copy_range(req["CopySourceRange"], src.size)
+            if req.get("CopySourceRange")
+            else (0, src.size - 1)
+        )
         length = max(0, last - first + 1)
         if length > self.limits.max_part_size:
             raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
         algorithm = attrs.get("checksum_algorithm")
         loop = asyncio.get_running_loop()
-        tmp, md5, ck = await loop.run_in_executor(_pool, _copy_range, self.blobs, self.blobs.path(src.blob),
-                                                  first, length, algorithm)
+        tmp, md5, ck = await loop.run_in_executor(
+            _pool, _copy_range, self.blobs, self.blobs.path(src.blob), first, length, algorithm
+        )
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
         etag = f'"{md5.hex()}"'
         checksums = {algorithm: ck} if algorithm and ck else {}
         modified = self.now()
+
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
             return self.store.put_part(req["UploadId"], number, blob, length, etag, modified, checksums)
@@ -203,28 +243,52 @@ class MultipartOperations(S3Core):
         attrs = self._upload(upload_id, bucket.name, key)
         requested = (req.get("MultipartUpload") or {}).get("Parts") or []
         if not requested:
-            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+            raise ServiceError(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            )
         stored = {p["PartNumber"]: p for p in self.store.parts(upload_id)}
         numbers = [want.get("PartNumber") or 0 for want in requested]
         if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-            raise ServiceError("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number.", 400,
-                               fields={"UploadId": upload_id})
+            raise ServiceError(
+                "InvalidPartOrder",
+                "The list of parts was not in ascending order. Parts must be ordered by part number.",
+                400,
+                fields={"UploadId": upload_id},
+            )
         chosen: list[dict[str, Any]] = []
         for i, (n, want) in enumerate(zip(numbers, requested, strict=True)):
             part = stored.get(n)
             if part is None or (want.get("ETag") or "").strip('"') != part["ETag"].strip('"'):
-                raise ServiceError("InvalidPart", "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not have matched the part's entity tag.", 400,
-                                   fields={"UploadId": upload_id, "PartNumber": str(n), "ETag": want.get("ETag", "")})
+                raise ServiceError(
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not have matched the part's entity tag.",
+                    400,
+                    fields={"UploadId": upload_id, "PartNumber": str(n), "ETag": want.get("ETag", "")},
+                )
             if i < len(requested) - 1 and part["Size"] < self.limits.min_part_size:
-                raise ServiceError("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.", 400,
-                                   fields={"ProposedSize": str(part["Size"]), "MinSizeAllowed": str(self.limits.min_part_size),
-                                           "PartNumber": str(n), "ETag": part["ETag"]})
+                raise ServiceError(
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed object size.",
+                    400,
+                    fields={
+                        "ProposedSize": str(part["Size"]),
+                        "MinSizeAllowed": str(self.limits.min_part_size),
+                        "PartNumber": str(n),
+                        "ETag": part["ETag"],
+                    },
+                )
             chosen.append(part)
         total = sum(p["Size"] for p in chosen)
         if total > self.limits.max_object_size:
             raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
         if req.get("MpuObjectSize") is not None and int(req["MpuObjectSize"]) != total:
-            raise ServiceError("InvalidRequest", f"The provided 'x-amz-mp-object-size' header value {req['MpuObjectSize']} does not match what was computed: {total}", 400)
+            raise ServiceError(
+                "InvalidRequest",
+                f"The provided 'x-amz-mp-object-size' header value {req['MpuObjectSize']} does not match what was computed: {total}",
+                400,
+            )
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
         obj_attrs = {k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags")}
@@ -236,8 +300,20 @@ class MultipartOperations(S3Core):
         loop = asyncio.get_running_loop()
         tmp = await loop.run_in_executor(_pool, _concatenate, self.blobs, [p["blob"] for p in chosen])
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
-        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, total, etag,
-                        self.now(), attrs.get("storage_class", "STANDARD"), obj_attrs)
+        row = ObjectRow(
+            0,
+            bucket.name,
+            key,
+            self.new_version_id(bucket),
+            True,
+            False,
+            blob,
+            total,
+            etag,
+            self.now(),
+            attrs.get("storage_class", "STANDARD"),
+            obj_attrs,
+        )
         freed: list[str] = []
 
         def finish(_current: ObjectRow | None) -> None:
@@ -252,7 +328,12 @@ class MultipartOperations(S3Core):
             self.blobs.delete(blob)
             raise
         self.free_blobs(freed)
-        out: dict[str, Any] = {"Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key, "ETag": etag}
+        out: dict[str, Any] = {
+            "Location": f"/{bucket.name}/{key}",
+            "Bucket": bucket.name,
+            "Key": key,
+            "ETag": etag,
+        }
         if checksum:
             out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
             out["ChecksumType"] = checksum["type"]
@@ -281,7 +362,11 @@ class MultipartOperations(S3Core):
             ck = {"algorithm": algorithm, "value": f"{b64(h.digest())}-{len(parts)}", "type": "COMPOSITE"}
         sent = req.get(f"Checksum{algorithm}")
         if sent and sent != ck["value"]:
-            raise ServiceError("BadDigest", f"The {algorithm.lower()} you specified did not match the calculated checksum.", 400)
+            raise ServiceError(
+                "BadDigest",
+                f"The {algorithm.lower()} you specified did not match the calculated checksum.",
+                400,
+            )
         return ck
 
     def abort_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
@@ -304,11 +389,25 @@ class MultipartOperations(S3Core):
         parts = parts[:max_parts]
         owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
         out: dict[str, Any] = {
-            "Bucket": bucket.name, "Key": req["Key"], "UploadId": req["UploadId"], "PartNumberMarker": marker,
-            "MaxParts": max_parts, "IsTruncated": truncated, "Initiator": owner, "Owner": owner,
+            "Bucket": bucket.name,
+            "Key": req["Key"],
+            "UploadId": req["UploadId"],
+            "PartNumberMarker": marker,
+            "MaxParts": max_parts,
+            "IsTruncated": truncated,
+            "Initiator": owner,
+            "Owner": owner,
             "StorageClass": attrs.get("storage_class", "STANDARD"),
-            "Parts": [{"PartNumber": p["PartNumber"], "LastModified": to_datetime(p["modified"]), "ETag": p["ETag"],
-                       "Size": p["Size"], **{f"Checksum{a}": v for a, v in p["checksums"].items()}} for p in parts],
+            "Parts": [
+                {
+                    "PartNumber": p["PartNumber"],
+                    "LastModified": to_datetime(p["modified"]),
+                    "ETag": p["ETag"],
+                    "Size": p["Size"],
+                    **{f"Checksum{a}": v for a, v in p["checksums"].items()},
+                }
+                for p in parts
+            ],
         }
         if parts:
             out["NextPartNumberMarker"] = parts[-1]["PartNumber"]
@@ -351,13 +450,27 @@ class MultipartOperations(S3Core):
             if len(uploads) + len(prefixes) >= max_uploads:
                 truncated = True
                 break
-            item = {"UploadId": upload_id, "Key": key, "Initiated": to_datetime(initiated),
-                    "StorageClass": attrs.get("storage_class", "STANDARD"), "Owner": owner, "Initiator": owner}
+            item = {
+                "UploadId": upload_id,
+                "Key": key,
+                "Initiated": to_datetime(initiated),
+                "StorageClass": attrs.get("storage_class", "STANDARD"),
+                "Owner": owner,
+                "Initiator": owner,
+            }
             if attrs.get("checksum_algorithm"):
-                item.update(ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"])
+                item.update(
+                    ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"]
+                )
             uploads.append(item)
-        out: dict[str, Any] = {"Bucket": bucket.name, "KeyMarker": key_marker, "UploadIdMarker": id_marker,
-                               "Prefix": prefix, "MaxUploads": max_uploads, "IsTruncated": truncated}
+        out: dict[str, Any] = {
+            "Bucket": bucket.name,
+            "KeyMarker": key_marker,
+            "UploadIdMarker": id_marker,
+            "Prefix": prefix,
+            "MaxUploads": max_uploads,
+            "IsTruncated": truncated,
+        }
         if uploads:
             out["Uploads"] = uploads
         if prefixes:

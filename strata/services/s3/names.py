@@ -97,7 +97,10 @@ def check_key(key: str) -> None:
     n = len(key.encode("utf-8", "surrogatepass"))
     if n > MAX_KEY_BYTES:
         raise ServiceError(
-            "KeyTooLongError", "Your key is too long", 400, fields={"MaxSizeAllowed": str(MAX_KEY_BYTES), "Size": str(n)}
+            "KeyTooLongError",
+            "Your key is too long",
+            400,
+            fields={"MaxSizeAllowed": str(MAX_KEY_BYTES), "Size": str(n)},
         )
 
 
@@ -105,8 +108,12 @@ def check_storage_class(storage_class: str | None) -> str:
     if not storage_class:
         return "STANDARD"
     if storage_class not in STORAGE_CLASSES:
-        raise ServiceError("InvalidStorageClass", "The storage class you specified is not valid", 400,
-                           fields={"StorageClassRequested": storage_class})
+        raise ServiceError(
+            "InvalidStorageClass",
+            "The storage class you specified is not valid",
+            400,
+            fields={"StorageClassRequested": storage_class},
+        )
     return storage_class
 
 
@@ -136,5 +143,9 @@ def parse_tagging_header(value: str) -> dict[str, str]:
     try:
         pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=True)
     except ValueError:
-        raise ServiceError("InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.", 400) from None
+        raise ServiceError(
+            "InvalidArgument",
+            "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
+            400,
+        ) from None
     return check_tags([{"Key": k, "Value": v} for k, v in pairs])

@@ -53,8 +53,12 @@ def content_attrs(req: dict) -> dict[str, Any]:
     meta = dict(req.get("Metadata") or {})
     size = sum(len(k.encode()) + len(str(v).encode()) for k, v in meta.items())
     if size > MAX_USER_METADATA_BYTES:
-        raise ServiceError("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size", 400,
-                           fields={"MaxSizeAllowed": str(MAX_USER_METADATA_BYTES), "Size": str(size)})
+        raise ServiceError(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size",
+            400,
+            fields={"MaxSizeAllowed": str(MAX_USER_METADATA_BYTES), "Size": str(size)},
+        )
     attrs: dict[str, Any] = {"headers": headers, "meta": meta}
     expires = req.get("Expires")
     if isinstance(expires, datetime):
@@ -105,8 +109,12 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
             if name == "versionId":
                 version = unquote(v)
     if not bucket or not key:
-        raise ServiceError("InvalidArgument", "Invalid copy source object key", 400,
-                           fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value})
+        raise ServiceError(
+            "InvalidArgument",
+            "Invalid copy source object key",
+            400,
+            fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value},
+        )
     return bucket, key, version
 
 
@@ -134,8 +142,14 @@ class ObjectOperations(S3Core):
         if check is not None:
             check(self.store.current(bucket.name, key))
         expected, algorithm = requested_checksums(req)
-        got = await receive(self.blobs, req.get("Body"), max_size=self.limits.max_put_size,
-                            content_md5=req.get("ContentMD5"), expected=expected, algorithm=algorithm)
+        got = await receive(
+            self.blobs,
+            req.get("Body"),
+            max_size=self.limits.max_put_size,
+            content_md5=req.get("ContentMD5"),
+            expected=expected,
+            algorithm=algorithm,
+        )
         self.count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
         if got.checksums:
@@ -143,8 +157,20 @@ class ObjectOperations(S3Core):
             attrs["checksum"] = {"algorithm": algo, "value": value, "type": "FULL_OBJECT"}
         if tags:
             attrs["tags"] = tags
-        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
-                        self.now(), storage_class, attrs)
+        row = ObjectRow(
+            0,
+            bucket.name,
+            key,
+            self.new_version_id(bucket),
+            True,
+            False,
+            blob,
+            got.size,
+            got.etag,
+            self.now(),
+            storage_class,
+            attrs,
+        )
         try:
             await self.commit_object(bucket, row, check)
         except BaseException:
@@ -157,22 +183,38 @@ class ObjectOperations(S3Core):
 
     # -- GetObject / HeadObject ------------------------------------------------------------------
 
-    def _read(self, req: dict, *, head: bool) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
+    def _read(
+        self, req: dict, *, head: bool
+    ) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
         bucket = self.require_bucket(req["Bucket"])
         row = self.read_version(bucket.name, req["Key"], req.get("VersionId"), head=head)
-        check_read_conditions(row.etag, row.modified, req.get("IfMatch"), req.get("IfNoneMatch"),
-                              req.get("IfModifiedSince"), req.get("IfUnmodifiedSince"))
+        check_read_conditions(
+            row.etag,
+            row.modified,
+            req.get("IfMatch"),
+            req.get("IfNoneMatch"),
+            req.get("IfModifiedSince"),
+            req.get("IfUnmodifiedSince"),
+        )
         out = object_headers(row, bucket)
         if row.storage_class in ARCHIVED_CLASSES and not head and not row.attrs.get("restored"):
-            raise ServiceError("InvalidObjectState", "The operation is not valid for the object's storage class", 403,
-                               fields={"StorageClass": row.storage_class})
+            raise ServiceError(
+                "InvalidObjectState",
+                "The operation is not valid for the object's storage class",
+                403,
+                fields={"StorageClass": row.storage_class},
+            )
         span: tuple[int, int] | None = None
         part_number = req.get("PartNumber")
         if part_number is not None:
             parts = row.attrs.get("parts") or [row.size]
             if part_number < 1 or part_number > len(parts):
-                raise ServiceError("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
-                                   fields={"PartNumberRequested": str(part_number), "ActualPartCount": str(len(parts))})
+                raise ServiceError(
+                    "InvalidPartNumber",
+                    "The requested partnumber is not satisfiable",
+                    416,
+                    fields={"PartNumberRequested": str(part_number), "ActualPartCount": str(len(parts))},
+                )
             first = sum(parts[: part_number - 1])
             if row.attrs.get("parts"):
                 span = (first, first + parts[part_number - 1] - 1)
@@ -206,7 +248,9 @@ class ObjectOperations(S3Core):
 
     # -- DeleteObject(s) -------------------------------------------------------------------------
 
-    def _delete_one(self, bucket: BucketRow, key: str, version_id: str | None) -> tuple[dict[str, Any], list[str]]:
+    def _delete_one(
+        self, bucket: BucketRow, key: str, version_id: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
         """Delete a key or one version per the bucket's versioning state (run by the committer).
 
         Returns the Deleted entry and the blobs to unlink once committed.
@@ -217,8 +261,12 @@ class ObjectOperations(S3Core):
             row = self.store.version(bucket.name, key, version_id)
             if row is None:
                 if version_id != "null" and not (len(version_id) == 32):
-                    raise ServiceError("InvalidArgument", "Invalid version id specified", 400,
-                                       fields={"ArgumentName": "versionId", "ArgumentValue": version_id})
+                    raise ServiceError(
+                        "InvalidArgument",
+                        "Invalid version id specified",
+                        400,
+                        fields={"ArgumentName": "versionId", "ArgumentValue": version_id},
+                    )
                 return {"VersionId": version_id}, []
             freed = self.store.delete_version(row)
             out["VersionId"] = version_id
@@ -228,8 +276,20 @@ class ObjectOperations(S3Core):
             row = self.store.current(bucket.name, key)
             freed = self.store.delete_version(row) if row else []
         else:
-            marker = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, True, None, 0, "",
-                               self.now(), "STANDARD", {})
+            marker = ObjectRow(
+                0,
+                bucket.name,
+                key,
+                self.new_version_id(bucket),
+                True,
+                True,
+                None,
+                0,
+                "",
+                self.now(),
+                "STANDARD",
+                {},
+            )
             freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
             out.update(DeleteMarker=True, VersionId=marker.version_id)
         return out, freed
@@ -242,7 +302,9 @@ class ObjectOperations(S3Core):
             if cur is None or cur.dm:
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
-        out, freed = await self.committer.run(lambda: self._delete_one(bucket, req["Key"], req.get("VersionId")))
+        out, freed = await self.committer.run(
+            lambda: self._delete_one(bucket, req["Key"], req.get("VersionId"))
+        )
         self.free_blobs(freed)
         return out
 
@@ -252,7 +314,11 @@ class ObjectOperations(S3Core):
         spec = req.get("Delete") or {}
         objects = spec.get("Objects") or []
         if not objects or len(objects) > 1000:
-            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+            raise ServiceError(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            )
 
         def delete_all() -> list[tuple[dict, Any]]:
             results: list[tuple[dict, Any]] = []
@@ -303,14 +369,28 @@ class ObjectOperations(S3Core):
             src = self.read_version(src_bucket.name, src_key, src_version)
         except ServiceError as e:
             if e.code == "MethodNotAllowed":
-                raise ServiceError("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.", 400) from None
+                raise ServiceError(
+                    "InvalidRequest",
+                    "The source of a copy request may not specifically refer to a delete marker by version id.",
+                    400,
+                ) from None
             raise
         if src.storage_class in ARCHIVED_CLASSES and not src.attrs.get("restored"):
-            raise ServiceError("InvalidObjectState", "Operation is not valid for the source object's storage class", 403,
-                               fields={"StorageClass": src.storage_class})
-        check_read_conditions(src.etag, src.modified, req.get("CopySourceIfMatch"), req.get("CopySourceIfNoneMatch"),
-                              req.get("CopySourceIfModifiedSince"), req.get("CopySourceIfUnmodifiedSince"),
-                              copy_source=True)
+            raise ServiceError(
+                "InvalidObjectState",
+                "Operation is not valid for the source object's storage class",
+                403,
+                fields={"StorageClass": src.storage_class},
+            )
+        check_read_conditions(
+            src.etag,
+            src.modified,
+            req.get("CopySourceIfMatch"),
+            req.get("CopySourceIfNoneMatch"),
+            req.get("CopySourceIfModifiedSince"),
+            req.get("CopySourceIfUnmodifiedSince"),
+            copy_source=True,
+        )
         return src, src_bucket
 
     async def copy_object(self, ctx: RequestContext, req: dict) -> dict:
@@ -320,16 +400,30 @@ class ObjectOperations(S3Core):
         src, src_bucket = self.copy_source(req)
         self.count(ctx, bucket.name)
         if src.size > self.limits.max_put_size:
-            raise ServiceError("InvalidRequest", f"The specified copy source is larger than the maximum allowable size for a copy source: {self.limits.max_put_size}", 400)
+            raise ServiceError(
+                "InvalidRequest",
+                f"The specified copy source is larger than the maximum allowable size for a copy source: {self.limits.max_put_size}",
+                400,
+            )
         directive = (req.get("MetadataDirective") or "COPY").upper()
         tag_directive = (req.get("TaggingDirective") or "COPY").upper()
         if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
             raise ServiceError("InvalidArgument", "Unknown metadata directive.", 400)
         storage_class = check_storage_class(req.get("StorageClass") or src.storage_class)
         same = src.bucket == bucket.name and src.key == key
-        if (same and directive == "COPY" and not req.get("StorageClass") and not req.get("WebsiteRedirectLocation")
-                and not req.get("ServerSideEncryption") and not req.get("ChecksumAlgorithm")):
-            raise ServiceError("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.", 400)
+        if (
+            same
+            and directive == "COPY"
+            and not req.get("StorageClass")
+            and not req.get("WebsiteRedirectLocation")
+            and not req.get("ServerSideEncryption")
+            and not req.get("ChecksumAlgorithm")
+        ):
+            raise ServiceError(
+                "InvalidRequest",
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+                400,
+            )
         if directive == "REPLACE":
             attrs = content_attrs(req)
         else:
@@ -346,7 +440,9 @@ class ObjectOperations(S3Core):
         need = []
         if src.attrs.get("parts"):
             need.append("MD5")
-        if want_algo and not (src_ck and src_ck["algorithm"] == want_algo and src_ck.get("type") == "FULL_OBJECT"):
+        if want_algo and not (
+            src_ck and src_ck["algorithm"] == want_algo and src_ck.get("type") == "FULL_OBJECT"
+        ):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
@@ -357,16 +453,35 @@ class ObjectOperations(S3Core):
                 attrs["checksum"] = dict(src_ck)
             if need and blob:
                 digests = await asyncio.get_running_loop().run_in_executor(
-                    _pool, _file_digest, self.blobs.path(blob), tuple(need))
+                    _pool, _file_digest, self.blobs.path(blob), tuple(need)
+                )
                 if "MD5" in digests:
                     etag = f'"{digests["MD5"].hex()}"'
                 if want_algo in digests:
-                    attrs["checksum"] = {"algorithm": want_algo, "value": b64(digests[want_algo]), "type": "FULL_OBJECT"}
+                    attrs["checksum"] = {
+                        "algorithm": want_algo,
+                        "value": b64(digests[want_algo]),
+                        "type": "FULL_OBJECT",
+                    }
             elif want_algo and src_ck:
                 attrs["checksum"] = dict(src_ck)
-            row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, src.size, etag,
-                            self.now(), storage_class, attrs)
-            await self.commit_object(bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")))
+            row = ObjectRow(
+                0,
+                bucket.name,
+                key,
+                self.new_version_id(bucket),
+                True,
+                False,
+                blob,
+                src.size,
+                etag,
+                self.now(),
+                storage_class,
+                attrs,
+            )
+            await self.commit_object(
+                bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
+            )
         except BaseException:
             if blob:
                 self.blobs.delete(blob)
@@ -401,7 +516,9 @@ class ObjectOperations(S3Core):
     def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         bucket, row = self._tag_target(req)
-        out: dict[str, Any] = {"TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]}
+        out: dict[str, Any] = {
+            "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
+        }
         if bucket.versioning:
             out["VersionId"] = row.version_id
         return out
@@ -447,9 +564,14 @@ class ObjectOperations(S3Core):
                     p[f"Checksum{row.attrs['checksum']['algorithm']}"] = part_cks[n - 1]
                 parts.append(p)
             truncated = bool(numbers) and numbers[-1] < len(sizes)
-            out["ObjectParts"] = {"TotalPartsCount": len(sizes), "PartNumberMarker": marker,
-                                  "NextPartNumberMarker": numbers[-1] if numbers else marker,
-                                  "MaxParts": max_parts, "IsTruncated": truncated, "Parts": parts}
+            out["ObjectParts"] = {
+                "TotalPartsCount": len(sizes),
+                "PartNumberMarker": marker,
+                "NextPartNumberMarker": numbers[-1] if numbers else marker,
+                "MaxParts": max_parts,
+                "IsTruncated": truncated,
+                "Parts": parts,
+            }
         return out
 
 
@@ -462,11 +584,19 @@ def _write_condition(key: str, if_match: str | None, if_none_match: str | None):
         exists = current is not None and not current.dm
         if if_none_match:
             if if_none_match.strip() != "*":
-                raise ServiceError("NotImplemented", "A header you provided implies functionality that is not implemented", 501,
-                                   fields={"Header": "If-None-Match"})
+                raise ServiceError(
+                    "NotImplemented",
+                    "A header you provided implies functionality that is not implemented",
+                    501,
+                    fields={"Header": "If-None-Match"},
+                )
             if exists:
-                raise ServiceError("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
-                                   412, fields={"Condition": "If-None-Match"})
+                raise ServiceError(
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    412,
+                    fields={"Condition": "If-None-Match"},
+                )
         if if_match:
             if not exists:
                 raise no_such_key(key)

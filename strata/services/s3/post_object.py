@@ -27,12 +27,18 @@ MAX_FIELDS_BYTES = 20 * 1024
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
 _DISPOSITION_NAME = re.compile(r'\bname="([^"]*)"', re.I)
 _DISPOSITION_FILENAME = re.compile(r'\bfilename="([^"]*)"', re.I)
-_FORM_HEADERS = {"content-type": "ContentType", "cache-control": "CacheControl",
-                 "content-disposition": "ContentDisposition", "content-encoding": "ContentEncoding",
-                 "content-language": "ContentLanguage"}
+_FORM_HEADERS = {
+    "content-type": "ContentType",
+    "cache-control": "CacheControl",
+    "content-disposition": "ContentDisposition",
+    "content-encoding": "ContentEncoding",
+    "content-language": "ContentLanguage",
+}
 
 
-def _malformed(message: str = "The body of your POST request is not well-formed multipart/form-data.") -> ServiceError:
+def _malformed(
+    message: str = "The body of your POST request is not well-formed multipart/form-data.",
+) -> ServiceError:
     return ServiceError("MalformedPOSTRequest", message, 400)
 
 
@@ -58,7 +64,7 @@ class FormReader:
         while True:
             i = self._buf.find(marker)
             if i >= 0:
-                out, self._buf = self._buf[:i], self._buf[i + len(marker):]
+                out, self._buf = self._buf[:i], self._buf[i + len(marker) :]
                 return out
             if len(self._buf) > limit or not await self._fill():
                 raise _malformed()
@@ -93,8 +99,11 @@ class FormReader:
             value = await self._read_until(self._delim, MAX_FIELDS_BYTES - used)
             used += len(value)
             if used > MAX_FIELDS_BYTES:
-                raise ServiceError("MaxPostPreDataLengthExceededError",
-                                   "Your POST request fields preceding the upload file were too large.", 400)
+                raise ServiceError(
+                    "MaxPostPreDataLengthExceededError",
+                    "Your POST request fields preceding the upload file were too large.",
+                    400,
+                )
             fields[name] = value.decode("utf-8")
 
     async def file(self) -> AsyncIterator[bytes]:
@@ -120,26 +129,47 @@ class PostObjectOperations(S3Core):
         content_type = ctx.http.headers.get("content-type") or ""
         m = _BOUNDARY.search(content_type)
         if not content_type.lower().startswith("multipart/form-data") or not m:
-            raise ServiceError("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", 412,
-                               fields={"Condition": "Bucket POST must be of the enclosure-type multipart/form-data"})
+            raise ServiceError(
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+                412,
+                fields={"Condition": "Bucket POST must be of the enclosure-type multipart/form-data"},
+            )
         stream: BodyStream = req["Body"]
         reader = FormReader(stream.__aiter__(), m.group(1))
         fields, filename = await reader.fields()
         form = {k.lower(): v for k, v in fields.items()}
         if filename is None:
-            raise ServiceError("InvalidArgument", "POST requires exactly one file upload per request.", 400,
-                               fields={"ArgumentName": "file", "ArgumentValue": "0"})
+            raise ServiceError(
+                "InvalidArgument",
+                "POST requires exactly one file upload per request.",
+                400,
+                fields={"ArgumentName": "file", "ArgumentValue": "0"},
+            )
         if "key" not in form:
-            raise ServiceError("InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.", 400,
-                               fields={"ArgumentName": "key", "ArgumentValue": ""})
+            raise ServiceError(
+                "InvalidArgument",
+                "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.",
+                400,
+                fields={"ArgumentName": "key", "ArgumentValue": ""},
+            )
         key = form["key"].replace("${filename}", filename)
         check_key(key)
         storage_class = check_storage_class(form.get("x-amz-storage-class"))
-        expected = {a: form[f"x-amz-checksum-{a.lower()}"] for a in CHECKSUM_ALGORITHMS
-                    if form.get(f"x-amz-checksum-{a.lower()}")}
+        expected = {
+            a: form[f"x-amz-checksum-{a.lower()}"]
+            for a in CHECKSUM_ALGORITHMS
+            if form.get(f"x-amz-checksum-{a.lower()}")
+        }
         algorithm = next(iter(expected), None)
-        got = await receive(self.blobs, BodyStream(reader.file()), max_size=self.limits.max_put_size,
-                            content_md5=form.get("content-md5"), expected=expected, algorithm=algorithm)
+        got = await receive(
+            self.blobs,
+            BodyStream(reader.file()),
+            max_size=self.limits.max_put_size,
+            content_md5=form.get("content-md5"),
+            expected=expected,
+            algorithm=algorithm,
+        )
         try:
             verify_post_policy(fields, bucket.name, got.size, self.settings)
         except BaseException:
@@ -148,15 +178,30 @@ class PostObjectOperations(S3Core):
         self.count(ctx, bucket.name, bytes_in=got.size)
         headers = {member: form[name] for name, member in _FORM_HEADERS.items() if form.get(name)}
         headers.setdefault("ContentType", "binary/octet-stream")
-        attrs: dict[str, Any] = {"headers": headers,
-                                 "meta": {k[len("x-amz-meta-"):]: v for k, v in fields.items()
-                                          if k.lower().startswith("x-amz-meta-")}}
+        attrs: dict[str, Any] = {
+            "headers": headers,
+            "meta": {
+                k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.lower().startswith("x-amz-meta-")
+            },
+        }
         if got.checksums:
             a, v = next(iter(got.checksums.items()))
             attrs["checksum"] = {"algorithm": a, "value": v, "type": "FULL_OBJECT"}
         blob = await publish(self.blobs, got)
-        row = ObjectRow(0, bucket.name, key, self.new_version_id(bucket), True, False, blob, got.size, got.etag,
-                        self.now(), storage_class, attrs)
+        row = ObjectRow(
+            0,
+            bucket.name,
+            key,
+            self.new_version_id(bucket),
+            True,
+            False,
+            blob,
+            got.size,
+            got.etag,
+            self.now(),
+            storage_class,
+            attrs,
+        )
         try:
             await self.commit_object(bucket, row)
         except BaseException:
@@ -169,8 +214,9 @@ class PostObjectOperations(S3Core):
         redirect = form.get("success_action_redirect") or form.get("redirect")
         if redirect:
             sep = "&" if "?" in redirect else "?"
-            out["Location"] = (f"{redirect}{sep}bucket={quote(bucket.name)}&key={quote(key)}"
-                               f"&etag={quote(row.etag)}")
+            out["Location"] = (
+                f"{redirect}{sep}bucket={quote(bucket.name)}&key={quote(key)}&etag={quote(row.etag)}"
+            )
             out["StatusCode"] = 303
             return out
         status = form.get("success_action_status", "204")

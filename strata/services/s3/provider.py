@@ -1,12 +1,12 @@
 """Strata's S3: one method per S3 operation, grouped by topic in mixins.
 
-    buckets.py     CreateBucket, HeadBucket, DeleteBucket, ListBuckets, location, bucket tagging
-    objects.py     Put/Get/Head/Delete/Copy object, DeleteObjects, object tagging, attributes
-    multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListMultipartUploads
-    listing.py     ListObjects, ListObjectsV2, ListObjectVersions
-    versioning.py  Put/GetBucketVersioning
-    post_object.py browser uploads (POST with a signed policy)
-    core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
+buckets.py     CreateBucket, HeadBucket, DeleteBucket, ListBuckets, location, bucket tagging
+objects.py     Put/Get/Head/Delete/Copy object, DeleteObjects, object tagging, attributes
+multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListMultipartUploads
+listing.py     ListObjects, ListObjectsV2, ListObjectVersions
+versioning.py  Put/GetBucketVersioning
+post_object.py browser uploads (POST with a signed policy)
+core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
 
 from __future__ import annotations

@@ -97,7 +97,9 @@ class ObjectRow:
 
     @classmethod
     def from_row(cls, r: tuple) -> ObjectRow:
-        return cls(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11]))
+        return cls(
+            r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11])
+        )
 
 
 @dataclass
@@ -146,10 +148,14 @@ class S3Store:
             hit = self._buckets.get(name)
             if hit is not None:
                 return hit
-        r = self.db.query_one("SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,))
+        r = self.db.query_one(
+            "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,)
+        )
         if r is None:
             return None
-        row = BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
+        row = BucketRow(
+            r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5])
+        )
         if cached and not self.db.conn.in_transaction:
             self._buckets[name] = row
         return row
@@ -158,7 +164,9 @@ class S3Store:
         """False when the name is taken (names are global)."""
         self._buckets.pop(name, None)
         try:
-            self.db.execute("INSERT INTO buckets(name, region, created) VALUES (?,?,?)", (name, region, created))
+            self.db.execute(
+                "INSERT INTO buckets(name, region, created) VALUES (?,?,?)", (name, region, created)
+            )
         except sqlite3.IntegrityError:
             return False
         return True
@@ -169,15 +177,21 @@ class S3Store:
 
     def list_buckets(self, after: str = "", prefix: str = "", limit: int = 10_000) -> list[BucketRow]:
         """Buckets named after `after` and starting with `prefix`, in name order (at most limit)."""
-        sql = "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name > ? AND name >= ?"
+        sql = (
+            "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name > ? AND name >= ?"
+        )
         args: list[Any] = [after, prefix]
         end = prefix_end(prefix)
         if end is not None:
             sql += " AND name < ?"
             args.append(end)
         rows = self.db.query(sql + " ORDER BY name LIMIT ?", [*args, limit])
-        return [BucketRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5]))
-                for r in rows]
+        return [
+            BucketRow(
+                r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5])
+            )
+            for r in rows
+        ]
 
     def set_bucket_field(self, name: str, column: str, value: Any) -> None:
         assert column in ("versioning", "tags", "config")
@@ -197,7 +211,8 @@ class S3Store:
     def current(self, bucket: str, key: str) -> ObjectRow | None:
         """The latest version of a key (possibly a delete marker)."""
         r = self.db.query_one(
-            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (bucket, key)
+            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
+            (bucket, key),
         )
         return ObjectRow.from_row(r) if r else None
 
@@ -217,17 +232,30 @@ class S3Store:
         freed: list[str] = []
         if replace_null:
             old = self.db.query(
-                "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'", (row.bucket, row.key)
+                "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
+                (row.bucket, row.key),
             )
             for oid, blob in old:
                 self.db.execute("DELETE FROM objects WHERE id = ?", (oid,))
                 if blob:
                     freed.append(blob)
-        self.db.execute("UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key))
+        self.db.execute(
+            "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
+        )
         cur = self.db.execute(
             f"INSERT INTO objects({_OBJ_COLS}) VALUES (NULL,?,?,?,1,?,?,?,?,?,?,?)",
-            (row.bucket, row.key, row.version_id, int(row.dm), row.blob, row.size, row.etag, row.modified,
-             row.storage_class, json.dumps(row.attrs)),
+            (
+                row.bucket,
+                row.key,
+                row.version_id,
+                int(row.dm),
+                row.blob,
+                row.size,
+                row.etag,
+                row.modified,
+                row.storage_class,
+                json.dumps(row.attrs),
+            ),
         )
         row.id = cur.lastrowid or 0
         row.latest = True
@@ -238,7 +266,8 @@ class S3Store:
         self.db.execute("DELETE FROM objects WHERE id = ?", (row.id,))
         if row.latest:
             nxt = self.db.query_one(
-                "SELECT id FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (row.bucket, row.key)
+                "SELECT id FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
+                (row.bucket, row.key),
             )
             if nxt:
                 self.db.execute("UPDATE objects SET latest = 1 WHERE id = ?", (nxt[0],))
@@ -255,15 +284,19 @@ class S3Store:
             or self.db.query_one("SELECT 1 FROM parts WHERE blob = ? LIMIT 1", (blob,)) is not None
         )
 
-    def current_range(self, bucket: str, start: str, inclusive: bool, end: str | None, limit: int) -> Iterator[ObjectRow]:
+    def current_range(
+        self, bucket: str, start: str, inclusive: bool, end: str | None, limit: int
+    ) -> Iterator[ObjectRow]:
         """Visible objects with start < key (<= when inclusive) and key < end, in key order.
 
         Rows are stepped lazily from the cursor, so a caller that stops early (a listing that
         hit a common prefix and seeks past it) never pays for rows it did not read.
         """
         op = ">=" if inclusive else ">"
-        sql = (f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_current "
-               f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0")
+        sql = (
+            f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_current "
+            f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0"
+        )
         args: list[Any] = [bucket, start]
         if end is not None:
             sql += " AND key < ?"
@@ -304,7 +337,9 @@ class S3Store:
         )
 
     def upload(self, upload_id: str) -> tuple[str, str, float, dict] | None:
-        r = self.db.query_one("SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,))
+        r = self.db.query_one(
+            "SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,)
+        )
         return (r[0], r[1], r[2], json.loads(r[3])) if r else None
 
     def delete_upload(self, upload_id: str) -> list[str]:
@@ -314,8 +349,14 @@ class S3Store:
         self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
         return [b for b in blobs if not self.blob_referenced(b)]
 
-    def list_uploads(self, bucket: str, start_key: str, after_initiated: tuple[float, str] | None,
-                     end: str | None, limit: int) -> list[tuple[str, str, float, dict]]:
+    def list_uploads(
+        self,
+        bucket: str,
+        start_key: str,
+        after_initiated: tuple[float, str] | None,
+        end: str | None,
+        limit: int,
+    ) -> list[tuple[str, str, float, dict]]:
         """(upload_id, key, initiated, attrs) in key, then initiation order."""
         args: list[Any] = [bucket, start_key]
         sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
@@ -326,10 +367,20 @@ class S3Store:
         args.append(limit)
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in self.db.query(sql, args)]
 
-    def put_part(self, upload_id: str, number: int, blob: str, size: int, etag: str, modified: float,
-                 checksums: dict[str, str]) -> list[str]:
+    def put_part(
+        self,
+        upload_id: str,
+        number: int,
+        blob: str,
+        size: int,
+        etag: str,
+        modified: float,
+        checksums: dict[str, str],
+    ) -> list[str]:
         """Store a part (replacing an earlier upload of the same number); returns freed blobs."""
-        old = self.db.query_one("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, number))
+        old = self.db.query_one(
+            "SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, number)
+        )
         self.db.execute(
             "INSERT INTO parts(upload_id, part_number, blob, size, etag, modified, checksums) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob = excluded.blob, size = excluded.size, "
@@ -347,7 +398,14 @@ class S3Store:
             (upload_id, after, limit),
         )
         return [
-            {"PartNumber": r[0], "blob": r[1], "Size": r[2], "ETag": r[3], "modified": r[4], "checksums": json.loads(r[5])}
+            {
+                "PartNumber": r[0],
+                "blob": r[1],
+                "Size": r[2],
+                "ETag": r[3],
+                "modified": r[4],
+                "checksums": json.loads(r[5]),
+            }
             for r in rows
         ]
 

@@ -16,7 +16,11 @@ class VersioningOperations(S3Core):
         self.count(ctx, req["Bucket"])
         status = (req.get("VersioningConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
-            raise ServiceError("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema", 400)
+            raise ServiceError(
+                "MalformedXML",
+                "The XML you provided was not well-formed or did not validate against our published schema",
+                400,
+            )
         with self.store.db.transaction():
             self.require_bucket(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "versioning", status)

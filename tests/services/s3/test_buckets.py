@@ -15,7 +15,10 @@ def code(e: pytest.ExceptionInfo) -> str:
     return e.value.response["Error"]["Code"]
 
 
-@pytest.mark.parametrize("name", ["ab", "A-bucket", "bad_name", "192.168.1.1", "a..b", "-start", "x" * 64, "xn--abc", "end-s3alias"])
+@pytest.mark.parametrize(
+    "name",
+    ["ab", "A-bucket", "bad_name", "192.168.1.1", "a..b", "-start", "x" * 64, "xn--abc", "end-s3alias"],
+)
 def test_invalid_bucket_names(s3, name: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=name)
@@ -77,11 +80,17 @@ def test_bucket_tagging(s3, bucket: str) -> None:
         s3.get_bucket_tagging(Bucket=bucket)
 
 
-@pytest.mark.parametrize("host_form", ["{b}.s3.localhost.localstack.cloud", "{b}.s3-accelerate.amazonaws.com"])
+@pytest.mark.parametrize(
+    "host_form", ["{b}.s3.localhost.localstack.cloud", "{b}.s3-accelerate.amazonaws.com"]
+)
 def test_virtual_hosted_and_accelerate_addressing(strata_server, s3, bucket: str, host_form: str) -> None:
     s3.put_object(Bucket=bucket, Key="dir/file.txt", Body=b"virtual")
     host = host_form.format(b=bucket)
-    req = AWSRequest("GET", f"http://{host}:{strata_server.port}/dir/file.txt", headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    req = AWSRequest(
+        "GET",
+        f"http://{host}:{strata_server.port}/dir/file.txt",
+        headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"},
+    )
     SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(req)
     conn = http.client.HTTPConnection("127.0.0.1", strata_server.port)
     headers = dict(req.headers.items())

@@ -20,7 +20,9 @@ def aws(server, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env.pop("AWS_CONFIG_FILE", None)
     proc = subprocess.run([AWS, *args], env=env, capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
-        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -63,7 +65,10 @@ def test_aws_cli_s3_high_level(strata_server, unique: str, tmp_path: Path) -> No
     # deletions propagate with --delete
     (src / "css/site.css").unlink()
     out = aws(strata_server, "s3", "sync", "--delete", str(src), f"s3://{bucket}/site").stdout
-    assert "delete:" in out and "site/css/site.css" not in aws(strata_server, "s3", "ls", "--recursive", f"s3://{bucket}").stdout
+    assert (
+        "delete:" in out
+        and "site/css/site.css" not in aws(strata_server, "s3", "ls", "--recursive", f"s3://{bucket}").stdout
+    )
     aws(strata_server, "s3", "cp", f"s3://{bucket}/site/big.bin", str(tmp_path / "big.copy"))
     assert (tmp_path / "big.copy").read_bytes() == files["big.bin"]
     aws(strata_server, "s3", "rm", "--recursive", f"s3://{bucket}/site")
@@ -77,8 +82,23 @@ def test_aws_cli_s3api(strata_server, unique: str, tmp_path: Path) -> None:
     aws(strata_server, "s3api", "create-bucket", "--bucket", bucket)
     body = tmp_path / "b.txt"
     body.write_bytes(b"s3api body")
-    out = json.loads(aws(strata_server, "s3api", "put-object", "--bucket", bucket, "--key", "k", "--body", str(body),
-                         "--metadata", "owner=me", "--content-type", "text/plain").stdout)
+    out = json.loads(
+        aws(
+            strata_server,
+            "s3api",
+            "put-object",
+            "--bucket",
+            bucket,
+            "--key",
+            "k",
+            "--body",
+            str(body),
+            "--metadata",
+            "owner=me",
+            "--content-type",
+            "text/plain",
+        ).stdout
+    )
     assert out["ETag"]
     head = json.loads(aws(strata_server, "s3api", "head-object", "--bucket", bucket, "--key", "k").stdout)
     assert head["Metadata"] == {"owner": "me"} and head["ContentType"] == "text/plain"
@@ -86,7 +106,15 @@ def test_aws_cli_s3api(strata_server, unique: str, tmp_path: Path) -> None:
     assert (tmp_path / "out.txt").read_bytes() == b"s3api body"
     listed = json.loads(aws(strata_server, "s3api", "list-objects-v2", "--bucket", bucket).stdout)
     assert [c["Key"] for c in listed["Contents"]] == ["k"]
-    aws(strata_server, "s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled")
+    aws(
+        strata_server,
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        bucket,
+        "--versioning-configuration",
+        "Status=Enabled",
+    )
     status = json.loads(aws(strata_server, "s3api", "get-bucket-versioning", "--bucket", bucket).stdout)
     assert status["Status"] == "Enabled"
     missing = aws(strata_server, "s3api", "head-object", "--bucket", bucket, "--key", "nope", check=False)
@@ -105,8 +133,9 @@ def test_rclone_copy_and_check(strata_server, unique: str, tmp_path: Path) -> No
     def rclone(*args: str) -> str:
         # the AWS SDK inside rclone would pick up AWS_* settings (e.g. a CA bundle) from the environment
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        proc = subprocess.run(["rclone", "--config", str(conf), *args], capture_output=True, text=True, timeout=180,
-                              env=env)
+        proc = subprocess.run(
+            ["rclone", "--config", str(conf), *args], capture_output=True, text=True, timeout=180, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 

@@ -68,7 +68,11 @@ def test_kill_during_concurrent_uploads(strata_factory) -> None:
     for key, data in acked.items():
         assert s3.get_object(Bucket="crash", Key=key)["Body"].read() == data, key
     # anything visible (acknowledged or not) is whole: the row only exists after the blob is complete
-    listed = [c["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="crash") for c in p.get("Contents", [])]
+    listed = [
+        c["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket="crash")
+        for c in p.get("Contents", [])
+    ]
     assert set(acked) <= set(listed)
     for key in set(listed) - set(acked):
         body = s3.get_object(Bucket="crash", Key=key)["Body"].read()
@@ -77,8 +81,11 @@ def test_kill_during_concurrent_uploads(strata_factory) -> None:
 
 
 def _signed_put_headers(server, bucket: str, key: str, length: int) -> dict[str, str]:
-    req = AWSRequest("PUT", f"{server.endpoint}/{bucket}/{key}",
-                     headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": str(length)})
+    req = AWSRequest(
+        "PUT",
+        f"{server.endpoint}/{bucket}/{key}",
+        headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": str(length)},
+    )
     SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(req)
     return dict(req.headers.items())
 
@@ -148,8 +155,12 @@ class _Zeros:
 @pytest.mark.slow
 def test_1gib_streams_with_bounded_memory(strata_factory) -> None:
     server = strata_factory()
-    s3 = server.client("s3", config=Config(request_checksum_calculation="when_required",
-                                           response_checksum_validation="when_required"))
+    s3 = server.client(
+        "s3",
+        config=Config(
+            request_checksum_calculation="when_required", response_checksum_validation="when_required"
+        ),
+    )
     s3.create_bucket(Bucket="big")
     s3.put_object(Bucket="big", Key="warm", Body=b"x" * MiB)
     s3.get_object(Bucket="big", Key="warm")["Body"].read()

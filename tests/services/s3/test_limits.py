@@ -10,10 +10,16 @@ from botocore.exceptions import ClientError
 def small_limits(tmp_path_factory):
     from tests.strata_process import StrataProcess
 
-    server = StrataProcess(tmp_path_factory.mktemp("limits") / "data", extra_env={
-        "STRATA_LIMIT_S3_MAX_PUT_SIZE": "1000", "STRATA_LIMIT_S3_MAX_PART_SIZE": "3000",
-        "STRATA_LIMIT_S3_MIN_PART_SIZE": "100", "STRATA_LIMIT_S3_MAX_PARTS": "3",
-        "STRATA_LIMIT_S3_MAX_OBJECT_SIZE": "5000"}).start()
+    server = StrataProcess(
+        tmp_path_factory.mktemp("limits") / "data",
+        extra_env={
+            "STRATA_LIMIT_S3_MAX_PUT_SIZE": "1000",
+            "STRATA_LIMIT_S3_MAX_PART_SIZE": "3000",
+            "STRATA_LIMIT_S3_MIN_PART_SIZE": "100",
+            "STRATA_LIMIT_S3_MAX_PARTS": "3",
+            "STRATA_LIMIT_S3_MAX_OBJECT_SIZE": "5000",
+        },
+    ).start()
     yield server
     server.stop()
 
@@ -43,11 +49,17 @@ def test_part_limits(small_limits) -> None:
     assert code(e) == "EntityTooLarge"
     parts = []
     for n, size in ((1, 100), (2, 99), (3, 5)):
-        etag = s3.upload_part(Bucket="limparts", Key="k", UploadId=uid, PartNumber=n, Body=b"y" * size)["ETag"]
+        etag = s3.upload_part(Bucket="limparts", Key="k", UploadId=uid, PartNumber=n, Body=b"y" * size)[
+            "ETag"
+        ]
         parts.append({"PartNumber": n, "ETag": etag})
     with pytest.raises(ClientError) as e:
-        s3.complete_multipart_upload(Bucket="limparts", Key="k", UploadId=uid, MultipartUpload={"Parts": parts})
+        s3.complete_multipart_upload(
+            Bucket="limparts", Key="k", UploadId=uid, MultipartUpload={"Parts": parts}
+        )
     assert code(e) == "EntityTooSmall"
     assert e.value.response["Error"]["MinSizeAllowed"] == "100"
-    s3.complete_multipart_upload(Bucket="limparts", Key="k", UploadId=uid, MultipartUpload={"Parts": [parts[0], parts[2]]})
+    s3.complete_multipart_upload(
+        Bucket="limparts", Key="k", UploadId=uid, MultipartUpload={"Parts": [parts[0], parts[2]]}
+    )
     assert s3.get_object(Bucket="limparts", Key="k")["Body"].read() == b"y" * 105

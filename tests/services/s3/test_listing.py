@@ -7,7 +7,17 @@ from urllib.parse import quote, unquote_plus
 import pytest
 from botocore.exceptions import ClientError
 
-KEYS = ["a.txt", "dir/1", "dir/2", "dir/sub/3", "dir2/x", "e f+g", "photos/2024/jan.jpg", "photos/2025/feb.jpg", "z"]
+KEYS = [
+    "a.txt",
+    "dir/1",
+    "dir/2",
+    "dir/sub/3",
+    "dir2/x",
+    "e f+g",
+    "photos/2024/jan.jpg",
+    "photos/2025/feb.jpg",
+    "z",
+]
 
 
 @pytest.fixture
@@ -32,11 +42,19 @@ def test_v2_prefix_delimiter(s3, filled: str) -> None:
 
 
 def test_v2_pagination_with_paginator(s3, filled: str) -> None:
-    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=filled, PaginationConfig={"PageSize": 2}))
+    pages = list(
+        s3.get_paginator("list_objects_v2").paginate(Bucket=filled, PaginationConfig={"PageSize": 2})
+    )
     assert len(pages) == 5
     assert [c["Key"] for p in pages for c in p.get("Contents", [])] == KEYS
-    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=filled, Delimiter="/", PaginationConfig={"PageSize": 2}))
-    flat = [c["Key"] for p in pages for c in p.get("Contents", [])] + [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
+    pages = list(
+        s3.get_paginator("list_objects_v2").paginate(
+            Bucket=filled, Delimiter="/", PaginationConfig={"PageSize": 2}
+        )
+    )
+    flat = [c["Key"] for p in pages for c in p.get("Contents", [])] + [
+        c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])
+    ]
     assert sorted(flat) == ["a.txt", "dir/", "dir2/", "e f+g", "photos/", "z"]
 
 
@@ -48,7 +66,11 @@ def test_v1_markers(s3, filled: str) -> None:
     assert all("Owner" in c for c in r["Contents"])
     r = s3.list_objects(Bucket=filled, Delimiter="/", MaxKeys=2)
     assert r["IsTruncated"] and r["NextMarker"] == "dir/"
-    pages = list(s3.get_paginator("list_objects").paginate(Bucket=filled, Delimiter="/", PaginationConfig={"PageSize": 2}))
+    pages = list(
+        s3.get_paginator("list_objects").paginate(
+            Bucket=filled, Delimiter="/", PaginationConfig={"PageSize": 2}
+        )
+    )
     assert [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])] == ["dir/", "dir2/", "photos/"]
 
 
@@ -58,7 +80,10 @@ def test_encoding_type_url_and_fetch_owner(s3, filled: str) -> None:
     assert [unquote_plus(c["Key"]) for c in r["Contents"]] == ["e f+g"]
     assert r["Contents"][0]["Key"] != "e f+g"
     raw_client_events = []
-    s3.meta.events.register("after-call.s3.ListObjectsV2", lambda http_response, **kw: raw_client_events.append(http_response.content))
+    s3.meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda http_response, **kw: raw_client_events.append(http_response.content),
+    )
     s3.list_objects_v2(Bucket=filled, Prefix="e", EncodingType="url")
     assert quote("e f+g").encode() in raw_client_events[-1]
     assert "Owner" not in s3.list_objects_v2(Bucket=filled)["Contents"][0]

@@ -21,8 +21,9 @@ def code(e: pytest.ExceptionInfo) -> str:
 
 
 def test_seed_transfer_config_upload_and_download(s3, bucket: str, tmp_path: Path) -> None:
-    config = boto3.s3.transfer.TransferConfig(multipart_threshold=8 * MiB, max_concurrency=10,
-                                              multipart_chunksize=8 * MiB, use_threads=True)
+    config = boto3.s3.transfer.TransferConfig(
+        multipart_threshold=8 * MiB, max_concurrency=10, multipart_chunksize=8 * MiB, use_threads=True
+    )
     src = tmp_path / "big.bin"
     data = os.urandom(8 * MiB * 3 + 12345)
     src.write_bytes(data)
@@ -43,8 +44,14 @@ def _upload(s3, bucket: str, key: str, parts: list[bytes], **kw) -> tuple[str, l
     uid = s3.create_multipart_upload(Bucket=bucket, Key=key, **kw)["UploadId"]
     done = []
     for n, data in enumerate(parts, 1):
-        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n, Body=data,
-                           **({"ChecksumAlgorithm": kw["ChecksumAlgorithm"]} if "ChecksumAlgorithm" in kw else {}))
+        r = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=uid,
+            PartNumber=n,
+            Body=data,
+            **({"ChecksumAlgorithm": kw["ChecksumAlgorithm"]} if "ChecksumAlgorithm" in kw else {}),
+        )
         entry = {"PartNumber": n, "ETag": r["ETag"]}
         for k, v in r.items():
             if k.startswith("Checksum") and k != "ChecksumType":
@@ -56,7 +63,9 @@ def _upload(s3, bucket: str, key: str, parts: list[bytes], **kw) -> tuple[str, l
 def test_completion_checks(s3, bucket: str) -> None:
     uid, parts = _upload(s3, bucket, "k", [b"a" * 5 * MiB, b"b" * 100, b"c" * 10])
     with pytest.raises(ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid, MultipartUpload={"Parts": parts[::-1]})
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="k", UploadId=uid, MultipartUpload={"Parts": parts[::-1]}
+        )
     assert code(e) == "InvalidPartOrder"
     with pytest.raises(ClientError) as e:
         s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid, MultipartUpload={"Parts": parts})
@@ -72,8 +81,9 @@ def test_completion_checks(s3, bucket: str) -> None:
     assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2, 3] and listed["Parts"][1]["Size"] == 100
     page = s3.list_parts(Bucket=bucket, Key="k", UploadId=uid, MaxParts=2)
     assert page["IsTruncated"] and page["NextPartNumberMarker"] == 2
-    r = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=uid,
-                                     MultipartUpload={"Parts": [parts[0], parts[2]]})
+    r = s3.complete_multipart_upload(
+        Bucket=bucket, Key="k", UploadId=uid, MultipartUpload={"Parts": [parts[0], parts[2]]}
+    )
     assert r["ETag"].endswith('-2"')
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"a" * 5 * MiB + b"c" * 10
     with pytest.raises(ClientError) as e:
@@ -101,16 +111,43 @@ def test_upload_part_copy_ranges(s3, bucket: str) -> None:
     src = os.urandom(6 * MiB)
     s3.put_object(Bucket=bucket, Key="src", Body=src)
     uid = s3.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
-    p1 = s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=uid, PartNumber=1,
-                             CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
-    p2 = s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=uid, PartNumber=2,
-                             CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange="bytes=100-199")
+    p1 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=uid,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange=f"bytes=0-{5 * MiB - 1}",
+    )
+    p2 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=uid,
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange="bytes=100-199",
+    )
     with pytest.raises(ClientError) as e:
-        s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=uid, PartNumber=3,
-                            CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes=0-{7 * MiB}")
+        s3.upload_part_copy(
+            Bucket=bucket,
+            Key="dst",
+            UploadId=uid,
+            PartNumber=3,
+            CopySource={"Bucket": bucket, "Key": "src"},
+            CopySourceRange=f"bytes=0-{7 * MiB}",
+        )
     assert code(e) == "InvalidRange"
-    s3.complete_multipart_upload(Bucket=bucket, Key="dst", UploadId=uid, MultipartUpload={"Parts": [
-        {"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": p2["CopyPartResult"]["ETag"]}]})
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=uid,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": p2["CopyPartResult"]["ETag"]},
+            ]
+        },
+    )
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == src[: 5 * MiB] + src[100:200]
 
 
@@ -125,15 +162,24 @@ def test_composite_checksum(s3, bucket: str) -> None:
     assert h["ChecksumSHA256"] == r["ChecksumSHA256"]
     attrs = s3.get_object_attributes(Bucket=bucket, Key="ck", ObjectAttributes=["ObjectParts", "Checksum"])
     assert attrs["ObjectParts"]["TotalPartsCount"] == 2
-    assert attrs["ObjectParts"]["Parts"][1]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(parts_data[1]).digest()).decode()
+    assert (
+        attrs["ObjectParts"]["Parts"][1]["ChecksumSHA256"]
+        == base64.b64encode(hashlib.sha256(parts_data[1]).digest()).decode()
+    )
 
 
 def test_full_object_crc(s3, bucket: str) -> None:
     parts_data = [b"x" * 5 * MiB, b"y" * 77]
     uid, parts = _upload(s3, bucket, "crc", parts_data, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
     whole = base64.b64encode(zlib.crc32(b"".join(parts_data)).to_bytes(4, "big")).decode()
-    r = s3.complete_multipart_upload(Bucket=bucket, Key="crc", UploadId=uid, MultipartUpload={"Parts": parts},
-                                     ChecksumCRC32=whole, ChecksumType="FULL_OBJECT")
+    r = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="crc",
+        UploadId=uid,
+        MultipartUpload={"Parts": parts},
+        ChecksumCRC32=whole,
+        ChecksumType="FULL_OBJECT",
+    )
     assert r["ChecksumCRC32"] == whole and r["ChecksumType"] == "FULL_OBJECT"
 
 

@@ -22,10 +22,18 @@ def status(e: pytest.ExceptionInfo) -> int:
 
 def test_metadata_returned_exactly(s3, bucket: str) -> None:
     expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    s3.put_object(Bucket=bucket, Key="doc", Body=b"<h1>hi</h1>", ContentType="text/html; charset=utf-8",
-                  ContentEncoding="identity", ContentDisposition='attachment; filename="a b.html"',
-                  CacheControl="max-age=60", ContentLanguage="en", Expires=expires,
-                  Metadata={"color": "Blue Sky", "n": "1"})
+    s3.put_object(
+        Bucket=bucket,
+        Key="doc",
+        Body=b"<h1>hi</h1>",
+        ContentType="text/html; charset=utf-8",
+        ContentEncoding="identity",
+        ContentDisposition='attachment; filename="a b.html"',
+        CacheControl="max-age=60",
+        ContentLanguage="en",
+        Expires=expires,
+        Metadata={"color": "Blue Sky", "n": "1"},
+    )
     for r in (s3.get_object(Bucket=bucket, Key="doc"), s3.head_object(Bucket=bucket, Key="doc")):
         assert r["ContentType"] == "text/html; charset=utf-8"
         assert r["ContentEncoding"] == "identity"
@@ -44,7 +52,12 @@ def test_metadata_returned_exactly(s3, bucket: str) -> None:
 def test_ranges(s3, bucket: str) -> None:
     data = bytes(range(256)) * 4
     s3.put_object(Bucket=bucket, Key="r", Body=data)
-    cases = {"bytes=0-9": (0, 9), "bytes=1000-": (1000, 1023), "bytes=-24": (1000, 1023), "bytes=1020-5000": (1020, 1023)}
+    cases = {
+        "bytes=0-9": (0, 9),
+        "bytes=1000-": (1000, 1023),
+        "bytes=-24": (1000, 1023),
+        "bytes=1020-5000": (1020, 1023),
+    }
     for header, (a, b) in cases.items():
         r = s3.get_object(Bucket=bucket, Key="r", Range=header)
         assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
@@ -74,7 +87,9 @@ def test_conditional_get(s3, bucket: str) -> None:
         s3.head_object(Bucket=bucket, Key="c", IfUnmodifiedSince=past)
     assert status(e) == 412
     # S3: If-Match true wins over a failing If-Unmodified-Since
-    assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag, IfUnmodifiedSince=past)["Body"].read() == b"cond"
+    assert (
+        s3.get_object(Bucket=bucket, Key="c", IfMatch=etag, IfUnmodifiedSince=past)["Body"].read() == b"cond"
+    )
     assert s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=past)["Body"].read() == b"cond"
 
 
@@ -88,15 +103,37 @@ def test_conditional_put(s3, bucket: str) -> None:
 
 def test_response_overrides(s3, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="o", Body=b"x", ContentType="text/plain")
-    r = s3.get_object(Bucket=bucket, Key="o", ResponseContentType="application/json",
-                      ResponseContentDisposition="inline", ResponseCacheControl="no-cache",
-                      ResponseContentLanguage="fr", ResponseContentEncoding="gzip")
-    assert (r["ContentType"], r["ContentDisposition"], r["CacheControl"], r["ContentLanguage"], r["ContentEncoding"]) == (
-        "application/json", "inline", "no-cache", "fr", "gzip")
+    r = s3.get_object(
+        Bucket=bucket,
+        Key="o",
+        ResponseContentType="application/json",
+        ResponseContentDisposition="inline",
+        ResponseCacheControl="no-cache",
+        ResponseContentLanguage="fr",
+        ResponseContentEncoding="gzip",
+    )
+    assert (
+        r["ContentType"],
+        r["ContentDisposition"],
+        r["CacheControl"],
+        r["ContentLanguage"],
+        r["ContentEncoding"],
+    ) == ("application/json", "inline", "no-cache", "fr", "gzip")
 
 
-@pytest.mark.parametrize("key", ["../../etc/passwd", "a%2Fb", "with space/and+plus", "ünï/cødé/✓", "x/" * 300 + "end",
-                                 "trailing/", "?query#frag", "//double//slash"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../etc/passwd",
+        "a%2Fb",
+        "with space/and+plus",
+        "ünï/cødé/✓",
+        "x/" * 300 + "end",
+        "trailing/",
+        "?query#frag",
+        "//double//slash",
+    ],
+)
 def test_arbitrary_keys(s3, bucket: str, key: str) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
@@ -114,7 +151,12 @@ def test_content_md5(s3, bucket: str) -> None:
     good = base64.b64encode(hashlib.md5(b"data").digest()).decode()
     s3.put_object(Bucket=bucket, Key="m", Body=b"data", ContentMD5=good)
     with pytest.raises(ClientError) as e:
-        s3.put_object(Bucket=bucket, Key="m2", Body=b"data", ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode())
+        s3.put_object(
+            Bucket=bucket,
+            Key="m2",
+            Body=b"data",
+            ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode(),
+        )
     assert code(e) == "BadDigest"
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="m3", Body=b"data", ContentMD5="not-base64")
@@ -143,29 +185,52 @@ def test_wrong_checksum_is_rejected(s3, bucket: str) -> None:
 
 
 def test_copy_object(s3, bucket: str, unique: str) -> None:
-    s3.put_object(Bucket=bucket, Key="src", Body=b"copy me", ContentType="text/plain", Metadata={"a": "1"},
-                  Tagging="t=1")
+    s3.put_object(
+        Bucket=bucket,
+        Key="src",
+        Body=b"copy me",
+        ContentType="text/plain",
+        Metadata={"a": "1"},
+        Tagging="t=1",
+    )
     r = s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
     assert r["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(b"copy me").hexdigest()}"'
     h = s3.head_object(Bucket=bucket, Key="dst")
     assert h["Metadata"] == {"a": "1"} and h["ContentType"] == "text/plain"
     assert s3.get_object_tagging(Bucket=bucket, Key="dst")["TagSet"] == [{"Key": "t", "Value": "1"}]
-    s3.copy_object(Bucket=bucket, Key="dst2", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
-                   Metadata={"b": "2"}, ContentType="application/x-new", TaggingDirective="REPLACE", Tagging="u=2")
+    s3.copy_object(
+        Bucket=bucket,
+        Key="dst2",
+        CopySource=f"{bucket}/src",
+        MetadataDirective="REPLACE",
+        Metadata={"b": "2"},
+        ContentType="application/x-new",
+        TaggingDirective="REPLACE",
+        Tagging="u=2",
+    )
     h = s3.head_object(Bucket=bucket, Key="dst2")
     assert h["Metadata"] == {"b": "2"} and h["ContentType"] == "application/x-new"
     with pytest.raises(ClientError) as e:
         s3.copy_object(Bucket=bucket, Key="src", CopySource=f"{bucket}/src")
     assert code(e) == "InvalidRequest"
-    s3.copy_object(Bucket=bucket, Key="src", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
-                   Metadata={"changed": "yes"})
+    s3.copy_object(
+        Bucket=bucket,
+        Key="src",
+        CopySource=f"{bucket}/src",
+        MetadataDirective="REPLACE",
+        Metadata={"changed": "yes"},
+    )
     assert s3.head_object(Bucket=bucket, Key="src")["Metadata"] == {"changed": "yes"}
     with pytest.raises(ClientError) as e:
         s3.copy_object(Bucket=bucket, Key="x", CopySource=f"{bucket}/src", CopySourceIfMatch='"nope"')
     assert code(e) == "PreconditionFailed"
     with pytest.raises(ClientError) as e:
-        s3.copy_object(Bucket=bucket, Key="x", CopySource=f"{bucket}/src",
-                       CopySourceIfModifiedSince=datetime.now(UTC) + timedelta(days=1))
+        s3.copy_object(
+            Bucket=bucket,
+            Key="x",
+            CopySource=f"{bucket}/src",
+            CopySourceIfModifiedSince=datetime.now(UTC) + timedelta(days=1),
+        )
     assert code(e) == "PreconditionFailed"
     with pytest.raises(ClientError) as e:
         s3.copy_object(Bucket=bucket, Key="x", CopySource=f"{bucket}/missing")
@@ -189,18 +254,25 @@ def test_delete_objects_quiet_and_verbose(s3, bucket: str) -> None:
 def test_object_tagging(s3, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="a=1&b=two%20words")
     assert s3.get_object(Bucket=bucket, Key="t")["TagCount"] == 2
-    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "two words"}]
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [
+        {"Key": "a", "Value": "1"},
+        {"Key": "b", "Value": "two words"},
+    ]
     s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "c", "Value": "3"}]})
     assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "c", "Value": "3"}]
     s3.delete_object_tagging(Bucket=bucket, Key="t")
     assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
     with pytest.raises(ClientError) as e:
-        s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+        s3.put_object_tagging(
+            Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]}
+        )
     assert code(e) == "BadRequest"
 
 
-@pytest.mark.parametrize("storage_class", ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
-                                           "GLACIER", "DEEP_ARCHIVE"])
+@pytest.mark.parametrize(
+    "storage_class",
+    ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"],
+)
 def test_storage_classes(s3, bucket: str, storage_class: str) -> None:
     s3.put_object(Bucket=bucket, Key="sc", Body=b"cold", StorageClass=storage_class)
     assert s3.head_object(Bucket=bucket, Key="sc").get("StorageClass", "STANDARD") == storage_class
@@ -221,8 +293,11 @@ def test_invalid_storage_class(s3, bucket: str) -> None:
 
 def test_get_object_attributes(s3, bucket: str) -> None:
     r = s3.put_object(Bucket=bucket, Key="attr", Body=b"attributes", ChecksumAlgorithm="SHA256")
-    a = s3.get_object_attributes(Bucket=bucket, Key="attr",
-                                 ObjectAttributes=["ETag", "Checksum", "ObjectSize", "StorageClass", "ObjectParts"])
+    a = s3.get_object_attributes(
+        Bucket=bucket,
+        Key="attr",
+        ObjectAttributes=["ETag", "Checksum", "ObjectSize", "StorageClass", "ObjectParts"],
+    )
     assert a["ETag"] == r["ETag"].strip('"') and a["ObjectSize"] == 10 and a["StorageClass"] == "STANDARD"
     assert a["Checksum"]["ChecksumSHA256"] == r["ChecksumSHA256"]
 

@@ -105,7 +105,9 @@ def test_delimiter_listing_seeks_over_prefixes(s3: S3Provider) -> None:
         if token:
             req["ContinuationToken"] = token
         out = s3.list_objects_v2(ctx(), req)
-        seen += [p["Prefix"] for p in out.get("CommonPrefixes", [])] + [c["Key"] for c in out.get("Contents", [])]
+        seen += [p["Prefix"] for p in out.get("CommonPrefixes", [])] + [
+            c["Key"] for c in out.get("Contents", [])
+        ]
         if not out["IsTruncated"]:
             break
         token = out["NextContinuationToken"]
@@ -136,8 +138,10 @@ def test_versioning_rules(s3: S3Provider) -> None:
     assert read(s3, "bk1", "k", VersionId="null") == b"s1"
     vers = s3.list_object_versions(ctx(), {"Bucket": "bk1", "MaxKeys": 2})
     assert vers["IsTruncated"] and len(vers["Versions"]) == 2
-    rest = s3.list_object_versions(ctx(), {"Bucket": "bk1", "KeyMarker": vers["NextKeyMarker"],
-                                           "VersionIdMarker": vers["NextVersionIdMarker"]})
+    rest = s3.list_object_versions(
+        ctx(),
+        {"Bucket": "bk1", "KeyMarker": vers["NextKeyMarker"], "VersionIdMarker": vers["NextVersionIdMarker"]},
+    )
     assert len(rest["Versions"]) == 1
 
 
@@ -147,23 +151,63 @@ def test_multipart_complete_and_checks(s3: S3Provider) -> None:
     uid = up["UploadId"]
 
     async def part(n: int, data: bytes) -> dict:
-        return await s3.upload_part(ctx(), {"Bucket": "bk1", "Key": "big", "UploadId": uid, "PartNumber": n,
-                                            "Body": body(data)})
+        return await s3.upload_part(
+            ctx(), {"Bucket": "bk1", "Key": "big", "UploadId": uid, "PartNumber": n, "Body": body(data)}
+        )
 
     p1 = asyncio.run(part(1, b"a" * 20))
     p2 = asyncio.run(part(2, b"b" * 12))
     p3 = asyncio.run(part(3, b"c" * 3))
     p4 = asyncio.run(part(4, b"d" * 3))
     with pytest.raises(ServiceError) as e:
-        run(s3.complete_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "big", "UploadId": uid, "MultipartUpload": {
-            "Parts": [{"PartNumber": 2, "ETag": p2["ETag"]}, {"PartNumber": 1, "ETag": p1["ETag"]}]}}))
+        run(
+            s3.complete_multipart_upload(
+                ctx(),
+                {
+                    "Bucket": "bk1",
+                    "Key": "big",
+                    "UploadId": uid,
+                    "MultipartUpload": {
+                        "Parts": [
+                            {"PartNumber": 2, "ETag": p2["ETag"]},
+                            {"PartNumber": 1, "ETag": p1["ETag"]},
+                        ]
+                    },
+                },
+            )
+        )
     assert e.value.code == "InvalidPartOrder"
     with pytest.raises(ServiceError) as e:
-        run(s3.complete_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "big", "UploadId": uid, "MultipartUpload": {
-            "Parts": [{"PartNumber": 3, "ETag": p3["ETag"]}, {"PartNumber": 4, "ETag": p4["ETag"]}]}}))
+        run(
+            s3.complete_multipart_upload(
+                ctx(),
+                {
+                    "Bucket": "bk1",
+                    "Key": "big",
+                    "UploadId": uid,
+                    "MultipartUpload": {
+                        "Parts": [
+                            {"PartNumber": 3, "ETag": p3["ETag"]},
+                            {"PartNumber": 4, "ETag": p4["ETag"]},
+                        ]
+                    },
+                },
+            )
+        )
     assert e.value.code == "EntityTooSmall"
-    out = run(s3.complete_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "big", "UploadId": uid, "MultipartUpload": {
-        "Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 3, "ETag": p3["ETag"]}]}}))
+    out = run(
+        s3.complete_multipart_upload(
+            ctx(),
+            {
+                "Bucket": "bk1",
+                "Key": "big",
+                "UploadId": uid,
+                "MultipartUpload": {
+                    "Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 3, "ETag": p3["ETag"]}]
+                },
+            },
+        )
+    )
     md5s = bytes.fromhex(p1["ETag"].strip('"')) + bytes.fromhex(p3["ETag"].strip('"'))
     assert out["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-2"'
     assert out["ChecksumCRC32"].endswith("-2") and out["ChecksumType"] == "COMPOSITE"
@@ -177,16 +221,25 @@ def test_multipart_complete_and_checks(s3: S3Provider) -> None:
 def test_full_object_crc_combines(s3: S3Provider) -> None:
     import base64
     import zlib
+
     s3.create_bucket(ctx(), {"Bucket": "bk1"})
-    uid = s3.create_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "k", "ChecksumAlgorithm": "CRC32",
-                                             "ChecksumType": "FULL_OBJECT"})["UploadId"]
+    uid = s3.create_multipart_upload(
+        ctx(), {"Bucket": "bk1", "Key": "k", "ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    )["UploadId"]
     parts = []
     for n, data in ((1, b"x" * 11), (2, b"yz")):
+
         async def go(n=n, data=data):
-            return await s3.upload_part(ctx(), {"Bucket": "bk1", "Key": "k", "UploadId": uid, "PartNumber": n, "Body": body(data)})
+            return await s3.upload_part(
+                ctx(), {"Bucket": "bk1", "Key": "k", "UploadId": uid, "PartNumber": n, "Body": body(data)}
+            )
+
         parts.append({"PartNumber": n, "ETag": asyncio.run(go())["ETag"]})
-    out = run(s3.complete_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "k", "UploadId": uid,
-                                                   "MultipartUpload": {"Parts": parts}}))
+    out = run(
+        s3.complete_multipart_upload(
+            ctx(), {"Bucket": "bk1", "Key": "k", "UploadId": uid, "MultipartUpload": {"Parts": parts}}
+        )
+    )
     assert out["ChecksumCRC32"] == base64.b64encode(zlib.crc32(b"x" * 11 + b"yz").to_bytes(4, "big")).decode()
 
 
@@ -211,7 +264,27 @@ def test_every_public_method_is_an_s3_operation() -> None:
 
     operations = {xform_name(name) for name in service_model("s3").operation_names}
     methods = {m for m in dir(S3Provider) if not m.startswith("_") and callable(getattr(S3Provider, m))}
-    helpers = {"start", "stop", "health", "count", "now", "require_bucket", "read_version", "new_version_id",
-               "commit_object", "free_blobs", "link_blob", "copy_source", "iter_current", "iter_versions"}
+    helpers = {
+        "start",
+        "stop",
+        "health",
+        "count",
+        "now",
+        "require_bucket",
+        "read_version",
+        "new_version_id",
+        "commit_object",
+        "free_blobs",
+        "link_blob",
+        "copy_source",
+        "iter_current",
+        "iter_versions",
+    }
     assert methods - helpers <= operations, sorted(methods - helpers - operations)
-    assert {"put_object", "get_object", "complete_multipart_upload", "list_objects_v2", "post_object"} <= methods
+    assert {
+        "put_object",
+        "get_object",
+        "complete_multipart_upload",
+        "list_objects_v2",
+        "post_object",
+    } <= methods

@@ -66,7 +66,9 @@ def test_list_object_versions_pagination(s3, bucket: str) -> None:
     for key in ("a", "b/1", "b/2", "c"):
         ids = [s3.put_object(Bucket=bucket, Key=key, Body=b"x")["VersionId"] for _ in range(2)]
         expected += [(key, i) for i in reversed(ids)]
-    pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3}))
+    pages = list(
+        s3.get_paginator("list_object_versions").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+    )
     got = [(v["Key"], v["VersionId"]) for p in pages for v in p.get("Versions", [])]
     assert got == expected
     r = s3.list_object_versions(Bucket=bucket, Delimiter="/")
@@ -82,7 +84,9 @@ def test_delete_objects_with_versions(s3, bucket: str) -> None:
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
     assert r["Deleted"][0]["DeleteMarker"] is True
     marker = r["Deleted"][0]["DeleteMarkerVersionId"]
-    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": v}, {"Key": "k", "VersionId": marker}]})
+    r = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": v}, {"Key": "k", "VersionId": marker}]}
+    )
     assert len(r["Deleted"]) == 2
     assert "Versions" not in s3.list_object_versions(Bucket=bucket)
     with pytest.raises(ClientError):
