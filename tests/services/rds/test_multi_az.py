@@ -33,3 +33,36 @@ def test_forced_failover_keeps_every_committed_row(strata_server, unique: str) -
     with pg_connect(final) as conn:
         assert conn.execute("SELECT count(*) FROM payments").fetchone() == (201,)
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
+    """A fault that kills the primary engine: Strata's monitor promotes the standby."""
+    import os
+    import signal
+
+    from strata.engines.process import pid_alive
+
+    rds = strata_server.client("rds")
+    ident = f"crash-{unique}"
+    inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        primary_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    nodes = sorted((strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid"))
+    postmasters = {int(p.read_text()) for p in nodes}
+    victim = next(p for p in postmasters if os.path.exists(f"/proc/{primary_pid}") and
+                  int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1]) == p)
+    os.kill(victim, signal.SIGKILL)
+    eventually(lambda: not pid_alive(victim), 30)
+
+    def reads_through_endpoint() -> bool:
+        with pg_connect(inst) as conn:
+            return conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+    eventually(reads_through_endpoint, 60, 0.2)
+    after = wait_status(rds, ident)
+    assert after["AvailabilityZone"] == inst["SecondaryAvailabilityZone"]
+    with pg_connect(after) as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
