@@ -6,10 +6,12 @@
     batch.py         BatchGetItem / BatchWriteItem
     transactions.py  TransactWriteItems / TransactGetItems
     expressions/     the one expression engine
+    ttl.py           expiry of items when the simulated clock moves
     store.py, keys.py, types.py, capacity.py
 
-Calls are synchronous and short (SQLite on the event-loop thread), so writes are naturally
-serialized; each write is one committed SQLite transaction.
+Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
+serialized. Each write operation is atomic on its own (a SAVEPOINT) and is acknowledged only after
+the group COMMIT that includes it (store.py); reads see committed data only.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from strata.services.dynamodb.store import loads
 from strata.services.dynamodb.tables import (
     MAX_GSI,
     TableMeta,
-    _throughput,
     attribute_types,
     build_index,
     build_table,
     check_table_name,
+    check_throughput,
     describe,
 )
 from strata.sim.clock import clock
@@ -124,7 +126,7 @@ class DynamoDBProvider:
         store = self.state.store
         billing = req.get("BillingMode") or meta.billing_mode
         if req.get("BillingMode") or req.get("ProvisionedThroughput"):
-            meta.throughput = _throughput(
+            meta.throughput = check_throughput(
                 req.get("ProvisionedThroughput")
                 or (
                     meta.throughput
@@ -173,7 +175,7 @@ class DynamoDBProvider:
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
-                    ix.throughput = _throughput(
+                    ix.throughput = check_throughput(
                         upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
                     )
             used = (

@@ -133,7 +133,7 @@ def _key_schema(ks: list[dict], types: dict[str, str], what: str) -> tuple[str, 
     return hash_key, types[hash_key], range_key, types[range_key] if range_key else None
 
 
-def _throughput(tp: dict | None, billing: str, what: str = "") -> dict:
+def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
     if billing == "PAY_PER_REQUEST":
         if tp:
             raise invalid_parameter(
@@ -203,7 +203,7 @@ def build_index(
                 f"index hash key: {h}, table hash key: {table_hash}"
             )
     ptype, nka = _projection(spec.get("Projection"))
-    throughput = _throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
+    throughput = check_throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
     return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
 
 
@@ -215,7 +215,7 @@ def build_table(
     types = attribute_types(req.get("AttributeDefinitions") or [])
     h, ht, r, rt = _key_schema(req.get("KeySchema") or [], types, name)
     billing = req.get("BillingMode") or "PROVISIONED"
-    throughput = _throughput(req.get("ProvisionedThroughput"), billing)
+    throughput = check_throughput(req.get("ProvisionedThroughput"), billing)
     gsis = req.get("GlobalSecondaryIndexes") or []
     lsis = req.get("LocalSecondaryIndexes") or []
     if len(gsis) > MAX_GSI:
