@@ -32,7 +32,6 @@ from strata.services.s3.names import (
     MAX_USER_METADATA_BYTES,
     check_key,
     check_storage_class,
-    check_tags,
     parse_tagging_header,
 )
 from strata.services.s3.store import BucketRow, ObjectRow
@@ -497,39 +496,6 @@ class ObjectOperations(S3Core):
         if src_bucket.versioning:
             out["CopySourceVersionId"] = src.version_id
         return out
-
-    # -- tagging ---------------------------------------------------------------------------------
-
-    def _tag_target(self, req: dict) -> tuple[BucketRow, ObjectRow]:
-        bucket = self.require_bucket(req["Bucket"])
-        return bucket, self.read_version(bucket.name, req["Key"], req.get("VersionId"))
-
-    def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
-        with self.store.db.transaction():
-            bucket, row = self._tag_target(req)
-            row.attrs["tags"] = tags
-            self.store.update_attrs(row)
-        return {"VersionId": row.version_id} if bucket.versioning else {}
-
-    def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        bucket, row = self._tag_target(req)
-        out: dict[str, Any] = {
-            "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
-        }
-        if bucket.versioning:
-            out["VersionId"] = row.version_id
-        return out
-
-    def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        with self.store.db.transaction():
-            bucket, row = self._tag_target(req)
-            row.attrs.pop("tags", None)
-            self.store.update_attrs(row)
-        return {"VersionId": row.version_id} if bucket.versioning else {}
 
     # -- GetObjectAttributes ---------------------------------------------------------------------
 

@@ -16,12 +16,14 @@ from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.post_object import PostObjectOperations
+from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
 class S3Provider(
     BucketOperations,
     ObjectOperations,
+    TaggingOperations,
     MultipartOperations,
     ListingOperations,
     VersioningOperations,

@@ -1,0 +1,45 @@
+"""Object tagging: Put/Get/DeleteObjectTagging (tags set on PUT come with `x-amz-tagging`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strata.services.base import RequestContext
+from strata.services.s3.core import S3Core
+from strata.services.s3.names import check_tags
+from strata.services.s3.store import BucketRow, ObjectRow
+
+
+class TaggingOperations(S3Core):
+    # -- tagging ---------------------------------------------------------------------------------
+
+    def _tag_target(self, req: dict) -> tuple[BucketRow, ObjectRow]:
+        bucket = self.require_bucket(req["Bucket"])
+        return bucket, self.read_version(bucket.name, req["Key"], req.get("VersionId"))
+
+    def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
+        with self.store.db.transaction():
+            bucket, row = self._tag_target(req)
+            row.attrs["tags"] = tags
+            self.store.update_attrs(row)
+        return {"VersionId": row.version_id} if bucket.versioning else {}
+
+    def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        bucket, row = self._tag_target(req)
+        out: dict[str, Any] = {
+            "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
+        }
+        if bucket.versioning:
+            out["VersionId"] = row.version_id
+        return out
+
+    def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+        self.count(ctx, req["Bucket"])
+        with self.store.db.transaction():
+            bucket, row = self._tag_target(req)
+            row.attrs.pop("tags", None)
+            self.store.update_attrs(row)
+        return {"VersionId": row.version_id} if bucket.versioning else {}
