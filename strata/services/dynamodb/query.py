@@ -89,12 +89,12 @@ def key_condition(
             bounds = _range_bounds(c, env, range_type)  # type: ignore[arg-type]
         elif name == hash_key:
             raise validation("Query key condition not supported")
+        elif name == range_key:
+            raise validation("KeyConditionExpressions must only contain one condition per key")
+        elif range_key is not None and not seen_range:
+            raise validation(f"Query condition missed key schema element: {range_key}")
         else:
-            raise validation(
-                f"Query condition missed key schema element: {hash_key}"
-                if name != range_key
-                else "KeyConditionExpressions must only contain one condition per key"
-            )
+            raise validation("Query key condition not supported")
     if hash_av is None:
         raise validation(f"Query condition missed key schema element: {hash_key}")
     return keys.encode(hash_av, hash_type), bounds
