@@ -18,7 +18,7 @@ from typing import Any
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
 from strata.services.s3.conditions import parse_copy_range
-from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.core import S3Core, no_such_bucket, owner_id, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
     CRC_BYTES,
@@ -111,7 +111,7 @@ class MultipartOperations(S3Core):
             )
         return n
 
-    def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
+    async def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
         key = req["Key"]
@@ -146,9 +146,13 @@ class MultipartOperations(S3Core):
                 )
             attrs["checksum_algorithm"], attrs["checksum_type"] = algorithm, ck_type
         upload_id = secrets.token_urlsafe(48)
-        with self.store.db.transaction():
-            self.require_bucket(bucket.name)
+
+        def write() -> None:
+            if self.store.bucket(bucket.name, cached=False) is None:
+                raise no_such_bucket(bucket.name)
             self.store.insert_upload(upload_id, bucket.name, key, self.now(), attrs)
+
+        await self.committer.run(write)
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
         if algorithm:
             out.update(ChecksumAlgorithm=algorithm, ChecksumType=ck_type)
@@ -369,13 +373,15 @@ class MultipartOperations(S3Core):
             )
         return ck
 
-    def abort_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
+    async def abort_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
-        with self.store.db.transaction():
+
+        def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
-            freed = self.store.delete_upload(req["UploadId"])
-        self.free_blobs(freed)
+            return self.store.delete_upload(req["UploadId"])
+
+        self.free_blobs(await self.committer.run(write))
         return {}
 
     def list_parts(self, ctx: RequestContext, req: dict) -> dict:

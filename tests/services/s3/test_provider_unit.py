@@ -147,7 +147,7 @@ def test_versioning_rules(s3: S3Provider) -> None:
 
 def test_multipart_complete_and_checks(s3: S3Provider) -> None:
     s3.create_bucket(ctx(), {"Bucket": "bk1"})
-    up = s3.create_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "big", "ChecksumAlgorithm": "CRC32"})
+    up = run(s3.create_multipart_upload(ctx(), {"Bucket": "bk1", "Key": "big", "ChecksumAlgorithm": "CRC32"}))
     uid = up["UploadId"]
 
     async def part(n: int, data: bytes) -> dict:
@@ -223,8 +223,10 @@ def test_full_object_crc_combines(s3: S3Provider) -> None:
     import zlib
 
     s3.create_bucket(ctx(), {"Bucket": "bk1"})
-    uid = s3.create_multipart_upload(
-        ctx(), {"Bucket": "bk1", "Key": "k", "ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    uid = run(
+        s3.create_multipart_upload(
+            ctx(), {"Bucket": "bk1", "Key": "k", "ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+        )
     )["UploadId"]
     parts = []
     for n, data in ((1, b"x" * 11), (2, b"yz")):
