@@ -231,7 +231,9 @@ def test_update_errors() -> None:
         upd("SET address.city = :c REMOVE address")
     with pytest.raises(ServiceError, match="invalid for update"):
         upd("SET nope.deeper = :c")
-    with pytest.raises(ServiceError, match="operator or function: ADD, operand type: S"):
+    with pytest.raises(
+        ServiceError, match="operator: ADD, operand type: STRING, typeSet: ALLOWED_FOR_ADD_OPERAND"
+    ):
         upd("ADD age :c")
 
 

@@ -21,6 +21,27 @@ def _fail(message: str) -> Exception:
     return validation(f"Invalid UpdateExpression: {message}")
 
 
+_TYPE_NAMES = {
+    "S": "STRING",
+    "N": "NUMBER",
+    "B": "BINARY",
+    "BOOL": "BOOLEAN",
+    "NULL": "NULL",
+    "M": "MAP",
+    "L": "LIST",
+    "SS": "STRING_SET",
+    "NS": "NUMBER_SET",
+    "BS": "BINARY_SET",
+}
+
+
+def _operand_type(action: str, t: str) -> Exception:
+    return _fail(
+        f"Incorrect operand type for operator or function; operator: {action}, operand type: {_TYPE_NAMES[t]}, "
+        f"typeSet: ALLOWED_FOR_{action}_OPERAND"
+    )
+
+
 def _show(parts: tuple) -> str:
     return "[" + ", ".join(str(p) for p in parts) + "]"
 
@@ -45,10 +66,7 @@ def _value(node: ast.Operand, item: dict | None, env: Env) -> dict:
     if isinstance(node, ast.ListAppend):
         a, b = _value(node.left, item, env), _value(node.right, item, env)
         if "L" not in a or "L" not in b:
-            raise validation(
-                "Invalid UpdateExpression: Incorrect operand type for operator or function; operator or function: "
-                f"list_append, operand type: {next(iter(a if 'L' not in a else b))}"
-            )
+            raise validation(_BAD_TYPE)
         return {"L": a["L"] + b["L"]}
     if isinstance(node, ast.Arithmetic):
         a, b = _value(node.left, item, env), _value(node.right, item, env)
@@ -114,15 +132,11 @@ def apply(update: ast.Update, item: dict | None, env: Env) -> tuple[dict, list[t
         if isinstance(action, ast.AddAction):
             t = next(iter(value))
             if t != "N" and t not in SET_TYPES:
-                raise _fail(
-                    f"Incorrect operand type for operator or function; operator or function: ADD, operand type: {t}"
-                )
+                raise _operand_type("ADD", t)
         elif isinstance(action, ast.DeleteAction):
             t = next(iter(value))
             if t not in SET_TYPES:
-                raise _fail(
-                    f"Incorrect operand type for operator or function; operator or function: DELETE, operand type: {t}"
-                )
+                raise _operand_type("DELETE", t)
         planned.append((action, parts, value))
     new = copy_item(base)
     removals = []
