@@ -39,7 +39,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("kms", "list_keys", {}),
         ("iam", "list_users", {}),
         ("s3", "get_bucket_intelligent_tiering_configuration", {"Bucket": "b-501", "Id": "x"}),
-        ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "t"}),
+        ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
         ("rds", "describe_db_proxies", {}),
         ("elasticache", "describe_serverless_caches", {}),
     ],
