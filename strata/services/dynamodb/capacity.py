@@ -50,16 +50,13 @@ class Consumed:
         """The ConsumedCapacity member for ReturnConsumedCapacity TOTAL / INDEXES (None: NONE)."""
         if mode not in ("TOTAL", "INDEXES"):
             return None
-        kind = "ReadCapacityUnits" if self.read else "WriteCapacityUnits"
-        out: dict = {"TableName": self.table, "CapacityUnits": self.total, kind: self.total}
+        out: dict = {"TableName": self.table, "CapacityUnits": self.total}
         if mode == "INDEXES":
-            out["Table"] = {"CapacityUnits": self.table_units, kind: self.table_units}
+            out["Table"] = {"CapacityUnits": self.table_units}
             if self.gsi:
-                out["GlobalSecondaryIndexes"] = {
-                    k: {"CapacityUnits": v, kind: v} for k, v in self.gsi.items()
-                }
+                out["GlobalSecondaryIndexes"] = {k: {"CapacityUnits": v} for k, v in self.gsi.items()}
             if self.lsi:
-                out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v, kind: v} for k, v in self.lsi.items()}
+                out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v} for k, v in self.lsi.items()}
         return out
 
     def record(self, billing_mode: str) -> None:

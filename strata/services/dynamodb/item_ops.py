@@ -210,12 +210,11 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
         out["Attributes"] = old
     elif rv == "ALL_NEW":
         out["Attributes"] = new
-    elif rv == "UPDATED_OLD" and old:
-        attrs = project(old, paths)
-        if attrs:
-            out["Attributes"] = attrs
-    elif rv == "UPDATED_NEW":
-        attrs = project(new, paths)
+    elif rv in ("UPDATED_OLD", "UPDATED_NEW"):
+        # The top-level attributes the update touched, as they were before / are after it.
+        source = old if rv == "UPDATED_OLD" else new
+        names = {p[0] for p in paths}
+        attrs = {k: v for k, v in (source or {}).items() if k in names}
         if attrs:
             out["Attributes"] = attrs
     _collection_metrics(meta, req, out, key)

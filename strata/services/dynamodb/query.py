@@ -234,9 +234,6 @@ class _Read:
         )
         count_only = self.select == "COUNT"
         for tpk, _tsk, size, blob in rows:
-            if limit is not None and scanned >= limit or total >= PAGE_BYTES:
-                more = True
-                break
             if segment is not None and zlib.crc32(tpk) % segment[1] != segment[0]:
                 continue
             item = loads(blob)
@@ -246,13 +243,17 @@ class _Read:
             scanned += 1
             total += size
             last = item
-            if self.filter is not None and not condition(self.filter, item, self.env):
-                continue
-            count += 1
-            if not count_only:
-                out_items.append(project(item, self.projection) if self.projection is not None else item)
+            if self.filter is None or condition(self.filter, item, self.env):
+                count += 1
+                if not count_only:
+                    out_items.append(project(item, self.projection) if self.projection is not None else item)
+            if limit is not None and scanned >= limit or total >= PAGE_BYTES:
+                # Like DynamoDB: a page that stops at Limit or 1 MB has a LastEvaluatedKey, even
+                # when nothing follows (the next page is then empty).
+                more = True
+                break
         consumed = Consumed(meta.name, read=True, table_units=read_units(total, self.consistent))
-        if ix is not None and total:
+        if ix is not None:
             consumed.table_units = 0.0
             consumed.add_index(ix.name, ix.is_global, read_units(total, self.consistent))
         out: dict = {"Count": count, "ScannedCount": scanned}
@@ -304,7 +305,7 @@ def query(state: State, meta: TableMeta, req: dict) -> dict:
     start = r.start_key()
     if start is not None and start[0] != pk:
         raise validation("The provided starting key is outside query boundaries based on provided conditions")
-    fetch = (r.limit + 1) if r.limit is not None else -1
+    fetch = r.limit if r.limit is not None else -1
     if ix is None:
         rows = state.store.query(
             meta.tid, pk, lo, lo_incl, hi, hi_incl, forward, start[1] if start else None, fetch

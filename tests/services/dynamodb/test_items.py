@@ -108,6 +108,22 @@ def test_return_values(ddb: Any, make_table: Any) -> None:
     )
 
 
+def test_updated_values_are_whole_top_level_attributes(ddb: Any, make_table: Any) -> None:
+    t = make_table(("pk", "S"))
+    key = {"pk": {"S": "a"}}
+    ddb.put_item(
+        TableName=t, Item={**key, "m": {"M": {"x": {"N": "1"}, "y": {"S": "keep"}}}, "o": {"S": "other"}}
+    )
+    r = ddb.update_item(
+        TableName=t,
+        Key=key,
+        UpdateExpression="SET m.x = m.x + :one",
+        ReturnValues="UPDATED_NEW",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    assert r["Attributes"] == {"m": {"M": {"x": {"N": "2"}, "y": {"S": "keep"}}}}
+
+
 def test_update_creates_item_and_refuses_key_updates(ddb: Any, make_table: Any) -> None:
     t = make_table(("pk", "S"))
     r = ddb.update_item(

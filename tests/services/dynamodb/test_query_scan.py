@@ -93,6 +93,24 @@ def test_start_key_must_be_inside_the_query(ddb: Any, numbers: str) -> None:
     )
 
 
+def test_a_page_that_stops_at_limit_has_a_last_evaluated_key(ddb: Any, numbers: str) -> None:
+    r = ddb.query(
+        TableName=numbers,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "other"}},
+        Limit=1,
+    )
+    assert r["Count"] == 1 and r["LastEvaluatedKey"] == {"pk": {"S": "other"}, "n": {"N": "5"}}
+    r = ddb.query(
+        TableName=numbers,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "other"}},
+        Limit=1,
+        ExclusiveStartKey=r["LastEvaluatedKey"],
+    )
+    assert r["Count"] == 0 and "LastEvaluatedKey" not in r
+
+
 def test_begins_with_and_string_byte_order(ddb: Any, make_table: Any) -> None:
     t = make_table(("pk", "S"), ("sk", "S"))
     for sk in ["a", "ab", "abc", "b", "B", "é", "z", "a\uffff"]:
