@@ -309,3 +309,19 @@ def test_missing_things(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket + "-nope", Key="k", Body=b"x")
     assert code(e) == "NoSuchBucket"
+
+
+def test_requests_and_bytes_are_metered(strata_server, s3, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="metered", Body=b"m" * 1234)
+    s3.get_object(Bucket=bucket, Key="metered")["Body"].read()
+    events = [
+        e
+        for e in strata_server.admin("/_strata/meter?service=s3")["events"]
+        if e["dims"].get("bucket") == bucket
+    ]
+    names = [e["event"] for e in events]
+    assert "CreateBucket" in names and "PutObject" in names and "GetObject" in names
+    assert {e["event"]: e["quantity"] for e in events if e["unit"] == "byte"} == {
+        "DataTransfer-In-Bytes": 1234,
+        "DataTransfer-Out-Bytes": 1234,
+    }
