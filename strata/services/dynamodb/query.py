@@ -173,7 +173,8 @@ class _Read:
             return "ALL_PROJECTED_ATTRIBUTES" if self.index is not None else "ALL_ATTRIBUTES"
         if self.projection is not None and select != "SPECIFIC_ATTRIBUTES":
             what = "ProjectionExpression" if self.req.get("ProjectionExpression") else "AttributesToGet"
-            raise validation(f"Cannot specify the {what} when choosing to get {select}")
+            wanted = "only the Count" if select == "COUNT" else select
+            raise validation(f"Cannot specify the {what} when choosing to get {wanted}")
         if select == "ALL_PROJECTED_ATTRIBUTES" and self.index is None:
             raise validation("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName")
         if (

@@ -187,6 +187,18 @@ def test_operand_types_are_checked_statically(expr: str, value: dict, message: s
     )
 
 
+def test_arithmetic_on_a_non_number_value_is_refused_before_reading() -> None:
+    with pytest.raises(ServiceError) as e:
+        prepare(
+            {"UpdateExpression": "SET v = v + :x", "ExpressionAttributeValues": {":x": {"S": "2"}}},
+            ("UpdateExpression",),
+        )
+    assert e.value.message == (
+        "Invalid UpdateExpression: Incorrect operand type for operator or function; operator or function: +, "
+        "operand type: S"
+    )
+
+
 def upd(text: str, item: dict | None = ITEM, names: dict | None = None, values: dict | None = None) -> dict:
     return apply(parse("UpdateExpression", text).tree, item, Env(names or {}, values or VALUES))[0]
 

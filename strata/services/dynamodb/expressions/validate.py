@@ -71,7 +71,9 @@ def prepare(req: dict, members: tuple[str, ...]) -> tuple[dict[str, Parsed], Env
                 f"ExpressionAttributeValues contains invalid value: {e.message} for key {k}"
             ) from None
     for member, p in parsed.items():
-        if member not in ("UpdateExpression", "ProjectionExpression"):
+        if member == "UpdateExpression":
+            check_update_operand_types(p.tree, checked)  # type: ignore[arg-type]
+        elif member != "ProjectionExpression":
             check_operand_types(member, p.tree, checked)  # type: ignore[arg-type]
     return parsed, Env(names, checked)
 
@@ -85,6 +87,30 @@ def _value_type(node: object, values: dict) -> str | None:
     if isinstance(node, ast.Literal):
         return next(iter(node.value))
     return None
+
+
+def check_update_operand_types(update: ast.Update, values: dict) -> None:
+    """Arithmetic on a value that is not a number is refused before the item is read."""
+
+    def walk(node: object) -> None:
+        if isinstance(node, ast.Arithmetic):
+            for side in (node.left, node.right):
+                t = _value_type(side, values)
+                if t is not None and t != "N":
+                    raise validation(
+                        "Invalid UpdateExpression: Incorrect operand type for operator or function; "
+                        f"operator or function: {node.op}, operand type: {t}"
+                    )
+                walk(side)
+        elif isinstance(node, ast.IfNotExists):
+            walk(node.default)
+        elif isinstance(node, ast.ListAppend):
+            walk(node.left)
+            walk(node.right)
+
+    for action in update.actions:
+        if isinstance(action, ast.SetAction):
+            walk(action.value)
 
 
 def check_operand_types(member: str, node: ast.Condition, values: dict) -> None:
