@@ -189,7 +189,7 @@ class MultipartOperations(S3Core):
 
         try:
             freed = await self.committer.run(write)
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         self.free_blobs(freed)
@@ -228,7 +228,7 @@ class MultipartOperations(S3Core):
 
         try:
             freed = await self.committer.run(write)
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         self.free_blobs(freed)
@@ -328,7 +328,7 @@ class MultipartOperations(S3Core):
 
         try:
             await self.commit_object(bucket, row, finish)
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         self.free_blobs(freed)

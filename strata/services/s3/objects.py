@@ -172,7 +172,7 @@ class ObjectOperations(S3Core):
         )
         try:
             await self.commit_object(bucket, row, check)
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
@@ -481,7 +481,7 @@ class ObjectOperations(S3Core):
             await self.commit_object(
                 bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
             )
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob:
                 self.blobs.delete(blob)
             raise

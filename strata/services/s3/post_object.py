@@ -204,7 +204,7 @@ class PostObjectOperations(S3Core):
         )
         try:
             await self.commit_object(bucket, row)
-        except BaseException:
+        except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
