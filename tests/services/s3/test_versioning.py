@@ -92,3 +92,26 @@ def test_delete_objects_with_versions(s3, bucket: str) -> None:
     with pytest.raises(ClientError):
         s3.delete_bucket(Bucket=bucket + "x")
     s3.delete_bucket(Bucket=bucket)
+
+
+def test_concurrent_writes_to_one_key(s3, bucket: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(
+            pool.map(
+                lambda i: s3.put_object(Bucket=bucket, Key="hot", Body=f"v{i}".encode())["VersionId"],
+                range(24),
+            )
+        )
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert sorted(v["VersionId"] for v in versions) == sorted(ids)
+    latest = [v for v in versions if v["IsLatest"]]
+    assert len(latest) == 1 and latest[0]["VersionId"] == versions[0]["VersionId"]
+    current = s3.get_object(Bucket=bucket, Key="hot")
+    assert current["VersionId"] == latest[0]["VersionId"]
+    assert (
+        current["Body"].read()
+        == s3.get_object(Bucket=bucket, Key="hot", VersionId=latest[0]["VersionId"])["Body"].read()
+    )
