@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
+from strata.engines.tls import ServerCert
 
 ENGINE_USER = "memcache"
 
@@ -38,13 +40,14 @@ class MemcachedNodeConfig:
     extra_binds: list[str] = field(default_factory=list)
     max_connections: int = 1024
     threads: int = 2
+    tls: ServerCert | None = None  # files inside data_dir (the process starts there)
 
     def argv(self, path: str) -> list[str]:
         listen = ",".join([self.address, *self.extra_binds])
         return [
             path, "-p", str(self.port), "-l", listen, "-U", "0", "-m", str(self.memory_mb),
             "-c", str(self.max_connections), "-t", str(self.threads),
-        ]
+        ] + (["-Z", "-o", f"ssl_chain_cert={self.tls.cert.name},ssl_key={self.tls.key.name}"] if self.tls else [])
 
     @property
     def match(self) -> str:
@@ -64,6 +67,7 @@ class MemcachedServer:
                 name="memcached",
                 argv=config.argv(path),
                 run_dir=Path(config.data_dir),
+                cwd=Path(config.data_dir),
                 user=ENGINE_USER,
                 match=config.match,
             )
@@ -90,10 +94,17 @@ class MemcachedServer:
     def ping(self) -> bool:
         return bool(self.stats())
 
+    def _connect(self) -> socket.socket:
+        raw = socket.create_connection((self.config.address, self.config.port), timeout=2)
+        if self.config.tls is None:
+            return raw
+        context = ssl.create_default_context(cafile=str(self.config.tls.ca))
+        return context.wrap_socket(raw, server_hostname=self.config.address)
+
     def stats(self) -> dict[str, str]:
         """The node's `stats` (empty when it does not answer)."""
         try:
-            with socket.create_connection((self.config.address, self.config.port), timeout=2) as s:
+            with self._connect() as s:
                 s.sendall(b"stats\r\n")
                 data = b""
                 while not data.endswith(b"END\r\n"):
@@ -101,7 +112,7 @@ class MemcachedServer:
                     if not chunk:
                         break
                     data += chunk
-        except OSError:
+        except (OSError, ssl.SSLError):
             return {}
         out = {}
         for line in data.decode(errors="replace").splitlines():

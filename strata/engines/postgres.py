@@ -143,6 +143,7 @@ class PgNode:
             "max_replication_slots": "20",
             "hot_standby": "on",
             "wal_keep_size": "256MB",
+            "wal_retrieve_retry_interval": "200ms",  # a promoted standby must not sleep 5 s first
             "fsync": "on",
             "synchronous_commit": "on",
             "logging_collector": "off",

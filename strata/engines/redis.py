@@ -238,9 +238,17 @@ class RedisServer:
 
     def set_binds(self, extra: list[str]) -> None:
         """Make the running server listen on its own address plus `extra` (endpoint addresses)."""
+        wanted = " ".join([self.config.address, *extra])
+        for attempt in range(5):  # a bind can lose a race with a socket closing elsewhere: retry briefly
+            try:
+                with self.client() as c:
+                    c.config_set("bind", wanted)
+                break
+            except redis.ResponseError as e:
+                if attempt == 4:
+                    raise EngineError(f"{self.name}: cannot listen on {wanted} port {self.config.port}: {e}") from e
+                time.sleep(0.1 * (attempt + 1))
         self.config.extra_binds = list(extra)
-        with self.client() as c:
-            c.config_set("bind", " ".join([self.config.address, *extra]))
         self.conf_path.write_text(self.config.render())
 
     def drop_clients(self) -> None:
