@@ -185,7 +185,7 @@ class S3Core:
             for b in blob_ids:
                 self.blobs.delete(b)
         else:
-            loop.call_later(UNLINK_DELAY, self._delete_blobs, list(blob_ids))
+            loop.call_later(UNLINK_DELAY, loop.run_in_executor, None, self._delete_blobs, list(blob_ids))
 
     def _delete_blobs(self, blob_ids: list[str]) -> None:
         for b in blob_ids:
