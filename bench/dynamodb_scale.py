@@ -25,6 +25,7 @@ import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
 
 from strata.config import Settings  # noqa: E402
 from strata.services.base import RequestContext, ServiceRuntime  # noqa: E402
+from strata.services.dynamodb import item_ops  # noqa: E402
 from strata.services.dynamodb.provider import DynamoDBProvider  # noqa: E402
 
 PARTITION = 100
@@ -61,8 +62,6 @@ def load(data_dir: Path, tables: dict[str, int]) -> None:
                 "v": {"S": "y" * 150},
                 "n": {"N": str(i)},
             }
-            from strata.services.dynamodb import item_ops
-
             item_ops.put_item(
                 p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item}
             )
