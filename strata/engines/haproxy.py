@@ -47,10 +47,14 @@ class HaproxyRouter:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start HAProxy with every saved route (replacing one left by a previous Strata)."""
+        """Start HAProxy with every saved route (replacing one left by a previous Strata); with no
+        route yet, HAProxy starts with the first one."""
         with self._lock:
             self._write_config()
-            self._proc.start(ready=self._ready, timeout=20)
+            if self.routes:
+                self._proc.start(ready=self._ready, timeout=20)
+            else:
+                self._proc.reap_orphan()
 
     def stop(self) -> None:
         with self._lock:

@@ -320,6 +320,8 @@ class InstancesMixin:
             return
         self.fleet.start(doc, self.params_for(doc))
         self.save(doc, "nodes")
+        if doc.get("cluster") and self.store.get_doc("cluster", doc["cluster"]):
+            self.route_cluster(self.store.get_doc("cluster", doc["cluster"]))
         if doc["status"] not in ("available",):
             self.set_status(ident, "available")
 

@@ -103,6 +103,13 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
             return fn(*args)
 
     def _fail(self, ident: str, message: str) -> None:
+        if ident.startswith("cluster:"):
+            cluster = self.store.get_doc("cluster", ident.split(":", 1)[1])
+            if cluster:
+                cluster["status"] = "available"  # the failover did not happen; the old writer stays
+                self.store.put_doc("cluster", cluster["id"], cluster)
+                self.event(cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"])
+            return
         doc = self.store.get_doc("instance", ident)
         if doc is not None:
             doc["status"] = "failed"

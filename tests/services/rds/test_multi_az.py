@@ -66,3 +66,28 @@ def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
     with pg_connect(after) as conn:
         conn.execute("INSERT INTO t VALUES (2)")
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_modify_multi_az_on_and_off(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    ident = f"toggle-{unique}"
+    inst = create_pg(rds, ident, BackupRetentionPeriod=0)
+    assert not inst["MultiAZ"] and "SecondaryAvailabilityZone" not in inst
+    rds.modify_db_instance(DBInstanceIdentifier=ident, MultiAZ=True, ApplyImmediately=True)
+    on = wait_status(rds, ident)
+    assert on["MultiAZ"] and on["SecondaryAvailabilityZone"] != on["AvailabilityZone"]
+    with pg_connect(on) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        # Synchronous replication: the standby is listed as the synchronous one.
+        assert conn.execute("SELECT sync_state FROM pg_stat_replication").fetchall() == [("sync",)]
+    rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
+    moved = wait_status(rds, ident)
+    assert moved["AvailabilityZone"] == on["SecondaryAvailabilityZone"]
+    rds.modify_db_instance(DBInstanceIdentifier=ident, MultiAZ=False, ApplyImmediately=True)
+    off = wait_status(rds, ident)
+    assert not off["MultiAZ"] and "SecondaryAvailabilityZone" not in off
+    with pg_connect(off) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM pg_stat_replication").fetchone() == (0,)
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
