@@ -10,8 +10,10 @@ Two mechanisms, same interface; `EndpointRouter(...)` picks the first that works
 2. `haproxy` — HAProxy in TCP mode, switched through its runtime API. Works unprivileged.
 Set STRATA_ENDPOINT_MODE=haproxy (or nft) to force one.
 
-Why (measured on this 2-core machine kind, redis-benchmark GET -c 50, see bench/rds_endpoint.py):
-direct ~86k req/s, through HAProxy ~49k (57 %), through nft redirection ~= direct (within noise).
+Why (measured on this 2-core machine kind, busy with other work, so expect noise):
+- redis-benchmark GET -c 50: direct ~86k req/s, through HAProxy ~49k (57 %), through nft
+  redirection the same as direct within noise (~50-60k vs ~50k in a busier same run);
+- pgbench -S -c 8 (bench/rds_bench.py): nft 0.87-1.04x direct, HAProxy 0.73-0.77x direct.
 A uvloop proxy inside Strata's event loop would also compete with the HTTP gateway for one core.
 On two cores every user-space proxy doubles the syscalls per request, so only kernel redirection
 meets "≥ 80 % of direct"; HAProxy is the fallback where it cannot be used.
