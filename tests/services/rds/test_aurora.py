@@ -85,3 +85,44 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
+
+
+def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
+    import pymysql
+
+    rds = strata_server.client("rds")
+    cid = f"amy-{unique}"
+    cluster = rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-mysql", MasterUsername=USER,
+                                    MasterUserPassword=PASSWORD, DatabaseName="app")["DBCluster"]
+    for name in ("w", "r"):
+        rds.create_db_instance(DBInstanceIdentifier=f"{name}-{cid}", DBClusterIdentifier=cid, Engine="aurora-mysql",
+                               DBInstanceClass="db.r6g.large")
+        wait_status(rds, f"{name}-{cid}", timeout=300)
+
+    def conn(reader: bool = False) -> pymysql.Connection:
+        c = describe(rds, cid)
+        return pymysql.connect(host=c["ReaderEndpoint"] if reader else c["Endpoint"], port=c["Port"], user=USER,
+                               password=PASSWORD, database="app", autocommit=True, connect_timeout=10)
+
+    def query(c: pymysql.Connection, sql: str) -> list:
+        with c.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+
+    with conn() as w:
+        query(w, "CREATE TABLE t (x INT PRIMARY KEY)")
+        query(w, "INSERT INTO t VALUES (1), (2)")
+    with conn(reader=True) as r:
+        assert eventually(lambda: query(r, "SELECT count(*) FROM t") == [(2,)], 60)
+    rds.failover_db_cluster(DBClusterIdentifier=cid)
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
+    assert cluster["Port"] == describe(rds, cid)["Port"]
+    with conn() as w:
+        query(w, "INSERT INTO t VALUES (3)")
+        assert query(w, "SELECT count(*) FROM t") == [(3,)]
+    wait_status(rds, f"w-{cid}", timeout=300)
+    for name in ("w", "r"):  # readers first: the writer goes last
+        rds.delete_db_instance(DBInstanceIdentifier=f"{name}-{cid}", SkipFinalSnapshot=True)
+        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"{name}-{cid}",
+                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
