@@ -7,8 +7,9 @@ or raises the ServiceError the service itself would answer with (see `strata.aut
 After the signature checks out, the request body is set up for verification as it is read:
 a hex `x-amz-content-sha256` is compared with the body (buffered bodies now, streams as their
 last byte arrives), and aws-chunked bodies are decoded with every chunk signature and trailer
-checked (`strata.auth.chunked`). Time comes from `strata.sim.clock`, so moving the simulated
-clock expires presigned URLs and skews signatures exactly as real time would.
+checked (`strata.auth.chunked`). Time comes from `strata.sim.clock`: presigned URLs expire by the
+simulated clock, while the 15-minute skew allowance is judged against the machine's real time
+(clients sign with it, however far the simulated clock was moved).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class Authenticator:
         if algorithm != ALGORITHM:
             if s3:
                 if algorithm == "AWS":
-                    return sigv2.verify_header(request, rest.strip(), self.store, self.clock.time())
+                    return sigv2.verify_header(request, rest.strip(), self.store, self.clock.real_time())
                 raise ServiceError(
                     "InvalidArgument",
                     "Unsupported Authorization Type",
@@ -234,7 +235,9 @@ class Authenticator:
         return value, epoch
 
     def _check_skew(self, service: str, amz_date: str, epoch: float) -> None:
-        now = self.clock.time()
+        # Against real time: SDKs sign with the machine's clock, so moving the simulated clock must
+        # not make every signed request "too skewed" (presigned expiry does follow the simulated one).
+        now = self.clock.real_time()
         if abs(now - epoch) <= MAX_SKEW:
             return
         if service == "s3":

@@ -6,6 +6,8 @@ offset is persisted in the data directory so a restart keeps the simulated date.
 
 Code reads `clock.now()` (aware UTC datetime) or `clock.time()` (epoch seconds); nothing calls
 `time.time()` or `datetime.now()` directly. `clock.monotonic()` is for measuring durations only.
+`clock.real_time()` is the machine's unshifted time, for one purpose: judging a client's own clock
+(SigV4 request-time skew), since SDKs sign with the real time however far the cloud was moved.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import threading
 import time as _time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +28,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 class Clock:
     """Wall time shifted by a persisted, only-growing offset."""
 
-    def __init__(self, state_file: Path | None = None) -> None:
+    def __init__(self, state_file: Path | None = None, wall: Callable[[], float] = _time.time) -> None:
+        self._wall = wall
         self._offset = 0.0
         self._lock = threading.Lock()
         self._state_file = state_file
@@ -38,7 +42,11 @@ class Clock:
         return self._offset
 
     def time(self) -> float:
-        return _time.time() + self._offset
+        return self._wall() + self._offset
+
+    def real_time(self) -> float:
+        """The machine's time without the simulated offset: only for judging client clocks."""
+        return self._wall()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
