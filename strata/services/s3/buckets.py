@@ -16,7 +16,7 @@ MAX_BUCKET_TAGS = 50
 
 
 class BucketOperations(S3Core):
-    def create_bucket(self, ctx: RequestContext, req: dict) -> dict:
+    async def create_bucket(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]
         self.count(ctx, name)
         check_bucket_name(name)
@@ -45,8 +45,9 @@ class BucketOperations(S3Core):
                     400,
                 )
             bucket_region = "us-east-1"
-        with self.store.db.transaction():
-            existing = self.store.bucket(name)
+
+        def write() -> dict:
+            existing = self.store.bucket(name, cached=False)
             if existing is not None:
                 if existing.config.get("owner", ctx.account_id) != ctx.account_id:
                     raise ServiceError(
@@ -66,24 +67,29 @@ class BucketOperations(S3Core):
                 )
             self.store.insert_bucket(name, bucket_region, self.now())
             self.store.set_bucket_field(name, "config", {"owner": ctx.account_id})
-        return {"Location": f"/{name}"}
+            return {"Location": f"/{name}"}
+
+        return await self.write(write, bucket=name)
 
     def head_bucket(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         b = self.require_bucket(req["Bucket"])
         return {"BucketRegion": b.region}
 
-    def delete_bucket(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_bucket(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]
         self.count(ctx, name)
-        with self.store.db.transaction():
-            b = self.require_bucket(name)
+
+        def write() -> None:
+            b = self.bucket_for_write(name)
             if not self.store.bucket_is_empty(name):
                 msg = "The bucket you tried to delete is not empty"
                 if b.versioning:
                     msg += ". You must delete all versions in the bucket."
                 raise ServiceError("BucketNotEmpty", msg, 409, fields={"BucketName": name})
             self.store.delete_bucket(name)
+
+        await self.write(write, bucket=name)
         return {}
 
     def list_buckets(self, ctx: RequestContext, req: dict) -> dict:
@@ -134,7 +140,7 @@ class BucketOperations(S3Core):
 
     # -- tagging ---------------------------------------------------------------------------------
 
-    def put_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
+    async def put_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         tag_set = (req.get("Tagging") or {}).get("TagSet") or []
         if len(tag_set) > MAX_BUCKET_TAGS:
@@ -149,9 +155,12 @@ class BucketOperations(S3Core):
             if k.startswith("aws:"):
                 raise ServiceError("InvalidTag", "System tags cannot be added/updated by requester", 400)
             tags[k] = t.get("Value", "")
-        with self.store.db.transaction():
-            self.require_bucket(req["Bucket"])
+
+        def write() -> None:
+            self.bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "tags", tags)
+
+        await self.write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
@@ -163,16 +172,19 @@ class BucketOperations(S3Core):
             )
         return {"TagSet": [{"Key": k, "Value": v} for k, v in b.tags.items()]}
 
-    def delete_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
-        with self.store.db.transaction():
-            self.require_bucket(req["Bucket"])
+
+        def write() -> None:
+            self.bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "tags", None)
+
+        await self.write(write, bucket=req["Bucket"])
         return {}
 
     # -- transfer acceleration (the accelerate host form is an alias of the same endpoint) -------
 
-    def put_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
+    async def put_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         status = (req.get("AccelerateConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
@@ -187,9 +199,12 @@ class BucketOperations(S3Core):
                 "S3 Transfer Acceleration is not supported for buckets with periods (.) in their names",
                 400,
             )
-        with self.store.db.transaction():
-            b = self.require_bucket(req["Bucket"])
+
+        def write() -> None:
+            b = self.bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(b.name, "config", {**b.config, "accelerate": status})
+
+        await self.write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:

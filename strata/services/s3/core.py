@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
@@ -27,6 +28,7 @@ from strata.storage import BlobStore
 log = logging.getLogger("strata.s3")
 
 UNLINK_DELAY = 5.0
+T = TypeVar("T")
 
 # Object attributes copied from a PUT request into the stored row and returned on GET/HEAD.
 CONTENT_FIELDS = (
@@ -102,6 +104,21 @@ class S3Core:
         if b is None:
             raise no_such_bucket(name)
         return b
+
+    def bucket_for_write(self, name: str) -> BucketRow:
+        """The bucket row read inside a committer write (uncached), or NoSuchBucket."""
+        b = self.store.bucket(name, cached=False)
+        if b is None:
+            raise no_such_bucket(name)
+        return b
+
+    async def write(self, fn: Callable[[], T], *, bucket: str | None = None) -> T:
+        """Run a write through the group committer; forget the cached bucket row it may change."""
+        try:
+            return await self.committer.run(fn)
+        finally:
+            if bucket is not None:
+                self.store.forget_bucket(bucket)
 
     def read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""

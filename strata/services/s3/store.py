@@ -130,7 +130,7 @@ def prefix_end(prefix: str) -> str | None:
 
 
 class S3Store:
-    """The SQL of S3. Methods are short statements; callers group writes in `db.transaction()`."""
+    """The SQL of S3. Methods are short statements; writes run inside the group committer's transactions."""
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
@@ -159,6 +159,9 @@ class S3Store:
         if cached and not self.db.conn.in_transaction:
             self._buckets[name] = row
         return row
+
+    def forget_bucket(self, name: str) -> None:
+        self._buckets.pop(name, None)
 
     def insert_bucket(self, name: str, region: str, created: float) -> bool:
         """False when the name is taken (names are global)."""

@@ -13,18 +13,21 @@ from strata.services.s3.store import BucketRow, ObjectRow
 class TaggingOperations(S3Core):
     # -- tagging ---------------------------------------------------------------------------------
 
-    def _tag_target(self, req: dict) -> tuple[BucketRow, ObjectRow]:
-        bucket = self.require_bucket(req["Bucket"])
+    def _tag_target(self, req: dict, *, cached: bool = True) -> tuple[BucketRow, ObjectRow]:
+        bucket = self.require_bucket(req["Bucket"]) if cached else self.bucket_for_write(req["Bucket"])
         return bucket, self.read_version(bucket.name, req["Key"], req.get("VersionId"))
 
-    def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+    async def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
-        with self.store.db.transaction():
-            bucket, row = self._tag_target(req)
+
+        def write() -> dict:
+            bucket, row = self._tag_target(req, cached=False)
             row.attrs["tags"] = tags
             self.store.update_attrs(row)
-        return {"VersionId": row.version_id} if bucket.versioning else {}
+            return {"VersionId": row.version_id} if bucket.versioning else {}
+
+        return await self.write(write)
 
     def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
@@ -36,10 +39,13 @@ class TaggingOperations(S3Core):
             out["VersionId"] = row.version_id
         return out
 
-    def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
-        with self.store.db.transaction():
-            bucket, row = self._tag_target(req)
+
+        def write() -> dict:
+            bucket, row = self._tag_target(req, cached=False)
             row.attrs.pop("tags", None)
             self.store.update_attrs(row)
-        return {"VersionId": row.version_id} if bucket.versioning else {}
+            return {"VersionId": row.version_id} if bucket.versioning else {}
+
+        return await self.write(write)

@@ -12,7 +12,7 @@ from strata.services.s3.core import S3Core
 
 
 class VersioningOperations(S3Core):
-    def put_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
+    async def put_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
         self.count(ctx, req["Bucket"])
         status = (req.get("VersioningConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
@@ -21,9 +21,12 @@ class VersioningOperations(S3Core):
                 "The XML you provided was not well-formed or did not validate against our published schema",
                 400,
             )
-        with self.store.db.transaction():
-            self.require_bucket(req["Bucket"])
+
+        def write() -> None:
+            self.bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "versioning", status)
+
+        await self.write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
