@@ -18,7 +18,7 @@ from botocore import xform_name
 from strata.auth import Authenticator
 from strata.config import Settings
 from strata.gateway import admin
-from strata.gateway.accesslog import log_request
+from strata.gateway.accesslog import AccessLog
 from strata.gateway.asgi_io import attach_stream, drain, read_body, request_from_scope, send_response
 from strata.gateway.detect import (
     Detected,
@@ -47,6 +47,7 @@ class StrataApp:
         self.auth = Authenticator(settings)
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
+        self.access_log = AccessLog(enabled=settings.access_log)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -67,6 +68,7 @@ class StrataApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.access_log.flush()
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -93,7 +95,7 @@ class StrataApp:
         if request.raw_path.startswith("/_strata/"):
             response = await admin.handle(self, request, receive)
             await send_response(send, response, request.method == "HEAD", can_pathsend)
-            log_request("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
+            self.access_log.record("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
             return
 
         request_id = secrets.token_hex(8).upper()
@@ -148,7 +150,7 @@ class StrataApp:
         try:
             await send_response(send, response, request.method == "HEAD", can_pathsend)
         finally:
-            log_request(service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id)
+            self.access_log.record(service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id)
 
     def _method(self, service: str, operation: str) -> Any:
         key = (service, operation)
