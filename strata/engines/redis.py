@@ -237,17 +237,31 @@ class RedisServer:
             return c.info(section)
 
     def set_binds(self, extra: list[str]) -> None:
-        """Make the running server listen on its own address plus `extra` (endpoint addresses)."""
+        """Make the running server listen on its own address plus `extra` (endpoint addresses).
+
+        CONFIG SET bind closes and reopens every listener. A forked child (BGSAVE, a replica's
+        full sync) may still hold the old listening sockets, making the re-bind fail, so wait
+        for no fork, and retry on the same (already accepted) connection, which survives even a
+        moment without listeners.
+        """
         wanted = " ".join([self.config.address, *extra])
-        for attempt in range(5):  # a bind can lose a race with a socket closing elsewhere: retry briefly
-            try:
-                with self.client() as c:
+        error: Exception | None = None
+        with self.client() as c:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                info = c.info("persistence")
+                if any(int(info.get(k, 0)) for k in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress",
+                                                     "module_fork_in_progress")):
+                    time.sleep(0.02)
+                    continue
+                try:
                     c.config_set("bind", wanted)
-                break
-            except redis.ResponseError as e:
-                if attempt == 4:
-                    raise EngineError(f"{self.name}: cannot listen on {wanted} port {self.config.port}: {e}") from e
-                time.sleep(0.1 * (attempt + 1))
+                    break
+                except redis.ResponseError as e:
+                    error = e
+                    time.sleep(0.1)
+            else:
+                raise EngineError(f"{self.name}: cannot listen on {wanted} port {self.config.port}: {error}")
         self.config.extra_binds = list(extra)
         self.conf_path.write_text(self.config.render())
 
@@ -340,11 +354,12 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
     """Join fresh cluster-mode nodes into one cluster: meet, assign slot ranges to each shard's
     primary (its first node), make the others its replicas; returns once the cluster state is ok."""
     everyone = [s for shard in shards for s in shard]
-    first = everyone[0]
-    with first.client() as c:
-        for other in everyone[1:]:
-            c.execute_command("CLUSTER", "MEET", other.config.address, str(other.config.port),
-                              str(other.config.cluster_bus_port))
+    # Every node meets every other directly: no waiting for gossip to spread the membership.
+    for i, server in enumerate(everyone):
+        with server.client() as c:
+            for other in everyone[i + 1:]:
+                c.execute_command("CLUSTER", "MEET", other.config.address, str(other.config.port),
+                                  str(other.config.cluster_bus_port))
     for shard, (low, high) in zip(shards, slots, strict=True):
         # A node started from a snapshot has already claimed the slots its keys live in.
         owned = owned_slots(shard[0])

@@ -214,7 +214,7 @@ class ReplicationGroupOps:
         created = _now()
         group: dict = {
             "id": gid, "description": req["ReplicationGroupDescription"], "status": "creating", "created": created,
-            "engine": eng, "engine_version": self._version(eng), "node_type": v.node_type(req.get("CacheNodeType")),
+            "engine": eng, "engine_version": self._version(eng, transit), "node_type": v.node_type(req.get("CacheNodeType")),
             "port": 0, "bus_port": None, "cluster_mode": cluster_mode,
             "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
             "at_rest": bool(req.get("AtRestEncryptionEnabled")), "kms_key_id": req.get("KmsKeyId"),

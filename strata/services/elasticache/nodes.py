@@ -72,14 +72,7 @@ class Engines:
                     binds: list[str] | None = None) -> RedisServer:
         """A (not yet started) server for a redis/valkey node, from the deployment settings `dep`."""
         directory = self.node_dir(cluster_id, node["id"])
-        tls = None
-        if dep.get("transit"):
-            issued = self.ca.issue(directory, f"{cluster_id}-{node['id']}", [node["address"], PRIMARY, READER])
-            # a copy of the CA beside the certificate: the engine reads only its own directory
-            local_ca = directory / "ca.pem"
-            if not local_ca.exists() or local_ca.read_bytes() != issued.ca.read_bytes():
-                shutil.copyfile(issued.ca, local_ca)
-            tls = ServerCert(issued.cert, issued.key, local_ca)
+        tls = self._certificate(dep, cluster_id, node)
         config = RedisNodeConfig(
             address=node["address"], port=dep["port"], data_dir=directory, password=dep.get("auth"), tls=tls,
             replica_of=replica_of, cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
@@ -91,10 +84,23 @@ class Engines:
             self.servers[(cluster_id, node["id"])] = server
         return server
 
+    def _certificate(self, dep: dict, cluster_id: str, node: dict) -> ServerCert | None:
+        """The node's TLS files when the deployment encrypts in transit (None otherwise)."""
+        if not dep.get("transit"):
+            return None
+        directory = self.node_dir(cluster_id, node["id"])
+        issued = self.ca.issue(directory, f"{cluster_id}-{node['id']}", [node["address"], PRIMARY, READER])
+        # a copy of the CA beside the certificate: the engine reads only its own directory
+        local_ca = directory / "ca.pem"
+        if not local_ca.exists() or local_ca.read_bytes() != issued.ca.read_bytes():
+            shutil.copyfile(issued.ca, local_ca)
+        return ServerCert(issued.cert, issued.key, local_ca)
+
     def build_memcached(self, dep: dict, cluster_id: str, node: dict, binds: list[str] | None = None) -> MemcachedServer:
         config = MemcachedNodeConfig(
             address=node["address"], port=dep["port"], data_dir=self.node_dir(cluster_id, node["id"]),
             memory_mb=node_memory_mb(dep["node_type"]), extra_binds=list(binds or []),
+            tls=self._certificate(dep, cluster_id, node),
         )
         server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
         with self._lock:

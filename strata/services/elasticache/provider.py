@@ -23,7 +23,7 @@ from typing import Any
 from strata.engines.memcached import binary as memcached_binary
 from strata.engines.ports import PortAllocator
 from strata.engines.process import EngineError
-from strata.engines.redis import engine_version
+from strata.engines.redis import server_binary
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import fault, invalid
@@ -31,6 +31,7 @@ from strata.services.elasticache.groups import ReplicationGroupOps
 from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_index, node_address
 from strata.services.elasticache.render import render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
+from strata.services.elasticache.tags import TagOps
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
@@ -43,7 +44,7 @@ def now_iso() -> str:
     return clock.now().isoformat()
 
 
-class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps):
+class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -125,15 +126,12 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps):
         if not 1 <= count <= self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES):
             raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        if transit and eng == "memcached":
-            raise fault("InvalidParameterCombinationException",
-                        "Strata does not offer in-transit encryption for memcached clusters yet.")
         restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=1)
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
         doc: dict = {
             "id": cid, "group": None, "status": "creating", "created": created,
-            "engine": eng, "engine_version": self._version(eng), "node_type": v.node_type(req.get("CacheNodeType")),
+            "engine": eng, "engine_version": self._version(eng, transit), "node_type": v.node_type(req.get("CacheNodeType")),
             "port": 0, "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
             "at_rest": False, "retention": v.retention(req.get("SnapshotRetentionLimit")) if eng != "memcached" else 0,
             "window": v.snapshot_window(req.get("SnapshotWindow")),
@@ -163,8 +161,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps):
         out = self.render(ctx, {**doc, "status": "creating"}, show_nodes=False)
         return {"CacheCluster": out}
 
-    def _version(self, eng: str) -> str:
-        return memcached_binary()[1] if eng == "memcached" else engine_version(eng)
+    def _version(self, eng: str, tls: bool = False) -> str:
+        """The version the new nodes will run (the TLS-capable build when in-transit encryption is on)."""
+        return memcached_binary()[1] if eng == "memcached" else server_binary(eng, tls=tls).version
 
     def _start_standalone(self, doc: dict, restore: dict | None) -> None:
         """Start (or restart) every node of a standalone cache cluster; blocking."""

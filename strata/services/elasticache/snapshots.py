@@ -21,6 +21,7 @@ from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import render_snapshot
 from strata.services.elasticache.validate import REDIS_LIKE, identifier
+from strata.services.elasticache.validate import tags as validate_tags
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -89,7 +90,7 @@ class SnapshotOps:
         return out
 
     async def take_snapshot(self: ElastiCacheProvider, name: str, source: str, *, cluster: dict | None = None,
-                            group: dict | None = None) -> dict:
+                            group: dict | None = None, tags: list | None = None) -> dict:
         """BGSAVE each node group and keep the files; returns the stored record. Caller holds the lock."""
         name = identifier(name, "SnapshotName", 255) if source == "manual" else name
         if self.store.get_doc("snapshot", name) is not None:
@@ -100,6 +101,7 @@ class SnapshotOps:
         sources = self._sources(cluster, group)
         when = clock.now().isoformat()
         doc = self._snapshot_record(name, source, dep, cluster, group, when)
+        doc["_tags"] = validate_tags(tags)
         self.store.put_doc("snapshot", name, doc)
         try:
             files, node_snaps = await run_blocking(self._save_files, name, sources, dep, when)
@@ -173,13 +175,15 @@ class SnapshotOps:
             async with self.lock(group["id"]):
                 group = self.group_doc(group["id"])
                 self._available(group)
-                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", group=group)
+                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", group=group,
+                                               tags=req.get("Tags"))
         else:
             cluster = self.cluster_doc(req["CacheClusterId"])
             async with self.lock(cluster.get("group") or cluster["id"]):
                 if cluster["status"] != "available":
                     raise fault("InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available.")
-                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", cluster=cluster)
+                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", cluster=cluster,
+                                               tags=req.get("Tags"))
         return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)}
 
     def describe_snapshots(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
@@ -218,7 +222,8 @@ class SnapshotOps:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {target} already exists.")
         if source["SnapshotStatus"] != "available":
             raise fault("InvalidSnapshotStateFault", f"Snapshot {source['SnapshotName']} is not available.")
-        doc = {**source, "SnapshotName": target, "SnapshotSource": "manual", "_created": clock.now().isoformat()}
+        doc = {**source, "SnapshotName": target, "SnapshotSource": "manual", "_created": clock.now().isoformat(),
+               "_tags": validate_tags(req.get("Tags"))}
 
         def copy() -> None:
             for fname in source["_files"]:

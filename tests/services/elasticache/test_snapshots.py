@@ -90,29 +90,8 @@ def test_memcached_has_no_snapshots(ec, cleanup, unique):
     assert e.value.response["Error"]["Code"] == "SnapshotFeatureNotSupportedFault"
 
 
-def sign_with_simulated_time(monkeypatch, server) -> None:
-    """Strata checks signatures against its simulated clock: sign requests in that time too."""
-    import datetime
-
-    import botocore.auth
-
-    def now(remove_tzinfo: bool = True) -> datetime.datetime:
-        offset = server.admin("/_strata/clock")["offset_seconds"]
-        value = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset)
-        return value.replace(tzinfo=None) if remove_tzinfo else value
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
-    try:
-        import botocore.crt.auth  # botocore signs with awscrt when it is installed
-
-        monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", now)
-    except ImportError:
-        pass
-
-
-def test_automatic_daily_snapshots_follow_the_simulated_clock(strata_factory, unique, monkeypatch):
+def test_automatic_daily_snapshots_follow_the_simulated_clock(strata_factory, unique):
     server = strata_factory()  # a private server: this test moves its clock
-    sign_with_simulated_time(monkeypatch, server)
     ec = server.client("elasticache")
     cid = f"auto-{unique}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1, SnapshotRetentionLimit=2)

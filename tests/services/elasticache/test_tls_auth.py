@@ -11,6 +11,9 @@ import textwrap
 import pytest
 import redis
 from botocore.exceptions import ClientError
+from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
 from tests.services.elasticache.conftest import group
 from tests.services.elasticache.test_cache_clusters import run_caching_lab
@@ -107,13 +110,33 @@ def test_tls_single_node_valkey_cluster(ec, cleanup, unique, ca_file):
     c = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
     assert c["TransitEncryptionEnabled"] is True and c["AuthTokenEnabled"] is True
     ep = c["CacheNodes"][0]["Endpoint"]
+    server_info = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN).info("server")
+    assert c["EngineVersion"] == server_info.get("valkey_version", server_info["redis_version"])
     client = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN,
                          decode_responses=True)
     assert client.set("a", "b") and client.get("a") == "b"
 
 
-def test_memcached_refuses_transit_encryption(ec, unique):
+def test_memcached_with_transit_encryption(ec, cleanup, unique, ca_file):
+    cid = f"mtls-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="memcached", NumCacheNodes=2, TransitEncryptionEnabled=True)
+    cleanup.append(("cluster", cid))
+    c = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    assert c["TransitEncryptionEnabled"] is True
+    context = ssl.create_default_context(cafile=ca_file)
+    nodes = [(n["Endpoint"]["Address"], n["Endpoint"]["Port"]) for n in c["CacheNodes"]]
+    client = HashClient(nodes, tls_context=context)
+    for i in range(20):
+        client.set(f"k{i}", "v")
+    assert all(client.get(f"k{i}") == b"v" for i in range(20))
+    conf = c["ConfigurationEndpoint"]
+    assert MemcacheClient((conf["Address"], conf["Port"]), tls_context=context).get("k1") in (b"v", None)
+    with pytest.raises((MemcacheUnexpectedCloseError, OSError)):  # plaintext is refused
+        MemcacheClient(nodes[0], connect_timeout=3, timeout=3).set("x", "y", noreply=False)
+
+
+def test_auth_token_is_refused_for_memcached(ec, unique):
     with pytest.raises(ClientError) as e:
-        ec.create_cache_cluster(CacheClusterId=f"mtls-{unique}", Engine="memcached", NumCacheNodes=1,
-                                TransitEncryptionEnabled=True)
+        ec.create_cache_cluster(CacheClusterId=f"mauth-{unique}", Engine="memcached", NumCacheNodes=1,
+                                TransitEncryptionEnabled=True, AuthToken=TOKEN)
     assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
