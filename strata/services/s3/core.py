@@ -169,22 +169,26 @@ class S3Core:
 
     async def commit_object(
         self, bucket: BucketRow, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
-    ) -> None:
+    ) -> str:
         """Make a published blob visible as the newest version of its key (group-committed).
 
+        The version id follows the bucket's versioning state at commit time; returns that state
+        ('' when never versioned) so callers know whether to report the version id.
         `check(current)` runs inside the transaction (conditional writes: If-None-Match,
         If-Match, a multipart upload still existing); when it raises, nothing is written and the
         caller drops the blob.
         """
 
-        def write() -> list[str]:
-            if self.store.bucket(bucket.name, cached=False) is None:
-                raise no_such_bucket(bucket.name)
+        def write() -> tuple[list[str], str]:
+            fresh = self.bucket_for_write(bucket.name)
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
-            return self.store.insert_version(row, replace_null=row.version_id == "null")
+            row.version_id = self.new_version_id(fresh)
+            return self.store.insert_version(row, replace_null=row.version_id == "null"), fresh.versioning
 
-        self.free_blobs(await self.committer.run(write))
+        freed, versioning = await self.committer.run(write)
+        self.free_blobs(freed)
+        return versioning
 
     def free_blobs(self, blob_ids: list[str]) -> None:
         """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).

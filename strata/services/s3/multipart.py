@@ -327,7 +327,7 @@ class MultipartOperations(S3Core):
             freed.extend(self.store.delete_upload(upload_id))
 
         try:
-            await self.commit_object(bucket, row, finish)
+            versioning = await self.commit_object(bucket, row, finish)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
@@ -341,7 +341,7 @@ class MultipartOperations(S3Core):
         if checksum:
             out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
             out["ChecksumType"] = checksum["type"]
-        if bucket.versioning:
+        if versioning:
             out["VersionId"] = row.version_id
         return out
 

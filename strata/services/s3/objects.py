@@ -171,12 +171,12 @@ class ObjectOperations(S3Core):
             attrs,
         )
         try:
-            await self.commit_object(bucket, row, check)
+            versioning = await self.commit_object(bucket, row, check)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
-        if bucket.versioning:
+        if versioning:
             out["VersionId"] = row.version_id
         return out
 
@@ -256,6 +256,7 @@ class ObjectOperations(S3Core):
         """
         out: dict[str, Any] = {}
         freed: list[str] = []
+        bucket = self.bucket_for_write(bucket.name)
         if version_id:
             row = self.store.version(bucket.name, key, version_id)
             if row is None:
@@ -478,7 +479,7 @@ class ObjectOperations(S3Core):
                 storage_class,
                 attrs,
             )
-            await self.commit_object(
+            versioning = await self.commit_object(
                 bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
             )
         except Exception:  # not CancelledError: a cancelled request's write may still commit
@@ -491,7 +492,7 @@ class ObjectOperations(S3Core):
             result[f"Checksum{ck['algorithm']}"] = ck["value"]
             result["ChecksumType"] = ck.get("type", "FULL_OBJECT")
         out: dict[str, Any] = {"CopyObjectResult": result}
-        if bucket.versioning:
+        if versioning:
             out["VersionId"] = row.version_id
         if src_bucket.versioning:
             out["CopySourceVersionId"] = src.version_id

@@ -203,13 +203,13 @@ class PostObjectOperations(S3Core):
             attrs,
         )
         try:
-            await self.commit_object(bucket, row)
+            versioning = await self.commit_object(bucket, row)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
         location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
         out: dict[str, Any] = {"ETag": row.etag, "Location": location}
-        if bucket.versioning:
+        if versioning:
             out["VersionId"] = row.version_id
         redirect = form.get("success_action_redirect") or form.get("redirect")
         if redirect:
