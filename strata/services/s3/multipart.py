@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from strata.protocol.errors import ServiceError
@@ -421,41 +422,52 @@ class MultipartOperations(S3Core):
             out.update(ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"])
         return out
 
+    def iter_uploads(
+        self, bucket: str, prefix: str, delimiter: str | None, key_marker: str, id_marker: str
+    ) -> Iterator[tuple[str, str, float, dict] | str]:
+        """Uploads after the markers and common prefixes, seeking past each prefix it yields."""
+        end = prefix_end(prefix)
+        start = max(key_marker, prefix)
+        passed = not id_marker
+        while True:
+            for upload in self.store.uploads_from(bucket, start, end):
+                upload_id, key = upload[0], upload[1]
+                if key_marker and key == key_marker and (not id_marker or not passed):
+                    # KeyMarker alone skips every upload of that key; with UploadIdMarker, the
+                    # uploads up to and including that one.
+                    if upload_id == id_marker:
+                        passed = True
+                    continue
+                i = key.find(delimiter, len(prefix)) if delimiter else -1
+                if i >= 0 and delimiter:
+                    cp = key[: i + len(delimiter)]
+                    if cp != key_marker:
+                        yield cp
+                    start = prefix_end(cp) or ""
+                    break
+                yield upload
+            else:
+                return
+
     def list_multipart_uploads(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_uploads = min(req.get("MaxUploads") if req.get("MaxUploads") is not None else 1000, 1000)
         key_marker, id_marker = req.get("KeyMarker") or "", req.get("UploadIdMarker") or ""
-        start = max(key_marker, prefix)
-        rows = self.store.list_uploads(bucket.name, start, None, prefix_end(prefix), 100_000)
         owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
-        uploads: list[dict[str, Any]] = []
-        prefixes: list[str] = []
+        page: list[tuple[str, str, float, dict] | str] = []
         truncated = False
-        passed_marker = not id_marker
-        for upload_id, key, initiated, attrs in rows:
-            if key_marker and key == key_marker and not passed_marker:
-                if upload_id == id_marker:
-                    passed_marker = True
-                continue
-            if key_marker and key == key_marker and not id_marker:
-                continue
-            cp = None
-            if delimiter:
-                i = key.find(delimiter, len(prefix))
-                cp = key[: i + len(delimiter)] if i >= 0 else None
-            if cp is not None:
-                if cp in prefixes or cp == key_marker:
-                    continue
-                if len(uploads) + len(prefixes) >= max_uploads:
-                    truncated = True
-                    break
-                prefixes.append(cp)
-                continue
-            if len(uploads) + len(prefixes) >= max_uploads:
+        for entry in self.iter_uploads(bucket.name, prefix, delimiter, key_marker, id_marker):
+            if len(page) == max_uploads:
                 truncated = True
                 break
+            page.append(entry)
+        uploads: list[dict[str, Any]] = []
+        for entry in page:
+            if isinstance(entry, str):
+                continue
+            upload_id, key, initiated, attrs = entry
             item = {
                 "UploadId": upload_id,
                 "Key": key,
@@ -479,11 +491,15 @@ class MultipartOperations(S3Core):
         }
         if uploads:
             out["Uploads"] = uploads
+        prefixes = [e for e in page if isinstance(e, str)]
         if prefixes:
             out["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
         if delimiter:
             out["Delimiter"] = delimiter
-        if truncated and uploads:
-            out["NextKeyMarker"] = uploads[-1]["Key"]
-            out["NextUploadIdMarker"] = uploads[-1]["UploadId"]
+        if truncated and page:
+            last = page[-1]
+            if isinstance(last, str):
+                out["NextKeyMarker"] = last
+            else:
+                out["NextKeyMarker"], out["NextUploadIdMarker"] = last[1], last[0]
         return out

@@ -352,23 +352,18 @@ class S3Store:
         self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
         return [b for b in blobs if not self.blob_referenced(b)]
 
-    def list_uploads(
-        self,
-        bucket: str,
-        start_key: str,
-        after_initiated: tuple[float, str] | None,
-        end: str | None,
-        limit: int,
-    ) -> list[tuple[str, str, float, dict]]:
-        """(upload_id, key, initiated, attrs) in key, then initiation order."""
+    def uploads_from(
+        self, bucket: str, start_key: str, end: str | None
+    ) -> Iterator[tuple[str, str, float, dict]]:
+        """(upload_id, key, initiated, attrs) with start_key <= key < end, in key then initiation
+        order, stepped lazily from the cursor."""
         args: list[Any] = [bucket, start_key]
         sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
         if end is not None:
             sql += " AND key < ?"
             args.append(end)
-        sql += " ORDER BY key, initiated, upload_id LIMIT ?"
-        args.append(limit)
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in self.db.query(sql, args)]
+        sql += " ORDER BY key, initiated, upload_id"
+        return ((r[0], r[1], r[2], json.loads(r[3])) for r in self.db.execute(sql, args))
 
     def put_part(
         self,

@@ -189,3 +189,16 @@ def test_versioned_multipart(s3, bucket: str) -> None:
     r = s3.complete_multipart_upload(Bucket=bucket, Key="v", UploadId=uid, MultipartUpload={"Parts": parts})
     assert r["VersionId"] and r["VersionId"] != "null"
     assert s3.get_object(Bucket=bucket, Key="v", VersionId=r["VersionId"])["Body"].read() == b"only part"
+
+
+def test_list_uploads_pages_through_one_key(s3, bucket: str) -> None:
+    ids = [s3.create_multipart_upload(Bucket=bucket, Key="same")["UploadId"] for _ in range(3)]
+    s3.create_multipart_upload(Bucket=bucket, Key="zeta")
+    pages = list(
+        s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2})
+    )
+    got = [(u["Key"], u["UploadId"]) for p in pages for u in p.get("Uploads", [])]
+    assert [k for k, _ in got] == ["same", "same", "same", "zeta"]
+    assert sorted(u for k, u in got if k == "same") == sorted(ids)
+    r = s3.list_multipart_uploads(Bucket=bucket, KeyMarker="same")
+    assert [u["Key"] for u in r["Uploads"]] == ["zeta"]
