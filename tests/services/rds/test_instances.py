@@ -141,3 +141,24 @@ def test_parameter_group_applied_and_subnet_group(strata_server, unique: str) ->
     rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["env"])
     assert rds.list_tags_for_resource(ResourceName=arn)["TagList"] == []
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_pgbench_runs_against_the_endpoint(strata_server, unique: str) -> None:
+    import re
+    import subprocess
+
+    from strata.engines.postgres import pg_bin
+
+    rds = strata_server.client("rds")
+    ident = f"bench-{unique}"
+    inst = create_pg(rds, ident, BackupRetentionPeriod=0)
+    ep = inst["Endpoint"]
+    base = [f"--host={ep['Address']}", f"--port={ep['Port']}", "--username=master"]
+    env = {"PGPASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
+    subprocess.run([pg_bin("pgbench"), *base, "-i", "-s", "1", "-q", "app"], env=env, check=True, capture_output=True)
+    run = subprocess.run([pg_bin("pgbench"), *base, "-c", "4", "-j", "2", "-t", "50", "-n", "app"], env=env,
+                         check=True, capture_output=True, text=True)
+    assert re.search(r"number of transactions actually processed: 200/200", run.stdout), run.stdout
+    with pg_connect(inst) as conn:
+        assert conn.execute("SELECT count(*) FROM pgbench_history").fetchone() == (200,)
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)

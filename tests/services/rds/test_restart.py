@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import urllib.request
 from pathlib import Path
@@ -44,26 +43,7 @@ def test_instance_survives_restart_and_kill_9(strata_factory, unique: str) -> No
     rds.delete_db_instance(DBInstanceIdentifier="durable", SkipFinalSnapshot=True)
 
 
-def advance(server, monkeypatch, duration: str) -> None:  # noqa: ANN001
-    """Move Strata's clock, and sign requests with the simulated time as a client living in it would."""
-    import botocore.auth
-
-    offset = server.advance_clock(duration)["offset_seconds"]
-
-    def now(remove_tzinfo: bool = True) -> datetime.datetime:
-        t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset)
-        return t.replace(tzinfo=None) if remove_tzinfo else t
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
-    try:
-        import botocore.crt.auth  # botocore signs with awscrt when it is installed
-
-        monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", now)
-    except ImportError:
-        pass
-
-
-def test_automated_backups_follow_the_simulated_clock(strata_factory, monkeypatch) -> None:
+def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     server = strata_factory()
     rds = server.client("rds")
     create_pg(rds, "clocked", BackupRetentionPeriod=2)
@@ -74,12 +54,12 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory, monkeypatc
 
     first = automated()
     assert len(first) == 1
-    advance(server, monkeypatch, "25h")
+    server.advance_clock("25h")
     eventually(lambda: len(automated()) == 2, 60, 0.5)
-    advance(server, monkeypatch, "25h")
+    server.advance_clock("25h")
     eventually(lambda: len(automated()) == 3, 60, 0.5)
     # 75 h in: the first backup is older than the newest one before the 2-day window, so it goes.
-    advance(server, monkeypatch, "25h")
+    server.advance_clock("25h")
     eventually(lambda: len(automated()) == 3 and first[0]["DBSnapshotIdentifier"] not in
                {s["DBSnapshotIdentifier"] for s in automated()}, 60, 0.5)
     with urllib.request.urlopen(f"{server.endpoint}/_strata/meter?service=rds") as r:
