@@ -9,11 +9,13 @@ message key follows the error shape's own member name (`message` or `Message`).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
@@ -23,14 +25,30 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
 
+_LONG_DIGITS = re.compile(rb"\d{19}").search
+
+
 def load_json_object(body: bytes) -> dict:
-    """A request body as a JSON object; empty means `{}`."""
-    if not body or not body.strip():
+    """A request body as a JSON object; empty means `{}`.
+
+    orjson first (a fifth of json's cost on a small request); what it refuses but the standard
+    library reads (NaN literals, a BOM, blank bodies) goes the slow way, and so does any body with
+    a run of 19+ digits (orjson reads integers beyond 64 bits as floats; json keeps them exact), so
+    the accepted language and the values are exactly json's.
+    """
+    if not body:
         return {}
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise MalformedDocument("request body is not valid JSON") from e
+        if _LONG_DIGITS(body):
+            raise orjson.JSONDecodeError("long number", "", 0)
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        if not body.strip():
+            return {}
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise MalformedDocument("request body is not valid JSON") from e
     if not isinstance(doc, dict):
         raise MalformedDocument("request body must be a JSON object")
     return doc
@@ -49,8 +67,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+# datetimes and dataclasses go through _json_default as they do with json.dumps.
+_ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def dump_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+    """Compact UTF-8 JSON; orjson, with json.dumps for what orjson refuses (integers beyond 64
+    bits, non-string keys)."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
 
 def json_error_body(
