@@ -249,7 +249,7 @@ class ClustersMixin:
         self._spawn(f"cluster:{c['id']}", self._failover_cluster, c["id"], target)
         return {"DBCluster": self.cluster_out(c)}
 
-    def _failover_cluster(self, cid: str, target: str) -> None:
+    def _failover_cluster(self, cid: str, target: str, rebuild: bool = True) -> None:
         c = self.get_cluster(cid)
         old_id = c["writer"]
         t0 = clock.monotonic()
@@ -260,7 +260,7 @@ class ClustersMixin:
             self.fleet.primary(new).promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self.save(new, "cluster_role")
-            self.set_status(old_id, "rebooting", cluster_role="reader")
+            self.set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")
             c["writer"] = target
             c["status"] = "available"
             c["last_failover_seconds"] = round(clock.monotonic() - t0, 3)
@@ -271,6 +271,8 @@ class ClustersMixin:
             if rid not in (old_id, target):
                 with self.fleet.lock(rid):
                     self.fleet.primary(self.get_instance(rid)).follow(self.fleet.primary(new), rid)
+        if not rebuild:
+            return
         with self.fleet.lock(old_id):  # the old writer comes back as a reader of the new one
             old = self.get_instance(old_id)
             self.fleet.drop_node(old, old["primary"])

@@ -334,11 +334,6 @@ class InstancesMixin:
                           "Cannot delete protected DB Instance, please disable deletion protection and try again.")
         if doc["status"] in ("deleting", "creating"):
             raise m.invalid_state(doc["id"], doc["status"])
-        if doc.get("cluster"):
-            cluster = self.store.get_doc("cluster", doc["cluster"])
-            if cluster and cluster.get("writer") == doc["id"] and len(cluster.get("members", [])) > 1:
-                raise m.fault("InvalidDBClusterStateFault",
-                              "Cannot delete the writer instance of a cluster that has readers; fail over first.")
         final = req.get("FinalDBSnapshotIdentifier")
         skip = bool(req.get("SkipFinalSnapshot"))
         if not skip and not final and not doc.get("source") and not doc.get("cluster"):
@@ -354,6 +349,13 @@ class InstancesMixin:
 
     def _delete(self, ident: str, final_snapshot: str | None) -> None:
         doc = self.get_instance(ident)
+        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+        if cluster and cluster.get("writer") == ident:  # as on AWS: a reader takes over first
+            readers = [r for r in cluster["members"] if r != ident
+                       and (self.store.get_doc("instance", r) or {}).get("status") == "available"]
+            if readers:
+                self._failover_cluster(cluster["id"], readers[0], rebuild=False)
+                doc = self.get_instance(ident)
         if final_snapshot:
             self.fill_snapshot(final_snapshot)
         for rep_id in doc.get("replicas", []):  # as on AWS: replicas of a deleted source become standalone

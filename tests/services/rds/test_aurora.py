@@ -121,8 +121,15 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
         query(w, "INSERT INTO t VALUES (3)")
         assert query(w, "SELECT count(*) FROM t") == [(3,)]
     wait_status(rds, f"w-{cid}", timeout=300)
-    for name in ("w", "r"):  # readers first: the writer goes last
-        rds.delete_db_instance(DBInstanceIdentifier=f"{name}-{cid}", SkipFinalSnapshot=True)
-        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"{name}-{cid}",
-                                                   WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    # Deleting the writer fails over to the reader first, as on AWS.
+    rds.delete_db_instance(DBInstanceIdentifier=f"r-{cid}", SkipFinalSnapshot=True)
+    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"r-{cid}",
+                                               WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    after = describe(rds, cid)
+    assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in after["DBClusterMembers"]] == [(f"w-{cid}", True)]
+    with conn() as w:
+        assert query(w, "SELECT count(*) FROM t") == [(3,)]
+    rds.delete_db_instance(DBInstanceIdentifier=f"w-{cid}", SkipFinalSnapshot=True)
+    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"w-{cid}",
+                                               WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
