@@ -79,3 +79,28 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     assert all(len(ng["NodeGroupMembers"]) == 2 for ng in g3["NodeGroups"])
     eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
                what="removed replicas forgotten")
+
+
+def test_cluster_mode_snapshot_restores_every_shard(ec, cleanup, unique):
+    gid = f"cms-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
+                                ReplicasPerNodeGroup=0)
+    cleanup.append(("group", gid))
+    conf = group(ec, gid)["ConfigurationEndpoint"]
+    rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    for i in range(100):
+        rc.set(f"item:{i}", i)
+    snap = ec.create_snapshot(ReplicationGroupId=gid, SnapshotName=f"cms-{unique}")["Snapshot"]
+    described = ec.describe_snapshots(SnapshotName=snap["SnapshotName"], ShowNodeGroupConfig=True)["Snapshots"][0]
+    assert described["NumNodeGroups"] == 2 and len(described["NodeSnapshots"]) == 2
+    assert {n["NodeGroupConfiguration"]["Slots"] for n in described["NodeSnapshots"]} == {"0-8191", "8192-16383"}
+
+    gid2 = f"cmr-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid2, ReplicationGroupDescription="d", NumNodeGroups=2,
+                                ReplicasPerNodeGroup=0, SnapshotName=snap["SnapshotName"])
+    cleanup.append(("group", gid2))
+    conf2 = group(ec, gid2)["ConfigurationEndpoint"]
+    restored = RedisCluster(host=conf2["Address"], port=conf2["Port"], decode_responses=True)
+    assert all(restored.get(f"item:{i}") == str(i) for i in range(100))
+    assert restored.set("item:new", "1")
+    ec.delete_snapshot(SnapshotName=snap["SnapshotName"])

@@ -1,0 +1,146 @@
+"""Failover: TestFailover, ModifyReplicationGroup's PrimaryClusterId, and recovery of dead nodes.
+
+Without cluster mode Strata moves the roles: the engine's own coordinated FAILOVER when the old
+primary is alive, REPLICAOF NO ONE on the most caught-up replica when it is not; the primary
+endpoint address moves with the role. In cluster mode the engine does it (CLUSTER FAILOVER
+TAKEOVER) and the restarted old primary rejoins as a replica by itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strata.engines import redis as redis_engine
+from strata.engines.process import wait_until
+from strata.services.base import RequestContext, run_blocking
+from strata.services.elasticache.errors import fault
+from strata.sim.meter import meter
+
+if TYPE_CHECKING:
+    from strata.services.elasticache.provider import ElastiCacheProvider
+
+
+class FailoverOps:
+    """Failover and recovery (a mixin of ElastiCacheProvider, through ReplicationGroupOps)."""
+
+    def _failover(self: ElastiCacheProvider, group: dict, target: str | None, dead: str | None) -> str:
+        """Make `target` (or the most caught-up replica) the primary; blocking. Returns the new primary.
+
+        With the old primary alive, the engine's own coordinated FAILOVER hands over without losing
+        acknowledged writes; with it dead (`dead` names it), the best replica is promoted
+        (REPLICAOF NO ONE), the others follow it, and the dead node comes back as a replica.
+        """
+        ng = group["node_groups"][0]
+        old = ng["primary"]
+        candidates = [c for c in ng["members"] if c != old and self._alive(c)]
+        if target is None:
+            if not candidates:
+                raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} has no live replica.")
+            target = max(candidates, key=lambda c: self._server(c).replication_offset())
+        new = self._server(target)
+        port = group["port"]
+        source = (new.config.address, port)
+        old_server = self.engines.get(old)
+        if dead is None and old_server is not None and old_server.running():
+            with old_server.client() as c:  # type: ignore[union-attr]
+                c.execute_command("FAILOVER", "TO", new.config.address, str(port), "TIMEOUT", "10000")
+            if not wait_until(lambda: new.role() == "master", 15):
+                raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+            old_server.config.replica_of = source  # type: ignore[union-attr]
+            new.config.replica_of = None
+            new.write_config()
+            old_server.write_config()  # type: ignore[union-attr]
+        else:
+            new.replicate(None)
+        ng["primary"] = target
+        for cid in ng["members"]:
+            if cid not in (target, old) and self._alive(cid):
+                self._server(cid).replicate(source)
+        self.engines.apply_binds(self.wanted_binds(group))
+        if dead is None and old_server is not None and old_server.running():
+            old_server.drop_clients()  # type: ignore[union-attr]
+        elif old in self.members(group):
+            member = self.members(group)[old]
+            restarted = self.engines.build_redis(group, old, member["nodes"][0], replica_of=source,
+                                                 binds=self.wanted_binds(group)[old])
+            self.engines.start_all([restarted])
+            self.engines.apply_binds(self.wanted_binds(group))
+        self.store.put_doc("group", group["id"], group)
+        meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        return target
+
+    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, kill: bool) -> str:
+        """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
+        CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
+        (it rejoins as a replica). Blocking; returns the new primary's member id."""
+        roles = self.roles(group)
+        primary = next((c for c in ng["members"] if roles.get(c) == "primary"), None)
+        replicas = [c for c in ng["members"] if c != primary and self._alive(c)]
+        if not replicas:
+            raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live replica.")
+        old = self.engines.get(primary) if primary else None
+        if kill and old is not None:
+            old.kill()
+        best = max(replicas, key=lambda c: self._server(c).replication_offset())
+        redis_engine.cluster_failover(self._server(best), takeover=True)
+        if not wait_until(lambda: self._server(best).role() == "master", 15):
+            raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+        if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
+            group["config_holder"] = best
+            self.engines.apply_binds(self.wanted_binds(group))
+        if old is not None and primary is not None:
+            members = self.members(group)
+            server = self.engines.build_redis(group, primary, members[primary]["nodes"][0],
+                                              binds=self.wanted_binds(group)[primary])
+            self.engines.start_all([server])
+        ng["primary"] = best
+        self.store.put_doc("group", group["id"], group)
+        meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        return best
+
+    async def test_failover(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
+        group = self.group_doc(req.get("ReplicationGroupId"))
+        async with self.lock(group["id"]):
+            group = self.group_doc(group["id"])
+            self._available(group)
+            ng = self._node_group(group, req.get("NodeGroupId"))
+            if not group.get("automatic_failover"):
+                raise fault("InvalidReplicationGroupStateFault",
+                            f"Replication group {group['id']} must have automatic failover enabled to test failover.")
+            if len(ng["members"]) < 2:
+                raise fault("TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to.")
+            if group.get("cluster_mode"):
+                await run_blocking(self._cluster_failover, group, ng, True)
+            else:
+                primary = self.engines.get(ng["primary"])
+                if primary is not None:
+                    await run_blocking(primary.kill)
+                await run_blocking(self._failover, group, None, ng["primary"])
+            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
+
+    async def recover_member(self: ElastiCacheProvider, group: dict, cid: str) -> None:
+        """A member's process died (the monitor holds the group's lock): fail over if it was a primary
+        and automatic failover is on, else restart it in its role."""
+        member = self.members(group).get(cid)
+        if member is None:
+            return
+        ng = self._node_group(group, member["node_group"])
+        if group.get("cluster_mode"):
+            was_primary = any(
+                self._alive(c) and self._server(c).info("replication").get("master_host") == member["nodes"][0]["address"]
+                for c in ng["members"] if c != cid
+            )
+            if was_primary:
+                await run_blocking(self._cluster_failover, group, ng, False)
+                return
+            await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
+            return
+        if cid == ng["primary"] and group.get("automatic_failover") and any(
+                self._alive(c) for c in ng["members"] if c != cid):
+            await run_blocking(self._failover, group, None, cid)
+            return
+        binds = self.wanted_binds(group)[cid]
+        source = None if cid == ng["primary"] else (self.members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
+        server = self.engines.build_redis(group, cid, member["nodes"][0], replica_of=source, binds=binds)
+        await run_blocking(self.engines.start_all, [server])
+        await run_blocking(self.engines.apply_binds, self.wanted_binds(group))
