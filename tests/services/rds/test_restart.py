@@ -67,3 +67,43 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     hours = sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
     assert hours >= 70  # three simulated days of one instance
     rds.delete_db_instance(DBInstanceIdentifier="clocked", SkipFinalSnapshot=True)
+
+
+def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
+    import psycopg
+
+    from tests.services.rds.helpers import PASSWORD, USER
+
+    server = strata_factory()
+    rds = server.client("rds")
+    src = create_pg(rds, "src", MultiAZ=True, BackupRetentionPeriod=0)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier="rep", SourceDBInstanceIdentifier="src")
+    rds.create_db_cluster(DBClusterIdentifier="cl", Engine="aurora-postgresql", MasterUsername=USER,
+                          MasterUserPassword=PASSWORD, DatabaseName="app")
+    for name in ("cw", "cr"):
+        rds.create_db_instance(DBInstanceIdentifier=name, DBClusterIdentifier="cl", Engine="aurora-postgresql",
+                               DBInstanceClass="db.serverless")
+    for ident in ("rep", "cw", "cr"):
+        wait_status(rds, ident)
+
+    server.restart()
+    rds = server.client("rds")
+    for ident in ("src", "rep", "cw", "cr"):
+        wait_status(rds, ident)
+    rep = rds.describe_db_instances(DBInstanceIdentifier="rep")["DBInstances"][0]
+    with pg_connect(src) as conn:  # synchronous commit needs the standby back too
+        conn.execute("CREATE TABLE after_restart (x int)")
+        conn.execute("INSERT INTO after_restart VALUES (1)")
+    with pg_connect(rep) as conn:
+        eventually(lambda: conn.execute("SELECT to_regclass('after_restart')").fetchone()[0] is not None, 60)
+    cluster = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+
+    def connect(host: str) -> psycopg.Connection:
+        return psycopg.connect(host=host, port=cluster["Port"], user=USER, password=PASSWORD, dbname="app",
+                               autocommit=True, connect_timeout=10)
+
+    with connect(cluster["Endpoint"]) as w:
+        w.execute("CREATE TABLE c (x int)")
+    with connect(cluster["ReaderEndpoint"]) as r:
+        eventually(lambda: r.execute("SELECT to_regclass('c')").fetchone()[0] is not None, 60)
+        assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
