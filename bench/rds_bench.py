@@ -41,15 +41,29 @@ def wait_available(rds, ident: str, timeout: float = 300) -> dict:  # noqa: ANN0
 
 
 def connect(port: int) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="app",
-                           connect_timeout=2, autocommit=True)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        connect_timeout=2,
+        autocommit=True,
+    )
 
 
 def create_to_connect(rds, ident: str) -> float:  # noqa: ANN001
     t0 = time.monotonic()
-    inst = rds.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", MasterUsername=USER,
-                                  MasterUserPassword=PASSWORD, DBInstanceClass="db.t3.micro",
-                                  AllocatedStorage=20, DBName="app", BackupRetentionPeriod=0)["DBInstance"]
+    inst = rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        Engine="postgres",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        BackupRetentionPeriod=0,
+    )["DBInstance"]
     while True:
         try:
             with connect(inst["Endpoint"]["Port"]) as c:
@@ -87,8 +101,29 @@ def failover_time(rds, ident: str) -> tuple[float, float]:  # noqa: ANN001
 
 def pgbench(port: int, seconds: int, clients: int) -> float:
     env = {"PGPASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, "-c", str(clients),
-                          "-j", "2", "-T", str(seconds), "-S", "-n", "app"], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            pg_bin("pgbench"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            USER,
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-S",
+            "-n",
+            "app",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     m = re.search(r"tps = ([\d.]+)", out.stdout)
     if not m:
         raise RuntimeError(out.stdout + out.stderr)
@@ -116,19 +151,48 @@ def main() -> None:
             inst = wait_available(rds, f"cc-{mode}-0")
             endpoint = inst["Endpoint"]["Port"]
             node_root = next((server.data_dir / "rds" / "instances" / f"cc-{mode}-0").glob("n*"))
-            direct = int(re.search(r"port = '(\d+)'", (node_root / "pgdata" / "strata.conf").read_text()).group(1))
+            direct = int(
+                re.search(r"port = '(\d+)'", (node_root / "pgdata" / "strata.conf").read_text()).group(1)
+            )
             env = {"PGPASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
-            subprocess.run([pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(direct), "-U", USER, "-i", "-s", "2",
-                            "-q", "app"], check=True, capture_output=True, env=env)
+            subprocess.run(
+                [
+                    pg_bin("pgbench"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(direct),
+                    "-U",
+                    USER,
+                    "-i",
+                    "-s",
+                    "2",
+                    "-q",
+                    "app",
+                ],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
             tps_direct = [pgbench(direct, args.pgbench_seconds, args.clients) for _ in range(2)]
             tps_endpoint = [pgbench(endpoint, args.pgbench_seconds, args.clients) for _ in range(2)]
             results[f"pgbench_select_tps_direct[{mode}]"] = [round(x) for x in tps_direct]
             results[f"pgbench_select_tps_endpoint[{mode}]"] = [round(x) for x in tps_endpoint]
-            results[f"endpoint_vs_direct[{mode}]"] = round(statistics.mean(tps_endpoint) / statistics.mean(tps_direct), 3)
+            results[f"endpoint_vs_direct[{mode}]"] = round(
+                statistics.mean(tps_endpoint) / statistics.mean(tps_direct), 3
+            )
             if mode == "nft":
-                rds.create_db_instance(DBInstanceIdentifier="maz", Engine="postgres", MasterUsername=USER,
-                                       MasterUserPassword=PASSWORD, DBInstanceClass="db.t3.micro",
-                                       AllocatedStorage=20, DBName="app", MultiAZ=True, BackupRetentionPeriod=0)
+                rds.create_db_instance(
+                    DBInstanceIdentifier="maz",
+                    Engine="postgres",
+                    MasterUsername=USER,
+                    MasterUserPassword=PASSWORD,
+                    DBInstanceClass="db.t3.micro",
+                    AllocatedStorage=20,
+                    DBName="app",
+                    MultiAZ=True,
+                    BackupRetentionPeriod=0,
+                )
                 fo = [failover_time(rds, "maz") for _ in range(args.runs)]
                 results["failover_writable_s"] = [round(a, 2) for a, _ in fo]
                 results["failover_available_s"] = [round(b, 2) for _, b in fo]

@@ -38,10 +38,16 @@ class HaproxyRouter:
         self._state = self.run_dir / "routes.json"
         self._cfg = self.run_dir / "haproxy.cfg"
         self._admin = self.run_dir / "admin.sock"
-        self._proc = EngineProcess(ProcessSpec(
-            name=name, run_dir=self.run_dir, stop_signal=signal.SIGTERM, death_signal=signal.SIGTERM,
-            argv=[haproxy_binary(), "-W", "-db", "-f", str(self._cfg)], match=str(self._cfg),
-        ))
+        self._proc = EngineProcess(
+            ProcessSpec(
+                name=name,
+                run_dir=self.run_dir,
+                stop_signal=signal.SIGTERM,
+                death_signal=signal.SIGTERM,
+                argv=[haproxy_binary(), "-W", "-db", "-f", str(self._cfg)],
+                match=str(self._cfg),
+            )
+        )
         self.routes.update(load_routes(self._state))
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -70,8 +76,15 @@ class HaproxyRouter:
 
     # -- routes ------------------------------------------------------------------------------------
 
-    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False,
-                  host: str = LOOPBACK) -> None:
+    def set_route(
+        self,
+        name: str,
+        port: int,
+        backends: list[tuple[str, int]],
+        *,
+        balance: bool = False,
+        host: str = LOOPBACK,
+    ) -> None:
         """Create or update a route; an existing route with the same port switches backends live."""
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
@@ -80,7 +93,11 @@ class HaproxyRouter:
             old = self.routes.get(name)
             self.routes[name] = new
             self._save()
-            if old is not None and (old.port, old.balance, old.host) == (port, balance, host) and self.running():
+            if (
+                old is not None
+                and (old.port, old.balance, old.host) == (port, balance, host)
+                and self.running()
+            ):
                 self._write_config()
                 self._apply_backends(new, old)
                 return

@@ -80,11 +80,17 @@ class MariaNode:
         self.user = engine_user()
         self.cnf = self.root / "my.cnf"
         self._pending_replay: tuple[Path, str | None, str] | None = None
-        self.proc = EngineProcess(ProcessSpec(
-            name="mariadbd", run_dir=self.root, user=self.user, match=str(self.cnf),
-            stop_signal=signal.SIGTERM, death_signal=signal.SIGTERM,
-            argv=[binary("mariadbd"), f"--defaults-file={self.cnf}"],
-        ))
+        self.proc = EngineProcess(
+            ProcessSpec(
+                name="mariadbd",
+                run_dir=self.root,
+                user=self.user,
+                match=str(self.cnf),
+                stop_signal=signal.SIGTERM,
+                death_signal=signal.SIGTERM,
+                argv=[binary("mariadbd"), f"--defaults-file={self.cnf}"],
+            )
+        )
 
     @property
     def binlog_base(self) -> str:
@@ -95,9 +101,17 @@ class MariaNode:
     def initdb(self, password: str, params: dict[str, str] | None = None) -> None:
         self._prepare()
         self.write_config(params or {})
-        run_as([binary("mariadb-install-db"), f"--defaults-file={self.cnf}", "--skip-test-db",
-                "--auth-root-authentication-method=socket", f"--auth-root-socket-user={getpass.getuser()}"],
-               effective_user(self.user), timeout=300)
+        run_as(
+            [
+                binary("mariadb-install-db"),
+                f"--defaults-file={self.cnf}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+                f"--auth-root-socket-user={getpass.getuser()}",
+            ],
+            effective_user(self.user),
+            timeout=300,
+        )
         # The bootstrap's Aria log describes tables it then closed cleanly; left in place, its
         # records confuse mariadb-backup's --prepare later ("Table file is corrupted").
         for f in self.datadir.glob("aria_log*"):
@@ -107,10 +121,12 @@ class MariaNode:
         (self.root / ".repl").write_text(repl_password)
         u = self.superuser
         self.execute(
-            f"CREATE USER '{u}'@'%%' IDENTIFIED BY %s", (password,),
+            f"CREATE USER '{u}'@'%%' IDENTIFIED BY %s",
+            (password,),
             f"GRANT ALL PRIVILEGES ON *.* TO '{u}'@'%' WITH GRANT OPTION",
             f"REVOKE SUPER, READ_ONLY ADMIN ON *.* FROM '{u}'@'%'",
-            f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s", (repl_password,),
+            f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+            (repl_password,),
             f"GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '{REPL_USER}'@'127.0.0.1'",
             "FLUSH TABLES",
         )
@@ -128,13 +144,24 @@ class MariaNode:
     def write_config(self, params: dict[str, str], recovery: dict[str, str] | None = None) -> None:
         binlog_dir = self.archive_dir or self.datadir
         conf = {
-            "datadir": str(self.datadir), "port": str(self.port), "bind-address": "127.0.0.1",
-            "socket": str(self.socket), "pid-file": str(self.datadir / "server.pid"),
-            "log-bin": str(binlog_dir / self.binlog_base), "server-id": str(self.port),
-            "binlog-format": "ROW", "log-slave-updates": "ON", "skip-name-resolve": "ON",
-            "innodb-buffer-pool-size": "64M", "performance-schema": "OFF", "skip-log-error": None,
-            "innodb-flush-log-at-trx-commit": "1", "sync-binlog": "1", "max-connections": "150",
-            "rpl-semi-sync-master-timeout": "3600000", "rpl-semi-sync-master-wait-point": "AFTER_SYNC",
+            "datadir": str(self.datadir),
+            "port": str(self.port),
+            "bind-address": "127.0.0.1",
+            "socket": str(self.socket),
+            "pid-file": str(self.datadir / "server.pid"),
+            "log-bin": str(binlog_dir / self.binlog_base),
+            "server-id": str(self.port),
+            "binlog-format": "ROW",
+            "log-slave-updates": "ON",
+            "skip-name-resolve": "ON",
+            "innodb-buffer-pool-size": "64M",
+            "performance-schema": "OFF",
+            "skip-log-error": None,
+            "innodb-flush-log-at-trx-commit": "1",
+            "sync-binlog": "1",
+            "max-connections": "150",
+            "rpl-semi-sync-master-timeout": "3600000",
+            "rpl-semi-sync-master-wait-point": "AFTER_SYNC",
         }
         conf.update({k.replace("_", "-"): str(v) for k, v in params.items()})
         lines = ["[mariadbd]"] + [k if v is None else f"{k}={v}" for k, v in conf.items()]
@@ -142,8 +169,9 @@ class MariaNode:
         self.cnf.write_text("\n".join(lines) + "\n")
         self._params = params
 
-    def clone_from(self, source: MariaNode, *, standby: bool, params: dict[str, str] | None = None,
-                   app_name: str = "") -> None:
+    def clone_from(
+        self, source: MariaNode, *, standby: bool, params: dict[str, str] | None = None, app_name: str = ""
+    ) -> None:
         """A copy of a running `source` (mariadb-backup); replicating from it if `standby`."""
         backup = self.root / "clone"
         source.base_backup(backup)
@@ -159,8 +187,14 @@ class MariaNode:
             self.follow(source, app_name)
             self.execute("SET GLOBAL read_only = ON")
 
-    def restore_from(self, backup_dir: Path, *, archive: Path | None = None, target_time: str | None = None,
-                     params: dict[str, str] | None = None) -> None:
+    def restore_from(
+        self,
+        backup_dir: Path,
+        *,
+        archive: Path | None = None,
+        target_time: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
         """A datadir from a prepared backup; with `archive`, the binlog is replayed (up to
         `target_time`) once the server runs (see `wait_recovered`)."""
         self._prepare()
@@ -189,8 +223,13 @@ class MariaNode:
         return True
 
     def connect(self, dbname: str | None = None) -> pymysql.Connection:
-        return pymysql.connect(unix_socket=str(self.socket), user=getpass.getuser(), database=dbname,
-                               autocommit=True, connect_timeout=5)
+        return pymysql.connect(
+            unix_socket=str(self.socket),
+            user=getpass.getuser(),
+            database=dbname,
+            autocommit=True,
+            connect_timeout=5,
+        )
 
     def sql(self, query: str, args: tuple | None = None, dbname: str | None = None) -> list[tuple]:
         conn = self.connect(dbname)
@@ -225,8 +264,12 @@ class MariaNode:
         return bool(self.sql("SHOW SLAVE STATUS"))
 
     def promote(self, timeout: float = 30) -> None:
-        self.execute("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF",
-                     "SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
+        self.execute(
+            "STOP SLAVE",
+            "RESET SLAVE ALL",
+            "SET GLOBAL read_only = OFF",
+            "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+        )
 
     def wait_recovered(self, timeout: float = 300) -> None:
         """Replay the source's binlog after a restore (point-in-time), then serve."""
@@ -242,12 +285,20 @@ class MariaNode:
         argv = [binary("mariadb-binlog"), f"--start-position={pos}"]
         if target:
             argv.append(f"--stop-datetime={_mysql_time(target)}")
-        replay = subprocess.run(argv + [str(f) for f in files], capture_output=True, timeout=timeout,
-                                env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
+        replay = subprocess.run(
+            argv + [str(f) for f in files],
+            capture_output=True,
+            timeout=timeout,
+            env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
+        )
         if replay.returncode != 0:
             raise EngineError(f"mariadb-binlog failed: {replay.stderr.decode(errors='replace')[-1000:]}")
-        load = subprocess.run([binary("mariadb"), f"--socket={self.socket}", "-u", getpass.getuser()],
-                              input=replay.stdout, capture_output=True, timeout=timeout)
+        load = subprocess.run(
+            [binary("mariadb"), f"--socket={self.socket}", "-u", getpass.getuser()],
+            input=replay.stdout,
+            capture_output=True,
+            timeout=timeout,
+        )
         if load.returncode != 0:
             raise EngineError(f"binlog replay failed: {load.stderr.decode(errors='replace')[-1000:]}")
 
@@ -261,13 +312,20 @@ class MariaNode:
         self.execute(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if enabled else 'OFF'}")
 
     def follow(self, primary: MariaNode, app_name: str) -> None:
-        password = (primary.root / ".repl").read_text().strip() if (primary.root / ".repl").exists() else \
-            (self.root / ".repl").read_text().strip()
+        password = (
+            (primary.root / ".repl").read_text().strip()
+            if (primary.root / ".repl").exists()
+            else (self.root / ".repl").read_text().strip()
+        )
         (self.root / ".repl").write_text(password)
-        self.execute("STOP SLAVE",
-                     f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
-                     f"MASTER_USER='{REPL_USER}', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos", (password,),
-                     "SET GLOBAL rpl_semi_sync_slave_enabled = ON", "START SLAVE")
+        self.execute(
+            "STOP SLAVE",
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+            f"MASTER_USER='{REPL_USER}', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos",
+            (password,),
+            "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            "START SLAVE",
+        )
 
     def switch_wal(self) -> None:
         self.execute("FLUSH BINARY LOGS")
@@ -280,8 +338,18 @@ class MariaNode:
         if dest.exists():
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        run_as([binary("mariadb-backup"), "--backup", f"--target-dir={dest}", f"--socket={self.socket}",
-                f"--user={getpass.getuser()}", f"--datadir={self.datadir}"], None, timeout=600)
+        run_as(
+            [
+                binary("mariadb-backup"),
+                "--backup",
+                f"--target-dir={dest}",
+                f"--socket={self.socket}",
+                f"--user={getpass.getuser()}",
+                f"--datadir={self.datadir}",
+            ],
+            None,
+            timeout=600,
+        )
         run_as([binary("mariadb-backup"), "--prepare", f"--target-dir={dest}"], None, timeout=600)
         chown_tree(dest, self.user)
 

@@ -93,8 +93,15 @@ class NftRouter:
     def running(self) -> bool:
         return self._started
 
-    def set_route(self, name: str, port: int, backends: list[tuple[str, int]], *, balance: bool = False,
-                  host: str = LOOPBACK) -> None:
+    def set_route(
+        self,
+        name: str,
+        port: int,
+        backends: list[tuple[str, int]],
+        *,
+        balance: bool = False,
+        host: str = LOOPBACK,
+    ) -> None:
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
         for backend_host, _ in backends:

@@ -93,11 +93,14 @@ class PortAllocator:
 
     def release_prefix(self, prefix: str) -> None:
         """Release every port whose owner starts with `prefix` (e.g. all ports of one instance)."""
-        self._store.execute("DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff"))
+        self._store.execute(
+            "DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff")
+        )
 
     def owned(self, prefix: str = "") -> dict[str, int]:
-        rows = self._store.query("SELECT owner, port FROM ports WHERE owner >= ? AND owner < ?",
-                                 (prefix, prefix + "\U0010ffff"))
+        rows = self._store.query(
+            "SELECT owner, port FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff")
+        )
         return {r[0]: int(r[1]) for r in rows}
 
 

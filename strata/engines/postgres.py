@@ -69,12 +69,27 @@ class PgNode:
         self.superuser = superuser
         self.archive_dir = archive_dir
         self.sockdir = socket_dir_for(self.root)
-        self.proc = EngineProcess(ProcessSpec(
-            name="postgres", run_dir=self.root, user=ENGINE_USER, match=str(self.pgdata),
-            stop_signal=signal.SIGINT, death_signal=signal.SIGINT,  # SIGINT = fast shutdown
-            argv=[pg_bin("postgres"), "-D", str(self.pgdata), "-p", str(port), "-k", str(self.sockdir),
-                  "-c", "listen_addresses=127.0.0.1"],
-        ))
+        self.proc = EngineProcess(
+            ProcessSpec(
+                name="postgres",
+                run_dir=self.root,
+                user=ENGINE_USER,
+                match=str(self.pgdata),
+                stop_signal=signal.SIGINT,
+                death_signal=signal.SIGINT,  # SIGINT = fast shutdown
+                argv=[
+                    pg_bin("postgres"),
+                    "-D",
+                    str(self.pgdata),
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(self.sockdir),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                ],
+            )
+        )
 
     # -- creation ----------------------------------------------------------------------------------
 
@@ -85,22 +100,52 @@ class PgNode:
         pwfile.write_text(password + "\n")
         chown_tree(self.root, ENGINE_USER)
         try:
-            run_as([pg_bin("initdb"), "-D", str(self.pgdata), "-U", self.superuser, "--pwfile", str(pwfile),
-                    "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-                    "--no-sync"], ENGINE_USER)
+            run_as(
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    self.superuser,
+                    "--pwfile",
+                    str(pwfile),
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--no-sync",
+                ],
+                ENGINE_USER,
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         with open(self.pgdata / "pg_hba.conf", "a") as f:
             f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
         self.write_config(params or {})
 
-    def clone_from(self, source: PgNode, *, standby: bool, params: dict[str, str] | None = None,
-                   app_name: str = "") -> None:
+    def clone_from(
+        self, source: PgNode, *, standby: bool, params: dict[str, str] | None = None, app_name: str = ""
+    ) -> None:
         """A physical copy of a running `source` (pg_basebackup); a streaming standby if `standby`."""
         self._prepare_dirs()
         chown_tree(self.root, ENGINE_USER)
-        argv = [pg_bin("pg_basebackup"), "-h", str(source.sockdir), "-p", str(source.port), "-U",
-                source.superuser, "-D", str(self.pgdata), "-X", "stream", "-c", "fast", "--no-sync"]
+        argv = [
+            pg_bin("pg_basebackup"),
+            "-h",
+            str(source.sockdir),
+            "-p",
+            str(source.port),
+            "-U",
+            source.superuser,
+            "-D",
+            str(self.pgdata),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]
         if standby:
             argv.append("-R")
             if app_name:
@@ -108,8 +153,14 @@ class PgNode:
         run_as(argv, ENGINE_USER, timeout=600)
         self.write_config(params or {})
 
-    def restore_from(self, backup_dir: Path, *, archive: Path | None = None, target_time: str | None = None,
-                     params: dict[str, str] | None = None) -> None:
+    def restore_from(
+        self,
+        backup_dir: Path,
+        *,
+        archive: Path | None = None,
+        target_time: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
         """A new data dir from a base backup; with `archive`, WAL is replayed up to `target_time`
         (or to the end of the archive) and the node is promoted when recovery ends."""
         self._prepare_dirs()
@@ -151,8 +202,9 @@ class PgNode:
             "shared_buffers": "32MB",
             "max_connections": "100",
             "archive_mode": "on" if self.archive_dir else "off",
-            "archive_command": (f"test ! -f {self.archive_dir}/%f && cp %p {self.archive_dir}/%f"
-                                if self.archive_dir else ""),
+            "archive_command": (
+                f"test ! -f {self.archive_dir}/%f && cp %p {self.archive_dir}/%f" if self.archive_dir else ""
+            ),
         }
         conf.update({k: str(v) for k, v in params.items()})
         conf.update(recovery or {})
@@ -234,8 +286,11 @@ class PgNode:
         from psycopg import sql
 
         with self.connect() as c:
-            c.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(self.superuser),
-                                                                  sql.Literal(password)))
+            c.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(self.superuser), sql.Literal(password)
+                )
+            )
 
     def set_sync_standby(self, enabled: bool) -> None:
         """Make commits wait for the Multi-AZ standby (or stop waiting, while it is rebuilt)."""
@@ -247,9 +302,11 @@ class PgNode:
     def follow(self, primary: PgNode, app_name: str) -> None:
         """Point a standby at a (new) primary; takes effect on reload."""
         with self.connect() as c:
-            c.execute(f"ALTER SYSTEM SET primary_conninfo = "
-                      f"'host={primary.sockdir} port={primary.port} user={primary.superuser} "
-                      f"application_name={app_name}'")
+            c.execute(
+                f"ALTER SYSTEM SET primary_conninfo = "
+                f"'host={primary.sockdir} port={primary.port} user={primary.superuser} "
+                f"application_name={app_name}'"
+            )
             c.execute("SELECT pg_reload_conf()")
 
     def switch_wal(self) -> None:
@@ -271,14 +328,33 @@ class PgNode:
         if dest.exists():
             shutil.rmtree(dest)
         chown_tree(dest.parent, ENGINE_USER)
-        run_as([pg_bin("pg_basebackup"), "-h", str(self.sockdir), "-p", str(self.port), "-U", self.superuser,
-                "-D", str(dest), "-X", "stream", "-c", "fast", "--no-sync"], ENGINE_USER, timeout=600)
+        run_as(
+            [
+                pg_bin("pg_basebackup"),
+                "-h",
+                str(self.sockdir),
+                "-p",
+                str(self.port),
+                "-U",
+                self.superuser,
+                "-D",
+                str(dest),
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+            ENGINE_USER,
+            timeout=600,
+        )
 
     def replica_lag_seconds(self) -> float | None:
         """Seconds the replica's replay is behind (0 when caught up); None if not a standby."""
         rows = self.sql(
             "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), "
-            "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())")
+            "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())"
+        )
         in_rec, caught_up, behind = rows[0]
         if not in_rec:
             return None
@@ -294,12 +370,18 @@ def _quote(v: str) -> str:
     return str(v).replace("\\", "\\\\").replace("'", "''")
 
 
-def _strip_auto_conf(pgdata: Path, keys: tuple[str, ...] = ("primary_conninfo", "synchronous_standby_names",
-                                                              "restore_command", "recovery_target_time")) -> None:
+def _strip_auto_conf(
+    pgdata: Path,
+    keys: tuple[str, ...] = (
+        "primary_conninfo",
+        "synchronous_standby_names",
+        "restore_command",
+        "recovery_target_time",
+    ),
+) -> None:
     """Remove settings a copied data dir inherited from its source (postgresql.auto.conf)."""
     auto = pgdata / "postgresql.auto.conf"
     if not auto.exists():
         return
     kept = [line for line in auto.read_text().splitlines() if line.split("=", 1)[0].strip() not in keys]
     auto.write_text("\n".join(kept) + "\n")
-

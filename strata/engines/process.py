@@ -112,19 +112,34 @@ def make_accessible(path: Path) -> None:
             pass
 
 
-def run_as(argv: list[str], user: str | None, *, env: dict[str, str] | None = None, timeout: float = 120,
-           cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_as(
+    argv: list[str],
+    user: str | None,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run a short command (initdb, pg_basebackup, mariadb-install-db) as the engine user.
 
     Raises EngineError with the command's output when it fails.
     """
     try:
-        cp = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            preexec_fn=_child_setup(signal.SIGKILL, effective_user(user)))
+        cp = subprocess.run(
+            argv,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=_child_setup(signal.SIGKILL, effective_user(user)),
+        )
     except subprocess.TimeoutExpired as e:
         raise EngineError(f"{argv[0]} timed out after {timeout}s") from e
     if cp.returncode != 0:
-        raise EngineError(f"{os.path.basename(argv[0])} failed ({cp.returncode}): {(cp.stderr or cp.stdout)[-2000:]}")
+        raise EngineError(
+            f"{os.path.basename(argv[0])} failed ({cp.returncode}): {(cp.stderr or cp.stdout)[-2000:]}"
+        )
     return cp
 
 
@@ -245,8 +260,13 @@ class EngineProcess:
         log = open(spec.logfile, "ab")
         try:
             self.proc = subprocess.Popen(
-                spec.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=spec.cwd, preexec_fn=_child_setup(spec.death_signal, effective_user(spec.user)),
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=spec.cwd,
+                preexec_fn=_child_setup(spec.death_signal, effective_user(spec.user)),
                 close_fds=True,
             )
         finally:

@@ -34,8 +34,13 @@ def load_routes(path: Path) -> dict[str, Route]:
         return {}
     routes = {}
     for r in json.loads(path.read_text()):
-        routes[r["name"]] = Route(r["name"], int(r["port"]), [(h, int(p)) for h, p in r["backends"]], r["balance"],
-                                  r.get("host", LOOPBACK))
+        routes[r["name"]] = Route(
+            r["name"],
+            int(r["port"]),
+            [(h, int(p)) for h, p in r["backends"]],
+            r["balance"],
+            r.get("host", LOOPBACK),
+        )
     return routes
 
 

@@ -51,8 +51,14 @@ def echo_server(tmp: Path, tag: str) -> tuple[EngineProcess, int]:
     script = tmp / "echo.py"
     script.write_text(ECHO)
     port = free_port()
-    proc = EngineProcess(ProcessSpec(name=f"echo-{tag}", run_dir=tmp / tag,
-                                     argv=[sys.executable, str(script), str(port), tag], match=str(script)))
+    proc = EngineProcess(
+        ProcessSpec(
+            name=f"echo-{tag}",
+            run_dir=tmp / tag,
+            argv=[sys.executable, str(script), str(port), tag],
+            match=str(script),
+        )
+    )
     proc.start(ready=lambda: port_open(port), timeout=20)
     return proc, port
 
@@ -68,8 +74,13 @@ def test_process_start_ready_stop(tmp_path: Path) -> None:
 
 
 def test_process_exit_while_starting_reports_log(tmp_path: Path) -> None:
-    proc = EngineProcess(ProcessSpec(name="bad", run_dir=tmp_path,
-                                     argv=[sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]))
+    proc = EngineProcess(
+        ProcessSpec(
+            name="bad",
+            run_dir=tmp_path,
+            argv=[sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+        )
+    )
     with pytest.raises(EngineError, match="boom"):
         proc.start(ready=lambda: False, timeout=20)
 
@@ -153,8 +164,9 @@ def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path, mode: st
         other = free_port()
         router.set_route("db2", other, [("127.0.0.1", port_a)])  # a reload keeps the first route
         assert ask(front) == b"b:hi" and ask(other) == b"a:hi"
-        router.set_route("ro", front, [("127.0.0.1", port_a), ("127.0.0.1", port_b)], balance=True,
-                         host="127.0.0.2")  # same port, another loopback address
+        router.set_route(
+            "ro", front, [("127.0.0.1", port_a), ("127.0.0.1", port_b)], balance=True, host="127.0.0.2"
+        )  # same port, another loopback address
         with socket.create_connection(("127.0.0.2", front), timeout=5) as c:
             c.sendall(b"x")
             first = c.recv(100)

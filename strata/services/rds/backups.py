@@ -39,24 +39,44 @@ class BackupsMixin:
             raise m.not_found_snapshot(snap_id)
         return snap
 
-    def create_snapshot_record(self, doc: dict, snap_id: str, tags: list[dict] | None, kind: str,
-                               path: Path | None = None) -> dict:
+    def create_snapshot_record(
+        self, doc: dict, snap_id: str, tags: list[dict] | None, kind: str, path: Path | None = None
+    ) -> dict:
         if kind == "manual":
             snap_id = m.check_identifier(snap_id, "DBSnapshotIdentifier")
         if self.store.get_doc("snapshot", snap_id):
-            raise m.fault("DBSnapshotAlreadyExists", f"Cannot create the snapshot because a snapshot with the "
-                                                     f"identifier {snap_id} already exists.")
+            raise m.fault(
+                "DBSnapshotAlreadyExists",
+                f"Cannot create the snapshot because a snapshot with the "
+                f"identifier {snap_id} already exists.",
+            )
         tag_map = m.tags_in(tags)
         if doc.get("copy_tags_to_snapshot") and not tag_map:
             tag_map = dict(doc["tags"])
-        snap = {"id": snap_id, "instance_id": doc["id"], "engine": doc["engine"], "kind": doc["kind"],
-                "engine_version": doc["engine_version"], "master_username": doc["master_username"],
-                "db_name": doc.get("db_name"), "port": doc["port"], "az": doc["az"], "status": "creating",
-                "type": kind, "created": clock.now().isoformat(), "instance_created": doc["created"],
-                "allocated_storage": doc["allocated_storage"], "storage_type": doc["storage_type"],
-                "encrypted": doc["storage_encrypted"], "kms_key_id": doc.get("kms_key_id"), "tags": tag_map,
-                "path": str(path or self.snapshot_dir(snap_id) / "data"), "resource_id": doc["resource_id"],
-                "real_at": None, "at": None}
+        snap = {
+            "id": snap_id,
+            "instance_id": doc["id"],
+            "engine": doc["engine"],
+            "kind": doc["kind"],
+            "engine_version": doc["engine_version"],
+            "master_username": doc["master_username"],
+            "db_name": doc.get("db_name"),
+            "port": doc["port"],
+            "az": doc["az"],
+            "status": "creating",
+            "type": kind,
+            "created": clock.now().isoformat(),
+            "instance_created": doc["created"],
+            "allocated_storage": doc["allocated_storage"],
+            "storage_type": doc["storage_type"],
+            "encrypted": doc["storage_encrypted"],
+            "kms_key_id": doc.get("kms_key_id"),
+            "tags": tag_map,
+            "path": str(path or self.snapshot_dir(snap_id) / "data"),
+            "resource_id": doc["resource_id"],
+            "real_at": None,
+            "at": None,
+        }
         self.store.put_doc("snapshot", snap_id, snap)
         return snap
 
@@ -71,27 +91,51 @@ class BackupsMixin:
         # `real_at` (engine time) is when it ended: the earliest moment it can be restored to.
         snap.update(status="available", real_at=clock.time() - clock.offset, at=started)
         self.store.put_doc("snapshot", snap["id"], snap)
-        self.event(snap["id"], "db-snapshot", "Manual snapshot created" if snap["type"] == "manual"
-                   else "Automated snapshot created", ["creation", "backup"])
+        self.event(
+            snap["id"],
+            "db-snapshot",
+            "Manual snapshot created" if snap["type"] == "manual" else "Automated snapshot created",
+            ["creation", "backup"],
+        )
 
     def delete_snapshot_files(self, snap: dict) -> None:
-        shutil.rmtree(Path(snap["path"]).parent if snap["type"] != "automated" else Path(snap["path"]),
-                      ignore_errors=True)
+        shutil.rmtree(
+            Path(snap["path"]).parent if snap["type"] != "automated" else Path(snap["path"]),
+            ignore_errors=True,
+        )
         self.store.delete_doc("snapshot", snap["id"])
 
     def snapshot_out(self, s: dict) -> dict:
-        created = dt.datetime.fromtimestamp(s["at"], dt.UTC) if s.get("at") else dt.datetime.fromisoformat(s["created"])
-        out = {"DBSnapshotIdentifier": s["id"], "DBInstanceIdentifier": s["instance_id"], "SnapshotCreateTime": created,
-               "Engine": s["engine"], "AllocatedStorage": s["allocated_storage"], "Status": s["status"],
-               "Port": s["port"], "AvailabilityZone": s["az"], "VpcId": "vpc-strata0000000000",
-               "InstanceCreateTime": dt.datetime.fromisoformat(s["instance_created"]),
-               "MasterUsername": s["master_username"], "EngineVersion": s["engine_version"],
-               "LicenseModel": "postgresql-license" if s["kind"] == "postgres" else "general-public-license",
-               "SnapshotType": s["type"], "PercentProgress": 100 if s["status"] == "available" else 0,
-               "StorageType": s["storage_type"], "Encrypted": s["encrypted"], "DbiResourceId": s["resource_id"],
-               "DBSnapshotArn": m.arn(self.region, self.account, "snapshot", s["id"]),
-               "IAMDatabaseAuthenticationEnabled": False, "TagList": m.tags_out(s.get("tags", {})),
-               "OriginalSnapshotCreateTime": created, "SnapshotTarget": "region"}
+        created = (
+            dt.datetime.fromtimestamp(s["at"], dt.UTC)
+            if s.get("at")
+            else dt.datetime.fromisoformat(s["created"])
+        )
+        out = {
+            "DBSnapshotIdentifier": s["id"],
+            "DBInstanceIdentifier": s["instance_id"],
+            "SnapshotCreateTime": created,
+            "Engine": s["engine"],
+            "AllocatedStorage": s["allocated_storage"],
+            "Status": s["status"],
+            "Port": s["port"],
+            "AvailabilityZone": s["az"],
+            "VpcId": "vpc-strata0000000000",
+            "InstanceCreateTime": dt.datetime.fromisoformat(s["instance_created"]),
+            "MasterUsername": s["master_username"],
+            "EngineVersion": s["engine_version"],
+            "LicenseModel": "postgresql-license" if s["kind"] == "postgres" else "general-public-license",
+            "SnapshotType": s["type"],
+            "PercentProgress": 100 if s["status"] == "available" else 0,
+            "StorageType": s["storage_type"],
+            "Encrypted": s["encrypted"],
+            "DbiResourceId": s["resource_id"],
+            "DBSnapshotArn": m.arn(self.region, self.account, "snapshot", s["id"]),
+            "IAMDatabaseAuthenticationEnabled": False,
+            "TagList": m.tags_out(s.get("tags", {})),
+            "OriginalSnapshotCreateTime": created,
+            "SnapshotTarget": "region",
+        }
         if s.get("kms_key_id"):
             out["KmsKeyId"] = s["kms_key_id"]
         if s.get("source_snapshot"):
@@ -123,7 +167,9 @@ class BackupsMixin:
     def delete_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.get_snapshot(req.get("DBSnapshotIdentifier"))
         if snap["type"] == "automated":
-            raise m.fault("InvalidDBSnapshotState", "Automated snapshots are deleted with their retention period.")
+            raise m.fault(
+                "InvalidDBSnapshotState", "Automated snapshots are deleted with their retention period."
+            )
         if snap["status"] == "creating":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is still being created.")
         self.delete_snapshot_files(snap)
@@ -139,9 +185,16 @@ class BackupsMixin:
         if self.store.get_doc("snapshot", target):
             raise m.fault("DBSnapshotAlreadyExists", f"Snapshot {target} already exists.")
         tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})
-        snap = {**src, "id": target, "type": "manual", "status": "creating", "tags": tags,
-                "path": str(self.snapshot_dir(target) / "data"), "source_snapshot": src["id"],
-                "kms_key_id": req.get("KmsKeyId") or src.get("kms_key_id")}
+        snap = {
+            **src,
+            "id": target,
+            "type": "manual",
+            "status": "creating",
+            "tags": tags,
+            "path": str(self.snapshot_dir(target) / "data"),
+            "source_snapshot": src["id"],
+            "kms_key_id": req.get("KmsKeyId") or src.get("kms_key_id"),
+        }
         self.store.put_doc("snapshot", target, snap)
         self._spawn(f"snapshot:{target}", self._copy_snapshot, src["path"], target)
         return {"DBSnapshot": self.snapshot_out(snap)}
@@ -161,7 +214,9 @@ class BackupsMixin:
         if snap["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is not available.")
         info = m.ENGINES[snap["engine"]]
-        doc = self.new_instance_doc({"AllocatedStorage": snap["allocated_storage"], **req}, info, snap["master_username"])
+        doc = self.new_instance_doc(
+            {"AllocatedStorage": snap["allocated_storage"], **req}, info, snap["master_username"]
+        )
         doc["db_name"] = snap.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
@@ -182,8 +237,11 @@ class BackupsMixin:
     # -- automated backups and point-in-time restore ----------------------------------------------
 
     def automated_backups(self, ident: str) -> list[dict]:
-        snaps = [s for s in self.store.list_docs("snapshot", prefix=f"rds:{ident}-")
-                 if s["type"] == "automated" and s["status"] == "available" and s["instance_id"] == ident]
+        snaps = [
+            s
+            for s in self.store.list_docs("snapshot", prefix=f"rds:{ident}-")
+            if s["type"] == "automated" and s["status"] == "available" and s["instance_id"] == ident
+        ]
         return sorted(snaps, key=lambda s: s["at"])
 
     def take_automated_backup(self, ident: str) -> None:
@@ -209,32 +267,51 @@ class BackupsMixin:
         self.require(req, "TargetDBInstanceIdentifier")
         src_id = req.get("SourceDBInstanceIdentifier")
         if not src_id and req.get("SourceDbiResourceId"):
-            src_id = next((d["id"] for d in self.store.list_docs("instance")
-                           if d["resource_id"] == req["SourceDbiResourceId"]), None)
+            src_id = next(
+                (
+                    d["id"]
+                    for d in self.store.list_docs("instance")
+                    if d["resource_id"] == req["SourceDbiResourceId"]
+                ),
+                None,
+            )
         source = self.get_instance(src_id)
         backups = self.automated_backups(source["id"])
         if source["backup_retention"] == 0 or not backups:
-            raise m.fault("PointInTimeRestoreNotEnabled",
-                          f"Point-in-time restore is not enabled for DB instance {source['id']} "
-                          "(automated backups are off or the first backup has not finished).")
+            raise m.fault(
+                "PointInTimeRestoreNotEnabled",
+                f"Point-in-time restore is not enabled for DB instance {source['id']} "
+                "(automated backups are off or the first backup has not finished).",
+            )
         latest = self.latest_restorable_time(source)
         use_latest = bool(req.get("UseLatestRestorableTime"))
         restore_time = req.get("RestoreTime")
         if use_latest == bool(restore_time):
-            raise m.fault("InvalidParameterCombination", "Specify exactly one of RestoreTime or UseLatestRestorableTime.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Specify exactly one of RestoreTime or UseLatestRestorableTime.",
+            )
         target_ts = None
         if restore_time:
             target_ts = restore_time.timestamp()
             earliest = backups[0]["real_at"] + clock.offset
             if target_ts > clock.time() or (latest is not None and target_ts > latest.timestamp() + 1):
-                raise m.fault("InvalidRestoreFault", "The restore time must be before the latest restorable time.")
+                raise m.fault(
+                    "InvalidRestoreFault", "The restore time must be before the latest restorable time."
+                )
             if target_ts < earliest:
-                raise m.fault("InvalidRestoreFault",
-                              "The restore time is before the earliest restorable time of the source instance.")
+                raise m.fault(
+                    "InvalidRestoreFault",
+                    "The restore time is before the earliest restorable time of the source instance.",
+                )
         info = m.ENGINES[source["engine"]]
-        req2 = {"AllocatedStorage": source["allocated_storage"], "DBInstanceClass": source["class"],
-                "BackupRetentionPeriod": source["backup_retention"], **req,
-                "DBInstanceIdentifier": req["TargetDBInstanceIdentifier"]}
+        req2 = {
+            "AllocatedStorage": source["allocated_storage"],
+            "DBInstanceClass": source["class"],
+            "BackupRetentionPeriod": source["backup_retention"],
+            **req,
+            "DBInstanceIdentifier": req["TargetDBInstanceIdentifier"],
+        }
         doc = self.new_instance_doc(req2, info, source["master_username"])
         doc["db_name"] = source.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
@@ -251,15 +328,17 @@ class BackupsMixin:
         with self.fleet.lock(source_id):
             self.fleet.prepare_pitr(source)
         target_real = None if target_ts is None else target_ts - clock.offset
-        backups = [b for b in self.automated_backups(source_id)
-                   if target_real is None or b["real_at"] <= target_real]
+        backups = [
+            b for b in self.automated_backups(source_id) if target_real is None or b["real_at"] <= target_real
+        ]
         if not backups:
             raise RuntimeError("no base backup precedes the restore time")
         target = None if target_real is None else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat()
         doc = self.get_instance(ident)
         params = self.params_for(doc)
-        self.fleet.restore(doc, Path(backups[-1]["path"]), params, archive=self.fleet.archive_of(source),
-                           target_time=target)
+        self.fleet.restore(
+            doc, Path(backups[-1]["path"]), params, archive=self.fleet.archive_of(source), target_time=target
+        )
         self.save(doc, "nodes", "primary", "next_node")
         self.finish_creation(doc, params)
 

@@ -41,33 +41,67 @@ class ClustersMixin:
     def route_cluster(self, cluster: dict) -> None:
         """Writer endpoint -> writer node; reader endpoint -> reader nodes (or the writer)."""
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
-        writer_backend = [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])] if writer and writer.get("primary") else []
+        writer_backend = (
+            [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])]
+            if writer and writer.get("primary")
+            else []
+        )
         readers = []
         for rid in cluster["members"]:
             r = self.store.get_doc("instance", rid)
             if r and rid != cluster.get("writer") and r["status"] == "available" and r.get("primary"):
                 readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
         self.fleet.router.set_route(f"cluster-{cluster['id']}", cluster["port"], writer_backend)
-        self.fleet.router.set_route(f"cluster-ro-{cluster['id']}", cluster["port"], readers or writer_backend,
-                                    balance=True, host=READER_HOST)
+        self.fleet.router.set_route(
+            f"cluster-ro-{cluster['id']}",
+            cluster["port"],
+            readers or writer_backend,
+            balance=True,
+            host=READER_HOST,
+        )
 
     def cluster_out(self, c: dict) -> dict:
-        members = [{"DBInstanceIdentifier": i, "IsClusterWriter": i == c.get("writer"),
-                    "DBClusterParameterGroupStatus": "in-sync", "PromotionTier": 1} for i in c["members"]]
+        members = [
+            {
+                "DBInstanceIdentifier": i,
+                "IsClusterWriter": i == c.get("writer"),
+                "DBClusterParameterGroupStatus": "in-sync",
+                "PromotionTier": 1,
+            }
+            for i in c["members"]
+        ]
         out = {
-            "DBClusterIdentifier": c["id"], "Status": c["status"], "Engine": c["engine"],
-            "EngineVersion": c["engine_version"], "EngineMode": "provisioned", "Port": c["port"],
-            "Endpoint": "127.0.0.1", "ReaderEndpoint": READER_HOST, "MasterUsername": c["master_username"],
-            "DBClusterMembers": members, "MultiAZ": len(c["members"]) > 1,
-            "AvailabilityZones": self.azs()[:3], "BackupRetentionPeriod": c["backup_retention"],
-            "PreferredBackupWindow": "03:00-03:30", "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
-            "ClusterCreateTime": dt.datetime.fromisoformat(c["created"]), "StorageEncrypted": c["storage_encrypted"],
-            "DbClusterResourceId": c["resource_id"], "HostedZoneId": "Z2R2ITUGPM61AM",
-            "DBClusterArn": m.arn(self.region, self.account, "cluster", c["id"]), "AllocatedStorage": 1,
-            "DBClusterParameterGroup": c.get("param_group") or f"default.{c['engine']}", "TagList": m.tags_out(c["tags"]),
-            "DeletionProtection": c.get("deletion_protection", False), "VpcSecurityGroups": [],
-            "IAMDatabaseAuthenticationEnabled": False, "CopyTagsToSnapshot": False, "CrossAccountClone": False,
-            "ReadReplicaIdentifiers": [], "AssociatedRoles": [], "StorageType": "aurora",
+            "DBClusterIdentifier": c["id"],
+            "Status": c["status"],
+            "Engine": c["engine"],
+            "EngineVersion": c["engine_version"],
+            "EngineMode": "provisioned",
+            "Port": c["port"],
+            "Endpoint": "127.0.0.1",
+            "ReaderEndpoint": READER_HOST,
+            "MasterUsername": c["master_username"],
+            "DBClusterMembers": members,
+            "MultiAZ": len(c["members"]) > 1,
+            "AvailabilityZones": self.azs()[:3],
+            "BackupRetentionPeriod": c["backup_retention"],
+            "PreferredBackupWindow": "03:00-03:30",
+            "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
+            "ClusterCreateTime": dt.datetime.fromisoformat(c["created"]),
+            "StorageEncrypted": c["storage_encrypted"],
+            "DbClusterResourceId": c["resource_id"],
+            "HostedZoneId": "Z2R2ITUGPM61AM",
+            "DBClusterArn": m.arn(self.region, self.account, "cluster", c["id"]),
+            "AllocatedStorage": 1,
+            "DBClusterParameterGroup": c.get("param_group") or f"default.{c['engine']}",
+            "TagList": m.tags_out(c["tags"]),
+            "DeletionProtection": c.get("deletion_protection", False),
+            "VpcSecurityGroups": [],
+            "IAMDatabaseAuthenticationEnabled": False,
+            "CopyTagsToSnapshot": False,
+            "CrossAccountClone": False,
+            "ReadReplicaIdentifiers": [],
+            "AssociatedRoles": [],
+            "StorageType": "aurora",
         }
         if c.get("db_name"):
             out["DatabaseName"] = c["db_name"]
@@ -79,7 +113,9 @@ class ClustersMixin:
             out["DBSubnetGroup"] = c["subnet_group"]
         backups = self.cluster_backups(c["id"])
         if backups and c.get("writer"):
-            out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(int(backups[0]["real_at"] + clock.offset) + 1, dt.UTC)
+            out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(
+                int(backups[0]["real_at"] + clock.offset) + 1, dt.UTC
+            )
             out["LatestRestorableTime"] = dt.datetime.fromtimestamp(int(clock.time()), dt.UTC)
         if c.get("last_failover_seconds") is not None:
             out["StatusInfos"] = []
@@ -91,34 +127,55 @@ class ClustersMixin:
             return None
         lo, hi = float(cfg.get("MinCapacity", 0.5)), float(cfg.get("MaxCapacity", 128))
         if not (0 <= lo <= hi <= 256) or hi < 1 or (lo * 2) % 1 or (hi * 2) % 1:
-            raise m.fault("InvalidParameterValue",
-                          "ServerlessV2ScalingConfiguration: capacities are ACUs in steps of 0.5, "
-                          "MinCapacity 0-256 <= MaxCapacity 1-256.")
+            raise m.fault(
+                "InvalidParameterValue",
+                "ServerlessV2ScalingConfiguration: capacities are ACUs in steps of 0.5, "
+                "MinCapacity 0-256 <= MaxCapacity 1-256.",
+            )
         return {"MinCapacity": lo, "MaxCapacity": hi}
 
     # -- cluster operations ------------------------------------------------------------------------
 
-    def new_cluster_doc(self, req: dict, info: m.EngineInfo, master_username: str, password: str | None) -> dict:
+    def new_cluster_doc(
+        self, req: dict, info: m.EngineInfo, master_username: str, password: str | None
+    ) -> dict:
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
         if self.store.get_doc("cluster", cid):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
         if req.get("DBSubnetGroupName"):
             self.get_subnet_group(req["DBSubnetGroupName"])
         port = self.fleet.ports.allocate(f"rds/cluster/{cid}/endpoint", preferred=req.get("Port"))
-        return {"id": cid, "engine": info.name, "kind": info.kind, "engine_version": self.engine_version(info.kind),
-                "master_username": master_username, "master_password": password, "db_name": req.get("DatabaseName"),
-                "port": port, "status": "available", "created": clock.now().isoformat(), "members": [],
-                "writer": None, "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
-                "serverless_v2": self.check_serverless(req.get("ServerlessV2ScalingConfiguration")),
-                "tags": m.tags_in(req.get("Tags")), "storage_encrypted": bool(req.get("StorageEncrypted")),
-                "kms_key_id": req.get("KmsKeyId"), "param_group": req.get("DBClusterParameterGroupName"),
-                "subnet_group": req.get("DBSubnetGroupName"), "deletion_protection": bool(req.get("DeletionProtection")),
-                "resource_id": self.resource_id("cluster"), "seed": None}
+        return {
+            "id": cid,
+            "engine": info.name,
+            "kind": info.kind,
+            "engine_version": self.engine_version(info.kind),
+            "master_username": master_username,
+            "master_password": password,
+            "db_name": req.get("DatabaseName"),
+            "port": port,
+            "status": "available",
+            "created": clock.now().isoformat(),
+            "members": [],
+            "writer": None,
+            "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
+            "serverless_v2": self.check_serverless(req.get("ServerlessV2ScalingConfiguration")),
+            "tags": m.tags_in(req.get("Tags")),
+            "storage_encrypted": bool(req.get("StorageEncrypted")),
+            "kms_key_id": req.get("KmsKeyId"),
+            "param_group": req.get("DBClusterParameterGroupName"),
+            "subnet_group": req.get("DBSubnetGroupName"),
+            "deletion_protection": bool(req.get("DeletionProtection")),
+            "resource_id": self.resource_id("cluster"),
+            "seed": None,
+        }
 
     async def create_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
         if not info.aurora:
-            raise m.fault("InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql.")
+            raise m.fault(
+                "InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql."
+            )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         c = self.new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
         self.store.put_doc("cluster", c["id"], c)
@@ -146,20 +203,30 @@ class ClustersMixin:
             c["master_password"] = req["MasterUserPassword"]
             if c.get("writer"):
                 writer = self.get_instance(c["writer"])
-                await run_blocking(self._locked, writer["id"], self.fleet.primary(writer).set_password,
-                                   req["MasterUserPassword"])
+                await run_blocking(
+                    self._locked,
+                    writer["id"],
+                    self.fleet.primary(writer).set_password,
+                    req["MasterUserPassword"],
+                )
         self.store.put_doc("cluster", c["id"], c)
         return {"DBCluster": self.cluster_out(c)}
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self.get_cluster(req.get("DBClusterIdentifier"))
         if c.get("deletion_protection"):
-            raise m.fault("InvalidParameterCombination", "Cannot delete protected Cluster, please disable deletion protection.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Cannot delete protected Cluster, please disable deletion protection.",
+            )
         if c["members"]:
-            raise m.fault("InvalidDBClusterStateFault",
-                          f"Cluster {c['id']} still has instances; delete them first.")
+            raise m.fault(
+                "InvalidDBClusterStateFault", f"Cluster {c['id']} still has instances; delete them first."
+            )
         if not req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
-            raise m.fault("InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here.")
+            raise m.fault(
+                "InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here."
+            )
 
         def remove() -> None:
             self.fleet.router.remove_route(f"cluster-{c['id']}")
@@ -180,12 +247,19 @@ class ClustersMixin:
     async def create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
         c = self.get_cluster(req["DBClusterIdentifier"])
         if info.name != c["engine"]:
-            raise m.fault("InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine.")
+            raise m.fault(
+                "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."
+            )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
         doc = self.new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
-        doc.update(cluster=c["id"], db_name=c.get("db_name"), archive_dir=str(self.cluster_dir(c["id"]) / "archive"),
-                   cluster_role="writer" if not c.get("writer") else "reader", storage_type="aurora")
+        doc.update(
+            cluster=c["id"],
+            db_name=c.get("db_name"),
+            archive_dir=str(self.cluster_dir(c["id"]) / "archive"),
+            cluster_role="writer" if not c.get("writer") else "reader",
+            storage_type="aurora",
+        )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         self.save(doc)
@@ -203,9 +277,13 @@ class ClustersMixin:
         if doc["cluster_role"] == "writer":
             seed = c.get("seed")
             if seed:
-                self.fleet.restore(doc, Path(seed["backup"]), params,
-                                   archive=Path(seed["archive"]) if seed.get("archive") else None,
-                                   target_time=seed.get("target"))
+                self.fleet.restore(
+                    doc,
+                    Path(seed["backup"]),
+                    params,
+                    archive=Path(seed["archive"]) if seed.get("archive") else None,
+                    target_time=seed.get("target"),
+                )
             else:
                 self.fleet.create_primary(doc, c["master_password"], params)
             self.save(doc, "nodes")
@@ -220,7 +298,9 @@ class ClustersMixin:
             self.save(doc, "nodes")
             self.set_status(ident, "available")
         self.route_cluster(self.get_cluster(cid))
-        self.event(ident, "db-instance", f"DB instance added to cluster {cid} as {doc['cluster_role']}", ["creation"])
+        self.event(
+            ident, "db-instance", f"DB instance added to cluster {cid} as {doc['cluster_role']}", ["creation"]
+        )
 
     def cluster_member_removed(self, cid: str, ident: str) -> None:
         c = self.store.get_doc("cluster", cid)
@@ -239,9 +319,12 @@ class ClustersMixin:
         readers = [i for i in c["members"] if i != c.get("writer")]
         target = (req.get("TargetDBInstanceIdentifier") or "").lower() or (readers[0] if readers else None)
         if not c.get("writer") or not target or target not in readers:
-            raise m.fault("InvalidDBClusterStateFault",
-                          f"Cluster {c['id']} has no reader instance to fail over to." if not readers
-                          else f"{target} is not a reader of cluster {c['id']}.")
+            raise m.fault(
+                "InvalidDBClusterStateFault",
+                f"Cluster {c['id']} has no reader instance to fail over to."
+                if not readers
+                else f"{target} is not a reader of cluster {c['id']}.",
+            )
         if c["status"] != "available" or self.get_instance(target)["status"] != "available":
             raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} is not available.")
         c["status"] = "failing-over"
@@ -297,23 +380,44 @@ class ClustersMixin:
                 self._spawn(writer, self.fill_cluster_snapshot, snap["id"])
 
     def cluster_backups(self, cid: str) -> list[dict]:
-        snaps = [s for s in self.store.list_docs("cluster_snapshot")
-                 if s["cluster_id"] == cid and s["type"] == "automated" and s["status"] == "available"]
+        snaps = [
+            s
+            for s in self.store.list_docs("cluster_snapshot")
+            if s["cluster_id"] == cid and s["type"] == "automated" and s["status"] == "available"
+        ]
         return sorted(snaps, key=lambda s: s["at"])
 
-    def take_cluster_backup(self, cid: str, *, automated: bool, snap_id: str | None = None,
-                            tags: dict | None = None) -> dict:
+    def take_cluster_backup(
+        self, cid: str, *, automated: bool, snap_id: str | None = None, tags: dict | None = None
+    ) -> dict:
         c = self.get_cluster(cid)
         stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = snap_id or f"rds:{cid}-{stamp}"
-        path = self.cluster_dir(cid) / "backups" / stamp if automated else \
-            self.runtime.data_dir / "cluster-snapshots" / snap_id / "data"
-        snap = {"id": snap_id, "cluster_id": cid, "engine": c["engine"], "kind": c["kind"],
-                "engine_version": c["engine_version"], "master_username": c["master_username"],
-                "db_name": c.get("db_name"), "port": c["port"], "status": "creating",
-                "type": "automated" if automated else "manual", "created": clock.now().isoformat(),
-                "cluster_created": c["created"], "path": str(path), "tags": tags or {}, "at": clock.time(),
-                "real_at": None, "encrypted": c["storage_encrypted"], "kms_key_id": c.get("kms_key_id")}
+        path = (
+            self.cluster_dir(cid) / "backups" / stamp
+            if automated
+            else self.runtime.data_dir / "cluster-snapshots" / snap_id / "data"
+        )
+        snap = {
+            "id": snap_id,
+            "cluster_id": cid,
+            "engine": c["engine"],
+            "kind": c["kind"],
+            "engine_version": c["engine_version"],
+            "master_username": c["master_username"],
+            "db_name": c.get("db_name"),
+            "port": c["port"],
+            "status": "creating",
+            "type": "automated" if automated else "manual",
+            "created": clock.now().isoformat(),
+            "cluster_created": c["created"],
+            "path": str(path),
+            "tags": tags or {},
+            "at": clock.time(),
+            "real_at": None,
+            "encrypted": c["storage_encrypted"],
+            "kms_key_id": c.get("kms_key_id"),
+        }
         self.store.put_doc("cluster_snapshot", snap_id, snap)
         return snap
 
@@ -327,15 +431,28 @@ class ClustersMixin:
 
     def cluster_snapshot_out(self, s: dict) -> dict:
         created = dt.datetime.fromtimestamp(s["at"], dt.UTC)
-        out = {"DBClusterSnapshotIdentifier": s["id"], "DBClusterIdentifier": s["cluster_id"],
-               "SnapshotCreateTime": created, "Engine": s["engine"], "EngineMode": "provisioned",
-               "AllocatedStorage": 1, "Status": s["status"], "Port": s["port"], "VpcId": "vpc-strata0000000000",
-               "ClusterCreateTime": dt.datetime.fromisoformat(s["cluster_created"]), "MasterUsername": s["master_username"],
-               "EngineVersion": s["engine_version"], "LicenseModel": s["engine"], "SnapshotType": s["type"],
-               "PercentProgress": 100 if s["status"] == "available" else 0, "StorageEncrypted": s["encrypted"],
-               "DBClusterSnapshotArn": m.arn(self.region, self.account, "cluster-snapshot", s["id"]),
-               "IAMDatabaseAuthenticationEnabled": False, "TagList": m.tags_out(s.get("tags", {})),
-               "AvailabilityZones": self.azs()[:3]}
+        out = {
+            "DBClusterSnapshotIdentifier": s["id"],
+            "DBClusterIdentifier": s["cluster_id"],
+            "SnapshotCreateTime": created,
+            "Engine": s["engine"],
+            "EngineMode": "provisioned",
+            "AllocatedStorage": 1,
+            "Status": s["status"],
+            "Port": s["port"],
+            "VpcId": "vpc-strata0000000000",
+            "ClusterCreateTime": dt.datetime.fromisoformat(s["cluster_created"]),
+            "MasterUsername": s["master_username"],
+            "EngineVersion": s["engine_version"],
+            "LicenseModel": s["engine"],
+            "SnapshotType": s["type"],
+            "PercentProgress": 100 if s["status"] == "available" else 0,
+            "StorageEncrypted": s["encrypted"],
+            "DBClusterSnapshotArn": m.arn(self.region, self.account, "cluster-snapshot", s["id"]),
+            "IAMDatabaseAuthenticationEnabled": False,
+            "TagList": m.tags_out(s.get("tags", {})),
+            "AvailabilityZones": self.azs()[:3],
+        }
         if s.get("kms_key_id"):
             out["KmsKeyId"] = s["kms_key_id"]
         return out
@@ -346,8 +463,12 @@ class ClustersMixin:
         if self.store.get_doc("cluster_snapshot", snap_id):
             raise m.fault("DBClusterSnapshotAlreadyExistsFault", f"Snapshot {snap_id} already exists.")
         if not c.get("writer") or self.get_instance(c["writer"])["status"] != "available":
-            raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} has no available writer instance.")
-        snap = self.take_cluster_backup(c["id"], automated=False, snap_id=snap_id, tags=m.tags_in(req.get("Tags")))
+            raise m.fault(
+                "InvalidDBClusterStateFault", f"Cluster {c['id']} has no available writer instance."
+            )
+        snap = self.take_cluster_backup(
+            c["id"], automated=False, snap_id=snap_id, tags=m.tags_in(req.get("Tags"))
+        )
         self._spawn(c["writer"], self.fill_cluster_snapshot, snap_id)
         return {"DBClusterSnapshot": self.cluster_snapshot_out(snap)}
 
@@ -356,8 +477,11 @@ class ClustersMixin:
         if req.get("DBClusterSnapshotIdentifier"):
             snaps = [s for s in snaps if s["id"] == req["DBClusterSnapshotIdentifier"]]
             if not snaps:
-                raise m.fault("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {req['DBClusterSnapshotIdentifier']} "
-                                                                "not found.", 404)
+                raise m.fault(
+                    "DBClusterSnapshotNotFoundFault",
+                    f"DBClusterSnapshot {req['DBClusterSnapshotIdentifier']} not found.",
+                    404,
+                )
         if req.get("DBClusterIdentifier"):
             snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
         if req.get("SnapshotType"):
@@ -375,9 +499,15 @@ class ClustersMixin:
     async def restore_db_cluster_from_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.store.get_doc("cluster_snapshot", req.get("SnapshotIdentifier") or "")
         if snap is None or snap["status"] != "available":
-            raise m.fault("DBClusterSnapshotNotFoundFault", f"DBClusterSnapshot {req.get('SnapshotIdentifier')} not found.", 404)
+            raise m.fault(
+                "DBClusterSnapshotNotFoundFault",
+                f"DBClusterSnapshot {req.get('SnapshotIdentifier')} not found.",
+                404,
+            )
         info = m.engine_info(req.get("Engine") or snap["engine"])
-        c = self.new_cluster_doc({"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None)
+        c = self.new_cluster_doc(
+            {"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None
+        )
         c["seed"] = {"backup": snap["path"]}
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(self.route_cluster, c)
@@ -387,9 +517,14 @@ class ClustersMixin:
         src = self.get_cluster(req.get("SourceDBClusterIdentifier"))
         backups = self.cluster_backups(src["id"])
         if not backups or not src.get("writer"):
-            raise m.fault("InvalidDBClusterStateFault", f"Cluster {src['id']} has no automated backup to restore from.")
+            raise m.fault(
+                "InvalidDBClusterStateFault", f"Cluster {src['id']} has no automated backup to restore from."
+            )
         if bool(req.get("UseLatestRestorableTime")) == bool(req.get("RestoreToTime")):
-            raise m.fault("InvalidParameterCombination", "Specify exactly one of RestoreToTime or UseLatestRestorableTime.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Specify exactly one of RestoreToTime or UseLatestRestorableTime.",
+            )
         target_real = None
         if req.get("RestoreToTime"):
             ts = req["RestoreToTime"].timestamp()
@@ -400,10 +535,19 @@ class ClustersMixin:
         await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
         info = m.ENGINES[src["engine"]]
-        c = self.new_cluster_doc({"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"],
-                                  **req}, info, src["master_username"], src.get("master_password"))
-        c["seed"] = {"backup": base["path"], "archive": str(self.cluster_dir(src["id"]) / "archive"),
-                     "target": None if target_real is None else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat()}
+        c = self.new_cluster_doc(
+            {"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"], **req},
+            info,
+            src["master_username"],
+            src.get("master_password"),
+        )
+        c["seed"] = {
+            "backup": base["path"],
+            "archive": str(self.cluster_dir(src["id"]) / "archive"),
+            "target": None
+            if target_real is None
+            else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat(),
+        }
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(self.route_cluster, c)
         self.event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])

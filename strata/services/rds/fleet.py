@@ -142,7 +142,9 @@ class Fleet:
     def apply_params(self, doc: dict, params: dict[str, str]) -> None:
         for name in doc["nodes"]:
             node = self.node(doc, name)
-            node.write_config(params, recovery=None) if doc["kind"] == "postgres" else node.write_config(params)
+            node.write_config(params, recovery=None) if doc["kind"] == "postgres" else node.write_config(
+                params
+            )
             if node.running():
                 node.reload()
 
@@ -205,8 +207,15 @@ class Fleet:
     def base_backup(self, doc: dict, dest: Path) -> None:
         self.primary(doc).base_backup(dest)
 
-    def restore(self, doc: dict, backup: Path, params: dict[str, str], *, archive: Path | None = None,
-                target_time: str | None = None) -> None:
+    def restore(
+        self,
+        doc: dict,
+        backup: Path,
+        params: dict[str, str],
+        *,
+        archive: Path | None = None,
+        target_time: str | None = None,
+    ) -> None:
         node = self.primary(doc)
         node.restore_from(backup, archive=archive, target_time=target_time, params=params)
         node.start(timeout=600)

@@ -11,9 +11,24 @@ from strata.sim.clock import clock
 
 _seq = itertools.count()
 # Parameters Strata must own for the endpoint, replication and archive to work.
-RESERVED_PARAMS = {"port", "listen_addresses", "unix_socket_directories", "archive_command", "archive_mode",
-                   "wal_level", "primary_conninfo", "restore_command", "synchronous_standby_names",
-                   "data_directory", "hba_file", "socket", "datadir", "bind_address", "log_bin", "server_id"}
+RESERVED_PARAMS = {
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "archive_command",
+    "archive_mode",
+    "wal_level",
+    "primary_conninfo",
+    "restore_command",
+    "synchronous_standby_names",
+    "data_directory",
+    "hba_file",
+    "socket",
+    "datadir",
+    "bind_address",
+    "log_bin",
+    "server_id",
+}
 
 
 class GroupsMixin:
@@ -27,8 +42,13 @@ class GroupsMixin:
         g = self.store.get_doc("param_group", name.lower())
         if g is None:
             if name.startswith("default."):
-                return {"name": name, "family": name[len("default."):], "description": f"Default parameter group for {name[8:]}",
-                        "params": {}, "tags": {}}
+                return {
+                    "name": name,
+                    "family": name[len("default.") :],
+                    "description": f"Default parameter group for {name[8:]}",
+                    "params": {},
+                    "tags": {},
+                }
             raise m.fault("DBParameterGroupNotFound", f"DBParameterGroup not found: {name}", 404)
         return g
 
@@ -44,14 +64,23 @@ class GroupsMixin:
         name = req["DBParameterGroupName"]
         if self.store.get_doc("param_group", name.lower()):
             raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
-        g = {"name": name, "family": req["DBParameterGroupFamily"], "description": req["Description"],
-             "params": {}, "tags": m.tags_in(req.get("Tags"))}
+        g = {
+            "name": name,
+            "family": req["DBParameterGroupFamily"],
+            "description": req["Description"],
+            "params": {},
+            "tags": m.tags_in(req.get("Tags")),
+        }
         self.store.put_doc("param_group", name.lower(), g)
         return {"DBParameterGroup": self.param_group_out(g)}
 
     def param_group_out(self, g: dict) -> dict:
-        return {"DBParameterGroupName": g["name"], "DBParameterGroupFamily": g["family"],
-                "Description": g["description"], "DBParameterGroupArn": m.arn(self.region, self.account, "pg", g["name"])}
+        return {
+            "DBParameterGroupName": g["name"],
+            "DBParameterGroupFamily": g["family"],
+            "Description": g["description"],
+            "DBParameterGroupArn": m.arn(self.region, self.account, "pg", g["name"]),
+        }
 
     def describe_db_parameter_groups(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBParameterGroupName"):
@@ -73,11 +102,16 @@ class GroupsMixin:
             if p.get("ParameterValue") is None:
                 g["params"].pop(pname, None)
             else:
-                g["params"][pname] = {"value": str(p["ParameterValue"]), "apply_method": p.get("ApplyMethod") or "immediate"}
+                g["params"][pname] = {
+                    "value": str(p["ParameterValue"]),
+                    "apply_method": p.get("ApplyMethod") or "immediate",
+                }
         self.store.put_doc("param_group", name.lower(), g)
         for doc in self.store.list_docs("instance"):
             if (doc.get("param_group") or "").lower() == name.lower() and doc["status"] == "available":
-                await run_blocking(self._locked, doc["id"], self.fleet.apply_params, doc, self.params_for(doc))
+                await run_blocking(
+                    self._locked, doc["id"], self.fleet.apply_params, doc, self.params_for(doc)
+                )
         return {"DBParameterGroupName": name}
 
     def reset_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
@@ -91,15 +125,26 @@ class GroupsMixin:
 
     def describe_db_parameters(self, ctx: RequestContext, req: dict) -> dict:
         g = self.get_param_group(req["DBParameterGroupName"])
-        params = [{"ParameterName": k, "ParameterValue": v["value"], "Source": "user", "ApplyType": "dynamic",
-                   "IsModifiable": True, "ApplyMethod": v["apply_method"], "DataType": "string"}
-                  for k, v in sorted(g["params"].items())]
+        params = [
+            {
+                "ParameterName": k,
+                "ParameterValue": v["value"],
+                "Source": "user",
+                "ApplyType": "dynamic",
+                "IsModifiable": True,
+                "ApplyMethod": v["apply_method"],
+                "DataType": "string",
+            }
+            for k, v in sorted(g["params"].items())
+        ]
         return {"Parameters": params}
 
     def delete_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         name = req["DBParameterGroupName"]
         self.get_param_group(name)
-        if any((d.get("param_group") or "").lower() == name.lower() for d in self.store.list_docs("instance")):
+        if any(
+            (d.get("param_group") or "").lower() == name.lower() for d in self.store.list_docs("instance")
+        ):
             raise m.fault("InvalidDBParameterGroupState", f"Parameter group {name} is in use.")
         self.store.delete_doc("param_group", name.lower())
         return {}
@@ -119,19 +164,33 @@ class GroupsMixin:
         name = req["DBSubnetGroupName"]
         if self.store.get_doc("subnet_group", name.lower()):
             raise m.fault("DBSubnetGroupAlreadyExists", f"DB subnet group {name} already exists.")
-        g = {"name": name, "description": req["DBSubnetGroupDescription"], "subnets": list(req["SubnetIds"]),
-             "tags": m.tags_in(req.get("Tags"))}
+        g = {
+            "name": name,
+            "description": req["DBSubnetGroupDescription"],
+            "subnets": list(req["SubnetIds"]),
+            "tags": m.tags_in(req.get("Tags")),
+        }
         self.store.put_doc("subnet_group", name.lower(), g)
         return {"DBSubnetGroup": self.subnet_group_out(g)}
 
     def subnet_group_out(self, g: dict) -> dict:
         azs = self.azs()
-        return {"DBSubnetGroupName": g["name"], "DBSubnetGroupDescription": g["description"],
-                "VpcId": "vpc-strata0000000000", "SubnetGroupStatus": "Complete",
-                "Subnets": [{"SubnetIdentifier": s, "SubnetAvailabilityZone": {"Name": azs[i % len(azs)]},
-                             "SubnetStatus": "Active"} for i, s in enumerate(g["subnets"])],
-                "DBSubnetGroupArn": m.arn(self.region, self.account, "subgrp", g["name"]),
-                "SupportedNetworkTypes": ["IPV4"]}
+        return {
+            "DBSubnetGroupName": g["name"],
+            "DBSubnetGroupDescription": g["description"],
+            "VpcId": "vpc-strata0000000000",
+            "SubnetGroupStatus": "Complete",
+            "Subnets": [
+                {
+                    "SubnetIdentifier": s,
+                    "SubnetAvailabilityZone": {"Name": azs[i % len(azs)]},
+                    "SubnetStatus": "Active",
+                }
+                for i, s in enumerate(g["subnets"])
+            ],
+            "DBSubnetGroupArn": m.arn(self.region, self.account, "subgrp", g["name"]),
+            "SupportedNetworkTypes": ["IPV4"],
+        }
 
     def describe_db_subnet_groups(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBSubnetGroupName"):
@@ -159,15 +218,29 @@ class GroupsMixin:
     def event(self, source: str, source_type: str, message: str, categories: list[str]) -> None:
         now = clock.now()
         key = f"{now.timestamp():017.6f}-{next(_seq):06d}"
-        self.store.put_doc("event", key, {"source": source, "type": source_type, "message": message,
-                                          "categories": categories, "date": now.isoformat()})
+        self.store.put_doc(
+            "event",
+            key,
+            {
+                "source": source,
+                "type": source_type,
+                "message": message,
+                "categories": categories,
+                "date": now.isoformat(),
+            },
+        )
 
     def describe_events(self, ctx: RequestContext, req: dict) -> dict:
         now = clock.now()
         end = req.get("EndTime") or now
         start = req.get("StartTime") or (end - dt.timedelta(minutes=int(req.get("Duration") or 60)))
-        kinds = {"db-instance": "instance", "db-snapshot": "snapshot", "db-cluster": "cluster",
-                 "db-cluster-snapshot": "cluster-snapshot", "db-parameter-group": "pg"}
+        kinds = {
+            "db-instance": "instance",
+            "db-snapshot": "snapshot",
+            "db-cluster": "cluster",
+            "db-cluster-snapshot": "cluster-snapshot",
+            "db-parameter-group": "pg",
+        }
         out = []
         for e in self.store.list_docs("event"):
             date = dt.datetime.fromisoformat(e["date"])
@@ -179,19 +252,38 @@ class GroupsMixin:
                 continue
             if req.get("EventCategories") and not set(req["EventCategories"]) & set(e["categories"]):
                 continue
-            out.append({"SourceIdentifier": e["source"], "SourceType": e["type"], "Message": e["message"],
-                        "EventCategories": e["categories"], "Date": date,
-                        "SourceArn": m.arn(self.region, self.account, kinds.get(e["type"], "db"), e["source"])})
+            out.append(
+                {
+                    "SourceIdentifier": e["source"],
+                    "SourceType": e["type"],
+                    "Message": e["message"],
+                    "EventCategories": e["categories"],
+                    "Date": date,
+                    "SourceArn": m.arn(self.region, self.account, kinds.get(e["type"], "db"), e["source"]),
+                }
+            )
         size = int(req.get("MaxRecords") or 100)
         start_at = int(req.get("Marker") or 0)
-        resp: dict = {"Events": out[start_at:start_at + size]}
+        resp: dict = {"Events": out[start_at : start_at + size]}
         if start_at + size < len(out):
             resp["Marker"] = str(start_at + size)
         return resp
 
     def describe_event_categories(self, ctx: RequestContext, req: dict) -> dict:
-        cats = ["availability", "backup", "configuration change", "creation", "deletion", "failover", "failure",
-                "maintenance", "notification", "read replica", "recovery", "restoration"]
+        cats = [
+            "availability",
+            "backup",
+            "configuration change",
+            "creation",
+            "deletion",
+            "failover",
+            "failure",
+            "maintenance",
+            "notification",
+            "read replica",
+            "recovery",
+            "restoration",
+        ]
         return {"EventCategoriesMapList": [{"SourceType": "db-instance", "EventCategories": cats}]}
 
     # -- tags --------------------------------------------------------------------------------------
@@ -200,14 +292,23 @@ class GroupsMixin:
         parts = arn.split(":")
         if len(parts) < 7 or parts[2] != "rds":
             raise m.fault("InvalidParameterValue", f"Invalid resource name: {arn}")
-        kind = {"db": "instance", "snapshot": "snapshot", "cluster": "cluster", "cluster-snapshot": "cluster_snapshot",
-                "pg": "param_group", "subgrp": "subnet_group"}.get(parts[5])
+        kind = {
+            "db": "instance",
+            "snapshot": "snapshot",
+            "cluster": "cluster",
+            "cluster-snapshot": "cluster_snapshot",
+            "pg": "param_group",
+            "subgrp": "subnet_group",
+        }.get(parts[5])
         if kind is None:
             raise m.fault("InvalidParameterValue", f"Unsupported resource type in {arn}")
         ident = parts[6] if kind not in ("param_group", "subnet_group") else parts[6].lower()
         if self.store.get_doc(kind, ident) is None:
-            raise {"instance": m.not_found_instance, "snapshot": m.not_found_snapshot,
-                   "cluster": m.not_found_cluster}.get(kind, m.not_found_instance)(ident)
+            raise {
+                "instance": m.not_found_instance,
+                "snapshot": m.not_found_snapshot,
+                "cluster": m.not_found_cluster,
+            }.get(kind, m.not_found_instance)(ident)
         return kind, ident
 
     def add_tags_to_resource(self, ctx: RequestContext, req: dict) -> dict:
@@ -246,24 +347,49 @@ class GroupsMixin:
             family = f"{info.family_prefix}{major}"
             if req.get("DBParameterGroupFamily") and req["DBParameterGroupFamily"] != family:
                 continue
-            out.append({"Engine": info.name, "EngineVersion": version, "MajorEngineVersion": major,
-                        "DBParameterGroupFamily": family, "DBEngineDescription": info.description,
-                        "DBEngineVersionDescription": f"{info.description} {version}",
-                        "SupportsReadReplica": True, "Status": "available",
-                        "SupportedEngineModes": ["provisioned"], "ValidUpgradeTarget": [],
-                        "SupportsLogExportsToCloudwatchLogs": False, "SupportsParallelQuery": False,
-                        "SupportsGlobalDatabases": False})
+            out.append(
+                {
+                    "Engine": info.name,
+                    "EngineVersion": version,
+                    "MajorEngineVersion": major,
+                    "DBParameterGroupFamily": family,
+                    "DBEngineDescription": info.description,
+                    "DBEngineVersionDescription": f"{info.description} {version}",
+                    "SupportsReadReplica": True,
+                    "Status": "available",
+                    "SupportedEngineModes": ["provisioned"],
+                    "ValidUpgradeTarget": [],
+                    "SupportsLogExportsToCloudwatchLogs": False,
+                    "SupportsParallelQuery": False,
+                    "SupportsGlobalDatabases": False,
+                }
+            )
         return {"DBEngineVersions": out}
 
     def describe_orderable_db_instance_options(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
         version = self.engine_version(info.kind)
-        classes = [c for c in m.INSTANCE_CLASSES if not req.get("DBInstanceClass") or c == req["DBInstanceClass"]]
-        out = [{"Engine": info.name, "EngineVersion": version, "DBInstanceClass": c,
+        classes = [
+            c for c in m.INSTANCE_CLASSES if not req.get("DBInstanceClass") or c == req["DBInstanceClass"]
+        ]
+        out = [
+            {
+                "Engine": info.name,
+                "EngineVersion": version,
+                "DBInstanceClass": c,
                 "LicenseModel": "postgresql-license" if info.kind == "postgres" else "general-public-license",
-                "AvailabilityZones": [{"Name": a} for a in self.azs()], "MultiAZCapable": True,
-                "ReadReplicaCapable": True, "Vpc": True, "SupportsStorageEncryption": True, "StorageType": "gp2",
-                "SupportsIops": False, "MinStorageSize": 20, "MaxStorageSize": 65536,
-                "SupportedEngineModes": ["provisioned"], "SupportsClusters": info.aurora}
-               for c in classes]
+                "AvailabilityZones": [{"Name": a} for a in self.azs()],
+                "MultiAZCapable": True,
+                "ReadReplicaCapable": True,
+                "Vpc": True,
+                "SupportsStorageEncryption": True,
+                "StorageType": "gp2",
+                "SupportsIops": False,
+                "MinStorageSize": 20,
+                "MaxStorageSize": 65536,
+                "SupportedEngineModes": ["provisioned"],
+                "SupportsClusters": info.aurora,
+            }
+            for c in classes
+        ]
         return {"OrderableDBInstanceOptions": out}

@@ -11,13 +11,23 @@ from strata.sim.clock import clock
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.rds")
-STARTED_STATES = ("creating", "backing-up", "available", "modifying", "rebooting", "starting", "configuring-enhanced-monitoring")
+STARTED_STATES = (
+    "creating",
+    "backing-up",
+    "available",
+    "modifying",
+    "rebooting",
+    "starting",
+    "configuring-enhanced-monitoring",
+)
 
 
 class InstancesMixin:
     # -- create ------------------------------------------------------------------------------------
 
-    def new_instance_doc(self, req: dict, info: m.EngineInfo, master_username: str, *, az: str | None = None) -> dict:
+    def new_instance_doc(
+        self, req: dict, info: m.EngineInfo, master_username: str, *, az: str | None = None
+    ) -> dict:
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
         if self.store.get_doc("instance", ident) is not None:
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
@@ -34,20 +44,38 @@ class InstancesMixin:
         port = self.fleet.ports.allocate(f"rds/{ident}/endpoint", preferred=req.get("Port"))
         now = clock.now()
         return {
-            "id": ident, "engine": info.name, "kind": info.kind, "engine_version": self.engine_version(info.kind),
-            "class": klass, "master_username": master_username, "db_name": req.get("DBName"),
-            "allocated_storage": int(req.get("AllocatedStorage") or 20), "storage_type": req.get("StorageType") or "gp2",
-            "multi_az": bool(req.get("MultiAZ")), "az": az, "port": port, "status": "creating",
-            "created": now.isoformat(), "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")),
+            "id": ident,
+            "engine": info.name,
+            "kind": info.kind,
+            "engine_version": self.engine_version(info.kind),
+            "class": klass,
+            "master_username": master_username,
+            "db_name": req.get("DBName"),
+            "allocated_storage": int(req.get("AllocatedStorage") or 20),
+            "storage_type": req.get("StorageType") or "gp2",
+            "multi_az": bool(req.get("MultiAZ")),
+            "az": az,
+            "port": port,
+            "status": "creating",
+            "created": now.isoformat(),
+            "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")),
             "backup_window": req.get("PreferredBackupWindow") or "03:00-03:30",
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:05:00-sun:05:30",
-            "param_group": pg, "subnet_group": sg, "tags": m.tags_in(req.get("Tags")),
-            "storage_encrypted": bool(req.get("StorageEncrypted")), "kms_key_id": req.get("KmsKeyId"),
+            "param_group": pg,
+            "subnet_group": sg,
+            "tags": m.tags_in(req.get("Tags")),
+            "storage_encrypted": bool(req.get("StorageEncrypted")),
+            "kms_key_id": req.get("KmsKeyId"),
             "publicly_accessible": bool(req.get("PubliclyAccessible")),
             "deletion_protection": bool(req.get("DeletionProtection")),
             "copy_tags_to_snapshot": bool(req.get("CopyTagsToSnapshot")),
-            "resource_id": self.resource_id("db"), "nodes": {}, "primary": None, "replicas": [],
-            "source": None, "cluster": req.get("DBClusterIdentifier"), "backups": [],
+            "resource_id": self.resource_id("db"),
+            "nodes": {},
+            "primary": None,
+            "replicas": [],
+            "source": None,
+            "cluster": req.get("DBClusterIdentifier"),
+            "backups": [],
             "metered_at": clock.time(),
         }
 
@@ -56,8 +84,10 @@ class InstancesMixin:
         if req.get("DBClusterIdentifier"):
             return await self.create_cluster_instance(ctx, req, info)
         if info.aurora:
-            raise m.fault("InvalidParameterCombination",
-                          f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).")
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
+            )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         doc = self.new_instance_doc(req, info, req["MasterUsername"])
         self.fleet.new_node(doc, "primary", doc["az"])
@@ -95,12 +125,16 @@ class InstancesMixin:
             docs = self.store.list_docs("instance")
             for f in req.get("Filters") or []:
                 values = set(f.get("Values") or [])
-                key = {"db-instance-id": "id", "engine": "engine", "db-cluster-id": "cluster"}.get(f.get("Name"))
+                key = {"db-instance-id": "id", "engine": "engine", "db-cluster-id": "cluster"}.get(
+                    f.get("Name")
+                )
                 if key:
-                    docs = [d for d in docs if d.get(key) in values or (key == "id" and self.arn_of(d) in values)]
+                    docs = [
+                        d for d in docs if d.get(key) in values or (key == "id" and self.arn_of(d) in values)
+                    ]
         start = int(req.get("Marker") or 0)
         size = int(req.get("MaxRecords") or 100)
-        page = docs[start:start + size]
+        page = docs[start : start + size]
         out = [await run_blocking(self.instance_out, d, True) for d in page]
         resp: dict = {"DBInstances": out}
         if start + size < len(docs):
@@ -113,24 +147,45 @@ class InstancesMixin:
     def instance_out(self, doc: dict, live: bool = False) -> dict:
         created = dt.datetime.fromisoformat(doc["created"])
         out: dict = {
-            "DBInstanceIdentifier": doc["id"], "DBInstanceClass": doc["class"], "Engine": doc["engine"],
-            "DBInstanceStatus": doc["status"], "MasterUsername": doc["master_username"],
+            "DBInstanceIdentifier": doc["id"],
+            "DBInstanceClass": doc["class"],
+            "Engine": doc["engine"],
+            "DBInstanceStatus": doc["status"],
+            "MasterUsername": doc["master_username"],
             "Endpoint": {"Address": "127.0.0.1", "Port": doc["port"], "HostedZoneId": "Z2R2ITUGPM61AM"},
-            "AllocatedStorage": doc["allocated_storage"], "InstanceCreateTime": created,
-            "PreferredBackupWindow": doc["backup_window"], "BackupRetentionPeriod": doc["backup_retention"],
-            "DBSecurityGroups": [], "VpcSecurityGroups": [],
-            "DBParameterGroups": [{"DBParameterGroupName": doc.get("param_group") or self.default_group_name(doc),
-                                   "ParameterApplyStatus": "in-sync"}],
-            "AvailabilityZone": doc["az"], "PreferredMaintenanceWindow": doc["maintenance_window"],
-            "PendingModifiedValues": {}, "MultiAZ": doc["multi_az"], "EngineVersion": doc["engine_version"],
-            "AutoMinorVersionUpgrade": True, "ReadReplicaDBInstanceIdentifiers": list(doc.get("replicas", [])),
+            "AllocatedStorage": doc["allocated_storage"],
+            "InstanceCreateTime": created,
+            "PreferredBackupWindow": doc["backup_window"],
+            "BackupRetentionPeriod": doc["backup_retention"],
+            "DBSecurityGroups": [],
+            "VpcSecurityGroups": [],
+            "DBParameterGroups": [
+                {
+                    "DBParameterGroupName": doc.get("param_group") or self.default_group_name(doc),
+                    "ParameterApplyStatus": "in-sync",
+                }
+            ],
+            "AvailabilityZone": doc["az"],
+            "PreferredMaintenanceWindow": doc["maintenance_window"],
+            "PendingModifiedValues": {},
+            "MultiAZ": doc["multi_az"],
+            "EngineVersion": doc["engine_version"],
+            "AutoMinorVersionUpgrade": True,
+            "ReadReplicaDBInstanceIdentifiers": list(doc.get("replicas", [])),
             "LicenseModel": "postgresql-license" if doc["kind"] == "postgres" else "general-public-license",
-            "PubliclyAccessible": doc.get("publicly_accessible", False), "StorageType": doc["storage_type"],
-            "DbInstancePort": 0, "StorageEncrypted": doc["storage_encrypted"], "DbiResourceId": doc["resource_id"],
-            "CACertificateIdentifier": "rds-ca-rsa2048-g1", "CopyTagsToSnapshot": doc.get("copy_tags_to_snapshot", False),
-            "DBInstanceArn": self.arn_of(doc), "IAMDatabaseAuthenticationEnabled": False,
-            "DeletionProtection": doc.get("deletion_protection", False), "TagList": m.tags_out(doc["tags"]),
-            "PerformanceInsightsEnabled": False, "NetworkType": "IPV4",
+            "PubliclyAccessible": doc.get("publicly_accessible", False),
+            "StorageType": doc["storage_type"],
+            "DbInstancePort": 0,
+            "StorageEncrypted": doc["storage_encrypted"],
+            "DbiResourceId": doc["resource_id"],
+            "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+            "CopyTagsToSnapshot": doc.get("copy_tags_to_snapshot", False),
+            "DBInstanceArn": self.arn_of(doc),
+            "IAMDatabaseAuthenticationEnabled": False,
+            "DeletionProtection": doc.get("deletion_protection", False),
+            "TagList": m.tags_out(doc["tags"]),
+            "PerformanceInsightsEnabled": False,
+            "NetworkType": "IPV4",
         }
         if doc.get("db_name"):
             out["DBName"] = doc["db_name"]
@@ -145,8 +200,11 @@ class InstancesMixin:
             out["DBSubnetGroup"] = self.subnet_group_out(self.get_subnet_group(doc["subnet_group"]))
         if doc.get("source"):
             out["ReadReplicaSourceDBInstanceIdentifier"] = doc["source"]
-            out["StatusInfos"] = [self.replication_status(doc) if live else
-                                  {"StatusType": "read replication", "Normal": True, "Status": "replicating"}]
+            out["StatusInfos"] = [
+                self.replication_status(doc)
+                if live
+                else {"StatusType": "read replication", "Normal": True, "Status": "replicating"}
+            ]
         latest = self.latest_restorable_time(doc)
         if latest is not None:
             out["LatestRestorableTime"] = latest
@@ -180,12 +238,18 @@ class InstancesMixin:
             doc["allocated_storage"] = int(req["AllocatedStorage"])
         if req.get("BackupRetentionPeriod") is not None:
             doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
-        for key, field in (("PreferredBackupWindow", "backup_window"), ("PreferredMaintenanceWindow", "maintenance_window"),
-                           ("StorageType", "storage_type")):
+        for key, field in (
+            ("PreferredBackupWindow", "backup_window"),
+            ("PreferredMaintenanceWindow", "maintenance_window"),
+            ("StorageType", "storage_type"),
+        ):
             if req.get(key):
                 doc[field] = req[key]
-        for key, field in (("DeletionProtection", "deletion_protection"), ("CopyTagsToSnapshot", "copy_tags_to_snapshot"),
-                           ("PubliclyAccessible", "publicly_accessible")):
+        for key, field in (
+            ("DeletionProtection", "deletion_protection"),
+            ("CopyTagsToSnapshot", "copy_tags_to_snapshot"),
+            ("PubliclyAccessible", "publicly_accessible"),
+        ):
             if req.get(key) is not None:
                 doc[field] = bool(req[key])
         new_group = req.get("DBParameterGroupName")
@@ -204,12 +268,25 @@ class InstancesMixin:
             doc["status"] = "modifying"
         self.save(doc)
         if live_work:
-            self._spawn(doc["id"], self._apply_modify, doc["id"], password, multi_az if change_az else None,
-                        bool(new_group))
-        self.event(doc["id"], "db-instance", "Finished applying modification to DB instance", ["configuration change"])
+            self._spawn(
+                doc["id"],
+                self._apply_modify,
+                doc["id"],
+                password,
+                multi_az if change_az else None,
+                bool(new_group),
+            )
+        self.event(
+            doc["id"],
+            "db-instance",
+            "Finished applying modification to DB instance",
+            ["configuration change"],
+        )
         return {"DBInstance": self.instance_out(doc)}
 
-    def _apply_modify(self, ident: str, password: str | None, multi_az: bool | None, params_changed: bool) -> None:
+    def _apply_modify(
+        self, ident: str, password: str | None, multi_az: bool | None, params_changed: bool
+    ) -> None:
         doc = self.get_instance(ident)
         params = self.params_for(doc)
         if password:
@@ -233,8 +310,10 @@ class InstancesMixin:
             raise m.invalid_state(doc["id"], doc["status"])
         force = bool(req.get("ForceFailover"))
         if force and not doc["multi_az"]:
-            raise m.fault("InvalidParameterCombination",
-                          "Cannot perform a reboot with failover on a DB instance that is not Multi-AZ.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Cannot perform a reboot with failover on a DB instance that is not Multi-AZ.",
+            )
         doc = self.set_status(doc["id"], "rebooting")
         self._spawn(doc["id"], self._failover if force else self._reboot, doc["id"])
         return {"DBInstance": self.instance_out(doc)}
@@ -271,7 +350,9 @@ class InstancesMixin:
             self.set_status(ident, "rebooting")
             self._failover(ident)
         else:
-            self.event(ident, "db-instance", "DB instance restarted after an engine failure", ["availability"])
+            self.event(
+                ident, "db-instance", "DB instance restarted after an engine failure", ["availability"]
+            )
             self.fleet.start(doc, self.params_for(doc))
             self.save(doc, "nodes")
 
@@ -282,7 +363,9 @@ class InstancesMixin:
         if doc["status"] != "available":
             raise m.invalid_state(doc["id"], doc["status"])
         if doc.get("source") or doc.get("replicas"):
-            raise m.fault("InvalidDBInstanceState", "Cannot stop a DB instance that has read replicas or is one.")
+            raise m.fault(
+                "InvalidDBInstanceState", "Cannot stop a DB instance that has read replicas or is one."
+            )
         if req.get("DBSnapshotIdentifier"):
             self.create_snapshot_record(doc, req["DBSnapshotIdentifier"], [], "manual")
         doc = self.set_status(doc["id"], "stopping")
@@ -330,15 +413,19 @@ class InstancesMixin:
     async def delete_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self.get_instance(req.get("DBInstanceIdentifier"))
         if doc.get("deletion_protection"):
-            raise m.fault("InvalidParameterCombination",
-                          "Cannot delete protected DB Instance, please disable deletion protection and try again.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Cannot delete protected DB Instance, please disable deletion protection and try again.",
+            )
         if doc["status"] in ("deleting", "creating"):
             raise m.invalid_state(doc["id"], doc["status"])
         final = req.get("FinalDBSnapshotIdentifier")
         skip = bool(req.get("SkipFinalSnapshot"))
         if not skip and not final and not doc.get("source") and not doc.get("cluster"):
-            raise m.fault("InvalidParameterCombination",
-                          "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
+            )
         if final and not skip:
             if doc["status"] != "available":
                 raise m.invalid_state(doc["id"], doc["status"])
@@ -351,8 +438,11 @@ class InstancesMixin:
         doc = self.get_instance(ident)
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if cluster and cluster.get("writer") == ident:  # as on AWS: a reader takes over first
-            readers = [r for r in cluster["members"] if r != ident
-                       and (self.store.get_doc("instance", r) or {}).get("status") == "available"]
+            readers = [
+                r
+                for r in cluster["members"]
+                if r != ident and (self.store.get_doc("instance", r) or {}).get("status") == "available"
+            ]
             if readers:
                 self._failover_cluster(cluster["id"], readers[0], rebuild=False)
                 doc = self.get_instance(ident)
@@ -385,16 +475,29 @@ class InstancesMixin:
         if source["status"] != "available":
             raise m.invalid_state(source["id"], source["status"])
         if source.get("source"):
-            raise m.fault("InvalidParameterCombination", "Strata does not chain read replicas (replica of a replica).")
+            raise m.fault(
+                "InvalidParameterCombination", "Strata does not chain read replicas (replica of a replica)."
+            )
         if len(source.get("replicas", [])) >= m.MAX_READ_REPLICAS:
-            raise m.fault("InvalidParameterCombination",
-                          f"Source instance {source['id']} already has {m.MAX_READ_REPLICAS} read replicas.")
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"Source instance {source['id']} already has {m.MAX_READ_REPLICAS} read replicas.",
+            )
         info = m.ENGINES[source["engine"]]
-        req = {**req, "DBInstanceClass": req.get("DBInstanceClass") or source["class"],
-               "AllocatedStorage": source["allocated_storage"], "BackupRetentionPeriod": 0}
+        req = {
+            **req,
+            "DBInstanceClass": req.get("DBInstanceClass") or source["class"],
+            "AllocatedStorage": source["allocated_storage"],
+            "BackupRetentionPeriod": 0,
+        }
         doc = self.new_instance_doc(req, info, source["master_username"], az=source["az"])
-        doc.update(source=source["id"], db_name=source.get("db_name"), multi_az=False, backup_retention=0,
-                   engine_version=source["engine_version"])
+        doc.update(
+            source=source["id"],
+            db_name=source.get("db_name"),
+            multi_az=False,
+            backup_retention=0,
+            engine_version=source["engine_version"],
+        )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         self.save(doc)
@@ -438,7 +541,9 @@ class InstancesMixin:
         doc["source"] = None
         doc["status"] = "available"
         self.save(doc)
-        self.event(ident, "db-instance", "Read replica promoted to a standalone DB instance", ["read replica"])
+        self.event(
+            ident, "db-instance", "Read replica promoted to a standalone DB instance", ["read replica"]
+        )
         if doc["backup_retention"] > 0:
             self.take_automated_backup(ident)
 
@@ -451,9 +556,23 @@ class InstancesMixin:
         hours = max(0.0, (now - last) / 3600)
         if doc["status"] in STARTED_STATES and hours > 0:
             nodes = max(1, len(doc.get("nodes", {})))
-            meter.record("rds", "InstanceHours", hours * nodes, "hour", instance=doc["id"], instance_class=doc["class"],
-                         engine=doc["engine"], multi_az=doc["multi_az"])
+            meter.record(
+                "rds",
+                "InstanceHours",
+                hours * nodes,
+                "hour",
+                instance=doc["id"],
+                instance_class=doc["class"],
+                engine=doc["engine"],
+                multi_az=doc["multi_az"],
+            )
         if hours > 0:
-            meter.record("rds", "StorageGBHours", hours * doc["allocated_storage"] * (2 if doc["multi_az"] else 1),
-                         "GB-hour", instance=doc["id"], storage_type=doc["storage_type"])
+            meter.record(
+                "rds",
+                "StorageGBHours",
+                hours * doc["allocated_storage"] * (2 if doc["multi_az"] else 1),
+                "GB-hour",
+                instance=doc["id"],
+                storage_type=doc["storage_type"],
+            )
         doc["metered_at"] = now

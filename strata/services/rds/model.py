@@ -26,20 +26,48 @@ class EngineInfo:
 
 ENGINES: dict[str, EngineInfo] = {
     "postgres": EngineInfo("postgres", "postgres", 5432, "postgres", "PostgreSQL"),
-    "aurora-postgresql": EngineInfo("aurora-postgresql", "postgres", 5432, "aurora-postgresql",
-                                    "Aurora (PostgreSQL), run by PostgreSQL", aurora=True),
+    "aurora-postgresql": EngineInfo(
+        "aurora-postgresql",
+        "postgres",
+        5432,
+        "aurora-postgresql",
+        "Aurora (PostgreSQL), run by PostgreSQL",
+        aurora=True,
+    ),
     "mariadb": EngineInfo("mariadb", "mariadb", 3306, "mariadb", "MariaDB Community Edition"),
-    "mysql": EngineInfo("mysql", "mariadb", 3306, "mysql",
-                        "MySQL Community Edition (MySQL wire-compatible, run by MariaDB)"),
-    "aurora-mysql": EngineInfo("aurora-mysql", "mariadb", 3306, "aurora-mysql",
-                               "Aurora (MySQL), MySQL wire-compatible, run by MariaDB", aurora=True),
+    "mysql": EngineInfo(
+        "mysql", "mariadb", 3306, "mysql", "MySQL Community Edition (MySQL wire-compatible, run by MariaDB)"
+    ),
+    "aurora-mysql": EngineInfo(
+        "aurora-mysql",
+        "mariadb",
+        3306,
+        "aurora-mysql",
+        "Aurora (MySQL), MySQL wire-compatible, run by MariaDB",
+        aurora=True,
+    ),
 }
 UNSUPPORTED_PREFIXES = ("oracle-", "sqlserver-", "custom-", "db2-")
 
 INSTANCE_CLASSES = [
-    "db.t3.micro", "db.t3.small", "db.t3.medium", "db.t3.large", "db.t4g.micro", "db.t4g.small",
-    "db.t4g.medium", "db.t4g.large", "db.m5.large", "db.m5.xlarge", "db.m6g.large", "db.m6i.large",
-    "db.m7g.large", "db.r5.large", "db.r6g.large", "db.r6i.large", "db.r7g.large", "db.serverless",
+    "db.t3.micro",
+    "db.t3.small",
+    "db.t3.medium",
+    "db.t3.large",
+    "db.t4g.micro",
+    "db.t4g.small",
+    "db.t4g.medium",
+    "db.t4g.large",
+    "db.m5.large",
+    "db.m5.xlarge",
+    "db.m6g.large",
+    "db.m6i.large",
+    "db.m7g.large",
+    "db.r5.large",
+    "db.r6g.large",
+    "db.r6i.large",
+    "db.r7g.large",
+    "db.serverless",
 ]
 MAX_READ_REPLICAS = 5
 MAX_AURORA_READERS = 15
@@ -73,9 +101,11 @@ def engine_info(engine: str | None) -> EngineInfo:
         raise fault("InvalidParameterValue", "Engine is required.")
     engine = engine.lower()
     if engine.startswith(UNSUPPORTED_PREFIXES):
-        raise fault("InvalidParameterCombination",
-                    f"Engine {engine} cannot run on Strata (no {engine.split('-')[0]} server is available "
-                    "here); use postgres, mariadb, mysql, aurora-postgresql or aurora-mysql.")
+        raise fault(
+            "InvalidParameterCombination",
+            f"Engine {engine} cannot run on Strata (no {engine.split('-')[0]} server is available "
+            "here); use postgres, mariadb, mysql, aurora-postgresql or aurora-mysql.",
+        )
     info = ENGINES.get(engine)
     if info is None:
         raise fault("InvalidParameterValue", f"Invalid DB engine: {engine}")
@@ -85,33 +115,47 @@ def engine_info(engine: str | None) -> EngineInfo:
 def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier") -> str:
     """AWS's rules: 1-63 letters, digits or hyphens; starts with a letter; no '--', no trailing '-'."""
     if not ident or len(ident) > 63 or not IDENTIFIER.match(ident):
-        raise fault("InvalidParameterValue",
-                    f"The parameter {what} is not a valid identifier. Identifiers must begin with a letter; "
-                    "must contain only ASCII letters, digits, and hyphens; and must not end with a hyphen "
-                    "or contain two consecutive hyphens.")
+        raise fault(
+            "InvalidParameterValue",
+            f"The parameter {what} is not a valid identifier. Identifiers must begin with a letter; "
+            "must contain only ASCII letters, digits, and hyphens; and must not end with a hyphen "
+            "or contain two consecutive hyphens.",
+        )
     return ident.lower()
 
 
 def check_master(username: str | None, password: str | None, info: EngineInfo) -> None:
     if not username:
-        raise fault("InvalidParameterValue", "The parameter MasterUsername must be provided and must not be blank.")
+        raise fault(
+            "InvalidParameterValue", "The parameter MasterUsername must be provided and must not be blank."
+        )
     if not MASTER_USER.match(username) or len(username) > (16 if info.kind == "mariadb" else 63):
-        raise fault("InvalidParameterValue", f"The parameter MasterUsername is not a valid user name: {username}")
+        raise fault(
+            "InvalidParameterValue", f"The parameter MasterUsername is not a valid user name: {username}"
+        )
     if username.lower() in RESERVED_USERS:
-        raise fault("InvalidParameterValue", f"MasterUsername {username} cannot be used as it is a reserved word "
-                                             "used by the engine")
+        raise fault(
+            "InvalidParameterValue",
+            f"MasterUsername {username} cannot be used as it is a reserved word used by the engine",
+        )
     check_password(password)
 
 
 def check_password(password: str | None) -> None:
     if not password or len(password) < 8 or len(password) > 128:
-        raise fault("InvalidParameterValue",
-                    "The parameter MasterUserPassword is not a valid password because it is shorter than 8 "
-                    "characters." if not password or len(password) < 8 else "MasterUserPassword is too long.")
-    if any(c in password for c in "/\"@ "):
-        raise fault("InvalidParameterValue",
-                    "The parameter MasterUserPassword is not a valid password. Only printable ASCII "
-                    "characters besides '/', '@', '\"', ' ' may be used.")
+        raise fault(
+            "InvalidParameterValue",
+            "The parameter MasterUserPassword is not a valid password because it is shorter than 8 "
+            "characters."
+            if not password or len(password) < 8
+            else "MasterUserPassword is too long.",
+        )
+    if any(c in password for c in '/"@ '):
+        raise fault(
+            "InvalidParameterValue",
+            "The parameter MasterUserPassword is not a valid password. Only printable ASCII "
+            "characters besides '/', '@', '\"', ' ' may be used.",
+        )
 
 
 def check_retention(value: int | None) -> int:

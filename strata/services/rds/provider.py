@@ -108,7 +108,9 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
             if cluster:
                 cluster["status"] = "available"  # the failover did not happen; the old writer stays
                 self.store.put_doc("cluster", cluster["id"], cluster)
-                self.event(cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"])
+                self.event(
+                    cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"]
+                )
             return
         doc = self.store.get_doc("instance", ident)
         if doc is not None:

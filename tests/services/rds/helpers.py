@@ -29,17 +29,32 @@ def wait_status(rds: Any, ident: str, status: str = "available", timeout: float 
 
 
 def create_pg(rds: Any, ident: str, wait: bool = True, **kw: Any) -> dict:
-    args = {"DBInstanceIdentifier": ident, "Engine": "postgres", "MasterUsername": USER,
-            "MasterUserPassword": PASSWORD, "DBInstanceClass": "db.t3.micro", "AllocatedStorage": 20,
-            "DBName": "app", **kw}
+    args = {
+        "DBInstanceIdentifier": ident,
+        "Engine": "postgres",
+        "MasterUsername": USER,
+        "MasterUserPassword": PASSWORD,
+        "DBInstanceClass": "db.t3.micro",
+        "AllocatedStorage": 20,
+        "DBName": "app",
+        **kw,
+    }
     inst = rds.create_db_instance(**args)["DBInstance"]
     return wait_status(rds, ident) if wait else inst
 
 
 def pg_connect(inst: dict, password: str = PASSWORD, dbname: str = "app", **kw: Any) -> psycopg.Connection:
     ep = inst["Endpoint"]
-    return psycopg.connect(host=ep["Address"], port=ep["Port"], user=USER, password=password, dbname=dbname,
-                           connect_timeout=10, autocommit=True, **kw)
+    return psycopg.connect(
+        host=ep["Address"],
+        port=ep["Port"],
+        user=USER,
+        password=password,
+        dbname=dbname,
+        connect_timeout=10,
+        autocommit=True,
+        **kw,
+    )
 
 
 def eventually(fn, timeout: float = 60, interval: float = 0.1):  # noqa: ANN001, ANN201

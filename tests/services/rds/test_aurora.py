@@ -13,8 +13,15 @@ from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
 
 def cluster_connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
     host = cluster["ReaderEndpoint"] if reader else cluster["Endpoint"]
-    return psycopg.connect(host=host, port=cluster["Port"], user=USER, password=PASSWORD, dbname="app",
-                           connect_timeout=10, autocommit=True)
+    return psycopg.connect(
+        host=host,
+        port=cluster["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        connect_timeout=10,
+        autocommit=True,
+    )
 
 
 def describe(rds, cid: str) -> dict:  # noqa: ANN001
@@ -25,15 +32,23 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     rds = strata_server.client("rds")
     cid = f"aurora-{unique}"
     cluster = rds.create_db_cluster(
-        DBClusterIdentifier=cid, Engine="aurora-postgresql", MasterUsername=USER, MasterUserPassword=PASSWORD,
-        DatabaseName="app", ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 16},
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+        ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 16},
         Tags=[{"Key": "tier", "Value": "gold"}],
     )["DBCluster"]
     assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 16.0}
     assert cluster["Endpoint"] != cluster["ReaderEndpoint"]
     for name in ("w1", "r1"):
-        rds.create_db_instance(DBInstanceIdentifier=f"{name}-{unique}", DBClusterIdentifier=cid,
-                               Engine="aurora-postgresql", DBInstanceClass="db.serverless")
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{name}-{unique}",
+            DBClusterIdentifier=cid,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.serverless",
+        )
         wait_status(rds, f"{name}-{unique}")
     cluster = describe(rds, cid)
     writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
@@ -43,14 +58,27 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         w.execute("CREATE TABLE events (id int primary key)")
         w.execute("INSERT INTO events SELECT generate_series(1, 50)")
     with cluster_connect(cluster, reader=True) as r:
-        assert eventually(lambda: r.execute("SELECT to_regclass('events')").fetchone()[0] and
-                          r.execute("SELECT count(*) FROM events").fetchone()[0] == 50, 60)
+        assert eventually(
+            lambda: (
+                r.execute("SELECT to_regclass('events')").fetchone()[0]
+                and r.execute("SELECT count(*) FROM events").fetchone()[0] == 50
+            ),
+            60,
+        )
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             r.execute("INSERT INTO events VALUES (999)")
 
     rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"cs-{unique}")
-    eventually(lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"cs-{unique}")[
-        "DBClusterSnapshots"][0]["Status"] == "available", 120, 0.5)
+    eventually(
+        lambda: (
+            rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"cs-{unique}")[
+                "DBClusterSnapshots"
+            ][0]["Status"]
+            == "available"
+        ),
+        120,
+        0.5,
+    )
 
     time.sleep(1.2)
     restore_time = datetime.now(UTC)
@@ -61,7 +89,9 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=f"r1-{unique}")
     eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
     after = describe(rds, cid)
-    assert [m["DBInstanceIdentifier"] for m in after["DBClusterMembers"] if m["IsClusterWriter"]] == [f"r1-{unique}"]
+    assert [m["DBInstanceIdentifier"] for m in after["DBClusterMembers"] if m["IsClusterWriter"]] == [
+        f"r1-{unique}"
+    ]
     assert after["Port"] == cluster["Port"]
     with cluster_connect(after) as w:
         assert w.execute("SELECT count(*) FROM events").fetchone() == (51,)
@@ -69,20 +99,29 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
 
     pitr = f"aurora-pitr-{unique}"
-    rds.restore_db_cluster_to_point_in_time(SourceDBClusterIdentifier=cid, DBClusterIdentifier=pitr,
-                                            RestoreToTime=restore_time)
-    rds.create_db_instance(DBInstanceIdentifier=f"p1-{unique}", DBClusterIdentifier=pitr,
-                           Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    rds.restore_db_cluster_to_point_in_time(
+        SourceDBClusterIdentifier=cid, DBClusterIdentifier=pitr, RestoreToTime=restore_time
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier=f"p1-{unique}",
+        DBClusterIdentifier=pitr,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
     wait_status(rds, f"p1-{unique}", timeout=300)
     with cluster_connect(describe(rds, pitr)) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (50,)
 
     rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", SkipFinalSnapshot=True)
-    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    rds.get_waiter("db_instance_deleted").wait(
+        DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
     for ident in (f"r1-{unique}", f"p1-{unique}"):
         rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
     for ident in (f"r1-{unique}", f"p1-{unique}"):
-        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        rds.get_waiter("db_instance_deleted").wait(
+            DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
 
@@ -92,17 +131,33 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
 
     rds = strata_server.client("rds")
     cid = f"amy-{unique}"
-    cluster = rds.create_db_cluster(DBClusterIdentifier=cid, Engine="aurora-mysql", MasterUsername=USER,
-                                    MasterUserPassword=PASSWORD, DatabaseName="app")["DBCluster"]
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=cid,
+        Engine="aurora-mysql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+    )["DBCluster"]
     for name in ("w", "r"):
-        rds.create_db_instance(DBInstanceIdentifier=f"{name}-{cid}", DBClusterIdentifier=cid, Engine="aurora-mysql",
-                               DBInstanceClass="db.r6g.large")
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{name}-{cid}",
+            DBClusterIdentifier=cid,
+            Engine="aurora-mysql",
+            DBInstanceClass="db.r6g.large",
+        )
         wait_status(rds, f"{name}-{cid}", timeout=300)
 
     def conn(reader: bool = False) -> pymysql.Connection:
         c = describe(rds, cid)
-        return pymysql.connect(host=c["ReaderEndpoint"] if reader else c["Endpoint"], port=c["Port"], user=USER,
-                               password=PASSWORD, database="app", autocommit=True, connect_timeout=10)
+        return pymysql.connect(
+            host=c["ReaderEndpoint"] if reader else c["Endpoint"],
+            port=c["Port"],
+            user=USER,
+            password=PASSWORD,
+            database="app",
+            autocommit=True,
+            connect_timeout=10,
+        )
 
     def query(c: pymysql.Connection, sql: str) -> list:
         with c.cursor() as cur:
@@ -123,13 +178,17 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
     wait_status(rds, f"w-{cid}", timeout=300)
     # Deleting the writer fails over to the reader first, as on AWS.
     rds.delete_db_instance(DBInstanceIdentifier=f"r-{cid}", SkipFinalSnapshot=True)
-    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"r-{cid}",
-                                               WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    rds.get_waiter("db_instance_deleted").wait(
+        DBInstanceIdentifier=f"r-{cid}", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
     after = describe(rds, cid)
-    assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in after["DBClusterMembers"]] == [(f"w-{cid}", True)]
+    assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in after["DBClusterMembers"]] == [
+        (f"w-{cid}", True)
+    ]
     with conn() as w:
         assert query(w, "SELECT count(*) FROM t") == [(3,)]
     rds.delete_db_instance(DBInstanceIdentifier=f"w-{cid}", SkipFinalSnapshot=True)
-    rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=f"w-{cid}",
-                                               WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    rds.get_waiter("db_instance_deleted").wait(
+        DBInstanceIdentifier=f"w-{cid}", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)

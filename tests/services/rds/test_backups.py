@@ -57,13 +57,16 @@ def test_manual_snapshot_copy_restore_delete(strata_server, unique: str) -> None
         conn.execute("INSERT INTO orders VALUES (101)")  # after the snapshot: must not be restored
 
     copy_id = f"copy-{unique}"
-    rds.copy_db_snapshot(SourceDBSnapshotIdentifier=snap_id, TargetDBSnapshotIdentifier=copy_id, CopyTags=True)
+    rds.copy_db_snapshot(
+        SourceDBSnapshotIdentifier=snap_id, TargetDBSnapshotIdentifier=copy_id, CopyTags=True
+    )
     copy = wait_snapshot(rds, copy_id)
     assert {"Key": "Purpose", "Value": "ManualBackup"} in copy["TagList"]
 
     restored_id = f"from-snap-{unique}"
-    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=restored_id, DBSnapshotIdentifier=copy_id,
-                                             DBInstanceClass="db.t3.micro")
+    rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=restored_id, DBSnapshotIdentifier=copy_id, DBInstanceClass="db.t3.micro"
+    )
     restored = wait_status(rds, restored_id)
     assert restored["Endpoint"]["Port"] != inst["Endpoint"]["Port"]
     with pg_connect(restored) as conn:
@@ -104,14 +107,18 @@ def test_point_in_time_restore_to_the_second(strata_server, unique: str) -> None
         assert conn.execute("SELECT id, note FROM ledger ORDER BY id").fetchall() == [(1, "before")]
 
     latest = f"pitr-latest-{unique}"
-    rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=latest,
-                                             UseLatestRestorableTime=True)
+    rds.restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=latest, UseLatestRestorableTime=True
+    )
     with pg_connect(wait_status(rds, latest, timeout=300)) as conn:
         assert conn.execute("SELECT id FROM ledger ORDER BY id").fetchall() == [(2,)]
 
     with pytest.raises(ClientError) as e:
-        rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=f"x-{unique}",
-                                                 RestoreTime=datetime(2001, 1, 1, tzinfo=UTC))
+        rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier=ident,
+            TargetDBInstanceIdentifier=f"x-{unique}",
+            RestoreTime=datetime(2001, 1, 1, tzinfo=UTC),
+        )
     assert e.value.response["Error"]["Code"] == "InvalidRestoreFault"
     for i in (ident, target, latest):
         rds.delete_db_instance(DBInstanceIdentifier=i, SkipFinalSnapshot=True)

@@ -13,9 +13,17 @@ def test_create_connect_and_describe(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     ident = f"pg-{unique}"
     created = rds.create_db_instance(
-        DBInstanceIdentifier=ident, Engine="postgres", MasterUsername="master", MasterUserPassword=PASSWORD,
-        DBInstanceClass="db.t3.micro", AllocatedStorage=20, DBName="app", BackupRetentionPeriod=3,
-        StorageEncrypted=True, KmsKeyId="alias/aws/rds", Tags=[{"Key": "team", "Value": "db"}],
+        DBInstanceIdentifier=ident,
+        Engine="postgres",
+        MasterUsername="master",
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        BackupRetentionPeriod=3,
+        StorageEncrypted=True,
+        KmsKeyId="alias/aws/rds",
+        Tags=[{"Key": "team", "Value": "db"}],
     )["DBInstance"]
     assert created["DBInstanceStatus"] == "creating"
     inst = wait_status(rds, ident)
@@ -49,8 +57,14 @@ def test_validation_errors(strata_server, unique: str) -> None:
         ({"Engine": "aurora-postgresql"}, "InvalidParameterCombination"),
     ]
     for overrides, code in cases:
-        args = {"DBInstanceIdentifier": f"v-{unique}", "MasterUsername": "master", "MasterUserPassword": PASSWORD,
-                "DBInstanceClass": "db.t3.micro", "AllocatedStorage": 20, **overrides}
+        args = {
+            "DBInstanceIdentifier": f"v-{unique}",
+            "MasterUsername": "master",
+            "MasterUserPassword": PASSWORD,
+            "DBInstanceClass": "db.t3.micro",
+            "AllocatedStorage": 20,
+            **overrides,
+        }
         with pytest.raises(ClientError) as e:
             rds.create_db_instance(**args)
         assert e.value.response["Error"]["Code"] == code, overrides
@@ -70,8 +84,13 @@ def test_modify_stop_start_reboot_delete(strata_server, unique: str) -> None:
         conn.execute("CREATE TABLE kept (x int)")
         conn.execute("INSERT INTO kept VALUES (42)")
 
-    rds.modify_db_instance(DBInstanceIdentifier=ident, MasterUserPassword="New-pass-4567", DBInstanceClass="db.t3.small",
-                           AllocatedStorage=30, ApplyImmediately=True)
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident,
+        MasterUserPassword="New-pass-4567",
+        DBInstanceClass="db.t3.small",
+        AllocatedStorage=30,
+        ApplyImmediately=True,
+    )
     inst = wait_status(rds, ident)
     assert inst["DBInstanceClass"] == "db.t3.small" and inst["AllocatedStorage"] == 30
     with pg_connect(inst, password="New-pass-4567") as conn:
@@ -118,21 +137,31 @@ def test_catalogue(strata_server) -> None:
 def test_parameter_group_applied_and_subnet_group(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     group = f"pg-params-{unique}"
-    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres18", Description="test")
-    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
-        {"ParameterName": "work_mem", "ParameterValue": "12345kB", "ApplyMethod": "immediate"}])
+    rds.create_db_parameter_group(
+        DBParameterGroupName=group, DBParameterGroupFamily="postgres18", Description="test"
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[{"ParameterName": "work_mem", "ParameterValue": "12345kB", "ApplyMethod": "immediate"}],
+    )
     params = rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]
     assert {"work_mem": "12345kB"} == {p["ParameterName"]: p["ParameterValue"] for p in params}
     subnets = f"subnets-{unique}"
-    rds.create_db_subnet_group(DBSubnetGroupName=subnets, DBSubnetGroupDescription="d", SubnetIds=["subnet-1", "subnet-2"])
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=subnets, DBSubnetGroupDescription="d", SubnetIds=["subnet-1", "subnet-2"]
+    )
     ident = f"params-{unique}"
-    inst = create_pg(rds, ident, DBParameterGroupName=group, DBSubnetGroupName=subnets, BackupRetentionPeriod=0)
+    inst = create_pg(
+        rds, ident, DBParameterGroupName=group, DBSubnetGroupName=subnets, BackupRetentionPeriod=0
+    )
     assert inst["DBParameterGroups"][0]["DBParameterGroupName"] == group
     assert inst["DBSubnetGroup"]["DBSubnetGroupName"] == subnets
     with pg_connect(inst) as conn:
         assert conn.execute("SHOW work_mem").fetchone() == ("12345kB",)
-    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
-        {"ParameterName": "work_mem", "ParameterValue": "2MB", "ApplyMethod": "immediate"}])
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[{"ParameterName": "work_mem", "ParameterValue": "2MB", "ApplyMethod": "immediate"}],
+    )
     with pg_connect(inst) as conn:
         assert conn.execute("SHOW work_mem").fetchone() == ("2MB",)
     arn = inst["DBInstanceArn"]
@@ -155,9 +184,16 @@ def test_pgbench_runs_against_the_endpoint(strata_server, unique: str) -> None:
     ep = inst["Endpoint"]
     base = [f"--host={ep['Address']}", f"--port={ep['Port']}", "--username=master"]
     env = {"PGPASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
-    subprocess.run([pg_bin("pgbench"), *base, "-i", "-s", "1", "-q", "app"], env=env, check=True, capture_output=True)
-    run = subprocess.run([pg_bin("pgbench"), *base, "-c", "4", "-j", "2", "-t", "50", "-n", "app"], env=env,
-                         check=True, capture_output=True, text=True)
+    subprocess.run(
+        [pg_bin("pgbench"), *base, "-i", "-s", "1", "-q", "app"], env=env, check=True, capture_output=True
+    )
+    run = subprocess.run(
+        [pg_bin("pgbench"), *base, "-c", "4", "-j", "2", "-t", "50", "-n", "app"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert re.search(r"number of transactions actually processed: 200/200", run.stdout), run.stdout
     with pg_connect(inst) as conn:
         assert conn.execute("SELECT count(*) FROM pgbench_history").fetchone() == (200,)

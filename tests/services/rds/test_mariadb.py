@@ -13,8 +13,16 @@ from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
 
 def my_connect(inst: dict, **kw) -> pymysql.Connection:  # noqa: ANN003
     ep = inst["Endpoint"]
-    return pymysql.connect(host=ep["Address"], port=ep["Port"], user=USER, password=PASSWORD, database="app",
-                           autocommit=True, connect_timeout=10, **kw)
+    return pymysql.connect(
+        host=ep["Address"],
+        port=ep["Port"],
+        user=USER,
+        password=PASSWORD,
+        database="app",
+        autocommit=True,
+        connect_timeout=10,
+        **kw,
+    )
 
 
 def rows(conn: pymysql.Connection, sql: str) -> list:
@@ -28,9 +36,17 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
     versions = rds.describe_db_engine_versions(Engine="mysql")["DBEngineVersions"]
     assert "MySQL wire-compatible" in versions[0]["DBEngineDescription"]
     ident = f"my-{unique}"
-    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="mysql", MasterUsername=USER,
-                           MasterUserPassword=PASSWORD, DBInstanceClass="db.t3.micro", AllocatedStorage=20,
-                           DBName="app", MultiAZ=True, BackupRetentionPeriod=1)
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        Engine="mysql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        MultiAZ=True,
+        BackupRetentionPeriod=1,
+    )
     inst = wait_status(rds, ident, timeout=300)
     with my_connect(inst) as conn:
         rows(conn, "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)) ENGINE=InnoDB")
@@ -59,8 +75,9 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
         assert eventually(lambda: rows(conn, "SELECT count(*) FROM items") == [(4,)], 60)
 
     pitr = f"my-pitr-{unique}"
-    rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=pitr,
-                                             RestoreTime=restore_time)
+    rds.restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=pitr, RestoreTime=restore_time
+    )
     with my_connect(wait_status(rds, pitr, timeout=300)) as conn:
         assert rows(conn, "SELECT id FROM items ORDER BY id") == [(1,), (2,)]
 
@@ -71,19 +88,28 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
 def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     ident = f"maria-{unique}"
-    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="mariadb", MasterUsername=USER,
-                           MasterUserPassword=PASSWORD, DBInstanceClass="db.t3.micro", AllocatedStorage=20,
-                           DBName="app", BackupRetentionPeriod=0)
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        Engine="mariadb",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        BackupRetentionPeriod=0,
+    )
     inst = wait_status(rds, ident, timeout=300)
     with my_connect(inst) as conn:
         assert "MariaDB" in rows(conn, "SELECT VERSION()")[0][0]
         rows(conn, "CREATE TABLE t (x INT)")
         rows(conn, "INSERT INTO t VALUES (7)")
     rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"ms-{unique}")
-    rds.get_waiter("db_snapshot_available").wait(DBSnapshotIdentifier=f"ms-{unique}",
-                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=f"maria-copy-{unique}",
-                                             DBSnapshotIdentifier=f"ms-{unique}")
+    rds.get_waiter("db_snapshot_available").wait(
+        DBSnapshotIdentifier=f"ms-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
+    rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=f"maria-copy-{unique}", DBSnapshotIdentifier=f"ms-{unique}"
+    )
     with my_connect(wait_status(rds, f"maria-copy-{unique}", timeout=300)) as conn:
         assert rows(conn, "SELECT x FROM t") == [(7,)]
     for i in (ident, f"maria-copy-{unique}"):

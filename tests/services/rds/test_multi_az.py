@@ -23,10 +23,12 @@ def test_forced_failover_keeps_every_committed_row(strata_server, unique: str) -
         conn.execute("INSERT INTO payments VALUES (1000)")
     events = [e["Message"] for e in rds.describe_events(SourceIdentifier=ident)["Events"]]
     assert any("failover completed" in m for m in events)
+
     # A new standby is built behind the scenes; a second failover works too.
     def standby_back() -> bool:
         rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
         return True
+
     eventually(standby_back, 120, 1)
     final = wait_status(rds, ident)
     assert final["AvailabilityZone"] == inst["AvailabilityZone"]
@@ -51,8 +53,12 @@ def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
         primary_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     nodes = sorted((strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid"))
     postmasters = {int(p.read_text()) for p in nodes}
-    victim = next(p for p in postmasters if os.path.exists(f"/proc/{primary_pid}") and
-                  int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1]) == p)
+    victim = next(
+        p
+        for p in postmasters
+        if os.path.exists(f"/proc/{primary_pid}")
+        and int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1]) == p
+    )
     os.kill(victim, signal.SIGKILL)
     eventually(lambda: not pid_alive(victim), 30)
 

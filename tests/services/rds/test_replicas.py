@@ -12,20 +12,36 @@ def test_read_replica_lag_read_only_and_promote(strata_server, unique: str) -> N
     rds = strata_server.client("rds")
     src_id, rep_id = f"primary-{unique}", f"replica-{unique}"
     group = f"lag-{unique}"
-    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres18",
-                                  Description="replica with delayed apply")
-    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
-        {"ParameterName": "recovery_min_apply_delay", "ParameterValue": "3000", "ApplyMethod": "immediate"}])
+    rds.create_db_parameter_group(
+        DBParameterGroupName=group,
+        DBParameterGroupFamily="postgres18",
+        Description="replica with delayed apply",
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[
+            {
+                "ParameterName": "recovery_min_apply_delay",
+                "ParameterValue": "3000",
+                "ApplyMethod": "immediate",
+            }
+        ],
+    )
     src = create_pg(rds, src_id, BackupRetentionPeriod=1)
     with pg_connect(src) as conn:
         conn.execute("CREATE TABLE users (id int primary key, name text)")
-    rds.create_db_instance_read_replica(DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=src_id,
-                                        DBParameterGroupName=group)
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=src_id, DBParameterGroupName=group
+    )
     rep = wait_status(rds, rep_id)
     assert rep["ReadReplicaSourceDBInstanceIdentifier"] == src_id
     assert rep["Endpoint"]["Port"] != src["Endpoint"]["Port"]
-    assert rep_id in rds.describe_db_instances(DBInstanceIdentifier=src_id)["DBInstances"][0][
-        "ReadReplicaDBInstanceIdentifiers"]
+    assert (
+        rep_id
+        in rds.describe_db_instances(DBInstanceIdentifier=src_id)["DBInstances"][0][
+            "ReadReplicaDBInstanceIdentifiers"
+        ]
+    )
     assert rep["StatusInfos"][0]["StatusType"] == "read replication"
 
     with pg_connect(rep) as replica:
@@ -34,7 +50,9 @@ def test_read_replica_lag_read_only_and_promote(strata_server, unique: str) -> N
             primary.execute("INSERT INTO users VALUES (1, 'ada')")
         # The seed's "most common read-replica bug": reading right after the write misses it.
         assert replica.execute("SELECT name FROM users WHERE id = 1").fetchone() is None
-        assert eventually(lambda: replica.execute("SELECT name FROM users WHERE id = 1").fetchone(), 60) == ("ada",)
+        assert eventually(lambda: replica.execute("SELECT name FROM users WHERE id = 1").fetchone(), 60) == (
+            "ada",
+        )
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             replica.execute("INSERT INTO users VALUES (2, 'bob')")
 
@@ -44,7 +62,11 @@ def test_read_replica_lag_read_only_and_promote(strata_server, unique: str) -> N
     with pg_connect(promoted) as conn:
         conn.execute("INSERT INTO users VALUES (2, 'bob')")
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (2,)
-    assert rds.describe_db_instances(DBInstanceIdentifier=src_id)["DBInstances"][0][
-        "ReadReplicaDBInstanceIdentifiers"] == []
+    assert (
+        rds.describe_db_instances(DBInstanceIdentifier=src_id)["DBInstances"][0][
+            "ReadReplicaDBInstanceIdentifiers"
+        ]
+        == []
+    )
     for i in (src_id, rep_id):
         rds.delete_db_instance(DBInstanceIdentifier=i, SkipFinalSnapshot=True)

@@ -49,7 +49,9 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     create_pg(rds, "clocked", BackupRetentionPeriod=2)
 
     def automated() -> list[dict]:
-        snaps = rds.describe_db_snapshots(DBInstanceIdentifier="clocked", SnapshotType="automated")["DBSnapshots"]
+        snaps = rds.describe_db_snapshots(DBInstanceIdentifier="clocked", SnapshotType="automated")[
+            "DBSnapshots"
+        ]
         return [s for s in snaps if s["Status"] == "available"]
 
     first = automated()
@@ -60,8 +62,14 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     eventually(lambda: len(automated()) == 3, 60, 0.5)
     # 75 h in: the first backup is older than the newest one before the 2-day window, so it goes.
     server.advance_clock("25h")
-    eventually(lambda: len(automated()) == 3 and first[0]["DBSnapshotIdentifier"] not in
-               {s["DBSnapshotIdentifier"] for s in automated()}, 60, 0.5)
+    eventually(
+        lambda: (
+            len(automated()) == 3
+            and first[0]["DBSnapshotIdentifier"] not in {s["DBSnapshotIdentifier"] for s in automated()}
+        ),
+        60,
+        0.5,
+    )
     with urllib.request.urlopen(f"{server.endpoint}/_strata/meter?service=rds") as r:
         events = json.load(r)["events"]
     hours = sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
@@ -78,11 +86,20 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
     rds = server.client("rds")
     src = create_pg(rds, "src", MultiAZ=True, BackupRetentionPeriod=0)
     rds.create_db_instance_read_replica(DBInstanceIdentifier="rep", SourceDBInstanceIdentifier="src")
-    rds.create_db_cluster(DBClusterIdentifier="cl", Engine="aurora-postgresql", MasterUsername=USER,
-                          MasterUserPassword=PASSWORD, DatabaseName="app")
+    rds.create_db_cluster(
+        DBClusterIdentifier="cl",
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+    )
     for name in ("cw", "cr"):
-        rds.create_db_instance(DBInstanceIdentifier=name, DBClusterIdentifier="cl", Engine="aurora-postgresql",
-                               DBInstanceClass="db.serverless")
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBClusterIdentifier="cl",
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.serverless",
+        )
     for ident in ("rep", "cw", "cr"):
         wait_status(rds, ident)
 
@@ -99,8 +116,15 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
     cluster = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
 
     def connect(host: str) -> psycopg.Connection:
-        return psycopg.connect(host=host, port=cluster["Port"], user=USER, password=PASSWORD, dbname="app",
-                               autocommit=True, connect_timeout=10)
+        return psycopg.connect(
+            host=host,
+            port=cluster["Port"],
+            user=USER,
+            password=PASSWORD,
+            dbname="app",
+            autocommit=True,
+            connect_timeout=10,
+        )
 
     with connect(cluster["Endpoint"]) as w:
         w.execute("CREATE TABLE c (x int)")
