@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import secrets
 from typing import Any
@@ -48,6 +49,10 @@ class StrataApp:
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
+        # Request ids: a random per-process prefix and a counter (unique, and no urandom call per
+        # request as secrets.token_hex would make).
+        self._id_prefix = secrets.token_hex(3).upper()
+        self._ids = itertools.count(1)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -98,7 +103,7 @@ class StrataApp:
             self.access_log.record("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
             return
 
-        request_id = secrets.token_hex(8).upper()
+        request_id = f"{self._id_prefix}{next(self._ids):010X}"
         detected = detect(request, self.settings.s3_hosts)
         if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
             request.body = await read_body(receive)
@@ -146,7 +151,8 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error in %s.%s", service, op_name)
             response = codec.serialize_error(op, InternalError(), request_id)
-        await drain(receive, request)
+        if request.stream is not None:
+            await drain(receive, request)
         try:
             await send_response(send, response, request.method == "HEAD", can_pathsend)
         finally:

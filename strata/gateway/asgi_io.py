@@ -15,7 +15,7 @@ _FILE_CHUNK = 1024 * 1024
 
 
 def request_from_scope(scope: dict[str, Any]) -> HttpRequest:
-    headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+    headers = Headers.from_raw(scope["headers"])
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else scope["path"]
     path = path.split("?", 1)[0]
@@ -50,8 +50,17 @@ def attach_stream(request: HttpRequest, receive: Any) -> None:
 
 
 async def read_body(receive: Any) -> bytes:
-    parts: list[bytes] = []
-    size = 0
+    # Fast path: a small body arrives in one message (no async generator for the common case).
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        return message.get("body", b"")
+    if message["type"] == "http.disconnect":
+        raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
+    first = message.get("body", b"")
+    parts: list[bytes] = [first] if first else []
+    size = len(first)
+    if size > MAX_BUFFERED_BODY:
+        raise ServiceError("RequestEntityTooLarge", "Request body too large", 413)
     async for chunk in _receive_chunks(receive):
         size += len(chunk)
         if size > MAX_BUFFERED_BODY:
@@ -72,8 +81,14 @@ async def drain(receive: Any, request: HttpRequest) -> None:
 
 async def send_response(send: Any, response: HttpResponse, head: bool, can_pathsend: bool) -> None:
     headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers]
-    names = {k.lower() for k, _ in response.headers}
     body = response.body
+    if type(body) is bytes:  # the common case, in one step: codecs always set Content-Length
+        if not any(len(k) == 14 and k.lower() == b"content-length" for k, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return
+    names = {k.lower() for k, _ in response.headers}
     if isinstance(body, FileBody):
         size = os.path.getsize(body.path)
         length = body.length if body.length is not None else size - body.offset

@@ -9,20 +9,45 @@ from urllib.parse import parse_qsl
 
 
 class Headers:
-    """Case-insensitive, multi-valued request headers (names stored lower-case)."""
+    """Case-insensitive, multi-valued request headers (names stored lower-case).
 
-    __slots__ = ("_items", "_map")
+    Built from a server's raw header list with `from_raw`, only the joined name -> value map is
+    made up front (every request reads it); the per-occurrence list is decoded the first time
+    something asks for it (SigV2, header edits), which most requests never do.
+    """
+
+    __slots__ = ("_items", "_map", "_raw")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
+        self._items: list[tuple[str, str]] | None = []
         self._map: dict[str, str] = {}
+        self._raw: list[tuple[bytes, bytes]] | None = None
         for k, v in items:
             self.add(k, v)
 
+    @classmethod
+    def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        """From (name, value) byte pairs as an ASGI server passes them (latin-1, any case)."""
+        self = cls.__new__(cls)
+        m: dict[str, str] = {}
+        for k, v in raw:
+            name = k.decode("latin-1").lower()
+            value = v.decode("latin-1")
+            # Repeated headers join with "," as HTTP allows (and as SigV4 canonicalisation expects).
+            m[name] = f"{m[name]},{value}" if name in m else value
+        self._map = m
+        self._items = None
+        self._raw = raw
+        return self
+
+    def _list(self) -> list[tuple[str, str]]:
+        if self._items is None:
+            self._items = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._raw or ()]
+        return self._items
+
     def add(self, name: str, value: str) -> None:
         name = name.lower()
-        self._items.append((name, value))
-        # Repeated headers join with "," as HTTP allows (and as SigV4 canonicalisation expects).
+        self._list().append((name, value))
         self._map[name] = f"{self._map[name]},{value}" if name in self._map else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -36,12 +61,12 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         name = name.lower()
-        self._items = [(k, v) for k, v in self._items if k != name] + [(name, value)]
+        self._items = [(k, v) for k, v in self._list() if k != name] + [(name, value)]
         self._map[name] = value
 
     def remove(self, name: str) -> None:
         name = name.lower()
-        self._items = [(k, v) for k, v in self._items if k != name]
+        self._items = [(k, v) for k, v in self._list() if k != name]
         self._map.pop(name, None)
 
     def items(self) -> list[tuple[str, str]]:
@@ -49,13 +74,13 @@ class Headers:
         return list(self._map.items())
 
     def raw_items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        return list(self._list())
 
     def keys(self) -> list[str]:
         return list(self._map)
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self._list()!r})"
 
 
 class BodyStream:
