@@ -69,7 +69,7 @@ def remove_dot_segments(path: str) -> str:
 def canonical_uri(raw_path: str, s3: bool) -> str:
     if s3:
         return raw_path or "/"
-    if not raw_path:
+    if not raw_path or raw_path == "/":  # every json/query-protocol request
         return "/"
     return quote(remove_dot_segments(raw_path), safe="/~")
 
