@@ -168,7 +168,11 @@ class S3Core:
         return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
 
     async def commit_object(
-        self, bucket: BucketRow, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+        self,
+        bucket: BucketRow,
+        row: ObjectRow,
+        check: Callable[[ObjectRow | None], None] | None = None,
+        data: bytes | None = None,
     ) -> str:
         """Make a published blob visible as the newest version of its key (group-committed).
 
@@ -184,7 +188,8 @@ class S3Core:
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
             row.version_id = self.new_version_id(fresh)
-            return self.store.insert_version(row, replace_null=row.version_id == "null"), fresh.versioning
+            freed = self.store.insert_version(row, replace_null=row.version_id == "null", data=data)
+            return freed, fresh.versioning
 
         freed, versioning = await self.committer.run(write)
         self.free_blobs(freed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import os
 import secrets
 from collections.abc import Iterator
@@ -70,12 +71,13 @@ def _concatenate(blobs: BlobStore, part_blobs: list[str]) -> Any:
 def _copy_range(
     blobs: BlobStore, src_path: Any, first: int, length: int, algorithm: str | None
 ) -> tuple[Any, bytes, str | None]:
-    """A byte range of a blob into a new temp file, with its MD5 (and checksum) computed."""
+    """A byte range of a blob (a path, or an inline object's bytes) into a new temp file, with its
+    MD5 (and checksum) computed."""
     tmp, f = blobs.open_temp()
     md5 = hashlib.md5()
     h = new_hasher(algorithm) if algorithm else None
     try:
-        with open(src_path, "rb") as src:
+        with open(src_path, "rb") if not isinstance(src_path, bytes) else io.BytesIO(src_path) as src:
             src.seek(first)
             remaining = length
             while remaining > 0:
@@ -216,7 +218,13 @@ class MultipartOperations(S3Core):
         algorithm = attrs.get("checksum_algorithm")
         loop = asyncio.get_running_loop()
         tmp, md5, ck = await loop.run_in_executor(
-            _pool, _copy_range, self.blobs, self.blobs.path(src.blob), first, length, algorithm
+            _pool,
+            _copy_range,
+            self.blobs,
+            self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id),
+            first,
+            length,
+            algorithm,
         )
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
         etag = f'"{md5.hex()}"'

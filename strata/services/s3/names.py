@@ -58,6 +58,8 @@ class Limits:
     max_put_size: int
     max_object_size: int
     max_parts: int
+    # Objects up to this size live in their metadata row (one group-committed write, no file).
+    inline_max: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -67,6 +69,7 @@ class Limits:
             max_put_size=settings.limit("s3_max_put_size", 5 * 1024**3),
             max_object_size=settings.limit("s3_max_object_size", 5 * 1024**4),
             max_parts=settings.limit("s3_max_parts", 10_000),
+            inline_max=settings.limit("s3_inline_max_size", 64 * 1024),
         )
 
 

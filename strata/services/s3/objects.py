@@ -117,13 +117,17 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
-def _file_digest(path: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
-    """Hash a whole blob (MD5 and/or flexible checksums) — for copies that need new digests."""
+def _digest(source: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
+    """Hash a whole blob file or inline bytes (MD5 and/or flexible checksums) for a copy."""
     hashers = {a: (hashlib.md5() if a == "MD5" else new_hasher(a)) for a in algorithms}
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            for h in hashers.values():
-                h.update(chunk)
+    if isinstance(source, bytes):
+        for h in hashers.values():
+            h.update(source)
+    else:
+        with open(source, "rb") as f:
+            while chunk := f.read(4 * 1024 * 1024):
+                for h in hashers.values():
+                    h.update(chunk)
     return {a: h.digest() for a, h in hashers.items()}
 
 
@@ -150,7 +154,8 @@ class ObjectOperations(S3Core):
             algorithm=algorithm,
         )
         self.count(ctx, bucket.name, bytes_in=got.size)
-        blob = await publish(self.blobs, got)
+        inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
+        blob = None if inline is not None else await publish(self.blobs, got)
         if got.checksums:
             algo, value = next(iter(got.checksums.items()))
             attrs["checksum"] = {"algorithm": algo, "value": value, "type": "FULL_OBJECT"}
@@ -171,9 +176,10 @@ class ObjectOperations(S3Core):
             attrs,
         )
         try:
-            versioning = await self.commit_object(bucket, row, check)
+            versioning = await self.commit_object(bucket, row, check, inline)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
-            self.blobs.delete(blob)
+            if blob is not None:
+                self.blobs.delete(blob)
             raise
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
         if versioning:
@@ -236,7 +242,10 @@ class ObjectOperations(S3Core):
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
         offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
-        out["Body"] = FileBody(self.blobs.path(row.blob), offset, length) if row.blob else b""
+        if row.blob is not None:
+            out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
+        else:
+            out["Body"] = self.store.inline_data(row.id)[offset : offset + length]
         self.count(ctx, row.bucket, bytes_out=length)
         return out
 
@@ -447,13 +456,14 @@ class ObjectOperations(S3Core):
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
         blob = self.link_blob(src.blob) if src.blob else None
+        inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
             etag = src.etag
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)
-            if need and blob:
+            if need:
                 digests = await asyncio.get_running_loop().run_in_executor(
-                    _pool, _file_digest, self.blobs.path(blob), tuple(need)
+                    _pool, _digest, self.blobs.path(blob) if blob else inline, tuple(need)
                 )
                 if "MD5" in digests:
                     etag = f'"{digests["MD5"].hex()}"'
@@ -480,7 +490,7 @@ class ObjectOperations(S3Core):
                 attrs,
             )
             versioning = await self.commit_object(
-                bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
+                bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
             )
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob:

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS objects (
     etag TEXT NOT NULL,
     modified REAL NOT NULL,
     storage_class TEXT NOT NULL,
-    attrs TEXT NOT NULL
+    attrs TEXT NOT NULL,
+    data BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, id DESC);
 CREATE INDEX IF NOT EXISTS objects_current ON objects(bucket, key) WHERE latest = 1 AND dm = 0;
@@ -134,6 +135,8 @@ class S3Store:
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+        if "data" not in {r[1] for r in self.db.query("PRAGMA table_info(objects)")}:
+            self.db.execute("ALTER TABLE objects ADD COLUMN data BLOB")  # databases from before inlining
         self._buckets: dict[str, BucketRow] = {}
 
     def close(self) -> None:
@@ -226,9 +229,10 @@ class S3Store:
         )
         return ObjectRow.from_row(r) if r else None
 
-    def insert_version(self, row: ObjectRow, *, replace_null: bool) -> list[str]:
+    def insert_version(self, row: ObjectRow, *, replace_null: bool, data: bytes | None = None) -> list[str]:
         """Make `row` the latest version of its key; returns blob ids no longer referenced.
 
+        A small object's bytes come as `data` and live in the row itself (row.blob is None).
         With `replace_null` (unversioned or suspended buckets) an existing `null` version is
         removed first, as S3 overwrites it. Call inside a transaction.
         """
@@ -246,7 +250,7 @@ class S3Store:
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
         cur = self.db.execute(
-            f"INSERT INTO objects({_OBJ_COLS}) VALUES (NULL,?,?,?,1,?,?,?,?,?,?,?)",
+            f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (NULL,?,?,?,1,?,?,?,?,?,?,?,?)",
             (
                 row.bucket,
                 row.key,
@@ -258,6 +262,7 @@ class S3Store:
                 row.modified,
                 row.storage_class,
                 json.dumps(row.attrs),
+                data,
             ),
         )
         row.id = cur.lastrowid or 0
@@ -277,6 +282,11 @@ class S3Store:
         if row.blob and not self.blob_referenced(row.blob):
             return [row.blob]
         return []
+
+    def inline_data(self, row_id: int) -> bytes:
+        """The bytes of a small object stored in its row."""
+        r = self.db.query_one("SELECT data FROM objects WHERE id = ?", (row_id,))
+        return bytes(r[0]) if r and r[0] is not None else b""
 
     def update_attrs(self, row: ObjectRow) -> None:
         self.db.execute("UPDATE objects SET attrs = ? WHERE id = ?", (json.dumps(row.attrs), row.id))
