@@ -1,8 +1,9 @@
-"""Object operations: PutObject, GetObject, HeadObject, DeleteObject(s), CopyObject, tagging and
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject(s), CopyObject and
 GetObjectAttributes.
 
-A PUT streams its body to a temp file (ingest), publishes the blob, then commits the row; a GET
-returns `FileBody(path, offset, length)` so the gateway can send the file zero-copy.
+A large PUT streams its body to a temp file (ingest), publishes the blob, then commits the row,
+and its GET returns `FileBody(path, offset, length)` so the gateway can send the file zero-copy.
+A small body (up to 64 KiB) is committed inside its row and served from there as bytes.
 """
 
 from __future__ import annotations

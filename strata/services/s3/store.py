@@ -8,9 +8,10 @@ versions of a key sort newest first. Two indexes make every listing a range scan
   which ListObjects(V2) scans from a start key forward. Its cost depends on the page size (and
   the number of common prefixes returned), never on the bucket size.
 
-Bodies live in the BlobStore; a row is committed only after its blob is published, and a blob is
-unlinked only after the row that referenced it is gone, so a crash leaves at worst an orphan blob
-that start-up garbage collection removes.
+Bodies up to `Limits.inline_max` (64 KiB) live in the row's `data` column, so a small PUT is one
+group-committed SQLite write. Larger bodies live in the BlobStore; a row is committed only after
+its blob is published, and a blob is unlinked only after the row that referenced it is gone, so a
+crash leaves at worst an orphan blob that start-up garbage collection removes.
 """
 
 from __future__ import annotations
