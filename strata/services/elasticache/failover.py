@@ -69,12 +69,12 @@ class FailoverOps:
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return target
 
-    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, kill: bool) -> str:
+    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, kill: bool, dead: str | None = None) -> str:
         """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
         CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
         (it rejoins as a replica). Blocking; returns the new primary's member id."""
         roles = self.roles(group)
-        primary = next((c for c in ng["members"] if roles.get(c) == "primary"), None)
+        primary = dead or next((c for c in ng["members"] if roles.get(c) == "primary"), None)
         replicas = [c for c in ng["members"] if c != primary and self._alive(c)]
         if not replicas:
             raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live replica.")
@@ -126,12 +126,13 @@ class FailoverOps:
             return
         ng = self._node_group(group, member["node_group"])
         if group.get("cluster_mode"):
-            was_primary = any(
-                self._alive(c) and self._server(c).info("replication").get("master_host") == member["nodes"][0]["address"]
-                for c in ng["members"] if c != cid
-            )
-            if was_primary:
-                await run_blocking(self._cluster_failover, group, ng, False)
+            def followed() -> bool:  # some live replica was following the dead node: it was a primary
+                address = member["nodes"][0]["address"]
+                return any(self._alive(c) and self._server(c).info("replication").get("master_host") == address
+                           for c in ng["members"] if c != cid)
+
+            if await run_blocking(followed):
+                await run_blocking(self._cluster_failover, group, ng, False, cid)
                 return
             await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
             return

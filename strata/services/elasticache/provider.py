@@ -11,6 +11,11 @@ Create, modify, failover and delete do their engine work before answering, so a 
 after the response sees the final state (the response itself reports the AWS transition state,
 e.g. "creating"). A monitor restarts nodes whose process dies, failing over first where the dead
 node was a primary. Everything is restarted from the records when Strata starts.
+
+In-transit encryption is the engine's own TLS; every node's certificate is signed by Strata's CA,
+which clients trust from `<data_dir>/tls/ca.pem`: redis-py `ssl_ca_certs=<that file>`, pymemcache
+`tls_context=ssl.create_default_context(cafile=<that file>)`, or `SSL_CERT_FILE=<that file>` for
+code that names no CA, such as the course's `redis.Redis(host, port, ssl=True)`.
 """
 
 from __future__ import annotations
