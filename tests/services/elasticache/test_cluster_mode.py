@@ -104,3 +104,28 @@ def test_cluster_mode_snapshot_restores_every_shard(ec, cleanup, unique):
     assert all(restored.get(f"item:{i}") == str(i) for i in range(100))
     assert restored.set("item:new", "1")
     ec.delete_snapshot(SnapshotName=snap["SnapshotName"])
+
+
+def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
+    import os
+    import signal
+
+    gid = f"cmc-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
+                                ReplicasPerNodeGroup=1)
+    cleanup.append(("group", gid))
+    conf = group(ec, gid)["ConfigurationEndpoint"]
+    rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    rc.set("{a}k", "v")
+    owner = rc.get_node_from_key("{a}k")
+    victim = redis.Redis(owner.host, owner.port)
+    assert victim.wait(1, 10000) == 1
+    os.kill(int(victim.info("server")["process_id"]), signal.SIGKILL)
+
+    def served_elsewhere() -> bool:
+        fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+        node = fresh.get_node_from_key("{a}k")
+        return (node.host, node.port) != (owner.host, owner.port) and fresh.get("{a}k") == "v"
+
+    eventually(served_elsewhere, what="the shard's replica promoted")
+    eventually(lambda: redis.Redis(owner.host, owner.port).role()[0] == b"slave", what="the dead node back as a replica")
