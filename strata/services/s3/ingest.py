@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from strata.protocol.http import BodyStream
 from strata.storage import BlobStore
 
 BATCH = 4 * 1024 * 1024
+# Large uploads start their disk writeback every this many bytes (when fsync is on).
+FLUSH_EVERY = 16 * 1024 * 1024
 # Threads for hashing/writing; big enough for many concurrent uploads on a small machine.
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest")
 
@@ -134,9 +137,10 @@ async def receive(
         hash_batch(batch)
         f.write(batch)
 
-    size = 0
+    size = unflushed = 0
     data: bytes | None = None
     pending: asyncio.Future | None = None
+    flushing: asyncio.Future | None = None
     try:
         if isinstance(body, bytes | bytearray):
             if len(body) > max_size:
@@ -158,6 +162,12 @@ async def receive(
                     buf, buffered = [], 0
                     if pending is not None:
                         await pending
+                        unflushed += BATCH
+                        if blobs.fsync and unflushed >= FLUSH_EVERY and (flushing is None or flushing.done()):
+                            # Start the disk writing beside the upload, so the fsync at publish
+                            # finds little left to do.
+                            flushing = loop.run_in_executor(_pool, os.fdatasync, f.fileno())
+                            unflushed = 0
                     if f is None:
                         tmp, f = blobs.open_temp()
                     # Hashing and writing the same batch run side by side (both release the GIL);
@@ -169,6 +179,9 @@ async def receive(
             if pending is not None:
                 await pending
                 pending = None
+            if flushing is not None:
+                await flushing
+                flushing = None
             rest = b"".join(buf)
             if body.length is not None and size < body.length:
                 raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
@@ -208,11 +221,12 @@ async def receive(
                 )
         return Received(tmp, size, digest, got, data)
     except BaseException:
-        if pending is not None:
-            try:
-                await pending
-            except Exception:  # noqa: BLE001 - the original error is the one to report
-                pass
+        for fut in (pending, flushing):
+            if fut is not None:
+                try:
+                    await fut
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
         if f is not None:
             f.close()
         if tmp is not None:
