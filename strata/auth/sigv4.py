@@ -58,6 +58,28 @@ _BODY_HASHED = "="  # marks a payload hash computed here from the buffered body
 _DATES: dict[str, float | None] = {}  # parse_amz_date results: clients sign many requests a second
 
 
+_PADS: dict[bytes, tuple] = {}  # signing key -> its HMAC inner/outer SHA-256 states
+
+
+def _hmac_hex(key: bytes, message: str) -> str:
+    """HMAC-SHA256 from the key's precomputed pad states: OpenSSL 3 sets up an HMAC context
+    per call at several times the cost of hashing a canonical request."""
+    pads = _PADS.get(key)
+    if pads is None:
+        if len(_PADS) > 256:
+            _PADS.clear()
+        block = key.ljust(64, b"\0")  # signing keys are 32 bytes, under SHA-256's block size
+        pads = _PADS[key] = (
+            hashlib.sha256(bytes(b ^ 0x36 for b in block)),
+            hashlib.sha256(bytes(b ^ 0x5C for b in block)),
+        )
+    inner = pads[0].copy()
+    inner.update(message.encode("utf-8"))
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
 def parse_amz_date(text: str) -> float | None:
     """Epoch seconds of an ISO 8601 basic timestamp (20130524T000000Z), None if malformed."""
     try:
@@ -443,7 +465,7 @@ class Authenticator:
         uri = canonical_uri(request.raw_path, s3)
         canonical = canonical_request(request, uri, query, signed.signed, signed.signed_str, payload_hash)
         to_sign = string_to_sign(amz_date, signed.scope, canonical)
-        expected = hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
+        expected = _hmac_hex(key, to_sign)
         if hmac.compare_digest(expected, signed.signature):
             return
         if s3:
