@@ -202,3 +202,23 @@ def test_list_uploads_pages_through_one_key(s3, bucket: str) -> None:
     assert sorted(u for k, u in got if k == "same") == sorted(ids)
     r = s3.list_multipart_uploads(Bucket=bucket, KeyMarker="same")
     assert [u["Key"] for u in r["Uploads"]] == ["zeta"]
+
+
+def test_upload_part_copy_from_small_object(s3, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="tiny", Body=b"0123456789")
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="from-tiny")["UploadId"]
+    p = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="from-tiny",
+        UploadId=uid,
+        PartNumber=1,
+        CopySource=f"{bucket}/tiny",
+        CopySourceRange="bytes=2-5",
+    )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="from-tiny",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["CopyPartResult"]["ETag"]}]},
+    )
+    assert s3.get_object(Bucket=bucket, Key="from-tiny")["Body"].read() == b"2345"
