@@ -414,6 +414,7 @@ class ReplicationGroupOps(FailoverOps):
                     raise invalid("A node group can have at most 5 replicas.")
             if all(targets.get(ng["id"], 0) <= len(ng["members"]) - 1 for ng in group["node_groups"]):
                 raise fault("NoOperationFault", "The new replica count is not greater than the current one.")
+            self.meter_usage(group)
             self._save_group(group, "modifying")
             try:
                 for ng in group["node_groups"]:
@@ -453,6 +454,7 @@ class ReplicationGroupOps(FailoverOps):
                 left = len(ng["members"]) - 1 - sum(1 for n, _ in removals if n is ng)
                 if group.get("automatic_failover") and left < 1:
                     raise invalid("With automatic failover enabled each node group needs at least one replica.")
+            self.meter_usage(group)
             for ng, cid in removals:
                 await run_blocking(self._remove_replica, group, ng, cid)
             self._save_group(group)
@@ -472,6 +474,7 @@ class ReplicationGroupOps(FailoverOps):
             if len(ng["members"]) >= v.MAX_CLUSTERS_PER_GROUP:
                 raise fault("NodeQuotaForClusterExceededFault", "A replication group can have at most 5 replicas.")
             member = self._new_member(group, ng, ctx.region, cid=cid, az=req.get("PreferredAvailabilityZone"))
+            self.meter_usage(group)
             await run_blocking(self._add_replica, group, ng, member)
             return {"CacheCluster": self.render(ctx, {**member, "status": "creating"}, show_nodes=False)}
 
@@ -488,6 +491,7 @@ class ReplicationGroupOps(FailoverOps):
                 raise fault("InvalidCacheClusterStateFault",
                             "Cannot delete the last replica of a replication group with automatic failover enabled.")
             rendered = self.render(ctx, {**cluster, "status": "deleting"}, show_nodes=False)
+            self.meter_usage(group)
             await run_blocking(self._remove_replica, group, ng, cluster["id"])
             return {"CacheCluster": rendered}
 
@@ -504,6 +508,7 @@ class ReplicationGroupOps(FailoverOps):
             if req.get("FinalSnapshotIdentifier"):
                 await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
             rendered = await run_blocking(self._render_group, ctx, group, "deleting")
+            self.meter_usage(group)
             await self._discard_group(group)
             self.delete_automatic_snapshots(group_id=group["id"])
         return {"ReplicationGroup": rendered}

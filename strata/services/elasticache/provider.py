@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from strata.engines.memcached import binary as memcached_binary
@@ -115,6 +116,22 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
 
     def render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
         return render_cluster(cluster, self.deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
+
+    def meter_usage(self, dep: dict) -> None:
+        """Record the node-hours a deployment used since it was last metered (the caller saves `dep`).
+
+        Called whenever its node count is about to change, when it is deleted, and on every
+        advance of the simulated clock, so a bill covers simulated months too.
+        """
+        now = clock.now()
+        since = datetime.fromisoformat(dep.get("metered_at") or dep["created"])
+        hours = max(0.0, (now - since).total_seconds() / 3600)
+        nodes = len(dep["nodes"]) if "nodes" in dep else sum(len(ng["members"]) for ng in dep["node_groups"])
+        if hours > 0 and nodes:
+            kind = "replication_group" if "node_groups" in dep else "cache_cluster"
+            meter.record("elasticache", "NodeHours", hours * nodes, "hour", node_type=dep["node_type"],
+                         engine=dep["engine"], **{kind: dep["id"]})
+        dep["metered_at"] = now.isoformat()
 
     # -- CreateCacheCluster ---------------------------------------------------------------------------
 
@@ -215,6 +232,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
                     raise invalid("Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1.")
+                self.meter_usage(doc)
                 await self._resize_memcached(doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region)
             elif req.get("CacheNodeIdsToRemove"):
                 raise invalid("CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes.")
@@ -338,6 +356,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     raise fault("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached.")
                 await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
             rendered = self.render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
+            self.meter_usage(doc)
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
             self.ports.release(f"elasticache/cluster/{doc['id']}")

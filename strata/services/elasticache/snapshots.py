@@ -256,17 +256,19 @@ class SnapshotOps:
     # -- automatic snapshots ----------------------------------------------------------------------------
 
     async def run_automatic_snapshots(self: ElastiCacheProvider) -> None:
-        """Take the daily snapshot of each deployment that is due, then prune past its retention."""
+        """After the clock moved: meter node-hours, take each due daily snapshot, prune past retention."""
         now = clock.now()
         deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
         deployments += [("group", d) for d in self.store.list_docs("group")]
         for kind, dep in deployments:
-            if dep["engine"] not in REDIS_LIKE or not dep.get("retention"):
-                continue
             try:
                 async with self.lock(dep["id"]):
                     fresh = self.store.get_doc(kind, dep["id"])
                     if fresh is None or fresh["status"] != "available":
+                        continue
+                    self.meter_usage(fresh)
+                    self.store.put_doc(kind, fresh["id"], fresh)
+                    if fresh["engine"] not in REDIS_LIKE or not fresh.get("retention"):
                         continue
                     last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
                     if now - last >= DAY:

@@ -109,6 +109,10 @@ def test_automatic_daily_snapshots_follow_the_simulated_clock(strata_factory, un
         eventually(lambda d=day: len(automated()) == min(d, 2) and any(
             s["NodeSnapshots"][0]["SnapshotCreateTime"].day == _clock_day(server) for s in automated()),
             what=f"automatic snapshot of day {day}")
+    # the three simulated days were metered as node-hours of this one-node cluster
+    events = server.admin("/_strata/meter?service=elasticache")["events"]
+    hours = sum(e["quantity"] for e in events if e["event"] == "NodeHours" and e["dims"].get("cache_cluster") == cid)
+    assert 72 <= hours < 73
     names = sorted(s["SnapshotName"] for s in automated())
     assert len(names) == 2 and all(n.startswith(f"automatic.{cid}-") for n in names)
     # the newest automatic snapshot restores the newest data
