@@ -187,7 +187,8 @@ class PostObjectOperations(S3Core):
         if got.checksums:
             a, v = next(iter(got.checksums.items()))
             attrs["checksum"] = {"algorithm": a, "value": v, "type": "FULL_OBJECT"}
-        blob = await publish(self.blobs, got)
+        inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
+        blob = None if inline is not None else await publish(self.blobs, got)
         row = ObjectRow(
             0,
             bucket.name,
@@ -203,9 +204,10 @@ class PostObjectOperations(S3Core):
             attrs,
         )
         try:
-            versioning = await self.commit_object(bucket, row)
+            versioning = await self.commit_object(bucket, row, None, inline)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
-            self.blobs.delete(blob)
+            if blob is not None:
+                self.blobs.delete(blob)
             raise
         location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
         out: dict[str, Any] = {"ETag": row.etag, "Location": location}
