@@ -50,7 +50,7 @@ def _max_keys(value: int | None) -> int:
     return min(value, 1000)
 
 
-def _encoder(encoding_type: str | None):  # noqa: ANN202
+def url_encoder(encoding_type: str | None):  # noqa: ANN202
     if encoding_type is None or encoding_type == "":
         return lambda s: s
     if encoding_type != "url":
@@ -172,7 +172,7 @@ class ListingOperations(S3Core):
     def list_objects_v2(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
-        enc = _encoder(req.get("EncodingType"))
+        enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         token = req.get("ContinuationToken")
@@ -208,7 +208,7 @@ class ListingOperations(S3Core):
     def list_objects(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
-        enc = _encoder(req.get("EncodingType"))
+        enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         marker = req.get("Marker") or ""
@@ -239,7 +239,7 @@ class ListingOperations(S3Core):
     def list_object_versions(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self.require_bucket(req["Bucket"])
         self.count(ctx, bucket.name)
-        enc = _encoder(req.get("EncodingType"))
+        enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         key_marker = req.get("KeyMarker") or ""

@@ -32,6 +32,7 @@ from strata.services.s3.ingest import (
     receive,
     requested_checksums,
 )
+from strata.services.s3.listing import url_encoder
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.store import ObjectRow, prefix_end
@@ -463,6 +464,7 @@ class MultipartOperations(S3Core):
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_uploads = min(req.get("MaxUploads") if req.get("MaxUploads") is not None else 1000, 1000)
         key_marker, id_marker = req.get("KeyMarker") or "", req.get("UploadIdMarker") or ""
+        enc = url_encoder(req.get("EncodingType"))
         owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
         page: list[tuple[str, str, float, dict] | str] = []
         truncated = False
@@ -478,7 +480,7 @@ class MultipartOperations(S3Core):
             upload_id, key, initiated, attrs = entry
             item = {
                 "UploadId": upload_id,
-                "Key": key,
+                "Key": enc(key),
                 "Initiated": to_datetime(initiated),
                 "StorageClass": attrs.get("storage_class", "STANDARD"),
                 "Owner": owner,
@@ -491,9 +493,9 @@ class MultipartOperations(S3Core):
             uploads.append(item)
         out: dict[str, Any] = {
             "Bucket": bucket.name,
-            "KeyMarker": key_marker,
+            "KeyMarker": enc(key_marker),
             "UploadIdMarker": id_marker,
-            "Prefix": prefix,
+            "Prefix": enc(prefix),
             "MaxUploads": max_uploads,
             "IsTruncated": truncated,
         }
@@ -501,13 +503,15 @@ class MultipartOperations(S3Core):
             out["Uploads"] = uploads
         prefixes = [e for e in page if isinstance(e, str)]
         if prefixes:
-            out["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
+            out["CommonPrefixes"] = [{"Prefix": enc(p)} for p in prefixes]
         if delimiter:
-            out["Delimiter"] = delimiter
+            out["Delimiter"] = enc(delimiter)
+        if req.get("EncodingType"):
+            out["EncodingType"] = req["EncodingType"]
         if truncated and page:
             last = page[-1]
             if isinstance(last, str):
-                out["NextKeyMarker"] = last
+                out["NextKeyMarker"] = enc(last)
             else:
-                out["NextKeyMarker"], out["NextUploadIdMarker"] = last[1], last[0]
+                out["NextKeyMarker"], out["NextUploadIdMarker"] = enc(last[1]), last[0]
         return out
