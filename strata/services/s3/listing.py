@@ -9,7 +9,7 @@ whatever the bucket holds.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +50,8 @@ def _max_keys(value: int | None) -> int:
     return min(value, 1000)
 
 
-def url_encoder(encoding_type: str | None):  # noqa: ANN202
+def url_encoder(encoding_type: str | None) -> Callable[[str], str]:
+    """The key encoder for `encoding-type` (only `url` exists): keys any XML can carry."""
     if encoding_type is None or encoding_type == "":
         return lambda s: s
     if encoding_type != "url":
