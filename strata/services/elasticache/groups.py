@@ -29,6 +29,8 @@ from strata.sim.meter import meter
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
+START_ATTEMPTS = 3  # as for cache clusters: retry on another port when the first was taken meanwhile
+
 log = logging.getLogger("strata.elasticache")
 
 
@@ -252,16 +254,25 @@ class ReplicationGroupOps(FailoverOps):
         group["config_holder"] = group["node_groups"][0]["members"][0] if cluster_mode else None
         for member in pending:
             self.store.put_doc("cluster", member["id"], member)
-        group["port"] = self.ports.allocate(f"elasticache/group/{gid}")
-        if cluster_mode:
-            group["bus_port"] = self.ports.allocate(f"elasticache/group/{gid}/bus")
         self.store.put_doc("group", gid, group)
         async with self.lock(gid):
-            try:
-                await run_blocking(self._start_group, group, restore)
-            except (EngineError, OSError, redis.RedisError) as e:
-                await self._discard_group(group)
-                raise fault("InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}") from e
+            for attempt in range(START_ATTEMPTS):
+                group["port"] = self.allocate_port(f"elasticache/group/{gid}", attempt)
+                if cluster_mode:
+                    group["bus_port"] = self.allocate_port(f"elasticache/group/{gid}/bus", attempt)
+                self.store.put_doc("group", gid, group)
+                try:
+                    await run_blocking(self._start_group, group, restore)
+                    break
+                except (EngineError, OSError, redis.RedisError) as e:
+                    for cid in ng_members(group):
+                        await run_blocking(self.engines.stop_cluster, cid, True)
+                    self.ports.release_prefix(f"elasticache/group/{gid}")
+                    if attempt + 1 == START_ATTEMPTS:
+                        await self._discard_group(group)
+                        raise fault("InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}") from e
+                    log.warning("starting replication group %s on port %s failed (%s); trying another port",
+                                gid, group["port"], e)
             self._save_group(group, "available")
         meter.record("elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid)
         return {"ReplicationGroup": self._render_group(ctx, group, "creating")}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.elasticache")
 MONITOR_INTERVAL = 1.0
+START_ATTEMPTS = 3  # a freshly allocated port can be taken by another program before the engine binds it
 
 
 def now_iso() -> str:
@@ -133,6 +135,13 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                          engine=dep["engine"], **{kind: dep["id"]})
         dep["metered_at"] = now.isoformat()
 
+    def allocate_port(self, owner: str, attempt: int) -> int:
+        """The deployment's port: the lowest free one first; after a failed start (another program on
+        the machine took it between allocation and bind), a random free one."""
+        if attempt == 0:
+            return self.ports.allocate(owner)
+        return self.ports.allocate(owner, preferred=random.randint(self.ports.low, self.ports.high))
+
     # -- CreateCacheCluster ---------------------------------------------------------------------------
 
     async def create_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
@@ -167,16 +176,22 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         doc["az"] = doc["nodes"][0]["az"]
         if doc["auth"]:
             doc["auth_modified"] = created
-        doc["port"] = self.ports.allocate(f"elasticache/cluster/{cid}")
         self.store.put_doc("cluster", cid, doc)
+        owner = f"elasticache/cluster/{cid}"
         async with self.lock(cid):
-            try:
-                await run_blocking(self._start_standalone, doc, restore)
-            except (EngineError, OSError) as e:
-                await run_blocking(self.engines.stop_cluster, cid, True)
-                self.store.delete_doc("cluster", cid)
-                self.ports.release(f"elasticache/cluster/{cid}")
-                raise fault("InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}") from e
+            for attempt in range(START_ATTEMPTS):
+                doc["port"] = self.allocate_port(owner, attempt)
+                self.store.put_doc("cluster", cid, doc)
+                try:
+                    await run_blocking(self._start_standalone, doc, restore)
+                    break
+                except (EngineError, OSError) as e:
+                    await run_blocking(self.engines.stop_cluster, cid, True)
+                    self.ports.release(owner)
+                    if attempt + 1 == START_ATTEMPTS:
+                        self.store.delete_doc("cluster", cid)
+                        raise fault("InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}") from e
+                    log.warning("starting cache cluster %s on port %s failed (%s); trying another port", cid, doc["port"], e)
             doc["status"] = "available"
             self.store.put_doc("cluster", cid, doc)
         meter.record("elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid)
