@@ -213,7 +213,8 @@ class ReplicationGroupOps(FailoverOps):
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards)
+        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards,
+                                            version=self._version(eng, transit))
         created = _now()
         group: dict = {
             "id": gid, "description": req["ReplicationGroupDescription"], "status": "creating", "created": created,

@@ -157,7 +157,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         if not 1 <= count <= self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES):
             raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=1)
+        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=self._version(eng, transit))
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
         doc: dict = {

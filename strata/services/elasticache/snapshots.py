@@ -42,6 +42,13 @@ def _copy_durably(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
 class SnapshotOps:
     """Snapshot operations and helpers (a mixin of ElastiCacheProvider)."""
 
@@ -51,7 +58,8 @@ class SnapshotOps:
             raise fault("SnapshotNotFoundFault", f"Snapshot {name} not found.")
         return doc
 
-    def snapshot_for_restore(self: ElastiCacheProvider, name: str | None, engine: str, shards: int) -> dict | None:
+    def snapshot_for_restore(self: ElastiCacheProvider, name: str | None, engine: str, shards: int,
+                             version: str = "") -> dict | None:
         """The snapshot a create restores from (validated against the new deployment), or None."""
         if not name:
             return None
@@ -60,6 +68,11 @@ class SnapshotOps:
             raise fault("InvalidParameterCombinationException", "Snapshots are only supported for Valkey and Redis OSS.")
         if snap["SnapshotStatus"] != "available":
             raise fault("InvalidSnapshotStateFault", f"Snapshot {name} is not available.")
+        if version and _major(snap["EngineVersion"]) > _major(version):
+            # an RDB file is readable by its own engine version and newer ones, never by older ones
+            raise fault("InvalidParameterCombinationException",
+                        f"Snapshot {name} was taken with {snap['Engine']} {snap['EngineVersion']}; it cannot be "
+                        f"restored into {engine} {version}.")
         if len(snap["_files"]) != shards:
             raise fault("InvalidParameterCombinationException",
                         f"Snapshot {name} has {len(snap['_files'])} node group(s); the new deployment has {shards}.")

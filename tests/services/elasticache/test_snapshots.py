@@ -131,3 +131,27 @@ def _clock_day(server) -> int:
     from datetime import datetime
 
     return datetime.fromisoformat(server.admin("/_strata/clock")["now"]).day
+
+
+def test_restore_across_engines_follows_rdb_compatibility(ec, cleanup, unique):
+    redis_id, valkey_id = f"rdb-r-{unique}", f"rdb-v-{unique}"
+    ec.create_cache_cluster(CacheClusterId=redis_id, Engine="redis", NumCacheNodes=1)
+    ec.create_cache_cluster(CacheClusterId=valkey_id, Engine="valkey", NumCacheNodes=1)
+    cleanup += [("cluster", redis_id), ("cluster", valkey_id)]
+    (ep,) = node_endpoints(ec, redis_id)
+    redis.Redis(ep["Address"], ep["Port"]).set("from", "redis")
+    ec.create_snapshot(CacheClusterId=redis_id, SnapshotName=f"rdb-r-{unique}")
+    ec.create_snapshot(CacheClusterId=valkey_id, SnapshotName=f"rdb-v-{unique}")
+    # Redis OSS 7.0 data moves up to Valkey 8 ...
+    up = f"rdb-up-{unique}"
+    ec.create_cache_cluster(CacheClusterId=up, Engine="valkey", NumCacheNodes=1, SnapshotName=f"rdb-r-{unique}")
+    cleanup.append(("cluster", up))
+    (uep,) = node_endpoints(ec, up)
+    assert redis.Redis(uep["Address"], uep["Port"], decode_responses=True).get("from") == "redis"
+    # ... but an older engine cannot read a newer engine's snapshot
+    with pytest.raises(ClientError) as e:
+        ec.create_cache_cluster(CacheClusterId=f"rdb-down-{unique}", Engine="redis", NumCacheNodes=1,
+                                SnapshotName=f"rdb-v-{unique}")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    for name in (f"rdb-r-{unique}", f"rdb-v-{unique}"):
+        ec.delete_snapshot(SnapshotName=name)
