@@ -67,3 +67,24 @@ def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, uni
     ec = server.client("elasticache")
     assert node_endpoints(ec, cid) == [node]
     eventually(lambda: redis.Redis(node["Address"], node["Port"]).ping(), what="engine back")
+
+
+def test_cluster_mode_group_comes_back_after_a_restart(strata_factory, unique):
+    from redis.cluster import RedisCluster
+
+    server = strata_factory()
+    ec = server.client("elasticache")
+    gid = f"cmr-{unique}"
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
+                                ReplicasPerNodeGroup=1)
+    conf = group(ec, gid)["ConfigurationEndpoint"]
+    rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    for i in range(50):
+        rc.set(f"k{i}", i)
+    server.restart()
+    ec = server.client("elasticache")
+    g = group(ec, gid)
+    assert g["Status"] == "available" and g["ConfigurationEndpoint"] == conf
+    fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    assert all(fresh.get(f"k{i}") == str(i) for i in range(50))
+    assert fresh.set("after", "restart")
