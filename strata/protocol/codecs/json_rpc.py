@@ -62,8 +62,8 @@ def _json_default(value: Any) -> Any:
         return list(value)
     if isinstance(value, datetime):
         return format_timestamp(value, "unixtimestamp")
-    if isinstance(value, (bytes, bytearray)):
-        return b64encode(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return b64encode(bytes(value))
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 

@@ -153,14 +153,52 @@ def _encode_float(value: Any) -> Any:
     return value
 
 
+_NATIVE_SCALARS = frozenset(("string", "integer", "long", "short", "byte", "boolean", "blob"))
+
+
 class JsonWriter(ShapeCompiler):
-    """Shape -> function(Python value) -> JSON-ready value (None and unknown keys dropped)."""
+    """Shape -> function(Python value) -> JSON-ready value (None and unknown keys dropped).
+
+    Shapes whose values are already their own JSON (`native`: strings, integers, booleans and
+    blobs, in lists, maps and structures without renamed or located members) are handed to the
+    encoder as they are: it writes bytes as base64 through its default hook, so walking them here
+    would only copy them. Such a value keeps any None member (written as null, which SDKs read as
+    absent). DynamoDB's AttributeValue is one: a Query's items cost no walk at all.
+    """
 
     def __init__(self, skip_located: bool) -> None:
         super().__init__()
         self.skip_located = skip_located
 
+    def native(self, shape: Shape, visiting: set[str] | None = None) -> bool:
+        visiting = set() if visiting is None else visiting
+        ser = shape.serialization
+        if ser.get("streaming") or ser.get("eventstream") or ser.get("jsonvalue"):
+            return False
+        kind = shape.type_name
+        if kind in _NATIVE_SCALARS:
+            return True
+        if kind == "structure" and shape.is_document_type:
+            return True
+        if kind not in ("structure", "list", "map"):
+            return False
+        if shape.name in visiting:  # recursion: decided by the rest of the cycle
+            return True
+        visiting.add(shape.name)
+        if kind == "list":
+            return self.native(shape.member, visiting)
+        if kind == "map":
+            return self.native(shape.value, visiting)
+        for name, m in shape.members.items():
+            if m.serialization.get("name", name) != name or located(m):
+                return False
+            if not self.native(m, visiting):
+                return False
+        return True
+
     def build(self, shape: Shape) -> Fn:
+        if self.native(shape):
+            return _identity
         kind = shape.type_name
         if kind == "structure":
             if shape.is_document_type:
