@@ -21,6 +21,7 @@ from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOps
+from strata.services.elasticache.membership import MembershipOps, new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
 from strata.services.elasticache.render import render_group
 from strata.sim.clock import clock
@@ -38,7 +39,7 @@ def _now() -> str:
     return clock.now().isoformat()
 
 
-class ReplicationGroupOps(FailoverOps):
+class ReplicationGroupOps(FailoverOps, MembershipOps):
     """Operations on replication groups (a mixin of ElastiCacheProvider)."""
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -172,9 +173,10 @@ class ReplicationGroupOps(FailoverOps):
             raise invalid("The parameter ReplicationGroupDescription must be provided and must not be blank.")
         if self.store.get_doc("group", gid) is not None:
             raise fault("ReplicationGroupAlreadyExistsFault", f"Replication group {gid} already exists.")
-        if req.get("PrimaryClusterId") or req.get("GlobalReplicationGroupId"):
-            raise invalid("Strata creates replication groups from new nodes only (PrimaryClusterId and "
-                          "GlobalReplicationGroupId are not supported).")
+        if req.get("GlobalReplicationGroupId"):
+            raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
+        if req.get("PrimaryClusterId"):
+            return await self.create_group_from_cluster(ctx, req, gid)
         eng = v.engine(req.get("Engine"))
         if eng == "memcached":
             raise invalid("Replication groups are only available for the Valkey and Redis OSS engines.")
@@ -226,6 +228,7 @@ class ReplicationGroupOps(FailoverOps):
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
             "tags": v.tags(req.get("Tags")), "automatic_failover": bool(failover), "multi_az": bool(req.get("MultiAZEnabled")),
             "snapshotting_cluster": None, "config_holder": None, "node_groups": [],
+            "port_owner": new_port_owner("group", gid),
         }
         if group["auth"]:
             group["auth_modified"] = created
@@ -258,9 +261,9 @@ class ReplicationGroupOps(FailoverOps):
         self.store.put_doc("group", gid, group)
         async with self.lock(gid):
             for attempt in range(START_ATTEMPTS):
-                group["port"] = self.allocate_port(f"elasticache/group/{gid}", attempt)
+                group["port"] = self.allocate_port(group["port_owner"], attempt)
                 if cluster_mode:
-                    group["bus_port"] = self.allocate_port(f"elasticache/group/{gid}/bus", attempt)
+                    group["bus_port"] = self.allocate_port(group["port_owner"] + "/bus", attempt)
                 self.store.put_doc("group", gid, group)
                 try:
                     await run_blocking(self._start_group, group, restore)
@@ -268,7 +271,7 @@ class ReplicationGroupOps(FailoverOps):
                 except (EngineError, OSError, redis.RedisError) as e:
                     for cid in ng_members(group):
                         await run_blocking(self.engines.stop_cluster, cid, True)
-                    self.ports.release_prefix(f"elasticache/group/{gid}")
+                    self.ports.release_prefix(group["port_owner"])
                     if attempt + 1 == START_ATTEMPTS:
                         await self._discard_group(group)
                         raise fault("InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}") from e
@@ -283,7 +286,7 @@ class ReplicationGroupOps(FailoverOps):
             await run_blocking(self.engines.stop_cluster, cid, True)
             self.store.delete_doc("cluster", cid)
         self.store.delete_doc("group", group["id"])
-        self.ports.release_prefix(f"elasticache/group/{group['id']}")
+        self.ports.release_prefix(port_owner(group, "group"))
 
     # -- DescribeReplicationGroups ---------------------------------------------------------------------
 
@@ -515,13 +518,15 @@ class ReplicationGroupOps(FailoverOps):
             group = self.group_doc(group["id"])
             if group["status"] not in ("available", "create-failed"):
                 raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} is {group['status']}.")
-            if req.get("RetainPrimaryCluster"):
-                raise invalid("Strata does not support RetainPrimaryCluster yet.")
             if req.get("FinalSnapshotIdentifier"):
                 await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
             rendered = await run_blocking(self._render_group, ctx, group, "deleting")
             self.meter_usage(group)
-            await self._discard_group(group)
+            if req.get("RetainPrimaryCluster"):
+                await self.retain_primary(group)
+                self.store.delete_doc("group", group["id"])
+            else:
+                await self._discard_group(group)
             self.delete_automatic_snapshots(group_id=group["id"])
         return {"ReplicationGroup": rendered}
 

@@ -35,6 +35,7 @@ from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.groups import ReplicationGroupOps
+from strata.services.elasticache.membership import new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_index, node_address
 from strata.services.elasticache.render import render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
@@ -177,7 +178,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         if doc["auth"]:
             doc["auth_modified"] = created
         self.store.put_doc("cluster", cid, doc)
-        owner = f"elasticache/cluster/{cid}"
+        owner = doc["port_owner"] = new_port_owner("cluster", cid)
         async with self.lock(cid):
             for attempt in range(START_ATTEMPTS):
                 doc["port"] = self.allocate_port(owner, attempt)
@@ -374,7 +375,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             self.meter_usage(doc)
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
-            self.ports.release(f"elasticache/cluster/{doc['id']}")
+            self.ports.release_prefix(port_owner(doc, "cluster"))
             self.delete_automatic_snapshots(cluster_id=doc["id"])
         return {"CacheCluster": rendered}
 

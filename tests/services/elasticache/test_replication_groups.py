@@ -158,3 +158,40 @@ def test_a_crashed_primary_is_replaced_by_automatic_failover(ec, cleanup, unique
     eventually(lambda: fresh.set("k2", "v2"), what="writes through the primary endpoint")
     assert fresh.get("k") == "v"
     eventually(lambda: fresh.wait(1, 5000) == 1, what="old primary back as a replica")
+
+
+def test_group_from_an_existing_cluster_and_back(ec, cleanup, unique):
+    cid, gid = f"solo-{unique}", f"grown-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    cleanup.append(("cluster", cid))
+    (node,) = [n["Endpoint"] for n in ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)
+               ["CacheClusters"][0]["CacheNodes"]]
+    redis.Redis(node["Address"], node["Port"]).set("kept", "yes")
+
+    # the standalone cluster becomes the primary of a new group; replicas sync its data
+    g = ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="grown", PrimaryClusterId=cid,
+                                    NumCacheClusters=3, AutomaticFailoverEnabled=True)["ReplicationGroup"]
+    cleanup.append(("group", gid))
+    assert g["MemberClusters"][0] == cid and len(g["MemberClusters"]) == 3
+    assert roles(ec, gid)[cid] == "primary"
+    member = ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]
+    assert member["ReplicationGroupId"] == gid
+    primary = primary_client(group(ec, gid))
+    assert primary.get("kept") == "yes" and primary.wait(2, 10000) == 2
+    assert group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]["Port"] == node["Port"]
+
+    # deleting the group but retaining the primary leaves a standalone cluster on the same node
+    primary.set("later", "1")
+    ec.delete_replication_group(ReplicationGroupId=gid, RetainPrimaryCluster=True)
+    with pytest.raises(ClientError):
+        ec.describe_replication_groups(ReplicationGroupId=gid)
+    remaining = [c["CacheClusterId"] for c in ec.describe_cache_clusters()["CacheClusters"]]
+    assert cid in remaining and not any(c.startswith(f"{gid}-") for c in remaining)
+    solo = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    assert "ReplicationGroupId" not in solo and solo["CacheNodes"][0]["Endpoint"] == node
+    client = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+    assert client.get("later") == "1" and client.role()[0] == "master"
+    # a new group under the same name gets a port of its own
+    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="again", NumCacheClusters=1)
+    assert group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]["Port"] != node["Port"]
+    assert client.get("kept") == "yes"
