@@ -10,17 +10,22 @@ an index Query a range scan of ddb_index joined back to the item. Items are stor
 their wire shape. Index rows are written in the same SQLite transaction as the item.
 
 Group commit: every write operation runs as a SAVEPOINT (atomic on its own) inside one open
-transaction on the writer connection; `durable()` schedules a COMMIT (one fsync) after the current
-event-loop turn, run in a commit thread, and resolves when it is done, so the writes of concurrent
-requests share one fsync, none is acknowledged before it is durable, and reads go on meanwhile. Reads (GetItem, Query, Scan) use a separate
-connection and so only ever see committed data.
+transaction on the writer connection; `durable()` schedules a COMMIT after the current event-loop
+turn and resolves when the group is durable. The COMMIT only appends the group to the WAL (the
+writer runs with synchronous=NORMAL); the one fsync of the WAL that makes it survive power loss
+runs in a commit thread while the event loop goes on with the next group's writes, so the writes
+of concurrent requests share one fsync, none is acknowledged before it is durable, and neither
+reads nor writes wait for the disk. Reads (GetItem, Query, Scan) use a separate connection and
+so only ever see committed data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import marshal
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -68,6 +73,8 @@ CREATE TABLE IF NOT EXISTS ddb_counters (name TEXT PRIMARY KEY, value INTEGER NO
 """
 
 MMAP_BYTES = 1 << 30
+log = logging.getLogger("strata")
+_CHECKPOINT_EVERY = 64  # group commits between WAL checkpoints
 dumps = marshal.dumps
 loads = marshal.loads
 
@@ -81,19 +88,32 @@ def _settle(waiters: list[asyncio.Future], error: BaseException | None) -> None:
                 f.set_exception(error)
 
 
+def _log_failure(f: asyncio.Future) -> None:
+    if f.exception() is not None:
+        log.error("dynamodb checkpoint failed: %s", f.exception())
+
+
 class ItemStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+        self.path = Path(path)
+        self.fsync = fsync
         self.w = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.w.execute("PRAGMA journal_mode=WAL")
-        self.w.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        # COMMIT only appends to the WAL (the OS has it: a kill -9 loses nothing); the fsync that
+        # makes a group survive power loss is ours, in the commit thread (see _flush).
+        self.w.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in the commit thread too, never inside a COMMIT on the event loop.
+        self.w.execute("PRAGMA wal_autocheckpoint=0")
         self.w.execute("PRAGMA cache_size=-65536")
         self._waiters: list[asyncio.Future] = []
         self._scheduled = False
-        self._committing: asyncio.Future | None = None
         self._mapped: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-commit")
+        self._wal_fd: int | None = None
+        self._since_checkpoint = 0
+        self._ckpt: sqlite3.Connection | None = None  # the commit thread's own connection
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
 
@@ -109,12 +129,8 @@ class ItemStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write operation inside the open group transaction (a SAVEPOINT).
-
-        Async callers `await writable()` first; a synchronous caller (table DDL, the TTL sweeper)
-        that arrives while a commit is in flight waits for it here.
-        """
-        with self._lock:  # never interleaved with a COMMIT running in the commit thread
+        """One atomic write operation inside the open group transaction (a SAVEPOINT)."""
+        with self._lock:
             w = self.w
             if not w.in_transaction:
                 w.execute("BEGIN IMMEDIATE")
@@ -130,25 +146,59 @@ class ItemStore:
     def _commit(self) -> None:
         with self._lock:
             if self.w.in_transaction:
-                self.w.execute("COMMIT")
+                try:
+                    self.w.execute("COMMIT")
+                except sqlite3.Error:
+                    if self.w.in_transaction:
+                        self.w.execute("ROLLBACK")
+                    raise
+
+    def _sync(self) -> None:
+        """Make every committed group durable (fsync of the WAL), and checkpoint now and then.
+
+        Runs in the commit thread; one fsync covers every COMMIT made before it started.
+        """
+        if not self.fsync:
+            return
+        if self._wal_fd is None:
+            wal = f"{self.path}-wal"
+            if not os.path.exists(wal):  # nothing was ever committed through the WAL
+                return
+            self._wal_fd = os.open(wal, os.O_RDONLY)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)  # the WAL's directory entry, once
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        os.fsync(self._wal_fd)
+
+    def _sync_and_checkpoint(self) -> None:
+        self._sync()
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= _CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            if self._ckpt is None:
+                self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._ckpt.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            # PASSIVE: copies what no reader still needs, never blocks the writer.
+            self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def commit_now(self) -> None:
-        """Commit the group transaction (if any) now, and wake everyone waiting for it."""
+        """Commit the group transaction (if any) durably now, and wake everyone waiting for it."""
         waiters, self._waiters = self._waiters, []
         try:
             self._commit()
-        except sqlite3.Error as e:
+            self._sync()
+        except (sqlite3.Error, OSError) as e:
             _settle(waiters, e)
             raise
         _settle(waiters, None)
 
     async def writable(self) -> None:
-        """Wait while a group commit is in flight (its connection is busy in the commit thread)."""
-        while self._committing is not None:
-            await asyncio.shield(self._committing)
+        """Kept for callers: writes never wait for a commit in flight (it only fsyncs)."""
 
     async def durable(self) -> None:
-        """Wait until every write made so far is committed (group commit after this loop turn)."""
+        """Wait until every write made so far is durable (group commit after this loop turn)."""
         if not self.w.in_transaction:
             return
         loop = asyncio.get_running_loop()
@@ -160,22 +210,30 @@ class ItemStore:
         await fut
 
     def _flush(self) -> None:
-        """COMMIT in the commit thread, so the event loop keeps serving reads during the fsync."""
+        """COMMIT here (an append to the WAL, no fsync), then fsync in the commit thread.
+
+        Writes go on into the next group transaction while this group's fsync is in flight, so
+        the event loop never waits for the disk; each group's requests are answered only once its
+        fsync is done. Readers may see a committed group before its fsync ends; it already
+        survives a kill -9, and it is not yet acknowledged to its writer.
+        """
         self._scheduled = False
         waiters, self._waiters = self._waiters, []
         if not self.w.in_transaction:  # already committed by commit_now()
             _settle(waiters, None)
             return
+        try:
+            self._commit()
+        except sqlite3.Error as e:
+            _settle(waiters, e)
+            return
         loop = asyncio.get_running_loop()
-        committing = self._committing = loop.create_future()
-        task = loop.run_in_executor(self._executor, self._commit)
-
-        def done(f: asyncio.Future) -> None:
-            self._committing = None
-            committing.set_result(None)
-            _settle(waiters, f.exception())
-
-        task.add_done_callback(done)
+        task = loop.run_in_executor(self._executor, self._sync_and_checkpoint)
+        if not self.fsync:  # durable enough once committed (the OS has it); checkpoint aside
+            _settle(waiters, None)
+            task.add_done_callback(_log_failure)
+            return
+        task.add_done_callback(lambda f: _settle(waiters, f.exception()))
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -190,7 +248,13 @@ class ItemStore:
     def close(self) -> None:
         self.commit_now()
         self._executor.shutdown(wait=True)
+        if self._ckpt is not None:
+            self._ckpt.close()
+        self.w.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self.w.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         self.db.close()
 
     # -- tables -----------------------------------------------------------------------------------
