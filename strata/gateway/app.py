@@ -107,7 +107,9 @@ class StrataApp:
         if request.raw_path.startswith("/_strata/"):
             response = await admin.handle(self, request, receive)
             await send_response(send, response, request.method == "HEAD", can_pathsend)
-            self.access_log.record("strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-")
+            self.access_log.record(
+                "strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-"
+            )
             return
 
         request_id = f"{self._id_prefix}{next(self._ids):010X}"
@@ -163,7 +165,9 @@ class StrataApp:
         try:
             await send_response(send, response, request.method == "HEAD", can_pathsend)
         finally:
-            self.access_log.record(service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id)
+            self.access_log.record(
+                service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
+            )
 
     def _method(self, service: str, operation: str) -> Any:
         key = (service, operation)

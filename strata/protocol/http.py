@@ -116,7 +116,9 @@ class BodyStream:
             if limit is not None and n > limit:
                 from strata.protocol.errors import ServiceError
 
-                raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
+                raise ServiceError(
+                    "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400
+                )
             parts.append(chunk)
         return b"".join(parts)
 

@@ -24,7 +24,6 @@ from strata.protocol.codecs.values import MalformedDocument, b64encode, format_t
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
-
 _LONG_DIGITS = re.compile(rb"\d{19}").search
 
 
