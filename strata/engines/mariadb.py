@@ -264,6 +264,17 @@ class MariaNode:
         return bool(self.sql("SHOW SLAVE STATUS"))
 
     def promote(self, timeout: float = 30) -> None:
+        """Apply everything already received (the relay log), then stop replicating and accept writes."""
+        conn = self.connect()
+        try:
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute("SHOW SLAVE STATUS")
+                status = cur.fetchone() or {}
+                received = status.get("Gtid_IO_Pos")
+                if received:
+                    cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, int(timeout)))
+        finally:
+            conn.close()
         self.execute(
             "STOP SLAVE",
             "RESET SLAVE ALL",
@@ -310,6 +321,16 @@ class MariaNode:
 
     def set_sync_standby(self, enabled: bool) -> None:
         self.execute(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if enabled else 'OFF'}")
+
+    def standby_caught_up(self, app_name: str) -> bool:
+        """True once a semi-synchronous replica is attached and acknowledging."""
+        rows = self.sql("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'")
+        return bool(rows) and int(rows[0][1]) > 0
+
+    def caught_up_with(self, primary: MariaNode) -> bool:
+        """True if this replica has applied every transaction `primary` has logged."""
+        target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
+        return not target or bool(self.sql("SELECT MASTER_GTID_WAIT(%s, 0) = 0", (target,))[0][0])
 
     def follow(self, primary: MariaNode, app_name: str) -> None:
         password = (

@@ -299,6 +299,19 @@ class PgNode:
             c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
             c.execute("SELECT pg_reload_conf()")
 
+    def standby_caught_up(self, app_name: str) -> bool:
+        """True if the named standby streams synchronously and has flushed all WAL written so far."""
+        rows = self.sql(
+            "SELECT sync_state, flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = %s",
+            (app_name,),
+        )
+        return bool(rows) and rows[0][0] == "sync" and bool(rows[0][1])
+
+    def caught_up_with(self, primary: PgNode) -> bool:
+        """True if this standby has replayed everything `primary` has written."""
+        target = primary.sql("SELECT pg_current_wal_lsn()")[0][0]
+        return bool(self.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(target),))[0][0])
+
     def follow(self, primary: PgNode, app_name: str) -> None:
         """Point a standby at a (new) primary; takes effect on reload."""
         with self.connect() as c:

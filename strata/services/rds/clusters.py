@@ -17,6 +17,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+from strata.engines.process import wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
 from strata.sim.clock import clock
@@ -339,8 +340,11 @@ class ClustersMixin:
         self.event(cid, "db-cluster", f"Started cluster failover to DB instance {target}", ["failover"])
         with self.fleet.lock(old_id), self.fleet.lock(target):
             old, new = self.get_instance(old_id), self.get_instance(target)
-            self.fleet.primary(old).kill()
-            self.fleet.primary(new).promote()
+            old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
+            if old_node.running():  # a planned failover loses nothing: let the reader catch up first
+                wait_until(lambda: new_node.caught_up_with(old_node), 30)
+                old_node.stop()
+            new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self.save(new, "cluster_role")
             self.set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")

@@ -20,6 +20,7 @@ from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.mariadb import MariaNode
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
+from strata.engines.process import wait_until
 
 Node = PgNode | MariaNode
 
@@ -156,7 +157,12 @@ class Fleet:
         standby = self.node(doc, name)
         standby.clone_from(self.primary(doc), standby=True, params=params, app_name=STANDBY_NAME)
         standby.start()
-        self.primary(doc).set_sync_standby(True)
+        primary = self.primary(doc)
+        primary.set_sync_standby(True)
+        # Commits made while the standby was being built were not waited for: only once it has
+        # caught up does "every acknowledged commit is on the standby" hold.
+        if not wait_until(lambda: primary.standby_caught_up(STANDBY_NAME), 120):
+            raise RuntimeError("the new standby did not catch up with the primary")
 
     def remove_standby(self, doc: dict) -> None:
         name = self.standby_name(doc)
@@ -164,18 +170,23 @@ class Fleet:
             self.primary(doc).set_sync_standby(False)
             self.drop_node(doc, name)
 
-    def failover(self, doc: dict, replicas: list[dict]) -> str:
-        """Promote the standby, route the endpoint to it, retire the old primary; returns the new AZ.
+    def failover(self, doc: dict, replicas: list[dict], planned: bool = True) -> str:
+        """Promote the standby, route the endpoint to it, retire the old primary; returns the old AZ.
 
-        The old primary is killed first (as a crashed host would be), so no commit can land on it
-        after the promotion; synchronous replication means every acknowledged commit is on the standby.
+        The old primary is stopped first, so no commit can land on it after the promotion: a planned
+        failover (RebootDBInstance ForceFailover) shuts it down cleanly, which hands the standby every
+        WAL record it wrote; after a crash, synchronous replication has already put every
+        acknowledged commit on the standby.
         """
         standby_name = self.standby_name(doc)
         if standby_name is None:
             raise RuntimeError("no standby to fail over to")
         old_name = doc["primary"]
         old = self.node(doc, old_name)
-        old.kill()
+        if planned:
+            old.stop()
+        else:
+            old.kill()
         new = self.node(doc, standby_name)
         new.promote()
         new.set_sync_standby(False)  # until a new standby has been built

@@ -327,12 +327,12 @@ class InstancesMixin:
         self.save(doc, "nodes")
         self.set_status(ident, "available")
 
-    def _failover(self, ident: str) -> None:
+    def _failover(self, ident: str, planned: bool = True) -> None:
         doc = self.get_instance(ident)
         self.event(ident, "db-instance", "Multi-AZ instance failover started.", ["failover"])
         t0 = clock.monotonic()
         replicas = [self.get_instance(r) for r in doc.get("replicas", [])]
-        old_az = self.fleet.failover(doc, replicas)
+        old_az = self.fleet.failover(doc, replicas, planned)
         doc["az"], doc["secondary_az"] = doc["nodes"][doc["primary"]]["az"], old_az
         self.save(doc, "nodes", "primary", "az", "secondary_az")
         self.set_status(ident, "available", last_failover_seconds=round(clock.monotonic() - t0, 3))
@@ -348,7 +348,7 @@ class InstancesMixin:
             return
         if doc["multi_az"] and self.fleet.standby_name(doc):
             self.set_status(ident, "rebooting")
-            self._failover(ident)
+            self._failover(ident, planned=False)
         else:
             self.event(
                 ident, "db-instance", "DB instance restarted after an engine failure", ["availability"]
