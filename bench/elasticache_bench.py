@@ -14,6 +14,7 @@ Usage:  python bench/elasticache_bench.py [--rounds 3] [--requests 200000] [--co
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -56,16 +57,21 @@ def throughput(ec, server: StrataProcess, rounds: int, requests: int, tls: bool,
     targets = {"endpoint": (endpoint["Address"], endpoint["Port"]), "direct": (primary["Address"], primary["Port"])}
     router = None
     if compare_router and not tls:
-        try:
-            from strata.engines.endpoint import EndpointRouter
+        from strata.engines.endpoint import EndpointRouter
 
-            router = EndpointRouter(Path(tempfile.mkdtemp()), name="bench")
-            router.start()
-            port = 47990
-            router.set_route("bench", port, [(primary["Address"], primary["Port"])])
-            targets[f"router({type(router).__name__})"] = ("127.0.0.1", port)
-        except Exception as e:  # noqa: BLE001 - reference only
-            print(f"  (shared EndpointRouter unavailable: {e})")
+        for mode in (None, "haproxy"):  # nft first; HAProxy where kernel redirection cannot reach the node
+            try:
+                if mode:
+                    os.environ["STRATA_ENDPOINT_MODE"] = mode
+                router = EndpointRouter(Path(tempfile.mkdtemp()), name="bench")
+                router.start()
+                port = 47990
+                router.set_route("bench", port, [(primary["Address"], primary["Port"])])
+                targets[f"shared router ({type(router).__name__})"] = ("127.0.0.1", port)
+                break
+            except Exception as e:  # noqa: BLE001 - reference only
+                print(f"  (shared EndpointRouter, mode {mode or 'auto'}: {e})")
+                router = None
     try:
         for pipeline in (1, 16):
             results: dict[str, list[float]] = {name: [] for name in targets}

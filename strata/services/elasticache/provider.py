@@ -70,18 +70,21 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     async def start(self) -> None:
         """Bring every deployment's engines back (after a restart), then watch them."""
         self._loop = asyncio.get_running_loop()
-        for cluster in self.store.list_docs("cluster"):
-            if not cluster.get("group"):
-                await self._restore(self._start_standalone, cluster, "cluster")
-        for group in self.store.list_docs("group"):
-            await self._restore(self._start_group, group, "group")
+        # Side by side: a cluster-mode group alone waits ~2 s for the engine to accept writes.
+        await asyncio.gather(
+            *(self._restore(self._start_standalone, c, "cluster") for c in self.store.list_docs("cluster")
+              if not c.get("group")),
+            *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
+        )
         clock.on_advance(self._on_clock_advance)
         self._monitor = asyncio.create_task(self._watch())
 
     async def _restore(self, start: Any, doc: dict, kind: str) -> None:
         try:
             await run_blocking(start, doc, None)
-            if doc["status"] != "available":
+            if kind == "group":
+                self._save_group(doc, "available")
+            elif doc["status"] != "available":
                 doc["status"] = "available"
                 self.store.put_doc(kind, doc["id"], doc)
         except Exception:  # noqa: BLE001 - one broken deployment must not keep Strata down
