@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS ddb_counters (name TEXT PRIMARY KEY, value INTEGER NO
 
 MMAP_BYTES = 1 << 30
 log = logging.getLogger("strata")
-_CHECKPOINT_EVERY = 64  # group commits between WAL checkpoints
+_CHECKPOINT_EVERY = 256  # group commits between WAL checkpoints (a few pages each)
 dumps = marshal.dumps
 loads = marshal.loads
 
@@ -88,11 +88,6 @@ def _settle(waiters: list[asyncio.Future], error: BaseException | None) -> None:
                 f.set_exception(error)
 
 
-def _log_failure(f: asyncio.Future) -> None:
-    if f.exception() is not None:
-        log.error("dynamodb checkpoint failed: %s", f.exception())
-
-
 class ItemStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
@@ -103,7 +98,7 @@ class ItemStore:
         # COMMIT only appends to the WAL (the OS has it: a kill -9 loses nothing); the fsync that
         # makes a group survive power loss is ours, in the commit thread (see _flush).
         self.w.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run in the commit thread too, never inside a COMMIT on the event loop.
+        # Checkpoints run in a thread of their own, never inside a COMMIT on the event loop.
         self.w.execute("PRAGMA wal_autocheckpoint=0")
         self.w.execute("PRAGMA cache_size=-65536")
         self._waiters: list[asyncio.Future] = []
@@ -111,9 +106,12 @@ class ItemStore:
         self._mapped: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-commit")
+        self._syncing = False  # an fsync (or checkpoint) is running in the commit thread
         self._wal_fd: int | None = None
         self._since_checkpoint = 0
-        self._ckpt: sqlite3.Connection | None = None  # the commit thread's own connection
+        self._ckpt: sqlite3.Connection | None = None  # the checkpoint thread's own connection
+        self._ckpt_executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-checkpoint")
+        self._checkpointing = False
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
 
@@ -170,18 +168,32 @@ class ItemStore:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        os.fsync(self._wal_fd)
+        os.fdatasync(self._wal_fd)
 
-    def _sync_and_checkpoint(self) -> None:
-        self._sync()
+    def _checkpoint(self) -> None:
+        """Copy the WAL back into the database (PASSIVE: never blocks the writer or readers).
+
+        Runs in its own thread, so neither a COMMIT nor a group's fsync ever waits for it.
+        """
+        if self._ckpt is None:
+            self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._ckpt.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _maybe_checkpoint(self) -> None:
         self._since_checkpoint += 1
-        if self._since_checkpoint >= _CHECKPOINT_EVERY:
-            self._since_checkpoint = 0
-            if self._ckpt is None:
-                self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self._ckpt.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
-            # PASSIVE: copies what no reader still needs, never blocks the writer.
-            self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self._since_checkpoint < _CHECKPOINT_EVERY or self._checkpointing:
+            return
+        self._since_checkpoint = 0
+        self._checkpointing = True
+        task = asyncio.get_running_loop().run_in_executor(self._ckpt_executor, self._checkpoint)
+
+        def done(f: asyncio.Future) -> None:
+            self._checkpointing = False
+            if f.exception() is not None:
+                log.error("dynamodb WAL checkpoint failed: %s", f.exception())
+
+        task.add_done_callback(done)
 
     def commit_now(self) -> None:
         """Commit the group transaction (if any) durably now, and wake everyone waiting for it."""
@@ -210,14 +222,17 @@ class ItemStore:
         await fut
 
     def _flush(self) -> None:
-        """COMMIT here (an append to the WAL, no fsync), then fsync in the commit thread.
+        """COMMIT the group here (an append to the WAL, no fsync), then fsync it in the commit thread.
 
-        Writes go on into the next group transaction while this group's fsync is in flight, so
-        the event loop never waits for the disk; each group's requests are answered only once its
-        fsync is done. Readers may see a committed group before its fsync ends; it already
-        survives a kill -9, and it is not yet acknowledged to its writer.
+        While a group's fsync is in flight the next group keeps growing in the open transaction
+        (writes never wait for the disk) and is committed the moment that fsync ends, so each
+        fsync covers as many writes as arrived meanwhile. Requests are answered only once their
+        group's fsync is done. Readers may see a committed group before its fsync ends; it
+        already survives a kill -9, and it is not yet acknowledged to its writer.
         """
         self._scheduled = False
+        if self._syncing:  # _synced() commits this group when the fsync in flight ends
+            return
         waiters, self._waiters = self._waiters, []
         if not self.w.in_transaction:  # already committed by commit_now()
             _settle(waiters, None)
@@ -227,13 +242,19 @@ class ItemStore:
         except sqlite3.Error as e:
             _settle(waiters, e)
             return
-        loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(self._executor, self._sync_and_checkpoint)
-        if not self.fsync:  # durable enough once committed (the OS has it); checkpoint aside
+        self._maybe_checkpoint()
+        if not self.fsync:  # durable enough once committed (the OS has it)
             _settle(waiters, None)
-            task.add_done_callback(_log_failure)
             return
-        task.add_done_callback(lambda f: _settle(waiters, f.exception()))
+        self._syncing = True
+        task = asyncio.get_running_loop().run_in_executor(self._executor, self._sync)
+        task.add_done_callback(lambda f: self._synced(waiters, f))
+
+    def _synced(self, batch: list[asyncio.Future], f: asyncio.Future) -> None:
+        self._syncing = False
+        _settle(batch, f.exception())
+        if self._waiters and not self._scheduled:
+            self._flush()
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -248,6 +269,7 @@ class ItemStore:
     def close(self) -> None:
         self.commit_now()
         self._executor.shutdown(wait=True)
+        self._ckpt_executor.shutdown(wait=True)
         if self._ckpt is not None:
             self._ckpt.close()
         self.w.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
