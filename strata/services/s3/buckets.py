@@ -18,7 +18,7 @@ MAX_BUCKET_TAGS = 50
 class BucketOperations(S3Core):
     async def create_bucket(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]
-        self.count(ctx, name)
+        self._count(ctx, name)
         check_bucket_name(name)
         constraint = (req.get("CreateBucketConfiguration") or {}).get("LocationConstraint") or ""
         region = ctx.region or self.settings.region
@@ -65,23 +65,23 @@ class BucketOperations(S3Core):
                     409,
                     fields={"BucketName": name},
                 )
-            self.store.insert_bucket(name, bucket_region, self.now())
+            self.store.insert_bucket(name, bucket_region, self._now())
             self.store.set_bucket_field(name, "config", {"owner": ctx.account_id})
             return {"Location": f"/{name}"}
 
-        return await self.write(write, bucket=name)
+        return await self._write(write, bucket=name)
 
     def head_bucket(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        b = self.require_bucket(req["Bucket"])
+        self._count(ctx, req["Bucket"])
+        b = self._require_bucket(req["Bucket"])
         return {"BucketRegion": b.region}
 
     async def delete_bucket(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]
-        self.count(ctx, name)
+        self._count(ctx, name)
 
         def write() -> None:
-            b = self.bucket_for_write(name)
+            b = self._bucket_for_write(name)
             if not self.store.bucket_is_empty(name):
                 msg = "The bucket you tried to delete is not empty"
                 if b.versioning:
@@ -89,11 +89,11 @@ class BucketOperations(S3Core):
                 raise ServiceError("BucketNotEmpty", msg, 409, fields={"BucketName": name})
             self.store.delete_bucket(name)
 
-        await self.write(write, bucket=name)
+        await self._write(write, bucket=name)
         return {}
 
     def list_buckets(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx)
+        self._count(ctx)
         limit = req.get("MaxBuckets")
         if limit is not None and not 1 <= limit <= 10_000:
             raise ServiceError(
@@ -134,14 +134,14 @@ class BucketOperations(S3Core):
         return out
 
     def get_bucket_location(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        b = self.require_bucket(req["Bucket"])
+        self._count(ctx, req["Bucket"])
+        b = self._require_bucket(req["Bucket"])
         return {} if b.region == "us-east-1" else {"LocationConstraint": b.region}
 
     # -- tagging ---------------------------------------------------------------------------------
 
     async def put_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
         tag_set = (req.get("Tagging") or {}).get("TagSet") or []
         if len(tag_set) > MAX_BUCKET_TAGS:
             raise ServiceError("InvalidTag", "Bucket tag count cannot be greater than 50", 400)
@@ -157,15 +157,15 @@ class BucketOperations(S3Core):
             tags[k] = t.get("Value", "")
 
         def write() -> None:
-            self.bucket_for_write(req["Bucket"])
+            self._bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "tags", tags)
 
-        await self.write(write, bucket=req["Bucket"])
+        await self._write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        b = self.require_bucket(req["Bucket"])
+        self._count(ctx, req["Bucket"])
+        b = self._require_bucket(req["Bucket"])
         if not b.tags:
             raise ServiceError(
                 "NoSuchTagSet", "The TagSet does not exist", 404, fields={"BucketName": b.name}
@@ -173,19 +173,19 @@ class BucketOperations(S3Core):
         return {"TagSet": [{"Key": k, "Value": v} for k, v in b.tags.items()]}
 
     async def delete_bucket_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
 
         def write() -> None:
-            self.bucket_for_write(req["Bucket"])
+            self._bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "tags", None)
 
-        await self.write(write, bucket=req["Bucket"])
+        await self._write(write, bucket=req["Bucket"])
         return {}
 
     # -- transfer acceleration (the accelerate host form is an alias of the same endpoint) -------
 
     async def put_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
         status = (req.get("AccelerateConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
             raise ServiceError(
@@ -201,13 +201,13 @@ class BucketOperations(S3Core):
             )
 
         def write() -> None:
-            b = self.bucket_for_write(req["Bucket"])
+            b = self._bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(b.name, "config", {**b.config, "accelerate": status})
 
-        await self.write(write, bucket=req["Bucket"])
+        await self._write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_accelerate_configuration(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        status = self.require_bucket(req["Bucket"]).config.get("accelerate")
+        self._count(ctx, req["Bucket"])
+        status = self._require_bucket(req["Bucket"]).config.get("accelerate")
         return {"Status": status} if status else {}

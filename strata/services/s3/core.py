@@ -99,20 +99,20 @@ class S3Core:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    def require_bucket(self, name: str) -> BucketRow:
+    def _require_bucket(self, name: str) -> BucketRow:
         b = self.store.bucket(name)
         if b is None:
             raise no_such_bucket(name)
         return b
 
-    def bucket_for_write(self, name: str) -> BucketRow:
+    def _bucket_for_write(self, name: str) -> BucketRow:
         """The bucket row read inside a committer write (uncached), or NoSuchBucket."""
         b = self.store.bucket(name, cached=False)
         if b is None:
             raise no_such_bucket(name)
         return b
 
-    async def write(self, fn: Callable[[], T], *, bucket: str | None = None) -> T:
+    async def _write(self, fn: Callable[[], T], *, bucket: str | None = None) -> T:
         """Run a write through the group committer; forget the cached bucket row it may change."""
         try:
             return await self.committer.run(fn)
@@ -120,7 +120,7 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)
@@ -163,11 +163,11 @@ class S3Core:
     # -- writes ----------------------------------------------------------------------------------
 
     @staticmethod
-    def new_version_id(bucket: BucketRow) -> str:
+    def _new_version_id(bucket: BucketRow) -> str:
         """A fresh version id when versioning is Enabled, else the `null` version."""
         return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
 
-    async def commit_object(
+    async def _commit_object(
         self,
         bucket: BucketRow,
         row: ObjectRow,
@@ -184,18 +184,18 @@ class S3Core:
         """
 
         def write() -> tuple[list[str], str]:
-            fresh = self.bucket_for_write(bucket.name)
+            fresh = self._bucket_for_write(bucket.name)
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
-            row.version_id = self.new_version_id(fresh)
+            row.version_id = self._new_version_id(fresh)
             freed = self.store.insert_version(row, replace_null=row.version_id == "null", data=data)
             return freed, fresh.versioning
 
         freed, versioning = await self.committer.run(write)
-        self.free_blobs(freed)
+        self._free_blobs(freed)
         return versioning
 
-    def free_blobs(self, blob_ids: list[str]) -> None:
+    def _free_blobs(self, blob_ids: list[str]) -> None:
         """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).
 
         The unlink waits a few seconds when a loop runs, so a GET that read the old row just
@@ -217,7 +217,7 @@ class S3Core:
         for b in blob_ids:
             self.blobs.delete(b)
 
-    def link_blob(self, src_blob: str) -> str:
+    def _link_blob(self, src_blob: str) -> str:
         """A new blob id with the same bytes (a hard link: blobs are immutable)."""
         new_id = self.blobs.new_id()
         dst = self.blobs.path(new_id)
@@ -228,7 +228,7 @@ class S3Core:
     # -- metering --------------------------------------------------------------------------------
 
     @staticmethod
-    def count(
+    def _count(
         ctx: RequestContext, bucket: str | None = None, *, bytes_in: int = 0, bytes_out: int = 0
     ) -> None:
         dims = {"bucket": bucket} if bucket else {}
@@ -239,7 +239,7 @@ class S3Core:
             meter.record("s3", "DataTransfer-Out-Bytes", bytes_out, "byte", **dims)
 
     @staticmethod
-    def now() -> float:
+    def _now() -> float:
         return clock.time()
 
 

@@ -74,7 +74,7 @@ def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
 class ListingOperations(S3Core):
     # -- scans -----------------------------------------------------------------------------------
 
-    def iter_current(
+    def _iter_current(
         self, bucket: str, prefix: str, delimiter: str | None, after: str, batch: int
     ) -> Iterator[Entry]:
         """Visible objects and common prefixes after `after`, in key order."""
@@ -96,7 +96,7 @@ class ListingOperations(S3Core):
                 if n < batch:
                     return
 
-    def iter_versions(
+    def _iter_versions(
         self,
         bucket: str,
         prefix: str,
@@ -171,15 +171,15 @@ class ListingOperations(S3Core):
     # -- operations ------------------------------------------------------------------------------
 
     def list_objects_v2(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         token = req.get("ContinuationToken")
         after = _decode_token(token) if token else (req.get("StartAfter") or "")
         page, truncated = self._page(
-            self.iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
+            self._iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx) if req.get("FetchOwner") else None
         out: dict[str, Any] = {
@@ -207,14 +207,14 @@ class ListingOperations(S3Core):
         return _drop_empty(out)
 
     def list_objects(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         marker = req.get("Marker") or ""
         page, truncated = self._page(
-            self.iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
+            self._iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx)
         out: dict[str, Any] = {
@@ -238,8 +238,8 @@ class ListingOperations(S3Core):
         return _drop_empty(out)
 
     def list_object_versions(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
@@ -252,7 +252,7 @@ class ListingOperations(S3Core):
                 400,
                 fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker},
             )
-        entries = self.iter_versions(
+        entries = self._iter_versions(
             bucket.name, prefix, delimiter, key_marker, version_marker, min(max_keys + 1, 1001)
         )
         page, truncated = self._page(entries, max_keys)

@@ -116,8 +116,8 @@ class MultipartOperations(S3Core):
         return n
 
     async def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         key = req["Key"]
         check_key(key)
         attrs = content_attrs(req)
@@ -154,7 +154,7 @@ class MultipartOperations(S3Core):
         def write() -> None:
             if self.store.bucket(bucket.name, cached=False) is None:
                 raise no_such_bucket(bucket.name)
-            self.store.insert_upload(upload_id, bucket.name, key, self.now(), attrs)
+            self.store.insert_upload(upload_id, bucket.name, key, self._now(), attrs)
 
         await self.committer.run(write)
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
@@ -163,7 +163,7 @@ class MultipartOperations(S3Core):
         return out
 
     async def upload_part(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
         expected, algorithm = requested_checksums(req)
@@ -182,13 +182,13 @@ class MultipartOperations(S3Core):
             expected=expected,
             algorithm=up_algo or algorithm,
         )
-        self.count(ctx, bucket.name, bytes_in=got.size)
+        self._count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
 
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
             return self.store.put_part(
-                req["UploadId"], number, blob, got.size, got.etag, self.now(), got.checksums
+                req["UploadId"], number, blob, got.size, got.etag, self._now(), got.checksums
             )
 
         try:
@@ -196,18 +196,18 @@ class MultipartOperations(S3Core):
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
-        self.free_blobs(freed)
+        self._free_blobs(freed)
         out: dict[str, Any] = {"ETag": got.etag}
         for a, v in got.checksums.items():
             out[f"Checksum{a}"] = v
         return out
 
     async def upload_part_copy(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
-        self.count(ctx, bucket.name)
-        src, _ = self.copy_source(req)
+        self._count(ctx, bucket.name)
+        src, _ = self._copy_source(req)
         first, last = (
             parse_copy_range(req["CopySourceRange"], src.size)
             if req.get("CopySourceRange")
@@ -230,7 +230,7 @@ class MultipartOperations(S3Core):
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
         etag = f'"{md5.hex()}"'
         checksums = {algorithm: ck} if algorithm and ck else {}
-        modified = self.now()
+        modified = self._now()
 
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
@@ -241,7 +241,7 @@ class MultipartOperations(S3Core):
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
-        self.free_blobs(freed)
+        self._free_blobs(freed)
         result: dict[str, Any] = {"ETag": etag, "LastModified": to_datetime(modified)}
         for a, v in checksums.items():
             result[f"Checksum{a}"] = v
@@ -251,9 +251,9 @@ class MultipartOperations(S3Core):
         return out
 
     async def complete_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         key, upload_id = req["Key"], req["UploadId"]
-        self.count(ctx, bucket.name)
+        self._count(ctx, bucket.name)
         attrs = self._upload(upload_id, bucket.name, key)
         requested = (req.get("MultipartUpload") or {}).get("Parts") or []
         if not requested:
@@ -318,13 +318,13 @@ class MultipartOperations(S3Core):
             0,
             bucket.name,
             key,
-            self.new_version_id(bucket),
+            self._new_version_id(bucket),
             True,
             False,
             blob,
             total,
             etag,
-            self.now(),
+            self._now(),
             attrs.get("storage_class", "STANDARD"),
             obj_attrs,
         )
@@ -337,11 +337,11 @@ class MultipartOperations(S3Core):
             freed.extend(self.store.delete_upload(upload_id))
 
         try:
-            versioning = await self.commit_object(bucket, row, finish)
+            versioning = await self._commit_object(bucket, row, finish)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
-        self.free_blobs(freed)
+        self._free_blobs(freed)
         out: dict[str, Any] = {
             "Location": f"/{bucket.name}/{key}",
             "Bucket": bucket.name,
@@ -384,19 +384,19 @@ class MultipartOperations(S3Core):
         return ck
 
     async def abort_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
 
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
             return self.store.delete_upload(req["UploadId"])
 
-        self.free_blobs(await self.committer.run(write))
+        self._free_blobs(await self.committer.run(write))
         return {}
 
     def list_parts(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
         max_parts = min(req.get("MaxParts") if req.get("MaxParts") is not None else 1000, 1000)
         marker = int(req.get("PartNumberMarker") or 0)
@@ -431,7 +431,7 @@ class MultipartOperations(S3Core):
             out.update(ChecksumAlgorithm=attrs["checksum_algorithm"], ChecksumType=attrs["checksum_type"])
         return out
 
-    def iter_uploads(
+    def _iter_uploads(
         self, bucket: str, prefix: str, delimiter: str | None, key_marker: str, id_marker: str
     ) -> Iterator[tuple[str, str, float, dict] | str]:
         """Uploads after the markers and common prefixes, seeking past each prefix it yields."""
@@ -459,8 +459,8 @@ class MultipartOperations(S3Core):
                 return
 
     def list_multipart_uploads(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_uploads = min(req.get("MaxUploads") if req.get("MaxUploads") is not None else 1000, 1000)
         key_marker, id_marker = req.get("KeyMarker") or "", req.get("UploadIdMarker") or ""
@@ -468,7 +468,7 @@ class MultipartOperations(S3Core):
         owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
         page: list[tuple[str, str, float, dict] | str] = []
         truncated = False
-        for entry in self.iter_uploads(bucket.name, prefix, delimiter, key_marker, id_marker):
+        for entry in self._iter_uploads(bucket.name, prefix, delimiter, key_marker, id_marker):
             if len(page) == max_uploads:
                 truncated = True
                 break

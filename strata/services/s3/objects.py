@@ -136,7 +136,7 @@ class ObjectOperations(S3Core):
     # -- PutObject -------------------------------------------------------------------------------
 
     async def put_object(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         key = req["Key"]
         check_key(key)
         storage_class = check_storage_class(req.get("StorageClass"))
@@ -154,7 +154,7 @@ class ObjectOperations(S3Core):
             expected=expected,
             algorithm=algorithm,
         )
-        self.count(ctx, bucket.name, bytes_in=got.size)
+        self._count(ctx, bucket.name, bytes_in=got.size)
         inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
         blob = None if inline is not None else await publish(self.blobs, got)
         if got.checksums:
@@ -166,18 +166,18 @@ class ObjectOperations(S3Core):
             0,
             bucket.name,
             key,
-            self.new_version_id(bucket),
+            self._new_version_id(bucket),
             True,
             False,
             blob,
             got.size,
             got.etag,
-            self.now(),
+            self._now(),
             storage_class,
             attrs,
         )
         try:
-            versioning = await self.commit_object(bucket, row, check, inline)
+            versioning = await self._commit_object(bucket, row, check, inline)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob is not None:
                 self.blobs.delete(blob)
@@ -192,8 +192,8 @@ class ObjectOperations(S3Core):
     def _read(
         self, req: dict, *, head: bool
     ) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
-        bucket = self.require_bucket(req["Bucket"])
-        row = self.read_version(bucket.name, req["Key"], req.get("VersionId"), head=head)
+        bucket = self._require_bucket(req["Bucket"])
+        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"), head=head)
         check_read_conditions(
             row.etag,
             row.modified,
@@ -247,11 +247,11 @@ class ObjectOperations(S3Core):
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
         else:
             out["Body"] = self.store.inline_data(row.id)[offset : offset + length]
-        self.count(ctx, row.bucket, bytes_out=length)
+        self._count(ctx, row.bucket, bytes_out=length)
         return out
 
     def head_object(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req.get("Bucket"))
+        self._count(ctx, req.get("Bucket"))
         _, _, out, _ = self._read(req, head=True)
         return out
 
@@ -266,7 +266,7 @@ class ObjectOperations(S3Core):
         """
         out: dict[str, Any] = {}
         freed: list[str] = []
-        bucket = self.bucket_for_write(bucket.name)
+        bucket = self._bucket_for_write(bucket.name)
         if version_id:
             row = self.store.version(bucket.name, key, version_id)
             if row is None:
@@ -290,13 +290,13 @@ class ObjectOperations(S3Core):
                 0,
                 bucket.name,
                 key,
-                self.new_version_id(bucket),
+                self._new_version_id(bucket),
                 True,
                 True,
                 None,
                 0,
                 "",
-                self.now(),
+                self._now(),
                 "STANDARD",
                 {},
             )
@@ -305,8 +305,8 @@ class ObjectOperations(S3Core):
         return out, freed
 
     async def delete_object(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         if req.get("IfMatch"):
             cur = self.store.current(bucket.name, req["Key"])
             if cur is None or cur.dm:
@@ -315,12 +315,12 @@ class ObjectOperations(S3Core):
         out, freed = await self.committer.run(
             lambda: self._delete_one(bucket, req["Key"], req.get("VersionId"))
         )
-        self.free_blobs(freed)
+        self._free_blobs(freed)
         return out
 
     async def delete_objects(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
-        self.count(ctx, bucket.name)
+        bucket = self._require_bucket(req["Bucket"])
+        self._count(ctx, bucket.name)
         spec = req.get("Delete") or {}
         objects = spec.get("Objects") or []
         if not objects or len(objects) > 1000:
@@ -350,7 +350,7 @@ class ObjectOperations(S3Core):
                 errors.append(err)
                 continue
             entry, freed = result
-            self.free_blobs(freed)
+            self._free_blobs(freed)
             if not spec.get("Quiet"):
                 item: dict[str, Any] = {"Key": key}
                 if obj.get("VersionId"):
@@ -371,12 +371,12 @@ class ObjectOperations(S3Core):
 
     # -- CopyObject ------------------------------------------------------------------------------
 
-    def copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
+    def _copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
         """The source object of a copy, with x-amz-copy-source-if-* conditions checked."""
         src_bucket_name, src_key, src_version = parse_copy_source(req["CopySource"])
-        src_bucket = self.require_bucket(src_bucket_name)
+        src_bucket = self._require_bucket(src_bucket_name)
         try:
-            src = self.read_version(src_bucket.name, src_key, src_version)
+            src = self._read_version(src_bucket.name, src_key, src_version)
         except ServiceError as e:
             if e.code == "MethodNotAllowed":
                 raise ServiceError(
@@ -404,11 +404,11 @@ class ObjectOperations(S3Core):
         return src, src_bucket
 
     async def copy_object(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         key = req["Key"]
         check_key(key)
-        src, src_bucket = self.copy_source(req)
-        self.count(ctx, bucket.name)
+        src, src_bucket = self._copy_source(req)
+        self._count(ctx, bucket.name)
         if src.size > self.limits.max_put_size:
             raise ServiceError(
                 "InvalidRequest",
@@ -456,7 +456,7 @@ class ObjectOperations(S3Core):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
-        blob = self.link_blob(src.blob) if src.blob else None
+        blob = self._link_blob(src.blob) if src.blob else None
         inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
             etag = src.etag
@@ -480,17 +480,17 @@ class ObjectOperations(S3Core):
                 0,
                 bucket.name,
                 key,
-                self.new_version_id(bucket),
+                self._new_version_id(bucket),
                 True,
                 False,
                 blob,
                 src.size,
                 etag,
-                self.now(),
+                self._now(),
                 storage_class,
                 attrs,
             )
-            versioning = await self.commit_object(
+            versioning = await self._commit_object(
                 bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
             )
         except Exception:  # not CancelledError: a cancelled request's write may still commit
@@ -512,9 +512,9 @@ class ObjectOperations(S3Core):
     # -- GetObjectAttributes ---------------------------------------------------------------------
 
     def get_object_attributes(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        bucket = self.require_bucket(req["Bucket"])
-        row = self.read_version(bucket.name, req["Key"], req.get("VersionId"))
+        self._count(ctx, req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
+        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
         wanted = set(req.get("ObjectAttributes") or [])
         if not wanted:
             raise ServiceError("InvalidArgument", "Invalid attribute name specified.", 400)

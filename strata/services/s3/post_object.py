@@ -125,7 +125,7 @@ class FormReader:
 
 class PostObjectOperations(S3Core):
     async def post_object(self, ctx: RequestContext, req: dict) -> dict:
-        bucket = self.require_bucket(req["Bucket"])
+        bucket = self._require_bucket(req["Bucket"])
         content_type = ctx.http.headers.get("content-type") or ""
         m = _BOUNDARY.search(content_type)
         if not content_type.lower().startswith("multipart/form-data") or not m:
@@ -175,7 +175,7 @@ class PostObjectOperations(S3Core):
         except BaseException:
             discard(self.blobs, got)
             raise
-        self.count(ctx, bucket.name, bytes_in=got.size)
+        self._count(ctx, bucket.name, bytes_in=got.size)
         headers = {member: form[name] for name, member in _FORM_HEADERS.items() if form.get(name)}
         headers.setdefault("ContentType", "binary/octet-stream")
         attrs: dict[str, Any] = {
@@ -193,18 +193,18 @@ class PostObjectOperations(S3Core):
             0,
             bucket.name,
             key,
-            self.new_version_id(bucket),
+            self._new_version_id(bucket),
             True,
             False,
             blob,
             got.size,
             got.etag,
-            self.now(),
+            self._now(),
             storage_class,
             attrs,
         )
         try:
-            versioning = await self.commit_object(bucket, row, None, inline)
+            versioning = await self._commit_object(bucket, row, None, inline)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob is not None:
                 self.blobs.delete(blob)

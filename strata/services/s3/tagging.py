@@ -14,11 +14,11 @@ class TaggingOperations(S3Core):
     # -- tagging ---------------------------------------------------------------------------------
 
     def _tag_target(self, req: dict, *, cached: bool = True) -> tuple[BucketRow, ObjectRow]:
-        bucket = self.require_bucket(req["Bucket"]) if cached else self.bucket_for_write(req["Bucket"])
-        return bucket, self.read_version(bucket.name, req["Key"], req.get("VersionId"))
+        bucket = self._require_bucket(req["Bucket"]) if cached else self._bucket_for_write(req["Bucket"])
+        return bucket, self._read_version(bucket.name, req["Key"], req.get("VersionId"))
 
     async def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
         tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
 
         def write() -> dict:
@@ -27,10 +27,10 @@ class TaggingOperations(S3Core):
             self.store.update_attrs(row)
             return {"VersionId": row.version_id} if bucket.versioning else {}
 
-        return await self.write(write)
+        return await self._write(write)
 
     def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
         bucket, row = self._tag_target(req)
         out: dict[str, Any] = {
             "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
@@ -40,7 +40,7 @@ class TaggingOperations(S3Core):
         return out
 
     async def delete_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
 
         def write() -> dict:
             bucket, row = self._tag_target(req, cached=False)
@@ -48,4 +48,4 @@ class TaggingOperations(S3Core):
             self.store.update_attrs(row)
             return {"VersionId": row.version_id} if bucket.versioning else {}
 
-        return await self.write(write)
+        return await self._write(write)

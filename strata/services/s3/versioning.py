@@ -13,7 +13,7 @@ from strata.services.s3.core import S3Core
 
 class VersioningOperations(S3Core):
     async def put_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
+        self._count(ctx, req["Bucket"])
         status = (req.get("VersioningConfiguration") or {}).get("Status")
         if status not in ("Enabled", "Suspended"):
             raise ServiceError(
@@ -23,13 +23,13 @@ class VersioningOperations(S3Core):
             )
 
         def write() -> None:
-            self.bucket_for_write(req["Bucket"])
+            self._bucket_for_write(req["Bucket"])
             self.store.set_bucket_field(req["Bucket"], "versioning", status)
 
-        await self.write(write, bucket=req["Bucket"])
+        await self._write(write, bucket=req["Bucket"])
         return {}
 
     def get_bucket_versioning(self, ctx: RequestContext, req: dict) -> dict:
-        self.count(ctx, req["Bucket"])
-        b = self.require_bucket(req["Bucket"])
+        self._count(ctx, req["Bucket"])
+        b = self._require_bucket(req["Bucket"])
         return {"Status": b.versioning} if b.versioning else {}
