@@ -99,6 +99,47 @@ def failover_time(rds, ident: str) -> tuple[float, float]:  # noqa: ANN001
     return writable, available
 
 
+def aurora_failover_time(rds, runs: int) -> list[float]:  # noqa: ANN001
+    """Seconds from FailoverDBCluster until the writer endpoint commits a write on the new writer."""
+    rds.create_db_cluster(
+        DBClusterIdentifier="aur",
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+    )
+    for name in ("aur-a", "aur-b"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBClusterIdentifier="aur",
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.serverless",
+        )
+        wait_available(rds, name)
+    port = rds.describe_db_clusters(DBClusterIdentifier="aur")["DBClusters"][0]["Port"]
+    with connect(port) as c:
+        c.execute("CREATE TABLE f (x int)")
+    out = []
+    for _ in range(runs):
+        with connect(port) as c:
+            before = c.execute("SELECT inet_server_port()").fetchone()[0]
+        t0 = time.monotonic()
+        rds.failover_db_cluster(DBClusterIdentifier="aur")
+        while True:
+            try:
+                with connect(port) as c:
+                    if c.execute("SELECT inet_server_port()").fetchone()[0] != before:
+                        c.execute("INSERT INTO f VALUES (1)")
+                        out.append(time.monotonic() - t0)
+                        break
+            except psycopg.Error:
+                pass
+            time.sleep(0.01)
+        for name in ("aur-a", "aur-b"):
+            wait_available(rds, name)  # the old writer is back as a reader before the next round
+    return out
+
+
 def pgbench(port: int, seconds: int, clients: int) -> float:
     env = {"PGPASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
@@ -196,6 +237,9 @@ def main() -> None:
                 fo = [failover_time(rds, "maz") for _ in range(args.runs)]
                 results["failover_writable_s"] = [round(a, 2) for a, _ in fo]
                 results["failover_available_s"] = [round(b, 2) for _, b in fo]
+                results["aurora_failover_writable_s"] = [
+                    round(t, 2) for t in aurora_failover_time(rds, args.runs)
+                ]
         finally:
             server.stop()
             shutil.rmtree(server.data_dir.parent, ignore_errors=True)
