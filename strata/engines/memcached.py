@@ -24,7 +24,9 @@ ENGINE_USER = "memcache"
 @cache
 def binary() -> tuple[str, str]:
     """(path, version) of the memcached binary."""
-    path = shutil.which("memcached") or ("/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None)
+    path = shutil.which("memcached") or (
+        "/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None
+    )
     if path is None:
         raise EngineError("memcached is not installed: run scripts/install.sh (Debian package memcached)")
     out = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=10).stdout.split()
@@ -45,9 +47,24 @@ class MemcachedNodeConfig:
     def argv(self, path: str) -> list[str]:
         listen = ",".join([self.address, *self.extra_binds])
         return [
-            path, "-p", str(self.port), "-l", listen, "-U", "0", "-m", str(self.memory_mb),
-            "-c", str(self.max_connections), "-t", str(self.threads),
-        ] + (["-Z", "-o", f"ssl_chain_cert={self.tls.cert.name},ssl_key={self.tls.key.name}"] if self.tls else [])
+            path,
+            "-p",
+            str(self.port),
+            "-l",
+            listen,
+            "-U",
+            "0",
+            "-m",
+            str(self.memory_mb),
+            "-c",
+            str(self.max_connections),
+            "-t",
+            str(self.threads),
+        ] + (
+            ["-Z", "-o", f"ssl_chain_cert={self.tls.cert.name},ssl_key={self.tls.key.name}"]
+            if self.tls
+            else []
+        )
 
     @property
     def match(self) -> str:

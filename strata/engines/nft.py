@@ -53,7 +53,7 @@ def _nft(script: str) -> None:
 def remove_dead_tables() -> None:
     """Delete the tables of Strata processes that no longer run."""
     nft = nft_binary()
-    if nft is None:
+    if nft is None or os.geteuid() != 0:
         return
     cp = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
     for line in cp.stdout.splitlines():

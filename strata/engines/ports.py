@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from strata.config import Settings
+from strata.engines.nft import remove_dead_tables
 from strata.storage.metadata import MetadataStore
 
 _SCHEMA = """
@@ -64,6 +65,11 @@ class PortAllocator:
 
     def allocate(self, owner: str, preferred: int | None = None) -> int:
         """The owner's port: the one it already has, else `preferred` if free, else a random free one."""
+        row = self._store.query_one("SELECT port FROM ports WHERE owner = ?", (owner,))
+        if row:
+            return int(row[0])
+        # Redirect rules left by a Strata killed with -9 would capture a port handed out again.
+        remove_dead_tables()
         with self._lock, self._store.transaction() as c:
             row = c.execute("SELECT port FROM ports WHERE owner = ?", (owner,)).fetchone()
             if row:

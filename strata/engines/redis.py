@@ -155,9 +155,11 @@ class RedisNodeConfig:
             else:
                 lines.append(f"cluster-announce-port {self.port}")
         elif self.replica_of:
-            lines += [f"replicaof {self.replica_of[0]} {self.replica_of[1]}", f"replica-announce-ip {self.address}"]
+            lines += [
+                f"replicaof {self.replica_of[0]} {self.replica_of[1]}",
+                f"replica-announce-ip {self.address}",
+            ]
         return "\n".join(lines) + "\n"
-
 
     def _local(self, path: Path) -> str:
         """A file inside the data directory by its relative name, any other by its full path."""
@@ -224,8 +226,13 @@ class RedisServer:
         if cfg.tls:
             kw = {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca)}
         return redis.Redis(
-            host=address or cfg.address, port=cfg.port, password=cfg.password, socket_timeout=timeout,
-            socket_connect_timeout=timeout, decode_responses=True, **kw,
+            host=address or cfg.address,
+            port=cfg.port,
+            password=cfg.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+            **kw,
         )
 
     def ping(self) -> bool:
@@ -250,8 +257,10 @@ class RedisServer:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 info = c.info("persistence")
-                if any(int(info.get(k, 0)) for k in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress",
-                                                     "module_fork_in_progress")):
+                if any(
+                    int(info.get(k, 0))
+                    for k in ("rdb_bgsave_in_progress", "aof_rewrite_in_progress", "module_fork_in_progress")
+                ):
                     time.sleep(0.02)
                     continue
                 try:
@@ -357,9 +366,14 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
     # Every node meets every other directly: no waiting for gossip to spread the membership.
     for i, server in enumerate(everyone):
         with server.client() as c:
-            for other in everyone[i + 1:]:
-                c.execute_command("CLUSTER", "MEET", other.config.address, str(other.config.port),
-                                  str(other.config.cluster_bus_port))
+            for other in everyone[i + 1 :]:
+                c.execute_command(
+                    "CLUSTER",
+                    "MEET",
+                    other.config.address,
+                    str(other.config.port),
+                    str(other.config.cluster_bus_port),
+                )
     for shard, (low, high) in zip(shards, slots, strict=True):
         # A node started from a snapshot has already claimed the slots its keys live in.
         owned = owned_slots(shard[0])

@@ -101,10 +101,12 @@ class CertificateAuthority:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Strata"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "Strata local CA"),
-        ])
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Strata"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Strata local CA"),
+            ]
+        )
         now = _now()
         cert = (
             x509.CertificateBuilder()
@@ -116,16 +118,28 @@ class CertificateAuthority:
             .not_valid_after(now + dt.timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
-                x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                              key_encipherment=False, data_encipherment=False, key_agreement=False,
-                              encipher_only=False, decipher_only=False),
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
+        _write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         _write_public(self.ca_path, cert.public_bytes(serialization.Encoding.PEM))
         self._key, self._cert = key, cert
 
@@ -144,10 +158,14 @@ class CertificateAuthority:
             now = _now()
             cert = (
                 x509.CertificateBuilder()
-                .subject_name(x509.Name([
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Strata"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
-                ]))
+                .subject_name(
+                    x509.Name(
+                        [
+                            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Strata"),
+                            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+                        ]
+                    )
+                )
                 .issuer_name(self._cert.subject)
                 .public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
@@ -164,9 +182,14 @@ class CertificateAuthority:
                 )
                 .sign(self._key, hashes.SHA256())
             )
-            _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                                       serialization.NoEncryption()))
+            _write_private(
+                key_path,
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                ),
+            )
             _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
             return ServerCert(cert_path, key_path, self.ca_path)
 

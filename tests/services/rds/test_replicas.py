@@ -43,6 +43,7 @@ def test_read_replica_lag_read_only_and_promote(strata_server, unique: str) -> N
         ]
     )
     assert rep["StatusInfos"][0]["StatusType"] == "read replication"
+    assert rep["StatusInfos"][0]["Message"].startswith("ReplicaLag=")  # seconds behind the source
 
     with pg_connect(rep) as replica:
         eventually(lambda: replica.execute("SELECT to_regclass('users')").fetchone()[0] is not None, 60)
