@@ -44,7 +44,9 @@ class HaproxyRouter:
                 run_dir=self.run_dir,
                 stop_signal=signal.SIGTERM,
                 death_signal=signal.SIGTERM,
-                argv=[haproxy_binary(), "-W", "-db", "-f", str(self._cfg)],
+                # The binary is looked up when HAProxy is first needed, so a machine without it
+                # still serves everything that needs no endpoint.
+                argv=[shutil.which("haproxy") or "/usr/sbin/haproxy", "-W", "-db", "-f", str(self._cfg)],
                 match=str(self._cfg),
             )
         )
@@ -58,6 +60,7 @@ class HaproxyRouter:
         with self._lock:
             self._write_config()
             if self.routes:
+                haproxy_binary()
                 self._proc.start(ready=self._ready, timeout=20)
             else:
                 self._proc.reap_orphan()
@@ -122,6 +125,7 @@ class HaproxyRouter:
     def _reload(self, wait_port: tuple[str, int] | None = None) -> None:
         self._write_config()
         if not self.running():
+            haproxy_binary()
             self._proc.start(ready=self._ready, timeout=20)
             return
         old_workers = self._workers()

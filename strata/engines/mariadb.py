@@ -256,7 +256,8 @@ class MariaNode:
     def reload(self) -> None:
         for k, v in getattr(self, "_params", {}).items():
             try:
-                self.execute(f"SET GLOBAL {k.replace('-', '_')} = %s", (v,))
+                value = int(v) if str(v).lstrip("-").isdigit() else v  # numeric variables refuse strings
+                self.execute(f"SET GLOBAL {k.replace('-', '_')} = %s", (value,))
             except pymysql.MySQLError:
                 pass  # a static parameter: applies at the next restart (pending-reboot)
 

@@ -48,7 +48,10 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
     # -- server life -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await run_blocking(self.fleet.router.start)
+        try:
+            await run_blocking(self.fleet.router.start)
+        except Exception:  # noqa: BLE001 - the rest of Strata must serve even if endpoints cannot
+            log.exception("RDS endpoints could not be started; instance endpoints will not answer")
         for doc in self.store.list_docs("instance"):
             if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
                 continue
