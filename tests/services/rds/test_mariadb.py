@@ -88,6 +88,12 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
 def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     ident = f"maria-{unique}"
+    group = f"maria-params-{unique}"
+    rds.create_db_parameter_group(
+        DBParameterGroupName=group, DBParameterGroupFamily="mariadb10", Description="d"
+    )
+    max_conn = [{"ParameterName": "max_connections", "ParameterValue": "77", "ApplyMethod": "immediate"}]
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=max_conn)
     rds.create_db_instance(
         DBInstanceIdentifier=ident,
         Engine="mariadb",
@@ -97,10 +103,16 @@ def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
         AllocatedStorage=20,
         DBName="app",
         BackupRetentionPeriod=0,
+        DBParameterGroupName=group,
     )
     inst = wait_status(rds, ident, timeout=300)
     with my_connect(inst) as conn:
         assert "MariaDB" in rows(conn, "SELECT VERSION()")[0][0]
+        assert rows(conn, "SELECT @@max_connections") == [(77,)]
+    max_conn[0]["ParameterValue"] = "88"
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=max_conn)
+    with my_connect(inst) as conn:
+        assert rows(conn, "SELECT @@max_connections") == [(88,)]
         rows(conn, "CREATE TABLE t (x INT)")
         rows(conn, "INSERT INTO t VALUES (7)")
     rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=f"ms-{unique}")
@@ -114,3 +126,7 @@ def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
         assert rows(conn, "SELECT x FROM t") == [(7,)]
     for i in (ident, f"maria-copy-{unique}"):
         rds.delete_db_instance(DBInstanceIdentifier=i, SkipFinalSnapshot=True)
+    rds.get_waiter("db_instance_deleted").wait(
+        DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
+    rds.delete_db_parameter_group(DBParameterGroupName=group)
