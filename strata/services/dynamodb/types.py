@@ -21,6 +21,7 @@ ALL_TYPES = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
 _SET_NAMES = {"SS": "string set", "NS": "number set", "BS": "binary set"}
 
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_PLAIN_INT = re.compile(r"-?[1-9]\d{0,37}\Z").match
 _CTX = decimal.Context(prec=60, Emax=999999, Emin=-999999)
 
 
@@ -31,6 +32,8 @@ def number_value(text: str) -> Decimal:
 
 def canonical_number(text: object) -> str:
     """Validate a number string the way DynamoDB does and return its canonical form."""
+    if isinstance(text, str) and _PLAIN_INT(text):  # already canonical: 1 to 38 digits, no sign +
+        return text
     if not isinstance(text, str) or not _NUMBER.match(text):
         raise validation(f"The parameter cannot be converted to a numeric value: {text}")
     d = Decimal(text.strip())
