@@ -82,6 +82,8 @@ def s3_reencoded_uri(raw_path: str) -> str:
 
 def header_value(value: str) -> str:
     """Trimmed, with runs of whitespace collapsed to one space."""
+    if value.isalnum():  # most signed values (dates, hashes, targets) need no regex at all
+        return value
     if _SPACES(value):
         return " ".join(value.split())
     return value

@@ -51,7 +51,11 @@ class Headers:
         self._map[name] = f"{self._map[name]},{value}" if name in self._map else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._map.get(name.lower(), default)
+        # Callers mostly ask with lower-case names already: one lookup, lower() only on a miss.
+        value = self._map.get(name)
+        if value is None:
+            return self._map.get(name.lower(), default)
+        return value
 
     def __getitem__(self, name: str) -> str:
         return self._map[name.lower()]
