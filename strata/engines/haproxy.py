@@ -206,11 +206,13 @@ class HaproxyRouter:
                 f"backend {be}",
                 f"    balance {'roundrobin' if r.balance else 'first'}",
             ]
-            check = " check inter 1s fall 2 rise 1" if r.balance else ""
+            # No health checks: the owner re-points routes when it starts, stops or loses a backend
+            # (as the nft mechanism needs anyway), and a check's warm-up would refuse the first
+            # connections after a restart.
             for i in range(MAX_BACKENDS):
                 if i < len(r.backends):
                     host, port = r.backends[i]
-                    lines.append(f"    server s{i} {host}:{port}{check}")
+                    lines.append(f"    server s{i} {host}:{port}")
                 else:
                     lines.append(f"    server s{i} {LOOPBACK}:1 disabled")
         tmp = self._cfg.with_suffix(".tmp")

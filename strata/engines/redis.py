@@ -363,6 +363,15 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
     """Join fresh cluster-mode nodes into one cluster: meet, assign slot ranges to each shard's
     primary (its first node), make the others its replicas; returns once the cluster state is ok."""
     everyone = [s for shard in shards for s in shard]
+    # Distinct config epochs from the start (as redis-cli --cluster create does): otherwise the
+    # engine resolves epoch collisions lazily, and a failover soon after creation can be undone
+    # by a restarted old primary whose epoch is not lower than its promoted replica's.
+    for epoch, server in enumerate(everyone, start=1):
+        with server.client() as c:
+            try:
+                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", str(epoch))
+            except redis.ResponseError:  # not fresh (restored nodes.conf): it has an epoch already
+                pass
     # Every node meets every other directly: no waiting for gossip to spread the membership.
     for i, server in enumerate(everyone):
         with server.client() as c:
@@ -429,6 +438,18 @@ def _knows(server: RedisServer, node: str) -> bool:
 def cluster_ok(server: RedisServer) -> bool:
     with server.client() as c:
         return "cluster_state:ok" in str(c.execute_command("CLUSTER", "INFO"))
+
+
+def serves_slots(server: RedisServer, owner: RedisServer, slots: str) -> bool:
+    """Whether `server`'s view of the cluster has `owner` as the primary serving `slots` ("low-high")."""
+    with server.client() as c:
+        text = str(c.execute_command("CLUSTER", "NODES"))
+    where = f"{owner.config.address}:{owner.config.port}@"
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and fields[1].startswith(where):
+            return "master" in fields[2] and slots in fields[8:]
+    return False
 
 
 def cluster_failover(replica: RedisServer, takeover: bool) -> None:
