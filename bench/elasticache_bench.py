@@ -31,9 +31,25 @@ from pymemcache.client.base import Client as MemcacheClient  # noqa: E402
 from tests.strata_process import StrataProcess  # noqa: E402
 
 
-def redis_benchmark(host: str, port: int, requests: int, pipeline: int, tls_ca: str | None = None) -> dict[str, float]:
-    argv = ["redis-benchmark", "-h", host, "-p", str(port), "-t", "set,get", "-n", str(requests), "-c", "50",
-            "-P", str(pipeline), "--csv"]
+def redis_benchmark(
+    host: str, port: int, requests: int, pipeline: int, tls_ca: str | None = None
+) -> dict[str, float]:
+    argv = [
+        "redis-benchmark",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-t",
+        "set,get",
+        "-n",
+        str(requests),
+        "-c",
+        "50",
+        "-P",
+        str(pipeline),
+        "--csv",
+    ]
     if tls_ca:
         argv += ["--tls", "--cacert", tls_ca]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True).stdout
@@ -45,16 +61,26 @@ def redis_benchmark(host: str, port: int, requests: int, pipeline: int, tls_ca: 
     return rps
 
 
-def throughput(ec, server: StrataProcess, rounds: int, requests: int, tls: bool, compare_router: bool) -> None:
+def throughput(
+    ec, server: StrataProcess, rounds: int, requests: int, tls: bool, compare_router: bool
+) -> None:
     gid = f"bench-{'tls' if tls else 'plain'}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="bench", Engine="redis",
-                                NumCacheClusters=2, TransitEncryptionEnabled=tls)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="bench",
+        Engine="redis",
+        NumCacheClusters=2,
+        TransitEncryptionEnabled=tls,
+    )
     g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
     ng = g["NodeGroups"][0]
     endpoint = ng["PrimaryEndpoint"]
     primary = next(m for m in ng["NodeGroupMembers"] if m["CurrentRole"] == "primary")["ReadEndpoint"]
     ca = str(Path(server.data_dir) / "tls" / "ca.pem") if tls else None
-    targets = {"endpoint": (endpoint["Address"], endpoint["Port"]), "direct": (primary["Address"], primary["Port"])}
+    targets = {
+        "endpoint": (endpoint["Address"], endpoint["Port"]),
+        "direct": (primary["Address"], primary["Port"]),
+    }
     router = None
     if compare_router and not tls:
         from strata.engines.endpoint import EndpointRouter
@@ -83,7 +109,9 @@ def throughput(ec, server: StrataProcess, rounds: int, requests: int, tls: bool,
             label = f"{'TLS' if tls else 'plain'} -P {pipeline}"
             for name, value in med.items():
                 ratio = value / med["direct"] * 100
-                print(f"  {label:12s} {name:24s} {value:12,.0f} req/s  ({ratio:5.1f} % of direct)  rounds={results[name]}")
+                print(
+                    f"  {label:12s} {name:24s} {value:12,.0f} req/s  ({ratio:5.1f} % of direct)  rounds={results[name]}"
+                )
     finally:
         if router is not None:
             router.stop()
@@ -121,7 +149,10 @@ def create_times(ec, rounds: int, ca: str) -> None:
         def ok() -> bool:
             c = ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]
             ep = c["ConfigurationEndpoint"]
-            return c["CacheClusterStatus"] == "available" and MemcacheClient((ep["Address"], ep["Port"])).version()
+            return (
+                c["CacheClusterStatus"] == "available"
+                and MemcacheClient((ep["Address"], ep["Port"])).version()
+            )
 
         until_available(ec, ok)
 
@@ -129,7 +160,11 @@ def create_times(ec, rounds: int, ca: str) -> None:
         gid = f"t-group-{i}-{len(kw)}-{kw.get('NumNodeGroups', 1)}"
         ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="t", **kw)
 
-        tls = {"ssl": True, "ssl_ca_certs": ca, "password": kw.get("AuthToken")} if kw.get("TransitEncryptionEnabled") else {}
+        tls = (
+            {"ssl": True, "ssl_ca_certs": ca, "password": kw.get("AuthToken")}
+            if kw.get("TransitEncryptionEnabled")
+            else {}
+        )
 
         def ok() -> bool:
             g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
@@ -140,9 +175,12 @@ def create_times(ec, rounds: int, ca: str) -> None:
 
     cases["redis single node"] = single
     cases["memcached 3 nodes"] = memcached
-    cases["group 1 primary + 2 replicas"] = lambda i: group(i, NumCacheClusters=3, AutomaticFailoverEnabled=True)
-    cases["group 1 primary + 2 replicas TLS"] = lambda i: group(i, NumCacheClusters=3, TransitEncryptionEnabled=True,
-                                                                AuthToken="bench-token-0123456789")
+    cases["group 1 primary + 2 replicas"] = lambda i: group(
+        i, NumCacheClusters=3, AutomaticFailoverEnabled=True
+    )
+    cases["group 1 primary + 2 replicas TLS"] = lambda i: group(
+        i, NumCacheClusters=3, TransitEncryptionEnabled=True, AuthToken="bench-token-0123456789"
+    )
     cases["cluster mode 3 shards x 2"] = lambda i: group(i, NumNodeGroups=3, ReplicasPerNodeGroup=1)
     for name, run in cases.items():
         times = []
@@ -150,7 +188,9 @@ def create_times(ec, rounds: int, ca: str) -> None:
             t0 = time.perf_counter()
             run(i)
             times.append(time.perf_counter() - t0)
-        print(f"  {name:34s} median {statistics.median(times):.3f} s  max {max(times):.3f} s  ({rounds} runs)")
+        print(
+            f"  {name:34s} median {statistics.median(times):.3f} s  max {max(times):.3f} s  ({rounds} runs)"
+        )
 
 
 def main() -> None:

@@ -397,6 +397,11 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
                 c.execute_command("CLUSTER", "REPLICATE", ids[shard[0].name])
     for s in everyone:  # every node serves its slots (a fresh primary waits ~2 s before it accepts writes)
         _until(lambda s=s: cluster_ok(s), timeout, "cluster state ok")
+    # ... and every node knows who serves every slot range: a replica promoted before it learned its
+    # primary's slots would take over nothing.
+    for s in everyone:
+        for shard, (low, high) in zip(shards, slots, strict=True):
+            _until(lambda s=s, p=shard[0], r=f"{low}-{high}": serves_slots(s, p, r), timeout, "slot map")
     for shard in shards:
         for replica in shard[1:]:
             _until(lambda r=replica: r.in_sync(), timeout, "replica link")

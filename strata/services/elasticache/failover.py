@@ -14,6 +14,7 @@ from strata.engines import redis as redis_engine
 from strata.engines.process import wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache.errors import fault
+from strata.services.elasticache.replicas import ng_members
 from strata.sim.meter import meter
 
 if TYPE_CHECKING:
@@ -35,7 +36,10 @@ class FailoverOps:
         candidates = [c for c in ng["members"] if c != old and self._alive(c)]
         if target is None:
             if not candidates:
-                raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} has no live replica.")
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Replication group {group['id']} has no live replica.",
+                )
             target = max(candidates, key=lambda c: self._server(c).replication_offset())
         new = self._server(target)
         port = group["port"]
@@ -61,15 +65,18 @@ class FailoverOps:
             old_server.drop_clients()  # type: ignore[union-attr]
         elif old in self.members(group):
             member = self.members(group)[old]
-            restarted = self.engines.build_redis(group, old, member["nodes"][0], replica_of=source,
-                                                 binds=self.wanted_binds(group)[old])
+            restarted = self.engines.build_redis(
+                group, old, member["nodes"][0], replica_of=source, binds=self.wanted_binds(group)[old]
+            )
             self.engines.start_all([restarted])
             self.engines.apply_binds(self.wanted_binds(group))
         self.store.put_doc("group", group["id"], group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return target
 
-    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, kill: bool, dead: str | None = None) -> str:
+    def _cluster_failover(
+        self: ElastiCacheProvider, group: dict, ng: dict, kill: bool, dead: str | None = None
+    ) -> str:
         """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
         CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
         (it rejoins as a replica). Blocking; returns the new primary's member id."""
@@ -83,15 +90,22 @@ class FailoverOps:
             old.kill()
         best = max(replicas, key=lambda c: self._server(c).replication_offset())
         redis_engine.cluster_failover(self._server(best), takeover=True)
-        if not wait_until(lambda: self._server(best).role() == "master", 15):
+        promoted = self._server(best)
+        if not wait_until(lambda: promoted.role() == "master", 15):
             raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+        # Every live node must know the new owner of the slots before the old primary comes back
+        # with its stale view, so that the cluster corrects it rather than the other way round.
+        viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
+        if ng.get("slots"):
+            wait_until(lambda: all(redis_engine.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
             self.engines.apply_binds(self.wanted_binds(group))
         if old is not None and primary is not None:
             members = self.members(group)
-            server = self.engines.build_redis(group, primary, members[primary]["nodes"][0],
-                                              binds=self.wanted_binds(group)[primary])
+            server = self.engines.build_redis(
+                group, primary, members[primary]["nodes"][0], binds=self.wanted_binds(group)[primary]
+            )
             self.engines.start_all([server])
         ng["primary"] = best
         self.store.put_doc("group", group["id"], group)
@@ -105,10 +119,14 @@ class FailoverOps:
             self._available(group)
             ng = self._node_group(group, req.get("NodeGroupId"))
             if not group.get("automatic_failover"):
-                raise fault("InvalidReplicationGroupStateFault",
-                            f"Replication group {group['id']} must have automatic failover enabled to test failover.")
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Replication group {group['id']} must have automatic failover enabled to test failover.",
+                )
             if len(ng["members"]) < 2:
-                raise fault("TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to.")
+                raise fault(
+                    "TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to."
+                )
             if group.get("cluster_mode"):
                 await run_blocking(self._cluster_failover, group, ng, True)
             else:
@@ -126,22 +144,33 @@ class FailoverOps:
             return
         ng = self._node_group(group, member["node_group"])
         if group.get("cluster_mode"):
+
             def followed() -> bool:  # some live replica was following the dead node: it was a primary
                 address = member["nodes"][0]["address"]
-                return any(self._alive(c) and self._server(c).info("replication").get("master_host") == address
-                           for c in ng["members"] if c != cid)
+                return any(
+                    self._alive(c) and self._server(c).info("replication").get("master_host") == address
+                    for c in ng["members"]
+                    if c != cid
+                )
 
             if await run_blocking(followed):
                 await run_blocking(self._cluster_failover, group, ng, False, cid)
                 return
             await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
             return
-        if cid == ng["primary"] and group.get("automatic_failover") and any(
-                self._alive(c) for c in ng["members"] if c != cid):
+        if (
+            cid == ng["primary"]
+            and group.get("automatic_failover")
+            and any(self._alive(c) for c in ng["members"] if c != cid)
+        ):
             await run_blocking(self._failover, group, None, cid)
             return
         binds = self.wanted_binds(group)[cid]
-        source = None if cid == ng["primary"] else (self.members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
+        source = (
+            None
+            if cid == ng["primary"]
+            else (self.members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
+        )
         server = self.engines.build_redis(group, cid, member["nodes"][0], replica_of=source, binds=binds)
         await run_blocking(self.engines.start_all, [server])
         await run_blocking(self.engines.apply_binds, self.wanted_binds(group))

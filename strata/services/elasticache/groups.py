@@ -24,6 +24,7 @@ from strata.services.elasticache.failover import FailoverOps
 from strata.services.elasticache.membership import MembershipOps, new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
 from strata.services.elasticache.render import render_group
+from strata.services.elasticache.replicas import ReplicaOps, ng_members
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -39,14 +40,19 @@ def _now() -> str:
     return clock.now().isoformat()
 
 
-class ReplicationGroupOps(FailoverOps, MembershipOps):
+class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     """Operations on replication groups (a mixin of ElastiCacheProvider)."""
 
     # -- helpers ---------------------------------------------------------------------------------------
 
     def members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
-        return {d["id"]: d for d in (self.store.get_doc("cluster", cid) for ng in group["node_groups"]
-                                     for cid in ng["members"]) if d is not None}
+        return {
+            d["id"]: d
+            for d in (
+                self.store.get_doc("cluster", cid) for ng in group["node_groups"] for cid in ng["members"]
+            )
+            if d is not None
+        }
 
     def roles(self: ElastiCacheProvider, group: dict) -> dict[str, str]:
         """Member id -> "primary"/"replica" (from the record; cluster mode asks the engine)."""
@@ -84,7 +90,9 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
     def _server(self: ElastiCacheProvider, cid: str) -> RedisServer:
         return self.engines.redis(cid)
 
-    def _render_group(self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None) -> dict:
+    def _render_group(
+        self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None
+    ) -> dict:
         shown = {**group, "status": status or group["status"]}
         return render_group(shown, self.members(group), self.roles(group), ctx.region, ctx.account_id)
 
@@ -97,33 +105,58 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
                 member["status"] = status
                 self.store.put_doc("cluster", member["id"], member)
 
-    def _new_member(self: ElastiCacheProvider, group: dict, ng: dict, region: str, cid: str | None = None,
-                    az: str | None = None) -> dict:
+    def _new_member(
+        self: ElastiCacheProvider,
+        group: dict,
+        ng: dict,
+        region: str,
+        cid: str | None = None,
+        az: str | None = None,
+    ) -> dict:
         """A member record (not yet saved) in node group `ng`, with the next free id and address."""
         members = self.members(group)
         used = [m["nodes"][0]["address"] for m in members.values()]
         if cid is None:
             prefix = f"{group['id']}-{ng['id']}-" if group.get("cluster_mode") else f"{group['id']}-"
             n = 1
-            while self.store.get_doc("cluster", f"{prefix}{n:03d}") is not None or f"{prefix}{n:03d}" in members:
+            while (
+                self.store.get_doc("cluster", f"{prefix}{n:03d}") is not None or f"{prefix}{n:03d}" in members
+            ):
                 n += 1
             cid = f"{prefix}{n:03d}"
         created = _now()
         zone = v.availability_zone(region, az, len(ng["members"]))
-        return {"id": cid, "group": group["id"], "node_group": ng["id"], "status": "creating", "created": created,
-                "az": zone, "nodes": [{"id": "0001", "address": node_address(free_address_index(used)),
-                                       "created": created, "az": zone}]}
+        return {
+            "id": cid,
+            "group": group["id"],
+            "node_group": ng["id"],
+            "status": "creating",
+            "created": created,
+            "az": zone,
+            "nodes": [
+                {
+                    "id": "0001",
+                    "address": node_address(free_address_index(used)),
+                    "created": created,
+                    "az": zone,
+                }
+            ],
+        }
 
     def _node_group(self: ElastiCacheProvider, group: dict, ng_id: str | None) -> dict:
         for ng in group["node_groups"]:
             if ng["id"] == ng_id:
                 return ng
-        raise fault("NodeGroupNotFoundFault", f"NodeGroup {ng_id} not found in replication group {group['id']}.")
+        raise fault(
+            "NodeGroupNotFoundFault", f"NodeGroup {ng_id} not found in replication group {group['id']}."
+        )
 
     def _available(self: ElastiCacheProvider, group: dict) -> None:
         if group["status"] != "available":
-            raise fault("InvalidReplicationGroupStateFault",
-                        f"Replication group {group['id']} must be in available state, it is {group['status']}.")
+            raise fault(
+                "InvalidReplicationGroupStateFault",
+                f"Replication group {group['id']} must be in available state, it is {group['status']}.",
+            )
 
     # -- starting ----------------------------------------------------------------------------------------
 
@@ -135,13 +168,20 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
         if not group.get("cluster_mode"):
             ng = group["node_groups"][0]
             primary = members[ng["primary"]]
-            first = self.engines.build_redis(group, primary["id"], primary["nodes"][0], binds=binds[primary["id"]])
+            first = self.engines.build_redis(
+                group, primary["id"], primary["nodes"][0], binds=binds[primary["id"]]
+            )
             if restore:
                 self.place_snapshot_file(restore, 0, first.config.data_dir)
             self.engines.start_all([first])
             source = (primary["nodes"][0]["address"], port)
-            replicas = [self.engines.build_redis(group, cid, members[cid]["nodes"][0], replica_of=source,
-                                                 binds=binds[cid]) for cid in ng["members"] if cid != ng["primary"]]
+            replicas = [
+                self.engines.build_redis(
+                    group, cid, members[cid]["nodes"][0], replica_of=source, binds=binds[cid]
+                )
+                for cid in ng["members"]
+                if cid != ng["primary"]
+            ]
             self.engines.start_all(replicas)
             self.engines.apply_binds(self.wanted_binds(group))  # the reader endpoint moves to a replica
             return
@@ -181,16 +221,24 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
         if eng == "memcached":
             raise invalid("Replication groups are only available for the Valkey and Redis OSS engines.")
         layout = req.get("NodeGroupConfiguration") or []
-        cluster_mode = (req.get("ClusterMode") == "enabled" or (req.get("NumNodeGroups") or 1) > 1 or len(layout) > 1
-                        or "cluster.on" in (req.get("CacheParameterGroupName") or ""))
+        cluster_mode = (
+            req.get("ClusterMode") == "enabled"
+            or (req.get("NumNodeGroups") or 1) > 1
+            or len(layout) > 1
+            or "cluster.on" in (req.get("CacheParameterGroupName") or "")
+        )
         shards = req.get("NumNodeGroups") or max(1, len(layout))
         if not 1 <= shards <= v.MAX_NODE_GROUPS:
             raise invalid(f"NumNodeGroups must be between 1 and {v.MAX_NODE_GROUPS}.")
         if layout and len(layout) != shards:
             raise combination("NodeGroupConfiguration must have one entry per node group (NumNodeGroups).")
         if cluster_mode:
-            replicas = [req.get("ReplicasPerNodeGroup") or 0 if (not layout or layout[i].get("ReplicaCount") is None)
-                        else layout[i]["ReplicaCount"] for i in range(shards)]
+            replicas = [
+                req.get("ReplicasPerNodeGroup") or 0
+                if (not layout or layout[i].get("ReplicaCount") is None)
+                else layout[i]["ReplicaCount"]
+                for i in range(shards)
+            ]
         else:
             if req.get("NumCacheClusters") is not None:
                 total = req["NumCacheClusters"]
@@ -211,23 +259,40 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
         if cluster_mode and not failover:
             raise combination("Redis OSS with cluster mode enabled requires AutomaticFailoverEnabled.")
         if failover and not cluster_mode and replicas[0] < 1:
-            raise combination("Automatic failover requires at least one read replica (NumCacheClusters >= 2).")
+            raise combination(
+                "Automatic failover requires at least one read replica (NumCacheClusters >= 2)."
+            )
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards,
-                                            version=self._version(eng, transit))
+        restore = self.snapshot_for_restore(
+            req.get("SnapshotName"), eng, shards=shards, version=self._version(eng, transit)
+        )
         created = _now()
         group: dict = {
-            "id": gid, "description": req["ReplicationGroupDescription"], "status": "creating", "created": created,
-            "engine": eng, "engine_version": self._version(eng, transit), "node_type": v.node_type(req.get("CacheNodeType")),
-            "port": 0, "bus_port": None, "cluster_mode": cluster_mode,
-            "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
-            "at_rest": bool(req.get("AtRestEncryptionEnabled")), "kms_key_id": req.get("KmsKeyId"),
-            "retention": v.retention(req.get("SnapshotRetentionLimit")), "window": v.snapshot_window(req.get("SnapshotWindow")),
+            "id": gid,
+            "description": req["ReplicationGroupDescription"],
+            "status": "creating",
+            "created": created,
+            "engine": eng,
+            "engine_version": self._version(eng, transit),
+            "node_type": v.node_type(req.get("CacheNodeType")),
+            "port": 0,
+            "bus_port": None,
+            "cluster_mode": cluster_mode,
+            "auth": v.auth_token(req.get("AuthToken"), transit, eng),
+            "transit": transit,
+            "at_rest": bool(req.get("AtRestEncryptionEnabled")),
+            "kms_key_id": req.get("KmsKeyId"),
+            "retention": v.retention(req.get("SnapshotRetentionLimit")),
+            "window": v.snapshot_window(req.get("SnapshotWindow")),
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
-            "tags": v.tags(req.get("Tags")), "automatic_failover": bool(failover), "multi_az": bool(req.get("MultiAZEnabled")),
-            "snapshotting_cluster": None, "config_holder": None, "node_groups": [],
+            "tags": v.tags(req.get("Tags")),
+            "automatic_failover": bool(failover),
+            "multi_az": bool(req.get("MultiAZEnabled")),
+            "snapshotting_cluster": None,
+            "config_holder": None,
+            "node_groups": [],
             "port_owner": new_port_owner("group", gid),
         }
         if group["auth"]:
@@ -239,19 +304,42 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
             conf = layout[i] if layout else {}
             ng_id = conf.get("NodeGroupId") or f"{i + 1:04d}"
             low, high = redis_engine.parse_slots(conf["Slots"]) if conf.get("Slots") else slot_ranges[i]
-            ng = {"id": ng_id, "slots": f"{low}-{high}" if cluster_mode else None, "primary": None, "members": []}
+            ng = {
+                "id": ng_id,
+                "slots": f"{low}-{high}" if cluster_mode else None,
+                "primary": None,
+                "members": [],
+            }
             group["node_groups"].append(ng)
             ng_zones = [conf.get("PrimaryAvailabilityZone"), *(conf.get("ReplicaAvailabilityZones") or [])]
             for j in range(replicas[i] + 1):
-                az = zones[len(pending)] if len(pending) < len(zones) else (ng_zones[j] if j < len(ng_zones) else None)
+                az = (
+                    zones[len(pending)]
+                    if len(pending) < len(zones)
+                    else (ng_zones[j] if j < len(ng_zones) else None)
+                )
                 zone = v.availability_zone(ctx.region, az, len(pending))
                 prefix = f"{gid}-{ng_id}-" if cluster_mode else f"{gid}-"
-                member = {"id": f"{prefix}{j + 1:03d}" if cluster_mode else f"{prefix}{len(pending) + 1:03d}",
-                          "group": gid, "node_group": ng_id, "status": "creating", "created": created, "az": zone,
-                          "nodes": [{"id": "0001", "address": node_address(len(pending) + 1), "created": created,
-                                     "az": zone}]}
+                member = {
+                    "id": f"{prefix}{j + 1:03d}" if cluster_mode else f"{prefix}{len(pending) + 1:03d}",
+                    "group": gid,
+                    "node_group": ng_id,
+                    "status": "creating",
+                    "created": created,
+                    "az": zone,
+                    "nodes": [
+                        {
+                            "id": "0001",
+                            "address": node_address(len(pending) + 1),
+                            "created": created,
+                            "az": zone,
+                        }
+                    ],
+                }
                 if self.store.get_doc("cluster", member["id"]) is not None:
-                    raise fault("CacheClusterAlreadyExistsFault", f"Cache cluster {member['id']} already exists.")
+                    raise fault(
+                        "CacheClusterAlreadyExistsFault", f"Cache cluster {member['id']} already exists."
+                    )
                 ng["members"].append(member["id"])
                 pending.append(member)
             ng["primary"] = ng["members"][0]
@@ -274,11 +362,19 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
                     self.ports.release_prefix(group["port_owner"])
                     if attempt + 1 == START_ATTEMPTS:
                         await self._discard_group(group)
-                        raise fault("InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}") from e
-                    log.warning("starting replication group %s on port %s failed (%s); trying another port",
-                                gid, group["port"], e)
+                        raise fault(
+                            "InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}"
+                        ) from e
+                    log.warning(
+                        "starting replication group %s on port %s failed (%s); trying another port",
+                        gid,
+                        group["port"],
+                        e,
+                    )
             self._save_group(group, "available")
-        meter.record("elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid)
+        meter.record(
+            "elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid
+        )
         return {"ReplicationGroup": self._render_group(ctx, group, "creating")}
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
@@ -333,7 +429,9 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
                 group["maintenance_window"] = req["PreferredMaintenanceWindow"]
             if req.get("SnapshottingClusterId"):
                 if req["SnapshottingClusterId"].lower() not in self.members(group):
-                    raise invalid(f"Cache cluster {req['SnapshottingClusterId']} is not a member of {group['id']}.")
+                    raise invalid(
+                        f"Cache cluster {req['SnapshottingClusterId']} is not a member of {group['id']}."
+                    )
                 group["snapshotting_cluster"] = req["SnapshottingClusterId"].lower()
             members = list(self.members(group).values())
             if req.get("CacheNodeType"):
@@ -341,8 +439,13 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
                 await run_blocking(self.apply_node_type, group, members)
             if req.get("AuthToken") is not None:
                 token = v.auth_token(req["AuthToken"], bool(group.get("transit")), group["engine"])
-                await run_blocking(self.apply_auth_token, group, members, token,
-                                   req.get("AuthTokenUpdateStrategy") or "ROTATE")
+                await run_blocking(
+                    self.apply_auth_token,
+                    group,
+                    members,
+                    token,
+                    req.get("AuthTokenUpdateStrategy") or "ROTATE",
+                )
                 group["auth"], group["auth_modified"] = token, _now()
             if req.get("PrimaryClusterId") and not group.get("cluster_mode"):
                 target = req["PrimaryClusterId"].lower()
@@ -354,162 +457,6 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
             self._save_group(group)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
-    # -- replicas ------------------------------------------------------------------------------------------
-
-    def _add_replica(self: ElastiCacheProvider, group: dict, ng: dict, member: dict) -> None:
-        """Start a new member as a replica of the node group's primary; blocking."""
-        ng["members"].append(member["id"])
-        self.store.put_doc("cluster", member["id"], member)
-        self.store.put_doc("group", group["id"], group)
-        if group.get("cluster_mode"):
-            server = self.engines.build_redis(group, member["id"], member["nodes"][0])
-            self.engines.start_all([server])
-            roles = self.roles(group)
-            primary = next(c for c in ng["members"] if roles.get(c) == "primary")
-            anchor = self._server(primary)
-            with anchor.client() as c:
-                c.execute_command("CLUSTER", "MEET", server.config.address, str(group["port"]), str(group["bus_port"]))
-            primary_id = redis_engine.node_id(anchor)
-            if not wait_until(lambda: primary_id in str(server.client().execute_command("CLUSTER", "NODES")), 30):
-                raise EngineError("the new node did not join the cluster")
-            with server.client() as c:
-                c.execute_command("CLUSTER", "REPLICATE", primary_id)
-        else:
-            members = self.members(group)
-            source = (members[ng["primary"]]["nodes"][0]["address"], group["port"])
-            server = self.engines.build_redis(group, member["id"], member["nodes"][0], replica_of=source)
-            self.engines.start_all([server])
-            self.engines.apply_binds(self.wanted_binds(group))
-        member["status"] = "available"
-        self.store.put_doc("cluster", member["id"], member)
-
-    def _remove_replica(self: ElastiCacheProvider, group: dict, ng: dict, cid: str) -> None:
-        """Stop a replica and forget it; blocking."""
-        if group.get("cluster_mode") and self._alive(cid):
-            gone = redis_engine.node_id(self._server(cid))
-            self.engines.stop(cid, "0001", remove=True)
-            for other in ng_members(group):
-                if other != cid and self._alive(other):
-                    try:
-                        with self._server(other).client() as c:
-                            c.execute_command("CLUSTER", "FORGET", gone)
-                    except redis.RedisError:
-                        pass
-        else:
-            self.engines.stop(cid, "0001", remove=True)
-        self.engines.stop_cluster(cid, remove=True)
-        ng["members"].remove(cid)
-        if group.get("snapshotting_cluster") == cid:
-            group["snapshotting_cluster"] = None
-        self.store.delete_doc("cluster", cid)
-        self.store.put_doc("group", group["id"], group)
-        self.engines.apply_binds(self.wanted_binds(group))
-
-    def _replica_targets(self: ElastiCacheProvider, group: dict, req: dict) -> dict[str, int]:
-        """Node group id -> wanted replica count, from NewReplicaCount or ReplicaConfiguration."""
-        if req.get("ReplicaConfiguration"):
-            out = {}
-            for conf in req["ReplicaConfiguration"]:
-                ng = self._node_group(group, conf.get("NodeGroupId"))
-                out[ng["id"]] = conf["NewReplicaCount"]
-            return out
-        if req.get("NewReplicaCount") is None:
-            raise invalid("Either NewReplicaCount or ReplicaConfiguration must be provided.")
-        return {ng["id"]: req["NewReplicaCount"] for ng in group["node_groups"]}
-
-    async def increase_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
-            self._available(group)
-            targets = self._replica_targets(group, req)
-            for ng in group["node_groups"]:
-                want = targets.get(ng["id"], len(ng["members"]) - 1)
-                if want > v.MAX_CLUSTERS_PER_GROUP - 1:
-                    raise invalid("A node group can have at most 5 replicas.")
-            if all(targets.get(ng["id"], 0) <= len(ng["members"]) - 1 for ng in group["node_groups"]):
-                raise fault("NoOperationFault", "The new replica count is not greater than the current one.")
-            self.meter_usage(group)
-            self._save_group(group, "modifying")
-            try:
-                for ng in group["node_groups"]:
-                    for _ in range(targets.get(ng["id"], 0) - (len(ng["members"]) - 1)):
-                        member = self._new_member(group, ng, ctx.region)
-                        await run_blocking(self._add_replica, group, ng, member)
-            finally:
-                self._save_group(group, "available")
-            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
-
-    async def decrease_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
-            self._available(group)
-            roles = await run_blocking(self.roles, group)
-            removals: list[tuple[dict, str]] = []
-            if req.get("ReplicasToRemove"):
-                for cid in (c.lower() for c in req["ReplicasToRemove"]):
-                    ng = next((n for n in group["node_groups"] if cid in n["members"]), None)
-                    if ng is None:
-                        raise invalid(f"Cache cluster {cid} is not a member of {group['id']}.")
-                    if roles.get(cid) == "primary":
-                        raise invalid(f"Cache cluster {cid} is a primary; only replicas can be removed.")
-                    removals.append((ng, cid))
-            else:
-                targets = self._replica_targets(group, req)
-                for ng in group["node_groups"]:
-                    want = targets.get(ng["id"], len(ng["members"]) - 1)
-                    if want < 0:
-                        raise invalid("NewReplicaCount must not be negative.")
-                    replicas = [c for c in ng["members"] if roles.get(c) != "primary"]
-                    removals += [(ng, c) for c in replicas[::-1][: max(0, len(replicas) - want)]]
-            if not removals:
-                raise fault("NoOperationFault", "The new replica count is not smaller than the current one.")
-            for ng in group["node_groups"]:
-                left = len(ng["members"]) - 1 - sum(1 for n, _ in removals if n is ng)
-                if group.get("automatic_failover") and left < 1:
-                    raise invalid("With automatic failover enabled each node group needs at least one replica.")
-            self.meter_usage(group)
-            for ng, cid in removals:
-                await run_blocking(self._remove_replica, group, ng, cid)
-            self._save_group(group)
-            return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
-
-    async def add_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str) -> dict:
-        """CreateCacheCluster with ReplicationGroupId: a new read replica in the group."""
-        group = self.group_doc(req["ReplicationGroupId"])
-        if self.store.get_doc("cluster", cid) is not None:
-            raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
-        if group.get("cluster_mode"):
-            raise combination("Use IncreaseReplicaCount to add replicas to a group with cluster mode enabled.")
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
-            self._available(group)
-            ng = group["node_groups"][0]
-            if len(ng["members"]) >= v.MAX_CLUSTERS_PER_GROUP:
-                raise fault("NodeQuotaForClusterExceededFault", "A replication group can have at most 5 replicas.")
-            member = self._new_member(group, ng, ctx.region, cid=cid, az=req.get("PreferredAvailabilityZone"))
-            self.meter_usage(group)
-            await run_blocking(self._add_replica, group, ng, member)
-            return {"CacheCluster": self.render(ctx, {**member, "status": "creating"}, show_nodes=False)}
-
-    async def delete_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, cluster: dict, req: dict) -> dict:
-        """DeleteCacheCluster on a member: only a replica, and never the last one under automatic failover."""
-        async with self.lock(cluster["group"]):
-            group = self.group_doc(cluster["group"])
-            ng = self._node_group(group, cluster["node_group"])
-            roles = await run_blocking(self.roles, group)
-            if roles.get(cluster["id"]) == "primary":
-                raise fault("InvalidCacheClusterStateFault",
-                            f"Cannot delete the primary cluster {cluster['id']} of replication group {group['id']}.")
-            if group.get("automatic_failover") and len(ng["members"]) <= 2:
-                raise fault("InvalidCacheClusterStateFault",
-                            "Cannot delete the last replica of a replication group with automatic failover enabled.")
-            rendered = self.render(ctx, {**cluster, "status": "deleting"}, show_nodes=False)
-            self.meter_usage(group)
-            await run_blocking(self._remove_replica, group, ng, cluster["id"])
-            return {"CacheCluster": rendered}
-
     # -- DeleteReplicationGroup ----------------------------------------------------------------------------
 
     async def delete_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
@@ -517,7 +464,10 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
         async with self.lock(group["id"]):
             group = self.group_doc(group["id"])
             if group["status"] not in ("available", "create-failed"):
-                raise fault("InvalidReplicationGroupStateFault", f"Replication group {group['id']} is {group['status']}.")
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Replication group {group['id']} is {group['status']}.",
+                )
             if req.get("FinalSnapshotIdentifier"):
                 await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
             rendered = await run_blocking(self._render_group, ctx, group, "deleting")
@@ -529,8 +479,3 @@ class ReplicationGroupOps(FailoverOps, MembershipOps):
                 await self._discard_group(group)
             self.delete_automatic_snapshots(group_id=group["id"])
         return {"ReplicationGroup": rendered}
-
-
-def ng_members(group: dict) -> list[str]:
-    return [c for ng in group["node_groups"] for c in ng["members"]]
-

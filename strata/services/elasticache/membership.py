@@ -25,8 +25,21 @@ if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
 # Settings that belong to the deployment: they move between a standalone cluster and its group.
-DEPLOYMENT_FIELDS = ("engine", "engine_version", "node_type", "port", "auth", "auth_modified", "transit", "at_rest",
-                     "retention", "window", "maintenance_window", "last_auto_snapshot", "metered_at")
+DEPLOYMENT_FIELDS = (
+    "engine",
+    "engine_version",
+    "node_type",
+    "port",
+    "auth",
+    "auth_modified",
+    "transit",
+    "at_rest",
+    "retention",
+    "window",
+    "maintenance_window",
+    "last_auto_snapshot",
+    "metered_at",
+)
 
 
 def new_port_owner(kind: str, name: str) -> str:
@@ -43,34 +56,58 @@ def port_owner(doc: dict, kind: str) -> str:
 class MembershipOps:
     """A mixin of ElastiCacheProvider (through ReplicationGroupOps)."""
 
-    async def create_group_from_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, gid: str) -> dict:
+    async def create_group_from_cluster(
+        self: ElastiCacheProvider, ctx: RequestContext, req: dict, gid: str
+    ) -> dict:
         """CreateReplicationGroup with PrimaryClusterId (cluster mode disabled only)."""
         primary = self.cluster_doc(req["PrimaryClusterId"])
         if primary.get("group"):
-            raise fault("InvalidCacheClusterStateFault", f"Cache cluster {primary['id']} is already in a replication group.")
+            raise fault(
+                "InvalidCacheClusterStateFault",
+                f"Cache cluster {primary['id']} is already in a replication group.",
+            )
         if primary["engine"] not in v.REDIS_LIKE:
-            raise combination("Only Valkey and Redis OSS clusters can become the primary of a replication group.")
+            raise combination(
+                "Only Valkey and Redis OSS clusters can become the primary of a replication group."
+            )
         if (req.get("NumNodeGroups") or 1) > 1 or req.get("ClusterMode") == "enabled":
             raise combination("PrimaryClusterId cannot be used with cluster mode enabled.")
         total = req.get("NumCacheClusters") or ((req.get("ReplicasPerNodeGroup") or 0) + 1)
         if not 1 <= total <= v.MAX_CLUSTERS_PER_GROUP:
-            raise fault("InvalidParameterValueException", f"NumCacheClusters must be between 1 and {v.MAX_CLUSTERS_PER_GROUP}.")
+            raise fault(
+                "InvalidParameterValueException",
+                f"NumCacheClusters must be between 1 and {v.MAX_CLUSTERS_PER_GROUP}.",
+            )
         failover = bool(req.get("AutomaticFailoverEnabled"))
         if failover and total < 2:
-            raise combination("Automatic failover requires at least one read replica (NumCacheClusters >= 2).")
+            raise combination(
+                "Automatic failover requires at least one read replica (NumCacheClusters >= 2)."
+            )
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         async with self.lock(primary["id"]), self.lock(gid):
             primary = self.cluster_doc(primary["id"])
             if primary["status"] != "available":
-                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {primary['id']} is not available.")
+                raise fault(
+                    "InvalidCacheClusterStateFault", f"Cache cluster {primary['id']} is not available."
+                )
             group: dict = {
-                "id": gid, "description": req["ReplicationGroupDescription"], "status": "creating",
-                "created": clock.now().isoformat(), "bus_port": None, "cluster_mode": False, "kms_key_id": None,
-                "tags": v.tags(req.get("Tags")), "automatic_failover": failover,
-                "multi_az": bool(req.get("MultiAZEnabled")), "snapshotting_cluster": None, "config_holder": None,
+                "id": gid,
+                "description": req["ReplicationGroupDescription"],
+                "status": "creating",
+                "created": clock.now().isoformat(),
+                "bus_port": None,
+                "cluster_mode": False,
+                "kms_key_id": None,
+                "tags": v.tags(req.get("Tags")),
+                "automatic_failover": failover,
+                "multi_az": bool(req.get("MultiAZEnabled")),
+                "snapshotting_cluster": None,
+                "config_holder": None,
                 "port_owner": port_owner(primary, "cluster"),
-                "node_groups": [{"id": "0001", "slots": None, "primary": primary["id"], "members": [primary["id"]]}],
+                "node_groups": [
+                    {"id": "0001", "slots": None, "primary": primary["id"], "members": [primary["id"]]}
+                ],
             }
             for name in DEPLOYMENT_FIELDS:
                 if name in primary:
@@ -85,7 +122,9 @@ class MembershipOps:
                 member = self._new_member(group, ng, ctx.region)
                 await run_blocking(self._add_replica, group, ng, member)
             self._save_group(group, "available")
-            meter.record("elasticache", "NodeCreated", total - 1, "node", node_type=group["node_type"], group=gid)
+            meter.record(
+                "elasticache", "NodeCreated", total - 1, "node", node_type=group["node_type"], group=gid
+            )
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group, "creating")}
 
     async def retain_primary(self: ElastiCacheProvider, group: dict) -> None:
@@ -102,7 +141,9 @@ class MembershipOps:
         for name in DEPLOYMENT_FIELDS:
             if name in group:
                 primary[name] = group[name]
-        primary.update(group=None, node_group=None, tags=[], port_owner=port_owner(group, "group"), status="available")
+        primary.update(
+            group=None, node_group=None, tags=[], port_owner=port_owner(group, "group"), status="available"
+        )
         self.store.put_doc("cluster", primary["id"], primary)
         server = self.engines.get(primary["id"])
         if server is not None and server.running():

@@ -68,15 +68,28 @@ class Engines:
 
     # -- building and starting nodes ---------------------------------------------------------------
 
-    def build_redis(self, dep: dict, cluster_id: str, node: dict, *, replica_of: tuple[str, int] | None = None,
-                    binds: list[str] | None = None) -> RedisServer:
+    def build_redis(
+        self,
+        dep: dict,
+        cluster_id: str,
+        node: dict,
+        *,
+        replica_of: tuple[str, int] | None = None,
+        binds: list[str] | None = None,
+    ) -> RedisServer:
         """A (not yet started) server for a redis/valkey node, from the deployment settings `dep`."""
         directory = self.node_dir(cluster_id, node["id"])
         tls = self._certificate(dep, cluster_id, node)
         config = RedisNodeConfig(
-            address=node["address"], port=dep["port"], data_dir=directory, password=dep.get("auth"), tls=tls,
-            replica_of=replica_of, cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
-            extra_binds=list(binds or []), maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
+            address=node["address"],
+            port=dep["port"],
+            data_dir=directory,
+            password=dep.get("auth"),
+            tls=tls,
+            replica_of=replica_of,
+            cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
+            extra_binds=list(binds or []),
+            maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
         )
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
@@ -96,10 +109,15 @@ class Engines:
             shutil.copyfile(issued.ca, local_ca)
         return ServerCert(issued.cert, issued.key, local_ca)
 
-    def build_memcached(self, dep: dict, cluster_id: str, node: dict, binds: list[str] | None = None) -> MemcachedServer:
+    def build_memcached(
+        self, dep: dict, cluster_id: str, node: dict, binds: list[str] | None = None
+    ) -> MemcachedServer:
         config = MemcachedNodeConfig(
-            address=node["address"], port=dep["port"], data_dir=self.node_dir(cluster_id, node["id"]),
-            memory_mb=node_memory_mb(dep["node_type"]), extra_binds=list(binds or []),
+            address=node["address"],
+            port=dep["port"],
+            data_dir=self.node_dir(cluster_id, node["id"]),
+            memory_mb=node_memory_mb(dep["node_type"]),
+            extra_binds=list(binds or []),
             tls=self._certificate(dep, cluster_id, node),
         )
         server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
@@ -149,7 +167,9 @@ class Engines:
         `wanted` maps cache cluster id -> endpoint addresses it should hold. Addresses are first
         released everywhere they should no longer be, then taken, so one never collides with itself.
         """
-        live = {cid: s for (cid, _), s in self.servers.items() if cid in wanted and isinstance(s, RedisServer)}
+        live = {
+            cid: s for (cid, _), s in self.servers.items() if cid in wanted and isinstance(s, RedisServer)
+        }
         for cid, server in live.items():
             keep = [a for a in server.config.extra_binds if a in wanted[cid]]
             if keep != server.config.extra_binds and server.running():

@@ -72,8 +72,11 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         self._loop = asyncio.get_running_loop()
         # Side by side: a cluster-mode group alone waits ~2 s for the engine to accept writes.
         await asyncio.gather(
-            *(self._restore(self._start_standalone, c, "cluster") for c in self.store.list_docs("cluster")
-              if not c.get("group")),
+            *(
+                self._restore(self._start_standalone, c, "cluster")
+                for c in self.store.list_docs("cluster")
+                if not c.get("group")
+            ),
             *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
         )
         clock.on_advance(self._on_clock_advance)
@@ -135,8 +138,15 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         nodes = len(dep["nodes"]) if "nodes" in dep else sum(len(ng["members"]) for ng in dep["node_groups"])
         if hours > 0 and nodes:
             kind = "replication_group" if "node_groups" in dep else "cache_cluster"
-            meter.record("elasticache", "NodeHours", hours * nodes, "hour", node_type=dep["node_type"],
-                         engine=dep["engine"], **{kind: dep["id"]})
+            meter.record(
+                "elasticache",
+                "NodeHours",
+                hours * nodes,
+                "hour",
+                node_type=dep["node_type"],
+                engine=dep["engine"],
+                **{kind: dep["id"]},
+            )
         dep["metered_at"] = now.isoformat()
 
     def allocate_port(self, owner: str, attempt: int) -> int:
@@ -159,24 +169,41 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         if eng in v.REDIS_LIKE and count != 1:
             raise invalid("Cannot create a Redis cluster with a NumCacheNodes parameter greater than 1.")
         if not 1 <= count <= self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES):
-            raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}")
+            raise fault(
+                "NodeQuotaForClusterExceededFault",
+                f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}",
+            )
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=self._version(eng, transit))
+        restore = self.snapshot_for_restore(
+            req.get("SnapshotName"), eng, shards=1, version=self._version(eng, transit)
+        )
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
         doc: dict = {
-            "id": cid, "group": None, "status": "creating", "created": created,
-            "engine": eng, "engine_version": self._version(eng, transit), "node_type": v.node_type(req.get("CacheNodeType")),
-            "port": 0, "auth": v.auth_token(req.get("AuthToken"), transit, eng), "transit": transit,
-            "at_rest": False, "retention": v.retention(req.get("SnapshotRetentionLimit")) if eng != "memcached" else 0,
+            "id": cid,
+            "group": None,
+            "status": "creating",
+            "created": created,
+            "engine": eng,
+            "engine_version": self._version(eng, transit),
+            "node_type": v.node_type(req.get("CacheNodeType")),
+            "port": 0,
+            "auth": v.auth_token(req.get("AuthToken"), transit, eng),
+            "transit": transit,
+            "at_rest": False,
+            "retention": v.retention(req.get("SnapshotRetentionLimit")) if eng != "memcached" else 0,
             "window": v.snapshot_window(req.get("SnapshotWindow")),
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
             "tags": v.tags(req.get("Tags")),
             "nodes": [],
         }
         for i in range(count):
-            az = v.availability_zone(ctx.region, zones[i] if i < len(zones) else req.get("PreferredAvailabilityZone"), i)
-            doc["nodes"].append({"id": f"{i + 1:04d}", "address": node_address(i + 1), "created": created, "az": az})
+            az = v.availability_zone(
+                ctx.region, zones[i] if i < len(zones) else req.get("PreferredAvailabilityZone"), i
+            )
+            doc["nodes"].append(
+                {"id": f"{i + 1:04d}", "address": node_address(i + 1), "created": created, "az": az}
+            )
         doc["az"] = doc["nodes"][0]["az"]
         if doc["auth"]:
             doc["auth_modified"] = created
@@ -194,11 +221,20 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     self.ports.release(owner)
                     if attempt + 1 == START_ATTEMPTS:
                         self.store.delete_doc("cluster", cid)
-                        raise fault("InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}") from e
-                    log.warning("starting cache cluster %s on port %s failed (%s); trying another port", cid, doc["port"], e)
+                        raise fault(
+                            "InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}"
+                        ) from e
+                    log.warning(
+                        "starting cache cluster %s on port %s failed (%s); trying another port",
+                        cid,
+                        doc["port"],
+                        e,
+                    )
             doc["status"] = "available"
             self.store.put_doc("cluster", cid, doc)
-        meter.record("elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid)
+        meter.record(
+            "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
+        )
         out = self.render(ctx, {**doc, "status": "creating"}, show_nodes=False)
         return {"CacheCluster": out}
 
@@ -246,15 +282,23 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         async with self.lock(dep_key):
             doc = self.cluster_doc(doc["id"])
             if doc["status"] != "available":
-                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+                raise fault(
+                    "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
+                )
             dep = self.deployment_of(doc)
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
-                    raise invalid("Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1.")
+                    raise invalid(
+                        "Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1."
+                    )
                 self.meter_usage(doc)
-                await self._resize_memcached(doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region)
+                await self._resize_memcached(
+                    doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region
+                )
             elif req.get("CacheNodeIdsToRemove"):
-                raise invalid("CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes.")
+                raise invalid(
+                    "CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes."
+                )
             if dep is doc:
                 if "SnapshotRetentionLimit" in req and dep["engine"] != "memcached":
                     doc["retention"] = v.retention(req["SnapshotRetentionLimit"])
@@ -267,8 +311,13 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     await run_blocking(self.apply_node_type, doc, [doc])
                 if req.get("AuthToken") is not None:
                     token = v.auth_token(req["AuthToken"], bool(doc.get("transit")), doc["engine"])
-                    await run_blocking(self.apply_auth_token, doc, [doc], token,
-                                       req.get("AuthTokenUpdateStrategy") or "ROTATE")
+                    await run_blocking(
+                        self.apply_auth_token,
+                        doc,
+                        [doc],
+                        token,
+                        req.get("AuthTokenUpdateStrategy") or "ROTATE",
+                    )
                     doc["auth"], doc["auth_modified"] = token, now_iso()
             self.store.put_doc("cluster", doc["id"], doc)
             return {"CacheCluster": self.render(ctx, doc)}
@@ -286,8 +335,14 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             new = []
             for i in range(count - len(have)):
                 index = free_address_index([n["address"] for n in doc["nodes"] + new])
-                new.append({"id": f"{top + i + 1:04d}", "address": node_address(index), "created": created,
-                            "az": v.availability_zone(region, None, top + i)})
+                new.append(
+                    {
+                        "id": f"{top + i + 1:04d}",
+                        "address": node_address(index),
+                        "created": created,
+                        "az": v.availability_zone(region, None, top + i),
+                    }
+                )
             servers = [self.engines.build_memcached(doc, doc["id"], n) for n in new]
             await run_blocking(self.engines.start_all, servers)
             doc["nodes"].extend(new)
@@ -297,13 +352,17 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         if unknown:
             raise invalid(f"Cache node(s) {', '.join(unknown)} not found in cache cluster {doc['id']}.")
         if len(have) - len(set(remove)) != count:
-            raise invalid(f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
-                          f"from {len(have)} to {count} nodes.")
+            raise invalid(
+                f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
+                f"from {len(have)} to {count} nodes."
+            )
         first_removed = doc["nodes"][0]["id"] in remove
         for nid in remove:
             await run_blocking(self.engines.stop, doc["id"], nid, True)
         doc["nodes"] = [n for n in doc["nodes"] if n["id"] not in remove]
-        if first_removed:  # the configuration endpoint moves to the new first node (memcached cannot rebind live)
+        if (
+            first_removed
+        ):  # the configuration endpoint moves to the new first node (memcached cannot rebind live)
             node = doc["nodes"][0]
             await run_blocking(self.engines.stop, doc["id"], node["id"])
             server = self.engines.build_memcached(doc, doc["id"], node, [PRIMARY])
@@ -348,7 +407,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         async with self.lock(doc.get("group") or doc["id"]):
             doc = self.cluster_doc(doc["id"])
             if doc["status"] != "available":
-                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+                raise fault(
+                    "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
+                )
             await run_blocking(self._reboot_nodes, doc, ids)
             meter.record("elasticache", "NodeReboot", len(ids), "node", cluster=doc["id"])
         return {"CacheCluster": self.render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
@@ -369,10 +430,14 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         async with self.lock(doc["id"]):
             doc = self.cluster_doc(doc["id"])
             if doc["status"] not in ("available", "incompatible-parameters"):
-                raise fault("InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state.")
+                raise fault(
+                    "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
+                )
             if req.get("FinalSnapshotIdentifier"):
                 if doc["engine"] == "memcached":
-                    raise fault("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached.")
+                    raise fault(
+                        "SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached."
+                    )
                 await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
             rendered = self.render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
             self.meter_usage(doc)

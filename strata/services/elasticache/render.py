@@ -10,7 +10,11 @@ from datetime import datetime
 
 from strata.services.elasticache.nodes import PRIMARY, READER
 
-PARAMETER_GROUP_FAMILY = {"redis": "default.redis7", "valkey": "default.valkey8", "memcached": "default.memcached1.6"}
+PARAMETER_GROUP_FAMILY = {
+    "redis": "default.redis7",
+    "valkey": "default.valkey8",
+    "memcached": "default.memcached1.6",
+}
 
 
 def ts(value: str | None) -> datetime | None:
@@ -42,8 +46,11 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
         "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
         "PendingModifiedValues": {},
         "CacheSecurityGroups": [],
-        "CacheParameterGroup": {"CacheParameterGroupName": param_group, "ParameterApplyStatus": "in-sync",
-                                "CacheNodeIdsToReboot": []},
+        "CacheParameterGroup": {
+            "CacheParameterGroupName": param_group,
+            "ParameterApplyStatus": "in-sync",
+            "CacheNodeIdsToReboot": [],
+        },
         "CacheSubnetGroupName": "default",
         "AutoMinorVersionUpgrade": True,
         "SecurityGroups": [],
@@ -83,13 +90,18 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
     return out
 
 
-def render_group(group: dict, members: dict[str, dict], roles: dict[str, str], region: str, account: str) -> dict:
+def render_group(
+    group: dict, members: dict[str, dict], roles: dict[str, str], region: str, account: str
+) -> dict:
     """A ReplicationGroup; `members` maps member cluster id -> record, `roles` id -> primary/replica."""
     port = group["port"]
     cluster_mode = bool(group.get("cluster_mode"))
     node_groups = []
     for ng in group["node_groups"]:
-        entry: dict = {"NodeGroupId": ng["id"], "Status": group["status"] if group["status"] != "deleting" else "deleting"}
+        entry: dict = {
+            "NodeGroupId": ng["id"],
+            "Status": group["status"] if group["status"] != "deleting" else "deleting",
+        }
         if ng.get("slots"):
             entry["Slots"] = ng["slots"]
         if not cluster_mode:
@@ -160,7 +172,11 @@ def render_snapshot(snap: dict, region: str, account: str) -> dict:
     if "CacheClusterCreateTime" in out:
         out["CacheClusterCreateTime"] = ts(out["CacheClusterCreateTime"])
     out["NodeSnapshots"] = [
-        {**ns, "CacheNodeCreateTime": ts(ns.get("CacheNodeCreateTime")), "SnapshotCreateTime": ts(ns.get("SnapshotCreateTime"))}
+        {
+            **ns,
+            "CacheNodeCreateTime": ts(ns.get("CacheNodeCreateTime")),
+            "SnapshotCreateTime": ts(ns.get("SnapshotCreateTime")),
+        }
         for ns in snap.get("NodeSnapshots", [])
     ]
     return out

@@ -58,24 +58,32 @@ class SnapshotOps:
             raise fault("SnapshotNotFoundFault", f"Snapshot {name} not found.")
         return doc
 
-    def snapshot_for_restore(self: ElastiCacheProvider, name: str | None, engine: str, shards: int,
-                             version: str = "") -> dict | None:
+    def snapshot_for_restore(
+        self: ElastiCacheProvider, name: str | None, engine: str, shards: int, version: str = ""
+    ) -> dict | None:
         """The snapshot a create restores from (validated against the new deployment), or None."""
         if not name:
             return None
         snap = self._snapshot_doc(name)
         if engine not in REDIS_LIKE:
-            raise fault("InvalidParameterCombinationException", "Snapshots are only supported for Valkey and Redis OSS.")
+            raise fault(
+                "InvalidParameterCombinationException",
+                "Snapshots are only supported for Valkey and Redis OSS.",
+            )
         if snap["SnapshotStatus"] != "available":
             raise fault("InvalidSnapshotStateFault", f"Snapshot {name} is not available.")
         if version and _major(snap["EngineVersion"]) > _major(version):
             # an RDB file is readable by its own engine version and newer ones, never by older ones
-            raise fault("InvalidParameterCombinationException",
-                        f"Snapshot {name} was taken with {snap['Engine']} {snap['EngineVersion']}; it cannot be "
-                        f"restored into {engine} {version}.")
+            raise fault(
+                "InvalidParameterCombinationException",
+                f"Snapshot {name} was taken with {snap['Engine']} {snap['EngineVersion']}; it cannot be "
+                f"restored into {engine} {version}.",
+            )
         if len(snap["_files"]) != shards:
-            raise fault("InvalidParameterCombinationException",
-                        f"Snapshot {name} has {len(snap['_files'])} node group(s); the new deployment has {shards}.")
+            raise fault(
+                "InvalidParameterCombinationException",
+                f"Snapshot {name} has {len(snap['_files'])} node group(s); the new deployment has {shards}.",
+            )
         return snap
 
     def place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
@@ -86,7 +94,9 @@ class SnapshotOps:
 
     # -- taking snapshots ---------------------------------------------------------------------------
 
-    def _sources(self: ElastiCacheProvider, cluster: dict | None, group: dict | None) -> list[tuple[str, RedisServer]]:
+    def _sources(
+        self: ElastiCacheProvider, cluster: dict | None, group: dict | None
+    ) -> list[tuple[str, RedisServer]]:
         """(node group id, server to BGSAVE) for each node group of what is being snapshotted."""
         if cluster is not None:
             return [(cluster.get("node_group") or "0001", self.engines.redis(cluster["id"]))]
@@ -96,21 +106,35 @@ class SnapshotOps:
         for ng in group["node_groups"]:
             chosen = group.get("snapshotting_cluster") if not group.get("cluster_mode") else None
             if not chosen or chosen not in ng["members"] or not self._alive(chosen):
-                chosen = next((c for c in ng["members"] if roles.get(c) == "primary" and self._alive(c)), None)
+                chosen = next(
+                    (c for c in ng["members"] if roles.get(c) == "primary" and self._alive(c)), None
+                )
             if chosen is None:
-                raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live node to snapshot.")
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Node group {ng['id']} has no live node to snapshot.",
+                )
             out.append((ng["id"], self.engines.redis(chosen)))
         return out
 
-    async def take_snapshot(self: ElastiCacheProvider, name: str, source: str, *, cluster: dict | None = None,
-                            group: dict | None = None, tags: list | None = None) -> dict:
+    async def take_snapshot(
+        self: ElastiCacheProvider,
+        name: str,
+        source: str,
+        *,
+        cluster: dict | None = None,
+        group: dict | None = None,
+        tags: list | None = None,
+    ) -> dict:
         """BGSAVE each node group and keep the files; returns the stored record. Caller holds the lock."""
         name = identifier(name, "SnapshotName", 255) if source == "manual" else name
         if self.store.get_doc("snapshot", name) is not None:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {name} already exists.")
         dep = group if group is not None else self.deployment_of(cluster)  # type: ignore[arg-type]
         if dep["engine"] not in REDIS_LIKE:
-            raise fault("SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached clusters.")
+            raise fault(
+                "SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached clusters."
+            )
         sources = self._sources(cluster, group)
         when = clock.now().isoformat()
         doc = self._snapshot_record(name, source, dep, cluster, group, when)
@@ -124,12 +148,18 @@ class SnapshotOps:
             raise fault("InvalidCacheClusterStateFault", f"The snapshot could not be taken: {e}") from e
         doc["_files"], doc["NodeSnapshots"], doc["SnapshotStatus"] = files, node_snaps, "available"
         self.store.put_doc("snapshot", name, doc)
-        meter.record("elasticache", "SnapshotBytes", sum(int(n["CacheSize"].split()[0]) for n in node_snaps) * 1024 * 1024,
-                     "byte", snapshot=name)
+        meter.record(
+            "elasticache",
+            "SnapshotBytes",
+            sum(int(n["CacheSize"].split()[0]) for n in node_snaps) * 1024 * 1024,
+            "byte",
+            snapshot=name,
+        )
         return doc
 
-    def _save_files(self: ElastiCacheProvider, name: str, sources: list[tuple[str, RedisServer]], dep: dict,
-                    when: str) -> tuple[list[str], list[dict]]:
+    def _save_files(
+        self: ElastiCacheProvider, name: str, sources: list[tuple[str, RedisServer]], dep: dict, when: str
+    ) -> tuple[list[str], list[dict]]:
         files, node_snaps = [], []
         for i, (ng_id, server) in enumerate(sources):
             rdb = server.snapshot()
@@ -147,32 +177,64 @@ class SnapshotOps:
             }
             if dep.get("node_groups"):
                 entry["NodeGroupId"] = ng_id
-                entry["NodeGroupConfiguration"] = {"NodeGroupId": ng_id, "ReplicaCount": len(ng["members"]) - 1 if ng else 0,
-                                                   **({"Slots": ng["slots"]} if ng and ng.get("slots") else {})}
+                entry["NodeGroupConfiguration"] = {
+                    "NodeGroupId": ng_id,
+                    "ReplicaCount": len(ng["members"]) - 1 if ng else 0,
+                    **({"Slots": ng["slots"]} if ng and ng.get("slots") else {}),
+                }
             else:
                 entry["CacheClusterId"] = cid
             node_snaps.append(entry)
         return files, node_snaps
 
-    def _snapshot_record(self: ElastiCacheProvider, name: str, source: str, dep: dict, cluster: dict | None,
-                         group: dict | None, when: str) -> dict:
+    def _snapshot_record(
+        self: ElastiCacheProvider,
+        name: str,
+        source: str,
+        dep: dict,
+        cluster: dict | None,
+        group: dict | None,
+        when: str,
+    ) -> dict:
         doc: dict = {
-            "SnapshotName": name, "SnapshotStatus": "creating", "SnapshotSource": source,
-            "CacheNodeType": dep["node_type"], "Engine": dep["engine"], "EngineVersion": dep["engine_version"],
+            "SnapshotName": name,
+            "SnapshotStatus": "creating",
+            "SnapshotSource": source,
+            "CacheNodeType": dep["node_type"],
+            "Engine": dep["engine"],
+            "EngineVersion": dep["engine_version"],
             "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
-            "Port": dep["port"], "CacheParameterGroupName": "default.redis7", "CacheSubnetGroupName": "default",
-            "VpcId": "vpc-strata", "AutoMinorVersionUpgrade": True,
-            "SnapshotRetentionLimit": dep.get("retention", 0), "SnapshotWindow": dep.get("window", "05:00-06:00"),
-            "NodeSnapshots": [], "DataTiering": "disabled", "_files": [], "_created": when,
+            "Port": dep["port"],
+            "CacheParameterGroupName": "default.redis7",
+            "CacheSubnetGroupName": "default",
+            "VpcId": "vpc-strata",
+            "AutoMinorVersionUpgrade": True,
+            "SnapshotRetentionLimit": dep.get("retention", 0),
+            "SnapshotWindow": dep.get("window", "05:00-06:00"),
+            "NodeSnapshots": [],
+            "DataTiering": "disabled",
+            "_files": [],
+            "_created": when,
         }
         if group is not None:
-            doc.update({"ReplicationGroupId": group["id"], "ReplicationGroupDescription": group["description"],
-                        "NumNodeGroups": len(group["node_groups"]),
-                        "AutomaticFailover": "enabled" if group.get("automatic_failover") else "disabled"})
+            doc.update(
+                {
+                    "ReplicationGroupId": group["id"],
+                    "ReplicationGroupDescription": group["description"],
+                    "NumNodeGroups": len(group["node_groups"]),
+                    "AutomaticFailover": "enabled" if group.get("automatic_failover") else "disabled",
+                }
+            )
         else:
             assert cluster is not None
-            doc.update({"CacheClusterId": cluster["id"], "NumCacheNodes": len(cluster["nodes"]),
-                        "PreferredAvailabilityZone": cluster["az"], "CacheClusterCreateTime": cluster["created"]})
+            doc.update(
+                {
+                    "CacheClusterId": cluster["id"],
+                    "NumCacheNodes": len(cluster["nodes"]),
+                    "PreferredAvailabilityZone": cluster["az"],
+                    "CacheClusterCreateTime": cluster["created"],
+                }
+            )
             if cluster.get("group"):
                 doc["ReplicationGroupId"] = cluster["group"]
         return doc
@@ -181,23 +243,31 @@ class SnapshotOps:
 
     async def create_snapshot(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
         if bool(req.get("ReplicationGroupId")) == bool(req.get("CacheClusterId")):
-            raise fault("InvalidParameterCombinationException",
-                        "Exactly one of ReplicationGroupId and CacheClusterId must be given.")
+            raise fault(
+                "InvalidParameterCombinationException",
+                "Exactly one of ReplicationGroupId and CacheClusterId must be given.",
+            )
         if req.get("ReplicationGroupId"):
             group = self.group_doc(req["ReplicationGroupId"])
             async with self.lock(group["id"]):
                 group = self.group_doc(group["id"])
                 self._available(group)
-                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", group=group,
-                                               tags=req.get("Tags"))
+                doc = await self.take_snapshot(
+                    req.get("SnapshotName") or "", "manual", group=group, tags=req.get("Tags")
+                )
         else:
             cluster = self.cluster_doc(req["CacheClusterId"])
             async with self.lock(cluster.get("group") or cluster["id"]):
                 if cluster["status"] != "available":
-                    raise fault("InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available.")
-                doc = await self.take_snapshot(req.get("SnapshotName") or "", "manual", cluster=cluster,
-                                               tags=req.get("Tags"))
-        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)}
+                    raise fault(
+                        "InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available."
+                    )
+                doc = await self.take_snapshot(
+                    req.get("SnapshotName") or "", "manual", cluster=cluster, tags=req.get("Tags")
+                )
+        return {
+            "Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)
+        }
 
     def describe_snapshots(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
         from strata.services.elasticache.provider import paginate
@@ -220,8 +290,12 @@ class SnapshotOps:
             d["id"] = d["SnapshotName"]
         req = {**req, "MaxRecords": req.get("MaxRecords") or 50}
         page, marker = paginate(docs, req)
-        out: dict = {"Snapshots": [render_snapshot({k: x for k, x in d.items() if k != "id"}, ctx.region, ctx.account_id)
-                                   for d in page]}
+        out: dict = {
+            "Snapshots": [
+                render_snapshot({k: x for k, x in d.items() if k != "id"}, ctx.region, ctx.account_id)
+                for d in page
+            ]
+        }
         if marker:
             out["Marker"] = marker
         return out
@@ -235,34 +309,49 @@ class SnapshotOps:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {target} already exists.")
         if source["SnapshotStatus"] != "available":
             raise fault("InvalidSnapshotStateFault", f"Snapshot {source['SnapshotName']} is not available.")
-        doc = {**source, "SnapshotName": target, "SnapshotSource": "manual", "_created": clock.now().isoformat(),
-               "_tags": validate_tags(req.get("Tags"))}
+        doc = {
+            **source,
+            "SnapshotName": target,
+            "SnapshotSource": "manual",
+            "_created": clock.now().isoformat(),
+            "_tags": validate_tags(req.get("Tags")),
+        }
 
         def copy() -> None:
             for fname in source["_files"]:
-                _copy_durably(self.snapshot_root / source["SnapshotName"] / fname, self.snapshot_root / target / fname)
+                _copy_durably(
+                    self.snapshot_root / source["SnapshotName"] / fname, self.snapshot_root / target / fname
+                )
 
         await run_blocking(copy)
         self.store.put_doc("snapshot", target, doc)
-        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)}
+        return {
+            "Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)
+        }
 
     async def delete_snapshot(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
         doc = self._snapshot_doc(req.get("SnapshotName"))
         if doc["SnapshotStatus"] != "available":
-            raise fault("InvalidSnapshotStateFault", f"Snapshot {doc['SnapshotName']} is {doc['SnapshotStatus']}.")
+            raise fault(
+                "InvalidSnapshotStateFault", f"Snapshot {doc['SnapshotName']} is {doc['SnapshotStatus']}."
+            )
         self._drop_snapshot(doc["SnapshotName"])
-        return {"Snapshot": render_snapshot({**doc, "SnapshotStatus": "deleting"}, ctx.region, ctx.account_id)}
+        return {
+            "Snapshot": render_snapshot({**doc, "SnapshotStatus": "deleting"}, ctx.region, ctx.account_id)
+        }
 
     def _drop_snapshot(self: ElastiCacheProvider, name: str) -> None:
         self.store.delete_doc("snapshot", name)
         shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
 
-    def delete_automatic_snapshots(self: ElastiCacheProvider, *, cluster_id: str | None = None,
-                                   group_id: str | None = None) -> None:
+    def delete_automatic_snapshots(
+        self: ElastiCacheProvider, *, cluster_id: str | None = None, group_id: str | None = None
+    ) -> None:
         """AWS deletes a deployment's automatic snapshots with it (manual ones stay)."""
         for d in self.store.list_docs("snapshot"):
             if d["SnapshotSource"] == "automated" and (
-                (cluster_id and d.get("CacheClusterId") == cluster_id) or (group_id and d.get("ReplicationGroupId") == group_id)
+                (cluster_id and d.get("CacheClusterId") == cluster_id)
+                or (group_id and d.get("ReplicationGroupId") == group_id)
             ):
                 self._drop_snapshot(d["SnapshotName"])
 
@@ -297,9 +386,15 @@ class SnapshotOps:
 
     def _prune(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
         key = "ReplicationGroupId" if kind == "group" else "CacheClusterId"
-        autos = sorted((d for d in self.store.list_docs("snapshot")
-                        if d["SnapshotSource"] == "automated" and d.get(key) == dep["id"]),
-                       key=lambda d: d["_created"], reverse=True)
+        autos = sorted(
+            (
+                d
+                for d in self.store.list_docs("snapshot")
+                if d["SnapshotSource"] == "automated" and d.get(key) == dep["id"]
+            ),
+            key=lambda d: d["_created"],
+            reverse=True,
+        )
         keep = dep["retention"]
         for i, snap in enumerate(autos):
             age = now - datetime.fromisoformat(snap["_created"])

@@ -16,11 +16,21 @@ DEFAULT_NODE_TYPE = "cache.t3.micro"
 
 # Memory of a node type in MiB (AWS's published figures, rounded); unknown sizes fall back by size name.
 NODE_MEMORY_MB = {
-    "cache.t2.micro": 555, "cache.t2.small": 1550, "cache.t2.medium": 3220,
-    "cache.t3.micro": 512, "cache.t3.small": 1400, "cache.t3.medium": 3160,
-    "cache.t4g.micro": 512, "cache.t4g.small": 1400, "cache.t4g.medium": 3160,
-    "cache.m5.large": 6530, "cache.m6g.large": 6530, "cache.m7g.large": 6530,
-    "cache.r5.large": 13380, "cache.r6g.large": 13380, "cache.r7g.large": 13380,
+    "cache.t2.micro": 555,
+    "cache.t2.small": 1550,
+    "cache.t2.medium": 3220,
+    "cache.t3.micro": 512,
+    "cache.t3.small": 1400,
+    "cache.t3.medium": 3160,
+    "cache.t4g.micro": 512,
+    "cache.t4g.small": 1400,
+    "cache.t4g.medium": 3160,
+    "cache.m5.large": 6530,
+    "cache.m6g.large": 6530,
+    "cache.m7g.large": 6530,
+    "cache.r5.large": 13380,
+    "cache.r6g.large": 13380,
+    "cache.r7g.large": 13380,
 }
 SIZE_MEMORY_MB = {"micro": 512, "small": 1400, "medium": 3160, "large": 6530, "xlarge": 13380}
 _NODE_TYPE = re.compile(r"^cache\.[a-z][a-z0-9]*\.(micro|small|medium|large|[0-9]*xlarge)$")
@@ -93,7 +103,9 @@ def retention(value: int | None) -> int:
     if value is None:
         return 0
     if not 0 <= value <= MAX_SNAPSHOT_RETENTION:
-        raise invalid(f"Invalid SnapshotRetentionLimit: {value}. It must be between 0 and {MAX_SNAPSHOT_RETENTION}.")
+        raise invalid(
+            f"Invalid SnapshotRetentionLimit: {value}. It must be between 0 and {MAX_SNAPSHOT_RETENTION}."
+        )
     return value
 
 
@@ -119,8 +131,11 @@ def tags(value: list | None) -> list[dict]:
 def fault_tags():
     from strata.services.elasticache.errors import fault
 
-    return fault("TagQuotaPerResourceExceeded", "The request cannot be processed because it would cause the resource "
-                 "to have more than the allowed number of tags. The maximum number of tags permitted on a resource is 50.")
+    return fault(
+        "TagQuotaPerResourceExceeded",
+        "The request cannot be processed because it would cause the resource "
+        "to have more than the allowed number of tags. The maximum number of tags permitted on a resource is 50.",
+    )
 
 
 def availability_zone(region: str, value: str | None, index: int) -> str:

@@ -37,7 +37,9 @@ def eventually(check: Callable[[], object], timeout: float = 60, what: str = "co
 
 
 def node_endpoints(ec, cluster_id: str) -> list[dict]:
-    cluster = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    cluster = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][
+        0
+    ]
     return [n["Endpoint"] for n in cluster["CacheNodes"]]
 
 
@@ -46,7 +48,10 @@ def group(ec, group_id: str) -> dict:
 
 
 def roles(ec, group_id: str) -> dict[str, str]:
-    return {m["CacheClusterId"]: m["CurrentRole"] for m in group(ec, group_id)["NodeGroups"][0]["NodeGroupMembers"]}
+    return {
+        m["CacheClusterId"]: m["CurrentRole"]
+        for m in group(ec, group_id)["NodeGroups"][0]["NodeGroupMembers"]
+    }
 
 
 @pytest.fixture

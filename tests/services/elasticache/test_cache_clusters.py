@@ -100,8 +100,13 @@ def run_caching_lab(client: redis.Redis) -> None:
 @pytest.mark.parametrize("engine", ["redis", "valkey"])
 def test_single_node_cluster_runs_the_caching_lab(ec, cleanup, unique, engine):
     cid = f"c-{engine}-{unique}"
-    created = ec.create_cache_cluster(CacheClusterId=cid, Engine=engine, CacheNodeType="cache.t3.micro",
-                                      NumCacheNodes=1, Tags=[{"Key": "team", "Value": "cache"}])["CacheCluster"]
+    created = ec.create_cache_cluster(
+        CacheClusterId=cid,
+        Engine=engine,
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=1,
+        Tags=[{"Key": "team", "Value": "cache"}],
+    )["CacheCluster"]
     cleanup.append(("cluster", cid))
     assert created["CacheClusterStatus"] == "creating"
     assert created["Engine"] == engine
@@ -113,7 +118,9 @@ def test_single_node_cluster_runs_the_caching_lab(ec, cleanup, unique, engine):
     client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
     info = client.info("server")
     assert info.get("redis_version") or info.get("valkey_version")
-    assert described["EngineVersion"] == (info.get("valkey_version") if engine == "valkey" else info["redis_version"])
+    assert described["EngineVersion"] == (
+        info.get("valkey_version") if engine == "valkey" else info["redis_version"]
+    )
     run_caching_lab(client)
     # the cluster's ids are listed, and it disappears on delete
     ids = [c["CacheClusterId"] for c in ec.describe_cache_clusters(MaxRecords=100)["CacheClusters"]]
@@ -145,8 +152,9 @@ def test_reboot_keeps_redis_data_and_endpoint(ec, cleanup, unique):
 
 def test_memcached_cluster_with_several_nodes(ec, cleanup, unique):
     cid = f"mc-{unique}"
-    created = ec.create_cache_cluster(CacheClusterId=cid, Engine="memcached", CacheNodeType="cache.t3.micro",
-                                      NumCacheNodes=3)["CacheCluster"]
+    created = ec.create_cache_cluster(
+        CacheClusterId=cid, Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=3
+    )["CacheCluster"]
     cleanup.append(("cluster", cid))
     assert created["ConfigurationEndpoint"]["Port"] == created["ConfigurationEndpoint"]["Port"]
     cluster = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
@@ -173,16 +181,19 @@ def test_memcached_cluster_with_several_nodes(ec, cleanup, unique):
     assert [n["CacheNodeId"] for n in grown["CacheNodes"]] == ["0001", "0002", "0003", "0004", "0005"]
     new = grown["CacheNodes"][4]["Endpoint"]
     MemcacheClient((new["Address"], new["Port"])).set("on-new-node", "1")
-    ec.modify_cache_cluster(CacheClusterId=cid, NumCacheNodes=3, CacheNodeIdsToRemove=["0001", "0004"],
-                            ApplyImmediately=True)
+    ec.modify_cache_cluster(
+        CacheClusterId=cid, NumCacheNodes=3, CacheNodeIdsToRemove=["0001", "0004"], ApplyImmediately=True
+    )
     shrunk = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
     assert [n["CacheNodeId"] for n in shrunk["CacheNodes"]] == ["0002", "0003", "0005"]
     gone = grown["CacheNodes"][3]["Endpoint"]
     with pytest.raises(OSError):
         MemcacheClient((gone["Address"], gone["Port"]), connect_timeout=2).get("x")
     # the configuration endpoint survived the removal of the node that held it
-    eventually(lambda: MemcacheClient((conf["Address"], conf["Port"]), connect_timeout=2).set("again", "1"),
-               what="configuration endpoint after removing node 0001")
+    eventually(
+        lambda: MemcacheClient((conf["Address"], conf["Port"]), connect_timeout=2).set("again", "1"),
+        what="configuration endpoint after removing node 0001",
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,12 +203,31 @@ def test_memcached_cluster_with_several_nodes(ec, cleanup, unique):
         ({"CacheClusterId": "two--hyphens", "Engine": "redis"}, "InvalidParameterValue"),
         ({"CacheClusterId": "ok-id", "Engine": "mongodb"}, "InvalidParameterValue"),
         ({"CacheClusterId": "ok-id", "Engine": "redis", "NumCacheNodes": 2}, "InvalidParameterValue"),
-        ({"CacheClusterId": "ok-id", "Engine": "redis", "AuthToken": "a-long-enough-token"}, "InvalidParameterValue"),
-        ({"CacheClusterId": "ok-id", "Engine": "redis", "TransitEncryptionEnabled": True, "AuthToken": "short"},
-         "InvalidParameterValue"),
-        ({"CacheClusterId": "ok-id", "Engine": "memcached", "NumCacheNodes": 41}, "NodeQuotaForClusterExceeded"),
-        ({"CacheClusterId": "ok-id", "Engine": "redis", "SnapshotName": "no-such-snapshot"}, "SnapshotNotFoundFault"),
-        ({"CacheClusterId": "ok-id", "Engine": "redis", "CacheNodeType": "m5.large"}, "InvalidParameterValue"),
+        (
+            {"CacheClusterId": "ok-id", "Engine": "redis", "AuthToken": "a-long-enough-token"},
+            "InvalidParameterValue",
+        ),
+        (
+            {
+                "CacheClusterId": "ok-id",
+                "Engine": "redis",
+                "TransitEncryptionEnabled": True,
+                "AuthToken": "short",
+            },
+            "InvalidParameterValue",
+        ),
+        (
+            {"CacheClusterId": "ok-id", "Engine": "memcached", "NumCacheNodes": 41},
+            "NodeQuotaForClusterExceeded",
+        ),
+        (
+            {"CacheClusterId": "ok-id", "Engine": "redis", "SnapshotName": "no-such-snapshot"},
+            "SnapshotNotFoundFault",
+        ),
+        (
+            {"CacheClusterId": "ok-id", "Engine": "redis", "CacheNodeType": "m5.large"},
+            "InvalidParameterValue",
+        ),
     ],
 )
 def test_create_cache_cluster_validation(ec, kwargs, code):
@@ -213,9 +243,11 @@ def test_duplicate_and_missing_clusters(ec, cleanup, unique):
     with pytest.raises(ClientError) as e:
         ec.create_cache_cluster(CacheClusterId=cid, Engine="memcached", NumCacheNodes=1)
     assert e.value.response["Error"]["Code"] == "CacheClusterAlreadyExists"
-    for call in (lambda: ec.delete_cache_cluster(CacheClusterId=f"none-{unique}"),
-                 lambda: ec.reboot_cache_cluster(CacheClusterId=f"none-{unique}", CacheNodeIdsToReboot=["0001"]),
-                 lambda: ec.modify_cache_cluster(CacheClusterId=f"none-{unique}", NumCacheNodes=2)):
+    for call in (
+        lambda: ec.delete_cache_cluster(CacheClusterId=f"none-{unique}"),
+        lambda: ec.reboot_cache_cluster(CacheClusterId=f"none-{unique}", CacheNodeIdsToReboot=["0001"]),
+        lambda: ec.modify_cache_cluster(CacheClusterId=f"none-{unique}", NumCacheNodes=2),
+    ):
         with pytest.raises(ClientError) as e:
             call()
         assert e.value.response["Error"]["Code"] == "CacheClusterNotFound"

@@ -12,8 +12,13 @@ from tests.services.elasticache.conftest import eventually, group
 def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     gid = f"cm-{unique}"
     out = ec.create_replication_group(
-        ReplicationGroupId=gid, ReplicationGroupDescription="sharded", Engine="redis", CacheNodeType="cache.t3.micro",
-        NumNodeGroups=3, ReplicasPerNodeGroup=1, AutomaticFailoverEnabled=True,
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="sharded",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumNodeGroups=3,
+        ReplicasPerNodeGroup=1,
+        AutomaticFailoverEnabled=True,
     )["ReplicationGroup"]
     cleanup.append(("group", gid))
     assert out["ClusterEnabled"] is True
@@ -34,8 +39,10 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     counts = [redis.Redis(p.host, p.port).dbsize() for p in primaries]
     assert sum(counts) == 300 and all(c > 50 for c in counts)
     # replicas show in CLUSTER SLOTS once they have replicated something
-    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
-               what="replicas listed by the cluster")
+    eventually(
+        lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
+        what="replicas listed by the cluster",
+    )
     slots = {(s[0], s[1]) for s in redis.Redis(conf["Address"], conf["Port"]).cluster("slots")}
     assert len(slots) == 3
 
@@ -71,33 +78,52 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     eventually(lambda: old.role()[0] == "slave", what="old primary rejoined as a replica")
 
     # more replicas per shard, through the engine's CLUSTER MEET/REPLICATE
-    g2 = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=2, ApplyImmediately=True)["ReplicationGroup"]
+    g2 = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=2, ApplyImmediately=True)[
+        "ReplicationGroup"
+    ]
     assert all(len(ng["NodeGroupMembers"]) == 3 for ng in g2["NodeGroups"])
-    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 6,
-               what="new replicas known to the cluster")
-    g3 = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)["ReplicationGroup"]
+    eventually(
+        lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 6,
+        what="new replicas known to the cluster",
+    )
+    g3 = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)[
+        "ReplicationGroup"
+    ]
     assert all(len(ng["NodeGroupMembers"]) == 2 for ng in g3["NodeGroups"])
-    eventually(lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
-               what="removed replicas forgotten")
+    eventually(
+        lambda: len(RedisCluster(host=conf["Address"], port=conf["Port"]).get_replicas()) == 3,
+        what="removed replicas forgotten",
+    )
 
 
 def test_cluster_mode_snapshot_restores_every_shard(ec, cleanup, unique):
     gid = f"cms-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
-                                ReplicasPerNodeGroup=0)
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2, ReplicasPerNodeGroup=0
+    )
     cleanup.append(("group", gid))
     conf = group(ec, gid)["ConfigurationEndpoint"]
     rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
     for i in range(100):
         rc.set(f"item:{i}", i)
     snap = ec.create_snapshot(ReplicationGroupId=gid, SnapshotName=f"cms-{unique}")["Snapshot"]
-    described = ec.describe_snapshots(SnapshotName=snap["SnapshotName"], ShowNodeGroupConfig=True)["Snapshots"][0]
+    described = ec.describe_snapshots(SnapshotName=snap["SnapshotName"], ShowNodeGroupConfig=True)[
+        "Snapshots"
+    ][0]
     assert described["NumNodeGroups"] == 2 and len(described["NodeSnapshots"]) == 2
-    assert {n["NodeGroupConfiguration"]["Slots"] for n in described["NodeSnapshots"]} == {"0-8191", "8192-16383"}
+    assert {n["NodeGroupConfiguration"]["Slots"] for n in described["NodeSnapshots"]} == {
+        "0-8191",
+        "8192-16383",
+    }
 
     gid2 = f"cmr-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid2, ReplicationGroupDescription="d", NumNodeGroups=2,
-                                ReplicasPerNodeGroup=0, SnapshotName=snap["SnapshotName"])
+    ec.create_replication_group(
+        ReplicationGroupId=gid2,
+        ReplicationGroupDescription="d",
+        NumNodeGroups=2,
+        ReplicasPerNodeGroup=0,
+        SnapshotName=snap["SnapshotName"],
+    )
     cleanup.append(("group", gid2))
     conf2 = group(ec, gid2)["ConfigurationEndpoint"]
     restored = RedisCluster(host=conf2["Address"], port=conf2["Port"], decode_responses=True)
@@ -111,8 +137,9 @@ def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
     import signal
 
     gid = f"cmc-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
-                                ReplicasPerNodeGroup=1)
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2, ReplicasPerNodeGroup=1
+    )
     cleanup.append(("group", gid))
     conf = group(ec, gid)["ConfigurationEndpoint"]
     rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
@@ -128,4 +155,7 @@ def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
         return (node.host, node.port) != (owner.host, owner.port) and fresh.get("{a}k") == "v"
 
     eventually(served_elsewhere, what="the shard's replica promoted")
-    eventually(lambda: redis.Redis(owner.host, owner.port).role()[0] == b"slave", what="the dead node back as a replica")
+    eventually(
+        lambda: redis.Redis(owner.host, owner.port).role()[0] == b"slave",
+        what="the dead node back as a replica",
+    )

@@ -36,7 +36,10 @@ def test_ca_issues_certificates_that_clients_verify(tmp_path: Path) -> None:
     thread = threading.Thread(target=serve)
     thread.start()
     client_ctx = ssl.create_default_context(cafile=str(ca.ca_path))
-    with socket.create_connection(("127.0.1.8", port)) as raw, client_ctx.wrap_socket(raw, server_hostname="127.0.1.8") as c:
+    with (
+        socket.create_connection(("127.0.1.8", port)) as raw,
+        client_ctx.wrap_socket(raw, server_hostname="127.0.1.8") as c,
+    ):
         assert c.recv(2) == b"ok"
     thread.join()
     listener.close()
@@ -45,14 +48,25 @@ def test_ca_issues_certificates_that_clients_verify(tmp_path: Path) -> None:
 
 
 def test_redis_config_rendering(tmp_path: Path) -> None:
-    cfg = redis_engine.RedisNodeConfig("127.0.1.2", 45010, tmp_path, password='p"w', replica_of=("127.0.1.1", 45010),
-                                       extra_binds=["127.0.0.2"], maxmemory=1024)
+    cfg = redis_engine.RedisNodeConfig(
+        "127.0.1.2",
+        45010,
+        tmp_path,
+        password='p"w',
+        replica_of=("127.0.1.1", 45010),
+        extra_binds=["127.0.0.2"],
+        maxmemory=1024,
+    )
     text = cfg.render()
     assert "bind 127.0.1.2 127.0.0.2\n" in text and "port 45010\n" in text
     assert 'requirepass "p\\"w"' in text and 'masterauth "p\\"w"' in text
     assert "replicaof 127.0.1.1 45010" in text and "cluster-enabled" not in text
     clustered = redis_engine.RedisNodeConfig("127.0.1.3", 45010, tmp_path, cluster_bus_port=45011).render()
-    assert "cluster-enabled yes" in clustered and "cluster-port 45011" in clustered and "replicaof" not in clustered
+    assert (
+        "cluster-enabled yes" in clustered
+        and "cluster-port 45011" in clustered
+        and "replicaof" not in clustered
+    )
 
 
 def test_slot_ranges_cover_every_slot_once() -> None:
@@ -65,5 +79,9 @@ def test_slot_ranges_cover_every_slot_once() -> None:
 
 
 def test_node_addresses() -> None:
-    assert node_address(1) == "127.0.1.1" and node_address(254) == "127.0.1.254" and node_address(255) == "127.0.2.1"
+    assert (
+        node_address(1) == "127.0.1.1"
+        and node_address(254) == "127.0.1.254"
+        and node_address(255) == "127.0.2.1"
+    )
     assert free_address_index(["127.0.1.1", "127.0.1.3"]) == 2

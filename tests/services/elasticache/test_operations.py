@@ -10,11 +10,25 @@ from strata.protocol.spec import service_model
 from strata.services.elasticache.provider import ElastiCacheProvider
 
 SERVED = {
-    "CreateCacheCluster", "DescribeCacheClusters", "ModifyCacheCluster", "RebootCacheCluster", "DeleteCacheCluster",
-    "CreateReplicationGroup", "DescribeReplicationGroups", "ModifyReplicationGroup", "IncreaseReplicaCount",
-    "DecreaseReplicaCount", "TestFailover", "DeleteReplicationGroup",
-    "CreateSnapshot", "DescribeSnapshots", "CopySnapshot", "DeleteSnapshot",
-    "ListTagsForResource", "AddTagsToResource", "RemoveTagsFromResource",
+    "CreateCacheCluster",
+    "DescribeCacheClusters",
+    "ModifyCacheCluster",
+    "RebootCacheCluster",
+    "DeleteCacheCluster",
+    "CreateReplicationGroup",
+    "DescribeReplicationGroups",
+    "ModifyReplicationGroup",
+    "IncreaseReplicaCount",
+    "DecreaseReplicaCount",
+    "TestFailover",
+    "DeleteReplicationGroup",
+    "CreateSnapshot",
+    "DescribeSnapshots",
+    "CopySnapshot",
+    "DeleteSnapshot",
+    "ListTagsForResource",
+    "AddTagsToResource",
+    "RemoveTagsFromResource",
 }
 
 

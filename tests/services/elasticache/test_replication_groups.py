@@ -17,8 +17,13 @@ def primary_client(g: dict, **kw) -> redis.Redis:
 def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, unique):
     gid = f"rg-{unique}"
     out = ec.create_replication_group(
-        ReplicationGroupId=gid, ReplicationGroupDescription="sessions", Engine="redis", CacheNodeType="cache.t3.micro",
-        NumCacheClusters=3, AutomaticFailoverEnabled=True, MultiAZEnabled=True,
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="sessions",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheClusters=3,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
     )["ReplicationGroup"]
     cleanup.append(("group", gid))
     assert out["Status"] == "creating"
@@ -47,7 +52,9 @@ def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, u
         assert node.get("order:50") == "50"
         assert node.role()[0] == ("master" if m["CurrentRole"] == "primary" else "slave")
     # the member clusters are cache clusters of the group
-    member = ec.describe_cache_clusters(CacheClusterId=f"{gid}-002", ShowCacheNodeInfo=True)["CacheClusters"][0]
+    member = ec.describe_cache_clusters(CacheClusterId=f"{gid}-002", ShowCacheNodeInfo=True)["CacheClusters"][
+        0
+    ]
     assert member["ReplicationGroupId"] == gid and member["NumCacheNodes"] == 1
 
     failed = ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")["ReplicationGroup"]
@@ -65,17 +72,26 @@ def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, u
     assert after.wait(2, 10000) == 2  # the old primary came back as a replica and follows
     old = next(m for m in g2["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == f"{gid}-001")
     old_node = redis.Redis(old["ReadEndpoint"]["Address"], old["ReadEndpoint"]["Port"], decode_responses=True)
-    eventually(lambda: old_node.get("after-failover") == "yes", what="old primary replicating from the new one")
+    eventually(
+        lambda: old_node.get("after-failover") == "yes", what="old primary replicating from the new one"
+    )
 
 
 def test_replica_count_and_primary_switch(ec, cleanup, unique):
     gid = f"rc-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", Engine="valkey",
-                                NumCacheClusters=2, AutomaticFailoverEnabled=True)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        Engine="valkey",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
     cleanup.append(("group", gid))
     primary = primary_client(group(ec, gid))
     primary.set("before", "1")
-    g = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=3, ApplyImmediately=True)["ReplicationGroup"]
+    g = ec.increase_replica_count(ReplicationGroupId=gid, NewReplicaCount=3, ApplyImmediately=True)[
+        "ReplicationGroup"
+    ]
     assert len(g["MemberClusters"]) == 4
     assert primary.wait(3, 10000) == 3
     new = g["NodeGroups"][0]["NodeGroupMembers"][-1]
@@ -89,12 +105,18 @@ def test_replica_count_and_primary_switch(ec, cleanup, unique):
     switched = primary_client(group(ec, gid))
     eventually(lambda: switched.info("server") and switched.role()[0] == "master", what="switch")
     assert switched.get("before") == "1"
-    direct = next(m for m in group(ec, gid)["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == target)
+    direct = next(
+        m for m in group(ec, gid)["NodeGroups"][0]["NodeGroupMembers"] if m["CacheClusterId"] == target
+    )
     assert switched.info("server")["tcp_port"] == direct["ReadEndpoint"]["Port"]
 
-    g = ec.decrease_replica_count(ReplicationGroupId=gid, ReplicasToRemove=[f"{gid}-004"], ApplyImmediately=True)
+    g = ec.decrease_replica_count(
+        ReplicationGroupId=gid, ReplicasToRemove=[f"{gid}-004"], ApplyImmediately=True
+    )
     assert f"{gid}-004" not in g["ReplicationGroup"]["MemberClusters"]
-    g = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)["ReplicationGroup"]
+    g = ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=1, ApplyImmediately=True)[
+        "ReplicationGroup"
+    ]
     assert len(g["MemberClusters"]) == 2 and target in g["MemberClusters"]
     with pytest.raises(ClientError) as e:  # automatic failover needs a replica
         ec.decrease_replica_count(ReplicationGroupId=gid, NewReplicaCount=0, ApplyImmediately=True)
@@ -106,16 +128,40 @@ def test_replica_count_and_primary_switch(ec, cleanup, unique):
 
 def test_group_validation_and_errors(ec, unique):
     cases = [
-        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=1,
-              AutomaticFailoverEnabled=True), "InvalidParameterCombination"),
-        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=2,
-              MultiAZEnabled=True), "InvalidParameterCombination"),
-        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=7),
-         "InvalidParameterValue"),
-        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", Engine="memcached"),
-         "InvalidParameterValue"),
-        (dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", AuthToken="0123456789abcdef0"),
-         "InvalidParameterValue"),
+        (
+            dict(
+                ReplicationGroupId=f"v-{unique}",
+                ReplicationGroupDescription="d",
+                NumCacheClusters=1,
+                AutomaticFailoverEnabled=True,
+            ),
+            "InvalidParameterCombination",
+        ),
+        (
+            dict(
+                ReplicationGroupId=f"v-{unique}",
+                ReplicationGroupDescription="d",
+                NumCacheClusters=2,
+                MultiAZEnabled=True,
+            ),
+            "InvalidParameterCombination",
+        ),
+        (
+            dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", NumCacheClusters=7),
+            "InvalidParameterValue",
+        ),
+        (
+            dict(ReplicationGroupId=f"v-{unique}", ReplicationGroupDescription="d", Engine="memcached"),
+            "InvalidParameterValue",
+        ),
+        (
+            dict(
+                ReplicationGroupId=f"v-{unique}",
+                ReplicationGroupDescription="d",
+                AuthToken="0123456789abcdef0",
+            ),
+            "InvalidParameterValue",
+        ),
     ]
     for kwargs, code in cases:
         with pytest.raises(ClientError) as e:
@@ -142,8 +188,12 @@ def test_failover_needs_automatic_failover_and_a_node_group(ec, cleanup, unique)
 
 def test_a_crashed_primary_is_replaced_by_automatic_failover(ec, cleanup, unique):
     gid = f"crash-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2,
-                                AutomaticFailoverEnabled=True)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
     cleanup.append(("group", gid))
     primary = primary_client(group(ec, gid))
     primary.set("k", "v")
@@ -164,13 +214,22 @@ def test_group_from_an_existing_cluster_and_back(ec, cleanup, unique):
     cid, gid = f"solo-{unique}", f"grown-{unique}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
     cleanup.append(("cluster", cid))
-    (node,) = [n["Endpoint"] for n in ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)
-               ["CacheClusters"][0]["CacheNodes"]]
+    (node,) = [
+        n["Endpoint"]
+        for n in ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0][
+            "CacheNodes"
+        ]
+    ]
     redis.Redis(node["Address"], node["Port"]).set("kept", "yes")
 
     # the standalone cluster becomes the primary of a new group; replicas sync its data
-    g = ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="grown", PrimaryClusterId=cid,
-                                    NumCacheClusters=3, AutomaticFailoverEnabled=True)["ReplicationGroup"]
+    g = ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="grown",
+        PrimaryClusterId=cid,
+        NumCacheClusters=3,
+        AutomaticFailoverEnabled=True,
+    )["ReplicationGroup"]
     cleanup.append(("group", gid))
     assert g["MemberClusters"][0] == cid and len(g["MemberClusters"]) == 3
     assert roles(ec, gid)[cid] == "primary"
@@ -192,6 +251,8 @@ def test_group_from_an_existing_cluster_and_back(ec, cleanup, unique):
     client = redis.Redis(node["Address"], node["Port"], decode_responses=True)
     assert client.get("later") == "1" and client.role()[0] == "master"
     # a new group under the same name gets a port of its own
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="again", NumCacheClusters=1)
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="again", NumCacheClusters=1
+    )
     assert group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]["Port"] != node["Port"]
     assert client.get("kept") == "yes"

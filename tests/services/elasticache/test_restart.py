@@ -14,8 +14,12 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
     cid, gid, mid = f"r-{unique}", f"g-{unique}", f"m-{unique}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
     ec.create_cache_cluster(CacheClusterId=mid, Engine="memcached", NumCacheNodes=2)
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2,
-                                AutomaticFailoverEnabled=True)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
     ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")  # roles differ from the initial ones
     (node,) = node_endpoints(ec, cid)
     redis.Redis(node["Address"], node["Port"]).set("single", "1")
@@ -28,7 +32,10 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
 
     server.restart()
     ec = server.client("elasticache")
-    assert ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterStatus"] == "available"
+    assert (
+        ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterStatus"]
+        == "available"
+    )
     assert node_endpoints(ec, cid) == [node]
     assert redis.Redis(node["Address"], node["Port"], decode_responses=True).get("single") == "1"
     g = group(ec, gid)
@@ -75,8 +82,9 @@ def test_cluster_mode_group_comes_back_after_a_restart(strata_factory, unique):
     server = strata_factory()
     ec = server.client("elasticache")
     gid = f"cmr-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2,
-                                ReplicasPerNodeGroup=1)
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2, ReplicasPerNodeGroup=1
+    )
     conf = group(ec, gid)["ConfigurationEndpoint"]
     rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
     for i in range(50):

@@ -30,7 +30,9 @@ def test_snapshot_copy_restore_delete(ec, cleanup, unique):
     assert described["SnapshotStatus"] == "available"
     assert described["CacheClusterId"] == cid and described["Engine"] == "redis"
     assert described["NodeSnapshots"][0]["CacheNodeId"] == "0001"
-    assert [s["SnapshotName"] for s in ec.describe_snapshots(CacheClusterId=cid)["Snapshots"]] == [f"s1-{unique}"]
+    assert [s["SnapshotName"] for s in ec.describe_snapshots(CacheClusterId=cid)["Snapshots"]] == [
+        f"s1-{unique}"
+    ]
     with pytest.raises(ClientError) as e:
         ec.create_snapshot(CacheClusterId=cid, SnapshotName=f"s1-{unique}")
     assert e.value.response["Error"]["Code"] == "SnapshotAlreadyExistsFault"
@@ -43,7 +45,9 @@ def test_snapshot_copy_restore_delete(ec, cleanup, unique):
 
     # restore the copy into a new cluster: the data is there
     restored = f"restored-{unique}"
-    ec.create_cache_cluster(CacheClusterId=restored, Engine="redis", NumCacheNodes=1, SnapshotName=f"s2-{unique}")
+    ec.create_cache_cluster(
+        CacheClusterId=restored, Engine="redis", NumCacheNodes=1, SnapshotName=f"s2-{unique}"
+    )
     cleanup.append(("cluster", restored))
     (rep,) = node_endpoints(ec, restored)
     client = redis.Redis(rep["Address"], rep["Port"], decode_responses=True)
@@ -54,8 +58,12 @@ def test_snapshot_copy_restore_delete(ec, cleanup, unique):
 
 def test_group_final_snapshot_and_restore_into_a_group(ec, cleanup, unique):
     gid = f"fs-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="d", NumCacheClusters=2,
-                                AutomaticFailoverEnabled=True)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
     cleanup.append(("group", gid))
     ep = group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]
     fill(redis.Redis(ep["Address"], ep["Port"]), "g", 50)
@@ -68,15 +76,25 @@ def test_group_final_snapshot_and_restore_into_a_group(ec, cleanup, unique):
     assert snap["ReplicationGroupId"] == gid and snap["NumNodeGroups"] == 1
 
     gid2 = f"fr-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid2, ReplicationGroupDescription="d", NumCacheClusters=2,
-                                SnapshotName=f"final-{unique}")
+    ec.create_replication_group(
+        ReplicationGroupId=gid2,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        SnapshotName=f"final-{unique}",
+    )
     cleanup.append(("group", gid2))
     g2 = group(ec, gid2)
-    primary = redis.Redis(g2["NodeGroups"][0]["PrimaryEndpoint"]["Address"],
-                          g2["NodeGroups"][0]["PrimaryEndpoint"]["Port"], decode_responses=True)
+    primary = redis.Redis(
+        g2["NodeGroups"][0]["PrimaryEndpoint"]["Address"],
+        g2["NodeGroups"][0]["PrimaryEndpoint"]["Port"],
+        decode_responses=True,
+    )
     assert primary.get("g:49") == "49"
-    reader = redis.Redis(g2["NodeGroups"][0]["ReaderEndpoint"]["Address"],
-                         g2["NodeGroups"][0]["ReaderEndpoint"]["Port"], decode_responses=True)
+    reader = redis.Redis(
+        g2["NodeGroups"][0]["ReaderEndpoint"]["Address"],
+        g2["NodeGroups"][0]["ReaderEndpoint"]["Port"],
+        decode_responses=True,
+    )
     assert primary.wait(1, 10000) == 1 and reader.get("g:49") == "49"
     ec.delete_snapshot(SnapshotName=f"final-{unique}")
 
@@ -106,18 +124,28 @@ def test_automatic_daily_snapshots_follow_the_simulated_clock(strata_factory, un
     for day in range(1, 4):
         client.set("day", day)
         server.advance_clock("1d")
-        eventually(lambda d=day: len(automated()) == min(d, 2) and any(
-            s["NodeSnapshots"][0]["SnapshotCreateTime"].day == _clock_day(server) for s in automated()),
-            what=f"automatic snapshot of day {day}")
+        eventually(
+            lambda d=day: (
+                len(automated()) == min(d, 2)
+                and any(
+                    s["NodeSnapshots"][0]["SnapshotCreateTime"].day == _clock_day(server) for s in automated()
+                )
+            ),
+            what=f"automatic snapshot of day {day}",
+        )
     # the three simulated days were metered as node-hours of this one-node cluster
     events = server.admin("/_strata/meter?service=elasticache")["events"]
-    hours = sum(e["quantity"] for e in events if e["event"] == "NodeHours" and e["dims"].get("cache_cluster") == cid)
+    hours = sum(
+        e["quantity"] for e in events if e["event"] == "NodeHours" and e["dims"].get("cache_cluster") == cid
+    )
     assert 72 <= hours < 73
     names = sorted(s["SnapshotName"] for s in automated())
     assert len(names) == 2 and all(n.startswith(f"automatic.{cid}-") for n in names)
     # the newest automatic snapshot restores the newest data
     newest = max(automated(), key=lambda s: s["NodeSnapshots"][0]["SnapshotCreateTime"])
-    ec.create_cache_cluster(CacheClusterId=f"{cid}-r", Engine="redis", NumCacheNodes=1, SnapshotName=newest["SnapshotName"])
+    ec.create_cache_cluster(
+        CacheClusterId=f"{cid}-r", Engine="redis", NumCacheNodes=1, SnapshotName=newest["SnapshotName"]
+    )
     (rep,) = node_endpoints(ec, f"{cid}-r")
     assert redis.Redis(rep["Address"], rep["Port"], decode_responses=True).get("day") == "3"
     # a manual snapshot is never pruned; deleting the cluster deletes its automatic snapshots
@@ -144,14 +172,20 @@ def test_restore_across_engines_follows_rdb_compatibility(ec, cleanup, unique):
     ec.create_snapshot(CacheClusterId=valkey_id, SnapshotName=f"rdb-v-{unique}")
     # Redis OSS 7.0 data moves up to Valkey 8 ...
     up = f"rdb-up-{unique}"
-    ec.create_cache_cluster(CacheClusterId=up, Engine="valkey", NumCacheNodes=1, SnapshotName=f"rdb-r-{unique}")
+    ec.create_cache_cluster(
+        CacheClusterId=up, Engine="valkey", NumCacheNodes=1, SnapshotName=f"rdb-r-{unique}"
+    )
     cleanup.append(("cluster", up))
     (uep,) = node_endpoints(ec, up)
     assert redis.Redis(uep["Address"], uep["Port"], decode_responses=True).get("from") == "redis"
     # ... but an older engine cannot read a newer engine's snapshot
     with pytest.raises(ClientError) as e:
-        ec.create_cache_cluster(CacheClusterId=f"rdb-down-{unique}", Engine="redis", NumCacheNodes=1,
-                                SnapshotName=f"rdb-v-{unique}")
+        ec.create_cache_cluster(
+            CacheClusterId=f"rdb-down-{unique}",
+            Engine="redis",
+            NumCacheNodes=1,
+            SnapshotName=f"rdb-v-{unique}",
+        )
     assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
     for name in (f"rdb-r-{unique}", f"rdb-v-{unique}"):
         ec.delete_snapshot(SnapshotName=name)

@@ -21,7 +21,7 @@ from tests.services.elasticache.test_cache_clusters import run_caching_lab
 TOKEN = "correct-horse-battery-staple-42"
 
 # The seed's connection code, unchanged but for host and port; the CA comes from SSL_CERT_FILE.
-SEED = textwrap.dedent('''
+SEED = textwrap.dedent("""
     import json, sys
     from datetime import timedelta
     import redis
@@ -33,21 +33,32 @@ SEED = textwrap.dedent('''
     )
     redis_client.setex("user:1", timedelta(hours=1), json.dumps({"name": "Ada"}))
     print(json.loads(redis_client.get("user:1"))["name"], redis_client.ttl("user:1") > 3500)
-''')
+""")
 
 
 def test_seed_connection_code_over_tls(strata_server, ec, cleanup, unique, ca_file):
     gid = f"tls-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="tls", Engine="redis",
-                                NumCacheClusters=2, TransitEncryptionEnabled=True, AtRestEncryptionEnabled=True)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="tls",
+        Engine="redis",
+        NumCacheClusters=2,
+        TransitEncryptionEnabled=True,
+        AtRestEncryptionEnabled=True,
+    )
     cleanup.append(("group", gid))
     g = group(ec, gid)
     assert g["TransitEncryptionEnabled"] is True and g["AtRestEncryptionEnabled"] is True
     assert g["TransitEncryptionMode"] == "required"
     ep = g["NodeGroups"][0]["PrimaryEndpoint"]
     env = {**os.environ, "SSL_CERT_FILE": ca_file}
-    out = subprocess.run([sys.executable, "-c", SEED, ep["Address"], str(ep["Port"])], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", SEED, ep["Address"], str(ep["Port"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Ada", "True"]
 
@@ -58,7 +69,9 @@ def test_seed_connection_code_over_tls(strata_server, ec, cleanup, unique, ca_fi
     # replication runs over TLS too
     assert client.wait(1, 10000) == 1
     # a client that does not trust the CA is refused, and so is plaintext
-    untrusting = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ssl.get_default_verify_paths().cafile)
+    untrusting = redis.Redis(
+        ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ssl.get_default_verify_paths().cafile
+    )
     with pytest.raises(redis.ConnectionError):
         untrusting.ping()
     with pytest.raises(redis.ConnectionError):
@@ -67,9 +80,15 @@ def test_seed_connection_code_over_tls(strata_server, ec, cleanup, unique, ca_fi
 
 def test_auth_token_is_the_servers_password(ec, cleanup, unique, ca_file):
     gid = f"auth-{unique}"
-    ec.create_replication_group(ReplicationGroupId=gid, ReplicationGroupDescription="auth", Engine="redis",
-                                NumCacheClusters=2, AutomaticFailoverEnabled=True,
-                                TransitEncryptionEnabled=True, AuthToken=TOKEN)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="auth",
+        Engine="redis",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+        TransitEncryptionEnabled=True,
+        AuthToken=TOKEN,
+    )
     cleanup.append(("group", gid))
     g = group(ec, gid)
     assert g["AuthTokenEnabled"] is True and "AuthTokenLastModifiedDate" in g
@@ -91,12 +110,14 @@ def test_auth_token_is_the_servers_password(ec, cleanup, unique, ca_file):
 
     # rotate: old and new token both work; then set: only the new one
     new_token = "second-token-0123456789"
-    ec.modify_replication_group(ReplicationGroupId=gid, AuthToken=new_token, AuthTokenUpdateStrategy="ROTATE",
-                                ApplyImmediately=True)
+    ec.modify_replication_group(
+        ReplicationGroupId=gid, AuthToken=new_token, AuthTokenUpdateStrategy="ROTATE", ApplyImmediately=True
+    )
     assert redis.Redis(ep["Address"], ep["Port"], password=TOKEN, **tls).ping()
     assert redis.Redis(ep["Address"], ep["Port"], password=new_token, **tls).ping()
-    ec.modify_replication_group(ReplicationGroupId=gid, AuthToken=new_token, AuthTokenUpdateStrategy="SET",
-                                ApplyImmediately=True)
+    ec.modify_replication_group(
+        ReplicationGroupId=gid, AuthToken=new_token, AuthTokenUpdateStrategy="SET", ApplyImmediately=True
+    )
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(ep["Address"], ep["Port"], password=TOKEN, **tls).ping()
     assert redis.Redis(ep["Address"], ep["Port"], password=new_token, **tls).get("k") == "v"
@@ -104,22 +125,28 @@ def test_auth_token_is_the_servers_password(ec, cleanup, unique, ca_file):
 
 def test_tls_single_node_valkey_cluster(ec, cleanup, unique, ca_file):
     cid = f"vtls-{unique}"
-    ec.create_cache_cluster(CacheClusterId=cid, Engine="valkey", NumCacheNodes=1, TransitEncryptionEnabled=True,
-                            AuthToken=TOKEN)
+    ec.create_cache_cluster(
+        CacheClusterId=cid, Engine="valkey", NumCacheNodes=1, TransitEncryptionEnabled=True, AuthToken=TOKEN
+    )
     cleanup.append(("cluster", cid))
     c = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
     assert c["TransitEncryptionEnabled"] is True and c["AuthTokenEnabled"] is True
     ep = c["CacheNodes"][0]["Endpoint"]
-    server_info = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN).info("server")
+    server_info = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN).info(
+        "server"
+    )
     assert c["EngineVersion"] == server_info.get("valkey_version", server_info["redis_version"])
-    client = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN,
-                         decode_responses=True)
+    client = redis.Redis(
+        ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca_file, password=TOKEN, decode_responses=True
+    )
     assert client.set("a", "b") and client.get("a") == "b"
 
 
 def test_memcached_with_transit_encryption(ec, cleanup, unique, ca_file):
     cid = f"mtls-{unique}"
-    ec.create_cache_cluster(CacheClusterId=cid, Engine="memcached", NumCacheNodes=2, TransitEncryptionEnabled=True)
+    ec.create_cache_cluster(
+        CacheClusterId=cid, Engine="memcached", NumCacheNodes=2, TransitEncryptionEnabled=True
+    )
     cleanup.append(("cluster", cid))
     c = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
     assert c["TransitEncryptionEnabled"] is True
@@ -137,6 +164,11 @@ def test_memcached_with_transit_encryption(ec, cleanup, unique, ca_file):
 
 def test_auth_token_is_refused_for_memcached(ec, unique):
     with pytest.raises(ClientError) as e:
-        ec.create_cache_cluster(CacheClusterId=f"mauth-{unique}", Engine="memcached", NumCacheNodes=1,
-                                TransitEncryptionEnabled=True, AuthToken=TOKEN)
+        ec.create_cache_cluster(
+            CacheClusterId=f"mauth-{unique}",
+            Engine="memcached",
+            NumCacheNodes=1,
+            TransitEncryptionEnabled=True,
+            AuthToken=TOKEN,
+        )
     assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
