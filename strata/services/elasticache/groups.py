@@ -349,7 +349,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         self.store.put_doc("group", gid, group)
         async with self.lock(gid):
             for attempt in range(START_ATTEMPTS):
-                group["port"] = self.allocate_port(group["port_owner"], attempt)
+                group["port"] = self.allocate_port(group["port_owner"], attempt, req.get("Port"))
                 if cluster_mode:
                     group["bus_port"] = self.allocate_port(group["port_owner"] + "/bus", attempt)
                 self.store.put_doc("group", gid, group)

@@ -149,11 +149,12 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             )
         dep["metered_at"] = now.isoformat()
 
-    def allocate_port(self, owner: str, attempt: int) -> int:
-        """The deployment's port: the lowest free one first; after a failed start (another program on
-        the machine took it between allocation and bind), a random free one."""
+    def allocate_port(self, owner: str, attempt: int, requested: int | None = None) -> int:
+        """The deployment's port: the one the request asked for (`Port`) when it is free, else the
+        lowest free one of the engine range; after a failed start (another program took the port
+        between allocation and bind), a random free one."""
         if attempt == 0:
-            return self.ports.allocate(owner)
+            return self.ports.allocate(owner, preferred=requested)
         return self.ports.allocate(owner, preferred=random.randint(self.ports.low, self.ports.high))
 
     # -- CreateCacheCluster ---------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         owner = doc["port_owner"] = new_port_owner("cluster", cid)
         async with self.lock(cid):
             for attempt in range(START_ATTEMPTS):
-                doc["port"] = self.allocate_port(owner, attempt)
+                doc["port"] = self.allocate_port(owner, attempt, req.get("Port"))
                 self.store.put_doc("cluster", cid, doc)
                 try:
                     await run_blocking(self._start_standalone, doc, restore)

@@ -264,3 +264,23 @@ def test_describe_pagination(ec, cleanup, unique):
     for page in pages:
         seen += [c["CacheClusterId"] for c in page["CacheClusters"]]
     assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+
+
+def test_requested_port_is_used_when_free(ec, cleanup, unique):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        wanted = s.getsockname()[1]
+    cid = f"port-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1, Port=wanted)
+    cleanup.append(("cluster", cid))
+    (ep,) = node_endpoints(ec, cid)
+    assert ep["Port"] == wanted
+    assert redis.Redis(ep["Address"], ep["Port"]).ping()
+    # a port already in use falls back to a free one
+    other = f"port2-{unique}"
+    ec.create_cache_cluster(CacheClusterId=other, Engine="redis", NumCacheNodes=1, Port=wanted)
+    cleanup.append(("cluster", other))
+    (ep2,) = node_endpoints(ec, other)
+    assert ep2["Port"] != wanted and redis.Redis(ep2["Address"], ep2["Port"]).ping()
