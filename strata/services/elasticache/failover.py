@@ -60,16 +60,16 @@ class FailoverOps:
         for cid in ng["members"]:
             if cid not in (target, old) and self._alive(cid):
                 self._server(cid).replicate(source)
-        self.engines.apply_binds(self.wanted_binds(group))
+        self.engines.apply_binds(self._wanted_binds(group))
         if dead is None and old_server is not None and old_server.running():
             old_server.drop_clients()  # type: ignore[union-attr]
-        elif old in self.members(group):
-            member = self.members(group)[old]
+        elif old in self._members(group):
+            member = self._members(group)[old]
             restarted = self.engines.build_redis(
-                group, old, member["nodes"][0], replica_of=source, binds=self.wanted_binds(group)[old]
+                group, old, member["nodes"][0], replica_of=source, binds=self._wanted_binds(group)[old]
             )
             self.engines.start_all([restarted])
-            self.engines.apply_binds(self.wanted_binds(group))
+            self.engines.apply_binds(self._wanted_binds(group))
         self.store.put_doc("group", group["id"], group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return target
@@ -80,7 +80,7 @@ class FailoverOps:
         """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
         CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
         (it rejoins as a replica). Blocking; returns the new primary's member id."""
-        roles = self.roles(group)
+        roles = self._roles(group)
         primary = dead or next((c for c in ng["members"] if roles.get(c) == "primary"), None)
         replicas = [c for c in ng["members"] if c != primary and self._alive(c)]
         if not replicas:
@@ -100,11 +100,11 @@ class FailoverOps:
             wait_until(lambda: all(redis_engine.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
-            self.engines.apply_binds(self.wanted_binds(group))
+            self.engines.apply_binds(self._wanted_binds(group))
         if old is not None and primary is not None:
-            members = self.members(group)
+            members = self._members(group)
             server = self.engines.build_redis(
-                group, primary, members[primary]["nodes"][0], binds=self.wanted_binds(group)[primary]
+                group, primary, members[primary]["nodes"][0], binds=self._wanted_binds(group)[primary]
             )
             self.engines.start_all([server])
         ng["primary"] = best
@@ -113,9 +113,9 @@ class FailoverOps:
         return best
 
     async def test_failover(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        group = self._group_doc(req.get("ReplicationGroupId"))
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             self._available(group)
             ng = self._node_group(group, req.get("NodeGroupId"))
             if not group.get("automatic_failover"):
@@ -136,10 +136,10 @@ class FailoverOps:
                 await run_blocking(self._failover, group, None, ng["primary"])
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
-    async def recover_member(self: ElastiCacheProvider, group: dict, cid: str) -> None:
+    async def _recover_member(self: ElastiCacheProvider, group: dict, cid: str) -> None:
         """A member's process died (the monitor holds the group's lock): fail over if it was a primary
         and automatic failover is on, else restart it in its role."""
-        member = self.members(group).get(cid)
+        member = self._members(group).get(cid)
         if member is None:
             return
         ng = self._node_group(group, member["node_group"])
@@ -165,12 +165,12 @@ class FailoverOps:
         ):
             await run_blocking(self._failover, group, None, cid)
             return
-        binds = self.wanted_binds(group)[cid]
+        binds = self._wanted_binds(group)[cid]
         source = (
             None
             if cid == ng["primary"]
-            else (self.members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
+            else (self._members(group)[ng["primary"]]["nodes"][0]["address"], group["port"])
         )
         server = self.engines.build_redis(group, cid, member["nodes"][0], replica_of=source, binds=binds)
         await run_blocking(self.engines.start_all, [server])
-        await run_blocking(self.engines.apply_binds, self.wanted_binds(group))
+        await run_blocking(self.engines.apply_binds, self._wanted_binds(group))

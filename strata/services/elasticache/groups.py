@@ -45,7 +45,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
+    def _members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
         return {
             d["id"]: d
             for d in (
@@ -54,7 +54,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             if d is not None
         }
 
-    def roles(self: ElastiCacheProvider, group: dict) -> dict[str, str]:
+    def _roles(self: ElastiCacheProvider, group: dict) -> dict[str, str]:
         """Member id -> "primary"/"replica" (from the record; cluster mode asks the engine)."""
         out = {}
         for ng in group["node_groups"]:
@@ -70,7 +70,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                     out[cid] = "primary" if cid == ng["primary"] else "replica"
         return out
 
-    def wanted_binds(self: ElastiCacheProvider, group: dict) -> dict[str, list[str]]:
+    def _wanted_binds(self: ElastiCacheProvider, group: dict) -> dict[str, list[str]]:
         """Member id -> endpoint addresses it should hold right now."""
         out: dict[str, list[str]] = {cid: [] for ng in group["node_groups"] for cid in ng["members"]}
         if group.get("cluster_mode"):
@@ -94,13 +94,13 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None
     ) -> dict:
         shown = {**group, "status": status or group["status"]}
-        return render_group(shown, self.members(group), self.roles(group), ctx.region, ctx.account_id)
+        return render_group(shown, self._members(group), self._roles(group), ctx.region, ctx.account_id)
 
     def _save_group(self: ElastiCacheProvider, group: dict, status: str | None = None) -> None:
         if status:
             group["status"] = status
         self.store.put_doc("group", group["id"], group)
-        for member in self.members(group).values():
+        for member in self._members(group).values():
             if status and member["status"] != status:
                 member["status"] = status
                 self.store.put_doc("cluster", member["id"], member)
@@ -114,7 +114,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         az: str | None = None,
     ) -> dict:
         """A member record (not yet saved) in node group `ng`, with the next free id and address."""
-        members = self.members(group)
+        members = self._members(group)
         used = [m["nodes"][0]["address"] for m in members.values()]
         if cid is None:
             prefix = f"{group['id']}-{ng['id']}-" if group.get("cluster_mode") else f"{group['id']}-"
@@ -162,8 +162,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
 
     def _start_group(self: ElastiCacheProvider, group: dict, restore: dict | None) -> None:
         """Start (or restart) every member; form the cluster on first start in cluster mode. Blocking."""
-        members = self.members(group)
-        binds = self.wanted_binds(group)
+        members = self._members(group)
+        binds = self._wanted_binds(group)
         port = group["port"]
         if not group.get("cluster_mode"):
             ng = group["node_groups"][0]
@@ -172,7 +172,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                 group, primary["id"], primary["nodes"][0], binds=binds[primary["id"]]
             )
             if restore:
-                self.place_snapshot_file(restore, 0, first.config.data_dir)
+                self._place_snapshot_file(restore, 0, first.config.data_dir)
             self.engines.start_all([first])
             source = (primary["nodes"][0]["address"], port)
             replicas = [
@@ -183,7 +183,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                 if cid != ng["primary"]
             ]
             self.engines.start_all(replicas)
-            self.engines.apply_binds(self.wanted_binds(group))  # the reader endpoint moves to a replica
+            self.engines.apply_binds(self._wanted_binds(group))  # the reader endpoint moves to a replica
             return
         shards: list[list[RedisServer]] = []
         fresh = True
@@ -194,7 +194,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                 if (server.config.data_dir / "nodes.conf").exists():
                     fresh = False
                 if restore and cid == ng["members"][0]:
-                    self.place_snapshot_file(restore, i, server.config.data_dir)
+                    self._place_snapshot_file(restore, i, server.config.data_dir)
                 shard.append(server)
             shards.append(shard)
         self.engines.start_all([s for shard in shards for s in shard])
@@ -216,7 +216,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         if req.get("GlobalReplicationGroupId"):
             raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
         if req.get("PrimaryClusterId"):
-            return await self.create_group_from_cluster(ctx, req, gid)
+            return await self._create_group_from_cluster(ctx, req, gid)
         eng = v.engine(req.get("Engine"))
         if eng == "memcached":
             raise invalid("Replication groups are only available for the Valkey and Redis OSS engines.")
@@ -265,7 +265,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(
+        restore = self._snapshot_for_restore(
             req.get("SnapshotName"), eng, shards=shards, version=self._version(eng, transit)
         )
         created = _now()
@@ -347,11 +347,11 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         for member in pending:
             self.store.put_doc("cluster", member["id"], member)
         self.store.put_doc("group", gid, group)
-        async with self.lock(gid):
+        async with self._resource_lock(gid):
             for attempt in range(START_ATTEMPTS):
-                group["port"] = self.allocate_port(group["port_owner"], attempt, req.get("Port"))
+                group["port"] = self._allocate_port(group["port_owner"], attempt, req.get("Port"))
                 if cluster_mode:
-                    group["bus_port"] = self.allocate_port(group["port_owner"] + "/bus", attempt)
+                    group["bus_port"] = self._allocate_port(group["port_owner"] + "/bus", attempt)
                 self.store.put_doc("group", gid, group)
                 try:
                     await run_blocking(self._start_group, group, restore)
@@ -390,7 +390,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         from strata.services.elasticache.provider import paginate
 
         if req.get("ReplicationGroupId"):
-            docs = [self.group_doc(req["ReplicationGroupId"])]
+            docs = [self._group_doc(req["ReplicationGroupId"])]
         else:
             docs = self.store.list_docs("group")
         page, marker = paginate(docs, req)
@@ -403,9 +403,9 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     # -- ModifyReplicationGroup ------------------------------------------------------------------------
 
     async def modify_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        group = self._group_doc(req.get("ReplicationGroupId"))
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             self._available(group)
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
@@ -428,19 +428,19 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             if req.get("PreferredMaintenanceWindow"):
                 group["maintenance_window"] = req["PreferredMaintenanceWindow"]
             if req.get("SnapshottingClusterId"):
-                if req["SnapshottingClusterId"].lower() not in self.members(group):
+                if req["SnapshottingClusterId"].lower() not in self._members(group):
                     raise invalid(
                         f"Cache cluster {req['SnapshottingClusterId']} is not a member of {group['id']}."
                     )
                 group["snapshotting_cluster"] = req["SnapshottingClusterId"].lower()
-            members = list(self.members(group).values())
+            members = list(self._members(group).values())
             if req.get("CacheNodeType"):
                 group["node_type"] = v.node_type(req["CacheNodeType"])
-                await run_blocking(self.apply_node_type, group, members)
+                await run_blocking(self._apply_node_type, group, members)
             if req.get("AuthToken") is not None:
                 token = v.auth_token(req["AuthToken"], bool(group.get("transit")), group["engine"])
                 await run_blocking(
-                    self.apply_auth_token,
+                    self._apply_auth_token,
                     group,
                     members,
                     token,
@@ -460,22 +460,22 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     # -- DeleteReplicationGroup ----------------------------------------------------------------------------
 
     async def delete_replication_group(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        group = self._group_doc(req.get("ReplicationGroupId"))
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             if group["status"] not in ("available", "create-failed"):
                 raise fault(
                     "InvalidReplicationGroupStateFault",
                     f"Replication group {group['id']} is {group['status']}.",
                 )
             if req.get("FinalSnapshotIdentifier"):
-                await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
+                await self._take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)
             rendered = await run_blocking(self._render_group, ctx, group, "deleting")
-            self.meter_usage(group)
+            self._meter_usage(group)
             if req.get("RetainPrimaryCluster"):
-                await self.retain_primary(group)
+                await self._retain_primary(group)
                 self.store.delete_doc("group", group["id"])
             else:
                 await self._discard_group(group)
-            self.delete_automatic_snapshots(group_id=group["id"])
+            self._delete_automatic_snapshots(group_id=group["id"])
         return {"ReplicationGroup": rendered}

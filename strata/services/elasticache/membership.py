@@ -56,11 +56,11 @@ def port_owner(doc: dict, kind: str) -> str:
 class MembershipOps:
     """A mixin of ElastiCacheProvider (through ReplicationGroupOps)."""
 
-    async def create_group_from_cluster(
+    async def _create_group_from_cluster(
         self: ElastiCacheProvider, ctx: RequestContext, req: dict, gid: str
     ) -> dict:
         """CreateReplicationGroup with PrimaryClusterId (cluster mode disabled only)."""
-        primary = self.cluster_doc(req["PrimaryClusterId"])
+        primary = self._cluster_doc(req["PrimaryClusterId"])
         if primary.get("group"):
             raise fault(
                 "InvalidCacheClusterStateFault",
@@ -85,8 +85,8 @@ class MembershipOps:
             )
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
-        async with self.lock(primary["id"]), self.lock(gid):
-            primary = self.cluster_doc(primary["id"])
+        async with self._resource_lock(primary["id"]), self._resource_lock(gid):
+            primary = self._cluster_doc(primary["id"])
             if primary["status"] != "available":
                 raise fault(
                     "InvalidCacheClusterStateFault", f"Cache cluster {primary['id']} is not available."
@@ -127,7 +127,7 @@ class MembershipOps:
             )
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group, "creating")}
 
-    async def retain_primary(self: ElastiCacheProvider, group: dict) -> None:
+    async def _retain_primary(self: ElastiCacheProvider, group: dict) -> None:
         """DeleteReplicationGroup with RetainPrimaryCluster: drop the replicas, keep the primary as a
         standalone cluster (the caller holds the group's lock and deletes the group record)."""
         if group.get("cluster_mode"):
@@ -137,7 +137,7 @@ class MembershipOps:
             await run_blocking(self.engines.stop_cluster, cid, True)
             ng["members"].remove(cid)
             self.store.delete_doc("cluster", cid)
-        primary = self.cluster_doc(ng["primary"])
+        primary = self._cluster_doc(ng["primary"])
         for name in DEPLOYMENT_FIELDS:
             if name in group:
                 primary[name] = group[name]

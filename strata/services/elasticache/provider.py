@@ -103,30 +103,30 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     def health(self) -> str:
         return "running"
 
-    def lock(self, key: str) -> asyncio.Lock:
+    def _resource_lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
     # -- records --------------------------------------------------------------------------------------
 
-    def cluster_doc(self, cluster_id: str | None) -> dict:
+    def _cluster_doc(self, cluster_id: str | None) -> dict:
         doc = self.store.get_doc("cluster", (cluster_id or "").lower())
         if doc is None:
             raise fault("CacheClusterNotFoundFault", f"CacheCluster not found: {cluster_id}")
         return doc
 
-    def group_doc(self, group_id: str | None) -> dict:
+    def _group_doc(self, group_id: str | None) -> dict:
         doc = self.store.get_doc("group", (group_id or "").lower())
         if doc is None:
             raise fault("ReplicationGroupNotFoundFault", f"ReplicationGroup not found: {group_id}")
         return doc
 
-    def deployment_of(self, cluster: dict) -> dict:
-        return self.group_doc(cluster["group"]) if cluster.get("group") else cluster
+    def _deployment_of(self, cluster: dict) -> dict:
+        return self._group_doc(cluster["group"]) if cluster.get("group") else cluster
 
-    def render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
-        return render_cluster(cluster, self.deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
+    def _render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
+        return render_cluster(cluster, self._deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
 
-    def meter_usage(self, dep: dict) -> None:
+    def _meter_usage(self, dep: dict) -> None:
         """Record the node-hours a deployment used since it was last metered (the caller saves `dep`).
 
         Called whenever its node count is about to change, when it is deleted, and on every
@@ -149,7 +149,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             )
         dep["metered_at"] = now.isoformat()
 
-    def allocate_port(self, owner: str, attempt: int, requested: int | None = None) -> int:
+    def _allocate_port(self, owner: str, attempt: int, requested: int | None = None) -> int:
         """The deployment's port: the one the request asked for (`Port`) when it is free, else the
         lowest free one of the engine range; after a failed start (another program took the port
         between allocation and bind), a random free one."""
@@ -162,7 +162,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     async def create_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
         cid = v.identifier(req.get("CacheClusterId"), "CacheClusterId", 50)
         if req.get("ReplicationGroupId"):
-            return await self.add_member_cluster(ctx, req, cid)
+            return await self._add_member_cluster(ctx, req, cid)
         if self.store.get_doc("cluster", cid) is not None:
             raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
         eng = v.engine(req.get("Engine"))
@@ -175,7 +175,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}",
             )
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self.snapshot_for_restore(
+        restore = self._snapshot_for_restore(
             req.get("SnapshotName"), eng, shards=1, version=self._version(eng, transit)
         )
         created = now_iso()
@@ -210,9 +210,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             doc["auth_modified"] = created
         self.store.put_doc("cluster", cid, doc)
         owner = doc["port_owner"] = new_port_owner("cluster", cid)
-        async with self.lock(cid):
+        async with self._resource_lock(cid):
             for attempt in range(START_ATTEMPTS):
-                doc["port"] = self.allocate_port(owner, attempt, req.get("Port"))
+                doc["port"] = self._allocate_port(owner, attempt, req.get("Port"))
                 self.store.put_doc("cluster", cid, doc)
                 try:
                     await run_blocking(self._start_standalone, doc, restore)
@@ -236,7 +236,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         meter.record(
             "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
         )
-        out = self.render(ctx, {**doc, "status": "creating"}, show_nodes=False)
+        out = self._render(ctx, {**doc, "status": "creating"}, show_nodes=False)
         return {"CacheCluster": out}
 
     def _version(self, eng: str, tls: bool = False) -> str:
@@ -253,7 +253,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             else:
                 server = self.engines.build_redis(doc, doc["id"], node, binds=binds)
                 if restore:
-                    self.place_snapshot_file(restore, 0, server.config.data_dir)
+                    self._place_snapshot_file(restore, 0, server.config.data_dir)
                 servers.append(server)
         self.engines.start_all(servers)
 
@@ -261,13 +261,13 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
 
     def describe_cache_clusters(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("CacheClusterId"):
-            docs = [self.cluster_doc(req["CacheClusterId"])]
+            docs = [self._cluster_doc(req["CacheClusterId"])]
         else:
             docs = self.store.list_docs("cluster")
             if req.get("ShowCacheClustersNotInReplicationGroups"):
                 docs = [d for d in docs if not d.get("group")]
         page, marker = paginate(docs, req)
-        out: dict = {"CacheClusters": [self.render(ctx, d, bool(req.get("ShowCacheNodeInfo"))) for d in page]}
+        out: dict = {"CacheClusters": [self._render(ctx, d, bool(req.get("ShowCacheNodeInfo"))) for d in page]}
         if marker:
             out["Marker"] = marker
         return out
@@ -275,24 +275,24 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     # -- ModifyCacheCluster ---------------------------------------------------------------------------
 
     async def modify_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.cluster_doc(req.get("CacheClusterId"))
+        doc = self._cluster_doc(req.get("CacheClusterId"))
         if doc.get("group"):
             dep_key = doc["group"]
         else:
             dep_key = doc["id"]
-        async with self.lock(dep_key):
-            doc = self.cluster_doc(doc["id"])
+        async with self._resource_lock(dep_key):
+            doc = self._cluster_doc(doc["id"])
             if doc["status"] != "available":
                 raise fault(
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
-            dep = self.deployment_of(doc)
+            dep = self._deployment_of(doc)
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
                     raise invalid(
                         "Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1."
                     )
-                self.meter_usage(doc)
+                self._meter_usage(doc)
                 await self._resize_memcached(
                     doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region
                 )
@@ -309,11 +309,11 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     doc["maintenance_window"] = req["PreferredMaintenanceWindow"]
                 if req.get("CacheNodeType"):
                     doc["node_type"] = v.node_type(req["CacheNodeType"])
-                    await run_blocking(self.apply_node_type, doc, [doc])
+                    await run_blocking(self._apply_node_type, doc, [doc])
                 if req.get("AuthToken") is not None:
                     token = v.auth_token(req["AuthToken"], bool(doc.get("transit")), doc["engine"])
                     await run_blocking(
-                        self.apply_auth_token,
+                        self._apply_auth_token,
                         doc,
                         [doc],
                         token,
@@ -321,7 +321,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     )
                     doc["auth"], doc["auth_modified"] = token, now_iso()
             self.store.put_doc("cluster", doc["id"], doc)
-            return {"CacheCluster": self.render(ctx, doc)}
+            return {"CacheCluster": self._render(ctx, doc)}
 
     async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:
         limit = self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES)
@@ -369,7 +369,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             server = self.engines.build_memcached(doc, doc["id"], node, [PRIMARY])
             await run_blocking(self.engines.start_all, [server])
 
-    def apply_node_type(self, dep: dict, clusters: list[dict]) -> None:
+    def _apply_node_type(self, dep: dict, clusters: list[dict]) -> None:
         """Resize the memory cap of running redis nodes (memcached takes it at its next restart)."""
         if dep["engine"] == "memcached":
             return
@@ -381,7 +381,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 with server.client() as c:  # type: ignore[union-attr]
                     c.config_set("maxmemory", memory)
 
-    def apply_auth_token(self, dep: dict, clusters: list[dict], token: str, strategy: str) -> None:
+    def _apply_auth_token(self, dep: dict, clusters: list[dict], token: str, strategy: str) -> None:
         """New AUTH token on every node: ROTATE keeps the old one valid too, SET replaces it."""
         strategy = strategy.upper()
         if strategy not in ("ROTATE", "SET"):
@@ -400,20 +400,20 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     # -- RebootCacheCluster ---------------------------------------------------------------------------
 
     async def reboot_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.cluster_doc(req.get("CacheClusterId"))
+        doc = self._cluster_doc(req.get("CacheClusterId"))
         ids = req.get("CacheNodeIdsToReboot") or []
         unknown = [n for n in ids if n not in {x["id"] for x in doc["nodes"]}]
         if not ids or unknown:
             raise invalid(f"Invalid cache node ids to reboot: {', '.join(unknown) or '(none)'}")
-        async with self.lock(doc.get("group") or doc["id"]):
-            doc = self.cluster_doc(doc["id"])
+        async with self._resource_lock(doc.get("group") or doc["id"]):
+            doc = self._cluster_doc(doc["id"])
             if doc["status"] != "available":
                 raise fault(
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
             await run_blocking(self._reboot_nodes, doc, ids)
             meter.record("elasticache", "NodeReboot", len(ids), "node", cluster=doc["id"])
-        return {"CacheCluster": self.render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
+        return {"CacheCluster": self._render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
 
     def _reboot_nodes(self, doc: dict, ids: list[str]) -> None:
         for nid in ids:
@@ -425,11 +425,11 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     # -- DeleteCacheCluster ---------------------------------------------------------------------------
 
     async def delete_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.cluster_doc(req.get("CacheClusterId"))
+        doc = self._cluster_doc(req.get("CacheClusterId"))
         if doc.get("group"):
-            return await self.delete_member_cluster(ctx, doc, req)
-        async with self.lock(doc["id"]):
-            doc = self.cluster_doc(doc["id"])
+            return await self._delete_member_cluster(ctx, doc, req)
+        async with self._resource_lock(doc["id"]):
+            doc = self._cluster_doc(doc["id"])
             if doc["status"] not in ("available", "incompatible-parameters"):
                 raise fault(
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
@@ -439,13 +439,13 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                     raise fault(
                         "SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached."
                     )
-                await self.take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
-            rendered = self.render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
-            self.meter_usage(doc)
+                await self._take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
+            rendered = self._render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
+            self._meter_usage(doc)
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
             self.ports.release_prefix(port_owner(doc, "cluster"))
-            self.delete_automatic_snapshots(cluster_id=doc["id"])
+            self._delete_automatic_snapshots(cluster_id=doc["id"])
         return {"CacheCluster": rendered}
 
     # -- the monitor ------------------------------------------------------------------------------------
@@ -467,7 +467,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         if cluster is None:
             return
         key = cluster.get("group") or cluster_id
-        lock = self.lock(key)
+        lock = self._resource_lock(key)
         if lock.locked():
             return  # an operation on it is running; look again next round
         async with lock:
@@ -477,7 +477,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
             meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
             if cluster.get("group"):
-                await self.recover_member(self.group_doc(cluster["group"]), cluster_id)
+                await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
             else:
                 await run_blocking(server.start)
 
@@ -492,9 +492,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         except RuntimeError:
             running = None
         if running is loop:
-            loop.create_task(self.run_automatic_snapshots())
+            loop.create_task(self._run_automatic_snapshots())
         else:
-            asyncio.run_coroutine_threadsafe(self.run_automatic_snapshots(), loop)
+            asyncio.run_coroutine_threadsafe(self._run_automatic_snapshots(), loop)
 
 
 def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:

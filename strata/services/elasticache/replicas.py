@@ -37,7 +37,7 @@ class ReplicaOps:
         if group.get("cluster_mode"):
             server = self.engines.build_redis(group, member["id"], member["nodes"][0])
             self.engines.start_all([server])
-            roles = self.roles(group)
+            roles = self._roles(group)
             primary = next(c for c in ng["members"] if roles.get(c) == "primary")
             anchor = self._server(primary)
             with anchor.client() as c:
@@ -52,11 +52,11 @@ class ReplicaOps:
             with server.client() as c:
                 c.execute_command("CLUSTER", "REPLICATE", primary_id)
         else:
-            members = self.members(group)
+            members = self._members(group)
             source = (members[ng["primary"]]["nodes"][0]["address"], group["port"])
             server = self.engines.build_redis(group, member["id"], member["nodes"][0], replica_of=source)
             self.engines.start_all([server])
-            self.engines.apply_binds(self.wanted_binds(group))
+            self.engines.apply_binds(self._wanted_binds(group))
         member["status"] = "available"
         self.store.put_doc("cluster", member["id"], member)
 
@@ -80,7 +80,7 @@ class ReplicaOps:
             group["snapshotting_cluster"] = None
         self.store.delete_doc("cluster", cid)
         self.store.put_doc("group", group["id"], group)
-        self.engines.apply_binds(self.wanted_binds(group))
+        self.engines.apply_binds(self._wanted_binds(group))
 
     def _replica_targets(self: ElastiCacheProvider, group: dict, req: dict) -> dict[str, int]:
         """Node group id -> wanted replica count, from NewReplicaCount or ReplicaConfiguration."""
@@ -95,9 +95,9 @@ class ReplicaOps:
         return {ng["id"]: req["NewReplicaCount"] for ng in group["node_groups"]}
 
     async def increase_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        group = self._group_doc(req.get("ReplicationGroupId"))
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             self._available(group)
             targets = self._replica_targets(group, req)
             for ng in group["node_groups"]:
@@ -106,7 +106,7 @@ class ReplicaOps:
                     raise invalid("A node group can have at most 5 replicas.")
             if all(targets.get(ng["id"], 0) <= len(ng["members"]) - 1 for ng in group["node_groups"]):
                 raise fault("NoOperationFault", "The new replica count is not greater than the current one.")
-            self.meter_usage(group)
+            self._meter_usage(group)
             self._save_group(group, "modifying")
             try:
                 for ng in group["node_groups"]:
@@ -118,11 +118,11 @@ class ReplicaOps:
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
     async def decrease_replica_count(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        group = self.group_doc(req.get("ReplicationGroupId"))
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        group = self._group_doc(req.get("ReplicationGroupId"))
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             self._available(group)
-            roles = await run_blocking(self.roles, group)
+            roles = await run_blocking(self._roles, group)
             removals: list[tuple[dict, str]] = []
             if req.get("ReplicasToRemove"):
                 for cid in (c.lower() for c in req["ReplicasToRemove"]):
@@ -148,23 +148,23 @@ class ReplicaOps:
                     raise invalid(
                         "With automatic failover enabled each node group needs at least one replica."
                     )
-            self.meter_usage(group)
+            self._meter_usage(group)
             for ng, cid in removals:
                 await run_blocking(self._remove_replica, group, ng, cid)
             self._save_group(group)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
-    async def add_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str) -> dict:
+    async def _add_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str) -> dict:
         """CreateCacheCluster with ReplicationGroupId: a new read replica in the group."""
-        group = self.group_doc(req["ReplicationGroupId"])
+        group = self._group_doc(req["ReplicationGroupId"])
         if self.store.get_doc("cluster", cid) is not None:
             raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
         if group.get("cluster_mode"):
             raise combination(
                 "Use IncreaseReplicaCount to add replicas to a group with cluster mode enabled."
             )
-        async with self.lock(group["id"]):
-            group = self.group_doc(group["id"])
+        async with self._resource_lock(group["id"]):
+            group = self._group_doc(group["id"])
             self._available(group)
             ng = group["node_groups"][0]
             if len(ng["members"]) >= v.MAX_CLUSTERS_PER_GROUP:
@@ -172,18 +172,18 @@ class ReplicaOps:
                     "NodeQuotaForClusterExceededFault", "A replication group can have at most 5 replicas."
                 )
             member = self._new_member(group, ng, ctx.region, cid=cid, az=req.get("PreferredAvailabilityZone"))
-            self.meter_usage(group)
+            self._meter_usage(group)
             await run_blocking(self._add_replica, group, ng, member)
-            return {"CacheCluster": self.render(ctx, {**member, "status": "creating"}, show_nodes=False)}
+            return {"CacheCluster": self._render(ctx, {**member, "status": "creating"}, show_nodes=False)}
 
-    async def delete_member_cluster(
+    async def _delete_member_cluster(
         self: ElastiCacheProvider, ctx: RequestContext, cluster: dict, req: dict
     ) -> dict:
         """DeleteCacheCluster on a member: only a replica, and never the last one under automatic failover."""
-        async with self.lock(cluster["group"]):
-            group = self.group_doc(cluster["group"])
+        async with self._resource_lock(cluster["group"]):
+            group = self._group_doc(cluster["group"])
             ng = self._node_group(group, cluster["node_group"])
-            roles = await run_blocking(self.roles, group)
+            roles = await run_blocking(self._roles, group)
             if roles.get(cluster["id"]) == "primary":
                 raise fault(
                     "InvalidCacheClusterStateFault",
@@ -194,7 +194,7 @@ class ReplicaOps:
                     "InvalidCacheClusterStateFault",
                     "Cannot delete the last replica of a replication group with automatic failover enabled.",
                 )
-            rendered = self.render(ctx, {**cluster, "status": "deleting"}, show_nodes=False)
-            self.meter_usage(group)
+            rendered = self._render(ctx, {**cluster, "status": "deleting"}, show_nodes=False)
+            self._meter_usage(group)
             await run_blocking(self._remove_replica, group, ng, cluster["id"])
             return {"CacheCluster": rendered}

@@ -58,7 +58,7 @@ class SnapshotOps:
             raise fault("SnapshotNotFoundFault", f"Snapshot {name} not found.")
         return doc
 
-    def snapshot_for_restore(
+    def _snapshot_for_restore(
         self: ElastiCacheProvider, name: str | None, engine: str, shards: int, version: str = ""
     ) -> dict | None:
         """The snapshot a create restores from (validated against the new deployment), or None."""
@@ -86,7 +86,7 @@ class SnapshotOps:
             )
         return snap
 
-    def place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
+    def _place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
         """Put a snapshot's RDB for node group `shard` where a new engine will load it."""
         target = Path(data_dir) / "dump.rdb"
         _copy_durably(self.snapshot_root / snap["SnapshotName"] / snap["_files"][shard], target)
@@ -101,7 +101,7 @@ class SnapshotOps:
         if cluster is not None:
             return [(cluster.get("node_group") or "0001", self.engines.redis(cluster["id"]))]
         assert group is not None
-        roles = self.roles(group)
+        roles = self._roles(group)
         out = []
         for ng in group["node_groups"]:
             chosen = group.get("snapshotting_cluster") if not group.get("cluster_mode") else None
@@ -117,7 +117,7 @@ class SnapshotOps:
             out.append((ng["id"], self.engines.redis(chosen)))
         return out
 
-    async def take_snapshot(
+    async def _take_snapshot(
         self: ElastiCacheProvider,
         name: str,
         source: str,
@@ -130,7 +130,7 @@ class SnapshotOps:
         name = identifier(name, "SnapshotName", 255) if source == "manual" else name
         if self.store.get_doc("snapshot", name) is not None:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {name} already exists.")
-        dep = group if group is not None else self.deployment_of(cluster)  # type: ignore[arg-type]
+        dep = group if group is not None else self._deployment_of(cluster)  # type: ignore[arg-type]
         if dep["engine"] not in REDIS_LIKE:
             raise fault(
                 "SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached clusters."
@@ -248,21 +248,21 @@ class SnapshotOps:
                 "Exactly one of ReplicationGroupId and CacheClusterId must be given.",
             )
         if req.get("ReplicationGroupId"):
-            group = self.group_doc(req["ReplicationGroupId"])
-            async with self.lock(group["id"]):
-                group = self.group_doc(group["id"])
+            group = self._group_doc(req["ReplicationGroupId"])
+            async with self._resource_lock(group["id"]):
+                group = self._group_doc(group["id"])
                 self._available(group)
-                doc = await self.take_snapshot(
+                doc = await self._take_snapshot(
                     req.get("SnapshotName") or "", "manual", group=group, tags=req.get("Tags")
                 )
         else:
-            cluster = self.cluster_doc(req["CacheClusterId"])
-            async with self.lock(cluster.get("group") or cluster["id"]):
+            cluster = self._cluster_doc(req["CacheClusterId"])
+            async with self._resource_lock(cluster.get("group") or cluster["id"]):
                 if cluster["status"] != "available":
                     raise fault(
                         "InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available."
                     )
-                doc = await self.take_snapshot(
+                doc = await self._take_snapshot(
                     req.get("SnapshotName") or "", "manual", cluster=cluster, tags=req.get("Tags")
                 )
         return {
@@ -277,7 +277,7 @@ class SnapshotOps:
         else:
             docs = self.store.list_docs("snapshot")
         if req.get("CacheClusterId"):
-            self.cluster_doc(req["CacheClusterId"])
+            self._cluster_doc(req["CacheClusterId"])
             docs = [d for d in docs if d.get("CacheClusterId") == req["CacheClusterId"].lower()]
         if req.get("ReplicationGroupId"):
             docs = [d for d in docs if d.get("ReplicationGroupId") == req["ReplicationGroupId"].lower()]
@@ -344,7 +344,7 @@ class SnapshotOps:
         self.store.delete_doc("snapshot", name)
         shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
 
-    def delete_automatic_snapshots(
+    def _delete_automatic_snapshots(
         self: ElastiCacheProvider, *, cluster_id: str | None = None, group_id: str | None = None
     ) -> None:
         """AWS deletes a deployment's automatic snapshots with it (manual ones stay)."""
@@ -357,18 +357,18 @@ class SnapshotOps:
 
     # -- automatic snapshots ----------------------------------------------------------------------------
 
-    async def run_automatic_snapshots(self: ElastiCacheProvider) -> None:
+    async def _run_automatic_snapshots(self: ElastiCacheProvider) -> None:
         """After the clock moved: meter node-hours, take each due daily snapshot, prune past retention."""
         now = clock.now()
         deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
         deployments += [("group", d) for d in self.store.list_docs("group")]
         for kind, dep in deployments:
             try:
-                async with self.lock(dep["id"]):
+                async with self._resource_lock(dep["id"]):
                     fresh = self.store.get_doc(kind, dep["id"])
                     if fresh is None or fresh["status"] != "available":
                         continue
-                    self.meter_usage(fresh)
+                    self._meter_usage(fresh)
                     self.store.put_doc(kind, fresh["id"], fresh)
                     if fresh["engine"] not in REDIS_LIKE or not fresh.get("retention"):
                         continue
@@ -377,7 +377,7 @@ class SnapshotOps:
                         name = f"automatic.{fresh['id']}-{now:%Y-%m-%d-%H-%M}"
                         if self.store.get_doc("snapshot", name) is None:
                             kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
-                            await self.take_snapshot(name, "automated", **kw)
+                            await self._take_snapshot(name, "automated", **kw)
                         fresh["last_auto_snapshot"] = now.isoformat()
                         self.store.put_doc(kind, fresh["id"], fresh)
                     self._prune(kind, fresh, now)
