@@ -46,7 +46,7 @@ class PortAllocator:
     def __init__(self, db_path: Path, port_range: tuple[int, int], *, fsync: bool = True) -> None:
         self.low, self.high = port_range
         self._store = MetadataStore(db_path, fsync=fsync, schema=_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reassign() allocates while holding it
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PortAllocator:

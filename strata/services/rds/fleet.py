@@ -20,7 +20,7 @@ from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.mariadb import MariaNode
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
-from strata.engines.process import wait_until
+from strata.engines.process import EngineError, wait_until
 
 Node = PgNode | MariaNode
 
@@ -92,10 +92,26 @@ class Fleet:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def with_free_port(self, doc: dict, name: str, build) -> Node:  # noqa: ANN001
+        """Run `build(node)` (which creates and starts the node); if its port was taken meanwhile
+        (another program on this machine), give the node a new port and build it once more."""
+        try:
+            build(self.node(doc, name))
+        except EngineError as e:
+            if "already in use" not in str(e):
+                raise
+            self.node(doc, name).stop()
+            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
+            self._nodes.pop((doc["id"], name), None)
+            build(self.node(doc, name))
+        return self.node(doc, name)
+
     def create_primary(self, doc: dict, password: str, params: dict[str, str]) -> None:
-        node = self.primary(doc)
-        node.initdb(password, params)
-        node.start()
+        def build(node: Node) -> None:
+            node.initdb(password, params)
+            node.start()
+
+        node = self.with_free_port(doc, doc["primary"], build)
         if doc.get("db_name"):
             node.create_database(doc["db_name"])
         self.route(doc)
@@ -154,10 +170,13 @@ class Fleet:
     def add_standby(self, doc: dict, az: str, params: dict[str, str]) -> None:
         """Build a synchronous standby from the primary (commits then wait for it)."""
         name = self.new_node(doc, "standby", az)
-        standby = self.node(doc, name)
-        standby.clone_from(self.primary(doc), standby=True, params=params, app_name=STANDBY_NAME)
-        standby.start()
         primary = self.primary(doc)
+
+        def build(node: Node) -> None:
+            node.clone_from(primary, standby=True, params=params, app_name=STANDBY_NAME)
+            node.start()
+
+        self.with_free_port(doc, name, build)
         primary.set_sync_standby(True)
         # Commits made while the standby was being built were not waited for: only once it has
         # caught up does "every acknowledged commit is on the standby" hold.
@@ -205,9 +224,11 @@ class Fleet:
     # -- read replicas -----------------------------------------------------------------------------
 
     def create_replica(self, source: dict, doc: dict, params: dict[str, str]) -> None:
-        node = self.primary(doc)
-        node.clone_from(self.primary(source), standby=True, params=params, app_name=doc["id"])
-        node.start()
+        def build(node: Node) -> None:
+            node.clone_from(self.primary(source), standby=True, params=params, app_name=doc["id"])
+            node.start()
+
+        self.with_free_port(doc, doc["primary"], build)
         self.route(doc)
 
     def promote_replica(self, doc: dict) -> None:
@@ -227,10 +248,11 @@ class Fleet:
         archive: Path | None = None,
         target_time: str | None = None,
     ) -> None:
-        node = self.primary(doc)
-        node.restore_from(backup, archive=archive, target_time=target_time, params=params)
-        node.start(timeout=600)
-        node.wait_recovered()
+        def build(node: Node) -> None:
+            node.restore_from(backup, archive=archive, target_time=target_time, params=params)
+            node.start(timeout=600)
+
+        self.with_free_port(doc, doc["primary"], build).wait_recovered()
         self.route(doc)
 
     def archive_of(self, doc: dict) -> Path:
