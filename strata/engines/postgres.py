@@ -231,6 +231,10 @@ class PgNode:
 
     def stop(self) -> None:
         self.proc.stop(timeout=30)
+        try:
+            self.sockdir.rmdir()  # empty once the server is down; start() makes it again
+        except OSError:
+            pass
 
     def kill(self) -> None:
         self.proc.kill()
