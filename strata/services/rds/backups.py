@@ -27,10 +27,10 @@ DAY = 86400.0
 class BackupsMixin:
     # -- snapshot records --------------------------------------------------------------------------
 
-    def snapshot_dir(self, snap_id: str) -> Path:
+    def _snapshot_dir(self, snap_id: str) -> Path:
         return self.runtime.data_dir / "snapshots" / snap_id.replace(":", "_")
 
-    def get_snapshot(self, snap_id: str | None) -> dict:
+    def _get_snapshot(self, snap_id: str | None) -> dict:
         if not snap_id:
             raise m.fault("InvalidParameterValue", "DBSnapshotIdentifier is required.")
         snap_id = snap_id.split(":snapshot:")[-1]
@@ -39,7 +39,7 @@ class BackupsMixin:
             raise m.not_found_snapshot(snap_id)
         return snap
 
-    def create_snapshot_record(
+    def _create_snapshot_record(
         self, doc: dict, snap_id: str, tags: list[dict] | None, kind: str, path: Path | None = None
     ) -> dict:
         if kind == "manual":
@@ -72,7 +72,7 @@ class BackupsMixin:
             "encrypted": doc["storage_encrypted"],
             "kms_key_id": doc.get("kms_key_id"),
             "tags": tag_map,
-            "path": str(path or self.snapshot_dir(snap_id) / "data"),
+            "path": str(path or self._snapshot_dir(snap_id) / "data"),
             "resource_id": doc["resource_id"],
             "real_at": None,
             "at": None,
@@ -80,32 +80,32 @@ class BackupsMixin:
         self.store.put_doc("snapshot", snap_id, snap)
         return snap
 
-    def fill_snapshot(self, snap_id: str) -> None:
+    def _fill_snapshot(self, snap_id: str) -> None:
         """Take the base backup a snapshot record names (blocking)."""
-        snap = self.get_snapshot(snap_id)
-        doc = self.get_instance(snap["instance_id"])
+        snap = self._get_snapshot(snap_id)
+        doc = self._get_instance(snap["instance_id"])
         started = clock.time()
         self.fleet.base_backup(doc, Path(snap["path"]))
-        snap = self.get_snapshot(snap_id)
+        snap = self._get_snapshot(snap_id)
         # `at` (shown as SnapshotCreateTime, used by the schedule) is when the backup began;
         # `real_at` (engine time) is when it ended: the earliest moment it can be restored to.
         snap.update(status="available", real_at=clock.time() - clock.offset, at=started)
         self.store.put_doc("snapshot", snap["id"], snap)
-        self.event(
+        self._event(
             snap["id"],
             "db-snapshot",
             "Manual snapshot created" if snap["type"] == "manual" else "Automated snapshot created",
             ["creation", "backup"],
         )
 
-    def delete_snapshot_files(self, snap: dict) -> None:
+    def _delete_snapshot_files(self, snap: dict) -> None:
         shutil.rmtree(
             Path(snap["path"]).parent if snap["type"] != "automated" else Path(snap["path"]),
             ignore_errors=True,
         )
         self.store.delete_doc("snapshot", snap["id"])
 
-    def snapshot_out(self, s: dict) -> dict:
+    def _snapshot_out(self, s: dict) -> dict:
         created = (
             dt.datetime.fromtimestamp(s["at"], dt.UTC)
             if s.get("at")
@@ -145,40 +145,40 @@ class BackupsMixin:
     # -- snapshot operations -----------------------------------------------------------------------
 
     def create_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "DBSnapshotIdentifier", "DBInstanceIdentifier")
-        doc = self.get_instance(req["DBInstanceIdentifier"])
+        self._require(req, "DBSnapshotIdentifier", "DBInstanceIdentifier")
+        doc = self._get_instance(req["DBInstanceIdentifier"])
         if doc["status"] != "available":
             raise m.invalid_state(doc["id"], doc["status"])
-        snap = self.create_snapshot_record(doc, req["DBSnapshotIdentifier"], req.get("Tags"), "manual")
-        self._spawn(doc["id"], self.fill_snapshot, snap["id"])
-        return {"DBSnapshot": self.snapshot_out(snap)}
+        snap = self._create_snapshot_record(doc, req["DBSnapshotIdentifier"], req.get("Tags"), "manual")
+        self._spawn(doc["id"], self._fill_snapshot, snap["id"])
+        return {"DBSnapshot": self._snapshot_out(snap)}
 
     def describe_db_snapshots(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBSnapshotIdentifier"):
-            snaps = [self.get_snapshot(req["DBSnapshotIdentifier"])]
+            snaps = [self._get_snapshot(req["DBSnapshotIdentifier"])]
         else:
             snaps = self.store.list_docs("snapshot")
         if req.get("DBInstanceIdentifier"):
             snaps = [s for s in snaps if s["instance_id"] == req["DBInstanceIdentifier"].lower()]
         if req.get("SnapshotType"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
-        return {"DBSnapshots": [self.snapshot_out(s) for s in snaps]}
+        return {"DBSnapshots": [self._snapshot_out(s) for s in snaps]}
 
     def delete_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        snap = self.get_snapshot(req.get("DBSnapshotIdentifier"))
+        snap = self._get_snapshot(req.get("DBSnapshotIdentifier"))
         if snap["type"] == "automated":
             raise m.fault(
                 "InvalidDBSnapshotState", "Automated snapshots are deleted with their retention period."
             )
         if snap["status"] == "creating":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is still being created.")
-        self.delete_snapshot_files(snap)
-        self.event(snap["id"], "db-snapshot", "Manual snapshot deleted", ["deletion"])
-        return {"DBSnapshot": {**self.snapshot_out(snap), "Status": "deleted"}}
+        self._delete_snapshot_files(snap)
+        self._event(snap["id"], "db-snapshot", "Manual snapshot deleted", ["deletion"])
+        return {"DBSnapshot": {**self._snapshot_out(snap), "Status": "deleted"}}
 
     def copy_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "SourceDBSnapshotIdentifier", "TargetDBSnapshotIdentifier")
-        src = self.get_snapshot(req["SourceDBSnapshotIdentifier"])
+        self._require(req, "SourceDBSnapshotIdentifier", "TargetDBSnapshotIdentifier")
+        src = self._get_snapshot(req["SourceDBSnapshotIdentifier"])
         if src["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {src['id']} is not available.")
         target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier")
@@ -191,52 +191,52 @@ class BackupsMixin:
             "type": "manual",
             "status": "creating",
             "tags": tags,
-            "path": str(self.snapshot_dir(target) / "data"),
+            "path": str(self._snapshot_dir(target) / "data"),
             "source_snapshot": src["id"],
             "kms_key_id": req.get("KmsKeyId") or src.get("kms_key_id"),
         }
         self.store.put_doc("snapshot", target, snap)
         self._spawn(f"snapshot:{target}", self._copy_snapshot, src["path"], target)
-        return {"DBSnapshot": self.snapshot_out(snap)}
+        return {"DBSnapshot": self._snapshot_out(snap)}
 
     def _copy_snapshot(self, src_path: str, target: str) -> None:
-        snap = self.get_snapshot(target)
+        snap = self._get_snapshot(target)
         dest = Path(snap["path"])
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src_path, dest, symlinks=True, dirs_exist_ok=True)
         snap["status"] = "available"
         self.store.put_doc("snapshot", target, snap)
-        self.event(target, "db-snapshot", "Snapshot copy finished", ["creation"])
+        self._event(target, "db-snapshot", "Snapshot copy finished", ["creation"])
 
     def restore_db_instance_from_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "DBInstanceIdentifier", "DBSnapshotIdentifier")
-        snap = self.get_snapshot(req["DBSnapshotIdentifier"])
+        self._require(req, "DBInstanceIdentifier", "DBSnapshotIdentifier")
+        snap = self._get_snapshot(req["DBSnapshotIdentifier"])
         if snap["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is not available.")
         info = m.ENGINES[snap["engine"]]
-        doc = self.new_instance_doc(
+        doc = self._new_instance_doc(
             {"AllocatedStorage": snap["allocated_storage"], **req}, info, snap["master_username"]
         )
         doc["db_name"] = snap.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self.other_az(doc["az"])
-        self.save(doc)
-        self.event(doc["id"], "db-instance", f"Restored from snapshot {snap['id']}", ["restoration"])
+            doc["secondary_az"] = self._other_az(doc["az"])
+        self._save(doc)
+        self._event(doc["id"], "db-instance", f"Restored from snapshot {snap['id']}", ["restoration"])
         self._spawn(doc["id"], self._restore_snapshot, doc["id"], snap["path"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _restore_snapshot(self, ident: str, path: str) -> None:
-        doc = self.get_instance(ident)
-        params = self.params_for(doc)
+        doc = self._get_instance(ident)
+        params = self._params_for(doc)
         self.fleet.restore(doc, Path(path), params)
-        self.save(doc, "nodes", "primary", "next_node")
-        self.finish_creation(doc, params)
+        self._save(doc, "nodes", "primary", "next_node")
+        self._finish_creation(doc, params)
 
     # -- automated backups and point-in-time restore ----------------------------------------------
 
-    def automated_backups(self, ident: str) -> list[dict]:
+    def _automated_backups(self, ident: str) -> list[dict]:
         snaps = [
             s
             for s in self.store.list_docs("snapshot", prefix=f"rds:{ident}-")
@@ -244,27 +244,27 @@ class BackupsMixin:
         ]
         return sorted(snaps, key=lambda s: s["at"])
 
-    def take_automated_backup(self, ident: str) -> None:
-        doc = self.get_instance(ident)
+    def _take_automated_backup(self, ident: str) -> None:
+        doc = self._get_instance(ident)
         stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = f"rds:{ident}-{stamp}"
         path = self.fleet.instance_dir(ident) / "backups" / stamp
-        self.event(ident, "db-instance", "Backing up DB instance", ["backup"])
-        self.create_snapshot_record(doc, snap_id, None, "automated", path=path)
-        self.fill_snapshot(snap_id)
-        self.event(ident, "db-instance", "Finished DB Instance backup", ["backup"])
-        self.prune_backups(doc)
+        self._event(ident, "db-instance", "Backing up DB instance", ["backup"])
+        self._create_snapshot_record(doc, snap_id, None, "automated", path=path)
+        self._fill_snapshot(snap_id)
+        self._event(ident, "db-instance", "Finished DB Instance backup", ["backup"])
+        self._prune_backups(doc)
 
-    def latest_restorable_time(self, doc: dict) -> dt.datetime | None:
+    def _latest_restorable_time(self, doc: dict) -> dt.datetime | None:
         if doc.get("backup_retention", 0) == 0 or doc.get("source") or not doc.get("backups_started", True):
             return None
-        if not self.automated_backups(doc["id"]):
+        if not self._automated_backups(doc["id"]):
             return None
         at = doc.get("stopped_at") if doc["status"] == "stopped" else clock.time()
         return dt.datetime.fromtimestamp(int(at), dt.UTC)
 
     def restore_db_instance_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "TargetDBInstanceIdentifier")
+        self._require(req, "TargetDBInstanceIdentifier")
         src_id = req.get("SourceDBInstanceIdentifier")
         if not src_id and req.get("SourceDbiResourceId"):
             src_id = next(
@@ -275,15 +275,15 @@ class BackupsMixin:
                 ),
                 None,
             )
-        source = self.get_instance(src_id)
-        backups = self.automated_backups(source["id"])
+        source = self._get_instance(src_id)
+        backups = self._automated_backups(source["id"])
         if source["backup_retention"] == 0 or not backups:
             raise m.fault(
                 "PointInTimeRestoreNotEnabled",
                 f"Point-in-time restore is not enabled for DB instance {source['id']} "
                 "(automated backups are off or the first backup has not finished).",
             )
-        latest = self.latest_restorable_time(source)
+        latest = self._latest_restorable_time(source)
         use_latest = bool(req.get("UseLatestRestorableTime"))
         restore_time = req.get("RestoreTime")
         if use_latest == bool(restore_time):
@@ -312,60 +312,60 @@ class BackupsMixin:
             **req,
             "DBInstanceIdentifier": req["TargetDBInstanceIdentifier"],
         }
-        doc = self.new_instance_doc(req2, info, source["master_username"])
+        doc = self._new_instance_doc(req2, info, source["master_username"])
         doc["db_name"] = source.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self.other_az(doc["az"])
-        self.save(doc)
-        self.event(doc["id"], "db-instance", f"Restoring {source['id']} to a point in time", ["restoration"])
+            doc["secondary_az"] = self._other_az(doc["az"])
+        self._save(doc)
+        self._event(doc["id"], "db-instance", f"Restoring {source['id']} to a point in time", ["restoration"])
         self._spawn(doc["id"], self._restore_pitr, doc["id"], source["id"], target_ts)
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _restore_pitr(self, ident: str, source_id: str, target_ts: float | None) -> None:
-        source = self.get_instance(source_id)
+        source = self._get_instance(source_id)
         with self.fleet.lock(source_id):
             self.fleet.prepare_pitr(source)
         target_real = None if target_ts is None else target_ts - clock.offset
         backups = [
-            b for b in self.automated_backups(source_id) if target_real is None or b["real_at"] <= target_real
+            b for b in self._automated_backups(source_id) if target_real is None or b["real_at"] <= target_real
         ]
         if not backups:
             raise RuntimeError("no base backup precedes the restore time")
         target = None if target_real is None else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat()
-        doc = self.get_instance(ident)
-        params = self.params_for(doc)
+        doc = self._get_instance(ident)
+        params = self._params_for(doc)
         self.fleet.restore(
             doc, Path(backups[-1]["path"]), params, archive=self.fleet.archive_of(source), target_time=target
         )
-        self.save(doc, "nodes", "primary", "next_node")
-        self.finish_creation(doc, params)
+        self._save(doc, "nodes", "primary", "next_node")
+        self._finish_creation(doc, params)
 
     # -- the schedule ------------------------------------------------------------------------------
 
-    def run_schedule(self) -> None:
+    def _run_schedule(self) -> None:
         """Daily automated backups, retention pruning and metering, at the simulated time."""
         now = clock.time()
         for doc in self.store.list_docs("instance"):
             if doc["id"] in self._busy:
                 continue
-            self.meter_instance(doc)
-            self.save(doc, "metered_at")
+            self._meter_instance(doc)
+            self._save(doc, "metered_at")
             if doc["status"] != "available" or doc.get("source") or doc["backup_retention"] == 0:
                 continue
-            backups = self.automated_backups(doc["id"])
+            backups = self._automated_backups(doc["id"])
             if not backups or now - backups[-1]["at"] >= DAY:
-                self._spawn(doc["id"], self.take_automated_backup, doc["id"])
+                self._spawn(doc["id"], self._take_automated_backup, doc["id"])
             else:
-                self.prune_backups(doc)
-        self.run_cluster_schedule()
+                self._prune_backups(doc)
+        self._run_cluster_schedule()
 
-    def prune_backups(self, doc: dict) -> None:
+    def _prune_backups(self, doc: dict) -> None:
         """Drop automated backups no restore inside the retention window needs (the newest one
         older than the window stays: it is the base for the window's earliest seconds)."""
         window_start = clock.time() - doc["backup_retention"] * DAY
-        backups = self.automated_backups(doc["id"])
+        backups = self._automated_backups(doc["id"])
         older = [b for b in backups if b["at"] <= window_start]
         for b in older[:-1]:
-            self.delete_snapshot_files(b)
+            self._delete_snapshot_files(b)

@@ -28,7 +28,7 @@ READER_HOST = "127.0.0.2"
 class ClustersMixin:
     # -- records -----------------------------------------------------------------------------------
 
-    def get_cluster(self, cid: str | None) -> dict:
+    def _get_cluster(self, cid: str | None) -> dict:
         if not cid:
             raise m.fault("InvalidParameterValue", "DBClusterIdentifier is required.")
         doc = self.store.get_doc("cluster", cid.split(":")[-1].lower())
@@ -36,10 +36,10 @@ class ClustersMixin:
             raise m.not_found_cluster(cid)
         return doc
 
-    def cluster_dir(self, cid: str) -> Path:
+    def _cluster_dir(self, cid: str) -> Path:
         return self.runtime.data_dir / "clusters" / cid
 
-    def route_cluster(self, cluster: dict) -> None:
+    def _route_cluster(self, cluster: dict) -> None:
         """Writer endpoint -> writer node; reader endpoint -> reader nodes (or the writer)."""
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
         writer_backend = (
@@ -61,7 +61,7 @@ class ClustersMixin:
             host=READER_HOST,
         )
 
-    def cluster_out(self, c: dict) -> dict:
+    def _cluster_out(self, c: dict) -> dict:
         members = [
             {
                 "DBInstanceIdentifier": i,
@@ -83,7 +83,7 @@ class ClustersMixin:
             "MasterUsername": c["master_username"],
             "DBClusterMembers": members,
             "MultiAZ": len(c["members"]) > 1,
-            "AvailabilityZones": self.azs()[:3],
+            "AvailabilityZones": self._azs()[:3],
             "BackupRetentionPeriod": c["backup_retention"],
             "PreferredBackupWindow": "03:00-03:30",
             "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
@@ -112,7 +112,7 @@ class ClustersMixin:
             out["ServerlessV2ScalingConfiguration"] = c["serverless_v2"]
         if c.get("subnet_group"):
             out["DBSubnetGroup"] = c["subnet_group"]
-        backups = self.cluster_backups(c["id"])
+        backups = self._cluster_backups(c["id"])
         if backups and c.get("writer"):
             out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(
                 int(backups[0]["real_at"] + clock.offset) + 1, dt.UTC
@@ -123,7 +123,7 @@ class ClustersMixin:
         return out
 
     @staticmethod
-    def check_serverless(cfg: dict | None) -> dict | None:
+    def _check_serverless(cfg: dict | None) -> dict | None:
         if not cfg:
             return None
         lo, hi = float(cfg.get("MinCapacity", 0.5)), float(cfg.get("MaxCapacity", 128))
@@ -137,20 +137,20 @@ class ClustersMixin:
 
     # -- cluster operations ------------------------------------------------------------------------
 
-    def new_cluster_doc(
+    def _new_cluster_doc(
         self, req: dict, info: m.EngineInfo, master_username: str, password: str | None
     ) -> dict:
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
         if self.store.get_doc("cluster", cid):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
         if req.get("DBSubnetGroupName"):
-            self.get_subnet_group(req["DBSubnetGroupName"])
+            self._get_subnet_group(req["DBSubnetGroupName"])
         port = self.fleet.ports.allocate(f"rds/cluster/{cid}/endpoint", preferred=req.get("Port"))
         return {
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self.engine_version(info.kind),
+            "engine_version": self._engine_version(info.kind),
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -160,14 +160,14 @@ class ClustersMixin:
             "members": [],
             "writer": None,
             "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
-            "serverless_v2": self.check_serverless(req.get("ServerlessV2ScalingConfiguration")),
+            "serverless_v2": self._check_serverless(req.get("ServerlessV2ScalingConfiguration")),
             "tags": m.tags_in(req.get("Tags")),
             "storage_encrypted": bool(req.get("StorageEncrypted")),
             "kms_key_id": req.get("KmsKeyId"),
             "param_group": req.get("DBClusterParameterGroupName"),
             "subnet_group": req.get("DBSubnetGroupName"),
             "deletion_protection": bool(req.get("DeletionProtection")),
-            "resource_id": self.resource_id("cluster"),
+            "resource_id": self._resource_id("cluster"),
             "seed": None,
         }
 
@@ -178,23 +178,23 @@ class ClustersMixin:
                 "InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql."
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
-        c = self.new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
+        c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
         self.store.put_doc("cluster", c["id"], c)
-        await run_blocking(self.route_cluster, c)
-        self.event(c["id"], "db-cluster", "DB cluster created", ["creation"])
-        return {"DBCluster": self.cluster_out(c)}
+        await run_blocking(self._route_cluster, c)
+        self._event(c["id"], "db-cluster", "DB cluster created", ["creation"])
+        return {"DBCluster": self._cluster_out(c)}
 
     def describe_db_clusters(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBClusterIdentifier"):
-            clusters = [self.get_cluster(req["DBClusterIdentifier"])]
+            clusters = [self._get_cluster(req["DBClusterIdentifier"])]
         else:
             clusters = self.store.list_docs("cluster")
-        return {"DBClusters": [self.cluster_out(c) for c in clusters]}
+        return {"DBClusters": [self._cluster_out(c) for c in clusters]}
 
     async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        c = self._get_cluster(req.get("DBClusterIdentifier"))
         if req.get("ServerlessV2ScalingConfiguration"):
-            c["serverless_v2"] = self.check_serverless(req["ServerlessV2ScalingConfiguration"])
+            c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
             c["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
         if req.get("DeletionProtection") is not None:
@@ -203,7 +203,7 @@ class ClustersMixin:
             m.check_password(req["MasterUserPassword"])
             c["master_password"] = req["MasterUserPassword"]
             if c.get("writer"):
-                writer = self.get_instance(c["writer"])
+                writer = self._get_instance(c["writer"])
                 await run_blocking(
                     self._locked,
                     writer["id"],
@@ -211,10 +211,10 @@ class ClustersMixin:
                     req["MasterUserPassword"],
                 )
         self.store.put_doc("cluster", c["id"], c)
-        return {"DBCluster": self.cluster_out(c)}
+        return {"DBCluster": self._cluster_out(c)}
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        c = self._get_cluster(req.get("DBClusterIdentifier"))
         if c.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",
@@ -236,45 +236,45 @@ class ClustersMixin:
             for s in self.store.list_docs("cluster_snapshot"):
                 if s["cluster_id"] == c["id"] and s["type"] == "automated":
                     self.store.delete_doc("cluster_snapshot", s["id"])
-            shutil.rmtree(self.cluster_dir(c["id"]), ignore_errors=True)
+            shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
             self.store.delete_doc("cluster", c["id"])
 
         await run_blocking(remove)
-        self.event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
-        return {"DBCluster": {**self.cluster_out(c), "Status": "deleting"}}
+        self._event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
+        return {"DBCluster": {**self._cluster_out(c), "Status": "deleting"}}
 
     # -- instances in a cluster --------------------------------------------------------------------
 
-    async def create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
-        c = self.get_cluster(req["DBClusterIdentifier"])
+    async def _create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
+        c = self._get_cluster(req["DBClusterIdentifier"])
         if info.name != c["engine"]:
             raise m.fault(
                 "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
-        doc = self.new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
+        doc = self._new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
         doc.update(
             cluster=c["id"],
             db_name=c.get("db_name"),
-            archive_dir=str(self.cluster_dir(c["id"]) / "archive"),
+            archive_dir=str(self._cluster_dir(c["id"]) / "archive"),
             cluster_role="writer" if not c.get("writer") else "reader",
             storage_type="aurora",
         )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
-        self.save(doc)
+        self._save(doc)
         c["members"].append(doc["id"])
         if doc["cluster_role"] == "writer":
             c["writer"] = doc["id"]
         self.store.put_doc("cluster", c["id"], c)
         self._spawn(doc["id"], self._build_cluster_instance, doc["id"], c["id"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _build_cluster_instance(self, ident: str, cid: str) -> None:
-        doc = self.get_instance(ident)
-        c = self.get_cluster(cid)
-        params = self.params_for(doc)
+        doc = self._get_instance(ident)
+        c = self._get_cluster(cid)
+        params = self._params_for(doc)
         if doc["cluster_role"] == "writer":
             seed = c.get("seed")
             if seed:
@@ -287,23 +287,23 @@ class ClustersMixin:
                 )
             else:
                 self.fleet.create_primary(doc, c["master_password"], params)
-            self.save(doc, "nodes")
-            self.route_cluster(self.get_cluster(cid))  # before "available": the endpoint works then
-            self.set_status(ident, "available")
-            if c["backup_retention"] > 0 and not self.cluster_backups(cid):
-                self.fill_cluster_snapshot(self.take_cluster_backup(cid, automated=True)["id"])
+            self._save(doc, "nodes")
+            self._route_cluster(self._get_cluster(cid))  # before "available": the endpoint works then
+            self._set_status(ident, "available")
+            if c["backup_retention"] > 0 and not self._cluster_backups(cid):
+                self._fill_cluster_snapshot(self._take_cluster_backup(cid, automated=True)["id"])
         else:
-            writer = self.get_instance(c["writer"])
+            writer = self._get_instance(c["writer"])
             with self.fleet.lock(writer["id"]):
                 self.fleet.create_replica(writer, doc, params)
-            self.save(doc, "nodes")
-            self.set_status(ident, "available")
-        self.route_cluster(self.get_cluster(cid))
-        self.event(
+            self._save(doc, "nodes")
+            self._set_status(ident, "available")
+        self._route_cluster(self._get_cluster(cid))
+        self._event(
             ident, "db-instance", f"DB instance added to cluster {cid} as {doc['cluster_role']}", ["creation"]
         )
 
-    def cluster_member_removed(self, cid: str, ident: str) -> None:
+    def _cluster_member_removed(self, cid: str, ident: str) -> None:
         c = self.store.get_doc("cluster", cid)
         if c is None:
             return
@@ -311,12 +311,12 @@ class ClustersMixin:
         if c.get("writer") == ident:
             c["writer"] = None
         self.store.put_doc("cluster", cid, c)
-        self.route_cluster(c)
+        self._route_cluster(c)
 
     # -- failover ----------------------------------------------------------------------------------
 
     async def failover_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
-        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        c = self._get_cluster(req.get("DBClusterIdentifier"))
         readers = [i for i in c["members"] if i != c.get("writer")]
         target = (req.get("TargetDBInstanceIdentifier") or "").lower() or (readers[0] if readers else None)
         if not c.get("writer") or not target or target not in readers:
@@ -326,64 +326,64 @@ class ClustersMixin:
                 if not readers
                 else f"{target} is not a reader of cluster {c['id']}.",
             )
-        if c["status"] != "available" or self.get_instance(target)["status"] != "available":
+        if c["status"] != "available" or self._get_instance(target)["status"] != "available":
             raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} is not available.")
         c["status"] = "failing-over"
         self.store.put_doc("cluster", c["id"], c)
         self._spawn(f"cluster:{c['id']}", self._failover_cluster, c["id"], target)
-        return {"DBCluster": self.cluster_out(c)}
+        return {"DBCluster": self._cluster_out(c)}
 
     def _failover_cluster(self, cid: str, target: str, rebuild: bool = True) -> None:
-        c = self.get_cluster(cid)
+        c = self._get_cluster(cid)
         old_id = c["writer"]
         t0 = clock.monotonic()
-        self.event(cid, "db-cluster", f"Started cluster failover to DB instance {target}", ["failover"])
+        self._event(cid, "db-cluster", f"Started cluster failover to DB instance {target}", ["failover"])
         with self.fleet.lock(old_id), self.fleet.lock(target):
-            old, new = self.get_instance(old_id), self.get_instance(target)
+            old, new = self._get_instance(old_id), self._get_instance(target)
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
             if old_node.running():  # a planned failover loses nothing: let the reader catch up first
                 wait_until(lambda: new_node.caught_up_with(old_node), 30)
                 old_node.stop()
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
-            self.save(new, "cluster_role")
-            self.set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")
+            self._save(new, "cluster_role")
+            self._set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")
             c["writer"] = target
             c["status"] = "available"
             c["last_failover_seconds"] = round(clock.monotonic() - t0, 3)
             self.store.put_doc("cluster", cid, c)
-            self.route_cluster(c)
-        self.event(cid, "db-cluster", f"Completed failover to DB instance {target}", ["failover"])
+            self._route_cluster(c)
+        self._event(cid, "db-cluster", f"Completed failover to DB instance {target}", ["failover"])
         for rid in c["members"]:
             if rid not in (old_id, target):
                 with self.fleet.lock(rid):
-                    self.fleet.primary(self.get_instance(rid)).follow(self.fleet.primary(new), rid)
+                    self.fleet.primary(self._get_instance(rid)).follow(self.fleet.primary(new), rid)
         if not rebuild:
             return
         with self.fleet.lock(old_id):  # the old writer comes back as a reader of the new one
-            old = self.get_instance(old_id)
+            old = self._get_instance(old_id)
             self.fleet.drop_node(old, old["primary"])
             old["primary"] = self.fleet.new_node(old, "primary", old["az"])
-            self.fleet.create_replica(self.get_instance(target), old, self.params_for(old))
-            self.save(old, "nodes", "primary", "next_node")
-            self.set_status(old_id, "available")
-        self.route_cluster(self.get_cluster(cid))
+            self.fleet.create_replica(self._get_instance(target), old, self._params_for(old))
+            self._save(old, "nodes", "primary", "next_node")
+            self._set_status(old_id, "available")
+        self._route_cluster(self._get_cluster(cid))
 
     # -- cluster backups, snapshots and restores ---------------------------------------------------
 
-    def run_cluster_schedule(self) -> None:
+    def _run_cluster_schedule(self) -> None:
         """A daily automated backup of every cluster with a writer (simulated time)."""
         for c in self.store.list_docs("cluster"):
             writer = c.get("writer")
             if not writer or writer in self._busy or c["status"] != "available":
                 continue
             w = self.store.get_doc("instance", writer)
-            backups = self.cluster_backups(c["id"])
+            backups = self._cluster_backups(c["id"])
             if w and w["status"] == "available" and backups and clock.time() - backups[-1]["at"] >= 86400:
-                snap = self.take_cluster_backup(c["id"], automated=True)
-                self._spawn(writer, self.fill_cluster_snapshot, snap["id"])
+                snap = self._take_cluster_backup(c["id"], automated=True)
+                self._spawn(writer, self._fill_cluster_snapshot, snap["id"])
 
-    def cluster_backups(self, cid: str) -> list[dict]:
+    def _cluster_backups(self, cid: str) -> list[dict]:
         snaps = [
             s
             for s in self.store.list_docs("cluster_snapshot")
@@ -391,14 +391,14 @@ class ClustersMixin:
         ]
         return sorted(snaps, key=lambda s: s["at"])
 
-    def take_cluster_backup(
+    def _take_cluster_backup(
         self, cid: str, *, automated: bool, snap_id: str | None = None, tags: dict | None = None
     ) -> dict:
-        c = self.get_cluster(cid)
+        c = self._get_cluster(cid)
         stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = snap_id or f"rds:{cid}-{stamp}"
         path = (
-            self.cluster_dir(cid) / "backups" / stamp
+            self._cluster_dir(cid) / "backups" / stamp
             if automated
             else self.runtime.data_dir / "cluster-snapshots" / snap_id / "data"
         )
@@ -425,15 +425,15 @@ class ClustersMixin:
         self.store.put_doc("cluster_snapshot", snap_id, snap)
         return snap
 
-    def fill_cluster_snapshot(self, snap_id: str) -> None:
+    def _fill_cluster_snapshot(self, snap_id: str) -> None:
         snap = self.store.get_doc("cluster_snapshot", snap_id)
-        c = self.get_cluster(snap["cluster_id"])
-        writer = self.get_instance(c["writer"])
+        c = self._get_cluster(snap["cluster_id"])
+        writer = self._get_instance(c["writer"])
         self.fleet.base_backup(writer, Path(snap["path"]))
         snap.update(status="available", real_at=clock.time() - clock.offset)
         self.store.put_doc("cluster_snapshot", snap_id, snap)
 
-    def cluster_snapshot_out(self, s: dict) -> dict:
+    def _cluster_snapshot_out(self, s: dict) -> dict:
         created = dt.datetime.fromtimestamp(s["at"], dt.UTC)
         out = {
             "DBClusterSnapshotIdentifier": s["id"],
@@ -455,26 +455,26 @@ class ClustersMixin:
             "DBClusterSnapshotArn": m.arn(self.region, self.account, "cluster-snapshot", s["id"]),
             "IAMDatabaseAuthenticationEnabled": False,
             "TagList": m.tags_out(s.get("tags", {})),
-            "AvailabilityZones": self.azs()[:3],
+            "AvailabilityZones": self._azs()[:3],
         }
         if s.get("kms_key_id"):
             out["KmsKeyId"] = s["kms_key_id"]
         return out
 
     def create_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        c = self.get_cluster(req.get("DBClusterIdentifier"))
+        c = self._get_cluster(req.get("DBClusterIdentifier"))
         snap_id = m.check_identifier(req.get("DBClusterSnapshotIdentifier"), "DBClusterSnapshotIdentifier")
         if self.store.get_doc("cluster_snapshot", snap_id):
             raise m.fault("DBClusterSnapshotAlreadyExistsFault", f"Snapshot {snap_id} already exists.")
-        if not c.get("writer") or self.get_instance(c["writer"])["status"] != "available":
+        if not c.get("writer") or self._get_instance(c["writer"])["status"] != "available":
             raise m.fault(
                 "InvalidDBClusterStateFault", f"Cluster {c['id']} has no available writer instance."
             )
-        snap = self.take_cluster_backup(
+        snap = self._take_cluster_backup(
             c["id"], automated=False, snap_id=snap_id, tags=m.tags_in(req.get("Tags"))
         )
-        self._spawn(c["writer"], self.fill_cluster_snapshot, snap_id)
-        return {"DBClusterSnapshot": self.cluster_snapshot_out(snap)}
+        self._spawn(c["writer"], self._fill_cluster_snapshot, snap_id)
+        return {"DBClusterSnapshot": self._cluster_snapshot_out(snap)}
 
     def describe_db_cluster_snapshots(self, ctx: RequestContext, req: dict) -> dict:
         snaps = self.store.list_docs("cluster_snapshot")
@@ -490,7 +490,7 @@ class ClustersMixin:
             snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
         if req.get("SnapshotType"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
-        return {"DBClusterSnapshots": [self.cluster_snapshot_out(s) for s in snaps]}
+        return {"DBClusterSnapshots": [self._cluster_snapshot_out(s) for s in snaps]}
 
     def delete_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.store.get_doc("cluster_snapshot", req.get("DBClusterSnapshotIdentifier") or "")
@@ -498,7 +498,7 @@ class ClustersMixin:
             raise m.fault("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot not found.", 404)
         shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
         self.store.delete_doc("cluster_snapshot", snap["id"])
-        return {"DBClusterSnapshot": {**self.cluster_snapshot_out(snap), "Status": "deleted"}}
+        return {"DBClusterSnapshot": {**self._cluster_snapshot_out(snap), "Status": "deleted"}}
 
     async def restore_db_cluster_from_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.store.get_doc("cluster_snapshot", req.get("SnapshotIdentifier") or "")
@@ -509,17 +509,17 @@ class ClustersMixin:
                 404,
             )
         info = m.engine_info(req.get("Engine") or snap["engine"])
-        c = self.new_cluster_doc(
+        c = self._new_cluster_doc(
             {"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None
         )
         c["seed"] = {"backup": snap["path"]}
         self.store.put_doc("cluster", c["id"], c)
-        await run_blocking(self.route_cluster, c)
-        return {"DBCluster": self.cluster_out(c)}
+        await run_blocking(self._route_cluster, c)
+        return {"DBCluster": self._cluster_out(c)}
 
     async def restore_db_cluster_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
-        src = self.get_cluster(req.get("SourceDBClusterIdentifier"))
-        backups = self.cluster_backups(src["id"])
+        src = self._get_cluster(req.get("SourceDBClusterIdentifier"))
+        backups = self._cluster_backups(src["id"])
         if not backups or not src.get("writer"):
             raise m.fault(
                 "InvalidDBClusterStateFault", f"Cluster {src['id']} has no automated backup to restore from."
@@ -535,11 +535,11 @@ class ClustersMixin:
             if ts > clock.time() or ts < backups[0]["real_at"] + clock.offset:
                 raise m.fault("InvalidRestoreFault", "The restore time is outside the restorable window.")
             target_real = ts - clock.offset
-        writer = self.get_instance(src["writer"])
+        writer = self._get_instance(src["writer"])
         await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
         info = m.ENGINES[src["engine"]]
-        c = self.new_cluster_doc(
+        c = self._new_cluster_doc(
             {"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"], **req},
             info,
             src["master_username"],
@@ -547,12 +547,12 @@ class ClustersMixin:
         )
         c["seed"] = {
             "backup": base["path"],
-            "archive": str(self.cluster_dir(src["id"]) / "archive"),
+            "archive": str(self._cluster_dir(src["id"]) / "archive"),
             "target": None
             if target_real is None
             else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat(),
         }
         self.store.put_doc("cluster", c["id"], c)
-        await run_blocking(self.route_cluster, c)
-        self.event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
-        return {"DBCluster": self.cluster_out(c)}
+        await run_blocking(self._route_cluster, c)
+        self._event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
+        return {"DBCluster": self._cluster_out(c)}

@@ -34,11 +34,11 @@ RESERVED_PARAMS = {
 class GroupsMixin:
     # -- parameter groups --------------------------------------------------------------------------
 
-    def default_group_name(self, doc: dict) -> str:
+    def _default_group_name(self, doc: dict) -> str:
         major = doc["engine_version"].split(".")[0]
         return f"default.{m.ENGINES[doc['engine']].family_prefix}{major}"
 
-    def get_param_group(self, name: str) -> dict:
+    def _get_param_group(self, name: str) -> dict:
         g = self.store.get_doc("param_group", name.lower())
         if g is None:
             if name.startswith("default."):
@@ -52,7 +52,7 @@ class GroupsMixin:
             raise m.fault("DBParameterGroupNotFound", f"DBParameterGroup not found: {name}", 404)
         return g
 
-    def params_for(self, doc: dict) -> dict[str, str]:
+    def _params_for(self, doc: dict) -> dict[str, str]:
         """The engine settings of an instance's parameter group (what the engine config gets)."""
         if not doc.get("param_group"):
             return {}
@@ -60,7 +60,7 @@ class GroupsMixin:
         return {k: v["value"] for k, v in (group or {}).get("params", {}).items()}
 
     def create_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "DBParameterGroupName", "DBParameterGroupFamily", "Description")
+        self._require(req, "DBParameterGroupName", "DBParameterGroupFamily", "Description")
         name = req["DBParameterGroupName"]
         if self.store.get_doc("param_group", name.lower()):
             raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
@@ -72,9 +72,9 @@ class GroupsMixin:
             "tags": m.tags_in(req.get("Tags")),
         }
         self.store.put_doc("param_group", name.lower(), g)
-        return {"DBParameterGroup": self.param_group_out(g)}
+        return {"DBParameterGroup": self._param_group_out(g)}
 
-    def param_group_out(self, g: dict) -> dict:
+    def _param_group_out(self, g: dict) -> dict:
         return {
             "DBParameterGroupName": g["name"],
             "DBParameterGroupFamily": g["family"],
@@ -84,17 +84,17 @@ class GroupsMixin:
 
     def describe_db_parameter_groups(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBParameterGroupName"):
-            groups = [self.get_param_group(req["DBParameterGroupName"])]
+            groups = [self._get_param_group(req["DBParameterGroupName"])]
         else:
             groups = self.store.list_docs("param_group")
-        return {"DBParameterGroups": [self.param_group_out(g) for g in groups]}
+        return {"DBParameterGroups": [self._param_group_out(g) for g in groups]}
 
     async def modify_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "DBParameterGroupName", "Parameters")
+        self._require(req, "DBParameterGroupName", "Parameters")
         name = req["DBParameterGroupName"]
         if name.startswith("default."):
             raise m.fault("InvalidParameterValue", "Default parameter groups cannot be modified.")
-        g = self.get_param_group(name)
+        g = self._get_param_group(name)
         for p in req["Parameters"]:
             pname = p.get("ParameterName")
             if not pname or pname.lower() in RESERVED_PARAMS:
@@ -110,12 +110,12 @@ class GroupsMixin:
         for doc in self.store.list_docs("instance"):
             if (doc.get("param_group") or "").lower() == name.lower() and doc["status"] == "available":
                 await run_blocking(
-                    self._locked, doc["id"], self.fleet.apply_params, doc, self.params_for(doc)
+                    self._locked, doc["id"], self.fleet.apply_params, doc, self._params_for(doc)
                 )
         return {"DBParameterGroupName": name}
 
     def reset_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        g = self.get_param_group(req["DBParameterGroupName"])
+        g = self._get_param_group(req["DBParameterGroupName"])
         if req.get("ResetAllParameters"):
             g["params"] = {}
         for p in req.get("Parameters") or []:
@@ -124,7 +124,7 @@ class GroupsMixin:
         return {"DBParameterGroupName": g["name"]}
 
     def describe_db_parameters(self, ctx: RequestContext, req: dict) -> dict:
-        g = self.get_param_group(req["DBParameterGroupName"])
+        g = self._get_param_group(req["DBParameterGroupName"])
         params = [
             {
                 "ParameterName": k,
@@ -141,7 +141,7 @@ class GroupsMixin:
 
     def delete_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         name = req["DBParameterGroupName"]
-        self.get_param_group(name)
+        self._get_param_group(name)
         if any(
             (d.get("param_group") or "").lower() == name.lower() for d in self.store.list_docs("instance")
         ):
@@ -151,7 +151,7 @@ class GroupsMixin:
 
     # -- subnet groups -----------------------------------------------------------------------------
 
-    def get_subnet_group(self, name: str) -> dict:
+    def _get_subnet_group(self, name: str) -> dict:
         g = self.store.get_doc("subnet_group", name.lower())
         if g is None:
             if name == "default":
@@ -160,7 +160,7 @@ class GroupsMixin:
         return g
 
     def create_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
-        self.require(req, "DBSubnetGroupName", "DBSubnetGroupDescription", "SubnetIds")
+        self._require(req, "DBSubnetGroupName", "DBSubnetGroupDescription", "SubnetIds")
         name = req["DBSubnetGroupName"]
         if self.store.get_doc("subnet_group", name.lower()):
             raise m.fault("DBSubnetGroupAlreadyExists", f"DB subnet group {name} already exists.")
@@ -171,10 +171,10 @@ class GroupsMixin:
             "tags": m.tags_in(req.get("Tags")),
         }
         self.store.put_doc("subnet_group", name.lower(), g)
-        return {"DBSubnetGroup": self.subnet_group_out(g)}
+        return {"DBSubnetGroup": self._subnet_group_out(g)}
 
-    def subnet_group_out(self, g: dict) -> dict:
-        azs = self.azs()
+    def _subnet_group_out(self, g: dict) -> dict:
+        azs = self._azs()
         return {
             "DBSubnetGroupName": g["name"],
             "DBSubnetGroupDescription": g["description"],
@@ -194,28 +194,28 @@ class GroupsMixin:
 
     def describe_db_subnet_groups(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBSubnetGroupName"):
-            groups = [self.get_subnet_group(req["DBSubnetGroupName"])]
+            groups = [self._get_subnet_group(req["DBSubnetGroupName"])]
         else:
             groups = self.store.list_docs("subnet_group")
-        return {"DBSubnetGroups": [self.subnet_group_out(g) for g in groups]}
+        return {"DBSubnetGroups": [self._subnet_group_out(g) for g in groups]}
 
     def modify_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
-        g = self.get_subnet_group(req["DBSubnetGroupName"])
+        g = self._get_subnet_group(req["DBSubnetGroupName"])
         g["subnets"] = list(req.get("SubnetIds") or g["subnets"])
         if req.get("DBSubnetGroupDescription"):
             g["description"] = req["DBSubnetGroupDescription"]
         self.store.put_doc("subnet_group", g["name"].lower(), g)
-        return {"DBSubnetGroup": self.subnet_group_out(g)}
+        return {"DBSubnetGroup": self._subnet_group_out(g)}
 
     def delete_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         name = req["DBSubnetGroupName"]
-        self.get_subnet_group(name)
+        self._get_subnet_group(name)
         self.store.delete_doc("subnet_group", name.lower())
         return {}
 
     # -- events ------------------------------------------------------------------------------------
 
-    def event(self, source: str, source_type: str, message: str, categories: list[str]) -> None:
+    def _event(self, source: str, source_type: str, message: str, categories: list[str]) -> None:
         now = clock.now()
         key = f"{now.timestamp():017.6f}-{next(_seq):06d}"
         self.store.put_doc(
@@ -340,7 +340,7 @@ class GroupsMixin:
             infos = list(m.ENGINES.values())
         out = []
         for info in infos:
-            version = self.engine_version(info.kind)
+            version = self._engine_version(info.kind)
             if req.get("EngineVersion") and not version.startswith(req["EngineVersion"]):
                 continue
             major = version.split(".")[0]
@@ -368,7 +368,7 @@ class GroupsMixin:
 
     def describe_orderable_db_instance_options(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
-        version = self.engine_version(info.kind)
+        version = self._engine_version(info.kind)
         classes = [
             c for c in m.INSTANCE_CLASSES if not req.get("DBInstanceClass") or c == req["DBInstanceClass"]
         ]
@@ -378,7 +378,7 @@ class GroupsMixin:
                 "EngineVersion": version,
                 "DBInstanceClass": c,
                 "LicenseModel": "postgresql-license" if info.kind == "postgres" else "general-public-license",
-                "AvailabilityZones": [{"Name": a} for a in self.azs()],
+                "AvailabilityZones": [{"Name": a} for a in self._azs()],
                 "MultiAZCapable": True,
                 "ReadReplicaCapable": True,
                 "Vpc": True,

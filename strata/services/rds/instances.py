@@ -25,29 +25,29 @@ STARTED_STATES = (
 class InstancesMixin:
     # -- create ------------------------------------------------------------------------------------
 
-    def new_instance_doc(
+    def _new_instance_doc(
         self, req: dict, info: m.EngineInfo, master_username: str, *, az: str | None = None
     ) -> dict:
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
         if self.store.get_doc("instance", ident) is not None:
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         klass = m.check_class(req.get("DBInstanceClass") or "db.t3.micro")
-        az = req.get("AvailabilityZone") or az or self.azs()[0]
-        if az not in self.azs():
+        az = req.get("AvailabilityZone") or az or self._azs()[0]
+        if az not in self._azs():
             raise m.fault("InvalidParameterValue", f"Invalid availability zone: {az}")
         pg = req.get("DBParameterGroupName")
         if pg:
-            self.get_param_group(pg)
+            self._get_param_group(pg)
         sg = req.get("DBSubnetGroupName")
         if sg:
-            self.get_subnet_group(sg)
+            self._get_subnet_group(sg)
         port = self.fleet.ports.allocate(f"rds/{ident}/endpoint", preferred=req.get("Port"))
         now = clock.now()
         return {
             "id": ident,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self.engine_version(info.kind),
+            "engine_version": self._engine_version(info.kind),
             "class": klass,
             "master_username": master_username,
             "db_name": req.get("DBName"),
@@ -69,7 +69,7 @@ class InstancesMixin:
             "publicly_accessible": bool(req.get("PubliclyAccessible")),
             "deletion_protection": bool(req.get("DeletionProtection")),
             "copy_tags_to_snapshot": bool(req.get("CopyTagsToSnapshot")),
-            "resource_id": self.resource_id("db"),
+            "resource_id": self._resource_id("db"),
             "nodes": {},
             "primary": None,
             "replicas": [],
@@ -82,45 +82,45 @@ class InstancesMixin:
     async def create_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
         if req.get("DBClusterIdentifier"):
-            return await self.create_cluster_instance(ctx, req, info)
+            return await self._create_cluster_instance(ctx, req, info)
         if info.aurora:
             raise m.fault(
                 "InvalidParameterCombination",
                 f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
-        doc = self.new_instance_doc(req, info, req["MasterUsername"])
+        doc = self._new_instance_doc(req, info, req["MasterUsername"])
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self.other_az(doc["az"])
-        self.save(doc)
-        self.event(doc["id"], "db-instance", "DB instance created", ["creation"])
+            doc["secondary_az"] = self._other_az(doc["az"])
+        self._save(doc)
+        self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _build_instance(self, ident: str, password: str) -> None:
-        doc = self.get_instance(ident)
-        params = self.params_for(doc)
+        doc = self._get_instance(ident)
+        params = self._params_for(doc)
         self.fleet.create_primary(doc, password, params)
-        self.save(doc, "nodes", "primary", "next_node")
-        self.finish_creation(doc, params)
+        self._save(doc, "nodes", "primary", "next_node")
+        self._finish_creation(doc, params)
 
-    def finish_creation(self, doc: dict, params: dict[str, str]) -> None:
+    def _finish_creation(self, doc: dict, params: dict[str, str]) -> None:
         """After the primary serves: Multi-AZ standby, first backup, then available."""
         if doc["multi_az"] and not self.fleet.standby_name(doc):
-            self.fleet.add_standby(doc, doc.get("secondary_az") or self.other_az(doc["az"]), params)
-            self.save(doc, "nodes", "next_node")
+            self.fleet.add_standby(doc, doc.get("secondary_az") or self._other_az(doc["az"]), params)
+            self._save(doc, "nodes", "next_node")
         if doc["backup_retention"] > 0 and not doc.get("source"):
-            self.set_status(doc["id"], "backing-up")
-            self.take_automated_backup(doc["id"])
-        self.set_status(doc["id"], "available")
+            self._set_status(doc["id"], "backing-up")
+            self._take_automated_backup(doc["id"])
+        self._set_status(doc["id"], "available")
 
     # -- describe ----------------------------------------------------------------------------------
 
     async def describe_db_instances(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBInstanceIdentifier"):
-            docs = [self.get_instance(req["DBInstanceIdentifier"])]
+            docs = [self._get_instance(req["DBInstanceIdentifier"])]
         else:
             docs = self.store.list_docs("instance")
             for f in req.get("Filters") or []:
@@ -130,21 +130,21 @@ class InstancesMixin:
                 )
                 if key:
                     docs = [
-                        d for d in docs if d.get(key) in values or (key == "id" and self.arn_of(d) in values)
+                        d for d in docs if d.get(key) in values or (key == "id" and self._arn_of(d) in values)
                     ]
         start = int(req.get("Marker") or 0)
         size = int(req.get("MaxRecords") or 100)
         page = docs[start : start + size]
-        out = [await run_blocking(self.instance_out, d, True) for d in page]
+        out = [await run_blocking(self._instance_out, d, True) for d in page]
         resp: dict = {"DBInstances": out}
         if start + size < len(docs):
             resp["Marker"] = str(start + size)
         return resp
 
-    def arn_of(self, doc: dict) -> str:
+    def _arn_of(self, doc: dict) -> str:
         return m.arn(self.region, self.account, "db", doc["id"])
 
-    def instance_out(self, doc: dict, live: bool = False) -> dict:
+    def _instance_out(self, doc: dict, live: bool = False) -> dict:
         created = dt.datetime.fromisoformat(doc["created"])
         out: dict = {
             "DBInstanceIdentifier": doc["id"],
@@ -161,7 +161,7 @@ class InstancesMixin:
             "VpcSecurityGroups": [],
             "DBParameterGroups": [
                 {
-                    "DBParameterGroupName": doc.get("param_group") or self.default_group_name(doc),
+                    "DBParameterGroupName": doc.get("param_group") or self._default_group_name(doc),
                     "ParameterApplyStatus": "in-sync",
                 }
             ],
@@ -180,7 +180,7 @@ class InstancesMixin:
             "DbiResourceId": doc["resource_id"],
             "CACertificateIdentifier": "rds-ca-rsa2048-g1",
             "CopyTagsToSnapshot": doc.get("copy_tags_to_snapshot", False),
-            "DBInstanceArn": self.arn_of(doc),
+            "DBInstanceArn": self._arn_of(doc),
             "IAMDatabaseAuthenticationEnabled": False,
             "DeletionProtection": doc.get("deletion_protection", False),
             "TagList": m.tags_out(doc["tags"]),
@@ -197,20 +197,20 @@ class InstancesMixin:
             out["DBClusterIdentifier"] = doc["cluster"]
             out["PromotionTier"] = 1
         if doc.get("subnet_group"):
-            out["DBSubnetGroup"] = self.subnet_group_out(self.get_subnet_group(doc["subnet_group"]))
+            out["DBSubnetGroup"] = self._subnet_group_out(self._get_subnet_group(doc["subnet_group"]))
         if doc.get("source"):
             out["ReadReplicaSourceDBInstanceIdentifier"] = doc["source"]
             out["StatusInfos"] = [
-                self.replication_status(doc)
+                self._replication_status(doc)
                 if live
                 else {"StatusType": "read replication", "Normal": True, "Status": "replicating"}
             ]
-        latest = self.latest_restorable_time(doc)
+        latest = self._latest_restorable_time(doc)
         if latest is not None:
             out["LatestRestorableTime"] = latest
         return out
 
-    def replication_status(self, doc: dict) -> dict:
+    def _replication_status(self, doc: dict) -> dict:
         status = {"StatusType": "read replication", "Normal": True, "Status": "replicating"}
         if doc["status"] != "available":
             return status
@@ -225,7 +225,7 @@ class InstancesMixin:
     # -- modify ------------------------------------------------------------------------------------
 
     async def modify_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if doc["status"] not in ("available", "stopped") and not req.get("DBPortNumber"):
             raise m.invalid_state(doc["id"], doc["status"])
         if req.get("NewDBInstanceIdentifier"):
@@ -254,7 +254,7 @@ class InstancesMixin:
                 doc[field] = bool(req[key])
         new_group = req.get("DBParameterGroupName")
         if new_group:
-            self.get_param_group(new_group)
+            self._get_param_group(new_group)
             doc["param_group"] = new_group
         password = req.get("MasterUserPassword")
         if password:
@@ -266,7 +266,7 @@ class InstancesMixin:
         live_work = bool(password or change_az or new_group) and doc["status"] == "available"
         if live_work:
             doc["status"] = "modifying"
-        self.save(doc)
+        self._save(doc)
         if live_work:
             self._spawn(
                 doc["id"],
@@ -276,36 +276,36 @@ class InstancesMixin:
                 multi_az if change_az else None,
                 bool(new_group),
             )
-        self.event(
+        self._event(
             doc["id"],
             "db-instance",
             "Finished applying modification to DB instance",
             ["configuration change"],
         )
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _apply_modify(
         self, ident: str, password: str | None, multi_az: bool | None, params_changed: bool
     ) -> None:
-        doc = self.get_instance(ident)
-        params = self.params_for(doc)
+        doc = self._get_instance(ident)
+        params = self._params_for(doc)
         if password:
             self.fleet.primary(doc).set_password(password)
         if params_changed:
             self.fleet.apply_params(doc, params)
         if multi_az is True:
-            doc["multi_az"], doc["secondary_az"] = True, self.other_az(doc["az"])
+            doc["multi_az"], doc["secondary_az"] = True, self._other_az(doc["az"])
             self.fleet.add_standby(doc, doc["secondary_az"], params)
         elif multi_az is False:
             self.fleet.remove_standby(doc)
             doc["multi_az"], doc["secondary_az"] = False, None
-        self.save(doc, "nodes", "next_node", "multi_az", "secondary_az")
-        self.set_status(ident, "available")
+        self._save(doc, "nodes", "next_node", "multi_az", "secondary_az")
+        self._set_status(ident, "available")
 
     # -- reboot / failover -------------------------------------------------------------------------
 
     async def reboot_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if doc["status"] != "available":
             raise m.invalid_state(doc["id"], doc["status"])
         force = bool(req.get("ForceFailover"))
@@ -314,52 +314,52 @@ class InstancesMixin:
                 "InvalidParameterCombination",
                 "Cannot perform a reboot with failover on a DB instance that is not Multi-AZ.",
             )
-        doc = self.set_status(doc["id"], "rebooting")
+        doc = self._set_status(doc["id"], "rebooting")
         self._spawn(doc["id"], self._failover if force else self._reboot, doc["id"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _reboot(self, ident: str) -> None:
-        doc = self.get_instance(ident)
-        self.event(ident, "db-instance", "DB instance restarted", ["availability"])
+        doc = self._get_instance(ident)
+        self._event(ident, "db-instance", "DB instance restarted", ["availability"])
         for name in list(doc["nodes"]):
             self.fleet.node(doc, name).stop()
-        self.fleet.start(doc, self.params_for(doc))
-        self.save(doc, "nodes")
-        self.set_status(ident, "available")
+        self.fleet.start(doc, self._params_for(doc))
+        self._save(doc, "nodes")
+        self._set_status(ident, "available")
 
     def _failover(self, ident: str, planned: bool = True) -> None:
-        doc = self.get_instance(ident)
-        self.event(ident, "db-instance", "Multi-AZ instance failover started.", ["failover"])
+        doc = self._get_instance(ident)
+        self._event(ident, "db-instance", "Multi-AZ instance failover started.", ["failover"])
         t0 = clock.monotonic()
-        replicas = [self.get_instance(r) for r in doc.get("replicas", [])]
+        replicas = [self._get_instance(r) for r in doc.get("replicas", [])]
         old_az = self.fleet.failover(doc, replicas, planned)
         doc["az"], doc["secondary_az"] = doc["nodes"][doc["primary"]]["az"], old_az
-        self.save(doc, "nodes", "primary", "az", "secondary_az")
-        self.set_status(ident, "available", last_failover_seconds=round(clock.monotonic() - t0, 3))
-        self.event(ident, "db-instance", "Multi-AZ instance failover completed.", ["failover"])
+        self._save(doc, "nodes", "primary", "az", "secondary_az")
+        self._set_status(ident, "available", last_failover_seconds=round(clock.monotonic() - t0, 3))
+        self._event(ident, "db-instance", "Multi-AZ instance failover completed.", ["failover"])
         # A new standby in the old primary's AZ, built while the instance serves.
-        doc = self.get_instance(ident)
-        self.fleet.add_standby(doc, old_az, self.params_for(doc))
-        self.save(doc, "nodes", "next_node")
+        doc = self._get_instance(ident)
+        self.fleet.add_standby(doc, old_az, self._params_for(doc))
+        self._save(doc, "nodes", "next_node")
 
     def _recover_crash(self, ident: str) -> None:
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         if doc["status"] != "available" or self.fleet.primary(doc).running():
             return
         if doc["multi_az"] and self.fleet.standby_name(doc):
-            self.set_status(ident, "rebooting")
+            self._set_status(ident, "rebooting")
             self._failover(ident, planned=False)
         else:
-            self.event(
+            self._event(
                 ident, "db-instance", "DB instance restarted after an engine failure", ["availability"]
             )
-            self.fleet.start(doc, self.params_for(doc))
-            self.save(doc, "nodes")
+            self.fleet.start(doc, self._params_for(doc))
+            self._save(doc, "nodes")
 
     # -- stop / start ------------------------------------------------------------------------------
 
     async def stop_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if doc["status"] != "available":
             raise m.invalid_state(doc["id"], doc["status"])
         if doc.get("source") or doc.get("replicas"):
@@ -367,51 +367,51 @@ class InstancesMixin:
                 "InvalidDBInstanceState", "Cannot stop a DB instance that has read replicas or is one."
             )
         if req.get("DBSnapshotIdentifier"):
-            self.create_snapshot_record(doc, req["DBSnapshotIdentifier"], [], "manual")
-        doc = self.set_status(doc["id"], "stopping")
+            self._create_snapshot_record(doc, req["DBSnapshotIdentifier"], [], "manual")
+        doc = self._set_status(doc["id"], "stopping")
         self._spawn(doc["id"], self._stop, doc["id"], req.get("DBSnapshotIdentifier"))
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _stop(self, ident: str, snapshot: str | None) -> None:
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         if snapshot:
-            self.fill_snapshot(snapshot)
+            self._fill_snapshot(snapshot)
         self.fleet.stop(doc)
-        self.set_status(ident, "stopped", stopped_at=clock.time())
-        self.event(ident, "db-instance", "DB instance stopped", ["notification"])
+        self._set_status(ident, "stopped", stopped_at=clock.time())
+        self._event(ident, "db-instance", "DB instance stopped", ["notification"])
 
     async def start_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if doc["status"] != "stopped":
             raise m.invalid_state(doc["id"], doc["status"])
-        doc = self.set_status(doc["id"], "starting")
+        doc = self._set_status(doc["id"], "starting")
         self._spawn(doc["id"], self._start, doc["id"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _start(self, ident: str) -> None:
-        doc = self.get_instance(ident)
-        self.fleet.start(doc, self.params_for(doc))
-        self.save(doc, "nodes")
-        self.set_status(ident, "available", metered_at=clock.time())
-        self.event(ident, "db-instance", "DB instance started", ["notification"])
+        doc = self._get_instance(ident)
+        self.fleet.start(doc, self._params_for(doc))
+        self._save(doc, "nodes")
+        self._set_status(ident, "available", metered_at=clock.time())
+        self._event(ident, "db-instance", "DB instance started", ["notification"])
 
     def _resume(self, ident: str) -> None:
         """After a Strata restart: start the engines of an instance that was running."""
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         if not doc.get("primary"):
-            self.set_status(ident, "failed", failure="interrupted before its engine was created")
+            self._set_status(ident, "failed", failure="interrupted before its engine was created")
             return
-        self.fleet.start(doc, self.params_for(doc))
-        self.save(doc, "nodes")
+        self.fleet.start(doc, self._params_for(doc))
+        self._save(doc, "nodes")
         if doc.get("cluster") and self.store.get_doc("cluster", doc["cluster"]):
-            self.route_cluster(self.store.get_doc("cluster", doc["cluster"]))
+            self._route_cluster(self.store.get_doc("cluster", doc["cluster"]))
         if doc["status"] not in ("available",):
-            self.set_status(ident, "available")
+            self._set_status(ident, "available")
 
     # -- delete ------------------------------------------------------------------------------------
 
     async def delete_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if doc.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",
@@ -429,13 +429,13 @@ class InstancesMixin:
         if final and not skip:
             if doc["status"] != "available":
                 raise m.invalid_state(doc["id"], doc["status"])
-            self.create_snapshot_record(doc, final, [], "manual")
-        doc = self.set_status(doc["id"], "deleting")
+            self._create_snapshot_record(doc, final, [], "manual")
+        doc = self._set_status(doc["id"], "deleting")
         self._spawn(doc["id"], self._delete, doc["id"], final if not skip else None)
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _delete(self, ident: str, final_snapshot: str | None) -> None:
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if cluster and cluster.get("writer") == ident:  # as on AWS: a reader takes over first
             readers = [
@@ -445,9 +445,9 @@ class InstancesMixin:
             ]
             if readers:
                 self._failover_cluster(cluster["id"], readers[0], rebuild=False)
-                doc = self.get_instance(ident)
+                doc = self._get_instance(ident)
         if final_snapshot:
-            self.fill_snapshot(final_snapshot)
+            self._fill_snapshot(final_snapshot)
         for rep_id in doc.get("replicas", []):  # as on AWS: replicas of a deleted source become standalone
             rep = self.store.get_doc("instance", rep_id)
             if rep:
@@ -458,20 +458,20 @@ class InstancesMixin:
             if src:
                 src["replicas"] = [r for r in src.get("replicas", []) if r != ident]
                 self.store.put_doc("instance", src["id"], src)
-        self.meter_instance(doc)
+        self._meter_instance(doc)
         self.fleet.destroy(doc)
         for snap in self.store.list_docs("snapshot"):
             if snap.get("instance_id") == ident and snap["type"] == "automated":
-                self.delete_snapshot_files(snap)
+                self._delete_snapshot_files(snap)
         self.store.delete_doc("instance", ident)
         if doc.get("cluster"):
-            self.cluster_member_removed(doc["cluster"], ident)
-        self.event(ident, "db-instance", "DB instance deleted", ["deletion"])
+            self._cluster_member_removed(doc["cluster"], ident)
+        self._event(ident, "db-instance", "DB instance deleted", ["deletion"])
 
     # -- read replicas -----------------------------------------------------------------------------
 
     async def create_db_instance_read_replica(self, ctx: RequestContext, req: dict) -> dict:
-        source = self.get_instance(req.get("SourceDBInstanceIdentifier"))
+        source = self._get_instance(req.get("SourceDBInstanceIdentifier"))
         if source["status"] != "available":
             raise m.invalid_state(source["id"], source["status"])
         if source.get("source"):
@@ -490,7 +490,7 @@ class InstancesMixin:
             "AllocatedStorage": source["allocated_storage"],
             "BackupRetentionPeriod": 0,
         }
-        doc = self.new_instance_doc(req, info, source["master_username"], az=source["az"])
+        doc = self._new_instance_doc(req, info, source["master_username"], az=source["az"])
         doc.update(
             source=source["id"],
             db_name=source.get("db_name"),
@@ -500,24 +500,24 @@ class InstancesMixin:
         )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
-        self.save(doc)
+        self._save(doc)
         source["replicas"] = [*source.get("replicas", []), doc["id"]]
         self.store.put_doc("instance", source["id"], source)
-        self.event(doc["id"], "db-instance", f"Creating read replica of {source['id']}", ["read replica"])
+        self._event(doc["id"], "db-instance", f"Creating read replica of {source['id']}", ["read replica"])
         self._spawn(doc["id"], self._build_replica, doc["id"], source["id"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _build_replica(self, ident: str, source_id: str) -> None:
-        doc = self.get_instance(ident)
-        source = self.get_instance(source_id)
+        doc = self._get_instance(ident)
+        source = self._get_instance(source_id)
         with self.fleet.lock(source_id):
-            self.fleet.create_replica(source, doc, self.params_for(doc))
-        self.save(doc, "nodes")
-        self.set_status(ident, "available")
-        self.event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
+            self.fleet.create_replica(source, doc, self._params_for(doc))
+        self._save(doc, "nodes")
+        self._set_status(ident, "available")
+        self._event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
 
     async def promote_read_replica(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self.get_instance(req.get("DBInstanceIdentifier"))
+        doc = self._get_instance(req.get("DBInstanceIdentifier"))
         if not doc.get("source"):
             raise m.fault("InvalidDBInstanceState", f"DB instance {doc['id']} is not a read replica.")
         if doc["status"] != "available":
@@ -525,31 +525,31 @@ class InstancesMixin:
         if req.get("BackupRetentionPeriod") is not None:
             doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
         doc["status"] = "modifying"
-        self.save(doc)
+        self._save(doc)
         self._spawn(doc["id"], self._promote, doc["id"])
-        return {"DBInstance": self.instance_out(doc)}
+        return {"DBInstance": self._instance_out(doc)}
 
     def _promote(self, ident: str) -> None:
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         self.fleet.promote_replica(doc)
         source_id = doc.get("source")
         src = self.store.get_doc("instance", source_id) if source_id else None
         if src:
             src["replicas"] = [r for r in src.get("replicas", []) if r != ident]
             self.store.put_doc("instance", src["id"], src)
-        doc = self.get_instance(ident)
+        doc = self._get_instance(ident)
         doc["source"] = None
         doc["status"] = "available"
-        self.save(doc)
-        self.event(
+        self._save(doc)
+        self._event(
             ident, "db-instance", "Read replica promoted to a standalone DB instance", ["read replica"]
         )
         if doc["backup_retention"] > 0:
-            self.take_automated_backup(ident)
+            self._take_automated_backup(ident)
 
     # -- metering ----------------------------------------------------------------------------------
 
-    def meter_instance(self, doc: dict) -> None:
+    def _meter_instance(self, doc: dict) -> None:
         """Record instance-hours and storage since the last record (simulated time)."""
         now = clock.time()
         last = doc.get("metered_at") or now

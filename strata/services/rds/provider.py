@@ -111,7 +111,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
             if cluster:
                 cluster["status"] = "available"  # the failover did not happen; the old writer stays
                 self.store.put_doc("cluster", cluster["id"], cluster)
-                self.event(
+                self._event(
                     cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"]
                 )
             return
@@ -120,11 +120,11 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
             doc["status"] = "failed"
             doc["failure"] = message[:2000]
             self.store.put_doc("instance", ident, doc)
-            self.event(ident, "db-instance", f"DB instance failed: {message[:300]}", ["failure"])
+            self._event(ident, "db-instance", f"DB instance failed: {message[:300]}", ["failure"])
 
     # -- records -----------------------------------------------------------------------------------
 
-    def get_instance(self, ident: str | None) -> dict:
+    def _get_instance(self, ident: str | None) -> dict:
         if not ident:
             raise m.fault("InvalidParameterValue", "DBInstanceIdentifier is required.")
         ident = ident.split(":")[-1].lower()
@@ -133,7 +133,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
             raise m.not_found_instance(ident)
         return doc
 
-    def save(self, doc: dict, *runtime_keys: str) -> dict:
+    def _save(self, doc: dict, *runtime_keys: str) -> dict:
         """Write a record. With `runtime_keys`, only those keys overwrite the stored record, so
         background work never undoes a concurrent API change (tags, settings) made meanwhile."""
         if runtime_keys:
@@ -147,7 +147,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self.store.put_doc("instance", doc["id"], doc)
         return doc
 
-    def set_status(self, ident: str, status: str, **fields: object) -> dict | None:
+    def _set_status(self, ident: str, status: str, **fields: object) -> dict | None:
         doc = self.store.get_doc("instance", ident)
         if doc is None:
             return None
@@ -156,7 +156,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self.store.put_doc("instance", ident, doc)
         return doc
 
-    def engine_version(self, kind: str) -> str:
+    def _engine_version(self, kind: str) -> str:
         if kind not in self._versions:
             if kind == "postgres":
                 self._versions[kind] = pg_version()
@@ -166,17 +166,17 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
                 self._versions[kind] = mariadb_version()
         return self._versions[kind]
 
-    def azs(self) -> list[str]:
+    def _azs(self) -> list[str]:
         return [f"{self.region}{c}" for c in "abcdef"]
 
-    def other_az(self, az: str) -> str:
-        return next(a for a in self.azs() if a != az)
+    def _other_az(self, az: str) -> str:
+        return next(a for a in self._azs() if a != az)
 
-    def resource_id(self, prefix: str) -> str:
+    def _resource_id(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:26].upper()}"
 
     @staticmethod
-    def require(req: dict, *names: str) -> None:
+    def _require(req: dict, *names: str) -> None:
         for n in names:
             if req.get(n) in (None, ""):
                 raise ServiceError("MissingParameter", f"The request must contain the parameter {n}", 400)
@@ -209,6 +209,6 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
                 continue
             self._scheduler_wakeup, elapsed = False, 0.0
             try:
-                self.run_schedule()
+                self._run_schedule()
             except Exception:  # noqa: BLE001
                 log.exception("rds scheduler")

@@ -47,18 +47,16 @@ def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     ident = f"crash-{unique}"
     inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    nodes = sorted((strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid"))
+    postmasters = {int(p.read_text()) for p in nodes}
     with pg_connect(inst) as conn:
         conn.execute("CREATE TABLE t (x int)")
         conn.execute("INSERT INTO t VALUES (1)")
         primary_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    nodes = sorted((strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid"))
-    postmasters = {int(p.read_text()) for p in nodes}
-    victim = next(
-        p
-        for p in postmasters
-        if os.path.exists(f"/proc/{primary_pid}")
-        and int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1]) == p
-    )
+        # The backend's parent is the primary's postmaster; read it while the backend still lives.
+        parent = int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    assert parent in postmasters
+    victim = parent
     os.kill(victim, signal.SIGKILL)
     eventually(lambda: not pid_alive(victim), 30)
 
