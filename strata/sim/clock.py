@@ -6,8 +6,9 @@ offset is persisted in the data directory so a restart keeps the simulated date.
 
 Code reads `clock.now()` (aware UTC datetime) or `clock.time()` (epoch seconds); nothing calls
 `time.time()` or `datetime.now()` directly. `clock.monotonic()` is for measuring durations only.
-`clock.real_time()` is the machine's unshifted time, for one purpose: judging a client's own clock
-(SigV4 request-time skew), since SDKs sign with the real time however far the cloud was moved.
+`clock.real_time()` is the machine's unshifted time, for what lives in real time outside Strata:
+a client's own clock (SigV4 request-time skew: SDKs sign with the real time however far the cloud
+was moved) and engines' timestamps (WAL/binlog), mapped with `to_real` / `to_simulated`.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ class Clock:
     def __init__(self, state_file: Path | None = None, wall: Callable[[], float] = _time.time) -> None:
         self._wall = wall
         self._offset = 0.0
+        # (real time the offset took effect, offset) in order: maps a simulated instant back to the
+        # real instant engines stamped (WAL/binlog times), across every advance.
+        self._history: list[tuple[float, float]] = [(0.0, 0.0)]
         self._lock = threading.Lock()
         self._state_file = state_file
-        if state_file is not None and state_file.exists():
-            self._offset = float(json.loads(state_file.read_text()).get("offset_seconds", 0.0))
         self._listeners: list = []
+        if state_file is not None:
+            self._load(state_file)
 
     @property
     def offset(self) -> float:
@@ -45,7 +49,7 @@ class Clock:
         return self._wall() + self._offset
 
     def real_time(self) -> float:
-        """The machine's time without the simulated offset: only for judging client clocks."""
+        """The machine's time without the simulated offset (client clocks, engine timestamps)."""
         return self._wall()
 
     def now(self) -> datetime:
@@ -61,6 +65,7 @@ class Clock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+            self._history.append((self._wall(), self._offset))
             self._persist()
         for listener in list(self._listeners):
             listener(self.now())
@@ -73,18 +78,50 @@ class Clock:
         """Call `listener(now)` after every advance (used by lifecycle/TTL/backup schedulers)."""
         self._listeners.append(listener)
 
+    def to_real(self, simulated: float) -> float:
+        """The real instant that was (or will be) simulated time `simulated`.
+
+        An instant inside a jump (skipped by an advance) maps to the moment of the jump.
+        """
+        for i in range(len(self._history) - 1, -1, -1):
+            since, offset = self._history[i]
+            real = simulated - offset
+            if real >= since or i == 0:
+                if i + 1 < len(self._history):
+                    real = min(real, self._history[i + 1][0])
+                return real
+        return simulated  # unreachable: the history always has its first entry
+
+    def to_simulated(self, real: float) -> float:
+        """Simulated time at a real instant (e.g. an engine's commit timestamp)."""
+        offset = self._history[0][1]
+        for since, value in self._history:
+            if since <= real:
+                offset = value
+            else:
+                break
+        return real + offset
+
     def use_state_file(self, state_file: Path) -> None:
         self._state_file = state_file
-        if state_file.exists():
-            self._offset = float(json.loads(state_file.read_text()).get("offset_seconds", 0.0))
-        else:
-            self._offset = 0.0
+        self._offset = 0.0
+        self._history = [(0.0, 0.0)]
+        self._load(state_file)
+
+    def _load(self, state_file: Path) -> None:
+        if not state_file.exists():
+            return
+        state = json.loads(state_file.read_text())
+        self._offset = float(state.get("offset_seconds", 0.0))
+        history = state.get("history")
+        # A state file from before the history was kept: assume the offset always applied.
+        self._history = [(float(a), float(b)) for a, b in history] if history else [(0.0, self._offset)]
 
     def _persist(self) -> None:
         if self._state_file is None:
             return
         tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"offset_seconds": self._offset}))
+        tmp.write_text(json.dumps({"offset_seconds": self._offset, "history": self._history}))
         os.replace(tmp, self._state_file)
 
 

@@ -28,3 +28,20 @@ def test_clock_advances_persists_and_notifies(tmp_path: Path) -> None:
     assert Clock(state).offset == 90 * 86400
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_simulated_instants_map_back_to_real_ones_across_advances(tmp_path: Path) -> None:
+    wall = [1_000_000.0]
+    clock = Clock(tmp_path / "clock.json", wall=lambda: wall[0])
+    before = clock.time()  # real 1,000,000
+    wall[0] += 100
+    clock.advance(86400)  # at real 1,000,100 the cloud jumps a day ahead
+    wall[0] += 50
+    after = clock.time()  # real 1,000,150
+    assert clock.to_real(before) == 1_000_000
+    assert clock.to_real(after) == 1_000_150
+    assert clock.to_real(before + 100 + 3600) == 1_000_100  # skipped by the jump: the jump's moment
+    assert clock.to_simulated(1_000_050) == 1_000_050
+    assert clock.to_simulated(1_000_150) == after
+    restored = Clock(tmp_path / "clock.json", wall=lambda: wall[0])
+    assert restored.to_real(before) == 1_000_000 and restored.to_real(after) == 1_000_150

@@ -6,9 +6,9 @@ period. RestoreDBInstanceToPointInTime picks the newest base backup before the t
 the archive up to it (`recovery_target_time`), so the restored instance has every transaction
 committed at or before that second and none after.
 
-Simulated time: the engine stamps commits with wall time, and `clock.offset` (the amount the
-simulated clock is ahead) converts a simulated RestoreTime to the engine's time. Advancing the clock
-between the writes and the restore keeps this exact; it is the one assumption made.
+Simulated time: the engine stamps commits with real time, and `clock.to_real` maps a simulated
+RestoreTime to the engine's time through the clock's advance history, so restores stay exact when
+the clock was moved between the writes and the restore.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class BackupsMixin:
         snap = self._get_snapshot(snap_id)
         # `at` (shown as SnapshotCreateTime, used by the schedule) is when the backup began;
         # `real_at` (engine time) is when it ended: the earliest moment it can be restored to.
-        snap.update(status="available", real_at=clock.time() - clock.offset, at=started)
+        snap.update(status="available", real_at=clock.real_time(), at=started)
         self.store.put_doc("snapshot", snap["id"], snap)
         self._event(
             snap["id"],
@@ -294,7 +294,7 @@ class BackupsMixin:
         target_ts = None
         if restore_time:
             target_ts = restore_time.timestamp()
-            earliest = backups[0]["real_at"] + clock.offset
+            earliest = clock.to_simulated(backups[0]["real_at"])
             if target_ts > clock.time() or (latest is not None and target_ts > latest.timestamp() + 1):
                 raise m.fault(
                     "InvalidRestoreFault", "The restore time must be before the latest restorable time."
@@ -327,7 +327,7 @@ class BackupsMixin:
         source = self._get_instance(source_id)
         with self.fleet.lock(source_id):
             self.fleet.prepare_pitr(source)
-        target_real = None if target_ts is None else target_ts - clock.offset
+        target_real = None if target_ts is None else clock.to_real(target_ts)
         backups = [
             b for b in self._automated_backups(source_id) if target_real is None or b["real_at"] <= target_real
         ]

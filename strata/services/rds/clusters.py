@@ -115,7 +115,7 @@ class ClustersMixin:
         backups = self._cluster_backups(c["id"])
         if backups and c.get("writer"):
             out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(
-                int(backups[0]["real_at"] + clock.offset) + 1, dt.UTC
+                int(clock.to_simulated(backups[0]["real_at"])) + 1, dt.UTC
             )
             out["LatestRestorableTime"] = dt.datetime.fromtimestamp(int(clock.time()), dt.UTC)
         if c.get("last_failover_seconds") is not None:
@@ -430,7 +430,7 @@ class ClustersMixin:
         c = self._get_cluster(snap["cluster_id"])
         writer = self._get_instance(c["writer"])
         self.fleet.base_backup(writer, Path(snap["path"]))
-        snap.update(status="available", real_at=clock.time() - clock.offset)
+        snap.update(status="available", real_at=clock.real_time())
         self.store.put_doc("cluster_snapshot", snap_id, snap)
 
     def _cluster_snapshot_out(self, s: dict) -> dict:
@@ -532,9 +532,9 @@ class ClustersMixin:
         target_real = None
         if req.get("RestoreToTime"):
             ts = req["RestoreToTime"].timestamp()
-            if ts > clock.time() or ts < backups[0]["real_at"] + clock.offset:
+            if ts > clock.time() or ts < clock.to_simulated(backups[0]["real_at"]):
                 raise m.fault("InvalidRestoreFault", "The restore time is outside the restorable window.")
-            target_real = ts - clock.offset
+            target_real = clock.to_real(ts)
         writer = self._get_instance(src["writer"])
         await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]

@@ -122,3 +122,27 @@ def test_point_in_time_restore_to_the_second(strata_server, unique: str) -> None
     assert e.value.response["Error"]["Code"] == "InvalidRestoreFault"
     for i in (ident, target, latest):
         rds.delete_db_instance(DBInstanceIdentifier=i, SkipFinalSnapshot=True)
+
+
+def test_point_in_time_restore_after_the_clock_moved(strata_factory, unique: str) -> None:
+    """A RestoreTime from before a clock advance still restores exactly that second's data."""
+    server = strata_factory()
+    rds = server.client("rds")
+    ident = f"pitr-clk-{unique}"
+    inst = create_pg(rds, ident, BackupRetentionPeriod=7)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE ledger (id int)")
+        conn.execute("INSERT INTO ledger VALUES (1)")
+    time.sleep(1.5)
+    restore_time = datetime.fromisoformat(server.admin("/_strata/clock")["now"]).replace(microsecond=0)
+    time.sleep(1.5)
+    server.advance_clock("1d")
+    with pg_connect(inst) as conn:
+        conn.execute("INSERT INTO ledger VALUES (2)")
+    target = f"pitr-clk-dst-{unique}"
+    rds.restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=ident, TargetDBInstanceIdentifier=target, RestoreTime=restore_time
+    )
+    restored = wait_status(rds, target, timeout=300)
+    with pg_connect(restored) as conn:
+        assert conn.execute("SELECT id FROM ledger ORDER BY id").fetchall() == [(1,)]
