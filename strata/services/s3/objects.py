@@ -155,13 +155,26 @@ class ObjectOperations(S3Core):
             algorithm=algorithm,
         )
         self._count(ctx, bucket.name, bytes_in=got.size)
+        if tags:
+            attrs["tags"] = tags
+        row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, check)
+        out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
+        if versioning:
+            out["VersionId"] = row.version_id
+        return out
+
+    async def _store_ingested(
+        self, bucket: Any, key: str, got: Any, attrs: dict[str, Any], storage_class: str, check: Any
+    ) -> tuple[ObjectRow, bool]:
+        """Publish a received body (inline when small, else as a blob) and commit its row.
+
+        Shared by PutObject and browser POST uploads; a failed commit frees the blob it published.
+        """
         inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
         blob = None if inline is not None else await publish(self.blobs, got)
         if got.checksums:
             algo, value = next(iter(got.checksums.items()))
             attrs["checksum"] = {"algorithm": algo, "value": value, "type": "FULL_OBJECT"}
-        if tags:
-            attrs["tags"] = tags
         row = ObjectRow(
             0,
             bucket.name,
@@ -182,10 +195,7 @@ class ObjectOperations(S3Core):
             if blob is not None:
                 self.blobs.delete(blob)
             raise
-        out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
-        if versioning:
-            out["VersionId"] = row.version_id
-        return out
+        return row, versioning
 
     # -- GetObject / HeadObject ------------------------------------------------------------------
 

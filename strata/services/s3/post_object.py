@@ -19,9 +19,8 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
-from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, publish, receive
+from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, receive
 from strata.services.s3.names import check_key, check_storage_class
-from strata.services.s3.store import ObjectRow
 
 MAX_FIELDS_BYTES = 20 * 1024
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
@@ -184,31 +183,7 @@ class PostObjectOperations(S3Core):
                 k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.lower().startswith("x-amz-meta-")
             },
         }
-        if got.checksums:
-            a, v = next(iter(got.checksums.items()))
-            attrs["checksum"] = {"algorithm": a, "value": v, "type": "FULL_OBJECT"}
-        inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
-        blob = None if inline is not None else await publish(self.blobs, got)
-        row = ObjectRow(
-            0,
-            bucket.name,
-            key,
-            self._new_version_id(bucket),
-            True,
-            False,
-            blob,
-            got.size,
-            got.etag,
-            self._now(),
-            storage_class,
-            attrs,
-        )
-        try:
-            versioning = await self._commit_object(bucket, row, None, inline)
-        except Exception:  # not CancelledError: a cancelled request's write may still commit
-            if blob is not None:
-                self.blobs.delete(blob)
-            raise
+        row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, None)
         location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
         out: dict[str, Any] = {"ETag": row.etag, "Location": location}
         if versioning:
