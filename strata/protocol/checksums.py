@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 import crc32c as _crc32c
@@ -26,7 +27,7 @@ class Checksum(Protocol):
     def b64digest(self) -> str: ...
 
 
-class _Crc:
+class _Crc(ABC):
     """CRCs kept as an int; the digest is the big-endian value (what S3 base64-encodes)."""
 
     __slots__ = ("value",)
@@ -35,8 +36,9 @@ class _Crc:
     def __init__(self) -> None:
         self.value = 0
 
+    @abstractmethod
     def _step(self, data: bytes | bytearray | memoryview, value: int) -> int:
-        raise NotImplementedError
+        ...
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self.value = self._step(data, self.value)

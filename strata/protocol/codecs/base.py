@@ -8,6 +8,7 @@ functions as `MalformedInput` and becomes the protocol's own error via `malforme
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ ParseFn = Callable[[HttpRequest, dict[str, str]], dict]
 SerializeFn = Callable[[dict, str], HttpResponse]
 
 
-class BaseCodec:
+class BaseCodec(ABC):
     """Plan caches and error-shape lookups; the wire details live in the protocol subclasses."""
 
     protocol = ""
@@ -38,8 +39,9 @@ class BaseCodec:
             self.error_shapes.setdefault(shape.name, shape)
 
     # -- the Codec protocol -------------------------------------------------------------------
+    @abstractmethod
     def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
-        raise NotImplementedError
+        ...
 
     def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
         fn = self._parsers.get(op.name)
@@ -82,14 +84,17 @@ class BaseCodec:
         """The protocol's answer to input that does not match the model (`document`: in the body)."""
         return ServiceError("ValidationError", message, 400)
 
+    @abstractmethod
     def _compile_parser(self, op: OperationModel) -> ParseFn:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _compile_serializer(self, op: OperationModel) -> SerializeFn:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
-        raise NotImplementedError
+        ...
 
     def error_shape(self, code: str) -> Shape | None:
         return self.error_shapes.get(code)

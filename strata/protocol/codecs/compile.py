@@ -9,6 +9,7 @@ are handled by handing out a forwarding function while the real one is being bui
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ def shape_key(shape: Shape) -> tuple[str, str]:
     return shape.name, json.dumps(shape.serialization, sort_keys=True, default=str)
 
 
-class ShapeCompiler:
+class ShapeCompiler(ABC):
     """Caches `build(shape) -> function` results; subclasses define `build`."""
 
     def __init__(self) -> None:
@@ -44,8 +45,9 @@ class ShapeCompiler:
         self._cache[key] = fn
         return fn
 
+    @abstractmethod
     def build(self, shape: Shape) -> Fn:  # pragma: no cover - abstract
-        raise NotImplementedError
+        ...
 
 
 def located(shape: Shape) -> bool:

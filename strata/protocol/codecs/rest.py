@@ -9,6 +9,7 @@ payload, the body members together. Output goes the same way in reverse.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -110,11 +111,13 @@ class RestCodec(BaseCodec):
         )
 
     # -- body hooks (subclasses) ----------------------------------------------------------------
+    @abstractmethod
     def body_reader(self, shape: Shape) -> Callable[[bytes], dict]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def body_writer(self, shape: Shape, root: str | None) -> Callable[[dict], bytes]:
-        raise NotImplementedError
+        ...
 
     # -- parsing --------------------------------------------------------------------------------
     def _compile_parser(self, op: OperationModel) -> ParseFn:
