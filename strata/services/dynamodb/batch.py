@@ -2,8 +2,10 @@
 
 A batch is validated whole before anything is written (DynamoDB rejects the whole request for
 one bad item), then written in one SQLite transaction; a batch is not a transaction for the
-client, but committing it once is both correct and cheaper. UnprocessedKeys appear only when a
-BatchGetItem response would pass 16 MB.
+client, but committing it once is both correct and cheaper. UnprocessedKeys appear when a
+BatchGetItem response would pass 16 MB (the `dynamodb_batch_get_bytes` limit); UnprocessedItems
+hold the writes whose item an in-flight transaction holds (a transaction conflict). Strata has no
+throttling, so nothing is ever left unprocessed for capacity.
 """
 
 from __future__ import annotations
@@ -47,18 +49,22 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
     total = 0
+    limit = state.batch_get_bytes
     for name, meta, spec, plan, encoded in plans:
         responses[name] = []
         billing[meta.name] = meta.billing_mode
         c = consumed.setdefault(meta.name, Consumed(meta.name, read=True))
         consistent = bool(spec.get("ConsistentRead"))
         for i, (pk, sk) in enumerate(encoded):
-            if total >= MAX_GET_BYTES:
+            got = state.store.get(meta.tid, pk, sk, state.store.r) if total < limit else None
+            if total >= limit or (got is not None and total and total + got[1] > limit):
+                # The response would pass the limit: this key and the rest are left for a retry
+                # (at least one item is always returned, so a client loop makes progress).
                 left = dict(spec)
                 left["Keys"] = spec["Keys"][i:]
                 unprocessed[name] = left
+                total = limit
                 break
-            got = state.store.get(meta.tid, pk, sk, state.store.r)
             c.table_units += read_units(got[1] if got else 0, consistent)
             if got is not None:
                 total += got[1]
@@ -98,18 +104,27 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
             if (pk, sk) in seen:
                 raise validation("Provided list of item keys contains duplicates")
             seen.add((pk, sk))
-            work.append((meta, pk, sk, item, size))
+            work.append((name, r, meta, pk, sk, item, size))
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
     store = state.store
+    unprocessed: dict[str, list] = {}
+    if state.locks:  # items held by in-flight transactions are left for the client's retry
+        kept = []
+        for w in work:
+            if (w[2].tid, w[3], w[4]) in state.locks:
+                unprocessed.setdefault(w[0], []).append(w[1])
+            else:
+                kept.append(w)
+        work = kept
     with store.write():
-        for meta, pk, sk, item, size in work:
+        for _name, _r, meta, pk, sk, item, size in work:
             billing[meta.name] = meta.billing_mode
             c = consumed.setdefault(meta.name, Consumed(meta.name, read=False))
             got = store.get(meta.tid, pk, sk)
             old, old_size = got if got else (None, None)
             itm.write(store, meta, pk, sk, old, old_size, item, size, c)
-    out: dict = {"UnprocessedItems": {}}
+    out: dict = {"UnprocessedItems": unprocessed}
     cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
     if cc is not None:
         out["ConsumedCapacity"] = cc

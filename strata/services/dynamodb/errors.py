@@ -55,3 +55,20 @@ def idempotent_mismatch() -> ServiceError:
         "The request uses the same client token as a previous, but non-identical request.",
         400,
     )
+
+
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+
+
+def transaction_conflict() -> ServiceError:
+    """A single-item write on an item that an in-flight TransactWriteItems holds."""
+    return ServiceError("TransactionConflictException", CONFLICT_MESSAGE, 400)
+
+
+def conflict_reason() -> dict:
+    """The CancellationReason of a transaction action whose item another transaction holds."""
+    return {"Code": "TransactionConflict", "Message": CONFLICT_MESSAGE}
+
+
+def limit_exceeded(message: str) -> ServiceError:
+    return ServiceError("LimitExceededException", message, 400)

@@ -82,6 +82,8 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
     pk, sk = itm.key_of_item(meta, item)
     if meta.indexes:
         itm.check_index_keys(meta, item)
+    if state.locks:
+        state.check_unlocked(meta.tid, pk, sk)
     rv = req.get("ReturnValues") or "NONE"
     if rv not in _WRITE_RV:
         raise validation("ReturnValues can only be ALL_OLD or NONE")
@@ -145,6 +147,8 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
     if rv not in _WRITE_RV:
         raise validation("ReturnValues can only be ALL_OLD or NONE")
     plan = Plan(req, ("ConditionExpression",))
+    if state.locks:
+        state.check_unlocked(meta.tid, pk, sk)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():
@@ -194,6 +198,8 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
     plan = Plan(req, ("UpdateExpression", "ConditionExpression"))
     check_update_keys(meta, plan.update, plan.env)
+    if state.locks:
+        state.check_unlocked(meta.tid, pk, sk)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():

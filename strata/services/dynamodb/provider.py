@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from strata.services.base import RequestContext, ServiceRuntime
 from strata.services.dynamodb import batch, item_ops, query, transactions, ttl
-from strata.services.dynamodb import items as itm
-from strata.services.dynamodb.errors import invalid_parameter, resource_in_use, resource_not_found, validation
+from strata.services.dynamodb.bulk import Bulk, index_rows
+from strata.services.dynamodb.errors import (
+    invalid_parameter,
+    limit_exceeded,
+    resource_in_use,
+    resource_not_found,
+    validation,
+)
 from strata.services.dynamodb.state import State, scope_of, table_name
-from strata.services.dynamodb.store import loads
 from strata.services.dynamodb.tables import (
     MAX_GSI,
     TableMeta,
@@ -44,6 +49,8 @@ class DynamoDBProvider:
             settings.fsync,
             settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
         )
+        self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
+        self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 2000))
 
     def health(self) -> str:
         return "running"
@@ -51,8 +58,10 @@ class DynamoDBProvider:
     async def start(self) -> None:
         ttl.sweep(self.state, clock.time())
         clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp()))
+        self.bulk.resume()
 
     async def stop(self) -> None:
+        await self.bulk.stop()
         self.state.store.close()
 
     # -- tables -----------------------------------------------------------------------------------
@@ -71,6 +80,8 @@ class DynamoDBProvider:
         name = check_table_name(req.get("TableName"))
         if (scope, name) in self.state.tables:
             raise resource_in_use(f"Table already exists: {name}")
+        if (scope, name) in self.state.deleting:
+            raise resource_in_use(_being_deleted(name))
         with store.write():
             meta = build_table(
                 req,
@@ -87,11 +98,14 @@ class DynamoDBProvider:
         return {"TableDescription": self._describe(meta, "ACTIVE")}
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
+        gone = self.state.deleting.get((scope_of(ctx), table_name(req.get("TableName"))))
+        if gone is not None:
+            return {"Table": self._describe(gone, "DELETING")}
         return {"Table": self._describe(self.state.table(ctx, req.get("TableName"), describe=True))}
 
     def list_tables(self, ctx: RequestContext, req: dict) -> dict:
         scope = scope_of(ctx)
-        names = sorted(n for s, n in self.state.tables if s == scope)
+        names = sorted(n for s, n in [*self.state.tables, *self.state.deleting] if s == scope)
         start = req.get("ExclusiveStartTableName")
         if start:
             names = [n for n in names if n > start]
@@ -106,21 +120,34 @@ class DynamoDBProvider:
             out["LastEvaluatedTableName"] = names[limit - 1]
         return out
 
-    def delete_table(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_table(self, ctx: RequestContext, req: dict) -> dict:
+        """Small tables go at once; a large one turns DELETING and is removed in the background."""
+        key = (scope_of(ctx), table_name(req.get("TableName")))
+        if key in self.state.deleting:
+            raise resource_in_use(_being_deleted(key[1]))
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         if meta.deletion_protection:
             raise validation(
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "
                 "deletion protection first."
             )
+        store = self.state.store
         desc = self._describe(meta, "DELETING")
-        with self.state.store.write():
-            self.state.store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
-        self.state.store.commit_now()
-        del self.state.tables[(meta.scope, meta.name)]
+        del self.state.tables[key]
+        if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
+            with store.write():
+                store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
+            await store.durable()
+            return {"TableDescription": desc}
+        self.state.deleting[key] = meta
+        with store.write():
+            meta.status = "DELETING"
+            store.save_meta(meta.to_json())
+        await store.durable()
+        self.bulk.spawn(self.bulk.delete_table(meta))
         return {"TableDescription": desc}
 
-    def update_table(self, ctx: RequestContext, req: dict) -> dict:
+    async def update_table(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
@@ -147,8 +174,15 @@ class DynamoDBProvider:
             meta.table_class = req["TableClass"]
         types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
         types.update(attribute_types(req.get("AttributeDefinitions") or []))
+        updates = req.get("GlobalSecondaryIndexUpdates") or []
+        if updates and (meta.dropped or any(ix.backfilling for ix in meta.indexes)):
+            raise limit_exceeded(
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table"
+            )
+        large = store.counts(meta.tid)[0] > self.bulk.chunk
+        background = []
         with store.write():
-            for upd in req.get("GlobalSecondaryIndexUpdates") or []:
+            for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]
                     if any(ix.name == spec.get("IndexName") for ix in meta.indexes):
@@ -159,17 +193,22 @@ class DynamoDBProvider:
                         spec, types, store.next_id("index"), True, meta.billing_mode, clock.time()
                     )
                     meta.indexes.append(ix)
-                    for pk, sk, blob in store.all_items(meta.tid):  # backfill
-                        ikey = itm.index_key(ix, loads(blob))
-                        if ikey is not None:
-                            store.index_put(ix.iid, ikey[0], ikey[1], pk, sk)
+                    if large:  # CREATING until bulk.py has indexed the items already there
+                        ix.backfilling = True
+                        background.append((self.bulk.backfill, ix.iid))
+                    else:
+                        index_rows(store, ix, store.items_after(meta.tid, None, self.bulk.chunk + 1))
                 elif "Delete" in upd:
                     name = upd["Delete"].get("IndexName")
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
-                    store.delete_index(ix.iid)
                     meta.indexes.remove(ix)
+                    if large:  # its rows go in the background; nothing reads them any more
+                        meta.dropped.append(ix.iid)
+                        background.append((self.bulk.drop_index, ix.iid))
+                    else:
+                        store.delete_index(ix.iid)
                 elif "Update" in upd:
                     name = upd["Update"].get("IndexName")
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
@@ -187,7 +226,9 @@ class DynamoDBProvider:
                 {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
             ]
             self.state.save(meta)
-        store.commit_now()
+        for work, iid in background:
+            self.bulk.spawn(work(meta, iid))
+        await store.durable()
         return {"TableDescription": self._describe(meta)}
 
     def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -331,12 +372,21 @@ class DynamoDBProvider:
 
     async def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
         await self.state.store.writable()
-        out = transactions.transact_write_items(self.state, ctx, req)
-        await self.state.store.durable()
+        out, held = transactions.transact_write_items(self.state, ctx, req)
+        locks = self.state.locks
+        locks.update(held)  # until durable: concurrent writes of these items conflict
+        try:
+            await self.state.store.durable()
+        finally:
+            locks.difference_update(held)
         return out
 
     def transact_get_items(self, ctx: RequestContext, req: dict) -> dict:
         return transactions.transact_get_items(self.state, ctx, req)
+
+
+def _being_deleted(name: str) -> str:
+    return f"Attempt to change a resource which is still in use: Table is being deleted: {name}"
 
 
 __all__ = ["DynamoDBProvider", "table_name"]

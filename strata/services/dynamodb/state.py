@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.services.base import RequestContext
-from strata.services.dynamodb.errors import resource_not_found, table_not_found
+from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta
 
@@ -30,15 +30,26 @@ class State:
         self.store = ItemStore(path, fsync=fsync)
         self.store.collection_limit = collection_limit
         self.tables: dict[tuple[str, str], TableMeta] = {}
+        # Tables being deleted in the background (bulk.py): invisible to item operations.
+        self.deleting: dict[tuple[str, str], TableMeta] = {}
+        # Items (tid, pk, sk) of TransactWriteItems calls between their write and its durability:
+        # a write or another transaction touching one of them meets a transaction conflict.
+        self.locks: set[tuple[int, bytes, bytes]] = set()
+        self.batch_get_bytes = 16 * 1024 * 1024  # a BatchGetItem response's limit
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
-            self.tables[(m.scope, m.name)] = m
+            (self.deleting if m.status == "DELETING" else self.tables)[(m.scope, m.name)] = m
 
     def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
         meta = self.tables.get((scope_of(ctx), table_name(name)))
         if meta is None:
             raise table_not_found(table_name(name)) if describe else resource_not_found()
         return meta
+
+    def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:
+        """TransactionConflictException if an in-flight transaction holds the item."""
+        if (tid, pk, sk) in self.locks:
+            raise transaction_conflict()
 
     def save(self, meta: TableMeta) -> None:
         self.store.save_meta(meta.to_json())

@@ -310,6 +310,43 @@ class ItemStore:
             c.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
         c.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
 
+    def delete_items_chunk(self, tid: int, n: int) -> int:
+        """Delete up to n of a table's items (the first n in key order); returns how many."""
+        c = self.w
+        last = c.execute(
+            "SELECT pk, sk FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT 1 OFFSET ?", (tid, n - 1)
+        ).fetchone()
+        if last is None:
+            return c.execute("DELETE FROM ddb_items WHERE tid = ?", (tid,)).rowcount
+        return c.execute("DELETE FROM ddb_items WHERE tid = ? AND (pk, sk) <= (?, ?)", (tid, *last)).rowcount
+
+    def delete_index_chunk(self, iid: int, n: int) -> int:
+        """Delete up to n of an index's rows; returns how many."""
+        c = self.w
+        last = c.execute(
+            "SELECT pk, sk, tpk, tsk FROM ddb_index WHERE iid = ? ORDER BY pk, sk, tpk, tsk LIMIT 1 OFFSET ?",
+            (iid, n - 1),
+        ).fetchone()
+        if last is None:
+            return c.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,)).rowcount
+        return c.execute(
+            "DELETE FROM ddb_index WHERE iid = ? AND (pk, sk, tpk, tsk) <= (?, ?, ?, ?)", (iid, *last)
+        ).rowcount
+
+    def items_after(
+        self, tid: int, after: tuple[bytes, bytes] | None, n: int
+    ) -> list[tuple[bytes, bytes, bytes]]:
+        """The next n items (pk, sk, blob) of a table after `after` in key order, read by the writer."""
+        if after is None:
+            sql, args = "SELECT pk, sk, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, n)
+        else:
+            sql = "SELECT pk, sk, item FROM ddb_items WHERE tid = ? AND (pk, sk) > (?, ?) ORDER BY pk, sk LIMIT ?"
+            args = (tid, *after, n)
+        return self.w.execute(sql, args).fetchall()
+
+    def drop_table_row(self, tid: int) -> None:
+        self.w.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
+
     def counts(self, tid: int) -> tuple[int, int]:
         row = self.r.execute("SELECT item_count, size_bytes FROM ddb_tables WHERE tid = ?", (tid,)).fetchone()
         return (row[0], row[1]) if row else (0, 0)

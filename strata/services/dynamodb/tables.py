@@ -31,6 +31,10 @@ class IndexMeta:
     non_key_attributes: list[str]
     throughput: dict | None = None
     created: float = 0.0
+    # A GSI added by UpdateTable to a large table is CREATING while bulk.py backfills it; the
+    # cursor (hex pk, sk) is the last table key indexed, saved with each chunk so a restart resumes.
+    backfilling: bool = False
+    cursor: list[str] | None = None
 
     @property
     def key_schema(self) -> list[dict]:
@@ -70,6 +74,8 @@ class TableMeta:
     deletion_protection: bool = False
     table_class: str = "STANDARD"
     pitr: bool = False
+    status: str = "ACTIVE"  # DELETING while bulk.py removes a large table's rows
+    dropped: list[int] = field(default_factory=list)  # deleted GSIs whose rows are still removed
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -85,6 +91,8 @@ class TableMeta:
     def index(self, name: str) -> IndexMeta:
         for ix in self.indexes:
             if ix.name == name:
+                if ix.backfilling:
+                    raise validation(f"Cannot read from backfilling global secondary index: {name}")
                 return ix
         raise validation(f"The table does not have the specified index: {name}")
 
@@ -322,7 +330,9 @@ def describe(
             "IndexArn": f"{meta.arn}/index/{ix.name}",
         }
         if ix.is_global:
-            desc["IndexStatus"] = "ACTIVE"
+            desc["IndexStatus"] = "CREATING" if ix.backfilling else "ACTIVE"
+            if ix.backfilling:
+                desc["Backfilling"] = True
             desc["ProvisionedThroughput"] = _throughput_desc(
                 ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
             )

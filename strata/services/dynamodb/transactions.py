@@ -1,5 +1,11 @@
 """TransactWriteItems and TransactGetItems: all or nothing, in one SQLite transaction.
 
+Conflicts: a transaction's writes are made synchronously, but it is acknowledged only after
+its group commit is durable; until then its items are "held" (`State.locks`). As in DynamoDB, a
+PutItem/UpdateItem/DeleteItem on a held item fails with TransactionConflictException, a
+BatchWriteItem leaves it in UnprocessedItems, and a TransactWriteItems or TransactGetItems that
+touches one is cancelled with the reason code TransactionConflict.
+
 Every action is validated before anything is read; then all conditions are checked and all
 writes made inside one BEGIN IMMEDIATE ... COMMIT, so a crash leaves all of a transaction or none
 of it. A failed condition cancels the whole transaction with CancellationReasons in request
@@ -15,7 +21,12 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.capacity import Consumed, read_units, write_units
-from strata.services.dynamodb.errors import idempotent_mismatch, transaction_canceled, validation
+from strata.services.dynamodb.errors import (
+    conflict_reason,
+    idempotent_mismatch,
+    transaction_canceled,
+    validation,
+)
 from strata.services.dynamodb.expressions.evaluate import project
 from strata.services.dynamodb.item_ops import Plan, check_update_keys, updated_item
 from strata.services.dynamodb.state import State, scope_of
@@ -41,7 +52,14 @@ def _digest(req: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
+def transact_write_items(
+    state: State, ctx: RequestContext, req: dict
+) -> tuple[dict, list[tuple[int, bytes, bytes]]]:
+    """Run a transaction; returns its response and the items it holds until it is durable.
+
+    The caller adds those items to `state.locks` while it waits for the group commit, so a
+    concurrent write of one of them gets DynamoDB's transaction conflict (see provider.py).
+    """
     actions = req.get("TransactItems") or []
     if not actions or len(actions) > MAX_ACTIONS:
         raise validation(
@@ -56,7 +74,7 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
         if prior is not None:
             if prior[0] != _digest(req):
                 raise idempotent_mismatch()
-            return prior[1]
+            return prior[1], []
     work = []
     seen = set()
     for action in actions:
@@ -80,6 +98,11 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
             raise validation("Transaction request cannot include multiple operations on one item")
         seen.add((meta.tid, pk, sk))
         work.append((kind, spec, meta, plan, pk, sk, key, item, size))
+    held = [(w[2].tid, w[4], w[5]) for w in work]
+    if state.locks and any(k in state.locks for k in held):
+        raise transaction_canceled(
+            [conflict_reason() if k in state.locks else {"Code": "None"} for k in held]
+        )
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
     reasons: list[dict] = []
@@ -134,7 +157,7 @@ def transact_write_items(state: State, ctx: RequestContext, req: dict) -> dict:
         raise transaction_canceled(reasons) from None
     for c in consumed.values():
         c.record(billing[c.table])
-    return out
+    return out, held
 
 
 def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
@@ -157,6 +180,13 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
             raise validation("Transaction request cannot include multiple operations on one item")
         seen.add((meta.tid, pk, sk))
         work.append((meta, plan, pk, sk))
+    if state.locks and any((m.tid, pk, sk) in state.locks for m, _, pk, sk in work):
+        raise transaction_canceled(
+            [
+                conflict_reason() if (m.tid, pk, sk) in state.locks else {"Code": "None"}
+                for m, _, pk, sk in work
+            ]
+        )
     responses = []
     consumed: dict[str, Consumed] = {}
     billing: dict[str, str] = {}
