@@ -46,6 +46,7 @@ class Bulk:
 
     def resume(self) -> None:
         """Restart the work a previous run left unfinished (after a crash or a stop)."""
+        before = len(self._tasks)
         for meta in list(self.state.deleting.values()):
             self.spawn(self.delete_table(meta))
         for meta in list(self.state.tables.values()):
@@ -54,6 +55,8 @@ class Bulk:
             for ix in meta.indexes:
                 if ix.backfilling:
                     self.spawn(self.backfill(meta, ix.iid))
+        if len(self._tasks) > before:
+            log.info("dynamodb: resuming %d unfinished table jobs", len(self._tasks) - before)
 
     async def stop(self) -> None:
         """Cancel the work in flight; what is done is durable, `resume()` does the rest later."""

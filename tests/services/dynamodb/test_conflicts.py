@@ -57,7 +57,9 @@ def test_writes_on_an_item_of_an_inflight_transaction_conflict(tmp_path: Path) -
 
     async def run() -> None:
         await p.start()
-        p.create_table(ctx(), {"TableName": "TTT", "BillingMode": "PAY_PER_REQUEST", **key_schema(("id", "S"))})
+        p.create_table(
+            ctx(), {"TableName": "TTT", "BillingMode": "PAY_PER_REQUEST", **key_schema(("id", "S"))}
+        )
         tx = asyncio.ensure_future(
             p.transact_write_items(
                 ctx(), {"TransactItems": [{"Update": bump("a")}, {"Put": put("b", v="1")}]}
