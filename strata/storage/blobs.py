@@ -8,6 +8,7 @@ leaves only a temp file, which `sweep_temp` removes at start-up. Blob ids are ge
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -38,6 +39,25 @@ class BlobStore:
         """A new temp file opened for writing; pass its path to `publish` or `discard`."""
         path = self._tmp / (secrets.token_hex(16) + ".part")
         return path, open(path, "xb")  # noqa: SIM115 - the caller owns and closes it
+
+    def open_temp_fd(self, *, direct: bool = False) -> tuple[Path, int, bool]:
+        """A new temp file as a raw fd: (path, fd, whether O_DIRECT is on).
+
+        O_DIRECT writes skip the page cache: a large upload goes to the device as it arrives
+        (so the fsync at publish is short) and costs no page-cache allocation. The caller must
+        then write from page-aligned buffers in multiples of 4 KiB. Filesystems that refuse
+        O_DIRECT (tmpfs) get a buffered fd.
+        """
+        path = self._tmp / (secrets.token_hex(16) + ".part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        if direct and hasattr(os, "O_DIRECT"):
+            try:
+                return path, os.open(path, flags | os.O_DIRECT, 0o644), True
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise
+                path.unlink(missing_ok=True)  # some kernels create the file before refusing
+        return path, os.open(path, flags, 0o644), False
 
     def publish(self, tmp_path: Path, blob_id: str | None = None) -> str:
         """Make a finished temp file a blob (atomic); returns the blob id."""

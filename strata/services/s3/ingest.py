@@ -1,9 +1,9 @@
-"""Request bodies to blobs: stream to a temp file in large batches, hashing as the bytes pass.
+"""Request bodies to blobs: verified as the bytes pass, published only once every check passed.
 
-The event loop gathers chunks into ~4 MiB batches; a worker thread hashes (MD5 plus any requested
-flexible checksum; hashlib releases the GIL) and writes each batch while the loop receives the
-next one, so a large PUT runs near the MD5 speed limit and never holds more than two batches in
-memory. The temp file is published (fsync + atomic rename) only once every check has passed.
+A small body is kept in memory; a large one streams to a temp file through a `Spool` (see
+spool.py: hashing and writing run side by side, never more than two batches in memory). The
+temp file is published (fsync + atomic rename) only after size, Content-MD5 and flexible
+checksums have been checked.
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
 from strata.protocol.checksums import ALGORITHM_BY_HEADER, ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
+from strata.services.s3.spool import BATCH, Spool
 from strata.storage import BlobStore
 
-BATCH = 4 * 1024 * 1024
-# Large uploads start their disk writeback every this many bytes (when fsync is on).
-FLUSH_EVERY = 16 * 1024 * 1024
 # Threads for hashing/writing; big enough for many concurrent uploads on a small machine.
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest")
 
@@ -116,31 +112,24 @@ async def receive(
     """Read `body`, verifying size, Content-MD5 and flexible checksums.
 
     A body smaller than one batch stays in memory and is written by `publish` in a single
-    worker-thread call (open, write, fsync, rename); a larger one streams to a temp file batch by
-    batch. On any failure the temp file is removed and ServiceError raised (BadDigest,
-    EntityTooLarge, IncompleteBody ...), so a rejected or cut-off upload leaves nothing behind.
+    worker-thread call (open, write, fsync, rename); a larger one streams to a temp file through
+    a `Spool` (hash and write in parallel, O_DIRECT). On any failure the temp file is removed and
+    ServiceError raised (BadDigest, EntityTooLarge, IncompleteBody ...), so a rejected or cut-off
+    upload leaves nothing behind.
     """
     want_md5 = check_content_md5(content_md5)
     expected = expected or {}
     md5 = hashlib.md5()
     hashers = {algorithm: new_hasher(algorithm)} if algorithm else {}
-    loop = asyncio.get_running_loop()
-    tmp: Path | None = None
-    f: Any = None
 
-    def hash_batch(batch: bytes) -> None:
+    def hash_batch(batch: bytes | memoryview) -> None:
         md5.update(batch)
         for h in hashers.values():
             h.update(batch)
 
-    def write(batch: bytes) -> None:
-        hash_batch(batch)
-        f.write(batch)
-
-    size = unflushed = 0
+    size = 0
     data: bytes | None = None
-    pending: asyncio.Future | None = None
-    flushing: asyncio.Future | None = None
+    spool: Spool | None = None
     try:
         if isinstance(body, bytes | bytearray):
             if len(body) > max_size:
@@ -150,54 +139,32 @@ async def receive(
             if body.length is not None and body.length > max_size:
                 raise _too_large()
             buf: list[bytes] = []
-            buffered = 0
             async for chunk in body:
                 size += len(chunk)
                 if size > max_size:
                     raise _too_large()
+                if spool is not None:
+                    await spool.add(chunk)
+                    continue
                 buf.append(chunk)
-                buffered += len(chunk)
-                if buffered >= BATCH:
-                    batch = b"".join(buf)
-                    buf, buffered = [], 0
-                    if pending is not None:
-                        await pending
-                        unflushed += BATCH
-                        if blobs.fsync and unflushed >= FLUSH_EVERY and (flushing is None or flushing.done()):
-                            # Start the disk writing beside the upload, so the fsync at publish
-                            # finds little left to do.
-                            flushing = loop.run_in_executor(_pool, os.fdatasync, f.fileno())
-                            unflushed = 0
-                    if f is None:
-                        tmp, f = blobs.open_temp()
-                    # Hashing and writing the same batch run side by side (both release the GIL);
-                    # the next batch is received meanwhile.
-                    pending = asyncio.gather(
-                        loop.run_in_executor(_pool, hash_batch, batch),
-                        loop.run_in_executor(_pool, f.write, batch),
-                    )
-            if pending is not None:
-                await pending
-                pending = None
-            if flushing is not None:
-                await flushing
-                flushing = None
-            rest = b"".join(buf)
+                if size >= BATCH:
+                    spool = Spool(blobs, hash_batch, _pool)
+                    for c in buf:
+                        await spool.add(c)
+                    buf = []
             if body.length is not None and size < body.length:
                 raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
-            if f is None:
-                data = rest
-            elif rest:
-                await loop.run_in_executor(_pool, write, rest)
+            if spool is None:
+                data = b"".join(buf)
+            else:
+                await spool.finish()
         else:
             data = b""
         if data is not None:
             if len(data) >= 256 * 1024:
-                await loop.run_in_executor(_pool, hash_batch, data)
+                await asyncio.get_running_loop().run_in_executor(_pool, hash_batch, data)
             else:
                 hash_batch(data)
-        if f is not None:
-            f.close()
         digest = md5.digest()
         if want_md5 is not None and want_md5 != digest:
             raise ServiceError(
@@ -219,18 +186,11 @@ async def receive(
                 raise ServiceError(
                     "BadDigest", f"The {a} you specified did not match the calculated checksum.", 400
                 )
-        return Received(tmp, size, digest, got, data)
+        return Received(spool.path if spool else None, size, digest, got, data)
     except BaseException:
-        for fut in (pending, flushing):
-            if fut is not None:
-                try:
-                    await fut
-                except Exception:  # noqa: BLE001 - the original error is the one to report
-                    pass
-        if f is not None:
-            f.close()
-        if tmp is not None:
-            blobs.discard(tmp)
+        if spool is not None:
+            await spool.abort()
+            blobs.discard(spool.path)
         raise
 
 
