@@ -6,6 +6,7 @@ multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListM
 listing.py     ListObjects, ListObjectsV2, ListObjectVersions
 versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
+owner.py       ExpectedBucketOwner, checked for every operation
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
 
@@ -15,11 +16,13 @@ from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
+from strata.services.s3.owner import check_expected_owner
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
+@check_expected_owner
 class S3Provider(
     BucketOperations,
     ObjectOperations,
