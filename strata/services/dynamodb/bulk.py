@@ -1,4 +1,5 @@
-"""Bulk table work in the background: DeleteTable, GSI backfill, dropping a deleted GSI's rows.
+"""Bulk work in the background: DeleteTable, GSI backfill, dropping a deleted GSI's rows, and the
+one-time rewrite of items stored in an older format.
 
 On a large table each of these touches millions of rows; done in one go on the event loop it
 would stall every other request for seconds. Here the work is cut into chunks of
@@ -22,7 +23,7 @@ from typing import Any
 
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.state import State
-from strata.services.dynamodb.store import loads
+from strata.services.dynamodb.store import ITEM_FORMAT, loads
 from strata.services.dynamodb.tables import IndexMeta, TableMeta
 
 log = logging.getLogger("strata")
@@ -57,6 +58,8 @@ class Bulk:
                     self.spawn(self.backfill(meta, ix.iid))
         if len(self._tasks) > before:
             log.info("dynamodb: resuming %d unfinished table jobs", len(self._tasks) - before)
+        if self.state.store.item_format() < ITEM_FORMAT:
+            self.spawn(self.migrate())
 
     async def stop(self) -> None:
         """Cancel the work in flight; what is done is durable, `resume()` does the rest later."""
@@ -107,6 +110,21 @@ class Bulk:
             current.dropped.remove(iid)
             self.state.store.save_meta(current.to_json())
         await self.state.store.durable()
+
+    async def migrate(self) -> None:
+        """Rewrite items stored by an earlier version (marshal) as MessagePack, a chunk at a time.
+
+        Reads understand both formats, so nothing waits for this; a restart starts the pass
+        over (rows already rewritten are only read again).
+        """
+        store = self.state.store
+        after = None
+        while True:
+            with store.write():
+                after = store.migrate_chunk(after, self.chunk)
+            await store.durable()
+            if after is None:
+                return
 
     def _index(self, meta: TableMeta, iid: int) -> tuple[TableMeta, IndexMeta] | None:
         """The table's current metadata (UpdateTable replaces it) and the index, if both remain."""
