@@ -1,4 +1,5 @@
-"""Incremental checksums as S3 names them: CRC32, CRC32C, CRC64NVME, SHA1, SHA256.
+"""Incremental checksums as S3 names them: CRC32, CRC32C, CRC64NVME, SHA1, SHA256, and the newer
+SHA512, MD5, XXHASH64, XXHASH3 and XXHASH128.
 
 One hasher interface for every algorithm (`update(data)`, `digest()`, `b64digest()`), so the
 aws-chunked decoder, PutObject/UploadPart and multipart completion compute checksums the same
@@ -11,9 +12,11 @@ import base64
 import hashlib
 import zlib
 from abc import ABC, abstractmethod
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import crc32c as _crc32c
+import xxhash
 from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
 
@@ -100,6 +103,41 @@ class Sha256(_Hashlib):
     name = "sha256"
 
 
+class Sha512(_Hashlib):
+    __slots__ = ()
+    name = "sha512"
+
+
+class Md5(_Hashlib):
+    __slots__ = ()
+    name = "md5"
+
+
+class _XXHash(_Hashlib):
+    """The xxhash package's hashers share hashlib's interface (canonical big-endian digests)."""
+
+    __slots__ = ()
+    factory: Callable[[], Any]
+
+    def __init__(self) -> None:
+        self._h = type(self).factory()
+
+
+class XXHash64(_XXHash):
+    __slots__ = ()
+    factory = xxhash.xxh64
+
+
+class XXHash3(_XXHash):
+    __slots__ = ()
+    factory = xxhash.xxh3_64
+
+
+class XXHash128(_XXHash):
+    __slots__ = ()
+    factory = xxhash.xxh3_128
+
+
 # Algorithm names as S3 spells them in ChecksumAlgorithm / x-amz-checksum-algorithm.
 ALGORITHMS: dict[str, type] = {
     "CRC32": Crc32,
@@ -107,12 +145,28 @@ ALGORITHMS: dict[str, type] = {
     "CRC64NVME": Crc64Nvme,
     "SHA1": Sha1,
     "SHA256": Sha256,
+    "SHA512": Sha512,
+    "MD5": Md5,
+    "XXHASH64": XXHash64,
+    "XXHASH3": XXHash3,
+    "XXHASH128": XXHash128,
 }
 # The header (and trailer) carrying each algorithm's value, and back.
 HEADER_BY_ALGORITHM: dict[str, str] = {name: f"x-amz-checksum-{name.lower()}" for name in ALGORITHMS}
 ALGORITHM_BY_HEADER: dict[str, str] = {h: name for name, h in HEADER_BY_ALGORITHM.items()}
 # Length of each algorithm's raw digest, to validate base64 values clients send.
-DIGEST_SIZE: dict[str, int] = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
+DIGEST_SIZE: dict[str, int] = {
+    "CRC32": 4,
+    "CRC32C": 4,
+    "CRC64NVME": 8,
+    "SHA1": 20,
+    "SHA256": 32,
+    "SHA512": 64,
+    "MD5": 16,
+    "XXHASH64": 8,
+    "XXHASH3": 8,
+    "XXHASH128": 16,
+}
 
 
 def new_checksum(algorithm: str) -> Checksum:

@@ -80,7 +80,8 @@ def requested_checksums(req: dict) -> tuple[dict[str, str], str | None]:
     if algo and algo.upper() not in CHECKSUM_ALGORITHMS:
         raise ServiceError(
             "InvalidRequest",
-            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: "
+            f"[{', '.join(CHECKSUM_ALGORITHMS)}]",
             400,
         )
     return expected, algo.upper() if algo else None
@@ -120,7 +121,8 @@ async def receive(
     want_md5 = check_content_md5(content_md5)
     expected = expected or {}
     md5 = hashlib.md5()
-    hashers = {algorithm: new_hasher(algorithm)} if algorithm else {}
+    # The MD5 flexible checksum is the ETag's MD5: computed once.
+    hashers = {algorithm: new_hasher(algorithm)} if algorithm and algorithm != "MD5" else {}
 
     def hash_batch(batch: bytes | memoryview) -> None:
         md5.update(batch)
@@ -174,6 +176,8 @@ async def receive(
                 fields={"ExpectedDigest": want_md5.hex(), "CalculatedDigest": b64(digest)},
             )
         got = {a: b64(h.digest()) for a, h in hashers.items()}
+        if algorithm == "MD5":
+            got["MD5"] = b64(digest)
         # Checksums sent as aws-chunked trailers arrive verified by the chunked decoder.
         for name, value in (getattr(body, "trailers", None) or {}).items():
             a = ALGORITHM_BY_HEADER.get(name.lower())
