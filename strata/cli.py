@@ -28,12 +28,29 @@ def cli() -> None:
 @click.option("--region", default=None, help="Default region (us-east-1).")
 @click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, survives kill -9 but not power loss).")
 @click.option("--quiet", is_flag=True, help="No access log.")
-def serve(host: str, port: int, data_dir: Path, region: str | None, no_fsync: bool, quiet: bool) -> None:
+@click.option(
+    "--cpu-affinity",
+    default=None,
+    help="Where the request-serving threads run: auto (one CPU, the default), off, or a CPU number.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    region: str | None,
+    no_fsync: bool,
+    quiet: bool,
+    cpu_affinity: str | None,
+) -> None:
     """Start the server."""
     from strata.server import serve as run
 
+    if cpu_affinity is not None and cpu_affinity not in ("auto", "off") and not cpu_affinity.isdigit():
+        raise click.BadParameter("auto, off or a CPU number", param_hint="--cpu-affinity")
     try:
-        settings = settings_from_env(host=host, port=port, data_dir=data_dir, region=region)
+        settings = settings_from_env(
+            host=host, port=port, data_dir=data_dir, region=region, cpu_affinity=cpu_affinity
+        )
         settings.fsync = not no_fsync
         settings.access_log = not quiet
         settings.all_credentials()

@@ -46,6 +46,8 @@ class Settings:
     # fsync blob files and SQLite commits; tests of crash safety rely on this being on.
     fsync: bool = True
     access_log: bool = True
+    # "auto", "off" or a CPU number: where the request-serving threads run (strata.affinity).
+    cpu_affinity: str = "auto"
     # Ports handed to engines (PostgreSQL, MariaDB, Redis, Memcached) and their stable endpoints.
     engine_port_range: tuple[int, int] = (45000, 47999)
     # Limits that AWS fixes but tests want small; services read them from here.
@@ -98,6 +100,8 @@ def settings_from_env(**overrides: object) -> Settings:
     s = Settings()
     if "STRATA_DATA_DIR" in os.environ:
         s.data_dir = Path(os.environ["STRATA_DATA_DIR"]).resolve()
+    if "STRATA_CPU_AFFINITY" in os.environ:
+        s.cpu_affinity = os.environ["STRATA_CPU_AFFINITY"]
     if "STRATA_REGION" in os.environ:
         s.region = os.environ["STRATA_REGION"]
     key, secret = os.environ.get("STRATA_ACCESS_KEY_ID"), os.environ.get("STRATA_SECRET_ACCESS_KEY")

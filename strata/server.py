@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from strata.affinity import pin_serving_thread
 from strata.config import Settings
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -57,6 +58,8 @@ async def serve_async(settings: Settings) -> None:
     # walks what requests allocate instead of pausing the loop for the whole model graph.
     gc.collect()
     gc.freeze()
+    # Before granian starts its threads, so they inherit the pin (see strata.affinity).
+    pin_serving_thread(settings.cpu_affinity)
     server = Server(
         app,
         address=settings.host,

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strata.affinity import allowed_cpus, widen_child
+
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
 PR_CAP_AMBIENT = 47
@@ -152,9 +154,11 @@ def _child_setup(death_signal: int, user: str | None = None) -> Callable[[], Non
     Files it writes are its own (the caller chowns the data dir to it).
     """
     pw = pwd.getpwnam(user) if user else None
+    cpus = allowed_cpus()  # read before fork: the child must not import or log
 
     def setup() -> None:
         os.setpgrp()  # own process group: a Ctrl-C on Strata's terminal is Strata's to handle
+        widen_child(cpus)  # not confined to the serving thread's CPU (strata.affinity)
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         if pw is not None:
             libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
