@@ -72,3 +72,12 @@ def conflict_reason() -> dict:
 
 def limit_exceeded(message: str) -> ServiceError:
     return ServiceError("LimitExceededException", message, 400)
+
+
+def transaction_in_progress() -> ServiceError:
+    """A TransactWriteItems retried with the token of one that is not yet acknowledged."""
+    return ServiceError(
+        "TransactionInProgressException",
+        "The transaction with the given request token is already in progress.",
+        400,
+    )

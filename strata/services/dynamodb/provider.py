@@ -372,13 +372,16 @@ class DynamoDBProvider:
 
     async def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
         await self.state.store.writable()
-        out, held = transactions.transact_write_items(self.state, ctx, req)
+        out, held, token = transactions.transact_write_items(self.state, ctx, req)
         locks = self.state.locks
         locks.update(held)  # until durable: concurrent writes of these items conflict
+        if token:
+            self.state.tx_tokens.add(token)
         try:
             await self.state.store.durable()
         finally:
             locks.difference_update(held)
+            self.state.tx_tokens.discard(token)  # type: ignore[arg-type]
         return out
 
     def transact_get_items(self, ctx: RequestContext, req: dict) -> dict:

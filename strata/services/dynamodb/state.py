@@ -35,6 +35,7 @@ class State:
         # Items (tid, pk, sk) of TransactWriteItems calls between their write and its durability:
         # a write or another transaction touching one of them meets a transaction conflict.
         self.locks: set[tuple[int, bytes, bytes]] = set()
+        self.tx_tokens: set[tuple[str, str]] = set()  # ClientRequestTokens of those transactions
         self.batch_get_bytes = 16 * 1024 * 1024  # a BatchGetItem response's limit
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)

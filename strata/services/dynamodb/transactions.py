@@ -25,6 +25,7 @@ from strata.services.dynamodb.errors import (
     conflict_reason,
     idempotent_mismatch,
     transaction_canceled,
+    transaction_in_progress,
     validation,
 )
 from strata.services.dynamodb.expressions.evaluate import project
@@ -54,11 +55,13 @@ def _digest(req: dict) -> str:
 
 def transact_write_items(
     state: State, ctx: RequestContext, req: dict
-) -> tuple[dict, list[tuple[int, bytes, bytes]]]:
-    """Run a transaction; returns its response and the items it holds until it is durable.
+) -> tuple[dict, list[tuple[int, bytes, bytes]], tuple[str, str] | None]:
+    """Run a transaction; returns its response, the items it holds until it is durable, and its
+    (scope, ClientRequestToken) if any.
 
-    The caller adds those items to `state.locks` while it waits for the group commit, so a
-    concurrent write of one of them gets DynamoDB's transaction conflict (see provider.py).
+    The caller adds those items to `state.locks` and the token to `state.tx_tokens` while it
+    waits for the group commit, so a concurrent write of one of the items gets DynamoDB's
+    transaction conflict and a retry with the same token TransactionInProgressException.
     """
     actions = req.get("TransactItems") or []
     if not actions or len(actions) > MAX_ACTIONS:
@@ -70,11 +73,13 @@ def transact_write_items(
     scope = scope_of(ctx)
     store = state.store
     if token:
+        if (scope, token) in state.tx_tokens:
+            raise transaction_in_progress()
         prior = store.get_token(scope, token, clock.time() - TOKEN_SECONDS)
         if prior is not None:
             if prior[0] != _digest(req):
                 raise idempotent_mismatch()
-            return prior[1], []
+            return prior[1], [], None
     work = []
     seen = set()
     for action in actions:
@@ -157,7 +162,7 @@ def transact_write_items(
         raise transaction_canceled(reasons) from None
     for c in consumed.values():
         c.record(billing[c.table])
-    return out, held
+    return out, held, (scope, token) if token else None
 
 
 def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:

@@ -97,6 +97,13 @@ def test_writes_on_an_item_of_an_inflight_transaction_conflict(tmp_path: Path) -
         assert got["Item"]["n"] == {"N": "2"}
         assert "Item" not in p.get_item(ctx(), {"TableName": "TTT", "Key": {"id": {"S": "c"}}})
         assert p.state.locks == set()
+        tokened = {"TransactItems": [{"Put": put("t")}], "ClientRequestToken": "tok-1"}
+        first = asyncio.ensure_future(p.transact_write_items(ctx(), tokened))
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceError) as e:  # the same token again before the first is acknowledged
+            await p.transact_write_items(ctx(), tokened)
+        assert e.value.code == "TransactionInProgressException"
+        assert await first == await p.transact_write_items(ctx(), tokened)  # afterwards: idempotent replay
         await p.stop()
 
     asyncio.run(run())
