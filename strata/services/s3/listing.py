@@ -9,7 +9,8 @@ whatever the bucket holds.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -62,6 +63,34 @@ def url_encoder(encoding_type: str | None) -> Callable[[str], str]:
             fields={"ArgumentName": "encoding-type", "ArgumentValue": encoding_type},
         )
     return lambda s: quote(s, safe="/~") if s is not None else s
+
+
+# Characters XML 1.0 cannot carry, not even as character references.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> bool:
+    """Whether XML 1.0 can carry `text` (escaped or not)."""
+    return _XML_ILLEGAL.search(text) is None
+
+
+def answer_encoding(requested: str | None, texts: Iterable[str | None]) -> str | None:
+    """The encoding-type a listing answers with: the one requested, else `url` if it must.
+
+    S3 puts a key with a control character (U+0001..U+001F but tab/LF/CR, U+FFFE...) into its
+    XML as `&#x1;`, which XML 1.0 forbids: strict parsers (botocore's included, when it did not ask
+    for url encoding itself) cannot read that page at all. Strata instead answers such a page
+    url-encoded and says so in `EncodingType`, as if `encoding-type=url` had been sent: every
+    response parses, and the keys arrive intact. Pages of ordinary keys are untouched.
+    """
+    if requested:
+        return requested
+    return "url" if _XML_ILLEGAL.search("".join(t for t in texts if t)) else None
+
+
+def _page_texts(page: list[Entry]) -> Iterator[str]:
+    for e in page:
+        yield e if isinstance(e, str) else e.key
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
@@ -182,6 +211,10 @@ class ListingOperations(S3Core):
             self._iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx) if req.get("FetchOwner") else None
+        encoding = answer_encoding(
+            req.get("EncodingType"), [prefix, delimiter, req.get("StartAfter"), *_page_texts(page)]
+        )
+        enc = url_encoder(encoding)
         out: dict[str, Any] = {
             "Name": bucket.name,
             "Prefix": enc(prefix),
@@ -195,8 +228,8 @@ class ListingOperations(S3Core):
         }
         if delimiter:
             out["Delimiter"] = enc(delimiter)
-        if req.get("EncodingType"):
-            out["EncodingType"] = req["EncodingType"]
+        if encoding:
+            out["EncodingType"] = encoding
         if token:
             out["ContinuationToken"] = token
         if req.get("StartAfter"):
@@ -217,6 +250,8 @@ class ListingOperations(S3Core):
             self._iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx)
+        encoding = answer_encoding(req.get("EncodingType"), [prefix, delimiter, marker, *_page_texts(page)])
+        enc = url_encoder(encoding)
         out: dict[str, Any] = {
             "Name": bucket.name,
             "Prefix": enc(prefix),
@@ -233,8 +268,8 @@ class ListingOperations(S3Core):
             if truncated:
                 last = page[-1]
                 out["NextMarker"] = enc(last if isinstance(last, str) else last.key)
-        if req.get("EncodingType"):
-            out["EncodingType"] = req["EncodingType"]
+        if encoding:
+            out["EncodingType"] = encoding
         return _drop_empty(out)
 
     def list_object_versions(self, ctx: RequestContext, req: dict) -> dict:
@@ -257,6 +292,10 @@ class ListingOperations(S3Core):
         )
         page, truncated = self._page(entries, max_keys)
         owner = self._owner(ctx)
+        encoding = answer_encoding(
+            req.get("EncodingType"), [prefix, delimiter, key_marker, *_page_texts(page)]
+        )
+        enc = url_encoder(encoding)
         versions, markers, prefixes = [], [], []
         for e in page:
             if isinstance(e, str):
@@ -289,8 +328,8 @@ class ListingOperations(S3Core):
             out["VersionIdMarker"] = version_marker
         if delimiter:
             out["Delimiter"] = enc(delimiter)
-        if req.get("EncodingType"):
-            out["EncodingType"] = req["EncodingType"]
+        if encoding:
+            out["EncodingType"] = encoding
         if truncated:
             last = page[-1]
             if isinstance(last, str):

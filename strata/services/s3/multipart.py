@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
@@ -32,7 +33,7 @@ from strata.services.s3.ingest import (
     receive,
     requested_checksums,
 )
-from strata.services.s3.listing import url_encoder
+from strata.services.s3.listing import answer_encoding, url_encoder
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.store import ObjectRow, prefix_end
@@ -343,7 +344,7 @@ class MultipartOperations(S3Core):
             raise
         self._free_blobs(freed)
         out: dict[str, Any] = {
-            "Location": f"/{bucket.name}/{key}",
+            "Location": f"/{bucket.name}/{quote(key, safe='/~')}",  # a URL: the key url-encoded
             "Bucket": bucket.name,
             "Key": key,
             "ETag": etag,
@@ -473,6 +474,11 @@ class MultipartOperations(S3Core):
                 truncated = True
                 break
             page.append(entry)
+        encoding = answer_encoding(
+            req.get("EncodingType"),
+            [prefix, delimiter, key_marker, *(e if isinstance(e, str) else e[1] for e in page)],
+        )
+        enc = url_encoder(encoding)
         uploads: list[dict[str, Any]] = []
         for entry in page:
             if isinstance(entry, str):
@@ -506,8 +512,8 @@ class MultipartOperations(S3Core):
             out["CommonPrefixes"] = [{"Prefix": enc(p)} for p in prefixes]
         if delimiter:
             out["Delimiter"] = enc(delimiter)
-        if req.get("EncodingType"):
-            out["EncodingType"] = req["EncodingType"]
+        if encoding:
+            out["EncodingType"] = encoding
         if truncated and page:
             last = page[-1]
             if isinstance(last, str):

@@ -6,23 +6,23 @@ multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListM
 listing.py     ListObjects, ListObjectsV2, ListObjectVersions
 versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
-owner.py       ExpectedBucketOwner, checked for every operation
+guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
 
 from __future__ import annotations
 
 from strata.services.s3.buckets import BucketOperations
+from strata.services.s3.guard import guarded
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
-from strata.services.s3.owner import check_expected_owner
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
-@check_expected_owner
+@guarded
 class S3Provider(
     BucketOperations,
     ObjectOperations,
