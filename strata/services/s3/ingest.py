@@ -17,14 +17,17 @@ from pathlib import Path
 
 from awscrt import checksums as _crt  # type: ignore[import-untyped]
 
+from strata.affinity import unpin_thread
 from strata.protocol.checksums import ALGORITHM_BY_HEADER, ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.services.s3.spool import BATCH, Spool
 from strata.storage import BlobStore
 
-# Threads for hashing/writing; big enough for many concurrent uploads on a small machine.
-_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest")
+# Threads for hashing/writing; big enough for many concurrent uploads on a small machine. They
+# may run on every CPU: the serving thread that creates them is pinned to one (strata.affinity),
+# and hashing beside the event loop, not in turns with it, is the point of these threads.
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-ingest", initializer=unpin_thread)
 
 CHECKSUM_ALGORITHMS = tuple(ALGORITHMS)
 CRC_BYTES = {a: n for a, n in DIGEST_SIZE.items() if a.startswith("CRC")}
