@@ -12,8 +12,9 @@ import gc
 import logging
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
-from strata.affinity import pin_serving_thread
+from strata.affinity import pin_serving_thread, unpin_thread
 from strata.config import Settings
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -59,7 +60,12 @@ async def serve_async(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     # Before granian starts its threads, so they inherit the pin (see strata.affinity).
-    pin_serving_thread(settings.cpu_affinity)
+    if pin_serving_thread(settings.cpu_affinity) is not None:
+        # run_blocking's work (file copies, slow SQL, engine commands) may use every CPU.
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix="strata-blocking", initializer=unpin_thread)
+        )
     server = Server(
         app,
         address=settings.host,

@@ -21,7 +21,14 @@ from strata.auth import Authenticator
 from strata.config import Settings
 from strata.gateway import admin
 from strata.gateway.accesslog import AccessLog
-from strata.gateway.asgi_io import attach_stream, drain, read_body, request_from_scope, send_response
+from strata.gateway.asgi_io import (
+    attach_stream,
+    content_length,
+    drain,
+    read_body,
+    request_from_scope,
+    send_response,
+)
 from strata.gateway.detect import (
     Detected,
     detect,
@@ -115,7 +122,7 @@ class StrataApp:
         request_id = f"{self._id_prefix}{next(self._ids):010X}"
         detected = detect(request, self.settings.s3_hosts)
         if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
-            request.body = await read_body(receive)
+            request.body = await read_body(receive, content_length(request))
             service_by_body = service_by_query_version(request.body.decode("latin-1"))
             if service_by_body:
                 detected = Detected(service_by_body, None)
@@ -131,10 +138,10 @@ class StrataApp:
                 if op.has_streaming_input:
                     attach_stream(request, receive)
                 else:
-                    request.body = await read_body(receive)
+                    request.body = await read_body(receive, content_length(request))
             else:
                 if not request.body:
-                    request.body = await read_body(receive)
+                    request.body = await read_body(receive, content_length(request))
                 op, path_params = codec.find_operation(request)
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)
