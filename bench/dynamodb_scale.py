@@ -6,6 +6,10 @@ the data directory with `strata serve` and drives Query requests with wrk (the s
 isolates the storage layer from the HTTP path. Usage:
 
     python bench/dynamodb_scale.py [--large 1000000] [--seconds 8] [--data-dir /tmp/ddbscale]
+
+With --bulk it then measures, in process, how long the event loop is ever blocked while a GSI is
+backfilled on the large table, dropped again, and the large table deleted (all done in background
+chunks; before, each was one blocking pass), and removes the data directory afterwards.
 """
 
 from __future__ import annotations
@@ -99,6 +103,69 @@ def in_process(data_dir: Path, tables: dict[str, int], rounds: int = 3000) -> di
     return out
 
 
+def bulk_stalls(data_dir: Path, name: str) -> None:
+    """Event-loop stalls (a 1 ms ticker's lateness) during backfill, index drop and DeleteTable."""
+    settings = Settings(data_dir=data_dir)
+    p = DynamoDBProvider(ServiceRuntime("dynamodb", settings, settings.service_dir("dynamodb")))
+
+    async def measure(label: str, start) -> None:  # noqa: ANN001
+        late: list[float] = []
+        done = False
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                late.append(now - last - 0.001)
+                last = now
+
+        tick = asyncio.ensure_future(ticker())
+        t0 = time.perf_counter()
+        await start()
+        await p.bulk.idle()
+        total = time.perf_counter() - t0
+        done = True
+        await tick
+        late.sort()
+        print(
+            f"{label}: {total:.1f}s in background; event loop blocked at most {late[-1] * 1e3:.1f} ms "
+            f"(p99 {late[int(len(late) * 0.99)] * 1e3:.1f} ms)",
+            flush=True,
+        )
+
+    gsi = {
+        "IndexName": "by-n",
+        "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+
+    async def run() -> None:
+        await p.start()
+        await p.bulk.idle()
+        await measure(
+            f"GSI backfill of {name}",
+            lambda: p.update_table(
+                ctx(),
+                {
+                    "TableName": name,
+                    "AttributeDefinitions": [{"AttributeName": "n", "AttributeType": "N"}],
+                    "GlobalSecondaryIndexUpdates": [{"Create": gsi}],
+                },
+            ),
+        )
+        await measure(
+            f"GSI drop on {name}",
+            lambda: p.update_table(
+                ctx(), {"TableName": name, "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "by-n"}}]}
+            ),
+        )
+        await measure(f"DeleteTable {name}", lambda: p.delete_table(ctx(), {"TableName": name}))
+        await p.stop()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=10_000)
@@ -106,6 +173,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--port", type=int, default=52419)
     ap.add_argument("--data-dir", default="/tmp/ddbscale")
+    ap.add_argument(
+        "--bulk", action="store_true", help="then measure background bulk work (deletes the data)"
+    )
     a = ap.parse_args()
     data_dir = Path(a.data_dir)
     tables = {"small": a.small, "large": a.large}
@@ -153,6 +223,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+    if a.bulk:
+        bulk_stalls(data_dir, "large")
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class DynamoDBProvider:
             settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
-        self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 2000))
+        self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
 
     def health(self) -> str:
         return "running"
