@@ -128,6 +128,31 @@ def until_available(ec, check) -> None:
         time.sleep(0.01)
 
 
+_KEY_FOR_SLOT: dict[int, str] = {}
+
+
+def every_slot_writable(ec, gid: str) -> None:
+    """Write one key into every one of the 16384 hash slots, each straight to the node the
+    configuration endpoint names as its owner (no retries, no redirections): raises otherwise."""
+    from redis.crc import key_slot
+
+    g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
+    conf = g["ConfigurationEndpoint"]
+    if not _KEY_FOR_SLOT:
+        i = 0
+        while len(_KEY_FOR_SLOT) < 16384:
+            _KEY_FOR_SLOT.setdefault(key_slot(f"k{i}".encode()), f"k{i}")
+            i += 1
+    written = 0
+    for low, high, owner, *_ in redis.Redis(conf["Address"], conf["Port"]).cluster("slots"):
+        pipe = redis.Redis(owner[0], owner[1]).pipeline(transaction=False)
+        for slot in range(low, high + 1):
+            pipe.set(_KEY_FOR_SLOT[slot], slot)
+        written += sum(1 for r in pipe.execute(raise_on_error=True) if r is True)
+    if written != 16384:
+        raise SystemExit(f"{gid}: only {written} of 16384 slots took a write right after 'available'")
+
+
 def create_times(ec, rounds: int, ca: str) -> None:
     cases = {}
 
@@ -172,6 +197,10 @@ def create_times(ec, rounds: int, ca: str) -> None:
             return g["Status"] == "available" and redis.Redis(ep["Address"], ep["Port"], **tls).ping()
 
         until_available(ec, ok)
+        if kw.get("NumNodeGroups"):
+            checks.append(gid)
+
+    checks: list[str] = []
 
     cases["redis single node"] = single
     cases["memcached 3 nodes"] = memcached
@@ -181,13 +210,22 @@ def create_times(ec, rounds: int, ca: str) -> None:
     cases["group 1 primary + 2 replicas TLS"] = lambda i: group(
         i, NumCacheClusters=3, TransitEncryptionEnabled=True, AuthToken="bench-token-0123456789"
     )
-    cases["cluster mode 3 shards x 2"] = lambda i: group(i, NumNodeGroups=3, ReplicasPerNodeGroup=1)
+    cases["cluster mode 3 shards x (1 + 1 replica)"] = lambda i: group(
+        i, NumNodeGroups=3, ReplicasPerNodeGroup=1
+    )
+    cases["cluster mode 3 shards x (1 + 2 replicas)"] = lambda i: group(
+        i, NumNodeGroups=3, ReplicasPerNodeGroup=2
+    )
     for name, run in cases.items():
         times = []
         for i in range(rounds):
             t0 = time.perf_counter()
             run(i)
             times.append(time.perf_counter() - t0)
+            for gid in checks:  # untimed: "available" must mean every slot takes a write right away
+                every_slot_writable(ec, gid)
+                ec.delete_replication_group(ReplicationGroupId=gid)
+            checks.clear()
         print(
             f"  {name:34s} median {statistics.median(times):.3f} s  max {max(times):.3f} s  ({rounds} runs)"
         )
@@ -199,6 +237,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--compare-router", action="store_true")
+    ap.add_argument("--only", choices=["create", "throughput"], help="run one part of the benchmark")
     args = ap.parse_args()
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark not found: install Debian's redis-tools (scripts/install.sh)")
@@ -206,11 +245,15 @@ def main() -> None:
     server = StrataProcess(root / "data").start()
     try:
         ec = server.client("elasticache")
-        print("create -> available (Create call until Describe says available and the engine answers):")
-        create_times(ec, args.rounds, str(Path(server.data_dir) / "tls" / "ca.pem"))
-        print("throughput, mean of SET and GET (redis-benchmark -c 50):")
-        throughput(ec, server, args.rounds, args.requests, tls=False, compare_router=args.compare_router)
-        throughput(ec, server, args.rounds, args.requests // 4, tls=True, compare_router=False)
+        print(f"load average before: {os.getloadavg()}")
+        if args.only != "throughput":
+            print("create -> available (Create call until Describe says available and the engine answers):")
+            create_times(ec, args.rounds, str(Path(server.data_dir) / "tls" / "ca.pem"))
+        if args.only != "create":
+            print("throughput, mean of SET and GET (redis-benchmark -c 50):")
+            throughput(ec, server, args.rounds, args.requests, tls=False, compare_router=args.compare_router)
+            throughput(ec, server, args.rounds, args.requests // 4, tls=True, compare_router=False)
+        print(f"load average after: {os.getloadavg()}")
     except BaseException:
         print(server.log_tail(80))
         raise

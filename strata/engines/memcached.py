@@ -91,13 +91,22 @@ class MemcachedServer:
         )
 
     def start(self, timeout: float = 30) -> None:
+        self._prepare()
+        self.process.start(ready=self.ping, timeout=timeout)
+
+    def launch(self) -> None:
+        """Fork the server without waiting for it (see `ping` for readiness), so several nodes
+        start side by side."""
+        self._prepare()
+        self.process.start()
+
+    def _prepare(self) -> None:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         make_accessible(data_dir)
         chown_tree(data_dir, ENGINE_USER)
         path, _ = binary()
         self.process.spec.argv = self.config.argv(path)
-        self.process.start(ready=self.ping, timeout=timeout)
 
     def stop(self, timeout: float = 15) -> None:
         self.process.stop(timeout)

@@ -209,6 +209,12 @@ class RedisServer:
         self.write_config()
         self.process.start(ready=self.ping, timeout=timeout)
 
+    def launch(self) -> None:
+        """Write redis.conf and fork the server without waiting for it (see `ping` for readiness):
+        several nodes then start side by side instead of one after another."""
+        self.write_config()
+        self.process.start()
+
     def stop(self, timeout: float = 15) -> None:
         self.process.stop(timeout)
 
@@ -360,68 +366,153 @@ def node_id(server: RedisServer) -> str:
 
 
 def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], timeout: float = 60) -> None:
-    """Join fresh cluster-mode nodes into one cluster: meet, assign slot ranges to each shard's
-    primary (its first node), make the others its replicas; returns once the cluster state is ok."""
+    """Join freshly started cluster-mode nodes into one cluster whose first node of each shard is
+    the primary serving that shard's slot range and the others its replicas; returns once every
+    node serves or knows the whole slot map and every replica is linked to its primary.
+
+    Where the time goes (measured): a Redis Cluster *primary* refuses queries until
+    CLUSTER_WRITABLE_DELAY (2 s, not configurable) after its process started, while a *replica*
+    has no such delay; and a node learns another's slots only from that node's own ping/pong,
+    sent every ~1 s at random (at the latest every cluster-node-timeout / 2). So:
+
+    1. A shard with a replica starts with its slots on a stand-in (its second node) while the
+       designated primary replicates it; the primary, already serving as a replica, then takes
+       over (CLUSTER FAILOVER TAKEOVER: no election, no data to lose on a fresh node). It becomes
+       a primary whose cluster state is already ok, so the 2 s delay never applies, and the
+       takeover broadcasts the new slot owner to every node at once instead of waiting for gossip.
+    2. Slots are claimed before the nodes meet, and each primary meets its stand-in itself (it
+       sends the MEET), so it hears the stand-in's slots in the handshake's first ping (~0.1 s).
+    A shard without replicas, or whose primary was restored from a snapshot (it claims the slots
+    of its keys when it loads them), is formed directly and waits out the engine's delay.
+    """
     everyone = [s for shard in shards for s in shard]
+    clients = {s.name: s.client() for s in everyone}  # one admin connection per node while forming
+    try:
+        _form(shards, slots, everyone, clients, timeout)
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def _form(
+    shards: list[list[RedisServer]],
+    slots: list[tuple[int, int]],
+    everyone: list[RedisServer],
+    clients: dict[str, redis.Redis],
+    timeout: float,
+) -> None:
+    def cmd(server: RedisServer, *args: str) -> object:
+        return clients[server.name].execute_command(*args)
+
+    def view(server: RedisServer) -> dict[str, list[str]]:
+        return _nodes(str(cmd(server, "CLUSTER", "NODES")))
+
+    owned = {s.name: _own_slots(view(s)) for s in everyone}
+    holders = [
+        shard[1] if len(shard) > 1 and not any(owned[s.name] for s in shard) else shard[0] for shard in shards
+    ]
     # Distinct config epochs from the start (as redis-cli --cluster create does): otherwise the
     # engine resolves epoch collisions lazily, and a failover soon after creation can be undone
     # by a restarted old primary whose epoch is not lower than its promoted replica's.
     for epoch, server in enumerate(everyone, start=1):
-        with server.client() as c:
-            try:
-                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", str(epoch))
-            except redis.ResponseError:  # not fresh (restored nodes.conf): it has an epoch already
-                pass
-    # Every node meets every other directly: no waiting for gossip to spread the membership.
+        try:
+            cmd(server, "CLUSTER", "SET-CONFIG-EPOCH", str(epoch))
+        except redis.ResponseError:  # not fresh (restored nodes.conf): it has an epoch already
+            pass
+    for holder, (low, high) in zip(holders, slots, strict=True):
+        for a, b in _runs([s for s in range(low, high + 1) if s not in owned[holder.name]]):
+            cmd(holder, "CLUSTER", "ADDSLOTSRANGE", str(a), str(b))
+    ids = {s.name: str(cmd(s, "CLUSTER", "MYID")) for s in everyone}
+    # Every node meets every later one directly (a shard's primary comes before its stand-in).
     for i, server in enumerate(everyone):
-        with server.client() as c:
-            for other in everyone[i + 1 :]:
-                c.execute_command(
-                    "CLUSTER",
-                    "MEET",
-                    other.config.address,
-                    str(other.config.port),
-                    str(other.config.cluster_bus_port),
-                )
-    for shard, (low, high) in zip(shards, slots, strict=True):
-        # A node started from a snapshot has already claimed the slots its keys live in.
-        owned = owned_slots(shard[0])
-        with shard[0].client() as c:
-            for a, b in _runs([s for s in range(low, high + 1) if s not in owned]):
-                c.execute_command("CLUSTER", "ADDSLOTSRANGE", str(a), str(b))
-    ids = {s.name: node_id(s) for s in everyone}
-    for shard in shards:
-        for replica in shard[1:]:
-            _until(lambda r=replica, p=shard[0]: _knows(r, ids[p.name]), timeout, "meet")
-            with replica.client() as c:
-                c.execute_command("CLUSTER", "REPLICATE", ids[shard[0].name])
-    for s in everyone:  # every node serves its slots (a fresh primary waits ~2 s before it accepts writes)
-        _until(lambda s=s: cluster_ok(s), timeout, "cluster state ok")
-    # ... and every node knows who serves every slot range: a replica promoted before it learned its
-    # primary's slots would take over nothing.
+        for other in everyone[i + 1 :]:
+            cfg = other.config
+            cmd(server, "CLUSTER", "MEET", cfg.address, str(cfg.port), str(cfg.cluster_bus_port))
+    # Membership converged: every node knows every other by id, with a link to it, so a
+    # takeover's broadcast reaches everyone.
     for s in everyone:
-        for shard, (low, high) in zip(shards, slots, strict=True):
-            _until(lambda s=s, p=shard[0], r=f"{low}-{high}": serves_slots(s, p, r), timeout, "slot map")
+        _until(lambda s=s: _knows_all(view(s), set(ids.values())), timeout, "cluster meet")
+    for shard, holder in zip(shards, holders, strict=True):
+        for member in shard:
+            if member is not holder:
+                cmd(member, "CLUSTER", "REPLICATE", ids[holder.name])
+    for shard, holder, (low, high) in zip(shards, holders, slots, strict=True):
+        if holder is shard[0]:
+            continue
+        primary = shard[0]
+        _until(
+            lambda p=primary, h=ids[holder.name], r=f"{low}-{high}": (
+                _serves(view(p), h, r) and _state_ok(str(cmd(p, "CLUSTER", "INFO")))
+            ),
+            timeout,
+            "stand-in's slots known",
+        )
+        cmd(primary, "CLUSTER", "FAILOVER", "TAKEOVER")
+    # Every node serves its slots (a directly formed primary waits ~2 s) and knows who serves every
+    # range: a replica promoted before it learned its primary's slots would take over nothing.
+    owners = [(ids[shard[0].name], f"{low}-{high}") for shard, (low, high) in zip(shards, slots, strict=True)]
+    for s in everyone:
+        _until(
+            lambda s=s: (
+                _state_ok(str(cmd(s, "CLUSTER", "INFO")))
+                and all(_serves(view(s), owner, r) for owner, r in owners)
+            ),
+            timeout,
+            "slot map",
+        )
     for shard in shards:
+        primary_id = ids[shard[0].name]
         for replica in shard[1:]:
-            _until(lambda r=replica: r.in_sync(), timeout, "replica link")
+            # After a stand-in's takeover the engine moves the stand-in's other replicas to the new
+            # primary itself (Redis 7.0 not always): make sure.
+            def follows(r: RedisServer = replica, primary_id: str = primary_id) -> bool:
+                mine = next(f for f in view(r).values() if "myself" in f[2])
+                if "slave" not in mine[2] or mine[3] != primary_id:
+                    cmd(r, "CLUSTER", "REPLICATE", primary_id)
+                info = clients[r.name].info("replication")
+                return info.get("master_link_status") == "up"
+
+            _until(follows, timeout, "replica link")
+
+
+def _nodes(text: str) -> dict[str, list[str]]:
+    """CLUSTER NODES output by node id: the fields of each line (id, address, flags, primary,
+    ping, pong, epoch, link state, slots...)."""
+    return {f[0]: f for f in (line.split() for line in text.splitlines()) if len(f) >= 8}
+
+
+def _own_slots(nodes: dict[str, list[str]]) -> set[int]:
+    for fields in nodes.values():
+        if "myself" in fields[2]:
+            out: set[int] = set()
+            for part in fields[8:]:
+                if not part.startswith("["):  # "[slot->-id]": a slot being migrated
+                    low, high = parse_slots(part)
+                    out.update(range(low, high + 1))
+            return out
+    return set()
+
+
+def _knows_all(nodes: dict[str, list[str]], ids: set[str]) -> bool:
+    """Whether a node's view has exactly the nodes `ids`, each past the handshake and linked."""
+    return set(nodes) == ids and all(
+        "handshake" not in f[2] and "noaddr" not in f[2] and f[7] == "connected" for f in nodes.values()
+    )
+
+
+def _serves(nodes: dict[str, list[str]], owner_id: str, slots: str) -> bool:
+    fields = nodes.get(owner_id)
+    return fields is not None and "master" in fields[2] and slots in fields[8:]
+
+
+def _state_ok(cluster_info: str) -> bool:
+    return "cluster_state:ok" in cluster_info
 
 
 def owned_slots(server: RedisServer) -> set[int]:
     """The hash slots this node serves, from its own line of CLUSTER NODES."""
     with server.client() as c:
-        text = str(c.execute_command("CLUSTER", "NODES"))
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 2 and "myself" in fields[2]:
-            out: set[int] = set()
-            for part in fields[8:]:
-                if part.startswith("["):  # a slot being migrated
-                    continue
-                low, high = parse_slots(part)
-                out.update(range(low, high + 1))
-            return out
-    return set()
+        return _own_slots(_nodes(str(c.execute_command("CLUSTER", "NODES"))))
 
 
 def _runs(slots: list[int]) -> list[tuple[int, int]]:
@@ -433,11 +524,6 @@ def _runs(slots: list[int]) -> list[tuple[int, int]]:
         else:
             out.append((s, s))
     return out
-
-
-def _knows(server: RedisServer, node: str) -> bool:
-    with server.client() as c:
-        return node in str(c.execute_command("CLUSTER", "NODES"))
 
 
 def cluster_ok(server: RedisServer) -> bool:
@@ -471,5 +557,5 @@ def _until(predicate, timeout: float, what: str) -> None:
                 return
         except (redis.RedisError, OSError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise EngineError(f"redis cluster: timed out waiting for {what}")

@@ -16,10 +16,14 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
+
+import redis
 
 from strata.engines import redis as redis_engine
 from strata.engines.memcached import MemcachedNodeConfig, MemcachedServer
+from strata.engines.process import EngineError
 from strata.engines.redis import RedisNodeConfig, RedisServer
 from strata.engines.tls import ServerCert, authority_for
 from strata.services.elasticache.validate import node_memory_mb
@@ -36,6 +40,13 @@ def node_address(index: int) -> str:
     """The loopback address of the index-th node (1-based) of a deployment."""
     index -= 1
     return f"127.0.{1 + index // 254}.{1 + index % 254}"
+
+
+def _answers(server: Server) -> bool:
+    try:
+        return server.ping()
+    except (redis.RedisError, OSError):
+        return False
 
 
 def free_address_index(used: list[str]) -> int:
@@ -125,14 +136,37 @@ class Engines:
             self.servers[(cluster_id, node["id"])] = server
         return server
 
-    def start_all(self, servers: list[Server]) -> None:
-        """Start servers one after another (tens of milliseconds each); raise the first failure.
+    def start_all(self, servers: list[Server], timeout: float = 30) -> None:
+        """Start servers side by side: fork each, then wait until all answer; raise the first failure
+        (stopping the others of this batch).
 
-        Sequential on purpose: a child's die-with-parent signal is tied to the thread that forked
-        it, so engines are forked from the long-lived executor thread running this call.
+        Forked from the calling thread on purpose: a child's die-with-parent signal is tied to the
+        thread that forked it, so engines are forked from the long-lived executor thread running
+        this call. Only the waiting is shared: a node takes tens of milliseconds to answer, and
+        several nodes of one deployment used to add those up.
         """
-        for server in servers:
-            server.start()
+        pending: list[Server] = []
+        try:
+            for server in servers:
+                if not server.running():
+                    server.launch()
+                    pending.append(server)
+            deadline = time.monotonic() + timeout
+            while pending:
+                for server in list(pending):
+                    if not server.running():
+                        tail = server.process.log_tail(1500)
+                        raise EngineError(f"{server.name} exited while starting: {tail}")
+                    if _answers(server):
+                        pending.remove(server)
+                if pending and time.monotonic() > deadline:
+                    raise EngineError(f"{pending[0].name} was not ready after {timeout}s")
+                if pending:
+                    time.sleep(0.01)
+        except BaseException:
+            for server in pending:  # launched but not ready: leave no half-started process behind
+                server.stop()
+            raise
 
     def stop(self, cluster_id: str, node_id: str, remove: bool = False) -> None:
         with self._lock:

@@ -159,3 +159,45 @@ def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
         lambda: redis.Redis(owner.host, owner.port).role()[0] == b"slave",
         what="the dead node back as a replica",
     )
+
+
+def test_every_slot_takes_a_write_as_soon_as_the_group_is_available(ec, cleanup, unique):
+    """Creation hands each shard's slots to a stand-in that its primary then takes over (no 2 s
+    engine delay); whatever the path, 'available' means every slot is served by the shard's first
+    member, each replica follows it, and every node agrees on the slot map."""
+    from redis.crc import key_slot
+
+    gid = f"cmw-{unique}"
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2, ReplicasPerNodeGroup=2
+    )
+    cleanup.append(("group", gid))
+    g = group(ec, gid)
+    assert g["Status"] == "available"
+    conf = g["ConfigurationEndpoint"]
+    key_for_slot: dict[int, str] = {}
+    i = 0
+    while len(key_for_slot) < 16384:
+        key_for_slot.setdefault(key_slot(f"k{i}".encode()), f"k{i}")
+        i += 1
+    written = 0
+    for low, high, owner, *_ in redis.Redis(conf["Address"], conf["Port"]).cluster("slots"):
+        pipe = redis.Redis(owner[0], owner[1]).pipeline(transaction=False)  # no redirection, no retry
+        for slot in range(low, high + 1):
+            pipe.set(key_for_slot[slot], slot)
+        written += sum(1 for r in pipe.execute() if r is True)
+    assert written == 16384
+    for ng in g["NodeGroups"]:  # the first member of each shard is its primary, as at AWS
+        for m in ng["NodeGroupMembers"]:
+            ep = m["ReadEndpoint"]
+            role = redis.Redis(ep["Address"], ep["Port"]).role()[0]
+            wanted = b"master" if m["CacheClusterId"].endswith("-001") else b"slave"
+            assert role == wanted, (m["CacheClusterId"], role)
+    views = set()
+    for ng in g["NodeGroups"]:
+        for m in ng["NodeGroupMembers"]:
+            ep = m["ReadEndpoint"]
+            node = redis.Redis(ep["Address"], ep["Port"], decode_responses=True)
+            assert "cluster_state:ok" in node.execute_command("CLUSTER", "INFO")
+            views.add(tuple(sorted((s[0], s[1], s[2][0]) for s in node.cluster("slots"))))
+    assert len(views) == 1
