@@ -56,9 +56,9 @@ class DynamoDBProvider:
         return "running"
 
     async def start(self) -> None:
-        ttl.sweep(self.state, clock.time())
-        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp()))
         self.bulk.resume()
+        ttl.sweep(self.state, clock.time(), self.bulk)
+        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp(), self.bulk))
 
     async def stop(self) -> None:
         await self.bulk.stop()

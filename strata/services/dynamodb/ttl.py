@@ -8,12 +8,15 @@ are ignored, and TTL deletions are free (no capacity, no meter events).
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import loads
+from strata.services.dynamodb.tables import TableMeta
 
 FIVE_YEARS = 5 * 365 * 86400
 
@@ -29,25 +32,56 @@ def expired(item: dict, attribute: str, now: float) -> bool:
     return now - FIVE_YEARS <= at <= now
 
 
-def sweep(state: State, now: float) -> int:
-    """Delete every expired item of every table with TTL enabled; returns how many."""
+def expire_chunk(
+    state: State, meta: TableMeta, now: float, after: tuple[bytes, bytes] | None, n: int
+) -> tuple[int, tuple[bytes, bytes] | None]:
+    """Delete the expired items among the next n after `after` (inside `store.write()`).
+
+    Returns how many were deleted and the key to continue after, None at the end of the table.
+    """
+    store = state.store
+    attribute = (meta.ttl or {}).get("AttributeName")
+    rows = store.items_after(meta.tid, after, n)
+    deleted = 0
+    for pk, sk, blob in rows:
+        if attribute and expired(loads(blob), attribute, now):
+            got = store.get(meta.tid, pk, sk)
+            if got is not None:
+                itm.write(store, meta, pk, sk, got[0], got[1], None, 0, Consumed(meta.name, read=False))
+                deleted += 1
+    return deleted, ((rows[-1][0], rows[-1][1]) if len(rows) == n else None)
+
+
+def sweep(state: State, now: float, bulk: Any = None) -> int:
+    """Delete every expired item of every table with TTL enabled; returns how many were deleted now.
+
+    A table larger than one bulk chunk is swept in the background, a chunk per group commit
+    (bulk.py), so a clock move never stalls the server; until then its expired items may still
+    be read, which DynamoDB allows too (it deletes them within days).
+    """
     deleted = 0
     store = state.store
+    background = bulk is not None and _loop_running()
     for meta in list(state.tables.values()):
-        ttl = meta.ttl or {}
-        if not ttl.get("Enabled"):
+        if not (meta.ttl or {}).get("Enabled"):
             continue
-        attribute = ttl["AttributeName"]
-        doomed = []
-        for pk, sk, blob in store.all_items(meta.tid):
-            item = loads(blob)
-            if expired(item, attribute, now):
-                doomed.append((pk, sk))
-        for pk, sk in doomed:
+        if background and store.counts(meta.tid)[0] > bulk.chunk:
+            bulk.expire(meta, now)
+            continue
+        after = None
+        while True:
             with store.write():
-                got = store.get(meta.tid, pk, sk)
-                if got is not None and expired(got[0], attribute, now):
-                    itm.write(store, meta, pk, sk, got[0], got[1], None, 0, Consumed(meta.name, read=False))
-                    deleted += 1
+                n, after = expire_chunk(state, meta, now, after, 1000)
+            deleted += n
+            if after is None:
+                break
     store.commit_now()
     return deleted
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -222,3 +222,32 @@ def test_kill_9_during_background_delete_and_backfill(strata_factory: Any) -> No
         assert got == expected(set(range(n)), g)
     server.stop()
     assert orphans(server.data_dir / "dynamodb" / "dynamodb.sqlite3") == (0, 0)
+
+
+def test_ttl_sweep_of_a_large_table_runs_in_the_background(tmp_path: Path) -> None:
+    from strata.services.dynamodb import ttl
+
+    p = provider(tmp_path)
+    base = 1_900_000_000
+
+    async def run() -> None:
+        await p.start()
+        p.create_table(
+            ctx(), {"TableName": "exp", "BillingMode": "PAY_PER_REQUEST", **key_schema(("id", "S"))}
+        )
+        p.update_time_to_live(
+            ctx(), {"TableName": "exp", "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "at"}}
+        )
+        for i in range(60):  # item i expires at base + i
+            await p.put_item(
+                ctx(), {"TableName": "exp", "Item": {"id": {"S": f"i{i:02d}"}, "at": {"N": str(base + i)}}}
+            )
+        assert ttl.sweep(p.state, base + 19.5, p.bulk) == 0  # 60 items > one chunk: left to the background
+        ttl.sweep(p.state, base + 39.5, p.bulk)  # a later time while that sweep runs
+        await p.bulk.idle()
+        left = sorted(i["id"]["S"] for i in p.scan(ctx(), {"TableName": "exp"})["Items"])
+        assert left == [f"i{i:02d}" for i in range(40, 60)]
+        assert p.describe_table(ctx(), {"TableName": "exp"})["Table"]["ItemCount"] == 20
+        await p.stop()
+
+    asyncio.run(run())
