@@ -17,6 +17,7 @@ from urllib.parse import quote
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.restore import restore_status
 from strata.services.s3.store import ObjectRow, prefix_end
 
 Entry = ObjectRow | str  # an object version, or a common prefix
@@ -178,7 +179,7 @@ class ListingOperations(S3Core):
             page.append(e)
         return page, False
 
-    def _content(self, row: ObjectRow, owner: dict | None) -> dict[str, Any]:
+    def _content(self, row: ObjectRow, owner: dict | None, restore_at: float | None = None) -> dict[str, Any]:
         item: dict[str, Any] = {
             "Key": row.key,
             "LastModified": to_datetime(row.modified),
@@ -192,7 +193,15 @@ class ListingOperations(S3Core):
             item["ChecksumType"] = ck.get("type", "FULL_OBJECT")
         if owner:
             item["Owner"] = owner
+        if restore_at is not None and row.attrs.get("restore"):
+            status = restore_status(row.attrs, restore_at)
+            if status:
+                item["RestoreStatus"] = status
         return item
+
+    def _restore_at(self, req: dict) -> float | None:
+        """Now, when the listing asked for OptionalObjectAttributes=RestoreStatus."""
+        return self._now() if "RestoreStatus" in (req.get("OptionalObjectAttributes") or []) else None
 
     def _owner(self, ctx: RequestContext) -> dict[str, str]:
         return {"DisplayName": "strata", "ID": owner_id(ctx.account_id)}
@@ -211,6 +220,7 @@ class ListingOperations(S3Core):
             self._iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx) if req.get("FetchOwner") else None
+        restore_at = self._restore_at(req)
         encoding = answer_encoding(
             req.get("EncodingType"), [prefix, delimiter, req.get("StartAfter"), *_page_texts(page)]
         )
@@ -222,7 +232,9 @@ class ListingOperations(S3Core):
             "KeyCount": len(page),
             "IsTruncated": truncated,
             "Contents": [
-                {**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)
+                {**self._content(e, owner, restore_at), "Key": enc(e.key)}
+                for e in page
+                if isinstance(e, ObjectRow)
             ],
             "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
         }
@@ -250,6 +262,7 @@ class ListingOperations(S3Core):
             self._iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
         )
         owner = self._owner(ctx)
+        restore_at = self._restore_at(req)
         encoding = answer_encoding(req.get("EncodingType"), [prefix, delimiter, marker, *_page_texts(page)])
         enc = url_encoder(encoding)
         out: dict[str, Any] = {
@@ -259,7 +272,9 @@ class ListingOperations(S3Core):
             "MaxKeys": max_keys,
             "IsTruncated": truncated,
             "Contents": [
-                {**self._content(e, owner), "Key": enc(e.key)} for e in page if isinstance(e, ObjectRow)
+                {**self._content(e, owner, restore_at), "Key": enc(e.key)}
+                for e in page
+                if isinstance(e, ObjectRow)
             ],
             "CommonPrefixes": [{"Prefix": enc(e)} for e in page if isinstance(e, str)],
         }
@@ -292,6 +307,7 @@ class ListingOperations(S3Core):
         )
         page, truncated = self._page(entries, max_keys)
         owner = self._owner(ctx)
+        restore_at = self._restore_at(req)
         encoding = answer_encoding(
             req.get("EncodingType"), [prefix, delimiter, key_marker, *_page_texts(page)]
         )
@@ -311,7 +327,7 @@ class ListingOperations(S3Core):
                     }
                 )
             else:
-                v = self._content(e, owner)
+                v = self._content(e, owner, restore_at)
                 v.update(Key=enc(e.key), VersionId=e.version_id, IsLatest=e.latest)
                 versions.append(v)
         out: dict[str, Any] = {

@@ -29,13 +29,14 @@ from strata.services.s3.ingest import (
     requested_checksums,
 )
 from strata.services.s3.names import (
-    ARCHIVED_CLASSES,
     MAX_USER_METADATA_BYTES,
     check_key,
     check_storage_class,
     parse_tagging_header,
 )
+from strata.services.s3.restore import readable, restore_header
 from strata.services.s3.store import BucketRow, ObjectRow
+from strata.sim.clock import clock
 
 _OVERRIDES = {
     "ResponseCacheControl": "CacheControl",
@@ -94,6 +95,10 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
         out["TagCount"] = len(row.attrs["tags"])
     if row.attrs.get("parts"):
         out["PartsCount"] = len(row.attrs["parts"])
+    if row.attrs.get("restore"):
+        restore = restore_header(row.attrs, clock.time())
+        if restore:
+            out["Restore"] = restore
     return out
 
 
@@ -213,7 +218,7 @@ class ObjectOperations(S3Core):
             req.get("IfUnmodifiedSince"),
         )
         out = object_headers(row, bucket)
-        if row.storage_class in ARCHIVED_CLASSES and not head and not row.attrs.get("restored"):
+        if not head and not readable(row.storage_class, row.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",
                 "The operation is not valid for the object's storage class",
@@ -395,7 +400,7 @@ class ObjectOperations(S3Core):
                     400,
                 ) from None
             raise
-        if src.storage_class in ARCHIVED_CLASSES and not src.attrs.get("restored"):
+        if not readable(src.storage_class, src.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",
                 "Operation is not valid for the source object's storage class",

@@ -6,6 +6,7 @@ multipart.py   Create/UploadPart/UploadPartCopy/Complete/Abort, ListParts, ListM
 listing.py     ListObjects, ListObjectsV2, ListObjectVersions
 versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
+restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -18,6 +19,7 @@ from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.post_object import PostObjectOperations
+from strata.services.s3.restore import RestoreOperations
 from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.versioning import VersioningOperations
 
@@ -31,5 +33,6 @@ class S3Provider(
     ListingOperations,
     VersioningOperations,
     PostObjectOperations,
+    RestoreOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
