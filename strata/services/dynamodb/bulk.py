@@ -98,6 +98,8 @@ class Bulk:
         while True:
             with store.write():
                 n = store.delete_index_chunk(iid, self.chunk)
+                if n < self.chunk:
+                    store.forget_index(iid)
             await store.durable()
             if n < self.chunk:
                 return
@@ -191,7 +193,10 @@ class Bulk:
 
 def index_rows(store: Any, ix: IndexMeta, rows: list[tuple[bytes, bytes, bytes]]) -> None:
     """Write the index rows of stored items (pk, sk, blob) for one index."""
+    added = 0
     for pk, sk, blob in rows:
         ikey = itm.index_key(ix, loads(blob))
         if ikey is not None:
-            store.index_put(ix.iid, ikey[0], ikey[1], pk, sk)
+            added += store.index_put(ix.iid, ikey[0], ikey[1], pk, sk)
+    if added:
+        store.adjust_index_count(ix.iid, added)

@@ -161,12 +161,15 @@ def write(
             continue
         if before != after:
             units = 0.0
+            delta = 0
             if before is not None:
-                store.index_delete(ix.iid, before[0], before[1], pk, sk)
+                delta -= store.index_delete(ix.iid, before[0], before[1], pk, sk)
                 units += write_units(item_size(index_projection(meta, ix, old)), transactional)  # type: ignore[arg-type]
             if after is not None:
-                store.index_put(ix.iid, after[0], after[1], pk, sk)
+                delta += store.index_put(ix.iid, after[0], after[1], pk, sk)
                 units += write_units(item_size(index_projection(meta, ix, new)), transactional)  # type: ignore[arg-type]
+            if delta:
+                store.adjust_index_count(ix.iid, delta)
             consumed.add_index(ix.name, ix.is_global, units)
         else:
             p_old = index_projection(meta, ix, old)  # type: ignore[arg-type]

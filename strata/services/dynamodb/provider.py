@@ -7,11 +7,14 @@
     transactions.py  TransactWriteItems / TransactGetItems
     expressions/     the one expression engine
     ttl.py           expiry of items when the simulated clock moves
+    bulk.py          long work in background chunks: DeleteTable, GSI backfill/drop, TTL, migration
     store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
 serialized. Each write operation is atomic on its own (a SAVEPOINT) and is acknowledged only after
-the group COMMIT that includes it (store.py); reads see committed data only.
+the group COMMIT that includes it (store.py); reads see committed data only. Work proportional to
+a table's size runs in bulk.py's chunks instead, and a TransactWriteItems holds its items until
+it is durable (transactions.py: TransactionConflictException).
 """
 
 from __future__ import annotations

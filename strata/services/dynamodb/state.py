@@ -40,6 +40,10 @@ class State:
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
             (self.deleting if m.status == "DELETING" else self.tables)[(m.scope, m.name)] = m
+        every = [*self.tables.values(), *self.deleting.values()]
+        self.store.count_indexes(
+            [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
+        )
 
     def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
         meta = self.tables.get((scope_of(ctx), table_name(name)))

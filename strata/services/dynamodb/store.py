@@ -4,6 +4,8 @@
     ddb_items   (tid, pk, sk, size, item)        WITHOUT ROWID, primary key (tid, pk, sk)
     ddb_index   (iid, pk, sk, tpk, tsk)          WITHOUT ROWID, one row per item in a GSI/LSI
     ddb_tokens  (scope, token, digest, at, response)   TransactWriteItems idempotency
+    ddb_index_counts (iid, n)    rows per index, kept in step by every index write (DescribeTable
+                                 then costs nothing on a huge index)
 
 Keys are byte-comparable encodings (keys.py), so a Query is a range scan of the primary key and
 an index Query a range scan of ddb_index joined back to the item. Items are stored in their wire
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS ddb_tokens (
     PRIMARY KEY (scope, token)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ddb_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ddb_index_counts (iid INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 """
 
 MMAP_BYTES = 1 << 30
@@ -324,7 +327,7 @@ class ItemStore:
         c = self.w
         c.execute("DELETE FROM ddb_items WHERE tid = ?", (tid,))
         for iid in iids:
-            c.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
+            self.delete_index(iid)
         c.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
 
     def delete_items_chunk(self, tid: int, n: int) -> int:
@@ -375,10 +378,32 @@ class ItemStore:
         )
 
     def index_count(self, iid: int) -> int:
-        return self.r.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
+        row = self.r.execute("SELECT n FROM ddb_index_counts WHERE iid = ?", (iid,)).fetchone()
+        return row[0] if row else 0
+
+    def adjust_index_count(self, iid: int, delta: int) -> None:
+        self.w.execute(
+            "INSERT INTO ddb_index_counts(iid, n) VALUES (?, ?) ON CONFLICT(iid) DO UPDATE SET n = n + excluded.n",
+            (iid, delta),
+        )
+
+    def count_indexes(self, iids: list[int]) -> None:
+        """Store the row count of indexes that have none (a store from before the counts table)."""
+        if self.w.execute("SELECT 1 FROM ddb_counters WHERE name = 'index_counts'").fetchone():
+            return
+        with self.write() as c:
+            for iid in iids:
+                n = c.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
+                c.execute("INSERT OR REPLACE INTO ddb_index_counts(iid, n) VALUES (?, ?)", (iid, n))
+            c.execute("INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('index_counts', 1)")
+        self.commit_now()
+
+    def forget_index(self, iid: int) -> None:
+        self.w.execute("DELETE FROM ddb_index_counts WHERE iid = ?", (iid,))
 
     def delete_index(self, iid: int) -> None:
         self.w.execute("DELETE FROM ddb_index WHERE iid = ?", (iid,))
+        self.forget_index(iid)
 
     # -- items ------------------------------------------------------------------------------------
 
@@ -413,17 +438,19 @@ class ItemStore:
     def delete(self, tid: int, pk: bytes, sk: bytes) -> None:
         self.w.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
 
-    def index_put(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.w.execute(
-            "INSERT OR REPLACE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
+    def index_put(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> int:
+        """Add an index row; 1 if it is new, 0 if it was there (the row is all key)."""
+        return self.w.execute(
+            "INSERT OR IGNORE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
             (iid, pk, sk, tpk, tsk),
-        )
+        ).rowcount
 
-    def index_delete(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> None:
-        self.w.execute(
+    def index_delete(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> int:
+        """Remove an index row; how many were removed (0 if a backfill has not reached it yet)."""
+        return self.w.execute(
             "DELETE FROM ddb_index WHERE iid = ? AND pk = ? AND sk = ? AND tpk = ? AND tsk = ?",
             (iid, pk, sk, tpk, tsk),
-        )
+        ).rowcount
 
     # -- range reads ------------------------------------------------------------------------------
 

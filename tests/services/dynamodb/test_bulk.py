@@ -204,6 +204,8 @@ def test_kill_9_during_background_delete_and_backfill(strata_factory: Any) -> No
             break
         time.sleep(0.1)
     assert status == "ACTIVE" and gone
+    (ix,) = ddb.describe_table(TableName="keep")["Table"]["GlobalSecondaryIndexes"]
+    assert ix["ItemCount"] == sum(1 for i in range(n) if "g" in item(i))  # counted across the crash
     for g in ("g0", "g1", "g2", "g3"):
         got: list[str] = []
         kw: dict = {}
@@ -251,3 +253,24 @@ def test_ttl_sweep_of_a_large_table_runs_in_the_background(tmp_path: Path) -> No
         await p.stop()
 
     asyncio.run(run())
+
+
+def test_index_counts_of_an_older_store_are_computed_once(tmp_path: Path) -> None:
+    p = provider(tmp_path)
+
+    async def write() -> None:
+        await p.start()
+        await fill(p, "tab", 9)  # below one chunk: backfilled at once
+        await p.update_table(ctx(), {"TableName": "tab", **CREATE_GSI})
+        await p.stop()
+
+    asyncio.run(write())
+    db = sqlite3.connect(tmp_path / "dynamodb" / "dynamodb.sqlite3")
+    db.execute("DELETE FROM ddb_index_counts")  # as a store written before the counts table
+    db.execute("DELETE FROM ddb_counters WHERE name = 'index_counts'")
+    db.commit()
+    db.close()
+    p = provider(tmp_path)
+    (ix,) = p.describe_table(ctx(), {"TableName": "tab"})["Table"]["GlobalSecondaryIndexes"]
+    assert ix["ItemCount"] == 6
+    asyncio.run(p.stop())
