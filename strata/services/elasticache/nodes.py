@@ -2,9 +2,11 @@
 
 Every node of one deployment (a standalone cache cluster, or a replication group) listens on the
 deployment's port on its own loopback address, 127.0.1.<n>. A stable endpoint is one more address
-that the node holding the role also listens on: `PRIMARY` (a group's primary endpoint, a cluster's
-configuration endpoint, and the first node of a standalone cluster, so the deployment's port stays
-visibly taken) and `READER` (a group's reader endpoint). Failover moves the address to the promoted
+that the node holding the role also listens on: `PRIMARY` (a group's primary endpoint, a
+cluster-mode group's configuration endpoint, and the first node of a standalone redis cluster, so
+the deployment's port stays visibly taken) and `READER` (a group's reader endpoint). A memcached
+cluster's configuration endpoint (PRIMARY too) is Strata's own `discovery.DiscoveryEndpoint`,
+because it must answer Auto Discovery's `config get cluster`, which memcached does not know. Failover moves the address to the promoted
 node with `CONFIG SET bind`: clients keep dialing the same host:port and reach the engine itself,
 with nothing in between (see `bench/elasticache_endpoint.py`).
 

@@ -33,6 +33,7 @@ from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.elasticache import validate as v
+from strata.services.elasticache.discovery import DiscoveryEndpoint, DiscoveryOps
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.groups import ReplicationGroupOps
 from strata.services.elasticache.membership import new_port_owner, port_owner
@@ -53,7 +54,7 @@ def now_iso() -> str:
     return clock.now().isoformat()
 
 
-class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
+class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -64,6 +65,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -85,6 +87,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
     async def _restore(self, start: Any, doc: dict, kind: str) -> None:
         try:
             await run_blocking(start, doc, None)
+            if doc.get("engine") == "memcached":
+                await self._open_discovery(doc, PRIMARY)
             if kind == "group":
                 self._save_group(doc, "available")
             elif doc["status"] != "available":
@@ -98,6 +102,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor
+        for cluster_id in list(self.discovery):
+            await self._close_discovery(cluster_id)
         await run_blocking(self.engines.stop_everything)
 
     def health(self) -> str:
@@ -216,8 +222,11 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 self.store.put_doc("cluster", cid, doc)
                 try:
                     await run_blocking(self._start_standalone, doc, restore)
+                    if eng == "memcached":
+                        await self._open_discovery(doc, PRIMARY)
                     break
                 except (EngineError, OSError) as e:
+                    await self._close_discovery(cid)
                     await run_blocking(self.engines.stop_cluster, cid, True)
                     self.ports.release(owner)
                     if attempt + 1 == START_ATTEMPTS:
@@ -248,8 +257,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
         servers = []
         for i, node in enumerate(doc["nodes"]):
             binds = [PRIMARY] if i == 0 else []
-            if doc["engine"] == "memcached":
-                servers.append(self.engines.build_memcached(doc, doc["id"], node, binds))
+            if doc["engine"] == "memcached":  # its configuration endpoint is a DiscoveryEndpoint
+                servers.append(self.engines.build_memcached(doc, doc["id"], node))
             else:
                 server = self.engines.build_redis(doc, doc["id"], node, binds=binds)
                 if restore:
@@ -296,6 +305,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 await self._resize_memcached(
                     doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region
                 )
+                doc["config_version"] = doc.get("config_version", 1) + 1  # what Auto Discovery reports
+                await self._open_discovery(doc, PRIMARY)
             elif req.get("CacheNodeIdsToRemove"):
                 raise invalid(
                     "CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes."
@@ -357,17 +368,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
                 f"from {len(have)} to {count} nodes."
             )
-        first_removed = doc["nodes"][0]["id"] in remove
-        for nid in remove:
+        for nid in remove:  # the configuration endpoint then forwards to the new first node
             await run_blocking(self.engines.stop, doc["id"], nid, True)
         doc["nodes"] = [n for n in doc["nodes"] if n["id"] not in remove]
-        if (
-            first_removed
-        ):  # the configuration endpoint moves to the new first node (memcached cannot rebind live)
-            node = doc["nodes"][0]
-            await run_blocking(self.engines.stop, doc["id"], node["id"])
-            server = self.engines.build_memcached(doc, doc["id"], node, [PRIMARY])
-            await run_blocking(self.engines.start_all, [server])
 
     def _apply_node_type(self, dep: dict, clusters: list[dict]) -> None:
         """Resize the memory cap of running redis nodes (memcached takes it at its next restart)."""
@@ -442,6 +445,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps):
                 await self._take_snapshot(req["FinalSnapshotIdentifier"], "manual", cluster=doc)
             rendered = self._render(ctx, {**doc, "status": "deleting"}, show_nodes=False)
             self._meter_usage(doc)
+            await self._close_discovery(doc["id"])
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
             self.ports.release_prefix(port_owner(doc, "cluster"))

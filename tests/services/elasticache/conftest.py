@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,3 +69,39 @@ def cleanup(ec) -> Iterator[list]:
                 ec.delete_replication_group(ReplicationGroupId=name)
         except Exception:  # noqa: BLE001 - already deleted by the test
             pass
+
+
+def memcached_exchange(
+    address: tuple[str, int], request: bytes, replies: int, tls: ssl.SSLContext | None = None
+) -> bytes:
+    """Send `request` on one connection; read until `replies` terminal lines came back."""
+    raw = socket.create_connection(address, timeout=10)
+    sock = tls.wrap_socket(raw, server_hostname=address[0]) if tls else raw
+    with sock:
+        sock.sendall(request)
+        data = b""
+        while sum(data.count(t) for t in (b"END\r\n", b"STORED\r\n", b"MN\r\n")) < replies:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {data!r}"
+            data += chunk
+        return data
+
+
+def discover(
+    address: tuple[str, int], tls: ssl.SSLContext | None = None
+) -> tuple[int, list[tuple[str, int]]]:
+    """What an Auto Discovery client does: `config get cluster`, parsed per AWS's output format."""
+    data = memcached_exchange(address, b"config get cluster\r\n", 1, tls)
+    header, _, rest = data.partition(b"\r\n")
+    name, key, flags, length = header.split()
+    assert (name, key, flags) == (b"CONFIG", b"cluster", b"0")
+    body, tail = rest[: int(length)], rest[int(length) :]
+    assert tail == b"\r\nEND\r\n"
+    version, nodes, empty = body.decode().split("\n")
+    assert empty == ""
+    listed = []
+    for entry in nodes.split(" "):
+        host, ip, port = entry.split("|")
+        assert host == ip
+        listed.append((ip, int(port)))
+    return int(version), listed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from pymemcache.client.base import Client as MemcacheClient
 
-from tests.services.elasticache.conftest import eventually, group, node_endpoints, roles
+from tests.services.elasticache.conftest import discover, eventually, group, node_endpoints, roles
 
 
 def test_everything_comes_back_after_a_restart(strata_factory, unique):
@@ -48,6 +48,11 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
     for ep in mem_nodes:
         client = MemcacheClient((ep["Address"], ep["Port"]))
         assert client.set("k", "v") and client.get("k") == b"v"
+    # the memcached configuration endpoint is back, Auto Discovery included
+    conf = ec.describe_cache_clusters(CacheClusterId=mid)["CacheClusters"][0]["ConfigurationEndpoint"]
+    assert discover((conf["Address"], conf["Port"])) == (1, [(e["Address"], e["Port"]) for e in mem_nodes])
+    via_config = MemcacheClient((conf["Address"], conf["Port"]))
+    assert via_config.set("via-config", "1", noreply=False) and via_config.get("via-config") == b"1"
 
 
 def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, unique):
