@@ -82,7 +82,7 @@ def s3_reencoded_uri(raw_path: str) -> str:
 
 def header_value(value: str) -> str:
     """Trimmed, with runs of whitespace collapsed to one space."""
-    if value.isalnum():  # most signed values (dates, hashes, targets) need no regex at all
+    if " " not in value and value.isprintable():  # no whitespace at all: most signed values
         return value
     if _SPACES(value):
         return " ".join(value.split())

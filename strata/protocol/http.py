@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 
 class Headers:
@@ -146,7 +146,7 @@ class HttpRequest:
     def query(self) -> list[tuple[str, str]]:
         """Decoded query parameters in order (blank values kept: `?versioning` -> ("versioning", ""))."""
         if self._query is None:
-            self._query = parse_qsl(self.query_string, keep_blank_values=True)
+            self._query = _parse_query(self.query_string)
         return self._query
 
     @property
@@ -155,6 +155,21 @@ class HttpRequest:
 
     def query_dict(self) -> dict[str, str]:
         return dict(self.query)
+
+
+def _parse_query(query_string: str) -> list[tuple[str, str]]:
+    """parse_qsl(keep_blank_values=True), decoding only the components that need it (most don't)."""
+    out = []
+    for part in query_string.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        out.append((name, value))
+    return out
 
 
 @dataclass
