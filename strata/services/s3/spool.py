@@ -16,6 +16,8 @@ to disk every FLUSH_EVERY bytes beside the upload instead.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import mmap
 import os
 from collections.abc import Callable
@@ -29,8 +31,9 @@ BATCH = 8 * 1024 * 1024
 ALIGN = 4096
 # Buffered (non-O_DIRECT) uploads start their disk writeback every this many bytes.
 FLUSH_EVERY = 16 * 1024 * 1024
-# Batch buffers kept for reuse (fresh pages are slow to fault in); the rest are unmapped.
-_KEEP = 8
+# Batch buffers kept for reuse (two uploads' worth: fresh pages are slow to fault in on our VMs);
+# the rest are unmapped.
+_KEEP = 4
 _free: list[mmap.mmap] = []
 
 
@@ -50,7 +53,15 @@ def _give(buf: mmap.mmap) -> None:
 
 def _write_all(fd: int, view: memoryview) -> None:
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except OSError as e:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            if e.errno != errno.EINVAL or not flags & os.O_DIRECT:
+                raise
+            # The device wants a larger alignment than ours: go on buffered (nothing was written).
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+            continue
         view = view[n:]
 
 
@@ -70,6 +81,7 @@ class Spool:
         self._cur = 0
         self._fill = 0
         self._size = 0
+        self._padded = False
         self._unflushed = 0
         self._pending: asyncio.Future | None = None
         self._flushing: asyncio.Future | None = None
@@ -102,6 +114,7 @@ class Spool:
         if self._direct and length % ALIGN:
             padded = length + ALIGN - length % ALIGN
             buf[length:padded] = bytes(padded - length)
+            self._padded = True
         view = memoryview(buf)
         self._pending = asyncio.gather(
             loop.run_in_executor(self._pool, self._hash, view[:length]),
@@ -121,8 +134,8 @@ class Spool:
         if self._fill:
             await self._submit()
         await self._drain(raise_errors=True)
-        if self._direct and self._size % ALIGN:
-            os.ftruncate(self._fd, self._size)
+        if self._padded:
+            os.ftruncate(self._fd, self._size)  # drop the zeros the last O_DIRECT write needed
         self._close()
         return self._size
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import hashlib
 import os
 import zlib
@@ -104,3 +105,17 @@ def test_cut_off_body_leaves_no_temp_file(blobs: BlobStore) -> None:
         asyncio.run(go())
     assert e.value.code == "IncompleteBody"
     assert not list((blobs.root / "tmp").iterdir())
+
+
+def test_a_write_o_direct_refuses_goes_on_buffered(tmp_path) -> None:
+    store = BlobStore(tmp_path)
+    path, fd, direct = store.open_temp_fd(direct=True)
+    try:
+        if not direct:
+            pytest.skip("this filesystem refuses O_DIRECT")
+        data = os.urandom(5000)
+        spool._write_all(fd, memoryview(data)[1:])  # unaligned memory and length: EINVAL under O_DIRECT
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data[1:]
