@@ -30,6 +30,10 @@ def payload(key: str, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
+# Inline rows, buffered blobs, and streamed (O_DIRECT) blobs of an unaligned size.
+SIZES = (1000, 300_000, 2 * MiB, 9 * MiB + 1)
+
+
 def test_kill_during_concurrent_uploads(strata_factory) -> None:
     server = strata_factory()
     s3 = server.client("s3", config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10))
@@ -42,7 +46,7 @@ def test_kill_during_concurrent_uploads(strata_factory) -> None:
         i = 0
         while not stop.is_set():
             key = f"w{n}/obj{i}"
-            size = [1000, 300_000, 2 * MiB][i % 3]
+            size = SIZES[i % len(SIZES)]
             data = payload(key, size)
             try:
                 s3.put_object(Bucket="crash", Key=key, Body=data)
@@ -76,7 +80,7 @@ def test_kill_during_concurrent_uploads(strata_factory) -> None:
     assert set(acked) <= set(listed)
     for key in set(listed) - set(acked):
         body = s3.get_object(Bucket="crash", Key=key)["Body"].read()
-        assert body == payload(key, len(body)) and len(body) in (1000, 300_000, 2 * MiB)
+        assert body == payload(key, len(body)) and len(body) in SIZES
     assert temp_files(server) == []
 
 
@@ -94,13 +98,14 @@ def test_upload_cut_off_mid_body_leaves_nothing(strata_factory) -> None:
     server = strata_factory()
     s3 = server.client("s3")
     s3.create_bucket(Bucket="cut")
-    total = 8 * MiB
+    total = 24 * MiB
     headers = _signed_put_headers(server, "cut", "partial", total)
     sock = socket.create_connection(("127.0.0.1", server.port))
     head = f"PUT /cut/partial HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host") + "\r\n"
     sock.sendall(head.encode())
     sock.sendall(os.urandom(3 * MiB))
+    sock.sendall(os.urandom(10 * MiB))  # past the first batch: the body streams to a temp file
     time.sleep(0.3)
     sock.close()
     with pytest.raises(ClientError) as e:
@@ -112,7 +117,7 @@ def test_upload_cut_off_mid_body_leaves_nothing(strata_factory) -> None:
     assert temp_files(server) == []
     # the same, then a crash before the server noticed: restart leaves no temp file either
     sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.sendall(head.encode() + os.urandom(2 * MiB))
+    sock.sendall(head.encode() + os.urandom(12 * MiB))
     time.sleep(0.3)
     server.kill()
     sock.close()
