@@ -16,6 +16,7 @@ in the path, and on failover the address moves to the promoted node.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -24,6 +25,8 @@ from functools import cache
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
 from strata.engines.tls import ServerCert
@@ -31,6 +34,8 @@ from strata.engines.tls import ServerCert
 ENGINE_USER = "redis"
 DEBIAN_REDIS = "/usr/bin/redis-server"
 CLUSTER_SLOTS = 16384
+
+log = logging.getLogger("strata.engines.redis")
 
 
 @dataclass(frozen=True)
@@ -226,11 +231,13 @@ class RedisServer:
 
     # -- admin connection ---------------------------------------------------------------------------
 
-    def client(self, address: str | None = None, timeout: float = 5) -> redis.Redis:
+    def client(self, address: str | None = None, timeout: float = 5, retry: bool = True) -> redis.Redis:
+        """An admin connection. `retry=False`: fail at once (redis-py otherwise retries a refused
+        connection three times with backoff, ~4.6 s, which readiness polling must not wait out)."""
         cfg = self.config
-        kw: dict = {}
+        kw: dict = {} if retry else {"retry": Retry(NoBackoff(), 0)}
         if cfg.tls:
-            kw = {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca)}
+            kw |= {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca)}
         return redis.Redis(
             host=address or cfg.address,
             port=cfg.port,
@@ -242,7 +249,7 @@ class RedisServer:
         )
 
     def ping(self) -> bool:
-        with self.client(timeout=2) as c:
+        with self.client(timeout=2, retry=False) as c:
             return bool(c.ping())
 
     def info(self, section: str) -> dict:
@@ -401,6 +408,12 @@ def _form(
     clients: dict[str, redis.Redis],
     timeout: float,
 ) -> None:
+    started = time.monotonic()
+    phases: list[str] = []
+
+    def phase(name: str) -> None:
+        phases.append(f"{name} {time.monotonic() - started:.3f}")
+
     def cmd(server: RedisServer, *args: str) -> object:
         return clients[server.name].execute_command(*args)
 
@@ -423,6 +436,7 @@ def _form(
         for a, b in _runs([s for s in range(low, high + 1) if s not in owned[holder.name]]):
             cmd(holder, "CLUSTER", "ADDSLOTSRANGE", str(a), str(b))
     ids = {s.name: str(cmd(s, "CLUSTER", "MYID")) for s in everyone}
+    phase("slots claimed")
     # Every node meets every later one directly (a shard's primary comes before its stand-in).
     for i, server in enumerate(everyone):
         for other in everyone[i + 1 :]:
@@ -432,6 +446,7 @@ def _form(
     # takeover's broadcast reaches everyone.
     for s in everyone:
         _until(lambda s=s: _knows_all(view(s), set(ids.values())), timeout, "cluster meet")
+    phase("met")
     for shard, holder in zip(shards, holders, strict=True):
         for member in shard:
             if member is not holder:
@@ -448,6 +463,7 @@ def _form(
             "stand-in's slots known",
         )
         cmd(primary, "CLUSTER", "FAILOVER", "TAKEOVER")
+    phase("taken over")
     # Every node serves its slots (a directly formed primary waits ~2 s) and knows who serves every
     # range: a replica promoted before it learned its primary's slots would take over nothing.
     owners = [(ids[shard[0].name], f"{low}-{high}") for shard, (low, high) in zip(shards, slots, strict=True)]
@@ -460,6 +476,7 @@ def _form(
             timeout,
             "slot map",
         )
+    phase("slot map agreed")
     for shard in shards:
         primary_id = ids[shard[0].name]
         for replica in shard[1:]:
@@ -473,6 +490,8 @@ def _form(
                 return info.get("master_link_status") == "up"
 
             _until(follows, timeout, "replica link")
+    phase("replicas linked")
+    log.info("redis cluster of %d nodes formed: %s", len(everyone), ", ".join(phases))
 
 
 def _nodes(text: str) -> dict[str, list[str]]:
