@@ -36,10 +36,19 @@ from pathlib import Path
 from typing import Protocol
 
 from strata.engines.haproxy import HaproxyRouter
-from strata.engines.nft import NftRouter, nft_usable
-from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, port_open
+from strata.engines.nft import NftRouter, _nft, nft_usable
+from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, port_open, save_routes
 
-__all__ = ["EndpointRouter", "Router", "LOOPBACK", "MAX_BACKENDS", "Route", "port_open", "endpoint_mode"]
+__all__ = [
+    "EndpointRouter",
+    "LoopbackNftRouter",
+    "Router",
+    "LOOPBACK",
+    "MAX_BACKENDS",
+    "Route",
+    "port_open",
+    "endpoint_mode",
+]
 
 
 class Router(Protocol):
@@ -75,9 +84,61 @@ def endpoint_mode() -> str:
     return _MODE
 
 
-def EndpointRouter(run_dir: Path, name: str = "endpoints", mode: str | None = None) -> Router:  # noqa: N802
-    """The router for `run_dir`: kernel redirection when possible, else HAProxy."""
+def EndpointRouter(  # noqa: N802
+    run_dir: Path, name: str = "endpoints", mode: str | None = None, *, any_loopback: bool = False
+) -> Router:
+    """The router for `run_dir`: kernel redirection when possible, else HAProxy.
+
+    `any_loopback`: backends may listen on any 127.0.0.0/8 address, not only 127.0.0.1 (engines
+    whose nodes share one port number on per-node loopback addresses, as ElastiCache's do)."""
     mode = mode or endpoint_mode()
     if mode == "nft":
-        return NftRouter(run_dir, name)
+        return LoopbackNftRouter(run_dir, name) if any_loopback else NftRouter(run_dir, name)
     return HaproxyRouter(run_dir, name)
+
+
+class LoopbackNftRouter(NftRouter):
+    """Kernel redirection to backends on any loopback address: DNAT rewrites address and port
+    (NftRouter's `redirect` can only change the port, so it reaches 127.0.0.1 alone). A balanced
+    route picks the backend per connection with `numgen inc`, as NftRouter does."""
+
+    def set_route(
+        self,
+        name: str,
+        port: int,
+        backends: list[tuple[str, int]],
+        *,
+        balance: bool = False,
+        host: str = LOOPBACK,
+    ) -> None:
+        if len(backends) > MAX_BACKENDS:
+            raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
+        if any(not h.startswith("127.") for h, _ in backends):
+            raise ValueError("kernel redirection only reaches loopback backends")
+        with self._lock:
+            self.routes[name] = Route(name, port, [(h, int(p)) for h, p in backends], balance, host)
+            save_routes(self._state, self.routes)
+            if self._started:
+                self._apply()
+
+    def _apply(self) -> None:
+        rules = []
+        for r in sorted(self.routes.values(), key=lambda r: (r.host, r.port)):
+            match = f"ip daddr {r.host} tcp dport {r.port}"
+            if not r.backends:
+                rules.append(f"{match} reject with tcp reset")
+            elif len(r.backends) == 1 or not r.balance:
+                h, p = r.backends[0]
+                rules.append(f"{match} dnat to {h}:{p}")
+            else:
+                cases = ", ".join(f"{i} : {h} . {p}" for i, (h, p) in enumerate(r.backends))
+                rules.append(
+                    f"{match} dnat ip addr . port to numgen inc mod {len(r.backends)} map {{ {cases} }}"
+                )
+        body = "\n".join(f"    {rule}" for rule in rules)
+        _nft(
+            f"table ip {self.table}\ndelete table ip {self.table}\n"
+            f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
+            f"{body}\n  }}\n}}\n"
+        )
+        self._hold_ports({(r.host, r.port) for r in self.routes.values()})

@@ -60,7 +60,7 @@ class FailoverOps:
         for cid in ng["members"]:
             if cid not in (target, old) and self._alive(cid):
                 self._server(cid).replicate(source)
-        self.engines.apply_binds(self._wanted_binds(group))
+        self._apply_endpoints(group)
         if dead is None and old_server is not None and old_server.running():
             old_server.drop_clients()  # type: ignore[union-attr]
         elif old in self._members(group):
@@ -69,7 +69,7 @@ class FailoverOps:
                 group, old, member["nodes"][0], replica_of=source, binds=self._wanted_binds(group)[old]
             )
             self.engines.start_all([restarted])
-            self.engines.apply_binds(self._wanted_binds(group))
+            self._apply_endpoints(group)
         self.store.put_doc("group", group["id"], group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return target
@@ -100,7 +100,7 @@ class FailoverOps:
             wait_until(lambda: all(redis_engine.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
-            self.engines.apply_binds(self._wanted_binds(group))
+            self._apply_endpoints(group)
         if old is not None and primary is not None:
             members = self._members(group)
             server = self.engines.build_redis(
@@ -173,4 +173,4 @@ class FailoverOps:
         )
         server = self.engines.build_redis(group, cid, member["nodes"][0], replica_of=source, binds=binds)
         await run_blocking(self.engines.start_all, [server])
-        await run_blocking(self.engines.apply_binds, self._wanted_binds(group))
+        await run_blocking(self._apply_endpoints, group)

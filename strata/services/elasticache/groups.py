@@ -40,6 +40,10 @@ def _now() -> str:
     return clock.now().isoformat()
 
 
+def _reader_route(group: dict) -> str:
+    return f"reader-{group['id']}"
+
+
 class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     """Operations on replication groups (a mixin of ElastiCacheProvider)."""
 
@@ -79,9 +83,35 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             return out
         ng = group["node_groups"][0]
         out[ng["primary"]].append(PRIMARY)
-        replicas = [c for c in ng["members"] if c != ng["primary"] and self._alive(c)]
-        out[replicas[0] if replicas else ng["primary"]].append(READER)
+        if self.router is None:  # no router: the reader endpoint is one replica's extra address
+            out[self._readers(group)[0]].append(READER)
         return out
+
+    def _readers(self: ElastiCacheProvider, group: dict) -> list[str]:
+        """The members behind the reader endpoint: the live replicas, else the primary."""
+        ng = group["node_groups"][0]
+        replicas = [c for c in ng["members"] if c != ng["primary"] and self._alive(c)]
+        return replicas or [ng["primary"]]
+
+    def _apply_endpoints(self: ElastiCacheProvider, group: dict) -> None:
+        """Put every endpoint where the roles now are: the addresses nodes bind (primary endpoint,
+        configuration endpoint) and the reader endpoint's route. Blocking.
+
+        The reader endpoint is a route of the endpoint router (kernel DNAT where possible) that
+        spreads connections over the live replicas, as AWS's reader endpoint (DNS round robin over
+        the replicas) does; without a router it is the first live replica's extra address."""
+        self.engines.apply_binds(self._wanted_binds(group))
+        if self.router is None or group.get("cluster_mode"):
+            return
+        members = self._members(group)
+        backends = [
+            (members[c]["nodes"][0]["address"], group["port"]) for c in self._readers(group) if c in members
+        ]
+        self.router.set_route(_reader_route(group), group["port"], backends, balance=True, host=READER)
+
+    def _drop_reader_route(self: ElastiCacheProvider, group: dict) -> None:
+        if self.router is not None:
+            self.router.remove_route(_reader_route(group))
 
     def _alive(self: ElastiCacheProvider, cid: str) -> bool:
         server = self.engines.get(cid)
@@ -183,7 +213,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                 if cid != ng["primary"]
             ]
             self.engines.start_all(replicas)
-            self.engines.apply_binds(self._wanted_binds(group))  # the reader endpoint moves to a replica
+            self._apply_endpoints(group)  # the reader endpoint moves to the replicas
             return
         shards: list[list[RedisServer]] = []
         fresh = True
@@ -378,6 +408,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         return {"ReplicationGroup": self._render_group(ctx, group, "creating")}
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
+        await run_blocking(self._drop_reader_route, group)
         for cid in [c for ng in group["node_groups"] for c in ng["members"]]:
             await run_blocking(self.engines.stop_cluster, cid, True)
             self.store.delete_doc("cluster", cid)

@@ -145,6 +145,7 @@ class MembershipOps:
             group=None, node_group=None, tags=[], port_owner=port_owner(group, "group"), status="available"
         )
         self.store.put_doc("cluster", primary["id"], primary)
+        await run_blocking(self._drop_reader_route, group)
         server = self.engines.get(primary["id"])
         if server is not None and server.running():
             await run_blocking(self.engines.apply_binds, {primary["id"]: [PRIMARY]})

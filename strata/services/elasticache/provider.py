@@ -27,6 +27,7 @@ import random
 from datetime import datetime
 from typing import Any
 
+from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.memcached import binary as memcached_binary
 from strata.engines.ports import PortAllocator
 from strata.engines.process import EngineError
@@ -66,12 +67,22 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
         self._monitor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
+        # reader endpoints, spread over the replicas (None: one replica binds the address instead)
+        self.router: Router | None = None
 
     # -- life -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bring every deployment's engines back (after a restart), then watch them."""
         self._loop = asyncio.get_running_loop()
+        try:
+            router = EndpointRouter(
+                self.runtime.data_dir / "endpoints", name="elasticache", any_loopback=True
+            )
+            await run_blocking(router.start)
+            self.router = router
+        except Exception:  # noqa: BLE001 - reader endpoints then stay on one replica each
+            log.warning("no endpoint router for reader endpoints; each stays on one replica", exc_info=True)
         # Side by side: a cluster-mode group alone waits ~2 s for the engine to accept writes.
         await asyncio.gather(
             *(
@@ -105,6 +116,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
         for cluster_id in list(self.discovery):
             await self._close_discovery(cluster_id)
         await run_blocking(self.engines.stop_everything)
+        if self.router is not None:
+            await run_blocking(self.router.stop)
 
     def health(self) -> str:
         return "running"
@@ -276,7 +289,9 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
             if req.get("ShowCacheClustersNotInReplicationGroups"):
                 docs = [d for d in docs if not d.get("group")]
         page, marker = paginate(docs, req)
-        out: dict = {"CacheClusters": [self._render(ctx, d, bool(req.get("ShowCacheNodeInfo"))) for d in page]}
+        out: dict = {
+            "CacheClusters": [self._render(ctx, d, bool(req.get("ShowCacheNodeInfo"))) for d in page]
+        }
         if marker:
             out["Marker"] = marker
         return out

@@ -56,7 +56,7 @@ class ReplicaOps:
             source = (members[ng["primary"]]["nodes"][0]["address"], group["port"])
             server = self.engines.build_redis(group, member["id"], member["nodes"][0], replica_of=source)
             self.engines.start_all([server])
-            self.engines.apply_binds(self._wanted_binds(group))
+            self._apply_endpoints(group)
         member["status"] = "available"
         self.store.put_doc("cluster", member["id"], member)
 
@@ -80,7 +80,7 @@ class ReplicaOps:
             group["snapshotting_cluster"] = None
         self.store.delete_doc("cluster", cid)
         self.store.put_doc("group", group["id"], group)
-        self.engines.apply_binds(self._wanted_binds(group))
+        self._apply_endpoints(group)
 
     def _replica_targets(self: ElastiCacheProvider, group: dict, req: dict) -> dict[str, int]:
         """Node group id -> wanted replica count, from NewReplicaCount or ReplicaConfiguration."""
@@ -154,7 +154,9 @@ class ReplicaOps:
             self._save_group(group)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
-    async def _add_member_cluster(self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str) -> dict:
+    async def _add_member_cluster(
+        self: ElastiCacheProvider, ctx: RequestContext, req: dict, cid: str
+    ) -> dict:
         """CreateCacheCluster with ReplicationGroupId: a new read replica in the group."""
         group = self._group_doc(req["ReplicationGroupId"])
         if self.store.get_doc("cluster", cid) is not None:

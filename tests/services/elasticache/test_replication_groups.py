@@ -46,6 +46,9 @@ def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, u
     assert reader.get("order:99") == "99"
     with pytest.raises(redis.ReadOnlyError):
         reader.set("x", "1")
+    # the reader endpoint spreads connections over the replicas, as AWS's DNS round robin does
+    replicas = {m["ReadEndpoint"]["Address"] for m in ng["NodeGroupMembers"] if m["CurrentRole"] == "replica"}
+    assert _nodes_behind(reader_ep) == replicas
     # each member's own endpoint reaches that node
     for m in ng["NodeGroupMembers"]:
         node = redis.Redis(m["ReadEndpoint"]["Address"], m["ReadEndpoint"]["Port"], decode_responses=True)
@@ -75,6 +78,24 @@ def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, u
     eventually(
         lambda: old_node.get("after-failover") == "yes", what="old primary replicating from the new one"
     )
+    now_replicas = {
+        m["ReadEndpoint"]["Address"]
+        for m in g2["NodeGroups"][0]["NodeGroupMembers"]
+        if m["CurrentRole"] == "replica"
+    }
+    assert f"{gid}-001" in {m["CacheClusterId"] for m in g2["NodeGroups"][0]["NodeGroupMembers"]}
+    assert _nodes_behind(reader_ep) == now_replicas
+
+
+def _nodes_behind(endpoint: dict, connections: int = 8) -> set[str]:
+    """The node addresses that new connections to `endpoint` reach (the server's side of each)."""
+    out = set()
+    for _ in range(connections):
+        with redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True) as c:
+            info = c.execute_command("CLIENT", "INFO")
+            laddr = next(f for f in info.split() if f.startswith("laddr="))
+            out.add(laddr.removeprefix("laddr=").rsplit(":", 1)[0])
+    return out
 
 
 def test_replica_count_and_primary_switch(ec, cleanup, unique):
