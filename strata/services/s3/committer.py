@@ -29,6 +29,11 @@ def _settle(fut: asyncio.Future, ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
+def _settle_all(settle: list[tuple[asyncio.Future, bool, Any]]) -> None:
+    for fut, ok, value in settle:
+        _settle(fut, ok, value)
+
+
 class Committer:
     """One writer thread applying queued write functions in shared, durable transactions."""
 
@@ -62,10 +67,13 @@ class Committer:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            for item, (ok, value) in zip(items, self._apply(items), strict=True):
-                _, loop, fut = item
+            # One wake-up per event loop and group, not one per write.
+            by_loop: dict[Any, list[tuple[asyncio.Future, bool, Any]]] = {}
+            for (_, loop, fut), (ok, value) in zip(items, self._apply(items), strict=True):
+                by_loop.setdefault(loop, []).append((fut, ok, value))
+            for loop, settle in by_loop.items():
                 try:
-                    loop.call_soon_threadsafe(_settle, fut, ok, value)
+                    loop.call_soon_threadsafe(_settle_all, settle)
                 except RuntimeError:  # the loop is closed (shutdown)
                     pass
 
