@@ -22,13 +22,16 @@ contain "MN" is never mistaken for the marker. A connection that starts in the b
 piped through untouched (no discovery there; AWS's binary `config` is not implemented).
 
 Clients that use discovery connect to the listed nodes directly afterwards, as they do on AWS; the
-proxy hop only carries what is sent to the configuration endpoint itself.
+proxy hop only carries what is sent to the configuration endpoint itself. That hop is user space
+(asyncio protocols on Strata's loop): one client's sequential gets through the configuration
+endpoint ran at ~7-14k/s against ~30-40k/s straight to a node (2-core machine, load 3-5), where
+AWS's configuration endpoint (a DNS name of one node) costs nothing. Memcached 1.6's own proxy
+mode, which could answer `config` inside the engine, is not compiled into Debian's build.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections import deque
@@ -42,7 +45,6 @@ log = logging.getLogger("strata.elasticache")
 
 STORAGE = {b"set", b"add", b"replace", b"append", b"prepend", b"cas"}
 LEGACY_KEY = b"AmazonElastiCache:cluster"
-READ_SIZE = 65536
 MAX_LINE = 65536  # memcached's own limit on a command line is far smaller
 
 
@@ -84,12 +86,13 @@ class DiscoveryEndpoint:
         self.backend = backend
         self.server_tls, self.client_tls = server_tls, client_tls
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._sessions: set[_ClientSide] = set()
 
     async def start(self) -> None:
         """Listen; raises OSError when the address is taken."""
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, ssl=self.server_tls, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ClientSide(self), self.host, self.port, ssl=self.server_tls, reuse_address=True
         )
 
     def update(self, config: ClusterConfig, backend: tuple[str, int]) -> None:
@@ -100,153 +103,230 @@ class DiscoveryEndpoint:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for session in list(self._sessions):
+            session.close()
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = self.backend
+class _Requests:
+    """Client -> node bytes, command by command: discovery requests become `mn` markers."""
+
+    def __init__(self, endpoint: DiscoveryEndpoint, markers: deque[bytes | None]) -> None:
+        self.endpoint, self.markers = endpoint, markers
+        self.buf = bytearray()
+        self.data_left = 0  # bytes of a storage command's data block still to pass on
+        self.binary: bool | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.binary is None:
+            self.binary = chunk[:1] == b"\x80"
+        if self.binary:
+            return chunk
+        buf = self.buf
+        buf += chunk
+        out = bytearray()
+        while buf:
+            if self.data_left:
+                take = min(self.data_left, len(buf))
+                out += buf[:take]
+                del buf[:take]
+                self.data_left -= take
+                continue
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > MAX_LINE:  # not memcached's protocol: let the node say so
+                    out += buf
+                    buf.clear()
+                break
+            line = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            words = line.split()
+            reply = _discovery_reply(self.endpoint.config, words)
+            if reply is not None:
+                self.markers.append(reply)
+                out += b"mn\r\n"
+                continue
+            out += line
+            if not words:
+                continue
+            verb = words[0].lower()
+            if verb in STORAGE and len(words) >= 5 and words[4].isdigit():
+                self.data_left = int(words[4]) + 2
+            elif verb == b"ms" and len(words) >= 3 and words[2].isdigit():
+                self.data_left = int(words[2]) + 2
+            elif verb == b"mn":
+                self.markers.append(None)
+        return bytes(out)
+
+
+class _Replies:
+    """Node -> client bytes, reply by reply: an `MN` that answers a marker becomes the configuration."""
+
+    def __init__(self, markers: deque[bytes | None]) -> None:
+        self.markers = markers
+        self.buf = bytearray()
+        self.data_left = 0
+        self.binary: bool | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.binary is None:
+            self.binary = chunk[:1] == b"\x81"
+        if self.binary:
+            return chunk
+        buf = self.buf
+        buf += chunk
+        out = bytearray()
+        while buf:
+            if self.data_left:
+                take = min(self.data_left, len(buf))
+                out += buf[:take]
+                del buf[:take]
+                self.data_left -= take
+                continue
+            end = buf.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            if line.startswith(b"VALUE "):
+                words = line.split()
+                self.data_left = int(words[3]) + 2 if len(words) >= 4 and words[3].isdigit() else 0
+            elif line.startswith(b"VA "):
+                words = line.split()
+                self.data_left = int(words[1]) + 2 if len(words) >= 2 and words[1].isdigit() else 0
+            elif line.rstrip() == b"MN" and self.markers:
+                reply = self.markers.popleft()
+                if reply is not None:
+                    out += reply
+                    continue
+            out += line
+        return bytes(out)
+
+
+def _discovery_reply(config: ClusterConfig, words: list[bytes]) -> bytes | None:
+    lowered = [w.lower() for w in words]
+    if lowered == [b"config", b"get", b"cluster"]:
+        return config.config_reply()
+    if len(words) == 2 and lowered[0] in (b"get", b"gets") and words[1] == LEGACY_KEY:
+        return config.legacy_reply()
+    return None
+
+
+class _ClientSide(asyncio.Protocol):
+    """One client connection and its connection to the node (protocol callbacks, no task per hop;
+    each side's reading pauses while the other side's send buffer is full)."""
+
+    def __init__(self, endpoint: DiscoveryEndpoint) -> None:
+        self.endpoint = endpoint
+        markers: deque[bytes | None] = deque()  # per `mn` sent to the node: the reply to put instead
+        self.requests, self.replies = _Requests(endpoint, markers), _Replies(markers)
+        self.transport: asyncio.Transport | None = None
+        self.node: _NodeSide | None = None
+        self.pending = bytearray()  # what the client sent before the node connection was up
+        self.eof = False
+        self.closed = False
+        self.connecting: asyncio.Task | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.endpoint._sessions.add(self)
+        self.connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        host, port = self.endpoint.backend
+        tls = self.endpoint.client_tls
         try:
-            node_reader, node_writer = await asyncio.open_connection(
-                host, port, ssl=self.client_tls, server_hostname=host if self.client_tls else None
+            _, node = await asyncio.get_running_loop().create_connection(
+                lambda: _NodeSide(self), host, port, ssl=tls, server_hostname=host if tls else None
             )
         except (OSError, ssl.SSLError):
-            writer.close()
+            self.close()
             return
-        markers: deque[bytes | None] = deque()  # per `mn` sent to the node: the reply to put instead
-        up = asyncio.ensure_future(self._requests(reader, node_writer, markers))
-        down = asyncio.ensure_future(self._replies(node_reader, writer, markers))
-        try:
-            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-            if up.done() and not down.done():  # client finished sending: let the replies drain
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(down), 5)
-        finally:
-            for task in (up, down):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            for w in (writer, node_writer):
-                with contextlib.suppress(Exception):
-                    w.close()
+        if self.closed:
+            node.close()
 
-    async def _requests(
-        self, reader: asyncio.StreamReader, node: asyncio.StreamWriter, markers: deque[bytes | None]
-    ) -> None:
-        """Client -> node, command by command; discovery requests become `mn` markers."""
-        buf = bytearray()
-        data_left = 0  # bytes of a storage command's data block still to pass on
-        binary: bool | None = None
-        while True:
-            chunk = await reader.read(READ_SIZE)
-            if not chunk:
-                with contextlib.suppress(Exception):
-                    node.write_eof()
-                return
-            if binary is None:
-                binary = chunk[0] == 0x80
-            if binary:
-                node.write(chunk)
-                await node.drain()
-                continue
-            buf += chunk
-            out = bytearray()
-            while buf:
-                if data_left:
-                    take = min(data_left, len(buf))
-                    out += buf[:take]
-                    del buf[:take]
-                    data_left -= take
-                    continue
-                end = buf.find(b"\n")
-                if end < 0:
-                    if len(buf) > MAX_LINE:  # not memcached's protocol: let the node say so
-                        out += buf
-                        buf.clear()
-                    break
-                line = bytes(buf[: end + 1])
-                del buf[: end + 1]
-                words = line.split()
-                reply = self._discovery_reply(words)
-                if reply is not None:
-                    markers.append(reply)
-                    out += b"mn\r\n"
-                    continue
-                out += line
-                if not words:
-                    continue
-                verb = words[0].lower()
-                if verb in STORAGE and len(words) >= 5 and words[4].isdigit():
-                    data_left = int(words[4]) + 2
-                elif verb == b"ms" and len(words) >= 3 and words[2].isdigit():
-                    data_left = int(words[2]) + 2
-                elif verb == b"mn":
-                    markers.append(None)
-            if out:
-                node.write(out)
-                await node.drain()
+    def data_received(self, data: bytes) -> None:
+        if self.node is None or self.node.transport is None:
+            self.pending += data
+            return
+        out = self.requests.feed(data)
+        if out:
+            self.node.transport.write(out)
 
-    def _discovery_reply(self, words: list[bytes]) -> bytes | None:
-        lowered = [w.lower() for w in words]
-        if lowered == [b"config", b"get", b"cluster"]:
-            return self.config.config_reply()
-        if len(words) == 2 and lowered[0] in (b"get", b"gets") and words[1] == LEGACY_KEY:
-            return self.config.legacy_reply()
-        return None
+    def eof_received(self) -> bool:
+        self.eof = True  # keep the connection open for the replies still coming
+        if self.node is not None:
+            self.node.half_close()
+        return True
 
-    async def _replies(
-        self, node: asyncio.StreamReader, writer: asyncio.StreamWriter, markers: deque[bytes | None]
-    ) -> None:
-        """Node -> client, reply by reply; an `MN` that answers a marker becomes the configuration."""
-        buf = bytearray()
-        data_left = 0
-        binary: bool | None = None
-        while True:
-            chunk = await node.read(READ_SIZE)
-            if not chunk:
-                return
-            if binary is None:
-                binary = chunk[0] == 0x81
-            if binary:
-                writer.write(chunk)
-                await writer.drain()
-                continue
-            buf += chunk
-            out = bytearray()
-            while buf:
-                if data_left:
-                    take = min(data_left, len(buf))
-                    out += buf[:take]
-                    del buf[:take]
-                    data_left -= take
-                    continue
-                end = buf.find(b"\n")
-                if end < 0:
-                    break
-                line = bytes(buf[: end + 1])
-                del buf[: end + 1]
-                if line.startswith(b"VALUE "):
-                    words = line.split()
-                    data_left = int(words[3]) + 2 if len(words) >= 4 and words[3].isdigit() else 0
-                elif line.startswith(b"VA "):
-                    words = line.split()
-                    data_left = int(words[1]) + 2 if len(words) >= 2 and words[1].isdigit() else 0
-                elif line.rstrip() == b"MN" and markers:
-                    reply = markers.popleft()
-                    if reply is not None:
-                        out += reply
-                        continue
-                out += line
-            if out:
-                writer.write(out)
-                await writer.drain()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.endpoint._sessions.discard(self)
+        if self.node is not None:
+            self.node.close()
+
+    def pause_writing(self) -> None:
+        if self.node is not None and self.node.transport is not None:
+            self.node.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.node is not None and self.node.transport is not None:
+            self.node.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        if self.node is not None:
+            self.node.close()
+
+
+class _NodeSide(asyncio.Protocol):
+    def __init__(self, client: _ClientSide) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Pass on what the client sent meanwhile, in order, before any later data."""
+        self.transport = transport  # type: ignore[assignment]
+        client = self.client
+        client.node = self
+        if client.pending:
+            self.write(client.requests.feed(bytes(client.pending)))
+            client.pending.clear()
+        if client.eof:
+            self.half_close()
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def half_close(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        out = self.client.replies.feed(data)
+        if out and self.client.transport is not None:
+            self.client.transport.write(out)
+
+    def eof_received(self) -> bool:
+        self.client.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.close()
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 def node_list(nodes: list[dict], port: int) -> list[tuple[str, str, int]]:
