@@ -20,7 +20,7 @@ import logging
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -186,6 +186,7 @@ class RedisServer:
 
     def __init__(self, name: str, binary: ServerBinary, config: RedisNodeConfig) -> None:
         self.name = name
+        self.stand_in_for: str | None = None  # see stand_in()
         self.binary = binary
         self.config = config
         self.conf_path = Path(config.data_dir) / "redis.conf"
@@ -214,6 +215,16 @@ class RedisServer:
         self.write_config()
         self.process.start(ready=self.ping, timeout=timeout)
 
+    def stand_in(self, address: str) -> RedisServer:
+        """A temporary twin of this (not yet clustered) node on another loopback address, with its
+        own data directory beside this node's: see `form_cluster`."""
+        data_dir = Path(self.config.data_dir).with_name(Path(self.config.data_dir).name + STAND_IN)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        config = replace(self.config, address=address, data_dir=data_dir, extra_binds=[], replica_of=None)
+        twin = RedisServer(self.name + STAND_IN, self.binary, config)
+        twin.stand_in_for = self.name
+        return twin
+
     def launch(self) -> None:
         """Write redis.conf and fork the server without waiting for it (see `ping` for readiness):
         several nodes then start side by side instead of one after another."""
@@ -237,7 +248,8 @@ class RedisServer:
         cfg = self.config
         kw: dict = {} if retry else {"retry": Retry(NoBackoff(), 0)}
         if cfg.tls:
-            kw |= {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca)}
+            # a stand-in presents its primary's certificate, which does not name the stand-in's address
+            kw |= {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca), "ssl_check_hostname": not self.stand_in_for}
         return redis.Redis(
             host=address or cfg.address,
             port=cfg.port,
@@ -372,7 +384,12 @@ def node_id(server: RedisServer) -> str:
         return str(c.execute_command("CLUSTER", "MYID"))
 
 
-def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], timeout: float = 60) -> None:
+def form_cluster(
+    shards: list[list[RedisServer]],
+    slots: list[tuple[int, int]],
+    timeout: float = 60,
+    spare_addresses: list[str] | None = None,
+) -> None:
     """Join freshly started cluster-mode nodes into one cluster whose first node of each shard is
     the primary serving that shard's slot range and the others its replicas; returns once every
     node serves or knows the whole slot map and every replica is linked to its primary.
@@ -389,16 +406,46 @@ def form_cluster(shards: list[list[RedisServer]], slots: list[tuple[int, int]], 
        takeover broadcasts the new slot owner to every node at once instead of waiting for gossip.
     2. Slots are claimed before the nodes meet, and each primary meets its stand-in itself (it
        sends the MEET), so it hears the stand-in's slots in the handshake's first ping (~0.1 s).
-    A shard without replicas, or whose primary was restored from a snapshot (it claims the slots
-    of its keys when it loads them), is formed directly and waits out the engine's delay.
+    A shard without replicas borrows a temporary stand-in node on one of `spare_addresses` (same
+    port, the primary's settings), which is stopped and forgotten by every node once the cluster
+    has formed; with no spare address left it is formed directly and waits out the engine's
+    delay, as is a shard whose primary was restored from a snapshot (it claims the slots of its
+    keys when it loads them).
     """
-    everyone = [s for shard in shards for s in shard]
-    clients = {s.name: s.client() for s in everyone}  # one admin connection per node while forming
+    spares = list(spare_addresses or [])
+    temporary: list[RedisServer] = []
+    for shard in shards:
+        if len(shard) == 1 and spares and not (Path(shard[0].config.data_dir) / "dump.rdb").exists():
+            temporary.append(shard[0].stand_in(spares.pop(0)))
     try:
-        _form(shards, slots, everyone, clients, timeout)
+        for server in temporary:
+            server.launch()
+        for server in temporary:
+            _until(lambda s=server: _started(s), timeout, "stand-in start")
+        by_primary = {t.name.removesuffix(STAND_IN): t for t in temporary}
+        formed = [
+            shard + ([by_primary[shard[0].name]] if shard[0].name in by_primary else []) for shard in shards
+        ]
+        everyone = [s for shard in formed for s in shard]
+        clients = {s.name: s.client() for s in everyone}  # one admin connection per node while forming
+        try:
+            _form(formed, slots, everyone, clients, timeout)
+            for server in temporary:
+                gone = str(clients[server.name].execute_command("CLUSTER", "MYID"))
+                server.stop()
+                for other in everyone:
+                    if other not in temporary:
+                        clients[other.name].execute_command("CLUSTER", "FORGET", gone)
+        finally:
+            for c in clients.values():
+                c.close()
     finally:
-        for c in clients.values():
-            c.close()
+        for server in temporary:
+            server.stop()
+            shutil.rmtree(server.config.data_dir, ignore_errors=True)
+
+
+STAND_IN = ".stand-in"
 
 
 def _form(
@@ -566,6 +613,12 @@ def cluster_failover(replica: RedisServer, takeover: bool) -> None:
     """Promote a cluster replica: FAILOVER (coordinated) or TAKEOVER (its primary is gone)."""
     with replica.client() as c:
         c.execute_command("CLUSTER", "FAILOVER", *(["TAKEOVER"] if takeover else []))
+
+
+def _started(server: RedisServer) -> bool:
+    if not server.running():
+        raise EngineError(f"{server.name} exited while starting: {server.process.log_tail(800)}")
+    return server.ping()
 
 
 def _until(predicate, timeout: float, what: str) -> None:

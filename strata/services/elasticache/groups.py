@@ -230,7 +230,12 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         self.engines.start_all([s for shard in shards for s in shard])
         if fresh:
             slots = [redis_engine.parse_slots(ng["slots"]) for ng in group["node_groups"]]
-            redis_engine.form_cluster(shards, slots)
+            # loopback addresses no member uses, for the temporary stand-ins of replica-less shards
+            used = [m["nodes"][0]["address"] for m in members.values()]
+            spares = []
+            for _ in range(sum(1 for shard in shards if len(shard) == 1)):
+                spares.append(node_address(free_address_index(used + spares)))
+            redis_engine.form_cluster(shards, slots, spare_addresses=spares)
         else:
             for s in (s for shard in shards for s in shard):
                 wait_until(lambda s=s: redis_engine.cluster_ok(s), 30)

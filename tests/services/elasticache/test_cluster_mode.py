@@ -3,6 +3,7 @@ configuration endpoint by redis-py's RedisCluster."""
 
 from __future__ import annotations
 
+import pytest
 import redis
 from redis.cluster import RedisCluster
 
@@ -161,15 +162,20 @@ def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
     )
 
 
-def test_every_slot_takes_a_write_as_soon_as_the_group_is_available(ec, cleanup, unique):
-    """Creation hands each shard's slots to a stand-in that its primary then takes over (no 2 s
-    engine delay); whatever the path, 'available' means every slot is served by the shard's first
-    member, each replica follows it, and every node agrees on the slot map."""
+@pytest.mark.parametrize(("shards", "replicas"), [(2, 2), (3, 0)])
+def test_every_slot_takes_a_write_as_soon_as_the_group_is_available(ec, cleanup, unique, shards, replicas):
+    """Creation hands each shard's slots to a stand-in (its second node, or a temporary node that
+    is then forgotten) that its primary then takes over (no 2 s engine delay); whatever the path,
+    'available' means every slot is served by the shard's first member, each replica follows it,
+    and every node agrees on the slot map and knows only the group's members."""
     from redis.crc import key_slot
 
     gid = f"cmw-{unique}"
     ec.create_replication_group(
-        ReplicationGroupId=gid, ReplicationGroupDescription="d", NumNodeGroups=2, ReplicasPerNodeGroup=2
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumNodeGroups=shards,
+        ReplicasPerNodeGroup=replicas,
     )
     cleanup.append(("group", gid))
     g = group(ec, gid)
@@ -199,5 +205,6 @@ def test_every_slot_takes_a_write_as_soon_as_the_group_is_available(ec, cleanup,
             ep = m["ReadEndpoint"]
             node = redis.Redis(ep["Address"], ep["Port"], decode_responses=True)
             assert "cluster_state:ok" in node.execute_command("CLUSTER", "INFO")
+            assert len(node.execute_command("CLUSTER", "NODES").splitlines()) == shards * (1 + replicas)
             views.add(tuple(sorted((s[0], s[1], s[2][0]) for s in node.cluster("slots"))))
     assert len(views) == 1
