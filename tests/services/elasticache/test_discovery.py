@@ -36,8 +36,8 @@ def test_configuration_endpoint_auto_discovery(ec, cleanup, unique):
 
     # pipelined: replies stay in order, and a value that reads "MN" is data, not a marker
     data = memcached_exchange(
-        conf, b"set mn-value 0 0 2\r\nMN\r\nconfig get cluster\r\nget mn-value\r\nmn\r\n", 4
-    )
+        conf, b"set mn-value 0 0 2\r\nMN\r\nconfig get cluster\r\nget mn-value\r\nmn\r\n", 5
+    )  # 5 terminal lines: STORED, END, the value's own "MN" line, END, MN
     stored, rest = data.split(b"\r\n", 1)
     assert stored == b"STORED" and rest.startswith(b"CONFIG cluster 0 ")
     assert rest.endswith(b"END\r\nVALUE mn-value 0 2\r\nMN\r\nEND\r\nMN\r\n")
