@@ -215,6 +215,9 @@ def create_times(ec, rounds: int, ca: str) -> None:
     cases["group 1 primary + 2 replicas TLS"] = lambda i: group(
         i, NumCacheClusters=3, TransitEncryptionEnabled=True, AuthToken="bench-token-0123456789"
     )
+    cases["cluster mode 3 shards x (1 + 0 replicas)"] = lambda i: group(
+        i, NumNodeGroups=3, ReplicasPerNodeGroup=0
+    )
     cases["cluster mode 3 shards x (1 + 1 replica)"] = lambda i: group(
         i, NumNodeGroups=3, ReplicasPerNodeGroup=1
     )
