@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -107,18 +108,24 @@ class DiscoveryEndpoint:
             session.close()
 
 
-class _Requests:
-    """Client -> node bytes, command by command: discovery requests become `mn` markers."""
+class _TextStream(ABC):
+    """One direction of a memcached text-protocol stream, cut into lines; data blocks pass as is.
 
-    def __init__(self, endpoint: DiscoveryEndpoint, markers: deque[bytes | None]) -> None:
-        self.endpoint, self.markers = endpoint, markers
+    A subclass decides what each line becomes (`_line`) and how long a data block follows it.
+    Binary-protocol connections (first byte `binary_magic`) pass through untouched.
+    """
+
+    binary_magic = b""
+
+    def __init__(self, markers: deque[bytes | None]) -> None:
+        self.markers = markers
         self.buf = bytearray()
-        self.data_left = 0  # bytes of a storage command's data block still to pass on
+        self.data_left = 0  # bytes of a data block still to pass on
         self.binary: bool | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         if self.binary is None:
-            self.binary = chunk[:1] == b"\x80"
+            self.binary = chunk[:1] == self.binary_magic
         if self.binary:
             return chunk
         buf = self.buf
@@ -133,73 +140,66 @@ class _Requests:
                 continue
             end = buf.find(b"\n")
             if end < 0:
-                if len(buf) > MAX_LINE:  # not memcached's protocol: let the node say so
+                if len(buf) > MAX_LINE:  # not memcached's protocol: let the other side say so
                     out += buf
                     buf.clear()
                 break
             line = bytes(buf[: end + 1])
             del buf[: end + 1]
+            self._line(line, out)
+        return bytes(out)
+
+    @abstractmethod
+    def _line(self, line: bytes, out: bytearray) -> None:
+        """Append what `line` becomes to `out`; set `data_left` when a data block follows."""
+
+
+class _Requests(_TextStream):
+    """Client -> node: discovery requests become `mn` markers, answered by the node in order."""
+
+    binary_magic = b"\x80"
+
+    def __init__(self, endpoint: DiscoveryEndpoint, markers: deque[bytes | None]) -> None:
+        super().__init__(markers)
+        self.endpoint = endpoint
+
+    def _line(self, line: bytes, out: bytearray) -> None:
+        words = line.split()
+        reply = _discovery_reply(self.endpoint.config, words)
+        if reply is not None:
+            self.markers.append(reply)
+            out += b"mn\r\n"
+            return
+        out += line
+        if not words:
+            return
+        verb = words[0].lower()
+        if verb in STORAGE and len(words) >= 5 and words[4].isdigit():
+            self.data_left = int(words[4]) + 2
+        elif verb == b"ms" and len(words) >= 3 and words[2].isdigit():
+            self.data_left = int(words[2]) + 2
+        elif verb == b"mn":
+            self.markers.append(None)
+
+
+class _Replies(_TextStream):
+    """Node -> client: an `MN` that answers a marker becomes the configuration."""
+
+    binary_magic = b"\x81"
+
+    def _line(self, line: bytes, out: bytearray) -> None:
+        if line.startswith(b"VALUE "):
             words = line.split()
-            reply = _discovery_reply(self.endpoint.config, words)
+            self.data_left = int(words[3]) + 2 if len(words) >= 4 and words[3].isdigit() else 0
+        elif line.startswith(b"VA "):
+            words = line.split()
+            self.data_left = int(words[1]) + 2 if len(words) >= 2 and words[1].isdigit() else 0
+        elif line.rstrip() == b"MN" and self.markers:
+            reply = self.markers.popleft()
             if reply is not None:
-                self.markers.append(reply)
-                out += b"mn\r\n"
-                continue
-            out += line
-            if not words:
-                continue
-            verb = words[0].lower()
-            if verb in STORAGE and len(words) >= 5 and words[4].isdigit():
-                self.data_left = int(words[4]) + 2
-            elif verb == b"ms" and len(words) >= 3 and words[2].isdigit():
-                self.data_left = int(words[2]) + 2
-            elif verb == b"mn":
-                self.markers.append(None)
-        return bytes(out)
-
-
-class _Replies:
-    """Node -> client bytes, reply by reply: an `MN` that answers a marker becomes the configuration."""
-
-    def __init__(self, markers: deque[bytes | None]) -> None:
-        self.markers = markers
-        self.buf = bytearray()
-        self.data_left = 0
-        self.binary: bool | None = None
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.binary is None:
-            self.binary = chunk[:1] == b"\x81"
-        if self.binary:
-            return chunk
-        buf = self.buf
-        buf += chunk
-        out = bytearray()
-        while buf:
-            if self.data_left:
-                take = min(self.data_left, len(buf))
-                out += buf[:take]
-                del buf[:take]
-                self.data_left -= take
-                continue
-            end = buf.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(buf[: end + 1])
-            del buf[: end + 1]
-            if line.startswith(b"VALUE "):
-                words = line.split()
-                self.data_left = int(words[3]) + 2 if len(words) >= 4 and words[3].isdigit() else 0
-            elif line.startswith(b"VA "):
-                words = line.split()
-                self.data_left = int(words[1]) + 2 if len(words) >= 2 and words[1].isdigit() else 0
-            elif line.rstrip() == b"MN" and self.markers:
-                reply = self.markers.popleft()
-                if reply is not None:
-                    out += reply
-                    continue
-            out += line
-        return bytes(out)
+                out += reply
+                return
+        out += line
 
 
 def _discovery_reply(config: ClusterConfig, words: list[bytes]) -> bytes | None:
