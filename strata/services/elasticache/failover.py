@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strata.engines import redis as redis_engine
+from strata.engines import redis_cluster
 from strata.engines.process import wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache.errors import fault
@@ -89,7 +89,7 @@ class FailoverOps:
         if kill and old is not None:
             old.kill()
         best = max(replicas, key=lambda c: self._server(c).replication_offset())
-        redis_engine.cluster_failover(self._server(best), takeover=True)
+        redis_cluster.cluster_failover(self._server(best), takeover=True)
         promoted = self._server(best)
         if not wait_until(lambda: promoted.role() == "master", 15):
             raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
@@ -97,7 +97,7 @@ class FailoverOps:
         # with its stale view, so that the cluster corrects it rather than the other way round.
         viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
         if ng.get("slots"):
-            wait_until(lambda: all(redis_engine.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
+            wait_until(lambda: all(redis_cluster.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
             self._apply_endpoints(group)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from strata.engines import redis as redis_engine
+from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.services.base import RequestContext, run_blocking
@@ -229,16 +229,16 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             shards.append(shard)
         self.engines.start_all([s for shard in shards for s in shard])
         if fresh:
-            slots = [redis_engine.parse_slots(ng["slots"]) for ng in group["node_groups"]]
+            slots = [redis_cluster.parse_slots(ng["slots"]) for ng in group["node_groups"]]
             # loopback addresses no member uses, for the temporary stand-ins of replica-less shards
             used = [m["nodes"][0]["address"] for m in members.values()]
             spares = []
             for _ in range(sum(1 for shard in shards if len(shard) == 1)):
                 spares.append(node_address(free_address_index(used + spares)))
-            redis_engine.form_cluster(shards, slots, spare_addresses=spares)
+            redis_cluster.form_cluster(shards, slots, spare_addresses=spares)
         else:
             for s in (s for shard in shards for s in shard):
-                wait_until(lambda s=s: redis_engine.cluster_ok(s), 30)
+                wait_until(lambda s=s: redis_cluster.cluster_ok(s), 30)
 
     # -- CreateReplicationGroup ------------------------------------------------------------------------
 
@@ -332,13 +332,13 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         }
         if group["auth"]:
             group["auth_modified"] = created
-        slot_ranges = redis_engine.slot_ranges(shards)
+        slot_ranges = redis_cluster.slot_ranges(shards)
         zones = req.get("PreferredCacheClusterAZs") or []
         pending: list[dict] = []
         for i in range(shards):
             conf = layout[i] if layout else {}
             ng_id = conf.get("NodeGroupId") or f"{i + 1:04d}"
-            low, high = redis_engine.parse_slots(conf["Slots"]) if conf.get("Slots") else slot_ranges[i]
+            low, high = redis_cluster.parse_slots(conf["Slots"]) if conf.get("Slots") else slot_ranges[i]
             ng = {
                 "id": ng_id,
                 "slots": f"{low}-{high}" if cluster_mode else None,

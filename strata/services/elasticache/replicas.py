@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from strata.engines import redis as redis_engine
+from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache import validate as v
@@ -44,7 +44,7 @@ class ReplicaOps:
                 c.execute_command(
                     "CLUSTER", "MEET", server.config.address, str(group["port"]), str(group["bus_port"])
                 )
-            primary_id = redis_engine.node_id(anchor)
+            primary_id = redis_cluster.node_id(anchor)
             if not wait_until(
                 lambda: primary_id in str(server.client().execute_command("CLUSTER", "NODES")), 30
             ):
@@ -63,7 +63,7 @@ class ReplicaOps:
     def _remove_replica(self: ElastiCacheProvider, group: dict, ng: dict, cid: str) -> None:
         """Stop a replica and forget it; blocking."""
         if group.get("cluster_mode") and self._alive(cid):
-            gone = redis_engine.node_id(self._server(cid))
+            gone = redis_cluster.node_id(self._server(cid))
             self.engines.stop(cid, "0001", remove=True)
             for other in ng_members(group):
                 if other != cid and self._alive(other):

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from strata.engines import redis as redis_engine
+from strata.engines import redis_cluster
 from strata.engines.tls import CertificateAuthority
 from strata.services.elasticache.nodes import free_address_index, node_address
 
@@ -71,11 +72,11 @@ def test_redis_config_rendering(tmp_path: Path) -> None:
 
 def test_slot_ranges_cover_every_slot_once() -> None:
     for shards in (1, 2, 3, 7, 90):
-        ranges = redis_engine.slot_ranges(shards)
+        ranges = redis_cluster.slot_ranges(shards)
         covered = [s for low, high in ranges for s in range(low, high + 1)]
         assert covered == list(range(16384))
-    assert redis_engine.slot_ranges(3) == [(0, 5461), (5462, 10922), (10923, 16383)]
-    assert redis_engine._runs([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
+    assert redis_cluster.slot_ranges(3) == [(0, 5461), (5462, 10922), (10923, 16383)]
+    assert redis_cluster._runs([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
 
 
 def test_node_addresses() -> None:
