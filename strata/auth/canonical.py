@@ -28,10 +28,21 @@ def uri_encode(value: str | bytes, safe: str = "") -> str:
     return quote(value, safe=safe + "-_.~")
 
 
+_CACHED_LEN = 256
+_REENCODED: dict[str, str] = {}  # clients repeat components (credential scope, expiry, headers list)
+
+
 def _reencode(component: str) -> str:
     if _UNRESERVED(component):
         return component
-    return quote(unquote_to_bytes(component), safe="-_.~")
+    done = _REENCODED.get(component)
+    if done is None:
+        done = quote(unquote_to_bytes(component), safe="-_.~")
+        if len(component) <= _CACHED_LEN:  # bounded: at most 4096 short entries
+            if len(_REENCODED) >= 4096:
+                _REENCODED.clear()
+            _REENCODED[component] = done
+    return done
 
 
 def canonical_query(query_string: str, skip: str | None = None) -> str:

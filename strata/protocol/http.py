@@ -157,6 +157,20 @@ class HttpRequest:
         return dict(self.query)
 
 
+_DECODED: dict[str, str] = {}  # clients repeat encoded components (presigned credential scopes)
+
+
+def _decode(component: str) -> str:
+    done = _DECODED.get(component)
+    if done is None:
+        done = unquote_plus(component)
+        if len(component) <= 256:  # bounded: at most 4096 short entries
+            if len(_DECODED) >= 4096:
+                _DECODED.clear()
+            _DECODED[component] = done
+    return done
+
+
 def _parse_query(query_string: str) -> list[tuple[str, str]]:
     """parse_qsl(keep_blank_values=True), decoding only the components that need it (most don't)."""
     out = []
@@ -165,9 +179,9 @@ def _parse_query(query_string: str) -> list[tuple[str, str]]:
             continue
         name, _, value = part.partition("=")
         if "%" in name or "+" in name:
-            name = unquote_plus(name)
+            name = _decode(name)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            value = _decode(value)
         out.append((name, value))
     return out
 
