@@ -51,6 +51,9 @@ def test_taken_port_is_replaced_at_creation(tmp_path: Path) -> None:
         second = doc["nodes"]["n1"]["port"]
         squatter.close()
         squatter = socket.socket()
+        # SO_REUSEADDR: the port just left by the stopped engine may still have TIME_WAIT
+        # connections, which make a plain bind fail (this was the test's only flake).
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", second))
         squatter.listen()
         fleet.start(doc, {})
