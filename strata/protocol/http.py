@@ -141,6 +141,7 @@ class HttpRequest:
     # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
     route_path: str = ""
     _query: list[tuple[str, str]] | None = field(default=None, repr=False)
+    _query_map: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def query(self) -> list[tuple[str, str]]:
@@ -154,7 +155,10 @@ class HttpRequest:
         return self.route_path or self.raw_path
 
     def query_dict(self) -> dict[str, str]:
-        return dict(self.query)
+        """The parameters by name (the last of repeated ones); one dict per request, read-only."""
+        if self._query_map is None:
+            self._query_map = dict(self.query)
+        return self._query_map
 
 
 _DECODED: dict[str, str] = {}  # clients repeat encoded components (presigned credential scopes)
