@@ -49,8 +49,9 @@ class Committer:
         fut: asyncio.Future = loop.create_future()
         self._start()
         self._queue.put((fn, loop, fut))
-        # The write is committed (or not) by the writer thread whatever happens to this request.
-        return await asyncio.shield(fut)
+        # The write is committed (or not) by the writer thread whatever happens to this request:
+        # cancelling the request cancels only this future, which _settle then leaves alone.
+        return await fut
 
     def _start(self) -> None:
         if self._thread is None:
