@@ -434,7 +434,8 @@ class ObjectOperations(S3Core):
         tag_directive = (req.get("TaggingDirective") or "COPY").upper()
         if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
             raise ServiceError("InvalidArgument", "Unknown metadata directive.", 400)
-        storage_class = check_storage_class(req.get("StorageClass") or src.storage_class)
+        # A copy is STANDARD unless the request names a class (it does not inherit the source's).
+        storage_class = check_storage_class(req.get("StorageClass"))
         same = src.bucket == bucket.name and src.key == key
         if (
             same

@@ -285,6 +285,18 @@ def test_storage_classes(s3, bucket: str, storage_class: str) -> None:
         assert s3.get_object(Bucket=bucket, Key="sc")["Body"].read() == b"cold"
 
 
+def test_copy_is_standard_unless_a_class_is_named(s3, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="ia", Body=b"cool", StorageClass="STANDARD_IA")
+    src = {"Bucket": bucket, "Key": "ia"}
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource=src)
+    assert s3.head_object(Bucket=bucket, Key="copy").get("StorageClass", "STANDARD") == "STANDARD"
+    s3.copy_object(Bucket=bucket, Key="copy2", CopySource=src, StorageClass="ONEZONE_IA")
+    assert s3.head_object(Bucket=bucket, Key="copy2")["StorageClass"] == "ONEZONE_IA"
+    # copying onto itself with a new class is how S3 changes an object's storage class
+    s3.copy_object(Bucket=bucket, Key="ia", CopySource=src, StorageClass="GLACIER_IR")
+    assert s3.head_object(Bucket=bucket, Key="ia")["StorageClass"] == "GLACIER_IR"
+
+
 def test_invalid_storage_class(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="sc", Body=b"x", StorageClass="FROZEN")
