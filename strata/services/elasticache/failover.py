@@ -8,6 +8,7 @@ TAKEOVER) and the restarted old primary rejoins as a replica by itself.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from strata.engines import redis_cluster
@@ -16,6 +17,8 @@ from strata.services.base import RequestContext, run_blocking
 from strata.services.elasticache.errors import fault
 from strata.services.elasticache.replicas import ng_members
 from strata.sim.meter import meter
+
+log = logging.getLogger("strata.elasticache")
 
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
@@ -153,9 +156,15 @@ class FailoverOps:
                     if c != cid
                 )
 
-            if await run_blocking(followed):
+            # The group's record says who the shard's primary is; a live replica following the dead
+            # node says so too (and covers a record that missed a change). Either way its slots must
+            # move to a replica: restarted in place, it would come back as an empty primary.
+            recorded = ng.get("primary") == cid and any(self._alive(c) for c in ng["members"] if c != cid)
+            if recorded or await run_blocking(followed):
+                log.warning("ElastiCache shard %s lost its primary %s: failing over", ng["id"], cid)
                 await run_blocking(self._cluster_failover, group, ng, False, cid)
                 return
+            log.warning("ElastiCache shard %s: replica %s restarted in place", ng["id"], cid)
             await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
             return
         if (
