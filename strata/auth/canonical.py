@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from urllib.parse import quote, unquote_to_bytes
 
 from strata.protocol.http import HttpRequest
@@ -28,21 +29,18 @@ def uri_encode(value: str | bytes, safe: str = "") -> str:
     return quote(value, safe=safe + "-_.~")
 
 
-_CACHED_LEN = 256
-_REENCODED: dict[str, str] = {}  # clients repeat components (credential scope, expiry, headers list)
+@lru_cache(maxsize=4096)
+def _reencode_short(component: str) -> str:
+    # Clients repeat components (credential scope, expiry, signed-headers list): remember them.
+    return quote(unquote_to_bytes(component), safe="-_.~")
 
 
 def _reencode(component: str) -> str:
     if _UNRESERVED(component):
         return component
-    done = _REENCODED.get(component)
-    if done is None:
-        done = quote(unquote_to_bytes(component), safe="-_.~")
-        if len(component) <= _CACHED_LEN:  # bounded: at most 4096 short entries
-            if len(_REENCODED) >= 4096:
-                _REENCODED.clear()
-            _REENCODED[component] = done
-    return done
+    if len(component) <= 256:  # only short ones are remembered: the cache stays small
+        return _reencode_short(component)
+    return quote(unquote_to_bytes(component), safe="-_.~")
 
 
 def canonical_query(query_string: str, skip: str | None = None) -> str:

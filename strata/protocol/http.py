@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -161,18 +162,12 @@ class HttpRequest:
         return self._query_map
 
 
-_DECODED: dict[str, str] = {}  # clients repeat encoded components (presigned credential scopes)
+_decode_short = lru_cache(maxsize=4096)(unquote_plus)  # clients repeat encoded components
 
 
 def _decode(component: str) -> str:
-    done = _DECODED.get(component)
-    if done is None:
-        done = unquote_plus(component)
-        if len(component) <= 256:  # bounded: at most 4096 short entries
-            if len(_DECODED) >= 4096:
-                _DECODED.clear()
-            _DECODED[component] = done
-    return done
+    # Only short components are remembered, so the cache stays small.
+    return _decode_short(component) if len(component) <= 256 else unquote_plus(component)
 
 
 def _parse_query(query_string: str) -> list[tuple[str, str]]:
