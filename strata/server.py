@@ -1,8 +1,8 @@
-"""Run the Strata ASGI app under granian, embedded in our own asyncio (uvloop) event loop.
+"""Run Strata: one process, one uvloop event loop serving HTTP (strata.gateway.http1).
 
-Embedding keeps one process: engines supervised by providers are children of this process, and
-start-up/shutdown hooks run in the same loop as requests. granian was chosen by measurement
-(DESIGN.md performance notes): fastest small-request rate and zero-copy file responses (pathsend).
+One process: engines supervised by providers are children of this process, and start-up/shutdown
+hooks run in the same loop as requests. The HTTP server was chosen by measurement with the serving
+thread pinned (see strata.gateway.http1 for the numbers).
 """
 
 from __future__ import annotations
@@ -47,10 +47,8 @@ def banner(settings: Settings) -> str:
 
 
 async def serve_async(settings: Settings) -> None:
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
-
     from strata.gateway.app import StrataApp
+    from strata.gateway.http1 import HttpServer
 
     prepare(settings)
     app = StrataApp(settings)
@@ -59,28 +57,32 @@ async def serve_async(settings: Settings) -> None:
     # walks what requests allocate instead of pausing the loop for the whole model graph.
     gc.collect()
     gc.freeze()
-    # Before granian starts its threads, so they inherit the pin (see strata.affinity).
+    loop = asyncio.get_running_loop()
     if pin_serving_thread(settings.cpu_affinity) is not None:
         # run_blocking's work (file copies, slow SQL, engine commands) may use every CPU.
-        loop = asyncio.get_running_loop()
         loop.set_default_executor(
             ThreadPoolExecutor(thread_name_prefix="strata-blocking", initializer=unpin_thread)
         )
-    server = Server(
-        app,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        log_enabled=False,
-        backlog=1024,
-    )
-    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.stop)
-    print(banner(settings), flush=True)
+        loop.add_signal_handler(sig, stopping.set)
+    server = HttpServer(app.handle, settings.host, settings.port, backlog=1024)
     try:
-        await server.serve()
+        try:
+            await app.start()
+        except Exception:
+            log.exception("start-up failed")
+            raise SystemExit(1) from None
+        try:
+            await server.start()
+        except OSError as e:
+            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, e)
+            raise SystemExit(1) from None
+        print(banner(settings), flush=True)
+        await stopping.wait()
+        await server.stop()
     finally:
+        await app.stop()
         meter.close()
 
 
@@ -90,7 +92,6 @@ def serve(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("granian").setLevel(logging.WARNING)
     import uvloop
 
     uvloop.run(serve_async(settings))

@@ -10,13 +10,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from strata import __version__
-from strata.gateway.asgi_io import read_body
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
 
 if TYPE_CHECKING:
     from strata.gateway.app import StrataApp
+    from strata.gateway.http1 import RequestBody
 
 
 def _json(status: int, body: Any) -> HttpResponse:
@@ -35,8 +35,8 @@ def _clock_state() -> dict:
     return {"now": clock.now().isoformat(), "offset_seconds": clock.offset}
 
 
-async def handle(app: StrataApp, request: HttpRequest, receive: Any) -> HttpResponse:
-    body = await read_body(receive)
+async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody) -> HttpResponse:
+    body = await request_body.read(1024 * 1024)
     path = request.raw_path.rstrip("/")
     if request.client and not _is_loopback(request.client):
         return _json(403, {"error": "the admin API is only served to loopback clients"})

@@ -1,4 +1,4 @@
-"""The ASGI application: detect → authenticate → parse → dispatch → serialize, plus admin routes.
+"""The request handler: detect → authenticate → parse → dispatch → serialize, plus admin routes.
 
 request ─► detect service ─► find operation ─► read or stream body ─► authenticate
         ─► parse (model-driven) ─► provider method ─► serialize ─► access log
@@ -12,7 +12,6 @@ import inspect
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable
 from typing import Any
 
 from botocore import xform_name
@@ -21,14 +20,6 @@ from strata.auth import Authenticator
 from strata.config import Settings
 from strata.gateway import admin
 from strata.gateway.accesslog import AccessLog
-from strata.gateway.asgi_io import (
-    attach_stream,
-    content_length,
-    drain,
-    read_body,
-    request_from_scope,
-    send_response,
-)
 from strata.gateway.detect import (
     Detected,
     detect,
@@ -36,19 +27,17 @@ from strata.gateway.detect import (
     service_by_query_version,
     to_path_style,
 )
+from strata.gateway.http1 import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
+from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.services.base import RequestContext
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata")
 
 _REST_PROTOCOLS = ("rest-xml", "rest-json")
-
-
-async def _nothing() -> None:
-    return None
 
 
 class StrataApp:
@@ -66,82 +55,51 @@ class StrataApp:
         self._id_prefix = secrets.token_hex(3).upper()
         self._ids = itertools.count(1)
 
-    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        # A plain function handing back the handler's coroutine: one coroutine less per request.
-        kind = scope["type"]
-        if kind == "http":
-            return self.handle_http(scope, receive, send)
-        if kind == "lifespan":
-            return self.lifespan(receive, send)
-        return _nothing()
+    async def start(self) -> None:
+        await self.services.start()
 
-    async def lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.services.start()
-                except Exception as e:  # noqa: BLE001 - report start-up failure to the server
-                    log.exception("start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(e)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.access_log.flush()
-                await self.services.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def stop(self) -> None:
+        self.access_log.flush()
+        await self.services.stop()
 
-    async def handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        try:
-            await self._handle_http(scope, receive, send)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - last resort: the error renderer itself failed
-            log.exception("unhandled error")
-            body = b"Internal error"
-            headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
-            try:
-                await send({"type": "http.response.start", "status": 500, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-            except Exception:  # noqa: BLE001 - the response had already started; nothing more to do
-                pass
-
-    async def _handle_http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
+        """Answer one request; never raises (the server only writes what this returns)."""
         start = clock.monotonic()
-        request = request_from_scope(scope)
-        can_pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
         if request.raw_path.startswith("/_strata/"):
-            response = await admin.handle(self, request, receive)
-            await send_response(send, response, request.method == "HEAD", can_pathsend)
+            response = await admin.handle(self, request, body)
             self.access_log.record(
                 "strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-"
             )
-            return
+            return response
 
         request_id = f"{self._id_prefix}{next(self._ids):010X}"
-        detected = detect(request, self.settings.s3_hosts)
-        if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
-            request.body = await read_body(receive, content_length(request))
-            service_by_body = service_by_query_version(request.body.decode("latin-1"))
-            if service_by_body:
-                detected = Detected(service_by_body, None)
-        service = detected.service
-        if detected.bucket_from_host:
-            to_path_style(request, detected.bucket_from_host)
-        codec = codec_for(service)
+        service = "-"
         op = None
         op_name = "-"
+        try:
+            detected = detect(request, self.settings.s3_hosts)
+            if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
+                request.body = await body.read()
+                service_by_body = service_by_query_version(request.body.decode("latin-1"))
+                if service_by_body:
+                    detected = Detected(service_by_body, None)
+            service = detected.service
+            if detected.bucket_from_host:
+                to_path_style(request, detected.bucket_from_host)
+            codec = codec_for(service)
+        except Exception:  # noqa: BLE001 - never leak a traceback to the client
+            log.exception("internal error routing %s %s", request.method, request.raw_path)
+            return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
         try:
             if self.services.protocol(service) in _REST_PROTOCOLS:
                 op, path_params = codec.find_operation(request)
                 if op.has_streaming_input:
-                    attach_stream(request, receive)
-                else:
-                    request.body = await read_body(receive, content_length(request))
+                    request.stream = BodyStream(body.chunks(), body.length)
+                elif not request.body:
+                    request.body = await body.read()
             else:
                 if not request.body:
-                    request.body = await read_body(receive, content_length(request))
+                    request.body = await body.read()
                 op, path_params = codec.find_operation(request)
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)
@@ -167,14 +125,10 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error in %s.%s", service, op_name)
             response = codec.serialize_error(op, InternalError(), request_id)
-        if request.stream is not None:
-            await drain(receive, request)
-        try:
-            await send_response(send, response, request.method == "HEAD", can_pathsend)
-        finally:
-            self.access_log.record(
-                service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
-            )
+        self.access_log.record(
+            service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
+        )
+        return response
 
     def _method(self, service: str, operation: str) -> Any:
         key = (service, operation)

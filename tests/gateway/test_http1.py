@@ -1,0 +1,239 @@
+"""HTTP/1.1 on the wire, spoken with raw sockets: pipelining, 100-continue, chunked bodies, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.parse
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.strata_process import StrataProcess
+
+
+class _Wire:
+    """A raw client connection that reads responses framed by Content-Length (or chunked)."""
+
+    def __init__(self, server: StrataProcess) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        self.host = f"127.0.0.1:{server.port}"
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def _line_block(self) -> bytes:
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                raise EOFError(self.buf)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head
+
+    def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        head = self._line_block().decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        headers: dict[str, str] = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if head_only or status in (100, 204, 304):
+            return status, headers, b""
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                while b"\r\n" not in self.buf:
+                    assert self._fill()
+                size_line, self.buf = self.buf.split(b"\r\n", 1)
+                size = int(size_line, 16)
+                while len(self.buf) < size + 2:
+                    assert self._fill()
+                body += self.buf[:size]
+                self.buf = self.buf[size + 2 :]
+                if size == 0:
+                    return status, headers, body
+        length = int(headers["content-length"])
+        while len(self.buf) < length:
+            if not self._fill():
+                raise EOFError(self.buf)
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, headers, body
+
+    def closed_by_server(self) -> bool:
+        try:
+            return self.buf == b"" and self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def wire(strata_server: StrataProcess):
+    w = _Wire(strata_server)
+    yield w
+    w.close()
+
+
+def _get(path: str, host: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+def test_pipelined_requests_are_answered_in_order(wire: _Wire) -> None:
+    wire.send(
+        _get("/_strata/health", wire.host)
+        + _get("/_strata/clock", wire.host)
+        + _get("/_strata/nowhere", wire.host)
+    )
+    first, second, third = wire.response(), wire.response(), wire.response()
+    assert first[0] == 200 and "uptime_seconds" in json.loads(first[2])
+    assert second[0] == 200 and "offset_seconds" in json.loads(second[2])
+    assert third[0] == 404
+    # and the connection stays open for more
+    wire.send(_get("/_strata/health", wire.host))
+    assert wire.response()[0] == 200
+    assert "date" in first[1]
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(wire: _Wire) -> None:
+    body = b'{"advance": 0}'
+    wire.send(
+        f"POST /_strata/clock HTTP/1.1\r\nHost: {wire.host}\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    status, _, _ = wire.response()
+    assert status == 100
+    wire.send(body)
+    status, _, data = wire.response()
+    assert status == 200 and "offset_seconds" in json.loads(data)
+
+
+def test_upload_refused_before_its_body_never_asks_for_it(strata_server: StrataProcess, wire: _Wire) -> None:
+    """A PUT with a bad signature and Expect: 100-continue gets 403 at once, never 100 Continue."""
+    strata_server.client("s3").create_bucket(Bucket="wire-expect")
+    head = (
+        f"PUT /wire-expect/k HTTP/1.1\r\nHost: {wire.host}\r\nExpect: 100-continue\r\n"
+        "X-Amz-Date: 20260101T000000Z\r\nX-Amz-Content-Sha256: UNSIGNED-PAYLOAD\r\n"
+        "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    )
+    wire.send(head.encode())
+    status, headers, data = wire.response()
+    assert status == 403
+    assert b"<Code>" in data
+    # the body was never sent, so the connection cannot be reused: the server closes it
+    assert headers.get("connection") == "close"
+    assert wire.closed_by_server()
+
+
+def test_chunked_request_body_is_read(wire: _Wire) -> None:
+    wire.send(
+        f"POST /_strata/clock HTTP/1.1\r\nHost: {wire.host}\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/json\r\n\r\n"
+        "5\r\n{\"adv\r\n9\r\nance\": 0}\r\n0\r\n\r\n".encode()
+    )
+    status, _, data = wire.response()
+    assert status == 200 and "offset_seconds" in json.loads(data)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NOT A REQUEST\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n",
+    ],
+)
+def test_malformed_request_gets_400_and_a_closed_connection(wire: _Wire, raw: bytes) -> None:
+    wire.send(raw)
+    status, headers, _ = wire.response()
+    assert status == 400
+    assert headers.get("connection") == "close"
+    assert wire.closed_by_server()
+
+
+def test_oversized_header_block_is_refused(wire: _Wire) -> None:
+    wire.send(_get("/_strata/health", wire.host, "X-Big: " + "a" * 100_000 + "\r\n"))
+    status, _, _ = wire.response()
+    assert status == 431
+    assert wire.closed_by_server()
+
+
+def test_connection_close_and_http_1_0_are_honoured(strata_server: StrataProcess) -> None:
+    for request in (
+        b"GET /_strata/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /_strata/health HTTP/1.0\r\n\r\n",
+    ):
+        w = _Wire(strata_server)
+        try:
+            w.send(request)
+            status, headers, _ = w.response()
+            assert status == 200
+            assert headers.get("connection") == "close"
+            assert w.closed_by_server()
+        finally:
+            w.close()
+
+
+def test_response_header_values_cannot_split_the_response(strata_server: StrataProcess) -> None:
+    """A response-* override is echoed as a header: a CR/LF in it must not start a new header."""
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket="wire-split")
+    s3.put_object(Bucket="wire-split", Key="k", Body=b"data")
+    url = s3.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": "wire-split",
+            "Key": "k",
+            "ResponseContentDisposition": "inline\r\nx-injected: yes",
+        },
+    )
+    parts = urllib.parse.urlsplit(url)
+    w = _Wire(strata_server)
+    try:
+        w.send(_get(f"{parts.path}?{parts.query}", parts.netloc))
+        status, headers, data = w.response()
+        assert "x-injected" not in headers
+        assert status == 200 and data == b"data"
+        assert headers["content-disposition"].startswith("inline")
+    finally:
+        w.close()
+
+
+def test_head_response_has_length_but_no_body(strata_server: StrataProcess) -> None:
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket="wire-head")
+    s3.put_object(Bucket="wire-head", Key="k", Body=b"x" * 1000)
+    url = s3.generate_presigned_url("head_object", Params={"Bucket": "wire-head", "Key": "k"})
+    parts = urllib.parse.urlsplit(url)
+    w = _Wire(strata_server)
+    try:
+        head = f"HEAD {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+        w.send(head + _get("/_strata/health", parts.netloc))
+        status, headers, _ = w.response(head_only=True)
+        assert status == 200 and headers["content-length"] == "1000"
+        # the next response follows at once: no body bytes came between them
+        status, _, data = w.response()
+        assert status == 200 and b"uptime_seconds" in data
+    finally:
+        w.close()
+
+
+def test_file_body_ranges_are_sent_exactly(strata_server: StrataProcess) -> None:
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket="wire-range")
+    data = bytes(range(256)) * 4096 * 3  # 3 MiB: stored as a file, sent with sendfile
+    s3.put_object(Bucket="wire-range", Key="k", Body=data)
+    got = s3.get_object(Bucket="wire-range", Key="k", Range="bytes=1000-2099999")["Body"].read()
+    assert got == data[1000:2100000]
+    assert s3.get_object(Bucket="wire-range", Key="k")["Body"].read() == data
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket="wire-range", Key="k", Range=f"bytes={len(data)}-")
+    assert info.value.response["Error"]["Code"] == "InvalidRange"
