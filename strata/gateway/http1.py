@@ -78,7 +78,16 @@ _date = _DateHeader()
 class RequestBody:
     """The body of one request as it arrives: read whole (`read`) or chunk by chunk (`chunks`)."""
 
-    __slots__ = ("_conn", "_chunks", "_buffered", "complete", "failed", "_waiter", "expect_continue", "length")
+    __slots__ = (
+        "_conn",
+        "_chunks",
+        "_buffered",
+        "complete",
+        "failed",
+        "_waiter",
+        "expect_continue",
+        "length",
+    )
 
     def __init__(self, conn: _Connection, expect_continue: bool, length: int | None) -> None:
         self._conn = conn

@@ -137,7 +137,7 @@ def test_chunked_request_body_is_read(wire: _Wire) -> None:
     wire.send(
         f"POST /_strata/clock HTTP/1.1\r\nHost: {wire.host}\r\nTransfer-Encoding: chunked\r\n"
         "Content-Type: application/json\r\n\r\n"
-        "5\r\n{\"adv\r\n9\r\nance\": 0}\r\n0\r\n\r\n".encode()
+        '5\r\n{"adv\r\n9\r\nance": 0}\r\n0\r\n\r\n'.encode()
     )
     status, _, data = wire.response()
     assert status == 200 and "offset_seconds" in json.loads(data)

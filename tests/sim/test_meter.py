@@ -46,7 +46,9 @@ def test_tally_is_written_when_it_grows_and_survives_reopening(tmp_path: Path, w
     m.close()
     again = Meter(tmp_path / "meter.db")
     events = again.events("s3")
-    assert sorted(e.dims["bucket"] for e in events if e.event == "PutObject") == sorted(f"b{i}" for i in range(20))
+    assert sorted(e.dims["bucket"] for e in events if e.event == "PutObject") == sorted(
+        f"b{i}" for i in range(20)
+    )
     assert [(e.quantity, e.count) for e in events if e.event == "GetObject"] == [(1.0, 1), (1.0, 1)]
     again.close()
 
@@ -57,7 +59,9 @@ def test_a_meter_database_from_before_tallies_opens(tmp_path: Path, wall: list[f
         "CREATE TABLE meter_events (id INTEGER PRIMARY KEY, at REAL NOT NULL, service TEXT NOT NULL, "
         "event TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL, dims TEXT NOT NULL)"
     )
-    db.execute("INSERT INTO meter_events(at, service, event, quantity, unit, dims) VALUES (1, 'rds', 'InstanceHours', 2, 'hour', '{}')")
+    db.execute(
+        "INSERT INTO meter_events(at, service, event, quantity, unit, dims) VALUES (1, 'rds', 'InstanceHours', 2, 'hour', '{}')"
+    )
     db.commit()
     db.close()
     m = Meter(tmp_path / "meter.db")
