@@ -1,14 +1,15 @@
 """Keep the request-serving threads on one CPU; give everything else the whole machine.
 
-Why: every request crosses between granian's Rust thread (HTTP parsing, socket writes) and our
-event-loop thread, and both need the GIL. When the two threads sit on different CPUs each handoff
-is a cross-CPU futex wake-up, and measured on a 2-core machine that costs about a quarter of the
-CPU of a small request (DynamoDB GetItem 200 -> 150 us, S3 4 KiB PUT 420 -> 330 us). Pinned to one
-CPU the handoff is a plain context switch. Only one thread runs Python at a time anyway, so the
-pin costs the server no parallelism.
+Why: requests are served by the event-loop thread (strata.gateway.http1), and the threads it works
+with most (the DynamoDB and S3 group-commit threads, the meter's writer) hand the GIL back and forth
+with it. When they sit on different CPUs each handoff is a cross-CPU futex wake-up; pinned to one
+CPU it is a plain context switch. Only one thread runs Python at a time anyway, so the pin costs
+the server no parallelism. (Measured when requests still crossed from granian's Rust threads: a
+quarter of a small request's CPU, GetItem 200 -> 150 us; with HTTP on the loop the gain is smaller,
+within the noise of a shared machine, and the pin stays for the commit threads.)
 
 Linux keeps affinity per thread and a new thread or child process inherits its creator's, so:
-- the event-loop thread pins itself before it starts granian, whose threads then inherit the pin;
+- the event-loop thread pins itself before it starts serving, and threads it starts inherit it;
 - engine processes (PostgreSQL, MariaDB, Redis...) widen themselves back in their pre-exec hook
   (`widen_child`), so they are never confined to the server's CPU;
 - thread pools that do CPU-heavy work without the GIL (hashing large uploads) widen their threads

@@ -42,8 +42,8 @@ def test_serving_threads_share_one_cpu_and_engines_get_them_all(strata_factory, 
     threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     pinned = _cpus(pid)
     assert len(pinned) == 1 and pinned <= everything
-    # granian's threads were started by the pinned thread: on the same CPU (the blocking-work pool
-    # is widened again, so not every thread is)
+    # threads started by the pinned loop thread (group commit, meter) share its CPU; the
+    # blocking-work pool is widened again, so not every thread is
     assert sum(_cpus(pid, t) == pinned for t in threads if t != pid) >= 1
     # an engine started by the server is not confined to that CPU
     ec = server.client("elasticache")

@@ -107,12 +107,22 @@ class TableMeta:
 
 
 def check_table_name(name: object, member: str = "tableName") -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or not 3 <= len(name) <= 255:
+    """Table and index names: DynamoDB reports each broken constraint (pattern, length) in turn."""
+    text = name if isinstance(name, str) else ""
+    broken = []
+    if not _NAME.fullmatch(text):
+        broken.append("Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+    if len(text) < 3:
+        broken.append("Member must have length greater than or equal to 3")
+    elif len(text) > 255:
+        broken.append("Member must have length less than or equal to 255")
+    if broken:
+        count = f"{len(broken)} validation error{'s' if len(broken) > 1 else ''} detected: "
         raise validation(
-            f"1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+            count
+            + "; ".join(f"Value '{name}' at '{member}' failed to satisfy constraint: {b}" for b in broken)
         )
-    return name
+    return text
 
 
 def _key_schema(ks: list[dict], types: dict[str, str], what: str) -> tuple[str, str, str | None, str | None]:
@@ -195,12 +205,7 @@ def build_index(
     now: float,
     table_hash: str | None = None,
 ) -> IndexMeta:
-    name = spec.get("IndexName", "")
-    if not re.match(r"^[a-zA-Z0-9_.-]{3,255}$", name or ""):
-        raise validation(
-            f"1 validation error detected: Value '{name}' at 'indexName' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
-        )
+    name = check_table_name(spec.get("IndexName", ""), "indexName")
     h, ht, r, rt = _key_schema(spec.get("KeySchema") or [], types, name)
     if not is_global:
         if r is None:

@@ -221,3 +221,41 @@ def test_ttl_expires_items_when_the_clock_moves(strata_factory: Any) -> None:
     )
     assert r["Count"] == 2
     assert ddb.describe_table(TableName="ttl")["Table"]["ItemCount"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "ab",
+            "1 validation error detected: Value 'ab' at 'tableName' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 3",
+        ),
+        (
+            "a!",
+            "2 validation errors detected: Value 'a!' at 'tableName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value 'a!' at 'tableName' "
+            "failed to satisfy constraint: Member must have length greater than or equal to 3",
+        ),
+        (
+            "bad name",
+            "1 validation error detected: Value 'bad name' at 'tableName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        ),
+        (
+            "x" * 256,
+            f"1 validation error detected: Value '{'x' * 256}' at 'tableName' failed to satisfy constraint: "
+            "Member must have length less than or equal to 255",
+        ),
+    ],
+)
+def test_table_name_constraints_are_each_reported(ddb: Any, name: str, message: str) -> None:
+    with pytest.raises(ClientError) as e:
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert e.value.response["Error"]["Message"] == message
