@@ -237,3 +237,29 @@ def test_file_body_ranges_are_sent_exactly(strata_server: StrataProcess) -> None
     with pytest.raises(ClientError) as info:
         s3.get_object(Bucket="wire-range", Key="k", Range=f"bytes={len(data)}-")
     assert info.value.response["Error"]["Code"] == "InvalidRange"
+
+
+def test_pipelined_small_and_file_responses_keep_their_order(strata_server: StrataProcess) -> None:
+    """Small responses wait for the end of the loop's turn; a file sent directly must not pass them."""
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket="wire-order")
+    big = bytes(range(256)) * 4096 * 2  # 2 MiB: served from its file
+    s3.put_object(Bucket="wire-order", Key="small", Body=b"tiny")
+    s3.put_object(Bucket="wire-order", Key="big", Body=big)
+    urls = [
+        urllib.parse.urlsplit(
+            s3.generate_presigned_url("get_object", Params={"Bucket": "wire-order", "Key": k})
+        )
+        for k in ("small", "big", "small", "big")
+    ]
+    w = _Wire(strata_server)
+    try:
+        w.send(
+            b"".join(_get(f"{u.path}?{u.query}", u.netloc) for u in urls)
+            + _get("/_strata/health", urls[0].netloc)
+        )
+        bodies = [w.response()[2] for _ in range(5)]
+        assert bodies[:4] == [b"tiny", big, b"tiny", big]
+        assert b"uptime_seconds" in bodies[4]
+    finally:
+        w.close()
