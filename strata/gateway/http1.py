@@ -235,7 +235,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             # An Upgrade (h2c, websocket) or CONNECT request: answered as plain HTTP/1.1, then closed.
             self._upgrade_seen = True
-            for ex in (self._receiving, *self._pipeline):
+            for ex in (self._receiving, self._active, *self._pipeline):
                 if ex is not None:
                     ex.keep_alive = False
         except httptools.HttpParserCallbackError as e:

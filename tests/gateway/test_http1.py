@@ -263,3 +263,17 @@ def test_pipelined_small_and_file_responses_keep_their_order(strata_server: Stra
         assert b"uptime_seconds" in bodies[4]
     finally:
         w.close()
+
+
+def test_upgrade_requests_are_answered_as_http_1_1_and_closed(wire: _Wire) -> None:
+    wire.send(
+        _get(
+            "/_strata/health",
+            wire.host,
+            "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        )
+    )
+    status, headers, data = wire.response()
+    assert status == 200 and b"uptime_seconds" in data
+    assert headers.get("connection") == "close"
+    assert wire.closed_by_server()
