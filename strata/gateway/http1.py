@@ -480,7 +480,12 @@ class _Connection(asyncio.Protocol):
                 lines.append("transfer-encoding: chunked\r\n")
         if not keep_alive:
             lines.append("connection: close\r\n")
-        head = _status_line(response.status) + "".join(lines).encode("latin-1") + _date.line() + b"\r\n"
+        text = "".join(lines)
+        try:
+            encoded = text.encode("latin-1")
+        except UnicodeEncodeError:  # e.g. a response-content-disposition naming a file in Chinese
+            encoded = text.encode("utf-8")
+        head = _status_line(response.status) + encoded + _date.line() + b"\r\n"
         if fd >= 0 or length is None or length > _SMALL_RESPONSE:
             self.server.flush()  # written directly below: what is queued for this connection first
         if fd >= 0:

@@ -277,3 +277,14 @@ def test_upgrade_requests_are_answered_as_http_1_1_and_closed(wire: _Wire) -> No
     assert status == 200 and b"uptime_seconds" in data
     assert headers.get("connection") == "close"
     assert wire.closed_by_server()
+
+
+def test_a_header_value_outside_latin_1_is_sent_as_utf_8(strata_server: StrataProcess) -> None:
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket="wire-utf8")
+    s3.put_object(Bucket="wire-utf8", Key="k", Body=b"data")
+    disposition = 'attachment; filename="报告.pdf"'
+    got = s3.get_object(Bucket="wire-utf8", Key="k", ResponseContentDisposition=disposition)
+    assert got["Body"].read() == b"data"
+    raw = got["ResponseMetadata"]["HTTPHeaders"]["content-disposition"]
+    assert raw.encode("latin-1").decode("utf-8") == disposition
