@@ -27,6 +27,7 @@ def test_mypy_is_clean_on_the_core() -> None:
             "strata/auth",
             "strata/storage",
             "strata/sim",
+            "strata/gateway",
         ],
         cwd=ROOT,
         capture_output=True,

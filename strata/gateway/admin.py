@@ -16,7 +16,7 @@ from strata.sim.meter import meter
 
 if TYPE_CHECKING:
     from strata.gateway.app import StrataApp
-    from strata.gateway.http1 import RequestBody
+    from strata.gateway.request_body import RequestBody
 
 
 def _json(status: int, body: Any) -> HttpResponse:

@@ -27,7 +27,7 @@ from strata.gateway.detect import (
     service_by_query_version,
     to_path_style,
 )
-from strata.gateway.http1 import RequestBody
+from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
