@@ -164,6 +164,19 @@ def _form(
             "stand-in's slots known",
         )
         cmd(primary, "CLUSTER", "FAILOVER", "TAKEOVER")
+        # A takeover takes the epoch after the newest its node has heard of, unagreed: the next one
+        # must not start before every node has heard of this one, or two primaries share an epoch.
+        # The engine settles such a tie later by bumping the node with the smaller id, and if that
+        # is a primary that then dies, its replica's takeover can tie with it again, and the dead
+        # node restarted wins its slots back, empty (a lost failover).
+        until(
+            lambda p=primary: (
+                _epoch(view(p)) > 0
+                and all(_current_epoch(str(cmd(s, "CLUSTER", "INFO"))) >= _epoch(view(p)) for s in everyone)
+            ),
+            timeout,
+            "takeover epoch known",
+        )
     phase("taken over")
     # Every node serves its slots (a directly formed primary waits ~2 s) and knows who serves every
     # range: a replica promoted before it learned its primary's slots would take over nothing.
@@ -223,6 +236,43 @@ def _knows_all(nodes: dict[str, list[str]], ids: set[str]) -> bool:
 def _serves(nodes: dict[str, list[str]], owner_id: str, slots: str) -> bool:
     fields = nodes.get(owner_id)
     return fields is not None and "master" in fields[2] and slots in fields[8:]
+
+
+def _epoch(nodes: dict[str, list[str]], node: str | None = None) -> int:
+    """A node's config epoch in a view (by id; by default the viewing node's own)."""
+    for node_id, fields in nodes.items():
+        if node_id == node or (node is None and "myself" in fields[2]):
+            return int(fields[6])
+    return 0
+
+
+def _current_epoch(cluster_info: str) -> int:
+    for line in cluster_info.splitlines():
+        if line.startswith("cluster_current_epoch:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def newest_epoch(servers: list[RedisServer]) -> int:
+    """The highest epoch any of `servers` has heard of (current epoch and every config epoch)."""
+    newest = 0
+    for server in servers:
+        with server.client() as c:
+            newest = max(newest, _current_epoch(str(c.execute_command("CLUSTER", "INFO"))))
+            newest = max(
+                [newest, *(int(f[6]) for f in _nodes(str(c.execute_command("CLUSTER", "NODES"))).values())]
+            )
+    return newest
+
+
+def current_epoch(server: RedisServer) -> int:
+    with server.client() as c:
+        return _current_epoch(str(c.execute_command("CLUSTER", "INFO")))
+
+
+def config_epoch(server: RedisServer) -> int:
+    with server.client() as c:
+        return _epoch(_nodes(str(c.execute_command("CLUSTER", "NODES"))))
 
 
 def _state_ok(cluster_info: str) -> bool:

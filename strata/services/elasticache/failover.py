@@ -9,6 +9,7 @@ TAKEOVER) and the restarted old primary rejoins as a replica by itself.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from strata.engines import redis_cluster
@@ -91,16 +92,29 @@ class FailoverOps:
         old = self.engines.get(primary) if primary else None
         if kill and old is not None:
             old.kill()
+        started = time.monotonic()
         best = max(replicas, key=lambda c: self._server(c).replication_offset())
-        redis_cluster.cluster_failover(self._server(best), takeover=True)
         promoted = self._server(best)
+        # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard of
+        # the newest any live node knows (the old primary's included), or it can tie with the old
+        # primary, which restarted would then win its slots back, empty.
+        live = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
+        newest = redis_cluster.newest_epoch(live)
+        if not wait_until(lambda: redis_cluster.current_epoch(promoted) >= newest, 5):
+            log.warning("shard %s: %s has not heard of epoch %d", ng["id"], best, newest)
+        redis_cluster.cluster_failover(promoted, takeover=True)
         if not wait_until(lambda: promoted.role() == "master", 15):
+            log.warning("shard %s: %s did not become primary after CLUSTER FAILOVER TAKEOVER", ng["id"], best)
             raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
+        if redis_cluster.config_epoch(promoted) <= newest:
+            log.warning("shard %s: %s took over with an epoch not above %d", ng["id"], best, newest)
         # Every live node must know the new owner of the slots before the old primary comes back
         # with its stale view, so that the cluster corrects it rather than the other way round.
         viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
-        if ng.get("slots"):
-            wait_until(lambda: all(redis_cluster.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15)
+        if ng.get("slots") and not wait_until(
+            lambda: all(redis_cluster.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15
+        ):
+            log.warning("shard %s: not every node sees %s serving slots %s", ng["id"], best, ng["slots"])
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
             self._apply_endpoints(group)
@@ -110,6 +124,13 @@ class FailoverOps:
                 group, primary, members[primary]["nodes"][0], binds=self._wanted_binds(group)[primary]
             )
             self.engines.start_all([server])
+        log.info(
+            "shard %s failed over from %s to %s in %.2f s",
+            ng["id"],
+            primary,
+            best,
+            time.monotonic() - started,
+        )
         ng["primary"] = best
         self.store.put_doc("group", group["id"], group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
