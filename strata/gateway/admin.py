@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from strata import __version__
+from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
@@ -36,7 +37,10 @@ def _clock_state() -> dict:
 
 
 async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody) -> HttpResponse:
-    body = await request_body.read(1024 * 1024)
+    try:
+        body = await request_body.read(1024 * 1024)
+    except ServiceError as e:  # too large, or cut off
+        return _json(e.status, {"error": e.message})
     path = request.raw_path.rstrip("/")
     if request.client and not _is_loopback(request.client):
         return _json(403, {"error": "the admin API is only served to loopback clients"})

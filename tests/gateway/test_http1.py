@@ -288,3 +288,13 @@ def test_a_header_value_outside_latin_1_is_sent_as_utf_8(strata_server: StrataPr
     assert got["Body"].read() == b"data"
     raw = got["ResponseMetadata"]["HTTPHeaders"]["content-disposition"]
     assert raw.encode("latin-1").decode("utf-8") == disposition
+
+
+def test_an_oversized_admin_body_is_refused_with_413(wire: _Wire) -> None:
+    size = 2 * 1024 * 1024
+    wire.send(
+        f"POST /_strata/clock HTTP/1.1\r\nHost: {wire.host}\r\nContent-Length: {size}\r\n\r\n".encode()
+        + b" " * size
+    )
+    status, _, data = wire.response()
+    assert status == 413 and b"too large" in data
