@@ -139,13 +139,18 @@ class _Connection(asyncio.Protocol):
         return True
 
     def pause_writing(self) -> None:
+        # The client is not reading its answers: take no more requests from it until it does, or
+        # a pipelining client that never reads would have its answers pile up in our memory.
         self._writing_paused = True
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         waiter = self._write_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if len(self._pipeline) <= 16:
+            self._resume_reading()
 
     # -- parser callbacks -----------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -222,7 +227,11 @@ class _Connection(asyncio.Protocol):
             self._reading_paused = True
             self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
+    def _resume_reading(self, for_body: bool = False) -> None:
+        # A handler waiting for its body is let through even while the client is slow to read:
+        # it may be sending that body before it reads anything.
+        if self._writing_paused and not for_body:
+            return
         if self._reading_paused and not self.closed and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
@@ -234,7 +243,7 @@ class _Connection(asyncio.Protocol):
             if not self.closed and self.transport is not None:
                 self.server.flush()
                 self.transport.write(CONTINUE)
-        self._resume_reading()
+        self._resume_reading(for_body=True)
 
     def body_drained(self) -> None:
         if len(self._pipeline) <= 16:

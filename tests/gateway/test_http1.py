@@ -298,3 +298,39 @@ def test_an_oversized_admin_body_is_refused_with_413(wire: _Wire) -> None:
     )
     status, _, data = wire.response()
     assert status == 413 and b"too large" in data
+
+
+def _rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_never_reads_is_not_answered_into_memory(strata_factory) -> None:
+    """Pipelined requests from a client that reads nothing: the server stops taking requests once
+    its answers back up, instead of queueing every answer in memory."""
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="wire-noread")
+    s3.put_object(Bucket="wire-noread", Key="k", Body=b"r" * 16_000)
+    u = urllib.parse.urlsplit(
+        s3.generate_presigned_url("get_object", Params={"Bucket": "wire-noread", "Key": "k"})
+    )
+    request = _get(f"{u.path}?{u.query}", u.netloc)
+    before = _rss_mib(server.proc.pid)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(3)
+    sent = 0
+    try:
+        for _ in range(6_000):  # 60,000 answers of 16 KB would be 960 MB
+            sock.sendall(request * 10)
+            sent += 10
+    except (TimeoutError, OSError):
+        pass  # the server stopped reading: our sends block
+    server.health()  # the server still serves others
+    grown = _rss_mib(server.proc.pid) - before
+    sock.close()
+    assert sent < 60_000, "the server kept reading requests whose answers nobody read"
+    assert grown < 200, f"server memory grew {grown:.0f} MiB"
