@@ -169,11 +169,9 @@ def _form(
         # The engine settles such a tie later by bumping the node with the smaller id, and if that
         # is a primary that then dies, its replica's takeover can tie with it again, and the dead
         # node restarted wins its slots back, empty (a lost failover).
+        epoch = _epoch(view(primary))  # TAKEOVER bumps it before it replies
         until(
-            lambda p=primary: (
-                _epoch(view(p)) > 0
-                and all(_current_epoch(str(cmd(s, "CLUSTER", "INFO"))) >= _epoch(view(p)) for s in everyone)
-            ),
+            lambda e=epoch: all(_current_epoch(str(cmd(s, "CLUSTER", "INFO"))) >= e for s in everyone),
             timeout,
             "takeover epoch known",
         )
@@ -238,10 +236,10 @@ def _serves(nodes: dict[str, list[str]], owner_id: str, slots: str) -> bool:
     return fields is not None and "master" in fields[2] and slots in fields[8:]
 
 
-def _epoch(nodes: dict[str, list[str]], node: str | None = None) -> int:
-    """A node's config epoch in a view (by id; by default the viewing node's own)."""
-    for node_id, fields in nodes.items():
-        if node_id == node or (node is None and "myself" in fields[2]):
+def _epoch(nodes: dict[str, list[str]]) -> int:
+    """The viewing node's own config epoch."""
+    for fields in nodes.values():
+        if "myself" in fields[2]:
             return int(fields[6])
     return 0
 

@@ -41,7 +41,8 @@ _DRAIN_LIMIT = 1024 * 1024
 _SENDFILE_MAX = 1 << 30
 # Responses up to this size wait in the server's outbox for the end of the loop's turn.
 _SMALL_RESPONSE = 64 * 1024
-# Idle keep-alive connections and stalled requests are closed after this long without a byte.
+# Connections with no request running (idle keep-alive, or a head never finished) are closed
+# after this long without a byte.
 IDLE_TIMEOUT = 120.0
 
 Handler = Callable[[HttpRequest, "RequestBody"], Awaitable[HttpResponse]]
@@ -388,20 +389,20 @@ class _Connection(asyncio.Protocol):
         """Zero-copy from the file to the socket, once what the transport buffered has gone out."""
         transport = self.transport
         assert transport is not None
-        while transport.get_write_buffer_size():
-            await self._socket_writable(transport)
-            await asyncio.sleep(0)
         sock = transport.get_extra_info("socket").fileno()
-        watch = -1
+        watch = -1  # a duplicate of the socket to wait on (see _fd_writable), made when needed
         try:
+            while transport.get_write_buffer_size():
+                watch = os.dup(sock) if watch < 0 else watch
+                await self._fd_writable(watch)
+                await asyncio.sleep(0)  # the transport flushes its buffer in its own callback
             while length > 0:
                 if self.closed:
                     raise ConnectionResetError("client went away")
                 try:
                     sent = os.sendfile(sock, fd, offset, min(length, _SENDFILE_MAX))
                 except BlockingIOError:
-                    if watch < 0:
-                        watch = os.dup(sock)
+                    watch = os.dup(sock) if watch < 0 else watch
                     await self._fd_writable(watch)
                     continue
                 if sent == 0:
@@ -411,13 +412,6 @@ class _Connection(asyncio.Protocol):
         finally:
             if watch >= 0:
                 os.close(watch)
-
-    async def _socket_writable(self, transport: asyncio.Transport) -> None:
-        sock = os.dup(transport.get_extra_info("socket").fileno())
-        try:
-            await self._fd_writable(sock)
-        finally:
-            os.close(sock)
 
     async def _fd_writable(self, fd: int) -> None:
         # The transport owns the socket's own descriptor in the loop; a duplicate can be watched.

@@ -98,8 +98,9 @@ class FailoverOps:
         # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard of
         # the newest any live node knows (the old primary's included), or it can tie with the old
         # primary, which restarted would then win its slots back, empty.
-        live = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
-        newest = redis_cluster.newest_epoch(live)
+        # (These live nodes are also the viewers that must see the new owner, below.)
+        viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
+        newest = redis_cluster.newest_epoch(viewers)
         if not wait_until(lambda: redis_cluster.current_epoch(promoted) >= newest, 5):
             log.warning("shard %s: %s has not heard of epoch %d", ng["id"], best, newest)
         redis_cluster.cluster_failover(promoted, takeover=True)
@@ -110,7 +111,6 @@ class FailoverOps:
             log.warning("shard %s: %s took over with an epoch not above %d", ng["id"], best, newest)
         # Every live node must know the new owner of the slots before the old primary comes back
         # with its stale view, so that the cluster corrects it rather than the other way round.
-        viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
         if ng.get("slots") and not wait_until(
             lambda: all(redis_cluster.serves_slots(v, promoted, ng["slots"]) for v in viewers), 15
         ):
