@@ -284,6 +284,13 @@ class _Connection(asyncio.Protocol):
             remaining = None if body.length is None else body.length - body._buffered
             if body.expect_continue or remaining is None or remaining > _DRAIN_LIMIT:
                 keep_alive = False
+        if body.expect_continue and keep_alive and not self.closed:
+            # Asked for 100 Continue and never needed it (an empty body, or one sent without
+            # waiting): send it anyway. The botocore in AWS CLI v1/v2 otherwise keeps this final
+            # answer's status line and reads the *next* answer on the connection with it, losing
+            # its framing: `aws s3 sync` waited a minute for each such answer.
+            body.expect_continue = False
+            self.server.write_soon(self.transport, CONTINUE)  # type: ignore[arg-type]
         try:
             await self._send(response, exchange.head, keep_alive)
         except (ConnectionError, OSError):
