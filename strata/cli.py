@@ -33,6 +33,12 @@ def cli() -> None:
     default=None,
     help="Where the request-serving threads run: auto (one CPU, the default), off, or a CPU number.",
 )
+@click.option(
+    "--max-connections-per-ip",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Connections one client address may hold; more are refused with 503 (1024).",
+)
 def serve(
     host: str,
     port: int,
@@ -41,6 +47,7 @@ def serve(
     no_fsync: bool,
     quiet: bool,
     cpu_affinity: str | None,
+    max_connections_per_ip: int | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -49,7 +56,12 @@ def serve(
         raise click.BadParameter("auto, off or a CPU number", param_hint="--cpu-affinity")
     try:
         settings = settings_from_env(
-            host=host, port=port, data_dir=data_dir, region=region, cpu_affinity=cpu_affinity
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            region=region,
+            cpu_affinity=cpu_affinity,
+            max_connections_per_ip=max_connections_per_ip,
         )
         settings.fsync = not no_fsync
         settings.access_log = not quiet

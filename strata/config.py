@@ -52,6 +52,15 @@ class Settings:
     engine_port_range: tuple[int, int] = (45000, 47999)
     # Limits that AWS fixes but tests want small; services read them from here.
     limits: dict[str, int] = field(default_factory=dict)
+    # HTTP client bounds (strata.gateway.http_limits): seconds for a request head to arrive, for a
+    # stalled body, for an idle connection and for unread answers; connections per client address.
+    # Environment: STRATA_HTTP_HEADER_TIMEOUT, ..._BODY_TIMEOUT, ..._IDLE_TIMEOUT, ..._SEND_TIMEOUT,
+    # STRATA_MAX_CONNECTIONS_PER_IP.
+    http_header_timeout: float = 60.0
+    http_body_timeout: float = 60.0
+    http_idle_timeout: float = 120.0
+    http_send_timeout: float = 60.0
+    max_connections_per_ip: int = 1024
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -104,6 +113,13 @@ def settings_from_env(**overrides: object) -> Settings:
         s.cpu_affinity = os.environ["STRATA_CPU_AFFINITY"]
     if "STRATA_REGION" in os.environ:
         s.region = os.environ["STRATA_REGION"]
+    for name in ("header", "body", "idle", "send"):
+        value = os.environ.get(f"STRATA_HTTP_{name.upper()}_TIMEOUT")
+        if value is not None:
+            setattr(s, f"http_{name}_timeout", _positive(f"STRATA_HTTP_{name.upper()}_TIMEOUT", value))
+    if "STRATA_MAX_CONNECTIONS_PER_IP" in os.environ:
+        value = os.environ["STRATA_MAX_CONNECTIONS_PER_IP"]
+        s.max_connections_per_ip = int(_positive("STRATA_MAX_CONNECTIONS_PER_IP", value))
     key, secret = os.environ.get("STRATA_ACCESS_KEY_ID"), os.environ.get("STRATA_SECRET_ACCESS_KEY")
     if key and secret:
         s.credentials[key] = secret
@@ -112,3 +128,13 @@ def settings_from_env(**overrides: object) -> Settings:
             setattr(s, name, value)
     s.__post_init__()
     return s
+
+
+def _positive(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):
+        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+    return number

@@ -49,6 +49,7 @@ def banner(settings: Settings) -> str:
 async def serve_async(settings: Settings) -> None:
     from strata.gateway.app import StrataApp
     from strata.gateway.http1 import HttpServer
+    from strata.gateway.http_limits import HttpLimits
 
     prepare(settings)
     app = StrataApp(settings)
@@ -66,7 +67,14 @@ async def serve_async(settings: Settings) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    server = HttpServer(app.handle, settings.host, settings.port, backlog=1024)
+    limits = HttpLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        idle_timeout=settings.http_idle_timeout,
+        send_timeout=settings.http_send_timeout,
+        max_connections_per_ip=settings.max_connections_per_ip,
+    )
+    server = HttpServer(app.handle, settings.host, settings.port, backlog=1024, limits=limits)
     try:
         try:
             await app.start()

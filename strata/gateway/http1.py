@@ -14,7 +14,14 @@ Measured on GetItem: ~105 -> ~73 µs of server CPU per request, ~9.3k -> ~13.5k 
 One request at a time per connection, in order: pipelined requests wait for the one before them.
 A request's body arrives through `RequestBody` while its handler runs, with back-pressure (reading
 pauses while too much is buffered) and `Expect: 100-continue` answered when the handler first asks
-for the body, so a request refused before that never makes the client send it.
+for the body, so a request refused before that never makes the client send it. A request that
+cannot be parsed is answered 400 after the complete requests before it, and the connection closes.
+
+No client holds a connection forever (`HttpLimits`): a request head must arrive whole within a
+bound (408), a body must keep arriving (S3's RequestTimeout), an idle keep-alive connection and
+one whose answers are not read are closed, and each client address has a connection cap (503
+beyond it). One sweep a second checks every connection against these; the hot path only stamps
+a time it reads from an attribute.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections.abc import Awaitable, Callable
 
 import httptools
 
+from strata.gateway.http_limits import TOO_MANY_CONNECTIONS, HttpLimits, raise_open_file_limit
 from strata.gateway.request_body import BODY_HIGH, RequestBody
 from strata.gateway.response_head import CONTINUE, date_line, response_head, status_line
 from strata.protocol.http import FileBody, Headers, HttpRequest, HttpResponse
@@ -41,9 +49,7 @@ _DRAIN_LIMIT = 1024 * 1024
 _SENDFILE_MAX = 1 << 30
 # Responses up to this size wait in the server's outbox for the end of the loop's turn.
 _SMALL_RESPONSE = 64 * 1024
-# Connections with no request running (idle keep-alive, or a head never finished) are closed
-# after this long without a byte.
-IDLE_TIMEOUT = 120.0
+
 
 Handler = Callable[[HttpRequest, "RequestBody"], Awaitable[HttpResponse]]
 
@@ -72,7 +78,13 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
         self.closed = False
-        self.last_activity = 0.0
+        # The sweep's coarse clock when a byte last arrived or an answer was last finished.
+        self.last_activity = server.now
+        self._head_since: float | None = None  # a request head began arriving (and is not whole)
+        self._write_blocked_since: float | None = None  # answers stopped going out
+        self._write_blocked_size = 0  # what the transport held then (less since: progress)
+        self._counted = False  # holds one of its address's connection slots
+        self._refusal: tuple[int, bytes] | None = None  # answer owed after those in flight
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -91,12 +103,28 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
-        self.last_activity = self.loop.time()
-        self.server.connections.add(self)
+        server = self.server
+        held = server.per_ip.get(self.peer, 0)
+        if held >= server.limits.max_connections_per_ip:
+            self._upgrade_seen = True  # read nothing from it
+            transport.write(TOO_MANY_CONNECTIONS)  # type: ignore[attr-defined]
+            transport.close()
+            return
+        server.per_ip[self.peer] = held + 1
+        self._counted = True
+        server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        server = self.server
+        server.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            held = server.per_ip[self.peer] - 1
+            if held:
+                server.per_ip[self.peer] = held
+            else:
+                del server.per_ip[self.peer]
         for ex in (self._receiving, self._active, *self._pipeline):
             if ex is not None and not ex.body.complete:
                 ex.body._fail()
@@ -106,7 +134,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(ConnectionResetError("client went away"))
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self.loop.time()
+        self.last_activity = self.server.now
         if self._upgrade_seen:
             return
         try:
@@ -143,10 +171,12 @@ class _Connection(asyncio.Protocol):
         # The client is not reading its answers: take no more requests from it until it does, or
         # a pipelining client that never reads would have its answers pile up in our memory.
         self._writing_paused = True
+        self._write_blocked_since = self.server.now
         self._pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._write_blocked_since = None
         waiter = self._write_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -158,6 +188,7 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_size = 0
+        self._head_since = self.server.now
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -172,6 +203,7 @@ class _Connection(asyncio.Protocol):
             raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
+        self._head_since = None
         parser = self.parser
         headers = Headers.from_raw(self._headers)
         url = self._url.decode("latin-1")
@@ -269,6 +301,8 @@ class _Connection(asyncio.Protocol):
             self._start(self._pipeline.popleft())
             if len(self._pipeline) <= 16:
                 self._resume_reading()
+        elif self._refusal is not None:
+            self._send_refusal()
 
     async def _run(self, exchange: _Exchange) -> None:
         try:
@@ -277,7 +311,7 @@ class _Connection(asyncio.Protocol):
             log.exception("unhandled error")
             response = HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
         body = exchange.body
-        keep_alive = exchange.keep_alive and not self.server.closing
+        keep_alive = exchange.keep_alive and not self.server.closing and not body.failed
         if not body.complete:
             # Answered before the body was read: a client still waiting for 100 Continue will not
             # send it; one already sending it may be sending a lot.
@@ -299,6 +333,7 @@ class _Connection(asyncio.Protocol):
             log.exception("sending the response failed")
             keep_alive = False
         self._active = None
+        self.last_activity = self.server.now
         if self.closed:
             return
         if not keep_alive:
@@ -317,26 +352,71 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, status: int, text: bytes) -> None:
-        """A request we cannot parse: answer plainly (if nothing else is answering) and hang up."""
+        """A request we cannot take (unparsable, too large, too slow): read nothing more, answer
+        the complete requests before it, then answer it plainly and hang up."""
         self._pause_reading()
         self._upgrade_seen = True  # ignore anything more
-        if self._active is None and self.transport is not None and not self.transport.is_closing():
-            self.server.flush()
-            self.transport.write(
-                status_line(status)
-                + b"content-type: text/plain\r\nconnection: close\r\n"
-                + f"content-length: {len(text)}\r\n".encode()
-                + date_line()
-                + b"\r\n"
-                + text
-            )
-            self.transport.close()
-        else:
-            for ex in self._pipeline:
-                ex.body._fail()
-            self._pipeline.clear()
-            if self._active is not None:
-                self._active.keep_alive = False
+        self._head_since = None
+        exchange, self._receiving = self._receiving, None
+        if exchange is not None:  # its head was whole; its body went wrong or stopped
+            exchange.body._fail()
+            if exchange is self._active:  # its handler answers it (the body read fails)
+                exchange.keep_alive = False
+                return
+            if exchange is self._draining:  # answered already
+                self._draining = None
+                self.close()
+                return
+            self._pipeline.remove(exchange)
+        self._refusal = (status, text)
+        if self._active is None:
+            self._send_refusal()
+        # else: _next sends it once the pipeline before it is answered
+
+    def _send_refusal(self) -> None:
+        status, text = self._refusal  # type: ignore[misc]
+        self._refusal = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.server.flush()
+        self.transport.write(
+            status_line(status)
+            + b"content-type: text/plain\r\nconnection: close\r\n"
+            + f"content-length: {len(text)}\r\n".encode()
+            + date_line()
+            + b"\r\n"
+            + text
+        )
+        self.transport.close()
+
+    def check_deadlines(self, now: float, limits: HttpLimits) -> None:
+        """Called by the server's sweep: end what has waited on the client too long."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._write_blocked_since is not None:
+            buffered = self.transport.get_write_buffer_size()
+            if buffered < self._write_blocked_size:  # slow, but reading: a new start
+                self._write_blocked_since = now
+            self._write_blocked_size = buffered
+            if now - self._write_blocked_since > limits.send_timeout:
+                log.info("closing %s: answers unread for %.0f s", self.peer, limits.send_timeout)
+                self.transport.abort()
+            return
+        receiving = self._receiving
+        if receiving is not None:
+            waiting_for_us = self._reading_paused or receiving.body.expect_continue
+            if not waiting_for_us and now - self.last_activity > limits.body_timeout:
+                log.info("closing %s: request body stalled", self.peer)
+                receiving.body._time_out()
+                self._refuse(408, b"Request body timeout")
+            return
+        if self._head_since is not None:
+            if now - self._head_since > limits.header_timeout:
+                log.info("closing %s: request head not finished in time", self.peer)
+                self._refuse(408, b"Request header timeout")
+            return
+        if self._active is None and not self._pipeline and now - self.last_activity > limits.idle_timeout:
+            self.close()
 
     # -- writing responses ----------------------------------------------------------------------
     async def _send(self, response: HttpResponse, head_only: bool, keep_alive: bool) -> None:
@@ -424,11 +504,13 @@ class _Connection(asyncio.Protocol):
         # The transport owns the socket's own descriptor in the loop; a duplicate can be watched.
         self._write_waiter = waiter = self.loop.create_future()
         self.loop.add_writer(fd, _set_done, waiter)
+        self._write_blocked_since = self.server.now
         try:
             await waiter
         finally:
             self.loop.remove_writer(fd)
             self._write_waiter = None
+            self._write_blocked_since = None
 
 
 def _set_done(waiter: asyncio.Future[None]) -> None:
@@ -439,13 +521,23 @@ def _set_done(waiter: asyncio.Future[None]) -> None:
 class HttpServer:
     """Accepts connections on host:port and hands each request to `handler`."""
 
-    def __init__(self, handler: Handler, host: str, port: int, backlog: int = 1024) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        backlog: int = 1024,
+        limits: HttpLimits | None = None,
+    ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
         self.backlog = backlog
+        self.limits = limits or HttpLimits()
         self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()  # coarse: moved by the sweep, read by connections
         self.connections: set[_Connection] = set()
+        self.per_ip: dict[str, int] = {}
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -469,17 +561,21 @@ class HttpServer:
                 transport.write(data)
 
     async def start(self) -> None:
+        raise_open_file_limit()
         self._server = await self.loop.create_server(
             lambda: _Connection(self), self.host, self.port, backlog=self.backlog, reuse_address=True
         )
-        self._sweeper = self.loop.call_later(IDLE_TIMEOUT / 4, self._sweep)
+        self._sweeper = self.loop.call_later(self.limits.sweep_interval, self._sweep)
 
     def _sweep(self) -> None:
-        cutoff = self.loop.time() - IDLE_TIMEOUT
+        # One timer for all connections rather than one per connection and request: re-arming a
+        # timer on every byte or request would cost the hot path, a sweep costs ~0.3 µs a
+        # connection a second.
+        self.now = now = self.loop.time()
+        limits = self.limits
         for conn in list(self.connections):
-            if conn.last_activity < cutoff and conn._active is None:
-                conn.close()
-        self._sweeper = self.loop.call_later(IDLE_TIMEOUT / 4, self._sweep)
+            conn.check_deadlines(now, limits)
+        self._sweeper = self.loop.call_later(limits.sweep_interval, self._sweep)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting, let requests in flight finish (up to `grace` seconds), close the rest."""

@@ -40,6 +40,7 @@ class RequestBody:
         "_buffered",
         "complete",
         "failed",
+        "timed_out",
         "_waiter",
         "expect_continue",
         "length",
@@ -51,6 +52,7 @@ class RequestBody:
         self._buffered = 0
         self.complete = False
         self.failed = False
+        self.timed_out = False
         self._waiter: asyncio.Future[None] | None = None
         self.expect_continue = expect_continue
         self.length = length  # Content-Length, when the client framed the body with one
@@ -69,6 +71,10 @@ class RequestBody:
         self.failed = True
         self._wake()
 
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self._fail()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -76,6 +82,13 @@ class RequestBody:
 
     # -- read by the handler --------------------------------------------------------------------
     async def _more(self) -> None:
+        if self.timed_out:
+            raise ServiceError(
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within "
+                "the timeout period. Idle connections will be closed.",
+                400,
+            )
         if self.failed:
             raise ServiceError("IncompleteBody", "The request body terminated unexpectedly", 400)
         self._conn.want_body(self)

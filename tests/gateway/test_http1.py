@@ -159,6 +159,36 @@ def test_malformed_request_gets_400_and_a_closed_connection(wire: _Wire, raw: by
     assert wire.closed_by_server()
 
 
+def test_requests_before_a_malformed_one_are_answered_then_it_gets_400_and_the_close(
+    wire: _Wire,
+) -> None:
+    """Pipelined: the complete requests before the bad one are answered in order, the bad one gets
+    its 400, and what came after it is not read (as nginx does: 400, then close)."""
+    wire.send(
+        _get("/_strata/health", wire.host)
+        + _get("/_strata/clock", wire.host)
+        + b"NOT A REQUEST\r\n\r\n"
+        + _get("/_strata/health", wire.host)
+    )
+    first, second, third = wire.response(), wire.response(), wire.response()
+    assert first[0] == 200 and "uptime_seconds" in json.loads(first[2])
+    assert second[0] == 200 and "offset_seconds" in json.loads(second[2])
+    assert third[0] == 400 and third[1].get("connection") == "close"
+    assert wire.closed_by_server()
+
+
+def test_a_malformed_chunked_body_after_a_good_request_gets_400(wire: _Wire) -> None:
+    wire.send(
+        _get("/_strata/health", wire.host)
+        + f"POST /_strata/clock HTTP/1.1\r\nHost: {wire.host}\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".encode()
+    )
+    first, second = wire.response(), wire.response()
+    assert first[0] == 200 and "uptime_seconds" in json.loads(first[2])
+    assert second[0] == 400 and second[1].get("connection") == "close"
+    assert wire.closed_by_server()
+
+
 def test_oversized_header_block_is_refused(wire: _Wire) -> None:
     wire.send(_get("/_strata/health", wire.host, "X-Big: " + "a" * 100_000 + "\r\n"))
     status, _, _ = wire.response()
