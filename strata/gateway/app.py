@@ -29,6 +29,7 @@ from strata.gateway.detect import (
 )
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
+from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
@@ -78,6 +79,12 @@ class StrataApp:
         op_name = "-"
         try:
             detected = detect(request, self.settings.s3_hosts)
+            if detected.unserved is not None:
+                response = unserved_response(request, detected.unserved, request_id)
+                self.access_log.record(
+                    detected.unserved, "-", response.status, (clock.monotonic() - start) * 1000, request_id
+                )
+                return response
             if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
                 request.body = await body.read()
                 service_by_body = service_by_query_version(request.body.decode("latin-1"))
