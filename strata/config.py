@@ -78,7 +78,8 @@ class Settings:
         elif not creds:
             raise ConfigError(
                 f"refusing to bind {self.host}: the default test/test credentials are only accepted on "
-                "loopback. Set STRATA_ACCESS_KEY_ID and STRATA_SECRET_ACCESS_KEY (or --credentials FILE)."
+                "loopback. Set the environment variables STRATA_ACCESS_KEY_ID and "
+                "STRATA_SECRET_ACCESS_KEY to the access key pair clients must sign with."
             )
         return creds
 

@@ -104,6 +104,9 @@ def test_public_bind_without_credentials_refuses_to_start(tmp_path) -> None:
     )
     assert proc.returncode != 0
     assert "loopback" in proc.stderr
+    # It names what exists (there is no --credentials option).
+    assert "STRATA_ACCESS_KEY_ID" in proc.stderr and "STRATA_SECRET_ACCESS_KEY" in proc.stderr
+    assert "--credentials" not in proc.stderr
 
 
 def test_access_log_has_one_line_per_request(strata_factory) -> None:
