@@ -15,8 +15,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from strata.affinity import pin_serving_thread, unpin_thread
-from strata.config import Settings
-from strata.sim.clock import clock
+from strata.config import ConfigError, Settings
+from strata.sim.clock import ClockStateError, clock
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata")
@@ -50,7 +50,11 @@ async def serve_async(settings: Settings) -> None:
     from strata.gateway.app import StrataApp
     from strata.gateway.http1 import HttpServer
 
-    prepare(settings)
+    try:
+        prepare(settings)
+    except (ConfigError, ClockStateError) as e:
+        log.error("cannot start: %s", e)
+        raise SystemExit(1) from None
     app = StrataApp(settings)
     # Everything built so far (service models, compiled codecs, providers) lives as long as the
     # server: move it out of the collector's view, so a full collection, when one comes, only

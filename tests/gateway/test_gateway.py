@@ -76,7 +76,10 @@ def test_clock_advances_through_admin_api_and_cli(strata_factory) -> None:
 
 def test_clock_refuses_to_go_back(strata_server: StrataProcess) -> None:
     req = urllib.request.Request(
-        strata_server.endpoint + "/_strata/clock", data=b'{"advance": -5}', method="POST"
+        strata_server.endpoint + "/_strata/clock",
+        data=b'{"advance": -5}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=10)
