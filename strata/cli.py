@@ -26,6 +26,13 @@ def cli() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
 @click.option("--region", default=None, help="Default region (us-east-1).")
+@click.option(
+    "--hostname",
+    "hostnames",
+    multiple=True,
+    help="An extra host name clients use to reach Strata (repeatable; also STRATA_HOSTNAMES=a,b). "
+    "Requests for other names are refused (DNS-rebinding defence).",
+)
 @click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, survives kill -9 but not power loss).")
 @click.option("--quiet", is_flag=True, help="No access log.")
 @click.option(
@@ -44,6 +51,7 @@ def serve(
     port: int,
     data_dir: Path,
     region: str | None,
+    hostnames: tuple[str, ...],
     no_fsync: bool,
     quiet: bool,
     cpu_affinity: str | None,
@@ -63,6 +71,7 @@ def serve(
             cpu_affinity=cpu_affinity,
             max_connections_per_ip=max_connections_per_ip,
         )
+        settings.hostnames = (*settings.hostnames, *hostnames)
         settings.fsync = not no_fsync
         settings.access_log = not quiet
         settings.all_credentials()

@@ -29,10 +29,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
+from strata.engines.process import (
+    ENGINE_USER,
+    EngineError,
+    EngineProcess,
+    ProcessSpec,
+    chown_tree,
+    write_private,
+)
 from strata.engines.tls import ServerCert
 
-ENGINE_USER = "redis"
 DEBIAN_REDIS = "/usr/bin/redis-server"
 CLUSTER_SLOTS = 16384
 STAND_IN = ".stand-in"  # name suffix of a shard's temporary stand-in node (redis_cluster)
@@ -208,8 +214,8 @@ class RedisServer:
     def write_config(self) -> None:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.config.render())
-        make_accessible(data_dir)
+        # It holds the AuthToken (requirepass): readable by the engine user only.
+        write_private(self.conf_path, self.config.render())
         chown_tree(data_dir, ENGINE_USER)
 
     def start(self, timeout: float = 30) -> None:

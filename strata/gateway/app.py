@@ -27,6 +27,7 @@ from strata.gateway.detect import (
     service_by_query_version,
     to_path_style,
 )
+from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
@@ -48,6 +49,7 @@ class StrataApp:
         self.settings = settings
         self.services = ServiceTable(settings)
         self.auth = Authenticator(settings)
+        self.hosts = HostPolicy(settings)
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
@@ -98,6 +100,8 @@ class StrataApp:
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
         try:
+            if not self.hosts.allows(request.host):
+                raise misdirected(request.host)
             if self.services.protocol(service) in _REST_PROTOCOLS:
                 op, path_params = codec.find_operation(request)
                 if op.has_streaming_input:
