@@ -42,6 +42,7 @@ from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_ind
 from strata.services.elasticache.render import render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
 from strata.services.elasticache.tags import TagOps
+from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
@@ -55,6 +56,7 @@ def now_iso() -> str:
     return clock.now().isoformat()
 
 
+@refusing("elasticache")
 class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
