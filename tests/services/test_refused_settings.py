@@ -155,3 +155,25 @@ def test_rds_engine_version_is_the_installed_one_or_refused(strata_server: Any, 
         rds.modify_db_cluster(DBClusterIdentifier=ident, EngineVersion=installed)
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_elasticache_engine_version_other_than_the_installed_one_is_refused(
+    strata_server: Any, unique: str
+) -> None:
+    ec = strata_server.client("elasticache")
+    ident = f"ver-{unique}"[:40]
+    for version in ("6.2", "5.0.6", "8.x"):
+        err = refusal(ec.create_cache_cluster, CacheClusterId=ident, Engine="redis", EngineVersion=version)
+        assert (err["Code"], err["Message"]) == (
+            "InvalidParameterCombination",
+            f"Cannot find version {version} for redis",
+        )
+        err = refusal(
+            ec.create_replication_group,
+            ReplicationGroupId=ident,
+            ReplicationGroupDescription="d",
+            Engine="redis",
+            EngineVersion=version,
+        )
+        assert err["Code"] == "InvalidParameterCombination"
+    assert refusal(ec.describe_cache_clusters, CacheClusterId=ident)["Code"] == "CacheClusterNotFound"
