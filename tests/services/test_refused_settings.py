@@ -177,3 +177,19 @@ def test_elasticache_engine_version_other_than_the_installed_one_is_refused(
         )
         assert err["Code"] == "InvalidParameterCombination"
     assert refusal(ec.describe_cache_clusters, CacheClusterId=ident)["Code"] == "CacheClusterNotFound"
+
+
+def test_nested_s3_settings_are_refused(s3: Any, unique: str, bucket: str) -> None:
+    err = refusal(
+        s3.put_bucket_versioning,
+        Bucket=bucket,
+        VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"},
+    )
+    assert err["Code"] == "NotImplemented" and "MFADelete" in err["Message"]
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    name = f"tagged-{unique}"
+    err = refusal(
+        s3.create_bucket, Bucket=name, CreateBucketConfiguration={"Tags": [{"Key": "k", "Value": "v"}]}
+    )
+    assert err["Code"] == "NotImplemented" and "Tags" in err["Message"]
+    assert refusal(s3.head_bucket, Bucket=name)["Status"] == 404
