@@ -1,9 +1,11 @@
 """An operation whose body is one XML document (PutBucketTagging, PutObjectTagging, DeleteObjects...)
 refuses a body that is not that document: empty when the document is required, another root
-element, or over the size bound, all MalformedXML as on S3 — and changes nothing."""
+element, or over the size bound, all MalformedXML as on S3; or a body its Content-MD5 or
+x-amz-checksum-* header does not match (BadDigest) — and changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 from typing import Any
@@ -17,11 +19,10 @@ from botocore.exceptions import ClientError
 TAGS = b"<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>"
 
 
-def put(server: Any, path: str, body: bytes) -> tuple[int, bytes]:
+def put(server: Any, path: str, body: bytes, headers: dict | None = None) -> tuple[int, bytes]:
     url = f"http://127.0.0.1:{server.port}{path}"
-    req = AWSRequest(
-        "PUT", url, data=body, headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()}
-    )
+    headers = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest(), **(headers or {})}
+    req = AWSRequest("PUT", url, data=body, headers=headers)
     SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(req)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     try:
@@ -72,3 +73,24 @@ def test_other_documents_check_their_root_too(strata_server: Any, s3: Any, bucke
     )
     assert status == 400 and b"MalformedXML" in answer
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "code"),
+    [
+        ("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==", b"BadDigest"),  # the MD5 of an empty body
+        ("Content-MD5", "not-base64", b"InvalidDigest"),
+        ("x-amz-checksum-crc32", "AAAAAA==", b"BadDigest"),
+        ("x-amz-checksum-sha256", "AAAA", b"InvalidRequest"),
+    ],
+)
+def test_a_document_that_does_not_match_its_digest_is_refused(
+    strata_server: Any, s3: Any, bucket: str, header: str, value: str, code: bytes
+) -> None:
+    status, answer = put(strata_server, f"/{bucket}?tagging", TAGS, {header: value})
+    assert status == 400 and b"<Code>" + code in answer, (status, answer[:300])
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchTagSet"
+    good = {"Content-MD5": base64.b64encode(hashlib.md5(TAGS).digest()).decode()}
+    assert put(strata_server, f"/{bucket}?tagging", TAGS, good)[0] == 200
