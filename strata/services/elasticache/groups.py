@@ -300,9 +300,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self._snapshot_for_restore(
-            req.get("SnapshotName"), eng, shards=shards, version=self._version(eng, transit)
-        )
+        version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
+        restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards, version=version)
         created = _now()
         group: dict = {
             "id": gid,
@@ -310,7 +309,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             "status": "creating",
             "created": created,
             "engine": eng,
-            "engine_version": self._version(eng, transit),
+            "engine_version": version,
             "node_type": v.node_type(req.get("CacheNodeType")),
             "port": 0,
             "bus_port": None,
@@ -443,6 +442,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         async with self._resource_lock(group["id"]):
             group = self._group_doc(group["id"])
             self._available(group)
+            v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:

@@ -150,7 +150,9 @@ class ClustersMixin:
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self._engine_version(info.kind),
+            "engine_version": m.check_engine_version(
+                req.get("EngineVersion"), self._engine_version(info.kind), info.name
+            ),
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -193,6 +195,7 @@ class ClustersMixin:
 
     async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
+        m.check_engine_version(req.get("EngineVersion"), c["engine_version"], c["engine"])
         if req.get("ServerlessV2ScalingConfiguration"):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
