@@ -294,6 +294,11 @@ class PgNode:
         except OSError:
             pass
 
+    def stop_handing_over(self) -> None:
+        """Stop for a planned failover: a fast shutdown already waits until every connected
+        standby has received all WAL, so promoting one of them loses no commit."""
+        self.stop()
+
     def kill(self) -> None:
         self.proc.kill()
 
