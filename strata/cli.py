@@ -1,4 +1,4 @@
-"""`strata serve | clock | health` — the command line."""
+"""`strata serve | clock | health | fsck` — the command line."""
 
 from __future__ import annotations
 
@@ -133,6 +133,36 @@ def clock_set(when: str, endpoint: str) -> None:
 def health(endpoint: str) -> None:
     """Print the server's health document."""
     click.echo(json.dumps(_admin(endpoint, "/_strata/health"), indent=2))
+
+
+@cli.command()
+@click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--repair", is_flag=True, help="Remove orphan blobs, temp files and parts of uploads that are gone."
+)
+@click.option("--hashes", is_flag=True, help="Also read every blob and compare its MD5 with the ETag (slow).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
+    """Check a data dir with the server stopped (metadata against blobs, SQLite integrity, temp files).
+
+    Exits 1 when a problem is left (after --repair: one it may not fix, e.g. a missing blob).
+    """
+    from strata.fsck import check_data_dir
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"no data dir at {data_dir}")
+    report = check_data_dir(data_dir, repair=repair, hashes=hashes)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for name, result in report.databases.items():
+            click.echo(f"database {name}: {result}")
+        click.echo("checked " + ", ".join(f"{v} {k}" for k, v in report.checked.items()))
+        for line in report.problems():
+            click.echo(line)
+        click.echo("clean" if not report.findings else f"{len(report.findings)} problems: {report.counts()}")
+    if not report.ok:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 request ─► detect service ─► find operation ─► read or stream body ─► authenticate
         ─► parse (model-driven) ─► provider method ─► serialize ─► access log
-any ServiceError on the way ─► the protocol's error format; anything else ─► InternalError (500)
+any ServiceError on the way ─► the protocol's error format; a write the disk refused (full,
+read-only) ─► ServiceUnavailable (503, retryable); anything else ─► InternalError (500)
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from strata.protocol.errors import InternalError, NotImplementedOperation, Servi
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.services.base import RequestContext
 from strata.sim.clock import clock
+from strata.storage.errors import disk_refused
 
 log = logging.getLogger("strata")
 
 _REST_PROTOCOLS = ("rest-xml", "rest-json")
+_DISK_REFUSED = (
+    "The service cannot store data right now (its storage is full or read-only). Please try again."
+)
 
 
 class StrataApp:
@@ -133,9 +138,15 @@ class StrataApp:
             response = codec.serialize_error(op, e, request_id)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - never leak a traceback to the client
-            log.exception("internal error in %s.%s", service, op_name)
-            response = codec.serialize_error(op, InternalError(), request_id)
+        except Exception as e:  # noqa: BLE001 - never leak a traceback to the client
+            if disk_refused(e):  # full or read-only data dir: the client retries later
+                log.warning("%s.%s: storage refused the write: %s", service, op_name, e)
+                # retryable, as S3 and DynamoDB answer when they cannot take a write
+                error = ServiceError("ServiceUnavailable", _DISK_REFUSED, 503)
+                response = codec.serialize_error(op, error, request_id)
+            else:
+                log.exception("internal error in %s.%s", service, op_name)
+                response = codec.serialize_error(op, InternalError(), request_id)
         self.access_log.record(
             service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
         )

@@ -75,6 +75,7 @@ class S3Core:
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self.committer = Committer(self.store.db)
+        self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -90,6 +91,8 @@ class S3Core:
             log.info("s3 recovery: removed %d temp files and %d orphan blobs", swept, len(orphans))
 
     async def stop(self) -> None:
+        # Freed blobs still waiting for their delayed unlink go now: a clean stop leaves no orphans.
+        self._delete_blobs(list(self._unlink_later))
         self.store.close()
 
     def health(self) -> str:
@@ -213,11 +216,13 @@ class S3Core:
             for b in blob_ids:
                 self.blobs.delete(b)
         else:
+            self._unlink_later.update(blob_ids)
             loop.call_later(UNLINK_DELAY, loop.run_in_executor, None, self._delete_blobs, list(blob_ids))
 
     def _delete_blobs(self, blob_ids: list[str]) -> None:
         for b in blob_ids:
             self.blobs.delete(b)
+            self._unlink_later.discard(b)
 
     def _link_blob(self, src_blob: str) -> str:
         """A new blob id with the same bytes (a hard link: blobs are immutable)."""
