@@ -36,7 +36,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("ec2", "describe_volumes", {}),
         ("ebs", "list_snapshot_blocks", {"SnapshotId": "snap-0123456789abcdef0"}),
         ("efs", "describe_file_systems", {}),
-        ("kms", "list_keys", {}),
+        ("kms", "describe_custom_key_stores", {}),
         ("iam", "list_users", {}),
         ("s3", "get_bucket_intelligent_tiering_configuration", {"Bucket": "b-501", "Id": "x"}),
         ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
@@ -115,11 +115,11 @@ def test_public_bind_without_credentials_refuses_to_start(tmp_path) -> None:
 def test_access_log_has_one_line_per_request(strata_factory) -> None:
     server = strata_factory()
     with pytest.raises(ClientError):
-        server.client("kms").list_keys()
+        server.client("kms").describe_custom_key_stores()
     server.stop()  # a clean stop flushes the buffered log
     lines = [line for line in server.log_tail(200).splitlines() if " access kms " in line]
     assert len(lines) == 1
-    assert "ListKeys 501" in lines[0]
+    assert "DescribeCustomKeyStores 501" in lines[0]
 
 
 @pytest.mark.parametrize("service", ["sts", "rds", "elasticache", "iam", "ec2"])
