@@ -236,6 +236,8 @@ class MariaNode:
     def start(self, timeout: float = 120) -> None:
         if not self.proc.running():
             adopt_tree(self.root, self.user)
+            if self.archive_dir is not None:
+                adopt_tree(self.archive_dir, self.user)
         self.proc.start(ready=self.accepting, timeout=timeout)
 
     def stop(self) -> None:
