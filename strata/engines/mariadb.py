@@ -32,6 +32,7 @@ from strata.engines.process import (
     EngineError,
     EngineProcess,
     ProcessSpec,
+    adopt_tree,
     chown_tree,
     effective_user,
     run_as,
@@ -233,6 +234,10 @@ class MariaNode:
     # -- running ----------------------------------------------------------------------------------
 
     def start(self, timeout: float = 120) -> None:
+        if not self.proc.running():
+            adopt_tree(self.root, self.user)
+            if self.archive_dir is not None:
+                adopt_tree(self.archive_dir, self.user)
         self.proc.start(ready=self.accepting, timeout=timeout)
 
     def stop(self) -> None:

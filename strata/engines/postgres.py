@@ -41,6 +41,7 @@ from strata.engines.process import (
     EngineError,
     EngineProcess,
     ProcessSpec,
+    adopt_tree,
     chown_tree,
     effective_user,
     run_as,
@@ -285,6 +286,7 @@ class PgNode:
         if not self.proc.running():
             self.proc.reap_orphan()
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed server
+            adopt_tree(self.root, ENGINE_USER)
         self.proc.start(ready=self.accepting, timeout=timeout)
 
     def stop(self) -> None:

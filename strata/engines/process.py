@@ -115,6 +115,16 @@ def ensure_system_user(user: str) -> None:
     log.info("created the system user %s that engines run as", user)
 
 
+def adopt_tree(path: Path, user: str | None) -> None:
+    """`chown_tree(path, user)` unless `path` already belongs to the user (the usual case): a data
+    dir made by an older Strata for another account (`nobody`, `mysql`) is handed over once."""
+    user = effective_user(user)
+    if user is None or not Path(path).exists():
+        return
+    if Path(path).stat().st_uid != pwd.getpwnam(user).pw_uid:
+        chown_tree(path, user)
+
+
 def write_private(path: Path, text: str) -> None:
     """Write `path` readable and writable by its owner only (0600, also if it existed before)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -13,7 +13,7 @@ Accepted (any port, case-insensitive):
   name virtual-hosted S3 uses by default);
 - `amazonaws.com` and its subdomains (AWS's own names, e.g. `<bucket>.s3-accelerate.amazonaws.com`,
   when a client maps them to Strata): an attacker cannot make them resolve to loopback;
-- the bind address, each S3 endpoint name in `Settings.s3_hosts`, and each extra name given with
+- the machine's own host name (`socket.gethostname()`), the bind address, each S3 endpoint name in `Settings.s3_hosts`, and each extra name given with
   `--hostname` / `STRATA_HOSTNAMES`, with their subdomains (virtual-hosted buckets);
 - no Host header at all (HTTP/1.0 clients; a browser always sends one).
 """
@@ -21,6 +21,7 @@ Accepted (any port, case-insensitive):
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
@@ -53,7 +54,7 @@ class HostPolicy:
     """`allows(host_header)` for one server's settings; answers are cached per distinct value."""
 
     def __init__(self, settings: Settings) -> None:
-        names = [*BUILTIN_NAMES, settings.host, *settings.s3_hosts, *settings.hostnames]
+        names = [*BUILTIN_NAMES, socket.gethostname(), settings.host, *settings.s3_hosts, *settings.hostnames]
         self.names = tuple(dict.fromkeys(host_name(n) for n in names if n))
         self._answers: dict[str, bool] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,10 @@ def test_served_host_names_are_answered(strata_server: StrataProcess, name: str)
     assert status == 200, body
     assert _health(strata_server, name) == 200  # no port at all is fine too
     assert _health(strata_server, name.upper() + ".") == 200  # names are case-insensitive, final dot
+
+
+def test_the_machines_host_name_is_served(strata_server: StrataProcess) -> None:
+    assert _health(strata_server, f"{socket.gethostname()}:{strata_server.port}") == 200
 
 
 def test_virtual_hosted_s3_still_works(strata_server: StrataProcess, unique: str) -> None:
