@@ -129,9 +129,9 @@ def settings_from_env(**overrides: object) -> Settings:
     key, secret = os.environ.get("STRATA_ACCESS_KEY_ID"), os.environ.get("STRATA_SECRET_ACCESS_KEY")
     if key and secret:
         s.credentials[key] = secret
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(s, name, value)
+    for name, given in overrides.items():
+        if given is not None:
+            setattr(s, name, given)
     s.__post_init__()
     return s
 
