@@ -147,14 +147,34 @@ def no_leftovers(server: StrataProcess) -> None:
 def test_full_disk(small_disk: tuple[Path, StrataProcess]) -> None:
     mnt, server = small_disk
     acked = start(server)
+    # an upload whose parts are in before the disk fills; its completion needs room for the object
+    s3 = server.client("s3")
+    up = s3.create_multipart_upload(Bucket="disk", Key="late-mp")["UploadId"]
+    parts = [
+        {
+            "PartNumber": n,
+            "ETag": s3.upload_part(
+                Bucket="disk", Key="late-mp", UploadId=up, PartNumber=n, Body=body(f"late{n}", 3 * PART)
+            )["ETag"],
+        }
+        for n in (1, 2)
+    ]
     with pytest.raises(ClientError) as e:  # fill the disk with acknowledged objects
         for i in range(100):
             acked.put_object(f"fill{i}", body(f"fill{i}", 2 * MiB))
     assert refused(e) == ("ServiceUnavailable", 503)
     writes_refused(acked)
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(
+            Bucket="disk", Key="late-mp", UploadId=up, MultipartUpload={"Parts": parts}
+        )
+    assert refused(e) == ("ServiceUnavailable", 503)
     temp = [p for p in (server.data_dir / "s3" / "tmp").iterdir()]
     assert temp == []  # refused uploads left nothing behind
     subprocess.run(["mount", "-o", "remount,size=128m", str(mnt)], check=True)
+    # the upload and its parts survived the refusal: completing it again works
+    s3.complete_multipart_upload(Bucket="disk", Key="late-mp", UploadId=up, MultipartUpload={"Parts": parts})
+    acked.objects["late-mp"] = body("late1", 3 * PART) + body("late2", 3 * PART)
     writes_work_again(acked, "space")
     server.kill()  # and all of it survives a crash
     server.start()
