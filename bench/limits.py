@@ -11,6 +11,8 @@
              delimiter listing of its 1,000 prefixes
 
 Usage: python bench/limits.py [put5g parts items tx list] [--data-dir DIR]
+(`list` borrows bench/s3_bench.py's store filler, which imports the shared bench harness: from a
+worktree set STRATA_SHARED_BENCH=/work/shared/bench.)
 Each case prints its times and the server's peak RSS during it (VmHWM after clear_refs),
 next to its RSS before. Needs ~6 GiB of free disk for put5g.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -148,10 +149,21 @@ def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
     Exits 1 when a problem is left (after --repair: one it may not fix, e.g. a missing blob).
     """
     from strata.fsck import check_data_dir
+    from strata.storage.fsck import users_of
 
     if not data_dir.is_dir():
         raise click.ClickException(f"no data dir at {data_dir}")
-    report = check_data_dir(data_dir, repair=repair, hashes=hashes)
+    users = [p for p in users_of(data_dir) if p != os.getpid()]
+    if users and repair:
+        raise click.ClickException(
+            f"{data_dir} is in use (pid {', '.join(map(str, users))}): stop the server first"
+        )
+    if users:
+        click.echo(
+            f"warning: {data_dir} is in use (pid {', '.join(map(str, users))}); writes in flight may show",
+            err=True,
+        )
+    report = check_data_dir(data_dir, repair=repair, hashes=hashes, live=bool(users))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

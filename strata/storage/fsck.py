@@ -8,6 +8,7 @@ touches a file a database row names.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,29 @@ def remove_temp_files(report: Report) -> None:
             f.repaired = True
         except OSError as e:
             f.detail += f"; not removed: {e}"
+
+
+def users_of(data_dir: Path) -> list[int]:
+    """Processes with a file of `data_dir` open (a running server): repairs must wait for them.
+
+    Reads /proc (Linux); elsewhere, or without the rights to look, the list is empty.
+    """
+    root = str(Path(data_dir).resolve()) + "/"
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fds = list((proc / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith(root):
+                pids.append(int(proc.name))
+                break
+    return sorted(pids)
 
 
 def _size(p: Path) -> int:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -52,7 +53,7 @@ def _populated(strata_factory) -> tuple:
 
 
 def _blob_of(data_dir: Path, key: str) -> Path:
-    with sqlite3.connect(data_dir / "s3" / "meta.db") as c:
+    with closing(sqlite3.connect(data_dir / "s3" / "meta.db")) as c, c:
         (blob,) = c.execute("SELECT blob FROM objects WHERE key = ?", (key,)).fetchone()
     return data_dir / "s3" / "blobs" / blob[:2] / blob[2:4] / blob
 
@@ -85,10 +86,10 @@ def test_each_kind_of_damage_is_reported_and_repaired_safely(strata_factory) -> 
     orphan.write_bytes(b"orphan")
     (data / "s3" / "tmp" / "deadbeef.part").write_bytes(b"half an upload")
     (data / "clock.tmp").write_text("{}")
-    with sqlite3.connect(data / "s3" / "meta.db") as c:
+    with closing(sqlite3.connect(data / "s3" / "meta.db")) as c, c:
         c.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
         (part_blob,) = c.execute("SELECT blob FROM parts WHERE upload_id = ?", (upload_id,)).fetchone()
-    with sqlite3.connect(data / "dynamodb" / "dynamodb.sqlite3") as c:
+    with closing(sqlite3.connect(data / "dynamodb" / "dynamodb.sqlite3")) as c, c:
         c.execute("UPDATE ddb_tables SET item_count = 7")
     code, report = fsck(data)
     assert code == 1
@@ -135,7 +136,7 @@ def test_hashes_and_database_corruption(strata_factory) -> None:
     assert code == 1 and kinds(report) == [("wrong_hash", "s3://fsck-bucket/big version null")]
     # a database page overwritten in the middle: integrity_check reports it
     db = data / "dynamodb" / "dynamodb.sqlite3"
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c, c:
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         page = c.execute("PRAGMA page_size").fetchone()[0]
         pages = c.execute("PRAGMA page_count").fetchone()[0]
@@ -146,3 +147,17 @@ def test_hashes_and_database_corruption(strata_factory) -> None:
     assert code == 1
     assert report["databases"][str(db)] != "ok"
     assert "database_corrupt" in {f["kind"] for f in report["findings"]}
+
+
+def test_repair_refused_while_a_server_uses_the_data_dir(strata_factory) -> None:
+    server = strata_factory()
+    server.client("s3").create_bucket(Bucket="fsck-busy")
+    r = subprocess.run(
+        [sys.executable, "-m", "strata.cli", "fsck", "--data-dir", str(server.data_dir), "--repair"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0 and "stop the server first" in r.stderr
+    code, report = fsck(server.data_dir)  # a check alone runs, read-only
+    assert code == 0 and report["findings"] == [], report

@@ -79,7 +79,11 @@ def test_a_group_sqlite_rolls_back_on_a_full_disk_acknowledges_none_of_its_write
     it): the writes made before the failing one must not be acknowledged as durable."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
         store = ItemStore(mnt / "ddb.sqlite3")
         store.w.execute("PRAGMA cache_size=-500")  # a group spills to the WAL after ~500 KB
