@@ -142,9 +142,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             # An Upgrade (h2c, websocket) or CONNECT request: answered as plain HTTP/1.1, then closed.
             self._upgrade_seen = True
-            for ex in (self._receiving, self._active, *self._pipeline):
-                if ex is not None:
-                    ex.keep_alive = False
+            self._close_after_last()
         except httptools.HttpParserCallbackError as e:
             if isinstance(e.__context__, _HeadTooLarge):
                 self._refuse(431, b"Request header fields too large")
@@ -156,15 +154,25 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # The client finished sending; answer what is in flight, then close. A request cut off
-        # mid-body can never complete: its handler learns that now, and nothing is answered.
-        if self._receiving is not None:
-            self._receiving.body._fail()
+        # mid-body can never complete: its handler learns that now, and it is not answered.
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            receiving.body._fail()
+            if receiving is self._active or receiving is self._draining:
+                self.server.flush()
+                return False
+            self._pipeline.remove(receiving)
+        if self._close_after_last():
+            return True
+        self.server.flush()  # answers still in the outbox go out before the transport closes
+        return False
+
+    def _close_after_last(self) -> bool:
+        """Answer every request already read, and close after the last; False if there is none."""
+        last = self._receiving or (self._pipeline[-1] if self._pipeline else self._active)
+        if last is None:
             return False
-        if self._active is None and not self._pipeline:
-            return False
-        for ex in (self._active, *self._pipeline):
-            if ex is not None:
-                ex.keep_alive = False
+        last.keep_alive = False
         return True
 
     def pause_writing(self) -> None:
@@ -336,7 +344,7 @@ class _Connection(asyncio.Protocol):
         self.last_activity = self.server.now
         if self.closed:
             return
-        if not keep_alive:
+        if not keep_alive or not exchange.keep_alive or body.failed:  # (either may change while sending)
             self.close()
             return
         if not body.complete:
