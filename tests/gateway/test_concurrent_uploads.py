@@ -1,6 +1,7 @@
 """Many small uploads at once with `Expect: 100-continue`: every one is answered, on its own connection.
 
-The AWS CLI v1 (and v2) carries a botocore that, after reading a final answer to an
+The botocore AWS CLI v1 carries (awscli 1.46: its own copy, 1.43.62; boto3's 1.44 no longer does
+this; the issue saw the same stall with CLI v2 2.9), after reading a final answer to an
 `Expect: 100-continue` request that never got `100 Continue` (an empty body needs none), keeps that
 answer's status line and hands it to the *next* response on the same connection; that response's
 real head is then read as headers, its Content-Length is lost and the client waits for the
