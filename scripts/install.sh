@@ -25,6 +25,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The system account engines (PostgreSQL, MariaDB, Redis/Valkey, Memcached) run as when Strata runs
+# as root (Strata also creates it on first use if missing). Not root: engines run as you.
+if [ "$(id -u)" = 0 ] && ! getent passwd strata-engine >/dev/null; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "Strata engines" strata-engine
+fi
+
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true

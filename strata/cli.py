@@ -1,4 +1,4 @@
-"""`strata serve | clock | health` — the command line."""
+"""`strata serve | clock | health | fsck` — the command line."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def cli() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
 @click.option("--region", default=None, help="Default region (us-east-1).")
+@click.option(
+    "--hostname",
+    "hostnames",
+    multiple=True,
+    help="An extra host name clients use to reach Strata (repeatable; also STRATA_HOSTNAMES=a,b). "
+    "Requests for other names are refused (DNS-rebinding defence).",
+)
 @click.option("--no-fsync", is_flag=True, help="Skip fsync (faster, survives kill -9 but not power loss).")
 @click.option("--quiet", is_flag=True, help="No access log.")
 @click.option(
@@ -44,6 +51,7 @@ def serve(
     port: int,
     data_dir: Path,
     region: str | None,
+    hostnames: tuple[str, ...],
     no_fsync: bool,
     quiet: bool,
     cpu_affinity: str | None,
@@ -63,6 +71,7 @@ def serve(
             cpu_affinity=cpu_affinity,
             max_connections_per_ip=max_connections_per_ip,
         )
+        settings.hostnames = (*settings.hostnames, *hostnames)
         settings.fsync = not no_fsync
         settings.access_log = not quiet
         settings.all_credentials()
@@ -124,6 +133,36 @@ def clock_set(when: str, endpoint: str) -> None:
 def health(endpoint: str) -> None:
     """Print the server's health document."""
     click.echo(json.dumps(_admin(endpoint, "/_strata/health"), indent=2))
+
+
+@cli.command()
+@click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--repair", is_flag=True, help="Remove orphan blobs, temp files and parts of uploads that are gone."
+)
+@click.option("--hashes", is_flag=True, help="Also read every blob and compare its MD5 with the ETag (slow).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
+    """Check a data dir with the server stopped (metadata against blobs, SQLite integrity, temp files).
+
+    Exits 1 when a problem is left (after --repair: one it may not fix, e.g. a missing blob).
+    """
+    from strata.fsck import check_data_dir
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"no data dir at {data_dir}")
+    report = check_data_dir(data_dir, repair=repair, hashes=hashes)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for name, result in report.databases.items():
+            click.echo(f"database {name}: {result}")
+        click.echo("checked " + ", ".join(f"{v} {k}" for k, v in report.checked.items()))
+        for line in report.problems():
+            click.echo(line)
+        click.echo("clean" if not report.findings else f"{len(report.findings)} problems: {report.counts()}")
+    if not report.ok:
+        sys.exit(1)
 
 
 def main() -> None:

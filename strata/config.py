@@ -43,6 +43,9 @@ class Settings:
     # Extra (access key, secret key) pairs; the default test/test pair is added only on loopback.
     credentials: dict[str, str] = field(default_factory=dict)
     s3_hosts: tuple[str, ...] = DEFAULT_S3_HOSTS
+    # Extra names clients reach Strata by (Host header), each with its subdomains; loopback names,
+    # IP addresses and the S3 names above are always accepted (strata.gateway.hosts).
+    hostnames: tuple[str, ...] = ()
     # fsync blob files and SQLite commits; tests of crash safety rely on this being on.
     fsync: bool = True
     access_log: bool = True
@@ -87,7 +90,8 @@ class Settings:
         elif not creds:
             raise ConfigError(
                 f"refusing to bind {self.host}: the default test/test credentials are only accepted on "
-                "loopback. Set STRATA_ACCESS_KEY_ID and STRATA_SECRET_ACCESS_KEY (or --credentials FILE)."
+                "loopback. Set the environment variables STRATA_ACCESS_KEY_ID and "
+                "STRATA_SECRET_ACCESS_KEY to the access key pair clients must sign with."
             )
         return creds
 
@@ -111,6 +115,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.data_dir = Path(os.environ["STRATA_DATA_DIR"]).resolve()
     if "STRATA_CPU_AFFINITY" in os.environ:
         s.cpu_affinity = os.environ["STRATA_CPU_AFFINITY"]
+    if os.environ.get("STRATA_HOSTNAMES"):
+        s.hostnames = tuple(n.strip() for n in os.environ["STRATA_HOSTNAMES"].split(",") if n.strip())
     if "STRATA_REGION" in os.environ:
         s.region = os.environ["STRATA_REGION"]
     for name in ("header", "body", "idle", "send"):

@@ -10,21 +10,27 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from strata.affinity import pin_serving_thread, unpin_thread
-from strata.config import Settings
-from strata.sim.clock import clock
+from strata.config import ConfigError, Settings
+from strata.sim.clock import ClockStateError, clock
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata")
 
 
 def prepare(settings: Settings) -> None:
-    """Open the data directory's shared state (clock offset, meter) before serving."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Open the data directory's shared state (clock offset, meter) before serving.
+
+    The data dir is private (0700, also when it existed with wider rights): it holds every object,
+    item and engine secret. Files made inside it are 0600 (`serve` sets umask 077).
+    """
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
     settings.all_credentials()  # refuses a public bind with default credentials, before any work
     clock.use_state_file(settings.data_dir / "clock.json")
     meter.open(settings.data_dir / "meter.db")
@@ -51,7 +57,11 @@ async def serve_async(settings: Settings) -> None:
     from strata.gateway.http1 import HttpServer
     from strata.gateway.http_limits import HttpLimits
 
-    prepare(settings)
+    try:
+        prepare(settings)
+    except (ConfigError, ClockStateError) as e:
+        log.error("cannot start: %s", e)
+        raise SystemExit(1) from None
     app = StrataApp(settings)
     # Everything built so far (service models, compiled codecs, providers) lives as long as the
     # server: move it out of the collector's view, so a full collection, when one comes, only
@@ -95,6 +105,9 @@ async def serve_async(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
+    # Everything Strata and its engines create is readable by its owner only (objects, items,
+    # SQLite files, engine configs holding passwords); engines inherit the mask.
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO if settings.access_log else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -31,11 +31,16 @@ class StrataProcess:
     """Starts `python -m strata.cli serve` and waits until /_strata/health answers."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.extra_env = extra_env or {}
+        self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
@@ -57,6 +62,7 @@ class StrataProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -82,6 +88,7 @@ class StrataProcess:
     def admin(self, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.endpoint + path, data=data, method="POST" if data else "GET")
+        req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 

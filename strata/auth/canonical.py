@@ -10,6 +10,7 @@ sorted by name and value.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from functools import lru_cache
 from urllib.parse import quote, unquote_to_bytes
@@ -22,6 +23,15 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*\Z").match
 _SPACES = re.compile(r"\s{2,}|^\s|\s$").search
+
+
+def signatures_match(expected: str, provided: str) -> bool:
+    """Constant-time comparison of a signature we computed with whatever text a client sent.
+
+    `hmac.compare_digest` raises TypeError for a str with non-ASCII characters, which a client
+    may put in any signature field: compare bytes, so such a signature is simply wrong.
+    """
+    return hmac.compare_digest(expected.encode(), provided.encode("utf-8", "surrogatepass"))
 
 
 def uri_encode(value: str | bytes, safe: str = "") -> str:

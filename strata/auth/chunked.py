@@ -26,7 +26,7 @@ import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from strata.auth.canonical import EMPTY_SHA256
+from strata.auth.canonical import EMPTY_SHA256, signatures_match
 from strata.protocol.checksums import ALGORITHM_BY_HEADER, Checksum, is_valid_b64, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
@@ -92,12 +92,12 @@ class ChunkSigner:
 
     def verify_chunk(self, data_sha256_hex: str, provided: str) -> None:
         expected = self.chunk_signature(data_sha256_hex)
-        if not hmac.compare_digest(expected, provided):
+        if not signatures_match(expected, provided):
             raise _sig_mismatch()
         self.previous = expected
 
     def verify_trailer(self, trailer_text: str, provided: str) -> None:
-        if not hmac.compare_digest(self.trailer_signature(trailer_text), provided):
+        if not signatures_match(self.trailer_signature(trailer_text), provided):
             raise _sig_mismatch()
 
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 from datetime import datetime
 from typing import Any
 
-from strata.auth.canonical import ALGORITHM
+from strata.auth.canonical import ALGORITHM, signatures_match
 from strata.auth.credentials import CredentialStore, hmac_hex
 from strata.auth.sigv2 import policy_signature_v2
 from strata.config import Settings
@@ -106,7 +105,7 @@ def _verify_v2(form: dict[str, str], store: CredentialStore) -> Principal:
     secret = store.secret(access_key)
     if secret is None:
         raise _unknown_key(access_key)
-    if not hmac.compare_digest(policy_signature_v2(secret, form["policy"]), form["signature"]):
+    if not signatures_match(policy_signature_v2(secret, form["policy"]), form["signature"]):
         raise _mismatch(access_key, form["policy"], form["signature"])
     return store.principal(access_key)
 
@@ -140,7 +139,7 @@ def _verify_v4(form: dict[str, str], store: CredentialStore, policy_b64: str) ->
     if secret is None:
         raise _unknown_key(access_key)
     expected = hmac_hex(store.signing_key(secret, date, region, "s3"), policy_b64)
-    if not hmac.compare_digest(expected, form["x-amz-signature"]):
+    if not signatures_match(expected, form["x-amz-signature"]):
         raise _mismatch(access_key, policy_b64, form["x-amz-signature"])
     return store.principal(access_key)
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
+from strata.auth.canonical import signatures_match
 from strata.auth.credentials import CredentialStore
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest
@@ -125,7 +126,7 @@ def verify_query(request: HttpRequest, store: CredentialStore, now: float) -> Pr
         )
     secret = _secret(store, access_key)
     to_sign = string_to_sign(request, expires_text, query)
-    if not hmac.compare_digest(sign_v2(secret, to_sign), provided):
+    if not signatures_match(sign_v2(secret, to_sign), provided):
         raise _mismatch(access_key, to_sign, provided)
     expires = int(expires_text)
     if now > expires:
@@ -163,7 +164,7 @@ def verify_header(request: HttpRequest, credential: str, store: CredentialStore,
     query = _raw_query(request.query_string)
     # With x-amz-date present the Date line is empty (the header itself is among the x-amz-* lines).
     to_sign = string_to_sign(request, "" if amz_date else (date_header or ""), query)
-    if not hmac.compare_digest(sign_v2(secret, to_sign), provided):
+    if not signatures_match(sign_v2(secret, to_sign), provided):
         raise _mismatch(access_key, to_sign, provided)
     if abs(now - epoch) > MAX_SKEW:
         raise ServiceError(

@@ -28,6 +28,7 @@ from strata.auth.canonical import (
     canonical_request,
     canonical_uri,
     s3_reencoded_uri,
+    signatures_match,
     string_to_sign,
 )
 from strata.auth.chunked import (
@@ -42,6 +43,7 @@ from strata.auth.chunked import (
     verify_sha256_stream,
 )
 from strata.auth.credentials import CredentialStore
+from strata.auth.regions import valid_region
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
@@ -218,6 +220,7 @@ class Authenticator:
                 f"keyid/date/region/service/term, got '{fields['Credential']}'",
             ) from None
         self._check_scope_service(signed, service)
+        self._check_scope_region(signed, service, presigned=False)
         secret = self._secret(signed, service)
         amz_date, epoch = self._request_time(request, service, auth)
         if signed.date != amz_date[:8]:
@@ -377,6 +380,7 @@ class Authenticator:
                 service, "incomplete", "X-Amz-Date must be in the ISO8601 Long Format."
             )
         self._check_scope_service(signed, service)
+        self._check_scope_region(signed, service, presigned=True)
         secret = self._secret(signed, service)
         if signed.date != amz_date[:8]:
             if s3:
@@ -438,6 +442,28 @@ class Authenticator:
             )
         raise _bad_sig(service, f"Credential should be scoped to correct service: '{expected}'. ")
 
+    def _check_scope_region(self, signed: _Signed, service: str, *, presigned: bool) -> None:
+        """A region AWS could have (`regions.valid_region`), else the service's own refusal."""
+        if valid_region(signed.region, self.settings.region):
+            return
+        if service == "s3":
+            expecting = f"the region '{signed.region}' is wrong; expecting '{self.settings.region}'"
+            fields = {"Region": self.settings.region}
+            if presigned:
+                raise ServiceError(
+                    "AuthorizationQueryParametersError",
+                    f"Error parsing the X-Amz-Credential parameter; {expecting}",
+                    400,
+                    fields=fields,
+                )
+            raise ServiceError(
+                "AuthorizationHeaderMalformed",
+                f"The authorization header is malformed; {expecting}",
+                400,
+                fields=fields,
+            )
+        raise _bad_sig(service, "Credential should be scoped to a valid region. ")
+
     def _secret(self, signed: _Signed, service: str) -> str:
         secret = self.store.secret(signed.access_key)
         if secret is None:
@@ -466,7 +492,7 @@ class Authenticator:
         canonical = canonical_request(request, uri, query, signed.signed, signed.signed_str, payload_hash)
         to_sign = string_to_sign(amz_date, signed.scope, canonical)
         expected = _hmac_hex(key, to_sign)
-        if hmac.compare_digest(expected, signed.signature):
+        if signatures_match(expected, signed.signature):
             return
         if s3:
             alt_uri = s3_reencoded_uri(request.raw_path)
@@ -477,7 +503,7 @@ class Authenticator:
                 alt_expected = hmac.new(
                     key, string_to_sign(amz_date, signed.scope, alt).encode("utf-8"), hashlib.sha256
                 ).hexdigest()
-                if hmac.compare_digest(alt_expected, signed.signature):
+                if signatures_match(alt_expected, signed.signature):
                     return
             raise ServiceError(
                 "SignatureDoesNotMatch",

@@ -5,7 +5,8 @@ Same shape as `strata.engines.postgres.PgNode`, with MariaDB's own machinery und
   restore both read it;
 - base backups / snapshots: `mariadb-backup --backup` + `--prepare` (a ready-to-start datadir);
 - read replica / standby: a base backup of the source, then `CHANGE MASTER TO ... MASTER_USE_GTID`;
-  replicas run `read_only` (the master user lacks SUPER / READ_ONLY ADMIN, as on RDS);
+  replicas run `read_only` (the master user has RDS's privileges, `MASTER_PRIVILEGES`: no SUPER,
+  READ_ONLY ADMIN or FILE);
 - Multi-AZ: semi-synchronous replication (commits wait for the standby's acknowledgement);
 - point-in-time: restore the backup, then replay the binlog with `mariadb-binlog --stop-datetime`.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import pwd
 import re
 import secrets
 import shutil
@@ -28,6 +28,7 @@ from pathlib import Path
 import pymysql
 
 from strata.engines.process import (
+    ENGINE_USER,
     EngineError,
     EngineProcess,
     ProcessSpec,
@@ -35,17 +36,43 @@ from strata.engines.process import (
     effective_user,
     run_as,
     wait_until,
+    write_private,
 )
 
 REPL_USER = "strata_repl"
+# The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
+# no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
+# INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
+MASTER_PRIVILEGES = (
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "RELOAD",
+    "PROCESS",
+    "REFERENCES",
+    "INDEX",
+    "ALTER",
+    "SHOW DATABASES",
+    "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",
+    "EXECUTE",
+    "REPLICATION CLIENT",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "CREATE USER",
+    "EVENT",
+    "TRIGGER",
+    "REPLICATION SLAVE",
+)
 
 
 def engine_user() -> str:
-    try:
-        pwd.getpwnam("mysql")
-        return "mysql"
-    except KeyError:
-        return "nobody"
+    return ENGINE_USER
 
 
 def binary(name: str) -> str:
@@ -118,13 +145,12 @@ class MariaNode:
             f.unlink()
         self.start()
         repl_password = secrets.token_hex(16)
-        (self.root / ".repl").write_text(repl_password)
+        write_private(self.root / ".repl", repl_password)
         u = self.superuser
         self.execute(
             f"CREATE USER '{u}'@'%%' IDENTIFIED BY %s",
             (password,),
-            f"GRANT ALL PRIVILEGES ON *.* TO '{u}'@'%' WITH GRANT OPTION",
-            f"REVOKE SUPER, READ_ONLY ADMIN ON *.* FROM '{u}'@'%'",
+            f"GRANT {', '.join(MASTER_PRIVILEGES)} ON *.* TO '{u}'@'%' WITH GRANT OPTION",
             f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s",
             (repl_password,),
             f"GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '{REPL_USER}'@'127.0.0.1'",
@@ -211,6 +237,16 @@ class MariaNode:
 
     def stop(self) -> None:
         self.proc.stop(timeout=60)
+
+    def stop_handing_over(self) -> None:
+        """Stop cleanly once every connected replica has received the last binlog event (a plain
+        shutdown may close a replica's connection before it has): a planned failover to one of them
+        then loses no commit."""
+        try:
+            self.execute("SHUTDOWN WAIT FOR ALL SLAVES")
+        except pymysql.MySQLError:
+            pass  # the connection is closed as the server goes down
+        self.proc.stop(timeout=60)  # reaps it; SIGKILL only if still up after that
 
     def kill(self) -> None:
         self.proc.kill()
@@ -339,7 +375,7 @@ class MariaNode:
             if (primary.root / ".repl").exists()
             else (self.root / ".repl").read_text().strip()
         )
-        (self.root / ".repl").write_text(password)
+        write_private(self.root / ".repl", password)
         self.execute(
             "STOP SLAVE",
             f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "

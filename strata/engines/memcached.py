@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
+from strata.engines.process import ENGINE_USER, EngineError, EngineProcess, ProcessSpec, chown_tree
 from strata.engines.tls import ServerCert
-
-ENGINE_USER = "memcache"
 
 
 @cache
@@ -103,7 +101,6 @@ class MemcachedServer:
     def _prepare(self) -> None:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        make_accessible(data_dir)
         chown_tree(data_dir, ENGINE_USER)
         path, _ = binary()
         self.process.spec.argv = self.config.argv(path)

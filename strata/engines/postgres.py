@@ -9,14 +9,25 @@ recovery need is PostgreSQL's own machinery, driven here:
 - promotion: `pg_promote()`; point-in-time recovery: base backup + `restore_command` +
   `recovery_target_time`.
 
-Strata talks to its nodes over a private unix socket with `trust` auth (only root and the engine
-user can reach the socket directory); clients use TCP on loopback with the master password
-(scram-sha-256). When Strata is root the server runs as `nobody` (PostgreSQL refuses root).
+Roles, as on RDS: the master user is not a superuser. It has LOGIN CREATEDB CREATEROLE, is a member
+of `rds_superuser` (which holds pg_monitor, pg_read_all_data, pg_write_all_data, pg_signal_backend
+... but not pg_read_server_files / pg_execute_server_program) and owns the initial databases, so it
+can create databases, roles and tables but cannot run `COPY ... TO PROGRAM` or read server files.
+Strata manages a node as the internal superuser `rdsadmin`, which only logs in over the node's
+private unix socket (directory 0700) with `peer` auth mapped from Strata's own OS user and the
+engine user (pg_ident.conf); it has no password and TCP refuses it. Clients use TCP on loopback with
+the master password (scram-sha-256). When Strata is root the server runs as `ENGINE_USER`
+(strata.engines.process; PostgreSQL refuses root).
+
+Nodes created before this scheme (master user as superuser, `trust` on the socket) are recognised
+by their pg_hba.conf and still managed as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pwd
 import shutil
 import signal
 from collections.abc import Iterator
@@ -26,16 +37,42 @@ from pathlib import Path
 import psycopg
 
 from strata.engines.process import (
+    ENGINE_USER,
     EngineError,
     EngineProcess,
     ProcessSpec,
     chown_tree,
+    effective_user,
     run_as,
     wait_until,
 )
 
-ENGINE_USER = "nobody"
 STANDBY_NAME = "strata_standby"
+ADMIN_USER = "rdsadmin"  # Strata's internal superuser (the name RDS uses for its own)
+MASTER_ROLE = "rds_superuser"
+# What RDS's rds_superuser may do without being a superuser; granted where this version has them.
+MASTER_ROLE_GRANTS = (
+    "pg_monitor",
+    "pg_signal_backend",
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_checkpoint",
+    "pg_create_subscription",
+    "pg_maintain",
+    "pg_use_reserved_connections",
+)
+_HBA_MARKER = "# Written by Strata"
+_HBA = f"""{_HBA_MARKER} on every start; edits here are overwritten.
+# Strata's internal superuser: only over the private unix socket, as Strata's or the engine's OS user.
+local   all          {ADMIN_USER}                    peer map=strata
+local   replication  {ADMIN_USER}                    peer map=strata
+local   all          all                             reject
+host    all          {ADMIN_USER}      all           reject
+host    replication  {ADMIN_USER}      all           reject
+# Everyone else: by password over loopback TCP.
+host    all          all               127.0.0.1/32  scram-sha-256
+host    replication  all               127.0.0.1/32  scram-sha-256
+"""
 
 
 def pg_bin(name: str) -> str:
@@ -66,7 +103,8 @@ class PgNode:
         self.root = Path(root)
         self.pgdata = self.root / "pgdata"
         self.port = port
-        self.superuser = superuser
+        self.master_user = superuser
+        self._admin: str | None = None
         self.archive_dir = archive_dir
         self.sockdir = socket_dir_for(self.root)
         self.proc = EngineProcess(
@@ -94,35 +132,50 @@ class PgNode:
     # -- creation ----------------------------------------------------------------------------------
 
     def initdb(self, password: str, params: dict[str, str] | None = None) -> None:
-        """A new cluster with `superuser` (password auth over TCP) and the archive configured."""
+        """A new cluster (left running): `rdsadmin` as its superuser, the master user with RDS's
+        rights and `password`, the archive configured."""
         self._prepare_dirs()
-        pwfile = self.root / ".pwfile"
-        pwfile.write_text(password + "\n")
         chown_tree(self.root, ENGINE_USER)
-        try:
-            run_as(
-                [
-                    pg_bin("initdb"),
-                    "-D",
-                    str(self.pgdata),
-                    "-U",
-                    self.superuser,
-                    "--pwfile",
-                    str(pwfile),
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "--no-sync",
-                ],
-                ENGINE_USER,
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
-        with open(self.pgdata / "pg_hba.conf", "a") as f:
-            f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+        run_as(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                ADMIN_USER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=peer",
+                "--auth-host=reject",
+                "--no-sync",
+            ],
+            ENGINE_USER,
+        )
+        self._admin = ADMIN_USER
         self.write_config(params or {})
+        self.start()
+        self._create_master(password)
+
+    def _create_master(self, password: str) -> None:
+        from psycopg import sql
+
+        master = sql.Identifier(self.master_user)
+        with self.connect() as c:
+            existing = {r[0] for r in c.execute("SELECT rolname FROM pg_roles").fetchall()}
+            grants = [g for g in MASTER_ROLE_GRANTS if g in existing]
+            c.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(MASTER_ROLE)))
+            c.execute(
+                sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(
+                    sql.SQL(", ").join(map(sql.Identifier, grants)), sql.Identifier(MASTER_ROLE)
+                )
+            )
+            c.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {} IN ROLE {}").format(
+                    master, sql.Literal(password), sql.Identifier(MASTER_ROLE)
+                )
+            )
+            c.execute(sql.SQL("ALTER DATABASE postgres OWNER TO {}").format(master))
 
     def clone_from(
         self, source: PgNode, *, standby: bool, params: dict[str, str] | None = None, app_name: str = ""
@@ -137,7 +190,7 @@ class PgNode:
             "-p",
             str(source.port),
             "-U",
-            source.superuser,
+            source.admin_user,
             "-D",
             str(self.pgdata),
             "-X",
@@ -179,6 +232,7 @@ class PgNode:
         self.write_config(params or {}, recovery=recovery)
 
     def _prepare_dirs(self) -> None:
+        self._admin = None  # new contents: see admin_user
         self.root.mkdir(parents=True, exist_ok=True)
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
@@ -208,6 +262,10 @@ class PgNode:
         }
         conf.update({k: str(v) for k, v in params.items()})
         conf.update(recovery or {})
+        if self.admin_user == ADMIN_USER:
+            # Strata's authentication rules, rewritten in case the OS users changed.
+            (self.pgdata / "pg_hba.conf").write_text(_HBA)
+            (self.pgdata / "pg_ident.conf").write_text(_ident_map())
         lines = [f"{k} = '{_quote(v)}'" for k, v in conf.items()]
         (self.pgdata / "strata.conf").write_text("\n".join(lines) + "\n")
         main = self.pgdata / "postgresql.conf"
@@ -236,6 +294,11 @@ class PgNode:
         except OSError:
             pass
 
+    def stop_handing_over(self) -> None:
+        """Stop for a planned failover: a fast shutdown already waits until every connected
+        standby has received all WAL, so promoting one of them loses no commit."""
+        self.stop()
+
     def kill(self) -> None:
         self.proc.kill()
 
@@ -248,8 +311,20 @@ class PgNode:
             c.execute("SELECT 1")
         return True
 
+    @property
+    def admin_user(self) -> str:
+        """The superuser Strata manages the node as: `rdsadmin`, or the master user on a node
+        created before Strata kept a superuser of its own (its pg_hba.conf lacks Strata's header)."""
+        if self._admin is None:
+            try:
+                hba = (self.pgdata / "pg_hba.conf").read_text()
+            except OSError:
+                hba = ""
+            self._admin = ADMIN_USER if not hba or hba.startswith(_HBA_MARKER) else self.master_user
+        return self._admin
+
     def conninfo(self, dbname: str = "postgres") -> dict:
-        return {"host": str(self.sockdir), "port": self.port, "user": self.superuser, "dbname": dbname}
+        return {"host": str(self.sockdir), "port": self.port, "user": self.admin_user, "dbname": dbname}
 
     @contextmanager
     def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection]:
@@ -281,10 +356,15 @@ class PgNode:
             raise EngineError(f"recovery did not finish: {self.proc.log_tail(1500)}")
 
     def create_database(self, name: str) -> None:
+        """A database owned by the master user (as RDS's initial DBName)."""
         from psycopg import sql
 
         with self.connect() as c:
-            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            c.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(self.master_user)
+                )
+            )
 
     def set_password(self, password: str) -> None:
         from psycopg import sql
@@ -292,7 +372,7 @@ class PgNode:
         with self.connect() as c:
             c.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(self.superuser), sql.Literal(password)
+                    sql.Identifier(self.master_user), sql.Literal(password)
                 )
             )
 
@@ -321,7 +401,7 @@ class PgNode:
         with self.connect() as c:
             c.execute(
                 f"ALTER SYSTEM SET primary_conninfo = "
-                f"'host={primary.sockdir} port={primary.port} user={primary.superuser} "
+                f"'host={primary.sockdir} port={primary.port} user={primary.admin_user} "
                 f"application_name={app_name}'"
             )
             c.execute("SELECT pg_reload_conf()")
@@ -353,7 +433,7 @@ class PgNode:
                 "-p",
                 str(self.port),
                 "-U",
-                self.superuser,
+                self.admin_user,
                 "-D",
                 str(dest),
                 "-X",
@@ -381,6 +461,14 @@ class PgNode:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
+def _ident_map() -> str:
+    """pg_ident.conf: the OS users that may log in as rdsadmin (Strata's own, and the engine's, for
+    standbys' WAL receivers and pg_basebackup)."""
+    strata_user = pwd.getpwuid(os.geteuid()).pw_name
+    users = dict.fromkeys([strata_user, effective_user(ENGINE_USER) or strata_user])
+    return "# Written by Strata on every start.\n" + "".join(f"strata {u} {ADMIN_USER}\n" for u in users)
 
 
 def _quote(v: str) -> str:

@@ -7,7 +7,10 @@ What a caller may rely on:
   `EngineError` with the log tail if the process exits or the timeout passes first).
 - When Strata runs as root and `spec.user` is set (PostgreSQL refuses to run as root), the child
   runs as that user, keeping only CAP_DAC_READ_SEARCH so it can reach a data dir below private
-  directories; `chown_tree()` hands it its data directory.
+  directories (Strata's data dir is 0700); `chown_tree()` hands it its data directory. Every engine
+  runs as `ENGINE_USER`, a system account of its own (created on first use if scripts/install.sh
+  has not), never a shared one like `nobody`. Not root: engines run as Strata's own user.
+- `write_private()` writes a file only its owner can read (engine configs holding secrets).
 - The child gets PR_SET_PDEATHSIG (`spec.death_signal`) so it dies with Strata even after
   `kill -9` of Strata. The signal is tied to the *thread* that forked, so start engines from a
   long-lived thread (the event loop thread or the default executor), never a short-lived one.
@@ -20,6 +23,7 @@ What a caller may rely on:
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import pwd
 import signal
@@ -27,6 +31,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from strata.affinity import allowed_cpus, widen_child
@@ -37,6 +42,10 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 CAP_DAC_READ_SEARCH = 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+# The system account every engine process runs as when Strata runs as root.
+ENGINE_USER = "strata-engine"
+
+log = logging.getLogger("strata.engines")
 
 
 class EngineError(Exception):
@@ -77,8 +86,41 @@ def running_as_root() -> bool:
 
 
 def effective_user(user: str | None) -> str | None:
-    """The user to run a child as: `user` when we are root, else None (run as ourselves)."""
-    return user if (user and running_as_root()) else None
+    """The user to run a child as: `user` when we are root (created if missing), else None (run as
+    ourselves)."""
+    if not (user and running_as_root()):
+        return None
+    ensure_system_user(user)
+    return user
+
+
+@cache
+def ensure_system_user(user: str) -> None:
+    """Create the system account `user` (no home, no login shell) unless it exists; root only."""
+    try:
+        pwd.getpwnam(user)
+        return
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
+    argv += ["--shell", "/usr/sbin/nologin", "--comment", "Strata engines", user]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        pwd.getpwnam(user)  # created by us, or by a concurrent start (useradd then fails)
+    except KeyError:
+        raise EngineError(
+            f"cannot create the system user {user} for engines ({done.stderr.strip()}); create it with "
+            f"`useradd --system --user-group {user}` (scripts/install.sh does)"
+        ) from None
+    log.info("created the system user %s that engines run as", user)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable and writable by its owner only (0600, also if it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
 
 
 def chown_tree(path: Path, user: str | None) -> None:
@@ -94,24 +136,6 @@ def chown_tree(path: Path, user: str | None) -> None:
                 os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
             except FileNotFoundError:
                 pass
-
-
-def make_accessible(path: Path) -> None:
-    """Let any user traverse every parent of `path` (o+x), as root only.
-
-    Not needed for engines started through this module (they keep CAP_DAC_READ_SEARCH); kept for
-    programs that drop privileges themselves.
-    """
-    if not running_as_root():
-        return
-    p = Path(path).resolve()
-    for parent in [p, *p.parents]:
-        try:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
-        except OSError:
-            pass
 
 
 def run_as(

@@ -29,10 +29,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from strata.engines.process import EngineError, EngineProcess, ProcessSpec, chown_tree, make_accessible
+from strata.engines.process import (
+    ENGINE_USER,
+    EngineError,
+    EngineProcess,
+    ProcessSpec,
+    chown_tree,
+    write_private,
+)
 from strata.engines.tls import ServerCert
 
-ENGINE_USER = "redis"
 DEBIAN_REDIS = "/usr/bin/redis-server"
 CLUSTER_SLOTS = 16384
 STAND_IN = ".stand-in"  # name suffix of a shard's temporary stand-in node (redis_cluster)
@@ -129,8 +135,13 @@ class RedisNodeConfig:
             f"maxmemory {self.maxmemory}",
             f"maxmemory-policy {self.maxmemory_policy}",
             "tcp-keepalive 60",
-            "repl-diskless-sync yes",
-            "repl-diskless-sync-delay 0",
+            # Full syncs through a file, not diskless: after a diskless sync the engine streams
+            # nothing more to the replica until the replica's next once-a-second ACK when that ACK
+            # raced the end of the transfer (writes acknowledged meanwhile were on the primary
+            # only, though the replica showed its link up and the offsets equal). Through a file,
+            # streaming resumes the moment the transfer ends, so "linked, offset caught up" means
+            # in sync.
+            "repl-diskless-sync no",
         ]
         if self.tls:
             lines += [
@@ -208,8 +219,8 @@ class RedisServer:
     def write_config(self) -> None:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.config.render())
-        make_accessible(data_dir)
+        # It holds the AuthToken (requirepass): readable by the engine user only.
+        write_private(self.conf_path, self.config.render())
         chown_tree(data_dir, ENGINE_USER)
 
     def start(self, timeout: float = 30) -> None:
@@ -323,6 +334,18 @@ class RedisServer:
         except (redis.RedisError, OSError):
             return -1
         return int(info.get("slave_repl_offset") or info.get("master_repl_offset") or 0)
+
+    def primary_offset(self) -> int:
+        """The end of this node's own replication stream (what its replicas must reach)."""
+        return int(self.info("replication").get("master_repl_offset") or 0)
+
+    def caught_up(self, offset: int) -> bool:
+        """True if this replica is linked to its primary and has processed the stream up to `offset`."""
+        try:
+            info = self.info("replication")
+        except (redis.RedisError, OSError):
+            return False
+        return info.get("master_link_status") == "up" and int(info.get("slave_repl_offset") or 0) >= offset
 
     def role(self) -> str:
         with self.client() as c:

@@ -1,15 +1,24 @@
 """Strata's own endpoints under /_strata/: health, the simulated clock, the meter.
 
-Only answered for loopback clients: they can move time for the whole cloud.
+They can move time for the whole cloud (and TTL or lifecycle then delete data), so every call must:
+- come from a loopback client, for a Host name Strata serves (strata.gateway.hosts);
+- not come from another web origin: a foreign `Origin` header, or `Sec-Fetch-Site` other than
+  `same-origin` / `none`, is refused with 403 (a page on any site can POST to 127.0.0.1);
+- for a POST, carry `Content-Type: application/json` (415 otherwise): a browser cannot send that
+  cross-origin without a CORS preflight, which Strata never grants;
+- hold valid values: a JSON object, a finite, forward step that keeps the clock before the year
+  9000 (strata.sim.clock.LATEST); anything else is a 400 and changes nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from strata import __version__
+from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock, parse_duration
@@ -32,6 +41,56 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+def _origin_refusal(request: HttpRequest) -> str | None:
+    """Why a request comes from another web origin than Strata's own, or None if it does not."""
+    site = (request.headers.get("sec-fetch-site") or "").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return f"a {site} request (Sec-Fetch-Site)"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        scheme, _, authority = origin.strip().lower().partition("://")
+        default = {"http": ":80", "https": ":443"}.get(scheme)
+        host = request.host.strip().lower()
+        if default is None or not host:
+            return f"a request from origin {origin[:100]!r}"
+        with_port = [a if ":" in a.rsplit("]", 1)[-1] else a + default for a in (authority, host)]
+        if with_port[0] != with_port[1]:
+            return f"a request from origin {origin[:100]!r}"
+    return None
+
+
+def _is_json(request: HttpRequest) -> bool:
+    media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a valid value")
+
+
+def _move_clock(body: bytes) -> None:
+    """Apply {"advance": seconds | "30d"} or {"set": ISO-8601}; ValueError for anything else."""
+    try:
+        doc = json.loads(body or b"{}", parse_constant=_no_constant)
+    except RecursionError as e:
+        raise ValueError("the body is not a JSON object") from e
+    if not isinstance(doc, dict) or ("advance" in doc) == ("set" in doc):
+        raise ValueError('give {"advance": "30d"} (or a number of seconds) or {"set": "<ISO-8601>"}')
+    if "advance" in doc:
+        value = doc["advance"]
+        if isinstance(value, str):
+            clock.advance(parse_duration(value))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            clock.advance(value)
+        else:
+            raise ValueError(f"advance takes a duration like '30d' or a number of seconds, not {value!r}")
+    else:
+        value = doc["set"]
+        if not isinstance(value, str):
+            raise ValueError(f"set takes an ISO-8601 instant, not {value!r}")
+        clock.set(datetime.fromisoformat(value))
+
+
 def _clock_state() -> dict:
     return {"now": clock.now().isoformat(), "offset_seconds": clock.offset}
 
@@ -44,6 +103,13 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
     path = request.raw_path.rstrip("/")
     if request.client and not _is_loopback(request.client):
         return _json(403, {"error": "the admin API is only served to loopback clients"})
+    if not app.hosts.allows(request.host):
+        return _json(421, {"error": misdirected(request.host).message})
+    refusal = _origin_refusal(request)
+    if refusal:
+        return _json(403, {"error": f"the admin API refuses {refusal}: it only answers Strata's own origin"})
+    if request.method not in ("GET", "HEAD") and not _is_json(request):
+        return _json(415, {"error": "admin calls that change state must send Content-Type: application/json"})
     if path == "/_strata/health" and request.method in ("GET", "HEAD"):
         return _json(
             200,
@@ -60,19 +126,8 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
             return _json(200, _clock_state())
         if request.method == "POST":
             try:
-                doc = json.loads(body or b"{}")
-                if "advance" in doc:
-                    value = doc["advance"]
-                    clock.advance(
-                        float(value) if isinstance(value, int | float) else parse_duration(str(value))
-                    )
-                elif "set" in doc:
-                    from datetime import datetime
-
-                    clock.set(datetime.fromisoformat(doc["set"]))
-                else:
-                    return _json(400, {"error": "give {'advance': '30d'} or {'set': ISO-8601}"})
-            except (ValueError, TypeError) as e:
+                _move_clock(body)
+            except (ValueError, TypeError, OverflowError) as e:
                 return _json(400, {"error": str(e)})
             return _json(200, _clock_state())
     if path == "/_strata/meter" and request.method == "GET":

@@ -2,7 +2,8 @@
 
 request ─► detect service ─► find operation ─► read or stream body ─► authenticate
         ─► parse (model-driven) ─► provider method ─► serialize ─► access log
-any ServiceError on the way ─► the protocol's error format; anything else ─► InternalError (500)
+any ServiceError on the way ─► the protocol's error format; a write the disk refused (full,
+read-only) ─► ServiceUnavailable (503, retryable); anything else ─► InternalError (500)
 """
 
 from __future__ import annotations
@@ -27,17 +28,23 @@ from strata.gateway.detect import (
     service_by_query_version,
     to_path_style,
 )
+from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
+from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.services.base import RequestContext
 from strata.sim.clock import clock
+from strata.storage.errors import disk_refused
 
 log = logging.getLogger("strata")
 
 _REST_PROTOCOLS = ("rest-xml", "rest-json")
+_DISK_REFUSED = (
+    "The service cannot store data right now (its storage is full or read-only). Please try again."
+)
 
 
 class StrataApp:
@@ -47,6 +54,7 @@ class StrataApp:
         self.settings = settings
         self.services = ServiceTable(settings)
         self.auth = Authenticator(settings)
+        self.hosts = HostPolicy(settings)
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
@@ -78,6 +86,12 @@ class StrataApp:
         op_name = "-"
         try:
             detected = detect(request, self.settings.s3_hosts)
+            if detected.unserved is not None:
+                response = unserved_response(request, detected.unserved, request_id)
+                self.access_log.record(
+                    detected.unserved, "-", response.status, (clock.monotonic() - start) * 1000, request_id
+                )
+                return response
             if detected.service == "s3" and detected.region is None and is_unsigned_form_post(request):
                 request.body = await body.read()
                 service_by_body = service_by_query_version(request.body.decode("latin-1"))
@@ -91,6 +105,8 @@ class StrataApp:
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
         try:
+            if not self.hosts.allows(request.host):
+                raise misdirected(request.host)
             if self.services.protocol(service) in _REST_PROTOCOLS:
                 op, path_params = codec.find_operation(request)
                 if op.has_streaming_input:
@@ -122,9 +138,15 @@ class StrataApp:
             response = codec.serialize_error(op, e, request_id)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - never leak a traceback to the client
-            log.exception("internal error in %s.%s", service, op_name)
-            response = codec.serialize_error(op, InternalError(), request_id)
+        except Exception as e:  # noqa: BLE001 - never leak a traceback to the client
+            if disk_refused(e):  # full or read-only data dir: the client retries later
+                log.warning("%s.%s: storage refused the write: %s", service, op_name, e)
+                # retryable, as S3 and DynamoDB answer when they cannot take a write
+                error = ServiceError("ServiceUnavailable", _DISK_REFUSED, 503)
+                response = codec.serialize_error(op, error, request_id)
+            else:
+                log.exception("internal error in %s.%s", service, op_name)
+                response = codec.serialize_error(op, InternalError(), request_id)
         self.access_log.record(
             service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
         )

@@ -2,7 +2,8 @@
 
 In order: the SigV4 credential scope (Authorization header or presigned query), the JSON
 `X-Amz-Target` prefix, a virtual-hosted S3 host name, and finally S3 (the REST-XML fallback that
-also receives unsigned browser POST uploads and anonymous requests).
+also receives unsigned browser POST uploads and anonymous requests). A request signed for a
+service Strata does not serve is `unserved`, never S3.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Detected:
     service: str
     region: str | None
     bucket_from_host: str | None = None
+    unserved: str | None = None  # the signing name of a service Strata does not serve
 
 
 def signing_scope(request: HttpRequest) -> tuple[str, str, str, str] | None:
@@ -96,11 +98,12 @@ def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
         service = BY_TARGET_PREFIX.get(target.split(".", 1)[0])
         if service:
             return Detected(service, scope[2] if scope else None)
-    if not scope:
-        service = service_by_query_version(request.query_string)
-        if service:
-            return Detected(service, None)
-    return Detected("s3", scope[2] if scope else None, bucket_from_host(request.host, s3_hosts))
+    if scope:
+        return Detected("-", scope[2], unserved=scope[3])
+    service = service_by_query_version(request.query_string)
+    if service:
+        return Detected(service, None)
+    return Detected("s3", None, bucket_from_host(request.host, s3_hosts))
 
 
 def to_path_style(request: HttpRequest, bucket: str) -> None:

@@ -17,6 +17,8 @@ from urllib.parse import unquote
 
 from botocore.model import OperationModel, ServiceModel
 
+from strata.protocol.errors import ServiceError
+
 _LABEL = re.compile(r"\{([^}]+)\}")
 
 
@@ -44,7 +46,18 @@ class Route:
         m = self.pattern.match(path)
         if m is None:
             return None
-        return {label: unquote(value) for label, value in zip(self.labels, m.groups(), strict=True)}
+        return {label: _decode_label(value) for label, value in zip(self.labels, m.groups(), strict=True)}
+
+
+def _decode_label(value: str) -> str:
+    """A percent-encoded path label as text; bytes that are not UTF-8 are S3's InvalidURI.
+
+    Decoding them to U+FFFD instead would make `/b/%ff` and `/b/%fe` the same key.
+    """
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise ServiceError("InvalidURI", "Couldn't parse the specified URI.", 400) from None
 
 
 def _compile_path(template: str) -> tuple[re.Pattern[str], tuple[str, ...], int, bool]:

@@ -14,6 +14,7 @@ was moved) and engines' timestamps (WAL/binlog), mapped with `to_real` / `to_sim
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -23,7 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The simulated clock stays before this instant: ~1,000 years of headroom below datetime's year
+# 9999, so dates computed from `now` (retention periods, expiries, ISO-8601 timestamps with four-
+# digit years) stay representable. An advance past it is refused, not clamped.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
+class ClockStateError(Exception):
+    """The persisted clock state cannot be used (unreadable, or a value out of range)."""
 
 
 class Clock:
@@ -60,9 +69,26 @@ class Clock:
         return _time.monotonic()
 
     def advance(self, seconds: float) -> datetime:
-        """Move simulated time forward; listeners (schedulers) run their due work afterwards."""
+        """Move simulated time forward; listeners (schedulers) run their due work afterwards.
+
+        Raises ValueError (and changes nothing) for a negative, non-finite or too large step: the
+        clock never goes back and never past `LATEST`.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError(f"not a number of seconds: {seconds!r}")
+        try:
+            seconds = float(seconds)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise ValueError("the clock moves by a finite number of seconds")
         if seconds < 0:
             raise ValueError("the clock only moves forward")
+        if self.time() + seconds >= LATEST:
+            raise ValueError(
+                f"the clock cannot go past {datetime.fromtimestamp(LATEST, UTC).isoformat()} "
+                f"(at most {LATEST - self.time():.0f} seconds ahead of now)"
+            )
         with self._lock:
             self._offset += seconds
             self._history.append((self._wall(), self._offset))
@@ -72,7 +98,13 @@ class Clock:
         return self.now()
 
     def set(self, when: datetime) -> datetime:
-        return self.advance(max(0.0, when.timestamp() - self.time()))
+        """Move forward to `when` (a naive datetime is UTC); an instant already past is refused."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        step = when.timestamp() - self.time()
+        if step < 0:
+            raise ValueError(f"{when.isoformat()} is already past: the clock only moves forward")
+        return self.advance(step)
 
     def on_advance(self, listener) -> None:
         """Call `listener(now)` after every advance (used by lifecycle/TTL/backup schedulers)."""
@@ -109,13 +141,29 @@ class Clock:
         self._load(state_file)
 
     def _load(self, state_file: Path) -> None:
+        """Read the persisted offset; ClockStateError if the file is unusable.
+
+        A bad file is refused rather than ignored: ignoring it would move simulated time back to
+        the real date, and TTLs, lifecycle rules and backups would act on the wrong date.
+        """
         if not state_file.exists():
             return
-        state = json.loads(state_file.read_text())
-        self._offset = float(state.get("offset_seconds", 0.0))
-        history = state.get("history")
-        # A state file from before the history was kept: assume the offset always applied.
-        self._history = [(float(a), float(b)) for a, b in history] if history else [(0.0, self._offset)]
+        try:
+            state = json.loads(state_file.read_text(), parse_constant=_no_constant)
+            offset = float(state.get("offset_seconds", 0.0))
+            history = state.get("history")
+            # A state file from before the history was kept: assume the offset always applied.
+            pairs = [(float(a), float(b)) for a, b in history] if history else [(0.0, offset)]
+        except (OSError, ValueError, TypeError, AttributeError, OverflowError) as e:
+            raise ClockStateError(_bad_state(state_file, f"it cannot be read ({e})")) from e
+        values = [offset, *(v for pair in pairs for v in pair)]
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ClockStateError(_bad_state(state_file, "it holds a negative or non-finite number"))
+        if self._wall() + offset >= LATEST:
+            raise ClockStateError(
+                _bad_state(state_file, f"its offset of {offset:.0f} seconds goes past the year 9000")
+            )
+        self._offset, self._history = offset, pairs
 
     def _persist(self) -> None:
         if self._state_file is None:
@@ -123,6 +171,18 @@ class Clock:
         tmp = self._state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"offset_seconds": self._offset, "history": self._history}))
         os.replace(tmp, self._state_file)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number of seconds")
+
+
+def _bad_state(state_file: Path, why: str) -> str:
+    return (
+        f"the simulated clock's state file {state_file} is unusable: {why}. Strata does not start "
+        "rather than move simulated time back. Fix offset_seconds in it, or delete it to return the "
+        "clock to the real date."
+    )
 
 
 def parse_duration(text: str) -> float:

@@ -76,7 +76,10 @@ def test_clock_advances_through_admin_api_and_cli(strata_factory) -> None:
 
 def test_clock_refuses_to_go_back(strata_server: StrataProcess) -> None:
     req = urllib.request.Request(
-        strata_server.endpoint + "/_strata/clock", data=b'{"advance": -5}', method="POST"
+        strata_server.endpoint + "/_strata/clock",
+        data=b'{"advance": -5}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=10)
@@ -104,6 +107,9 @@ def test_public_bind_without_credentials_refuses_to_start(tmp_path) -> None:
     )
     assert proc.returncode != 0
     assert "loopback" in proc.stderr
+    # It names what exists (there is no --credentials option).
+    assert "STRATA_ACCESS_KEY_ID" in proc.stderr and "STRATA_SECRET_ACCESS_KEY" in proc.stderr
+    assert "--credentials" not in proc.stderr
 
 
 def test_access_log_has_one_line_per_request(strata_factory) -> None:

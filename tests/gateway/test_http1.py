@@ -218,7 +218,7 @@ def test_oversized_header_block_is_refused(wire: _Wire) -> None:
 
 def test_connection_close_and_http_1_0_are_honoured(strata_server: StrataProcess) -> None:
     for request in (
-        b"GET /_strata/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /_strata/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         b"GET /_strata/health HTTP/1.0\r\n\r\n",
     ):
         w = _Wire(strata_server)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.sim.clock import Clock, parse_duration
+from strata.sim.clock import Clock, ClockStateError, parse_duration
 
 
 def test_parse_duration_units() -> None:
@@ -45,3 +45,34 @@ def test_simulated_instants_map_back_to_real_ones_across_advances(tmp_path: Path
     assert clock.to_simulated(1_000_150) == after
     restored = Clock(tmp_path / "clock.json", wall=lambda: wall[0])
     assert restored.to_real(before) == 1_000_000 and restored.to_real(after) == 1_000_150
+
+
+@pytest.mark.parametrize("step", [float("nan"), float("inf"), -1.0, 1e308, 10**400, True, "5"])
+def test_bad_steps_are_refused_and_change_nothing(tmp_path: Path, step) -> None:
+    state = tmp_path / "clock.json"
+    clock = Clock(state)
+    clock.advance(60)
+    with pytest.raises(ValueError):
+        clock.advance(step)
+    assert clock.offset == 60
+    assert Clock(state).offset == 60
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"offset_seconds": NaN}',
+        '{"offset_seconds": Infinity}',
+        '{"offset_seconds": -5}',
+        '{"offset_seconds": 1e300}',
+        '{"offset_seconds": 60, "history": [[0, NaN]]}',
+        '{"offset_seconds": "x"}',
+        "[]",
+        "not json",
+    ],
+)
+def test_an_unusable_state_file_is_refused_with_its_name(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "clock.json"
+    state.write_text(content)
+    with pytest.raises(ClockStateError, match="clock.json"):
+        Clock(state)

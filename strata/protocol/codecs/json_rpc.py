@@ -25,6 +25,8 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
 _LONG_DIGITS = re.compile(rb"\d{19}").search
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]").search
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
 
 
 def load_json_object(body: bytes) -> dict:
@@ -48,9 +50,31 @@ def load_json_object(body: bytes) -> dict:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise MalformedDocument("request body is not valid JSON") from e
+        if _SURROGATE_ESCAPE(body) and _has_lone_surrogate(doc):
+            # json reads "\ud800" into a str no UTF-8 can carry (orjson refuses it): such text
+            # could be neither stored nor answered, so the document is not valid.
+            raise MalformedDocument(
+                "request body is not valid JSON: unpaired surrogate in a string"
+            ) from None
     if not isinstance(doc, dict):
         raise MalformedDocument("request body must be a JSON object")
     return doc
+
+
+def _has_lone_surrogate(doc: Any) -> bool:
+    """Whether any string (key or value) in a decoded JSON document holds an unpaired surrogate."""
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE(value):
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _json_default(value: Any) -> Any:
@@ -76,7 +100,12 @@ def dump_json(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTS)
     except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            # An unpaired surrogate (say, echoed in an error message): escape it as \udXXX.
+            return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
 
 
 def json_error_body(

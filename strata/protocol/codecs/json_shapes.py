@@ -36,12 +36,26 @@ def _read_string(value: Any) -> str:
     return value
 
 
-def _read_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise MalformedInput(f"expected an integer, got {type(value).__name__}")
+# The Java types AWS reads these shapes into: a value outside them cannot be deserialized.
+_INT_BITS = {"integer": 32, "long": 64, "short": 16, "byte": 8}
+
+
+def _int_reader(kind: str) -> Fn:
+    bits = _INT_BITS.get(kind)
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if bits else (None, None)
+
+    def read_int(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        else:
+            raise MalformedInput(f"expected an integer, got {type(value).__name__}")
+        if low is not None and not low <= number <= high:  # type: ignore[operator]
+            raise MalformedInput(f"{number} is out of range for the {kind} member")
+        return number
+
+    return read_int
 
 
 def _read_bool(value: Any) -> bool:
@@ -106,7 +120,7 @@ class JsonReader(ShapeCompiler):
         if kind == "string":
             return _read_string
         if kind in ("integer", "long", "short", "byte", "bigInteger"):
-            return _read_int
+            return _int_reader(kind)
         if kind in ("float", "double", "bigDecimal"):
             return _decode_float
         if kind == "boolean":

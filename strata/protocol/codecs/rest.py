@@ -112,12 +112,14 @@ class RestCodec(BaseCodec):
 
     # -- body hooks (subclasses) ----------------------------------------------------------------
     @abstractmethod
-    def body_reader(self, shape: Shape) -> Callable[[bytes], dict]:
-        ...
+    def body_reader(self, shape: Shape) -> Callable[[bytes], dict]: ...
+
+    def payload_reader(self, member: Shape) -> Callable[[bytes], Any]:
+        """Reads a structure payload member (the whole body); XML checks the root element too."""
+        return self.body_reader(member)
 
     @abstractmethod
-    def body_writer(self, shape: Shape, root: str | None) -> Callable[[dict], bytes]:
-        ...
+    def body_writer(self, shape: Shape, root: str | None) -> Callable[[dict], bytes]: ...
 
     # -- parsing --------------------------------------------------------------------------------
     def _compile_parser(self, op: OperationModel) -> ParseFn:
@@ -213,11 +215,14 @@ class RestCodec(BaseCodec):
                             raise MalformedInput("request body is not UTF-8") from e
 
                 return read_text
-            reader = self.body_reader(member)
+            reader = self.payload_reader(member)
+            required = payload in shape.required_members
 
             def read_payload(request: HttpRequest, out: dict) -> None:
                 if request.body and request.body.strip():
                     out[payload] = reader(request.body)
+                elif required:
+                    raise MalformedDocument(f"the request has no {payload} document")
 
             return read_payload
         if not any("location" not in m.serialization for m in shape.members.values()):

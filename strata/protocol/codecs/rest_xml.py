@@ -17,7 +17,7 @@ from strata.protocol.codecs.values import MalformedDocument
 from strata.protocol.codecs.xml_shapes import XmlReader, XmlWriter, xml_member_name
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpResponse
-from strata.protocol.xml import XML_DECLARATION, XmlError, escape_text, parse_xml, xmlns_attr
+from strata.protocol.xml import XML_DECLARATION, XmlError, escape_text, local_name, parse_xml, xmlns_attr
 
 
 def xml_error_fields(writer: XmlWriter, shape: Shape | None, fields: dict[str, Any], skip: set[str]) -> str:
@@ -59,6 +59,21 @@ class RestXmlCodec(RestCodec):
             return read(root)
 
         return read_xml
+
+    def payload_reader(self, member: Shape) -> Callable[[bytes], Any]:
+        read = self.xml_reader.get(member)
+        name = member.serialization.get("name") or member.name
+
+        def read_document(body: bytes) -> Any:
+            try:
+                root = parse_xml(body)
+            except XmlError as e:
+                raise MalformedDocument(str(e)) from e
+            if local_name(root.tag) != name:
+                raise MalformedDocument(f"the document's root element is not {name}")
+            return read(root)
+
+        return read_document
 
     def body_writer(self, shape: Shape, root: str | None) -> Callable[[Any], bytes]:
         write = self.xml_writer.get(shape)

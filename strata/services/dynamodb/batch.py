@@ -32,8 +32,42 @@ def _report(consumed: dict[str, Consumed], mode: str | None, billing: dict[str, 
     return [c.report(mode) for c in consumed.values()]  # type: ignore[misc]
 
 
+def _not_null(value: object, where: str) -> None:
+    if value is None:
+        raise validation(
+            f"1 validation error detected: Value null at '{where}' failed to satisfy constraint: "
+            "Member must not be null"
+        )
+
+
+def _request_items(req: dict) -> dict:
+    """RequestItems as the model requires it: a non-empty map, no table given null, no null entry."""
+    request_items = req.get("RequestItems")
+    _not_null(request_items, "requestItems")
+    if not request_items:
+        raise validation(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 1"
+        )
+    for name, spec in request_items.items():
+        where = f"requestItems.{name}.member"
+        _not_null(spec, where)
+        entries = spec if isinstance(spec, list) else spec.get("Keys")
+        if not isinstance(spec, list):
+            where += ".keys"
+        _not_null(entries, where)
+        if not entries:
+            raise validation(
+                f"1 validation error detected: Value '[]' at '{where}' failed to satisfy constraint: "
+                "Member must have length greater than or equal to 1"
+            )
+        for entry in entries:
+            _not_null(entry, where + ".member")
+    return request_items
+
+
 def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
-    request_items = req.get("RequestItems") or {}
+    request_items = _request_items(req)
     if sum(len(spec.get("Keys") or []) for spec in request_items.values()) > MAX_GET:
         raise validation("Too many items requested for the BatchGetItem call")
     plans = []
@@ -80,7 +114,7 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
 
 
 def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
-    request_items = req.get("RequestItems") or {}
+    request_items = _request_items(req)
     if sum(len(reqs or []) for reqs in request_items.values()) > MAX_WRITE:
         raise validation("Too many items requested for the BatchWriteItem call")
     work = []

@@ -6,6 +6,7 @@ All of them are `ServiceError`s; the json protocol renders `__type` and `message
 from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
+from strata.protocol.spec import service_model
 
 _PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
@@ -80,4 +81,19 @@ def transaction_in_progress() -> ServiceError:
         "TransactionInProgressException",
         "The transaction with the given request token is already in progress.",
         400,
+    )
+
+
+def check_range(value: int, member: str, shape: str) -> None:
+    """A number within the `min`/`max` the model gives `shape`, else DynamoDB's constraint error."""
+    limits = service_model("dynamodb").shape_for(shape).metadata
+    if "min" in limits and value < limits["min"]:
+        broken = f"greater than or equal to {limits['min']}"
+    elif "max" in limits and value > limits["max"]:
+        broken = f"less than or equal to {limits['max']}"
+    else:
+        return
+    raise validation(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+        f"Member must have value {broken}"
     )

@@ -40,9 +40,11 @@ from strata.services.dynamodb.tables import (
     check_throughput,
     describe,
 )
+from strata.services.parameters import refusing
 from strata.sim.clock import clock
 
 
+@refusing("dynamodb")
 class DynamoDBProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

@@ -12,7 +12,7 @@ import zlib
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb import keys
 from strata.services.dynamodb.capacity import Consumed, read_units
-from strata.services.dynamodb.errors import invalid_parameter, validation
+from strata.services.dynamodb.errors import check_range, invalid_parameter, validation
 from strata.services.dynamodb.expressions import ast, legacy
 from strata.services.dynamodb.expressions.evaluate import Env, condition, operand, project
 from strata.services.dynamodb.expressions.update import check_overlaps
@@ -357,6 +357,11 @@ def scan(state: State, meta: TableMeta, req: dict) -> dict:
                 "The Segment parameter is required but was not present in the request when parameter "
                 "TotalSegments is present"
             )
+        for value, member, shape in (
+            (seg, "segment", "ScanSegment"),
+            (total, "totalSegments", "ScanTotalSegments"),
+        ):
+            check_range(value, member, shape)
         if seg >= total:
             raise validation(
                 f"The Segment parameter is zero-based and must be less than parameter TotalSegments: "

@@ -122,6 +122,8 @@ class ItemStore:
         self.w.execute("PRAGMA wal_autocheckpoint=0")
         self.w.execute("PRAGMA cache_size=-65536")
         self._waiters: list[asyncio.Future] = []
+        self._group = 0  # number of the group transaction open (or last opened) on the writer
+        self._lost: tuple[int, BaseException] | None = None  # the last group rolled back, and why
         self._scheduled = False
         self._mapped: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -147,28 +149,58 @@ class ItemStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write operation inside the open group transaction (a SAVEPOINT)."""
+        """One atomic write operation inside the open group transaction (a SAVEPOINT).
+
+        When SQLite itself rolls the whole group back (SQLITE_FULL or an I/O error while the
+        group spills to disk), the earlier writes of the group are gone too: the group is
+        marked lost, so none of them is acknowledged (see `_lose_group`).
+        """
         with self._lock:
             w = self.w
             if not w.in_transaction:
                 w.execute("BEGIN IMMEDIATE")
+                self._group += 1
             w.execute("SAVEPOINT op")
             try:
                 yield w
-            except BaseException:
-                w.execute("ROLLBACK TO op")
-                w.execute("RELEASE op")
+            except BaseException as e:
+                try:
+                    if w.in_transaction:
+                        w.execute("ROLLBACK TO op")
+                        w.execute("RELEASE op")
+                except sqlite3.Error:
+                    if w.in_transaction:
+                        w.execute("ROLLBACK")
+                if not w.in_transaction:
+                    self._lose_group(e)
                 raise
-            w.execute("RELEASE op")
+            try:
+                w.execute("RELEASE op")
+            except sqlite3.Error as e:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                self._lose_group(e)
+                raise
+
+    def _lose_group(self, error: BaseException) -> None:
+        """The open group was rolled back: fail everyone waiting for it, and any later
+        `durable()` for it (a writer that has not yet asked)."""
+        self._lost = (self._group, error)
+        waiters, self._waiters = self._waiters, []
+        _settle(waiters, error)
 
     def _commit(self) -> None:
         with self._lock:
             if self.w.in_transaction:
                 try:
                     self.w.execute("COMMIT")
-                except sqlite3.Error:
-                    if self.w.in_transaction:
-                        self.w.execute("ROLLBACK")
+                except sqlite3.Error as e:
+                    self._lost = (self._group, e)
+                    try:
+                        if self.w.in_transaction:
+                            self.w.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.warning("dynamodb: rollback after a failed commit failed: %s", e)
                     raise
 
     def _sync(self) -> None:
@@ -231,6 +263,8 @@ class ItemStore:
 
     async def durable(self) -> None:
         """Wait until every write made so far is durable (group commit after this loop turn)."""
+        if self._lost is not None and self._lost[0] == self._group:
+            raise self._lost[1]  # this group (so this caller's write) was rolled back
         if not self.w.in_transaction:
             return
         loop = asyncio.get_running_loop()

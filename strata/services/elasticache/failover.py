@@ -1,9 +1,10 @@
 """Failover: TestFailover, ModifyReplicationGroup's PrimaryClusterId, and recovery of dead nodes.
 
-Without cluster mode Strata moves the roles: the engine's own coordinated FAILOVER when the old
-primary is alive, REPLICAOF NO ONE on the most caught-up replica when it is not; the primary
-endpoint address moves with the role. In cluster mode the engine does it (CLUSTER FAILOVER
-TAKEOVER) and the restarted old primary rejoins as a replica by itself.
+A planned failover (TestFailover, PrimaryClusterId) is the engine's own coordinated one (FAILOVER,
+CLUSTER FAILOVER): the primary pauses writes until the replica has them all, so nothing it
+acknowledged is lost. An unplanned one (the primary's process died) promotes the replica that has
+read furthest (REPLICAOF NO ONE, or CLUSTER FAILOVER TAKEOVER in cluster mode) and brings the dead
+node back as a replica. The primary endpoint address moves with the role.
 """
 
 from __future__ import annotations
@@ -31,12 +32,18 @@ class FailoverOps:
     def _failover(self: ElastiCacheProvider, group: dict, target: str | None, dead: str | None) -> str:
         """Make `target` (or the most caught-up replica) the primary; blocking. Returns the new primary.
 
-        With the old primary alive, the engine's own coordinated FAILOVER hands over without losing
-        acknowledged writes; with it dead (`dead` names it), the best replica is promoted
-        (REPLICAOF NO ONE), the others follow it, and the dead node comes back as a replica.
+        Planned (the old primary alive, `dead` None): the engine's own FAILOVER pauses writes on the
+        old primary, waits until the target has every one of them, then swaps the roles, so nothing
+        acknowledged is lost. Unplanned (`dead` names the old primary, which died): the replica that
+        has read furthest is promoted (REPLICAOF NO ONE), the others follow it, and the dead node
+        comes back as a replica.
         """
         ng = group["node_groups"][0]
         old = ng["primary"]
+        old_server = self.engines.get(old)
+        planned = dead is None and old_server is not None and old_server.running()
+        if planned:
+            self._in_sync(group)  # FAILOVER needs a linked target (one restarted a moment ago may not be)
         candidates = [c for c in ng["members"] if c != old and self._alive(c)]
         if target is None:
             if not candidates:
@@ -48,9 +55,9 @@ class FailoverOps:
         new = self._server(target)
         port = group["port"]
         source = (new.config.address, port)
-        old_server = self.engines.get(old)
-        if dead is None and old_server is not None and old_server.running():
-            with old_server.client() as c:  # type: ignore[union-attr]
+        started = time.monotonic()
+        if planned:
+            with old_server.client(timeout=30) as c:  # type: ignore[union-attr]
                 c.execute_command("FAILOVER", "TO", new.config.address, str(port), "TIMEOUT", "10000")
             if not wait_until(lambda: new.role() == "master", 15):
                 raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
@@ -65,7 +72,7 @@ class FailoverOps:
             if cid not in (target, old) and self._alive(cid):
                 self._server(cid).replicate(source)
         self._apply_endpoints(group)
-        if dead is None and old_server is not None and old_server.running():
+        if planned:
             old_server.drop_clients()  # type: ignore[union-attr]
         elif old in self._members(group):
             member = self._members(group)[old]
@@ -75,40 +82,53 @@ class FailoverOps:
             self.engines.start_all([restarted])
             self._apply_endpoints(group)
         self.store.put_doc("group", group["id"], group)
+        log.info(
+            "replication group %s %s failed over from %s to %s in %.2f s",
+            group["id"],
+            "planned:" if planned else "unplanned:",
+            old,
+            target,
+            time.monotonic() - started,
+        )
+        self._in_sync(group)  # "available" again only once the replicas have caught up
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return target
 
-    def _cluster_failover(
-        self: ElastiCacheProvider, group: dict, ng: dict, kill: bool, dead: str | None = None
-    ) -> str:
-        """Cluster mode: fail the node group's primary (kill it when `kill`), promote its best replica with
-        CLUSTER FAILOVER TAKEOVER, move the configuration endpoint if needed, restart the old node
-        (it rejoins as a replica). Blocking; returns the new primary's member id."""
+    def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, dead: str | None = None) -> str:
+        """Cluster mode: promote the node group's most caught-up replica; blocking. Returns its member id.
+
+        Planned (`dead` None): CLUSTER FAILOVER, which the engine coordinates like FAILOVER (the
+        primary pauses writes until the replica has them all, then the roles swap, the old primary
+        following the new one). Unplanned (`dead` names the primary that died): CLUSTER FAILOVER
+        TAKEOVER on the replica that has read furthest, then the dead node is restarted and rejoins
+        as a replica. Either way the configuration endpoint moves off a node that is no longer fit.
+        """
         roles = self._roles(group)
         primary = dead or next((c for c in ng["members"] if roles.get(c) == "primary"), None)
+        if dead is None:
+            self._in_sync(group)  # the engine's coordinated failover needs a linked replica
         replicas = [c for c in ng["members"] if c != primary and self._alive(c)]
         if not replicas:
             raise fault("InvalidReplicationGroupStateFault", f"Node group {ng['id']} has no live replica.")
         old = self.engines.get(primary) if primary else None
-        if kill and old is not None:
-            old.kill()
         started = time.monotonic()
         best = max(replicas, key=lambda c: self._server(c).replication_offset())
         promoted = self._server(best)
-        # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard of
-        # the newest any live node knows (the old primary's included), or it can tie with the old
-        # primary, which restarted would then win its slots back, empty.
-        # (These live nodes are also the viewers that must see the new owner, below.)
+        # The live nodes that must see the new owner of the slots (below).
         viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
-        newest = redis_cluster.newest_epoch(viewers)
-        if not wait_until(lambda: redis_cluster.current_epoch(promoted) >= newest, 5):
-            log.warning("shard %s: %s has not heard of epoch %d", ng["id"], best, newest)
-        redis_cluster.cluster_failover(promoted, takeover=True)
+        if dead is None:
+            redis_cluster.cluster_failover(promoted, takeover=False)
+        else:
+            # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard
+            # of the newest any live node knows (the old primary's included), or it can tie with the
+            # old primary, which restarted would then win its slots back, empty.
+            newest = redis_cluster.newest_epoch(viewers)
+            if not wait_until(lambda: redis_cluster.current_epoch(promoted) >= newest, 5):
+                log.warning("shard %s: %s has not heard of epoch %d", ng["id"], best, newest)
+            redis_cluster.cluster_failover(promoted, takeover=True)
         if not wait_until(lambda: promoted.role() == "master", 15):
-            log.warning("shard %s: %s did not become primary after CLUSTER FAILOVER TAKEOVER", ng["id"], best)
+            log.warning("shard %s: %s did not become primary after CLUSTER FAILOVER", ng["id"], best)
             raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
-        if redis_cluster.config_epoch(promoted) <= newest:
-            log.warning("shard %s: %s took over with an epoch not above %d", ng["id"], best, newest)
         # Every live node must know the new owner of the slots before the old primary comes back
         # with its stale view, so that the cluster corrects it rather than the other way round.
         if ng.get("slots") and not wait_until(
@@ -118,21 +138,25 @@ class FailoverOps:
         if group.get("config_holder") == primary or not self._alive(group.get("config_holder") or ""):
             group["config_holder"] = best
             self._apply_endpoints(group)
-        if old is not None and primary is not None:
+        if dead is None and old is not None:
+            old.drop_clients()  # type: ignore[union-attr]
+        elif old is not None and primary is not None:
             members = self._members(group)
             server = self.engines.build_redis(
                 group, primary, members[primary]["nodes"][0], binds=self._wanted_binds(group)[primary]
             )
             self.engines.start_all([server])
         log.info(
-            "shard %s failed over from %s to %s in %.2f s",
+            "shard %s %s failed over from %s to %s in %.2f s",
             ng["id"],
+            "planned:" if dead is None else "unplanned:",
             primary,
             best,
             time.monotonic() - started,
         )
         ng["primary"] = best
         self.store.put_doc("group", group["id"], group)
+        self._in_sync(group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
         return best
 
@@ -151,13 +175,11 @@ class FailoverOps:
                 raise fault(
                     "TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to."
                 )
+            # A planned failover, coordinated by the engine: nothing the primary acknowledged is lost.
             if group.get("cluster_mode"):
-                await run_blocking(self._cluster_failover, group, ng, True)
+                await run_blocking(self._cluster_failover, group, ng)
             else:
-                primary = self.engines.get(ng["primary"])
-                if primary is not None:
-                    await run_blocking(primary.kill)
-                await run_blocking(self._failover, group, None, ng["primary"])
+                await run_blocking(self._failover, group, None, None)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
     async def _recover_member(self: ElastiCacheProvider, group: dict, cid: str) -> None:
@@ -183,7 +205,7 @@ class FailoverOps:
             recorded = ng.get("primary") == cid and any(self._alive(c) for c in ng["members"] if c != cid)
             if recorded or await run_blocking(followed):
                 log.warning("ElastiCache shard %s lost its primary %s: failing over", ng["id"], cid)
-                await run_blocking(self._cluster_failover, group, ng, False, cid)
+                await run_blocking(self._cluster_failover, group, ng, cid)
                 return
             log.warning("ElastiCache shard %s: replica %s restarted in place", ng["id"], cid)
             await run_blocking(self.engines.start_all, [self.engines.redis(cid)])

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
 START_ATTEMPTS = 3  # as for cache clusters: retry on another port when the first was taken meanwhile
+SYNC_TIMEOUT = 60.0  # seconds a replica may take to reach its primary's offset (a full sync included)
 
 log = logging.getLogger("strata.elasticache")
 
@@ -119,6 +120,33 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
 
     def _server(self: ElastiCacheProvider, cid: str) -> RedisServer:
         return self.engines.redis(cid)
+
+    def _in_sync(self: ElastiCacheProvider, group: dict, timeout: float = SYNC_TIMEOUT) -> bool:
+        """Wait until every live replica is linked to its node group's primary and has everything the
+        primary had written when called; blocking. False (logged) if some replica did not get there.
+
+        What "available" promises: a replica that is not in sync would, promoted, lose writes the
+        primary acknowledged.
+        """
+        roles = self._roles(group)
+        lagging: list[str] = []
+        for ng in group["node_groups"]:
+            live = [c for c in ng["members"] if self._alive(c)]
+            primary = next((c for c in live if roles.get(c) == "primary"), None)
+            if primary is None:
+                continue
+            try:
+                offset = self._server(primary).primary_offset()
+            except (redis.RedisError, OSError):
+                continue
+            for cid in live:
+                if cid != primary and not wait_until(
+                    lambda c=cid, o=offset: self._server(c).caught_up(o), timeout
+                ):
+                    lagging.append(cid)
+        if lagging:
+            log.warning("replication group %s: %s not in sync with the primary", group["id"], lagging)
+        return not lagging
 
     def _render_group(
         self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None
@@ -214,6 +242,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             ]
             self.engines.start_all(replicas)
             self._apply_endpoints(group)  # the reader endpoint moves to the replicas
+            if not self._in_sync(group):
+                raise EngineError(f"the replicas of {group['id']} did not sync with the primary")
             return
         shards: list[list[RedisServer]] = []
         fresh = True
@@ -239,6 +269,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         else:
             for s in (s for shard in shards for s in shard):
                 wait_until(lambda s=s: redis_cluster.cluster_ok(s), 30)
+        if not self._in_sync(group):
+            raise EngineError(f"the replicas of {group['id']} did not sync with their primaries")
 
     # -- CreateReplicationGroup ------------------------------------------------------------------------
 
@@ -300,9 +332,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         if req.get("MultiAZEnabled") and not failover:
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self._snapshot_for_restore(
-            req.get("SnapshotName"), eng, shards=shards, version=self._version(eng, transit)
-        )
+        version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
+        restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards, version=version)
         created = _now()
         group: dict = {
             "id": gid,
@@ -310,7 +341,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             "status": "creating",
             "created": created,
             "engine": eng,
-            "engine_version": self._version(eng, transit),
+            "engine_version": version,
             "node_type": v.node_type(req.get("CacheNodeType")),
             "port": 0,
             "bus_port": None,
@@ -443,6 +474,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         async with self._resource_lock(group["id"]):
             group = self._group_doc(group["id"])
             self._available(group)
+            v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:

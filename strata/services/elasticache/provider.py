@@ -42,6 +42,7 @@ from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_ind
 from strata.services.elasticache.render import render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
 from strata.services.elasticache.tags import TagOps
+from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
@@ -55,6 +56,7 @@ def now_iso() -> str:
     return clock.now().isoformat()
 
 
+@refusing("elasticache")
 class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
@@ -194,9 +196,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
                 f"NumCacheNodes must be between 1 and {v.MAX_MEMCACHED_NODES}",
             )
         transit = bool(req.get("TransitEncryptionEnabled"))
-        restore = self._snapshot_for_restore(
-            req.get("SnapshotName"), eng, shards=1, version=self._version(eng, transit)
-        )
+        version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
+        restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=version)
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
         doc: dict = {
@@ -205,7 +206,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
             "status": "creating",
             "created": created,
             "engine": eng,
-            "engine_version": self._version(eng, transit),
+            "engine_version": version,
             "node_type": v.node_type(req.get("CacheNodeType")),
             "port": 0,
             "auth": v.auth_token(req.get("AuthToken"), transit, eng),
@@ -300,6 +301,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
 
     async def modify_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._cluster_doc(req.get("CacheClusterId"))
+        v.engine_version(req.get("EngineVersion"), doc["engine_version"], doc["engine"])
         if doc.get("group"):
             dep_key = doc["group"]
         else:

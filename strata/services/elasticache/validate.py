@@ -84,6 +84,19 @@ def node_memory_mb(name: str) -> int:
     return SIZE_MEMORY_MB.get(size, 1024)
 
 
+def engine_version(requested: str | None, installed: str, eng: str) -> str:
+    """The installed version when `requested` is absent or names it ("7", "7.x", "7.2", "7.2.4").
+
+    Strata runs the one server it has installed per engine, so any other version is refused with
+    ElastiCache's error instead of being recorded and ignored.
+    """
+    if requested:
+        want = [p for p in requested.split(".") if p != "x"]
+        if not want or want != installed.split(".")[: len(want)]:
+            raise combination(f"Cannot find version {requested} for {eng}")
+    return installed
+
+
 def auth_token(token: str | None, transit_encryption: bool, eng: str) -> str | None:
     if token is None:
         return None

@@ -150,7 +150,9 @@ class ClustersMixin:
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self._engine_version(info.kind),
+            "engine_version": m.check_engine_version(
+                req.get("EngineVersion"), self._engine_version(info.kind), info.name
+            ),
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -193,6 +195,7 @@ class ClustersMixin:
 
     async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
+        m.check_engine_version(req.get("EngineVersion"), c["engine_version"], c["engine"])
         if req.get("ServerlessV2ScalingConfiguration"):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
@@ -326,8 +329,12 @@ class ClustersMixin:
                 if not readers
                 else f"{target} is not a reader of cluster {c['id']}.",
             )
-        if c["status"] != "available" or self._get_instance(target)["status"] != "available":
+        if c["status"] != "available":
             raise m.fault("InvalidDBClusterStateFault", f"Cluster {c['id']} is not available.")
+        for ident in (c["writer"], target):  # e.g. a reader still being created: AWS names the instance
+            status = self._get_instance(ident)["status"]
+            if status != "available":
+                raise m.invalid_state(ident, status)
         c["status"] = "failing-over"
         self.store.put_doc("cluster", c["id"], c)
         self._spawn(f"cluster:{c['id']}", self._failover_cluster, c["id"], target)
@@ -341,9 +348,9 @@ class ClustersMixin:
         with self.fleet.lock(old_id), self.fleet.lock(target):
             old, new = self._get_instance(old_id), self._get_instance(target)
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
-            if old_node.running():  # a planned failover loses nothing: let the reader catch up first
-                wait_until(lambda: new_node.caught_up_with(old_node), 30)
-                old_node.stop()
+            if old_node.running():  # a planned failover loses nothing: the reader gets every commit
+                wait_until(lambda: new_node.caught_up_with(old_node), 30)  # (shortens the pause)
+                old_node.stop_handing_over()
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self._save(new, "cluster_role")

@@ -203,7 +203,7 @@ class Fleet:
         old_name = doc["primary"]
         old = self.node(doc, old_name)
         if planned:
-            old.stop()
+            old.stop_handing_over()
         else:
             old.kill()
         new = self.node(doc, standby_name)

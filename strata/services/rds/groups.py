@@ -341,7 +341,7 @@ class GroupsMixin:
         out = []
         for info in infos:
             version = self._engine_version(info.kind)
-            if req.get("EngineVersion") and not version.startswith(req["EngineVersion"]):
+            if req.get("EngineVersion") and not m.version_matches(req["EngineVersion"], version):
                 continue
             major = version.split(".")[0]
             family = f"{info.family_prefix}{major}"
@@ -369,6 +369,8 @@ class GroupsMixin:
     def describe_orderable_db_instance_options(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
         version = self._engine_version(info.kind)
+        if req.get("EngineVersion") and not m.version_matches(req["EngineVersion"], version):
+            return {"OrderableDBInstanceOptions": []}
         classes = [
             c for c in m.INSTANCE_CLASSES if not req.get("DBInstanceClass") or c == req["DBInstanceClass"]
         ]

@@ -47,7 +47,9 @@ class InstancesMixin:
             "id": ident,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self._engine_version(info.kind),
+            "engine_version": m.check_engine_version(
+                req.get("EngineVersion"), self._engine_version(info.kind), info.name
+            ),
             "class": klass,
             "master_username": master_username,
             "db_name": req.get("DBName"),
@@ -230,6 +232,7 @@ class InstancesMixin:
             raise m.invalid_state(doc["id"], doc["status"])
         if req.get("NewDBInstanceIdentifier"):
             raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
+        m.check_engine_version(req.get("EngineVersion"), doc["engine_version"], doc["engine"])
         if req.get("DBInstanceClass"):
             doc["class"] = m.check_class(req["DBInstanceClass"])
         if req.get("AllocatedStorage"):

@@ -112,6 +112,23 @@ def engine_info(engine: str | None) -> EngineInfo:
     return info
 
 
+def version_matches(requested: str, installed: str) -> bool:
+    """True when `requested` names `installed`: its major ("16"), major.minor ("16.4") or all of it."""
+    want = requested.split(".")
+    return want == installed.split(".")[: len(want)]
+
+
+def check_engine_version(requested: str | None, installed: str, engine: str) -> str:
+    """The installed version when `requested` is absent or names it; AWS's error otherwise.
+
+    Strata runs one version per engine (the installed server), so that is the only one it can
+    serve and the only one DescribeDBEngineVersions lists.
+    """
+    if requested and not version_matches(requested, installed):
+        raise fault("InvalidParameterCombination", f"Cannot find version {requested} for {engine}")
+    return installed
+
+
 def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier") -> str:
     """AWS's rules: 1-63 letters, digits or hyphens; starts with a letter; no '--', no trailing '-'."""
     if not ident or len(ident) > 63 or not IDENTIFIER.match(ident):

@@ -19,6 +19,7 @@ from strata.engines.ports import PortAllocator
 from strata.engines.postgres import pg_version
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.parameters import refusing
 from strata.services.rds import model as m
 from strata.services.rds.backups import BackupsMixin
 from strata.services.rds.clusters import ClustersMixin
@@ -31,6 +32,7 @@ from strata.storage.metadata import MetadataStore
 log = logging.getLogger("strata.rds")
 
 
+@refusing("rds")
 class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

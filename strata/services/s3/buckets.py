@@ -20,7 +20,15 @@ class BucketOperations(S3Core):
         name = req["Bucket"]
         self._count(ctx, name)
         check_bucket_name(name)
-        constraint = (req.get("CreateBucketConfiguration") or {}).get("LocationConstraint") or ""
+        config = req.get("CreateBucketConfiguration") or {}
+        for unsupported in ("Location", "Bucket", "Tags"):  # directory buckets; tags at creation
+            if config.get(unsupported):
+                raise ServiceError(
+                    "NotImplemented",
+                    f"CreateBucketConfiguration.{unsupported} is not implemented by Strata",
+                    501,
+                )
+        constraint = config.get("LocationConstraint") or ""
         region = ctx.region or self.settings.region
         if constraint:
             if constraint not in KNOWN_REGIONS or constraint == "us-east-1":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -96,7 +97,12 @@ class Committer:
                     results.append((True, value))
             conn.execute("COMMIT")
         except BaseException as e:  # noqa: BLE001 - the commit itself failed: nothing was written
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # (SQLITE_FULL or an I/O error may already have rolled the whole group back; a
+            # failing ROLLBACK must not end this thread: the next group starts afresh.)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
             return [(False, e)] * len(items)
         return results

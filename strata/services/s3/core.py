@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -20,7 +19,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
 from strata.services.s3.committer import Committer
 from strata.services.s3.names import Limits
-from strata.services.s3.store import BucketRow, ObjectRow, S3Store
+from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage import BlobStore
@@ -76,6 +75,7 @@ class S3Core:
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self.committer = Committer(self.store.db)
+        self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -91,6 +91,8 @@ class S3Core:
             log.info("s3 recovery: removed %d temp files and %d orphan blobs", swept, len(orphans))
 
     async def stop(self) -> None:
+        # Freed blobs still waiting for their delayed unlink go now: a clean stop leaves no orphans.
+        self._delete_blobs(list(self._unlink_later))
         self.store.close()
 
     def health(self) -> str:
@@ -120,12 +122,14 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+    def _read_version(
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+    ) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)
             if row is None:
-                if version_id != "null" and not _plausible_version_id(version_id):
+                if version_id != "null" and not plausible_version_id(version_id):
                     raise ServiceError(
                         "InvalidArgument",
                         "Invalid version id specified",
@@ -164,8 +168,9 @@ class S3Core:
 
     @staticmethod
     def _new_version_id(bucket: BucketRow) -> str:
-        """A fresh version id when versioning is Enabled, else the `null` version."""
-        return secrets.token_urlsafe(24) if bucket.versioning == "Enabled" else "null"
+        """A fresh version id (chosen when the row is inserted) when versioning is Enabled, else
+        the `null` version."""
+        return NEW_VERSION if bucket.versioning == "Enabled" else "null"
 
     async def _commit_object(
         self,
@@ -211,11 +216,13 @@ class S3Core:
             for b in blob_ids:
                 self.blobs.delete(b)
         else:
+            self._unlink_later.update(blob_ids)
             loop.call_later(UNLINK_DELAY, loop.run_in_executor, None, self._delete_blobs, list(blob_ids))
 
     def _delete_blobs(self, blob_ids: list[str]) -> None:
         for b in blob_ids:
             self.blobs.delete(b)
+            self._unlink_later.discard(b)
 
     def _link_blob(self, src_blob: str) -> str:
         """A new blob id with the same bytes (a hard link: blobs are immutable)."""
@@ -243,7 +250,8 @@ class S3Core:
         return clock.time()
 
 
-def _plausible_version_id(v: str) -> bool:
+def plausible_version_id(v: str) -> bool:
+    """Whether `v` has the form of a Strata version id (other than `null`)."""
     return len(v) == 32 and all(c.isalnum() or c in "-_" for c in v)
 
 

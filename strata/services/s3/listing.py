@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
-from strata.services.s3.core import S3Core, owner_id, to_datetime
+from strata.services.s3.core import S3Core, owner_id, plausible_version_id, to_datetime
+from strata.services.s3.positions import version_position
 from strata.services.s3.restore import restore_status
 from strata.services.s3.store import ObjectRow, prefix_end
 
@@ -143,15 +144,7 @@ class ListingOperations(S3Core):
             start, after_id = key_marker, 0
             skip_cp = key_marker
             if version_marker:
-                row = self.store.version(bucket, key_marker, version_marker)
-                if row is None:
-                    raise ServiceError(
-                        "InvalidArgument",
-                        "Invalid version id specified",
-                        400,
-                        fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker},
-                    )
-                after_id = row.id
+                after_id = self._version_marker_position(bucket, key_marker, version_marker)
         while True:
             n = 0
             for row in self.store.versions_range(bucket, start, after_id, end, batch):
@@ -167,6 +160,27 @@ class ListingOperations(S3Core):
             else:
                 if n < batch:
                     return
+
+    def _version_marker_position(self, bucket: str, key: str, version_marker: str) -> int | None:
+        """Where a listing resumes inside `key`: after the marker's version, which need not exist.
+
+        A version id carries its sequence number (`positions`), so a version deleted since the
+        last page still marks its place. A `null` version or an id from before that encoding
+        that no longer exists marks no place: the listing resumes at the key's newest version
+        (it may repeat versions, never skips one). Anything that cannot be a version id is
+        S3's InvalidArgument.
+        """
+        row = self.store.version(bucket, key, version_marker)
+        if row is not None:
+            return row.id
+        if version_marker != "null" and not plausible_version_id(version_marker):
+            raise ServiceError(
+                "InvalidArgument",
+                "Invalid version id specified",
+                400,
+                fields={"ArgumentName": "version-id-marker", "ArgumentValue": version_marker},
+            )
+        return version_position(version_marker)
 
     @staticmethod
     def _page(entries: Iterator[Entry], max_keys: int) -> tuple[list[Entry], bool]:

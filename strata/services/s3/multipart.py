@@ -13,7 +13,6 @@ import base64
 import hashlib
 import io
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +35,7 @@ from strata.services.s3.ingest import (
 from strata.services.s3.listing import answer_encoding, url_encoder
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
+from strata.services.s3.positions import upload_id_at, upload_position
 from strata.services.s3.store import ObjectRow, prefix_end
 from strata.storage import BlobStore
 
@@ -150,12 +150,13 @@ class MultipartOperations(S3Core):
                     400,
                 )
             attrs["checksum_algorithm"], attrs["checksum_type"] = algorithm, ck_type
-        upload_id = secrets.token_urlsafe(48)
+        initiated = self._now()
+        upload_id = upload_id_at(initiated)
 
         def write() -> None:
             if self.store.bucket(bucket.name, cached=False) is None:
                 raise no_such_bucket(bucket.name)
-            self.store.insert_upload(upload_id, bucket.name, key, self._now(), attrs)
+            self.store.insert_upload(upload_id, bucket.name, key, initiated, attrs)
 
         await self.committer.run(write)
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
@@ -435,18 +436,31 @@ class MultipartOperations(S3Core):
     def _iter_uploads(
         self, bucket: str, prefix: str, delimiter: str | None, key_marker: str, id_marker: str
     ) -> Iterator[tuple[str, str, float, dict] | str]:
-        """Uploads after the markers and common prefixes, seeking past each prefix it yields."""
+        """Uploads after the markers and common prefixes, seeking past each prefix it yields.
+
+        KeyMarker alone skips every upload of that key; with UploadIdMarker, the uploads up to
+        and including that one in (initiated, upload id) order. The marker's upload need not
+        still exist: its id carries its initiation time (`positions`). An id without one that
+        no longer exists resumes at the key's first upload (may repeat, never skips).
+        """
         end = prefix_end(prefix)
         start = max(key_marker, prefix)
-        passed = not id_marker
+        after: tuple[float, str] | None = None
+        if id_marker:
+            found = self.store.upload(id_marker)
+            if found is not None and found[0] == bucket and found[1] == key_marker:
+                after = (found[2], id_marker)
+            else:
+                at = upload_position(id_marker)
+                after = (at, id_marker) if at is not None else None
         while True:
             for upload in self.store.uploads_from(bucket, start, end):
                 upload_id, key = upload[0], upload[1]
-                if key_marker and key == key_marker and (not id_marker or not passed):
-                    # KeyMarker alone skips every upload of that key; with UploadIdMarker, the
-                    # uploads up to and including that one.
-                    if upload_id == id_marker:
-                        passed = True
+                if (
+                    key_marker
+                    and key == key_marker
+                    and (not id_marker or (after is not None and (upload[2], upload_id) <= after))
+                ):
                     continue
                 i = key.find(delimiter, len(prefix)) if delimiter else -1
                 if i >= 0 and delimiter:

@@ -105,14 +105,22 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded."""
     path, _, query = value.partition("?")
-    path = unquote(path).lstrip("/")
+    try:
+        path = unquote(path, errors="strict").lstrip("/")
+        version = None
+        if query:
+            for part in query.split("&"):
+                name, _, v = part.partition("=")
+                if name == "versionId":
+                    version = unquote(v, errors="strict")
+    except UnicodeDecodeError:
+        raise ServiceError(
+            "InvalidArgument",
+            "Invalid copy source encoding.",
+            400,
+            fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value},
+        ) from None
     bucket, _, key = path.partition("/")
-    version = None
-    if query:
-        for part in query.split("&"):
-            name, _, v = part.partition("=")
-            if name == "versionId":
-                version = unquote(v)
     if not bucket or not key:
         raise ServiceError(
             "InvalidArgument",

@@ -32,7 +32,34 @@ _FORM_HEADERS = {
     "content-disposition": "ContentDisposition",
     "content-encoding": "ContentEncoding",
     "content-language": "ContentLanguage",
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
 }
+
+
+# Form fields of settings S3 honours on POST but Strata does not: refused as on PutObject (see
+# parameters.json), never stored and ignored. A field name -> its refusal.
+_ACL_REFUSAL = ServiceError("AccessControlListNotSupported", "The bucket does not allow ACLs", 400)
+_LOCK_REFUSAL = ServiceError("InvalidRequest", "Bucket is missing Object Lock Configuration", 400)
+_ACCEPTED_ACLS = ("private", "bucket-owner-full-control")
+
+
+def _refuse_unsupported_fields(form: dict[str, str]) -> None:
+    for name, value in form.items():
+        if not value:
+            continue
+        if name == "acl" and value not in _ACCEPTED_ACLS or name.startswith("x-amz-grant-"):
+            raise _ACL_REFUSAL
+        if name.startswith("x-amz-object-lock-"):
+            raise _LOCK_REFUSAL
+        if name.startswith("x-amz-server-side-encryption-customer-") or name == "tagging":
+            raise ServiceError(
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+                501,
+                fields={"Header": name},
+            )
 
 
 def _malformed(
@@ -152,6 +179,7 @@ class PostObjectOperations(S3Core):
                 400,
                 fields={"ArgumentName": "key", "ArgumentValue": ""},
             )
+        _refuse_unsupported_fields(form)
         key = form["key"].replace("${filename}", filename)
         check_key(key)
         storage_class = check_storage_class(form.get("x-amz-storage-class"))

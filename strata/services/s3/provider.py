@@ -13,6 +13,7 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 
 from __future__ import annotations
 
+from strata.services.parameters import refusing
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.guard import guarded
 from strata.services.s3.listing import ListingOperations
@@ -24,6 +25,7 @@ from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
+@refusing("s3")
 @guarded
 class S3Provider(
     BucketOperations,

@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.services.s3.positions import version_id_at
 from strata.storage import MetadataStore
+
+NEW_VERSION = ""  # the version id of a row whose id `insert_version` chooses
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -235,9 +238,15 @@ class S3Store:
 
         A small object's bytes come as `data` and live in the row itself (row.blob is None).
         With `replace_null` (unversioned or suspended buckets) an existing `null` version is
-        removed first, as S3 overwrites it. Call inside a transaction.
+        removed first, as S3 overwrites it. A row whose version id is `NEW_VERSION` gets its
+        sequence number chosen here and a version id that encodes it (`positions.version_id_at`),
+        so a listing can resume after it even once it is deleted. Call inside a transaction.
         """
         freed: list[str] = []
+        row_id = None
+        if row.version_id == NEW_VERSION:
+            (row_id,) = self.db.query_one("SELECT COALESCE(MAX(id), 0) + 1 FROM objects")
+            row.version_id = version_id_at(row_id)
         if replace_null:
             old = self.db.query(
                 "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
@@ -251,8 +260,9 @@ class S3Store:
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
         cur = self.db.execute(
-            f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (NULL,?,?,?,1,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)",
             (
+                row_id,
                 row.bucket,
                 row.key,
                 row.version_id,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.parameters import refusing
 
 
+@refusing("sts")
 class STSProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

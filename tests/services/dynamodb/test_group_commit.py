@@ -8,6 +8,9 @@ there after the store is closed and opened again.
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,38 @@ def test_failed_operation_rolls_back_only_itself(tmp_path: Path) -> None:
     assert store.get(1, b"kept", b"", store.r) is not None
     assert store.get(1, b"lost", b"", store.r) is None
     store.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_group_sqlite_rolls_back_on_a_full_disk_acknowledges_none_of_its_writes(tmp_path: Path) -> None:
+    """SQLITE_FULL while a group spills to disk rolls back the whole group (every SAVEPOINT in
+    it): the writes made before the failing one must not be acknowledged as durable."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        store = ItemStore(mnt / "ddb.sqlite3")
+        store.w.execute("PRAGMA cache_size=-500")  # a group spills to the WAL after ~500 KB
+
+        async def run() -> None:
+            with store.write():
+                store.put(1, b"first", b"", {"pk": {"S": "first"}}, 5)
+            first = asyncio.ensure_future(store.durable())  # asks only after the group is lost
+            with pytest.raises(sqlite3.OperationalError):
+                for i in range(1000):
+                    with store.write():
+                        store.put(1, b"k%d" % i, b"", {"d": {"B": os.urandom(100_000)}}, 100_000)
+            assert not store.w.in_transaction  # SQLite rolled the group back itself
+            with pytest.raises(sqlite3.OperationalError, match="full"):
+                await first
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+            with store.write():  # the next group works once there is room again
+                store.put(1, b"second", b"", {"pk": {"S": "second"}}, 6)
+            await store.durable()
+
+        asyncio.run(run())
+        assert store.get(1, b"first", b"", store.r) is None
+        assert store.get(1, b"second", b"", store.r) is not None
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

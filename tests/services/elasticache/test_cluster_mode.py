@@ -8,6 +8,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.services.elasticache.conftest import eventually, group
+from tests.services.elasticache.test_replication_groups import write_while_replica_lags
 
 
 def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
@@ -65,6 +66,20 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     redis.Redis(conf["Address"], conf["Port"])  # configuration endpoint still answers
     owner_before = rc.get_node_from_key(key)
     assert redis.Redis(owner_before.host, owner_before.port).wait(1, 10000) == 1
+    # ~20 MiB that the shard's replica has not read yet (its process stopped meanwhile): TestFailover
+    # is the engine's coordinated failover, so the promoted replica has all of it (issue 12)
+    tag = next(f"{{t{i}}}" for i in range(1000) if 5462 <= rc.keyslot(f"{{t{i}}}") <= 10922)
+    (lagging,) = [  # cluster mode shows no CurrentRole: ask the nodes
+        m
+        for m in shard["NodeGroupMembers"]
+        if (m["ReadEndpoint"]["Address"], m["ReadEndpoint"]["Port"]) != (owner_before.host, owner_before.port)
+    ]
+    write_while_replica_lags(
+        redis.Redis(owner_before.host, owner_before.port),
+        redis.Redis(lagging["ReadEndpoint"]["Address"], lagging["ReadEndpoint"]["Port"]),
+        20_000,
+        prefix=tag,
+    )
     ec.test_failover(ReplicationGroupId=gid, NodeGroupId=shard["NodeGroupId"])
 
     def promoted() -> bool:
@@ -75,6 +90,12 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     eventually(promoted, what="replica promoted in shard 0002")
     fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
     assert fresh.set(key, "after") and fresh.get(key) == "after"
+    new_owner = fresh.get_node_from_key(key)
+    assert (new_owner.host, new_owner.port) == (
+        lagging["ReadEndpoint"]["Address"],
+        lagging["ReadEndpoint"]["Port"],
+    )
+    assert len(redis.Redis(new_owner.host, new_owner.port).keys(f"{tag}key:*")) == 20_000
     old = redis.Redis(owner_before.host, owner_before.port, decode_responses=True)
     eventually(lambda: old.role()[0] == "slave", what="old primary rejoined as a replica")
 

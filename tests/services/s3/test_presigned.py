@@ -139,3 +139,36 @@ def test_post_metadata_fields_are_stored(s3, bucket: str) -> None:
     status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
     assert status == 204, resp
     assert s3.head_object(Bucket=bucket, Key="m.txt")["Metadata"] == {"origin": "browser"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("acl", "public-read", b"AccessControlListNotSupported"),
+        ("x-amz-server-side-encryption-customer-algorithm", "AES256", b"NotImplemented"),
+        ("x-amz-object-lock-legal-hold", "ON", b"InvalidRequest"),
+        ("tagging", "<Tagging><TagSet/></Tagging>", b"NotImplemented"),
+    ],
+)
+def test_post_fields_strata_does_not_honour_are_refused(
+    s3, bucket: str, field: str, value: str, code: bytes
+) -> None:
+    post = s3.generate_presigned_post(
+        Bucket=bucket, Key="r.txt", Fields={field: value}, Conditions=[{field: value}]
+    )
+    body, ctype = multipart_form(post["fields"], "r.txt", b"refused")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status in (400, 501) and code in resp, resp
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket=bucket, Key="r.txt")
+
+
+def test_post_private_acl_and_sse_fields_are_honoured(s3, bucket: str) -> None:
+    fields = {"acl": "private", "x-amz-server-side-encryption": "AES256"}
+    post = s3.generate_presigned_post(
+        Bucket=bucket, Key="p.txt", Fields=fields, Conditions=[{k: v} for k, v in fields.items()]
+    )
+    body, ctype = multipart_form(post["fields"], "p.txt", b"kept")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 204, resp
+    assert s3.head_object(Bucket=bucket, Key="p.txt")["ServerSideEncryption"] == "AES256"

@@ -15,6 +15,9 @@ from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.expressions.lexer import Token, tokenize
 from strata.services.dynamodb.expressions.reserved import RESERVED_WORDS
 
+MAX_EXPRESSION_BYTES = 4096  # "the maximum length of any expression string is 4 KB"
+MAX_OPERATORS = 300  # operators and functions in one expression
+
 COMPARATORS = frozenset({"=", "<>", "<", "<=", ">", ">="})
 CONDITION_FUNCTIONS = frozenset(
     {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains"}
@@ -51,6 +54,7 @@ class _Parser:
         self.i = 0
         self.names: set[str] = set()
         self.values: set[str] = set()
+        self.operators = 0
 
     # -- token helpers -------------------------------------------------------------------------
 
@@ -70,6 +74,12 @@ class _Parser:
         if t.kind == "eof":
             near = self.text[prev.pos :] if prev else ""
         return validation(f'Invalid {self.kind}: Syntax error; token: "{t.text}", near: "{near}"')
+
+    def operator(self) -> None:
+        """Count one operator or function against DynamoDB's limit of 300 per expression."""
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise self.fail(f"The expression contains too many operators; operator count: {self.operators}")
 
     def fail(self, message: str) -> Exception:
         return validation(f"Invalid {self.kind}: {message}")
@@ -157,6 +167,7 @@ class _Parser:
                 raise self.fail(
                     f"The function is not allowed to be used this way in an expression; function: {name}"
                 )
+            self.operator()
             self.i += 1
             args = self.function_args(name)
             if name == "size":
@@ -179,32 +190,49 @@ class _Parser:
     # -- conditions ------------------------------------------------------------------------------
 
     def condition(self) -> ast.Condition:
-        left = self.conjunction()
-        while self.is_word("OR"):
-            self.i += 1
-            left = ast.Or(left, self.conjunction())
-        return left
+        """OR of ANDs of NOTs of predicates, left-associative.
 
-    def conjunction(self) -> ast.Condition:
-        left = self.negation()
-        while self.is_word("AND"):
-            self.i += 1
-            left = ast.And(left, self.negation())
-        return left
-
-    def negation(self) -> ast.Condition:
-        if self.is_word("NOT") and not self.is_call():
-            self.i += 1
-            return ast.Not(self.negation())
-        return self.predicate()
+        Parsed with explicit stacks rather than one Python call per parenthesis or NOT, so
+        `((((...` or `NOT NOT NOT ...` nests as deep as the 4 KB expression allows without ever
+        touching the interpreter's recursion limit.
+        """
+        ops: list[str] = []  # "(", "NOT", "AND", "OR"
+        out: list[ast.Condition] = []
+        while True:
+            while True:  # an operand may start with any number of NOTs and parentheses
+                if self.is_word("NOT") and not self.is_call():
+                    self.operator()
+                    ops.append("NOT")
+                elif self.is_op("("):
+                    ops.append("(")
+                else:
+                    break
+                self.i += 1
+            out.append(self.predicate())
+            while True:
+                while ops and ops[-1] == "NOT":
+                    ops.pop()
+                    out.append(ast.Not(out.pop()))
+                if not (self.is_op(")") and "(" in ops):
+                    break
+                self.i += 1
+                _reduce(ops, out, ("AND", "OR"))
+                ops.pop()  # the "("
+            if self.is_word("AND") or self.is_word("OR"):
+                word = self.next().text.upper()
+                self.operator()
+                _reduce(ops, out, ("AND",) if word == "AND" else ("AND", "OR"))
+                ops.append(word)
+                continue
+            _reduce(ops, out, ("AND", "OR"))
+            if ops:  # an unclosed parenthesis
+                raise self.error()
+            return out[0]
 
     def predicate(self) -> ast.Condition:
-        if self.is_op("("):
-            self.i += 1
-            c = self.condition()
-            self.expect_op(")")
-            return c
+        """A comparison, BETWEEN, IN or condition function (parentheses belong to `condition`)."""
         if self.is_call() and self.tok.text in CONDITION_FUNCTIONS:
+            self.operator()
             name = self.next().text
             args = self.function_args(name)
             if not isinstance(args[0], ast.Path):
@@ -215,9 +243,11 @@ class _Parser:
         left = self.operand()
         t = self.tok
         if t.kind == "op" and t.text in COMPARATORS:
+            self.operator()
             self.i += 1
             return ast.Compare(t.text, left, self.operand())
         if self.is_word("BETWEEN"):
+            self.operator()
             self.i += 1
             low = self.operand()
             if not self.is_word("AND"):
@@ -225,6 +255,7 @@ class _Parser:
             self.i += 1
             return ast.Between(left, low, self.operand())
         if self.is_word("IN"):
+            self.operator()
             self.i += 1
             self.expect_op("(")
             options = [self.operand()]
@@ -248,6 +279,7 @@ class _Parser:
     def set_value(self) -> ast.Operand:
         left = self.operand()
         if self.tok.kind == "op" and self.tok.text in ("+", "-"):
+            self.operator()
             op = self.next().text
             return ast.Arithmetic(op, left, self.operand())
         return left
@@ -286,11 +318,23 @@ class _Parser:
         return ast.Projection(tuple(paths))
 
 
+def _reduce(ops: list[str], out: list[ast.Condition], words: tuple[str, ...]) -> None:
+    """Apply the binary operators in `words` from the top of `ops` to the operands in `out`."""
+    while ops and ops[-1] in words:
+        right, left = out.pop(), out.pop()
+        out.append(ast.And(left, right) if ops.pop() == "AND" else ast.Or(left, right))
+
+
 @lru_cache(maxsize=4096)
 def parse(kind: str, text: str) -> Parsed:
     """Parse `text` as the expression `kind` (ConditionExpression, UpdateExpression, ...)."""
     if not text.strip():
         raise validation(f"Invalid {kind}: The expression can not be empty;")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_EXPRESSION_BYTES:
+        raise validation(
+            f"Invalid {kind}: Expression size has exceeded the maximum allowed size; expression size: {size}"
+        )
     p = _Parser(kind, text)
     if kind == "UpdateExpression":
         tree: object = p.update()

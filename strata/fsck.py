@@ -1,0 +1,43 @@
+"""`strata fsck`: check a data dir offline (the server stopped), optionally repair it.
+
+Checks every Strata SQLite database (integrity_check), temp files of writes that never
+finished, S3's metadata against its blob files and DynamoDB's kept counts; see
+strata/storage/fsck.py and each service's fsck module. `repair=True` removes only what no
+metadata refers to (orphan blobs, temp files, parts of uploads that are gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from strata.services.dynamodb import fsck as dynamodb_fsck
+from strata.services.s3 import fsck as s3_fsck
+from strata.storage.fsck import Report, check_databases, check_temp_files, remove_temp_files
+
+SERVICES = ("s3", "dynamodb")
+
+
+def check_data_dir(
+    data_dir: Path,
+    *,
+    repair: bool = False,
+    hashes: bool = False,
+    include_services: Iterable[str] = SERVICES,
+    live: bool = False,
+) -> Report:
+    """Check `data_dir`; with `repair`, remove what is safe to remove. `live` reads only (a
+    server may be running: databases are opened read-only, and nothing is repaired)."""
+    report = Report(Path(data_dir))
+    services = set(include_services)
+    if not live:
+        check_databases(report)
+    check_temp_files(report, [report.data_dir / "s3" / s3_fsck.TEMP_DIR])
+    if "s3" in services:
+        s3_fsck.check(report, report.data_dir / "s3", hashes=hashes, live=live)
+    if "dynamodb" in services:
+        dynamodb_fsck.check(report, report.data_dir / "dynamodb", live=live)
+    if repair and not live:
+        s3_fsck.repair(report, report.data_dir / "s3")
+        remove_temp_files(report)
+    return report

@@ -1,0 +1,132 @@
+"""S3's part of `strata fsck`: its metadata (objects, uploads, parts) against its blob files.
+
+Found and reported: a row whose blob file is missing or has the wrong size (or, with
+`hashes=True`, wrong bytes: the MD5 of a single-PUT object is its ETag), an inline row whose
+bytes do not match its size, parts whose upload is gone, blob files no row names (orphans) and
+temp files (storage/fsck.py). `repair` removes only orphans, temp files and
+upload-less parts (the parts' blobs only when nothing else names them); a row that names a
+missing blob is reported, never deleted: the metadata is the record of what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from strata.storage.fsck import Report, open_readonly
+
+BLOB_DIR = "blobs"
+TEMP_DIR = "tmp"
+
+
+def _blob_path(root: Path, blob_id: str) -> Path:
+    return root / BLOB_DIR / blob_id[:2] / blob_id[2:4] / blob_id
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check(report: Report, root: Path, *, hashes: bool = False, live: bool = False) -> None:
+    """Check the S3 data under `root` (data_dir/s3); findings go to `report`."""
+    db_path = root / "meta.db"
+    if not db_path.exists():
+        return
+    conn = open_readonly(db_path, live=live)
+    try:
+        _check_rows(report, root, conn, hashes=hashes)
+    except sqlite3.DatabaseError as e:
+        report.add("database_unreadable", db_path, str(e))
+    finally:
+        conn.close()
+
+
+def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes: bool) -> None:
+    referenced: set[str] = set()
+    n_objects = 0
+    for bucket, key, version, blob, size, etag, data_len, data in conn.execute(
+        "SELECT bucket, key, version_id, blob, size, etag, length(data), "
+        f"{'data' if hashes else 'NULL'} FROM objects WHERE dm = 0"
+    ):
+        n_objects += 1
+        where = f"s3://{bucket}/{key} version {version}"
+        if blob is None:
+            if (data_len or 0) != size:
+                report.add("wrong_size", where, f"inline bytes {data_len or 0}, expected {size}")
+            elif hashes and "-" not in etag and hashlib.md5(data or b"").hexdigest() != etag.strip('"'):
+                report.add("wrong_hash", where, f"inline bytes do not match ETag {etag}")
+            continue
+        referenced.add(blob)
+        _check_blob(report, root, blob, size, where, etag if hashes else None)
+    upload_ids = {u for (u,) in conn.execute("SELECT upload_id FROM uploads")}
+    n_parts = 0
+    for upload_id, number, blob, size in conn.execute("SELECT upload_id, part_number, blob, size FROM parts"):
+        n_parts += 1
+        where = f"upload {upload_id} part {number}"
+        referenced.add(blob)  # an orphan part's blob goes with the part, not as an orphan blob
+        if upload_id not in upload_ids:
+            report.add("orphan_part", where, f"blob {blob}", repairable=True, ref=(upload_id, number, blob))
+            continue
+        _check_blob(report, root, blob, size, where, None)
+    n_blobs = 0
+    blob_root = root / BLOB_DIR
+    if blob_root.is_dir():
+        for p in sorted(blob_root.glob("*/*/*")):
+            n_blobs += 1
+            if p.name not in referenced:
+                report.add("orphan_blob", p, f"{p.stat().st_size} bytes", repairable=True)
+    report.checked.update(s3_objects=n_objects, s3_parts=n_parts, s3_blobs=n_blobs)
+
+
+def _check_blob(report: Report, root: Path, blob: str, size: int, where: str, etag: str | None) -> None:
+    path = _blob_path(root, blob)
+    try:
+        actual = path.stat().st_size
+    except FileNotFoundError:
+        report.add("missing_blob", where, f"blob {blob}")
+        return
+    if actual != size:
+        report.add("wrong_size", where, f"blob {blob} has {actual} bytes, expected {size}")
+    elif etag is not None and "-" not in etag and _md5(path) != etag.strip('"'):
+        report.add("wrong_hash", where, f"blob {blob} does not match ETag {etag}")
+
+
+def repair(report: Report, root: Path) -> None:
+    """Remove orphan blobs and parts whose upload is gone (temp files: storage.fsck)."""
+    for f in report.orphan_blobs:
+        p = Path(f.path)
+        if p.is_relative_to(root / BLOB_DIR):
+            p.unlink(missing_ok=True)
+            f.repaired = True
+    parts = report.of("orphan_part")
+    if not parts:
+        return
+    conn = sqlite3.connect(root / "meta.db", timeout=30)
+    try:
+        with conn:  # one transaction; blobs are unlinked only after it committed
+            for f in parts:
+                upload_id, number, _ = f.ref
+                conn.execute(
+                    "DELETE FROM parts WHERE upload_id = ? AND part_number = ? "
+                    "AND upload_id NOT IN (SELECT upload_id FROM uploads)",
+                    (upload_id, number),
+                )
+        for f in parts:
+            blob = f.ref[2]
+            if not _referenced(conn, blob):
+                _blob_path(root, blob).unlink(missing_ok=True)
+            f.repaired = True
+    finally:
+        conn.close()
+
+
+def _referenced(conn: sqlite3.Connection, blob: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM objects WHERE blob = ? LIMIT 1", (blob,)).fetchone() is not None
+        or conn.execute("SELECT 1 FROM parts WHERE blob = ? LIMIT 1", (blob,)).fetchone() is not None
+    )
