@@ -31,6 +31,7 @@ import collections
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 
 import httptools
 
@@ -68,7 +69,7 @@ class _HeadTooLarge(Exception):
     pass
 
 
-class _Connection(asyncio.Protocol):
+class HttpConnection(asyncio.Protocol):
     """One client connection: parses requests, runs their handlers in order, writes responses."""
 
     def __init__(self, server: HttpServer) -> None:
@@ -527,7 +528,14 @@ def _set_done(waiter: asyncio.Future[None]) -> None:
 
 
 class HttpServer:
-    """Accepts connections on host:port and hands each request to `handler`."""
+    """Accepts connections on host:port and hands each request to `handler`.
+
+    Plain HTTP; its subclass strata.gateway.https.HttpsServer serves over TLS (with a connection
+    class that sends files through the encryption rather than with sendfile).
+    """
+
+    connection_class: type[HttpConnection] = HttpConnection
+    ssl: SSLContext | None = None
 
     def __init__(
         self,
@@ -544,7 +552,7 @@ class HttpServer:
         self.limits = limits or HttpLimits()
         self.loop = asyncio.get_running_loop()
         self.now = self.loop.time()  # coarse: moved by the sweep, read by connections
-        self.connections: set[_Connection] = set()
+        self.connections: set[HttpConnection] = set()
         self.per_ip: dict[str, int] = {}
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
@@ -570,8 +578,16 @@ class HttpServer:
 
     async def start(self) -> None:
         raise_open_file_limit()
+        connection = self.connection_class
         self._server = await self.loop.create_server(
-            lambda: _Connection(self), self.host, self.port, backlog=self.backlog, reuse_address=True
+            lambda: connection(self),
+            self.host,
+            self.port,
+            backlog=self.backlog,
+            reuse_address=True,
+            ssl=self.ssl,
+            # a client that connects and never finishes its handshake is dropped like a slow head
+            ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,
         )
         self._sweeper = self.loop.call_later(self.limits.sweep_interval, self._sweep)
 
