@@ -94,10 +94,16 @@ async def serve_async(settings: Settings) -> None:
     )
     servers = [HttpServer(app.handle, settings.host, settings.port, backlog=1024, limits=limits)]
     if settings.tls_port is not None:
-        context = server_context(settings)
-        servers.append(
-            HttpsServer(app.handle, settings.host, settings.tls_port, context, backlog=1024, limits=limits)
+        https = HttpsServer(
+            app.handle,
+            settings.host,
+            settings.tls_port,
+            server_context(settings),
+            backlog=1024,
+            limits=limits,
         )
+        https.per_ip = servers[0].per_ip  # one connection cap per client address, on both ports
+        servers.append(https)
     try:
         try:
             await app.start()

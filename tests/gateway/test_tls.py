@@ -280,3 +280,28 @@ def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
     server.tls_port = port
     with pytest.raises(RuntimeError, match="must differ from --port"):
         server.start()
+
+
+def test_a_client_that_never_finishes_its_handshake_is_dropped(strata_factory) -> None:
+    server = strata_factory(extra_env={"STRATA_HTTP_HEADER_TIMEOUT": "2"})
+    with socket.create_connection(("127.0.0.1", server.tls_port), timeout=30) as raw:
+        raw.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and nothing more
+        assert raw.recv(65536) == b""  # closed by the server (uvloop's own bound is 60 s)
+    # the listener still serves others
+    assert server.client("s3", https=True).list_buckets()["Buckets"] == []
+
+
+def test_the_per_address_connection_cap_counts_both_ports(strata_factory) -> None:
+    server = strata_factory(extra_env={"STRATA_MAX_CONNECTIONS_PER_IP": "3"})
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(3)]
+    try:
+        for sock in held:  # each holds a slot once it is served
+            sock.sendall(f"GET /_strata/health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        conn = _https(server, timeout=30)
+        conn.request("GET", "/_strata/health")
+        assert conn.getresponse().status == 503
+        conn.close()
+    finally:
+        for sock in held:
+            sock.close()
