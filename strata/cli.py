@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import sys
 import urllib.request
 from pathlib import Path
@@ -102,7 +104,9 @@ def _admin(endpoint: str, path: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(endpoint.rstrip("/") + path, data=data, method="POST" if data else "GET")
     req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        # An https endpoint is verified against AWS_CA_BUNDLE when set (Strata's CA, as for the AWS CLI).
+        context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise click.ClickException(e.read().decode(errors="replace")) from e

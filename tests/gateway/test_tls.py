@@ -305,3 +305,15 @@ def test_the_per_address_connection_cap_counts_both_ports(strata_factory) -> Non
     finally:
         for sock in held:
             sock.close()
+
+
+def test_strata_commands_reach_an_https_endpoint_with_the_ca_bundle(strata_server: StrataProcess) -> None:
+    env = strata_server.env() | {
+        "AWS_ENDPOINT_URL": strata_server.https_endpoint,
+        "AWS_CA_BUNDLE": str(strata_server.ca_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "strata.cli", "health"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert '"version"' in out.stdout
