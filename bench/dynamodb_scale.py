@@ -190,7 +190,10 @@ def main() -> None:
     )
     url = f"http://127.0.0.1:{a.port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "strata.cli", "serve", "--port", str(a.port), "--data-dir", str(data_dir)],
+        [
+            *(sys.executable, "-m", "strata.cli", "serve", "--port", str(a.port), "--tls-port", "off"),
+            *("--data-dir", str(data_dir)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

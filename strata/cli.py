@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import urllib.request
 from pathlib import Path
@@ -11,7 +12,14 @@ from pathlib import Path
 import click
 
 from strata import __version__
-from strata.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, settings_from_env
+from strata.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    ConfigError,
+    parse_tls_port,
+    settings_from_env,
+)
 
 
 @click.group()
@@ -25,6 +33,12 @@ def cli() -> None:
     "--host", default=DEFAULT_HOST, show_default=True, help="Address to bind (loopback by default)."
 )
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--tls-port",
+    default=None,
+    help=f"The HTTPS port ({DEFAULT_TLS_PORT}; 0 or off: none; also STRATA_TLS_PORT). Clients trust "
+    "<data dir>/tls/ca.pem, e.g. AWS_CA_BUNDLE=<data dir>/tls/ca.pem.",
+)
 @click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
 @click.option("--region", default=None, help="Default region (us-east-1).")
 @click.option(
@@ -50,6 +64,7 @@ def cli() -> None:
 def serve(
     host: str,
     port: int,
+    tls_port: str | None,
     data_dir: Path,
     region: str | None,
     hostnames: tuple[str, ...],
@@ -72,6 +87,9 @@ def serve(
             cpu_affinity=cpu_affinity,
             max_connections_per_ip=max_connections_per_ip,
         )
+        if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
+            settings.tls_port = parse_tls_port(tls_port)
+        settings.check_ports()
         settings.hostnames = (*settings.hostnames, *hostnames)
         settings.fsync = not no_fsync
         settings.access_log = not quiet
@@ -86,7 +104,9 @@ def _admin(endpoint: str, path: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(endpoint.rstrip("/") + path, data=data, method="POST" if data else "GET")
     req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        # An https endpoint is verified against AWS_CA_BUNDLE when set (Strata's CA, as for the AWS CLI).
+        context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise click.ClickException(e.read().decode(errors="replace")) from e

@@ -12,6 +12,8 @@ from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
+# The HTTPS listener beside the plain one (LocalStack users know 4566; 4567 is the next port).
+DEFAULT_TLS_PORT = 4567
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_ACCESS_KEY = "test"
@@ -37,6 +39,8 @@ class Settings:
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # The HTTPS listener (same bind address, same app; strata.gateway.https); None: no HTTPS.
+    tls_port: int | None = DEFAULT_TLS_PORT
     data_dir: Path = field(default_factory=lambda: Path(".strata"))
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT
@@ -78,9 +82,17 @@ class Settings:
             return False
 
     @property
+    def _dial_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
+
+    @property
     def endpoint(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{self._dial_host}:{self.port}"
+
+    @property
+    def https_endpoint(self) -> str | None:
+        """The HTTPS endpoint, or None when the HTTPS listener is off."""
+        return None if self.tls_port is None else f"https://{self._dial_host}:{self.tls_port}"
 
     def all_credentials(self) -> dict[str, str]:
         """The access keys Strata accepts; refuses the well-known default off loopback."""
@@ -94,6 +106,13 @@ class Settings:
                 "STRATA_SECRET_ACCESS_KEY to the access key pair clients must sign with."
             )
         return creds
+
+    def check_ports(self) -> None:
+        """Refuse an HTTPS port equal to the HTTP port (both listeners share the bind address)."""
+        if self.tls_port is not None and self.tls_port == self.port:
+            raise ConfigError(
+                f"the HTTPS port (--tls-port {self.tls_port}) must differ from --port {self.port}"
+            )
 
     def limit(self, name: str, default: int) -> int:
         """A service limit, overridable per deployment (e.g. STRATA_LIMIT_S3_MIN_PART_SIZE=5)."""
@@ -117,6 +136,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.cpu_affinity = os.environ["STRATA_CPU_AFFINITY"]
     if os.environ.get("STRATA_HOSTNAMES"):
         s.hostnames = tuple(n.strip() for n in os.environ["STRATA_HOSTNAMES"].split(",") if n.strip())
+    if "STRATA_TLS_PORT" in os.environ:
+        s.tls_port = parse_tls_port(os.environ["STRATA_TLS_PORT"])
     if "STRATA_REGION" in os.environ:
         s.region = os.environ["STRATA_REGION"]
     for name in ("header", "body", "idle", "send"):
@@ -134,6 +155,16 @@ def settings_from_env(**overrides: object) -> Settings:
             setattr(s, name, given)
     s.__post_init__()
     return s
+
+
+def parse_tls_port(value: str) -> int | None:
+    """`--tls-port` / STRATA_TLS_PORT: a port number, or 0 / `off` for no HTTPS listener."""
+    value = value.strip().lower()
+    if value in ("off", "0", "no", "false", "none"):
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"the HTTPS port must be a port number (1-65535), 0 or off, not {value!r}")
+    return int(value)
 
 
 def _positive(name: str, value: str) -> float:

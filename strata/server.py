@@ -1,4 +1,5 @@
-"""Run Strata: one process, one uvloop event loop serving HTTP (strata.gateway.http1).
+"""Run Strata: one process, one uvloop event loop serving HTTP (strata.gateway.http1) and HTTPS
+(strata.gateway.https, the same app on --tls-port).
 
 One process: engines supervised by providers are children of this process, and start-up/shutdown
 hooks run in the same loop as requests. The HTTP server was chosen by measurement with the serving
@@ -49,6 +50,12 @@ def banner(settings: Settings) -> str:
         f"AWS_SECRET_ACCESS_KEY={'test' if creds[key] == 'test' else '...'} AWS_DEFAULT_REGION={settings.region}\n"
         f"  S3 virtual-hosted style: http://<bucket>.s3.localhost.localstack.cloud:{settings.port} "
         "(that name resolves to 127.0.0.1)"
+        + (
+            f"\n  https:     {settings.https_endpoint} (trust its CA: "
+            f"AWS_CA_BUNDLE={settings.data_dir / 'tls' / 'ca.pem'})"
+            if settings.https_endpoint
+            else ""
+        )
     )
 
 
@@ -56,6 +63,7 @@ async def serve_async(settings: Settings) -> None:
     from strata.gateway.app import StrataApp
     from strata.gateway.http1 import HttpServer
     from strata.gateway.http_limits import HttpLimits
+    from strata.gateway.https import HttpsServer, server_context
 
     try:
         prepare(settings)
@@ -84,21 +92,38 @@ async def serve_async(settings: Settings) -> None:
         send_timeout=settings.http_send_timeout,
         max_connections_per_ip=settings.max_connections_per_ip,
     )
-    server = HttpServer(app.handle, settings.host, settings.port, backlog=1024, limits=limits)
+    servers = [HttpServer(app.handle, settings.host, settings.port, backlog=1024, limits=limits)]
+    if settings.tls_port is not None:
+        https = HttpsServer(
+            app.handle,
+            settings.host,
+            settings.tls_port,
+            server_context(settings),
+            backlog=1024,
+            limits=limits,
+        )
+        https.per_ip = servers[0].per_ip  # one connection cap per client address, on both ports
+        servers.append(https)
     try:
         try:
             await app.start()
         except Exception:
             log.exception("start-up failed")
             raise SystemExit(1) from None
-        try:
-            await server.start()
-        except OSError as e:
-            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, e)
-            raise SystemExit(1) from None
+        started: list[HttpServer] = []
+        for server in servers:
+            try:
+                await server.start()
+            except OSError as e:
+                option = "--tls-port (0 or off: no HTTPS)" if server.ssl else "--port"
+                log.error("cannot listen on %s:%s (%s): %s", settings.host, server.port, option, e)
+                for other in started:
+                    await other.stop()
+                raise SystemExit(1) from None
+            started.append(server)
         print(banner(settings), flush=True)
         await stopping.wait()
-        await server.stop()
+        await asyncio.gather(*(server.stop() for server in servers))
     finally:
         await app.stop()
         meter.close()

@@ -39,6 +39,9 @@ class StrataProcess:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        # A port of its own for the HTTPS listener too (the default 4567 would collide between
+        # servers of parallel test workers); `extra_args` may still say `--tls-port off`.
+        self.tls_port = free_port()
         self.extra_env = extra_env or {}
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
@@ -47,6 +50,15 @@ class StrataProcess:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate HTTPS clients trust (`verify=`, AWS_CA_BUNDLE)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     def start(self, timeout: float = 60) -> StrataProcess:
         env = dict(os.environ)
@@ -60,6 +72,8 @@ class StrataProcess:
                 "serve",
                 "--port",
                 str(self.port),
+                "--tls-port",
+                str(self.tls_port),
                 "--data-dir",
                 str(self.data_dir),
                 *self.extra_args,
@@ -125,10 +139,15 @@ class StrataProcess:
             region_name=kw.pop("region", REGION),
         )
 
-    def client(self, service: str, config: Config | None = None, **kw: Any) -> Any:
+    def client(self, service: str, config: Config | None = None, https: bool = False, **kw: Any) -> Any:
+        """A boto3 client of this server (`https=True`: over its HTTPS listener, trusting its CA)."""
         cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120)
         if config is not None:
             cfg = cfg.merge(config)
+        if https:
+            return self.session(**kw).client(
+                service, endpoint_url=self.https_endpoint, config=cfg, verify=str(self.ca_path)
+            )
         return self.session(**kw).client(service, endpoint_url=self.endpoint, config=cfg)
 
     def resource(self, service: str, **kw: Any) -> Any:

@@ -143,8 +143,9 @@ class CertificateAuthority:
         _write_public(self.ca_path, cert.public_bytes(serialization.Encoding.PEM))
         self._key, self._cert = key, cert
 
-    def issue(self, directory: Path, common_name: str, sans: list[str]) -> ServerCert:
-        """A server certificate (and key) in `directory` naming `sans`; reused while still fitting."""
+    def issue(self, directory: Path, common_name: str, sans: list[str], exact: bool = False) -> ServerCert:
+        """A server certificate (and key) in `directory` naming `sans`; reused while still fitting
+        (naming at least those, or with `exact`, exactly those: a name dropped is reissued away)."""
         with self._lock:
             self._load_or_create()
             assert self._key is not None and self._cert is not None
@@ -152,7 +153,7 @@ class CertificateAuthority:
             directory.mkdir(parents=True, exist_ok=True)
             cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
             wanted = _names(sans + ["localhost", "127.0.0.1"])
-            if cert_path.exists() and key_path.exists() and self._fits(cert_path, wanted):
+            if cert_path.exists() and key_path.exists() and self._fits(cert_path, wanted, exact):
                 return ServerCert(cert_path, key_path, self.ca_path)
             key = ec.generate_private_key(ec.SECP256R1())
             now = _now()
@@ -193,7 +194,7 @@ class CertificateAuthority:
             _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
             return ServerCert(cert_path, key_path, self.ca_path)
 
-    def _fits(self, cert_path: Path, wanted: list[x509.GeneralName]) -> bool:
+    def _fits(self, cert_path: Path, wanted: list[x509.GeneralName], exact: bool) -> bool:
         try:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             have = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
@@ -203,7 +204,7 @@ class CertificateAuthority:
         return (
             cert.issuer == self._cert.subject
             and cert.not_valid_after_utc - RENEW_BEFORE > _now()
-            and set(wanted) <= have
+            and (set(wanted) == have if exact else set(wanted) <= have)
         )
 
 

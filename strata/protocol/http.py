@@ -141,6 +141,10 @@ class HttpRequest:
     # Path-style path for routing when the request came virtual-hosted (`bucket.s3.host/key` ->
     # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
     route_path: str = ""
+    # Came over TLS (the HTTPS listener): what policies read as aws:SecureTransport. A class
+    # default, not a field: only the HTTPS listener's connections set it, and a plain request is
+    # built exactly as before.
+    secure = False
     _query: list[tuple[str, str]] | None = field(default=None, repr=False)
     _query_map: dict[str, str] | None = field(default=None, repr=False)
 

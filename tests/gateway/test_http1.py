@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
+import time
 import urllib.parse
 
 import pytest
@@ -99,6 +101,24 @@ def test_pipelined_requests_are_answered_in_order(wire: _Wire) -> None:
     wire.send(_get("/_strata/health", wire.host))
     assert wire.response()[0] == 200
     assert "date" in first[1]
+
+
+def test_pipelined_requests_then_a_half_close_are_all_answered(strata_server: StrataProcess) -> None:
+    """`printf '...' | nc -N`: the client sends its requests and shuts its sending side; every
+    request is answered, then the server closes. The end of input may arrive with the requests or
+    just after the answers were made (still waiting in the server's outbox): both are tried."""
+    rng = random.Random(7)
+    for attempt in range(200):
+        w = _Wire(strata_server)
+        try:
+            w.send(_get("/_strata/health", w.host) * 2)
+            if attempt % 2:
+                time.sleep(rng.random() * 0.003)
+            w.sock.shutdown(socket.SHUT_WR)
+            assert [w.response()[0] for _ in range(2)] == [200] * 2, attempt
+            assert w.closed_by_server()
+        finally:
+            w.close()
 
 
 def test_expect_100_continue_is_answered_before_the_body_is_sent(wire: _Wire) -> None:

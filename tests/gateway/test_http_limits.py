@@ -112,8 +112,9 @@ def test_a_body_that_never_comes_ends_the_request_with_request_timeout(server: S
         assert b"<Code>RequestTimeout</Code>" in answer
     finally:
         sock.close()
-    with pytest.raises(s3.exceptions.NoSuchKey):
-        s3.get_object(Bucket="limits-body", Key="k")
+    fresh = server.client("s3")  # s3's pooled connection may have met the short idle timeout
+    with pytest.raises(fresh.exceptions.NoSuchKey):
+        fresh.get_object(Bucket="limits-body", Key="k")
 
 
 def test_a_body_that_stops_half_way_is_cut_off(server: StrataProcess) -> None:
@@ -124,7 +125,9 @@ def test_a_body_that_stops_half_way_is_cut_off(server: StrataProcess) -> None:
             'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"adv'.encode()
         )
         answer = _read_to_end(sock)
-        assert answer == b"" or _status(answer) in (400, 408), answer
+        assert _status(answer) == 400, answer
+        assert b"not read from or written to within the timeout period" in answer
+        assert b"connection: close" in answer
     finally:
         sock.close()
 
@@ -190,7 +193,7 @@ def test_connections_beyond_the_per_address_cap_get_503_and_others_are_served(
         assert _status(answer) == 503 and b"connection: close" in answer
         # Another address is served all the while.
         other = _connect(server, source="127.0.0.2")
-        other.sendall(b"GET /_strata/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        other.sendall(b"GET /_strata/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert _status(_read_to_end(other)) == 200
         other.close()
         # A slot freed is a slot taken again.
@@ -199,7 +202,7 @@ def test_connections_beyond_the_per_address_cap_get_503_and_others_are_served(
         def served() -> bool:
             sock = _connect(server)
             try:
-                sock.sendall(b"GET /_strata/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                sock.sendall(b"GET /_strata/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 return _status(_read_to_end(sock)) == 200
             finally:
                 sock.close()

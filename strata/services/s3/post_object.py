@@ -212,7 +212,8 @@ class PostObjectOperations(S3Core):
             },
         }
         row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, None)
-        location = f"{self.settings.endpoint}/{quote(bucket.name)}/{quote(key)}"
+        endpoint = self.settings.https_endpoint if ctx.http.secure else self.settings.endpoint
+        location = f"{endpoint}/{quote(bucket.name)}/{quote(key)}"
         out: dict[str, Any] = {"ETag": row.etag, "Location": location}
         if versioning:
             out["VersionId"] = row.version_id
