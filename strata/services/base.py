@@ -24,12 +24,23 @@ T = TypeVar("T")
 
 @dataclass
 class Principal:
-    """Who signed the request."""
+    """Who signed the request.
+
+    `kind` is "root" (an account's root key, or the loopback test key), "user" (an IAM user's
+    key) or "assumed-role" (an STS session; `role_arn` is the role). `unrestricted` principals
+    (root, the test key) skip identity-policy evaluation: the fast path. `session` holds an STS
+    session's facts (expiry, session policies, source) when the key is temporary.
+    """
 
     access_key: str
     account_id: str
     arn: str
     user_id: str = ""
+    kind: str = "root"
+    name: str = ""
+    role_arn: str = ""
+    unrestricted: bool = True
+    session: dict[str, Any] | None = None
 
 
 @dataclass
