@@ -33,6 +33,18 @@ def cli() -> None:
     default=None,
     help="Where the request-serving threads run: auto (one CPU, the default), off, or a CPU number.",
 )
+@click.option(
+    "--users",
+    "users_file",
+    default=None,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="TOML file of accounts, root keys and IAM users (see README). Env: STRATA_USERS_FILE.",
+)
+@click.option(
+    "--account-id",
+    default=None,
+    help="Account of the loopback test/test key (12 digits). Env: STRATA_ACCOUNT_ID.",
+)
 def serve(
     host: str,
     port: int,
@@ -41,6 +53,8 @@ def serve(
     no_fsync: bool,
     quiet: bool,
     cpu_affinity: str | None,
+    users_file: Path | None,
+    account_id: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -49,11 +63,21 @@ def serve(
         raise click.BadParameter("auto, off or a CPU number", param_hint="--cpu-affinity")
     try:
         settings = settings_from_env(
-            host=host, port=port, data_dir=data_dir, region=region, cpu_affinity=cpu_affinity
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            region=region,
+            cpu_affinity=cpu_affinity,
+            users_file=users_file,
+            account_id=account_id,
         )
         settings.fsync = not no_fsync
         settings.access_log = not quiet
         settings.all_credentials()
+        if settings.users_file is not None:
+            from strata.auth.users_file import load_users_file
+
+            load_users_file(settings.users_file)  # a broken file stops start-up with its reason
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     run(settings)

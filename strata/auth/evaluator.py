@@ -62,7 +62,8 @@ ALLOWED = Decision(True)
 
 
 class Facts:
-    """The request context: global condition keys, computed on first use, plus service keys."""
+    """The request context: global condition keys, computed on first use, plus service keys
+    (`extra`: anything with a `get(lowercase key)`, e.g. a dict or `actions.ParamKeys`)."""
 
     __slots__ = ("principal", "region", "source_ip", "secure", "now", "extra", "_cache")
 
@@ -73,7 +74,7 @@ class Facts:
         source_ip: str,
         secure: bool,
         now: Callable[[], float],
-        extra: dict[str, Any] | None = None,
+        extra: Any = None,
     ) -> None:
         self.principal = principal
         self.region = region
@@ -95,8 +96,9 @@ class Facts:
 
     def _compute(self, key: str) -> Any:
         p = self.principal
-        if key in self.extra:
-            return self.extra[key]
+        value = self.extra.get(key)
+        if value is not None:
+            return value
         if key == "aws:currenttime":
             return datetime.fromtimestamp(self.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if key == "aws:epochtime":

@@ -42,6 +42,7 @@ from strata.auth.chunked import (
     verify_sha256_stream,
 )
 from strata.auth.credentials import CredentialStore
+from strata.auth.directory import CredentialProblem
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
@@ -114,7 +115,17 @@ def _iso(epoch: float) -> str:
 class _Signed:
     """What one request's signature claims: parsed from the header or the presigned query."""
 
-    __slots__ = ("access_key", "date", "region", "service", "scope", "signed", "signed_str", "signature")
+    __slots__ = (
+        "access_key",
+        "date",
+        "region",
+        "service",
+        "scope",
+        "signed",
+        "signed_str",
+        "signature",
+        "principal",
+    )
 
     def __init__(self, credential: str, signed_str: str, signature: str) -> None:
         parts = credential.split("/")
@@ -218,7 +229,7 @@ class Authenticator:
                 f"keyid/date/region/service/term, got '{fields['Credential']}'",
             ) from None
         self._check_scope_service(signed, service)
-        secret = self._secret(signed, service)
+        secret = self._secret(signed, service, request)
         amz_date, epoch = self._request_time(request, service, auth)
         if signed.date != amz_date[:8]:
             if s3:
@@ -245,10 +256,10 @@ class Authenticator:
             # Hashed from the body itself (no x-amz-content-sha256): the signature covers the
             # body through this hash, so there is nothing left to compare it with.
             self._check_signature(request, service, signed, key, amz_date, query, payload_hash[1:])
-            return self.store.principal(signed.access_key)
+            return signed.principal
         self._check_signature(request, service, signed, key, amz_date, query, payload_hash)
         self._prepare_body(request, service, payload_hash, signed, key, amz_date)
-        return self.store.principal(signed.access_key)
+        return signed.principal
 
     def _request_time(self, request: HttpRequest, service: str, auth: str) -> tuple[str, float]:
         value = request.headers.get("x-amz-date")
@@ -377,7 +388,7 @@ class Authenticator:
                 service, "incomplete", "X-Amz-Date must be in the ISO8601 Long Format."
             )
         self._check_scope_service(signed, service)
-        secret = self._secret(signed, service)
+        secret = self._secret(signed, service, request)
         if signed.date != amz_date[:8]:
             if s3:
                 raise errors.s3_query_error(
@@ -424,7 +435,7 @@ class Authenticator:
         self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
         if s3 and payload_hash != UNSIGNED_PAYLOAD:
             self._prepare_body(request, service, payload_hash.lower(), signed, key, amz_date)
-        return self.store.principal(signed.access_key)
+        return signed.principal
 
     # ---- shared steps
 
@@ -438,17 +449,14 @@ class Authenticator:
             )
         raise _bad_sig(service, f"Credential should be scoped to correct service: '{expected}'. ")
 
-    def _secret(self, signed: _Signed, service: str) -> str:
-        secret = self.store.secret(signed.access_key)
-        if secret is None:
-            if service == "s3":
-                raise ServiceError(
-                    "InvalidAccessKeyId",
-                    "The AWS Access Key Id you provided does not exist in our records.",
-                    403,
-                    fields={"AWSAccessKeyId": signed.access_key},
-                )
-            raise errors.service_error(service, "unknown_key")
+    def _secret(self, signed: _Signed, service: str, request: HttpRequest) -> str:
+        token = request.headers.get("x-amz-security-token")
+        if token is None and "X-Amz-Security-Token" in request.query_string:
+            token = request.query_dict().get("X-Amz-Security-Token")
+        try:
+            secret, signed.principal = self.store.resolve(signed.access_key, token)
+        except CredentialProblem as e:
+            raise errors.credential_error(service, e.kind, signed.access_key) from None
         return secret
 
     def _check_signature(

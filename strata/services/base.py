@@ -5,7 +5,8 @@ snake_case (`put_object`, `create_db_instance`). Each takes `(ctx, req)` where `
 shaped like the operation's input shape, and returns a dict shaped like its output shape (or
 awaits and returns one). Providers raise `ServiceError`; they never see HTTP or wire formats.
 Optional hooks: `async start()` / `async stop()` around the server's life, `health()` for
-`/_strata/health`.
+`/_strata/health`; for authorization (strata.auth.enforce) `resource_account(req)` (the account
+owning the named resource) and `resource_policy(req)` (its compiled resource policy).
 """
 
 from __future__ import annotations

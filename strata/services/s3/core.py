@@ -97,6 +97,13 @@ class S3Core:
         self.store.db.query_one("SELECT 1")
         return "ok"
 
+    def resource_account(self, req: dict) -> str | None:
+        """The account owning the request's bucket (authorization: buckets are global, their
+        owners are not), None when no existing bucket is named."""
+        name = req.get("Bucket")
+        row = self.store.bucket(name) if isinstance(name, str) else None
+        return row.config.get("owner") if row is not None else None
+
     # -- lookups ---------------------------------------------------------------------------------
 
     def _require_bucket(self, name: str) -> BucketRow:
@@ -120,7 +127,9 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+    def _read_version(
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+    ) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)

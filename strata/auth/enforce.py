@@ -1,0 +1,108 @@
+"""Authorization of every request: the operation's (action, resource) pairs against the caller's
+policies, after the request is parsed and before the provider runs.
+
+Fast path: an account root (and the loopback test key) acting in its own account is allowed
+without evaluation. Others get their compiled policy set from the directory (cached per principal
+until the next IAM change); when none of its policies has a condition or a policy variable, the
+decision for an (action, resource) pair is cached with it.
+
+Resources owned by another account (an S3 bucket another account created) need that account's
+resource policy; a provider names a resource's owner through its optional `resource_account(req)`
+hook, and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
+policies use the same evaluator).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strata.auth import errors
+from strata.auth.actions import ParamKeys, plan, targets
+from strata.auth.directory import Directory
+from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
+from strata.auth.policy import Policy
+from strata.protocol.http import HttpRequest
+from strata.services.base import Principal
+from strata.sim.clock import clock
+
+_DECISION_CACHE_LIMIT = 2048
+
+
+def _static(policies: PolicySet) -> bool:
+    """True when decisions depend only on (action, resource): no conditions, no variables."""
+    every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
+    every += list(policies.session or ())
+    for p in every:
+        for s in p.statements:
+            if s.conditions or (s.resources is not None and s.resources.dynamic):
+                return False
+    return True
+
+
+class Authorizer:
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    def check(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        provider: Any = None,
+    ) -> None:
+        """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
+        owner: str | None = None
+        if len(self.directory.accounts) > 1:
+            owner_hook = getattr(provider, "resource_account", None)
+            if owner_hook is not None:
+                owner = owner_hook(params)
+        if (
+            principal.unrestricted
+            and principal.session is None
+            and (owner is None or owner == principal.account_id)
+        ):
+            return
+        p = plan(service, operation)
+        if p.always_allowed:
+            return
+        if principal.session is not None and principal.session.get("gst") and service in ("iam", "sts"):
+            # GetSessionToken credentials cannot call IAM, nor STS beyond AssumeRole/GetCallerIdentity.
+            if service == "iam" or operation not in ("AssumeRole", "GetCallerIdentity"):
+                raise errors.access_denied(
+                    service,
+                    f"Cannot call {operation} with session credentials",
+                )
+        policies, cache = self.directory.policy_set(principal)
+        static = _static(policies) if cache.get("static") is None else cache["static"]
+        cache["static"] = static
+        resource_policy: Policy | None = None
+        policy_hook = getattr(provider, "resource_policy", None)
+        if policy_hook is not None:
+            resource_policy = policy_hook(params)
+        facts = None
+        for action, resource in targets(p, params, region, principal.account_id, principal.arn):
+            decision: Decision | None = None
+            key = (action, resource, owner)
+            if static and resource_policy is None:
+                decision = cache.get(key)
+            if decision is None:
+                if facts is None:
+                    facts = Facts(
+                        principal,
+                        region,
+                        request.client,
+                        False,
+                        clock.time,
+                        ParamKeys(params, p.keys),  # type: ignore[arg-type]
+                    )
+                decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
+                if static and resource_policy is None:
+                    if len(cache) > _DECISION_CACHE_LIMIT:
+                        cache.clear()
+                        cache["static"] = static
+                    cache[key] = decision
+            if not decision.allowed:
+                raise errors.access_denied(service, decision.message(principal.arn, action, resource))
