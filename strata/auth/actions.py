@@ -34,6 +34,7 @@ class Plan:
     also: tuple[tuple[str, str, str], ...] = ()  # (action, member, template)
     caller_when_absent: bool = False
     always_allowed: bool = False
+    creates: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # condition key -> member path
 
 
@@ -58,6 +59,7 @@ def plan(service: str, operation: str) -> Plan:
         also=also,
         caller_when_absent=operation in entry.get("caller_when_absent", ()),
         always_allowed=operation in entry.get("always_allowed", ()),
+        creates=operation in entry.get("creates", ()),
         keys=entry.get("keys", {}),
     )
 

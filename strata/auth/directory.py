@@ -104,6 +104,7 @@ class Directory:
         self._principals: dict[str, tuple[int, str, Principal]] = {}
         self._sessions: dict[str, tuple[str, Principal, float]] = {}
         self._sets: dict[tuple[str, str], tuple[int, PolicySet, dict]] = {}
+        self.session_accounts: dict[str, str] = {}  # ASIA key -> account, for GetAccessKeyInfo
 
     # ---- storage ------------------------------------------------------------------------------
 

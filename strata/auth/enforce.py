@@ -55,7 +55,8 @@ class Authorizer:
     ) -> None:
         """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
         owner: str | None = None
-        if len(self.directory.accounts) > 1:
+        p = plan(service, operation)
+        if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
                 owner = owner_hook(params)
@@ -65,7 +66,6 @@ class Authorizer:
             and (owner is None or owner == principal.account_id)
         ):
             return
-        p = plan(service, operation)
         if p.always_allowed:
             return
         if principal.session is not None and principal.session.get("gst") and service in ("iam", "sts"):

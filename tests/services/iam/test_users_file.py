@@ -1,0 +1,110 @@
+"""The README's users file: accounts, root keys, alice with AmazonS3ReadOnlyAccess; enforcement
+in every protocol's AccessDenied form."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.iam.conftest import ACCOUNT, ALICE, ALT_ACCOUNT, ALT_ROOT, ROOT
+
+
+def _error(exc: pytest.ExceptionInfo) -> tuple[str, str, int]:
+    r = exc.value.response
+    return r["Error"]["Code"], r["Error"]["Message"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_alice_reads_but_cannot_write_s3(iam_server, unique):
+    root = iam_server.client("s3", **ROOT)
+    bucket = f"alice-{unique}"
+    root.create_bucket(Bucket=bucket)
+    root.put_object(Bucket=bucket, Key="k", Body=b"hello")
+    alice = iam_server.client("s3", **ALICE)
+    assert alice.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+    assert [o["Key"] for o in alice.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+    with pytest.raises(ClientError) as e:
+        alice.put_object(Bucket=bucket, Key="new", Body=b"x")
+    assert _error(e) == (
+        "AccessDenied",
+        f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: s3:PutObject on resource: "
+        f"arn:aws:s3:::{bucket}/new because no identity-based policy allows the s3:PutObject action",
+        403,
+    )
+    with pytest.raises(ClientError) as e:
+        alice.delete_object(Bucket=bucket, Key="k")
+    assert _error(e)[0] == "AccessDenied"
+    assert root.get_object(Bucket=bucket, Key="k")["Body"].read() == b"hello"
+
+
+def test_denied_in_each_protocol(iam_server, unique):
+    with pytest.raises(ClientError) as e:
+        iam_server.client("dynamodb", **ALICE).list_tables()
+    code, message, status = _error(e)
+    assert (code, status) == ("AccessDeniedException", 400)
+    assert message == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: dynamodb:ListTables "
+        "because no identity-based policy allows the dynamodb:ListTables action"
+    )
+    with pytest.raises(ClientError) as e:
+        iam_server.client("rds", **ALICE).describe_db_instances()
+    assert _error(e)[0::2] == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        iam_server.client("iam", **ALICE).list_users()
+    assert _error(e)[0::2] == ("AccessDenied", 403)
+
+
+def test_identities_of_keys(iam_server):
+    def who(**kw):
+        return iam_server.client("sts", **kw).get_caller_identity()
+
+    assert who(**ROOT)["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+    alice = who(**ALICE)
+    assert alice["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/alice" and alice["UserId"].startswith("AIDA")
+    assert who(**ALT_ROOT)["Account"] == ALT_ACCOUNT
+    # default_account: the loopback test key belongs to it.
+    assert who()["Account"] == ACCOUNT
+    info = iam_server.client("sts", **ROOT).get_access_key_info(AccessKeyId=ALT_ROOT["access_key"])
+    assert info["Account"] == ALT_ACCOUNT
+
+
+def test_file_users_are_iam_users(iam_server):
+    iam = iam_server.client("iam", **ROOT)
+    assert "alice" in [u["UserName"] for u in iam.list_users()["Users"]]
+    attached = iam.list_attached_user_policies(UserName="alice")["AttachedPolicies"]
+    assert attached == [
+        {
+            "PolicyName": "AmazonS3ReadOnlyAccess",
+            "PolicyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        }
+    ]
+    keys = iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [ALICE["access_key"]]
+    # The other account does not see them.
+    alt = iam_server.client("iam", **ALT_ROOT)
+    assert "alice" not in [u["UserName"] for u in alt.list_users()["Users"]]
+
+
+def test_buckets_belong_to_accounts(iam_server, unique):
+    mine = f"mine-{unique}"
+    iam_server.client("s3", **ROOT).create_bucket(Bucket=mine)
+    alt = iam_server.client("s3", **ALT_ROOT)
+    assert mine not in [b["Name"] for b in alt.list_buckets()["Buckets"]]
+    with pytest.raises(ClientError) as e:
+        alt.create_bucket(Bucket=mine)  # names are global
+    assert _error(e)[0] == "BucketAlreadyExists"
+    with pytest.raises(ClientError) as e:
+        alt.put_object(Bucket=mine, Key="k", Body=b"x")
+    code, message, _ = _error(e)
+    assert (
+        code == "AccessDenied"
+        and "because no resource-based policy allows the s3:PutObject action" in message
+    )
+
+
+def test_unknown_and_bad_keys(iam_server):
+    with pytest.raises(ClientError) as e:
+        iam_server.client("s3", access_key="AKIANOSUCHKEY0000000", secret_key="x" * 40).list_buckets()
+    assert _error(e)[0] == "InvalidAccessKeyId"
+    with pytest.raises(ClientError) as e:
+        iam_server.client("sts", access_key=ALICE["access_key"], secret_key="wrong" * 8).get_caller_identity()
+    assert _error(e)[0] == "SignatureDoesNotMatch"
