@@ -29,7 +29,7 @@ def prefix_of(service: str) -> str:
 class Plan:
     action: str  # "s3:GetObject"
     versioned_action: str  # used instead when the request names a VersionId
-    rules: tuple[tuple[str, str], ...]  # (member, template) in order; first present wins
+    rules: tuple[tuple[str, Template], ...]  # (member, template) in order; first present wins
     each: tuple[str, ...] | None = None  # (kind, member, item field, template)
     also: tuple[tuple[str, str, str], ...] = ()  # (action, member, template)
     caller_when_absent: bool = False
@@ -48,7 +48,7 @@ def plan(service: str, operation: str) -> Plan:
         members = set(service_model(service).operation_model(operation).input_shape.members)
     except Exception:  # noqa: BLE001 - an operation without input shape has no resource members
         members = set()
-    rules = tuple((m, t) for m, t in entry.get("resources", []) if m in members)
+    rules = tuple((m, compile_template(t)) for m, t in entry.get("resources", []) if m in members)
     each = entry.get("each", {}).get(operation)
     also = tuple((f"{prefix}:{a}", m, t) for a, m, t in entry.get("also", {}).get(operation, []))
     return Plan(
@@ -64,25 +64,34 @@ def plan(service: str, operation: str) -> Plan:
     )
 
 
-def _fill(template: str, params: dict, region: str, account: str, **more: str) -> str | None:
-    if template.startswith("{") and template.endswith("}") and template.count("{") == 1:
-        value = params.get(template[1:-1])
-        return str(value) if value is not None else None
-    values: dict[str, Any] = {"region": region, "account": account, **more}
-    for key in _template_fields(template):
-        if key not in values:
-            value = params.get(key)
-            if value is None:
-                return None
-            if isinstance(value, str) and value.startswith("arn:"):
-                return value  # the member already is an ARN (RDS, ElastiCache accept both)
-            values[key] = value
-    return template.format(**values)
+Template = tuple[tuple[str, str | None], ...]
 
 
 @cache
-def _template_fields(template: str) -> tuple[str, ...]:
-    return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)
+def compile_template(template: str) -> Template:
+    """'arn:aws:s3:::{Bucket}/{Key}' -> (('arn:aws:s3:::', 'Bucket'), ('/', 'Key')): filled by
+    concatenation on the hot path instead of str.format."""
+    return tuple((literal, name or None) for literal, name, _, _ in string.Formatter().parse(template))
+
+
+def _fill(parts: Template, params: dict, region: str, account: str) -> str | None:
+    out = []
+    for literal, name in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        if name == "region":
+            value: Any = region
+        elif name == "account":
+            value = account
+        else:
+            value = params.get(name)
+            if value is None:
+                return None
+            if type(value) is str and value.startswith("arn:"):
+                return value  # the member already is an ARN (RDS, ElastiCache, DynamoDB accept both)
+        out.append(value if type(value) is str else str(value))
+    return "".join(out)
 
 
 def _dig(params: dict, path: str) -> Any:
