@@ -133,9 +133,9 @@ def targets(p: Plan, params: dict, region: str, account: str, caller_arn: str = 
         if out:
             return out
     resource = None
-    for member, template in p.rules:
+    for member, parts in p.rules:
         if params.get(member) is not None:
-            resource = _fill(template, params, region, account)
+            resource = _fill(parts, params, region, account)
             if resource is not None:
                 break
     if resource is None:
@@ -178,8 +178,8 @@ def _request_tags(params: dict, key: str) -> Any:
     tags = params.get("Tags")
     pairs: dict[str, str] = {}
     if isinstance(tags, list):
-        pairs = {t.get("Key"): t.get("Value") for t in tags if isinstance(t, dict) and "Key" in t}
-    elif isinstance(tags, dict):  # DynamoDB-style maps, ElastiCache lists handled above
+        pairs = {str(t["Key"]): str(t.get("Value", "")) for t in tags if isinstance(t, dict) and "Key" in t}
+    elif isinstance(tags, dict):
         pairs = {str(k): str(v) for k, v in tags.items()}
     elif isinstance(params.get("Tagging"), str):  # S3 x-amz-tagging: k=v&k2=v2
         pairs = dict(parse_qsl(params["Tagging"], keep_blank_values=True))

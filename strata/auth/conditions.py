@@ -201,6 +201,7 @@ class Condition:
     """One (operator, key, values) test."""
 
     __slots__ = ("operator", "key", "values", "match", "negated", "if_exists", "qualifier", "null")
+    match: Callable[[Any, list, Lookup], bool]
 
     def __init__(self, operator: str, key: str, raw_values: Any) -> None:
         self.operator = operator

@@ -136,6 +136,7 @@ class _Signed:
         self.signed_str = signed_str
         self.signed = signed_str.split(";")
         self.signature = signature
+        self.principal: Principal | None = None  # set when the key is resolved
 
 
 class Authenticator:
@@ -256,10 +257,10 @@ class Authenticator:
             # Hashed from the body itself (no x-amz-content-sha256): the signature covers the
             # body through this hash, so there is nothing left to compare it with.
             self._check_signature(request, service, signed, key, amz_date, query, payload_hash[1:])
-            return signed.principal
+            return signed.principal  # type: ignore[return-value]
         self._check_signature(request, service, signed, key, amz_date, query, payload_hash)
         self._prepare_body(request, service, payload_hash, signed, key, amz_date)
-        return signed.principal
+        return signed.principal  # type: ignore[return-value]
 
     def _request_time(self, request: HttpRequest, service: str, auth: str) -> tuple[str, float]:
         value = request.headers.get("x-amz-date")
@@ -435,7 +436,7 @@ class Authenticator:
         self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
         if s3 and payload_hash != UNSIGNED_PAYLOAD:
             self._prepare_body(request, service, payload_hash.lower(), signed, key, amz_date)
-        return signed.principal
+        return signed.principal  # type: ignore[return-value]
 
     # ---- shared steps
 

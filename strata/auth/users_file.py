@@ -62,8 +62,8 @@ def _key_pair(where: str, table: object) -> tuple[str, str]:
     key, secret = table.get("access_key"), table.get("secret_key")
     if not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
         raise ConfigError(f"{where}: access_key and secret_key must be non-empty strings")
-    if not 16 <= len(key) <= 128 and not key.isalnum():
-        raise ConfigError(f"{where}: access_key must be alphanumeric")
+    if not key.isalnum() or len(key) > 128:
+        raise ConfigError(f"{where}: access_key must be alphanumeric (at most 128 characters)")
     return key, secret
 
 

@@ -108,3 +108,55 @@ def test_unknown_and_bad_keys(iam_server):
     with pytest.raises(ClientError) as e:
         iam_server.client("sts", access_key=ALICE["access_key"], secret_key="wrong" * 8).get_caller_identity()
     assert _error(e)[0] == "SignatureDoesNotMatch"
+
+
+def test_account_id_sets_the_test_key_account(strata_factory):
+    server = strata_factory(extra_env={"STRATA_ACCOUNT_ID": "111122223333"})
+    assert server.client("sts").get_caller_identity()["Arn"] == "arn:aws:iam::111122223333:root"
+    table = server.client("dynamodb").create_table(
+        TableName="acct-table",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert table["TableDescription"]["TableArn"] == "arn:aws:dynamodb:us-east-1:111122223333:table/acct-table"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('default_account = "12"\n', "default_account must be a 12-digit account id"),
+        ('[accounts."123456789012".users.bob]\naccess_key = "AKIABOB"\n', "access_key and secret_key"),
+        (
+            '[accounts."123456789012"]\nroot = { access_key = "A", secret_key = "B" }\n[accounts."222222222222"]\n'
+            'root = { access_key = "A", secret_key = "C" }\n',
+            "already used",
+        ),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_a_broken_users_file_stops_start_up_with_its_reason(tmp_path, text, reason):
+    import subprocess
+    import sys
+
+    path = tmp_path / "users.toml"
+    path.write_text(text)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strata.cli",
+            "serve",
+            "--users",
+            str(path),
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert reason in proc.stderr
