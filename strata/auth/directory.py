@@ -253,7 +253,11 @@ class Directory:
         cached = self._principals.get(access_key)
         if cached is not None and cached[0] == self.generation:
             return cached[1], cached[2]
-        if not self._loaded and self.file is None and not (self.settings.data_dir / "iam" / "iam.db").exists():
+        if (
+            not self._loaded
+            and self.file is None
+            and not (self.settings.data_dir / "iam" / "iam.db").exists()
+        ):
             raise CredentialProblem("unknown_key")  # nothing stored yet: no IAM keys exist
         self.load()
         key = self.keys.get(access_key)

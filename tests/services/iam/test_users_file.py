@@ -160,3 +160,25 @@ def test_a_broken_users_file_stops_start_up_with_its_reason(tmp_path, text, reas
     )
     assert proc.returncode != 0
     assert reason in proc.stderr
+
+
+def test_presigned_urls_and_posts_follow_the_signers_policies(iam_server, unique):
+    import urllib.request
+
+    from tests.services.s3.test_presigned import http_call, multipart_form
+
+    bucket = f"post-{unique}"
+    iam_server.client("s3", **ROOT).create_bucket(Bucket=bucket)
+    alice = iam_server.client("s3", **ALICE)
+    post = alice.generate_presigned_post(Bucket=bucket, Key="up.txt")
+    body, ctype = multipart_form(post["fields"], "up.txt", b"data")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 403 and b"s3:PutObject" in resp
+    root_post = iam_server.client("s3", **ROOT).generate_presigned_post(Bucket=bucket, Key="up.txt")
+    body, ctype = multipart_form(root_post["fields"], "up.txt", b"data")
+    assert http_call("POST", root_post["url"], body, {"Content-Type": ctype})[0] == 204
+    url = alice.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "up.txt"})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        assert r.read() == b"data"
+    put = alice.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p.txt"})
+    assert http_call("PUT", put, b"x")[0] == 403
