@@ -139,15 +139,18 @@ class Facts:
 
 
 def principal_match(spec: PrincipalSpec, caller: Principal) -> str | None:
-    """How a Principal element names the caller: "direct" (its ARN, its role's ARN, or anyone),
-    "account" (its account, which delegates to the account's own policies), or None."""
+    """How a Principal element names the caller: "direct" (its own ARN, or anyone), "role" (the
+    role of a role session), "account" (its account, which delegates to the account's own
+    policies), or None."""
     if spec.any:
         return "direct"
     aws = spec.aws
     if not aws:
         return None
-    if caller.arn in aws or (caller.role_arn and caller.role_arn in aws):
+    if caller.arn in aws:
         return "direct"
+    if caller.role_arn and caller.role_arn in aws:
+        return "role"
     account = caller.account_id
     if account in aws or f"arn:aws:iam::{account}:root" in aws:
         return "direct" if caller.kind == "root" else "account"
@@ -188,7 +191,7 @@ def _scan(
     facts: Facts,
     caller: Principal | None = None,
 ) -> tuple[bool, str | None]:
-    """(explicitly denied, strongest allow: "direct" > "account"/"id" > None)."""
+    """(explicitly denied, strongest allow: "direct" > "role" > "account"/"id" > None)."""
     allow: str | None = None
     for policy in policies:
         for s in policy.statements:
@@ -197,7 +200,7 @@ def _scan(
                 continue
             if not s.allow:
                 return True, None
-            if allow != "direct":
+            if allow != "direct" and (allow != "role" or how == "direct"):
                 allow = how
     return False, allow
 
@@ -241,9 +244,10 @@ def evaluate(
             return _implicit("identity-based policy", action)
         if res_allow is None:
             return _implicit("resource-based policy", action)
-    elif res_allow != "direct" and id_allow is None:
+    elif res_allow not in ("direct", "role") and id_allow is None:
         return _implicit("identity-based policy", action)
-    # A same-account resource policy naming the caller itself grants on its own.
+    # A same-account resource policy naming the caller itself (a user, a role session) grants on
+    # its own; naming a session's role still leaves it to the boundary and session policies.
     if res_allow == "direct" and not cross_account:
         return ALLOWED
     if boundary_allow is None:

@@ -201,6 +201,23 @@ def test_not_principal():
     ).allowed
 
 
+def test_resource_policy_naming_the_role_still_leaves_session_policies_in_force():
+    by_role = pol(
+        {"Effect": "Allow", "Principal": {"AWS": SESSION.role_arn}, "Action": "s3:*", "Resource": "*"},
+        kind="resource",
+    )
+    by_session = pol(
+        {"Effect": "Allow", "Principal": {"AWS": SESSION.arn}, "Action": "s3:*", "Resource": "*"},
+        kind="resource",
+    )
+    narrowed = PolicySet(session=(pol(allow("dynamodb:*")),))
+    d = check(narrowed, "s3:GetObject", caller=SESSION, resource_policy=by_role, resource_account=ACCOUNT)
+    assert d.reason == "because no session policy allows the s3:GetObject action"
+    assert check(
+        narrowed, "s3:GetObject", caller=SESSION, resource_policy=by_session, resource_account=ACCOUNT
+    ).allowed
+
+
 def test_role_arn_in_principal_matches_its_sessions():
     trust = pol(
         {"Effect": "Allow", "Principal": {"AWS": SESSION.role_arn}, "Action": "s3:*", "Resource": "*"},

@@ -204,3 +204,22 @@ def test_get_session_token(iam_server, unique):
     with pytest.raises(ClientError) as e:
         client(iam_server, "sts", session).get_session_token()
     assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_trust_policy_conditions_external_id(iam_server, unique):
+    trust_doc = doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ACCOUNT},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "shared-secret"}},
+        }
+    )
+    arn = make_role(iam_server, f"ext-{unique}", trust_doc)
+    sts = iam_server.client("sts", **ROOT)
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=arn, RoleSessionName="nope")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError):
+        sts.assume_role(RoleArn=arn, RoleSessionName="nope", ExternalId="wrong-secret")
+    sts.assume_role(RoleArn=arn, RoleSessionName="yes", ExternalId="shared-secret")
