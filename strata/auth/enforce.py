@@ -28,15 +28,19 @@ from strata.sim.clock import clock
 _DECISION_CACHE_LIMIT = 2048
 
 
-def _static(policies: PolicySet) -> bool:
-    """True when decisions depend only on (action, resource): no conditions, no variables."""
+def _static(policies: PolicySet) -> tuple[bool, bool]:
+    """(decisions depend only on (action, resource): no conditions, no variables;
+    they depend on the action alone: every statement is for any resource)."""
     every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
     every += list(policies.session or ())
+    static = any_resource = True
     for p in every:
         for s in p.statements:
             if s.conditions or (s.resources is not None and s.resources.dynamic):
-                return False
-    return True
+                static = False
+            if s.resources is not None and (s.not_resources or not s.resources.any):
+                any_resource = False
+    return static, static and any_resource
 
 
 class Authorizer:
@@ -76,12 +80,22 @@ class Authorizer:
                     f"Cannot call {operation} with session credentials",
                 )
         policies, cache = self.directory.policy_set(principal)
-        static = _static(policies) if cache.get("static") is None else cache["static"]
-        cache["static"] = static
+        kind = cache.get("static")
+        if kind is None:
+            kind = cache["static"] = _static(policies)
+        static, action_only = kind
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
             resource_policy = policy_hook(params)
+        # Policies that say Resource "*" throughout (most managed ones) decide by the action
+        # alone: an allowed request need not have its resource ARN built.
+        by_action = action_only and resource_policy is None and p.each is None and not p.also
+        if by_action:
+            action_key = (p.versioned_action if params.get("VersionId") else p.action, owner)
+            known = cache.get(action_key)
+            if known is not None and known.allowed:
+                return
         facts = None
         for action, resource in targets(p, params, region, principal.account_id, principal.arn):
             decision: Decision | None = None
@@ -102,7 +116,9 @@ class Authorizer:
                 if static and resource_policy is None:
                     if len(cache) > _DECISION_CACHE_LIMIT:
                         cache.clear()
-                        cache["static"] = static
+                        cache["static"] = kind
                     cache[key] = decision
+                    if by_action:
+                        cache[(action, owner)] = decision
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
