@@ -40,7 +40,8 @@ class BaseCodec(ABC):
 
     # -- the Codec protocol -------------------------------------------------------------------
     @abstractmethod
-    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]: ...
+    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
+        ...
 
     def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
         fn = self._parsers.get(op.name)
@@ -84,15 +85,16 @@ class BaseCodec(ABC):
         return ServiceError("ValidationError", message, 400)
 
     @abstractmethod
-    def _compile_parser(self, op: OperationModel) -> ParseFn: ...
+    def _compile_parser(self, op: OperationModel) -> ParseFn:
+        ...
 
     @abstractmethod
-    def _compile_serializer(self, op: OperationModel) -> SerializeFn: ...
+    def _compile_serializer(self, op: OperationModel) -> SerializeFn:
+        ...
 
     @abstractmethod
-    def _render_error(
-        self, op: OperationModel | None, error: ServiceError, request_id: str
-    ) -> HttpResponse: ...
+    def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
+        ...
 
     def error_shape(self, code: str) -> Shape | None:
         return self.error_shapes.get(code)

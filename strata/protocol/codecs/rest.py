@@ -112,10 +112,12 @@ class RestCodec(BaseCodec):
 
     # -- body hooks (subclasses) ----------------------------------------------------------------
     @abstractmethod
-    def body_reader(self, shape: Shape) -> Callable[[bytes], dict]: ...
+    def body_reader(self, shape: Shape) -> Callable[[bytes], dict]:
+        ...
 
     @abstractmethod
-    def body_writer(self, shape: Shape, root: str | None) -> Callable[[dict], bytes]: ...
+    def body_writer(self, shape: Shape, root: str | None) -> Callable[[dict], bytes]:
+        ...
 
     # -- parsing --------------------------------------------------------------------------------
     def _compile_parser(self, op: OperationModel) -> ParseFn:

@@ -329,9 +329,7 @@ class BackupsMixin:
             self.fleet.prepare_pitr(source)
         target_real = None if target_ts is None else clock.to_real(target_ts)
         backups = [
-            b
-            for b in self._automated_backups(source_id)
-            if target_real is None or b["real_at"] <= target_real
+            b for b in self._automated_backups(source_id) if target_real is None or b["real_at"] <= target_real
         ]
         if not backups:
             raise RuntimeError("no base backup precedes the restore time")
