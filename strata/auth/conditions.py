@@ -112,7 +112,7 @@ def _arn_like(req: Any, values: list, lookup: Lookup) -> bool:
 
 
 def _resolve(value: str, lookup: Lookup) -> str | None:
-    if "${" not in value:
+    if "${" not in value or lookup is _literal:
         return value
     return substitute(value, lookup)
 
@@ -200,11 +200,22 @@ OPERATORS: dict[str, tuple[Callable[[Any, list, Lookup], bool], bool, Callable[[
 class Condition:
     """One (operator, key, values) test."""
 
-    __slots__ = ("operator", "key", "values", "match", "negated", "if_exists", "qualifier", "null")
+    __slots__ = (
+        "operator",
+        "key",
+        "values",
+        "match",
+        "negated",
+        "if_exists",
+        "qualifier",
+        "null",
+        "variables",
+    )
     match: Callable[[Any, list, Lookup], bool]
 
-    def __init__(self, operator: str, key: str, raw_values: Any) -> None:
+    def __init__(self, operator: str, key: str, raw_values: Any, variables: bool = True) -> None:
         self.operator = operator
+        self.variables = variables
         self.key = key.lower()
         values = raw_values if isinstance(raw_values, list) else [raw_values]
         if not values or any(isinstance(v, dict | list) for v in values):
@@ -244,6 +255,8 @@ class Condition:
                 return False
             return self.negated
         request_values = value if isinstance(value, list) else [value]
+        if not self.variables:
+            lookup = _literal
         if self.qualifier == "ForAllValues":
             return all(self._one(v, lookup) for v in request_values)
         if self.qualifier == "ForAnyValue":
@@ -257,7 +270,11 @@ class Condition:
         return not hit if self.negated else hit
 
 
-def compile_conditions(block: Any) -> tuple[Condition, ...]:
+def _literal(key: str) -> Any:
+    raise AssertionError("not called: values are read literally")
+
+
+def compile_conditions(block: Any, variables: bool = True) -> tuple[Condition, ...]:
     """The Condition element as a tuple of tests, all of which must hold."""
     if not isinstance(block, dict):
         raise PolicyError("Syntax errors in policy. Condition must be an object.")
@@ -266,5 +283,5 @@ def compile_conditions(block: Any) -> tuple[Condition, ...]:
         if not isinstance(tests, dict):
             raise PolicyError(f"Syntax errors in policy. Invalid Condition block for {operator}.")
         for key, values in tests.items():
-            out.append(Condition(operator, key, values))
+            out.append(Condition(operator, key, values, variables))
     return tuple(out)

@@ -108,7 +108,7 @@ class Authorizer:
                         principal,
                         region,
                         request.client,
-                        False,
+                        request.secure,
                         clock.time,
                         ParamKeys(params, p.keys),  # type: ignore[arg-type]
                     )

@@ -58,10 +58,10 @@ class ResourceMatcher:
 
     __slots__ = ("any", "static", "dynamic")
 
-    def __init__(self, patterns: list[str]) -> None:
+    def __init__(self, patterns: list[str], variables: bool = True) -> None:
         self.any = "*" in patterns
-        self.static = [arn_matcher(p) for p in patterns if not has_variables(p)]
-        self.dynamic = [p for p in patterns if has_variables(p)]
+        self.static = [arn_matcher(p) for p in patterns if not (variables and has_variables(p))]
+        self.dynamic = [p for p in patterns if variables and has_variables(p)]
 
     def __call__(self, resource: str, lookup: Callable[[str], Any]) -> bool:
         if self.any or any(m(resource) for m in self.static):
@@ -144,7 +144,7 @@ def _principal(value: Any) -> PrincipalSpec:
     )
 
 
-def _statement(raw: Any, resource_required: bool) -> Statement:
+def _statement(raw: Any, resource_required: bool, variables: bool) -> Statement:
     if not isinstance(raw, dict):
         raise PolicyError("Syntax errors in policy.")
     unknown = set(raw) - _STATEMENT_KEYS
@@ -175,11 +175,13 @@ def _statement(raw: Any, resource_required: bool) -> Statement:
         allow=effect == "Allow",
         actions=ActionMatcher(actions),
         not_actions="NotAction" in raw,
-        resources=ResourceMatcher(_as_list(resources, "Resource")) if resources is not None else None,
+        resources=ResourceMatcher(_as_list(resources, "Resource"), variables)
+        if resources is not None
+        else None,
         not_resources="NotResource" in raw,
         principal=_principal(principal) if principal is not None else None,
         not_principal="NotPrincipal" in raw,
-        conditions=compile_conditions(raw.get("Condition", {})),
+        conditions=compile_conditions(raw.get("Condition", {}), variables),
     )
 
 
@@ -204,7 +206,9 @@ def compile_policy(text: str, kind: str = "identity") -> Policy:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise PolicyError("Syntax errors in policy.")
-    statements = tuple(_statement(s, kind == "identity") for s in raw)
+    # Policy variables exist from version 2012-10-17; older (or no) Version reads ${...} literally.
+    variables = version == "2012-10-17"
+    statements = tuple(_statement(s, kind == "identity", variables) for s in raw)
     for s in statements:
         if kind == "identity" and s.principal is not None:
             raise PolicyError("Policy document should not specify a principal.")

@@ -280,6 +280,26 @@ def test_policy_variables_in_resources():
     assert not check(p, "s3:GetObject", "arn:aws:s3:::b/x").allowed
 
 
+def test_policy_variables_need_version_2012_10_17():
+    old = compile_policy(
+        json.dumps(
+            {
+                "Version": "2008-10-17",
+                "Statement": [allow("s3:*", "arn:aws:s3:::home/${aws:username}/*")],
+            }
+        )
+    )
+    assert not check(ids(old), "s3:GetObject", "arn:aws:s3:::home/alice/x").allowed
+    assert check(ids(old), "s3:GetObject", "arn:aws:s3:::home/${aws:username}/x").allowed
+    no_version = compile_policy(
+        json.dumps(
+            {"Statement": [allow("s3:*", Condition={"StringEquals": {"s3:prefix": "${aws:username}"}})]}
+        )
+    )
+    assert not check(ids(no_version), "s3:ListBucket", **{"s3:prefix": "alice"}).allowed
+    assert check(ids(no_version), "s3:ListBucket", **{"s3:prefix": "${aws:username}"}).allowed
+
+
 # ---- conditions
 
 

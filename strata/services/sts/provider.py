@@ -94,7 +94,7 @@ class STSProvider:
         # The gateway evaluated the caller's side (and, across accounts, both sides); the trust
         # policy must allow in every case.
         trust = compile_policy(role["trust"], "trust")
-        facts = Facts(caller, ctx.region, ctx.http.client, False, clock.time, _sts_keys(req))
+        facts = Facts(caller, ctx.region, ctx.http.client, ctx.http.secure, clock.time, _sts_keys(req))
         trust_only = evaluate(
             caller, "sts:AssumeRole", role["Arn"], facts, PolicySet(unrestricted=True), trust, "-"
         )
