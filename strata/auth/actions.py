@@ -35,6 +35,7 @@ class Plan:
     caller_when_absent: bool = False
     always_allowed: bool = False
     creates: bool = False
+    resource_required: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # condition key -> member path
 
 
@@ -60,6 +61,7 @@ def plan(service: str, operation: str) -> Plan:
         caller_when_absent=operation in entry.get("caller_when_absent", ()),
         always_allowed=operation in entry.get("always_allowed", ()),
         creates=operation in entry.get("creates", ()),
+        resource_required=bool({"*", operation} & set(entry.get("resource_policy_required", ()))),
         keys=entry.get("keys", {}),
     )
 

@@ -9,7 +9,8 @@ decision for an (action, resource) pair is cached with it.
 Resources owned by another account (an S3 bucket another account created) need that account's
 resource policy; a provider names a resource's owner through its optional `resource_account(req)`
 hook, and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
-policies use the same evaluator).
+policies use the same evaluator; `resource_policy_required` in actions.json makes a resource policy
+mandatory for every caller, root included, as KMS key policies are).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Authorizer:
             principal.unrestricted
             and principal.session is None
             and (owner is None or owner == principal.account_id)
+            and not p.resource_required
         ):
             return
         if p.always_allowed:
@@ -88,6 +90,8 @@ class Authorizer:
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
             resource_policy = policy_hook(params)
+        # A missing resource has no policy to require: the operation answers NotFound itself.
+        required = p.resource_required and resource_policy is not None
         # Policies that say Resource "*" throughout (most managed ones) decide by the action
         # alone: an allowed request need not have its resource ARN built.
         by_action = action_only and resource_policy is None and p.each is None and not p.also
@@ -112,7 +116,9 @@ class Authorizer:
                         clock.time,
                         ParamKeys(params, p.keys),  # type: ignore[arg-type]
                     )
-                decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
+                decision = evaluate(
+                    principal, action, resource, facts, policies, resource_policy, owner, required
+                )
                 if static and resource_policy is None:
                     if len(cache) > _DECISION_CACHE_LIMIT:
                         cache.clear()

@@ -213,10 +213,14 @@ def evaluate(
     policies: PolicySet,
     resource_policy: Policy | None = None,
     resource_account: str | None = None,
+    resource_required: bool = False,
 ) -> Decision:
     """Is `caller` allowed `action` on `resource`? AWS's logic, see the module docstring.
 
-    `resource_account` is the account owning the resource (None: the caller's own)."""
+    `resource_account` is the account owning the resource (None: the caller's own).
+    `resource_required`: the resource policy must allow even within the account, whoever the
+    caller (KMS key policies: an identity policy counts only where the key policy names the
+    account)."""
     a = action.lower()
     denied, id_allow = (
         (False, "id") if policies.unrestricted else _scan(policies.identity, a, resource, facts)
@@ -239,6 +243,8 @@ def evaluate(
         if denied:
             return Decision(False, "with an explicit deny in a resource-based policy")
     cross_account = resource_account is not None and resource_account != caller.account_id
+    if resource_required and res_allow is None:
+        return _implicit("resource-based policy", action)
     if cross_account:
         if id_allow is None:
             return _implicit("identity-based policy", action)

@@ -93,3 +93,9 @@ def test_condition_keys_from_params():
     assert keys.get("aws:tagkeys") == ["env"]
     assert keys.get("aws:requesttag/env") == "prod"
     assert keys.get("s3:delimiter") is None
+
+
+def test_kms_key_policies_are_required_and_s3_bucket_policies_are_not():
+    assert plan("kms", "Decrypt").resource_required
+    assert not plan("s3", "GetObject").resource_required
+    assert plan("s3", "CreateBucket").creates

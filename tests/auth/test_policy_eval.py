@@ -62,7 +62,8 @@ def facts(caller=ALICE, **extra) -> Facts:
 def check(policies: PolicySet, action: str, resource: str = "*", caller=ALICE, **kw):
     rp = kw.pop("resource_policy", None)
     racct = kw.pop("resource_account", None)
-    return evaluate(caller, action, resource, facts(caller, **kw), policies, rp, racct)
+    required = kw.pop("resource_required", False)
+    return evaluate(caller, action, resource, facts(caller, **kw), policies, rp, racct, required)
 
 
 def ids(*policies) -> PolicySet:
@@ -186,6 +187,51 @@ def test_resource_policy_deny_wins_even_for_root():
         PolicySet(unrestricted=True), "s3:GetObject", caller=ROOT, resource_policy=p, resource_account=ACCOUNT
     )
     assert d.reason == "with an explicit deny in a resource-based policy"
+
+
+def test_required_resource_policy_as_kms_key_policies():
+    key_policy_for_account = pol(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        kind="resource",
+    )
+    key_policy_for_bob = pol(
+        {"Effect": "Allow", "Principal": {"AWS": OTHER_USER.arn}, "Action": "kms:*", "Resource": "*"},
+        kind="resource",
+    )
+    admin = ids(pol(allow("*")))
+    ok = check(
+        admin,
+        "kms:Decrypt",
+        resource_policy=key_policy_for_account,
+        resource_account=ACCOUNT,
+        resource_required=True,
+    )
+    assert ok.allowed
+    # The key policy does not name the account: identity policies count for nothing, root included.
+    d = check(
+        admin,
+        "kms:Decrypt",
+        resource_policy=key_policy_for_bob,
+        resource_account=ACCOUNT,
+        resource_required=True,
+    )
+    assert d.reason == "because no resource-based policy allows the kms:Decrypt action"
+    root = check(
+        PolicySet(unrestricted=True),
+        "kms:Decrypt",
+        caller=ROOT,
+        resource_policy=key_policy_for_bob,
+        resource_account=ACCOUNT,
+        resource_required=True,
+    )
+    assert not root.allowed
+    # Without the requirement (S3 semantics) the identity policy alone grants in-account.
+    assert check(admin, "s3:GetObject", resource_policy=key_policy_for_bob, resource_account=ACCOUNT).allowed
 
 
 def test_not_principal():
