@@ -98,13 +98,14 @@ class IdentityOperations(IAMBase):
             for k in self.dir.keys.values()
             if k["account"] == ctx.account_id and k["user"] == doc["UserName"]
         ]
-        if doc["inline"] or doc["attached"] or doc["groups"] or keys:
-            what = "access keys" if keys else "policies" if doc["inline"] or doc["attached"] else "groups"
-            raise ServiceError(
-                "DeleteConflict",
-                f"Cannot delete entity, must {'remove users from group' if what == 'groups' else 'delete ' + what} first.",
-                409,
-            )
+        if keys:
+            raise _conflict("must delete access keys first")
+        if doc["inline"]:
+            raise _conflict("must delete policies first")
+        if doc["attached"]:
+            raise _conflict("must detach all policies first")
+        if doc["groups"]:
+            raise _conflict("must remove user from all groups first")
         with self.dir.change():
             self.dir.drop("user", doc)
         return {}
@@ -146,8 +147,10 @@ class IdentityOperations(IAMBase):
             raise ServiceError(
                 "DeleteConflict", "Cannot delete entity, must remove users from group first.", 409
             )
-        if doc["inline"] or doc["attached"]:
-            raise ServiceError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
+        if doc["inline"]:
+            raise _conflict("must delete policies first")
+        if doc["attached"]:
+            raise _conflict("must detach all policies first")
         with self.dir.change():
             self.dir.drop("group", doc)
         return {}
@@ -243,8 +246,10 @@ class IdentityOperations(IAMBase):
 
     def delete_role(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._entity("role", ctx, req.get("RoleName"))
-        if doc["inline"] or doc["attached"]:
-            raise ServiceError("DeleteConflict", "Cannot delete entity, must detach all policies first.", 409)
+        if doc["inline"]:
+            raise _conflict("must delete policies first")
+        if doc["attached"]:
+            raise _conflict("must detach all policies first")
         with self.dir.change():
             self.dir.drop("role", doc)
         return {}
@@ -448,6 +453,10 @@ class IdentityOperations(IAMBase):
         with self.dir.change():
             self.dir.save(kind, doc)
         return {}
+
+
+def _conflict(what: str) -> ServiceError:
+    return ServiceError("DeleteConflict", f"Cannot delete entity, {what}.", 409)
 
 
 def _max_session(value: Any) -> int:
