@@ -43,6 +43,15 @@ class CredentialStore:
         CredentialProblem (kind unknown_key, expired_token or bad_token)."""
         return self.directory.credential(access_key, token)
 
+    def resolve_s3(self, access_key: str, token: str | None) -> tuple[str, Principal]:
+        """`resolve` with S3's errors (SigV2 URLs and browser POST uploads)."""
+        from strata.auth.errors import credential_error
+
+        try:
+            return self.directory.credential(access_key, token)
+        except CredentialProblem as e:
+            raise credential_error("s3", e.kind, access_key) from None
+
     def secret(self, access_key: str) -> str | None:
         """The secret of a long-term key, None if unknown (signatures without a session token)."""
         try:

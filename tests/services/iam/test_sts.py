@@ -223,3 +223,25 @@ def test_trust_policy_conditions_external_id(iam_server, unique):
     with pytest.raises(ClientError):
         sts.assume_role(RoleArn=arn, RoleSessionName="nope", ExternalId="wrong-secret")
     sts.assume_role(RoleArn=arn, RoleSessionName="yes", ExternalId="shared-secret")
+
+
+def test_session_credentials_sign_presigned_urls_and_posts(iam_server, unique):
+    import urllib.request
+
+    from tests.services.s3.test_presigned import http_call, multipart_form
+
+    arn = make_role(iam_server, f"pre-{unique}", trust(ACCOUNT), "arn:aws:iam::aws:policy/AmazonS3FullAccess")
+    creds = session_creds(
+        iam_server.client("sts", **ROOT).assume_role(RoleArn=arn, RoleSessionName="presign")
+    )
+    s3 = client(iam_server, "s3", creds)
+    bucket = f"pre-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    post = s3.generate_presigned_post(Bucket=bucket, Key="posted")
+    assert "x-amz-security-token" in {k.lower() for k in post["fields"]}
+    body, ctype = multipart_form(post["fields"], "posted", b"via post")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 204, resp
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "posted"})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        assert r.read() == b"via post"
