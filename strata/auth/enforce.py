@@ -8,7 +8,8 @@ decision for an (action, resource) pair is cached with it.
 
 Resources owned by another account (an S3 bucket another account created) need that account's
 resource policy; a provider names a resource's owner through its optional `resource_account(req)`
-hook, and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
+hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
+user's path), and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
 policies use the same evaluator; `resource_policy_required` in actions.json makes a resource policy
 mandatory for every caller, root included, as KMS key policies are).
 """
@@ -101,7 +102,13 @@ class Authorizer:
             if known is not None and known.allowed:
                 return
         facts = None
-        for action, resource in targets(p, params, region, principal.account_id, principal.arn):
+        pairs = targets(p, params, region, principal.account_id, principal.arn)
+        arn_hook = getattr(provider, "resource_arn", None)
+        if arn_hook is not None:
+            exact = arn_hook(params, pairs[0][1])
+            if exact is not None:
+                pairs[0] = (pairs[0][0], exact)
+        for action, resource in pairs:
             decision: Decision | None = None
             key = (action, resource, owner)
             if static and resource_policy is None:

@@ -6,7 +6,8 @@ shaped like the operation's input shape, and returns a dict shaped like its outp
 awaits and returns one). Providers raise `ServiceError`; they never see HTTP or wire formats.
 Optional hooks: `async start()` / `async stop()` around the server's life, `health()` for
 `/_strata/health`; for authorization (strata.auth.enforce) `resource_account(req)` (the account
-owning the named resource) and `resource_policy(req)` (its compiled resource policy).
+owning the named resource), `resource_arn(req, arn)` (the exact ARN when the table's lacks a
+path) and `resource_policy(req)` (its compiled resource policy).
 """
 
 from __future__ import annotations

@@ -115,6 +115,22 @@ class IAMBase:
         self.runtime = runtime
         self.dir: Directory = directory_for(runtime.settings)
 
+    # ---- authorization hook
+
+    def resource_arn(self, req: dict, arn: str) -> str | None:
+        """The real ARN (with its path) of the user, role or group a request names."""
+        account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+        for kind, member in (("user", "UserName"), ("role", "RoleName"), ("group", "GroupName")):
+            name = req.get(member)
+            if isinstance(name, str):
+                doc = self.dir.find(kind, account, name)
+                if doc is not None:
+                    return doc["Arn"]
+                if kind == "user" and isinstance(req.get("Path"), str):
+                    return f"arn:aws:iam::{account}:user{req['Path']}{name}"
+                return None
+        return None
+
     # ---- lookups
 
     def _entity(self, kind: str, ctx: RequestContext, name: Any) -> dict:

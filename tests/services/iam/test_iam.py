@@ -262,3 +262,29 @@ def test_iam_state_survives_kill(strata_factory, users_env, unique):
         "AWS": ACCOUNT
     }
     assert "survivor" in [u["UserName"] for u in server.client("iam", **creds).list_users()["Users"]]
+
+
+def test_resources_of_iam_actions_carry_paths(iam_server, unique):
+    iam = iam_server.client("iam", **ROOT)
+    manager = f"mgr-{unique}"
+    creds = make_user(iam_server, manager)
+    iam.put_user_policy(
+        UserName=manager,
+        PolicyName="team-only",
+        PolicyDocument=doc(
+            {
+                "Effect": "Allow",
+                "Action": ["iam:CreateUser", "iam:TagUser"],
+                "Resource": f"arn:aws:iam::{ACCOUNT}:user/team-{unique}/*",
+            }
+        ),
+    )
+    mine = iam_server.client("iam", **creds)
+    mine.create_user(UserName=f"in-{unique}", Path=f"/team-{unique}/")
+    mine.tag_user(UserName=f"in-{unique}", Tags=[{"Key": "k", "Value": "v"}])
+    with pytest.raises(ClientError) as e:
+        mine.create_user(UserName=f"out-{unique}")
+    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/out-{unique}" in e.value.response["Error"]["Message"]
+    iam.create_user(UserName=f"other-{unique}")
+    with pytest.raises(ClientError):
+        mine.tag_user(UserName=f"other-{unique}", Tags=[{"Key": "k", "Value": "v"}])
