@@ -288,6 +288,7 @@ class Directory:
                 facts.get("role", ""),
                 facts["kind"] == "root",
                 facts,
+                dict(facts.get("tags") or {}),
             )
             if len(self._sessions) > 4096:
                 self._sessions.clear()
@@ -366,8 +367,18 @@ _NAME = {"user": "UserName", "group": "GroupName", "role": "RoleName"}
 
 
 def user_principal(user: dict, access_key: str) -> Principal:
+    tags = {t["Key"]: t["Value"] for t in user.get("Tags") or []}
     return Principal(
-        access_key, user["account"], user["Arn"], user["UserId"], "user", user["UserName"], "", False
+        access_key,
+        user["account"],
+        user["Arn"],
+        user["UserId"],
+        "user",
+        user["UserName"],
+        "",
+        False,
+        None,
+        tags,
     )
 
 

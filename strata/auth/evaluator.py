@@ -130,9 +130,8 @@ class Facts:
             if key == "sts:sourceidentity" or key == "aws:sourceidentity":
                 return p.session.get("source_identity")
         if key.startswith("aws:principaltag/"):
-            tags = (p.session or {}).get("tags") or {}
             want = key.split("/", 1)[1]
-            for k, v in tags.items():
+            for k, v in p.tags.items():
                 if k.lower() == want:
                     return v
         return None

@@ -43,6 +43,7 @@ class Principal:
     role_arn: str = ""
     unrestricted: bool = True
     session: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # aws:PrincipalTag/<key>
 
 
 @dataclass

@@ -100,6 +100,18 @@ class STSProvider:
         )
         if not trust_only.allowed:
             raise _denied(caller, "sts:AssumeRole", arn)
+        _refuse_mfa(req)
+        tags, transitive = self._session_tags(caller, role, req)
+        if req.get("Tags"):
+            # Passing session tags is its own permission in the trust policy.
+            tag_facts = Facts(
+                caller, ctx.region, ctx.http.client, ctx.http.secure, clock.time, _tag_keys(req)
+            )
+            tagging = evaluate(
+                caller, "sts:TagSession", role["Arn"], tag_facts, PolicySet(unrestricted=True), trust, "-"
+            )
+            if not tagging.allowed:
+                raise _denied(caller, "sts:TagSession", arn)
         duration = req.get("DurationSeconds") or 3600
         if duration < 900:
             raise _validation(
@@ -126,6 +138,8 @@ class STSProvider:
             "pol": texts,
             "parns": arns,
             "src": caller.arn,
+            "tags": tags,
+            "ttk": transitive,
         }
         if req.get("SourceIdentity"):
             facts_out["source_identity"] = req["SourceIdentity"]
@@ -155,6 +169,7 @@ class STSProvider:
                 + ("greater than or equal to 900" if duration < 900 else "less than or equal to 129600")
             )
         duration = min(duration, limit)
+        _refuse_mfa(req)
         facts_out = {
             "acct": caller.account_id,
             "arn": caller.arn,
@@ -162,6 +177,7 @@ class STSProvider:
             "kind": caller.kind,
             "name": caller.name,
             "gst": True,
+            "tags": caller.tags,
         }
         return {"Credentials": self._mint(facts_out, duration)}
 
@@ -200,6 +216,45 @@ class STSProvider:
             )
         return texts, arns
 
+    @staticmethod
+    def _session_tags(caller: Principal, role: dict, req: dict) -> tuple[dict[str, str], list[str]]:
+        """The session's principal tags: the role's, then tags passed on transitively by a
+        chaining session, then the request's (AWS's order); and the transitive keys."""
+        given = req.get("Tags") or []
+        if len(given) > 50:
+            raise _validation(
+                "1 validation error detected: Value at 'tags' failed to satisfy constraint: "
+                "Member must have length less than or equal to 50"
+            )
+        tags = {t["Key"]: t["Value"] for t in role.get("Tags") or []}
+        inherited = [k for k in (caller.session or {}).get("ttk") or [] if k in caller.tags]
+        for k in inherited:
+            tags[k] = caller.tags[k]
+        lowered = {k.lower() for k in inherited}
+        for t in given:
+            key, value = t.get("Key"), t.get("Value")
+            if (
+                not isinstance(key, str)
+                or not 1 <= len(key) <= 128
+                or not isinstance(value, str)
+                or len(value) > 256
+            ):
+                raise _validation("Tag keys must be 1 to 128 characters and values at most 256.")
+            if key.lower() in lowered:
+                raise ServiceError(
+                    "InvalidParameterValue",
+                    f"Tag key {key} is transitive and cannot be overridden in a chained session.",
+                    400,
+                )
+            tags[key] = value
+        transitive = list(inherited)
+        names = {t.get("Key") for t in given}
+        for key in req.get("TransitiveTagKeys") or []:
+            if key not in names:
+                raise _validation(f"The transitive tag key {key} is not among the session tags.")
+            transitive.append(key)
+        return tags, transitive
+
     def _mint(self, facts: dict[str, Any], duration: int) -> dict:
         now = clock.time()
         access_key = sessions.new_session_key_id()
@@ -212,6 +267,21 @@ class STSProvider:
             "SessionToken": token,
             "Expiration": datetime.fromtimestamp(now + duration, UTC),
         }
+
+
+def _refuse_mfa(req: dict) -> None:
+    """Strata has no MFA devices: a code cannot be checked, so it is refused as AWS refuses a bad one."""
+    if req.get("SerialNumber") or req.get("TokenCode"):
+        raise ServiceError(
+            "AccessDenied", "MultiFactorAuthentication failed, unable to validate MFA code.", 403
+        )
+
+
+def _tag_keys(req: dict) -> dict[str, Any]:
+    tags = {t["Key"]: t["Value"] for t in req.get("Tags") or [] if isinstance(t, dict) and "Key" in t}
+    out: dict[str, Any] = {f"aws:requesttag/{k.lower()}": v for k, v in tags.items()}
+    out["aws:tagkeys"] = list(tags)
+    return {**out, **_sts_keys(req)}
 
 
 def _sts_keys(req: dict) -> dict[str, Any]:

@@ -245,3 +245,53 @@ def test_session_credentials_sign_presigned_urls_and_posts(iam_server, unique):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "posted"})
     with urllib.request.urlopen(url, timeout=30) as r:
         assert r.read() == b"via post"
+
+
+def test_principal_tags_from_users_roles_and_sessions(iam_server, unique):
+    iam = iam_server.client("iam", **ROOT)
+    s3_root = iam_server.client("s3", **ROOT)
+    for team in ("blue", "red"):
+        s3_root.create_bucket(Bucket=f"{team}-{unique}")
+    abac = doc(
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::${aws:PrincipalTag/team}-*"}
+    )
+    # A user's own tags.
+    user = f"abac-{unique}"
+    creds = make_user(iam_server, user)
+    iam.put_user_policy(UserName=user, PolicyName="abac", PolicyDocument=abac)
+    iam.tag_user(UserName=user, Tags=[{"Key": "team", "Value": "blue"}])
+    s3 = iam_server.client("s3", **creds)
+    s3.list_objects_v2(Bucket=f"blue-{unique}")
+    with pytest.raises(ClientError):
+        s3.list_objects_v2(Bucket=f"red-{unique}")
+    # Session tags need sts:TagSession in the trust policy, and then override the role's tags.
+    role = f"abac-role-{unique}"
+    arn = make_role(iam_server, role, trust(ACCOUNT))
+    iam.put_role_policy(RoleName=role, PolicyName="abac", PolicyDocument=abac)
+    iam.tag_role(RoleName=role, Tags=[{"Key": "team", "Value": "blue"}])
+    sts = iam_server.client("sts", **ROOT)
+    session = client(iam_server, "s3", session_creds(sts.assume_role(RoleArn=arn, RoleSessionName="plain")))
+    session.list_objects_v2(Bucket=f"blue-{unique}")
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=arn, RoleSessionName="tagged", Tags=[{"Key": "team", "Value": "red"}])
+    assert "sts:TagSession" in e.value.response["Error"]["Message"]
+    iam.update_assume_role_policy(
+        RoleName=role,
+        PolicyDocument=doc(
+            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+        ),
+    )
+    tagged = sts.assume_role(RoleArn=arn, RoleSessionName="tagged", Tags=[{"Key": "team", "Value": "red"}])
+    red = client(iam_server, "s3", session_creds(tagged))
+    red.list_objects_v2(Bucket=f"red-{unique}")
+    with pytest.raises(ClientError):
+        red.list_objects_v2(Bucket=f"blue-{unique}")
+    # MFA codes cannot be checked: refused, not ignored.
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(
+            RoleArn=arn,
+            RoleSessionName="mfa",
+            SerialNumber="arn:aws:iam::123456789012:mfa/x",
+            TokenCode="123456",
+        )
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
