@@ -53,3 +53,49 @@ def test_cli_profiles(iam_server, tmp_path, unique):
     put = aws(env, "s3api", "put-object", "--bucket", bucket, "--key", "k", "--profile", "alice")
     assert put.returncode != 0 and "AccessDenied" in put.stderr
     assert aws(env, "s3api", "list-objects-v2", "--bucket", bucket, "--profile", "alice").returncode == 0
+
+
+def test_cli_profile_that_assumes_a_role(iam_server, tmp_path, unique):
+    """A profile with role_arn + source_profile: the CLI calls AssumeRole itself and signs with the
+    session's ASIA key and token."""
+    env = profiles(tmp_path, iam_server)
+    role = f"cli-role-{unique}"
+    trust = json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
+    )
+    made = aws(
+        env,
+        "iam",
+        "create-role",
+        "--role-name",
+        role,
+        "--assume-role-policy-document",
+        trust,
+        "--profile",
+        "root",
+    )
+    assert made.returncode == 0, made.stderr
+    arn = json.loads(made.stdout)["Role"]["Arn"]
+    attach = aws(
+        env,
+        "iam",
+        "attach-role-policy",
+        "--role-name",
+        role,
+        "--policy-arn",
+        "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess",
+        "--profile",
+        "root",
+    )
+    assert attach.returncode == 0, attach.stderr
+    with open(env["AWS_CONFIG_FILE"], "a") as f:
+        f.write(
+            f"[profile reader]\nregion = us-east-1\nendpoint_url = {iam_server.endpoint}\n"
+            f"role_arn = {arn}\nsource_profile = root\nrole_session_name = cli-session\n"
+        )
+    who = aws(env, "sts", "get-caller-identity", "--profile", "reader")
+    assert who.returncode == 0, who.stderr
+    assert json.loads(who.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/cli-session"
+    assert aws(env, "dynamodb", "list-tables", "--profile", "reader").returncode == 0
+    denied = aws(env, "s3api", "list-buckets", "--profile", "reader")
+    assert denied.returncode != 0 and "AccessDenied" in denied.stderr
