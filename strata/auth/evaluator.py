@@ -156,7 +156,7 @@ def principal_match(spec: PrincipalSpec, caller: Principal) -> str | None:
     return None
 
 
-def _statement_applies(
+def statement_applies(
     s: Statement, action_lower: str, resource: str, facts: Facts, caller: Principal | None
 ) -> str | None:
     """None if the statement does not apply; else "direct"/"account" (resource policies) or "id"."""
@@ -194,7 +194,7 @@ def _scan(
     allow: str | None = None
     for policy in policies:
         for s in policy.statements:
-            how = _statement_applies(s, action_lower, resource, facts, caller)
+            how = statement_applies(s, action_lower, resource, facts, caller)
             if how is None:
                 continue
             if not s.allow:

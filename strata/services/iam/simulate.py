@@ -7,7 +7,7 @@ from typing import Any
 
 from strata.auth.conditions import PolicyError
 from strata.auth.directory import user_principal
-from strata.auth.evaluator import Facts, PolicySet, evaluate
+from strata.auth.evaluator import Facts, PolicySet, evaluate, statement_applies
 from strata.auth.policy import Policy, compile_policy
 from strata.protocol.errors import ServiceError
 from strata.services.base import Principal, RequestContext
@@ -36,6 +36,32 @@ def _context(entries: Any) -> dict[str, Any]:
             out[e["ContextKeyName"].lower()] = values
         elif values:
             out[e["ContextKeyName"].lower()] = values[0]
+    return out
+
+
+def _input_labels(policies: tuple[Policy, ...]) -> list[tuple[str, str, Policy]]:
+    return [(f"PolicyInputList.{n}", "none", p) for n, p in enumerate(policies, 1)]
+
+
+def _matched(
+    labels: list[tuple[str, str, Policy]],
+    decision: str,
+    action: str,
+    resource: str,
+    facts: Facts,
+    principal: Principal,
+) -> list[dict]:
+    """The statements that decided: the applying Deny statements of an explicit deny, the applying
+    Allow statements of an allow, none for an implicit deny."""
+    if decision == "implicitDeny":
+        return []
+    want_allow = decision == "allowed"
+    out = []
+    for source, kind, policy in labels:
+        for s in policy.statements:
+            caller = principal if kind == "resource" else None
+            if s.allow == want_allow and statement_applies(s, action.lower(), resource, facts, caller):
+                out.append({"SourcePolicyId": source, "SourcePolicyType": kind})
     return out
 
 
@@ -77,7 +103,24 @@ class SimulationOperations(IAMBase):
             identity=base.identity + extra,
             boundary=boundary_inputs[0] if boundary_inputs else base.boundary,
         )
-        return self._simulate(ctx, req, principal, policies)
+        labels = self._labels(doc, principal.kind, account) + _input_labels(extra)
+        return self._simulate(ctx, req, principal, policies, labels)
+
+    def _labels(self, owner: dict, kind: str, account: str) -> list[tuple[str, str, Policy]]:
+        """(SourcePolicyId, SourcePolicyType, policy) of each identity policy, for MatchedStatements."""
+        own = {"user": "user", "assumed-role": "role", "group": "group"}[kind]
+        out = [(name, own, compile_policy(text)) for name, text in owner.get("inline", {}).items()]
+        for arn in owner.get("attached", []):
+            text = self.dir.policy_text(arn)
+            if text:
+                managed = "aws-managed" if arn.startswith("arn:aws:iam::aws:") else "user-managed"
+                out.append((arn.rsplit("/", 1)[-1], managed, compile_policy(text)))
+        if kind == "user":
+            for g in owner.get("groups", []):
+                group = self.dir.find("group", account, g)
+                if group is not None:
+                    out += self._labels(group, "group", account)
+        return out
 
     def simulate_custom_policy(self, ctx: RequestContext, req: dict) -> dict:
         identity = _compile_inputs(req.get("PolicyInputList"))
@@ -85,16 +128,23 @@ class SimulationOperations(IAMBase):
         caller = req.get("CallerArn") or f"arn:aws:iam::{ctx.account_id}:user/SimulatedUser"
         account = caller.split(":")[4] if caller.count(":") >= 5 else ctx.account_id
         principal = Principal("", account, caller, "", "user", caller.rsplit("/", 1)[-1], "", False)
-        return self._simulate(
-            ctx, req, principal, PolicySet(identity=identity, boundary=boundary[0] if boundary else None)
-        )
+        policies = PolicySet(identity=identity, boundary=boundary[0] if boundary else None)
+        return self._simulate(ctx, req, principal, policies, _input_labels(identity))
 
-    def _simulate(self, ctx: RequestContext, req: dict, principal: Principal, policies: PolicySet) -> dict:
+    def _simulate(
+        self,
+        ctx: RequestContext,
+        req: dict,
+        principal: Principal,
+        policies: PolicySet,
+        labels: list[tuple[str, str, Policy]],
+    ) -> dict:
         actions = req.get("ActionNames") or []
         resources = req.get("ResourceArns") or ["*"]
         resource_policy = None
         if req.get("ResourcePolicy"):
             resource_policy = _compile_inputs([req["ResourcePolicy"]], "resource")[0]
+            labels = labels + [("ResourcePolicy", "resource", resource_policy)]
         owner = req.get("ResourceOwner")
         owner_account = owner.split(":")[4] if owner and owner.count(":") >= 4 else None
         extra = _context(req.get("ContextEntries"))
@@ -115,7 +165,7 @@ class SimulationOperations(IAMBase):
                         "EvalActionName": action,
                         "EvalResourceName": resource,
                         "EvalDecision": decision,
-                        "MatchedStatements": [],
+                        "MatchedStatements": _matched(labels, decision, action, resource, facts, principal),
                         "MissingContextValues": [],
                     }
                 )

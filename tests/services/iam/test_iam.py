@@ -212,6 +212,10 @@ def test_simulation_uses_the_same_engine(iam_server, unique):
         ("s3:GetObject", "allowed"),
         ("s3:PutObject", "implicitDeny"),
     ]
+    assert results[0]["MatchedStatements"] == [
+        {"SourcePolicyId": "AmazonS3ReadOnlyAccess", "SourcePolicyType": "aws-managed"}
+    ]
+    assert results[1]["MatchedStatements"] == []
     custom = iam.simulate_custom_policy(
         PolicyInputList=[
             doc(
@@ -230,6 +234,9 @@ def test_simulation_uses_the_same_engine(iam_server, unique):
         ],
     )["EvaluationResults"]
     assert custom[0]["EvalDecision"] == "explicitDeny"
+    assert custom[0]["MatchedStatements"] == [
+        {"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "none"}
+    ]
 
 
 def test_account_authorization_details(iam_server, unique):
