@@ -182,3 +182,45 @@ def test_presigned_urls_and_posts_follow_the_signers_policies(iam_server, unique
         assert r.read() == b"data"
     put = alice.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p.txt"})
     assert http_call("PUT", put, b"x")[0] == 403
+
+
+def test_conditions_on_time_and_source_ip_end_to_end(strata_factory, users_env):
+    """aws:CurrentTime follows the simulated clock; aws:SourceIp is the client's address."""
+    import json
+    from datetime import datetime, timedelta
+
+    server = strata_factory(extra_env=users_env)
+    iam = server.client("iam", **ROOT)
+    now = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    until = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    iam.create_user(UserName="temp")
+    key = iam.create_access_key(UserName="temp")["AccessKey"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "dynamodb:ListTables",
+                "Resource": "*",
+                "Condition": {
+                    "DateLessThan": {"aws:CurrentTime": until},
+                    "IpAddress": {"aws:SourceIp": "127.0.0.0/8"},
+                },
+            },
+            {
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeLimits",
+                "Resource": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+            },
+        ],
+    }
+    iam.put_user_policy(UserName="temp", PolicyName="until", PolicyDocument=json.dumps(policy))
+    ddb = server.client("dynamodb", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    ddb.list_tables()
+    with pytest.raises(ClientError):
+        ddb.describe_limits()  # not from 10/8
+    server.advance_clock("2d")
+    with pytest.raises(ClientError) as e:
+        ddb.list_tables()
+    assert _error(e)[0] == "AccessDeniedException"
