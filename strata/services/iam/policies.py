@@ -71,8 +71,16 @@ class PolicyOperations(IAMBase):
                 key=lambda p: p["PolicyName"],
             )
         rendered = [self._render_policy(d, ctx.account_id) for d in docs if d["Path"].startswith(prefix)]
+        usage = req.get("PolicyUsageFilter")
         if req.get("OnlyAttached"):
-            rendered = [r for r in rendered if r["AttachmentCount"] > 0]
+            if usage == "PermissionsBoundary":
+                rendered = [r for r in rendered if r["PermissionsBoundaryUsageCount"] > 0]
+            elif usage == "PermissionsPolicy":
+                rendered = [r for r in rendered if r["AttachmentCount"] > 0]
+            else:
+                rendered = [
+                    r for r in rendered if r["AttachmentCount"] + r["PermissionsBoundaryUsageCount"] > 0
+                ]
         return page(rendered, req, "Policies")
 
     def delete_policy(self, ctx: RequestContext, req: dict) -> dict:
@@ -151,9 +159,24 @@ class PolicyOperations(IAMBase):
 
     def list_entities_for_policy(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._policy(ctx, req.get("PolicyArn"))
+        wanted = req.get("EntityFilter")
+        prefix = req.get("PathPrefix") or "/"
+        usage = req.get("PolicyUsageFilter")
+        pairs: list[tuple[str, dict]] = []
+        if usage != "PermissionsBoundary":
+            pairs += self._attachments(doc["Arn"], ctx.account_id)
+        if usage != "PermissionsPolicy":
+            pairs += [
+                (kind, d)
+                for kind in ("user", "role")
+                for d in self.dir.listing(kind, ctx.account_id)
+                if d.get("boundary") == doc["Arn"] and (kind, d) not in pairs
+            ]
         out: dict = {"PolicyGroups": [], "PolicyUsers": [], "PolicyRoles": [], "IsTruncated": False}
-        for kind, entity in self._attachments(doc["Arn"], ctx.account_id):
+        for kind, entity in pairs:
             label = kind.capitalize()
+            if (wanted and wanted != label) or not entity["Path"].startswith(prefix):
+                continue
             out[f"Policy{label}s"].append(
                 {f"{label}Name": entity[f"{label}Name"], f"{label}Id": entity[f"{label}Id"]}
             )

@@ -39,6 +39,27 @@ def _context(entries: Any) -> dict[str, Any]:
     return out
 
 
+def _without(owner: dict, entries: list) -> dict:
+    """An identity as if the PolicyExclusionList's policies were not on it."""
+    arns = {e.get("PolicyArn") for e in entries if isinstance(e, dict) and e.get("PolicyArn")}
+    label = next((owner[k] for k in ("UserName", "GroupName", "RoleName") if k in owner), "")
+    inline = {
+        (e.get("InlinePolicyIdentifier") or {}).get("PolicyName")
+        for e in entries
+        if isinstance(e, dict)
+        and (e.get("InlinePolicyIdentifier") or {}).get("AttachmentName", label) == label
+    }
+    boundary_dropped = any(
+        isinstance(e, dict) and e.get("PolicyType") == "permission-boundary" for e in entries
+    )
+    return {
+        **owner,
+        "attached": [a for a in owner.get("attached", []) if a not in arns],
+        "inline": {n: t for n, t in owner.get("inline", {}).items() if n not in inline},
+        "boundary": None if boundary_dropped or owner.get("boundary") in arns else owner.get("boundary"),
+    }
+
+
 def _input_labels(policies: tuple[Policy, ...]) -> list[tuple[str, str, Policy]]:
     return [(f"PolicyInputList.{n}", "none", p) for n, p in enumerate(policies, 1)]
 
@@ -93,8 +114,21 @@ class SimulationOperations(IAMBase):
             principal = Principal("", account, doc["Arn"], doc["GroupId"], "group", name, "", False)
         else:
             raise ServiceError("InvalidInput", f"Invalid ARN: {source}", 400)
-        if principal.kind == "group":
-            base = PolicySet(identity=tuple(compile_policy(t) for t in self.dir.identity_texts(doc)))
+        entries = req.get("PolicyExclusionList") or []
+        if entries:
+            doc = _without(doc, entries)
+        if principal.kind == "group" or entries:
+            texts = self.dir.identity_texts(doc)
+            if principal.kind == "user":
+                for g in doc.get("groups", []):
+                    group = self.dir.find("group", account, g)
+                    if group is not None:
+                        texts += self.dir.identity_texts(_without(group, entries))
+            boundary = self.dir.policy_text(doc["boundary"]) if doc.get("boundary") else None
+            base = PolicySet(
+                identity=tuple(compile_policy(t) for t in texts),
+                boundary=compile_policy(boundary) if boundary else None,
+            )
         else:
             base, _ = self.dir.policy_set(principal)
         extra = _compile_inputs(req.get("PolicyInputList"))
@@ -103,12 +137,15 @@ class SimulationOperations(IAMBase):
             identity=base.identity + extra,
             boundary=boundary_inputs[0] if boundary_inputs else base.boundary,
         )
-        labels = self._labels(doc, principal.kind, account) + _input_labels(extra)
+        labels = self._labels(doc, principal.kind, account, entries) + _input_labels(extra)
         return self._simulate(ctx, req, principal, policies, labels)
 
-    def _labels(self, owner: dict, kind: str, account: str) -> list[tuple[str, str, Policy]]:
+    def _labels(
+        self, owner: dict, kind: str, account: str, entries: list | None = None
+    ) -> list[tuple[str, str, Policy]]:
         """(SourcePolicyId, SourcePolicyType, policy) of each identity policy, for MatchedStatements."""
         own = {"user": "user", "assumed-role": "role", "group": "group"}[kind]
+        owner = _without(owner, entries or [])
         out = [(name, own, compile_policy(text)) for name, text in owner.get("inline", {}).items()]
         for arn in owner.get("attached", []):
             text = self.dir.policy_text(arn)
@@ -119,7 +156,7 @@ class SimulationOperations(IAMBase):
             for g in owner.get("groups", []):
                 group = self.dir.find("group", account, g)
                 if group is not None:
-                    out += self._labels(group, "group", account)
+                    out += self._labels(group, "group", account, entries)
         return out
 
     def simulate_custom_policy(self, ctx: RequestContext, req: dict) -> dict:

@@ -295,3 +295,33 @@ def test_resources_of_iam_actions_carry_paths(iam_server, unique):
     iam.create_user(UserName=f"other-{unique}")
     with pytest.raises(ClientError):
         mine.tag_user(UserName=f"other-{unique}", Tags=[{"Key": "k", "Value": "v"}])
+
+
+def test_policy_usage_filters_and_simulation_exclusions(iam_server, unique):
+    iam = iam_server.client("iam", **ROOT)
+    arn = iam.create_policy(
+        PolicyName=f"use-{unique}", PolicyDocument=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    )["Policy"]["Arn"]
+    attached, bounded = f"att-{unique}", f"bnd-{unique}"
+    iam.create_user(UserName=attached)
+    iam.attach_user_policy(UserName=attached, PolicyArn=arn)
+    iam.create_user(UserName=bounded, PermissionsBoundary=arn)
+
+    def users(**kw):
+        return [u["UserName"] for u in iam.list_entities_for_policy(PolicyArn=arn, **kw)["PolicyUsers"]]
+
+    assert sorted(users()) == sorted([attached, bounded])
+    assert users(PolicyUsageFilter="PermissionsPolicy") == [attached]
+    assert users(PolicyUsageFilter="PermissionsBoundary") == [bounded]
+    assert iam.list_entities_for_policy(PolicyArn=arn, EntityFilter="Role")["PolicyUsers"] == []
+    source = f"arn:aws:iam::{ACCOUNT}:user/{attached}"
+    kept = iam.simulate_principal_policy(PolicySourceArn=source, ActionNames=["s3:GetObject"])[
+        "EvaluationResults"
+    ]
+    assert kept[0]["EvalDecision"] == "allowed"
+    dropped = iam.simulate_principal_policy(
+        PolicySourceArn=source,
+        ActionNames=["s3:GetObject"],
+        PolicyExclusionList=[{"PolicyArn": arn}],
+    )["EvaluationResults"]
+    assert dropped[0]["EvalDecision"] == "implicitDeny"
