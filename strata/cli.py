@@ -61,6 +61,18 @@ def cli() -> None:
     type=click.IntRange(min=1),
     help="Connections one client address may hold; more are refused with 503 (1024).",
 )
+@click.option(
+    "--users",
+    "users_file",
+    default=None,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="TOML file of accounts, root keys and IAM users (see README). Env: STRATA_USERS_FILE.",
+)
+@click.option(
+    "--account-id",
+    default=None,
+    help="Account of the loopback test/test key (12 digits). Env: STRATA_ACCOUNT_ID.",
+)
 def serve(
     host: str,
     port: int,
@@ -72,6 +84,8 @@ def serve(
     quiet: bool,
     cpu_affinity: str | None,
     max_connections_per_ip: int | None,
+    users_file: Path | None,
+    account_id: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -86,6 +100,8 @@ def serve(
             region=region,
             cpu_affinity=cpu_affinity,
             max_connections_per_ip=max_connections_per_ip,
+            users_file=users_file,
+            account_id=account_id,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)
@@ -94,6 +110,10 @@ def serve(
         settings.fsync = not no_fsync
         settings.access_log = not quiet
         settings.all_credentials()
+        if settings.users_file is not None:
+            from strata.auth.users_file import load_users_file
+
+            load_users_file(settings.users_file)  # a broken file stops start-up with its reason
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     run(settings)

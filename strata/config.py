@@ -57,6 +57,10 @@ class Settings:
     cpu_affinity: str = "auto"
     # Ports handed to engines (PostgreSQL, MariaDB, Redis, Memcached) and their stable endpoints.
     engine_port_range: tuple[int, int] = (45000, 47999)
+    # The users file (accounts, root keys, IAM users): strata.auth.users_file. account_id is the
+    # account of the test/test and STRATA_ACCESS_KEY_ID keys (--account-id, else the file's
+    # default_account, else 000000000000).
+    users_file: Path | None = None
     # Limits that AWS fixes but tests want small; services read them from here.
     limits: dict[str, int] = field(default_factory=dict)
     # HTTP client bounds (strata.gateway.http_limits): seconds for a request head to arrive, for a
@@ -95,15 +99,16 @@ class Settings:
         return None if self.tls_port is None else f"https://{self._dial_host}:{self.tls_port}"
 
     def all_credentials(self) -> dict[str, str]:
-        """The access keys Strata accepts; refuses the well-known default off loopback."""
+        """The root keys of the test account Strata accepts (the users file adds more); refuses the
+        well-known default off loopback."""
         creds = dict(self.credentials)
         if self.is_loopback:
             creds.setdefault(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
-        elif not creds:
+        elif not creds and self.users_file is None:
             raise ConfigError(
                 f"refusing to bind {self.host}: the default test/test credentials are only accepted on "
-                "loopback. Set the environment variables STRATA_ACCESS_KEY_ID and "
-                "STRATA_SECRET_ACCESS_KEY to the access key pair clients must sign with."
+                "loopback. Set STRATA_ACCESS_KEY_ID and STRATA_SECRET_ACCESS_KEY, or give a users file "
+                "(--users FILE or STRATA_USERS_FILE)."
             )
         return creds
 
@@ -147,13 +152,26 @@ def settings_from_env(**overrides: object) -> Settings:
     if "STRATA_MAX_CONNECTIONS_PER_IP" in os.environ:
         value = os.environ["STRATA_MAX_CONNECTIONS_PER_IP"]
         s.max_connections_per_ip = int(_positive("STRATA_MAX_CONNECTIONS_PER_IP", value))
+    if os.environ.get("STRATA_USERS_FILE"):
+        s.users_file = Path(os.environ["STRATA_USERS_FILE"])
+    if os.environ.get("STRATA_ACCOUNT_ID"):
+        s.account_id = os.environ["STRATA_ACCOUNT_ID"]
     key, secret = os.environ.get("STRATA_ACCESS_KEY_ID"), os.environ.get("STRATA_SECRET_ACCESS_KEY")
     if key and secret:
         s.credentials[key] = secret
+    account_given = "STRATA_ACCOUNT_ID" in os.environ or overrides.get("account_id") is not None
     for name, given in overrides.items():
         if given is not None:
             setattr(s, name, given)
     s.__post_init__()
+    if not s.account_id.isdigit() or len(s.account_id) != 12:
+        raise ConfigError(f"the account id must be 12 digits, not {s.account_id!r}")
+    if s.users_file is not None and not account_given:
+        from strata.auth.users_file import load_users_file
+
+        default = load_users_file(s.users_file).default_account
+        if default:
+            s.account_id = default
     return s
 
 

@@ -39,15 +39,27 @@ def prepare(settings: Settings) -> None:
 
 def banner(settings: Settings) -> str:
     creds = settings.all_credentials()
-    key = next(iter(creds))
+    key = next(iter(creds), None)
+    account = f"  account    {settings.account_id}"
+    if settings.users_file:
+        account += f" (accounts and keys from {settings.users_file})"
+    if key is None:
+        keys = "  access key see the users file\n"
+        use = f"  use it:    export AWS_ENDPOINT_URL={settings.endpoint} AWS_DEFAULT_REGION={settings.region}\n"
+    else:
+        secret = "test" if creds[key] == "test" else "..."
+        keys = f"  access key {key} / secret {'test' if creds[key] == 'test' else '(configured)'}\n"
+        use = (
+            f"  use it:    export AWS_ENDPOINT_URL={settings.endpoint} AWS_ACCESS_KEY_ID={key} "
+            f"AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={settings.region}\n"
+        )
     return (
         f"Strata is serving on {settings.endpoint}\n"
         f"  region     {settings.region}\n"
-        f"  account    {settings.account_id}\n"
-        f"  access key {key} / secret {'test' if creds[key] == 'test' else '(configured)'}\n"
+        f"{account}\n"
+        f"{keys}"
         f"  data dir   {settings.data_dir}\n"
-        f"  use it:    export AWS_ENDPOINT_URL={settings.endpoint} AWS_ACCESS_KEY_ID={key} "
-        f"AWS_SECRET_ACCESS_KEY={'test' if creds[key] == 'test' else '...'} AWS_DEFAULT_REGION={settings.region}\n"
+        f"{use}"
         f"  S3 virtual-hosted style: http://<bucket>.s3.localhost.localstack.cloud:{settings.port} "
         "(that name resolves to 127.0.0.1)"
         + (

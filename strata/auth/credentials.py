@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from strata.auth.directory import CredentialProblem, directory_for
 from strata.config import Settings
 from strata.services.base import Principal
 
@@ -29,20 +30,37 @@ def hmac_hex(key: bytes, message: str) -> str:
 
 
 class CredentialStore:
-    """Access key -> secret, plus a bounded cache of derived signing keys."""
+    """Access key -> (secret, principal) through the server's identity directory, plus a bounded
+    cache of derived signing keys."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.secrets: dict[str, str] = settings.all_credentials()
+        self.directory = directory_for(settings)
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
 
+    def resolve(self, access_key: str, token: str | None = None) -> tuple[str, Principal]:
+        """The secret and principal of a key (a session key needs its token); raises
+        CredentialProblem (kind unknown_key, expired_token or bad_token)."""
+        return self.directory.credential(access_key, token)
+
+    def resolve_s3(self, access_key: str, token: str | None) -> tuple[str, Principal]:
+        """`resolve` with S3's errors (SigV2 URLs and browser POST uploads)."""
+        from strata.auth.errors import credential_error
+
+        try:
+            return self.directory.credential(access_key, token)
+        except CredentialProblem as e:
+            raise credential_error("s3", e.kind, access_key) from None
+
     def secret(self, access_key: str) -> str | None:
-        return self.secrets.get(access_key)
+        """The secret of a long-term key, None if unknown (signatures without a session token)."""
+        try:
+            return self.directory.credential(access_key, None)[0]
+        except CredentialProblem:
+            return None
 
     def principal(self, access_key: str) -> Principal:
-        """Who a known key belongs to (every configured key is the account's root for now)."""
-        account = self.settings.account_id
-        return Principal(access_key, account, f"arn:aws:iam::{account}:root", account)
+        return self.directory.credential(access_key, None)[1]
 
     def signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
         cache_key = (secret, date, region, service)

@@ -16,6 +16,7 @@ _SIG_MISMATCH = (
 )
 _BAD_TOKEN = "The security token included in the request is invalid."
 _MISSING = "Request is missing Authentication Token"
+_EXPIRED_TOKEN = "The security token included in the request is expired"
 
 # kind -> (code, status, message); "{detail}" is filled by the caller where the message varies.
 _Table = dict[str, tuple[str, int, str]]
@@ -29,6 +30,9 @@ _JSON: _Table = {
     "incomplete": ("IncompleteSignatureException", 400, "{detail}"),
     "expired": ("InvalidSignatureException", 400, "{detail}"),
     "bad_payload_hash": ("InvalidSignatureException", 400, _SIG_MISMATCH),
+    "expired_token": ("ExpiredTokenException", 400, _EXPIRED_TOKEN),
+    "bad_token": ("UnrecognizedClientException", 400, _BAD_TOKEN),
+    "access_denied": ("AccessDeniedException", 400, "{detail}"),
 }
 # Query-protocol services (STS, IAM, RDS, ElastiCache).
 _QUERY: _Table = {
@@ -39,6 +43,9 @@ _QUERY: _Table = {
     "incomplete": ("IncompleteSignature", 400, "{detail}"),
     "expired": ("SignatureDoesNotMatch", 403, "{detail}"),
     "bad_payload_hash": ("SignatureDoesNotMatch", 403, _SIG_MISMATCH),
+    "expired_token": ("ExpiredToken", 403, _EXPIRED_TOKEN),
+    "bad_token": ("InvalidClientTokenId", 403, _BAD_TOKEN),
+    "access_denied": ("AccessDenied", 403, "{detail}"),
 }
 # EC2 folds unknown keys and bad signatures into AuthFailure and reports skew as RequestExpired.
 _EC2: _Table = {
@@ -53,6 +60,13 @@ _EC2: _Table = {
     "incomplete": ("IncompleteSignature", 400, "{detail}"),
     "expired": ("RequestExpired", 400, "Request has expired."),
     "bad_payload_hash": ("AuthFailure", 401, "AWS was not able to validate the provided access credentials"),
+    "expired_token": ("RequestExpired", 400, "Request has expired."),
+    "bad_token": ("AuthFailure", 401, "AWS was not able to validate the provided access credentials"),
+    "access_denied": (
+        "UnauthorizedOperation",
+        403,
+        "You are not authorized to perform this operation. {detail}",
+    ),
 }
 # rest-json services behind API-Gateway-style front ends (EBS direct APIs, EFS) answer 403.
 _REST_JSON: _Table = {
@@ -63,6 +77,9 @@ _REST_JSON: _Table = {
     "incomplete": ("IncompleteSignatureException", 403, "{detail}"),
     "expired": ("InvalidSignatureException", 403, "{detail}"),
     "bad_payload_hash": ("InvalidSignatureException", 403, _SIG_MISMATCH),
+    "expired_token": ("ExpiredTokenException", 403, _EXPIRED_TOKEN),
+    "bad_token": ("UnrecognizedClientException", 403, _BAD_TOKEN),
+    "access_denied": ("AccessDeniedException", 403, "{detail}"),
 }
 
 FAMILY_BY_SERVICE: dict[str, _Table] = {
@@ -101,3 +118,26 @@ def s3_header_malformed(detail: str) -> ServiceError:
 
 def s3_query_error(message: str) -> ServiceError:
     return ServiceError("AuthorizationQueryParametersError", message, 400)
+
+
+def credential_error(service: str, kind: str, access_key: str) -> ServiceError:
+    """The error for a key or session token that cannot be used (CredentialProblem.kind)."""
+    if service != "s3":
+        return service_error(service, kind)
+    if kind == "expired_token":
+        return ServiceError("ExpiredToken", "The provided token has expired.", 400)
+    if kind == "bad_token":
+        return ServiceError("InvalidToken", "The provided token is malformed or otherwise invalid.", 400)
+    return ServiceError(
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+        403,
+        fields={"AWSAccessKeyId": access_key},
+    )
+
+
+def access_denied(service: str, message: str) -> ServiceError:
+    """A request the policies do not allow, in the service's own words."""
+    if service == "s3":
+        return ServiceError("AccessDenied", message, 403)
+    return service_error(service, "access_denied", message)

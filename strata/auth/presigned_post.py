@@ -73,15 +73,6 @@ def verify_post_policy(
     return principal
 
 
-def _unknown_key(access_key: str) -> ServiceError:
-    return ServiceError(
-        "InvalidAccessKeyId",
-        "The AWS Access Key Id you provided does not exist in our records.",
-        403,
-        fields={"AWSAccessKeyId": access_key},
-    )
-
-
 def _mismatch(access_key: str, policy_b64: str, provided: str) -> ServiceError:
     return ServiceError(
         "SignatureDoesNotMatch",
@@ -102,12 +93,10 @@ def _verify_v2(form: dict[str, str], store: CredentialStore) -> Principal:
             400,
             fields={"ArgumentName": "AWSAccessKeyId", "ArgumentValue": ""},
         )
-    secret = store.secret(access_key)
-    if secret is None:
-        raise _unknown_key(access_key)
+    secret, principal = store.resolve_s3(access_key, form.get("x-amz-security-token"))
     if not signatures_match(policy_signature_v2(secret, form["policy"]), form["signature"]):
         raise _mismatch(access_key, form["policy"], form["signature"])
-    return store.principal(access_key)
+    return principal
 
 
 def _verify_v4(form: dict[str, str], store: CredentialStore, policy_b64: str) -> Principal:
@@ -135,13 +124,11 @@ def _verify_v4(form: dict[str, str], store: CredentialStore, policy_b64: str) ->
             fields={"ArgumentName": "x-amz-credential", "ArgumentValue": form["x-amz-credential"]},
         )
     access_key, date, region = parts[0], parts[1], parts[2]
-    secret = store.secret(access_key)
-    if secret is None:
-        raise _unknown_key(access_key)
+    secret, principal = store.resolve_s3(access_key, form.get("x-amz-security-token"))
     expected = hmac_hex(store.signing_key(secret, date, region, "s3"), policy_b64)
     if not signatures_match(expected, form["x-amz-signature"]):
         raise _mismatch(access_key, policy_b64, form["x-amz-signature"])
-    return store.principal(access_key)
+    return principal
 
 
 def _decode_policy(policy_b64: str) -> dict[str, Any]:

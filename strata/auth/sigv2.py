@@ -93,18 +93,6 @@ def _mismatch(access_key: str, to_sign: str, provided: str) -> ServiceError:
     )
 
 
-def _secret(store: CredentialStore, access_key: str) -> str:
-    secret = store.secret(access_key)
-    if secret is None:
-        raise ServiceError(
-            "InvalidAccessKeyId",
-            "The AWS Access Key Id you provided does not exist in our records.",
-            403,
-            fields={"AWSAccessKeyId": access_key},
-        )
-    return secret
-
-
 def verify_query(request: HttpRequest, store: CredentialStore, now: float) -> Principal:
     """A SigV2 presigned URL (AWSAccessKeyId, Signature, Expires)."""
     query = _raw_query(request.query_string)
@@ -124,7 +112,7 @@ def verify_query(request: HttpRequest, store: CredentialStore, now: float) -> Pr
         raise ServiceError(
             "AccessDenied", "Invalid date (should be seconds since epoch): " + expires_text, 403
         )
-    secret = _secret(store, access_key)
+    secret, principal = store.resolve_s3(access_key, params.get("x-amz-security-token"))
     to_sign = string_to_sign(request, expires_text, query)
     if not signatures_match(sign_v2(secret, to_sign), provided):
         raise _mismatch(access_key, to_sign, provided)
@@ -136,7 +124,7 @@ def verify_query(request: HttpRequest, store: CredentialStore, now: float) -> Pr
             403,
             fields={"Expires": _iso(expires), "ServerTime": _iso(now)},
         )
-    return store.principal(access_key)
+    return principal
 
 
 def verify_header(request: HttpRequest, credential: str, store: CredentialStore, now: float) -> Principal:
@@ -160,7 +148,7 @@ def verify_header(request: HttpRequest, credential: str, store: CredentialStore,
         raise ServiceError(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", 403
         )
-    secret = _secret(store, access_key)
+    secret, principal = store.resolve_s3(access_key, request.headers.get("x-amz-security-token"))
     query = _raw_query(request.query_string)
     # With x-amz-date present the Date line is empty (the header itself is among the x-amz-* lines).
     to_sign = string_to_sign(request, "" if amz_date else (date_header or ""), query)
@@ -177,7 +165,7 @@ def verify_header(request: HttpRequest, credential: str, store: CredentialStore,
                 "MaxAllowedSkewMilliseconds": "900000",
             },
         )
-    return store.principal(access_key)
+    return principal
 
 
 def policy_signature_v2(secret: str, policy_b64: str) -> str:

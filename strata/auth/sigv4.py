@@ -43,6 +43,7 @@ from strata.auth.chunked import (
     verify_sha256_stream,
 )
 from strata.auth.credentials import CredentialStore
+from strata.auth.directory import CredentialProblem
 from strata.auth.regions import valid_region
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
@@ -116,7 +117,17 @@ def _iso(epoch: float) -> str:
 class _Signed:
     """What one request's signature claims: parsed from the header or the presigned query."""
 
-    __slots__ = ("access_key", "date", "region", "service", "scope", "signed", "signed_str", "signature")
+    __slots__ = (
+        "access_key",
+        "date",
+        "region",
+        "service",
+        "scope",
+        "signed",
+        "signed_str",
+        "signature",
+        "principal",
+    )
 
     def __init__(self, credential: str, signed_str: str, signature: str) -> None:
         parts = credential.split("/")
@@ -127,6 +138,7 @@ class _Signed:
         self.signed_str = signed_str
         self.signed = signed_str.split(";")
         self.signature = signature
+        self.principal: Principal | None = None  # set when the key is resolved
 
 
 class Authenticator:
@@ -221,7 +233,7 @@ class Authenticator:
             ) from None
         self._check_scope_service(signed, service)
         self._check_scope_region(signed, service, presigned=False)
-        secret = self._secret(signed, service)
+        secret = self._secret(signed, service, request)
         amz_date, epoch = self._request_time(request, service, auth)
         if signed.date != amz_date[:8]:
             if s3:
@@ -248,10 +260,10 @@ class Authenticator:
             # Hashed from the body itself (no x-amz-content-sha256): the signature covers the
             # body through this hash, so there is nothing left to compare it with.
             self._check_signature(request, service, signed, key, amz_date, query, payload_hash[1:])
-            return self.store.principal(signed.access_key)
+            return signed.principal  # type: ignore[return-value]
         self._check_signature(request, service, signed, key, amz_date, query, payload_hash)
         self._prepare_body(request, service, payload_hash, signed, key, amz_date)
-        return self.store.principal(signed.access_key)
+        return signed.principal  # type: ignore[return-value]
 
     def _request_time(self, request: HttpRequest, service: str, auth: str) -> tuple[str, float]:
         value = request.headers.get("x-amz-date")
@@ -381,7 +393,7 @@ class Authenticator:
             )
         self._check_scope_service(signed, service)
         self._check_scope_region(signed, service, presigned=True)
-        secret = self._secret(signed, service)
+        secret = self._secret(signed, service, request)
         if signed.date != amz_date[:8]:
             if s3:
                 raise errors.s3_query_error(
@@ -428,7 +440,7 @@ class Authenticator:
         self._check_signature(request, service, signed, key, amz_date, canonical_qs, payload_hash)
         if s3 and payload_hash != UNSIGNED_PAYLOAD:
             self._prepare_body(request, service, payload_hash.lower(), signed, key, amz_date)
-        return self.store.principal(signed.access_key)
+        return signed.principal  # type: ignore[return-value]
 
     # ---- shared steps
 
@@ -464,17 +476,14 @@ class Authenticator:
             )
         raise _bad_sig(service, "Credential should be scoped to a valid region. ")
 
-    def _secret(self, signed: _Signed, service: str) -> str:
-        secret = self.store.secret(signed.access_key)
-        if secret is None:
-            if service == "s3":
-                raise ServiceError(
-                    "InvalidAccessKeyId",
-                    "The AWS Access Key Id you provided does not exist in our records.",
-                    403,
-                    fields={"AWSAccessKeyId": signed.access_key},
-                )
-            raise errors.service_error(service, "unknown_key")
+    def _secret(self, signed: _Signed, service: str, request: HttpRequest) -> str:
+        token = request.headers.get("x-amz-security-token")
+        if token is None and "X-Amz-Security-Token" in request.query_string:
+            token = request.query_dict().get("X-Amz-Security-Token")
+        try:
+            secret, signed.principal = self.store.resolve(signed.access_key, token)
+        except CredentialProblem as e:
+            raise errors.credential_error(service, e.kind, signed.access_key) from None
         return secret
 
     def _check_signature(

@@ -18,6 +18,8 @@ from typing import Any
 from botocore import xform_name
 
 from strata.auth import Authenticator
+from strata.auth.directory import directory_for
+from strata.auth.enforce import Authorizer
 from strata.config import Settings
 from strata.gateway import admin
 from strata.gateway.accesslog import AccessLog
@@ -53,8 +55,10 @@ class StrataApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services = ServiceTable(settings)
+        self.directory = directory_for(settings)
         self.auth = Authenticator(settings)
         self.hosts = HostPolicy(settings)
+        self.authz = Authorizer(self.directory)
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
@@ -64,11 +68,13 @@ class StrataApp:
         self._ids = itertools.count(1)
 
     async def start(self) -> None:
+        self.directory.load()
         await self.services.start()
 
     async def stop(self) -> None:
         self.access_log.flush()
         await self.services.stop()
+        self.directory.close()
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         """Answer one request; never raises (the server only writes what this returns)."""
@@ -121,11 +127,16 @@ class StrataApp:
             principal = self.auth.authenticate(request, service, op_name)
             params = codec.parse(op, request, path_params)
             method = self._method(service, op_name)
+            region = detected.region or self.settings.region
+            if principal is not None:
+                self.authz.check(
+                    principal, service, op_name, params, request, region, self.services.provider(service)
+                )
             ctx = RequestContext(
                 request_id=request_id,
                 service=service,
                 operation=op_name,
-                region=detected.region or self.settings.region,
+                region=region,
                 account_id=principal.account_id if principal else self.settings.account_id,
                 principal=principal,
                 http=request,

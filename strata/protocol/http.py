@@ -138,6 +138,7 @@ class HttpRequest:
     body: bytes = b""  # the whole body when it was read up front (non-streaming operations)
     stream: BodyStream | None = None  # the body, when the operation streams it (S3 PutObject ...)
     client: str = ""  # peer address
+    secure: bool = False  # arrived over TLS (policies read it as aws:SecureTransport)
     # Path-style path for routing when the request came virtual-hosted (`bucket.s3.host/key` ->
     # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
     route_path: str = ""

@@ -5,7 +5,9 @@ snake_case (`put_object`, `create_db_instance`). Each takes `(ctx, req)` where `
 shaped like the operation's input shape, and returns a dict shaped like its output shape (or
 awaits and returns one). Providers raise `ServiceError`; they never see HTTP or wire formats.
 Optional hooks: `async start()` / `async stop()` around the server's life, `health()` for
-`/_strata/health`.
+`/_strata/health`; for authorization (strata.auth.enforce) `resource_account(req)` (the account
+owning the named resource), `resource_arn(req, arn)` (the exact ARN when the table's lacks a
+path) and `resource_policy(req)` (its compiled resource policy).
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ T = TypeVar("T")
 
 @dataclass
 class Principal:
-    """Who signed the request."""
+    """Who signed the request.
+
+    `kind` is "root" (an account's root key, or the loopback test key), "user" (an IAM user's
+    key) or "assumed-role" (an STS session; `role_arn` is the role). `unrestricted` principals
+    (root, the test key) skip identity-policy evaluation: the fast path. `session` holds an STS
+    session's facts (expiry, session policies, source) when the key is temporary.
+    """
 
     access_key: str
     account_id: str
     arn: str
     user_id: str = ""
+    kind: str = "root"
+    name: str = ""
+    role_arn: str = ""
+    unrestricted: bool = True
+    session: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # aws:PrincipalTag/<key>
 
 
 @dataclass

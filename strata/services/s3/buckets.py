@@ -124,7 +124,7 @@ class BucketOperations(S3Core):
                 ) from None
         prefix = req.get("Prefix") or ""
         page = limit or 10_000
-        rows = self.store.list_buckets(after, prefix, page + 1)
+        rows = self._own_buckets(ctx.account_id, after, prefix, page + 1)
         region_filter = req.get("BucketRegion")
         if region_filter:
             rows = [r for r in rows if r.region == region_filter]
@@ -140,6 +140,18 @@ class BucketOperations(S3Core):
         if limit is not None and len(rows) > page:
             out["ContinuationToken"] = base64.urlsafe_b64encode(rows[page - 1].name.encode()).decode()
         return out
+
+    def _own_buckets(self, account: str, after: str, prefix: str, limit: int) -> list:
+        """Up to `limit` buckets of one account after `after` (bucket names are global, a listing
+        shows the caller's own)."""
+        out: list = []
+        while len(out) < limit:
+            rows = self.store.list_buckets(after, prefix, limit)
+            out += [r for r in rows if r.config.get("owner", account) == account]
+            if len(rows) < limit:
+                break
+            after = rows[-1].name
+        return out[:limit]
 
     def get_bucket_location(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])

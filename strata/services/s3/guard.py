@@ -23,7 +23,7 @@ from strata.services.base import RequestContext
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source
 
-_NOT_OPERATIONS = {"start", "stop", "health"}
+_NOT_OPERATIONS = {"start", "stop", "health", "resource_account"}
 
 
 def _denied() -> ServiceError:

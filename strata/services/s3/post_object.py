@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+from strata.auth.directory import directory_for
+from strata.auth.enforce import Authorizer
 from strata.auth.presigned_post import verify_post_policy
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
@@ -198,7 +200,11 @@ class PostObjectOperations(S3Core):
             algorithm=algorithm,
         )
         try:
-            verify_post_policy(fields, bucket.name, got.size, self.settings)
+            signer = verify_post_policy(fields, bucket.name, got.size, self.settings)
+            # The upload is the signer's PutObject: their policies decide, as for any request.
+            Authorizer(directory_for(self.settings)).check(
+                signer, "s3", "PutObject", {"Bucket": bucket.name, "Key": key}, ctx.http, ctx.region, self
+            )
         except BaseException:
             discard(self.blobs, got)
             raise

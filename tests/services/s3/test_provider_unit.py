@@ -276,6 +276,7 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "write",
         "stop",
         "health",
+        "resource_account",  # authorization hook (strata.auth.enforce)
         "count",
         "now",
         "require_bucket",

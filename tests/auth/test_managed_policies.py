@@ -1,0 +1,65 @@
+"""The AWS-managed policies Strata ships as data: present, valid, and meaning what their names say."""
+
+from __future__ import annotations
+
+import pytest
+
+from strata.auth.directory import AWS_POLICIES
+from strata.auth.evaluator import Facts, PolicySet, evaluate
+from strata.auth.policy import compile_policy
+from strata.services.base import Principal
+
+NAMES = [
+    "AdministratorAccess",
+    "PowerUserAccess",
+    "ReadOnlyAccess",
+    "AmazonS3FullAccess",
+    "AmazonS3ReadOnlyAccess",
+    "AmazonDynamoDBFullAccess",
+    "AmazonDynamoDBReadOnlyAccess",
+    "AmazonRDSFullAccess",
+    "AmazonRDSReadOnlyAccess",
+    "AmazonElastiCacheFullAccess",
+    "AmazonElastiCacheReadOnlyAccess",
+    "IAMFullAccess",
+    "IAMReadOnlyAccess",
+    "AmazonEC2FullAccess",
+    "AmazonElasticFileSystemFullAccess",
+]
+USER = Principal("K", "123456789012", "arn:aws:iam::123456789012:user/u", "AIDAU", "user", "u", "", False)
+
+
+def allowed(name: str, action: str) -> bool:
+    doc = AWS_POLICIES[f"arn:aws:iam::aws:policy/{name}"]["versions"]["v1"]["doc"]
+    facts = Facts(USER, "us-east-1", "", False, lambda: 0.0)
+    return evaluate(USER, action, "*", facts, PolicySet(identity=(compile_policy(doc),))).allowed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_present_and_valid(name):
+    policy = AWS_POLICIES[f"arn:aws:iam::aws:policy/{name}"]
+    assert policy["PolicyId"].startswith("ANPA") and len(policy["PolicyId"]) == 21
+    compile_policy(policy["versions"]["v1"]["doc"])
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "expected"),
+    [
+        ("AdministratorAccess", "iam:CreateUser", True),
+        ("PowerUserAccess", "s3:PutObject", True),
+        ("PowerUserAccess", "iam:CreateUser", False),
+        ("ReadOnlyAccess", "dynamodb:GetItem", True),
+        ("ReadOnlyAccess", "dynamodb:PutItem", False),
+        ("AmazonS3ReadOnlyAccess", "s3:GetObject", True),
+        ("AmazonS3ReadOnlyAccess", "s3:PutObject", False),
+        ("AmazonDynamoDBReadOnlyAccess", "dynamodb:Query", True),
+        ("AmazonDynamoDBReadOnlyAccess", "dynamodb:DeleteTable", False),
+        ("AmazonRDSReadOnlyAccess", "rds:DescribeDBInstances", True),
+        ("AmazonRDSReadOnlyAccess", "rds:DeleteDBInstance", False),
+        ("AmazonElastiCacheReadOnlyAccess", "elasticache:CreateCacheCluster", False),
+        ("IAMReadOnlyAccess", "iam:ListUsers", True),
+        ("IAMReadOnlyAccess", "iam:DeleteUser", False),
+    ],
+)
+def test_meaning(name, action, expected):
+    assert allowed(name, action) is expected
