@@ -183,6 +183,20 @@ class Fleet:
         if not wait_until(lambda: primary.standby_caught_up(STANDBY_NAME), 120):
             raise RuntimeError("the new standby did not catch up with the primary")
 
+    def restart_standby(self, doc: dict, params: dict[str, str]) -> None:
+        """Start a standby whose process died, following the primary again (a MariaDB standby must
+        also turn its semi-synchronous acknowledgements back on); the commits waiting for it go on."""
+        name = self.standby_name(doc)
+        if name is None:
+            return
+        if not port_is_free(self.node(doc, name).port):  # another program took it meanwhile
+            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
+            self._nodes.pop((doc["id"], name), None)
+        node = self.node(doc, name)
+        node.write_config(params)
+        node.start()
+        node.follow(self.primary(doc), STANDBY_NAME)
+
     def remove_standby(self, doc: dict) -> None:
         name = self.standby_name(doc)
         if name:

@@ -356,6 +356,17 @@ class InstancesMixin:
             self.fleet.start(doc, self._params_for(doc))
             self._save(doc, "nodes")
 
+    def _recover_standby(self, ident: str) -> None:
+        doc = self._get_instance(ident)
+        name = self.fleet.standby_name(doc)
+        if doc["status"] != "available" or name is None or self.fleet.node(doc, name).running():
+            return
+        self._event(
+            ident, "db-instance", "Multi-AZ standby restarted after an engine failure", ["availability"]
+        )
+        self.fleet.restart_standby(doc, self._params_for(doc))
+        self._save(doc, "nodes")
+
     # -- stop / start ------------------------------------------------------------------------------
 
     async def stop_db_instance(self, ctx: RequestContext, req: dict) -> dict:
