@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -52,6 +54,12 @@ class Committer(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(30)
+
+
+def _writer(cluster: dict) -> str | None:
+    return next(
+        (m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]), None
+    )
 
 
 def describe(rds, cid: str) -> dict:  # noqa: ANN001
@@ -219,6 +227,26 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
         query(w, "DELETE FROM t WHERE x >= 1000")
         query(w, "INSERT INTO t VALUES (3)")
         assert query(w, "SELECT count(*) FROM t") == [(3,)]
+    wait_status(rds, f"w-{cid}", timeout=300)
+    # kill -9 of the writer's engine while a client commits: as on Aurora a reader takes over, and
+    # no acknowledged commit is lost
+    writer = Committer(lambda: conn())
+    writer.start()
+    eventually(lambda: len(writer.acked) > 50, 60)
+    (pidfile,) = (strata_server.data_dir / "rds" / "instances" / f"r-{cid}").rglob("server.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    eventually(lambda: _writer(describe(rds, cid)) == f"w-{cid}", 120, 0.2)
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
+    before = len(writer.acked)
+    eventually(lambda: len(writer.acked) > before + 50, 60)
+    writer.stop()
+    with conn() as w:
+        present = {row[0] for row in query(w, "SELECT x FROM t WHERE x >= 1000")}
+        assert set(writer.acked) <= present, f"lost commits: {sorted(set(writer.acked) - present)[:10]}"
+        query(w, "DELETE FROM t WHERE x >= 1000")
+    wait_status(rds, f"r-{cid}", timeout=300)  # the failed writer is back, as a reader
+    rds.failover_db_cluster(DBClusterIdentifier=cid)  # roles as before, for what follows
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
     wait_status(rds, f"w-{cid}", timeout=300)
     # Deleting the writer fails over to the reader first, as on AWS.
     rds.delete_db_instance(DBInstanceIdentifier=f"r-{cid}", SkipFinalSnapshot=True)
