@@ -77,7 +77,7 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     rds.delete_db_instance(DBInstanceIdentifier="clocked", SkipFinalSnapshot=True)
 
 
-def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
+def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
     import psycopg
 
     from tests.services.rds.helpers import PASSWORD, USER
@@ -102,18 +102,43 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
         )
     for ident in ("rep", "cw", "cr"):
         wait_status(rds, ident)
+    before = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
+    cluster_before = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    with pg_connect(src) as conn:
+        conn.execute("CREATE TABLE before_kill AS SELECT generate_series(1, 100) AS x")
+    with psycopg.connect(
+        host=cluster_before["Endpoint"],
+        port=cluster_before["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        autocommit=True,
+    ) as w:
+        w.execute("CREATE TABLE cluster_before_kill AS SELECT generate_series(1, 100) AS x")
 
-    server.restart()
+    server.kill()  # kill -9 of Strata: the engines die with it and come back with it, data included
+    server.start()
     rds = server.client("rds")
     for ident in ("src", "rep", "cw", "cr"):
         wait_status(rds, ident)
+    after = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
+    assert after == before
     rep = rds.describe_db_instances(DBInstanceIdentifier="rep")["DBInstances"][0]
+    with pg_connect(src) as conn:
+        assert conn.execute("SELECT count(*) FROM before_kill").fetchone() == (100,)
+    with pg_connect(rep) as conn:
+        eventually(lambda: conn.execute("SELECT count(*) FROM before_kill").fetchone() == (100,), 60)
     with pg_connect(src) as conn:  # synchronous commit needs the standby back too
         conn.execute("CREATE TABLE after_restart (x int)")
         conn.execute("INSERT INTO after_restart VALUES (1)")
     with pg_connect(rep) as conn:
         eventually(lambda: conn.execute("SELECT to_regclass('after_restart')").fetchone()[0] is not None, 60)
     cluster = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    assert (cluster["Endpoint"], cluster["ReaderEndpoint"], cluster["Port"]) == (
+        cluster_before["Endpoint"],
+        cluster_before["ReaderEndpoint"],
+        cluster_before["Port"],
+    )
 
     def connect(host: str) -> psycopg.Connection:
         return psycopg.connect(
@@ -127,6 +152,7 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
         )
 
     with connect(cluster["Endpoint"]) as w:
+        assert w.execute("SELECT count(*) FROM cluster_before_kill").fetchone() == (100,)
         w.execute("CREATE TABLE c (x int)")
     with connect(cluster["ReaderEndpoint"]) as r:
         eventually(lambda: r.execute("SELECT to_regclass('c')").fetchone()[0] is not None, 60)
