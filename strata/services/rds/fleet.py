@@ -136,6 +136,12 @@ class Fleet:
             node.start()
             if name != doc["primary"] and moved_primary:
                 node.follow(self.primary(doc), STANDBY_NAME)
+        standby = self.standby_name(doc)
+        if standby is not None:
+            # MariaDB's semi-synchronous replication is a runtime setting, gone with a restart: without
+            # this a Multi-AZ instance was asynchronous after every restart of Strata
+            self.node(doc, standby).follow(self.primary(doc), STANDBY_NAME)
+            self.primary(doc).set_sync_standby(True)
         self.route(doc)
 
     def stop(self, doc: dict) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from strata.engines.process import pid_alive
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.test_mariadb import my_connect, rows
 
 
 def engine_pids(data_dir: Path) -> list[int]:
@@ -86,6 +87,17 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
     rds = server.client("rds")
     src = create_pg(rds, "src", MultiAZ=True, BackupRetentionPeriod=0)
     rds.create_db_instance_read_replica(DBInstanceIdentifier="rep", SourceDBInstanceIdentifier="src")
+    rds.create_db_instance(
+        DBInstanceIdentifier="msrc",
+        Engine="mariadb",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        MultiAZ=True,
+        BackupRetentionPeriod=0,
+    )
     rds.create_db_cluster(
         DBClusterIdentifier="cl",
         Engine="aurora-postgresql",
@@ -100,8 +112,8 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
             Engine="aurora-postgresql",
             DBInstanceClass="db.serverless",
         )
-    for ident in ("rep", "cw", "cr"):
-        wait_status(rds, ident)
+    for ident in ("rep", "cw", "cr", "msrc"):
+        wait_status(rds, ident, timeout=300)
     before = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
     cluster_before = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
     with pg_connect(src) as conn:
@@ -119,8 +131,15 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
     server.kill()  # kill -9 of Strata: the engines die with it and come back with it, data included
     server.start()
     rds = server.client("rds")
-    for ident in ("src", "rep", "cw", "cr"):
-        wait_status(rds, ident)
+    for ident in ("src", "rep", "cw", "cr", "msrc"):
+        wait_status(rds, ident, timeout=300)
+    # Multi-AZ MariaDB commits wait for the standby again (semi-synchronous replication is not a
+    # setting the engine keeps across its own restart)
+    msrc = rds.describe_db_instances(DBInstanceIdentifier="msrc")["DBInstances"][0]
+    with my_connect(msrc) as conn:
+        assert rows(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'") == [
+            ("Rpl_semi_sync_master_status", "ON")
+        ]
     after = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
     assert after == before
     rep = rds.describe_db_instances(DBInstanceIdentifier="rep")["DBInstances"][0]
