@@ -12,6 +12,7 @@ callers serialise work per instance.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from strata.engines.postgres import STANDBY_NAME, PgNode
 from strata.engines.process import EngineError, wait_until
 
 Node = PgNode | MariaNode
+log = logging.getLogger("strata.rds")
 
 
 class Fleet:
@@ -139,9 +141,12 @@ class Fleet:
         standby = self.standby_name(doc)
         if standby is not None:
             # MariaDB's semi-synchronous replication is a runtime setting, gone with a restart: without
-            # this a Multi-AZ instance was asynchronous after every restart of Strata
-            self.node(doc, standby).follow(self.primary(doc), STANDBY_NAME)
+            # this a Multi-AZ instance was asynchronous after every restart of Strata. The primary
+            # first, so that the standby, reconnecting, is taken as a synchronous one.
             self.primary(doc).set_sync_standby(True)
+            self.node(doc, standby).follow(self.primary(doc), STANDBY_NAME)
+            if not wait_until(lambda: self.primary(doc).standby_caught_up(STANDBY_NAME), 60):
+                log.warning("the standby of %s did not become synchronous again", doc["id"])
         self.route(doc)
 
     def stop(self, doc: dict) -> None:

@@ -136,10 +136,16 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
     # Multi-AZ MariaDB commits wait for the standby again (semi-synchronous replication is not a
     # setting the engine keeps across its own restart)
     msrc = rds.describe_db_instances(DBInstanceIdentifier="msrc")["DBInstances"][0]
-    with my_connect(msrc) as conn:
-        assert rows(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'") == [
-            ("Rpl_semi_sync_master_status", "ON")
-        ]
+    semi_sync = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')"
+
+    def synchronous() -> bool:  # (the record says available while the engines are being resumed)
+        with my_connect(msrc) as conn:
+            return dict(rows(conn, semi_sync)) == {
+                "Rpl_semi_sync_master_status": "ON",
+                "Rpl_semi_sync_master_clients": "1",
+            }
+
+    eventually(synchronous, 60)
     after = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
     assert after == before
     rep = rds.describe_db_instances(DBInstanceIdentifier="rep")["DBInstances"][0]
