@@ -4,10 +4,15 @@ A connection to 127.0.0.1:<stable port> is rewritten by the kernel to the engine
 it leaves the client, so the data path has no extra hop at all. Failover replaces the rule: new
 connections go to the new backend at once; connections to the dead backend are reset, as on AWS.
 
-Each router owns one nft table, `strata_<pid>_<name>`, rewritten atomically (`nft -f`) on every
-change. Tables whose pid is dead (a Strata that was killed -9) are deleted at start-up, so rules
-never outlive their owner for long. While a route exists the router also holds a bound (not
-listening) socket on its stable port, so no other program — or another Strata — is handed that port.
+Each router owns one nft table, `strata_<pid>_<start>_<name>` (the owner's pid and its start time
+in clock ticks, so a pid reused by another process never passes for the owner), rewritten
+atomically (`nft -f`) on every change. A table must not outlive its owner: a stale rule would send
+connections to a port some other program may hold by now, ahead of a new Strata's own rule for the
+same endpoint. So a small janitor process watches the owner and deletes the table within about a
+second of its death, kill -9 included, and every router start deletes the tables of owners that are
+gone (e.g. left by a machine crash, or by a Strata from before the janitor). While a route exists the
+router also holds a bound (not listening) socket on its stable port, so no other program — or
+another Strata — is handed that port.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from pathlib import Path
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
-_TABLE = re.compile(r"^table ip (strata_(\d+)_\w+)$")
+_TABLE = re.compile(r"^table ip (strata_(\d+)_(?:(\d+)_)?\w+)$")
+# The janitor: deletes the table once the owner (argument 1) is gone; Strata ends it on a clean stop.
+_JANITOR = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" delete table ip "$3"'
 
 
 def nft_binary() -> str | None:
@@ -50,16 +57,34 @@ def _nft(script: str) -> None:
         raise EngineError(f"nft failed: {cp.stderr.strip()[:1000]}")
 
 
-def remove_dead_tables() -> None:
-    """Delete the tables of Strata processes that no longer run."""
+def start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _owner_alive(pid: int, ticks: str | None) -> bool:
+    if not pid_alive(pid):
+        return False
+    return ticks is None or start_ticks(pid) == int(ticks)  # a table from before start times: pid only
+
+
+def remove_dead_tables() -> list[str]:
+    """Delete the tables of Strata processes that no longer run; returns their names."""
     nft = nft_binary()
     if nft is None or os.geteuid() != 0:
-        return
+        return []
     cp = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
+    removed = []
     for line in cp.stdout.splitlines():
         m = _TABLE.match(line.strip())
-        if m and not pid_alive(int(m.group(2))):
+        if m and not _owner_alive(int(m.group(2)), m.group(3)):
             subprocess.run([nft, "delete", "table", "ip", m.group(1)], capture_output=True, timeout=10)
+            removed.append(m.group(1))
+    return removed
 
 
 class NftRouter:
@@ -68,7 +93,9 @@ class NftRouter:
     def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.table = f"strata_{os.getpid()}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+        pid = os.getpid()
+        self.table = f"strata_{pid}_{start_ticks(pid) or 0}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+        self._janitor: subprocess.Popen | None = None
         self._state = self.run_dir / "routes.json"
         self.routes: dict[str, Route] = load_routes(self._state)
         self._holds: dict[tuple[str, int], socket.socket] = {}
@@ -80,11 +107,31 @@ class NftRouter:
             remove_dead_tables()
             self._started = True
             self._apply()
+            if self._janitor is None or self._janitor.poll() is not None:
+                self._janitor = subprocess.Popen(
+                    [
+                        "sh",
+                        "-c",
+                        _JANITOR,
+                        "strata-nft-janitor",
+                        str(os.getpid()),
+                        str(nft_binary()),
+                        self.table,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a signal to Strata's process group must not end it first
+                )
 
     def stop(self) -> None:
         """Remove the rules (the routes stay saved for the next start)."""
         with self._lock:
             self._started = False
+            if self._janitor is not None:
+                self._janitor.kill()
+                self._janitor.wait()
+                self._janitor = None
             _nft(f"table ip {self.table}\ndelete table ip {self.table}\n")
             for s in self._holds.values():
                 s.close()

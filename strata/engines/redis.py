@@ -17,6 +17,8 @@ in the path, and on failover the address moves to the promoted node.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -41,6 +43,23 @@ from strata.engines.tls import ServerCert
 
 DEBIAN_REDIS = "/usr/bin/redis-server"
 CLUSTER_SLOTS = 16384
+# The commands ElastiCache does not let clients run ("Restricted commands", ElastiCache user guide):
+# each is renamed in the node's redis.conf to a name only Strata knows (`admin_command`), so a client
+# gets the engine's own "unknown command" answer, as on ElastiCache, and Strata still has them.
+# PSYNC is not listed by AWS and is not renamed: replicas use it to replicate. FLUSHALL, FLUSHDB,
+# MONITOR and the rest stay available, as on ElastiCache.
+RESTRICTED_COMMANDS = (
+    "BGREWRITEAOF",
+    "BGSAVE",
+    "CONFIG",
+    "DEBUG",
+    "MIGRATE",
+    "REPLICAOF",
+    "SAVE",
+    "SHUTDOWN",
+    "SLAVEOF",
+    "SYNC",
+)
 STAND_IN = ".stand-in"  # name suffix of a shard's temporary stand-in node (redis_cluster)
 
 log = logging.getLogger("strata.engines.redis")
@@ -95,6 +114,23 @@ def server_binary(engine: str, tls: bool = False) -> ServerBinary:
     )
 
 
+def admin_token(path: Path) -> str:
+    """The secret suffix of the restricted commands' names, kept in `path` (made on first use,
+    readable by Strata only)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    token = secrets.token_hex(16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+        f.flush()
+        os.fsync(f.fileno())
+    return token
+
+
 def engine_version(engine: str) -> str:
     """The version a new node of `engine` would run (without TLS)."""
     return server_binary(engine).version
@@ -115,6 +151,11 @@ class RedisNodeConfig:
     maxmemory: int = 0
     maxmemory_policy: str = "volatile-lru"
     cluster_node_timeout_ms: int = 5000
+    admin_token: str = ""  # suffix of the restricted commands' secret names (see RESTRICTED_COMMANDS)
+
+    def admin_command(self, name: str) -> str:
+        """The name Strata sends for a restricted command (the plain name when none is restricted)."""
+        return f"{name}-{self.admin_token}" if self.admin_token and name in RESTRICTED_COMMANDS else name
 
     def render(self) -> str:
         lines = [
@@ -157,6 +198,8 @@ class RedisNodeConfig:
             lines.append(f"port {self.port}")
         if self.password:
             lines += [f"requirepass {_quote(self.password)}", f"masterauth {_quote(self.password)}"]
+        if self.admin_token:
+            lines += [f"rename-command {name} {self.admin_command(name)}" for name in RESTRICTED_COMMANDS]
         if self.cluster_bus_port is not None:
             lines += [
                 "cluster-enabled yes",
@@ -219,9 +262,20 @@ class RedisServer:
     def write_config(self) -> None:
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        # It holds the AuthToken (requirepass): readable by the engine user only.
-        write_private(self.conf_path, self.config.render())
+        self._write_conf()
         chown_tree(data_dir, ENGINE_USER)
+
+    def _write_conf(self) -> None:
+        """redis.conf, readable by its owner only: it holds the AUTH token and the secret command names."""
+        write_private(self.conf_path, self.config.render())
+
+    def admin(self, client: redis.Redis, name: str, *args: str | int) -> object:
+        """Run a command, restricted ones under their secret name, on an admin connection."""
+        return client.execute_command(self.config.admin_command(name), *args)
+
+    def config_set(self, name: str, value: str | int) -> None:
+        with self.client() as c:
+            self.admin(c, "CONFIG", "SET", name, value)
 
     def start(self, timeout: float = 30) -> None:
         """Write redis.conf and start the server; returns once it answers PING."""
@@ -302,7 +356,7 @@ class RedisServer:
                     time.sleep(0.02)
                     continue
                 try:
-                    c.config_set("bind", wanted)
+                    self.admin(c, "CONFIG", "SET", "bind", wanted)
                     break
                 except redis.ResponseError as e:
                     error = e
@@ -310,7 +364,7 @@ class RedisServer:
             else:
                 raise EngineError(f"{self.name}: cannot listen on {wanted} port {self.config.port}: {error}")
         self.config.extra_binds = list(extra)
-        self.conf_path.write_text(self.config.render())
+        self._write_conf()
 
     def drop_clients(self) -> None:
         """Disconnect normal clients (they reconnect through the endpoint to the new role holder)."""
@@ -322,10 +376,10 @@ class RedisServer:
         self.config.replica_of = primary
         with self.client() as c:
             if primary is None:
-                c.execute_command("REPLICAOF", "NO", "ONE")
+                self.admin(c, "REPLICAOF", "NO", "ONE")
             else:
-                c.execute_command("REPLICAOF", primary[0], str(primary[1]))
-        self.conf_path.write_text(self.config.render())
+                self.admin(c, "REPLICAOF", primary[0], str(primary[1]))
+        self._write_conf()
 
     def replication_offset(self) -> int:
         """How far this node has read its primary's stream (-1 when unreachable)."""
@@ -360,13 +414,13 @@ class RedisServer:
         with self.client(timeout=30) as c:
             before = int(c.info("persistence").get("rdb_saves", 0))
             try:
-                c.bgsave()
+                self.admin(c, "BGSAVE")
             except redis.ResponseError as e:  # a save already running: wait for it, then save again
                 if "in progress" not in str(e):
                     raise
                 until(lambda: not c.info("persistence").get("rdb_bgsave_in_progress"), timeout, "bgsave")
                 before = int(c.info("persistence").get("rdb_saves", 0))
-                c.bgsave()
+                self.admin(c, "BGSAVE")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 info = c.info("persistence")

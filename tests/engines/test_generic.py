@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -189,3 +190,64 @@ def test_endpoint_switches_backend_and_survives_restart(tmp_path: Path, mode: st
         router.stop()
         a.stop()
         b.stop()
+
+
+def _tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
+
+
+def test_nft_table_does_not_outlive_a_killed_owner(tmp_path: Path) -> None:
+    """kill -9 of the process that owns the redirect rules removes them (its janitor), so they
+    never send a later program's connections to a dead engine's port (issue 12)."""
+    if not nft_usable():
+        pytest.skip("kernel redirection needs root and nftables")
+    a, port_a = echo_server(tmp_path, "a")
+    front = free_port()
+    owner_code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from strata.engines.endpoint import EndpointRouter
+        r = EndpointRouter(Path({str(tmp_path / "router")!r}), name="owner", mode="nft")
+        r.start()
+        r.set_route("db", {front}, [("127.0.0.1", {port_a})])
+        print(r.table, flush=True)
+        time.sleep(600)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", owner_code], stdout=subprocess.PIPE, text=True)
+    try:
+        table = owner.stdout.readline().strip()
+        assert table and f"table ip {table}" in _tables()
+        assert ask(front) == b"a:hi"
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        assert wait_until(lambda: f"table ip {table}" not in _tables(), 30)
+    finally:
+        owner.kill()
+        a.stop()
+
+
+def test_a_stale_table_under_a_reused_pid_is_removed_at_start(tmp_path: Path) -> None:
+    """A table left by a dead owner whose pid now belongs to another process (here: this test) is
+    recognised by its start time, removed, and never redirects ahead of the new owner's rules."""
+    if not nft_usable():
+        pytest.skip("kernel redirection needs root and nftables")
+    a, port_a = echo_server(tmp_path, "a")
+    front, dead = free_port(), free_port()
+    stale = f"strata_{os.getpid()}_1_stale"  # this pid, but not this process's start time
+    script = (
+        f"table ip {stale} {{\n  chain out {{\n    type nat hook output priority -150; policy accept;\n"
+        f"    ip daddr 127.0.0.1 tcp dport {front} redirect to :{dead}\n  }}\n}}\n"
+    )
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, timeout=10)
+    router = EndpointRouter(tmp_path / "router", mode="nft")
+    try:
+        router.start()
+        router.set_route("db", front, [("127.0.0.1", port_a)])
+        assert f"table ip {stale}" not in _tables()
+        assert ask(front) == b"a:hi"
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", stale], capture_output=True, timeout=10)
+        router.stop()
+        a.stop()

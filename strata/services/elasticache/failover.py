@@ -13,6 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import redis
+
 from strata.engines import redis_cluster
 from strata.engines.process import wait_until
 from strata.services.base import RequestContext, run_blocking
@@ -57,8 +59,13 @@ class FailoverOps:
         source = (new.config.address, port)
         started = time.monotonic()
         if planned:
-            with old_server.client(timeout=30) as c:  # type: ignore[union-attr]
-                c.execute_command("FAILOVER", "TO", new.config.address, str(port), "TIMEOUT", "10000")
+            try:
+                with old_server.client(timeout=30) as c:  # type: ignore[union-attr]
+                    c.execute_command("FAILOVER", "TO", new.config.address, str(port), "TIMEOUT", "10000")
+            except redis.RedisError as e:  # e.g. the target is not (yet) a linked replica
+                raise fault(
+                    "InvalidReplicationGroupStateFault", f"The engine refused the failover: {e}"
+                ) from e
             if not wait_until(lambda: new.role() == "master", 15):
                 raise fault("InvalidReplicationGroupStateFault", "The engine did not complete the failover.")
             old_server.config.replica_of = source  # type: ignore[union-attr]
@@ -117,7 +124,12 @@ class FailoverOps:
         # The live nodes that must see the new owner of the slots (below).
         viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
         if dead is None:
-            redis_cluster.cluster_failover(promoted, takeover=False)
+            try:
+                redis_cluster.cluster_failover(promoted, takeover=False)
+            except redis.RedisError as e:
+                raise fault(
+                    "InvalidReplicationGroupStateFault", f"The engine refused the failover: {e}"
+                ) from e
         else:
             # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard
             # of the newest any live node knows (the old primary's included), or it can tie with the

@@ -140,8 +140,9 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             except (redis.RedisError, OSError):
                 continue
             for cid in live:
+                # a replica that dies meanwhile is the monitor's to restart (it needs this lock)
                 if cid != primary and not wait_until(
-                    lambda c=cid, o=offset: self._server(c).caught_up(o), timeout
+                    lambda c=cid, o=offset: not self._alive(c) or self._server(c).caught_up(o), timeout
                 ):
                     lagging.append(cid)
         if lagging:

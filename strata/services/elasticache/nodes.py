@@ -67,6 +67,8 @@ class Engines:
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
+        # the secret names of the commands ElastiCache does not let clients run (one per service)
+        self.admin_token = redis_engine.admin_token(Path(data_dir) / "engine-admin.token")
 
     def node_dir(self, cluster_id: str, node_id: str) -> Path:
         return self.root / cluster_id / node_id
@@ -103,6 +105,7 @@ class Engines:
             cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
             extra_binds=list(binds or []),
             maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
+            admin_token=self.admin_token,
         )
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)

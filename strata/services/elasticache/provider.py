@@ -398,8 +398,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
             server = self.engines.get(cluster["id"])
             if server is not None and server.running():
                 server.config.maxmemory = memory  # type: ignore[union-attr]
-                with server.client() as c:  # type: ignore[union-attr]
-                    c.config_set("maxmemory", memory)
+                server.config_set("maxmemory", memory)  # type: ignore[union-attr]
 
     def _apply_auth_token(self, dep: dict, clusters: list[dict], token: str, strategy: str) -> None:
         """New AUTH token on every node: ROTATE keeps the old one valid too, SET replaces it."""
@@ -413,7 +412,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
             with server.client() as c:  # type: ignore[union-attr]
                 args = ["ACL", "SETUSER", "default", "on"] + (["resetpass"] if strategy == "SET" else [])
                 c.execute_command(*args, f">{token}")
-                c.config_set("masterauth", token)
+                server.admin(c, "CONFIG", "SET", "masterauth", token)  # type: ignore[union-attr]
             server.config.password = token  # type: ignore[union-attr]
             server.write_config()  # type: ignore[union-attr]
 

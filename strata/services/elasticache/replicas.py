@@ -57,6 +57,7 @@ class ReplicaOps:
             server = self.engines.build_redis(group, member["id"], member["nodes"][0], replica_of=source)
             self.engines.start_all([server])
             self._apply_endpoints(group)
+        self._in_sync(group)  # "available" again once the new replica has the primary's data
         member["status"] = "available"
         self.store.put_doc("cluster", member["id"], member)
 

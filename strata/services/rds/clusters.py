@@ -17,7 +17,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from strata.engines.process import wait_until
+from strata.engines.process import EngineError, wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
 from strata.sim.clock import clock
@@ -349,7 +349,10 @@ class ClustersMixin:
             old, new = self._get_instance(old_id), self._get_instance(target)
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
             if old_node.running():  # a planned failover loses nothing: the reader gets every commit
-                wait_until(lambda: new_node.caught_up_with(old_node), 30)  # (shortens the pause)
+                # (re)connect it now: after a writer restart, MariaDB's replica retries only each minute
+                new_node.follow(old_node, target)
+                if not wait_until(lambda: new_node.caught_up_with(old_node), 120):
+                    raise EngineError(f"the reader {target} did not catch up with the writer {old_id}")
                 old_node.stop_handing_over()
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"

@@ -12,6 +12,7 @@ callers serialise work per instance.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from strata.engines.postgres import STANDBY_NAME, PgNode
 from strata.engines.process import EngineError, wait_until
 
 Node = PgNode | MariaNode
+log = logging.getLogger("strata.rds")
 
 
 class Fleet:
@@ -136,6 +138,15 @@ class Fleet:
             node.start()
             if name != doc["primary"] and moved_primary:
                 node.follow(self.primary(doc), STANDBY_NAME)
+        standby = self.standby_name(doc)
+        if standby is not None:
+            # MariaDB's semi-synchronous replication is a runtime setting, gone with a restart: without
+            # this a Multi-AZ instance was asynchronous after every restart of Strata. The primary
+            # first, so that the standby, reconnecting, is taken as a synchronous one.
+            self.primary(doc).set_sync_standby(True)
+            self.node(doc, standby).follow(self.primary(doc), STANDBY_NAME)
+            if not wait_until(lambda: self.primary(doc).standby_caught_up(STANDBY_NAME), 60):
+                log.warning("the standby of %s did not become synchronous again", doc["id"])
         self.route(doc)
 
     def stop(self, doc: dict) -> None:
@@ -182,6 +193,20 @@ class Fleet:
         # caught up does "every acknowledged commit is on the standby" hold.
         if not wait_until(lambda: primary.standby_caught_up(STANDBY_NAME), 120):
             raise RuntimeError("the new standby did not catch up with the primary")
+
+    def restart_standby(self, doc: dict, params: dict[str, str]) -> None:
+        """Start a standby whose process died, following the primary again (a MariaDB standby must
+        also turn its semi-synchronous acknowledgements back on); the commits waiting for it go on."""
+        name = self.standby_name(doc)
+        if name is None:
+            return
+        if not port_is_free(self.node(doc, name).port):  # another program took it meanwhile
+            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
+            self._nodes.pop((doc["id"], name), None)
+        node = self.node(doc, name)
+        node.write_config(params)
+        node.start()
+        node.follow(self.primary(doc), STANDBY_NAME)
 
     def remove_standby(self, doc: dict) -> None:
         name = self.standby_name(doc)

@@ -358,6 +358,39 @@ class InstancesMixin:
             )
             self.fleet.start(doc, self._params_for(doc))
             self._save(doc, "nodes")
+            self._replace_failed_writer(doc)
+
+    def _replace_failed_writer(self, doc: dict) -> None:
+        """Aurora fails over to a reader when its writer fails, losing nothing: the cluster's storage
+        outlives the instance. Here the restarted writer's own crash-recovered data plays that part:
+        the reader catches up from it, then takes over (a planned failover)."""
+        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+        if not cluster or cluster.get("writer") != doc["id"] or cluster["status"] != "available":
+            return
+        readers = [
+            r
+            for r in cluster["members"]
+            if r != doc["id"] and (self.store.get_doc("instance", r) or {}).get("status") == "available"
+        ]
+        if readers:
+            cluster["status"] = "failing-over"
+            self.store.put_doc("cluster", cluster["id"], cluster)
+            try:
+                self._failover_cluster(cluster["id"], readers[0])
+            except Exception as e:  # noqa: BLE001 - the restarted writer keeps serving
+                log.exception("failover of cluster %s after its writer failed", cluster["id"])
+                self._fail(f"cluster:{cluster['id']}", str(e))
+
+    def _recover_standby(self, ident: str) -> None:
+        doc = self._get_instance(ident)
+        name = self.fleet.standby_name(doc)
+        if doc["status"] != "available" or name is None or self.fleet.node(doc, name).running():
+            return
+        self._event(
+            ident, "db-instance", "Multi-AZ standby restarted after an engine failure", ["availability"]
+        )
+        self.fleet.restart_standby(doc, self._params_for(doc))
+        self._save(doc, "nodes")
 
     # -- stop / start ------------------------------------------------------------------------------
 

@@ -186,7 +186,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
     # -- periodic work -----------------------------------------------------------------------------
 
     async def _monitor(self) -> None:
-        """Every second: restart crashed engines, or fail over to the standby (Multi-AZ)."""
+        """Every second: restart crashed engines (a Multi-AZ standby too), or fail over to the standby."""
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -195,6 +195,11 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
                         continue
                     if not self.fleet.primary(doc).running():
                         self._spawn(doc["id"], self._recover_crash, doc["id"])
+                    elif (standby := self.fleet.standby_name(doc)) and not self.fleet.node(
+                        doc, standby
+                    ).running():
+                        # commits wait for the standby: without it they would wait for ever
+                        self._spawn(doc["id"], self._recover_standby, doc["id"])
             except Exception:  # noqa: BLE001 - the monitor must keep running
                 log.exception("rds monitor")
 

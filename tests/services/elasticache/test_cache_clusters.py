@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -148,6 +149,45 @@ def test_reboot_keeps_redis_data_and_endpoint(ec, cleanup, unique):
     eventually(lambda: fresh.ping(), what="node back after reboot")
     assert fresh.info("server")["process_id"] != pid_before
     assert fresh.get("survives") == "reboot"
+
+
+@pytest.mark.parametrize("engine", ["redis", "valkey"])
+def test_restricted_commands_are_unknown_to_clients(strata_server, ec, cleanup, unique, engine):
+    """ElastiCache's restricted commands (user guide, "Restricted commands") answer "unknown command"
+    to clients, with no AuthToken too; the rest, FLUSHALL included, work as on ElastiCache; the
+    names Strata keeps them under are in no file other users can read."""
+    cid = f"restrict-{engine}-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine=engine, NumCacheNodes=1)
+    cleanup.append(("cluster", cid))
+    (endpoint,) = node_endpoints(ec, cid)
+    client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    refused = [
+        ("CONFIG", "GET", "maxmemory"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("REPLICAOF", "127.0.0.1", "6379"),
+        ("SLAVEOF", "NO", "ONE"),
+        ("SHUTDOWN",),
+        ("SAVE",),
+        ("BGSAVE",),
+        ("BGREWRITEAOF",),
+        ("DEBUG", "SLEEP", "0"),
+        ("MIGRATE", "127.0.0.1", "1", "k", "0", "1000"),
+        ("SYNC",),
+    ]
+    for command in refused:
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            client.execute_command(*command)
+    assert client.ping()  # still up: SHUTDOWN did nothing
+    client.set("k", "v")
+    assert client.flushall() and client.dbsize() == 0
+    # Strata still uses them: a resize sets maxmemory, a snapshot saves
+    ec.modify_cache_cluster(CacheClusterId=cid, CacheNodeType="cache.t3.small", ApplyImmediately=True)
+    assert client.info("memory")["maxmemory"] > 0
+    nodes = Path(strata_server.data_dir) / "elasticache" / "nodes" / cid
+    conf = next(nodes.rglob("redis.conf"))
+    assert conf.stat().st_mode & 0o077 == 0
+    token = Path(strata_server.data_dir) / "elasticache" / "engine-admin.token"
+    assert token.stat().st_mode & 0o077 == 0
 
 
 def test_memcached_cluster_with_several_nodes(ec, cleanup, unique):

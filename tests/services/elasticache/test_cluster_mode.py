@@ -181,6 +181,28 @@ def test_a_crashed_shard_primary_is_replaced(ec, cleanup, unique):
         lambda: redis.Redis(owner.host, owner.port).role()[0] == b"slave",
         what="the dead node back as a replica",
     )
+    # that replica dies in turn while the shard takes writes: it is restarted, still a replica, and
+    # catches up with its primary
+    fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    replica = redis.Redis(owner.host, owner.port)
+    dead = int(replica.info("server")["process_id"])
+    os.kill(dead, signal.SIGKILL)
+    for i in range(500):
+        fresh.set(f"{{a}}w{i}", i)
+    eventually(lambda: int(replica.info("server")["process_id"]) != dead, what="the replica restarted")
+    node = fresh.get_node_from_key("{a}k")
+    primary = redis.Redis(node.host, node.port)
+
+    def caught_up() -> bool:
+        info = replica.info("replication")
+        return (
+            info["role"] == "slave"
+            and info["master_link_status"] == "up"
+            and info["slave_repl_offset"] >= primary.info("replication")["master_repl_offset"]
+        )
+
+    eventually(caught_up, what="the restarted replica in sync")
+    assert replica.dbsize() == primary.dbsize()
 
 
 @pytest.mark.parametrize(("shards", "replicas"), [(2, 2), (3, 0)])

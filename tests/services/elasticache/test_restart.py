@@ -58,11 +58,26 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
 def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, unique):
     server = strata_factory()
     ec = server.client("elasticache")
-    cid = f"k-{unique}"
+    cid, gid = f"k-{unique}", f"kg-{unique}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
     (node,) = node_endpoints(ec, cid)
     client = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+    client.set("single", "1")
     pid = int(client.info("server")["process_id"])
+    primary_ep = group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]
+    primary = redis.Redis(primary_ep["Address"], primary_ep["Port"], decode_responses=True)
+    pipe = primary.pipeline(transaction=False)
+    for i in range(500):
+        pipe.set(f"g:{i}", i)
+    pipe.execute()
+    assert primary.wait(1, 10000) == 1
+    roles_before = roles(ec, gid)
     server.kill()  # kill -9: no shutdown code runs
 
     def gone() -> bool:
@@ -78,7 +93,18 @@ def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, uni
     server.start()
     ec = server.client("elasticache")
     assert node_endpoints(ec, cid) == [node]
-    eventually(lambda: redis.Redis(node["Address"], node["Port"]).ping(), what="engine back")
+    back = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+    eventually(lambda: back.ping(), what="engine back")
+    assert back.get("single") == "1"
+    # the replication group: same endpoint, roles and data, the replica in sync again
+    g = group(ec, gid)
+    assert g["Status"] == "available" and g["NodeGroups"][0]["PrimaryEndpoint"] == primary_ep
+    assert roles(ec, gid) == roles_before
+    after = redis.Redis(primary_ep["Address"], primary_ep["Port"], decode_responses=True)
+    assert after.role()[0] == "master" and len(after.keys("g:*")) == 500
+    replica = next(m for m in g["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "replica")
+    node2 = redis.Redis(replica["ReadEndpoint"]["Address"], replica["ReadEndpoint"]["Port"])
+    assert node2.info("replication")["master_link_status"] == "up" and node2.dbsize() == 500
 
 
 def test_cluster_mode_group_comes_back_after_a_restart(strata_factory, unique):
@@ -101,3 +127,13 @@ def test_cluster_mode_group_comes_back_after_a_restart(strata_factory, unique):
     fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
     assert all(fresh.get(f"k{i}") == str(i) for i in range(50))
     assert fresh.set("after", "restart")
+    for node in fresh.get_primaries():  # acknowledged by the shard's replica too
+        assert redis.Redis(node.host, node.port).wait(1, 10000) == 1
+    server.kill()  # kill -9 of Strata: the engines die with it and come back with it
+    server.start()
+    ec = server.client("elasticache")
+    g = group(ec, gid)
+    assert g["Status"] == "available" and g["ConfigurationEndpoint"] == conf
+    again = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+    assert all(again.get(f"k{i}") == str(i) for i in range(50)) and again.get("after") == "restart"
+    assert again.set("after", "kill")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -30,9 +32,10 @@ class Committer(threading.Thread):
     """Inserts x = 1000, 1001, ... one autocommitted row at a time through `connect()` until stopped,
     reconnecting after errors; `acked` lists the rows whose COMMIT succeeded."""
 
-    def __init__(self, connect) -> None:  # noqa: ANN001
+    def __init__(self, connect, table: str = "t") -> None:  # noqa: ANN001
         super().__init__(daemon=True)
         self.connect = connect
+        self.table = table
         self.acked: list[int] = []
         self.halt = threading.Event()
 
@@ -42,7 +45,7 @@ class Committer(threading.Thread):
             try:
                 c = c or self.connect()
                 with c.cursor() as cur:
-                    cur.execute("INSERT INTO t VALUES (%s)", (x,))
+                    cur.execute(f"INSERT INTO {self.table} VALUES (%s)", (x,))
                 self.acked.append(x)
             except Exception:  # noqa: BLE001 - the endpoint moves during a failover
                 c = None
@@ -52,6 +55,12 @@ class Committer(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(30)
+
+
+def _writer(cluster: dict) -> str | None:
+    return next(
+        (m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]), None
+    )
 
 
 def describe(rds, cid: str) -> dict:  # noqa: ANN001
@@ -127,6 +136,21 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         assert w.execute("SELECT count(*) FROM events").fetchone() == (51,)
         w.execute("INSERT INTO events VALUES (52)")
     wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
+    # kill -9 of the writer's engine while a client commits: a reader takes over, nothing is lost
+    writer = Committer(lambda: cluster_connect(after), table="events")
+    writer.start()
+    eventually(lambda: len(writer.acked) > 50, 60)
+    (pidfile,) = (strata_server.data_dir / "rds" / "instances" / f"r1-{unique}").glob("*/postgres.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    eventually(lambda: _writer(describe(rds, cid)) == f"w1-{unique}", 120, 0.2)
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
+    before = len(writer.acked)
+    eventually(lambda: len(writer.acked) > before + 50, 60)
+    writer.stop()
+    with cluster_connect(after) as w:
+        present = {row[0] for row in w.execute("SELECT id FROM events WHERE id >= 1000").fetchall()}
+    assert set(writer.acked) <= present, f"lost commits: {sorted(set(writer.acked) - present)[:10]}"
+    wait_status(rds, f"r1-{unique}")  # the failed writer is back, as a reader
 
     pitr = f"aurora-pitr-{unique}"
     rds.restore_db_cluster_to_point_in_time(
@@ -219,6 +243,26 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
         query(w, "DELETE FROM t WHERE x >= 1000")
         query(w, "INSERT INTO t VALUES (3)")
         assert query(w, "SELECT count(*) FROM t") == [(3,)]
+    wait_status(rds, f"w-{cid}", timeout=300)
+    # kill -9 of the writer's engine while a client commits: as on Aurora a reader takes over, and
+    # no acknowledged commit is lost
+    writer = Committer(lambda: conn())
+    writer.start()
+    eventually(lambda: len(writer.acked) > 50, 60)
+    (pidfile,) = (strata_server.data_dir / "rds" / "instances" / f"r-{cid}").rglob("server.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    eventually(lambda: _writer(describe(rds, cid)) == f"w-{cid}", 120, 0.2)
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
+    before = len(writer.acked)
+    eventually(lambda: len(writer.acked) > before + 50, 60)
+    writer.stop()
+    with conn() as w:
+        present = {row[0] for row in query(w, "SELECT x FROM t WHERE x >= 1000")}
+        assert set(writer.acked) <= present, f"lost commits: {sorted(set(writer.acked) - present)[:10]}"
+        query(w, "DELETE FROM t WHERE x >= 1000")
+    wait_status(rds, f"r-{cid}", timeout=300)  # the failed writer is back, as a reader
+    rds.failover_db_cluster(DBClusterIdentifier=cid)  # roles as before, for what follows
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 60, 0.2)
     wait_status(rds, f"w-{cid}", timeout=300)
     # Deleting the writer fails over to the reader first, as on AWS.
     rds.delete_db_instance(DBInstanceIdentifier=f"r-{cid}", SkipFinalSnapshot=True)

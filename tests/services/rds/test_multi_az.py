@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
+import psycopg
+
+from strata.engines.process import pid_alive
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
 
 
@@ -94,4 +101,77 @@ def test_modify_multi_az_on_and_off(strata_server, unique: str) -> None:
     with pg_connect(off) as conn:
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM pg_stat_replication").fetchone() == (0,)
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+class Committer(threading.Thread):
+    """Inserts x = 1, 2, ... one autocommitted row at a time through the endpoint until stopped,
+    reconnecting after errors; `acked` lists the rows whose COMMIT succeeded."""
+
+    def __init__(self, inst: dict) -> None:
+        super().__init__(daemon=True)
+        self.inst = inst
+        self.acked: list[int] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        x, conn = 1, None
+        while not self.halt.is_set():
+            try:
+                conn = conn or pg_connect(self.inst, options="-c statement_timeout=60000")
+                conn.execute("INSERT INTO load VALUES (%s)", (x,))
+                self.acked.append(x)
+            except psycopg.Error:
+                conn = None
+                self.halt.wait(0.05)
+            x += 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(90)
+
+
+def _postmasters(strata_server, ident: str) -> dict[str, int]:  # noqa: ANN001
+    nodes = (strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid")
+    return {p.parent.name: int(p.read_text()) for p in nodes}
+
+
+def test_killed_standby_and_primary_under_load_lose_no_commit(strata_server, unique: str) -> None:
+    """kill -9 of the standby while clients commit: it is restarted and commits, which wait for
+    it, go on; kill -9 of the primary: the standby takes over and has every acknowledged commit."""
+    rds = strata_server.client("rds")
+    ident = f"mazload-{unique}"
+    inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE load (x int primary key)")
+        primary_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        primary = int(open(f"/proc/{primary_pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    (standby,) = [pid for pid in _postmasters(strata_server, ident).values() if pid != primary]
+    writer = Committer(inst)
+    writer.start()
+    try:
+        eventually(lambda: len(writer.acked) > 50, 60)
+        os.kill(standby, signal.SIGKILL)
+        eventually(lambda: not pid_alive(standby), 30)
+        before = len(writer.acked)
+        eventually(lambda: len(writer.acked) > before + 50, 120)  # commits go on: the standby is back
+
+        def in_sync() -> bool:
+            with pg_connect(inst) as conn:
+                rows = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchall()
+                return rows == [("sync",)]
+
+        eventually(in_sync, 60)
+        os.kill(primary, signal.SIGKILL)
+        eventually(lambda: not pid_alive(primary), 30)
+        before = len(writer.acked)
+        eventually(lambda: len(writer.acked) > before + 50, 120)  # through the endpoint, on the standby
+    finally:
+        writer.stop()
+    after = wait_status(rds, ident)
+    assert after["AvailabilityZone"] == inst["SecondaryAvailabilityZone"]
+    with pg_connect(after) as conn:
+        present = {row[0] for row in conn.execute("SELECT x FROM load").fetchall()}
+    lost = sorted(set(writer.acked) - present)
+    assert not lost, f"{len(lost)} acknowledged commits lost, e.g. {lost[:10]}"
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from strata.engines.process import pid_alive
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.test_mariadb import my_connect, rows
 
 
 def engine_pids(data_dir: Path) -> list[int]:
@@ -77,7 +78,7 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     rds.delete_db_instance(DBInstanceIdentifier="clocked", SkipFinalSnapshot=True)
 
 
-def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
+def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
     import psycopg
 
     from tests.services.rds.helpers import PASSWORD, USER
@@ -86,6 +87,17 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
     rds = server.client("rds")
     src = create_pg(rds, "src", MultiAZ=True, BackupRetentionPeriod=0)
     rds.create_db_instance_read_replica(DBInstanceIdentifier="rep", SourceDBInstanceIdentifier="src")
+    rds.create_db_instance(
+        DBInstanceIdentifier="msrc",
+        Engine="mariadb",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        MultiAZ=True,
+        BackupRetentionPeriod=0,
+    )
     rds.create_db_cluster(
         DBClusterIdentifier="cl",
         Engine="aurora-postgresql",
@@ -100,20 +112,58 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
             Engine="aurora-postgresql",
             DBInstanceClass="db.serverless",
         )
-    for ident in ("rep", "cw", "cr"):
-        wait_status(rds, ident)
+    for ident in ("rep", "cw", "cr", "msrc"):
+        wait_status(rds, ident, timeout=300)
+    before = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
+    cluster_before = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    with pg_connect(src) as conn:
+        conn.execute("CREATE TABLE before_kill AS SELECT generate_series(1, 100) AS x")
+    with psycopg.connect(
+        host=cluster_before["Endpoint"],
+        port=cluster_before["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        autocommit=True,
+    ) as w:
+        w.execute("CREATE TABLE cluster_before_kill AS SELECT generate_series(1, 100) AS x")
 
-    server.restart()
+    server.kill()  # kill -9 of Strata: the engines die with it and come back with it, data included
+    server.start()
     rds = server.client("rds")
-    for ident in ("src", "rep", "cw", "cr"):
-        wait_status(rds, ident)
+    for ident in ("src", "rep", "cw", "cr", "msrc"):
+        wait_status(rds, ident, timeout=300)
+    # Multi-AZ MariaDB commits wait for the standby again (semi-synchronous replication is not a
+    # setting the engine keeps across its own restart)
+    msrc = rds.describe_db_instances(DBInstanceIdentifier="msrc")["DBInstances"][0]
+    semi_sync = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')"
+
+    def synchronous() -> bool:  # (the record says available while the engines are being resumed)
+        with my_connect(msrc) as conn:
+            return dict(rows(conn, semi_sync)) == {
+                "Rpl_semi_sync_master_status": "ON",
+                "Rpl_semi_sync_master_clients": "1",
+            }
+
+    eventually(synchronous, 60)
+    after = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
+    assert after == before
     rep = rds.describe_db_instances(DBInstanceIdentifier="rep")["DBInstances"][0]
+    with pg_connect(src) as conn:
+        assert conn.execute("SELECT count(*) FROM before_kill").fetchone() == (100,)
+    with pg_connect(rep) as conn:
+        eventually(lambda: conn.execute("SELECT count(*) FROM before_kill").fetchone() == (100,), 60)
     with pg_connect(src) as conn:  # synchronous commit needs the standby back too
         conn.execute("CREATE TABLE after_restart (x int)")
         conn.execute("INSERT INTO after_restart VALUES (1)")
     with pg_connect(rep) as conn:
         eventually(lambda: conn.execute("SELECT to_regclass('after_restart')").fetchone()[0] is not None, 60)
     cluster = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    assert (cluster["Endpoint"], cluster["ReaderEndpoint"], cluster["Port"]) == (
+        cluster_before["Endpoint"],
+        cluster_before["ReaderEndpoint"],
+        cluster_before["Port"],
+    )
 
     def connect(host: str) -> psycopg.Connection:
         return psycopg.connect(
@@ -127,6 +177,7 @@ def test_replication_topologies_come_back_after_restart(strata_factory) -> None:
         )
 
     with connect(cluster["Endpoint"]) as w:
+        assert w.execute("SELECT count(*) FROM cluster_before_kill").fetchone() == (100,)
         w.execute("CREATE TABLE c (x int)")
     with connect(cluster["ReaderEndpoint"]) as r:
         eventually(lambda: r.execute("SELECT to_regclass('c')").fetchone()[0] is not None, 60)
