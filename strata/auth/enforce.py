@@ -16,6 +16,7 @@ mandatory for every caller, root included, as KMS key policies are).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from strata.auth import errors
@@ -28,6 +29,10 @@ from strata.services.base import Principal
 from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048
+
+# (account, region) of the request being authorized, for provider hooks that resolve names
+# relative to the caller (KMS aliases and key ids live in the caller's account and region).
+CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", default=("", ""))
 
 
 def _static(policies: PolicySet) -> tuple[bool, bool]:
@@ -62,6 +67,7 @@ class Authorizer:
         """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
         owner: str | None = None
         p = plan(service, operation)
+        CALLER_SCOPE.set((principal.account_id, region))
         if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:

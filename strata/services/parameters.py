@@ -45,6 +45,8 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "rds": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),
     "elasticache": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),
     "sts": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "iam": ("InvalidInput", "{member} is not supported by Strata", 400),
+    "kms": ("UnsupportedOperationException", "{member} is not supported by Strata", 400),
 }
 
 

@@ -17,7 +17,9 @@ from strata.services.iam.identities import IdentityOperations
 from strata.services.iam.keys import AccessKeyOperations
 from strata.services.iam.policies import PolicyOperations
 from strata.services.iam.simulate import SimulationOperations
+from strata.services.parameters import refusing
 
 
+@refusing("iam")
 class IAMProvider(IdentityOperations, PolicyOperations, AccessKeyOperations, SimulationOperations):
     """Constructed once per server as `IAMProvider(runtime)`."""

@@ -21,14 +21,17 @@ from typing import Any
 
 import botocore.session
 
+from strata.auth.policy import PolicyError, compile_policy
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.kms import material, specs
 from strata.services.kms.aliases_grants import AliasesGrantsOperations
+from strata.services.kms.authz import KeyPolicyHooks
 from strata.services.kms.crypto_ops import CryptoOperations
 from strata.services.kms.keys import DAY, KeyRing, Where, iso, key_arn, parse_grant_token
 from strata.services.kms.material import RootKey
+from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
@@ -48,7 +51,8 @@ def arn_of(doc: dict) -> str:
     return key_arn(doc["region"], doc["account"], doc["id"])
 
 
-class KMSProvider(CryptoOperations, AliasesGrantsOperations):
+@refusing("kms")
+class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         data = runtime.data_dir
@@ -379,6 +383,10 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations):
                 )
             if "Action" not in st and "NotAction" not in st:
                 raise error("MalformedPolicyDocumentException", "Each statement must name an Action.")
+        try:  # what the policy engine will evaluate must compile
+            compile_policy(policy, "resource")
+        except PolicyError as e:
+            raise error("MalformedPolicyDocumentException", str(e)) from None
 
     def get_key_policy(self, ctx: RequestContext, req: dict) -> dict:
         doc = self.keys.resolve(self._check(ctx, req), req["KeyId"], aliases=False)

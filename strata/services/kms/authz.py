@@ -1,0 +1,80 @@
+"""What the policy engine needs from KMS: the key a request names, and that key's policy.
+
+A KMS key's policy is required on every request that names a key (actions.json marks KMS
+`resource_policy_required`): an IAM policy counts only where the key policy delegates to the
+account (its default statement names `arn:aws:iam::<account>:root`). Grants are permissions on
+one key too, so each grant joins the key policy as an Allow statement for its grantee and
+operations. The compiled policy is cached by its text, which changes whenever the key policy or
+its grants do.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from strata.auth.enforce import CALLER_SCOPE
+from strata.auth.policy import Policy, PolicyError, compile_policy
+from strata.services.kms import material
+from strata.services.kms.keys import Where, key_arn
+
+if TYPE_CHECKING:
+    from strata.services.kms.keys import KeyRing
+
+
+@lru_cache(maxsize=1024)
+def _compiled(text: str) -> Policy | None:
+    try:
+        return compile_policy(text, "resource")
+    except PolicyError:
+        return None
+
+
+class KeyPolicyHooks:
+    """Mixed into KMSProvider, which supplies `keys` and `runtime`."""
+
+    keys: KeyRing
+
+    def _named_key(self, req: dict) -> dict | None:
+        """The key a request acts on, as the provider will resolve it; None if there is none."""
+        where = Where(*CALLER_SCOPE.get())
+        ref = req.get("KeyId") or req.get("SourceKeyId") or req.get("TargetKeyId")
+        try:
+            if isinstance(ref, str):
+                return self.keys.resolve(where, ref)
+            blob = req.get("CiphertextBlob")
+            if isinstance(blob, bytes):
+                key_id, _ = material.blob_key(blob)
+                return self.keys.get(key_id)
+        except Exception:  # noqa: BLE001 - an unknown key is the operation's NotFound, not ours
+            return None
+        return None
+
+    def resource_arn(self, req: dict, arn: str) -> str | None:
+        doc = self._named_key(req)
+        return key_arn(doc["region"], doc["account"], doc["id"]) if doc else None
+
+    def resource_account(self, req: dict) -> str | None:
+        doc = self._named_key(req)
+        return doc["account"] if doc else None
+
+    def resource_policy(self, req: dict) -> Policy | None:
+        doc = self._named_key(req)
+        if doc is None:
+            return None
+        statements = json.loads(doc["policy"]).get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        for grant in self.keys.grants(doc["id"]):
+            statements.append(
+                {
+                    "Sid": f"grant-{grant['id'][:16]}",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": grant["grantee"]},
+                    "Action": [f"kms:{op}" for op in grant["operations"]],
+                    "Resource": "*",
+                }
+            )
+        text = json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+        return _compiled(text)
