@@ -173,8 +173,9 @@ class Campaign:
 
     # -- S3 workload -----------------------------------------------------------------------------
 
-    def s3_worker(self, w: int, stop: threading.Event) -> None:
+    def s3_worker(self, w: int, stop: threading.Event, ready: threading.Barrier) -> None:
         s3 = self.client("s3")
+        ready.wait()
         keys = [k for k in self.s3 if k.startswith(f"w{w}/")]
         rng = random.Random(self.rng.random())
         ops: list[tuple[float, Callable[[Any, list[str], random.Random], None]]] = [
@@ -258,8 +259,9 @@ class Campaign:
 
     # -- DynamoDB workload -----------------------------------------------------------------------
 
-    def ddb_worker(self, w: int, stop: threading.Event) -> None:
+    def ddb_worker(self, w: int, stop: threading.Event, ready: threading.Barrier) -> None:
         ddb = self.client("dynamodb")
+        ready.wait()
         keys = [k for k in self.ddb if k.startswith(f"w{w}/")]
         rng = random.Random(self.rng.random())
         ops = [
@@ -380,15 +382,17 @@ class Campaign:
         before = (self.totals.lost, self.totals.torn, self.totals.partial_tx, self.totals.leaked)
         acked0 = self.totals.acked_writes
         stop = threading.Event()
+        ready = threading.Barrier(self.s3_workers + self.ddb_workers + 1)
         threads = [
-            threading.Thread(target=self.s3_worker, args=(w, stop), daemon=True)
+            threading.Thread(target=self.s3_worker, args=(w, stop, ready), daemon=True)
             for w in range(self.s3_workers)
         ] + [
-            threading.Thread(target=self.ddb_worker, args=(w, stop), daemon=True)
+            threading.Thread(target=self.ddb_worker, args=(w, stop, ready), daemon=True)
             for w in range(self.ddb_workers)
         ]
         for t in threads:
             t.start()
+        ready.wait(120)  # every worker has its client: the random delay is all load
         time.sleep(self.rng.uniform(0.3, 3.0))
         self.killing.set()
         self.server.kill()
