@@ -20,6 +20,7 @@ from pathlib import Path
 from strata.engines.process import wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 READER_HOST = "127.0.0.2"
@@ -150,9 +151,7 @@ class ClustersMixin:
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": m.check_engine_version(
-                req.get("EngineVersion"), self._engine_version(info.kind), info.name
-            ),
+            "engine_version": self._pick_version(info, req.get("EngineVersion")),
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -191,11 +190,24 @@ class ClustersMixin:
             clusters = [self._get_cluster(req["DBClusterIdentifier"])]
         else:
             clusters = self.store.list_docs("cluster")
-        return {"DBClusters": [self._cluster_out(c) for c in clusters]}
+        clusters = filtered(
+            clusters,
+            req,
+            {
+                "clone-group-id": lambda c: None,
+                "db-cluster-id": lambda c: [c["id"], m.arn(self.region, self.account, "cluster", c["id"])],
+                "db-cluster-resource-id": lambda c: c.get("resource_id"),
+                "domain": lambda c: None,
+                "engine": lambda c: c["engine"],
+            },
+        )
+        resp = page(clusters, req, "DBClusters")
+        resp["DBClusters"] = [self._cluster_out(c) for c in resp["DBClusters"]]
+        return resp
 
     async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
-        m.check_engine_version(req.get("EngineVersion"), c["engine_version"], c["engine"])
+        self._same_version(req, c["engine_version"], c["engine"])
         if req.get("ServerlessV2ScalingConfiguration"):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
@@ -256,6 +268,7 @@ class ClustersMixin:
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
+        req = self._same_version(req, c["engine_version"], c["engine"])
         doc = self._new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
         doc.update(
             cluster=c["id"],
@@ -408,6 +421,7 @@ class ClustersMixin:
         snap = {
             "id": snap_id,
             "cluster_id": cid,
+            "resource_id": c.get("resource_id"),
             "engine": c["engine"],
             "kind": c["kind"],
             "engine_version": c["engine_version"],
@@ -493,7 +507,24 @@ class ClustersMixin:
             snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
         if req.get("SnapshotType"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
-        return {"DBClusterSnapshots": [self._cluster_snapshot_out(s) for s in snaps]}
+        if req.get("DbClusterResourceId"):
+            snaps = [s for s in snaps if s.get("resource_id") == req["DbClusterResourceId"]]
+        snaps = filtered(
+            snaps,
+            req,
+            {
+                "db-cluster-id": lambda s: [
+                    s["cluster_id"],
+                    m.arn(self.region, self.account, "cluster", s["cluster_id"]),
+                ],
+                "db-cluster-snapshot-id": lambda s: s["id"],
+                "snapshot-type": lambda s: s["type"],
+                "engine": lambda s: s["engine"],
+            },
+        )
+        resp = page(snaps, req, "DBClusterSnapshots")
+        resp["DBClusterSnapshots"] = [self._cluster_snapshot_out(s) for s in resp["DBClusterSnapshots"]]
+        return resp
 
     def delete_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.store.get_doc("cluster_snapshot", req.get("DBClusterSnapshotIdentifier") or "")
@@ -512,6 +543,7 @@ class ClustersMixin:
                 404,
             )
         info = m.engine_info(req.get("Engine") or snap["engine"])
+        req = self._same_version(req, snap["engine_version"], info.name)
         c = self._new_cluster_doc(
             {"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None
         )
@@ -542,6 +574,7 @@ class ClustersMixin:
         await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
         info = m.ENGINES[src["engine"]]
+        req = self._same_version(req, src["engine_version"], info.name)
         c = self._new_cluster_doc(
             {"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"], **req},
             info,
