@@ -129,10 +129,11 @@ class InstancesMixin:
             req,
             {
                 "db-instance-id": lambda d: [d["id"], self._arn_of(d)],
-                "db-cluster-id": lambda d: [
-                    d.get("cluster"),
-                    m.arn(self.region, self.account, "cluster", d.get("cluster") or ""),
-                ],
+                "db-cluster-id": lambda d: (
+                    [d["cluster"], m.arn(self.region, self.account, "cluster", d["cluster"])]
+                    if d.get("cluster")
+                    else None
+                ),
                 "dbi-resource-id": lambda d: d.get("resource_id"),
                 "domain": lambda d: None,
                 "engine": lambda d: d["engine"],
