@@ -365,10 +365,10 @@ class ClustersMixin:
             self._save(new, "cluster_role")
             self._set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")
             c["writer"] = target
+            self._route_cluster(c)  # before "available": a client told so must reach the new writer
             c["status"] = "available"
             c["last_failover_seconds"] = round(clock.monotonic() - t0, 3)
             self.store.put_doc("cluster", cid, c)
-            self._route_cluster(c)
         self._event(cid, "db-cluster", f"Completed failover to DB instance {target}", ["failover"])
         for rid in c["members"]:
             if rid not in (old_id, target):
