@@ -40,8 +40,8 @@ class ClustersMixin:
     def _cluster_dir(self, cid: str) -> Path:
         return self.runtime.data_dir / "clusters" / cid
 
-    def _route_cluster(self, cluster: dict) -> None:
-        """Writer endpoint -> writer node; reader endpoint -> reader nodes (or the writer)."""
+    def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
+        """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer)."""
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
         writer_backend = (
             [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])]
@@ -51,7 +51,12 @@ class ClustersMixin:
         readers = []
         for rid in cluster["members"]:
             r = self.store.get_doc("instance", rid)
-            if r and rid != cluster.get("writer") and r["status"] == "available" and r.get("primary"):
+            if (
+                r
+                and rid != cluster.get("writer")
+                and (r["status"] == "available" or rid in ready)
+                and r.get("primary")
+            ):
                 readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
         self.fleet.router.set_route(f"cluster-{cluster['id']}", cluster["port"], writer_backend)
         self.fleet.router.set_route(
@@ -313,6 +318,7 @@ class ClustersMixin:
             with self.fleet.lock(writer["id"]):
                 self.fleet.create_replica(writer, doc, params)
             self._save(doc, "nodes")
+            self._route_cluster(self._get_cluster(cid), ready={ident})  # before "available", as above
             self._set_status(ident, "available")
         self._route_cluster(self._get_cluster(cid))
         self._event(
@@ -382,8 +388,8 @@ class ClustersMixin:
             old["primary"] = self.fleet.new_node(old, "primary", old["az"])
             self.fleet.create_replica(self._get_instance(target), old, self._params_for(old))
             self._save(old, "nodes", "primary", "next_node")
+            self._route_cluster(self._get_cluster(cid), ready={old_id})
             self._set_status(old_id, "available")
-        self._route_cluster(self._get_cluster(cid))
 
     # -- cluster backups, snapshots and restores ---------------------------------------------------
 
