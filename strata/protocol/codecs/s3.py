@@ -5,9 +5,6 @@
   wrapper, no namespace: botocore recognises S3 errors by the root tag `Error`).
 - Malformed request XML is `MalformedXML`; a path that routes only under another method is
   `405 MethodNotAllowed`.
-- A buffered body (an XML document: PutBucketTagging, DeleteObjects ...) is checked against its
-  `Content-MD5` and `x-amz-checksum-*` headers before it is parsed (BadDigest on a mismatch), as
-  S3 does; streamed bodies (PutObject, UploadPart) are checked as they are stored.
 - GetBucketLocation answers with a text root, `<LocationConstraint>eu-west-1</LocationConstraint>`
   (real clients read it with a dedicated handler, not the shape).
 Root element names of S3 responses are model data (patches/s3.json), not code.
@@ -15,12 +12,8 @@ Root element names of S3 responses are model data (patches/s3.json), not code.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from botocore.model import OperationModel
 
-from strata.protocol.checksums import ALGORITHM_BY_HEADER, checksum_b64, is_valid_b64
 from strata.protocol.codecs.rest import SerializeFn
 from strata.protocol.codecs.rest_xml import RestXmlCodec, xml_error_fields
 from strata.protocol.errors import ServiceError
@@ -43,11 +36,6 @@ class S3Codec(RestXmlCodec):
             "The XML you provided was not well-formed or did not validate against our published schema",
             400,
         )
-
-    def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
-        if request.body and not op.has_streaming_input:
-            verify_body_digests(request)
-        return super().parse(op, request, path_params)
 
     def unknown_operation(
         self, request: HttpRequest, query: dict[str, str], header_names: set[str]
@@ -95,30 +83,3 @@ class S3Codec(RestXmlCodec):
             f"<Message>{escape_text(error.message)}</Message>{fields}"
             f"<RequestId>{escape_text(request_id)}</RequestId><HostId>{escape_text(request_id)}</HostId></Error>"
         )
-
-
-def verify_body_digests(request: HttpRequest) -> None:
-    """BadDigest when a buffered body does not match its Content-MD5 or x-amz-checksum-* header."""
-    headers = request.headers
-    md5 = headers.get("content-md5")
-    if md5:
-        try:
-            raw = base64.b64decode(md5, validate=True)
-        except ValueError:
-            raw = b""
-        if len(raw) != 16:
-            raise ServiceError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400)
-        if hashlib.md5(request.body).digest() != raw:
-            raise ServiceError(
-                "BadDigest", "The Content-MD5 you specified did not match what we received.", 400
-            )
-    for header, algorithm in ALGORITHM_BY_HEADER.items():
-        value = headers.get(header)
-        if not value:
-            continue
-        if not is_valid_b64(algorithm, value):
-            raise ServiceError("InvalidRequest", f"Value for {header} header is invalid.", 400)
-        if checksum_b64(algorithm, request.body) != value:
-            raise ServiceError(
-                "BadDigest", f"The {algorithm} you specified did not match the calculated checksum.", 400
-            )

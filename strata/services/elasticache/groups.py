@@ -23,7 +23,7 @@ from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOps
 from strata.services.elasticache.membership import MembershipOps, new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
-from strata.services.elasticache.render import render_group
+from strata.services.elasticache.render import default_parameter_group, render_group
 from strata.services.elasticache.replicas import ReplicaOps, ng_members
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -334,6 +334,10 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
         version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
+        v.parameter_group(
+            req.get("CacheParameterGroupName"),
+            default_parameter_group({"engine": eng, "cluster_mode": cluster_mode}),
+        )
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards, version=version)
         created = _now()
         group: dict = {
@@ -476,6 +480,8 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
             group = self._group_doc(group["id"])
             self._available(group)
             v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
+            v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(group))
+            _refuse_changes(group, req)
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:
@@ -548,3 +554,17 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
                 await self._discard_group(group)
             self._delete_automatic_snapshots(group_id=group["id"])
         return {"ReplicationGroup": rendered}
+
+
+def _refuse_changes(group: dict, req: dict) -> None:
+    """Settings of a replication group Strata cannot change in place: asking to is refused."""
+    mode = "enabled" if group.get("cluster_mode") else "disabled"
+    if req.get("ClusterMode") and req["ClusterMode"] != mode:
+        raise combination(
+            f"Strata cannot change ClusterMode of an existing replication group (it is {mode})."
+        )
+    transit = req.get("TransitEncryptionEnabled")
+    if transit is not None and bool(transit) != bool(group.get("transit")):
+        raise combination("Strata cannot change in-transit encryption of an existing replication group.")
+    if req.get("NodeGroupId") or (req.get("PrimaryClusterId") and group.get("cluster_mode")):
+        raise combination("Choosing the primary of one shard (NodeGroupId) is not supported by Strata.")

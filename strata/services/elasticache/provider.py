@@ -39,7 +39,7 @@ from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.groups import ReplicationGroupOps
 from strata.services.elasticache.membership import new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_index, node_address
-from strata.services.elasticache.render import render_cluster
+from strata.services.elasticache.render import default_parameter_group, render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
 from strata.services.elasticache.tags import TagOps
 from strata.services.parameters import refusing
@@ -197,6 +197,7 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
             )
         transit = bool(req.get("TransitEncryptionEnabled"))
         version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
+        v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group({"engine": eng}))
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=version)
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
@@ -301,7 +302,6 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
 
     async def modify_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._cluster_doc(req.get("CacheClusterId"))
-        v.engine_version(req.get("EngineVersion"), doc["engine_version"], doc["engine"])
         if doc.get("group"):
             dep_key = doc["group"]
         else:
@@ -313,6 +313,8 @@ class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
             dep = self._deployment_of(doc)
+            v.engine_version(req.get("EngineVersion"), dep["engine_version"], dep["engine"])
+            v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(dep))
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
                     raise invalid(

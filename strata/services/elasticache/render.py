@@ -29,11 +29,16 @@ def endpoint(address: str, port: int) -> dict:
     return {"Address": address, "Port": port}
 
 
+def default_parameter_group(dep: dict) -> str:
+    """The one parameter group a deployment can have: its engine's default (cluster mode: .cluster.on)."""
+    return PARAMETER_GROUP_FAMILY[dep["engine"]] + (".cluster.on" if dep.get("cluster_mode") else "")
+
+
 def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nodes: bool) -> dict:
     """A CacheCluster; `dep` holds the deployment settings (the cluster itself, or its group)."""
     nodes = cluster["nodes"]
     azs = {n["az"] for n in nodes}
-    param_group = PARAMETER_GROUP_FAMILY[dep["engine"]] + (".cluster.on" if dep.get("cluster_mode") else "")
+    param_group = default_parameter_group(dep)
     out: dict = {
         "CacheClusterId": cluster["id"],
         "CacheNodeType": dep["node_type"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from strata.services.elasticache.errors import combination, invalid
+from strata.services.elasticache.errors import combination, fault, invalid
 
 ENGINES = ("redis", "valkey", "memcached")
 REDIS_LIKE = ("redis", "valkey")
@@ -97,6 +97,13 @@ def engine_version(requested: str | None, installed: str, eng: str) -> str:
     return installed
 
 
+def parameter_group(name: str | None, default: str) -> None:
+    """Only the engine's default parameter group exists (CreateCacheParameterGroup is not served),
+    so any other name is answered as for a group that does not exist."""
+    if name and name != default:
+        raise fault("CacheParameterGroupNotFoundFault", f"CacheParameterGroup {name} not found.")
+
+
 def auth_token(token: str | None, transit_encryption: bool, eng: str) -> str | None:
     if token is None:
         return None
@@ -142,8 +149,6 @@ def tags(value: list | None) -> list[dict]:
 
 
 def fault_tags():
-    from strata.services.elasticache.errors import fault
-
     return fault(
         "TagQuotaPerResourceExceeded",
         "The request cannot be processed because it would cause the resource "

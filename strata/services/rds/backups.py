@@ -19,6 +19,7 @@ from pathlib import Path
 
 from strata.services.base import RequestContext
 from strata.services.rds import model as m
+from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 DAY = 86400.0
@@ -162,7 +163,25 @@ class BackupsMixin:
             snaps = [s for s in snaps if s["instance_id"] == req["DBInstanceIdentifier"].lower()]
         if req.get("SnapshotType"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
-        return {"DBSnapshots": [self._snapshot_out(s) for s in snaps]}
+        if req.get("DbiResourceId"):
+            snaps = [s for s in snaps if s.get("resource_id") == req["DbiResourceId"]]
+        snaps = filtered(
+            snaps,
+            req,
+            {
+                "db-instance-id": lambda s: [
+                    s["instance_id"],
+                    m.arn(self.region, self.account, "db", s["instance_id"]),
+                ],
+                "db-snapshot-id": lambda s: s["id"],
+                "dbi-resource-id": lambda s: s.get("resource_id"),
+                "snapshot-type": lambda s: s["type"],
+                "engine": lambda s: s["engine"],
+            },
+        )
+        resp = page(snaps, req, "DBSnapshots")
+        resp["DBSnapshots"] = [self._snapshot_out(s) for s in resp["DBSnapshots"]]
+        return resp
 
     def delete_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self._get_snapshot(req.get("DBSnapshotIdentifier"))
@@ -214,6 +233,7 @@ class BackupsMixin:
         if snap["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is not available.")
         info = m.ENGINES[snap["engine"]]
+        req = self._same_version(req, snap["engine_version"], info.name)
         doc = self._new_instance_doc(
             {"AllocatedStorage": snap["allocated_storage"], **req}, info, snap["master_username"]
         )
@@ -305,6 +325,7 @@ class BackupsMixin:
                     "The restore time is before the earliest restorable time of the source instance.",
                 )
         info = m.ENGINES[source["engine"]]
+        req = self._same_version(req, source["engine_version"], info.name)
         req2 = {
             "AllocatedStorage": source["allocated_storage"],
             "DBInstanceClass": source["class"],

@@ -20,6 +20,7 @@ from pathlib import Path
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 READER_HOST = "127.0.0.2"
@@ -39,8 +40,8 @@ class ClustersMixin:
     def _cluster_dir(self, cid: str) -> Path:
         return self.runtime.data_dir / "clusters" / cid
 
-    def _route_cluster(self, cluster: dict) -> None:
-        """Writer endpoint -> writer node; reader endpoint -> reader nodes (or the writer)."""
+    def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
+        """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer)."""
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
         writer_backend = (
             [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])]
@@ -50,7 +51,12 @@ class ClustersMixin:
         readers = []
         for rid in cluster["members"]:
             r = self.store.get_doc("instance", rid)
-            if r and rid != cluster.get("writer") and r["status"] == "available" and r.get("primary"):
+            if (
+                r
+                and rid != cluster.get("writer")
+                and (r["status"] == "available" or rid in ready)
+                and r.get("primary")
+            ):
                 readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
         self.fleet.router.set_route(f"cluster-{cluster['id']}", cluster["port"], writer_backend)
         self.fleet.router.set_route(
@@ -150,9 +156,7 @@ class ClustersMixin:
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": m.check_engine_version(
-                req.get("EngineVersion"), self._engine_version(info.kind), info.name
-            ),
+            "engine_version": self._pick_version(info, req.get("EngineVersion")),
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -191,11 +195,24 @@ class ClustersMixin:
             clusters = [self._get_cluster(req["DBClusterIdentifier"])]
         else:
             clusters = self.store.list_docs("cluster")
-        return {"DBClusters": [self._cluster_out(c) for c in clusters]}
+        clusters = filtered(
+            clusters,
+            req,
+            {
+                "clone-group-id": lambda c: None,
+                "db-cluster-id": lambda c: [c["id"], m.arn(self.region, self.account, "cluster", c["id"])],
+                "db-cluster-resource-id": lambda c: c.get("resource_id"),
+                "domain": lambda c: None,
+                "engine": lambda c: c["engine"],
+            },
+        )
+        resp = page(clusters, req, "DBClusters")
+        resp["DBClusters"] = [self._cluster_out(c) for c in resp["DBClusters"]]
+        return resp
 
     async def modify_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
-        m.check_engine_version(req.get("EngineVersion"), c["engine_version"], c["engine"])
+        self._same_version(req, c["engine_version"], c["engine"])
         if req.get("ServerlessV2ScalingConfiguration"):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
@@ -256,6 +273,7 @@ class ClustersMixin:
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
+        req = self._same_version(req, c["engine_version"], c["engine"])
         doc = self._new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
         doc.update(
             cluster=c["id"],
@@ -300,6 +318,7 @@ class ClustersMixin:
             with self.fleet.lock(writer["id"]):
                 self.fleet.create_replica(writer, doc, params)
             self._save(doc, "nodes")
+            self._route_cluster(self._get_cluster(cid), ready={ident})  # before "available", as above
             self._set_status(ident, "available")
         self._route_cluster(self._get_cluster(cid))
         self._event(
@@ -359,10 +378,10 @@ class ClustersMixin:
             self._save(new, "cluster_role")
             self._set_status(old_id, "rebooting" if rebuild else "deleting", cluster_role="reader")
             c["writer"] = target
+            self._route_cluster(c)  # before "available": a client told so must reach the new writer
             c["status"] = "available"
             c["last_failover_seconds"] = round(clock.monotonic() - t0, 3)
             self.store.put_doc("cluster", cid, c)
-            self._route_cluster(c)
         self._event(cid, "db-cluster", f"Completed failover to DB instance {target}", ["failover"])
         for rid in c["members"]:
             if rid not in (old_id, target):
@@ -376,8 +395,8 @@ class ClustersMixin:
             old["primary"] = self.fleet.new_node(old, "primary", old["az"])
             self.fleet.create_replica(self._get_instance(target), old, self._params_for(old))
             self._save(old, "nodes", "primary", "next_node")
+            self._route_cluster(self._get_cluster(cid), ready={old_id})
             self._set_status(old_id, "available")
-        self._route_cluster(self._get_cluster(cid))
 
     # -- cluster backups, snapshots and restores ---------------------------------------------------
 
@@ -415,6 +434,7 @@ class ClustersMixin:
         snap = {
             "id": snap_id,
             "cluster_id": cid,
+            "resource_id": c.get("resource_id"),
             "engine": c["engine"],
             "kind": c["kind"],
             "engine_version": c["engine_version"],
@@ -500,7 +520,24 @@ class ClustersMixin:
             snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
         if req.get("SnapshotType"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
-        return {"DBClusterSnapshots": [self._cluster_snapshot_out(s) for s in snaps]}
+        if req.get("DbClusterResourceId"):
+            snaps = [s for s in snaps if s.get("resource_id") == req["DbClusterResourceId"]]
+        snaps = filtered(
+            snaps,
+            req,
+            {
+                "db-cluster-id": lambda s: [
+                    s["cluster_id"],
+                    m.arn(self.region, self.account, "cluster", s["cluster_id"]),
+                ],
+                "db-cluster-snapshot-id": lambda s: s["id"],
+                "snapshot-type": lambda s: s["type"],
+                "engine": lambda s: s["engine"],
+            },
+        )
+        resp = page(snaps, req, "DBClusterSnapshots")
+        resp["DBClusterSnapshots"] = [self._cluster_snapshot_out(s) for s in resp["DBClusterSnapshots"]]
+        return resp
 
     def delete_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self.store.get_doc("cluster_snapshot", req.get("DBClusterSnapshotIdentifier") or "")
@@ -519,6 +556,7 @@ class ClustersMixin:
                 404,
             )
         info = m.engine_info(req.get("Engine") or snap["engine"])
+        req = self._same_version(req, snap["engine_version"], info.name)
         c = self._new_cluster_doc(
             {"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None
         )
@@ -549,6 +587,7 @@ class ClustersMixin:
         await run_blocking(self._locked, writer["id"], self.fleet.prepare_pitr, writer)
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
         info = m.ENGINES[src["engine"]]
+        req = self._same_version(req, src["engine_version"], info.name)
         c = self._new_cluster_doc(
             {"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"], **req},
             info,

@@ -56,8 +56,11 @@ class Fleet:
             root = self.instance_dir(doc["id"]) / name
             # Cluster members share their cluster's archive (whichever of them writes).
             archive = Path(doc["archive_dir"]) if doc.get("archive_dir") else self.archive_dir(doc["id"])
-            cls = PgNode if doc["kind"] == "postgres" else MariaNode
-            node = cls(root, info["port"], doc["master_username"], archive_dir=archive)
+            if doc["kind"] == "postgres":
+                major = doc["engine_version"].split(".")[0] if doc.get("engine_version") else None
+                node: Node = PgNode(root, info["port"], doc["master_username"], archive, major)
+            else:
+                node = MariaNode(root, info["port"], doc["master_username"], archive_dir=archive)
             self._nodes[key] = node
         return node
 

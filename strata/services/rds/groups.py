@@ -7,6 +7,7 @@ import itertools
 
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 _seq = itertools.count()
@@ -87,7 +88,9 @@ class GroupsMixin:
             groups = [self._get_param_group(req["DBParameterGroupName"])]
         else:
             groups = self.store.list_docs("param_group")
-        return {"DBParameterGroups": [self._param_group_out(g) for g in groups]}
+        resp = page(groups, req, "DBParameterGroups")
+        resp["DBParameterGroups"] = [self._param_group_out(g) for g in resp["DBParameterGroups"]]
+        return resp
 
     async def modify_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBParameterGroupName", "Parameters")
@@ -137,7 +140,10 @@ class GroupsMixin:
             }
             for k, v in sorted(g["params"].items())
         ]
-        return {"Parameters": params}
+        if req.get("Source") and req["Source"] != "user":  # every listed parameter was set by the user
+            params = []
+        params = filtered(params, req, {"parameter-name": lambda p: p["ParameterName"]})
+        return page(params, req, "Parameters")
 
     def delete_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         name = req["DBParameterGroupName"]
@@ -197,7 +203,9 @@ class GroupsMixin:
             groups = [self._get_subnet_group(req["DBSubnetGroupName"])]
         else:
             groups = self.store.list_docs("subnet_group")
-        return {"DBSubnetGroups": [self._subnet_group_out(g) for g in groups]}
+        resp = page(groups, req, "DBSubnetGroups")
+        resp["DBSubnetGroups"] = [self._subnet_group_out(g) for g in resp["DBSubnetGroups"]]
+        return resp
 
     def modify_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         g = self._get_subnet_group(req["DBSubnetGroupName"])
@@ -262,12 +270,7 @@ class GroupsMixin:
                     "SourceArn": m.arn(self.region, self.account, kinds.get(e["type"], "db"), e["source"]),
                 }
             )
-        size = int(req.get("MaxRecords") or 100)
-        start_at = int(req.get("Marker") or 0)
-        resp: dict = {"Events": out[start_at : start_at + size]}
-        if start_at + size < len(out):
-            resp["Marker"] = str(start_at + size)
-        return resp
+        return page(out, req, "Events")
 
     def describe_event_categories(self, ctx: RequestContext, req: dict) -> dict:
         cats = [
@@ -339,8 +342,10 @@ class GroupsMixin:
         else:
             infos = list(m.ENGINES.values())
         out = []
-        for info in infos:
-            version = self._engine_version(info.kind)
+        versions = {i.kind: self._engine_versions(i.kind) for i in infos}
+        if req.get("DefaultOnly"):
+            versions = {kind: found[:1] for kind, found in versions.items()}
+        for info, version in [(i, v) for i in infos for v in versions[i.kind]]:
             if req.get("EngineVersion") and not m.version_matches(req["EngineVersion"], version):
                 continue
             major = version.split(".")[0]
@@ -364,13 +369,26 @@ class GroupsMixin:
                     "SupportsGlobalDatabases": False,
                 }
             )
-        return {"DBEngineVersions": out}
+        out = filtered(
+            out,
+            req,
+            {
+                "db-parameter-group-family": lambda v: v["DBParameterGroupFamily"],
+                "engine": lambda v: v["Engine"],
+                "engine-mode": lambda v: v["SupportedEngineModes"],
+                "engine-version": lambda v: v["EngineVersion"],
+                "status": lambda v: v["Status"],
+            },
+        )
+        return page(out, req, "DBEngineVersions")
 
     def describe_orderable_db_instance_options(self, ctx: RequestContext, req: dict) -> dict:
         info = m.engine_info(req.get("Engine"))
-        version = self._engine_version(info.kind)
-        if req.get("EngineVersion") and not m.version_matches(req["EngineVersion"], version):
-            return {"OrderableDBInstanceOptions": []}
+        versions = [
+            v
+            for v in self._engine_versions(info.kind)
+            if not req.get("EngineVersion") or m.version_matches(req["EngineVersion"], v)
+        ]
         classes = [
             c for c in m.INSTANCE_CLASSES if not req.get("DBInstanceClass") or c == req["DBInstanceClass"]
         ]
@@ -392,6 +410,7 @@ class GroupsMixin:
                 "SupportedEngineModes": ["provisioned"],
                 "SupportsClusters": info.aurora,
             }
+            for version in versions
             for c in classes
         ]
-        return {"OrderableDBInstanceOptions": out}
+        return page(out, req, "OrderableDBInstanceOptions")

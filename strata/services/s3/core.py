@@ -129,9 +129,7 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def _read_version(
-        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
-    ) -> ObjectRow:
+    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)

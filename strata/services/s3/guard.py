@@ -4,6 +4,8 @@
   accepts `x-amz-expected-bucket-owner` (copies also `x-amz-source-expected-bucket-owner`); when
   sent and not the account that owns the bucket, S3 answers 403 AccessDenied before doing
   anything.
+- Content-MD5 / x-amz-checksum-* of a buffered request document (`digests`): BadDigest when the
+  body does not match.
 - Keys XML 1.0 cannot carry: a key may hold control characters (U+0001...), but an XML response
   cannot, not even as `&#x1;` (which S3 sends, and strict parsers such as botocore's reject).
   Operations that merely echo the request's key (CreateMultipartUpload, CompleteMultipartUpload,
@@ -20,6 +22,7 @@ from typing import Any
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext
+from strata.services.s3.digests import verify_body_digests
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source
 
@@ -34,8 +37,11 @@ def _check(provider: Any, ctx: RequestContext, req: dict) -> None:
     """AccessDenied when an expected owner is named and a named, existing bucket is not theirs.
 
     A bucket that does not exist is left to the operation (NoSuchBucket), as S3 does. (Two dict
-    lookups when neither header is sent: this runs on every request.)
+    lookups when neither header is sent: this runs on every request.) A buffered body is first
+    checked against its digest headers.
     """
+    if ctx.http.body:
+        verify_body_digests(ctx.operation, ctx.http.headers, ctx.http.body)
     expected = req.get("ExpectedBucketOwner")
     if expected:
         _check_owner(provider, ctx, req.get("Bucket"), expected)

@@ -300,3 +300,35 @@ def test_a_planned_failover_loses_no_acknowledged_write(ec, cleanup, unique):
     after = primary_client(group(ec, gid))
     eventually(lambda: after.role()[0] == "master", what="primary endpoint on the promoted node")
     assert after.dbsize() == 10_000
+
+
+def test_settings_strata_cannot_change_are_refused_not_ignored(ec, unique: str, cleanup: list) -> None:
+    gid = f"fixed-{unique}"[:40]
+    with pytest.raises(ClientError) as e:
+        ec.create_replication_group(
+            ReplicationGroupId=gid, ReplicationGroupDescription="d", CacheParameterGroupName="my-params"
+        )
+    assert e.value.response["Error"]["Code"] == "CacheParameterGroupNotFound"
+    ec.create_replication_group(
+        ReplicationGroupId=gid, ReplicationGroupDescription="d", CacheParameterGroupName="default.redis7"
+    )
+    cleanup.append(("group", gid))
+    eventually(lambda: group(ec, gid)["Status"] == "available", 120, "group available")
+    for change in (
+        {"ClusterMode": "enabled"},
+        {"TransitEncryptionEnabled": True},
+        {"NodeGroupId": "0001", "PrimaryClusterId": f"{gid}-001"},
+        {"CacheParameterGroupName": "default.redis7.cluster.on"},
+        {"EngineVersion": "6.2"},
+    ):
+        with pytest.raises(ClientError) as e:
+            ec.modify_replication_group(ReplicationGroupId=gid, ApplyImmediately=True, **change)
+        assert e.value.response["Error"]["Code"] in (
+            "InvalidParameterCombination",
+            "CacheParameterGroupNotFound",
+        ), change
+    g = group(ec, gid)
+    assert g["ClusterEnabled"] is False and g.get("TransitEncryptionEnabled") in (False, None)
+    ec.modify_replication_group(
+        ReplicationGroupId=gid, ClusterMode="disabled", CacheParameterGroupName="default.redis7"
+    )
