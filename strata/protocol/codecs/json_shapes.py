@@ -64,6 +64,12 @@ def _read_bool(value: Any) -> bool:
     return value
 
 
+def _not_null(value: Any, where: str) -> Any:
+    if value is None:
+        raise MalformedInput(f"null value in the map {where}")
+    return value
+
+
 def _decode_float(value: Any) -> float:
     if isinstance(value, bool):
         raise MalformedInput("expected a number, got bool")
@@ -105,7 +111,9 @@ class JsonReader(ShapeCompiler):
             def read_list(value: Any) -> list:
                 if not isinstance(value, list):
                     raise MalformedInput(f"expected a list for {shape.name}")
-                return [None if v is None else item(v) for v in value]
+                if None in value:
+                    raise MalformedInput(f"null member in the list {shape.name}")
+                return [item(v) for v in value]
 
             return read_list
         if kind == "map":
@@ -114,7 +122,7 @@ class JsonReader(ShapeCompiler):
             def read_map(value: Any) -> dict:
                 if not isinstance(value, dict):
                     raise MalformedInput(f"expected a map for {shape.name}")
-                return {k: None if v is None else val(v) for k, v in value.items()}
+                return {k: val(_not_null(v, shape.name)) for k, v in value.items()}
 
             return read_map
         if kind == "string":

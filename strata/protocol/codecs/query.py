@@ -19,6 +19,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
 from strata.protocol.codecs.compile import Fn, ShapeCompiler
+from strata.protocol.codecs.required import Path, coral_message
 from strata.protocol.codecs.rest_xml import xml_error_fields
 from strata.protocol.codecs.values import (
     MalformedInput,
@@ -196,6 +197,11 @@ class QueryCodec(BaseCodec):
 
     def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("InvalidParameterValue", message, 400)
+
+    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+        if len(path) == 1:
+            return ServiceError("MissingParameter", f"The request must contain the parameter {path[0]}", 400)
+        return ServiceError("ValidationError", coral_message(path), 400)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:
         shape = op.input_shape

@@ -119,6 +119,8 @@ class GroupsMixin:
         if req.get("ResetAllParameters"):
             g["params"] = {}
         for p in req.get("Parameters") or []:
+            if not p.get("ParameterName"):
+                raise m.fault("InvalidParameterValue", "A parameter to reset must name the parameter")
             g["params"].pop(p["ParameterName"], None)
         self.store.put_doc("param_group", g["name"].lower(), g)
         return {"DBParameterGroupName": g["name"]}
@@ -263,7 +265,7 @@ class GroupsMixin:
                 }
             )
         size = int(req.get("MaxRecords") or 100)
-        start_at = int(req.get("Marker") or 0)
+        start_at = m.marker_start(req.get("Marker"))
         resp: dict = {"Events": out[start_at : start_at + size]}
         if start_at + size < len(out):
             resp["Marker"] = str(start_at + size)

@@ -132,7 +132,7 @@ class InstancesMixin:
                     docs = [
                         d for d in docs if d.get(key) in values or (key == "id" and self._arn_of(d) in values)
                     ]
-        start = int(req.get("Marker") or 0)
+        start = m.marker_start(req.get("Marker"))
         size = int(req.get("MaxRecords") or 100)
         page = docs[start : start + size]
         out = [await run_blocking(self._instance_out, d, True) for d in page]

@@ -1,0 +1,627 @@
+"""Model-driven random requests against a running Strata: no crash, no 5xx, no hang.
+
+Every operation of every served service (S3, DynamoDB, RDS, ElastiCache, STS) gets inputs generated
+from its botocore input shape: mostly well-typed values drawn from small pools of names that exist
+(so requests reach the providers, not only the validators), mixed with invalid ones (out of range,
+wrong length, odd strings, missing required members, conflicting union members). A share of the
+serialized requests is then mutated on the wire (JSON values of the wrong type, query parameters
+replaced, XML bodies cut or garbled, path bytes that are not UTF-8). Each request is signed with
+SigV4 like botocore signs it and sent over a keep-alive connection.
+
+Each answer is checked as an SDK would read it, with botocore's own response parser:
+- any 5xx is a finding, except 501 NotImplemented (an operation Strata does not have yet: counted
+  per operation, not a crash);
+- a 4xx must parse into an error with a code (the protocol's error shape);
+- a 2xx must parse against the output shape;
+- no answer within --timeout seconds is a hang.
+
+Operations that start engines (RDS instances and clusters, cache clusters, replication groups,
+snapshots, restores, failovers) are skipped: a valid random CreateDBInstance would start PostgreSQL.
+Describe/List/Delete and the cheap ones (parameter, subnet and option groups, tags, users) stay.
+
+    python bench/fuzz_requests.py --endpoint http://127.0.0.1:4566 --requests 1000000 --workers 3
+
+Findings go to --out (JSON lines: the request as sent and the answer); the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import multiprocessing
+import random
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.session
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import create_request_object, prepare_request_dict
+from botocore.credentials import Credentials
+from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.parsers import create_parser
+from botocore.serialize import create_serializer
+
+SERVICES = ("s3", "dynamodb", "rds", "elasticache", "sts")
+CREDS = Credentials("test", "test")
+REGION = "us-east-1"
+
+# Operations that would start (or restart) a real engine, or copy one.
+_ENGINE_OPS = re.compile(
+    r"^(Create|Restore|Start|Stop|Reboot|Failover|Promote|Switchover|Increase|Decrease|TestFailover|"
+    r"Modify|Copy|Purchase|Rebalance|Complete|Register|Apply|Backtrack|Import|Batch|Authorize|Revoke)"
+)
+_CHEAP_OPS = re.compile(r"(ParameterGroup|SubnetGroup|OptionGroup|SecurityGroup|Tags|User|UserGroup)s?$")
+
+
+def engine_free(service: str, operation: str) -> bool:
+    """Whether an operation can be fuzzed without starting database or cache engines."""
+    if service not in ("rds", "elasticache"):
+        return True
+    if _ENGINE_OPS.match(operation) is None:
+        return True
+    return _CHEAP_OPS.search(operation) is not None and not operation.startswith(("Restore", "Failover"))
+
+
+ODD_STRINGS = [
+    "",
+    " ",
+    "a" * 1025,
+    "é" * 600,
+    "\x00",
+    "a\x00b",
+    "\x01\x1f",
+    "..",
+    "../../etc/passwd",
+    "%ff",
+    "%00",
+    "null",
+    "true",
+    "-1",
+    "1e309",
+    "NaN",
+    "<a>&amp;</a>",
+    "'\"",
+    "${jndi:x}",
+    "\u202e\ufeff",
+    "😀" * 3,
+    "\uffff",
+    "#n",
+    ":v",
+    "arn:aws:s3:::x",
+    "arn:aws:dynamodb:us-east-1:000000000000:table/fuzzt",
+    "x" * 70000,
+]
+ODD_INTS = [0, -1, 1, 2**31 - 1, 2**31, -(2**31) - 1, 2**53, 2**63, -(2**63) - 1, 10**20]
+EXPR_TOKENS = [
+    "pk", "sk", "a", "b.c", "l[0]", "l[99999999999]", "#n", "#m", ":v", ":w", "=", "<>", "<", "<=", ">", ">=",
+    "(", ")", "AND", "OR", "NOT", "BETWEEN", "IN", ",", "SET", "REMOVE", "ADD", "DELETE", "+", "-",
+    "attribute_exists(pk)", "begins_with(sk, :v)", "size(a)", "contains(a, :v)", "attribute_type(a, :w)",
+    "if_not_exists(a, :v)", "list_append(l, :v)", "[", "]", ".", "#", ":", "size", "(((", ")))",
+]  # fmt: skip
+
+
+@dataclass
+class Pools:
+    """Names that exist on the server, so well-formed requests reach real resources."""
+
+    prefix: str
+    buckets: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=lambda: ["k", "dir/k", "a b+c", "é", "k/../x", "big"])
+    table: str = ""
+
+    def __post_init__(self) -> None:
+        self.buckets = [f"{self.prefix}-a", f"{self.prefix}-v"]
+        self.table = f"{self.prefix}-t"
+
+    def by_member(self) -> dict[str, list[Any]]:
+        table_arn = f"arn:aws:dynamodb:{REGION}:000000000000:table/{self.table}"
+        return {
+            "Bucket": self.buckets,
+            "Key": self.keys,
+            "Prefix": ["", "dir/", "k"],
+            "Delimiter": ["/", "k"],
+            "CopySource": [f"{b}/{k}" for b in self.buckets for k in self.keys[:2]],
+            "TableName": [self.table],
+            "IndexName": ["gsi", "lsi"],
+            "ResourceArn": [table_arn],
+            "TableArn": [table_arn],
+            "AttributeName": ["pk", "sk", "a"],
+            "N": [
+                "1",
+                "-0.5",
+                "1e5",
+                "0",
+                "1E+126",
+                "abc",
+                "1e-131",
+                "99999999999999999999999999999999999999999",
+            ],
+            "DBInstanceIdentifier": [f"{self.prefix}-db"],
+            "DBClusterIdentifier": [f"{self.prefix}-cl"],
+            "DBParameterGroupName": [f"{self.prefix}-pg", "default.postgres16"],
+            "DBSubnetGroupName": [f"{self.prefix}-sg", "default"],
+            "CacheClusterId": [f"{self.prefix}-cc"],
+            "ReplicationGroupId": [f"{self.prefix}-rg"],
+            "CacheParameterGroupName": [f"{self.prefix}-cpg", "default.redis7"],
+            "CacheSubnetGroupName": [f"{self.prefix}-csg"],
+            "Engine": ["postgres", "mysql", "mariadb", "aurora-postgresql", "redis", "valkey", "memcached"],
+            "RoleArn": ["arn:aws:iam::000000000000:role/r"],
+            "RoleSessionName": ["s"],
+        }
+
+
+class Maker:
+    """Random values for botocore shapes: `odd` is the chance of an invalid value at each step."""
+
+    def __init__(self, rng: random.Random, pools: Pools, odd: float = 0.12) -> None:
+        self.rng = rng
+        self.pools = pools.by_member()
+        self.odd = odd
+
+    def value(self, shape: Shape, name: str, depth: int = 0) -> Any:
+        rng = self.rng
+        kind = shape.type_name
+        if kind == "structure":
+            return self.structure(shape, depth)
+        if kind == "list":
+            n = self._count(shape, depth)
+            return [self.value(shape.member, name, depth + 1) for _ in range(n)]
+        if kind == "map":
+            n = self._count(shape, depth)
+            return {
+                str(self.value(shape.key, name)): self.value(shape.value, name, depth + 1) for _ in range(n)
+            }
+        if kind == "string":
+            return self.string(shape, name)
+        if kind in ("integer", "long"):
+            lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
+            if rng.random() < self.odd:
+                return rng.choice(
+                    ODD_INTS + [v for v in (lo, hi) if v is not None] + [(hi or 0) + 1, (lo or 0) - 1]
+                )
+            low = int(lo) if lo is not None else 0
+            return rng.randint(low, int(hi) if hi is not None else max(low, 100))
+        if kind in ("float", "double"):
+            return rng.choice([0.0, 1.5, -1.0, 1e308, rng.uniform(-1e6, 1e6)])
+        if kind == "boolean":
+            return rng.random() < 0.5
+        if kind == "blob":
+            return rng.randbytes(rng.choice([0, 1, 16, 300]))
+        if kind == "timestamp":
+            if rng.random() < self.odd:
+                return rng.choice([datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)])
+            return datetime.fromtimestamp(rng.randint(0, 4102444800), UTC)
+        return None
+
+    def _count(self, shape: Shape, depth: int) -> int:
+        rng = self.rng
+        if depth > 4:
+            return 0
+        if rng.random() < self.odd:
+            hi = shape.metadata.get("max")
+            return rng.choice([0, 1] + ([int(hi) + 1] if hi is not None and hi < 40 else []))
+        lo = int(shape.metadata.get("min", 0) or 0)
+        return rng.randint(lo, max(lo, 3))
+
+    def string(self, shape: Shape, name: str) -> str:
+        rng = self.rng
+        if name.endswith("Expression") and rng.random() > self.odd:
+            return " ".join(rng.choice(EXPR_TOKENS) for _ in range(rng.randint(1, 9)))
+        pool = self.pools.get(name)
+        if pool and rng.random() < 0.8:
+            return str(rng.choice(pool))
+        if shape.enum and rng.random() < 0.8:
+            return rng.choice(list(shape.enum))
+        if rng.random() < self.odd * 2:
+            return rng.choice(ODD_STRINGS)
+        lo = int(shape.metadata.get("min", 0) or 0)
+        hi = shape.metadata.get("max")
+        length = rng.randint(lo, max(lo, min(int(hi) if hi is not None else 12, 12)))
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_."
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    def structure(self, shape: Shape, depth: int) -> dict:
+        rng = self.rng
+        out: dict[str, Any] = {}
+        if shape.is_document_type:
+            return {"a": 1}
+        if depth > 5:
+            return out
+        required = set(shape.required_members)
+        for member_name, member in shape.members.items():
+            if member.serialization.get("eventstream") or member.serialization.get("hostLabel"):
+                continue
+            if member_name in required:
+                if rng.random() < 1 - self.odd / 3:
+                    out[member_name] = self.value(member, member_name, depth + 1)
+            elif rng.random() < (0.35 if depth < 2 else 0.15):
+                out[member_name] = self.value(member, member_name, depth + 1)
+        if (
+            (shape.metadata.get("union") or shape.name == "AttributeValue")
+            and out
+            and rng.random() > self.odd
+        ):
+            keep = rng.choice(list(out))
+            out = {keep: out[keep]}
+        return out
+
+
+def _wrong(rng: random.Random) -> Any:
+    return rng.choice([None, 0, -1, 2**70, 1.5, "x", "", True, [], {}, [None], {"": None}, [[[[["deep"]]]]]])
+
+
+def _mutate_json(rng: random.Random, doc: Any) -> Any:
+    """Replace one random node of a JSON document with a value of the wrong type."""
+    if not isinstance(doc, (dict, list)) or not doc:
+        return _wrong(rng)
+    if isinstance(doc, dict):
+        k = rng.choice(list(doc))
+        if rng.random() < 0.4:
+            doc[k] = _wrong(rng)
+        else:
+            doc[k] = _mutate_json(rng, doc[k])
+    else:
+        i = rng.randrange(len(doc))
+        doc[i] = _wrong(rng) if rng.random() < 0.4 else _mutate_json(rng, doc[i])
+    return doc
+
+
+def mutate(rng: random.Random, protocol: str, req: dict) -> None:
+    """A wire-level change to a serialized request dict (botocore's serialize_to_request form)."""
+    body = req.get("body")
+    choice = rng.random()
+    if protocol == "json" and body:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return
+        req["body"] = json.dumps(_mutate_json(rng, doc)).encode()
+    elif protocol == "query" and isinstance(body, dict):
+        if body and choice < 0.5:
+            k = rng.choice([k for k in body if k not in ("Action", "Version")] or list(body))
+            if k not in ("Action", "Version"):
+                body[k] = rng.choice(ODD_STRINGS + ["1", "-1", "2147483648", "true", "x"])
+        else:
+            body[
+                rng.choice(["Foo", "Marker", "MaxRecords", "Filters.member.1.Name", "Tags.member.1.Key"])
+            ] = rng.choice(ODD_STRINGS)
+    elif protocol == "rest-xml":
+        if body and isinstance(body, bytes) and choice < 0.5:
+            cut = rng.randrange(len(body) + 1)
+            req["body"] = body[:cut] + rng.choice([b"", b"<", b"</x>", b"&bogus;", b"\xff", b"<![CDATA[x"])
+        elif choice < 0.8:
+            path = req["url_path"]
+            req["url_path"] = path + rng.choice(["%ff", "%fe%fd", "%00", "/..", "%ed%a0%80", "%c0%af"])
+        else:
+            req["query_string"] = {
+                **(req.get("query_string") or {}),
+                rng.choice(["versionId", "uploadId", "partNumber", "max-keys", "list-type", "x"]): rng.choice(
+                    ODD_STRINGS[:20]
+                ),
+            }
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    not_implemented: Counter = field(default_factory=Counter)
+    findings: list[dict] = field(default_factory=list)
+    skipped: int = 0
+
+    def merge(self, other: Result) -> None:
+        self.sent += other.sent
+        self.statuses.update(other.statuses)
+        self.not_implemented.update(other.not_implemented)
+        self.findings.extend(other.findings)
+        self.skipped += other.skipped
+
+
+class Fuzzer:
+    def __init__(self, endpoint: str, seed: int, pools: Pools, timeout: float = 60.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        u = urlsplit(self.endpoint)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
+        self.rng = random.Random(seed)
+        self.maker = Maker(self.rng, pools)
+        self.timeout = timeout
+        session = botocore.session.get_session()
+        self.models: dict[str, ServiceModel] = {s: session.get_service_model(s) for s in SERVICES}
+        self.ops: dict[str, list[OperationModel]] = {
+            s: [m.operation_model(n) for n in m.operation_names if engine_free(s, n)]
+            for s, m in self.models.items()
+        }
+        self.serializers = {
+            s: create_serializer(m.protocol, include_validation=False) for s, m in self.models.items()
+        }
+        self.parsers = {s: create_parser(m.protocol) for s, m in self.models.items()}
+        self.conn: http.client.HTTPConnection | None = None
+        self.unimplemented: set[tuple[str, str]] = set()
+        self.previous: tuple[str, OperationModel, Any] | None = None
+
+    # -- one request -----------------------------------------------------------------------------
+
+    def build(self, service: str) -> tuple[OperationModel, Any] | None:
+        rng = self.rng
+        op = rng.choice(self.ops[service])
+        for _ in range(8):  # mostly operations Strata has: a 501 teaches nothing twice
+            if (service, op.name) not in self.unimplemented or rng.random() < 0.02:
+                break
+            op = rng.choice(self.ops[service])
+        model = self.models[service]
+        params = self.maker.structure(op.input_shape, 0) if op.input_shape is not None else {}
+        try:
+            req = self.serializers[service].serialize_to_request(params, op)
+        except Exception:  # noqa: BLE001 - botocore cannot serialize every invalid value; skip those
+            return None
+        req["host_prefix"] = None
+        if rng.random() < 0.2:
+            mutate(rng, model.protocol, req)
+        if service == "s3" and isinstance(req.get("body"), bytes) and req["body"] and rng.random() < 0.7:
+            req["headers"]["Content-MD5"] = base64.b64encode(hashlib.md5(req["body"]).digest()).decode()
+        req.setdefault("context", {})
+        try:
+            prepare_request_dict(req, self.endpoint)
+            aws = create_request_object(req)
+            signer = S3SigV4Auth if service == "s3" else SigV4Auth
+            signer(CREDS, model.signing_name or service, REGION).add_auth(aws)
+            prepared = aws.prepare()
+        except Exception:  # noqa: BLE001 - e.g. a header value botocore refuses to send
+            return None
+        return op, prepared
+
+    def send(self, prepared: Any) -> tuple[int, dict[str, str], bytes] | None:
+        """Send one prepared request; None when no answer came within the timeout (a hang)."""
+        u = urlsplit(prepared.url)
+        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        body = prepared.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        headers = {k: v.encode("utf-8") if isinstance(v, str) else v for k, v in prepared.headers.items()}
+        # A random ContentLength member (S3 PutObject, UploadPart) must not lie about the framing:
+        # the server would rightly read the next request as this one's body.
+        headers = {
+            k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding")
+        }
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(prepared.method, target, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                answer = resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+                if resp.getheader("connection", "").lower() == "close":
+                    self.conn.close()
+                    self.conn = None
+                return answer
+            except TimeoutError:
+                self.conn.close()
+                self.conn = None
+                return None
+            except (OSError, http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+        return None
+
+    def check(self, service: str, op: OperationModel, prepared: Any, answer: Any, result: Result) -> None:
+        if answer is None:
+            result.statuses["hang"] += 1
+            result.findings.append(_finding("hang", service, op, prepared, None))
+            return
+        status, headers, body = answer
+        result.statuses[status // 100 * 100] += 1
+        parsed: dict | None = None
+        problem = None
+        try:
+            response = {"status_code": status, "headers": headers, "body": body}
+            if op.has_streaming_output and status < 300:
+                response["body"] = _Stream(body)
+            parsed = self.parsers[service].parse(response, op.output_shape)
+        except Exception as e:  # noqa: BLE001 - an answer botocore cannot read is a finding
+            problem = f"unparseable: {type(e).__name__}: {e}"
+        code = (parsed or {}).get("Error", {}).get("Code") if parsed else None
+        if status == 501 and code == "NotImplemented":
+            result.not_implemented[f"{service}.{op.name}"] += 1
+            result.statuses[501] += 1
+            result.statuses[500] -= 1
+            self.unimplemented.add((service, op.name))
+            return
+        if status >= 500:
+            problem = f"status {status}"
+        elif status >= 300 and problem is None and not code:
+            problem = "error without a code"
+        if problem:
+            finding = _finding(problem, service, op, prepared, answer)
+            if self.previous is not None:  # what went before on this connection
+                finding["previous"] = _finding("previous", *self.previous, None)
+            result.findings.append(finding)
+
+    def run(self, count: int, progress: Any = None) -> Result:
+        result = Result()
+        services = list(SERVICES)
+        for i in range(count):
+            service = self.rng.choice(services)
+            built = self.build(service)
+            if built is None:
+                result.skipped += 1
+                continue
+            op, prepared = built
+            try:
+                answer = self.send(prepared)
+            except (ValueError, UnicodeError):  # http.client refuses to send it (e.g. a newline in a header)
+                result.skipped += 1
+                continue
+            except OSError as e:
+                result.statuses["connection-error"] += 1
+                result.findings.append(_finding(f"connection: {e}", service, op, prepared, None))
+                time.sleep(0.5)
+                continue
+            result.sent += 1
+            self.check(service, op, prepared, answer, result)
+            self.previous = (service, op, prepared) if self.conn is not None else None
+            if progress is not None and i % 500 == 0:
+                progress(result)
+        if self.conn is not None:
+            self.conn.close()
+        return result
+
+
+class _Stream:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, *_: Any) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.read()
+
+
+def _finding(problem: str, service: str, op: OperationModel, prepared: Any, answer: Any) -> dict:
+    body = prepared.body or b""
+    if isinstance(body, bytes):
+        body = body[:2000].decode("utf-8", "replace")
+    out = {
+        "problem": problem,
+        "operation": f"{service}.{op.name}",
+        "method": prepared.method,
+        "url": prepared.url[:2000],
+        "headers": {
+            k: (v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in prepared.headers.items()
+        },
+        "body": str(body)[:2000],
+    }
+    if answer is not None:
+        out["status"] = answer[0]
+        out["answer"] = answer[2][:1000].decode("utf-8", "replace")
+    return out
+
+
+# -- setup and the command line ------------------------------------------------------------------
+
+
+def setup(endpoint: str, pools: Pools) -> None:
+    """Create the pooled resources (idempotent)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    cfg = Config(retries={"max_attempts": 1})
+    s3 = session.client("s3", endpoint_url=endpoint, config=cfg)
+    for b in pools.buckets:
+        try:
+            s3.create_bucket(Bucket=b)
+        except s3.exceptions.ClientError:
+            pass
+    s3.put_bucket_versioning(Bucket=pools.buckets[1], VersioningConfiguration={"Status": "Enabled"})
+    for b in pools.buckets:
+        for k in pools.keys:
+            s3.put_object(Bucket=b, Key=k, Body=b"x" * (200_000 if k == "big" else 10))
+    ddb = session.client("dynamodb", endpoint_url=endpoint, config=cfg)
+    try:
+        ddb.create_table(
+            TableName=pools.table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+                {"AttributeName": "a", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi",
+                    "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+    except ddb.exceptions.ClientError:
+        pass
+    for i in range(5):
+        ddb.put_item(
+            TableName=pools.table,
+            Item={"pk": {"S": "k"}, "sk": {"N": str(i)}, "a": {"S": "v"}, "l": {"L": [{"N": "1"}]}},
+        )
+
+
+def _worker(args: tuple[str, int, int, str, float]) -> Result:
+    endpoint, seed, count, prefix, timeout = args
+    return Fuzzer(endpoint, seed, Pools(prefix), timeout).run(count)
+
+
+def fuzz(
+    endpoint: str, requests: int, seed: int, workers: int = 1, prefix: str = "fuzz", timeout: float = 60.0
+) -> Result:
+    """Run `requests` random requests (split over `workers` processes) and return the tally."""
+    pools = Pools(prefix)
+    setup(endpoint, pools)
+    if workers <= 1:
+        return Fuzzer(endpoint, seed, pools, timeout).run(requests)
+    chunk = 20_000
+    jobs = []
+    n = 0
+    while n < requests:
+        size = min(chunk, requests - n)
+        jobs.append((endpoint, seed * 1_000_003 + len(jobs), size, prefix, timeout))
+        n += size
+    total = Result()
+    started = time.monotonic()
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for part in pool.imap_unordered(_worker, jobs):
+            total.merge(part)
+            rate = total.sent / max(time.monotonic() - started, 1e-9)
+            print(
+                f"{total.sent} sent ({rate:.0f}/s), statuses {dict(total.statuses)}, "
+                f"findings {len(total.findings)}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--endpoint", default="http://127.0.0.1:4566")
+    ap.add_argument("--requests", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--prefix", default="fuzz")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--out", default="fuzz-findings.jsonl")
+    a = ap.parse_args()
+    result = fuzz(a.endpoint, a.requests, a.seed, a.workers, a.prefix, a.timeout)
+    with open(a.out, "w") as f:
+        for finding in result.findings:
+            f.write(json.dumps(finding) + "\n")
+    print(f"requests sent: {result.sent} (skipped, not serializable: {result.skipped})")
+    print(f"statuses: {dict(sorted(result.statuses.items(), key=str))}")
+    print(f"findings: {len(result.findings)} -> {a.out}")
+    for problem, n in Counter(f"{x['problem'][:60]} {x['operation']}" for x in result.findings).most_common(
+        40
+    ):
+        print(f"  {n:6}  {problem}")
+    print(f"501 NotImplemented operations: {len(result.not_implemented)}")
+    for op, n in sorted(result.not_implemented.items()):
+        print(f"  {n:6}  {op}")
+
+
+if __name__ == "__main__":
+    main()
