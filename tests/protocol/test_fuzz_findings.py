@@ -122,3 +122,23 @@ def test_rds_tag_and_parameter_without_a_name(strata_server, unique: str) -> Non
         )
     )
     assert (status, code) == (400, "InvalidParameterValue")
+
+
+# ---- integers beyond their Java type, in every protocol
+
+
+def test_query_integer_beyond_int32(strata_server) -> None:
+    rds = strata_server.client("rds", config=LOOSE)
+    for duration in (2**40, -(2**31) - 1, "1_0"):
+        status, code, _ = _error(lambda duration=duration: rds.describe_events(Duration=duration))
+        assert (status, code) == (400, "InvalidParameterValue")
+    assert rds.describe_events(Duration=2**31 - 1)["Events"] is not None  # the largest int: clamped
+    assert rds.describe_events(Duration=-5)["Events"] is not None
+
+
+def test_rest_xml_integer_beyond_int32(strata_server, s3_bucket: str) -> None:
+    s3 = strata_server.client("s3", config=LOOSE)
+    for value in (2**31, "٣"):
+        status, code, _ = _error(lambda value=value: s3.list_objects_v2(Bucket=s3_bucket, MaxKeys=value))
+        assert (status, code) == (400, "InvalidArgument")
+    assert s3.list_objects_v2(Bucket=s3_bucket, MaxKeys=2**31 - 1)["KeyCount"] == 0

@@ -20,6 +20,7 @@ from strata.protocol.codecs.values import (
     MalformedInput,
     b64decode,
     b64encode,
+    check_int_range,
     format_float,
     format_timestamp,
     to_datetime,
@@ -36,24 +37,13 @@ def _read_string(value: Any) -> str:
     return value
 
 
-# The Java types AWS reads these shapes into: a value outside them cannot be deserialized.
-_INT_BITS = {"integer": 32, "long": 64, "short": 16, "byte": 8}
-
-
 def _int_reader(kind: str) -> Fn:
-    bits = _INT_BITS.get(kind)
-    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if bits else (None, None)
-
     def read_int(value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        else:
-            raise MalformedInput(f"expected an integer, got {type(value).__name__}")
-        if low is not None and not low <= number <= high:  # type: ignore[operator]
-            raise MalformedInput(f"{number} is out of range for the {kind} member")
-        return number
+            return check_int_range(value, kind)
+        if isinstance(value, float) and value.is_integer():
+            return check_int_range(int(value), kind)
+        raise MalformedInput(f"expected an integer, got {type(value).__name__}")
 
     return read_int
 

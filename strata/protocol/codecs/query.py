@@ -24,9 +24,9 @@ from strata.protocol.codecs.rest_xml import xml_error_fields
 from strata.protocol.codecs.values import (
     MalformedInput,
     b64decode,
+    int_text_reader,
     parse_bool_text,
     parse_float_text,
-    parse_int_text,
     to_datetime,
 )
 from strata.protocol.codecs.xml_shapes import XmlWriter
@@ -88,8 +88,8 @@ def _scalar(convert: Fn) -> Fn:
 
 
 _SCALARS: dict[str, Fn] = {
-    "integer": parse_int_text,
-    "long": parse_int_text,
+    "integer": int_text_reader("integer"),
+    "long": int_text_reader("long"),
     "float": parse_float_text,
     "double": parse_float_text,
     "boolean": parse_bool_text,
