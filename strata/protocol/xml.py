@@ -12,6 +12,7 @@ tabs intact through a round trip.
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -50,12 +51,24 @@ _ATTR_ESCAPES = str.maketrans(
 )
 
 
+# Characters XML 1.0 cannot carry at all, not even as character references (NUL, most C0
+# controls, U+FFFE/U+FFFF, lone surrogates).
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _carryable(text: str) -> str:
+    """`text` with every character XML 1.0 forbids replaced by U+FFFD: a value that echoes one
+    (an error message naming a bad input, a description with a NUL) still makes a document every
+    XML parser reads, rather than one no client can parse at all."""
+    return _XML_ILLEGAL.sub("\ufffd", text) if _XML_ILLEGAL.search(text) else text
+
+
 def escape_text(value: str) -> str:
-    return value.translate(_TEXT_ESCAPES)
+    return _carryable(value.translate(_TEXT_ESCAPES))
 
 
 def escape_attr(value: str) -> str:
-    return value.translate(_ATTR_ESCAPES)
+    return _carryable(value.translate(_ATTR_ESCAPES))
 
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.model import OperationModel, ServiceModel, Shape
 
+from strata.protocol.codecs.required import Path, RequiredIndex, coral_message
 from strata.protocol.codecs.values import MalformedDocument, MalformedInput
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
@@ -33,6 +34,7 @@ class BaseCodec(ABC):
         self._parsers: dict[str, ParseFn] = {}
         self._serializers: dict[str, SerializeFn] = {}
         self._operations = {name: model.operation_model(name) for name in model.operation_names}
+        self.required = RequiredIndex(collections=self.protocol in ("json", "rest-json"))
         self.error_shapes: dict[str, Shape] = {}
         for shape in model.error_shapes:
             self.error_shapes[shape.error_code or shape.name] = shape
@@ -40,19 +42,22 @@ class BaseCodec(ABC):
 
     # -- the Codec protocol -------------------------------------------------------------------
     @abstractmethod
-    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
-        ...
+    def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]: ...
 
     def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
         fn = self._parsers.get(op.name)
         if fn is None:
             fn = self._parsers[op.name] = self._compile_parser(op)
         try:
-            return fn(request, path_params)
+            params = fn(request, path_params)
         except MalformedInput as e:
             raise self.malformed(str(e), document=isinstance(e, MalformedDocument)) from e
         except RecursionError as e:  # absurdly deep nesting in a request document
             raise self.malformed("request nested too deeply", document=True) from e
+        missing = self.required.first_missing(op.input_shape, params)
+        if missing is not None:
+            raise self.missing(op, missing)
+        return params
 
     def serialize(self, op: OperationModel, result: dict | None, request_id: str) -> HttpResponse:
         fn = self._serializers.get(op.name)
@@ -84,17 +89,20 @@ class BaseCodec(ABC):
         """The protocol's answer to input that does not match the model (`document`: in the body)."""
         return ServiceError("ValidationError", message, 400)
 
-    @abstractmethod
-    def _compile_parser(self, op: OperationModel) -> ParseFn:
-        ...
+    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+        """The protocol's answer to a request without a member the model requires (at `path`)."""
+        return ServiceError("ValidationException", coral_message(path), 400)
 
     @abstractmethod
-    def _compile_serializer(self, op: OperationModel) -> SerializeFn:
-        ...
+    def _compile_parser(self, op: OperationModel) -> ParseFn: ...
 
     @abstractmethod
-    def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
-        ...
+    def _compile_serializer(self, op: OperationModel) -> SerializeFn: ...
+
+    @abstractmethod
+    def _render_error(
+        self, op: OperationModel | None, error: ServiceError, request_id: str
+    ) -> HttpResponse: ...
 
     def error_shape(self, code: str) -> Shape | None:
         return self.error_shapes.get(code)

@@ -20,6 +20,7 @@ from strata.protocol.codecs.values import (
     MalformedInput,
     b64decode,
     b64encode,
+    check_int_range,
     format_float,
     format_timestamp,
     to_datetime,
@@ -36,24 +37,13 @@ def _read_string(value: Any) -> str:
     return value
 
 
-# The Java types AWS reads these shapes into: a value outside them cannot be deserialized.
-_INT_BITS = {"integer": 32, "long": 64, "short": 16, "byte": 8}
-
-
 def _int_reader(kind: str) -> Fn:
-    bits = _INT_BITS.get(kind)
-    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if bits else (None, None)
-
     def read_int(value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        else:
-            raise MalformedInput(f"expected an integer, got {type(value).__name__}")
-        if low is not None and not low <= number <= high:  # type: ignore[operator]
-            raise MalformedInput(f"{number} is out of range for the {kind} member")
-        return number
+            return check_int_range(value, kind)
+        if isinstance(value, float) and value.is_integer():
+            return check_int_range(int(value), kind)
+        raise MalformedInput(f"expected an integer, got {type(value).__name__}")
 
     return read_int
 
@@ -61,6 +51,12 @@ def _int_reader(kind: str) -> Fn:
 def _read_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise MalformedInput(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _not_null(value: Any, where: str) -> Any:
+    if value is None:
+        raise MalformedInput(f"null value in the map {where}")
     return value
 
 
@@ -105,7 +101,9 @@ class JsonReader(ShapeCompiler):
             def read_list(value: Any) -> list:
                 if not isinstance(value, list):
                     raise MalformedInput(f"expected a list for {shape.name}")
-                return [None if v is None else item(v) for v in value]
+                if None in value:
+                    raise MalformedInput(f"null member in the list {shape.name}")
+                return [item(v) for v in value]
 
             return read_list
         if kind == "map":
@@ -114,7 +112,7 @@ class JsonReader(ShapeCompiler):
             def read_map(value: Any) -> dict:
                 if not isinstance(value, dict):
                     raise MalformedInput(f"expected a map for {shape.name}")
-                return {k: None if v is None else val(v) for k, v in value.items()}
+                return {k: val(_not_null(v, shape.name)) for k, v in value.items()}
 
             return read_map
         if kind == "string":

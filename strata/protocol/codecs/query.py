@@ -19,13 +19,14 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
 from strata.protocol.codecs.compile import Fn, ShapeCompiler
+from strata.protocol.codecs.required import Path, coral_message
 from strata.protocol.codecs.rest_xml import xml_error_fields
 from strata.protocol.codecs.values import (
     MalformedInput,
     b64decode,
+    int_text_reader,
     parse_bool_text,
     parse_float_text,
-    parse_int_text,
     to_datetime,
 )
 from strata.protocol.codecs.xml_shapes import XmlWriter
@@ -87,8 +88,8 @@ def _scalar(convert: Fn) -> Fn:
 
 
 _SCALARS: dict[str, Fn] = {
-    "integer": parse_int_text,
-    "long": parse_int_text,
+    "integer": int_text_reader("integer"),
+    "long": int_text_reader("long"),
     "float": parse_float_text,
     "double": parse_float_text,
     "boolean": parse_bool_text,
@@ -196,6 +197,11 @@ class QueryCodec(BaseCodec):
 
     def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("InvalidParameterValue", message, 400)
+
+    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+        if len(path) == 1:
+            return ServiceError("MissingParameter", f"The request must contain the parameter {path[0]}", 400)
+        return ServiceError("ValidationError", coral_message(path), 400)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:
         shape = op.input_shape

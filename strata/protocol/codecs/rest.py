@@ -25,11 +25,11 @@ from strata.protocol.codecs.values import (
     bool_text,
     float_text,
     format_timestamp,
+    int_text_reader,
     json_header_decode,
     json_header_encode,
     parse_bool_text,
     parse_float_text,
-    parse_int_text,
     split_header_list,
     to_datetime,
 )
@@ -51,7 +51,7 @@ def text_reader(shape: Shape, location: str) -> TextFn:
             return lambda text: [item(v) for v in split_header_list(text)]
         return item  # query lists are read value by value
     if kind in _INTEGERS:
-        return parse_int_text
+        return int_text_reader(kind)
     if kind in ("float", "double"):
         return parse_float_text
     if kind == "boolean":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from botocore.model import OperationModel
 
+from strata.protocol.codecs.required import Path
 from strata.protocol.codecs.rest import SerializeFn
 from strata.protocol.codecs.rest_xml import RestXmlCodec, xml_error_fields
 from strata.protocol.errors import ServiceError
@@ -36,6 +37,12 @@ class S3Codec(RestXmlCodec):
             "The XML you provided was not well-formed or did not validate against our published schema",
             400,
         )
+
+    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+        payload = op.input_shape.serialization.get("payload") if op.input_shape is not None else None
+        if len(path) > 1 or path[0] == payload:
+            return self.malformed("missing required member", document=True)
+        return ServiceError("InvalidRequest", f"Missing required parameter for this request: {path[0]}", 400)
 
     def unknown_operation(
         self, request: HttpRequest, query: dict[str, str], header_names: set[str]

@@ -13,6 +13,8 @@ import binascii
 import calendar
 import json
 import math
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -96,11 +98,30 @@ def parse_bool_text(text: str) -> bool:
     raise MalformedInput(f"not a boolean: {text!r}")
 
 
-def parse_int_text(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError as e:
-        raise MalformedInput(f"not an integer: {text!r}") from e
+# The Java types AWS reads integer shapes into: a value outside them cannot be deserialized.
+INT_BITS = {"integer": 32, "long": 64, "short": 16, "byte": 8}
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,40}")
+
+
+def check_int_range(number: int, kind: str) -> int:
+    """`number` if it fits the Java type of an integer shape of `kind`, else MalformedInput."""
+    bits = INT_BITS.get(kind)
+    if bits is not None and not -(1 << (bits - 1)) <= number < (1 << (bits - 1)):
+        raise MalformedInput(f"{number} is out of range for the {kind} member")
+    return number
+
+
+def parse_int_text(text: str, kind: str = "long") -> int:
+    """An integer written as text (query, header, XML): ASCII digits only, within its Java type."""
+    stripped = text.strip()
+    if _INT_TEXT.fullmatch(stripped) is None:
+        raise MalformedInput(f"not an integer: {text!r}")
+    return check_int_range(int(stripped), kind)
+
+
+def int_text_reader(kind: str) -> Callable[[str], int]:
+    """`parse_int_text` for members of the integer shape type `kind`."""
+    return lambda text: parse_int_text(text, kind)
 
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

@@ -32,37 +32,31 @@ def _report(consumed: dict[str, Consumed], mode: str | None, billing: dict[str, 
     return [c.report(mode) for c in consumed.values()]  # type: ignore[misc]
 
 
-def _not_null(value: object, where: str) -> None:
-    if value is None:
-        raise validation(
-            f"1 validation error detected: Value null at '{where}' failed to satisfy constraint: "
-            "Member must not be null"
-        )
-
-
 def _request_items(req: dict) -> dict:
-    """RequestItems as the model requires it: a non-empty map, no table given null, no null entry."""
-    request_items = req.get("RequestItems")
-    _not_null(request_items, "requestItems")
+    """RequestItems as the model requires it: a non-empty map of non-empty entries.
+
+    (Null tables, null entries and a missing `Keys` are refused by the codec before this.)
+    """
+    request_items = req["RequestItems"]
     if not request_items:
         raise validation(
             "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: "
             "Member must have length greater than or equal to 1"
         )
     for name, spec in request_items.items():
-        where = f"requestItems.{name}.member"
-        _not_null(spec, where)
-        entries = spec if isinstance(spec, list) else spec.get("Keys")
-        if not isinstance(spec, list):
-            where += ".keys"
-        _not_null(entries, where)
+        entries, where = (
+            (spec, f"requestItems.{name}.member")
+            if isinstance(spec, list)
+            else (
+                spec["Keys"],
+                f"requestItems.{name}.member.keys",
+            )
+        )
         if not entries:
             raise validation(
                 f"1 validation error detected: Value '[]' at '{where}' failed to satisfy constraint: "
                 "Member must have length greater than or equal to 1"
             )
-        for entry in entries:
-            _not_null(entry, where + ".member")
     return request_items
 
 

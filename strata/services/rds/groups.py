@@ -122,6 +122,8 @@ class GroupsMixin:
         if req.get("ResetAllParameters"):
             g["params"] = {}
         for p in req.get("Parameters") or []:
+            if not p.get("ParameterName"):
+                raise m.fault("InvalidParameterValue", "A parameter to reset must name the parameter")
             g["params"].pop(p["ParameterName"], None)
         self.store.put_doc("param_group", g["name"].lower(), g)
         return {"DBParameterGroupName": g["name"]}
@@ -241,7 +243,12 @@ class GroupsMixin:
     def describe_events(self, ctx: RequestContext, req: dict) -> dict:
         now = clock.now()
         end = req.get("EndTime") or now
-        start = req.get("StartTime") or (end - dt.timedelta(minutes=int(req.get("Duration") or 60)))
+        # RDS answers for the past 14 days at most: a longer (or negative) Duration is clamped.
+        minutes = min(max(int(req.get("Duration") or 60), 0), 14 * 24 * 60)
+        try:
+            start = req.get("StartTime") or (end - dt.timedelta(minutes=minutes))
+        except OverflowError:  # an EndTime in year 1
+            start = dt.datetime.min.replace(tzinfo=dt.UTC)
         kinds = {
             "db-instance": "instance",
             "db-snapshot": "snapshot",

@@ -29,7 +29,7 @@ def page(items: list, req: dict, key: str) -> dict:
     start = 0
     marker = req.get("Marker")
     if marker:
-        if not marker.isdigit():
+        if not (marker.isascii() and marker.isdigit()) or len(marker) > 9:
             raise fault("InvalidParameterValue", f"The parameter Marker is not valid: {marker}")
         start = int(marker)
     out: dict[str, Any] = {key: items[start : start + size]}

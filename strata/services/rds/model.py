@@ -204,4 +204,18 @@ def tags_out(tags: dict[str, str]) -> list[dict]:
 
 
 def tags_in(tags: list[dict] | None) -> dict[str, str]:
-    return {t["Key"]: t.get("Value", "") for t in tags or []}
+    out = {}
+    for t in tags or []:
+        if not t.get("Key"):
+            raise fault("InvalidParameterValue", "Tag keys must not be empty")
+        out[t["Key"]] = t.get("Value", "")
+    return out
+
+
+def marker_start(marker: str | None) -> int:
+    """The position a `Marker` from an earlier page stands for (Strata's markers are offsets)."""
+    if not marker:
+        return 0
+    if not marker.isdecimal() or len(marker) > 9:
+        raise fault("InvalidParameterValue", f"Invalid pagination marker: {marker}")
+    return int(marker)

@@ -1,0 +1,112 @@
+"""Required members, checked once for every protocol: a parsed request missing one is refused.
+
+AWS validates every request against the model before any service code runs; a provider here
+may then rely on `req["Name"]` for every member the model marks required, at any depth (a Tag
+without its Key, a KeySchema element without AttributeName). Codecs turn the path of the first
+missing member into their protocol's error (`BaseCodec.missing`).
+
+The walk only enters shapes that have a required member somewhere below them, so the big
+free-form parts of a request (DynamoDB items, S3 bodies) cost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.model import Shape
+
+# Steps from the request root: a member name, a 1-based list position, or ("key", a map key).
+Step = str | int | tuple[str, str]
+Path = tuple[Step, ...]
+
+
+class RequiredIndex:
+    """Which shapes of one model have required members below them (computed once per shape).
+
+    XML and query bodies cannot tell an empty list, map or structure from an absent one (no
+    elements at all), nor can a query string or header, so with `collections=False` (and for
+    those locations always) a required one may be absent; the provider decides what an empty one
+    means. A top-level payload member is the provider's too (S3 answers an
+    empty policy or tagging body with its own error).
+    """
+
+    def __init__(self, collections: bool = True) -> None:
+        self._below: dict[str, bool] = {}
+        self.collections = collections
+
+    def has_required(self, shape: Shape) -> bool:
+        known = self._below.get(shape.name)
+        if known is not None:
+            return known
+        self._below[shape.name] = False  # a recursive shape reached again adds nothing new
+        kind = shape.type_name
+        if kind == "structure":
+            found = bool(shape.required_members) or any(self.has_required(m) for m in shape.members.values())
+        elif kind == "list":
+            found = self.has_required(shape.member)
+        elif kind == "map":
+            found = self.has_required(shape.value)
+        else:
+            found = False
+        self._below[shape.name] = found
+        return found
+
+    def first_missing(self, shape: Shape | None, value: Any) -> Path | None:
+        """The path (member names, 1-based list positions, map keys) of a missing required member."""
+        if shape is None or not self.has_required(shape):
+            return None
+        payload = shape.serialization.get("payload")
+        stack: list[tuple[Shape, Any, Path]] = [(shape, value, ())]
+        while stack:
+            shape, value, path = stack.pop()
+            kind = shape.type_name
+            if kind == "structure" and isinstance(value, dict):
+                for name in shape.required_members:
+                    if value.get(name) is None and not self._may_be_absent(shape, name, path, payload):
+                        return (*path, name)
+                for name, member in shape.members.items():
+                    v = value.get(name)
+                    if v is not None and self.has_required(member):
+                        stack.append((member, v, (*path, name)))
+            elif kind == "list" and isinstance(value, list):
+                for i, v in enumerate(value, 1):
+                    if v is not None:
+                        stack.append((shape.member, v, (*path, i)))
+            elif kind == "map" and isinstance(value, dict):
+                for k, v in value.items():
+                    if v is not None:
+                        stack.append((shape.value, v, (*path, ("key", k))))
+        return None
+
+    def _may_be_absent(self, shape: Shape, name: str, path: Path, payload: str | None) -> bool:
+        if not path and name == payload:
+            return True
+        member = shape.members[name]
+        kind = member.type_name
+        if kind in ("list", "map") and (
+            not self.collections
+            or member.serialization.get("location") in ("querystring", "header", "headers")
+        ):
+            return True  # empty and absent look the same on the wire
+        return not self.collections and kind == "structure" and not member.required_members
+
+
+def coral_path(path: Path) -> str:
+    """A path as AWS's validation messages write it: `keySchema.1.member.attributeName`."""
+    parts: list[str] = []
+    for step in path:
+        if isinstance(step, int):
+            parts.append(f"{step}.member")
+        elif isinstance(step, tuple):
+            parts.append(f"{step[1]}.member")
+        else:
+            parts.append(step[:1].lower() + step[1:])
+    return ".".join(parts)
+
+
+def coral_message(path: Path) -> str:
+    """`1 validation error detected: Value null at '<path>' failed to satisfy constraint: ...`"""
+    return (
+        f"1 validation error detected: Value null at '{coral_path(path)}' failed to satisfy constraint: "
+        "Member must not be null"
+    )
