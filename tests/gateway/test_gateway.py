@@ -34,7 +34,6 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
     ("service", "call", "kwargs"),
     [
         ("ec2", "describe_images", {}),
-        ("ebs", "list_snapshot_blocks", {"SnapshotId": "snap-0123456789abcdef0"}),
         ("efs", "describe_file_systems", {}),
         ("kms", "describe_custom_key_stores", {}),
         ("iam", "list_users", {}),

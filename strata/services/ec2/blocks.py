@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS block_map (
     PRIMARY KEY (owner, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS block_map_block ON block_map(block);
+-- Checksums of the blocks the EBS direct APIs wrote into a pending snapshot (CompleteSnapshot).
+CREATE TABLE IF NOT EXISTS direct_puts (
+    snapshot TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (snapshot, idx)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (
     block TEXT PRIMARY KEY,
     size INTEGER NOT NULL

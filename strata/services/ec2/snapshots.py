@@ -21,12 +21,19 @@ if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
 
 
+def current_state(doc: dict) -> str:
+    """A snapshot's state now: one the EBS direct APIs left pending past its Timeout is `error`."""
+    if doc["state"] == "pending" and clock.time() > doc["start"] + doc.get("timeout", 60) * 60:
+        return "error"
+    return doc["state"]
+
+
 def _snapshot_values(doc: dict, name: str) -> list[str] | None:
     simple = {
         "snapshot-id": doc["id"],
         "volume-id": doc["volume_id"],
         "volume-size": doc["volume_size"],
-        "status": doc["state"],
+        "status": current_state(doc),
         "owner-id": doc["account"],
         "description": doc.get("description") or "",
         "encrypted": doc["encrypted"],
@@ -63,6 +70,9 @@ class SnapshotsMixin:
         doc = self._snapshot(ctx, snapshot_id, region)
         if not self._may_restore(ctx, doc):
             raise lim.snapshot_not_found(snapshot_id)
+        state = current_state(doc)
+        if state != "completed":
+            raise lim.fault("IncorrectState", f"Snapshot is in invalid state - {state}")
         return doc
 
     def _owned_snapshot(self: EC2Provider, ctx: RequestContext, snapshot_id: str | None) -> dict:
@@ -72,12 +82,13 @@ class SnapshotsMixin:
         return doc
 
     def _render_snapshot(self: EC2Provider, doc: dict, state: str | None = None) -> dict:
+        state = state or current_state(doc)
         out: dict[str, Any] = {
             "SnapshotId": doc["id"],
             "VolumeId": doc["volume_id"],
-            "State": state or doc["state"],
+            "State": state,
             "StartTime": _iso(doc["start"]),
-            "Progress": "" if state == "pending" else "100%",
+            "Progress": "100%" if state == "completed" else "",
             "OwnerId": doc["account"],
             "Description": doc.get("description") or "",
             "VolumeSize": doc["volume_size"],
@@ -85,7 +96,7 @@ class SnapshotsMixin:
             "StorageTier": "standard",
             "FullSnapshotSizeInBytes": doc.get("full_bytes", 0),
         }
-        if state != "pending":
+        if state == "completed":
             out["CompletionTime"] = _iso(doc["start"])
         if doc["encrypted"]:
             out["KmsKeyId"] = doc["kms_key"]
