@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID;
 """
 DIRTY_LIMIT = 64  # blocks (32 MiB) buffered per device before a write-back
+CACHE_BLOCKS = 64  # decoded blocks (32 MiB) a device keeps for reads
 ZERO = bytes(BLOCK_SIZE)
 
 
@@ -127,8 +129,12 @@ class BlockStore:
             finally:
                 os.close(fd)
 
-    def put_blocks(self, owner: str, blocks: dict[int, bytes | None], sealer: Sealer) -> None:
-        """Map `owner`'s blocks to new contents (None or all zeros: unmapped), durably, at once."""
+    def put_blocks(
+        self, owner: str, blocks: dict[int, bytes | None], sealer: Sealer
+    ) -> dict[int, str | None]:
+        """Map `owner`'s blocks to new contents (None or all zeros: unmapped), durably, at once.
+
+        Returns each index's block id (None: unmapped)."""
         with self._lock:
             rows: list[tuple[int, str | None]] = []
             new: dict[str, int] = {}
@@ -161,6 +167,7 @@ class BlockStore:
                         )
                 freed = self._unreferenced(old)
             self._unlink(freed)
+            return dict(rows)
 
     def _known(self, block_id: str) -> bool:
         return self.store.query_one("SELECT 1 FROM blocks WHERE block = ?", (block_id,)) is not None
@@ -272,7 +279,12 @@ class BlockStore:
 
 
 class BlockDevice:
-    """Byte-addressed reads and writes over one owner's block map, with a write-back buffer."""
+    """Byte-addressed reads and writes over one owner's block map, with a write-back buffer.
+
+    The device keeps its block map and a small cache of recently used blocks (by block id, so a
+    cached block is never stale) in memory: most NBD requests then need no I/O at all and run
+    on the event loop (`try_read`, `try_write`); the rest go through a thread.
+    """
 
     def __init__(self, store: BlockStore, owner: str, size: int, sealer: Sealer) -> None:
         self.store = store
@@ -280,28 +292,86 @@ class BlockDevice:
         self.size = size
         self.sealer = sealer
         self._dirty: dict[int, bytearray | None] = {}
+        self._map: dict[int, str] = store.block_map(owner)
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.RLock()
+
+    def _remember(self, block_id: str, data: bytes) -> None:
+        self._cache[block_id] = data
+        self._cache.move_to_end(block_id)
+        while len(self._cache) > CACHE_BLOCKS:
+            self._cache.popitem(last=False)
 
     def _block(self, idx: int) -> bytes | bytearray | None:
         if idx in self._dirty:
             return self._dirty[idx]
-        block_id = self.store.block_of(self.owner, idx)
-        return None if block_id is None else self.store.read_block(block_id, self.sealer)
+        block_id = self._map.get(idx)
+        if block_id is None:
+            return None
+        data = self._cache.get(block_id)
+        if data is None:
+            data = self.store.read_block(block_id, self.sealer)
+            self._remember(block_id, data)
+        else:
+            self._cache.move_to_end(block_id)
+        return data
+
+    def _in_memory(self, idx: int) -> bool:
+        return idx in self._dirty or idx not in self._map or self._map[idx] in self._cache
+
+    @staticmethod
+    def _spans(offset: int, length: int) -> list[tuple[int, int, int]]:
+        """(block index, offset within it, bytes) for each block a request touches."""
+        out = []
+        pos = 0
+        while pos < length:
+            idx, within = divmod(offset + pos, BLOCK_SIZE)
+            n = min(length - pos, BLOCK_SIZE - within)
+            out.append((idx, within, n))
+            pos += n
+        return out
 
     def read(self, offset: int, length: int) -> bytes:
-        out = bytearray()
         with self._lock:
-            while length > 0:
-                idx, within = divmod(offset, BLOCK_SIZE)
-                n = min(length, BLOCK_SIZE - within)
-                data = self._block(idx)
-                out += data[within : within + n] if data is not None else bytes(n)
-                offset += n
-                length -= n
+            return self._read(offset, length)
+
+    def _read(self, offset: int, length: int) -> bytes:
+        out = bytearray()
+        for idx, within, n in self._spans(offset, length):
+            data = self._block(idx)
+            out += data[within : within + n] if data is not None else bytes(n)
         return bytes(out)
+
+    def try_read(self, offset: int, length: int) -> bytes | None:
+        """The bytes, when they are all in memory; None when reading them needs I/O (or a flush
+        holds the device)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if not all(self._in_memory(idx) for idx, _, _ in self._spans(offset, length)):
+                return None
+            return self._read(offset, length)
+        finally:
+            self._lock.release()
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         self._apply(offset, len(data), memoryview(data))
+
+    def try_write(self, offset: int, data: bytes | memoryview) -> bool:
+        """Buffer the write when that needs no I/O (no block to read, no write-back due)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            spans = self._spans(offset, len(data))
+            fresh = sum(1 for idx, _, _ in spans if idx not in self._dirty)
+            if len(self._dirty) + fresh >= DIRTY_LIMIT:
+                return False
+            if not all(n == BLOCK_SIZE or self._in_memory(idx) for idx, _, n in spans):
+                return False
+            self._apply(offset, len(data), memoryview(data))
+            return True
+        finally:
+            self._lock.release()
 
     def zero(self, offset: int, length: int) -> None:
         """TRIM / WRITE_ZEROES: whole blocks become unmapped (no space), partial ones zeroed."""
@@ -310,14 +380,14 @@ class BlockDevice:
     def _apply(self, offset: int, length: int, view: memoryview | None) -> None:
         with self._lock:
             pos = 0
-            while pos < length:
-                idx, within = divmod(offset + pos, BLOCK_SIZE)
-                n = min(length - pos, BLOCK_SIZE - within)
+            for idx, within, n in self._spans(offset, length):
                 if n == BLOCK_SIZE:
                     self._dirty[idx] = None if view is None else bytearray(view[pos : pos + n])
                 else:
                     current = self._block(idx)
-                    if current is not None or view is not None:
+                    if isinstance(current, bytearray):  # already buffered: change it in place
+                        current[within : within + n] = bytes(n) if view is None else view[pos : pos + n]
+                    elif current is not None or view is not None:
                         block = bytearray(current) if current is not None else bytearray(BLOCK_SIZE)
                         block[within : within + n] = bytes(n) if view is None else view[pos : pos + n]
                         self._dirty[idx] = block
@@ -330,5 +400,13 @@ class BlockDevice:
             if not self._dirty:
                 return
             batch = {idx: (bytes(b) if b is not None else None) for idx, b in self._dirty.items()}
-            self.store.put_blocks(self.owner, batch, self.sealer)
+            mapped = self.store.put_blocks(self.owner, batch, self.sealer)
+            for idx, block_id in mapped.items():
+                if block_id is None:
+                    self._map.pop(idx, None)
+                else:
+                    self._map[idx] = block_id
+                    data = batch[idx]
+                    if data is not None:
+                        self._remember(block_id, data)
             self._dirty.clear()

@@ -19,6 +19,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.ec2.blocks import BlockDevice
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
+from strata.services.ec2.performance import VolumeLimiter, limits_enabled
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -52,6 +53,8 @@ class NbdServer:
         self._host = "127.0.0.1"
         self._port = 0
         self._conns: dict[str, set[asyncio.StreamWriter]] = {}
+        self._limiters: dict[str, VolumeLimiter] = {}
+        self.limits = limits_enabled()
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port)
@@ -85,10 +88,18 @@ class NbdServer:
         for w in self._conns.pop(volume_id, set()):
             w.close()
 
+    def retune(self, doc: dict) -> None:
+        """A volume's performance changed (ModifyVolume): its limits follow at once."""
+        limiter = self._limiters.get(doc["id"])
+        if limiter is not None:
+            limiter.retune(doc)
+
     def _export(self, name: str) -> BlockDevice | None:
         doc = self.provider.store.get_doc("volume", name)
         if doc is None or not doc.get("attachment"):
             return None
+        if self.limits and doc["id"] not in self._limiters:
+            self._limiters[doc["id"]] = VolumeLimiter(doc)
         sealer = self.provider.crypto.sealer(None, doc)
         return self.provider.blocks.device(doc["id"], doc["size"] * GIB, sealer)
 
@@ -175,6 +186,9 @@ class NbdServer:
                 await run_blocking(dev.flush)
                 return
             payload = await reader.readexactly(length) if kind == CMD_WRITE else b""
+            limiter = self._limiters.get(dev.owner)
+            if limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
+                await limiter.admit(length)
             error, data = 0, b""
             if length > MAX_REQUEST:
                 error = EINVAL
@@ -183,9 +197,11 @@ class NbdServer:
             else:
                 try:
                     if kind == CMD_READ:
-                        data = await run_blocking(dev.read, offset, length)
+                        fast = dev.try_read(offset, length)
+                        data = fast if fast is not None else await run_blocking(dev.read, offset, length)
                     elif kind == CMD_WRITE:
-                        await run_blocking(dev.write, offset, payload)
+                        if not dev.try_write(offset, payload):
+                            await run_blocking(dev.write, offset, payload)
                     elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
                         await run_blocking(dev.zero, offset, length)
                     elif kind == CMD_FLUSH:

@@ -341,6 +341,7 @@ class VolumesMixin:
         dev = self.blocks.open_device(doc["id"])
         if dev is not None:
             dev.size = size * lim.GIB
+        self.nbd.retune(doc)
         self._meter_volume(doc, "VolumeModified")
         return {"VolumeModification": self._modification(doc, mod)}
 

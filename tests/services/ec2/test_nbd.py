@@ -83,7 +83,7 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
 
 
 def test_a_flushed_write_survives_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    server = strata_factory()
+    server = strata_factory(extra_env={"STRATA_EBS_LIMITS": "off"})  # it reads the whole volume
     ec2 = server.client("ec2")
     volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1b")["VolumeId"]
     uri = attach(server, ec2, volume, "us-east-1b")
