@@ -16,7 +16,10 @@ from strata.protocol.errors import ServiceError
 
 BLOCK_SIZE = 512 * 1024  # the EBS direct APIs' block size, and the store's
 GIB = 1024**3
-MODIFICATION_WAIT = 6 * 3600.0  # AWS: wait at least six hours between modifications of a volume
+# AWS (since January 2026): a volume may be modified up to 4 times in a rolling 24 hours, each
+# once the one before it has completed (it was one modification per 6 hours before).
+MODIFICATIONS_PER_WINDOW = 4
+MODIFICATION_WINDOW = 24 * 3600.0
 
 
 @dataclass(frozen=True)

@@ -300,12 +300,13 @@ class VolumesMixin:
                     "IncorrectModificationState",
                     f"Cannot modify volume {doc['id']}: a modification is still {state}.",
                 )
-            if now - last["start"] < lim.MODIFICATION_WAIT:
-                raise lim.fault(
-                    "VolumeModificationRateExceeded",
-                    "You've reached the maximum modification rate per volume limit. "
-                    "Wait at least 6 hours between modifications per EBS volume.",
-                )
+        recent = [m for m in doc["modifications"] if now - m["start"] < lim.MODIFICATION_WINDOW]
+        if len(recent) >= lim.MODIFICATIONS_PER_WINDOW:
+            raise lim.fault(
+                "VolumeModificationRateExceeded",
+                "You've reached the maximum modification rate per volume limit. You can modify a "
+                f"volume up to {lim.MODIFICATIONS_PER_WINDOW} times in a rolling 24-hour window.",
+            )
         kind = lim.volume_type(req.get("VolumeType") or doc["type"])
         size = req.get("Size") if req.get("Size") is not None else doc["size"]
         if size < doc["size"]:

@@ -198,9 +198,12 @@ def test_modify_volume_moves_with_the_simulated_clock(strata_factory) -> None:  
     server.advance_clock("1h")
     state = ec2.describe_volumes_modifications(VolumeIds=[vol])["VolumesModifications"][0]
     assert state["ModificationState"] == "completed" and state["Progress"] == 100
-    assert error_of(ec2.modify_volume, VolumeId=vol, Size=30)[0] == "VolumeModificationRateExceeded"
-    server.advance_clock("6h")
-    assert ec2.modify_volume(VolumeId=vol, Size=30)["VolumeModification"]["TargetIops"] == 4000
+    for size in (30, 40, 50):  # four modifications in 24 hours, each after the last completed
+        ec2.modify_volume(VolumeId=vol, Size=size)
+        server.advance_clock("1h")
+    assert error_of(ec2.modify_volume, VolumeId=vol, Size=60)[0] == "VolumeModificationRateExceeded"
+    server.advance_clock("21h")
+    assert ec2.modify_volume(VolumeId=vol, Size=60)["VolumeModification"]["TargetIops"] == 4000
 
 
 def test_encryption_by_default_per_region(strata_factory) -> None:  # noqa: ANN001
