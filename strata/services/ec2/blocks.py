@@ -198,6 +198,22 @@ class BlockStore:
         for block_id in block_ids:
             self._path(block_id).unlink(missing_ok=True)
 
+    def sweep(self, live_owners: set[str]) -> tuple[int, int]:
+        """At start-up: forget maps of owners no record names (a crash between a map and its
+        record) and unlink block files no row names (a crash between publish and commit).
+        Returns (owners dropped, files removed)."""
+        owners = {r[0] for r in self.store.query("SELECT DISTINCT owner FROM block_map")}
+        dead = owners - live_owners
+        for owner in dead:
+            self.drop(owner)
+        known = {r[0] for r in self.store.query("SELECT block FROM blocks")}
+        removed = 0
+        for path in self.root.glob("??/*"):
+            if path.name not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return len(dead), removed
+
     # -- maps --------------------------------------------------------------------------------------
 
     def block_map(self, owner: str) -> dict[int, str]:

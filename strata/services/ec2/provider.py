@@ -55,6 +55,10 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
         self.nbd = NbdServer(self)
 
     async def start(self) -> None:
+        live = {d["id"] for kind in ("volume", "snapshot") for d in self.store.list_docs(kind)}
+        dropped, removed = await run_blocking(self.blocks.sweep, live)
+        if dropped or removed:
+            log.info("EBS start-up sweep: %d orphan block maps, %d orphan block files", dropped, removed)
         # A stable port (kept in the engine port table) so an NBD URI outlives a restart.
         port = int(os.environ.get("STRATA_NBD_PORT", "0"))
         if not port:

@@ -114,3 +114,39 @@ def test_create_snapshots_of_an_instance(strata_server) -> None:  # noqa: ANN001
     assert [s["VolumeId"] for s in out["Snapshots"]] == [vols[0]]
     for vol in vols:
         ec2.detach_volume(VolumeId=vol)
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
+def test_start_up_sweeps_what_a_crash_left_behind(strata_factory) -> None:  # noqa: ANN001
+    import sqlite3
+
+    server = strata_factory()
+    ec2 = server.client("ec2")
+    vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
+    uri = attach(server, ec2, vol, AZ)
+    qemu_io(uri, "write -P 9 0 512K", "flush")
+    server.kill()
+    root = Path(server.data_dir) / "ec2"
+    (kept,) = block_files(server)
+    # A block published but never committed, and a map whose record was never written.
+    (root / "blocks" / "ff").mkdir(exist_ok=True)
+    (root / "blocks" / "ff" / ("ff" * 32)).write_bytes(b"x" * 100)
+    db = sqlite3.connect(root / "ec2.db")
+    with db:
+        db.execute("INSERT INTO block_map(owner, idx, block) VALUES ('vol-00000000', 0, ?)", (kept,))
+    db.close()
+    server.restart()
+    assert block_files(server) == {kept}
+    db = sqlite3.connect(root / "ec2.db")
+    assert db.execute("SELECT COUNT(*) FROM block_map WHERE owner = 'vol-00000000'").fetchone() == (0,)
+    db.close()
+    uri = attach_uri(server, vol)
+    qemu_io(uri, "read -P 9 0 512K")
+
+
+def attach_uri(server, volume: str) -> str:  # noqa: ANN001
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.endpoint}/_strata/ebs/nbd?volume={volume}", timeout=10) as r:
+        return json.loads(r.read())["uri"]
