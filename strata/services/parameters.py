@@ -45,6 +45,8 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "rds": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),
     "elasticache": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),
     "sts": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "ec2": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
 }
 
 

@@ -22,6 +22,7 @@ from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
 from strata.services.ec2.snapshots import current_state
+from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -54,6 +55,7 @@ def _untoken(token: str | None) -> tuple[str, int, str]:
         raise validation("The block token is not valid.", "INVALID_BLOCK_TOKEN") from None
 
 
+@refusing("ebs")
 class EBSProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

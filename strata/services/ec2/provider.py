@@ -17,6 +17,7 @@ files under `<data>/ec2/blocks/`. Strata has no compute: instance `i-...` of zon
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.volumes import VolumesMixin
+from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
 from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
@@ -44,6 +46,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 )
 
 
+@refusing("ec2")
 class EC2Provider(VolumesMixin, SnapshotsMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
@@ -420,5 +423,28 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             raise lim.dry_run()
         return {"KmsKeyId": self.crypto.set_default_key(ctx, None)}
 
+
+def _dry_run_after(fn: Any) -> Any:
+    """A read-only operation under DryRun: checked like the real call, then DryRunOperation."""
+
+    @functools.wraps(fn)
+    def op(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        result = fn(self, ctx, req)
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return result
+
+    return op
+
+
+for _name in sorted(
+    {
+        n
+        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin)
+        for n in vars(cls)
+        if n.startswith(("describe_", "get_"))
+    }
+):
+    setattr(EC2Provider, _name, _dry_run_after(getattr(EC2Provider, _name)))
 
 __all__ = ["EC2Provider", "ServiceError"]

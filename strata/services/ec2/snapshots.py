@@ -150,8 +150,6 @@ class SnapshotsMixin:
 
     async def create_snapshot(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         volume = self._volume(ctx, req.get("VolumeId"))
-        if req.get("OutpostArn") or req.get("Location") not in (None, "regional"):
-            raise lim.invalid("Snapshots on Outposts or in Local Zones are not supported by Strata.")
         tags = spec_tags(req, "snapshot")
         if req.get("DryRun"):
             raise lim.dry_run()
@@ -161,8 +159,6 @@ class SnapshotsMixin:
     async def create_snapshots(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         spec = req.get("InstanceSpecification") or {}
         instance = self._instance(ctx, spec.get("InstanceId"))
-        if req.get("OutpostArn") or req.get("Location") not in (None, "regional"):
-            raise lim.invalid("Snapshots on Outposts or in Local Zones are not supported by Strata.")
         excluded = set(spec.get("ExcludeDataVolumeIds") or [])
         tags = spec_tags(req, "snapshot")
         volumes = [v for v in self._attached(ctx, instance["InstanceId"]) if v["id"] not in excluded]
@@ -229,12 +225,6 @@ class SnapshotsMixin:
             raise lim.missing("SourceRegion")
         if source_region not in self._regions():
             raise lim.invalid(f"Invalid region: {source_region}")
-        if req.get("DestinationOutpostArn") or req.get("DestinationAvailabilityZone"):
-            raise lim.invalid("Copies to Outposts or Local Zones are not supported by Strata.")
-        if req.get("CompletionDurationMinutes") is not None:
-            raise lim.invalid(
-                "Time-based snapshot copies (CompletionDurationMinutes) are not supported by Strata."
-            )
         source = self._snapshot_for_restore(ctx, req.get("SourceSnapshotId"), source_region)
         tags = spec_tags(req, "snapshot")
         encrypted = bool(req.get("Encrypted")) or source["encrypted"] or self.crypto.by_default(ctx)

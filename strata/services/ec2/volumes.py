@@ -130,9 +130,6 @@ class VolumesMixin:
                 doc = self.store.get_doc("volume", existing["volume"])
                 if doc is not None:
                     return self._render_volume(doc)
-        for member in ("OutpostArn", "VolumeInitializationRate", "AvailabilityZoneId", "Operator"):
-            if req.get(member):
-                raise lim.invalid(f"The parameter {member} is not supported by Strata.")
         az = self._check_az(ctx, req.get("AvailabilityZone"))
         kind = lim.volume_type(req.get("VolumeType"))
         snapshot = self._snapshot_for_restore(ctx, req["SnapshotId"]) if req.get("SnapshotId") else None

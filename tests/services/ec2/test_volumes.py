@@ -145,6 +145,11 @@ def test_client_token_makes_create_volume_idempotent(ec2, unique: str) -> None: 
 
 def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN001
     assert error_of(ec2.create_volume, AvailabilityZone=AZ, Size=1, DryRun=True)[0] == "DryRunOperation"
+    assert error_of(ec2.describe_volume_status, DryRun=True)[0] == "DryRunOperation"
+    assert error_of(ec2.get_ebs_encryption_by_default, DryRun=True)[0] == "DryRunOperation"
+    assert error_of(ec2.describe_volumes, VolumeIds=["vol-0123456789abcdef0"], DryRun=True)[0] == (
+        "InvalidVolume.NotFound"
+    )
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
     instance = ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": [AZ]}])
     instance_id = instance["Reservations"][0]["Instances"][0]["InstanceId"]
