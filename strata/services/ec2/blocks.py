@@ -25,6 +25,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 DIRTY_LIMIT = 64  # blocks (32 MiB) buffered per device before a write-back
 CACHE_BLOCKS = 64  # decoded blocks (32 MiB) a device keeps for reads
 ZERO = bytes(BLOCK_SIZE)
+_SYNC_POOL = ThreadPoolExecutor(16, thread_name_prefix="ebs-fsync")
 
 
 class Sealer:
@@ -104,33 +106,48 @@ class BlockStore:
     def read_block(self, block_id: str, sealer: Sealer) -> bytes:
         return sealer.open(block_id, self._path(block_id).read_bytes())
 
-    def _publish(self, block_id: str, stored: bytes) -> Path:
-        """Write one block file atomically; returns its directory (to fsync once per batch)."""
-        path = self._path(block_id)
-        path.parent.mkdir(exist_ok=True, mode=0o700)
-        tmp = self.tmp / f"{block_id}.{threading.get_ident()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    def _publish_all(self, files: dict[str, bytes]) -> None:
+        """Publish block files atomically and durably: every temp file written, then all fsynced
+        at once (parallel fsyncs share the file system's journal commits), renamed into place,
+        and their directories fsynced."""
+        if not files:
+            return
+        temps = []
+        for block_id, stored in files.items():
+            tmp = self.tmp / f"{block_id}.{threading.get_ident()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, stored)
+                if self.fsync:
+                    temps.append(os.dup(fd))
+            finally:
+                os.close(fd)
         try:
-            os.write(fd, stored)
-            if self.fsync:
-                os.fsync(fd)
+            if temps:
+                list(_SYNC_POOL.map(os.fsync, temps))
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        return path.parent
+            for fd in temps:
+                os.close(fd)
+        dirs = set()
+        for block_id in files:
+            path = self._path(block_id)
+            path.parent.mkdir(exist_ok=True, mode=0o700)
+            os.replace(self.tmp / f"{block_id}.{threading.get_ident()}", path)
+            dirs.add(path.parent)
+        self._sync_dirs(dirs)
 
     def _sync_dirs(self, dirs: Iterable[Path]) -> None:
         if not self.fsync:
             return
-        for d in set(dirs):
-            fd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
+        fds = [os.open(d, os.O_RDONLY) for d in set(dirs)]
+        try:
+            list(_SYNC_POOL.map(os.fsync, fds))
+        finally:
+            for fd in fds:
                 os.close(fd)
 
     def put_blocks(
-        self, owner: str, blocks: dict[int, bytes | None], sealer: Sealer
+        self, owner: str, blocks: dict[int, bytes | bytearray | None], sealer: Sealer
     ) -> dict[int, str | None]:
         """Map `owner`'s blocks to new contents (None or all zeros: unmapped), durably, at once.
 
@@ -138,7 +155,7 @@ class BlockStore:
         with self._lock:
             rows: list[tuple[int, str | None]] = []
             new: dict[str, int] = {}
-            dirs: list[Path] = []
+            files: dict[str, bytes] = {}
             for idx, plain in blocks.items():
                 if plain is None or plain == ZERO:
                     rows.append((idx, None))
@@ -147,10 +164,9 @@ class BlockStore:
                 rows.append((idx, block_id))
                 if block_id in new or self._known(block_id):
                     continue
-                stored = sealer.seal(block_id, plain)
-                dirs.append(self._publish(block_id, stored))
+                stored = files[block_id] = sealer.seal(block_id, plain)
                 new[block_id] = len(stored)
-            self._sync_dirs(dirs)
+            self._publish_all(files)
             with self.store.transaction():
                 old = self._mapped(owner, [idx for idx, _ in rows])
                 self.store.executemany(
@@ -401,7 +417,7 @@ class BlockDevice:
                     self._dirty[idx] = None if view is None else bytearray(view[pos : pos + n])
                 else:
                     current = self._block(idx)
-                    if isinstance(current, bytearray):  # already buffered: change it in place
+                    if self._dirty.get(idx) is not None:  # already buffered: change it in place
                         current[within : within + n] = bytes(n) if view is None else view[pos : pos + n]
                     elif current is not None or view is not None:
                         block = bytearray(current) if current is not None else bytearray(BLOCK_SIZE)
@@ -415,7 +431,7 @@ class BlockDevice:
         with self._lock:
             if not self._dirty:
                 return
-            batch = {idx: (bytes(b) if b is not None else None) for idx, b in self._dirty.items()}
+            batch: dict[int, bytes | bytearray | None] = dict(self._dirty)
             mapped = self.store.put_blocks(self.owner, batch, self.sealer)
             for idx, block_id in mapped.items():
                 if block_id is None:
