@@ -133,3 +133,43 @@ def test_an_unfinished_snapshot_times_out_into_error(strata_factory) -> None:  #
     with pytest.raises(ClientError) as info:
         ebs.list_snapshot_blocks(SnapshotId="snap-0123456789abcdef0")
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+@needs_qemu
+def test_snapshots_taken_during_writes_are_point_in_time(strata_server) -> None:  # noqa: ANN001
+    """A writer rewrites blocks 0-7 with generation g (whole blocks, in order) while snapshots are
+    taken: every snapshot holds whole writes only, and generations never increase with the index
+    (block i of generation g is written before block i+1 of generation g)."""
+    import subprocess
+
+    ec2, ebs = strata_server.client("ec2"), strata_server.client("ebs")
+    vol = ec2.create_volume(AvailabilityZone="us-east-1e", Size=1)["VolumeId"]
+    uri = attach(strata_server, ec2, vol, "us-east-1e", device="/dev/sdj")
+    commands = [f"write -P {g} {i * BLOCK} {BLOCK}" for g in range(1, 41) for i in range(8)]
+    args = ["qemu-io", "-f", "raw"]
+    for c in commands:
+        args += ["-c", c]
+    writer = subprocess.Popen([*args, uri], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snapshots = []
+    try:
+        while writer.poll() is None and len(snapshots) < 15:
+            snapshots.append(ec2.create_snapshot(VolumeId=vol)["SnapshotId"])
+    finally:
+        writer.wait(timeout=120)
+    detach(ec2, vol)
+    assert snapshots
+    for snap in snapshots:
+        gens = []
+        blocks = {
+            b["BlockIndex"]: b["BlockToken"] for b in ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"]
+        }
+        for i in range(8):
+            if i not in blocks:
+                gens.append(0)
+                continue
+            data = ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=i, BlockToken=blocks[i])[
+                "BlockData"
+            ].read()
+            assert data == bytes([data[0]]) * BLOCK, (snap, i)  # one whole write, never torn
+            gens.append(data[0])
+        assert gens == sorted(gens, reverse=True) and gens[0] - gens[-1] <= 1, (snap, gens)
