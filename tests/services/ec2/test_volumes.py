@@ -230,3 +230,19 @@ def test_encryption_by_default_per_region(strata_factory) -> None:  # noqa: ANN0
     assert ec2.create_volume(AvailabilityZone=AZ, Size=1)["Encrypted"] is False
     code, _ = error_of(ec2.create_volume, AvailabilityZone=AZ, Size=1, Encrypted=True, KmsKeyId="alias/nope")
     assert code == "InvalidParameterValue"
+
+
+def test_volume_events_reach_the_meter(ec2, strata_server) -> None:  # noqa: ANN001
+    vol = ec2.create_volume(AvailabilityZone=AZ, Size=7, VolumeType="io2", Iops=700)["VolumeId"]
+    ec2.modify_volume(VolumeId=vol, Size=9)
+    ec2.delete_volume(VolumeId=vol)
+    events = [
+        (e["event"], e["quantity"], e["dims"]["volume_type"], e["dims"]["iops"])
+        for e in strata_server.admin("/_strata/meter?service=ec2")["events"]
+        if e["dims"].get("volume") == vol
+    ]
+    assert events == [
+        ("VolumeCreated", 7, "io2", 700),
+        ("VolumeModified", 9, "io2", 700),
+        ("VolumeDeleted", 9, "io2", 700),
+    ]
