@@ -169,6 +169,19 @@ def clock_set(when: str, endpoint: str) -> None:
     click.echo(json.dumps(_admin(endpoint, "/_strata/clock", {"set": when}), indent=2))
 
 
+@cli.group()
+def ebs() -> None:
+    """EBS volumes of a running server as block devices."""
+
+
+@ebs.command("nbd-uri")
+@click.argument("volume_id")
+@_endpoint_option
+def ebs_nbd_uri(volume_id: str, endpoint: str) -> None:
+    """Print the NBD URI of an attached volume (for qemu-img, nbdcopy, nbd-client)."""
+    click.echo(_admin(endpoint, f"/_strata/ebs/nbd?volume={volume_id}")["uri"])
+
+
 @cli.command()
 @_endpoint_option
 def health(endpoint: str) -> None:

@@ -26,7 +26,10 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 @pytest.fixture(scope="session")
 def strata_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
-    server = StrataProcess(tmp_path_factory.mktemp("strata") / "data").start()
+    # EBS performance limits off: tests read whole volumes; tests of the limits start their own.
+    server = StrataProcess(
+        tmp_path_factory.mktemp("strata") / "data", extra_env={"STRATA_EBS_LIMITS": "off"}
+    ).start()
     yield server
     server.stop()
 

@@ -133,4 +133,20 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
     if path == "/_strata/meter" and request.method == "GET":
         service = request.query_dict().get("service")
         return _json(200, {"events": [e.__dict__ for e in meter.events(service)]})
+    if path == "/_strata/ebs/nbd" and request.method == "GET":
+        return _nbd_uri(app, request.query_dict().get("volume") or "")
     return _json(404, {"error": f"no admin route {request.method} {request.raw_path}"})
+
+
+def _nbd_uri(app: StrataApp, volume_id: str) -> HttpResponse:
+    """Where an attached EBS volume is served over NBD (`strata ebs nbd-uri` prints it)."""
+    try:
+        provider = app.services.provider("ec2")
+        if provider is None:
+            return _json(404, {"error": "EC2 is not running"})
+        return _json(200, {"volume": volume_id, "uri": provider.nbd.uri(volume_id)})
+    except ServiceError as e:
+        return _json(
+            404 if e.code.endswith("NotFound") or "Malformed" in e.code else 409,
+            {"error": e.message, "code": e.code},
+        )

@@ -115,7 +115,10 @@ class StrataApp:
                 raise misdirected(request.host)
             if self.services.protocol(service) in _REST_PROTOCOLS:
                 op, path_params = codec.find_operation(request)
-                if op.has_streaming_input:
+                # A streamed body must be signed as such (S3 always says how in
+                # x-amz-content-sha256); without that header the signature covers the body's hash
+                # (EBS PutSnapshotBlock over http), so the body is read before it is verified.
+                if op.has_streaming_input and (service == "s3" or "x-amz-content-sha256" in request.headers):
                     request.stream = BodyStream(body.chunks(), body.length)
                 elif not request.body:
                     request.body = await body.read()

@@ -27,7 +27,10 @@ class ServiceTable:
                 cls = load_provider_class(info)
                 if cls is not None:
                     runtime = ServiceRuntime(
-                        name=name, settings=settings, data_dir=settings.service_dir(name)
+                        name=name,
+                        settings=settings,
+                        data_dir=settings.service_dir(name),
+                        peer=self._providers.get,
                     )
                     self._providers[name] = cls(runtime)
             except Exception as e:  # noqa: BLE001 - isolate one broken service from the rest

@@ -51,6 +51,9 @@ class ServiceRuntime:
     name: str
     settings: Settings
     data_dir: Path
+    # Another service's provider by name (None when it is not running): how EC2 asks KMS for data
+    # keys without going through HTTP. Resolved at call time, so construction order does not matter.
+    peer: Callable[[str], Any] = field(default=lambda name: None)
 
 
 @dataclass

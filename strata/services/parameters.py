@@ -50,6 +50,8 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "sts": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
     "iam": ("InvalidInput", "{member} is not supported by Strata", 400),
     "kms": ("UnsupportedOperationException", "{member} is not supported by Strata", 400),
+    "ec2": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
 }
 
 

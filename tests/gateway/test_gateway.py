@@ -33,8 +33,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
 @pytest.mark.parametrize(
     ("service", "call", "kwargs"),
     [
-        ("ec2", "describe_volumes", {}),
-        ("ebs", "list_snapshot_blocks", {"SnapshotId": "snap-0123456789abcdef0"}),
+        ("ec2", "describe_images", {}),
         ("efs", "describe_file_systems", {}),
         ("kms", "describe_custom_key_stores", {}),
         ("iam", "list_instance_profiles", {}),

@@ -1,0 +1,450 @@
+"""EC2, as far as EBS needs it: regions and zones, volumes, snapshots, tags, encryption by default,
+and one Strata-provided instance per zone that volumes attach to (and are then served over NBD).
+
+Contents:
+- this module: the provider, regions and availability zones, the per-zone instances
+  (DescribeInstances), AttachVolume/DetachVolume, tags, EBS encryption by default;
+- `volumes`: Create/Describe/Delete/ModifyVolume, modifications, attributes, status;
+- `snapshots`: Create/Describe/Delete/CopySnapshot, createVolumePermission;
+- `blocks`: the content-addressed block store; `nbd`: the NBD server; `crypto`: KMS glue;
+- `limits`: the volume type table and errors; `query`: filters, pagination, tags.
+
+Records are JSON documents in `<data>/ec2/ec2.db` (with the block map tables); block bodies are
+files under `<data>/ec2/blocks/`. Strata has no compute: instance `i-...` of zone Z stands for
+"this machine" in Z. A volume attached to it is served at `nbd://<host>:<nbd port>/<volume id>`
+(the NBD URI; also `strata ebs nbd-uri` and the admin API `/_strata/ebs/nbd?volume=`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from strata.engines.ports import PortAllocator
+from strata.protocol.errors import ServiceError
+from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.ec2 import limits as lim
+from strata.services.ec2.blocks import SCHEMA, BlockStore
+from strata.services.ec2.crypto import Encryption
+from strata.services.ec2.nbd import NbdServer
+from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.snapshots import SnapshotsMixin
+from strata.services.ec2.volumes import VolumesMixin
+from strata.services.parameters import refusing
+from strata.services.s3.names import KNOWN_REGIONS
+from strata.sim.clock import clock
+from strata.storage.metadata import MetadataStore
+
+log = logging.getLogger("strata.ec2")
+ZONES = "abcdef"
+DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
+    f"/dev/xvd{c}" for c in "bcdefghijklmnop"
+)
+
+
+@refusing("ec2")
+class EC2Provider(VolumesMixin, SnapshotsMixin):
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        data = runtime.data_dir
+        self.store = MetadataStore(data / "ec2.db", fsync=runtime.settings.fsync, schema=SCHEMA)
+        self.blocks = BlockStore(self.store, data / "blocks", fsync=runtime.settings.fsync)
+        self.crypto = Encryption(self.store, lambda: runtime.peer("kms"))
+        self.nbd = NbdServer(self)
+
+    async def start(self) -> None:
+        live = {d["id"] for kind in ("volume", "snapshot") for d in self.store.list_docs(kind)}
+        dropped, removed = await run_blocking(self.blocks.sweep, live)
+        if dropped or removed:
+            log.info("EBS start-up sweep: %d orphan block maps, %d orphan block files", dropped, removed)
+        # A stable port (kept in the engine port table) so an NBD URI outlives a restart.
+        port = int(os.environ.get("STRATA_NBD_PORT", "0"))
+        if not port:
+            ports = PortAllocator.for_settings(self.settings)
+            port = await run_blocking(ports.allocate, "ec2-nbd")
+        host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
+        await self.nbd.start(host, port)
+
+    async def stop(self) -> None:
+        await self.nbd.stop()
+        await run_blocking(self.blocks.flush_all)
+
+    def health(self) -> dict:
+        return {"state": "running", "nbd": self.nbd.address()}
+
+    # -- regions and zones -------------------------------------------------------------------------
+
+    @staticmethod
+    def _regions() -> list[str]:
+        return sorted(KNOWN_REGIONS)
+
+    @staticmethod
+    def _azs(region: str) -> list[str]:
+        return [f"{region}{z}" for z in ZONES]
+
+    def describe_regions(self, ctx: RequestContext, req: dict) -> dict:
+        names = req.get("RegionNames") or []
+        unknown = [n for n in names if n not in KNOWN_REGIONS]
+        if unknown:
+            raise lim.invalid(f"Invalid region names: {unknown[0]}")
+        regions = [
+            {
+                "id": r,
+                "RegionName": r,
+                "Endpoint": f"ec2.{r}.amazonaws.com",
+                "OptInStatus": "opt-in-not-required",
+            }
+            for r in (names or self._regions())
+        ]
+
+        def values(d: dict, name: str) -> list[str] | None:
+            table = {
+                "region-name": d["RegionName"],
+                "endpoint": d["Endpoint"],
+                "opt-in-status": d["OptInStatus"],
+            }
+            return [table[name]] if name in table else None
+
+        regions = matching(regions, req.get("Filters"), values)
+        return {"Regions": [{k: v for k, v in r.items() if k != "id"} for r in regions]}
+
+    def describe_availability_zones(self, ctx: RequestContext, req: dict) -> dict:
+        prefix = "".join(p[0] for p in ctx.region.split("-")[:-1]) + ctx.region.split("-")[-1]
+        zones = [
+            {
+                "id": name,
+                "ZoneName": name,
+                "ZoneId": f"{prefix}-az{i + 1}",
+                "State": "available",
+                "RegionName": ctx.region,
+                "ZoneType": "availability-zone",
+                "GroupName": ctx.region,
+                "NetworkBorderGroup": ctx.region,
+                "OptInStatus": "opt-in-not-required",
+                "Messages": [],
+            }
+            for i, name in enumerate(self._azs(ctx.region))
+        ]
+        names, ids = req.get("ZoneNames") or [], req.get("ZoneIds") or []
+        for n in names:
+            if n not in self._azs(ctx.region):
+                raise lim.invalid(f"The zone '{n}' does not exist.")
+        if names or ids:
+            zones = [z for z in zones if z["ZoneName"] in names or z["ZoneId"] in ids]
+
+        def values(d: dict, name: str) -> list[str] | None:
+            table = {
+                "zone-name": d["ZoneName"],
+                "zone-id": d["ZoneId"],
+                "state": d["State"],
+                "region-name": d["RegionName"],
+                "zone-type": d["ZoneType"],
+                "group-name": d["GroupName"],
+                "opt-in-status": d["OptInStatus"],
+            }
+            return [table[name]] if name in table else None
+
+        zones = matching(zones, req.get("Filters"), values)
+        return {"AvailabilityZones": [{k: v for k, v in z.items() if k != "id"} for z in zones]}
+
+    # -- the per-zone instances --------------------------------------------------------------------
+
+    def _instance_id(self, az: str) -> str:
+        return "i-" + hashlib.sha256(f"strata-host:{az}".encode()).hexdigest()[:17]
+
+    def _instances(self, ctx: RequestContext) -> list[dict]:
+        out = []
+        for az in self._azs(ctx.region):
+            out.append({"InstanceId": self._instance_id(az), "az": az, "id": self._instance_id(az)})
+        return out
+
+    def _instance(self, ctx: RequestContext, instance_id: str | None) -> dict:
+        for inst in self._instances(ctx):
+            if inst["InstanceId"] == instance_id:
+                return inst
+        if not instance_id or not instance_id.startswith("i-"):
+            raise lim.fault("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
+        raise lim.fault("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist")
+
+    def _attached(self, ctx: RequestContext, instance_id: str) -> list[dict]:
+        return [
+            d
+            for d in self.store.list_docs("volume")
+            if d["region"] == ctx.region and (d.get("attachment") or {}).get("instance") == instance_id
+        ]
+
+    def _render_instance(self, ctx: RequestContext, inst: dict) -> dict:
+        volumes = self._attached(ctx, inst["InstanceId"])
+        return {
+            "InstanceId": inst["InstanceId"],
+            "ImageId": "ami-00000000000000000",
+            "InstanceType": "t3.micro",
+            "State": {"Code": 16, "Name": "running"},
+            "Placement": {"AvailabilityZone": inst["az"], "Tenancy": "default"},
+            "LaunchTime": datetime.fromtimestamp(0, UTC),
+            "PrivateIpAddress": "127.0.0.1",
+            "PrivateDnsName": "localhost",
+            "Architecture": "x86_64",
+            "RootDeviceType": "ebs",
+            "RootDeviceName": "/dev/xvda",
+            "Hypervisor": "xen",
+            "VirtualizationType": "hvm",
+            "Tags": [{"Key": "Name", "Value": f"strata-host-{inst['az']}"}],
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": v["attachment"]["device"],
+                    "Ebs": {
+                        "VolumeId": v["id"],
+                        "Status": v["attachment"]["state"],
+                        "AttachTime": datetime.fromtimestamp(v["attachment"]["time"], UTC),
+                        "DeleteOnTermination": False,
+                    },
+                }
+                for v in volumes
+            ],
+        }
+
+    def describe_instances(self, ctx: RequestContext, req: dict) -> dict:
+        instances = self._instances(ctx)
+        ids = req.get("InstanceIds") or []
+        if ids:
+            instances = [self._instance(ctx, i) for i in dict.fromkeys(ids)]
+
+        def values(d: dict, name: str) -> list[str] | None:
+            table = {
+                "instance-id": d["InstanceId"],
+                "availability-zone": d["az"],
+                "instance-state-name": "running",
+                "instance-type": "t3.micro",
+                "tag:Name": f"strata-host-{d['az']}",
+            }
+            return [table[name]] if name in table else None
+
+        instances = matching(instances, req.get("Filters"), values)
+        shown, token = page(instances, req, low=5, high=1000, ids_member="InstanceIds")
+        out: dict[str, Any] = {
+            "Reservations": [
+                {
+                    "ReservationId": "r-" + i["InstanceId"][2:],
+                    "OwnerId": ctx.account_id,
+                    "Instances": [self._render_instance(ctx, i)],
+                    "Groups": [],
+                }
+                for i in shown
+            ]
+        }
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # -- attach / detach ---------------------------------------------------------------------------
+
+    async def attach_volume(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self._volume(ctx, req.get("VolumeId"))
+        inst = self._instance(ctx, req.get("InstanceId"))
+        device = req.get("Device")
+        if not device:
+            raise lim.missing("Device")
+        if device not in DEVICE_NAMES:
+            raise lim.invalid(
+                f"Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name."
+            )
+        if doc.get("attachment"):
+            raise lim.fault("VolumeInUse", f"{doc['id']} is already attached to an instance")
+        if doc["az"] != inst["az"]:
+            raise lim.fault(
+                "InvalidVolume.ZoneMismatch",
+                f"The volume '{doc['id']}' is not in the same availability zone as instance '{inst['InstanceId']}'",
+            )
+        if any(v["attachment"]["device"] == device for v in self._attached(ctx, inst["InstanceId"])):
+            raise lim.invalid(f"Attachment point {device} is already in use")
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        doc["attachment"] = {
+            "instance": inst["InstanceId"],
+            "device": device,
+            "state": "attached",
+            "time": clock.time(),
+        }
+        self.store.put_doc("volume", doc["id"], doc)
+        return {
+            "AttachTime": datetime.fromtimestamp(doc["attachment"]["time"], UTC),
+            "Device": device,
+            "InstanceId": inst["InstanceId"],
+            "State": "attaching",
+            "VolumeId": doc["id"],
+            "DeleteOnTermination": False,
+        }
+
+    async def detach_volume(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self._volume(ctx, req.get("VolumeId"))
+        att = doc.get("attachment")
+        if not att:
+            raise lim.fault("IncorrectState", f"Volume '{doc['id']}' is in the 'available' state.")
+        if req.get("InstanceId") and req["InstanceId"] != att["instance"]:
+            raise lim.fault(
+                "InvalidAttachment.NotFound",
+                f"The volume '{doc['id']}' is not attached to instance '{req['InstanceId']}'",
+            )
+        if req.get("Device") and req["Device"] != att["device"]:
+            raise lim.fault(
+                "InvalidAttachment.NotFound", f"The volume '{doc['id']}' is not attached at {req['Device']}"
+            )
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        await self.nbd.disconnect(doc["id"])
+        dev = self.blocks.open_device(doc["id"])
+        if dev is not None:
+            await run_blocking(dev.flush)
+        doc["attachment"] = None
+        self.store.put_doc("volume", doc["id"], doc)
+        return {
+            "AttachTime": datetime.fromtimestamp(att["time"], UTC),
+            "Device": att["device"],
+            "InstanceId": att["instance"],
+            "State": "detaching",
+            "VolumeId": doc["id"],
+            "DeleteOnTermination": False,
+        }
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def _taggable(self, ctx: RequestContext, resource_id: str) -> tuple[str, dict]:
+        if resource_id.startswith("vol-"):
+            return "volume", self._volume(ctx, resource_id)
+        if resource_id.startswith("snap-"):
+            return "snapshot", self._owned_snapshot(ctx, resource_id)
+        raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
+
+    def create_tags(self, ctx: RequestContext, req: dict) -> dict:
+        resources = req.get("Resources") or []
+        if not resources:
+            raise lim.missing("ResourceId")
+        tags = check_tags(req.get("Tags") or [])
+        found = [self._taggable(ctx, r) for r in resources]
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        with self.store.transaction():
+            for kind, doc in found:
+                merged = dict(doc.get("tags") or {})
+                merged.update(tags)
+                doc["tags"] = check_tags(tag_list(merged))
+                self.store.put_doc(kind, doc["id"], doc)
+        return {}
+
+    def delete_tags(self, ctx: RequestContext, req: dict) -> dict:
+        resources = req.get("Resources") or []
+        if not resources:
+            raise lim.missing("ResourceId")
+        found = [self._taggable(ctx, r) for r in resources]
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        with self.store.transaction():
+            for kind, doc in found:
+                current = doc.get("tags") or {}
+                if req.get("Tags") is None:
+                    current = {}
+                for tag in req.get("Tags") or []:
+                    if tag["Key"] in current and (
+                        tag.get("Value") is None or current[tag["Key"]] == tag["Value"]
+                    ):
+                        del current[tag["Key"]]
+                doc["tags"] = current
+                self.store.put_doc(kind, doc["id"], doc)
+        return {}
+
+    def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
+        rows = []
+        for kind in ("volume", "snapshot"):
+            for doc in self.store.list_docs(kind):
+                if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
+                    continue
+                for key, value in (doc.get("tags") or {}).items():
+                    rows.append(
+                        {
+                            "id": f"{doc['id']}\x00{key}",
+                            "ResourceId": doc["id"],
+                            "ResourceType": kind,
+                            "Key": key,
+                            "Value": value,
+                        }
+                    )
+
+        def values(d: dict, name: str) -> list[str] | None:
+            table = {
+                "resource-id": d["ResourceId"],
+                "resource-type": d["ResourceType"],
+                "key": d["Key"],
+                "value": d["Value"],
+            }
+            return [table[name]] if name in table else None
+
+        rows = matching(rows, req.get("Filters"), values)
+        shown, token = page(rows, req, low=5, high=1000)
+        out: dict[str, Any] = {"Tags": [{k: v for k, v in r.items() if k != "id"} for r in shown]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # -- encryption by default ---------------------------------------------------------------------
+
+    def get_ebs_encryption_by_default(self, ctx: RequestContext, req: dict) -> dict:
+        return {"EbsEncryptionByDefault": self.crypto.by_default(ctx), "SseType": "sse-ebs"}
+
+    def enable_ebs_encryption_by_default(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        self.crypto.set_by_default(ctx, True)
+        return {"EbsEncryptionByDefault": True}
+
+    def disable_ebs_encryption_by_default(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        self.crypto.set_by_default(ctx, False)
+        return {"EbsEncryptionByDefault": False}
+
+    def get_ebs_default_kms_key_id(self, ctx: RequestContext, req: dict) -> dict:
+        return {"KmsKeyId": self.crypto.default_key(ctx)}
+
+    def modify_ebs_default_kms_key_id(self, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("KmsKeyId"):
+            raise lim.missing("KmsKeyId")
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return {"KmsKeyId": self.crypto.set_default_key(ctx, req["KmsKeyId"])}
+
+    def reset_ebs_default_kms_key_id(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return {"KmsKeyId": self.crypto.set_default_key(ctx, None)}
+
+
+def _dry_run_after(fn: Any) -> Any:
+    """A read-only operation under DryRun: checked like the real call, then DryRunOperation."""
+
+    @functools.wraps(fn)
+    def op(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        result = fn(self, ctx, req)
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return result
+
+    return op
+
+
+for _name in sorted(
+    {
+        n
+        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin)
+        for n in vars(cls)
+        if n.startswith(("describe_", "get_"))
+    }
+):
+    setattr(EC2Provider, _name, _dry_run_after(getattr(EC2Provider, _name)))
+
+__all__ = ["EC2Provider", "ServiceError"]

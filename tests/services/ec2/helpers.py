@@ -1,0 +1,49 @@
+"""Shared by the EC2/EBS tests: attach a volume to the zone's Strata instance and reach it over NBD."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.strata_process import StrataProcess
+
+
+def instance_in(ec2: Any, az: str) -> str:
+    res = ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": [az]}])
+    return res["Reservations"][0]["Instances"][0]["InstanceId"]
+
+
+def attach(server: StrataProcess, ec2: Any, volume_id: str, az: str, device: str = "/dev/sdf") -> str:
+    """Attach `volume_id` to the Strata instance of `az`; returns its NBD URI (admin API)."""
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_in(ec2, az), Device=device)
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    with urllib.request.urlopen(f"{server.endpoint}/_strata/ebs/nbd?volume={volume_id}", timeout=10) as r:
+        return json.loads(r.read())["uri"]
+
+
+def detach(ec2: Any, volume_id: str) -> None:
+    ec2.detach_volume(VolumeId=volume_id)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+
+
+def qemu_io(uri: str, *commands: str) -> str:
+    args = ["qemu-io", "-f", "raw"]
+    for c in commands:
+        args += ["-c", c]
+    out = subprocess.run([*args, uri], capture_output=True, text=True, timeout=120, check=True)
+    assert "error" not in out.stdout.lower() and "failed" not in out.stdout.lower(), out.stdout
+    return out.stdout
+
+
+def read_all(uri: str, dest: Path) -> bytes:
+    """The whole device, copied by nbdcopy (libnbd)."""
+    subprocess.run(["nbdcopy", uri, str(dest)], check=True, timeout=120, capture_output=True)
+    return dest.read_bytes()
+
+
+def write_file(uri: str, source: Path) -> None:
+    """Copy `source` onto the device from offset 0 with nbdcopy, flushed before it exits."""
+    subprocess.run(["nbdcopy", "--flush", str(source), uri], check=True, timeout=120, capture_output=True)

@@ -1,0 +1,122 @@
+"""Volumes as real block devices: written and read over NBD by qemu-io and nbdcopy, snapshotted,
+changed, snapshotted again, restored into another zone and another region, byte for byte."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.services.ec2.helpers import attach, detach, qemu_io, read_all, write_file
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("qemu-io") and shutil.which("nbdcopy")),
+    reason="needs Debian qemu-utils and libnbd-bin (scripts/apt-packages.txt)",
+)
+MIB = 1024 * 1024
+BLOCK = 512 * 1024
+
+
+def snapshot_stored(server, snapshot_id: str) -> int:  # noqa: ANN001
+    events = server.admin("/_strata/meter?service=ec2")["events"]
+    return sum(
+        e["quantity"]
+        for e in events
+        if e["event"] == "SnapshotStored" and e["dims"].get("snapshot") == snapshot_id
+    )
+
+
+def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    ec2 = strata_server.client("ec2")
+    west = strata_server.client("ec2", region="us-west-2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a", VolumeType="gp3")["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig={"Delay": 1})
+    uri = attach(strata_server, ec2, volume, "us-east-1a")
+
+    # 16 MiB of random data at the start, a pattern at 512 MiB; the rest is never written.
+    first = os.urandom(16 * MIB)
+    (tmp_path / "first.img").write_bytes(first)
+    write_file(uri, tmp_path / "first.img")
+    qemu_io(uri, "write -P 0xab 512M 1M", "flush")
+    snap1 = ec2.create_snapshot(VolumeId=volume, Description="first")["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap1], WaiterConfig={"Delay": 1})
+    image1 = read_all(uri, tmp_path / "image1.img")
+    assert image1[: 16 * MIB] == first
+    assert image1[512 * MIB : 513 * MIB] == b"\xab" * MIB
+    assert image1[16 * MIB : 512 * MIB].count(0) == 496 * MIB
+
+    # Change one 4 KiB piece of one block, then snapshot again.
+    qemu_io(uri, "write -P 0x5a 4096 4096", "flush")
+    snap2 = ec2.create_snapshot(VolumeId=volume, Description="second")["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap2], WaiterConfig={"Delay": 1})
+    image2 = bytearray(image1)
+    image2[4096:8192] = b"\x5a" * 4096
+
+    # The first snapshot stored every distinct written block (32 random ones, and the two pattern
+    # blocks are one block); the second only the changed one.
+    assert snapshot_stored(strata_server, snap1) == 33 * BLOCK
+    assert snapshot_stored(strata_server, snap2) == BLOCK
+    detach(ec2, volume)
+
+    # Restore snapshot 1 in another zone, snapshot 2 in another region (through a copy).
+    restored1 = ec2.create_volume(SnapshotId=snap1, AvailabilityZone="us-east-1c")["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[restored1], WaiterConfig={"Delay": 1})
+    uri1 = attach(strata_server, ec2, restored1, "us-east-1c")
+    assert read_all(uri1, tmp_path / "restored1.img") == image1
+
+    copy = west.copy_snapshot(SourceSnapshotId=snap2, SourceRegion="us-east-1")["SnapshotId"]
+    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig={"Delay": 1})
+    restored2 = west.create_volume(SnapshotId=copy, AvailabilityZone="us-west-2b", VolumeType="gp3")[
+        "VolumeId"
+    ]
+    uri2 = attach(strata_server, west, restored2, "us-west-2b")
+    assert read_all(uri2, tmp_path / "restored2.img") == bytes(image2)
+
+    # The restore is a volume of its own: writing it leaves the snapshot alone.
+    qemu_io(uri1, "write -P 0x11 0 1M", "flush")
+    detach(ec2, restored1)
+    again = ec2.create_volume(SnapshotId=snap1, AvailabilityZone="us-east-1a")["VolumeId"]
+    uri3 = attach(strata_server, ec2, again, "us-east-1a", device="/dev/sdg")
+    assert read_all(uri3, tmp_path / "again.img")[: 16 * MIB] == first
+
+
+def test_a_flushed_write_survives_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    server = strata_factory(extra_env={"STRATA_EBS_LIMITS": "off"})  # it reads the whole volume
+    ec2 = server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1b")["VolumeId"]
+    uri = attach(server, ec2, volume, "us-east-1b")
+    data = os.urandom(3 * MIB + 12345)
+    (tmp_path / "data.img").write_bytes(data)
+    write_file(uri, tmp_path / "data.img")  # nbdcopy --flush: acknowledged by FLUSH
+    qemu_io(uri, "write -P 0x77 700M 4096", "flush")
+    server.kill()
+    server.restart()
+    ec2 = server.client("ec2")
+    assert ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["State"] == "in-use"
+    uri = attach_uri(server, volume)
+    image = read_all(uri, tmp_path / "after.img")
+    assert image[: len(data)] == data
+    assert image[700 * MIB : 700 * MIB + 4096] == b"\x77" * 4096
+
+
+def attach_uri(server, volume: str) -> str:  # noqa: ANN001
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.endpoint}/_strata/ebs/nbd?volume={volume}", timeout=10) as r:
+        return json.loads(r.read())["uri"]
+
+
+def test_nbd_serves_only_attached_volumes(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    import subprocess
+
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    uri = attach(strata_server, ec2, volume, "us-east-1a", device="/dev/sdh")
+    info = subprocess.run(["nbdinfo", "--json", uri], capture_output=True, text=True, timeout=60, check=True)
+    assert '"export-size": 1073741824' in info.stdout
+    detach(ec2, volume)
+    gone = subprocess.run(["nbdinfo", uri], capture_output=True, text=True, timeout=60)
+    assert gone.returncode != 0
