@@ -13,6 +13,7 @@ path) and `resource_policy(req)` (its compiled resource policy).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,5 +72,6 @@ class RequestContext:
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (big file copies, slow SQL, engine commands) off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    """Run blocking work (big file copies, slow SQL, engine commands) off the event loop, in the
+    caller's context (the request's account scope follows the work into the thread)."""
+    return await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, fn, *args)

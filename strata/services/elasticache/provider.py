@@ -32,6 +32,7 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.ports import PortAllocator
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
+from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.discovery import DiscoveryEndpoint, DiscoveryOps
@@ -42,10 +43,10 @@ from strata.services.elasticache.nodes import PRIMARY, Engines, free_address_ind
 from strata.services.elasticache.render import default_parameter_group, render_cluster
 from strata.services.elasticache.snapshots import SnapshotOps
 from strata.services.elasticache.tags import TagOps
+from strata.services.owned_docs import OwnedDocs
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
-from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.elasticache")
 MONITOR_INTERVAL = 1.0
@@ -56,12 +57,31 @@ def now_iso() -> str:
     return clock.now().isoformat()
 
 
+_TAKEN = {
+    "cluster": ("CacheClusterAlreadyExistsFault", "Cache cluster already exists"),
+    "group": ("ReplicationGroupAlreadyExistsFault", "Replication group already exists."),
+    "snapshot": ("SnapshotAlreadyExistsFault", "Snapshot already exists."),
+}
+
+
+def _taken(kind: str, ident: str) -> ServiceError:
+    """Another account holds this identifier (engine-backed names stay global, see owned_docs)."""
+    shape, message = _TAKEN.get(kind, ("InvalidParameterValueException", f"{ident} is in use."))
+    return fault(shape, message)
+
+
 @refusing("elasticache")
 class ElastiCacheProvider(ReplicationGroupOps, SnapshotOps, TagOps, DiscoveryOps):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.store = MetadataStore(runtime.data_dir / "elasticache.db", fsync=runtime.settings.fsync)
+        self.store = OwnedDocs(
+            runtime.data_dir / "elasticache.db",
+            fsync=runtime.settings.fsync,
+            default_account=runtime.settings.account_id,
+            per_account=frozenset(),
+            taken=_taken,
+        )
         self.engines = Engines(runtime.data_dir, runtime.settings.data_dir)
         self.ports = PortAllocator.for_settings(runtime.settings)
         self.snapshot_root = runtime.data_dir / "snapshots"

@@ -19,6 +19,7 @@ from strata.engines.ports import PortAllocator
 from strata.engines.postgres import pg_version, pg_versions
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.owned_docs import OwnedDocs
 from strata.services.parameters import refusing
 from strata.services.rds import model as m
 from strata.services.rds.backups import BackupsMixin
@@ -27,9 +28,20 @@ from strata.services.rds.fleet import Fleet
 from strata.services.rds.groups import GroupsMixin
 from strata.services.rds.instances import InstancesMixin
 from strata.sim.clock import clock
-from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.rds")
+
+_TAKEN = {
+    "instance": "DBInstanceAlreadyExists",
+    "cluster": "DBClusterAlreadyExistsFault",
+    "snapshot": "DBSnapshotAlreadyExists",
+    "cluster_snapshot": "DBClusterSnapshotAlreadyExistsFault",
+}
+
+
+def _taken(kind: str, ident: str) -> ServiceError:
+    """Another account holds this engine-backed identifier (they stay global, see owned_docs)."""
+    return m.fault(_TAKEN.get(kind, "InvalidParameterValue"), f"{ident} already exists.")
 
 
 @refusing("rds")
@@ -38,14 +50,24 @@ class RDSProvider(InstancesMixin, BackupsMixin, GroupsMixin, ClustersMixin):
         self.runtime = runtime
         self.settings = runtime.settings
         self.region = runtime.settings.region
-        self.account = runtime.settings.account_id
-        self.store = MetadataStore(runtime.data_dir / "rds.db", fsync=runtime.settings.fsync)
+        self.store = OwnedDocs(
+            runtime.data_dir / "rds.db",
+            fsync=runtime.settings.fsync,
+            default_account=runtime.settings.account_id,
+            per_account=frozenset({"param_group", "subnet_group"}),
+            taken=_taken,
+        )
         self.fleet = Fleet(runtime.data_dir, PortAllocator.for_settings(runtime.settings))
         self._tasks: set[asyncio.Task] = set()
         self._scheduler_wakeup = False
         self._busy: set[str] = set()
         self._loops: list[asyncio.Task] = []
         self._versions: dict[str, list[str]] = {}
+
+    @property
+    def account(self) -> str:
+        """The account whose resources this request sees (ARNs carry it); the default outside one."""
+        return self.store.caller() or self.settings.account_id
 
     # -- server life -------------------------------------------------------------------------------
 
