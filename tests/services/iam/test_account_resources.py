@@ -45,6 +45,16 @@ def test_rds_parameter_groups_per_account(iam_server, unique):
     # The other account's modification did not reach this one's group.
     params = theirs.describe_db_parameters(DBParameterGroupName=name, Source="user")["Parameters"]
     assert params == []
+    theirs.add_tags_to_resource(
+        ResourceName=b["DBParameterGroup"]["DBParameterGroupArn"], Tags=[{"Key": "k", "Value": "b"}]
+    )
+    assert (
+        mine.list_tags_for_resource(ResourceName=a["DBParameterGroup"]["DBParameterGroupArn"])["TagList"]
+        == []
+    )
+    with pytest.raises(ClientError) as e:  # the other account's ARN names the other account's group
+        mine.list_tags_for_resource(ResourceName=b["DBParameterGroup"]["DBParameterGroupArn"])
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     theirs.delete_db_parameter_group(DBParameterGroupName=name)
     with pytest.raises(ClientError) as e:
         theirs.describe_db_parameter_groups(DBParameterGroupName=name)
@@ -141,6 +151,11 @@ def test_elasticache_cluster_belongs_to_its_account(iam_server, unique):
             (
                 mine.list_tags_for_resource,
                 {"ResourceName": f"arn:aws:elasticache:us-east-1:{ACCOUNT}:cluster:{ident}"},
+                "CacheClusterNotFound",
+            ),
+            (
+                mine.list_tags_for_resource,
+                {"ResourceName": made["ARN"]},
                 "CacheClusterNotFound",
             ),
         ):
