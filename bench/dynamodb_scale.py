@@ -59,19 +59,20 @@ def load(data_dir: Path, tables: dict[str, int]) -> None:
             },
         )
         t0 = time.perf_counter()
-        for i in range(n):
-            item = {
-                "pk": {"S": f"p{i // PARTITION:07d}"},
-                "sk": {"S": f"s{i % PARTITION:03d}"},
-                "v": {"S": "y" * 150},
-                "n": {"N": str(i)},
-            }
-            item_ops.put_item(
-                p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item}
-            )
-            if i % 20000 == 19999:
-                p.state.store.commit_now()
-        p.state.store.commit_now()
+        for start in range(0, n, 20000):
+            with p.state.store.write():  # one transaction per 20,000 items
+                for i in range(start, min(n, start + 20000)):
+                    item = {
+                        "pk": {"S": f"p{i // PARTITION:07d}"},
+                        "sk": {"S": f"s{i % PARTITION:03d}"},
+                        "v": {"S": "y" * 150},
+                        "n": {"N": str(i)},
+                    }
+                    item_ops.put_item(
+                        p.state,
+                        p.state.tables[("000000000000:us-east-1", name)],
+                        {"TableName": name, "Item": item},
+                    )
         print(f"loaded {name}: {n} items in {time.perf_counter() - t0:.0f}s", flush=True)
     asyncio.run(p.stop())
 

@@ -1,7 +1,7 @@
-"""The item store's group commit: COMMIT on the loop, fsync of the WAL in the commit thread.
+"""The item store on strata.storage's group commit (COMMIT on the loop, fsync in a thread).
 
 Concurrent writers are acknowledged only after their group is committed; writes go on while a
-group's fsync is in flight; WAL checkpoints happen in the commit thread; everything acknowledged is
+group's fsync is in flight; WAL checkpoints happen in their thread; everything acknowledged is
 there after the store is closed and opened again.
 """
 
@@ -12,17 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from strata.services.dynamodb import store as store_mod
 from strata.services.dynamodb.store import ItemStore
+from strata.storage import group_commit
 
 
 async def _writer(store: ItemStore, worker: int, count: int, acked: list[bytes]) -> None:
     for i in range(count):
         pk = f"w{worker}-{i}".encode()
-        await store.writable()
-        with store.write():
-            store.put(1, pk, b"", {"pk": {"S": pk.decode()}}, 10)
-        await store.durable()
+        await store.db.write(lambda pk=pk: store.put(1, pk, b"", {"pk": {"S": pk.decode()}}, 10))
         acked.append(pk)
 
 
@@ -30,7 +27,7 @@ async def _writer(store: ItemStore, worker: int, count: int, acked: list[bytes])
 def test_acknowledged_writes_are_committed_and_survive_reopen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
-    monkeypatch.setattr(store_mod, "_CHECKPOINT_EVERY", 3)  # exercise checkpoints in a short run
+    monkeypatch.setattr(group_commit, "CHECKPOINT_EVERY", 3)  # exercise checkpoints in a short run
     path = tmp_path / "ddb.sqlite3"
     store = ItemStore(path, fsync=fsync)
     acked: list[bytes] = []
@@ -55,14 +52,18 @@ def test_acknowledged_writes_are_committed_and_survive_reopen(
 def test_failed_operation_rolls_back_only_itself(tmp_path: Path) -> None:
     store = ItemStore(tmp_path / "ddb.sqlite3")
 
+    def failing() -> None:
+        store.put(1, b"lost", b"", {"pk": {"S": "lost"}}, 4)
+        raise RuntimeError("condition failed")
+
     async def run() -> None:
-        with store.write():
-            store.put(1, b"kept", b"", {"pk": {"S": "kept"}}, 4)
+        kept = asyncio.ensure_future(
+            store.db.write(lambda: store.put(1, b"kept", b"", {"pk": {"S": "kept"}}, 4))
+        )
+        await asyncio.sleep(0)  # "kept" is written: the failing write joins its open group
         with pytest.raises(RuntimeError):
-            with store.write():
-                store.put(1, b"lost", b"", {"pk": {"S": "lost"}}, 4)
-                raise RuntimeError("condition failed")
-        await store.durable()
+            await store.db.write(failing)
+        await kept
 
     asyncio.run(run())
     assert store.get(1, b"kept", b"", store.r) is not None
