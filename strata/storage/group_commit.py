@@ -16,7 +16,8 @@ per write, and the loop never waits for the disk. Measured side by side in issue
 
 Synchronous callers (`transaction()`: start-up, resource records, admin paths) use the same
 connection and commit durably before returning, taking any open group with them.
-WAL checkpoints run in a thread of their own (PASSIVE: they never block the writer or readers).
+When the WAL has grown past CHECKPOINT_BYTES, the fsync thread also checkpoints it and restarts it
+from empty; writes wait for that (a few milliseconds), reads do not.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("strata")
-CHECKPOINT_EVERY = 256  # commits between WAL checkpoints (a few pages each)
+CHECKPOINT_BYTES = 4 << 20  # a WAL this large is checkpointed and restarted (~1000 pages, SQLite's default)
+CHECK_EVERY = 16  # commits between looks at the WAL's size
 
 
 def _settle(waiters: list[asyncio.Future], error: BaseException | None) -> None:
@@ -84,9 +86,8 @@ class GroupCommit:
         self._sync_pool: ThreadPoolExecutor | None = None
         self._wal_fd: int | None = None
         self._commits = 0
-        self._ckpt: sqlite3.Connection | None = None
-        self._ckpt_pool: ThreadPoolExecutor | None = None
-        self._checkpointing = False
+        self._ckpt: sqlite3.Connection | None = None  # the sync thread's own connection
+        self._gate: asyncio.Event | None = None  # set while a checkpoint holds writes back
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -114,6 +115,8 @@ class GroupCommit:
 
     async def write(self, fn: Callable[[], T]) -> T:
         """Apply `fn` now, atomically; its result once the group holding it is durable."""
+        while self._gate is not None:  # a checkpoint is restarting the WAL: reads go on meanwhile
+            await self._gate.wait()
         try:
             with self.savepoint():
                 value = fn()
@@ -156,6 +159,10 @@ class GroupCommit:
             except (sqlite3.Error, OSError) as e:
                 _settle(waiters, e)
                 raise
+            if self._checkpoint_due():  # nobody can begin a write while we hold the lock
+                self.conn.execute("PRAGMA busy_timeout=100")
+                self._checkpoint(self.conn)
+                self.conn.execute("PRAGMA busy_timeout=30000")
         _settle(waiters, None)
 
     def _commit(self) -> None:
@@ -169,12 +176,15 @@ class GroupCommit:
                 c.execute("ROLLBACK")
             raise
         self._commits += 1
-        if self._commits >= CHECKPOINT_EVERY and not self._checkpointing:
-            self._commits = 0
-            self._checkpointing = True
-            if self._ckpt_pool is None:
-                self._ckpt_pool = ThreadPoolExecutor(1, thread_name_prefix="strata-checkpoint")
-            self._ckpt_pool.submit(self._checkpoint)
+
+    def _checkpoint_due(self) -> bool:
+        if self._commits < CHECK_EVERY:
+            return False
+        self._commits = 0
+        try:
+            return os.stat(f"{self.path}-wal").st_size >= CHECKPOINT_BYTES
+        except FileNotFoundError:
+            return False
 
     # -- the group commit on the event loop -------------------------------------------------------
 
@@ -204,17 +214,27 @@ class GroupCommit:
             except sqlite3.Error as e:
                 _settle(waiters, e)
                 return
-        if not self.fsync or not waiters:
+        due = self._checkpoint_due()
+        if not due and (not self.fsync or not waiters):
             _settle(waiters, None)
             return
         self._syncing = True
+        job = self._sync
+        if due:
+            # No write may begin until the checkpoint is done: SQLite restarts the WAL only when
+            # it has been copied back whole with no writer in between (else it grows forever).
+            self._gate = asyncio.Event()
+            job = self._sync_and_checkpoint
         if self._sync_pool is None:
             self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="strata-fsync")
-        task = asyncio.get_running_loop().run_in_executor(self._sync_pool, self._sync)
+        task = asyncio.get_running_loop().run_in_executor(self._sync_pool, job)
         task.add_done_callback(lambda f: self._synced(waiters, f))
 
     def _synced(self, waiters: list[asyncio.Future], f: asyncio.Future) -> None:
         self._syncing = False
+        if self._gate is not None:
+            self._gate.set()
+            self._gate = None
         _settle(waiters, f.exception())
         if self._waiters and not self._scheduled:
             self._flush()
@@ -237,22 +257,28 @@ class GroupCommit:
                 os.close(dir_fd)
         os.fdatasync(self._wal_fd)
 
-    def _checkpoint(self) -> None:
-        """Copy the WAL back into the database (PASSIVE), in the checkpoint thread."""
+    def _sync_and_checkpoint(self) -> None:
+        self._sync()
+        if self._ckpt is None:
+            self._ckpt = self._connect("FULL" if self.fsync else "NORMAL")
+            self._ckpt.execute("PRAGMA busy_timeout=100")  # a long reader: try again later
+        self._checkpoint(self._ckpt)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL back into the database and restart it from empty (TRUNCATE).
+
+        Runs while no write is open. A reader still on an older snapshot makes it give up
+        (busy); the next checkpoint tries again.
+        """
         try:
-            if self._ckpt is None:
-                self._ckpt = self._connect("FULL" if self.fsync else "NORMAL")
-            self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as e:
             log.error("WAL checkpoint of %s failed: %s", self.path, e)
-        finally:
-            self._checkpointing = False
 
     def close(self) -> None:
         self.commit_now()
-        for pool in (self._sync_pool, self._ckpt_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=True)
         if self._ckpt is not None:
             self._ckpt.close()
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
