@@ -3,7 +3,8 @@
 Transactions are all-or-nothing; writes are isolated (read-check-write inside `write(fn)` loses
 no update and lets exactly one of racing conditional inserts win); readers see committed data
 only; acknowledged writes survive kill -9; listings come in code point order and page by their
-last id. Parametrized by backend: SQLite now, PostgreSQL when it exists.
+last id. Parametrized by backend: SQLite (writes applied on the event loop, or in the writer thread)
+now, PostgreSQL when it exists.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,10 @@ import pytest
 from strata.storage import MetadataStore
 from strata.storage.interface import MetadataBackend
 
-BACKENDS: dict[str, Callable[..., MetadataBackend]] = {"sqlite": MetadataStore}
+BACKENDS: dict[str, Callable[..., MetadataBackend]] = {
+    "sqlite": MetadataStore,
+    "sqlite-writer-thread": partial(MetadataStore, apply_in="thread"),
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (k BLOB PRIMARY KEY);

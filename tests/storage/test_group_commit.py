@@ -19,7 +19,7 @@ from strata.storage import MetadataStore, group_commit
 def test_wal_is_restarted_under_continuous_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
-    monkeypatch.setattr(group_commit, "CHECKPOINT_BYTES", 256 * 1024)
+    monkeypatch.setattr(group_commit, "CHECKPOINT_FRAMES", 64)
     path = tmp_path / "m.db"
     store = MetadataStore(path, fsync=fsync, schema="CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);")
     value = os.urandom(4096)

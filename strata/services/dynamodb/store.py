@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import marshal
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import msgpack
@@ -108,7 +109,10 @@ class ItemStore:
         return self.db.reader()
 
     def write(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One atomic step: nested inside `db.write(fn)`, or a durable transaction of its own."""
+        """Marks a write: inside `db.write(fn)` (which makes it atomic) nothing more; elsewhere a
+        durable transaction of its own (start-up, table settings)."""
+        if self.db.writer.owner == threading.get_ident():
+            return nullcontext(self.w)
         return self.db.writer.transaction()
 
     def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:

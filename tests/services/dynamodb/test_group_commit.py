@@ -27,8 +27,7 @@ async def _writer(store: ItemStore, worker: int, count: int, acked: list[bytes])
 def test_acknowledged_writes_are_committed_and_survive_reopen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
-    monkeypatch.setattr(group_commit, "CHECK_EVERY", 3)  # exercise checkpoints in a short run
-    monkeypatch.setattr(group_commit, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(group_commit, "CHECKPOINT_FRAMES", 3)  # exercise checkpoints in a short run
     path = tmp_path / "ddb.sqlite3"
     store = ItemStore(path, fsync=fsync)
     acked: list[bytes] = []
