@@ -333,7 +333,7 @@ class GroupCommit:
                     try:
                         with self.savepoint():
                             results.append((fut, True, fn()))
-                    except Exception as e:  # noqa: BLE001 - handed to the waiting request
+                    except BaseException as e:  # noqa: BLE001 - handed to the waiting request
                         results.append((fut, False, e))
                 waiters, self._waiters = self._waiters, []
                 self._commit()

@@ -11,8 +11,9 @@
     store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
-serialized. Each write operation is atomic on its own (a SAVEPOINT) and is acknowledged only after
-the group COMMIT that includes it (store.py); reads see committed data only. Work proportional to
+serialized. Each write operation is one `store.db.write(fn)`: atomic on its own and acknowledged
+only once the group commit that includes it is durable (strata.storage); reads see committed
+data only. Work proportional to
 a table's size runs in bulk.py's chunks instead, and a TransactWriteItems holds its items until
 it is durable (transactions.py: TransactionConflictException).
 """
