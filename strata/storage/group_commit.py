@@ -152,7 +152,7 @@ class GroupCommit:
     async def write(self, fn: Callable[[], T]) -> T:
         """Apply `fn` atomically; its result once the group holding it is durable."""
         if self.apply_in == "thread":
-            return await self._write_in_thread(fn)
+            return await self.write_in_thread(fn)
         while self._gate is not None:  # a checkpoint is restarting the WAL: reads go on meanwhile
             await self._gate.wait()
         # savepoint(), spelt out: this is every DynamoDB write's path.
@@ -295,7 +295,8 @@ class GroupCommit:
 
     # -- apply_in="thread": the writes run in the writer thread ---------------------------------------
 
-    async def _write_in_thread(self, fn: Callable[[], T]) -> T:
+    async def write_in_thread(self, fn: Callable[[], T]) -> T:
+        """`write(fn)` with apply_in="thread"; MetadataStore calls it directly (a frame less)."""
         fut = asyncio.get_running_loop().create_future()
         if self._thread is None:
             with self._lock:
@@ -329,12 +330,23 @@ class GroupCommit:
         waiters: list[asyncio.Future] = []
         try:
             with self._lock:
-                for fn, fut in items:
-                    try:
-                        with self.savepoint():
+                c = self.conn
+                if not c.in_transaction:
+                    c.execute("BEGIN IMMEDIATE")
+                self.owner = threading.get_ident()
+                self._depth = 1
+                try:
+                    for fn, fut in items:  # savepoint(), spelt out: every S3 write's path
+                        c.execute("SAVEPOINT w")
+                        try:
                             results.append((fut, True, fn()))
-                    except BaseException as e:  # noqa: BLE001 - handed to the waiting request
-                        results.append((fut, False, e))
+                        except BaseException as e:  # noqa: BLE001 - handed to the waiting request
+                            c.execute("ROLLBACK TO w")
+                            results.append((fut, False, e))
+                        c.execute("RELEASE w")
+                finally:
+                    self._depth = 0
+                    self.owner = 0
                 waiters, self._waiters = self._waiters, []
                 self._commit()
             self._sync()

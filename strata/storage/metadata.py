@@ -48,6 +48,7 @@ class MetadataStore:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.writer = GroupCommit(self.path, self._connect, fsync=fsync, apply_in=apply_in)
+        self._in_thread = apply_in == "thread"
         self.executescript(_DOCS_SCHEMA + schema)
 
     # -- connections -----------------------------------------------------------------------------
@@ -102,6 +103,8 @@ class MetadataStore:
         own statements and is raised to the caller. Concurrent writes share one commit and one
         fsync. (A plain function returning the writer's coroutine: one frame less per write.)
         """
+        if self._in_thread:
+            return self.writer.write_in_thread(fn)
         return self.writer.write(fn)
 
     @contextmanager
