@@ -1,8 +1,8 @@
 """DynamoDB Query cost vs table size: Limit 10 in a 100-item partition, 10,000 vs 1,000,000 items.
 
 Loads both tables straight through the provider (no HTTP, committed in large groups), then serves
-the data directory with `strata serve` and drives Query requests with wrk (the shared harness in
-../shared/bench), same run, same partition layout. Also prints the in-process Query latency, which
+the data directory with `strata serve` and drives Query requests with wrk (the load harness
+loadgen.py, found in $STRATA_SHARED_BENCH or ../shared/bench), same run, same partition layout. Also prints the in-process Query latency, which
 isolates the storage layer from the HTTP path. Usage:
 
     python bench/dynamodb_scale.py [--large 1000000] [--seconds 8] [--data-dir /tmp/ddbscale]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import subprocess
@@ -24,7 +25,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's strata, not an installed one
+sys.path.insert(0, os.environ.get("STRATA_SHARED_BENCH", str(ROOT.parent / "shared" / "bench")))
 import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
 
 from strata.config import Settings  # noqa: E402

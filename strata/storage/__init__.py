@@ -2,7 +2,10 @@
 
 Public API (stable: services and other packages persist through it):
 
-    MetadataStore(path, *, fsync=True, schema="")     SQLite in WAL mode, one file per service
+    MetadataStore(path, *, fsync=True, schema="", apply_in="loop")
+                                                       SQLite in WAL mode, one file per service;
+                                                       write functions run on the caller's event
+                                                       loop, or in the writer thread ("thread")
         await store.write(fn) -> fn()'s result         one atomic write, group-committed; returns
                                                        once durable (survives kill -9, and power
                                                        loss with fsync on)
