@@ -1,19 +1,22 @@
 """Group commit: the one writer of a SQLite database, shared by every write of every caller.
 
 Every write runs as a SAVEPOINT (atomic on its own: an exception rolls back only that write)
-inside one open transaction on the writer connection; the group is COMMITted (synchronous=NORMAL
-in WAL mode: an append to the WAL, which a kill -9 of the process no longer loses), then one
-fdatasync of the WAL makes the whole group survive power loss. A caller of `write()` is answered
-only when the fsync covering its write is done. Writes arriving during an fsync form the next
-group, so each fsync covers all of them. Two ways to apply the writes, chosen per store:
+inside one open transaction on the writer connection; the group is COMMITted (an append to the
+WAL, which a kill -9 of the process no longer loses) and one fsync of the WAL makes the whole
+group survive power loss. A caller of `write()` is answered only when the fsync covering its
+write is done. Writes arriving during an fsync form the next group, so each fsync covers all
+of them. Two ways to apply the writes, chosen per store:
 
     apply_in="loop" (DynamoDB)   `fn` runs at once on the caller's event loop; after that turn
-        the group is COMMITted on the loop and fsynced in a thread while the next group grows.
+        the group is COMMITted on the loop (synchronous=NORMAL) and fdatasynced in a thread while
+        the next group grows; readers may see a group during its fsync (it survives kill -9 and
+        is not yet acknowledged), as they did with DynamoDB's own store.
         No thread hand-off per write; fits write functions that touch loop-owned state
         (DynamoDB's table metadata and transaction locks). A write that failed is answered once
         the writes it may have read are committed (readers see no less).
     apply_in="thread" (S3)       `fn` runs in the writer thread, which applies the queued writes,
-        COMMITs and fsyncs, then answers every waiter with one wake-up per event loop. SQLite
+        COMMITs with synchronous=FULL (readers never see a write before it is durable, as with
+        S3's committer), then answers every waiter with one wake-up per event loop. SQLite
         releases the GIL while it executes, so the loop parses the next requests meanwhile.
 
 Measured side by side (issue 22's note): S3's 4 KiB PUT costs 196-210 us of CPU per request
@@ -104,7 +107,11 @@ class GroupCommit:
         self.path = Path(path)
         self.fsync = fsync
         self.apply_in = apply_in
-        self.conn = connect("NORMAL")
+        # In the writer thread the COMMIT itself waits for the disk (synchronous=FULL), so no reader
+        # ever sees a write before it is durable, as with S3's committer; on the loop the fsync
+        # runs in a thread after a COMMIT that only appends to the WAL (see _flush).
+        self._commit_syncs = apply_in == "thread" and fsync
+        self.conn = connect("FULL" if self._commit_syncs else "NORMAL")
         if apply_in == "loop":
             # Checkpoints happen between groups, in the fsync thread (see _flush); in the writer
             # thread SQLite's own, inside a COMMIT every ~1000 pages, stalls no one but it.
@@ -371,7 +378,7 @@ class GroupCommit:
 
     def _sync(self) -> None:
         """Make every committed group durable: one fdatasync of the WAL covers all commits before it."""
-        if not self.fsync:
+        if not self.fsync or self._commit_syncs:
             return
         if self._wal_fd is None:
             wal = f"{self.path}-wal"
