@@ -5,8 +5,9 @@ with a connection pool) is the second, for several gateways. tests/storage/test_
 the contract: every backend passes it, so no backend is a mock of another.
 
 What a service may rely on:
-- `write(fn)`: `fn` runs at once on the calling thread, serialized with every other write of the
-  store (read-check-write inside it is isolated: conditional writes need no more locking);
+- `write(fn)`: `fn` runs serialized with every other write of the store (at once on the calling
+  thread, or in the store's writer thread); read-check-write inside it is isolated, so
+  conditional writes need no more locking;
   its statements are atomic (an exception rolls back only them and is raised); the result comes
   back once the write is durable (an acknowledged write survives kill -9, and power loss when
   fsync is on). Concurrent writes share commits. A caller cancelled while waiting does not undo
