@@ -43,20 +43,29 @@ class ServerCert:
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    _write_durably(path, data, 0o600)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    _write_durably(path, data, 0o644)
+
+
+def _write_durably(path: Path, data: bytes, mode: int) -> None:
+    """Publish `path` whole (temp file, fsync, rename, directory fsync): a crash or a filesystem
+    error right after never leaves an empty or torn certificate that stops the next start."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)  # O_CREAT's mode is cut by the umask
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _names(sans: list[str]) -> list[x509.GeneralName]:
