@@ -1,8 +1,8 @@
 """DynamoDB Query cost vs table size: Limit 10 in a 100-item partition, 10,000 vs 1,000,000 items.
 
 Loads both tables straight through the provider (no HTTP, committed in large groups), then serves
-the data directory with `strata serve` and drives Query requests with wrk (the shared harness in
-../shared/bench), same run, same partition layout. Also prints the in-process Query latency, which
+the data directory with `strata serve` and drives Query requests with wrk (the load harness
+loadgen.py, found in $STRATA_SHARED_BENCH or ../shared/bench), same run, same partition layout. Also prints the in-process Query latency, which
 isolates the storage layer from the HTTP path. Usage:
 
     python bench/dynamodb_scale.py [--large 1000000] [--seconds 8] [--data-dir /tmp/ddbscale]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import subprocess
@@ -24,7 +25,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's strata, not an installed one
+sys.path.insert(0, os.environ.get("STRATA_SHARED_BENCH", str(ROOT.parent / "shared" / "bench")))
 import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
 
 from strata.config import Settings  # noqa: E402
@@ -59,19 +62,20 @@ def load(data_dir: Path, tables: dict[str, int]) -> None:
             },
         )
         t0 = time.perf_counter()
-        for i in range(n):
-            item = {
-                "pk": {"S": f"p{i // PARTITION:07d}"},
-                "sk": {"S": f"s{i % PARTITION:03d}"},
-                "v": {"S": "y" * 150},
-                "n": {"N": str(i)},
-            }
-            item_ops.put_item(
-                p.state, p.state.tables[("000000000000:us-east-1", name)], {"TableName": name, "Item": item}
-            )
-            if i % 20000 == 19999:
-                p.state.store.commit_now()
-        p.state.store.commit_now()
+        for start in range(0, n, 20000):
+            with p.state.store.write():  # one transaction per 20,000 items
+                for i in range(start, min(n, start + 20000)):
+                    item = {
+                        "pk": {"S": f"p{i // PARTITION:07d}"},
+                        "sk": {"S": f"s{i % PARTITION:03d}"},
+                        "v": {"S": "y" * 150},
+                        "n": {"N": str(i)},
+                    }
+                    item_ops.put_item(
+                        p.state,
+                        p.state.tables[("000000000000:us-east-1", name)],
+                        {"TableName": name, "Item": item},
+                    )
         print(f"loaded {name}: {n} items in {time.perf_counter() - t0:.0f}s", flush=True)
     asyncio.run(p.stop())
 

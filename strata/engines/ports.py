@@ -95,13 +95,13 @@ class PortAllocator:
             return self.allocate(owner)
 
     def release(self, owner: str) -> None:
-        self._store.execute("DELETE FROM ports WHERE owner = ?", (owner,))
+        with self._store.transaction() as c:
+            c.execute("DELETE FROM ports WHERE owner = ?", (owner,))
 
     def release_prefix(self, prefix: str) -> None:
         """Release every port whose owner starts with `prefix` (e.g. all ports of one instance)."""
-        self._store.execute(
-            "DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff")
-        )
+        with self._store.transaction() as c:
+            c.execute("DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff"))
 
     def owned(self, prefix: str = "") -> dict[str, int]:
         rows = self._store.query(

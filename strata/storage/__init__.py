@@ -1,4 +1,37 @@
-"""Durable state: a metadata store (SQLite in WAL mode) and a blob store (files, atomic publish)."""
+"""Durable state: the metadata store and the blob store. Every durable write of Strata goes here.
+
+Public API (stable: services and other packages persist through it):
+
+    MetadataStore(path, *, fsync=True, schema="", apply_in="loop")
+                                                       SQLite in WAL mode, one file per service;
+                                                       write functions run on the caller's event
+                                                       loop, or in the writer thread ("thread")
+        await store.write(fn) -> fn()'s result         one atomic write, group-committed; returns
+                                                       once durable (survives kill -9, and power
+                                                       loss with fsync on)
+        with store.transaction() as conn: ...          the same, synchronous; durable on exit
+        store.conn / execute / executemany / query / query_one
+                                                       inside a write: its connection; elsewhere
+                                                       committed data only
+        store.reader()                                 committed data only, always
+        with store.snapshot() as conn: ...             several reads of one state
+        store.executescript(sql)                       schema set-up and migrations
+        put_doc(kind, id, body) / get_doc(kind, id) / list_docs(kind, prefix, after=, limit=) /
+        delete_doc(kind, id)                           JSON resource records, listed in id order
+        store.close()
+
+    BlobStore(root, *, fsync=True)                     immutable files published atomically
+        open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
+        sweep_temp(), all_ids()
+
+    interface.MetadataBackend                          what a second backend (PostgreSQL) must
+                                                       implement; tests/storage/test_contract.py
+                                                       is its contract
+
+A service keeps its schema and SQL in its own store module, runs each write operation as
+`await store.write(fn)` (statements through `store.execute` or the connection it gives), and
+never opens connections, commits or fsyncs itself. group_commit.py explains the commit strategy.
+"""
 
 from strata.storage.blobs import BlobStore
 from strata.storage.metadata import MetadataStore

@@ -4,7 +4,7 @@ Such a failure is not the request's fault and not a bug: the client should retry
 gateway answers it with a retryable 503 ServiceUnavailable instead of
 a 500 with a traceback per request. Nothing acknowledged is affected: every write path either
 commits whole or reports the failure (and SQLite's own rollback on SQLITE_FULL is handled by
-the group committers, which fail every write of a group SQLite dropped).
+strata.storage.group_commit, which fails every write of a group SQLite dropped).
 """
 
 from __future__ import annotations

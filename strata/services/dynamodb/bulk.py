@@ -3,8 +3,8 @@ sweeps of large tables, and the one-time rewrite of items stored in an older for
 
 On a large table each of these touches millions of rows; done in one go on the event loop it
 would stall every other request for seconds. Here the work is cut into chunks of
-`dynamodb_bulk_chunk` rows; each chunk is one SAVEPOINT in the group commit, followed by an await
-of its durability, so other requests run between chunks and the work is paced by the disk.
+`dynamodb_bulk_chunk` rows; each chunk is one `db.write` (a SAVEPOINT in the group commit,
+awaited until durable), so other requests run between chunks and the work is paced by the disk.
 
 Meanwhile the table shows DELETING and the index CREATING (Backfilling=true), as in DynamoDB.
 Every step is durable before the next, and the state that says what is left is saved in the same
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 from strata.services.dynamodb import items as itm
@@ -79,30 +80,27 @@ class Bulk:
         """Remove a DELETING table's items, its index rows, then the table itself."""
         store = self.state.store
         while True:
-            with store.write():
-                n = store.delete_items_chunk(meta.tid, self.chunk)
-            await store.durable()
+            n = await store.db.write(lambda: store.delete_items_chunk(meta.tid, self.chunk))
             if n < self.chunk:
                 break
         for iid in [ix.iid for ix in meta.indexes] + list(meta.dropped):
             await self._delete_index_rows(iid)
-        with store.write():
-            store.drop_table_row(meta.tid)
-        await store.durable()
+        await store.db.write(lambda: store.drop_table_row(meta.tid))
         key = (meta.scope, meta.name)
         if self.state.deleting.get(key) is meta:
             del self.state.deleting[key]
 
     async def _delete_index_rows(self, iid: int) -> None:
         store = self.state.store
-        while True:
-            with store.write():
-                n = store.delete_index_chunk(iid, self.chunk)
-                if n < self.chunk:
-                    store.forget_index(iid)
-            await store.durable()
+
+        def chunk() -> int:
+            n = store.delete_index_chunk(iid, self.chunk)
             if n < self.chunk:
-                return
+                store.forget_index(iid)
+            return n
+
+        while await store.db.write(chunk) == self.chunk:
+            pass
 
     async def drop_index(self, meta: TableMeta, iid: int) -> None:
         """Remove a deleted GSI's rows, then forget it in the table's metadata."""
@@ -110,10 +108,8 @@ class Bulk:
         current = self.state.tables.get((meta.scope, meta.name))
         if current is None or current.tid != meta.tid or iid not in current.dropped:
             return  # the table was deleted meanwhile (its deletion covers the rows)
-        with self.state.store.write():
-            current.dropped.remove(iid)
-            self.state.store.save_meta(current.to_json())
-        await self.state.store.durable()
+        current.dropped.remove(iid)
+        await self.state.store.db.write(lambda: self.state.store.save_meta(current.to_json()))
 
     async def migrate(self) -> None:
         """Rewrite items stored by an earlier version (marshal) as MessagePack, a chunk at a time.
@@ -122,13 +118,9 @@ class Bulk:
         over (rows already rewritten are only read again).
         """
         store = self.state.store
-        after = None
-        while True:
-            with store.write():
-                after = store.migrate_chunk(after, self.chunk)
-            await store.durable()
-            if after is None:
-                return
+        after = await store.db.write(partial(store.migrate_chunk, None, self.chunk))
+        while after is not None:
+            after = await store.db.write(partial(store.migrate_chunk, after, self.chunk))
 
     def expire(self, meta: TableMeta, now: float) -> None:
         """Sweep a large table's expired items in the background (one sweep per table at a time)."""
@@ -147,9 +139,9 @@ class Bulk:
                     current = self.state.tables.get((meta.scope, meta.name))
                     if current is None or current.tid != meta.tid or not (current.ttl or {}).get("Enabled"):
                         return
-                    with store.write():
-                        _, after = ttl.expire_chunk(self.state, current, now, after, self.chunk)
-                    await store.durable()
+                    _, after = await store.db.write(
+                        partial(ttl.expire_chunk, self.state, current, now, after, self.chunk)
+                    )
                     if after is None:
                         break
                 if self._expiry[meta.tid] <= now:
@@ -178,7 +170,8 @@ class Bulk:
                 return  # index or table deleted meanwhile
             current, ix = found
             after = (bytes.fromhex(ix.cursor[0]), bytes.fromhex(ix.cursor[1])) if ix.cursor else None
-            with store.write():
+
+            def chunk(current: TableMeta = current, ix: IndexMeta = ix, after: tuple | None = after) -> None:
                 rows = store.items_after(current.tid, after, self.chunk)
                 index_rows(store, ix, rows)
                 if len(rows) < self.chunk:
@@ -186,7 +179,8 @@ class Bulk:
                 else:
                     ix.cursor = [rows[-1][0].hex(), rows[-1][1].hex()]
                 store.save_meta(current.to_json())
-            await store.durable()
+
+            await store.db.write(chunk)
             if not ix.backfilling:
                 return
 

@@ -11,8 +11,9 @@
     store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
-serialized. Each write operation is atomic on its own (a SAVEPOINT) and is acknowledged only after
-the group COMMIT that includes it (store.py); reads see committed data only. Work proportional to
+serialized. Each write operation is one `store.db.write(fn)`: atomic on its own and acknowledged
+only once the group commit that includes it is durable (strata.storage); reads see committed
+data only. Work proportional to
 a table's size runs in bulk.py's chunks instead, and a TransactWriteItems holds its items until
 it is durable (transactions.py: TransactionConflictException).
 """
@@ -98,7 +99,6 @@ class DynamoDBProvider:
                 clock.time(),
             )
             store.insert_table(meta.to_json())
-        store.commit_now()
         self.state.tables[(scope, name)] = meta
         return {"TableDescription": self._describe(meta, "ACTIVE")}
 
@@ -140,15 +140,11 @@ class DynamoDBProvider:
         desc = self._describe(meta, "DELETING")
         del self.state.tables[key]
         if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
-            with store.write():
-                store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
-            await store.durable()
+            await store.db.write(lambda: store.delete_table(meta.tid, [ix.iid for ix in meta.indexes]))
             return {"TableDescription": desc}
         self.state.deleting[key] = meta
-        with store.write():
-            meta.status = "DELETING"
-            store.save_meta(meta.to_json())
-        await store.durable()
+        meta.status = "DELETING"
+        await store.db.write(lambda: store.save_meta(meta.to_json()))
         self.bulk.spawn(self.bulk.delete_table(meta))
         return {"TableDescription": desc}
 
@@ -186,7 +182,8 @@ class DynamoDBProvider:
             )
         large = store.counts(meta.tid)[0] > self.bulk.chunk
         background = []
-        with store.write():
+
+        def write() -> None:
             for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]
@@ -231,9 +228,10 @@ class DynamoDBProvider:
                 {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
             ]
             self.state.save(meta)
+
+        await store.db.write(write)
         for work, iid in background:
             self.bulk.spawn(work(meta, iid))
-        await store.durable()
         return {"TableDescription": self._describe(meta)}
 
     def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -250,7 +248,6 @@ class DynamoDBProvider:
         with self.state.store.write():
             meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
             self.state.save(meta)
-        self.state.store.commit_now()
         return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": spec["AttributeName"]}}
 
     def describe_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -284,7 +281,6 @@ class DynamoDBProvider:
         with self.state.store.write():
             meta.pitr = bool(spec.get("PointInTimeRecoveryEnabled"))
             self.state.save(meta)
-        self.state.store.commit_now()
         return self.describe_continuous_backups(ctx, req)
 
     def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
@@ -308,7 +304,6 @@ class DynamoDBProvider:
         with self.state.store.write():
             meta.tags = tags
             self.state.save(meta)
-        self.state.store.commit_now()
         return {}
 
     def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
@@ -317,7 +312,6 @@ class DynamoDBProvider:
             for k in req.get("TagKeys") or []:
                 meta.tags.pop(k, None)
             self.state.save(meta)
-        self.state.store.commit_now()
         return {}
 
     def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
@@ -340,25 +334,25 @@ class DynamoDBProvider:
     # -- items ------------------------------------------------------------------------------------
 
     async def put_item(self, ctx: RequestContext, req: dict) -> dict:
-        await self.state.store.writable()
-        out = item_ops.put_item(self.state, self.state.table(ctx, req.get("TableName")), req)
-        await self.state.store.durable()
-        return out
+        state = self.state
+        return await state.store.db.write(
+            lambda: item_ops.put_item(state, state.table(ctx, req.get("TableName")), req)
+        )
 
     def get_item(self, ctx: RequestContext, req: dict) -> dict:
         return item_ops.get_item(self.state, self.state.table(ctx, req.get("TableName")), req)
 
     async def update_item(self, ctx: RequestContext, req: dict) -> dict:
-        await self.state.store.writable()
-        out = item_ops.update_item(self.state, self.state.table(ctx, req.get("TableName")), req)
-        await self.state.store.durable()
-        return out
+        state = self.state
+        return await state.store.db.write(
+            lambda: item_ops.update_item(state, state.table(ctx, req.get("TableName")), req)
+        )
 
     async def delete_item(self, ctx: RequestContext, req: dict) -> dict:
-        await self.state.store.writable()
-        out = item_ops.delete_item(self.state, self.state.table(ctx, req.get("TableName")), req)
-        await self.state.store.durable()
-        return out
+        state = self.state
+        return await state.store.db.write(
+            lambda: item_ops.delete_item(state, state.table(ctx, req.get("TableName")), req)
+        )
 
     def query(self, ctx: RequestContext, req: dict) -> dict:
         return query.query(self.state, self.state.table(ctx, req.get("TableName")), req)
@@ -370,24 +364,26 @@ class DynamoDBProvider:
         return batch.batch_get_item(self.state, ctx, req)
 
     async def batch_write_item(self, ctx: RequestContext, req: dict) -> dict:
-        await self.state.store.writable()
-        out = batch.batch_write_item(self.state, ctx, req)
-        await self.state.store.durable()
-        return out
+        return await self.state.store.db.write(lambda: batch.batch_write_item(self.state, ctx, req))
 
     async def transact_write_items(self, ctx: RequestContext, req: dict) -> dict:
-        await self.state.store.writable()
-        out, held, token = transactions.transact_write_items(self.state, ctx, req)
-        locks = self.state.locks
-        locks.update(held)  # until durable: concurrent writes of these items conflict
-        if token:
-            self.state.tx_tokens.add(token)
+        state = self.state
+        taken: list = []
+
+        def write() -> dict:
+            out, held, token = transactions.transact_write_items(state, ctx, req)
+            state.locks.update(held)  # until durable: concurrent writes of these items conflict
+            if token:
+                state.tx_tokens.add(token)
+            taken.append((held, token))
+            return out
+
         try:
-            await self.state.store.durable()
+            return await state.store.db.write(write)
         finally:
-            locks.difference_update(held)
-            self.state.tx_tokens.discard(token)  # type: ignore[arg-type]
-        return out
+            for held, token in taken:
+                state.locks.difference_update(held)
+                state.tx_tokens.discard(token)
 
     def transact_get_items(self, ctx: RequestContext, req: dict) -> dict:
         return transactions.transact_get_items(self.state, ctx, req)

@@ -13,28 +13,19 @@ shape as MessagePack (a specified format, unlike CPython's marshal, and faster t
 decode for items; rows written as marshal by earlier versions are still read, and rewritten by
 `migrate_chunk` in the background). Index rows are written in the same SQLite transaction as the item.
 
-Group commit: every write operation runs as a SAVEPOINT (atomic on its own) inside one open
-transaction on the writer connection; `durable()` schedules a COMMIT after the current event-loop
-turn and resolves when the group is durable. The COMMIT only appends the group to the WAL (the
-writer runs with synchronous=NORMAL); the one fsync of the WAL that makes it survive power loss
-runs in a commit thread while the event loop goes on with the next group's writes, so the writes
-of concurrent requests share one fsync, none is acknowledged before it is durable, and neither
-reads nor writes wait for the disk. Reads (GetItem, Query, Scan) use a separate connection and
-so only ever see committed data.
+Durability is strata.storage's: each write operation is one `db.write(fn)` (a SAVEPOINT in the
+group transaction, acknowledged once the group's fsync is done); reads (GetItem, Query, Scan) use
+a per-thread read connection and so only ever see committed data.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import marshal
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import msgpack
@@ -79,12 +70,9 @@ CREATE TABLE IF NOT EXISTS ddb_counters (name TEXT PRIMARY KEY, value INTEGER NO
 CREATE TABLE IF NOT EXISTS ddb_index_counts (iid INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 """
 
-MMAP_BYTES = 1 << 30
-log = logging.getLogger("strata")
-_CHECKPOINT_EVERY = 256  # group commits between WAL checkpoints (a few pages each)
 ITEM_FORMAT = 2  # 1: marshal (before), 2: MessagePack
 _MARSHAL_DICT = frozenset((0x7B, 0xFB))  # marshal's dict type byte, plain or with FLAG_REF
-# Only ever called inside ItemStore.write() (under its lock), so one Packer is safe to share.
+# Only ever called inside a write (under the writer's lock), so one Packer is safe to share.
 dumps = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
 
@@ -99,238 +87,39 @@ def loads(blob: bytes) -> dict:
     return _unpackb(blob)
 
 
-def _settle(waiters: list[asyncio.Future], error: BaseException | None) -> None:
-    for f in waiters:
-        if not f.done():
-            if error is None:
-                f.set_result(None)
-            else:
-                f.set_exception(error)
-
-
 class ItemStore:
+    """The SQL of DynamoDB over one metadata store.
+
+    Statements that write, and reads that decide a write, go through `w`, the store's writer
+    connection; they run inside `db.write(fn)` (or `write()` for synchronous paths). Reads that
+    answer requests go through `r`, which sees committed data only.
+    """
+
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
         self.path = Path(path)
         self.fsync = fsync
-        self.w = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.w.execute("PRAGMA journal_mode=WAL")
-        # COMMIT only appends to the WAL (the OS has it: a kill -9 loses nothing); the fsync that
-        # makes a group survive power loss is ours, in the commit thread (see _flush).
-        self.w.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run in a thread of their own, never inside a COMMIT on the event loop.
-        self.w.execute("PRAGMA wal_autocheckpoint=0")
-        self.w.execute("PRAGMA cache_size=-65536")
-        self._waiters: list[asyncio.Future] = []
-        self._group = 0  # number of the group transaction open (or last opened) on the writer
-        self._lost: tuple[int, BaseException] | None = None  # the last group rolled back, and why
-        self._scheduled = False
-        self._mapped: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-commit")
-        self._syncing = False  # an fsync (or checkpoint) is running in the commit thread
-        self._wal_fd: int | None = None
-        self._since_checkpoint = 0
-        self._ckpt: sqlite3.Connection | None = None  # the checkpoint thread's own connection
-        self._ckpt_executor = ThreadPoolExecutor(1, thread_name_prefix="dynamodb-checkpoint")
-        self._checkpointing = False
+        self.w = self.db.writer.conn
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
 
     @property
     def r(self) -> sqlite3.Connection:
         """The reading connection of the calling thread (sees committed data only)."""
-        c = self.db.conn
-        if c is not self._mapped:
-            # Memory-mapped reads: a Query on a large, cold table costs no read() system calls.
-            c.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            self._mapped = c
-        return c
+        return self.db.reader()
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write operation inside the open group transaction (a SAVEPOINT).
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Marks a write: inside `db.write(fn)` (which makes it atomic) nothing more; elsewhere a
+        durable transaction of its own (start-up, table settings)."""
+        if self.db.writer.owner == threading.get_ident():
+            return nullcontext(self.w)
+        return self.db.writer.transaction()
 
-        When SQLite itself rolls the whole group back (SQLITE_FULL or an I/O error while the
-        group spills to disk), the earlier writes of the group are gone too: the group is
-        marked lost, so none of them is acknowledged (see `_lose_group`).
-        """
-        with self._lock:
-            w = self.w
-            if not w.in_transaction:
-                w.execute("BEGIN IMMEDIATE")
-                self._group += 1
-            w.execute("SAVEPOINT op")
-            try:
-                yield w
-            except BaseException as e:
-                try:
-                    if w.in_transaction:
-                        w.execute("ROLLBACK TO op")
-                        w.execute("RELEASE op")
-                except sqlite3.Error:
-                    if w.in_transaction:
-                        w.execute("ROLLBACK")
-                if not w.in_transaction:
-                    self._lose_group(e)
-                raise
-            try:
-                w.execute("RELEASE op")
-            except sqlite3.Error as e:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                self._lose_group(e)
-                raise
-
-    def _lose_group(self, error: BaseException) -> None:
-        """The open group was rolled back: fail everyone waiting for it, and any later
-        `durable()` for it (a writer that has not yet asked)."""
-        self._lost = (self._group, error)
-        waiters, self._waiters = self._waiters, []
-        _settle(waiters, error)
-
-    def _commit(self) -> None:
-        with self._lock:
-            if self.w.in_transaction:
-                try:
-                    self.w.execute("COMMIT")
-                except sqlite3.Error as e:
-                    self._lost = (self._group, e)
-                    try:
-                        if self.w.in_transaction:
-                            self.w.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        log.warning("dynamodb: rollback after a failed commit failed: %s", e)
-                    raise
-
-    def _sync(self) -> None:
-        """Make every committed group durable (fsync of the WAL), and checkpoint now and then.
-
-        Runs in the commit thread; one fsync covers every COMMIT made before it started.
-        """
-        if not self.fsync:
-            return
-        if self._wal_fd is None:
-            wal = f"{self.path}-wal"
-            if not os.path.exists(wal):  # nothing was ever committed through the WAL
-                return
-            self._wal_fd = os.open(wal, os.O_RDONLY)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)  # the WAL's directory entry, once
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        os.fdatasync(self._wal_fd)
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL back into the database (PASSIVE: never blocks the writer or readers).
-
-        Runs in its own thread, so neither a COMMIT nor a group's fsync ever waits for it.
-        """
-        if self._ckpt is None:
-            self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._ckpt.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
-        self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def _maybe_checkpoint(self) -> None:
-        self._since_checkpoint += 1
-        if self._since_checkpoint < _CHECKPOINT_EVERY or self._checkpointing:
-            return
-        self._since_checkpoint = 0
-        self._checkpointing = True
-        task = asyncio.get_running_loop().run_in_executor(self._ckpt_executor, self._checkpoint)
-
-        def done(f: asyncio.Future) -> None:
-            self._checkpointing = False
-            if f.exception() is not None:
-                log.error("dynamodb WAL checkpoint failed: %s", f.exception())
-
-        task.add_done_callback(done)
-
-    def commit_now(self) -> None:
-        """Commit the group transaction (if any) durably now, and wake everyone waiting for it."""
-        waiters, self._waiters = self._waiters, []
-        try:
-            self._commit()
-            self._sync()
-        except (sqlite3.Error, OSError) as e:
-            _settle(waiters, e)
-            raise
-        _settle(waiters, None)
-
-    async def writable(self) -> None:
-        """Kept for callers: writes never wait for a commit in flight (it only fsyncs)."""
-
-    async def durable(self) -> None:
-        """Wait until every write made so far is durable (group commit after this loop turn)."""
-        if self._lost is not None and self._lost[0] == self._group:
-            raise self._lost[1]  # this group (so this caller's write) was rolled back
-        if not self.w.in_transaction:
-            return
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._waiters.append(fut)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        await fut
-
-    def _flush(self) -> None:
-        """COMMIT the group here (an append to the WAL, no fsync), then fsync it in the commit thread.
-
-        While a group's fsync is in flight the next group keeps growing in the open transaction
-        (writes never wait for the disk) and is committed the moment that fsync ends, so each
-        fsync covers as many writes as arrived meanwhile. Requests are answered only once their
-        group's fsync is done. Readers may see a committed group before its fsync ends; it
-        already survives a kill -9, and it is not yet acknowledged to its writer.
-        """
-        self._scheduled = False
-        if self._syncing:  # _synced() commits this group when the fsync in flight ends
-            return
-        waiters, self._waiters = self._waiters, []
-        if not self.w.in_transaction:  # already committed by commit_now()
-            _settle(waiters, None)
-            return
-        try:
-            self._commit()
-        except sqlite3.Error as e:
-            _settle(waiters, e)
-            return
-        self._maybe_checkpoint()
-        if not self.fsync:  # durable enough once committed (the OS has it)
-            _settle(waiters, None)
-            return
-        self._syncing = True
-        task = asyncio.get_running_loop().run_in_executor(self._executor, self._sync)
-        task.add_done_callback(lambda f: self._synced(waiters, f))
-
-    def _synced(self, batch: list[asyncio.Future], f: asyncio.Future) -> None:
-        self._syncing = False
-        _settle(batch, f.exception())
-        if self._waiters and not self._scheduled:
-            self._flush()
-
-    @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
+    def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
         """A consistent read of several items (TransactGetItems)."""
-        r = self.r
-        r.execute("BEGIN")
-        try:
-            yield r
-        finally:
-            r.execute("COMMIT")
+        return self.db.snapshot()
 
     def close(self) -> None:
-        self.commit_now()
-        self._executor.shutdown(wait=True)
-        self._ckpt_executor.shutdown(wait=True)
-        if self._ckpt is not None:
-            self._ckpt.close()
-        self.w.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self.w.close()
-        if self._wal_fd is not None:
-            os.close(self._wal_fd)
-            self._wal_fd = None
         self.db.close()
 
     # -- tables -----------------------------------------------------------------------------------
@@ -430,7 +219,6 @@ class ItemStore:
                 n = c.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
                 c.execute("INSERT OR REPLACE INTO ddb_index_counts(iid, n) VALUES (?, ?)", (iid, n))
             c.execute("INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('index_counts', 1)")
-        self.commit_now()
 
     def forget_index(self, iid: int) -> None:
         self.w.execute("DELETE FROM ddb_index_counts WHERE iid = ?", (iid,))

@@ -75,7 +75,6 @@ def sweep(state: State, now: float, bulk: Any = None) -> int:
             deleted += n
             if after is None:
                 break
-    store.commit_now()
     return deleted
 
 

@@ -17,7 +17,6 @@ from typing import TypeVar
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
-from strata.services.s3.committer import Committer
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.sim.clock import clock
@@ -74,7 +73,6 @@ class S3Core:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
-        self.committer = Committer(self.store.db)
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._recover()
 
@@ -115,16 +113,16 @@ class S3Core:
         return b
 
     def _bucket_for_write(self, name: str) -> BucketRow:
-        """The bucket row read inside a committer write (uncached), or NoSuchBucket."""
+        """The bucket row read inside a write (uncached), or NoSuchBucket."""
         b = self.store.bucket(name, cached=False)
         if b is None:
             raise no_such_bucket(name)
         return b
 
     async def _write(self, fn: Callable[[], T], *, bucket: str | None = None) -> T:
-        """Run a write through the group committer; forget the cached bucket row it may change."""
+        """Run a write through the store's group commit; forget the cached bucket row it may change."""
         try:
-            return await self.committer.run(fn)
+            return await self.store.db.write(fn)
         finally:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
@@ -201,7 +199,7 @@ class S3Core:
             freed = self.store.insert_version(row, replace_null=row.version_id == "null", data=data)
             return freed, fresh.versioning
 
-        freed, versioning = await self.committer.run(write)
+        freed, versioning = await self.store.db.write(write)
         self._free_blobs(freed)
         return versioning
 

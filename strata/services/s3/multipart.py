@@ -158,7 +158,7 @@ class MultipartOperations(S3Core):
                 raise no_such_bucket(bucket.name)
             self.store.insert_upload(upload_id, bucket.name, key, initiated, attrs)
 
-        await self.committer.run(write)
+        await self.store.db.write(write)
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
         if algorithm:
             out.update(ChecksumAlgorithm=algorithm, ChecksumType=ck_type)
@@ -194,7 +194,7 @@ class MultipartOperations(S3Core):
             )
 
         try:
-            freed = await self.committer.run(write)
+            freed = await self.store.db.write(write)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
@@ -239,7 +239,7 @@ class MultipartOperations(S3Core):
             return self.store.put_part(req["UploadId"], number, blob, length, etag, modified, checksums)
 
         try:
-            freed = await self.committer.run(write)
+            freed = await self.store.db.write(write)
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             self.blobs.delete(blob)
             raise
@@ -393,7 +393,7 @@ class MultipartOperations(S3Core):
             self._upload(req["UploadId"], bucket.name, req["Key"])
             return self.store.delete_upload(req["UploadId"])
 
-        self._free_blobs(await self.committer.run(write))
+        self._free_blobs(await self.store.db.write(write))
         return {}
 
     def list_parts(self, ctx: RequestContext, req: dict) -> dict:

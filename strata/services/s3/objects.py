@@ -283,7 +283,7 @@ class ObjectOperations(S3Core):
     def _delete_one(
         self, bucket: BucketRow, key: str, version_id: str | None
     ) -> tuple[dict[str, Any], list[str]]:
-        """Delete a key or one version per the bucket's versioning state (run by the committer).
+        """Delete a key or one version per the bucket's versioning state (run inside a store write).
 
         Returns the Deleted entry and the blobs to unlink once committed.
         """
@@ -335,7 +335,7 @@ class ObjectOperations(S3Core):
             if cur is None or cur.dm:
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
-        out, freed = await self.committer.run(
+        out, freed = await self.store.db.write(
             lambda: self._delete_one(bucket, req["Key"], req.get("VersionId"))
         )
         self._free_blobs(freed)
@@ -363,7 +363,7 @@ class ObjectOperations(S3Core):
             return results
 
         deleted, errors = [], []
-        for obj, result in await self.committer.run(delete_all):
+        for obj, result in await self.store.db.write(delete_all):
             key = obj.get("Key", "")
             if isinstance(result, ServiceError):
                 e = result

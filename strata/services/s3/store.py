@@ -135,12 +135,14 @@ def prefix_end(prefix: str) -> str | None:
 
 
 class S3Store:
-    """The SQL of S3. Methods are short statements; writes run inside the group committer's transactions."""
+    """The SQL of S3. Methods are short statements; writes run inside `db.write` (group commit)."""
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+        # Writes run in the writer thread: measured cheaper for S3 than on the event loop (issue 22).
+        self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA, apply_in="thread")
         if "data" not in {r[1] for r in self.db.query("PRAGMA table_info(objects)")}:
-            self.db.execute("ALTER TABLE objects ADD COLUMN data BLOB")  # databases from before inlining
+            # Databases from before inlining.
+            self.db.executescript("ALTER TABLE objects ADD COLUMN data BLOB")
         self._buckets: dict[str, BucketRow] = {}
 
     def close(self) -> None:

@@ -65,7 +65,8 @@ def test_writes_on_an_item_of_an_inflight_transaction_conflict(tmp_path: Path) -
                 ctx(), {"TransactItems": [{"Update": bump("a")}, {"Put": put("b", v="1")}]}
             )
         )
-        await asyncio.sleep(0)  # the transaction has written and waits for its group commit
+        await asyncio.sleep(0)  # the transaction has written
+        await asyncio.sleep(0)  # ... and its group is committed and waits for its fsync
         assert not tx.done()
         for call, req in [
             (p.put_item, put("a")),

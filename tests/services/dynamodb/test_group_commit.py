@@ -1,7 +1,7 @@
-"""The item store's group commit: COMMIT on the loop, fsync of the WAL in the commit thread.
+"""The item store on strata.storage's group commit (COMMIT on the loop, fsync in a thread).
 
 Concurrent writers are acknowledged only after their group is committed; writes go on while a
-group's fsync is in flight; WAL checkpoints happen in the commit thread; everything acknowledged is
+group's fsync is in flight; WAL checkpoints happen in their thread; everything acknowledged is
 there after the store is closed and opened again.
 """
 
@@ -11,21 +11,19 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from strata.services.dynamodb import store as store_mod
 from strata.services.dynamodb.store import ItemStore
+from strata.storage import group_commit
 
 
 async def _writer(store: ItemStore, worker: int, count: int, acked: list[bytes]) -> None:
     for i in range(count):
         pk = f"w{worker}-{i}".encode()
-        await store.writable()
-        with store.write():
-            store.put(1, pk, b"", {"pk": {"S": pk.decode()}}, 10)
-        await store.durable()
+        await store.db.write(lambda pk=pk: store.put(1, pk, b"", {"pk": {"S": pk.decode()}}, 10))
         acked.append(pk)
 
 
@@ -33,7 +31,7 @@ async def _writer(store: ItemStore, worker: int, count: int, acked: list[bytes])
 def test_acknowledged_writes_are_committed_and_survive_reopen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
-    monkeypatch.setattr(store_mod, "_CHECKPOINT_EVERY", 3)  # exercise checkpoints in a short run
+    monkeypatch.setattr(group_commit, "CHECKPOINT_FRAMES", 3)  # exercise checkpoints in a short run
     path = tmp_path / "ddb.sqlite3"
     store = ItemStore(path, fsync=fsync)
     acked: list[bytes] = []
@@ -58,14 +56,18 @@ def test_acknowledged_writes_are_committed_and_survive_reopen(
 def test_failed_operation_rolls_back_only_itself(tmp_path: Path) -> None:
     store = ItemStore(tmp_path / "ddb.sqlite3")
 
+    def failing() -> None:
+        store.put(1, b"lost", b"", {"pk": {"S": "lost"}}, 4)
+        raise RuntimeError("condition failed")
+
     async def run() -> None:
-        with store.write():
-            store.put(1, b"kept", b"", {"pk": {"S": "kept"}}, 4)
+        kept = asyncio.ensure_future(
+            store.db.write(lambda: store.put(1, b"kept", b"", {"pk": {"S": "kept"}}, 4))
+        )
+        await asyncio.sleep(0)  # "kept" is written: the failing write joins its open group
         with pytest.raises(RuntimeError):
-            with store.write():
-                store.put(1, b"lost", b"", {"pk": {"S": "lost"}}, 4)
-                raise RuntimeError("condition failed")
-        await store.durable()
+            await store.db.write(failing)
+        await kept
 
     asyncio.run(run())
     assert store.get(1, b"kept", b"", store.r) is not None
@@ -88,21 +90,18 @@ def test_a_group_sqlite_rolls_back_on_a_full_disk_acknowledges_none_of_its_write
         store = ItemStore(mnt / "ddb.sqlite3")
         store.w.execute("PRAGMA cache_size=-500")  # a group spills to the WAL after ~500 KB
 
+        def put(pk: bytes, size: int) -> Callable[[], None]:
+            return lambda: store.put(1, pk, b"", {"d": {"B": os.urandom(size)}}, size)
+
         async def run() -> None:
-            with store.write():
-                store.put(1, b"first", b"", {"pk": {"S": "first"}}, 5)
-            first = asyncio.ensure_future(store.durable())  # asks only after the group is lost
-            with pytest.raises(sqlite3.OperationalError):
-                for i in range(1000):
-                    with store.write():
-                        store.put(1, b"k%d" % i, b"", {"d": {"B": os.urandom(100_000)}}, 100_000)
-            assert not store.w.in_transaction  # SQLite rolled the group back itself
+            # Created in one loop turn: all are applied to the group before it commits.
+            first = asyncio.ensure_future(store.db.write(put(b"first", 5)))
+            rest = [asyncio.ensure_future(store.db.write(put(b"k%d" % i, 100_000))) for i in range(120)]
+            await asyncio.gather(*rest, return_exceptions=True)
             with pytest.raises(sqlite3.OperationalError, match="full"):
                 await first
             subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
-            with store.write():  # the next group works once there is room again
-                store.put(1, b"second", b"", {"pk": {"S": "second"}}, 6)
-            await store.durable()
+            await store.db.write(put(b"second", 6))  # the next group works once there is room again
 
         asyncio.run(run())
         assert store.get(1, b"first", b"", store.r) is None
