@@ -32,7 +32,17 @@ class RequiredIndex:
 
     def __init__(self, collections: bool = True) -> None:
         self._below: dict[str, bool] = {}
+        # structure name -> (its required members, the members worth entering): built once, so a
+        # request pays a few dict lookups, not a walk over every member of its shape.
+        self._plans: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]]] = {}
         self.collections = collections
+
+    def _plan(self, shape: Shape) -> tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]]:
+        plan = self._plans.get(shape.name)
+        if plan is None:
+            enter = tuple((n, m) for n, m in shape.members.items() if self.has_required(m))
+            plan = self._plans[shape.name] = (tuple(shape.required_members), enter)
+        return plan
 
     def has_required(self, shape: Shape) -> bool:
         known = self._below.get(shape.name)
@@ -61,12 +71,13 @@ class RequiredIndex:
             shape, value, path = stack.pop()
             kind = shape.type_name
             if kind == "structure" and isinstance(value, dict):
-                for name in shape.required_members:
+                required, enter = self._plan(shape)
+                for name in required:
                     if value.get(name) is None and not self._may_be_absent(shape, name, path, payload):
                         return (*path, name)
-                for name, member in shape.members.items():
+                for name, member in enter:
                     v = value.get(name)
-                    if v is not None and self.has_required(member):
+                    if v is not None:
                         stack.append((member, v, (*path, name)))
             elif kind == "list" and isinstance(value, list):
                 for i, v in enumerate(value, 1):
