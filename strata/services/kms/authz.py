@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from strata.auth.enforce import CALLER_SCOPE
 from strata.auth.policy import Policy, PolicyError, compile_policy
+from strata.protocol.errors import ServiceError
 from strata.services.kms import material
 from strata.services.kms.keys import Where, key_arn
 
@@ -36,8 +37,20 @@ class KeyPolicyHooks:
 
     keys: KeyRing
 
+    # The authorizer asks its hooks one after another for the same request (ARN, owner, policy):
+    # the key is resolved once for all of them.
+    _last_named: tuple[dict | None, dict | None] = (None, None)
+
     def _named_key(self, req: dict) -> dict | None:
         """The key a request acts on, as the provider will resolve it; None if there is none."""
+        last_req, last_doc = self._last_named
+        if last_req is req:
+            return last_doc
+        doc = self._resolve_named(req)
+        self._last_named = (req, doc)
+        return doc
+
+    def _resolve_named(self, req: dict) -> dict | None:
         where = Where(*CALLER_SCOPE.get())
         ref = req.get("KeyId") or req.get("SourceKeyId") or req.get("TargetKeyId")
         try:
@@ -47,7 +60,7 @@ class KeyPolicyHooks:
             if isinstance(blob, bytes):
                 key_id, _ = material.blob_key(blob)
                 return self.keys.get(key_id)
-        except Exception:  # noqa: BLE001 - an unknown key is the operation's NotFound, not ours
+        except (ServiceError, material.CiphertextError):  # the operation answers NotFound itself
             return None
         return None
 
