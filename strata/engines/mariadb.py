@@ -374,6 +374,22 @@ class MariaNode:
         target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
         return not target or bool(self.sql("SELECT MASTER_GTID_WAIT(%s, 0) = 0", (target,))[0][0])
 
+    def streaming_from(self, primary: MariaNode) -> bool:
+        """True while this replica's I/O thread is connected to `primary`: only then does the
+        primary's SHUTDOWN WAIT FOR ALL SLAVES wait until it has the last binlog event."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW SLAVE STATUS")
+                row = cur.fetchone()
+                names = [d[0] for d in cur.description or ()]
+        finally:
+            conn.close()
+        if not row:
+            return False
+        status = dict(zip(names, row, strict=False))
+        return status.get("Slave_IO_Running") == "Yes" and int(status.get("Master_Port") or 0) == primary.port
+
     def follow(self, primary: MariaNode, app_name: str) -> None:
         password = (
             (primary.root / ".repl").read_text().strip()

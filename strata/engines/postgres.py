@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from strata.engines.process import (
     ENGINE_USER,
@@ -461,7 +462,15 @@ class PgNode:
         return bool(self.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(target),))[0][0])
 
     def follow(self, primary: PgNode, app_name: str) -> None:
-        """Point a standby at a (new) primary; takes effect on reload."""
+        """Point a standby at a (new) primary; takes effect on reload.
+
+        Nothing is changed when it already follows that primary under that name: a changed
+        primary_conninfo restarts the WAL receiver, and a planned failover that stopped the old
+        writer during that reconnection lost the commits of the last moments (seen in CI)."""
+        current = conninfo_to_dict(self.sql("SHOW primary_conninfo")[0][0] or "")
+        wanted = {"host": str(primary.sockdir), "port": str(primary.port), "application_name": app_name}
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return
         with self.connect() as c:
             c.execute(
                 f"ALTER SYSTEM SET primary_conninfo = "
@@ -469,6 +478,29 @@ class PgNode:
                 f"application_name={app_name}'"
             )
             c.execute("SELECT pg_reload_conf()")
+
+    def streaming_from(self, primary: PgNode) -> bool:
+        """True while this standby's WAL receiver streams from `primary`: only then does the
+        primary's fast shutdown wait until it has every WAL record."""
+        rows = self.sql("SELECT status, sender_port FROM pg_stat_wal_receiver")
+        return bool(rows) and rows[0][0] == "streaming" and rows[0][1] == primary.port
+
+    def final_lsn(self) -> str:
+        """Where the WAL of this stopped node ends: its shutdown checkpoint record."""
+        out = run_as(
+            [pg_bin("pg_controldata", self.major), "-D", str(self.pgdata)], ENGINE_USER, timeout=60
+        ).stdout
+        out = out.decode() if isinstance(out, bytes) else out
+        for line in out.splitlines():
+            if line.startswith("Latest checkpoint location:"):
+                return line.split(":", 1)[1].strip()
+        raise EngineError(f"pg_controldata printed no checkpoint location: {out[-500:]}")
+
+    def received_past(self, lsn: str) -> bool:
+        """True if this standby has received and flushed WAL beyond `lsn` (a record that starts
+        there is then whole on its disk)."""
+        got = self.sql("SELECT pg_last_wal_receive_lsn() > %s::pg_lsn", (lsn,))[0][0]
+        return bool(got)
 
     def switch_wal(self) -> None:
         """Commit a marker transaction and close the WAL segment so the archive covers `now`."""

@@ -14,14 +14,18 @@ point-in-time restore are the cluster's, whichever instance writes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
+from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import RequestContext, run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
+
+log = logging.getLogger("strata.rds")
 
 READER_HOST = "127.0.0.2"
 
@@ -368,11 +372,7 @@ class ClustersMixin:
             old, new = self._get_instance(old_id), self._get_instance(target)
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
             if old_node.running():  # a planned failover loses nothing: the reader gets every commit
-                # (re)connect it now: after a writer restart, MariaDB's replica retries only each minute
-                new_node.follow(old_node, target)
-                if not wait_until(lambda: new_node.caught_up_with(old_node), 120):
-                    raise EngineError(f"the reader {target} did not catch up with the writer {old_id}")
-                old_node.stop_handing_over()
+                self._hand_over(old_node, new_node, old_id, target)
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self._save(new, "cluster_role")
@@ -397,6 +397,31 @@ class ClustersMixin:
             self._save(old, "nodes", "primary", "next_node")
             self._route_cluster(self._get_cluster(cid), ready={old_id})
             self._set_status(old_id, "available")
+
+    def _hand_over(self, old_node, new_node, old_id: str, target: str) -> None:  # noqa: ANN001
+        """Stop the writer once the reader has all it wrote. The writer's clean shutdown passes
+        its last commits only to readers connected at that moment, so the reader must be streaming
+        first (a reconnecting one missed the commits of the last moments); with PostgreSQL the
+        reader's WAL is then checked against the stopped writer's end of WAL, and a reader that
+        lacks any of it is not promoted: the writer is started again instead."""
+        for attempt in range(3):
+            if attempt:
+                log.warning("reader %s lacked the last WAL of %s: writer restarted, again", target, old_id)
+                old_node.start()
+            # (re)connect it now: after a writer restart, MariaDB's replica retries only each minute
+            new_node.follow(old_node, target)
+            if not wait_until(lambda: new_node.streaming_from(old_node), 120):
+                raise EngineError(f"the reader {target} does not stream from the writer {old_id}")
+            if not wait_until(lambda: new_node.caught_up_with(old_node), 120):
+                raise EngineError(f"the reader {target} did not catch up with the writer {old_id}")
+            old_node.stop_handing_over()
+            if not isinstance(old_node, PgNode):
+                return
+            end = old_node.final_lsn()
+            if wait_until(lambda: new_node.received_past(end), 30):  # noqa: B023 - called here
+                return
+        old_node.start()
+        raise EngineError(f"the reader {target} lacks the last WAL of the writer {old_id}")
 
     # -- cluster backups, snapshots and restores ---------------------------------------------------
 
