@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,7 +199,14 @@ def ext4_disk(tmp_path: Path) -> Iterator[tuple[Path, Path, StrataProcess]]:
         yield img, mnt, server
     finally:
         server.kill()
-        subprocess.run(["umount", str(mnt)], check=False)
+        # the killed server's files close a moment later: retry, then detach it lazily, so that no
+        # mount is left behind on the machine (it was, run after run, and pytest could not clean up)
+        for _ in range(50):
+            if subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_data_dir_turns_read_only(ext4_disk: tuple[Path, Path, StrataProcess]) -> None:
