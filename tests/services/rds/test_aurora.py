@@ -67,28 +67,40 @@ def describe(rds, cid: str) -> dict:  # noqa: ANN001
     return rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
 
 
-def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
-    rds = strata_server.client("rds")
-    cid = f"aurora-{unique}"
+def pg_cluster(rds, cid: str, members: list[str], instance_class: str, **extra) -> dict:  # noqa: ANN001, ANN003
+    """An aurora-postgresql cluster whose first member is the writer, every member available."""
     cluster = rds.create_db_cluster(
         DBClusterIdentifier=cid,
         Engine="aurora-postgresql",
         MasterUsername=USER,
         MasterUserPassword=PASSWORD,
         DatabaseName="app",
-        ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 16},
-        Tags=[{"Key": "tier", "Value": "gold"}],
+        **extra,
     )["DBCluster"]
-    assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 16.0}
-    assert cluster["Endpoint"] != cluster["ReaderEndpoint"]
-    for name in ("w1", "r1"):
+    for ident in members:
         rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{unique}",
+            DBInstanceIdentifier=ident,
             DBClusterIdentifier=cid,
             Engine="aurora-postgresql",
-            DBInstanceClass="db.serverless",
+            DBInstanceClass=instance_class,
         )
-        wait_status(rds, f"{name}-{unique}")
+        wait_status(rds, ident)
+    return cluster
+
+
+def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    cid = f"aurora-{unique}"
+    cluster = pg_cluster(
+        rds,
+        cid,
+        [f"w1-{unique}", f"r1-{unique}"],
+        "db.serverless",
+        ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 16},
+        Tags=[{"Key": "tier", "Value": "gold"}],
+    )
+    assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 16.0}
+    assert cluster["Endpoint"] != cluster["ReaderEndpoint"]
     cluster = describe(rds, cid)
     writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
     assert writers == [f"w1-{unique}"]
@@ -288,21 +300,7 @@ def test_planned_failovers_under_load_lose_no_commit(strata_server, unique: str)
     missed the last ones)."""
     rds = strata_server.client("rds")
     cid = f"aload-{unique}"
-    rds.create_db_cluster(
-        DBClusterIdentifier=cid,
-        Engine="aurora-postgresql",
-        MasterUsername=USER,
-        MasterUserPassword=PASSWORD,
-        DatabaseName="app",
-    )
-    for name in ("a", "b"):
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{cid}",
-            DBClusterIdentifier=cid,
-            Engine="aurora-postgresql",
-            DBInstanceClass="db.r6g.large",
-        )
-        wait_status(rds, f"{name}-{cid}")
+    pg_cluster(rds, cid, [f"a-{cid}", f"b-{cid}"], "db.r6g.large")
     with cluster_connect(describe(rds, cid)) as w:
         w.execute("CREATE TABLE t (x int primary key)")
     for target in ("b", "a", "b"):
