@@ -20,7 +20,8 @@ it is durable (transactions.py: TransactionConflictException).
 
 from __future__ import annotations
 
-from strata.services.base import RequestContext, ServiceRuntime
+from strata.context import RequestContext
+from strata.services.base import ServiceRuntime
 from strata.services.dynamodb import batch, item_ops, query, transactions, ttl
 from strata.services.dynamodb.bulk import Bulk, index_rows
 from strata.services.dynamodb.errors import (

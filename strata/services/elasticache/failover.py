@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import wait_until
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.elasticache.errors import fault
 from strata.services.elasticache.replicas import ng_members
 from strata.sim.meter import meter

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOps

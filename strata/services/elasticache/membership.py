@@ -14,7 +14,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault
 from strata.services.elasticache.nodes import PRIMARY

@@ -27,13 +27,14 @@ import random
 from datetime import datetime
 from typing import Any
 
+from strata.context import RequestContext
 from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.memcached import binary as memcached_binary
 from strata.engines.ports import PortAllocator
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.discovery import DiscoveryEndpoint, DiscoveryOps
 from strata.services.elasticache.errors import fault, invalid

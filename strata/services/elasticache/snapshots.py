@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.engines.redis import RedisServer
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import render_snapshot
 from strata.services.elasticache.validate import REDIS_LIKE, identifier

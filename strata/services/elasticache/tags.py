@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import fault
 

@@ -17,7 +17,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.rds import model as m
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock

@@ -17,8 +17,9 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+from strata.context import RequestContext
 from strata.engines.process import EngineError, wait_until
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
