@@ -21,13 +21,14 @@ from strata.context import RequestContext
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 READER_HOST = "127.0.0.2"
 
 
-class ClustersMixin:
+class ClusterOperations(RDSCore):
     # -- records -----------------------------------------------------------------------------------
 
     def _get_cluster(self, cid: str | None) -> dict:

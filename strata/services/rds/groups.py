@@ -8,6 +8,7 @@ import itertools
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
@@ -33,7 +34,7 @@ RESERVED_PARAMS = {
 }
 
 
-class GroupsMixin:
+class GroupOperations(RDSCore):
     # -- parameter groups --------------------------------------------------------------------------
 
     def _default_group_name(self, doc: dict) -> str:
