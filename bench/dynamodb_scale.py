@@ -31,7 +31,8 @@ sys.path.insert(0, os.environ.get("STRATA_SHARED_BENCH", str(ROOT.parent / "shar
 import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
 
 from strata.config import Settings  # noqa: E402
-from strata.services.base import RequestContext, ServiceRuntime  # noqa: E402
+from strata.context import RequestContext  # noqa: E402
+from strata.services.base import ServiceRuntime  # noqa: E402
 from strata.services.dynamodb import item_ops  # noqa: E402
 from strata.services.dynamodb.provider import DynamoDBProvider  # noqa: E402
 

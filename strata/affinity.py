@@ -1,7 +1,7 @@
 """Keep the request-serving threads on one CPU; give everything else the whole machine.
 
 Why: requests are served by the event-loop thread (strata.gateway.http1), and the threads it works
-with most (the DynamoDB and S3 group-commit threads, the meter's writer) hand the GIL back and forth
+with most (strata.storage's writer and fsync threads, the meter's writer) hand the GIL back and forth
 with it. When they sit on different CPUs each handoff is a cross-CPU futex wake-up; pinned to one
 CPU it is a plain context switch. Only one thread runs Python at a time anyway, so the pin costs
 the server no parallelism. (Measured when requests still crossed from granian's Rust threads: a

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 
 from strata.auth.directory import CredentialProblem, directory_for
+from strata.auth.principal import Principal
 from strata.config import Settings
-from strata.services.base import Principal
 
 _CACHE_LIMIT = 4096
 

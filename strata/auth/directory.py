@@ -25,9 +25,9 @@ from pathlib import Path
 from strata.auth import sessions
 from strata.auth.evaluator import PolicySet
 from strata.auth.policy import Policy, compile_policy
+from strata.auth.principal import Principal
 from strata.auth.users_file import UsersFile, load_users_file
 from strata.config import DEFAULT_ACCESS_KEY, Settings
-from strata.services.base import Principal
 from strata.sim.clock import clock
 from strata.storage import MetadataStore
 

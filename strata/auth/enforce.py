@@ -24,8 +24,8 @@ from strata.auth.actions import ParamKeys, plan, targets
 from strata.auth.directory import Directory
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
+from strata.auth.principal import Principal
 from strata.protocol.http import HttpRequest
-from strata.services.base import Principal
 from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.auth.policy import Policy, PrincipalSpec, Statement
-from strata.services.base import Principal
+from strata.auth.principal import Principal
 
 _PRINCIPAL_TYPES = {
     "root": "Account",

@@ -22,10 +22,10 @@ from typing import Any
 
 from strata.auth.canonical import ALGORITHM, signatures_match
 from strata.auth.credentials import CredentialStore, hmac_hex
+from strata.auth.principal import Principal
 from strata.auth.sigv2 import policy_signature_v2
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
-from strata.services.base import Principal
 from strata.sim.clock import Clock
 from strata.sim.clock import clock as default_clock
 

@@ -21,9 +21,9 @@ from urllib.parse import unquote
 
 from strata.auth.canonical import signatures_match
 from strata.auth.credentials import CredentialStore
+from strata.auth.principal import Principal
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest
-from strata.services.base import Principal
 
 # Query parameters that are part of the signed resource (botocore's HmacV1Auth list).
 SUB_RESOURCES = frozenset(

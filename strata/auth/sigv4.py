@@ -44,11 +44,11 @@ from strata.auth.chunked import (
 )
 from strata.auth.credentials import CredentialStore
 from strata.auth.directory import CredentialProblem
+from strata.auth.principal import Principal
 from strata.auth.regions import valid_region
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
-from strata.services.base import Principal
 from strata.services.registry import SERVICES
 from strata.sim.clock import Clock
 from strata.sim.clock import clock as default_clock

@@ -21,6 +21,7 @@ from strata.auth import Authenticator
 from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
 from strata.config import Settings
+from strata.context import RequestContext
 from strata.gateway import admin
 from strata.gateway.accesslog import AccessLog
 from strata.gateway.detect import (
@@ -37,7 +38,6 @@ from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
-from strata.services.base import RequestContext
 from strata.sim.clock import clock
 from strata.storage.errors import disk_refused
 

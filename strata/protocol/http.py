@@ -1,4 +1,4 @@
-"""The HTTP request and response as the protocol layer sees them, independent of the ASGI server."""
+"""The HTTP request and response as the protocol layer sees them, independent of the HTTP server."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Headers:
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
-        """From (name, value) byte pairs as an ASGI server passes them (latin-1, any case)."""
+        """From (name, value) byte pairs as the HTTP parser passes them (latin-1, any case)."""
         self = cls.__new__(cls)
         m: dict[str, str] = {}
         for k, v in raw:

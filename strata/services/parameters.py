@@ -32,9 +32,9 @@ from typing import Any
 
 from botocore import xform_name
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
-from strata.services.base import RequestContext
 
 STATUSES = ("honoured", "inert", "refused")
 _HERE = Path(__file__).parent

@@ -163,7 +163,7 @@ def unsigned_trailer_body(chunks: Iterable[bytes], trailers: dict[str, str]) -> 
 
 
 def body_stream(body: bytes, piece: int = 65536, length: int | None = None) -> BodyStream:
-    """A BodyStream delivering `body` in `piece`-byte reads, as the ASGI server would."""
+    """A BodyStream delivering `body` in `piece`-byte reads, as the HTTP server would."""
 
     async def source() -> AsyncIterator[bytes]:
         for i in range(0, len(body), piece):

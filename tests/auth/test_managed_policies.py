@@ -7,7 +7,7 @@ import pytest
 from strata.auth.directory import AWS_POLICIES
 from strata.auth.evaluator import Facts, PolicySet, evaluate
 from strata.auth.policy import compile_policy
-from strata.services.base import Principal
+from strata.auth.principal import Principal
 
 NAMES = [
     "AdministratorAccess",

@@ -10,7 +10,7 @@ import pytest
 from strata.auth.conditions import PolicyError
 from strata.auth.evaluator import Facts, PolicySet, evaluate
 from strata.auth.policy import compile_policy
-from strata.services.base import Principal
+from strata.auth.principal import Principal
 
 ACCOUNT = "123456789012"
 OTHER = "222222222222"

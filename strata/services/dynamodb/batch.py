@@ -10,7 +10,7 @@ throttling, so nothing is ever left unprocessed for capacity.
 
 from __future__ import annotations
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.capacity import Consumed, read_units
 from strata.services.dynamodb.errors import validation

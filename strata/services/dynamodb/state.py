@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.capacity import Consumed, read_units, write_units
 from strata.services.dynamodb.errors import (

@@ -17,8 +17,9 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
 from strata.services.ec2.snapshots import current_state

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.ec2.blocks import Sealer
 from strata.services.ec2.limits import invalid
 from strata.services.kms.keys import Where

@@ -24,9 +24,10 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from strata.context import RequestContext
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption

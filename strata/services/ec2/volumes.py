@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
 from strata.sim.clock import clock

@@ -39,6 +39,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from strata.services.elasticache.core import ElastiCacheCore
+
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
@@ -345,7 +347,7 @@ def _tls_contexts(server) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]
     return server_side, ssl.create_default_context(cafile=str(cert.ca))
 
 
-class DiscoveryOps:
+class DiscoveryOperations(ElastiCacheCore):
     """A mixin of ElastiCacheProvider: the configuration endpoint of each memcached cluster."""
 
     discovery: dict[str, DiscoveryEndpoint]

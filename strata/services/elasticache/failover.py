@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import wait_until
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
+from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
 from strata.services.elasticache.replicas import ng_members
 from strata.sim.meter import meter
@@ -28,8 +30,8 @@ if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
 
-class FailoverOps:
-    """Failover and recovery (a mixin of ElastiCacheProvider, through ReplicationGroupOps)."""
+class FailoverOperations(ElastiCacheCore):
+    """Failover and recovery (a mixin of ElastiCacheProvider, through ReplicationGroupOperations)."""
 
     def _failover(self: ElastiCacheProvider, group: dict, target: str | None, dead: str | None) -> str:
         """Make `target` (or the most caught-up replica) the primary; blocking. Returns the new primary.

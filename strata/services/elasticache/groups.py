@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
-from strata.services.elasticache.failover import FailoverOps
-from strata.services.elasticache.membership import MembershipOps, new_port_owner, port_owner
+from strata.services.elasticache.failover import FailoverOperations
+from strata.services.elasticache.membership import MembershipOperations, new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
 from strata.services.elasticache.render import default_parameter_group, render_group
-from strata.services.elasticache.replicas import ReplicaOps, ng_members
+from strata.services.elasticache.replicas import ReplicaOperations, ng_members
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -45,7 +46,7 @@ def _reader_route(group: dict) -> str:
     return f"reader-{group['id']}"
 
 
-class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
+class ReplicationGroupOperations(FailoverOperations, MembershipOperations, ReplicaOperations):
     """Operations on replication groups (a mixin of ElastiCacheProvider)."""
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -459,7 +460,7 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     # -- DescribeReplicationGroups ---------------------------------------------------------------------
 
     async def describe_replication_groups(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        from strata.services.elasticache.provider import paginate
+        from strata.services.elasticache.core import paginate
 
         if req.get("ReplicationGroupId"):
             docs = [self._group_doc(req["ReplicationGroupId"])]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
+from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault
 from strata.services.elasticache.nodes import PRIMARY
 from strata.sim.clock import clock
@@ -53,8 +55,8 @@ def port_owner(doc: dict, kind: str) -> str:
     return doc.get("port_owner") or f"elasticache/{kind}/{doc['id']}"
 
 
-class MembershipOps:
-    """A mixin of ElastiCacheProvider (through ReplicationGroupOps)."""
+class MembershipOperations(ElastiCacheCore):
+    """A mixin of ElastiCacheProvider (through ReplicationGroupOperations)."""
 
     async def _create_group_from_cluster(
         self: ElastiCacheProvider, ctx: RequestContext, req: dict, gid: str

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
+from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault, invalid
 
 if TYPE_CHECKING:
@@ -26,8 +28,8 @@ def ng_members(group: dict) -> list[str]:
     return [c for ng in group["node_groups"] for c in ng["members"]]
 
 
-class ReplicaOps:
-    """A mixin of ElastiCacheProvider (through ReplicationGroupOps)."""
+class ReplicaOperations(ElastiCacheCore):
+    """A mixin of ElastiCacheProvider (through ReplicationGroupOperations)."""
 
     def _add_replica(self: ElastiCacheProvider, group: dict, ng: dict, member: dict) -> None:
         """Start a new member as a replica of the node group's primary; blocking."""

@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.engines.redis import RedisServer
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
+from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import render_snapshot
 from strata.services.elasticache.validate import REDIS_LIKE, identifier
@@ -49,7 +51,7 @@ def _major(version: str) -> int:
         return 0
 
 
-class SnapshotOps:
+class SnapshotOperations(ElastiCacheCore):
     """Snapshot operations and helpers (a mixin of ElastiCacheProvider)."""
 
     def _snapshot_doc(self: ElastiCacheProvider, name: str | None) -> dict:
@@ -270,7 +272,7 @@ class SnapshotOps:
         }
 
     def describe_snapshots(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
-        from strata.services.elasticache.provider import paginate
+        from strata.services.elasticache.core import paginate
 
         if req.get("SnapshotName"):
             docs = [self._snapshot_doc(req["SnapshotName"])]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.elasticache import validate as v
+from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ _KINDS = {
 MAX_TAGS = 50
 
 
-class TagOps:
+class TagOperations(ElastiCacheCore):
     """ListTagsForResource / AddTagsToResource / RemoveTagsFromResource (a mixin of the provider)."""
 
     def _tagged(self: ElastiCacheProvider, arn: str | None) -> tuple[str, dict, str]:

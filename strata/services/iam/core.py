@@ -14,8 +14,9 @@ from urllib.parse import quote
 from strata.auth.conditions import PolicyError
 from strata.auth.directory import Directory, directory_for
 from strata.auth.policy import compile_policy
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.base import ServiceRuntime
 
 _NAME = re.compile(r"^[\w+=,.@-]+$")
 _PATH = re.compile(r"^/([\x21-\x7e]*/)?$")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from strata.auth.directory import new_group_doc, new_id, new_user_doc
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.iam.core import (
     MAX_DOC,
     IAMBase,

@@ -4,8 +4,8 @@ is refused on the next request."""
 from __future__ import annotations
 
 from strata.auth.directory import new_id, new_secret
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.iam.core import IAMBase, page, validation, when
 from strata.sim.clock import clock
 

@@ -4,8 +4,8 @@ AWS-managed policies under arn:aws:iam::aws:policy/ (read-only, from strata/auth
 from __future__ import annotations
 
 from strata.auth.directory import AWS_POLICIES, new_id
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.iam.core import (
     MAX_DOC,
     IAMBase,

@@ -9,8 +9,9 @@ from strata.auth.conditions import PolicyError
 from strata.auth.directory import user_principal
 from strata.auth.evaluator import Facts, PolicySet, evaluate, statement_applies
 from strata.auth.policy import Policy, compile_policy
+from strata.auth.principal import Principal
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import Principal, RequestContext
 from strata.services.iam.core import IAMBase, encoded, page, when
 from strata.services.iam.identities import inline_list
 from strata.sim.clock import clock

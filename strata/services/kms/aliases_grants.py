@@ -6,8 +6,8 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.kms import specs
 from strata.services.kms.keys import alias_arn, grant_token, iso, key_arn, parse_grant_token
 from strata.sim.clock import clock

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.kms import material, specs
 from strata.services.kms.keys import Where, key_arn
 

@@ -22,9 +22,10 @@ from typing import Any
 import botocore.session
 
 from strata.auth.policy import PolicyError, compile_policy
+from strata.context import RequestContext
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.kms import material, specs
 from strata.services.kms.aliases_grants import AliasesGrantsOperations
 from strata.services.kms.authz import KeyPolicyHooks

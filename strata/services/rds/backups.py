@@ -17,15 +17,16 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 DAY = 86400.0
 
 
-class BackupsMixin:
+class BackupOperations(RDSCore):
     # -- snapshot records --------------------------------------------------------------------------
 
     def _snapshot_dir(self, snap_id: str) -> Path:

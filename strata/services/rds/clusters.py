@@ -18,10 +18,12 @@ import logging
 import shutil
 from pathlib import Path
 
+from strata.context import RequestContext
 from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError, wait_until
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
@@ -30,7 +32,7 @@ log = logging.getLogger("strata.rds")
 READER_HOST = "127.0.0.2"
 
 
-class ClustersMixin:
+class ClusterOperations(RDSCore):
     # -- records -----------------------------------------------------------------------------------
 
     def _get_cluster(self, cid: str | None) -> dict:

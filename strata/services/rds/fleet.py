@@ -1,6 +1,6 @@
 """The running side of RDS: engine nodes behind each instance's stable endpoint.
 
-An instance record (a dict in the metadata store, see provider.py) names its nodes:
+An instance record (a dict in the metadata store, see core.py) names its nodes:
 `doc["nodes"] = {"n1": {"port": 45002, "role": "primary", "az": "us-east-1a"}, "n2": {...
 "role": "standby"}}`. A single-AZ instance has one node, a Multi-AZ instance a synchronous standby
 too; a read replica's only node streams from its source's primary. The endpoint port (`doc["port"]`)

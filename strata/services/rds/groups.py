@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
@@ -32,7 +34,7 @@ RESERVED_PARAMS = {
 }
 
 
-class GroupsMixin:
+class GroupOperations(RDSCore):
     # -- parameter groups --------------------------------------------------------------------------
 
     def _default_group_name(self, doc: dict) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from strata.services.base import RequestContext, run_blocking
+from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -23,7 +25,7 @@ STARTED_STATES = (
 )
 
 
-class InstancesMixin:
+class InstanceOperations(RDSCore):
     # -- create ------------------------------------------------------------------------------------
 
     def _new_instance_doc(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core, owner_id, to_datetime
 from strata.services.s3.names import KNOWN_REGIONS, check_bucket_name
 

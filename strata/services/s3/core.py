@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.base import ServiceRuntime
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.sim.clock import clock

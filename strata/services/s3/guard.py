@@ -20,8 +20,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.digests import verify_body_digests
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core, owner_id, plausible_version_id, to_datetime
 from strata.services.s3.positions import version_position
 from strata.services.s3.restore import restore_status

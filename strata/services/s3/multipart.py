@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.conditions import parse_copy_range
 from strata.services.s3.core import S3Core, no_such_bucket, owner_id, to_datetime
 from strata.services.s3.ingest import (

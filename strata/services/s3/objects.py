@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
-from strata.services.base import RequestContext
 from strata.services.s3.conditions import check_read_conditions, parse_range
 from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
 from strata.services.s3.ingest import (

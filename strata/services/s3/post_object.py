@@ -17,9 +17,9 @@ from urllib.parse import quote
 from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
 from strata.auth.presigned_post import verify_post_policy
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
-from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
 from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, receive
 from strata.services.s3.names import check_key, check_storage_class

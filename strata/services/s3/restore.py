@@ -17,8 +17,8 @@ import math
 from email.utils import formatdate
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core, to_datetime
 from strata.services.s3.names import ARCHIVED_CLASSES
 from strata.sim.meter import meter

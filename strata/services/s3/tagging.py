@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.s3.core import S3Core
 from strata.services.s3.names import check_tags
 from strata.services.s3.store import BucketRow, ObjectRow

@@ -6,8 +6,8 @@ markers) live where objects are written: `S3Core.new_version_id` and `ObjectOper
 
 from __future__ import annotations
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
 
 

@@ -18,8 +18,10 @@ from strata.auth.conditions import PolicyError
 from strata.auth.directory import directory_for
 from strata.auth.evaluator import Facts, PolicySet, evaluate
 from strata.auth.policy import Policy, compile_policy
+from strata.auth.principal import Principal
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import Principal, RequestContext, ServiceRuntime
+from strata.services.base import ServiceRuntime
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 

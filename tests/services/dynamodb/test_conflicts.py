@@ -19,9 +19,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.config import Settings
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
-from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.base import ServiceRuntime
 from strata.services.dynamodb.provider import DynamoDBProvider
 from tests.services.dynamodb.conftest import key_schema
 

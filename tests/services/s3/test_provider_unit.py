@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from strata.config import Settings
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream, Headers, HttpRequest
-from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.base import ServiceRuntime
 from strata.services.s3.provider import S3Provider
 
 

@@ -1,0 +1,31 @@
+"""Who signed a request: the identity SigV4 (or a presigned POST) verified, handed to providers.
+
+It lives in strata.auth so that authentication and authorization need nothing from the services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Principal:
+    """Who signed the request.
+
+    `kind` is "root" (an account's root key, or the loopback test key), "user" (an IAM user's
+    key) or "assumed-role" (an STS session; `role_arn` is the role). `unrestricted` principals
+    (root, the test key) skip identity-policy evaluation: the fast path. `session` holds an STS
+    session's facts (expiry, session policies, source) when the key is temporary.
+    """
+
+    access_key: str
+    account_id: str
+    arn: str
+    user_id: str = ""
+    kind: str = "root"
+    name: str = ""
+    role_arn: str = ""
+    unrestricted: bool = True
+    session: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # aws:PrincipalTag/<key>

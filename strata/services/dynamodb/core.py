@@ -1,0 +1,49 @@
+"""State shared by the DynamoDB operation classes: the item store with its table metadata,
+the background bulk work, TTL sweeps on clock moves.
+
+`DynamoDBCore` is the base of every `*Operations` class; provider.py composes them.
+"""
+
+from __future__ import annotations
+
+from strata.services.base import ServiceRuntime
+from strata.services.dynamodb import batch, ttl
+from strata.services.dynamodb.bulk import Bulk
+from strata.services.dynamodb.state import State
+from strata.services.dynamodb.tables import TableMeta, describe
+from strata.sim.clock import clock
+
+
+class DynamoDBCore:
+    """State and helpers every DynamoDB operation class shares."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.state = State(
+            runtime.data_dir / "dynamodb.sqlite3",
+            settings.fsync,
+            settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
+        )
+        self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
+        self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
+
+    def health(self) -> str:
+        return "running"
+
+    async def start(self) -> None:
+        self.bulk.resume()
+        ttl.sweep(self.state, clock.time(), self.bulk)
+        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp(), self.bulk))
+
+    async def stop(self) -> None:
+        await self.bulk.stop()
+        self.state.store.close()
+
+    def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
+        count, size = self.state.store.counts(meta.tid)
+        index_counts = {}
+        for ix in meta.indexes:
+            n = self.state.store.index_count(ix.iid) if count else 0
+            index_counts[ix.name] = (n, size * n // count if count else 0)
+        return describe(meta, count, size, index_counts, status)

@@ -1,0 +1,283 @@
+"""Table operations: Create/Describe/List/Update/DeleteTable, TTL, continuous backups, tags,
+limits and endpoints."""
+
+from __future__ import annotations
+
+from strata.context import RequestContext
+from strata.services.dynamodb.bulk import index_rows
+from strata.services.dynamodb.core import DynamoDBCore
+from strata.services.dynamodb.errors import (
+    invalid_parameter,
+    limit_exceeded,
+    resource_in_use,
+    resource_not_found,
+    validation,
+)
+from strata.services.dynamodb.state import scope_of, table_name
+from strata.services.dynamodb.tables import (
+    MAX_GSI,
+    TableMeta,
+    attribute_types,
+    build_index,
+    build_table,
+    check_table_name,
+    check_throughput,
+)
+from strata.sim.clock import clock
+
+
+class TableOperations(DynamoDBCore):
+    def create_table(self, ctx: RequestContext, req: dict) -> dict:
+        scope = scope_of(ctx)
+        store = self.state.store
+        name = check_table_name(req.get("TableName"))
+        if (scope, name) in self.state.tables:
+            raise resource_in_use(f"Table already exists: {name}")
+        if (scope, name) in self.state.deleting:
+            raise resource_in_use(_being_deleted(name))
+        with store.write():
+            meta = build_table(
+                req,
+                scope,
+                ctx.region,
+                ctx.account_id,
+                store.next_id("table"),
+                lambda: store.next_id("index"),
+                clock.time(),
+            )
+            store.insert_table(meta.to_json())
+        self.state.tables[(scope, name)] = meta
+        return {"TableDescription": self._describe(meta, "ACTIVE")}
+
+    def describe_table(self, ctx: RequestContext, req: dict) -> dict:
+        gone = self.state.deleting.get((scope_of(ctx), table_name(req.get("TableName"))))
+        if gone is not None:
+            return {"Table": self._describe(gone, "DELETING")}
+        return {"Table": self._describe(self.state.table(ctx, req.get("TableName"), describe=True))}
+
+    def list_tables(self, ctx: RequestContext, req: dict) -> dict:
+        scope = scope_of(ctx)
+        names = sorted(n for s, n in [*self.state.tables, *self.state.deleting] if s == scope)
+        start = req.get("ExclusiveStartTableName")
+        if start:
+            names = [n for n in names if n > start]
+        limit = req.get("Limit") or 100
+        if not 1 <= limit <= 100:
+            raise validation(
+                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+                "Member must have value less than or equal to 100"
+            )
+        out: dict = {"TableNames": names[:limit]}
+        if len(names) > limit:
+            out["LastEvaluatedTableName"] = names[limit - 1]
+        return out
+
+    async def delete_table(self, ctx: RequestContext, req: dict) -> dict:
+        """Small tables go at once; a large one turns DELETING and is removed in the background."""
+        key = (scope_of(ctx), table_name(req.get("TableName")))
+        if key in self.state.deleting:
+            raise resource_in_use(_being_deleted(key[1]))
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        if meta.deletion_protection:
+            raise validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable "
+                "deletion protection first."
+            )
+        store = self.state.store
+        desc = self._describe(meta, "DELETING")
+        del self.state.tables[key]
+        if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
+            await store.db.write(lambda: store.delete_table(meta.tid, [ix.iid for ix in meta.indexes]))
+            return {"TableDescription": desc}
+        self.state.deleting[key] = meta
+        meta.status = "DELETING"
+        await store.db.write(lambda: store.save_meta(meta.to_json()))
+        self.bulk.spawn(self.bulk.delete_table(meta))
+        return {"TableDescription": desc}
+
+    async def update_table(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
+        store = self.state.store
+        billing = req.get("BillingMode") or meta.billing_mode
+        if req.get("BillingMode") or req.get("ProvisionedThroughput"):
+            meta.throughput = check_throughput(
+                req.get("ProvisionedThroughput")
+                or (
+                    meta.throughput
+                    if billing == "PROVISIONED" and meta.billing_mode == "PROVISIONED"
+                    else None
+                ),
+                billing,
+            )
+            meta.billing_mode = billing
+        if req.get("StreamSpecification") is not None:
+            spec = req["StreamSpecification"]
+            meta.stream = spec if spec.get("StreamEnabled") else None
+        if req.get("SSESpecification") is not None:
+            meta.sse = req["SSESpecification"] if req["SSESpecification"].get("Enabled") else None
+        if req.get("DeletionProtectionEnabled") is not None:
+            meta.deletion_protection = bool(req["DeletionProtectionEnabled"])
+        if req.get("TableClass"):
+            meta.table_class = req["TableClass"]
+        types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
+        types.update(attribute_types(req.get("AttributeDefinitions") or []))
+        updates = req.get("GlobalSecondaryIndexUpdates") or []
+        if updates and (meta.dropped or any(ix.backfilling for ix in meta.indexes)):
+            raise limit_exceeded(
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table"
+            )
+        large = store.counts(meta.tid)[0] > self.bulk.chunk
+        background = []
+
+        def write() -> None:
+            for upd in updates:
+                if "Create" in upd:
+                    spec = upd["Create"]
+                    if any(ix.name == spec.get("IndexName") for ix in meta.indexes):
+                        raise validation("Attempting to create an index which already exists")
+                    if sum(ix.is_global for ix in meta.indexes) >= MAX_GSI:
+                        raise validation("GlobalSecondaryIndex count exceeds the per-table limit of 20")
+                    ix = build_index(
+                        spec, types, store.next_id("index"), True, meta.billing_mode, clock.time()
+                    )
+                    meta.indexes.append(ix)
+                    if large:  # CREATING until bulk.py has indexed the items already there
+                        ix.backfilling = True
+                        background.append((self.bulk.backfill, ix.iid))
+                    else:
+                        index_rows(store, ix, store.items_after(meta.tid, None, self.bulk.chunk + 1))
+                elif "Delete" in upd:
+                    name = upd["Delete"].get("IndexName")
+                    ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
+                    if ix is None:
+                        raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    meta.indexes.remove(ix)
+                    if large:  # its rows go in the background; nothing reads them any more
+                        meta.dropped.append(ix.iid)
+                        background.append((self.bulk.drop_index, ix.iid))
+                    else:
+                        store.delete_index(ix.iid)
+                elif "Update" in upd:
+                    name = upd["Update"].get("IndexName")
+                    ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
+                    if ix is None:
+                        raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    ix.throughput = check_throughput(
+                        upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
+                    )
+            used = (
+                {meta.hash_key, meta.range_key}
+                | {i.hash_key for i in meta.indexes}
+                | {i.range_key for i in meta.indexes}
+            )
+            meta.attribute_definitions = [
+                {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
+            ]
+            self.state.save(meta)
+
+        await store.db.write(write)
+        for work, iid in background:
+            self.bulk.spawn(work(meta, iid))
+        return {"TableDescription": self._describe(meta)}
+
+    def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        spec = req.get("TimeToLiveSpecification") or {}
+        enabled = bool(spec.get("Enabled"))
+        current = meta.ttl or {}
+        if enabled and current.get("Enabled"):
+            raise validation("TimeToLive is already enabled")
+        if not enabled and not current.get("Enabled"):
+            raise validation("TimeToLive is already disabled")
+        if not spec.get("AttributeName"):
+            raise invalid_parameter("AttributeName must be specified")
+        with self.state.store.write():
+            meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
+            self.state.save(meta)
+        return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": spec["AttributeName"]}}
+
+    def describe_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        if meta.ttl and meta.ttl.get("Enabled"):
+            return {
+                "TimeToLiveDescription": {
+                    "TimeToLiveStatus": "ENABLED",
+                    "AttributeName": meta.ttl["AttributeName"],
+                }
+            }
+        return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+
+    def describe_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
+        """Point-in-time recovery is a stored setting (Terraform reads it for every table)."""
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        pitr: dict = {"PointInTimeRecoveryStatus": "ENABLED" if meta.pitr else "DISABLED"}
+        if meta.pitr:
+            now = clock.now()
+            pitr.update(EarliestRestorableDateTime=now, LatestRestorableDateTime=now, RecoveryPeriodInDays=35)
+        return {
+            "ContinuousBackupsDescription": {
+                "ContinuousBackupsStatus": "ENABLED",
+                "PointInTimeRecoveryDescription": pitr,
+            }
+        }
+
+    def update_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        spec = req.get("PointInTimeRecoverySpecification") or {}
+        with self.state.store.write():
+            meta.pitr = bool(spec.get("PointInTimeRecoveryEnabled"))
+            self.state.save(meta)
+        return self.describe_continuous_backups(ctx, req)
+
+    def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        out = {"TableName": meta.name, "ContributorInsightsStatus": "DISABLED"}
+        if req.get("IndexName"):
+            out["IndexName"] = meta.index(req["IndexName"]).name
+        return out
+
+    def describe_kinesis_streaming_destination(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        return {"TableName": meta.name, "KinesisDataStreamDestinations": []}
+
+    def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        tags = {**meta.tags, **{t["Key"]: t["Value"] for t in req.get("Tags") or []}}
+        if len(tags) > 50:
+            raise validation(
+                "One or more parameter values were invalid: The number of tags exceeds the limit of 50"
+            )
+        with self.state.store.write():
+            meta.tags = tags
+            self.state.save(meta)
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        with self.state.store.write():
+            for k in req.get("TagKeys") or []:
+                meta.tags.pop(k, None)
+            self.state.save(meta)
+        return {}
+
+    def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
+        meta = self.state.by_arn(req.get("ResourceArn"))
+        return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
+
+    def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
+        return {
+            "AccountMaxReadCapacityUnits": 80000,
+            "AccountMaxWriteCapacityUnits": 80000,
+            "TableMaxReadCapacityUnits": 40000,
+            "TableMaxWriteCapacityUnits": 40000,
+        }
+
+    def describe_endpoints(self, ctx: RequestContext, req: dict) -> dict:
+        return {
+            "Endpoints": [{"Address": f"dynamodb.{ctx.region}.amazonaws.com", "CachePeriodInMinutes": 1440}]
+        }
+
+
+def _being_deleted(name: str) -> str:
+    return f"Attempt to change a resource which is still in use: Table is being deleted: {name}"

@@ -1,0 +1,240 @@
+"""State and helpers shared by the ElastiCache topic modules: records, engines, ports, the
+monitor that restarts dead nodes, automatic snapshots on clock moves, and pagination.
+
+`ElastiCacheCore` is the base of every `*Operations` class; provider.py composes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from strata.context import RequestContext
+from strata.engines.endpoint import EndpointRouter, Router
+from strata.engines.ports import PortAllocator
+from strata.protocol.errors import ServiceError
+from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.elasticache.errors import fault, invalid
+from strata.services.elasticache.nodes import PRIMARY, Engines
+from strata.services.elasticache.render import render_cluster
+from strata.services.owned_docs import OwnedDocs
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+
+if TYPE_CHECKING:
+    from strata.services.elasticache.discovery import DiscoveryEndpoint
+
+log = logging.getLogger("strata.elasticache")
+MONITOR_INTERVAL = 1.0
+START_ATTEMPTS = 3  # a freshly allocated port can be taken by another program before the engine binds it
+
+
+def now_iso() -> str:
+    return clock.now().isoformat()
+
+
+_TAKEN = {
+    "cluster": ("CacheClusterAlreadyExistsFault", "Cache cluster already exists"),
+    "group": ("ReplicationGroupAlreadyExistsFault", "Replication group already exists."),
+    "snapshot": ("SnapshotAlreadyExistsFault", "Snapshot already exists."),
+}
+
+
+def _taken(kind: str, ident: str) -> ServiceError:
+    """Another account holds this identifier (engine-backed names stay global, see owned_docs)."""
+    shape, message = _TAKEN.get(kind, ("InvalidParameterValueException", f"{ident} is in use."))
+    return fault(shape, message)
+
+
+class ElastiCacheCore:
+    """State and helpers every ElastiCache operation class shares."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = OwnedDocs(
+            runtime.data_dir / "elasticache.db",
+            fsync=runtime.settings.fsync,
+            default_account=runtime.settings.account_id,
+            per_account=frozenset(),
+            taken=_taken,
+        )
+        self.engines = Engines(runtime.data_dir, runtime.settings.data_dir)
+        self.ports = PortAllocator.for_settings(runtime.settings)
+        self.snapshot_root = runtime.data_dir / "snapshots"
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitor: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
+        # reader endpoints, spread over the replicas (None: one replica binds the address instead)
+        self.router: Router | None = None
+
+    # -- life -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring every deployment's engines back (after a restart), then watch them."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            router = EndpointRouter(
+                self.runtime.data_dir / "endpoints", name="elasticache", any_loopback=True
+            )
+            await run_blocking(router.start)
+            self.router = router
+        except Exception:  # noqa: BLE001 - reader endpoints then stay on one replica each
+            log.warning("no endpoint router for reader endpoints; each stays on one replica", exc_info=True)
+        # Side by side: a cluster-mode group alone waits ~2 s for the engine to accept writes.
+        await asyncio.gather(
+            *(
+                self._restore(self._start_standalone, c, "cluster")
+                for c in self.store.list_docs("cluster")
+                if not c.get("group")
+            ),
+            *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
+        )
+        clock.on_advance(self._on_clock_advance)
+        self._monitor = asyncio.create_task(self._watch())
+
+    async def _restore(self, start: Any, doc: dict, kind: str) -> None:
+        try:
+            await run_blocking(start, doc, None)
+            if doc.get("engine") == "memcached":
+                await self._open_discovery(doc, PRIMARY)
+            if kind == "group":
+                self._save_group(doc, "available")
+            elif doc["status"] != "available":
+                doc["status"] = "available"
+                self.store.put_doc(kind, doc["id"], doc)
+        except Exception:  # noqa: BLE001 - one broken deployment must not keep Strata down
+            log.exception("could not restart ElastiCache %s %s", kind, doc["id"])
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor
+        for cluster_id in list(self.discovery):
+            await self._close_discovery(cluster_id)
+        await run_blocking(self.engines.stop_everything)
+        if self.router is not None:
+            await run_blocking(self.router.stop)
+
+    def health(self) -> str:
+        return "running"
+
+    def _resource_lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # -- records --------------------------------------------------------------------------------------
+
+    def _cluster_doc(self, cluster_id: str | None) -> dict:
+        doc = self.store.get_doc("cluster", (cluster_id or "").lower())
+        if doc is None:
+            raise fault("CacheClusterNotFoundFault", f"CacheCluster not found: {cluster_id}")
+        return doc
+
+    def _group_doc(self, group_id: str | None) -> dict:
+        doc = self.store.get_doc("group", (group_id or "").lower())
+        if doc is None:
+            raise fault("ReplicationGroupNotFoundFault", f"ReplicationGroup not found: {group_id}")
+        return doc
+
+    def _deployment_of(self, cluster: dict) -> dict:
+        return self._group_doc(cluster["group"]) if cluster.get("group") else cluster
+
+    def _render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
+        return render_cluster(cluster, self._deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
+
+    def _meter_usage(self, dep: dict) -> None:
+        """Record the node-hours a deployment used since it was last metered (the caller saves `dep`).
+
+        Called whenever its node count is about to change, when it is deleted, and on every
+        advance of the simulated clock, so a bill covers simulated months too.
+        """
+        now = clock.now()
+        since = datetime.fromisoformat(dep.get("metered_at") or dep["created"])
+        hours = max(0.0, (now - since).total_seconds() / 3600)
+        nodes = len(dep["nodes"]) if "nodes" in dep else sum(len(ng["members"]) for ng in dep["node_groups"])
+        if hours > 0 and nodes:
+            kind = "replication_group" if "node_groups" in dep else "cache_cluster"
+            meter.record(
+                "elasticache",
+                "NodeHours",
+                hours * nodes,
+                "hour",
+                node_type=dep["node_type"],
+                engine=dep["engine"],
+                **{kind: dep["id"]},
+            )
+        dep["metered_at"] = now.isoformat()
+
+    def _allocate_port(self, owner: str, attempt: int, requested: int | None = None) -> int:
+        """The deployment's port: the one the request asked for (`Port`) when it is free, else the
+        lowest free one of the engine range; after a failed start (another program took the port
+        between allocation and bind), a random free one."""
+        if attempt == 0:
+            return self.ports.allocate(owner, preferred=requested)
+        return self.ports.allocate(owner, preferred=random.randint(self.ports.low, self.ports.high))
+
+    # -- the monitor ------------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Restart nodes whose process died (failing over first when it was a primary)."""
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL)
+            try:
+                for cluster_id, node_id in self.engines.dead():
+                    await self._recover(cluster_id, node_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the watcher must keep watching
+                log.exception("ElastiCache monitor")
+
+    async def _recover(self, cluster_id: str, node_id: str) -> None:
+        cluster = self.store.get_doc("cluster", cluster_id)
+        if cluster is None:
+            return
+        key = cluster.get("group") or cluster_id
+        lock = self._resource_lock(key)
+        if lock.locked():
+            return  # an operation on it is running; look again next round
+        async with lock:
+            server = self.engines.get(cluster_id, node_id)
+            if server is None or server.running():
+                return
+            log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
+            meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
+            if cluster.get("group"):
+                await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
+            else:
+                await run_blocking(server.start)
+
+    # -- the simulated clock -----------------------------------------------------------------------------
+
+    def _on_clock_advance(self, _now: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self._run_automatic_snapshots())
+        else:
+            asyncio.run_coroutine_threadsafe(self._run_automatic_snapshots(), loop)
+
+
+def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:
+    """One page of `docs` after `Marker`, `MaxRecords` long (20-100, default 100)."""
+    size = req.get("MaxRecords") or 100
+    if not 20 <= size <= 100:
+        raise invalid("MaxRecords must be between 20 and 100.")
+    marker = req.get("Marker")
+    if marker:
+        docs = [d for d in docs if d[key] > marker]
+    page = docs[:size]
+    return page, (page[-1][key] if len(docs) > size else None)

@@ -1,0 +1,258 @@
+"""State and helpers shared by the RDS topic modules: records, engine fleet, background work.
+
+`RDSCore` is the base of every `*Operations` class; provider.py composes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from strata.engines.ports import PortAllocator
+from strata.engines.postgres import pg_version, pg_versions
+from strata.protocol.errors import ServiceError
+from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.owned_docs import OwnedDocs
+from strata.services.rds import model as m
+from strata.services.rds.fleet import Fleet
+from strata.sim.clock import clock
+
+log = logging.getLogger("strata.rds")
+
+_TAKEN = {
+    "instance": "DBInstanceAlreadyExists",
+    "cluster": "DBClusterAlreadyExistsFault",
+    "snapshot": "DBSnapshotAlreadyExists",
+    "cluster_snapshot": "DBClusterSnapshotAlreadyExistsFault",
+}
+
+
+def _taken(kind: str, ident: str) -> ServiceError:
+    """Another account holds this engine-backed identifier (they stay global, see owned_docs)."""
+    return m.fault(_TAKEN.get(kind, "InvalidParameterValue"), f"{ident} already exists.")
+
+
+class RDSCore:
+    """State and helpers shared by the RDS operation classes: the record store, the engine fleet,
+    background tasks per instance, the monitor and the backup scheduler."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.region = runtime.settings.region
+        self.store = OwnedDocs(
+            runtime.data_dir / "rds.db",
+            fsync=runtime.settings.fsync,
+            default_account=runtime.settings.account_id,
+            per_account=frozenset({"param_group", "subnet_group"}),
+            taken=_taken,
+        )
+        self.fleet = Fleet(runtime.data_dir, PortAllocator.for_settings(runtime.settings))
+        self._tasks: set[asyncio.Task] = set()
+        self._scheduler_wakeup = False
+        self._busy: set[str] = set()
+        self._loops: list[asyncio.Task] = []
+        self._versions: dict[str, list[str]] = {}
+
+    @property
+    def account(self) -> str:
+        """The account whose resources this request sees (ARNs carry it); the default outside one."""
+        return self.store.caller() or self.settings.account_id
+
+    # -- server life -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await run_blocking(self.fleet.router.start)
+        except Exception:  # noqa: BLE001 - the rest of Strata must serve even if endpoints cannot
+            log.exception("RDS endpoints could not be started; instance endpoints will not answer")
+        for doc in self.store.list_docs("instance"):
+            if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
+                continue
+            self._spawn(doc["id"], self._resume, doc["id"])
+        self._loops.append(asyncio.create_task(self._monitor()))
+        self._loops.append(asyncio.create_task(self._scheduler()))
+        clock.on_advance(lambda _now: self._poke_scheduler())
+
+    async def stop(self) -> None:
+        for t in self._loops:
+            t.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        docs = self.store.list_docs("instance")
+
+        def stop_all() -> None:
+            for doc in docs:
+                for name in list(doc.get("nodes", {})):
+                    try:
+                        self.fleet.node(doc, name).stop()
+                    except Exception:  # noqa: BLE001 - stop every engine regardless
+                        log.exception("stopping %s/%s failed", doc["id"], name)
+            self.fleet.router.stop()
+
+        await run_blocking(stop_all)
+
+    def health(self) -> str:
+        return "running"
+
+    # -- background work ---------------------------------------------------------------------------
+
+    def _spawn(self, ident: str, fn, *args) -> None:  # noqa: ANN001
+        """Run blocking `fn(*args)` for one resource in the background, one task at a time per id."""
+
+        async def run() -> None:
+            try:
+                await run_blocking(self._locked, ident, fn, *args)
+            except Exception as e:  # noqa: BLE001 - recorded on the resource, visible to the user
+                log.exception("rds background work for %s failed", ident)
+                self._fail(ident, str(e))
+            finally:
+                self._busy.discard(ident)
+                self._poke_scheduler()  # work skipped while this ran (a due backup) runs now
+
+        self._busy.add(ident)
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _locked(self, ident: str, fn, *args):  # noqa: ANN001, ANN202
+        with self.fleet.lock(ident):
+            return fn(*args)
+
+    def _fail(self, ident: str, message: str) -> None:
+        if ident.startswith("cluster:"):
+            cluster = self.store.get_doc("cluster", ident.split(":", 1)[1])
+            if cluster:
+                cluster["status"] = "available"  # the failover did not happen; the old writer stays
+                self.store.put_doc("cluster", cluster["id"], cluster)
+                self._event(
+                    cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"]
+                )
+            return
+        doc = self.store.get_doc("instance", ident)
+        if doc is not None:
+            doc["status"] = "failed"
+            doc["failure"] = message[:2000]
+            self.store.put_doc("instance", ident, doc)
+            self._event(ident, "db-instance", f"DB instance failed: {message[:300]}", ["failure"])
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def _get_instance(self, ident: str | None) -> dict:
+        if not ident:
+            raise m.fault("InvalidParameterValue", "DBInstanceIdentifier is required.")
+        ident = ident.split(":")[-1].lower()
+        doc = self.store.get_doc("instance", ident)
+        if doc is None:
+            raise m.not_found_instance(ident)
+        return doc
+
+    def _save(self, doc: dict, *runtime_keys: str) -> dict:
+        """Write a record. With `runtime_keys`, only those keys overwrite the stored record, so
+        background work never undoes a concurrent API change (tags, settings) made meanwhile."""
+        if runtime_keys:
+            current = self.store.get_doc("instance", doc["id"])
+            if current is None:
+                return doc
+            for k in runtime_keys:
+                if k in doc:
+                    current[k] = doc[k]
+            doc = current
+        self.store.put_doc("instance", doc["id"], doc)
+        return doc
+
+    def _set_status(self, ident: str, status: str, **fields: object) -> dict | None:
+        doc = self.store.get_doc("instance", ident)
+        if doc is None:
+            return None
+        doc["status"] = status
+        doc.update(fields)
+        self.store.put_doc("instance", ident, doc)
+        return doc
+
+    def _engine_versions(self, kind: str) -> list[str]:
+        """The installed versions of an engine's server, the default (for no EngineVersion) first."""
+        if kind not in self._versions:
+            if kind == "postgres":
+                default = pg_version()
+                self._versions[kind] = [default, *(v for v in pg_versions() if v != default)]
+            else:
+                from strata.engines.mariadb import mariadb_version
+
+                self._versions[kind] = [mariadb_version()]
+        return self._versions[kind]
+
+    def _engine_version(self, kind: str) -> str:
+        return self._engine_versions(kind)[0]
+
+    def _pick_version(self, info: m.EngineInfo, requested: str | None) -> str:
+        return m.check_engine_version(requested, self._engine_versions(info.kind), info.name)
+
+    def _same_version(self, req: dict, version: str, engine: str) -> dict:
+        """`req` for a resource made from one running `version` (a restore, a cluster member, a
+        modification): an EngineVersion it names must be that version, since Strata does not
+        upgrade engines; the major is passed on so the new resource runs the same server."""
+        requested = req.get("EngineVersion")
+        if requested and not m.version_matches(requested, version):
+            installed = self._engine_versions(m.ENGINES[engine].kind)
+            if any(m.version_matches(requested, v) for v in installed):
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    f"Cannot change the engine version from {version} to {requested}: "
+                    "Strata does not upgrade DB engines.",
+                )
+            m.check_engine_version(requested, installed, engine)
+        return {**req, "EngineVersion": version.split(".")[0]}
+
+    def _azs(self) -> list[str]:
+        return [f"{self.region}{c}" for c in "abcdef"]
+
+    def _other_az(self, az: str) -> str:
+        return next(a for a in self._azs() if a != az)
+
+    def _resource_id(self, prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:26].upper()}"
+
+    @staticmethod
+    def _require(req: dict, *names: str) -> None:
+        for n in names:
+            if req.get(n) in (None, ""):
+                raise ServiceError("MissingParameter", f"The request must contain the parameter {n}", 400)
+
+    # -- periodic work -----------------------------------------------------------------------------
+
+    async def _monitor(self) -> None:
+        """Every second: restart crashed engines (a Multi-AZ standby too), or fail over to the standby."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for doc in self.store.list_docs("instance"):
+                    if doc["status"] != "available" or doc["id"] in self._busy:
+                        continue
+                    if not self.fleet.primary(doc).running():
+                        self._spawn(doc["id"], self._recover_crash, doc["id"])
+                    elif (standby := self.fleet.standby_name(doc)) and not self.fleet.node(
+                        doc, standby
+                    ).running():
+                        # commits wait for the standby: without it they would wait for ever
+                        self._spawn(doc["id"], self._recover_standby, doc["id"])
+            except Exception:  # noqa: BLE001 - the monitor must keep running
+                log.exception("rds monitor")
+
+    def _poke_scheduler(self) -> None:
+        self._scheduler_wakeup = True
+
+    async def _scheduler(self) -> None:
+        """Automated backups, retention and metering, driven by the simulated clock."""
+        elapsed = 0.0
+        while True:
+            await asyncio.sleep(0.5)
+            elapsed += 0.5
+            if not self._scheduler_wakeup and elapsed < 30:
+                continue
+            self._scheduler_wakeup, elapsed = False, 0.0
+            try:
+                self._run_schedule()
+            except Exception:  # noqa: BLE001
+                log.exception("rds scheduler")
