@@ -369,25 +369,24 @@ class MariaNode:
         rows = self.sql("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'")
         return bool(rows) and int(rows[0][1]) > 0
 
-    def caught_up_with(self, primary: MariaNode) -> bool:
-        """True if this replica has applied every transaction `primary` has logged."""
-        target = primary.sql("SELECT @@gtid_binlog_pos")[0][0]
-        return not target or bool(self.sql("SELECT MASTER_GTID_WAIT(%s, 0) = 0", (target,))[0][0])
+    def log_position(self) -> str:
+        """The GTID position of the last transaction this primary has logged."""
+        return str(self.sql("SELECT @@gtid_binlog_pos")[0][0] or "")
+
+    def applied(self, position: str) -> bool:
+        """True if this replica has applied every transaction up to `position` (see log_position)."""
+        return not position or bool(self.sql("SELECT MASTER_GTID_WAIT(%s, 0) = 0", (position,))[0][0])
 
     def streaming_from(self, primary: MariaNode) -> bool:
         """True while this replica's I/O thread is connected to `primary`: only then does the
         primary's SHUTDOWN WAIT FOR ALL SLAVES wait until it has the last binlog event."""
         conn = self.connect()
         try:
-            with conn.cursor() as cur:
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
                 cur.execute("SHOW SLAVE STATUS")
-                row = cur.fetchone()
-                names = [d[0] for d in cur.description or ()]
+                status = cur.fetchone() or {}
         finally:
             conn.close()
-        if not row:
-            return False
-        status = dict(zip(names, row, strict=False))
         return status.get("Slave_IO_Running") == "Yes" and int(status.get("Master_Port") or 0) == primary.port
 
     def follow(self, primary: MariaNode, app_name: str) -> None:

@@ -456,10 +456,13 @@ class PgNode:
         )
         return bool(rows) and rows[0][0] == "sync" and bool(rows[0][1])
 
-    def caught_up_with(self, primary: PgNode) -> bool:
-        """True if this standby has replayed everything `primary` has written."""
-        target = primary.sql("SELECT pg_current_wal_lsn()")[0][0]
-        return bool(self.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(target),))[0][0])
+    def log_position(self) -> str:
+        """Where this primary's WAL ends now."""
+        return str(self.sql("SELECT pg_current_wal_lsn()")[0][0])
+
+    def applied(self, position: str) -> bool:
+        """True if this standby has replayed the WAL up to `position` (see log_position)."""
+        return bool(self.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (position,))[0][0])
 
     def follow(self, primary: PgNode, app_name: str) -> None:
         """Point a standby at a (new) primary; takes effect on reload.
