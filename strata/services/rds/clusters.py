@@ -47,7 +47,14 @@ class ClusterOperations(RDSCore):
         return self.runtime.data_dir / "clusters" / cid
 
     def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
-        """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer)."""
+        """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer).
+
+        One at a time per cluster: members resuming side by side after a restart each route, and a
+        route computed before a member was available must not be set after one computed later."""
+        with self.fleet.lock(f"route:{cluster['id']}"):
+            self._set_cluster_routes(cluster, ready)
+
+    def _set_cluster_routes(self, cluster: dict, ready: set[str] | frozenset[str]) -> None:
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
         writer_backend = (
             [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])]

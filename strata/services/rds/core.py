@@ -70,6 +70,8 @@ class RDSCore:
         for doc in self.store.list_docs("instance"):
             if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
                 continue
+            if doc["status"] == "available":  # until its engines accept connections again
+                self._set_status(doc["id"], "rebooting")
             self._spawn(doc["id"], self._resume, doc["id"])
         self._loops.append(asyncio.create_task(self._monitor()))
         self._loops.append(asyncio.create_task(self._scheduler()))

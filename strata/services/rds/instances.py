@@ -441,10 +441,13 @@ class InstanceOperations(RDSCore):
             return
         self.fleet.start(doc, self._params_for(doc))
         self._save(doc, "nodes")
-        if doc.get("cluster") and self.store.get_doc("cluster", doc["cluster"]):
-            self._route_cluster(self.store.get_doc("cluster", doc["cluster"]))
+        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+        if cluster:  # a reader counts as ready before "available", as when it was built
+            self._route_cluster(cluster, ready={ident})
         if doc["status"] not in ("available",):
             self._set_status(ident, "available")
+        if cluster:  # again: a member resuming meanwhile routed without this one, not yet available
+            self._route_cluster(self.store.get_doc("cluster", doc["cluster"]))
 
     # -- delete ------------------------------------------------------------------------------------
 

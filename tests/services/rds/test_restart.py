@@ -25,6 +25,13 @@ def test_instance_survives_restart_and_kill_9(strata_factory, unique: str) -> No
 
     server.restart()
     rds = server.client("rds")
+    # its engine starts again after Strata's: "rebooting" until it accepts connections
+    assert rds.describe_db_instances(DBInstanceIdentifier="durable")["DBInstances"][0][
+        "DBInstanceStatus"
+    ] in (
+        "rebooting",
+        "available",
+    )
     back = wait_status(rds, "durable")
     assert back["Endpoint"] == inst["Endpoint"]
     with pg_connect(back) as conn:
