@@ -85,12 +85,16 @@ class Directory:
         self.roots: dict[str, tuple[str, str]] = {}  # access key -> (secret, account)
         for key, secret in settings.all_credentials().items():
             self.roots[key] = (secret, settings.account_id)
+        # The server's own keys (the loopback test key, STRATA_ACCESS_KEY_ID) are roots of the
+        # default account that, unlike an AWS root (a users file's root key), may assume roles.
+        self.operator_keys = set(self.roots)
         self.accounts = {settings.account_id}
         if self.file is not None:
             for acct in self.file.accounts.values():
                 self.accounts.add(acct.account_id)
                 if acct.root_key and acct.root_secret:
                     self.roots[acct.root_key] = (acct.root_secret, acct.account_id)
+                    self.operator_keys.discard(acct.root_key)
         self.generation = 0
         self.users: dict[tuple[str, str], dict] = {}
         self.groups: dict[tuple[str, str], dict] = {}
