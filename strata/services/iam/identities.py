@@ -250,6 +250,8 @@ class IdentityOperations(IAMBase):
             raise _conflict("must delete policies first")
         if doc["attached"]:
             raise _conflict("must detach all policies first")
+        if self._role_in_profiles(ctx.account_id, doc["RoleName"]):  # type: ignore[attr-defined]
+            raise _conflict("must remove roles from instance profile first")
         with self.dir.change():
             self.dir.drop("role", doc)
         return {}
