@@ -104,3 +104,40 @@ def test_tags_on_customer_managed_policies(iam_server, unique) -> None:
     with pytest.raises(ClientError) as e:
         iam.list_policy_tags(PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/none-{unique}")
     assert _error(e)[0] == "NoSuchEntity"
+
+
+def test_service_linked_roles(iam_server) -> None:
+    iam = iam_server.client("iam", **ALT_ROOT)
+    role = iam.create_service_linked_role(AWSServiceName="elasticache.amazonaws.com", Description="ec")[
+        "Role"
+    ]
+    assert role["RoleName"] == "AWSServiceRoleForElastiCache"
+    assert role["Path"] == "/aws-service-role/elasticache.amazonaws.com/"
+    assert role["Arn"] == (
+        "arn:aws:iam::222222222222:role/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache"
+    )
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": ["elasticache.amazonaws.com"]}
+    with pytest.raises(ClientError) as e:
+        iam.create_service_linked_role(AWSServiceName="elasticache.amazonaws.com")
+    assert _error(e) == (
+        "InvalidInput",
+        "Service role name AWSServiceRoleForElastiCache has been taken in this account, "
+        "please try a different suffix.",
+    )
+    with pytest.raises(ClientError) as e:
+        iam.create_service_linked_role(AWSServiceName="rds.amazonaws.com", CustomSuffix="x")
+    assert _error(e) == ("InvalidInput", "Custom suffix is not allowed for rds.amazonaws.com")
+    suffixed = iam.create_service_linked_role(AWSServiceName="autoscaling.amazonaws.com", CustomSuffix="web")
+    assert suffixed["Role"]["RoleName"] == "AWSServiceRoleForAutoScaling_web"
+    # Only AWS changes a service-linked role: DeleteRole refuses, DeleteServiceLinkedRole works.
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName="AWSServiceRoleForElastiCache")
+    assert _error(e)[0] == "UnmodifiableEntity"
+    task = iam.delete_service_linked_role(RoleName="AWSServiceRoleForElastiCache")["DeletionTaskId"]
+    assert task.startswith("task/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache/")
+    assert iam.get_service_linked_role_deletion_status(DeletionTaskId=task)["Status"] == "SUCCEEDED"
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName="AWSServiceRoleForElastiCache")
+    assert _error(e)[0] == "NoSuchEntity"
+    iam.delete_service_linked_role(RoleName="AWSServiceRoleForAutoScaling_web")
