@@ -1,5 +1,6 @@
 """IAM's account-wide records and smaller entities: the account password policy, instance profiles
-(a role container EC2 instances are launched with), and tags on customer managed policies.
+(a role container EC2 instances are launched with), tags on customer managed policies, and
+ListPoliciesGrantingServiceAccess (which of an identity's policies allow some action of a service).
 
 The password policy governs IAM users' console passwords; it is kept and returned as AWS does
 (Update replaces the whole policy, unnamed settings take their documented defaults).
@@ -7,6 +8,9 @@ The password policy governs IAM users' console passwords; it is kept and returne
 
 from __future__ import annotations
 
+import json
+import re
+from fnmatch import fnmatchcase
 from typing import Any
 
 from strata.auth.directory import new_id
@@ -14,7 +18,7 @@ from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import RequestContext
-from strata.services.iam.core import IAMBase, check_name, check_path, page, validation, when
+from strata.services.iam.core import IAMBase, check_name, check_path, invalid, no_such, page, validation, when
 from strata.sim.clock import clock
 
 MAX_TAGS = 50
@@ -39,6 +43,44 @@ def _check_model(operation: str, req: dict) -> None:
     errors = validation_errors(shape, req)
     if errors:
         raise validation(validation_message(errors))
+
+
+_IDENTITY_ARN = re.compile(r"^arn:aws:iam::(\d{12}):(user|group|role)(/[\x21-\x7e]*)?/([\w+=,.@-]+)$")
+_NAME_KEY = {"user": "UserName", "group": "GroupName", "role": "RoleName"}
+
+
+def _actions(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [a for a in value or [] if isinstance(a, str)]
+
+
+def _names_service(pattern: str, namespace: str, whole: bool = False) -> bool:
+    """Does an Action pattern cover some action of `namespace` (every action, with `whole`)?"""
+    pattern = pattern.lower()
+    if pattern == "*":
+        return True
+    prefix, _, action = pattern.partition(":")
+    return fnmatchcase(namespace, prefix) and (not whole or action == "*")
+
+
+def grants_service(text: str, namespace: str) -> bool:
+    """Does a policy document have an Allow statement for some action of `namespace`?"""
+    try:
+        statements = json.loads(text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return False
+    if isinstance(statements, dict):
+        statements = [statements]
+    namespace = namespace.lower()
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        if "Action" in st and any(_names_service(a, namespace) for a in _actions(st["Action"])):
+            return True
+        if "NotAction" in st and not any(
+            _names_service(a, namespace, True) for a in _actions(st["NotAction"])
+        ):
+            return True
+    return False
 
 
 def _merge_tags(old: list[dict], new: list[dict]) -> list[dict]:
@@ -223,3 +265,52 @@ class AccountOperations(IAMBase):
             role_name.lower() in (r.lower() for r in d["roles"])
             for d in self.dir.listing("instance_profile", account)
         )
+
+    # ---- which policies grant access to a service
+
+    def list_policies_granting_service_access(self, ctx: RequestContext, req: dict) -> dict:
+        _check_model("ListPoliciesGrantingServiceAccess", req)
+        arn = req["Arn"]
+        m = _IDENTITY_ARN.match(arn)
+        if m is None:
+            raise invalid(f"ARN {arn} is not valid.")
+        account, kind, _, name = m.groups()
+        doc = self.dir.find(kind, account, name) if account == ctx.account_id else None
+        if doc is None:
+            raise no_such(kind, name)
+        # A user's own policies, then its groups' (the policies of a group's users do not count).
+        owners = [(kind, doc)]
+        if kind == "user":
+            owners += [
+                ("group", g)
+                for g in (self.dir.find("group", account, n) for n in doc.get("groups", []))
+                if g is not None
+            ]
+        out = []
+        for namespace in req["ServiceNamespaces"]:
+            policies: list[dict] = []
+            seen: set[str] = set()
+            for owner_kind, owner in owners:
+                for policy_name, text in sorted(owner.get("inline", {}).items()):
+                    if grants_service(text, namespace):
+                        policies.append(
+                            {
+                                "PolicyName": policy_name,
+                                "PolicyType": "INLINE",
+                                "EntityType": owner_kind.upper(),
+                                "EntityName": owner[_NAME_KEY[owner_kind]],
+                            }
+                        )
+                for policy_arn in owner.get("attached", []):
+                    text = self.dir.policy_text(policy_arn)
+                    if policy_arn not in seen and text and grants_service(text, namespace):
+                        seen.add(policy_arn)
+                        policies.append(
+                            {
+                                "PolicyName": policy_arn.rsplit("/", 1)[-1],
+                                "PolicyType": "MANAGED",
+                                "PolicyArn": policy_arn,
+                            }
+                        )
+            out.append({"ServiceNamespace": namespace, "Policies": policies})
+        return {"PoliciesGrantingServiceAccess": out, "IsTruncated": False}

@@ -141,3 +141,47 @@ def test_service_linked_roles(iam_server) -> None:
         iam.get_role(RoleName="AWSServiceRoleForElastiCache")
     assert _error(e)[0] == "NoSuchEntity"
     iam.delete_service_linked_role(RoleName="AWSServiceRoleForAutoScaling_web")
+
+
+def test_list_policies_granting_service_access(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    user, group = f"lp-{unique}", f"lpg-{unique}"
+    iam.create_user(UserName=user)
+    iam.create_group(GroupName=group)
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="ddb",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "dynamodb:Get*", "Resource": "*"}),
+    )
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="deny-s3",
+        PolicyDocument=doc({"Effect": "Deny", "Action": "s3:*", "Resource": "*"}),
+    )
+    iam.attach_group_policy(GroupName=group, PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    got = iam.list_policies_granting_service_access(
+        Arn=f"arn:aws:iam::{ACCOUNT}:user/{user}", ServiceNamespaces=["dynamodb", "s3", "kms"]
+    )["PoliciesGrantingServiceAccess"]
+    by_ns = {entry["ServiceNamespace"]: entry["Policies"] for entry in got}
+    assert by_ns["dynamodb"] == [
+        {"PolicyName": "ddb", "PolicyType": "INLINE", "EntityType": "USER", "EntityName": user}
+    ]
+    assert by_ns["s3"] == [
+        {
+            "PolicyName": "AmazonS3ReadOnlyAccess",
+            "PolicyType": "MANAGED",
+            "PolicyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        }
+    ]
+    assert by_ns["kms"] == []
+    # A group's answer has only the group's own policies.
+    got = iam.list_policies_granting_service_access(
+        Arn=f"arn:aws:iam::{ACCOUNT}:group/{group}", ServiceNamespaces=["dynamodb"]
+    )["PoliciesGrantingServiceAccess"]
+    assert got == [{"ServiceNamespace": "dynamodb", "Policies": []}]
+    with pytest.raises(ClientError) as e:
+        iam.list_policies_granting_service_access(
+            Arn=f"arn:aws:iam::{ACCOUNT}:role/none-{unique}", ServiceNamespaces=["s3"]
+        )
+    assert _error(e)[0] == "NoSuchEntity"
