@@ -41,14 +41,14 @@ def _now() -> str:
     return clock.now().isoformat()
 
 
-def _reader_route(group: dict) -> str:
-    return f"reader-{group['id']}"
-
-
 class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
     """Operations on replication groups (a mixin of ElastiCacheProvider)."""
 
     # -- helpers ---------------------------------------------------------------------------------------
+
+    def _reader_route(self: ElastiCacheProvider, group: dict) -> str:
+        """The reader endpoint's route name (per account: another account's group has its own)."""
+        return f"reader-{self.store.engine_key(group['id'])}"
 
     def _members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
         return {
@@ -108,11 +108,11 @@ class ReplicationGroupOps(FailoverOps, MembershipOps, ReplicaOps):
         backends = [
             (members[c]["nodes"][0]["address"], group["port"]) for c in self._readers(group) if c in members
         ]
-        self.router.set_route(_reader_route(group), group["port"], backends, balance=True, host=READER)
+        self.router.set_route(self._reader_route(group), group["port"], backends, balance=True, host=READER)
 
     def _drop_reader_route(self: ElastiCacheProvider, group: dict) -> None:
         if self.router is not None:
-            self.router.remove_route(_reader_route(group))
+            self.router.remove_route(self._reader_route(group))
 
     def _alive(self: ElastiCacheProvider, cid: str) -> bool:
         server = self.engines.get(cid)
