@@ -62,6 +62,11 @@ def test_instance_profiles(iam_server, unique) -> None:
     with pytest.raises(ClientError) as e:  # one role per instance profile
         iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
     assert _error(e)[0] == "LimitExceeded"
+    details = iam.get_account_authorization_details(Filter=["Role"])["RoleDetailList"]
+    mine = next(r for r in details if r["RoleName"] == role)
+    assert [p["InstanceProfileName"] for p in mine["InstanceProfileList"]] == [name]
+    summary = iam.get_account_summary()["SummaryMap"]
+    assert summary["InstanceProfiles"] >= 1 and summary["InstanceProfilesQuota"] == 1000
     listed = iam.list_instance_profiles_for_role(RoleName=role)["InstanceProfiles"]
     assert [p["InstanceProfileName"] for p in listed] == [name]
     assert name in [
