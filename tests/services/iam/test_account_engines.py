@@ -4,11 +4,25 @@ endpoint, surviving a restart and a deletion of the other's."""
 
 from __future__ import annotations
 
+import psycopg
 import redis
 
 from tests.services.elasticache.conftest import eventually
 from tests.services.iam.conftest import ACCOUNT, ALT_ACCOUNT, ALT_ROOT, ROOT
-from tests.services.rds.helpers import create_pg, pg_connect, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
+
+
+def _cluster_connect(rds) -> psycopg.Connection:  # noqa: ANN001
+    cluster = rds.describe_db_clusters(DBClusterIdentifier="c1")["DBClusters"][0]
+    return psycopg.connect(
+        host=cluster["Endpoint"],
+        port=cluster["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        connect_timeout=10,
+        autocommit=True,
+    )
 
 
 def _marker(inst: dict) -> str:
@@ -36,15 +50,40 @@ def test_two_accounts_each_run_their_own_db1(strata_factory, users_env) -> None:
         snap = rds.describe_db_snapshots(DBSnapshotIdentifier="snap1")["DBSnapshots"][0]
         assert snap["DBInstanceIdentifier"] == "db1"
 
+    # Aurora clusters of the same name, each with its writer.
+    for rds in (mine, theirs):
+        rds.create_db_cluster(
+            DBClusterIdentifier="c1",
+            Engine="aurora-postgresql",
+            MasterUsername=USER,
+            MasterUserPassword=PASSWORD,
+            DatabaseName="app",
+        )
+        rds.create_db_instance(
+            DBInstanceIdentifier="c1-w",
+            DBClusterIdentifier="c1",
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+        )
+    for rds, who in ((mine, "mine"), (theirs, "theirs")):
+        wait_status(rds, "c1-w")
+        with _cluster_connect(rds) as conn:
+            conn.execute("CREATE TABLE owner (who text)")
+            conn.execute("INSERT INTO owner VALUES (%s)", (who,))
+
     server.restart()  # start-up resumes each account's instance in its own scope
     mine, theirs = server.client("rds", **ROOT), server.client("rds", **ALT_ROOT)
     a, b = wait_status(mine, "db1"), wait_status(theirs, "db1")
     assert (_marker(a), _marker(b)) == ("mine", "theirs")
+    for rds, who in ((mine, "mine"), (theirs, "theirs")):
+        wait_status(rds, "c1-w")
+        with _cluster_connect(rds) as conn:
+            assert conn.execute("SELECT who FROM owner").fetchone()[0] == who
 
     theirs.delete_db_instance(DBInstanceIdentifier="db1", SkipFinalSnapshot=True)
     wait_status(mine, "db1")
     assert _marker(a) == "mine"
-    assert [i["DBInstanceIdentifier"] for i in mine.describe_db_instances()["DBInstances"]] == ["db1"]
+    assert {i["DBInstanceIdentifier"] for i in mine.describe_db_instances()["DBInstances"]} == {"db1", "c1-w"}
     mine.delete_db_instance(DBInstanceIdentifier="db1", SkipFinalSnapshot=True)
 
 
