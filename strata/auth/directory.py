@@ -77,7 +77,7 @@ class CredentialProblem(Exception):
 class Directory:
     """Accounts, identities, policies and keys; see the module docstring."""
 
-    KINDS = ("user", "group", "role", "policy", "key")
+    KINDS = ("user", "group", "role", "instance_profile", "policy", "key")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -85,16 +85,21 @@ class Directory:
         self.roots: dict[str, tuple[str, str]] = {}  # access key -> (secret, account)
         for key, secret in settings.all_credentials().items():
             self.roots[key] = (secret, settings.account_id)
+        # The server's own keys (the loopback test key, STRATA_ACCESS_KEY_ID) are roots of the
+        # default account that, unlike an AWS root (a users file's root key), may assume roles.
+        self.operator_keys = set(self.roots)
         self.accounts = {settings.account_id}
         if self.file is not None:
             for acct in self.file.accounts.values():
                 self.accounts.add(acct.account_id)
                 if acct.root_key and acct.root_secret:
                     self.roots[acct.root_key] = (acct.root_secret, acct.account_id)
+                    self.operator_keys.discard(acct.root_key)
         self.generation = 0
         self.users: dict[tuple[str, str], dict] = {}
         self.groups: dict[tuple[str, str], dict] = {}
         self.roles: dict[tuple[str, str], dict] = {}
+        self.instance_profiles: dict[tuple[str, str], dict] = {}
         self.policies: dict[str, dict] = {}  # customer managed, by ARN
         self.keys: dict[str, dict] = {}
         self._db: MetadataStore | None = None
@@ -120,7 +125,12 @@ class Directory:
             if self._loaded:
                 return
             self._loaded = True
-            for kind, table in (("user", self.users), ("group", self.groups), ("role", self.roles)):
+            for kind, table in (
+                ("user", self.users),
+                ("group", self.groups),
+                ("role", self.roles),
+                ("instance_profile", self.instance_profiles),
+            ):
                 for doc in self.db.list_docs(kind):
                     table[(doc["account"], doc[_NAME[kind]].lower())] = doc
             for doc in self.db.list_docs("policy"):
@@ -149,7 +159,7 @@ class Directory:
         self._sets.clear()
 
     def save(self, kind: str, doc: dict) -> None:
-        """Record a user/group/role/policy/key document (call inside `change()`)."""
+        """Record a user/group/role/instance profile/policy/key document (call inside `change()`)."""
         if kind == "policy":
             self.policies[doc["Arn"]] = doc
             self.db.put_doc(kind, doc["Arn"], doc)
@@ -174,7 +184,12 @@ class Directory:
             self.db.delete_doc(kind, f"{key[0]}/{key[1]}")
 
     def _table(self, kind: str) -> dict[tuple[str, str], dict]:
-        return {"user": self.users, "group": self.groups, "role": self.roles}[kind]
+        return {
+            "user": self.users,
+            "group": self.groups,
+            "role": self.roles,
+            "instance_profile": self.instance_profiles,
+        }[kind]
 
     def find(self, kind: str, account: str, name: str) -> dict | None:
         self.load()
@@ -363,7 +378,12 @@ class Directory:
         return policy["versions"][policy["default"]]["doc"]
 
 
-_NAME = {"user": "UserName", "group": "GroupName", "role": "RoleName"}
+_NAME = {
+    "user": "UserName",
+    "group": "GroupName",
+    "role": "RoleName",
+    "instance_profile": "InstanceProfileName",
+}
 
 
 def user_principal(user: dict, access_key: str) -> Principal:

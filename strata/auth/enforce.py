@@ -11,7 +11,10 @@ resource policy; a provider names a resource's owner through its optional `resou
 hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
 user's path), and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
 policies use the same evaluator; `resource_policy_required` in actions.json makes a resource policy
-mandatory for every caller, root included, as KMS key policies are).
+mandatory for every caller, root included, as KMS key policies are). An operation acting on a
+second resource with its own policy (KMS ReEncrypt: kms:ReEncryptFrom on the source key,
+kms:ReEncryptTo on the destination key) names it through `further_resources(req)`: each
+(action, ARN, owning account, resource policy) it returns is decided like the first.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _DECISION_CACHE_LIMIT = 2048
 # (account, region) of the request being authorized, for provider hooks that resolve names
 # relative to the caller (KMS aliases and key ids live in the caller's account and region).
 CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", default=("", ""))
+# The operation being authorized, for hooks whose answer depends on it (a KMS grant constrained
+# to an encryption context applies only to the operations that carry one).
+CALLER_OPERATION: ContextVar[str] = ContextVar("strata_caller_operation", default="")
 
 
 def _static(policies: PolicySet) -> tuple[bool, bool]:
@@ -68,6 +74,7 @@ class Authorizer:
         owner: str | None = None
         p = plan(service, operation)
         CALLER_SCOPE.set((principal.account_id, region))
+        CALLER_OPERATION.set(operation)
         if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
@@ -99,9 +106,12 @@ class Authorizer:
             resource_policy = policy_hook(params)
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
+        further_hook = getattr(provider, "further_resources", None)
         # Policies that say Resource "*" throughout (most managed ones) decide by the action
         # alone: an allowed request need not have its resource ARN built.
-        by_action = action_only and resource_policy is None and p.each is None and not p.also
+        by_action = (
+            action_only and resource_policy is None and p.each is None and not p.also and further_hook is None
+        )
         if by_action:
             action_key = (p.versioned_action if params.get("VersionId") else p.action, owner)
             known = cache.get(action_key)
@@ -141,3 +151,20 @@ class Authorizer:
                         cache[(action, owner)] = decision
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+        if further_hook is not None:
+            for action, resource, res_owner, res_policy in further_hook(params):
+                if facts is None:
+                    facts = Facts(
+                        principal,
+                        region,
+                        request.client,
+                        request.secure,
+                        clock.time,
+                        ParamKeys(params, p.keys),  # type: ignore[arg-type]
+                    )
+                required = p.resource_required and res_policy is not None
+                decision = evaluate(
+                    principal, action, resource, facts, policies, res_policy, res_owner, required
+                )
+                if not decision.allowed:
+                    raise errors.access_denied(service, decision.message(principal.arn, action, resource))

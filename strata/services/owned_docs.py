@@ -8,17 +8,21 @@ spawns) and
   existed carry none and belong to the configured default account, so old data stays readable;
 - hides other accounts' documents: a get of another account's identifier is None (the provider's
   own NotFound), listings show only the caller's;
-- keys the `per_account` kinds (records without engines or files on disk, e.g. parameter and subnet
-  groups) by account, so two accounts may use the same name; the default account keeps the bare
-  name (old keys). Engine-backed kinds keep one global identifier (their directories, ports and
-  locks are named by it): creating one that another account holds is refused with the kind's
-  AlreadyExists error (`taken`).
-Outside a request (start-up resume, schedulers) the store is unscoped: it sees every document.
+- keys the `per_account` kinds by account, so two accounts may use the same name; the default
+  account keeps the bare name (old keys). RDS and ElastiCache pass every kind: instances,
+  clusters, replication groups and snapshots too. Their engine side (directories, ports,
+  endpoint routes, locks) is named by `engine_key(ident)`, which qualifies an identifier by the
+  account being served the same way, so account B's "db1" never touches account A's. A name
+  stored by another account under the bare key (before engine-backed kinds were per account) is
+  refused with the kind's AlreadyExists error (`taken`).
+Outside a request (start-up resume, schedulers) the store is unscoped: it sees every document;
+work on one document from there runs inside `acting_for(doc)`, in its owner's scope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from strata.auth.enforce import CALLER_SCOPE
@@ -47,6 +51,36 @@ class OwnedDocs(MetadataStore):
 
     def owner(self, doc: dict) -> str:
         return doc.get("account") or self.default_account
+
+    def engine_key(self, ident: str) -> str:
+        """The name of a resource's engine side (its directory, ports, routes, lock) in the account
+        being served: the identifier itself in the default account (as before accounts existed),
+        `<account>.<identifier>` in another (a dot is in no RDS or ElastiCache identifier)."""
+        account = self.caller()
+        if account is None or account == self.default_account:
+            return ident
+        return f"{account}.{ident}"
+
+    def split_engine_key(self, key: str) -> tuple[str, str]:
+        """(owning account, identifier) of an `engine_key`."""
+        account, dot, ident = key.partition(".")
+        if dot and len(account) == 12 and account.isdigit():
+            return account, ident
+        return self.default_account, key
+
+    @contextmanager
+    def acting_as(self, account: str) -> Iterator[None]:
+        """Serve `account` for the duration (background work started outside any request); tasks
+        and threads started inside inherit the scope."""
+        token = CALLER_SCOPE.set((account, CALLER_SCOPE.get()[1]))
+        try:
+            yield
+        finally:
+            CALLER_SCOPE.reset(token)
+
+    def acting_for(self, doc: dict) -> AbstractContextManager[None]:
+        """Serve `doc`'s owner for the duration (see `acting_as`)."""
+        return self.acting_as(self.owner(doc))
 
     def _key(self, kind: str, id: str, account: str | None) -> str:
         if kind in self.per_account and account and account != self.default_account:

@@ -36,7 +36,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("ec2", "describe_images", {}),
         ("efs", "describe_file_systems", {}),
         ("kms", "describe_custom_key_stores", {}),
-        ("iam", "list_instance_profiles", {}),
+        ("iam", "list_saml_providers", {}),
         ("s3", "get_bucket_intelligent_tiering_configuration", {"Bucket": "b-501", "Id": "x"}),
         ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
         ("rds", "describe_db_proxies", {}),

@@ -45,7 +45,7 @@ _TAKEN = {
 
 
 def _taken(kind: str, ident: str) -> ServiceError:
-    """Another account holds this identifier (engine-backed names stay global, see owned_docs)."""
+    """Another account held this identifier before identifiers were per account (see owned_docs)."""
     shape, message = _TAKEN.get(kind, ("InvalidParameterValueException", f"{ident} is in use."))
     return fault(shape, message)
 
@@ -60,10 +60,10 @@ class ElastiCacheCore:
             runtime.data_dir / "elasticache.db",
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
-            per_account=frozenset(),
+            per_account=frozenset({"cluster", "group", "snapshot"}),
             taken=_taken,
         )
-        self.engines = Engines(runtime.data_dir, runtime.settings.data_dir)
+        self.engines = Engines(runtime.data_dir, runtime.settings.data_dir, key=self.store.engine_key)
         self.ports = PortAllocator.for_settings(runtime.settings)
         self.snapshot_root = runtime.data_dir / "snapshots"
         self._locks: dict[str, asyncio.Lock] = {}
@@ -99,6 +99,10 @@ class ElastiCacheCore:
         self._monitor = asyncio.create_task(self._watch())
 
     async def _restore(self, start: Any, doc: dict, kind: str) -> None:
+        with self.store.acting_for(doc):  # this coroutine runs as its own task: the scope stays in it
+            await self._restore_scoped(start, doc, kind)
+
+    async def _restore_scoped(self, start: Any, doc: dict, kind: str) -> None:
         try:
             await run_blocking(start, doc, None)
             if doc.get("engine") == "memcached":
@@ -116,8 +120,10 @@ class ElastiCacheCore:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor
-        for cluster_id in list(self.discovery):
-            await self._close_discovery(cluster_id)
+        for key in list(self.discovery):
+            account, cluster_id = self.store.split_engine_key(key)
+            with self.store.acting_as(account):
+                await self._close_discovery(cluster_id)
         await run_blocking(self.engines.stop_everything)
         if self.router is not None:
             await run_blocking(self.router.stop)
@@ -126,7 +132,7 @@ class ElastiCacheCore:
         return "running"
 
     def _resource_lock(self, key: str) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
+        return self._locks.setdefault(self.store.engine_key(key), asyncio.Lock())
 
     # -- records --------------------------------------------------------------------------------------
 
@@ -186,8 +192,10 @@ class ElastiCacheCore:
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
             try:
-                for cluster_id, node_id in self.engines.dead():
-                    await self._recover(cluster_id, node_id)
+                for key, node_id in self.engines.dead():
+                    account, cluster_id = self.store.split_engine_key(key)
+                    with self.store.acting_as(account):
+                        await self._recover(cluster_id, node_id)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the watcher must keep watching

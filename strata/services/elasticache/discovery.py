@@ -358,7 +358,7 @@ class DiscoveryOperations(ElastiCacheCore):
         config = ClusterConfig(doc.get("config_version", 1), node_list(doc["nodes"], doc["port"]))
         first = doc["nodes"][0]
         backend = (first["address"], doc["port"])
-        endpoint = self.discovery.get(doc["id"])
+        endpoint = self.discovery.get(self.store.engine_key(doc["id"]))
         if endpoint is not None and endpoint.port == doc["port"]:
             endpoint.update(config, backend)
             return
@@ -369,9 +369,9 @@ class DiscoveryOperations(ElastiCacheCore):
             host, doc["port"], config, backend, server_tls=server_tls, client_tls=client_tls
         )
         await endpoint.start()
-        self.discovery[doc["id"]] = endpoint
+        self.discovery[self.store.engine_key(doc["id"])] = endpoint
 
     async def _close_discovery(self: ElastiCacheProvider, cluster_id: str) -> None:
-        endpoint = self.discovery.pop(cluster_id, None)
+        endpoint = self.discovery.pop(self.store.engine_key(cluster_id), None)
         if endpoint is not None:
             await endpoint.close()

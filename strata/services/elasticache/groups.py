@@ -51,6 +51,10 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
 
     # -- helpers ---------------------------------------------------------------------------------------
 
+    def _reader_route(self: ElastiCacheProvider, group: dict) -> str:
+        """The reader endpoint's route name (per account: another account's group has its own)."""
+        return f"reader-{self.store.engine_key(group['id'])}"
+
     def _members(self: ElastiCacheProvider, group: dict) -> dict[str, dict]:
         return {
             d["id"]: d
@@ -109,11 +113,11 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         backends = [
             (members[c]["nodes"][0]["address"], group["port"]) for c in self._readers(group) if c in members
         ]
-        self.router.set_route(_reader_route(group), group["port"], backends, balance=True, host=READER)
+        self.router.set_route(self._reader_route(group), group["port"], backends, balance=True, host=READER)
 
     def _drop_reader_route(self: ElastiCacheProvider, group: dict) -> None:
         if self.router is not None:
-            self.router.remove_route(_reader_route(group))
+            self.router.remove_route(self._reader_route(group))
 
     def _alive(self: ElastiCacheProvider, cid: str) -> bool:
         server = self.engines.get(cid)

@@ -19,6 +19,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -35,7 +36,7 @@ log = logging.getLogger("strata.elasticache")
 PRIMARY = "127.0.0.1"
 READER = "127.0.0.2"
 Server = RedisServer | MemcachedServer
-Key = tuple[str, str]  # (cache cluster id, cache node id)
+Key = tuple[str, str]  # (the cache cluster's engine key, cache node id)
 
 
 def node_address(index: int) -> str:
@@ -60,10 +61,14 @@ def free_address_index(used: list[str]) -> int:
 
 
 class Engines:
-    """The live engine processes of the service, keyed by (cache cluster id, node id)."""
+    """The live engine processes of the service, keyed by (cache cluster key, node id).
 
-    def __init__(self, data_dir: Path, strata_data_dir: Path) -> None:
+    Methods take cache cluster ids of the account being served; `key` (OwnedDocs.engine_key)
+    names their directories and processes apart from another account's of the same id."""
+
+    def __init__(self, data_dir: Path, strata_data_dir: Path, key: Callable[[str], str] = str) -> None:
         self.root = Path(data_dir) / "nodes"
+        self.key = key
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
@@ -71,13 +76,13 @@ class Engines:
         self.admin_token = redis_engine.admin_token(Path(data_dir) / "engine-admin.token")
 
     def node_dir(self, cluster_id: str, node_id: str) -> Path:
-        return self.root / cluster_id / node_id
+        return self.root / self.key(cluster_id) / node_id
 
     def get(self, cluster_id: str, node_id: str = "0001") -> Server | None:
-        return self.servers.get((cluster_id, node_id))
+        return self.servers.get((self.key(cluster_id), node_id))
 
     def redis(self, cluster_id: str, node_id: str = "0001") -> RedisServer:
-        server = self.servers.get((cluster_id, node_id))
+        server = self.servers.get((self.key(cluster_id), node_id))
         assert isinstance(server, RedisServer), f"{cluster_id}/{node_id} is not a running redis node"
         return server
 
@@ -110,7 +115,7 @@ class Engines:
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
         with self._lock:
-            self.servers[(cluster_id, node["id"])] = server
+            self.servers[(self.key(cluster_id), node["id"])] = server
         return server
 
     def _certificate(self, dep: dict, cluster_id: str, node: dict) -> ServerCert | None:
@@ -138,7 +143,7 @@ class Engines:
         )
         server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
         with self._lock:
-            self.servers[(cluster_id, node["id"])] = server
+            self.servers[(self.key(cluster_id), node["id"])] = server
         return server
 
     def start_all(self, servers: list[Server], timeout: float = 30) -> None:
@@ -174,23 +179,27 @@ class Engines:
             raise
 
     def stop(self, cluster_id: str, node_id: str, remove: bool = False) -> None:
-        with self._lock:
-            server = self.servers.pop((cluster_id, node_id), None)
-        if server is not None:
-            server.stop()
+        self._stop((self.key(cluster_id), node_id))
         if remove:
             shutil.rmtree(self.node_dir(cluster_id, node_id), ignore_errors=True)
 
+    def _stop(self, key: Key) -> None:
+        with self._lock:
+            server = self.servers.pop(key, None)
+        if server is not None:
+            server.stop()
+
     def stop_cluster(self, cluster_id: str, remove: bool = False) -> None:
-        for key in [k for k in list(self.servers) if k[0] == cluster_id]:
-            self.stop(*key)
+        name = self.key(cluster_id)
+        for key in [k for k in list(self.servers) if k[0] == name]:
+            self._stop(key)
         if remove:
-            shutil.rmtree(self.root / cluster_id, ignore_errors=True)
+            shutil.rmtree(self.root / name, ignore_errors=True)
 
     def stop_everything(self) -> None:
         for key in list(self.servers):
             try:
-                self.stop(*key)
+                self._stop(key)
             except Exception:  # noqa: BLE001 - stopping the rest matters more
                 log.exception("stopping %s", key)
 
@@ -206,6 +215,7 @@ class Engines:
         `wanted` maps cache cluster id -> endpoint addresses it should hold. Addresses are first
         released everywhere they should no longer be, then taken, so one never collides with itself.
         """
+        wanted = {self.key(cid): addresses for cid, addresses in wanted.items()}
         live = {
             cid: s for (cid, _), s in self.servers.items() if cid in wanted and isinstance(s, RedisServer)
         }

@@ -54,6 +54,10 @@ def _major(version: str) -> int:
 class SnapshotOperations(ElastiCacheCore):
     """Snapshot operations and helpers (a mixin of ElastiCacheProvider)."""
 
+    def _snapshot_dir(self: ElastiCacheProvider, name: str) -> Path:
+        """Where a snapshot's files are (per account: another account's snapshot of the name has its own)."""
+        return self.snapshot_root / self.store.engine_key(name)
+
     def _snapshot_doc(self: ElastiCacheProvider, name: str | None) -> dict:
         doc = self.store.get_doc("snapshot", name or "")
         if doc is None:
@@ -91,7 +95,7 @@ class SnapshotOperations(ElastiCacheCore):
     def _place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
         """Put a snapshot's RDB for node group `shard` where a new engine will load it."""
         target = Path(data_dir) / "dump.rdb"
-        _copy_durably(self.snapshot_root / snap["SnapshotName"] / snap["_files"][shard], target)
+        _copy_durably(self._snapshot_dir(snap["SnapshotName"]) / snap["_files"][shard], target)
         chown_tree(Path(data_dir), ENGINE_USER)
 
     # -- taking snapshots ---------------------------------------------------------------------------
@@ -146,7 +150,7 @@ class SnapshotOperations(ElastiCacheCore):
             files, node_snaps = await run_blocking(self._save_files, name, sources, dep, when)
         except (EngineError, OSError) as e:
             self.store.delete_doc("snapshot", name)
-            shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
+            shutil.rmtree(self._snapshot_dir(name), ignore_errors=True)
             raise fault("InvalidCacheClusterStateFault", f"The snapshot could not be taken: {e}") from e
         doc["_files"], doc["NodeSnapshots"], doc["SnapshotStatus"] = files, node_snaps, "available"
         self.store.put_doc("snapshot", name, doc)
@@ -166,7 +170,7 @@ class SnapshotOperations(ElastiCacheCore):
         for i, (ng_id, server) in enumerate(sources):
             rdb = server.snapshot()
             fname = f"shard-{i + 1:04d}.rdb"
-            _copy_durably(rdb, self.snapshot_root / name / fname)
+            _copy_durably(rdb, self._snapshot_dir(name) / fname)
             files.append(fname)
             cid, nid = server.name.split("/")
             member = self.store.get_doc("cluster", cid) or {}
@@ -322,7 +326,7 @@ class SnapshotOperations(ElastiCacheCore):
         def copy() -> None:
             for fname in source["_files"]:
                 _copy_durably(
-                    self.snapshot_root / source["SnapshotName"] / fname, self.snapshot_root / target / fname
+                    self._snapshot_dir(source["SnapshotName"]) / fname, self._snapshot_dir(target) / fname
                 )
 
         await run_blocking(copy)
@@ -344,7 +348,7 @@ class SnapshotOperations(ElastiCacheCore):
 
     def _drop_snapshot(self: ElastiCacheProvider, name: str) -> None:
         self.store.delete_doc("snapshot", name)
-        shutil.rmtree(self.snapshot_root / name, ignore_errors=True)
+        shutil.rmtree(self._snapshot_dir(name), ignore_errors=True)
 
     def _delete_automatic_snapshots(
         self: ElastiCacheProvider, *, cluster_id: str | None = None, group_id: str | None = None
@@ -365,26 +369,30 @@ class SnapshotOperations(ElastiCacheCore):
         deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
         deployments += [("group", d) for d in self.store.list_docs("group")]
         for kind, dep in deployments:
-            try:
-                async with self._resource_lock(dep["id"]):
-                    fresh = self.store.get_doc(kind, dep["id"])
-                    if fresh is None or fresh["status"] != "available":
-                        continue
-                    self._meter_usage(fresh)
+            with self.store.acting_for(dep):
+                await self._automatic_snapshot(kind, dep, now)
+
+    async def _automatic_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
+        try:
+            async with self._resource_lock(dep["id"]):
+                fresh = self.store.get_doc(kind, dep["id"])
+                if fresh is None or fresh["status"] != "available":
+                    return
+                self._meter_usage(fresh)
+                self.store.put_doc(kind, fresh["id"], fresh)
+                if fresh["engine"] not in REDIS_LIKE or not fresh.get("retention"):
+                    return
+                last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
+                if now - last >= DAY:
+                    name = f"automatic.{fresh['id']}-{now:%Y-%m-%d-%H-%M}"
+                    if self.store.get_doc("snapshot", name) is None:
+                        kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
+                        await self._take_snapshot(name, "automated", **kw)
+                    fresh["last_auto_snapshot"] = now.isoformat()
                     self.store.put_doc(kind, fresh["id"], fresh)
-                    if fresh["engine"] not in REDIS_LIKE or not fresh.get("retention"):
-                        continue
-                    last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
-                    if now - last >= DAY:
-                        name = f"automatic.{fresh['id']}-{now:%Y-%m-%d-%H-%M}"
-                        if self.store.get_doc("snapshot", name) is None:
-                            kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
-                            await self._take_snapshot(name, "automated", **kw)
-                        fresh["last_auto_snapshot"] = now.isoformat()
-                        self.store.put_doc(kind, fresh["id"], fresh)
-                    self._prune(kind, fresh, now)
-            except Exception:  # noqa: BLE001 - one deployment's failure must not stop the others
-                log.exception("automatic snapshot of %s %s", kind, dep["id"])
+                self._prune(kind, fresh, now)
+        except Exception:  # noqa: BLE001 - one deployment's failure must not stop the others
+            log.exception("automatic snapshot of %s %s", kind, dep["id"])
 
     def _prune(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
         key = "ReplicationGroupId" if kind == "group" else "CacheClusterId"

@@ -24,6 +24,28 @@ from strata.services.iam.core import (
 from strata.sim.clock import clock
 
 _KINDS = {"User": "user", "Group": "group", "Role": "role"}
+SERVICE_ROLE_PATH = "/aws-service-role/"  # service-linked roles live under it
+
+
+def new_role_doc(account: str, name: str, path: str, trust: str, description: str) -> dict:
+    """A role record with no policies (CreateRole and CreateServiceLinkedRole fill in the rest)."""
+    return {
+        "account": account,
+        "RoleName": name,
+        "RoleId": new_id("AROA"),
+        "Path": path,
+        "Arn": f"arn:aws:iam::{account}:role{path}{name}",
+        "CreateDate": clock.time(),
+        "trust": trust,
+        "inline": {},
+        "attached": [],
+        "boundary": None,
+        "MaxSessionDuration": 3600,
+        "Description": description,
+        "Tags": [],
+    }
+
+
 MAX_INLINE_NAME = 128
 
 
@@ -193,24 +215,11 @@ class IdentityOperations(IAMBase):
         trust = check_document(req.get("AssumeRolePolicyDocument"), "trust", 2048)
         if self.dir.find("role", ctx.account_id, name) is not None:
             raise exists("role", name)
-        max_session = _max_session(req.get("MaxSessionDuration"))
-        doc = {
-            "account": ctx.account_id,
-            "RoleName": name,
-            "RoleId": new_id("AROA"),
-            "Path": path,
-            "Arn": f"arn:aws:iam::{ctx.account_id}:role{path}{name}",
-            "CreateDate": clock.time(),
-            "trust": trust,
-            "inline": {},
-            "attached": [],
-            "boundary": self._policy(ctx, req["PermissionsBoundary"])["Arn"]
-            if req.get("PermissionsBoundary")
-            else None,
-            "MaxSessionDuration": max_session,
-            "Description": req.get("Description") or "",
-            "Tags": req.get("Tags") or [],
-        }
+        doc = new_role_doc(ctx.account_id, name, path, trust, req.get("Description") or "")
+        doc["MaxSessionDuration"] = _max_session(req.get("MaxSessionDuration"))
+        if req.get("PermissionsBoundary"):
+            doc["boundary"] = self._policy(ctx, req["PermissionsBoundary"])["Arn"]
+        doc["Tags"] = req.get("Tags") or []
         with self.dir.change():
             self.dir.save("role", doc)
         return {"Role": self._render_role(doc)}
@@ -246,10 +255,19 @@ class IdentityOperations(IAMBase):
 
     def delete_role(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._entity("role", ctx, req.get("RoleName"))
+        if doc["Path"].startswith(SERVICE_ROLE_PATH):
+            raise ServiceError(
+                "UnmodifiableEntity",
+                f"Cannot perform the operation on the protected role '{doc['RoleName']}' - "
+                "this role is only modifiable by AWS",
+                400,
+            )
         if doc["inline"]:
             raise _conflict("must delete policies first")
         if doc["attached"]:
             raise _conflict("must detach all policies first")
+        if self._role_in_profiles(ctx.account_id, doc["RoleName"]):  # type: ignore[attr-defined]
+            raise _conflict("must remove roles from instance profile first")
         with self.dir.change():
             self.dir.drop("role", doc)
         return {}

@@ -248,7 +248,11 @@ class SimulationOperations(IAMBase):
             out["RoleDetailList"] = [
                 {
                     **self._render_role(r),
-                    "InstanceProfileList": [],
+                    "InstanceProfileList": [
+                        self._render_profile(ip)  # type: ignore[attr-defined]
+                        for ip in self.dir.listing("instance_profile", acct)
+                        if r["RoleName"].lower() in (n.lower() for n in ip["roles"])
+                    ],
                     "RolePolicyList": inline_list(r),
                     "AttachedManagedPolicies": managed(r),
                 }
@@ -293,6 +297,8 @@ class SimulationOperations(IAMBase):
                 "Groups": len(self.dir.listing("group", acct)),
                 "Roles": len(self.dir.listing("role", acct)),
                 "Policies": sum(1 for p in self.dir.policies.values() if p["account"] == acct),
+                "InstanceProfiles": len(self.dir.listing("instance_profile", acct)),
+                "InstanceProfilesQuota": 1000,
                 "UsersQuota": 5000,
                 "GroupsQuota": 300,
                 "RolesQuota": 1000,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.kms import specs
+from strata.services.kms.grant_constraints import normalized
 from strata.services.kms.keys import alias_arn, grant_token, iso, key_arn, parse_grant_token
 from strata.sim.clock import clock
 
@@ -141,12 +142,8 @@ class AliasesGrantsOperations:
         bad = [op for op in req["Operations"] if op not in allowed]
         if bad or not req["Operations"]:
             raise _error("ValidationException", f"Grant operations {bad} are not valid for {_arn(doc)}.")
-        constraints = req.get("Constraints") or None
-        if (
-            constraints
-            and doc["spec"] != specs.SYMMETRIC
-            and (constraints.get("EncryptionContextEquals") or constraints.get("EncryptionContextSubset"))
-        ):
+        constraints = normalized(req.get("Constraints"))
+        if constraints and doc["spec"] != specs.SYMMETRIC:
             raise _error(
                 "ValidationException", "Encryption context constraints need a symmetric encryption key."
             )

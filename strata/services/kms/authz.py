@@ -4,8 +4,11 @@ A KMS key's policy is required on every request that names a key (actions.json m
 `resource_policy_required`): an IAM policy counts only where the key policy delegates to the
 account (its default statement names `arn:aws:iam::<account>:root`). Grants are permissions on
 one key too, so each grant joins the key policy as an Allow statement for its grantee and
-operations. The compiled policy is cached by its text, which changes whenever the key policy or
-its grants do.
+operations, when its constraints hold for the request (`grant_constraints`). The compiled policy
+is cached by its text, which changes whenever the key policy or the grants that apply do.
+
+ReEncrypt acts on two keys: kms:ReEncryptFrom on the source key (the key the request names first)
+and kms:ReEncryptTo on the destination key (`further_resources`), each under its own key policy.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from strata.auth.enforce import CALLER_SCOPE
+from strata.auth.enforce import CALLER_OPERATION, CALLER_SCOPE
 from strata.auth.policy import Policy, PolicyError, compile_policy
 from strata.protocol.errors import ServiceError
 from strata.services.kms import material
+from strata.services.kms.grant_constraints import grant_applies
 from strata.services.kms.keys import Where, key_arn
 
 if TYPE_CHECKING:
@@ -76,10 +80,31 @@ class KeyPolicyHooks:
         doc = self._named_key(req)
         if doc is None:
             return None
+        return self.key_policy(doc, CALLER_OPERATION.get(), req)
+
+    def further_resources(self, req: dict) -> list[tuple[str, str, str, Policy | None]]:
+        """ReEncrypt's destination key: kms:ReEncryptTo under that key's own policy."""
+        if CALLER_OPERATION.get() != "ReEncrypt" or not isinstance(req.get("DestinationKeyId"), str):
+            return []
+        try:
+            doc = self.keys.resolve(Where(*CALLER_SCOPE.get()), req["DestinationKeyId"])
+        except ServiceError:  # the operation answers NotFound itself
+            return []
+        policy = self.key_policy(doc, "ReEncrypt", req, "DestinationEncryptionContext")
+        return [
+            ("kms:ReEncryptTo", key_arn(doc["region"], doc["account"], doc["id"]), doc["account"], policy)
+        ]
+
+    def key_policy(
+        self, doc: dict, operation: str, req: dict, context_member: str | None = None
+    ) -> Policy | None:
+        """The key's policy with the grants that apply to this request as Allow statements."""
         statements = json.loads(doc["policy"]).get("Statement", [])
         if isinstance(statements, dict):
             statements = [statements]
         for grant in self.keys.grants(doc["id"]):
+            if not grant_applies(grant, operation, req, context_member):
+                continue
             statements.append(
                 {
                     "Sid": f"grant-{grant['id'][:16]}",

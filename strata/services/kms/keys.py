@@ -73,9 +73,11 @@ class KeyRing:
         tags: list[dict],
         manager: str = "CUSTOMER",
         secret: bytes | None = None,
+        key_id: str | None = None,
     ) -> dict:
-        """A new key; `secret` is its material when the caller generated it off the event loop."""
-        key_id = str(uuid.uuid4())
+        """A new key; `secret` is its material when the caller generated it off the event loop,
+        `key_id` its id when the caller needed it before (to check the key policy against it)."""
+        key_id = key_id or str(uuid.uuid4())
         now = clock.time()
         secret = secret if secret is not None else material.generate(spec)
         doc = {

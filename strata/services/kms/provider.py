@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 import botocore.session
 
+from strata.auth.directory import directory_for
+from strata.auth.evaluator import Facts, evaluate
 from strata.auth.policy import PolicyError, compile_policy
 from strata.context import RequestContext
 from strata.protocol.constraints import validation_errors, validation_message
@@ -60,6 +63,7 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         self.store = MetadataStore(data / "kms.db", fsync=runtime.settings.fsync)
         self.keys = KeyRing(self.store, RootKey.load(data / "root.key"))
         self._model = botocore.session.get_session().get_service_model("kms")
+        self.directory = directory_for(runtime.settings)
 
     def health(self) -> dict:
         return {"state": "running"}
@@ -180,8 +184,11 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         if req.get("MultiRegion"):
             raise error("UnsupportedOperationException", "Multi-Region keys are not supported by Strata.")
         policy = req.get("Policy")
+        key_id = str(uuid.uuid4())
         if policy is not None:
             self._check_policy(policy)
+            if not req.get("BypassPolicyLockoutSafetyCheck"):
+                self._lockout_check(ctx, policy, key_arn(where.region, where.account, key_id), where.account)
         tags = self._check_tags(req.get("Tags") or [], [])
         self._dry_run(req)
         secret = await run_blocking(material.generate, spec_name)  # an RSA-4096 pair takes seconds
@@ -193,6 +200,7 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
             policy=policy,
             tags=tags,
             secret=secret,
+            key_id=key_id,
         )
         meter.record("kms", "KeyCreated", 1, "key", key=doc["id"], spec=spec_name)
         return {"KeyMetadata": self._metadata(doc)}
@@ -389,6 +397,31 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         except PolicyError as e:
             raise error("MalformedPolicyDocumentException", str(e)) from None
 
+    def _lockout_check(self, ctx: RequestContext, policy: str, arn: str, account: str) -> None:
+        """AWS's key policy lockout safety check: the new policy must let the caller make a
+        later PutKeyPolicy request on the key (the same evaluation a request gets: key policy,
+        and the caller's IAM policies where the key policy delegates to its account)."""
+        caller = ctx.principal
+        if caller is None:
+            return
+        policies, _ = self.directory.policy_set(caller)
+        facts = Facts(caller, ctx.region, ctx.http.client, ctx.http.secure, clock.time)
+        decision = evaluate(
+            caller,
+            "kms:PutKeyPolicy",
+            arn,
+            facts,
+            policies,
+            compile_policy(policy, "resource"),
+            account,
+            True,
+        )
+        if not decision.allowed:
+            raise error(
+                "MalformedPolicyDocumentException",
+                "The new key policy will not allow you to update the key policy in the future.",
+            )
+
     def get_key_policy(self, ctx: RequestContext, req: dict) -> dict:
         doc = self.keys.resolve(self._check(ctx, req), req["KeyId"], aliases=False)
         name = req.get("PolicyName") or "default"
@@ -401,6 +434,8 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         if (req.get("PolicyName") or "default") != "default":
             raise error("NotFoundException", f"No such policy exists: {req['PolicyName']}")
         self._check_policy(req["Policy"])
+        if not req.get("BypassPolicyLockoutSafetyCheck"):
+            self._lockout_check(ctx, req["Policy"], arn_of(doc), doc["account"])
         doc["policy"] = req["Policy"]
         self.keys.save(doc)
         return {}

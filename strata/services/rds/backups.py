@@ -30,7 +30,7 @@ class BackupOperations(RDSCore):
     # -- snapshot records --------------------------------------------------------------------------
 
     def _snapshot_dir(self, snap_id: str) -> Path:
-        return self.runtime.data_dir / "snapshots" / snap_id.replace(":", "_")
+        return self.runtime.data_dir / "snapshots" / self.store.engine_key(snap_id).replace(":", "_")
 
     def _get_snapshot(self, snap_id: str | None) -> dict:
         if not snap_id:
@@ -372,18 +372,22 @@ class BackupOperations(RDSCore):
         """Daily automated backups, retention pruning and metering, at the simulated time."""
         now = clock.time()
         for doc in self.store.list_docs("instance"):
-            if doc["id"] in self._busy:
-                continue
-            self._meter_instance(doc)
-            self._save(doc, "metered_at")
-            if doc["status"] != "available" or doc.get("source") or doc["backup_retention"] == 0:
-                continue
-            backups = self._automated_backups(doc["id"])
-            if not backups or now - backups[-1]["at"] >= DAY:
-                self._spawn(doc["id"], self._take_automated_backup, doc["id"])
-            else:
-                self._prune_backups(doc)
+            with self.store.acting_for(doc):
+                self._schedule_instance(doc, now)
         self._run_cluster_schedule()
+
+    def _schedule_instance(self, doc: dict, now: float) -> None:
+        if self._is_busy(doc["id"]):
+            return
+        self._meter_instance(doc)
+        self._save(doc, "metered_at")
+        if doc["status"] != "available" or doc.get("source") or doc["backup_retention"] == 0:
+            return
+        backups = self._automated_backups(doc["id"])
+        if not backups or now - backups[-1]["at"] >= DAY:
+            self._spawn(doc["id"], self._take_automated_backup, doc["id"])
+        else:
+            self._prune_backups(doc)
 
     def _prune_backups(self, doc: dict) -> None:
         """Drop automated backups no restore inside the retention window needs (the newest one

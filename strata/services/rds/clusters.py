@@ -44,7 +44,7 @@ class ClusterOperations(RDSCore):
         return doc
 
     def _cluster_dir(self, cid: str) -> Path:
-        return self.runtime.data_dir / "clusters" / cid
+        return self.runtime.data_dir / "clusters" / self.store.engine_key(cid)
 
     def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
         """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer).
@@ -71,9 +71,10 @@ class ClusterOperations(RDSCore):
                 and r.get("primary")
             ):
                 readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
-        self.fleet.router.set_route(f"cluster-{cluster['id']}", cluster["port"], writer_backend)
+        name = self.store.engine_key(cluster["id"])
+        self.fleet.router.set_route(f"cluster-{name}", cluster["port"], writer_backend)
         self.fleet.router.set_route(
-            f"cluster-ro-{cluster['id']}",
+            f"cluster-ro-{name}",
             cluster["port"],
             readers or writer_backend,
             balance=True,
@@ -164,7 +165,9 @@ class ClusterOperations(RDSCore):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
-        port = self.fleet.ports.allocate(f"rds/cluster/{cid}/endpoint", preferred=req.get("Port"))
+        port = self.fleet.ports.allocate(
+            f"rds/cluster/{self.store.engine_key(cid)}/endpoint", preferred=req.get("Port")
+        )
         return {
             "id": cid,
             "engine": info.name,
@@ -263,9 +266,10 @@ class ClusterOperations(RDSCore):
             )
 
         def remove() -> None:
-            self.fleet.router.remove_route(f"cluster-{c['id']}")
-            self.fleet.router.remove_route(f"cluster-ro-{c['id']}")
-            self.fleet.ports.release_prefix(f"rds/cluster/{c['id']}/")
+            name = self.store.engine_key(c["id"])
+            self.fleet.router.remove_route(f"cluster-{name}")
+            self.fleet.router.remove_route(f"cluster-ro-{name}")
+            self.fleet.ports.release_prefix(f"rds/cluster/{name}/")
             for s in self.store.list_docs("cluster_snapshot"):
                 if s["cluster_id"] == c["id"] and s["type"] == "automated":
                     self.store.delete_doc("cluster_snapshot", s["id"])
@@ -441,14 +445,15 @@ class ClusterOperations(RDSCore):
     def _run_cluster_schedule(self) -> None:
         """A daily automated backup of every cluster with a writer (simulated time)."""
         for c in self.store.list_docs("cluster"):
-            writer = c.get("writer")
-            if not writer or writer in self._busy or c["status"] != "available":
-                continue
-            w = self.store.get_doc("instance", writer)
-            backups = self._cluster_backups(c["id"])
-            if w and w["status"] == "available" and backups and clock.time() - backups[-1]["at"] >= 86400:
-                snap = self._take_cluster_backup(c["id"], automated=True)
-                self._spawn(writer, self._fill_cluster_snapshot, snap["id"])
+            with self.store.acting_for(c):
+                writer = c.get("writer")
+                if not writer or self._is_busy(writer) or c["status"] != "available":
+                    continue
+                w = self.store.get_doc("instance", writer)
+                backups = self._cluster_backups(c["id"])
+                if w and w["status"] == "available" and backups and clock.time() - backups[-1]["at"] >= 86400:
+                    snap = self._take_cluster_backup(c["id"], automated=True)
+                    self._spawn(writer, self._fill_cluster_snapshot, snap["id"])
 
     def _cluster_backups(self, cid: str) -> list[dict]:
         snaps = [
@@ -467,7 +472,7 @@ class ClusterOperations(RDSCore):
         path = (
             self._cluster_dir(cid) / "backups" / stamp
             if automated
-            else self.runtime.data_dir / "cluster-snapshots" / snap_id / "data"
+            else self.runtime.data_dir / "cluster-snapshots" / self.store.engine_key(snap_id) / "data"
         )
         snap = {
             "id": snap_id,

@@ -29,7 +29,7 @@ _TAKEN = {
 
 
 def _taken(kind: str, ident: str) -> ServiceError:
-    """Another account holds this engine-backed identifier (they stay global, see owned_docs)."""
+    """Another account held this identifier before identifiers were per account (see owned_docs)."""
     return m.fault(_TAKEN.get(kind, "InvalidParameterValue"), f"{ident} already exists.")
 
 
@@ -45,10 +45,14 @@ class RDSCore:
             runtime.data_dir / "rds.db",
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
-            per_account=frozenset({"param_group", "subnet_group"}),
+            per_account=frozenset(
+                {"param_group", "subnet_group", "instance", "cluster", "snapshot", "cluster_snapshot"}
+            ),
             taken=_taken,
         )
-        self.fleet = Fleet(runtime.data_dir, PortAllocator.for_settings(runtime.settings))
+        self.fleet = Fleet(
+            runtime.data_dir, PortAllocator.for_settings(runtime.settings), key=self.store.engine_key
+        )
         self._tasks: set[asyncio.Task] = set()
         self._scheduler_wakeup = False
         self._busy: set[str] = set()
@@ -70,9 +74,10 @@ class RDSCore:
         for doc in self.store.list_docs("instance"):
             if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
                 continue
-            if doc["status"] == "available":  # until its engines accept connections again
-                self._set_status(doc["id"], "rebooting")
-            self._spawn(doc["id"], self._resume, doc["id"])
+            with self.store.acting_for(doc):
+                if doc["status"] == "available":  # until its engines accept connections again
+                    self._set_status(doc["id"], "rebooting")
+                self._spawn(doc["id"], self._resume, doc["id"])
         self._loops.append(asyncio.create_task(self._monitor()))
         self._loops.append(asyncio.create_task(self._scheduler()))
         clock.on_advance(lambda _now: self._poke_scheduler())
@@ -88,7 +93,8 @@ class RDSCore:
             for doc in docs:
                 for name in list(doc.get("nodes", {})):
                     try:
-                        self.fleet.node(doc, name).stop()
+                        with self.store.acting_for(doc):
+                            self.fleet.node(doc, name).stop()
                     except Exception:  # noqa: BLE001 - stop every engine regardless
                         log.exception("stopping %s/%s failed", doc["id"], name)
             self.fleet.router.stop()
@@ -101,7 +107,9 @@ class RDSCore:
     # -- background work ---------------------------------------------------------------------------
 
     def _spawn(self, ident: str, fn, *args) -> None:  # noqa: ANN001
-        """Run blocking `fn(*args)` for one resource in the background, one task at a time per id."""
+        """Run blocking `fn(*args)` for one resource in the background, one task at a time per id
+        (per account: the task runs in the scope of the request or `acting_for` that spawned it)."""
+        busy = self.store.engine_key(ident)
 
         async def run() -> None:
             try:
@@ -110,13 +118,17 @@ class RDSCore:
                 log.exception("rds background work for %s failed", ident)
                 self._fail(ident, str(e))
             finally:
-                self._busy.discard(ident)
+                self._busy.discard(busy)
                 self._poke_scheduler()  # work skipped while this ran (a due backup) runs now
 
-        self._busy.add(ident)
+        self._busy.add(busy)
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _is_busy(self, ident: str) -> bool:
+        """Has `ident` (of the account being served) background work running?"""
+        return self.store.engine_key(ident) in self._busy
 
     def _locked(self, ident: str, fn, *args):  # noqa: ANN001, ANN202
         with self.fleet.lock(ident):
@@ -230,15 +242,16 @@ class RDSCore:
             await asyncio.sleep(1.0)
             try:
                 for doc in self.store.list_docs("instance"):
-                    if doc["status"] != "available" or doc["id"] in self._busy:
-                        continue
-                    if not self.fleet.primary(doc).running():
-                        self._spawn(doc["id"], self._recover_crash, doc["id"])
-                    elif (standby := self.fleet.standby_name(doc)) and not self.fleet.node(
-                        doc, standby
-                    ).running():
-                        # commits wait for the standby: without it they would wait for ever
-                        self._spawn(doc["id"], self._recover_standby, doc["id"])
+                    with self.store.acting_for(doc):
+                        if doc["status"] != "available" or self._is_busy(doc["id"]):
+                            continue
+                        if not self.fleet.primary(doc).running():
+                            self._spawn(doc["id"], self._recover_crash, doc["id"])
+                        elif (standby := self.fleet.standby_name(doc)) and not self.fleet.node(
+                            doc, standby
+                        ).running():
+                            # commits wait for the standby: without it they would wait for ever
+                            self._spawn(doc["id"], self._recover_standby, doc["id"])
             except Exception:  # noqa: BLE001 - the monitor must keep running
                 log.exception("rds monitor")
 

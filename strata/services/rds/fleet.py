@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from strata.engines.endpoint import EndpointRouter, Router
@@ -28,9 +29,12 @@ log = logging.getLogger("strata.rds")
 
 
 class Fleet:
-    def __init__(self, data_dir: Path, ports: PortAllocator) -> None:
+    def __init__(self, data_dir: Path, ports: PortAllocator, key: Callable[[str], str] = str) -> None:
         self.data_dir = Path(data_dir)
         self.ports = ports
+        # An instance's engine-side name in the account being served (OwnedDocs.engine_key): two
+        # accounts' "db1" get their own directories, ports, routes and locks.
+        self.key = key
         self.router: Router = EndpointRouter(self.data_dir / "endpoints", name="rds")
         self._nodes: dict[tuple[str, str], Node] = {}
         self._locks: dict[str, threading.RLock] = {}
@@ -39,17 +43,17 @@ class Fleet:
     # -- layout ------------------------------------------------------------------------------------
 
     def instance_dir(self, ident: str) -> Path:
-        return self.data_dir / "instances" / ident
+        return self.data_dir / "instances" / self.key(ident)
 
     def archive_dir(self, ident: str) -> Path:
         return self.instance_dir(ident) / "archive"
 
     def lock(self, ident: str) -> threading.RLock:
         with self._guard:
-            return self._locks.setdefault(ident, threading.RLock())
+            return self._locks.setdefault(self.key(ident), threading.RLock())
 
     def node(self, doc: dict, name: str) -> Node:
-        key = (doc["id"], name)
+        key = (self.key(doc["id"]), name)
         node = self._nodes.get(key)
         if node is None:
             info = doc["nodes"][name]
@@ -74,15 +78,15 @@ class Fleet:
         """Add a node entry (name, port) to the record; the caller creates its data."""
         doc["next_node"] = doc.get("next_node", 0) + 1
         name = f"n{doc['next_node']}"
-        port = self.ports.allocate(f"rds/{doc['id']}/{name}")
+        port = self.ports.allocate(f"rds/{self.key(doc['id'])}/{name}")
         doc["nodes"][name] = {"port": port, "role": role, "az": az}
         return name
 
     def drop_node(self, doc: dict, name: str) -> None:
-        node = self._nodes.pop((doc["id"], name), None) or self.node(doc, name)
-        self._nodes.pop((doc["id"], name), None)
+        node = self._nodes.pop((self.key(doc["id"]), name), None) or self.node(doc, name)
+        self._nodes.pop((self.key(doc["id"]), name), None)
         node.remove()
-        self.ports.release(f"rds/{doc['id']}/{name}")
+        self.ports.release(f"rds/{self.key(doc['id'])}/{name}")
         doc["nodes"].pop(name, None)
 
     # -- endpoint ----------------------------------------------------------------------------------
@@ -90,10 +94,10 @@ class Fleet:
     def route(self, doc: dict, up: bool = True) -> None:
         """Point the instance's stable endpoint at its primary (or at nothing while stopped)."""
         backends = [("127.0.0.1", doc["nodes"][doc["primary"]]["port"])] if up else []
-        self.router.set_route(f"instance-{doc['id']}", doc["port"], backends)
+        self.router.set_route(f"instance-{self.key(doc['id'])}", doc["port"], backends)
 
     def unroute(self, doc: dict) -> None:
-        self.router.remove_route(f"instance-{doc['id']}")
+        self.router.remove_route(f"instance-{self.key(doc['id'])}")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -106,8 +110,8 @@ class Fleet:
             if "already in use" not in str(e):
                 raise
             self.node(doc, name).stop()
-            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
-            self._nodes.pop((doc["id"], name), None)
+            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{self.key(doc['id'])}/{name}")
+            self._nodes.pop((self.key(doc["id"]), name), None)
             build(self.node(doc, name))
         return self.node(doc, name)
 
@@ -134,8 +138,8 @@ class Fleet:
                 continue
             if not port_is_free(node.port):
                 moved_primary = moved_primary or name == doc["primary"]
-                doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
-                self._nodes.pop((doc["id"], name), None)
+                doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{self.key(doc['id'])}/{name}")
+                self._nodes.pop((self.key(doc["id"]), name), None)
                 node = self.node(doc, name)
             node.write_config(params)
             node.start()
@@ -166,8 +170,8 @@ class Fleet:
         self.unroute(doc)
         for name in list(doc["nodes"]):
             self.node(doc, name).remove()
-            self._nodes.pop((doc["id"], name), None)
-        self.ports.release_prefix(f"rds/{doc['id']}/")
+            self._nodes.pop((self.key(doc["id"]), name), None)
+        self.ports.release_prefix(f"rds/{self.key(doc['id'])}/")
         shutil.rmtree(self.instance_dir(doc["id"]), ignore_errors=True)
 
     def apply_params(self, doc: dict, params: dict[str, str]) -> None:
@@ -204,8 +208,8 @@ class Fleet:
         if name is None:
             return
         if not port_is_free(self.node(doc, name).port):  # another program took it meanwhile
-            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{doc['id']}/{name}")
-            self._nodes.pop((doc["id"], name), None)
+            doc["nodes"][name]["port"] = self.ports.reassign(f"rds/{self.key(doc['id'])}/{name}")
+            self._nodes.pop((self.key(doc["id"]), name), None)
         node = self.node(doc, name)
         node.write_config(params)
         node.start()

@@ -44,7 +44,9 @@ class InstanceOperations(RDSCore):
         sg = req.get("DBSubnetGroupName")
         if sg:
             self._get_subnet_group(sg)
-        port = self.fleet.ports.allocate(f"rds/{ident}/endpoint", preferred=req.get("Port"))
+        port = self.fleet.ports.allocate(
+            f"rds/{self.store.engine_key(ident)}/endpoint", preferred=req.get("Port")
+        )
         now = clock.now()
         return {
             "id": ident,

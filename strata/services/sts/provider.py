@@ -83,6 +83,12 @@ class STSProvider:
 
     def assume_role(self, ctx: RequestContext, req: dict) -> dict:
         caller = self._caller(ctx)
+        if caller.kind == "root" and not (
+            caller.session is None and caller.access_key in self.dir.operator_keys
+        ):
+            # AWS: root credentials (and their GetSessionToken sessions) cannot assume roles. The
+            # server's own keys (the loopback test key) keep the LocalStack-style convenience.
+            raise ServiceError("AccessDenied", "Roles may not be assumed by root accounts.", 403)
         arn = req.get("RoleArn") or ""
         session_name = req.get("RoleSessionName") or ""
         if not _SESSION_NAME.match(session_name):

@@ -130,7 +130,7 @@ def test_records_from_before_accounts_belong_to_the_default_account(tmp_path, un
 
 
 def test_elasticache_cluster_belongs_to_its_account(iam_server, unique):
-    """The one engine-backed check: a memcached cluster is its account's alone."""
+    """A memcached cluster is its account's alone; another account may use the same id."""
     ident = f"mc-{unique}"[:40]
     mine, theirs = iam_server.client("elasticache", **ROOT), iam_server.client("elasticache", **ALT_ROOT)
     made = theirs.create_cache_cluster(
@@ -162,11 +162,17 @@ def test_elasticache_cluster_belongs_to_its_account(iam_server, unique):
             with pytest.raises(ClientError) as e:
                 call(**kw)
             assert _code(e) == code
-        # Engine-backed identifiers stay global (their directories and ports are named by them).
-        with pytest.raises(ClientError) as e:
-            mine.create_cache_cluster(
-                CacheClusterId=ident, Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=1
-            )
-        assert _code(e) == "CacheClusterAlreadyExists"
+        # The identifier is per account: the other account may have a cluster of the same id.
+        own = mine.create_cache_cluster(
+            CacheClusterId=ident, Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+        )["CacheCluster"]
+        assert own["ARN"] == f"arn:aws:elasticache:us-east-1:{ACCOUNT}:cluster:{ident}"
+        mine.delete_cache_cluster(CacheClusterId=ident)
+        assert theirs.describe_cache_clusters(CacheClusterId=ident)["CacheClusters"][0][
+            "CacheClusterStatus"
+        ] in (
+            "available",
+            "creating",
+        )
     finally:
         theirs.delete_cache_cluster(CacheClusterId=ident)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.services.iam.conftest import ACCOUNT, ALICE, ROOT
+from tests.services.iam.test_iam import make_user
 
 AWS = str(Path(sys.executable).with_name("aws"))
 
@@ -88,10 +89,24 @@ def test_cli_profile_that_assumes_a_role(iam_server, tmp_path, unique):
         "root",
     )
     assert attach.returncode == 0, attach.stderr
+    # AWS refuses root keys for AssumeRole: the source profile is a user allowed sts:AssumeRole.
+    source = make_user(iam_server, f"cli-src-{unique}")
+    iam_server.client("iam", **ROOT).put_user_policy(
+        UserName=f"cli-src-{unique}",
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": arn}]}
+        ),
+    )
+    with open(env["AWS_SHARED_CREDENTIALS_FILE"], "a") as f:
+        f.write(
+            f"[source]\naws_access_key_id = {source['access_key']}\n"
+            f"aws_secret_access_key = {source['secret_key']}\n"
+        )
     with open(env["AWS_CONFIG_FILE"], "a") as f:
         f.write(
             f"[profile reader]\nregion = us-east-1\nendpoint_url = {iam_server.endpoint}\n"
-            f"role_arn = {arn}\nsource_profile = root\nrole_session_name = cli-session\n"
+            f"role_arn = {arn}\nsource_profile = source\nrole_session_name = cli-session\n"
         )
     who = aws(env, "sts", "get-caller-identity", "--profile", "reader")
     assert who.returncode == 0, who.stderr

@@ -34,6 +34,19 @@ def client(server, service: str, creds: dict):
     )
 
 
+def assumer(server, name: str) -> dict:
+    """Keys of a user allowed sts:AssumeRole on any role (AWS refuses root keys for AssumeRole)."""
+    creds = make_user(server, name)
+    server.client("iam", **ROOT).put_user_policy(
+        UserName=name,
+        PolicyName="assume",
+        PolicyDocument=doc(
+            {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}
+        ),
+    )
+    return creds
+
+
 def make_role(server, name: str, trust_doc: str, *policies: str, creds: dict = ROOT) -> str:
     iam = server.client("iam", **creds)
     arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_doc)["Role"]["Arn"]
@@ -46,7 +59,8 @@ def test_assume_role_session_works_until_the_clock_passes_expiry(strata_factory,
     server = strata_factory(extra_env=users_env)
     arn = make_role(server, "reader", trust(ACCOUNT), "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
     server.client("s3", **ROOT).create_bucket(Bucket="exp-bucket")
-    resp = server.client("sts", **ROOT).assume_role(RoleArn=arn, RoleSessionName="s1", DurationSeconds=900)
+    sts = server.client("sts", **assumer(server, "assumer"))
+    resp = sts.assume_role(RoleArn=arn, RoleSessionName="s1", DurationSeconds=900)
     creds = session_creds(resp)
     assert creds["aws_access_key_id"].startswith("ASIA")
     assert resp["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s1"
@@ -155,7 +169,8 @@ def test_cross_account_needs_both_sides(iam_server, unique):
 
 def test_session_policy_and_duration_limits(iam_server, unique):
     arn = make_role(iam_server, f"sp-{unique}", trust(ACCOUNT), "arn:aws:iam::aws:policy/AdministratorAccess")
-    sts = iam_server.client("sts", **ROOT)
+    creds = assumer(iam_server, f"spu-{unique}")
+    sts = iam_server.client("sts", **creds)
     resp = sts.assume_role(
         RoleArn=arn,
         RoleSessionName="narrow",
@@ -167,17 +182,17 @@ def test_session_policy_and_duration_limits(iam_server, unique):
         ),
     )
     assert resp["PackedPolicySize"] > 0
-    creds = session_creds(resp)
-    client(iam_server, "s3", creds).list_buckets()
+    session = session_creds(resp)
+    client(iam_server, "s3", session).list_buckets()
     with pytest.raises(ClientError) as e:
-        client(iam_server, "dynamodb", creds).list_tables()
+        client(iam_server, "dynamodb", session).list_tables()
     assert (
         "because no session policy allows the dynamodb:ListTables action"
         in e.value.response["Error"]["Message"]
     )
     from botocore.config import Config
 
-    unchecked = iam_server.client("sts", config=Config(parameter_validation=False), **ROOT)
+    unchecked = iam_server.client("sts", config=Config(parameter_validation=False), **creds)
     for bad in (899, 3601):
         with pytest.raises(ClientError) as e:
             unchecked.assume_role(RoleArn=arn, RoleSessionName="dd", DurationSeconds=bad)
@@ -216,7 +231,7 @@ def test_trust_policy_conditions_external_id(iam_server, unique):
         }
     )
     arn = make_role(iam_server, f"ext-{unique}", trust_doc)
-    sts = iam_server.client("sts", **ROOT)
+    sts = iam_server.client("sts", **assumer(iam_server, f"extu-{unique}"))
     with pytest.raises(ClientError) as e:
         sts.assume_role(RoleArn=arn, RoleSessionName="nope")
     assert e.value.response["Error"]["Code"] == "AccessDenied"
@@ -232,7 +247,9 @@ def test_session_credentials_sign_presigned_urls_and_posts(iam_server, unique):
 
     arn = make_role(iam_server, f"pre-{unique}", trust(ACCOUNT), "arn:aws:iam::aws:policy/AmazonS3FullAccess")
     creds = session_creds(
-        iam_server.client("sts", **ROOT).assume_role(RoleArn=arn, RoleSessionName="presign")
+        iam_server.client("sts", **assumer(iam_server, f"preu-{unique}")).assume_role(
+            RoleArn=arn, RoleSessionName="presign"
+        )
     )
     s3 = client(iam_server, "s3", creds)
     bucket = f"pre-{unique}"
@@ -269,7 +286,7 @@ def test_principal_tags_from_users_roles_and_sessions(iam_server, unique):
     arn = make_role(iam_server, role, trust(ACCOUNT))
     iam.put_role_policy(RoleName=role, PolicyName="abac", PolicyDocument=abac)
     iam.tag_role(RoleName=role, Tags=[{"Key": "team", "Value": "blue"}])
-    sts = iam_server.client("sts", **ROOT)
+    sts = iam_server.client("sts", **assumer(iam_server, f"abacu-{unique}"))
     session = client(iam_server, "s3", session_creds(sts.assume_role(RoleArn=arn, RoleSessionName="plain")))
     session.list_objects_v2(Bucket=f"blue-{unique}")
     with pytest.raises(ClientError) as e:
@@ -295,3 +312,23 @@ def test_principal_tags_from_users_roles_and_sessions(iam_server, unique):
             TokenCode="123456",
         )
     assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_roots_may_not_assume_roles_but_the_loopback_test_key_may(iam_server, unique):
+    arn = make_role(iam_server, f"rt-{unique}", trust(ACCOUNT))
+    alt_arn = make_role(iam_server, f"rt-{unique}", trust(ACCOUNT), creds=ALT_ROOT)
+    for creds, role in ((ROOT, arn), (ALT_ROOT, alt_arn)):
+        with pytest.raises(ClientError) as e:
+            iam_server.client("sts", **creds).assume_role(RoleArn=role, RoleSessionName="root")
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        assert e.value.response["Error"]["Message"] == "Roles may not be assumed by root accounts."
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # Nor can the root's own session credentials.
+    root_session = session_creds(iam_server.client("sts", **ROOT).get_session_token(DurationSeconds=900))
+    with pytest.raises(ClientError) as e:
+        client(iam_server, "sts", root_session).assume_role(RoleArn=arn, RoleSessionName="root")
+    assert e.value.response["Error"]["Message"] == "Roles may not be assumed by root accounts."
+    # The server's own loopback key (test/test, the default account's root) keeps assuming roles.
+    test_key = iam_server.client("sts", access_key="test", secret_key="test")
+    resp = test_key.assume_role(RoleArn=arn, RoleSessionName="loopback")
+    assert resp["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/rt-{unique}/loopback"

@@ -1,0 +1,192 @@
+"""IAM's account password policy, instance profiles and tags on customer managed policies, through
+boto3 as AWS answers them."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.iam.conftest import ACCOUNT, ALT_ROOT, ROOT
+from tests.services.iam.test_iam import ALLOW_ALL, doc
+
+TRUST_EC2 = doc(
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+)
+
+
+def _error(e: pytest.ExceptionInfo) -> tuple[str, str]:
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+def test_account_password_policy(iam_server) -> None:
+    iam = iam_server.client("iam", **ALT_ROOT)  # an account of its own: the policy is account-wide
+    with pytest.raises(ClientError) as e:
+        iam.get_account_password_policy()
+    assert _error(e) == ("NoSuchEntity", "The Password Policy with domain name 222222222222 cannot be found.")
+    iam.update_account_password_policy(MinimumPasswordLength=12, RequireSymbols=True, MaxPasswordAge=90)
+    policy = iam.get_account_password_policy()["PasswordPolicy"]
+    assert policy["MinimumPasswordLength"] == 12 and policy["RequireSymbols"] is True
+    assert policy["MaxPasswordAge"] == 90 and policy["ExpirePasswords"] is True
+    assert policy["RequireNumbers"] is False
+    # An update replaces the whole policy: what it leaves out takes the defaults.
+    iam.update_account_password_policy(RequireNumbers=True)
+    policy = iam.get_account_password_policy()["PasswordPolicy"]
+    assert policy["MinimumPasswordLength"] == 6 and policy["RequireSymbols"] is False
+    assert policy["RequireNumbers"] is True and policy["ExpirePasswords"] is False
+    assert "MaxPasswordAge" not in policy
+    with pytest.raises(ClientError) as e:
+        iam.update_account_password_policy(MinimumPasswordLength=200)
+    assert _error(e)[0] == "ValidationError"
+    # Per account: the main account has none.
+    with pytest.raises(ClientError):
+        iam_server.client("iam", **ROOT).get_account_password_policy()
+    iam.delete_account_password_policy()
+    with pytest.raises(ClientError) as e:
+        iam.delete_account_password_policy()
+    assert _error(e)[0] == "NoSuchEntity"
+
+
+def test_instance_profiles(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    name, role = f"ip-{unique}", f"ip-role-{unique}"
+    made = iam.create_instance_profile(InstanceProfileName=name, Path="/apps/")["InstanceProfile"]
+    assert made["Arn"] == f"arn:aws:iam::{ACCOUNT}:instance-profile/apps/{name}"
+    assert made["InstanceProfileId"].startswith("AIPA") and made["Roles"] == []
+    with pytest.raises(ClientError) as e:
+        iam.create_instance_profile(InstanceProfileName=name)
+    assert _error(e) == ("EntityAlreadyExists", f"Instance Profile {name} already exists.")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST_EC2)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    got = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    assert [r["RoleName"] for r in got["Roles"]] == [role]
+    with pytest.raises(ClientError) as e:  # one role per instance profile
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    assert _error(e)[0] == "LimitExceeded"
+    details = iam.get_account_authorization_details(Filter=["Role"])["RoleDetailList"]
+    mine = next(r for r in details if r["RoleName"] == role)
+    assert [p["InstanceProfileName"] for p in mine["InstanceProfileList"]] == [name]
+    summary = iam.get_account_summary()["SummaryMap"]
+    assert summary["InstanceProfiles"] >= 1 and summary["InstanceProfilesQuota"] == 1000
+    listed = iam.list_instance_profiles_for_role(RoleName=role)["InstanceProfiles"]
+    assert [p["InstanceProfileName"] for p in listed] == [name]
+    assert name in [
+        p["InstanceProfileName"] for p in iam.list_instance_profiles(PathPrefix="/apps/")["InstanceProfiles"]
+    ]
+    assert name not in [
+        p["InstanceProfileName"] for p in iam.list_instance_profiles(PathPrefix="/other/")["InstanceProfiles"]
+    ]
+    for call in (
+        lambda: iam.delete_role(RoleName=role),
+        lambda: iam.delete_instance_profile(InstanceProfileName=name),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _error(e)[0] == "DeleteConflict"
+    iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role)
+    with pytest.raises(ClientError) as e:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role)
+    assert _error(e)[0] == "NoSuchEntity"
+    iam.delete_role(RoleName=role)
+    iam.delete_instance_profile(InstanceProfileName=name)
+    with pytest.raises(ClientError) as e:
+        iam.get_instance_profile(InstanceProfileName=name)
+    assert _error(e) == ("NoSuchEntity", f"Instance Profile {name} cannot be found.")
+
+
+def test_tags_on_customer_managed_policies(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    arn = iam.create_policy(PolicyName=f"tp-{unique}", PolicyDocument=ALLOW_ALL)["Policy"]["Arn"]
+    iam.tag_policy(PolicyArn=arn, Tags=[{"Key": "team", "Value": "a"}, {"Key": "env", "Value": "dev"}])
+    iam.tag_policy(PolicyArn=arn, Tags=[{"Key": "team", "Value": "b"}])
+    tags = {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=arn)["Tags"]}
+    assert tags == {"team": "b", "env": "dev"}
+    assert {t["Key"] for t in iam.get_policy(PolicyArn=arn)["Policy"]["Tags"]} == {"team", "env"}
+    iam.untag_policy(PolicyArn=arn, TagKeys=["env"])
+    assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == [{"Key": "team", "Value": "b"}]
+    with pytest.raises(ClientError) as e:
+        iam.tag_policy(PolicyArn=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert _error(e)[0] == "LimitExceeded"
+    with pytest.raises(ClientError) as e:
+        iam.list_policy_tags(PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/none-{unique}")
+    assert _error(e)[0] == "NoSuchEntity"
+
+
+def test_service_linked_roles(iam_server) -> None:
+    iam = iam_server.client("iam", **ALT_ROOT)
+    role = iam.create_service_linked_role(AWSServiceName="elasticache.amazonaws.com", Description="ec")[
+        "Role"
+    ]
+    assert role["RoleName"] == "AWSServiceRoleForElastiCache"
+    assert role["Path"] == "/aws-service-role/elasticache.amazonaws.com/"
+    assert role["Arn"] == (
+        "arn:aws:iam::222222222222:role/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache"
+    )
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": ["elasticache.amazonaws.com"]}
+    with pytest.raises(ClientError) as e:
+        iam.create_service_linked_role(AWSServiceName="elasticache.amazonaws.com")
+    assert _error(e) == (
+        "InvalidInput",
+        "Service role name AWSServiceRoleForElastiCache has been taken in this account, "
+        "please try a different suffix.",
+    )
+    with pytest.raises(ClientError) as e:
+        iam.create_service_linked_role(AWSServiceName="rds.amazonaws.com", CustomSuffix="x")
+    assert _error(e) == ("InvalidInput", "Custom suffix is not allowed for rds.amazonaws.com")
+    suffixed = iam.create_service_linked_role(AWSServiceName="autoscaling.amazonaws.com", CustomSuffix="web")
+    assert suffixed["Role"]["RoleName"] == "AWSServiceRoleForAutoScaling_web"
+    # Only AWS changes a service-linked role: DeleteRole refuses, DeleteServiceLinkedRole works.
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName="AWSServiceRoleForElastiCache")
+    assert _error(e)[0] == "UnmodifiableEntity"
+    task = iam.delete_service_linked_role(RoleName="AWSServiceRoleForElastiCache")["DeletionTaskId"]
+    assert task.startswith("task/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache/")
+    assert iam.get_service_linked_role_deletion_status(DeletionTaskId=task)["Status"] == "SUCCEEDED"
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName="AWSServiceRoleForElastiCache")
+    assert _error(e)[0] == "NoSuchEntity"
+    iam.delete_service_linked_role(RoleName="AWSServiceRoleForAutoScaling_web")
+
+
+def test_list_policies_granting_service_access(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    user, group = f"lp-{unique}", f"lpg-{unique}"
+    iam.create_user(UserName=user)
+    iam.create_group(GroupName=group)
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="ddb",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "dynamodb:Get*", "Resource": "*"}),
+    )
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="deny-s3",
+        PolicyDocument=doc({"Effect": "Deny", "Action": "s3:*", "Resource": "*"}),
+    )
+    iam.attach_group_policy(GroupName=group, PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    got = iam.list_policies_granting_service_access(
+        Arn=f"arn:aws:iam::{ACCOUNT}:user/{user}", ServiceNamespaces=["dynamodb", "s3", "kms"]
+    )["PoliciesGrantingServiceAccess"]
+    by_ns = {entry["ServiceNamespace"]: entry["Policies"] for entry in got}
+    assert by_ns["dynamodb"] == [
+        {"PolicyName": "ddb", "PolicyType": "INLINE", "EntityType": "USER", "EntityName": user}
+    ]
+    assert by_ns["s3"] == [
+        {
+            "PolicyName": "AmazonS3ReadOnlyAccess",
+            "PolicyType": "MANAGED",
+            "PolicyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        }
+    ]
+    assert by_ns["kms"] == []
+    # A group's answer has only the group's own policies.
+    got = iam.list_policies_granting_service_access(
+        Arn=f"arn:aws:iam::{ACCOUNT}:group/{group}", ServiceNamespaces=["dynamodb"]
+    )["PoliciesGrantingServiceAccess"]
+    assert got == [{"ServiceNamespace": "dynamodb", "Policies": []}]
+    with pytest.raises(ClientError) as e:
+        iam.list_policies_granting_service_access(
+            Arn=f"arn:aws:iam::{ACCOUNT}:role/none-{unique}", ServiceNamespaces=["s3"]
+        )
+    assert _error(e)[0] == "NoSuchEntity"
