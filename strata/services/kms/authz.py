@@ -80,7 +80,7 @@ class KeyPolicyHooks:
         doc = self._named_key(req)
         if doc is None:
             return None
-        return self.key_policy(doc, CALLER_OPERATION.get(), req)
+        return self._key_policy(doc, CALLER_OPERATION.get(), req)
 
     def further_resources(self, req: dict) -> list[tuple[str, str, str, Policy | None]]:
         """ReEncrypt's destination key: kms:ReEncryptTo under that key's own policy."""
@@ -90,12 +90,12 @@ class KeyPolicyHooks:
             doc = self.keys.resolve(Where(*CALLER_SCOPE.get()), req["DestinationKeyId"])
         except ServiceError:  # the operation answers NotFound itself
             return []
-        policy = self.key_policy(doc, "ReEncrypt", req, "DestinationEncryptionContext")
+        policy = self._key_policy(doc, "ReEncrypt", req, "DestinationEncryptionContext")
         return [
             ("kms:ReEncryptTo", key_arn(doc["region"], doc["account"], doc["id"]), doc["account"], policy)
         ]
 
-    def key_policy(
+    def _key_policy(
         self, doc: dict, operation: str, req: dict, context_member: str | None = None
     ) -> Policy | None:
         """The key's policy with the grants that apply to this request as Allow statements."""
