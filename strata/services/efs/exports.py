@@ -1,0 +1,137 @@
+"""The NFS side of EFS: file system directories, and the NFS servers behind each mount target.
+
+A file system's files live in `<data>/efs/fs/<fs-id>/` (the directory *is* the file system). Each
+mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
+port 2049 exports the file system's root at "/", port 2050 exports each access point's root
+directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
+
+Access point root directories are created (with CreationInfo's owner and permissions) when their
+export is first set up, as AWS creates them on first use; a root that would resolve outside the
+file system (through a symlink a client made) is never exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import threading
+from pathlib import Path
+
+from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT, Export, NfsServer
+from strata.engines.ports import port_is_free
+
+log = logging.getLogger("strata.efs")
+
+
+class Exports:
+    """The file system directories and the running NFS servers of one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
+        self._lock = threading.RLock()
+
+    def fs_dir(self, fs_id: str) -> Path:
+        return self.data_dir / "fs" / fs_id
+
+    def create_fs_dir(self, fs_id: str) -> None:
+        path = self.fs_dir(fs_id)
+        path.mkdir(parents=True, exist_ok=True)
+        # The root of a new EFS file system: owned by root, mode 755.
+        os.chmod(path, 0o755)
+
+    def remove_fs_dir(self, fs_id: str) -> None:
+        shutil.rmtree(self.fs_dir(fs_id), ignore_errors=True)
+
+    def free_address(self, taken: set[str]) -> str:
+        """A loopback address nobody uses on both NFS ports (random: several Stratas share a host)."""
+        for _ in range(2000):
+            address = f"127.{random.randint(100, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+            if address in taken:
+                continue
+            if port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address):
+                return address
+        raise RuntimeError("no free loopback address for an NFS server")
+
+    def address_free(self, address: str) -> bool:
+        return port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address)
+
+    def _access_point_exports(self, fs_id: str, access_points: list[dict]) -> list[Export]:
+        root = self.fs_dir(fs_id).resolve()
+        out = []
+        for ap in access_points:
+            path = self.ap_root(fs_id, ap)
+            if path is None:
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except OSError:
+                continue  # no root and no CreationInfo: mounting fails, as on AWS
+            if real != root and root not in real.parents:
+                log.warning("access point %s: root directory leaves the file system; not exported", ap["id"])
+                continue
+            posix = ap["posix"]
+            squash = (int(posix["Uid"]), int(posix["Gid"])) if posix else None
+            out.append(Export(ap["export_id"], real, f"/{ap['id']}", squash))
+        return out
+
+    def ap_root(self, fs_id: str, ap: dict) -> Path | None:
+        """The access point's root directory, created with CreationInfo when missing."""
+        rel = (ap.get("root") or {}).get("Path") or "/"
+        path = self.fs_dir(fs_id) / rel.lstrip("/")
+        info = (ap.get("root") or {}).get("CreationInfo")
+        if not path.exists() and info:
+            parent = self.fs_dir(fs_id)
+            for part in Path(rel.lstrip("/")).parts:
+                parent = parent / part
+                if parent.is_symlink():
+                    return None
+                if not parent.exists():
+                    parent.mkdir()
+                    os.chown(parent, int(info["OwnerUid"]), int(info["OwnerGid"]))
+                    os.chmod(parent, int(info["Permissions"], 8))
+        return path
+
+    def serve(self, mt: dict, access_points: list[dict], wait: bool = True) -> None:
+        """Start (or re-point) the mount target's two servers; blocking."""
+        fs_id, address = mt["fs"], mt["ip"]
+        root = [Export(1, self.fs_dir(fs_id), "/")]
+        aps = self._access_point_exports(fs_id, access_points)
+        with self._lock:
+            pair = self.servers.get(mt["id"])
+            if pair is not None and pair[0].running() and pair[1].running():
+                pair[1].reload(aps)
+                return
+            run = self.data_dir / "nfs" / mt["id"]
+            pair = (
+                NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root),
+                NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps),
+            )
+            for server in pair:
+                server.launch()
+            self.servers[mt["id"]] = pair
+        if wait:
+            for server in pair:
+                server.wait_ready()
+
+    def running(self, mt_id: str) -> bool:
+        pair = self.servers.get(mt_id)
+        return pair is not None and all(s.running() for s in pair)
+
+    def unserve(self, mt_id: str) -> None:
+        with self._lock:
+            pair = self.servers.pop(mt_id, None)
+        if pair is not None:
+            for server in pair:
+                server.stop()
+        shutil.rmtree(self.data_dir / "nfs" / mt_id, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            pairs = list(self.servers.values())
+            self.servers.clear()
+        for pair in pairs:
+            for server in pair:
+                server.stop()

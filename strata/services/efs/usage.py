@@ -1,0 +1,142 @@
+"""Metered size of a file system, its Infrequent Access share, and the storage meter.
+
+SizeInBytes is measured from the file system's directory (AWS's metering rules: a regular file
+counts its logical size rounded up to 4 KiB, every other entry 4 KiB, an empty file system 6 KiB).
+
+Lifecycle runs on the simulated clock. A file moves to IA once it has not been accessed for the
+TransitionToIA number of days: its last access is the later of its atime and mtime, mapped from
+real to simulated time (`clock.to_simulated`). A file's move is remembered in the `ia` table
+(keyed by inode and change time), so without TransitionToPrimaryStorageClass a file stays in IA
+when read, as on AWS; with AFTER_1_ACCESS a read (an atime after the move) brings it back and is
+metered as an IA access. The data dir's file system updates atime by its mount options (relatime:
+a file's first read after a write always counts; repeated reads within a real day may not).
+
+Storage is metered when a file system is measured (every Describe and every clock advance): the
+simulated hours since its last measure times the Standard and IA bytes, and provisioned
+throughput's MiB/s over the same hours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from strata.services.efs.limits import EMPTY_SIZE, TRANSITION_DAYS
+from strata.sim.clock import clock
+from strata.sim.meter import meter
+from strata.storage.metadata import MetadataStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ia (
+    fs TEXT NOT NULL,
+    ino INTEGER NOT NULL,
+    since REAL NOT NULL,
+    PRIMARY KEY (fs, ino)
+) WITHOUT ROWID;
+"""
+BLOCK = 4096
+
+
+@dataclass
+class Size:
+    total: int
+    ia: int
+    at: float
+
+    def render(self) -> dict:
+        from datetime import UTC, datetime
+
+        return {
+            "Value": self.total,
+            "Timestamp": datetime.fromtimestamp(self.at, UTC),
+            "ValueInIA": self.ia,
+            "ValueInStandard": self.total - self.ia,
+            "ValueInArchive": 0,
+        }
+
+
+def _rounded(n: int) -> int:
+    return max(BLOCK, -(-n // BLOCK) * BLOCK)
+
+
+def _walk(root: Path) -> list[tuple[int, int, float]]:
+    """(inode, metered bytes, last access real time) of every regular file; other entries as ino -1."""
+    out = []
+    stack = [str(root)]
+    while stack:
+        path = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+                out.append((-1, BLOCK, 0.0))
+            elif e.is_file(follow_symlinks=False):
+                out.append((st.st_ino, _rounded(st.st_size), max(st.st_atime, st.st_mtime)))
+            else:
+                out.append((-1, BLOCK, 0.0))
+    return out
+
+
+def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
+    """Walk the file system, apply its lifecycle policy, record the meter; blocking."""
+    now = clock.time()
+    rules = {k: v for p in doc.get("lifecycle") or [] for k, v in p.items()}
+    ia_after = TRANSITION_DAYS.get(rules.get("TransitionToIA", ""), None)
+    back_on_access = rules.get("TransitionToPrimaryStorageClass") == "AFTER_1_ACCESS"
+    files = _walk(root)
+    known = {r[0]: r[1] for r in store.query("SELECT ino, since FROM ia WHERE fs = ?", (doc["id"],))}
+    in_ia: dict[int, float] = {}
+    back: list[int] = []
+    total, ia_bytes, accessed_bytes = EMPTY_SIZE, 0, 0
+    for ino, size, access in files:
+        total += size
+        if ino < 0:
+            continue
+        last = clock.to_simulated(access)
+        since = known.get(ino)
+        if since is not None and back_on_access and last > since:
+            back.append(ino)
+            accessed_bytes += size
+            since = None
+        if since is None and ia_after is not None and now - last >= ia_after * 86400:
+            since = now
+        if since is not None:
+            in_ia[ino] = since
+            ia_bytes += size
+    with store.transaction() as c:
+        c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
+        c.executemany(
+            "INSERT INTO ia(fs, ino, since) VALUES (?,?,?)", [(doc["id"], i, s) for i, s in in_ia.items()]
+        )
+    _meter(doc, total, ia_bytes, accessed_bytes, now)
+    return Size(total, ia_bytes, now)
+
+
+def _meter(doc: dict, total: int, ia: int, accessed: int, now: float) -> None:
+    last = doc.get("metered_at") or now
+    hours = max(0.0, now - last) / 3600
+    dims = {"file_system": doc["id"], "region": doc["region"]}
+    if hours:
+        meter.record(
+            "efs",
+            "TimedStorage-ByteHrs",
+            (total - ia) * hours,
+            "byte-hours",
+            storage_class="Standard",
+            **dims,
+        )
+        if ia:
+            meter.record("efs", "TimedStorage-ByteHrs", ia * hours, "byte-hours", storage_class="IA", **dims)
+        if doc.get("throughput") == "provisioned":
+            meter.record("efs", "ProvisionedTP-MiBpsHrs", doc["provisioned"] * hours, "MiBps-hours", **dims)
+    if accessed:
+        meter.record("efs", "IADataAccess-Bytes", accessed, "bytes", **dims)
+    doc["metered_at"] = now
