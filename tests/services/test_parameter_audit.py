@@ -84,8 +84,13 @@ def request_for(service: str, op: str, member: str, entry: dict) -> dict:
         value: Any = entry["refuse"][0]
     else:
         value = value_for(shape.members[member], entry.get("accept", []))
-    if "key" in entry:
-        value = dict(value_for(shape.members[member], []), **{entry["key"]: True})
+    if "key" in entry:  # one member of a structure: a flag, a refused value, or any valid value
+        sub = shape.members[member].members[entry["key"]]
+        if "refuse" in entry:
+            inner: Any = entry["refuse"][0]
+        else:
+            inner = True if sub.type_name == "boolean" else value_for(sub, entry.get("accept", []))
+        value = dict(value_for(shape.members[member], []), **{entry["key"]: inner})
     req[member] = value
     return req
 
