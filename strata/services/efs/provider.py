@@ -149,10 +149,10 @@ class EFSProvider(MountTargetsMixin):
         except ServiceError:
             raise lim.bad_request(f"Invalid KMS key: {key_ref}") from None
         if key["state"] != "Enabled":
-            raise lim.bad_request(f"KMS key {key_ref} is not enabled.")
-        if key.get("spec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT" and key.get("spec"):
-            raise lim.bad_request("The KMS key must be a symmetric encryption key.")
-        return key["arn"]
+            raise lim.bad_request(f"KMS key {key_ref} is {key['state'].lower()}, not enabled.")
+        if key["spec"] != "SYMMETRIC_DEFAULT" or key["usage"] != "ENCRYPT_DECRYPT":
+            raise lim.bad_request(f"KMS key {key_ref} is not a symmetric encryption key.")
+        return f"arn:aws:kms:{key['region']}:{key['account']}:key/{key['id']}"
 
     @staticmethod
     def _throughput(mode: str, provisioned: float | None) -> float | None:
