@@ -104,6 +104,8 @@ class Exports:
             if pair is not None and pair[0].running() and pair[1].running():
                 pair[1].reload(aps)
                 return
+            for server in pair or ():  # one of them died: start both afresh
+                server.stop()
             run = self.data_dir / "nfs" / mt["id"]
             pair = (
                 NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root),
@@ -115,6 +117,11 @@ class Exports:
         if wait:
             for server in pair:
                 server.wait_ready()
+
+    def dead(self) -> list[str]:
+        """Mount targets whose servers were started and one of them has exited since."""
+        with self._lock:
+            return [mt for mt, pair in self.servers.items() if not all(s.running() for s in pair)]
 
     def running(self, mt_id: str) -> bool:
         pair = self.servers.get(mt_id)

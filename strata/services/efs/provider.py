@@ -16,6 +16,7 @@ by default); the files in the data dir are not themselves encrypted (see README)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.efs")
 MANAGED_ALIAS = "alias/aws/elasticfilesystem"
+SUPERVISE_SECONDS = 1.0
 
 
 def _iso(ts: float) -> datetime:
@@ -49,6 +51,7 @@ class EFSProvider(MountTargetsMixin):
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
         self.exports = Exports(runtime.data_dir)
         self._model = service_model("efs")
+        self._supervisor: asyncio.Task | None = None
 
     async def start(self) -> None:
         mts = self.store.list_docs("mt")
@@ -65,9 +68,26 @@ class EFSProvider(MountTargetsMixin):
                 except Exception as e:  # noqa: BLE001
                     log.error("EFS mount target %s: %s", mt["id"], e)
         clock.on_advance(lambda _now: self._measure_all())
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+
+    async def _supervise(self) -> None:
+        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill)."""
+        while True:
+            await asyncio.sleep(SUPERVISE_SECONDS)
+            for mt_id in self.exports.dead():
+                mt = self.store.get_doc("mt", mt_id)
+                if mt is None:
+                    continue
+                log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
+                try:
+                    await run_blocking(self.exports.serve, mt, self._access_points(mt["fs"]))
+                except Exception as e:  # noqa: BLE001 - try again on the next round
+                    log.error("EFS mount target %s could not be restarted: %s", mt_id, e)
 
     def health(self) -> dict:
         return {"state": "running", "mount_targets": len(self.exports.servers)}

@@ -101,3 +101,31 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     classes = {e["dims"].get("storage_class") for e in events if e["event"] == "TimedStorage-ByteHrs"}
     assert classes == {"Standard", "IA"}
     assert sum(e["quantity"] for e in events if e["event"] == "IADataAccess-Bytes") == 4096
+
+
+def test_a_killed_nfs_server_is_restarted(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import signal
+    import time
+
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    put(tmp_path, "still here\n", url(mt["IpAddress"], "kept.txt"))
+    run = strata_server.data_dir / "efs" / "nfs" / mt["MountTargetId"] / "root"
+    pid = int((run / "nfs.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the supervisor starts a new server (a new pidfile)
+        try:
+            if int((run / "nfs.pid").read_text()) != pid:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    while time.monotonic() < deadline:
+        done = nfs("nfs-cat", url(mt["IpAddress"], "kept.txt"), check=False)
+        if done.returncode == 0:
+            break
+        time.sleep(0.2)
+    assert done.stdout == "still here\n"
+    state = efs.describe_mount_targets(MountTargetId=mt["MountTargetId"])["MountTargets"][0]["LifeCycleState"]
+    assert state == "available"
