@@ -67,16 +67,19 @@ class Export:
     path: Path
     pseudo: str
     squash: tuple[int, int] | None = None
+    access: str = "RW"  # RW, RO or None (no client may mount it)
+    root_squash: bool = False  # uid 0 becomes the anonymous user (when `squash` is not set)
 
     def block(self) -> str:
-        identity = (
-            f"Squash = All_Squash; Anonymous_Uid = {self.squash[0]}; Anonymous_Gid = {self.squash[1]};"
-            if self.squash
-            else "Squash = No_Root_Squash;"
-        )
+        if self.squash:
+            identity = (
+                f"Squash = All_Squash; Anonymous_Uid = {self.squash[0]}; Anonymous_Gid = {self.squash[1]};"
+            )
+        else:
+            identity = "Squash = Root_Squash;" if self.root_squash else "Squash = No_Root_Squash;"
         return (
             f"EXPORT {{\n  Export_Id = {self.export_id};\n  Path = {_quoted(self.path)};\n"
-            f"  Pseudo = {_quoted(self.pseudo)};\n  Access_Type = RW;\n  {identity}\n"
+            f"  Pseudo = {_quoted(self.pseudo)};\n  Access_Type = {self.access};\n  {identity}\n"
             "  SecType = sys;\n  Protocols = 4;\n  Transports = TCP;\n  Attr_Expiration_Time = 0;\n"
             "  FSAL { Name = VFS; }\n}\n"
         )

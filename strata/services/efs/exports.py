@@ -17,10 +17,12 @@ import os
 import random
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT, Export, NfsServer
 from strata.engines.ports import port_is_free
+from strata.services.efs.client_access import FULL, ClientAccess
 
 log = logging.getLogger("strata.efs")
 
@@ -58,7 +60,9 @@ class Exports:
     def address_free(self, address: str) -> bool:
         return port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address)
 
-    def _access_point_exports(self, fs_id: str, access_points: list[dict]) -> list[Export]:
+    def _access_point_exports(
+        self, fs_id: str, access_points: list[dict], access: Callable[[dict | None], ClientAccess]
+    ) -> list[Export]:
         root = self.fs_dir(fs_id).resolve()
         out = []
         for ap in access_points:
@@ -74,7 +78,10 @@ class Exports:
                 continue
             posix = ap["posix"]
             squash = (int(posix["Uid"]), int(posix["Gid"])) if posix else None
-            out.append(Export(ap["export_id"], real, f"/{ap['id']}", squash))
+            allowed = access(ap)
+            out.append(
+                Export(ap["export_id"], real, f"/{ap['id']}", squash, _access_type(allowed), not allowed.root)
+            )
         return out
 
     def ap_root(self, fs_id: str, ap: dict) -> Path | None:
@@ -94,15 +101,26 @@ class Exports:
                     os.chmod(parent, int(info["Permissions"], 8))
         return path
 
-    def serve(self, mt: dict, access_points: list[dict], wait: bool = True) -> None:
-        """Start (or re-point) the mount target's two servers; blocking."""
+    def serve(
+        self,
+        mt: dict,
+        access_points: list[dict],
+        access: Callable[[dict | None], ClientAccess] = lambda ap: FULL,
+        wait: bool = True,
+    ) -> None:
+        """Start (or re-point) the mount target's two servers; blocking. `access(ap)` is what the
+        file system policy lets clients do (through access point `ap`, or None for the root)."""
         fs_id, address = mt["fs"], mt["ip"]
-        root = [Export(1, self.fs_dir(fs_id), "/")]
-        aps = self._access_point_exports(fs_id, access_points)
+        allowed = access(None)
+        root = [Export(1, self.fs_dir(fs_id), "/", None, _access_type(allowed), not allowed.root)]
+        aps = self._access_point_exports(fs_id, access_points, access)
         with self._lock:
             pair = self.servers.get(mt["id"])
             if pair is not None and pair[0].running() and pair[1].running():
-                pair[1].reload(aps)
+                if pair[0].exports != root:
+                    pair[0].reload(root)
+                if pair[1].exports != aps:
+                    pair[1].reload(aps)
                 return
             for server in pair or ():  # one of them died: start both afresh
                 server.stop()
@@ -142,3 +160,9 @@ class Exports:
         for pair in pairs:
             for server in pair:
                 server.stop()
+
+
+def _access_type(allowed: ClientAccess) -> str:
+    if not allowed.mount:
+        return "None"
+    return "RW" if allowed.write else "RO"

@@ -120,7 +120,7 @@ class MountTargetsMixin:
             "created": clock.time(),
         }
         try:
-            await run_blocking(self.exports.serve, doc, self._access_points(fs["id"]))
+            await run_blocking(self._serve, doc)
         except EngineError as e:
             await run_blocking(self.exports.unserve, mt_id)
             raise lim.error("InternalServerError", f"The NFS server could not start: {e}") from None
@@ -195,9 +195,8 @@ class MountTargetsMixin:
         return out
 
     async def _reload(self: EFSProvider, fs_id: str) -> None:
-        aps = self._access_points(fs_id)
         for mt in self._mount_targets(fs_id):
-            await run_blocking(self.exports.serve, mt, aps)
+            await run_blocking(self._serve, mt)
 
     async def create_access_point(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)

@@ -28,6 +28,7 @@ from strata.protocol.spec import service_model
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
+from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.mounts import MountTargetsMixin
 from strata.services.efs.usage import SCHEMA, measure
@@ -57,7 +58,7 @@ class EFSProvider(MountTargetsMixin):
         mts = self.store.list_docs("mt")
         for mt in mts:
             try:
-                await run_blocking(self.exports.serve, mt, self._access_points(mt["fs"]), False)
+                await run_blocking(self._serve, mt, False)
             except Exception as e:  # noqa: BLE001 - one broken mount target must not stop Strata
                 log.error("EFS mount target %s could not be served: %s", mt["id"], e)
         for mt in mts:
@@ -85,7 +86,7 @@ class EFSProvider(MountTargetsMixin):
                     continue
                 log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
                 try:
-                    await run_blocking(self.exports.serve, mt, self._access_points(mt["fs"]))
+                    await run_blocking(self._serve, mt)
                 except Exception as e:  # noqa: BLE001 - try again on the next round
                     log.error("EFS mount target %s could not be restarted: %s", mt_id, e)
 
@@ -93,6 +94,20 @@ class EFSProvider(MountTargetsMixin):
         return {"state": "running", "mount_targets": len(self.exports.servers)}
 
     # -- shared ------------------------------------------------------------------------------------
+
+    def _serve(self, mt: dict, wait: bool = True) -> None:
+        """Start or re-point a mount target's NFS servers with its file system's access points and
+        policy; blocking."""
+        fs = self.store.get_doc("fs", mt["fs"]) or {}
+        arn = self._arn(fs) if fs else ""
+
+        def access(ap: dict | None) -> ClientAccess:
+            ap_arn = None
+            if ap is not None:
+                ap_arn = f"arn:aws:elasticfilesystem:{ap['region']}:{ap['account']}:access-point/{ap['id']}"
+            return client_access(fs.get("policy"), arn, mt["region"], ap_arn)
+
+        self.exports.serve(mt, self._access_points(mt["fs"]), access, wait)
 
     def _check(self, ctx: RequestContext, req: dict) -> None:
         """Model constraints (lengths, patterns, ranges, enums): BadRequest, as EFS answers them."""
@@ -431,7 +446,7 @@ class EFSProvider(MountTargetsMixin):
         doc = self._fs(ctx, req["FileSystemId"])
         return {"BackupPolicy": {"Status": doc["backup"]}}
 
-    def put_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
+    async def put_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
         doc = self._fs(ctx, req["FileSystemId"])
         if len(req["Policy"].encode()) > lim.POLICY_MAX_BYTES:
@@ -442,6 +457,7 @@ class EFSProvider(MountTargetsMixin):
             raise lim.error("InvalidPolicyException", str(e)) from None
         doc["policy"] = req["Policy"]
         self.store.put_doc("fs", doc["id"], doc)
+        await self._reload(doc["id"])
         return {"FileSystemId": doc["id"], "Policy": doc["policy"]}
 
     def describe_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
@@ -451,11 +467,12 @@ class EFSProvider(MountTargetsMixin):
             raise lim.error("PolicyNotFound", f"File system '{doc['id']}' does not have a policy.")
         return {"FileSystemId": doc["id"], "Policy": doc["policy"]}
 
-    def delete_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
+    async def delete_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
         doc = self._fs(ctx, req["FileSystemId"])
         doc["policy"] = None
         self.store.put_doc("fs", doc["id"], doc)
+        await self._reload(doc["id"])
         return {}
 
     def _preference(self, ctx: RequestContext) -> dict:

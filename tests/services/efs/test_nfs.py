@@ -129,3 +129,32 @@ def test_a_killed_nfs_server_is_restarted(strata_server, tmp_path: Path) -> None
     assert done.stdout == "still here\n"
     state = efs.describe_mount_targets(MountTargetId=mt["MountTargetId"])["MountTargets"][0]["LifeCycleState"]
     assert state == "available"
+
+
+def policy(*actions: str) -> str:
+    statement = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": list(actions), "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_file_system_policy_governs_nfs_clients(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    ip = mt["IpAddress"]
+    put(tmp_path, "readable\n", url(ip, "r.txt"))
+    # Mount with root access but no write: reads work, writes are refused.
+    read_only = policy("elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess")
+    efs.put_file_system_policy(FileSystemId=fs_id, Policy=read_only)
+    assert cat(url(ip, "r.txt")) == "readable\n"
+    assert put(tmp_path, "no\n", url(ip, "w1.txt"), check=False).returncode != 0
+    # Mount and write, but no root access: root is squashed to the anonymous user, who may not
+    # write into the root-owned (755) root directory.
+    both = policy("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite")
+    efs.put_file_system_policy(FileSystemId=fs_id, Policy=both)
+    assert put(tmp_path, "no\n", url(ip, "w2.txt"), check=False).returncode != 0
+    assert nfs("nfs-cat", url(ip, "r.txt"), check=False).returncode != 0  # root's 0660 file
+    # Nothing granted to anonymous clients: no mount at all.
+    efs.put_file_system_policy(FileSystemId=fs_id, Policy=policy("elasticfilesystem:DescribeMountTargets"))
+    assert nfs("nfs-cat", url(ip, "r.txt"), check=False).returncode != 0
+    # No policy: full access again, as on AWS.
+    efs.delete_file_system_policy(FileSystemId=fs_id)
+    put(tmp_path, "yes\n", url(ip, "w3.txt"))
+    assert set(ls(url(ip, ""))) == {"r.txt", "w3.txt"}
