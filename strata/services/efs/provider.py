@@ -10,8 +10,8 @@ Contents:
 
 Records are JSON documents in `<data>/efs/efs.db` (kinds `fs`, `mt`, `ap`, `token`, `prefs`);
 files are the directory `<data>/efs/fs/<fs-id>/`, served over NFS by each mount target.
-Encrypted file systems name a key of Strata's KMS (checked and enabled, `aws/elasticfilesystem`
-by default); the files in the data dir are not themselves encrypted (see README).
+`Encrypted=true` is refused: the NFS server exports a plain directory, so nothing would encrypt
+the files at rest (see parameters.json).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 
 from strata.auth.policy import PolicyError, compile_policy
 from strata.protocol.constraints import validation_errors, validation_message
-from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
@@ -37,7 +36,6 @@ from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.efs")
-MANAGED_ALIAS = "alias/aws/elasticfilesystem"
 SUPERVISE_SECONDS = 1.0
 
 
@@ -173,22 +171,6 @@ class EFSProvider(MountTargetsMixin):
             except Exception as e:  # noqa: BLE001 - a clock listener must not fail the advance
                 log.error("EFS: measuring %s failed: %s", doc["id"], e)
 
-    def _kms_key(self, ctx: RequestContext, key_ref: str) -> str:
-        from strata.services.kms.keys import Where
-
-        kms = self.runtime.peer("kms")
-        if kms is None:
-            raise lim.bad_request("Encryption needs Strata's KMS, which is not running.")
-        try:
-            key = kms.keys.resolve(Where(ctx.account_id, ctx.region), key_ref, create_managed=True)
-        except ServiceError:
-            raise lim.bad_request(f"Invalid KMS key: {key_ref}") from None
-        if key["state"] != "Enabled":
-            raise lim.bad_request(f"KMS key {key_ref} is {key['state'].lower()}, not enabled.")
-        if key["spec"] != "SYMMETRIC_DEFAULT" or key["usage"] != "ENCRYPT_DECRYPT":
-            raise lim.bad_request(f"KMS key {key_ref} is not a symmetric encryption key.")
-        return f"arn:aws:kms:{key['region']}:{key['account']}:key/{key['id']}"
-
     @staticmethod
     def _throughput(mode: str, provisioned: float | None) -> float | None:
         if mode == "provisioned":
@@ -232,11 +214,6 @@ class EFSProvider(MountTargetsMixin):
             raise lim.bad_request("Performance mode maxIO is not supported with throughput mode elastic.")
         if performance == "maxIO" and az:
             raise lim.bad_request("One Zone file systems do not support the maxIO performance mode.")
-        if req.get("KmsKeyId") and not req.get("Encrypted"):
-            raise lim.bad_request("KmsKeyId can only be specified when Encrypted is true.")
-        kms_key = None
-        if req.get("Encrypted"):
-            kms_key = self._kms_key(ctx, req.get("KmsKeyId") or MANAGED_ALIAS)
         tags = lim.check_tags(req.get("Tags"))
         owned = [
             d
@@ -257,8 +234,8 @@ class EFSProvider(MountTargetsMixin):
             "throughput": throughput,
             "provisioned": provisioned,
             "throughput_changed": None,
-            "encrypted": bool(req.get("Encrypted")),
-            "kms_key": kms_key,
+            "encrypted": False,  # Encrypted=true is refused (parameters.json)
+            "kms_key": None,
             "az": az,
             "backup": "DISABLED",
             "tags": tags,
