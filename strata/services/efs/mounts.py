@@ -84,6 +84,10 @@ class MountTargetsMixin:
 
     async def create_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
+        async with self._mount_lock:
+            return await self._create_mount_target(ctx, req)
+
+    async def _create_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         fs = self._fs(ctx, req["FileSystemId"])
         if req.get("IpAddressType") not in (None, "IPV4_ONLY") or req.get("Ipv6Address"):
             raise lim.bad_request("Strata's mount targets are IPv4 only (IpAddressType IPV4_ONLY).")
@@ -149,6 +153,10 @@ class MountTargetsMixin:
 
     async def delete_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
+        async with self._mount_lock:
+            return await self._delete_mount_target(ctx, req)
+
+    async def _delete_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         doc = self._mount_target(ctx, req["MountTargetId"])
         self.store.delete_doc("mt", doc["id"])
         await run_blocking(self.exports.unserve, doc["id"])
@@ -200,6 +208,10 @@ class MountTargetsMixin:
 
     async def create_access_point(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
+        async with self._mount_lock:
+            return await self._create_access_point(ctx, req)
+
+    async def _create_access_point(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         fs = self._fs(ctx, req["FileSystemId"])
         token_id = f"{ctx.account_id}:{ctx.region}:ap:{req['ClientToken']}"
         existing = self.store.get_doc("token", token_id)
@@ -268,6 +280,10 @@ class MountTargetsMixin:
 
     async def delete_access_point(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
+        async with self._mount_lock:
+            return await self._delete_access_point(ctx, req)
+
+    async def _delete_access_point(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         doc = self._access_point(ctx, req["AccessPointId"])
         with self.store.transaction():
             self.store.delete_doc("ap", doc["id"])

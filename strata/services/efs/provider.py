@@ -23,6 +23,7 @@ from typing import Any
 
 from strata.auth.policy import PolicyError, compile_policy
 from strata.protocol.constraints import validation_errors, validation_message
+from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
@@ -30,7 +31,7 @@ from strata.services.efs import limits as lim
 from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.mounts import MountTargetsMixin
-from strata.services.efs.usage import SCHEMA, measure
+from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
@@ -51,6 +52,9 @@ class EFSProvider(MountTargetsMixin):
         self.exports = Exports(runtime.data_dir)
         self._model = service_model("efs")
         self._supervisor: asyncio.Task | None = None
+        # Mount target and access point changes one at a time: the one-per-zone and address checks
+        # and the NFS servers they start must not interleave.
+        self._mount_lock = asyncio.Lock()
 
     async def start(self) -> None:
         mts = self.store.list_docs("mt")
@@ -134,7 +138,7 @@ class EFSProvider(MountTargetsMixin):
             "LifeCycleState": state,
             "NumberOfMountTargets": len(mts),
             "SizeInBytes": size
-            or doc.get("size")
+            or stored_size(self.store, doc["id"])
             or {"Value": lim.EMPTY_SIZE, "ValueInStandard": lim.EMPTY_SIZE},
             "PerformanceMode": doc["performance"],
             "Encrypted": doc["encrypted"],
@@ -156,13 +160,7 @@ class EFSProvider(MountTargetsMixin):
         return out
 
     def _measure(self, doc: dict) -> dict:
-        size = measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
-        fresh = self.store.get_doc("fs", doc["id"])
-        if fresh is not None:
-            fresh["metered_at"] = doc["metered_at"]
-            fresh["size"] = {k: v for k, v in size.items() if k != "Timestamp"}
-            self.store.put_doc("fs", doc["id"], fresh)
-        return size
+        return measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
 
     def _measure_all(self) -> None:
         for doc in self.store.list_docs("fs"):
@@ -197,13 +195,7 @@ class EFSProvider(MountTargetsMixin):
         self._check(ctx, req)
         token = req["CreationToken"]
         token_id = f"{ctx.account_id}:{ctx.region}:{token}"
-        existing = self.store.get_doc("token", token_id)
-        if existing is not None and self.store.get_doc("fs", existing["fs"]) is not None:
-            raise lim.error(
-                "FileSystemAlreadyExists",
-                f"File system '{existing['fs']}' already exists with creation token '{token}'",
-                FileSystemId=existing["fs"],
-            )
+        self._token_unused(token_id, token)
         performance = req.get("PerformanceMode") or "generalPurpose"
         throughput = req.get("ThroughputMode") or "bursting"
         provisioned = self._throughput(throughput, req.get("ProvisionedThroughputInMibps"))
@@ -241,14 +233,27 @@ class EFSProvider(MountTargetsMixin):
             "tags": tags,
             "lifecycle": [],
             "policy": None,
-            "metered_at": now,
             "next_export_id": 2,
         }
         await run_blocking(self.exports.create_fs_dir, fs_id)
-        with self.store.transaction():
-            self.store.put_doc("fs", fs_id, doc)
-            self.store.put_doc("token", token_id, {"fs": fs_id})
+        try:
+            with self.store.transaction():  # checked again inside: a concurrent twin loses
+                self._token_unused(token_id, token)
+                self.store.put_doc("fs", fs_id, doc)
+                self.store.put_doc("token", token_id, {"fs": fs_id})
+        except ServiceError:
+            await run_blocking(self.exports.remove_fs_dir, fs_id)
+            raise
         return self._render_fs(doc, "creating")
+
+    def _token_unused(self, token_id: str, token: str) -> None:
+        existing = self.store.get_doc("token", token_id)
+        if existing is not None and self.store.get_doc("fs", existing["fs"]) is not None:
+            raise lim.error(
+                "FileSystemAlreadyExists",
+                f"File system '{existing['fs']}' already exists with creation token '{token}'",
+                FileSystemId=existing["fs"],
+            )
 
     async def describe_file_systems(self, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
@@ -316,6 +321,7 @@ class EFSProvider(MountTargetsMixin):
                 self.store.delete_doc("ap", ap["id"])
             self.store.delete_doc("fs", doc["id"])
             self.store.delete_doc("token", f"{doc['account']}:{doc['region']}:{doc['token']}")
+            self.store.delete_doc("usage", doc["id"])
             c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
         await run_blocking(self.exports.remove_fs_dir, doc["id"])
         return {}
@@ -434,7 +440,8 @@ class EFSProvider(MountTargetsMixin):
             raise lim.error("InvalidPolicyException", str(e)) from None
         doc["policy"] = req["Policy"]
         self.store.put_doc("fs", doc["id"], doc)
-        await self._reload(doc["id"])
+        async with self._mount_lock:
+            await self._reload(doc["id"])
         return {"FileSystemId": doc["id"], "Policy": doc["policy"]}
 
     def describe_file_system_policy(self, ctx: RequestContext, req: dict) -> dict:
@@ -449,7 +456,8 @@ class EFSProvider(MountTargetsMixin):
         doc = self._fs(ctx, req["FileSystemId"])
         doc["policy"] = None
         self.store.put_doc("fs", doc["id"], doc)
-        await self._reload(doc["id"])
+        async with self._mount_lock:
+            await self._reload(doc["id"])
         return {}
 
     def _preference(self, ctx: RequestContext) -> dict:

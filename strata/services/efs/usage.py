@@ -45,11 +45,10 @@ class Size:
     at: float
 
     def render(self) -> dict:
-        from datetime import UTC, datetime
-
+        """SizeInBytes (Timestamp in epoch seconds: JSON documents and the serializer take it)."""
         return {
             "Value": self.total,
-            "Timestamp": datetime.fromtimestamp(self.at, UTC),
+            "Timestamp": self.at,
             "ValueInIA": self.ia,
             "ValueInStandard": self.total - self.ia,
             "ValueInArchive": 0,
@@ -86,7 +85,9 @@ def _walk(root: Path) -> list[tuple[int, int, float]]:
 
 
 def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
-    """Walk the file system, apply its lifecycle policy, record the meter; blocking."""
+    """Walk the file system, apply its lifecycle policy, record the meter since the last measure
+    (kept in a `usage` document of its own, so measuring never rewrites the file system's record);
+    blocking."""
     now = clock.time()
     rules = {k: v for p in doc.get("lifecycle") or [] for k, v in p.items()}
     ia_after = TRANSITION_DAYS.get(rules.get("TransitionToIA", ""), None)
@@ -94,7 +95,6 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
     files = _walk(root)
     known = {r[0]: r[1] for r in store.query("SELECT ino, since FROM ia WHERE fs = ?", (doc["id"],))}
     in_ia: dict[int, float] = {}
-    back: list[int] = []
     total, ia_bytes, accessed_bytes = EMPTY_SIZE, 0, 0
     for ino, size, access in files:
         total += size
@@ -103,40 +103,41 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
         last = clock.to_simulated(access)
         since = known.get(ino)
         if since is not None and back_on_access and last > since:
-            back.append(ino)
-            accessed_bytes += size
+            accessed_bytes += size  # read while in IA: back to Standard, an IA access
             since = None
         if since is None and ia_after is not None and now - last >= ia_after * 86400:
             since = now
         if since is not None:
             in_ia[ino] = since
             ia_bytes += size
+    size = Size(total, ia_bytes, now)
     with store.transaction() as c:
+        usage = store.get_doc("usage", doc["id"]) or {"metered_at": doc["created"]}
         c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
-        c.executemany(
-            "INSERT INTO ia(fs, ino, since) VALUES (?,?,?)", [(doc["id"], i, s) for i, s in in_ia.items()]
+        rows = [(doc["id"], i, s) for i, s in in_ia.items()]
+        c.executemany("INSERT INTO ia(fs, ino, since) VALUES (?,?,?)", rows)
+        store.put_doc(
+            "usage", doc["id"], {"metered_at": max(now, usage["metered_at"]), "size": size.render()}
         )
-    _meter(doc, total, ia_bytes, accessed_bytes, now)
-    return Size(total, ia_bytes, now)
+    _meter(doc, usage["metered_at"], total, ia_bytes, accessed_bytes, now)
+    return size
 
 
-def _meter(doc: dict, total: int, ia: int, accessed: int, now: float) -> None:
-    last = doc.get("metered_at") or now
+def stored_size(store: MetadataStore, fs_id: str) -> dict | None:
+    """The SizeInBytes of the last measure (None before the first)."""
+    usage = store.get_doc("usage", fs_id)
+    return usage["size"] if usage else None
+
+
+def _meter(doc: dict, last: float, total: int, ia: int, accessed: int, now: float) -> None:
     hours = max(0.0, now - last) / 3600
     dims = {"file_system": doc["id"], "region": doc["region"]}
     if hours:
-        meter.record(
-            "efs",
-            "TimedStorage-ByteHrs",
-            (total - ia) * hours,
-            "byte-hours",
-            storage_class="Standard",
-            **dims,
-        )
+        standard = (total - ia) * hours
+        meter.record("efs", "TimedStorage-ByteHrs", standard, "byte-hours", storage_class="Standard", **dims)
         if ia:
             meter.record("efs", "TimedStorage-ByteHrs", ia * hours, "byte-hours", storage_class="IA", **dims)
         if doc.get("throughput") == "provisioned":
             meter.record("efs", "ProvisionedTP-MiBpsHrs", doc["provisioned"] * hours, "MiBps-hours", **dims)
     if accessed:
         meter.record("efs", "IADataAccess-Bytes", accessed, "bytes", **dims)
-    doc["metered_at"] = now
