@@ -4,10 +4,14 @@
   target is available and answers NFS (AWS: about a minute).
 - sequential read of a file through NFS (libnfs `nfs-cat`) beside `cat` of the same file in the
   export directory on local disk, both to /dev/null, page cache warm for both.
+- create (with 100 bytes) + stat + delete of many small files through NFS (libnfs's synchronous
+  API over ctypes, one connection) beside the same through the local file system.
 
-Sequential writes through NFS are not measured: Debian's libnfs 4.0 cannot send an NFSv4 WRITE of
-4,000 bytes or more (client-side "Failed to encode COMPOUND4args"), and there is no kernel NFS
-client here. Usage:
+- sequential write through NFS beside local disk, both in 3,800-byte writes: Debian's libnfs 4.0
+  cannot send an NFSv4 WRITE of 4,000 bytes or more (client-side "Failed to encode
+  COMPOUND4args"), and there is no kernel NFS client here, so large writes cannot be measured.
+
+Usage:
 
     python bench/efs_nfs.py --endpoint http://127.0.0.1:4566 --data-dir .strata --mib 1024
 """
@@ -15,6 +19,7 @@ client here. Usage:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import subprocess
 import time
@@ -23,12 +28,104 @@ from pathlib import Path
 import boto3
 
 
+class LibNfs:
+    """The few calls of libnfs 4.0's synchronous API the small-file run needs (NFSv4)."""
+
+    def __init__(self, server: str) -> None:
+        lib = self.lib = ctypes.CDLL("libnfs.so.13")
+        lib.nfs_init_context.restype = ctypes.c_void_p
+        lib.nfs_get_error.restype = ctypes.c_char_p
+        self.ctx = ctypes.c_void_p(lib.nfs_init_context())
+        lib.nfs_set_version(self.ctx, 4)
+        self._ok(lib.nfs_mount(self.ctx, server.encode(), b"/"), "mount")
+        self._stat = ctypes.create_string_buffer(512)
+
+    def _ok(self, rc: int, what: str) -> None:
+        if rc < 0:
+            raise OSError(f"{what}: {self.lib.nfs_get_error(self.ctx).decode()}")
+
+    def create(self, path: str, data: bytes) -> None:
+        fh = ctypes.c_void_p()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # nfs_creat opens read-only over NFSv4
+        self._ok(self.lib.nfs_create(self.ctx, path.encode(), flags, 0o644, ctypes.byref(fh)), "create")
+        self._ok(
+            self.lib.nfs_pwrite(self.ctx, fh, ctypes.c_uint64(0), ctypes.c_uint64(len(data)), data), "write"
+        )
+        self._ok(self.lib.nfs_close(self.ctx, fh), "close")
+
+    def write_file(self, path: str, total: int, chunk: int) -> None:
+        fh = ctypes.c_void_p()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        self._ok(self.lib.nfs_create(self.ctx, path.encode(), flags, 0o644, ctypes.byref(fh)), "create")
+        data = os.urandom(chunk)
+        for offset in range(0, total, chunk):
+            n = min(chunk, total - offset)
+            self._ok(
+                self.lib.nfs_pwrite(self.ctx, fh, ctypes.c_uint64(offset), ctypes.c_uint64(n), data), "write"
+            )
+        self._ok(self.lib.nfs_close(self.ctx, fh), "close")
+
+    def stat(self, path: str) -> None:
+        self._ok(self.lib.nfs_stat64(self.ctx, path.encode(), self._stat), "stat")
+
+    def unlink(self, path: str) -> None:
+        self._ok(self.lib.nfs_unlink(self.ctx, path.encode()), "unlink")
+
+
+def sequential_write(nfs: LibNfs, local: Path, mib: int, chunk: int = 3800) -> None:
+    """Both sides write `chunk` bytes at a time and fsync at the end (libnfs 4.0 cannot send a
+    larger NFSv4 WRITE, so this measures the server at the client's small writes)."""
+    total = mib << 20
+    t = time.monotonic()
+    nfs.write_file("/seq.bin", total, chunk)
+    remote = time.monotonic() - t
+    os.sync()
+    data = os.urandom(chunk)
+    t = time.monotonic()
+    with open(local / "seq-local.bin", "wb", buffering=0) as f:
+        for offset in range(0, total, chunk):
+            f.write(data[: min(chunk, total - offset)])
+        os.fsync(f.fileno())
+    here = time.monotonic() - t
+    (local / "seq-local.bin").unlink()
+    nfs.unlink("/seq.bin")
+    print(
+        f"write {mib} MiB in {chunk}-byte writes: NFS {mib / remote:8.1f} MiB/s   local disk {mib / here:8.1f} MiB/s"
+        f"  ({100 * here / remote:.0f}% of local)"
+    )
+
+
+def small_files(nfs: LibNfs, local: Path, count: int) -> None:
+    data = b"x" * 100
+    t = time.monotonic()
+    for i in range(count):
+        nfs.create(f"/small-{i}", data)
+    for i in range(count):
+        nfs.stat(f"/small-{i}")
+    for i in range(count):
+        nfs.unlink(f"/small-{i}")
+    remote = time.monotonic() - t
+    t = time.monotonic()
+    for i in range(count):
+        (local / f"local-{i}").write_bytes(data)
+    for i in range(count):
+        (local / f"local-{i}").stat()
+    for i in range(count):
+        (local / f"local-{i}").unlink()
+    here = time.monotonic() - t
+    print(
+        f"{count} small files, create+stat+delete: NFS {3 * count / remote:8.0f} ops/s   "
+        f"local disk {3 * count / here:8.0f} ops/s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", default="http://127.0.0.1:4566")
     ap.add_argument("--data-dir", default=".strata")
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--files", type=int, default=10_000)
     args = ap.parse_args()
     kw = {"endpoint_url": args.endpoint, "region_name": "us-east-1"}
     kw |= {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
@@ -45,7 +142,9 @@ def main() -> None:
         time.sleep(0.02)
     for m in mts:
         subprocess.run(["nfs-ls", f"nfs://{m['IpAddress']}/?version=4"], check=True, capture_output=True)
-    print(f"create -> available (file system + 3 mount targets, NFS answering): {time.monotonic() - t0:.3f} s")
+    print(
+        f"create -> available (file system + 3 mount targets, NFS answering): {time.monotonic() - t0:.3f} s"
+    )
 
     path = Path(args.data_dir) / "efs" / "fs" / fs_id / "big.bin"
     with open(path, "wb") as f:
@@ -66,6 +165,9 @@ def main() -> None:
             f"NFS {args.mib / nfs:8.1f} MiB/s  ({100 * local / nfs:.0f}% of local)"
         )
     path.unlink()
+    client = LibNfs(mts[0]["IpAddress"])
+    sequential_write(client, path.parent, min(args.mib, 256))
+    small_files(client, path.parent, args.files)
     for m in mts:
         efs.delete_mount_target(MountTargetId=m["MountTargetId"])
     efs.delete_file_system(FileSystemId=fs_id)
