@@ -4,11 +4,12 @@ SizeInBytes is measured from the file system's directory (AWS's metering rules: 
 counts its logical size rounded up to 4 KiB, every other entry 4 KiB, an empty file system 6 KiB).
 
 Lifecycle runs on the simulated clock. A file moves to IA once it has not been accessed for the
-TransitionToIA number of days: its last access is the later of its atime and mtime, mapped from
-real to simulated time (`clock.to_simulated`). A file's move is remembered in the `ia` table
-(keyed by inode and change time), so without TransitionToPrimaryStorageClass a file stays in IA
-when read, as on AWS; with AFTER_1_ACCESS a read (an atime after the move) brings it back and is
-metered as an IA access. The data dir's file system updates atime by its mount options (relatime:
+TransitionToIA number of days, and to Archive after TransitionToArchive days: its last access is
+the later of its atime and mtime, mapped from real to simulated time (`clock.to_simulated`). A
+file's move is remembered in the `ia` table (keyed by inode; a row goes when its file does), so
+without TransitionToPrimaryStorageClass a file stays cold when read, as on AWS; with
+AFTER_1_ACCESS a read (an atime after the move) brings it back to Standard and is metered as a
+cold access. The data dir's file system updates atime by its mount options (relatime:
 a file's first read after a write always counts; repeated reads within a real day may not).
 
 Storage is metered when a file system is measured (every Describe and every clock advance): the
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS ia (
     fs TEXT NOT NULL,
     ino INTEGER NOT NULL,
     since REAL NOT NULL,
+    archive INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fs, ino)
 ) WITHOUT ROWID;
 """
@@ -43,6 +45,7 @@ class Size:
     total: int
     ia: int
     at: float
+    archive: int = 0
 
     def render(self) -> dict:
         """SizeInBytes (Timestamp in epoch seconds: JSON documents and the serializer take it)."""
@@ -50,8 +53,8 @@ class Size:
             "Value": self.total,
             "Timestamp": self.at,
             "ValueInIA": self.ia,
-            "ValueInStandard": self.total - self.ia,
-            "ValueInArchive": 0,
+            "ValueInStandard": self.total - self.ia - self.archive,
+            "ValueInArchive": self.archive,
         }
 
 
@@ -91,35 +94,45 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
     now = clock.time()
     rules = {k: v for p in doc.get("lifecycle") or [] for k, v in p.items()}
     ia_after = TRANSITION_DAYS.get(rules.get("TransitionToIA", ""), None)
+    archive_after = TRANSITION_DAYS.get(rules.get("TransitionToArchive", ""), None)
     back_on_access = rules.get("TransitionToPrimaryStorageClass") == "AFTER_1_ACCESS"
     files = _walk(root)
-    known = {r[0]: r[1] for r in store.query("SELECT ino, since FROM ia WHERE fs = ?", (doc["id"],))}
-    in_ia: dict[int, float] = {}
-    total, ia_bytes, accessed_bytes = EMPTY_SIZE, 0, 0
+    known = {
+        r[0]: (r[1], bool(r[2]))
+        for r in store.query("SELECT ino, since, archive FROM ia WHERE fs = ?", (doc["id"],))
+    }
+    cold: dict[int, tuple[float, bool]] = {}
+    total, ia_bytes, archive_bytes, accessed_bytes = EMPTY_SIZE, 0, 0, 0
     for ino, size, access in files:
         total += size
         if ino < 0:
             continue
         last = clock.to_simulated(access)
-        since = known.get(ino)
-        if since is not None and back_on_access and last > since:
-            accessed_bytes += size  # read while in IA: back to Standard, an IA access
-            since = None
-        if since is None and ia_after is not None and now - last >= ia_after * 86400:
-            since = now
-        if since is not None:
-            in_ia[ino] = since
-            ia_bytes += size
-    size = Size(total, ia_bytes, now)
+        state = known.get(ino)  # (moved at, in Archive) or None while in Standard
+        if state is not None and back_on_access and last > state[0]:
+            accessed_bytes += size  # read while cold: back to Standard, a metered cold access
+            state = None
+        idle = now - last
+        if archive_after is not None and idle >= archive_after * 86400 and not (state and state[1]):
+            state = (now, True)
+        elif state is None and ia_after is not None and idle >= ia_after * 86400:
+            state = (now, False)
+        if state is not None:
+            cold[ino] = state
+            if state[1]:
+                archive_bytes += size
+            else:
+                ia_bytes += size
+    size = Size(total, ia_bytes, now, archive_bytes)
     with store.transaction() as c:
         usage = store.get_doc("usage", doc["id"]) or {"metered_at": doc["created"]}
         c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
-        rows = [(doc["id"], i, s) for i, s in in_ia.items()]
-        c.executemany("INSERT INTO ia(fs, ino, since) VALUES (?,?,?)", rows)
+        rows = [(doc["id"], i, since, int(archive)) for i, (since, archive) in cold.items()]
+        c.executemany("INSERT INTO ia(fs, ino, since, archive) VALUES (?,?,?,?)", rows)
         store.put_doc(
             "usage", doc["id"], {"metered_at": max(now, usage["metered_at"]), "size": size.render()}
         )
-    _meter(doc, usage["metered_at"], total, ia_bytes, accessed_bytes, now)
+    _meter(doc, usage["metered_at"], size, accessed_bytes)
     return size
 
 
@@ -129,14 +142,16 @@ def stored_size(store: MetadataStore, fs_id: str) -> dict | None:
     return usage["size"] if usage else None
 
 
-def _meter(doc: dict, last: float, total: int, ia: int, accessed: int, now: float) -> None:
-    hours = max(0.0, now - last) / 3600
+def _meter(doc: dict, last: float, size: Size, accessed: int) -> None:
+    hours = max(0.0, size.at - last) / 3600
     dims = {"file_system": doc["id"], "region": doc["region"]}
     if hours:
-        standard = (total - ia) * hours
-        meter.record("efs", "TimedStorage-ByteHrs", standard, "byte-hours", storage_class="Standard", **dims)
-        if ia:
-            meter.record("efs", "TimedStorage-ByteHrs", ia * hours, "byte-hours", storage_class="IA", **dims)
+        classes = {"Standard": size.total - size.ia - size.archive, "IA": size.ia, "Archive": size.archive}
+        for name, stored in classes.items():
+            if stored or name == "Standard":
+                meter.record(
+                    "efs", "TimedStorage-ByteHrs", stored * hours, "byte-hours", storage_class=name, **dims
+                )
         if doc.get("throughput") == "provisioned":
             meter.record("efs", "ProvisionedTP-MiBpsHrs", doc["provisioned"] * hours, "MiBps-hours", **dims)
     if accessed:

@@ -158,3 +158,26 @@ def test_file_system_policy_governs_nfs_clients(strata_server, tmp_path: Path) -
     efs.delete_file_system_policy(FileSystemId=fs_id)
     put(tmp_path, "yes\n", url(ip, "w3.txt"))
     assert set(ls(url(ip, ""))) == {"r.txt", "w3.txt"}
+
+
+def test_lifecycle_to_archive(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    server = strata_factory()
+    efs, fs_id, (mt,) = file_system_with_targets(server, zones=1, ThroughputMode="elastic")
+    efs.put_lifecycle_configuration(
+        FileSystemId=fs_id,
+        LifecyclePolicies=[{"TransitionToIA": "AFTER_1_DAY"}, {"TransitionToArchive": "AFTER_7_DAYS"}],
+    )
+    put(tmp_path, "old\n", url(mt["IpAddress"], "old.txt"))
+
+    def size() -> dict:
+        return efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
+
+    assert (size()["ValueInIA"], size()["ValueInArchive"]) == (0, 0)
+    server.advance_clock("2d")
+    assert (size()["ValueInIA"], size()["ValueInArchive"]) == (4096, 0)
+    server.advance_clock("6d")
+    now = size()
+    assert (now["ValueInIA"], now["ValueInArchive"], now["ValueInStandard"]) == (0, 4096, 6144)
+    # Without AFTER_1_ACCESS a read leaves the file where it is.
+    assert cat(url(mt["IpAddress"], "old.txt")) == "old\n"
+    assert size()["ValueInArchive"] == 4096
