@@ -181,3 +181,38 @@ def test_lifecycle_to_archive(strata_factory, tmp_path: Path) -> None:  # noqa: 
     # Without AFTER_1_ACCESS a read leaves the file where it is.
     assert cat(url(mt["IpAddress"], "old.txt")) == "old\n"
     assert size()["ValueInArchive"] == 4096
+
+
+def _kernel_nfs4() -> bool:
+    try:
+        return "nfs4" in Path("/proc/filesystems").read_text().split()
+    except OSError:
+        return False
+
+
+def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """The README's `mount -t nfs4` line, where the machine has a kernel NFS client."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not (_kernel_nfs4() and shutil.which("mount.nfs4")):
+        pytest.skip(
+            "no kernel NFSv4 client on this machine (nfs4 not in /proc/filesystems): libnfs tests only"
+        )
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(
+        ["mount", "-t", "nfs4", "-o", "nfsvers=4.1", f"{mt['IpAddress']}:/", str(mnt)], check=True, timeout=60
+    )
+    try:
+        data = os.urandom(3 << 20)
+        (mnt / "kernel.bin").write_bytes(data)
+        os.sync()
+    finally:
+        subprocess.run(["umount", str(mnt)], timeout=60)
+    assert nfs("nfs-ls", url(mt["IpAddress"], "")).stdout.count("kernel.bin") == 1
+    assert (strata_server.data_dir / "efs" / "fs" / fs_id / "kernel.bin").read_bytes() == data
