@@ -102,7 +102,8 @@ def config(address: str, port: int, run_dir: Path, exports: list[Export]) -> str
         f"  RecoveryRoot = {_quoted(run_dir / 'recovery')};\n"
         "  Minor_Versions = 0, 1, 2;\n  Only_Numeric_Owners = true;\n  Delegations = false;\n}\n"
         "NFS_KRB5 { Active_krb5 = false; }\n"
-        "LOG { Default_Log_Level = EVENT; }\n"
+        # WARN: at EVENT ganesha logs every client disconnect, and the log is never rotated.
+        "LOG { Default_Log_Level = WARN; }\n"
     )
     return head + "".join(e.block() for e in exports)
 
@@ -118,7 +119,7 @@ class NfsServer:
         self.exports = list(exports)
         self.conf = self.run_dir / "ganesha.conf"
         argv = [binary(), "-F", "-f", str(self.conf), "-L", str(self.run_dir / "ganesha.log")]
-        argv += ["-p", str(self.run_dir / "ganesha.nfsd.pid"), "-N", "NIV_EVENT"]
+        argv += ["-p", str(self.run_dir / "ganesha.nfsd.pid"), "-N", "NIV_WARN"]
         self.process = EngineProcess(
             ProcessSpec(name="nfs", argv=argv, run_dir=self.run_dir, cwd=self.run_dir, match=str(self.conf))
         )
