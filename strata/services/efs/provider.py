@@ -300,8 +300,9 @@ class EFSProvider(MountTargetsMixin):
         if (changes_mode or decreases) and last is not None and now - last < lim.THROUGHPUT_COOLDOWN_SECONDS:
             raise lim.error(
                 "TooManyRequests",
-                "You can change the throughput mode or decrease the provisioned throughput only once "
-                f"every 24 hours; next allowed after {_iso(last + lim.THROUGHPUT_COOLDOWN_SECONDS).isoformat()}.",
+                "You have reached the maximum number of throughput mode changes or provisioned throughput "
+                f"value decreases. Wait until {_iso(last + lim.THROUGHPUT_COOLDOWN_SECONDS):%Y-%m-%dT%H:%M:%SZ} "
+                "UTC and try again.",
             )
         if changes_mode or decreases:
             doc["throughput_changed"] = now
