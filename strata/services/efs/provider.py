@@ -83,14 +83,15 @@ class EFSProvider(MountTargetsMixin):
         while True:
             await asyncio.sleep(SUPERVISE_SECONDS)
             for mt_id in self.exports.dead():
-                mt = self.store.get_doc("mt", mt_id)
-                if mt is None:
-                    continue
-                log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
-                try:
-                    await run_blocking(self._serve, mt)
-                except Exception as e:  # noqa: BLE001 - try again on the next round
-                    log.error("EFS mount target %s could not be restarted: %s", mt_id, e)
+                async with self._mount_lock:  # not while the mount target is being deleted
+                    mt = self.store.get_doc("mt", mt_id)
+                    if mt is None or mt_id not in self.exports.dead():
+                        continue
+                    log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
+                    try:
+                        await run_blocking(self._serve, mt)
+                    except Exception as e:  # noqa: BLE001 - try again on the next round
+                        log.error("EFS mount target %s could not be restarted: %s", mt_id, e)
 
     def health(self) -> dict:
         return {"state": "running", "mount_targets": len(self.exports.servers)}
