@@ -19,65 +19,25 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import boto3
 
-
-class LibNfs:
-    """The few calls of libnfs 4.0's synchronous API the small-file run needs (NFSv4)."""
-
-    def __init__(self, server: str) -> None:
-        lib = self.lib = ctypes.CDLL("libnfs.so.13")
-        lib.nfs_init_context.restype = ctypes.c_void_p
-        lib.nfs_get_error.restype = ctypes.c_char_p
-        self.ctx = ctypes.c_void_p(lib.nfs_init_context())
-        lib.nfs_set_version(self.ctx, 4)
-        self._ok(lib.nfs_mount(self.ctx, server.encode(), b"/"), "mount")
-        self._stat = ctypes.create_string_buffer(512)
-
-    def _ok(self, rc: int, what: str) -> None:
-        if rc < 0:
-            raise OSError(f"{what}: {self.lib.nfs_get_error(self.ctx).decode()}")
-
-    def create(self, path: str, data: bytes) -> None:
-        fh = ctypes.c_void_p()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # nfs_creat opens read-only over NFSv4
-        self._ok(self.lib.nfs_create(self.ctx, path.encode(), flags, 0o644, ctypes.byref(fh)), "create")
-        self._ok(
-            self.lib.nfs_pwrite(self.ctx, fh, ctypes.c_uint64(0), ctypes.c_uint64(len(data)), data), "write"
-        )
-        self._ok(self.lib.nfs_close(self.ctx, fh), "close")
-
-    def write_file(self, path: str, total: int, chunk: int) -> None:
-        fh = ctypes.c_void_p()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        self._ok(self.lib.nfs_create(self.ctx, path.encode(), flags, 0o644, ctypes.byref(fh)), "create")
-        data = os.urandom(chunk)
-        for offset in range(0, total, chunk):
-            n = min(chunk, total - offset)
-            self._ok(
-                self.lib.nfs_pwrite(self.ctx, fh, ctypes.c_uint64(offset), ctypes.c_uint64(n), data), "write"
-            )
-        self._ok(self.lib.nfs_close(self.ctx, fh), "close")
-
-    def stat(self, path: str) -> None:
-        self._ok(self.lib.nfs_stat64(self.ctx, path.encode(), self._stat), "stat")
-
-    def unlink(self, path: str) -> None:
-        self._ok(self.lib.nfs_unlink(self.ctx, path.encode()), "unlink")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.services.efs.libnfs import LibNfs  # noqa: E402  (the tests' NFSv4 client)
 
 
 def sequential_write(nfs: LibNfs, local: Path, mib: int, chunk: int = 3800) -> None:
     """Both sides write `chunk` bytes at a time and fsync at the end (libnfs 4.0 cannot send a
     larger NFSv4 WRITE, so this measures the server at the client's small writes)."""
     total = mib << 20
+    payload = os.urandom(total)
     t = time.monotonic()
-    nfs.write_file("/seq.bin", total, chunk)
+    nfs.write("/seq.bin", payload, chunk)
     remote = time.monotonic() - t
     os.sync()
     data = os.urandom(chunk)
@@ -99,7 +59,7 @@ def small_files(nfs: LibNfs, local: Path, count: int) -> None:
     data = b"x" * 100
     t = time.monotonic()
     for i in range(count):
-        nfs.create(f"/small-{i}", data)
+        nfs.write(f"/small-{i}", data)
     for i in range(count):
         nfs.stat(f"/small-{i}")
     for i in range(count):

@@ -4,12 +4,19 @@ their POSIX user and root directory, a Strata kill -9, and the IA lifecycle on t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import urllib.request
 from pathlib import Path
 
 from tests.services.efs.helpers import cat, file_system_with_targets, ls, needs_nfs, nfs, put, url
+from tests.services.efs.libnfs import LibNfs
 
 pytestmark = needs_nfs
+
+
+def nfs_bytes(target: str) -> bytes:
+    return subprocess.run(["nfs-cat", target], capture_output=True, timeout=60, check=True).stdout
 
 
 def test_two_mount_targets_see_each_others_closed_writes(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -20,13 +27,25 @@ def test_two_mount_targets_see_each_others_closed_writes(strata_server, tmp_path
     put(tmp_path, "written through B\n", url(b["IpAddress"], "from-b.txt"))
     assert cat(url(a["IpAddress"], "from-b.txt")) == "written through B\n"
     assert {"from-a.txt", "from-b.txt"} <= set(ls(url(a["IpAddress"], "")))
+    # A file of many WRITEs, closed on A, read whole on B; then rewritten on B and read on A.
+    big = os.urandom((1 << 20) + 12345)
+    client_a, client_b = LibNfs(a["IpAddress"]), LibNfs(b["IpAddress"])
+    try:
+        client_a.write("/big.bin", big)
+        assert nfs_bytes(url(b["IpAddress"], "big.bin")) == big
+        client_b.write("/big.bin", big[:500_000][::-1])  # shorter: the file is truncated first
+        assert nfs_bytes(url(a["IpAddress"], "big.bin")) == big[:500_000][::-1]
+    finally:
+        client_a.close()
+        client_b.close()
     # Both mount targets answer DescribeMountTargets as available, one per zone.
     mts = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
     assert sorted(m["LifeCycleState"] for m in mts) == ["available", "available"]
     assert len({m["AvailabilityZoneName"] for m in mts}) == 2
     # The file system's size follows its files.
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
-    assert size["Value"] == 6144 + 2 * 4096 and size["ValueInStandard"] == size["Value"]
+    assert size["Value"] == 6144 + 2 * 4096 + -(-500_000 // 4096) * 4096
+    assert size["ValueInStandard"] == size["Value"]
 
 
 def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
