@@ -33,10 +33,12 @@ class Exports:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
+        # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
+        self.roots: dict[str, Path] = {}
         self._lock = threading.RLock()
 
     def fs_dir(self, fs_id: str) -> Path:
-        return self.data_dir / "fs" / fs_id
+        return self.roots.get(fs_id) or self.data_dir / "fs" / fs_id
 
     def create_fs_dir(self, fs_id: str) -> None:
         path = self.fs_dir(fs_id)

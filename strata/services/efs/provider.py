@@ -5,13 +5,14 @@ Contents:
   backup policy, file system policy, account preferences;
 - `mounts`: mount targets and access points (MountTargetsMixin);
 - `exports`: file system directories and the ganesha NFS servers behind each mount target;
+- `encryption`, `keys`: encrypted volumes and their KMS data keys;
 - `usage`: SizeInBytes, the IA lifecycle on the simulated clock, the storage meter;
 - `limits`: errors, ids, limits.
 
 Records are JSON documents in `<data>/efs/efs.db` (kinds `fs`, `mt`, `ap`, `token`, `prefs`);
 files are the directory `<data>/efs/fs/<fs-id>/`, served over NFS by each mount target.
-`Encrypted=true` is refused: the NFS server exports a plain directory, so nothing would encrypt
-the files at rest (see parameters.json).
+Encrypted file systems keep their files in an fscrypt-encrypted ext4 volume unlocked with a KMS
+data key (`encryption`, `keys`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from strata.services.base import RequestContext, ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
 from strata.services.efs.client_access import ClientAccess, client_access
+from strata.services.efs.encryption import EncryptedVolumes, EncryptionError, unsupported
 from strata.services.efs.exports import Exports
+from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
@@ -50,6 +53,8 @@ class EFSProvider(MountTargetsMixin):
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
         self.exports = Exports(runtime.data_dir)
+        self.volumes = EncryptedVolumes(runtime.data_dir)
+        self.keys = VolumeKeys(lambda: runtime.peer("kms"))
         self._model = service_model("efs")
         self._supervisor: asyncio.Task | None = None
         # Mount target and access point changes one at a time: the one-per-zone and address checks
@@ -57,6 +62,9 @@ class EFSProvider(MountTargetsMixin):
         self._mount_lock = asyncio.Lock()
 
     async def start(self) -> None:
+        for doc in self.store.list_docs("fs"):
+            if doc["encrypted"]:
+                await run_blocking(self._open_volume, doc)
         mts = self.store.list_docs("mt")
         for mt in mts:
             try:
@@ -77,6 +85,16 @@ class EFSProvider(MountTargetsMixin):
         if self._supervisor is not None:
             self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+        await run_blocking(self.volumes.close_all)
+
+    def _open_volume(self, doc: dict) -> None:
+        """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
+        will not unseal (disabled, deleted) leaves the file system unreadable, as on AWS."""
+        try:
+            self.volumes.open(doc["id"], self.keys.unseal(doc))
+        except (ServiceError, EncryptionError) as e:
+            log.error("EFS file system %s stays locked: %s", doc["id"], e)
+        self.exports.roots[doc["id"]] = self.volumes.files(doc["id"])
 
     async def _supervise(self) -> None:
         """Restart the NFS servers of a mount target when one of them exits (a crash, a kill)."""
@@ -200,6 +218,8 @@ class EFSProvider(MountTargetsMixin):
         performance = req.get("PerformanceMode") or "generalPurpose"
         throughput = req.get("ThroughputMode") or "bursting"
         provisioned = self._throughput(throughput, req.get("ProvisionedThroughputInMibps"))
+        if req.get("KmsKeyId") and not req.get("Encrypted"):
+            raise lim.bad_request("KmsKeyId can only be specified when Encrypted is true.")
         az = req.get("AvailabilityZoneName")
         if az is not None and az not in {s["az"] for s in default_subnets(ctx.account_id, ctx.region)}:
             raise lim.error("UnsupportedAvailabilityZone", f"Availability zone {az} is not supported.")
@@ -227,8 +247,9 @@ class EFSProvider(MountTargetsMixin):
             "throughput": throughput,
             "provisioned": provisioned,
             "throughput_changed": None,
-            "encrypted": False,  # Encrypted=true is refused (parameters.json)
-            "kms_key": None,
+            "encrypted": bool(req.get("Encrypted")),
+            "kms_key": self.keys.resolve(ctx, req.get("KmsKeyId")) if req.get("Encrypted") else None,
+            "dek": None,
             "az": az,
             "backup": "DISABLED",
             "tags": tags,
@@ -236,16 +257,36 @@ class EFSProvider(MountTargetsMixin):
             "policy": None,
             "next_export_id": 2,
         }
-        await run_blocking(self.exports.create_fs_dir, fs_id)
+        dek = None
+        if doc["encrypted"]:
+            why = unsupported()
+            if why:
+                raise lim.bad_request(f"Encrypted file systems cannot be served here: {why}.")
+            dek, plain = self.keys.new(ctx, doc["kms_key"], fs_id)
+            doc["dek"] = dek
+            try:
+                await run_blocking(self.volumes.create, fs_id, plain)
+            except EncryptionError as e:
+                raise lim.error("InternalServerError", str(e)) from None
+            self.exports.roots[fs_id] = self.volumes.files(fs_id)
+        else:
+            await run_blocking(self.exports.create_fs_dir, fs_id)
         try:
             with self.store.transaction():  # checked again inside: a concurrent twin loses
                 self._token_unused(token_id, token)
                 self.store.put_doc("fs", fs_id, doc)
                 self.store.put_doc("token", token_id, {"fs": fs_id})
         except ServiceError:
-            await run_blocking(self.exports.remove_fs_dir, fs_id)
+            await run_blocking(self._remove_files, doc)
             raise
         return self._render_fs(doc, "creating")
+
+    def _remove_files(self, doc: dict) -> None:
+        if doc["encrypted"]:
+            self.volumes.remove(doc["id"])
+            self.exports.roots.pop(doc["id"], None)
+        else:
+            self.exports.remove_fs_dir(doc["id"])
 
     def _token_unused(self, token_id: str, token: str) -> None:
         existing = self.store.get_doc("token", token_id)
@@ -325,7 +366,7 @@ class EFSProvider(MountTargetsMixin):
             self.store.delete_doc("token", f"{doc['account']}:{doc['region']}:{doc['token']}")
             self.store.delete_doc("usage", doc["id"])
             c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
-        await run_blocking(self.exports.remove_fs_dir, doc["id"])
+        await run_blocking(self._remove_files, doc)
         return {}
 
     # -- tags --------------------------------------------------------------------------------------

@@ -67,13 +67,8 @@ def test_file_system_rules(strata_server) -> None:  # noqa: ANN001
         "FileSystemNotFound",
         404,
     )
-    # Encryption at rest is refused, not claimed: the files are a plain directory.
-    with pytest.raises(ClientError) as e:
-        create(CreationToken="i", Encrypted=True)
-    assert (
-        e.value.response["Error"]["Code"] == "BadRequest"
-        and "Encrypted" in e.value.response["Error"]["Message"]
-    )
+    assert code_of(create, CreationToken="e", KmsKeyId="alias/aws/elasticfilesystem")[0] == "BadRequest"
+    assert code_of(create, CreationToken="f", Encrypted=True, KmsKeyId="alias/nope")[0] == "BadRequest"
     # Throughput: a mode change, then another within 24 hours, is refused.
     fs_id = fs["FileSystemId"]
     updated = efs.update_file_system(

@@ -235,3 +235,63 @@ def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: AN
         subprocess.run(["umount", str(mnt)], timeout=60)
     assert nfs("nfs-ls", url(mt["IpAddress"], "")).stdout.count("kernel.bin") == 1
     assert (strata_server.data_dir / "efs" / "fs" / fs_id / "kernel.bin").read_bytes() == data
+
+
+def _plaintext_in_image(image: Path, needle: bytes) -> bool:
+    """Whether `needle` is in the allocated parts of a sparse image (its holes are zeros)."""
+    with open(image, "rb") as f:
+        fd, offset, end = f.fileno(), 0, os.fstat(f.fileno()).st_size
+        while offset < end:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:  # no data after offset
+                return False
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+            f.seek(start)
+            pos = start
+            while pos < stop:
+                chunk = f.read(min(8 << 20, stop - pos) + len(needle))
+                if needle in chunk:
+                    return True
+                pos += 8 << 20
+                f.seek(pos)
+            offset = stop
+    return False
+
+
+def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    import pytest
+
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("mkfs.ext4 is not installed")
+    server = strata_factory()
+    efs, fs_id, (a, b) = file_system_with_targets(server, zones=2, Encrypted=True)
+    fs = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]
+    kms = server.client("kms")
+    assert (
+        fs["Encrypted"]
+        and fs["KmsKeyId"] == kms.describe_key(KeyId="alias/aws/elasticfilesystem")["KeyMetadata"]["Arn"]
+    )
+    secret = b"attack at dawn, " * 4096
+    client = LibNfs(a["IpAddress"])
+    try:
+        client.write("/plans-with-a-distinct-name.txt", secret)
+    finally:
+        client.close()
+    assert nfs_bytes(url(b["IpAddress"], "plans-with-a-distinct-name.txt")) == secret
+    server.kill()  # the volume stays mounted; the restart unlocks it again
+    server.restart()
+    assert nfs_bytes(url(b["IpAddress"], "plans-with-a-distinct-name.txt")) == secret
+    server.stop()  # unmounted: what is left on disk is the image
+    image = server.data_dir / "efs" / "volumes" / f"{fs_id}.img"
+    assert not _plaintext_in_image(image, b"attack at dawn")
+    assert not _plaintext_in_image(image, b"plans-with-a-distinct-name")
+    server.start()
+    efs = server.client("efs")
+    assert nfs_bytes(url(a["IpAddress"], "plans-with-a-distinct-name.txt")) == secret
+    for mt in (a, b):
+        efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    efs.delete_file_system(FileSystemId=fs_id)
+    assert not image.exists()
