@@ -39,6 +39,8 @@ def unsupported() -> str | None:
     """Why encrypted file systems cannot be served here, or None when they can."""
     if os.geteuid() != 0:
         return "Strata must run as root to mount encrypted volumes"
+    if not Path("/dev/loop-control").exists():
+        return "this machine has no loop devices"
     for tool in ("mkfs.ext4", "mount", "umount"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (Debian e2fsprogs, mount)"
@@ -83,7 +85,9 @@ class EncryptedVolumes:
             files.mkdir(mode=0o755)
             os.chmod(files, 0o755)
             identifier = self._add_key(fs_id, key)
-            policy = struct.pack("BBBB4s16s", _POLICY_V2, _AES_256_XTS, _AES_256_CTS, 0, b"\0" * 4, identifier)
+            policy = struct.pack(
+                "BBBB4s16s", _POLICY_V2, _AES_256_XTS, _AES_256_CTS, 0, b"\0" * 4, identifier
+            )
             fd = os.open(files, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 fcntl.ioctl(fd, _SET_POLICY, policy)

@@ -266,8 +266,8 @@ class EFSProvider(MountTargetsMixin):
             doc["dek"] = dek
             try:
                 await run_blocking(self.volumes.create, fs_id, plain)
-            except EncryptionError as e:
-                raise lim.error("InternalServerError", str(e)) from None
+            except EncryptionError as e:  # the machine will not mount it (a container without loop devices)
+                raise lim.bad_request(f"Encrypted file systems cannot be served here: {e}.") from None
             self.exports.roots[fs_id] = self.volumes.files(fs_id)
         else:
             await run_blocking(self.exports.create_fs_dir, fs_id)

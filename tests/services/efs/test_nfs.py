@@ -266,8 +266,15 @@ def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa:
 
     if shutil.which("mkfs.ext4") is None:
         pytest.skip("mkfs.ext4 is not installed")
+    from botocore.exceptions import ClientError
+
     server = strata_factory()
-    efs, fs_id, (a, b) = file_system_with_targets(server, zones=2, Encrypted=True)
+    try:
+        efs, fs_id, (a, b) = file_system_with_targets(server, zones=2, Encrypted=True)
+    except ClientError as e:
+        if "cannot be served here" in str(e):  # no root, no loop devices, mount refused
+            pytest.skip(str(e))
+        raise
     fs = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]
     kms = server.client("kms")
     assert (
