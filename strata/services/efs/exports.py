@@ -98,9 +98,13 @@ class Exports:
                 if parent.is_symlink():
                     return None
                 if not parent.exists():
-                    parent.mkdir()
-                    os.chown(parent, int(info["OwnerUid"]), int(info["OwnerGid"]))
-                    os.chmod(parent, int(info["Permissions"], 8))
+                    try:
+                        parent.mkdir()
+                        os.chown(parent, int(info["OwnerUid"]), int(info["OwnerGid"]))
+                        os.chmod(parent, int(info["Permissions"], 8))
+                    except OSError as e:  # a locked encrypted volume, a full disk
+                        log.warning("access point %s: cannot create its root directory: %s", ap["id"], e)
+                        return None
         return path
 
     def serve(
