@@ -18,8 +18,8 @@ What a caller may rely on:
 - Attribute caching is off (Attr_Expiration_Time = 0) so two processes exporting one directory
   (two mount targets of one file system) give close-to-open consistency: a client that opens a
   file after another closed it sees the other's writes.
-- `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds and removes exports
-  without dropping its clients.
+- `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds, changes and removes
+  exports without dropping its clients; it returns once ganesha has applied them.
 - ganesha must run as root (it switches to each request's uid/gid per operation and opens files
   by handle, which needs CAP_DAC_READ_SEARCH); without root `start()` raises EngineError.
 """
@@ -44,6 +44,7 @@ from strata.engines.process import (
 
 NFS_PORT = 2049
 ACCESS_POINT_PORT = 2050
+RELOADED = b"Reread exports complete"
 
 
 @cache
@@ -103,7 +104,8 @@ def config(address: str, port: int, run_dir: Path, exports: list[Export]) -> str
         "  Minor_Versions = 0, 1, 2;\n  Only_Numeric_Owners = true;\n  Delegations = false;\n}\n"
         "NFS_KRB5 { Active_krb5 = false; }\n"
         # WARN: at EVENT ganesha logs every client disconnect, and the log is never rotated.
-        "LOG { Default_Log_Level = WARN; }\n"
+        # CONFIG at EVENT: "Reread exports complete" tells `reload` that new exports are in force.
+        "LOG {\n  Default_Log_Level = WARN;\n  Components { CONFIG = EVENT; }\n}\n"
     )
     return head + "".join(e.block() for e in exports)
 
@@ -154,11 +156,21 @@ class NfsServer:
         except OSError:
             return False
 
-    def reload(self, exports: list[Export]) -> None:
-        """Serve `exports` from now on (SIGHUP: ganesha rereads its exports, clients stay)."""
+    def reload(self, exports: list[Export], timeout: float = 30) -> None:
+        """Serve `exports` from now on (SIGHUP: ganesha rereads its exports, clients stay);
+        returns once ganesha has logged that the reread is complete."""
         self.exports = list(exports)
         self._write_config()
+        before = self._reloads()
         self.process.signal(signal.SIGHUP)
+        if not wait_until(lambda: self._reloads() > before or not self.running(), timeout):
+            raise EngineError(f"nfs server {self.name} did not reload its exports: {self.log_tail()}")
+
+    def _reloads(self) -> int:
+        try:
+            return (self.run_dir / "ganesha.log").read_bytes().count(RELOADED)
+        except OSError:
+            return 0
 
     def running(self) -> bool:
         return self.process.running()
