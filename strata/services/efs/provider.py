@@ -163,7 +163,7 @@ class EFSProvider(MountTargetsMixin):
             "Encrypted": doc["encrypted"],
             "ThroughputMode": doc["throughput"],
             "Tags": lim.tag_list(doc["tags"]),
-            "FileSystemProtection": {"ReplicationOverwriteProtection": "ENABLED"},
+            "FileSystemProtection": {"ReplicationOverwriteProtection": doc.get("protection", "ENABLED")},
         }
         if "Name" in doc["tags"]:
             out["Name"] = doc["tags"]["Name"]
@@ -368,6 +368,19 @@ class EFSProvider(MountTargetsMixin):
             c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
         await run_blocking(self._remove_files, doc)
         return {}
+
+    def update_file_system_protection(self, ctx: RequestContext, req: dict) -> dict:
+        self._check(ctx, req)
+        doc = self._fs(ctx, req["FileSystemId"])
+        wanted = req.get("ReplicationOverwriteProtection")
+        if wanted == "REPLICATING":
+            raise lim.bad_request(
+                "ReplicationOverwriteProtection REPLICATING is set by EFS, not by a request."
+            )
+        if wanted:
+            doc["protection"] = wanted
+            self.store.put_doc("fs", doc["id"], doc)
+        return {"ReplicationOverwriteProtection": doc.get("protection", "ENABLED")}
 
     # -- tags --------------------------------------------------------------------------------------
 

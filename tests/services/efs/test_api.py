@@ -132,6 +132,10 @@ def test_policies_lifecycle_tags_preferences(strata_server) -> None:  # noqa: AN
     )
     many = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
     assert code_of(efs.tag_resource, ResourceId=fs_id, Tags=many)[0] == "BadRequest"
+    out = efs.update_file_system_protection(FileSystemId=fs_id, ReplicationOverwriteProtection="DISABLED")
+    assert out["ReplicationOverwriteProtection"] == "DISABLED"
+    protection = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["FileSystemProtection"]
+    assert protection == {"ReplicationOverwriteProtection": "DISABLED"}
     prefs = efs.describe_account_preferences()["ResourceIdPreference"]
     assert prefs == {"ResourceIdType": "LONG_ID", "Resources": ["FILE_SYSTEM", "MOUNT_TARGET"]}
     assert code_of(efs.put_account_preferences, ResourceIdType="SHORT_ID")[0] == "BadRequest"
