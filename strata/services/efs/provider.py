@@ -57,6 +57,7 @@ class EFSProvider(MountTargetsMixin):
         self.keys = VolumeKeys(lambda: runtime.peer("kms"))
         self._model = service_model("efs")
         self._supervisor: asyncio.Task | None = None
+        self._restarts: dict[str, tuple[int, float]] = {}  # mount target -> (failures, next try)
         # Mount target and access point changes one at a time: the one-per-zone and address checks
         # and the NFS servers they start must not interleave.
         self._mount_lock = asyncio.Lock()
@@ -101,6 +102,9 @@ class EFSProvider(MountTargetsMixin):
         while True:
             await asyncio.sleep(SUPERVISE_SECONDS)
             for mt_id in self.exports.dead():
+                failures, not_before = self._restarts.get(mt_id, (0, 0.0))
+                if clock.monotonic() < not_before:
+                    continue
                 async with self._mount_lock:  # not while the mount target is being deleted
                     mt = self.store.get_doc("mt", mt_id)
                     if mt is None or mt_id not in self.exports.dead():
@@ -108,8 +112,16 @@ class EFSProvider(MountTargetsMixin):
                     log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
                     try:
                         await run_blocking(self._serve, mt)
-                    except Exception as e:  # noqa: BLE001 - try again on the next round
-                        log.error("EFS mount target %s could not be restarted: %s", mt_id, e)
+                        self._restarts.pop(mt_id, None)
+                    except Exception as e:  # noqa: BLE001 - try again later, less and less often
+                        delay = min(60.0, 2.0**failures)
+                        self._restarts[mt_id] = (failures + 1, clock.monotonic() + delay)
+                        log.error(
+                            "EFS mount target %s could not be restarted (next try in %.0fs): %s",
+                            mt_id,
+                            delay,
+                            e,
+                        )
 
     def health(self) -> dict:
         return {"state": "running", "mount_targets": len(self.exports.servers)}
