@@ -193,3 +193,23 @@ def test_mount_target_and_access_point_rules(strata_server) -> None:  # noqa: AN
         404,
     )
     efs.delete_file_system(FileSystemId=fs_id)
+
+
+def test_describe_file_systems_pages(strata_server) -> None:  # noqa: ANN001
+    efs = strata_server.client("efs")
+    mine = {new_fs(efs) for _ in range(3)}
+    seen: list[str] = []
+    kwargs: dict = {"MaxItems": 2}
+    while True:
+        page = efs.describe_file_systems(**kwargs)
+        assert len(page["FileSystems"]) <= 2
+        seen += [f["FileSystemId"] for f in page["FileSystems"]]
+        if "NextMarker" not in page:
+            break
+        kwargs["Marker"] = page["NextMarker"]
+    assert mine <= set(seen) and len(seen) == len(set(seen))
+    paginated = efs.get_paginator("describe_file_systems").paginate(PaginationConfig={"PageSize": 1})
+    assert mine <= {f["FileSystemId"] for p in paginated for f in p["FileSystems"]}
+    assert code_of(efs.describe_file_systems, Marker="fs-0123456789abcdef0")[0] == "BadRequest"
+    for fs_id in mine:
+        efs.delete_file_system(FileSystemId=fs_id)
