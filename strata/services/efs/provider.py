@@ -269,13 +269,11 @@ class EFSProvider(MountTargetsMixin):
             "policy": None,
             "next_export_id": 2,
         }
-        dek = None
         if doc["encrypted"]:
             why = unsupported()
             if why:
                 raise lim.bad_request(f"Encrypted file systems cannot be served here: {why}.")
-            dek, plain = self.keys.new(ctx, doc["kms_key"], fs_id)
-            doc["dek"] = dek
+            doc["dek"], plain = self.keys.new(ctx, doc["kms_key"], fs_id)
             try:
                 await run_blocking(self.volumes.create, fs_id, plain)
             except EncryptionError as e:  # the machine will not mount it (a container without loop devices)
