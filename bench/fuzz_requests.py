@@ -1,7 +1,7 @@
 """Model-driven random requests against a running Strata: no crash, no 5xx, no hang.
 
-Every operation of every served service (S3, DynamoDB, RDS, ElastiCache, STS) gets inputs generated
-from its botocore input shape: mostly well-typed values drawn from small pools of names that exist
+Every operation of every served service (S3, DynamoDB, RDS, ElastiCache, STS, EFS) gets inputs
+generated from its botocore input shape: mostly well-typed values drawn from small pools of names that exist
 (so requests reach the providers, not only the validators), mixed with invalid ones (out of range,
 wrong length, odd strings, missing required members, conflicting union members). A share of the
 serialized requests is then mutated on the wire (JSON values of the wrong type, query parameters
@@ -53,7 +53,7 @@ from botocore.serialize import create_serializer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_inputs import REGION, Maker, Pools, mutate  # noqa: E402  (a sibling module, not a package)
 
-SERVICES = ("s3", "dynamodb", "rds", "elasticache", "sts")
+SERVICES = ("s3", "dynamodb", "rds", "elasticache", "sts", "efs")
 CREDS = Credentials("test", "test")
 
 # Operations that would start (or restart) a real engine, or copy one.
@@ -65,7 +65,9 @@ _CHEAP_OPS = re.compile(r"(ParameterGroup|SubnetGroup|OptionGroup|SecurityGroup|
 
 
 def engine_free(service: str, operation: str) -> bool:
-    """Whether an operation can be fuzzed without starting database or cache engines."""
+    """Whether an operation can be fuzzed without starting database, cache or NFS engines."""
+    if service == "efs":
+        return operation != "CreateMountTarget"
     if service not in ("rds", "elasticache"):
         return True
     if _ENGINE_OPS.match(operation) is None:

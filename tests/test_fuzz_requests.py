@@ -1,7 +1,7 @@
 """The short, seeded run of the model-driven request fuzzer (bench/fuzz_requests.py) in CI.
 
-A few thousand random requests over every operation of S3, DynamoDB, RDS, ElastiCache and STS
-(engine-starting operations skipped), on a private server: no 5xx (other than 501 for an
+A few thousand random requests over every operation of S3, DynamoDB, RDS, ElastiCache, STS and
+EFS (engine-starting operations skipped), on a private server: no 5xx (other than 501 for an
 operation Strata does not have yet), no hang, and every refusal readable by botocore as an error
 with a code. The long run is `python bench/fuzz_requests.py --requests 1000000`.
 """

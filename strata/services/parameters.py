@@ -52,6 +52,7 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "kms": ("UnsupportedOperationException", "{member} is not supported by Strata", 400),
     "ec2": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
     "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
+    "efs": ("BadRequest", "{member} is not supported by Strata", 400),
 }
 
 

@@ -34,7 +34,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
     ("service", "call", "kwargs"),
     [
         ("ec2", "describe_images", {}),
-        ("efs", "describe_file_systems", {}),
+        ("efs", "describe_replication_configurations", {}),
         ("kms", "describe_custom_key_stores", {}),
         ("iam", "list_saml_providers", {}),
         ("s3", "get_bucket_intelligent_tiering_configuration", {"Bucket": "b-501", "Id": "x"}),

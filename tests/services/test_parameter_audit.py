@@ -21,7 +21,7 @@ from strata.protocol.spec import service_model
 from strata.services.parameters import REFUSALS, STATUSES, refused_members, status_of, table
 from strata.services.registry import SERVICES, load_provider_class
 
-AUDITED = ("s3", "dynamodb", "rds", "elasticache", "sts", "iam", "kms", "ec2", "ebs")
+AUDITED = ("s3", "dynamodb", "rds", "elasticache", "sts", "iam", "kms", "ec2", "ebs", "efs")
 # botocore rewrites these before sending: the member the server sees instead.
 REWRITTEN = {("rds", "SourceRegion"): "PreSignedUrl"}
 # Names whose generated value must also pass the client's own checks.
@@ -84,8 +84,13 @@ def request_for(service: str, op: str, member: str, entry: dict) -> dict:
         value: Any = entry["refuse"][0]
     else:
         value = value_for(shape.members[member], entry.get("accept", []))
-    if "key" in entry:
-        value = dict(value_for(shape.members[member], []), **{entry["key"]: True})
+    if "key" in entry:  # one member of a structure: a flag, a refused value, or any valid value
+        sub = shape.members[member].members[entry["key"]]
+        if "refuse" in entry:
+            inner: Any = entry["refuse"][0]
+        else:
+            inner = True if sub.type_name == "boolean" else value_for(sub, entry.get("accept", []))
+        value = dict(value_for(shape.members[member], []), **{entry["key"]: inner})
     req[member] = value
     return req
 

@@ -32,6 +32,7 @@ from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.nbd import NbdServer
+from strata.services.ec2.network import NetworkMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.volumes import VolumesMixin
@@ -48,7 +49,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin):
+class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -441,7 +442,7 @@ def _dry_run_after(fn: Any) -> Any:
 for _name in sorted(
     {
         n
-        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin)
+        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin, NetworkMixin)
         for n in vars(cls)
         if n.startswith(("describe_", "get_"))
     }

@@ -1,0 +1,188 @@
+"""NFS servers (Debian's nfs-ganesha 4.3, FSAL_VFS): one supervised process per listening address.
+
+An EFS mount target is an IP address serving NFS on port 2049. Here it is a loopback address
+(127.x.y.z) and a `ganesha.nfsd` bound to it alone (ganesha binds one address per process), which
+exports the file system's directory in Strata's data dir at the pseudo path "/" — so
+`mount -t nfs4 <address>:/ /mnt` and `nfs://<address>/` reach the file system's root, as on AWS.
+
+Access points need their own identity and root, which one export at "/" cannot give, so a second
+process on the same address (port `ACCESS_POINT_PORT`) exports each access point's root directory
+at "/<access point id>" with every request squashed to the access point's uid/gid (ganesha's
+All_Squash + Anonymous_Uid/Gid): a client reaches it at `nfs://<address>:2050/<fsap-id>/`, cannot
+name anything above that directory (".." of an export root is the pseudo root), and every file it
+creates belongs to the access point's user.
+
+What a caller may rely on:
+- NFSv4.0, 4.1 and 4.2 over TCP (4.0 because libnfs, the userspace client tests use, speaks only
+  4.0); no NFSv3, NLM, rquota or rpcbind. Owners are numeric ("1001"), not name@domain.
+- Attribute caching is off (Attr_Expiration_Time = 0) so two processes exporting one directory
+  (two mount targets of one file system) give close-to-open consistency: a client that opens a
+  file after another closed it sees the other's writes.
+- `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds, changes and removes
+  exports without dropping its clients; it returns once ganesha has applied them.
+- ganesha must run as root (it switches to each request's uid/gid per operation and opens files
+  by handle, which needs CAP_DAC_READ_SEARCH); without root `start()` raises EngineError.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from strata.engines.process import (
+    EngineError,
+    EngineProcess,
+    ProcessSpec,
+    running_as_root,
+    wait_until,
+    write_private,
+)
+
+NFS_PORT = 2049
+ACCESS_POINT_PORT = 2050
+RELOADED = b"Reread exports complete"
+
+
+@cache
+def binary() -> str:
+    """The path of ganesha.nfsd (EngineError naming the Debian packages when it is missing)."""
+    path = shutil.which("ganesha.nfsd") or (
+        "/usr/bin/ganesha.nfsd" if Path("/usr/bin/ganesha.nfsd").exists() else None
+    )
+    if path is None:
+        raise EngineError(
+            "nfs-ganesha is not installed: run scripts/install.sh (Debian packages nfs-ganesha, nfs-ganesha-vfs)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class Export:
+    """One directory served at one pseudo path; `squash` = (uid, gid) runs every request as them."""
+
+    export_id: int
+    path: Path
+    pseudo: str
+    squash: tuple[int, int] | None = None
+    access: str = "RW"  # RW, RO or None (no client may mount it)
+    root_squash: bool = False  # uid 0 becomes the anonymous user (when `squash` is not set)
+
+    def block(self) -> str:
+        if self.squash:
+            identity = (
+                f"Squash = All_Squash; Anonymous_Uid = {self.squash[0]}; Anonymous_Gid = {self.squash[1]};"
+            )
+        else:
+            identity = "Squash = Root_Squash;" if self.root_squash else "Squash = No_Root_Squash;"
+        return (
+            f"EXPORT {{\n  Export_Id = {self.export_id};\n  Path = {_quoted(self.path)};\n"
+            f"  Pseudo = {_quoted(self.pseudo)};\n  Access_Type = {self.access};\n  {identity}\n"
+            "  SecType = sys;\n  Protocols = 4;\n  Transports = TCP;\n  Attr_Expiration_Time = 0;\n"
+            "  FSAL { Name = VFS; }\n}\n"
+        )
+
+
+def _quoted(value: object) -> str:
+    text = str(value)
+    if '"' in text or "\n" in text:
+        raise ValueError(f"unusable path for an NFS export: {text!r}")
+    return f'"{text}"'
+
+
+def config(address: str, port: int, run_dir: Path, exports: list[Export]) -> str:
+    """The ganesha.conf of one server."""
+    head = (
+        "NFS_CORE_PARAM {\n"
+        f"  Protocols = 4;\n  NFS_Port = {port};\n  Bind_addr = {address};\n"
+        "  Enable_NLM = false;\n  Enable_RQUOTA = false;\n  Enable_UDP = false;\n}\n"
+        "NFSV4 {\n  Graceless = true;\n"
+        f"  RecoveryRoot = {_quoted(run_dir / 'recovery')};\n"
+        "  Minor_Versions = 0, 1, 2;\n  Only_Numeric_Owners = true;\n  Delegations = false;\n}\n"
+        "NFS_KRB5 { Active_krb5 = false; }\n"
+        # WARN: at EVENT ganesha logs every client disconnect, and the log is never rotated.
+        # CONFIG at EVENT: "Reread exports complete" tells `reload` that new exports are in force.
+        "LOG {\n  Default_Log_Level = WARN;\n  Components { CONFIG = EVENT; }\n}\n"
+    )
+    return head + "".join(e.block() for e in exports)
+
+
+class NfsServer:
+    """One ganesha.nfsd on `address:port` serving `exports`; its files live in `run_dir`."""
+
+    def __init__(self, name: str, address: str, port: int, run_dir: Path, exports: list[Export]) -> None:
+        self.name = name
+        self.address = address
+        self.port = port
+        self.run_dir = Path(run_dir)
+        self.exports = list(exports)
+        self.conf = self.run_dir / "ganesha.conf"
+        argv = [binary(), "-F", "-f", str(self.conf), "-L", str(self.run_dir / "ganesha.log")]
+        argv += ["-p", str(self.run_dir / "ganesha.nfsd.pid"), "-N", "NIV_WARN"]
+        self.process = EngineProcess(
+            ProcessSpec(name="nfs", argv=argv, run_dir=self.run_dir, cwd=self.run_dir, match=str(self.conf))
+        )
+
+    def _write_config(self) -> None:
+        (self.run_dir / "recovery").mkdir(parents=True, exist_ok=True)
+        write_private(self.conf, config(self.address, self.port, self.run_dir, self.exports))
+
+    def launch(self) -> None:
+        """Start the server without waiting (see `ready`), so several start side by side."""
+        if not running_as_root():
+            raise EngineError("nfs-ganesha must run as root: start Strata as root to serve EFS over NFS")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self.process.start()
+
+    def start(self, timeout: float = 30) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        if not wait_until(lambda: not self.running() or self.ready(), timeout):
+            raise EngineError(f"nfs server {self.name} was not ready after {timeout}s: {self.log_tail()}")
+        if not self.running():
+            raise EngineError(f"nfs server {self.name} exited while starting: {self.log_tail()}")
+
+    def ready(self) -> bool:
+        """True once the server accepts TCP connections on its address and port."""
+        try:
+            with socket.create_connection((self.address, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def reload(self, exports: list[Export], timeout: float = 30) -> None:
+        """Serve `exports` from now on (SIGHUP: ganesha rereads its exports, clients stay);
+        returns once ganesha has logged that the reread is complete."""
+        self.exports = list(exports)
+        self._write_config()
+        before = self._reloads()
+        self.process.signal(signal.SIGHUP)
+        if not wait_until(lambda: self._reloads() > before or not self.running(), timeout):
+            raise EngineError(f"nfs server {self.name} did not reload its exports: {self.log_tail()}")
+
+    def _reloads(self) -> int:
+        try:
+            return (self.run_dir / "ganesha.log").read_bytes().count(RELOADED)
+        except OSError:
+            return 0
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def stop(self, timeout: float = 15) -> None:
+        self.process.stop(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def log_tail(self, n: int = 1500) -> str:
+        try:
+            return (self.run_dir / "ganesha.log").read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return self.process.log_tail(n)

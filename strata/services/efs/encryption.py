@@ -1,0 +1,146 @@
+"""Encryption at rest: an encrypted file system's files live in an fscrypt-encrypted directory.
+
+The data dir's own file system may not support encryption, so each encrypted EFS file system gets
+an ext4 image of its own (`<data>/efs/volumes/<fs-id>.img`, sparse, 1 TiB apparent size: EFS is
+elastic; deleted blocks are punched back out with `discard`), loop-mounted at
+`<data>/efs/volumes/<fs-id>/`. Its directory `files/` carries an fscrypt v2 policy (AES-256-XTS
+contents, AES-256-CTS names) whose 64-byte master key is a data key from Strata's KMS: generated
+once (GenerateDataKey under the file system's KMS key, encryption context naming the file system),
+stored only sealed, and unsealed (Decrypt) each time the volume is mounted. Without the key, the
+image holds ciphertext contents and names only; a disabled or deleted KMS key leaves the file
+system unreadable after the next restart, as on AWS.
+
+Needs root (mount, the fscrypt ioctls) and mkfs.ext4; `unsupported()` says why not otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+IMAGE_BYTES = 1 << 40
+KEY_BYTES = 64  # AES-256-XTS needs a 64-byte master key
+_ADD_KEY = 0xC0506617  # FS_IOC_ADD_ENCRYPTION_KEY
+_SET_POLICY = 0x800C6613  # FS_IOC_SET_ENCRYPTION_POLICY
+_KEY_SPEC_IDENTIFIER = 2
+_POLICY_V2, _AES_256_XTS, _AES_256_CTS = 2, 1, 4
+
+
+class EncryptionError(Exception):
+    """The encrypted volume could not be made, mounted or unlocked."""
+
+
+def unsupported() -> str | None:
+    """Why encrypted file systems cannot be served here, or None when they can."""
+    if os.geteuid() != 0:
+        return "Strata must run as root to mount encrypted volumes"
+    if not Path("/dev/loop-control").exists():
+        return "this machine has no loop devices"
+    for tool in ("mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian e2fsprogs, mount)"
+    return None
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise EncryptionError(f"{argv[0]} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+
+
+class EncryptedVolumes:
+    """The encrypted volumes of one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "volumes"
+
+    def image(self, fs_id: str) -> Path:
+        return self.root / f"{fs_id}.img"
+
+    def mountpoint(self, fs_id: str) -> Path:
+        return self.root / fs_id
+
+    def files(self, fs_id: str) -> Path:
+        """The file system's root directory (encrypted)."""
+        return self.mountpoint(fs_id) / "files"
+
+    def create(self, fs_id: str, key: bytes) -> None:
+        """A new volume with an empty encrypted root directory (owned by root, 755); blocking."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        image = self.image(fs_id)
+        with open(image, "wb") as f:
+            f.truncate(IMAGE_BYTES)
+        try:
+            _run(
+                ["mkfs.ext4", "-q", "-F", "-O", "encrypt", "-m", "0"]
+                + ["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image)]
+            )
+            self.open(fs_id, key)
+            files = self.files(fs_id)
+            files.mkdir(mode=0o755)
+            os.chmod(files, 0o755)
+            identifier = self._add_key(fs_id, key)
+            policy = struct.pack(
+                "BBBB4s16s", _POLICY_V2, _AES_256_XTS, _AES_256_CTS, 0, b"\0" * 4, identifier
+            )
+            fd = os.open(files, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.ioctl(fd, _SET_POLICY, policy)
+            finally:
+                os.close(fd)
+        except (OSError, EncryptionError) as e:
+            self.remove(fs_id)
+            raise EncryptionError(f"cannot make the encrypted volume: {e}") from e
+
+    def open(self, fs_id: str, key: bytes) -> None:
+        """Mount the volume (unless it is: a Strata killed with -9 leaves it mounted) and give
+        the kernel its key; blocking."""
+        mnt = self.mountpoint(fs_id)
+        mnt.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(mnt):
+            _run(["mount", "-o", "loop,noinit_itable,discard", str(self.image(fs_id)), str(mnt)])
+        if self.files(fs_id).exists():
+            self._add_key(fs_id, key)
+
+    def _add_key(self, fs_id: str, key: bytes) -> bytes:
+        """Add the master key to the volume's keyring (idempotent); its identifier."""
+        if len(key) != KEY_BYTES:
+            raise EncryptionError(f"the volume key must be {KEY_BYTES} bytes")
+        arg = struct.pack("II32sII32s", _KEY_SPEC_IDENTIFIER, 0, b"\0" * 32, len(key), 0, b"\0" * 32) + key
+        buf = ctypes.create_string_buffer(arg, len(arg))
+        fd = os.open(self.mountpoint(fs_id), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.ioctl(fd, _ADD_KEY, buf, True)
+        finally:
+            os.close(fd)
+        identifier = bytes(buf.raw[8:24])  # key_spec.u.identifier, filled in by the kernel
+        ctypes.memset(buf, 0, len(arg))
+        return identifier
+
+    def close(self, fs_id: str) -> None:
+        """Unmount (the kernel forgets the key with it); blocking."""
+        mnt = self.mountpoint(fs_id)
+        if os.path.ismount(mnt):
+            _run(["umount", str(mnt)])
+
+    def remove(self, fs_id: str) -> None:
+        try:
+            self.close(fs_id)
+        except EncryptionError:
+            subprocess.run(["umount", "-l", str(self.mountpoint(fs_id))], capture_output=True, timeout=60)
+        shutil.rmtree(self.mountpoint(fs_id), ignore_errors=True)
+        self.image(fs_id).unlink(missing_ok=True)
+
+    def close_all(self) -> None:
+        if not self.root.exists():
+            return
+        for image in self.root.glob("*.img"):
+            try:
+                self.close(image.stem)
+            except EncryptionError:
+                pass

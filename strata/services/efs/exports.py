@@ -1,0 +1,174 @@
+"""The NFS side of EFS: file system directories, and the NFS servers behind each mount target.
+
+A file system's files live in `<data>/efs/fs/<fs-id>/` (the directory *is* the file system). Each
+mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
+port 2049 exports the file system's root at "/", port 2050 exports each access point's root
+directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
+
+Access point root directories are created (with CreationInfo's owner and permissions) when their
+export is first set up, as AWS creates them on first use; a root that would resolve outside the
+file system (through a symlink a client made) is never exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT, Export, NfsServer
+from strata.engines.ports import port_is_free
+from strata.services.efs.client_access import FULL, ClientAccess
+
+log = logging.getLogger("strata.efs")
+
+
+class Exports:
+    """The file system directories and the running NFS servers of one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
+        # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
+        self.roots: dict[str, Path] = {}
+        self._lock = threading.RLock()
+
+    def fs_dir(self, fs_id: str) -> Path:
+        return self.roots.get(fs_id) or self.data_dir / "fs" / fs_id
+
+    def create_fs_dir(self, fs_id: str) -> None:
+        path = self.fs_dir(fs_id)
+        path.mkdir(parents=True, exist_ok=True)
+        # The root of a new EFS file system: owned by root, mode 755.
+        os.chmod(path, 0o755)
+
+    def remove_fs_dir(self, fs_id: str) -> None:
+        shutil.rmtree(self.fs_dir(fs_id), ignore_errors=True)
+
+    def free_address(self, taken: set[str]) -> str:
+        """A loopback address nobody uses on both NFS ports (random: several Stratas share a host)."""
+        for _ in range(2000):
+            address = f"127.{random.randint(100, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+            if address in taken:
+                continue
+            if port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address):
+                return address
+        raise RuntimeError("no free loopback address for an NFS server")
+
+    def address_free(self, address: str) -> bool:
+        return port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address)
+
+    def _access_point_exports(
+        self, fs_id: str, access_points: list[dict], access: Callable[[dict | None], ClientAccess]
+    ) -> list[Export]:
+        root = self.fs_dir(fs_id).resolve()
+        out = []
+        for ap in access_points:
+            path = self.ap_root(fs_id, ap)
+            if path is None:
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except OSError:
+                continue  # no root and no CreationInfo: mounting fails, as on AWS
+            if real != root and root not in real.parents:
+                log.warning("access point %s: root directory leaves the file system; not exported", ap["id"])
+                continue
+            posix = ap["posix"]
+            squash = (int(posix["Uid"]), int(posix["Gid"])) if posix else None
+            allowed = access(ap)
+            out.append(
+                Export(ap["export_id"], real, f"/{ap['id']}", squash, _access_type(allowed), not allowed.root)
+            )
+        return out
+
+    def ap_root(self, fs_id: str, ap: dict) -> Path | None:
+        """The access point's root directory, created with CreationInfo when missing."""
+        rel = (ap.get("root") or {}).get("Path") or "/"
+        path = self.fs_dir(fs_id) / rel.lstrip("/")
+        info = (ap.get("root") or {}).get("CreationInfo")
+        if not path.exists() and info:
+            parent = self.fs_dir(fs_id)
+            for part in Path(rel.lstrip("/")).parts:
+                parent = parent / part
+                if parent.is_symlink():
+                    return None
+                if not parent.exists():
+                    try:
+                        parent.mkdir()
+                        os.chown(parent, int(info["OwnerUid"]), int(info["OwnerGid"]))
+                        os.chmod(parent, int(info["Permissions"], 8))
+                    except OSError as e:  # a locked encrypted volume, a full disk
+                        log.warning("access point %s: cannot create its root directory: %s", ap["id"], e)
+                        return None
+        return path
+
+    def serve(
+        self,
+        mt: dict,
+        access_points: list[dict],
+        access: Callable[[dict | None], ClientAccess] = lambda ap: FULL,
+        wait: bool = True,
+    ) -> None:
+        """Start (or re-point) the mount target's two servers; blocking. `access(ap)` is what the
+        file system policy lets clients do (through access point `ap`, or None for the root)."""
+        fs_id, address = mt["fs"], mt["ip"]
+        allowed = access(None)
+        root = [Export(1, self.fs_dir(fs_id), "/", None, _access_type(allowed), not allowed.root)]
+        aps = self._access_point_exports(fs_id, access_points, access)
+        with self._lock:
+            pair = self.servers.get(mt["id"])
+            if pair is not None and pair[0].running() and pair[1].running():
+                if pair[0].exports != root:
+                    pair[0].reload(root)
+                if pair[1].exports != aps:
+                    pair[1].reload(aps)
+                return
+            for server in pair or ():  # one of them died: start both afresh
+                server.stop()
+            run = self.data_dir / "nfs" / mt["id"]
+            pair = (
+                NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root),
+                NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps),
+            )
+            for server in pair:
+                server.launch()
+            self.servers[mt["id"]] = pair
+        if wait:
+            for server in pair:
+                server.wait_ready()
+
+    def dead(self) -> list[str]:
+        """Mount targets whose servers were started and one of them has exited since."""
+        with self._lock:
+            return [mt for mt, pair in self.servers.items() if not all(s.running() for s in pair)]
+
+    def running(self, mt_id: str) -> bool:
+        pair = self.servers.get(mt_id)
+        return pair is not None and all(s.running() for s in pair)
+
+    def unserve(self, mt_id: str) -> None:
+        with self._lock:
+            pair = self.servers.pop(mt_id, None)
+        if pair is not None:
+            for server in pair:
+                server.stop()
+        shutil.rmtree(self.data_dir / "nfs" / mt_id, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            pairs = list(self.servers.values())
+            self.servers.clear()
+        for pair in pairs:
+            for server in pair:
+                server.stop()
+
+
+def _access_type(allowed: ClientAccess) -> str:
+    if not allowed.mount:
+        return "None"
+    return "RW" if allowed.write else "RO"
