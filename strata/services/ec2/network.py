@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from strata.services.base import RequestContext
+from strata.context import RequestContext
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.query import matching, page
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from strata.auth.evaluator import Facts, statement_applies
 from strata.auth.policy import PolicyError, compile_policy
-from strata.services.base import Principal
+from strata.auth.principal import Principal
 from strata.sim.clock import clock
 
 ACTIONS = (

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
-from strata.services.base import RequestContext
 from strata.services.efs import limits as lim
 from strata.services.efs.encryption import KEY_BYTES
 from strata.services.kms.keys import Where

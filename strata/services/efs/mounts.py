@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from strata.context import RequestContext
 from strata.engines.process import EngineError
-from strata.services.base import RequestContext, run_blocking
+from strata.services.base import run_blocking
 from strata.services.ec2.network import default_security_group, subnet
 from strata.services.efs import limits as lim
 from strata.sim.clock import clock

@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.auth.policy import PolicyError, compile_policy
+from strata.context import RequestContext
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
-from strata.services.base import RequestContext, ServiceRuntime, run_blocking
+from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
 from strata.services.efs.client_access import ClientAccess, client_access

@@ -14,10 +14,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from strata.auth.directory import new_id
+from strata.context import RequestContext
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
-from strata.services.base import RequestContext
 from strata.services.iam.core import IAMBase, check_name, check_path, invalid, no_such, page, validation, when
 from strata.sim.clock import clock
 

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.base import RequestContext
 from strata.services.iam.core import IAMBase, check_name, invalid, validation
 from strata.services.iam.identities import SERVICE_ROLE_PATH, new_role_doc
 
