@@ -11,7 +11,14 @@ resource policy; a provider names a resource's owner through its optional `resou
 hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
 user's path), and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
 policies use the same evaluator; `resource_policy_required` in actions.json makes a resource policy
-mandatory for every caller, root included, as KMS key policies are).
+mandatory for every caller, root included, as KMS key policies are). A provider whose resource
+policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
+so with `resource_policy_binds_owner = True`; its hook is then asked on the fast path as well.
+
+An unsigned request (S3 only) is the anonymous principal (`ANONYMOUS`): it has no identity
+policies and belongs to no account, so like a caller from another account it needs a resource
+policy that allows it (`"Principal": "*"`): nothing is served unsigned unless a policy makes it
+public.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from strata.auth.directory import Directory
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
 from strata.protocol.http import HttpRequest
-from strata.services.base import Principal
+from strata.services.base import ANONYMOUS, Principal
 from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048
@@ -33,6 +40,12 @@ _DECISION_CACHE_LIMIT = 2048
 # (account, region) of the request being authorized, for provider hooks that resolve names
 # relative to the caller (KMS aliases and key ids live in the caller's account and region).
 CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", default=("", ""))
+# (caller, operation) of the request being authorized, for resource-policy hooks whose answer
+# depends on who asks (S3: Block Public Access's RestrictPublicBuckets, the bucket owner's root
+# managing a policy that denies it).
+CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
+
+_ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
 
 
 def _static(policies: PolicySet) -> tuple[bool, bool]:
@@ -68,6 +81,10 @@ class Authorizer:
         owner: str | None = None
         p = plan(service, operation)
         CALLER_SCOPE.set((principal.account_id, region))
+        CALLER.set((principal, operation))
+        if principal is ANONYMOUS:
+            self._check_anonymous(p, service, params, request, region, provider)
+            return
         if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
@@ -78,6 +95,20 @@ class Authorizer:
             and (owner is None or owner == principal.account_id)
             and not p.resource_required
         ):
+            if getattr(provider, "resource_policy_binds_owner", False) and not p.always_allowed:
+                policy = provider.resource_policy(params)
+                if policy is not None:
+                    self._evaluate_pairs(
+                        principal,
+                        service,
+                        p,
+                        params,
+                        request,
+                        region,
+                        PolicySet(unrestricted=True),
+                        policy,
+                        owner,
+                    )
             return
         if p.always_allowed:
             return
@@ -140,4 +171,39 @@ class Authorizer:
                     if by_action:
                         cache[(action, owner)] = decision
             if not decision.allowed:
+                raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+
+    def _check_anonymous(
+        self, p: Any, service: str, params: dict, request: HttpRequest, region: str, provider: Any
+    ) -> None:
+        """An unsigned request: allowed only where the resource's policy allows everyone."""
+        policy_hook = getattr(provider, "resource_policy", None)
+        owner_hook = getattr(provider, "resource_account", None)
+        policy = policy_hook(params) if policy_hook is not None and not p.creates else None
+        owner = owner_hook(params) if owner_hook is not None and policy is not None else None
+        if policy is None or owner is None:
+            raise errors.access_denied(service, "Access Denied")
+        self._evaluate_pairs(ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner)
+
+    @staticmethod
+    def _evaluate_pairs(
+        principal: Principal,
+        service: str,
+        p: Any,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        policies: PolicySet,
+        resource_policy: Policy,
+        owner: str | None,
+    ) -> None:
+        """Evaluate every (action, resource) pair of the request, without decision caching."""
+        facts = Facts(
+            principal, region, request.client, request.secure, clock.time, ParamKeys(params, p.keys)
+        )
+        for action, resource in targets(p, params, region, principal.account_id, principal.arn):
+            decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
+            if not decision.allowed:
+                if principal is ANONYMOUS:
+                    raise errors.access_denied(service, "Access Denied")
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))

@@ -48,7 +48,7 @@ from strata.auth.regions import valid_region
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
-from strata.services.base import Principal
+from strata.services.base import ANONYMOUS, Principal
 from strata.services.registry import SERVICES
 from strata.sim.clock import Clock
 from strata.sim.clock import clock as default_clock
@@ -166,7 +166,7 @@ class Authenticator:
                 return None  # browser POST carries its own signed policy; CORS preflight is anonymous
             if "AWSAccessKeyId=" in qs:
                 return sigv2.verify_query(request, self.store, self.clock.time())
-            raise errors.s3_access_denied()
+            return ANONYMOUS  # allowed only what a bucket policy grants everyone
         raise errors.service_error(service, "missing")
 
     def verify_presigned_token(self, token: str, signing_name: str) -> Principal:
