@@ -11,7 +11,10 @@ resource policy; a provider names a resource's owner through its optional `resou
 hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
 user's path), and `resource_policy(req)` when it has resource policies (S3 bucket policies, KMS key
 policies use the same evaluator; `resource_policy_required` in actions.json makes a resource policy
-mandatory for every caller, root included, as KMS key policies are). A provider whose resource
+mandatory for every caller, root included, as KMS key policies are). A request that also reads
+another resource (CopyObject's source) is checked for it as the provider's
+`related_requests(operation, req)` says: [(operation, req naming the other resource)], each
+authorized like a request of its own, against that resource's owner and policy. A provider whose resource
 policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
 so with `resource_policy_binds_owner = True`; its hook is then asked on the fast path as well.
 
@@ -23,11 +26,13 @@ public.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from contextvars import ContextVar
 from typing import Any
 
 from strata.auth import errors
-from strata.auth.actions import ParamKeys, plan, targets
+from strata.auth.actions import ParamKeys, Plan, plan, targets
 from strata.auth.directory import Directory
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
@@ -46,6 +51,11 @@ CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", de
 CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
 
 _ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
+
+
+@functools.cache
+def _without_also(service: str, operation: str) -> Plan:
+    return dataclasses.replace(plan(service, operation), also=())
 
 
 def _static(policies: PolicySet) -> tuple[bool, bool]:
@@ -80,6 +90,16 @@ class Authorizer:
         """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
         owner: str | None = None
         p = plan(service, operation)
+        if p.also:
+            related_hook = getattr(provider, "related_requests", None)
+            if related_hook is not None:
+                # Another resource the request reads (a copy's source) is checked as a request of
+                # its own: its owner and its resource policy, not the destination's, decide.
+                for related_operation, related_params in related_hook(operation, params):
+                    self.check(
+                        principal, service, related_operation, related_params, request, region, provider
+                    )
+                p = _without_also(service, operation)
         CALLER_SCOPE.set((principal.account_id, region))
         CALLER.set((principal, operation))
         if principal is ANONYMOUS:

@@ -7,7 +7,8 @@ awaits and returns one). Providers raise `ServiceError`; they never see HTTP or 
 Optional hooks: `async start()` / `async stop()` around the server's life, `health()` for
 `/_strata/health`; for authorization (strata.auth.enforce) `resource_account(req)` (the account
 owning the named resource), `resource_arn(req, arn)` (the exact ARN when the table's lacks a
-path) and `resource_policy(req)` (its compiled resource policy).
+path), `resource_policy(req)` (its compiled resource policy) and `related_requests(operation,
+req)` (other resources the request reads, each authorized as a request of its own).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from botocore import xform_name
 from strata.protocol.spec import service_model
 from strata.services.registry import SERVICES, load_provider_class
 
-HOOKS = {"start", "stop", "health", "resource_account", "resource_policy", "resource_arn"}
+HOOKS = {"start", "stop", "health", "resource_account", "resource_policy", "resource_arn", "related_requests"}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -28,6 +28,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import RequestContext
 from strata.services.s3.core import S3Core
+from strata.services.s3.objects import parse_copy_source
 from strata.services.s3.public import is_public_policy
 
 MAX_POLICY_BYTES = 20 * 1024
@@ -191,6 +192,22 @@ class BucketPolicyOperations(S3Core):
         if compiled.public and self._restricts_public_buckets(row):
             return compiled.denies
         return compiled.policy
+
+    def related_requests(self, operation: str, req: dict) -> list[tuple[str, dict]]:
+        """A copy reads its source: authorized as a GetObject of the source (its bucket's owner
+        and policy decide; with a versionId, s3:GetObjectVersion). A malformed source is left to
+        the operation's own error."""
+        source = req.get("CopySource")
+        if not isinstance(source, str):
+            return []
+        try:
+            bucket, key, version = parse_copy_source(source)
+        except ServiceError:
+            return []
+        read = {"Bucket": bucket, "Key": key}
+        if version:
+            read["VersionId"] = version
+        return [("GetObject", read)]
 
     async def put_bucket_policy(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]

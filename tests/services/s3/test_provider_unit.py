@@ -278,6 +278,7 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "health",
         "resource_account",  # authorization hooks (strata.auth.enforce)
         "resource_policy",
+        "related_requests",
         "count",
         "now",
         "require_bucket",

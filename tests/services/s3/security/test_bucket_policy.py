@@ -272,3 +272,49 @@ def test_owner_root_can_always_manage_a_policy_that_denies_it(owner, bucket):
     assert "Deny" in owner.get_bucket_policy(Bucket=bucket)["Policy"]
     owner.delete_bucket_policy(Bucket=bucket)
     assert owner.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+
+
+def test_copy_source_is_authorized_against_its_own_bucket(owner, other, unique, bucket):
+    # Another account copying out of this account's bucket into its own needs this bucket's grant.
+    theirs = f"dst-{unique}"
+    other.create_bucket(Bucket=theirs)
+    source = {"Bucket": bucket, "Key": "private/b.txt"}
+    assert code_of(other.copy_object, Bucket=theirs, Key="stolen", CopySource=source) == "AccessDenied"
+    upload = other.create_multipart_upload(Bucket=theirs, Key="stolen-mpu")["UploadId"]
+    assert (
+        code_of(
+            other.upload_part_copy,
+            Bucket=theirs,
+            Key="stolen-mpu",
+            UploadId=upload,
+            PartNumber=1,
+            CopySource=source,
+        )
+        == "AccessDenied"
+    )
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+        },
+    )
+    other.copy_object(Bucket=theirs, Key="copied", CopySource={"Bucket": bucket, "Key": "shared/a.txt"})
+    assert other.get_object(Bucket=theirs, Key="copied")["Body"].read() == b"shared/a.txt"
+    assert code_of(other.copy_object, Bucket=theirs, Key="stolen", CopySource=source) == "AccessDenied"
+    # A Deny on the source binds its own account's root too.
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/private/*",
+        },
+    )
+    assert code_of(owner.copy_object, Bucket=bucket, Key="copy", CopySource=source) == "AccessDenied"
+    owner.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "shared/a.txt"})
