@@ -30,6 +30,7 @@ _PRINCIPAL_TYPES = {
     "user": "User",
     "assumed-role": "AssumedRole",
     "federated": "FederatedUser",
+    "anonymous": "Anonymous",
 }
 
 

@@ -318,3 +318,21 @@ def test_copy_source_is_authorized_against_its_own_bucket(owner, other, unique, 
     )
     assert code_of(owner.copy_object, Bucket=bucket, Key="copy", CopySource=source) == "AccessDenied"
     owner.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "shared/a.txt"})
+
+
+def test_anonymous_principal_type_condition(owner, anonymous, other, bucket):
+    # Public, but not for the anonymous principal: aws:PrincipalType is "Anonymous" for it.
+    owner.delete_public_access_block(Bucket=bucket)
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalType": "Anonymous"}},
+        },
+    )
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert other.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
