@@ -8,6 +8,7 @@ versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
 restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
 policy.py      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus; the policy the authorizer evaluates
+acl.py         Object Ownership (BucketOwnerEnforced) and the ACL operations it leaves
 bpa.py         Block Public Access (bucket level); public.py says what a public policy is
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
@@ -16,6 +17,7 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 from __future__ import annotations
 
 from strata.services.parameters import refusing
+from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.guard import guarded
@@ -42,5 +44,6 @@ class S3Provider(
     RestoreOperations,
     BucketPolicyOperations,
     PublicAccessBlockOperations,
+    AclOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
