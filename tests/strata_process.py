@@ -42,6 +42,8 @@ class StrataProcess:
         # A port of its own for the HTTPS listener too (the default 4567 would collide between
         # servers of parallel test workers); `extra_args` may still say `--tls-port off`.
         self.tls_port = free_port()
+        while self.tls_port == self.port:  # free_port may hand out the same free port twice
+            self.tls_port = free_port()
         self.extra_env = extra_env or {}
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None

@@ -19,6 +19,7 @@ for single-valued keys, a list for multivalued ones.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -69,8 +70,14 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 
 
 def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return _parse_address(str(value).strip())
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: a client's address is tested on every request an aws:SourceIp condition governs.
     try:
-        return ipaddress.ip_address(str(value).strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 

@@ -14,20 +14,32 @@ policies use the same evaluator; `resource_policy_required` in actions.json make
 mandatory for every caller, root included, as KMS key policies are). An operation acting on a
 second resource with its own policy (KMS ReEncrypt: kms:ReEncryptFrom on the source key,
 kms:ReEncryptTo on the destination key) names it through `further_resources(req)`: each
-(action, ARN, owning account, resource policy) it returns is decided like the first.
+(action, ARN, owning account, resource policy) it returns is decided like the first. A request
+that also reads another resource (CopyObject's source) is checked for it as the provider's
+`related_requests(operation, req)` says: [(operation, req naming the other resource)], each
+authorized like a request of its own, against that resource's owner and policy. A provider whose
+resource policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
+so with `resource_policy_binds_owner = True`; its hook is then asked on the fast path as well.
+
+An unsigned request (S3 only) is the anonymous principal (`ANONYMOUS`): it has no identity
+policies and belongs to no account, so like a caller from another account it needs a resource
+policy that allows it (`"Principal": "*"`): nothing is served unsigned unless a policy makes it
+public.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from contextvars import ContextVar
 from typing import Any
 
 from strata.auth import errors
-from strata.auth.actions import ParamKeys, plan, targets
+from strata.auth.actions import ParamKeys, Plan, plan, targets
 from strata.auth.directory import Directory
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
-from strata.auth.principal import Principal
+from strata.auth.principal import ANONYMOUS, Principal
 from strata.protocol.http import HttpRequest
 from strata.sim.clock import clock
 
@@ -39,6 +51,17 @@ CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", de
 # The operation being authorized, for hooks whose answer depends on it (a KMS grant constrained
 # to an encryption context applies only to the operations that carry one).
 CALLER_OPERATION: ContextVar[str] = ContextVar("strata_caller_operation", default="")
+# (caller, operation) of the request being authorized, for resource-policy hooks whose answer
+# depends on who asks (S3: Block Public Access's RestrictPublicBuckets, the bucket owner's root
+# managing a policy that denies it).
+CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
+
+_ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
+
+
+@functools.cache
+def _without_also(service: str, operation: str) -> Plan:
+    return dataclasses.replace(plan(service, operation), also=())
 
 
 def _static(policies: PolicySet) -> tuple[bool, bool]:
@@ -73,8 +96,22 @@ class Authorizer:
         """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
         owner: str | None = None
         p = plan(service, operation)
+        if p.also:
+            related_hook = getattr(provider, "related_requests", None)
+            if related_hook is not None:
+                # Another resource the request reads (a copy's source) is checked as a request of
+                # its own: its owner and its resource policy, not the destination's, decide.
+                for related_operation, related_params in related_hook(operation, params):
+                    self.check(
+                        principal, service, related_operation, related_params, request, region, provider
+                    )
+                p = _without_also(service, operation)
         CALLER_SCOPE.set((principal.account_id, region))
         CALLER_OPERATION.set(operation)
+        CALLER.set((principal, operation))
+        if principal is ANONYMOUS:
+            self._check_anonymous(p, service, params, request, region, provider)
+            return
         if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
@@ -85,6 +122,20 @@ class Authorizer:
             and (owner is None or owner == principal.account_id)
             and not p.resource_required
         ):
+            if getattr(provider, "resource_policy_binds_owner", False) and not p.always_allowed:
+                policy = provider.resource_policy(params)
+                if policy is not None:
+                    self._evaluate_pairs(
+                        principal,
+                        service,
+                        p,
+                        params,
+                        request,
+                        region,
+                        PolicySet(unrestricted=True),
+                        policy,
+                        owner,
+                    )
             return
         if p.always_allowed:
             return
@@ -168,3 +219,38 @@ class Authorizer:
                 )
                 if not decision.allowed:
                     raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+
+    def _check_anonymous(
+        self, p: Any, service: str, params: dict, request: HttpRequest, region: str, provider: Any
+    ) -> None:
+        """An unsigned request: allowed only where the resource's policy allows everyone."""
+        policy_hook = getattr(provider, "resource_policy", None)
+        owner_hook = getattr(provider, "resource_account", None)
+        policy = policy_hook(params) if policy_hook is not None and not p.creates else None
+        owner = owner_hook(params) if owner_hook is not None and policy is not None else None
+        if policy is None or owner is None:
+            raise errors.access_denied(service, "Access Denied")
+        self._evaluate_pairs(ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner)
+
+    @staticmethod
+    def _evaluate_pairs(
+        principal: Principal,
+        service: str,
+        p: Any,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        policies: PolicySet,
+        resource_policy: Policy,
+        owner: str | None,
+    ) -> None:
+        """Evaluate every (action, resource) pair of the request, without decision caching."""
+        facts = Facts(
+            principal, region, request.client, request.secure, clock.time, ParamKeys(params, p.keys)
+        )
+        for action, resource in targets(p, params, region, principal.account_id, principal.arn):
+            decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
+            if not decision.allowed:
+                if principal is ANONYMOUS:
+                    raise errors.access_denied(service, "Access Denied")
+                raise errors.access_denied(service, decision.message(principal.arn, action, resource))

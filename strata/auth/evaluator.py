@@ -30,6 +30,7 @@ _PRINCIPAL_TYPES = {
     "user": "User",
     "assumed-role": "AssumedRole",
     "federated": "FederatedUser",
+    "anonymous": "Anonymous",
 }
 
 
@@ -164,6 +165,11 @@ def statement_applies(
         return None
     if not s.matches_resource(resource, facts):
         return None
+    return _principal_and_conditions(s, facts, caller)
+
+
+def _principal_and_conditions(s: Statement, facts: Facts, caller: Principal | None) -> str | None:
+    """statement_applies once Action and Resource are known to match."""
     how = "id"
     if s.principal is not None:
         if caller is None:
@@ -193,8 +199,10 @@ def _scan(
     """(explicitly denied, strongest allow: "direct" > "role" > "account"/"id" > None)."""
     allow: str | None = None
     for policy in policies:
-        for s in policy.statements:
-            how = statement_applies(s, action_lower, resource, facts, caller)
+        for s, check_resource in policy.candidates(action_lower, resource):
+            if check_resource and not s.matches_resource(resource, facts):
+                continue
+            how = _principal_and_conditions(s, facts, caller)
             if how is None:
                 continue
             if not s.allow:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strata.auth.conditions import Condition, PolicyError, compile_conditions
@@ -106,11 +106,50 @@ class Statement:
         hit = self.resources(resource, lookup)
         return not hit if self.not_resources else hit
 
+    def static_resource_match(self, resource: str) -> bool | None:
+        """Whether the Resource element matches, when that does not depend on the request
+        (None: it holds policy variables, decided per request)."""
+        r = self.resources
+        if r is None:
+            return True
+        if r.dynamic:
+            return None
+        hit = r.any or any(m(resource) for m in r.static)
+        return not hit if self.not_resources else hit
+
+
+# How many (action, resource) pairs a policy remembers its candidate statements for.
+_CANDIDATES_LIMIT = 4096
+
 
 @dataclass(frozen=True)
 class Policy:
     statements: tuple[Statement, ...]
     text: str
+    # (action, resource) -> the statements whose Action and static Resource match it, with
+    # whether Resource must still be checked per request (policy variables): a policy of many
+    # statements costs a request only the ones that can apply to it.
+    _candidates: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def candidates(self, action_lower: str, resource: str) -> tuple[tuple[Statement, bool], ...]:
+        key = (action_lower, resource)
+        hit = self._candidates.get(key)
+        if hit is not None:
+            return hit
+        out = []
+        for s in self.statements:
+            if not s.matches_action(action_lower):
+                continue
+            decided = s.static_resource_match(resource)
+            if decided is None:
+                out.append((s, True))
+            elif decided:
+                out.append((s, False))
+        hit = tuple(out)
+        if len(self._candidates) >= _CANDIDATES_LIMIT:
+            self._candidates.clear()
+        self._candidates[key] = hit
+        return hit
 
 
 def _as_list(value: Any, what: str) -> list[str]:

@@ -29,3 +29,8 @@ class Principal:
     unrestricted: bool = True
     session: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)  # aws:PrincipalTag/<key>
+
+
+# The principal of an unsigned S3 request: no account, no identity policies (strata.auth.enforce
+# allows it only what a resource policy grants everyone).
+ANONYMOUS = Principal(access_key="", account_id="", arn="anonymous", kind="anonymous", unrestricted=False)

@@ -44,7 +44,7 @@ from strata.auth.chunked import (
 )
 from strata.auth.credentials import CredentialStore
 from strata.auth.directory import CredentialProblem
-from strata.auth.principal import Principal
+from strata.auth.principal import ANONYMOUS, Principal
 from strata.auth.regions import valid_region
 from strata.config import Settings
 from strata.protocol.errors import ServiceError
@@ -166,7 +166,7 @@ class Authenticator:
                 return None  # browser POST carries its own signed policy; CORS preflight is anonymous
             if "AWSAccessKeyId=" in qs:
                 return sigv2.verify_query(request, self.store, self.clock.time())
-            raise errors.s3_access_denied()
+            return ANONYMOUS  # allowed only what a bucket policy grants everyone
         raise errors.service_error(service, "missing")
 
     def verify_presigned_token(self, token: str, signing_name: str) -> Principal:

@@ -140,7 +140,9 @@ class StrataApp:
                 service=service,
                 operation=op_name,
                 region=region,
-                account_id=principal.account_id if principal else self.settings.account_id,
+                account_id=principal.account_id
+                if principal and principal.account_id
+                else self.settings.account_id,
                 principal=principal,
                 http=request,
             )

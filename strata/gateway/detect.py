@@ -1,7 +1,8 @@
 """Which service a request is for, from what the request itself carries.
 
 In order: the SigV4 credential scope (Authorization header or presigned query), the JSON
-`X-Amz-Target` prefix, a virtual-hosted S3 host name, and finally S3 (the REST-XML fallback that
+`X-Amz-Target` prefix (S3 Control, signed as S3, by its paths), a virtual-hosted S3 host name, and
+finally S3 (the REST-XML fallback that
 also receives unsigned browser POST uploads and anonymous requests). A request signed for a
 service Strata does not serve is `unserved`, never S3.
 """
@@ -17,6 +18,9 @@ from strata.protocol.http import HttpRequest
 from strata.protocol.spec import service_model
 from strata.services.registry import BY_SIGNING_NAME, BY_TARGET_PREFIX, SERVICES
 
+# S3 Control requests are signed for "s3" too; every one of them has a path under /v20180820/ and
+# names its account in x-amz-account-id (a bucket named v20180820 alone would not tell them apart).
+S3CONTROL_PATH = "/v20180820/"
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 _VHOST = re.compile(r"^(?P<bucket>.+?)\.(?P<kind>s3|s3-accelerate|s3-accelerate\.dualstack)\.(?P<rest>.+)$")
 
@@ -89,6 +93,12 @@ def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
     scope = signing_scope(request)
     if scope:
         service = BY_SIGNING_NAME.get(scope[3])
+        if (
+            service == "s3"
+            and request.raw_path.startswith(S3CONTROL_PATH)
+            and "x-amz-account-id" in request.headers
+        ):
+            return Detected("s3control", scope[2])
         if service:
             return Detected(
                 service, scope[2], bucket_from_host(request.host, s3_hosts) if service == "s3" else None

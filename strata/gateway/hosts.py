@@ -15,12 +15,15 @@ Accepted (any port, case-insensitive):
   when a client maps them to Strata): an attacker cannot make them resolve to loopback;
 - the machine's own host name (`socket.gethostname()`), the bind address, each S3 endpoint name in `Settings.s3_hosts`, and each extra name given with
   `--hostname` / `STRATA_HOSTNAMES`, with their subdomains (virtual-hosted buckets);
+- `<account-id>.<IP address literal>`: what the SDKs make of an address endpoint_url for S3
+  Control (no DNS name resolves so, so no page can be served from it);
 - no Host header at all (HTTP/1.0 clients; a browser always sends one).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 from strata.config import Settings
@@ -29,6 +32,7 @@ from strata.protocol.errors import ServiceError
 # Names accepted with all their subdomains, whatever the settings.
 BUILTIN_NAMES = ("localhost", "localhost.localstack.cloud", "amazonaws.com")
 _CACHE_SIZE = 1024
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 def host_name(host: str) -> str:
@@ -71,6 +75,9 @@ class HostPolicy:
         name = host_name(host)
         if not name or _is_ip(name):
             return True
+        account, _, rest = name.partition(".")
+        if _ACCOUNT.match(account) and rest and _is_ip(rest):
+            return True  # S3 Control: the SDKs put the account id in front of an address endpoint
         return any(name == n or name.endswith("." + n) for n in self.names)
 
 

@@ -24,6 +24,8 @@ SERVICES: dict[str, ServiceInfo] = {
     s.name: s
     for s in [
         ServiceInfo("s3", "s3", "strata.services.s3.provider:S3Provider"),
+        # Signed for "s3" too: the gateway tells it from S3 by its /v20180820/ paths (detect.py).
+        ServiceInfo("s3control", "s3", "strata.services.s3control.provider:S3ControlProvider"),
         ServiceInfo("dynamodb", "dynamodb", "strata.services.dynamodb.provider:DynamoDBProvider"),
         ServiceInfo("ec2", "ec2", "strata.services.ec2.provider:EC2Provider"),
         ServiceInfo("ebs", "ebs", "strata.services.ebs.provider:EBSProvider"),
@@ -36,7 +38,10 @@ SERVICES: dict[str, ServiceInfo] = {
     ]
 }
 
-BY_SIGNING_NAME: dict[str, str] = {s.signing_name: s.name for s in SERVICES.values()}
+# The first service of a signing name (s3, not s3control, for "s3").
+BY_SIGNING_NAME: dict[str, str] = {}
+for _s in SERVICES.values():
+    BY_SIGNING_NAME.setdefault(_s.signing_name, _s.name)
 # JSON-protocol target prefixes (X-Amz-Target: "<prefix>.<Operation>").
 BY_TARGET_PREFIX: dict[str, str] = {"DynamoDB_20120810": "dynamodb", "TrentService": "kms"}
 

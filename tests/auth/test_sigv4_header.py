@@ -247,7 +247,6 @@ def test_bad_signature_other_services(
 @pytest.mark.parametrize(
     ("service", "code", "status"),
     [
-        ("s3", "AccessDenied", 403),
         ("dynamodb", "MissingAuthenticationTokenException", 400),
         ("sts", "MissingAuthenticationToken", 403),
         ("kms", "MissingAuthenticationTokenException", 400),
@@ -258,6 +257,16 @@ def test_unsigned_requests(auth: Authenticator, service: str, code: str, status:
 
     req = HttpRequest("GET", "/bucket/k", "", Headers([("host", "h")]))
     _expect(lambda: auth.authenticate(req, service, "GetObject"), code, status)
+
+
+def test_unsigned_s3_request_is_the_anonymous_principal(auth: Authenticator) -> None:
+    """Authorization decides (a bucket policy may make the object public): see
+    tests/services/s3/test_bucket_policy.py for what the anonymous principal may do."""
+    from strata.auth.principal import ANONYMOUS
+    from strata.protocol.http import Headers
+
+    req = HttpRequest("GET", "/bucket/k", "", Headers([("host", "h")]))
+    assert auth.authenticate(req, "s3", "GetObject") is ANONYMOUS
 
 
 def test_s3_post_object_and_preflight_are_anonymous(auth: Authenticator) -> None:

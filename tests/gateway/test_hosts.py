@@ -44,7 +44,14 @@ def _health(server: StrataProcess, host: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "name", ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "s3.localhost.evil"]
+    "name",
+    [
+        "evil.example",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "s3.localhost.evil",
+        "123456789012.evil.example",  # an account label in front of a name not served
+    ],
 )
 def test_foreign_host_names_are_refused(strata_server: StrataProcess, name: str) -> None:
     host = f"{name}:{strata_server.port}"
@@ -82,6 +89,7 @@ def test_foreign_host_names_are_refused(strata_server: StrataProcess, name: str)
         "s3.localhost.localstack.cloud",
         "localhost.localstack.cloud",
         "s3.amazonaws.com",
+        "123456789012.10.1.2.3",  # S3 Control: the SDKs put the account id in front of an address
     ],
 )
 def test_served_host_names_are_answered(strata_server: StrataProcess, name: str) -> None:

@@ -24,6 +24,7 @@ HOOKS = {
     "resource_policy",
     "resource_arn",
     "further_resources",
+    "related_requests",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.s3.bpa import DEFAULT_BLOCK
 from strata.services.s3.core import S3Core, owner_id, to_datetime
 from strata.services.s3.names import KNOWN_REGIONS, check_bucket_name
 
@@ -74,7 +75,8 @@ class BucketOperations(S3Core):
                     fields={"BucketName": name},
                 )
             self.store.insert_bucket(name, bucket_region, self._now())
-            self.store.set_bucket_field(name, "config", {"owner": ctx.account_id})
+            # Block Public Access all on: S3's default for new buckets (bpa.py).
+            self.store.set_bucket_field(name, "config", {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK)})
             return {"Location": f"/{name}"}
 
         return await self._write(write, bucket=name)

@@ -26,7 +26,7 @@ from strata.services.s3.digests import verify_body_digests
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source
 
-_NOT_OPERATIONS = {"start", "stop", "health", "resource_account"}
+_NOT_OPERATIONS = {"start", "stop", "health", "resource_account", "resource_policy", "related_requests"}
 
 
 def _denied() -> ServiceError:

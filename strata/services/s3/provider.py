@@ -7,6 +7,9 @@ listing.py     ListObjects, ListObjectsV2, ListObjectVersions
 versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
 restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
+policy.py      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus; the policy the authorizer evaluates
+acl.py         Object Ownership (BucketOwnerEnforced) and the ACL operations it leaves
+bpa.py         Block Public Access (bucket level); public.py says what a public policy is
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -14,11 +17,14 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 from __future__ import annotations
 
 from strata.services.parameters import refusing
+from strata.services.s3.acl import AclOperations
+from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.guard import guarded
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
+from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.restore import RestoreOperations
 from strata.services.s3.tagging import TaggingOperations
@@ -36,5 +42,8 @@ class S3Provider(
     VersioningOperations,
     PostObjectOperations,
     RestoreOperations,
+    BucketPolicyOperations,
+    PublicAccessBlockOperations,
+    AclOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -277,7 +277,9 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "write",
         "stop",
         "health",
-        "resource_account",  # authorization hook (strata.auth.enforce)
+        "resource_account",  # authorization hooks (strata.auth.enforce)
+        "resource_policy",
+        "related_requests",
         "count",
         "now",
         "require_bucket",

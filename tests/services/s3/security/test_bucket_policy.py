@@ -1,0 +1,338 @@
+"""Bucket policies evaluated with identity policies by the one engine: the seed's EnforceTLS Deny
+over http and https, aws:SourceIp, s3:x-amz-server-side-encryption, prefixes, cross-account
+grants, and the anonymous principal of unsigned requests (boto3 with UNSIGNED)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.iam.conftest import ACCOUNT, ALT_ACCOUNT
+from tests.services.s3.security.conftest import code_of, put_policy
+
+
+def test_seed_enforce_tls_policy_over_http_and_https(server, owner, bucket):
+    # The seed's "S3 Security Best Practices" bucket policy, unchanged but for the bucket name.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EnforceTLS",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+    owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert json.loads(owner.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
+    assert owner.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
+    # Over http the Deny binds everyone, the bucket owner's root included.
+    assert code_of(owner.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(owner.put_object, Bucket=bucket, Key="x", Body=b"x") == "AccessDenied"
+    # The policy names objects only: the bucket itself is still listable over http.
+    assert owner.list_objects_v2(Bucket=bucket)["KeyCount"] == 2
+    tls = boto3.client(
+        "s3",
+        endpoint_url=server.https_endpoint,
+        region_name="us-east-1",
+        verify=str(server.ca_path),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    assert tls.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    tls.put_object(Bucket=bucket, Key="x", Body=b"over tls")
+    owner.delete_bucket_policy(Bucket=bucket)
+    assert owner.get_object(Bucket=bucket, Key="x")["Body"].read() == b"over tls"
+
+
+def test_policy_crud_and_malformed_policies(owner, bucket):
+    assert code_of(owner.get_bucket_policy, Bucket=bucket) == "NoSuchBucketPolicy"
+    assert code_of(owner.get_bucket_policy_status, Bucket=bucket) == "NoSuchBucketPolicy"
+    owner.delete_bucket_policy(Bucket=bucket)  # deleting no policy succeeds, as in S3
+    good = {"Effect": "Allow", "Principal": {"AWS": ALT_ACCOUNT}, "Action": "s3:GetObject"}
+    cases = {
+        "not json": "Policies must be valid JSON and the first byte must be '{'",
+        '{"Statement": [': "This policy contains invalid Json",
+        json.dumps(
+            {"Statement": [{**good, "Principal": None, "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        ): None,
+        json.dumps(
+            {
+                "Statement": [
+                    {k: v for k, v in good.items() if k != "Principal"}
+                    | {"Resource": f"arn:aws:s3:::{bucket}/*"}
+                ]
+            }
+        ): "Missing required field Principal",
+        json.dumps(
+            {"Statement": [{**good, "Resource": "arn:aws:s3:::another-bucket/*"}]}
+        ): "Policy has invalid resource",
+        json.dumps({"Statement": [{**good, "Resource": "*"}]}): "Policy has invalid resource",
+        json.dumps(
+            {"Statement": [{**good, "Action": "ec2:RunInstances", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        ): "Policy has invalid action",
+        json.dumps(
+            {"Statement": [{**good, "Action": "s3:NoSuchThing", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        ): "Policy has invalid action",
+        json.dumps(
+            {
+                "Statement": [
+                    {**good, "Principal": {"AWS": "not-an-account"}, "Resource": f"arn:aws:s3:::{bucket}/*"}
+                ]
+            }
+        ): "Invalid principal in policy",
+        json.dumps(
+            {
+                "Statement": [
+                    {
+                        **good,
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                        "Condition": {"StringEquals": {"foo:bar": "x"}},
+                    }
+                ]
+            }
+        ): "Policy has an invalid condition key",
+        json.dumps(
+            {"Statement": [{**good, "Resource": f"arn:aws:s3:::{bucket}/*", "Sid": "x" * 21000}]}
+        ): "Policy exceeds the maximum allowed document size.",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ClientError) as e:
+            owner.put_bucket_policy(Bucket=bucket, Policy=text)
+        assert e.value.response["Error"]["Code"] == "MalformedPolicy", text
+        if message:
+            assert e.value.response["Error"]["Message"] == message, text
+    assert code_of(owner.get_bucket_policy, Bucket=bucket) == "NoSuchBucketPolicy"
+    put_policy(
+        owner, bucket, {**good, "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/shared/*"]}
+    )
+    assert owner.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
+    assert code_of(owner.put_bucket_policy, Bucket="no-such-bucket-pol", Policy="{}") == "NoSuchBucket"
+
+
+def test_cross_account_grant_on_a_prefix(owner, other, bucket):
+    # Without a grant, another account reaches nothing.
+    assert code_of(other.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(other.get_bucket_policy, Bucket=bucket) == "AccessDenied"
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Sid": "ShareThePrefix",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ALT_ACCOUNT}:root"},
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+        },
+    )
+    assert other.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    other.put_object(Bucket=bucket, Key="shared/from-other", Body=b"hi")
+    assert owner.get_object(Bucket=bucket, Key="shared/from-other")["Body"].read() == b"hi"
+    # Outside the prefix, and actions not granted, stay denied.
+    assert code_of(other.get_object, Bucket=bucket, Key="private/b.txt") == "AccessDenied"
+    assert code_of(other.put_object, Bucket=bucket, Key="private/x", Body=b"x") == "AccessDenied"
+    assert code_of(other.delete_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(other.list_objects_v2, Bucket=bucket) == "AccessDenied"
+    assert code_of(other.put_bucket_policy, Bucket=bucket, Policy="{}") == "AccessDenied"
+
+
+def test_policy_grants_and_denies_users_of_the_owner_account(owner, alice, bucket):
+    user = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    # alice may read (AmazonS3ReadOnlyAccess) but not write.
+    assert code_of(alice.put_object, Bucket=bucket, Key="alice/x", Body=b"x") == "AccessDenied"
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": user},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/alice/*",
+        },
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": user},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/private/*",
+        },
+    )
+    alice.put_object(Bucket=bucket, Key="alice/x", Body=b"x")  # the bucket policy names her: enough
+    assert code_of(alice.put_object, Bucket=bucket, Key="shared/x", Body=b"x") == "AccessDenied"
+    assert alice.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    assert code_of(alice.get_object, Bucket=bucket, Key="private/b.txt") == "AccessDenied"  # explicit deny
+
+
+def test_source_ip_condition(owner, other, bucket):
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}},
+        },
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/private/*",
+            "Condition": {"NotIpAddress": {"aws:SourceIp": "10.1.0.0/16"}},
+        },
+    )
+    assert other.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    assert code_of(other.get_object, Bucket=bucket, Key="private/b.txt") == "AccessDenied"
+    assert code_of(owner.get_object, Bucket=bucket, Key="private/b.txt") == "AccessDenied"
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"]}},
+        },
+    )
+    assert code_of(other.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert owner.get_object(Bucket=bucket, Key="private/b.txt")["Body"].read() == b"private/b.txt"
+
+
+def test_server_side_encryption_condition(owner, other, bucket):
+    # AWS's documented "deny unencrypted object uploads" policy.
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Sid": "DenyIncorrectEncryptionHeader",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
+        },
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        },
+    )
+    assert code_of(owner.put_object, Bucket=bucket, Key="plain", Body=b"x") == "AccessDenied"
+    assert code_of(other.put_object, Bucket=bucket, Key="plain", Body=b"x") == "AccessDenied"
+    owner.put_object(Bucket=bucket, Key="enc", Body=b"x", ServerSideEncryption="AES256")
+    other.put_object(Bucket=bucket, Key="enc2", Body=b"x", ServerSideEncryption="AES256")
+
+
+def test_anonymous_access_only_where_a_policy_makes_it_public(owner, anonymous, bucket):
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(anonymous.list_objects_v2, Bucket=bucket) == "AccessDenied"
+    assert code_of(anonymous.list_buckets) == "AccessDenied"
+    assert code_of(anonymous.create_bucket, Bucket=f"{bucket}-anon") == "AccessDenied"
+    public_read = {
+        "Sid": "PublicRead",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+    }
+    # Block Public Access is on for a new bucket: a public policy is refused.
+    assert code_of(put_policy, owner, bucket, public_read) == "AccessDenied"
+    owner.delete_public_access_block(Bucket=bucket)
+    put_policy(owner, bucket, public_read)
+    assert owner.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
+    assert anonymous.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    assert anonymous.head_object(Bucket=bucket, Key="shared/a.txt")["ContentLength"] == len("shared/a.txt")
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="private/b.txt") == "AccessDenied"
+    assert code_of(anonymous.put_object, Bucket=bucket, Key="shared/new", Body=b"x") == "AccessDenied"
+    assert code_of(anonymous.delete_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(anonymous.get_bucket_policy, Bucket=bucket) == "AccessDenied"
+
+
+def test_owner_root_can_always_manage_a_policy_that_denies_it(owner, bucket):
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        },
+    )
+    assert code_of(owner.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert code_of(owner.list_objects_v2, Bucket=bucket) == "AccessDenied"
+    assert "Deny" in owner.get_bucket_policy(Bucket=bucket)["Policy"]
+    owner.delete_bucket_policy(Bucket=bucket)
+    assert owner.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+
+
+def test_copy_source_is_authorized_against_its_own_bucket(owner, other, unique, bucket):
+    # Another account copying out of this account's bucket into its own needs this bucket's grant.
+    theirs = f"dst-{unique}"
+    other.create_bucket(Bucket=theirs)
+    source = {"Bucket": bucket, "Key": "private/b.txt"}
+    assert code_of(other.copy_object, Bucket=theirs, Key="stolen", CopySource=source) == "AccessDenied"
+    upload = other.create_multipart_upload(Bucket=theirs, Key="stolen-mpu")["UploadId"]
+    assert (
+        code_of(
+            other.upload_part_copy,
+            Bucket=theirs,
+            Key="stolen-mpu",
+            UploadId=upload,
+            PartNumber=1,
+            CopySource=source,
+        )
+        == "AccessDenied"
+    )
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+        },
+    )
+    other.copy_object(Bucket=theirs, Key="copied", CopySource={"Bucket": bucket, "Key": "shared/a.txt"})
+    assert other.get_object(Bucket=theirs, Key="copied")["Body"].read() == b"shared/a.txt"
+    assert code_of(other.copy_object, Bucket=theirs, Key="stolen", CopySource=source) == "AccessDenied"
+    # A Deny on the source binds its own account's root too.
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/private/*",
+        },
+    )
+    assert code_of(owner.copy_object, Bucket=bucket, Key="copy", CopySource=source) == "AccessDenied"
+    owner.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "shared/a.txt"})
+
+
+def test_anonymous_principal_type_condition(owner, anonymous, other, bucket):
+    # Public, but not for the anonymous principal: aws:PrincipalType is "Anonymous" for it.
+    owner.delete_public_access_block(Bucket=bucket)
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalType": "Anonymous"}},
+        },
+    )
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+    assert other.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
