@@ -33,6 +33,8 @@ from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.snapshots import SnapshotsMixin
+from strata.services.ec2.states import attachments, volume_state
+from strata.services.ec2.volume_files import SnapshotJob
 from strata.services.ec2.volumes import VolumesMixin
 from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
@@ -56,8 +58,13 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
         self.blocks = BlockStore(self.store, data / "blocks", fsync=runtime.settings.fsync)
         self.crypto = Encryption(self.store, lambda: runtime.peer("kms"))
         self.nbd = NbdServer(self)
+        self.snapshot_jobs: dict[str, SnapshotJob] = {}  # snapshots of plain volumes being taken
 
     async def start(self) -> None:
+        for doc in self.store.list_docs("snapshot"):
+            if doc["state"] == "pending" and doc.get("job"):  # its job died with the last server
+                doc["state"] = "error"
+                self.store.put_doc("snapshot", doc["id"], doc)
         live = {d["id"] for kind in ("volume", "snapshot") for d in self.store.list_docs(kind)}
         dropped, removed = await run_blocking(self.blocks.sweep, live)
         if dropped or removed:
@@ -72,7 +79,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
 
     async def stop(self) -> None:
         await self.nbd.stop()
-        await run_blocking(self.blocks.flush_all)
+        await run_blocking(self.blocks.close_all)
 
     def health(self) -> dict:
         return {"state": "running", "nbd": self.nbd.address()}
@@ -171,11 +178,14 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             raise lim.fault("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
         raise lim.fault("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist")
 
-    def _attached(self, ctx: RequestContext, instance_id: str) -> list[dict]:
+    def _attached(self, ctx: RequestContext, instance_id: str) -> list[tuple[dict, dict]]:
+        """(volume, its attachment) for each volume attached (or attaching, detaching) to the instance."""
         return [
-            d
+            (d, att)
             for d in self.store.list_docs("volume")
-            if d["region"] == ctx.region and (d.get("attachment") or {}).get("instance") == instance_id
+            if d["region"] == ctx.region
+            for att in attachments(d)
+            if att["instance"] == instance_id
         ]
 
     def _render_instance(self, ctx: RequestContext, inst: dict) -> dict:
@@ -197,15 +207,15 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             "Tags": [{"Key": "Name", "Value": f"strata-host-{inst['az']}"}],
             "BlockDeviceMappings": [
                 {
-                    "DeviceName": v["attachment"]["device"],
+                    "DeviceName": att["device"],
                     "Ebs": {
                         "VolumeId": v["id"],
-                        "Status": v["attachment"]["state"],
-                        "AttachTime": datetime.fromtimestamp(v["attachment"]["time"], UTC),
+                        "Status": att["state"],
+                        "AttachTime": datetime.fromtimestamp(att["time"], UTC),
                         "DeleteOnTermination": False,
                     },
                 }
-                for v in volumes
+                for v, att in volumes
             ],
         }
 
@@ -254,26 +264,39 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             raise lim.invalid(
                 f"Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name."
             )
-        if doc.get("attachment"):
+        now = clock.time()
+        state = volume_state(doc, now)
+        current = attachments(doc, now)
+        if state == "creating":
+            raise lim.fault("IncorrectState", f"{doc['id']} is not 'available'.")
+        if current and not doc.get("multi_attach"):
             raise lim.fault("VolumeInUse", f"{doc['id']} is already attached to an instance")
+        if any(a["instance"] == inst["InstanceId"] for a in current):
+            raise lim.fault(
+                "VolumeInUse", f"{doc['id']} is already attached to instance {inst['InstanceId']}"
+            )
         if doc["az"] != inst["az"]:
             raise lim.fault(
                 "InvalidVolume.ZoneMismatch",
                 f"The volume '{doc['id']}' is not in the same availability zone as instance '{inst['InstanceId']}'",
             )
-        if any(v["attachment"]["device"] == device for v in self._attached(ctx, inst["InstanceId"])):
+        if len(current) >= lim.MULTI_ATTACH_MAX:
+            raise lim.fault(
+                "AttachmentLimitExceeded",
+                f"Volume {doc['id']} is already attached to {lim.MULTI_ATTACH_MAX} instances.",
+            )
+        if any(att["device"] == device for _, att in self._attached(ctx, inst["InstanceId"])):
             raise lim.invalid(f"Attachment point {device} is already in use")
         if req.get("DryRun"):
             raise lim.dry_run()
-        doc["attachment"] = {
-            "instance": inst["InstanceId"],
-            "device": device,
-            "state": "attached",
-            "time": clock.time(),
-        }
+        att = {"instance": inst["InstanceId"], "device": device, "time": now, "detach_at": None}
+        doc["attachments"] = [a for a in current] + [att]
+        doc.pop("attachment", None)
+        for a in doc["attachments"]:
+            a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
         return {
-            "AttachTime": datetime.fromtimestamp(doc["attachment"]["time"], UTC),
+            "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
             "InstanceId": inst["InstanceId"],
             "State": "attaching",
@@ -283,25 +306,43 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
 
     async def detach_volume(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._volume(ctx, req.get("VolumeId"))
-        att = doc.get("attachment")
-        if not att:
-            raise lim.fault("IncorrectState", f"Volume '{doc['id']}' is in the 'available' state.")
-        if req.get("InstanceId") and req["InstanceId"] != att["instance"]:
+        now = clock.time()
+        current = attachments(doc, now)
+        live = [a for a in current if a["state"] != "detaching"]
+        if not live:
             raise lim.fault(
-                "InvalidAttachment.NotFound",
-                f"The volume '{doc['id']}' is not attached to instance '{req['InstanceId']}'",
+                "IncorrectState", f"Volume '{doc['id']}' is in the '{volume_state(doc, now)}' state."
             )
-        if req.get("Device") and req["Device"] != att["device"]:
-            raise lim.fault(
-                "InvalidAttachment.NotFound", f"The volume '{doc['id']}' is not attached at {req['Device']}"
-            )
+        if req.get("InstanceId"):
+            live = [a for a in live if a["instance"] == req["InstanceId"]]
+            if not live:
+                raise lim.fault(
+                    "InvalidAttachment.NotFound",
+                    f"The volume '{doc['id']}' is not attached to instance '{req['InstanceId']}'",
+                )
+        elif len(live) > 1:
+            raise lim.missing("InstanceId")  # AWS: a multi-attached volume needs the instance named
+        if req.get("Device"):
+            live = [a for a in live if a["device"] == req["Device"]]
+            if not live:
+                raise lim.fault(
+                    "InvalidAttachment.NotFound",
+                    f"The volume '{doc['id']}' is not attached at {req['Device']}",
+                )
+        att = live[0]
         if req.get("DryRun"):
             raise lim.dry_run()
-        await self.nbd.disconnect(doc["id"])
-        dev = self.blocks.open_device(doc["id"])
-        if dev is not None:
-            await run_blocking(dev.flush)
-        doc["attachment"] = None
+        if len([a for a in current if a["state"] != "detaching"]) == 1:  # the last one: no more NBD
+            await self.nbd.disconnect(doc["id"])
+            dev = self.blocks.open_device(doc["id"])
+            if dev is not None:
+                await run_blocking(dev.flush)
+        for a in current:
+            if a["instance"] == att["instance"]:
+                a["detach_at"] = now
+            a.pop("state", None)
+        doc["attachments"] = current
+        doc.pop("attachment", None)
         self.store.put_doc("volume", doc["id"], doc)
         return {
             "AttachTime": datetime.fromtimestamp(att["time"], UTC),
