@@ -11,8 +11,12 @@ Contents:
 
 Records are JSON documents in `<data>/ec2/ec2.db` (with the block map tables); block bodies are
 files under `<data>/ec2/blocks/`. Strata has no compute: instance `i-...` of zone Z stands for
-"this machine" in Z. A volume attached to it is served at `nbd://<host>:<nbd port>/<volume id>`
-(the NBD URI; also `strata ebs nbd-uri` and the admin API `/_strata/ebs/nbd?volume=`).
+"this machine" in Z; each zone has 16 of them (`strata-host-<zone>`, then `-2` .. `-16`), all
+standing for this machine, so that an io1/io2 volume with Multi-Attach can be attached to as many
+instances as AWS allows. A volume attached to any of them is served at
+`nbd://<host>:<nbd port>/<volume id>` (the NBD URI; also `strata ebs nbd-uri` and the admin API
+`/_strata/ebs/nbd?volume=`): one export per volume, however many attachments it has, which
+several NBD clients may use at once (a Multi-Attach volume's instances, each an NBD client).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.ec2")
 ZONES = "abcdef"
+INSTANCES_PER_ZONE = lim.MULTI_ATTACH_MAX
 DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
     f"/dev/xvd{c}" for c in "bcdefghijklmnop"
 )
@@ -161,13 +166,18 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
 
     # -- the per-zone instances --------------------------------------------------------------------
 
-    def _instance_id(self, az: str) -> str:
-        return "i-" + hashlib.sha256(f"strata-host:{az}".encode()).hexdigest()[:17]
+    @staticmethod
+    def _instance_id(az: str, n: int = 1) -> str:
+        seed = f"strata-host:{az}" if n == 1 else f"strata-host:{az}:{n}"
+        return "i-" + hashlib.sha256(seed.encode()).hexdigest()[:17]
 
     def _instances(self, ctx: RequestContext) -> list[dict]:
         out = []
         for az in self._azs(ctx.region):
-            out.append({"InstanceId": self._instance_id(az), "az": az, "id": self._instance_id(az)})
+            for n in range(1, INSTANCES_PER_ZONE + 1):
+                instance_id = self._instance_id(az, n)
+                name = f"strata-host-{az}" if n == 1 else f"strata-host-{az}-{n}"
+                out.append({"InstanceId": instance_id, "az": az, "id": instance_id, "name": name})
         return out
 
     def _instance(self, ctx: RequestContext, instance_id: str | None) -> dict:
@@ -188,8 +198,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             if att["instance"] == instance_id
         ]
 
-    def _render_instance(self, ctx: RequestContext, inst: dict) -> dict:
-        volumes = self._attached(ctx, inst["InstanceId"])
+    def _render_instance(self, inst: dict, volumes: list[tuple[dict, dict]]) -> dict:
         return {
             "InstanceId": inst["InstanceId"],
             "ImageId": "ami-00000000000000000",
@@ -204,7 +213,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
             "RootDeviceName": "/dev/xvda",
             "Hypervisor": "xen",
             "VirtualizationType": "hvm",
-            "Tags": [{"Key": "Name", "Value": f"strata-host-{inst['az']}"}],
+            "Tags": [{"Key": "Name", "Value": inst["name"]}],
             "BlockDeviceMappings": [
                 {
                     "DeviceName": att["device"],
@@ -231,18 +240,23 @@ class EC2Provider(VolumesMixin, SnapshotsMixin):
                 "availability-zone": d["az"],
                 "instance-state-name": "running",
                 "instance-type": "t3.micro",
-                "tag:Name": f"strata-host-{d['az']}",
+                "tag:Name": d["name"],
             }
             return [table[name]] if name in table else None
 
         instances = matching(instances, req.get("Filters"), values)
         shown, token = page(instances, req, low=5, high=1000, ids_member="InstanceIds")
+        attached: dict[str, list[tuple[dict, dict]]] = {}
+        for d in self.store.list_docs("volume"):
+            if d["region"] == ctx.region:
+                for att in attachments(d):
+                    attached.setdefault(att["instance"], []).append((d, att))
         out: dict[str, Any] = {
             "Reservations": [
                 {
                     "ReservationId": "r-" + i["InstanceId"][2:],
                     "OwnerId": ctx.account_id,
-                    "Instances": [self._render_instance(ctx, i)],
+                    "Instances": [self._render_instance(i, attached.get(i["InstanceId"], []))],
                     "Groups": [],
                 }
                 for i in shown

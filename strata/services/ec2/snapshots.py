@@ -96,7 +96,7 @@ class SnapshotsMixin:
             return "100%"
         job = self.snapshot_jobs.get(doc["id"])
         if job is not None:
-            return f"{job.progress()}%"
+            return f"{min(99, job.progress())}%"  # 100% only once the record says completed
         if doc["state"] == "completed":  # only its first moments left
             share = (clock.time() - doc["start"]) / SECONDS["pending"]
             return f"{max(0, min(99, int(100 * share)))}%"

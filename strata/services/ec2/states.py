@@ -5,10 +5,13 @@ before `completed`.
 Each is derived from the simulated clock (a record keeps when it started), so nothing has to run
 for it to move and advancing the clock moves it too. The transitions are short (fractions of a
 second) so programs that wait properly (boto3 waiters) barely wait, while a program that skips
-the wait gets AWS's IncorrectState, as it would on AWS.
+the wait gets AWS's IncorrectState, as it would on AWS. `STRATA_EBS_STATE_SECONDS` sets every
+one of them to that many seconds (tests use a long one and move the clock instead of waiting).
 """
 
 from __future__ import annotations
+
+import os
 
 from strata.sim.clock import clock
 
@@ -18,6 +21,8 @@ SECONDS = {
     "detaching": 0.2,  # attachment: detaching -> (gone)
     "pending": 0.2,  # snapshot: the least time it is pending, however little it copies
 }
+if os.environ.get("STRATA_EBS_STATE_SECONDS"):
+    SECONDS = dict.fromkeys(SECONDS, float(os.environ["STRATA_EBS_STATE_SECONDS"]))
 
 
 def attachments(doc: dict, now: float | None = None) -> list[dict]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.ec2.volumes")
 BATCH = 64  # blocks (32 MiB) a snapshot job publishes at once
+_NOWAIT = hasattr(os, "RWF_NOWAIT")
 CACHE_BLOCKS = 32
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
@@ -97,9 +98,9 @@ class SnapshotJob:
 
     def progress(self) -> int:
         """Percent copied (AWS shows 0-100%)."""
-        if self.finished.is_set():
+        if self.finished.is_set() or not self.total:
             return 100
-        return 0 if not self.total else min(99, 100 * self.done // self.total)
+        return min(99, 100 * self.done // self.total)
 
 
 class FileDevice:
@@ -306,8 +307,19 @@ class FileDevice:
             os.close(self.fd)
             self.fd = -1
 
-    def try_read(self, offset: int, length: int) -> bytes | None:
-        return None
+    def try_read(self, offset: int, length: int) -> bytes | bytearray | None:
+        """The bytes when the page cache holds them all (RWF_NOWAIT: never waits for the disk, so
+        the caller may run it on the event loop); None when reading needs a thread."""
+        if self._base or not _NOWAIT:
+            return None
+        buf = bytearray(length)
+        try:
+            n = os.preadv(self.fd, [buf], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return None
+        return buf if n == length else None
 
     def try_write(self, offset: int, data: bytes | memoryview) -> bool:
         return False
