@@ -248,9 +248,11 @@ class NbdServer:
                 error = EIO
         if writer.is_closing():
             return
-        writer.write(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle))
+        reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle)
         if kind == CMD_READ and not error:
-            writer.write(data)
+            writer.writelines((reply, data))  # one writev, not two sends
+        else:
+            writer.write(reply)
         try:
             await writer.drain()
         except ConnectionError:
