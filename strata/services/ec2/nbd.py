@@ -185,6 +185,7 @@ class NbdServer:
         # threads busy. At most IN_FLIGHT per connection, so memory stays bounded.
         slots = asyncio.Semaphore(IN_FLIGHT)
         running: set[asyncio.Task] = set()
+        replies = _Replies(writer)
         try:
             while True:
                 header = await reader.readexactly(28)
@@ -202,18 +203,19 @@ class NbdServer:
                     await limiter.admit(length)
                 await slots.acquire()
                 task = asyncio.ensure_future(
-                    self._request(writer, dev, flags, kind, handle, offset, length, payload)
+                    self._request(replies, dev, flags, kind, handle, offset, length, payload)
                 )
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _: slots.release())
         finally:
+            replies.flush()  # what finished before the end still reaches the client
             for task in running:
                 task.cancel()
 
     async def _request(
         self,
-        writer: asyncio.StreamWriter,
+        replies: _Replies,
         dev: BlockDevice | FileDevice,
         flags: int,
         kind: int,
@@ -246,15 +248,36 @@ class NbdServer:
             except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
                 log.exception("NBD %s on %s failed", kind, dev.owner)
                 error = EIO
-        if writer.is_closing():
-            return
         reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle)
         if kind == CMD_READ and not error:
-            writer.writelines((reply, data))  # one writev, not two sends
+            replies.send(reply, data)
         else:
-            writer.write(reply)
+            replies.send(reply)
+        await replies.drain()
+
+
+class _Replies:
+    """A connection's replies, sent together once per event-loop turn: the replies of the
+    requests that finished in one turn cost one writev, not a send each."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.parts: list[bytes | bytearray] = []
+        self.loop = asyncio.get_running_loop()
+
+    def send(self, *parts: bytes | bytearray) -> None:
+        if not self.parts:
+            self.loop.call_soon(self.flush)
+        self.parts.extend(parts)
+
+    def flush(self) -> None:
+        parts, self.parts = self.parts, []
+        if parts and not self.writer.is_closing():
+            self.writer.writelines(parts)
+
+    async def drain(self) -> None:
         try:
-            await writer.drain()
+            await self.writer.drain()
         except ConnectionError:
             pass
 
