@@ -13,8 +13,10 @@ after the commit that drops their last reference. A block of an encrypted volume
 an HMAC under the volume's data key and stored AES-GCM-sealed, so only owners sharing a data key
 share its blocks.
 
-Writes are buffered per device in memory (at most `DIRTY_LIMIT` blocks) until `flush()`, which is
-what an NBD FLUSH, a snapshot and a detach call: a flushed write survives kill -9.
+A plain volume's live data is a sparse file (`volume_files.FileDevice`): its blocks enter the
+store when a snapshot copies them. An encrypted volume is a block map too (`BlockDevice`): writes
+are buffered per device in memory (at most `DIRTY_LIMIT` blocks) until `flush()`, which is what
+an NBD FLUSH, a snapshot and a detach call: a flushed write survives kill -9.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strata.services.ec2.limits import BLOCK_SIZE
+from strata.services.ec2.volume_files import FileDevice
 from strata.storage.metadata import MetadataStore
 
 SCHEMA = """
@@ -94,9 +97,11 @@ class BlockStore:
         self.tmp.mkdir(exist_ok=True, mode=0o700)
         for leftover in self.tmp.iterdir():  # temp files of a write a crash interrupted
             leftover.unlink(missing_ok=True)
+        self.volumes = self.root.parent / "volumes"
+        self.volumes.mkdir(exist_ok=True, mode=0o700)
         self.fsync = fsync
-        self._lock = threading.RLock()
-        self._devices: dict[str, BlockDevice] = {}
+        self.lock = self._lock = threading.RLock()
+        self._devices: dict[str, BlockDevice | FileDevice] = {}
 
     # -- block files -------------------------------------------------------------------------------
 
@@ -224,6 +229,10 @@ class BlockStore:
             self.drop(owner)
         known = {r[0] for r in self.store.query("SELECT block FROM blocks")}
         removed = 0
+        for path in self.volumes.glob("*.img"):
+            if path.stem not in live_owners:
+                path.unlink(missing_ok=True)
+                removed += 1
         for path in self.root.glob("??/*"):
             if path.name not in known:
                 path.unlink(missing_ok=True)
@@ -267,12 +276,28 @@ class BlockStore:
     def drop(self, owner: str) -> None:
         """Forget `owner` (a deleted volume or snapshot); free the blocks only it mapped."""
         with self._lock:
-            self._devices.pop(owner, None)
+            dev = self._devices.pop(owner, None)
+        if isinstance(dev, FileDevice):
+            dev.discard()  # after its running snapshots, which read it
+        with self._lock:
+            (self.volumes / f"{owner}.img").unlink(missing_ok=True)
             with self.store.transaction():
                 old = set(self.block_map(owner).values())
                 self.store.execute("DELETE FROM block_map WHERE owner = ?", (owner,))
+                self.store.delete_doc("volume-file", owner)
                 freed = self._unreferenced(old)
             self._unlink(freed)
+
+    def put_map(self, owner: str, rows: dict[int, str]) -> None:
+        """Map `owner`'s indexes to blocks the store already holds (shared, nothing written)."""
+        if not rows:
+            return
+        with self._lock, self.store.transaction():
+            self.store.executemany(
+                "INSERT INTO block_map(owner, idx, block) VALUES (?,?,?) "
+                "ON CONFLICT(owner, idx) DO UPDATE SET block = excluded.block",
+                [(owner, idx, block_id) for idx, block_id in rows.items()],
+            )
 
     def stored_bytes(self, owner: str, *, besides: str | None = None) -> int:
         """Bytes of the blocks `owner` maps that `besides` does not (all of them without `besides`)."""
@@ -290,16 +315,21 @@ class BlockStore:
 
     # -- devices -----------------------------------------------------------------------------------
 
-    def device(self, owner: str, size: int, sealer: Sealer) -> BlockDevice:
-        """The one read/write handle of a volume (shared by NBD connections and snapshots)."""
+    def device(self, owner: str, size: int, sealer: Sealer) -> BlockDevice | FileDevice:
+        """The one read/write handle of a volume (shared by NBD connections and snapshots): a
+        sparse file for a plain volume, a block map for an encrypted one."""
         with self._lock:
             dev = self._devices.get(owner)
             if dev is None:
-                dev = self._devices[owner] = BlockDevice(self, owner, size, sealer)
+                if sealer.key is None:
+                    dev = FileDevice(self, owner, size, sealer, self.volumes / f"{owner}.img")
+                else:
+                    dev = BlockDevice(self, owner, size, sealer)
+                self._devices[owner] = dev
             dev.size = size
             return dev
 
-    def open_device(self, owner: str) -> BlockDevice | None:
+    def open_device(self, owner: str) -> BlockDevice | FileDevice | None:
         with self._lock:
             return self._devices.get(owner)
 
@@ -308,6 +338,14 @@ class BlockStore:
             devices = list(self._devices.values())
         for dev in devices:
             dev.flush()
+
+    def close_all(self) -> None:
+        """At a clean stop: every device flushed and closed (a plain volume saves what changed)."""
+        with self._lock:
+            devices = list(self._devices.values())
+            self._devices.clear()
+        for dev in devices:
+            dev.close()
 
 
 class BlockDevice:
@@ -442,3 +480,6 @@ class BlockDevice:
                     if data is not None:
                         self._remember(block_id, data)
             self._dirty.clear()
+
+    def close(self) -> None:
+        self.flush()

@@ -20,6 +20,7 @@ GIB = 1024**3
 # once the one before it has completed (it was one modification per 6 hours before).
 MODIFICATIONS_PER_WINDOW = 4
 MODIFICATION_WINDOW = 24 * 3600.0
+MULTI_ATTACH_MAX = 16  # instances one io1/io2 volume with Multi-Attach may be attached to
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from strata.services.base import run_blocking
 from strata.services.ec2.blocks import BlockDevice
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
 from strata.services.ec2.performance import VolumeLimiter, limits_enabled
+from strata.services.ec2.states import attachments
+from strata.services.ec2.volume_files import FileDevice
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -44,6 +46,7 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 
 CMD_FLAG_FUA = 1
 EIO, EINVAL, ENOSPC = 5, 22, 28
 MAX_REQUEST = 32 * 1024 * 1024
+IN_FLIGHT = 16  # requests of one connection being served at once
 
 
 class NbdServer:
@@ -76,7 +79,7 @@ class NbdServer:
         doc = self.provider.store.get_doc("volume", volume_id)
         if doc is None:
             raise ServiceError("InvalidVolume.NotFound", f"The volume '{volume_id}' does not exist.", 400)
-        if not doc.get("attachment"):
+        if not _served(doc):
             raise ServiceError(
                 "IncorrectState",
                 f"Volume '{volume_id}' is not attached: attach it to serve it over NBD.",
@@ -94,9 +97,9 @@ class NbdServer:
         if limiter is not None:
             limiter.retune(doc)
 
-    def _export(self, name: str) -> BlockDevice | None:
+    def _export(self, name: str) -> BlockDevice | FileDevice | None:
         doc = self.provider.store.get_doc("volume", name)
-        if doc is None or not doc.get("attachment"):
+        if doc is None or not _served(doc):
             return None
         if self.limits and doc["id"] not in self._limiters:
             self._limiters[doc["id"]] = VolumeLimiter(doc)
@@ -166,7 +169,7 @@ class NbdServer:
             writer.close()
 
     def _attached_ids(self) -> list[str]:
-        return [d["id"] for d in self.provider.store.list_docs("volume") if d.get("attachment")]
+        return [d["id"] for d in self.provider.store.list_docs("volume") if _served(d)]
 
     @staticmethod
     def _reply(writer: asyncio.StreamWriter, option: int, kind: int, data: bytes) -> None:
@@ -175,48 +178,113 @@ class NbdServer:
     # -- transmission ------------------------------------------------------------------------------
 
     async def _transmit(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dev: BlockDevice
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dev: BlockDevice | FileDevice
     ) -> None:
-        while True:
-            header = await reader.readexactly(28)
-            magic, flags, kind, handle, offset, length = struct.unpack(">IHHQQI", header)
-            if magic != REQUEST_MAGIC:
-                return
-            if kind == CMD_DISC:
-                await run_blocking(dev.flush)
-                return
-            payload = await reader.readexactly(length) if kind == CMD_WRITE else b""
-            limiter = self._limiters.get(dev.owner)
-            if limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
-                await limiter.admit(length)
-            error, data = 0, b""
-            if length > MAX_REQUEST:
-                error = EINVAL
-            elif kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
-                error = ENOSPC if kind != CMD_READ else EINVAL
-            else:
-                try:
-                    if kind == CMD_READ:
-                        fast = dev.try_read(offset, length)
-                        data = fast if fast is not None else await run_blocking(dev.read, offset, length)
-                    elif kind == CMD_WRITE:
-                        if not dev.try_write(offset, payload):
-                            await run_blocking(dev.write, offset, payload)
-                    elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
-                        await run_blocking(dev.zero, offset, length)
-                    elif kind == CMD_FLUSH:
-                        await run_blocking(dev.flush)
-                    else:
-                        error = EINVAL
-                    if not error and flags & CMD_FLAG_FUA and kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
-                        await run_blocking(dev.flush)
-                except OSError:
-                    log.exception("NBD %s on %s failed", kind, dev.owner)
-                    error = EIO
-            writer.write(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle))
-            if kind == CMD_READ and not error:
-                writer.write(data)
-            await writer.drain()
+        # Requests run concurrently (the reply carries the request's handle, so replies may come
+        # out of order): a client with several requests in flight keeps the disk and the
+        # threads busy. At most IN_FLIGHT per connection, so memory stays bounded.
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        running: set[asyncio.Task] = set()
+        replies = _Replies(writer)
+        try:
+            while True:
+                header = await reader.readexactly(28)
+                magic, flags, kind, handle, offset, length = struct.unpack(">IHHQQI", header)
+                if magic != REQUEST_MAGIC:
+                    return
+                if kind == CMD_DISC:
+                    if running:
+                        await asyncio.wait(running)
+                    await run_blocking(dev.flush)
+                    return
+                payload = await reader.readexactly(length) if kind == CMD_WRITE else b""
+                limiter = self._limiters.get(dev.owner)
+                if limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
+                    await limiter.admit(length)
+                await slots.acquire()
+                task = asyncio.ensure_future(
+                    self._request(replies, dev, flags, kind, handle, offset, length, payload)
+                )
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slots.release())
+        finally:
+            replies.flush()  # what finished before the end still reaches the client
+            for task in running:
+                task.cancel()
+
+    async def _request(
+        self,
+        replies: _Replies,
+        dev: BlockDevice | FileDevice,
+        flags: int,
+        kind: int,
+        handle: int,
+        offset: int,
+        length: int,
+        payload: bytes,
+    ) -> None:
+        error, data = 0, b""
+        if length > MAX_REQUEST:
+            error = EINVAL
+        elif kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
+            error = ENOSPC if kind != CMD_READ else EINVAL
+        else:
+            try:
+                if kind == CMD_READ:
+                    fast = dev.try_read(offset, length)
+                    data = fast if fast is not None else await run_blocking(dev.read, offset, length)
+                elif kind == CMD_WRITE:
+                    if not dev.try_write(offset, payload):
+                        await run_blocking(dev.write, offset, payload)
+                elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
+                    await run_blocking(dev.zero, offset, length)
+                elif kind == CMD_FLUSH:
+                    await run_blocking(dev.flush)
+                else:
+                    error = EINVAL
+                if not error and flags & CMD_FLAG_FUA and kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
+                    await run_blocking(dev.flush)
+            except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
+                log.exception("NBD %s on %s failed", kind, dev.owner)
+                error = EIO
+        reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle)
+        if kind == CMD_READ and not error:
+            replies.send(reply, data)
+        else:
+            replies.send(reply)
+        await replies.drain()
+
+
+class _Replies:
+    """A connection's replies, sent together once per event-loop turn: the replies of the
+    requests that finished in one turn cost one writev, not a send each."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.parts: list[bytes | bytearray] = []
+        self.loop = asyncio.get_running_loop()
+
+    def send(self, *parts: bytes | bytearray) -> None:
+        if not self.parts:
+            self.loop.call_soon(self.flush)
+        self.parts.extend(parts)
+
+    def flush(self) -> None:
+        parts, self.parts = self.parts, []
+        if parts and not self.writer.is_closing():
+            self.writer.writelines(parts)
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            pass
+
+
+def _served(doc: dict) -> bool:
+    """A volume is served while some attachment of it is attaching or attached."""
+    return any(a["state"] != "detaching" for a in attachments(doc))
 
 
 __all__ = ["BLOCK_SIZE", "NbdServer"]

@@ -11,8 +11,12 @@ Contents:
 
 Records are JSON documents in `<data>/ec2/ec2.db` (with the block map tables); block bodies are
 files under `<data>/ec2/blocks/`. Strata has no compute: instance `i-...` of zone Z stands for
-"this machine" in Z. A volume attached to it is served at `nbd://<host>:<nbd port>/<volume id>`
-(the NBD URI; also `strata ebs nbd-uri` and the admin API `/_strata/ebs/nbd?volume=`).
+"this machine" in Z; each zone has 16 of them (`strata-host-<zone>`, then `-2` .. `-16`), all
+standing for this machine, so that an io1/io2 volume with Multi-Attach can be attached to as many
+instances as AWS allows. A volume attached to any of them is served at
+`nbd://<host>:<nbd port>/<volume id>` (the NBD URI; also `strata ebs nbd-uri` and the admin API
+`/_strata/ebs/nbd?volume=`): one export per volume, however many attachments it has, which
+several NBD clients may use at once (a Multi-Attach volume's instances, each an NBD client).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import NetworkMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.snapshots import SnapshotsMixin
+from strata.services.ec2.states import attachments, volume_state
+from strata.services.ec2.volume_files import SnapshotJob
 from strata.services.ec2.volumes import VolumesMixin
 from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
@@ -43,6 +49,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.ec2")
 ZONES = "abcdef"
+INSTANCES_PER_ZONE = lim.MULTI_ATTACH_MAX
 DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
     f"/dev/xvd{c}" for c in "bcdefghijklmnop"
 )
@@ -58,8 +65,13 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
         self.blocks = BlockStore(self.store, data / "blocks", fsync=runtime.settings.fsync)
         self.crypto = Encryption(self.store, lambda: runtime.peer("kms"))
         self.nbd = NbdServer(self)
+        self.snapshot_jobs: dict[str, SnapshotJob] = {}  # snapshots of plain volumes being taken
 
     async def start(self) -> None:
+        for doc in self.store.list_docs("snapshot"):
+            if doc["state"] == "pending" and doc.get("job"):  # its job died with the last server
+                doc["state"] = "error"
+                self.store.put_doc("snapshot", doc["id"], doc)
         live = {d["id"] for kind in ("volume", "snapshot") for d in self.store.list_docs(kind)}
         dropped, removed = await run_blocking(self.blocks.sweep, live)
         if dropped or removed:
@@ -74,7 +86,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
 
     async def stop(self) -> None:
         await self.nbd.stop()
-        await run_blocking(self.blocks.flush_all)
+        await run_blocking(self.blocks.close_all)
 
     def health(self) -> dict:
         return {"state": "running", "nbd": self.nbd.address()}
@@ -156,13 +168,18 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
 
     # -- the per-zone instances --------------------------------------------------------------------
 
-    def _instance_id(self, az: str) -> str:
-        return "i-" + hashlib.sha256(f"strata-host:{az}".encode()).hexdigest()[:17]
+    @staticmethod
+    def _instance_id(az: str, n: int = 1) -> str:
+        seed = f"strata-host:{az}" if n == 1 else f"strata-host:{az}:{n}"
+        return "i-" + hashlib.sha256(seed.encode()).hexdigest()[:17]
 
     def _instances(self, ctx: RequestContext) -> list[dict]:
         out = []
         for az in self._azs(ctx.region):
-            out.append({"InstanceId": self._instance_id(az), "az": az, "id": self._instance_id(az)})
+            for n in range(1, INSTANCES_PER_ZONE + 1):
+                instance_id = self._instance_id(az, n)
+                name = f"strata-host-{az}" if n == 1 else f"strata-host-{az}-{n}"
+                out.append({"InstanceId": instance_id, "az": az, "id": instance_id, "name": name})
         return out
 
     def _instance(self, ctx: RequestContext, instance_id: str | None) -> dict:
@@ -173,15 +190,17 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             raise lim.fault("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
         raise lim.fault("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist")
 
-    def _attached(self, ctx: RequestContext, instance_id: str) -> list[dict]:
+    def _attached(self, ctx: RequestContext, instance_id: str) -> list[tuple[dict, dict]]:
+        """(volume, its attachment) for each volume attached (or attaching, detaching) to the instance."""
         return [
-            d
+            (d, att)
             for d in self.store.list_docs("volume")
-            if d["region"] == ctx.region and (d.get("attachment") or {}).get("instance") == instance_id
+            if d["region"] == ctx.region
+            for att in attachments(d)
+            if att["instance"] == instance_id
         ]
 
-    def _render_instance(self, ctx: RequestContext, inst: dict) -> dict:
-        volumes = self._attached(ctx, inst["InstanceId"])
+    def _render_instance(self, inst: dict, volumes: list[tuple[dict, dict]]) -> dict:
         return {
             "InstanceId": inst["InstanceId"],
             "ImageId": "ami-00000000000000000",
@@ -196,18 +215,18 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             "RootDeviceName": "/dev/xvda",
             "Hypervisor": "xen",
             "VirtualizationType": "hvm",
-            "Tags": [{"Key": "Name", "Value": f"strata-host-{inst['az']}"}],
+            "Tags": [{"Key": "Name", "Value": inst["name"]}],
             "BlockDeviceMappings": [
                 {
-                    "DeviceName": v["attachment"]["device"],
+                    "DeviceName": att["device"],
                     "Ebs": {
                         "VolumeId": v["id"],
-                        "Status": v["attachment"]["state"],
-                        "AttachTime": datetime.fromtimestamp(v["attachment"]["time"], UTC),
+                        "Status": att["state"],
+                        "AttachTime": datetime.fromtimestamp(att["time"], UTC),
                         "DeleteOnTermination": False,
                     },
                 }
-                for v in volumes
+                for v, att in volumes
             ],
         }
 
@@ -223,18 +242,23 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
                 "availability-zone": d["az"],
                 "instance-state-name": "running",
                 "instance-type": "t3.micro",
-                "tag:Name": f"strata-host-{d['az']}",
+                "tag:Name": d["name"],
             }
             return [table[name]] if name in table else None
 
         instances = matching(instances, req.get("Filters"), values)
         shown, token = page(instances, req, low=5, high=1000, ids_member="InstanceIds")
+        attached: dict[str, list[tuple[dict, dict]]] = {}
+        for d in self.store.list_docs("volume"):
+            if d["region"] == ctx.region:
+                for att in attachments(d):
+                    attached.setdefault(att["instance"], []).append((d, att))
         out: dict[str, Any] = {
             "Reservations": [
                 {
                     "ReservationId": "r-" + i["InstanceId"][2:],
                     "OwnerId": ctx.account_id,
-                    "Instances": [self._render_instance(ctx, i)],
+                    "Instances": [self._render_instance(i, attached.get(i["InstanceId"], []))],
                     "Groups": [],
                 }
                 for i in shown
@@ -256,26 +280,39 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             raise lim.invalid(
                 f"Value ({device}) for parameter device is invalid. {device} is not a valid EBS device name."
             )
-        if doc.get("attachment"):
+        now = clock.time()
+        state = volume_state(doc, now)
+        current = attachments(doc, now)
+        if state == "creating":
+            raise lim.fault("IncorrectState", f"{doc['id']} is not 'available'.")
+        if current and not doc.get("multi_attach"):
             raise lim.fault("VolumeInUse", f"{doc['id']} is already attached to an instance")
+        if any(a["instance"] == inst["InstanceId"] for a in current):
+            raise lim.fault(
+                "VolumeInUse", f"{doc['id']} is already attached to instance {inst['InstanceId']}"
+            )
         if doc["az"] != inst["az"]:
             raise lim.fault(
                 "InvalidVolume.ZoneMismatch",
                 f"The volume '{doc['id']}' is not in the same availability zone as instance '{inst['InstanceId']}'",
             )
-        if any(v["attachment"]["device"] == device for v in self._attached(ctx, inst["InstanceId"])):
+        if len(current) >= lim.MULTI_ATTACH_MAX:
+            raise lim.fault(
+                "AttachmentLimitExceeded",
+                f"Volume {doc['id']} is already attached to {lim.MULTI_ATTACH_MAX} instances.",
+            )
+        if any(att["device"] == device for _, att in self._attached(ctx, inst["InstanceId"])):
             raise lim.invalid(f"Attachment point {device} is already in use")
         if req.get("DryRun"):
             raise lim.dry_run()
-        doc["attachment"] = {
-            "instance": inst["InstanceId"],
-            "device": device,
-            "state": "attached",
-            "time": clock.time(),
-        }
+        att = {"instance": inst["InstanceId"], "device": device, "time": now, "detach_at": None}
+        doc["attachments"] = [a for a in current] + [att]
+        doc.pop("attachment", None)
+        for a in doc["attachments"]:
+            a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
         return {
-            "AttachTime": datetime.fromtimestamp(doc["attachment"]["time"], UTC),
+            "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
             "InstanceId": inst["InstanceId"],
             "State": "attaching",
@@ -285,25 +322,43 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
 
     async def detach_volume(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._volume(ctx, req.get("VolumeId"))
-        att = doc.get("attachment")
-        if not att:
-            raise lim.fault("IncorrectState", f"Volume '{doc['id']}' is in the 'available' state.")
-        if req.get("InstanceId") and req["InstanceId"] != att["instance"]:
+        now = clock.time()
+        current = attachments(doc, now)
+        live = [a for a in current if a["state"] != "detaching"]
+        if not live:
             raise lim.fault(
-                "InvalidAttachment.NotFound",
-                f"The volume '{doc['id']}' is not attached to instance '{req['InstanceId']}'",
+                "IncorrectState", f"Volume '{doc['id']}' is in the '{volume_state(doc, now)}' state."
             )
-        if req.get("Device") and req["Device"] != att["device"]:
-            raise lim.fault(
-                "InvalidAttachment.NotFound", f"The volume '{doc['id']}' is not attached at {req['Device']}"
-            )
+        if req.get("InstanceId"):
+            live = [a for a in live if a["instance"] == req["InstanceId"]]
+            if not live:
+                raise lim.fault(
+                    "InvalidAttachment.NotFound",
+                    f"The volume '{doc['id']}' is not attached to instance '{req['InstanceId']}'",
+                )
+        elif len(live) > 1:
+            raise lim.missing("InstanceId")  # AWS: a multi-attached volume needs the instance named
+        if req.get("Device"):
+            live = [a for a in live if a["device"] == req["Device"]]
+            if not live:
+                raise lim.fault(
+                    "InvalidAttachment.NotFound",
+                    f"The volume '{doc['id']}' is not attached at {req['Device']}",
+                )
+        att = live[0]
         if req.get("DryRun"):
             raise lim.dry_run()
-        await self.nbd.disconnect(doc["id"])
-        dev = self.blocks.open_device(doc["id"])
-        if dev is not None:
-            await run_blocking(dev.flush)
-        doc["attachment"] = None
+        if len([a for a in current if a["state"] != "detaching"]) == 1:  # the last one: no more NBD
+            await self.nbd.disconnect(doc["id"])
+            dev = self.blocks.open_device(doc["id"])
+            if dev is not None:
+                await run_blocking(dev.flush)
+        for a in current:
+            if a["instance"] == att["instance"]:
+                a["detach_at"] = now
+            a.pop("state", None)
+        doc["attachments"] = current
+        doc.pop("attachment", None)
         self.store.put_doc("volume", doc["id"], doc)
         return {
             "AttachTime": datetime.fromtimestamp(att["time"], UTC),

@@ -1,19 +1,26 @@
 """EBS snapshots: create (one volume, or every volume of an instance), describe, delete, copy
 (across regions), and who may restore them (createVolumePermission).
 
-A snapshot is a copy of its volume's block map taken after the volume's buffered writes are
-flushed, under the device lock: point-in-time, instant, and storing only the blocks no earlier
-snapshot holds. It lives in one region; a copy lives in the region the copy was asked in.
+A snapshot of a plain volume is taken by a background job (`volume_files.SnapshotJob`): it maps
+the volume's last snapshot's blocks and copies the blocks written since, point-in-time however
+the volume is written meanwhile; it is `pending` with Progress rising until the job is done. A
+snapshot of an encrypted volume is a copy of its block map (instant). Either way it stores only
+the blocks no other snapshot holds, and shows `pending` for at least a moment (`states`). It
+lives in one region; a copy lives in the region the copy was asked in.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
+from strata.services.ec2.limits import GIB
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
+from strata.services.ec2.states import SECONDS, snapshot_pending
+from strata.services.ec2.volume_files import FileDevice, SnapshotJob
 from strata.services.ec2.volumes import _iso
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -23,9 +30,12 @@ if TYPE_CHECKING:
 
 
 def current_state(doc: dict) -> str:
-    """A snapshot's state now: one the EBS direct APIs left pending past its Timeout is `error`."""
+    """A snapshot's state now: one the EBS direct APIs left pending past its Timeout is `error`;
+    a completed one shows pending for its first moments."""
     if doc["state"] == "pending" and clock.time() > doc["start"] + doc.get("timeout", 60) * 60:
         return "error"
+    if doc["state"] == "completed" and (doc.get("job") or doc.get("source")) and snapshot_pending(doc):
+        return "pending"
     return doc["state"]
 
 
@@ -38,7 +48,7 @@ def _snapshot_values(doc: dict, name: str) -> list[str] | None:
         "owner-id": doc["account"],
         "description": doc.get("description") or "",
         "encrypted": doc["encrypted"],
-        "progress": "100%",
+        "progress": "100%" if current_state(doc) == "completed" else "0%",
         "start-time": _iso(doc["start"]).isoformat(),
         "storage-tier": "standard",
     }
@@ -82,6 +92,17 @@ class SnapshotsMixin:
             raise lim.snapshot_not_found(snapshot_id or "")
         return doc
 
+    def _progress(self: EC2Provider, doc: dict, state: str) -> str:
+        if state == "completed":
+            return "100%"
+        job = self.snapshot_jobs.get(doc["id"])
+        if job is not None:
+            return f"{min(99, job.progress())}%"  # 100% only once the record says completed
+        if doc["state"] == "completed":  # only its first moments left
+            share = (clock.time() - doc["start"]) / SECONDS["pending"]
+            return f"{max(0, min(99, int(100 * share)))}%"
+        return "0%"
+
     def _render_snapshot(self: EC2Provider, doc: dict, state: str | None = None) -> dict:
         state = state or current_state(doc)
         out: dict[str, Any] = {
@@ -89,7 +110,7 @@ class SnapshotsMixin:
             "VolumeId": doc["volume_id"],
             "State": state,
             "StartTime": _iso(doc["start"]),
-            "Progress": "100%" if state == "completed" else "",
+            "Progress": self._progress(doc, state),
             "OwnerId": doc["account"],
             "Description": doc.get("description") or "",
             "VolumeSize": doc["volume_size"],
@@ -98,7 +119,9 @@ class SnapshotsMixin:
             "FullSnapshotSizeInBytes": doc.get("full_bytes", 0),
         }
         if state == "completed":
-            out["CompletionTime"] = _iso(doc["start"])
+            out["CompletionTime"] = _iso(
+                max(doc.get("completed", doc["start"]), doc["start"] + SECONDS["pending"])
+            )
         if doc["encrypted"]:
             out["KmsKeyId"] = doc["kms_key"]
         if doc.get("tags"):
@@ -108,30 +131,22 @@ class SnapshotsMixin:
     def _take_snapshot(
         self: EC2Provider, ctx: RequestContext, volume: dict, description: str, tags: dict
     ) -> dict:
-        """Blocking: flush the volume and record a snapshot of it (runs off the event loop)."""
+        """Blocking: record a snapshot of the volume and start taking it (runs off the event loop)."""
         snapshot_id = lim.new_id("snap")
-        dev = self.blocks.open_device(volume["id"])
-        if dev is not None:
-            with dev._lock:
-                dev.flush()
-                self.blocks.copy_map(volume["id"], snapshot_id)
-        else:
-            self.blocks.copy_map(volume["id"], snapshot_id)
         previous = [
             d
             for d in self.store.list_docs("snapshot")
             if d["volume_id"] == volume["id"] and d["region"] == volume["region"]
         ]
         previous.sort(key=lambda d: d["start"])
-        parent = previous[-1]["id"] if previous else None
-        new_bytes = self.blocks.stored_bytes(snapshot_id, besides=parent)
         doc = {
             "id": snapshot_id,
             "account": ctx.account_id,
             "region": volume["region"],
             "volume_id": volume["id"],
             "volume_size": volume["size"],
-            "state": "completed",
+            "state": "pending",
+            "job": True,
             "start": clock.time(),
             "description": description,
             "encrypted": volume["encrypted"],
@@ -139,14 +154,49 @@ class SnapshotsMixin:
             "dek": volume.get("dek"),
             "tags": tags,
             "permissions": {"users": [], "groups": []},
-            "parent": parent,
-            "incremental_bytes": new_bytes,
-            "full_bytes": self.blocks.stored_bytes(snapshot_id),
+            "parent": previous[-1]["id"] if previous else None,
+            "incremental_bytes": 0,
+            "full_bytes": 0,
         }
         self.store.put_doc("snapshot", snapshot_id, doc)
-        meter.record(
-            "ec2", "SnapshotStored", new_bytes, "byte", snapshot=snapshot_id, region=volume["region"]
+        dev = self.blocks.device(volume["id"], volume["size"] * GIB, self.crypto.sealer(ctx, volume))
+        if isinstance(dev, FileDevice):
+            job = dev.start_snapshot(snapshot_id, self._snapshot_usable)
+            self.snapshot_jobs[snapshot_id] = job
+            threading.Thread(
+                target=self._run_snapshot_job, args=(dev, job), name=f"ebs-{snapshot_id}", daemon=True
+            ).start()
+            return doc
+        with dev._lock:
+            dev.flush()
+            self.blocks.copy_map(volume["id"], snapshot_id)
+        return self._snapshot_done(snapshot_id, None)
+
+    def _snapshot_usable(self: EC2Provider, snapshot_id: str) -> bool:
+        doc = self.store.get_doc("snapshot", snapshot_id)
+        return doc is not None and doc["state"] != "error"
+
+    def _run_snapshot_job(self: EC2Provider, dev: FileDevice, job: SnapshotJob) -> None:
+        try:
+            dev.run_job(job)
+            self._snapshot_done(job.snapshot_id, job.failed)
+        finally:
+            self.snapshot_jobs.pop(job.snapshot_id, None)
+
+    def _snapshot_done(self: EC2Provider, snapshot_id: str, failed: Exception | None) -> dict:
+        """A snapshot's blocks are all in: count what it stores, mark it completed (or error)."""
+        doc = self.store.get_doc("snapshot", snapshot_id)
+        if doc is None:  # deleted meanwhile
+            return {}
+        new_bytes = self.blocks.stored_bytes(snapshot_id, besides=doc.get("parent"))
+        doc.update(
+            state="error" if failed is not None else "completed",
+            completed=clock.time(),
+            incremental_bytes=new_bytes,
+            full_bytes=self.blocks.stored_bytes(snapshot_id),
         )
+        self.store.put_doc("snapshot", snapshot_id, doc)
+        meter.record("ec2", "SnapshotStored", new_bytes, "byte", snapshot=snapshot_id, region=doc["region"])
         return doc
 
     async def create_snapshot(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
@@ -162,7 +212,7 @@ class SnapshotsMixin:
         instance = self._instance(ctx, spec.get("InstanceId"))
         excluded = set(spec.get("ExcludeDataVolumeIds") or [])
         tags = spec_tags(req, "snapshot")
-        volumes = [v for v in self._attached(ctx, instance["InstanceId"]) if v["id"] not in excluded]
+        volumes = [v for v, _ in self._attached(ctx, instance["InstanceId"]) if v["id"] not in excluded]
         if req.get("DryRun"):
             raise lim.dry_run()
         out = []
@@ -215,6 +265,9 @@ class SnapshotsMixin:
         doc = self._owned_snapshot(ctx, req.get("SnapshotId"))
         if req.get("DryRun"):
             raise lim.dry_run()
+        job = self.snapshot_jobs.get(doc["id"])
+        if job is not None:  # its blocks are still coming in: let them, then free them
+            await run_blocking(job.finished.wait)
         self.store.delete_doc("snapshot", doc["id"])
         await run_blocking(self.blocks.drop, doc["id"])
         meter.record("ec2", "SnapshotDeleted", doc.get("incremental_bytes", 0), "byte", snapshot=doc["id"])

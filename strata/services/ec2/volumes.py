@@ -1,9 +1,10 @@
 """EBS volumes: create (empty or from a snapshot), describe, delete, modify, attributes, status.
 
-A volume record (`kind="volume"`) holds what DescribeVolumes shows; its data is its block map in
-the BlockStore. CreateVolume answers `creating` and the volume is `available` from then on (the
-blocks of a snapshot are shared, so a restore is instant, as AWS's lazy loading makes it seem).
-ModifyVolume's modifying -> optimizing -> completed progress is derived from the simulated clock.
+A volume record (`kind="volume"`) holds what DescribeVolumes shows; its data is a sparse file
+(plain volumes) or a block map (encrypted ones) in the BlockStore. A volume is `creating` for a
+moment (`states`), then `available`; a restore shares the snapshot's blocks and loads them lazily,
+as AWS does. ModifyVolume's modifying -> optimizing -> completed progress is derived from the
+simulated clock.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
+from strata.services.ec2.states import SECONDS, attachments, volume_state
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -43,7 +45,16 @@ def modification_state(mod: dict, now: float) -> tuple[str, int]:
 
 
 def _volume_values(doc: dict, name: str) -> list[str] | None:
-    att = doc.get("attachment")
+    atts = attachments(doc)
+    per_attachment = {
+        "attachment.instance-id": lambda a: a["instance"],
+        "attachment.device": lambda a: a["device"],
+        "attachment.status": lambda a: a["state"],
+        "attachment.delete-on-termination": lambda a: False,
+        "attachment.attach-time": lambda a: _iso(a["time"]).isoformat(),
+    }
+    if name in per_attachment:
+        return [per_attachment[name](a) for a in atts]
     simple = {
         "volume-id": doc["id"],
         "availability-zone": doc["az"],
@@ -55,20 +66,12 @@ def _volume_values(doc: dict, name: str) -> list[str] | None:
         "create-time": _iso(doc["created"]).isoformat(),
         "multi-attach-enabled": doc.get("multi_attach", False),
         "fast-restored": False,
-        "attachment.instance-id": att["instance"] if att else None,
-        "attachment.device": att["device"] if att else None,
-        "attachment.status": att["state"] if att else None,
-        "attachment.delete-on-termination": False if att else None,
-        "attachment.attach-time": _iso(att["time"]).isoformat() if att else None,
     }
-    if name not in simple:
-        return None
-    value = simple[name]
-    return [] if value is None else [value]
+    return [simple[name]] if name in simple else None
 
 
 def _state(doc: dict) -> str:
-    return "in-use" if doc.get("attachment") else doc["state"]
+    return volume_state(doc)
 
 
 class VolumesMixin:
@@ -102,18 +105,17 @@ class VolumesMixin:
             out["KmsKeyId"] = doc["kms_key"]
         if doc.get("tags"):
             out["Tags"] = tag_list(doc["tags"])
-        att = doc.get("attachment")
-        if att:
-            out["Attachments"] = [
-                {
-                    "AttachTime": _iso(att["time"]),
-                    "Device": att["device"],
-                    "InstanceId": att["instance"],
-                    "State": att["state"],
-                    "VolumeId": doc["id"],
-                    "DeleteOnTermination": False,
-                }
-            ]
+        out["Attachments"] = [
+            {
+                "AttachTime": _iso(att["time"]),
+                "Device": att["device"],
+                "InstanceId": att["instance"],
+                "State": att["state"],
+                "VolumeId": doc["id"],
+                "DeleteOnTermination": False,
+            }
+            for att in attachments(doc)
+        ]
         return out
 
     def _check_az(self: EC2Provider, ctx: RequestContext, az: str | None) -> str:
@@ -163,6 +165,7 @@ class VolumesMixin:
         if req.get("DryRun"):
             raise lim.dry_run()
         volume_id = lim.new_id("vol")
+        now = clock.time()
         doc = {
             "id": volume_id,
             "account": ctx.account_id,
@@ -178,9 +181,10 @@ class VolumesMixin:
             "kms_key": kms_key,
             "dek": None,
             "state": "available",
-            "created": clock.time(),
+            "created": now,
+            "ready_at": now + SECONDS["creating"],
             "tags": tags,
-            "attachment": None,
+            "attachments": [],
             "auto_enable_io": False,
             "modifications": [],
         }
@@ -191,6 +195,9 @@ class VolumesMixin:
                 self.store.put_doc(
                     "volume-token", f"{ctx.account_id}:{ctx.region}:{token}", {"volume": volume_id}
                 )
+            if not encrypted:  # its file starts as the snapshot (or nothing): nothing changed yet
+                ref = snapshot["id"] if snapshot is not None else None
+                self.store.put_doc("volume-file", volume_id, {"clean": True, "ref": ref, "changed": []})
         self._meter_volume(doc, "VolumeCreated")
         return self._render_volume(doc, "creating")
 
@@ -250,9 +257,11 @@ class VolumesMixin:
 
     async def delete_volume(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         doc = self._volume(ctx, req.get("VolumeId"))
-        att = doc.get("attachment")
-        if att:
-            raise lim.fault("VolumeInUse", f"Volume {doc['id']} is currently attached to {att['instance']}")
+        atts = attachments(doc)
+        if atts:
+            raise lim.fault(
+                "VolumeInUse", f"Volume {doc['id']} is currently attached to {atts[0]['instance']}"
+            )
         if req.get("DryRun"):
             raise lim.dry_run()
         self.store.delete_doc("volume", doc["id"])

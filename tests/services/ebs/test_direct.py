@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.ec2.helpers import attach, detach, qemu_io, read_all
+from tests.services.ec2.helpers import FAST, attach, detach, qemu_io, read_all
 
 BLOCK = 512 * 1024
 needs_qemu = pytest.mark.skipif(
@@ -101,7 +101,7 @@ def test_a_snapshot_written_block_by_block_restores_to_a_volume(strata_server, t
         ChecksumAggregationMethod="LINEAR",
     )
     assert done["Status"] == "completed"
-    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
 
     vol = ec2.create_volume(AvailabilityZone="us-east-1d", SnapshotId=snap)["VolumeId"]
     uri = attach(strata_server, ec2, vol, "us-east-1d", device="/dev/sdo")

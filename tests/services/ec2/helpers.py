@@ -16,17 +16,23 @@ def instance_in(ec2: Any, az: str) -> str:
     return res["Reservations"][0]["Instances"][0]["InstanceId"]
 
 
+# Strata's transitions take fractions of a second: poll often so tests barely wait.
+FAST = {"Delay": 0.2, "MaxAttempts": 300}
+
+
 def attach(server: StrataProcess, ec2: Any, volume_id: str, az: str, device: str = "/dev/sdf") -> str:
-    """Attach `volume_id` to the Strata instance of `az`; returns its NBD URI (admin API)."""
+    """Attach `volume_id` (once it is available) to the Strata instance of `az`; returns its NBD
+    URI (admin API)."""
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
     ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_in(ec2, az), Device=device)
-    ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
     with urllib.request.urlopen(f"{server.endpoint}/_strata/ebs/nbd?volume={volume_id}", timeout=10) as r:
         return json.loads(r.read())["uri"]
 
 
 def detach(ec2: Any, volume_id: str) -> None:
     ec2.detach_volume(VolumeId=volume_id)
-    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig=FAST)
 
 
 def qemu_io(uri: str, *commands: str) -> str:

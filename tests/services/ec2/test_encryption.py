@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.ec2.helpers import attach, detach, qemu_io
+from tests.services.ec2.helpers import FAST, attach, detach, qemu_io
 
 pytestmark = pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
 PATTERN = b"strata-plaintext-marker-" * 21846  # 512 KiB and a bit
@@ -30,13 +30,15 @@ def test_unencrypted_to_encrypted_in_four_steps(strata_factory, tmp_path: Path) 
     uri = attach(server, ec2, plain, "us-east-1a")
     qemu_io(uri, f"write -s {source} 0 1M", "flush")
     detach(ec2, plain)
-    assert files_containing(server, b"strata-plaintext-marker-") == 2
 
     # 1. snapshot  2. encrypted copy (same region, a customer key)  3. volume  4. attach
     snap = ec2.create_snapshot(VolumeId=plain)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
+    assert files_containing(server, b"strata-plaintext-marker-") == 2  # the plain snapshot's blocks
     copy = ec2.copy_snapshot(
         SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=key["Arn"]
     )
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[copy["SnapshotId"]], WaiterConfig=FAST)
     copied = ec2.describe_snapshots(SnapshotIds=[copy["SnapshotId"]])["Snapshots"][0]
     assert copied["Encrypted"] and copied["KmsKeyId"] == key["Arn"]
     secure = ec2.create_volume(AvailabilityZone="us-east-1b", SnapshotId=copy["SnapshotId"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.ec2.helpers import attach, detach, qemu_io, read_all, write_file
+from tests.services.ec2.helpers import FAST, attach, detach, qemu_io, read_all, write_file
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-io") and shutil.which("nbdcopy")),
@@ -32,7 +32,7 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
     ec2 = strata_server.client("ec2")
     west = strata_server.client("ec2", region="us-west-2")
     volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a", VolumeType="gp3")["VolumeId"]
-    ec2.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig=FAST)
     uri = attach(strata_server, ec2, volume, "us-east-1a")
 
     # 16 MiB of random data at the start, a pattern at 512 MiB; the rest is never written.
@@ -41,7 +41,7 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
     write_file(uri, tmp_path / "first.img")
     qemu_io(uri, "write -P 0xab 512M 1M", "flush")
     snap1 = ec2.create_snapshot(VolumeId=volume, Description="first")["SnapshotId"]
-    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap1], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap1], WaiterConfig=FAST)
     image1 = read_all(uri, tmp_path / "image1.img")
     assert image1[: 16 * MIB] == first
     assert image1[512 * MIB : 513 * MIB] == b"\xab" * MIB
@@ -50,7 +50,7 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
     # Change one 4 KiB piece of one block, then snapshot again.
     qemu_io(uri, "write -P 0x5a 4096 4096", "flush")
     snap2 = ec2.create_snapshot(VolumeId=volume, Description="second")["SnapshotId"]
-    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap2], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap2], WaiterConfig=FAST)
     image2 = bytearray(image1)
     image2[4096:8192] = b"\x5a" * 4096
 
@@ -62,12 +62,12 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
 
     # Restore snapshot 1 in another zone, snapshot 2 in another region (through a copy).
     restored1 = ec2.create_volume(SnapshotId=snap1, AvailabilityZone="us-east-1c")["VolumeId"]
-    ec2.get_waiter("volume_available").wait(VolumeIds=[restored1], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_available").wait(VolumeIds=[restored1], WaiterConfig=FAST)
     uri1 = attach(strata_server, ec2, restored1, "us-east-1c")
     assert read_all(uri1, tmp_path / "restored1.img") == image1
 
     copy = west.copy_snapshot(SourceSnapshotId=snap2, SourceRegion="us-east-1")["SnapshotId"]
-    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig={"Delay": 1})
+    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig=FAST)
     restored2 = west.create_volume(SnapshotId=copy, AvailabilityZone="us-west-2b", VolumeType="gp3")[
         "VolumeId"
     ]

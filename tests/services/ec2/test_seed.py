@@ -7,6 +7,8 @@ from datetime import datetime
 import boto3
 import pytest
 
+from tests.services.ec2.helpers import FAST
+
 ENDPOINT = ""
 ec2 = None  # the seed's module-level client, bound to the test server by the fixture
 
@@ -82,10 +84,10 @@ def seed(strata_server):  # noqa: ANN001, ANN201
 
 def test_the_seeds_snapshot_copy_and_restore(seed) -> None:  # noqa: ANN001
     volume = seed.create_volume(Size=2, AvailabilityZone="us-east-1a", VolumeType="gp3")["VolumeId"]
-    seed.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig={"Delay": 1})
+    seed.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig=FAST)
 
     snapshot = create_ebs_snapshot(volume)
-    seed.get_waiter("snapshot_completed").wait(SnapshotIds=[snapshot], WaiterConfig={"Delay": 1})
+    seed.get_waiter("snapshot_completed").wait(SnapshotIds=[snapshot], WaiterConfig=FAST)
     snap = seed.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]
     assert snap["VolumeId"] == volume and snap["VolumeSize"] == 2 and not snap["Encrypted"]
     assert snap["Description"].startswith("Backup-")
@@ -96,7 +98,7 @@ def test_the_seeds_snapshot_copy_and_restore(seed) -> None:  # noqa: ANN001
 
     copy = copy_snapshot_cross_region(snapshot, "us-east-1", "eu-west-1")
     west = boto3.client("ec2", region_name="eu-west-1", endpoint_url=ENDPOINT)
-    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig={"Delay": 1})
+    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy], WaiterConfig=FAST)
     copied = west.describe_snapshots(SnapshotIds=[copy])["Snapshots"][0]
     assert copied["Encrypted"] and copied["Description"] == "DR copy from us-east-1"
     assert ":eu-west-1:" in copied["KmsKeyId"]
@@ -104,7 +106,7 @@ def test_the_seeds_snapshot_copy_and_restore(seed) -> None:  # noqa: ANN001
     assert not seed.describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [copy]}])["Snapshots"]
 
     restored = create_volume_from_snapshot(snapshot, "us-east-1b")
-    seed.get_waiter("volume_available").wait(VolumeIds=[restored], WaiterConfig={"Delay": 1})
+    seed.get_waiter("volume_available").wait(VolumeIds=[restored], WaiterConfig=FAST)
     vol = seed.describe_volumes(VolumeIds=[restored])["Volumes"][0]
     assert vol["AvailabilityZone"] == "us-east-1b" and vol["SnapshotId"] == snapshot
     assert vol["Encrypted"] and vol["VolumeType"] == "gp3" and vol["Size"] == 2

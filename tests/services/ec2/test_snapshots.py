@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.ec2.helpers import attach, detach, qemu_io
+from tests.services.ec2.helpers import FAST, attach, detach, qemu_io
 
 AZ = "us-east-1a"
 OTHER = "111122223333"
@@ -28,13 +28,15 @@ def test_delete_snapshot_frees_only_blocks_nobody_else_needs(strata_factory) -> 
     uri = attach(server, ec2, vol, AZ)
     qemu_io(uri, "write -P 1 0 1M", "flush")  # blocks 0, 1 (one content)
     snap1 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
-    qemu_io(uri, "write -P 2 0 512K", "flush")  # block 0 changes
+    qemu_io(uri, "write -P 2 0 512K", "flush")  # block 0 changes (after the snapshot began)
     snap2 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
     qemu_io(uri, "write -P 3 0 512K", "write -P 4 1M 512K", "flush")
-    assert len(block_files(server)) == 4  # contents 1, 2, 3, 4
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap1, snap2], WaiterConfig=FAST)
+    # Contents 1 and 2 are the snapshots'; 3 and 4 live in the volume's own file, not as blocks.
+    assert len(block_files(server)) == 2
     detach(ec2, vol)
     ec2.delete_volume(VolumeId=vol)
-    assert len(block_files(server)) == 2  # 3 and 4 were only the volume's
+    assert len(block_files(server)) == 2
     restored = ec2.create_volume(AvailabilityZone="us-east-1b", SnapshotId=snap1)["VolumeId"]
     ec2.delete_snapshot(SnapshotId=snap1)
     assert len(block_files(server)) == 2  # 1 is still snap2's and the restored volume's
@@ -55,6 +57,7 @@ def test_owners_permissions_and_restorable_by(strata_server, unique: str) -> Non
         Description=unique,
         TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": unique}]}],
     )["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
     mine = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "description", "Values": [unique]}])
     assert [s["SnapshotId"] for s in mine["Snapshots"]] == [snap]
     assert not ec2.describe_snapshots(OwnerIds=[OTHER], SnapshotIds=[snap])["Snapshots"]
@@ -92,6 +95,7 @@ def test_an_encrypted_snapshot_only_yields_encrypted_volumes(strata_server) -> N
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1, Encrypted=True)["VolumeId"]
     snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
     assert ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["Encrypted"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
     restored = ec2.create_volume(AvailabilityZone="us-east-1f", SnapshotId=snap)
     assert restored["Encrypted"] and restored["KmsKeyId"]
     with pytest.raises(ClientError) as info:
@@ -103,6 +107,7 @@ def test_create_snapshots_of_an_instance(strata_server) -> None:  # noqa: ANN001
     ec2 = strata_server.client("ec2")
     zone = "us-east-1f"
     vols = [ec2.create_volume(AvailabilityZone=zone, Size=1)["VolumeId"] for _ in range(2)]
+    ec2.get_waiter("volume_available").wait(VolumeIds=vols, WaiterConfig=FAST)
     reservations = ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": [zone]}])
     instance = reservations["Reservations"][0]["Instances"][0]["InstanceId"]
     for vol, device in zip(vols, ("/dev/sdm", "/dev/sdn"), strict=True):
@@ -125,6 +130,8 @@ def test_start_up_sweeps_what_a_crash_left_behind(strata_factory) -> None:  # no
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
     uri = attach(server, ec2, vol, AZ)
     qemu_io(uri, "write -P 9 0 512K", "flush")
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]  # the block is published
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
     server.kill()
     root = Path(server.data_dir) / "ec2"
     (kept,) = block_files(server)
@@ -163,6 +170,8 @@ def test_fsck_checks_block_files(strata_factory) -> None:  # noqa: ANN001
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
     uri = attach(server, ec2, vol, AZ)
     qemu_io(uri, "write -P 5 0 512K", "write -P 6 512K 512K", "flush")
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]  # the blocks are published
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
     server.stop()
     root = Path(server.data_dir) / "ec2" / "blocks"
     first, second = sorted(block_files(server))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.services.ec2.helpers import FAST
+
 AZ = "us-east-1a"
 
 
@@ -79,7 +81,7 @@ def test_the_type_table_is_enforced_with_aws_errors(ec2, kw: dict, code: str, fr
 def test_valid_volumes_of_every_type(ec2, kw: dict, iops: int | None, throughput: int | None) -> None:  # noqa: ANN001
     vol = ec2.create_volume(AvailabilityZone=AZ, **kw)
     assert vol["State"] == "creating"
-    ec2.get_waiter("volume_available").wait(VolumeIds=[vol["VolumeId"]], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol["VolumeId"]], WaiterConfig=FAST)
     shown = ec2.describe_volumes(VolumeIds=[vol["VolumeId"]])["Volumes"][0]
     assert (shown.get("Iops"), shown.get("Throughput"), shown["Size"]) == (iops, throughput, kw["Size"])
     ec2.delete_volume(VolumeId=vol["VolumeId"])
@@ -151,6 +153,7 @@ def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN0
         "InvalidVolume.NotFound"
     )
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig=FAST)
     instance = ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": [AZ]}])
     instance_id = instance["Reservations"][0]["Instances"][0]["InstanceId"]
     other = ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": ["us-east-1b"]}])
@@ -158,7 +161,7 @@ def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN0
     code, _ = error_of(ec2.attach_volume, VolumeId=vol, InstanceId=other_id, Device="/dev/sdf")
     assert code == "InvalidVolume.ZoneMismatch"
     ec2.attach_volume(VolumeId=vol, InstanceId=instance_id, Device="/dev/sdk")
-    ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol], WaiterConfig=FAST)
     assert error_of(ec2.delete_volume, VolumeId=vol)[0] == "VolumeInUse"
     assert (
         error_of(ec2.attach_volume, VolumeId=vol, InstanceId=instance_id, Device="/dev/sdl")[0]
@@ -167,10 +170,10 @@ def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN0
     mapped = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert vol in [m["Ebs"]["VolumeId"] for m in mapped["BlockDeviceMappings"]]
     ec2.detach_volume(VolumeId=vol)
-    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig=FAST)
     assert error_of(ec2.detach_volume, VolumeId=vol)[0] == "IncorrectState"
     ec2.delete_volume(VolumeId=vol)
-    ec2.get_waiter("volume_deleted").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1})
+    ec2.get_waiter("volume_deleted").wait(VolumeIds=[vol], WaiterConfig=FAST)
     assert error_of(ec2.delete_volume, VolumeId=vol)[0] == "InvalidVolume.NotFound"
 
 
