@@ -6,8 +6,8 @@
     batch.py         BatchGetItem / BatchWriteItem
     transactions.py  TransactWriteItems / TransactGetItems
     expressions/     the one expression engine
-    ttl.py           expiry of items when the simulated clock moves
-    bulk.py          long work in background chunks: DeleteTable, GSI backfill/drop, TTL, migration
+    ttl.py           expiry of items: the scheduler's dynamodb.ttl rule (strata.sim.scheduler)
+    bulk.py          long work in background chunks: DeleteTable, GSI backfill/drop, migration
     store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
@@ -43,6 +43,7 @@ from strata.services.dynamodb.tables import (
 )
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
+from strata.sim.scheduler import scheduler
 
 
 @refusing("dynamodb")
@@ -63,8 +64,7 @@ class DynamoDBProvider:
 
     async def start(self) -> None:
         self.bulk.resume()
-        ttl.sweep(self.state, clock.time(), self.bulk)
-        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp(), self.bulk))
+        scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
 
     async def stop(self) -> None:
         await self.bulk.stop()
