@@ -30,6 +30,7 @@ import math
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from strata.sim.clock import Clock
@@ -106,7 +107,8 @@ class Scheduler:
         """Each rule's progress, for the admin API."""
         out = {}
         for rule in self._rules.values():
-            entry: dict = {"caught_up_to": rule.done, "every_seconds": rule.every}
+            caught_up = datetime.fromtimestamp(rule.done, UTC).isoformat()
+            entry: dict = {"caught_up_to": caught_up, "every_seconds": rule.every}
             if rule.error:
                 entry["error"] = rule.error
             out[rule.name] = entry

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.sim.clock import clock
@@ -74,6 +75,7 @@ class S3Core:
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
+        self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -127,7 +129,9 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+    def _read_version(
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+    ) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)
@@ -166,6 +170,25 @@ class S3Core:
                 key, headers={"x-amz-delete-marker": "true", "x-amz-version-id": row.version_id}
             )
         return row
+
+    def _lifecycle_rules(self, bucket: BucketRow) -> Rules | None:
+        """The bucket's compiled lifecycle rules (cached against its stored configuration)."""
+        stored = bucket.config.get("lifecycle")
+        if not stored:
+            return None
+        hit = self._lifecycle.get(bucket.name)
+        if hit is not None and hit[0] is stored:
+            return hit[1]
+        rules = Rules(stored)
+        self._lifecycle[bucket.name] = (stored, rules)
+        return rules
+
+    def _expiration_header(self, bucket: BucketRow, row: ObjectRow) -> str | None:
+        """`x-amz-expiration` for the current version of an object a lifecycle rule will expire."""
+        rules = self._lifecycle_rules(bucket) if bucket.config.get("lifecycle") else None
+        if rules is None or row.dm:
+            return None
+        return rules.expiration_header(row.key, row.size, row.attrs.get("tags"), row.modified)
 
     # -- writes ----------------------------------------------------------------------------------
 

@@ -174,6 +174,9 @@ class ObjectOperations(S3Core):
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
         if versioning:
             out["VersionId"] = row.version_id
+        expiration = self._expiration_header(bucket, row)
+        if expiration:
+            out["Expiration"] = expiration
         return out
 
     async def _store_ingested(
@@ -226,6 +229,10 @@ class ObjectOperations(S3Core):
             req.get("IfUnmodifiedSince"),
         )
         out = object_headers(row, bucket)
+        if row.latest:
+            expiration = self._expiration_header(bucket, row)
+            if expiration:
+                out["Expiration"] = expiration
         if not head and not readable(row.storage_class, row.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",

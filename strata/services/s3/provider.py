@@ -7,6 +7,8 @@ listing.py     ListObjects, ListObjectsV2, ListObjectVersions
 versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
 restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
+lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecycle_rules.py what
+               rules do and when; lifecycle_run.py runs them (the scheduler's s3.lifecycle rule)
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 from strata.services.parameters import refusing
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.guard import guarded
+from strata.services.s3.lifecycle import LifecycleOperations
+from strata.services.s3.lifecycle_run import LifecycleRun
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
@@ -36,5 +40,7 @@ class S3Provider(
     VersioningOperations,
     PostObjectOperations,
     RestoreOperations,
+    LifecycleOperations,
+    LifecycleRun,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -354,6 +354,62 @@ class S3Store:
         for (b,) in self.db.query("SELECT blob FROM parts"):
             yield b
 
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def lifecycle_buckets(self) -> list[str]:
+        """Names of the buckets that have a lifecycle configuration."""
+        return [r[0] for r in self.db.query("SELECT name FROM buckets WHERE config LIKE '%\"lifecycle\"%'")]
+
+    _LC_COLS = "id, key, version_id, dm, size, modified, storage_class, blob"
+
+    def lifecycle_rows(
+        self, bucket: str, start: str, after: str | None, end: str | None, limit: int, with_attrs: bool
+    ) -> list[tuple]:
+        """Versions of the keys from `start` (after key `after`) below `end`, key order, newest
+        first: (id, key, version_id, dm, size, modified, storage_class, blob, attrs or None).
+        Attributes are decoded only when asked for (tag filters): most rules need none."""
+        cols = self._LC_COLS + (", attrs" if with_attrs else "")
+        sql = f"SELECT {cols} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND "
+        args: list[Any] = [bucket]
+        if after is None:
+            sql += "key >= ?"
+            args.append(start)
+        else:
+            sql += "key > ?"
+            args.append(after)
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        rows = self.db.query(sql + " ORDER BY key, id DESC LIMIT ?", [*args, limit])
+        return [(*r[:8], json.loads(r[8]) if with_attrs else None) for r in rows]
+
+    def key_rows(self, bucket: str, key: str, with_attrs: bool) -> list[tuple]:
+        """Every version of one key, as `lifecycle_rows` gives them."""
+        cols = self._LC_COLS + (", attrs" if with_attrs else "")
+        rows = self.db.query(
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC", (bucket, key)
+        )
+        return [(*r[:8], json.loads(r[8]) if with_attrs else None) for r in rows]
+
+    def make_newest_latest(self, bucket: str, key: str) -> None:
+        """After the latest version of a key was removed: the newest left becomes latest."""
+        nxt = self.db.query_one(
+            "SELECT id FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (bucket, key)
+        )
+        if nxt:
+            self.db.execute("UPDATE objects SET latest = 1 WHERE id = ?", (nxt[0],))
+
+    def uploads_page(self, bucket: str, after: str, limit: int) -> list[tuple[str, str, float]]:
+        """(upload_id, key, initiated) of a bucket's uploads after `after`, in upload id order."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.query(
+                "SELECT upload_id, key, initiated FROM uploads WHERE bucket = ? AND upload_id > ? "
+                "ORDER BY upload_id LIMIT ?",
+                (bucket, after, limit),
+            )
+        ]
+
     # -- multipart -------------------------------------------------------------------------------
 
     def insert_upload(self, upload_id: str, bucket: str, key: str, initiated: float, attrs: dict) -> None:

@@ -1,0 +1,146 @@
+"""The `s3.lifecycle` rule of the scheduler: buckets' lifecycle configurations, executed.
+
+Each run walks the objects of every bucket with a lifecycle configuration once (only the key
+ranges its rules' prefixes name), a chunk of keys per group commit, and does to each key what
+`Rules.plan_key` says S3 would have done by the target instant. The work therefore grows with the
+number of objects, never with the days the clock jumped: a 365-day jump is one walk. Everything
+is decided inside the write that applies it (a key written meanwhile is planned from its new
+versions), and a run cut short by a stop or a kill is redone from the start by the scheduler,
+which finds the work already done and does nothing twice.
+
+Incomplete multipart uploads past AbortIncompleteMultipartUpload's days are aborted in the same
+run. Lifecycle transitions are metered as S3 bills them (a request per object transitioned).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from strata.services.s3.core import S3Core
+from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
+from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
+from strata.sim.meter import meter
+from strata.sim.scheduler import scheduler
+
+CHUNK = 2000  # object versions planned per group commit
+UPLOADS_CHUNK = 500
+
+
+def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
+    for k, v in counts.items():
+        into[k] = into.get(k, 0) + v
+
+
+class LifecycleRun(S3Core):
+    async def start(self) -> None:
+        scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY)
+
+    async def _run_lifecycle(self, since: float, until: float) -> dict[str, int]:
+        """Apply every bucket's lifecycle rules up to simulated time `until`; what was done."""
+        counts: dict[str, int] = {}
+        for name in self.store.lifecycle_buckets():
+            bucket = self.store.bucket(name, cached=False)
+            if bucket is None or not bucket.config.get("lifecycle"):
+                continue
+            rules = Rules(bucket.config["lifecycle"])
+            for start, end in [(p, prefix_end(p)) for p in rules.prefixes] or [("", None)]:
+                after: str | None = None
+                while True:
+                    after, freed, done = await self.store.db.write(
+                        partial(self._lifecycle_chunk, name, start, end, after, until)
+                    )
+                    self._free_blobs(freed)
+                    _merge(counts, done)
+                    if after is None:
+                        break
+            if rules.aborting:
+                await self._abort_uploads(name, rules, until, counts)
+        return counts
+
+    def _lifecycle_chunk(
+        self, name: str, start: str, end: str | None, after: str | None, until: float
+    ) -> tuple[str | None, list[str], dict[str, int]]:
+        """Plan and apply one chunk of keys (inside a store write); (last key, freed blobs, counts)."""
+        bucket = self.store.bucket(name, cached=False)
+        if bucket is None or not bucket.config.get("lifecycle"):
+            return None, [], {}
+        rules = Rules(bucket.config["lifecycle"])
+        rows = self.store.lifecycle_rows(name, start, after, end, CHUNK, rules.uses_tags)
+        if not rows:
+            return None, [], {}
+        last = rows[-1][1]
+        more = len(rows) == CHUNK
+        if more:  # the last key's versions may go on past the chunk: take them all
+            rows = [r for r in rows if r[1] != last]
+            rows += self.store.key_rows(name, last, rules.uses_tags)
+        freed: list[str] = []
+        counts: dict[str, int] = {}
+        i = 0
+        while i < len(rows):
+            key = rows[i][1]
+            j = i
+            while j < len(rows) and rows[j][1] == key:
+                j += 1
+            versions = [
+                Version(r[0], r[2], bool(r[3]), r[4], r[5], r[6], (r[8].get("tags") if r[8] else None))
+                for r in rows[i:j]
+            ]
+            blobs = {r[0]: r[7] for r in rows[i:j]}
+            plan = rules.plan_key(key, versions, bucket.versioning, until)
+            if plan.counts:
+                freed += self._apply(name, key, plan, blobs, versions[0].id)
+                _merge(counts, plan.counts)
+            i = j
+        for k, n in counts.items():
+            if k.startswith("transitioned_to_"):
+                meter.record("s3", f"LifecycleTransition-{k[16:]}", n, "request", bucket=name)
+        return (last if more else None), freed, counts
+
+    def _apply(
+        self, name: str, key: str, plan: Plan, blobs: dict[int | None, Any], newest: int | None
+    ) -> list[str]:
+        store = self.store
+        freed = []
+        removed_latest = False
+        for v in plan.delete:
+            store.db.execute("DELETE FROM objects WHERE id = ?", (v.id,))
+            removed_latest = removed_latest or v.id == newest
+            blob = blobs.get(v.id)
+            if blob and not store.blob_referenced(blob):
+                freed.append(blob)
+        for v in plan.moves:
+            store.db.execute("UPDATE objects SET storage_class = ? WHERE id = ?", (v.target, v.id))
+        if plan.marker is not None:
+            m = plan.marker
+            row = ObjectRow(
+                0, name, key, m.version_id or NEW_VERSION, True, True, None, 0, "", m.modified, "STANDARD", {}
+            )
+            freed += store.insert_version(row, replace_null=m.version_id == "null")
+        elif removed_latest:
+            store.make_newest_latest(name, key)
+        return freed
+
+    async def _abort_uploads(self, name: str, rules: Rules, until: float, counts: dict[str, int]) -> None:
+        after = ""
+        while True:
+            page = self.store.uploads_page(name, after, UPLOADS_CHUNK)
+            due = [
+                u
+                for u, key, initiated in page
+                if (at := rules.abort_due(key, initiated)) is not None and at <= until
+            ]
+            if due:
+
+                def abort(ids: list[str] = due) -> list[str]:
+                    freed = []
+                    for upload_id in ids:
+                        if self.store.upload(upload_id) is not None:
+                            freed += self.store.delete_upload(upload_id)
+                    return freed
+
+                self._free_blobs(await self.store.db.write(abort))
+                _merge(counts, {"uploads_aborted": len(due)})
+            if len(page) < UPLOADS_CHUNK:
+                return
+            after = page[-1][0]
