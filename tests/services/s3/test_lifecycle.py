@@ -1,0 +1,464 @@
+"""S3 lifecycle configurations, executed on the simulated clock (the scheduler's s3.lifecycle rule).
+
+Private servers: the tests move their clocks. The seed's `setup_lifecycle_policy` runs verbatim
+in a subprocess pointed at the server with AWS_ENDPOINT_URL only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from datetime import UTC, datetime
+from email.utils import formatdate
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+DAY = 86400
+BIG = b"L" * (128 * 1024)  # the smallest object S3 transitions by default
+
+# The seed (storage-and-databases.md, "S3 Lifecycle Policies"), verbatim.
+SEED = """
+# Example lifecycle policy configuration
+import boto3
+import json
+
+s3 = boto3.client('s3')
+
+# Lifecycle policies are the single most impactful cost optimization for S3.
+# A real-world example: a company storing 50 TB of logs at S3 Standard costs
+# ~$1,150/month. Moving 30-day-old logs to Glacier cuts that to ~$180/month.
+# Adding Deep Archive after 1 year brings long-term storage to ~$50/month.
+lifecycle_policy = {
+    "Rules": [
+        {
+            "ID": "MoveToIA30Days",
+            "Status": "Enabled",
+            "Filter": {"Prefix": "logs/"},
+            "Transitions": [
+                {
+                    "Days": 30,
+                    "StorageClass": "STANDARD_IA"
+                },
+                {
+                    "Days": 90,
+                    "StorageClass": "GLACIER"
+                },
+                {
+                    "Days": 365,
+                    "StorageClass": "DEEP_ARCHIVE"
+                }
+            ],
+            "Expiration": {
+                "Days": 2555  # Delete after 7 years
+            }
+        },
+        {
+            # This rule is critical and often overlooked. Failed multipart
+            # uploads leave invisible partial data in your bucket that you
+            # still pay for. Some teams discover gigabytes of orphaned parts
+            # eating their S3 budget. 7 days is generous -- most uploads
+            # either complete in minutes or never will.
+            "ID": "DeleteIncompleteMultipartUploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {
+                "DaysAfterInitiation": 7
+            }
+        },
+        {
+            "ID": "ExpireOldVersions",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionTransitions": [
+                {
+                    "NoncurrentDays": 30,
+                    "StorageClass": "GLACIER"
+                }
+            ],
+            "NoncurrentVersionExpiration": {
+                "NoncurrentDays": 365
+            }
+        }
+    ]
+}
+
+s3.put_bucket_lifecycle_configuration(
+    Bucket='my-bucket',
+    LifecycleConfiguration=lifecycle_policy
+)
+"""
+
+
+def sim_now(server: Any) -> float:
+    return datetime.fromisoformat(server.admin("/_strata/clock")["now"]).timestamp()
+
+
+def cli_advance(server: Any, duration: str) -> dict:
+    """`strata clock advance` as a user runs it; its JSON answer."""
+    out = subprocess.run(
+        [sys.executable, "-m", "strata.cli", "clock", "advance", duration, "--endpoint", server.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def classes(s3: Any, bucket: str) -> dict[str, str]:
+    out = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: o["StorageClass"] for o in out}
+
+
+def versions(s3: Any, bucket: str) -> list[tuple]:
+    """Every version and delete marker: (key, marker?, class, last modified, size), oldest first."""
+    r = s3.list_object_versions(Bucket=bucket)
+    out = [(v["Key"], False, v["StorageClass"], v["LastModified"], v["Size"]) for v in r.get("Versions", [])]
+    out += [(m["Key"], True, "", m["LastModified"], 0) for m in r.get("DeleteMarkers", [])]
+    return sorted(out, key=lambda v: (v[0], v[3], v[1]))
+
+
+def test_the_seed_policy_runs_verbatim_and_400_days_later_objects_are_where_it_says(
+    strata_factory: Any,
+) -> None:
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="my-bucket")
+    s3.put_bucket_versioning(Bucket="my-bucket", VersioningConfiguration={"Status": "Enabled"})
+    subprocess.run([sys.executable, "-c", SEED], env=server.env(), check=True, timeout=60)
+    rules = s3.get_bucket_lifecycle_configuration(Bucket="my-bucket")["Rules"]
+    assert [r["ID"] for r in rules] == [
+        "MoveToIA30Days",
+        "DeleteIncompleteMultipartUploads",
+        "ExpireOldVersions",
+    ]
+    assert rules[0]["Transitions"][2] == {"Days": 365, "StorageClass": "DEEP_ARCHIVE"}
+
+    t0 = sim_now(server)
+    put = s3.put_object(Bucket="my-bucket", Key="logs/app.log", Body=BIG)
+    s3.put_object(Bucket="my-bucket", Key="logs/tiny.log", Body=b"small")  # below 128 KiB: stays
+    s3.put_object(Bucket="my-bucket", Key="data/report.csv", Body=BIG)  # v1, noncurrent at v2
+    s3.put_object(Bucket="my-bucket", Key="data/report.csv", Body=BIG + b"2")
+    s3.create_multipart_upload(Bucket="my-bucket", Key="data/abandoned.bin")
+    # Expires 2555 days after creation, at the next midnight UTC (one later if the PUT crossed one).
+    expiry = math.ceil((t0 + 2555 * DAY) / DAY) * DAY
+    assert put["Expiration"] in [
+        f'expiry-date="{formatdate(at, usegmt=True)}", rule-id="MoveToIA30Days"'
+        for at in (expiry, expiry + DAY)
+    ]
+    assert s3.head_object(Bucket="my-bucket", Key="logs/app.log")["Expiration"] == put["Expiration"]
+    assert "Expiration" not in s3.head_object(Bucket="my-bucket", Key="data/report.csv")
+
+    report = cli_advance(server, "45d")["ran"]["s3.lifecycle"]
+    assert report == {"transitioned_to_STANDARD_IA": 1, "transitioned_to_GLACIER": 1, "uploads_aborted": 1}
+    assert classes(s3, "my-bucket") == {
+        "data/report.csv": "STANDARD",
+        "logs/app.log": "STANDARD_IA",
+        "logs/tiny.log": "STANDARD",
+    }
+    server.restart()  # progress survives; the rest of the 400 days after the restart
+    report = cli_advance(server, "355d")["ran"]["s3.lifecycle"]
+    assert report == {"transitioned_to_DEEP_ARCHIVE": 1, "noncurrent_expired": 1}
+    assert classes(s3, "my-bucket") == {
+        "data/report.csv": "STANDARD",
+        "logs/app.log": "DEEP_ARCHIVE",
+        "logs/tiny.log": "STANDARD",
+    }
+    assert [v[0] for v in versions(s3, "my-bucket")] == ["data/report.csv", "logs/app.log", "logs/tiny.log"]
+    assert s3.list_multipart_uploads(Bucket="my-bucket").get("Uploads") is None
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="my-bucket", Key="logs/app.log")
+    assert e.value.response["Error"]["Code"] == "InvalidObjectState"
+    assert cli_advance(server, "1d")["ran"]["s3.lifecycle"] == {}  # nothing twice
+    transitions = [
+        e for e in server.admin("/_strata/meter?service=s3")["events"] if "LifecycleTransition" in e["event"]
+    ]
+    assert sorted(e["event"] for e in transitions) == [
+        "LifecycleTransition-DEEP_ARCHIVE",
+        "LifecycleTransition-GLACIER",
+        "LifecycleTransition-STANDARD_IA",
+    ]
+
+
+POLICY = {
+    "Rules": [
+        {
+            "ID": "logs",
+            "Status": "Enabled",
+            "Filter": {"Prefix": "logs/"},
+            "Transitions": [
+                {"Days": 30, "StorageClass": "STANDARD_IA"},
+                {"Days": 120, "StorageClass": "GLACIER"},
+            ],
+            "Expiration": {"Days": 400},
+        },
+        {
+            "ID": "tagged",
+            "Status": "Enabled",
+            "Filter": {
+                "And": {
+                    "Prefix": "t/",
+                    "Tags": [{"Key": "tier", "Value": "cold"}],
+                    "ObjectSizeGreaterThan": 10,
+                }
+            },
+            "Transitions": [{"Days": 0, "StorageClass": "GLACIER_IR"}],
+            "Expiration": {"Days": 700},
+        },
+        {
+            "ID": "versions",
+            "Status": "Enabled",
+            "Filter": {},
+            "NoncurrentVersionTransitions": [{"NoncurrentDays": 60, "StorageClass": "DEEP_ARCHIVE"}],
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 200, "NewerNoncurrentVersions": 1},
+        },
+        {
+            "ID": "markers",
+            "Status": "Enabled",
+            "Filter": {"Prefix": "m/"},
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 10},
+        },
+        {"ID": "off", "Status": "Disabled", "Filter": {}, "Expiration": {"Days": 1}},
+    ]
+}
+
+
+def _fill(s3: Any, bucket: str) -> None:
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=POLICY)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"logs/{i}", Body=BIG)
+    s3.put_object(Bucket=bucket, Key="t/cold", Body=b"tagged but small", Tagging="tier=cold")
+    s3.put_object(Bucket=bucket, Key="t/warm", Body=b"other tag", Tagging="tier=warm")
+    for i in range(4):  # four versions: the oldest two go, one newer noncurrent is kept
+        s3.put_object(Bucket=bucket, Key="v/doc", Body=BIG + bytes([i]))
+    s3.put_object(Bucket=bucket, Key="m/gone", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="m/gone")  # a marker over one version: both go in time
+
+
+def test_a_three_year_jump_ends_where_small_steps_and_a_restart_end(strata_factory: Any) -> None:
+    """Two servers with the same objects: one jumps 3 years at once, the other moves in 30-day
+    steps with a restart in the middle. They end in the same state, delete markers stamped alike."""
+    jumper, stepper = strata_factory(), strata_factory()
+    # Both start at the same simulated midnight, so due times are the same instants on both.
+    start = (math.floor(max(sim_now(jumper), sim_now(stepper)) / DAY) + 2) * DAY
+    for server in (jumper, stepper):
+        server.admin("/_strata/clock", {"set": datetime.fromtimestamp(start, UTC).isoformat()})
+        _fill(server.client("s3"), "lc-jump")
+    ran = jumper.advance_clock("1095d")["ran"]["s3.lifecycle"]
+    assert ran["expired"] == 4 and ran["noncurrent_expired"] >= 3, ran
+    for step in range(1, 38):
+        stepper.advance_clock("30d" if step < 37 else "15d")
+        if step == 18:
+            stepper.restart()
+    state = versions(jumper.client("s3"), "lc-jump")
+    # The same versions in the same classes; delete markers stamped at the same instants (objects
+    # were written a few real seconds apart on the two servers).
+    assert [(*v[:3], v[4], v[3] if v[1] else None) for v in state] == [
+        (*v[:3], v[4], v[3] if v[1] else None) for v in versions(stepper.client("s3"), "lc-jump")
+    ]
+    # Expired current versions became delete markers stamped at the midnight they fell due.
+    logs = [v for v in state if v[0] == "logs/0"]
+    assert [v[1] for v in logs] == [False, True]
+    assert logs[1][3].timestamp() == start + 401 * DAY
+    assert logs[0][2] == "DEEP_ARCHIVE"  # GLACIER when it became noncurrent, then 60 days noncurrent
+    # The tagged rule named t/cold only (and the size filter let a small object transition)
+    # before expiring it; the expired-marker rule removed m/gone entirely.
+    assert [(v[0], v[1], v[2]) for v in state if v[0].startswith("t/")] == [
+        ("t/cold", False, "GLACIER_IR"),
+        ("t/cold", True, ""),
+        ("t/warm", False, "STANDARD"),
+    ]
+    assert not [v for v in state if v[0].startswith("m/")]
+    docs = [v[2] for v in state if v[0] == "v/doc"]
+    assert docs == ["DEEP_ARCHIVE", "STANDARD"]  # the current version and one newer noncurrent kept
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "message"),
+    [
+        ({"Status": "On", "Filter": {}, "Expiration": {"Days": 1}}, "MalformedXML", None),
+        (
+            {"Status": "Enabled", "Filter": {}},
+            "InvalidRequest",
+            "At least one action needs to be specified in a rule",
+        ),
+        (
+            {"Status": "Enabled", "Filter": {}, "Expiration": {"Days": 0}},
+            "InvalidArgument",
+            "'Days' for Expiration action must be a positive integer",
+        ),
+        (
+            {"Status": "Enabled", "Filter": {}, "Expiration": {"Date": datetime(2030, 1, 1, 12, tzinfo=UTC)}},
+            "InvalidArgument",
+            "'Date' must be at midnight GMT",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": "a/"},
+                "Transitions": [{"Days": 10, "StorageClass": "ONEZONE_IA"}],
+            },
+            "InvalidArgument",
+            "'Days' in Transition action must be greater than or equal to 30 for storageClass 'ONEZONE_IA'",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "Transitions": [
+                    {"Days": 30, "StorageClass": "GLACIER"},
+                    {"Days": 60, "StorageClass": "DEEP_ARCHIVE"},
+                ],
+            },
+            "InvalidArgument",
+            "'Days' in the 'Transition' action for StorageClass 'DEEP_ARCHIVE' for filter '(prefix=)' must be 90 "
+            "days more than 'filter '(prefix=)'' in the 'Transition' action for StorageClass 'GLACIER'",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": "logs/"},
+                "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}],
+                "Expiration": {"Days": 30},
+            },
+            "InvalidArgument",
+            "'Days' in the Expiration action for filter '(prefix=logs/)' must be greater than 'Days' in the "
+            "Transition action",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}],
+                "Expiration": {"Date": datetime(2030, 1, 1, tzinfo=UTC)},
+            },
+            "InvalidRequest",
+            "Found mixed 'Date' and 'Days' based Expiration and Transition actions in lifecycle rule for filter "
+            "'(prefix=)'",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"Tag": {"Key": "k", "Value": "v"}},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            },
+            "InvalidRequest",
+            "AbortIncompleteMultipartUpload cannot be specified with Tags.",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"ObjectSizeGreaterThan": 5},
+                "Expiration": {"ExpiredObjectDeleteMarker": True},
+            },
+            "InvalidRequest",
+            "ExpiredObjectDeleteMarker cannot be specified with Object Size.",
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {"And": {"ObjectSizeGreaterThan": 10, "ObjectSizeLessThan": 5}},
+                "Expiration": {"Days": 1},
+            },
+            "InvalidRequest",
+            "'ObjectSizeLessThan' has to be a value greater than 'ObjectSizeGreaterThan'.",
+        ),
+        (
+            {"Status": "Enabled", "Filter": {"And": {"Prefix": "a"}}, "Expiration": {"Days": 1}},
+            "MalformedXML",
+            None,
+        ),
+        (
+            {
+                "Status": "Enabled",
+                "Filter": {},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 0},
+            },
+            "InvalidArgument",
+            "'NewerNoncurrentVersions' for NoncurrentVersionExpiration action must be a positive integer",
+        ),
+    ],
+)
+def test_invalid_configurations_get_s3s_errors(
+    strata_server: Any, unique: str, rule: dict, code: str, message: str | None
+) -> None:
+    s3 = strata_server.client("s3")
+    bucket = f"lc-bad-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [{"ID": "r", **rule}]}
+        )
+    assert e.value.response["Error"]["Code"] == code
+    if message is not None:
+        assert e.value.response["Error"]["Message"] == message
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchLifecycleConfiguration"
+
+
+def test_ids_dates_and_deletion_round_trip(strata_server: Any, unique: str) -> None:
+    s3 = strata_server.client("s3")
+    bucket = f"lc-rt-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    date = datetime(2031, 3, 1, tzinfo=UTC)
+    config = {
+        "Rules": [
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": "a/"},
+                "Transitions": [{"Date": date, "StorageClass": "GLACIER"}],
+            },
+            {"ID": "same", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 3}},
+        ]
+    }
+    answer = s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration=config,
+        TransitionDefaultMinimumObjectSize="varies_by_storage_class",
+    )
+    assert answer["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert got["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    assert got["Rules"][0]["ID"]  # S3 names a rule given none
+    assert got["Rules"][0]["Transitions"] == [{"Date": date, "StorageClass": "GLACIER"}]
+    dup = {"Rules": [config["Rules"][1], config["Rules"][1]]}
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=dup)
+    assert (
+        e.value.response["Error"]["Message"] == "Rule ID must be unique. Found same ID for more than one rule"
+    )
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchLifecycleConfiguration"
+    assert "Expiration" not in s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+
+
+def test_unversioned_expiration_deletes_and_get_reports_the_date(strata_factory: Any) -> None:
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="plain")
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="plain",
+        LifecycleConfiguration={
+            "Rules": [
+                {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 2}}
+            ]
+        },
+    )
+    s3.put_object(Bucket="plain", Key="tmp/a", Body=b"a")
+    s3.put_object(Bucket="plain", Key="keep/b", Body=b"b")
+    got = s3.get_object(Bucket="plain", Key="tmp/a")
+    assert got["Expiration"].endswith('rule-id="tmp"')
+    assert server.advance_clock("1d")["ran"]["s3.lifecycle"] == {}
+    assert server.advance_clock("2d")["ran"]["s3.lifecycle"] == {"expired": 1}
+    assert sorted(classes(s3, "plain")) == ["keep/b"]
+    assert "Versions" not in s3.list_object_versions(Bucket="plain", Prefix="tmp/")
