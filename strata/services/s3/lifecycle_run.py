@@ -23,7 +23,7 @@ from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
 
-CHUNK = 2000  # object versions planned per group commit
+CHUNK = 2000  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
 
 
@@ -66,11 +66,12 @@ class LifecycleRun(S3Core):
         if bucket is None or not bucket.config.get("lifecycle"):
             return None, [], {}
         rules = Rules(bucket.config["lifecycle"])
-        rows = self.store.lifecycle_rows(name, start, after, end, CHUNK, rules.uses_tags)
+        chunk = max(1, self.settings.limit("s3_lifecycle_chunk", CHUNK))
+        rows = self.store.lifecycle_rows(name, start, after, end, chunk, rules.uses_tags)
         if not rows:
             return None, [], {}
         last = rows[-1][1]
-        more = len(rows) == CHUNK
+        more = len(rows) == chunk
         if more:  # the last key's versions may go on past the chunk: take them all
             rows = [r for r in rows if r[1] != last]
             rows += self.store.key_rows(name, last, rules.uses_tags)
