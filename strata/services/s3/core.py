@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import RequestContext, ServiceRuntime
+from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
@@ -219,12 +220,22 @@ class S3Core:
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
             row.version_id = self._new_version_id(fresh)
-            freed = self.store.insert_version(row, replace_null=row.version_id == "null", data=data)
+            replaced: list[tuple[str, int, float]] = []
+            freed = self.store.insert_version(
+                row, replace_null=row.version_id == "null", data=data, replaced=replaced
+            )
+            for storage_class, size, since in replaced:  # an overwritten object
+                charge_early_delete(row.bucket, storage_class, size, since, row.modified)
             return freed, fresh.versioning
 
         freed, versioning = await self.store.db.write(write)
         self._free_blobs(freed)
         return versioning
+
+    def _charge_removal(self, row: ObjectRow) -> None:
+        """Early-deletion charge of a version removed now (charges.py)."""
+        since = row.attrs.get("class_since", row.modified)
+        charge_early_delete(row.bucket, row.storage_class, row.size, since, self._now())
 
     def _free_blobs(self, blob_ids: list[str]) -> None:
         """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).

@@ -127,6 +127,9 @@ class Version:
     tags: dict[str, str] | None = None
     noncurrent_since: float | None = None  # None while current
     target: str | None = None  # the class the plan moves it to
+    class_since: float | None = None  # when it entered storage_class (None: at creation)
+    moved_at: float | None = None  # when the plan's transition fell due
+    removed_at: float | None = None  # when the plan's removal fell due
 
 
 @dataclass
@@ -206,7 +209,7 @@ class Rules:
             if kind == "expire":
                 current = live[0]
                 if not versioning:
-                    self._remove(plan, live, 0)
+                    self._remove(plan, live, 0, at)
                 else:
                     current.noncurrent_since = at
                     marker = Version(
@@ -215,30 +218,31 @@ class Rules:
                     if versioning == "Suspended":  # the marker replaces the null version
                         for j in range(len(live) - 1, -1, -1):
                             if live[j].version_id == "null":
-                                self._remove(plan, live, j)
+                                self._remove(plan, live, j, at)
                     live.insert(0, marker)
                 plan.count("expired")
             elif kind == "noncurrent":
-                self._remove(plan, live, index)
+                self._remove(plan, live, index, at)
                 last_removal = at
                 plan.count("noncurrent_expired")
             else:  # an expired delete marker
-                self._remove(plan, live, 0)
+                self._remove(plan, live, 0, at)
                 plan.count("delete_markers_removed")
         if live and live[0].id is None:
             plan.marker = live[0]
         for v in live:
             if v.dm or v.id is None:
                 continue
-            target = self._class_at(key, v, until)
+            target, moved_at = self._class_at(key, v, until)
             if target != v.storage_class:
-                v.target = target
+                v.target, v.moved_at = target, moved_at
                 plan.moves.append(v)
                 plan.count(f"transitioned_to_{target}")
         return plan
 
-    def _remove(self, plan: Plan, live: list[Version], index: int) -> None:
+    def _remove(self, plan: Plan, live: list[Version], index: int, at: float) -> None:
         v = live.pop(index)
+        v.removed_at = at
         if v.id is not None:
             plan.delete.append(v)
 
@@ -309,10 +313,11 @@ class Rules:
                     return live[j].noncurrent_since or live[j].modified
         return live[i].noncurrent_since or live[i].modified
 
-    def _class_at(self, key: str, v: Version, until: float) -> str:
-        """The class a version is in at `until`: the furthest down the waterfall any due transition
-        reached (current-version transitions only while it was current)."""
-        best = v.storage_class
+    def _class_at(self, key: str, v: Version, until: float) -> tuple[str, float | None]:
+        """The class a version is in at `until` — the furthest down the waterfall any due
+        transition reached (current-version transitions only while it was current) — and when
+        that transition fell due."""
+        best, at = v.storage_class, None
         rank = RANK.get(best, 0)
         current_until = until if v.noncurrent_since is None else min(until, v.noncurrent_since)
         for r in self.rules:
@@ -320,15 +325,15 @@ class Rules:
                 continue
             for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive):
                 if due <= current_until and RANK[cls] > rank:
-                    best, rank = cls, RANK[cls]
+                    best, rank, at = cls, RANK[cls], due
             if v.noncurrent_since is not None:
                 for days, _newer, cls in r.noncurrent_transitions:
                     if not r._size_allows(v.size, cls, self.small_to_archive):
                         continue
                     due = next_midnight(v.noncurrent_since + days * DAY)
                     if due <= until and RANK[cls] > rank:
-                        best, rank = cls, RANK[cls]
-        return best
+                        best, rank, at = cls, RANK[cls], due
+        return best, at
 
 
 def compile_rule(r: dict[str, Any]) -> Rule:

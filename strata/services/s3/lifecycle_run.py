@@ -9,7 +9,9 @@ versions), and a run cut short by a stop or a kill is redone from the start by t
 which finds the work already done and does nothing twice.
 
 Incomplete multipart uploads past AbortIncompleteMultipartUpload's days are aborted in the same
-run. Lifecycle transitions are metered as S3 bills them (a request per object transitioned).
+run. Lifecycle transitions are metered as S3 bills them (a request per object transitioned), and
+a version expired or moved on before its class's minimum duration is charged the rest
+(charges.py), at the instant the action fell due.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.core import S3Core
 from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
 from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
@@ -84,7 +87,16 @@ class LifecycleRun(S3Core):
             while j < len(rows) and rows[j][1] == key:
                 j += 1
             versions = [
-                Version(r[0], r[2], bool(r[3]), r[4], r[5], r[6], (r[8].get("tags") if r[8] else None))
+                Version(
+                    r[0],
+                    r[2],
+                    bool(r[3]),
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[9].get("tags") if r[9] else None,
+                    class_since=r[8],
+                )
                 for r in rows[i:j]
             ]
             blobs = {r[0]: r[7] for r in rows[i:j]}
@@ -106,12 +118,18 @@ class LifecycleRun(S3Core):
         removed_latest = False
         for v in plan.delete:
             store.db.execute("DELETE FROM objects WHERE id = ?", (v.id,))
+            if not v.dm:
+                charge_early_delete(
+                    name, v.storage_class, v.size, v.class_since or v.modified, v.removed_at or 0.0
+                )
             removed_latest = removed_latest or v.id == newest
             blob = blobs.get(v.id)
             if blob and not store.blob_referenced(blob):
                 freed.append(blob)
         for v in plan.moves:
-            store.db.execute("UPDATE objects SET storage_class = ? WHERE id = ?", (v.target, v.id))
+            moved_at = v.moved_at or 0.0
+            store.set_class(v.id or 0, v.target or v.storage_class, moved_at)
+            charge_early_delete(name, v.storage_class, v.size, v.class_since or v.modified, moved_at)
         if plan.marker is not None:
             m = plan.marker
             row = ObjectRow(

@@ -28,6 +28,8 @@ STORAGE_CLASSES = frozenset(
         "EXPRESS_ONEZONE",
     }
 )
+# Minimum storage duration per class, in days: an object removed sooner is billed the rest.
+MIN_STORAGE_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
 # Archived classes: the bytes are not readable until restored.
 ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.base import RequestContext
+from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range
 from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
 from strata.services.s3.ingest import (
@@ -312,9 +313,13 @@ class ObjectOperations(S3Core):
             out["VersionId"] = version_id
             if row.dm:
                 out["DeleteMarker"] = True
+            else:
+                self._charge_removal(row)
         elif not bucket.versioning:
             row = self.store.current(bucket.name, key)
             freed = self.store.delete_version(row) if row else []
+            if row is not None and not row.dm:
+                self._charge_removal(row)
         else:
             marker = ObjectRow(
                 0,
@@ -330,7 +335,12 @@ class ObjectOperations(S3Core):
                 "STANDARD",
                 {},
             )
-            freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
+            replaced: list[tuple[str, int, float]] = []
+            freed = self.store.insert_version(
+                marker, replace_null=marker.version_id == "null", replaced=replaced
+            )
+            for storage_class, size, since in replaced:
+                charge_early_delete(bucket.name, storage_class, size, since, marker.modified)
             out.update(DeleteMarker=True, VersionId=marker.version_id)
         return out, freed
 

@@ -235,14 +235,22 @@ class S3Store:
         )
         return ObjectRow.from_row(r) if r else None
 
-    def insert_version(self, row: ObjectRow, *, replace_null: bool, data: bytes | None = None) -> list[str]:
+    def insert_version(
+        self,
+        row: ObjectRow,
+        *,
+        replace_null: bool,
+        data: bytes | None = None,
+        replaced: list[tuple[str, int, float]] | None = None,
+    ) -> list[str]:
         """Make `row` the latest version of its key; returns blob ids no longer referenced.
 
         A small object's bytes come as `data` and live in the row itself (row.blob is None).
         With `replace_null` (unversioned or suspended buckets) an existing `null` version is
         removed first, as S3 overwrites it. A row whose version id is `NEW_VERSION` gets its
         sequence number chosen here and a version id that encodes it (`positions.version_id_at`),
-        so a listing can resume after it even once it is deleted. Call inside a transaction.
+        so a listing can resume after it even once it is deleted. `replaced` collects the
+        (storage class, size, in class since) of a null version removed. Call inside a transaction.
         """
         freed: list[str] = []
         row_id = None
@@ -251,13 +259,16 @@ class S3Store:
             row.version_id = version_id_at(row_id)
         if replace_null:
             old = self.db.query(
-                "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
+                "SELECT id, blob, storage_class, size, COALESCE(json_extract(attrs, '$.class_since'), modified) "
+                "FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
                 (row.bucket, row.key),
             )
-            for oid, blob in old:
+            for oid, blob, storage_class, size, since in old:
                 self.db.execute("DELETE FROM objects WHERE id = ?", (oid,))
                 if blob:
                     freed.append(blob)
+                if replaced is not None:
+                    replaced.append((storage_class, size, since))
         self.db.execute(
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
@@ -360,13 +371,17 @@ class S3Store:
         """Names of the buckets that have a lifecycle configuration."""
         return [r[0] for r in self.db.query("SELECT name FROM buckets WHERE config LIKE '%\"lifecycle\"%'")]
 
-    _LC_COLS = "id, key, version_id, dm, size, modified, storage_class, blob"
+    _LC_COLS = (
+        "id, key, version_id, dm, size, modified, storage_class, blob, "
+        "COALESCE(json_extract(attrs, '$.class_since'), modified)"
+    )
 
     def lifecycle_rows(
         self, bucket: str, start: str, after: str | None, end: str | None, limit: int, with_attrs: bool
     ) -> list[tuple]:
         """Versions of the keys from `start` (after key `after`) below `end`, key order, newest
-        first: (id, key, version_id, dm, size, modified, storage_class, blob, attrs or None).
+        first: (id, key, version_id, dm, size, modified, storage_class, blob, in class since,
+        attrs or None).
         Attributes are decoded only when asked for (tag filters): most rules need none."""
         cols = self._LC_COLS + (", attrs" if with_attrs else "")
         sql = f"SELECT {cols} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND "
@@ -381,7 +396,7 @@ class S3Store:
             sql += " AND key < ?"
             args.append(end)
         rows = self.db.query(sql + " ORDER BY key, id DESC LIMIT ?", [*args, limit])
-        return [(*r[:8], json.loads(r[8]) if with_attrs else None) for r in rows]
+        return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
 
     def key_rows(self, bucket: str, key: str, with_attrs: bool) -> list[tuple]:
         """Every version of one key, as `lifecycle_rows` gives them."""
@@ -389,7 +404,14 @@ class S3Store:
         rows = self.db.query(
             f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC", (bucket, key)
         )
-        return [(*r[:8], json.loads(r[8]) if with_attrs else None) for r in rows]
+        return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
+
+    def set_class(self, row_id: int, storage_class: str, since: float) -> None:
+        """A lifecycle transition: the version's class, and when it entered it."""
+        self.db.execute(
+            "UPDATE objects SET storage_class = ?, attrs = json_set(attrs, '$.class_since', ?) WHERE id = ?",
+            (storage_class, since, row_id),
+        )
 
     def make_newest_latest(self, bucket: str, key: str) -> None:
         """After the latest version of a key was removed: the newest left becomes latest."""

@@ -512,3 +512,37 @@ def test_a_catch_up_cut_by_kill_9_finishes_after_the_restart(strata_factory: Any
     state = versions(s3, "cut")
     assert sum(1 for v in state if v[1]) == 300  # one delete marker per expired key, never two
     assert sum(1 for v in state if not v[1]) == 301
+
+
+def test_early_deletion_is_charged_for_the_rest_of_the_minimum_duration(strata_factory: Any) -> None:
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="early")
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="early",
+        LifecycleConfiguration={
+            "Rules": [{"ID": "x", "Status": "Enabled", "Filter": {"Prefix": "x/"}, "Expiration": {"Days": 5}}]
+        },
+    )
+    t0 = sim_now(server)
+    body = b"e" * 1000
+    s3.put_object(Bucket="early", Key="glacier", Body=body, StorageClass="GLACIER")  # 90 days
+    s3.put_object(Bucket="early", Key="ia", Body=body, StorageClass="STANDARD_IA")  # 30 days
+    s3.put_object(Bucket="early", Key="x/deep", Body=body, StorageClass="DEEP_ARCHIVE")  # 180 days
+    s3.put_object(Bucket="early", Key="standard", Body=body)
+    server.advance_clock("10d")  # x/deep expired by the rule at the midnight after day 5
+    s3.delete_object(Bucket="early", Key="glacier")
+    s3.put_object(Bucket="early", Key="ia", Body=b"overwritten")
+    s3.delete_object(Bucket="early", Key="standard")
+    charged: dict[str, float] = {}
+    for e in server.admin("/_strata/meter?service=s3")["events"]:
+        if e["event"].startswith("EarlyDelete-"):
+            assert e["unit"] == "byte-hour" and e["dims"] == {"bucket": "early"}
+            charged[e["event"]] = charged.get(e["event"], 0.0) + e["quantity"]
+    assert sorted(charged) == ["EarlyDelete-DEEP_ARCHIVE", "EarlyDelete-GLACIER", "EarlyDelete-STANDARD_IA"]
+    assert charged["EarlyDelete-GLACIER"] == pytest.approx(1000 * 80 * 24, rel=0.01)
+    assert charged["EarlyDelete-STANDARD_IA"] == pytest.approx(1000 * 20 * 24, rel=0.01)
+    expired = math.ceil((t0 + 5 * DAY) / DAY) * DAY
+    assert charged["EarlyDelete-DEEP_ARCHIVE"] == pytest.approx(
+        1000 * (t0 + 180 * DAY - expired) / 3600, rel=0.01
+    )
