@@ -240,6 +240,36 @@ class Rules:
                 plan.count(f"transitioned_to_{target}")
         return plan
 
+    def storage_timeline(self, key: str, v: Version, since: float, until: float) -> list[tuple[str, float]]:
+        """(class, seconds) a version planned by `plan_key` was stored in each class in (since, until]."""
+        start = max(since, v.modified)
+        end = min(until, v.removed_at) if v.removed_at is not None else until
+        if end <= start or v.dm:
+            return []
+        changes: list[tuple[float, str]] = []
+        current_end = end if v.noncurrent_since is None else min(end, v.noncurrent_since)
+        for r in self.rules:
+            if not (r.transitions or r.noncurrent_transitions) or not r.matches(key, v.size, v.tags):
+                continue
+            changes += [
+                (due, cls)
+                for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive)
+                if start < due <= current_end
+            ]
+            if v.noncurrent_since is not None:
+                for days, _newer, cls in r.noncurrent_transitions:
+                    due = next_midnight(v.noncurrent_since + days * DAY)
+                    if start < due <= end and r._size_allows(v.size, cls, self.small_to_archive):
+                        changes.append((due, cls))
+        out: list[tuple[str, float]] = []
+        cls, at = v.storage_class, start
+        for due, target in sorted(changes):
+            if RANK[target] > RANK.get(cls, 0):
+                out.append((cls, due - at))
+                cls, at = target, due
+        out.append((cls, end - at))
+        return out
+
     def _remove(self, plan: Plan, live: list[Version], index: int, at: float) -> None:
         v = live.pop(index)
         v.removed_at = at

@@ -1,7 +1,8 @@
 """The `s3.lifecycle` rule of the scheduler: buckets' lifecycle configurations, executed.
 
 Each run walks the objects of every bucket with a lifecycle configuration once (only the key
-ranges its rules' prefixes name), a chunk of keys per group commit, and does to each key what
+ranges its rules' prefixes name; the storage of other keys and buckets is metered by one SQL sum
+each, storage_meter.py), a chunk of keys per group commit, and does to each key what
 `Rules.plan_key` says S3 would have done by the target instant. The work therefore grows with the
 number of objects, never with the days the clock jumped: a 365-day jump is one walk. Everything
 is decided inside the write that applies it (a key written meanwhile is planned from its new
@@ -22,12 +23,28 @@ from typing import Any
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.core import S3Core
 from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
+from strata.services.s3.storage_meter import StorageTally
 from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
 
 CHUNK = 2000  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
+
+
+def _gaps(ranges: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The key ranges outside `ranges` (sorted, disjoint [start, end) ranges; [] is everything)."""
+    out: list[tuple[str, str | None]] = []
+    at: str | None = ""
+    for start, end in ranges:
+        if at is not None and start > at:
+            out.append((at, start))
+        at = end
+        if at is None:
+            break
+    if at is not None:
+        out.append((at, None))
+    return out
 
 
 def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
@@ -40,29 +57,50 @@ class LifecycleRun(S3Core):
         scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY)
 
     async def _run_lifecycle(self, since: float, until: float) -> dict[str, int]:
-        """Apply every bucket's lifecycle rules up to simulated time `until`; what was done."""
+        """Apply every bucket's lifecycle rules up to simulated time `until`, and meter every
+        bucket's storage over (since, until] (storage_meter.py); what was done."""
         counts: dict[str, int] = {}
-        for name in self.store.lifecycle_buckets():
-            bucket = self.store.bucket(name, cached=False)
-            if bucket is None or not bucket.config.get("lifecycle"):
-                continue
-            rules = Rules(bucket.config["lifecycle"])
-            for start, end in [(p, prefix_end(p)) for p in rules.prefixes] or [("", None)]:
-                after: str | None = None
-                while True:
-                    after, freed, done = await self.store.db.write(
-                        partial(self._lifecycle_chunk, name, start, end, after, until)
-                    )
-                    self._free_blobs(freed)
-                    _merge(counts, done)
-                    if after is None:
-                        break
-            if rules.aborting:
-                await self._abort_uploads(name, rules, until, counts)
-        return counts
+        after_bucket = ""
+        while True:
+            page = self.store.list_buckets(after=after_bucket, limit=1000)
+            for bucket in page:
+                await self._run_bucket(bucket.name, since, until, counts)
+            if len(page) < 1000:
+                return counts
+            after_bucket = page[-1].name
+
+    async def _run_bucket(self, name: str, since: float, until: float, counts: dict[str, int]) -> None:
+        tally = StorageTally()
+        bucket = self.store.bucket(name, cached=False)
+        stored = bucket.config.get("lifecycle") if bucket is not None else None
+        rules = Rules(stored) if stored else None
+        walked = ([(p, prefix_end(p)) for p in rules.prefixes] or [("", None)]) if rules else []
+        for start, end in walked:
+            after: str | None = None
+            while True:
+                after, freed, done = await self.store.db.write(
+                    partial(self._lifecycle_chunk, name, start, end, after, since, until, tally)
+                )
+                self._free_blobs(freed)
+                _merge(counts, done)
+                if after is None:
+                    break
+        for start, end in _gaps(walked):  # keys no rule names: their classes stay put
+            for cls, byte_seconds, object_seconds in self.store.storage_sums(name, start, end, since, until):
+                tally.add_sums(cls, byte_seconds, object_seconds)
+        tally.record(name)
+        if rules is not None and rules.aborting:
+            await self._abort_uploads(name, rules, until, counts)
 
     def _lifecycle_chunk(
-        self, name: str, start: str, end: str | None, after: str | None, until: float
+        self,
+        name: str,
+        start: str,
+        end: str | None,
+        after: str | None,
+        since: float,
+        until: float,
+        tally: StorageTally,
     ) -> tuple[str | None, list[str], dict[str, int]]:
         """Plan and apply one chunk of keys (inside a store write); (last key, freed blobs, counts)."""
         bucket = self.store.bucket(name, cached=False)
@@ -101,6 +139,9 @@ class LifecycleRun(S3Core):
             ]
             blobs = {r[0]: r[7] for r in rows[i:j]}
             plan = rules.plan_key(key, versions, bucket.versioning, until)
+            for v in versions:
+                for cls, seconds in rules.storage_timeline(key, v, since, until):
+                    tally.add(cls, v.size, seconds)
             if plan.counts:
                 freed += self._apply(name, key, plan, blobs, versions[0].id)
                 _merge(counts, plan.counts)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.services.s3.names import MIN_BILLABLE_SIZE
 from strata.services.s3.positions import version_id_at
 from strata.storage import MetadataStore
 
@@ -405,6 +406,28 @@ class S3Store:
             f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC", (bucket, key)
         )
         return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
+
+    def storage_sums(
+        self, bucket: str, start: str, end: str | None, since: float, until: float
+    ) -> list[tuple[str, float, float]]:
+        """(class, billed byte-seconds, object-seconds) of the objects with start <= key < end
+        over (since, until], each from its creation if later, at S3's minimum billable sizes."""
+        billed = (
+            "CASE storage_class "
+            + " ".join(f"WHEN '{c}' THEN MAX(size, {n})" for c, n in MIN_BILLABLE_SIZE.items())
+            + " ELSE size END"
+        )
+        sql = (
+            f"SELECT storage_class, SUM(({billed}) * (? - MAX(?, modified))), SUM(? - MAX(?, modified)) "
+            "FROM objects WHERE bucket = ? AND dm = 0 AND modified < ? AND key >= ?"
+        )
+        args: list[Any] = [until, since, until, since, bucket, until, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        return [
+            (r[0], r[1] or 0.0, r[2] or 0.0) for r in self.db.query(sql + " GROUP BY storage_class", args)
+        ]
 
     def set_class(self, row_id: int, storage_class: str, since: float) -> None:
         """A lifecycle transition: the version's class, and when it entered it."""

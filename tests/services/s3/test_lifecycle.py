@@ -178,14 +178,27 @@ def test_the_seed_policy_runs_verbatim_and_400_days_later_objects_are_where_it_s
         s3.get_object(Bucket="my-bucket", Key="logs/app.log")
     assert e.value.response["Error"]["Code"] == "InvalidObjectState"
     assert cli_advance(server, "1d")["ran"]["s3.lifecycle"] == {}  # nothing twice
-    transitions = [
-        e for e in server.admin("/_strata/meter?service=s3")["events"] if "LifecycleTransition" in e["event"]
-    ]
+    events = server.admin("/_strata/meter?service=s3")["events"]
+    transitions = [e for e in events if "LifecycleTransition" in e["event"]]
     assert sorted(e["event"] for e in transitions) == [
         "LifecycleTransition-DEEP_ARCHIVE",
         "LifecycleTransition-GLACIER",
         "LifecycleTransition-STANDARD_IA",
     ]
+    # The meter shows the hours each object spent in each class, 32 KiB of index on archived ones.
+    hours: dict[str, float] = {}
+    for e in events:
+        if e["event"].startswith("TimedStorage-") and e["dims"] == {"bucket": "my-bucket"}:
+            hours[e["event"][13:]] = hours.get(e["event"][13:], 0.0) + e["quantity"]
+    end = datetime.fromisoformat(
+        server.admin("/_strata/clock")["rules"]["s3.lifecycle"]["caught_up_to"]
+    ).timestamp()
+    m30, m90, m365 = (math.ceil((t0 + d * DAY) / DAY) * DAY for d in (30, 90, 365))
+    archived = len(BIG) + 32 * 1024
+    assert hours["STANDARD_IA"] == pytest.approx(len(BIG) * (m90 - m30) / 3600, rel=0.01)
+    assert hours["DEEP_ARCHIVE"] == pytest.approx(archived * (end - m365) / 3600, rel=0.01)
+    # app.log from day 90 to 365, report.csv's first version from its 30th noncurrent day to its 365th
+    assert hours["GLACIER"] == pytest.approx(archived * (m365 - m90 + m365 - m30) / 3600, rel=0.01)
 
 
 POLICY = {
