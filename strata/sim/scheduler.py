@@ -167,34 +167,35 @@ class Scheduler:
         else:
             loop.call_soon_threadsafe(wake.set)
 
-    def _due(self, now: float) -> bool:
-        for rule in self._rules.values():
-            if rule.failed_at is not None and self.clock.monotonic() - rule.failed_at < RETRY_AFTER:
-                continue
-            if math.floor(now / rule.every) > math.floor(rule.done / rule.every):
-                return True
-        return False
+    def _due(self, rule: _Rule, now: float) -> bool:
+        """Whether real time carried simulated time across one of the rule's boundaries."""
+        if rule.failed_at is not None and self.clock.monotonic() - rule.failed_at < RETRY_AFTER:
+            return False
+        return math.floor(now / rule.every) > math.floor(rule.done / rule.every)
 
     async def _runner(self) -> None:
         assert self._wake is not None
         while True:
+            only: set[str] | None = None  # a tick runs the rules it is due for; a wake-up all
             try:
                 await asyncio.wait_for(self._wake.wait(), TICK)
             except TimeoutError:
-                if not self._due(self.clock.time()):
+                now = self.clock.time()
+                only = {r.name for r in self._rules.values() if self._due(r, now)}
+                if not only:
                     continue
             self._wake.clear()
             waiters, self._waiters = self._waiters, []
             target = max([self.clock.time(), *(w.target for w in waiters)])
             try:
-                await self._run_all(target, waiters)
+                await self._run_all(target, waiters, only)
             except asyncio.CancelledError:
                 self._waiters[:0] = waiters
                 raise
 
-    async def _run_all(self, target: float, waiters: list[_Waiter]) -> None:
+    async def _run_all(self, target: float, waiters: list[_Waiter], only: set[str] | None = None) -> None:
         for rule in list(self._rules.values()):
-            if rule.done >= target:
+            if rule.done >= target or (only is not None and rule.name not in only):
                 continue
             since = rule.done
             try:
