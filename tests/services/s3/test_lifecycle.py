@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -559,3 +560,44 @@ def test_early_deletion_is_charged_for_the_rest_of_the_minimum_duration(strata_f
     assert charged["EarlyDelete-DEEP_ARCHIVE"] == pytest.approx(
         1000 * (t0 + 180 * DAY - expired) / 3600, rel=0.01
     )
+
+
+def test_the_seeds_50_tb_of_logs_cost_what_the_seed_says_month_by_month(strata_factory: Any) -> None:
+    """The seed's numbers: 50 TB of logs at S3 Standard ~$1,150/month; after the move to Glacier
+    ~$180/month; after a year in Deep Archive ~$50/month — priced from the meter's byte-hours at
+    the seed's us-east-1 prices. The 50 TB are metered sizes, not real bytes: 500 rows of 100 GB
+    are written into the stopped server's metadata (the bench does the same)."""
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="my-bucket")
+    subprocess.run([sys.executable, "-c", SEED], env=server.env(), check=True, timeout=60)
+    t0 = sim_now(server)
+    server.stop()
+    db = sqlite3.connect(server.data_dir / "s3" / "meta.db")
+    with db:
+        db.executemany(
+            "INSERT INTO objects(bucket, key, version_id, latest, dm, blob, size, etag, modified, "
+            "storage_class, attrs) VALUES ('my-bucket', ?, 'null', 1, 0, NULL, ?, '\"0\"', ?, 'STANDARD', '{}')",
+            [(f"logs/{i:03d}.log", 50 * 10**12 // 500, t0) for i in range(500)],
+        )
+    db.close()
+    server.start()
+    price = {"STANDARD": 0.023, "STANDARD_IA": 0.0125, "GLACIER": 0.0036, "DEEP_ARCHIVE": 0.00099}
+
+    def month_cost() -> float:
+        """Advance 30 days; what the month cost (decimal GB-months of 730 hours)."""
+        before = len(server.admin("/_strata/meter?service=s3")["events"])
+        server.advance_clock("30d")
+        cost = 0.0
+        for e in server.admin("/_strata/meter?service=s3")["events"][before:]:
+            if e["event"].startswith("TimedStorage-") and e["dims"] == {"bucket": "my-bucket"}:
+                cost += e["quantity"] / 1e9 / 730 * price[e["event"][13:]]
+        return cost * 730 / 720  # a 30-day month to the 730-hour month prices are quoted for
+
+    assert month_cost() == pytest.approx(1150, rel=0.03)
+    server.advance_clock("61d")  # day 91: everything has moved on to GLACIER
+    assert set(classes(s3, "my-bucket").values()) == {"GLACIER"}
+    assert month_cost() == pytest.approx(180, rel=0.03)
+    server.advance_clock("245d")  # day 366: DEEP_ARCHIVE
+    assert set(classes(s3, "my-bucket").values()) == {"DEEP_ARCHIVE"}
+    assert month_cost() == pytest.approx(50, rel=0.03)
