@@ -548,6 +548,9 @@ class ObjectOperations(S3Core):
             out["VersionId"] = row.version_id
         if src_bucket.versioning:
             out["CopySourceVersionId"] = src.version_id
+        expiration = self._expiration_header(bucket, row)
+        if expiration:
+            out["Expiration"] = expiration
         return out
 
     # -- GetObjectAttributes ---------------------------------------------------------------------

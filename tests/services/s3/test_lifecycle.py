@@ -476,8 +476,20 @@ def test_unversioned_expiration_deletes_and_get_reports_the_date(strata_factory:
     s3.put_object(Bucket="plain", Key="keep/b", Body=b"b")
     got = s3.get_object(Bucket="plain", Key="tmp/a")
     assert got["Expiration"].endswith('rule-id="tmp"')
+    copied = s3.copy_object(Bucket="plain", Key="tmp/copy", CopySource={"Bucket": "plain", "Key": "keep/b"})
+    assert copied["Expiration"].endswith('rule-id="tmp"')
+    upload = s3.create_multipart_upload(Bucket="plain", Key="tmp/mp")
+    part = s3.upload_part(Bucket="plain", Key="tmp/mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"p")
+    done = s3.complete_multipart_upload(
+        Bucket="plain",
+        Key="tmp/mp",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert done["Expiration"].endswith('rule-id="tmp"')
+    assert "Expiration" not in s3.head_object(Bucket="plain", Key="keep/b")
     assert server.advance_clock("1d")["ran"]["s3.lifecycle"] == {}
-    assert server.advance_clock("2d")["ran"]["s3.lifecycle"] == {"expired": 1}
+    assert server.advance_clock("2d")["ran"]["s3.lifecycle"] == {"expired": 3}
     assert sorted(classes(s3, "plain")) == ["keep/b"]
     assert "Versions" not in s3.list_object_versions(Bucket="plain", Prefix="tmp/")
 
