@@ -21,6 +21,7 @@ from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
+from strata.services.s3.tiering_rules import ARCHIVE_TIERS, archive_after, tier_at
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage import BlobStore
@@ -77,6 +78,7 @@ class S3Core:
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
+        self._accesses: dict[int, float] = {}  # Intelligent-Tiering reads not yet written (row id -> when)
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -94,6 +96,8 @@ class S3Core:
     async def stop(self) -> None:
         # Freed blobs still waiting for their delayed unlink go now: a clean stop leaves no orphans.
         self._delete_blobs(list(self._unlink_later))
+        if self._accesses:
+            await self.store.db.write(self._flush_accesses)
         self.store.close()
 
     def health(self) -> str:
@@ -190,6 +194,34 @@ class S3Core:
         if rules is None or row.dm:
             return None
         return rules.expiration_header(row.key, row.size, row.attrs.get("tags"), row.modified)
+
+    # -- Intelligent-Tiering (tiering_rules.py) --------------------------------------------------
+
+    @staticmethod
+    def _tiering_configs(bucket: BucketRow) -> dict[str, dict]:
+        return bucket.config.get("tiering") or {}
+
+    def _accessed(self, row: ObjectRow) -> float:
+        """When an Intelligent-Tiering object was last accessed (a completed restore counts)."""
+        at = max(self._accesses.get(row.id, 0.0), row.attrs.get("accessed", row.modified))
+        restore = row.attrs.get("restore")
+        if restore and restore.get("access_tier") in ARCHIVE_TIERS and restore["ready"] <= self._now():
+            at = max(at, restore["ready"])
+        return at
+
+    def _access_tier(self, bucket: BucketRow, row: ObjectRow) -> str:
+        archive = archive_after(self._tiering_configs(bucket), row.key, row.attrs.get("tags"))
+        return tier_at(row.size, self._accessed(row), self._now(), archive)
+
+    def _flush_accesses(self) -> None:
+        """Write the accesses kept in memory (inside a store write)."""
+        accesses, self._accesses = self._accesses, {}
+        if accesses:
+            self.store.db.executemany(
+                "UPDATE objects SET attrs = json_set(attrs, '$.accessed', ?) WHERE id = ? "
+                "AND storage_class = 'INTELLIGENT_TIERING'",
+                [(at, row_id) for row_id, at in accesses.items()],
+            )
 
     # -- writes ----------------------------------------------------------------------------------
 

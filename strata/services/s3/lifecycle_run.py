@@ -10,7 +10,7 @@ versions), and a run cut short by a stop or a kill is redone from the start by t
 which finds the work already done and does nothing twice.
 
 Incomplete multipart uploads past AbortIncompleteMultipartUpload's days are aborted in the same
-run. Lifecycle transitions are metered as S3 bills them (a request per object transitioned), and
+run, and Intelligent-Tiering objects get the access tier they are in (tiering_rules.py). Lifecycle transitions are metered as S3 bills them (a request per object transitioned), and
 a version expired or moved on before its class's minimum duration is charged the rest
 (charges.py), at the instant the action fell due.
 """
@@ -25,11 +25,13 @@ from strata.services.s3.core import S3Core
 from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
 from strata.services.s3.storage_meter import StorageTally
 from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
+from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, tier_spans
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
 
 CHUNK = 2000  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
+TIER_CHUNK = 1000
 
 
 def _gaps(ranges: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
@@ -60,6 +62,7 @@ class LifecycleRun(S3Core):
         """Apply every bucket's lifecycle rules up to simulated time `until`, and meter every
         bucket's storage over (since, until] (storage_meter.py); what was done."""
         counts: dict[str, int] = {}
+        await self.store.db.write(self._flush_accesses)  # Intelligent-Tiering reads so far
         after_bucket = ""
         while True:
             page = self.store.list_buckets(after=after_bucket, limit=1000)
@@ -88,6 +91,12 @@ class LifecycleRun(S3Core):
         for start, end in _gaps(walked):  # keys no rule names: their classes stay put
             for cls, byte_seconds, object_seconds in self.store.storage_sums(name, start, end, since, until):
                 tally.add_sums(cls, byte_seconds, object_seconds)
+        after_id = 0
+        while after_id is not None:
+            after_id, done = await self.store.db.write(
+                partial(self._tier_chunk, name, after_id, since, until, tally)
+            )
+            _merge(counts, done)
         tally.record(name)
         if rules is not None and rules.aborting:
             await self._abort_uploads(name, rules, until, counts)
@@ -141,7 +150,8 @@ class LifecycleRun(S3Core):
             plan = rules.plan_key(key, versions, bucket.versioning, until)
             for v in versions:
                 for cls, seconds in rules.storage_timeline(key, v, since, until):
-                    tally.add(cls, v.size, seconds)
+                    if cls != "INTELLIGENT_TIERING":  # metered per access tier (_tier_chunk)
+                        tally.add(cls, v.size, seconds)
             if plan.counts:
                 freed += self._apply(name, key, plan, blobs, versions[0].id)
                 _merge(counts, plan.counts)
@@ -180,6 +190,35 @@ class LifecycleRun(S3Core):
         elif removed_latest:
             store.make_newest_latest(name, key)
         return freed
+
+    def _tier_chunk(
+        self, name: str, after_id: int, since: float, until: float, tally: StorageTally
+    ) -> tuple[int | None, dict[str, int]]:
+        """Record the access tier of a chunk of Intelligent-Tiering versions at `until` and meter
+        their storage per tier (inside a store write); (id to go on after, moves)."""
+        bucket = self.store.bucket(name, cached=False)
+        rows = self.store.tiered_rows(name, after_id, TIER_CHUNK)
+        if bucket is None or not rows:
+            return None, {}
+        configs = self._tiering_configs(bucket)
+        counts: dict[str, int] = {}
+        for row_id, key, size, modified, attrs in rows:
+            archive = archive_after(configs, key, attrs.get("tags"))
+            accessed = attrs.get("accessed", modified)
+            restore = attrs.get("restore") or {}
+            if restore.get("access_tier") and restore["ready"] <= until:
+                accessed = max(accessed, restore["ready"])
+            tier = tier_at(size, accessed, until, archive)
+            if tier != attrs.get("tier", FREQUENT):
+                self.store.set_tier(row_id, tier)
+                counts[f"tiered_to_{tier}"] = counts.get(f"tiered_to_{tier}", 0) + 1
+            start = max(since, attrs.get("class_since", modified))
+            if accessed > start:  # read in this span: how it was tiered before is not kept
+                tally.add(f"INTELLIGENT_TIERING-{FREQUENT}", size, min(accessed, until) - start)
+                start = accessed
+            for t, seconds in tier_spans(size, accessed, start, until, archive):
+                tally.add(f"INTELLIGENT_TIERING-{t}", size, seconds)
+        return (rows[-1][0] if len(rows) == TIER_CHUNK else None), counts
 
     async def _abort_uploads(self, name: str, rules: Rules, until: float, counts: dict[str, int]) -> None:
         after = ""

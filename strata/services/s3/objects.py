@@ -37,6 +37,7 @@ from strata.services.s3.names import (
 )
 from strata.services.s3.restore import readable, restore_header
 from strata.services.s3.store import BucketRow, ObjectRow
+from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
 
 _OVERRIDES = {
@@ -234,6 +235,19 @@ class ObjectOperations(S3Core):
             expiration = self._expiration_header(bucket, row)
             if expiration:
                 out["Expiration"] = expiration
+        if row.storage_class == "INTELLIGENT_TIERING":
+            tier = self._access_tier(bucket, row)
+            if tier in ARCHIVE_TIERS:
+                if not head:
+                    raise ServiceError(
+                        "InvalidObjectState",
+                        "The operation is not valid for the object's access tier",
+                        403,
+                        fields={"StorageClass": row.storage_class, "AccessTier": tier},
+                    )
+                out["ArchiveStatus"] = tier
+            elif not head:
+                self._accesses[row.id] = self._now()  # an access: back to Frequent Access
         if not head and not readable(row.storage_class, row.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",

@@ -9,6 +9,8 @@ post_object.py browser uploads (POST with a signed policy)
 restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
 lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecycle_rules.py what
                rules do and when; lifecycle_run.py runs them (the scheduler's s3.lifecycle rule)
+tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
+               access tiers of INTELLIGENT_TIERING objects
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -26,6 +28,7 @@ from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.restore import RestoreOperations
 from strata.services.s3.tagging import TaggingOperations
+from strata.services.s3.tiering import TieringOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
@@ -42,5 +45,6 @@ class S3Provider(
     RestoreOperations,
     LifecycleOperations,
     LifecycleRun,
+    TieringOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -411,7 +411,8 @@ class S3Store:
         self, bucket: str, start: str, end: str | None, since: float, until: float
     ) -> list[tuple[str, float, float]]:
         """(class, billed byte-seconds, object-seconds) of the objects with start <= key < end
-        over (since, until], each from its creation if later, at S3's minimum billable sizes."""
+        over (since, until], each from its creation if later, at S3's minimum billable sizes.
+        Intelligent-Tiering objects are left out: they are metered per access tier."""
         billed = (
             "CASE storage_class "
             + " ".join(f"WHEN '{c}' THEN MAX(size, {n})" for c, n in MIN_BILLABLE_SIZE.items())
@@ -419,7 +420,8 @@ class S3Store:
         )
         sql = (
             f"SELECT storage_class, SUM(({billed}) * (? - MAX(?, modified))), SUM(? - MAX(?, modified)) "
-            "FROM objects WHERE bucket = ? AND dm = 0 AND modified < ? AND key >= ?"
+            "FROM objects WHERE bucket = ? AND dm = 0 AND modified < ? AND key >= ? "
+            "AND storage_class != 'INTELLIGENT_TIERING'"
         )
         args: list[Any] = [until, since, until, since, bucket, until, start]
         if end is not None:
@@ -428,6 +430,20 @@ class S3Store:
         return [
             (r[0], r[1] or 0.0, r[2] or 0.0) for r in self.db.query(sql + " GROUP BY storage_class", args)
         ]
+
+    def tiered_rows(self, bucket: str, after_id: int, limit: int) -> list[tuple[int, str, int, float, dict]]:
+        """(id, key, size, modified, attrs) of a bucket's Intelligent-Tiering versions, by id."""
+        rows = self.db.query(
+            "SELECT id, key, size, modified, attrs FROM objects WHERE bucket = ? AND id > ? AND dm = 0 "
+            "AND storage_class = 'INTELLIGENT_TIERING' ORDER BY id LIMIT ?",
+            (bucket, after_id, limit),
+        )
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def set_tier(self, row_id: int, tier: str) -> None:
+        self.db.execute(
+            "UPDATE objects SET attrs = json_set(attrs, '$.tier', ?) WHERE id = ?", (tier, row_id)
+        )
 
     def set_class(self, row_id: int, storage_class: str, since: float) -> None:
         """A lifecycle transition: the version's class, and when it entered it."""
