@@ -102,6 +102,13 @@ def sim_now(server: Any) -> float:
     return datetime.fromisoformat(server.admin("/_strata/clock")["now"]).timestamp()
 
 
+def to_noon(server: Any) -> None:
+    """Move a server's clock to a coming noon UTC: whole-day advances then never meet a midnight
+    (when lifecycle acts) that real time reaches between them, so each report is exact."""
+    noon = (math.floor(sim_now(server) / DAY) + 1.5) * DAY
+    server.admin("/_strata/clock", {"set": datetime.fromtimestamp(noon, UTC).isoformat()})
+
+
 def cli_advance(server: Any, duration: str) -> dict:
     """`strata clock advance` as a user runs it; its JSON answer."""
     out = subprocess.run(
@@ -131,6 +138,7 @@ def test_the_seed_policy_runs_verbatim_and_400_days_later_objects_are_where_it_s
     strata_factory: Any,
 ) -> None:
     server = strata_factory()
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="my-bucket")
     s3.put_bucket_versioning(Bucket="my-bucket", VersioningConfiguration={"Status": "Enabled"})
@@ -462,6 +470,7 @@ def test_ids_dates_and_deletion_round_trip(strata_server: Any, unique: str) -> N
 
 def test_unversioned_expiration_deletes_and_get_reports_the_date(strata_factory: Any) -> None:
     server = strata_factory()
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="plain")
     s3.put_bucket_lifecycle_configuration(
@@ -500,6 +509,7 @@ def test_a_catch_up_cut_by_kill_9_finishes_after_the_restart(strata_factory: Any
     (Wherever the kill lands — before the clock moved, during or after the run — the end state
     must be the same.)"""
     server = strata_factory(extra_env={"STRATA_LIMIT_S3_LIFECYCLE_CHUNK": "1"})
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="cut")
     s3.put_bucket_versioning(Bucket="cut", VersioningConfiguration={"Status": "Enabled"})
@@ -542,6 +552,7 @@ def test_a_catch_up_cut_by_kill_9_finishes_after_the_restart(strata_factory: Any
 
 def test_early_deletion_is_charged_for_the_rest_of_the_minimum_duration(strata_factory: Any) -> None:
     server = strata_factory()
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="early")
     s3.put_bucket_lifecycle_configuration(
@@ -580,6 +591,7 @@ def test_the_seeds_50_tb_of_logs_cost_what_the_seed_says_month_by_month(strata_f
     the seed's us-east-1 prices. The 50 TB are metered sizes, not real bytes: 500 rows of 100 GB
     are written into the stopped server's metadata (the bench does the same)."""
     server = strata_factory()
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="my-bucket")
     subprocess.run([sys.executable, "-c", SEED], env=server.env(), check=True, timeout=60)

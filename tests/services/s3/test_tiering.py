@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.services.s3.test_lifecycle import to_noon
+
 BODY = b"i" * (200 * 1024)  # monitored: objects below 128 KiB always stay in Frequent Access
 ARCHIVE_CONFIG = {
     "Id": "archive",
@@ -56,6 +58,7 @@ def test_configurations_round_trip_and_are_checked(strata_server: Any, unique: s
 
 def test_objects_move_between_tiers_by_access_and_archived_ones_need_a_restore(strata_factory: Any) -> None:
     server = strata_factory()
+    to_noon(server)
     s3 = server.client("s3")
     s3.create_bucket(Bucket="it-tiers")
     s3.put_bucket_intelligent_tiering_configuration(
@@ -82,7 +85,9 @@ def test_objects_move_between_tiers_by_access_and_archived_ones_need_a_restore(s
     assert e.value.response["Error"]["AccessTier"] == "ARCHIVE_ACCESS"
     assert s3.head_object(Bucket="it-tiers", Key="arch/x")["ArchiveStatus"] == "ARCHIVE_ACCESS"
     assert (
-        s3.restore_object(Bucket="it-tiers", Key="arch/x", RestoreRequest={})["ResponseMetadata"]["HTTPStatusCode"]
+        s3.restore_object(Bucket="it-tiers", Key="arch/x", RestoreRequest={})["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
         == 202
     )
     assert s3.head_object(Bucket="it-tiers", Key="arch/x")["Restore"] == 'ongoing-request="true"'
