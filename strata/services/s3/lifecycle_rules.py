@@ -130,6 +130,7 @@ class Version:
     class_since: float | None = None  # when it entered storage_class (None: at creation)
     moved_at: float | None = None  # when the plan's transition fell due
     removed_at: float | None = None  # when the plan's removal fell due
+    noncurrent_moves: list[tuple[float, str]] | None = None  # (due, class) once noncurrent
 
 
 @dataclass
@@ -230,7 +231,11 @@ class Rules:
                 plan.count("delete_markers_removed")
         if live and live[0].id is None:
             plan.marker = live[0]
-        for v in live:
+        newer = 0  # noncurrent versions newer than live[i]
+        for i, v in enumerate(live):
+            if i > 0 and v.noncurrent_since is not None:
+                v.noncurrent_moves = self._noncurrent_moves(key, v, live, i, newer)
+                newer += not v.dm
             if v.dm or v.id is None:
                 continue
             target, moved_at = self._class_at(key, v, until)
@@ -256,11 +261,12 @@ class Rules:
                 for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive)
                 if start < due <= current_end
             ]
-            if v.noncurrent_since is not None:
-                for days, _newer, cls in r.noncurrent_transitions:
+            if v.noncurrent_since is not None and v.noncurrent_moves is None:  # removed by the plan
+                for days, _keep, cls in r.noncurrent_transitions:
                     due = next_midnight(v.noncurrent_since + days * DAY)
                     if start < due <= end and r._size_allows(v.size, cls, self.small_to_archive):
                         changes.append((due, cls))
+        changes += [(due, cls) for due, cls in v.noncurrent_moves or () if start < due <= end]
         out: list[tuple[str, float]] = []
         cls, at = v.storage_class, start
         for due, target in sorted(changes):
@@ -356,14 +362,31 @@ class Rules:
             for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive):
                 if due <= current_until and RANK[cls] > rank:
                     best, rank, at = cls, RANK[cls], due
-            if v.noncurrent_since is not None:
-                for days, _newer, cls in r.noncurrent_transitions:
-                    if not r._size_allows(v.size, cls, self.small_to_archive):
-                        continue
-                    due = next_midnight(v.noncurrent_since + days * DAY)
-                    if due <= until and RANK[cls] > rank:
-                        best, rank, at = cls, RANK[cls], due
+        for due, cls in v.noncurrent_moves or ():
+            if due <= until and RANK[cls] > rank:
+                best, rank, at = cls, RANK[cls], due
         return best, at
+
+    def _noncurrent_moves(
+        self, key: str, v: Version, live: list[Version], i: int, newer: int
+    ) -> list[tuple[float, str]]:
+        """(due, class) of the noncurrent transitions of live[i], which has `newer` noncurrent
+        versions newer than it (NewerNoncurrentVersions keeps that many where they are)."""
+        out = []
+        since = v.noncurrent_since or v.modified
+        for r in self.rules:
+            if not r.noncurrent_transitions or not r.matches(key, v.size, v.tags):
+                continue
+            for days, keep, cls in r.noncurrent_transitions:
+                if not r._size_allows(v.size, cls, self.small_to_archive):
+                    continue
+                due = next_midnight(since + days * DAY)
+                if keep is not None:
+                    if newer < keep:
+                        continue
+                    due = max(due, next_midnight(self._newer_since(live, i, keep)))
+                out.append((due, cls))
+        return out
 
 
 def compile_rule(r: dict[str, Any]) -> Rule:
