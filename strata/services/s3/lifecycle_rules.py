@@ -131,6 +131,8 @@ class Version:
     moved_at: float | None = None  # when the plan's transition fell due
     removed_at: float | None = None  # when the plan's removal fell due
     noncurrent_moves: list[tuple[float, str]] | None = None  # (due, class) once noncurrent
+    matching: list[Rule] | None = None  # the rules naming it (computed once per plan)
+    current_moves: list[tuple[float, str]] | None = None  # (due, class) of current transitions
 
 
 @dataclass
@@ -251,16 +253,9 @@ class Rules:
         end = min(until, v.removed_at) if v.removed_at is not None else until
         if end <= start or v.dm:
             return []
-        changes: list[tuple[float, str]] = []
         current_end = end if v.noncurrent_since is None else min(end, v.noncurrent_since)
-        for r in self.rules:
-            if not (r.transitions or r.noncurrent_transitions) or not r.matches(key, v.size, v.tags):
-                continue
-            changes += [
-                (due, cls)
-                for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive)
-                if start < due <= current_end
-            ]
+        changes = [(due, cls) for due, cls in self._current_moves(key, v) if start < due <= current_end]
+        for r in self._rules_for(key, v):
             if v.noncurrent_since is not None and v.noncurrent_moves is None:  # removed by the plan
                 for days, _keep, cls in r.noncurrent_transitions:
                     due = next_midnight(v.noncurrent_since + days * DAY)
@@ -275,6 +270,21 @@ class Rules:
                 cls, at = target, due
         out.append((cls, end - at))
         return out
+
+    def _rules_for(self, key: str, v: Version) -> list[Rule]:
+        if v.matching is None:
+            v.matching = [r for r in self.rules if r.matches(key, v.size, v.tags, marker=v.dm)]
+        return v.matching
+
+    def _current_moves(self, key: str, v: Version) -> list[tuple[float, str]]:
+        if v.current_moves is None:
+            v.current_moves = [
+                move
+                for r in self._rules_for(key, v)
+                if r.transitions
+                for move in r.transition_targets(v.modified, v.size, self.small_to_archive)
+            ]
+        return v.current_moves
 
     def _remove(self, plan: Plan, live: list[Version], index: int, at: float) -> None:
         v = live.pop(index)
@@ -327,8 +337,8 @@ class Rules:
         v = live[i]
         since = v.noncurrent_since if v.noncurrent_since is not None else v.modified
         due = None
-        for r in self.rules:
-            if r.noncurrent_days is None or not r.matches(key, v.size, v.tags, marker=v.dm):
+        for r in self._rules_for(key, v):
+            if r.noncurrent_days is None:
                 continue
             at = next_midnight(since + r.noncurrent_days * DAY)
             if r.noncurrent_newer is not None:
@@ -356,12 +366,9 @@ class Rules:
         best, at = v.storage_class, None
         rank = RANK.get(best, 0)
         current_until = until if v.noncurrent_since is None else min(until, v.noncurrent_since)
-        for r in self.rules:
-            if not (r.transitions or r.noncurrent_transitions) or not r.matches(key, v.size, v.tags):
-                continue
-            for due, cls in r.transition_targets(v.modified, v.size, self.small_to_archive):
-                if due <= current_until and RANK[cls] > rank:
-                    best, rank, at = cls, RANK[cls], due
+        for due, cls in self._current_moves(key, v):
+            if due <= current_until and RANK[cls] > rank:
+                best, rank, at = cls, RANK[cls], due
         for due, cls in v.noncurrent_moves or ():
             if due <= until and RANK[cls] > rank:
                 best, rank, at = cls, RANK[cls], due
@@ -374,9 +381,7 @@ class Rules:
         versions newer than it (NewerNoncurrentVersions keeps that many where they are)."""
         out = []
         since = v.noncurrent_since or v.modified
-        for r in self.rules:
-            if not r.noncurrent_transitions or not r.matches(key, v.size, v.tags):
-                continue
+        for r in self._rules_for(key, v):
             for days, keep, cls in r.noncurrent_transitions:
                 if not r._size_allows(v.size, cls, self.small_to_archive):
                     continue
