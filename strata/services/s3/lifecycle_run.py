@@ -32,6 +32,7 @@ from strata.sim.scheduler import scheduler
 CHUNK = 2000  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
 TIER_CHUNK = 1000
+SUM_CHUNK = 20_000  # object versions summed per store write
 
 
 def _gaps(ranges: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
@@ -89,8 +90,7 @@ class LifecycleRun(S3Core):
                 if after is None:
                     break
         for start, end in _gaps(walked):  # keys no rule names: their classes stay put
-            for cls, byte_seconds, object_seconds in self.store.storage_sums(name, start, end, since, until):
-                tally.add_sums(cls, byte_seconds, object_seconds)
+            await self._sum_storage(name, start, end, since, until, tally)
         after_id = 0
         while after_id is not None:
             after_id, done = await self.store.db.write(
@@ -100,6 +100,24 @@ class LifecycleRun(S3Core):
         tally.record(name)
         if rules is not None and rules.aborting:
             await self._abort_uploads(name, rules, until, counts)
+
+    async def _sum_storage(
+        self, name: str, start: str, end: str | None, since: float, until: float, tally: StorageTally
+    ) -> None:
+        """Meter the storage of a key range by SQL sums, a chunk of keys per store write (off the
+        event loop, and never holding other writes for long)."""
+
+        def chunk(lo: str) -> str | None:
+            hi = self.store.key_after(name, lo, end, SUM_CHUNK)
+            for cls, byte_seconds, object_seconds in self.store.storage_sums(
+                name, lo, hi or end, since, until
+            ):
+                tally.add_sums(cls, byte_seconds, object_seconds)
+            return hi
+
+        lo: str | None = start
+        while lo is not None:
+            lo = await self.store.db.write(partial(chunk, lo))
 
     def _lifecycle_chunk(
         self,

@@ -1,7 +1,8 @@
 """S3's metadata in SQLite: buckets, object versions, multipart uploads and parts.
 
 Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
-versions of a key sort newest first. Two indexes make every listing a range scan:
+versions of a key sort newest first (a small partial index finds a bucket's Intelligent-Tiering
+objects). Two indexes make every listing a range scan:
 
 - `objects_versions (bucket, key, id DESC)`: ListObjectVersions, and finding one key's versions;
 - `objects_current (bucket, key) WHERE latest = 1 AND dm = 0`: the visible object of every key,
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, id DESC);
 CREATE INDEX IF NOT EXISTS objects_current ON objects(bucket, key) WHERE latest = 1 AND dm = 0;
 CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_tiered ON objects(bucket, id) WHERE storage_class = 'INTELLIGENT_TIERING';
 
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY,
@@ -407,6 +409,17 @@ class S3Store:
         )
         return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
 
+    def key_after(self, bucket: str, start: str, end: str | None, skip: int) -> str | None:
+        """The key `skip` versions on from `start` (below `end`), None when fewer are left:
+        where to cut a range into chunks of about `skip` rows."""
+        sql = "SELECT key FROM objects INDEXED BY objects_versions WHERE bucket = ? AND key >= ?"
+        args: list[Any] = [bucket, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        r = self.db.query_one(sql + " ORDER BY key LIMIT 1 OFFSET ?", [*args, skip])
+        return r[0] if r and r[0] != start else None
+
     def storage_sums(
         self, bucket: str, start: str, end: str | None, since: float, until: float
     ) -> list[tuple[str, float, float]]:
@@ -434,8 +447,8 @@ class S3Store:
     def tiered_rows(self, bucket: str, after_id: int, limit: int) -> list[tuple[int, str, int, float, dict]]:
         """(id, key, size, modified, attrs) of a bucket's Intelligent-Tiering versions, by id."""
         rows = self.db.query(
-            "SELECT id, key, size, modified, attrs FROM objects WHERE bucket = ? AND id > ? AND dm = 0 "
-            "AND storage_class = 'INTELLIGENT_TIERING' ORDER BY id LIMIT ?",
+            "SELECT id, key, size, modified, attrs FROM objects INDEXED BY objects_tiered WHERE bucket = ? "
+            "AND id > ? AND dm = 0 AND storage_class = 'INTELLIGENT_TIERING' ORDER BY id LIMIT ?",
             (bucket, after_id, limit),
         )
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
