@@ -18,7 +18,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.base import RequestContext
 from strata.services.s3.charges import charge_early_delete
-from strata.services.s3.conditions import check_read_conditions, parse_range
+from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
 from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
@@ -157,7 +157,7 @@ class ObjectOperations(S3Core):
         storage_class = check_storage_class(req.get("StorageClass"))
         tags = parse_tagging_header(req["Tagging"]) if req.get("Tagging") else None
         attrs = content_attrs(req)
-        check = _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
+        check = write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
         if check is not None:
             check(self.store.current(bucket.name, key))
         expected, algorithm = requested_checksums(req)
@@ -546,7 +546,7 @@ class ObjectOperations(S3Core):
                 attrs,
             )
             versioning = await self._commit_object(
-                bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
+                bucket, row, write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
             )
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob:
@@ -609,34 +609,3 @@ class ObjectOperations(S3Core):
                 "Parts": parts,
             }
         return out
-
-
-def _write_condition(key: str, if_match: str | None, if_none_match: str | None):  # noqa: ANN202
-    """The check a conditional write (If-Match / If-None-Match: *) runs against the current object."""
-    if not if_match and not if_none_match:
-        return None
-
-    def check(current: ObjectRow | None) -> None:
-        exists = current is not None and not current.dm
-        if if_none_match:
-            if if_none_match.strip() != "*":
-                raise ServiceError(
-                    "NotImplemented",
-                    "A header you provided implies functionality that is not implemented",
-                    501,
-                    fields={"Header": "If-None-Match"},
-                )
-            if exists:
-                raise ServiceError(
-                    "PreconditionFailed",
-                    "At least one of the pre-conditions you specified did not hold",
-                    412,
-                    fields={"Condition": "If-None-Match"},
-                )
-        if if_match:
-            if not exists:
-                raise no_such_key(key)
-            assert current is not None
-            check_read_conditions(current.etag, current.modified, if_match, None, None, None)
-
-    return check
