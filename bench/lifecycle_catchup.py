@@ -13,7 +13,8 @@ bucket plans everything due, lifecycle_run.py). For each N this:
 3. counts the classes the objects ended in (DEEP_ARCHIVE, or GLACIER for those whose 365th day
    rounds up to the midnight after the jump).
 
-    python bench/lifecycle_catchup.py --objects 10000 100000 1000000 [--data-dir /tmp/lcbench]
+    python bench/lifecycle_catchup.py --objects 10000 100000 1000000 [--days 30 365 730]
+                                      [--data-dir /tmp/lcbench]
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def advance(port: int, duration: str) -> dict:
         return json.loads(r.read())
 
 
-def run(n: int, base: Path, port: int) -> dict:
+def run(n: int, base: Path, port: int, days: int = 365) -> dict:
     data_dir = base / f"n{n}"
     shutil.rmtree(data_dir, ignore_errors=True)
     loaded = load(data_dir, n, port)
@@ -170,7 +171,7 @@ def run(n: int, base: Path, port: int) -> dict:
         thread = threading.Thread(target=probe)
         thread.start()
         started = time.monotonic()
-        answer = advance(port, "365d")
+        answer = advance(port, f"{days}d")
         took = time.monotonic() - started
         stop.set()
         thread.join()
@@ -186,6 +187,7 @@ def run(n: int, base: Path, port: int) -> dict:
     shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "objects": n,
+        "days": days,
         "load_s": round(loaded, 1),
         "catch_up_s": round(took, 2),
         "objects_per_s": round(n / took),
@@ -201,10 +203,12 @@ def main() -> None:
     ap.add_argument("--objects", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/lifecycle-bench"))
     ap.add_argument("--port", type=int, default=4611)
+    ap.add_argument("--days", type=int, nargs="+", default=[365], help="jumps to time (each on fresh data)")
     a = ap.parse_args()
     os.umask(0o077)
     for n in a.objects:
-        print(json.dumps(run(n, a.data_dir, a.port)), flush=True)
+        for days in a.days:
+            print(json.dumps(run(n, a.data_dir, a.port, days)), flush=True)
 
 
 if __name__ == "__main__":
