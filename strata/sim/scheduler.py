@@ -94,8 +94,9 @@ class Scheduler:
             rule.done = self._saved.get(rule.name, rule.done)
 
     def register(self, name: str, run: RunFn, *, every: float = 86400.0) -> None:
-        """Add (or replace) a rule. A rule never run before starts from the current time."""
-        done = self._saved.get(name, self.clock.time())
+        """Add (or replace) a rule. A rule never run before starts from the current time (its
+        first run, at start-up, covers the last second: what is due already is done then)."""
+        done = self._saved.get(name, self.clock.time() - 1.0)
         self._rules[name] = _Rule(name, run, every, done)
         if self._wake is not None:
             self._wake.set()
