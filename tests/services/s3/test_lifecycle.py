@@ -500,10 +500,27 @@ def test_unversioned_expiration_deletes_and_get_reports_the_date(strata_factory:
     )
     assert done["Expiration"].endswith('rule-id="tmp"')
     assert "Expiration" not in s3.head_object(Bucket="plain", Key="keep/b")
+    # In a versioning-suspended bucket the delete marker is the null version, replacing it.
+    s3.create_bucket(Bucket="suspended")
+    s3.put_bucket_versioning(Bucket="suspended", VersioningConfiguration={"Status": "Enabled"})
+    kept = s3.put_object(Bucket="suspended", Key="tmp/s", Body=b"versioned")["VersionId"]
+    s3.put_bucket_versioning(Bucket="suspended", VersioningConfiguration={"Status": "Suspended"})
+    s3.put_object(Bucket="suspended", Key="tmp/s", Body=b"null version")
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="suspended",
+        LifecycleConfiguration={
+            "Rules": [
+                {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 2}}
+            ]
+        },
+    )
     assert server.advance_clock("1d")["ran"]["s3.lifecycle"] == {}
-    assert server.advance_clock("2d")["ran"]["s3.lifecycle"] == {"expired": 3}
+    assert server.advance_clock("2d")["ran"]["s3.lifecycle"] == {"expired": 4}
     assert sorted(classes(s3, "plain")) == ["keep/b"]
     assert "Versions" not in s3.list_object_versions(Bucket="plain", Prefix="tmp/")
+    left = s3.list_object_versions(Bucket="suspended")
+    assert [(v["VersionId"], v["IsLatest"]) for v in left["Versions"]] == [(kept, False)]
+    assert [(m["VersionId"], m["IsLatest"]) for m in left["DeleteMarkers"]] == [("null", True)]
 
 
 def test_a_catch_up_cut_by_kill_9_finishes_after_the_restart(strata_factory: Any) -> None:
