@@ -29,7 +29,7 @@ from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, t
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
 
-CHUNK = 2000  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
+CHUNK = 500  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
 TIER_CHUNK = 1000
 SUM_CHUNK = 20_000  # object versions summed per store write
