@@ -119,20 +119,22 @@ def serve(
     run(settings)
 
 
-def _admin(endpoint: str, path: str, body: dict | None = None) -> dict:
+def _admin(endpoint: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(endpoint.rstrip("/") + path, data=data, method="POST" if data else "GET")
     req.add_header("content-type", "application/json")
     try:
         # An https endpoint is verified against AWS_CA_BUNDLE when set (Strata's CA, as for the AWS CLI).
         context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise click.ClickException(e.read().decode(errors="replace")) from e
     except OSError as e:
         raise click.ClickException(f"cannot reach Strata at {endpoint}: {e}") from e
 
+
+CATCH_UP_TIMEOUT = 3600.0  # seconds `strata clock advance` waits for the rules to catch up
 
 _endpoint_option = click.option(
     "--endpoint",
@@ -157,16 +159,22 @@ def clock_show(endpoint: str) -> None:
 @click.argument("duration")
 @_endpoint_option
 def clock_advance(duration: str, endpoint: str) -> None:
-    """Move time forward, e.g. `strata clock advance 30d` (units s, m, h, d, w)."""
-    click.echo(json.dumps(_admin(endpoint, "/_strata/clock", {"advance": duration}), indent=2))
+    """Move time forward, e.g. `strata clock advance 30d` (units s, m, h, d, w).
+
+    Answers once every time-driven rule (lifecycle, TTL ...) has caught up, with what each did
+    under "ran" (a year over millions of objects takes a while: hence the long timeout).
+    """
+    click.echo(
+        json.dumps(_admin(endpoint, "/_strata/clock", {"advance": duration}, CATCH_UP_TIMEOUT), indent=2)
+    )
 
 
 @clock.command("set")
 @click.argument("when")
 @_endpoint_option
 def clock_set(when: str, endpoint: str) -> None:
-    """Move time forward to an ISO-8601 instant."""
-    click.echo(json.dumps(_admin(endpoint, "/_strata/clock", {"set": when}), indent=2))
+    """Move time forward to an ISO-8601 instant (answers as `advance` does)."""
+    click.echo(json.dumps(_admin(endpoint, "/_strata/clock", {"set": when}, CATCH_UP_TIMEOUT), indent=2))
 
 
 @cli.group()

@@ -20,12 +20,13 @@ from strata.affinity import pin_serving_thread, unpin_thread
 from strata.config import ConfigError, Settings
 from strata.sim.clock import ClockStateError, clock
 from strata.sim.meter import meter
+from strata.sim.scheduler import scheduler
 
 log = logging.getLogger("strata")
 
 
 def prepare(settings: Settings) -> None:
-    """Open the data directory's shared state (clock offset, meter) before serving.
+    """Open the data directory's shared state (clock offset, rules' progress, meter) before serving.
 
     The data dir is private (0700, also when it existed with wider rights): it holds every object,
     item and engine secret. Files made inside it are 0600 (`serve` sets umask 077).
@@ -34,6 +35,7 @@ def prepare(settings: Settings) -> None:
     os.chmod(settings.data_dir, 0o700)
     settings.all_credentials()  # refuses a public bind with default credentials, before any work
     clock.use_state_file(settings.data_dir / "clock.json")
+    scheduler.use_state_file(settings.data_dir / "scheduler.json")
     meter.open(settings.data_dir / "meter.db")
 
 
@@ -45,7 +47,9 @@ def banner(settings: Settings) -> str:
         account += f" (accounts and keys from {settings.users_file})"
     if key is None:
         keys = "  access key see the users file\n"
-        use = f"  use it:    export AWS_ENDPOINT_URL={settings.endpoint} AWS_DEFAULT_REGION={settings.region}\n"
+        use = (
+            f"  use it:    export AWS_ENDPOINT_URL={settings.endpoint} AWS_DEFAULT_REGION={settings.region}\n"
+        )
     else:
         secret = "test" if creds[key] == "test" else "..."
         keys = f"  access key {key} / secret {'test' if creds[key] == 'test' else '(configured)'}\n"

@@ -1,5 +1,9 @@
 """Strata's own endpoints under /_strata/: health, the simulated clock, the meter.
 
+Moving the clock (POST /_strata/clock) answers once every time-driven rule has caught up
+(strata.sim.scheduler), with what each did under "ran": {"s3.lifecycle": {"transitioned": 3}};
+GET /_strata/clock shows how far each rule has got under "rules".
+
 They can move time for the whole cloud (and TTL or lifecycle then delete data), so every call must:
 - come from a loopback client, for a Host name Strata serves (strata.gateway.hosts);
 - not come from another web origin: a foreign `Origin` header, or `Sec-Fetch-Site` other than
@@ -23,6 +27,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
+from strata.sim.scheduler import scheduler
 
 if TYPE_CHECKING:
     from strata.gateway.app import StrataApp
@@ -123,13 +128,14 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
         )
     if path == "/_strata/clock":
         if request.method == "GET":
-            return _json(200, _clock_state())
+            return _json(200, {**_clock_state(), "rules": scheduler.status()})
         if request.method == "POST":
             try:
                 _move_clock(body)
             except (ValueError, TypeError, OverflowError) as e:
                 return _json(400, {"error": str(e)})
-            return _json(200, _clock_state())
+            ran = await scheduler.catch_up()
+            return _json(200, {**_clock_state(), "ran": ran})
     if path == "/_strata/meter" and request.method == "GET":
         service = request.query_dict().get("service")
         return _json(200, {"events": [e.__dict__ for e in meter.events(service)]})

@@ -39,6 +39,7 @@ from strata.protocol import codec_for
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.clock import clock
+from strata.sim.scheduler import scheduler
 from strata.storage.errors import disk_refused
 
 log = logging.getLogger("strata")
@@ -70,9 +71,11 @@ class StrataApp:
     async def start(self) -> None:
         self.directory.load()
         await self.services.start()
+        scheduler.start()  # after the services: they register their time-driven rules in start()
 
     async def stop(self) -> None:
         self.access_log.flush()
+        await scheduler.stop()
         await self.services.stop()
         self.directory.close()
 

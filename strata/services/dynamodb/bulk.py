@@ -1,5 +1,5 @@
-"""Bulk work in the background: DeleteTable, GSI backfill, dropping a deleted GSI's rows, TTL
-sweeps of large tables, and the one-time rewrite of items stored in an older format.
+"""Bulk work in the background: DeleteTable, GSI backfill, dropping a deleted GSI's rows, and the
+one-time rewrite of items stored in an older format (TTL sweeps run from the scheduler: ttl.py).
 
 On a large table each of these touches millions of rows; done in one go on the event loop it
 would stall every other request for seconds. Here the work is cut into chunks of
@@ -23,7 +23,6 @@ from functools import partial
 from typing import Any
 
 from strata.services.dynamodb import items as itm
-from strata.services.dynamodb import ttl
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import ITEM_FORMAT, loads
 from strata.services.dynamodb.tables import IndexMeta, TableMeta
@@ -36,7 +35,6 @@ class Bulk:
         self.state = state
         self.chunk = max(1, chunk)
         self._tasks: set[asyncio.Task] = set()
-        self._expiry: dict[int, float] = {}  # tid -> latest simulated time its TTL sweep must reach
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -121,33 +119,6 @@ class Bulk:
         after = await store.db.write(partial(store.migrate_chunk, None, self.chunk))
         while after is not None:
             after = await store.db.write(partial(store.migrate_chunk, after, self.chunk))
-
-    def expire(self, meta: TableMeta, now: float) -> None:
-        """Sweep a large table's expired items in the background (one sweep per table at a time)."""
-        running = meta.tid in self._expiry
-        self._expiry[meta.tid] = max(now, self._expiry.get(meta.tid, now))
-        if not running:
-            self.spawn(self._expire(meta))
-
-    async def _expire(self, meta: TableMeta) -> None:
-        store = self.state.store
-        try:
-            while True:  # one pass per clock time; a later advance during a pass adds a pass
-                now = self._expiry[meta.tid]
-                after = None
-                while True:
-                    current = self.state.tables.get((meta.scope, meta.name))
-                    if current is None or current.tid != meta.tid or not (current.ttl or {}).get("Enabled"):
-                        return
-                    _, after = await store.db.write(
-                        partial(ttl.expire_chunk, self.state, current, now, after, self.chunk)
-                    )
-                    if after is None:
-                        break
-                if self._expiry[meta.tid] <= now:
-                    return
-        finally:
-            self._expiry.pop(meta.tid, None)
 
     def _index(self, meta: TableMeta, iid: int) -> tuple[TableMeta, IndexMeta] | None:
         """The table's current metadata (UpdateTable replaces it) and the index, if both remain."""

@@ -11,7 +11,7 @@ from strata.services.dynamodb import batch, ttl
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.tables import TableMeta, describe
-from strata.sim.clock import clock
+from strata.sim.scheduler import scheduler
 
 
 class DynamoDBCore:
@@ -33,8 +33,7 @@ class DynamoDBCore:
 
     async def start(self) -> None:
         self.bulk.resume()
-        ttl.sweep(self.state, clock.time(), self.bulk)
-        clock.on_advance(lambda now: ttl.sweep(self.state, now.timestamp(), self.bulk))
+        scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
 
     async def stop(self) -> None:
         await self.bulk.stop()

@@ -9,8 +9,8 @@ semantics live in the topic modules beside them.
     batch.py             BatchGetItem / BatchWriteItem
     transactions.py      TransactWriteItems / TransactGetItems
     expressions/         the one expression engine
-    ttl.py               expiry of items when the simulated clock moves
-    bulk.py              long work in background chunks: DeleteTable, GSI backfill/drop, TTL, migration
+    ttl.py               expiry of items: the scheduler's dynamodb.ttl rule (strata.sim.scheduler)
+    bulk.py              long work in background chunks: DeleteTable, GSI backfill/drop, migration
     core.py, state.py, store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally

@@ -1,16 +1,16 @@
 """Time to live: items whose TTL attribute (epoch seconds) has passed are deleted.
 
-DynamoDB deletes expired items in the background, typically within days; Strata sweeps when the
-simulated clock is advanced (so "30 days later" in a test shows the items gone) and when the
-server starts. As in DynamoDB, only Number values count, values more than five years in the past
+DynamoDB deletes expired items in the background, typically within days; Strata sweeps from the
+one scheduler (`rule`): when the simulated clock is advanced (so "30 days later" in a test shows
+the items gone), every simulated hour, and when the server starts. As in DynamoDB, only Number values count, values more than five years in the past
 are ignored, and TTL deletions are free (no capacity, no meter events).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import partial
 
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.capacity import Consumed
@@ -21,7 +21,13 @@ from strata.services.dynamodb.tables import TableMeta
 FIVE_YEARS = 5 * 365 * 86400
 
 
-def expired(item: dict, attribute: str, now: float) -> bool:
+def expired(item: dict, attribute: str, now: float, since: float | None = None) -> bool:
+    """Whether the item's TTL fell due by `now`, and not more than five years before `since`.
+
+    A value already five years old when the sweep before (`since`) ran is not a TTL (DynamoDB
+    ignores it); one that fell due in between is, however long the clock jumped meanwhile, so a
+    jump of years deletes what the same years in small steps would.
+    """
     value = item.get(attribute)
     if value is None or "N" not in value:
         return False
@@ -29,11 +35,16 @@ def expired(item: dict, attribute: str, now: float) -> bool:
         at = Decimal(value["N"])
     except InvalidOperation:
         return False
-    return now - FIVE_YEARS <= at <= now
+    return min(now, since if since is not None else now) - FIVE_YEARS <= at <= now
 
 
 def expire_chunk(
-    state: State, meta: TableMeta, now: float, after: tuple[bytes, bytes] | None, n: int
+    state: State,
+    meta: TableMeta,
+    now: float,
+    after: tuple[bytes, bytes] | None,
+    n: int,
+    since: float | None = None,
 ) -> tuple[int, tuple[bytes, bytes] | None]:
     """Delete the expired items among the next n after `after` (inside `store.write()`).
 
@@ -44,7 +55,7 @@ def expire_chunk(
     rows = store.items_after(meta.tid, after, n)
     deleted = 0
     for pk, sk, blob in rows:
-        if attribute and expired(loads(blob), attribute, now):
+        if attribute and expired(loads(blob), attribute, now, since):
             got = store.get(meta.tid, pk, sk)
             if got is not None:
                 itm.write(store, meta, pk, sk, got[0], got[1], None, 0, Consumed(meta.name, read=False))
@@ -52,35 +63,29 @@ def expire_chunk(
     return deleted, ((rows[-1][0], rows[-1][1]) if len(rows) == n else None)
 
 
-def sweep(state: State, now: float, bulk: Any = None) -> int:
-    """Delete every expired item of every table with TTL enabled; returns how many were deleted now.
+def rule(state: State, chunk: int) -> Callable[[float, float], Awaitable[dict[str, int]]]:
+    """The scheduler's `dynamodb.ttl` rule (strata.sim.scheduler): delete what expired by `until`.
 
-    A table larger than one bulk chunk is swept in the background, a chunk per group commit
-    (bulk.py), so a clock move never stalls the server; until then its expired items may still
-    be read, which DynamoDB allows too (it deletes them within days).
+    Every table with TTL enabled is swept a chunk per group commit, so requests are served
+    between chunks however large the table; until the sweep reaches an item it may still be
+    read, which DynamoDB allows too (it deletes expired items within days).
     """
-    deleted = 0
-    store = state.store
-    background = bulk is not None and _loop_running()
-    for meta in list(state.tables.values()):
-        if not (meta.ttl or {}).get("Enabled"):
-            continue
-        if background and store.counts(meta.tid)[0] > bulk.chunk:
-            bulk.expire(meta, now)
-            continue
-        after = None
-        while True:
-            with store.write():
-                n, after = expire_chunk(state, meta, now, after, 1000)
-            deleted += n
-            if after is None:
-                break
-    return deleted
 
+    async def run(since: float, until: float) -> dict[str, int]:
+        store = state.store
+        deleted = 0
+        for meta in list(state.tables.values()):
+            after: tuple[bytes, bytes] | None = None
+            while True:
+                current = state.tables.get((meta.scope, meta.name))
+                if current is None or current.tid != meta.tid or not (current.ttl or {}).get("Enabled"):
+                    break  # disabled, or the table deleted meanwhile
+                n, after = await store.db.write(
+                    partial(expire_chunk, state, current, until, after, chunk, since)
+                )
+                deleted += n
+                if after is None:
+                    break
+        return {"deleted": deleted}
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return run

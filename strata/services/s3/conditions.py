@@ -12,6 +12,8 @@ import re
 from datetime import datetime
 
 from strata.protocol.errors import ServiceError
+from strata.services.s3.core import no_such_key
+from strata.services.s3.store import ObjectRow
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -124,3 +126,34 @@ def parse_copy_range(header: str, size: int) -> tuple[int, int]:
             fields={"RangeRequested": header, "ActualObjectSize": str(size)},
         )
     return first, last
+
+
+def write_condition(key: str, if_match: str | None, if_none_match: str | None):  # noqa: ANN202
+    """The check a conditional write (If-Match / If-None-Match: *) runs against the current object."""
+    if not if_match and not if_none_match:
+        return None
+
+    def check(current: ObjectRow | None) -> None:
+        exists = current is not None and not current.dm
+        if if_none_match:
+            if if_none_match.strip() != "*":
+                raise ServiceError(
+                    "NotImplemented",
+                    "A header you provided implies functionality that is not implemented",
+                    501,
+                    fields={"Header": "If-None-Match"},
+                )
+            if exists:
+                raise ServiceError(
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    412,
+                    fields={"Condition": "If-None-Match"},
+                )
+        if if_match:
+            if not exists:
+                raise no_such_key(key)
+            assert current is not None
+            check_read_conditions(current.etag, current.modified, if_match, None, None, None)
+
+    return check

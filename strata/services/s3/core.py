@@ -18,8 +18,11 @@ from typing import TypeVar
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.s3.charges import charge_early_delete
+from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
+from strata.services.s3.tiering_rules import ARCHIVE_TIERS, archive_after, tier_at
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.storage import BlobStore
@@ -75,6 +78,8 @@ class S3Core:
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
+        self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
+        self._accesses: dict[int, float] = {}  # Intelligent-Tiering reads not yet written (row id -> when)
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -92,6 +97,8 @@ class S3Core:
     async def stop(self) -> None:
         # Freed blobs still waiting for their delayed unlink go now: a clean stop leaves no orphans.
         self._delete_blobs(list(self._unlink_later))
+        if self._accesses:
+            await self.store.db.write(self._flush_accesses)
         self.store.close()
 
     def health(self) -> str:
@@ -128,7 +135,9 @@ class S3Core:
             if bucket is not None:
                 self.store.forget_bucket(bucket)
 
-    def _read_version(self, bucket: str, key: str, version_id: str | None, *, head: bool = False) -> ObjectRow:
+    def _read_version(
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+    ) -> ObjectRow:
         """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
         if version_id:
             row = self.store.version(bucket, key, version_id)
@@ -168,6 +177,53 @@ class S3Core:
             )
         return row
 
+    def _lifecycle_rules(self, bucket: BucketRow) -> Rules | None:
+        """The bucket's compiled lifecycle rules (cached against its stored configuration)."""
+        stored = bucket.config.get("lifecycle")
+        if not stored:
+            return None
+        hit = self._lifecycle.get(bucket.name)
+        if hit is not None and hit[0] is stored:
+            return hit[1]
+        rules = Rules(stored)
+        self._lifecycle[bucket.name] = (stored, rules)
+        return rules
+
+    def _expiration_header(self, bucket: BucketRow, row: ObjectRow) -> str | None:
+        """`x-amz-expiration` for the current version of an object a lifecycle rule will expire."""
+        rules = self._lifecycle_rules(bucket) if bucket.config.get("lifecycle") else None
+        if rules is None or row.dm:
+            return None
+        return rules.expiration_header(row.key, row.size, row.attrs.get("tags"), row.modified)
+
+    # -- Intelligent-Tiering (tiering_rules.py) --------------------------------------------------
+
+    @staticmethod
+    def _tiering_configs(bucket: BucketRow) -> dict[str, dict]:
+        return bucket.config.get("tiering") or {}
+
+    def _accessed(self, row: ObjectRow) -> float:
+        """When an Intelligent-Tiering object was last accessed (a completed restore counts)."""
+        at = max(self._accesses.get(row.id, 0.0), row.attrs.get("accessed", row.modified))
+        restore = row.attrs.get("restore")
+        if restore and restore.get("access_tier") in ARCHIVE_TIERS and restore["ready"] <= self._now():
+            at = max(at, restore["ready"])
+        return at
+
+    def _access_tier(self, bucket: BucketRow, row: ObjectRow) -> str:
+        archive = archive_after(self._tiering_configs(bucket), row.key, row.attrs.get("tags"))
+        return tier_at(row.size, self._accessed(row), self._now(), archive)
+
+    def _flush_accesses(self) -> None:
+        """Write the accesses kept in memory (inside a store write)."""
+        accesses, self._accesses = self._accesses, {}
+        if accesses:
+            self.store.db.executemany(
+                "UPDATE objects SET attrs = json_set(attrs, '$.accessed', ?) WHERE id = ? "
+                "AND storage_class = 'INTELLIGENT_TIERING'",
+                [(at, row_id) for row_id, at in accesses.items()],
+            )
+
     # -- writes ----------------------------------------------------------------------------------
 
     @staticmethod
@@ -197,12 +253,22 @@ class S3Core:
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
             row.version_id = self._new_version_id(fresh)
-            freed = self.store.insert_version(row, replace_null=row.version_id == "null", data=data)
+            replaced: list[tuple[str, int, float]] = []
+            freed = self.store.insert_version(
+                row, replace_null=row.version_id == "null", data=data, replaced=replaced
+            )
+            for storage_class, size, since in replaced:  # an overwritten object
+                charge_early_delete(row.bucket, storage_class, size, since, row.modified)
             return freed, fresh.versioning
 
         freed, versioning = await self.store.db.write(write)
         self._free_blobs(freed)
         return versioning
+
+    def _charge_removal(self, row: ObjectRow) -> None:
+        """Early-deletion charge of a version removed now (charges.py)."""
+        since = row.attrs.get("class_since", row.modified)
+        charge_early_delete(row.bucket, row.storage_class, row.size, since, self._now())
 
     def _free_blobs(self, blob_ids: list[str]) -> None:
         """Unlink blobs whose rows are committed gone (a crash before this leaves orphans for GC).

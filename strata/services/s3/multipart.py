@@ -355,6 +355,9 @@ class MultipartOperations(S3Core):
             out["ChecksumType"] = checksum["type"]
         if versioning:
             out["VersionId"] = row.version_id
+        expiration = self._expiration_header(bucket, row)
+        if expiration:
+            out["Expiration"] = expiration
         return out
 
     @staticmethod

@@ -28,6 +28,16 @@ STORAGE_CLASSES = frozenset(
         "EXPRESS_ONEZONE",
     }
 )
+# Minimum storage duration per class, in days: an object removed sooner is billed the rest.
+MIN_STORAGE_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30, "GLACIER_IR": 90, "GLACIER": 90, "DEEP_ARCHIVE": 180}
+# S3 bills at least this many bytes per object in these classes.
+MIN_BILLABLE_SIZE = {"STANDARD_IA": 128 * 1024, "ONEZONE_IA": 128 * 1024, "GLACIER_IR": 128 * 1024}
+# Per-object overhead S3 bills for archived objects: 32 KiB at the class's rate ("self") and
+# 8 KiB at STANDARD's.
+ARCHIVE_OVERHEAD = {
+    "GLACIER": {"self": 32 * 1024, "STANDARD": 8 * 1024},
+    "DEEP_ARCHIVE": {"self": 32 * 1024, "STANDARD": 8 * 1024},
+}
 # Archived classes: the bytes are not readable until restored.
 ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 

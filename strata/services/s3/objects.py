@@ -17,7 +17,8 @@ from urllib.parse import unquote
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
-from strata.services.s3.conditions import check_read_conditions, parse_range
+from strata.services.s3.charges import charge_early_delete
+from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
 from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
@@ -36,6 +37,7 @@ from strata.services.s3.names import (
 )
 from strata.services.s3.restore import readable, restore_header
 from strata.services.s3.store import BucketRow, ObjectRow
+from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
 
 _OVERRIDES = {
@@ -155,7 +157,7 @@ class ObjectOperations(S3Core):
         storage_class = check_storage_class(req.get("StorageClass"))
         tags = parse_tagging_header(req["Tagging"]) if req.get("Tagging") else None
         attrs = content_attrs(req)
-        check = _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
+        check = write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
         if check is not None:
             check(self.store.current(bucket.name, key))
         expected, algorithm = requested_checksums(req)
@@ -174,6 +176,9 @@ class ObjectOperations(S3Core):
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
         if versioning:
             out["VersionId"] = row.version_id
+        expiration = self._expiration_header(bucket, row)
+        if expiration:
+            out["Expiration"] = expiration
         return out
 
     async def _store_ingested(
@@ -226,6 +231,23 @@ class ObjectOperations(S3Core):
             req.get("IfUnmodifiedSince"),
         )
         out = object_headers(row, bucket)
+        if row.latest:
+            expiration = self._expiration_header(bucket, row)
+            if expiration:
+                out["Expiration"] = expiration
+        if row.storage_class == "INTELLIGENT_TIERING":
+            tier = self._access_tier(bucket, row)
+            if tier in ARCHIVE_TIERS:
+                if not head:
+                    raise ServiceError(
+                        "InvalidObjectState",
+                        "The operation is not valid for the object's access tier",
+                        403,
+                        fields={"StorageClass": row.storage_class, "AccessTier": tier},
+                    )
+                out["ArchiveStatus"] = tier
+            elif not head:
+                self._accesses[row.id] = self._now()  # an access: back to Frequent Access
         if not head and not readable(row.storage_class, row.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",
@@ -305,9 +327,13 @@ class ObjectOperations(S3Core):
             out["VersionId"] = version_id
             if row.dm:
                 out["DeleteMarker"] = True
+            else:
+                self._charge_removal(row)
         elif not bucket.versioning:
             row = self.store.current(bucket.name, key)
             freed = self.store.delete_version(row) if row else []
+            if row is not None and not row.dm:
+                self._charge_removal(row)
         else:
             marker = ObjectRow(
                 0,
@@ -323,7 +349,12 @@ class ObjectOperations(S3Core):
                 "STANDARD",
                 {},
             )
-            freed = self.store.insert_version(marker, replace_null=marker.version_id == "null")
+            replaced: list[tuple[str, int, float]] = []
+            freed = self.store.insert_version(
+                marker, replace_null=marker.version_id == "null", replaced=replaced
+            )
+            for storage_class, size, since in replaced:
+                charge_early_delete(bucket.name, storage_class, size, since, marker.modified)
             out.update(DeleteMarker=True, VersionId=marker.version_id)
         return out, freed
 
@@ -515,7 +546,7 @@ class ObjectOperations(S3Core):
                 attrs,
             )
             versioning = await self._commit_object(
-                bucket, row, _write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
+                bucket, row, write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch")), inline
             )
         except Exception:  # not CancelledError: a cancelled request's write may still commit
             if blob:
@@ -531,6 +562,9 @@ class ObjectOperations(S3Core):
             out["VersionId"] = row.version_id
         if src_bucket.versioning:
             out["CopySourceVersionId"] = src.version_id
+        expiration = self._expiration_header(bucket, row)
+        if expiration:
+            out["Expiration"] = expiration
         return out
 
     # -- GetObjectAttributes ---------------------------------------------------------------------
@@ -575,34 +609,3 @@ class ObjectOperations(S3Core):
                 "Parts": parts,
             }
         return out
-
-
-def _write_condition(key: str, if_match: str | None, if_none_match: str | None):  # noqa: ANN202
-    """The check a conditional write (If-Match / If-None-Match: *) runs against the current object."""
-    if not if_match and not if_none_match:
-        return None
-
-    def check(current: ObjectRow | None) -> None:
-        exists = current is not None and not current.dm
-        if if_none_match:
-            if if_none_match.strip() != "*":
-                raise ServiceError(
-                    "NotImplemented",
-                    "A header you provided implies functionality that is not implemented",
-                    501,
-                    fields={"Header": "If-None-Match"},
-                )
-            if exists:
-                raise ServiceError(
-                    "PreconditionFailed",
-                    "At least one of the pre-conditions you specified did not hold",
-                    412,
-                    fields={"Condition": "If-None-Match"},
-                )
-        if if_match:
-            if not exists:
-                raise no_such_key(key)
-            assert current is not None
-            check_read_conditions(current.etag, current.modified, if_match, None, None, None)
-
-    return check

@@ -10,6 +10,10 @@ restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
 policy.py      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus; the policy the authorizer evaluates
 acl.py         Object Ownership (BucketOwnerEnforced) and the ACL operations it leaves
 bpa.py         Block Public Access (bucket level); public.py says what a public policy is
+lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecycle_rules.py what
+               rules do and when; lifecycle_run.py runs them (the scheduler's s3.lifecycle rule)
+tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
+               access tiers of INTELLIGENT_TIERING objects
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -21,6 +25,8 @@ from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.guard import guarded
+from strata.services.s3.lifecycle import LifecycleOperations
+from strata.services.s3.lifecycle_run import LifecycleRun
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
 from strata.services.s3.objects import ObjectOperations
@@ -28,6 +34,7 @@ from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.restore import RestoreOperations
 from strata.services.s3.tagging import TaggingOperations
+from strata.services.s3.tiering import TieringOperations
 from strata.services.s3.versioning import VersioningOperations
 
 
@@ -45,5 +52,8 @@ class S3Provider(
     BucketPolicyOperations,
     PublicAccessBlockOperations,
     AclOperations,
+    LifecycleOperations,
+    LifecycleRun,
+    TieringOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -21,6 +21,8 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.s3.core import S3Core, to_datetime
 from strata.services.s3.names import ARCHIVED_CLASSES
+from strata.services.s3.tiering_rules import ARCHIVE_TIERS
+from strata.services.s3.tiering_rules import RETRIEVAL as TIER_RETRIEVAL
 from strata.sim.meter import meter
 
 DAY = 86400.0
@@ -124,6 +126,8 @@ class RestoreOperations(S3Core):
 
         def write() -> dict:
             row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+            if row.storage_class == "INTELLIGENT_TIERING":
+                return self._restore_tiered(bucket, row)
             if row.storage_class not in ARCHIVED_CLASSES:
                 raise ServiceError(
                     "InvalidObjectState",
@@ -157,3 +161,23 @@ class RestoreOperations(S3Core):
             return {"StatusCode": 202}
 
         return await self._write(write)
+
+    def _restore_tiered(self, bucket: Any, row: Any) -> dict:
+        """An Intelligent-Tiering object in an archive tier comes back to Frequent Access once
+        the tier's retrieval time has passed (no temporary copy: no Days)."""
+        tier = self._access_tier(bucket, row)
+        now = self._now()
+        if restore_state(row.attrs, now)[0] == "ongoing":
+            raise ServiceError("RestoreAlreadyInProgress", "Object restore is already in progress", 409)
+        if tier not in ARCHIVE_TIERS:
+            raise ServiceError(
+                "InvalidObjectState",
+                "Restore is not allowed for the object's current storage class",
+                403,
+                fields={"StorageClass": row.storage_class},
+            )
+        ready = now + TIER_RETRIEVAL[tier]
+        row.attrs["restore"] = {"requested": now, "ready": ready, "expiry": ready, "access_tier": tier}
+        self.store.update_attrs(row)
+        meter.record("s3", f"Restore-INTELLIGENT_TIERING-{tier}-Bytes", row.size, "byte", bucket=bucket.name)
+        return {"StatusCode": 202}

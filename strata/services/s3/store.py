@@ -1,7 +1,8 @@
 """S3's metadata in SQLite: buckets, object versions, multipart uploads and parts.
 
 Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
-versions of a key sort newest first. Two indexes make every listing a range scan:
+versions of a key sort newest first (a small partial index finds a bucket's Intelligent-Tiering
+objects). Two indexes make every listing a range scan:
 
 - `objects_versions (bucket, key, id DESC)`: ListObjectVersions, and finding one key's versions;
 - `objects_current (bucket, key) WHERE latest = 1 AND dm = 0`: the visible object of every key,
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.services.s3.names import MIN_BILLABLE_SIZE
 from strata.services.s3.positions import version_id_at
 from strata.storage import MetadataStore
 
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, id DESC);
 CREATE INDEX IF NOT EXISTS objects_current ON objects(bucket, key) WHERE latest = 1 AND dm = 0;
 CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_tiered ON objects(bucket, id) WHERE storage_class = 'INTELLIGENT_TIERING';
 
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY,
@@ -235,14 +238,22 @@ class S3Store:
         )
         return ObjectRow.from_row(r) if r else None
 
-    def insert_version(self, row: ObjectRow, *, replace_null: bool, data: bytes | None = None) -> list[str]:
+    def insert_version(
+        self,
+        row: ObjectRow,
+        *,
+        replace_null: bool,
+        data: bytes | None = None,
+        replaced: list[tuple[str, int, float]] | None = None,
+    ) -> list[str]:
         """Make `row` the latest version of its key; returns blob ids no longer referenced.
 
         A small object's bytes come as `data` and live in the row itself (row.blob is None).
         With `replace_null` (unversioned or suspended buckets) an existing `null` version is
         removed first, as S3 overwrites it. A row whose version id is `NEW_VERSION` gets its
         sequence number chosen here and a version id that encodes it (`positions.version_id_at`),
-        so a listing can resume after it even once it is deleted. Call inside a transaction.
+        so a listing can resume after it even once it is deleted. `replaced` collects the
+        (storage class, size, in class since) of a null version removed. Call inside a transaction.
         """
         freed: list[str] = []
         row_id = None
@@ -251,13 +262,16 @@ class S3Store:
             row.version_id = version_id_at(row_id)
         if replace_null:
             old = self.db.query(
-                "SELECT id, blob FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
+                "SELECT id, blob, storage_class, size, COALESCE(json_extract(attrs, '$.class_since'), modified) "
+                "FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
                 (row.bucket, row.key),
             )
-            for oid, blob in old:
+            for oid, blob, storage_class, size, since in old:
                 self.db.execute("DELETE FROM objects WHERE id = ?", (oid,))
                 if blob:
                     freed.append(blob)
+                if replaced is not None:
+                    replaced.append((storage_class, size, since))
         self.db.execute(
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
@@ -353,6 +367,122 @@ class S3Store:
             yield b
         for (b,) in self.db.query("SELECT blob FROM parts"):
             yield b
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def lifecycle_buckets(self) -> list[str]:
+        """Names of the buckets that have a lifecycle configuration."""
+        return [r[0] for r in self.db.query("SELECT name FROM buckets WHERE config LIKE '%\"lifecycle\"%'")]
+
+    _LC_COLS = (
+        "id, key, version_id, dm, size, modified, storage_class, blob, "
+        "COALESCE(json_extract(attrs, '$.class_since'), modified)"
+    )
+
+    def lifecycle_rows(
+        self, bucket: str, start: str, after: str | None, end: str | None, limit: int, with_attrs: bool
+    ) -> list[tuple]:
+        """Versions of the keys from `start` (after key `after`) below `end`, key order, newest
+        first: (id, key, version_id, dm, size, modified, storage_class, blob, in class since,
+        attrs or None).
+        Attributes are decoded only when asked for (tag filters): most rules need none."""
+        cols = self._LC_COLS + (", attrs" if with_attrs else "")
+        sql = f"SELECT {cols} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND "
+        args: list[Any] = [bucket]
+        if after is None:
+            sql += "key >= ?"
+            args.append(start)
+        else:
+            sql += "key > ?"
+            args.append(after)
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        rows = self.db.query(sql + " ORDER BY key, id DESC LIMIT ?", [*args, limit])
+        return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
+
+    def key_rows(self, bucket: str, key: str, with_attrs: bool) -> list[tuple]:
+        """Every version of one key, as `lifecycle_rows` gives them."""
+        cols = self._LC_COLS + (", attrs" if with_attrs else "")
+        rows = self.db.query(
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC", (bucket, key)
+        )
+        return [(*r[:9], json.loads(r[9]) if with_attrs else None) for r in rows]
+
+    def key_after(self, bucket: str, start: str, end: str | None, skip: int) -> str | None:
+        """The key `skip` versions on from `start` (below `end`), None when fewer are left:
+        where to cut a range into chunks of about `skip` rows."""
+        sql = "SELECT key FROM objects INDEXED BY objects_versions WHERE bucket = ? AND key >= ?"
+        args: list[Any] = [bucket, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        r = self.db.query_one(sql + " ORDER BY key LIMIT 1 OFFSET ?", [*args, skip])
+        return r[0] if r and r[0] != start else None
+
+    def storage_sums(
+        self, bucket: str, start: str, end: str | None, since: float, until: float
+    ) -> list[tuple[str, float, float]]:
+        """(class, billed byte-seconds, object-seconds) of the objects with start <= key < end
+        over (since, until], each from its creation if later, at S3's minimum billable sizes.
+        Intelligent-Tiering objects are left out: they are metered per access tier."""
+        billed = (
+            "CASE storage_class "
+            + " ".join(f"WHEN '{c}' THEN MAX(size, {n})" for c, n in MIN_BILLABLE_SIZE.items())
+            + " ELSE size END"
+        )
+        sql = (
+            f"SELECT storage_class, SUM(({billed}) * (? - MAX(?, modified))), SUM(? - MAX(?, modified)) "
+            "FROM objects WHERE bucket = ? AND dm = 0 AND modified < ? AND key >= ? "
+            "AND storage_class != 'INTELLIGENT_TIERING'"
+        )
+        args: list[Any] = [until, since, until, since, bucket, until, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        return [
+            (r[0], r[1] or 0.0, r[2] or 0.0) for r in self.db.query(sql + " GROUP BY storage_class", args)
+        ]
+
+    def tiered_rows(self, bucket: str, after_id: int, limit: int) -> list[tuple[int, str, int, float, dict]]:
+        """(id, key, size, modified, attrs) of a bucket's Intelligent-Tiering versions, by id."""
+        rows = self.db.query(
+            "SELECT id, key, size, modified, attrs FROM objects INDEXED BY objects_tiered WHERE bucket = ? "
+            "AND id > ? AND dm = 0 AND storage_class = 'INTELLIGENT_TIERING' ORDER BY id LIMIT ?",
+            (bucket, after_id, limit),
+        )
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def set_tier(self, row_id: int, tier: str) -> None:
+        self.db.execute(
+            "UPDATE objects SET attrs = json_set(attrs, '$.tier', ?) WHERE id = ?", (tier, row_id)
+        )
+
+    def set_class(self, row_id: int, storage_class: str, since: float) -> None:
+        """A lifecycle transition: the version's class, and when it entered it."""
+        self.db.execute(
+            "UPDATE objects SET storage_class = ?, attrs = json_set(attrs, '$.class_since', ?) WHERE id = ?",
+            (storage_class, since, row_id),
+        )
+
+    def make_newest_latest(self, bucket: str, key: str) -> None:
+        """After the latest version of a key was removed: the newest left becomes latest."""
+        nxt = self.db.query_one(
+            "SELECT id FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1", (bucket, key)
+        )
+        if nxt:
+            self.db.execute("UPDATE objects SET latest = 1 WHERE id = ?", (nxt[0],))
+
+    def uploads_page(self, bucket: str, after: str, limit: int) -> list[tuple[str, str, float]]:
+        """(upload_id, key, initiated) of a bucket's uploads after `after`, in upload id order."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.query(
+                "SELECT upload_id, key, initiated FROM uploads WHERE bucket = ? AND upload_id > ? "
+                "ORDER BY upload_id LIMIT ?",
+                (bucket, after, limit),
+            )
+        ]
 
     # -- multipart -------------------------------------------------------------------------------
 

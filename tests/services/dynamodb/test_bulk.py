@@ -226,11 +226,12 @@ def test_kill_9_during_background_delete_and_backfill(strata_factory: Any) -> No
     assert orphans(server.data_dir / "dynamodb" / "dynamodb.sqlite3") == (0, 0)
 
 
-def test_ttl_sweep_of_a_large_table_runs_in_the_background(tmp_path: Path) -> None:
+def test_ttl_rule_sweeps_a_large_table_in_chunks_and_a_jump_equals_steps(tmp_path: Path) -> None:
     from strata.services.dynamodb import ttl
 
     p = provider(tmp_path)
     base = 1_900_000_000
+    six_years = 6 * 365 * 86400
 
     async def run() -> None:
         await p.start()
@@ -240,16 +241,21 @@ def test_ttl_sweep_of_a_large_table_runs_in_the_background(tmp_path: Path) -> No
         p.update_time_to_live(
             ctx(), {"TableName": "exp", "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "at"}}
         )
-        for i in range(60):  # item i expires at base + i
+        for i in range(60):  # item i expires at base + i: 60 items are six chunks
             await p.put_item(
                 ctx(), {"TableName": "exp", "Item": {"id": {"S": f"i{i:02d}"}, "at": {"N": str(base + i)}}}
             )
-        assert ttl.sweep(p.state, base + 19.5, p.bulk) == 0  # 60 items > one chunk: left to the background
-        ttl.sweep(p.state, base + 39.5, p.bulk)  # a later time while that sweep runs
-        await p.bulk.idle()
+        sweep = ttl.rule(p.state, CHUNK)
+        assert await sweep(base - 1, base + 19.5) == {"deleted": 20}
+        assert await sweep(base + 19.5, base + 19.5) == {"deleted": 0}  # idempotent
+        # Six years in one jump: what fell due since the last sweep goes, though now past five years.
+        assert await sweep(base + 19.5, base + 39.5 + six_years) == {"deleted": 40}
         left = sorted(i["id"]["S"] for i in p.scan(ctx(), {"TableName": "exp"})["Items"])
-        assert left == [f"i{i:02d}" for i in range(40, 60)]
-        assert p.describe_table(ctx(), {"TableName": "exp"})["Table"]["ItemCount"] == 20
+        assert left == []
+        assert p.describe_table(ctx(), {"TableName": "exp"})["Table"]["ItemCount"] == 0
+        # A value already more than five years old at the last sweep is not a TTL.
+        await p.put_item(ctx(), {"TableName": "exp", "Item": {"id": {"S": "old"}, "at": {"N": str(base)}}})
+        assert await sweep(base + six_years, base + six_years + 60) == {"deleted": 0}
         await p.stop()
 
     asyncio.run(run())
