@@ -79,6 +79,18 @@ def _static(policies: PolicySet) -> tuple[bool, bool]:
     return static, static and any_resource
 
 
+def _facts(principal: Principal, region: str, request: HttpRequest, params: dict, p: Plan) -> Facts:
+    """What conditions may ask about this request (built only when a policy is evaluated)."""
+    return Facts(
+        principal,
+        region,
+        request.client,
+        request.secure,
+        clock.time,
+        ParamKeys(params, p.keys),  # type: ignore[arg-type]
+    )
+
+
 class Authorizer:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
@@ -182,14 +194,7 @@ class Authorizer:
                 decision = cache.get(key)
             if decision is None:
                 if facts is None:
-                    facts = Facts(
-                        principal,
-                        region,
-                        request.client,
-                        request.secure,
-                        clock.time,
-                        ParamKeys(params, p.keys),  # type: ignore[arg-type]
-                    )
+                    facts = _facts(principal, region, request, params, p)
                 decision = evaluate(
                     principal, action, resource, facts, policies, resource_policy, owner, required
                 )
@@ -205,14 +210,7 @@ class Authorizer:
         if further_hook is not None:
             for action, resource, res_owner, res_policy in further_hook(params):
                 if facts is None:
-                    facts = Facts(
-                        principal,
-                        region,
-                        request.client,
-                        request.secure,
-                        clock.time,
-                        ParamKeys(params, p.keys),  # type: ignore[arg-type]
-                    )
+                    facts = _facts(principal, region, request, params, p)
                 required = p.resource_required and res_policy is not None
                 decision = evaluate(
                     principal, action, resource, facts, policies, res_policy, res_owner, required
@@ -245,9 +243,7 @@ class Authorizer:
         owner: str | None,
     ) -> None:
         """Evaluate every (action, resource) pair of the request, without decision caching."""
-        facts = Facts(
-            principal, region, request.client, request.secure, clock.time, ParamKeys(params, p.keys)
-        )
+        facts = _facts(principal, region, request, params, p)
         for action, resource in targets(p, params, region, principal.account_id, principal.arn):
             decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
             if not decision.allowed:

@@ -146,8 +146,12 @@ def test_a_killed_nfs_server_is_restarted(strata_server, tmp_path: Path) -> None
             break
         time.sleep(0.2)
     assert done.stdout == "still here\n"
-    state = efs.describe_mount_targets(MountTargetId=mt["MountTargetId"])["MountTargets"][0]["LifeCycleState"]
-    assert state == "available"
+    while time.monotonic() < deadline:  # both of its servers (root, access points) running again
+        state = efs.describe_mount_targets(MountTargetId=mt["MountTargetId"])["MountTargets"][0]
+        if state["LifeCycleState"] == "available":
+            break
+        time.sleep(0.2)
+    assert state["LifeCycleState"] == "available"
 
 
 def policy(*actions: str) -> str:
