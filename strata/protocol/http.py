@@ -30,12 +30,14 @@ class Headers:
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
         """From (name, value) byte pairs as an ASGI server passes them (latin-1, any case)."""
         self = cls.__new__(cls)
-        m: dict[str, str] = {}
-        for k, v in raw:
-            name = k.decode("latin-1").lower()
-            value = v.decode("latin-1")
+        m = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+        if len(m) != len(raw):
             # Repeated headers join with "," as HTTP allows (and as SigV4 canonicalisation expects).
-            m[name] = f"{m[name]},{value}" if name in m else value
+            m = {}
+            for k, v in raw:
+                name = k.decode("latin-1").lower()
+                value = v.decode("latin-1")
+                m[name] = f"{m[name]},{value}" if name in m else value
         self._map = m
         self._items = None
         self._raw = raw
