@@ -66,6 +66,12 @@ class RequiredIndex:
         self._below[shape.name] = found
         return found
 
+    def top(self, shape: Shape | None) -> tuple[tuple[str, ...], bool]:
+        """(the members a request of `shape` must set at its top level, whether `first_missing`
+        has anything to look for below them): a parser checks the first itself."""
+        top = self._top(shape) if shape is not None else None
+        return (top[0], bool(top[1])) if top is not None else ((), False)
+
     def _top(self, shape: Shape) -> tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]] | None:
         top = None
         if self.has_required(shape):
