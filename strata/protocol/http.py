@@ -54,10 +54,11 @@ class Headers:
         self._map[name] = f"{self._map[name]},{value}" if name in self._map else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        # Callers mostly ask with lower-case names already: one lookup, lower() only on a miss.
+        # Callers mostly ask with lower-case names already: one lookup, a second only on a miss
+        # asked in another case.
         value = self._map.get(name)
         if value is None:
-            return self._map.get(name.lower(), default)
+            return default if name.islower() else self._map.get(name.lower(), default)
         return value
 
     def __getitem__(self, name: str) -> str:
