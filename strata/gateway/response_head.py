@@ -38,25 +38,21 @@ _date = _DateHeader()
 date_line = _date.line
 
 
-def _one_line(value: str) -> str:
-    return value.replace("\r", " ").replace("\n", " ")
-
-
 def response_head(
     response: HttpResponse, length: int | None, head_only: bool, keep_alive: bool
 ) -> tuple[bytes, bool]:
     """The head for `response` whose body is `length` bytes (None: unknown, sent chunked), and
     whether the body must be sent chunked."""
-    headers = response.headers
-    text = "".join([f"{name}: {value}\r\n" for name, value in headers])
-    if text.count("\n") == len(headers) and text.count("\r") == len(headers):
-        # Every line ends the only way a line can, so a name at a line start is a header's name.
-        has_length = "\ncontent-length:" in "\n" + text.lower()
-    else:
-        # Never let a value (an echoed response-content-disposition...) split the head.
-        text = "".join([f"{name}: {_one_line(str(value))}\r\n" for name, value in headers])
-        has_length = any(len(name) == 14 and name.lower() == "content-length" for name, _ in headers)
-    lines = [text]
+    has_length = False
+    lines = []
+    for name, value in response.headers:
+        value = str(value)
+        if "\n" in value or "\r" in value:
+            # Never let a value (an echoed response-content-disposition...) split the head.
+            value = value.replace("\r", " ").replace("\n", " ")
+        if len(name) == 14 and name.lower() == "content-length":
+            has_length = True
+        lines.append(f"{name}: {value}\r\n")
     chunked = False
     if not has_length:
         if length is not None:

@@ -30,14 +30,12 @@ class Headers:
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
         """From (name, value) byte pairs as an ASGI server passes them (latin-1, any case)."""
         self = cls.__new__(cls)
-        m = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
-        if len(m) != len(raw):
+        m: dict[str, str] = {}
+        for k, v in raw:
+            name = k.decode("latin-1").lower()
+            value = v.decode("latin-1")
             # Repeated headers join with "," as HTTP allows (and as SigV4 canonicalisation expects).
-            m = {}
-            for k, v in raw:
-                name = k.decode("latin-1").lower()
-                value = v.decode("latin-1")
-                m[name] = f"{m[name]},{value}" if name in m else value
+            m[name] = f"{m[name]},{value}" if name in m else value
         self._map = m
         self._items = None
         self._raw = raw
@@ -54,11 +52,10 @@ class Headers:
         self._map[name] = f"{self._map[name]},{value}" if name in self._map else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        # Callers mostly ask with lower-case names already: one lookup, a second only on a miss
-        # asked in another case.
+        # Callers mostly ask with lower-case names already: one lookup, lower() only on a miss.
         value = self._map.get(name)
         if value is None:
-            return default if name.islower() else self._map.get(name.lower(), default)
+            return self._map.get(name.lower(), default)
         return value
 
     def __getitem__(self, name: str) -> str:
