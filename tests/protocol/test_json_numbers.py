@@ -17,7 +17,7 @@ BIG = st.one_of(
     st.integers(min_value=-(10**40), max_value=-(10**18)),
     st.sampled_from([2**63, 2**64, -(2**63) - 1, 2**64 + 1, 10**38]),
 )
-TEXT = st.text(alphabet="0123456789abcdeE:-+., \"\\", max_size=45)
+TEXT = st.text(alphabet='0123456789abcdeE:-+., "\\', max_size=45)
 SCALARS = st.one_of(BIG, st.integers(), TEXT, st.booleans(), st.none())
 VALUES = st.recursive(
     SCALARS,
