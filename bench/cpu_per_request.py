@@ -14,8 +14,11 @@ Usage (each server already running; its process is found by the port it listens 
     python bench/cpu_per_request.py --target base=http://127.0.0.1:4701 \\
         --target new=http://127.0.0.1:4702 --seconds 6 --rounds 3
 
-Prints each run, then the median per target with the ratio to the first target (above 1.00x:
-more CPU than the first). Linux only (reads /proc).
+`--workloads` picks from ddb_get,s3_get_4k (the default), ddb_put, s3_put_4k. Start every server
+with the same `--cpu-affinity N`: with the default `auto` each pins itself to the CPU it starts
+on, and two servers on different CPUs (one shared with wrk or a busy neighbour) differ by more
+than the code does. Prints each run (user and system time apart), then the median per target
+with the ratio to the first target (above 1.00x: more CPU than the first). Linux only (/proc).
 """
 
 from __future__ import annotations
