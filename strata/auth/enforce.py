@@ -16,7 +16,6 @@ mandatory for every caller, root included, as KMS key policies are).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -52,11 +51,8 @@ def _static(policies: PolicySet) -> tuple[bool, bool]:
 
 
 class Authorizer:
-    def __init__(self, directory: Directory, providers: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, directory: Directory) -> None:
         self.directory = directory
-        # service -> its provider (for the hooks), looked up only when a request needs one: an
-        # account root in a one-account set-up (most requests) never does.
-        self.providers = providers
 
     def check(
         self,
@@ -72,12 +68,7 @@ class Authorizer:
         owner: str | None = None
         p = plan(service, operation)
         CALLER_SCOPE.set((principal.account_id, region))
-        several = len(self.directory.accounts) > 1
-        if not several and principal.unrestricted and principal.session is None and not p.resource_required:
-            return  # the root in the one account (the test key): allowed, no provider hook needed
-        if provider is None and self.providers is not None:
-            provider = self.providers(service)
-        if several and not p.creates:
+        if len(self.directory.accounts) > 1 and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
                 owner = owner_hook(params)

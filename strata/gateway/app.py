@@ -58,7 +58,7 @@ class StrataApp:
         self.directory = directory_for(settings)
         self.auth = Authenticator(settings)
         self.hosts = HostPolicy(settings)
-        self.authz = Authorizer(self.directory, self.services.provider)
+        self.authz = Authorizer(self.directory)
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
@@ -132,7 +132,9 @@ class StrataApp:
             method = self._method(service, op_name)
             region = detected.region or self.settings.region
             if principal is not None:
-                self.authz.check(principal, service, op_name, params, request, region)
+                self.authz.check(
+                    principal, service, op_name, params, request, region, self.services.provider(service)
+                )
             ctx = RequestContext(
                 request_id=request_id,
                 service=service,
