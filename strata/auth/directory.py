@@ -255,19 +255,17 @@ class Directory:
 
     def credential(self, access_key: str, token: str | None) -> tuple[str, Principal]:
         """(secret, principal) of an access key; raises CredentialProblem."""
+        cached = self._principals.get(access_key)
+        if cached is not None and cached[0] == self.generation:  # (an IAM change clears them all)
+            return cached[1], cached[2]
         root = self.roots.get(access_key)
         if root is not None:
-            cached = self._principals.get(access_key)
-            if cached is None:
-                secret, account = root
-                principal = Principal(access_key, account, f"arn:aws:iam::{account}:root", account)
-                cached = self._principals[access_key] = (self.generation, secret, principal)
-            return cached[1], cached[2]
+            secret, account = root
+            principal = Principal(access_key, account, f"arn:aws:iam::{account}:root", account)
+            self._principals[access_key] = (self.generation, secret, principal)
+            return secret, principal
         if access_key.startswith("ASIA"):
             return self._session_credential(access_key, token)
-        cached = self._principals.get(access_key)
-        if cached is not None and cached[0] == self.generation:
-            return cached[1], cached[2]
         if (
             not self._loaded
             and self.file is None

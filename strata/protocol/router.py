@@ -46,7 +46,10 @@ class Route:
         m = self.pattern.match(path)
         if m is None:
             return None
-        return {label: _decode_label(value) for label, value in zip(self.labels, m.groups(), strict=True)}
+        return {
+            label: _decode_label(value) if "%" in value else value
+            for label, value in zip(self.labels, m.groups(), strict=True)
+        }
 
 
 def _decode_label(value: str) -> str:

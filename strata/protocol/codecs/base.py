@@ -31,7 +31,8 @@ class BaseCodec(ABC):
     def __init__(self, model: ServiceModel) -> None:
         self.model = model
         self.service = model.service_name
-        self._parsers: dict[str, ParseFn] = {}
+        # operation -> (its parser, the top-level members it requires, whether any deeper one is)
+        self._parsers: dict[str, tuple[ParseFn, tuple[str, ...], bool]] = {}
         self._serializers: dict[str, SerializeFn] = {}
         self._operations = {name: model.operation_model(name) for name in model.operation_names}
         self.required = RequiredIndex(collections=self.protocol in ("json", "rest-json"))
@@ -45,18 +46,25 @@ class BaseCodec(ABC):
     def find_operation(self, request: HttpRequest) -> tuple[OperationModel, dict[str, str]]: ...
 
     def parse(self, op: OperationModel, request: HttpRequest, path_params: dict[str, str]) -> dict:
-        fn = self._parsers.get(op.name)
-        if fn is None:
-            fn = self._parsers[op.name] = self._compile_parser(op)
+        compiled = self._parsers.get(op.name)
+        if compiled is None:
+            present, walk = self.required.top(op.input_shape)
+            compiled = self._parsers[op.name] = (self._compile_parser(op), present, walk)
+        fn, present, walk = compiled
         try:
             params = fn(request, path_params)
         except MalformedInput as e:
             raise self.malformed(str(e), document=isinstance(e, MalformedDocument)) from e
         except RecursionError as e:  # absurdly deep nesting in a request document
             raise self.malformed("request nested too deeply", document=True) from e
-        missing = self.required.first_missing(op.input_shape, params)
-        if missing is not None:
-            raise self.missing(op, missing)
+        # Required members: the top level's here, deeper ones (a Tag without its Key) by the walk.
+        for name in present:
+            if params.get(name) is None:
+                raise self.missing(op, (name,))
+        if walk:
+            missing = self.required.first_missing(op.input_shape, params)
+            if missing is not None:
+                raise self.missing(op, missing)
         return params
 
     def serialize(self, op: OperationModel, result: dict | None, request_id: str) -> HttpResponse:

@@ -18,6 +18,7 @@ from botocore.model import Shape
 # Steps from the request root: a member name, a 1-based list position, or ("key", a map key).
 Step = str | int | tuple[str, str]
 Path = tuple[Step, ...]
+_UNSEEN: Any = object()
 
 
 class RequiredIndex:
@@ -35,6 +36,10 @@ class RequiredIndex:
         # structure name -> (its required members, the members worth entering): built once, so a
         # request pays a few dict lookups, not a walk over every member of its shape.
         self._plans: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]]] = {}
+        # input shape name -> (the top-level members that must be present, the members worth
+        # entering), or None when nothing below it is required: the top level of a request is
+        # checked with a few dict lookups, and most requests (GetItem, GetObject) end there.
+        self._tops: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]] | None] = {}
         self.collections = collections
 
     def _plan(self, shape: Shape) -> tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]]:
@@ -61,12 +66,43 @@ class RequiredIndex:
         self._below[shape.name] = found
         return found
 
+    def top(self, shape: Shape | None) -> tuple[tuple[str, ...], bool]:
+        """(the members a request of `shape` must set at its top level, whether `first_missing`
+        has anything to look for below them): a parser checks the first itself."""
+        top = self._top(shape) if shape is not None else None
+        return (top[0], bool(top[1])) if top is not None else ((), False)
+
+    def _top(self, shape: Shape) -> tuple[tuple[str, ...], tuple[tuple[str, Shape], ...]] | None:
+        top = None
+        if self.has_required(shape):
+            required, enter = self._plan(shape)
+            payload = shape.serialization.get("payload")
+            present = tuple(n for n in required if not self._may_be_absent(shape, n, (), payload))
+            top = (present, enter)
+        self._tops[shape.name] = top
+        return top
+
     def first_missing(self, shape: Shape | None, value: Any) -> Path | None:
         """The path (member names, 1-based list positions, map keys) of a missing required member."""
-        if shape is None or not self.has_required(shape):
+        if shape is None or not isinstance(value, dict):
             return None
-        payload = shape.serialization.get("payload")
-        stack: list[tuple[Shape, Any, Path]] = [(shape, value, ())]
+        top = self._tops.get(shape.name, _UNSEEN)
+        if top is _UNSEEN:
+            top = self._top(shape)
+        if top is None:
+            return None
+        present, enter = top
+        for name in present:
+            if value.get(name) is None:
+                return (name,)
+        if not enter:
+            return None
+        stack: list[tuple[Shape, Any, Path]] = []
+        for name, member in enter:
+            v = value.get(name)
+            if v is not None:
+                stack.append((member, v, (name,)))
+        payload = None  # only the top level has a payload member, and it is done
         while stack:
             shape, value, path = stack.pop()
             kind = shape.type_name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from botocore.model import OperationModel, ServiceModel, Shape
@@ -38,6 +39,8 @@ from strata.protocol.http import FileBody, HttpRequest, HttpResponse
 from strata.protocol.router import RestRouter
 
 TextFn = Callable[[str], Any]
+_FIRST = itemgetter(0)
+
 
 _INTEGERS = ("integer", "long", "short", "byte")
 
@@ -147,6 +150,7 @@ class RestCodec(BaseCodec):
             k.partition("=")[0] for k in literal_query.split("&") if k
         }
         header_table = {wire: (name, fn, is_list) for wire, name, fn, is_list in headers}
+        query_table = {wire: (name, fn, is_list) for wire, name, fn, is_list in query}
         read_body = self._compile_body_parser(op, shape)
 
         def parse(request: HttpRequest, path_params: dict[str, str]) -> dict:
@@ -155,7 +159,7 @@ class RestCodec(BaseCodec):
                 value = path_params.get(wire)
                 if value is not None:
                     out[name] = fn(value)
-            if query or query_maps:
+            if query_maps:
                 multi: dict[str, list[str]] = {}
                 for k, v in request.query:
                     multi.setdefault(k, []).append(v)
@@ -169,6 +173,17 @@ class RestCodec(BaseCodec):
                     }
                     if rest:
                         out[name] = rest
+            elif query:
+                # The request's few parameters, not the model's many: a list collects every
+                # value, any other member reads its first.
+                for k, v in request.query:
+                    entry = query_table.get(k)
+                    if entry is not None:
+                        name, fn, is_list = entry
+                        if is_list:
+                            out.setdefault(name, []).append(fn(v))
+                        elif name not in out:
+                            out[name] = fn(v)
             # Iterate the request's few headers rather than the model's many header members.
             for key, value in request.headers.items():
                 entry = header_table.get(key)
@@ -249,12 +264,25 @@ class RestCodec(BaseCodec):
         head = op.http.get("method") == "HEAD"
         if shape is None:
             return lambda result, request_id: HttpResponse(status, self.response_headers(request_id), b"")
-        headers, header_maps, status_member = [], [], None
+        # member name -> (its place in the model, wire name, writer, is a list, what the header
+        # frames: 1 Content-Type, 2 Content-Length, 0 neither). A result names a few of the many
+        # header members (GetObject's output has ~40): the serializer walks the result, not the
+        # model, and puts what it found back in the model's order.
+        headers: dict[str, tuple[int, str, Callable[[Any], str], bool, int]] = {}
+        header_maps, status_member = [], None
+        framing = {"content-type": 1, "content-length": 2}
         for name, m in shape.members.items():
             location = m.serialization.get("location")
             wire = m.serialization.get("name", name)
             if location == "header":
-                headers.append((wire, name, text_writer(m, "header"), m.type_name == "list"))
+                writer = text_writer(m, "header")
+                headers[name] = (
+                    len(headers),
+                    wire,
+                    writer,
+                    m.type_name == "list",
+                    framing.get(wire.lower(), 0),
+                )
             elif location == "headers":
                 header_maps.append((wire, name))
             elif location == "statusCode":
@@ -263,24 +291,29 @@ class RestCodec(BaseCodec):
 
         def serialize(result: dict, request_id: str) -> HttpResponse:
             out = self.response_headers(request_id)
-            for wire, name, fn, is_list in headers:
-                value = result.get(name)
+            framed = 0  # bits: 1 a Content-Type header member was written, 2 a Content-Length one
+            found = [(headers[name], value) for name, value in result.items() if name in headers]
+            if len(found) > 1:
+                found.sort(key=_FIRST)  # by model place (unique: the rest is never compared)
+            for (_, wire, fn, is_list, frames), value in found:
                 if value is not None and not (is_list and not value):
                     out.append((wire, fn(value)))
+                    framed |= frames
             for prefix, name in header_maps:
                 for k, v in (result.get(name) or {}).items():
                     out.append((prefix + k, str(v)))
+                    framed |= framing.get((prefix + k).lower(), 0)
             code = status
             if status_member is not None and result.get(status_member) is not None:
                 code = int(result[status_member])
             body: Any = b""
             if write_body is not None:
                 body, content_type = write_body(result)
-                if content_type and not any(k.lower() == "content-type" for k, _ in out):
+                if content_type and not framed & 1:
                     out.append(("Content-Type", content_type))
             if head:
                 body = b""
-            elif not any(k.lower() == "content-length" for k, _ in out):
+            elif not framed & 2:
                 length = content_length(body)
                 if length is not None:
                     out.append(("Content-Length", str(length)))
