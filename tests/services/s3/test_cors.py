@@ -197,3 +197,22 @@ def test_browser_upload_with_presigned_post(strata_server, s3, bucket: str) -> N
     assert r.headers["Access-Control-Allow-Origin"] == APP
     assert r.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-request-id"
     assert s3.get_object(Bucket=bucket, Key="uploads/a.txt")["Body"].read() == b"from the browser"
+
+
+def test_preflight_virtual_hosted_serves_no_data(strata_server, s3, bucket: str) -> None:
+    """A preflight to `bucket.s3.<host>/key` reads the bucket from the host; being unsigned, it
+    answers the CORS headers only, never the object."""
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
+    s3.put_object(Bucket=bucket, Key="secret", Body=b"not for preflights")
+    host = f"{bucket}.s3.localhost.localstack.cloud:{strata_server.port}"
+    status, h, body = _options(
+        strata_server, "/secret", {"Host": host, "Origin": APP, "Access-Control-Request-Method": "GET"}
+    )
+    assert (status, h["access-control-allow-origin"], body) == (200, APP, b"")
+    status, _, body = _options(
+        strata_server,
+        "/secret",
+        {"Host": host, "Origin": "https://evil.example.net", "Access-Control-Request-Method": "GET"},
+    )
+    assert status == 403
+    assert b"not for preflights" not in body
