@@ -30,7 +30,7 @@ _NOT_ALLOWED = (
     "not whitelisted by the resource's CORS spec."
 )
 _NOT_ENABLED = "CORSResponse: CORS is not enabled for this bucket."
-_VARY_PREFLIGHT = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+_VARY = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 
 Headers = list[tuple[str, str]]
 
@@ -100,7 +100,8 @@ def _first_rule(rules: list[dict], origin: str, method: str, headers: list[str] 
     return None
 
 
-def _rule_headers(rule: dict, origin: str, vary: str) -> Headers:
+def _rule_headers(rule: dict, origin: str) -> Headers:
+    """The matching rule's headers; S3 sends the same on preflights and actual requests."""
     if "*" in rule["AllowedOrigins"]:
         out = [("Access-Control-Allow-Origin", "*")]
     else:
@@ -110,7 +111,7 @@ def _rule_headers(rule: dict, origin: str, vary: str) -> Headers:
         out.append(("Access-Control-Expose-Headers", ", ".join(rule["ExposeHeaders"])))
     if rule.get("MaxAgeSeconds") is not None:
         out.append(("Access-Control-Max-Age", str(rule["MaxAgeSeconds"])))
-    out.append(("Vary", vary))
+    out.append(("Vary", _VARY))
     return out
 
 
@@ -159,18 +160,16 @@ class CorsOperations(S3Core):
     def cors_preflight(
         self, bucket: str, key: str, origin: str | None, method: str | None, headers: str | None
     ) -> Headers:
-        """The headers of an allowed preflight, or S3's error (400 without Origin or method,
-        403 AccessForbidden when CORS is off for the bucket or no rule allows the request)."""
-        resource_type = "OBJECT" if key else "BUCKET"
+        """The headers of an allowed preflight, or S3's error (400 BadRequest without Origin;
+        403 AccessForbidden when the bucket does not exist, has no CORS configuration, or no rule
+        allows the origin, method and headers)."""
         if not origin:
             raise ServiceError("BadRequest", "Insufficient information. Origin request header needed.", 400)
-        if not method:
-            raise ServiceError("BadRequest", "Invalid Access-Control-Request-Method: null", 400)
+        method = method or "OPTIONS"  # what S3 reports without Access-Control-Request-Method
         b = self.store.bucket(bucket) if bucket else None
-        if bucket and b is None:
-            raise ServiceError(
-                "NoSuchBucket", "The specified bucket does not exist", 404, fields={"BucketName": bucket}
-            )
+        if b is None:
+            raise forbidden("CORSResponse: Bucket not found", method, "BUCKET")
+        resource_type = "OBJECT" if key else "BUCKET"
         rules = b.config.get("cors") if b is not None else None
         if not rules:
             raise forbidden(_NOT_ENABLED, method, resource_type)
@@ -178,7 +177,7 @@ class CorsOperations(S3Core):
         rule = _first_rule(rules, origin, method, wanted)
         if rule is None:
             raise forbidden(_NOT_ALLOWED, method, resource_type)
-        out = _rule_headers(rule, origin, _VARY_PREFLIGHT)
+        out = _rule_headers(rule, origin)
         if wanted:
             out.append(("Access-Control-Allow-Headers", ", ".join(wanted)))
         return out
@@ -190,4 +189,4 @@ class CorsOperations(S3Core):
         if not rules:
             return []
         rule = _first_rule(rules, origin, method, None)
-        return _rule_headers(rule, origin, "Origin") if rule is not None else []
+        return _rule_headers(rule, origin) if rule is not None else []

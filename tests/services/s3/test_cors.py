@@ -45,7 +45,7 @@ def test_put_get_delete(s3, bucket: str) -> None:
     assert (code, status) == ("NoSuchCORSConfiguration", 404)
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
     assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == RULES
-    s3.delete_bucket_cors(Bucket=bucket)
+    assert s3.delete_bucket_cors(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert _error(s3.get_bucket_cors, Bucket=bucket)[0] == "NoSuchCORSConfiguration"
     s3.delete_bucket_cors(Bucket=bucket)  # idempotent, as S3
     assert _error(s3.get_bucket_cors, Bucket="no-such-bucket-cors-x")[0] == "NoSuchBucket"
@@ -151,9 +151,18 @@ def test_preflight_without_configuration_or_origin(strata_server, bucket: str) -
     assert status == 403
     assert b"CORSResponse: CORS is not enabled for this bucket." in body
     assert b"<ResourceType>BUCKET</ResourceType>" in body
+    status, _, body = _options(strata_server, f"/{bucket}", {"Origin": APP})  # no method: OPTIONS
+    assert status == 403
+    assert b"<Method>OPTIONS</Method>" in body
     status, _, body = _options(strata_server, f"/{bucket}", {"Access-Control-Request-Method": "GET"})
     assert status == 400
-    assert b"Origin request header needed" in body
+    assert b"<Code>BadRequest</Code>" in body
+    assert b"Insufficient information. Origin request header needed." in body
+    status, _, body = _options(
+        strata_server, f"/{bucket}-absent/k", {"Origin": APP, "Access-Control-Request-Method": "GET"}
+    )
+    assert status == 403
+    assert b"CORSResponse: Bucket not found" in body
 
 
 def test_actual_get_gets_cors_headers(strata_server, s3, bucket: str) -> None:
@@ -168,7 +177,10 @@ def test_actual_get_gets_cors_headers(strata_server, s3, bucket: str) -> None:
     assert r.headers["Access-Control-Allow-Origin"] == APP
     assert r.headers["Access-Control-Allow-Credentials"] == "true"
     assert r.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-request-id"
-    assert "Origin" in r.headers["Vary"]
+    assert r.headers["Vary"] == "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+    # headers are checked on preflights only: an actual request sending others is still decorated
+    r = requests.get(url, headers={"Origin": APP, "x-unlisted": "1"}, timeout=30)
+    assert r.headers["Access-Control-Allow-Origin"] == APP
     # an origin no rule allows: the request is served, without CORS headers (the browser blocks it)
     r = requests.get(url, headers={"Origin": "https://evil.example.net"}, timeout=30)
     assert r.status_code == 200
