@@ -228,3 +228,10 @@ def test_preflight_virtual_hosted_serves_no_data(strata_server, s3, bucket: str)
     )
     assert status == 403
     assert b"not for preflights" not in body
+
+
+@pytest.mark.parametrize("path", ["/", "*", "/%ff/k", "/" + "b" * 300])
+def test_preflight_odd_targets_are_refused_not_crashed(strata_server, path: str) -> None:
+    status, _, body = _options(strata_server, path, {"Origin": APP, "Access-Control-Request-Method": "GET"})
+    assert status in (400, 403), body
+    assert b"<Code>" in body
