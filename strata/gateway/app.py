@@ -22,7 +22,7 @@ from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
 from strata.config import Settings
 from strata.context import RequestContext
-from strata.gateway import admin
+from strata.gateway import admin, cors
 from strata.gateway.accesslog import AccessLog
 from strata.gateway.detect import (
     Detected,
@@ -113,6 +113,8 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
+        if service == "s3" and request.method == "OPTIONS":
+            return self._preflight(request, codec, request_id, start)
         try:
             if not self.hosts.allows(request.host):
                 raise misdirected(request.host)
@@ -166,8 +168,29 @@ class StrataApp:
             else:
                 log.exception("internal error in %s.%s", service, op_name)
                 response = codec.serialize_error(op, InternalError(), request_id)
+        if service == "s3" and "origin" in request.headers:
+            cors.decorate(self.services.provider(service), request, response)
         self.access_log.record(
             service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
+        )
+        return response
+
+    def _preflight(self, request: HttpRequest, codec: Any, request_id: str, start: float) -> HttpResponse:
+        """An S3 CORS preflight: unsigned by design, answered from the bucket's CORS rules only
+        (strata.gateway.cors); it reaches no operation."""
+        try:
+            if not self.hosts.allows(request.host):
+                raise misdirected(request.host)
+            response = cors.preflight(
+                self.services.provider("s3"), request, codec.response_headers(request_id)
+            )
+        except ServiceError as e:
+            response = codec.serialize_error(None, e, request_id)
+        except Exception:  # noqa: BLE001 - never leak a traceback to the client
+            log.exception("internal error answering a preflight")
+            response = codec.serialize_error(None, InternalError(), request_id)
+        self.access_log.record(
+            "s3", "OPTIONS", response.status, (clock.monotonic() - start) * 1000, request_id
         )
         return response
 

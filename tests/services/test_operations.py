@@ -25,6 +25,8 @@ HOOKS = {
     "resource_arn",
     "further_resources",
     "related_requests",
+    "cors_preflight",
+    "cors_headers",
 }
 
 

@@ -26,7 +26,16 @@ from strata.services.s3.digests import verify_body_digests
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source
 
-_NOT_OPERATIONS = {"start", "stop", "health", "resource_account", "resource_policy", "related_requests"}
+_NOT_OPERATIONS = {
+    "start",
+    "stop",
+    "health",
+    "resource_account",
+    "resource_policy",
+    "related_requests",
+    "cors_preflight",
+    "cors_headers",
+}
 
 
 def _denied() -> ServiceError:
