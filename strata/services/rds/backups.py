@@ -404,7 +404,10 @@ class BackupOperations(RDSCore):
         counts = counts if counts is not None else {}
         wanted = not doc.get("source") and doc["backup_retention"] > 0
         backups = self._automated_backups(doc["id"]) if wanted else []
-        due = latest_window_start(doc.get("backup_window") or DEFAULT_WINDOW, until)
+        try:
+            due = latest_window_start(doc.get("backup_window") or DEFAULT_WINDOW, until)
+        except ValueError:  # recorded before windows were checked: the default one
+            due = latest_window_start(DEFAULT_WINDOW, until)
         if self._is_busy(doc["id"]):  # its work may rewrite the record: metered and backed up after
             self._backup_retry.add(self.store.engine_key(doc["id"]))
             if wanted and backups and backups[-1]["at"] < due:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from botocore.exceptions import ClientError
+
 from tests.services.rds.helpers import create_pg, eventually, wait_status
 
 
@@ -62,3 +65,11 @@ def test_backups_run_in_the_window_and_catch_up_after_a_jump_and_a_restart(strat
     eventually(lambda: len(automated()) == 3, 120, 0.5)
     assert ran(server.advance_clock("1s")) == 0
     rds.delete_db_instance(DBInstanceIdentifier="windowed", SkipFinalSnapshot=True)
+
+
+def test_a_malformed_or_short_backup_window_is_refused(strata_server) -> None:
+    rds = strata_server.client("rds")
+    for window in ("25:00-03:00", "3:00-3:30", "03:00-03:10", "23:50-00:10"):
+        with pytest.raises(ClientError) as e:
+            create_pg(rds, "badwindow", wait=False, PreferredBackupWindow=window)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue", window
