@@ -1,7 +1,8 @@
 """Snapshots, automated backups and point-in-time restore.
 
 Automated backups are the engine's own: a base backup (`pg_basebackup`) when the instance is
-created and then every simulated day, plus the continuous WAL archive, kept for the retention
+created and then daily in its PreferredBackupWindow of simulated time (`_backup_rule`, the
+scheduler's `rds.backups` rule), plus the continuous WAL archive, kept for the retention
 period. RestoreDBInstanceToPointInTime picks the newest base backup before the target and replays
 the archive up to it (`recovery_target_time`), so the restored instance has every transaction
 committed at or before that second and none after.
