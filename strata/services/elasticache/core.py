@@ -70,6 +70,7 @@ class ElastiCacheCore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deferred: set[asyncio.Task] = set()  # automatic snapshots waiting for a busy deployment
         self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
         # reader endpoints, spread over the replicas (None: one replica binds the address instead)
         self.router: Router | None = None
@@ -119,6 +120,8 @@ class ElastiCacheCore:
 
     async def stop(self) -> None:
         scheduler.unregister("elasticache.snapshots")
+        for task in list(self._deferred):
+            task.cancel()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

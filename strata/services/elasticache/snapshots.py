@@ -9,6 +9,7 @@ past that many days: the scheduler's `elasticache.snapshots` rule (`_snapshot_ru
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -378,13 +379,25 @@ class SnapshotOperations(ElastiCacheCore):
         window (the engine holds only the data of now), and the missed days have none. BGSAVE
         runs in a worker thread: requests are served meanwhile.
         """
-        counts = {"snapshots": 0, "pruned": 0}
+        counts = {"snapshots": 0, "deferred": 0, "pruned": 0}
         deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
         deployments += [("group", d) for d in self.store.list_docs("group")]
         for kind, dep in deployments:
             with self.store.acting_for(dep):
+                if self._resource_lock(dep["id"]).locked():
+                    # an operation on it is running (a scale-out can take seconds): the clock
+                    # advance does not wait for it; the deployment is done once the lock is free
+                    counts["deferred"] += 1
+                    task = asyncio.get_running_loop().create_task(self._deferred_snapshot(kind, dep, until))
+                    self._deferred.add(task)
+                    task.add_done_callback(self._deferred.discard)
+                    continue
                 await self._automatic_snapshot(kind, dep, until, counts)
         return counts
+
+    async def _deferred_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, until: float) -> None:
+        with self.store.acting_for(dep):  # this coroutine runs as its own task: the scope stays in it
+            await self._automatic_snapshot(kind, dep, until, {"snapshots": 0, "pruned": 0})
 
     async def _automatic_snapshot(
         self: ElastiCacheProvider, kind: str, dep: dict, until: float, counts: dict[str, int]
@@ -404,7 +417,10 @@ class SnapshotOperations(ElastiCacheCore):
                 last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
                 if due > last:
                     name = f"automatic.{fresh['id']}-{due:%Y-%m-%d-%H-%M}"
-                    if self.store.get_doc("snapshot", name) is None:
+                    cut = self.store.get_doc("snapshot", name)
+                    if cut is not None and cut["SnapshotStatus"] != "available":
+                        self._drop_snapshot(name)  # cut short by a stop or a kill: taken again
+                    if cut is None or cut["SnapshotStatus"] != "available":
                         kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
                         await self._take_snapshot(name, "automated", at=due, **kw)
                         counts["snapshots"] += 1
