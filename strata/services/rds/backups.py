@@ -439,6 +439,8 @@ class BackupOperations(RDSCore):
                 else:
                     self._meter_instance(doc)
                     self._save(doc, "metered_at")
+        if retry:  # a cluster whose writer was busy, too
+            self._run_cluster_schedule(now, {})
 
     def _prune_backups(self, doc: dict, now: float | None = None) -> int:
         """Drop automated backups no restore inside the retention window needs (the newest one
