@@ -1,5 +1,5 @@
 """State and helpers shared by the ElastiCache topic modules: records, engines, ports, the
-monitor that restarts dead nodes, automatic snapshots on clock moves, and pagination.
+monitor that restarts dead nodes, and pagination (automatic snapshots: snapshots.py).
 
 `ElastiCacheCore` is the base of every `*Operations` class; provider.py composes them.
 """
@@ -24,6 +24,7 @@ from strata.services.elasticache.render import render_cluster
 from strata.services.owned_docs import OwnedDocs
 from strata.sim.clock import clock
 from strata.sim.meter import meter
+from strata.sim.scheduler import scheduler
 
 if TYPE_CHECKING:
     from strata.services.elasticache.discovery import DiscoveryEndpoint
@@ -69,6 +70,7 @@ class ElastiCacheCore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deferred: set[asyncio.Task] = set()  # automatic snapshots waiting for a busy deployment
         self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
         # reader endpoints, spread over the replicas (None: one replica binds the address instead)
         self.router: Router | None = None
@@ -95,7 +97,8 @@ class ElastiCacheCore:
             ),
             *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
         )
-        clock.on_advance(self._on_clock_advance)
+        # metering and automatic snapshots: each window's opening is reached within 30 minutes
+        scheduler.register("elasticache.snapshots", self._snapshot_rule, every=1800.0)
         self._monitor = asyncio.create_task(self._watch())
 
     async def _restore(self, start: Any, doc: dict, kind: str) -> None:
@@ -116,6 +119,9 @@ class ElastiCacheCore:
             log.exception("could not restart ElastiCache %s %s", kind, doc["id"])
 
     async def stop(self) -> None:
+        scheduler.unregister("elasticache.snapshots")
+        for task in list(self._deferred):
+            task.cancel()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -222,18 +228,9 @@ class ElastiCacheCore:
 
     # -- the simulated clock -----------------------------------------------------------------------------
 
-    def _on_clock_advance(self, _now: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(self._run_automatic_snapshots())
-        else:
-            asyncio.run_coroutine_threadsafe(self._run_automatic_snapshots(), loop)
+    async def _snapshot_rule(self, since: float, until: float) -> dict[str, int]:
+        """The scheduler's `elasticache.snapshots` rule (snapshots.py)."""
+        raise NotImplementedError
 
 
 def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:

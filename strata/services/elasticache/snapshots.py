@@ -2,16 +2,18 @@
 
 A snapshot holds one RDB file per node group (`<data>/snapshots/<name>/shard-<n>.rdb`) plus its
 record (the AWS Snapshot shape). Restoring places the file as a new primary's dump.rdb before the
-engine starts, so the engine loads it itself. Automatic snapshots are taken once a simulated day
-for deployments with a SnapshotRetentionLimit, and pruned past that many days.
+engine starts, so the engine loads it itself. Automatic snapshots are taken in the daily
+SnapshotWindow of the simulated clock for deployments with a SnapshotRetentionLimit, and pruned
+past that many days: the scheduler's `elasticache.snapshots` rule (`_snapshot_rule`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from strata.services.elasticache.validate import REDIS_LIKE, identifier
 from strata.services.elasticache.validate import tags as validate_tags
 from strata.sim.clock import clock
 from strata.sim.meter import meter
+from strata.sim.windows import latest_window_start
 
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
@@ -131,8 +134,10 @@ class SnapshotOperations(ElastiCacheCore):
         cluster: dict | None = None,
         group: dict | None = None,
         tags: list | None = None,
+        at: datetime | None = None,
     ) -> dict:
-        """BGSAVE each node group and keep the files; returns the stored record. Caller holds the lock."""
+        """BGSAVE each node group and keep the files; returns the stored record. Caller holds the
+        lock. `at` stamps it (an automatic snapshot: its window's opening); else now."""
         name = identifier(name, "SnapshotName", 255) if source == "manual" else name
         if self.store.get_doc("snapshot", name) is not None:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {name} already exists.")
@@ -142,7 +147,7 @@ class SnapshotOperations(ElastiCacheCore):
                 "SnapshotFeatureNotSupportedFault", "Snapshots are not supported for memcached clusters."
             )
         sources = self._sources(cluster, group)
-        when = clock.now().isoformat()
+        when = (at or clock.now()).isoformat()
         doc = self._snapshot_record(name, source, dep, cluster, group, when)
         doc["_tags"] = validate_tags(tags)
         self.store.put_doc("snapshot", name, doc)
@@ -363,16 +368,40 @@ class SnapshotOperations(ElastiCacheCore):
 
     # -- automatic snapshots ----------------------------------------------------------------------------
 
-    async def _run_automatic_snapshots(self: ElastiCacheProvider) -> None:
-        """After the clock moved: meter node-hours, take each due daily snapshot, prune past retention."""
-        now = clock.now()
+    async def _snapshot_rule(self: ElastiCacheProvider, since: float, until: float) -> dict[str, int]:
+        """The scheduler's `elasticache.snapshots` rule: meter node-hours, take each deployment's
+        automatic snapshot in its daily SnapshotWindow, prune past SnapshotRetentionLimit days.
+
+        A snapshot is due when the latest window opening at or before `until` is newer than the
+        deployment's last automatic snapshot; it is named and stamped with that opening, so a
+        second run to the same `until` (or after a restart) finds it and does nothing.
+        Simplification: AWS takes one a day; a jump over many windows takes one, for the latest
+        window (the engine holds only the data of now), and the missed days have none. BGSAVE
+        runs in a worker thread: requests are served meanwhile.
+        """
+        counts = {"snapshots": 0, "deferred": 0, "pruned": 0}
         deployments = [("cluster", d) for d in self.store.list_docs("cluster") if not d.get("group")]
         deployments += [("group", d) for d in self.store.list_docs("group")]
         for kind, dep in deployments:
             with self.store.acting_for(dep):
-                await self._automatic_snapshot(kind, dep, now)
+                if self._resource_lock(dep["id"]).locked():
+                    # an operation on it is running (a scale-out can take seconds): the clock
+                    # advance does not wait for it; the deployment is done once the lock is free
+                    counts["deferred"] += 1
+                    task = asyncio.get_running_loop().create_task(self._deferred_snapshot(kind, dep, until))
+                    self._deferred.add(task)
+                    task.add_done_callback(self._deferred.discard)
+                    continue
+                await self._automatic_snapshot(kind, dep, until, counts)
+        return counts
 
-    async def _automatic_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
+    async def _deferred_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, until: float) -> None:
+        with self.store.acting_for(dep):  # this coroutine runs as its own task: the scope stays in it
+            await self._automatic_snapshot(kind, dep, until, {"snapshots": 0, "pruned": 0})
+
+    async def _automatic_snapshot(
+        self: ElastiCacheProvider, kind: str, dep: dict, until: float, counts: dict[str, int]
+    ) -> None:
         try:
             async with self._resource_lock(dep["id"]):
                 fresh = self.store.get_doc(kind, dep["id"])
@@ -382,19 +411,27 @@ class SnapshotOperations(ElastiCacheCore):
                 self.store.put_doc(kind, fresh["id"], fresh)
                 if fresh["engine"] not in REDIS_LIKE or not fresh.get("retention"):
                     return
+                due = datetime.fromtimestamp(
+                    latest_window_start(fresh.get("window") or "05:00-06:00", until), UTC
+                )
                 last = datetime.fromisoformat(fresh.get("last_auto_snapshot") or fresh["created"])
-                if now - last >= DAY:
-                    name = f"automatic.{fresh['id']}-{now:%Y-%m-%d-%H-%M}"
-                    if self.store.get_doc("snapshot", name) is None:
+                if due > last:
+                    name = f"automatic.{fresh['id']}-{due:%Y-%m-%d-%H-%M}"
+                    cut = self.store.get_doc("snapshot", name)
+                    if cut is not None and cut["SnapshotStatus"] != "available":
+                        self._drop_snapshot(name)  # cut short by a stop or a kill: taken again
+                    if cut is None or cut["SnapshotStatus"] != "available":
                         kw = {"group": fresh} if kind == "group" else {"cluster": fresh}
-                        await self._take_snapshot(name, "automated", **kw)
-                    fresh["last_auto_snapshot"] = now.isoformat()
+                        await self._take_snapshot(name, "automated", at=due, **kw)
+                        counts["snapshots"] += 1
+                    fresh = self.store.get_doc(kind, dep["id"]) or fresh
+                    fresh["last_auto_snapshot"] = due.isoformat()
                     self.store.put_doc(kind, fresh["id"], fresh)
-                self._prune(kind, fresh, now)
+                counts["pruned"] += self._prune(kind, fresh, datetime.fromtimestamp(until, UTC))
         except Exception:  # noqa: BLE001 - one deployment's failure must not stop the others
             log.exception("automatic snapshot of %s %s", kind, dep["id"])
 
-    def _prune(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> None:
+    def _prune(self: ElastiCacheProvider, kind: str, dep: dict, now: datetime) -> int:
         key = "ReplicationGroupId" if kind == "group" else "CacheClusterId"
         autos = sorted(
             (
@@ -406,7 +443,10 @@ class SnapshotOperations(ElastiCacheCore):
             reverse=True,
         )
         keep = dep["retention"]
+        pruned = 0
         for i, snap in enumerate(autos):
             age = now - datetime.fromisoformat(snap["_created"])
             if i >= keep or age >= keep * DAY:
                 self._drop_snapshot(snap["SnapshotName"])
+                pruned += 1
+        return pruned

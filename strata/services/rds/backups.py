@@ -1,7 +1,8 @@
 """Snapshots, automated backups and point-in-time restore.
 
 Automated backups are the engine's own: a base backup (`pg_basebackup`) when the instance is
-created and then every simulated day, plus the continuous WAL archive, kept for the retention
+created and then daily in its PreferredBackupWindow of simulated time (`_backup_rule`, the
+scheduler's `rds.backups` rule), plus the continuous WAL archive, kept for the retention
 period. RestoreDBInstanceToPointInTime picks the newest base backup before the target and replays
 the archive up to it (`recovery_target_time`), so the restored instance has every transaction
 committed at or before that second and none after.
@@ -22,8 +23,10 @@ from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
+from strata.sim.windows import latest_window_start
 
 DAY = 86400.0
+DEFAULT_WINDOW = "03:00-03:30"  # what a new instance gets without PreferredBackupWindow
 
 
 class BackupOperations(RDSCore):
@@ -82,11 +85,11 @@ class BackupOperations(RDSCore):
         self.store.put_doc("snapshot", snap_id, snap)
         return snap
 
-    def _fill_snapshot(self, snap_id: str) -> None:
-        """Take the base backup a snapshot record names (blocking)."""
+    def _fill_snapshot(self, snap_id: str, at: float | None = None) -> None:
+        """Take the base backup a snapshot record names (blocking); `at` overrides its time."""
         snap = self._get_snapshot(snap_id)
         doc = self._get_instance(snap["instance_id"])
-        started = clock.time()
+        started = clock.time() if at is None else at
         self.fleet.base_backup(doc, Path(snap["path"]))
         snap = self._get_snapshot(snap_id)
         # `at` (shown as SnapshotCreateTime, used by the schedule) is when the backup began;
@@ -265,14 +268,22 @@ class BackupOperations(RDSCore):
         ]
         return sorted(snaps, key=lambda s: s["at"])
 
-    def _take_automated_backup(self, ident: str) -> None:
+    def _take_automated_backup(self, ident: str, at: float | None = None) -> None:
+        """Take an automated backup now (blocking); `at` is the simulated instant it is stamped
+        with: the window it fell due in (the schedule), or now (creation, promotion)."""
         doc = self._get_instance(ident)
-        stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
+        when = clock.time() if at is None else at
+        stamp = dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = f"rds:{ident}-{stamp}"
+        stale = self.store.get_doc("snapshot", snap_id)
+        if stale is not None:
+            if stale["status"] == "available":
+                return  # this window's backup was taken already
+            self._delete_snapshot_files(stale)  # cut short by a stop or a kill: taken again
         path = self.fleet.instance_dir(ident) / "backups" / stamp
         self._event(ident, "db-instance", "Backing up DB instance", ["backup"])
         self._create_snapshot_record(doc, snap_id, None, "automated", path=path)
-        self._fill_snapshot(snap_id)
+        self._fill_snapshot(snap_id, at=at)
         self._event(ident, "db-instance", "Finished DB Instance backup", ["backup"])
         self._prune_backups(doc)
 
@@ -368,32 +379,75 @@ class BackupOperations(RDSCore):
 
     # -- the schedule ------------------------------------------------------------------------------
 
-    def _run_schedule(self) -> None:
-        """Daily automated backups, retention pruning and metering, at the simulated time."""
-        now = clock.time()
+    async def _backup_rule(self, since: float, until: float) -> dict[str, int]:
+        """The scheduler's `rds.backups` rule: automated backups of instances and clusters in
+        their daily PreferredBackupWindow, and pruning past BackupRetentionPeriod.
+
+        A backup is due when the latest window opening at or before `until` is newer than the
+        instance's newest automated backup; it is stamped with that opening (its identifier and
+        SnapshotCreateTime), so running again to the same `until`, or after a restart, finds it
+        and does nothing. Simplification: AWS keeps one backup per day; a real base backup takes
+        real time, so a jump over many windows takes one backup, for the latest window, and the
+        missed days have none (point-in-time restore still covers them through the WAL archive
+        and the older base backup kept as the window's start). The backups run in the
+        background (`_spawn`), never in this rule's task nor on the request path; an instance
+        busy with other work is counted "deferred" and backed up once that work ends (`_poke_scheduler`).
+        """
+        counts = {"backups": 0, "deferred": 0, "pruned": 0}
         for doc in self.store.list_docs("instance"):
             with self.store.acting_for(doc):
-                self._schedule_instance(doc, now)
-        self._run_cluster_schedule()
+                self._backup_instance(doc, until, counts)
+        self._run_cluster_schedule(until, counts)
+        return counts
 
-    def _schedule_instance(self, doc: dict, now: float) -> None:
-        if self._is_busy(doc["id"]):
+    def _backup_instance(self, doc: dict, until: float, counts: dict[str, int] | None = None) -> None:
+        """Meter `doc`, then take its due backup or prune (see `_backup_rule`)."""
+        counts = counts if counts is not None else {}
+        wanted = not doc.get("source") and doc["backup_retention"] > 0
+        backups = self._automated_backups(doc["id"]) if wanted else []
+        try:
+            due = latest_window_start(doc.get("backup_window") or DEFAULT_WINDOW, until)
+        except ValueError:  # recorded before windows were checked: the default one
+            due = latest_window_start(DEFAULT_WINDOW, until)
+        if self._is_busy(doc["id"]):  # its work may rewrite the record: metered and backed up after
+            self._backup_retry.add(self.store.engine_key(doc["id"]))
+            if wanted and backups and backups[-1]["at"] < due:
+                counts["deferred"] = counts.get("deferred", 0) + 1
             return
         self._meter_instance(doc)
         self._save(doc, "metered_at")
-        if doc["status"] != "available" or doc.get("source") or doc["backup_retention"] == 0:
+        if not wanted or doc["status"] != "available":
             return
-        backups = self._automated_backups(doc["id"])
-        if not backups or now - backups[-1]["at"] >= DAY:
-            self._spawn(doc["id"], self._take_automated_backup, doc["id"])
+        if not backups or backups[-1]["at"] < due:
+            self._spawn(doc["id"], self._take_automated_backup, doc["id"], due if backups else None)
+            counts["backups"] = counts.get("backups", 0) + 1
         else:
-            self._prune_backups(doc)
+            counts["pruned"] = counts.get("pruned", 0) + self._prune_backups(doc, until)
 
-    def _prune_backups(self, doc: dict) -> None:
+    def _run_schedule(self) -> None:
+        """Metering (every 30 s and on clock moves), and the backups skipped while busy."""
+        retry, self._backup_retry = self._backup_retry, set()
+        now = clock.time()
+        for doc in self.store.list_docs("instance"):
+            with self.store.acting_for(doc):
+                if self._is_busy(doc["id"]):
+                    if self.store.engine_key(doc["id"]) in retry:
+                        self._backup_retry.add(self.store.engine_key(doc["id"]))
+                    continue
+                if self.store.engine_key(doc["id"]) in retry:
+                    self._backup_instance(doc, now)
+                else:
+                    self._meter_instance(doc)
+                    self._save(doc, "metered_at")
+        if retry:  # a cluster whose writer was busy, too
+            self._run_cluster_schedule(now, {})
+
+    def _prune_backups(self, doc: dict, now: float | None = None) -> int:
         """Drop automated backups no restore inside the retention window needs (the newest one
         older than the window stays: it is the base for the window's earliest seconds)."""
-        window_start = clock.time() - doc["backup_retention"] * DAY
+        window_start = (clock.time() if now is None else now) - doc["backup_retention"] * DAY
         backups = self._automated_backups(doc["id"])
         older = [b for b in backups if b["at"] <= window_start]
         for b in older[:-1]:
             self._delete_snapshot_files(b)
+        return len(older[:-1])

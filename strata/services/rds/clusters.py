@@ -26,10 +26,12 @@ from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
+from strata.sim.windows import latest_window_start
 
 log = logging.getLogger("strata.rds")
 
 READER_HOST = "127.0.0.2"
+CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
 
 
 class ClusterOperations(RDSCore):
@@ -105,7 +107,7 @@ class ClusterOperations(RDSCore):
             "MultiAZ": len(c["members"]) > 1,
             "AvailabilityZones": self._azs()[:3],
             "BackupRetentionPeriod": c["backup_retention"],
-            "PreferredBackupWindow": "03:00-03:30",
+            "PreferredBackupWindow": c.get("backup_window") or CLUSTER_BACKUP_WINDOW,
             "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
             "ClusterCreateTime": dt.datetime.fromisoformat(c["created"]),
             "StorageEncrypted": c["storage_encrypted"],
@@ -182,6 +184,7 @@ class ClusterOperations(RDSCore):
             "members": [],
             "writer": None,
             "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
+            "backup_window": m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW,
             "serverless_v2": self._check_serverless(req.get("ServerlessV2ScalingConfiguration")),
             "tags": m.tags_in(req.get("Tags")),
             "storage_encrypted": bool(req.get("StorageEncrypted")),
@@ -233,6 +236,8 @@ class ClusterOperations(RDSCore):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
             c["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
+        if req.get("PreferredBackupWindow"):
+            c["backup_window"] = m.check_backup_window(req["PreferredBackupWindow"])
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
         if req.get("MasterUserPassword"):
@@ -442,18 +447,41 @@ class ClusterOperations(RDSCore):
 
     # -- cluster backups, snapshots and restores ---------------------------------------------------
 
-    def _run_cluster_schedule(self) -> None:
-        """A daily automated backup of every cluster with a writer (simulated time)."""
+    def _run_cluster_schedule(self, until: float, counts: dict[str, int]) -> None:
+        """Part of the `rds.backups` rule (backups.py): a cluster with a writer is backed up in
+        its daily PreferredBackupWindow, stamped with the window's opening, once per window
+        however far the clock jumped; backups no restore in the retention period needs go."""
         for c in self.store.list_docs("cluster"):
             with self.store.acting_for(c):
                 writer = c.get("writer")
-                if not writer or self._is_busy(writer) or c["status"] != "available":
+                if not writer or c["status"] != "available":
+                    continue
+                backups = self._cluster_backups(c["id"])
+                try:
+                    due = latest_window_start(c.get("backup_window") or CLUSTER_BACKUP_WINDOW, until)
+                except ValueError:  # recorded before windows were checked
+                    due = latest_window_start(CLUSTER_BACKUP_WINDOW, until)
+                if self._is_busy(writer):  # done when its work ends (backups.py `_run_schedule`)
+                    self._backup_retry.add(self.store.engine_key(writer))
+                    if backups and backups[-1]["at"] < due:
+                        counts["deferred"] = counts.get("deferred", 0) + 1
                     continue
                 w = self.store.get_doc("instance", writer)
-                backups = self._cluster_backups(c["id"])
-                if w and w["status"] == "available" and backups and clock.time() - backups[-1]["at"] >= 86400:
-                    snap = self._take_cluster_backup(c["id"], automated=True)
+                if w and w["status"] == "available" and backups and backups[-1]["at"] < due:
+                    snap = self._take_cluster_backup(c["id"], automated=True, at=due)
                     self._spawn(writer, self._fill_cluster_snapshot, snap["id"])
+                    counts["backups"] = counts.get("backups", 0) + 1
+                else:
+                    counts["pruned"] = counts.get("pruned", 0) + self._prune_cluster_backups(c, until)
+
+    def _prune_cluster_backups(self, c: dict, now: float) -> int:
+        """As for instances: the newest backup older than the retention period stays as its base."""
+        window_start = now - c["backup_retention"] * 86400
+        older = [b for b in self._cluster_backups(c["id"]) if b["at"] <= window_start]
+        for b in older[:-1]:
+            shutil.rmtree(Path(b["path"]), ignore_errors=True)
+            self.store.delete_doc("cluster_snapshot", b["id"])
+        return len(older[:-1])
 
     def _cluster_backups(self, cid: str) -> list[dict]:
         snaps = [
@@ -464,10 +492,17 @@ class ClusterOperations(RDSCore):
         return sorted(snaps, key=lambda s: s["at"])
 
     def _take_cluster_backup(
-        self, cid: str, *, automated: bool, snap_id: str | None = None, tags: dict | None = None
+        self,
+        cid: str,
+        *,
+        automated: bool,
+        snap_id: str | None = None,
+        tags: dict | None = None,
+        at: float | None = None,
     ) -> dict:
         c = self._get_cluster(cid)
-        stamp = clock.now().strftime("%Y-%m-%d-%H-%M-%S")
+        at = clock.time() if at is None else at
+        stamp = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = snap_id or f"rds:{cid}-{stamp}"
         path = (
             self._cluster_dir(cid) / "backups" / stamp
@@ -490,7 +525,7 @@ class ClusterOperations(RDSCore):
             "cluster_created": c["created"],
             "path": str(path),
             "tags": tags or {},
-            "at": clock.time(),
+            "at": at,
             "real_at": None,
             "encrypted": c["storage_encrypted"],
             "kms_key_id": c.get("kms_key_id"),

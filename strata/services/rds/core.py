@@ -17,8 +17,12 @@ from strata.services.owned_docs import OwnedDocs
 from strata.services.rds import model as m
 from strata.services.rds.fleet import Fleet
 from strata.sim.clock import clock
+from strata.sim.scheduler import scheduler
 
 log = logging.getLogger("strata.rds")
+# Real-time runs each 30 simulated minutes: AWS backup windows are at least 30 minutes long,
+# so every window contains one of these instants.
+BACKUP_RULE_EVERY = 1800.0
 
 _TAKEN = {
     "instance": "DBInstanceAlreadyExists",
@@ -35,7 +39,7 @@ def _taken(kind: str, ident: str) -> ServiceError:
 
 class RDSCore:
     """State and helpers shared by the RDS operation classes: the record store, the engine fleet,
-    background tasks per instance, the monitor and the backup scheduler."""
+    background tasks per instance, the monitor, metering and the `rds.backups` rule."""
 
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
@@ -55,6 +59,7 @@ class RDSCore:
         )
         self._tasks: set[asyncio.Task] = set()
         self._scheduler_wakeup = False
+        self._backup_retry: set[str] = set()  # instances whose due backup waits for their work to end
         self._busy: set[str] = set()
         self._loops: list[asyncio.Task] = []
         self._versions: dict[str, list[str]] = {}
@@ -81,8 +86,10 @@ class RDSCore:
         self._loops.append(asyncio.create_task(self._monitor()))
         self._loops.append(asyncio.create_task(self._scheduler()))
         clock.on_advance(lambda _now: self._poke_scheduler())
+        scheduler.register("rds.backups", self._backup_rule, every=BACKUP_RULE_EVERY)
 
     async def stop(self) -> None:
+        scheduler.unregister("rds.backups")
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):
@@ -258,8 +265,18 @@ class RDSCore:
     def _poke_scheduler(self) -> None:
         self._scheduler_wakeup = True
 
+    async def _backup_rule(self, since: float, until: float) -> dict[str, int]:
+        """The scheduler's `rds.backups` rule (backups.py)."""
+        raise NotImplementedError
+
+    def _run_schedule(self) -> None:
+        """Metering and backups put off while busy (backups.py)."""
+        raise NotImplementedError
+
     async def _scheduler(self) -> None:
-        """Automated backups, retention and metering, driven by the simulated clock."""
+        """Metering, and the backups put off while an instance was busy, every 30 s and when the
+        clock moves or background work ends; backups themselves are the scheduler's
+        `rds.backups` rule (strata.sim.scheduler)."""
         elapsed = 0.0
         while True:
             await asyncio.sleep(0.5)

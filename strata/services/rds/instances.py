@@ -64,7 +64,7 @@ class InstanceOperations(RDSCore):
             "status": "creating",
             "created": now.isoformat(),
             "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")),
-            "backup_window": req.get("PreferredBackupWindow") or "03:00-03:30",
+            "backup_window": m.check_backup_window(req.get("PreferredBackupWindow")) or "03:00-03:30",
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:05:00-sun:05:30",
             "param_group": pg,
             "subnet_group": sg,
@@ -245,6 +245,7 @@ class InstanceOperations(RDSCore):
             doc["allocated_storage"] = int(req["AllocatedStorage"])
         if req.get("BackupRetentionPeriod") is not None:
             doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
+        m.check_backup_window(req.get("PreferredBackupWindow") or None)
         for key, field in (
             ("PreferredBackupWindow", "backup_window"),
             ("PreferredMaintenanceWindow", "maintenance_window"),
@@ -567,6 +568,8 @@ class InstanceOperations(RDSCore):
             raise m.invalid_state(doc["id"], doc["status"])
         if req.get("BackupRetentionPeriod") is not None:
             doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
+        if req.get("PreferredBackupWindow"):
+            doc["backup_window"] = m.check_backup_window(req["PreferredBackupWindow"])
         doc["status"] = "modifying"
         self._save(doc)
         self._spawn(doc["id"], self._promote, doc["id"])

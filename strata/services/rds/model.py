@@ -187,6 +187,25 @@ def check_retention(value: int | None) -> int:
     return value
 
 
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def check_backup_window(value: str | None) -> str | None:
+    """PreferredBackupWindow: "hh24:mi-hh24:mi" in UTC, at least 30 minutes (it may cross midnight)."""
+    if value is None:
+        return None
+    match = _WINDOW.match(value)
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if ((h2 * 60 + m2) - (h1 * 60 + m1)) % 1440 >= 30:
+            return value
+    raise fault(
+        "InvalidParameterValue",
+        f"Invalid PreferredBackupWindow {value}: it must be in the format hh24:mi-hh24:mi (UTC) "
+        "and at least 30 minutes long.",
+    )
+
+
 def check_class(klass: str | None) -> str:
     if not klass:
         raise fault("InvalidParameterValue", "DBInstanceClass is required.")

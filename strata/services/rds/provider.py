@@ -7,7 +7,7 @@ while DescribeDBInstances shows the AWS status (creating → backing-up → avai
 Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet, background work):
 
     instances.py   Create/Describe/Modify/Reboot/Delete DBInstance, read replicas, failover
-    backups.py     snapshots, point-in-time restore, the backup scheduler
+    backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     clusters.py    Aurora clusters
     groups.py      parameter and subnet groups, events, tags
     model.py       engines and validation; fleet.py engine nodes and endpoints

@@ -156,9 +156,12 @@ def test_automatic_daily_snapshots_follow_the_simulated_clock(strata_factory, un
 
 
 def _clock_day(server) -> int:
-    from datetime import datetime
+    """The day of the latest opening of the default SnapshotWindow (05:00 UTC) until now:
+    automatic snapshots are stamped with their window's opening."""
+    from datetime import datetime, timedelta
 
-    return datetime.fromisoformat(server.admin("/_strata/clock")["now"]).day
+    now = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    return (now - timedelta(hours=5)).day
 
 
 def test_restore_across_engines_follows_rdb_compatibility(ec, cleanup, unique):

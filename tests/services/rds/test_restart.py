@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from strata.engines.process import pid_alive
@@ -54,7 +55,11 @@ def test_instance_survives_restart_and_kill_9(strata_factory, unique: str) -> No
 def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
     server = strata_factory()
     rds = server.client("rds")
-    create_pg(rds, "clocked", BackupRetentionPeriod=2)
+    # Backups are taken in the window: one opening 4-5 h after creation makes each 25 h step
+    # cross exactly one, and keeps the second backup inside the 2-day window at the end.
+    now = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    hour = (now.hour + 5) % 24
+    create_pg(rds, "clocked", BackupRetentionPeriod=2, PreferredBackupWindow=f"{hour:02d}:00-{hour:02d}:30")
 
     def automated() -> list[dict]:
         snaps = rds.describe_db_snapshots(DBInstanceIdentifier="clocked", SnapshotType="automated")[

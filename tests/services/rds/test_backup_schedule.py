@@ -1,0 +1,113 @@
+"""RDS automated backups as the scheduler's `rds.backups` rule: taken in PreferredBackupWindow on
+the simulated clock, once per window however far the clock jumps, kept BackupRetentionPeriod days,
+and reported by the clock advance (the admin API, as `strata clock advance` shows it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.rds.helpers import create_pg, eventually, wait_status
+from tests.services.rds.test_aurora import pg_cluster
+
+
+def ran(report: dict) -> int:
+    """Backups the `rds.backups` rule started, or put off until the instance's work ends."""
+    counts = report["ran"]["rds.backups"]
+    return counts.get("backups", 0) + counts.get("deferred", 0)
+
+
+def test_backups_run_in_the_window_and_catch_up_after_a_jump_and_a_restart(strata_factory) -> None:
+    server = strata_factory()
+    rds = server.client("rds")
+    now = dt.datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    hour = (now.hour + 2) % 24
+    window = f"{hour:02d}:00-{hour:02d}:30"
+    create_pg(rds, "windowed", BackupRetentionPeriod=3, PreferredBackupWindow=window)
+
+    def automated() -> list[dict]:
+        snaps = rds.describe_db_snapshots(DBInstanceIdentifier="windowed", SnapshotType="automated")
+        return sorted(
+            (s for s in snaps["DBSnapshots"] if s["Status"] == "available"),
+            key=lambda s: s["SnapshotCreateTime"],
+        )
+
+    first = automated()
+    assert len(first) == 1  # the one taken at creation
+
+    # One day: exactly one window opens, and the backup is stamped with its opening.
+    assert ran(server.advance_clock("1d")) == 1
+    eventually(lambda: len(automated()) == 2, 120, 0.5)
+    stamp = automated()[-1]["SnapshotCreateTime"].astimezone(dt.UTC)
+    assert (stamp.hour, stamp.minute, stamp.second) == (hour, 0, 0)
+    # Idempotent: moving on inside the same day (no new window) takes nothing.
+    assert ran(server.advance_clock("1s")) == 0
+    assert len(automated()) == 2
+
+    # A year at once: one backup, for the latest window (not 365), and retention prunes the
+    # creation backup (the newest one older than 3 days stays as the window's base).
+    before = dt.datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    assert ran(server.advance_clock("365d")) == 1
+    eventually(
+        lambda: (
+            len(automated()) == 2
+            and first[0]["DBSnapshotIdentifier"] not in {s["DBSnapshotIdentifier"] for s in automated()}
+        ),
+        120,
+        0.5,
+    )
+    newest = automated()[-1]["SnapshotCreateTime"]
+    assert newest > before + dt.timedelta(days=364) and newest.astimezone(dt.UTC).hour == hour
+
+    # A restart in the middle: the rule resumes, and the next day's window is backed up.
+    server.restart()
+    wait_status(rds, "windowed")
+    assert ran(server.advance_clock("1d")) == 1
+    eventually(lambda: len(automated()) == 3, 120, 0.5)
+    assert ran(server.advance_clock("1s")) == 0
+    rds.delete_db_instance(DBInstanceIdentifier="windowed", SkipFinalSnapshot=True)
+
+
+def test_a_malformed_or_short_backup_window_is_refused(strata_server) -> None:
+    rds = strata_server.client("rds")
+    for window in ("25:00-03:00", "3:00-3:30", "03:00-03:10", "23:50-00:10"):
+        with pytest.raises(ClientError) as e:
+            create_pg(rds, "badwindow", wait=False, PreferredBackupWindow=window)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue", window
+
+
+def test_cluster_backups_follow_the_cluster_window_and_retention(strata_factory) -> None:
+    server = strata_factory()
+    rds = server.client("rds")
+    now = dt.datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    hour = (now.hour + 5) % 24
+    window = f"{hour:02d}:00-{hour:02d}:30"
+    pg_cluster(rds, "cwin", ["cwin-w"], "db.r6g.large", BackupRetentionPeriod=1, PreferredBackupWindow=window)
+    assert (
+        rds.describe_db_clusters(DBClusterIdentifier="cwin")["DBClusters"][0]["PreferredBackupWindow"]
+        == window
+    )
+
+    def automated() -> list[dict]:
+        snaps = rds.describe_db_cluster_snapshots(DBClusterIdentifier="cwin", SnapshotType="automated")
+        return sorted(
+            (s for s in snaps["DBClusterSnapshots"] if s["Status"] == "available"),
+            key=lambda s: s["SnapshotCreateTime"],
+        )
+
+    eventually(lambda: len(automated()) == 1, 120, 0.5)  # the one taken when the writer came up
+    (first,) = automated()
+    assert ran(server.advance_clock("1d")) == 1
+    eventually(lambda: len(automated()) == 2, 120, 0.5)
+    assert automated()[-1]["SnapshotCreateTime"].astimezone(dt.UTC).hour == hour
+    # Ten days at once: one backup for the latest window; past the 1-day retention, the creation
+    # backup goes (the older one stays as the base of the retention period's first seconds).
+    assert ran(server.advance_clock("10d")) == 1
+    eventually(lambda: len(automated()) == 3, 120, 0.5)
+    # pruned by the next run that finds the writer idle (one may still find it finishing the backup)
+    eventually(lambda: server.advance_clock("1s")["ran"]["rds.backups"] == {"pruned": 1}, 120, 0.5)
+    names = [s["DBClusterSnapshotIdentifier"] for s in automated()]
+    assert len(names) == 2 and first["DBClusterSnapshotIdentifier"] not in names
+    rds.delete_db_instance(DBInstanceIdentifier="cwin-w", SkipFinalSnapshot=True)
