@@ -130,7 +130,7 @@ def dump_json(value: Any) -> bytes:
         try:
             return text.encode()
         except UnicodeEncodeError:
-            # An unpaired surrogate (say, echoed in an error message): escape it as \udXXX.
+            # An unpaired surrogate (say, echoed in an error message): escape it (\ud800 style).
             return json.dumps(value, separators=(",", ":"), default=_json_default).encode()
 
 

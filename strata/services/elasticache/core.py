@@ -98,6 +98,7 @@ class ElastiCacheCore:
             *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
         )
         # metering and automatic snapshots: each window's opening is reached within 30 minutes
+        # the rule is an operation class's method (snapshots.py `_snapshot_rule`), found on the composed provider
         scheduler.register("elasticache.snapshots", self._snapshot_rule, every=1800.0)
         self._monitor = asyncio.create_task(self._watch())
 
@@ -225,12 +226,6 @@ class ElastiCacheCore:
                 await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
             else:
                 await run_blocking(server.start)
-
-    # -- the simulated clock -----------------------------------------------------------------------------
-
-    async def _snapshot_rule(self, since: float, until: float) -> dict[str, int]:
-        """The scheduler's `elasticache.snapshots` rule (snapshots.py)."""
-        raise NotImplementedError
 
 
 def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:

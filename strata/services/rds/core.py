@@ -86,6 +86,8 @@ class RDSCore:
         self._loops.append(asyncio.create_task(self._monitor()))
         self._loops.append(asyncio.create_task(self._scheduler()))
         clock.on_advance(lambda _now: self._poke_scheduler())
+        # the rule is a method of an operation class (backups.py `_backup_rule`, like `_run_schedule`
+        # below), found on the composed provider
         scheduler.register("rds.backups", self._backup_rule, every=BACKUP_RULE_EVERY)
 
     async def stop(self) -> None:
@@ -264,14 +266,6 @@ class RDSCore:
 
     def _poke_scheduler(self) -> None:
         self._scheduler_wakeup = True
-
-    async def _backup_rule(self, since: float, until: float) -> dict[str, int]:
-        """The scheduler's `rds.backups` rule (backups.py)."""
-        raise NotImplementedError
-
-    def _run_schedule(self) -> None:
-        """Metering and backups put off while busy (backups.py)."""
-        raise NotImplementedError
 
     async def _scheduler(self) -> None:
         """Metering, and the backups put off while an instance was busy, every 30 s and when the

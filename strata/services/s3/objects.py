@@ -70,7 +70,7 @@ def content_attrs(req: dict) -> dict[str, Any]:
 
 
 def checksum_fields(row: ObjectRow) -> dict[str, Any]:
-    """ChecksumXXX + ChecksumType members for a stored object (empty when none was stored)."""
+    """Checksum<algorithm> and ChecksumType members for a stored object (empty when none was stored)."""
     ck = row.attrs.get("checksum")
     if not ck:
         return {}
