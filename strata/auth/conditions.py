@@ -100,22 +100,22 @@ def _string_eq(ignore_case: bool) -> Callable[[Any, list, Lookup], bool]:
     return match
 
 
-def _string_like(req: Any, values: list, lookup: Lookup) -> bool:
-    r = _text(req)
-    for v in values:
-        v = _resolve(v, lookup)
-        if v is not None and glob_matcher(v)(r):
-            return True
-    return False
+def _like(matcher: Callable[[str], Callable[[str], bool]]) -> Callable[[Any, list, Lookup], bool]:
+    """StringLike / ArnLike: does any policy pattern (variables resolved) match the request value?"""
+
+    def like(req: Any, values: list, lookup: Lookup) -> bool:
+        r = _text(req)
+        for v in values:
+            v = _resolve(v, lookup)
+            if v is not None and matcher(v)(r):
+                return True
+        return False
+
+    return like
 
 
-def _arn_like(req: Any, values: list, lookup: Lookup) -> bool:
-    r = _text(req)
-    for v in values:
-        v = _resolve(v, lookup)
-        if v is not None and arn_matcher(v)(r):
-            return True
-    return False
+_string_like = _like(glob_matcher)
+_arn_like = _like(arn_matcher)
 
 
 def _resolve(value: str, lookup: Lookup) -> str | None:
