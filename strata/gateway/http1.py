@@ -47,6 +47,13 @@ MAX_HEAD = 64 * 1024
 # An unread body left after the response is read and dropped when this small, else the connection
 # closes (the client may be mid-way through gigabytes nobody wants).
 _DRAIN_LIMIT = 1024 * 1024
+# Closing with a client's bytes unread makes the kernel reset the connection, and the reset throws
+# away the answer before the client (still sending its body) reads it. So a connection closed with
+# a body still arriving is half-closed instead, and what arrives is read and dropped until the
+# client closes, falls silent this long, or this much time has passed (nginx's lingering_timeout
+# and lingering_time).
+_LINGER_IDLE = 5.0
+_LINGER_MAX = 30.0
 _SENDFILE_MAX = 1 << 30
 # Responses up to this size wait in the server's outbox for the end of the loop's turn.
 _SMALL_RESPONSE = 64 * 1024
@@ -96,6 +103,7 @@ class HttpConnection(asyncio.Protocol):
         self._write_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._draining: _Exchange | None = None  # answered, its unread body still arriving
+        self._lingering_since: float | None = None  # half-closed, dropping what still arrives
         self._upgrade_seen = False
         self._task: asyncio.Task[None] | None = None
 
@@ -156,6 +164,8 @@ class HttpConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # The client finished sending; answer what is in flight, then close. A request cut off
         # mid-body can never complete: its handler learns that now, and it is not answered.
+        if self._lingering_since is not None:
+            return False  # all answered: the transport closes
         receiving, self._receiving = self._receiving, None
         if receiving is not None:
             receiving.body._fail()
@@ -346,7 +356,7 @@ class HttpConnection(asyncio.Protocol):
         if self.closed:
             return
         if not keep_alive or not exchange.keep_alive or body.failed:  # (either may change while sending)
-            self.close()
+            self.close(linger=not body.complete and not body.failed)
             return
         if not body.complete:
             body.discard()
@@ -355,10 +365,30 @@ class HttpConnection(asyncio.Protocol):
             return
         self._next()
 
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.server.flush()  # a last response may still be waiting in the outbox
-            self.transport.close()
+    def close(self, linger: bool = False) -> None:
+        """Close after what is written; `linger` when the client may still be sending a body."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.server.flush()  # a last response may still be waiting in the outbox
+        if linger:
+            self._linger()
+        else:
+            transport.close()
+
+    def _linger(self) -> None:
+        """Half-close (the answer, then our FIN) and read and drop whatever still arrives, so the
+        client can finish sending and then read the answer (see _LINGER_IDLE)."""
+        transport = self.transport
+        assert transport is not None
+        self._upgrade_seen = True  # nothing more is parsed
+        self._receiving = None
+        self._lingering_since = self.last_activity = self.server.now
+        if transport.can_write_eof():  # not under TLS: there the client's close ends it
+            transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
 
     def _refuse(self, status: int, text: bytes) -> None:
         """A request we cannot take (unparsable, too large, too slow): read nothing more, answer
@@ -374,7 +404,7 @@ class HttpConnection(asyncio.Protocol):
                 return
             if exchange is self._draining:  # answered already
                 self._draining = None
-                self.close()
+                self.close(linger=True)
                 return
             self._pipeline.remove(exchange)
         self._refusal = (status, text)
@@ -396,11 +426,15 @@ class HttpConnection(asyncio.Protocol):
             + b"\r\n"
             + text
         )
-        self.transport.close()
+        self._linger()  # the client may be sending more: it reads this answer once it is done
 
     def check_deadlines(self, now: float, limits: HttpLimits) -> None:
         """Called by the server's sweep: end what has waited on the client too long."""
         if self.transport is None or self.transport.is_closing():
+            return
+        if self._lingering_since is not None:
+            if now - self.last_activity > _LINGER_IDLE or now - self._lingering_since > _LINGER_MAX:
+                self.transport.close()
             return
         if self._write_blocked_since is not None:
             buffered = self.transport.get_write_buffer_size()

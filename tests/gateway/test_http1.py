@@ -384,3 +384,33 @@ def test_a_client_that_never_reads_is_not_answered_into_memory(strata_factory) -
     sock.close()
     assert sent < 60_000, "the server kept reading requests whose answers nobody read"
     assert grown < 200, f"server memory grew {grown:.0f} MiB"
+
+
+def test_an_upload_answered_before_its_body_is_read_still_gets_its_answer(strata_server: StrataProcess) -> None:
+    """A client that sends its whole body without waiting (no Expect: 100-continue) to a request
+    answered early (a bad signature, a full disk) must be able to send it all and then read the
+    answer. Closing with its bytes unread would reset the connection, and the reset throws away the
+    answer before the client reads it: boto3 saw ConnectionClosedError instead of the S3 error."""
+    strata_server.client("s3").create_bucket(Bucket="wire-early")
+    size = 24 * 1024 * 1024
+    head = (
+        f"PUT /wire-early/k HTTP/1.1\r\nHost: 127.0.0.1:{strata_server.port}\r\n"
+        "X-Amz-Date: 20260101T000000Z\r\nX-Amz-Content-Sha256: UNSIGNED-PAYLOAD\r\n"
+        "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    chunk = b"x" * (256 * 1024)
+    for _ in range(3):
+        w = _Wire(strata_server)
+        try:
+            w.send(head)
+            time.sleep(0.05)  # the answer is written (and, before the fix, the connection closed)
+            for _ in range(size // len(chunk)):
+                w.send(chunk)
+            status, headers, data = w.response()
+            assert status == 403 and b"<Code>" in data
+            assert headers.get("connection") == "close"
+            assert w.closed_by_server()
+        finally:
+            w.close()
