@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -156,20 +157,25 @@ def _with(params: dict, region: str, account: str) -> dict:
 
 
 class ParamKeys:
-    """Service condition keys read lazily from the parsed request (`s3:prefix` -> Prefix)."""
+    """Service condition keys read lazily from the parsed request (`s3:prefix` -> Prefix); the
+    keys only the provider can answer (a KMS key's spec, a DynamoDB item's partition key value)
+    come from its optional `condition_key(params, lowercase key)` hook."""
 
-    __slots__ = ("params", "keys")
+    __slots__ = ("params", "keys", "hook")
 
-    def __init__(self, params: dict, keys: dict[str, str]) -> None:
+    def __init__(
+        self, params: dict, keys: dict[str, str], hook: Callable[[dict, str], Any] | None = None
+    ) -> None:
         self.params = params
         self.keys = keys
+        self.hook = hook
 
     def get(self, key: str) -> Any:
         if key == "aws:tagkeys" or key.startswith("aws:requesttag/"):
             return _request_tags(self.params, key)
         path = self.keys.get(key)
         if path is None:
-            return None
+            return self.hook(self.params, key) if self.hook is not None else None
         value = _dig(self.params, path)
         if isinstance(value, bool):
             return value

@@ -79,7 +79,9 @@ def _static(policies: PolicySet) -> tuple[bool, bool]:
     return static, static and any_resource
 
 
-def _facts(principal: Principal, region: str, request: HttpRequest, params: dict, p: Plan) -> Facts:
+def _facts(
+    principal: Principal, region: str, request: HttpRequest, params: dict, p: Plan, provider: Any
+) -> Facts:
     """What conditions may ask about this request (built only when a policy is evaluated)."""
     return Facts(
         principal,
@@ -87,7 +89,7 @@ def _facts(principal: Principal, region: str, request: HttpRequest, params: dict
         request.client,
         request.secure,
         clock.time,
-        ParamKeys(params, p.keys),  # type: ignore[arg-type]
+        ParamKeys(params, p.keys, getattr(provider, "condition_key", None)),  # type: ignore[arg-type]
     )
 
 
@@ -147,6 +149,7 @@ class Authorizer:
                         PolicySet(unrestricted=True),
                         policy,
                         owner,
+                        provider,
                     )
             return
         if p.always_allowed:
@@ -194,7 +197,7 @@ class Authorizer:
                 decision = cache.get(key)
             if decision is None:
                 if facts is None:
-                    facts = _facts(principal, region, request, params, p)
+                    facts = _facts(principal, region, request, params, p, provider)
                 decision = evaluate(
                     principal, action, resource, facts, policies, resource_policy, owner, required
                 )
@@ -210,7 +213,7 @@ class Authorizer:
         if further_hook is not None:
             for action, resource, res_owner, res_policy in further_hook(params):
                 if facts is None:
-                    facts = _facts(principal, region, request, params, p)
+                    facts = _facts(principal, region, request, params, p, provider)
                 required = p.resource_required and res_policy is not None
                 decision = evaluate(
                     principal, action, resource, facts, policies, res_policy, res_owner, required
@@ -228,7 +231,9 @@ class Authorizer:
         owner = owner_hook(params) if owner_hook is not None and policy is not None else None
         if policy is None or owner is None:
             raise errors.access_denied(service, "Access Denied")
-        self._evaluate_pairs(ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner)
+        self._evaluate_pairs(
+            ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
+        )
 
     @staticmethod
     def _evaluate_pairs(
@@ -241,9 +246,10 @@ class Authorizer:
         policies: PolicySet,
         resource_policy: Policy,
         owner: str | None,
+        provider: Any,
     ) -> None:
         """Evaluate every (action, resource) pair of the request, without decision caching."""
-        facts = _facts(principal, region, request, params, p)
+        facts = _facts(principal, region, request, params, p, provider)
         for action, resource in targets(p, params, region, principal.account_id, principal.arn):
             decision = evaluate(principal, action, resource, facts, policies, resource_policy, owner)
             if not decision.allowed:

@@ -9,13 +9,20 @@ is cached by its text, which changes whenever the key policy or the grants that 
 
 ReEncrypt acts on two keys: kms:ReEncryptFrom on the source key (the key the request names first)
 and kms:ReEncryptTo on the destination key (`further_resources`), each under its own key policy.
+
+KMS's condition keys that are request members are data (actions.json); `condition_key` answers
+the rest: the encryption context (kms:EncryptionContext:<key>, whose key part is matched without
+case like every condition key name, and kms:EncryptionContextKeys, for the case-sensitive
+check), the caller's account, the alias a request named, and the named key's own attributes
+(kms:KeySpec, kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion, kms:ResourceAliases) — from the
+request on CreateKey, which has no key yet.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strata.auth.enforce import CALLER_OPERATION, CALLER_SCOPE
 from strata.auth.policy import Policy, PolicyError, compile_policy
@@ -26,6 +33,32 @@ from strata.services.kms.keys import Where, key_arn
 
 if TYPE_CHECKING:
     from strata.services.kms.keys import KeyRing
+
+
+# condition key -> the key record's field (or a computed attribute, see condition_key)
+_KEY_ATTRIBUTES = {
+    "kms:keyspec": "spec",
+    "kms:keyusage": "usage",
+    "kms:keyorigin": "origin",
+    "kms:multiregion": "multi_region",
+    "kms:resourcealiases": "aliases",
+}
+# On CreateKey these come from the request, with CreateKey's defaults when absent.
+_CREATE_KEY_MEMBERS = {
+    "kms:keyusage": ("KeyUsage", "ENCRYPT_DECRYPT"),
+    "kms:keyorigin": ("Origin", "AWS_KMS"),
+    "kms:multiregion": ("MultiRegion", False),
+}
+
+
+def _context_of(req: dict) -> dict | None:
+    """The encryption context a request carries (ReEncrypt: its source's, which the key it
+    names first is checked with)."""
+    for member in ("EncryptionContext", "SourceEncryptionContext", "DestinationEncryptionContext"):
+        context = req.get(member)
+        if isinstance(context, dict) and context:
+            return context
+    return None
 
 
 @lru_cache(maxsize=1024)
@@ -81,6 +114,47 @@ class KeyPolicyHooks:
         if doc is None:
             return None
         return self._key_policy(doc, CALLER_OPERATION.get(), req)
+
+    def condition_key(self, req: dict, key: str) -> Any:
+        """A KMS condition key the request members alone do not answer (None: absent)."""
+        if key.startswith("kms:encryptioncontext"):
+            context = _context_of(req)
+            if key == "kms:encryptioncontextkeys":
+                return list(context) if context else None
+            if key.startswith("kms:encryptioncontext:"):
+                want = key.removeprefix("kms:encryptioncontext:")
+                for name, value in (context or {}).items():
+                    if name.lower() == want:
+                        return value
+            return None
+        if key == "kms:calleraccount":
+            return CALLER_SCOPE.get()[0] or None
+        if key == "kms:requestalias":
+            ref = req.get("KeyId")
+            if isinstance(ref, str) and (ref.startswith("alias/") or ":alias/" in ref):
+                return "alias/" + ref.split("alias/", 1)[1]
+            return None
+        if key == "kms:grantisforawsresource":
+            return False  # no AWS service creates grants here
+        attribute = _KEY_ATTRIBUTES.get(key)
+        if attribute is None:
+            return None
+        if CALLER_OPERATION.get() == "CreateKey":
+            if key == "kms:keyspec":
+                return req.get("KeySpec") or req.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+            member, default = _CREATE_KEY_MEMBERS.get(key, ("", None))
+            return req.get(member, default) if member else None
+        doc = self._named_key(req)
+        if doc is None:
+            return None
+        if key == "kms:resourcealiases":
+            where = Where(doc["account"], doc["region"])
+            return [a["name"] for a in self.keys.aliases(where) if a["target"] == doc["id"]] or None
+        if key == "kms:multiregion":
+            return bool(doc.get("multi_region", False))
+        if key == "kms:keyorigin":
+            return doc.get("origin", "AWS_KMS")
+        return doc.get(attribute)
 
     def further_resources(self, req: dict) -> list[tuple[str, str, str, Policy | None]]:
         """ReEncrypt's destination key: kms:ReEncryptTo under that key's own policy."""
