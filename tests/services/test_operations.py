@@ -25,6 +25,7 @@ HOOKS = {
     "resource_arn",
     "further_resources",
     "related_requests",
+    "condition_key",
     "cors_preflight",
     "cors_headers",
 }

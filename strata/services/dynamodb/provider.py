@@ -11,6 +11,7 @@ semantics live in the topic modules beside them.
     expressions/         the one expression engine
     ttl.py               expiry of items: the scheduler's dynamodb.ttl rule (strata.sim.scheduler)
     bulk.py              long work in background chunks: DeleteTable, GSI backfill/drop, migration
+    authz.py             condition keys from the key schema (dynamodb:LeadingKeys, :Attributes)
     core.py, state.py, store.py, keys.py, types.py, capacity.py
 
 Operations run on the event-loop thread and are short (SQLite, indexed), so writes are naturally
@@ -23,6 +24,7 @@ it is durable (transactions.py: TransactionConflictException).
 
 from __future__ import annotations
 
+from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.state import table_name
 from strata.services.dynamodb.table_operations import TableOperations
@@ -30,7 +32,7 @@ from strata.services.parameters import refusing
 
 
 @refusing("dynamodb")
-class DynamoDBProvider(TableOperations, ItemOperations):
+class DynamoDBProvider(TableOperations, ItemOperations, ConditionKeys):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
 
 

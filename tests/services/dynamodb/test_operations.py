@@ -7,7 +7,7 @@ from botocore import xform_name
 
 from strata.services.dynamodb.provider import DynamoDBProvider
 
-HOOKS = {"health", "start", "stop"}
+HOOKS = {"health", "start", "stop", "condition_key"}
 # Operations outside this provider's scope for now (answered 501 NotImplemented by the gateway).
 NOT_YET = {
     "BatchExecuteStatement",
