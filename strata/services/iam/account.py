@@ -22,6 +22,7 @@ from strata.services.iam.core import IAMBase, check_name, check_path, invalid, n
 from strata.sim.clock import clock
 
 MAX_TAGS = 50
+_ALIAS = re.compile(r"^[a-z0-9]([a-z0-9]|-(?!-)){1,61}[a-z0-9]$")
 MAX_ROLES_PER_PROFILE = 1
 # UpdateAccountPasswordPolicy: each setting's value when the request leaves it out.
 PASSWORD_DEFAULTS: dict[str, Any] = {
@@ -210,6 +211,63 @@ class AccountOperations(IAMBase):
         with self.dir.change():
             self.dir.drop("instance_profile", doc)
         return {}
+
+    def tag_instance_profile(self, ctx: RequestContext, req: dict) -> dict:
+        _check_model("TagInstanceProfile", req)
+        doc = self._profile(ctx, req.get("InstanceProfileName"))
+        doc["Tags"] = _merge_tags(doc.get("Tags") or [], req["Tags"])
+        with self.dir.change():
+            self.dir.save("instance_profile", doc)
+        return {}
+
+    def untag_instance_profile(self, ctx: RequestContext, req: dict) -> dict:
+        _check_model("UntagInstanceProfile", req)
+        doc = self._profile(ctx, req.get("InstanceProfileName"))
+        drop = set(req["TagKeys"])
+        doc["Tags"] = [t for t in doc.get("Tags") or [] if t["Key"] not in drop]
+        with self.dir.change():
+            self.dir.save("instance_profile", doc)
+        return {}
+
+    def list_instance_profile_tags(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self._profile(ctx, req.get("InstanceProfileName"))
+        return page(list(doc.get("Tags") or []), req, "Tags")
+
+    # ---- the account alias (one per account, unique across accounts, as on AWS)
+
+    def create_account_alias(self, ctx: RequestContext, req: dict) -> dict:
+        _check_model("CreateAccountAlias", req)
+        alias = req["AccountAlias"]
+        if not _ALIAS.match(alias):
+            raise ServiceError(
+                "ValidationError",
+                f"1 validation error detected: Value '{alias}' at 'accountAlias' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: ^[a-z0-9]([a-z0-9]|-(?!-)){1,61}[a-z0-9]$",
+                400,
+            )
+        with self.dir.change():
+            for doc in self.dir.db.list_docs("account_alias"):
+                if doc.get("alias") == alias and doc.get("account") != ctx.account_id:
+                    raise ServiceError(
+                        "EntityAlreadyExists", f"The account alias {alias} already exists.", 409
+                    )
+            self.dir.db.put_doc("account_alias", ctx.account_id, {"alias": alias, "account": ctx.account_id})
+        return {}
+
+    def delete_account_alias(self, ctx: RequestContext, req: dict) -> dict:
+        _check_model("DeleteAccountAlias", req)
+        doc = self.dir.db.get_doc("account_alias", ctx.account_id)
+        if doc is None or doc.get("alias") != req["AccountAlias"]:
+            raise ServiceError(
+                "NoSuchEntity", f"The account alias {req['AccountAlias']} cannot be found.", 404
+            )
+        with self.dir.change():
+            self.dir.db.delete_doc("account_alias", ctx.account_id)
+        return {}
+
+    def list_account_aliases(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self.dir.db.get_doc("account_alias", ctx.account_id)
+        return page([doc["alias"]] if doc else [], req, "AccountAliases")
 
     def list_instance_profiles(self, ctx: RequestContext, req: dict) -> dict:
         prefix = req.get("PathPrefix") or "/"

@@ -246,6 +246,20 @@ class IdentityOperations(IAMBase):
             self.dir.save("role", doc)
         return {}
 
+    def update_role_description(self, ctx: RequestContext, req: dict) -> dict:
+        doc = self._entity("role", ctx, req.get("RoleName"))
+        if doc["Path"].startswith(SERVICE_ROLE_PATH):
+            raise ServiceError(
+                "UnmodifiableEntity",
+                f"Cannot perform the operation on the protected role '{doc['RoleName']}' - "
+                "this role is only modifiable by AWS",
+                400,
+            )
+        doc["Description"] = req.get("Description") or ""
+        with self.dir.change():
+            self.dir.save("role", doc)
+        return {"Role": self._render_role(doc, True)}
+
     def update_assume_role_policy(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._entity("role", ctx, req.get("RoleName"))
         doc["trust"] = check_document(req.get("PolicyDocument"), "trust", 2048)

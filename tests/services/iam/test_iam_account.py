@@ -190,3 +190,66 @@ def test_list_policies_granting_service_access(iam_server, unique) -> None:
             Arn=f"arn:aws:iam::{ACCOUNT}:role/none-{unique}", ServiceNamespaces=["s3"]
         )
     assert _error(e)[0] == "NoSuchEntity"
+
+
+def test_instance_profile_tags(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    name = f"tagged-ip-{unique}"
+    iam.create_instance_profile(InstanceProfileName=name, Tags=[{"Key": "team", "Value": "a"}])
+    iam.tag_instance_profile(
+        InstanceProfileName=name, Tags=[{"Key": "env", "Value": "dev"}, {"Key": "team", "Value": "b"}]
+    )
+    tags = iam.list_instance_profile_tags(InstanceProfileName=name)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "dev"), ("team", "b")]
+    iam.untag_instance_profile(InstanceProfileName=name, TagKeys=["team"])
+    assert iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Tags"] == [
+        {"Key": "env", "Value": "dev"}
+    ]
+    with pytest.raises(ClientError) as e:
+        iam.tag_instance_profile(InstanceProfileName=f"nope-{unique}", Tags=[{"Key": "k", "Value": "v"}])
+    assert _error(e)[0] == "NoSuchEntity"
+    with pytest.raises(ClientError) as e:
+        iam.tag_instance_profile(
+            InstanceProfileName=name, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)]
+        )
+    assert _error(e)[0] == "LimitExceeded"
+    iam.delete_instance_profile(InstanceProfileName=name)
+
+
+def test_account_alias_is_one_per_account_and_unique(iam_server, unique) -> None:
+    iam, alt = iam_server.client("iam", **ROOT), iam_server.client("iam", **ALT_ROOT)
+    alias = f"corp-{unique}".lower()[:40]
+    assert iam.list_account_aliases()["AccountAliases"] == []
+    iam.create_account_alias(AccountAlias=alias)
+    assert iam.list_account_aliases()["AccountAliases"] == [alias]
+    with pytest.raises(ClientError) as e:  # aliases are unique across accounts
+        alt.create_account_alias(AccountAlias=alias)
+    assert _error(e)[0] == "EntityAlreadyExists"
+    iam.create_account_alias(AccountAlias=alias + "-2")  # a new one replaces the old
+    assert iam.list_account_aliases()["AccountAliases"] == [alias + "-2"]
+    alt.create_account_alias(AccountAlias=alias)
+    for bad in ("Upper", "a--b", "-ab"):
+        with pytest.raises(ClientError) as e:
+            iam.create_account_alias(AccountAlias=bad)
+        assert _error(e)[0] == "ValidationError"
+    with pytest.raises(ClientError) as e:
+        iam.delete_account_alias(AccountAlias=alias)
+    assert _error(e)[0] == "NoSuchEntity"
+    iam.delete_account_alias(AccountAlias=alias + "-2")
+    alt.delete_account_alias(AccountAlias=alias)
+    assert iam.list_account_aliases()["AccountAliases"] == []
+
+
+def test_update_role_description(iam_server, unique) -> None:
+    iam = iam_server.client("iam", **ROOT)
+    role = f"described-{unique}"
+    iam.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=doc(
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ),
+    )
+    got = iam.update_role_description(RoleName=role, Description="runs the batch jobs")["Role"]
+    assert got["Description"] == "runs the batch jobs"
+    assert iam.get_role(RoleName=role)["Role"]["Description"] == "runs the batch jobs"
+    iam.delete_role(RoleName=role)
