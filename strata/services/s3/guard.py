@@ -33,6 +33,7 @@ _NOT_OPERATIONS = {
     "resource_account",
     "resource_policy",
     "related_requests",
+    "condition_key",
     "cors_preflight",
     "cors_headers",
 }

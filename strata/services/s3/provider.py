@@ -14,6 +14,7 @@ lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecy
                rules do and when; lifecycle_run.py runs them (the scheduler's s3.lifecycle rule)
 tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
                access tiers of INTELLIGENT_TIERING objects
+condition_keys.py  the policy condition keys only stored state answers (existing object tags)
 cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers read (gateway/cors.py)
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
@@ -25,6 +26,7 @@ from strata.services.parameters import refusing
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
+from strata.services.s3.condition_keys import ConditionKeys
 from strata.services.s3.cors import CorsOperations
 from strata.services.s3.guard import guarded
 from strata.services.s3.lifecycle import LifecycleOperations
@@ -58,5 +60,6 @@ class S3Provider(
     LifecycleRun,
     TieringOperations,
     CorsOperations,
+    ConditionKeys,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
