@@ -2,7 +2,8 @@
 
 Issue 12 found these accepted and ignored: SSE-C (a GET without the key returned the plaintext),
 ObjectLockEnabledForBucket, RDS EnableIAMDatabaseAuthentication and EngineVersion, DynamoDB
-UpdateTable ReplicaUpdates. The whole table is tests/services/test_parameter_audit.py; these are
+UpdateTable ReplicaUpdates; later, encryption at rest that was only recorded (RDS, ElastiCache,
+DynamoDB with a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
 the cases a user meets, with what must not have happened.
 """
 
@@ -124,6 +125,54 @@ def test_rds_iam_database_authentication_is_refused(strata_server: Any, unique: 
         err["Code"] == "InvalidParameterCombination" and "EnableIAMDatabaseAuthentication" in err["Message"]
     )
     assert refusal(rds.describe_db_instances, DBInstanceIdentifier=ident)["Code"] == "DBInstanceNotFound"
+
+
+def test_encryption_at_rest_strata_does_not_perform_is_refused(strata_server: Any, unique: str) -> None:
+    """RDS StorageEncrypted, ElastiCache AtRestEncryptionEnabled and DynamoDB tables under a KMS
+    key were accepted and described as encrypted while their data was stored in the clear."""
+    rds = strata_server.client("rds")
+    base = {
+        "Engine": "postgres",
+        "DBInstanceClass": "db.t3.micro",
+        "MasterUsername": "master",
+        "MasterUserPassword": "secret-password",
+        "AllocatedStorage": 20,
+    }
+    for extra in ({"StorageEncrypted": True}, {"KmsKeyId": "alias/aws/rds"}):
+        err = refusal(rds.create_db_instance, DBInstanceIdentifier=f"enc-{unique}", **base, **extra)
+        assert err["Code"] == "InvalidParameterCombination" and next(iter(extra)) in err["Message"]
+    assert (
+        refusal(rds.describe_db_instances, DBInstanceIdentifier=f"enc-{unique}")["Code"]
+        == "DBInstanceNotFound"
+    )
+    err = refusal(
+        rds.create_db_cluster,
+        DBClusterIdentifier=f"enc-{unique}",
+        Engine="aurora-postgresql",
+        MasterUsername="master",
+        MasterUserPassword="secret-password",
+        StorageEncrypted=True,
+    )
+    assert err["Code"] == "InvalidParameterCombination" and "StorageEncrypted" in err["Message"]
+    ec = strata_server.client("elasticache")
+    err = refusal(
+        ec.create_replication_group,
+        ReplicationGroupId=f"enc-{unique}",
+        ReplicationGroupDescription="x",
+        Engine="redis",
+        AtRestEncryptionEnabled=True,
+    )
+    assert err["Code"] == "InvalidParameterCombination" and "AtRestEncryptionEnabled" in err["Message"]
+    ddb = strata_server.client("dynamodb")
+    err = refusal(
+        ddb.create_table,
+        TableName=f"enc-{unique}",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": "alias/aws/dynamodb"},
+    )
+    assert err["Code"] == "ValidationException" and "SSESpecification" in err["Message"]
 
 
 def test_rds_engine_version_is_an_installed_one_or_refused(strata_server: Any, unique: str) -> None:

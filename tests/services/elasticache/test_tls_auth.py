@@ -44,11 +44,10 @@ def test_seed_connection_code_over_tls(strata_server, ec, cleanup, unique, ca_fi
         Engine="redis",
         NumCacheClusters=2,
         TransitEncryptionEnabled=True,
-        AtRestEncryptionEnabled=True,
     )
     cleanup.append(("group", gid))
     g = group(ec, gid)
-    assert g["TransitEncryptionEnabled"] is True and g["AtRestEncryptionEnabled"] is True
+    assert g["TransitEncryptionEnabled"] is True and g["AtRestEncryptionEnabled"] is False
     assert g["TransitEncryptionMode"] == "required"
     ep = g["NodeGroups"][0]["PrimaryEndpoint"]
     env = {**os.environ, "SSL_CERT_FILE": ca_file}
