@@ -22,7 +22,9 @@ import loadgen  # noqa: E402  (the shared harness: wrk driver + Lua request cycl
 
 
 def signed_get(url: str, service: str, path: str = "/") -> tuple:
-    req = botocore.awsrequest.AWSRequest(method="GET", url=url + path, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    req = botocore.awsrequest.AWSRequest(
+        method="GET", url=url + path, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    )
     botocore.auth.S3SigV4Auth(loadgen.CREDS, service, "us-east-1").add_auth(req)
     return ("GET", path, dict(req.headers.items()), None)
 
@@ -38,7 +40,9 @@ def main() -> None:
         name, url = target.split("=", 1)
         loadgen.HOST = urlsplit(url).netloc
         results[name] = {
-            "s3_list_buckets": loadgen.wrk(url, loadgen.lua_cycle([signed_get(url, "s3")]), a.seconds, a.conns)[0],
+            "s3_list_buckets": loadgen.wrk(
+                url, loadgen.lua_cycle([signed_get(url, "s3")]), a.seconds, a.conns
+            )[0],
             "ddb_list_tables": loadgen.wrk(
                 url, loadgen.lua_cycle([loadgen.signed(url, "ListTables", {})]), a.seconds, a.conns
             )[0],
