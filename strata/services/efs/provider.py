@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +63,8 @@ class EFSProvider(MountTargetsMixin):
         # Mount target and access point changes one at a time: the one-per-zone and address checks
         # and the NFS servers they start must not interleave.
         self._mount_lock = asyncio.Lock()
+        # One measure at a time: two would each rewrite the IA and read tables from their own walk.
+        self._measure_lock = threading.Lock()
 
     async def start(self) -> None:
         for doc in self.store.list_docs("fs"):
@@ -192,7 +195,8 @@ class EFSProvider(MountTargetsMixin):
         return out
 
     def _measure(self, doc: dict) -> dict:
-        return measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
+        with self._measure_lock:
+            return measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
 
     def _measure_all(self) -> None:
         for doc in self.store.list_docs("fs"):

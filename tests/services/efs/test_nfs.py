@@ -108,6 +108,9 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     # (libnfs 4.0 cannot send an NFSv4 WRITE of 4,000 bytes or more: "ZDR error: Failed to
     # encode COMPOUND4args", a client bug; the files here stay below it.)
     put(tmp_path, "x" * 3000, url(a["IpAddress"], "cold.bin"))
+    # Read once now: under relatime the read after the move below (minutes later in real time)
+    # would not update the atime again, yet it must bring the file back.
+    assert cat(url(a["IpAddress"], "cold.bin")) == "x" * 3000
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
     assert size["ValueInIA"] == 0
     server.advance_clock("8d")
