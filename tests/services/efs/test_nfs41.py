@@ -4,6 +4,8 @@ NFSv4.0 only and cannot send a WRITE of 4,000 bytes or more)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -71,3 +73,38 @@ def test_access_point_over_nfs41(strata_server) -> None:  # noqa: ANN001
         assert root.stat("home/1001/big.bin").uid == 1001
         with root.open("home/1001/big.bin", "rb") as f:
             assert f.read() == data
+
+
+def _ruleset() -> str:
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, timeout=30).stdout
+
+
+def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN001
+    efs, fs_id, (mt,) = file_system_with_targets(
+        strata_server, zones=1, ThroughputMode="provisioned", ProvisionedThroughputInMibps=1.0
+    )
+    key = fs_id.replace("-", "_")
+    assert f"{key}_receive" in _ruleset()
+    data = os.urandom(5 << 20)
+    with connect(mt["IpAddress"]) as client:
+        # Writes at 1 MiB/s after a burst of 2 MiB (the bucket holds a second of the rate plus
+        # 1 MiB): 5 MiB take 3 s; reads at three times that rate, 15 MiB after 4 MiB take 3.7 s.
+        # (Lower bounds only: a loaded machine makes it slower, never faster.)
+        t = time.monotonic()
+        with client.open("big.bin", "wb") as f:
+            f.write(data)
+        assert time.monotonic() - t > 2.0
+        t = time.monotonic()
+        for _ in range(3):
+            with client.open("big.bin", "rb") as f:
+                assert f.read() == data
+        assert time.monotonic() - t > 2.0
+    # The limit follows UpdateFileSystem and the mount targets; Elastic is not throttled.
+    efs.update_file_system(FileSystemId=fs_id, ProvisionedThroughputInMibps=2.0)
+    assert "rate over 6 mbytes/second" in _ruleset().split(f"{key}_send", 1)[1]
+    efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    assert key not in _ruleset()
+    efs.create_mount_target(FileSystemId=fs_id, SubnetId=mt["SubnetId"])
+    assert f"{key}_send" in _ruleset()
+    efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
+    assert key not in _ruleset()
