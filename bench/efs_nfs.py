@@ -16,6 +16,9 @@ Measured side by side, in alternating rounds (NFS, then the same work on the exp
   `cat` to /dev/null.
 - small files: create (100 bytes) + stat + delete through NFS beside the local file system.
 
+With `--encrypted` the file system is encrypted (its files in an fscrypt directory of a loop-mounted
+ext4 image), and "local" is that directory: the cost of the NFS layer over the encrypted volume.
+
 Each line gives NFS's rate as a share of local's; the summary gives min/median/max per measure.
 
 Usage:
@@ -122,10 +125,10 @@ class Bench:
             (self.export / f"local-{i}").unlink()
 
 
-def create_file_system(efs, ec2) -> tuple[str, list[dict]]:
+def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     subnets = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:3]
     t0 = time.monotonic()
-    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex())["FileSystemId"]
+    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), Encrypted=encrypted)["FileSystemId"]
     mts = [efs.create_mount_target(FileSystemId=fs_id, SubnetId=s["SubnetId"]) for s in subnets]
     while True:
         states = [m["LifeCycleState"] for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]]
@@ -150,13 +153,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--version", default="4.1", choices=["4.0", "4.1"])
+    ap.add_argument("--encrypted", action="store_true", help="an encrypted file system (fscrypt, loop ext4)")
     args = ap.parse_args()
     kw = {"endpoint_url": args.endpoint, "region_name": "us-east-1"}
     kw |= {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
     efs, ec2 = boto3.client("efs", **kw), boto3.client("ec2", **kw)
-    fs_id, mts = create_file_system(efs, ec2)
+    fs_id, mts = create_file_system(efs, ec2, args.encrypted)
 
-    export = Path(args.data_dir) / "efs" / "fs" / fs_id
+    if args.encrypted:  # the fscrypt directory in the file system's loop-mounted ext4 volume
+        export = Path(args.data_dir) / "efs" / "volumes" / fs_id / "files"
+    else:
+        export = Path(args.data_dir) / "efs" / "fs" / fs_id
     scratch = Path(args.scratch or Path(args.data_dir) / "bench-scratch")
     scratch.mkdir(parents=True, exist_ok=True)
     client = Client.connect(

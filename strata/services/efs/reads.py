@@ -7,7 +7,8 @@ so it would miss reads: a file read, moved to IA by a clock advance and read aga
 would stay cold under AFTER_1_ACCESS. So each measure takes a file's atime, when newer than its
 mtime, into the `accessed` table (simulated time) and then sets the atime back to the mtime
 (`rearm`; the mtime itself is never touched): the next read, whenever it comes, updates the atime
-again. A read between the measure's stat and the rearm is the one read that can go unseen.
+again. A read between the measure's stat and the rearm is the one read that can go unseen, and
+an NFS client sees a file read before the last measure with its atime equal to its mtime.
 """
 
 from __future__ import annotations
