@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
-from tests.services.efs.helpers import cat, file_system_with_targets, ls, needs_nfs, nfs, put, url
+from tests.services.efs.helpers import (
+    cat,
+    file_system_with_targets,
+    ls,
+    needs_nfs,
+    nfs,
+    nft_ruleset,
+    put,
+    url,
+)
 from tests.services.efs.libnfs import LibNfs
 
 pytestmark = needs_nfs
@@ -84,11 +94,21 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
 
 def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
     server = strata_factory()
-    efs, fs_id, (a, b) = file_system_with_targets(server, zones=2)
+    efs, fs_id, (a, b) = file_system_with_targets(
+        server, zones=2, ThroughputMode="provisioned", ProvisionedThroughputInMibps=512.0
+    )
     ap = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1001})["AccessPointId"]
     put(tmp_path, "before the crash\n", url(a["IpAddress"], "kept.txt"))
+    limit = f"limit {fs_id.replace('-', '_')}_send"
+    assert nft_ruleset().count(limit) == 1
     server.kill()
     server.restart()
+    # The throughput limit is enforced again, by the new process alone (the old one's rules went
+    # with it: its janitor deletes them).
+    deadline = time.monotonic() + 60
+    while nft_ruleset().count(limit) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert nft_ruleset().count(limit) == 1
     efs = server.client("efs")
     mts = {m["MountTargetId"]: m for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]}
     assert {m["IpAddress"] for m in mts.values()} == {a["IpAddress"], b["IpAddress"]}

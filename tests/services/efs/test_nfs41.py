@@ -4,12 +4,11 @@ NFSv4.0 only and cannot send a WRITE of 4,000 bytes or more)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 
-from tests.services.efs.helpers import file_system_with_targets, needs_nfs
+from tests.services.efs.helpers import file_system_with_targets, needs_nfs, nft_ruleset
 
 nfs_rs = pytest.importorskip("nfs_rs", reason="needs nfs-rs (pip install nfs-rs; in the test extras)")
 pytestmark = needs_nfs
@@ -75,16 +74,12 @@ def test_access_point_over_nfs41(strata_server) -> None:  # noqa: ANN001
             assert f.read() == data
 
 
-def _ruleset() -> str:
-    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, timeout=30).stdout
-
-
 def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN001
     efs, fs_id, (mt,) = file_system_with_targets(
         strata_server, zones=1, ThroughputMode="provisioned", ProvisionedThroughputInMibps=1.0
     )
     key = fs_id.replace("-", "_")
-    assert f"{key}_receive" in _ruleset()
+    assert f"{key}_receive" in nft_ruleset()
     data = os.urandom(5 << 20)
     with connect(mt["IpAddress"]) as client:
         # Writes at 1 MiB/s after a burst of 2 MiB (the bucket holds a second of the rate plus
@@ -101,10 +96,10 @@ def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN
         assert time.monotonic() - t > 2.0
     # The limit follows UpdateFileSystem and the mount targets; Elastic is not throttled.
     efs.update_file_system(FileSystemId=fs_id, ProvisionedThroughputInMibps=2.0)
-    assert "rate over 6 mbytes/second" in _ruleset().split(f"{key}_send", 1)[1]
+    assert "rate over 6 mbytes/second" in nft_ruleset().split(f"{key}_send", 1)[1]
     efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
-    assert key not in _ruleset()
+    assert key not in nft_ruleset()
     efs.create_mount_target(FileSystemId=fs_id, SubnetId=mt["SubnetId"])
-    assert f"{key}_send" in _ruleset()
+    assert f"{key}_send" in nft_ruleset()
     efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
-    assert key not in _ruleset()
+    assert key not in nft_ruleset()
