@@ -3,7 +3,7 @@
 The NFS client is nfs-rs (PyPI `nfs-rs`: a userspace NFSv3/v4.1 client in Rust, no kernel mount:
 this machine's kernel has no NFS client). It negotiates ganesha's full READ/WRITE sizes (about
 1 MiB over NFSv4.1) and keeps up to eight requests in flight. Debian's libnfs 4.0 cannot send an
-NFSv4 WRITE of 4,000 bytes or more, so it is used only for the `nfs-cat` read column.
+NFSv4 WRITE of 4,000 bytes or more, so it serves only the `nfs-cat` column and the small files.
 
 Measured side by side, in alternating rounds (NFS, then the same work on the export directory):
 
@@ -14,7 +14,7 @@ Measured side by side, in alternating rounds (NFS, then the same work on the exp
 - copy from: the file system's file copied to a local file, same chunks, fsync at the end.
 - read: the file read into memory (page cache warm on both sides), and `nfs-cat` (libnfs) beside
   `cat` to /dev/null.
-- small files: create (100 bytes) + stat + delete through NFS beside the local file system.
+- small files: create (100 bytes) + stat + delete through NFS (libnfs) beside the local file system.
 
 With `--encrypted` the file system is encrypted (its files in an fscrypt directory of a loop-mounted
 ext4 image), and "local" is that directory: the cost of the NFS layer over the encrypted volume.
@@ -33,6 +33,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,6 +41,9 @@ from pathlib import Path
 
 import boto3
 from nfs_rs import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.services.efs.libnfs import LibNfs  # noqa: E402  (the tests' libnfs client, over ctypes)
 
 MIB = 1 << 20
 
@@ -107,14 +111,19 @@ class Bench:
             while src.readinto(self.buf):
                 pass
 
-    def small_files_nfs(self, count: int) -> None:
-        for i in range(count):
-            with self.nfs.open(f"small-{i}", "wb") as f:
-                f.write(b"x" * 100)
-        for i in range(count):
-            self.nfs.stat(f"small-{i}")
-        for i in range(count):
-            self.nfs.unlink(f"small-{i}")
+    def small_files_nfs(self, server: str, count: int) -> None:
+        """Through libnfs (one synchronous NFSv4.0 connection): nfs-rs makes every write durable
+        (a COMMIT, an fsync on the server, per file), which the local side does not do."""
+        client = LibNfs(server)
+        try:
+            for i in range(count):
+                client.write(f"/small-{i}", b"x" * 100)
+            for i in range(count):
+                client.stat(f"/small-{i}")
+            for i in range(count):
+                client.unlink(f"/small-{i}")
+        finally:
+            client.close()
 
     def small_files_local(self, count: int) -> None:
         for i in range(count):
@@ -209,7 +218,7 @@ def main() -> None:
 
     if args.files:
         nfs_s, local_s = (
-            timed(lambda: b.small_files_nfs(args.files)),
+            timed(lambda: b.small_files_nfs(mts[0]["IpAddress"], args.files)),
             timed(lambda: b.small_files_local(args.files)),
         )
         ratios["small files"].append(local_s / nfs_s)
