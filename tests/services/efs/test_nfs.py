@@ -100,15 +100,20 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     ap = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1001})["AccessPointId"]
     put(tmp_path, "before the crash\n", url(a["IpAddress"], "kept.txt"))
     limit = f"limit {fs_id.replace('-', '_')}_send"
-    assert nft_ruleset().count(limit) == 1
+    rules = nft_ruleset()
+    assert rules.count(limit) == 1
+    old_table = rules[: rules.index(limit)].rsplit("table ip ", 1)[1].split()[0]  # strata_<pid>_...
     server.kill()
     server.restart()
     # The throughput limit is enforced again, by the new process alone (the old one's rules went
     # with it: its janitor deletes them).
     deadline = time.monotonic() + 60
-    while nft_ruleset().count(limit) != 1 and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        rules = nft_ruleset()
+        if old_table not in rules and rules.count(limit) == 1:
+            break
         time.sleep(0.2)
-    assert nft_ruleset().count(limit) == 1
+    assert old_table not in rules and rules.count(limit) == 1
     efs = server.client("efs")
     mts = {m["MountTargetId"]: m for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]}
     assert {m["IpAddress"] for m in mts.values()} == {a["IpAddress"], b["IpAddress"]}
