@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from strata.engines.haproxy import HaproxyRouter
-from strata.engines.nft import NftRouter, _nft, nft_usable
+from strata.engines.nft import NftRouter, nft_usable, run_script
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, port_open, save_routes
 
 __all__ = [
@@ -136,7 +136,7 @@ class LoopbackNftRouter(NftRouter):
                     f"{match} dnat ip addr . port to numgen inc mod {len(r.backends)} map {{ {cases} }}"
                 )
         body = "\n".join(f"    {rule}" for rule in rules)
-        _nft(
+        run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
             f"{body}\n  }}\n}}\n"

@@ -48,7 +48,8 @@ def nft_usable() -> bool:
         return False
 
 
-def _nft(script: str) -> None:
+def run_script(script: str) -> None:
+    """Run an nft script as one transaction (EngineError when nft refuses it)."""
     nft = nft_binary()
     if nft is None:
         raise EngineError("nft is not installed")
@@ -87,14 +88,32 @@ def remove_dead_tables() -> list[str]:
     return removed
 
 
+def owned_table(name: str) -> str:
+    """The name of this process's nft table `name` (family ip): `remove_dead_tables` and the
+    janitor know its owner from it."""
+    pid = os.getpid()
+    return f"strata_{pid}_{start_ticks(pid) or 0}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+
+
+def start_janitor(table: str) -> subprocess.Popen:
+    """A process that deletes `table` once this process is gone (kill -9 included); kill it on a
+    clean stop, after deleting the table yourself."""
+    return subprocess.Popen(
+        ["sh", "-c", _JANITOR, "strata-nft-janitor", str(os.getpid()), str(nft_binary()), table],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to Strata's process group must not end it first
+    )
+
+
 class NftRouter:
     """Named routes as NAT redirect rules in one nft table owned by this process."""
 
     def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        pid = os.getpid()
-        self.table = f"strata_{pid}_{start_ticks(pid) or 0}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
+        self.table = owned_table(name)
         self._janitor: subprocess.Popen | None = None
         self._state = self.run_dir / "routes.json"
         self.routes: dict[str, Route] = load_routes(self._state)
@@ -108,21 +127,7 @@ class NftRouter:
             self._started = True
             self._apply()
             if self._janitor is None or self._janitor.poll() is not None:
-                self._janitor = subprocess.Popen(
-                    [
-                        "sh",
-                        "-c",
-                        _JANITOR,
-                        "strata-nft-janitor",
-                        str(os.getpid()),
-                        str(nft_binary()),
-                        self.table,
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,  # a signal to Strata's process group must not end it first
-                )
+                self._janitor = start_janitor(self.table)
 
     def stop(self) -> None:
         """Remove the rules (the routes stay saved for the next start)."""
@@ -132,7 +137,7 @@ class NftRouter:
                 self._janitor.kill()
                 self._janitor.wait()
                 self._janitor = None
-            _nft(f"table ip {self.table}\ndelete table ip {self.table}\n")
+            run_script(f"table ip {self.table}\ndelete table ip {self.table}\n")
             for s in self._holds.values():
                 s.close()
             self._holds.clear()
@@ -187,7 +192,7 @@ class NftRouter:
         body = "\n".join(f"    {rule}" for rule in rules)
         # Declaring then deleting the table makes the script valid whether or not it exists;
         # nft applies the whole file as one transaction.
-        _nft(
+        run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
             f"{body}\n  }}\n}}\n"

@@ -8,6 +8,12 @@ directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data
 Access point root directories are created (with CreationInfo's owner and permissions) when their
 export is first set up, as AWS creates them on first use; a root that would resolve outside the
 file system (through a symlink a client made) is never exported.
+
+Port 2050's pseudo root is not ganesha's listable pseudo file system but a directory of the mount
+target's own (`access-points/pseudo/`, mode 711, one empty mode-711 directory per access point on
+which its export is mounted), exported read-only with every request run as nobody: a client can
+step through it to the access point it names, but cannot list it, so no client learns the other
+access points' ids from it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from strata.engines.ports import port_is_free
 from strata.services.efs.client_access import FULL, ClientAccess
 
 log = logging.getLogger("strata.efs")
+# Port 2050's pseudo root (access points' exports count from 2, see mounts.py).
+PSEUDO_ROOT_EXPORT_ID = 1
+NOBODY = (65534, 65534)
 
 
 class Exports:
@@ -119,18 +128,23 @@ class Exports:
         fs_id, address = mt["fs"], mt["ip"]
         allowed = access(None)
         root = [Export(1, self.fs_dir(fs_id), "/", None, _access_type(allowed), not allowed.root)]
+        run = self.data_dir / "nfs" / mt["id"]
+        pseudo = run / "access-points" / "pseudo"
         aps = self._access_point_exports(fs_id, access_points, access)
+        aps.insert(0, Export(PSEUDO_ROOT_EXPORT_ID, pseudo, "/", NOBODY, "RO"))
         with self._lock:
+            _junctions(pseudo, aps, keep_others=True)
             pair = self.servers.get(mt["id"])
             if pair is not None and pair[0].running() and pair[1].running():
                 if pair[0].exports != root:
                     pair[0].reload(root)
                 if pair[1].exports != aps:
                     pair[1].reload(aps)
+                _junctions(pseudo, aps, keep_others=False)  # gone from ganesha: now from disk
                 return
             for server in pair or ():  # one of them died: start both afresh
                 server.stop()
-            run = self.data_dir / "nfs" / mt["id"]
+            _junctions(pseudo, aps, keep_others=False)
             pair = (
                 NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root),
                 NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps),
@@ -166,6 +180,28 @@ class Exports:
         for pair in pairs:
             for server in pair:
                 server.stop()
+
+
+def _junctions(pseudo: Path, exports: list[Export], keep_others: bool) -> None:
+    """Make port 2050's pseudo root hold exactly one directory per access point export (mode 711,
+    so nobody can list it but anybody can pass through it); `keep_others` leaves directories of
+    exports ganesha may still serve until its reload."""
+    pseudo.mkdir(parents=True, exist_ok=True)
+    os.chmod(pseudo, 0o711)
+    wanted = {e.pseudo.lstrip("/") for e in exports if e.pseudo != "/"}
+    for name in wanted:
+        path = pseudo / name
+        if not path.is_dir():
+            path.mkdir(mode=0o711)
+            os.chmod(path, 0o711)
+    if keep_others:
+        return
+    for entry in os.scandir(pseudo):
+        if entry.name not in wanted:
+            try:
+                os.rmdir(entry.path)
+            except OSError as e:  # not ours to remove (not empty): leave it, never export it
+                log.warning("access point pseudo root: cannot remove %s: %s", entry.path, e)
 
 
 def _access_type(allowed: ClientAccess) -> str:

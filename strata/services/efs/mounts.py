@@ -130,6 +130,7 @@ class MountTargetsMixin:
             await run_blocking(self.exports.unserve, mt_id)
             raise lim.error("InternalServerError", f"The NFS server could not start: {e}") from None
         self.store.put_doc("mt", mt_id, doc)
+        await run_blocking(self._limit, fs["id"])
         return self._render_mt(doc, "creating")
 
     def describe_mount_targets(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
@@ -161,6 +162,7 @@ class MountTargetsMixin:
         doc = self._mount_target(ctx, req["MountTargetId"])
         self.store.delete_doc("mt", doc["id"])
         await run_blocking(self.exports.unserve, doc["id"])
+        await run_blocking(self._limit, doc["fs"])
         return {}
 
     def describe_mount_target_security_groups(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:

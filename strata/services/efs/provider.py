@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ from strata.services.efs.encryption import EncryptedVolumes, EncryptionError, un
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
+from strata.services.efs.throughput import ThroughputLimits
+from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
@@ -54,6 +57,7 @@ class EFSProvider(MountTargetsMixin):
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
         self.exports = Exports(runtime.data_dir)
+        self.throughput = ThroughputLimits()
         self.volumes = EncryptedVolumes(runtime.data_dir)
         self.keys = VolumeKeys(lambda: runtime.peer("kms"))
         self._model = service_model("efs")
@@ -62,6 +66,8 @@ class EFSProvider(MountTargetsMixin):
         # Mount target and access point changes one at a time: the one-per-zone and address checks
         # and the NFS servers they start must not interleave.
         self._mount_lock = asyncio.Lock()
+        # One measure at a time: two would each rewrite the IA and read tables from their own walk.
+        self._measure_lock = threading.Lock()
 
     async def start(self) -> None:
         for doc in self.store.list_docs("fs"):
@@ -80,6 +86,11 @@ class EFSProvider(MountTargetsMixin):
                     await run_blocking(server.wait_ready)
                 except Exception as e:  # noqa: BLE001
                     log.error("EFS mount target %s: %s", mt["id"], e)
+        for doc in self.store.list_docs("fs"):
+            try:
+                await run_blocking(self._limit, doc["id"])
+            except Exception as e:  # noqa: BLE001
+                log.error("EFS file system %s: provisioned throughput not enforced: %s", doc["id"], e)
         clock.on_advance(lambda _now: self._measure_all())
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
@@ -87,7 +98,15 @@ class EFSProvider(MountTargetsMixin):
         if self._supervisor is not None:
             self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+        await run_blocking(self.throughput.stop)
         await run_blocking(self.volumes.close_all)
+
+    def _limit(self, fs_id: str) -> None:
+        """Enforce the file system's provisioned throughput on its mount targets (or lift it);
+        blocking."""
+        fs = self.store.get_doc("fs", fs_id)
+        if fs is not None:
+            self.throughput.apply(fs, self._mount_targets(fs_id))
 
     def _open_volume(self, doc: dict) -> None:
         """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
@@ -192,7 +211,8 @@ class EFSProvider(MountTargetsMixin):
         return out
 
     def _measure(self, doc: dict) -> dict:
-        return measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
+        with self._measure_lock:
+            return measure(self.store, doc, self.exports.fs_dir(doc["id"])).render()
 
     def _measure_all(self) -> None:
         for doc in self.store.list_docs("fs"):
@@ -207,6 +227,11 @@ class EFSProvider(MountTargetsMixin):
             if provisioned is None:
                 raise lim.bad_request(
                     "ProvisionedThroughputInMibps is required when ThroughputMode is provisioned"
+                )
+            reason = throughput_unsupported()
+            if reason:
+                raise lim.bad_request(
+                    f"ThroughputMode provisioned is not supported by Strata here: {reason}."
                 )
             if provisioned > lim.MAX_PROVISIONED_MIBPS:
                 raise lim.error(
@@ -334,7 +359,7 @@ class EFSProvider(MountTargetsMixin):
             out["NextMarker"] = marker
         return out
 
-    def update_file_system(self, ctx: RequestContext, req: dict) -> dict:
+    async def update_file_system(self, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
         doc = self._fs(ctx, req["FileSystemId"])
         mode = req.get("ThroughputMode") or doc["throughput"]
@@ -361,6 +386,7 @@ class EFSProvider(MountTargetsMixin):
             doc["throughput_changed"] = now
         doc["throughput"], doc["provisioned"] = mode, provisioned
         self.store.put_doc("fs", doc["id"], doc)
+        await run_blocking(self._limit, doc["id"])
         return self._render_fs(doc, "updating")
 
     async def delete_file_system(self, ctx: RequestContext, req: dict) -> dict:

@@ -9,8 +9,8 @@ the later of its atime and mtime, mapped from real to simulated time (`clock.to_
 file's move is remembered in the `ia` table (keyed by inode; a row goes when its file does), so
 without TransitionToPrimaryStorageClass a file stays cold when read, as on AWS; with
 AFTER_1_ACCESS a read (an atime after the move) brings it back to Standard and is metered as a
-cold access. The data dir's file system updates atime by its mount options (relatime:
-a file's first read after a write always counts; repeated reads within a real day may not).
+cold access. Reads are seen through the atime despite relatime (see reads.py); a data dir on a
+file system mounted noatime records none.
 
 Storage is metered when a file system is measured (every Describe and every clock advance): the
 simulated hours since its last measure times the Standard and IA bytes, and provisioned
@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.services.efs import reads
 from strata.services.efs.limits import EMPTY_SIZE, TRANSITION_DAYS
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS ia (
     PRIMARY KEY (fs, ino)
 ) WITHOUT ROWID;
 """
+SCHEMA += reads.SCHEMA
 BLOCK = 4096
 
 
@@ -62,9 +64,18 @@ def _rounded(n: int) -> int:
     return max(BLOCK, -(-n // BLOCK) * BLOCK)
 
 
-def _walk(root: Path) -> list[tuple[int, int, float]]:
-    """(inode, metered bytes, last access real time) of every regular file; other entries as ino -1."""
-    out = []
+@dataclass
+class _File:
+    ino: int
+    size: int  # metered bytes
+    atime_ns: int
+    mtime_ns: int
+    path: str
+
+
+def _walk(root: Path) -> tuple[int, list[_File]]:
+    """The metered bytes of every entry, and the regular files."""
+    total, files = 0, []
     stack = [str(root)]
     while stack:
         path = stack.pop()
@@ -79,12 +90,14 @@ def _walk(root: Path) -> list[tuple[int, int, float]]:
                 continue
             if e.is_dir(follow_symlinks=False):
                 stack.append(e.path)
-                out.append((-1, BLOCK, 0.0))
+                total += BLOCK
             elif e.is_file(follow_symlinks=False):
-                out.append((st.st_ino, _rounded(st.st_size), max(st.st_atime, st.st_mtime)))
+                size = _rounded(st.st_size)
+                total += size
+                files.append(_File(st.st_ino, size, st.st_atime_ns, st.st_mtime_ns, e.path))
             else:
-                out.append((-1, BLOCK, 0.0))
-    return out
+                total += BLOCK
+    return total, files
 
 
 def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
@@ -96,18 +109,26 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
     ia_after = TRANSITION_DAYS.get(rules.get("TransitionToIA", ""), None)
     archive_after = TRANSITION_DAYS.get(rules.get("TransitionToArchive", ""), None)
     back_on_access = rules.get("TransitionToPrimaryStorageClass") == "AFTER_1_ACCESS"
-    files = _walk(root)
+    total, files = _walk(root)
+    total += EMPTY_SIZE
     known = {
         r[0]: (r[1], bool(r[2]))
         for r in store.query("SELECT ino, since, archive FROM ia WHERE fs = ?", (doc["id"],))
     }
+    seen = dict(store.query("SELECT ino, at FROM accessed WHERE fs = ?", (doc["id"],)))
+    read: dict[int, float] = {}  # last read (simulated) of files whose reads outlive their mtime
+    rearm: list[_File] = []
     cold: dict[int, tuple[float, bool]] = {}
-    total, ia_bytes, archive_bytes, accessed_bytes = EMPTY_SIZE, 0, 0, 0
-    for ino, size, access in files:
-        total += size
-        if ino < 0:
-            continue
-        last = clock.to_simulated(access)
+    ia_bytes, archive_bytes, accessed_bytes = 0, 0, 0
+    for f in files:
+        ino, size = f.ino, f.size
+        written = clock.to_simulated(f.mtime_ns / 1e9)
+        last = max(written, seen.get(ino, written))
+        if f.atime_ns > f.mtime_ns:
+            last = max(last, clock.to_simulated(f.atime_ns / 1e9))
+            rearm.append(f)
+        if last > written:
+            read[ino] = last
         state = known.get(ino)  # (moved at, in Archive) or None while in Standard
         if state is not None and back_on_access and last > state[0]:
             accessed_bytes += size  # read while cold: back to Standard, a metered cold access
@@ -129,9 +150,18 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
         c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
         rows = [(doc["id"], i, since, int(archive)) for i, (since, archive) in cold.items()]
         c.executemany("INSERT INTO ia(fs, ino, since, archive) VALUES (?,?,?,?)", rows)
+        c.execute("DELETE FROM accessed WHERE fs = ?", (doc["id"],))
+        c.executemany(
+            "INSERT INTO accessed(fs, ino, at) VALUES (?,?,?)", [(doc["id"], i, at) for i, at in read.items()]
+        )
         store.put_doc(
             "usage", doc["id"], {"metered_at": max(now, usage["metered_at"]), "size": size.render()}
         )
+    for f in rearm:  # after the reads are stored: a crash before this only means seeing them again
+        try:
+            reads.rearm(f.path, f.mtime_ns)
+        except OSError:
+            pass  # deleted since the walk
     _meter(doc, usage["metered_at"], size, accessed_bytes)
     return size
 

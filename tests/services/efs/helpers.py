@@ -23,6 +23,11 @@ def url(ip: str, path: str, access_point: str | None = None) -> str:
     return f"nfs://{ip}//{path.lstrip('/')}?version=4"
 
 
+def nft_ruleset() -> str:
+    """The kernel's nftables rules (where provisioned throughput is enforced)."""
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, timeout=30).stdout
+
+
 def nfs(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
     if check and done.returncode != 0:

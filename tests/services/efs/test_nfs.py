@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
-from tests.services.efs.helpers import cat, file_system_with_targets, ls, needs_nfs, nfs, put, url
+from tests.services.efs.helpers import (
+    cat,
+    file_system_with_targets,
+    ls,
+    needs_nfs,
+    nfs,
+    nft_ruleset,
+    put,
+    url,
+)
 from tests.services.efs.libnfs import LibNfs
 
 pytestmark = needs_nfs
@@ -68,7 +78,9 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
     # Nothing above the root directory is reachable through the access point.
     assert nfs("nfs-cat", url(ip, "outside.txt", ap), check=False).returncode != 0
     assert nfs("nfs-cat", url(ip, "../../outside.txt", ap), check=False).returncode != 0
-    assert "outside.txt" not in ls(f"nfs://{ip}/?version=4&nfsport=2050")
+    # Port 2050's root cannot be listed: no client learns the other access points' ids there.
+    listing = nfs("nfs-ls", f"nfs://{ip}/?version=4&nfsport=2050", check=False)
+    assert listing.returncode != 0 and ap not in listing.stdout and "outside.txt" not in listing.stdout
     # Every request runs as uid 1001: the root directory of the file system (root's, 755) is
     # not writable through an access point rooted there, though root's own client could write.
     ap_root = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1002})[
@@ -82,11 +94,26 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
 
 def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
     server = strata_factory()
-    efs, fs_id, (a, b) = file_system_with_targets(server, zones=2)
+    efs, fs_id, (a, b) = file_system_with_targets(
+        server, zones=2, ThroughputMode="provisioned", ProvisionedThroughputInMibps=512.0
+    )
     ap = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1001})["AccessPointId"]
     put(tmp_path, "before the crash\n", url(a["IpAddress"], "kept.txt"))
+    limit = f"limit {fs_id.replace('-', '_')}_send"
+    rules = nft_ruleset()
+    assert rules.count(limit) == 1
+    old_table = rules[: rules.index(limit)].rsplit("table ip ", 1)[1].split()[0]  # strata_<pid>_...
     server.kill()
     server.restart()
+    # The throughput limit is enforced again, by the new process alone (the old one's rules went
+    # with it: its janitor deletes them).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rules = nft_ruleset()
+        if old_table not in rules and rules.count(limit) == 1:
+            break
+        time.sleep(0.2)
+    assert old_table not in rules and rules.count(limit) == 1
     efs = server.client("efs")
     mts = {m["MountTargetId"]: m for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]}
     assert {m["IpAddress"] for m in mts.values()} == {a["IpAddress"], b["IpAddress"]}
@@ -106,6 +133,9 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     # (libnfs 4.0 cannot send an NFSv4 WRITE of 4,000 bytes or more: "ZDR error: Failed to
     # encode COMPOUND4args", a client bug; the files here stay below it.)
     put(tmp_path, "x" * 3000, url(a["IpAddress"], "cold.bin"))
+    # Read once now: under relatime the read after the move below (minutes later in real time)
+    # would not update the atime again, yet it must bring the file back.
+    assert cat(url(a["IpAddress"], "cold.bin")) == "x" * 3000
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
     assert size["ValueInIA"] == 0
     server.advance_clock("8d")

@@ -1,0 +1,105 @@
+"""EFS over NFSv4.1 with full-size READs and WRITEs (nfs-rs, a userspace client: libnfs 4.0 speaks
+NFSv4.0 only and cannot send a WRITE of 4,000 bytes or more)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.services.efs.helpers import file_system_with_targets, needs_nfs, nft_ruleset
+
+nfs_rs = pytest.importorskip("nfs_rs", reason="needs nfs-rs (pip install nfs-rs; in the test extras)")
+pytestmark = needs_nfs
+
+
+def connect(ip: str, path: str = "", port: int | None = None) -> nfs_rs.Client:
+    extra = f"&nfsport={port}" if port else ""
+    return nfs_rs.Client.connect(
+        f"nfs://{ip}/{path}?version=4.1{extra}", connect_timeout=30, operation_timeout=60
+    )
+
+
+def test_large_writes_and_reads_over_nfs41(strata_server) -> None:  # noqa: ANN001
+    efs, fs_id, (a, b) = file_system_with_targets(strata_server, zones=2)
+    data = os.urandom(5 * (1 << 20) + 777)
+    with connect(a["IpAddress"]) as client_a, connect(b["IpAddress"]) as client_b:
+        # ganesha negotiates its full transfer size: a MiB-sized WRITE and READ each.
+        assert client_a.io_limits.max_write >= 1 << 19 and client_a.io_limits.max_read >= 1 << 19
+        client_a.mkdir("dir")
+        with client_a.open("dir/big.bin", "wb") as f:
+            assert f.write(data) == len(data)
+        # Closed on A, opened on B: all of it, byte for byte.
+        with client_b.open("dir/big.bin", "rb") as f:
+            assert f.read() == data
+        assert client_b.stat("dir/big.bin").size == len(data)
+        with client_b.open("dir/big.bin", "r+b") as f:
+            f.write_at(b"B" * 100_000, 2_000_000)
+        with client_a.open("dir/big.bin", "rb") as f:
+            assert (
+                f.read_at(1_999_999, 100_002)
+                == data[1_999_999:2_000_000] + b"B" * 100_000 + data[2_100_000:2_100_001]
+            )
+    size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
+    assert size["Value"] == 6144 + 4096 + -(-len(data) // 4096) * 4096
+
+
+def test_access_point_over_nfs41(strata_server) -> None:  # noqa: ANN001
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    ip = mt["IpAddress"]
+    aps = [
+        efs.create_access_point(
+            FileSystemId=fs_id,
+            PosixUser={"Uid": uid, "Gid": uid},
+            RootDirectory={
+                "Path": f"/home/{uid}",
+                "CreationInfo": {"OwnerUid": uid, "OwnerGid": uid, "Permissions": "700"},
+            },
+        )["AccessPointId"]
+        for uid in (1001, 1002)
+    ]
+    data = os.urandom(3 << 20)
+    with connect(ip, aps[0], 2050) as client:
+        with client.open("big.bin", "wb") as f:
+            f.write(data)
+        info = client.stat("big.bin")
+        assert (info.uid, info.gid, info.size) == (1001, 1001, len(data))
+    with connect(ip, aps[1], 2050) as other:
+        with pytest.raises(nfs_rs.NfsError):
+            other.stat("big.bin")  # each access point its own root
+    with connect(ip) as root:
+        assert root.stat("home/1001/big.bin").uid == 1001
+        with root.open("home/1001/big.bin", "rb") as f:
+            assert f.read() == data
+
+
+def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN001
+    efs, fs_id, (mt,) = file_system_with_targets(
+        strata_server, zones=1, ThroughputMode="provisioned", ProvisionedThroughputInMibps=1.0
+    )
+    key = fs_id.replace("-", "_")
+    assert f"{key}_receive" in nft_ruleset()
+    data = os.urandom(5 << 20)
+    with connect(mt["IpAddress"]) as client:
+        # Writes at 1 MiB/s after a burst of 2 MiB (the bucket holds a second of the rate plus
+        # 1 MiB): 5 MiB take 3 s; reads at three times that rate, 15 MiB after 4 MiB take 3.7 s.
+        # (Lower bounds only: a loaded machine makes it slower, never faster.)
+        t = time.monotonic()
+        with client.open("big.bin", "wb") as f:
+            f.write(data)
+        assert time.monotonic() - t > 2.0
+        t = time.monotonic()
+        for _ in range(3):
+            with client.open("big.bin", "rb") as f:
+                assert f.read() == data
+        assert time.monotonic() - t > 2.0
+    # The limit follows UpdateFileSystem and the mount targets; Elastic is not throttled.
+    efs.update_file_system(FileSystemId=fs_id, ProvisionedThroughputInMibps=2.0)
+    assert "rate over 6 mbytes/second" in nft_ruleset().split(f"{key}_send", 1)[1]
+    efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    assert key not in nft_ruleset()
+    efs.create_mount_target(FileSystemId=fs_id, SubnetId=mt["SubnetId"])
+    assert f"{key}_send" in nft_ruleset()
+    efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
+    assert key not in nft_ruleset()
