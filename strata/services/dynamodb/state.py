@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.context import RequestContext
+from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.throttle import Throttle
 
 
 def scope_of(ctx: RequestContext) -> str:
@@ -37,6 +39,7 @@ class State:
         self.locks: set[tuple[int, bytes, bytes]] = set()
         self.tx_tokens: set[tuple[str, str]] = set()  # ClientRequestTokens of those transactions
         self.batch_get_bytes = 16 * 1024 * 1024  # a BatchGetItem response's limit
+        self.throttle = Throttle()  # provisioned capacity (throttle.py)
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
             (self.deleting if m.status == "DELETING" else self.tables)[(m.scope, m.name)] = m
@@ -50,6 +53,12 @@ class State:
         if meta is None:
             raise table_not_found(table_name(name)) if describe else resource_not_found()
         return meta
+
+    def consume(self, meta: TableMeta, consumed: Consumed) -> None:
+        """What a request consumed: on the meter, and taken from a provisioned table's buckets."""
+        consumed.record(meta.billing_mode)
+        if meta.billing_mode == "PROVISIONED":
+            self.throttle.charge(meta, consumed)
 
     def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:
         """TransactionConflictException if an in-flight transaction holds the item."""

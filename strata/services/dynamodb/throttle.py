@@ -1,0 +1,204 @@
+"""Provisioned throughput enforced: token buckets per table and per global secondary index.
+
+A provisioned table (and each of its GSIs) has a read and a write bucket that fill at the
+provisioned rate (units per second of simulated time, strata.sim.clock) and hold at most 300
+seconds of it: DynamoDB's burst capacity ("up to five minutes of unused read and write
+capacity"). A bucket starts full. A request is admitted while its bucket is above zero and then
+charged what it really consumed (capacity.py's units, known only once it ran), so a large item
+can take the bucket below zero and later requests wait until it has refilled: DynamoDB charges
+reads and large writes the same way, after the fact. A request not admitted gets
+ProvisionedThroughputExceededException, which every AWS SDK retries with back-off.
+
+Writes to a table are throttled when the table's write bucket, or the write bucket of any of its
+GSIs, is empty (an under-provisioned GSI throttles the table's writes, with the GSI message);
+reads of a GSI draw from the GSI's read bucket; local secondary indexes share the table's.
+
+On-demand tables are not throttled here. The consumption of every table is kept per simulated
+minute for the last hour (`minutes`), which auto scaling's target tracking reads.
+`STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from strata.protocol.errors import ServiceError
+from strata.services.dynamodb.capacity import Consumed
+from strata.services.dynamodb.tables import TableMeta
+from strata.sim.clock import clock
+
+BURST_SECONDS = 300.0
+KEEP_MINUTES = 60  # per-minute consumption kept per table (target tracking looks back 15)
+
+TABLE_EXCEEDED = (
+    "The level of configured provisioned throughput for the table was exceeded. "
+    "Consider increasing your provisioning level with the UpdateTable API."
+)
+GSI_EXCEEDED = (
+    "The level of configured provisioned throughput for one or more global secondary indexes of "
+    "the table was exceeded. Consider increasing your provisioning level for the under-provisioned "
+    "global secondary indexes with the UpdateTable API"
+)
+
+
+def enforced() -> bool:
+    return os.environ.get("STRATA_DYNAMODB_THROTTLING", "on").lower() not in ("off", "0", "false", "no")
+
+
+def exceeded(message: str = TABLE_EXCEEDED) -> ServiceError:
+    return ServiceError("ProvisionedThroughputExceededException", message, 400)
+
+
+class Bucket:
+    """Units available now: refilled at `rate` per simulated second, capped at 300 s of it."""
+
+    __slots__ = ("rate", "tokens", "at")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.tokens = rate * BURST_SECONDS
+        self.at = now
+
+    def level(self, now: float) -> float:
+        if now > self.at:
+            self.tokens = min(self.rate * BURST_SECONDS, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+        return self.tokens
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """A new provisioned rate (UpdateTable): what is stored stays, up to the new cap."""
+        self.level(now)
+        self.rate = rate
+        self.tokens = min(self.tokens, rate * BURST_SECONDS)
+
+
+class Minutes:
+    """Units consumed per simulated minute (minute index -> units), the last KEEP_MINUTES."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self) -> None:
+        self.read: deque[list] = deque(maxlen=KEEP_MINUTES)  # [minute, units]
+        self.write: deque[list] = deque(maxlen=KEEP_MINUTES)
+
+    @staticmethod
+    def add(series: deque[list], minute: int, units: float) -> None:
+        if series and series[-1][0] == minute:
+            series[-1][1] += units
+        else:
+            series.append([minute, units])
+
+    def total(self, read: bool, first: int, last: int) -> float:
+        """Units consumed in minutes first..last (inclusive)."""
+        return sum(u for m, u in (self.read if read else self.write) if first <= m <= last)
+
+
+class _Buckets:
+    __slots__ = ("read", "write")
+
+    def __init__(self, tp: dict, now: float) -> None:
+        self.read = Bucket(float(tp["ReadCapacityUnits"]), now)
+        self.write = Bucket(float(tp["WriteCapacityUnits"]), now)
+
+    def sync(self, tp: dict | None, now: float) -> None:
+        if tp is None:
+            return
+        r, w = tp["ReadCapacityUnits"], tp["WriteCapacityUnits"]
+        if self.read.rate != r:
+            self.read.set_rate(float(r), now)
+        if self.write.rate != w:
+            self.write.set_rate(float(w), now)
+
+
+class Throttle:
+    """The buckets and consumption history of every table, by table id (see the module doc)."""
+
+    def __init__(self, enforce: bool | None = None) -> None:
+        self.enforce = enforced() if enforce is None else enforce
+        self._tables: dict[int, _Buckets] = {}
+        self._indexes: dict[int, _Buckets] = {}
+        self.minutes: dict[int, Minutes] = {}
+
+    def _table(self, meta: TableMeta, now: float) -> _Buckets:
+        b = self._tables.get(meta.tid)
+        if b is None:
+            b = self._tables[meta.tid] = _Buckets(meta.throughput, now)
+        else:
+            b.sync(meta.throughput, now)
+        return b
+
+    def _index(self, iid: int, tp: dict | None, now: float) -> _Buckets:
+        b = self._indexes.get(iid)
+        if b is None:
+            b = self._indexes[iid] = _Buckets(tp or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, now)
+        else:
+            b.sync(tp, now)
+        return b
+
+    def read_refusal(self, meta: TableMeta, index: str | None = None) -> ServiceError | None:
+        """The error a read of the table (or of its GSI `index`) would get now; None: admitted."""
+        if meta.billing_mode != "PROVISIONED" or not self.enforce:
+            return None
+        now = clock.time()
+        if index is not None:
+            for ix in meta.indexes:
+                if ix.name == index and ix.is_global:
+                    if self._index(ix.iid, ix.throughput, now).read.level(now) <= 0:
+                        return exceeded(GSI_EXCEEDED)
+                    return None
+        if self._table(meta, now).read.level(now) <= 0:
+            return exceeded()
+        return None
+
+    def admit_read(self, meta: TableMeta, index: str | None = None) -> None:
+        """ProvisionedThroughputExceededException if the read bucket (table's or GSI's) is empty."""
+        error = self.read_refusal(meta, index)
+        if error is not None:
+            raise error
+
+    def write_refusal(self, meta: TableMeta) -> ServiceError | None:
+        """The error a write to the table would get now, or None when it is admitted."""
+        if meta.billing_mode != "PROVISIONED" or not self.enforce:
+            return None
+        now = clock.time()
+        if self._table(meta, now).write.level(now) <= 0:
+            return exceeded()
+        for ix in meta.indexes:
+            if ix.is_global and self._index(ix.iid, ix.throughput, now).write.level(now) <= 0:
+                return exceeded(GSI_EXCEEDED)
+        return None
+
+    def admit_write(self, meta: TableMeta) -> None:
+        error = self.write_refusal(meta)
+        if error is not None:
+            raise error
+
+    def charge(self, meta: TableMeta, consumed: Consumed) -> None:
+        """Take what a request consumed from its buckets and add it to the minute's history."""
+        if meta.billing_mode != "PROVISIONED":
+            return
+        now = clock.time()
+        table_units = consumed.table_units + sum(consumed.lsi.values())
+        buckets = self._table(meta, now)
+        bucket = buckets.read if consumed.read else buckets.write
+        bucket.level(now)
+        bucket.tokens -= table_units
+        history = self.minutes.get(meta.tid)
+        if history is None:
+            history = self.minutes[meta.tid] = Minutes()
+        Minutes.add(history.read if consumed.read else history.write, int(now // 60), table_units)
+        if consumed.gsi:
+            for ix in meta.indexes:
+                units = consumed.gsi.get(ix.name)
+                if units:
+                    b = self._index(ix.iid, ix.throughput, now)
+                    bucket = b.read if consumed.read else b.write
+                    bucket.level(now)
+                    bucket.tokens -= units
+
+    def forget(self, meta: TableMeta) -> None:
+        self._tables.pop(meta.tid, None)
+        self.minutes.pop(meta.tid, None)
+        for ix in meta.indexes:
+            self._indexes.pop(ix.iid, None)
