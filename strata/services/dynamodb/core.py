@@ -7,10 +7,11 @@ the background bulk work, TTL sweeps on clock moves.
 from __future__ import annotations
 
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import batch, ttl
+from strata.services.dynamodb import batch, provisioning, ttl
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.tables import TableMeta, describe
+from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
 
 
@@ -45,4 +46,7 @@ class DynamoDBCore:
         for ix in meta.indexes:
             n = self.state.store.index_count(ix.iid) if count else 0
             index_counts[ix.name] = (n, size * n // count if count else 0)
-        return describe(meta, count, size, index_counts, status)
+        now = clock.time()
+        if status == "ACTIVE":
+            status = provisioning.status(meta, now)
+        return describe(meta, count, size, index_counts, status, now)

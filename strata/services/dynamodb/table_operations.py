@@ -4,6 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
+from strata.services.dynamodb import provisioning
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -86,6 +87,7 @@ class TableOperations(DynamoDBCore):
         store = self.state.store
         desc = self._describe(meta, "DELETING")
         del self.state.tables[key]
+        self.state.throttle.forget(meta)
         if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
             await store.db.write(lambda: store.delete_table(meta.tid, [ix.iid for ix in meta.indexes]))
             return {"TableDescription": desc}
@@ -97,20 +99,16 @@ class TableOperations(DynamoDBCore):
 
     async def update_table(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        now = clock.time()
+        provisioning.check_not_updating(meta, now)
         meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
-        billing = req.get("BillingMode") or meta.billing_mode
+        was_on_demand = meta.billing_mode == "PAY_PER_REQUEST"
+        changed = False
         if req.get("BillingMode") or req.get("ProvisionedThroughput"):
-            meta.throughput = check_throughput(
-                req.get("ProvisionedThroughput")
-                or (
-                    meta.throughput
-                    if billing == "PROVISIONED" and meta.billing_mode == "PROVISIONED"
-                    else None
-                ),
-                billing,
+            changed = provisioning.apply_throughput(
+                meta, req.get("BillingMode") or meta.billing_mode, req.get("ProvisionedThroughput"), now
             )
-            meta.billing_mode = billing
         if req.get("StreamSpecification") is not None:
             spec = req["StreamSpecification"]
             meta.stream = spec if spec.get("StreamEnabled") else None
@@ -131,6 +129,7 @@ class TableOperations(DynamoDBCore):
         background = []
 
         def write() -> None:
+            nonlocal changed
             for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]
@@ -163,9 +162,21 @@ class TableOperations(DynamoDBCore):
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    old = ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
                     ix.throughput = check_throughput(
                         upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
                     )
+                    if meta.billing_mode == "PROVISIONED" and not was_on_demand:
+                        if any(ix.throughput[k] < old[k] for k in ix.throughput):
+                            provisioning.check_decrease(ix.provisioning, now)
+                        provisioning.note_change(ix.provisioning, old, ix.throughput, now)
+                    changed = True
+            if meta.billing_mode == "PROVISIONED":
+                for ix in meta.indexes:  # a switch to PROVISIONED needs every GSI's capacity
+                    if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
+                        check_throughput(None, "PROVISIONED", ix.name)
+            if changed:
+                provisioning.start_update(meta, now)
             used = (
                 {meta.hash_key, meta.range_key}
                 | {i.hash_key for i in meta.indexes}

@@ -35,6 +35,7 @@ class IndexMeta:
     # cursor (hex pk, sk) is the last table key indexed, saved with each chunk so a restart resumes.
     backfilling: bool = False
     cursor: list[str] | None = None
+    provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
 
     @property
     def key_schema(self) -> list[dict]:
@@ -76,6 +77,7 @@ class TableMeta:
     pitr: bool = False
     status: str = "ACTIVE"  # DELETING while bulk.py removes a large table's rows
     dropped: list[int] = field(default_factory=list)  # deleted GSIs whose rows are still removed
+    provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -287,12 +289,10 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _throughput_desc(tp: dict) -> dict:
-    return {
-        "NumberOfDecreasesToday": 0,
-        "ReadCapacityUnits": tp["ReadCapacityUnits"],
-        "WriteCapacityUnits": tp["WriteCapacityUnits"],
-    }
+def _throughput_desc(tp: dict, prov: dict, now: float) -> dict:
+    from strata.services.dynamodb.provisioning import throughput_description
+
+    return throughput_description(tp, prov, now)
 
 
 def describe(
@@ -301,15 +301,16 @@ def describe(
     size: int,
     index_counts: dict[str, tuple[int, int]],
     status: str = "ACTIVE",
+    now: float = 0.0,
 ) -> dict:
-    """The TableDescription shape."""
+    """The TableDescription shape (`now`: the simulated time, for the day's decrease count)."""
     d: dict = {
         "AttributeDefinitions": meta.attribute_definitions,
         "TableName": meta.name,
         "KeySchema": meta.key_schema,
         "TableStatus": status,
         "CreationDateTime": _ts(meta.created),
-        "ProvisionedThroughput": _throughput_desc(meta.throughput),
+        "ProvisionedThroughput": _throughput_desc(meta.throughput, meta.provisioning, now),
         "TableSizeBytes": size,
         "ItemCount": item_count,
         "TableArn": meta.arn,
@@ -319,7 +320,9 @@ def describe(
     if meta.billing_mode == "PAY_PER_REQUEST":
         d["BillingModeSummary"] = {
             "BillingMode": "PAY_PER_REQUEST",
-            "LastUpdateToPayPerRequestDateTime": _ts(meta.created),
+            "LastUpdateToPayPerRequestDateTime": _ts(
+                meta.provisioning.get("last_to_on_demand", meta.created)
+            ),
         }
     if meta.table_class != "STANDARD":
         d["TableClassSummary"] = {"TableClass": meta.table_class}
@@ -339,7 +342,7 @@ def describe(
             if ix.backfilling:
                 desc["Backfilling"] = True
             desc["ProvisionedThroughput"] = _throughput_desc(
-                ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+                ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, ix.provisioning, now
             )
             gsis.append(desc)
         else:
