@@ -6,8 +6,11 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import batch, provisioning, ttl
+from strata.services.dynamodb import backups, batch, provisioning, ttl
+from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.tables import TableMeta, describe
@@ -28,13 +31,21 @@ class DynamoDBCore:
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
+        self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn)
+
+    def _backup_dir(self) -> Path:
+        path = self.runtime.data_dir / "dynamodb-backups"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def health(self) -> str:
         return "running"
 
     async def start(self) -> None:
         self.bulk.resume()
+        self.restorer.resume()
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
+        scheduler.register("dynamodb.backups", backups.rule(self.state, self.bulk.chunk), every=3600.0)
 
     async def stop(self) -> None:
         await self.bulk.stop()

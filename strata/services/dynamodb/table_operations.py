@@ -4,7 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
-from strata.services.dynamodb import provisioning
+from strata.services.dynamodb import backups, pitr, provisioning
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -12,6 +12,7 @@ from strata.services.dynamodb.errors import (
     limit_exceeded,
     resource_in_use,
     resource_not_found,
+    table_not_found,
     validation,
 )
 from strata.services.dynamodb.state import scope_of, table_name
@@ -36,6 +37,8 @@ class TableOperations(DynamoDBCore):
             raise resource_in_use(f"Table already exists: {name}")
         if (scope, name) in self.state.deleting:
             raise resource_in_use(_being_deleted(name))
+        if (scope, name) in self.state.creating:
+            raise resource_in_use(f"Table already exists: {name}")
         with store.write():
             meta = build_table(
                 req,
@@ -51,14 +54,15 @@ class TableOperations(DynamoDBCore):
         return {"TableDescription": self._describe(meta, "ACTIVE")}
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
-        gone = self.state.deleting.get((scope_of(ctx), table_name(req.get("TableName"))))
-        if gone is not None:
-            return {"Table": self._describe(gone, "DELETING")}
+        other = self.state.find(ctx, req.get("TableName"))
+        if other is not None and other.status in ("DELETING", "CREATING"):
+            return {"Table": self._describe(other, other.status)}
         return {"Table": self._describe(self.state.table(ctx, req.get("TableName"), describe=True))}
 
     def list_tables(self, ctx: RequestContext, req: dict) -> dict:
         scope = scope_of(ctx)
-        names = sorted(n for s, n in [*self.state.tables, *self.state.deleting] if s == scope)
+        every = [*self.state.tables, *self.state.deleting, *self.state.creating]
+        names = sorted(n for s, n in every if s == scope)
         start = req.get("ExclusiveStartTableName")
         if start:
             names = [n for n in names if n > start]
@@ -78,6 +82,10 @@ class TableOperations(DynamoDBCore):
         key = (scope_of(ctx), table_name(req.get("TableName")))
         if key in self.state.deleting:
             raise resource_in_use(_being_deleted(key[1]))
+        if key in self.state.creating:
+            raise resource_in_use(
+                f"Attempt to change a resource which is still in use: Table is being created: {key[1]}"
+            )
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         if meta.deletion_protection:
             raise validation(
@@ -85,6 +93,13 @@ class TableOperations(DynamoDBCore):
                 "deletion protection first."
             )
         store = self.state.store
+        if meta.pitr:  # DynamoDB keeps a SYSTEM backup of a table with PITR for 35 days
+            await backups.take_backup(
+                self.state, self._backup_dir(), meta, f"{meta.name}$DeletedTableBackup", "SYSTEM"
+            )
+            await store.db.write(lambda: pitr.forget(store, meta.tid))
+        if self.state.tables.get(key) is not meta:
+            raise table_not_found(key[1])  # deleted by another request meanwhile
         desc = self._describe(meta, "DELETING")
         del self.state.tables[key]
         self.state.throttle.forget(meta)
@@ -218,28 +233,6 @@ class TableOperations(DynamoDBCore):
                 }
             }
         return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
-
-    def describe_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        """Point-in-time recovery is a stored setting (Terraform reads it for every table)."""
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        pitr: dict = {"PointInTimeRecoveryStatus": "ENABLED" if meta.pitr else "DISABLED"}
-        if meta.pitr:
-            now = clock.now()
-            pitr.update(EarliestRestorableDateTime=now, LatestRestorableDateTime=now, RecoveryPeriodInDays=35)
-        return {
-            "ContinuousBackupsDescription": {
-                "ContinuousBackupsStatus": "ENABLED",
-                "PointInTimeRecoveryDescription": pitr,
-            }
-        }
-
-    def update_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        spec = req.get("PointInTimeRecoverySpecification") or {}
-        with self.state.store.write():
-            meta.pitr = bool(spec.get("PointInTimeRecoveryEnabled"))
-            self.state.save(meta)
-        return self.describe_continuous_backups(ctx, req)
 
     def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)

@@ -75,9 +75,12 @@ class TableMeta:
     deletion_protection: bool = False
     table_class: str = "STANDARD"
     pitr: bool = False
+    pitr_since: float = 0.0  # when PITR was last turned on (pitr.py)
+    pitr_days: int = 35  # RecoveryPeriodInDays
     status: str = "ACTIVE"  # DELETING while bulk.py removes a large table's rows
     dropped: list[int] = field(default_factory=list)  # deleted GSIs whose rows are still removed
     provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
+    restore: dict | None = None  # a restored table's source and progress (backups.py)
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -362,4 +365,13 @@ def describe(
             "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
             or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb",
         }
+    if meta.restore:
+        summary: dict = {
+            "RestoreDateTime": _ts(meta.restore["restore_time"]),
+            "RestoreInProgress": status == "CREATING",
+        }
+        for key, member in (("backup_arn", "SourceBackupArn"), ("table_arn", "SourceTableArn")):
+            if meta.restore.get(key):
+                summary[member] = meta.restore[key]
+        d["RestoreSummary"] = summary
     return d
