@@ -118,7 +118,8 @@ class Throttle:
         self.enforce = enforced() if enforce is None else enforce
         self._tables: dict[int, _Buckets] = {}
         self._indexes: dict[int, _Buckets] = {}
-        self.minutes: dict[int, Minutes] = {}
+        self.minutes: dict[int, Minutes] = {}  # by table id
+        self.index_minutes: dict[int, Minutes] = {}  # by GSI id
 
     def _table(self, meta: TableMeta, now: float) -> _Buckets:
         b = self._tables.get(meta.tid)
@@ -196,9 +197,14 @@ class Throttle:
                     bucket = b.read if consumed.read else b.write
                     bucket.level(now)
                     bucket.tokens -= units
+                    history = self.index_minutes.get(ix.iid)
+                    if history is None:
+                        history = self.index_minutes[ix.iid] = Minutes()
+                    Minutes.add(history.read if consumed.read else history.write, int(now // 60), units)
 
     def forget(self, meta: TableMeta) -> None:
         self._tables.pop(meta.tid, None)
         self.minutes.pop(meta.tid, None)
         for ix in meta.indexes:
             self._indexes.pop(ix.iid, None)
+            self.index_minutes.pop(ix.iid, None)
