@@ -1,12 +1,12 @@
 """Backups and point-in-time recovery (backups.py, pitr.py, backup_operations.py): a restore
 returns exactly the data of the backup or of the chosen second, into a new table that is
-CREATING on the simulated clock; everything survives a restart. The server is this module's own.
+CREATING on the simulated clock; everything survives a restart. The server is the package's
+`clock_server`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +18,8 @@ from tests.strata_process import StrataProcess
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
-    s = StrataProcess(tmp_path_factory.mktemp("backups") / "data").start()
-    yield s
-    s.stop()
+def server(clock_server: StrataProcess) -> StrataProcess:
+    return clock_server
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """Provisioned throughput enforced (throttle.py): buckets per table and GSI with 300 s of burst,
 ProvisionedThroughputExceededException when empty, and the SDK's retries then succeed.
 
-The server is this module's own: the tests move its simulated clock to refill buckets.
+The server is the package's `clock_server`: the tests move its simulated clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,8 @@ BIG = "x" * (399 * 1024)  # about 400 write units, more than 300 s of burst at 1
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
-    s = StrataProcess(tmp_path_factory.mktemp("throttle") / "data").start()
-    yield s
-    s.stop()
+def server(clock_server: StrataProcess) -> StrataProcess:
+    return clock_server
 
 
 @pytest.fixture(scope="module")

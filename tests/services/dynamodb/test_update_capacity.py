@@ -1,10 +1,10 @@
 """UpdateTable capacity rules (provisioning.py): decreases per UTC day, switches to on-demand per
-24 hours, UPDATING on the simulated clock. The server is this module's own: the tests move its clock.
+24 hours, UPDATING on the simulated clock. The server is the package's `clock_server`: the
+tests move its clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,10 +15,8 @@ from tests.strata_process import StrataProcess
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
-    s = StrataProcess(tmp_path_factory.mktemp("capacity") / "data").start()
-    yield s
-    s.stop()
+def server(clock_server: StrataProcess) -> StrataProcess:
+    return clock_server
 
 
 @pytest.fixture(scope="module")
