@@ -95,15 +95,19 @@ class Minutes:
 
 
 class _Buckets:
-    __slots__ = ("read", "write")
+    __slots__ = ("read", "write", "tp")
 
     def __init__(self, tp: dict, now: float) -> None:
         self.read = Bucket(float(tp["ReadCapacityUnits"]), now)
         self.write = Bucket(float(tp["WriteCapacityUnits"]), now)
+        self.tp = tp
 
     def sync(self, tp: dict | None, now: float) -> None:
-        if tp is None:
+        # UpdateTable publishes a new metadata object (and throughput dict): compare identity
+        # first, so the hot path pays one `is` per request.
+        if tp is None or tp is self.tp:
             return
+        self.tp = tp
         r, w = tp["ReadCapacityUnits"], tp["WriteCapacityUnits"]
         if self.read.rate != r:
             self.read.set_rate(float(r), now)
@@ -125,7 +129,7 @@ class Throttle:
         b = self._tables.get(meta.tid)
         if b is None:
             b = self._tables[meta.tid] = _Buckets(meta.throughput, now)
-        else:
+        elif b.tp is not meta.throughput:
             b.sync(meta.throughput, now)
         return b
 
@@ -180,7 +184,9 @@ class Throttle:
         if meta.billing_mode != "PROVISIONED":
             return
         now = clock.time()
-        table_units = consumed.table_units + sum(consumed.lsi.values())
+        table_units = (
+            consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
+        )
         buckets = self._table(meta, now)
         bucket = buckets.read if consumed.read else buckets.write
         bucket.level(now)
@@ -188,7 +194,12 @@ class Throttle:
         history = self.minutes.get(meta.tid)
         if history is None:
             history = self.minutes[meta.tid] = Minutes()
-        Minutes.add(history.read if consumed.read else history.write, int(now // 60), table_units)
+        series = history.read if consumed.read else history.write
+        minute = int(now // 60)
+        if series and series[-1][0] == minute:
+            series[-1][1] += table_units
+        else:
+            series.append([minute, table_units])
         if consumed.gsi:
             for ix in meta.indexes:
                 units = consumed.gsi.get(ix.name)
