@@ -7,7 +7,7 @@ CREATING on the simulated clock; everything survives a restart. The server is th
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -222,3 +222,34 @@ def test_backup_and_pitr_storage_are_metered(server: StrataProcess, ddb: Any, un
         e["quantity"] for e in events if e["event"] == "PITRStorage" and e["dims"].get("table") == src
     )
     assert table >= 2 * 1000
+
+
+def test_history_and_restore_survive_kill_9(server: StrataProcess, unique: str) -> None:
+    """Acknowledged writes are in the history after a kill -9, and a restore acknowledged just
+    before the kill finishes after the restart, with the data of its instant."""
+    ddb = server.client("dynamodb")
+    src = make(ddb, f"k9-{unique}")
+    ddb.update_continuous_backups(
+        TableName=src, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    for i in range(50):
+        put(ddb, src, f"k{i}", "before")
+    server.advance_clock("1s")
+    at = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    expected = items(ddb, src)
+    server.advance_clock("1s")
+    for i in range(10):
+        put(ddb, src, f"k{i}", "after")
+    for i in range(10, 15):
+        ddb.delete_item(TableName=src, Key={"id": {"S": f"k{i}"}})
+    server.kill()
+    server.start()
+    ddb = server.client("dynamodb")
+    server.advance_clock("10m")
+    target = f"k9r-{unique}"
+    ddb.restore_table_to_point_in_time(SourceTableName=src, TargetTableName=target, RestoreDateTime=at)
+    server.kill()
+    server.start()
+    ddb = server.client("dynamodb")
+    wait_active(server, ddb, target)
+    assert items(ddb, target) == expected
