@@ -46,8 +46,19 @@ def enforced() -> bool:
     return os.environ.get("STRATA_DYNAMODB_THROTTLING", "on").lower() not in ("off", "0", "false", "no")
 
 
-def exceeded(message: str = TABLE_EXCEEDED) -> ServiceError:
-    return ServiceError("ProvisionedThroughputExceededException", message, 400)
+def exceeded(arn: str, read: bool, index: str | None = None) -> ServiceError:
+    """The error, with the ThrottlingReasons DynamoDB names the throttled table or index by."""
+    kind = "Index" if index else "Table"
+    reason = {
+        "reason": f"{kind}{'Read' if read else 'Write'}ProvisionedThroughputExceeded",
+        "resource": f"{arn}/index/{index}" if index else arn,
+    }
+    return ServiceError(
+        "ProvisionedThroughputExceededException",
+        GSI_EXCEEDED if index else TABLE_EXCEEDED,
+        400,
+        fields={"ThrottlingReasons": [reason]},
+    )
 
 
 class Bucket:
@@ -150,10 +161,10 @@ class Throttle:
             for ix in meta.indexes:
                 if ix.name == index and ix.is_global:
                     if self._index(ix.iid, ix.throughput, now).read.level(now) <= 0:
-                        return exceeded(GSI_EXCEEDED)
+                        return exceeded(meta.arn, True, ix.name)
                     return None
         if self._table(meta, now).read.level(now) <= 0:
-            return exceeded()
+            return exceeded(meta.arn, True)
         return None
 
     def admit_read(self, meta: TableMeta, index: str | None = None) -> None:
@@ -168,10 +179,10 @@ class Throttle:
             return None
         now = clock.time()
         if self._table(meta, now).write.level(now) <= 0:
-            return exceeded()
+            return exceeded(meta.arn, False)
         for ix in meta.indexes:
             if ix.is_global and self._index(ix.iid, ix.throughput, now).write.level(now) <= 0:
-                return exceeded(GSI_EXCEEDED)
+                return exceeded(meta.arn, False, ix.name)
         return None
 
     def admit_write(self, meta: TableMeta) -> None:

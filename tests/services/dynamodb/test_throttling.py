@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from tests.services.dynamodb.conftest import key_schema
 from tests.strata_process import StrataProcess
 
+ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/"
 BIG = "x" * (399 * 1024)  # about 400 write units, more than 300 s of burst at 1 WCU
 
 
@@ -55,6 +56,9 @@ def test_write_beyond_burst_is_throttled_with_aws_error(ddb: Any, unique: str) -
         "The level of configured provisioned throughput for the table was exceeded. "
         "Consider increasing your provisioning level with the UpdateTable API."
     )
+    assert e.value.response["ThrottlingReasons"] == [
+        {"reason": "TableWriteProvisionedThroughputExceeded", "resource": f"{ARN}{t}"}
+    ]
     assert "Item" not in ddb.get_item(TableName=t, Key={"id": {"S": "small"}})  # nothing written
 
 
@@ -114,6 +118,9 @@ def test_under_provisioned_gsi_throttles_table_writes(ddb: Any, unique: str) -> 
         ddb.put_item(TableName=t, Item={"id": {"S": "b"}})  # not even in the index
     assert code(e) == "ProvisionedThroughputExceededException"
     assert "global secondary indexes" in e.value.response["Error"]["Message"]
+    assert e.value.response["ThrottlingReasons"] == [
+        {"reason": "IndexWriteProvisionedThroughputExceeded", "resource": f"{ARN}{t}/index/byg"}
+    ]
 
 
 def test_batch_write_leaves_throttled_tables_items_unprocessed(ddb: Any, unique: str) -> None:
