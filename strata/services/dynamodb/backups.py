@@ -28,7 +28,7 @@ import msgpack
 
 from strata.services.base import run_blocking
 from strata.services.dynamodb import items as itm
-from strata.services.dynamodb import pitr
+from strata.services.dynamodb import pitr, provisioning
 from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import loads
@@ -173,6 +173,7 @@ class Restorer:
 def rule(state: State, chunk: int) -> Callable[[float, float], Awaitable[dict[str, int]]]:
     """The scheduler's `dynamodb.backups` rule, over simulated time (since, until]:
 
+    - meters provisioned capacity hours (provisioning.meter_hours);
     - meters backup storage (`BackupStorage`, byte-hours per backup) and point-in-time recovery
       (`PITRStorage`, byte-hours of the table's size while PITR is on), as DynamoDB bills both
       per GB-month;
@@ -201,6 +202,10 @@ def rule(state: State, chunk: int) -> Callable[[float, float], Awaitable[dict[st
                     table=doc["table"]["name"],
                 )
                 counts["metered"] += 1
+        with store.write():  # provisioned capacity hours up to `until` (provisioning.py)
+            for meta in list(state.tables.values()):
+                provisioning.meter_hours(meta, until)
+                store.save_meta(meta.to_json())
         for meta in list(state.tables.values()):
             if meta.pitr:
                 seconds = until - max(since, meta.pitr_since)

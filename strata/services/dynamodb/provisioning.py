@@ -9,6 +9,11 @@
   time; meanwhile another UpdateTable gets ResourceInUseException. Items can be read and written
   throughout, as in DynamoDB. (DynamoDB refuses a DeleteTable then too; Strata lets it through.)
 
+Provisioned capacity is billed by the hour whether used or not: `meter_hours` puts a table's
+(and its GSIs') provisioned units times the simulated time they were in force on the meter
+(`ProvisionedReadCapacityUnit-Hrs` / `ProvisionedWriteCapacityUnit-Hrs`), up to each capacity
+change and up to each run of the hourly `dynamodb.backups` rule, so no span is counted twice.
+
 What these rules need is kept in `TableMeta.provisioning` / `IndexMeta.provisioning` (a dict,
 persisted with the table): decreases of the current UTC day, last increase/decrease instants,
 the switches to on-demand of the last day, and the end of the UPDATING state.
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.errors import limit_exceeded, resource_in_use, validation
 from strata.services.dynamodb.tables import TableMeta, check_throughput
+from strata.sim.meter import meter
 
 UPDATE_SECONDS = 5.0
 FREE_DECREASES = 4
@@ -102,6 +108,23 @@ def note_to_on_demand(meta: TableMeta, now: float) -> None:
     prov = meta.provisioning
     prov["to_on_demand"] = [*(t for t in prov.get("to_on_demand", []) if now - t < DAY), now]
     prov["last_to_on_demand"] = now
+
+
+def meter_hours(meta: TableMeta, until: float) -> None:
+    """Meter the provisioned capacity in force since it was last metered, up to `until`; the
+    caller saves `meta` (its `metered_to` mark) in the same write."""
+    since = meta.provisioning.get("metered_to", meta.created)
+    if meta.billing_mode == "PROVISIONED" and until > since:
+        hours = (until - since) / 3600.0
+        for key, event in (
+            ("ReadCapacityUnits", "ProvisionedReadCapacityUnit-Hrs"),
+            ("WriteCapacityUnits", "ProvisionedWriteCapacityUnit-Hrs"),
+        ):
+            units = meta.throughput[key] + sum(
+                (ix.throughput or {}).get(key, 0) for ix in meta.indexes if ix.is_global
+            )
+            meter.record("dynamodb", event, units * hours, "unit-hour", table=meta.name)
+    meta.provisioning["metered_to"] = max(until, since)
 
 
 def start_update(meta: TableMeta, now: float) -> None:

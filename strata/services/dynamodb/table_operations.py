@@ -113,10 +113,10 @@ class TableOperations(DynamoDBCore):
         return {"TableDescription": desc}
 
     async def update_table(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        live = self.state.table(ctx, req.get("TableName"), describe=True)
         now = clock.time()
-        provisioning.check_not_updating(meta, now)
-        meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
+        provisioning.check_not_updating(live, now)
+        meta = TableMeta.from_json(live.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
         was_on_demand = meta.billing_mode == "PAY_PER_REQUEST"
         changed = False
@@ -192,6 +192,10 @@ class TableOperations(DynamoDBCore):
                         check_throughput(None, "PROVISIONED", ix.name)
             if changed:
                 provisioning.start_update(meta, now)
+            # The capacity in force until now is metered from the published metadata (the hourly
+            # rule may have metered part of it while this request waited for the writer).
+            provisioning.meter_hours(live, now)
+            meta.provisioning["metered_to"] = live.provisioning["metered_to"]
             used = (
                 {meta.hash_key, meta.range_key}
                 | {i.hash_key for i in meta.indexes}

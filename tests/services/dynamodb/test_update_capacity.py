@@ -124,3 +124,24 @@ def test_capacity_history_survives_restart(server: StrataProcess, unique: str) -
     desc = ddb.describe_table(TableName=name)["Table"]
     assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 10
     assert "LastDecreaseDateTime" in desc["ProvisionedThroughput"]
+
+
+def test_provisioned_capacity_hours_are_metered(server: StrataProcess, ddb: Any, unique: str) -> None:
+    """Provisioned capacity is billed by the hour it is in force, across capacity changes."""
+    name = f"hours-{unique}"
+    ddb.create_table(
+        TableName=name,
+        **key_schema(("id", "S")),
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 10, "WriteCapacityUnits": 5},
+    )
+    server.advance_clock("2h")
+    set_units(ddb, name, 20, 5)
+    server.advance_clock("1h")
+
+    def total(event: str) -> float:
+        events = server.admin("/_strata/meter?service=dynamodb")["events"]
+        return sum(e["quantity"] for e in events if e["event"] == event and e["dims"].get("table") == name)
+
+    assert 40 <= total("ProvisionedReadCapacityUnit-Hrs") <= 40.5  # 10 x 2 h + 20 x 1 h (+ seconds)
+    assert 15 <= total("ProvisionedWriteCapacityUnit-Hrs") <= 15.2
