@@ -7,8 +7,9 @@ alarms AWS creates for a DynamoDB target tracking policy:
 
 - scale out when the last 2 complete minutes were both above T (AlarmHigh: 2 of 2 one-minute
   datapoints), to the capacity that would have run the busier of them at T;
-- scale in when the last 15 complete minutes were all below 80% of T (AlarmLow: 15 datapoints),
-  to the capacity that would have run their average at T, unless DisableScaleIn;
+- scale in when the last 15 complete minutes were all below T - 20 percentage points (AlarmLow:
+  15 datapoints; so a policy at the lowest target, 20, never scales in), to the capacity that
+  would have run their average at T, unless DisableScaleIn;
 - always within the target's MinCapacity..MaxCapacity, honouring ScaleOut/ScaleInCooldown (0 by
   default for DynamoDB) and a SuspendedState; a scale-in that DynamoDB refuses (its decreases per
   day) is a Failed activity, retried at the next evaluation.
@@ -32,7 +33,7 @@ from strata.protocol.errors import ServiceError
 
 HIGH_MINUTES = 2
 LOW_MINUTES = 15
-LOW_FRACTION = 0.8
+LOW_POINTS = 20.0  # AlarmLow's threshold is this many percentage points under the target
 
 
 def _ctx(scope: str) -> RequestContext:
@@ -96,6 +97,7 @@ def decide(
     """The capacity the policy asks for at `until` and the alarm that asked, or None."""
     config = policy["TargetTrackingScalingPolicyConfiguration"]
     goal = float(config["TargetValue"]) / 100.0
+    floor = max(0.0, float(config["TargetValue"]) - LOW_POINTS) / 100.0
     last = int(until // 60) - 1  # the last complete minute
     if history is None or current <= 0:
         per_minute: dict[int, float] = {}
@@ -117,7 +119,7 @@ def decide(
         wanted = min(target["MaxCapacity"], max(target["MinCapacity"], math.ceil(max(high) / goal)))
         return (wanted, "AlarmHigh") if wanted > current else None
     low = used(last - LOW_MINUTES + 1, LOW_MINUTES)
-    if low is not None and all(u < LOW_FRACTION * goal * current for u in low):
+    if low is not None and all(u < floor * current for u in low):
         if config.get("DisableScaleIn") or suspended.get("DynamicScalingInSuspended"):
             return None
         average = sum(low) / len(low)
