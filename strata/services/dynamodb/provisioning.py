@@ -28,7 +28,7 @@ from strata.services.dynamodb.errors import limit_exceeded, resource_in_use, val
 from strata.services.dynamodb.tables import TableMeta, check_throughput
 from strata.sim.meter import meter
 
-UPDATE_SECONDS = 5.0
+UPDATE_SECONDS = 10.0
 FREE_DECREASES = 4
 MAX_DECREASES = 27
 DECREASE_GAP = 3600.0

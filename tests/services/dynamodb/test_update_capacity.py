@@ -61,9 +61,9 @@ def test_decreases_are_limited_per_utc_day(server: StrataProcess, ddb: Any, uniq
         f"Attempt to change a resource which is still in use: Table is being updated: {name}"
     )
     for units in (80, 70, 60):
-        server.advance_clock("10s")
+        server.advance_clock("15s")
         set_units(ddb, name, units, units)
-    server.advance_clock("10s")
+    server.advance_clock("15s")
     assert ddb.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
     with pytest.raises(ClientError) as e:
         set_units(ddb, name, 50, 50)
@@ -73,7 +73,7 @@ def test_decreases_are_limited_per_utc_day(server: StrataProcess, ddb: Any, uniq
     assert "LastIncreaseDateTime" in desc["ProvisionedThroughput"]
     server.advance_clock("1h")  # a quiet hour allows one more decrease, then another hour
     set_units(ddb, name, 150, 60)
-    server.advance_clock("10s")
+    server.advance_clock("15s")
     with pytest.raises(ClientError) as e:
         set_units(ddb, name, 140, 60)
     assert "Number of decreases today: 5" in e.value.response["Error"]["Message"]
@@ -100,13 +100,13 @@ def test_switches_to_on_demand_are_limited_per_24_hours(server: StrataProcess, d
     for _ in range(4):
         desc = ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")["TableDescription"]
         assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-        server.advance_clock("10s")
+        server.advance_clock("15s")
         ddb.update_table(
             TableName=name,
             BillingMode="PROVISIONED",
             ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
         )
-        server.advance_clock("10s")
+        server.advance_clock("15s")
     with pytest.raises(ClientError) as e:
         ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")
     assert e.value.response["Error"]["Code"] == "LimitExceededException"
