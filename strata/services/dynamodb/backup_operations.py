@@ -173,8 +173,14 @@ class BackupOperations(DynamoDBCore):
 
     # -- point-in-time recovery -------------------------------------------------------------------
 
+    def _pitr_table(self, ctx: RequestContext, name: object) -> TableMeta:
+        meta = self.state.tables.get((scope_of(ctx), table_name(name)))
+        if meta is None:
+            raise _error("TableNotFoundException", f"Table not found: {table_name(name)}")
+        return meta
+
     def describe_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        meta = self._pitr_table(ctx, req.get("TableName"))
         desc: dict = {"PointInTimeRecoveryStatus": "ENABLED" if meta.pitr else "DISABLED"}
         if meta.pitr:
             earliest, latest = pitr.window(meta, clock.time())
@@ -191,7 +197,7 @@ class BackupOperations(DynamoDBCore):
         }
 
     async def update_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        meta = self._pitr_table(ctx, req.get("TableName"))
         spec = req.get("PointInTimeRecoverySpecification") or {}
         enabled = bool(spec.get("PointInTimeRecoveryEnabled"))
         days = spec.get("RecoveryPeriodInDays")

@@ -127,6 +127,12 @@ def test_backup_errors(ddb: Any, unique: str) -> None:
             SourceTableName=make(ddb, f"np-{unique}"), TargetTableName=f"x-{unique}"
         )
     assert e.value.response["Error"]["Code"] == "PointInTimeRecoveryUnavailableException"
+    with pytest.raises(ClientError) as e:
+        ddb.describe_continuous_backups(TableName=f"nope-{unique}")
+    assert e.value.response["Error"] == {
+        "Code": "TableNotFoundException",
+        "Message": f"Table not found: nope-{unique}",
+    }
 
 
 def test_point_in_time_restore_returns_that_second(server: StrataProcess, ddb: Any, unique: str) -> None:
