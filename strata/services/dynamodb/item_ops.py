@@ -97,7 +97,7 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
-    if meta.billing_mode == "PROVISIONED":
+    if meta.limited:
         state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
@@ -131,7 +131,7 @@ def get_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
-    if meta.billing_mode == "PROVISIONED":
+    if meta.limited:
         state.throttle.admit_read(meta)
     got = state.store.get(meta.tid, pk, sk, state.store.r)
     consistent = bool(req.get("ConsistentRead"))
@@ -153,7 +153,7 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
     plan = Plan(req, ("ConditionExpression",))
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
-    if meta.billing_mode == "PROVISIONED":
+    if meta.limited:
         state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
@@ -206,7 +206,7 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
     check_update_keys(meta, plan.update, plan.env)
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
-    if meta.billing_mode == "PROVISIONED":
+    if meta.limited:
         state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)

@@ -166,7 +166,7 @@ class _Read:
             )
         self.limit = limit
         self.state = state
-        if meta.billing_mode == "PROVISIONED":
+        if meta.limited:
             state.throttle.admit_read(meta, self.index.name if self.index is not None else None)
 
     def _select(self, select: str | None) -> str:

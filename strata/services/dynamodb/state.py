@@ -92,7 +92,7 @@ class State:
     def consume(self, meta: TableMeta, consumed: Consumed) -> None:
         """What a request consumed: on the meter, and taken from a provisioned table's buckets."""
         consumed.record(meta.billing_mode)
-        if meta.billing_mode == "PROVISIONED":
+        if meta.limited:
             self.throttle.charge(meta, consumed)
 
     def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:

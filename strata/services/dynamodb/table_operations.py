@@ -22,8 +22,10 @@ from strata.services.dynamodb.tables import (
     attribute_types,
     build_index,
     build_table,
+    check_on_demand,
     check_table_name,
     check_throughput,
+    refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
 
@@ -124,6 +126,9 @@ class TableOperations(DynamoDBCore):
             changed = provisioning.apply_throughput(
                 meta, req.get("BillingMode") or meta.billing_mode, req.get("ProvisionedThroughput"), now
             )
+        if meta.billing_mode == "PROVISIONED":
+            meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
+        meta.on_demand = check_on_demand(req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand)
         if req.get("StreamSpecification") is not None:
             spec = req["StreamSpecification"]
             meta.stream = spec if spec.get("StreamEnabled") else None
@@ -177,6 +182,7 @@ class TableOperations(DynamoDBCore):
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    refuse_index_throughput_settings(upd["Update"])
                     old = ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
                     ix.throughput = check_throughput(
                         upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name

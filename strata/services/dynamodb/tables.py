@@ -81,6 +81,15 @@ class TableMeta:
     dropped: list[int] = field(default_factory=list)  # deleted GSIs whose rows are still removed
     provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
     restore: dict | None = None  # a restored table's source and progress (backups.py)
+    # An on-demand table's maximum throughput: {"MaxReadRequestUnits": n, "MaxWriteRequestUnits": n}
+    # (-1: no maximum), None when neither is set (throttle.py).
+    on_demand: dict | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether requests are admitted against a capacity (throttle.py): provisioned tables,
+        and on-demand tables with a maximum throughput."""
+        return self.billing_mode == "PROVISIONED" or self.on_demand is not None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -175,6 +184,33 @@ def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
     return {"ReadCapacityUnits": tp["ReadCapacityUnits"], "WriteCapacityUnits": tp["WriteCapacityUnits"]}
 
 
+def check_on_demand(spec: dict | None, billing: str, current: dict | None = None) -> dict | None:
+    """OnDemandThroughput (CreateTable/UpdateTable): each maximum -1 (none) or at least 1, only
+    for PAY_PER_REQUEST; the resulting setting, None when it sets no maximum."""
+    if not spec:
+        return current
+    if billing != "PAY_PER_REQUEST":
+        raise invalid_parameter(
+            "OnDemandThroughput can only be specified when BillingMode is PAY_PER_REQUEST"
+        )
+    out = dict(current or {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": -1})
+    for key in ("MaxReadRequestUnits", "MaxWriteRequestUnits"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        if value != -1 and value < 1:
+            raise invalid_parameter(f"OnDemandThroughput {key} must be -1 or greater than or equal to 1")
+        out[key] = value
+    return out if any(v > 0 for v in out.values()) else None
+
+
+def refuse_index_throughput_settings(spec: dict) -> None:
+    """A GSI's own OnDemandThroughput / WarmThroughput are not served: refused, never ignored."""
+    for member in ("OnDemandThroughput", "WarmThroughput"):
+        if spec.get(member):
+            raise validation(f"GlobalSecondaryIndex {member} is not supported by Strata")
+
+
 def _projection(p: dict | None) -> tuple[str, list[str]]:
     p = p or {}
     ptype = p.get("ProjectionType", "ALL" if not p else "")
@@ -221,6 +257,7 @@ def build_index(
                 f"index hash key: {h}, table hash key: {table_hash}"
             )
     ptype, nka = _projection(spec.get("Projection"))
+    refuse_index_throughput_settings(spec)
     throughput = check_throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
     return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
 
@@ -285,6 +322,7 @@ def build_table(
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled")),
         table_class=req.get("TableClass") or "STANDARD",
+        on_demand=check_on_demand(req.get("OnDemandThroughput"), billing),
     )
 
 
@@ -327,6 +365,8 @@ def describe(
                 meta.provisioning.get("last_to_on_demand", meta.created)
             ),
         }
+    if meta.on_demand:
+        d["OnDemandThroughput"] = dict(meta.on_demand)
     if meta.table_class != "STANDARD":
         d["TableClassSummary"] = {"TableClass": meta.table_class}
     gsis, lsis = [], []

@@ -13,8 +13,11 @@ Writes to a table are throttled when the table's write bucket, or the write buck
 GSIs, is empty (an under-provisioned GSI throttles the table's writes, with the GSI message);
 reads of a GSI draw from the GSI's read bucket; local secondary indexes share the table's.
 
-On-demand tables are not throttled here. The consumption of every table is kept per simulated
-minute for the last hour (`minutes`), which auto scaling's target tracking reads.
+On-demand tables are throttled only past a maximum throughput they were given
+(OnDemandThroughput: MaxReadRequestUnits / MaxWriteRequestUnits, table level), with one second of
+burst and DynamoDB's ThrottlingException (reason `Table...MaxOnDemandThroughputExceeded`). The
+consumption of every provisioned table is kept per simulated minute for the last hour
+(`minutes`), which auto scaling's target tracking reads.
 `STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
 """
 
@@ -62,18 +65,20 @@ def exceeded(arn: str, read: bool, index: str | None = None) -> ServiceError:
 
 
 class Bucket:
-    """Units available now: refilled at `rate` per simulated second, capped at 300 s of it."""
+    """Units available now: refilled at `rate` per simulated second, capped at `burst` seconds of
+    it (300 for provisioned capacity)."""
 
-    __slots__ = ("rate", "tokens", "at")
+    __slots__ = ("rate", "tokens", "at", "burst")
 
-    def __init__(self, rate: float, now: float) -> None:
+    def __init__(self, rate: float, now: float, burst: float = BURST_SECONDS) -> None:
         self.rate = rate
-        self.tokens = rate * BURST_SECONDS
+        self.burst = burst
+        self.tokens = rate * burst
         self.at = now
 
     def level(self, now: float) -> float:
         if now > self.at:
-            self.tokens = min(self.rate * BURST_SECONDS, self.tokens + (now - self.at) * self.rate)
+            self.tokens = min(self.rate * self.burst, self.tokens + (now - self.at) * self.rate)
             self.at = now
         return self.tokens
 
@@ -81,7 +86,7 @@ class Bucket:
         """A new provisioned rate (UpdateTable): what is stored stays, up to the new cap."""
         self.level(now)
         self.rate = rate
-        self.tokens = min(self.tokens, rate * BURST_SECONDS)
+        self.tokens = min(self.tokens, rate * self.burst)
 
 
 class Minutes:
@@ -126,6 +131,29 @@ class _Buckets:
             self.write.set_rate(float(w), now)
 
 
+class _Maximum:
+    """An on-demand table's maximum throughput: a bucket per limited dimension holding one
+    second of it (DynamoDB answers requests past the maximum with quick throttles)."""
+
+    __slots__ = ("spec", "read", "write")
+
+    def __init__(self, spec: dict, now: float) -> None:
+        self.spec = spec
+        r, w = spec.get("MaxReadRequestUnits", -1), spec.get("MaxWriteRequestUnits", -1)
+        self.read = Bucket(float(r), now, 1.0) if r > 0 else None
+        self.write = Bucket(float(w), now, 1.0) if w > 0 else None
+
+
+def on_demand_exceeded(arn: str, read: bool) -> ServiceError:
+    reason = {"reason": f"Table{'Read' if read else 'Write'}MaxOnDemandThroughputExceeded", "resource": arn}
+    return ServiceError(
+        "ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+        400,
+        fields={"throttlingReasons": [reason]},
+    )
+
+
 class Throttle:
     """The buckets and consumption history of every table, by table id (see the module doc)."""
 
@@ -135,6 +163,7 @@ class Throttle:
         self._indexes: dict[int, _Buckets] = {}
         self.minutes: dict[int, Minutes] = {}  # by table id
         self.index_minutes: dict[int, Minutes] = {}  # by GSI id
+        self._maxima: dict[int, _Maximum] = {}  # on-demand tables with a maximum throughput
 
     def _table(self, meta: TableMeta, now: float) -> _Buckets:
         b = self._tables.get(meta.tid)
@@ -143,6 +172,22 @@ class Throttle:
         elif b.tp is not meta.throughput:
             b.sync(meta.throughput, now)
         return b
+
+    def _maximum(self, meta: TableMeta, now: float) -> _Maximum:
+        m = self._maxima.get(meta.tid)
+        if m is None or m.spec is not meta.on_demand:
+            m = self._maxima[meta.tid] = _Maximum(meta.on_demand or {}, now)
+        return m
+
+    def _on_demand_refusal(self, meta: TableMeta, read: bool, index: str | None) -> ServiceError | None:
+        if meta.on_demand is None or index is not None or not self.enforce:
+            return None
+        now = clock.time()
+        m = self._maximum(meta, now)
+        bucket = m.read if read else m.write
+        if bucket is not None and bucket.level(now) <= 0:
+            return on_demand_exceeded(meta.arn, read)
+        return None
 
     def _index(self, iid: int, tp: dict | None, now: float) -> _Buckets:
         b = self._indexes.get(iid)
@@ -154,7 +199,9 @@ class Throttle:
 
     def read_refusal(self, meta: TableMeta, index: str | None = None) -> ServiceError | None:
         """The error a read of the table (or of its GSI `index`) would get now; None: admitted."""
-        if meta.billing_mode != "PROVISIONED" or not self.enforce:
+        if meta.billing_mode != "PROVISIONED":
+            return self._on_demand_refusal(meta, True, index)
+        if not self.enforce:
             return None
         now = clock.time()
         if index is not None:
@@ -175,7 +222,9 @@ class Throttle:
 
     def write_refusal(self, meta: TableMeta) -> ServiceError | None:
         """The error a write to the table would get now, or None when it is admitted."""
-        if meta.billing_mode != "PROVISIONED" or not self.enforce:
+        if meta.billing_mode != "PROVISIONED":
+            return self._on_demand_refusal(meta, False, None)
+        if not self.enforce:
             return None
         now = clock.time()
         if self._table(meta, now).write.level(now) <= 0:
@@ -192,9 +241,15 @@ class Throttle:
 
     def charge(self, meta: TableMeta, consumed: Consumed) -> None:
         """Take what a request consumed from its buckets and add it to the minute's history."""
-        if meta.billing_mode != "PROVISIONED":
-            return
         now = clock.time()
+        if meta.billing_mode != "PROVISIONED":
+            if meta.on_demand is not None:
+                m = self._maximum(meta, now)
+                bucket = m.read if consumed.read else m.write
+                if bucket is not None:
+                    bucket.level(now)
+                    bucket.tokens -= consumed.table_units + sum(consumed.lsi.values())
+            return
         table_units = (
             consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
         )
@@ -226,6 +281,7 @@ class Throttle:
 
     def forget(self, meta: TableMeta) -> None:
         self._tables.pop(meta.tid, None)
+        self._maxima.pop(meta.tid, None)
         self.minutes.pop(meta.tid, None)
         for ix in meta.indexes:
             self._indexes.pop(ix.iid, None)

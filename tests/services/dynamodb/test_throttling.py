@@ -160,3 +160,40 @@ def test_enforcement_can_be_turned_off(tmp_path: Path, unique: str) -> None:
             ddb.put_item(TableName=t, Item={"id": {"S": str(i)}, "v": {"S": BIG}})
     finally:
         s.stop()
+
+
+def test_on_demand_maximum_throughput(server: StrataProcess, ddb: Any, unique: str) -> None:
+    t = f"max-{unique}"
+    desc = ddb.create_table(
+        TableName=t,
+        **key_schema(("id", "S")),
+        BillingMode="PAY_PER_REQUEST",
+        OnDemandThroughput={"MaxWriteRequestUnits": 5},
+    )["TableDescription"]
+    assert desc["OnDemandThroughput"] == {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": 5}
+    item = {"id": {"S": "a"}, "v": {"S": "x" * 50 * 1024}}  # 50 write request units
+    ddb.put_item(TableName=t, Item=item)  # admitted: one second of the maximum was there
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName=t, Item={"id": {"S": "b"}})
+    assert code(e) == "ThrottlingException"
+    assert e.value.response["Error"]["Message"] == "Rate of requests exceeds the allowed throughput."
+    assert e.value.response["throttlingReasons"] == [
+        {"reason": "TableWriteMaxOnDemandThroughputExceeded", "resource": f"{ARN}{t}"}
+    ]
+    ddb.get_item(TableName=t, Key={"id": {"S": "a"}})  # reads have no maximum
+    server.advance_clock("20s")
+    ddb.put_item(TableName=t, Item={"id": {"S": "b"}})
+    ddb.put_item(TableName=t, Item=item)
+    ddb.update_table(TableName=t, OnDemandThroughput={"MaxWriteRequestUnits": -1})
+    for _ in range(3):  # no maximum any more
+        ddb.put_item(TableName=t, Item=item)
+    assert "OnDemandThroughput" not in ddb.describe_table(TableName=t)["Table"]
+    with pytest.raises(ClientError) as e:
+        ddb.create_table(
+            TableName=f"bad-{t}",
+            **key_schema(("id", "S")),
+            BillingMode="PROVISIONED",
+            ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+            OnDemandThroughput={"MaxWriteRequestUnits": 5},
+        )
+    assert code(e) == "ValidationException"
