@@ -216,8 +216,6 @@ class BackupOperations(DynamoDBCore):
         def write() -> None:
             if enabled and not meta.pitr:
                 meta.pitr_since = clock.time()
-            if not enabled and meta.pitr:
-                pitr.forget(store, meta.tid)
             meta.pitr = enabled
             meta.pitr_days = days or (meta.pitr_days if enabled else pitr.MAX_DAYS)
             self.state.save(meta)

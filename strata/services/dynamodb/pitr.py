@@ -2,22 +2,27 @@
 of its recovery window (35 days by default, RecoveryPeriodInDays 1-35).
 
 The history is an undo log. Every change to an item of a table with PITR on adds one row
-`(tid, at, pk, sk, before)` in the same SQLite write as the change, `before` being the item's
+`(seq, tid, at, pk, sk, before)` in the same SQLite write as the change, `before` being the item's
 stored bytes just before the change (NULL: it did not exist), copied by SQL from the item row
-itself — no decoding or encoding in Python, one INSERT per write, nothing for tables without PITR.
+itself — no decoding or encoding in Python, one INSERT into one B-tree per write (rows are kept
+in the order they were written, `seq`, which is also time order: no second index to maintain),
+nothing for tables without PITR.
 
 The table as it was at T is then its current items, except every key changed after T, which
 takes the before-image of its first change after T (absent when NULL). `export` merges both
 streams in key order from one read transaction of a private connection (a consistent snapshot)
 in a worker thread, writing the result as a backup file (backups.py) that a restore loads.
 
-Space is bounded by the window: the `dynamodb.pitr` scheduler rule deletes history older than the
-longest recovery period, and turning PITR off deletes the table's history. The latest
-restorable time lags the clock by five minutes, as in DynamoDB.
+Space is bounded by the window: the `dynamodb.backups` scheduler rule deletes history older than
+the longest recovery period (the history of a table whose PITR was turned off, or that was
+deleted, ages out the same way; a table's restorable window never reaches back before PITR was
+last turned on, so what is left of an earlier period is never used). The latest restorable time
+lags the clock by five minutes, as in DynamoDB.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,12 +40,12 @@ CREATE TABLE IF NOT EXISTS ddb_history (
     sk BLOB NOT NULL,
     before BLOB
 );
-CREATE INDEX IF NOT EXISTS ddb_history_tid_at ON ddb_history(tid, at);
 """
 
 DAY = 86400.0
 MAX_DAYS = 35
 LAG_SECONDS = 300.0  # LatestRestorableDateTime is about five minutes before now
+SKEW_SECONDS = 300.0  # how far the machine's clock may step back (NTP) without losing a change
 _LOG = (
     "INSERT INTO ddb_history(tid, at, pk, sk, before) VALUES "
     "(?, ?, ?, ?, (SELECT item FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?))"
@@ -60,11 +65,6 @@ def window(meta: TableMeta, now: float) -> tuple[float, float]:
     return earliest, latest
 
 
-def forget(store: ItemStore, tid: int) -> None:
-    """PITR turned off (or the table gone): its history goes (inside a write)."""
-    store.w.execute("DELETE FROM ddb_history WHERE tid = ?", (tid,))
-
-
 def export(db_path: Path, tid: int, at: float, write: Callable[[bytes, bytes, bytes], None]) -> None:
     """Call write(pk, sk, item bytes) for every item of the table as it was at `at`, in key order.
 
@@ -76,17 +76,35 @@ def export(db_path: Path, tid: int, at: float, write: Callable[[bytes, bytes, by
         conn.execute("BEGIN")
         items = conn.execute("SELECT pk, sk, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk", (tid,))
         # The first change after `at` of each key (SQLite returns the row of the min() for the
-        # bare columns), in key order.
+        # bare columns), in key order; only the history from about `at` on is read.
         changes = conn.execute(
-            "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE tid = ? AND at > ? "
+            "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE seq >= ? AND tid = ? AND at > ? "
             "GROUP BY pk, sk ORDER BY pk, sk",
-            (tid, at),
+            (_first_seq_after(conn, at - SKEW_SECONDS), tid, at),
         )
         for pk, sk, blob in _merge(items, changes):
             write(pk, sk, blob)
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _first_seq_after(conn: sqlite3.Connection, at: float) -> int:
+    """The first history row written after `at`, by binary search over seq (time order)."""
+    lo, hi = conn.execute("SELECT min(seq), max(seq) FROM ddb_history").fetchone()
+    if lo is None or not math.isfinite(at):
+        return (hi or 0) + 1
+    hi += 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            "SELECT seq, at FROM ddb_history WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+        ).fetchone()
+        if row is None or row[1] > at:
+            hi = mid
+        else:
+            lo = row[0] + 1
+    return lo
 
 
 def _merge(items: Iterator, changes: Iterator) -> Iterator[tuple[bytes, bytes, bytes]]:

@@ -4,7 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
-from strata.services.dynamodb import backups, pitr, provisioning
+from strata.services.dynamodb import backups, provisioning
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -99,7 +99,6 @@ class TableOperations(DynamoDBCore):
             await backups.take_backup(
                 self.state, self._backup_dir(), meta, f"{meta.name}$DeletedTableBackup", "SYSTEM"
             )
-            await store.db.write(lambda: pitr.forget(store, meta.tid))
         if self.state.tables.get(key) is not meta:
             raise table_not_found(key[1])  # deleted by another request meanwhile
         desc = self._describe(meta, "DELETING")
