@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
@@ -90,7 +89,7 @@ class BackupOperations(DynamoDBCore):
         if any((m.restore or {}).get("backup_arn") == doc["arn"] for m in self.state.creating.values()):
             raise _error("BackupInUseException", f"Backup is being used to restore a table: {doc['arn']}")
         self.state.store.db.delete_doc(KIND, doc["arn"])
-        Path(doc["file"]).unlink(missing_ok=True)
+        (self._backup_dir() / doc["file"]).unlink(missing_ok=True)
         doc["status"] = "DELETED"
         return {"BackupDescription": _description(doc)}
 
@@ -141,7 +140,7 @@ class BackupOperations(DynamoDBCore):
         info = {
             "table_arn": source.arn,
             "restore_time": at,
-            "file": str(path),
+            "file": path.name,
             "temporary": True,
             "bytes": size,
         }

@@ -118,7 +118,7 @@ async def take_backup(state: State, directory: Path, meta: TableMeta, backup_nam
         "size": size,
         "items": count,
         "table_bytes": state.store.counts(meta.tid)[1],
-        "file": str(path),
+        "file": path.name,  # in the backup directory, wherever the data dir is moved
         "table": meta.to_json(),
     }
     state.store.db.put_doc(KIND, arn, doc)
@@ -128,20 +128,29 @@ async def take_backup(state: State, directory: Path, meta: TableMeta, backup_nam
 class Restorer:
     """Loads restore files into their CREATING tables, and makes them ACTIVE when due."""
 
-    def __init__(self, state: State, chunk: int, spawn: Callable) -> None:
+    def __init__(self, state: State, chunk: int, spawn: Callable, directory: Path) -> None:
         self.state = state
+        self.directory = directory
         self.chunk = max(1, chunk)
         self.spawn = spawn
 
     def resume(self) -> None:
+        """Restart the loads a stop cut short; drop files nothing refers to any more (a backup
+        or restore export a crash interrupted before it was recorded)."""
+        kept = {doc["file"] for doc in self.state.store.db.list_docs(KIND)}
         for meta in list(self.state.creating.values()):
-            if meta.restore and not meta.restore.get("loaded"):
-                self.spawn(self.load(meta))
+            if meta.restore:
+                kept.add(meta.restore["file"])
+                if not meta.restore.get("loaded"):
+                    self.spawn(self.load(meta))
+        for path in self.directory.iterdir():
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
 
     async def load(self, meta: TableMeta) -> None:
         store = self.state.store
         restore = meta.restore or {}
-        path = Path(restore["file"])
+        path = self.directory / restore["file"]
         records = islice(read_file(path), restore.get("done", 0), None)
         while True:
             chunk = list(islice(records, self.chunk))
@@ -170,7 +179,7 @@ class Restorer:
         self.state.promote_restored()
 
 
-def rule(state: State, chunk: int) -> Callable[[float, float], Awaitable[dict[str, int]]]:
+def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], Awaitable[dict[str, int]]]:
     """The scheduler's `dynamodb.backups` rule, over simulated time (since, until]:
 
     - meters provisioned capacity hours (provisioning.meter_hours);
@@ -188,7 +197,7 @@ def rule(state: State, chunk: int) -> Callable[[float, float], Awaitable[dict[st
         for doc in store.db.list_docs(KIND):
             if doc.get("expires") and doc["expires"] <= until:
                 store.db.delete_doc(KIND, doc["arn"])
-                Path(doc["file"]).unlink(missing_ok=True)
+                (directory / doc["file"]).unlink(missing_ok=True)
                 counts["expired"] += 1
             end = min(until, doc.get("expires") or until)
             seconds = end - max(since, doc["created"])

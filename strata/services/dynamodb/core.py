@@ -31,7 +31,7 @@ class DynamoDBCore:
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
-        self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn)
+        self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
 
     def _backup_dir(self) -> Path:
         path = self.runtime.data_dir / "dynamodb-backups"
@@ -45,7 +45,9 @@ class DynamoDBCore:
         self.bulk.resume()
         self.restorer.resume()
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
-        scheduler.register("dynamodb.backups", backups.rule(self.state, self.bulk.chunk), every=3600.0)
+        scheduler.register(
+            "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
+        )
 
     async def stop(self) -> None:
         await self.bulk.stop()
