@@ -211,10 +211,14 @@ def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], 
                     table=doc["table"]["name"],
                 )
                 counts["metered"] += 1
-        with store.write():  # provisioned capacity hours up to `until` (provisioning.py)
+
+        def capacity_hours() -> None:  # provisioned capacity up to `until` (provisioning.py)
             for meta in list(state.tables.values()):
-                provisioning.meter_hours(meta, until)
-                store.save_meta(meta.to_json())
+                if meta.billing_mode == "PROVISIONED" or "metered_to" in meta.provisioning:
+                    provisioning.meter_hours(meta, until)
+                    store.save_meta(meta.to_json())
+
+        await store.db.write(capacity_hours)
         for meta in list(state.tables.values()):
             if meta.pitr:
                 seconds = until - max(since, meta.pitr_since)
