@@ -53,12 +53,15 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "ec2": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
     "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
     "efs": ("BadRequest", "{member} is not supported by Strata", 400),
+    "application-autoscaling": ("ValidationException", "{member} is not supported by Strata", 400),
 }
+# A service whose model name is not a Python package name lives in this package.
+PACKAGES: dict[str, str] = {"application-autoscaling": "autoscaling"}
 
 
 def table(service: str) -> dict[str, dict[str, Any]]:
     """The audit table of a service ({} when it has none)."""
-    path = _HERE / service / "parameters.json"
+    path = _HERE / PACKAGES.get(service, service) / "parameters.json"
     if not path.exists():
         return {}
     return json.loads(path.read_text())

@@ -17,6 +17,7 @@ from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.expressions.evaluate import project
 from strata.services.dynamodb.item_ops import Plan
 from strata.services.dynamodb.state import State
+from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.types import check_item
 
 MAX_GET = 100
@@ -24,12 +25,23 @@ MAX_WRITE = 25
 MAX_GET_BYTES = 16 * 1024 * 1024
 
 
-def _report(consumed: dict[str, Consumed], mode: str | None, billing: dict[str, str]) -> list[dict] | None:
+def _report(
+    state: State, consumed: dict[str, Consumed], mode: str | None, metas: dict[str, TableMeta]
+) -> list[dict] | None:
     for c in consumed.values():
-        c.record(billing[c.table])
+        state.consume(metas[c.table], c)
     if mode not in ("TOTAL", "INDEXES"):
         return None
     return [c.report(mode) for c in consumed.values()]  # type: ignore[misc]
+
+
+def _throttled_reads(state: State, metas: list[TableMeta]) -> set[str]:
+    """Tables whose read capacity is exhausted: ProvisionedThroughputExceededException when it is
+    every table of the request, as DynamoDB answers; otherwise their keys are left unprocessed."""
+    refused = {m.name: e for m in metas if (e := state.throttle.read_refusal(m)) is not None}
+    if refused and len(refused) == len(metas):
+        raise next(iter(refused.values()))
+    return set(refused)
 
 
 def _request_items(req: dict) -> dict:
@@ -75,12 +87,16 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
     responses: dict[str, list] = {}
     unprocessed: dict[str, dict] = {}
     consumed: dict[str, Consumed] = {}
-    billing: dict[str, str] = {}
+    metas: dict[str, TableMeta] = {}
     total = 0
     limit = state.batch_get_bytes
+    throttled = _throttled_reads(state, [p[1] for p in plans])
     for name, meta, spec, plan, encoded in plans:
         responses[name] = []
-        billing[meta.name] = meta.billing_mode
+        if meta.name in throttled:  # its keys come back unprocessed, for the client's retry
+            unprocessed[name] = spec
+            continue
+        metas[meta.name] = meta
         c = consumed.setdefault(meta.name, Consumed(meta.name, read=True))
         consistent = bool(spec.get("ConsistentRead"))
         for i, (pk, sk) in enumerate(encoded):
@@ -101,7 +117,7 @@ def batch_get_item(state: State, ctx: RequestContext, req: dict) -> dict:
                     project(item, plan.projection) if plan.projection is not None else item
                 )
     out: dict = {"Responses": responses, "UnprocessedKeys": unprocessed}
-    cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
+    cc = _report(state, consumed, req.get("ReturnConsumedCapacity"), metas)
     if cc is not None:
         out["ConsumedCapacity"] = cc
     return out
@@ -134,7 +150,7 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
             seen.add((pk, sk))
             work.append((name, r, meta, pk, sk, item, size))
     consumed: dict[str, Consumed] = {}
-    billing: dict[str, str] = {}
+    metas: dict[str, TableMeta] = {}
     store = state.store
     unprocessed: dict[str, list] = {}
     if state.locks:  # items held by in-flight transactions are left for the client's retry
@@ -145,15 +161,27 @@ def batch_write_item(state: State, ctx: RequestContext, req: dict) -> dict:
             else:
                 kept.append(w)
         work = kept
+    tables = {w[2].name: w[2] for w in work}
+    refusals = {n: e for n, m in tables.items() if (e := state.throttle.write_refusal(m)) is not None}
+    if refusals:  # as for reads: the error when every table is out of capacity, else unprocessed
+        if len(refusals) == len(tables):
+            raise next(iter(refusals.values()))
+        kept = []
+        for w in work:
+            if w[2].name in refusals:
+                unprocessed.setdefault(w[0], []).append(w[1])
+            else:
+                kept.append(w)
+        work = kept
     with store.write():
         for _name, _r, meta, pk, sk, item, size in work:
-            billing[meta.name] = meta.billing_mode
+            metas[meta.name] = meta
             c = consumed.setdefault(meta.name, Consumed(meta.name, read=False))
             got = store.get(meta.tid, pk, sk)
             old, old_size = got if got else (None, None)
             itm.write(store, meta, pk, sk, old, old_size, item, size, c)
     out: dict = {"UnprocessedItems": unprocessed}
-    cc = _report(consumed, req.get("ReturnConsumedCapacity"), billing)
+    cc = _report(state, consumed, req.get("ReturnConsumedCapacity"), metas)
     if cc is not None:
         out["ConsumedCapacity"] = cc
     return out

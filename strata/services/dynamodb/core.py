@@ -6,11 +6,15 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import batch, ttl
+from strata.services.dynamodb import backups, batch, provisioning, ttl
+from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.tables import TableMeta, describe
+from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
 
 
@@ -27,13 +31,23 @@ class DynamoDBCore:
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
+        self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
+
+    def _backup_dir(self) -> Path:
+        path = self.runtime.data_dir / "dynamodb-backups"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def health(self) -> str:
         return "running"
 
     async def start(self) -> None:
         self.bulk.resume()
+        self.restorer.resume()
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
+        scheduler.register(
+            "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
+        )
 
     async def stop(self) -> None:
         await self.bulk.stop()
@@ -45,4 +59,7 @@ class DynamoDBCore:
         for ix in meta.indexes:
             n = self.state.store.index_count(ix.iid) if count else 0
             index_counts[ix.name] = (n, size * n // count if count else 0)
-        return describe(meta, count, size, index_counts, status)
+        now = clock.time()
+        if status == "ACTIVE":
+            status = provisioning.status(meta, now)
+        return describe(meta, count, size, index_counts, status, now)

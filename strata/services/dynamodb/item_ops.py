@@ -55,8 +55,8 @@ class Plan:
         return self.condition is None or condition(self.condition, item, self.env)
 
 
-def _finish(meta: TableMeta, req: dict, consumed: Consumed, out: dict) -> dict:
-    consumed.record(meta.billing_mode)
+def _finish(state: State, meta: TableMeta, req: dict, consumed: Consumed, out: dict) -> dict:
+    state.consume(meta, consumed)
     cc = consumed.report(req.get("ReturnConsumedCapacity"))
     if cc is not None:
         out["ConsumedCapacity"] = cc
@@ -97,6 +97,8 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
+    if meta.limited:
+        state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     old = None
@@ -108,14 +110,14 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
             old_size = store.get_size(meta.tid, pk, sk)
         if plan is not None and not plan.check(old):
             consumed.table_units = 1.0
-            consumed.record(meta.billing_mode)
+            state.consume(meta, consumed)
             raise _failed(req, old)
         itm.write(store, meta, pk, sk, old, old_size, item, size, consumed)
     out: dict = {}
     if rv == "ALL_OLD" and old:
         out["Attributes"] = old
     _collection_metrics(meta, req, out, item)
-    return _finish(meta, req, consumed, out)
+    return _finish(state, meta, req, consumed, out)
 
 
 def get_item(state: State, meta: TableMeta, req: dict) -> dict:
@@ -129,6 +131,8 @@ def get_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
+    if meta.limited:
+        state.throttle.admit_read(meta)
     got = state.store.get(meta.tid, pk, sk, state.store.r)
     consistent = bool(req.get("ConsistentRead"))
     consumed = Consumed(meta.name, read=True, table_units=read_units(got[1] if got else 0, consistent))
@@ -138,7 +142,7 @@ def get_item(state: State, meta: TableMeta, req: dict) -> dict:
         out["Item"] = (
             project(item, plan.projection) if plan is not None and plan.projection is not None else item
         )
-    return _finish(meta, req, consumed, out)
+    return _finish(state, meta, req, consumed, out)
 
 
 def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
@@ -149,6 +153,8 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
     plan = Plan(req, ("ConditionExpression",))
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
+    if meta.limited:
+        state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():
@@ -156,14 +162,14 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
         old, old_size = got if got else (None, None)
         if not plan.check(old):
             consumed.table_units = 1.0
-            consumed.record(meta.billing_mode)
+            state.consume(meta, consumed)
             raise _failed(req, old)
         itm.write(store, meta, pk, sk, old, old_size, None, 0, consumed)
     out: dict = {}
     if rv == "ALL_OLD" and old:
         out["Attributes"] = old
     _collection_metrics(meta, req, out, key)
-    return _finish(meta, req, consumed, out)
+    return _finish(state, meta, req, consumed, out)
 
 
 def check_update_keys(meta: TableMeta, update: ast.Update | None, env: Env) -> None:
@@ -200,6 +206,8 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
     check_update_keys(meta, plan.update, plan.env)
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
+    if meta.limited:
+        state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():
@@ -207,7 +215,7 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
         old, old_size = got if got else (None, None)
         if not plan.check(old):
             consumed.table_units = 1.0
-            consumed.record(meta.billing_mode)
+            state.consume(meta, consumed)
             raise _failed(req, old)
         new, size, paths = updated_item(meta, plan, old, key)
         itm.write(store, meta, pk, sk, old, old_size, new, size, consumed)
@@ -224,4 +232,4 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
         if attrs:
             out["Attributes"] = attrs
     _collection_metrics(meta, req, out, key)
-    return _finish(meta, req, consumed, out)
+    return _finish(state, meta, req, consumed, out)

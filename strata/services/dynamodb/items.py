@@ -8,7 +8,7 @@ capacity in step — all inside the caller's SQLite transaction.
 from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
-from strata.services.dynamodb import keys
+from strata.services.dynamodb import keys, pitr
 from strata.services.dynamodb.capacity import Consumed, write_units
 from strata.services.dynamodb.errors import invalid_parameter, validation
 from strata.services.dynamodb.store import ItemStore
@@ -140,6 +140,8 @@ def write(
 ) -> None:
     """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction."""
     tid = meta.tid
+    if meta.pitr:  # the before-image, for point-in-time recovery
+        pitr.log_change(store, tid, pk, sk)
     if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):
         if store.collection_size(tid, pk) - (old_size or 0) + new_size > store.collection_limit:
             raise ServiceError("ItemCollectionSizeLimitExceededException", "Collection size exceeded.", 400)

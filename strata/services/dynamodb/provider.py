@@ -3,6 +3,7 @@ semantics live in the topic modules beside them.
 
     table_operations.py  TableOperations: Create/Describe/List/Update/DeleteTable, TTL, tags ...
     item_operations.py   ItemOperations: item reads and writes, Query/Scan, batches, transactions
+    backup_operations.py BackupOperations: backups, restores, point-in-time recovery
     tables.py            CreateTable validation, metadata, DescribeTable
     item_ops.py          PutItem / GetItem / UpdateItem / DeleteItem
     query.py             Query / Scan
@@ -10,6 +11,9 @@ semantics live in the topic modules beside them.
     transactions.py      TransactWriteItems / TransactGetItems
     expressions/         the one expression engine
     ttl.py               expiry of items: the scheduler's dynamodb.ttl rule (strata.sim.scheduler)
+    throttle.py          provisioned capacity enforced (token buckets, burst)
+    provisioning.py      UpdateTable's capacity rules (decreases per day, billing switches)
+    backups.py, pitr.py  backup files and restores; the change history of point-in-time recovery
     bulk.py              long work in background chunks: DeleteTable, GSI backfill/drop, migration
     authz.py             condition keys from the key schema (dynamodb:LeadingKeys, :Attributes)
     core.py, state.py, store.py, keys.py, types.py, capacity.py
@@ -25,6 +29,7 @@ it is durable (transactions.py: TransactionConflictException).
 from __future__ import annotations
 
 from strata.services.dynamodb.authz import ConditionKeys
+from strata.services.dynamodb.backup_operations import BackupOperations
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.state import table_name
 from strata.services.dynamodb.table_operations import TableOperations
@@ -32,7 +37,7 @@ from strata.services.parameters import refusing
 
 
 @refusing("dynamodb")
-class DynamoDBProvider(TableOperations, ItemOperations, ConditionKeys):
+class DynamoDBProvider(TableOperations, ItemOperations, BackupOperations, ConditionKeys):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
 
 

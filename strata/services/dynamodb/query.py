@@ -165,6 +165,9 @@ class _Read:
                 "Member must have value greater than or equal to 1"
             )
         self.limit = limit
+        self.state = state
+        if meta.limited:
+            state.throttle.admit_read(meta, self.index.name if self.index is not None else None)
 
     def _select(self, select: str | None) -> str:
         if select is None:
@@ -267,7 +270,7 @@ class _Read:
                 if ix.range_key:
                     lek[ix.range_key] = last[ix.range_key]
             out["LastEvaluatedKey"] = lek
-        consumed.record(meta.billing_mode)
+        self.state.consume(meta, consumed)
         cc = consumed.report(self.req.get("ReturnConsumedCapacity"))
         if cc is not None:
             out["ConsumedCapacity"] = cc

@@ -9,9 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.context import RequestContext
+from strata.services.dynamodb import pitr
+from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.throttle import Throttle
+from strata.sim.clock import clock
 
 
 def scope_of(ctx: RequestContext) -> str:
@@ -28,19 +32,24 @@ def table_name(name: object) -> str:
 class State:
     def __init__(self, path: Path, fsync: bool, collection_limit: int = 10 * 1024**3) -> None:
         self.store = ItemStore(path, fsync=fsync)
+        self.store.db.executescript(pitr.SCHEMA)
         self.store.collection_limit = collection_limit
         self.tables: dict[tuple[str, str], TableMeta] = {}
         # Tables being deleted in the background (bulk.py): invisible to item operations.
         self.deleting: dict[tuple[str, str], TableMeta] = {}
+        # Tables being restored (backups.py): CREATING, invisible to item operations too.
+        self.creating: dict[tuple[str, str], TableMeta] = {}
         # Items (tid, pk, sk) of TransactWriteItems calls between their write and its durability:
         # a write or another transaction touching one of them meets a transaction conflict.
         self.locks: set[tuple[int, bytes, bytes]] = set()
         self.tx_tokens: set[tuple[str, str]] = set()  # ClientRequestTokens of those transactions
         self.batch_get_bytes = 16 * 1024 * 1024  # a BatchGetItem response's limit
+        self.throttle = Throttle()  # provisioned capacity (throttle.py)
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
-            (self.deleting if m.status == "DELETING" else self.tables)[(m.scope, m.name)] = m
-        every = [*self.tables.values(), *self.deleting.values()]
+            where = {"DELETING": self.deleting, "CREATING": self.creating}.get(m.status, self.tables)
+            where[(m.scope, m.name)] = m
+        every = [*self.tables.values(), *self.deleting.values(), *self.creating.values()]
         self.store.count_indexes(
             [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
         )
@@ -48,8 +57,43 @@ class State:
     def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
         meta = self.tables.get((scope_of(ctx), table_name(name)))
         if meta is None:
+            if self.creating and self.promote_restored():
+                return self.table(ctx, name, describe)
             raise table_not_found(table_name(name)) if describe else resource_not_found()
         return meta
+
+    def promote_restored(self) -> bool:
+        """Restored tables that are loaded and due become ACTIVE (durable before visible);
+        whether any did."""
+        now = clock.time()
+        due = [
+            m
+            for m in self.creating.values()
+            if m.restore and m.restore.get("loaded") and now >= m.restore.get("ready_at", 0.0)
+        ]
+        if not due:
+            return False
+        with self.store.write():
+            for meta in due:
+                meta.status = "ACTIVE"
+                self.store.save_meta(meta.to_json())
+        for meta in due:
+            del self.creating[(meta.scope, meta.name)]
+            self.tables[(meta.scope, meta.name)] = meta
+        return True
+
+    def find(self, ctx: RequestContext, name: object) -> TableMeta | None:
+        """A table in any state (ACTIVE, CREATING by a restore, DELETING), or None."""
+        key = (scope_of(ctx), table_name(name))
+        if self.creating:
+            self.promote_restored()
+        return self.tables.get(key) or self.creating.get(key) or self.deleting.get(key)
+
+    def consume(self, meta: TableMeta, consumed: Consumed) -> None:
+        """What a request consumed: on the meter, and taken from a provisioned table's buckets."""
+        consumed.record(meta.billing_mode)
+        if meta.limited:
+            self.throttle.charge(meta, consumed)
 
     def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:
         """TransactionConflictException if an in-flight transaction holds the item."""

@@ -4,6 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
+from strata.services.dynamodb import backups, provisioning
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -11,6 +12,7 @@ from strata.services.dynamodb.errors import (
     limit_exceeded,
     resource_in_use,
     resource_not_found,
+    table_not_found,
     validation,
 )
 from strata.services.dynamodb.state import scope_of, table_name
@@ -20,8 +22,10 @@ from strata.services.dynamodb.tables import (
     attribute_types,
     build_index,
     build_table,
+    check_on_demand,
     check_table_name,
     check_throughput,
+    refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
 
@@ -35,6 +39,8 @@ class TableOperations(DynamoDBCore):
             raise resource_in_use(f"Table already exists: {name}")
         if (scope, name) in self.state.deleting:
             raise resource_in_use(_being_deleted(name))
+        if (scope, name) in self.state.creating:
+            raise resource_in_use(f"Table already exists: {name}")
         with store.write():
             meta = build_table(
                 req,
@@ -50,14 +56,15 @@ class TableOperations(DynamoDBCore):
         return {"TableDescription": self._describe(meta, "ACTIVE")}
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
-        gone = self.state.deleting.get((scope_of(ctx), table_name(req.get("TableName"))))
-        if gone is not None:
-            return {"Table": self._describe(gone, "DELETING")}
+        other = self.state.find(ctx, req.get("TableName"))
+        if other is not None and other.status in ("DELETING", "CREATING"):
+            return {"Table": self._describe(other, other.status)}
         return {"Table": self._describe(self.state.table(ctx, req.get("TableName"), describe=True))}
 
     def list_tables(self, ctx: RequestContext, req: dict) -> dict:
         scope = scope_of(ctx)
-        names = sorted(n for s, n in [*self.state.tables, *self.state.deleting] if s == scope)
+        every = [*self.state.tables, *self.state.deleting, *self.state.creating]
+        names = sorted(n for s, n in every if s == scope)
         start = req.get("ExclusiveStartTableName")
         if start:
             names = [n for n in names if n > start]
@@ -77,6 +84,10 @@ class TableOperations(DynamoDBCore):
         key = (scope_of(ctx), table_name(req.get("TableName")))
         if key in self.state.deleting:
             raise resource_in_use(_being_deleted(key[1]))
+        if key in self.state.creating:
+            raise resource_in_use(
+                f"Attempt to change a resource which is still in use: Table is being created: {key[1]}"
+            )
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         if meta.deletion_protection:
             raise validation(
@@ -84,8 +95,15 @@ class TableOperations(DynamoDBCore):
                 "deletion protection first."
             )
         store = self.state.store
+        if meta.pitr:  # DynamoDB keeps a SYSTEM backup of a table with PITR for 35 days
+            await backups.take_backup(
+                self.state, self._backup_dir(), meta, f"{meta.name}$DeletedTableBackup", "SYSTEM"
+            )
+        if self.state.tables.get(key) is not meta:
+            raise table_not_found(key[1])  # deleted by another request meanwhile
         desc = self._describe(meta, "DELETING")
         del self.state.tables[key]
+        self.state.throttle.forget(meta)
         if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
             await store.db.write(lambda: store.delete_table(meta.tid, [ix.iid for ix in meta.indexes]))
             return {"TableDescription": desc}
@@ -96,21 +114,20 @@ class TableOperations(DynamoDBCore):
         return {"TableDescription": desc}
 
     async def update_table(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        meta = TableMeta.from_json(meta.to_json())  # edit a copy; publish it only after commit
+        live = self.state.table(ctx, req.get("TableName"), describe=True)
+        now = clock.time()
+        provisioning.check_not_updating(live, now)
+        meta = TableMeta.from_json(live.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
-        billing = req.get("BillingMode") or meta.billing_mode
+        was_on_demand = meta.billing_mode == "PAY_PER_REQUEST"
+        changed = False
         if req.get("BillingMode") or req.get("ProvisionedThroughput"):
-            meta.throughput = check_throughput(
-                req.get("ProvisionedThroughput")
-                or (
-                    meta.throughput
-                    if billing == "PROVISIONED" and meta.billing_mode == "PROVISIONED"
-                    else None
-                ),
-                billing,
+            changed = provisioning.apply_throughput(
+                meta, req.get("BillingMode") or meta.billing_mode, req.get("ProvisionedThroughput"), now
             )
-            meta.billing_mode = billing
+        if meta.billing_mode == "PROVISIONED":
+            meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
+        meta.on_demand = check_on_demand(req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand)
         if req.get("StreamSpecification") is not None:
             spec = req["StreamSpecification"]
             meta.stream = spec if spec.get("StreamEnabled") else None
@@ -131,6 +148,7 @@ class TableOperations(DynamoDBCore):
         background = []
 
         def write() -> None:
+            nonlocal changed
             for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]
@@ -163,9 +181,26 @@ class TableOperations(DynamoDBCore):
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
+                    refuse_index_throughput_settings(upd["Update"])
+                    old = ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
                     ix.throughput = check_throughput(
                         upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
                     )
+                    if meta.billing_mode == "PROVISIONED" and not was_on_demand:
+                        if any(ix.throughput[k] < old[k] for k in ix.throughput):
+                            provisioning.check_decrease(ix.provisioning, now)
+                        provisioning.note_change(ix.provisioning, old, ix.throughput, now)
+                    changed = True
+            if meta.billing_mode == "PROVISIONED":
+                for ix in meta.indexes:  # a switch to PROVISIONED needs every GSI's capacity
+                    if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
+                        check_throughput(None, "PROVISIONED", ix.name)
+            if changed:
+                provisioning.start_update(meta, now)
+            # The capacity in force until now is metered from the published metadata (the hourly
+            # rule may have metered part of it while this request waited for the writer).
+            provisioning.meter_hours(live, now)
+            meta.provisioning["metered_to"] = live.provisioning["metered_to"]
             used = (
                 {meta.hash_key, meta.range_key}
                 | {i.hash_key for i in meta.indexes}
@@ -207,28 +242,6 @@ class TableOperations(DynamoDBCore):
                 }
             }
         return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
-
-    def describe_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        """Point-in-time recovery is a stored setting (Terraform reads it for every table)."""
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        pitr: dict = {"PointInTimeRecoveryStatus": "ENABLED" if meta.pitr else "DISABLED"}
-        if meta.pitr:
-            now = clock.now()
-            pitr.update(EarliestRestorableDateTime=now, LatestRestorableDateTime=now, RecoveryPeriodInDays=35)
-        return {
-            "ContinuousBackupsDescription": {
-                "ContinuousBackupsStatus": "ENABLED",
-                "PointInTimeRecoveryDescription": pitr,
-            }
-        }
-
-    def update_continuous_backups(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        spec = req.get("PointInTimeRecoverySpecification") or {}
-        with self.state.store.write():
-            meta.pitr = bool(spec.get("PointInTimeRecoveryEnabled"))
-            self.state.save(meta)
-        return self.describe_continuous_backups(ctx, req)
 
     def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
         meta = self.state.table(ctx, req.get("TableName"), describe=True)

@@ -35,6 +35,7 @@ class IndexMeta:
     # cursor (hex pk, sk) is the last table key indexed, saved with each chunk so a restart resumes.
     backfilling: bool = False
     cursor: list[str] | None = None
+    provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
 
     @property
     def key_schema(self) -> list[dict]:
@@ -74,8 +75,21 @@ class TableMeta:
     deletion_protection: bool = False
     table_class: str = "STANDARD"
     pitr: bool = False
+    pitr_since: float = 0.0  # when PITR was last turned on (pitr.py)
+    pitr_days: int = 35  # RecoveryPeriodInDays
     status: str = "ACTIVE"  # DELETING while bulk.py removes a large table's rows
     dropped: list[int] = field(default_factory=list)  # deleted GSIs whose rows are still removed
+    provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
+    restore: dict | None = None  # a restored table's source and progress (backups.py)
+    # An on-demand table's maximum throughput: {"MaxReadRequestUnits": n, "MaxWriteRequestUnits": n}
+    # (-1: no maximum), None when neither is set (throttle.py).
+    on_demand: dict | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether requests are admitted against a capacity (throttle.py): provisioned tables,
+        and on-demand tables with a maximum throughput."""
+        return self.billing_mode == "PROVISIONED" or self.on_demand is not None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -170,6 +184,33 @@ def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
     return {"ReadCapacityUnits": tp["ReadCapacityUnits"], "WriteCapacityUnits": tp["WriteCapacityUnits"]}
 
 
+def check_on_demand(spec: dict | None, billing: str, current: dict | None = None) -> dict | None:
+    """OnDemandThroughput (CreateTable/UpdateTable): each maximum -1 (none) or at least 1, only
+    for PAY_PER_REQUEST; the resulting setting, None when it sets no maximum."""
+    if not spec:
+        return current
+    if billing != "PAY_PER_REQUEST":
+        raise invalid_parameter(
+            "OnDemandThroughput can only be specified when BillingMode is PAY_PER_REQUEST"
+        )
+    out = dict(current or {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": -1})
+    for key in ("MaxReadRequestUnits", "MaxWriteRequestUnits"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        if value != -1 and value < 1:
+            raise invalid_parameter(f"OnDemandThroughput {key} must be -1 or greater than or equal to 1")
+        out[key] = value
+    return out if any(v > 0 for v in out.values()) else None
+
+
+def refuse_index_throughput_settings(spec: dict) -> None:
+    """A GSI's own OnDemandThroughput / WarmThroughput are not served: refused, never ignored."""
+    for member in ("OnDemandThroughput", "WarmThroughput"):
+        if spec.get(member):
+            raise validation(f"GlobalSecondaryIndex {member} is not supported by Strata")
+
+
 def _projection(p: dict | None) -> tuple[str, list[str]]:
     p = p or {}
     ptype = p.get("ProjectionType", "ALL" if not p else "")
@@ -216,6 +257,7 @@ def build_index(
                 f"index hash key: {h}, table hash key: {table_hash}"
             )
     ptype, nka = _projection(spec.get("Projection"))
+    refuse_index_throughput_settings(spec)
     throughput = check_throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
     return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
 
@@ -280,6 +322,7 @@ def build_table(
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled")),
         table_class=req.get("TableClass") or "STANDARD",
+        on_demand=check_on_demand(req.get("OnDemandThroughput"), billing),
     )
 
 
@@ -287,12 +330,10 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _throughput_desc(tp: dict) -> dict:
-    return {
-        "NumberOfDecreasesToday": 0,
-        "ReadCapacityUnits": tp["ReadCapacityUnits"],
-        "WriteCapacityUnits": tp["WriteCapacityUnits"],
-    }
+def _throughput_desc(tp: dict, prov: dict, now: float) -> dict:
+    from strata.services.dynamodb.provisioning import throughput_description
+
+    return throughput_description(tp, prov, now)
 
 
 def describe(
@@ -301,15 +342,16 @@ def describe(
     size: int,
     index_counts: dict[str, tuple[int, int]],
     status: str = "ACTIVE",
+    now: float = 0.0,
 ) -> dict:
-    """The TableDescription shape."""
+    """The TableDescription shape (`now`: the simulated time, for the day's decrease count)."""
     d: dict = {
         "AttributeDefinitions": meta.attribute_definitions,
         "TableName": meta.name,
         "KeySchema": meta.key_schema,
         "TableStatus": status,
         "CreationDateTime": _ts(meta.created),
-        "ProvisionedThroughput": _throughput_desc(meta.throughput),
+        "ProvisionedThroughput": _throughput_desc(meta.throughput, meta.provisioning, now),
         "TableSizeBytes": size,
         "ItemCount": item_count,
         "TableArn": meta.arn,
@@ -319,8 +361,12 @@ def describe(
     if meta.billing_mode == "PAY_PER_REQUEST":
         d["BillingModeSummary"] = {
             "BillingMode": "PAY_PER_REQUEST",
-            "LastUpdateToPayPerRequestDateTime": _ts(meta.created),
+            "LastUpdateToPayPerRequestDateTime": _ts(
+                meta.provisioning.get("last_to_on_demand", meta.created)
+            ),
         }
+    if meta.on_demand:
+        d["OnDemandThroughput"] = dict(meta.on_demand)
     if meta.table_class != "STANDARD":
         d["TableClassSummary"] = {"TableClass": meta.table_class}
     gsis, lsis = [], []
@@ -339,7 +385,7 @@ def describe(
             if ix.backfilling:
                 desc["Backfilling"] = True
             desc["ProvisionedThroughput"] = _throughput_desc(
-                ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+                ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, ix.provisioning, now
             )
             gsis.append(desc)
         else:
@@ -359,4 +405,13 @@ def describe(
             "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
             or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb",
         }
+    if meta.restore:
+        summary: dict = {
+            "RestoreDateTime": _ts(meta.restore["restore_time"]),
+            "RestoreInProgress": status == "CREATING",
+        }
+        for key, member in (("backup_arn", "SourceBackupArn"), ("table_arn", "SourceTableArn")):
+            if meta.restore.get(key):
+                summary[member] = meta.restore[key]
+        d["RestoreSummary"] = summary
     return d

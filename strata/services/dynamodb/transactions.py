@@ -31,6 +31,7 @@ from strata.services.dynamodb.errors import (
 from strata.services.dynamodb.expressions.evaluate import project
 from strata.services.dynamodb.item_ops import Plan, check_update_keys, updated_item
 from strata.services.dynamodb.state import State, scope_of
+from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.types import check_item
 from strata.sim.clock import clock
 
@@ -51,6 +52,27 @@ class _Cancel(Exception):
 def _digest(req: dict) -> str:
     body = {k: v for k, v in req.items() if k != "ClientRequestToken"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+THROTTLED = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+    "scaling your table or index so please try again shortly. If exceptions persist, check if you "
+    "have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html."
+)
+
+
+def _throttle(metas: list[TableMeta], read: bool, state: State) -> None:
+    """A transaction touching a provisioned table out of capacity is cancelled, each such action
+    with DynamoDB's ThrottlingError reason (throttle.py)."""
+    check = state.throttle.read_refusal if read else state.throttle.write_refusal
+    refused = {m.tid for m in metas if m.limited and check(m) is not None}
+    if refused:
+        raise transaction_canceled(
+            [
+                {"Code": "ThrottlingError", "Message": THROTTLED} if m.tid in refused else {"Code": "None"}
+                for m in metas
+            ]
+        )
 
 
 def transact_write_items(
@@ -103,13 +125,14 @@ def transact_write_items(
             raise validation("Transaction request cannot include multiple operations on one item")
         seen.add((meta.tid, pk, sk))
         work.append((kind, spec, meta, plan, pk, sk, key, item, size))
+    _throttle([w[2] for w in work], read=False, state=state)
     held = [(w[2].tid, w[4], w[5]) for w in work]
     if state.locks and any(k in state.locks for k in held):
         raise transaction_canceled(
             [conflict_reason() if k in state.locks else {"Code": "None"} for k in held]
         )
     consumed: dict[str, Consumed] = {}
-    billing: dict[str, str] = {}
+    metas: dict[str, TableMeta] = {}
     reasons: list[dict] = []
     try:
         with store.write():
@@ -134,7 +157,7 @@ def transact_write_items(
             if any(r["Code"] != "None" for r in reasons):
                 raise _Cancel()
             for kind, meta, pk, sk, old, old_size, item, size in writes:
-                billing[meta.name] = meta.billing_mode
+                metas[meta.name] = meta
                 c = consumed.setdefault(meta.name, Consumed(meta.name, read=False))
                 if kind == "ConditionCheck":
                     c.table_units += write_units(old_size or 0, transactional=True)
@@ -161,7 +184,7 @@ def transact_write_items(
     except _Cancel:
         raise transaction_canceled(reasons) from None
     for c in consumed.values():
-        c.record(billing[c.table])
+        state.consume(metas[c.table], c)
     return out, held, (scope, token) if token else None
 
 
@@ -185,6 +208,7 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
             raise validation("Transaction request cannot include multiple operations on one item")
         seen.add((meta.tid, pk, sk))
         work.append((meta, plan, pk, sk))
+    _throttle([w[0] for w in work], read=True, state=state)
     if state.locks and any((m.tid, pk, sk) in state.locks for m, _, pk, sk in work):
         raise transaction_canceled(
             [
@@ -194,12 +218,12 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
         )
     responses = []
     consumed: dict[str, Consumed] = {}
-    billing: dict[str, str] = {}
+    metas: dict[str, TableMeta] = {}
     store = state.store
     with store.snapshot() as reader:  # one snapshot for every read
         for meta, plan, pk, sk in work:
             got = store.get(meta.tid, pk, sk, reader)
-            billing[meta.name] = meta.billing_mode
+            metas[meta.name] = meta
             c = consumed.setdefault(meta.name, Consumed(meta.name, read=True))
             c.table_units += read_units(got[1] if got else 0, True, transactional=True)
             if got is None:
@@ -210,7 +234,7 @@ def transact_get_items(state: State, ctx: RequestContext, req: dict) -> dict:
                     {"Item": project(item, plan.projection) if plan.projection is not None else item}
                 )
     for c in consumed.values():
-        c.record(billing[c.table])
+        state.consume(metas[c.table], c)
     out: dict = {"Responses": responses}
     mode = req.get("ReturnConsumedCapacity")
     if mode in ("TOTAL", "INDEXES"):

@@ -53,3 +53,14 @@ def make_table(ddb: Any, unique: str) -> Iterator[Callable[..., str]]:
             ddb.delete_table(TableName=t)
         except ddb.exceptions.ResourceNotFoundException:
             pass
+
+
+@pytest.fixture(scope="package")
+def clock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A server of this package's own for the tests that move its clock or restart it
+    (throttling, capacity changes, backups): sharing one saves a server start per module."""
+    from tests.strata_process import StrataProcess
+
+    s = StrataProcess(tmp_path_factory.mktemp("clocked") / "data").start()
+    yield s
+    s.stop()

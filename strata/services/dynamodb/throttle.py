@@ -1,0 +1,288 @@
+"""Provisioned throughput enforced: token buckets per table and per global secondary index.
+
+A provisioned table (and each of its GSIs) has a read and a write bucket that fill at the
+provisioned rate (units per second of simulated time, strata.sim.clock) and hold at most 300
+seconds of it: DynamoDB's burst capacity ("up to five minutes of unused read and write
+capacity"). A bucket starts full. A request is admitted while its bucket is above zero and then
+charged what it really consumed (capacity.py's units, known only once it ran), so a large item
+can take the bucket below zero and later requests wait until it has refilled: DynamoDB charges
+reads and large writes the same way, after the fact. A request not admitted gets
+ProvisionedThroughputExceededException, which every AWS SDK retries with back-off.
+
+Writes to a table are throttled when the table's write bucket, or the write bucket of any of its
+GSIs, is empty (an under-provisioned GSI throttles the table's writes, with the GSI message);
+reads of a GSI draw from the GSI's read bucket; local secondary indexes share the table's.
+
+On-demand tables are throttled only past a maximum throughput they were given
+(OnDemandThroughput: MaxReadRequestUnits / MaxWriteRequestUnits, table level), with one second of
+burst and DynamoDB's ThrottlingException (reason `Table...MaxOnDemandThroughputExceeded`). The
+consumption of every provisioned table is kept per simulated minute for the last hour
+(`minutes`), which auto scaling's target tracking reads.
+`STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from strata.protocol.errors import ServiceError
+from strata.services.dynamodb.capacity import Consumed
+from strata.services.dynamodb.tables import TableMeta
+from strata.sim.clock import clock
+
+BURST_SECONDS = 300.0
+KEEP_MINUTES = 60  # per-minute consumption kept per table (target tracking looks back 15)
+
+TABLE_EXCEEDED = (
+    "The level of configured provisioned throughput for the table was exceeded. "
+    "Consider increasing your provisioning level with the UpdateTable API."
+)
+GSI_EXCEEDED = (
+    "The level of configured provisioned throughput for one or more global secondary indexes of "
+    "the table was exceeded. Consider increasing your provisioning level for the under-provisioned "
+    "global secondary indexes with the UpdateTable API"
+)
+
+
+def enforced() -> bool:
+    return os.environ.get("STRATA_DYNAMODB_THROTTLING", "on").lower() not in ("off", "0", "false", "no")
+
+
+def exceeded(arn: str, read: bool, index: str | None = None) -> ServiceError:
+    """The error, with the ThrottlingReasons DynamoDB names the throttled table or index by."""
+    kind = "Index" if index else "Table"
+    reason = {
+        "reason": f"{kind}{'Read' if read else 'Write'}ProvisionedThroughputExceeded",
+        "resource": f"{arn}/index/{index}" if index else arn,
+    }
+    return ServiceError(
+        "ProvisionedThroughputExceededException",
+        GSI_EXCEEDED if index else TABLE_EXCEEDED,
+        400,
+        fields={"ThrottlingReasons": [reason]},
+    )
+
+
+class Bucket:
+    """Units available now: refilled at `rate` per simulated second, capped at `burst` seconds of
+    it (300 for provisioned capacity)."""
+
+    __slots__ = ("rate", "tokens", "at", "burst")
+
+    def __init__(self, rate: float, now: float, burst: float = BURST_SECONDS) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = rate * burst
+        self.at = now
+
+    def level(self, now: float) -> float:
+        if now > self.at:
+            self.tokens = min(self.rate * self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+        return self.tokens
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """A new provisioned rate (UpdateTable): what is stored stays, up to the new cap."""
+        self.level(now)
+        self.rate = rate
+        self.tokens = min(self.tokens, rate * self.burst)
+
+
+class Minutes:
+    """Units consumed per simulated minute (minute index -> units), the last KEEP_MINUTES."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self) -> None:
+        self.read: deque[list] = deque(maxlen=KEEP_MINUTES)  # [minute, units]
+        self.write: deque[list] = deque(maxlen=KEEP_MINUTES)
+
+    @staticmethod
+    def add(series: deque[list], minute: int, units: float) -> None:
+        if series and series[-1][0] == minute:
+            series[-1][1] += units
+        else:
+            series.append([minute, units])
+
+    def total(self, read: bool, first: int, last: int) -> float:
+        """Units consumed in minutes first..last (inclusive)."""
+        return sum(u for m, u in (self.read if read else self.write) if first <= m <= last)
+
+
+class _Buckets:
+    __slots__ = ("read", "write", "tp")
+
+    def __init__(self, tp: dict, now: float) -> None:
+        self.read = Bucket(float(tp["ReadCapacityUnits"]), now)
+        self.write = Bucket(float(tp["WriteCapacityUnits"]), now)
+        self.tp = tp
+
+    def sync(self, tp: dict | None, now: float) -> None:
+        # UpdateTable publishes a new metadata object (and throughput dict): compare identity
+        # first, so the hot path pays one `is` per request.
+        if tp is None or tp is self.tp:
+            return
+        self.tp = tp
+        r, w = tp["ReadCapacityUnits"], tp["WriteCapacityUnits"]
+        if self.read.rate != r:
+            self.read.set_rate(float(r), now)
+        if self.write.rate != w:
+            self.write.set_rate(float(w), now)
+
+
+class _Maximum:
+    """An on-demand table's maximum throughput: a bucket per limited dimension holding one
+    second of it (DynamoDB answers requests past the maximum with quick throttles)."""
+
+    __slots__ = ("spec", "read", "write")
+
+    def __init__(self, spec: dict, now: float) -> None:
+        self.spec = spec
+        r, w = spec.get("MaxReadRequestUnits", -1), spec.get("MaxWriteRequestUnits", -1)
+        self.read = Bucket(float(r), now, 1.0) if r > 0 else None
+        self.write = Bucket(float(w), now, 1.0) if w > 0 else None
+
+
+def on_demand_exceeded(arn: str, read: bool) -> ServiceError:
+    reason = {"reason": f"Table{'Read' if read else 'Write'}MaxOnDemandThroughputExceeded", "resource": arn}
+    return ServiceError(
+        "ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+        400,
+        fields={"throttlingReasons": [reason]},
+    )
+
+
+class Throttle:
+    """The buckets and consumption history of every table, by table id (see the module doc)."""
+
+    def __init__(self, enforce: bool | None = None) -> None:
+        self.enforce = enforced() if enforce is None else enforce
+        self._tables: dict[int, _Buckets] = {}
+        self._indexes: dict[int, _Buckets] = {}
+        self.minutes: dict[int, Minutes] = {}  # by table id
+        self.index_minutes: dict[int, Minutes] = {}  # by GSI id
+        self._maxima: dict[int, _Maximum] = {}  # on-demand tables with a maximum throughput
+
+    def _table(self, meta: TableMeta, now: float) -> _Buckets:
+        b = self._tables.get(meta.tid)
+        if b is None:
+            b = self._tables[meta.tid] = _Buckets(meta.throughput, now)
+        elif b.tp is not meta.throughput:
+            b.sync(meta.throughput, now)
+        return b
+
+    def _maximum(self, meta: TableMeta, now: float) -> _Maximum:
+        m = self._maxima.get(meta.tid)
+        if m is None or m.spec is not meta.on_demand:
+            m = self._maxima[meta.tid] = _Maximum(meta.on_demand or {}, now)
+        return m
+
+    def _on_demand_refusal(self, meta: TableMeta, read: bool, index: str | None) -> ServiceError | None:
+        if meta.on_demand is None or index is not None or not self.enforce:
+            return None
+        now = clock.time()
+        m = self._maximum(meta, now)
+        bucket = m.read if read else m.write
+        if bucket is not None and bucket.level(now) <= 0:
+            return on_demand_exceeded(meta.arn, read)
+        return None
+
+    def _index(self, iid: int, tp: dict | None, now: float) -> _Buckets:
+        b = self._indexes.get(iid)
+        if b is None:
+            b = self._indexes[iid] = _Buckets(tp or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, now)
+        else:
+            b.sync(tp, now)
+        return b
+
+    def read_refusal(self, meta: TableMeta, index: str | None = None) -> ServiceError | None:
+        """The error a read of the table (or of its GSI `index`) would get now; None: admitted."""
+        if meta.billing_mode != "PROVISIONED":
+            return self._on_demand_refusal(meta, True, index)
+        if not self.enforce:
+            return None
+        now = clock.time()
+        if index is not None:
+            for ix in meta.indexes:
+                if ix.name == index and ix.is_global:
+                    if self._index(ix.iid, ix.throughput, now).read.level(now) <= 0:
+                        return exceeded(meta.arn, True, ix.name)
+                    return None
+        if self._table(meta, now).read.level(now) <= 0:
+            return exceeded(meta.arn, True)
+        return None
+
+    def admit_read(self, meta: TableMeta, index: str | None = None) -> None:
+        """ProvisionedThroughputExceededException if the read bucket (table's or GSI's) is empty."""
+        error = self.read_refusal(meta, index)
+        if error is not None:
+            raise error
+
+    def write_refusal(self, meta: TableMeta) -> ServiceError | None:
+        """The error a write to the table would get now, or None when it is admitted."""
+        if meta.billing_mode != "PROVISIONED":
+            return self._on_demand_refusal(meta, False, None)
+        if not self.enforce:
+            return None
+        now = clock.time()
+        if self._table(meta, now).write.level(now) <= 0:
+            return exceeded(meta.arn, False)
+        for ix in meta.indexes:
+            if ix.is_global and self._index(ix.iid, ix.throughput, now).write.level(now) <= 0:
+                return exceeded(meta.arn, False, ix.name)
+        return None
+
+    def admit_write(self, meta: TableMeta) -> None:
+        error = self.write_refusal(meta)
+        if error is not None:
+            raise error
+
+    def charge(self, meta: TableMeta, consumed: Consumed) -> None:
+        """Take what a request consumed from its buckets and add it to the minute's history."""
+        now = clock.time()
+        if meta.billing_mode != "PROVISIONED":
+            if meta.on_demand is not None:
+                m = self._maximum(meta, now)
+                bucket = m.read if consumed.read else m.write
+                if bucket is not None:
+                    bucket.level(now)
+                    bucket.tokens -= consumed.table_units + sum(consumed.lsi.values())
+            return
+        table_units = (
+            consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
+        )
+        buckets = self._table(meta, now)
+        bucket = buckets.read if consumed.read else buckets.write
+        bucket.level(now)
+        bucket.tokens -= table_units
+        history = self.minutes.get(meta.tid)
+        if history is None:
+            history = self.minutes[meta.tid] = Minutes()
+        series = history.read if consumed.read else history.write
+        minute = int(now // 60)
+        if series and series[-1][0] == minute:
+            series[-1][1] += table_units
+        else:
+            series.append([minute, table_units])
+        if consumed.gsi:
+            for ix in meta.indexes:
+                units = consumed.gsi.get(ix.name)
+                if units:
+                    b = self._index(ix.iid, ix.throughput, now)
+                    bucket = b.read if consumed.read else b.write
+                    bucket.level(now)
+                    bucket.tokens -= units
+                    history = self.index_minutes.get(ix.iid)
+                    if history is None:
+                        history = self.index_minutes[ix.iid] = Minutes()
+                    Minutes.add(history.read if consumed.read else history.write, int(now // 60), units)
+
+    def forget(self, meta: TableMeta) -> None:
+        self._tables.pop(meta.tid, None)
+        self._maxima.pop(meta.tid, None)
+        self.minutes.pop(meta.tid, None)
+        for ix in meta.indexes:
+            self._indexes.pop(ix.iid, None)
+            self.index_minutes.pop(ix.iid, None)
