@@ -170,11 +170,10 @@ class Authorizer:
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
         further_hook = getattr(provider, "further_resources", None)
+        further = further_hook(params) if further_hook is not None else []
         # Policies that say Resource "*" throughout (most managed ones) decide by the action
         # alone: an allowed request need not have its resource ARN built.
-        by_action = (
-            action_only and resource_policy is None and p.each is None and not p.also and further_hook is None
-        )
+        by_action = action_only and resource_policy is None and p.each is None and not p.also and not further
         if by_action:
             action_key = (p.versioned_action if params.get("VersionId") else p.action, owner)
             known = cache.get(action_key)
@@ -207,8 +206,8 @@ class Authorizer:
                         cache[(action, owner)] = decision
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
-        if further_hook is not None:
-            for action, resource, res_owner, res_policy in further_hook(params):
+        if further:
+            for action, resource, res_owner, res_policy in further:
                 if facts is None:
                     facts = _facts(principal, region, request, params, p)
                 required = p.resource_required and res_policy is not None
@@ -229,6 +228,14 @@ class Authorizer:
         if policy is None or owner is None:
             raise errors.access_denied(service, "Access Denied")
         self._evaluate_pairs(ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner)
+        further_hook = getattr(provider, "further_resources", None)
+        facts = _facts(ANONYMOUS, region, request, params, p)
+        for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+            if res_policy is None or res_owner is None:
+                raise errors.access_denied(service, "Access Denied")
+            decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)
+            if not decision.allowed:
+                raise errors.access_denied(service, "Access Denied")
 
     @staticmethod
     def _evaluate_pairs(

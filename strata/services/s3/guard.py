@@ -33,6 +33,7 @@ _NOT_OPERATIONS = {
     "resource_account",
     "resource_policy",
     "related_requests",
+    "further_resources",
     "cors_preflight",
     "cors_headers",
 }

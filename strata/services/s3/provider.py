@@ -15,6 +15,8 @@ lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecy
 tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
                access tiers of INTELLIGENT_TIERING objects
 cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers read (gateway/cors.py)
+object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
+               rules that keep a locked version from being deleted
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -31,6 +33,7 @@ from strata.services.s3.lifecycle import LifecycleOperations
 from strata.services.s3.lifecycle_run import LifecycleRun
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
+from strata.services.s3.object_lock import ObjectLockOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
@@ -58,5 +61,6 @@ class S3Provider(
     LifecycleRun,
     TieringOperations,
     CorsOperations,
+    ObjectLockOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

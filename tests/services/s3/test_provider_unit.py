@@ -280,6 +280,7 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "resource_account",  # authorization hooks (strata.auth.enforce)
         "resource_policy",
         "related_requests",
+        "further_resources",
         "cors_preflight",  # gateway hooks (strata.gateway.cors)
         "cors_headers",
         "count",
