@@ -310,7 +310,9 @@ class MultipartOperations(S3Core):
             )
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
-        obj_attrs = {k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", *LOCK_ATTRS)}
+        obj_attrs = {
+            k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", *LOCK_ATTRS)
+        }
         obj_attrs["parts"] = [p["Size"] for p in chosen]
         checksum = self._multipart_checksum(attrs, chosen, req)
         if checksum:
