@@ -47,7 +47,7 @@ _BYPASSING = frozenset(["DeleteObject", "DeleteObjects", "PutObjectRetention"])
 class ObjectLockOperations(S3Core):
     # -- authorization hook ----------------------------------------------------------------------
 
-    def further_resources(self, req: dict) -> list[tuple[str, str, str | None, Policy | None]]:
+    def _bypass_resources(self, req: dict) -> list[tuple[str, str, str | None, Policy | None]]:
         """A request asking to bypass governance retention needs s3:BypassGovernanceRetention on
         the object(s) too, under the bucket's policy (AWS: "To use this header, you must have
         the s3:BypassGovernanceRetention permission")."""

@@ -15,6 +15,7 @@ lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecy
 tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
                access tiers of INTELLIGENT_TIERING objects
 cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers read (gateway/cors.py)
+access_point_authz.py  requests through S3 access points (s3control keeps them)
 object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
                rules that keep a locked version from being deleted
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
@@ -24,6 +25,7 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 from __future__ import annotations
 
 from strata.services.parameters import refusing
+from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
@@ -62,5 +64,6 @@ class S3Provider(
     TieringOperations,
     CorsOperations,
     ObjectLockOperations,
+    AccessPointAuthz,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
