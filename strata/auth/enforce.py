@@ -148,6 +148,23 @@ class Authorizer:
                         policy,
                         owner,
                     )
+                # The further resources' policies (an S3 access point's) bind the root too.
+                further_hook = getattr(provider, "further_resources", None)
+                for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+                    if res_policy is None and res_owner == principal.account_id:
+                        continue
+                    facts = _facts(principal, region, request, params, p)
+                    decision = evaluate(
+                        principal,
+                        action,
+                        resource,
+                        facts,
+                        PolicySet(unrestricted=True),
+                        res_policy,
+                        res_owner,
+                    )
+                    if not decision.allowed:
+                        raise errors.access_denied(service, decision.message(principal.arn, action, resource))
             return
         if p.always_allowed:
             return

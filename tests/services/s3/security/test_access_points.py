@@ -221,3 +221,11 @@ def test_access_point_policy_deny_binds_users_of_the_account(server, control, ow
     assert code_of(alice.get_object, Bucket=alias, Key="private/b.txt") == "AccessDenied"
     assert alice.get_object(Bucket=alias, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
     assert alice.get_object(Bucket=bucket, Key="private/b.txt")["Body"].read() == b"private/b.txt"
+    # A Deny in the access point policy binds the account's root too.
+    deny["Statement"].append(
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"{arn}/object/readonly/*"}
+    )
+    control.put_access_point_policy(AccountId=ACCOUNT, Name=ap["name"], Policy=json.dumps(deny))
+    assert code_of(owner.put_object, Bucket=alias, Key="readonly/x", Body=b"x") == "AccessDenied"
+    owner.put_object(Bucket=alias, Key="writable/x", Body=b"x")
+    owner.put_object(Bucket=bucket, Key="readonly/x", Body=b"x")

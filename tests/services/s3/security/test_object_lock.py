@@ -315,6 +315,15 @@ def test_governance_bypass_needs_its_permission(server, owner, alice, other, loc
         Bucket=locked, Delete={"Objects": [{"Key": "g3", "VersionId": v3}]}, BypassGovernanceRetention=True
     )
     assert [d["VersionId"] for d in out["Deleted"]] == [v3]
+    # A Deny in the bucket policy binds the root's bypass too.
+    v4 = _version_put(owner, locked, "g4", **retention)
+    put_policy(owner, locked, {**deny, "Principal": "*"})
+    assert (
+        code_of(owner.delete_object, Bucket=locked, Key="g4", VersionId=v4, BypassGovernanceRetention=True)
+        == "AccessDenied"
+    )
+    owner.delete_bucket_policy(Bucket=locked)
+    owner.delete_object(Bucket=locked, Key="g4", VersionId=v4, BypassGovernanceRetention=True)
 
 
 def test_lifecycle_does_not_remove_locked_versions(server, owner, locked):
