@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strata.auth.enforce import CALLER_OPERATION
+from strata.auth.directory import directory_for
+from strata.auth.enforce import CALLER_OPERATION, Authorizer
 from strata.auth.policy import Policy
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
@@ -40,6 +41,11 @@ from strata.services.s3.lock_rules import (
 )
 from strata.services.s3.store import BucketRow, ObjectRow
 
+# What GET and HEAD report of a version's lock, by the permission needed to see it.
+_LOCK_MEMBERS = (
+    ("GetObjectRetention", ("ObjectLockMode", "ObjectLockRetainUntilDate")),
+    ("GetObjectLegalHold", ("ObjectLockLegalHoldStatus",)),
+)
 # Operations that honour x-amz-bypass-governance-retention, and so need its permission.
 _BYPASSING = frozenset(["DeleteObject", "DeleteObjects", "PutObjectRetention"])
 
@@ -64,6 +70,25 @@ class ObjectLockOperations(S3Core):
         owner = self.resource_account(req)
         policy = self.resource_policy(req)  # type: ignore[attr-defined]
         return [("s3:BypassGovernanceRetention", f"arn:aws:s3:::{bucket}/{k}", owner, policy) for k in keys]
+
+    def _hide_unpermitted_lock_headers(self, ctx: RequestContext, req: dict, out: dict[str, Any]) -> None:
+        """GET and HEAD show a version's retention only to callers allowed s3:GetObjectRetention,
+        and its legal hold only to those allowed s3:GetObjectLegalHold; others get the object
+        without them (AWS: "the request still succeeds, but it doesn't return information that
+        you don't have permission to view")."""
+        if ctx.principal is None:
+            return
+        params = {"Bucket": req["Bucket"], "Key": req["Key"]}
+        for operation, members in _LOCK_MEMBERS:
+            if not any(m in out for m in members):
+                continue
+            try:
+                Authorizer(directory_for(self.settings)).check(
+                    ctx.principal, "s3", operation, params, ctx.http, ctx.region, self
+                )
+            except ServiceError:
+                for m in members:
+                    out.pop(m, None)
 
     # -- bucket configuration --------------------------------------------------------------------
 

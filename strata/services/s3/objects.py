@@ -300,6 +300,8 @@ class ObjectOperations(S3Core):
 
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
+        if "retention" in row.attrs or "legal_hold" in row.attrs:
+            self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
         if row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
@@ -310,7 +312,9 @@ class ObjectOperations(S3Core):
 
     def head_object(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req.get("Bucket"))
-        _, _, out, _ = self._read(req, head=True)
+        row, _, out, _ = self._read(req, head=True)
+        if "retention" in row.attrs or "legal_hold" in row.attrs:
+            self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         return out
 
     # -- DeleteObject(s) -------------------------------------------------------------------------

@@ -365,3 +365,30 @@ def test_lifecycle_does_not_remove_locked_versions(server, owner, locked):
     left = versions()
     assert old not in left
     assert held in left
+
+
+def test_lock_state_is_shown_only_to_callers_allowed_to_read_it(server, owner, other, locked):
+    now = server_now(server)
+    _version_put(
+        owner,
+        locked,
+        "doc",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=now + timedelta(days=1),
+        ObjectLockLegalHoldStatus="ON",
+    )
+    lock_members = {"ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus"}
+    assert lock_members <= set(owner.head_object(Bucket=locked, Key="doc"))
+    read = {
+        "Effect": "Allow",
+        "Principal": {"AWS": OTHER_ACCOUNT},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{locked}/*",
+    }
+    put_policy(owner, locked, read)
+    head = other.head_object(Bucket=locked, Key="doc")
+    assert not lock_members & set(head)
+    assert not lock_members & set(other.get_object(Bucket=locked, Key="doc"))
+    put_policy(owner, locked, read, {**read, "Action": "s3:GetObjectRetention"})
+    head = other.head_object(Bucket=locked, Key="doc")
+    assert head["ObjectLockMode"] == "GOVERNANCE" and "ObjectLockLegalHoldStatus" not in head
