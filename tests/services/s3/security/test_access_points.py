@@ -229,3 +229,46 @@ def test_access_point_policy_deny_binds_users_of_the_account(server, control, ow
     assert code_of(owner.put_object, Bucket=alias, Key="readonly/x", Body=b"x") == "AccessDenied"
     owner.put_object(Bucket=alias, Key="writable/x", Body=b"x")
     owner.put_object(Bucket=bucket, Key="readonly/x", Body=b"x")
+
+
+def test_access_point_block_public_access(server, control, owner, bucket, unique):
+    anonymous = boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name="us-east-1", config=Config(signature_version=UNSIGNED)
+    )
+    put_policy(  # the bucket delegates to this account's access points (not a public policy)
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"StringEquals": {"s3:DataAccessPointAccount": ACCOUNT}},
+        },
+    )
+    aliases = {}
+    for name, restrict in ((f"restricted-{unique}", True), (f"public-{unique}", False)):
+        made = control.create_access_point(
+            AccountId=ACCOUNT,
+            Name=name,
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={"BlockPublicPolicy": False, "RestrictPublicBuckets": restrict},
+        )
+        public = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"{made['AccessPointArn']}/object/shared/*",
+                }
+            ],
+        }
+        control.put_access_point_policy(AccountId=ACCOUNT, Name=name, Policy=json.dumps(public))
+        aliases[restrict] = made["Alias"]
+    # RestrictPublicBuckets on the access point cuts anonymous callers off its public policy.
+    assert code_of(anonymous.get_object, Bucket=aliases[True], Key="shared/a.txt") == "AccessDenied"
+    assert anonymous.get_object(Bucket=aliases[False], Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+    assert code_of(anonymous.get_object, Bucket=aliases[False], Key="private/b.txt") == "AccessDenied"
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
