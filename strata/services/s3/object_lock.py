@@ -11,10 +11,14 @@
   {"Mode", "until"}, `legal_hold`: "ON"/"OFF"), so they are as durable as the version itself.
 - A version under a legal hold or an unexpired retention cannot be deleted (AccessDenied). A
   GOVERNANCE retention gives way to a request with `x-amz-bypass-governance-retention: true`
-  from a caller the policy engine allows s3:BypassGovernanceRetention (`further_resources`); a
+  from a caller the policy engine allows s3:BypassGovernanceRetention (`_bypass_resources`, asked
+  through the provider's `further_resources` hook, access_point_authz.py); a
   COMPLIANCE retention gives way to nobody, the account root included, until its date passes
   on the simulated clock: it can only be extended.
 - Lifecycle never removes a locked version (lifecycle_run.py asks `locked_until`).
+- GET and HEAD show the retention and legal hold only to callers allowed s3:GetObjectRetention /
+  s3:GetObjectLegalHold. An upload that gets a retention or legal hold must carry Content-MD5 or
+  a checksum header (PutObject; the SDKs send one).
 
 Event holds (`ObjectLockEventHold*`, `DefaultEventHold`) are not implemented and are refused.
 """
