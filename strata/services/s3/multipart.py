@@ -33,7 +33,7 @@ from strata.services.s3.ingest import (
     requested_checksums,
 )
 from strata.services.s3.listing import answer_encoding, url_encoder
-from strata.services.s3.lock_rules import LOCK_ATTRS, lock_attrs
+from strata.services.s3.lock_rules import LOCK_ATTRS, default_retention, lock_attrs, require_integrity_header
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.positions import upload_id_at, upload_position
@@ -171,6 +171,8 @@ class MultipartOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        if any(a in attrs for a in LOCK_ATTRS) or default_retention(bucket, self._now()):
+            require_integrity_header(req)  # S3: required "if object lock parameters are specified"
         expected, algorithm = requested_checksums(req)
         up_algo = attrs.get("checksum_algorithm")
         if up_algo and algorithm and algorithm != up_algo:

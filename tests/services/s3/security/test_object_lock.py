@@ -159,6 +159,11 @@ def test_lock_headers_are_checked(server, owner, locked):
     md5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
     bare.put_object(Bucket=locked, Key="k", Body=b"x", ContentMD5=md5, **kw)
     bare.put_object(Bucket=locked, Key="plain", Body=b"x")  # nothing to protect: no header needed
+    # So do the parts of a multipart upload that will be locked.
+    up = bare.create_multipart_upload(Bucket=locked, Key="mp", ObjectLockLegalHoldStatus="ON")
+    part = {"Bucket": locked, "Key": "mp", "UploadId": up["UploadId"], "PartNumber": 1, "Body": b"x"}
+    assert code_of(bare.upload_part, **part) == "InvalidRequest"
+    bare.upload_part(**part, ContentMD5=md5)
 
 
 def test_compliance_binds_everyone_until_its_date_passes(server, owner, locked):
