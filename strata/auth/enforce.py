@@ -19,7 +19,9 @@ that also reads another resource (CopyObject's source) is checked for it as the 
 `related_requests(operation, req)` says: [(operation, req naming the other resource)], each
 authorized like a request of its own, against that resource's owner and policy. A provider whose
 resource policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
-so with `resource_policy_binds_owner = True`; its hook is then asked on the fast path as well.
+so with `resource_policy_binds_owner = True`; its hooks (`resource_policy`, `further_resources`:
+an S3 access point's policy, s3:BypassGovernanceRetention under the bucket policy) are then asked
+on the fast path as well.
 
 An unsigned request (S3 only) is the anonymous principal (`ANONYMOUS`): it has no identity
 policies and belongs to no account, so like a caller from another account it needs a resource
