@@ -19,7 +19,9 @@ that also reads another resource (CopyObject's source) is checked for it as the 
 `related_requests(operation, req)` says: [(operation, req naming the other resource)], each
 authorized like a request of its own, against that resource's owner and policy. A provider whose
 resource policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
-so with `resource_policy_binds_owner = True`; its hook is then asked on the fast path as well.
+so with `resource_policy_binds_owner = True`; its hooks (`resource_policy`, `further_resources`:
+an S3 access point's policy, s3:BypassGovernanceRetention under the bucket policy) are then asked
+on the fast path as well.
 
 An unsigned request (S3 only) is the anonymous principal (`ANONYMOUS`): it has no identity
 policies and belongs to no account, so like a caller from another account it needs a resource
@@ -151,6 +153,23 @@ class Authorizer:
                         owner,
                         provider,
                     )
+                # The further resources' policies (an S3 access point's) bind the root too.
+                further_hook = getattr(provider, "further_resources", None)
+                for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+                    if res_policy is None and res_owner == principal.account_id:
+                        continue
+                    facts = _facts(principal, region, request, params, p, provider)
+                    decision = evaluate(
+                        principal,
+                        action,
+                        resource,
+                        facts,
+                        PolicySet(unrestricted=True),
+                        res_policy,
+                        res_owner,
+                    )
+                    if not decision.allowed:
+                        raise errors.access_denied(service, decision.message(principal.arn, action, resource))
             return
         if p.always_allowed:
             return
@@ -173,11 +192,10 @@ class Authorizer:
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
         further_hook = getattr(provider, "further_resources", None)
+        further = further_hook(params) if further_hook is not None else []
         # Policies that say Resource "*" throughout (most managed ones) decide by the action
         # alone: an allowed request need not have its resource ARN built.
-        by_action = (
-            action_only and resource_policy is None and p.each is None and not p.also and further_hook is None
-        )
+        by_action = action_only and resource_policy is None and p.each is None and not p.also and not further
         if by_action:
             action_key = (p.versioned_action if params.get("VersionId") else p.action, owner)
             known = cache.get(action_key)
@@ -210,8 +228,8 @@ class Authorizer:
                         cache[(action, owner)] = decision
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
-        if further_hook is not None:
-            for action, resource, res_owner, res_policy in further_hook(params):
+        if further:
+            for action, resource, res_owner, res_policy in further:
                 if facts is None:
                     facts = _facts(principal, region, request, params, p, provider)
                 required = p.resource_required and res_policy is not None
@@ -234,6 +252,14 @@ class Authorizer:
         self._evaluate_pairs(
             ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
         )
+        further_hook = getattr(provider, "further_resources", None)
+        facts = _facts(ANONYMOUS, region, request, params, p, provider)
+        for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+            if res_policy is None or res_owner is None:
+                raise errors.access_denied(service, "Access Denied")
+            decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)
+            if not decision.allowed:
+                raise errors.access_denied(service, "Access Denied")
 
     @staticmethod
     def _evaluate_pairs(

@@ -22,7 +22,7 @@ from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
 from strata.config import Settings
 from strata.context import RequestContext
-from strata.gateway import admin, cors
+from strata.gateway import access_points, admin, cors
 from strata.gateway.accesslog import AccessLog
 from strata.gateway.detect import (
     Detected,
@@ -109,6 +109,11 @@ class StrataApp:
             service = detected.service
             if detected.bucket_from_host:
                 to_path_style(request, detected.bucket_from_host)
+            access_point = (
+                access_points.route(self.services.provider("s3control"), request, detected.bucket_from_host)
+                if service == "s3"
+                else None
+            )
             codec = codec_for(service)
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
@@ -134,6 +139,8 @@ class StrataApp:
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)
             params = codec.parse(op, request, path_params)
+            if access_point is not None:
+                params[access_points.MEMBER] = access_point
             method = self._method(service, op_name)
             region = detected.region or self.settings.region
             if principal is not None:

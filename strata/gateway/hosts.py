@@ -16,7 +16,8 @@ Accepted (any port, case-insensitive):
 - the machine's own host name (`socket.gethostname()`), the bind address, each S3 endpoint name in `Settings.s3_hosts`, and each extra name given with
   `--hostname` / `STRATA_HOSTNAMES`, with their subdomains (virtual-hosted buckets);
 - `<account-id>.<IP address literal>`: what the SDKs make of an address endpoint_url for S3
-  Control (no DNS name resolves so, so no page can be served from it);
+  Control, and `<access-point>-<account-id>.<IP address literal>` for a call through an access
+  point ARN (no DNS name resolves so, so no page can be served from it);
 - no Host header at all (HTTP/1.0 clients; a browser always sends one).
 """
 
@@ -32,7 +33,7 @@ from strata.protocol.errors import ServiceError
 # Names accepted with all their subdomains, whatever the settings.
 BUILTIN_NAMES = ("localhost", "localhost.localstack.cloud", "amazonaws.com")
 _CACHE_SIZE = 1024
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^(?:[a-z0-9-]+-)?\d{12}$")  # S3 Control, or an access point
 
 
 def host_name(host: str) -> str:

@@ -44,6 +44,7 @@ _NOT_OPERATIONS = {"start", "stop", "health"}
 # header (NotImplemented, as S3 answers for a header implying functionality it lacks).
 REFUSALS: dict[str, tuple[str, str, int]] = {
     "s3": ("NotImplemented", "A header you provided implies functionality that is not implemented", 501),
+    "s3control": ("NotImplemented", "{member} is not implemented by Strata", 501),
     "dynamodb": ("ValidationException", "{member} is not supported by Strata", 400),
     "rds": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),
     "elasticache": ("InvalidParameterCombination", "{member} is not supported by Strata", 400),

@@ -51,6 +51,8 @@ def _health(server: StrataProcess, host: str) -> int:
         "localhost.evil.example",
         "s3.localhost.evil",
         "123456789012.evil.example",  # an account label in front of a name not served
+        "myap-123456789012.evil.example",  # an access point label in front of a name not served
+        "myap-12345.10.1.2.3",  # not an account id
     ],
 )
 def test_foreign_host_names_are_refused(strata_server: StrataProcess, name: str) -> None:
@@ -90,6 +92,7 @@ def test_foreign_host_names_are_refused(strata_server: StrataProcess, name: str)
         "localhost.localstack.cloud",
         "s3.amazonaws.com",
         "123456789012.10.1.2.3",  # S3 Control: the SDKs put the account id in front of an address
+        "myap-123456789012.10.1.2.3",  # an access point ARN: <name>-<account> in front of an address
     ],
 )
 def test_served_host_names_are_answered(strata_server: StrataProcess, name: str) -> None:

@@ -1,9 +1,9 @@
 """Settings Strata does not honour are refused with the service's error, and nothing happens.
 
 Issue 12 found these accepted and ignored: SSE-C (a GET without the key returned the plaintext),
-ObjectLockEnabledForBucket, RDS EnableIAMDatabaseAuthentication and EngineVersion, DynamoDB
-UpdateTable ReplicaUpdates; later, encryption at rest that was only recorded (RDS, ElastiCache,
-DynamoDB with a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
+ObjectLockEnabledForBucket (served since), RDS EnableIAMDatabaseAuthentication and EngineVersion,
+DynamoDB UpdateTable ReplicaUpdates; later, encryption at rest that was only recorded (RDS,
+ElastiCache, DynamoDB with a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
 the cases a user meets, with what must not have happened.
 """
 
@@ -66,16 +66,20 @@ def test_sse_c_is_refused_on_every_object_operation(s3: Any, bucket: str) -> Non
     assert err["Code"] == "NotImplemented"
 
 
-def test_object_lock_is_refused_and_no_bucket_is_made(s3: Any, unique: str, bucket: str) -> None:
+def test_object_lock_event_holds_are_refused_and_nothing_is_written(
+    s3: Any, unique: str, bucket: str
+) -> None:
+    # Object Lock itself is served (tests/services/s3/security/test_object_lock.py); its event
+    # holds are not.
     name = f"lock-{unique}"
-    err = refusal(s3.create_bucket, Bucket=name, ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    err = refusal(s3.put_object, Bucket=name, Key="k", Body=b"x", ObjectLockEventHold="ON")
     assert (err["Code"], err["Status"], err["Header"]) == (
         "NotImplemented",
         501,
-        "x-amz-bucket-object-lock-enabled",
+        "x-amz-object-lock-event-hold",
     )
-    assert refusal(s3.head_bucket, Bucket=name)["Status"] == 404
-    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=False)
+    assert "Versions" not in s3.list_object_versions(Bucket=name)
     err = refusal(s3.put_object, Bucket=bucket, Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON")
     assert (err["Code"], err["Message"]) == ("InvalidRequest", "Bucket is missing Object Lock Configuration")
 

@@ -76,7 +76,11 @@ class BucketOperations(S3Core):
                 )
             self.store.insert_bucket(name, bucket_region, self._now())
             # Block Public Access all on: S3's default for new buckets (bpa.py).
-            self.store.set_bucket_field(name, "config", {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK)})
+            config = {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK)}
+            if req.get("ObjectLockEnabledForBucket"):  # Object Lock needs versioning, for good
+                config["object_lock"] = {"enabled": True}
+                self.store.set_bucket_field(name, "versioning", "Enabled")
+            self.store.set_bucket_field(name, "config", config)
             return {"Location": f"/{name}"}
 
         return await self._write(write, bucket=name)

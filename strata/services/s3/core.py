@@ -20,6 +20,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.lifecycle_rules import Rules
+from strata.services.s3.lock_rules import default_retention
 from strata.services.s3.names import Limits
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS, archive_after, tier_at
@@ -253,6 +254,10 @@ class S3Core:
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
             row.version_id = self._new_version_id(fresh)
+            if "retention" not in row.attrs:  # Object Lock's default retention (object_lock.py)
+                retention = default_retention(fresh, row.modified)
+                if retention is not None:
+                    row.attrs["retention"] = retention
             replaced: list[tuple[str, int, float]] = []
             freed = self.store.insert_version(
                 row, replace_null=row.version_id == "null", data=data, replaced=replaced

@@ -22,6 +22,7 @@ from typing import Any
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.s3.access_point_authz import check_access_point_operation
 from strata.services.s3.digests import verify_body_digests
 from strata.services.s3.listing import xml_safe
 from strata.services.s3.objects import parse_copy_source
@@ -34,6 +35,7 @@ _NOT_OPERATIONS = {
     "resource_policy",
     "related_requests",
     "condition_key",
+    "further_resources",
     "cors_preflight",
     "cors_headers",
 }
@@ -52,6 +54,8 @@ def _check(provider: Any, ctx: RequestContext, req: dict) -> None:
     """
     if ctx.http.body:
         verify_body_digests(ctx.operation, ctx.http.headers, ctx.http.body)
+    if "_DataAccessPoint" in req:
+        check_access_point_operation(ctx, req)
     expected = req.get("ExpectedBucketOwner")
     if expected:
         _check_owner(provider, ctx, req.get("Bucket"), expected)

@@ -133,6 +133,7 @@ class Version:
     noncurrent_moves: list[tuple[float, str]] | None = None  # (due, class) once noncurrent
     matching: list[Rule] | None = None  # the rules naming it (computed once per plan)
     current_moves: list[tuple[float, str]] | None = None  # (due, class) of current transitions
+    locked_until: float | None = None  # Object Lock: not removable before (inf: legal hold)
 
 
 @dataclass
@@ -311,6 +312,8 @@ class Rules:
         for i in range(1, len(live)):
             v = live[i]
             due = self._noncurrent_expiry(key, live, i, newer)
+            if due is not None and v.locked_until is not None:  # S3 expires it once unlocked
+                due = max(due, v.locked_until)
             if due is not None and due <= until and (best is None or due < best[0]):
                 best = (due, "noncurrent", i)
             if not v.dm:

@@ -23,6 +23,7 @@ from typing import Any
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.core import S3Core
 from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
+from strata.services.s3.lock_rules import lock_enabled, locked_until
 from strata.services.s3.storage_meter import StorageTally
 from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, tier_spans
@@ -135,14 +136,16 @@ class LifecycleRun(S3Core):
             return None, [], {}
         rules = Rules(bucket.config["lifecycle"])
         chunk = max(1, self.settings.limit("s3_lifecycle_chunk", CHUNK))
-        rows = self.store.lifecycle_rows(name, start, after, end, chunk, rules.uses_tags)
+        # A lock-enabled bucket's versions are read with their attrs: a locked one stays.
+        with_attrs = rules.uses_tags or lock_enabled(bucket)
+        rows = self.store.lifecycle_rows(name, start, after, end, chunk, with_attrs)
         if not rows:
             return None, [], {}
         last = rows[-1][1]
         more = len(rows) == chunk
         if more:  # the last key's versions may go on past the chunk: take them all
             rows = [r for r in rows if r[1] != last]
-            rows += self.store.key_rows(name, last, rules.uses_tags)
+            rows += self.store.key_rows(name, last, with_attrs)
         freed: list[str] = []
         counts: dict[str, int] = {}
         i = 0
@@ -159,8 +162,9 @@ class LifecycleRun(S3Core):
                     r[4],
                     r[5],
                     r[6],
-                    r[9].get("tags") if r[9] else None,
+                    r[9].get("tags") if r[9] and rules.uses_tags else None,
                     class_since=r[8],
+                    locked_until=locked_until(r[9]) if r[9] else None,
                 )
                 for r in rows[i:j]
             ]

@@ -33,6 +33,7 @@ from strata.services.s3.ingest import (
     requested_checksums,
 )
 from strata.services.s3.listing import answer_encoding, url_encoder
+from strata.services.s3.lock_rules import LOCK_ATTRS, default_retention, lock_attrs, require_integrity_header
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.positions import upload_id_at, upload_position
@@ -125,6 +126,8 @@ class MultipartOperations(S3Core):
         attrs["storage_class"] = check_storage_class(req.get("StorageClass"))
         if req.get("Tagging"):
             attrs["tags"] = parse_tagging_header(req["Tagging"])
+        # The retention the headers name; the bucket's default is given when the object is made.
+        attrs.update(lock_attrs(bucket, req, self._now(), defaults=False))
         algorithm = (req.get("ChecksumAlgorithm") or "").upper() or None
         ck_type = req.get("ChecksumType") or None
         if algorithm and algorithm not in CHECKSUM_ALGORITHMS:
@@ -168,6 +171,8 @@ class MultipartOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        if any(a in attrs for a in LOCK_ATTRS) or default_retention(bucket, self._now()):
+            require_integrity_header(req)  # S3: required "if object lock parameters are specified"
         expected, algorithm = requested_checksums(req)
         up_algo = attrs.get("checksum_algorithm")
         if up_algo and algorithm and algorithm != up_algo:
@@ -307,7 +312,9 @@ class MultipartOperations(S3Core):
             )
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
-        obj_attrs = {k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags")}
+        obj_attrs = {
+            k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", *LOCK_ATTRS)
+        }
         obj_attrs["parts"] = [p["Size"] for p in chosen]
         checksum = self._multipart_checksum(attrs, chosen, req)
         if checksum:

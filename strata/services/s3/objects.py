@@ -29,6 +29,13 @@ from strata.services.s3.ingest import (
     receive,
     requested_checksums,
 )
+from strata.services.s3.lock_rules import (
+    check_removable,
+    default_retention,
+    lock_attrs,
+    lock_headers,
+    require_integrity_header,
+)
 from strata.services.s3.names import (
     MAX_USER_METADATA_BYTES,
     check_key,
@@ -97,6 +104,8 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
         out["TagCount"] = len(row.attrs["tags"])
     if row.attrs.get("parts"):
         out["PartsCount"] = len(row.attrs["parts"])
+    if "retention" in row.attrs or "legal_hold" in row.attrs:
+        out.update(lock_headers(row.attrs))
     if row.attrs.get("restore"):
         restore = restore_header(row.attrs, clock.time())
         if restore:
@@ -157,6 +166,10 @@ class ObjectOperations(S3Core):
         storage_class = check_storage_class(req.get("StorageClass"))
         tags = parse_tagging_header(req["Tagging"]) if req.get("Tagging") else None
         attrs = content_attrs(req)
+        locks = lock_attrs(bucket, req, self._now(), defaults=False)
+        if locks or default_retention(bucket, self._now()):
+            require_integrity_header(req)
+        attrs.update(locks)
         check = write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
         if check is not None:
             check(self.store.current(bucket.name, key))
@@ -287,6 +300,8 @@ class ObjectOperations(S3Core):
 
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
+        if "retention" in row.attrs or "legal_hold" in row.attrs:
+            self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
         if row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
@@ -297,13 +312,15 @@ class ObjectOperations(S3Core):
 
     def head_object(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req.get("Bucket"))
-        _, _, out, _ = self._read(req, head=True)
+        row, _, out, _ = self._read(req, head=True)
+        if "retention" in row.attrs or "legal_hold" in row.attrs:
+            self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         return out
 
     # -- DeleteObject(s) -------------------------------------------------------------------------
 
     def _delete_one(
-        self, bucket: BucketRow, key: str, version_id: str | None
+        self, bucket: BucketRow, key: str, version_id: str | None, bypass: bool = False
     ) -> tuple[dict[str, Any], list[str]]:
         """Delete a key or one version per the bucket's versioning state (run inside a store write).
 
@@ -323,6 +340,7 @@ class ObjectOperations(S3Core):
                         fields={"ArgumentName": "versionId", "ArgumentValue": version_id},
                     )
                 return {"VersionId": version_id}, []
+            check_removable(row, bypass, self._now())  # Object Lock (lock_rules.py)
             freed = self.store.delete_version(row)
             out["VersionId"] = version_id
             if row.dm:
@@ -367,7 +385,9 @@ class ObjectOperations(S3Core):
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
         out, freed = await self.store.db.write(
-            lambda: self._delete_one(bucket, req["Key"], req.get("VersionId"))
+            lambda: self._delete_one(
+                bucket, req["Key"], req.get("VersionId"), bool(req.get("BypassGovernanceRetention"))
+            )
         )
         self._free_blobs(freed)
         return out
@@ -384,11 +404,15 @@ class ObjectOperations(S3Core):
                 400,
             )
 
+        bypass = bool(req.get("BypassGovernanceRetention"))
+
         def delete_all() -> list[tuple[dict, Any]]:
             results: list[tuple[dict, Any]] = []
             for obj in objects:
                 try:
-                    results.append((obj, self._delete_one(bucket, obj.get("Key", ""), obj.get("VersionId"))))
+                    results.append(
+                        (obj, self._delete_one(bucket, obj.get("Key", ""), obj.get("VersionId"), bypass))
+                    )
                 except ServiceError as e:
                     results.append((obj, e))
             return results
@@ -499,6 +523,7 @@ class ObjectOperations(S3Core):
             tags = src.attrs.get("tags")
         if tags:
             attrs["tags"] = tags
+        attrs.update(lock_attrs(bucket, req, self._now(), defaults=False))  # not the source's
         # The copy is a new single-part object: multipart sources get a fresh MD5 ETag.
         want_algo = (req.get("ChecksumAlgorithm") or "").upper() or None
         src_ck = src.attrs.get("checksum")

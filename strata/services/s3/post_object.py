@@ -4,13 +4,17 @@ The form is parsed as it streams: fields (bounded to 20 KiB in all, as S3 does) 
 `file` part, then the file's bytes flow straight into the ingest pipeline until the closing
 boundary; fields after the file are ignored, as in S3. The policy (signature, expiry, every
 condition, content-length-range) is verified by `strata.auth.presigned_post` with the final
-size before the blob is published, so a rejected upload leaves nothing behind.
+size before the blob is published, so a rejected upload leaves nothing behind. The upload is
+then authorized as the signer's PutObject with the form's encryption, storage class, ACL and
+Object Lock fields, so bucket and identity policy conditions on them (the documented "deny
+unencrypted uploads" policy) bind form uploads as they bind PutObject.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +26,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
 from strata.services.s3.core import S3Core
 from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, receive
+from strata.services.s3.lock_rules import lock_attrs
 from strata.services.s3.names import check_key, check_storage_class
 
 MAX_FIELDS_BYTES = 20 * 1024
@@ -40,10 +45,26 @@ _FORM_HEADERS = {
 }
 
 
+# Form fields the signer's PutObject is authorized with: what bucket and identity policy
+# conditions read (s3:x-amz-server-side-encryption, ...-aws-kms-key-id, s3:x-amz-storage-class,
+# s3:x-amz-acl, s3:object-lock-mode), as for a PutObject sending them as headers.
+_AUTHORIZED_FIELDS = {
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+    "x-amz-storage-class": "StorageClass",
+    "acl": "ACL",
+    "x-amz-object-lock-mode": "ObjectLockMode",
+}
+# Object Lock form fields, as PutObject's headers (lock_rules.lock_attrs).
+_LOCK_FIELDS = {
+    "x-amz-object-lock-mode": "ObjectLockMode",
+    "x-amz-object-lock-retain-until-date": "ObjectLockRetainUntilDate",
+    "x-amz-object-lock-legal-hold": "ObjectLockLegalHoldStatus",
+}
+
 # Form fields of settings S3 honours on POST but Strata does not: refused as on PutObject (see
 # parameters.json), never stored and ignored. A field name -> its refusal.
 _ACL_REFUSAL = ServiceError("AccessControlListNotSupported", "The bucket does not allow ACLs", 400)
-_LOCK_REFUSAL = ServiceError("InvalidRequest", "Bucket is missing Object Lock Configuration", 400)
 _ACCEPTED_ACLS = ("private", "bucket-owner-full-control")
 
 
@@ -53,8 +74,13 @@ def _refuse_unsupported_fields(form: dict[str, str]) -> None:
             continue
         if name == "acl" and value not in _ACCEPTED_ACLS or name.startswith("x-amz-grant-"):
             raise _ACL_REFUSAL
-        if name.startswith("x-amz-object-lock-"):
-            raise _LOCK_REFUSAL
+        if name.startswith("x-amz-object-lock-") and name not in _LOCK_FIELDS:
+            raise ServiceError(
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+                501,
+                fields={"Header": name},
+            )
         if name.startswith("x-amz-server-side-encryption-customer-") or name == "tagging":
             raise ServiceError(
                 "NotImplemented",
@@ -62,6 +88,23 @@ def _refuse_unsupported_fields(form: dict[str, str]) -> None:
                 501,
                 fields={"Header": name},
             )
+
+
+def _lock_request(form: dict[str, str]) -> dict[str, Any]:
+    """The Object Lock fields of a form as PutObject's members (the date parsed as ISO 8601)."""
+    req: dict[str, Any] = {member: form[name] for name, member in _LOCK_FIELDS.items() if form.get(name)}
+    until = req.get("ObjectLockRetainUntilDate")
+    if until:
+        try:
+            req["ObjectLockRetainUntilDate"] = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError:
+            raise ServiceError(
+                "InvalidArgument",
+                "The retain until date must be in ISO 8601 format",
+                400,
+                fields={"ArgumentName": "x-amz-object-lock-retain-until-date", "ArgumentValue": until},
+            ) from None
+    return req
 
 
 def _malformed(
@@ -185,6 +228,7 @@ class PostObjectOperations(S3Core):
         key = form["key"].replace("${filename}", filename)
         check_key(key)
         storage_class = check_storage_class(form.get("x-amz-storage-class"))
+        locks = lock_attrs(bucket, _lock_request(form), self._now(), defaults=False)
         expected = {
             a: form[f"x-amz-checksum-{a.lower()}"]
             for a in CHECKSUM_ALGORITHMS
@@ -202,8 +246,15 @@ class PostObjectOperations(S3Core):
         try:
             signer = verify_post_policy(fields, bucket.name, got.size, self.settings)
             # The upload is the signer's PutObject: their policies decide, as for any request.
+            authorized = {member: form[name] for name, member in _AUTHORIZED_FIELDS.items() if form.get(name)}
             Authorizer(directory_for(self.settings)).check(
-                signer, "s3", "PutObject", {"Bucket": bucket.name, "Key": key}, ctx.http, ctx.region, self
+                signer,
+                "s3",
+                "PutObject",
+                {"Bucket": bucket.name, "Key": key, **authorized},
+                ctx.http,
+                ctx.region,
+                self,
             )
         except BaseException:
             discard(self.blobs, got)
@@ -216,6 +267,7 @@ class PostObjectOperations(S3Core):
             "meta": {
                 k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.lower().startswith("x-amz-meta-")
             },
+            **locks,
         }
         row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, None)
         endpoint = self.settings.https_endpoint if ctx.http.secure else self.settings.endpoint

@@ -16,6 +16,9 @@ tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering
                access tiers of INTELLIGENT_TIERING objects
 condition_keys.py  the policy condition keys only stored state answers (existing object tags)
 cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers read (gateway/cors.py)
+access_point_authz.py  requests through S3 access points (s3control keeps them)
+object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
+               rules that keep a locked version from being deleted
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -23,6 +26,7 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 from __future__ import annotations
 
 from strata.services.parameters import refusing
+from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
 from strata.services.s3.buckets import BucketOperations
@@ -33,6 +37,7 @@ from strata.services.s3.lifecycle import LifecycleOperations
 from strata.services.s3.lifecycle_run import LifecycleRun
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
+from strata.services.s3.object_lock import ObjectLockOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
@@ -61,5 +66,7 @@ class S3Provider(
     TieringOperations,
     CorsOperations,
     ConditionKeys,
+    ObjectLockOperations,
+    AccessPointAuthz,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

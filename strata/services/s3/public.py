@@ -5,7 +5,8 @@ S3 considers a policy public when one of its Allow statements grants to a wildca
 condition that pins the caller to a fixed set: `aws:SourceIp` within given CIDRs (not
 0.0.0.0/0 or ::/0), or a fixed value (no wildcard) of aws:SourceArn, aws:SourceVpc,
 aws:SourceVpce, aws:SourceOwner, aws:SourceAccount, aws:PrincipalAccount, aws:PrincipalArn,
-aws:PrincipalOrgID, aws:userid or s3:x-amz-server-side-encryption-aws-kms-key-id.
+aws:PrincipalOrgID, aws:userid, s3:DataAccessPointArn, s3:DataAccessPointAccount or
+s3:x-amz-server-side-encryption-aws-kms-key-id.
 Deny statements never make a policy public.
 """
 
@@ -26,6 +27,8 @@ _FIXED_KEYS = frozenset(
         "aws:principalorgid",
         "aws:userid",
         "s3:x-amz-server-side-encryption-aws-kms-key-id",
+        "s3:dataaccesspointarn",
+        "s3:dataaccesspointaccount",
     ]
 )
 _FIXING_OPERATORS = frozenset(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.s3.core import S3Core
+from strata.services.s3.lock_rules import lock_enabled
 
 
 class VersioningOperations(S3Core):
@@ -27,7 +28,13 @@ class VersioningOperations(S3Core):
             )
 
         def write() -> None:
-            self._bucket_for_write(req["Bucket"])
+            b = self._bucket_for_write(req["Bucket"])
+            if status == "Suspended" and lock_enabled(b):
+                raise ServiceError(
+                    "InvalidBucketState",
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                    409,
+                )
             self.store.set_bucket_field(req["Bucket"], "versioning", status)
 
         await self._write(write, bucket=req["Bucket"])

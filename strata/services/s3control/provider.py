@@ -1,4 +1,5 @@
-"""S3 Control (`s3control`): account-level Block Public Access, Put/Get/DeletePublicAccessBlock.
+"""S3 Control (`s3control`): account-level Block Public Access, Put/Get/DeletePublicAccessBlock;
+access points and their policies (access_points.py).
 
 Requests are signed for `s3` and sent to `https://<account-id>.s3-control.<region>.amazonaws.com`
 with paths under `/v20180820/` (the gateway routes them here by that path; with an endpoint_url
@@ -15,16 +16,22 @@ import json
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.parameters import refusing
 from strata.services.s3.bpa import SETTINGS
+from strata.services.s3control.access_points import SCHEMA as ACCESS_POINTS_SCHEMA
+from strata.services.s3control.access_points import AccessPointOperations
 from strata.sim.meter import meter
 from strata.storage import MetadataStore
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS public_access_block (
     account TEXT PRIMARY KEY,
     config TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+    + ACCESS_POINTS_SCHEMA
+)
 
 
 def _no_configuration(account: str) -> ServiceError:
@@ -36,7 +43,8 @@ def _no_configuration(account: str) -> ServiceError:
     )
 
 
-class S3ControlProvider:
+@refusing("s3control")
+class S3ControlProvider(AccessPointOperations):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         runtime.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +56,7 @@ class S3ControlProvider:
             row[0]: json.loads(row[1])
             for row in self.store.query("SELECT account, config FROM public_access_block")
         }
+        self._load_access_points()
 
     async def stop(self) -> None:
         self.store.close()

@@ -281,6 +281,7 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "resource_policy",
         "related_requests",
         "condition_key",
+        "further_resources",
         "cors_preflight",  # gateway hooks (strata.gateway.cors)
         "cors_headers",
         "count",
