@@ -22,12 +22,14 @@ from strata.services.s3.conditions import check_read_conditions, parse_range, wr
 from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
+    Received,
     _pool,
     b64,
     new_hasher,
     publish,
     receive,
     requested_checksums,
+    stored_bytes,
 )
 from strata.services.s3.names import (
     MAX_USER_METADATA_BYTES,
@@ -36,6 +38,8 @@ from strata.services.s3.names import (
     parse_tagging_header,
 )
 from strata.services.s3.restore import readable, restore_header
+from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse_io import plain_pieces, plain_sizes, run, stream, transcode
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
@@ -86,7 +90,9 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
         "AcceptRanges": "bytes",
         "Metadata": dict(row.attrs.get("meta", {})),
     }
-    out.update(row.attrs.get("headers", {}))
+    # Rows from before encryption at rest kept the SSE headers of their PUT: they are plaintext.
+    out.update({k: v for k, v in row.attrs.get("headers", {}).items() if k not in SSE_FIELDS})
+    out.update(headers_of(row.attrs.get("sse")))
     if "expires" in row.attrs:
         out["Expires"] = datetime.fromtimestamp(row.attrs["expires"], UTC)
     if row.storage_class != "STANDARD":
@@ -161,6 +167,8 @@ class ObjectOperations(S3Core):
         if check is not None:
             check(self.store.current(bucket.name, key))
         expected, algorithm = requested_checksums(req)
+        customer = customer_key(req, ctx.http.secure)
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         got = await receive(
             self.blobs,
             req.get("Body"),
@@ -168,12 +176,17 @@ class ObjectOperations(S3Core):
             content_md5=req.get("ContentMD5"),
             expected=expected,
             algorithm=algorithm,
+            keys=sealing.keys if sealing else None,
         )
         self._count(ctx, bucket.name, bytes_in=got.size)
         if tags:
             attrs["tags"] = tags
+        if sealing:
+            attrs["sse"] = sealing.record
         row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, check)
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
+        if sealing:
+            out.update(headers_of(sealing.record, customer), **context_header(sealing.record))
         if versioning:
             out["VersionId"] = row.version_id
         expiration = self._expiration_header(bucket, row)
@@ -189,6 +202,8 @@ class ObjectOperations(S3Core):
         Shared by PutObject and browser POST uploads; a failed commit frees the blob it published.
         """
         inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
+        if inline is not None and got.keys:
+            inline = stored_bytes(got)
         blob = None if inline is not None else await publish(self.blobs, got)
         if got.checksums:
             algo, value = next(iter(got.checksums.items()))
@@ -285,10 +300,25 @@ class ObjectOperations(S3Core):
             out["Expires"] = req["ResponseExpires"]
         return row, bucket, out, span
 
+    def _customer(self, ctx: RequestContext, req: dict, row: ObjectRow, out: dict[str, Any]) -> bytes | None:
+        """The SSE-C key a read carries, checked against the object; its answer's SSE-C members."""
+        customer = customer_key(req, ctx.http.secure)
+        require_customer(row.attrs.get("sse"), customer)
+        if customer is not None:
+            out.update(headers_of(row.attrs["sse"], customer))
+        return customer
+
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
+        customer = self._customer(ctx, req, row, out)
         offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
-        if row.blob is not None:
+        record = row.attrs.get("sse")
+        if record:
+            keys = self.sse_keys.open(ctx, record, customer)
+            source = self.blobs.path(row.blob) if row.blob is not None else self.store.inline_data(row.id)
+            sizes = plain_sizes(row.attrs, row.size)
+            out["Body"] = stream(source, keys, sizes, offset, offset + length - 1)
+        elif row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
         else:
             out["Body"] = self.store.inline_data(row.id)[offset : offset + length]
@@ -297,7 +327,8 @@ class ObjectOperations(S3Core):
 
     def head_object(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req.get("Bucket"))
-        _, _, out, _ = self._read(req, head=True)
+        row, _, out, _ = self._read(req, head=True)
+        self._customer(ctx, req, row, out)
         return out
 
     # -- DeleteObject(s) -------------------------------------------------------------------------
@@ -462,6 +493,9 @@ class ObjectOperations(S3Core):
         key = req["Key"]
         check_key(key)
         src, src_bucket = self._copy_source(req)
+        src_customer = customer_key(req, ctx.http.secure, "CopySourceSSECustomer")
+        require_customer(src.attrs.get("sse"), src_customer, copy=True)
+        customer = customer_key(req, ctx.http.secure)
         self._count(ctx, bucket.name)
         if src.size > self.limits.max_put_size:
             raise ServiceError(
@@ -482,6 +516,7 @@ class ObjectOperations(S3Core):
             and not req.get("StorageClass")
             and not req.get("WebsiteRedirectLocation")
             and not req.get("ServerSideEncryption")
+            and customer is None
             and not req.get("ChecksumAlgorithm")
         ):
             raise ServiceError(
@@ -511,14 +546,22 @@ class ObjectOperations(S3Core):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
-        blob = self._link_blob(src.blob) if src.blob else None
-        inline = self.store.inline_data(src.id) if src.blob is None else None
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
+        digests: dict[str, bytes] = {}
+        if sealing or src.attrs.get("sse"):
+            # Encrypted on either side: the bytes are re-encrypted for the destination.
+            blob, inline, digests = await self._recrypt(ctx, src, src_customer, sealing, tuple(need))
+            if sealing:
+                attrs["sse"] = sealing.record
+        else:
+            blob = self._link_blob(src.blob) if src.blob else None
+            inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
             etag = src.etag
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)
             if need:
-                digests = await asyncio.get_running_loop().run_in_executor(
+                digests = digests or await asyncio.get_running_loop().run_in_executor(
                     _pool, _digest, self.blobs.path(blob) if blob else inline, tuple(need)
                 )
                 if "MD5" in digests:
@@ -558,6 +601,8 @@ class ObjectOperations(S3Core):
             result[f"Checksum{ck['algorithm']}"] = ck["value"]
             result["ChecksumType"] = ck.get("type", "FULL_OBJECT")
         out: dict[str, Any] = {"CopyObjectResult": result}
+        if sealing:
+            out.update(headers_of(sealing.record, customer), **context_header(sealing.record))
         if versioning:
             out["VersionId"] = row.version_id
         if src_bucket.versioning:
@@ -566,6 +611,24 @@ class ObjectOperations(S3Core):
         if expiration:
             out["Expiration"] = expiration
         return out
+
+    async def _recrypt(
+        self, ctx: RequestContext, src: ObjectRow, src_customer: bytes | None, sealing: Any, need: tuple
+    ) -> tuple[str | None, bytes | None, dict[str, bytes]]:
+        """A copy's bytes: the source's plaintext, encrypted as `sealing` says (plain if None), as
+        a new blob or (small sources) inline bytes; with the digests `need` names."""
+        src_keys = self.sse_keys.open(ctx, src.attrs["sse"], src_customer) if src.attrs.get("sse") else None
+        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
+        pieces = plain_pieces(source, src_keys, plain_sizes(src.attrs, src.size), 0, src.size - 1)
+        keys = sealing.keys if sealing else None
+        if src.blob is None:
+            plain = b"".join(pieces)
+            digests = _digest(plain, need) if need else {}
+            got = Received(None, len(plain), b"", {}, plain, keys)
+            return None, stored_bytes(got), digests
+        tmp, _, digests = await run(transcode, self.blobs, pieces, keys, need)
+        blob = await run(self.blobs.publish, tmp)
+        return blob, None, digests
 
     # -- GetObjectAttributes ---------------------------------------------------------------------
 

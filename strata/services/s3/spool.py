@@ -65,15 +65,29 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[n:]
 
 
+def _seal_and_write(seal: Any, fd: int, view: memoryview) -> None:
+    _write_all(fd, memoryview(seal.feed(view)))
+
+
 class Spool:
     """Receives a body batch by batch into a temp file; `finish()` or `abort()` ends it.
 
-    `hash_view(view)` is called (in a worker thread) for every byte of the body, in order.
+    `hash_view(view)` is called (in a worker thread) for every byte of the body, in order. With
+    `seal` (an encryption.Encryptor) the file gets the body's ciphertext: each batch is sealed in
+    the writing thread just before it is written (batches go one after another, so in order), and
+    writes are buffered (ciphertext batches are not block-aligned, as O_DIRECT wants).
     """
 
-    def __init__(self, blobs: BlobStore, hash_view: Callable[[memoryview], None], pool: Executor) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        hash_view: Callable[[memoryview], None],
+        pool: Executor,
+        seal: Any = None,
+    ) -> None:
         self.path: Path
-        self.path, self._fd, self._direct = blobs.open_temp_fd(direct=True)
+        self._seal = seal
+        self.path, self._fd, self._direct = blobs.open_temp_fd(direct=seal is None)
         self._hash = hash_view
         self._pool = pool
         self._flush_dirty = blobs.fsync and not self._direct
@@ -116,10 +130,11 @@ class Spool:
             buf[length:padded] = bytes(padded - length)
             self._padded = True
         view = memoryview(buf)
-        self._pending = asyncio.gather(
-            loop.run_in_executor(self._pool, self._hash, view[:length]),
-            loop.run_in_executor(self._pool, _write_all, self._fd, view[:padded]),
-        )
+        if self._seal is not None:
+            write = loop.run_in_executor(self._pool, _seal_and_write, self._seal, self._fd, view[:length])
+        else:
+            write = loop.run_in_executor(self._pool, _write_all, self._fd, view[:padded])
+        self._pending = asyncio.gather(loop.run_in_executor(self._pool, self._hash, view[:length]), write)
         self._size += length
         self._cur ^= 1
         self._fill = 0
@@ -134,6 +149,11 @@ class Spool:
         if self._fill:
             await self._submit()
         await self._drain(raise_errors=True)
+        if self._seal is not None:
+            tail = self._seal.finish()
+            await asyncio.get_running_loop().run_in_executor(
+                self._pool, _write_all, self._fd, memoryview(tail)
+            )
         if self._padded:
             os.ftruncate(self._fd, self._size)  # drop the zeros the last O_DIRECT write needed
         self._close()

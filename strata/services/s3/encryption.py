@@ -1,0 +1,230 @@
+"""Encrypted object bytes at rest: the on-disk format, and reading any byte range of it.
+
+An encrypted object is a run of *segments*: one for a single PUT or copy, one per part for a
+completed multipart upload (parts are encrypted as they arrive and concatenated unchanged). A
+segment is a 16-byte random salt followed by the plaintext cut into 64 KiB chunks, each sealed
+with AES-GCM under every layer key in turn (one layer; two for DSSE-KMS):
+
+    segment = salt(16) || seal(chunk 0) || seal(chunk 1) || ...   seal(c) = c || tag(16) per layer
+
+A layer's chunk key is HMAC-SHA256(object key, salt), so every segment has keys of its own and a
+chunk's nonce can simply be its index; the additional data says whether the chunk is the last of
+its segment, so a cut-off file does not decrypt as a shorter object. Chunks are independent: a
+range GET reads and opens only the chunks it needs (`read_plain`). Plaintext sizes (the object's,
+and per part) live in the object's row, so where a chunk starts is computed, never stored.
+
+`RootKey` is Strata's SSE-S3 root key, kept in the S3 data directory (mode 0600); it wraps each
+object's data key (AES-GCM) and never leaves the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+CHUNK = 64 * 1024
+TAG = 16
+SALT = 16
+KEY_BYTES = 32
+_LAST = b"\x01"
+_MORE = b"\x00"
+# Chunks read and opened per step of a streamed GET (1 MiB of plaintext).
+READ_GROUP = 16
+
+
+class Corrupt(Exception):
+    """Ciphertext that does not open under the object's keys (damaged, or the wrong key)."""
+
+
+def _chunks(size: int) -> int:
+    return -(-size // CHUNK)
+
+
+def segment_size(plain: int, layers: int = 1) -> int:
+    """Bytes on disk of a segment holding `plain` bytes."""
+    return SALT + plain + TAG * layers * _chunks(plain)
+
+
+def stored_size(plain_sizes: list[int], layers: int = 1) -> int:
+    """Bytes on disk of an object whose segments hold `plain_sizes` bytes each."""
+    return sum(segment_size(n, layers) for n in plain_sizes)
+
+
+def _aeads(keys: list[bytes], salt: bytes) -> list[AESGCM]:
+    return [AESGCM(hmac.new(k, salt, hashlib.sha256).digest()) for k in keys]
+
+
+def _nonce(index: int) -> bytes:
+    return index.to_bytes(12, "big")
+
+
+class Encryptor:
+    """Encrypts one segment as its plaintext arrives: `feed` bytes, then `finish` once.
+
+    The last full chunk is held back until more bytes (or the end) arrive: only then is it known
+    whether it is the segment's last."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self._salt = os.urandom(SALT)
+        self._aeads = _aeads(keys, self._salt)
+        self._index = 0
+        self._pending = bytearray()
+        self._started = False
+
+    def _seal(self, chunk: bytes | memoryview, last: bool) -> bytes:
+        nonce, aad = _nonce(self._index), _LAST if last else _MORE
+        out: bytes | memoryview = chunk
+        for aead in self._aeads:
+            out = aead.encrypt(nonce, out, aad)
+        self._index += 1
+        return out  # type: ignore[return-value]
+
+    def _head(self, out: list[bytes]) -> None:
+        if not self._started:
+            self._started = True
+            out.append(self._salt)
+
+    def feed(self, data: bytes | memoryview) -> bytes:
+        """Ciphertext for the chunks `data` completes (may be empty)."""
+        out: list[bytes] = []
+        self._head(out)
+        view = memoryview(data)
+        if self._pending:
+            need = CHUNK - len(self._pending)
+            self._pending += view[:need]
+            view = view[need:]
+            if not view:
+                return b"".join(out)
+            out.append(self._seal(bytes(self._pending), False))
+            self._pending = bytearray()
+        while len(view) > CHUNK:
+            out.append(self._seal(view[:CHUNK], False))
+            view = view[CHUNK:]
+        self._pending = bytearray(view)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The segment's last chunk (and its salt, for an empty segment)."""
+        out: list[bytes] = []
+        self._head(out)
+        if self._pending:
+            out.append(self._seal(bytes(self._pending), True))
+            self._pending = bytearray()
+        return b"".join(out)
+
+
+def encrypt_bytes(keys: list[bytes], data: bytes) -> bytes:
+    """A whole segment for `data` at once."""
+    enc = Encryptor(keys)
+    return enc.feed(data) + enc.finish()
+
+
+def read_plain(
+    pread: Callable[[int, int], bytes],
+    keys: list[bytes],
+    plain_sizes: list[int],
+    first: int,
+    last: int,
+    group: int = READ_GROUP,
+) -> Iterator[bytes]:
+    """The plaintext bytes first..last (inclusive) of an encrypted object, in pieces of at most
+    `group` chunks. `pread(length, offset)` reads the stored bytes; `plain_sizes` are the
+    segments' plaintext sizes. Raises Corrupt when a chunk does not open."""
+    layers = len(keys)
+    sealed = CHUNK + TAG * layers
+    seg_plain = seg_file = 0
+    for size in plain_sizes:
+        lo, hi = max(first, seg_plain), min(last, seg_plain + size - 1)
+        if lo <= hi:
+            salt = pread(SALT, seg_file)
+            if len(salt) != SALT:
+                raise Corrupt("short segment")
+            aeads = _aeads(keys, salt)
+            count = _chunks(size)
+            c0, c1 = (lo - seg_plain) // CHUNK, (hi - seg_plain) // CHUNK
+            for g in range(c0, c1 + 1, group):
+                g_end = min(c1, g + group - 1)
+                offset = seg_file + SALT + g * sealed
+                raw = pread((g_end - g + 1) * sealed, offset)
+                pieces = []
+                for i in range(g, g_end + 1):
+                    start = (i - g) * sealed
+                    n = min(CHUNK, size - i * CHUNK)
+                    blob: bytes = raw[start : start + n + TAG * layers]
+                    aad = _LAST if i == count - 1 else _MORE
+                    try:
+                        for aead in reversed(aeads):
+                            blob = aead.decrypt(_nonce(i), blob, aad)
+                    except InvalidTag:
+                        raise Corrupt("chunk does not open") from None
+                    a = max(lo - seg_plain - i * CHUNK, 0)
+                    b = min(hi - seg_plain - i * CHUNK, n - 1)
+                    pieces.append(blob[a : b + 1] if (a, b) != (0, n - 1) else blob)
+                yield b"".join(pieces)
+        seg_plain += size
+        seg_file += segment_size(size, layers)
+
+
+def bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda n, off: data[off : off + n]
+
+
+def file_reader(fd: int) -> Callable[[int, int], bytes]:
+    return lambda n, off: os.pread(fd, n, off)
+
+
+# -- key wrapping --------------------------------------------------------------------------------
+
+
+def wrap(key: bytes, secret: bytes, aad: bytes) -> bytes:
+    """`secret` sealed under `key` (nonce || ciphertext || tag)."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, secret, aad)
+
+
+def unwrap(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:12], sealed[12:], aad)
+    except (InvalidTag, ValueError):
+        raise Corrupt("wrapped key does not open") from None
+
+
+class RootKey:
+    """Strata's SSE-S3 root key: 32 random bytes in `<s3 data dir>/sse-root.key`, mode 0600,
+    created (durably, atomically) on first start."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    @classmethod
+    def load(cls, path: Path) -> RootKey:
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, os.urandom(KEY_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        secret = path.read_bytes()
+        if len(secret) != KEY_BYTES:
+            raise RuntimeError(f"{path} is not a Strata SSE root key ({len(secret)} bytes)")
+        return cls(secret)
+
+    def wrap(self, data_key: bytes) -> bytes:
+        return wrap(self._secret, data_key, b"strata-sse-s3")
+
+    def unwrap(self, sealed: bytes) -> bytes:
+        return unwrap(self._secret, sealed, b"strata-sse-s3")
