@@ -15,6 +15,8 @@ lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecy
 tiering.py     Put/Get/List/DeleteBucketIntelligentTieringConfiguration; tiering_rules.py the
                access tiers of INTELLIGENT_TIERING objects
 cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers read (gateway/cors.py)
+bucket_encryption.py  Put/Get/DeleteBucketEncryption; sse.py which encryption a write gets and
+               the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 from strata.services.parameters import refusing
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
+from strata.services.s3.bucket_encryption import EncryptionOperations
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.cors import CorsOperations
 from strata.services.s3.guard import guarded
@@ -58,5 +61,6 @@ class S3Provider(
     LifecycleRun,
     TieringOperations,
     CorsOperations,
+    EncryptionOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

@@ -329,6 +329,12 @@ class ObjectKeys:
         plain = out["Plaintext"]
         return Sealing(record, [plain[i * KEY_BYTES : (i + 1) * KEY_BYTES] for i in range(layers)])
 
+    def check_write(self, ctx: RequestContext, record: dict[str, Any]) -> None:
+        """The caller's kms:GenerateDataKey permission for an object sealed without asking it
+        (browser POST uploads, whose signer is known only after the body)."""
+        if record.get("alg") in KMS_MODES:
+            self._authorize(ctx, "GenerateDataKey", self._stored_key(record["kms"]), record["ctx"])
+
     # -- opening -------------------------------------------------------------------------------------
 
     def open(self, ctx: RequestContext, record: dict[str, Any], customer: bytes | None) -> list[bytes]:
