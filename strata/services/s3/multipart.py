@@ -438,6 +438,9 @@ class MultipartOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        customer = customer_key(req, ctx.http.secure)
+        if customer is not None:  # optional here; when sent, it must be the upload's
+            require_customer(attrs.get("sse"), customer)
         max_parts = min(req.get("MaxParts") if req.get("MaxParts") is not None else 1000, 1000)
         marker = int(req.get("PartNumberMarker") or 0)
         parts = self.store.parts(req["UploadId"], marker, max_parts + 1)

@@ -636,6 +636,7 @@ class ObjectOperations(S3Core):
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
         row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        require_customer(row.attrs.get("sse"), customer_key(req, ctx.http.secure))
         wanted = set(req.get("ObjectAttributes") or [])
         if not wanted:
             raise ServiceError("InvalidArgument", "Invalid attribute name specified.", 400)
