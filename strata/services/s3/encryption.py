@@ -34,8 +34,8 @@ SALT = 16
 KEY_BYTES = 32
 _LAST = b"\x01"
 _MORE = b"\x00"
-# Chunks read and opened per step of a streamed GET (1 MiB of plaintext).
-READ_GROUP = 16
+# Chunks read and opened per step of a streamed GET (4 MiB of plaintext).
+READ_GROUP = 64
 
 
 class Corrupt(Exception):
@@ -77,46 +77,62 @@ class Encryptor:
         self._pending = bytearray()
         self._started = False
 
-    def _seal(self, chunk: bytes | memoryview, last: bool) -> bytes:
+    def _seal_into(self, chunk: bytes | memoryview, last: bool, out: memoryview) -> int:
         nonce, aad = _nonce(self._index), _LAST if last else _MORE
-        out: bytes | memoryview = chunk
+        n = len(chunk)
         for aead in self._aeads:
-            out = aead.encrypt(nonce, out, aad)
+            target = out[: n + TAG] if aead is self._aeads[-1] else memoryview(bytearray(n + TAG))
+            aead.encrypt_into(nonce, chunk, aad, target)
+            chunk, n = target, n + TAG
         self._index += 1
-        return out  # type: ignore[return-value]
+        return n
 
-    def _head(self, out: list[bytes]) -> None:
-        if not self._started:
-            self._started = True
-            out.append(self._salt)
+    def max_out(self, n: int) -> int:
+        """The most bytes `feed_into` (or `finish_into`) can write for `n` bytes of input."""
+        return SALT + CHUNK + n + TAG * len(self._aeads) * (_chunks(n) + 1)
 
-    def feed(self, data: bytes | memoryview) -> bytes:
-        """Ciphertext for the chunks `data` completes (may be empty)."""
-        out: list[bytes] = []
-        self._head(out)
+    def _head(self, out: memoryview) -> int:
+        if self._started:
+            return 0
+        self._started = True
+        out[:SALT] = self._salt
+        return SALT
+
+    def feed_into(self, data: bytes | memoryview, out: memoryview) -> int:
+        """Write the ciphertext of the chunks `data` completes into `out`; returns its length."""
+        pos = self._head(out)
         view = memoryview(data)
         if self._pending:
             need = CHUNK - len(self._pending)
             self._pending += view[:need]
             view = view[need:]
             if not view:
-                return b"".join(out)
-            out.append(self._seal(bytes(self._pending), False))
+                return pos
+            pos += self._seal_into(self._pending, False, out[pos:])
             self._pending = bytearray()
         while len(view) > CHUNK:
-            out.append(self._seal(view[:CHUNK], False))
+            pos += self._seal_into(view[:CHUNK], False, out[pos:])
             view = view[CHUNK:]
         self._pending = bytearray(view)
-        return b"".join(out)
+        return pos
+
+    def finish_into(self, out: memoryview) -> int:
+        """Write the segment's last chunk (and its salt, for an empty segment) into `out`."""
+        pos = self._head(out)
+        if self._pending:
+            pos += self._seal_into(self._pending, True, out[pos:])
+            self._pending = bytearray()
+        return pos
+
+    def feed(self, data: bytes | memoryview) -> bytes:
+        """Ciphertext for the chunks `data` completes (may be empty)."""
+        out = bytearray(self.max_out(len(data)))
+        return bytes(memoryview(out)[: self.feed_into(data, memoryview(out))])
 
     def finish(self) -> bytes:
         """The segment's last chunk (and its salt, for an empty segment)."""
-        out: list[bytes] = []
-        self._head(out)
-        if self._pending:
-            out.append(self._seal(bytes(self._pending), True))
-            self._pending = bytearray()
-        return b"".join(out)
+        out = bytearray(self.max_out(0))
+        return bytes(memoryview(out)[: self.finish_into(memoryview(out))])
 
 
 def encrypt_bytes(keys: list[bytes], data: bytes) -> bytes:
@@ -132,7 +148,7 @@ def read_plain(
     first: int,
     last: int,
     group: int = READ_GROUP,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | bytearray]:
     """The plaintext bytes first..last (inclusive) of an encrypted object, in pieces of at most
     `group` chunks. `pread(length, offset)` reads the stored bytes; `plain_sizes` are the
     segments' plaintext sizes. Raises Corrupt when a chunk does not open."""
@@ -151,22 +167,34 @@ def read_plain(
             for g in range(c0, c1 + 1, group):
                 g_end = min(c1, g + group - 1)
                 offset = seg_file + SALT + g * sealed
-                raw = pread((g_end - g + 1) * sealed, offset)
-                pieces = []
+                raw = memoryview(pread((g_end - g + 1) * sealed, offset))
+                a = max(lo - seg_plain - g * CHUNK, 0)  # plaintext wanted from the group: a..b
+                b = min(hi - seg_plain - g * CHUNK, min(size - g * CHUNK, (g_end - g + 1) * CHUNK) - 1)
+                out = bytearray(b - a + 1)
+                view = memoryview(out)
                 for i in range(g, g_end + 1):
                     start = (i - g) * sealed
                     n = min(CHUNK, size - i * CHUNK)
-                    blob: bytes = raw[start : start + n + TAG * layers]
+                    blob = raw[start : start + n + TAG * layers]
+                    if len(blob) != n + TAG * layers:
+                        raise Corrupt("short segment")
+                    at = (i - g) * CHUNK  # the chunk's plaintext within the group
+                    lo_c, hi_c = max(a, at), min(b, at + n - 1)
+                    if lo_c > hi_c:
+                        continue
                     aad = _LAST if i == count - 1 else _MORE
+                    whole = lo_c == at and hi_c == at + n - 1 and layers == 1
                     try:
+                        if whole:
+                            aeads[0].decrypt_into(_nonce(i), blob, aad, view[lo_c - a : lo_c - a + n])
+                            continue
+                        plain: bytes = bytes(blob)
                         for aead in reversed(aeads):
-                            blob = aead.decrypt(_nonce(i), blob, aad)
+                            plain = aead.decrypt(_nonce(i), plain, aad)
                     except InvalidTag:
                         raise Corrupt("chunk does not open") from None
-                    a = max(lo - seg_plain - i * CHUNK, 0)
-                    b = min(hi - seg_plain - i * CHUNK, n - 1)
-                    pieces.append(blob[a : b + 1] if (a, b) != (0, n - 1) else blob)
-                yield b"".join(pieces)
+                    view[lo_c - a : hi_c - a + 1] = plain[lo_c - at : hi_c - at + 1]
+                yield out
         seg_plain += size
         seg_file += segment_size(size, layers)
 
