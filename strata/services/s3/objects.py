@@ -9,7 +9,6 @@ A small body (up to 64 KiB) is committed inside its row and served from there as
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -19,13 +18,11 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
-from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
+from strata.services.s3.core import CONTENT_FIELDS, no_such_key, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
-    Received,
     _pool,
     b64,
-    new_hasher,
     publish,
     receive,
     requested_checksums,
@@ -39,7 +36,7 @@ from strata.services.s3.names import (
 )
 from strata.services.s3.restore import readable, restore_header
 from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
-from strata.services.s3.sse_io import plain_pieces, plain_sizes, run, stream, transcode
+from strata.services.s3.sse_io import EncryptedObjects, _digest, plain_sizes, stream
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
@@ -139,21 +136,7 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
-def _digest(source: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
-    """Hash a whole blob file or inline bytes (MD5 and/or flexible checksums) for a copy."""
-    hashers = {a: (hashlib.md5() if a == "MD5" else new_hasher(a)) for a in algorithms}
-    if isinstance(source, bytes):
-        for h in hashers.values():
-            h.update(source)
-    else:
-        with open(source, "rb") as f:
-            while chunk := f.read(4 * 1024 * 1024):
-                for h in hashers.values():
-                    h.update(chunk)
-    return {a: h.digest() for a, h in hashers.items()}
-
-
-class ObjectOperations(S3Core):
+class ObjectOperations(EncryptedObjects):
     # -- PutObject -------------------------------------------------------------------------------
 
     async def put_object(self, ctx: RequestContext, req: dict) -> dict:
@@ -299,14 +282,6 @@ class ObjectOperations(S3Core):
         if req.get("ResponseExpires"):
             out["Expires"] = req["ResponseExpires"]
         return row, bucket, out, span
-
-    def _customer(self, ctx: RequestContext, req: dict, row: ObjectRow, out: dict[str, Any]) -> bytes | None:
-        """The SSE-C key a read carries, checked against the object; its answer's SSE-C members."""
-        customer = customer_key(req, ctx.http.secure)
-        require_customer(row.attrs.get("sse"), customer)
-        if customer is not None:
-            out.update(headers_of(row.attrs["sse"], customer))
-        return customer
 
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
@@ -611,24 +586,6 @@ class ObjectOperations(S3Core):
         if expiration:
             out["Expiration"] = expiration
         return out
-
-    async def _recrypt(
-        self, ctx: RequestContext, src: ObjectRow, src_customer: bytes | None, sealing: Any, need: tuple
-    ) -> tuple[str | None, bytes | None, dict[str, bytes]]:
-        """A copy's bytes: the source's plaintext, encrypted as `sealing` says (plain if None), as
-        a new blob or (small sources) inline bytes; with the digests `need` names."""
-        src_keys = self.sse_keys.open(ctx, src.attrs["sse"], src_customer) if src.attrs.get("sse") else None
-        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
-        pieces = plain_pieces(source, src_keys, plain_sizes(src.attrs, src.size), 0, src.size - 1)
-        keys = sealing.keys if sealing else None
-        if src.blob is None:
-            plain = b"".join(pieces)
-            digests = _digest(plain, need) if need else {}
-            got = Received(None, len(plain), b"", {}, plain, keys)
-            return None, stored_bytes(got), digests
-        tmp, _, digests = await run(transcode, self.blobs, pieces, keys, need)
-        blob = await run(self.blobs.publish, tmp)
-        return blob, None, digests
 
     # -- GetObjectAttributes ---------------------------------------------------------------------
 

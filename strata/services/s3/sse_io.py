@@ -4,7 +4,8 @@ A plaintext object still goes out as a `FileBody` (sendfile); an encrypted one a
 iterator that reads and opens about 1 MiB at a time in a worker thread, one step ahead of the
 socket, so decryption overlaps sending. A copy reads the source's plaintext (opening it if it is
 encrypted), hashes it and writes it encrypted for the destination into a temp file, which the
-caller publishes.
+caller publishes. `EncryptedObjects` holds the object operations' share of this (SSE-C checks on
+reads, re-encrypting copies), to keep objects.py about objects.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.s3.core import S3Core
 from strata.services.s3.encryption import Corrupt, Encryptor, bytes_reader, file_reader, read_plain
-from strata.services.s3.ingest import _pool, new_hasher
+from strata.services.s3.ingest import Received, _pool, new_hasher, stored_bytes
+from strata.services.s3.sse import customer_key, headers_of, require_customer
+from strata.services.s3.store import ObjectRow
 from strata.storage import BlobStore
 
 PLAIN_STEP = 1 << 20
@@ -119,5 +124,49 @@ def transcode(
         raise
 
 
+def _digest(source: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
+    """Hash a whole blob file or inline bytes (MD5 and/or flexible checksums) for a copy."""
+    hashers = {a: (hashlib.md5() if a == "MD5" else new_hasher(a)) for a in algorithms}
+    if isinstance(source, bytes):
+        for h in hashers.values():
+            h.update(source)
+    else:
+        with open(source, "rb") as f:
+            while chunk := f.read(4 * 1024 * 1024):
+                for h in hashers.values():
+                    h.update(chunk)
+    return {a: h.digest() for a, h in hashers.items()}
+
+
 async def run(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)
+
+
+class EncryptedObjects(S3Core):
+    """What object operations do with encrypted objects (a base of ObjectOperations)."""
+
+    def _customer(self, ctx: RequestContext, req: dict, row: ObjectRow, out: dict[str, Any]) -> bytes | None:
+        """The SSE-C key a read carries, checked against the object; its answer's SSE-C members."""
+        customer = customer_key(req, ctx.http.secure)
+        require_customer(row.attrs.get("sse"), customer)
+        if customer is not None:
+            out.update(headers_of(row.attrs["sse"], customer))
+        return customer
+
+    async def _recrypt(
+        self, ctx: RequestContext, src: ObjectRow, src_customer: bytes | None, sealing: Any, need: tuple
+    ) -> tuple[str | None, bytes | None, dict[str, bytes]]:
+        """A copy's bytes: the source's plaintext, encrypted as `sealing` says (plain if None), as
+        a new blob or (small sources) inline bytes; with the digests `need` names."""
+        src_keys = self.sse_keys.open(ctx, src.attrs["sse"], src_customer) if src.attrs.get("sse") else None
+        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
+        pieces = plain_pieces(source, src_keys, plain_sizes(src.attrs, src.size), 0, src.size - 1)
+        keys = sealing.keys if sealing else None
+        if src.blob is None:
+            plain = b"".join(pieces)
+            digests = _digest(plain, need) if need else {}
+            got = Received(None, len(plain), b"", {}, plain, keys)
+            return None, stored_bytes(got), digests
+        tmp, _, digests = await run(transcode, self.blobs, pieces, keys, need)
+        blob = await run(self.blobs.publish, tmp)
+        return blob, None, digests
