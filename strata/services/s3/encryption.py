@@ -142,7 +142,7 @@ def encrypt_bytes(keys: list[bytes], data: bytes) -> bytes:
 
 
 def read_plain(
-    pread: Callable[[int, int], bytes],
+    pread: Callable[[int, int], bytes | memoryview],
     keys: list[bytes],
     plain_sizes: list[int],
     first: int,
@@ -158,7 +158,7 @@ def read_plain(
     for size in plain_sizes:
         lo, hi = max(first, seg_plain), min(last, seg_plain + size - 1)
         if lo <= hi:
-            salt = pread(SALT, seg_file)
+            salt = bytes(pread(SALT, seg_file))
             if len(salt) != SALT:
                 raise Corrupt("short segment")
             aeads = _aeads(keys, salt)
@@ -199,12 +199,24 @@ def read_plain(
         seg_file += segment_size(size, layers)
 
 
-def bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
-    return lambda n, off: data[off : off + n]
+def bytes_reader(data: bytes) -> Callable[[int, int], bytes | memoryview]:
+    view = memoryview(data)
+    return lambda n, off: view[off : off + n]
 
 
-def file_reader(fd: int) -> Callable[[int, int], bytes]:
-    return lambda n, off: os.pread(fd, n, off)
+def file_reader(fd: int) -> Callable[[int, int], bytes | memoryview]:
+    """Reads of a file into one buffer reused from read to read (fresh pages are slow to fault
+    in): what a read returns is valid until the next."""
+    buf = bytearray()
+
+    def read(n: int, offset: int) -> memoryview:
+        nonlocal buf
+        if len(buf) < n:
+            buf = bytearray(n)
+        view = memoryview(buf)[:n]
+        return view[: os.preadv(fd, [view], offset)]
+
+    return read
 
 
 # -- key wrapping --------------------------------------------------------------------------------

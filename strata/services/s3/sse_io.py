@@ -79,8 +79,8 @@ async def stream(
         except Corrupt:
             raise ConnectionResetError("stored ciphertext does not open") from None
 
+    pending = loop.run_in_executor(_pool, step)
     try:
-        pending = loop.run_in_executor(_pool, step)
         while True:
             piece = await pending
             if piece is done:
@@ -88,7 +88,11 @@ async def stream(
             pending = loop.run_in_executor(_pool, step)
             yield piece
     finally:
-        pieces.close()
+        # A client that went away leaves a read in flight: the file closes once it is done.
+        if pending.done():
+            pieces.close()
+        else:
+            pending.add_done_callback(lambda _: pieces.close())
 
 
 def transcode(

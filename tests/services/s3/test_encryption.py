@@ -360,3 +360,41 @@ def test_sse_c_needs_https(server, bucket) -> None:
         400,
     )
     assert code(s3.head_object, Bucket=bucket, Key="over-http")[1] == 404
+
+
+def test_encrypted_objects_survive_kill_9(strata_factory) -> None:
+    server = strata_factory(extra_env={"STRATA_LIMIT_S3_MIN_PART_SIZE": str(PART)})
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="crash-sse")
+    cmk = server.client("kms").create_key()["KeyMetadata"]["Arn"]
+    bodies = {"s3": os.urandom(300_000), "kms": os.urandom(70_000), "bk": os.urandom(1000)}
+    s3.put_object(Bucket="crash-sse", Key="s3", Body=bodies["s3"])
+    s3.put_object(
+        Bucket="crash-sse", Key="kms", Body=bodies["kms"], ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk
+    )
+    s3.put_object(
+        Bucket="crash-sse",
+        Key="bk",
+        Body=bodies["bk"],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=cmk,
+        BucketKeyEnabled=True,
+    )
+    server.kill()
+    server.start()
+    for key, body in bodies.items():
+        assert s3.get_object(Bucket="crash-sse", Key=key)["Body"].read() == body
+
+
+def test_a_client_leaving_mid_body_does_not_hurt_the_server(server, s3, bucket) -> None:
+    body = os.urandom(6 << 20)
+    s3.put_object(Bucket=bucket, Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big"})
+    for _ in range(3):
+        with requests.get(url, stream=True, timeout=60) as r:
+            assert r.raw.read(100_000) == body[:100_000]
+    assert (
+        s3.get_object(Bucket=bucket, Key="big", Range="bytes=5000000-5000009")["Body"].read()
+        == (body[5000000:5000010])
+    )
+    assert server.health()
