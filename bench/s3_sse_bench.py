@@ -6,8 +6,10 @@
     sse-kms  default encryption aws:kms with a customer managed key (no bucket key: one
              GenerateDataKey per PUT, one Decrypt per GET)
                                          (bar: SSE-S3 and SSE-KMS >= 80% of plain, PUT and GET)
+    small    4 KiB GET (presigned, wrk) of an SSE-S3 object vs a plain one (no bar: what the
+             default encryption of new buckets costs the smallest reads; needs wrk)
 
-Usage: python bench/s3_sse_bench.py [--rounds 5] [--size-mib 64]
+Usage: python bench/s3_sse_bench.py [--rounds 5] [--size-mib 64] [--small-seconds 3]
 Starts its own Strata on free loopback ports in a temp dir. The modes are measured in alternating
 rounds (one PUT and one GET each, one stream, presigned over plain HTTP); each ratio is the median
 of the per-round ratios against the plain transfer of the same round.
@@ -27,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from s3_bench import client, rel  # noqa: E402
+from s3_bench import client, rel, wrk_get  # noqa: E402
 
 from tests.strata_process import StrataProcess  # noqa: E402
 
@@ -69,6 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--small-seconds", type=int, default=3, help="0: skip the 4 KiB GET")
     args = ap.parse_args()
     size = args.size_mib * MiB
     data = memoryview(os.urandom(size))
@@ -111,6 +114,21 @@ def main() -> None:
                 ratio = statistics.median(s / b for s, b in zip(speeds, base, strict=True))
                 line.append(f"{mode} {statistics.median(speeds):,.0f} MB/s ({ratio:.0%})")
             print("  ".join(line) + "  (bar >= 80%)")
+        if args.small_seconds:
+            small = {}
+            for mode in ("plain", "sse-s3"):
+                s3.put_object(Bucket=f"bench-{mode}", Key="small", Body=os.urandom(4096))
+                params = {"Bucket": f"bench-{mode}", "Key": "small"}
+                small[mode] = rel(s3.generate_presigned_url("get_object", Params=params, ExpiresIn=3600))
+            rps: dict[str, list[float]] = {m: [] for m in small}
+            for _ in range(args.rounds):
+                for mode, path in small.items():
+                    rps[mode].append(wrk_get(server.endpoint, [path], args.small_seconds))
+            ratio = statistics.median(e / p for e, p in zip(rps["sse-s3"], rps["plain"], strict=True))
+            print(
+                f"get_4k: plain {statistics.median(rps['plain']):,.0f} req/s  "
+                f"sse-s3 {statistics.median(rps['sse-s3']):,.0f} req/s ({ratio:.0%})"
+            )
         print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         server.stop()

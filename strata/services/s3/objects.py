@@ -36,7 +36,7 @@ from strata.services.s3.names import (
 )
 from strata.services.s3.restore import readable, restore_header
 from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
-from strata.services.s3.sse_io import EncryptedObjects, _digest, plain_sizes, stream
+from strata.services.s3.sse_io import EncryptedObjects, _digest, opened, plain_sizes
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
@@ -292,7 +292,7 @@ class ObjectOperations(EncryptedObjects):
             keys = self.sse_keys.open(ctx, record, customer)
             source = self.blobs.path(row.blob) if row.blob is not None else self.store.inline_data(row.id)
             sizes = plain_sizes(row.attrs, row.size)
-            out["Body"] = stream(source, keys, sizes, offset, offset + length - 1)
+            out["Body"] = opened(source, keys, sizes, offset, offset + length - 1)
         elif row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
         else:

@@ -20,13 +20,22 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.s3.core import S3Core
-from strata.services.s3.encryption import Corrupt, Encryptor, bytes_reader, file_reader, read_plain
+from strata.services.s3.encryption import (
+    Corrupt,
+    Encryptor,
+    bytes_reader,
+    file_reader,
+    open_small,
+    read_plain,
+)
 from strata.services.s3.ingest import Received, _pool, new_hasher, stored_bytes
 from strata.services.s3.sse import customer_key, headers_of, require_customer
 from strata.services.s3.store import ObjectRow
 from strata.storage import BlobStore
 
 PLAIN_STEP = 1 << 20
+# Encrypted reads up to this size are opened on the event loop (`opened`).
+SMALL_READ = 256 * 1024
 
 
 def plain_sizes(row_attrs: dict[str, Any], size: int) -> list[int]:
@@ -61,6 +70,19 @@ def plain_pieces(
             yield from read_plain(file_reader(fd), keys, sizes, first, last)
     finally:
         os.close(fd)
+
+
+def opened(
+    source: Path | bytes, keys: list[bytes], sizes: list[int], first: int, last: int
+) -> bytes | AsyncIterator[bytes]:
+    """A GET body of an encrypted object: small ones (inline, or a short range) opened here and
+    now, as bytes (a trip to a worker thread would cost more than opening them); larger ones as
+    a `stream`."""
+    if isinstance(source, bytes) and len(sizes) == 1:
+        return open_small(source, keys, sizes[0], first, last) if last >= first else b""
+    if isinstance(source, bytes) or last - first < SMALL_READ:
+        return b"".join(plain_pieces(source, keys, sizes, first, last))
+    return stream(source, keys, sizes, first, last)
 
 
 async def stream(
