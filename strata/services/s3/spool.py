@@ -104,7 +104,10 @@ class _SealedWriter:
         self.close()
 
     def close(self) -> None:
-        self._buf.close()
+        try:
+            self._buf.close()
+        except BufferError:  # a view is still alive (a failed write's traceback): it goes with it
+            pass
 
 
 class Spool:
