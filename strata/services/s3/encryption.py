@@ -33,8 +33,8 @@ SALT = 16
 KEY_BYTES = 32
 _LAST = b"\x01"
 _MORE = b"\x00"
-# Chunks read and opened per step of a streamed GET (4 MiB of plaintext).
-READ_GROUP = 64
+# Chunks read and opened per step of a streamed GET (1 MiB of plaintext).
+READ_GROUP = 16
 
 
 class Corrupt(Exception):
