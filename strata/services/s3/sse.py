@@ -184,11 +184,8 @@ class ObjectKeys:
         key: str,
         req: dict,
         customer: bytes | None,
-        *,
-        defaults: bool = True,
     ) -> Sealing | None:
-        """The encryption of a new object from its request's headers, else its bucket's default
-        (`defaults=False`: the caller already knows there is nothing to apply)."""
+        """The encryption of a new object from its request's headers, else its bucket's default."""
         mode = req.get("ServerSideEncryption") or None
         kms_key = req.get("SSEKMSKeyId") or None
         context = req.get("SSEKMSEncryptionContext") or None
@@ -213,7 +210,7 @@ class ObjectKeys:
                 "x-amz-server-side-encryption",
                 mode or "null",
             )
-        if mode is None and defaults:
+        if mode is None:
             rule = default_rule(bucket, self.runtime.settings)
             if rule is not None:
                 mode = rule["SSEAlgorithm"]
@@ -283,6 +280,7 @@ class ObjectKeys:
         bucket_key: bool,
     ) -> Sealing:
         doc = self._key_doc(ctx, kms_ref)
+        _usable(doc)
         arn = key_arn(doc["region"], doc["account"], doc["id"])
         if context_b64:
             try:
@@ -366,6 +364,7 @@ class ObjectKeys:
         doc = self._kms().keys.get(key_id)
         if doc is None:
             raise ServiceError("KMS.NotFoundException", f"Key '{arn}' does not exist", 400)
+        _usable(doc)
         return doc
 
     def _decrypt(self, ctx: RequestContext, doc: dict, blob: bytes, context: dict) -> bytes:
@@ -381,6 +380,14 @@ class ObjectKeys:
             },
         )
         return out["Plaintext"]
+
+
+def _usable(doc: dict) -> None:
+    """A key that is not Enabled opens nothing, even through a cached bucket key."""
+    if doc["state"] == "Disabled":
+        raise ServiceError("KMS.DisabledException", f"{doc['id']} is disabled.", 400)
+    if doc["state"] != "Enabled":
+        raise ServiceError("KMS.KMSInvalidStateException", f"{doc['id']} is {doc['state']}.", 400)
 
 
 def _from_kms(e: ServiceError) -> ServiceError:

@@ -398,3 +398,26 @@ def test_a_client_leaving_mid_body_does_not_hurt_the_server(server, s3, bucket) 
         == (body[5000000:5000010])
     )
     assert server.health()
+
+
+def test_a_disabled_key_opens_nothing_even_through_a_bucket_key(server, s3, bucket) -> None:
+    kms = server.client("kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    for name, bucket_key in (("plain-kms", False), ("bucket-key", True)):
+        s3.put_object(
+            Bucket=bucket,
+            Key=name,
+            Body=b"guarded",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key,
+            BucketKeyEnabled=bucket_key,
+        )
+        assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == b"guarded"
+    kms.disable_key(KeyId=key)
+    for name in ("plain-kms", "bucket-key"):
+        assert code(s3.get_object, Bucket=bucket, Key=name) == ("KMS.DisabledException", 400)
+    assert code(
+        s3.put_object, Bucket=bucket, Key="new", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key
+    ) == ("KMS.DisabledException", 400)
+    kms.enable_key(KeyId=key)
+    assert s3.get_object(Bucket=bucket, Key="bucket-key")["Body"].read() == b"guarded"
