@@ -76,7 +76,7 @@ class Encryptor:
         self._pending = bytearray()
         self._started = False
 
-    def _seal_into(self, chunk: bytes | memoryview, last: bool, out: memoryview) -> int:
+    def _seal_into(self, chunk: bytes | bytearray | memoryview, last: bool, out: memoryview) -> int:
         nonce, aad = _nonce(self._index), _LAST if last else _MORE
         n = len(chunk)
         for aead in self._aeads:
@@ -97,7 +97,7 @@ class Encryptor:
         out[:SALT] = self._salt
         return SALT
 
-    def feed_into(self, data: bytes | memoryview, out: memoryview) -> int:
+    def feed_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> int:
         """Write the ciphertext of the chunks `data` completes into `out`; returns its length."""
         pos = self._head(out)
         view = memoryview(data)
@@ -123,7 +123,7 @@ class Encryptor:
             self._pending = bytearray()
         return pos
 
-    def feed(self, data: bytes | memoryview) -> bytes:
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Ciphertext for the chunks `data` completes (may be empty)."""
         out = bytearray(self.max_out(len(data)))
         return bytes(memoryview(out)[: self.feed_into(data, memoryview(out))])

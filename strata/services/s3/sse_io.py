@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def plain_sizes(row_attrs: dict[str, Any], size: int) -> list[int]:
 
 def plain_pieces(
     source: Path | bytes, keys: list[bytes] | None, sizes: list[int], first: int, last: int
-) -> Iterator[bytes]:
+) -> Generator[bytes | bytearray, None, None]:
     """Plaintext bytes first..last of a stored object (a blob path or inline bytes), in pieces;
     `keys` None: the stored bytes are the plaintext."""
     if last < first:
@@ -74,7 +74,7 @@ def plain_pieces(
 
 def opened(
     source: Path | bytes, keys: list[bytes], sizes: list[int], first: int, last: int
-) -> bytes | AsyncIterator[bytes]:
+) -> bytes | AsyncIterator[bytes | bytearray]:
     """A GET body of an encrypted object: small ones (inline, or a short range) opened here and
     now, as bytes (a trip to a worker thread would cost more than opening them); larger ones as
     a `stream`."""
@@ -87,7 +87,7 @@ def opened(
 
 async def stream(
     source: Path | bytes, keys: list[bytes], sizes: list[int], first: int, last: int
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | bytearray]:
     """A GET body: the plaintext of first..last, opened in a worker one step ahead of sending."""
     loop = asyncio.get_running_loop()
     pieces = plain_pieces(source, keys, sizes, first, last)
@@ -119,7 +119,7 @@ async def stream(
 
 def transcode(
     blobs: BlobStore,
-    pieces: Iterator[bytes],
+    pieces: Iterator[bytes | bytearray],
     keys: list[bytes] | None,
     algorithms: tuple[str, ...] = (),
 ) -> tuple[Path, int, dict[str, bytes]]:
