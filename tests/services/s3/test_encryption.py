@@ -318,7 +318,7 @@ def _sse_c(key: bytes, prefix: str = "SSECustomer") -> dict[str, str]:
 
 def test_sse_c(server, s3s, bucket) -> None:
     key, wrong = os.urandom(32), os.urandom(32)
-    body = os.urandom(200_000)
+    body = os.urandom(600_000)  # above the size opened in one piece: streamed through TLS
     out = s3s.put_object(Bucket=bucket, Key="c", Body=body, **_sse_c(key))
     md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
     assert (out["SSECustomerAlgorithm"], out["SSECustomerKeyMD5"]) == ("AES256", md5)
@@ -332,6 +332,7 @@ def test_sse_c(server, s3s, bucket) -> None:
     assert code(s3s.head_object, Bucket=bucket, Key="c")[1] == 400
     assert code(s3s.get_object, Bucket=bucket, Key="c", **_sse_c(wrong)) == ("AccessDenied", 403)
     assert code(s3s.copy_object, Bucket=bucket, Key="c2", CopySource=f"{bucket}/c") == ("InvalidRequest", 400)
+    assert s3s.get_object(Bucket=bucket, Key="c", **_sse_c(key))["Body"].read() == body
     s3s.copy_object(Bucket=bucket, Key="c2", CopySource=f"{bucket}/c", **_sse_c(key, "CopySourceSSECustomer"))
     assert s3s.get_object(Bucket=bucket, Key="c2")["Body"].read() == body  # now SSE-S3
     s3s.put_object(Bucket=bucket, Key="plain", Body=b"p")
