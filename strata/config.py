@@ -72,6 +72,10 @@ class Settings:
     http_idle_timeout: float = 120.0
     http_send_timeout: float = 60.0
     max_connections_per_ip: int = 1024
+    # S3 objects written to a bucket without a default-encryption configuration are encrypted
+    # with SSE-S3, as AWS does since 2023. False (STRATA_S3_DEFAULT_ENCRYPTION=off) stores them in
+    # plaintext and serves them zero-copy: a Strata deviation for benchmarks and old setups.
+    s3_default_encryption: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -152,6 +156,9 @@ def settings_from_env(**overrides: object) -> Settings:
     if "STRATA_MAX_CONNECTIONS_PER_IP" in os.environ:
         value = os.environ["STRATA_MAX_CONNECTIONS_PER_IP"]
         s.max_connections_per_ip = int(_positive("STRATA_MAX_CONNECTIONS_PER_IP", value))
+    if "STRATA_S3_DEFAULT_ENCRYPTION" in os.environ:
+        value = os.environ["STRATA_S3_DEFAULT_ENCRYPTION"].strip().lower()
+        s.s3_default_encryption = value not in ("off", "0", "no", "false", "none")
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):

@@ -1,9 +1,10 @@
 """Settings Strata does not honour are refused with the service's error, and nothing happens.
 
-Issue 12 found these accepted and ignored: SSE-C (a GET without the key returned the plaintext),
-ObjectLockEnabledForBucket (served since), RDS EnableIAMDatabaseAuthentication and EngineVersion,
-DynamoDB UpdateTable ReplicaUpdates; later, encryption at rest that was only recorded (RDS,
-ElastiCache, DynamoDB with a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
+Issue 12 found these accepted and ignored: SSE-C (a GET without the key returned the plaintext;
+now honoured over HTTPS and refused over plain HTTP, as AWS does), ObjectLockEnabledForBucket
+(served since), RDS EnableIAMDatabaseAuthentication and EngineVersion, DynamoDB UpdateTable
+ReplicaUpdates; later, encryption at rest that was only recorded (RDS, ElastiCache, DynamoDB with
+a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
 the cases a user meets, with what must not have happened.
 """
 
@@ -35,35 +36,23 @@ def bucket(s3: Any, unique: str) -> str:
     return f"ref-{unique}"
 
 
-def test_sse_c_is_refused_on_every_object_operation(s3: Any, bucket: str) -> None:
+def test_sse_c_over_plain_http_is_refused_on_every_object_operation(s3: Any, bucket: str) -> None:
+    """SSE-C is honoured over HTTPS (tests/services/s3/test_encryption.py); over plain HTTP S3
+    refuses it, as AWS does, and nothing is stored."""
     err = refusal(s3.put_object, Bucket=bucket, Key="secret", Body=b"plaintext", **SSE_C)
-    assert (err["Code"], err["Status"]) == ("NotImplemented", 501)
-    assert err["Header"] == "x-amz-server-side-encryption-customer-algorithm"
+    assert (err["Code"], err["Status"]) == ("InvalidRequest", 400)
+    assert "secure connection" in err["Message"]
     assert refusal(s3.head_object, Bucket=bucket, Key="secret")["Status"] == 404  # nothing stored
     s3.put_object(Bucket=bucket, Key="plain", Body=b"plaintext")
-    assert refusal(s3.get_object, Bucket=bucket, Key="plain", **SSE_C)["Code"] == "NotImplemented"
-    assert refusal(s3.head_object, Bucket=bucket, Key="plain", **SSE_C)["Status"] == 501
+    assert refusal(s3.get_object, Bucket=bucket, Key="plain", **SSE_C)["Code"] == "InvalidRequest"
+    assert refusal(s3.head_object, Bucket=bucket, Key="plain", **SSE_C)["Status"] == 400
     err = refusal(s3.copy_object, Bucket=bucket, Key="copy", CopySource=f"{bucket}/plain", **COPY_SSE_C)
-    assert err["Header"] == "x-amz-copy-source-server-side-encryption-customer-algorithm"
-    assert (
-        refusal(s3.copy_object, Bucket=bucket, Key="copy", CopySource=f"{bucket}/plain", **SSE_C)["Code"]
-        == "NotImplemented"
-    )
-    assert refusal(s3.create_multipart_upload, Bucket=bucket, Key="mp", **SSE_C)["Status"] == 501
+    assert err["Code"] == "InvalidRequest"
+    assert refusal(s3.create_multipart_upload, Bucket=bucket, Key="mp", **SSE_C)["Status"] == 400
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     err = refusal(s3.upload_part, Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"x", **SSE_C)
-    assert err["Code"] == "NotImplemented"
+    assert err["Code"] == "InvalidRequest"
     assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload).get("Parts", []) == []
-    err = refusal(
-        s3.upload_part_copy,
-        Bucket=bucket,
-        Key="mp",
-        UploadId=upload,
-        PartNumber=1,
-        CopySource=f"{bucket}/plain",
-        **COPY_SSE_C,
-    )
-    assert err["Code"] == "NotImplemented"
 
 
 def test_object_lock_event_holds_are_refused_and_nothing_is_written(

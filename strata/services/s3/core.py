@@ -19,9 +19,11 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
 from strata.services.s3.charges import charge_early_delete
+from strata.services.s3.encryption import RootKey
 from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.lock_rules import default_retention
 from strata.services.s3.names import Limits
+from strata.services.s3.sse import ObjectKeys
 from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS, archive_after, tier_at
 from strata.sim.clock import clock
@@ -41,9 +43,6 @@ CONTENT_FIELDS = (
     "ContentLanguage",
     "CacheControl",
     "WebsiteRedirectLocation",
-    "ServerSideEncryption",
-    "SSEKMSKeyId",
-    "BucketKeyEnabled",
 )
 
 
@@ -78,6 +77,7 @@ class S3Core:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
+        self.sse_keys = ObjectKeys(runtime, RootKey.load(data_dir / "sse-root.key"))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
         self._accesses: dict[int, float] = {}  # Intelligent-Tiering reads not yet written (row id -> when)

@@ -10,10 +10,20 @@ missing blob is reported, never deleted: the metadata is the record of what was 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
+from strata.services.s3.encryption import (
+    Corrupt,
+    RootKey,
+    bytes_reader,
+    file_reader,
+    read_plain,
+    stored_size,
+)
 from strata.storage.fsck import Report, open_readonly
 
 BLOB_DIR = "blobs"
@@ -46,15 +56,61 @@ def check(report: Report, root: Path, *, hashes: bool = False, live: bool = Fals
         conn.close()
 
 
+def _sse_s3_md5(root: Path, source: Path | bytes, size: int, attrs: dict) -> str | None:
+    """MD5 of an SSE-S3 object's plaintext (every chunk's tag checked on the way); "" when a
+    chunk does not open; None when it cannot be checked offline (KMS, SSE-C, no root key)."""
+    sse = attrs["sse"]
+    key_file = root / "sse-root.key"
+    if sse.get("alg") != "AES256" or sse.get("customer") or not key_file.exists():
+        return None
+    try:
+        keys = [RootKey.load(key_file).unwrap(base64.b64decode(sse["wrapped"]))]
+        h = hashlib.md5()
+        if isinstance(source, bytes):
+            pieces = read_plain(bytes_reader(source), keys, [size], 0, size - 1)
+            for piece in pieces:
+                h.update(piece)
+        else:
+            with open(source, "rb") as f:
+                for piece in read_plain(file_reader(f.fileno()), keys, [size], 0, size - 1):
+                    h.update(piece)
+        return h.hexdigest()
+    except Corrupt:
+        return ""
+
+
+def _on_disk(size: int, attrs: str | None) -> tuple[int, bool]:
+    """(bytes stored, whether encrypted) of an object or part of `size` plaintext bytes: an
+    encrypted one is its segments' ciphertext (encryption.py), and its ETag says nothing of them."""
+    a = json.loads(attrs) if attrs else {}
+    sse = a.get("sse")
+    if not sse:
+        return size, False
+    layers = 2 if sse.get("alg") == "aws:kms:dsse" else 1
+    return stored_size(a.get("parts") or [size], layers), True
+
+
 def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes: bool) -> None:
     referenced: set[str] = set()
     n_objects = 0
-    for bucket, key, version, blob, size, etag, data_len, data in conn.execute(
+    for bucket, key, version, blob, size, etag, data_len, data, attrs in conn.execute(
         "SELECT bucket, key, version_id, blob, size, etag, length(data), "
-        f"{'data' if hashes else 'NULL'} FROM objects WHERE dm = 0"
+        f"{'data' if hashes else 'NULL'}, attrs FROM objects WHERE dm = 0"
     ):
         n_objects += 1
         where = f"s3://{bucket}/{key} version {version}"
+        plain_size = size
+        size, encrypted = _on_disk(size, attrs)
+        if encrypted:
+            if hashes and "-" not in etag:
+                source = data or b"" if blob is None else _blob_path(root, blob)
+                if (blob is None and (data_len or 0) == size) or (
+                    blob is not None and _size_ok(root, blob, size)
+                ):
+                    md5 = _sse_s3_md5(root, source, plain_size, json.loads(attrs))
+                    if md5 is not None and md5 != etag.strip('"'):
+                        report.add("wrong_hash", where, f"ciphertext does not open to ETag {etag}")
+            etag = "-"  # checked above: the stored bytes are not what the ETag hashes
         if blob is None:
             if (data_len or 0) != size:
                 report.add("wrong_size", where, f"inline bytes {data_len or 0}, expected {size}")
@@ -63,7 +119,8 @@ def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes:
             continue
         referenced.add(blob)
         _check_blob(report, root, blob, size, where, etag if hashes else None)
-    upload_ids = {u for (u,) in conn.execute("SELECT upload_id FROM uploads")}
+    upload_attrs = {u: a for u, a in conn.execute("SELECT upload_id, attrs FROM uploads")}
+    upload_ids = set(upload_attrs)
     n_parts = 0
     for upload_id, number, blob, size in conn.execute("SELECT upload_id, part_number, blob, size FROM parts"):
         n_parts += 1
@@ -72,6 +129,9 @@ def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes:
         if upload_id not in upload_ids:
             report.add("orphan_part", where, f"blob {blob}", repairable=True, ref=(upload_id, number, blob))
             continue
+        if upload_attrs[upload_id] and '"sse"' in upload_attrs[upload_id]:
+            sse = json.loads(upload_attrs[upload_id]).get("sse") or {}
+            size = stored_size([size], 2 if sse.get("alg") == "aws:kms:dsse" else 1)
         _check_blob(report, root, blob, size, where, None)
     n_blobs = 0
     blob_root = root / BLOB_DIR
@@ -81,6 +141,13 @@ def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes:
             if p.name not in referenced:
                 report.add("orphan_blob", p, f"{p.stat().st_size} bytes", repairable=True)
     report.checked.update(s3_objects=n_objects, s3_parts=n_parts, s3_blobs=n_blobs)
+
+
+def _size_ok(root: Path, blob: str, size: int) -> bool:
+    try:
+        return _blob_path(root, blob).stat().st_size == size
+    except FileNotFoundError:
+        return False
 
 
 def _check_blob(report: Report, root: Path, blob: str, size: int, where: str, etag: str | None) -> None:

@@ -21,6 +21,7 @@ from strata.affinity import unpin_thread
 from strata.protocol.checksums import ALGORITHM_BY_HEADER, ALGORITHMS, DIGEST_SIZE, Checksum, new_checksum
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import BodyStream
+from strata.services.s3.encryption import Encryptor, encrypt_bytes
 from strata.services.s3.spool import BATCH, Spool
 from strata.storage import BlobStore
 
@@ -64,6 +65,7 @@ class Received:
     md5: bytes
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
     data: bytes | None = None
+    keys: list[bytes] | None = None  # the object's layer keys: what is written is ciphertext
 
     @property
     def etag(self) -> str:
@@ -112,6 +114,7 @@ async def receive(
     content_md5: str | None = None,
     expected: dict[str, str] | None = None,
     algorithm: str | None = None,
+    keys: list[bytes] | None = None,
 ) -> Received:
     """Read `body`, verifying size, Content-MD5 and flexible checksums.
 
@@ -119,7 +122,9 @@ async def receive(
     worker-thread call (open, write, fsync, rename); a larger one streams to a temp file through
     a `Spool` (hash and write in parallel, O_DIRECT). On any failure the temp file is removed and
     ServiceError raised (BadDigest, EntityTooLarge, IncompleteBody ...), so a rejected or cut-off
-    upload leaves nothing behind.
+    upload leaves nothing behind. With `keys` (an encrypted object's layer keys) only ciphertext
+    reaches the disk: the spooled file is sealed as it is written, and `publish` seals a body
+    held in memory.
     """
     want_md5 = check_content_md5(content_md5)
     expected = expected or {}
@@ -153,7 +158,7 @@ async def receive(
                     continue
                 buf.append(chunk)
                 if size >= BATCH:
-                    spool = Spool(blobs, hash_batch, _pool)
+                    spool = Spool(blobs, hash_batch, _pool, Encryptor(keys) if keys else None)
                     for c in buf:
                         await spool.add(c)
                     buf = []
@@ -193,7 +198,7 @@ async def receive(
                 raise ServiceError(
                     "BadDigest", f"The {a} you specified did not match the calculated checksum.", 400
                 )
-        return Received(spool.path if spool else None, size, digest, got, data)
+        return Received(spool.path if spool else None, size, digest, got, data, keys)
     except BaseException:
         if spool is not None:
             await spool.abort()
@@ -222,9 +227,19 @@ def _write_and_publish(blobs: BlobStore, data: bytes) -> str:
         raise
 
 
+def stored_bytes(received: Received) -> bytes:
+    """What is written for a body held in memory: its bytes, or their ciphertext."""
+    data = received.data or b""
+    return encrypt_bytes(received.keys, data) if received.keys else data
+
+
 async def publish(blobs: BlobStore, received: Received) -> str:
     """Write (if still in memory), fsync and rename off the event loop; returns the new blob id."""
     loop = asyncio.get_running_loop()
     if received.tmp is None:
-        return await loop.run_in_executor(_pool, _write_and_publish, blobs, received.data or b"")
+        if received.keys:
+            data = await loop.run_in_executor(_pool, stored_bytes, received)
+        else:
+            data = received.data or b""
+        return await loop.run_in_executor(_pool, _write_and_publish, blobs, data)
     return await loop.run_in_executor(_pool, blobs.publish, received.tmp)

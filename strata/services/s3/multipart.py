@@ -37,6 +37,8 @@ from strata.services.s3.lock_rules import LOCK_ATTRS, default_retention, lock_at
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.positions import upload_id_at, upload_position
+from strata.services.s3.sse import context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse_io import plain_pieces, plain_sizes, run, transcode
 from strata.services.s3.store import ObjectRow, prefix_end
 from strata.storage import BlobStore
 
@@ -153,6 +155,10 @@ class MultipartOperations(S3Core):
                     400,
                 )
             attrs["checksum_algorithm"], attrs["checksum_type"] = algorithm, ck_type
+        customer = customer_key(req, ctx.http.secure)
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
+        if sealing:
+            attrs["sse"] = sealing.record  # the parts are encrypted under the upload's keys
         initiated = self._now()
         upload_id = upload_id_at(initiated)
 
@@ -165,7 +171,19 @@ class MultipartOperations(S3Core):
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
         if algorithm:
             out.update(ChecksumAlgorithm=algorithm, ChecksumType=ck_type)
+        if sealing:
+            out.update(headers_of(sealing.record, customer), **context_header(sealing.record))
         return out
+
+    def _part_keys(self, ctx: RequestContext, req: dict, attrs: dict) -> tuple[list[bytes] | None, dict]:
+        """The layer keys a part of this upload is encrypted under (None: plaintext), and the SSE
+        members of the part's answer. SSE-C uploads need their key with every part."""
+        record = attrs.get("sse")
+        customer = customer_key(req, ctx.http.secure)
+        require_customer(record, customer)
+        if not record:
+            return None, {}
+        return self.sse_keys.open(ctx, record, customer), headers_of(record, customer)
 
     async def upload_part(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
@@ -181,6 +199,7 @@ class MultipartOperations(S3Core):
                 f"Checksum Type mismatch occurred, expected checksum Type: {up_algo.lower()}, actual checksum Type: {algorithm.lower()}",
                 400,
             )
+        keys, sse_out = self._part_keys(ctx, req, attrs)
         got = await receive(
             self.blobs,
             req.get("Body"),
@@ -188,6 +207,7 @@ class MultipartOperations(S3Core):
             content_md5=req.get("ContentMD5"),
             expected=expected,
             algorithm=up_algo or algorithm,
+            keys=keys,
         )
         self._count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
@@ -204,7 +224,7 @@ class MultipartOperations(S3Core):
             self.blobs.delete(blob)
             raise
         self._free_blobs(freed)
-        out: dict[str, Any] = {"ETag": got.etag}
+        out: dict[str, Any] = {"ETag": got.etag, **sse_out}
         for a, v in got.checksums.items():
             out[f"Checksum{a}"] = v
         return out
@@ -225,15 +245,26 @@ class MultipartOperations(S3Core):
             raise ServiceError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400)
         algorithm = attrs.get("checksum_algorithm")
         loop = asyncio.get_running_loop()
-        tmp, md5, ck = await loop.run_in_executor(
-            _pool,
-            _copy_range,
-            self.blobs,
-            self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id),
-            first,
-            length,
-            algorithm,
-        )
+        src_customer = customer_key(req, ctx.http.secure, "CopySourceSSECustomer")
+        require_customer(src.attrs.get("sse"), src_customer, copy=True)
+        keys, sse_out = self._part_keys(ctx, req, attrs)
+        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
+        if keys or src.attrs.get("sse"):
+            # Encrypted on either side: the range's plaintext, encrypted for this upload.
+            src_keys = (
+                self.sse_keys.open(ctx, src.attrs["sse"], src_customer) if src.attrs.get("sse") else None
+            )
+            pieces = plain_pieces(
+                source, src_keys, plain_sizes(src.attrs, src.size), first, first + length - 1
+            )
+            need = (algorithm,) if algorithm else ()
+            tmp, _, digests = await run(transcode, self.blobs, pieces, keys, need)
+            md5 = digests["MD5"]
+            ck = b64(digests[algorithm]) if algorithm else None
+        else:
+            tmp, md5, ck = await loop.run_in_executor(
+                _pool, _copy_range, self.blobs, source, first, length, algorithm
+            )
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
         etag = f'"{md5.hex()}"'
         checksums = {algorithm: ck} if algorithm and ck else {}
@@ -252,7 +283,7 @@ class MultipartOperations(S3Core):
         result: dict[str, Any] = {"ETag": etag, "LastModified": to_datetime(modified)}
         for a, v in checksums.items():
             result[f"Checksum{a}"] = v
-        out: dict[str, Any] = {"CopyPartResult": result}
+        out: dict[str, Any] = {"CopyPartResult": result, **sse_out}
         if src.version_id != "null":
             out["CopySourceVersionId"] = src.version_id
         return out
@@ -313,8 +344,11 @@ class MultipartOperations(S3Core):
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
         obj_attrs = {
-            k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", *LOCK_ATTRS)
+            k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", "sse", *LOCK_ATTRS)
         }
+        customer = customer_key(req, ctx.http.secure)
+        if customer is not None:
+            require_customer(attrs.get("sse"), customer)
         obj_attrs["parts"] = [p["Size"] for p in chosen]
         checksum = self._multipart_checksum(attrs, chosen, req)
         if checksum:
@@ -356,6 +390,7 @@ class MultipartOperations(S3Core):
             "Bucket": bucket.name,
             "Key": key,
             "ETag": etag,
+            **headers_of(attrs.get("sse")),
         }
         if checksum:
             out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
@@ -410,6 +445,9 @@ class MultipartOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        customer = customer_key(req, ctx.http.secure)
+        if customer is not None:  # optional here; when sent, it must be the upload's
+            require_customer(attrs.get("sse"), customer)
         max_parts = min(req.get("MaxParts") if req.get("MaxParts") is not None else 1000, 1000)
         marker = int(req.get("PartNumberMarker") or 0)
         parts = self.store.parts(req["UploadId"], marker, max_parts + 1)

@@ -9,7 +9,6 @@ A small body (up to 64 KiB) is committed inside its row and served from there as
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -19,15 +18,15 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
-from strata.services.s3.core import CONTENT_FIELDS, S3Core, no_such_key, to_datetime
+from strata.services.s3.core import CONTENT_FIELDS, no_such_key, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
     _pool,
     b64,
-    new_hasher,
     publish,
     receive,
     requested_checksums,
+    stored_bytes,
 )
 from strata.services.s3.lock_rules import (
     check_removable,
@@ -43,6 +42,8 @@ from strata.services.s3.names import (
     parse_tagging_header,
 )
 from strata.services.s3.restore import readable, restore_header
+from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse_io import EncryptedObjects, _digest, opened, plain_sizes
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
 from strata.sim.clock import clock
@@ -93,7 +94,9 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
         "AcceptRanges": "bytes",
         "Metadata": dict(row.attrs.get("meta", {})),
     }
-    out.update(row.attrs.get("headers", {}))
+    # Rows from before encryption at rest kept the SSE headers of their PUT: they are plaintext.
+    out.update({k: v for k, v in row.attrs.get("headers", {}).items() if k not in SSE_FIELDS})
+    out.update(headers_of(row.attrs.get("sse")))
     if "expires" in row.attrs:
         out["Expires"] = datetime.fromtimestamp(row.attrs["expires"], UTC)
     if row.storage_class != "STANDARD":
@@ -142,21 +145,7 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
-def _digest(source: Any, algorithms: tuple[str, ...]) -> dict[str, bytes]:
-    """Hash a whole blob file or inline bytes (MD5 and/or flexible checksums) for a copy."""
-    hashers = {a: (hashlib.md5() if a == "MD5" else new_hasher(a)) for a in algorithms}
-    if isinstance(source, bytes):
-        for h in hashers.values():
-            h.update(source)
-    else:
-        with open(source, "rb") as f:
-            while chunk := f.read(4 * 1024 * 1024):
-                for h in hashers.values():
-                    h.update(chunk)
-    return {a: h.digest() for a, h in hashers.items()}
-
-
-class ObjectOperations(S3Core):
+class ObjectOperations(EncryptedObjects):
     # -- PutObject -------------------------------------------------------------------------------
 
     async def put_object(self, ctx: RequestContext, req: dict) -> dict:
@@ -174,6 +163,8 @@ class ObjectOperations(S3Core):
         if check is not None:
             check(self.store.current(bucket.name, key))
         expected, algorithm = requested_checksums(req)
+        customer = customer_key(req, ctx.http.secure)
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         got = await receive(
             self.blobs,
             req.get("Body"),
@@ -181,12 +172,17 @@ class ObjectOperations(S3Core):
             content_md5=req.get("ContentMD5"),
             expected=expected,
             algorithm=algorithm,
+            keys=sealing.keys if sealing else None,
         )
         self._count(ctx, bucket.name, bytes_in=got.size)
         if tags:
             attrs["tags"] = tags
+        if sealing:
+            attrs["sse"] = sealing.record
         row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, check)
         out: dict[str, Any] = {"ETag": row.etag, "Size": row.size, **checksum_fields(row)}
+        if sealing:
+            out.update(headers_of(sealing.record, customer), **context_header(sealing.record))
         if versioning:
             out["VersionId"] = row.version_id
         expiration = self._expiration_header(bucket, row)
@@ -202,6 +198,8 @@ class ObjectOperations(S3Core):
         Shared by PutObject and browser POST uploads; a failed commit frees the blob it published.
         """
         inline = got.data if got.data is not None and got.size <= self.limits.inline_max else None
+        if inline is not None and got.keys:
+            inline = stored_bytes(got)
         blob = None if inline is not None else await publish(self.blobs, got)
         if got.checksums:
             algo, value = next(iter(got.checksums.items()))
@@ -300,10 +298,17 @@ class ObjectOperations(S3Core):
 
     def get_object(self, ctx: RequestContext, req: dict) -> dict:
         row, _, out, span = self._read(req, head=False)
+        customer = self._customer(ctx, req, row, out)
         if "retention" in row.attrs or "legal_hold" in row.attrs:
             self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         offset, length = (span[0], span[1] - span[0] + 1) if span else (0, row.size)
-        if row.blob is not None:
+        record = row.attrs.get("sse")
+        if record:
+            keys = self.sse_keys.open(ctx, record, customer)
+            source = self.blobs.path(row.blob) if row.blob is not None else self.store.inline_data(row.id)
+            sizes = plain_sizes(row.attrs, row.size)
+            out["Body"] = opened(source, keys, sizes, offset, offset + length - 1)
+        elif row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
         else:
             out["Body"] = self.store.inline_data(row.id)[offset : offset + length]
@@ -313,6 +318,7 @@ class ObjectOperations(S3Core):
     def head_object(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req.get("Bucket"))
         row, _, out, _ = self._read(req, head=True)
+        self._customer(ctx, req, row, out)
         if "retention" in row.attrs or "legal_hold" in row.attrs:
             self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
         return out
@@ -486,6 +492,9 @@ class ObjectOperations(S3Core):
         key = req["Key"]
         check_key(key)
         src, src_bucket = self._copy_source(req)
+        src_customer = customer_key(req, ctx.http.secure, "CopySourceSSECustomer")
+        require_customer(src.attrs.get("sse"), src_customer, copy=True)
+        customer = customer_key(req, ctx.http.secure)
         self._count(ctx, bucket.name)
         if src.size > self.limits.max_put_size:
             raise ServiceError(
@@ -506,6 +515,7 @@ class ObjectOperations(S3Core):
             and not req.get("StorageClass")
             and not req.get("WebsiteRedirectLocation")
             and not req.get("ServerSideEncryption")
+            and customer is None
             and not req.get("ChecksumAlgorithm")
         ):
             raise ServiceError(
@@ -536,14 +546,22 @@ class ObjectOperations(S3Core):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
-        blob = self._link_blob(src.blob) if src.blob else None
-        inline = self.store.inline_data(src.id) if src.blob is None else None
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
+        digests: dict[str, bytes] = {}
+        if sealing or src.attrs.get("sse"):
+            # Encrypted on either side: the bytes are re-encrypted for the destination.
+            blob, inline, digests = await self._recrypt(ctx, src, src_customer, sealing, tuple(need))
+            if sealing:
+                attrs["sse"] = sealing.record
+        else:
+            blob = self._link_blob(src.blob) if src.blob else None
+            inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
             etag = src.etag
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)
             if need:
-                digests = await asyncio.get_running_loop().run_in_executor(
+                digests = digests or await asyncio.get_running_loop().run_in_executor(
                     _pool, _digest, self.blobs.path(blob) if blob else inline, tuple(need)
                 )
                 if "MD5" in digests:
@@ -583,6 +601,8 @@ class ObjectOperations(S3Core):
             result[f"Checksum{ck['algorithm']}"] = ck["value"]
             result["ChecksumType"] = ck.get("type", "FULL_OBJECT")
         out: dict[str, Any] = {"CopyObjectResult": result}
+        if sealing:
+            out.update(headers_of(sealing.record, customer), **context_header(sealing.record))
         if versioning:
             out["VersionId"] = row.version_id
         if src_bucket.versioning:
@@ -598,6 +618,7 @@ class ObjectOperations(S3Core):
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
         row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        require_customer(row.attrs.get("sse"), customer_key(req, ctx.http.secure))
         wanted = set(req.get("ObjectAttributes") or [])
         if not wanted:
             raise ServiceError("InvalidArgument", "Invalid attribute name specified.", 400)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -39,8 +40,6 @@ _FORM_HEADERS = {
     "content-disposition": "ContentDisposition",
     "content-encoding": "ContentEncoding",
     "content-language": "ContentLanguage",
-    "x-amz-server-side-encryption": "ServerSideEncryption",
-    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
     "x-amz-website-redirect-location": "WebsiteRedirectLocation",
 }
 
@@ -235,6 +234,17 @@ class PostObjectOperations(S3Core):
             if form.get(f"x-amz-checksum-{a.lower()}")
         }
         algorithm = next(iter(expected), None)
+        sse_fields = {
+            "ServerSideEncryption": form.get("x-amz-server-side-encryption"),
+            "SSEKMSKeyId": form.get("x-amz-server-side-encryption-aws-kms-key-id"),
+            "SSEKMSEncryptionContext": form.get("x-amz-server-side-encryption-context"),
+            "BucketKeyEnabled": (form.get("x-amz-server-side-encryption-bucket-key-enabled") or "").lower()
+            == "true"
+            or None,
+        }
+        # The signer is known only once the policy is checked (after the body): their KMS
+        # permission is checked then.
+        sealing = self.sse_keys.choose(replace(ctx, principal=None), bucket, key, sse_fields, None)
         got = await receive(
             self.blobs,
             BodyStream(reader.file()),
@@ -242,6 +252,7 @@ class PostObjectOperations(S3Core):
             content_md5=form.get("content-md5"),
             expected=expected,
             algorithm=algorithm,
+            keys=sealing.keys if sealing else None,
         )
         try:
             signer = verify_post_policy(fields, bucket.name, got.size, self.settings)
@@ -256,6 +267,8 @@ class PostObjectOperations(S3Core):
                 ctx.region,
                 self,
             )
+            if sealing:
+                self.sse_keys.check_write(replace(ctx, principal=signer), sealing.record)
         except BaseException:
             discard(self.blobs, got)
             raise
@@ -269,6 +282,8 @@ class PostObjectOperations(S3Core):
             },
             **locks,
         }
+        if sealing:
+            attrs["sse"] = sealing.record
         row, versioning = await self._store_ingested(bucket, key, got, attrs, storage_class, None)
         endpoint = self.settings.https_endpoint if ctx.http.secure else self.settings.endpoint
         location = f"{endpoint}/{quote(bucket.name)}/{quote(key)}"

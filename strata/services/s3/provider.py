@@ -19,6 +19,8 @@ cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers re
 access_point_authz.py  requests through S3 access points (s3control keeps them)
 object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
                rules that keep a locked version from being deleted
+bucket_encryption.py  Put/Get/DeleteBucketEncryption; sse.py which encryption a write gets and
+               the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -29,6 +31,7 @@ from strata.services.parameters import refusing
 from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
+from strata.services.s3.bucket_encryption import EncryptionOperations
 from strata.services.s3.buckets import BucketOperations
 from strata.services.s3.condition_keys import ConditionKeys
 from strata.services.s3.cors import CorsOperations
@@ -68,5 +71,6 @@ class S3Provider(
     ConditionKeys,
     ObjectLockOperations,
     AccessPointAuthz,
+    EncryptionOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""

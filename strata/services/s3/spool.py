@@ -65,15 +65,72 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[n:]
 
 
+class _SealedWriter:
+    """Seals a body's batches straight into a page-aligned buffer and writes it in whole 4 KiB
+    blocks, so sealed uploads keep O_DIRECT; the bytes that do not fill a block move to the
+    buffer's start for the next batch, and the last block is padded (`size` is the true length
+    the file is truncated back to)."""
+
+    def __init__(self, seal: Any, fd: int) -> None:
+        self.seal = seal
+        self.fd = fd
+        self.size = 0
+        self._fill = 0
+        room = ALIGN + seal.max_out(BATCH)
+        self._buf = mmap.mmap(-1, room + (-room) % mmap.PAGESIZE)
+
+    def _write(self, n: int, last: bool) -> None:
+        total = self._fill + n
+        whole = total if last else total - total % ALIGN
+        padded = whole + (-whole) % ALIGN
+        with memoryview(self._buf) as view:
+            if padded > whole:
+                view[whole:padded] = bytes(padded - whole)
+            if padded:
+                _write_all(self.fd, view[:padded])
+            self._fill = total - whole
+            view[: self._fill] = view[whole:total]
+        self.size += whole
+
+    def feed(self, batch: memoryview) -> None:
+        with memoryview(self._buf) as view:
+            n = self.seal.feed_into(batch, view[self._fill :])
+        self._write(n, last=False)
+
+    def finish(self) -> None:
+        with memoryview(self._buf) as view:
+            n = self.seal.finish_into(view[self._fill :])
+        self._write(n, last=True)
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._buf.close()
+        except BufferError:  # a view is still alive (a failed write's traceback): it goes with it
+            pass
+
+
 class Spool:
     """Receives a body batch by batch into a temp file; `finish()` or `abort()` ends it.
 
-    `hash_view(view)` is called (in a worker thread) for every byte of the body, in order.
+    `hash_view(view)` is called (in a worker thread) for every byte of the body, in order. With
+    `seal` (an encryption.Encryptor) the file gets the body's ciphertext: each batch is sealed in
+    the writing thread just before it is written (batches go one after another, so in order), in
+    whole blocks so that O_DIRECT still applies (`_SealedWriter`).
     """
 
-    def __init__(self, blobs: BlobStore, hash_view: Callable[[memoryview], None], pool: Executor) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        hash_view: Callable[[memoryview], None],
+        pool: Executor,
+        seal: Any = None,
+    ) -> None:
         self.path: Path
+        self._sealed: _SealedWriter | None = None
         self.path, self._fd, self._direct = blobs.open_temp_fd(direct=True)
+        if seal is not None:
+            self._sealed = _SealedWriter(seal, self._fd)
         self._hash = hash_view
         self._pool = pool
         self._flush_dirty = blobs.fsync and not self._direct
@@ -116,10 +173,11 @@ class Spool:
             buf[length:padded] = bytes(padded - length)
             self._padded = True
         view = memoryview(buf)
-        self._pending = asyncio.gather(
-            loop.run_in_executor(self._pool, self._hash, view[:length]),
-            loop.run_in_executor(self._pool, _write_all, self._fd, view[:padded]),
-        )
+        if self._sealed is not None:
+            write = loop.run_in_executor(self._pool, self._sealed.feed, view[:length])
+        else:
+            write = loop.run_in_executor(self._pool, _write_all, self._fd, view[:padded])
+        self._pending = asyncio.gather(loop.run_in_executor(self._pool, self._hash, view[:length]), write)
         self._size += length
         self._cur ^= 1
         self._fill = 0
@@ -134,7 +192,10 @@ class Spool:
         if self._fill:
             await self._submit()
         await self._drain(raise_errors=True)
-        if self._padded:
+        if self._sealed is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._sealed.finish)
+            os.ftruncate(self._fd, self._sealed.size)  # drop the zeros of the last block
+        elif self._padded:
             os.ftruncate(self._fd, self._size)  # drop the zeros the last O_DIRECT write needed
         self._close()
         return self._size
@@ -157,6 +218,8 @@ class Spool:
                     raise
 
     def _close(self) -> None:
+        if self._sealed is not None:
+            self._sealed.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -56,6 +56,12 @@ def read(s3: S3Provider, bucket: str, key: str, **kw) -> bytes:
     fb = out["Body"]
     if isinstance(fb, bytes):  # a small object, stored inline in its row
         return fb
+    if hasattr(fb, "__aiter__"):  # an encrypted object (SSE-S3 by default), decrypted as it streams
+
+        async def collect() -> bytes:
+            return b"".join([piece async for piece in fb])
+
+        return asyncio.run(collect())
     with open(fb.path, "rb") as f:
         f.seek(fb.offset)
         return f.read(fb.length)

@@ -1,0 +1,424 @@
+"""Encryption at rest: every mode round-trips through boto3, and the data dir holds only ciphertext.
+
+One server with two identities: the account root (test/test) and bob, an IAM user of the same
+account with S3 rights and no KMS rights, who is denied on KMS keys whose policy does not let
+him in, until a grant does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from tests.strata_process import StrataProcess
+
+PART = 150_000  # not a multiple of the 64 KiB chunk: parts end mid-chunk
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    srv = StrataProcess(
+        tmp_path_factory.mktemp("sse") / "data", extra_env={"STRATA_LIMIT_S3_MIN_PART_SIZE": str(PART)}
+    ).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(server):
+    return server.client("s3")
+
+
+@pytest.fixture(scope="module")
+def s3s(server):
+    return server.client("s3", https=True)
+
+
+@pytest.fixture(scope="module")
+def cmk(server) -> str:
+    return server.client("kms").create_key(Description="sse tests")["KeyMetadata"]["Arn"]
+
+
+@pytest.fixture(scope="module")
+def bob(server):
+    iam = server.client("iam")
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(
+        UserName="bob",
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName="bob")["AccessKey"]
+    return server.client("s3", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+
+
+@pytest.fixture
+def bucket(s3, unique: str) -> str:
+    s3.create_bucket(Bucket=f"sse-{unique}")
+    return f"sse-{unique}"
+
+
+def code(call, **kw) -> tuple[str, int]:
+    with pytest.raises(ClientError) as e:
+        call(**kw)
+    r = e.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def stored_anywhere(data_dir: Path, needle: bytes) -> list[Path]:
+    """Files under the data dir whose bytes contain `needle` (blobs, temp files, SQLite + WAL)."""
+    return [p for p in data_dir.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+MODES = [
+    pytest.param({}, "AES256", id="default"),
+    pytest.param({"ServerSideEncryption": "AES256"}, "AES256", id="sse-s3"),
+    pytest.param({"ServerSideEncryption": "aws:kms"}, "aws:kms", id="kms-aws-s3"),
+    pytest.param({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "CMK"}, "aws:kms", id="kms-cmk"),
+    pytest.param(
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "CMK", "BucketKeyEnabled": True},
+        "aws:kms",
+        id="kms-bucket-key",
+    ),
+    pytest.param({"ServerSideEncryption": "aws:kms:dsse", "SSEKMSKeyId": "CMK"}, "aws:kms:dsse", id="dsse"),
+]
+
+
+@pytest.mark.parametrize(("extra", "mode"), MODES)
+def test_each_mode_round_trips_and_stores_only_ciphertext(server, s3, bucket, cmk, extra, mode) -> None:
+    extra = {k: (cmk if v == "CMK" else v) for k, v in extra.items()}
+    small, big = os.urandom(3000), os.urandom(5 * 65536 + 123)
+    for key, body in (("small", small), ("big", big)):
+        out = s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        assert out["ServerSideEncryption"] == mode
+        if "SSEKMSKeyId" in extra:
+            assert out["SSEKMSKeyId"] == cmk
+        assert out.get("BucketKeyEnabled", False) == bool(extra.get("BucketKeyEnabled"))
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == mode and head["ContentLength"] == len(body)
+        assert head["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    # Range GETs across chunk boundaries, from the start, to the end.
+    for first, last in ((65530, 131080), (0, 0), (len(big) - 5, len(big) - 1), (70000, 70010)):
+        got = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={first}-{last}")["Body"].read()
+        assert got == big[first : last + 1]
+    assert s3.get_object(Bucket=bucket, Key="big", Range="bytes=-7")["Body"].read() == big[-7:]
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big"})
+    assert requests.get(url, timeout=60).content == big
+    for body in (small, big):
+        assert stored_anywhere(server.data_dir, body[1000:1064]) == []
+
+
+def test_plaintext_search_finds_an_unencrypted_object(tmp_path) -> None:
+    """The check above can fail: with the default turned off, the same search finds the bytes."""
+    srv = StrataProcess(tmp_path / "data", extra_env={"STRATA_S3_DEFAULT_ENCRYPTION": "off"}).start()
+    try:
+        s3 = srv.client("s3")
+        s3.create_bucket(Bucket="plain-bucket")
+        body = os.urandom(200_000)
+        out = s3.put_object(Bucket="plain-bucket", Key="p", Body=body)
+        assert "ServerSideEncryption" not in out
+        assert stored_anywhere(srv.data_dir, body[1000:1064]) != []
+        s3.put_object(Bucket="plain-bucket", Key="e", Body=body[::-1], ServerSideEncryption="AES256")
+        assert code(s3.get_bucket_encryption, Bucket="plain-bucket") == (
+            "ServerSideEncryptionConfigurationNotFoundError",
+            404,
+        )
+        srv.stop()
+        # Old plaintext objects still read once the default is on (the mode is per object), and
+        # encrypted ones survive the restart (the root key is in the data dir).
+        srv.extra_env = {}
+        srv.start()
+        assert "ServerSideEncryption" not in s3.head_object(Bucket="plain-bucket", Key="p")
+        assert s3.get_object(Bucket="plain-bucket", Key="p")["Body"].read() == body
+        assert s3.get_object(Bucket="plain-bucket", Key="e")["Body"].read() == body[::-1]
+        assert s3.put_object(Bucket="plain-bucket", Key="n", Body=b"new")["ServerSideEncryption"] == "AES256"
+        key_file = srv.data_dir / "s3" / "sse-root.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    finally:
+        srv.stop()
+
+
+def test_multipart_and_copies_in_each_mode(s3, bucket, cmk) -> None:
+    body = os.urandom(2 * PART + 777)
+    parts = [body[:PART], body[PART : 2 * PART], body[2 * PART :]]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk)
+    assert (up["ServerSideEncryption"], up["SSEKMSKeyId"]) == ("aws:kms", cmk)
+    etags = []
+    for n, data in enumerate(parts, 1):
+        out = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=n, Body=data)
+        assert out["ServerSideEncryption"] == "aws:kms"
+        etags.append({"PartNumber": n, "ETag": out["ETag"]})
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=up["UploadId"], MultipartUpload={"Parts": etags}
+    )
+    assert done["ServerSideEncryption"] == "aws:kms"
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == body
+    first, last = PART - 10, 2 * PART + 10  # across both part boundaries
+    got = s3.get_object(Bucket=bucket, Key="mp", Range=f"bytes={first}-{last}")["Body"].read()
+    assert got == body[first : last + 1]
+    assert s3.get_object(Bucket=bucket, Key="mp", PartNumber=2)["Body"].read() == parts[1]
+    # A copy re-encrypts for its destination: a KMS multipart source to SSE-S3, and back.
+    out = s3.copy_object(Bucket=bucket, Key="c1", CopySource=f"{bucket}/mp", ServerSideEncryption="AES256")
+    assert out["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="c1")["Body"].read() == body
+    s3.copy_object(
+        Bucket=bucket,
+        Key="c2",
+        CopySource=f"{bucket}/c1",
+        ServerSideEncryption="aws:kms:dsse",
+        SSEKMSKeyId=cmk,
+    )
+    head = s3.head_object(Bucket=bucket, Key="c2")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms:dsse", cmk)
+    assert s3.get_object(Bucket=bucket, Key="c2")["Body"].read() == body
+    # In place, changing only the encryption (allowed, as on S3).
+    s3.copy_object(Bucket=bucket, Key="c2", CopySource=f"{bucket}/c2", ServerSideEncryption="AES256")
+    assert s3.head_object(Bucket=bucket, Key="c2")["ServerSideEncryption"] == "AES256"
+    # UploadPartCopy: a range of an encrypted source into an SSE-S3 upload.
+    up2 = s3.create_multipart_upload(Bucket=bucket, Key="mp2")["UploadId"]
+    out = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="mp2",
+        UploadId=up2,
+        PartNumber=1,
+        CopySource=f"{bucket}/mp",
+        CopySourceRange=f"bytes=100-{PART + 99}",
+    )
+    etag = out["CopyPartResult"]["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp2", UploadId=up2, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
+    assert s3.get_object(Bucket=bucket, Key="mp2")["Body"].read() == body[100 : PART + 100]
+
+
+def test_bucket_default_encryption(s3, bucket, cmk) -> None:
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules == [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}
+    ]
+    config = {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": cmk},
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=config)
+    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"] == config
+    out = s3.put_object(Bucket=bucket, Key="k", Body=b"by default")
+    assert (out["ServerSideEncryption"], out["SSEKMSKeyId"], out["BucketKeyEnabled"]) == (
+        "aws:kms",
+        cmk,
+        True,
+    )
+    up = s3.create_multipart_upload(Bucket=bucket, Key="m")
+    assert up["ServerSideEncryption"] == "aws:kms"
+    s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=up["UploadId"])
+    s3.copy_object(Bucket=bucket, Key="k2", CopySource=f"{bucket}/k")
+    assert s3.head_object(Bucket=bucket, Key="k2")["SSEKMSKeyId"] == cmk
+    # A request's own header wins over the default.
+    out = s3.put_object(Bucket=bucket, Key="own", Body=b"x", ServerSideEncryption="AES256")
+    assert out["ServerSideEncryption"] == "AES256"
+    s3.delete_bucket_encryption(Bucket=bucket)
+    assert s3.put_object(Bucket=bucket, Key="k3", Body=b"x")["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"by default"
+    bad = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES512"}}]}
+    assert code(s3.put_bucket_encryption, Bucket=bucket, ServerSideEncryptionConfiguration=bad) == (
+        "MalformedXML",
+        400,
+    )
+    bad = {
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256", "KMSMasterKeyID": cmk}}]
+    }
+    assert code(s3.put_bucket_encryption, Bucket=bucket, ServerSideEncryptionConfiguration=bad) == (
+        "InvalidArgument",
+        400,
+    )
+
+
+def test_bad_encryption_headers(s3, bucket, cmk) -> None:
+    assert code(s3.put_object, Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="AES512") == (
+        "InvalidArgument",
+        400,
+    )
+    assert code(s3.put_object, Bucket=bucket, Key="k", Body=b"x", SSEKMSKeyId=cmk) == ("InvalidArgument", 400)
+    missing = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
+    assert code(
+        s3.put_object, Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=missing
+    ) == ("KMS.NotFoundException", 400)
+    assert code(s3.head_object, Bucket=bucket, Key="k")[1] == 404  # nothing stored
+
+
+def test_kms_requests_made_by_s3_are_metered_and_context_is_honoured(server, s3, bucket, cmk) -> None:
+    before = len([e for e in server.admin("/_strata/meter?service=kms")["events"]])
+    context = base64.b64encode(json.dumps({"team": "blue"}).encode()).decode()
+    out = s3.put_object(
+        Bucket=bucket,
+        Key="ctx",
+        Body=b"with context",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=cmk,
+        SSEKMSEncryptionContext=context,
+    )
+    assert json.loads(base64.b64decode(out["SSEKMSEncryptionContext"])) == {"team": "blue"}
+    assert s3.get_object(Bucket=bucket, Key="ctx")["Body"].read() == b"with context"
+    events = server.admin("/_strata/meter?service=kms")["events"][before:]
+    operations = sorted(e.get("dims", e).get("operation", "") for e in events)
+    assert "GenerateDataKey" in str(events) and "Decrypt" in str(events), operations
+
+
+def test_kms_denied_for_an_identity_without_key_permissions(server, s3, bob, bucket, cmk) -> None:
+    s3.put_object(
+        Bucket=bucket, Key="owner-kms", Body=b"secret", ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk
+    )
+    assert code(bob.get_object, Bucket=bucket, Key="owner-kms") == ("AccessDenied", 403)
+    assert code(
+        bob.put_object,
+        Bucket=bucket,
+        Key="bob-kms",
+        Body=b"x",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=cmk,
+    ) == ("AccessDenied", 403)
+    assert code(bob.head_object, Bucket=bucket, Key="bob-kms")[1] == 404
+    # SSE-S3 and the AWS managed aws/s3 key need no KMS permission of the caller.
+    bob.put_object(Bucket=bucket, Key="bob-s3", Body=b"fine")
+    bob.put_object(Bucket=bucket, Key="bob-managed", Body=b"fine too", ServerSideEncryption="aws:kms")
+    assert bob.get_object(Bucket=bucket, Key="bob-managed")["Body"].read() == b"fine too"
+    # A grant lets bob in.
+    kms = server.client("kms")
+    grant = kms.create_grant(
+        KeyId=cmk,
+        GranteePrincipal="arn:aws:iam::000000000000:user/bob",
+        Operations=["GenerateDataKey", "Decrypt"],
+    )
+    bob.put_object(
+        Bucket=bucket, Key="bob-kms", Body=b"granted", ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk
+    )
+    assert bob.get_object(Bucket=bucket, Key="owner-kms")["Body"].read() == b"secret"
+    kms.revoke_grant(KeyId=cmk, GrantId=grant["GrantId"])
+    assert code(bob.get_object, Bucket=bucket, Key="bob-kms") == ("AccessDenied", 403)
+
+
+def _sse_c(key: bytes, prefix: str = "SSECustomer") -> dict[str, str]:
+    return {f"{prefix}Algorithm": "AES256", f"{prefix}Key": key}  # type: ignore[dict-item]
+
+
+def test_sse_c(server, s3s, bucket) -> None:
+    key, wrong = os.urandom(32), os.urandom(32)
+    body = os.urandom(600_000)  # above the size opened in one piece: streamed through TLS
+    out = s3s.put_object(Bucket=bucket, Key="c", Body=body, **_sse_c(key))
+    md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
+    assert (out["SSECustomerAlgorithm"], out["SSECustomerKeyMD5"]) == ("AES256", md5)
+    assert "ServerSideEncryption" not in out
+    assert stored_anywhere(server.data_dir, body[5000:5064]) == []
+    assert stored_anywhere(server.data_dir, key) == []
+    got = s3s.get_object(Bucket=bucket, Key="c", Range="bytes=70000-70100", **_sse_c(key))
+    assert got["Body"].read() == body[70000:70101] and got["SSECustomerKeyMD5"] == md5
+    assert s3s.head_object(Bucket=bucket, Key="c", **_sse_c(key))["SSECustomerAlgorithm"] == "AES256"
+    assert code(s3s.get_object, Bucket=bucket, Key="c") == ("InvalidRequest", 400)
+    assert code(s3s.head_object, Bucket=bucket, Key="c")[1] == 400
+    assert code(s3s.get_object, Bucket=bucket, Key="c", **_sse_c(wrong)) == ("AccessDenied", 403)
+    assert code(s3s.copy_object, Bucket=bucket, Key="c2", CopySource=f"{bucket}/c") == ("InvalidRequest", 400)
+    assert s3s.get_object(Bucket=bucket, Key="c", **_sse_c(key))["Body"].read() == body
+    s3s.copy_object(Bucket=bucket, Key="c2", CopySource=f"{bucket}/c", **_sse_c(key, "CopySourceSSECustomer"))
+    assert s3s.get_object(Bucket=bucket, Key="c2")["Body"].read() == body  # now SSE-S3
+    s3s.put_object(Bucket=bucket, Key="plain", Body=b"p")
+    assert code(s3s.get_object, Bucket=bucket, Key="plain", **_sse_c(key)) == ("InvalidRequest", 400)
+    bad = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": os.urandom(16)}
+    assert code(s3s.put_object, Bucket=bucket, Key="short", Body=b"x", **bad) == ("InvalidArgument", 400)
+    # Multipart: every part carries the key.
+    up = s3s.create_multipart_upload(Bucket=bucket, Key="mpc", **_sse_c(key))["UploadId"]
+    assert code(s3s.upload_part, Bucket=bucket, Key="mpc", UploadId=up, PartNumber=1, Body=b"x") == (
+        "InvalidRequest",
+        400,
+    )
+    etag = s3s.upload_part(Bucket=bucket, Key="mpc", UploadId=up, PartNumber=1, Body=b"part", **_sse_c(key))[
+        "ETag"
+    ]
+    s3s.complete_multipart_upload(
+        Bucket=bucket, Key="mpc", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
+    assert s3s.get_object(Bucket=bucket, Key="mpc", **_sse_c(key))["Body"].read() == b"part"
+
+
+def test_sse_c_needs_https(server, bucket) -> None:
+    s3 = server.client("s3")
+    assert code(s3.put_object, Bucket=bucket, Key="over-http", Body=b"x", **_sse_c(os.urandom(32))) == (
+        "InvalidRequest",
+        400,
+    )
+    assert code(s3.head_object, Bucket=bucket, Key="over-http")[1] == 404
+
+
+def test_encrypted_objects_survive_kill_9(strata_factory) -> None:
+    server = strata_factory(extra_env={"STRATA_LIMIT_S3_MIN_PART_SIZE": str(PART)})
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="crash-sse")
+    cmk = server.client("kms").create_key()["KeyMetadata"]["Arn"]
+    bodies = {"s3": os.urandom(300_000), "kms": os.urandom(70_000), "bk": os.urandom(1000)}
+    s3.put_object(Bucket="crash-sse", Key="s3", Body=bodies["s3"])
+    s3.put_object(
+        Bucket="crash-sse", Key="kms", Body=bodies["kms"], ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk
+    )
+    s3.put_object(
+        Bucket="crash-sse",
+        Key="bk",
+        Body=bodies["bk"],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=cmk,
+        BucketKeyEnabled=True,
+    )
+    server.kill()
+    server.start()
+    for key, body in bodies.items():
+        assert s3.get_object(Bucket="crash-sse", Key=key)["Body"].read() == body
+
+
+def test_a_client_leaving_mid_body_does_not_hurt_the_server(server, s3, bucket) -> None:
+    body = os.urandom(6 << 20)
+    s3.put_object(Bucket=bucket, Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "big"})
+    for _ in range(3):
+        with requests.get(url, stream=True, timeout=60) as r:
+            assert r.raw.read(100_000) == body[:100_000]
+    assert (
+        s3.get_object(Bucket=bucket, Key="big", Range="bytes=5000000-5000009")["Body"].read()
+        == (body[5000000:5000010])
+    )
+    assert server.health()
+
+
+def test_a_disabled_key_opens_nothing_even_through_a_bucket_key(server, s3, bucket) -> None:
+    kms = server.client("kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    for name, bucket_key in (("plain-kms", False), ("bucket-key", True)):
+        s3.put_object(
+            Bucket=bucket,
+            Key=name,
+            Body=b"guarded",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key,
+            BucketKeyEnabled=bucket_key,
+        )
+        assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == b"guarded"
+    kms.disable_key(KeyId=key)
+    for name in ("plain-kms", "bucket-key"):
+        assert code(s3.get_object, Bucket=bucket, Key=name) == ("KMS.DisabledException", 400)
+    assert code(
+        s3.put_object, Bucket=bucket, Key="new", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key
+    ) == ("KMS.DisabledException", 400)
+    kms.enable_key(KeyId=key)
+    assert s3.get_object(Bucket=bucket, Key="bucket-key")["Body"].read() == b"guarded"
