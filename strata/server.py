@@ -75,7 +75,12 @@ def banner(settings: Settings) -> str:
     )
 
 
-async def serve_async(settings: Settings) -> None:
+async def serve_async(settings: Settings) -> int:
+    """Serve until SIGINT/SIGTERM; the process's exit status (1: it could not start).
+
+    A failure is returned, not raised as SystemExit: a SystemExit raised inside the loop's task
+    left the loop waiting forever in the clean-up below (the scheduler's cancelled task was never
+    stepped again), so a Strata whose port was taken logged the error and hung instead of exiting."""
     from strata.gateway.app import StrataApp
     from strata.gateway.http1 import HttpServer
     from strata.gateway.http_limits import HttpLimits
@@ -125,7 +130,7 @@ async def serve_async(settings: Settings) -> None:
             await app.start()
         except Exception:
             log.exception("start-up failed")
-            raise SystemExit(1) from None
+            return 1
         started: list[HttpServer] = []
         for server in servers:
             try:
@@ -135,11 +140,12 @@ async def serve_async(settings: Settings) -> None:
                 log.error("cannot listen on %s:%s (%s): %s", settings.host, server.port, option, e)
                 for other in started:
                     await other.stop()
-                raise SystemExit(1) from None
+                return 1
             started.append(server)
         print(banner(settings), flush=True)
         await stopping.wait()
         await asyncio.gather(*(server.stop() for server in servers))
+        return 0
     finally:
         await app.stop()
         meter.close()
@@ -156,4 +162,6 @@ def serve(settings: Settings) -> None:
     )
     import uvloop
 
-    uvloop.run(serve_async(settings))
+    status = uvloop.run(serve_async(settings))
+    if status:
+        sys.exit(status)

@@ -21,6 +21,10 @@ ACCESS_KEY = "test"
 SECRET_KEY = "test"
 
 
+class _PortTaken(Exception):
+    """Another process took a port between free_port() and the server's bind."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +67,20 @@ class StrataProcess:
         return self.data_dir / "tls" / "ca.pem"
 
     def start(self, timeout: float = 60) -> StrataProcess:
+        """Start the server; when its ports were taken meanwhile (free_port only found them free a
+        moment ago), start again on others. The health answer must come from this process: one
+        answered by another server on a port taken from under us once made a test talk to the
+        wrong server (InvalidClientTokenId for every key of its users file)."""
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                self.port, self.tls_port = free_port(), free_port()
+                while self.tls_port == self.port:
+                    self.tls_port = free_port()
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> StrataProcess:
         env = dict(os.environ)
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
@@ -87,12 +105,24 @@ class StrataProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"strata exited with {self.proc.returncode}:\n{self.log_tail()}")
+                tail = self.log_tail()
+                if "address already in use" in tail.lower() or "errno 98" in tail.lower():
+                    raise _PortTaken(tail)
+                raise RuntimeError(f"strata exited with {self.proc.returncode}:\n{tail}")
             try:
-                self.health()
-                return self
+                answered = self.health()
             except OSError:
                 time.sleep(0.05)
+                continue
+            if answered.get("pid") == self.proc.pid:
+                return self
+            # another server holds our port: ours cannot bind it and will exit
+            try:
+                self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            raise _PortTaken(f"port {self.port} answered by pid {answered.get('pid')}")
         raise RuntimeError(f"strata did not start in {timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, n: int = 60) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,7 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
             200,
             {
                 "version": __version__,
+                "pid": os.getpid(),  # which server answers (a harness checks it is the one it started)
                 "uptime_seconds": round(clock.monotonic() - app.started_at, 3),
                 "region": app.settings.region,
                 "account": app.settings.account_id,
