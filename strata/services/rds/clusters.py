@@ -295,6 +295,12 @@ class ClusterOperations(RDSCore):
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
+        if req.get("StorageEncrypted") is not None or req.get("KmsKeyId"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "The requested DB Instance will be a member of a DB Cluster and its storage "
+                "encryption key should not be set directly.",
+            )
         req = self._same_version(req, c["engine_version"], c["engine"])
         doc = self._new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
         doc.update(
