@@ -20,8 +20,9 @@ from strata.services.kms.keys import Where
 from strata.storage.encrypted_volumes import KEY_BYTES
 
 
-def _ctx(operation: str, account: str, region: str) -> RequestContext:
-    """Strata itself calling KMS on behalf of a resource's account."""
+def _ctx(operation: str, key_arn: str) -> RequestContext:
+    """Strata itself calling KMS, in the account and region of the key (arn:aws:kms:<region>:<account>:...)."""
+    _, _, _, region, account, _ = key_arn.split(":", 5)
     return RequestContext(
         "internal", "kms", operation, region, account, None, HttpRequest("GET", "/", "", Headers())
     )
@@ -63,20 +64,20 @@ class DataKeys:
             raise self.refuse(f"The specified KMS key [{key_ref}] is not a symmetric encryption key.")
         return f"arn:aws:kms:{key['region']}:{key['account']}:key/{key['id']}"
 
-    def new(self, account: str, region: str, key_arn: str, volume: str) -> tuple[str, bytes]:
+    def new(self, key_arn: str, volume: str) -> tuple[str, bytes]:
         """(sealed volume key, base64; plaintext) for a new volume; `refuse` when KMS will not."""
         req = {"KeyId": key_arn, "NumberOfBytes": KEY_BYTES, "EncryptionContext": {self.context_key: volume}}
         try:
-            out = self._kms().generate_data_key(_ctx("GenerateDataKey", account, region), req)
+            out = self._kms().generate_data_key(_ctx("GenerateDataKey", key_arn), req)
         except ServiceError as e:
             raise self.refuse(f"The KMS key {key_arn} cannot be used: {e.message}") from None
         return base64.b64encode(out["CiphertextBlob"]).decode(), out["Plaintext"]
 
-    def unseal(self, account: str, region: str, key_arn: str, sealed: str, volume: str) -> bytes:
+    def unseal(self, key_arn: str, sealed: str, volume: str) -> bytes:
         """The plaintext key of a volume (KMS Decrypt); raises ServiceError (a disabled key)."""
         req = {
             "CiphertextBlob": base64.b64decode(sealed),
             "KeyId": key_arn,
             "EncryptionContext": {self.context_key: volume},
         }
-        return self._kms().decrypt(_ctx("Decrypt", account, region), req)["Plaintext"]
+        return self._kms().decrypt(_ctx("Decrypt", key_arn), req)["Plaintext"]

@@ -78,7 +78,11 @@ class EncryptedVolumes:
         """A new volume with an empty encrypted root directory (owned by root, 755); blocking."""
         self.root.mkdir(parents=True, exist_ok=True)
         image = self.image(vol_id)
-        with open(image, "wb") as f:
+        try:
+            f = open(image, "xb")  # noqa: SIM115 - never over another volume's image
+        except FileExistsError:
+            raise EncryptionError(f"the volume {vol_id} exists already") from None
+        with f:
             f.truncate(IMAGE_BYTES)
         try:
             _run(

@@ -40,7 +40,7 @@ class InstanceOperations(RDSCore):
         """A new instance record (ports allocated); `inherited_key` is the KMS key of what it is
         made from when that is encrypted (encryption.py), so it is encrypted too."""
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
-        if self.store.get_doc("instance", ident) is not None:
+        if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         kms_key = self._storage_key(req, inherited_key)
         klass = m.check_class(req.get("DBInstanceClass") or "db.t3.micro")

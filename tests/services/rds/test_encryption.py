@@ -112,3 +112,65 @@ def test_storage_encryption_errors(strata_server: Any, unique: str) -> None:
     assert _error(rds.describe_db_instances, DBInstanceIdentifier=base["DBInstanceIdentifier"])["Code"] == (
         "DBInstanceNotFound"
     )
+
+
+@pytest.mark.skipif(unsupported() is not None, reason=f"encrypted volumes: {unsupported()}")
+def test_encrypted_aurora_cluster(strata_factory) -> None:  # noqa: ANN001
+    """The cluster's shared WAL archive and backups, each member's data and a cluster snapshot are
+    ciphertext on disk; the members are encrypted with the cluster's key."""
+    from tests.services.rds.test_aurora import cluster_connect, pg_cluster
+
+    server = strata_factory()
+    try:
+        rds, kms = server.client("rds"), server.client("kms")
+        cluster = pg_cluster(rds, "aur", ["aur-w"], "db.r6g.large", StorageEncrypted=True)
+        managed = kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
+        assert cluster["StorageEncrypted"] is True and cluster["KmsKeyId"] == managed
+        writer = rds.describe_db_instances(DBInstanceIdentifier="aur-w")["DBInstances"][0]
+        assert writer["StorageEncrypted"] is True and writer["KmsKeyId"] == managed
+        with cluster_connect(cluster) as conn:
+            conn.execute("CREATE TABLE secrets (s text)")
+            conn.execute("INSERT INTO secrets SELECT %s || g FROM generate_series(1, 2000) g", (MARKER,))
+        rds.create_db_cluster_snapshot(DBClusterIdentifier="aur", DBClusterSnapshotIdentifier="aur-snap")
+        snap = eventually(
+            lambda: next(
+                s
+                for s in rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="aur-snap")[
+                    "DBClusterSnapshots"
+                ]
+                if s["Status"] == "available"
+            ),
+            180,
+            0.3,
+        )
+        assert snap["StorageEncrypted"] is True and snap["KmsKeyId"] == managed
+        err = _error(
+            rds.create_db_instance,
+            DBInstanceIdentifier="aur-r",
+            DBClusterIdentifier="aur",
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+            StorageEncrypted=True,
+        )
+        assert err["Code"] == "InvalidParameterCombination"
+
+        server.stop()
+        data = server.data_dir / "rds"
+        images = sorted(p.name for p in (data / "volumes").glob("*.img"))
+        assert images == ["cluster-aur.img", "cluster-snapshot-aur-snap.img", "instance-aur-w.img"]
+        assert files_holding(data, MARKER.encode()) == []
+
+        server.start()
+        rds = server.client("rds")
+        wait_status(rds, "aur-w")
+        with cluster_connect(cluster) as conn:
+            assert conn.execute("SELECT count(*) FROM secrets").fetchone() == (2000,)
+        rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="aur-snap")
+        rds.delete_db_instance(DBInstanceIdentifier="aur-w", SkipFinalSnapshot=True)
+        eventually(lambda: not rds.describe_db_instances()["DBInstances"], 120, 0.3)
+        rds.delete_db_cluster(DBClusterIdentifier="aur", SkipFinalSnapshot=True)
+        assert not list((data / "volumes").glob("*.img"))
+        assert not mounts_under(server.data_dir)
+    finally:
+        server.stop()
+        unmount_all(server.data_dir)
