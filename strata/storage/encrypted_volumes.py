@@ -64,6 +64,10 @@ class EncryptedVolumes:
     def exists(self, vol_id: str) -> bool:
         return self.image(vol_id).exists()
 
+    def is_open(self, vol_id: str) -> bool:
+        """Mounted, so its files can be used (a volume whose key KMS would not unseal is not)."""
+        return os.path.ismount(self.mountpoint(vol_id)) and self.files(vol_id).is_dir()
+
     def image(self, vol_id: str) -> Path:
         return self.root / f"{vol_id}.img"
 

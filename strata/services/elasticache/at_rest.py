@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from strata.engines.process import EngineError
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.data_keys import DataKeys
@@ -51,7 +52,10 @@ class AtRestOperations(ElastiCacheCore):
         group = self.store.get_doc("group", gid) if gid else None
         if not group or not group.get("_dek"):
             return None
-        return self.volumes.files(self._group_volume(gid)) / self.store.engine_key(cluster_id)
+        volume = self._group_volume(gid)
+        if not self.volumes.is_open(volume):  # never run an engine on the bare mount point: plaintext
+            raise EngineError(f"the encrypted storage of {gid} is locked (is its KMS key enabled?)")
+        return self.volumes.files(volume) / self.store.engine_key(cluster_id)
 
     # -- choosing the key --------------------------------------------------------------------------
 

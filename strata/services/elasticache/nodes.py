@@ -192,7 +192,14 @@ class Engines:
     def stop(self, cluster_id: str, node_id: str, remove: bool = False) -> None:
         self._stop((self.key(cluster_id), node_id))
         if remove:
-            shutil.rmtree(self.node_dir(cluster_id, node_id), ignore_errors=True)
+            self._remove_dir(lambda: self.node_dir(cluster_id, node_id))
+
+    def _remove_dir(self, where: Callable[[], Path]) -> None:
+        try:
+            directory = where()
+        except EngineError:  # in a locked encrypted volume: its files go with the volume
+            return
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _stop(self, key: Key) -> None:
         with self._lock:
@@ -205,7 +212,7 @@ class Engines:
         for key in [k for k in list(self.servers) if k[0] == name]:
             self._stop(key)
         if remove:
-            shutil.rmtree(self.cluster_dir(cluster_id), ignore_errors=True)
+            self._remove_dir(lambda: self.cluster_dir(cluster_id))
 
     def stop_everything(self) -> None:
         for key in list(self.servers):

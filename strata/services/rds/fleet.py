@@ -63,10 +63,17 @@ class Fleet:
         with self._guard:
             return self._locks.setdefault(self.key(ident), threading.RLock())
 
+    def locked(self, ident: str) -> bool:
+        """Is the instance's encrypted volume shut (its KMS key would not unseal its data key)?"""
+        volume = self.volume_id(ident)
+        return self.volumes.exists(volume) and not self.volumes.is_open(volume)
+
     def node(self, doc: dict, name: str) -> Node:
         key = (self.key(doc["id"]), name)
         node = self._nodes.get(key)
         if node is None:
+            if self.locked(doc["id"]):  # never run an engine on the bare mount point: plaintext
+                raise EngineError(f"the encrypted storage of {doc['id']} is locked (is its KMS key enabled?)")
             info = doc["nodes"][name]
             root = self.instance_dir(doc["id"]) / name
             # Cluster members share their cluster's archive (whichever of them writes).
@@ -179,8 +186,10 @@ class Fleet:
 
     def destroy(self, doc: dict) -> None:
         self.unroute(doc)
+        locked = self.locked(doc["id"])  # then no engine of it runs, and its files go with the volume
         for name in list(doc["nodes"]):
-            self.node(doc, name).remove()
+            if not locked:
+                self.node(doc, name).remove()
             self._nodes.pop((self.key(doc["id"]), name), None)
         self.ports.release_prefix(f"rds/{self.key(doc['id'])}/")
         shutil.rmtree(self.instance_dir(doc["id"]), ignore_errors=True)
