@@ -65,7 +65,9 @@ def test_encrypted_instance_snapshot_and_restore(strata_factory) -> None:  # noq
         server.start()
         rds = server.client("rds")
         with pg_connect(wait_status(rds, "enc")) as conn:
+            assert conn.execute("SELECT count(*) FROM secrets").fetchone() == (2000,)
             conn.execute("INSERT INTO secrets VALUES (%s)", (MARKER + "-after-kill",))
+        server.client("kms").disable_key(KeyId=key["KeyId"])  # no effect until the volumes are shut
         server.stop()  # the volumes are unmounted: what is on disk is all there is
         data = server.data_dir / "rds"
         assert not mounts_under(server.data_dir)
@@ -73,10 +75,19 @@ def test_encrypted_instance_snapshot_and_restore(strata_factory) -> None:  # noq
         assert images == ["instance-enc-restored.img", "instance-enc.img", "snapshot-enc-snap.img"]
         assert files_holding(data, MARKER.encode()) == []
 
+        # without its KMS key the data stays locked after a restart: the engine does not start
         server.start()
         rds = server.client("rds")
-        with pg_connect(wait_status(rds, "enc")) as conn:
-            assert conn.execute("SELECT count(*) FROM secrets").fetchone() == (2001,)
+        eventually(
+            lambda: (
+                rds.describe_db_instances(DBInstanceIdentifier="enc")["DBInstances"][0]["DBInstanceStatus"]
+                == "failed"
+            ),
+            120,
+            0.3,
+        )
+        assert not mounts_under(server.data_dir)
+        assert not (data / "volumes" / "instance-enc" / "files").exists()
         for ident in ("enc", "enc-restored"):
             rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
         rds.delete_db_snapshot(DBSnapshotIdentifier="enc-snap")
