@@ -75,9 +75,8 @@ class AtRestOperations(ElastiCacheCore):
         if not encrypted:
             return None
         self._refuse_unsupported()
-        if inherited and not req.get("KmsKeyId"):
-            return inherited
-        return self._data_keys.resolve(account, region, req.get("KmsKeyId"))
+        # the inherited key is looked up again: it must still be enabled, as on AWS
+        return self._data_keys.resolve(account, region, req.get("KmsKeyId") or inherited)
 
     @staticmethod
     def _refuse_unsupported() -> None:

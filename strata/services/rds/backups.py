@@ -74,8 +74,10 @@ class BackupOperations(RDSCore):
             "instance_created": doc["created"],
             "allocated_storage": doc["allocated_storage"],
             "storage_type": doc["storage_type"],
-            "encrypted": doc["storage_encrypted"],
-            "kms_key_id": doc.get("kms_key_id"),
+            # what its files really are: an instance recorded as encrypted before Strata encrypted
+            # (no volume key) gives plain snapshots
+            "encrypted": bool(doc.get("dek")),
+            "kms_key_id": doc.get("kms_key_id") if doc.get("dek") else None,
             "tags": tag_map,
             "path": str(path or self._snapshot_dir(snap_id) / "data"),
             "resource_id": doc["resource_id"],
@@ -215,10 +217,9 @@ class BackupOperations(RDSCore):
             raise m.fault("DBSnapshotAlreadyExists", f"Snapshot {target} already exists.")
         tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})
         # A copy is encrypted when its source is (under KmsKeyId if given), or when KmsKeyId is given.
-        kms_key = (
-            self._storage_key({"StorageEncrypted": True, "KmsKeyId": req["KmsKeyId"]})
-            if req.get("KmsKeyId")
-            else src.get("kms_key_id")
+        kms_key = self._storage_key(
+            {"StorageEncrypted": bool(req.get("KmsKeyId")), "KmsKeyId": req.get("KmsKeyId")},
+            src.get("kms_key_id") if src.get("encrypted") else None,
         )
         snap = {
             **src,

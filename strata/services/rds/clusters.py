@@ -531,7 +531,7 @@ class ClusterOperations(RDSCore):
         snap_id = snap_id or f"rds:{cid}-{stamp}"
         if automated:  # in the cluster's directory (its volume when encrypted)
             path = self._cluster_dir(cid) / "backups" / stamp
-        elif c.get("kms_key_id"):  # a volume of its own, made when its files are
+        elif c.get("dek"):  # a volume of its own, made when its files are
             path = self.fleet.volumes.files(self._cluster_snapshot_volume(snap_id)) / "data"
         else:
             path = self.runtime.data_dir / "cluster-snapshots" / self.store.engine_key(snap_id) / "data"
@@ -553,10 +553,10 @@ class ClusterOperations(RDSCore):
             "tags": tags or {},
             "at": at,
             "real_at": None,
-            "encrypted": c["storage_encrypted"],
-            "kms_key_id": c.get("kms_key_id"),
+            "encrypted": bool(c.get("dek")),  # as for instances (backups.py): what its files are
+            "kms_key_id": c.get("kms_key_id") if c.get("dek") else None,
         }
-        if c.get("kms_key_id") and not automated:
+        if c.get("dek") and not automated:
             snap["volume"] = self._cluster_snapshot_volume(snap_id)
         self.store.put_doc("cluster_snapshot", snap_id, snap)
         return snap

@@ -55,9 +55,8 @@ class StorageEncryption(RDSCore):
         why = unsupported()
         if why:
             raise m.fault("InvalidParameterCombination", f"StorageEncrypted cannot be served here: {why}.")
-        if inherited is not None and not req.get("KmsKeyId"):
-            return inherited
-        return self._data_keys.resolve(self.account, self.region, req.get("KmsKeyId"))
+        # the inherited key is looked up again: it must still be enabled, as on AWS
+        return self._data_keys.resolve(self.account, self.region, req.get("KmsKeyId") or inherited)
 
     # -- volumes -----------------------------------------------------------------------------------
 
