@@ -3,8 +3,9 @@
 Issue 12 found these accepted and ignored: SSE-C (a GET without the key returned the plaintext;
 now honoured over HTTPS and refused over plain HTTP, as AWS does), ObjectLockEnabledForBucket
 (served since), RDS EnableIAMDatabaseAuthentication and EngineVersion, DynamoDB UpdateTable
-ReplicaUpdates; later, encryption at rest that was only recorded (RDS, ElastiCache, DynamoDB with
-a KMS key). The whole table is tests/services/test_parameter_audit.py; these are
+ReplicaUpdates; later, encryption at rest that was only recorded (DynamoDB with a KMS key; RDS
+and ElastiCache until they encrypted for real). The whole table is
+tests/services/test_parameter_audit.py; these are
 the cases a user meets, with what must not have happened.
 """
 
@@ -120,42 +121,44 @@ def test_rds_iam_database_authentication_is_refused(strata_server: Any, unique: 
     assert refusal(rds.describe_db_instances, DBInstanceIdentifier=ident)["Code"] == "DBInstanceNotFound"
 
 
-def test_encryption_at_rest_strata_does_not_perform_is_refused(strata_server: Any, unique: str) -> None:
+def test_encryption_at_rest_is_real_or_refused(strata_server: Any, unique: str) -> None:
     """RDS StorageEncrypted, ElastiCache AtRestEncryptionEnabled and DynamoDB tables under a KMS
-    key were accepted and described as encrypted while their data was stored in the clear."""
-    rds = strata_server.client("rds")
-    base = {
-        "Engine": "postgres",
-        "DBInstanceClass": "db.t3.micro",
-        "MasterUsername": "master",
-        "MasterUserPassword": "secret-password",
-        "AllocatedStorage": 20,
-    }
-    for extra in ({"StorageEncrypted": True}, {"KmsKeyId": "alias/aws/rds"}):
-        err = refusal(rds.create_db_instance, DBInstanceIdentifier=f"enc-{unique}", **base, **extra)
-        assert err["Code"] == "InvalidParameterCombination" and next(iter(extra)) in err["Message"]
-    assert (
-        refusal(rds.describe_db_instances, DBInstanceIdentifier=f"enc-{unique}")["Code"]
-        == "DBInstanceNotFound"
-    )
-    err = refusal(
-        rds.create_db_cluster,
-        DBClusterIdentifier=f"enc-{unique}",
-        Engine="aurora-postgresql",
-        MasterUsername="master",
-        MasterUserPassword="secret-password",
-        StorageEncrypted=True,
-    )
-    assert err["Code"] == "InvalidParameterCombination" and "StorageEncrypted" in err["Message"]
+    key were accepted and described as encrypted while their data was stored in the clear. RDS and
+    ElastiCache now encrypt for real (an encrypted volume per resource: the plaintext checks are in
+    tests/services/{rds,elasticache}/test_encryption.py), or refuse where this machine cannot
+    mount one; DynamoDB still refuses."""
+    from strata.storage.encrypted_volumes import unsupported
+    from tests.storage.at_rest import mounts_under
+
     ec = strata_server.client("elasticache")
-    err = refusal(
-        ec.create_replication_group,
-        ReplicationGroupId=f"enc-{unique}",
-        ReplicationGroupDescription="x",
-        Engine="redis",
-        AtRestEncryptionEnabled=True,
-    )
-    assert err["Code"] == "InvalidParameterCombination" and "AtRestEncryptionEnabled" in err["Message"]
+    gid = f"enc-{unique}"
+    create = {"ReplicationGroupId": gid, "ReplicationGroupDescription": "x", "Engine": "redis"}
+    why = unsupported()
+    if why is not None:
+        err = refusal(ec.create_replication_group, **create, AtRestEncryptionEnabled=True)
+        assert err["Code"] == "InvalidParameterValue" and why in err["Message"]
+        rds = strata_server.client("rds")
+        err = refusal(
+            rds.create_db_instance,
+            DBInstanceIdentifier=gid,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="master",
+            MasterUserPassword="secret-password",
+            AllocatedStorage=20,
+            StorageEncrypted=True,
+        )
+        assert err["Code"] == "InvalidParameterCombination" and why in err["Message"]
+    else:
+        # the group's nodes keep their files in an encrypted volume of its own, mounted while it lives
+        group = ec.create_replication_group(**create, AtRestEncryptionEnabled=True)["ReplicationGroup"]
+        assert group["AtRestEncryptionEnabled"] is True and group["KmsKeyId"].startswith("arn:aws:kms:")
+        volume = strata_server.data_dir / "elasticache" / "volumes" / f"group-{gid}"
+        assert str(volume) in mounts_under(strata_server.data_dir)
+        assert (volume / "files" / f"{gid}-001" / "0001").is_dir()
+        ec.delete_replication_group(ReplicationGroupId=gid)
+        assert str(volume) not in mounts_under(strata_server.data_dir)
+        assert not volume.with_suffix(".img").exists()
     ddb = strata_server.client("dynamodb")
     err = refusal(
         ddb.create_table,

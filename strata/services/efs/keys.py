@@ -16,8 +16,8 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
 from strata.services.efs import limits as lim
-from strata.services.efs.encryption import KEY_BYTES
 from strata.services.kms.keys import Where
+from strata.storage.encrypted_volumes import KEY_BYTES
 
 MANAGED_ALIAS = "alias/aws/elasticfilesystem"
 

@@ -32,7 +32,6 @@ from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
 from strata.services.efs.client_access import ClientAccess, client_access
-from strata.services.efs.encryption import EncryptedVolumes, EncryptionError, unsupported
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
@@ -41,6 +40,7 @@ from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
+from strata.storage.encrypted_volumes import EncryptedVolumes, EncryptionError, unsupported
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.efs")

@@ -12,7 +12,7 @@ from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
-from strata.services.elasticache.errors import fault, invalid
+from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.membership import new_port_owner, port_owner
 from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address
 from strata.services.elasticache.render import default_parameter_group
@@ -43,6 +43,11 @@ class CacheClusterOperations(ElastiCacheCore):
         version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
         v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group({"engine": eng}))
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=version)
+        if restore and restore.get("_dek"):
+            raise combination(
+                f"Snapshot {restore['SnapshotName']} is encrypted at rest: restore it into a replication "
+                "group with AtRestEncryptionEnabled (a standalone cache cluster is not encrypted)."
+            )
         created = now_iso()
         zones = req.get("PreferredAvailabilityZones") or []
         doc: dict = {

@@ -25,6 +25,7 @@ from strata.services.owned_docs import OwnedDocs
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
+from strata.storage.encrypted_volumes import EncryptedVolumes
 
 if TYPE_CHECKING:
     from strata.services.elasticache.discovery import DiscoveryEndpoint
@@ -64,7 +65,15 @@ class ElastiCacheCore:
             per_account=frozenset({"cluster", "group", "snapshot"}),
             taken=_taken,
         )
-        self.engines = Engines(runtime.data_dir, runtime.settings.data_dir, key=self.store.engine_key)
+        self.engines = Engines(
+            runtime.data_dir,
+            runtime.settings.data_dir,
+            key=self.store.engine_key,
+            encrypted_root=lambda cluster_id: self._encrypted_root(cluster_id),
+        )
+        # groups encrypted at rest and their snapshots: `<data>/elasticache/volumes/` (at_rest.py)
+        self.volumes = EncryptedVolumes(runtime.data_dir)
+        self._encrypting: set[str] = set()  # groups whose volume is being made (not yet recorded)
         self.ports = PortAllocator.for_settings(runtime.settings)
         self.snapshot_root = runtime.data_dir / "snapshots"
         self._locks: dict[str, asyncio.Lock] = {}

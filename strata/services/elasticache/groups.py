@@ -284,11 +284,16 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         gid = v.identifier(req.get("ReplicationGroupId"), "ReplicationGroupId", 40)
         if not req.get("ReplicationGroupDescription"):
             raise invalid("The parameter ReplicationGroupDescription must be provided and must not be blank.")
-        if self.store.get_doc("group", gid) is not None:
+        if self.store.get_doc("group", gid) is not None or self._group_volume(gid) in self._encrypting:
             raise fault("ReplicationGroupAlreadyExistsFault", f"Replication group {gid} already exists.")
         if req.get("GlobalReplicationGroupId"):
             raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
         if req.get("PrimaryClusterId"):
+            if req.get("AtRestEncryptionEnabled") or req.get("KmsKeyId"):
+                raise combination(
+                    "AtRestEncryptionEnabled cannot be used with PrimaryClusterId: the primary's data "
+                    "is not encrypted at rest."
+                )
             return await self._create_group_from_cluster(ctx, req, gid)
         eng = v.engine(req.get("Engine"))
         if eng == "memcached":
@@ -344,6 +349,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             default_parameter_group({"engine": eng, "cluster_mode": cluster_mode}),
         )
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards, version=version)
+        kms_arn = self._at_rest_key(req, restore, ctx.region, ctx.account_id)
         created = _now()
         group: dict = {
             "id": gid,
@@ -358,8 +364,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             "cluster_mode": cluster_mode,
             "auth": v.auth_token(req.get("AuthToken"), transit, eng),
             "transit": transit,
-            "at_rest": bool(req.get("AtRestEncryptionEnabled")),
-            "kms_key_id": req.get("KmsKeyId"),
+            "at_rest": kms_arn is not None,
+            "kms_key_id": kms_arn,
+            "_kms_arn": kms_arn,
             "retention": v.retention(req.get("SnapshotRetentionLimit")),
             "window": v.snapshot_window(req.get("SnapshotWindow")),
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
@@ -420,6 +427,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 pending.append(member)
             ng["primary"] = ng["members"][0]
         group["config_holder"] = group["node_groups"][0]["members"][0] if cluster_mode else None
+        await self._encrypt_group(group)
         for member in pending:
             self.store.put_doc("cluster", member["id"], member)
         self.store.put_doc("group", gid, group)
@@ -458,6 +466,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         for cid in [c for ng in group["node_groups"] for c in ng["members"]]:
             await run_blocking(self.engines.stop_cluster, cid, True)
             self.store.delete_doc("cluster", cid)
+        await self._remove_group_volume(group)
         self.store.delete_doc("group", group["id"])
         self.ports.release_prefix(port_owner(group, "group"))
 
@@ -547,6 +556,11 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 raise fault(
                     "InvalidReplicationGroupStateFault",
                     f"Replication group {group['id']} is {group['status']}.",
+                )
+            if req.get("RetainPrimaryCluster") and group.get("_dek"):
+                raise combination(
+                    "Strata cannot retain the primary of a replication group encrypted at rest: "
+                    "a standalone cache cluster is not encrypted."
                 )
             if req.get("FinalSnapshotIdentifier"):
                 await self._take_snapshot(req["FinalSnapshotIdentifier"], "manual", group=group)

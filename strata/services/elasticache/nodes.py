@@ -66,17 +66,28 @@ class Engines:
     Methods take cache cluster ids of the account being served; `key` (OwnedDocs.engine_key)
     names their directories and processes apart from another account's of the same id."""
 
-    def __init__(self, data_dir: Path, strata_data_dir: Path, key: Callable[[str], str] = str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        strata_data_dir: Path,
+        key: Callable[[str], str] = str,
+        encrypted_root: Callable[[str], Path | None] = lambda _cluster_id: None,
+    ) -> None:
         self.root = Path(data_dir) / "nodes"
         self.key = key
+        # A member of a group encrypted at rest keeps its nodes in the group's volume (at_rest.py).
+        self.encrypted_root = encrypted_root
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
         # the secret names of the commands ElastiCache does not let clients run (one per service)
         self.admin_token = redis_engine.admin_token(Path(data_dir) / "engine-admin.token")
 
+    def cluster_dir(self, cluster_id: str) -> Path:
+        return self.encrypted_root(cluster_id) or self.root / self.key(cluster_id)
+
     def node_dir(self, cluster_id: str, node_id: str) -> Path:
-        return self.root / self.key(cluster_id) / node_id
+        return self.cluster_dir(cluster_id) / node_id
 
     def get(self, cluster_id: str, node_id: str = "0001") -> Server | None:
         return self.servers.get((self.key(cluster_id), node_id))
@@ -181,7 +192,14 @@ class Engines:
     def stop(self, cluster_id: str, node_id: str, remove: bool = False) -> None:
         self._stop((self.key(cluster_id), node_id))
         if remove:
-            shutil.rmtree(self.node_dir(cluster_id, node_id), ignore_errors=True)
+            self._remove_dir(lambda: self.node_dir(cluster_id, node_id))
+
+    def _remove_dir(self, where: Callable[[], Path]) -> None:
+        try:
+            directory = where()
+        except EngineError:  # in a locked encrypted volume: its files go with the volume
+            return
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _stop(self, key: Key) -> None:
         with self._lock:
@@ -194,7 +212,7 @@ class Engines:
         for key in [k for k in list(self.servers) if k[0] == name]:
             self._stop(key)
         if remove:
-            shutil.rmtree(self.root / name, ignore_errors=True)
+            self._remove_dir(lambda: self.cluster_dir(cluster_id))
 
     def stop_everything(self) -> None:
         for key in list(self.servers):

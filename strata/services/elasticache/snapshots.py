@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.engines.redis import RedisServer
+from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
@@ -58,7 +59,11 @@ class SnapshotOperations(ElastiCacheCore):
     """Snapshot operations and helpers (a mixin of ElastiCacheProvider)."""
 
     def _snapshot_dir(self: ElastiCacheProvider, name: str) -> Path:
-        """Where a snapshot's files are (per account: another account's snapshot of the name has its own)."""
+        """Where a snapshot's files are (per account: another account's snapshot of the name has its own);
+        in a volume of its own when it holds data encrypted at rest (at_rest.py)."""
+        volume = self._snapshot_volume(name)
+        if self.volumes.exists(volume):
+            return self.volumes.files(volume)
         return self.snapshot_root / self.store.engine_key(name)
 
     def _snapshot_doc(self: ElastiCacheProvider, name: str | None) -> dict:
@@ -135,9 +140,11 @@ class SnapshotOperations(ElastiCacheCore):
         group: dict | None = None,
         tags: list | None = None,
         at: datetime | None = None,
+        kms_arn: str | None = None,
     ) -> dict:
         """BGSAVE each node group and keep the files; returns the stored record. Caller holds the
-        lock. `at` stamps it (an automatic snapshot: its window's opening); else now."""
+        lock. `at` stamps it (an automatic snapshot: its window's opening); else now. The files are
+        encrypted at rest under `kms_arn`, or the deployment's key when it is encrypted."""
         name = identifier(name, "SnapshotName", 255) if source == "manual" else name
         if self.store.get_doc("snapshot", name) is not None:
             raise fault("SnapshotAlreadyExistsFault", f"Snapshot {name} already exists.")
@@ -152,10 +159,14 @@ class SnapshotOperations(ElastiCacheCore):
         doc["_tags"] = validate_tags(tags)
         self.store.put_doc("snapshot", name, doc)
         try:
+            await run_blocking(self._encrypt_snapshot, doc, kms_arn or dep.get("_kms_arn"))
+            self.store.put_doc("snapshot", name, doc)
             files, node_snaps = await run_blocking(self._save_files, name, sources, dep, when)
+        except ServiceError:  # KMS would not make the snapshot's key
+            await run_blocking(self._drop_snapshot, name)
+            raise
         except (EngineError, OSError) as e:
-            self.store.delete_doc("snapshot", name)
-            shutil.rmtree(self._snapshot_dir(name), ignore_errors=True)
+            await run_blocking(self._drop_snapshot, name)
             raise fault("InvalidCacheClusterStateFault", f"The snapshot could not be taken: {e}") from e
         doc["_files"], doc["NodeSnapshots"], doc["SnapshotStatus"] = files, node_snaps, "available"
         self.store.put_doc("snapshot", name, doc)
@@ -258,13 +269,21 @@ class SnapshotOperations(ElastiCacheCore):
                 "InvalidParameterCombinationException",
                 "Exactly one of ReplicationGroupId and CacheClusterId must be given.",
             )
+        kms_arn = None
+        if req.get("KmsKeyId"):  # the snapshot is encrypted at rest under it
+            self._refuse_unsupported()
+            kms_arn = self._data_keys.resolve(ctx.account_id, ctx.region, req["KmsKeyId"])
         if req.get("ReplicationGroupId"):
             group = self._group_doc(req["ReplicationGroupId"])
             async with self._resource_lock(group["id"]):
                 group = self._group_doc(group["id"])
                 self._available(group)
                 doc = await self._take_snapshot(
-                    req.get("SnapshotName") or "", "manual", group=group, tags=req.get("Tags")
+                    req.get("SnapshotName") or "",
+                    "manual",
+                    group=group,
+                    tags=req.get("Tags"),
+                    kms_arn=kms_arn,
                 )
         else:
             cluster = self._cluster_doc(req["CacheClusterId"])
@@ -274,7 +293,11 @@ class SnapshotOperations(ElastiCacheCore):
                         "InvalidCacheClusterStateFault", f"Cache cluster {cluster['id']} is not available."
                     )
                 doc = await self._take_snapshot(
-                    req.get("SnapshotName") or "", "manual", cluster=cluster, tags=req.get("Tags")
+                    req.get("SnapshotName") or "",
+                    "manual",
+                    cluster=cluster,
+                    tags=req.get("Tags"),
+                    kms_arn=kms_arn,
                 )
         return {
             "Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)
@@ -327,8 +350,16 @@ class SnapshotOperations(ElastiCacheCore):
             "_created": clock.now().isoformat(),
             "_tags": validate_tags(req.get("Tags")),
         }
+        for name in ("_dek", "_kms_arn", "KmsKeyId"):
+            doc.pop(name, None)
+        # The copy is encrypted when its source is (under KmsKeyId if given) or KmsKeyId is given.
+        kms_arn = source.get("_kms_arn")
+        if req.get("KmsKeyId"):
+            self._refuse_unsupported()
+            kms_arn = self._data_keys.resolve(ctx.account_id, ctx.region, req["KmsKeyId"])
 
         def copy() -> None:
+            self._encrypt_snapshot(doc, kms_arn)
             for fname in source["_files"]:
                 _copy_durably(
                     self._snapshot_dir(source["SnapshotName"]) / fname, self._snapshot_dir(target) / fname
@@ -354,6 +385,7 @@ class SnapshotOperations(ElastiCacheCore):
     def _drop_snapshot(self: ElastiCacheProvider, name: str) -> None:
         self.store.delete_doc("snapshot", name)
         shutil.rmtree(self._snapshot_dir(name), ignore_errors=True)
+        self._remove_snapshot_volume(name)
 
     def _delete_automatic_snapshots(
         self: ElastiCacheProvider, *, cluster_id: str | None = None, group_id: str | None = None

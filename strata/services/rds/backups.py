@@ -74,14 +74,19 @@ class BackupOperations(RDSCore):
             "instance_created": doc["created"],
             "allocated_storage": doc["allocated_storage"],
             "storage_type": doc["storage_type"],
-            "encrypted": doc["storage_encrypted"],
-            "kms_key_id": doc.get("kms_key_id"),
+            # what its files really are: an instance recorded as encrypted before Strata encrypted
+            # (no volume key) gives plain snapshots
+            "encrypted": bool(doc.get("dek")),
+            "kms_key_id": doc.get("kms_key_id") if doc.get("dek") else None,
             "tags": tag_map,
             "path": str(path or self._snapshot_dir(snap_id) / "data"),
             "resource_id": doc["resource_id"],
             "real_at": None,
             "at": None,
         }
+        if snap["encrypted"] and path is None:  # a manual snapshot outlives its instance: a volume of its own
+            snap["volume"] = self._snapshot_volume(snap)
+            snap["path"] = str(self._encrypted_snapshot_path(snap))
         self.store.put_doc("snapshot", snap_id, snap)
         return snap
 
@@ -90,6 +95,8 @@ class BackupOperations(RDSCore):
         snap = self._get_snapshot(snap_id)
         doc = self._get_instance(snap["instance_id"])
         started = clock.time() if at is None else at
+        if snap.get("volume"):
+            self._make_snapshot_volume(snap)
         self.fleet.base_backup(doc, Path(snap["path"]))
         snap = self._get_snapshot(snap_id)
         # `at` (shown as SnapshotCreateTime, used by the schedule) is when the backup began;
@@ -108,6 +115,7 @@ class BackupOperations(RDSCore):
             Path(snap["path"]).parent if snap["type"] != "automated" else Path(snap["path"]),
             ignore_errors=True,
         )
+        self._remove_snapshot_volume(snap)
         self.store.delete_doc("snapshot", snap["id"])
 
     def _snapshot_out(self, s: dict) -> dict:
@@ -208,6 +216,11 @@ class BackupOperations(RDSCore):
         if self.store.get_doc("snapshot", target):
             raise m.fault("DBSnapshotAlreadyExists", f"Snapshot {target} already exists.")
         tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})
+        # A copy is encrypted when its source is (under KmsKeyId if given), or when KmsKeyId is given.
+        kms_key = self._storage_key(
+            {"StorageEncrypted": bool(req.get("KmsKeyId")), "KmsKeyId": req.get("KmsKeyId")},
+            src.get("kms_key_id") if src.get("encrypted") else None,
+        )
         snap = {
             **src,
             "id": target,
@@ -216,14 +229,22 @@ class BackupOperations(RDSCore):
             "tags": tags,
             "path": str(self._snapshot_dir(target) / "data"),
             "source_snapshot": src["id"],
-            "kms_key_id": req.get("KmsKeyId") or src.get("kms_key_id"),
+            "encrypted": kms_key is not None,
+            "kms_key_id": kms_key,
+            "volume": None,
+            "dek": None,
         }
+        if kms_key is not None:
+            snap["volume"] = self._snapshot_volume(snap)
+            snap["path"] = str(self._encrypted_snapshot_path(snap))
         self.store.put_doc("snapshot", target, snap)
         self._spawn(f"snapshot:{target}", self._copy_snapshot, src["path"], target)
         return {"DBSnapshot": self._snapshot_out(snap)}
 
     def _copy_snapshot(self, src_path: str, target: str) -> None:
         snap = self._get_snapshot(target)
+        if snap.get("volume"):
+            self._make_snapshot_volume(snap)
         dest = Path(snap["path"])
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src_path, dest, symlinks=True, dirs_exist_ok=True)
@@ -231,7 +252,7 @@ class BackupOperations(RDSCore):
         self.store.put_doc("snapshot", target, snap)
         self._event(target, "db-snapshot", "Snapshot copy finished", ["creation"])
 
-    def restore_db_instance_from_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
+    async def restore_db_instance_from_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBInstanceIdentifier", "DBSnapshotIdentifier")
         snap = self._get_snapshot(req["DBSnapshotIdentifier"])
         if snap["status"] != "available":
@@ -239,13 +260,17 @@ class BackupOperations(RDSCore):
         info = m.ENGINES[snap["engine"]]
         req = self._same_version(req, snap["engine_version"], info.name)
         doc = self._new_instance_doc(
-            {"AllocatedStorage": snap["allocated_storage"], **req}, info, snap["master_username"]
+            {"AllocatedStorage": snap["allocated_storage"], **req},
+            info,
+            snap["master_username"],
+            inherited_key=snap.get("kms_key_id") if snap.get("encrypted") else None,
         )
         doc["db_name"] = snap.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
             doc["secondary_az"] = self._other_az(doc["az"])
+        await self._encrypt_instance(doc)
         self._save(doc)
         self._event(doc["id"], "db-instance", f"Restored from snapshot {snap['id']}", ["restoration"])
         self._spawn(doc["id"], self._restore_snapshot, doc["id"], snap["path"])
@@ -295,7 +320,7 @@ class BackupOperations(RDSCore):
         at = doc.get("stopped_at") if doc["status"] == "stopped" else clock.time()
         return dt.datetime.fromtimestamp(int(at), dt.UTC)
 
-    def restore_db_instance_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
+    async def restore_db_instance_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "TargetDBInstanceIdentifier")
         src_id = req.get("SourceDBInstanceIdentifier")
         if not src_id and req.get("SourceDbiResourceId"):
@@ -345,12 +370,15 @@ class BackupOperations(RDSCore):
             **req,
             "DBInstanceIdentifier": req["TargetDBInstanceIdentifier"],
         }
-        doc = self._new_instance_doc(req2, info, source["master_username"])
+        doc = self._new_instance_doc(
+            req2, info, source["master_username"], inherited_key=source.get("kms_key_id")
+        )
         doc["db_name"] = source.get("db_name")
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
             doc["secondary_az"] = self._other_az(doc["az"])
+        await self._encrypt_instance(doc)
         self._save(doc)
         self._event(doc["id"], "db-instance", f"Restoring {source['id']} to a point in time", ["restoration"])
         self._spawn(doc["id"], self._restore_pitr, doc["id"], source["id"], target_ts)

@@ -46,6 +46,11 @@ class ClusterOperations(RDSCore):
         return doc
 
     def _cluster_dir(self, cid: str) -> Path:
+        """A cluster's shared WAL/binlog archive and automated backups: in its encrypted volume when
+        it has one (encryption.py)."""
+        volume = self._cluster_volume(cid)
+        if self.fleet.volumes.exists(volume):
+            return self.fleet.volumes.files(volume)
         return self.runtime.data_dir / "clusters" / self.store.engine_key(cid)
 
     def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
@@ -160,11 +165,19 @@ class ClusterOperations(RDSCore):
     # -- cluster operations ------------------------------------------------------------------------
 
     def _new_cluster_doc(
-        self, req: dict, info: m.EngineInfo, master_username: str, password: str | None
+        self,
+        req: dict,
+        info: m.EngineInfo,
+        master_username: str,
+        password: str | None,
+        inherited_key: str | None = None,
     ) -> dict:
+        """A new cluster record (port allocated); `inherited_key` is the KMS key of the encrypted
+        snapshot or cluster it is restored from (encryption.py)."""
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
-        if self.store.get_doc("cluster", cid):
+        if self.store.get_doc("cluster", cid) or self._being_encrypted(f"cluster:{cid}"):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
+        kms_key = self._storage_key(req, inherited_key)
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
         port = self.fleet.ports.allocate(
@@ -187,8 +200,8 @@ class ClusterOperations(RDSCore):
             "backup_window": m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW,
             "serverless_v2": self._check_serverless(req.get("ServerlessV2ScalingConfiguration")),
             "tags": m.tags_in(req.get("Tags")),
-            "storage_encrypted": bool(req.get("StorageEncrypted")),
-            "kms_key_id": req.get("KmsKeyId"),
+            "storage_encrypted": kms_key is not None,
+            "kms_key_id": kms_key,
             "param_group": req.get("DBClusterParameterGroupName"),
             "subnet_group": req.get("DBSubnetGroupName"),
             "deletion_protection": bool(req.get("DeletionProtection")),
@@ -204,6 +217,7 @@ class ClusterOperations(RDSCore):
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
+        await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", "DB cluster created", ["creation"])
@@ -279,6 +293,7 @@ class ClusterOperations(RDSCore):
                 if s["cluster_id"] == c["id"] and s["type"] == "automated":
                     self.store.delete_doc("cluster_snapshot", s["id"])
             shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
+            self._remove_volume(self._cluster_volume(c["id"]))
             self.store.delete_doc("cluster", c["id"])
 
         await run_blocking(remove)
@@ -295,8 +310,18 @@ class ClusterOperations(RDSCore):
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")
+        if req.get("StorageEncrypted") is not None or req.get("KmsKeyId"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "The requested DB Instance will be a member of a DB Cluster and its storage "
+                "encryption key should not be set directly.",
+            )
         req = self._same_version(req, c["engine_version"], c["engine"])
-        doc = self._new_instance_doc({**req, "BackupRetentionPeriod": 0}, info, c["master_username"])
+        doc = self._new_instance_doc(
+            {**req, "BackupRetentionPeriod": 0}, info, c["master_username"], inherited_key=c.get("kms_key_id")
+        )
+        await self._encrypt_instance(doc)
+        c = self._get_cluster(c["id"])  # as it is now: making the volume took a while
         doc.update(
             cluster=c["id"],
             db_name=c.get("db_name"),
@@ -504,11 +529,12 @@ class ClusterOperations(RDSCore):
         at = clock.time() if at is None else at
         stamp = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
         snap_id = snap_id or f"rds:{cid}-{stamp}"
-        path = (
-            self._cluster_dir(cid) / "backups" / stamp
-            if automated
-            else self.runtime.data_dir / "cluster-snapshots" / self.store.engine_key(snap_id) / "data"
-        )
+        if automated:  # in the cluster's directory (its volume when encrypted)
+            path = self._cluster_dir(cid) / "backups" / stamp
+        elif c.get("dek"):  # a volume of its own, made when its files are
+            path = self.fleet.volumes.files(self._cluster_snapshot_volume(snap_id)) / "data"
+        else:
+            path = self.runtime.data_dir / "cluster-snapshots" / self.store.engine_key(snap_id) / "data"
         snap = {
             "id": snap_id,
             "cluster_id": cid,
@@ -527,9 +553,11 @@ class ClusterOperations(RDSCore):
             "tags": tags or {},
             "at": at,
             "real_at": None,
-            "encrypted": c["storage_encrypted"],
-            "kms_key_id": c.get("kms_key_id"),
+            "encrypted": bool(c.get("dek")),  # as for instances (backups.py): what its files are
+            "kms_key_id": c.get("kms_key_id") if c.get("dek") else None,
         }
+        if c.get("dek") and not automated:
+            snap["volume"] = self._cluster_snapshot_volume(snap_id)
         self.store.put_doc("cluster_snapshot", snap_id, snap)
         return snap
 
@@ -537,6 +565,10 @@ class ClusterOperations(RDSCore):
         snap = self.store.get_doc("cluster_snapshot", snap_id)
         c = self._get_cluster(snap["cluster_id"])
         writer = self._get_instance(c["writer"])
+        if snap.get("volume"):
+            self._remove_volume(snap["volume"])  # left by a snapshot cut short: made again
+            snap["dek"] = self._new_volume(snap["volume"], snap["kms_key_id"])
+            self.store.put_doc("cluster_snapshot", snap_id, snap)
         self.fleet.base_backup(writer, Path(snap["path"]))
         snap.update(status="available", real_at=clock.real_time())
         self.store.put_doc("cluster_snapshot", snap_id, snap)
@@ -622,6 +654,8 @@ class ClusterOperations(RDSCore):
         if snap is None or snap["type"] != "manual":
             raise m.fault("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot not found.", 404)
         shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
+        if snap.get("volume"):
+            self._remove_volume(snap["volume"])
         self.store.delete_doc("cluster_snapshot", snap["id"])
         return {"DBClusterSnapshot": {**self._cluster_snapshot_out(snap), "Status": "deleted"}}
 
@@ -636,9 +670,14 @@ class ClusterOperations(RDSCore):
         info = m.engine_info(req.get("Engine") or snap["engine"])
         req = self._same_version(req, snap["engine_version"], info.name)
         c = self._new_cluster_doc(
-            {"DatabaseName": snap.get("db_name"), **req}, info, snap["master_username"], None
+            {"DatabaseName": snap.get("db_name"), **req, "StorageEncrypted": bool(req.get("KmsKeyId"))},
+            info,
+            snap["master_username"],
+            None,
+            inherited_key=snap.get("kms_key_id") if snap.get("encrypted") else None,
         )
         c["seed"] = {"backup": snap["path"]}
+        await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(self._route_cluster, c)
         return {"DBCluster": self._cluster_out(c)}
@@ -667,10 +706,16 @@ class ClusterOperations(RDSCore):
         info = m.ENGINES[src["engine"]]
         req = self._same_version(req, src["engine_version"], info.name)
         c = self._new_cluster_doc(
-            {"DatabaseName": src.get("db_name"), "BackupRetentionPeriod": src["backup_retention"], **req},
+            {
+                "DatabaseName": src.get("db_name"),
+                "BackupRetentionPeriod": src["backup_retention"],
+                **req,
+                "StorageEncrypted": bool(req.get("KmsKeyId")),
+            },
             info,
             src["master_username"],
             src.get("master_password"),
+            inherited_key=src.get("kms_key_id"),
         )
         c["seed"] = {
             "backup": base["path"],
@@ -679,6 +724,7 @@ class ClusterOperations(RDSCore):
             if target_real is None
             else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat(),
         }
+        await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])

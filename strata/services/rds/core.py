@@ -63,6 +63,9 @@ class RDSCore:
         self._busy: set[str] = set()
         self._loops: list[asyncio.Task] = []
         self._versions: dict[str, list[str]] = {}
+        # engine keys of instances ("cluster:<key>" for clusters) whose encrypted volume is being
+        # made: their records are saved only after that, and a second create of the name must fail
+        self._encrypting: set[str] = set()
 
     @property
     def account(self) -> str:

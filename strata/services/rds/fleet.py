@@ -23,6 +23,7 @@ from strata.engines.mariadb import MariaNode
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
 from strata.engines.process import EngineError, wait_until
+from strata.storage.encrypted_volumes import EncryptedVolumes
 
 Node = PgNode | MariaNode
 log = logging.getLogger("strata.rds")
@@ -36,13 +37,23 @@ class Fleet:
         # accounts' "db1" get their own directories, ports, routes and locks.
         self.key = key
         self.router: Router = EndpointRouter(self.data_dir / "endpoints", name="rds")
+        # StorageEncrypted instances and their snapshots: `<data>/rds/volumes/` (encryption.py)
+        self.volumes = EncryptedVolumes(self.data_dir)
         self._nodes: dict[tuple[str, str], Node] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
 
     # -- layout ------------------------------------------------------------------------------------
 
+    def volume_id(self, ident: str) -> str:
+        """The encrypted volume of a StorageEncrypted instance (engine data, WAL archive, backups)."""
+        return f"instance-{self.key(ident)}"
+
     def instance_dir(self, ident: str) -> Path:
+        """Where everything of an instance lives: its encrypted volume's directory when it has one."""
+        volume = self.volume_id(ident)
+        if self.volumes.exists(volume):
+            return self.volumes.files(volume)
         return self.data_dir / "instances" / self.key(ident)
 
     def archive_dir(self, ident: str) -> Path:
@@ -52,10 +63,17 @@ class Fleet:
         with self._guard:
             return self._locks.setdefault(self.key(ident), threading.RLock())
 
+    def locked(self, ident: str) -> bool:
+        """Is the instance's encrypted volume shut (its KMS key would not unseal its data key)?"""
+        volume = self.volume_id(ident)
+        return self.volumes.exists(volume) and not self.volumes.is_open(volume)
+
     def node(self, doc: dict, name: str) -> Node:
         key = (self.key(doc["id"]), name)
         node = self._nodes.get(key)
         if node is None:
+            if self.locked(doc["id"]):  # never run an engine on the bare mount point: plaintext
+                raise EngineError(f"the encrypted storage of {doc['id']} is locked (is its KMS key enabled?)")
             info = doc["nodes"][name]
             root = self.instance_dir(doc["id"]) / name
             # Cluster members share their cluster's archive (whichever of them writes).
@@ -168,11 +186,15 @@ class Fleet:
 
     def destroy(self, doc: dict) -> None:
         self.unroute(doc)
+        locked = self.locked(doc["id"])  # then no engine of it runs, and its files go with the volume
         for name in list(doc["nodes"]):
-            self.node(doc, name).remove()
+            if not locked:
+                self.node(doc, name).remove()
             self._nodes.pop((self.key(doc["id"]), name), None)
         self.ports.release_prefix(f"rds/{self.key(doc['id'])}/")
         shutil.rmtree(self.instance_dir(doc["id"]), ignore_errors=True)
+        if self.volumes.exists(self.volume_id(doc["id"])):
+            self.volumes.remove(self.volume_id(doc["id"]))
 
     def apply_params(self, doc: dict, params: dict[str, str]) -> None:
         for name in doc["nodes"]:

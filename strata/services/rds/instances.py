@@ -29,11 +29,20 @@ class InstanceOperations(RDSCore):
     # -- create ------------------------------------------------------------------------------------
 
     def _new_instance_doc(
-        self, req: dict, info: m.EngineInfo, master_username: str, *, az: str | None = None
+        self,
+        req: dict,
+        info: m.EngineInfo,
+        master_username: str,
+        *,
+        az: str | None = None,
+        inherited_key: str | None = None,
     ) -> dict:
+        """A new instance record (ports allocated); `inherited_key` is the KMS key of what it is
+        made from when that is encrypted (encryption.py), so it is encrypted too."""
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
-        if self.store.get_doc("instance", ident) is not None:
+        if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
+        kms_key = self._storage_key(req, inherited_key)
         klass = m.check_class(req.get("DBInstanceClass") or "db.t3.micro")
         az = req.get("AvailabilityZone") or az or self._azs()[0]
         if az not in self._azs():
@@ -69,8 +78,8 @@ class InstanceOperations(RDSCore):
             "param_group": pg,
             "subnet_group": sg,
             "tags": m.tags_in(req.get("Tags")),
-            "storage_encrypted": bool(req.get("StorageEncrypted")),
-            "kms_key_id": req.get("KmsKeyId"),
+            "storage_encrypted": kms_key is not None,
+            "kms_key_id": kms_key,
             "publicly_accessible": bool(req.get("PubliclyAccessible")),
             "deletion_protection": bool(req.get("DeletionProtection")),
             "copy_tags_to_snapshot": bool(req.get("CopyTagsToSnapshot")),
@@ -99,6 +108,7 @@ class InstanceOperations(RDSCore):
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
             doc["secondary_az"] = self._other_az(doc["az"])
+        await self._encrypt_instance(doc)
         self._save(doc)
         self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])
@@ -534,7 +544,14 @@ class InstanceOperations(RDSCore):
             "AllocatedStorage": source["allocated_storage"],
             "BackupRetentionPeriod": 0,
         }
-        doc = self._new_instance_doc(req, info, source["master_username"], az=source["az"])
+        if req.get("KmsKeyId") and not source.get("kms_key_id"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Cannot create an encrypted read replica from an unencrypted DB instance.",
+            )
+        doc = self._new_instance_doc(
+            req, info, source["master_username"], az=source["az"], inherited_key=source.get("kms_key_id")
+        )
         doc.update(
             source=source["id"],
             db_name=source.get("db_name"),
@@ -544,6 +561,7 @@ class InstanceOperations(RDSCore):
         )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
+        await self._encrypt_instance(doc)
         self._save(doc)
         source["replicas"] = [*source.get("replicas", []), doc["id"]]
         self.store.put_doc("instance", source["id"], source)

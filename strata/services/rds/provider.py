@@ -9,6 +9,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     instances.py   Create/Describe/Modify/Reboot/Delete DBInstance, read replicas, failover
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     clusters.py    Aurora clusters
+    encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      parameter and subnet groups, events, tags
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
@@ -18,10 +19,13 @@ from __future__ import annotations
 from strata.services.parameters import refusing
 from strata.services.rds.backups import BackupOperations
 from strata.services.rds.clusters import ClusterOperations
+from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
 
 
 @refusing("rds")
-class RDSProvider(InstanceOperations, BackupOperations, GroupOperations, ClusterOperations):
+class RDSProvider(
+    InstanceOperations, BackupOperations, GroupOperations, ClusterOperations, StorageEncryption
+):
     """Constructed once per server as `RDSProvider(runtime)`; state lives in core.RDSCore."""

@@ -1,16 +1,18 @@
-"""Encryption at rest: an encrypted file system's files live in an fscrypt-encrypted directory.
+"""Encrypted volumes: a resource's files live in an fscrypt-encrypted directory of its own ext4 image.
 
-The data dir's own file system may not support encryption, so each encrypted EFS file system gets
-an ext4 image of its own (`<data>/efs/volumes/<fs-id>.img`, sparse, 1 TiB apparent size: EFS is
-elastic; deleted blocks are punched back out with `discard`), loop-mounted at
-`<data>/efs/volumes/<fs-id>/`. Its directory `files/` carries an fscrypt v2 policy (AES-256-XTS
-contents, AES-256-CTS names) whose 64-byte master key is a data key from Strata's KMS: generated
-once (GenerateDataKey under the file system's KMS key, encryption context naming the file system),
-stored only sealed, and unsealed (Decrypt) each time the volume is mounted. Without the key, the
-image holds ciphertext contents and names only; a disabled or deleted KMS key leaves the file
-system unreadable after the next restart, as on AWS.
+Used for encryption at rest by EFS (a file system's files), RDS (an instance's whole directory:
+data dir, WAL archive, backups; a snapshot's files) and ElastiCache (a node's RDB/AOF files,
+snapshots). The data dir's own file system may not support encryption, so each volume is an ext4
+image (`<root>/<id>.img`, sparse, 1 TiB apparent size: it grows as written; deleted blocks are
+punched back out with `discard`), loop-mounted at `<root>/<id>/`. Its directory `files/` carries an
+fscrypt v2 policy (AES-256-XTS contents, AES-256-CTS names) whose 64-byte master key is a data key
+from Strata's KMS: generated once (GenerateDataKey under the resource's KMS key), stored only sealed
+in the resource's record, and unsealed (Decrypt) each time the volume is opened. Without the key,
+the image holds ciphertext contents and names only; a disabled or deleted KMS key leaves the
+resource unreadable after the next restart, as on AWS.
 
-Needs root (mount, the fscrypt ioctls) and mkfs.ext4; `unsupported()` says why not otherwise.
+Needs root (mount, the fscrypt ioctls), loop devices and mkfs.ext4; `unsupported()` says why not
+otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class EncryptionError(Exception):
 
 
 def unsupported() -> str | None:
-    """Why encrypted file systems cannot be served here, or None when they can."""
+    """Why encrypted volumes cannot be served here, or None when they can."""
     if os.geteuid() != 0:
         return "Strata must run as root to mount encrypted volumes"
     if not Path("/dev/loop-control").exists():
@@ -54,37 +56,48 @@ def _run(argv: list[str]) -> None:
 
 
 class EncryptedVolumes:
-    """The encrypted volumes of one data dir."""
+    """The encrypted volumes of one service's data dir (under `<data_dir>/volumes`)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / "volumes"
 
-    def image(self, fs_id: str) -> Path:
-        return self.root / f"{fs_id}.img"
+    def exists(self, vol_id: str) -> bool:
+        return self.image(vol_id).exists()
 
-    def mountpoint(self, fs_id: str) -> Path:
-        return self.root / fs_id
+    def is_open(self, vol_id: str) -> bool:
+        """Mounted, so its files can be used (a volume whose key KMS would not unseal is not)."""
+        return os.path.ismount(self.mountpoint(vol_id)) and self.files(vol_id).is_dir()
 
-    def files(self, fs_id: str) -> Path:
-        """The file system's root directory (encrypted)."""
-        return self.mountpoint(fs_id) / "files"
+    def image(self, vol_id: str) -> Path:
+        return self.root / f"{vol_id}.img"
 
-    def create(self, fs_id: str, key: bytes) -> None:
+    def mountpoint(self, vol_id: str) -> Path:
+        return self.root / vol_id
+
+    def files(self, vol_id: str) -> Path:
+        """The volume's encrypted directory, where the resource's files go."""
+        return self.mountpoint(vol_id) / "files"
+
+    def create(self, vol_id: str, key: bytes) -> None:
         """A new volume with an empty encrypted root directory (owned by root, 755); blocking."""
         self.root.mkdir(parents=True, exist_ok=True)
-        image = self.image(fs_id)
-        with open(image, "wb") as f:
+        image = self.image(vol_id)
+        try:
+            f = open(image, "xb")  # noqa: SIM115 - never over another volume's image
+        except FileExistsError:
+            raise EncryptionError(f"the volume {vol_id} exists already") from None
+        with f:
             f.truncate(IMAGE_BYTES)
         try:
             _run(
                 ["mkfs.ext4", "-q", "-F", "-O", "encrypt", "-m", "0"]
                 + ["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image)]
             )
-            self.open(fs_id, key)
-            files = self.files(fs_id)
+            self.open(vol_id, key)
+            files = self.files(vol_id)
             files.mkdir(mode=0o755)
             os.chmod(files, 0o755)
-            identifier = self._add_key(fs_id, key)
+            identifier = self._add_key(vol_id, key)
             policy = struct.pack(
                 "BBBB4s16s", _POLICY_V2, _AES_256_XTS, _AES_256_CTS, 0, b"\0" * 4, identifier
             )
@@ -94,26 +107,26 @@ class EncryptedVolumes:
             finally:
                 os.close(fd)
         except (OSError, EncryptionError) as e:
-            self.remove(fs_id)
+            self.remove(vol_id)
             raise EncryptionError(f"cannot make the encrypted volume: {e}") from e
 
-    def open(self, fs_id: str, key: bytes) -> None:
+    def open(self, vol_id: str, key: bytes) -> None:
         """Mount the volume (unless it is: a Strata killed with -9 leaves it mounted) and give
         the kernel its key; blocking."""
-        mnt = self.mountpoint(fs_id)
+        mnt = self.mountpoint(vol_id)
         mnt.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(mnt):
-            _run(["mount", "-o", "loop,noinit_itable,discard", str(self.image(fs_id)), str(mnt)])
-        if self.files(fs_id).exists():
-            self._add_key(fs_id, key)
+            _run(["mount", "-o", "loop,noinit_itable,discard", str(self.image(vol_id)), str(mnt)])
+        if self.files(vol_id).exists():
+            self._add_key(vol_id, key)
 
-    def _add_key(self, fs_id: str, key: bytes) -> bytes:
+    def _add_key(self, vol_id: str, key: bytes) -> bytes:
         """Add the master key to the volume's keyring (idempotent); its identifier."""
         if len(key) != KEY_BYTES:
             raise EncryptionError(f"the volume key must be {KEY_BYTES} bytes")
         arg = struct.pack("II32sII32s", _KEY_SPEC_IDENTIFIER, 0, b"\0" * 32, len(key), 0, b"\0" * 32) + key
         buf = ctypes.create_string_buffer(arg, len(arg))
-        fd = os.open(self.mountpoint(fs_id), os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(self.mountpoint(vol_id), os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.ioctl(fd, _ADD_KEY, buf, True)
         finally:
@@ -122,19 +135,19 @@ class EncryptedVolumes:
         ctypes.memset(buf, 0, len(arg))
         return identifier
 
-    def close(self, fs_id: str) -> None:
+    def close(self, vol_id: str) -> None:
         """Unmount (the kernel forgets the key with it); blocking."""
-        mnt = self.mountpoint(fs_id)
+        mnt = self.mountpoint(vol_id)
         if os.path.ismount(mnt):
             _run(["umount", str(mnt)])
 
-    def remove(self, fs_id: str) -> None:
+    def remove(self, vol_id: str) -> None:
         try:
-            self.close(fs_id)
+            self.close(vol_id)
         except EncryptionError:
-            subprocess.run(["umount", "-l", str(self.mountpoint(fs_id))], capture_output=True, timeout=60)
-        shutil.rmtree(self.mountpoint(fs_id), ignore_errors=True)
-        self.image(fs_id).unlink(missing_ok=True)
+            subprocess.run(["umount", "-l", str(self.mountpoint(vol_id))], capture_output=True, timeout=60)
+        shutil.rmtree(self.mountpoint(vol_id), ignore_errors=True)
+        self.image(vol_id).unlink(missing_ok=True)
 
     def close_all(self) -> None:
         if not self.root.exists():
