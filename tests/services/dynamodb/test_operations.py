@@ -10,9 +10,6 @@ from strata.services.dynamodb.provider import DynamoDBProvider
 HOOKS = {"health", "start", "stop", "condition_key"}
 # Operations outside this provider's scope for now (answered 501 NotImplemented by the gateway).
 NOT_YET = {
-    "BatchExecuteStatement",
-    "ExecuteStatement",
-    "ExecuteTransaction",
     "CreateBackup",
     "DeleteBackup",
     "DescribeBackup",

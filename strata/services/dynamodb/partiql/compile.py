@@ -1,0 +1,332 @@
+"""A parsed PartiQL statement on a table -> the item-operation request that does it.
+
+SELECT becomes a GetItem when its WHERE is exactly the full primary key, a Query when it pins the
+partition key with `=` (one more conjunct on the sort key becomes the key condition, the rest the
+filter), otherwise a Scan with the WHERE as its filter. INSERT is a PutItem that must not find
+the item, UPDATE an UpdateItem that must find it, DELETE a DeleteItem; the WHERE beyond the key
+becomes their ConditionExpression. Conditions, updates and projections are printed as expression
+text with `#nN` / `:vN` placeholders and handed to the one expression engine, which parses
+(cached per text), validates and evaluates them exactly as for the classic API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from strata.protocol.errors import ServiceError
+from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.expressions import ast
+from strata.services.dynamodb.partiql import parser as p
+from strata.services.dynamodb.partiql.values import bind
+from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.types import check_value
+
+INCOMPLETE_KEY = "Where clause does not contain a mandatory equality on all key attributes"
+_RETURN_VALUES = {
+    "ALL OLD": "ALL_OLD",
+    "ALL NEW": "ALL_NEW",
+    "MODIFIED OLD": "UPDATED_OLD",
+    "MODIFIED NEW": "UPDATED_NEW",
+}
+_RANGE_OPS = frozenset({"=", "<", "<=", ">", ">="})
+
+
+@dataclass
+class Request:
+    """One item operation: `kind` is get, query, scan, put, update, delete or check."""
+
+    kind: str
+    table: str
+    req: dict = field(default_factory=dict)
+
+
+def bound_values(parsed: p.Parsed, params: list | None) -> dict[str, dict]:
+    """Every value slot of the statement as an AttributeValue, for this request's Parameters."""
+    params = params or []
+    if len(params) != parsed.params:
+        raise validation("Number of parameters in request and statement don't match.")
+    checked = [check_value(v)[0] for v in params]
+    try:
+        return {ref: bind(slot, checked) for ref, slot in parsed.slots.items()}
+    except ServiceError:
+        raise
+    except (TypeError, KeyError, IndexError):
+        raise validation(
+            "Unsupported data type in Bag. DynamoDB only supports either numbers or strings in bags"
+        ) from None
+
+
+class Printer:
+    """AST -> expression text, collecting ExpressionAttributeNames/Values as it goes."""
+
+    def __init__(self, bound: dict[str, dict]) -> None:
+        self.bound = bound
+        self.names: dict[str, str] = {}
+        self._placeholder: dict[str, str] = {}
+        self.values: dict[str, dict] = {}
+
+    def name(self, name: str) -> str:
+        ph = self._placeholder.get(name)
+        if ph is None:
+            ph = self._placeholder[name] = f"#n{len(self._placeholder)}"
+            self.names[ph] = name
+        return ph
+
+    def path(self, path: ast.Path) -> str:
+        out = []
+        for part in path.parts:
+            if isinstance(part, int):
+                out.append(f"[{part}]")
+            else:
+                out.append(("." if out else "") + self.name(part))  # type: ignore[arg-type]
+        return "".join(out)
+
+    def operand(self, node: ast.Operand) -> str:
+        if isinstance(node, ast.Path):
+            return self.path(node)
+        if isinstance(node, ast.ValueRef):
+            self.values[node.ref] = self.bound[node.ref]
+            return node.ref
+        if isinstance(node, ast.Size):
+            return f"size({self.path(node.path)})"
+        if isinstance(node, ast.Arithmetic):
+            return f"{self.operand(node.left)} {node.op} {self.operand(node.right)}"
+        if isinstance(node, ast.ListAppend):
+            return f"list_append({self.operand(node.left)}, {self.operand(node.right)})"
+        raise TypeError(f"not a PartiQL operand: {node!r}")
+
+    def condition(self, node: ast.Condition) -> str:
+        if isinstance(node, ast.And):
+            return f"({self.condition(node.left)} AND {self.condition(node.right)})"
+        if isinstance(node, ast.Or):
+            return f"({self.condition(node.left)} OR {self.condition(node.right)})"
+        if isinstance(node, ast.Not):
+            return f"(NOT {self.condition(node.operand)})"
+        if isinstance(node, ast.Compare):
+            return f"{self.operand(node.left)} {node.op} {self.operand(node.right)}"
+        if isinstance(node, ast.Between):
+            return (
+                f"{self.operand(node.operand)} BETWEEN {self.operand(node.low)} AND {self.operand(node.high)}"
+            )
+        if isinstance(node, ast.In):
+            return f"{self.operand(node.operand)} IN ({', '.join(self.operand(o) for o in node.options)})"
+        if isinstance(node, ast.Function):
+            return f"{node.name}({', '.join(self.operand(a) for a in node.args)})"
+        raise TypeError(f"not a PartiQL condition: {node!r}")
+
+    def update(self, actions: tuple[ast.UpdateAction, ...]) -> str:
+        clauses: dict[str, list[str]] = {}
+        for a in actions:
+            target = self.path(a.path)
+            if isinstance(a, ast.SetAction):
+                clauses.setdefault("SET", []).append(f"{target} = {self.operand(a.value)}")
+            elif isinstance(a, ast.RemoveAction):
+                clauses.setdefault("REMOVE", []).append(target)
+            else:
+                kind = "ADD" if isinstance(a, ast.AddAction) else "DELETE"
+                clauses.setdefault(kind, []).append(f"{target} {self.operand(a.value)}")
+        return " ".join(f"{k} {', '.join(v)}" for k, v in clauses.items())
+
+    def finish(self, req: dict) -> dict:
+        if self.names:
+            req["ExpressionAttributeNames"] = self.names
+        if self.values:
+            req["ExpressionAttributeValues"] = self.values
+        return req
+
+
+def _conjuncts(node: ast.Condition | None) -> list[ast.Condition]:
+    if node is None:
+        return []
+    if isinstance(node, ast.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _all(conds: list[ast.Condition]) -> ast.Condition | None:
+    out: ast.Condition | None = None
+    for c in conds:
+        out = c if out is None else ast.And(out, c)
+    return out
+
+
+def _key_equality(c: ast.Condition, keys: tuple[str, ...]) -> tuple[str, ast.ValueRef] | None:
+    """(key name, value) when the conjunct is `key = value` (either way round)."""
+    if not isinstance(c, ast.Compare) or c.op != "=":
+        return None
+    for path, value in ((c.left, c.right), (c.right, c.left)):
+        if (
+            isinstance(path, ast.Path)
+            and len(path.parts) == 1
+            and path.parts[0] in keys
+            and isinstance(value, ast.ValueRef)
+        ):
+            return path.parts[0], value  # type: ignore[return-value]
+    return None
+
+
+def split_key(
+    where: ast.Condition | None, keys: tuple[str, ...]
+) -> tuple[dict[str, ast.ValueRef], list[ast.Condition], str | None]:
+    """The WHERE's top-level `key = value` conjuncts, the other conjuncts, and a key named twice."""
+    eq: dict[str, ast.ValueRef] = {}
+    rest: list[ast.Condition] = []
+    twice = None
+    for c in _conjuncts(where):
+        hit = _key_equality(c, keys)
+        if hit is None:
+            rest.append(c)
+        elif hit[0] in eq:
+            twice = twice or hit[0]
+            rest.append(c)
+        else:
+            eq[hit[0]] = hit[1]
+    return eq, rest, twice
+
+
+def _mentions(node: object, names: set[str]) -> bool:
+    """Whether any document path in the tree starts with one of `names`."""
+    if isinstance(node, ast.Path):
+        return node.parts[0] in names
+    if isinstance(node, tuple):
+        return any(_mentions(x, names) for x in node)
+    if hasattr(node, "__dataclass_fields__"):
+        return any(_mentions(getattr(node, f), names) for f in node.__dataclass_fields__)
+    return False
+
+
+def _range_condition(c: ast.Condition, range_key: str) -> bool:
+    """Whether the conjunct can be a Query's sort-key condition."""
+
+    def is_key(x: object) -> bool:
+        return isinstance(x, ast.Path) and x.parts == (range_key,)
+
+    if isinstance(c, ast.Compare) and c.op in _RANGE_OPS:
+        return (is_key(c.left) and isinstance(c.right, ast.ValueRef)) or (
+            is_key(c.right) and isinstance(c.left, ast.ValueRef)
+        )
+    if isinstance(c, ast.Between):
+        return is_key(c.operand) and isinstance(c.low, ast.ValueRef) and isinstance(c.high, ast.ValueRef)
+    if isinstance(c, ast.Function) and c.name == "begins_with":
+        return is_key(c.args[0]) and isinstance(c.args[1], ast.ValueRef)
+    return False
+
+
+def select(stmt: p.Select, meta: TableMeta, bound: dict[str, dict]) -> Request:
+    """The GetItem, Query or Scan that answers the SELECT."""
+    ix = meta.index(stmt.index) if stmt.index else None
+    hash_key, range_key = (ix.hash_key, ix.range_key) if ix else (meta.hash_key, meta.range_key)
+    keys = (hash_key, range_key) if range_key else (hash_key,)
+    eq, rest, _ = split_key(stmt.where, keys)
+    out = Printer(bound)
+    req: dict = {"TableName": meta.name}
+    if stmt.projection is not None:
+        req["ProjectionExpression"] = ", ".join(out.path(x) for x in stmt.projection)
+    if stmt.order is not None and stmt.order[0] not in keys:
+        raise validation(
+            f"Variable reference {stmt.order[0]} in ORDER BY clause must be part of the primary key"
+        )
+    if ix is None and len(eq) == len(keys) and not rest and stmt.order is None:
+        req["Key"] = {k: bound[v.ref] for k, v in eq.items()}
+        return Request("get", meta.name, out.finish(req))
+    if ix is not None:
+        req["IndexName"] = ix.name
+    if hash_key in eq:
+        key_conds: list[ast.Condition] = [ast.Compare("=", ast.Path((hash_key,)), eq[hash_key])]
+        if range_key in eq:
+            key_conds.append(ast.Compare("=", ast.Path((range_key,)), eq[range_key]))  # type: ignore[arg-type]
+        elif range_key is not None:
+            for c in rest:
+                if _range_condition(c, range_key):
+                    key_conds.append(c)
+                    rest = [x for x in rest if x is not c]
+                    break
+        # A Query's filter may not name the key attributes it queries by: such a statement is
+        # answered by a Scan with the whole WHERE as its filter (same items, no key range).
+        if not _mentions(tuple(rest), set(keys)):
+            req["KeyConditionExpression"] = out.condition(_all(key_conds))  # type: ignore[arg-type]
+            if rest:
+                req["FilterExpression"] = out.condition(_all(rest))  # type: ignore[arg-type]
+            if stmt.order is not None:
+                req["ScanIndexForward"] = not stmt.order[1]
+            return Request("query", meta.name, out.finish(req))
+    if stmt.order is not None:
+        raise validation(
+            "Must have at least one non-optional hash key condition in WHERE clause when using ORDER BY clause."
+        )
+    if stmt.where is not None:
+        req["FilterExpression"] = out.condition(stmt.where)
+    return Request("scan", meta.name, out.finish(req))
+
+
+def item_key(where: ast.Condition | None, meta: TableMeta, bound: dict[str, dict]) -> tuple[dict, list]:
+    """The full primary key a write's WHERE names, and its other conjuncts."""
+    eq, rest, twice = split_key(where, tuple(meta.key_names))
+    if twice is not None:
+        raise validation(
+            f"Multiple conditions on same key {twice}. Only single item Update/Insert/Delete are supported"
+        )
+    if len(eq) != len(meta.key_names):
+        raise validation(INCOMPLETE_KEY)
+    return {k: bound[v.ref] for k, v in eq.items()}, rest
+
+
+def _no_index(index: str | None) -> None:
+    if index is not None:
+        raise validation("This operation is not supported on an index")
+
+
+def _exists(meta: TableMeta, negate: bool = False) -> ast.Condition:
+    fn = "attribute_not_exists" if negate else "attribute_exists"
+    return ast.Function(fn, (ast.Path((meta.hash_key,)),))
+
+
+def write(stmt: p.Statement, meta: TableMeta, bound: dict[str, dict]) -> Request:
+    """The PutItem / UpdateItem / DeleteItem / ConditionCheck that does an INSERT, UPDATE, DELETE
+    or EXISTS statement."""
+    out = Printer(bound)
+    if isinstance(stmt, p.Insert):
+        _no_index(stmt.index)
+        item = bound[stmt.item.ref]
+        if "M" not in item:
+            raise validation(
+                "Unsupported format in item expression. Please use struct format {...} to express item values "
+                "for insert statement."
+            )
+        req = {
+            "TableName": meta.name,
+            "Item": item["M"],
+            "ConditionExpression": out.condition(_exists(meta, True)),
+        }
+        return Request("put", meta.name, out.finish(req))
+    if isinstance(stmt, p.Exists):
+        inner = stmt.select
+        if inner.index is not None:
+            raise validation("Operations on indices are not supported in transactions")
+        key, rest = item_key(inner.where, meta, bound)
+        req = {"TableName": meta.name, "Key": key}
+        req["ConditionExpression"] = out.condition(_all([_exists(meta), *rest]))  # type: ignore[arg-type]
+        return Request("check", meta.name, out.finish(req))
+    _no_index(stmt.index)  # type: ignore[union-attr]
+    key, rest = item_key(stmt.where, meta, bound)  # type: ignore[union-attr]
+    req = {"TableName": meta.name, "Key": key}
+    if isinstance(stmt, p.Update):
+        for a in stmt.actions:
+            if isinstance(a, (ast.AddAction, ast.DeleteAction)):
+                value = bound[a.value.ref]  # type: ignore[union-attr]
+                if next(iter(value)) not in ("SS", "NS", "BS"):
+                    name = "SET_ADD" if isinstance(a, ast.AddAction) else "SET_DELETE"
+                    raise validation(f"The second argument to {name} must be a value with type SET")
+        req["UpdateExpression"] = out.update(stmt.actions)
+        req["ConditionExpression"] = out.condition(_all([_exists(meta), *rest]))  # type: ignore[arg-type]
+        if stmt.returning:
+            req["ReturnValues"] = _RETURN_VALUES[stmt.returning]
+        return Request("update", meta.name, out.finish(req))
+    assert isinstance(stmt, p.Delete)
+    if rest:
+        # A DELETE of an item that is not there does nothing; its extra conditions apply to an
+        # item that is.
+        req["ConditionExpression"] = out.condition(ast.Or(_exists(meta, True), _all(rest)))  # type: ignore[arg-type]
+    if stmt.returning:
+        req["ReturnValues"] = "ALL_OLD"
+    return Request("delete", meta.name, out.finish(req))
