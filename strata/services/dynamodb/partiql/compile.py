@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.partiql import parser as p
@@ -46,24 +45,65 @@ def bound_values(parsed: p.Parsed, params: list | None) -> dict[str, dict]:
     if len(params) != parsed.params:
         raise validation("Number of parameters in request and statement don't match.")
     checked = [check_value(v)[0] for v in params]
-    try:
-        return {ref: bind(slot, checked) for ref, slot in parsed.slots.items()}
-    except ServiceError:
-        raise
-    except (TypeError, KeyError, IndexError):
-        raise validation(
-            "Unsupported data type in Bag. DynamoDB only supports either numbers or strings in bags"
-        ) from None
+    return {ref: bind(slot, checked) for ref, slot in parsed.slots.items()}
+
+
+@dataclass
+class Template:
+    """A statement compiled for one table: the request without its values, which `bind` adds.
+
+    Independent of the values, so it is made once per (statement, table) and reused.
+    """
+
+    kind: str
+    req: dict  # TableName, expression texts, ExpressionAttributeNames, IndexName ...
+    values: tuple[str, ...] = ()  # the ExpressionAttributeValues the expressions use
+    key: tuple[tuple[str, str], ...] = ()  # (key attribute, value ref)
+    item: str | None = None  # INSERT: the item's value ref
+    set_args: tuple[tuple[str, str], ...] = ()  # (value ref, SET_ADD / SET_DELETE): must be sets
+
+    def bind(self, bound: dict[str, dict]) -> Request:
+        for ref, name in self.set_args:
+            if next(iter(bound[ref])) not in ("SS", "NS", "BS"):
+                raise validation(f"The second argument to {name} must be a value with type SET")
+        req = dict(self.req)
+        if self.key:
+            req["Key"] = {k: bound[ref] for k, ref in self.key}
+        if self.item is not None:
+            item = bound[self.item]
+            if "M" not in item:
+                raise validation(
+                    "Unsupported format in item expression. Please use struct format {...} to express item "
+                    "values for insert statement."
+                )
+            req["Item"] = item["M"]
+        if self.values:
+            req["ExpressionAttributeValues"] = {ref: bound[ref] for ref in self.values}
+        return Request(self.kind, req["TableName"], req)
+
+
+def template(parsed: p.Parsed, meta: TableMeta) -> Template:
+    """The statement's Template on this table (cached on the parsed statement per table; a
+    statement on an index is compiled each time, as indexes come and go)."""
+    stmt = parsed.statement
+    on_index = (stmt.select if isinstance(stmt, p.Exists) else stmt).index is not None
+    if not on_index:
+        cached = parsed.plans.get(meta.tid)
+        if cached is not None:
+            return cached
+    made = select(stmt, meta) if isinstance(stmt, p.Select) else write(stmt, meta)
+    if not on_index:
+        parsed.plans[meta.tid] = made
+    return made
 
 
 class Printer:
-    """AST -> expression text, collecting ExpressionAttributeNames/Values as it goes."""
+    """AST -> expression text, collecting ExpressionAttributeNames and the value refs used."""
 
-    def __init__(self, bound: dict[str, dict]) -> None:
-        self.bound = bound
+    def __init__(self) -> None:
         self.names: dict[str, str] = {}
         self._placeholder: dict[str, str] = {}
-        self.values: dict[str, dict] = {}
+        self.values: dict[str, None] = {}  # ordered set
 
     def name(self, name: str) -> str:
         ph = self._placeholder.get(name)
@@ -85,7 +125,7 @@ class Printer:
         if isinstance(node, ast.Path):
             return self.path(node)
         if isinstance(node, ast.ValueRef):
-            self.values[node.ref] = self.bound[node.ref]
+            self.values[node.ref] = None
             return node.ref
         if isinstance(node, ast.Size):
             return f"size({self.path(node.path)})"
@@ -127,12 +167,10 @@ class Printer:
                 clauses.setdefault(kind, []).append(f"{target} {self.operand(a.value)}")
         return " ".join(f"{k} {', '.join(v)}" for k, v in clauses.items())
 
-    def finish(self, req: dict) -> dict:
+    def template(self, kind: str, req: dict, **kw: object) -> Template:
         if self.names:
             req["ExpressionAttributeNames"] = self.names
-        if self.values:
-            req["ExpressionAttributeValues"] = self.values
-        return req
+        return Template(kind, req, tuple(self.values), **kw)  # type: ignore[arg-type]
 
 
 def _conjuncts(node: ast.Condition | None) -> list[ast.Condition]:
@@ -212,13 +250,13 @@ def _range_condition(c: ast.Condition, range_key: str) -> bool:
     return False
 
 
-def select(stmt: p.Select, meta: TableMeta, bound: dict[str, dict]) -> Request:
+def select(stmt: p.Select, meta: TableMeta) -> Template:
     """The GetItem, Query or Scan that answers the SELECT."""
     ix = meta.index(stmt.index) if stmt.index else None
     hash_key, range_key = (ix.hash_key, ix.range_key) if ix else (meta.hash_key, meta.range_key)
     keys = (hash_key, range_key) if range_key else (hash_key,)
     eq, rest, _ = split_key(stmt.where, keys)
-    out = Printer(bound)
+    out = Printer()
     req: dict = {"TableName": meta.name}
     if stmt.projection is not None:
         req["ProjectionExpression"] = ", ".join(out.path(x) for x in stmt.projection)
@@ -227,8 +265,7 @@ def select(stmt: p.Select, meta: TableMeta, bound: dict[str, dict]) -> Request:
             f"Variable reference {stmt.order[0]} in ORDER BY clause must be part of the primary key"
         )
     if ix is None and len(eq) == len(keys) and not rest and stmt.order is None:
-        req["Key"] = {k: bound[v.ref] for k, v in eq.items()}
-        return Request("get", meta.name, out.finish(req))
+        return out.template("get", req, key=tuple((k, v.ref) for k, v in eq.items()))
     if ix is not None:
         req["IndexName"] = ix.name
     if hash_key in eq:
@@ -249,17 +286,17 @@ def select(stmt: p.Select, meta: TableMeta, bound: dict[str, dict]) -> Request:
                 req["FilterExpression"] = out.condition(_all(rest))  # type: ignore[arg-type]
             if stmt.order is not None:
                 req["ScanIndexForward"] = not stmt.order[1]
-            return Request("query", meta.name, out.finish(req))
+            return out.template("query", req)
     if stmt.order is not None:
         raise validation(
             "Must have at least one non-optional hash key condition in WHERE clause when using ORDER BY clause."
         )
     if stmt.where is not None:
         req["FilterExpression"] = out.condition(stmt.where)
-    return Request("scan", meta.name, out.finish(req))
+    return out.template("scan", req)
 
 
-def item_key(where: ast.Condition | None, meta: TableMeta, bound: dict[str, dict]) -> tuple[dict, list]:
+def item_key(where: ast.Condition | None, meta: TableMeta) -> tuple[tuple[tuple[str, str], ...], list]:
     """The full primary key a write's WHERE names, and its other conjuncts."""
     eq, rest, twice = split_key(where, tuple(meta.key_names))
     if twice is not None:
@@ -268,7 +305,7 @@ def item_key(where: ast.Condition | None, meta: TableMeta, bound: dict[str, dict
         )
     if len(eq) != len(meta.key_names):
         raise validation(INCOMPLETE_KEY)
-    return {k: bound[v.ref] for k, v in eq.items()}, rest
+    return tuple((k, eq[k].ref) for k in meta.key_names), rest
 
 
 def _no_index(index: str | None) -> None:
@@ -281,47 +318,36 @@ def _exists(meta: TableMeta, negate: bool = False) -> ast.Condition:
     return ast.Function(fn, (ast.Path((meta.hash_key,)),))
 
 
-def write(stmt: p.Statement, meta: TableMeta, bound: dict[str, dict]) -> Request:
+def write(stmt: p.Statement, meta: TableMeta) -> Template:
     """The PutItem / UpdateItem / DeleteItem / ConditionCheck that does an INSERT, UPDATE, DELETE
     or EXISTS statement."""
-    out = Printer(bound)
+    out = Printer()
     if isinstance(stmt, p.Insert):
         _no_index(stmt.index)
-        item = bound[stmt.item.ref]
-        if "M" not in item:
-            raise validation(
-                "Unsupported format in item expression. Please use struct format {...} to express item values "
-                "for insert statement."
-            )
-        req = {
-            "TableName": meta.name,
-            "Item": item["M"],
-            "ConditionExpression": out.condition(_exists(meta, True)),
-        }
-        return Request("put", meta.name, out.finish(req))
+        req = {"TableName": meta.name, "ConditionExpression": out.condition(_exists(meta, True))}
+        return out.template("put", req, item=stmt.item.ref)
     if isinstance(stmt, p.Exists):
         inner = stmt.select
         if inner.index is not None:
             raise validation("Operations on indices are not supported in transactions")
-        key, rest = item_key(inner.where, meta, bound)
-        req = {"TableName": meta.name, "Key": key}
+        key, rest = item_key(inner.where, meta)
+        req = {"TableName": meta.name}
         req["ConditionExpression"] = out.condition(_all([_exists(meta), *rest]))  # type: ignore[arg-type]
-        return Request("check", meta.name, out.finish(req))
+        return out.template("check", req, key=key)
     _no_index(stmt.index)  # type: ignore[union-attr]
-    key, rest = item_key(stmt.where, meta, bound)  # type: ignore[union-attr]
-    req = {"TableName": meta.name, "Key": key}
+    key, rest = item_key(stmt.where, meta)  # type: ignore[union-attr]
+    req = {"TableName": meta.name}
     if isinstance(stmt, p.Update):
-        for a in stmt.actions:
-            if isinstance(a, (ast.AddAction, ast.DeleteAction)):
-                value = bound[a.value.ref]  # type: ignore[union-attr]
-                if next(iter(value)) not in ("SS", "NS", "BS"):
-                    name = "SET_ADD" if isinstance(a, ast.AddAction) else "SET_DELETE"
-                    raise validation(f"The second argument to {name} must be a value with type SET")
+        set_args = tuple(
+            (a.value.ref, "SET_ADD" if isinstance(a, ast.AddAction) else "SET_DELETE")  # type: ignore[union-attr]
+            for a in stmt.actions
+            if isinstance(a, (ast.AddAction, ast.DeleteAction))
+        )
         req["UpdateExpression"] = out.update(stmt.actions)
         req["ConditionExpression"] = out.condition(_all([_exists(meta), *rest]))  # type: ignore[arg-type]
         if stmt.returning:
             req["ReturnValues"] = _RETURN_VALUES[stmt.returning]
-        return Request("update", meta.name, out.finish(req))
+        return out.template("update", req, key=key, set_args=set_args)
     assert isinstance(stmt, p.Delete)
     if rest:
         # A DELETE of an item that is not there does nothing; its extra conditions apply to an
@@ -329,4 +355,4 @@ def write(stmt: p.Statement, meta: TableMeta, bound: dict[str, dict]) -> Request
         req["ConditionExpression"] = out.condition(ast.Or(_exists(meta, True), _all(rest)))  # type: ignore[arg-type]
     if stmt.returning:
         req["ReturnValues"] = "ALL_OLD"
-    return Request("delete", meta.name, out.finish(req))
+    return out.template("delete", req, key=key)

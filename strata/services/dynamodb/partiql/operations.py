@@ -56,14 +56,13 @@ class PartiQLOperations(ItemOperations):
         stmt = parsed.statement
         table = stmt.select.table if isinstance(stmt, p.Exists) else stmt.table
         meta = self.state.table(ctx, table)
+        r = comp.template(parsed, meta).bind(bound)
         if isinstance(stmt, p.Select):
-            r = comp.select(stmt, meta, bound)
             if spec.get("ConsistentRead"):
                 if stmt.index is not None and meta.index(stmt.index).is_global:
                     raise validation("Strongly consistent read is not supported on Global Secondary Indexes")
                 r.req["ConsistentRead"] = True
             return parsed, r
-        r = comp.write(stmt, meta, bound)
         if spec.get("ReturnValuesOnConditionCheckFailure") and r.kind != "put":
             r.req["ReturnValuesOnConditionCheckFailure"] = spec["ReturnValuesOnConditionCheckFailure"]
         return parsed, r

@@ -14,7 +14,7 @@ request. `parse(text)` is cached: a statement reused with new parameters is pars
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from strata.services.dynamodb.errors import validation
@@ -98,6 +98,7 @@ class Parsed:
     statement: Statement
     slots: dict  # ":vN" -> values.Slot
     params: int  # number of `?` in the statement
+    plans: dict = field(default_factory=dict, compare=False)  # table id -> compile.Template
 
 
 class _Parser:
