@@ -378,3 +378,82 @@ def test_execute_transaction_all_or_nothing(ddb: Any, make_table: Any) -> None:
             ddb.execute_transaction(TransactStatements=[{"Statement": s} for s in statements])
         assert e.value.response["Error"] == {"Code": "ValidationException", "Message": message}
     assert ddb.get_item(TableName=t, Key={"pk": S("a")})["Item"]["v"] == N(2)
+    with pytest.raises(ClientError) as e:
+        ddb.execute_transaction(
+            TransactStatements=[
+                {"Statement": f"EXISTS(SELECT * FROM \"{t}\" WHERE pk = 'a' AND v = 99)"},
+                {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'c'"},
+            ],
+            ReturnConsumedCapacity="TOTAL",
+        )
+    assert [r["Code"] for r in e.value.response["CancellationReasons"]] == ["ConditionalCheckFailed", "None"]
+    got = ddb.execute_transaction(
+        TransactStatements=[
+            {"Statement": f"EXISTS(SELECT * FROM \"{t}\" WHERE pk = 'a' AND v = 2)"},
+            {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'c'"},
+        ],
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert got["ConsumedCapacity"] == [{"TableName": t, "CapacityUnits": 4.0}]
+    assert "Item" not in ddb.get_item(TableName=t, Key={"pk": S("c")})
+
+
+HOSTILE = [
+    " ",
+    ";",
+    "SELECT",
+    "SELECT * FROM",
+    "SELECT * FROM {t} WHERE (((pk = 'a')",
+    "SELECT * FROM {t} WHERE " + "(" * 500 + "pk = 'a'" + ")" * 500,
+    "SELECT * FROM {t} WHERE " + " AND ".join(["pk = 'a'"] * 600),
+    "SELECT * FROM {t} WHERE " + "NOT " * 400 + "pk = 'a'",
+    "SELECT * FROM {t} WHERE pk IN (" + ", ".join(["'x'"] * 150) + ")",
+    "SELECT * FROM {t} WHERE exists(1)",
+    "SELECT * FROM {t} WHERE begins_with(pk)",
+    "SELECT * FROM {t} WHERE frobnicate(pk)",
+    "SELECT * FROM {t} WHERE pk = MISSING",
+    "SELECT * FROM {t} WHERE 1 IS MISSING",
+    "SELECT * FROM {t} WHERE pk IS WIBBLE",
+    "SELECT * FROM {t} WHERE pk < true",
+    "SELECT * FROM {t} WHERE pk = 'a' AND sk = 'not a number'",
+    "SELECT a[*] FROM {t}",
+    "SELECT * FROM {t}.x.y",
+    "SELECT * FROM {t} ORDER BY title",
+    "SELECT * FROM {t}, {t}",
+    "INSERT INTO {t} VALUE 'scalar'",
+    "INSERT INTO {t} VALUE {{'pk': 'a', 'pk': 'b'}}",
+    "INSERT INTO {t} VALUE {{'sk': 1}}",
+    "INSERT INTO {t} VALUE {{'pk': 'z', 'sk': 1, 's': <<>>}}",
+    "INSERT INTO {t} VALUE {{'pk': 'z', 'sk': 1, 's': <<1, 'a'>>}}",
+    "INSERT INTO {t} VALUE {{'pk': 'z', 'sk': 1, 'x': " + "[" * 80 + "]" * 80 + "}}",
+    "INSERT INTO {t} VALUE <<{{'pk': 'z', 'sk': 1}}>>",
+    "UPDATE {t} SET title = 'x'",
+    "UPDATE {t} WHERE pk = 'a' AND sk = 1",
+    "UPDATE {t} SET tags = set_add(title, <<'q'>>) WHERE pk = 'a' AND sk = 1",
+    "UPDATE {t} SET tags = set_add(tags, 'q') WHERE pk = 'a' AND sk = 1",
+    "UPDATE {t} SET title = title + 1 WHERE pk = 'a' AND sk = 1",
+    "UPDATE {t} SET title = 1 WHERE pk = 'a' AND pk = 'b' AND sk = 1",
+    "DELETE FROM {t} WHERE pk = 'a' OR sk = 1",
+    "DELETE FROM {t}.idx WHERE pk = 'a' AND sk = 1",
+    "SELECT * FROM {t} WHERE pk = 'a' SELECT",
+    "SELECT * FROM {t} WHERE title = 'unterminated",
+    'SELECT * FROM "unterminated',
+    "SELECT * FROM {t} WHERE pk = 'a' \x00",
+]
+
+
+def test_hostile_statements_are_client_errors(ddb: Any, songs: str) -> None:
+    for template in HOSTILE:
+        statement = template.format(t=f'"{songs}"')
+        with pytest.raises(ClientError) as e:
+            run(ddb, statement)
+        status = e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert status == 400, (statement[:80], e.value.response["Error"])
+        assert e.value.response["Error"]["Code"] in (
+            "ValidationException",
+            "ConditionalCheckFailedException",
+        ), (
+            statement[:80],
+            e.value.response["Error"],
+        )
+    assert ddb.scan(TableName=songs, Select="COUNT")["Count"] == 6  # nothing written

@@ -24,6 +24,7 @@ from strata.services.dynamodb.partiql.lexer import Token, malformed, tokenize
 
 MAX_STATEMENT_BYTES = 8192
 MAX_NESTING = 64  # parentheses / NOT depth: deeper statements are refused, not a RecursionError
+MAX_OPERATORS = 300  # as for an expression: the compiled expression could not hold more
 
 # Words that end a path or start a clause: a bare identifier spelt like one must be "quoted".
 KEYWORDS = frozenset(
@@ -108,6 +109,7 @@ class _Parser:
         self.slots: dict[str, val.Slot] = {}
         self.params = 0
         self.depth = 0
+        self.operators = 0
 
     # -- tokens ----------------------------------------------------------------------------------
 
@@ -233,12 +235,15 @@ class _Parser:
         self.expect_word("INSERT")
         self.expect_word("INTO")
         table, index = self.source()
-        if self.op("<<"):
+        if self.word("VALUE"):
+            self.i += 1
+        if self.op("<<") or self.word("VALUES"):
             raise validation(
                 "Unsupported operation: Inserting multiple items in a single statement is not supported, "
                 'use "INSERT INTO tableName VALUE item" instead'
             )
-        self.expect_word("VALUE")
+        if self.tokens[self.i - 1].text.upper() != "VALUE":
+            raise self.unexpected()
         if not self.op("{") and not self.op("?"):
             raise validation(
                 "Unsupported format in item expression. Please use struct format {...} to express item values "
@@ -455,6 +460,12 @@ class _Parser:
 
     # -- conditions: OR < AND < NOT < predicate ------------------------------------------------------
 
+    def operator(self) -> None:
+        """Count an operator or function; a long AND chain stays within what the engine takes."""
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise malformed(f"The expression contains too many operators; operator count: {self.operators}")
+
     def nest(self) -> None:
         self.depth += 1
         if self.depth > MAX_NESTING:
@@ -464,6 +475,7 @@ class _Parser:
         left = self.conjunction()
         while self.word("OR"):
             self.i += 1
+            self.operator()
             left = ast.Or(left, self.conjunction())
         return left
 
@@ -471,12 +483,14 @@ class _Parser:
         left = self.negation()
         while self.word("AND"):
             self.i += 1
+            self.operator()
             left = ast.And(left, self.negation())
         return left
 
     def negation(self) -> ast.Condition:
         if self.word("NOT"):
             self.i += 1
+            self.operator()
             self.nest()
             inner = self.negation()
             self.depth -= 1
@@ -503,6 +517,7 @@ class _Parser:
             if len(args) != wanted or not isinstance(args[0], ast.Path):
                 raise malformed(f"Incorrect arguments to function: {name}")
             return ast.Function(name, tuple(args))
+        self.operator()
         left = self.operand()
         t = self.tok
         if t.kind == "op" and t.text in _COMPARE:
