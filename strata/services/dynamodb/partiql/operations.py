@@ -20,6 +20,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.errors import transaction_canceled, validation
 from strata.services.dynamodb.item_operations import ItemOperations
+from strata.services.dynamodb.partiql import authz
 from strata.services.dynamodb.partiql import compile as comp
 from strata.services.dynamodb.partiql import parser as p
 from strata.services.dynamodb.partiql.results import (
@@ -50,6 +51,14 @@ def _length(member: str, items: list, limit: int) -> None:
 
 
 class PartiQLOperations(ItemOperations):
+    def request_targets(
+        self, operation: str, req: dict, region: str, account: str
+    ) -> list[tuple[str, str]] | None:
+        """The authorizer's hook: PartiQL requests need PartiQL actions on the tables they name."""
+        if operation not in authz.OPERATIONS:
+            return None
+        return authz.targets(operation, req, region, account)
+
     def _compile(self, ctx: RequestContext, spec: dict) -> tuple[p.Parsed, comp.Request]:
         parsed = p.parse(spec.get("Statement") or "")
         bound = comp.bound_values(parsed, spec.get("Parameters"))
