@@ -241,7 +241,9 @@ def test_next_token_pages_through_a_query_and_a_scan(ddb: Any, make_table: Any) 
             seen += [int(i["sk"]["N"]) for i in page["Items"]]
             token = page.get("NextToken")
             if not token:
+                assert "LastEvaluatedKey" not in page
                 break
+            assert int(page["LastEvaluatedKey"]["sk"]["N"]) == seen[-1]
             assert pages < 10
         assert sorted(seen) == expected
         assert pages >= 3

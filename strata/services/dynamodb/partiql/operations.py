@@ -5,7 +5,8 @@ operation of this same provider (get_item, query, scan, put_item, update_item, d
 transact_get_items, transact_write_items), so validation, conditions, capacity, the meter,
 durability and transaction conflicts are the classic API's own.
 
-- ExecuteStatement: one statement; a SELECT pages by Limit / 1 MB with NextToken.
+- ExecuteStatement: one statement; a SELECT pages by Limit / 1 MB with NextToken (and the page's
+  LastEvaluatedKey).
 - BatchExecuteStatement: up to 25 statements, all reads (each a single-item read) or all writes;
   each statement succeeds or fails on its own, its error in its Responses entry.
 - ExecuteTransaction: up to 100 statements, all reads (TransactGetItems) or all writes
@@ -114,6 +115,7 @@ class PartiQLOperations(ItemOperations):
             out["Items"] = got.get("Items", [])
             if got.get("LastEvaluatedKey"):
                 out["NextToken"] = next_token(statement, got["LastEvaluatedKey"])
+                out["LastEvaluatedKey"] = got["LastEvaluatedKey"]
         else:
             got = await self._write(ctx, r)
             out["Items"] = [got["Attributes"]] if got.get("Attributes") else []
