@@ -84,6 +84,7 @@ def test_select_where_forms_and_projections(ddb: Any, songs: str) -> None:
     assert keys(f"SELECT * FROM {t} WHERE sk IN (1, 4) AND pk <> 'b'") == [("a", 1), ("a", 4)]
     assert keys(f"SELECT * FROM {t} WHERE pk = 'b' OR sk = 5") == [("a", 5), ("b", 1)]
     assert keys(f"SELECT * FROM {t} WHERE NOT (pk = 'a')") == [("b", 1)]
+    assert keys(f"SELECT * FROM {t} WHERE NOT (pk = 'b' OR sk < 5)") == [("a", 5)]
     assert keys(f"SELECT * FROM {t} WHERE begins_with(title, 'oth')") == [("b", 1)]
     assert keys(f"SELECT * FROM {t} WHERE contains(tags, 't3')") == [("a", 3)]
     assert keys(f"SELECT * FROM {t} WHERE attribute_type(extra, 'NULL')") == [("b", 1)]
