@@ -7,5 +7,6 @@ compile.py     a Statement on a table -> the GetItem / Query / Scan / PutItem / 
                DeleteItem / ConditionCheck request that does it (expression text re-parsed,
                cached, by the one expression engine)
 results.py     NextToken, per-statement errors, summed ConsumedCapacity
+authz.py       IAM: dynamodb:PartiQLSelect/Insert/Update/Delete per statement, condition keys
 operations.py  PartiQLOperations: the three operations over the provider's own item operations
 """
