@@ -309,7 +309,10 @@ def test_batch_execute_statement(ddb: Any, make_table: Any) -> None:
                 {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'old'"},
             ]
         )
-    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert e.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "Read and write requests together in the same batch is not supported.",
+    }
     assert ddb.get_item(TableName=t, Key={"pk": S("old")})["Item"]["v"] == N(2)
 
 

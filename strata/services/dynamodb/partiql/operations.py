@@ -156,9 +156,7 @@ class PartiQLOperations(ItemOperations):
                 r.req["ReturnConsumedCapacity"] = capacity
             work.append((i, r))
         if reads and writes:
-            raise validation(
-                "BatchExecuteStatement API does not support both read and write operations in the same request."
-            )
+            raise validation("Read and write requests together in the same batch is not supported.")
         reports: list[dict] = []
         if reads:
             results: list = []
