@@ -94,8 +94,13 @@ def test_select_where_forms_and_projections(ddb: Any, songs: str) -> None:
     assert keys(f"SELECT * FROM {t} WHERE tags IS MISSING") == [("b", 1)]
     assert keys(f"SELECT * FROM {t} WHERE tags IS NOT MISSING AND size(tags) = 2 AND sk < 3") == a[:2]
     assert keys(f"SELECT * FROM {t} WHERE pk = 'a' AND sk NOT BETWEEN 2 AND 4") == [("a", 1), ("a", 5)]
+    # A nested path's value is named by its last step (by its position after a list index).
     got = run(ddb, f"SELECT title, m.l[1], \"m\".n FROM {t} WHERE pk = 'a' AND sk = 3")["Items"]
-    assert got == [{"title": S("song 3"), "m": {"M": {"l": {"L": [S("two")]}, "n": N(30)}}}]
+    assert got == [{"title": S("song 3"), "_2": S("two"), "n": N(30)}]
+    got = run(ddb, f"SELECT title, m FROM {t} WHERE pk = 'a' AND sk = 3")["Items"]
+    assert got == [{"title": S("song 3"), "m": {"M": {"n": N(30), "l": {"L": [N(3), S("two")]}}}}]
+    code, message, _ = error(ddb, f"SELECT m.n, n FROM {t}")
+    assert message == "Duplicate identifiers in select clause: n"
     got = run(ddb, f"SELECT sk FROM {t} WHERE pk = 'a' ORDER BY sk DESC")["Items"]
     assert [i["sk"]["N"] for i in got] == ["5", "4", "3", "2", "1"]
 
@@ -158,6 +163,13 @@ def test_update_forms_and_returning(ddb: Any, make_table: Any) -> None:
     assert got["Items"] == [{"n": N(4)}]
     got = run(ddb, f"UPDATE \"{t}\" SET n = 11 WHERE pk = 'k' RETURNING MODIFIED NEW *")
     assert got["Items"] == [{"n": N(11)}]
+    # MODIFIED is the touched paths only: a nested leaf without its siblings; nothing, no row
+    got = run(ddb, f"UPDATE \"{t}\" SET m.x = 'newer' WHERE pk = 'k' RETURNING MODIFIED OLD *")
+    assert got["Items"] == [{"m": {"M": {"x": S("new")}}}]
+    got = run(ddb, f"UPDATE \"{t}\" REMOVE m.y WHERE pk = 'k' RETURNING MODIFIED NEW *")
+    assert got["Items"] == []
+    got = run(ddb, f"UPDATE \"{t}\" SET fresh = 1 WHERE pk = 'k' RETURNING MODIFIED OLD *")
+    assert got["Items"] == []
     assert run(ddb, f"UPDATE \"{t}\" SET n = 12 WHERE pk = 'k'")["Items"] == []
     # The WHERE beyond the key is a condition; UPDATE never creates an item.
     code, message, resp = error(

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.expressions import ast
+from strata.services.dynamodb.expressions.evaluate import get_path, project
 from strata.services.dynamodb.partiql import parser as p
 from strata.services.dynamodb.partiql.values import bind
 from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.types import check_value
 
 INCOMPLETE_KEY = "Where clause does not contain a mandatory equality on all key attributes"
-_RETURN_VALUES = {
+_RETURN_VALUES = {  # MODIFIED takes the whole item and keeps the touched paths (Shape)
     "ALL OLD": "ALL_OLD",
     "ALL NEW": "ALL_NEW",
-    "MODIFIED OLD": "UPDATED_OLD",
-    "MODIFIED NEW": "UPDATED_NEW",
+    "MODIFIED OLD": "ALL_OLD",
+    "MODIFIED NEW": "ALL_NEW",
 }
 _RANGE_OPS = frozenset({"=", "<", "<=", ">", ">="})
 
@@ -37,6 +38,44 @@ class Request:
     kind: str
     table: str
     req: dict = field(default_factory=dict)
+    shape: Shape | None = None  # how to present the items the operation returns
+
+
+@dataclass(frozen=True)
+class Shape:
+    """PartiQL's view of returned items where it differs from the item operation's.
+
+    A SELECT of nested paths names each value by its last step (`SELECT m.x` -> {"x": ...}; a
+    path ending in a list index is named by its position, `_2`); RETURNING MODIFIED gives only
+    the paths the UPDATE touched (nested leaves, not whole top-level attributes), from the whole
+    old or new item.
+    """
+
+    columns: tuple[tuple[str, tuple], ...] = ()  # (name, resolved path) of a SELECT
+    modified: tuple[tuple, ...] = ()  # the UPDATE's resolved paths
+
+    def apply(self, item: dict) -> dict:
+        if self.modified:
+            return project(item, list(self.modified))
+        out = {}
+        for name, parts in self.columns:
+            value = get_path(item, parts)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _columns(projection: tuple[ast.Path, ...]) -> Shape | None:
+    if all(len(x.parts) == 1 for x in projection):
+        return None  # top-level names: the item operation's projection is PartiQL's
+    columns = []
+    for position, x in enumerate(projection, 1):
+        last = x.parts[-1]
+        name = last if isinstance(last, str) else f"_{position}"
+        if any(name == n for n, _ in columns):
+            raise validation(f"Duplicate identifiers in select clause: {name}")
+        columns.append((name, x.parts))
+    return Shape(columns=tuple(columns))
 
 
 def bound_values(parsed: p.Parsed, params: list | None) -> dict[str, dict]:
@@ -58,6 +97,7 @@ class Template:
     kind: str
     req: dict  # TableName, expression texts, ExpressionAttributeNames, IndexName ...
     values: tuple[str, ...] = ()  # the ExpressionAttributeValues the expressions use
+    shape: Shape | None = None
     key: tuple[tuple[str, str], ...] = ()  # (key attribute, value ref)
     item: str | None = None  # INSERT: the item's value ref
     set_args: tuple[tuple[str, str], ...] = ()  # (value ref, SET_ADD / SET_DELETE): must be sets
@@ -79,7 +119,7 @@ class Template:
             req["Item"] = item["M"]
         if self.values:
             req["ExpressionAttributeValues"] = {ref: bound[ref] for ref in self.values}
-        return Request(self.kind, req["TableName"], req)
+        return Request(self.kind, req["TableName"], req, self.shape)
 
 
 def template(parsed: p.Parsed, meta: TableMeta) -> Template:
@@ -258,14 +298,20 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
     eq, rest, _ = split_key(stmt.where, keys)
     out = Printer()
     req: dict = {"TableName": meta.name}
+    shape = None
     if stmt.projection is not None:
-        req["ProjectionExpression"] = ", ".join(out.path(x) for x in stmt.projection)
+        shape = _columns(stmt.projection)
+        if shape is None:
+            req["ProjectionExpression"] = ", ".join(out.path(x) for x in stmt.projection)
+        else:  # whole top-level attributes; the Shape picks the nested values out of them
+            tops = dict.fromkeys(out.name(x.parts[0]) for x in stmt.projection)  # type: ignore[arg-type]
+            req["ProjectionExpression"] = ", ".join(tops)
     if stmt.order is not None and stmt.order[0] not in keys:
         raise validation(
             f"Variable reference {stmt.order[0]} in ORDER BY clause must be part of the primary key"
         )
     if ix is None and len(eq) == len(keys) and not rest and stmt.order is None:
-        return out.template("get", req, key=tuple((k, v.ref) for k, v in eq.items()))
+        return out.template("get", req, key=tuple((k, v.ref) for k, v in eq.items()), shape=shape)
     if ix is not None:
         req["IndexName"] = ix.name
     if hash_key in eq:
@@ -286,14 +332,14 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
                 req["FilterExpression"] = out.condition(_all(rest))  # type: ignore[arg-type]
             if stmt.order is not None:
                 req["ScanIndexForward"] = not stmt.order[1]
-            return out.template("query", req)
+            return out.template("query", req, shape=shape)
     if stmt.order is not None:
         raise validation(
             "Must have at least one non-optional hash key condition in WHERE clause when using ORDER BY clause."
         )
     if stmt.where is not None:
         req["FilterExpression"] = out.condition(stmt.where)
-    return out.template("scan", req)
+    return out.template("scan", req, shape=shape)
 
 
 def item_key(where: ast.Condition | None, meta: TableMeta) -> tuple[tuple[tuple[str, str], ...], list]:
@@ -345,9 +391,12 @@ def write(stmt: p.Statement, meta: TableMeta) -> Template:
         )
         req["UpdateExpression"] = out.update(stmt.actions)
         req["ConditionExpression"] = out.condition(_all([_exists(meta), *rest]))  # type: ignore[arg-type]
+        shape = None
         if stmt.returning:
             req["ReturnValues"] = _RETURN_VALUES[stmt.returning]
-        return out.template("update", req, key=key, set_args=set_args)
+            if stmt.returning.startswith("MODIFIED"):
+                shape = Shape(modified=tuple(a.path.parts for a in stmt.actions))
+        return out.template("update", req, key=key, set_args=set_args, shape=shape)
     assert isinstance(stmt, p.Delete)
     if rest:
         # A DELETE of an item that is not there does nothing; its extra conditions apply to an

@@ -119,6 +119,9 @@ class PartiQLOperations(ItemOperations):
         else:
             got = await self._write(ctx, r)
             out["Items"] = [got["Attributes"]] if got.get("Attributes") else []
+        if r.shape is not None:  # (an empty RETURNING MODIFIED projection is no row at all)
+            shaped = [r.shape.apply(i) for i in out["Items"]]
+            out["Items"] = [x for x in shaped if x] if r.shape.modified else shaped
         if "ConsumedCapacity" in got:
             out["ConsumedCapacity"] = got["ConsumedCapacity"]
         return out
@@ -178,6 +181,8 @@ class PartiQLOperations(ItemOperations):
                 raise got
             entry["TableName"] = r.table
             item = got.get("Item") or got.get("Attributes")
+            if item and r.shape is not None:
+                item = r.shape.apply(item)
             if item:
                 entry["Item"] = item
             if "ConsumedCapacity" in got:
