@@ -329,6 +329,8 @@ def test_batch_execute_statement(ddb: Any, make_table: Any) -> None:
 
 
 def test_execute_transaction_all_or_nothing(ddb: Any, make_table: Any) -> None:
+    # (ClientRequestTokens are per account and region: unique ones keep the shared server's
+    # other tests unaffected)
     t = make_table(("pk", "S"))
     run(ddb, f"INSERT INTO \"{t}\" VALUE {{'pk': 'a', 'v': 1}}")
     run(ddb, f"INSERT INTO \"{t}\" VALUE {{'pk': 'b', 'v': 1}}")
@@ -358,14 +360,13 @@ def test_execute_transaction_all_or_nothing(ddb: Any, make_table: Any) -> None:
         {"Code": "None"},
     ]
     assert "Item" not in ddb.get_item(TableName=t, Key={"pk": S("c")})
-    ddb.execute_transaction(
-        TransactStatements=[
-            {"Statement": f"INSERT INTO \"{t}\" VALUE {{'pk': ?}}", "Parameters": [S("c")]},
-            {"Statement": f"UPDATE \"{t}\" SET v = v + 1 WHERE pk = 'a'"},
-            {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'b'"},
-        ],
-        ClientRequestToken="tok-1",
-    )
+    writes = [
+        {"Statement": f"INSERT INTO \"{t}\" VALUE {{'pk': ?}}", "Parameters": [S("c")]},
+        {"Statement": f"UPDATE \"{t}\" SET v = v + 1 WHERE pk = 'a'"},
+        {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'b'"},
+    ]
+    for _ in range(2):  # the same ClientRequestToken: done once
+        ddb.execute_transaction(TransactStatements=writes, ClientRequestToken=f"token-{t}")
     got = ddb.execute_transaction(
         TransactStatements=[
             {"Statement": f"SELECT v FROM \"{t}\" WHERE pk = 'a'"},
