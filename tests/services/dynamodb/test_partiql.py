@@ -260,6 +260,29 @@ def test_next_token_pages_through_a_query_and_a_scan(ddb: Any, make_table: Any) 
             assert pages < 10
         assert sorted(seen) == expected
         assert pages >= 3
+    # pk IN (...): one Query per partition (in the order listed), Limit and NextToken across them
+    statement = f"SELECT pk, sk FROM \"{t}\" WHERE pk IN ('q', 'p', 'none', 'q') AND sk > 0"
+    whole = run(ddb, statement, ReturnConsumedCapacity="TOTAL")
+    assert [(i["pk"]["S"], int(i["sk"]["N"])) for i in whole["Items"]] == [
+        ("q", 5),
+        ("q", 6),
+        ("p", 1),
+        ("p", 2),
+        ("p", 3),
+        ("p", 4),
+    ]
+    assert "NextToken" not in whole
+    assert whole["ConsumedCapacity"]["CapacityUnits"] == 1.5  # three Queries of half a unit each
+    seen, token, pages = [], None, 0
+    while True:
+        page = run(ddb, statement, Limit=3, **({"NextToken": token} if token else {}))
+        pages += 1
+        seen += [(i["pk"]["S"], int(i["sk"]["N"])) for i in page["Items"]]
+        token = page.get("NextToken")
+        if not token or pages > 10:
+            break
+    assert seen == [(i["pk"]["S"], int(i["sk"]["N"])) for i in whole["Items"]]
+    assert pages >= 3
     first = run(ddb, f"SELECT sk FROM \"{t}\" WHERE pk = 'p'", Limit=2)
     code, message, _ = error(ddb, f"SELECT * FROM \"{t}\" WHERE pk = 'p'", NextToken=first["NextToken"])
     assert (code, message) == ("ValidationException", "NextToken does not match request")

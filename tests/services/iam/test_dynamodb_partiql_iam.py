@@ -111,6 +111,15 @@ def test_leading_keys_and_select_apply_to_statements(iam_server, unique) -> None
     )
     assert got["Items"] == [{"text": {"S": "hi"}}]
     _denied(ddb.execute_statement, Statement=f'SELECT "text" FROM "{table}" WHERE owner = \'someone-else\'')
+    got = ddb.execute_statement(
+        Statement=f'SELECT "text" FROM "{table}" WHERE owner IN [?]', Parameters=[{"S": me}]
+    )
+    assert got["Items"] == [{"text": {"S": "hi"}}]
+    _denied(  # pk IN (...) reads each listed partition: every one must be the user's
+        ddb.execute_statement,
+        Statement=f'SELECT "text" FROM "{table}" WHERE owner IN (?, \'someone-else\')',
+        Parameters=[{"S": me}],
+    )
     _denied(
         ddb.execute_statement, Statement=f'SELECT * FROM "{table}" WHERE owner = ?', Parameters=[{"S": me}]
     )

@@ -94,6 +94,8 @@ def requests(state: State, scope: str, operation: str, req: dict) -> Iterator[tu
             continue
         try:
             bound = comp.bound_values(parsed, spec.get("Parameters"))
-            yield meta, comp.template(parsed, meta).bind(bound).req
+            r = comp.template(parsed, meta).bind(bound)
         except ServiceError:
             continue
+        for one in r.parts if r.parts is not None else [r.req]:  # `pk IN (...)`: each partition
+            yield meta, one

@@ -29,6 +29,8 @@ _RETURN_VALUES = {  # MODIFIED takes the whole item and keeps the touched paths 
     "MODIFIED NEW": "ALL_NEW",
 }
 _RANGE_OPS = frozenset({"=", "<", "<=", ">", ">="})
+PARTITION = ":k"  # the partition value of one Query of a `pk IN (...)` SELECT (never a slot's ref)
+MAX_PARTITIONS = 100
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Request:
     table: str
     req: dict = field(default_factory=dict)
     shape: Shape | None = None  # how to present the items the operation returns
+    parts: list[dict] | None = None  # a SELECT on `pk IN (...)`: one Query per partition, in order
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Template:
     key: tuple[tuple[str, str], ...] = ()  # (key attribute, value ref)
     item: str | None = None  # INSERT: the item's value ref
     set_args: tuple[tuple[str, str], ...] = ()  # (value ref, SET_ADD / SET_DELETE): must be sets
+    fanout: tuple[str, ...] = ()  # `pk IN (...)`: the value refs of the partitions to query
 
     def bind(self, bound: dict[str, dict]) -> Request:
         for ref, name in self.set_args:
@@ -118,8 +122,18 @@ class Template:
                 )
             req["Item"] = item["M"]
         if self.values:
-            req["ExpressionAttributeValues"] = {ref: bound[ref] for ref in self.values}
-        return Request(self.kind, req["TableName"], req, self.shape)
+            req["ExpressionAttributeValues"] = {ref: bound[ref] for ref in self.values if ref != PARTITION}
+        if not self.fanout:
+            return Request(self.kind, req["TableName"], req, self.shape)
+        parts: list[dict] = []
+        seen: list[dict] = []
+        for ref in self.fanout:
+            value = bound[ref]
+            if value not in seen:
+                seen.append(value)
+                values = {**req["ExpressionAttributeValues"], PARTITION: value}
+                parts.append({**req, "ExpressionAttributeValues": values})
+        return Request(self.kind, req["TableName"], req, self.shape, parts)
 
 
 def template(parsed: p.Parsed, meta: TableMeta) -> Template:
@@ -314,6 +328,21 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
         return out.template("get", req, key=tuple((k, v.ref) for k, v in eq.items()), shape=shape)
     if ix is not None:
         req["IndexName"] = ix.name
+    fanout: tuple[str, ...] = ()
+    if hash_key not in eq:
+        for c in rest:
+            if (
+                isinstance(c, ast.In)
+                and c.operand == ast.Path((hash_key,))
+                and all(isinstance(o, ast.ValueRef) for o in c.options)
+            ):
+                if len(c.options) > MAX_PARTITIONS:
+                    raise validation("Too many decomposed read operations for a given query.")
+                # One Query per listed partition, as DynamoDB decomposes it, not a table scan.
+                fanout = tuple(o.ref for o in c.options)  # type: ignore[union-attr]
+                eq[hash_key] = ast.ValueRef(PARTITION)
+                rest = [x for x in rest if x is not c]
+                break
     if hash_key in eq:
         key_conds: list[ast.Condition] = [ast.Compare("=", ast.Path((hash_key,)), eq[hash_key])]
         if range_key in eq:
@@ -332,7 +361,7 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
                 req["FilterExpression"] = out.condition(_all(rest))  # type: ignore[arg-type]
             if stmt.order is not None:
                 req["ScanIndexForward"] = not stmt.order[1]
-            return out.template("query", req, shape=shape)
+            return out.template("query", req, shape=shape, fanout=fanout)
     if stmt.order is not None:
         raise validation(
             "Must have at least one non-optional hash key condition in WHERE clause when using ORDER BY clause."

@@ -106,16 +106,7 @@ class PartiQLOperations(ItemOperations):
             got = self.get_item(ctx, r.req)
             out["Items"] = [got["Item"]] if "Item" in got else []
         elif r.kind in ("query", "scan"):
-            statement = req["Statement"]
-            if limit is not None:
-                r.req["Limit"] = limit
-            if req.get("NextToken"):
-                r.req["ExclusiveStartKey"] = start_key(statement, req["NextToken"])
-            got = (self.query if r.kind == "query" else self.scan)(ctx, r.req)
-            out["Items"] = got.get("Items", [])
-            if got.get("LastEvaluatedKey"):
-                out["NextToken"] = next_token(statement, got["LastEvaluatedKey"])
-                out["LastEvaluatedKey"] = got["LastEvaluatedKey"]
+            got = self._read_pages(ctx, r, req, out)
         else:
             got = await self._write(ctx, r)
             out["Items"] = [got["Attributes"]] if got.get("Attributes") else []
@@ -125,6 +116,45 @@ class PartiQLOperations(ItemOperations):
         if "ConsumedCapacity" in got:
             out["ConsumedCapacity"] = got["ConsumedCapacity"]
         return out
+
+    def _read_pages(self, ctx: RequestContext, r: comp.Request, req: dict, out: dict) -> dict:
+        """A Query or Scan page into `out`; a `pk IN (...)` SELECT queries its partitions in turn,
+        Limit counting across them, the NextToken saying which partition and where in it."""
+        statement = req["Statement"]
+        part, start = start_key(statement, req["NextToken"]) if req.get("NextToken") else (0, None)
+        parts = r.parts if r.parts is not None else [r.req]
+        if part >= len(parts):
+            raise validation("Invalid NextToken")
+        limit = req.get("Limit")
+        items: list[dict] = []
+        reports: list[dict] = []
+        got: dict = {}
+        while part < len(parts):
+            one = dict(parts[part])
+            if req.get("ReturnConsumedCapacity"):
+                one["ReturnConsumedCapacity"] = req["ReturnConsumedCapacity"]
+            if req.get("ConsistentRead"):
+                one["ConsistentRead"] = True
+            if limit is not None:
+                one["Limit"] = limit
+            if start is not None:
+                one["ExclusiveStartKey"] = start
+            got = (self.query if r.kind == "query" else self.scan)(ctx, one)
+            items += got.get("Items", [])
+            if "ConsumedCapacity" in got:
+                reports.append(got["ConsumedCapacity"])
+            if got.get("LastEvaluatedKey"):
+                out["NextToken"] = next_token(statement, got["LastEvaluatedKey"], part)
+                out["LastEvaluatedKey"] = got["LastEvaluatedKey"]
+                break
+            part, start = part + 1, None
+            if limit is not None:
+                limit -= got.get("ScannedCount", 0)
+                if limit <= 0 and part < len(parts):
+                    out["NextToken"] = next_token(statement, None, part)
+                    break
+        out["Items"] = items
+        return {"ConsumedCapacity": merge_capacity(reports)[0]} if reports else {}
 
     async def batch_execute_statement(self, ctx: RequestContext, req: dict) -> dict:
         statements = req.get("Statements") or []

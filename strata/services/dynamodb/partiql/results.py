@@ -22,20 +22,24 @@ def _digest(statement: str) -> str:
     return hashlib.sha256(statement.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def next_token(statement: str, last_key: dict) -> str:
+def next_token(statement: str, last_key: dict | None, part: int = 0) -> str:
+    """A token for the page after `last_key` (None: from the start) of the statement's `part`-th
+    read (a SELECT on `pk IN (...)` reads one partition after another)."""
     key = {}
-    for name, av in last_key.items():
+    for name, av in (last_key or {}).items():
         ((t, v),) = av.items()
         key[name] = [t, base64.b64encode(v).decode() if t == "B" else v]
-    body = json.dumps({"s": _digest(statement), "k": key}, separators=(",", ":"))
+    body = json.dumps({"s": _digest(statement), "p": part, "k": key}, separators=(",", ":"))
     return base64.urlsafe_b64encode(body.encode()).decode()
 
 
-def start_key(statement: str, token: str) -> dict:
-    """The ExclusiveStartKey a NextToken stands for."""
+def start_key(statement: str, token: str) -> tuple[int, dict | None]:
+    """The (read, ExclusiveStartKey) a NextToken stands for."""
     try:
         body = json.loads(base64.urlsafe_b64decode(token.encode()))
-        digest, key = body["s"], body["k"]
+        digest, key, part = body["s"], body["k"], body["p"]
+        if not isinstance(part, int) or part < 0:
+            raise ValueError(part)
         out = {}
         for name, (t, v) in key.items():
             if t not in _KEY_TYPES or not isinstance(name, str) or not isinstance(v, str):
@@ -45,7 +49,7 @@ def start_key(statement: str, token: str) -> dict:
         raise validation("Invalid NextToken") from None
     if digest != _digest(statement):
         raise validation("NextToken does not match request")
-    return out
+    return part, out or None
 
 
 # Exception codes as BatchStatementError codes (the enum of the model).
