@@ -2,7 +2,8 @@
 
 SELECT becomes a GetItem when its WHERE is exactly the full primary key, a Query when it pins the
 partition key with `=` (one more conjunct on the sort key becomes the key condition, the rest the
-filter), otherwise a Scan with the WHERE as its filter. INSERT is a PutItem that must not find
+filter) or one Query per partition when it lists them with `pk IN (...)`, otherwise a Scan with
+the WHERE as its filter. INSERT is a PutItem that must not find
 the item, UPDATE an UpdateItem that must find it, DELETE a DeleteItem; the WHERE beyond the key
 becomes their ConditionExpression. Conditions, updates and projections are printed as expression
 text with `#nN` / `:vN` placeholders and handed to the one expression engine, which parses
