@@ -227,6 +227,8 @@ def test_parameters_and_statement_errors(ddb: Any, songs: str) -> None:
     assert code == "ResourceNotFoundException"
     code, message, _ = error(ddb, f"EXISTS(SELECT * FROM {t} WHERE pk = 'a' AND sk = 1)")
     assert message == "EXISTS can only be used in ExecuteTransaction write requests."
+    code, message, _ = error(ddb, f"SELECT title AS t, sk FROM {t}")
+    assert message == "Aliasing is not supported"
     code, message, _ = error(ddb, f"SELECT *, title FROM {t}")
     assert message == "Other attributes should not be present in the projection when '*' is used."
     code, message, _ = error(ddb, f"INSERT INTO {t} VALUE {{'pk': 'z', 'sk': 1}} RETURNING ALL OLD *")

@@ -203,7 +203,9 @@ class _Parser:
                 raise validation("Other attributes should not be present in the projection when '*' is used.")
         else:
             paths = [self.path()]
-            while self.op(","):
+            while self.op(",") or self.word("AS"):
+                if self.word("AS"):
+                    raise validation("Aliasing is not supported")
                 self.i += 1
                 if self.op("*"):
                     raise validation(
@@ -211,6 +213,8 @@ class _Parser:
                     )
                 paths.append(self.path())
             projection = tuple(paths)
+        if self.word("AS"):
+            raise validation("Aliasing is not supported")
         self.expect_word("FROM")
         table, index = self.source()
         where = self.where()
