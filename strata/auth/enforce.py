@@ -17,7 +17,10 @@ kms:ReEncryptTo on the destination key) names it through `further_resources(req)
 (action, ARN, owning account, resource policy) it returns is decided like the first. A request
 that also reads another resource (CopyObject's source) is checked for it as the provider's
 `related_requests(operation, req)` says: [(operation, req naming the other resource)], each
-authorized like a request of its own, against that resource's owner and policy. A provider whose
+authorized like a request of its own, against that resource's owner and policy. A request whose
+actions depend on what it says rather than on its operation (DynamoDB PartiQL: a SELECT is
+dynamodb:PartiQLSelect on the table it names) gets its pairs from the provider's
+`request_targets(operation, req, region, account)` when that returns a list. A provider whose
 resource policies bind the resource owner's root too (an S3 bucket policy's Deny applies to everyone) says
 so with `resource_policy_binds_owner = True`; its hooks (`resource_policy`, `further_resources`:
 an S3 access point's policy, s3:BypassGovernanceRetention under the bucket policy) are then asked
@@ -193,18 +196,35 @@ class Authorizer:
         required = p.resource_required and resource_policy is not None
         further_hook = getattr(provider, "further_resources", None)
         further = further_hook(params) if further_hook is not None else []
+        targets_hook = getattr(provider, "request_targets", None)
+        own_pairs = (
+            targets_hook(operation, params, region, principal.account_id)
+            if targets_hook is not None
+            else None
+        )
         # Policies that say Resource "*" throughout (most managed ones) decide by the action
         # alone: an allowed request need not have its resource ARN built.
-        by_action = action_only and resource_policy is None and p.each is None and not p.also and not further
+        by_action = (
+            action_only
+            and resource_policy is None
+            and p.each is None
+            and not p.also
+            and not further
+            and own_pairs is None
+        )
         if by_action:
             action_key = (p.versioned_action if params.get("VersionId") else p.action, owner)
             known = cache.get(action_key)
             if known is not None and known.allowed:
                 return
         facts = None
-        pairs = targets(p, params, region, principal.account_id, principal.arn)
+        pairs = (
+            own_pairs
+            if own_pairs is not None
+            else targets(p, params, region, principal.account_id, principal.arn)
+        )
         arn_hook = getattr(provider, "resource_arn", None)
-        if arn_hook is not None:
+        if arn_hook is not None and pairs:
             exact = arn_hook(params, pairs[0][1])
             if exact is not None:
                 pairs[0] = (pairs[0][0], exact)

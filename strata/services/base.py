@@ -9,8 +9,9 @@ Optional hooks: `async start()` / `async stop()` around the server's life, `heal
 owning the named resource), `resource_arn(req, arn)` (the exact ARN when the table's lacks a
 path), `resource_policy(req)` (its compiled resource policy), `further_resources(req)` (a second
 resource the operation acts on, with its own action and policy: KMS ReEncrypt's destination key)
-and `related_requests(operation, req)` (other resources the request reads, each authorized as a
-request of its own). The per-request context is strata.context.RequestContext; who signed the request,
+`related_requests(operation, req)` (other resources the request reads, each authorized as a
+request of its own) and `request_targets(operation, req, region, account)` (the (action, ARN)
+pairs when the request's content decides them: DynamoDB PartiQL statements). The per-request context is strata.context.RequestContext; who signed the request,
 strata.auth.principal.Principal (both re-exported here for code written before the move).
 """
 

@@ -26,6 +26,7 @@ HOOKS = {
     "further_resources",
     "related_requests",
     "condition_key",
+    "request_targets",
     "cors_preflight",
     "cors_headers",
 }

@@ -9,6 +9,7 @@ SPECIFIC_ATTRIBUTES) refuses a GetItem that would return every attribute.
 Asked only when a policy has such a condition (the authorizer's `condition_key` hook), so the
 request path pays nothing otherwise. Batch and transaction requests give the keys of all their
 tables together: `ForAllValues` then holds only when every item of every table is allowed.
+PartiQL statements answer from the item-operation requests they compile to (partiql/authz.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from strata.auth.enforce import CALLER_OPERATION, CALLER_SCOPE
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.expressions import ast
 from strata.services.dynamodb.expressions.parser import parse
+from strata.services.dynamodb.partiql import authz as partiql_authz
 from strata.services.dynamodb.state import State, table_name
 from strata.services.dynamodb.tables import TableMeta
 
@@ -154,6 +156,8 @@ _READS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
 def _select(req: dict) -> str | None:
     if isinstance(req.get("Select"), str):
         return req["Select"]
+    if CALLER_OPERATION.get() in partiql_authz.OPERATIONS:
+        return partiql_authz.select_key(CALLER_OPERATION.get(), req)
     if CALLER_OPERATION.get() not in _READS:
         return None
     specs = [req]
@@ -184,6 +188,11 @@ class ConditionKeys:
     def _entries(self, req: dict) -> Iterator[_Entry]:
         account, region = CALLER_SCOPE.get()
         scope = f"{account}:{region}"
+        operation = CALLER_OPERATION.get()
+        if operation in partiql_authz.OPERATIONS:  # the item operations the statements compile to
+            for m, compiled in partiql_authz.requests(self.state, scope, operation, req):
+                yield _Entry(m, compiled)
+            return
 
         def meta(name: object) -> TableMeta | None:
             return self.state.tables.get((scope, table_name(name)))

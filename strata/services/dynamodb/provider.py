@@ -10,6 +10,7 @@ semantics live in the topic modules beside them.
     batch.py             BatchGetItem / BatchWriteItem
     transactions.py      TransactWriteItems / TransactGetItems
     expressions/         the one expression engine
+    partiql/             ExecuteStatement, BatchExecuteStatement, ExecuteTransaction (PartiQLOperations)
     ttl.py               expiry of items: the scheduler's dynamodb.ttl rule (strata.sim.scheduler)
     throttle.py          provisioned capacity enforced (token buckets, burst)
     provisioning.py      UpdateTable's capacity rules (decreases per day, billing switches)
@@ -31,13 +32,14 @@ from __future__ import annotations
 from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.backup_operations import BackupOperations
 from strata.services.dynamodb.item_operations import ItemOperations
+from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
 from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.parameters import refusing
 
 
 @refusing("dynamodb")
-class DynamoDBProvider(TableOperations, ItemOperations, BackupOperations, ConditionKeys):
+class DynamoDBProvider(TableOperations, PartiQLOperations, ItemOperations, BackupOperations, ConditionKeys):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
 
 

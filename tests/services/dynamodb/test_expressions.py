@@ -53,6 +53,8 @@ def ev(text: str, names: dict | None = None, item: dict | None = ITEM) -> bool:
         ("scores[7] < :a", False),
         ("size(bin) = :n3", True),
         ("NOT NOT age = age", True),
+        ("NOT (age < :a OR age > :b)", True),  # NOT before a parenthesis negates it (no function NOT)
+        ("NOT(age > :a)", False),
     ],
 )
 def test_conditions(text: str, expected: bool) -> None:

@@ -7,12 +7,9 @@ from botocore import xform_name
 
 from strata.services.dynamodb.provider import DynamoDBProvider
 
-HOOKS = {"health", "start", "stop", "condition_key"}
+HOOKS = {"health", "start", "stop", "condition_key", "request_targets"}
 # Operations outside this provider's scope for now (answered 501 NotImplemented by the gateway).
 NOT_YET = {
-    "BatchExecuteStatement",
-    "ExecuteStatement",
-    "ExecuteTransaction",
     "CreateBackup",
     "DeleteBackup",
     "DescribeBackup",

@@ -200,7 +200,7 @@ class _Parser:
         out: list[ast.Condition] = []
         while True:
             while True:  # an operand may start with any number of NOTs and parentheses
-                if self.is_word("NOT") and not self.is_call():
+                if self.is_word("NOT"):  # a reserved word, never a function: NOT (a OR b) negates
                     self.operator()
                     ops.append("NOT")
                 elif self.is_op("("):
