@@ -53,6 +53,7 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "ec2": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
     "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
     "efs": ("BadRequest", "{member} is not supported by Strata", 400),
+    "cloudwatch": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
 }
 
 

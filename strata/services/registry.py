@@ -35,6 +35,7 @@ SERVICES: dict[str, ServiceInfo] = {
         ServiceInfo("kms", "kms", "strata.services.kms.provider:KMSProvider"),
         ServiceInfo("sts", "sts", "strata.services.sts.provider:STSProvider"),
         ServiceInfo("iam", "iam", "strata.services.iam.provider:IAMProvider"),
+        ServiceInfo("cloudwatch", "monitoring", "strata.services.cloudwatch.provider:CloudWatchProvider"),
     ]
 }
 
@@ -43,7 +44,11 @@ BY_SIGNING_NAME: dict[str, str] = {}
 for _s in SERVICES.values():
     BY_SIGNING_NAME.setdefault(_s.signing_name, _s.name)
 # JSON-protocol target prefixes (X-Amz-Target: "<prefix>.<Operation>").
-BY_TARGET_PREFIX: dict[str, str] = {"DynamoDB_20120810": "dynamodb", "TrentService": "kms"}
+BY_TARGET_PREFIX: dict[str, str] = {
+    "DynamoDB_20120810": "dynamodb",
+    "TrentService": "kms",
+    "GraniteServiceVersion20100801": "cloudwatch",
+}
 
 
 def load_provider_class(info: ServiceInfo) -> type | None:

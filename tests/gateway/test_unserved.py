@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 CALLS = {
-    "cloudwatch": ("monitoring", lambda c: c.list_metrics()),  # smithy-rpc-v2-cbor
+    "eventbridgev2": ("events", lambda c: c.list_event_buses()),  # smithy-rpc-v2-cbor
     "ce": (  # json
         "ce",
         lambda c: c.get_cost_and_usage(

@@ -21,7 +21,20 @@ from strata.protocol.spec import service_model
 from strata.services.parameters import REFUSALS, STATUSES, refused_members, status_of, table
 from strata.services.registry import SERVICES, load_provider_class
 
-AUDITED = ("s3", "s3control", "dynamodb", "rds", "elasticache", "sts", "iam", "kms", "ec2", "ebs", "efs")
+AUDITED = (
+    "s3",
+    "s3control",
+    "dynamodb",
+    "rds",
+    "elasticache",
+    "sts",
+    "iam",
+    "kms",
+    "ec2",
+    "ebs",
+    "efs",
+    "cloudwatch",
+)
 # botocore rewrites these before sending: the member the server sees instead.
 REWRITTEN = {("rds", "SourceRegion"): "PreSignedUrl"}
 # Names whose generated value must also pass the client's own checks.
