@@ -9,6 +9,7 @@ data, and are rolled up as they age, as CloudWatch keeps them (its documented re
     1 minute          15 days      then 5 minutes
     5 minutes         63 days      then 1 hour
     1 hour            455 days     then deleted
+    1 day             455 days     then deleted (S3's daily storage metrics)
 
 Writes come in batches (`add`): one transaction per PutMetricData call or per collection run, so
 an acknowledged PutMetricData survives kill -9 and collected metrics cost one commit a minute.
@@ -30,6 +31,7 @@ ROLLUPS: tuple[tuple[int, int, int], ...] = (
     (60, 15 * 86400, 300),
     (300, 63 * 86400, 3600),
     (3600, 455 * 86400, 0),
+    (86400, 455 * 86400, 0),  # daily metrics (S3 storage)
 )
 
 _SCHEMA = """
