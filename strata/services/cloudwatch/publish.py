@@ -13,6 +13,8 @@ anyway, and this rule reads what the meter wrote.
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory).
 
+- AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
+
 Counters are differenced against the last sample, kept durably per engine run (redis run_id /
 memcached pid), so a restart of Strata neither loses nor double-counts a minute's hits.
 """
@@ -25,6 +27,7 @@ import math
 from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
 from strata.sim.meter import meter
 
@@ -71,6 +74,7 @@ class Publisher:
         self.store = store
         self.runtime = runtime
         self.account = runtime.settings.account_id
+        self.rds = RdsSampler()
 
     async def close(self) -> None:
         return None
@@ -79,6 +83,9 @@ class Publisher:
         points = await run_blocking(self._from_meter, since, until)
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
+        rds = self.runtime.peer("rds")
+        if rds is not None:
+            points += await run_blocking(self.rds.points, rds, self.account, until)
         await run_blocking(self.store.add, points)
         return {"datapoints": len(points)}
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
 from tests.services.elasticache.conftest import eventually, node_endpoints
+from tests.services.rds.helpers import create_pg, pg_connect
 
 
 def _sum(
@@ -124,3 +126,26 @@ def test_elasticache_cache_hit_rate_matches_the_clients_count(strata_factory, un
     assert used and all(p["Maximum"] > 0 for p in used)
     connections = _sum(cw, "AWS/ElastiCache", "CurrConnections", dims, stat="Maximum", period=60)
     assert max(p["Maximum"] for p in connections) >= 1  # our client (the publisher's is not counted)
+
+
+def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique):
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    ident = f"db-{unique}"
+    inst = create_pg(rds, ident)
+    sessions = [pg_connect(inst) for _ in range(3)]
+    for s in sessions:
+        s.execute("SELECT 1")
+    sessions[0].execute(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g"
+    )
+    size = sessions[0].execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0]
+    server.advance_clock("2m")
+    dims = {"DBInstanceIdentifier": ident}
+    connections = _sum(cw, "AWS/RDS", "DatabaseConnections", dims, stat="Maximum", period=60)
+    assert max(p["Maximum"] for p in connections) >= 3
+    free = _sum(cw, "AWS/RDS", "FreeStorageSpace", dims, stat="Minimum", period=60)
+    lowest = min(p["Minimum"] for p in free)
+    assert lowest < 20 * 1024**3 and lowest == pytest.approx(20 * 1024**3 - size, abs=16 * 1024**2)
+    for s in sessions:
+        s.close()
