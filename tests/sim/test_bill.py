@@ -1,0 +1,109 @@
+"""The bill of a real workload over simulated time, against prices computed by hand from the
+public price list (strata/sim/prices.json), through the admin API and `strata bill`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+
+from tests.services.elasticache.conftest import node_endpoints
+
+GB = 2**30
+MIB = 2**20
+
+
+def _lines(doc: dict, service: str) -> dict[str, dict]:
+    return {line["usage_type"]: line for line in doc["services"][service]["lines"]}
+
+
+def test_a_month_of_s3_dynamodb_and_elasticache_is_priced_like_aws(strata_factory, unique):
+    server = strata_factory()
+    s3, ddb, ec = server.client("s3"), server.client("dynamodb"), server.client("elasticache")
+    bucket, table, cache = f"bill-{unique}", f"bill-{unique}", f"bill-{unique}"
+    start = server.admin("/_strata/clock")["now"]
+    s3.create_bucket(Bucket=bucket)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x" * MIB)
+    for i in range(2):
+        assert len(s3.get_object(Bucket=bucket, Key=f"k{i}")["Body"].read()) == MIB
+    s3.delete_object(Bucket=bucket, Key="nothing")  # DELETE requests are free
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(10):
+        ddb.put_item(TableName=table, Item={"pk": {"S": str(i)}})
+    for i in range(4):
+        ddb.get_item(TableName=table, Key={"pk": {"S": str(i)}})
+    ec.create_cache_cluster(
+        CacheClusterId=cache, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+    )
+    node_endpoints(ec, cache)  # waits until available
+    server.advance_clock("30d")
+    doc = server.admin("/_strata/bill?from=2000-01-01")
+
+    s3_lines = _lines(doc, "s3")
+    hours = 30 * 24
+    storage = s3_lines["TimedStorage-ByteHrs"]
+    # three 1 MiB objects for 30 days (less the seconds between the PUTs and the advance)
+    assert storage["quantity"] == pytest.approx(3 * MIB / GB * hours / 730, rel=1e-3)
+    assert storage["cost"] == pytest.approx(storage["quantity"] * 0.023, rel=1e-9)
+    assert s3_lines["Requests-Tier1"]["quantity"] == 4  # CreateBucket and three PutObject
+    assert s3_lines["Requests-Tier1"]["cost"] == pytest.approx(4 * 0.005 / 1000)
+    assert s3_lines["Requests-Tier2"]["quantity"] == 2  # two GetObject
+    assert s3_lines["Requests-Tier2"]["cost"] == pytest.approx(2 * 0.0004 / 1000)
+    assert s3_lines["DataTransfer-Out-Bytes"]["cost"] == pytest.approx(2 * MIB / GB * 0.09)
+
+    ddb_lines = _lines(doc, "dynamodb")
+    assert ddb_lines["WriteRequestUnits"]["quantity"] == 10
+    assert ddb_lines["WriteRequestUnits"]["cost"] == pytest.approx(10 * 1.25 / 1e6)
+    assert ddb_lines["ReadRequestUnits"]["quantity"] == 4 * 0.5  # eventually consistent reads
+    assert ddb_lines["ReadRequestUnits"]["cost"] == pytest.approx(2 * 0.25 / 1e6)
+
+    node = _lines(doc, "elasticache")["NodeUsage"]
+    assert node["quantity"] == pytest.approx(hours, rel=1e-3)
+    assert node["cost"] == pytest.approx(hours * 0.017, rel=1e-3)  # cache.t3.micro, $0.017/hour
+
+    services = ("s3", "dynamodb", "elasticache")
+    assert doc["total"] == pytest.approx(sum(doc["services"][s]["total"] for s in doc["services"]))
+    assert all(doc["services"][s]["total"] > 0 for s in services)
+    assert doc["services"]["s3"]["name"] == "Amazon Simple Storage Service"
+
+    # a period before the workload costs nothing; by resource names the bucket and the table
+    assert server.admin("/_strata/bill?from=2000-01-01&to=2000-02-01")["total"] == 0
+    by_resource = server.admin(f"/_strata/bill?from={quote(start)}&by=resource")
+    assert {line["resource"] for line in by_resource["services"]["dynamodb"]["lines"]} == {table}
+    assert by_resource["total"] == pytest.approx(doc["total"], rel=1e-6)
+
+    # the same bill from the command line, and after a restart
+    cli = [sys.executable, "-m", "strata.cli", "bill", "--endpoint", server.endpoint, "--from", "2000-01-01"]
+    as_json = json.loads(subprocess.run([*cli, "--json"], capture_output=True, check=True, text=True).stdout)
+    assert as_json["total"] == pytest.approx(doc["total"], rel=1e-9)
+    rows = list(
+        csv.DictReader(
+            io.StringIO(subprocess.run([*cli, "--csv"], capture_output=True, check=True, text=True).stdout)
+        )
+    )
+    assert float(rows[-1]["cost"]) == pytest.approx(doc["total"], rel=1e-6)
+    text = subprocess.run(cli, capture_output=True, check=True, text=True).stdout
+    assert "Amazon ElastiCache" in text and "Total" in text
+    server.restart()
+    again = server.admin("/_strata/bill?from=2000-01-01")
+    assert again["total"] == pytest.approx(doc["total"], rel=1e-3)
+
+
+def test_bad_bill_periods_are_refused(strata_server):
+    from urllib.error import HTTPError
+
+    for query in ("from=2026-02-01&to=2026-01-01", "by=colour", "from=yesterday"):
+        with pytest.raises(HTTPError) as e:
+            strata_server.admin(f"/_strata/bill?{query}")
+        assert e.value.code == 400
