@@ -54,6 +54,7 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
     "efs": ("BadRequest", "{member} is not supported by Strata", 400),
     "cloudwatch": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "ce": ("ValidationException", "{member} is not supported by Strata", 400),
 }
 
 

@@ -36,6 +36,7 @@ SERVICES: dict[str, ServiceInfo] = {
         ServiceInfo("sts", "sts", "strata.services.sts.provider:STSProvider"),
         ServiceInfo("iam", "iam", "strata.services.iam.provider:IAMProvider"),
         ServiceInfo("cloudwatch", "monitoring", "strata.services.cloudwatch.provider:CloudWatchProvider"),
+        ServiceInfo("ce", "ce", "strata.services.ce.provider:CostExplorerProvider"),
     ]
 }
 
@@ -48,6 +49,7 @@ BY_TARGET_PREFIX: dict[str, str] = {
     "DynamoDB_20120810": "dynamodb",
     "TrentService": "kms",
     "GraniteServiceVersion20100801": "cloudwatch",
+    "AWSInsightsIndexService": "ce",
 }
 
 

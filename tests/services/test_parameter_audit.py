@@ -34,6 +34,7 @@ AUDITED = (
     "ebs",
     "efs",
     "cloudwatch",
+    "ce",
 )
 # botocore rewrites these before sending: the member the server sees instead.
 REWRITTEN = {("rds", "SourceRegion"): "PreSignedUrl"}

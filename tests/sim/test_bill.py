@@ -8,9 +8,11 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.services.elasticache.conftest import node_endpoints
 
@@ -82,6 +84,40 @@ def test_a_month_of_s3_dynamodb_and_elasticache_is_priced_like_aws(strata_factor
     by_resource = server.admin(f"/_strata/bill?from={quote(start)}&by=resource")
     assert {line["resource"] for line in by_resource["services"]["dynamodb"]["lines"]} == {table}
     assert by_resource["total"] == pytest.approx(doc["total"], rel=1e-6)
+
+    # Cost Explorer answers the same figures, per day and per service
+    ce = server.client("ce")
+    today = datetime.fromisoformat(server.admin("/_strata/clock")["now"]).date()
+    period = {
+        "Start": (today - timedelta(days=40)).isoformat(),
+        "End": (today + timedelta(days=1)).isoformat(),
+    }
+    daily = ce.get_cost_and_usage(
+        TimePeriod=period, Granularity="DAILY", Metrics=["UnblendedCost", "UsageQuantity"]
+    )
+    days = daily["ResultsByTime"]
+    assert len(days) == 41 and days[-1]["Estimated"] is True
+    assert sum(float(d["Total"]["UnblendedCost"]["Amount"]) for d in days) == pytest.approx(
+        doc["total"], rel=1e-6
+    )
+    assert days[-1]["Total"]["UnblendedCost"]["Unit"] == "USD"
+    monthly = ce.get_cost_and_usage(
+        TimePeriod=period,
+        Granularity="MONTHLY",
+        Metrics=["BlendedCost"],
+        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+    )
+    per_service: dict[str, float] = {}
+    for month in monthly["ResultsByTime"]:
+        for group in month["Groups"]:
+            per_service[group["Keys"][0]] = per_service.get(group["Keys"][0], 0.0) + float(
+                group["Metrics"]["BlendedCost"]["Amount"]
+            )
+    assert per_service["Amazon ElastiCache"] == pytest.approx(node["cost"], rel=1e-6)
+    assert sum(per_service.values()) == pytest.approx(doc["total"], rel=1e-6)
+    with pytest.raises(ClientError) as e:
+        ce.get_cost_and_usage(TimePeriod=period, Granularity="HOURLY", Metrics=["UnblendedCost"])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
 
     # the same bill from the command line, and after a restart
     cli = [sys.executable, "-m", "strata.cli", "bill", "--endpoint", server.endpoint, "--from", "2000-01-01"]
