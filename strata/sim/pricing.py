@@ -260,6 +260,7 @@ GROUPINGS = {
 def summarize(items: list[LineItem], by: str = "usage-type") -> dict[str, Any]:
     """The bill as a document: per service its lines (grouped `by`) and total, and the total."""
     keys = GROUPINGS[by]
+    with_quantity = by == "usage-type"  # quantities of one usage type share a unit; a resource's do not
     services: dict[str, dict] = {}
     lines: dict[tuple, dict] = {}
     for item in items:
@@ -267,17 +268,17 @@ def summarize(items: list[LineItem], by: str = "usage-type") -> dict[str, Any]:
             item.service, {"name": service_name(item.service), "total": 0.0, "lines": []}
         )
         svc["total"] += item.cost
-        key = tuple(getattr(item, k) for k in keys) + ((item.unit,) if by != "service" else ())
+        key = tuple(getattr(item, k) for k in keys) + ((item.unit,) if with_quantity else ())
         line = lines.get(key)
         if line is None:
             line = {k: getattr(item, k) for k in keys if k != "service"}
-            if by != "service":
+            if with_quantity:
                 line["unit"] = item.unit
                 line["quantity"] = 0.0
             line["cost"] = 0.0
             lines[key] = line
             svc["lines"].append(line)
-        if by != "service":
+        if with_quantity:
             line["quantity"] += item.quantity
         line["cost"] += item.cost
     for svc in services.values():

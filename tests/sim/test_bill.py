@@ -143,3 +143,26 @@ def test_bad_bill_periods_are_refused(strata_server):
         with pytest.raises(HTTPError) as e:
             strata_server.admin(f"/_strata/bill?{query}")
         assert e.value.code == 400
+
+
+def test_seed_gp3_against_gp2_at_one_tebibyte_for_a_month(strata_factory):
+    """The seed's cost tip: gp3's 3,000 IOPS are free where gp2 needs 1 TB to reach them."""
+    server = strata_factory()
+    ec2 = server.client("ec2")
+    start = server.admin("/_strata/clock")["now"]
+    gp3 = ec2.create_volume(
+        AvailabilityZone="us-east-1a", Size=1000, VolumeType="gp3", Iops=4000, Throughput=250
+    )
+    gp2 = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1000, VolumeType="gp2")
+    server.advance_clock("730h")
+    doc = server.admin(f"/_strata/bill?from={quote(start)}&by=resource")
+    costs = {line["resource"]: line["cost"] for line in doc["services"]["ec2"]["lines"]}
+    # 1,000 GB x $0.08 + 1,000 IOPS above 3,000 x $0.005 + 125 MB/s above 125 x $0.04
+    assert costs[gp3["VolumeId"]] == pytest.approx(80 + 5 + 5, rel=1e-3)
+    assert costs[gp2["VolumeId"]] == pytest.approx(1000 * 0.10, rel=1e-3)
+    ec2.delete_volume(VolumeId=gp2["VolumeId"])
+    server.advance_clock("730h")
+    later = server.admin(f"/_strata/bill?from={quote(start)}&by=resource")
+    after = {line["resource"]: line["cost"] for line in later["services"]["ec2"]["lines"]}
+    assert after[gp2["VolumeId"]] == pytest.approx(costs[gp2["VolumeId"]], rel=1e-6)  # deleted: no more
+    assert after[gp3["VolumeId"]] == pytest.approx(2 * 90, rel=1e-3)
