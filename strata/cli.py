@@ -200,15 +200,33 @@ def ebs_nbd_uri(volume_id: str, endpoint: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="The bill as JSON (what GET /_strata/bill answers).")
 @click.option("--csv", "as_csv", is_flag=True, help="The bill as CSV.")
+@click.option(
+    "--chart",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write an SVG of cost over time per service.",
+)
 @_endpoint_option
-def bill(start: str | None, end: str | None, by: str, as_json: bool, as_csv: bool, endpoint: str) -> None:
+def bill(
+    start: str | None,
+    end: str | None,
+    by: str,
+    as_json: bool,
+    as_csv: bool,
+    chart: Path | None,
+    endpoint: str,
+) -> None:
     """What the usage of a span of simulated time would cost on AWS (us-east-1 list prices)."""
     from urllib.parse import urlencode
 
     from strata.sim import bill_format
+    from strata.sim.chart import cost_chart
 
-    query = urlencode({k: v for k, v in {"from": start, "to": end, "by": by}.items() if v})
+    wanted = {"from": start, "to": end, "by": by, "daily": "1" if chart else None}
+    query = urlencode({k: v for k, v in wanted.items() if v})
     doc = _admin(endpoint, f"/_strata/bill?{query}", timeout=CATCH_UP_TIMEOUT)
+    if chart is not None:
+        chart.write_text(cost_chart(doc.pop("daily")))
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     elif as_csv:

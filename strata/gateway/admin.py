@@ -2,7 +2,7 @@
 
 GET /_strata/bill?from=<ISO date or time>&to=...&by=service|resource|usage-type answers the bill
 of that span of simulated time (default: from the first of the simulated month to now), priced
-with strata/sim/prices.json (strata.sim.pricing).
+with strata/sim/prices.json (strata.sim.pricing); `daily=1` adds each service's cost per day.
 
 Moving the clock (POST /_strata/clock) answers once every time-driven rule has caught up
 (strata.sim.scheduler), with what each did under "ran": {"s3.lifecycle": {"transitioned": 3}};
@@ -152,6 +152,8 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
             return _json(400, {"error": str(e)})
         items = await asyncio.to_thread(pricing.usage, start, end)
         doc = pricing.summarize(items, by)
+        if request.query_dict().get("daily"):
+            doc["daily"] = pricing.daily(items)
         return _json(200, {"from": _iso(start), "to": _iso(end), "by": by, **doc})
     if path == "/_strata/ebs/nbd" and request.method == "GET":
         return _nbd_uri(app, request.query_dict().get("volume") or "")

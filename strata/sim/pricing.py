@@ -19,6 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,15 @@ def line_items(events: Iterable[MeterEvent], start: float, end: float) -> list[L
         if item is not None
     ]
     return items + _ebs_items(events, start, end)
+
+
+def daily(items: list[LineItem]) -> dict[str, dict[str, float]]:
+    """Cost per service (AWS's name) per UTC day: {service: {"YYYY-MM-DD": cost}}."""
+    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for item in items:
+        day = datetime.fromtimestamp(item.at, UTC).date().isoformat()
+        out[service_name(item.service)][day] += item.cost
+    return {k: dict(v) for k, v in out.items()}
 
 
 def usage(start: float, end: float) -> list[LineItem]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,7 +25,7 @@ def _lines(doc: dict, service: str) -> dict[str, dict]:
     return {line["usage_type"]: line for line in doc["services"][service]["lines"]}
 
 
-def test_a_month_of_s3_dynamodb_and_elasticache_is_priced_like_aws(strata_factory, unique):
+def test_a_month_of_s3_dynamodb_and_elasticache_is_priced_like_aws(strata_factory, unique, tmp_path):
     server = strata_factory()
     s3, ddb, ec = server.client("s3"), server.client("dynamodb"), server.client("elasticache")
     bucket, table, cache = f"bill-{unique}", f"bill-{unique}", f"bill-{unique}"
@@ -129,7 +130,12 @@ def test_a_month_of_s3_dynamodb_and_elasticache_is_priced_like_aws(strata_factor
         )
     )
     assert float(rows[-1]["cost"]) == pytest.approx(doc["total"], rel=1e-6)
-    text = subprocess.run(cli, capture_output=True, check=True, text=True).stdout
+    chart = tmp_path / "cost.svg"
+    text = subprocess.run([*cli, "--chart", str(chart)], capture_output=True, check=True, text=True).stdout
+    svg = ElementTree.parse(chart).getroot()
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 3  # S3, DynamoDB, ElastiCache
+    assert "Amazon ElastiCache: $" in "".join(svg.itertext())
     assert "Amazon ElastiCache" in text and "Total" in text
     server.restart()
     again = server.admin("/_strata/bill?from=2000-01-01")

@@ -4,7 +4,9 @@ anyway, and this rule reads what the meter wrote.
 
 - AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName: from the
   meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
-  Minimum/Maximum those of the second's average).
+  Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
+  provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
+  once a minute, from the table's settings.
 - AWS/S3        BucketSizeBytes per BucketName and StorageType, NumberOfObjects (AllStorageTypes):
   daily, stamped at 00:00 UTC of each day simulated time enters, from the bucket's objects then
   (every version, as S3 counts them).
@@ -81,6 +83,7 @@ class Publisher:
 
     async def run(self, since: float, until: float) -> dict[str, int]:
         points = await run_blocking(self._from_meter, since, until)
+        points += self._provisioned(until)
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
         rds = self.runtime.peer("rds")
@@ -102,6 +105,29 @@ class Publisher:
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
             dims = _dims(TableName=str(table))
             points.append(Point(self.account, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
+        return points
+
+    def _provisioned(self, at: float) -> list[Point]:
+        ddb = self.runtime.peer("dynamodb")
+        if ddb is None:
+            return []
+        points = []
+        for (scope, name), meta in list(ddb.state.tables.items()):
+            if meta.billing_mode != "PROVISIONED":
+                continue
+            account = scope.split(":", 1)[0] or self.account
+            targets = [({"TableName": name}, meta.throughput)]
+            targets += [
+                ({"TableName": name, "GlobalSecondaryIndexName": ix.name}, ix.throughput)
+                for ix in meta.indexes
+                if ix.is_global and ix.throughput
+            ]
+            for dims, throughput in targets:
+                key = _dims(**dims)
+                for kind in ("Read", "Write"):
+                    units = float(throughput.get(f"{kind}CapacityUnits", 0))
+                    name_ = f"Provisioned{kind}CapacityUnits"
+                    points.append(_one(account, "AWS/DynamoDB", name_, key, at, units, "Count"))
         return points
 
     # -- S3 storage, daily ---------------------------------------------------------------------

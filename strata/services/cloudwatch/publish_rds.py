@@ -5,6 +5,8 @@
 - FreeStorageSpace: AllocatedStorage minus the size of the databases, in bytes;
 - CPUUtilization: CPU time the engine's processes used since the last sample, as a percentage of
   the machine's CPUs over the real time between the samples (none at the first sample);
+- ReadThroughput / WriteThroughput: bytes the engine's processes read from / wrote to storage
+  (the kernel's per-process I/O accounting) per real second between the samples;
 - ReplicaLag (read replicas): seconds between the source's last commit and the replica's replay
   (0 when it has replayed all it received), Seconds_Behind_Master on MariaDB.
 """
@@ -38,7 +40,8 @@ class RdsSampler:
     """Samples every available instance; keeps the last CPU reading of each engine process."""
 
     def __init__(self) -> None:
-        self._cpu: dict[tuple[str, int], tuple[float, float]] = {}  # (instance, pid) -> (cpu s, real s)
+        # (instance, pid) -> (real s, cpu s, bytes read, bytes written) at the last sample
+        self._last: dict[tuple[str, int], tuple[float, float, float, float]] = {}
 
     def points(self, provider: Any, account_default: str, at: float) -> list[Point]:
         out: list[Point] = []
@@ -73,31 +76,38 @@ class RdsSampler:
             "DatabaseConnections": (connections, "Count"),
             "FreeStorageSpace": (max(0.0, doc["allocated_storage"] * GIB - used), "Bytes"),
         }
-        cpu = self._cpu_percent(doc["id"], node)
-        if cpu is not None:
-            values["CPUUtilization"] = (cpu, "Percent")
+        values.update(self._process_rates(doc["id"], node))
         if doc.get("source"):
             lag = _replica_lag(node, postgres)
             if lag is not None:
                 values["ReplicaLag"] = (lag, "Seconds")
         return values
 
-    def _cpu_percent(self, ident: str, node: Any) -> float | None:
+    def _process_rates(self, ident: str, node: Any) -> dict[str, tuple[float, str]]:
+        """CPU and storage I/O of the engine's process tree since the last sample (none at the first)."""
         pid = node.proc.pid
         if pid is None:
-            return None
+            return {}
         try:
             proc = psutil.Process(pid)
-            spent = sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+            tree = [proc, *proc.children(recursive=True)]
+            cpu = sum(sum(p.cpu_times()[:2]) for p in tree)
+            io = [p.io_counters() for p in tree]
         except psutil.Error:
-            return None
+            return {}
         now = clock.monotonic()
-        last = self._cpu.get((ident, pid))
-        self._cpu[(ident, pid)] = (spent, now)
-        if last is None or now <= last[1]:
-            return None
-        share = (spent - last[0]) / (now - last[1]) / (psutil.cpu_count() or 1)
-        return min(100.0, max(0.0, 100.0 * share))
+        read, written = float(sum(c.read_bytes for c in io)), float(sum(c.write_bytes for c in io))
+        last = self._last.get((ident, pid))
+        self._last[(ident, pid)] = (now, cpu, read, written)
+        if last is None or now <= last[0]:
+            return {}
+        seconds = now - last[0]
+        share = (cpu - last[1]) / seconds / (psutil.cpu_count() or 1)
+        return {
+            "CPUUtilization": (min(100.0, max(0.0, 100.0 * share)), "Percent"),
+            "ReadThroughput": (max(0.0, read - last[2]) / seconds, "Bytes/Second"),
+            "WriteThroughput": (max(0.0, written - last[3]) / seconds, "Bytes/Second"),
+        }
 
 
 def _replica_lag(node: Any, postgres: bool) -> float | None:

@@ -55,6 +55,19 @@ def test_dynamodb_consumed_capacity(strata_factory, unique):
     reads = _sum(cw, "AWS/DynamoDB", "ConsumedReadCapacityUnits", dims)
     assert _total(writes) == 7 and _total(writes, "SampleCount") == 7
     assert _total(reads) == 4 * 0.5 + 3 and _total(reads, "SampleCount") == 7
+    provisioned = f"p-{unique}"
+    ddb.create_table(
+        TableName=provisioned,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 200, "WriteCapacityUnits": 150},
+    )
+    server.advance_clock("1m")
+    read = _sum(cw, "AWS/DynamoDB", "ProvisionedReadCapacityUnits", {"TableName": provisioned}, "Maximum", 60)
+    write = _sum(
+        cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", {"TableName": provisioned}, "Maximum", 60
+    )
+    assert {p["Maximum"] for p in read} == {200.0} and {p["Maximum"] for p in write} == {150.0}
     listed = cw.list_metrics(Namespace="AWS/DynamoDB", Dimensions=[{"Name": "TableName", "Value": table}])
     assert sorted(m["MetricName"] for m in listed["Metrics"]) == [
         "ConsumedReadCapacityUnits",
@@ -136,6 +149,7 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     sessions = [pg_connect(inst) for _ in range(3)]
     for s in sessions:
         s.execute("SELECT 1")
+    server.advance_clock("1m")  # a first sample: CPU and I/O rates need two
     sessions[0].execute(
         "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g"
     )
@@ -147,5 +161,9 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     free = _sum(cw, "AWS/RDS", "FreeStorageSpace", dims, stat="Minimum", period=60)
     lowest = min(p["Minimum"] for p in free)
     assert lowest < 20 * 1024**3 and lowest == pytest.approx(20 * 1024**3 - size, abs=16 * 1024**2)
+    cpu = _sum(cw, "AWS/RDS", "CPUUtilization", dims, stat="Maximum", period=60)
+    assert cpu and all(0 <= p["Maximum"] <= 100 for p in cpu) and cpu[0]["Unit"] == "Percent"
+    written = _sum(cw, "AWS/RDS", "WriteThroughput", dims, stat="Maximum", period=60)
+    assert written and all(p["Maximum"] >= 0 for p in written) and written[0]["Unit"] == "Bytes/Second"
     for s in sessions:
         s.close()
