@@ -13,7 +13,10 @@ anyway, and this rule reads what the meter wrote.
 - AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
   INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
-  BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory).
+  BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
+  (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
+- AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
+  from the file system's last measured size (its SizeInBytes).
 
 - AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
 
@@ -31,6 +34,7 @@ from typing import Any
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
+from strata.services.efs.usage import stored_size
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.cloudwatch")
@@ -86,6 +90,7 @@ class Publisher:
         points += self._provisioned(until)
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
+        points += self._efs(until)
         rds = self.runtime.peer("rds")
         if rds is not None:
             points += await run_blocking(self.rds.points, rds, self.account, until)
@@ -167,6 +172,29 @@ class Publisher:
             )
         return points
 
+    # -- EFS ---------------------------------------------------------------------------------------
+
+    def _efs(self, at: float) -> list[Point]:
+        efs = self.runtime.peer("efs")
+        if efs is None:
+            return []
+        points = []
+        for doc in efs.store.list_docs("fs"):
+            size = stored_size(efs.store, doc["id"])
+            if not size:
+                continue
+            classes = {
+                "Total": size["Value"],
+                "Standard": size["ValueInStandard"],
+                "IA": size["ValueInIA"],
+                "Archive": size["ValueInArchive"],
+            }
+            account = doc.get("account") or self.account
+            for storage_class, value in classes.items():
+                dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
+                points.append(_one(account, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
+        return points
+
     # -- ElastiCache engines -------------------------------------------------------------------
 
     def _elasticache(self, until: float) -> list[Point]:
@@ -204,6 +232,8 @@ class Publisher:
             _one(account, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
         )
         out.append(_one(account, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
+        if sample.get("lag") is not None:
+            out.append(_one(account, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
         if sample.get("maxmemory"):
             usage = 100.0 * sample["bytes"] / sample["maxmemory"]
             out.append(
@@ -234,6 +264,7 @@ def _sample(server: Any) -> dict:
     return {
         **out,
         "run": str(info.get("run_id", "")),
+        "lag": float(info.get("master_last_io_seconds_ago", 0)) if info.get("role") == "slave" else None,
         "connections": max(0.0, float(info.get("connected_clients", 0)) - 1),
         "bytes": float(info.get("used_memory", 0)),
         "maxmemory": float(info.get("maxmemory", 0)),

@@ -91,12 +91,19 @@ class RdsSampler:
         try:
             proc = psutil.Process(pid)
             tree = [proc, *proc.children(recursive=True)]
-            cpu = sum(sum(p.cpu_times()[:2]) for p in tree)
-            io = [p.io_counters() for p in tree]
         except psutil.Error:
             return {}
+        cpu = read = written = 0.0
+        for p in tree:
+            try:  # a backend may exit while it is read (the sampling connection's own, for one)
+                times, io = p.cpu_times(), p.io_counters()
+            except psutil.Error:
+                continue
+            # a process's own time and its exited children's (backends end with their sessions)
+            cpu += times.user + times.system + times.children_user + times.children_system
+            read += io.read_bytes
+            written += io.write_bytes
         now = clock.monotonic()
-        read, written = float(sum(c.read_bytes for c in io)), float(sum(c.write_bytes for c in io))
         last = self._last.get((ident, pid))
         self._last[(ident, pid)] = (now, cpu, read, written)
         if last is None or now <= last[0]:

@@ -167,3 +167,18 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     assert written and all(p["Maximum"] >= 0 for p in written) and written[0]["Unit"] == "Bytes/Second"
     for s in sessions:
         s.close()
+
+
+def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
+    server = strata_factory()
+    efs, cw = server.client("efs"), server.client("cloudwatch")
+    fs = efs.create_file_system(CreationToken=f"cw-{unique}")["FileSystemId"]
+    size = efs.describe_file_systems(FileSystemId=fs)["FileSystems"][0]["SizeInBytes"]
+    server.advance_clock("1m")
+    dims = {"FileSystemId": fs, "StorageClass": "Total"}
+    points = _sum(cw, "AWS/EFS", "StorageBytes", dims, stat="Maximum", period=60)
+    assert points and points[-1]["Maximum"] >= size["Value"] > 0
+    standard = _sum(
+        cw, "AWS/EFS", "StorageBytes", {**dims, "StorageClass": "Standard"}, stat="Maximum", period=60
+    )
+    assert standard and standard[-1]["Unit"] == "Bytes"
