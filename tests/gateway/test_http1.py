@@ -386,9 +386,7 @@ def test_a_client_that_never_reads_is_not_answered_into_memory(strata_factory) -
     assert grown < 200, f"server memory grew {grown:.0f} MiB"
 
 
-def test_an_upload_answered_before_its_body_is_read_still_gets_its_answer(
-    strata_server: StrataProcess,
-) -> None:
+def test_an_upload_answered_before_its_body_is_read_still_gets_its_answer(strata_server: StrataProcess) -> None:
     """A client that sends its whole body without waiting (no Expect: 100-continue) to a request
     answered early (a bad signature, a full disk) must be able to send it all and then read the
     answer. Closing with its bytes unread would reset the connection, and the reset throws away the
