@@ -37,9 +37,7 @@ class Codec(Protocol):
 
     def serialize(self, op: OperationModel, result: dict, request_id: str) -> HttpResponse: ...
 
-    def serialize_error(
-        self, op: OperationModel | None, error: ServiceError, request_id: str
-    ) -> HttpResponse: ...
+    def serialize_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse: ...
 
 
 @cache

@@ -40,7 +40,8 @@ class _Crc(ABC):
         self.value = 0
 
     @abstractmethod
-    def _step(self, data: bytes | bytearray | memoryview, value: int) -> int: ...
+    def _step(self, data: bytes | bytearray | memoryview, value: int) -> int:
+        ...
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self.value = self._step(data, self.value)
