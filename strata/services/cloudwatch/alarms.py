@@ -21,7 +21,7 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.cloudwatch.statistics import check_period, invalid, is_statistic
+from strata.services.cloudwatch.statistics import check_constraints, check_period, invalid, is_statistic
 from strata.services.cloudwatch.store import MetricStore, dims_key
 from strata.sim.clock import clock
 
@@ -75,6 +75,7 @@ class AlarmOperations:
     _metric_data: Any
 
     async def put_metric_alarm(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("PutMetricAlarm", req)
         doc = self._validated_alarm(ctx, req)
         count = len(await run_blocking(self.store.alarms, ctx.account_id))
         now = clock.time()
@@ -165,6 +166,7 @@ class AlarmOperations:
         return doc
 
     async def describe_alarms(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("DescribeAlarms", req)
         names, prefix = req.get("AlarmNames"), req.get("AlarmNamePrefix")
         if names and prefix:
             raise invalid("AlarmNames and AlarmNamePrefix cannot be specified together.")
@@ -187,6 +189,7 @@ class AlarmOperations:
         return out
 
     async def describe_alarms_for_metric(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("DescribeAlarmsForMetric", req)
         alarms = await run_blocking(self.store.alarms, ctx.account_id)
         key = dims_key(req.get("Dimensions"))
         picked = [
@@ -202,6 +205,7 @@ class AlarmOperations:
         return {"MetricAlarms": [_public(a) for a in picked]}
 
     async def delete_alarms(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("DeleteAlarms", req)
         names = req["AlarmNames"]
         have = {a["AlarmName"] for a in await run_blocking(self.store.alarms, ctx.account_id)}
         if any(n not in have for n in names):
@@ -210,6 +214,7 @@ class AlarmOperations:
         return {}
 
     async def set_alarm_state(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("SetAlarmState", req)
         if req["StateValue"] not in _STATES:
             raise invalid(f"The value {req['StateValue']} for parameter StateValue is invalid.")
         data = req.get("StateReasonData")
@@ -229,6 +234,7 @@ class AlarmOperations:
         return {}
 
     async def describe_alarm_history(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("DescribeAlarmHistory", req)
         start = req["StartDate"].timestamp() if req.get("StartDate") else 0.0
         end = req["EndDate"].timestamp() if req.get("EndDate") else math.inf
         rows = await run_blocking(self.store.history, ctx.account_id, req.get("AlarmName"), start, end)

@@ -13,6 +13,7 @@ from strata.services.base import run_blocking
 from strata.services.cloudwatch import expressions
 from strata.services.cloudwatch.statistics import (
     by_period,
+    check_constraints,
     check_period,
     invalid,
     is_statistic,
@@ -59,6 +60,7 @@ class MetricOperations:
     # -- PutMetricData ---------------------------------------------------------------------------
 
     async def put_metric_data(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("PutMetricData", req)
         namespace = req["Namespace"]
         if namespace.startswith("AWS/"):
             raise invalid(f"The value {namespace} for parameter Namespace is invalid.")
@@ -149,6 +151,7 @@ class MetricOperations:
     # -- GetMetricStatistics ---------------------------------------------------------------------
 
     async def get_metric_statistics(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("GetMetricStatistics", req)
         start, end, period = _epoch(req["StartTime"]), _epoch(req["EndTime"]), req["Period"]
         check_period(period)
         if start >= end:
@@ -208,6 +211,7 @@ class MetricOperations:
     # -- GetMetricData ---------------------------------------------------------------------------
 
     async def get_metric_data(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("GetMetricData", req)
         start, end = _epoch(req["StartTime"]), _epoch(req["EndTime"])
         if start >= end:
             raise invalid("The parameter StartTime must be less than the parameter EndTime.")
@@ -318,6 +322,7 @@ class MetricOperations:
     # -- ListMetrics -----------------------------------------------------------------------------
 
     async def list_metrics(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("ListMetrics", req)
         recent = req.get("RecentlyActive")
         if recent is not None and recent not in _RECENT:
             raise invalid(f"The value {recent} for parameter RecentlyActive is invalid.")

@@ -12,7 +12,9 @@ import math
 import re
 from collections.abc import Iterable
 
+from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
+from strata.protocol.spec import operation_model
 from strata.services.cloudwatch.store import Bucket
 
 BASIC = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
@@ -22,6 +24,13 @@ HIGH_RES_PERIODS = (1, 5, 10, 30)
 
 def invalid(message: str) -> ServiceError:
     return ServiceError("InvalidParameterValue", message, 400)
+
+
+def check_constraints(operation: str, req: dict) -> None:
+    """The model's lengths, ranges and enums: one ValidationError listing every broken one."""
+    errors = validation_errors(operation_model("cloudwatch", operation).input_shape, req)
+    if errors:
+        raise ServiceError("ValidationError", validation_message(errors), 400)
 
 
 def check_period(period: int, what: str = "The parameter Period") -> None:

@@ -234,6 +234,10 @@ def test_high_resolution_data_answers_one_second_periods(cw, unique):
             ),
             "ValidationError",
         ),
+        (
+            lambda cw: cw.put_metric_data(Namespace="T", MetricData=[{"MetricName": "m" * 300, "Value": 1}]),
+            "ValidationError",  # longer than the model's 255
+        ),
     ],
 )
 def test_bad_requests_get_cloudwatch_errors(cw, call, code):
