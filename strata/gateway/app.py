@@ -35,7 +35,7 @@ from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
-from strata.protocol import codec_for
+from strata.protocol import codec_for_request
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.clock import clock
@@ -109,7 +109,7 @@ class StrataApp:
             service = detected.service
             if detected.bucket_from_host:
                 to_path_style(request, detected.bucket_from_host)
-            codec = codec_for(service)
+            codec = codec_for_request(service, request)
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")

@@ -12,7 +12,8 @@ Contents:
 
 botocore 1.44's model lists smithy-rpc-v2-cbor, json and query; SDKs pick json (the first they
 support), which is what Strata serves (`protocol/patches/cloudwatch.json`), with the query error
-codes in `x-amzn-query-error` (`awsQueryCompatible`).
+codes in `x-amzn-query-error` (`awsQueryCompatible`). Requests without `X-Amz-Target` (form-encoded
+`Action=` calls of SDKs from before the move to JSON) are served by the query codec.
 
 Scheduler rules: `cloudwatch.publish` every 60 s (gather and store the AWS/* metrics),
 `cloudwatch.alarms` every 60 s (evaluate alarms, after publishing), `cloudwatch.rollup` hourly.
