@@ -25,6 +25,7 @@ from strata.sim.clock import clock
 
 MAX_DATAPOINTS = 1440  # GetMetricStatistics' limit per call
 MAX_QUERIES = 500
+MAX_DATA_POINTS = 100_800  # GetMetricData's default page (MaxDatapoints)
 LIST_PAGE = 500
 PAST_LIMIT = 14 * 86400  # PutMetricData takes data up to two weeks old ...
 FUTURE_LIMIT = 2 * 3600  # ... and up to two hours ahead
@@ -215,35 +216,48 @@ class MetricOperations:
         start, end = _epoch(req["StartTime"]), _epoch(req["EndTime"])
         if start >= end:
             raise invalid("The parameter StartTime must be less than the parameter EndTime.")
-        if req.get("NextToken"):
-            raise ServiceError(
-                "InvalidNextToken",
-                "The service couldn't process your request: the NextToken is invalid.",
-                400,
-            )
         queries = req["MetricDataQueries"]
         if len(queries) > MAX_QUERIES:
             raise invalid("The collection MetricDataQueries must not have a size greater than 500.")
+        page_size = req.get("MaxDatapoints") or MAX_DATA_POINTS
+        if page_size < 1:
+            raise invalid("The parameter MaxDatapoints must be greater than 0.")
         results = await run_blocking(self._metric_data, ctx.account_id, queries, start, end)
         descending = (req.get("ScanBy") or "TimestampDescending") == "TimestampDescending"
-        out = []
+        returned = []
         for q in queries:
             if q.get("ReturnData") is False:
                 continue
             series = results[q["Id"]]
             if not isinstance(series, dict):  # a scalar: one point at the start of the range
                 series = {int(start): series}
-            stamps = sorted(series, reverse=descending)
+            returned.append((q, sorted(series.items(), reverse=descending)))
+        # A page holds at most MaxDatapoints points, taken query after query; NextToken is where
+        # the next page starts in that order (the same request must be sent again with it).
+        total = sum(len(points) for _, points in returned)
+        skip = _offset(req.get("NextToken"), total)
+        room = page_size
+        out = []
+        for q, points in returned:
+            taken = points[skip : skip + room] if room > 0 else []
+            skip = max(0, skip - len(points))
+            room -= len(taken)
             out.append(
                 {
                     "Id": q["Id"],
                     "Label": q.get("Label") or _default_label(q),
-                    "Timestamps": [_stamp(t) for t in stamps],
-                    "Values": [series[t] for t in stamps],
+                    "Timestamps": [_stamp(t) for t, _ in taken],
+                    "Values": [v for _, v in taken],
                     "StatusCode": "Complete",
                 }
             )
-        return {"MetricDataResults": out, "Messages": []}
+        done = _offset(req.get("NextToken"), total) + page_size
+        answer: dict = {"MetricDataResults": out, "Messages": []}
+        if done < total:
+            answer["NextToken"] = base64.urlsafe_b64encode(str(done).encode()).decode()
+            for result in out:
+                result["StatusCode"] = "PartialData"
+        return answer
 
     def _metric_data(self, account: str, queries: list[dict], start: float, end: float) -> dict[str, Any]:
         """Each query's series (timestamp -> value), or a scalar for an expression giving one."""

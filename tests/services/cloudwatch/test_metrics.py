@@ -141,6 +141,37 @@ def test_metric_math_over_two_metrics(cw, unique):
     assert by_id["rate"]["StatusCode"] == "Complete"
 
 
+def test_get_metric_data_pages_by_max_datapoints(cw, unique):
+    ns = f"Test/{unique}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    cw.put_metric_data(
+        Namespace=ns,
+        MetricData=[
+            {"MetricName": "P", "Value": float(i), "Timestamp": now - timedelta(minutes=i)} for i in range(3)
+        ],
+    )
+    query = {
+        "Id": "p",
+        "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "P"}, "Period": 60, "Stat": "Sum"},
+    }
+    window = {"StartTime": now - timedelta(minutes=10), "EndTime": now + timedelta(minutes=1)}
+    first = cw.get_metric_data(
+        MetricDataQueries=[query], MaxDatapoints=2, ScanBy="TimestampAscending", **window
+    )
+    (result,) = first["MetricDataResults"]
+    assert result["Values"] == [2.0, 1.0] and result["StatusCode"] == "PartialData" and first["NextToken"]
+    second = cw.get_metric_data(
+        MetricDataQueries=[query],
+        MaxDatapoints=2,
+        ScanBy="TimestampAscending",
+        NextToken=first["NextToken"],
+        **window,
+    )
+    assert second["MetricDataResults"][0]["Values"] == [0.0] and "NextToken" not in second
+    pages = cw.get_paginator("get_metric_data").paginate(MetricDataQueries=[query], MaxDatapoints=1, **window)
+    assert [v for page in pages for v in page["MetricDataResults"][0]["Values"]] == [0.0, 1.0, 2.0]
+
+
 def test_high_resolution_data_answers_one_second_periods(cw, unique):
     ns = f"Test/{unique}"
     at = datetime.now(UTC).replace(microsecond=0)
