@@ -6,7 +6,10 @@ anyway, and this rule reads what the meter wrote.
   meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
   Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
   provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
-  once a minute, from the table's settings.
+  once a minute, from the table's settings; per (TableName, Operation) SuccessfulRequestLatency,
+  ReturnedItemCount (Query, Scan), ThrottledRequests, SystemErrors, and ReadThrottleEvents /
+  WriteThrottleEvents per TableName and UserErrors for the account, from the gateway's in-memory
+  request tally (strata.sim.request_stats).
 - AWS/S3        BucketSizeBytes per BucketName and StorageType, NumberOfObjects (AllStorageTypes):
   daily, stamped at 00:00 UTC of each day simulated time enters, from the bucket's objects then
   (every version, as S3 counts them).
@@ -35,7 +38,9 @@ from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
 from strata.services.efs.usage import stored_size
+from strata.sim import request_stats as rs
 from strata.sim.meter import meter
+from strata.sim.request_stats import request_stats
 
 log = logging.getLogger("strata.cloudwatch")
 DAY = 86400
@@ -44,6 +49,7 @@ _DYNAMODB = {
     "ReadCapacityUnits": "ConsumedReadCapacityUnits",
     "WriteCapacityUnits": "ConsumedWriteCapacityUnits",
 }
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"})
 STORAGE_TYPES = {
     "STANDARD": "StandardStorage",
     "STANDARD_IA": "StandardIAStorage",
@@ -88,6 +94,7 @@ class Publisher:
     async def run(self, since: float, until: float) -> dict[str, int]:
         points = await run_blocking(self._from_meter, since, until)
         points += self._provisioned(until)
+        points += self._requests(request_stats.drain())
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
         points += self._efs(until)
@@ -110,6 +117,34 @@ class Publisher:
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
             dims = _dims(TableName=str(table))
             points.append(Point(self.account, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
+        return points
+
+    def _requests(self, tally: dict) -> list[Point]:
+        points = []
+        user_errors: dict[int, float] = {}
+        for (minute, _service, table, operation), t in tally.items():
+            user_errors[minute] = user_errors.get(minute, 0.0) + t[rs.USER_ERRORS]
+            if not table:
+                continue
+            dims = _dims(TableName=table, Operation=operation)
+            if t[rs.OK]:
+                latency = Bucket(t[rs.SUM_MS], t[rs.OK], t[rs.MIN_MS], t[rs.MAX_MS], None)
+                points.append(Point(self.account, "AWS/DynamoDB", "SuccessfulRequestLatency", dims, minute, "Milliseconds", latency))
+                if operation in ("Query", "Scan"):
+                    mean = t[rs.RETURNED] / t[rs.OK]
+                    returned = Bucket(t[rs.RETURNED], t[rs.OK], mean, mean, None)
+                    points.append(Point(self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned))
+            for name, n in (("ThrottledRequests", t[rs.THROTTLED]), ("SystemErrors", t[rs.SYSTEM_ERRORS])):
+                if n:
+                    points.append(Point(self.account, "AWS/DynamoDB", name, dims, minute, "Count", Bucket(n, n, 1, 1, None)))
+            if t[rs.THROTTLED]:
+                kind = "ReadThrottleEvents" if operation in _READS else "WriteThrottleEvents"
+                n = t[rs.THROTTLED]
+                table_dims = _dims(TableName=table)
+                points.append(Point(self.account, "AWS/DynamoDB", kind, table_dims, minute, "Count", Bucket(n, n, 1, 1, None)))
+        for minute, n in user_errors.items():
+            if n:
+                points.append(Point(self.account, "AWS/DynamoDB", "UserErrors", "[]", minute, "Count", Bucket(n, n, 1, 1, None)))
         return points
 
     def _provisioned(self, at: float) -> list[Point]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from botocore.exceptions import ClientError
 
 from tests.services.elasticache.conftest import eventually, node_endpoints
 from tests.services.rds.helpers import create_pg, pg_connect
@@ -54,6 +55,17 @@ def test_dynamodb_consumed_capacity(strata_factory, unique):
     reads = _sum(cw, "AWS/DynamoDB", "ConsumedReadCapacityUnits", dims)
     assert _total(writes) == 7 and _total(writes, "SampleCount") == 7
     assert _total(reads) == 4 * 0.5 + 3 and _total(reads, "SampleCount") == 7
+    for _ in range(2):
+        assert (
+            ddb.query(
+                TableName=table,
+                KeyConditionExpression="pk = :k",
+                ExpressionAttributeValues={":k": {"S": "1"}},
+            )["Count"]
+            == 1
+        )
+    with pytest.raises(ClientError):
+        ddb.get_item(TableName=f"missing-{unique}", Key={"pk": {"S": "1"}})
     provisioned = f"p-{unique}"
     ddb.create_table(
         TableName=provisioned,
@@ -67,10 +79,19 @@ def test_dynamodb_consumed_capacity(strata_factory, unique):
         cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", {"TableName": provisioned}, "Maximum", 60
     )
     assert {p["Maximum"] for p in read} == {200.0} and {p["Maximum"] for p in write} == {150.0}
+    put_latency = _sum(
+        cw, "AWS/DynamoDB", "SuccessfulRequestLatency", {**dims, "Operation": "PutItem"}, "Maximum"
+    )
+    assert _total(put_latency, "SampleCount") == 7 and all(p["Maximum"] > 0 for p in put_latency)
+    returned = _sum(cw, "AWS/DynamoDB", "ReturnedItemCount", {**dims, "Operation": "Query"})
+    assert (_total(returned), _total(returned, "SampleCount")) == (2, 2)
+    assert _total(_sum(cw, "AWS/DynamoDB", "UserErrors", {})) == 1  # the GetItem on a missing table
     listed = cw.list_metrics(Namespace="AWS/DynamoDB", Dimensions=[{"Name": "TableName", "Value": table}])
-    assert sorted(m["MetricName"] for m in listed["Metrics"]) == [
+    assert sorted({m["MetricName"] for m in listed["Metrics"]}) == [
         "ConsumedReadCapacityUnits",
         "ConsumedWriteCapacityUnits",
+        "ReturnedItemCount",
+        "SuccessfulRequestLatency",
     ]
 
 
