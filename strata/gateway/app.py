@@ -181,7 +181,13 @@ class StrataApp:
         if service == "dynamodb" and params is not None:  # CloudWatch's per-table request metrics
             returned = result.get("Count", 0) if type(result) is dict and op_name in _RETURNING else 0
             request_stats.add(
-                service, str(params.get("TableName") or ""), op_name, elapsed_ms, response.status, error_code, returned
+                service,
+                str(params.get("TableName") or ""),
+                op_name,
+                elapsed_ms,
+                response.status,
+                error_code,
+                returned,
             )
         self.access_log.record(service, op_name, response.status, elapsed_ms, request_id)
         return response

@@ -16,7 +16,9 @@ import threading
 from strata.sim.clock import clock
 
 OK, SUM_MS, MIN_MS, MAX_MS, RETURNED, USER_ERRORS, SYSTEM_ERRORS, THROTTLED = range(8)
-THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+THROTTLE_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 
 
 class RequestStats:
@@ -25,7 +27,14 @@ class RequestStats:
         self._lock = threading.Lock()
 
     def add(
-        self, service: str, resource: str, operation: str, ms: float, status: int, code: str | None, returned: int
+        self,
+        service: str,
+        resource: str,
+        operation: str,
+        ms: float,
+        status: int,
+        code: str | None,
+        returned: int,
     ) -> None:
         """One answered request (`code`: the error code when it failed)."""
         key = (int(clock.time() // 60) * 60, service, resource, operation)

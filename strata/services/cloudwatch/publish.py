@@ -129,22 +129,66 @@ class Publisher:
             dims = _dims(TableName=table, Operation=operation)
             if t[rs.OK]:
                 latency = Bucket(t[rs.SUM_MS], t[rs.OK], t[rs.MIN_MS], t[rs.MAX_MS], None)
-                points.append(Point(self.account, "AWS/DynamoDB", "SuccessfulRequestLatency", dims, minute, "Milliseconds", latency))
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        "SuccessfulRequestLatency",
+                        dims,
+                        minute,
+                        "Milliseconds",
+                        latency,
+                    )
+                )
                 if operation in ("Query", "Scan"):
                     mean = t[rs.RETURNED] / t[rs.OK]
                     returned = Bucket(t[rs.RETURNED], t[rs.OK], mean, mean, None)
-                    points.append(Point(self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned))
+                    points.append(
+                        Point(
+                            self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned
+                        )
+                    )
             for name, n in (("ThrottledRequests", t[rs.THROTTLED]), ("SystemErrors", t[rs.SYSTEM_ERRORS])):
                 if n:
-                    points.append(Point(self.account, "AWS/DynamoDB", name, dims, minute, "Count", Bucket(n, n, 1, 1, None)))
+                    points.append(
+                        Point(
+                            self.account,
+                            "AWS/DynamoDB",
+                            name,
+                            dims,
+                            minute,
+                            "Count",
+                            Bucket(n, n, 1, 1, None),
+                        )
+                    )
             if t[rs.THROTTLED]:
                 kind = "ReadThrottleEvents" if operation in _READS else "WriteThrottleEvents"
                 n = t[rs.THROTTLED]
                 table_dims = _dims(TableName=table)
-                points.append(Point(self.account, "AWS/DynamoDB", kind, table_dims, minute, "Count", Bucket(n, n, 1, 1, None)))
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        kind,
+                        table_dims,
+                        minute,
+                        "Count",
+                        Bucket(n, n, 1, 1, None),
+                    )
+                )
         for minute, n in user_errors.items():
             if n:
-                points.append(Point(self.account, "AWS/DynamoDB", "UserErrors", "[]", minute, "Count", Bucket(n, n, 1, 1, None)))
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        "UserErrors",
+                        "[]",
+                        minute,
+                        "Count",
+                        Bucket(n, n, 1, 1, None),
+                    )
+                )
         return points
 
     def _provisioned(self, at: float) -> list[Point]:
