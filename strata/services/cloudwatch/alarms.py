@@ -355,6 +355,8 @@ class AlarmOperations:
         env = self._metric_data(account, queries, start, end)
         wanted = next(q["Id"] for q in queries if q.get("ReturnData", True))
         result = env[wanted]
+        if isinstance(result, list):  # an alarm watches one series: several (a SEARCH) count as missing
+            return result[0] if len(result) == 1 else {}
         return result if isinstance(result, dict) else {int(start): result}
 
 

@@ -1,7 +1,10 @@
 """Metric math for GetMetricData and alarms: arithmetic and the aggregate functions over series.
 
 Supported: numbers, query ids (lower-case first letter), `+ - * /`, unary minus, parentheses,
-arrays `[m1, m2]`, `METRICS()` / `METRICS("label")`, and SUM, AVG, MIN, MAX, ABS; other functions are refused.
+arrays `[m1, m2]`, `METRICS()` / `METRICS("label")`, SUM, AVG, MIN, MAX, ABS, and
+`SEARCH('{Namespace,DimensionName...} key="value" term', 'Stat', Period)` (every metric of that
+dimension schema whose names and values match: key="value" exactly, a bare term as a part of any
+of them; AND is implicit, OR and NOT are refused); other functions are refused.
 As CloudWatch defines them, an aggregate over an array of series is one series (point by point,
 over the timestamps where any member has a value); over a single series it is a scalar of all its
 points. Arithmetic between series keeps the timestamps both have; with a scalar, all of them.
@@ -17,6 +20,15 @@ from typing import Union
 from strata.protocol.errors import ServiceError
 
 Series = dict[int, float]  # timestamp -> value
+Search = Callable[[str, str, int], list["Labeled"]]
+
+
+class Labeled(dict):
+    """A series with the label a SEARCH gave it (one result per series in GetMetricData)."""
+
+    label = ""
+
+
 Value = Union[float, Series, list[Series]]  # noqa: UP007 - a recursive-looking alias reads better
 
 
@@ -37,7 +49,9 @@ def _parse(expression: str) -> ast.Expression:
         raise invalid(f"Error in expression '{expression}': syntax error") from None
 
 
-def evaluate(expression: str, env: dict[str, Series], labels: dict[str, str]) -> Value:
+def evaluate(
+    expression: str, env: dict[str, Series], labels: dict[str, str], search: Search | None = None
+) -> Value:
     """The value of `expression` given the series of every query id it may name."""
     tree = _parse(expression)
 
@@ -82,6 +96,10 @@ def evaluate(expression: str, env: dict[str, Series], labels: dict[str, str]) ->
             ]
         if name in _AGGREGATES and len(args) == 1 and not isinstance(args[0], str):
             return _aggregate(_AGGREGATES[name], args[0])
+        if name == "SEARCH" and search is not None and len(args) == 3:
+            text, stat, period = args
+            if isinstance(text, str) and isinstance(stat, str) and isinstance(period, float):
+                return search(text, stat, int(period))  # type: ignore[return-value]
         if name == "ABS" and len(args) == 1 and not isinstance(args[0], str):
             return _binary(args[0], 0.0, lambda a, _b: abs(a), expression)
         raise invalid(f"Error in expression '{expression}': unsupported function {name}")

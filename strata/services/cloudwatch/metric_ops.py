@@ -11,6 +11,8 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.cloudwatch import expressions
+from strata.services.cloudwatch.search import MAX_RESULTS as MAX_SEARCH_RESULTS
+from strata.services.cloudwatch.search import parse as search_query
 from strata.services.cloudwatch.statistics import (
     by_period,
     check_constraints,
@@ -228,10 +230,15 @@ class MetricOperations:
         for q in queries:
             if q.get("ReturnData") is False:
                 continue
-            series = results[q["Id"]]
-            if not isinstance(series, dict):  # a scalar: one point at the start of the range
-                series = {int(start): series}
-            returned.append((q, sorted(series.items(), reverse=descending)))
+            value_of = results[q["Id"]]
+            if isinstance(value_of, list):  # SEARCH or METRICS(): one result per series
+                for series in value_of:
+                    label = getattr(series, "label", "") or q.get("Label") or q["Id"]
+                    returned.append(({**q, "Label": label}, sorted(series.items(), reverse=descending)))
+                continue
+            if not isinstance(value_of, dict):  # a scalar: one point at the start of the range
+                value_of = {int(start): value_of}
+            returned.append((q, sorted(value_of.items(), reverse=descending)))
         # A page holds at most MaxDatapoints points, taken query after query; NextToken is where
         # the next page starts in that order (the same request must be sent again with it).
         total = sum(len(points) for _, points in returned)
@@ -280,6 +287,10 @@ class MetricOperations:
             ids[qid] = q
         env: dict[str, Any] = {}
         labels: dict[str, str] = {}
+
+        def search(text: str, stat: str, period: int) -> list:
+            return self._search(account, text, stat, period, start, end)
+
         for qid, q in ids.items():
             stat = q.get("MetricStat")
             if stat is None:
@@ -326,12 +337,34 @@ class MetricOperations:
                 text = pending.pop(qid)
                 if qid in expressions.references(text):
                     raise expressions.invalid(f"Error in expression '{text}': it refers to itself.")
-                env[qid] = expressions.evaluate(text, env, labels)
-                if isinstance(env[qid], list):
-                    raise expressions.invalid(
-                        f"Error in expression {qid}: an expression must return a single time series."
-                    )
+                env[qid] = expressions.evaluate(text, env, labels, search)
         return env
+
+    def _search(self, account: str, text: str, stat: str, period: int, start: float, end: float) -> list:
+        """The series of every metric a SEARCH text names, labelled by dimension values and name."""
+        if not is_statistic(stat):
+            raise expressions.invalid(f"Error in SEARCH: {stat} is not a statistic")
+        check_period(period, "The period of SEARCH")
+        wanted = search_query(text)
+        found = []
+        for namespace, name, key in self.store.list_metrics(
+            account, wanted.namespace, None, start - LISTED_FOR
+        ):
+            dims = {d["Name"]: d["Value"] for d in dims_list(key)}
+            if not wanted.matches(namespace, name, dims):
+                continue
+            series = expressions.Labeled()
+            for (t, _unit), bucket in sorted(
+                self._periods(account, namespace, name, key, start, end, period, None).items()
+            ):
+                v = value(bucket, stat)
+                if v is not None:
+                    series[t] = v
+            series.label = " ".join([*dims.values(), name])
+            found.append(series)
+            if len(found) >= MAX_SEARCH_RESULTS:
+                break
+        return found
 
     # -- ListMetrics -----------------------------------------------------------------------------
 

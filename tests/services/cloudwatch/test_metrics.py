@@ -141,6 +141,41 @@ def test_metric_math_over_two_metrics(cw, unique):
     assert by_id["rate"]["StatusCode"] == "Complete"
 
 
+def test_search_expressions_find_metrics_by_schema_and_terms(cw, unique):
+    ns = f"Search/{unique}"
+    data = [
+        {"MetricName": "Hits", "Dimensions": [{"Name": "Host", "Value": "web-a"}], "Value": 1},
+        {"MetricName": "Hits", "Dimensions": [{"Name": "Host", "Value": "web-b"}], "Value": 2},
+        {
+            "MetricName": "Hits",
+            "Dimensions": [{"Name": "Host", "Value": "db-c"}, {"Name": "Az", "Value": "a"}],
+            "Value": 4,
+        },
+        {"MetricName": "Misses", "Dimensions": [{"Name": "Host", "Value": "web-a"}], "Value": 8},
+    ]
+    cw.put_metric_data(Namespace=ns, MetricData=data)
+
+    def run(expression: str) -> dict[str, list[float]]:
+        results = cw.get_metric_data(MetricDataQueries=[{"Id": "s", "Expression": expression}], **_window())
+        return {r["Label"]: r["Values"] for r in results["MetricDataResults"]}
+
+    schema = f"{{{ns},Host}}"
+    assert run(f"SEARCH('{schema} MetricName=\"Hits\"', 'Sum', 3600)") == {
+        "web-a Hits": [1.0],
+        "web-b Hits": [2.0],
+    }
+    assert run(f"SEARCH('{schema} web-b', 'Sum', 3600)") == {"web-b Hits": [2.0]}
+    assert run(f"SEARCH('{ns} Hits', 'Sum', 3600)") == {
+        "web-a Hits": [1.0],
+        "web-b Hits": [2.0],
+        "a db-c Hits": [4.0],
+    }
+    assert run(f"SUM(SEARCH('{schema} MetricName=\"Hits\"', 'Sum', 3600))") == {"s": [3.0]}
+    with pytest.raises(ClientError) as e:
+        run(f"SEARCH('{schema} web-a OR web-b', 'Sum', 3600)")
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+
+
 def test_get_metric_data_pages_by_max_datapoints(cw, unique):
     ns = f"Test/{unique}"
     now = datetime.now(UTC).replace(second=0, microsecond=0)
