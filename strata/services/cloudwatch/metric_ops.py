@@ -280,6 +280,10 @@ class MetricOperations:
                 raise expressions.invalid(
                     f"The value {qid} for parameter MetricDataQueries.member.Id is not unique."
                 )
+            if q.get("AccountId") not in (None, "", account):
+                raise expressions.invalid(
+                    "Cross-account metric queries (AccountId) are not supported by Strata."
+                )
             if (q.get("MetricStat") is None) == (q.get("Expression") is None):
                 raise expressions.invalid(
                     f"Exactly one of MetricStat and Expression must be set in query {qid}."
