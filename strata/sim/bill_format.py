@@ -16,7 +16,9 @@ def as_text(doc: dict) -> str:
     for svc in doc["services"].values():
         out.append(f"{svc['name']}")
         for line in svc["lines"]:
-            label = line.get("usage_type") or line.get("resource") or "total"
+            if "usage_type" not in line and "resource" not in line:
+                continue  # by service: the subtotal is the line
+            label = line.get("usage_type") or line.get("resource") or ""
             if "resource" in line and "usage_type" not in line:
                 label = line["resource"] or "(account)"
             qty = f"{line['quantity']:,.4f} {line['unit']}" if "quantity" in line else ""
