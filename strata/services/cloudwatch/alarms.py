@@ -23,6 +23,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.cloudwatch.statistics import check_constraints, check_period, invalid, is_statistic
 from strata.services.cloudwatch.store import MetricStore, dims_key
+from strata.services.cloudwatch.tags import merged
 from strata.sim.clock import clock
 
 MAX_STEPS = 1440  # periods evaluated per alarm in one run; older ones of a longer jump are skipped
@@ -93,10 +94,12 @@ class AlarmOperations:
                     "StateUpdatedTimestamp",
                     "StateTransitionedTimestamp",
                     "_evaluated_to",
+                    "_tags",
                 )
                 doc.update({k: old[k] for k in kept if k in old})
                 verb = "updated"
             else:
+                doc["_tags"] = merged([], req.get("Tags") or [])
                 doc.update(
                     {
                         "StateValue": "INSUFFICIENT_DATA",

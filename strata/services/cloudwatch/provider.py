@@ -4,7 +4,7 @@ Contents:
 - `metric_ops`: PutMetricData, GetMetricStatistics, GetMetricData (metric math in `expressions`),
   ListMetrics; statistics and periods in `statistics`;
 - `alarms`: PutMetricAlarm, DescribeAlarms(ForMetric), DeleteAlarms, SetAlarmState,
-  DescribeAlarmHistory, and alarm evaluation as simulated time passes;
+  DescribeAlarmHistory, and alarm evaluation as simulated time passes; `tags`: tags on alarms;
 - `publish`: the AWS/* metrics gathered from the other services (their meter events, their state
   and their real engines), once a simulated minute;
 - `store`: the durable metric store (statistic sets per bucket, rolled up as CloudWatch's
@@ -26,6 +26,7 @@ from strata.services.cloudwatch.alarms import AlarmOperations
 from strata.services.cloudwatch.metric_ops import MetricOperations
 from strata.services.cloudwatch.publish import Publisher
 from strata.services.cloudwatch.store import MetricStore
+from strata.services.cloudwatch.tags import TagOperations
 from strata.services.parameters import refusing
 from strata.sim.scheduler import scheduler
 
@@ -33,7 +34,7 @@ RULES = ("cloudwatch.publish", "cloudwatch.alarms", "cloudwatch.rollup")
 
 
 @refusing("cloudwatch")
-class CloudWatchProvider(MetricOperations, AlarmOperations):
+class CloudWatchProvider(MetricOperations, AlarmOperations, TagOperations):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetricStore(runtime.data_dir / "metrics.db")

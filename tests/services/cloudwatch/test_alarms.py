@@ -104,3 +104,20 @@ def test_alarm_actions_are_refused(strata_server, unique):
         _alarm(cw, f"act-{unique}", "App", AlarmActions=["arn:aws:sns:us-east-1:000000000000:topic"])
     assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert cw.describe_alarms(AlarmNames=[f"act-{unique}"])["MetricAlarms"] == []
+
+
+def test_alarm_tags(strata_server, unique):
+    cw = strata_server.client("cloudwatch")
+    name = f"tagged-{unique}"
+    _alarm(cw, name, f"App/{unique}", Tags=[{"Key": "team", "Value": "web"}])
+    arn = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["AlarmArn"]
+    assert arn == f"arn:aws:cloudwatch:us-east-1:000000000000:alarm:{name}"
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "web"}]
+    cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "team", "Value": "db"}, {"Key": "env", "Value": "prod"}])
+    _alarm(cw, name, f"App/{unique}", Tags=[{"Key": "ignored", "Value": "on update"}])
+    cw.untag_resource(ResourceARN=arn, TagKeys=["env", "absent"])
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "db"}]
+    with pytest.raises(ClientError) as e:
+        cw.list_tags_for_resource(ResourceARN=arn + "-missing")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
