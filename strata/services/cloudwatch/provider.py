@@ -5,6 +5,7 @@ Contents:
   ListMetrics; statistics and periods in `statistics`;
 - `alarms`: PutMetricAlarm, DescribeAlarms(ForMetric), DeleteAlarms, SetAlarmState,
   DescribeAlarmHistory, and alarm evaluation as simulated time passes; `tags`: tags on alarms;
+- `dashboards`: Put/Get/List/DeleteDashboards (bodies kept as given);
 - `publish`: the AWS/* metrics gathered from the other services (their meter events, their state
   and their real engines), once a simulated minute;
 - `store`: the durable metric store (statistic sets per bucket, rolled up as CloudWatch's
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.alarms import AlarmOperations
+from strata.services.cloudwatch.dashboards import DashboardOperations
 from strata.services.cloudwatch.metric_ops import MetricOperations
 from strata.services.cloudwatch.publish import Publisher
 from strata.services.cloudwatch.store import MetricStore
@@ -34,7 +36,7 @@ RULES = ("cloudwatch.publish", "cloudwatch.alarms", "cloudwatch.rollup")
 
 
 @refusing("cloudwatch")
-class CloudWatchProvider(MetricOperations, AlarmOperations, TagOperations):
+class CloudWatchProvider(MetricOperations, AlarmOperations, TagOperations, DashboardOperations):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetricStore(runtime.data_dir / "metrics.db")

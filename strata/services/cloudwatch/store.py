@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS alarm_history (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alarm_history_name ON alarm_history(account, name, at);
+CREATE TABLE IF NOT EXISTS dashboards (
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    modified REAL NOT NULL,
+    PRIMARY KEY (account, name)
+);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -319,6 +326,28 @@ class MetricStore:
             args.append(name)
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def put_dashboard(self, account: str, name: str, body: str, at: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO dashboards(account, name, body, modified) VALUES (?,?,?,?)",
+                (account, name, body, at),
+            )
+
+    def dashboards(self, account: str) -> list[tuple[str, str, float]]:
+        """(name, body, modified) of every dashboard of the account, by name."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT name, body, modified FROM dashboards WHERE account=? ORDER BY name", (account,)
+            ).fetchall()
+
+    def delete_dashboards(self, account: str, names: list[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "DELETE FROM dashboards WHERE account=? AND name=?", [(account, n) for n in names]
+            )
+            self._db.execute("COMMIT")
 
     def get_state(self, key: str) -> str | None:
         with self._lock:
