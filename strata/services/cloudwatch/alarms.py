@@ -207,6 +207,31 @@ class AlarmOperations:
         ]
         return {"MetricAlarms": [_public(a) for a in picked]}
 
+    async def enable_alarm_actions(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("EnableAlarmActions", req)
+        await self._set_actions_enabled(ctx, req["AlarmNames"], True)
+        return {}
+
+    async def disable_alarm_actions(self, ctx: RequestContext, req: dict) -> dict:
+        check_constraints("DisableAlarmActions", req)
+        await self._set_actions_enabled(ctx, req["AlarmNames"], False)
+        return {}
+
+    async def _set_actions_enabled(self, ctx: RequestContext, names: list[str], enabled: bool) -> None:
+        """ActionsEnabled of each named alarm that exists (CloudWatch skips unknown names)."""
+
+        def change(doc: dict | None) -> tuple[dict, list]:
+            if doc is None:
+                raise _Gone
+            doc["ActionsEnabled"] = enabled
+            return doc, []
+
+        for name in names:
+            try:
+                await run_blocking(self.store.update_alarm, ctx.account_id, name, change)
+            except _Gone:
+                continue
+
     async def delete_alarms(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("DeleteAlarms", req)
         names = req["AlarmNames"]

@@ -85,6 +85,10 @@ def test_set_alarm_state_describe_filters_and_delete(strata_server, unique):
     assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "testing")
     in_alarm = cw.describe_alarms(AlarmNamePrefix=f"a-{unique}", StateValue="ALARM")["MetricAlarms"]
     assert [x["AlarmName"] for x in in_alarm] == [a]
+    cw.disable_alarm_actions(AlarmNames=[a, f"unknown-{unique}"])
+    assert cw.describe_alarms(AlarmNames=[a])["MetricAlarms"][0]["ActionsEnabled"] is False
+    cw.enable_alarm_actions(AlarmNames=[a])
+    assert cw.describe_alarms(AlarmNames=[a])["MetricAlarms"][0]["ActionsEnabled"] is True
     for_metric = cw.describe_alarms_for_metric(Namespace=f"App/{unique}", MetricName="Errors")["MetricAlarms"]
     assert sorted(x["AlarmName"] for x in for_metric) == [a, b]
     with pytest.raises(ClientError) as e:
