@@ -1,4 +1,4 @@
-"""`strata serve | clock | health | fsck` — the command line."""
+"""`strata serve | clock | bill | health | fsck` — the command line."""
 
 from __future__ import annotations
 
@@ -188,6 +188,51 @@ def ebs() -> None:
 def ebs_nbd_uri(volume_id: str, endpoint: str) -> None:
     """Print the NBD URI of an attached volume (for qemu-img, nbdcopy, nbd-client)."""
     click.echo(_admin(endpoint, f"/_strata/ebs/nbd?volume={volume_id}")["uri"])
+
+
+@cli.command()
+@click.option(
+    "--from", "start", default=None, help="Start (ISO date or time; default: the simulated month's first)."
+)
+@click.option("--to", "end", default=None, help="End (ISO date or time; default: now, simulated).")
+@click.option(
+    "--by", type=click.Choice(["service", "resource", "usage-type"]), default="usage-type", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="The bill as JSON (what GET /_strata/bill answers).")
+@click.option("--csv", "as_csv", is_flag=True, help="The bill as CSV.")
+@click.option(
+    "--chart",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write an SVG of cost over time per service.",
+)
+@_endpoint_option
+def bill(
+    start: str | None,
+    end: str | None,
+    by: str,
+    as_json: bool,
+    as_csv: bool,
+    chart: Path | None,
+    endpoint: str,
+) -> None:
+    """What the usage of a span of simulated time would cost on AWS (us-east-1 list prices)."""
+    from urllib.parse import urlencode
+
+    from strata.sim import bill_format
+    from strata.sim.chart import cost_chart
+
+    wanted = {"from": start, "to": end, "by": by, "daily": "1" if chart else None}
+    query = urlencode({k: v for k, v in wanted.items() if v})
+    doc = _admin(endpoint, f"/_strata/bill?{query}", timeout=CATCH_UP_TIMEOUT)
+    if chart is not None:
+        chart.write_text(cost_chart(doc.pop("daily")))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    elif as_csv:
+        click.echo(bill_format.as_csv(doc), nl=False)
+    else:
+        click.echo(bill_format.as_text(doc))
 
 
 @cli.command()

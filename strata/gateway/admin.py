@@ -1,4 +1,8 @@
-"""Strata's own endpoints under /_strata/: health, the simulated clock, the meter.
+"""Strata's own endpoints under /_strata/: health, the simulated clock, the meter, the bill.
+
+GET /_strata/bill?from=<ISO date or time>&to=...&by=service|resource|usage-type answers the bill
+of that span of simulated time (default: from the first of the simulated month to now), priced
+with strata/sim/prices.json (strata.sim.pricing); `daily=1` adds each service's cost per day.
 
 Moving the clock (POST /_strata/clock) answers once every time-driven rule has caught up
 (strata.sim.scheduler), with what each did under "ran": {"s3.lifecycle": {"transitioned": 3}};
@@ -16,16 +20,18 @@ They can move time for the whole cloud (and TTL or lifecycle then delete data), 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from strata import __version__
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
+from strata.sim import pricing
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
@@ -141,9 +147,45 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
     if path == "/_strata/meter" and request.method == "GET":
         service = request.query_dict().get("service")
         return _json(200, {"events": [e.__dict__ for e in meter.events(service)]})
+    if path == "/_strata/bill" and request.method == "GET":
+        try:
+            start, end, by = bill_period(request.query_dict())
+        except ValueError as e:
+            return _json(400, {"error": str(e)})
+        items = await asyncio.to_thread(pricing.usage, start, end)
+        doc = pricing.summarize(items, by)
+        if request.query_dict().get("daily"):
+            doc["daily"] = pricing.daily(items)
+        return _json(200, {"from": _iso(start), "to": _iso(end), "by": by, **doc})
     if path == "/_strata/ebs/nbd" and request.method == "GET":
         return _nbd_uri(app, request.query_dict().get("volume") or "")
     return _json(404, {"error": f"no admin route {request.method} {request.raw_path}"})
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _instant(text: str) -> float:
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def bill_period(query: dict[str, str]) -> tuple[float, float, str]:
+    """(start, end, grouping) of a bill request; ValueError names what is wrong."""
+    now = clock.now()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    end = now.timestamp()
+    if query.get("from"):
+        start = _instant(query["from"])
+    if query.get("to"):
+        end = _instant(query["to"])
+    if start >= end:
+        raise ValueError("'from' must be before 'to'")
+    by = query.get("by") or "usage-type"
+    if by not in pricing.GROUPINGS:
+        raise ValueError(f"'by' is one of {', '.join(pricing.GROUPINGS)}")
+    return start, end, by
 
 
 def _nbd_uri(app: StrataApp, volume_id: str) -> HttpResponse:

@@ -35,16 +35,18 @@ from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
-from strata.protocol import codec_for
+from strata.protocol import codec_for_request
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.clock import clock
+from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
 from strata.storage.errors import disk_refused
 
 log = logging.getLogger("strata")
 
 _REST_PROTOCOLS = ("rest-xml", "rest-json")
+_RETURNING = frozenset({"Query", "Scan"})  # DynamoDB operations whose items CloudWatch counts
 _DISK_REFUSED = (
     "The service cannot store data right now (its storage is full or read-only). Please try again."
 )
@@ -93,6 +95,9 @@ class StrataApp:
         service = "-"
         op = None
         op_name = "-"
+        params: dict | None = None
+        result: Any = None
+        error_code: str | None = None
         try:
             detected = detect(request, self.settings.s3_hosts)
             if detected.unserved is not None:
@@ -114,7 +119,7 @@ class StrataApp:
                 if service == "s3"
                 else None
             )
-            codec = codec_for(service)
+            codec = codec_for_request(service, request)
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
@@ -164,6 +169,7 @@ class StrataApp:
                 result = await result
             response = codec.serialize(op, result or {}, request_id)
         except ServiceError as e:
+            error_code = e.code
             response = codec.serialize_error(op, e, request_id)
         except asyncio.CancelledError:
             raise
@@ -178,9 +184,19 @@ class StrataApp:
                 response = codec.serialize_error(op, InternalError(), request_id)
         if service == "s3" and "origin" in request.headers:
             cors.decorate(self.services.provider(service), request, response)
-        self.access_log.record(
-            service, op_name, response.status, (clock.monotonic() - start) * 1000, request_id
-        )
+        elapsed_ms = (clock.monotonic() - start) * 1000
+        if service == "dynamodb" and params is not None:  # CloudWatch's per-table request metrics
+            returned = result.get("Count", 0) if type(result) is dict and op_name in _RETURNING else 0
+            request_stats.add(
+                service,
+                str(params.get("TableName") or ""),
+                op_name,
+                elapsed_ms,
+                response.status,
+                error_code,
+                returned,
+            )
+        self.access_log.record(service, op_name, response.status, elapsed_ms, request_id)
         return response
 
     def _preflight(self, request: HttpRequest, codec: Any, request_id: str, start: float) -> HttpResponse:

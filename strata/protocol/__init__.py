@@ -49,3 +49,22 @@ def codec_for(service: str) -> Codec:
 
     model = service_model(service)
     return CODECS[model.protocol](model)
+
+
+@cache
+def _query_codec(service: str) -> Codec | None:
+    """The query codec of a service that also takes the query protocol (its model's patch lists
+    it under `x-strata-alsoProtocols`: CloudWatch, which older SDKs still call that way)."""
+    from strata.protocol.codecs import CODECS
+
+    model = service_model(service)
+    return CODECS["query"](model) if "query" in model.metadata.get("x-strata-alsoProtocols", ()) else None
+
+
+def codec_for_request(service: str, request: HttpRequest) -> Codec:
+    """The codec of this request: a json-protocol service's query codec when the request names no
+    operation in `X-Amz-Target` (a form-encoded `Action=` call), else the service's own."""
+    query = _query_codec(service)
+    if query is not None and "x-amz-target" not in request.headers:
+        return query
+    return codec_for(service)

@@ -55,6 +55,8 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "ebs": ("ValidationException", "{member} is not supported by Strata", 400),
     "efs": ("BadRequest", "{member} is not supported by Strata", 400),
     "application-autoscaling": ("ValidationException", "{member} is not supported by Strata", 400),
+    "cloudwatch": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
+    "ce": ("ValidationException", "{member} is not supported by Strata", 400),
 }
 # A service whose model name is not a Python package name lives in this package.
 PACKAGES: dict[str, str] = {"application-autoscaling": "autoscaling"}

@@ -40,6 +40,8 @@ SERVICES: dict[str, ServiceInfo] = {
             "application-autoscaling",
             "strata.services.autoscaling.provider:ApplicationAutoScalingProvider",
         ),
+        ServiceInfo("cloudwatch", "monitoring", "strata.services.cloudwatch.provider:CloudWatchProvider"),
+        ServiceInfo("ce", "ce", "strata.services.ce.provider:CostExplorerProvider"),
     ]
 }
 
@@ -52,6 +54,8 @@ BY_TARGET_PREFIX: dict[str, str] = {
     "DynamoDB_20120810": "dynamodb",
     "TrentService": "kms",
     "AnyScaleFrontendService": "application-autoscaling",
+    "GraniteServiceVersion20100801": "cloudwatch",
+    "AWSInsightsIndexService": "ce",
 }
 
 

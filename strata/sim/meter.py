@@ -147,6 +147,21 @@ class Meter:
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
         return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
+    def between(self, since: float, until: float, services: tuple[str, ...]) -> list[MeterEvent]:
+        """Events of `services` recorded at simulated times in (since, until], oldest first (what
+        CloudWatch's publisher turns into AWS/* metrics once a simulated minute)."""
+        self.flush()
+        if self._db is None or not services:
+            return []
+        marks = ",".join("?" * len(services))
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT at, service, event, quantity, unit, dims, count FROM meter_events "
+                f"WHERE service IN ({marks}) AND at > ? AND at <= ? ORDER BY at",
+                (*services, since, until),
+            ).fetchall()
+        return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
     def close(self) -> None:
         self.flush()
         if self._writer is not None:

@@ -41,6 +41,8 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
         ("rds", "describe_db_proxies", {}),
         ("elasticache", "describe_serverless_caches", {}),
+        ("cloudwatch", "list_metric_streams", {}),
+        ("ce", "list_cost_category_definitions", {}),
     ],
 )
 def test_unimplemented_operation_is_a_protocol_correct_501(

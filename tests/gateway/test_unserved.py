@@ -9,15 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 CALLS = {
-    "cloudwatch": ("monitoring", lambda c: c.list_metrics()),  # smithy-rpc-v2-cbor
-    "ce": (  # json
-        "ce",
-        lambda c: c.get_cost_and_usage(
-            TimePeriod={"Start": "2026-01-01", "End": "2026-02-01"},
-            Granularity="DAILY",
-            Metrics=["BlendedCost"],
-        ),
-    ),
+    "eventbridgev2": ("events", lambda c: c.list_event_buses()),  # smithy-rpc-v2-cbor
+    "logs": ("logs", lambda c: c.describe_log_groups()),  # json
     "fis": ("fis", lambda c: c.list_experiments()),  # rest-json
     "sns": ("sns", lambda c: c.list_topics()),  # query
     "route53": ("route53", lambda c: c.list_hosted_zones()),  # rest-xml

@@ -38,7 +38,7 @@ from strata.protocol.spec import service_model
 from strata.protocol.xml import parse_xml
 from tests.protocol.shape_strategies import TEXT, Generator, normalize
 
-SERVICES = ["s3", "dynamodb", "efs", "rds", "elasticache", "kms", "ebs", "sts", "ec2"]
+SERVICES = ["s3", "dynamodb", "efs", "rds", "elasticache", "kms", "ebs", "sts", "ec2", "cloudwatch", "ce"]
 MAX_EXAMPLES = 15
 
 # Operations that send exactly the same request as another one, so a server cannot tell them

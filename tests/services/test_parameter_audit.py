@@ -34,6 +34,8 @@ AUDITED = (
     "ebs",
     "efs",
     "application-autoscaling",
+    "cloudwatch",
+    "ce",
 )
 # botocore rewrites these before sending: the member the server sees instead.
 REWRITTEN = {("rds", "SourceRegion"): "PreSignedUrl"}

@@ -1,9 +1,14 @@
-"""The json protocol (DynamoDB, KMS): `X-Amz-Target` names the operation, the body is the input.
+"""The json protocol (DynamoDB, KMS, CloudWatch): `X-Amz-Target` names the operation, the body is
+the input.
 
 Responses are `application/x-amz-json-<jsonVersion>` with `x-amzn-RequestId`; errors are
 `{"__type": "<prefix>#Code", "message": ...}` where the prefix is model metadata
 (`x-strata-errorTypePrefix`, e.g. DynamoDB's `com.amazonaws.dynamodb.v20120810#`) and the
 message key follows the error shape's own member name (`message` or `Message`).
+
+A service that moved from the query protocol (`awsQueryCompatible` in its model: CloudWatch) names
+the error shape in `__type` and its old query code in `x-amzn-query-error: <Code>;<Sender|Receiver>`,
+which SDKs read so that code written against the query protocol sees the codes it always saw.
 """
 
 from __future__ import annotations
@@ -168,6 +173,7 @@ class JsonCodec(BaseCodec):
         self.error_prefix = model.metadata.get("x-strata-errorTypePrefix", "")
         # DynamoDB sends a CRC32 of every body; SDKs verify it when present (x-strata-crc32Header).
         self.crc32 = bool(model.metadata.get("x-strata-crc32Header"))
+        self.query_compatible = "awsQueryCompatible" in model.metadata
         self.reader = JsonReader(skip_located=False)
         self.writer = JsonWriter(skip_located=False)
 
@@ -211,15 +217,20 @@ class JsonCodec(BaseCodec):
         return serialize
 
     def _render_error(self, op: OperationModel | None, error: ServiceError, request_id: str) -> HttpResponse:
-        doc = json_error_body(
-            self.writer, self.error_shape(error.code), error, self.error_prefix + error.code
-        )
+        shape = self.error_shape(error.code)
+        type_name = error.code
+        if self.query_compatible and shape is not None:
+            type_name = shape.name
+        doc = json_error_body(self.writer, shape, error, self.error_prefix + type_name)
         body = dump_json(doc)
         headers = [
             ("x-amzn-RequestId", request_id),
             ("Content-Type", self.content_type),
             ("Content-Length", str(len(body))),
         ]
+        if self.query_compatible:
+            fault = "Sender" if error.sender_fault else "Receiver"
+            headers.append(("x-amzn-query-error", f"{error.code};{fault}"))
         if self.crc32:
             headers.append(("x-amz-crc32", str(zlib.crc32(body))))
         return HttpResponse(error.status, headers, body)

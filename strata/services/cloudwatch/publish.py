@@ -1,0 +1,350 @@
+"""The AWS/* metrics Strata publishes, gathered once a simulated minute by the `cloudwatch.publish`
+rule — never on a request's path: requests only feed the meter's in-memory tally, as they do
+anyway, and this rule reads what the meter wrote.
+
+- AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName: from the
+  meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
+  Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
+  provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
+  once a minute, from the table's settings; per (TableName, Operation) SuccessfulRequestLatency,
+  ReturnedItemCount (Query, Scan), ThrottledRequests, SystemErrors, and ReadThrottleEvents /
+  WriteThrottleEvents per TableName and UserErrors for the account, from the gateway's in-memory
+  request tally (strata.sim.request_stats).
+- AWS/S3        BucketSizeBytes per BucketName and StorageType, NumberOfObjects (AllStorageTypes):
+  daily, stamped at 00:00 UTC of each day simulated time enters, from the bucket's objects then
+  (every version, as S3 counts them).
+- AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
+  INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
+  CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
+  BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
+  (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
+- AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
+  from the file system's last measured size (its SizeInBytes).
+
+- AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
+
+Counters are differenced against the last sample, kept durably per engine run (redis run_id /
+memcached pid), so a restart of Strata neither loses nor double-counts a minute's hits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.cloudwatch.publish_rds import RdsSampler
+from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
+from strata.services.efs.usage import stored_size
+from strata.sim import request_stats as rs
+from strata.sim.meter import meter
+from strata.sim.request_stats import request_stats
+
+log = logging.getLogger("strata.cloudwatch")
+DAY = 86400
+
+_DYNAMODB = {
+    "ReadCapacityUnits": "ConsumedReadCapacityUnits",
+    "WriteCapacityUnits": "ConsumedWriteCapacityUnits",
+}
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"})
+STORAGE_TYPES = {
+    "STANDARD": "StandardStorage",
+    "STANDARD_IA": "StandardIAStorage",
+    "ONEZONE_IA": "OneZoneIAStorage",
+    "REDUCED_REDUNDANCY": "ReducedRedundancyStorage",
+    "GLACIER": "GlacierStorage",
+    "GLACIER_IR": "GlacierInstantRetrievalStorage",
+    "DEEP_ARCHIVE": "DeepArchiveStorage",
+    "INTELLIGENT_TIERING": "IntelligentTieringFAStorage",
+    "EXPRESS_ONEZONE": "ExpressOneZoneStorage",
+}
+# (metric, redis INFO field, memcached stats field): counters published as their increase
+_COUNTERS = (
+    ("CacheHits", "keyspace_hits", "get_hits"),
+    ("CacheMisses", "keyspace_misses", "get_misses"),
+    ("Evictions", "evicted_keys", "evictions"),
+)
+
+
+def _dims(**pairs: str) -> str:
+    return dims_key({"Name": k, "Value": v} for k, v in pairs.items())
+
+
+def _one(
+    account: str, namespace: str, name: str, dims: str, at: float, v: float, unit: str, width: int = 60
+) -> Point:
+    return Point(account, namespace, name, dims, at, unit, Bucket(v, 1.0, v, v, [v]), width)
+
+
+class Publisher:
+    """Gathers the AWS/* metrics of (since, until] into the store; see the module docstring."""
+
+    def __init__(self, store: MetricStore, runtime: ServiceRuntime) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.account = runtime.settings.account_id
+        self.rds = RdsSampler()
+
+    async def close(self) -> None:
+        return None
+
+    async def run(self, since: float, until: float) -> dict[str, int]:
+        points = await run_blocking(self._from_meter, since, until)
+        points += self._provisioned(until)
+        points += self._requests(request_stats.drain())
+        points += await self._s3_storage(since, until)
+        points += await run_blocking(self._elasticache, until)
+        points += self._efs(until)
+        rds = self.runtime.peer("rds")
+        if rds is not None:
+            points += await run_blocking(self.rds.points, rds, self.account, until)
+        await run_blocking(self.store.add, points)
+        return {"datapoints": len(points)}
+
+    # -- from the meter --------------------------------------------------------------------------
+
+    def _from_meter(self, since: float, until: float) -> list[Point]:
+        points = []
+        for e in meter.between(since, until, ("dynamodb",)):
+            name = _DYNAMODB.get(e.event)
+            table = e.dims.get("table")
+            if name is None or not table or e.count <= 0:
+                continue
+            mean = e.quantity / e.count
+            bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
+            dims = _dims(TableName=str(table))
+            points.append(Point(self.account, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
+        return points
+
+    def _requests(self, tally: dict) -> list[Point]:
+        points = []
+        user_errors: dict[int, float] = {}
+        for (minute, _service, table, operation), t in tally.items():
+            user_errors[minute] = user_errors.get(minute, 0.0) + t[rs.USER_ERRORS]
+            if not table:
+                continue
+            dims = _dims(TableName=table, Operation=operation)
+            if t[rs.OK]:
+                latency = Bucket(t[rs.SUM_MS], t[rs.OK], t[rs.MIN_MS], t[rs.MAX_MS], None)
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        "SuccessfulRequestLatency",
+                        dims,
+                        minute,
+                        "Milliseconds",
+                        latency,
+                    )
+                )
+                if operation in ("Query", "Scan"):
+                    mean = t[rs.RETURNED] / t[rs.OK]
+                    returned = Bucket(t[rs.RETURNED], t[rs.OK], mean, mean, None)
+                    points.append(
+                        Point(
+                            self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned
+                        )
+                    )
+            for name, n in (("ThrottledRequests", t[rs.THROTTLED]), ("SystemErrors", t[rs.SYSTEM_ERRORS])):
+                if n:
+                    points.append(
+                        Point(
+                            self.account,
+                            "AWS/DynamoDB",
+                            name,
+                            dims,
+                            minute,
+                            "Count",
+                            Bucket(n, n, 1, 1, None),
+                        )
+                    )
+            if t[rs.THROTTLED]:
+                kind = "ReadThrottleEvents" if operation in _READS else "WriteThrottleEvents"
+                n = t[rs.THROTTLED]
+                table_dims = _dims(TableName=table)
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        kind,
+                        table_dims,
+                        minute,
+                        "Count",
+                        Bucket(n, n, 1, 1, None),
+                    )
+                )
+        for minute, n in user_errors.items():
+            if n:
+                points.append(
+                    Point(
+                        self.account,
+                        "AWS/DynamoDB",
+                        "UserErrors",
+                        "[]",
+                        minute,
+                        "Count",
+                        Bucket(n, n, 1, 1, None),
+                    )
+                )
+        return points
+
+    def _provisioned(self, at: float) -> list[Point]:
+        ddb = self.runtime.peer("dynamodb")
+        if ddb is None:
+            return []
+        points = []
+        for (scope, name), meta in list(ddb.state.tables.items()):
+            if meta.billing_mode != "PROVISIONED":
+                continue
+            account = scope.split(":", 1)[0] or self.account
+            targets = [({"TableName": name}, meta.throughput)]
+            targets += [
+                ({"TableName": name, "GlobalSecondaryIndexName": ix.name}, ix.throughput)
+                for ix in meta.indexes
+                if ix.is_global and ix.throughput
+            ]
+            for dims, throughput in targets:
+                key = _dims(**dims)
+                for kind in ("Read", "Write"):
+                    units = float(throughput.get(f"{kind}CapacityUnits", 0))
+                    name_ = f"Provisioned{kind}CapacityUnits"
+                    points.append(_one(account, "AWS/DynamoDB", name_, key, at, units, "Count"))
+        return points
+
+    # -- S3 storage, daily ---------------------------------------------------------------------
+
+    async def _s3_storage(self, since: float, until: float) -> list[Point]:
+        day = math.floor(until / DAY) * DAY
+        s3 = self.runtime.peer("s3")
+        if s3 is None or day <= since:
+            return []
+        return await run_blocking(self._s3_day, s3, day)
+
+    def _s3_day(self, s3: Any, day: float) -> list[Point]:
+        points = []
+        # a read snapshot of S3's metadata (its writer's connection belongs to its writer)
+        with s3.store.db.snapshot() as db:
+            buckets = [r[0] for r in db.execute("SELECT name FROM buckets ORDER BY name")]
+            sums = {
+                name: db.execute(
+                    "SELECT storage_class, SUM(size), COUNT(*) FROM objects WHERE bucket = ? AND dm = 0 "
+                    "GROUP BY storage_class",
+                    [name],
+                ).fetchall()
+                for name in buckets
+            }
+        for name, rows in sums.items():
+            total = 0
+            for storage_class, size, count in rows:
+                total += count
+                kind = STORAGE_TYPES.get(storage_class, storage_class)
+                dims = _dims(BucketName=name, StorageType=kind)
+                points.append(
+                    _one(self.account, "AWS/S3", "BucketSizeBytes", dims, day, float(size or 0), "Bytes", DAY)
+                )
+            dims = _dims(BucketName=name, StorageType="AllStorageTypes")
+            points.append(
+                _one(self.account, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY)
+            )
+        return points
+
+    # -- EFS ---------------------------------------------------------------------------------------
+
+    def _efs(self, at: float) -> list[Point]:
+        efs = self.runtime.peer("efs")
+        if efs is None:
+            return []
+        points = []
+        for doc in efs.store.list_docs("fs"):
+            size = stored_size(efs.store, doc["id"])
+            if not size:
+                continue
+            classes = {
+                "Total": size["Value"],
+                "Standard": size["ValueInStandard"],
+                "IA": size["ValueInIA"],
+                "Archive": size["ValueInArchive"],
+            }
+            account = doc.get("account") or self.account
+            for storage_class, value in classes.items():
+                dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
+                points.append(_one(account, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
+        return points
+
+    # -- ElastiCache engines -------------------------------------------------------------------
+
+    def _elasticache(self, until: float) -> list[Point]:
+        provider = self.runtime.peer("elasticache")
+        if provider is None:
+            return []
+        points = []
+        for (key, node_id), server in list(provider.engines.servers.items()):
+            account, cluster = provider.store.split_engine_key(key)
+            try:
+                sample = _sample(server)
+            except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute
+                log.debug("no metrics from %s/%s: %s", cluster, node_id, e)
+                continue
+            points += self._cache_points(account, cluster, node_id, sample, until)
+        return points
+
+    def _cache_points(self, account: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
+        dims = _dims(CacheClusterId=cluster, CacheNodeId=node)
+        state_key = f"elasticache/{account}/{cluster}/{node}"
+        last = json.loads(self.store.get_state(state_key) or "{}")
+        # a new engine run (restart) counts from zero; the same run from the last sample
+        base = last if last.get("run") == sample["run"] else {}
+        out = []
+        increases = {}
+        for metric, _r, _m in _COUNTERS:
+            now_value = sample.get(metric, 0.0)
+            increases[metric] = max(0.0, now_value - base.get(metric, 0.0))
+            out.append(_one(account, "AWS/ElastiCache", metric, dims, at, increases[metric], "Count"))
+        lookups = increases["CacheHits"] + increases["CacheMisses"]
+        if lookups:
+            rate = 100.0 * increases["CacheHits"] / lookups
+            out.append(_one(account, "AWS/ElastiCache", "CacheHitRate", dims, at, rate, "Percent"))
+        out.append(
+            _one(account, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
+        )
+        out.append(_one(account, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
+        if sample.get("lag") is not None:
+            out.append(_one(account, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
+        if sample.get("maxmemory"):
+            usage = 100.0 * sample["bytes"] / sample["maxmemory"]
+            out.append(
+                _one(account, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, at, usage, "Percent")
+            )
+        self.store.set_state(
+            state_key,
+            json.dumps({"run": sample["run"], **{m: sample.get(m, 0.0) for m, _r, _m in _COUNTERS}}),
+        )
+        return out
+
+
+def _sample(server: Any) -> dict:
+    """The counters and gauges of one engine node (redis/valkey INFO or memcached stats)."""
+    if hasattr(server, "stats"):  # memcached
+        stats = server.stats()
+        out = {m: float(stats.get(field, 0)) for m, _r, field in _COUNTERS}
+        return {
+            **out,
+            "run": f"{stats.get('pid')}-{int(float(stats.get('time', 0))) - int(float(stats.get('uptime', 0)))}",
+            "connections": max(0.0, float(stats.get("curr_connections", 0)) - 1),
+            "bytes": float(stats.get("bytes", 0)),
+            "maxmemory": float(stats.get("limit_maxbytes", 0)),
+        }
+    with server.client(timeout=2, retry=False) as c:
+        info = c.info()
+    out = {m: float(info.get(field, 0)) for m, field, _m in _COUNTERS}
+    return {
+        **out,
+        "run": str(info.get("run_id", "")),
+        "lag": float(info.get("master_last_io_seconds_ago", 0)) if info.get("role") == "slave" else None,
+        "connections": max(0.0, float(info.get("connected_clients", 0)) - 1),
+        "bytes": float(info.get("used_memory", 0)),
+        "maxmemory": float(info.get("maxmemory", 0)),
+    }

@@ -1,0 +1,133 @@
+"""AWS/RDS metrics per DBInstanceIdentifier, measured on each instance's real engine:
+
+- DatabaseConnections: client sessions (pg_stat_activity / Threads_connected), without the
+  publisher's own;
+- FreeStorageSpace: AllocatedStorage minus the size of the databases, in bytes;
+- CPUUtilization: CPU time the engine's processes used since the last sample, as a percentage of
+  the machine's CPUs over the real time between the samples (none at the first sample);
+- ReadThroughput / WriteThroughput: bytes the engine's processes read from / wrote to storage
+  (the kernel's per-process I/O accounting) per real second between the samples;
+- ReplicaLag (read replicas): seconds between the source's last commit and the replica's replay
+  (0 when it has replayed all it received), Seconds_Behind_Master on MariaDB.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psutil
+
+from strata.services.cloudwatch.store import Bucket, Point, dims_key
+from strata.sim.clock import clock
+
+log = logging.getLogger("strata.cloudwatch")
+GIB = 1024**3
+
+_PG_CONNECTIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+_PG_SIZE = "SELECT COALESCE(sum(pg_database_size(datname)), 0) FROM pg_database"
+_PG_LAG = (
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+)
+_MARIA_SIZE = "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
+
+
+class RdsSampler:
+    """Samples every available instance; keeps the last CPU reading of each engine process."""
+
+    def __init__(self) -> None:
+        # (instance, pid) -> (real s, cpu s, bytes read, bytes written) at the last sample
+        self._last: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+
+    def points(self, provider: Any, account_default: str, at: float) -> list[Point]:
+        out: list[Point] = []
+        for doc in provider.store.list_docs("instance"):
+            if doc.get("status") != "available":
+                continue
+            account = provider.store.owner(doc) or account_default
+            try:
+                with provider.store.acting_for(doc):
+                    node = provider.fleet.primary(doc)
+                    values = self._sample(doc, node)
+            except Exception as e:  # noqa: BLE001 - an engine restarting has no sample this minute
+                log.debug("no metrics from %s: %s", doc.get("id"), e)
+                continue
+            dims = dims_key([{"Name": "DBInstanceIdentifier", "Value": doc["id"]}])
+            for name, (value, unit) in values.items():
+                out.append(
+                    Point(account, "AWS/RDS", name, dims, at, unit, Bucket(value, 1.0, value, value, [value]))
+                )
+        return out
+
+    def _sample(self, doc: dict, node: Any) -> dict[str, tuple[float, str]]:
+        postgres = doc["kind"] == "postgres"
+        if postgres:
+            connections = float(node.sql(_PG_CONNECTIONS)[0][0])
+            used = float(node.sql(_PG_SIZE)[0][0])
+        else:
+            rows = node.sql("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+            connections = max(0.0, float(rows[0][1]) - 1) if rows else 0.0
+            used = float(node.sql(_MARIA_SIZE)[0][0])
+        values = {
+            "DatabaseConnections": (connections, "Count"),
+            "FreeStorageSpace": (max(0.0, doc["allocated_storage"] * GIB - used), "Bytes"),
+        }
+        values.update(self._process_rates(doc["id"], node))
+        if doc.get("source"):
+            lag = _replica_lag(node, postgres)
+            if lag is not None:
+                values["ReplicaLag"] = (lag, "Seconds")
+        return values
+
+    def _process_rates(self, ident: str, node: Any) -> dict[str, tuple[float, str]]:
+        """CPU and storage I/O of the engine's process tree since the last sample (none at the first)."""
+        pid = node.proc.pid
+        if pid is None:
+            return {}
+        try:
+            proc = psutil.Process(pid)
+            tree = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        cpu = read = written = 0.0
+        for p in tree:
+            try:  # a backend may exit while it is read (the sampling connection's own, for one)
+                times, io = p.cpu_times(), p.io_counters()
+            except psutil.Error:
+                continue
+            # a process's own time and its exited children's (backends end with their sessions)
+            cpu += times.user + times.system + times.children_user + times.children_system
+            read += io.read_bytes
+            written += io.write_bytes
+        now = clock.monotonic()
+        last = self._last.get((ident, pid))
+        self._last[(ident, pid)] = (now, cpu, read, written)
+        if last is None or now <= last[0]:
+            return {}
+        seconds = now - last[0]
+        share = (cpu - last[1]) / seconds / (psutil.cpu_count() or 1)
+        return {
+            "CPUUtilization": (min(100.0, max(0.0, 100.0 * share)), "Percent"),
+            "ReadThroughput": (max(0.0, read - last[2]) / seconds, "Bytes/Second"),
+            "WriteThroughput": (max(0.0, written - last[3]) / seconds, "Bytes/Second"),
+        }
+
+
+def _replica_lag(node: Any, postgres: bool) -> float | None:
+    if postgres:
+        value = node.sql(_PG_LAG)[0][0]
+        return float(value) if value is not None else None
+    conn = node.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            names = [d[0] for d in cur.description]
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    behind = dict(zip(names, row, strict=False)).get("Seconds_Behind_Master") if row else None
+    return float(behind) if behind is not None else None

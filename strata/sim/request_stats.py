@@ -1,0 +1,65 @@
+"""Per-request figures CloudWatch publishes (DynamoDB's SuccessfulRequestLatency, ReturnedItemCount,
+ThrottledRequests, SystemErrors, UserErrors), tallied in memory by the gateway and drained once a
+simulated minute by CloudWatch's publisher: a request costs one dict update, never a disk write.
+
+A tally is keyed by (simulated minute, service, resource, operation) and holds
+[successes, latency sum ms, latency min, latency max, returned items, user errors,
+system errors, throttled]. Lost on a crash (like the meter's unflushed tally): these are samples,
+not acknowledged writes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from strata.sim.clock import clock
+
+OK, SUM_MS, MIN_MS, MAX_MS, RETURNED, USER_ERRORS, SYSTEM_ERRORS, THROTTLED = range(8)
+THROTTLE_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+
+class RequestStats:
+    def __init__(self) -> None:
+        self._tally: dict[tuple[int, str, str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        service: str,
+        resource: str,
+        operation: str,
+        ms: float,
+        status: int,
+        code: str | None,
+        returned: int,
+    ) -> None:
+        """One answered request (`code`: the error code when it failed)."""
+        key = (int(clock.time() // 60) * 60, service, resource, operation)
+        with self._lock:
+            t = self._tally.get(key)
+            if t is None:
+                t = self._tally[key] = [0, 0.0, math.inf, 0.0, 0, 0, 0, 0]
+            if status < 300:
+                t[OK] += 1
+                t[SUM_MS] += ms
+                t[MIN_MS] = min(t[MIN_MS], ms)
+                t[MAX_MS] = max(t[MAX_MS], ms)
+                t[RETURNED] += returned
+            elif code in THROTTLE_CODES:
+                t[THROTTLED] += 1
+            elif status >= 500:
+                t[SYSTEM_ERRORS] += 1
+            else:
+                t[USER_ERRORS] += 1
+
+    def drain(self) -> dict[tuple[int, str, str, str], list[float]]:
+        """Everything tallied so far, emptied."""
+        with self._lock:
+            tally, self._tally = self._tally, {}
+        return tally
+
+
+request_stats = RequestStats()

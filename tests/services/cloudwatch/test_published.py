@@ -1,0 +1,204 @@
+"""The AWS/* metrics Strata publishes: they appear after activity and a clock advance, and their
+numbers are what the client did (counted on the client side)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from botocore.exceptions import ClientError
+
+from tests.services.elasticache.conftest import eventually, node_endpoints
+from tests.services.rds.helpers import create_pg, pg_connect
+
+
+def _sum(
+    cw, namespace: str, name: str, dims: dict, stat: str = "Sum", period: int = 3600, days: int = 0
+) -> list:
+    now = datetime.now(UTC) + timedelta(days=days)
+    points = cw.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=now - timedelta(hours=12),
+        EndTime=now + timedelta(hours=12),
+        Period=period,
+        Statistics=[stat, "SampleCount"],
+    )["Datapoints"]
+    return points
+
+
+def _total(points: list, stat: str = "Sum") -> float:
+    return sum(p[stat] for p in points)
+
+
+def test_dynamodb_consumed_capacity(strata_factory, unique):
+    server = strata_factory()
+    ddb, cw = server.client("dynamodb"), server.client("cloudwatch")
+    table = f"t-{unique}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(7):
+        ddb.put_item(TableName=table, Item={"pk": {"S": str(i)}, "v": {"S": "x" * 10}})
+    for i in range(4):
+        ddb.get_item(TableName=table, Key={"pk": {"S": str(i)}})  # eventually consistent: 0.5 RCU
+    for i in range(3):
+        ddb.get_item(TableName=table, Key={"pk": {"S": str(i)}}, ConsistentRead=True)  # 1 RCU
+    server.advance_clock("2m")
+    dims = {"TableName": table}
+    writes = _sum(cw, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims)
+    reads = _sum(cw, "AWS/DynamoDB", "ConsumedReadCapacityUnits", dims)
+    assert _total(writes) == 7 and _total(writes, "SampleCount") == 7
+    assert _total(reads) == 4 * 0.5 + 3 and _total(reads, "SampleCount") == 7
+    for _ in range(2):
+        assert (
+            ddb.query(
+                TableName=table,
+                KeyConditionExpression="pk = :k",
+                ExpressionAttributeValues={":k": {"S": "1"}},
+            )["Count"]
+            == 1
+        )
+    with pytest.raises(ClientError):
+        ddb.get_item(TableName=f"missing-{unique}", Key={"pk": {"S": "1"}})
+    provisioned = f"p-{unique}"
+    ddb.create_table(
+        TableName=provisioned,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 200, "WriteCapacityUnits": 150},
+    )
+    server.advance_clock("1m")
+    read = _sum(cw, "AWS/DynamoDB", "ProvisionedReadCapacityUnits", {"TableName": provisioned}, "Maximum", 60)
+    write = _sum(
+        cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", {"TableName": provisioned}, "Maximum", 60
+    )
+    assert {p["Maximum"] for p in read} == {200.0} and {p["Maximum"] for p in write} == {150.0}
+    put_latency = _sum(
+        cw, "AWS/DynamoDB", "SuccessfulRequestLatency", {**dims, "Operation": "PutItem"}, "Maximum"
+    )
+    assert _total(put_latency, "SampleCount") == 7 and all(p["Maximum"] > 0 for p in put_latency)
+    returned = _sum(cw, "AWS/DynamoDB", "ReturnedItemCount", {**dims, "Operation": "Query"})
+    assert (_total(returned), _total(returned, "SampleCount")) == (2, 2)
+    assert _total(_sum(cw, "AWS/DynamoDB", "UserErrors", {})) == 1  # the GetItem on a missing table
+    listed = cw.list_metrics(Namespace="AWS/DynamoDB", Dimensions=[{"Name": "TableName", "Value": table}])
+    assert sorted({m["MetricName"] for m in listed["Metrics"]}) == [
+        "ConsumedReadCapacityUnits",
+        "ConsumedWriteCapacityUnits",
+        "ReturnedItemCount",
+        "SuccessfulRequestLatency",
+    ]
+
+
+def test_s3_daily_storage_metrics(strata_factory, unique):
+    server = strata_factory()
+    s3, cw = server.client("s3"), server.client("cloudwatch")
+    bucket = f"b-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"std/{i}", Body=b"a" * 100)
+    s3.put_object(Bucket=bucket, Key="ia", Body=b"b" * 200, StorageClass="STANDARD_IA")
+    server.advance_clock("1d")
+    now = datetime.now(UTC) + timedelta(days=1)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def daily(name: str, storage_type: str) -> list:
+        return cw.get_metric_statistics(
+            Namespace="AWS/S3",
+            MetricName=name,
+            Dimensions=[
+                {"Name": "BucketName", "Value": bucket},
+                {"Name": "StorageType", "Value": storage_type},
+            ],
+            StartTime=midnight - timedelta(days=1),
+            EndTime=midnight + timedelta(days=1),
+            Period=86400,
+            Statistics=["Average"],
+        )["Datapoints"]
+
+    assert [p["Average"] for p in daily("BucketSizeBytes", "StandardStorage")] == [300.0]
+    assert [p["Average"] for p in daily("BucketSizeBytes", "StandardIAStorage")] == [200.0]
+    (objects,) = daily("NumberOfObjects", "AllStorageTypes")
+    assert objects["Average"] == 4 and objects["Unit"] == "Count"
+    assert objects["Timestamp"] == midnight  # the day simulated time entered, at 00:00 UTC
+
+
+def test_elasticache_cache_hit_rate_matches_the_clients_count(strata_factory, unique):
+    """The lab's CloudWatch step: a cache-aside loop, then the hit rate CloudWatch reports."""
+    server = strata_factory()
+    ec, cw = server.client("elasticache"), server.client("cloudwatch")
+    cid = f"lab-{unique}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    (node,) = node_endpoints(ec, cid)
+    cache = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+    eventually(cache.ping, what="the node answers")
+    hits = misses = 0
+    for i in range(60):
+        key = f"user:{i % 8}"
+        if cache.get(key) is None:
+            misses += 1
+            cache.set(key, f"loaded from the database {i}")  # cache-aside: fill on a miss
+        else:
+            hits += 1
+    assert (hits, misses) == (52, 8)
+    server.advance_clock("2m")
+    dims = {"CacheClusterId": cid, "CacheNodeId": "0001"}
+    assert _total(_sum(cw, "AWS/ElastiCache", "CacheHits", dims)) == hits
+    assert _total(_sum(cw, "AWS/ElastiCache", "CacheMisses", dims)) == misses
+    rate = _sum(cw, "AWS/ElastiCache", "CacheHitRate", dims, stat="Average", period=60)
+    lookups = [p for p in rate if p["SampleCount"]]
+    if len(lookups) == 1:  # the loop fell in one minute (a minute boundary may split it in two)
+        assert lookups[0]["Average"] == 100.0 * hits / (hits + misses)
+    assert all(0 <= p["Average"] <= 100 for p in lookups) and lookups
+    used = _sum(cw, "AWS/ElastiCache", "BytesUsedForCache", dims, stat="Maximum", period=60)
+    assert used and all(p["Maximum"] > 0 for p in used)
+    connections = _sum(cw, "AWS/ElastiCache", "CurrConnections", dims, stat="Maximum", period=60)
+    assert max(p["Maximum"] for p in connections) >= 1  # our client (the publisher's is not counted)
+
+
+def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique):
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    ident = f"db-{unique}"
+    inst = create_pg(rds, ident)
+    sessions = [pg_connect(inst) for _ in range(3)]
+    for s in sessions:
+        s.execute("SELECT 1")
+    server.advance_clock("1m")  # a first sample: CPU and I/O rates need two
+    sessions[0].execute(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g"
+    )
+    size = sessions[0].execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0]
+    server.advance_clock("2m")
+    dims = {"DBInstanceIdentifier": ident}
+    connections = _sum(cw, "AWS/RDS", "DatabaseConnections", dims, stat="Maximum", period=60)
+    assert max(p["Maximum"] for p in connections) >= 3
+    free = _sum(cw, "AWS/RDS", "FreeStorageSpace", dims, stat="Minimum", period=60)
+    lowest = min(p["Minimum"] for p in free)
+    assert lowest < 20 * 1024**3 and lowest == pytest.approx(20 * 1024**3 - size, abs=16 * 1024**2)
+    cpu = _sum(cw, "AWS/RDS", "CPUUtilization", dims, stat="Maximum", period=60)
+    assert cpu and all(0 <= p["Maximum"] <= 100 for p in cpu) and cpu[0]["Unit"] == "Percent"
+    written = _sum(cw, "AWS/RDS", "WriteThroughput", dims, stat="Maximum", period=60)
+    assert written and all(p["Maximum"] >= 0 for p in written) and written[0]["Unit"] == "Bytes/Second"
+    for s in sessions:
+        s.close()
+
+
+def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
+    server = strata_factory()
+    efs, cw = server.client("efs"), server.client("cloudwatch")
+    fs = efs.create_file_system(CreationToken=f"cw-{unique}")["FileSystemId"]
+    size = efs.describe_file_systems(FileSystemId=fs)["FileSystems"][0]["SizeInBytes"]
+    server.advance_clock("1m")
+    dims = {"FileSystemId": fs, "StorageClass": "Total"}
+    points = _sum(cw, "AWS/EFS", "StorageBytes", dims, stat="Maximum", period=60)
+    assert points and points[-1]["Maximum"] >= size["Value"] > 0
+    standard = _sum(
+        cw, "AWS/EFS", "StorageBytes", {**dims, "StorageClass": "Standard"}, stat="Maximum", period=60
+    )
+    assert standard and standard[-1]["Unit"] == "Bytes"
