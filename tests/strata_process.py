@@ -71,7 +71,7 @@ class StrataProcess:
         moment ago), start again on others. The health answer must come from this process: one
         answered by another server on a port taken from under us once made a test talk to the
         wrong server (InvalidClientTokenId for every key of its users file)."""
-        for attempt in range(3):
+        for _ in range(3):
             try:
                 return self._start_once(timeout)
             except _PortTaken:
