@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.ec2.volumes")
 BATCH = 64  # blocks (32 MiB) a snapshot job publishes at once
-_NOWAIT = hasattr(os, "RWF_NOWAIT")
 CACHE_BLOCKS = 32
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
@@ -196,16 +195,55 @@ class FileDevice:
         self.store.put_blocks(job.snapshot_id, {idx: self._read_block(idx)}, self.sealer)
         job.done += 1
 
+    def _direct(self, offset: int, length: int) -> bool:
+        """Whether a write may go to the file without the lock: no snapshot job is reading the
+        file and no block of the range still lives in the block store (`_base` only shrinks).
+
+        A snapshot that starts while such a write is under way may or may not hold it (it was
+        not acknowledged when the snapshot began: either is a point in time), and the write
+        marks its blocks changed only once it landed, so the next snapshot copies them in any
+        case."""
+        with self._lock:
+            if self._jobs:
+                return False
+            if self._base:
+                first, last = offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE
+                return not any(idx in self._base for idx in range(first, last + 1))
+            return True
+
+    def _landed(self, offset: int, length: int) -> None:
+        with self._lock:
+            if self.changed is not None:
+                self.changed.update(range(offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE + 1))
+
     def write(self, offset: int, data: bytes | memoryview) -> None:
+        if self._direct(offset, len(data)):
+            _pwrite_full(self.fd, data, offset)
+            self._landed(offset, len(data))
+            return
         with self._lock:
             self._touch(offset, len(data))
             _pwrite_full(self.fd, data, offset)
 
     def zero(self, offset: int, length: int) -> None:
         """TRIM / WRITE_ZEROES: the range reads as zeros and takes no space."""
+        if self._direct(offset, length):
+            punch_hole(self.fd, offset, length)
+            self._landed(offset, length)
+            return
         with self._lock:
             self._touch(offset, length)
             punch_hole(self.fd, offset, length)
+
+    def file_range(self, offset: int, length: int) -> int | None:
+        """The file descriptor to read `length` bytes at `offset` from, when the file holds all of
+        them (no block of the range is still only in the block store); else None."""
+        if self._base:
+            with self._lock:
+                first, last = offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE
+                if any(idx in self._base for idx in range(first, last + 1)):
+                    return None
+        return self.fd
 
     def flush(self) -> None:
         """Make every write so far durable (then drop the rows of materialised blocks)."""
@@ -306,23 +344,6 @@ class FileDevice:
         with self._lock:
             os.close(self.fd)
             self.fd = -1
-
-    def try_read(self, offset: int, length: int) -> bytes | bytearray | None:
-        """The bytes when the page cache holds them all (RWF_NOWAIT: never waits for the disk, so
-        the caller may run it on the event loop); None when reading needs a thread."""
-        if self._base or not _NOWAIT:
-            return None
-        buf = bytearray(length)
-        try:
-            n = os.preadv(self.fd, [buf], offset, os.RWF_NOWAIT)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return None
-        return buf if n == length else None
-
-    def try_write(self, offset: int, data: bytes | memoryview) -> bool:
-        return False
 
 
 def _pread_full(fd: int, length: int, offset: int) -> bytes:
