@@ -1,19 +1,22 @@
-"""The NBD transmission phase of one connection: requests read, served and answered by threads.
+"""The NBD transmission phase of one connection: requests read by one thread, served at once or
+by a pool.
 
-Why threads with blocking sockets rather than the event loop: every request becomes a few system
-calls that run without the GIL — `recv_into` a buffer the thread reuses, `pwrite` from it, and for
-reads of a plain volume `os.sendfile` from the volume's file straight into the socket — with no
-per-request task, future or executor hop. Python then costs microseconds per request, so the
-data path runs at a good fraction of `nbdkit file`.
-
-`WORKERS` threads serve one connection: they take turns reading a request off the socket (the
-receive lock), serve it on their own, and send the reply under the send lock. So a client with
-several requests in flight (qemu-img, nbdcopy) keeps several of them running at once, and replies
-go out in the order requests finish (each carries its handle). Memory stays bounded: each worker
-holds one request.
+Why threads with blocking sockets rather than the event loop: a request becomes a few system
+calls that run without the GIL, with no task or future per small request. The connection's
+thread reads the socket in chunks into a buffer it reuses and parses every request a chunk
+holds. Small requests are served on the spot: a write is one `pwrite` straight from that buffer,
+a read one `preadv` with RWF_NOWAIT (from the page cache, never waiting for the disk), and their
+replies go out together in one `sendmsg` once no more requests are waiting. Large requests
+(> 64 KiB) go to a pool of threads, so receiving the next one overlaps writing this one to the
+file (as nbdkit's threads do): a large write is received into a buffer of its own and
+`pwrite`n by the pool, a large read `sendfile`d from the volume's file into the socket. So is
+what may wait long: a small read the page cache cannot answer, and FLUSH. Every send holds the
+send lock; a reply carries its request's handle, so their order does not matter. Memory stays
+bounded: at most `IN_FLIGHT` bytes of large requests per connection are in the pool.
 
 FLUSH makes every write acknowledged before it durable (fdatasync of the volume's file, or the
-block map's write-back): a write's reply is sent only after its `pwrite` returned.
+block map's write-back): a write's reply is sent only after its `pwrite` returned. On DISC every
+request finishes and the device is flushed before the connection closes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,11 +44,15 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 
 CMD_FLAG_FUA = 1
 EIO, EINVAL, ENOSPC = 5, 22, 28
 MAX_REQUEST = 32 * 1024 * 1024
-WORKERS = 4  # threads serving one connection's requests at once
-KEEP_BUFFER = 1024 * 1024  # a worker keeps a buffer up to this size between requests
+RECV_BUFFER = 32 * 1024  # bytes read off the socket at once (the rest of a large payload bypasses it)
+SMALL = 64 * 1024  # requests up to this size are served by the connection's thread
+QUEUED_REPLIES = 256 * 1024  # reply bytes held back for one sendmsg at most
+IN_FLIGHT = 64 * 1024 * 1024  # bytes of large requests of one connection in the pool at most
+FREE_BUFFERS = 16  # large-write buffers a connection keeps for reuse
 _REQUEST = struct.Struct(">IHHQQI")
 _REPLY = struct.Struct(">IIQ")
-_SENDFILE_MIN = 64 * 1024  # smaller reads: one pread + one send beat header + sendfile
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_POOL = ThreadPoolExecutor(32, thread_name_prefix="nbd-io")
 
 
 class Closed(Exception):
@@ -60,14 +69,20 @@ def recv_exact(sock: socket.socket, view: memoryview) -> None:
         pos += n
 
 
-def _send_all(sock: socket.socket, data: bytes | memoryview, flags: int = 0) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[sock.send(view, flags) :]
+def send_parts(sock: socket.socket, parts: list[bytes | bytearray | memoryview], flags: int = 0) -> None:
+    """Send every part, in order, with as few system calls as the socket allows."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        sent = sock.sendmsg(views, [], flags)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
 
 
 class Transmission:
-    """Serves one connection to one device until DISC, EOF or `shutdown`."""
+    """Serves one connection to one device until DISC, EOF or a shutdown of its socket."""
 
     def __init__(
         self, sock: socket.socket, dev: BlockDevice | FileDevice, limiter: VolumeLimiter | None
@@ -75,134 +90,244 @@ class Transmission:
         self.sock = sock
         self.dev = dev
         self.limiter = limiter
-        self._recv = threading.Lock()
         self._send = threading.Lock()
-        self._done = False  # no more requests are read (DISC, EOF, error)
-        self._disc = False
+        self._queued: list[bytes | bytearray | memoryview] = []
+        self._queued_bytes = 0
+        self._pool = threading.Condition()  # guards the three below
+        self._in_pool = 0
+        self._pool_bytes = 0
+        self._free: list[bytearray] = []
+
+    # -- the connection's thread -------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until the end (blocking): WORKERS threads, this one among them; on DISC, every
-        request finishes and the device is flushed before the connection closes."""
-        helpers = [
-            threading.Thread(target=self._worker, name=f"nbd-{self.dev.owner}", daemon=True)
-            for _ in range(WORKERS - 1)
-        ]
-        for t in helpers:
-            t.start()
-        self._worker()
-        for t in helpers:
-            t.join()
-        if self._disc:
-            self.dev.flush()
-
-    def _stop_reading(self) -> None:
-        self._done = True
+        """Serve until the end (blocking); returns once the pool has finished its requests too."""
         try:
-            self.sock.shutdown(socket.SHUT_RD)  # wakes a worker blocked in recv
+            self._loop()
+        finally:
+            with self._pool:
+                self._pool.wait_for(lambda: self._in_pool == 0)
+
+    def _loop(self) -> None:
+        rbuf = bytearray(RECV_BUFFER)
+        view = memoryview(rbuf)
+        start = end = 0
+        while True:
+            if end - start < _REQUEST.size:
+                if start:
+                    rbuf[: end - start] = view[start:end]
+                    end, start = end - start, 0
+                end += self._fill(view, end)
+                continue
+            magic, flags, kind, handle, offset, length = _REQUEST.unpack_from(rbuf, start)
+            if magic != REQUEST_MAGIC:
+                raise Closed
+            start += _REQUEST.size
+            if kind == CMD_DISC:
+                self._flush_replies()
+                with self._pool:
+                    self._pool.wait_for(lambda: self._in_pool == 0)
+                self.dev.flush()
+                return
+            payload: memoryview | bytearray | None = None
+            if kind == CMD_WRITE:
+                have = min(length, end - start)
+                if length <= SMALL and have == length:
+                    payload = view[start : start + length]
+                else:  # received into a buffer of its own (the pool writes it)
+                    payload = self._payload(view[start : start + have], length)
+                start += have
+            if self.limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
+                wait = self.limiter.admit(length)
+                if wait > 0:
+                    self._flush_replies()
+                    time.sleep(wait)
+            self._request(flags, kind, handle, offset, length, payload)
+
+    def _fill(self, view: memoryview, end: int) -> int:
+        """Read what the socket holds into `view[end:]`; if nothing yet, send the queued replies
+        first and then wait for more."""
+        try:
+            n = self.sock.recv_into(view[end:], 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            self._flush_replies()
+            n = self.sock.recv_into(view[end:])
+        if n == 0:
+            raise Closed
+        return n
+
+    def _payload(self, present: memoryview, length: int) -> bytearray | None:
+        """A write's bytes, the first of them already in the receive buffer; None (the bytes are
+        dropped) when the request is too large to serve."""
+        if length > MAX_REQUEST:
+            rest, chunk = length - len(present), memoryview(bytearray(min(length, 1024 * 1024)))
+            while rest:
+                n = min(rest, len(chunk))
+                recv_exact(self.sock, chunk[:n])
+                rest -= n
+            return None
+        buf = self._buffer(length)
+        wview = memoryview(buf)
+        wview[: len(present)] = present
+        recv_exact(self.sock, wview[len(present) : length])
+        return buf
+
+    def _room(self, length: int) -> None:
+        """Wait until the pool may take `length` more bytes of this connection's requests."""
+        with self._pool:
+            self._pool.wait_for(lambda: self._pool_bytes + length <= IN_FLIGHT or not self._in_pool)
+
+    def _buffer(self, length: int) -> bytearray:
+        """A buffer of at least `length` bytes, once the pool has room for that many more."""
+        self._room(length)
+        with self._pool:
+            for i, buf in enumerate(self._free):
+                if len(buf) >= length:
+                    return self._free.pop(i)
+        return bytearray(length)
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        flags: int,
+        kind: int,
+        handle: int,
+        offset: int,
+        length: int,
+        payload: memoryview | bytearray | None,
+    ) -> None:
+        dev = self.dev
+        if length > MAX_REQUEST:
+            return self._reply(EINVAL, handle)
+        if kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
+            return self._reply(ENOSPC if kind != CMD_READ else EINVAL, handle)
+        if kind == CMD_READ:
+            return self._read(handle, offset, length)
+        if kind == CMD_FLUSH:
+            return self._in_pool_do(0, self._flush, handle)
+        if kind == CMD_WRITE and isinstance(payload, bytearray):
+            return self._in_pool_do(length, self._write, handle, flags, offset, length, payload)
+        if kind not in (CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES):
+            return self._reply(EINVAL, handle)
+        try:
+            if kind == CMD_WRITE:
+                assert payload is not None
+                dev.write(offset, payload)
+            else:
+                dev.zero(offset, length)
+            if flags & CMD_FLAG_FUA:
+                dev.flush()
+        except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
+            log.exception("NBD command %s on %s failed", kind, dev.owner)
+            return self._reply(EIO, handle)
+        return self._reply(0, handle)
+
+    def _read(self, handle: int, offset: int, length: int) -> None:
+        fd = self.dev.file_range(offset, length)
+        if fd is not None and length > SMALL:
+            self._flush_replies()
+            self._read_in_pool(handle, fd, offset, length)
+            return None
+        if fd is None or length > SMALL:
+            self._room(length)
+            return self._in_pool_do(length, self._read_in_pool, handle, fd, offset, length)
+        buf = bytearray(length)
+        if _NOWAIT:
+            try:
+                if os.preadv(fd, [buf], offset, _NOWAIT) == length:
+                    return self._reply(0, handle, buf)
+            except BlockingIOError:
+                pass
+        return self._in_pool_do(length, self._read_in_pool, handle, fd, offset, length)
+
+    def _reply(self, error: int, handle: int, data: bytes | bytearray | None = None) -> None:
+        self._queued.append(_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle))
+        if data is not None:
+            self._queued.append(data)
+            self._queued_bytes += len(data)
+        if self._queued_bytes >= QUEUED_REPLIES or len(self._queued) >= 64:
+            self._flush_replies()
+
+    def _flush_replies(self) -> None:
+        if self._queued:
+            parts, self._queued, self._queued_bytes = self._queued, [], 0
+            with self._send:
+                send_parts(self.sock, parts)
+
+    # -- in the pool -------------------------------------------------------------------------------
+
+    def _in_pool_do(self, size: int, fn: Callable[..., None], handle: int, *args: object) -> None:
+        with self._pool:
+            self._in_pool += 1
+            self._pool_bytes += size
+        _POOL.submit(self._pooled, size, fn, handle, *args)
+
+    def _pooled(self, size: int, fn: Callable[..., None], handle: int, *args: object) -> None:
+        try:
+            fn(handle, *args)
+        except OSError:
+            self._abort()  # the reply could not be sent whole: the connection ends
+        except Exception:  # noqa: BLE001 - logged; the connection ends
+            log.exception("NBD request on %s failed", self.dev.owner)
+            self._abort()
+        finally:
+            with self._pool:
+                self._in_pool -= 1
+                self._pool_bytes -= size
+                self._pool.notify_all()
+
+    def _abort(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
-    def _worker(self) -> None:
-        header = bytearray(_REQUEST.size)
-        hview = memoryview(header)
-        buf = bytearray(0)
-        try:
-            while True:
-                with self._recv:
-                    if self._done:
-                        return
-                    recv_exact(self.sock, hview)
-                    magic, flags, kind, handle, offset, length = _REQUEST.unpack_from(header)
-                    if magic != REQUEST_MAGIC:
-                        raise Closed
-                    if kind == CMD_DISC:
-                        self._disc = True
-                        raise Closed
-                    if kind == CMD_WRITE:
-                        if length > MAX_REQUEST:  # read and dropped: answered EINVAL
-                            self._skip(length)
-                        else:
-                            if len(buf) < length:
-                                buf = bytearray(length)
-                            recv_exact(self.sock, memoryview(buf)[:length])
-                if self.limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
-                    wait = self.limiter.admit(length)
-                    if wait > 0:
-                        time.sleep(wait)
-                buf = self._serve(buf, flags, kind, handle, offset, length)
-                if len(buf) > KEEP_BUFFER:
-                    buf = bytearray(0)
-        except (Closed, ConnectionError, OSError):
-            self._stop_reading()
-        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
-            log.exception("NBD connection to %s failed", self.dev.owner)
-            self._stop_reading()
-
-    def _skip(self, length: int) -> None:
-        chunk = memoryview(bytearray(min(length, 1024 * 1024)))
-        while length:
-            n = min(length, len(chunk))
-            recv_exact(self.sock, chunk[:n])
-            length -= n
-
-    def _serve(
-        self, buf: bytearray, flags: int, kind: int, handle: int, offset: int, length: int
-    ) -> bytearray:
-        """Do one request and reply; returns the worker's buffer (a read may have grown it)."""
-        dev = self.dev
-        error = 0
-        if length > MAX_REQUEST:
-            error = EINVAL
-        elif kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
-            error = ENOSPC if kind != CMD_READ else EINVAL
-        else:
-            try:
-                if kind == CMD_READ:
-                    return self._read(buf, handle, offset, length)
-                if kind == CMD_WRITE:
-                    dev.write(offset, memoryview(buf)[:length])
-                elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
-                    dev.zero(offset, length)
-                elif kind == CMD_FLUSH:
-                    dev.flush()
-                else:
-                    error = EINVAL
-                if not error and flags & CMD_FLAG_FUA and kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
-                    dev.flush()
-            except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
-                log.exception("NBD command %s on %s failed", kind, dev.owner)
-                error = EIO
+    def _send_reply(self, error: int, handle: int, *data: bytes | bytearray | memoryview) -> None:
         with self._send:
-            _send_all(self.sock, _REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle))
-        return buf
+            send_parts(self.sock, [_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle), *data])
 
-    def _read(self, buf: bytearray, handle: int, offset: int, length: int) -> bytearray:
-        """A READ: straight from the volume's file when it holds the range (sendfile), else
-        through the device; an error before the first byte is an EIO reply."""
-        head = _REPLY.pack(SIMPLE_REPLY_MAGIC, 0, handle)
-        fd = self.dev.file_range(offset, length)
-        if fd is not None and length >= _SENDFILE_MIN:
-            with self._send:
-                _send_all(self.sock, head, socket.MSG_MORE)
-                _sendfile_all(self.sock, fd, offset, length)  # a failure here ends the connection
-            return buf
+    def _flush(self, handle: int) -> None:
         try:
-            if fd is not None:
-                if len(buf) < length:
-                    buf = bytearray(length)
-                data: memoryview | bytes = memoryview(buf)[:length]
-                _pread_into(fd, data, offset)
+            self.dev.flush()
+        except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
+            log.exception("NBD flush of %s failed", self.dev.owner)
+            return self._send_reply(EIO, handle)
+        return self._send_reply(0, handle)
+
+    def _write(self, handle: int, flags: int, offset: int, length: int, buf: bytearray) -> None:
+        error = 0
+        try:
+            self.dev.write(offset, memoryview(buf)[:length])
+            if flags & CMD_FLAG_FUA:
+                self.dev.flush()
+        except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
+            log.exception("NBD write on %s failed", self.dev.owner)
+            error = EIO
+        with self._pool:
+            if len(self._free) < FREE_BUFFERS:
+                self._free.append(buf)
+        self._send_reply(error, handle)
+
+    def _read_in_pool(self, handle: int, fd: int | None, offset: int, length: int) -> None:
+        """A read that may wait for the disk: sendfile from the volume's file when it holds the
+        range, else through the device. An error before the reply's head went out is an EIO
+        reply; after, it can only end the connection."""
+        if fd is not None and length > SMALL:
+            with self._send:
+                send_parts(self.sock, [_REPLY.pack(SIMPLE_REPLY_MAGIC, 0, handle)], socket.MSG_MORE)
+                _sendfile_all(self.sock, fd, offset, length)
+            return None
+        try:
+            if fd is None:
+                data: bytes | bytearray = self.dev.read(offset, length)
             else:
-                data = self.dev.read(offset, length)
+                data = bytearray(length)
+                _pread_into(fd, memoryview(data), offset)
         except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
             log.exception("NBD read on %s failed", self.dev.owner)
-            with self._send:
-                _send_all(self.sock, _REPLY.pack(SIMPLE_REPLY_MAGIC, EIO, handle))
-            return buf
-        with self._send:
-            _send_all(self.sock, head, socket.MSG_MORE)
-            _send_all(self.sock, data)
-        return buf
+            return self._send_reply(EIO, handle)
+        return self._send_reply(0, handle, data)
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> None:
@@ -221,6 +346,6 @@ def _sendfile_all(sock: socket.socket, fd: int, offset: int, length: int) -> Non
     while offset < end:
         n = os.sendfile(out, fd, offset, end - offset)
         if n == 0:  # past the end of the file: zeros
-            _send_all(sock, bytes(end - offset))
+            send_parts(sock, [bytes(end - offset)])
             return
         offset += n
