@@ -109,7 +109,7 @@ class Transmission:
                 self._pool.wait_for(lambda: self._in_pool == 0)
 
     def _loop(self) -> None:
-        rbuf = bytearray(RECV_BUFFER)
+        rbuf = bytearray(SMALL + RECV_BUFFER)
         view = memoryview(rbuf)
         start = end = 0
         while True:
@@ -132,11 +132,17 @@ class Transmission:
             payload: memoryview | bytearray | None = None
             if kind == CMD_WRITE:
                 have = min(length, end - start)
-                if length <= SMALL and have == length:
+                if length <= SMALL:  # all of it in the receive buffer
+                    if have < length:
+                        rbuf[: end - start] = view[start:end]
+                        end, start = end - start, 0
+                        recv_exact(self.sock, view[end:length])
+                        end = length
                     payload = view[start : start + length]
+                    start += length
                 else:  # received into a buffer of its own (the pool writes it)
                     payload = self._payload(view[start : start + have], length)
-                start += have
+                    start += have
             if self.limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
                 wait = self.limiter.admit(length)
                 if wait > 0:
@@ -148,10 +154,10 @@ class Transmission:
         """Read what the socket holds into `view[end:]`; if nothing yet, send the queued replies
         first and then wait for more."""
         try:
-            n = self.sock.recv_into(view[end:], 0, socket.MSG_DONTWAIT)
+            n = self.sock.recv_into(view[end:], RECV_BUFFER, socket.MSG_DONTWAIT)
         except BlockingIOError:
             self._flush_replies()
-            n = self.sock.recv_into(view[end:])
+            n = self.sock.recv_into(view[end:], RECV_BUFFER)
         if n == 0:
             raise Closed
         return n
