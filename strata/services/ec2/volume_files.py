@@ -16,6 +16,12 @@ What the device keeps:
   whether it was saved by a clean close. After a crash it is unknown and the next snapshot hashes
   every written block (content addressing still stores only blocks no snapshot has).
 
+Space: the file and the snapshots' blocks are separate copies, so a snapshotted volume's data
+takes space twice (AWS stores and bills volumes and snapshots separately too). Sharing them —
+punching the file's copy of blocks a completed snapshot holds and reading those through `base` —
+would cost every later read of them the block store's slower path (no sendfile) and a copy
+before the first write, so it is not done.
+
 Durability: a FLUSH (NBD FLUSH, FUA, a snapshot, a detach) fdatasyncs the file before dropping
 materialised rows, so an acknowledged flushed write survives kill -9 and power loss.
 """
