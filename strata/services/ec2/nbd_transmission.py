@@ -6,13 +6,14 @@ calls that run without the GIL, with no task or future per small request. The co
 thread reads the socket in chunks into a buffer it reuses and parses every request a chunk
 holds. Small requests are served on the spot: a write is one `pwrite` straight from that buffer,
 a read one `preadv` with RWF_NOWAIT (from the page cache, never waiting for the disk), and their
-replies go out together in one `sendmsg` once no more requests are waiting. Large requests
-(> 64 KiB) go to a pool of threads, so receiving the next one overlaps writing this one to the
-file (as nbdkit's threads do): a large write is received into a buffer of its own and
-`pwrite`n by the pool, a large read `sendfile`d from the volume's file into the socket. So is
-what may wait long: a small read the page cache cannot answer, and FLUSH. Every send holds the
-send lock; a reply carries its request's handle, so their order does not matter. Memory stays
-bounded: at most `IN_FLIGHT` bytes of large requests per connection are in the pool.
+replies go out together in one `sendmsg` once no more requests are waiting; a large read
+(> 64 KiB) is `sendfile`d from the volume's file into the socket. A large write goes to a pool
+of threads, so receiving the next one overlaps writing this one to the file (as nbdkit's threads
+do): it is received into a buffer of its own and `pwrite`n by the pool. So is what may wait
+long: a small read the page cache cannot answer, and FLUSH (and, with limits on, large reads:
+the connection's thread paces requests then). Every send holds the send lock; a reply carries
+its request's handle, so their order does not matter. Memory stays bounded: at most
+`IN_FLIGHT` bytes of large requests per connection are in the pool.
 
 FLUSH makes every write acknowledged before it durable (fdatasync of the volume's file, or the
 block map's write-back): a write's reply is sent only after its `pwrite` returned. On DISC every
@@ -231,7 +232,9 @@ class Transmission:
 
     def _read(self, handle: int, offset: int, length: int) -> None:
         fd = self.dev.file_range(offset, length)
-        if fd is not None and length > SMALL:
+        if fd is not None and length > SMALL and self.limiter is None:
+            # sendfile'd by this thread: a hop to the pool costs more than it overlaps. With
+            # limits on, this thread paces the requests, so serving must not hold it up.
             self._flush_replies()
             self._read_in_pool(handle, fd, offset, length)
             return None
