@@ -33,7 +33,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strata.services.ec2.limits import BLOCK_SIZE
-from strata.services.ec2.volume_files import FileDevice
+from strata.services.ec2.volume_files import FileDevice, runs
 from strata.storage.metadata import MetadataStore
 
 SCHEMA = """
@@ -414,6 +414,18 @@ class BlockDevice:
     def file_range(self, offset: int, length: int) -> int | None:
         """No file holds the device's bytes: reads go through `read`."""
         return None
+
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """What of `[offset, offset + length)` holds data: (bytes, is data) runs (NBD BLOCK_STATUS)."""
+        end = offset + length
+        with self._lock:
+            data = [
+                (idx * BLOCK_SIZE, (idx + 1) * BLOCK_SIZE)
+                for idx in range(offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1)
+                if (idx in self._dirty and self._dirty[idx] is not None)
+                or (idx not in self._dirty and idx in self._map)
+            ]
+        return runs(offset, end, data)
 
     def zero(self, offset: int, length: int) -> None:
         """TRIM / WRITE_ZEROES: whole blocks become unmapped (no space), partial ones zeroed."""

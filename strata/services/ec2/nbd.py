@@ -1,8 +1,11 @@
 """The NBD server: attached volumes as block devices for qemu-img, nbdcopy, libnbd, the kernel.
 
 Fixed newstyle handshake (NBD_OPT_EXPORT_NAME, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST,
-NBD_OPT_ABORT; anything else is NBD_REP_ERR_UNSUP), simple replies, and the transmission
-commands READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES and DISC. The export name is the
+NBD_OPT_ABORT, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST/SET_META_CONTEXT with the one context
+`base:allocation`; anything else is NBD_REP_ERR_UNSUP), simple or structured replies, and the
+transmission commands READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS and DISC.
+BLOCK_STATUS tells a client which ranges were never written (holes), so nbdcopy and qemu-img
+skip them instead of reading zeros. The export name is the
 volume id; only an attached volume is exported. Every connection to a volume shares its one
 device, so a FLUSH on any connection makes every acknowledged write durable (CAN_MULTI_CONN).
 Protocol reference: https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md
@@ -25,7 +28,14 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.ec2.blocks import BlockDevice
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
-from strata.services.ec2.nbd_transmission import MAX_REQUEST, Closed, Transmission, recv_exact
+from strata.services.ec2.nbd_transmission import (
+    ALLOCATION_ID,
+    MAX_REQUEST,
+    Closed,
+    Negotiated,
+    Transmission,
+    recv_exact,
+)
 from strata.services.ec2.performance import VolumeLimiter, limits_enabled
 from strata.services.ec2.states import attachments
 from strata.services.ec2.volume_files import FileDevice
@@ -41,7 +51,9 @@ REPLY_MAGIC = 0x3E889045565A9
 
 FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES = 1, 2
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
-REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
+OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
+REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
+ALLOCATION = b"base:allocation"
 REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_UNKNOWN = 2**31 + 1, 2**31 + 3, 2**31 + 6
 INFO_EXPORT, INFO_BLOCK_SIZE = 0, 3
 TX_FLAGS = (
@@ -146,7 +158,8 @@ class NbdServer:
     def _serve(self, sock: socket.socket) -> None:
         name = None
         try:
-            dev = self._handshake(sock)
+            negotiated = Negotiated()
+            dev = self._handshake(sock, negotiated)
             if dev is None:
                 return
             name = dev.owner
@@ -157,7 +170,7 @@ class NbdServer:
                 self._conns.setdefault(name, {})[sock] = thread
                 if not _served(self.provider.store.get_doc("volume", name) or {}):
                     return  # detached while this connection was opening
-            Transmission(sock, dev, self._limiters.get(name)).run()
+            Transmission(sock, dev, self._limiters.get(name), negotiated).run()
         except (Closed, ConnectionError, OSError):
             pass
         except Exception:  # noqa: BLE001 - one broken connection must not take the server down
@@ -169,8 +182,9 @@ class NbdServer:
                     self._conns.get(name, {}).pop(sock, None)
             sock.close()
 
-    def _handshake(self, sock: socket.socket) -> BlockDevice | FileDevice | None:
-        """The option haggling phase: the device chosen, or None when the client gave up."""
+    def _handshake(self, sock: socket.socket, negotiated: Negotiated) -> BlockDevice | FileDevice | None:
+        """The option haggling phase: the device chosen, or None when the client gave up; what
+        else was agreed goes into `negotiated`."""
         sock.sendall(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
         (client_flags,) = struct.unpack(">I", _recv(sock, 4))
         no_zeroes = bool(client_flags & FLAG_NO_ZEROES)
@@ -207,8 +221,46 @@ class NbdServer:
             elif option == OPT_ABORT:
                 _reply(sock, option, REP_ACK, b"")
                 return None
+            elif option == OPT_STRUCTURED_REPLY:
+                if length:
+                    _reply(sock, option, REP_ERR_INVALID, b"")
+                    continue
+                negotiated.structured = True
+                _reply(sock, option, REP_ACK, b"")
+            elif option in (OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT):
+                self._meta_context(sock, option, data, negotiated)
             else:
                 _reply(sock, option, REP_ERR_UNSUP, b"")
+
+    @staticmethod
+    def _meta_context(sock: socket.socket, option: int, data: bytes, negotiated: Negotiated) -> None:
+        """LIST/SET_META_CONTEXT: `base:allocation` is the one context there is (id 1)."""
+        try:
+            (n,) = struct.unpack_from(">I", data)
+            pos = 4 + n
+            (count,) = struct.unpack_from(">I", data, pos)
+            pos += 4
+            queries = []
+            for _ in range(count):
+                (n,) = struct.unpack_from(">I", data, pos)
+                queries.append(data[pos + 4 : pos + 4 + n])
+                pos += 4 + n
+            if pos != len(data):
+                raise struct.error("trailing bytes")
+        except struct.error:
+            _reply(sock, option, REP_ERR_INVALID, b"malformed meta context request")
+            return
+        if option == OPT_SET_META_CONTEXT and not negotiated.structured:
+            _reply(sock, option, REP_ERR_INVALID, b"structured replies first")
+            return
+        listing = option == OPT_LIST_META_CONTEXT and not queries
+        wanted = (ALLOCATION, b"base:") if option == OPT_LIST_META_CONTEXT else (ALLOCATION,)
+        chosen = listing or any(q in wanted for q in queries)
+        if option == OPT_SET_META_CONTEXT:
+            negotiated.allocation = chosen
+        if chosen:
+            _reply(sock, option, REP_META_CONTEXT, struct.pack(">I", ALLOCATION_ID) + ALLOCATION)
+        _reply(sock, option, REP_ACK, b"")
 
     def _attached_ids(self) -> list[str]:
         return [d["id"] for d in self.provider.store.list_docs("volume") if _served(d)]

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,8 +42,15 @@ log = logging.getLogger("strata.ec2.nbd")
 
 REQUEST_MAGIC = 0x25609513
 SIMPLE_REPLY_MAGIC = 0x67446698
+STRUCTURED_REPLY_MAGIC = 0x668E33EF
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 3, 4, 6
-CMD_FLAG_FUA = 1
+CMD_BLOCK_STATUS = 7
+CMD_FLAG_FUA, CMD_FLAG_REQ_ONE = 1, 8
+REPLY_FLAG_DONE = 1
+TYPE_NONE, TYPE_OFFSET_DATA, TYPE_BLOCK_STATUS, TYPE_ERROR = 0, 1, 5, 2**15 + 1
+STATE_HOLE_ZERO = 1 | 2  # base:allocation: NBD_STATE_HOLE | NBD_STATE_ZERO
+ALLOCATION_ID = 1  # the id of the one metadata context, base:allocation
+MAX_EXTENTS = 256  # descriptors in one BLOCK_STATUS reply at most
 EIO, EINVAL, ENOSPC = 5, 22, 28
 MAX_REQUEST = 32 * 1024 * 1024
 RECV_BUFFER = 32 * 1024  # bytes read off the socket at once (the rest of a large payload bypasses it)
@@ -52,8 +60,17 @@ IN_FLIGHT = 64 * 1024 * 1024  # bytes of large requests of one connection in the
 FREE_BUFFERS = 16  # large-write buffers a connection keeps for reuse
 _REQUEST = struct.Struct(">IHHQQI")
 _REPLY = struct.Struct(">IIQ")
+_CHUNK = struct.Struct(">IHHQI")
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _POOL = ThreadPoolExecutor(32, thread_name_prefix="nbd-io")
+
+
+@dataclass
+class Negotiated:
+    """What the handshake agreed on besides the export."""
+
+    structured: bool = False  # NBD_OPT_STRUCTURED_REPLY: reads answered in chunks
+    allocation: bool = False  # the base:allocation context: BLOCK_STATUS answered
 
 
 class Closed(Exception):
@@ -86,8 +103,13 @@ class Transmission:
     """Serves one connection to one device until DISC, EOF or a shutdown of its socket."""
 
     def __init__(
-        self, sock: socket.socket, dev: BlockDevice | FileDevice, limiter: VolumeLimiter | None
+        self,
+        sock: socket.socket,
+        dev: BlockDevice | FileDevice,
+        limiter: VolumeLimiter | None,
+        negotiated: Negotiated | None = None,
     ) -> None:
+        self.negotiated = negotiated or Negotiated()
         self.sock = sock
         self.dev = dev
         self.limiter = limiter
@@ -205,12 +227,16 @@ class Transmission:
         payload: memoryview | bytearray | None,
     ) -> None:
         dev = self.dev
+        if kind == CMD_READ:
+            if length > MAX_REQUEST or offset + length > dev.size:
+                return self._queue(self._head(EINVAL, handle))
+            return self._read(handle, offset, length)
+        if kind == CMD_BLOCK_STATUS:
+            return self._block_status(flags, handle, offset, length)
         if length > MAX_REQUEST:
             return self._reply(EINVAL, handle)
-        if kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
-            return self._reply(ENOSPC if kind != CMD_READ else EINVAL, handle)
-        if kind == CMD_READ:
-            return self._read(handle, offset, length)
+        if kind in (CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
+            return self._reply(ENOSPC, handle)
         if kind == CMD_FLUSH:
             return self._in_pool_do(0, self._flush, handle)
         if kind == CMD_WRITE and isinstance(payload, bytearray):
@@ -245,13 +271,50 @@ class Transmission:
         if _NOWAIT:
             try:
                 if os.preadv(fd, [buf], offset, _NOWAIT) == length:
-                    return self._reply(0, handle, buf)
+                    return self._queue(self._head(0, handle, offset, length), buf)
             except BlockingIOError:
                 pass
         return self._in_pool_do(length, self._read_in_pool, handle, fd, offset, length)
 
-    def _reply(self, error: int, handle: int, data: bytes | bytearray | None = None) -> None:
-        self._queued.append(_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle))
+    def _head(self, error: int, handle: int, offset: int = 0, length: int = 0, *, done: bool = True) -> bytes:
+        """What goes before a READ's data, or its whole error reply: a simple reply, or the
+        structured chunk (OFFSET_DATA; NONE for no bytes; ERROR) once negotiated. `done=False`
+        when an error may still come up while the data is sent (a NONE chunk follows then)."""
+        if not self.negotiated.structured:
+            return _REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle)
+        if error:
+            return _CHUNK.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, TYPE_ERROR, handle, 6) + struct.pack(
+                ">IH", error, 0
+            )
+        if not length:
+            return _CHUNK.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, TYPE_NONE, handle, 0)
+        flags = REPLY_FLAG_DONE if done else 0
+        return _CHUNK.pack(STRUCTURED_REPLY_MAGIC, flags, TYPE_OFFSET_DATA, handle, 8 + length) + struct.pack(
+            ">Q", offset
+        )
+
+    def _block_status(self, flags: int, handle: int, offset: int, length: int) -> None:
+        """Which of the range holds data (base:allocation): never-written ranges are holes."""
+        if not self.negotiated.allocation or not length or offset + length > self.dev.size:
+            return self._reply(EINVAL, handle)
+        try:
+            extents = self.dev.extents(offset, length)
+        except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
+            log.exception("NBD block status of %s failed", self.dev.owner)
+            return self._reply(EIO, handle)
+        extents = extents[:1] if flags & CMD_FLAG_REQ_ONE else extents[:MAX_EXTENTS]
+        payload = struct.pack(">I", ALLOCATION_ID) + b"".join(
+            struct.pack(">II", n, 0 if data else STATE_HOLE_ZERO) for n, data in extents
+        )
+        head = _CHUNK.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, TYPE_BLOCK_STATUS, handle, len(payload))
+        return self._queue(head + payload)
+
+    def _reply(self, error: int, handle: int) -> None:
+        """A simple reply (every command but READ and BLOCK_STATUS may have one)."""
+        self._queue(_REPLY.pack(SIMPLE_REPLY_MAGIC, error, handle))
+
+    def _queue(self, head: bytes, data: bytes | bytearray | None = None) -> None:
+        self._queued.append(head)
         if data is not None:
             self._queued.append(data)
             self._queued_bytes += len(data)
@@ -324,8 +387,10 @@ class Transmission:
         reply; after, it can only end the connection."""
         if fd is not None and length > SMALL:
             with self._send:
-                send_parts(self.sock, [_REPLY.pack(SIMPLE_REPLY_MAGIC, 0, handle)], socket.MSG_MORE)
+                send_parts(self.sock, [self._head(0, handle, offset, length, done=False)], socket.MSG_MORE)
                 _sendfile_all(self.sock, fd, offset, length)
+                if self.negotiated.structured:
+                    send_parts(self.sock, [self._head(0, handle)])
             return None
         try:
             if fd is None:
@@ -335,8 +400,12 @@ class Transmission:
                 _pread_into(fd, memoryview(data), offset)
         except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
             log.exception("NBD read on %s failed", self.dev.owner)
-            return self._send_reply(EIO, handle)
-        return self._send_reply(0, handle, data)
+            with self._send:
+                send_parts(self.sock, [self._head(EIO, handle)])
+            return None
+        with self._send:
+            send_parts(self.sock, [self._head(0, handle, offset, length), data])
+        return None
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> None:

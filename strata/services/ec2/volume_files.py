@@ -251,6 +251,17 @@ class FileDevice:
                     return None
         return self.fd
 
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """What of `[offset, offset + length)` holds data: (bytes, is data) runs, in order (NBD
+        BLOCK_STATUS). Holes of the file read as zeros, unless the block store still holds them."""
+        end = offset + length
+        data = data_ranges(self.fd, offset, end)
+        if self._base:
+            with self._lock:
+                based = [idx for idx in self._base if offset // BLOCK_SIZE <= idx <= (end - 1) // BLOCK_SIZE]
+            data += [(idx * BLOCK_SIZE, (idx + 1) * BLOCK_SIZE) for idx in based]
+        return runs(offset, end, data)
+
     def flush(self) -> None:
         """Make every write so far durable (then drop the rows of materialised blocks)."""
         with self._lock:
@@ -350,6 +361,46 @@ class FileDevice:
         with self._lock:
             os.close(self.fd)
             self.fd = -1
+
+
+def data_ranges(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The (start, end) ranges of `[start, end)` where the file holds data (SEEK_DATA/SEEK_HOLE)."""
+    out = []
+    pos = start
+    while pos < end:
+        try:
+            begin = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # only a hole from here on
+                break
+            raise
+        if begin >= end:
+            break
+        stop = min(os.lseek(fd, begin, os.SEEK_HOLE), end)
+        out.append((begin, stop))
+        pos = stop
+    return out
+
+
+def runs(start: int, end: int, data: list[tuple[int, int]]) -> list[tuple[int, bool]]:
+    """`[start, end)` as (bytes, is data) runs, given ranges holding data (any order, overlaps)."""
+    out: list[tuple[int, bool]] = []
+    pos = start
+    for begin, stop in sorted(data):
+        begin, stop = max(begin, start), min(stop, end)
+        if stop <= pos:
+            continue
+        if begin > pos:
+            out.append((begin - pos, False))
+            pos = begin
+        if out and out[-1][1]:
+            out[-1] = (out[-1][0] + stop - pos, True)
+        else:
+            out.append((stop - pos, True))
+        pos = stop
+    if pos < end:
+        out.append((end - pos, False))
+    return out
 
 
 def _pread_full(fd: int, length: int, offset: int) -> bytes:
