@@ -29,14 +29,31 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(out)
 
 
-def connect(uri: str) -> socket.socket:
-    """Fixed newstyle handshake and NBD_OPT_GO for the URI's export; returns the socket."""
+def option(sock: socket.socket, opt: int, data: bytes) -> list[tuple[int, bytes]]:
+    """Send an option; its replies (kind, data) up to and with the final one."""
+    sock.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data)) + data)
+    out = []
+    while True:
+        _magic, _opt, kind, length = struct.unpack(">QIII", recv_exact(sock, 20))
+        out.append((kind, recv_exact(sock, length)))
+        if kind not in (2, 3, 4):  # SERVER, INFO, META_CONTEXT come before the final reply
+            return out
+
+
+def connect(uri: str, *, structured: bool = False) -> socket.socket:
+    """Fixed newstyle handshake (with `structured`: structured replies and base:allocation
+    negotiated) and NBD_OPT_GO for the URI's export; returns the socket."""
     u = urlparse(uri)
     sock = socket.create_connection((u.hostname, u.port), timeout=60)
     magic, opt, _flags = struct.unpack(">QQH", recv_exact(sock, 18))
     assert (magic, opt) == (NBDMAGIC, IHAVEOPT)
     sock.sendall(struct.pack(">I", 3))  # FIXED_NEWSTYLE | NO_ZEROES
     name = u.path.lstrip("/").encode()
+    if structured:
+        query = struct.pack(">I", len(name)) + name + struct.pack(">II", 1, 15) + b"base:allocation"
+        assert option(sock, 10, query) == [(1 << 31 | 3, b"structured replies first")]
+        assert option(sock, 8, b"") == [(1, b"")]
+        assert option(sock, 10, query) == [(4, struct.pack(">I", 1) + b"base:allocation"), (1, b"")]
     data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
     sock.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, len(data)) + data)
     while True:
@@ -138,3 +155,44 @@ def test_a_detach_ends_a_connection_with_requests_in_flight(strata_server) -> No
         VolumeIds=[volume], WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
     )
     ec2.delete_volume(VolumeId=volume)
+
+
+def chunks(sock: socket.socket, count: int) -> dict[int, list[tuple[int, int, bytes]]]:
+    """Structured replies to `count` requests, by handle: (flags, type, payload) chunks."""
+    out: dict[int, list[tuple[int, int, bytes]]] = {}
+    done = 0
+    while done < count:
+        magic, flags, kind, handle, length = struct.unpack(">IHHQI", recv_exact(sock, 20))
+        assert magic == 0x668E33EF
+        out.setdefault(handle, []).append((flags, kind, recv_exact(sock, length)))
+        done += flags & 1
+    return out
+
+
+def test_structured_replies_and_block_status(strata_server) -> None:  # noqa: ANN001
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1c")["VolumeId"]
+    sock = connect(attach(strata_server, ec2, volume, "us-east-1c", device="/dev/sdo"), structured=True)
+    data = os.urandom(MIB)
+    sock.sendall(request(WRITE, 1, 4 * MIB, MIB, data))
+    assert replies(sock, {}, 1) == {1: (0, b"")}  # other commands keep simple replies
+    sock.sendall(
+        request(READ, 2, 4 * MIB, 4096)  # small: one OFFSET_DATA chunk, final
+        + request(READ, 3, 4 * MIB, MIB)  # large (sendfile'd): OFFSET_DATA, then NONE
+        + request(READ, 4, GIB, 1)  # past the end: an ERROR chunk
+        + request(READ, 5, 0, 0)  # nothing to read: NONE
+        + request(7, 6, 0, GIB)  # BLOCK_STATUS of the whole device
+        + request(7, 7, 0, GIB, flags=8)  # ... REQ_ONE: one extent
+    )
+    got = chunks(sock, 6)
+    offset = struct.pack(">Q", 4 * MIB)
+    assert got[2] == [(1, 1, offset + data[:4096])]
+    assert got[3] == [(0, 1, offset + data), (1, 0, b"")]
+    assert got[4] == [(1, 2**15 + 1, struct.pack(">IH", EINVAL, 0))]
+    assert got[5] == [(1, 0, b"")]
+    hole, yes = 3, 0
+    extents = [(4 * MIB, hole), (MIB, yes), (GIB - 5 * MIB, hole)]
+    assert got[6] == [(1, 5, struct.pack(">I", 1) + b"".join(struct.pack(">II", *e) for e in extents))]
+    assert got[7] == [(1, 5, struct.pack(">I", 1) + struct.pack(">II", *extents[0]))]
+    sock.sendall(request(DISC, 8, 0, 0))
+    sock.close()
