@@ -15,6 +15,10 @@ the connection's thread paces requests then). Every send holds the send lock; a 
 its request's handle, so their order does not matter. Memory stays bounded: at most
 `IN_FLIGHT` bytes of large requests per connection are in the pool.
 
+Once structured replies are negotiated, a READ is answered in chunks (OFFSET_DATA, then NONE
+after a sendfile, since an error may still come up while it runs; ERROR) and BLOCK_STATUS says
+which ranges are holes; every other command keeps simple replies, as the protocol allows.
+
 FLUSH makes every write acknowledged before it durable (fdatasync of the volume's file, or the
 block map's write-back): a write's reply is sent only after its `pwrite` returned. On DISC every
 request finishes and the device is flushed before the connection closes.
