@@ -249,7 +249,7 @@ class Transmission:
             return self._reply(EINVAL, handle)
         try:
             if kind == CMD_WRITE:
-                assert payload is not None
+                assert isinstance(payload, memoryview)  # large ones went to the pool
                 dev.write(offset, payload)
             else:
                 dev.zero(offset, length)
