@@ -5,8 +5,8 @@ NBD_OPT_ABORT, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST/SET_META_CONTEXT with the 
 `base:allocation`; anything else is NBD_REP_ERR_UNSUP), simple or structured replies, and the
 transmission commands READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS and DISC.
 BLOCK_STATUS tells a client which ranges were never written (holes), so nbdcopy and qemu-img
-skip them instead of reading zeros. The export name is the
-volume id; only an attached volume is exported. Every connection to a volume shares its one
+skip them instead of reading zeros. The export name is the volume id; only an attached volume is
+exported. Every connection to a volume shares its one
 device, so a FLUSH on any connection makes every acknowledged write durable (CAN_MULTI_CONN).
 Protocol reference: https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md
 
