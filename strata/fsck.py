@@ -1,9 +1,10 @@
 """`strata fsck`: check a data dir offline (the server stopped), optionally repair it.
 
 Checks every Strata SQLite database (integrity_check), temp files of writes that never
-finished, S3's metadata against its blob files, DynamoDB's kept counts and EBS's block files; see
-strata/storage/fsck.py and each service's fsck module. `repair=True` removes only what no
-metadata refers to (orphan blobs, temp files, parts of uploads that are gone).
+finished, S3's metadata against its blob files, DynamoDB's kept counts and EBS's block files,
+volume files and snapshots; see strata/storage/fsck.py and each service's fsck module.
+`repair=True` removes only what no metadata refers to (orphan blobs and blocks, temp files,
+parts of uploads that are gone, files and records of deleted volumes).
 """
 
 from __future__ import annotations

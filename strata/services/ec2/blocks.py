@@ -33,7 +33,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strata.services.ec2.limits import BLOCK_SIZE
-from strata.services.ec2.volume_files import FileDevice
+from strata.services.ec2.volume_files import FileDevice, runs
 from strata.storage.metadata import MetadataStore
 
 SCHEMA = """
@@ -352,8 +352,7 @@ class BlockDevice:
     """Byte-addressed reads and writes over one owner's block map, with a write-back buffer.
 
     The device keeps its block map and a small cache of recently used blocks (by block id, so a
-    cached block is never stale) in memory: most NBD requests then need no I/O at all and run
-    on the event loop (`try_read`, `try_write`); the rest go through a thread.
+    cached block is never stale) in memory: most NBD requests then need no I/O at all.
     """
 
     def __init__(self, store: BlockStore, owner: str, size: int, sealer: Sealer) -> None:
@@ -386,9 +385,6 @@ class BlockDevice:
             self._cache.move_to_end(block_id)
         return data
 
-    def _in_memory(self, idx: int) -> bool:
-        return idx in self._dirty or idx not in self._map or self._map[idx] in self._cache
-
     @staticmethod
     def _spans(offset: int, length: int) -> list[tuple[int, int, int]]:
         """(block index, offset within it, bytes) for each block a request touches."""
@@ -412,36 +408,24 @@ class BlockDevice:
             out += data[within : within + n] if data is not None else bytes(n)
         return bytes(out)
 
-    def try_read(self, offset: int, length: int) -> bytes | None:
-        """The bytes, when they are all in memory; None when reading them needs I/O (or a flush
-        holds the device)."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            if not all(self._in_memory(idx) for idx, _, _ in self._spans(offset, length)):
-                return None
-            return self._read(offset, length)
-        finally:
-            self._lock.release()
-
     def write(self, offset: int, data: bytes | memoryview) -> None:
         self._apply(offset, len(data), memoryview(data))
 
-    def try_write(self, offset: int, data: bytes | memoryview) -> bool:
-        """Buffer the write when that needs no I/O (no block to read, no write-back due)."""
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            spans = self._spans(offset, len(data))
-            fresh = sum(1 for idx, _, _ in spans if idx not in self._dirty)
-            if len(self._dirty) + fresh >= DIRTY_LIMIT:
-                return False
-            if not all(n == BLOCK_SIZE or self._in_memory(idx) for idx, _, n in spans):
-                return False
-            self._apply(offset, len(data), memoryview(data))
-            return True
-        finally:
-            self._lock.release()
+    def file_range(self, offset: int, length: int) -> int | None:
+        """No file holds the device's bytes: reads go through `read`."""
+        return None
+
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """What of `[offset, offset + length)` holds data: (bytes, is data) runs (NBD BLOCK_STATUS)."""
+        end = offset + length
+        with self._lock:
+            data = [
+                (idx * BLOCK_SIZE, (idx + 1) * BLOCK_SIZE)
+                for idx in range(offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1)
+                if (idx in self._dirty and self._dirty[idx] is not None)
+                or (idx not in self._dirty and idx in self._map)
+            ]
+        return runs(offset, end, data)
 
     def zero(self, offset: int, length: int) -> None:
         """TRIM / WRITE_ZEROES: whole blocks become unmapped (no space), partial ones zeroed."""

@@ -1,24 +1,41 @@
 """The NBD server: attached volumes as block devices for qemu-img, nbdcopy, libnbd, the kernel.
 
 Fixed newstyle handshake (NBD_OPT_EXPORT_NAME, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST,
-NBD_OPT_ABORT; anything else is NBD_REP_ERR_UNSUP), simple replies, and the transmission
-commands READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES and DISC. The export name is the
-volume id; only an attached volume is exported. Every connection to a volume shares its one
-BlockDevice, so a FLUSH on any connection makes every acknowledged write durable (CAN_MULTI_CONN).
+NBD_OPT_ABORT, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST/SET_META_CONTEXT with the one context
+`base:allocation`; anything else is NBD_REP_ERR_UNSUP), simple or structured replies, and the
+transmission commands READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS and DISC.
+BLOCK_STATUS tells a client which ranges were never written (holes), so nbdcopy and qemu-img
+skip them instead of reading zeros. The export name is the volume id; only an attached volume is
+exported. Every connection to a volume shares its one
+device, so a FLUSH on any connection makes every acknowledged write durable (CAN_MULTI_CONN).
 Protocol reference: https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md
+
+The event loop only accepts connections; each connection is then served by threads of its own
+with blocking sockets (handshake here, data path in `nbd_transmission`), so NBD traffic costs
+the loop nothing and a request costs a few system calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
+import threading
 from typing import TYPE_CHECKING
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.ec2.blocks import BlockDevice
 from strata.services.ec2.limits import BLOCK_SIZE, GIB
+from strata.services.ec2.nbd_transmission import (
+    ALLOCATION_ID,
+    MAX_REQUEST,
+    Closed,
+    Negotiated,
+    Transmission,
+    recv_exact,
+)
 from strata.services.ec2.performance import VolumeLimiter, limits_enabled
 from strata.services.ec2.states import attachments
 from strata.services.ec2.volume_files import FileDevice
@@ -31,45 +48,72 @@ log = logging.getLogger("strata.ec2.nbd")
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054
 REPLY_MAGIC = 0x3E889045565A9
-REQUEST_MAGIC = 0x25609513
-SIMPLE_REPLY_MAGIC = 0x67446698
 
 FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES = 1, 2
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
-REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
+OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
+REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
+ALLOCATION = b"base:allocation"
 REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_UNKNOWN = 2**31 + 1, 2**31 + 3, 2**31 + 6
 INFO_EXPORT, INFO_BLOCK_SIZE = 0, 3
 TX_FLAGS = (
     1 | 4 | 8 | 32 | 64 | 256
 )  # HAS_FLAGS SEND_FLUSH SEND_FUA SEND_TRIM SEND_WRITE_ZEROES CAN_MULTI_CONN
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 3, 4, 6
-CMD_FLAG_FUA = 1
-EIO, EINVAL, ENOSPC = 5, 22, 28
-MAX_REQUEST = 32 * 1024 * 1024
-IN_FLIGHT = 16  # requests of one connection being served at once
+JOIN_TIMEOUT = 30.0  # seconds a disconnect waits for a connection's requests to finish
 
 
 class NbdServer:
     def __init__(self, provider: EC2Provider) -> None:
         self.provider = provider
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task | None = None
         self._host = "127.0.0.1"
         self._port = 0
-        self._conns: dict[str, set[asyncio.StreamWriter]] = {}
+        self._lock = threading.Lock()
+        self._conns: dict[str, dict[socket.socket, threading.Thread]] = {}
+        self._handshaking: dict[socket.socket, threading.Thread] = {}
         self._limiters: dict[str, VolumeLimiter] = {}
         self.limits = limits_enabled()
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
-        self._host, self._port = self._server.sockets[0].getsockname()[:2]
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        self._listener.setblocking(False)
+        self._host, self._port = self._listener.getsockname()[:2]
+        self._accepting = asyncio.ensure_future(self._accept())
         log.info("NBD on %s:%s", self._host, self._port)
 
+    async def _accept(self) -> None:
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(self._listener)
+            except OSError as e:  # e.g. out of file descriptors: try again shortly
+                log.warning("NBD accept failed: %s", e)
+                await asyncio.sleep(0.1)
+                continue
+            sock.setblocking(True)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            thread = threading.Thread(target=self._serve, args=(sock,), name="nbd", daemon=True)
+            with self._lock:
+                self._handshaking[sock] = thread
+            thread.start()
+
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for conns in self._conns.values():
-                for w in conns:
-                    w.close()
+        """Stop accepting, end every connection and wait for their requests to finish (the
+        devices are closed after this)."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+        if self._listener is not None:
+            self._listener.close()
+        with self._lock:
+            conns = dict(self._handshaking)
+            self._handshaking.clear()
+            for by_sock in self._conns.values():
+                conns.update(by_sock)
+            self._conns.clear()
+        await run_blocking(_end, conns)
 
     def address(self) -> tuple[str, int]:
         return self._host, self._port
@@ -88,8 +132,11 @@ class NbdServer:
         return f"nbd://{self._host}:{self._port}/{volume_id}"
 
     async def disconnect(self, volume_id: str) -> None:
-        for w in self._conns.pop(volume_id, set()):
-            w.close()
+        """End the volume's connections; returns once their requests have finished."""
+        with self._lock:
+            conns = self._conns.pop(volume_id, {})
+        if conns:
+            await run_blocking(_end, conns)
 
     def retune(self, doc: dict) -> None:
         """A volume's performance changed (ModifyVolume): its limits follow at once."""
@@ -106,180 +153,138 @@ class NbdServer:
         sealer = self.provider.crypto.sealer(None, doc)
         return self.provider.blocks.device(doc["id"], doc["size"] * GIB, sealer)
 
-    # -- handshake ---------------------------------------------------------------------------------
+    # -- a connection (its own thread) -------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _serve(self, sock: socket.socket) -> None:
         name = None
         try:
-            writer.write(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
-            (client_flags,) = struct.unpack(">I", await reader.readexactly(4))
-            no_zeroes = bool(client_flags & FLAG_NO_ZEROES)
-            dev = None
-            while dev is None:
-                magic, option, length = struct.unpack(">QII", await reader.readexactly(16))
-                if magic != IHAVEOPT or length > 65536:
+            negotiated = Negotiated()
+            dev = self._handshake(sock, negotiated)
+            if dev is None:
+                return
+            name = dev.owner
+            with self._lock:
+                thread = self._handshaking.pop(sock, None)
+                if thread is None:  # the server is stopping
                     return
-                data = await reader.readexactly(length)
-                if option == OPT_EXPORT_NAME:
-                    name = data.decode(errors="replace")
-                    dev = await run_blocking(self._export, name)
-                    if dev is None:
-                        return
-                    writer.write(struct.pack(">QH", dev.size, TX_FLAGS) + (b"" if no_zeroes else bytes(124)))
-                elif option in (OPT_GO, OPT_INFO):
-                    if length < 6:
-                        self._reply(writer, option, REP_ERR_INVALID, b"")
-                        continue
-                    (n,) = struct.unpack(">I", data[:4])
-                    name = data[4 : 4 + n].decode(errors="replace")
-                    found = await run_blocking(self._export, name)
-                    if found is None:
-                        self._reply(writer, option, REP_ERR_UNKNOWN, f"no attached volume {name}".encode())
-                        continue
-                    self._reply(
-                        writer, option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, found.size, TX_FLAGS)
-                    )
-                    self._reply(
-                        writer, option, REP_INFO, struct.pack(">HIII", INFO_BLOCK_SIZE, 1, 4096, MAX_REQUEST)
-                    )
-                    self._reply(writer, option, REP_ACK, b"")
-                    if option == OPT_GO:
-                        dev = found
-                elif option == OPT_LIST:
-                    for volume_id in self._attached_ids():
-                        raw = volume_id.encode()
-                        self._reply(writer, option, REP_SERVER, struct.pack(">I", len(raw)) + raw)
-                    self._reply(writer, option, REP_ACK, b"")
-                elif option == OPT_ABORT:
-                    self._reply(writer, option, REP_ACK, b"")
-                    await writer.drain()
-                    return
-                else:
-                    self._reply(writer, option, REP_ERR_UNSUP, b"")
-                await writer.drain()
-            self._conns.setdefault(dev.owner, set()).add(writer)
-            await self._transmit(reader, writer, dev)
-        except (asyncio.IncompleteReadError, ConnectionError):
+                self._conns.setdefault(name, {})[sock] = thread
+                if not _served(self.provider.store.get_doc("volume", name) or {}):
+                    return  # detached while this connection was opening
+            Transmission(sock, dev, self._limiters.get(name), negotiated).run()
+        except (Closed, ConnectionError, OSError):
             pass
         except Exception:  # noqa: BLE001 - one broken connection must not take the server down
             log.exception("NBD connection for %s failed", name)
         finally:
-            if name in self._conns:
-                self._conns[name].discard(writer)
-            writer.close()
+            with self._lock:
+                self._handshaking.pop(sock, None)
+                if name is not None:
+                    self._conns.get(name, {}).pop(sock, None)
+            sock.close()
+
+    def _handshake(self, sock: socket.socket, negotiated: Negotiated) -> BlockDevice | FileDevice | None:
+        """The option haggling phase: the device chosen, or None when the client gave up; what
+        else was agreed goes into `negotiated`."""
+        sock.sendall(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+        (client_flags,) = struct.unpack(">I", _recv(sock, 4))
+        no_zeroes = bool(client_flags & FLAG_NO_ZEROES)
+        while True:
+            magic, option, length = struct.unpack(">QII", _recv(sock, 16))
+            if magic != IHAVEOPT or length > 65536:
+                return None
+            data = _recv(sock, length)
+            if option == OPT_EXPORT_NAME:
+                dev = self._export(data.decode(errors="replace"))
+                if dev is not None:
+                    sock.sendall(struct.pack(">QH", dev.size, TX_FLAGS) + (b"" if no_zeroes else bytes(124)))
+                return dev
+            if option in (OPT_GO, OPT_INFO):
+                if length < 6:
+                    _reply(sock, option, REP_ERR_INVALID, b"")
+                    continue
+                (n,) = struct.unpack(">I", data[:4])
+                name = data[4 : 4 + n].decode(errors="replace")
+                found = self._export(name)
+                if found is None:
+                    _reply(sock, option, REP_ERR_UNKNOWN, f"no attached volume {name}".encode())
+                    continue
+                _reply(sock, option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, found.size, TX_FLAGS))
+                _reply(sock, option, REP_INFO, struct.pack(">HIII", INFO_BLOCK_SIZE, 1, 4096, MAX_REQUEST))
+                _reply(sock, option, REP_ACK, b"")
+                if option == OPT_GO:
+                    return found
+            elif option == OPT_LIST:
+                for volume_id in self._attached_ids():
+                    raw = volume_id.encode()
+                    _reply(sock, option, REP_SERVER, struct.pack(">I", len(raw)) + raw)
+                _reply(sock, option, REP_ACK, b"")
+            elif option == OPT_ABORT:
+                _reply(sock, option, REP_ACK, b"")
+                return None
+            elif option == OPT_STRUCTURED_REPLY:
+                if length:
+                    _reply(sock, option, REP_ERR_INVALID, b"")
+                    continue
+                negotiated.structured = True
+                _reply(sock, option, REP_ACK, b"")
+            elif option in (OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT):
+                self._meta_context(sock, option, data, negotiated)
+            else:
+                _reply(sock, option, REP_ERR_UNSUP, b"")
+
+    @staticmethod
+    def _meta_context(sock: socket.socket, option: int, data: bytes, negotiated: Negotiated) -> None:
+        """LIST/SET_META_CONTEXT: `base:allocation` is the one context there is (id 1)."""
+        try:
+            (n,) = struct.unpack_from(">I", data)
+            pos = 4 + n
+            (count,) = struct.unpack_from(">I", data, pos)
+            pos += 4
+            queries = []
+            for _ in range(count):
+                (n,) = struct.unpack_from(">I", data, pos)
+                queries.append(data[pos + 4 : pos + 4 + n])
+                pos += 4 + n
+            if pos != len(data):
+                raise struct.error("trailing bytes")
+        except struct.error:
+            _reply(sock, option, REP_ERR_INVALID, b"malformed meta context request")
+            return
+        if option == OPT_SET_META_CONTEXT and not negotiated.structured:
+            _reply(sock, option, REP_ERR_INVALID, b"structured replies first")
+            return
+        listing = option == OPT_LIST_META_CONTEXT and not queries
+        wanted = (ALLOCATION, b"base:") if option == OPT_LIST_META_CONTEXT else (ALLOCATION,)
+        chosen = listing or any(q in wanted for q in queries)
+        if option == OPT_SET_META_CONTEXT:
+            negotiated.allocation = chosen
+        if chosen:
+            _reply(sock, option, REP_META_CONTEXT, struct.pack(">I", ALLOCATION_ID) + ALLOCATION)
+        _reply(sock, option, REP_ACK, b"")
 
     def _attached_ids(self) -> list[str]:
         return [d["id"] for d in self.provider.store.list_docs("volume") if _served(d)]
 
-    @staticmethod
-    def _reply(writer: asyncio.StreamWriter, option: int, kind: int, data: bytes) -> None:
-        writer.write(struct.pack(">QIII", REPLY_MAGIC, option, kind, len(data)) + data)
 
-    # -- transmission ------------------------------------------------------------------------------
+def _recv(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    recv_exact(sock, memoryview(buf))
+    return bytes(buf)
 
-    async def _transmit(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dev: BlockDevice | FileDevice
-    ) -> None:
-        # Requests run concurrently (the reply carries the request's handle, so replies may come
-        # out of order): a client with several requests in flight keeps the disk and the
-        # threads busy. At most IN_FLIGHT per connection, so memory stays bounded.
-        slots = asyncio.Semaphore(IN_FLIGHT)
-        running: set[asyncio.Task] = set()
-        replies = _Replies(writer)
+
+def _reply(sock: socket.socket, option: int, kind: int, data: bytes) -> None:
+    sock.sendall(struct.pack(">QIII", REPLY_MAGIC, option, kind, len(data)) + data)
+
+
+def _end(conns: dict[socket.socket, threading.Thread]) -> None:
+    """Shut the connections down and wait for their threads (their last requests finish)."""
+    for sock in conns:
         try:
-            while True:
-                header = await reader.readexactly(28)
-                magic, flags, kind, handle, offset, length = struct.unpack(">IHHQQI", header)
-                if magic != REQUEST_MAGIC:
-                    return
-                if kind == CMD_DISC:
-                    if running:
-                        await asyncio.wait(running)
-                    await run_blocking(dev.flush)
-                    return
-                payload = await reader.readexactly(length) if kind == CMD_WRITE else b""
-                limiter = self._limiters.get(dev.owner)
-                if limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
-                    await limiter.admit(length)
-                await slots.acquire()
-                task = asyncio.ensure_future(
-                    self._request(replies, dev, flags, kind, handle, offset, length, payload)
-                )
-                running.add(task)
-                task.add_done_callback(running.discard)
-                task.add_done_callback(lambda _: slots.release())
-        finally:
-            replies.flush()  # what finished before the end still reaches the client
-            for task in running:
-                task.cancel()
-
-    async def _request(
-        self,
-        replies: _Replies,
-        dev: BlockDevice | FileDevice,
-        flags: int,
-        kind: int,
-        handle: int,
-        offset: int,
-        length: int,
-        payload: bytes,
-    ) -> None:
-        error, data = 0, b""
-        if length > MAX_REQUEST:
-            error = EINVAL
-        elif kind in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > dev.size:
-            error = ENOSPC if kind != CMD_READ else EINVAL
-        else:
-            try:
-                if kind == CMD_READ:
-                    fast = dev.try_read(offset, length)
-                    data = fast if fast is not None else await run_blocking(dev.read, offset, length)
-                elif kind == CMD_WRITE:
-                    if not dev.try_write(offset, payload):
-                        await run_blocking(dev.write, offset, payload)
-                elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
-                    await run_blocking(dev.zero, offset, length)
-                elif kind == CMD_FLUSH:
-                    await run_blocking(dev.flush)
-                else:
-                    error = EINVAL
-                if not error and flags & CMD_FLAG_FUA and kind in (CMD_WRITE, CMD_WRITE_ZEROES, CMD_TRIM):
-                    await run_blocking(dev.flush)
-            except Exception:  # noqa: BLE001 - the client gets EIO, the log the cause
-                log.exception("NBD %s on %s failed", kind, dev.owner)
-                error = EIO
-        reply = struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, error, handle)
-        if kind == CMD_READ and not error:
-            replies.send(reply, data)
-        else:
-            replies.send(reply)
-        await replies.drain()
-
-
-class _Replies:
-    """A connection's replies, sent together once per event-loop turn: the replies of the
-    requests that finished in one turn cost one writev, not a send each."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-        self.parts: list[bytes | bytearray] = []
-        self.loop = asyncio.get_running_loop()
-
-    def send(self, *parts: bytes | bytearray) -> None:
-        if not self.parts:
-            self.loop.call_soon(self.flush)
-        self.parts.extend(parts)
-
-    def flush(self) -> None:
-        parts, self.parts = self.parts, []
-        if parts and not self.writer.is_closing():
-            self.writer.writelines(parts)
-
-    async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except ConnectionError:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
+    for thread in conns.values():
+        thread.join(JOIN_TIMEOUT)
 
 
 def _served(doc: dict) -> bool:

@@ -10,9 +10,9 @@ provisioned values; `STRATA_EBS_LIMITS=off` turns all of this off.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 from strata.services.ec2.limits import gp2_iops
@@ -90,10 +90,15 @@ class VolumeLimiter:
     """The buckets of one volume, shared by every NBD connection to it."""
 
     def __init__(self, doc: dict) -> None:
+        self._lock = threading.Lock()  # the NBD threads of every connection share the buckets
         self.retune(doc)
 
     def retune(self, doc: dict) -> None:
         """New rates (after ModifyVolume); credits already earned are kept."""
+        with self._lock:
+            self._retune(doc)
+
+    def _retune(self, doc: dict) -> None:
         r = self.rates = rates_of(doc)
         iops = max(r.iops, r.burst_iops)
         throughput = max(r.throughput, r.burst_throughput)
@@ -109,14 +114,14 @@ class VolumeLimiter:
         if old is not None and self.credits is not None:
             self.credits.tokens = min(self.credits.capacity, old.tokens)
 
-    async def admit(self, length: int) -> None:
-        """Wait until an operation of `length` bytes may run."""
-        r = self.rates
-        ios = max(1, math.ceil(length / r.io_size))
-        wait = max(self.ops.take(ios), self.bytes.take(length))
-        if self.credits is not None:
-            # Credits pay for what goes beyond the baseline; once they are gone, the baseline
-            # is all there is (the credit bucket refills at exactly that rate).
-            wait = max(wait, self.credits.take(ios if r.burst_iops else length))
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def admit(self, length: int) -> float:
+        """Admit an operation of `length` bytes: the seconds the caller must wait before it runs."""
+        with self._lock:
+            r = self.rates
+            ios = max(1, math.ceil(length / r.io_size))
+            wait = max(self.ops.take(ios), self.bytes.take(length))
+            if self.credits is not None:
+                # Credits pay for what goes beyond the baseline; once they are gone, the baseline
+                # is all there is (the credit bucket refills at exactly that rate).
+                wait = max(wait, self.credits.take(ios if r.burst_iops else length))
+            return wait

@@ -16,6 +16,12 @@ What the device keeps:
   whether it was saved by a clean close. After a crash it is unknown and the next snapshot hashes
   every written block (content addressing still stores only blocks no snapshot has).
 
+Space: the file and the snapshots' blocks are separate copies, so a snapshotted volume's data
+takes space twice (AWS stores and bills volumes and snapshots separately too). Sharing them —
+punching the file's copy of blocks a completed snapshot holds and reading those through `base` —
+would cost every later read of them the block store's slower path (no sendfile) and a copy
+before the first write, so it is not done.
+
 Durability: a FLUSH (NBD FLUSH, FUA, a snapshot, a detach) fdatasyncs the file before dropping
 materialised rows, so an acknowledged flushed write survives kill -9 and power loss.
 """
@@ -40,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.ec2.volumes")
 BATCH = 64  # blocks (32 MiB) a snapshot job publishes at once
-_NOWAIT = hasattr(os, "RWF_NOWAIT")
 CACHE_BLOCKS = 32
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
@@ -196,16 +201,66 @@ class FileDevice:
         self.store.put_blocks(job.snapshot_id, {idx: self._read_block(idx)}, self.sealer)
         job.done += 1
 
+    def _direct(self, offset: int, length: int) -> bool:
+        """Whether a write may go to the file without the lock: no snapshot job is reading the
+        file and no block of the range still lives in the block store (`_base` only shrinks).
+
+        A snapshot that starts while such a write is under way may or may not hold it (it was
+        not acknowledged when the snapshot began: either is a point in time), and the write
+        marks its blocks changed only once it landed, so the next snapshot copies them in any
+        case."""
+        with self._lock:
+            if self._jobs:
+                return False
+            if self._base:
+                first, last = offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE
+                return not any(idx in self._base for idx in range(first, last + 1))
+            return True
+
+    def _landed(self, offset: int, length: int) -> None:
+        with self._lock:
+            if self.changed is not None:
+                self.changed.update(range(offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE + 1))
+
     def write(self, offset: int, data: bytes | memoryview) -> None:
+        if self._direct(offset, len(data)):
+            _pwrite_full(self.fd, data, offset)
+            self._landed(offset, len(data))
+            return
         with self._lock:
             self._touch(offset, len(data))
             _pwrite_full(self.fd, data, offset)
 
     def zero(self, offset: int, length: int) -> None:
         """TRIM / WRITE_ZEROES: the range reads as zeros and takes no space."""
+        if self._direct(offset, length):
+            punch_hole(self.fd, offset, length)
+            self._landed(offset, length)
+            return
         with self._lock:
             self._touch(offset, length)
             punch_hole(self.fd, offset, length)
+
+    def file_range(self, offset: int, length: int) -> int | None:
+        """The file descriptor to read `length` bytes at `offset` from, when the file holds all of
+        them (no block of the range is still only in the block store); else None."""
+        if self._base:
+            with self._lock:
+                first, last = offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE
+                if any(idx in self._base for idx in range(first, last + 1)):
+                    return None
+        return self.fd
+
+    def extents(self, offset: int, length: int) -> list[tuple[int, bool]]:
+        """What of `[offset, offset + length)` holds data: (bytes, is data) runs, in order (NBD
+        BLOCK_STATUS). Holes of the file read as zeros, unless the block store still holds them."""
+        end = offset + length
+        data = data_ranges(self.fd, offset, end)
+        if self._base:
+            with self._lock:
+                based = [idx for idx in self._base if offset // BLOCK_SIZE <= idx <= (end - 1) // BLOCK_SIZE]
+            data += [(idx * BLOCK_SIZE, (idx + 1) * BLOCK_SIZE) for idx in based]
+        return runs(offset, end, data)
 
     def flush(self) -> None:
         """Make every write so far durable (then drop the rows of materialised blocks)."""
@@ -307,22 +362,45 @@ class FileDevice:
             os.close(self.fd)
             self.fd = -1
 
-    def try_read(self, offset: int, length: int) -> bytes | bytearray | None:
-        """The bytes when the page cache holds them all (RWF_NOWAIT: never waits for the disk, so
-        the caller may run it on the event loop); None when reading needs a thread."""
-        if self._base or not _NOWAIT:
-            return None
-        buf = bytearray(length)
-        try:
-            n = os.preadv(self.fd, [buf], offset, os.RWF_NOWAIT)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return None
-        return buf if n == length else None
 
-    def try_write(self, offset: int, data: bytes | memoryview) -> bool:
-        return False
+def data_ranges(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The (start, end) ranges of `[start, end)` where the file holds data (SEEK_DATA/SEEK_HOLE)."""
+    out = []
+    pos = start
+    while pos < end:
+        try:
+            begin = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # only a hole from here on
+                break
+            raise
+        if begin >= end:
+            break
+        stop = min(os.lseek(fd, begin, os.SEEK_HOLE), end)
+        out.append((begin, stop))
+        pos = stop
+    return out
+
+
+def runs(start: int, end: int, data: list[tuple[int, int]]) -> list[tuple[int, bool]]:
+    """`[start, end)` as (bytes, is data) runs, given ranges holding data (any order, overlaps)."""
+    out: list[tuple[int, bool]] = []
+    pos = start
+    for begin, stop in sorted(data):
+        begin, stop = max(begin, start), min(stop, end)
+        if stop <= pos:
+            continue
+        if begin > pos:
+            out.append((begin - pos, False))
+            pos = begin
+        if out and out[-1][1]:
+            out[-1] = (out[-1][0] + stop - pos, True)
+        else:
+            out.append((stop - pos, True))
+        pos = stop
+    if pos < end:
+        out.append((end - pos, False))
+    return out
 
 
 def _pread_full(fd: int, length: int, offset: int) -> bytes:

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(
 )
 MIB = 1024 * 1024
 BLOCK = 512 * 1024
+GIB = 1024 * MIB
 
 
 def snapshot_stored(server, snapshot_id: str) -> int:  # noqa: ANN001
@@ -120,3 +121,36 @@ def test_nbd_serves_only_attached_volumes(strata_server, tmp_path: Path) -> None
     detach(ec2, volume)
     gone = subprocess.run(["nbdinfo", uri], capture_output=True, text=True, timeout=60)
     assert gone.returncode != 0
+
+
+def data_extents(uri: str) -> list[tuple[int, int]]:
+    """(offset, length) of the ranges NBD BLOCK_STATUS (base:allocation) reports as data."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["nbdinfo", "--map", "--json", uri], capture_output=True, text=True, timeout=60, check=True
+    )
+    extents = json.loads(out.stdout)
+    assert sum(e["length"] for e in extents) == GIB  # the whole device, in order
+    assert {e["type"] for e in extents} <= {0, 3}  # data, or a hole that reads as zeros
+    return [(e["offset"], e["length"]) for e in extents if e["type"] == 0]
+
+
+def test_block_status_reports_what_was_never_written(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    uri = attach(strata_server, ec2, volume, "us-east-1a", device="/dev/sdi")
+    assert data_extents(uri) == []
+    qemu_io(uri, "write -P 1 0 1M", "write -P 2 512M 4096", "flush")
+    assert data_extents(uri) == [(0, MIB), (512 * MIB, 4096)]
+    # A volume restored from a snapshot: the snapshot's blocks (512 KiB) are data until written.
+    snap = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
+    restored = ec2.create_volume(SnapshotId=snap, AvailabilityZone="us-east-1a")["VolumeId"]
+    uri2 = attach(strata_server, ec2, restored, "us-east-1a", device="/dev/sdj")
+    assert data_extents(uri2) == [(0, MIB), (512 * MIB, BLOCK)]
+    # nbdcopy skips the holes and still reads the device as it is.
+    image = read_all(uri2, tmp_path / "restored.img")
+    assert image[:MIB] == b"\x01" * MIB and image[512 * MIB : 512 * MIB + 4096] == b"\x02" * 4096
+    assert image.count(0) == GIB - MIB - 4096

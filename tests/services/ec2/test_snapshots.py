@@ -159,12 +159,23 @@ def attach_uri(server, volume: str) -> str:  # noqa: ANN001
         return json.loads(r.read())["uri"]
 
 
-@pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
-def test_fsck_checks_block_files(strata_factory) -> None:  # noqa: ANN001
+def fsck(server, *extra: str) -> tuple[int, dict]:  # noqa: ANN001
+    """`strata fsck --json` of the (stopped) server's data dir: exit code and report."""
     import json
     import subprocess
     import sys
 
+    proc = subprocess.run(
+        [sys.executable, "-m", "strata.cli", "fsck", "--data-dir", str(server.data_dir), "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
+def test_fsck_checks_block_files(strata_factory) -> None:  # noqa: ANN001
     server = strata_factory()
     ec2 = server.client("ec2")
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
@@ -179,27 +190,52 @@ def test_fsck_checks_block_files(strata_factory) -> None:  # noqa: ANN001
     (root / "ee").mkdir(exist_ok=True)
     (root / "ee" / ("ee" * 32)).write_bytes(b"orphan")
 
-    def fsck(*extra: str) -> tuple[int, dict]:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "strata.cli",
-                "fsck",
-                "--data-dir",
-                str(server.data_dir),
-                "--json",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return proc.returncode, json.loads(proc.stdout)
-
-    code, report = fsck("--repair")
+    code, report = fsck(server, "--repair")
     kinds = {f["kind"] for f in report["findings"]}
     assert code == 1 and {"missing_block", "orphan_block"} <= kinds, report
+    missing = next(f for f in report["findings"] if f["kind"] == "missing_block")
+    assert snap in missing["detail"]  # who lost data is named
     assert not (root / "ee" / ("ee" * 32)).exists() and (root / second[:2] / second).exists()
-    code, report = fsck()
+    code, report = fsck(server)
     assert {f["kind"] for f in report["findings"]} == {"missing_block"}
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
+def test_fsck_checks_volume_files_and_snapshots(strata_factory) -> None:  # noqa: ANN001
+    import sqlite3
+
+    server = strata_factory()
+    ec2 = server.client("ec2")
+    kept, lost = (ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"] for _ in range(2))
+    for vol, device in ((kept, "/dev/sdf"), (lost, "/dev/sdg")):
+        qemu_io(
+            attach(server, ec2, vol, AZ, device=device), "write -P 7 0 512K", "write -P 8 512K 512K", "flush"
+        )
+    snap = ec2.create_snapshot(VolumeId=kept)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=FAST)
+    server.stop()
+    code, report = fsck(server)
+    assert code == 0, report  # clean first
+    root = Path(server.data_dir) / "ec2"
+    (root / "volumes" / f"{lost}.img").unlink()  # a volume's data is gone
+    (root / "volumes" / "vol-0123456789abcdef0.img").write_bytes(b"left by a crash")
+    db = sqlite3.connect(root / "ec2.db")
+    with db:  # a snapshot loses a block row; a deleted volume's state record is left
+        db.execute("DELETE FROM block_map WHERE owner = ? AND idx = 1", (snap,))
+        db.execute(
+            "INSERT INTO documents(kind, id, body) VALUES ('volume-file', 'vol-0123456789abcdef0', '{}')"
+        )
+    db.close()
+
+    code, report = fsck(server, "--repair")
+    found = {(f["kind"], f["repaired"]) for f in report["findings"]}
+    assert code == 1 and found == {
+        ("missing_volume_file", False),
+        ("orphan_volume_file", True),
+        ("orphan_volume_state", True),
+        ("snapshot_blocks_missing", False),
+    }, report
+    assert not (root / "volumes" / "vol-0123456789abcdef0.img").exists()
+    assert (root / "volumes" / f"{kept}.img").exists()
+    code, report = fsck(server)
+    assert {f["kind"] for f in report["findings"]} == {"missing_volume_file", "snapshot_blocks_missing"}
