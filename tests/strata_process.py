@@ -48,6 +48,8 @@ class StrataProcess:
         self.tls_port = free_port()
         while self.tls_port == self.port:  # free_port may hand out the same free port twice
             self.tls_port = free_port()
+        # Ports this harness picked (retried elsewhere if taken); ports a test sets are its own.
+        self._picked = (None if port else self.port, self.tls_port)
         self.extra_env = extra_env or {}
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
@@ -74,10 +76,13 @@ class StrataProcess:
         for _ in range(3):
             try:
                 return self._start_once(timeout)
-            except _PortTaken:
+            except _PortTaken as taken:
+                if (self.port, self.tls_port) != self._picked:  # the test chose them: its error
+                    raise RuntimeError(f"strata could not listen: {taken}") from None
                 self.port, self.tls_port = free_port(), free_port()
                 while self.tls_port == self.port:
                     self.tls_port = free_port()
+                self._picked = (self.port, self.tls_port)
         return self._start_once(timeout)
 
     def _start_once(self, timeout: float) -> StrataProcess:

@@ -38,6 +38,7 @@ CONVERT: dict[tuple[str, str], float] = {
     ("byte", "GB"): 1 / GB,
     ("bytes", "GB"): 1 / GB,
     ("hour", "Hrs"): 1.0,
+    ("unit-hour", "Hrs"): 1.0,  # capacity units in force for an hour (DynamoDB provisioned)
     ("request", "Requests"): 1.0,
     ("RCU", "ReadRequestUnits"): 1.0,
     ("WCU", "WriteRequestUnits"): 1.0,

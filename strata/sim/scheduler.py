@@ -179,7 +179,11 @@ class Scheduler:
         while True:
             only: set[str] | None = None  # a tick runs the rules it is due for; a wake-up all
             try:
-                await asyncio.wait_for(self._wake.wait(), TICK)
+                # Not asyncio.wait_for: on 3.11 it swallows a cancellation that arrives as the
+                # event fires, and stop() then waited forever for a runner that kept running (a
+                # Strata that could not bind its port hung instead of exiting).
+                async with asyncio.timeout(TICK):
+                    await self._wake.wait()
             except TimeoutError:
                 now = self.clock.time()
                 only = {r.name for r in self._rules.values() if self._due(r, now)}

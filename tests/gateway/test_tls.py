@@ -274,6 +274,18 @@ def test_a_busy_tls_port_is_a_clear_error(tmp_path: Path) -> None:
         assert server.proc is not None and server.proc.returncode == 1
 
 
+def test_a_busy_port_is_a_clear_error_and_an_exit(tmp_path: Path) -> None:
+    """The server exits 1 (it logged the error and then hung: the scheduler's runner swallowed
+    its cancellation in asyncio.wait_for, and shutdown waited for it forever)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = StrataProcess(tmp_path / "data", port=busy.getsockname()[1])
+        with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{server.port} \\(--port"):
+            server.start()
+        assert server.proc is not None and server.proc.returncode == 1
+
+
 def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
     port = free_port()
     server = StrataProcess(tmp_path / "data", port=port)
