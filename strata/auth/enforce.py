@@ -161,18 +161,17 @@ class Authorizer:
                 for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
                     if res_policy is None and res_owner == principal.account_id:
                         continue
-                    facts = _facts(principal, region, request, params, p, provider)
-                    decision = evaluate(
+                    verdict = evaluate(
                         principal,
                         action,
                         resource,
-                        facts,
+                        _facts(principal, region, request, params, p, provider),
                         PolicySet(unrestricted=True),
                         res_policy,
                         res_owner,
                     )
-                    if not decision.allowed:
-                        raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+                    if not verdict.allowed:
+                        raise errors.access_denied(service, verdict.message(principal.arn, action, resource))
             return
         if p.always_allowed:
             return

@@ -55,9 +55,14 @@ def _condition_text(condition: list[Any]) -> str:
 
 
 def verify_post_policy(
-    fields: dict[str, str], bucket: str, content_length: int, settings: Settings, clock: Clock | None = None
+    fields: dict[str, str],
+    bucket: str,
+    content_length: int | None,
+    settings: Settings,
+    clock: Clock | None = None,
 ) -> Principal:
-    """Check a POST upload's policy signature, expiry and conditions; the signer, or ServiceError."""
+    """Check a POST upload's policy signature, expiry and conditions; the signer, or ServiceError.
+    `content_length` None: before the file has arrived (its content-length-range is not checked)."""
     form = {k.lower(): v for k, v in fields.items()}
     store = _store(settings)
     policy_b64 = form.get("policy")
@@ -175,7 +180,8 @@ def _check_conditions(conditions: list[Any], form: dict[str, str], bucket: str, 
             raise _invalid_policy("Invalid Condition: " + json.dumps(condition))
         op = str(condition[0]).lower()
         if op == "content-length-range":
-            _check_length(condition, content_length)
+            if content_length is not None:
+                _check_length(condition, content_length)
             continue
         if len(condition) != 3 or not isinstance(condition[1], str) or not condition[1].startswith("$"):
             raise _invalid_policy("Invalid Condition: " + json.dumps(condition))

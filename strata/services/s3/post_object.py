@@ -242,8 +242,10 @@ class PostObjectOperations(S3Core):
             == "true"
             or None,
         }
-        # The signer is known only once the policy is checked (after the body): their KMS
-        # permission is checked then.
+        # The form's policy is judged before the encryption it asks for (a form the policy does
+        # not allow gets the policy's 403 whatever its KMS key), and again with the file's size
+        # once it has arrived; the signer's KMS permission is checked then.
+        verify_post_policy(fields, bucket.name, None, self.settings)
         sealing = self.sse_keys.choose(replace(ctx, principal=None), bucket, key, sse_fields, None)
         got = await receive(
             self.blobs,

@@ -35,8 +35,9 @@ def _exists(client, bucket: str, key: str) -> bool:  # noqa: ANN001
     return True
 
 
-def test_post_policy_conditions_on_encryption_fields(owner, bucket):
-    kms = {SSE: "aws:kms", KMS_KEY: "arn:aws:kms:us-east-1:123456789012:key/abc"}
+def test_post_policy_conditions_on_encryption_fields(server, owner, bucket):
+    key_arn = server.client("kms").create_key()["KeyMetadata"]["Arn"]  # the object is really encrypted
+    kms = {SSE: "aws:kms", KMS_KEY: key_arn}
     conditions = [{SSE: "aws:kms"}, ["starts-with", f"${KMS_KEY}", "arn:aws:kms:us-east-1:123456789012:"]]
     # Each field as signed: accepted.
     status, resp = _post(owner, bucket, "ok.bin", kms, conditions)
@@ -45,7 +46,7 @@ def test_post_policy_conditions_on_encryption_fields(owner, bucket):
     # Another encryption than the policy names, a key outside the prefix, the field left out.
     denied = [
         {**kms, SSE: "AES256"},
-        {**kms, KMS_KEY: "arn:aws:kms:us-east-1:999999999999:key/abc"},
+        {**kms, KMS_KEY: key_arn.replace(":123456789012:", ":999999999999:")},
         {KMS_KEY: kms[KMS_KEY]},
     ]
     for i, sent in enumerate(denied):
