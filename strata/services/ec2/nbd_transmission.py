@@ -26,6 +26,7 @@ request finishes and the device is flushed before the connection closes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -49,6 +50,7 @@ SIMPLE_REPLY_MAGIC = 0x67446698
 STRUCTURED_REPLY_MAGIC = 0x668E33EF
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES = 0, 1, 2, 3, 4, 6
 CMD_BLOCK_STATUS = 7
+_ORDERED = (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS)  # wait for overlaps
 CMD_FLAG_FUA, CMD_FLAG_REQ_ONE = 1, 8
 REPLY_FLAG_DONE = 1
 TYPE_NONE, TYPE_OFFSET_DATA, TYPE_BLOCK_STATUS, TYPE_ERROR = 0, 1, 5, 2**15 + 1
@@ -120,10 +122,15 @@ class Transmission:
         self._send = threading.Lock()
         self._queued: list[bytes | bytearray | memoryview] = []
         self._queued_bytes = 0
-        self._pool = threading.Condition()  # guards the three below
+        self._pool = threading.Condition()  # guards the four below
         self._in_pool = 0
         self._pool_bytes = 0
         self._free: list[bytearray] = []
+        # Byte ranges [start, end) of writes in the pool: a later request overlapping one waits
+        # for it, so overlapping requests take effect in the order sent (a WRITE_ZEROES served on
+        # the spot overtook the pool's large write under it, and a read could see the old bytes).
+        self._writing: dict[int, tuple[int, int]] = {}
+        self._writes = itertools.count()
 
     # -- the connection's thread -------------------------------------------------------------------
 
@@ -231,6 +238,8 @@ class Transmission:
         payload: memoryview | bytearray | None,
     ) -> None:
         dev = self.dev
+        if self._writing and kind in _ORDERED:
+            self._after_overlapping(offset, length)
         if kind == CMD_READ:
             if length > MAX_REQUEST or offset + length > dev.size:
                 return self._queue(self._head(EINVAL, handle))
@@ -244,7 +253,10 @@ class Transmission:
         if kind == CMD_FLUSH:
             return self._in_pool_do(0, self._flush, handle)
         if kind == CMD_WRITE and isinstance(payload, bytearray):
-            return self._in_pool_do(length, self._write, handle, flags, offset, length, payload)
+            span = next(self._writes)
+            with self._pool:
+                self._writing[span] = (offset, offset + length)
+            return self._in_pool_do(length, self._write, handle, flags, offset, length, payload, span=span)
         if kind not in (CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES):
             return self._reply(EINVAL, handle)
         try:
@@ -333,13 +345,25 @@ class Transmission:
 
     # -- in the pool -------------------------------------------------------------------------------
 
-    def _in_pool_do(self, size: int, fn: Callable[..., None], handle: int, *args: object) -> None:
+    def _after_overlapping(self, offset: int, length: int) -> None:
+        """Wait until no write in the pool overlaps [offset, offset + length)."""
+        end = offset + max(length, 1)
+        with self._pool:
+            self._pool.wait_for(
+                lambda: not any(start < end and offset < stop for start, stop in self._writing.values())
+            )
+
+    def _in_pool_do(
+        self, size: int, fn: Callable[..., None], handle: int, *args: object, span: int | None = None
+    ) -> None:
         with self._pool:
             self._in_pool += 1
             self._pool_bytes += size
-        _POOL.submit(self._pooled, size, fn, handle, *args)
+        _POOL.submit(self._pooled, size, span, fn, handle, *args)
 
-    def _pooled(self, size: int, fn: Callable[..., None], handle: int, *args: object) -> None:
+    def _pooled(
+        self, size: int, span: int | None, fn: Callable[..., None], handle: int, *args: object
+    ) -> None:
         try:
             fn(handle, *args)
         except OSError:
@@ -351,6 +375,8 @@ class Transmission:
             with self._pool:
                 self._in_pool -= 1
                 self._pool_bytes -= size
+                if span is not None:
+                    del self._writing[span]
                 self._pool.notify_all()
 
     def _abort(self) -> None:

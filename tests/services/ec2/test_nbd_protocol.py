@@ -196,3 +196,29 @@ def test_structured_replies_and_block_status(strata_server) -> None:  # noqa: AN
     assert got[7] == [(1, 5, struct.pack(">I", 1) + struct.pack(">II", *extents[0]))]
     sock.sendall(request(DISC, 8, 0, 0))
     sock.close()
+
+
+def test_overlapping_pipelined_requests_take_effect_in_the_order_sent(strata_server) -> None:  # noqa: ANN001
+    """A large write goes to the pool while small requests are served on the spot: a small write
+    or a read overlapping it, sent right behind it, must not overtake it (a WRITE_ZEROES did, and
+    the zeros were overwritten by the older data)."""
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    sock = connect(attach(strata_server, ec2, volume, "us-east-1a", device="/dev/sdn"))
+    for round_ in range(40):
+        at = (round_ % 8) * 4 * MIB
+        data = os.urandom(2 * MIB)
+        expected = bytearray(data)
+        expected[8192:12288] = bytes(4096)
+        expected[20000:20005] = b"later"
+        sock.sendall(
+            request(WRITE, 1, at, len(data), data)
+            + request(WRITE_ZEROES, 2, at + 8192, 4096)
+            + request(WRITE, 3, at + 20000, 5, b"later")
+            + request(READ, 4, at, len(data))
+        )
+        got = replies(sock, {4: len(data)}, 4)
+        assert {h: e for h, (e, _) in got.items()} == {1: 0, 2: 0, 3: 0, 4: 0}, round_
+        assert got[4][1] == bytes(expected), round_
+    sock.sendall(request(DISC, 9, 0, 0))
+    sock.close()
