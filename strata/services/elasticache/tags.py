@@ -30,7 +30,12 @@ class TagOperations(ElastiCacheCore):
             raise fault("InvalidARNFault", f"The ARN {arn} is not a valid ElastiCache resource ARN.")
         kind, field, missing = _KINDS[parts[5]]
         doc = self.store.get_doc(kind, parts[6].lower() if kind != "snapshot" else parts[6])
-        if doc is None or parts[4] != (self.store.caller() or self.settings.account_id):  # another account's
+        # another account's or another region's
+        if (
+            doc is None
+            or parts[4] != (self.store.caller() or self.settings.account_id)
+            or parts[3] != self.store.region()
+        ):
             raise fault(missing, f"{parts[5]} {parts[6]} not found.")
         return kind, doc, field
 
