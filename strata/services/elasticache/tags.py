@@ -1,4 +1,4 @@
-"""Tags on cache clusters, replication groups and snapshots, addressed by ARN."""
+"""Tags on cache clusters, replication groups, snapshots, users and user groups, addressed by ARN."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ _KINDS = {
     "cluster": ("cluster", "tags", "CacheClusterNotFoundFault"),
     "replicationgroup": ("group", "tags", "ReplicationGroupNotFoundFault"),
     "snapshot": ("snapshot", "_tags", "SnapshotNotFoundFault"),
+    "user": ("user", "tags", "UserNotFoundFault"),
+    "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
 }
 MAX_TAGS = 50
 
