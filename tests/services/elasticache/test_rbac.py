@@ -66,6 +66,7 @@ def test_access_strings_are_enforced_as_redis_acls(strata_factory, unique):
         ReplicationGroupDescription="rbac",
         Engine="redis",
         NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
         TransitEncryptionEnabled=True,
         UserGroupIds=["apps"],
     )
@@ -96,6 +97,16 @@ def test_access_strings_are_enforced_as_redis_acls(strata_factory, unique):
     with pytest.raises(ClientError) as e:
         ec.delete_user_group(UserGroupId="apps")
     assert _code(e) == "InvalidUserGroupState"
+
+    # the promoted replica enforces the same users; the old primary follows it, logging in
+    ec.test_failover(ReplicationGroupId=gid, NodeGroupId="0001")
+    eventually(lambda: group(ec, gid)["Status"] == "available", 120, "the group after failover")
+    promoted = _connect(ep, ca, "default", ADMIN_PW)
+    eventually(lambda: promoted.role()[0] == "master", 60, "the primary endpoint on the promoted node")
+    promoted.set("app:3", "after-failover")
+    assert promoted.wait(1, 10000) == 1
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        _connect(ep, ca, "app", APP_PW).get("other:1")
 
     server.restart()
     ec = server.client("elasticache")
