@@ -66,7 +66,12 @@ COMMANDS = frozenset(
     zunion zunionstore
 """.split()
 )
-COMMANDS = frozenset(c for c in COMMANDS if c.split("|")[0].upper() not in RESTRICTED_COMMANDS)
+# The ACL commands that change users, restricted on ElastiCache: they are taken from every user
+# (appended to its rules), so no client can change the users, Strata's own among them.
+ACL_CHANGES = ("acl|setuser", "acl|deluser", "acl|load", "acl|save")
+COMMANDS = frozenset(
+    c for c in COMMANDS if c.split("|")[0].upper() not in RESTRICTED_COMMANDS and c not in ACL_CHANGES
+)
 _FLAGS = frozenset("on off allkeys allcommands nocommands allchannels resetchannels resetkeys".split())
 _PATTERN = re.compile(r"^(?:~|%R~|%W~|%RW~|&)\S+$")
 _COMMAND = re.compile(r"^[+-](@?)([a-z][a-z0-9_-]*(?:\|[a-z][a-z0-9_-]*)?)$")
@@ -96,4 +101,5 @@ def password_hash(password: str) -> str:
 def user_line(user: dict) -> str:
     """The `user` line of a user: its name, a reset, its access string and its passwords."""
     secrets = ["nopass"] if user.get("nopass") else [f"#{h}" for h in user.get("hashes", [])]
-    return " ".join([user["name"], "reset", *user["access"].split(), *secrets])
+    denied = [f"-{c}" for c in ACL_CHANGES]
+    return " ".join([user["name"], "reset", *user["access"].split(), *denied, *secrets])

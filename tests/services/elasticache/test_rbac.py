@@ -90,6 +90,8 @@ def test_access_strings_are_enforced_as_redis_acls(strata_factory, unique):
         app.set("app:2", "x")
     with pytest.raises(redis.AuthenticationError):
         _connect(ep, ca, "app", ADMIN_PW).get("app:1")
+    with pytest.raises(redis.exceptions.NoPermissionError):  # users are changed through the API only
+        admin.execute_command("ACL", "DELUSER", "app")
 
     # a changed access string reaches the running nodes
     ec.modify_user(UserId="app", AppendAccessString="+set")
