@@ -16,6 +16,7 @@ in the path, and on failover the address moves to the promoted node.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -60,6 +61,9 @@ RESTRICTED_COMMANDS = (
     "SLAVEOF",
     "SYNC",
 )
+# The user Strata's own connections (and replicas, to their primary) log in as on a node whose users
+# are ElastiCache RBAC users (`RedisNodeConfig.acl_users`); its password is the node's admin token.
+ADMIN_USER = "strata-admin"
 STAND_IN = ".stand-in"  # name suffix of a shard's temporary stand-in node (redis_cluster)
 
 log = logging.getLogger("strata.engines.redis")
@@ -152,6 +156,18 @@ class RedisNodeConfig:
     maxmemory_policy: str = "volatile-lru"
     cluster_node_timeout_ms: int = 5000
     admin_token: str = ""  # suffix of the restricted commands' secret names (see RESTRICTED_COMMANDS)
+    # ACL rules of the node's users, one "<name> <rules...>" each (RBAC user groups); the default
+    # user's too. Written as `user` lines, so every start, failover and new node has them.
+    acl_users: list[str] = field(default_factory=list)
+
+    @property
+    def admin_user(self) -> str | None:
+        """The user Strata's connections log in as: ADMIN_USER with RBAC users, else the default."""
+        return ADMIN_USER if self.acl_users else None
+
+    @property
+    def admin_password(self) -> str | None:
+        return self.admin_token if self.acl_users else self.password
 
     def admin_command(self, name: str) -> str:
         """The name Strata sends for a restricted command (the plain name when none is restricted)."""
@@ -196,7 +212,12 @@ class RedisNodeConfig:
             ]
         else:
             lines.append(f"port {self.port}")
-        if self.password:
+        if self.acl_users:
+            digest = hashlib.sha256(self.admin_token.encode()).hexdigest()
+            lines += [f"user {ADMIN_USER} reset on #{digest} ~* &* +@all"]
+            lines += [f"user {rules}" for rules in self.acl_users]
+            lines += [f"masteruser {ADMIN_USER}", f"masterauth {_quote(self.admin_token)}"]
+        elif self.password:
             lines += [f"requirepass {_quote(self.password)}", f"masterauth {_quote(self.password)}"]
         if self.admin_token:
             lines += [f"rename-command {name} {self.admin_command(name)}" for name in RESTRICTED_COMMANDS]
@@ -320,7 +341,8 @@ class RedisServer:
         return redis.Redis(
             host=address or cfg.address,
             port=cfg.port,
-            password=cfg.password,
+            username=cfg.admin_user,
+            password=cfg.admin_password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,

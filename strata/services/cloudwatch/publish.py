@@ -282,7 +282,7 @@ class Publisher:
             return []
         points = []
         for (key, node_id), server in list(provider.engines.servers.items()):
-            account, cluster = provider.store.split_engine_key(key)
+            account, _region, cluster = provider.store.split_engine_key(key)
             try:
                 sample = _sample(server)
             except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute

@@ -62,7 +62,8 @@ class ElastiCacheCore:
             runtime.data_dir / "elasticache.db",
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
-            per_account=frozenset({"cluster", "group", "snapshot"}),
+            default_region=runtime.settings.region,
+            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group"}),
             taken=_taken,
         )
         self.engines = Engines(
@@ -137,8 +138,8 @@ class ElastiCacheCore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor
         for key in list(self.discovery):
-            account, cluster_id = self.store.split_engine_key(key)
-            with self.store.acting_as(account):
+            account, region, cluster_id = self.store.split_engine_key(key)
+            with self.store.acting_as(account, region):
                 await self._close_discovery(cluster_id)
         await run_blocking(self.engines.stop_everything)
         if self.router is not None:
@@ -209,8 +210,8 @@ class ElastiCacheCore:
             await asyncio.sleep(MONITOR_INTERVAL)
             try:
                 for key, node_id in self.engines.dead():
-                    account, cluster_id = self.store.split_engine_key(key)
-                    with self.store.acting_as(account):
+                    account, region, cluster_id = self.store.split_engine_key(key)
+                    with self.store.acting_as(account, region):
                         await self._recover(cluster_id, node_id)
             except asyncio.CancelledError:
                 raise

@@ -380,6 +380,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         }
         if group["auth"]:
             group["auth_modified"] = created
+        group["user_groups"] = self._user_groups_for(req.get("UserGroupIds") or [], group)
+        group["acl"] = self._acl_lines(group["user_groups"])
         slot_ranges = redis_cluster.slot_ranges(shards)
         zones = req.get("PreferredCacheClusterAZs") or []
         pending: list[dict] = []
@@ -496,6 +498,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
             v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(group))
             _refuse_changes(group, req)
+            user_groups = self._modified_user_groups(group, req)
+            if req.get("AuthToken") is not None and (group.get("user_groups") or user_groups):
+                raise combination("An AUTH token cannot be used together with user groups.")
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:
@@ -536,6 +541,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                     req.get("AuthTokenUpdateStrategy") or "ROTATE",
                 )
                 group["auth"], group["auth_modified"] = token, _now()
+            if user_groups is not None:
+                await self._use_user_groups(group, user_groups)
             if req.get("PrimaryClusterId") and not group.get("cluster_mode"):
                 target = req["PrimaryClusterId"].lower()
                 ng = group["node_groups"][0]

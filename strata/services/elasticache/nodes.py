@@ -122,6 +122,7 @@ class Engines:
             extra_binds=list(binds or []),
             maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
             admin_token=self.admin_token,
+            acl_users=list(dep.get("acl") or []),
         )
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)

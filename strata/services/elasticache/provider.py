@@ -3,7 +3,8 @@
 The provider is split by topic, one `*Operations` class each over `core.ElastiCacheCore`:
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
-configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`; the engine processes
+configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
+groups in `users.py`; the engine processes
 and their addresses in `nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
@@ -29,6 +30,7 @@ from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.tags import TagOperations
+from strata.services.elasticache.users import UserOperations
 from strata.services.parameters import refusing
 
 
@@ -40,5 +42,6 @@ class ElastiCacheProvider(
     TagOperations,
     DiscoveryOperations,
     AtRestOperations,
+    UserOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -146,7 +146,7 @@ def render_group(
         "AtRestEncryptionEnabled": bool(group.get("at_rest")),
         "MemberClustersOutpostArns": [],
         "ARN": arn(region, account, "replicationgroup", group["id"]),
-        "UserGroupIds": [],
+        "UserGroupIds": list(group.get("user_groups") or []),
         "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": ts(group["created"]),
         "DataTiering": "disabled",

@@ -1,4 +1,4 @@
-"""Tags on cache clusters, replication groups and snapshots, addressed by ARN."""
+"""Tags on cache clusters, replication groups, snapshots, users and user groups, addressed by ARN."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ _KINDS = {
     "cluster": ("cluster", "tags", "CacheClusterNotFoundFault"),
     "replicationgroup": ("group", "tags", "ReplicationGroupNotFoundFault"),
     "snapshot": ("snapshot", "_tags", "SnapshotNotFoundFault"),
+    "user": ("user", "tags", "UserNotFoundFault"),
+    "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
 }
 MAX_TAGS = 50
 
@@ -30,7 +32,12 @@ class TagOperations(ElastiCacheCore):
             raise fault("InvalidARNFault", f"The ARN {arn} is not a valid ElastiCache resource ARN.")
         kind, field, missing = _KINDS[parts[5]]
         doc = self.store.get_doc(kind, parts[6].lower() if kind != "snapshot" else parts[6])
-        if doc is None or parts[4] != (self.store.caller() or self.settings.account_id):  # another account's
+        # another account's or another region's
+        if (
+            doc is None
+            or parts[4] != (self.store.caller() or self.settings.account_id)
+            or parts[3] != self.store.region()
+        ):
             raise fault(missing, f"{parts[5]} {parts[6]} not found.")
         return kind, doc, field
 

@@ -44,11 +44,11 @@ class RDSCore:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.region = runtime.settings.region
         self.store = OwnedDocs(
             runtime.data_dir / "rds.db",
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
+            default_region=runtime.settings.region,
             per_account=frozenset(
                 {"param_group", "subnet_group", "instance", "cluster", "snapshot", "cluster_snapshot"}
             ),
@@ -71,6 +71,11 @@ class RDSCore:
     def account(self) -> str:
         """The account whose resources this request sees (ARNs carry it); the default outside one."""
         return self.store.caller() or self.settings.account_id
+
+    @property
+    def region(self) -> str:
+        """The region whose resources this request sees (ARNs and zones carry it)."""
+        return self.store.region()
 
     # -- server life -------------------------------------------------------------------------------
 

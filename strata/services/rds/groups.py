@@ -315,7 +315,8 @@ class GroupOperations(RDSCore):
         if kind is None:
             raise m.fault("InvalidParameterValue", f"Unsupported resource type in {arn}")
         ident = parts[6] if kind not in ("param_group", "subnet_group") else parts[6].lower()
-        if self.store.get_doc(kind, ident) is None or parts[4] != self.account:  # another account's ARN
+        # another account's or another region's ARN
+        if self.store.get_doc(kind, ident) is None or parts[4] != self.account or parts[3] != self.region:
             raise {
                 "instance": m.not_found_instance,
                 "snapshot": m.not_found_snapshot,

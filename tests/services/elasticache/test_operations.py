@@ -29,6 +29,14 @@ SERVED = {
     "ListTagsForResource",
     "AddTagsToResource",
     "RemoveTagsFromResource",
+    "CreateUser",
+    "DescribeUsers",
+    "ModifyUser",
+    "DeleteUser",
+    "CreateUserGroup",
+    "DescribeUserGroups",
+    "ModifyUserGroup",
+    "DeleteUserGroup",
 }
 
 

@@ -95,7 +95,8 @@ def test_rds_subnet_groups_per_account(iam_server, unique):
 
 
 def test_records_from_before_accounts_belong_to_the_default_account(tmp_path, unique):
-    """A data directory written before resources had owners: its records are the default account's."""
+    """A data directory written before resources had owners and regions: its records are the
+    default account's, in the default region."""
     env = {"STRATA_USERS_FILE": str(users_file(tmp_path))}
     server = StrataProcess(tmp_path / "data", extra_env=env).start()
     name = f"old-{unique}"
@@ -112,6 +113,7 @@ def test_records_from_before_accounts_belong_to_the_default_account(tmp_path, un
         ).fetchone()
         doc = json.loads(body)
         assert doc.pop("account") == ACCOUNT
+        assert doc.pop("region") == "us-east-1"  # records from before regions carry neither
         db.execute(
             "UPDATE documents SET body = ? WHERE kind = 'param_group' AND id = ?", (json.dumps(doc), name)
         )
@@ -124,6 +126,11 @@ def test_records_from_before_accounts_belong_to_the_default_account(tmp_path, un
         )
         with pytest.raises(ClientError) as e:
             server.client("rds", **ALT_ROOT).describe_db_parameter_groups(DBParameterGroupName=name)
+        assert _code(e) == "DBParameterGroupNotFound"
+        with pytest.raises(ClientError) as e:
+            server.client("rds", region="us-west-2", **ROOT).describe_db_parameter_groups(
+                DBParameterGroupName=name
+            )
         assert _code(e) == "DBParameterGroupNotFound"
     finally:
         server.stop()
