@@ -162,7 +162,9 @@ def _check_expiration(policy: dict[str, Any], now: float) -> None:
         raise _policy_error("Policy expired.")
 
 
-def _check_conditions(conditions: list[Any], form: dict[str, str], bucket: str, content_length: int) -> None:
+def _check_conditions(
+    conditions: list[Any], form: dict[str, str], bucket: str, content_length: int | None
+) -> None:
     values = dict(form)
     values["bucket"] = bucket
     covered: set[str] = {"bucket"}
