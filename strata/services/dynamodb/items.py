@@ -8,7 +8,7 @@ capacity in step — all inside the caller's SQLite transaction.
 from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
-from strata.services.dynamodb import keys, pitr
+from strata.services.dynamodb import keys, pitr, streams
 from strata.services.dynamodb.capacity import Consumed, write_units
 from strata.services.dynamodb.errors import invalid_parameter, validation
 from strata.services.dynamodb.store import ItemStore
@@ -137,9 +137,15 @@ def write(
     new_size: int,
     consumed: Consumed,
     transactional: bool = False,
+    by_ttl: bool = False,
 ) -> None:
-    """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction."""
+    """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction.
+
+    With the table's stream enabled, the change's stream record is written here too (by_ttl:
+    a TTL deletion, which the record names as the service's)."""
     tid = meta.tid
+    if meta.stream:
+        streams.record(store, meta, pk, sk, old, old_size, new, by_ttl)
     if meta.pitr:  # the before-image, for point-in-time recovery
         pitr.log_change(store, tid, pk, sk)
     if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):

@@ -102,6 +102,7 @@ class ItemStore:
         self.w = self.db.writer.conn
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
+        self.stream_seq = 0  # the last stream record's sequence number (streams.py)
 
     @property
     def r(self) -> sqlite3.Connection:

@@ -1,0 +1,206 @@
+"""DynamoDB Streams, the write side: a stream record for every item change of a table whose stream
+is enabled, written in the same SQLite write as the change (so an acknowledged write's record
+survives kill -9 with it), and pruned after 24 hours of simulated time.
+
+    ddb_stream (sid, seq, at, rec)   WITHOUT ROWID, primary key (sid, seq): one B-tree insert
+                                     per change; a stream's records are a range scan in order
+
+`sid` names one stream (each enabling of a table's stream starts a new one, with its own label
+and ARN: `TableMeta.streams`); `seq` is one counter for the whole store, kept in memory and
+advanced inside the write (writes are serialized, so sequence order is commit order and so the
+order of changes per item). `rec` is MessagePack of (event name, old image, new image, by TTL).
+Images are kept whole; the view type is applied when the records are read, so a record costs one
+encode of what the write already holds. Tables without a stream pay one attribute test
+(`meta.stream`) in `items.write`.
+
+The counter survives restarts: at start it is the largest of each known stream's last sequence
+number and the value saved by every prune (records all pruned leave no row to find it by).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.store import ItemStore, dumps, loads
+from strata.services.dynamodb.tables import TableMeta
+from strata.sim.clock import clock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ddb_stream (
+    sid INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    rec BLOB NOT NULL,
+    PRIMARY KEY (sid, seq)
+) WITHOUT ROWID;
+"""
+
+RETENTION = 86400.0  # records are readable for 24 hours
+VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+_INSERT = "INSERT INTO ddb_stream(sid, seq, at, rec) VALUES (?,?,?,?)"
+
+
+def attach(store: ItemStore, metas: list[TableMeta]) -> None:
+    """Create the records table and set the store's sequence counter (at start-up)."""
+    store.db.executescript(SCHEMA)
+    row = store.w.execute("SELECT value FROM ddb_counters WHERE name = 'stream_seq'").fetchone()
+    last = row[0] if row else 0
+    for meta in metas:
+        for s in meta.streams:
+            last = max(last, s["start"], last_seq(store, s["sid"], store.w))
+    store.stream_seq = last
+
+
+def next_seq(store: ItemStore) -> int:
+    store.stream_seq += 1
+    return store.stream_seq
+
+
+def last_seq(store: ItemStore, sid: int, conn: object = None) -> int:
+    row = (
+        (conn or store.r)
+        .execute(  # type: ignore[attr-defined]
+            "SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq DESC LIMIT 1", (sid,)
+        )
+        .fetchone()
+    )
+    return row[0] if row else 0
+
+
+def record(
+    store: ItemStore,
+    meta: TableMeta,
+    pk: bytes,
+    sk: bytes,
+    old: dict | None,
+    old_size: int | None,
+    new: dict | None,
+    by_ttl: bool,
+) -> None:
+    """Add the stream record of a change about to be written (inside the write); nothing when
+    the change changes nothing (a delete of a missing item, a put of the same item)."""
+    if old is None and old_size is not None:  # a PutItem that did not need the old item
+        got = store.get(meta.tid, pk, sk)
+        old = got[0] if got else None
+    if old == new:
+        return
+    if old is None:
+        name = "INSERT"
+    elif new is None:
+        name = "REMOVE"
+    else:
+        name = "MODIFY"
+    sid = meta.streams[-1]["sid"]
+    store.w.execute(_INSERT, (sid, next_seq(store), clock.time(), dumps((name, old, new, by_ttl))))
+
+
+def check_spec(spec: dict, current: dict | None, updating: bool) -> str | None:
+    """The view type a StreamSpecification enables (None: it disables or leaves off), with
+    DynamoDB's errors for a missing or invalid view type and for no change."""
+    enabled = spec.get("StreamEnabled")
+    view = spec.get("StreamViewType")
+    if enabled is None:
+        raise validation(
+            "1 validation error detected: Value null at 'streamSpecification.streamEnabled' failed to "
+            "satisfy constraint: Member must not be null"
+        )
+    if view is not None and view not in VIEW_TYPES:
+        raise validation(
+            f"1 validation error detected: Value '{view}' at 'streamSpecification.streamViewType' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [NEW_IMAGE, OLD_IMAGE, "
+            "NEW_AND_OLD_IMAGES, KEYS_ONLY]"
+        )
+    if not enabled:
+        if view is not None:
+            raise validation(
+                "One or more parameter values were invalid: Disabled stream must not specify StreamViewType"
+            )
+        if updating and current is None:
+            raise validation("Table already has no stream enabled")  # nothing to disable
+        return None
+    if view is None:
+        raise validation(
+            "One or more parameter values were invalid: Enabled stream must specify a StreamViewType"
+        )
+    if updating and current is not None:
+        raise validation(f"Table already has an enabled stream: {current.get('StreamViewType')}")
+    return view
+
+
+def enable(store: ItemStore, meta: TableMeta, view_type: str) -> None:
+    """Start a new stream on the table (inside a write): a fresh id, label and start position."""
+    now = clock.time()
+    label = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    if meta.streams and meta.streams[-1]["label"] >= label:  # two in one millisecond
+        label = meta.streams[-1]["label"] + "1"
+    meta.streams.append(
+        {
+            "sid": store.next_id("stream"),
+            "label": label,
+            "view": view_type,
+            "created": now,
+            "start": next_seq(store),
+            "disabled": None,
+        }
+    )
+    meta.stream = {"StreamEnabled": True, "StreamViewType": view_type}
+
+
+def disable(meta: TableMeta) -> None:
+    """Close the table's current stream: it stays readable until its records age out."""
+    if meta.streams and meta.streams[-1]["disabled"] is None:
+        meta.streams[-1]["disabled"] = clock.time()
+    meta.stream = None
+
+
+def forget(store: ItemStore, meta: TableMeta) -> None:
+    """Delete a deleted table's stream records (inside a write)."""
+    for s in meta.streams:
+        store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (s["sid"],))
+
+
+def read(store: ItemStore, sid: int, after: int, limit: int) -> list[tuple[int, float, tuple]]:
+    """Up to `limit` committed records of a stream after sequence number `after`."""
+    rows = store.r.execute(
+        "SELECT seq, at, rec FROM ddb_stream WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (sid, after, limit),
+    ).fetchall()
+    return [(seq, at, tuple(loads(rec))) for seq, at, rec in rows]
+
+
+def first_seq(store: ItemStore, sid: int) -> int | None:
+    row = store.r.execute("SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq LIMIT 1", (sid,)).fetchone()
+    return row[0] if row else None
+
+
+def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
+    """Delete records older than `before` (inside a write); save the counter first."""
+    store.w.execute(
+        "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('stream_seq', ?)", (store.stream_seq,)
+    )
+    n = 0
+    for sid in sids:
+        row = store.w.execute(
+            "SELECT seq FROM ddb_stream WHERE sid = ? AND at >= ? ORDER BY seq LIMIT 1", (sid, before)
+        ).fetchone()
+        if row is None:
+            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (sid,)).rowcount
+        else:
+            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, row[0])).rowcount
+    return n
+
+
+def rule(
+    tables: Callable[[], list[TableMeta]], store: ItemStore
+) -> Callable[[float, float], Awaitable[dict]]:
+    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted."""
+
+    async def run(since: float, until: float) -> dict[str, int]:
+        before = until - RETENTION
+        sids = [s["sid"] for m in tables() for s in m.streams]
+        n = await store.db.write(lambda: prune_chunk(store, sids, before))
+        return {"pruned": n}
+
+    return run
