@@ -2,15 +2,20 @@
 is enabled, written in the same SQLite write as the change (so an acknowledged write's record
 survives kill -9 with it), and pruned after 24 hours of simulated time.
 
-    ddb_stream (sid, seq, at, rec)   WITHOUT ROWID, primary key (sid, seq): one B-tree insert
-                                     per change; a stream's records are a range scan in order
+    ddb_stream (seq, sid, at, ev, old, new)   seq the rowid; index (sid, seq): a stream's records
+                                              are a range scan in order. Both B-trees are only
+                                              appended to (a rowid table rather than WITHOUT
+                                              ROWID: records of a few hundred bytes are cheaper
+                                              to insert in one)
 
 `sid` names one stream (each enabling of a table's stream starts a new one, with its own label
 and ARN: `TableMeta.streams`); `seq` is one counter for the whole store, kept in memory and
 advanced inside the write (writes are serialized, so sequence order is commit order and so the
-order of changes per item). `rec` is MessagePack of (event name, old image, new image, by TTL).
-Images are kept whole; the view type is applied when the records are read, so a record costs one
-encode of what the write already holds. Tables without a stream pay one attribute test
+order of changes per item). `ev` is the event (INSERT, MODIFY, REMOVE; +4: a TTL deletion),
+`old` and `new` the item's stored bytes before and after (NULL: absent). Images are kept whole;
+the view type is applied when the records are read, so a record costs no decoding: the new
+image is the bytes the write stores anyway (encoded once), the old one the row's bytes, read
+only when the caller did not load the old item. Tables without a stream pay one attribute test
 (`meta.stream`) in `items.write`.
 
 The counter survives restarts: at start it is the largest of each known stream's last sequence
@@ -29,17 +34,22 @@ from strata.sim.clock import clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ddb_stream (
+    seq INTEGER PRIMARY KEY,
     sid INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
     at REAL NOT NULL,
-    rec BLOB NOT NULL,
-    PRIMARY KEY (sid, seq)
-) WITHOUT ROWID;
+    ev INTEGER NOT NULL,
+    old BLOB,
+    new BLOB
+);
+CREATE INDEX IF NOT EXISTS ddb_stream_sid ON ddb_stream(sid, seq);
 """
 
 RETENTION = 86400.0  # records are readable for 24 hours
 VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
-_INSERT = "INSERT INTO ddb_stream(sid, seq, at, rec) VALUES (?,?,?,?)"
+_INSERT = "INSERT INTO ddb_stream(sid, seq, at, ev, old, new) VALUES (?,?,?,?,?,?)"
+_OLD = "SELECT item FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?"
+EVENTS = ("INSERT", "MODIFY", "REMOVE")
+TTL = 4
 
 
 def attach(store: ItemStore, metas: list[TableMeta]) -> None:
@@ -77,23 +87,34 @@ def record(
     old: dict | None,
     old_size: int | None,
     new: dict | None,
+    new_blob: bytes | None,
     by_ttl: bool,
 ) -> None:
-    """Add the stream record of a change about to be written (inside the write); nothing when
-    the change changes nothing (a delete of a missing item, a put of the same item)."""
-    if old is None and old_size is not None:  # a PutItem that did not need the old item
-        got = store.get(meta.tid, pk, sk)
-        old = got[0] if got else None
-    if old == new:
-        return
-    if old is None:
-        name = "INSERT"
-    elif new is None:
-        name = "REMOVE"
+    """Add the stream record of a change about to be written (inside the write, before it);
+    nothing when it changes nothing (a delete of a missing item, a put of the same item).
+
+    `old` may be None while the item exists (old_size set: a PutItem that did not need it);
+    `new_blob` is `new` encoded, the bytes the write stores."""
+    if old_size is None:
+        if new is None:
+            return
+        ev, old_blob = 0, None
     else:
-        name = "MODIFY"
+        if old is not None:
+            if old == new:
+                return
+            old_blob = dumps(old)
+        else:
+            old_blob = store.w.execute(_OLD, (meta.tid, pk, sk)).fetchone()[0]
+            if old_blob == new_blob or (
+                new is not None and len(old_blob) == len(new_blob) and loads(old_blob) == new
+            ):  # type: ignore[arg-type]
+                return
+        ev = 1 if new is not None else 2
+    if by_ttl:
+        ev += TTL
     sid = meta.streams[-1]["sid"]
-    store.w.execute(_INSERT, (sid, next_seq(store), clock.time(), dumps((name, old, new, by_ttl))))
+    store.w.execute(_INSERT, (sid, next_seq(store), clock.time(), ev, old_blob, new_blob))
 
 
 def check_spec(spec: dict, current: dict | None, updating: bool) -> str | None:
@@ -162,12 +183,16 @@ def forget(store: ItemStore, meta: TableMeta) -> None:
 
 
 def read(store: ItemStore, sid: int, after: int, limit: int) -> list[tuple[int, float, tuple]]:
-    """Up to `limit` committed records of a stream after sequence number `after`."""
+    """Up to `limit` committed records of a stream after sequence number `after`:
+    (seq, at, (event name, old image, new image, by TTL))."""
     rows = store.r.execute(
-        "SELECT seq, at, rec FROM ddb_stream WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, at, ev, old, new FROM ddb_stream WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?",
         (sid, after, limit),
     ).fetchall()
-    return [(seq, at, tuple(loads(rec))) for seq, at, rec in rows]
+    return [
+        (seq, at, (EVENTS[ev & 3], loads(old) if old else None, loads(new) if new else None, bool(ev & TTL)))
+        for seq, at, ev, old, new in rows
+    ]
 
 
 def first_seq(store: ItemStore, sid: int) -> int | None:
