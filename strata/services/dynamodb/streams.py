@@ -117,7 +117,7 @@ def record(
     store.w.execute(_INSERT, (sid, next_seq(store), clock.time(), ev, old_blob, new_blob))
 
 
-def check_spec(spec: dict, current: dict | None, updating: bool) -> str | None:
+def check_spec(spec: dict, current: dict | None, updating: bool, table: str) -> str | None:
     """The view type a StreamSpecification enables (None: it disables or leaves off), with
     DynamoDB's errors for a missing or invalid view type and for no change."""
     enabled = spec.get("StreamEnabled")
@@ -139,14 +139,14 @@ def check_spec(spec: dict, current: dict | None, updating: bool) -> str | None:
                 "One or more parameter values were invalid: Disabled stream must not specify StreamViewType"
             )
         if updating and current is None:
-            raise validation("Table already has no stream enabled")  # nothing to disable
+            raise validation(f"Table does not have a stream to disable: TableName: {table}")
         return None
     if view is None:
         raise validation(
             "One or more parameter values were invalid: Enabled stream must specify a StreamViewType"
         )
     if updating and current is not None:
-        raise validation(f"Table already has an enabled stream: {current.get('StreamViewType')}")
+        raise validation(f"Table already has an enabled stream: TableName: {table}")
     return view
 
 

@@ -42,7 +42,7 @@ class TableOperations(DynamoDBCore):
         if (scope, name) in self.state.creating:
             raise resource_in_use(f"Table already exists: {name}")
         spec = req.get("StreamSpecification")
-        view = streams.check_spec(spec, None, False) if spec is not None else None
+        view = streams.check_spec(spec, None, False, name) if spec is not None else None
         with store.write():
             meta = build_table(
                 req,
@@ -138,7 +138,9 @@ class TableOperations(DynamoDBCore):
             meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
         meta.on_demand = check_on_demand(req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand)
         stream_spec = req.get("StreamSpecification")
-        view = streams.check_spec(stream_spec, meta.stream, True) if stream_spec is not None else None
+        view = (
+            streams.check_spec(stream_spec, meta.stream, True, meta.name) if stream_spec is not None else None
+        )
         if req.get("SSESpecification") is not None:
             meta.sse = req["SSESpecification"] if req["SSESpecification"].get("Enabled") else None
         if req.get("DeletionProtectionEnabled") is not None:

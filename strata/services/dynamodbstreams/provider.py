@@ -184,18 +184,8 @@ class DynamoDBStreamsProvider:
                 seq = int(seq_text)
             except ValueError:
                 raise _validation(f"Invalid SequenceNumber: {seq_text}") from None
-            last = max(streams.last_seq(store, sid), s["start"])
-            if seq < 0 or seq > last:
-                raise _validation(
-                    f"Invalid SequenceNumber: {seq_text} is beyond the last record of shard {shard_id(s)}"
-                )
-            first = streams.first_seq(store, sid)
-            if first is not None and seq < first and seq < s["start"]:
-                raise ServiceError(
-                    "TrimmedDataAccessException",
-                    f"The sequence number {seq_text} is beyond the trim horizon of the shard",
-                    400,
-                )
+            if not s["start"] <= seq <= max(streams.last_seq(store, sid), s["start"]):
+                raise _validation(f"Invalid SequenceNumber {seq_text} for shard {shard_id(s)}")
             after = seq - 1 if kind == "AT_SEQUENCE_NUMBER" else seq
         elif seq_text is not None:
             raise _validation(f"SequenceNumber must not be provided when ShardIteratorType is {kind}")

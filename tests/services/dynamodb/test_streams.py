@@ -129,6 +129,8 @@ def test_every_write_path_is_read_once_in_order(strata_server: Any, unique: str)
         streams, arn, "AFTER_SEQUENCE_NUMBER", SequenceNumber=records[3]["dynamodb"]["SequenceNumber"]
     )
     assert _changes(after) == expected[4:]
+    when = records[0]["dynamodb"]["ApproximateCreationDateTime"]
+    assert _changes(_consume(streams, arn, "AT_TIMESTAMP", Timestamp=when)) == expected
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     latest = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")[
         "ShardIterator"
@@ -185,7 +187,7 @@ def test_disabled_stream_and_errors(strata_server: Any, unique: str) -> None:
         ddb.update_table(
             TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
         )
-    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert e.value.response["Error"]["Message"] == f"Table already has an enabled stream: TableName: {t}"
     listed = streams.list_streams(TableName=t)["Streams"]
     assert listed == [{"StreamArn": arn, "TableName": t, "StreamLabel": arn.rsplit("/", 1)[1]}]
     desc = streams.describe_stream(StreamArn=arn)["StreamDescription"]
@@ -208,6 +210,18 @@ def test_disabled_stream_and_errors(strata_server: Any, unique: str) -> None:
     page = streams.get_records(ShardIterator=it)
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]] == ["during"]
     assert "NextShardIterator" not in page  # the shard is closed and read to its end
+    # Enabled again: a new stream beside the disabled one (readable for 24 hours).
+    arn2 = ddb.update_table(
+        TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    )["TableDescription"]["LatestStreamArn"]
+    assert arn2 != arn
+    first = streams.list_streams(TableName=t, Limit=1)
+    assert [s["StreamArn"] for s in first["Streams"]] == [arn] and first["LastEvaluatedStreamArn"] == arn
+    rest = streams.list_streams(TableName=t, Limit=1, ExclusiveStartStreamArn=arn)
+    assert [s["StreamArn"] for s in rest["Streams"]] == [arn2] and "LastEvaluatedStreamArn" not in rest
+    ddb.put_item(TableName=t, Item=_item("again", "1"))
+    assert _changes(_consume(streams, arn2)) == [("INSERT", "again", None, _item("again", "1"))]
+    assert len(_consume(streams, arn)) == 1
     for call, kw, code in [
         (streams.describe_stream, {"StreamArn": arn + "x"}, "ResourceNotFoundException"),
         (
