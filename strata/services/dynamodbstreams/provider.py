@@ -7,7 +7,8 @@ committed data only, so a consumer never sees a change that is not durable.
 Each stream has one shard, open while the stream is enabled and closed when it is disabled
 (its last iterator then ends without a NextShardIterator). A shard iterator is the stream, the
 sequence number to read after and the time it was issued, base64-encoded; it expires 15 minutes
-after issue on the simulated clock (ExpiredIteratorException), as in DynamoDB.
+after issue on the simulated clock (ExpiredIteratorException), as in DynamoDB. Each GetRecords is
+one streams read request on the meter (DynamoDB's Streams-RequestsCount).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.types import item_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
+from strata.sim.meter import meter
 
 ITERATOR_LIFETIME = 900.0  # 15 minutes
 MAX_RECORDS = 1000
@@ -228,6 +230,7 @@ class DynamoDBStreamsProvider:
                 400,
             )
         meta, s = self._find(ctx, arn)
+        meter.record("dynamodb", "StreamsReadRequests", 1, "request", table=meta.name)
         store = self._state.store
         rows = streams.read(store, s["sid"], after, limit)
         region = meta.arn.split(":")[3]

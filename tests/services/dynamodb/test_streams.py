@@ -4,6 +4,7 @@ disabled streams, iterators, TTL deletions, retention and kill -9."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -265,6 +266,14 @@ def test_ttl_records_iterator_expiry_and_retention(strata_factory: Any) -> None:
     assert "userIdentity" not in records[0]
     assert records[1]["userIdentity"] == {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
     assert records[1]["dynamodb"]["OldImage"]["pk"] == {"S": "x"}
+    deadline = time.monotonic() + 30  # each GetRecords is a streams read request on the meter
+    while True:
+        events = server.admin("/_strata/meter?service=dynamodb")["events"]
+        reads = sum(e["quantity"] for e in events if e["event"] == "StreamsReadRequests")
+        if reads >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert reads >= 2
     server.advance_clock("25h")  # records are kept 24 hours
     assert _consume(streams, arn) == []
 
