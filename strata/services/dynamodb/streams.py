@@ -18,8 +18,9 @@ image is the bytes the write stores anyway (encoded once), the old one the row's
 only when the caller did not load the old item. Tables without a stream pay one attribute test
 (`meta.stream`) in `items.write`.
 
-The counter survives restarts: at start it is the largest of each known stream's last sequence
-number and the value saved by every prune (records all pruned leave no row to find it by).
+The counter survives restarts: at start it is the largest of the last record's sequence number,
+each stream's start and the value saved by every prune (records all pruned leave no row to find
+it by).
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def attach(store: ItemStore, metas: list[TableMeta]) -> None:
     """Create the records table and set the store's sequence counter (at start-up)."""
     store.db.executescript(SCHEMA)
     row = store.w.execute("SELECT value FROM ddb_counters WHERE name = 'stream_seq'").fetchone()
-    last = row[0] if row else 0
+    last = max(
+        row[0] if row else 0, store.w.execute("SELECT coalesce(max(seq), 0) FROM ddb_stream").fetchone()[0]
+    )
     for meta in metas:
+        if meta.stream and not meta.streams:
+            meta.stream = None  # set by a version that accepted it without serving streams
         for s in meta.streams:
-            last = max(last, s["start"], last_seq(store, s["sid"], store.w))
+            last = max(last, s["start"])
     store.stream_seq = last
 
 
@@ -68,14 +73,11 @@ def next_seq(store: ItemStore) -> int:
     return store.stream_seq
 
 
-def last_seq(store: ItemStore, sid: int, conn: object = None) -> int:
-    row = (
-        (conn or store.r)
-        .execute(  # type: ignore[attr-defined]
-            "SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq DESC LIMIT 1", (sid,)
-        )
-        .fetchone()
-    )
+def last_seq(store: ItemStore, sid: int) -> int:
+    """The sequence number of a stream's last committed record (0: none)."""
+    row = store.r.execute(
+        "SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq DESC LIMIT 1", (sid,)
+    ).fetchone()
     return row[0] if row else 0
 
 
@@ -106,10 +108,10 @@ def record(
             old_blob = dumps(old)
         else:
             old_blob = store.w.execute(_OLD, (meta.tid, pk, sk)).fetchone()[0]
-            if old_blob == new_blob or (
-                new is not None and len(old_blob) == len(new_blob) and loads(old_blob) == new
-            ):  # type: ignore[arg-type]
-                return
+            if new_blob is not None and len(old_blob) == len(new_blob):
+                # The same bytes, or the same attributes in another order: nothing changed.
+                if old_blob == new_blob or loads(old_blob) == new:
+                    return
         ev = 1 if new is not None else 2
     if by_ttl:
         ev += TTL
