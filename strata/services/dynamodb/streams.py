@@ -25,7 +25,7 @@ it by).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from strata.services.dynamodb.errors import validation
@@ -184,17 +184,19 @@ def forget(store: ItemStore, meta: TableMeta) -> None:
         store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (s["sid"],))
 
 
-def read(store: ItemStore, sid: int, after: int, limit: int) -> list[tuple[int, float, tuple]]:
-    """Up to `limit` committed records of a stream after sequence number `after`:
-    (seq, at, (event name, old image, new image, by TTL))."""
+def read(store: ItemStore, sid: int, after: int, limit: int) -> Iterator[tuple[int, float, tuple]]:
+    """Up to `limit` committed records of a stream after sequence number `after`, decoded as the
+    caller takes them: (seq, at, (event name, old image, new image, by TTL))."""
     rows = store.r.execute(
         "SELECT seq, at, ev, old, new FROM ddb_stream WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?",
         (sid, after, limit),
-    ).fetchall()
-    return [
-        (seq, at, (EVENTS[ev & 3], loads(old) if old else None, loads(new) if new else None, bool(ev & TTL)))
-        for seq, at, ev, old, new in rows
-    ]
+    )
+    for seq, at, ev, old, new in rows:
+        yield (
+            seq,
+            at,
+            (EVENTS[ev & 3], loads(old) if old else None, loads(new) if new else None, bool(ev & TTL)),
+        )
 
 
 def first_seq(store: ItemStore, sid: int) -> int | None:

@@ -34,6 +34,7 @@ from strata.sim.meter import meter
 
 ITERATOR_LIFETIME = 900.0  # 15 minutes
 MAX_RECORDS = 1000
+MAX_BYTES = 1024 * 1024
 
 
 def _validation(message: str) -> ServiceError:
@@ -232,13 +233,19 @@ class DynamoDBStreamsProvider:
         meta, s = self._find(ctx, arn)
         meter.record("dynamodb", "StreamsReadRequests", 1, "request", table=meta.name)
         store = self._state.store
-        rows = streams.read(store, s["sid"], after, limit)
         region = meta.arn.split(":")[3]
         view = s["view"]
-        records = [_record(meta, view, region, seq, at, rec) for seq, at, rec in rows]
+        records: list[dict] = []
+        size, last = 0, after
+        for seq, at, rec in streams.read(store, s["sid"], after, limit):
+            record = _record(meta, view, region, seq, at, rec)
+            records.append(record)
+            last = seq
+            size += record["dynamodb"]["SizeBytes"]
+            if size >= MAX_BYTES:  # a response holds up to 1 MB of records
+                break
         out: dict = {"Records": records}
-        last = rows[-1][0] if rows else after
-        if s["disabled"] is None or len(rows) == limit:
+        if s["disabled"] is None or len(records) == limit or size >= MAX_BYTES:
             out["NextShardIterator"] = _encode(arn, last, now)
         return out
 

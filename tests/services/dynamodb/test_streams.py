@@ -293,3 +293,21 @@ def test_kill9_keeps_records_of_acknowledged_writes(strata_factory: Any) -> None
     assert _changes(records) == [
         ("INSERT", f"k{i:02d}", None, _item(f"k{i:02d}", "1")) for i in range(20)
     ] + [("MODIFY", "k00", None, _item("k00", "2"))]
+
+
+def test_a_page_of_records_holds_about_one_megabyte(strata_server: Any, unique: str) -> None:
+    ddb = strata_server.client("dynamodb")
+    streams = strata_server.client("dynamodbstreams")
+    t = f"mb-{unique}"
+    arn = _table(ddb, t, "NEW_IMAGE")
+    for i in range(5):
+        ddb.put_item(TableName=t, Item=_item(f"big{i}", "x" * 300_000))
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    first = streams.get_records(ShardIterator=it, Limit=1000)
+    assert 1 <= len(first["Records"]) < 5
+    rest = streams.get_records(ShardIterator=first["NextShardIterator"], Limit=1000)["Records"]
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in first["Records"] + rest]
+    assert keys == [f"big{i}" for i in range(5)]
