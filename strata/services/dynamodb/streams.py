@@ -18,6 +18,11 @@ image is the bytes the write stores anyway (encoded once), the old one the row's
 only when the caller did not load the old item. Tables without a stream pay one attribute test
 (`meta.stream`) in `items.write`.
 
+Shards are ranges of a stream's sequence numbers, kept in its metadata (`shards`: id, start,
+end, parent): a record belongs to the shard whose range holds its number, so a record names no
+shard. Closing a shard (rolled over by the scheduler after four hours, or the stream disabled)
+sets its end to the counter inside a write; the child starts at a number reserved then.
+
 The counter survives restarts: at start it is the largest of the last record's sequence number,
 each stream's start and the value saved by every prune (records all pruned leave no row to find
 it by).
@@ -46,6 +51,7 @@ CREATE INDEX IF NOT EXISTS ddb_stream_sid ON ddb_stream(sid, seq);
 """
 
 RETENTION = 86400.0  # records are readable for 24 hours
+SHARD_HOURS = 4  # a shard is closed and a child opened after about four hours
 VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
 _INSERT = "INSERT INTO ddb_stream(sid, seq, at, ev, old, new) VALUES (?,?,?,?,?,?)"
 _OLD = "SELECT item FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?"
@@ -73,10 +79,11 @@ def next_seq(store: ItemStore) -> int:
     return store.stream_seq
 
 
-def last_seq(store: ItemStore, sid: int) -> int:
-    """The sequence number of a stream's last committed record (0: none)."""
+def last_seq(store: ItemStore, sid: int, end: int | None = None) -> int:
+    """The sequence number of a stream's last committed record (up to `end`; 0: none)."""
     row = store.r.execute(
-        "SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq DESC LIMIT 1", (sid,)
+        "SELECT seq FROM ddb_stream WHERE sid = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+        (sid, end if end is not None else 2**62),
     ).fetchone()
     return row[0] if row else 0
 
@@ -158,24 +165,56 @@ def enable(store: ItemStore, meta: TableMeta, view_type: str) -> None:
     label = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     if meta.streams and meta.streams[-1]["label"] >= label:  # two in one millisecond
         label = meta.streams[-1]["label"] + "1"
+    start = next_seq(store)
+    sid = store.next_id("stream")
     meta.streams.append(
         {
-            "sid": store.next_id("stream"),
+            "sid": sid,
             "label": label,
             "view": view_type,
             "created": now,
-            "start": next_seq(store),
+            "start": start,
             "disabled": None,
+            "shards": [_shard(sid, 0, start, now, None)],
         }
     )
     meta.stream = {"StreamEnabled": True, "StreamViewType": view_type}
 
 
-def disable(meta: TableMeta) -> None:
-    """Close the table's current stream: it stays readable until its records age out."""
+def _shard(sid: int, n: int, start: int, now: float, parent: str | None) -> dict:
+    """A shard: the stream's records with start < seq <= end (end None: open)."""
+    return {
+        "id": f"shardId-{int(now * 1000):020d}-{sid & 0xFFFF:04x}{n & 0xFFFF:04x}",
+        "start": start,
+        "end": None,
+        "parent": parent,
+        "created": now,
+    }
+
+
+def disable(store: ItemStore, meta: TableMeta) -> None:
+    """Close the table's current stream and its open shard (inside a write): it stays readable
+    until its records age out."""
     if meta.streams and meta.streams[-1]["disabled"] is None:
         meta.streams[-1]["disabled"] = clock.time()
+        meta.streams[-1]["shards"][-1]["end"] = store.stream_seq
     meta.stream = None
+
+
+def roll(store: ItemStore, meta: TableMeta, now: float) -> bool:
+    """Close the open shard of the table's stream and open its child, when the shard is
+    SHARD_HOURS old (inside a write); whether it did. DynamoDB's shards roll over about every
+    four hours; a consumer then reads the parent to its end before the child."""
+    if not meta.stream or not meta.streams:
+        return False
+    s = meta.streams[-1]
+    current = s["shards"][-1]
+    if now - current["created"] < SHARD_HOURS * 3600:
+        return False
+    current["end"] = store.stream_seq
+    s["shards"].append(_shard(s["sid"], len(s["shards"]), next_seq(store), now, current["id"]))
+    store.save_meta(meta.to_json())
+    return True
 
 
 def forget(store: ItemStore, meta: TableMeta) -> None:
@@ -184,12 +223,15 @@ def forget(store: ItemStore, meta: TableMeta) -> None:
         store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (s["sid"],))
 
 
-def read(store: ItemStore, sid: int, after: int, limit: int) -> Iterator[tuple[int, float, tuple]]:
-    """Up to `limit` committed records of a stream after sequence number `after`, decoded as the
-    caller takes them: (seq, at, (event name, old image, new image, by TTL))."""
+def read(
+    store: ItemStore, sid: int, after: int, end: int | None, limit: int
+) -> Iterator[tuple[int, float, tuple]]:
+    """Up to `limit` committed records of a stream after sequence number `after` (to `end` for a
+    closed shard), decoded as the caller takes them: (seq, at, (event name, old image, new image,
+    by TTL))."""
     rows = store.r.execute(
-        "SELECT seq, at, ev, old, new FROM ddb_stream WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (sid, after, limit),
+        "SELECT seq, at, ev, old, new FROM ddb_stream WHERE sid = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (sid, after, end if end is not None else 2**62, limit),
     )
     for seq, at, ev, old, new in rows:
         yield (
@@ -199,8 +241,12 @@ def read(store: ItemStore, sid: int, after: int, limit: int) -> Iterator[tuple[i
         )
 
 
-def first_seq(store: ItemStore, sid: int) -> int | None:
-    row = store.r.execute("SELECT seq FROM ddb_stream WHERE sid = ? ORDER BY seq LIMIT 1", (sid,)).fetchone()
+def first_seq(store: ItemStore, sid: int, after: int, end: int | None) -> int | None:
+    """The sequence number of a shard's first record still kept (None: none)."""
+    row = store.r.execute(
+        "SELECT seq FROM ddb_stream WHERE sid = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT 1",
+        (sid, after, end if end is not None else 2**62),
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -224,12 +270,15 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
 def rule(
     tables: Callable[[], list[TableMeta]], store: ItemStore
 ) -> Callable[[float, float], Awaitable[dict]]:
-    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted."""
+    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted, and
+    shards open for four hours roll over to a child."""
 
     async def run(since: float, until: float) -> dict[str, int]:
         before = until - RETENTION
         sids = [s["sid"] for m in tables() for s in m.streams]
         n = await store.db.write(lambda: prune_chunk(store, sids, before))
-        return {"pruned": n}
+        # The tables as published when the write runs (UpdateTable publishes inside its write).
+        rolled = await store.db.write(lambda: sum(roll(store, m, until) for m in tables()))
+        return {"pruned": n, "shards_rolled": rolled}
 
     return run

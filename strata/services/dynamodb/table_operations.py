@@ -162,7 +162,7 @@ class TableOperations(DynamoDBCore):
             if view is not None:
                 streams.enable(store, meta, view)
             elif stream_spec is not None:
-                streams.disable(meta)
+                streams.disable(store, meta)
             for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]

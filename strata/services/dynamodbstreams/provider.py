@@ -4,11 +4,13 @@ The records are written by the DynamoDB provider with each item change (dynamodb
 this provider reads them through that provider's store (`runtime.peer("dynamodb")`), from the
 committed data only, so a consumer never sees a change that is not durable.
 
-Each stream has one shard, open while the stream is enabled and closed when it is disabled
-(its last iterator then ends without a NextShardIterator). A shard iterator is the stream, the
-sequence number to read after and the time it was issued, base64-encoded; it expires 15 minutes
-after issue on the simulated clock (ExpiredIteratorException), as in DynamoDB. Each GetRecords is
-one streams read request on the meter (DynamoDB's Streams-RequestsCount).
+A stream's shards (dynamodb/streams.py) are ranges of its sequence numbers: the open one, and
+closed ones (rolled over after four hours, or the stream disabled), each named by its child's
+ParentShardId; a closed shard's last iterator ends without a NextShardIterator. A shard
+iterator is the stream, the shard, the sequence number to read after and the time it was issued,
+base64-encoded; it expires 15 minutes after issue on the simulated clock
+(ExpiredIteratorException), as in DynamoDB. Each GetRecords is one streams read request on the
+meter (DynamoDB's Streams-RequestsCount).
 """
 
 from __future__ import annotations
@@ -47,10 +49,6 @@ def _not_found(message: str = "Requested resource not found") -> ServiceError:
 
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-def shard_id(stream: dict) -> str:
-    return f"shardId-{int(stream['created'] * 1000):020d}-{stream['sid']:08x}"
 
 
 def _seq_text(seq: int) -> str:
@@ -143,13 +141,19 @@ class DynamoDBStreamsProvider:
         limit = _limit(req.get("Limit"), 100, "limit")
         store = self._state.store
         sid = s["sid"]
-        first = streams.first_seq(store, sid)
-        rng: dict = {"StartingSequenceNumber": _seq_text(first if first is not None else s["start"])}
-        if s["disabled"] is not None:
-            rng["EndingSequenceNumber"] = _seq_text(max(streams.last_seq(store, sid), s["start"]))
-        shards = [{"ShardId": shard_id(s), "SequenceNumberRange": rng}]
-        if req.get("ShardFilter") is not None:
-            shards = []  # CHILD_SHARDS: the one shard of a stream has no children
+        shards = []
+        for sh in s["shards"]:
+            first = streams.first_seq(store, sid, sh["start"], sh["end"])
+            rng: dict = {"StartingSequenceNumber": _seq_text(first if first is not None else sh["start"])}
+            if sh["end"] is not None:
+                rng["EndingSequenceNumber"] = _seq_text(max(sh["end"], sh["start"]))
+            shard: dict = {"ShardId": sh["id"], "SequenceNumberRange": rng}
+            if sh["parent"]:
+                shard["ParentShardId"] = sh["parent"]
+            shards.append(shard)
+        wanted = req.get("ShardFilter")
+        if wanted is not None:  # CHILD_SHARDS: the children of one shard
+            shards = [x for x in shards if x.get("ParentShardId") == wanted.get("ShardId")]
         start = req.get("ExclusiveStartShardId")
         if start is not None:
             shards = [x for x in shards if x["ShardId"] > start]
@@ -169,17 +173,22 @@ class DynamoDBStreamsProvider:
 
     # -- GetShardIterator, GetRecords -------------------------------------------------------------
 
+    @staticmethod
+    def _shard(s: dict, arn: object, shard: object) -> dict:
+        for sh in s["shards"]:
+            if sh["id"] == shard:
+                return sh
+        raise _not_found(f"Requested resource not found: Shard does not exist: {shard} in {arn}")
+
     def get_shard_iterator(self, ctx: RequestContext, req: dict) -> dict:
         arn = req.get("StreamArn")
         meta, s = self._find(ctx, arn)
-        if req.get("ShardId") != shard_id(s):
-            raise _not_found(
-                f"Requested resource not found: Shard does not exist: {req.get('ShardId')} in {arn}"
-            )
+        sh = self._shard(s, arn, req.get("ShardId"))
         kind = req.get("ShardIteratorType")
         seq_text = req.get("SequenceNumber")
         store = self._state.store
-        sid = s["sid"]
+        sid, start, end = s["sid"], sh["start"], sh["end"]
+        last = end if end is not None else max(streams.last_seq(store, sid), start)
         if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             if seq_text is None:
                 raise _validation("SequenceNumber must be provided when ShardIteratorType is " + kind)
@@ -187,40 +196,41 @@ class DynamoDBStreamsProvider:
                 seq = int(seq_text)
             except ValueError:
                 raise _validation(f"Invalid SequenceNumber: {seq_text}") from None
-            if not s["start"] <= seq <= max(streams.last_seq(store, sid), s["start"]):
-                raise _validation(f"Invalid SequenceNumber {seq_text} for shard {shard_id(s)}")
-            after = seq - 1 if kind == "AT_SEQUENCE_NUMBER" else seq
+            if not start <= seq <= max(last, start):
+                raise _validation(f"Invalid SequenceNumber {seq_text} for shard {sh['id']}")
+            after = max(seq - 1, start) if kind == "AT_SEQUENCE_NUMBER" else seq
         elif seq_text is not None:
             raise _validation(f"SequenceNumber must not be provided when ShardIteratorType is {kind}")
         elif kind == "TRIM_HORIZON":
-            after = 0
+            after = start
         elif kind == "LATEST":
-            after = max(streams.last_seq(store, sid), s["start"])
+            after = last
         elif kind == "AT_TIMESTAMP":
-            after = self._at_timestamp(store, sid, req.get("Timestamp"), s)
+            after = self._at_timestamp(store, sid, req.get("Timestamp"), start, last)
         else:
             raise _validation(
                 f"1 validation error detected: Value '{kind}' at 'shardIteratorType' failed to satisfy "
                 "constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, LATEST, "
                 "AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, AT_TIMESTAMP]"
             )
-        return {"ShardIterator": _encode(f"{meta.arn}/stream/{s['label']}", after, clock.time())}
+        return {"ShardIterator": _encode(f"{meta.arn}/stream/{s['label']}", sh["id"], after, clock.time())}
 
     @staticmethod
-    def _at_timestamp(store: Any, sid: int, value: object, s: dict) -> int:
+    def _at_timestamp(store: Any, sid: int, value: object, start: int, last: int) -> int:
         if value is None:
             raise _validation("Timestamp must be provided when ShardIteratorType is AT_TIMESTAMP")
         at = value.timestamp() if isinstance(value, datetime) else float(value)  # type: ignore[arg-type]
         if at > clock.time():
             raise _validation("The timestamp is in the future")
         row = store.r.execute(
-            "SELECT seq FROM ddb_stream WHERE sid = ? AND at >= ? ORDER BY seq LIMIT 1", (sid, at)
+            "SELECT seq FROM ddb_stream WHERE sid = ? AND seq > ? AND seq <= ? AND at >= ? ORDER BY seq LIMIT 1",
+            (sid, start, last, at),
         ).fetchone()
-        return row[0] - 1 if row else max(streams.last_seq(store, sid), s["start"])
+        return row[0] - 1 if row else last
 
     def get_records(self, ctx: RequestContext, req: dict) -> dict:
         limit = _limit(req.get("Limit"), MAX_RECORDS, "limit")
-        arn, after, issued = _decode(req.get("ShardIterator"))
+        arn, shard, after, issued = _decode(req.get("ShardIterator"))
         now = clock.time()
         if now - issued > ITERATOR_LIFETIME:
             raise ServiceError(
@@ -231,13 +241,14 @@ class DynamoDBStreamsProvider:
                 400,
             )
         meta, s = self._find(ctx, arn)
+        sh = self._shard(s, arn, shard)
         meter.record("dynamodb", "StreamsReadRequests", 1, "request", table=meta.name)
         store = self._state.store
         region = meta.arn.split(":")[3]
         view = s["view"]
         records: list[dict] = []
         size, last = 0, after
-        for seq, at, rec in streams.read(store, s["sid"], after, limit):
+        for seq, at, rec in streams.read(store, s["sid"], after, sh["end"], limit):
             record = _record(meta, view, region, seq, at, rec)
             records.append(record)
             last = seq
@@ -245,8 +256,8 @@ class DynamoDBStreamsProvider:
             if size >= MAX_BYTES:  # a response holds up to 1 MB of records
                 break
         out: dict = {"Records": records}
-        if s["disabled"] is None or len(records) == limit or size >= MAX_BYTES:
-            out["NextShardIterator"] = _encode(arn, last, now)
+        if sh["end"] is None or len(records) == limit or size >= MAX_BYTES:
+            out["NextShardIterator"] = _encode(arn, sh["id"], last, now)
         return out
 
 
@@ -281,14 +292,14 @@ def _record(meta: TableMeta, view: str, region: str, seq: int, at: float, rec: t
     return out
 
 
-def _encode(arn: str, after: int, issued: float) -> str:
-    raw = json.dumps([arn, after, repr(issued)], separators=(",", ":")).encode()
+def _encode(arn: str, shard: str, after: int, issued: float) -> str:
+    raw = json.dumps([arn, shard, after, repr(issued)], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode(value: object) -> tuple[str, int, float]:
+def _decode(value: object) -> tuple[str, str, int, float]:
     try:
-        arn, after, issued = json.loads(base64.urlsafe_b64decode(str(value).encode()))
-        return str(arn), int(after), float(Decimal(issued))
+        arn, shard, after, issued = json.loads(base64.urlsafe_b64decode(str(value).encode()))
+        return str(arn), str(shard), int(after), float(Decimal(issued))
     except (ValueError, TypeError, binascii.Error, ArithmeticError):
         raise _validation(f"Invalid ShardIterator: {value}") from None

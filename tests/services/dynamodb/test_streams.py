@@ -311,3 +311,33 @@ def test_a_page_of_records_holds_about_one_megabyte(strata_server: Any, unique: 
     rest = streams.get_records(ShardIterator=first["NextShardIterator"], Limit=1000)["Records"]
     keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in first["Records"] + rest]
     assert keys == [f"big{i}" for i in range(5)]
+
+
+def test_shards_roll_over_and_a_consumer_reads_parent_then_child(strata_factory: Any) -> None:
+    server = strata_factory()
+    ddb = server.client("dynamodb")
+    streams = server.client("dynamodbstreams")
+    arn = _table(ddb, "roll", "NEW_IMAGE")
+    ddb.put_item(TableName="roll", Item=_item("a", "1"))
+    server.advance_clock("5h")  # shards roll over after about four hours
+    ddb.put_item(TableName="roll", Item=_item("a", "2"))
+    shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    assert len(shards) == 2
+    parent, child = shards
+    assert child["ParentShardId"] == parent["ShardId"] and "ParentShardId" not in parent
+    assert "EndingSequenceNumber" in parent["SequenceNumberRange"]
+    assert "EndingSequenceNumber" not in child["SequenceNumberRange"]
+    children = streams.describe_stream(
+        StreamArn=arn, ShardFilter={"Type": "CHILD_SHARDS", "ShardId": parent["ShardId"]}
+    )["StreamDescription"]["Shards"]
+    assert [s["ShardId"] for s in children] == [child["ShardId"]]
+    it = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=parent["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    page = streams.get_records(ShardIterator=it)
+    assert _changes(page["Records"]) == [("INSERT", "a", None, _item("a", "1"))]
+    assert "NextShardIterator" not in page  # the parent is closed and read to its end
+    assert _changes(_consume(streams, arn)) == [
+        ("INSERT", "a", None, _item("a", "1")),
+        ("MODIFY", "a", None, _item("a", "2")),
+    ]
