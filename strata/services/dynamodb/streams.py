@@ -204,7 +204,15 @@ def disable(store: ItemStore, meta: TableMeta) -> None:
 def roll(store: ItemStore, meta: TableMeta, now: float) -> bool:
     """Close the open shard of the table's stream and open its child, when the shard is
     SHARD_HOURS old (inside a write); whether it did. DynamoDB's shards roll over about every
-    four hours; a consumer then reads the parent to its end before the child."""
+    four hours; a consumer then reads the parent to its end before the child.
+
+    Streams disabled for 24 hours (their records pruned) are forgotten here too, but for the
+    latest, which DescribeTable still names."""
+    if len(meta.streams) > 1:
+        kept = [s for s in meta.streams[:-1] if s["disabled"] is None or now - s["disabled"] < RETENTION]
+        if len(kept) != len(meta.streams) - 1:
+            meta.streams[:-1] = kept
+            store.save_meta(meta.to_json())
     if not meta.stream or not meta.streams:
         return False
     s = meta.streams[-1]

@@ -274,8 +274,19 @@ def test_ttl_records_iterator_expiry_and_retention(strata_factory: Any) -> None:
             break
         time.sleep(0.2)
     assert reads >= 2
-    server.advance_clock("25h")  # records are kept 24 hours
-    assert _consume(streams, arn) == []
+    ddb.update_table(TableName="ttl", StreamSpecification={"StreamEnabled": False})
+    arn2 = ddb.update_table(
+        TableName="ttl", StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    )["TableDescription"]["LatestStreamArn"]
+    assert len(streams.list_streams(TableName="ttl")["Streams"]) == 2
+    ddb.put_item(TableName="ttl", Item={"pk": {"S": "y"}})
+    assert len(_consume(streams, arn2)) == 1
+    server.advance_clock("25h")  # records are kept 24 hours, disabled streams listed as long
+    assert _consume(streams, arn2) == []
+    assert [s["StreamArn"] for s in streams.list_streams(TableName="ttl")["Streams"]] == [arn2]
+    with pytest.raises(ClientError) as e:
+        streams.describe_stream(StreamArn=arn)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_kill9_keeps_records_of_acknowledged_writes(strata_factory: Any) -> None:
