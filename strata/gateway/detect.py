@@ -93,6 +93,11 @@ def detect(request: HttpRequest, s3_hosts: tuple[str, ...]) -> Detected:
     scope = signing_scope(request)
     if scope:
         service = BY_SIGNING_NAME.get(scope[3])
+        target = request.headers.get("x-amz-target")
+        if target:  # services sharing a signing name (dynamodb, dynamodbstreams) by their target
+            by_target = BY_TARGET_PREFIX.get(target.split(".", 1)[0])
+            if by_target and SERVICES[by_target].signing_name == scope[3]:
+                service = by_target
         if (
             service == "s3"
             and request.raw_path.startswith(S3CONTROL_PATH)

@@ -27,6 +27,10 @@ SERVICES: dict[str, ServiceInfo] = {
         # Signed for "s3" too: the gateway tells it from S3 by its /v20180820/ paths (detect.py).
         ServiceInfo("s3control", "s3", "strata.services.s3control.provider:S3ControlProvider"),
         ServiceInfo("dynamodb", "dynamodb", "strata.services.dynamodb.provider:DynamoDBProvider"),
+        # Signed for "dynamodb" too: told apart by its X-Amz-Target prefix (detect.py).
+        ServiceInfo(
+            "dynamodbstreams", "dynamodb", "strata.services.dynamodbstreams.provider:DynamoDBStreamsProvider"
+        ),
         ServiceInfo("ec2", "ec2", "strata.services.ec2.provider:EC2Provider"),
         ServiceInfo("ebs", "ebs", "strata.services.ebs.provider:EBSProvider"),
         ServiceInfo("efs", "elasticfilesystem", "strata.services.efs.provider:EFSProvider"),
@@ -52,6 +56,7 @@ for _s in SERVICES.values():
 # JSON-protocol target prefixes (X-Amz-Target: "<prefix>.<Operation>").
 BY_TARGET_PREFIX: dict[str, str] = {
     "DynamoDB_20120810": "dynamodb",
+    "DynamoDBStreams_20120810": "dynamodbstreams",
     "TrentService": "kms",
     "AnyScaleFrontendService": "application-autoscaling",
     "GraniteServiceVersion20100801": "cloudwatch",

@@ -91,6 +91,7 @@ def new_table(
     for ix in meta.indexes:
         ix.iid, ix.created, ix.provisioning, ix.backfilling, ix.cursor = next_iid(), now, {}, False, None
     meta.tags, meta.ttl, meta.stream, meta.deletion_protection = {}, None, None, False
+    meta.streams = []
     meta.pitr, meta.pitr_since, meta.provisioning, meta.dropped = False, 0.0, {}, []
     meta.status = "CREATING"
     meta.restore = {**restore, "done": 0, "loaded": False, "ready_at": now + RESTORE_SECONDS}

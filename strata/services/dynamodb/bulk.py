@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from strata.services.dynamodb import items as itm
+from strata.services.dynamodb import streams
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import ITEM_FORMAT, loads
 from strata.services.dynamodb.tables import IndexMeta, TableMeta
@@ -83,7 +84,12 @@ class Bulk:
                 break
         for iid in [ix.iid for ix in meta.indexes] + list(meta.dropped):
             await self._delete_index_rows(iid)
-        await store.db.write(lambda: store.drop_table_row(meta.tid))
+
+        def drop() -> None:
+            store.drop_table_row(meta.tid)
+            streams.forget(store, meta)
+
+        await store.db.write(drop)
         key = (meta.scope, meta.name)
         if self.state.deleting.get(key) is meta:
             del self.state.deleting[key]

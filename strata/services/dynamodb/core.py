@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import backups, batch, provisioning, ttl
+from strata.services.dynamodb import backups, batch, provisioning, streams, ttl
 from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
@@ -45,6 +45,11 @@ class DynamoDBCore:
         self.bulk.resume()
         self.restorer.resume()
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
+        scheduler.register(
+            "dynamodb.streams",
+            streams.rule(lambda: list(self.state.tables.values()), self.state.store),
+            every=3600.0,
+        )
         scheduler.register(
             "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
         )

@@ -8,10 +8,10 @@ capacity in step — all inside the caller's SQLite transaction.
 from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
-from strata.services.dynamodb import keys, pitr
+from strata.services.dynamodb import keys, pitr, streams
 from strata.services.dynamodb.capacity import Consumed, write_units
 from strata.services.dynamodb.errors import invalid_parameter, validation
-from strata.services.dynamodb.store import ItemStore
+from strata.services.dynamodb.store import ItemStore, dumps
 from strata.services.dynamodb.tables import IndexMeta, TableMeta
 from strata.services.dynamodb.types import check_value, item_size
 
@@ -137,16 +137,24 @@ def write(
     new_size: int,
     consumed: Consumed,
     transactional: bool = False,
+    by_ttl: bool = False,
 ) -> None:
-    """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction."""
+    """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction.
+
+    With the table's stream enabled, the change's stream record is written here too (by_ttl:
+    a TTL deletion, which the record names as the service's)."""
     tid = meta.tid
+    blob = None
+    if meta.stream:
+        blob = dumps(new) if new is not None else None
+        streams.record(store, meta, pk, sk, old, old_size, new, blob, by_ttl)
     if meta.pitr:  # the before-image, for point-in-time recovery
         pitr.log_change(store, tid, pk, sk)
     if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):
         if store.collection_size(tid, pk) - (old_size or 0) + new_size > store.collection_limit:
             raise ServiceError("ItemCollectionSizeLimitExceededException", "Collection size exceeded.", 400)
     if new is not None:
-        store.put(tid, pk, sk, new, new_size)
+        store.put(tid, pk, sk, new, new_size, blob)
     elif old_size is not None:
         store.delete(tid, pk, sk)
     if old_size is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.context import RequestContext
-from strata.services.dynamodb import pitr
+from strata.services.dynamodb import pitr, streams
 from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
 from strata.services.dynamodb.store import ItemStore
@@ -50,6 +50,7 @@ class State:
             where = {"DELETING": self.deleting, "CREATING": self.creating}.get(m.status, self.tables)
             where[(m.scope, m.name)] = m
         every = [*self.tables.values(), *self.deleting.values(), *self.creating.values()]
+        streams.attach(self.store, every)
         self.store.count_indexes(
             [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
         )

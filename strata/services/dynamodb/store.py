@@ -102,6 +102,7 @@ class ItemStore:
         self.w = self.db.writer.conn
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
+        self.stream_seq = 0  # the last stream record's sequence number (streams.py)
 
     @property
     def r(self) -> sqlite3.Connection:
@@ -246,10 +247,11 @@ class ItemStore:
         ).fetchone()
         return row[0] if row else None
 
-    def put(self, tid: int, pk: bytes, sk: bytes, item: dict, size: int) -> None:
+    def put(self, tid: int, pk: bytes, sk: bytes, item: dict, size: int, blob: bytes | None = None) -> None:
+        """Store an item (`blob`: its bytes when the caller encoded it already, streams.py)."""
         self.w.execute(
             "INSERT OR REPLACE INTO ddb_items(tid, pk, sk, size, item) VALUES (?,?,?,?,?)",
-            (tid, pk, sk, size, dumps(item)),
+            (tid, pk, sk, size, blob if blob is not None else dumps(item)),
         )
 
     def collection_size(self, tid: int, pk: bytes) -> int:

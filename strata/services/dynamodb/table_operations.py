@@ -4,7 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
-from strata.services.dynamodb import backups, provisioning
+from strata.services.dynamodb import backups, provisioning, streams
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -41,6 +41,8 @@ class TableOperations(DynamoDBCore):
             raise resource_in_use(_being_deleted(name))
         if (scope, name) in self.state.creating:
             raise resource_in_use(f"Table already exists: {name}")
+        spec = req.get("StreamSpecification")
+        view = streams.check_spec(spec, None, False, name) if spec is not None else None
         with store.write():
             meta = build_table(
                 req,
@@ -51,6 +53,8 @@ class TableOperations(DynamoDBCore):
                 lambda: store.next_id("index"),
                 clock.time(),
             )
+            if view is not None:
+                streams.enable(store, meta, view)
             store.insert_table(meta.to_json())
         self.state.tables[(scope, name)] = meta
         return {"TableDescription": self._describe(meta, "ACTIVE")}
@@ -105,7 +109,12 @@ class TableOperations(DynamoDBCore):
         del self.state.tables[key]
         self.state.throttle.forget(meta)
         if store.counts(meta.tid)[0] <= self.bulk.chunk and not meta.dropped:
-            await store.db.write(lambda: store.delete_table(meta.tid, [ix.iid for ix in meta.indexes]))
+
+            def drop() -> None:
+                store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
+                streams.forget(store, meta)
+
+            await store.db.write(drop)
             return {"TableDescription": desc}
         self.state.deleting[key] = meta
         meta.status = "DELETING"
@@ -128,9 +137,10 @@ class TableOperations(DynamoDBCore):
         if meta.billing_mode == "PROVISIONED":
             meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
         meta.on_demand = check_on_demand(req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand)
-        if req.get("StreamSpecification") is not None:
-            spec = req["StreamSpecification"]
-            meta.stream = spec if spec.get("StreamEnabled") else None
+        stream_spec = req.get("StreamSpecification")
+        view = (
+            streams.check_spec(stream_spec, meta.stream, True, meta.name) if stream_spec is not None else None
+        )
         if req.get("SSESpecification") is not None:
             meta.sse = req["SSESpecification"] if req["SSESpecification"].get("Enabled") else None
         if req.get("DeletionProtectionEnabled") is not None:
@@ -149,6 +159,10 @@ class TableOperations(DynamoDBCore):
 
         def write() -> None:
             nonlocal changed
+            if view is not None:
+                streams.enable(store, meta, view)
+            elif stream_spec is not None:
+                streams.disable(store, meta)
             for upd in updates:
                 if "Create" in upd:
                     spec = upd["Create"]

@@ -68,7 +68,8 @@ class TableMeta:
     throughput: dict
     created: float
     indexes: list[IndexMeta] = field(default_factory=list)
-    stream: dict | None = None
+    stream: dict | None = None  # the StreamSpecification while a stream is enabled
+    streams: list[dict] = field(default_factory=list)  # every stream, the latest last (streams.py)
     sse: dict | None = None
     tags: dict[str, str] = field(default_factory=dict)
     ttl: dict | None = None
@@ -396,7 +397,8 @@ def describe(
         d["LocalSecondaryIndexes"] = lsis
     if meta.stream:
         d["StreamSpecification"] = meta.stream
-        d["LatestStreamLabel"] = _ts(meta.created).strftime("%Y-%m-%dT%H:%M:%S.000")
+    if meta.streams:
+        d["LatestStreamLabel"] = meta.streams[-1]["label"]
         d["LatestStreamArn"] = f"{meta.arn}/stream/{d['LatestStreamLabel']}"
     if meta.sse:
         d["SSEDescription"] = {

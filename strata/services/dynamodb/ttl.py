@@ -58,7 +58,9 @@ def expire_chunk(
         if attribute and expired(loads(blob), attribute, now, since):
             got = store.get(meta.tid, pk, sk)
             if got is not None:
-                itm.write(store, meta, pk, sk, got[0], got[1], None, 0, Consumed(meta.name, read=False))
+                itm.write(
+                    store, meta, pk, sk, got[0], got[1], None, 0, Consumed(meta.name, read=False), by_ttl=True
+                )
                 deleted += 1
     return deleted, ((rows[-1][0], rows[-1][1]) if len(rows) == n else None)
 
