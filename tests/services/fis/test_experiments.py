@@ -179,3 +179,44 @@ def test_restart_mid_experiment_fails_it_and_rolls_faults_back(strata_factory, u
     assert "restarted" in exp["state"]["reason"]
     assert exp["actions"]["throttle"]["state"]["status"] == "stopped"
     session_client(server, role_arn, 1).get_item(TableName=table, Key={"k": {"S": "x"}})
+
+
+def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_server, unique):
+    table = f"fis-{unique}"
+    make_table(strata_server, table)
+    role_arn, _ = assumed_dynamodb(strata_server, f"tagged-{unique}", None)
+    strata_server.client("iam").tag_role(
+        RoleName=f"tagged-{unique}", Tags=[{"Key": "chaos", "Value": unique}]
+    )
+    fis = strata_server.client("fis")
+    body = throttle_template(role_arn, "PT10M", percentage="100", service="dynamodb", operations="GetItem")
+    body["targets"]["app"] = {
+        "resourceType": "aws:iam:role",
+        "resourceTags": {"chaos": unique},
+        "selectionMode": "COUNT(1)",
+    }
+    exp_id = fis.start_experiment(
+        experimentTemplateId=fis.create_experiment_template(**body)["experimentTemplate"]["id"]
+    )["experiment"]["id"]
+    wait_for(fis, exp_id, ("running",))
+    single = session_client(strata_server, role_arn, 1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            single.get_item(TableName=table, Key={"k": {"S": "x"}})
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ThrottlingException"
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fis.stop_experiment(id=exp_id)
+    assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+
+    body["targets"]["app"]["resourceTags"] = {"chaos": "nobody-has-this"}
+    exp_id = fis.start_experiment(
+        experimentTemplateId=fis.create_experiment_template(**body)["experimentTemplate"]["id"]
+    )["experiment"]["id"]
+    failed = wait_for(fis, exp_id, DONE)
+    assert failed["state"]["status"] == "failed"
+    assert "no resources found for target app" in failed["state"]["reason"]
+    assert failed["actions"]["throttle"]["state"]["status"] == "cancelled"
