@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.targets import internal_context, resolve
 from strata.sim.clock import clock
 from strata.sim.faults import ApiFault, api_faults
+from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.fis")
@@ -157,6 +159,7 @@ class Runner:
         action["state"] = {"status": "running", "reason": "Action is running."}
         action["startTime"] = clock.time()
         self._save(doc)
+        began = clock.monotonic()
         try:
             await self._perform(doc, name, action)
         except (ActionFailed, ServiceError) as e:
@@ -167,6 +170,10 @@ class Runner:
             action["endTime"] = clock.time()
             self._save(doc)
             raise
+        finally:
+            # AWS bills an action's active time, rounded to the nearest minute, however it ends.
+            minutes = math.floor((clock.monotonic() - began) / 60 + 0.5)
+            meter.record("fis", "ActionMinutes", minutes, "action-minute", experiment=doc["id"], action=name)
         action["state"] = {"status": "completed", "reason": "Action was completed."}
         action["endTime"] = clock.time()
         self._save(doc)

@@ -220,3 +220,27 @@ def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_s
     assert failed["state"]["status"] == "failed"
     assert "no resources found for target app" in failed["state"]["reason"]
     assert failed["actions"]["throttle"]["state"]["status"] == "cancelled"
+
+
+def test_action_minutes_are_metered_and_billed(strata_factory):
+    """AWS bills $0.10 per action-minute, an action's active time rounded to the nearest minute."""
+    server = strata_factory()
+    fis = server.client("fis")
+    tid = fis.create_experiment_template(
+        description="half a minute",
+        roleArn=ROLE,
+        stopConditions=NONE,
+        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT30S"}}},
+    )["experimentTemplate"]["id"]
+    exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+    assert wait_for(fis, exp_id, DONE, timeout=180)["state"]["status"] == "completed"
+    deadline = time.monotonic() + 30
+    while not (events := server.admin("/_strata/meter?service=fis")["events"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [(e["event"], e["quantity"], e["unit"], e["dims"]) for e in events] == [
+        ("ActionMinutes", 1, "action-minute", {"experiment": exp_id, "action": "pause"})
+    ]
+    lines = server.admin("/_strata/bill?from=2000-01-01")["services"]["fis"]["lines"]
+    assert [(line["usage_type"], line["quantity"]) for line in lines] == [("ActionMinutes", 1)]
+    assert lines[0]["cost"] == pytest.approx(0.10)
