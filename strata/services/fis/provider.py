@@ -266,6 +266,24 @@ class FISProvider:
             self.runner.stop(doc)
         return {"experiment": self._experiment_out(doc)}
 
+    def list_experiment_resolved_targets(self, ctx: RequestContext, req: dict) -> dict:
+        """The resources each target resolved to (one entry per resource), once resolution ran."""
+        doc = self._owned("exp", req.get("experimentId"), ctx, "Experiment")
+        wanted = req.get("targetName")
+        if wanted and wanted not in doc["targets"]:
+            raise _not_found("Target", wanted)
+        items = [
+            {
+                "resourceType": doc["targets"][name]["resourceType"],
+                "targetName": name,
+                "targetInformation": {"arn": arn},
+            }
+            for name, arns in (doc.get("resolved") or {}).items()
+            if not wanted or name == wanted
+            for arn in arns
+        ]
+        return _page(items, req, "resolvedTargets")
+
     # -- catalog -------------------------------------------------------------------------------
 
     def _action_out(self, ctx: RequestContext, action_id: str, full: bool) -> dict:

@@ -209,6 +209,10 @@ def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_s
             break
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    resolved = fis.list_experiment_resolved_targets(experimentId=exp_id)["resolvedTargets"]
+    assert resolved == [
+        {"resourceType": "aws:iam:role", "targetName": "app", "targetInformation": {"arn": role_arn}}
+    ]
     fis.stop_experiment(id=exp_id)
     assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
 
