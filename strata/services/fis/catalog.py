@@ -2,7 +2,9 @@
 target keys, and the ISO 8601 durations actions take.
 
 Only actions Strata really carries out are listed: ListActions, GetAction and template
-validation all read this one table.
+validation all read this one table. Where AWS limits the API fault actions to EC2, Strata offers
+them for every service it serves. Durations may be shorter than AWS's one-minute minimum (a test
+of a retry loop should not wait a minute); the 12-hour maximum holds.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def wait_for(fis, exp_id: str, statuses: tuple[str, ...], timeout: float = 60) -
 
 def test_wait_actions_run_in_start_after_order(strata_server):
     fis = strata_server.client("fis")
-    wait = {"actionId": "aws:fis:wait", "parameters": {"duration": "PT1S"}}
+    wait = {"actionId": "aws:fis:wait", "parameters": {"duration": "PT2S"}}
     tid = fis.create_experiment_template(
         description="two waits",
         roleArn=ROLE,

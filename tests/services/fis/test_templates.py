@@ -211,3 +211,19 @@ def test_action_catalog(strata_server):
     assert error_of(lambda: fis.get_action(id="aws:ec2:stop-instances"))[0] == "ResourceNotFoundException"
     types = {t["resourceType"] for t in fis.list_target_resource_types()["targetResourceTypes"]}
     assert types == {"aws:iam:role", "aws:rds:db", "aws:rds:cluster"}
+
+
+def test_unknown_ids_are_not_found(strata_server):
+    fis = strata_server.client("fis")
+    for call in (
+        lambda: fis.start_experiment(experimentTemplateId="EXTnosuchtemplate"),
+        lambda: fis.get_experiment(id="EXPnosuchexperiment"),
+        lambda: fis.stop_experiment(id="EXPnosuchexperiment"),
+        lambda: fis.update_experiment_template(id="EXTnosuchtemplate", description="x"),
+        lambda: fis.delete_experiment_template(id="EXTnosuchtemplate"),
+        lambda: fis.list_tags_for_resource(
+            resourceArn="arn:aws:fis:us-east-1:000000000000:experiment/EXPnope"
+        ),
+    ):
+        code, _, status = error_of(call)
+        assert (code, status) == ("ResourceNotFoundException", 404)
