@@ -25,6 +25,7 @@ from strata.services.base import ServiceRuntime
 from strata.services.fis import templates as tpl
 from strata.services.fis.catalog import ACTIONS, TARGET_TYPES
 from strata.services.fis.runner import ACTIVE, Runner
+from strata.services.fis.stops import check_alarms_exist
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
@@ -140,7 +141,7 @@ class FISProvider:
 
     # -- experiment templates ------------------------------------------------------------------
 
-    def create_experiment_template(self, ctx: RequestContext, req: dict) -> dict:
+    async def create_experiment_template(self, ctx: RequestContext, req: dict) -> dict:
         earlier = self._token(ctx, "CreateExperimentTemplate", req.get("clientToken"))
         if earlier is not None and (doc := self.store.get_doc("ext", earlier["id"])) is not None:
             return {"experimentTemplate": self._template_out(doc)}
@@ -153,6 +154,7 @@ class FISProvider:
             "roleArn": tpl.check_role_arn(req.get("roleArn")),
             "tags": dict(req.get("tags") or {}),
         }
+        await check_alarms_exist(self.runtime.peer, doc["stopConditions"], ctx.region, ctx.account_id)
         ident = _new_id("EXT")
         now = clock.time()
         doc.update(
@@ -183,7 +185,7 @@ class FISProvider:
         ]
         return _page(items, req, "experimentTemplates")
 
-    def update_experiment_template(self, ctx: RequestContext, req: dict) -> dict:
+    async def update_experiment_template(self, ctx: RequestContext, req: dict) -> dict:
         """Members given replace the template's (targets and actions as whole maps); the result
         is validated as a whole, as CreateExperimentTemplate validates."""
         doc = self._owned("ext", req.get("id"), ctx, "Experiment template")
@@ -192,7 +194,9 @@ class FISProvider:
         doc["actions"] = tpl.check_actions(actions, targets)
         doc["targets"] = targets
         if req.get("stopConditions") is not None:
-            doc["stopConditions"] = tpl.check_stop_conditions(req["stopConditions"])
+            conditions = tpl.check_stop_conditions(req["stopConditions"])
+            await check_alarms_exist(self.runtime.peer, conditions, ctx.region, ctx.account_id)
+            doc["stopConditions"] = conditions
         if req.get("roleArn") is not None:
             doc["roleArn"] = tpl.check_role_arn(req["roleArn"])
         if req.get("description") is not None:

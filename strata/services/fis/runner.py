@@ -17,6 +17,7 @@ from typing import Any
 
 from strata.protocol.errors import ServiceError
 from strata.services.fis.catalog import duration_seconds
+from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
 from strata.services.fis.targets import internal_context, resolve
 from strata.sim.clock import clock
 from strata.sim.faults import ApiFault, api_faults
@@ -44,7 +45,7 @@ class Runner:
         self.tasks: dict[str, asyncio.Task] = {}
         # The documents of running experiments: the one copy every change goes through.
         self.live: dict[str, dict] = {}
-        self._stopping: set[str] = set()
+        self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
 
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
@@ -66,8 +67,10 @@ class Runner:
 
     def stop(self, doc: dict) -> None:
         """Ask a running experiment to stop: its task rolls every fault back and records it."""
-        doc = self.live.get(doc["id"], doc)
-        self._stopping.add(doc["id"])
+        self._stop(self.live.get(doc["id"], doc), "Experiment stopped.")
+
+    def _stop(self, doc: dict, reason: str) -> None:
+        self._stopping[doc["id"]] = reason
         self._set(doc, "stopping", "Stopping the experiment.")
         task = self.tasks.get(doc["id"])
         if task is not None:
@@ -115,17 +118,20 @@ class Runner:
                 resolved[name] = arns
             doc["resolved"] = resolved
             self._set(doc, "running", "Experiment is running.")
+            if alarm_arns(doc["stopConditions"]):
+                running["(stop conditions)"] = asyncio.get_running_loop().create_task(self._watch(doc))
             await self._schedule(doc, running)
+            await _cancel_all(running)  # the stop condition watcher
             doc["endTime"] = clock.time()
             self._set(doc, "completed", "Experiment completed.")
         except asyncio.CancelledError:
             await _cancel_all(running)
             if doc["id"] not in self._stopping:
                 raise  # Strata is shutting down: start-up records the experiment as interrupted
-            self._stopping.discard(doc["id"])
+            reason = self._stopping.pop(doc["id"])
             self._finish_actions(doc, "Action stopped with the experiment.")
             doc["endTime"] = clock.time()
-            self._set(doc, "stopped", "Experiment stopped.")
+            self._set(doc, "stopped", reason)
         except (ActionFailed, ServiceError) as e:
             await _cancel_all(running)
             self._finish_actions(doc, "Action stopped: another action failed.")
@@ -138,8 +144,23 @@ class Runner:
             doc["endTime"] = clock.time()
             self._set(doc, "failed", f"Experiment failed: {e}")
 
+    async def _watch(self, doc: dict) -> None:
+        """Stop the experiment when one of its stop condition alarms is in the ALARM state."""
+        arns = alarm_arns(doc["stopConditions"])
+        while True:
+            states = await alarm_states(self.peer, arns, doc["region"], doc["account"])
+            firing = [arn for arn in arns if states.get(arn) == "ALARM"]
+            if firing:
+                self._stop(doc, f"Experiment stopped by the stop condition {firing[0]}.")
+                task = self.tasks.get(doc["id"])
+                if task is not None:
+                    task.cancel()
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
     async def _schedule(self, doc: dict, running: dict[str, asyncio.Task]) -> None:
-        """Start each action once every action it starts after has completed."""
+        """Start each action once every action it starts after has completed (the stop condition
+        watcher, when there is one, runs beside them and never completes)."""
         actions = doc["actions"]
         done: set[str] = set()
         while len(done) < len(actions):
@@ -149,6 +170,8 @@ class Runner:
                 if all(p in done for p in action.get("startAfter", [])):
                     running[name] = asyncio.get_running_loop().create_task(self._action(doc, name))
             finished, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, t in running.items() if t in finished and n not in actions]:
+                running.pop(name).result()  # the watcher ends only by failing or stopping us
             for name in [n for n, t in running.items() if t in finished]:
                 task = running.pop(name)
                 task.result()  # an action's failure fails the experiment

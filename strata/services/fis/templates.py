@@ -11,6 +11,7 @@ from strata.services.fis.catalog import ACTIONS, TARGET_TYPES, duration_seconds
 from strata.services.registry import SERVICES
 
 _SELECTION = re.compile(r"^(ALL|COUNT\((\d+)\)|PERCENT\((\d+)\))$")
+_ALARM_ARN = re.compile(r"^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$")
 
 
@@ -144,7 +145,9 @@ def check_stop_conditions(conditions: list[dict]) -> list[dict]:
                 raise invalid("A stop condition with source none takes no value")
             out.append({"source": "none"})
         elif source == "aws:cloudwatch:alarm":
-            raise invalid("Stop conditions on CloudWatch alarms are not supported by Strata")
+            if not _ALARM_ARN.match(c.get("value") or ""):
+                raise invalid(f"Invalid CloudWatch alarm ARN for stop condition: {c.get('value')}")
+            out.append({"source": source, "value": c["value"]})
         else:
             raise invalid(f"Invalid stop condition source: {source}")
     return out

@@ -248,3 +248,43 @@ def test_action_minutes_are_metered_and_billed(strata_factory):
     lines = server.admin("/_strata/bill?from=2000-01-01")["services"]["fis"]["lines"]
     assert [(line["usage_type"], line["quantity"]) for line in lines] == [("ActionMinutes", 1)]
     assert lines[0]["cost"] == pytest.approx(0.10)
+
+
+def test_a_stop_condition_alarm_stops_the_experiment(strata_server, unique):
+    cloudwatch = strata_server.client("cloudwatch")
+    alarm = f"fis-stop-{unique}"
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="App",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    alarm_arn = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["AlarmArn"]
+    fis = strata_server.client("fis")
+    tid = fis.create_experiment_template(
+        description="stop on alarm",
+        roleArn=ROLE,
+        stopConditions=[{"source": "aws:cloudwatch:alarm", "value": alarm_arn}],
+        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT10M"}}},
+    )["experimentTemplate"]
+    assert tid["stopConditions"] == [{"source": "aws:cloudwatch:alarm", "value": alarm_arn}]
+    short = fis.create_experiment_template(
+        description="alarm stays OK",
+        roleArn=ROLE,
+        stopConditions=[{"source": "aws:cloudwatch:alarm", "value": alarm_arn}],
+        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT1S"}}},
+    )["experimentTemplate"]["id"]
+    quiet = wait_for(fis, fis.start_experiment(experimentTemplateId=short)["experiment"]["id"], DONE)
+    assert quiet["state"]["status"] == "completed"
+
+    exp_id = fis.start_experiment(experimentTemplateId=tid["id"])["experiment"]["id"]
+    wait_for(fis, exp_id, ("running",))
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+    exp = wait_for(fis, exp_id, DONE)
+    assert exp["state"]["status"] == "stopped"
+    assert alarm_arn in exp["state"]["reason"]
+    assert exp["actions"]["pause"]["state"]["status"] == "stopped"

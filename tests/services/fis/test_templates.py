@@ -99,11 +99,11 @@ def test_client_token_makes_create_idempotent(strata_server, unique):
                 "stopConditions": [
                     {
                         "source": "aws:cloudwatch:alarm",
-                        "value": "arn:aws:cloudwatch:us-east-1:000000000000:alarm:a",
+                        "value": "arn:aws:cloudwatch:us-east-1:000000000000:alarm:no-such-alarm",
                     }
                 ]
             },
-            "CloudWatch alarms",
+            "does not exist",
         ),
         ({"stopConditions": [{"source": "bogus"}]}, "stop condition source"),
         ({"actions": {"x": {"actionId": "aws:ec2:stop-instances"}}}, "aws:ec2:stop-instances"),
