@@ -107,6 +107,7 @@ class FISProvider:
             "lastUpdateTime": _ts(doc["lastUpdateTime"]),
             "roleArn": doc["roleArn"],
             "tags": doc["tags"],
+            "experimentOptions": doc["experimentOptions"],
             "targetAccountConfigurationsCount": 0,
         }
 
@@ -132,6 +133,7 @@ class FISProvider:
             "stopConditions": doc["stopConditions"],
             "creationTime": _ts(doc["creationTime"]),
             "tags": doc["tags"],
+            "experimentOptions": doc["experimentOptions"],
             "targetAccountConfigurationsCount": 0,
         }
         for key in ("startTime", "endTime"):
@@ -153,6 +155,7 @@ class FISProvider:
             "actions": tpl.check_actions(req.get("actions") or {}, targets),
             "roleArn": tpl.check_role_arn(req.get("roleArn")),
             "tags": dict(req.get("tags") or {}),
+            "experimentOptions": tpl.check_template_options(req.get("experimentOptions")),
         }
         await check_alarms_exist(self.runtime.peer, doc["stopConditions"], ctx.region, ctx.account_id)
         ident = _new_id("EXT")
@@ -201,6 +204,10 @@ class FISProvider:
             doc["roleArn"] = tpl.check_role_arn(req["roleArn"])
         if req.get("description") is not None:
             doc["description"] = req["description"]
+        if req.get("experimentOptions") is not None:
+            doc["experimentOptions"] = tpl.check_template_options(
+                req["experimentOptions"], doc["experimentOptions"]
+            )
         doc["lastUpdateTime"] = clock.time()
         self.store.put_doc("ext", doc["id"], doc)
         return {"experimentTemplate": self._template_out(doc)}
@@ -235,6 +242,10 @@ class FISProvider:
             "creationTime": now,
             "startTime": now,
             "tags": dict(req.get("tags") or {}),
+            "experimentOptions": {
+                **template["experimentOptions"],
+                "actionsMode": (req.get("experimentOptions") or {}).get("actionsMode") or "run-all",
+            },
             "account": ctx.account_id,
             "region": ctx.region,
         }
@@ -252,7 +263,8 @@ class FISProvider:
             {
                 k: v
                 for k, v in self._experiment_out(d).items()
-                if k in ("id", "arn", "experimentTemplateId", "state", "creationTime", "tags")
+                if k
+                in ("id", "arn", "experimentTemplateId", "state", "creationTime", "tags", "experimentOptions")
             }
             for d in self.store.list_docs("exp")
             if d["account"] == ctx.account_id

@@ -113,7 +113,7 @@ class Runner:
             for name, target in doc["targets"].items():
                 ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
                 arns = await resolve(self.peer, target, ctx)
-                if not arns:
+                if not arns and doc["experimentOptions"]["emptyTargetResolutionMode"] == "fail":
                     raise ActionFailed(f"Target resolution failed: no resources found for target {name}.")
                 resolved[name] = arns
             doc["resolved"] = resolved
@@ -179,6 +179,17 @@ class Runner:
 
     async def _action(self, doc: dict, name: str) -> None:
         action = doc["actions"][name]
+        if doc["experimentOptions"]["actionsMode"] == "skip-all":
+            action["state"] = {
+                "status": "skipped",
+                "reason": "The experiment runs with actionsMode skip-all.",
+            }
+            self._save(doc)
+            return
+        if any(not doc["resolved"].get(t) for t in action.get("targets", {}).values()):
+            action["state"] = {"status": "skipped", "reason": "The action's target resolved to no resources."}
+            self._save(doc)
+            return
         action["state"] = {"status": "running", "reason": "Action is running."}
         action["startTime"] = clock.time()
         self._save(doc)

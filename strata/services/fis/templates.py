@@ -157,3 +157,21 @@ def check_role_arn(arn: Any) -> str:
     if not isinstance(arn, str) or not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn):
         raise invalid(f"Invalid role ARN: {arn}")
     return arn
+
+
+TEMPLATE_OPTIONS = {"accountTargeting": "single-account", "emptyTargetResolutionMode": "fail"}
+
+
+def check_template_options(options: dict | None, current: dict | None = None) -> dict:
+    """A template's experiment options: single-account targeting only; an empty target fails the
+    experiment (`fail`) or skips the actions on it (`skip`)."""
+    out = {
+        **TEMPLATE_OPTIONS,
+        **(current or {}),
+        **{k: v for k, v in (options or {}).items() if v is not None},
+    }
+    if out["accountTargeting"] != "single-account":
+        raise invalid("accountTargeting multi-account is not supported by Strata")
+    if out["emptyTargetResolutionMode"] not in ("fail", "skip"):
+        raise invalid(f"Invalid emptyTargetResolutionMode: {out['emptyTargetResolutionMode']}")
+    return out

@@ -64,6 +64,12 @@ def test_wait_actions_run_in_start_after_order(strata_server):
     assert [(e["id"], e["state"]["status"], e["tags"]) for e in listed] == [
         (exp["id"], "completed", {"run": "1"})
     ]
+    assert listed[0]["experimentOptions"]["actionsMode"] == "run-all"
+    preview = fis.start_experiment(experimentTemplateId=tid, experimentOptions={"actionsMode": "skip-all"})
+    preview = wait_for(fis, preview["experiment"]["id"], DONE)
+    assert preview["state"]["status"] == "completed"
+    assert preview["experimentOptions"]["actionsMode"] == "skip-all"
+    assert {a["state"]["status"] for a in preview["actions"].values()} == {"skipped"}
     with pytest.raises(ClientError) as e:
         fis.stop_experiment(id=exp["id"])
     assert e.value.response["Error"]["Code"] == "ValidationException"
@@ -224,6 +230,14 @@ def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_s
     assert failed["state"]["status"] == "failed"
     assert "no resources found for target app" in failed["state"]["reason"]
     assert failed["actions"]["throttle"]["state"]["status"] == "cancelled"
+
+    # emptyTargetResolutionMode skip: the action on the empty target is skipped, the run completes.
+    tid = failed["experimentTemplateId"]
+    fis.update_experiment_template(id=tid, experimentOptions={"emptyTargetResolutionMode": "skip"})
+    skipped = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+    assert skipped["state"]["status"] == "completed"
+    assert skipped["actions"]["throttle"]["state"]["status"] == "skipped"
+    assert skipped["experimentOptions"]["emptyTargetResolutionMode"] == "skip"
 
 
 def test_action_minutes_are_metered_and_billed(strata_factory):

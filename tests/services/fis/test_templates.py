@@ -190,14 +190,23 @@ def test_count_selection_and_tag_targets_are_accepted(strata_server):
     assert t["targets"]["app"]["selectionMode"] == "COUNT(1)"
 
 
-def test_refused_options(strata_server):
+def test_experiment_options(strata_server):
     fis = strata_server.client("fis")
+    t = fis.create_experiment_template(**wait_template())["experimentTemplate"]
+    assert t["experimentOptions"] == {
+        "accountTargeting": "single-account",
+        "emptyTargetResolutionMode": "fail",
+    }
     code, message, _ = error_of(
         lambda: fis.create_experiment_template(
-            **wait_template(), experimentOptions={"emptyTargetResolutionMode": "skip"}
+            **wait_template(), experimentOptions={"accountTargeting": "multi-account"}
         )
     )
-    assert code == "ValidationException" and "experimentOptions" in message
+    assert code == "ValidationException" and "multi-account" in message
+    code, message, _ = error_of(
+        lambda: fis.create_experiment_template(**wait_template(), logConfiguration={"logSchemaVersion": 2})
+    )
+    assert code == "ValidationException" and "logConfiguration" in message
 
 
 def test_action_catalog(strata_server):
