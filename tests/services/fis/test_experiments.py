@@ -158,7 +158,8 @@ def test_throttle_on_an_assumed_role_is_absorbed_by_retries_and_stop_rolls_it_ba
         single.get_item(TableName=table, Key={"k": {"S": "r0"}})
 
 
-def test_restart_mid_experiment_fails_it_and_rolls_faults_back(strata_factory, unique):
+@pytest.mark.parametrize("how", ["graceful", "kill -9"])
+def test_restart_mid_experiment_fails_it_and_rolls_faults_back(strata_factory, unique, how):
     server = strata_factory()
     table = f"fis-{unique}"
     make_table(server, table)
@@ -178,7 +179,11 @@ def test_restart_mid_experiment_fails_it_and_rolls_faults_back(strata_factory, u
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
-    server.restart()
+    if how == "graceful":
+        server.restart()
+    else:
+        server.kill()
+        server.start()
     fis = server.client("fis")
     exp = fis.get_experiment(id=exp_id)["experiment"]
     assert exp["state"]["status"] == "failed"
