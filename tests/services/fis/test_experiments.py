@@ -250,10 +250,10 @@ def test_action_minutes_are_metered_and_billed(strata_factory):
     server = strata_factory()
     fis = server.client("fis")
     tid = fis.create_experiment_template(
-        description="half a minute",
+        description="35 seconds: one action-minute",
         roleArn=ROLE,
         stopConditions=NONE,
-        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT30S"}}},
+        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT35S"}}},
     )["experimentTemplate"]["id"]
     exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
     assert wait_for(fis, exp_id, DONE, timeout=180)["state"]["status"] == "completed"
