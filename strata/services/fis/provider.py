@@ -193,7 +193,7 @@ class FISProvider:
         is validated as a whole, as CreateExperimentTemplate validates."""
         doc = self._owned("ext", req.get("id"), ctx, "Experiment template")
         targets = tpl.check_targets(req["targets"]) if req.get("targets") is not None else doc["targets"]
-        actions = req.get("actions") if req.get("actions") is not None else doc["actions"]
+        actions = req["actions"] if req.get("actions") is not None else doc["actions"]
         doc["actions"] = tpl.check_actions(actions, targets)
         doc["targets"] = targets
         if req.get("stopConditions") is not None:

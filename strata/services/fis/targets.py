@@ -21,7 +21,7 @@ def internal_context(service: str, operation: str, region: str, account: str, re
         region=region,
         account_id=account,
         principal=None,
-        http=None,  # type: ignore[arg-type] - no HTTP request behind an experiment's calls
+        http=None,  # type: ignore[arg-type]  # no HTTP request behind these calls
     )
 
 
