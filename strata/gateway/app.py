@@ -39,6 +39,7 @@ from strata.protocol import codec_for_request
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.clock import clock
+from strata.sim.faults import api_faults
 from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
 from strata.storage.errors import disk_refused
@@ -143,6 +144,11 @@ class StrataApp:
                 op, path_params = codec.find_operation(request)
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)
+            # FIS API faults: only while an experiment injects one (an empty dict otherwise).
+            if api_faults.rules and principal is not None and principal.role_arn:
+                fault = api_faults.error_for(principal.role_arn, service, op_name)
+                if fault is not None:
+                    raise ServiceError(*fault)
             params = codec.parse(op, request, path_params)
             if access_point is not None:
                 params[access_points.MEMBER] = access_point

@@ -57,6 +57,7 @@ REFUSALS: dict[str, tuple[str, str, int]] = {
     "application-autoscaling": ("ValidationException", "{member} is not supported by Strata", 400),
     "cloudwatch": ("InvalidParameterValue", "{member} is not supported by Strata", 400),
     "ce": ("ValidationException", "{member} is not supported by Strata", 400),
+    "fis": ("ValidationException", "{member} is not supported by Strata", 400),
 }
 # A service whose model name is not a Python package name lives in this package.
 PACKAGES: dict[str, str] = {"application-autoscaling": "autoscaling"}

@@ -46,6 +46,7 @@ SERVICES: dict[str, ServiceInfo] = {
         ),
         ServiceInfo("cloudwatch", "monitoring", "strata.services.cloudwatch.provider:CloudWatchProvider"),
         ServiceInfo("ce", "ce", "strata.services.ce.provider:CostExplorerProvider"),
+        ServiceInfo("fis", "fis", "strata.services.fis.provider:FISProvider"),
     ]
 }
 

@@ -43,6 +43,7 @@ CONVERT: dict[tuple[str, str], float] = {
     ("RCU", "ReadRequestUnits"): 1.0,
     ("WCU", "WriteRequestUnits"): 1.0,
     ("MiBps-hours", "MiBps-Mo"): 1 / MONTH_HOURS,
+    ("action-minute", "ActionMinutes"): 1.0,
 }
 _RESOURCE_DIMS = (
     "bucket",
@@ -56,6 +57,7 @@ _RESOURCE_DIMS = (
     "volume",
     "snapshot",
     "key",
+    "experiment",
 )
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 CALLS = {
     "eventbridgev2": ("events", lambda c: c.list_event_buses()),  # smithy-rpc-v2-cbor
     "logs": ("logs", lambda c: c.describe_log_groups()),  # json
-    "fis": ("fis", lambda c: c.list_experiments()),  # rest-json
+    "lambda": ("lambda", lambda c: c.list_functions()),  # rest-json
     "sns": ("sns", lambda c: c.list_topics()),  # query
     "route53": ("route53", lambda c: c.list_hosted_zones()),  # rest-xml
 }

@@ -36,6 +36,7 @@ AUDITED = (
     "application-autoscaling",
     "cloudwatch",
     "ce",
+    "fis",
 )
 # botocore rewrites these before sending: the member the server sees instead.
 REWRITTEN = {("rds", "SourceRegion"): "PreSignedUrl"}

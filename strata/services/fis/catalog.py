@@ -1,0 +1,87 @@
+"""The FIS actions and target resource types Strata performs, with AWS's ids, parameters and
+target keys, and the ISO 8601 durations actions take.
+
+Only actions Strata really carries out are listed: ListActions, GetAction and template
+validation all read this one table. Where AWS limits the API fault actions to EC2, Strata offers
+them for every service it serves. Durations may be shorter than AWS's one-minute minimum (a test
+of a retry loop should not wait a minute); the 12-hour maximum holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from strata.protocol.errors import ServiceError
+
+MAX_DURATION_SECONDS = 12 * 3600  # AWS: an action runs for at most 12 hours
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    description: str
+    parameters: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (doc, required)
+    target: tuple[str, str] | None = None  # (target key, resource type)
+
+
+def _api_fault(kind: str, what: str) -> ActionSpec:
+    return ActionSpec(
+        f"aws:fis:inject-api-{kind}-error",
+        f"Inject {what} errors on the requests made by the target IAM roles.",
+        {
+            "service": ("The target AWS service (any service Strata serves, e.g. dynamodb).", True),
+            "operations": ("A comma-separated list of the operations to inject the fault into.", True),
+            "percentage": ("The percentage (1-100) of requests to fail.", True),
+            "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
+        },
+        ("Roles", "aws:iam:role"),
+    )
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    a.id: a
+    for a in [
+        ActionSpec(
+            "aws:fis:wait",
+            "Run the FIS wait action.",
+            {"duration": ("The duration, from one minute to 12 hours (ISO 8601).", True)},
+        ),
+        _api_fault("throttle", "throttle"),
+        _api_fault("internal", "internal"),
+        _api_fault("unavailable", "unavailable"),
+        ActionSpec(
+            "aws:rds:reboot-db-instances",
+            "Reboot the specified Amazon RDS DB instances.",
+            {"forceFailover": ("If true, and the instances are Multi-AZ, forces failover.", False)},
+            ("DBInstances", "aws:rds:db"),
+        ),
+        ActionSpec(
+            "aws:rds:failover-db-cluster",
+            "Failover the specified Amazon Aurora DB cluster.",
+            target=("Clusters", "aws:rds:cluster"),
+        ),
+    ]
+}
+
+TARGET_TYPES: dict[str, str] = {
+    "aws:iam:role": "IAM roles.",
+    "aws:rds:db": "Amazon RDS DB instances.",
+    "aws:rds:cluster": "Amazon Aurora DB clusters.",
+}
+
+_DURATION = re.compile(r"^PT(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in an ISO 8601 duration such as PT1M or PT30S (AWS's action duration format)."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ServiceError("ValidationException", f"Invalid duration: {text}", 400)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0 or total > MAX_DURATION_SECONDS:
+        raise ServiceError(
+            "ValidationException", f"Duration {text} must be greater than 0 and at most PT12H", 400
+        )
+    return total

@@ -1,0 +1,262 @@
+"""Running an experiment in real time: targets resolved, actions started as their startAfter
+actions complete, every fault rolled back when an action ends, fails or is stopped.
+
+An experiment is one asyncio task; each state change is written to the metadata store before it
+is visible, so GetExperiment after a restart tells what happened. Faults live only in memory
+(strata.sim.faults) and die with the process, which is why start-up marks the experiments a
+restart interrupted as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from strata.protocol.errors import ServiceError
+from strata.services.fis.catalog import duration_seconds
+from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
+from strata.services.fis.targets import internal_context, resolve
+from strata.sim.clock import clock
+from strata.sim.faults import ApiFault, api_faults
+from strata.sim.meter import meter
+from strata.storage.metadata import MetadataStore
+
+log = logging.getLogger("strata.fis")
+
+ACTIVE = ("pending", "initiating", "running", "stopping")
+_FAULT_KINDS = {
+    "aws:fis:inject-api-throttle-error": "throttle",
+    "aws:fis:inject-api-internal-error": "internal",
+    "aws:fis:inject-api-unavailable-error": "unavailable",
+}
+
+
+class ActionFailed(Exception):
+    """An action could not be carried out; its message becomes the action's state reason."""
+
+
+class Runner:
+    def __init__(self, store: MetadataStore, peer: Callable[[str], Any]) -> None:
+        self.store = store
+        self.peer = peer
+        self.tasks: dict[str, asyncio.Task] = {}
+        # The documents of running experiments: the one copy every change goes through.
+        self.live: dict[str, dict] = {}
+        self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
+
+    def _save(self, doc: dict) -> None:
+        self.store.put_doc("exp", doc["id"], doc)
+
+    def _set(self, doc: dict, status: str, reason: str) -> None:
+        doc["state"] = {"status": status, "reason": reason}
+        self._save(doc)
+
+    def launch(self, doc: dict) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(doc))
+        self.tasks[doc["id"]] = task
+        self.live[doc["id"]] = doc
+
+        def done(_task: asyncio.Task) -> None:
+            self.tasks.pop(doc["id"], None)
+            self.live.pop(doc["id"], None)
+
+        task.add_done_callback(done)
+
+    def stop(self, doc: dict) -> None:
+        """Ask a running experiment to stop: its task rolls every fault back and records it."""
+        self._stop(self.live.get(doc["id"], doc), "Experiment stopped.")
+
+    def _stop(self, doc: dict, reason: str) -> None:
+        self._stopping[doc["id"]] = reason
+        self._set(doc, "stopping", "Stopping the experiment.")
+        task = self.tasks.get(doc["id"])
+        if task is not None:
+            task.cancel()
+
+    async def shutdown(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def interrupted(self) -> None:
+        """Experiments a restart cut short: failed, their actions stopped or cancelled (the faults
+        they injected were in memory, so nothing is left to roll back)."""
+        for doc in self.store.list_docs("exp"):
+            if doc["state"]["status"] in ACTIVE:
+                self._finish_actions(doc, "Strata restarted while the action ran.")
+                doc["endTime"] = clock.time()
+                self._set(
+                    doc, "failed", "Strata restarted during the experiment; its faults were rolled back."
+                )
+
+    def _finish_actions(self, doc: dict, reason: str) -> None:
+        now = clock.time()
+        for action in doc["actions"].values():
+            status = action["state"]["status"]
+            if status in ("running", "initiating"):
+                action["state"] = {"status": "stopped", "reason": reason}
+                action["endTime"] = now
+            elif status == "pending":
+                action["state"] = {
+                    "status": "cancelled",
+                    "reason": "The experiment ended before the action started.",
+                }
+
+    async def _run(self, doc: dict) -> None:
+        running: dict[str, asyncio.Task] = {}
+        try:
+            self._set(doc, "initiating", "Experiment is initiating.")
+            resolved = {}
+            for name, target in doc["targets"].items():
+                ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
+                arns = await resolve(self.peer, target, ctx)
+                if not arns and doc["experimentOptions"]["emptyTargetResolutionMode"] == "fail":
+                    raise ActionFailed(f"Target resolution failed: no resources found for target {name}.")
+                resolved[name] = arns
+            doc["resolved"] = resolved
+            self._set(doc, "running", "Experiment is running.")
+            if alarm_arns(doc["stopConditions"]):
+                running["(stop conditions)"] = asyncio.get_running_loop().create_task(self._watch(doc))
+            await self._schedule(doc, running)
+            await _cancel_all(running)  # the stop condition watcher
+            doc["endTime"] = clock.time()
+            self._set(doc, "completed", "Experiment completed.")
+        except asyncio.CancelledError:
+            await _cancel_all(running)
+            if doc["id"] not in self._stopping:
+                raise  # Strata is shutting down: start-up records the experiment as interrupted
+            reason = self._stopping.pop(doc["id"])
+            self._finish_actions(doc, "Action stopped with the experiment.")
+            doc["endTime"] = clock.time()
+            self._set(doc, "stopped", reason)
+        except (ActionFailed, ServiceError) as e:
+            await _cancel_all(running)
+            self._finish_actions(doc, "Action stopped: another action failed.")
+            doc["endTime"] = clock.time()
+            self._set(doc, "failed", str(e.message if isinstance(e, ServiceError) else e))
+        except Exception as e:  # noqa: BLE001 - an experiment never takes the server down
+            log.exception("FIS experiment %s failed", doc["id"])
+            await _cancel_all(running)
+            self._finish_actions(doc, "Action stopped: the experiment failed.")
+            doc["endTime"] = clock.time()
+            self._set(doc, "failed", f"Experiment failed: {e}")
+
+    async def _watch(self, doc: dict) -> None:
+        """Stop the experiment when one of its stop condition alarms is in the ALARM state."""
+        arns = alarm_arns(doc["stopConditions"])
+        while True:
+            states = await alarm_states(self.peer, arns, doc["region"], doc["account"])
+            firing = [arn for arn in arns if states.get(arn) == "ALARM"]
+            if firing:
+                self._stop(doc, f"Experiment stopped by the stop condition {firing[0]}.")
+                task = self.tasks.get(doc["id"])
+                if task is not None:
+                    task.cancel()
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _schedule(self, doc: dict, running: dict[str, asyncio.Task]) -> None:
+        """Start each action once every action it starts after has completed (the stop condition
+        watcher, when there is one, runs beside them and never completes)."""
+        actions = doc["actions"]
+        done: set[str] = set()
+        while len(done) < len(actions):
+            for name, action in actions.items():
+                if name in done or name in running:
+                    continue
+                if all(p in done for p in action.get("startAfter", [])):
+                    running[name] = asyncio.get_running_loop().create_task(self._action(doc, name))
+            finished, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, t in running.items() if t in finished and n not in actions]:
+                running.pop(name).result()  # the watcher ends only by failing or stopping us
+            for name in [n for n, t in running.items() if t in finished]:
+                task = running.pop(name)
+                task.result()  # an action's failure fails the experiment
+                done.add(name)
+
+    async def _action(self, doc: dict, name: str) -> None:
+        action = doc["actions"][name]
+        if doc["experimentOptions"]["actionsMode"] == "skip-all":
+            action["state"] = {
+                "status": "skipped",
+                "reason": "The experiment runs with actionsMode skip-all.",
+            }
+            self._save(doc)
+            return
+        if any(not doc["resolved"].get(t) for t in action.get("targets", {}).values()):
+            action["state"] = {"status": "skipped", "reason": "The action's target resolved to no resources."}
+            self._save(doc)
+            return
+        action["state"] = {"status": "running", "reason": "Action is running."}
+        action["startTime"] = clock.time()
+        self._save(doc)
+        began = clock.monotonic()
+        try:
+            await self._perform(doc, name, action)
+        except (ActionFailed, ServiceError) as e:
+            action["state"] = {
+                "status": "failed",
+                "reason": str(e.message if isinstance(e, ServiceError) else e),
+            }
+            action["endTime"] = clock.time()
+            self._save(doc)
+            raise
+        finally:
+            # AWS bills an action's active time, rounded to the nearest minute, however it ends.
+            minutes = math.floor((clock.monotonic() - began) / 60 + 0.5)
+            meter.record("fis", "ActionMinutes", minutes, "action-minute", experiment=doc["id"], action=name)
+        action["state"] = {"status": "completed", "reason": "Action was completed."}
+        action["endTime"] = clock.time()
+        self._save(doc)
+
+    def _targets(self, doc: dict, action: dict) -> list[str]:
+        return [arn for t in action.get("targets", {}).values() for arn in doc["resolved"].get(t, [])]
+
+    async def _perform(self, doc: dict, name: str, action: dict) -> None:
+        action_id, params = action["actionId"], action.get("parameters", {})
+        if action_id == "aws:fis:wait":
+            await asyncio.sleep(duration_seconds(params["duration"]))
+        elif action_id in _FAULT_KINDS:
+            key = f"{doc['id']}/{name}"
+            api_faults.add(
+                key,
+                ApiFault(
+                    kind=_FAULT_KINDS[action_id],
+                    service=params["service"],
+                    operations=frozenset(o.strip() for o in params["operations"].split(",") if o.strip()),
+                    percentage=int(params["percentage"]),
+                    roles=frozenset(self._targets(doc, action)),
+                ),
+            )
+            try:
+                await asyncio.sleep(duration_seconds(params["duration"]))
+            finally:
+                api_faults.remove(key)  # rolled back however the action ends
+        elif action_id == "aws:rds:reboot-db-instances":
+            rds = self._rds()
+            force = params.get("forceFailover", "false").lower() == "true"
+            for arn in self._targets(doc, action):
+                ctx = internal_context("rds", "RebootDBInstance", doc["region"], doc["account"], doc["id"])
+                await rds.reboot_db_instance(
+                    ctx, {"DBInstanceIdentifier": arn.rsplit(":", 1)[-1], "ForceFailover": force}
+                )
+        elif action_id == "aws:rds:failover-db-cluster":
+            rds = self._rds()
+            for arn in self._targets(doc, action):
+                ctx = internal_context("rds", "FailoverDBCluster", doc["region"], doc["account"], doc["id"])
+                await rds.failover_db_cluster(ctx, {"DBClusterIdentifier": arn.rsplit(":", 1)[-1]})
+
+    def _rds(self) -> Any:
+        rds = self.peer("rds")
+        if rds is None:
+            raise ActionFailed("The RDS service is not running.")
+        return rds
+
+
+async def _cancel_all(tasks: dict[str, asyncio.Task]) -> None:
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)

@@ -1,0 +1,87 @@
+"""API faults injected by FIS experiments: calls made with an IAM role's sessions answered with the
+service's throttling, internal or unavailable error for a share of them.
+
+The gateway asks `api_faults.error_for(...)` only while `api_faults.rules` is non-empty, so a
+Strata with no experiment running pays one truthiness test per request. The share is spread
+evenly rather than drawn at random: with `percentage` 50, every second matching call fails, so a
+client's retries absorb it deterministically (and a test of that cannot flake).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+# (code, message, HTTP status) per fault kind and service, as each service answers on AWS.
+_QUERY = ("rds", "iam", "sts", "elasticache", "cloudwatch")
+ERRORS: dict[str, dict[str, tuple[str, str, int]]] = {
+    "throttle": {
+        "s3": ("SlowDown", "Please reduce your request rate.", 503),
+        "ec2": ("RequestLimitExceeded", "Request limit exceeded.", 503),
+        "dynamodb": ("ThrottlingException", "Rate of requests exceeds the allowed throughput.", 400),
+        **{s: ("Throttling", "Rate exceeded", 400) for s in _QUERY},
+        "*": ("ThrottlingException", "Rate exceeded", 400),
+    },
+    "internal": {
+        "s3": ("InternalError", "We encountered an internal error. Please try again.", 500),
+        "ec2": ("InternalError", "An internal error has occurred.", 500),
+        "dynamodb": ("InternalServerError", "Internal server error", 500),
+        "*": ("InternalFailure", "The request processing has failed because of an unknown error.", 500),
+    },
+    "unavailable": {
+        "s3": ("ServiceUnavailable", "Service is unable to handle request.", 503),
+        "ec2": ("Unavailable", "The server is overloaded and can't handle the request.", 503),
+        "*": ("ServiceUnavailable", "The service is unavailable. Please try again later.", 503),
+    },
+}
+
+
+@dataclass
+class ApiFault:
+    """One injected fault: calls to `service` (any operation when `operations` is empty) signed
+    with a session of one of `roles` fail `percentage` times in a hundred."""
+
+    kind: str  # throttle | internal | unavailable
+    service: str
+    operations: frozenset[str]
+    percentage: int
+    roles: frozenset[str]
+    _calls: int = field(default=0, repr=False)
+
+    def matches(self, role_arn: str, service: str, operation: str) -> bool:
+        return (
+            service == self.service
+            and role_arn in self.roles
+            and (not self.operations or operation in self.operations)
+        )
+
+    def fails_next(self) -> bool:
+        """Whether the next matching call fails: exactly `percentage` of every 100, evenly spread."""
+        self._calls += 1
+        n = self._calls
+        return (n * self.percentage) // 100 > ((n - 1) * self.percentage) // 100
+
+
+class ApiFaults:
+    def __init__(self) -> None:
+        self.rules: dict[str, ApiFault] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, fault: ApiFault) -> None:
+        with self._lock:
+            self.rules = {**self.rules, key: fault}
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self.rules = {k: v for k, v in self.rules.items() if k != key}
+
+    def error_for(self, role_arn: str, service: str, operation: str) -> tuple[str, str, int] | None:
+        """The (code, message, status) this call must fail with, or None to serve it."""
+        for fault in self.rules.values():
+            if fault.matches(role_arn, service, operation) and fault.fails_next():
+                table = ERRORS[fault.kind]
+                return table.get(service) or table["*"]
+        return None
+
+
+api_faults = ApiFaults()
