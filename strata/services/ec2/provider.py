@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.context import RequestContext
+from strata.engines.firewall import Firewall
+from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
@@ -38,6 +40,7 @@ from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import NetworkMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.states import attachments, volume_state
 from strata.services.ec2.volume_files import SnapshotJob
@@ -56,7 +59,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
+class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -66,6 +69,8 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
         self.crypto = Encryption(self.store, lambda: runtime.peer("kms"))
         self.nbd = NbdServer(self)
         self.snapshot_jobs: dict[str, SnapshotJob] = {}  # snapshots of plain volumes being taken
+        # other services' resources register their endpoints here (RDS: VpcSecurityGroupIds)
+        self.security_groups = SecurityGroups(self.store, None)
 
     async def start(self) -> None:
         for doc in self.store.list_docs("snapshot"):
@@ -83,13 +88,27 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             port = await run_blocking(ports.allocate, "ec2-nbd")
         host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
         await self.nbd.start(host, port)
+        if await run_blocking(nft_usable):
+            self.security_groups.firewall = Firewall("security_groups")
+            await run_blocking(self.security_groups.apply)
+        else:
+            log.warning(
+                "security groups cannot be enforced here (no nftables or not root): only default groups"
+            )
 
     async def stop(self) -> None:
+        if self.security_groups.firewall is not None:
+            await run_blocking(self.security_groups.firewall.stop)
         await self.nbd.stop()
         await run_blocking(self.blocks.close_all)
 
     def health(self) -> dict:
-        return {"state": "running", "nbd": self.nbd.address()}
+        enforced = self.security_groups.firewall is not None
+        return {
+            "state": "running",
+            "nbd": self.nbd.address(),
+            "security_groups": "enforced" if enforced else "unenforced",
+        }
 
     # -- regions and zones -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import logging
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -103,13 +104,16 @@ class InstanceOperations(RDSCore):
                 f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))
         doc = self._new_instance_doc(req, info, req["MasterUsername"])
+        doc["vpc_groups"] = groups
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
             doc["secondary_az"] = self._other_az(doc["az"])
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])
         return {"DBInstance": self._instance_out(doc)}
@@ -174,7 +178,7 @@ class InstanceOperations(RDSCore):
             "PreferredBackupWindow": doc["backup_window"],
             "BackupRetentionPeriod": doc["backup_retention"],
             "DBSecurityGroups": [],
-            "VpcSecurityGroups": [],
+            "VpcSecurityGroups": security.rendered(doc),
             "DBParameterGroups": [
                 {
                     "DBParameterGroupName": doc.get("param_group") or self._default_group_name(doc),
@@ -274,6 +278,8 @@ class InstanceOperations(RDSCore):
         if new_group:
             self._get_param_group(new_group)
             doc["param_group"] = new_group
+        if req.get("VpcSecurityGroupIds"):
+            doc["vpc_groups"] = security.vpc_groups(self, req["VpcSecurityGroupIds"])
         password = req.get("MasterUserPassword")
         if password:
             m.check_password(password)
@@ -285,6 +291,8 @@ class InstanceOperations(RDSCore):
         if live_work:
             doc["status"] = "modifying"
         self._save(doc)
+        if req.get("VpcSecurityGroupIds"):
+            await run_blocking(security.guard, self, doc)
         if live_work:
             self._spawn(
                 doc["id"],
@@ -518,6 +526,7 @@ class InstanceOperations(RDSCore):
             if snap.get("instance_id") == ident and snap["type"] == "automated":
                 self._delete_snapshot_files(snap)
         self.store.delete_doc("instance", ident)
+        security.unguard(self, doc)
         if doc.get("cluster"):
             self._cluster_member_removed(doc["cluster"], ident)
         self._event(ident, "db-instance", "DB instance deleted", ["deletion"])

@@ -1,0 +1,82 @@
+"""Security groups made real: inbound filtering of loopback endpoints (an nftables filter table).
+
+A guard is one endpoint (address, TCP port, as Describe shows it) and the sources allowed to open
+connections to it (CIDR blocks). A new connection (`ct state new`) to a guarded endpoint from any
+other source is dropped, so the client's connect times out, as with a security group on AWS;
+connections already open stay open when a rule is revoked (AWS tracks them the same way).
+
+The chain hooks the loopback OUTPUT path at priority -150, before the endpoint routers' NAT (-100),
+so it sees the address and port the client dialed, not the engine's own port: Strata's admin and
+replication connections, which dial engines directly, are not filtered.
+
+The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
+when the process dies, kill -9 included; `remove_dead_tables` removes older owners' tables),
+rewritten as one transaction on every change; the table exists only while some guard does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from strata.engines.nft import owned_table, remove_dead_tables, run_script, start_janitor
+
+
+@dataclass(frozen=True)
+class Guard:
+    address: str
+    port: int
+    sources: tuple[str, ...]  # IPv4 CIDR blocks allowed to connect; empty: none
+
+
+class Firewall:
+    """Named guards in one nft table of this process (blocking methods: call off the loop)."""
+
+    def __init__(self, name: str = "firewall") -> None:
+        self.table = owned_table(name)
+        self.guards: dict[str, Guard] = {}
+        self._janitor: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def set_all(self, guards: dict[str, Guard]) -> None:
+        """Replace every guard at once (one nft transaction)."""
+        with self._lock:
+            if guards == self.guards and (self._janitor is not None or not guards):
+                return
+            self.guards = dict(guards)
+            self._apply()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.guards = {}
+            self._apply()
+
+    def _apply(self) -> None:
+        if not self.guards:
+            run_script(f"table ip {self.table}\ndelete table ip {self.table}\n")
+            if self._janitor is not None:
+                self._janitor.kill()
+                self._janitor.wait()
+                self._janitor = None
+            return
+        if self._janitor is None:
+            remove_dead_tables()
+        rules = []
+        for _, g in sorted(self.guards.items()):
+            match = f"ip daddr {g.address} tcp dport {g.port} ct state new"
+            nets = [ipaddress.ip_network(s, strict=False) for s in g.sources]
+            if any(n.prefixlen == 0 for n in nets):
+                continue  # open to all: no rule at all
+            rules += [f"{match} ip saddr {n} accept" for n in sorted(set(nets))]
+            rules.append(f"{match} drop")
+        run_script(
+            f"table ip {self.table}\ndelete table ip {self.table}\n"
+            f"table ip {self.table} {{\n"
+            "  chain out {\n    type filter hook output priority -150; policy accept;\n"
+            + "".join(f"    {r}\n" for r in rules)
+            + "  }\n}\n"
+        )
+        if self._janitor is None:
+            self._janitor = start_janitor(self.table)

@@ -1,0 +1,156 @@
+"""Security groups: the EC2 API (stored groups and ingress rules) and their enforcement on an RDS
+instance's endpoint (nftables: a connection from a source no rule allows is dropped, so the
+client's connect times out, as on AWS)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from strata.engines.nft import nft_binary, nft_usable
+from tests.services.rds.helpers import create_pg, pg_connect, wait_status
+
+
+def _code(e: pytest.ExceptionInfo) -> str:
+    return e.value.response["Error"]["Code"]
+
+
+def test_groups_and_ingress_rules(strata_server, unique) -> None:
+    ec2 = strata_server.client("ec2")
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
+    assert default["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == default["GroupId"]
+
+    gid = ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers")["GroupId"]
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName=f"app-{unique}", Description="again")
+    assert _code(e) == "InvalidGroup.Duplicate"
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName="default", Description="x")
+    assert _code(e) == "InvalidParameterValue"
+
+    perm = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "IpRanges": [{"CidrIp": "127.0.0.2/32"}]}
+    out = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert out["SecurityGroupRules"][0]["CidrIpv4"] == "127.0.0.2/32"
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert _code(e) == "InvalidPermission.Duplicate"
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(
+            GroupId=gid, IpPermissions=[{**perm, "IpRanges": [{"CidrIp": "1.2.3/8"}]}]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    ref = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": gid}]}
+    ec2.authorize_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[ref])
+
+    shown = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
+    assert shown["GroupName"] == f"app-{unique}"
+    assert shown["IpPermissions"] == [
+        {
+            **perm,
+            "IpRanges": [{"CidrIp": "127.0.0.2/32"}],
+            "Ipv6Ranges": [],
+            "PrefixListIds": [],
+            "UserIdGroupPairs": [],
+        }
+    ]
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=gid)  # the default group's rule references it
+    assert _code(e) == "DependencyViolation"
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=default["GroupId"])
+    assert _code(e) == "CannotDelete"
+
+    ec2.revoke_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[ref])
+    ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    with pytest.raises(ClientError) as e:
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert _code(e) == "InvalidPermission.NotFound"
+    ec2.delete_security_group(GroupId=gid)
+    with pytest.raises(ClientError) as e:
+        ec2.describe_security_groups(GroupIds=[gid])
+    assert _code(e) == "InvalidGroup.NotFound"
+
+
+def _dial(port: int, source: str | None = None) -> str:
+    """What a TCP connect to 127.0.0.1:port from `source` meets: open, dropped (timed out) or refused."""
+    s = socket.socket()
+    s.settimeout(1.5)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        return "open"
+    except TimeoutError:
+        return "dropped"
+    except ConnectionRefusedError:  # the engine is not serving (yet)
+        return "refused"
+    finally:
+        s.close()
+
+
+def _rules(pid: int) -> str:
+    """This server's security-group nft table ('' when it has none)."""
+    tables = subprocess.run([nft_binary(), "list", "tables"], capture_output=True, text=True).stdout
+    names = re.findall(rf"table ip (strata_{pid}_\w*security_groups)", tables)
+    return "".join(
+        subprocess.run([nft_binary(), "list", "table", "ip", n], capture_output=True, text=True).stdout
+        for n in names
+    )
+
+
+def _eventually(fn, timeout: float = 30) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not fn():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")
+def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> None:
+    server = strata_factory()
+    ec2, rds = server.client("ec2"), server.client("rds")
+    gid = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
+    inst = create_pg(rds, f"db-{unique}")  # the default group: this machine's clients get in
+    port = inst["Endpoint"]["Port"]
+    assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [
+        ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    ]
+    pg_connect(inst).close()
+
+    with pytest.raises(ClientError) as e:
+        rds.modify_db_instance(
+            DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=["sg-0000"]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    rds.modify_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=[gid])
+    assert _dial(port) == "dropped"  # no rule: dropped, the connect times out
+    ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "127.0.0.2/32"}]}
+        ],
+    )
+    assert (_dial(port, "127.0.0.2"), _dial(port)) == ("open", "dropped")
+
+    server.restart()  # the rules are stored: enforced again at start
+    wait_status(rds, inst["DBInstanceIdentifier"])
+    _eventually(lambda: _dial(port, "127.0.0.2") == "open", timeout=60)
+    assert _dial(port) == "dropped"
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.1/32"
+    )
+    inst = wait_status(rds, inst["DBInstanceIdentifier"])
+    pg_connect(inst).close()
+    assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
+
+    pid = server.proc.pid
+    assert f"dport {port}" in _rules(pid)
+    rds.delete_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], SkipFinalSnapshot=True)
+    _eventually(lambda: f"dport {port}" not in _rules(pid), timeout=120)
+    server.stop()
+    assert _rules(pid) == ""
