@@ -7,7 +7,9 @@ connections already open stay open when a rule is revoked (AWS tracks them the s
 
 The chain hooks the loopback OUTPUT path at priority -150, before the endpoint routers' NAT (-100),
 so it sees the address and port the client dialed, not the engine's own port: Strata's admin and
-replication connections, which dial engines directly, are not filtered.
+replication connections, which dial engines directly, are not filtered. Strata's own checks that
+do dial an endpoint (an NFS server's readiness) use `control_connection`, whose socket carries
+CONTROL_MARK, which the chain lets through: security groups filter clients, not the service.
 
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
 when the process dies, kill -9 included; `remove_dead_tables` removes older owners' tables),
@@ -17,11 +19,29 @@ rewritten as one transaction on every change; the table exists only while some g
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
 
 from strata.engines.nft import owned_table, remove_dead_tables, run_script, start_janitor
+
+CONTROL_MARK = 0x5354_0001  # SO_MARK of Strata's own connections to the endpoints it guards
+
+
+def control_connection(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection from Strata itself (not a client), which no security group filters."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if os.geteuid() == 0:  # SO_MARK needs CAP_NET_ADMIN; without it there is no firewall either
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, CONTROL_MARK)
+        s.settimeout(timeout)
+        s.connect((address, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 @dataclass(frozen=True)
@@ -63,7 +83,7 @@ class Firewall:
             return
         if self._janitor is None:
             remove_dead_tables()
-        rules = []
+        rules = [f"meta mark {CONTROL_MARK:#x} accept"]
         for _, g in sorted(self.guards.items()):
             match = f"ip daddr {g.address} tcp dport {g.port} ct state new"
             nets = [ipaddress.ip_network(s, strict=False) for s in g.sources]

@@ -76,14 +76,14 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
     assert _code(e) == "InvalidGroup.NotFound"
 
 
-def _dial(port: int, source: str | None = None) -> str:
-    """What a TCP connect to 127.0.0.1:port from `source` meets: open, dropped (timed out) or refused."""
+def _dial(port: int, source: str | None = None, address: str = "127.0.0.1") -> str:
+    """What a TCP connect to address:port from `source` meets: open, dropped (timed out) or refused."""
     s = socket.socket()
     s.settimeout(1.5)
     try:
         if source:
             s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
+        s.connect((address, port))
         return "open"
     except TimeoutError:
         return "dropped"
@@ -156,3 +156,29 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     assert f"dport {port}" in _rules(pid)
     rds.delete_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], SkipFinalSnapshot=True)
     _eventually(lambda: _rules(pid) == "", timeout=120)  # no guard left: no table
+
+
+@pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")
+def test_efs_mount_target_follows_its_security_groups(strata_server, unique) -> None:
+    ec2, efs = strata_server.client("ec2"), strata_server.client("efs")
+    gid = ec2.create_security_group(GroupName=f"nfs-{unique}", Description="NFS clients")["GroupId"]
+    fs = efs.create_file_system(CreationToken=unique)["FileSystemId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    mt = efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[gid])
+    ip, mt_id = mt["IpAddress"], mt["MountTargetId"]
+    assert efs.describe_mount_target_security_groups(MountTargetId=mt_id)["SecurityGroups"] == [gid]
+    assert (_dial(2049, None, ip), _dial(2049, "127.0.0.2", ip)) == ("dropped", "dropped")
+
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=2049, ToPort=2049, CidrIp="127.0.0.2/32"
+    )
+    assert (_dial(2049, "127.0.0.2", ip), _dial(2049, None, ip)) == ("open", "dropped")
+    assert _dial(2050, "127.0.0.2", ip) == "dropped"  # the rule's port range holds 2049 only
+
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=gid)
+    assert _code(e) == "DependencyViolation"
+    efs.modify_mount_target_security_groups(MountTargetId=mt_id, SecurityGroups=[])  # the default group
+    assert (_dial(2049, None, ip), _dial(2050, None, ip)) == ("open", "open")
+    efs.delete_mount_target(MountTargetId=mt_id)
+    ec2.delete_security_group(GroupId=gid)
