@@ -1,4 +1,5 @@
-"""Security groups (Create/Describe/DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress),
+"""Security groups (Create/Describe/DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress,
+DescribeSecurityGroupRules),
 stored in ec2.db and enforced on the endpoints of the resources that carry them.
 
 The source model (one machine, loopback addresses): a client's source address is the address its
@@ -8,7 +9,7 @@ address 127.0.0.1) are members of their region's default security group, whose s
 rule therefore lets unbound local clients reach a resource in the default group, as an instance in
 the default group reaches one on AWS. A rule that references a group allows the addresses of that
 group's members: the instances (default group) and the endpoint addresses of the resources
-carrying it. Only TCP (or all-protocol) rules whose port range holds an endpoint's port apply.
+carrying it, except 127.0.0.1 (an RDS endpoint's address), which stands for the instances alone. Only TCP (or all-protocol) rules whose port range holds an endpoint's port apply.
 
 Resources (RDS instances, ...) register `guards` here: the endpoints they listen on and their
 group ids, kept as "guard" documents so rules are re-applied at every start. Enforcement is the
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.engines.firewall import Firewall, Guard
+from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.network import default_security_group, default_vpc
 from strata.services.ec2.query import matching, page
@@ -141,9 +143,9 @@ class SecurityGroups:
             groups = {d["id"]: d for d in self.store.list_docs("sg")}
             guards_docs = self.store.list_docs("guard")
             members: dict[str, set[str]] = {}
-            for d in guards_docs:
+            for d in guards_docs:  # 127.0.0.1 stands for the instances (default group) alone
                 for g in d["groups"]:
-                    members.setdefault(g, set()).update(a for a, _ in d["endpoints"])
+                    members.setdefault(g, set()).update(a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS)
             wanted: dict[str, Guard] = {}
             for d in guards_docs:
                 default = default_security_group(d["account"], d["region"])["id"]
@@ -357,7 +359,7 @@ class SecurityGroupsMixin:
             out["NextToken"] = token
         return out
 
-    def authorize_security_group_ingress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+    async def authorize_security_group_ingress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         sgs = self.security_groups
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req.get("GroupId"), req.get("GroupName"))
@@ -374,13 +376,13 @@ class SecurityGroupsMixin:
                 added.append(r)
             g["rules"] += added
             self.store.put_doc("sg", g["id"], g)
-            sgs.apply()
+        await run_blocking(sgs.apply)
         return {
             "Return": True,
             "SecurityGroupRules": [self._rule_out(ctx, g, r) for r in added],
         }
 
-    def revoke_security_group_ingress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+    async def revoke_security_group_ingress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         sgs = self.security_groups
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req.get("GroupId"), req.get("GroupName"))
@@ -405,8 +407,43 @@ class SecurityGroupsMixin:
                 )
             g["rules"] = [r for r in g["rules"] if r not in gone]
             self.store.put_doc("sg", g["id"], g)
-            sgs.apply()
+        await run_blocking(sgs.apply)
         return {"Return": True, "RevokedSecurityGroupRules": [self._rule_out(ctx, g, r) for r in gone]}
+
+    def describe_security_group_rules(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        rules = []
+        for g in self.security_groups.groups(ctx.account_id, ctx.region):
+            rules += [{"id": r["id"], "out": self._rule_out(ctx, g, r)} for r in g["rules"]]
+            egress = {
+                "id": _rule_id(g["id"], "egress"),
+                "proto": "-1",
+                "from": -1,
+                "to": -1,
+                "cidr": "0.0.0.0/0",
+            }
+            rules.append({"id": egress["id"], "out": {**self._rule_out(ctx, g, egress), "IsEgress": True}})
+        wanted = req.get("SecurityGroupRuleIds") or []
+        for rid in wanted:
+            if not any(r["id"] == rid for r in rules):
+                raise lim.fault(
+                    "InvalidSecurityGroupRuleId.NotFound",
+                    f"The security group rule ID '{rid}' does not exist",
+                )
+        if wanted:
+            rules = [r for r in rules if r["id"] in wanted]
+
+        def values(d: dict, name: str) -> list[Any] | None:
+            table = {"group-id": [d["out"]["GroupId"]], "security-group-rule-id": [d["id"]]}
+            return table.get(name)
+
+        rules.sort(key=lambda r: r["id"])
+        shown, token = page(
+            matching(rules, req.get("Filters"), values), req, ids_member="SecurityGroupRuleIds"
+        )
+        out: dict[str, Any] = {"SecurityGroupRules": [r["out"] for r in shown]}
+        if token:
+            out["NextToken"] = token
+        return out
 
     def _sg_arn(self: EC2Provider, ctx: RequestContext, gid: str) -> str:
         return f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:security-group/{gid}"
@@ -414,6 +451,7 @@ class SecurityGroupsMixin:
     def _rule_out(self: EC2Provider, ctx: RequestContext, g: dict, r: dict) -> dict:
         out: dict[str, Any] = {
             "SecurityGroupRuleId": r["id"],
+            "SecurityGroupRuleArn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:security-group-rule/{r['id']}",
             "GroupId": g["id"],
             "GroupOwnerId": ctx.account_id,
             "IsEgress": False,

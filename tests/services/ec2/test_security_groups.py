@@ -58,6 +58,13 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
             "UserIdGroupPairs": [],
         }
     ]
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])[
+        "SecurityGroupRules"
+    ]
+    assert sorted((r["IsEgress"], r.get("CidrIpv4"), r["FromPort"]) for r in rules) == [
+        (False, "127.0.0.2/32", 6379),
+        (True, "0.0.0.0/0", -1),
+    ]
     with pytest.raises(ClientError) as e:
         ec2.delete_security_group(GroupId=gid)  # the default group's rule references it
     assert _code(e) == "DependencyViolation"
