@@ -7,9 +7,11 @@ connections already open stay open when a rule is revoked (AWS tracks them the s
 
 The chain hooks the loopback OUTPUT path at priority -150, before the endpoint routers' NAT (-100),
 so it sees the address and port the client dialed, not the engine's own port: Strata's admin and
-replication connections, which dial engines directly, are not filtered. Strata's own checks that
-do dial an endpoint (an NFS server's readiness) use `control_connection`, whose socket carries
-CONTROL_MARK, which the chain lets through: security groups filter clients, not the service.
+replication connections, which dial engines directly, are not filtered. Where Strata dials an
+endpoint itself (an NFS server's readiness, admin connections to cache nodes, which listen on
+their endpoint addresses), it uses `control_connection`, whose socket carries CONTROL_MARK, and
+the engines run as ENGINE_USER: the chain lets both through (a replica syncing from its primary),
+since security groups filter clients, not the service.
 
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
 when the process dies, kill -9 included; `remove_dead_tables` removes older owners' tables),
@@ -20,28 +22,43 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import pwd
 import socket
 import subprocess
 import threading
 from dataclasses import dataclass
 
 from strata.engines.nft import owned_table, remove_dead_tables, run_script, start_janitor
+from strata.engines.process import ENGINE_USER
 
 CONTROL_MARK = 0x5354_0001  # SO_MARK of Strata's own connections to the endpoints it guards
 
 
-def control_connection(address: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection from Strata itself (not a client), which no security group filters."""
+def control_socket() -> socket.socket:
+    """An unconnected TCP socket of Strata itself (not a client's), which no security group filters."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if os.geteuid() == 0:  # SO_MARK needs CAP_NET_ADMIN; without it there is no firewall either
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, CONTROL_MARK)
+    return s
+
+
+def control_connection(address: str, port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection from Strata itself, which no security group filters."""
+    s = control_socket()
     try:
-        if os.geteuid() == 0:  # SO_MARK needs CAP_NET_ADMIN; without it there is no firewall either
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, CONTROL_MARK)
         s.settimeout(timeout)
         s.connect((address, port))
     except BaseException:
         s.close()
         raise
     return s
+
+
+def _engine_uid() -> int | None:
+    try:
+        return pwd.getpwnam(ENGINE_USER).pw_uid
+    except KeyError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,8 +101,11 @@ class Firewall:
         if self._janitor is None:
             remove_dead_tables()
         rules = [f"meta mark {CONTROL_MARK:#x} accept"]
+        uid = _engine_uid()
+        if uid is not None:  # the engines' own connections (a replica to its primary) are the service's
+            rules.append(f"meta skuid {uid} accept")
         for _, g in sorted(self.guards.items()):
-            match = f"ip daddr {g.address} tcp dport {g.port} ct state new"
+            match = f"ip daddr {g.address} tcp dport {g.port} ct state new"  # address: may be a prefix
             nets = [ipaddress.ip_network(s, strict=False) for s in g.sources]
             if any(n.prefixlen == 0 for n in nets):
                 continue  # open to all: no rule at all

@@ -145,7 +145,9 @@ class SecurityGroups:
             members: dict[str, set[str]] = {}
             for d in guards_docs:  # 127.0.0.1 stands for the instances (default group) alone
                 for g in d["groups"]:
-                    members.setdefault(g, set()).update(a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS)
+                    members.setdefault(g, set()).update(
+                        a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS and "/" not in a
+                    )
             wanted: dict[str, Guard] = {}
             for d in guards_docs:
                 default = default_security_group(d["account"], d["region"])["id"]

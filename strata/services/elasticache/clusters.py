@@ -10,6 +10,7 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -315,6 +316,7 @@ class CacheClusterOperations(ElastiCacheCore):
             await self._close_discovery(doc["id"])
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
+            await run_blocking(security.unguard, self, port_owner(doc, "cluster"))
             self.ports.release_prefix(port_owner(doc, "cluster"))
             self._delete_automatic_snapshots(cluster_id=doc["id"])
         return {"CacheCluster": rendered}

@@ -5,7 +5,6 @@ client's connect times out, as on AWS)."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.engines.nft import nft_binary, nft_usable
+from tests.services.ec2.helpers import dial as _dial
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 
 
@@ -81,23 +81,6 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
     with pytest.raises(ClientError) as e:
         ec2.describe_security_groups(GroupIds=[gid])
     assert _code(e) == "InvalidGroup.NotFound"
-
-
-def _dial(port: int, source: str | None = None, address: str = "127.0.0.1") -> str:
-    """What a TCP connect to address:port from `source` meets: open, dropped (timed out) or refused."""
-    s = socket.socket()
-    s.settimeout(1.5)
-    try:
-        if source:
-            s.bind((source, 0))
-        s.connect((address, port))
-        return "open"
-    except TimeoutError:
-        return "dropped"
-    except ConnectionRefusedError:  # the engine is not serving (yet)
-        return "refused"
-    finally:
-        s.close()
 
 
 def _rules(pid: int) -> str:
