@@ -275,6 +275,8 @@ class SecurityGroupsMixin:
                 raise lim.fault(
                     "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc}'"
                 )
+            if req.get("DryRun"):
+                raise lim.dry_run()
             gid = "sg-" + uuid.uuid4().hex[:17]
             doc = {
                 "id": gid,
@@ -305,10 +307,14 @@ class SecurityGroupsMixin:
             )
             if sgs.users(g["id"]) or referenced:
                 raise lim.fault("DependencyViolation", f"resource {g['id']} has a dependent object")
+            if req.get("DryRun"):
+                raise lim.dry_run()
             self.store.delete_doc("sg", g["id"])
         return {"Return": True, "GroupId": g["id"]}
 
     def describe_security_groups(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DryRun"):
+            raise lim.dry_run()
         sgs = self.security_groups
         docs = sgs.groups(ctx.account_id, ctx.region)
         ids, names = req.get("GroupIds") or [], req.get("GroupNames") or []
@@ -376,6 +382,8 @@ class SecurityGroupsMixin:
                     )
                 r["id"] = "sgr-" + uuid.uuid4().hex[:17]
                 added.append(r)
+            if req.get("DryRun"):
+                raise lim.dry_run()
             g["rules"] += added
             self.store.put_doc("sg", g["id"], g)
         await run_blocking(sgs.apply)
@@ -407,12 +415,16 @@ class SecurityGroupsMixin:
                     "The default security group's rules cannot be restricted on this host "
                     "(no nftables or not root): Strata could not enforce them"
                 )
+            if req.get("DryRun"):
+                raise lim.dry_run()
             g["rules"] = [r for r in g["rules"] if r not in gone]
             self.store.put_doc("sg", g["id"], g)
         await run_blocking(sgs.apply)
         return {"Return": True, "RevokedSecurityGroupRules": [self._rule_out(ctx, g, r) for r in gone]}
 
     def describe_security_group_rules(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if req.get("DryRun"):
+            raise lim.dry_run()
         rules = []
         for g in self.security_groups.groups(ctx.account_id, ctx.region):
             rules += [{"id": r["id"], "out": self._rule_out(ctx, g, r)} for r in g["rules"]]

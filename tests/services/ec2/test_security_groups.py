@@ -25,6 +25,9 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
     default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
     assert default["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == default["GroupId"]
 
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers", DryRun=True)
+    assert _code(e) == "DryRunOperation"
     gid = ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers")["GroupId"]
     with pytest.raises(ClientError) as e:
         ec2.create_security_group(GroupName=f"app-{unique}", Description="again")
