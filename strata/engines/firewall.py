@@ -100,22 +100,30 @@ class Firewall:
             return
         if self._janitor is None:
             remove_dead_tables()
-        rules = [f"meta mark {CONTROL_MARK:#x} accept"]
+        # Only a connection's first packets are looked at (`ct state new`), and only those to a
+        # guarded port go through the guards' rules: the data path of an open connection meets
+        # one conntrack test (measured: redis-benchmark GET the same with and without guards).
+        entry = ["ct state != new accept", f"meta mark {CONTROL_MARK:#x} accept"]
         uid = _engine_uid()
         if uid is not None:  # the engines' own connections (a replica to its primary) are the service's
-            rules.append(f"meta skuid {uid} accept")
+            entry.append(f"meta skuid {uid} accept")
+        rules, ports = [], set()
         for _, g in sorted(self.guards.items()):
-            match = f"ip daddr {g.address} tcp dport {g.port} ct state new"  # address: may be a prefix
+            match = f"ip daddr {g.address} tcp dport {g.port}"  # address: may be a prefix
             nets = [ipaddress.ip_network(s, strict=False) for s in g.sources]
             if any(n.prefixlen == 0 for n in nets):
                 continue  # open to all: no rule at all
             rules += [f"{match} ip saddr {n} accept" for n in sorted(set(nets))]
             rules.append(f"{match} drop")
+            ports.add(g.port)
+        if ports:
+            entry.append(f"tcp dport {{ {', '.join(str(p) for p in sorted(ports))} }} jump guards")
         run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n"
+            "  chain guards {\n" + "".join(f"    {r}\n" for r in rules) + "  }\n"
             "  chain out {\n    type filter hook output priority -150; policy accept;\n"
-            + "".join(f"    {r}\n" for r in rules)
+            + "".join(f"    {r}\n" for r in entry)
             + "  }\n}\n"
         )
         if self._janitor is None:
