@@ -1,8 +1,8 @@
 """Security groups made real: inbound filtering of loopback endpoints (an nftables filter table).
 
 A guard is one endpoint (address, TCP port, as Describe shows it) and the sources allowed to open
-connections to it (CIDR blocks). A new connection (`ct state new`) to a guarded endpoint from any
-other source is dropped, so the client's connect times out, as with a security group on AWS;
+connections to it (CIDR blocks). A new connection (its SYN) to a guarded endpoint from any other
+source is dropped, so the client's connect times out, as with a security group on AWS;
 connections already open stay open when a rule is revoked (AWS tracks them the same way).
 
 The chain hooks the loopback OUTPUT path at priority -150, before the endpoint routers' NAT (-100),
@@ -100,10 +100,9 @@ class Firewall:
             return
         if self._janitor is None:
             remove_dead_tables()
-        # Only a connection's first packets are looked at (`ct state new`), and only those to a
-        # guarded port go through the guards' rules: the data path of an open connection meets
-        # one conntrack test (measured: redis-benchmark GET the same with and without guards).
-        entry = ["ct state != new accept", f"meta mark {CONTROL_MARK:#x} accept"]
+        # Only a connection's opening SYN is looked at (no conntrack needed), and only one to a
+        # guarded port goes through the guards' rules: an open connection's packets meet one test.
+        entry = ["tcp flags & (syn | ack) != syn accept", f"meta mark {CONTROL_MARK:#x} accept"]
         uid = _engine_uid()
         if uid is not None:  # the engines' own connections (a replica to its primary) are the service's
             entry.append(f"meta skuid {uid} accept")
