@@ -88,7 +88,10 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             port = await run_blocking(ports.allocate, "ec2-nbd")
         host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
         await self.nbd.start(host, port)
-        if await run_blocking(nft_usable):
+        # STRATA_SECURITY_GROUPS=unenforced: behave as on a host without nftables (refuse what
+        # would restrict), e.g. to leave the kernel's tables alone.
+        wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
+        if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
             await run_blocking(self.security_groups.apply)
         else:

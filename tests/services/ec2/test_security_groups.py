@@ -175,3 +175,27 @@ def test_efs_mount_target_follows_its_security_groups(strata_server, unique) -> 
     assert (_dial(2049, None, ip), _dial(2050, None, ip)) == ("open", "open")
     efs.delete_mount_target(MountTargetId=mt_id)
     ec2.delete_security_group(GroupId=gid)
+
+
+def test_without_enforcement_restricting_is_refused(strata_factory, unique) -> None:
+    server = strata_factory(extra_env={"STRATA_SECURITY_GROUPS": "unenforced"})
+    assert server.health()["services"]["ec2"]["security_groups"] == "unenforced"
+    ec2, efs, ec = server.client("ec2"), server.client("efs"), server.client("elasticache")
+    gid = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=1, ToPort=2, CidrIp="10.0.0.0/8"
+    )
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
+    with pytest.raises(ClientError) as e:
+        ec2.revoke_security_group_ingress(GroupId=default["GroupId"], IpPermissions=default["IpPermissions"])
+    assert _code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec.create_replication_group(
+            ReplicationGroupId=f"rg-{unique}", ReplicationGroupDescription="d", SecurityGroupIds=[gid]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    fs = efs.create_file_system(CreationToken=unique)["FileSystemId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    with pytest.raises(ClientError) as e:
+        efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[gid])
+    assert _code(e) == "BadRequest"
