@@ -504,6 +504,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
             v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(group))
             _refuse_changes(group, req)
+            if req.get("SecurityGroupIds"):
+                group["security_groups"] = security.security_groups(self, ctx, req["SecurityGroupIds"])
+                group["sg_scope"] = [ctx.account_id, ctx.region]
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:
@@ -552,6 +555,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 if target != ng["primary"]:
                     await run_blocking(self._failover, group, target, None)
             self._save_group(group)
+            if req.get("SecurityGroupIds"):
+                await run_blocking(security.guard, self, port_owner(group, "group"), group)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
     # -- DeleteReplicationGroup ----------------------------------------------------------------------------

@@ -75,3 +75,43 @@ def test_replication_group_follows_its_security_groups(strata_server, ec, cleanu
             return False
 
     eventually(deleted, what="the group's guard to go with it")
+
+
+def _ask_from(source: str | None, port: int, request: bytes, address: str = "127.0.0.1") -> bytes:
+    with socket.socket() as s:
+        s.settimeout(10)
+        if source:
+            s.bind((source, 0))
+        s.connect((address, port))
+        s.sendall(request)
+        return s.recv(256)
+
+
+def test_memcached_cluster_modified_into_a_group(strata_server, ec, cleanup, unique) -> None:
+    ec2 = strata_server.client("ec2")
+    sg = ec2.create_security_group(GroupName=f"mc-{unique}", Description="memcached clients")["GroupId"]
+    cid = f"mc-{unique}"
+    ec.create_cache_cluster(
+        CacheClusterId=cid, Engine="memcached", CacheNodeType="cache.t3.micro", NumCacheNodes=2
+    )
+    cleanup.append(("cluster", cid))
+
+    def available() -> dict | None:
+        c = ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
+        return c if c["CacheClusterStatus"] == "available" else None
+
+    c = eventually(available, what="the cluster")
+    port, node = c["ConfigurationEndpoint"]["Port"], c["CacheNodes"][1]["Endpoint"]["Address"]
+    assert _ask_from(None, port, b"version\r\n").startswith(b"VERSION")  # the default group
+
+    ec.modify_cache_cluster(CacheClusterId=cid, SecurityGroupIds=[sg])
+    assert (dial(port), dial(port, None, node)) == ("dropped", "dropped")
+    ec2.authorize_security_group_ingress(
+        GroupId=sg, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.2/32"
+    )
+    # the configuration endpoint is Strata's own proxy: it reaches the nodes for an allowed client
+    assert _ask_from("127.0.0.2", port, b"version\r\n").startswith(b"VERSION")
+    assert _ask_from("127.0.0.2", port, b"version\r\n", node).startswith(b"VERSION")
+    assert dial(port) == "dropped"
+    shown = ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["SecurityGroups"]
+    assert shown == [{"SecurityGroupId": sg, "Status": "active"}]
