@@ -38,7 +38,7 @@ from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.nbd import NbdServer
-from strata.services.ec2.network import NetworkMixin
+from strata.services.ec2.network import NetworkMixin, default_security_group, default_vpc
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
@@ -275,12 +275,20 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             if d["region"] == ctx.region:
                 for att in attachments(d):
                     attached.setdefault(att["instance"], []).append((d, att))
+        default_group = default_security_group(ctx.account_id, ctx.region)["id"]
         out: dict[str, Any] = {
             "Reservations": [
                 {
                     "ReservationId": "r-" + i["InstanceId"][2:],
                     "OwnerId": ctx.account_id,
-                    "Instances": [self._render_instance(i, attached.get(i["InstanceId"], []))],
+                    "Instances": [
+                        {
+                            **self._render_instance(i, attached.get(i["InstanceId"], [])),
+                            # the instances are the default group's members (security_groups.py)
+                            "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
+                            "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+                        }
+                    ],
                     "Groups": [],
                 }
                 for i in shown

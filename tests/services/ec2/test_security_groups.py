@@ -24,6 +24,8 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
     ec2 = strata_server.client("ec2")
     default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
     assert default["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == default["GroupId"]
+    instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]  # this machine, 127.0.0.1
+    assert instance["SecurityGroups"] == [{"GroupId": default["GroupId"], "GroupName": "default"}]
 
     with pytest.raises(ClientError) as e:
         ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers", DryRun=True)
