@@ -402,15 +402,14 @@ class SecurityGroupsMixin:
                     raise lim.fault(
                         "InvalidSecurityGroupRuleId.NotFound", "The specified rule ID does not exist"
                     )
+                unknown: list[dict] = []
             else:
+                # As in a default VPC (all of Strata's groups are in one): a rule that matches none
+                # is no error but comes back in UnknownIpPermissions; the others are revoked.
                 wanted = _permissions(req, ctx.account_id, ctx.region, sgs)
                 gone = [r for r in g["rules"] if any(_same(r, w) for w in wanted)]
-                if len(gone) != len(wanted):
-                    raise lim.fault(
-                        "InvalidPermission.NotFound",
-                        "The specified rule does not exist in this security group.",
-                    )
-            if sgs.firewall is None and g["name"] == "default":
+                unknown = [w for w in wanted if not any(_same(w, r) for r in g["rules"])]
+            if gone and sgs.firewall is None and g["name"] == "default":
                 raise lim.invalid(
                     "The default security group's rules cannot be restricted on this host "
                     "(no nftables or not root): Strata could not enforce them"
@@ -420,7 +419,13 @@ class SecurityGroupsMixin:
             g["rules"] = [r for r in g["rules"] if r not in gone]
             self.store.put_doc("sg", g["id"], g)
         await run_blocking(sgs.apply)
-        return {"Return": True, "RevokedSecurityGroupRules": [self._rule_out(ctx, g, r) for r in gone]}
+        out: dict[str, Any] = {
+            "Return": True,
+            "RevokedSecurityGroupRules": [self._rule_out(ctx, g, r) for r in gone],
+        }
+        if unknown:
+            out["UnknownIpPermissions"] = _render_permissions(unknown, ctx.account_id)
+        return out
 
     def describe_security_group_rules(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         if req.get("DryRun"):
