@@ -144,6 +144,8 @@ class SecurityGroups:
             guards_docs = self.store.list_docs("guard")
             members: dict[str, set[str]] = {}
             for d in guards_docs:  # 127.0.0.1 stands for the instances (default group) alone
+                default = default_security_group(d["account"], d["region"])["id"]
+                members.setdefault(default, set()).add(INSTANCE_ADDRESS)
                 for g in d["groups"]:
                     members.setdefault(g, set()).update(
                         a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS and "/" not in a
@@ -151,7 +153,6 @@ class SecurityGroups:
             wanted: dict[str, Guard] = {}
             for d in guards_docs:
                 default = default_security_group(d["account"], d["region"])["id"]
-                members.setdefault(default, set()).add(INSTANCE_ADDRESS)
                 for address, port in d["endpoints"]:
                     sources: set[str] = set()
                     for gid in d["groups"]:
