@@ -406,6 +406,8 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             return "volume", self._volume(ctx, resource_id)
         if resource_id.startswith("snap-"):
             return "snapshot", self._owned_snapshot(ctx, resource_id)
+        if resource_id.startswith("sg-"):
+            return "sg", self.security_groups.group(ctx.account_id, ctx.region, resource_id)
         raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
 
     def create_tags(self, ctx: RequestContext, req: dict) -> dict:
@@ -447,7 +449,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
 
     def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
         rows = []
-        for kind in ("volume", "snapshot"):
+        for kind in ("volume", "snapshot", "sg"):
             for doc in self.store.list_docs(kind):
                 if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
                     continue
@@ -456,7 +458,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
                         {
                             "id": f"{doc['id']}\x00{key}",
                             "ResourceId": doc["id"],
-                            "ResourceType": kind,
+                            "ResourceType": "security-group" if kind == "sg" else kind,
                             "Key": key,
                             "Value": value,
                         }

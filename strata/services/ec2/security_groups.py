@@ -32,7 +32,7 @@ from strata.engines.firewall import Firewall, Guard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.network import default_security_group, default_vpc
-from strata.services.ec2.query import matching, page
+from strata.services.ec2.query import matching, page, spec_tags, tag_list, tag_values
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -276,10 +276,12 @@ class SecurityGroupsMixin:
                 raise lim.fault(
                     "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc}'"
                 )
+            tags = spec_tags(req, "security-group")
             if req.get("DryRun"):
                 raise lim.dry_run()
             gid = "sg-" + uuid.uuid4().hex[:17]
             doc = {
+                "tags": tags,
                 "id": gid,
                 "name": name,
                 "description": description,
@@ -289,7 +291,10 @@ class SecurityGroupsMixin:
                 "rules": [],
             }
             self.store.put_doc("sg", gid, doc)
-        return {"GroupId": gid, "SecurityGroupArn": self._sg_arn(ctx, gid)}
+        out: dict[str, Any] = {"GroupId": gid, "SecurityGroupArn": self._sg_arn(ctx, gid)}
+        if tags:
+            out["Tags"] = tag_list(tags)
+        return out
 
     def delete_security_group(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         sgs = self.security_groups
@@ -337,7 +342,7 @@ class SecurityGroupsMixin:
                 "ip-permission.group-id": [r["group"] for r in d["rules"] if r.get("group")],
                 "ip-permission.protocol": [r["proto"] for r in d["rules"]],
             }
-            return table.get(name)
+            return table.get(name, tag_values(d, name))
 
         docs.sort(key=lambda d: d["id"])
         shown, token = page(matching(docs, req.get("Filters"), values), req, ids_member="GroupIds")
@@ -350,6 +355,7 @@ class SecurityGroupsMixin:
                     "VpcId": d["vpc"],
                     "OwnerId": ctx.account_id,
                     "SecurityGroupArn": self._sg_arn(ctx, d["id"]),
+                    "Tags": tag_list(d.get("tags") or {}),
                     "IpPermissions": _render_permissions(d["rules"], ctx.account_id),
                     "IpPermissionsEgress": [
                         {

@@ -41,6 +41,7 @@ class InstanceOperations(RDSCore):
         """A new instance record (ports allocated); `inherited_key` is the KMS key of what it is
         made from when that is encrypted (encryption.py), so it is encrypted too."""
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before ports are taken
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         kms_key = self._storage_key(req, inherited_key)
@@ -85,6 +86,7 @@ class InstanceOperations(RDSCore):
             "deletion_protection": bool(req.get("DeletionProtection")),
             "copy_tags_to_snapshot": bool(req.get("CopyTagsToSnapshot")),
             "resource_id": self._resource_id("db"),
+            "vpc_groups": groups,
             "nodes": {},
             "primary": None,
             "replicas": [],
@@ -104,9 +106,7 @@ class InstanceOperations(RDSCore):
                 f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
-        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))
         doc = self._new_instance_doc(req, info, req["MasterUsername"])
-        doc["vpc_groups"] = groups
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
@@ -572,6 +572,7 @@ class InstanceOperations(RDSCore):
         doc["primary"] = next(iter(doc["nodes"]))
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         source["replicas"] = [*source.get("replicas", []), doc["id"]]
         self.store.put_doc("instance", source["id"], source)
         self._event(doc["id"], "db-instance", f"Creating read replica of {source['id']}", ["read replica"])

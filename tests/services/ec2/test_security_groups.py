@@ -52,6 +52,9 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
     ref = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": gid}]}
     ec2.authorize_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[ref])
 
+    ec2.create_tags(Resources=[gid], Tags=[{"Key": "tier", "Value": "app"}])
+    tagged = ec2.describe_security_groups(Filters=[{"Name": "tag:tier", "Values": ["app"]}])["SecurityGroups"]
+    assert [g["GroupId"] for g in tagged] == [gid] and tagged[0]["Tags"] == [{"Key": "tier", "Value": "app"}]
     shown = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
     assert shown["GroupName"] == f"app-{unique}"
     assert shown["IpPermissions"] == [
@@ -120,6 +123,13 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     with pytest.raises(ClientError) as e:
         rds.modify_db_instance(
             DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=["sg-0000"]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=f"rr-{unique}",
+            SourceDBInstanceIdentifier=inst["DBInstanceIdentifier"],
+            VpcSecurityGroupIds=["sg-0123456789abcdef0"],
         )
     assert _code(e) == "InvalidParameterValue"
     rds.modify_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=[gid])
