@@ -522,11 +522,11 @@ class InstanceOperations(RDSCore):
                 self.store.put_doc("instance", src["id"], src)
         self._meter_instance(doc)
         self.fleet.destroy(doc)
+        security.unguard(self, doc)  # before the record goes: a deleted instance's state is final
         for snap in self.store.list_docs("snapshot"):
             if snap.get("instance_id") == ident and snap["type"] == "automated":
                 self._delete_snapshot_files(snap)
         self.store.delete_doc("instance", ident)
-        security.unguard(self, doc)
         if doc.get("cluster"):
             self._cluster_member_removed(doc["cluster"], ident)
         self._event(ident, "db-instance", "DB instance deleted", ["deletion"])
