@@ -50,7 +50,8 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
         )
     assert _code(e) == "InvalidParameterValue"
     ref = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": gid}]}
-    ec2.authorize_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[ref])
+    other = ec2.create_security_group(GroupName=f"web-{unique}", Description="web")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=other, IpPermissions=[ref])
 
     ec2.create_tags(Resources=[gid], Tags=[{"Key": "tier", "Value": "app"}])
     tagged = ec2.describe_security_groups(Filters=[{"Name": "tag:tier", "Values": ["app"]}])["SecurityGroups"]
@@ -74,13 +75,14 @@ def test_groups_and_ingress_rules(strata_server, unique) -> None:
         (True, "0.0.0.0/0", -1),
     ]
     with pytest.raises(ClientError) as e:
-        ec2.delete_security_group(GroupId=gid)  # the default group's rule references it
+        ec2.delete_security_group(GroupId=gid)  # the other group's rule references it
     assert _code(e) == "DependencyViolation"
     with pytest.raises(ClientError) as e:
         ec2.delete_security_group(GroupId=default["GroupId"])
     assert _code(e) == "CannotDelete"
 
-    ec2.revoke_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[ref])
+    ec2.revoke_security_group_ingress(GroupId=other, IpPermissions=[ref])
+    ec2.delete_security_group(GroupId=other)
     ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
     # as in a default VPC: no error for a rule that is not there, it comes back as unknown
     again = ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
