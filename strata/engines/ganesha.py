@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from strata.engines.firewall import control_connection
 from strata.engines.process import (
     EngineError,
     EngineProcess,
@@ -151,7 +151,7 @@ class NfsServer:
     def ready(self) -> bool:
         """True once the server accepts TCP connections on its address and port."""
         try:
-            with socket.create_connection((self.address, self.port), timeout=1):
+            with control_connection(self.address, self.port, timeout=1):
                 return True
         except OSError:
             return False

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from strata.engines.firewall import control_connection
 from strata.engines.process import ENGINE_USER, EngineError, EngineProcess, ProcessSpec, chown_tree
 from strata.engines.tls import ServerCert
 
@@ -118,7 +119,7 @@ class MemcachedServer:
         return bool(self.stats())
 
     def _connect(self) -> socket.socket:
-        raw = socket.create_connection((self.config.address, self.config.port), timeout=2)
+        raw = control_connection(self.config.address, self.config.port, timeout=2)
         if self.config.tls is None:
             return raw
         context = ssl.create_default_context(cafile=str(self.config.tls.ca))

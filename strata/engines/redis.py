@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from strata.engines.firewall import control_connection
 from strata.engines.process import (
     ENGINE_USER,
     EngineError,
@@ -258,6 +260,21 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _ControlConnection(redis.connection.Connection):
+    """An admin connection whose socket the security groups' firewall lets through
+    (strata.engines.firewall): nodes listen on their endpoint addresses, which clients dial too."""
+
+    def _connect(self) -> socket.socket:
+        sock = control_connection(self.host, self.port, self.socket_connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.socket_timeout)
+        return sock
+
+
+class _ControlSSLConnection(redis.connection.SSLConnection, _ControlConnection):
+    """The same over TLS (SSLConnection wraps what _ControlConnection opens)."""
+
+
 class RedisServer:
     """One supervised redis-server/valkey-server process and an admin connection to it."""
 
@@ -338,7 +355,9 @@ class RedisServer:
         if cfg.tls:
             # a stand-in presents its primary's certificate, which does not name the stand-in's address
             kw |= {"ssl": True, "ssl_ca_certs": str(cfg.tls.ca), "ssl_check_hostname": not self.stand_in_for}
-        return redis.Redis(
+        ssl = bool(kw.pop("ssl", False))
+        pool = redis.ConnectionPool(
+            connection_class=_ControlSSLConnection if ssl else _ControlConnection,
             host=address or cfg.address,
             port=cfg.port,
             username=cfg.admin_user,
@@ -348,6 +367,7 @@ class RedisServer:
             decode_responses=True,
             **kw,
         )
+        return redis.Redis.from_pool(pool)
 
     def ping(self) -> bool:
         with self.client(timeout=2, retry=False) as c:

@@ -1,10 +1,10 @@
 """The default network of every account and region: one default VPC, one default subnet per zone,
-and the VPC's default security group (DescribeVpcs, DescribeSubnets, DescribeSecurityGroups).
+and the VPC's default security group (DescribeVpcs, DescribeSubnets; groups: security_groups.py).
 
 AWS creates these with an account; EFS mount targets need a subnet per zone and a security group.
 Strata has no virtual network, so the records are derived (never stored): the ids are hashes of
 account, region and zone, the CIDRs are AWS's defaults (172.31.0.0/16, a /20 per zone). Creating
-or changing VPCs, subnets and groups is not served (501).
+or changing VPCs and subnets is not served (501).
 """
 
 from __future__ import annotations
@@ -157,59 +157,6 @@ class NetworkMixin:
                     "OwnerId": ctx.account_id,
                     "AssignIpv6AddressOnCreation": False,
                     "Ipv6CidrBlockAssociationSet": [],
-                }
-                for d in shown
-            ]
-        }
-        if token:
-            out["NextToken"] = token
-        return out
-
-    def describe_security_groups(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
-        group = default_security_group(ctx.account_id, ctx.region)
-        groups = _ids(req, "GroupIds", "sg", [group], "InvalidGroup", "security group")
-        for name in req.get("GroupNames") or []:
-            if name != "default":
-                raise lim.fault("InvalidGroup.NotFound", f"The security group '{name}' does not exist")
-
-        def values(d: dict, name: str) -> list[Any] | None:
-            table = {
-                "group-id": d["id"],
-                "group-name": "default",
-                "vpc-id": d["vpc"],
-                "owner-id": ctx.account_id,
-                "description": "default VPC security group",
-            }
-            return [table[name]] if name in table else None
-
-        shown, token = page(matching(groups, req.get("Filters"), values), req, ids_member="GroupIds")
-        out: dict[str, Any] = {
-            "SecurityGroups": [
-                {
-                    "GroupId": d["id"],
-                    "GroupName": "default",
-                    "Description": "default VPC security group",
-                    "VpcId": d["vpc"],
-                    "OwnerId": ctx.account_id,
-                    "SecurityGroupArn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:security-group/{d['id']}",
-                    "IpPermissions": [
-                        {
-                            "IpProtocol": "-1",
-                            "UserIdGroupPairs": [{"GroupId": d["id"], "UserId": ctx.account_id}],
-                            "IpRanges": [],
-                            "Ipv6Ranges": [],
-                            "PrefixListIds": [],
-                        }
-                    ],
-                    "IpPermissionsEgress": [
-                        {
-                            "IpProtocol": "-1",
-                            "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-                            "Ipv6Ranges": [],
-                            "PrefixListIds": [],
-                            "UserIdGroupPairs": [],
-                        }
-                    ],
                 }
                 for d in shown
             ]

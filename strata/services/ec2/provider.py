@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.context import RequestContext
+from strata.engines.firewall import Firewall
+from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
@@ -36,8 +38,9 @@ from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.nbd import NbdServer
-from strata.services.ec2.network import NetworkMixin
+from strata.services.ec2.network import NetworkMixin, default_security_group, default_vpc
 from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.states import attachments, volume_state
 from strata.services.ec2.volume_files import SnapshotJob
@@ -56,7 +59,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
+class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -66,6 +69,8 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
         self.crypto = Encryption(self.store, lambda: runtime.peer("kms"))
         self.nbd = NbdServer(self)
         self.snapshot_jobs: dict[str, SnapshotJob] = {}  # snapshots of plain volumes being taken
+        # other services' resources register their endpoints here (RDS: VpcSecurityGroupIds)
+        self.security_groups = SecurityGroups(self.store, None)
 
     async def start(self) -> None:
         for doc in self.store.list_docs("snapshot"):
@@ -83,13 +88,30 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             port = await run_blocking(ports.allocate, "ec2-nbd")
         host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
         await self.nbd.start(host, port)
+        # STRATA_SECURITY_GROUPS=unenforced: behave as on a host without nftables (refuse what
+        # would restrict), e.g. to leave the kernel's tables alone.
+        wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
+        if wanted and await run_blocking(nft_usable):
+            self.security_groups.firewall = Firewall("security_groups")
+            await run_blocking(self.security_groups.apply)
+        else:
+            log.warning(
+                "security groups cannot be enforced here (no nftables or not root): only default groups"
+            )
 
     async def stop(self) -> None:
+        if self.security_groups.firewall is not None:
+            await run_blocking(self.security_groups.firewall.stop)
         await self.nbd.stop()
         await run_blocking(self.blocks.close_all)
 
     def health(self) -> dict:
-        return {"state": "running", "nbd": self.nbd.address()}
+        enforced = self.security_groups.firewall is not None
+        return {
+            "state": "running",
+            "nbd": self.nbd.address(),
+            "security_groups": "enforced" if enforced else "unenforced",
+        }
 
     # -- regions and zones -------------------------------------------------------------------------
 
@@ -253,12 +275,20 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             if d["region"] == ctx.region:
                 for att in attachments(d):
                     attached.setdefault(att["instance"], []).append((d, att))
+        default_group = default_security_group(ctx.account_id, ctx.region)["id"]
         out: dict[str, Any] = {
             "Reservations": [
                 {
                     "ReservationId": "r-" + i["InstanceId"][2:],
                     "OwnerId": ctx.account_id,
-                    "Instances": [self._render_instance(i, attached.get(i["InstanceId"], []))],
+                    "Instances": [
+                        {
+                            **self._render_instance(i, attached.get(i["InstanceId"], [])),
+                            # the instances are the default group's members (security_groups.py)
+                            "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
+                            "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+                        }
+                    ],
                     "Groups": [],
                 }
                 for i in shown
@@ -376,6 +406,8 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
             return "volume", self._volume(ctx, resource_id)
         if resource_id.startswith("snap-"):
             return "snapshot", self._owned_snapshot(ctx, resource_id)
+        if resource_id.startswith("sg-"):
+            return "sg", self.security_groups.group(ctx.account_id, ctx.region, resource_id)
         raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
 
     def create_tags(self, ctx: RequestContext, req: dict) -> dict:
@@ -417,7 +449,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
 
     def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
         rows = []
-        for kind in ("volume", "snapshot"):
+        for kind in ("volume", "snapshot", "sg"):
             for doc in self.store.list_docs(kind):
                 if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
                     continue
@@ -426,7 +458,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin):
                         {
                             "id": f"{doc['id']}\x00{key}",
                             "ResourceId": doc["id"],
-                            "ResourceType": kind,
+                            "ResourceType": "security-group" if kind == "sg" else kind,
                             "Key": key,
                             "Value": value,
                         }

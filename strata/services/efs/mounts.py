@@ -2,7 +2,7 @@
 
 A mount target is one per availability zone per file system (MountTargetConflict otherwise), in a
 default subnet of the account's default VPC (strata.services.ec2.network), with the VPC's security
-groups (at most five). Its IpAddress is the loopback address its NFS servers listen on; a
+groups (at most five), enforced on its NFS ports 2049 and 2050 (strata.services.ec2.security_groups). Its IpAddress is the loopback address its NFS servers listen on; a
 requested IpAddress must be a free loopback address (127.0.0.0/8, not 127.0.0.1): Strata has no
 other network to put it on. One Zone file systems take a mount target in their own zone only.
 
@@ -16,7 +16,9 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
+from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT
 from strata.engines.process import EngineError
+from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.ec2.network import default_security_group, subnet
 from strata.services.efs import limits as lim
@@ -62,10 +64,32 @@ class MountTargetsMixin:
                 "SecurityGroupLimitExceeded",
                 f"A mount target can have at most {lim.SECURITY_GROUPS_PER_MOUNT_TARGET} security groups.",
             )
+        sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
+        if sgs is None:
+            for g in groups:
+                if g != default:
+                    raise lim.error("SecurityGroupNotFound", f"Security group '{g}' does not exist.")
+            return groups
         for g in groups:
-            if g != default:
-                raise lim.error("SecurityGroupNotFound", f"Security group '{g}' does not exist.")
-        return groups
+            try:
+                sgs.check_attachable(ctx.account_id, ctx.region, [g])
+            except ServiceError as e:
+                if e.code == "InvalidParameterValue":  # it exists, but cannot be enforced here
+                    raise lim.bad_request(e.message) from None
+                raise lim.error("SecurityGroupNotFound", f"Security group '{g}' does not exist.") from None
+        return list(dict.fromkeys(groups))
+
+    def _guard(self: EFSProvider, doc: dict) -> None:
+        """Enforce the mount target's groups on its NFS ports (blocking)."""
+        sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
+        if sgs is not None:
+            endpoints = [(doc["ip"], NFS_PORT), (doc["ip"], ACCESS_POINT_PORT)]
+            sgs.guard(f"efs:{doc['id']}", doc["account"], doc["region"], endpoints, doc["groups"])
+
+    def _unguard(self: EFSProvider, doc: dict) -> None:
+        sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
+        if sgs is not None:
+            sgs.unguard(f"efs:{doc['id']}")
 
     def _ip(self: EFSProvider, wanted: str | None, taken: set[str]) -> str:
         if wanted is None:
@@ -130,6 +154,7 @@ class MountTargetsMixin:
             await run_blocking(self.exports.unserve, mt_id)
             raise lim.error("InternalServerError", f"The NFS server could not start: {e}") from None
         self.store.put_doc("mt", mt_id, doc)
+        await run_blocking(self._guard, doc)
         await run_blocking(self._limit, fs["id"])
         return self._render_mt(doc, "creating")
 
@@ -161,6 +186,7 @@ class MountTargetsMixin:
     async def _delete_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         doc = self._mount_target(ctx, req["MountTargetId"])
         self.store.delete_doc("mt", doc["id"])
+        await run_blocking(self._unguard, doc)
         await run_blocking(self.exports.unserve, doc["id"])
         await run_blocking(self._limit, doc["fs"])
         return {}
@@ -169,11 +195,12 @@ class MountTargetsMixin:
         self._check(ctx, req)
         return {"SecurityGroups": self._mount_target(ctx, req["MountTargetId"])["groups"]}
 
-    def modify_mount_target_security_groups(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
+    async def modify_mount_target_security_groups(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
         doc = self._mount_target(ctx, req["MountTargetId"])
         doc["groups"] = self._security_groups(ctx, req.get("SecurityGroups"))
         self.store.put_doc("mt", doc["id"], doc)
+        await run_blocking(self._guard, doc)
         return {}
 
     # -- access points -----------------------------------------------------------------------------

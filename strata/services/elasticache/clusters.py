@@ -10,6 +10,7 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -27,7 +28,10 @@ class CacheClusterOperations(ElastiCacheCore):
     async def create_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
         cid = v.identifier(req.get("CacheClusterId"), "CacheClusterId", 50)
         if req.get("ReplicationGroupId"):
+            if req.get("SecurityGroupIds"):
+                raise combination("A replication group's member takes the group's SecurityGroupIds.")
             return await self._add_member_cluster(ctx, req, cid)
+        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"))
         if self.store.get_doc("cluster", cid) is not None:
             raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
         eng = v.engine(req.get("Engine"))
@@ -67,6 +71,8 @@ class CacheClusterOperations(ElastiCacheCore):
             "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:23:00-mon:01:30",
             "tags": v.tags(req.get("Tags")),
             "nodes": [],
+            "security_groups": groups,
+            "sg_scope": [ctx.account_id, ctx.region],
         }
         for i in range(count):
             az = v.availability_zone(
@@ -84,6 +90,7 @@ class CacheClusterOperations(ElastiCacheCore):
             for attempt in range(START_ATTEMPTS):
                 doc["port"] = self._allocate_port(owner, attempt, req.get("Port"))
                 self.store.put_doc("cluster", cid, doc)
+                await run_blocking(security.guard, self, owner, doc)
                 try:
                     await run_blocking(self._start_standalone, doc, restore)
                     if eng == "memcached":
@@ -95,6 +102,7 @@ class CacheClusterOperations(ElastiCacheCore):
                     self.ports.release(owner)
                     if attempt + 1 == START_ATTEMPTS:
                         self.store.delete_doc("cluster", cid)
+                        await run_blocking(security.unguard, self, owner)
                         raise fault(
                             "InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}"
                         ) from e
@@ -162,6 +170,11 @@ class CacheClusterOperations(ElastiCacheCore):
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
             dep = self._deployment_of(doc)
+            if req.get("SecurityGroupIds"):
+                if dep is not doc:
+                    raise combination("A replication group's member takes the group's SecurityGroupIds.")
+                doc["security_groups"] = security.security_groups(self, ctx, req["SecurityGroupIds"])
+                doc["sg_scope"] = [ctx.account_id, ctx.region]
             v.engine_version(req.get("EngineVersion"), dep["engine_version"], dep["engine"])
             v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(dep))
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
@@ -200,6 +213,8 @@ class CacheClusterOperations(ElastiCacheCore):
                     )
                     doc["auth"], doc["auth_modified"] = token, now_iso()
             self.store.put_doc("cluster", doc["id"], doc)
+            if req.get("SecurityGroupIds"):
+                await run_blocking(security.guard, self, port_owner(doc, "cluster"), doc)
             return {"CacheCluster": self._render(ctx, doc)}
 
     async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:
@@ -315,6 +330,7 @@ class CacheClusterOperations(ElastiCacheCore):
             await self._close_discovery(doc["id"])
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
             self.store.delete_doc("cluster", doc["id"])
+            await run_blocking(security.unguard, self, port_owner(doc, "cluster"))
             self.ports.release_prefix(port_owner(doc, "cluster"))
             self._delete_automatic_snapshots(cluster_id=doc["id"])
         return {"CacheCluster": rendered}

@@ -39,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from strata.engines.firewall import control_socket
 from strata.services.elasticache.core import ElastiCacheCore
 
 if TYPE_CHECKING:
@@ -236,11 +237,16 @@ class _ClientSide(asyncio.Protocol):
     async def _connect(self) -> None:
         host, port = self.endpoint.backend
         tls = self.endpoint.client_tls
+        loop = asyncio.get_running_loop()
+        sock = control_socket()  # the client was let in at this endpoint: the node must let us in
+        sock.setblocking(False)
         try:
-            _, node = await asyncio.get_running_loop().create_connection(
-                lambda: _NodeSide(self), host, port, ssl=tls, server_hostname=host if tls else None
+            await loop.sock_connect(sock, (host, port))
+            _, node = await loop.create_connection(
+                lambda: _NodeSide(self), sock=sock, ssl=tls, server_hostname=host if tls else None
             )
         except (OSError, ssl.SSLError):
+            sock.close()
             self.close()
             return
         if self.closed:

@@ -19,6 +19,7 @@ from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
@@ -288,6 +289,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             raise fault("ReplicationGroupAlreadyExistsFault", f"Replication group {gid} already exists.")
         if req.get("GlobalReplicationGroupId"):
             raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
+        if req.get("PrimaryClusterId") and req.get("SecurityGroupIds"):
+            raise combination("SecurityGroupIds cannot be used with PrimaryClusterId in Strata.")
+        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"))
         if req.get("PrimaryClusterId"):
             if req.get("AtRestEncryptionEnabled") or req.get("KmsKeyId"):
                 raise combination(
@@ -377,6 +381,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             "config_holder": None,
             "node_groups": [],
             "port_owner": new_port_owner("group", gid),
+            "security_groups": groups,
+            "sg_scope": [ctx.account_id, ctx.region],
         }
         if group["auth"]:
             group["auth_modified"] = created
@@ -439,6 +445,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 if cluster_mode:
                     group["bus_port"] = self._allocate_port(group["port_owner"] + "/bus", attempt)
                 self.store.put_doc("group", gid, group)
+                await run_blocking(security.guard, self, group["port_owner"], group)
                 try:
                     await run_blocking(self._start_group, group, restore)
                     break
@@ -470,6 +477,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             self.store.delete_doc("cluster", cid)
         await self._remove_group_volume(group)
         self.store.delete_doc("group", group["id"])
+        await run_blocking(security.unguard, self, port_owner(group, "group"))
         self.ports.release_prefix(port_owner(group, "group"))
 
     # -- DescribeReplicationGroups ---------------------------------------------------------------------
@@ -501,6 +509,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             user_groups = self._modified_user_groups(group, req)
             if req.get("AuthToken") is not None and (group.get("user_groups") or user_groups):
                 raise combination("An AUTH token cannot be used together with user groups.")
+            if req.get("SecurityGroupIds"):
+                group["security_groups"] = security.security_groups(self, ctx, req["SecurityGroupIds"])
+                group["sg_scope"] = [ctx.account_id, ctx.region]
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]
             if req.get("AutomaticFailoverEnabled") is not None:
@@ -551,6 +562,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 if target != ng["primary"]:
                     await run_blocking(self._failover, group, target, None)
             self._save_group(group)
+            if req.get("SecurityGroupIds"):
+                await run_blocking(security.guard, self, port_owner(group, "group"), group)
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
     # -- DeleteReplicationGroup ----------------------------------------------------------------------------

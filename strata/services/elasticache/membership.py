@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Settings that belong to the deployment: they move between a standalone cluster and its group.
 DEPLOYMENT_FIELDS = (
+    "security_groups",
+    "sg_scope",
     "engine",
     "engine_version",
     "node_type",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from strata.services.elasticache import security
 from strata.services.elasticache.nodes import PRIMARY, READER
 
 PARAMETER_GROUP_FAMILY = {
@@ -58,7 +59,7 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
         },
         "CacheSubnetGroupName": "default",
         "AutoMinorVersionUpgrade": True,
-        "SecurityGroups": [],
+        "SecurityGroups": security.rendered(dep),
         "AuthTokenEnabled": bool(dep.get("auth")),
         "TransitEncryptionEnabled": bool(dep.get("transit")),
         "AtRestEncryptionEnabled": bool(dep.get("at_rest")),

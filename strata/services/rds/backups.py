@@ -19,7 +19,9 @@ import shutil
 from pathlib import Path
 
 from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -272,6 +274,7 @@ class BackupOperations(RDSCore):
             doc["secondary_az"] = self._other_az(doc["az"])
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         self._event(doc["id"], "db-instance", f"Restored from snapshot {snap['id']}", ["restoration"])
         self._spawn(doc["id"], self._restore_snapshot, doc["id"], snap["path"])
         return {"DBInstance": self._instance_out(doc)}
@@ -380,6 +383,7 @@ class BackupOperations(RDSCore):
             doc["secondary_az"] = self._other_az(doc["az"])
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         self._event(doc["id"], "db-instance", f"Restoring {source['id']} to a point in time", ["restoration"])
         self._spawn(doc["id"], self._restore_pitr, doc["id"], source["id"], target_ts)
         return {"DBInstance": self._instance_out(doc)}

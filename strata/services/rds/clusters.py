@@ -23,6 +23,7 @@ from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -332,6 +333,7 @@ class ClusterOperations(RDSCore):
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         c["members"].append(doc["id"])
         if doc["cluster_role"] == "writer":
             c["writer"] = doc["id"]

@@ -8,6 +8,7 @@ import logging
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -40,6 +41,7 @@ class InstanceOperations(RDSCore):
         """A new instance record (ports allocated); `inherited_key` is the KMS key of what it is
         made from when that is encrypted (encryption.py), so it is encrypted too."""
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before ports are taken
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         kms_key = self._storage_key(req, inherited_key)
@@ -84,6 +86,7 @@ class InstanceOperations(RDSCore):
             "deletion_protection": bool(req.get("DeletionProtection")),
             "copy_tags_to_snapshot": bool(req.get("CopyTagsToSnapshot")),
             "resource_id": self._resource_id("db"),
+            "vpc_groups": groups,
             "nodes": {},
             "primary": None,
             "replicas": [],
@@ -110,6 +113,7 @@ class InstanceOperations(RDSCore):
             doc["secondary_az"] = self._other_az(doc["az"])
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])
         return {"DBInstance": self._instance_out(doc)}
@@ -174,7 +178,7 @@ class InstanceOperations(RDSCore):
             "PreferredBackupWindow": doc["backup_window"],
             "BackupRetentionPeriod": doc["backup_retention"],
             "DBSecurityGroups": [],
-            "VpcSecurityGroups": [],
+            "VpcSecurityGroups": security.rendered(doc),
             "DBParameterGroups": [
                 {
                     "DBParameterGroupName": doc.get("param_group") or self._default_group_name(doc),
@@ -274,6 +278,8 @@ class InstanceOperations(RDSCore):
         if new_group:
             self._get_param_group(new_group)
             doc["param_group"] = new_group
+        if req.get("VpcSecurityGroupIds"):
+            doc["vpc_groups"] = security.vpc_groups(self, req["VpcSecurityGroupIds"])
         password = req.get("MasterUserPassword")
         if password:
             m.check_password(password)
@@ -285,6 +291,8 @@ class InstanceOperations(RDSCore):
         if live_work:
             doc["status"] = "modifying"
         self._save(doc)
+        if req.get("VpcSecurityGroupIds"):
+            await run_blocking(security.guard, self, doc)
         if live_work:
             self._spawn(
                 doc["id"],
@@ -514,6 +522,7 @@ class InstanceOperations(RDSCore):
                 self.store.put_doc("instance", src["id"], src)
         self._meter_instance(doc)
         self.fleet.destroy(doc)
+        security.unguard(self, doc)  # before the record goes: a deleted instance's state is final
         for snap in self.store.list_docs("snapshot"):
             if snap.get("instance_id") == ident and snap["type"] == "automated":
                 self._delete_snapshot_files(snap)
@@ -563,6 +572,7 @@ class InstanceOperations(RDSCore):
         doc["primary"] = next(iter(doc["nodes"]))
         await self._encrypt_instance(doc)
         self._save(doc)
+        await run_blocking(security.guard, self, doc)
         source["replicas"] = [*source.get("replicas", []), doc["id"]]
         self.store.put_doc("instance", source["id"], source)
         self._event(doc["id"], "db-instance", f"Creating read replica of {source['id']}", ["read replica"])

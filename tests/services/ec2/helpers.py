@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -53,3 +54,20 @@ def read_all(uri: str, dest: Path) -> bytes:
 def write_file(uri: str, source: Path) -> None:
     """Copy `source` onto the device from offset 0 with nbdcopy, flushed before it exits."""
     subprocess.run(["nbdcopy", "--flush", str(source), uri], check=True, timeout=120, capture_output=True)
+
+
+def dial(port: int, source: str | None = None, address: str = "127.0.0.1") -> str:
+    """What a TCP connect to address:port from `source` meets: open, dropped (timed out) or refused."""
+    s = socket.socket()
+    s.settimeout(1.5)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect((address, port))
+        return "open"
+    except TimeoutError:
+        return "dropped"
+    except ConnectionRefusedError:  # the engine is not serving (yet)
+        return "refused"
+    finally:
+        s.close()

@@ -146,7 +146,7 @@ def test_policies_lifecycle_tags_preferences(strata_server) -> None:  # noqa: AN
 def test_mount_target_and_access_point_rules(strata_server) -> None:  # noqa: ANN001
     efs, ec2 = strata_server.client("efs"), strata_server.client("ec2")
     subnets = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
-    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
     fs_id = new_fs(efs)
     create = efs.create_mount_target
     mt = create(FileSystemId=fs_id, SubnetId=subnets["us-east-1a"], SecurityGroups=[group])

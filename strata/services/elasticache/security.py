@@ -1,0 +1,58 @@
+"""SecurityGroupIds of replication groups: validated against EC2's security groups, shown on each
+member cache cluster, and enforced on the deployment's port (strata.services.ec2.security_groups).
+
+The guard covers the deployment's port on every loopback address (127.0.0.0/8): its nodes, primary
+and reader endpoints all listen on that one port, which no other deployment holds, so nodes added
+or moved later are covered without re-guarding. It is keyed by the port's owner, which stays with
+the port when a group's primary is retained as a standalone cluster (membership.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strata.context import RequestContext
+from strata.protocol.errors import ServiceError
+from strata.services.elasticache.errors import invalid
+
+if TYPE_CHECKING:
+    from strata.services.ec2.security_groups import SecurityGroups
+    from strata.services.elasticache.provider import ElastiCacheProvider
+
+ALL_LOOPBACK = "127.0.0.0/8"
+
+
+def _groups(provider: ElastiCacheProvider) -> SecurityGroups | None:
+    return getattr(provider.runtime.peer("ec2"), "security_groups", None)
+
+
+def security_groups(provider: ElastiCacheProvider, ctx: RequestContext, ids: list[str] | None) -> list[str]:
+    """The deployment's group ids (the region's default group when none are given)."""
+    sgs = _groups(provider)
+    if sgs is None:
+        if ids:
+            raise invalid("SecurityGroupIds need Strata's EC2 service")
+        return []
+    try:
+        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []))
+    except ServiceError as e:
+        raise invalid(e.message) from None
+
+
+def guard(provider: ElastiCacheProvider, owner: str, dep: dict) -> None:
+    """Enforce the deployment's groups on its port from now on (blocking)."""
+    sgs = _groups(provider)
+    if sgs is not None and dep.get("security_groups"):
+        account, region = dep["sg_scope"]
+        sgs.guard(
+            f"elasticache:{owner}", account, region, [(ALL_LOOPBACK, dep["port"])], dep["security_groups"]
+        )
+
+
+def unguard(provider: ElastiCacheProvider, owner: str) -> None:
+    sgs = _groups(provider)
+    if sgs is not None:
+        sgs.unguard(f"elasticache:{owner}")
+
+
+def rendered(dep: dict) -> list[dict]:
+    return [{"SecurityGroupId": g, "Status": "active"} for g in dep.get("security_groups") or []]

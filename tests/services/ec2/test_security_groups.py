@@ -1,0 +1,215 @@
+"""Security groups: the EC2 API (stored groups and ingress rules) and their enforcement on an RDS
+instance's endpoint (nftables: a connection from a source no rule allows is dropped, so the
+client's connect times out, as on AWS)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from strata.engines.nft import nft_binary, nft_usable
+from tests.services.ec2.helpers import dial as _dial
+from tests.services.rds.helpers import create_pg, pg_connect, wait_status
+
+
+def _code(e: pytest.ExceptionInfo) -> str:
+    return e.value.response["Error"]["Code"]
+
+
+def test_groups_and_ingress_rules(strata_server, unique) -> None:
+    ec2 = strata_server.client("ec2")
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
+    assert default["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == default["GroupId"]
+    instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]  # this machine, 127.0.0.1
+    assert instance["SecurityGroups"] == [{"GroupId": default["GroupId"], "GroupName": "default"}]
+
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers", DryRun=True)
+    assert _code(e) == "DryRunOperation"
+    gid = ec2.create_security_group(GroupName=f"app-{unique}", Description="app servers")["GroupId"]
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName=f"app-{unique}", Description="again")
+    assert _code(e) == "InvalidGroup.Duplicate"
+    with pytest.raises(ClientError) as e:
+        ec2.create_security_group(GroupName="default", Description="x")
+    assert _code(e) == "InvalidParameterValue"
+
+    perm = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "IpRanges": [{"CidrIp": "127.0.0.2/32"}]}
+    out = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert out["SecurityGroupRules"][0]["CidrIpv4"] == "127.0.0.2/32"
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert _code(e) == "InvalidPermission.Duplicate"
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(
+            GroupId=gid, IpPermissions=[{**perm, "IpRanges": [{"CidrIp": "1.2.3/8"}]}]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    ref = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": gid}]}
+    other = ec2.create_security_group(GroupName=f"web-{unique}", Description="web")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=other, IpPermissions=[ref])
+
+    ec2.create_tags(Resources=[gid], Tags=[{"Key": "tier", "Value": "app"}])
+    tagged = ec2.describe_security_groups(Filters=[{"Name": "tag:tier", "Values": ["app"]}])["SecurityGroups"]
+    assert [g["GroupId"] for g in tagged] == [gid] and tagged[0]["Tags"] == [{"Key": "tier", "Value": "app"}]
+    shown = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
+    assert shown["GroupName"] == f"app-{unique}"
+    assert shown["IpPermissions"] == [
+        {
+            **perm,
+            "IpRanges": [{"CidrIp": "127.0.0.2/32"}],
+            "Ipv6Ranges": [],
+            "PrefixListIds": [],
+            "UserIdGroupPairs": [],
+        }
+    ]
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])[
+        "SecurityGroupRules"
+    ]
+    assert sorted((r["IsEgress"], r.get("CidrIpv4"), r["FromPort"]) for r in rules) == [
+        (False, "127.0.0.2/32", 6379),
+        (True, "0.0.0.0/0", -1),
+    ]
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=gid)  # the other group's rule references it
+    assert _code(e) == "DependencyViolation"
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=default["GroupId"])
+    assert _code(e) == "CannotDelete"
+
+    ec2.revoke_security_group_ingress(GroupId=other, IpPermissions=[ref])
+    ec2.delete_security_group(GroupId=other)
+    ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    # as in a default VPC: no error for a rule that is not there, it comes back as unknown
+    again = ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+    assert again["UnknownIpPermissions"][0]["IpRanges"] == [{"CidrIp": "127.0.0.2/32"}]
+    ec2.delete_security_group(GroupId=gid)
+    with pytest.raises(ClientError) as e:
+        ec2.describe_security_groups(GroupIds=[gid])
+    assert _code(e) == "InvalidGroup.NotFound"
+
+
+def _rules(pid: int) -> str:
+    """This server's security-group nft table ('' when it has none)."""
+    tables = subprocess.run([nft_binary(), "list", "tables"], capture_output=True, text=True).stdout
+    names = re.findall(rf"table ip (strata_{pid}_\w*security_groups)", tables)
+    return "".join(
+        subprocess.run([nft_binary(), "list", "table", "ip", n], capture_output=True, text=True).stdout
+        for n in names
+    )
+
+
+def _eventually(fn, timeout: float = 30) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not fn():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")
+def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> None:
+    server = strata_factory()
+    ec2, rds = server.client("ec2"), server.client("rds")
+    gid = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
+    inst = create_pg(rds, f"db-{unique}")  # the default group: this machine's clients get in
+    port = inst["Endpoint"]["Port"]
+    assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [
+        ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    ]
+    pg_connect(inst).close()
+
+    with pytest.raises(ClientError) as e:
+        rds.modify_db_instance(
+            DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=["sg-0000"]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=f"rr-{unique}",
+            SourceDBInstanceIdentifier=inst["DBInstanceIdentifier"],
+            VpcSecurityGroupIds=["sg-0123456789abcdef0"],
+        )
+    assert _code(e) == "InvalidParameterValue"
+    rds.modify_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], VpcSecurityGroupIds=[gid])
+    assert _dial(port) == "dropped"  # no rule: dropped, the connect times out
+    ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "127.0.0.2/32"}]}
+        ],
+    )
+    assert (_dial(port, "127.0.0.2"), _dial(port)) == ("open", "dropped")
+
+    pid = server.proc.pid
+    assert f"dport {port}" in _rules(pid)
+    server.kill()  # kill -9: the janitor removes the dead server's rules
+    _eventually(lambda: _rules(pid) == "")
+    server.start()  # the rules are stored: enforced again at start
+    wait_status(rds, inst["DBInstanceIdentifier"])
+    _eventually(lambda: _dial(port, "127.0.0.2") == "open", timeout=60)
+    assert _dial(port) == "dropped"
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.1/32"
+    )
+    inst = wait_status(rds, inst["DBInstanceIdentifier"])
+    pg_connect(inst).close()
+    assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
+
+    pid = server.proc.pid
+    assert f"dport {port}" in _rules(pid)
+    rds.delete_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], SkipFinalSnapshot=True)
+    _eventually(lambda: _rules(pid) == "", timeout=120)  # no guard left: no table
+
+
+@pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")
+def test_efs_mount_target_follows_its_security_groups(strata_server, unique) -> None:
+    ec2, efs = strata_server.client("ec2"), strata_server.client("efs")
+    gid = ec2.create_security_group(GroupName=f"nfs-{unique}", Description="NFS clients")["GroupId"]
+    fs = efs.create_file_system(CreationToken=unique)["FileSystemId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    mt = efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[gid])
+    ip, mt_id = mt["IpAddress"], mt["MountTargetId"]
+    assert efs.describe_mount_target_security_groups(MountTargetId=mt_id)["SecurityGroups"] == [gid]
+    assert (_dial(2049, None, ip), _dial(2049, "127.0.0.2", ip)) == ("dropped", "dropped")
+
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=2049, ToPort=2049, CidrIp="127.0.0.2/32"
+    )
+    assert (_dial(2049, "127.0.0.2", ip), _dial(2049, None, ip)) == ("open", "dropped")
+    assert _dial(2050, "127.0.0.2", ip) == "dropped"  # the rule's port range holds 2049 only
+
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=gid)
+    assert _code(e) == "DependencyViolation"
+    efs.modify_mount_target_security_groups(MountTargetId=mt_id, SecurityGroups=[])  # the default group
+    assert (_dial(2049, None, ip), _dial(2050, None, ip)) == ("open", "open")
+    efs.delete_mount_target(MountTargetId=mt_id)
+    ec2.delete_security_group(GroupId=gid)
+
+
+def test_without_enforcement_restricting_is_refused(strata_factory, unique) -> None:
+    server = strata_factory(extra_env={"STRATA_SECURITY_GROUPS": "unenforced"})
+    assert server.health()["services"]["ec2"]["security_groups"] == "unenforced"
+    ec2, efs, ec = server.client("ec2"), server.client("efs"), server.client("elasticache")
+    gid = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpProtocol="tcp", FromPort=1, ToPort=2, CidrIp="10.0.0.0/8"
+    )
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]
+    with pytest.raises(ClientError) as e:
+        ec2.revoke_security_group_ingress(GroupId=default["GroupId"], IpPermissions=default["IpPermissions"])
+    assert _code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec.create_replication_group(
+            ReplicationGroupId=f"rg-{unique}", ReplicationGroupDescription="d", SecurityGroupIds=[gid]
+        )
+    assert _code(e) == "InvalidParameterValue"
+    fs = efs.create_file_system(CreationToken=unique)["FileSystemId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    with pytest.raises(ClientError) as e:
+        efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[gid])
+    assert _code(e) == "BadRequest"
