@@ -49,6 +49,18 @@ def new_role_doc(account: str, name: str, path: str, trust: str, description: st
 MAX_INLINE_NAME = 128
 
 
+def _modifiable(role: dict) -> dict:
+    """The role, unless it is a service-linked role (only its service may change it)."""
+    if role["Path"].startswith(SERVICE_ROLE_PATH):
+        raise ServiceError(
+            "UnmodifiableEntity",
+            f"Cannot perform the operation on the protected role '{role['RoleName']}' - "
+            "this role is only modifiable by AWS",
+            400,
+        )
+    return role
+
+
 class IdentityOperations(IAMBase):
     # ---- users
 
@@ -247,14 +259,7 @@ class IdentityOperations(IAMBase):
         return {}
 
     def update_role_description(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._entity("role", ctx, req.get("RoleName"))
-        if doc["Path"].startswith(SERVICE_ROLE_PATH):
-            raise ServiceError(
-                "UnmodifiableEntity",
-                f"Cannot perform the operation on the protected role '{doc['RoleName']}' - "
-                "this role is only modifiable by AWS",
-                400,
-            )
+        doc = _modifiable(self._entity("role", ctx, req.get("RoleName")))
         doc["Description"] = req.get("Description") or ""
         with self.dir.change():
             self.dir.save("role", doc)
@@ -268,14 +273,7 @@ class IdentityOperations(IAMBase):
         return {}
 
     def delete_role(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._entity("role", ctx, req.get("RoleName"))
-        if doc["Path"].startswith(SERVICE_ROLE_PATH):
-            raise ServiceError(
-                "UnmodifiableEntity",
-                f"Cannot perform the operation on the protected role '{doc['RoleName']}' - "
-                "this role is only modifiable by AWS",
-                400,
-            )
+        doc = _modifiable(self._entity("role", ctx, req.get("RoleName")))
         if doc["inline"]:
             raise _conflict("must delete policies first")
         if doc["attached"]:
