@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,26 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _SHARED = next((q / "shared" / "bench" for q in ROOT.parents if (q / "shared" / "bench").is_dir()), ROOT)
 sys.path.insert(0, os.environ.get("STRATA_SHARED_BENCH", str(_SHARED)))
 import loadgen  # noqa: E402  (wrk driver + Lua request cycles + SigV4 signing)
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process, all its threads."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def wait_up(url: str) -> None:
-    d = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
-    for _ in range(200):
-        try:
-            d.list_tables()
-            return
-        except Exception:  # noqa: BLE001 - not listening yet
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
+from local_server import cpu_seconds, wait_up  # noqa: E402
 
 
 def main() -> None:

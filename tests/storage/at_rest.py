@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 
-def _in_sparse_file(path: Path, needle: bytes) -> bool:
+def in_sparse_file(path: Path, needle: bytes) -> bool:
     """Whether `needle` is in the allocated parts of a (sparse) file: its holes are zeros."""
     with open(path, "rb") as f:
         fd, offset, end = f.fileno(), 0, os.fstat(f.fileno()).st_size
@@ -32,7 +32,7 @@ def files_holding(root: Path, needle: bytes) -> list[Path]:
     """Every regular file under `root` (volume images included, read as raw bytes) holding `needle`.
 
     Run it with the volumes unmounted (Strata stopped): then the images hold all that was written."""
-    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _in_sparse_file(p, needle)]
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and in_sparse_file(p, needle)]
 
 
 def mounts_under(root: Path) -> list[str]:

@@ -21,6 +21,7 @@ from tests.services.efs.helpers import (
     url,
 )
 from tests.services.efs.libnfs import LibNfs
+from tests.storage.at_rest import in_sparse_file
 
 pytestmark = needs_nfs
 
@@ -271,28 +272,6 @@ def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: AN
     assert (strata_server.data_dir / "efs" / "fs" / fs_id / "kernel.bin").read_bytes() == data
 
 
-def _plaintext_in_image(image: Path, needle: bytes) -> bool:
-    """Whether `needle` is in the allocated parts of a sparse image (its holes are zeros)."""
-    with open(image, "rb") as f:
-        fd, offset, end = f.fileno(), 0, os.fstat(f.fileno()).st_size
-        while offset < end:
-            try:
-                start = os.lseek(fd, offset, os.SEEK_DATA)
-            except OSError:  # no data after offset
-                return False
-            stop = os.lseek(fd, start, os.SEEK_HOLE)
-            f.seek(start)
-            pos = start
-            while pos < stop:
-                chunk = f.read(min(8 << 20, stop - pos) + len(needle))
-                if needle in chunk:
-                    return True
-                pos += 8 << 20
-                f.seek(pos)
-            offset = stop
-    return False
-
-
 def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
     import shutil
 
@@ -327,8 +306,8 @@ def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa:
     assert nfs_bytes(url(b["IpAddress"], "plans-with-a-distinct-name.txt")) == secret
     server.stop()  # unmounted: what is left on disk is the image
     image = server.data_dir / "efs" / "volumes" / f"{fs_id}.img"
-    assert not _plaintext_in_image(image, b"attack at dawn")
-    assert not _plaintext_in_image(image, b"plans-with-a-distinct-name")
+    assert not in_sparse_file(image, b"attack at dawn")
+    assert not in_sparse_file(image, b"plans-with-a-distinct-name")
     server.start()
     efs = server.client("efs")
     assert nfs_bytes(url(a["IpAddress"], "plans-with-a-distinct-name.txt")) == secret
