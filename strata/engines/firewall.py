@@ -28,7 +28,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from strata.engines.nft import owned_table, remove_dead_tables, run_script, start_janitor
+from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
 from strata.engines.process import ENGINE_USER
 
 CONTROL_MARK = 0x5354_0001  # SO_MARK of Strata's own connections to the endpoints it guards
@@ -92,11 +92,8 @@ class Firewall:
 
     def _apply(self) -> None:
         if not self.guards:
-            run_script(f"table ip {self.table}\ndelete table ip {self.table}\n")
-            if self._janitor is not None:
-                self._janitor.kill()
-                self._janitor.wait()
-                self._janitor = None
+            drop_table(self.table, self._janitor)
+            self._janitor = None
             return
         if self._janitor is None:
             remove_dead_tables()

@@ -95,6 +95,15 @@ def owned_table(name: str) -> str:
     return f"strata_{pid}_{start_ticks(pid) or 0}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
 
 
+def drop_table(table: str, janitor: subprocess.Popen | None) -> None:
+    """Remove one of our tables (declared first, so deleting a missing one is no error) and stop
+    its janitor: nothing of it is left to clean up."""
+    run_script(f"table ip {table}\ndelete table ip {table}\n")
+    if janitor is not None:
+        janitor.kill()
+        janitor.wait()
+
+
 def start_janitor(table: str) -> subprocess.Popen:
     """A process that deletes `table` once this process is gone (kill -9 included); kill it on a
     clean stop, after deleting the table yourself."""

@@ -20,7 +20,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from strata.engines.nft import owned_table, remove_dead_tables, run_script, start_janitor
+from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
 
 # Above the largest loopback packet (64 KiB), so no packet is over the limit alone. A bucket holds
 # one second of its rate on top of this (the kernel's nft_limit), so that is the real burst.
@@ -65,11 +65,8 @@ class Throttle:
 
     def _apply(self) -> None:
         if not self.groups:
-            run_script(f"table ip {self.table}\ndelete table ip {self.table}\n")
-            if self._janitor is not None:
-                self._janitor.kill()
-                self._janitor.wait()
-                self._janitor = None
+            drop_table(self.table, self._janitor)
+            self._janitor = None
             return
         if self._janitor is None:
             remove_dead_tables()
