@@ -302,7 +302,14 @@ def test_a_stop_condition_alarm_stops_the_experiment(strata_server, unique):
 
     exp_id = fis.start_experiment(experimentTemplateId=tid["id"])["experiment"]["id"]
     wait_for(fis, exp_id, ("running",))
-    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+    # SetAlarmState lasts until the alarm's next evaluation (a period boundary of the shared
+    # server's clock, which other tests move): set it again while the experiment runs, as an
+    # alarm that keeps failing would be, so the 1-second stop-condition poll cannot miss it.
+    deadline = time.monotonic() + 60
+    while fis.get_experiment(id=exp_id)["experiment"]["state"]["status"] not in DONE:
+        assert time.monotonic() < deadline, "the alarm did not stop the experiment"
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+        time.sleep(0.5)
     exp = wait_for(fis, exp_id, DONE)
     assert exp["state"]["status"] == "stopped"
     assert alarm_arn in exp["state"]["reason"]
