@@ -6,8 +6,8 @@
 - Switching PROVISIONED -> PAY_PER_REQUEST: at most four times in a rolling 24 hours;
   PAY_PER_REQUEST -> PROVISIONED at any time.
 - A capacity or billing-mode change leaves the table UPDATING for `UPDATE_SECONDS` of simulated
-  time; meanwhile another UpdateTable gets ResourceInUseException. Items can be read and written
-  throughout, as in DynamoDB. (DynamoDB refuses a DeleteTable then too; Strata lets it through.)
+  time; meanwhile another UpdateTable, and a DeleteTable, get ResourceInUseException (the messages
+  AWS answers with). Items can be read and written throughout, as in DynamoDB.
 
 Provisioned capacity is billed by the hour whether used or not: `meter_hours` puts a table's
 (and its GSIs') provisioned units times the simulated time they were in force on the meter
@@ -80,7 +80,17 @@ def note_change(prov: dict, old: dict, new: dict, now: float) -> None:
 def check_not_updating(meta: TableMeta, now: float) -> None:
     if now < meta.provisioning.get("updating_until", 0.0):
         raise resource_in_use(
-            f"Attempt to change a resource which is still in use: Table is being updated: {meta.name}"
+            "Attempt to change a resource which is still in use: Table IOPS are currently being updated. "
+            f"Table: {meta.name}"
+        )
+
+
+def check_deletable(meta: TableMeta, now: float) -> None:
+    """DeleteTable is refused while a capacity or billing-mode change is in progress."""
+    if now < meta.provisioning.get("updating_until", 0.0):
+        raise resource_in_use(
+            f"Attempt to change a resource which is still in use: Table: {meta.name} is in the process "
+            "of being updated."
         )
 
 

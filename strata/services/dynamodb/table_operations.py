@@ -93,6 +93,7 @@ class TableOperations(DynamoDBCore):
                 f"Attempt to change a resource which is still in use: Table is being created: {key[1]}"
             )
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        provisioning.check_deletable(meta, clock.time())
         if meta.deletion_protection:
             raise validation(
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "

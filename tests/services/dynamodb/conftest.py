@@ -53,6 +53,8 @@ def make_table(ddb: Any, unique: str) -> Iterator[Callable[..., str]]:
             ddb.delete_table(TableName=t)
         except ddb.exceptions.ResourceNotFoundException:
             pass
+        except ddb.exceptions.ResourceInUseException:
+            pass  # still UPDATING after a capacity change (DeleteTable is refused then): left behind
 
 
 @pytest.fixture(scope="package")

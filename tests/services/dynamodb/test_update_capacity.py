@@ -58,7 +58,8 @@ def test_decreases_are_limited_per_utc_day(server: StrataProcess, ddb: Any, uniq
         set_units(ddb, name, 80, 80)
     assert e.value.response["Error"]["Code"] == "ResourceInUseException"
     assert e.value.response["Error"]["Message"] == (
-        f"Attempt to change a resource which is still in use: Table is being updated: {name}"
+        "Attempt to change a resource which is still in use: Table IOPS are currently being updated. "
+        f"Table: {name}"
     )
     for units in (80, 70, 60):
         server.advance_clock("15s")
@@ -112,6 +113,22 @@ def test_switches_to_on_demand_are_limited_per_24_hours(server: StrataProcess, d
     assert e.value.response["Error"]["Code"] == "LimitExceededException"
     server.advance_clock("24h")
     ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")
+
+
+def test_a_table_being_updated_cannot_be_deleted(server: StrataProcess, ddb: Any, unique: str) -> None:
+    """DeleteTable during the UPDATING of a capacity change: ResourceInUseException, as on AWS."""
+    name = f"busy-{unique}"
+    table(ddb, name, 5)
+    assert set_units(ddb, name, 6, 6)["TableStatus"] == "UPDATING"
+    with pytest.raises(ClientError) as e:
+        ddb.delete_table(TableName=name)
+    assert e.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert e.value.response["Error"]["Message"] == (
+        f"Attempt to change a resource which is still in use: Table: {name} is in the process of being updated."
+    )
+    assert ddb.describe_table(TableName=name)["Table"]["TableName"] == name
+    server.advance_clock("15s")
+    ddb.delete_table(TableName=name)
 
 
 def test_capacity_history_survives_restart(server: StrataProcess, unique: str) -> None:
