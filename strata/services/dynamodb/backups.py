@@ -215,9 +215,9 @@ def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], 
 
         def capacity_hours() -> None:  # provisioned capacity up to `until` (provisioning.py)
             for meta in list(state.tables.values()):
-                if meta.billing_mode == "PROVISIONED" or "metered_to" in meta.provisioning:
-                    provisioning.meter_hours(meta, until)
-                    store.save_meta(meta.to_json())
+                # Saved even when on-demand: the warm throughput its traffic raised (throttle.py).
+                provisioning.meter_hours(meta, until)
+                store.save_meta(meta.to_json())
 
         await store.db.write(capacity_hours)
         for meta in list(state.tables.values()):

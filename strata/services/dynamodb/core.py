@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import backups, batch, provisioning, streams, ttl
+from strata.services.dynamodb import backups, batch, provisioning, streams, ttl, warm
 from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.state import State
@@ -30,6 +30,12 @@ class DynamoDBCore:
             settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
+        default = warm.Quota()
+        self.quota = self.state.throttle.quota = warm.Quota(
+            settings.limit("dynamodb_table_max_units", default.table_max),
+            settings.limit("dynamodb_on_demand_read_units", default.initial_read),
+            settings.limit("dynamodb_on_demand_write_units", default.initial_write),
+        )
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
 
@@ -67,4 +73,6 @@ class DynamoDBCore:
         now = clock.time()
         if status == "ACTIVE":
             status = provisioning.status(meta, now)
-        return describe(meta, count, size, index_counts, status, now)
+        out = describe(meta, count, size, index_counts, status, now)
+        out["WarmThroughput"] = warm.description(meta, self.quota)
+        return out

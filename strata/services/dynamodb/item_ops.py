@@ -97,8 +97,7 @@ def put_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
-    if meta.limited:
-        state.throttle.admit_write(meta)
+    state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     old = None
@@ -131,8 +130,7 @@ def get_item(state: State, meta: TableMeta, req: dict) -> dict:
         )
         else None
     )
-    if meta.limited:
-        state.throttle.admit_read(meta)
+    state.throttle.admit_read(meta)
     got = state.store.get(meta.tid, pk, sk, state.store.r)
     consistent = bool(req.get("ConsistentRead"))
     consumed = Consumed(meta.name, read=True, table_units=read_units(got[1] if got else 0, consistent))
@@ -153,8 +151,7 @@ def delete_item(state: State, meta: TableMeta, req: dict) -> dict:
     plan = Plan(req, ("ConditionExpression",))
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
-    if meta.limited:
-        state.throttle.admit_write(meta)
+    state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():
@@ -206,8 +203,7 @@ def update_item(state: State, meta: TableMeta, req: dict) -> dict:
     check_update_keys(meta, plan.update, plan.env)
     if state.locks:
         state.check_unlocked(meta.tid, pk, sk)
-    if meta.limited:
-        state.throttle.admit_write(meta)
+    state.throttle.admit_write(meta)
     store = state.store
     consumed = Consumed(meta.name, read=False)
     with store.write():

@@ -166,8 +166,7 @@ class _Read:
             )
         self.limit = limit
         self.state = state
-        if meta.limited:
-            state.throttle.admit_read(meta, self.index.name if self.index is not None else None)
+        state.throttle.admit_read(meta, self.index.name if self.index is not None else None)
 
     def _select(self, select: str | None) -> str:
         if select is None:

@@ -91,10 +91,9 @@ class State:
         return self.tables.get(key) or self.creating.get(key) or self.deleting.get(key)
 
     def consume(self, meta: TableMeta, consumed: Consumed) -> None:
-        """What a request consumed: on the meter, and taken from a provisioned table's buckets."""
+        """What a request consumed: on the meter, and taken from the table's buckets."""
         consumed.record(meta.billing_mode)
-        if meta.limited:
-            self.throttle.charge(meta, consumed)
+        self.throttle.charge(meta, consumed)
 
     def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:
         """TransactionConflictException if an in-flight transaction holds the item."""

@@ -4,7 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
-from strata.services.dynamodb import backups, provisioning, streams
+from strata.services.dynamodb import backups, provisioning, streams, warm
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -53,11 +53,25 @@ class TableOperations(DynamoDBCore):
                 lambda: store.next_id("index"),
                 clock.time(),
             )
+            self._check_quota(meta)
+            warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=True)
             if view is not None:
                 streams.enable(store, meta, view)
             store.insert_table(meta.to_json())
         self.state.tables[(scope, name)] = meta
-        return {"TableDescription": self._describe(meta, "ACTIVE")}
+        desc = self._describe(meta, "ACTIVE")
+        if not req.get("WarmThroughput"):  # CreateTable answers with it only when it was asked for
+            del desc["WarmThroughput"]
+        return {"TableDescription": desc}
+
+    def _check_quota(self, meta: TableMeta) -> None:
+        """Capacity and maxima above the per-table quota: LimitExceededException (warm.py)."""
+        region = warm.region_of(meta)
+        warm.check_capacity(meta.throughput, self.quota, region)
+        for ix in meta.indexes:
+            if ix.throughput:
+                warm.check_capacity(ix.throughput, self.quota, region, ix.name)
+        warm.check_maximum(meta.on_demand, self.quota, region)
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
         other = self.state.find(ctx, req.get("TableName"))
@@ -210,6 +224,9 @@ class TableOperations(DynamoDBCore):
                 for ix in meta.indexes:  # a switch to PROVISIONED needs every GSI's capacity
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
+            self._check_quota(meta)
+            warm.grow(meta, self.quota)
+            warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
             if changed:
                 provisioning.start_update(meta, now)
             # The capacity in force until now is metered from the published metadata (the hourly
@@ -297,8 +314,8 @@ class TableOperations(DynamoDBCore):
         return {
             "AccountMaxReadCapacityUnits": 80000,
             "AccountMaxWriteCapacityUnits": 80000,
-            "TableMaxReadCapacityUnits": 40000,
-            "TableMaxWriteCapacityUnits": 40000,
+            "TableMaxReadCapacityUnits": self.quota.table_max,
+            "TableMaxWriteCapacityUnits": self.quota.table_max,
         }
 
     def describe_endpoints(self, ctx: RequestContext, req: dict) -> dict:

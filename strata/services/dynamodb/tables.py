@@ -87,12 +87,6 @@ class TableMeta:
     on_demand: dict | None = None
 
     @property
-    def limited(self) -> bool:
-        """Whether requests are admitted against a capacity (throttle.py): provisioned tables,
-        and on-demand tables with a maximum throughput."""
-        return self.billing_mode == "PROVISIONED" or self.on_demand is not None
-
-    @property
     def key_names(self) -> tuple[str, ...]:
         return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
 

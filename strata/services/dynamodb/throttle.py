@@ -13,11 +13,20 @@ Writes to a table are throttled when the table's write bucket, or the write buck
 GSIs, is empty (an under-provisioned GSI throttles the table's writes, with the GSI message);
 reads of a GSI draw from the GSI's read bucket; local secondary indexes share the table's.
 
-On-demand tables are throttled only past a maximum throughput they were given
-(OnDemandThroughput: MaxReadRequestUnits / MaxWriteRequestUnits, table level), with one second of
-burst and DynamoDB's ThrottlingException (reason `Table...MaxOnDemandThroughputExceeded`). The
-consumption of every provisioned table is kept per simulated minute for the last hour
-(`minutes`), which auto scaling's target tracking reads.
+On-demand tables have a capacity too (warm.py): their warm throughput at once, double their
+previous peak once it is 30 minutes old, never more than the per-table quota; each dimension a
+bucket holding one second of it. Past it: ThrottlingException (reason
+`Table...KeyRangeThroughputExceeded`, "DynamoDB is automatically scaling your table"), or, once
+the quota is what limits, RequestLimitExceeded (`Table...AccountLimitExceeded`). A peak is the
+units served in one simulated second, at most the capacity of that second (a request is admitted
+and then charged, so one second can take more: that debt is not traffic the table could serve).
+A new peak raises the table's warm throughput at once (kept in its metadata, saved by the hourly
+rule); the settling peaks themselves are in memory, so a restart forgets the doubling not yet
+reflected in warm throughput (as the buckets' levels: each starts full after a restart).
+A maximum throughput the table was given (OnDemandThroughput: MaxReadRequestUnits /
+MaxWriteRequestUnits, table level) is enforced the same way, with DynamoDB's ThrottlingException
+(reason `Table...MaxOnDemandThroughputExceeded`). The consumption of every provisioned table is
+kept per simulated minute for the last hour (`minutes`), which auto scaling's target tracking reads.
 `STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
 """
 
@@ -29,6 +38,8 @@ from collections import deque
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.capacity import Consumed
 from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.warm import SETTLE_SECONDS, Quota
+from strata.services.dynamodb.warm import current as warm_of
 from strata.sim.clock import clock
 
 BURST_SECONDS = 300.0
@@ -144,6 +155,84 @@ class _Maximum:
         self.write = Bucket(float(w), now, 1.0) if w > 0 else None
 
 
+class _Capacity:
+    """An on-demand table's capacity (see the module doc): a one-second bucket per dimension at
+    min(quota, max(warm, 2 x the highest settled peak)), and the peaks still settling."""
+
+    __slots__ = ("warm", "quota", "buckets", "second", "used", "settling", "settled")
+
+    def __init__(self, warm: list[int], quota: int, now: float) -> None:
+        self.warm = warm  # the table's own list (provisioning["warm"]): new peaks raise it in place
+        self.quota = quota
+        self.second = int(now)
+        self.used = [0.0, 0.0]
+        self.settling: tuple[deque, deque] = (deque(), deque())  # (second, units) of new highs
+        self.settled = [0.0, 0.0]
+        self.buckets = (Bucket(self._rate(0), now, 1.0), Bucket(self._rate(1), now, 1.0))
+
+    def _rate(self, i: int) -> float:
+        return float(min(self.quota, max(self.warm[i], 2 * self.settled[i])))
+
+    def bucket(self, read: bool, now: float) -> Bucket:
+        if int(now) != self.second:
+            self._next_second(now)
+        return self.buckets[0 if read else 1]
+
+    def _next_second(self, now: float) -> None:
+        for i in (0, 1):
+            bucket = self.buckets[i]
+            served = min(self.used[i], bucket.rate)
+            highs = self.settling[i]
+            if served > max(self.settled[i], highs[-1][1] if highs else 0.0):
+                highs.append((self.second, served))
+                if served > self.warm[i]:
+                    self.warm[i] = int(served)
+            while highs and highs[0][0] <= now - SETTLE_SECONDS:
+                self.settled[i] = max(self.settled[i], highs.popleft()[1])
+            rate = self._rate(i)
+            if rate != bucket.rate:
+                full = bucket.level(now) >= bucket.rate * bucket.burst
+                bucket.set_rate(rate, now)
+                if full:  # idle for a second or more: it is full at the new rate too
+                    bucket.tokens = rate * bucket.burst
+        self.second = int(now)
+        self.used = [0.0, 0.0]
+
+    def rebind(self, warm: list[int], now: float) -> None:
+        """The table's metadata was replaced (UpdateTable): follow its warm throughput, keeping
+        the peaks and what the buckets hold."""
+        self.warm = warm
+        for i in (0, 1):
+            self.buckets[i].set_rate(self._rate(i), now)
+
+    def limited_by_quota(self, read: bool) -> bool:
+        return self.buckets[0 if read else 1].rate >= self.quota
+
+
+def capacity_exceeded(arn: str, read: bool, quota: bool) -> ServiceError:
+    """An on-demand table past its capacity: DynamoDB's scaling throttle, or its account quota."""
+    dim = "Read" if read else "Write"
+    if quota:
+        reason = {"reason": f"Table{dim}AccountLimitExceeded", "resource": arn}
+        return ServiceError(
+            "RequestLimitExceeded",
+            "Throughput exceeds the current throughput limit for your account. Please contact AWS "
+            "Support at https://aws.amazon.com/support request a limit increase",
+            400,
+            fields={"ThrottlingReasons": [reason]},
+        )
+    reason = {"reason": f"Table{dim}KeyRangeThroughputExceeded", "resource": arn}
+    return ServiceError(
+        "ThrottlingException",
+        "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+        "scaling your table or index so please try again shortly. If exceptions persist, check if you "
+        "have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/"
+        "bp-partition-key-design.html",
+        400,
+        fields={"throttlingReasons": [reason]},
+    )
+
+
 def on_demand_exceeded(arn: str, read: bool) -> ServiceError:
     reason = {"reason": f"Table{'Read' if read else 'Write'}MaxOnDemandThroughputExceeded", "resource": arn}
     return ServiceError(
@@ -157,8 +246,10 @@ def on_demand_exceeded(arn: str, read: bool) -> ServiceError:
 class Throttle:
     """The buckets and consumption history of every table, by table id (see the module doc)."""
 
-    def __init__(self, enforce: bool | None = None) -> None:
+    def __init__(self, enforce: bool | None = None, quota: Quota | None = None) -> None:
         self.enforce = enforced() if enforce is None else enforce
+        self.quota = quota or Quota()
+        self._capacities: dict[int, _Capacity] = {}  # on-demand tables (warm.py)
         self._tables: dict[int, _Buckets] = {}
         self._indexes: dict[int, _Buckets] = {}
         self.minutes: dict[int, Minutes] = {}  # by table id
@@ -179,14 +270,26 @@ class Throttle:
             m = self._maxima[meta.tid] = _Maximum(meta.on_demand or {}, now)
         return m
 
+    def _capacity(self, meta: TableMeta, now: float) -> _Capacity:
+        c = self._capacities.get(meta.tid)
+        if c is None:
+            c = self._capacities[meta.tid] = _Capacity(warm_of(meta, self.quota), self.quota.table_max, now)
+        elif meta.provisioning.get("warm") is not c.warm:  # a new metadata object (UpdateTable)
+            c.rebind(warm_of(meta, self.quota), now)
+        return c
+
     def _on_demand_refusal(self, meta: TableMeta, read: bool, index: str | None) -> ServiceError | None:
-        if meta.on_demand is None or index is not None or not self.enforce:
+        if index is not None or not self.enforce:
             return None
         now = clock.time()
-        m = self._maximum(meta, now)
-        bucket = m.read if read else m.write
-        if bucket is not None and bucket.level(now) <= 0:
-            return on_demand_exceeded(meta.arn, read)
+        if meta.on_demand is not None:
+            m = self._maximum(meta, now)
+            bucket = m.read if read else m.write
+            if bucket is not None and bucket.level(now) <= 0:
+                return on_demand_exceeded(meta.arn, read)
+        c = self._capacity(meta, now)
+        if c.bucket(read, now).level(now) <= 0:
+            return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
         return None
 
     def _index(self, iid: int, tp: dict | None, now: float) -> _Buckets:
@@ -243,12 +346,20 @@ class Throttle:
         """Take what a request consumed from its buckets and add it to the minute's history."""
         now = clock.time()
         if meta.billing_mode != "PROVISIONED":
+            served = (
+                consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
+            )
             if meta.on_demand is not None:
                 m = self._maximum(meta, now)
                 bucket = m.read if consumed.read else m.write
                 if bucket is not None:
                     bucket.level(now)
-                    bucket.tokens -= consumed.table_units + sum(consumed.lsi.values())
+                    bucket.tokens -= served
+            c = self._capacity(meta, now)
+            bucket = c.bucket(consumed.read, now)
+            bucket.level(now)
+            bucket.tokens -= served
+            c.used[0 if consumed.read else 1] += served
             return
         table_units = (
             consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
@@ -282,6 +393,7 @@ class Throttle:
     def forget(self, meta: TableMeta) -> None:
         self._tables.pop(meta.tid, None)
         self._maxima.pop(meta.tid, None)
+        self._capacities.pop(meta.tid, None)
         self.minutes.pop(meta.tid, None)
         for ix in meta.indexes:
             self._indexes.pop(ix.iid, None)

@@ -65,7 +65,7 @@ def _throttle(metas: list[TableMeta], read: bool, state: State) -> None:
     """A transaction touching a provisioned table out of capacity is cancelled, each such action
     with DynamoDB's ThrottlingError reason (throttle.py)."""
     check = state.throttle.read_refusal if read else state.throttle.write_refusal
-    refused = {m.tid for m in metas if m.limited and check(m) is not None}
+    refused = {m.tid for m in metas if check(m) is not None}
     if refused:
         raise transaction_canceled(
             [
