@@ -179,6 +179,56 @@ def test_point_in_time_restore_returns_that_second(server: StrataProcess, ddb: A
     assert items(ddb, latest) == items(ddb, src)
 
 
+def test_point_in_time_restore_has_the_indexes_of_that_instant(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
+    src = make(ddb, f"pix-{unique}", gsi=True)
+    ddb.update_continuous_backups(
+        TableName=src, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    put(ddb, src, "a", "1", g={"S": "x"}, h={"S": "y"})
+    server.advance_clock("1h")
+    when = ddb.describe_continuous_backups(TableName=src)["ContinuousBackupsDescription"][
+        "PointInTimeRecoveryDescription"
+    ]["LatestRestorableDateTime"]
+    server.advance_clock("1h")
+    ddb.update_table(
+        TableName=src,
+        AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[
+            {"Delete": {"IndexName": "byg"}},
+            {
+                "Create": {
+                    "IndexName": "byh",
+                    "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            },
+        ],
+    )
+    now = [ix["IndexName"] for ix in ddb.describe_table(TableName=src)["Table"]["GlobalSecondaryIndexes"]]
+    assert now == ["byh"]
+    target = f"pix-then-{unique}"
+    ddb.restore_table_to_point_in_time(SourceTableName=src, TargetTableName=target, RestoreDateTime=when)
+    desc = wait_active(server, ddb, target)
+    assert [ix["IndexName"] for ix in desc["GlobalSecondaryIndexes"]] == ["byg"]
+    assert {d["AttributeName"] for d in desc["AttributeDefinitions"]} == {"id", "g"}
+    found = ddb.query(
+        TableName=target,
+        IndexName="byg",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "x"}},
+    )["Items"]
+    assert [i["id"]["S"] for i in found] == ["a"]
+    latest = f"pix-now-{unique}"
+    server.advance_clock("10m")
+    ddb.restore_table_to_point_in_time(
+        SourceTableName=src, TargetTableName=latest, UseLatestRestorableTime=True
+    )
+    desc = wait_active(server, ddb, latest)
+    assert [ix["IndexName"] for ix in desc["GlobalSecondaryIndexes"]] == ["byh"]
+
+
 def test_backups_pitr_and_restores_survive_restart(server: StrataProcess, unique: str) -> None:
     ddb = server.client("dynamodb")
     src = make(ddb, f"rs-{unique}")
