@@ -144,10 +144,8 @@ class BackupOperations(DynamoDBCore):
             "temporary": True,
             "bytes": size,
         }
-        then = TableMeta.from_json(source.to_json())  # with the indexes it had at that instant
-        then.indexes, then.attribute_definitions = source.schema_at(at)
         try:
-            return self._restore(ctx, req, then, info)
+            return self._restore(ctx, req, source, info)
         except ServiceError:
             path.unlink(missing_ok=True)
             raise

@@ -93,7 +93,6 @@ def new_table(
     meta.tags, meta.ttl, meta.stream, meta.deletion_protection = {}, None, None, False
     meta.streams = []
     meta.pitr, meta.pitr_since, meta.provisioning, meta.dropped = False, 0.0, {}, []
-    meta.schema_history = []
     meta.status = "CREATING"
     meta.restore = {**restore, "done": 0, "loaded": False, "ready_at": now + RESTORE_SECONDS}
     return meta

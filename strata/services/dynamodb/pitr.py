@@ -18,6 +18,10 @@ the longest recovery period (the history of a table whose PITR was turned off, o
 deleted, ages out the same way; a table's restorable window never reaches back before PITR was
 last turned on, so what is left of an earlier period is never used). The latest restorable time
 lags the clock by five minutes, as in DynamoDB.
+
+The restored table has the source table's current indexes, capacity and encryption, whatever the
+instant chosen: DynamoDB documents these settings as coming "from the current settings of the
+source table at the time of restore" (RestoreTableToPointInTime).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ limits and endpoints."""
 from __future__ import annotations
 
 from strata.context import RequestContext
-from strata.services.dynamodb import backups, pitr, provisioning, streams, warm
+from strata.services.dynamodb import backups, provisioning, streams, warm
 from strata.services.dynamodb.bulk import index_rows
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import (
@@ -171,12 +171,6 @@ class TableOperations(DynamoDBCore):
             )
         large = store.counts(meta.tid)[0] > self.bulk.chunk
         background = []
-
-        if any("Create" in u or "Delete" in u for u in updates):  # for point-in-time restores
-            before = live.to_json()
-            horizon = now - pitr.MAX_DAYS * pitr.DAY
-            meta.schema_history = [h for h in meta.schema_history if h[0] >= horizon]
-            meta.schema_history.append([now, before["indexes"], before["attribute_definitions"]])
 
         def write() -> None:
             nonlocal changed

@@ -85,16 +85,6 @@ class TableMeta:
     # An on-demand table's maximum throughput: {"MaxReadRequestUnits": n, "MaxWriteRequestUnits": n}
     # (-1: no maximum), None when neither is set (throttle.py).
     on_demand: dict | None = None
-    # Before each change of the indexes: [changed at, indexes (IndexMeta dicts), attribute
-    # definitions] in force until then, so a point-in-time restore gets the indexes of its instant.
-    schema_history: list[list] = field(default_factory=list)
-
-    def schema_at(self, at: float) -> tuple[list[IndexMeta], list[dict]]:
-        """The indexes and attribute definitions the table had at `at` (pitr.py)."""
-        for changed, indexes, definitions in self.schema_history:
-            if changed > at:
-                return [IndexMeta(**ix) for ix in indexes], definitions
-        return self.indexes, self.attribute_definitions
 
     @property
     def key_names(self) -> tuple[str, ...]:
