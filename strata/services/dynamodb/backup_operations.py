@@ -12,7 +12,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.dynamodb import pitr
-from strata.services.dynamodb.backups import KIND, new_table, take_backup, write_file
+from strata.services.dynamodb.backups import KIND, new_table, start_backup, write_file
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.state import scope_of, table_name
@@ -43,8 +43,10 @@ class BackupOperations(DynamoDBCore):
         if meta is None:
             raise _error("TableNotFoundException", f"Table not found: {name}")
         backup_name = check_table_name(req.get("BackupName"), "backupName")
-        doc = await take_backup(self.state, self._backup_dir(), meta, backup_name, "USER")
-        return {"BackupDetails": _details(doc)}
+        doc, export = start_backup(self.state, self._backup_dir(), meta, backup_name, "USER")
+        details = _details(doc)  # CREATING: AVAILABLE once the export is done (backups.py)
+        self.bulk.spawn(export)
+        return {"BackupDetails": details}
 
     def _backup(self, ctx: RequestContext, arn: object) -> dict:
         doc = self.state.store.db.get_doc(KIND, arn) if isinstance(arn, str) else None
@@ -84,8 +86,18 @@ class BackupOperations(DynamoDBCore):
             out["LastEvaluatedBackupArn"] = docs[limit - 1]["arn"]
         return out
 
+    def _available(self, ctx: RequestContext, arn: object) -> dict:
+        doc = self._backup(ctx, arn)
+        if doc.get("status") == "CREATING":
+            raise _error(
+                "BackupInUseException",
+                "There is another ongoing conflicting backup control plane operation on the table. "
+                "The backup is either being created, deleted or restored to a table.",
+            )
+        return doc
+
     async def delete_backup(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._backup(ctx, req.get("BackupArn"))
+        doc = self._available(ctx, req.get("BackupArn"))
         if any((m.restore or {}).get("backup_arn") == doc["arn"] for m in self.state.creating.values()):
             raise _error("BackupInUseException", f"Backup is being used to restore a table: {doc['arn']}")
         self.state.store.db.delete_doc(KIND, doc["arn"])
@@ -96,7 +108,7 @@ class BackupOperations(DynamoDBCore):
     # -- restores ---------------------------------------------------------------------------------
 
     async def restore_table_from_backup(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._backup(ctx, req.get("BackupArn"))
+        doc = self._available(ctx, req.get("BackupArn"))
         source = TableMeta.from_json(doc["table"])
         info = {
             "backup_arn": doc["arn"],

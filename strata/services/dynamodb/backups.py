@@ -3,7 +3,9 @@
 A backup is a file of the table's items in key order (`[pk, sk, item bytes]` MessagePack records)
 written from one consistent snapshot in a worker thread (pitr.export with no instant after
 which to undo), fsync'd and published by rename, plus a record (the `documents` table, kind
-`ddb-backup`) with the table's metadata at that moment. A point-in-time restore writes the same
+`ddb-backup`) with the table's metadata at that moment. CreateBackup answers at once with the
+backup CREATING (the snapshot already taken) and it turns AVAILABLE when its file is written, as
+on AWS; a backup a stop cut short is made again at start (`resume_backups`). A point-in-time restore writes the same
 kind of file for the chosen instant first, so both restores are one path: `Restorer.load`.
 
 A restore creates the target table at once, CREATING (invisible to item operations), and loads
@@ -20,9 +22,11 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -98,32 +102,73 @@ def new_table(
     return meta
 
 
-async def take_backup(state: State, directory: Path, meta: TableMeta, backup_name: str, kind: str) -> dict:
-    """Write the table's items as they are now to a backup file and record it (AVAILABLE).
+def start_backup(
+    state: State, directory: Path, meta: TableMeta, backup_name: str, kind: str
+) -> tuple[dict, Coroutine[Any, Any, None]]:
+    """Catalogue a backup of the table as it is now (CREATING) and return its record with the
+    export still to run: AWS takes "a time marker of the request" and makes the backup
+    asynchronously, AVAILABLE once done.
 
-    USER backups are kept until deleted; SYSTEM ones (DeleteTable of a table with PITR on) for
-    35 days. The snapshot is read in a worker thread; requests go on meanwhile.
+    The snapshot (a read transaction) is taken here, before the caller answers, so the backup
+    holds exactly what was committed when it was asked for, however long the export then takes
+    in a worker thread. USER backups are kept until deleted; SYSTEM ones (DeleteTable of a table
+    with PITR on) for 35 days.
     """
     now = clock.time()
     arn = backup_arn(meta.arn, now)
-    path = directory / f"{uuid.uuid4().hex}.bak"
-    count, size = await run_blocking(
-        write_file, path, lambda write: pitr.export(state.store.path, meta.tid, math.inf, write)
-    )
     doc = {
         "arn": arn,
         "name": backup_name,
         "type": kind,
+        "status": "CREATING",
         "created": now,
         "expires": now + SYSTEM_BACKUP_DAYS * 86400 if kind == "SYSTEM" else None,
-        "size": size,
-        "items": count,
+        "size": 0,
+        "items": 0,
         "table_bytes": state.store.counts(meta.tid)[1],
-        "file": path.name,  # in the backup directory, wherever the data dir is moved
+        "file": f"{uuid.uuid4().hex}.bak",  # in the backup directory, wherever the data dir is moved
         "table": meta.to_json(),
     }
-    state.store.db.put_doc(KIND, arn, doc)
+    conn = pitr.snapshot(state.store.path)
+    try:
+        state.store.db.put_doc(KIND, arn, doc)
+    except BaseException:
+        conn.close()
+        raise
+    return doc, _export(
+        state, directory, doc, lambda write: pitr.export_from(conn, meta.tid, math.inf, write)
+    )
+
+
+async def _export(state: State, directory: Path, doc: dict, produce: Callable) -> None:
+    """Write a CREATING backup's file, then record it AVAILABLE."""
+    count, size = await run_blocking(write_file, directory / doc["file"], produce)
+    doc.update(status="AVAILABLE", items=count, size=size)
+    if state.store.db.get_doc(KIND, doc["arn"]) is not None:
+        state.store.db.put_doc(KIND, doc["arn"], doc)
+
+
+async def take_backup(state: State, directory: Path, meta: TableMeta, backup_name: str, kind: str) -> dict:
+    """A backup made before answering (DeleteTable's SYSTEM backup: the table goes next)."""
+    doc, export = start_backup(state, directory, meta, backup_name, kind)
+    await export
     return doc
+
+
+def resume_backups(state: State, directory: Path, spawn: Callable) -> None:
+    """Backups a stop cut short: made again from the table with PITR at their instant (exactly
+    what was asked for), else from the table as it is now; dropped when the table is gone."""
+    for doc in state.store.db.list_docs(KIND):
+        if doc.get("status") != "CREATING":
+            continue
+        meta = next((m for m in state.tables.values() if m.table_id == doc["table"]["table_id"]), None)
+        if meta is None:
+            log.warning("backup %s was being created when its table went: dropped", doc["arn"])
+            state.store.db.delete_doc(KIND, doc["arn"])
+            continue
+        at = doc["created"] if meta.pitr and meta.pitr_since <= doc["created"] else math.inf
+        produce = partial(pitr.export, state.store.path, meta.tid, at)
+        spawn(_export(state, directory, doc, produce))
 
 
 class Restorer:

@@ -50,6 +50,7 @@ class DynamoDBCore:
     async def start(self) -> None:
         self.bulk.resume()
         self.restorer.resume()
+        backups.resume_backups(self.state, self._backup_dir(), self.bulk.spawn)
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
         scheduler.register(
             "dynamodb.streams",

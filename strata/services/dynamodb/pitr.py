@@ -69,15 +69,30 @@ def window(meta: TableMeta, now: float) -> tuple[float, float]:
     return earliest, latest
 
 
+def snapshot(db_path: Path) -> sqlite3.Connection:
+    """A private connection holding a read transaction: the database as it is now, for
+    `export_from` (in WAL mode the first read fixes what the transaction sees; it costs one
+    short read, so a request can take the snapshot and leave the export to a worker thread)."""
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("BEGIN")
+    conn.execute("SELECT 1 FROM ddb_items LIMIT 1").fetchall()
+    return conn
+
+
 def export(db_path: Path, tid: int, at: float, write: Callable[[bytes, bytes, bytes], None]) -> None:
     """Call write(pk, sk, item bytes) for every item of the table as it was at `at`, in key order.
 
     Blocking: run it in a worker thread. One read transaction of its own connection makes the
     items and the history one consistent snapshot however long the export takes.
     """
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+    export_from(snapshot(db_path), tid, at, write)
+
+
+def export_from(
+    conn: sqlite3.Connection, tid: int, at: float, write: Callable[[bytes, bytes, bytes], None]
+) -> None:
+    """`export` from a `snapshot` connection, which it closes."""
     try:
-        conn.execute("BEGIN")
         items = conn.execute("SELECT pk, sk, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk", (tid,))
         # The first change after `at` of each key (SQLite returns the row of the min() for the
         # bare columns), in key order; only the history from about `at` on is read.
