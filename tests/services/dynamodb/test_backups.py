@@ -343,3 +343,32 @@ def test_a_backup_cut_short_by_kill_9_is_made_again_with_the_data_of_its_instant
     ddb.restore_table_from_backup(TargetTableName=target, BackupArn=arn)
     wait_active(server, ddb, target)
     assert items(ddb, target) == expected
+
+
+def test_a_deleted_table_with_pitr_comes_back_from_its_system_backup_for_35_days(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
+    """AWS: deleting a table with PITR on keeps a system backup `<name>$DeletedTableBackup` for 35
+    days; the deleted table can be restored to the moment before its deletion, and to no other."""
+    src = make(ddb, f"gone-{unique}")
+    ddb.update_continuous_backups(
+        TableName=src, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    for i in range(5):
+        put(ddb, src, f"k{i}", "last")
+    expected = items(ddb, src)
+    ddb.delete_table(TableName=src)
+    system = ddb.list_backups(TableName=src, BackupType="SYSTEM")["BackupSummaries"]
+    assert [b["BackupName"] for b in system] == [f"{src}$DeletedTableBackup"]
+    assert system[0]["BackupExpiryDateTime"] - system[0]["BackupCreationDateTime"] == timedelta(days=35)
+    assert ddb.list_backups(TableName=src)["BackupSummaries"] == []  # USER is the default type
+    with pytest.raises(ClientError) as e:
+        ddb.restore_table_to_point_in_time(
+            SourceTableName=src, TargetTableName=f"{src}-pitr", UseLatestRestorableTime=True
+        )
+    assert e.value.response["Error"]["Code"] == "SourceTableNotFoundException"
+    ddb.restore_table_from_backup(TargetTableName=src, BackupArn=system[0]["BackupArn"])
+    wait_active(server, ddb, src)
+    assert items(ddb, src) == expected
+    server.advance_clock("36d")
+    assert ddb.list_backups(TableName=src, BackupType="SYSTEM")["BackupSummaries"] == []
