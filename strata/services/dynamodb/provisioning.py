@@ -108,9 +108,15 @@ def unchanged(old: dict, new: dict) -> ServiceError:
 def check_to_on_demand(meta: TableMeta, now: float) -> None:
     recent = [t for t in meta.provisioning.get("to_on_demand", []) if now - t < DAY]
     if len(recent) >= ON_DEMAND_SWITCHES:
+        # AWS's text (seen when the limit was once a day) names the last switch and the next
+        # allowed one, in Java's Date format.
+        def java(t: float) -> str:
+            return datetime.fromtimestamp(t, UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+
         raise limit_exceeded(
             f"Subscriber limit exceeded: Update to PayPerRequest mode are limited to {ON_DEMAND_SWITCHES} "
-            "times in 1 day(s)."
+            f"times in 1 day(s). Last update at {java(max(recent))}. Next update can be made at "
+            f"{java(min(recent) + DAY)}"
         )
 
 

@@ -5,6 +5,7 @@ tests move its clock.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -111,6 +112,12 @@ def test_switches_to_on_demand_are_limited_per_24_hours(server: StrataProcess, d
     with pytest.raises(ClientError) as e:
         ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")
     assert e.value.response["Error"]["Code"] == "LimitExceededException"
+    assert re.fullmatch(
+        r"Subscriber limit exceeded: Update to PayPerRequest mode are limited to 4 times in 1 day\(s\)\. "
+        r"Last update at \w{3} \w{3} \d\d \d\d:\d\d:\d\d UTC \d{4}\. "
+        r"Next update can be made at \w{3} \w{3} \d\d \d\d:\d\d:\d\d UTC \d{4}",
+        e.value.response["Error"]["Message"],
+    )
     server.advance_clock("24h")
     ddb.update_table(TableName=name, BillingMode="PAY_PER_REQUEST")
 
