@@ -33,6 +33,7 @@ log = logging.getLogger("strata.rds")
 
 READER_HOST = "127.0.0.2"
 CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
+CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
 
 
 class ClusterOperations(RDSCore):
@@ -114,7 +115,7 @@ class ClusterOperations(RDSCore):
             "AvailabilityZones": self._azs()[:3],
             "BackupRetentionPeriod": c["backup_retention"],
             "PreferredBackupWindow": c.get("backup_window") or CLUSTER_BACKUP_WINDOW,
-            "PreferredMaintenanceWindow": "sun:05:00-sun:05:30",
+            "PreferredMaintenanceWindow": c.get("maintenance_window") or CLUSTER_MAINTENANCE_WINDOW,
             "ClusterCreateTime": dt.datetime.fromisoformat(c["created"]),
             "StorageEncrypted": c["storage_encrypted"],
             "DbClusterResourceId": c["resource_id"],
@@ -181,6 +182,10 @@ class ClusterOperations(RDSCore):
         kms_key = self._storage_key(req, inherited_key)
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
+        backup_window = m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW
+        maintenance_window = m.maintenance_window(
+            req.get("PreferredMaintenanceWindow"), backup_window, CLUSTER_MAINTENANCE_WINDOW
+        )
         port = self.fleet.ports.allocate(
             f"rds/cluster/{self.store.engine_key(cid)}/endpoint", preferred=req.get("Port")
         )
@@ -198,7 +203,8 @@ class ClusterOperations(RDSCore):
             "members": [],
             "writer": None,
             "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")) or 1,
-            "backup_window": m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW,
+            "backup_window": backup_window,
+            "maintenance_window": maintenance_window,
             "serverless_v2": self._check_serverless(req.get("ServerlessV2ScalingConfiguration")),
             "tags": m.tags_in(req.get("Tags")),
             "storage_encrypted": kms_key is not None,
@@ -251,8 +257,17 @@ class ClusterOperations(RDSCore):
             c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
         if req.get("BackupRetentionPeriod") is not None:
             c["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
-        if req.get("PreferredBackupWindow"):
-            c["backup_window"] = m.check_backup_window(req["PreferredBackupWindow"])
+        backup = m.check_backup_window(req.get("PreferredBackupWindow") or None)
+        maintenance = m.check_maintenance_window(req.get("PreferredMaintenanceWindow") or None)
+        if backup or maintenance:
+            m.check_windows_apart(
+                backup or c.get("backup_window") or CLUSTER_BACKUP_WINDOW,
+                maintenance or c.get("maintenance_window") or CLUSTER_MAINTENANCE_WINDOW,
+            )
+        if backup:
+            c["backup_window"] = backup
+        if maintenance:
+            c["maintenance_window"] = maintenance
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
         if req.get("MasterUserPassword"):

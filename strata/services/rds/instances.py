@@ -41,6 +41,10 @@ class InstanceOperations(RDSCore):
         """A new instance record (ports allocated); `inherited_key` is the KMS key of what it is
         made from when that is encrypted (encryption.py), so it is encrypted too."""
         ident = m.check_identifier(req.get("DBInstanceIdentifier"))
+        backup_window = m.check_backup_window(req.get("PreferredBackupWindow")) or "03:00-03:30"
+        maintenance_window = m.maintenance_window(
+            req.get("PreferredMaintenanceWindow"), backup_window, "sun:05:00-sun:05:30"
+        )
         groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before ports are taken
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
@@ -75,8 +79,8 @@ class InstanceOperations(RDSCore):
             "status": "creating",
             "created": now.isoformat(),
             "backup_retention": m.check_retention(req.get("BackupRetentionPeriod")),
-            "backup_window": m.check_backup_window(req.get("PreferredBackupWindow")) or "03:00-03:30",
-            "maintenance_window": req.get("PreferredMaintenanceWindow") or "sun:05:00-sun:05:30",
+            "backup_window": backup_window,
+            "maintenance_window": maintenance_window,
             "param_group": pg,
             "subnet_group": sg,
             "tags": m.tags_in(req.get("Tags")),
@@ -260,9 +264,16 @@ class InstanceOperations(RDSCore):
         if req.get("BackupRetentionPeriod") is not None:
             doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
         m.check_backup_window(req.get("PreferredBackupWindow") or None)
+        maintenance = m.check_maintenance_window(req.get("PreferredMaintenanceWindow") or None)
+        if maintenance or req.get("PreferredBackupWindow"):
+            m.check_windows_apart(
+                req.get("PreferredBackupWindow") or doc["backup_window"],
+                maintenance or doc["maintenance_window"],
+            )
+        if maintenance:
+            doc["maintenance_window"] = maintenance
         for key, field in (
             ("PreferredBackupWindow", "backup_window"),
-            ("PreferredMaintenanceWindow", "maintenance_window"),
             ("StorageType", "storage_type"),
         ):
             if req.get(key):

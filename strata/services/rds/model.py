@@ -206,6 +206,76 @@ def check_backup_window(value: str | None) -> str | None:
     )
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEK = 7 * 1440
+_WEEKLY = re.compile(r"^([A-Za-z]{3}):(\d\d):(\d\d)-([A-Za-z]{3}):(\d\d):(\d\d)$")
+
+
+def _minute_of_week(day: str, hour: str, minute: str, text: str) -> int:
+    if day.lower() not in _DAYS or int(hour) > 23 or int(minute) > 59:
+        raise fault("InvalidParameterValue", f"Invalid day:hour:minute value: {text}")
+    return _DAYS.index(day.lower()) * 1440 + int(hour) * 60 + int(minute)
+
+
+def check_maintenance_window(value: str | None) -> str | None:
+    """PreferredMaintenanceWindow: "ddd:hh24:mi-ddd:hh24:mi" (UTC, any case, kept in lower case),
+    at least 30 minutes and less than 24 hours, with RDS's error texts."""
+    if value is None:
+        return None
+    match = _WEEKLY.match(value)
+    if not match:
+        raise fault(
+            "InvalidParameterValue",
+            "Invalid maintenance window format: Should be specified as a range ddd:hh24:mi-ddd:hh24:mi "
+            "(24H Clock UTC). Example: Sun:23:45-Mon:00:15",
+        )
+    g = match.groups()
+    start = _minute_of_week(g[0], g[1], g[2], value.split("-")[0])
+    end = _minute_of_week(g[3], g[4], g[5], value.split("-")[1])
+    length = (end - start) % _WEEK
+    if length < 30:
+        raise fault("InvalidParameterValue", "The maintenance window must be at least 30 minutes.")
+    if length >= 1440:
+        raise fault("InvalidParameterValue", "Maintenance window must be less than 24 hours.")
+    return value.lower()
+
+
+def maintenance_window(requested: str | None, backup: str, default: str) -> str:
+    """The maintenance window of a new instance or cluster: the one requested (checked, and apart
+    from the backup window), else `default`, or, when that would overlap the backup window, the
+    half hour after the backup window on Sundays (AWS too picks one apart from it)."""
+    if requested is not None:
+        window = check_maintenance_window(requested) or default
+        check_windows_apart(backup, window)
+        return window
+    try:
+        check_windows_apart(backup, default)
+        return default
+    except ServiceError:
+        end = int(backup[6:8]) * 60 + int(backup[9:11])
+        start, stop = 6 * 1440 + end, 6 * 1440 + end + 30
+        return "-".join(
+            f"{_DAYS[(t // 1440) % 7]}:{(t % 1440) // 60:02d}:{t % 60:02d}" for t in (start, stop)
+        )
+
+
+def check_windows_apart(backup: str, maintenance: str) -> None:
+    """The daily backup window may not overlap the weekly maintenance window."""
+    b1, b2 = (int(t[:2]) * 60 + int(t[3:]) for t in backup.split("-"))
+    g = _WEEKLY.match(maintenance)
+    assert g is not None  # checked by check_maintenance_window
+    m1 = _DAYS.index(g[1].lower()) * 1440 + int(g[2]) * 60 + int(g[3])
+    m2 = m1 + (_DAYS.index(g[4].lower()) * 1440 + int(g[5]) * 60 + int(g[6]) - m1) % _WEEK
+    b_len = (b2 - b1) % 1440
+    for day in range(-1, 8):  # every day's backup window, against the week's maintenance window
+        s = day * 1440 + b1
+        for shift in (-_WEEK, 0, _WEEK):
+            if s < m2 + shift and m1 + shift < s + b_len:
+                raise fault(
+                    "InvalidParameterValue", "The backup window and maintenance window must not overlap."
+                )
+
+
 def check_class(klass: str | None) -> str:
     if not klass:
         raise fault("InvalidParameterValue", "DBInstanceClass is required.")

@@ -144,7 +144,7 @@ def test_transaction_on_throttled_table_is_cancelled(ddb: Any, unique: str) -> N
     assert e.value.response["CancellationReasons"][0]["Code"] == "ThrottlingError"
 
 
-def test_on_demand_tables_are_not_throttled(ddb: Any, unique: str) -> None:
+def test_on_demand_tables_within_their_warm_throughput_are_not_throttled(ddb: Any, unique: str) -> None:
     t = f"od-{unique}"
     ddb.create_table(TableName=t, **key_schema(("id", "S")), BillingMode="PAY_PER_REQUEST")
     for i in range(3):

@@ -36,6 +36,20 @@ def test_backups_run_in_the_window_and_catch_up_after_a_jump_and_a_restart(strat
 
     first = automated()
     assert len(first) == 1  # the one taken at creation
+    # The maintenance window is recorded as given (lower case), a day and a few hours apart.
+    later = (hour + 2) % 24
+    rds.modify_db_instance(
+        DBInstanceIdentifier="windowed", PreferredMaintenanceWindow=f"TUE:{later:02d}:00-TUE:{later:02d}:45"
+    )
+    described = rds.describe_db_instances(DBInstanceIdentifier="windowed")["DBInstances"][0]
+    assert described["PreferredMaintenanceWindow"] == f"tue:{later:02d}:00-tue:{later:02d}:45"
+    with pytest.raises(ClientError) as e:  # the daily backup window opens inside it
+        rds.modify_db_instance(
+            DBInstanceIdentifier="windowed", PreferredMaintenanceWindow=f"wed:{hour:02d}:15-wed:{hour:02d}:50"
+        )
+    assert (
+        e.value.response["Error"]["Message"] == "The backup window and maintenance window must not overlap."
+    )
 
     # One day: exactly one window opens, and the backup is stamped with its opening.
     assert ran(server.advance_clock("1d")) == 1
@@ -76,6 +90,39 @@ def test_a_malformed_or_short_backup_window_is_refused(strata_server) -> None:
         with pytest.raises(ClientError) as e:
             create_pg(rds, "badwindow", wait=False, PreferredBackupWindow=window)
         assert e.value.response["Error"]["Code"] == "InvalidParameterValue", window
+
+
+def test_a_bad_or_overlapping_maintenance_window_is_refused(strata_server) -> None:
+    rds = strata_server.client("rds")
+    cases = {
+        "mon:16:00-tue:17:00": "Maintenance window must be less than 24 hours.",
+        "mon:16:00-mon:16:05": "The maintenance window must be at least 30 minutes.",
+        "sim:16:00-mon:16:30": "Invalid day:hour:minute value: sim:16:00",
+        "mon:16tue:17:00": "Invalid maintenance window format: Should be specified as a range "
+        "ddd:hh24:mi-ddd:hh24:mi (24H Clock UTC). Example: Sun:23:45-Mon:00:15",
+    }
+    for window, message in cases.items():
+        with pytest.raises(ClientError) as e:
+            create_pg(rds, "badmaint", wait=False, PreferredMaintenanceWindow=window)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue", window
+        assert e.value.response["Error"]["Message"] == message, window
+    for backup, maintenance in (
+        ("20:00-20:30", "wed:18:00-wed:22:00"),
+        ("23:50-00:20", "thu:00:00-thu:14:00"),
+    ):
+        with pytest.raises(ClientError) as e:
+            create_pg(
+                rds,
+                "badmaint",
+                wait=False,
+                PreferredBackupWindow=backup,
+                PreferredMaintenanceWindow=maintenance,
+            )
+        assert (
+            e.value.response["Error"]["Message"]
+            == "The backup window and maintenance window must not overlap."
+        )
+    assert all(i["DBInstanceIdentifier"] != "badmaint" for i in rds.describe_db_instances()["DBInstances"])
 
 
 def test_cluster_backups_follow_the_cluster_window_and_retention(strata_factory) -> None:
