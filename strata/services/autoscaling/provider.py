@@ -97,14 +97,16 @@ class ApplicationAutoScalingProvider:
         )
         if namespace != "dynamodb":
             raise _validation(f"ServiceNamespace {namespace} is not supported by Strata")
+        # AWS answers one text for a dimension, a resource ID or a pair of them it does not know.
+        unsupported = "Unsupported service namespace, resource type or scalable dimension"
         if dimension not in DIMENSIONS:
-            raise _validation(f"Unsupported scalable dimension {dimension} for service namespace dynamodb")
+            raise _validation(unsupported)
         try:
             _, index = tracking.parse_resource(resource or "")
         except ValueError:
-            raise _validation(f"Unsupported resource ID {resource} for service namespace dynamodb") from None
+            raise _validation(unsupported) from None
         if (index is None) != (DIMENSIONS[dimension][0] == "table"):
-            raise _validation(f"Unsupported scalable dimension {dimension} for resource ID {resource}")
+            raise _validation(unsupported)
         return _scope(ctx), namespace, resource, dimension  # type: ignore[return-value]
 
     def _target(self, ctx: RequestContext, req: dict) -> dict:

@@ -164,6 +164,13 @@ def test_policy_errors(ddb: Any, aas: Any, unique: str) -> None:
     with pytest.raises(ClientError) as e:
         aas.put_scaling_policy(PolicyName="step", PolicyType="StepScaling", **target)
     assert e.value.response["Error"]["Code"] == "ValidationException"
+    for resource in (f"dynamo/{table}", f"table/{table}/index/g"):  # AWS's one text for all of them
+        with pytest.raises(ClientError) as e:
+            aas.register_scalable_target(**{**target, "ResourceId": resource}, MinCapacity=1, MaxCapacity=5)
+        assert e.value.response["Error"] == {
+            "Code": "ValidationException",
+            "Message": "Unsupported service namespace, resource type or scalable dimension",
+        }
 
 
 def test_targets_and_policies_survive_restart(server: StrataProcess, unique: str) -> None:
