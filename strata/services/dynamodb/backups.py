@@ -262,6 +262,9 @@ def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], 
             for meta in list(state.tables.values()):
                 # Saved even when on-demand: the warm throughput its traffic raised (throttle.py).
                 provisioning.meter_hours(meta, until)
+                levels = state.throttle.levels(meta)
+                if levels is not None:
+                    meta.provisioning["buckets"] = levels
                 store.save_meta(meta.to_json())
 
         await store.db.write(capacity_hours)

@@ -63,7 +63,17 @@ class DynamoDBCore:
 
     async def stop(self) -> None:
         await self.bulk.stop()
-        self.state.store.close()
+        state = self.state
+
+        def save_levels() -> None:  # what the capacity buckets hold survives the restart
+            for meta in list(state.tables.values()):
+                levels = state.throttle.levels(meta)
+                if levels is not None:
+                    meta.provisioning["buckets"] = levels
+                    state.store.save_meta(meta.to_json())
+
+        await state.store.db.write(save_levels)
+        state.store.close()
 
     def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
         count, size = self.state.store.counts(meta.tid)

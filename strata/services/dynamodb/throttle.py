@@ -22,7 +22,9 @@ units served in one simulated second, at most the capacity of that second (a req
 and then charged, so one second can take more: that debt is not traffic the table could serve).
 A new peak raises the table's warm throughput at once (kept in its metadata, saved by the hourly
 rule); the settling peaks themselves are in memory, so a restart forgets the doubling not yet
-reflected in warm throughput (as the buckets' levels: each starts full after a restart).
+reflected in warm throughput. A provisioned table's bucket levels are saved with its metadata
+(`levels`) by the hourly rule and at a clean stop, so a restart does not hand out a fresh burst
+(after a kill -9 they are those of the last save).
 A maximum throughput the table was given (OnDemandThroughput: MaxReadRequestUnits /
 MaxWriteRequestUnits, table level) is enforced the same way, with DynamoDB's ThrottlingException
 (reason `Table...MaxOnDemandThroughputExceeded`). The consumption of every provisioned table is
@@ -98,6 +100,14 @@ class Bucket:
         self.level(now)
         self.rate = rate
         self.tokens = min(self.tokens, rate * self.burst)
+
+
+def _restore(bucket: Bucket, saved: list | None) -> Bucket:
+    """A bucket as `levels` saved it ([tokens, at]): it refills from then, not full again."""
+    if saved:
+        bucket.tokens = min(float(saved[0]), bucket.rate * bucket.burst)
+        bucket.at = min(float(saved[1]), bucket.at)
+    return bucket
 
 
 class Minutes:
@@ -260,6 +270,10 @@ class Throttle:
         b = self._tables.get(meta.tid)
         if b is None:
             b = self._tables[meta.tid] = _Buckets(meta.throughput, now)
+            saved = meta.provisioning.get("buckets", {}).get("table")
+            if saved:
+                _restore(b.read, saved[0])
+                _restore(b.write, saved[1])
         elif b.tp is not meta.throughput:
             b.sync(meta.throughput, now)
         return b
@@ -292,10 +306,14 @@ class Throttle:
             return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
         return None
 
-    def _index(self, iid: int, tp: dict | None, now: float) -> _Buckets:
+    def _index(self, iid: int, tp: dict | None, now: float, saved: dict | None = None) -> _Buckets:
         b = self._indexes.get(iid)
         if b is None:
             b = self._indexes[iid] = _Buckets(tp or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, now)
+            levels = (saved or {}).get(str(iid))
+            if levels:
+                _restore(b.read, levels[0])
+                _restore(b.write, levels[1])
         else:
             b.sync(tp, now)
         return b
@@ -310,7 +328,8 @@ class Throttle:
         if index is not None:
             for ix in meta.indexes:
                 if ix.name == index and ix.is_global:
-                    if self._index(ix.iid, ix.throughput, now).read.level(now) <= 0:
+                    saved = meta.provisioning.get("buckets", {}).get("gsi")
+                    if self._index(ix.iid, ix.throughput, now, saved).read.level(now) <= 0:
                         return exceeded(meta.arn, True, ix.name)
                     return None
         if self._table(meta, now).read.level(now) <= 0:
@@ -332,8 +351,9 @@ class Throttle:
         now = clock.time()
         if self._table(meta, now).write.level(now) <= 0:
             return exceeded(meta.arn, False)
+        saved = meta.provisioning.get("buckets", {}).get("gsi")
         for ix in meta.indexes:
-            if ix.is_global and self._index(ix.iid, ix.throughput, now).write.level(now) <= 0:
+            if ix.is_global and self._index(ix.iid, ix.throughput, now, saved).write.level(now) <= 0:
                 return exceeded(meta.arn, False, ix.name)
         return None
 
@@ -381,7 +401,9 @@ class Throttle:
             for ix in meta.indexes:
                 units = consumed.gsi.get(ix.name)
                 if units:
-                    b = self._index(ix.iid, ix.throughput, now)
+                    b = self._index(
+                        ix.iid, ix.throughput, now, meta.provisioning.get("buckets", {}).get("gsi")
+                    )
                     bucket = b.read if consumed.read else b.write
                     bucket.level(now)
                     bucket.tokens -= units
@@ -389,6 +411,21 @@ class Throttle:
                     if history is None:
                         history = self.index_minutes[ix.iid] = Minutes()
                     Minutes.add(history.read if consumed.read else history.write, int(now // 60), units)
+
+    def levels(self, meta: TableMeta) -> dict | None:
+        """What a provisioned table's buckets (and its GSIs') hold now, to be saved with its
+        metadata (`provisioning["buckets"]`) so a restart does not refill them: DynamoDB's
+        capacity does not come back because a server restarted."""
+        table = self._tables.get(meta.tid)
+        if meta.billing_mode != "PROVISIONED" or table is None:
+            return None
+        now = clock.time()
+
+        def pair(b: _Buckets) -> list:
+            return [[b.read.level(now), now], [b.write.level(now), now]]
+
+        gsi = {str(ix.iid): pair(self._indexes[ix.iid]) for ix in meta.indexes if ix.iid in self._indexes}
+        return {"table": pair(table), "gsi": gsi}
 
     def forget(self, meta: TableMeta) -> None:
         self._tables.pop(meta.tid, None)

@@ -197,3 +197,15 @@ def test_on_demand_maximum_throughput(server: StrataProcess, ddb: Any, unique: s
             OnDemandThroughput={"MaxWriteRequestUnits": 5},
         )
     assert code(e) == "ValidationException"
+
+
+def test_a_restart_does_not_refill_the_buckets(server: StrataProcess, unique: str) -> None:
+    """The write bucket is 100 units in debt (100 s at 1 WCU): still so after a restart."""
+    ddb = server.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+    t = provisioned(ddb, f"rs-{unique}")
+    ddb.put_item(TableName=t, Item={"id": {"S": "big"}, "v": {"S": BIG}})
+    server.restart()
+    ddb = server.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName=t, Item={"id": {"S": "small"}})
+    assert code(e) == "ProvisionedThroughputExceededException"
