@@ -151,7 +151,9 @@ class TableOperations(DynamoDBCore):
             )
         if meta.billing_mode == "PROVISIONED":
             meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
-        meta.on_demand = check_on_demand(req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand)
+        meta.on_demand = check_on_demand(
+            req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand, creating=False
+        )
         stream_spec = req.get("StreamSpecification")
         view = (
             streams.check_spec(stream_spec, meta.stream, True, meta.name) if stream_spec is not None else None

@@ -179,22 +179,32 @@ def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
     return {"ReadCapacityUnits": tp["ReadCapacityUnits"], "WriteCapacityUnits": tp["WriteCapacityUnits"]}
 
 
-def check_on_demand(spec: dict | None, billing: str, current: dict | None = None) -> dict | None:
-    """OnDemandThroughput (CreateTable/UpdateTable): each maximum -1 (none) or at least 1, only
-    for PAY_PER_REQUEST; the resulting setting, None when it sets no maximum."""
+def check_on_demand(
+    spec: dict | None, billing: str, current: dict | None = None, creating: bool = True
+) -> dict | None:
+    """OnDemandThroughput (CreateTable/UpdateTable): each maximum at least 1 (UpdateTable: or -1,
+    which removes it), only for PAY_PER_REQUEST; the resulting setting, None when it sets no
+    maximum. The texts are DynamoDB's (each differs a little between the two operations)."""
     if not spec:
         return current
     if billing != "PAY_PER_REQUEST":
+        member = next(
+            (k for k in ("MaxReadRequestUnits", "MaxWriteRequestUnits") if k in spec), "MaxReadRequestUnits"
+        )
+        table = "table" if creating else "the table"
         raise invalid_parameter(
-            "OnDemandThroughput can only be specified when BillingMode is PAY_PER_REQUEST"
+            f"{member} for OnDemandThroughput cannot be specified when {table} BillingMode is PROVISIONED"
+            + ("." if creating else "")
         )
     out = dict(current or {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": -1})
     for key in ("MaxReadRequestUnits", "MaxWriteRequestUnits"):
         value = spec.get(key)
         if value is None:
             continue
-        if value != -1 and value < 1:
-            raise invalid_parameter(f"OnDemandThroughput {key} must be -1 or greater than or equal to 1")
+        if value < 1 and (creating or value != -1):
+            raise invalid_parameter(
+                f"Requested {key} for OnDemandThroughput for table is outside of valid range"
+            )
         out[key] = value
     return out if any(v > 0 for v in out.values()) else None
 

@@ -194,9 +194,25 @@ def test_on_demand_maximum_throughput(server: StrataProcess, ddb: Any, unique: s
             **key_schema(("id", "S")),
             BillingMode="PROVISIONED",
             ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
-            OnDemandThroughput={"MaxWriteRequestUnits": 5},
+            OnDemandThroughput={"MaxReadRequestUnits": 5},
         )
     assert code(e) == "ValidationException"
+    assert e.value.response["Error"]["Message"] == (  # as AWS answers (measured)
+        "One or more parameter values were invalid: MaxReadRequestUnits for OnDemandThroughput cannot be "
+        "specified when table BillingMode is PROVISIONED."
+    )
+    for value in (-1, 0):  # at creation AWS refuses -1 too (it removes a maximum in UpdateTable)
+        with pytest.raises(ClientError) as e:
+            ddb.create_table(
+                TableName=f"bad-{t}",
+                **key_schema(("id", "S")),
+                BillingMode="PAY_PER_REQUEST",
+                OnDemandThroughput={"MaxReadRequestUnits": value},
+            )
+        assert e.value.response["Error"]["Message"] == (
+            "One or more parameter values were invalid: Requested MaxReadRequestUnits for OnDemandThroughput "
+            "for table is outside of valid range"
+        )
 
 
 def test_a_restart_does_not_refill_the_buckets(server: StrataProcess, unique: str) -> None:
