@@ -19,13 +19,21 @@ with the same `--cpu-affinity N`: with the default `auto` each pins itself to th
 on, and two servers on different CPUs (one shared with wrk or a busy neighbour) differ by more
 than the code does. Prints each run (user and system time apart), then the median per target
 with the ratio to the first target (above 1.00x: more CPU than the first). Linux only (/proc).
+
+`--callgrind`: each server runs under `valgrind --tool=callgrind --instr-atstart=no` (start it
+so); around each measured run the script zeroes the counters, switches instrumentation on, and
+afterwards reads the instructions executed (`callgrind_control`), so the figure is instructions
+per request: the same for the same code whatever the neighbours do (a loaded shared machine moves
+CPU time by ±20%). Under valgrind a server answers ~100x slower: give --seconds 15 or more.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,6 +88,21 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS  # utime, stime (fields 14, 15)
 
 
+def callgrind(pid: int, *args: str) -> str:
+    return subprocess.run(
+        ["callgrind_control", *args, str(pid)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def instructions(pid: int) -> int:
+    """Instructions the process executed since its counters were zeroed (callgrind's Ir)."""
+    out = callgrind(pid, "-e", "Ir")
+    threads = re.findall(r"^\s*Th\s+\d+\s+([\d,]+)", out, re.MULTILINE)  # one line a thread
+    if not threads:
+        raise SystemExit(f"no callgrind totals from pid {pid}: is it running under callgrind?\n{out}")
+    return sum(int(n.replace(",", "")) for n in threads)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", action="append", required=True, metavar="NAME=URL")
@@ -89,6 +112,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=16)
+    ap.add_argument("--callgrind", action="store_true", help="instructions per request (see above)")
     a = ap.parse_args()
     a.seconds = int(a.seconds) if a.seconds == int(a.seconds) else a.seconds  # wrk takes "6s", not "6.0s"
     a.warmup = int(a.warmup) if a.warmup == int(a.warmup) else a.warmup
@@ -117,10 +141,23 @@ def main() -> None:
             for t in targets:
                 if a.warmup:
                     harness.run_wrk(t, scripts[t.name], a.warmup, a.conns, 1)
+                if a.callgrind:
+                    callgrind(t.pid, "-z")
+                    callgrind(t.pid, "-i", "on")
                 before = cpu_seconds(t.pid)
                 r = harness.run_wrk(t, scripts[t.name], a.seconds, a.conns, 1)
                 after = cpu_seconds(t.pid)
                 n = max(1, r["requests"])
+                if a.callgrind:
+                    thousands = instructions(t.pid) / n / 1000  # (read while still switched on)
+                    callgrind(t.pid, "-i", "off")
+                    results[w.name][t.name].append((thousands, r["ops"]))
+                    print(
+                        f"  {w.name:<10} {t.name:<8} {thousands:9.1f} thousand instructions/request"
+                        f"  ({n} requests, errors={r['errors']})",
+                        flush=True,
+                    )
+                    continue
                 user, system = (after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6
                 us = user + system
                 results[w.name][t.name].append((us, r["ops"]))
@@ -130,7 +167,8 @@ def main() -> None:
                     f"errors={r['errors']} load={os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
-    print(f"\n{'workload':<11}" + "".join(f"{t.name + ' µs/req':>22}{'ops/s':>10}" for t in targets))
+    unit = "kIr/req" if a.callgrind else "µs/req"
+    print(f"\n{'workload':<11}" + "".join(f"{t.name + ' ' + unit:>22}{'ops/s':>10}" for t in targets))
     for w in chosen:
         row = f"{w.name:<11}"
         base_us = statistics.median(u for u, _ in results[w.name][targets[0].name])

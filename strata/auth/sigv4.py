@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -58,7 +59,10 @@ MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _HEX64 = frozenset("0123456789abcdef")
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _BODY_HASHED = "="  # marks a payload hash computed here from the buffered body
-_DATES: dict[str, float | None] = {}  # parse_amz_date results: clients sign many requests a second
+_DATES: dict[str, float | None] = {}
+_WELL_FORMED = re.compile(
+    ALGORITHM + r" Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([^,\s]+)"
+).fullmatch  # parse_amz_date results: clients sign many requests a second
 
 
 _PADS: dict[bytes, tuple] = {}  # signing key -> its HMAC inner/outer SHA-256 states
@@ -185,41 +189,20 @@ class Authenticator:
 
     def _verify_header(self, request: HttpRequest, service: str, auth: str) -> Principal:
         s3 = service == "s3"
-        algorithm, _, rest = auth.strip().partition(" ")
-        if algorithm != ALGORITHM:
-            if s3:
-                if algorithm == "AWS":
-                    return sigv2.verify_header(request, rest.strip(), self.store, self.clock.real_time())
-                raise ServiceError(
-                    "InvalidArgument",
-                    "Unsupported Authorization Type",
-                    400,
-                    fields={"ArgumentName": "Authorization", "ArgumentValue": auth},
-                )
-            raise errors.service_error(service, "incomplete", f"Unsupported AWS 'algorithm': '{algorithm}'.")
-        fields: dict[str, str] = {}
-        # Components are separated by commas and/or spaces; none may contain either.
-        for part in rest.replace(",", " ").split():
-            name, sep, value = part.partition("=")
-            if not sep:
-                if s3:
-                    raise errors.s3_header_malformed(f"'{part}' is not a valid key=value pair.")
-                raise errors.service_error(
-                    service,
-                    "incomplete",
-                    f"'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'.",
-                )
-            fields[name.strip()] = value.strip()
-        missing = [k for k in ("Credential", "SignedHeaders", "Signature") if not fields.get(k)]
-        if missing:
-            if s3:
-                raise errors.s3_header_malformed(
-                    "the authorization header requires three components: Credential, SignedHeaders, and Signature."
-                )
-            detail = " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
-            raise errors.service_error(service, "incomplete", f"{detail} Authorization={auth}")
+        well_formed = _WELL_FORMED(auth)  # what every SDK sends: no need to take it apart by hand
+        if well_formed is not None:
+            credential, signed_headers, signature = well_formed.groups()
+        else:
+            sigv2_principal, fields = self._header_fields(request, service, auth)
+            if sigv2_principal is not None:
+                return sigv2_principal
+            credential, signed_headers, signature = (
+                fields["Credential"],
+                fields["SignedHeaders"],
+                fields["Signature"],
+            )
         try:
-            signed = _Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"])
+            signed = _Signed(credential, signed_headers, signature)
         except ValueError:
             if s3:
                 raise errors.s3_header_malformed(
@@ -229,7 +212,7 @@ class Authenticator:
                 service,
                 "incomplete",
                 f"Credential must have exactly 5 slash-delimited elements, e.g. "
-                f"keyid/date/region/service/term, got '{fields['Credential']}'",
+                f"keyid/date/region/service/term, got '{credential}'",
             ) from None
         self._check_scope_service(signed, service)
         if signed.region != self.settings.region:
@@ -265,6 +248,47 @@ class Authenticator:
         self._check_signature(request, service, signed, key, amz_date, query, payload_hash)
         self._prepare_body(request, service, payload_hash, signed, key, amz_date)
         return signed.principal  # type: ignore[return-value]
+
+    def _header_fields(
+        self, request: HttpRequest, service: str, auth: str
+    ) -> tuple[Principal | None, dict[str, str]]:
+        """An Authorization header in any form SigV4 allows (components separated by commas
+        and/or spaces, in any order): its fields, or the principal of a SigV2 header (S3)."""
+        s3 = service == "s3"
+        algorithm, _, rest = auth.strip().partition(" ")
+        if algorithm != ALGORITHM:
+            if s3:
+                if algorithm == "AWS":
+                    return sigv2.verify_header(request, rest.strip(), self.store, self.clock.real_time()), {}
+                raise ServiceError(
+                    "InvalidArgument",
+                    "Unsupported Authorization Type",
+                    400,
+                    fields={"ArgumentName": "Authorization", "ArgumentValue": auth},
+                )
+            raise errors.service_error(service, "incomplete", f"Unsupported AWS 'algorithm': '{algorithm}'.")
+        fields: dict[str, str] = {}
+        # Components are separated by commas and/or spaces; none may contain either.
+        for part in rest.replace(",", " ").split():
+            name, sep, value = part.partition("=")
+            if not sep:
+                if s3:
+                    raise errors.s3_header_malformed(f"'{part}' is not a valid key=value pair.")
+                raise errors.service_error(
+                    service,
+                    "incomplete",
+                    f"'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'.",
+                )
+            fields[name.strip()] = value.strip()
+        missing = [k for k in ("Credential", "SignedHeaders", "Signature") if not fields.get(k)]
+        if missing:
+            if s3:
+                raise errors.s3_header_malformed(
+                    "the authorization header requires three components: Credential, SignedHeaders, and Signature."
+                )
+            detail = " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
+            raise errors.service_error(service, "incomplete", f"{detail} Authorization={auth}")
+        return None, fields
 
     def _request_time(self, request: HttpRequest, service: str, auth: str) -> tuple[str, float]:
         value = request.headers.get("x-amz-date")

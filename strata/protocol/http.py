@@ -128,7 +128,7 @@ class BodyStream:
         return b"".join(parts)
 
 
-@dataclass
+@dataclass(slots=True)  # one per request: slots make building it and reading its fields cheaper
 class HttpRequest:
     method: str
     raw_path: str  # percent-encoded as received, without the query string
@@ -142,10 +142,6 @@ class HttpRequest:
     # Path-style path for routing when the request came virtual-hosted (`bucket.s3.host/key` ->
     # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
     route_path: str = ""
-    # Came over TLS (the HTTPS listener): what policies read as aws:SecureTransport. A class
-    # default, not a field: only the HTTPS listener's connections set it, and a plain request is
-    # built exactly as before.
-    secure = False
     _query: list[tuple[str, str]] | None = field(default=None, repr=False)
     _query_map: dict[str, str] | None = field(default=None, repr=False)
 

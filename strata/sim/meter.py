@@ -74,7 +74,6 @@ class Meter:
         self, service: str, event: str, quantity: float = 1, unit: str = "count", **dims: object
     ) -> None:
         """Record one billable event, e.g. record("s3", "PutObject", 1, "request", bucket="b")."""
-        now = clock.time()
         if dims:
             try:
                 dims_key: object = tuple(dims.items())
@@ -83,6 +82,15 @@ class Meter:
                 dims_key = object()
         else:
             dims_key = ()
+        self.record_keyed(service, event, quantity, unit, dims_key, dims)
+
+    def record_keyed(
+        self, service: str, event: str, quantity: float, unit: str, dims_key: object, dims: dict
+    ) -> None:
+        """`record` for a caller that keeps its dimensions and their hashable key (`dims_key`,
+        the dict's items as a tuple) from one event to the next: DynamoDB's capacity, recorded for
+        every item read and write, saves building both each time."""
+        now = clock.time()
         key = (service, event, unit, int(now), dims_key)
         with self._lock:
             tally = self._pending.get(key)

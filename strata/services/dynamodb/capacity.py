@@ -61,21 +61,23 @@ class Consumed:
 
     def record(self, billing_mode: str) -> None:
         """Every billable read or write goes on the meter, per table."""
+        key, dims = _meter_dims(self.table, billing_mode)
         if self.read:
-            meter.record(
-                "dynamodb",
-                "ReadCapacityUnits",
-                self.total,
-                "RCU",
-                table=self.table,
-                billing_mode=billing_mode,
-            )
+            meter.record_keyed("dynamodb", "ReadCapacityUnits", self.total, "RCU", key, dims)
         else:
-            meter.record(
-                "dynamodb",
-                "WriteCapacityUnits",
-                self.total,
-                "WCU",
-                table=self.table,
-                billing_mode=billing_mode,
-            )
+            meter.record_keyed("dynamodb", "WriteCapacityUnits", self.total, "WCU", key, dims)
+
+
+_DIMS: dict[tuple[str, str], tuple[tuple, dict]] = {}
+
+
+def _meter_dims(table: str, billing_mode: str) -> tuple[tuple, dict]:
+    """The meter dimensions of a table's capacity events and their key, made once per table and
+    mode (never mutated: the meter keeps the dict of a tally's first event)."""
+    found = _DIMS.get((table, billing_mode))
+    if found is None:
+        if len(_DIMS) >= 4096:
+            _DIMS.clear()
+        dims = {"table": table, "billing_mode": billing_mode}
+        found = _DIMS[(table, billing_mode)] = (tuple(dims.items()), dims)
+    return found
