@@ -301,8 +301,13 @@ class Throttle:
             bucket = m.read if read else m.write
             if bucket is not None and bucket.level(now) <= 0:
                 return on_demand_exceeded(meta.arn, read)
-        c = self._capacity(meta, now)
-        if c.bucket(read, now).level(now) <= 0:
+        c = self._capacities.get(meta.tid)
+        if c is None or meta.provisioning.get("warm") is not c.warm:
+            c = self._capacity(meta, now)
+        bucket = c.bucket(read, now)
+        # What a bucket held at its last charge it still holds or more (only charges take, and the
+        # second's roll above sets a new rate): the refill sum is needed only when that was spent.
+        if bucket.tokens <= 0 and bucket.level(now) <= 0:
             return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
         return None
 
@@ -338,7 +343,11 @@ class Throttle:
 
     def admit_read(self, meta: TableMeta, index: str | None = None) -> None:
         """ProvisionedThroughputExceededException if the read bucket (table's or GSI's) is empty."""
-        error = self.read_refusal(meta, index)
+        error = (
+            self.read_refusal(meta, index)
+            if meta.billing_mode == "PROVISIONED"
+            else self._on_demand_refusal(meta, True, index)  # (every on-demand read: one call less)
+        )
         if error is not None:
             raise error
 
@@ -375,7 +384,9 @@ class Throttle:
                 if bucket is not None:
                     bucket.level(now)
                     bucket.tokens -= served
-            c = self._capacity(meta, now)
+            c = self._capacities.get(meta.tid)
+            if c is None or meta.provisioning.get("warm") is not c.warm:
+                c = self._capacity(meta, now)
             bucket = c.bucket(consumed.read, now)
             bucket.level(now)
             bucket.tokens -= served
