@@ -108,7 +108,7 @@ def parse_item(text: str, key_types: dict[str, str]) -> dict:
 def _to_botocore(doc: Any) -> Any:
     """Base64 binary -> bytes, everywhere in a checked item."""
     if isinstance(doc, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in doc.items():
             if k == "B" and isinstance(v, str) and len(doc) == 1:
                 out[k] = base64.b64decode(v)

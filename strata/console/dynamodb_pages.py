@@ -29,7 +29,7 @@ async def _ddb(page: Page, op: str, **params: Any) -> Any:
 
 
 async def tables(page: Page) -> HttpResponse:
-    params = {"Limit": 100}
+    params: dict[str, Any] = {"Limit": 100}
     if page.query.get("start"):
         params["ExclusiveStartTableName"] = page.query["start"]
     listed = await _ddb(page, "list_tables", **params)

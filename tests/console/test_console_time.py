@@ -1,0 +1,82 @@
+"""The console's time and cost pages in a real Chromium, on a server of its own (the clock moves):
+advance buttons and a custom step move the whole cloud's clock, the bill per service comes from
+Cost Explorer, and downloads and uploads keep working after the clock has moved a month (their
+presigned URLs are dated by the simulated clock, which the server checks them against)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.console.browser import browser_fixture, shot, sign_in
+from tests.strata_process import StrataProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    process = StrataProcess(tmp_path_factory.mktemp("console-time") / "data").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    yield from browser_fixture()
+
+
+@pytest.fixture
+def page(browser, server: StrataProcess):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    sign_in(page, server.endpoint)
+    yield page
+    context.close()
+
+
+def test_advance_the_clock_and_see_the_bill(page, server) -> None:
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="billed")
+    s3.put_object(Bucket="billed", Key="data", Body=b"x" * 1024 * 1024)
+    start = server.admin("/_strata/clock")["offset_seconds"]
+    page.goto(f"{server.endpoint}/_strata/console/time")
+    page.click("text=Advance 1d")
+    page.wait_for_selector(".flash:has-text('Moved the clock forward 1d')")
+    assert server.admin("/_strata/clock")["offset_seconds"] >= start + 86400
+    page.fill("#step", "2h")
+    page.click("#advance button:text-is('Advance')")
+    page.wait_for_selector(".flash:has-text('Moved the clock forward 2h')")
+    assert server.admin("/_strata/clock")["offset_seconds"] >= start + 86400 + 7200
+    assert page.inner_text("#clock-offset").startswith("1 day, 2:00:")
+    assert "Amazon Simple Storage Service" in page.inner_text("#bill")
+    assert page.locator(".chart svg").count() == 1
+    shot(page, "time")
+    before = server.admin("/_strata/clock")["offset_seconds"]
+    page.fill("#step", "soon")
+    page.click("#advance button:text-is('Advance')")
+    assert "not a duration" in page.inner_text(".flash.error")
+    assert server.admin("/_strata/clock")["offset_seconds"] == before
+    page.goto(f"{server.endpoint}/_strata/console/health")
+    assert "running" in page.inner_text("#services")
+    shot(page, "health")
+
+
+def test_downloads_and_uploads_after_the_clock_moved_a_month(page, server, tmp_path) -> None:
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="later")
+    data = os.urandom(300_000)
+    s3.put_object(Bucket="later", Key="before.bin", Body=data)
+    server.advance_clock("30d")
+    page.goto(f"{server.endpoint}/_strata/console/s3/object?bucket=later&key=before.bin")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert open(download.value.path(), "rb").read() == data
+    source = tmp_path / "after.bin"
+    source.write_bytes(data)
+    page.goto(f"{server.endpoint}/_strata/console/s3/bucket?bucket=later")
+    page.set_input_files("#bigfiles", str(source))
+    page.wait_for_selector("#dropzone[data-state]")
+    assert page.get_attribute("#dropzone", "data-state") == "done", page.inner_text("#upload-status")
+    assert s3.get_object(Bucket="later", Key="after.bin")["Body"].read() == data
