@@ -5,6 +5,9 @@ Pages (each module's ROUTES):
   s3_pages.py   buckets, the prefix browser, uploads (form, and multipart from the browser with
                 presigned parts), downloads, versions, metadata and tags
   dynamodb_pages.py  tables, the item browser (query and scan builders), the item editor
+  rds_pages.py  instances, clusters, snapshots; reboot (failover), snapshot, point-in-time restore
+  elasticache_pages.py  replication groups and clusters, test failover, a Redis key browser (SCAN)
+  storage_pages.py  EBS volumes and snapshots, EFS file systems and mount targets
   time_pages.py the simulated clock (advance buttons) and the bill over time; health
 
 Why it is safe to serve beside the AWS endpoint (strata.console.web has the response headers):
@@ -25,7 +28,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from strata.console import dynamodb_pages, s3_pages, signin, time_pages
+from strata.console import (
+    dynamodb_pages,
+    elasticache_pages,
+    rds_pages,
+    s3_pages,
+    signin,
+    storage_pages,
+    time_pages,
+)
 from strata.console.aws import AwsError
 from strata.console.sessions import COOKIE, SessionStore
 from strata.console.web import ROOT, Page, cookies_of, parse_form, url
@@ -48,7 +59,15 @@ _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; cha
 MAX_FORM_BODY = 16 * 1024 * 1024
 _FRAMED = ("iframe", "frame", "embed", "object", "fencedframe")
 
-ROUTES = {**signin.ROUTES, **s3_pages.ROUTES, **dynamodb_pages.ROUTES, **time_pages.ROUTES}
+ROUTES = {
+    **signin.ROUTES,
+    **s3_pages.ROUTES,
+    **dynamodb_pages.ROUTES,
+    **rds_pages.ROUTES,
+    **elasticache_pages.ROUTES,
+    **storage_pages.ROUTES,
+    **time_pages.ROUTES,
+}
 PUBLIC = {("GET", "/signin"), ("POST", "/signin")}
 
 

@@ -128,3 +128,24 @@ def test_the_form_upload_works_without_the_script(page, strata_server, unique, t
     page.wait_for_selector(".flash:has-text('Uploaded in/a form.txt (1,100 bytes)')")
     body = strata_server.client("s3").get_object(Bucket=bucket, Key="in/a form.txt")["Body"].read()
     assert body == source.read_bytes()
+
+
+def test_files_dropped_on_the_page_are_uploaded(page, strata_server, unique) -> None:
+    bucket = f"drop-{unique}"
+    strata_server.client("s3").create_bucket(Bucket=bucket)
+    page.goto(f"{strata_server.endpoint}/_strata/console/s3/bucket?bucket={bucket}&prefix=in%2F")
+    transfer = page.evaluate_handle(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["first file"], "one.txt", {type: "text/plain"}));
+            transfer.items.add(new File([new Uint8Array(70000).fill(7)], "two.bin"));
+            return transfer;
+        }"""
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#dropzone[data-state]")
+    assert page.get_attribute("#dropzone", "data-state") == "done", page.inner_text("#upload-status")
+    s3 = strata_server.client("s3")
+    one = s3.get_object(Bucket=bucket, Key="in/one.txt")
+    assert one["Body"].read() == b"first file" and one["ContentType"] == "text/plain"
+    assert s3.get_object(Bucket=bucket, Key="in/two.bin")["Body"].read() == bytes([7]) * 70000

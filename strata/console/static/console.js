@@ -1,5 +1,5 @@
 // The Strata console's only script (no inline code: the pages' Content-Security-Policy forbids it).
-// - forms with data-confirm ask before they submit;
+// - forms with data-confirm ask before they submit; buttons with data-copy copy their text;
 // - the drop zone on a bucket page uploads files straight from the browser: the console starts a
 //   multipart upload as the signed-in identity, hands out presigned part URLs, and the browser PUTs
 //   each part to S3 itself (XMLHttpRequest, for upload progress), then asks the console to complete.
@@ -8,6 +8,13 @@
 document.addEventListener("submit", (event) => {
   const question = event.target.getAttribute("data-confirm");
   if (question && !window.confirm(question)) event.preventDefault();
+});
+
+// "Copy" buttons next to connection strings.
+document.addEventListener("click", (event) => {
+  const text = event.target.getAttribute && event.target.getAttribute("data-copy");
+  if (text === null || text === undefined) return;
+  navigator.clipboard.writeText(text).then(() => { event.target.textContent = "Copied"; });
 });
 
 function mib(n) { return (n / 1048576).toFixed(1) + " MiB"; }
