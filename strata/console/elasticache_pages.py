@@ -87,7 +87,7 @@ def _scan(host: str, port: int, pattern: str, cursor: int) -> tuple[int, list[di
             kind = answers[2 * i].decode()
             preview = ""
             if kind == "string":
-                value = client.getrange(key, 0, PREVIEW)
+                value: Any = client.getrange(key, 0, PREVIEW)
                 preview = value.decode("utf-8", "replace")
             rows.append(
                 {
