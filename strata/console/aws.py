@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from strata.console.sessions import Session
 
 _CONFIG = Config(
-    retries={"max_attempts": 1, "mode": "standard"},
+    # retried like any SDK's default: a pooled connection the server closed while idle is not an error
+    retries={"max_attempts": 3, "mode": "standard"},
     connect_timeout=10,
     read_timeout=300,
     s3={"addressing_style": "path"},

@@ -66,7 +66,7 @@ class SessionStore:
         session = Session(secrets.token_urlsafe(32), access_key, secret_key, arn)
         self._sessions[session.sid] = session
         while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+            self.drop(next(iter(self._sessions)))
         return session
 
     def get(self, sid: str | None) -> Session | None:

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from strata.console.aws import call
 from strata.console.web import Page, url
+from strata.engines.process import EngineProcess
 from strata.protocol.http import HttpResponse
 from strata.sim.chart import cost_chart
 from strata.sim.clock import clock, parse_duration
@@ -102,13 +103,24 @@ async def advance(page: Page) -> HttpResponse:
     return page.redirect(url("/time"))
 
 
+def _engines() -> list[dict[str, Any]]:
+    """Each engine process Strata supervises: name, pid, running, where it runs."""
+    rows = [
+        {"name": e.spec.name, "pid": e.pid or "", "running": e.running(), "dir": str(e.spec.run_dir)}
+        for e in list(EngineProcess.instances)
+    ]
+    return sorted(rows, key=lambda r: (r["dir"], r["name"]))
+
+
 async def health(page: Page) -> HttpResponse:
-    states: dict[str, Any] = page.app.services.health() if _local(page) else {}
+    local = _local(page)
+    states: dict[str, Any] = page.app.services.health() if local else {}
     return page.render(
         "health.html",
         title="Health",
-        local=_local(page),
+        local=local,
         states=states,
+        engines=_engines() if local else [],
         uptime=timedelta(seconds=round(clock.monotonic() - page.app.started_at)),
     )
 

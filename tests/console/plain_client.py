@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import ssl
 from urllib.parse import urlencode
 
 ROOT = "/_strata/console"
@@ -12,8 +13,9 @@ ROOT = "/_strata/console"
 class PlainConsole:
     """Talks to one server's console as a browser would, minus the browser: every header is ours."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ca_file: str | None = None) -> None:
         self.port = port
+        self.ca_file = ca_file  # set: speak HTTPS, trusting this CA
         self.cookies: dict[str, str] = {}
         self.csrf = ""
 
@@ -21,7 +23,13 @@ class PlainConsole:
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], list[str], str]:
         """(status, headers, Set-Cookie values, body text) of one request; cookies are kept."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        if self.ca_file:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=60, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             sent = dict(headers or {})
             if self.cookies and "Cookie" not in sent:

@@ -58,6 +58,9 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
         r.set('user:<script>alert("k")</script>', "<b>bold</b>", ex=3600)
         console = PlainConsole(strata_server.port)
         console.sign_in()
+        status, _, _, page = console.request("GET", ROOT + "/health")
+        engines = page.split('id="engines"', 1)[1]
+        assert re.search(r"<td>\d+</td><td>running</td><td>[^<]*" + group, engines), engines[:2000]
         status, _, _, page = console.request("GET", ROOT + "/elasticache")
         assert status == 200
         assert f"{primary['Address']}:{primary['Port']}" in page and "primary" in page and "replica" in page

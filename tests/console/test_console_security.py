@@ -5,6 +5,7 @@ applying to what the console does (it acts through ordinary signed calls)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -193,3 +194,44 @@ def test_keys_and_item_values_are_escaped(strata_server, unique) -> None:
     assert "&lt;script&gt;alert(&#34;k&#34;)&lt;/" in text
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
     assert "<script>alert" not in text and "<img src=x" not in text
+
+
+def test_over_https_the_cookie_is_secure_and_calls_go_over_tls(strata_server, unique) -> None:
+    console = PlainConsole(strata_server.tls_port, ca_file=str(strata_server.ca_path))
+    _, _, _, form = console.request("GET", ROOT + "/signin")
+    token = re.search(r'name="token" value="([^"]+)"', form).group(1)
+    status, _, set_cookies, _ = console.post_form(
+        "/signin",
+        {"token": token, "access_key": "test", "secret_key": "test"},
+        {"Origin": f"https://127.0.0.1:{strata_server.tls_port}"},
+    )
+    assert status == 303
+    session_cookie = next(c for c in set_cookies if c.startswith("strata-console="))
+    assert "secure" in [a.strip().lower() for a in session_cookie.split(";")]
+    # a bucket policy that refuses plain HTTP: the console's calls for an HTTPS page still pass
+    bucket = f"tls-{unique}"
+    s3 = strata_server.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
+    )
+    status, _, _, page = console.request("GET", f"{ROOT}/s3/bucket?bucket={bucket}")
+    assert status == 200, page
+    plain = PlainConsole(strata_server.port)
+    plain.sign_in()
+    status, _, _, page = plain.request("GET", f"{ROOT}/s3/bucket?bucket={bucket}")
+    assert status == 403 and "AccessDenied" in page
