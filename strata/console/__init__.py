@@ -8,6 +8,7 @@ Pages (each module's ROUTES):
   rds_pages.py  instances, clusters, snapshots; reboot (failover), snapshot, point-in-time restore
   elasticache_pages.py  replication groups and clusters, test failover, a Redis key browser (SCAN)
   storage_pages.py  EBS volumes and snapshots, EFS file systems and mount targets
+  cloudwatch_pages.py  a namespace's or a resource's metrics, and a chart of one
   time_pages.py the simulated clock (advance buttons) and the bill over time; health
 
 Why it is safe to serve beside the AWS endpoint (strata.console.web has the response headers):
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.console import (
+    cloudwatch_pages,
     dynamodb_pages,
     elasticache_pages,
     rds_pages,
@@ -66,6 +68,7 @@ ROUTES = {
     **rds_pages.ROUTES,
     **elasticache_pages.ROUTES,
     **storage_pages.ROUTES,
+    **cloudwatch_pages.ROUTES,
     **time_pages.ROUTES,
 }
 PUBLIC = {("GET", "/signin"), ("POST", "/signin")}

@@ -1,12 +1,14 @@
 """The console's time and cost pages in a real Chromium, on a server of its own (the clock moves):
 advance buttons and a custom step move the whole cloud's clock, the bill per service comes from
 Cost Explorer, and downloads and uploads keep working after the clock has moved a month (their
-presigned URLs are dated by the simulated clock, which the server checks them against)."""
+presigned URLs are dated by the simulated clock, which the server checks them against); a metric's
+chart over simulated time."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -80,3 +82,35 @@ def test_downloads_and_uploads_after_the_clock_moved_a_month(page, server, tmp_p
     page.wait_for_selector("#dropzone[data-state]")
     assert page.get_attribute("#dropzone", "data-state") == "done", page.inner_text("#upload-status")
     assert s3.get_object(Bucket="later", Key="after.bin")["Body"].read() == data
+
+
+def test_a_metric_of_a_resource_as_a_chart(page, server) -> None:
+    now = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    cw = server.client("cloudwatch")
+    dims = [{"Name": "Queue", "Value": "<b>jobs</b>"}]
+    cw.put_metric_data(
+        Namespace="Console/Test",
+        MetricData=[
+            {
+                "MetricName": "Depth",
+                "Dimensions": dims,
+                "Timestamp": now - timedelta(minutes=40 + 90 * i),
+                "Value": float(i),
+            }
+            for i in range(10)
+        ],
+    )
+    page.goto(f"{server.endpoint}/_strata/console/cloudwatch?dim=Queue%3D%3Cb%3Ejobs%3C%2Fb%3E")
+    assert page.inner_text("#metrics tbody").count("Depth") == 1
+    assert "Queue=<b>jobs</b>" in page.inner_text("#metrics tbody")
+    page.click("#metrics a:text-is('Depth')")
+    page.wait_for_selector("#metric-chart svg")
+    assert page.locator("#metric-chart circle").count() == 10
+    assert "10 data point(s)" in page.inner_text("main")
+    page.select_option("#stat", "Maximum")
+    page.select_option("#hours", "1")
+    page.click("text=Show")
+    page.wait_for_selector("#metric-chart svg")
+    assert "Depth (Maximum" in page.inner_text("#metric-chart")
+    assert page.locator("#metric-chart circle").count() == 1  # only the point 40 minutes ago
+    shot(page, "cloudwatch-chart")
