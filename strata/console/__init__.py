@@ -41,7 +41,7 @@ from strata.console import (
 )
 from strata.console.aws import AwsError
 from strata.console.sessions import COOKIE, SessionStore
-from strata.console.web import ROOT, Page, cookies_of, parse_form, url
+from strata.console.web import ROOT, Page, cookies_of, parse_form, respond, safe_return, url
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
@@ -75,8 +75,7 @@ PUBLIC = {("GET", "/signin"), ("POST", "/signin")}
 
 
 def _text(status: int, message: str) -> HttpResponse:
-    page = Page(None, None, "", {})  # type: ignore[arg-type]
-    return page.respond(status, message.encode(), "text/plain; charset=utf-8")
+    return respond(status, message.encode(), "text/plain; charset=utf-8")
 
 
 def _foreign(request: HttpRequest) -> bool:
@@ -89,13 +88,6 @@ def _foreign(request: HttpRequest) -> bool:
         return False
     scheme = "https" if request.secure else "http"
     return origin.strip().lower() != f"{scheme}://{request.host.strip().lower()}"
-
-
-def _safe_back(value: str | None) -> str:
-    """Where a form asks to return to, if it is a console page (never another site)."""
-    if value and value.startswith(ROOT + "/") and "//" not in value and "\\" not in value:
-        return value
-    return url("/s3")
 
 
 class Console:
@@ -162,7 +154,7 @@ class Console:
         except AwsError as e:
             if method == "POST" and "_json" not in page.form:
                 page.say("error", f"{e.code}: {e.message}")
-                return page.redirect(_safe_back(page.form.get("back")))
+                return page.redirect(safe_return(page.form.get("back")))
             if "_json" in page.form:
                 return page.json(e.status if e.status >= 400 else 400, {"code": e.code, "message": e.message})
             return page.render("error.html", status=e.status if e.status >= 400 else 400, error=e)
@@ -172,7 +164,7 @@ class Console:
         kind = _STATIC_TYPES.get(file.suffix)
         if "/" in name or kind is None or not file.is_file():
             return _text(404, "No such file.")
-        return Page(self.app, None, "", {}).respond(200, file.read_bytes(), kind)  # type: ignore[arg-type]
+        return respond(200, file.read_bytes(), kind)
 
 
 def _qs(request: HttpRequest) -> str:

@@ -6,14 +6,8 @@ import secrets
 
 from strata.console import aws
 from strata.console.sessions import COOKIE, PRE_COOKIE, Session
-from strata.console.web import ROOT, Page, cookie, cookies_of, url
+from strata.console.web import Page, cookie, cookies_of, safe_return, url
 from strata.protocol.http import HttpResponse
-
-
-def _next(value: str | None) -> str:
-    if value and value.startswith(ROOT + "/") and "//" not in value and "\\" not in value:
-        return value
-    return url("/s3")
 
 
 def _form(page: Page, error: str = "", status: int = 200) -> HttpResponse:
@@ -29,7 +23,7 @@ def _form(page: Page, error: str = "", status: int = 200) -> HttpResponse:
         title="Sign in",
         token=token,
         error=error,
-        next=_next(page.query.get("next") or page.form.get("next")),
+        next=safe_return(page.query.get("next") or page.form.get("next")),
     )
 
 
@@ -57,7 +51,7 @@ async def signin(page: Page) -> HttpResponse:
     secure = page.request.secure
     page.cookies.append(cookie(COOKIE, session.sid, secure))
     page.cookies.append(cookie(PRE_COOKIE, "", secure, max_age=0))
-    return page.redirect(_next(page.form.get("next")))
+    return page.redirect(safe_return(page.form.get("next")))
 
 
 async def signout(page: Page) -> HttpResponse:

@@ -59,6 +59,20 @@ def url(path: str, **query: Any) -> str:
 _templates.globals["url"] = url
 
 
+def safe_return(value: str | None) -> str:
+    """Where a form asks to go back to, if it is a console page: never another site (`//host`,
+    `/\\host`), never a value that could break out of the Location header (control characters)."""
+    if (
+        value
+        and value.startswith(ROOT + "/")
+        and "//" not in value.split("?", 1)[0]
+        and "\\" not in value
+        and value.isprintable()
+    ):
+        return value
+    return url("/s3")
+
+
 @dataclass
 class Page:
     """What a console handler gets: the request, its parsed inputs, and the signed-in session."""
@@ -90,9 +104,7 @@ class Page:
         return self.respond(status, body.encode(), "text/html; charset=utf-8")
 
     def respond(self, status: int, body: bytes, content_type: str) -> HttpResponse:
-        headers = [("content-type", content_type), *SECURITY_HEADERS]
-        headers += [("set-cookie", c) for c in self.cookies]
-        return HttpResponse(status, headers, body)
+        return respond(status, body, content_type, self.cookies)
 
     def json(self, status: int, doc: Any) -> HttpResponse:
         return self.respond(status, json.dumps(doc, default=str).encode(), "application/json")
@@ -106,6 +118,13 @@ class Page:
     def say(self, kind: str, text: str) -> None:
         if self.session is not None:
             self.session.say(kind, text)
+
+
+def respond(status: int, body: bytes, content_type: str, cookies: list[str] | None = None) -> HttpResponse:
+    """A console response with the security headers (and any Set-Cookie values)."""
+    headers = [("content-type", content_type), *SECURITY_HEADERS]
+    headers += [("set-cookie", c) for c in cookies or ()]
+    return HttpResponse(status, headers, body)
 
 
 def cookies_of(request: HttpRequest) -> dict[str, str]:

@@ -235,3 +235,24 @@ def test_over_https_the_cookie_is_secure_and_calls_go_over_tls(strata_server, un
     plain.sign_in()
     status, _, _, page = plain.request("GET", f"{ROOT}/s3/bucket?bucket={bucket}")
     assert status == 403 and "AccessDenied" in page
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/_strata/console//evil.example",
+        "/_strata/console/\\evil.example",
+        "/_strata/console/s3\r\nSet-Cookie: planted=1",
+    ],
+)
+def test_sign_in_never_sends_the_browser_elsewhere(strata_server, target) -> None:
+    console = PlainConsole(strata_server.port)
+    _, _, _, form = console.request("GET", ROOT + "/signin")
+    token = re.search(r'name="token" value="([^"]+)"', form).group(1)
+    status, headers, set_cookies, _ = console.post_form(
+        "/signin", {"token": token, "access_key": "test", "secret_key": "test", "next": target}
+    )
+    assert status == 303 and headers["location"] == ROOT + "/s3"
+    assert not any("planted" in c for c in set_cookies)
