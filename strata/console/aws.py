@@ -1,6 +1,6 @@
 """The console's only way to act: ordinary SigV4-signed AWS API calls, made as the signed-in identity.
 
-Each call goes out through botocore (in a worker thread, so the event loop keeps serving it) to
+Each call goes out through botocore (in a console thread, so the event loop keeps serving it) to
 this same server's own endpoint, and is authenticated and authorised like any other client's:
 the console has no back door, and IAM and resource policies apply to it. A page that arrived over
 TLS calls the HTTPS listener, so `aws:SecureTransport` reads the same as for the browser.
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import botocore.session
@@ -24,6 +26,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from strata.affinity import unpin_thread
 from strata.sim.clock import clock
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ _CONFIG = Config(
     max_pool_connections=4,
 )
 _botocore = botocore.session.get_session()
+_POOL = ThreadPoolExecutor(16, thread_name_prefix="console", initializer=unpin_thread)
+T = TypeVar("T")
 _create_lock = threading.Lock()  # botocore sessions are not safe to create clients from concurrently
 
 
@@ -65,17 +70,19 @@ def client(session: Session, settings: Settings, service: str, secure: bool) -> 
     key = (service, endpoint)
     found = session.clients.get(key)
     if found is None:
-        with _create_lock:
-            found = _botocore.create_client(
-                service,
-                region_name=settings.region,
-                endpoint_url=endpoint,
-                verify=verify,
-                aws_access_key_id=session.access_key,
-                aws_secret_access_key=session.secret_key,
-                config=_CONFIG,
-            )
-        session.clients[key] = found
+        with _create_lock:  # pages ask for several calls at once: one client each, made once
+            found = session.clients.get(key)
+            if found is None:
+                found = _botocore.create_client(
+                    service,
+                    region_name=settings.region,
+                    endpoint_url=endpoint,
+                    verify=verify,
+                    aws_access_key_id=session.access_key,
+                    aws_secret_access_key=session.secret_key,
+                    config=_CONFIG,
+                )
+                session.clients[key] = found
     return found
 
 
@@ -96,7 +103,17 @@ async def call(
     session: Session, settings: Settings, service: str, op: str, secure: bool = False, **params: Any
 ) -> Any:
     """Call `op` (botocore's snake_case name) of `service` as the session's identity; AwsError on failure."""
-    return await asyncio.to_thread(_call_sync, session, settings, service, op, secure, params)
+    return await off_loop(_call_sync, session, settings, service, op, secure, params)
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking console work in the console's own threads.
+
+    Not the loop's default executor: the request a console thread waits for may itself need a
+    thread of that executor (strata.services.base.run_blocking), and console calls filling it
+    would leave none for the very requests they wait on.
+    """
+    return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
 
 
 class _SimTimeQueryAuth(S3SigV4QueryAuth):

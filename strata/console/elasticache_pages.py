@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from strata.console.aws import AwsError, call
+from strata.console.aws import AwsError, call, off_loop
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
 
@@ -112,7 +112,7 @@ async def keys(page: Page) -> HttpResponse:
     pattern = page.query.get("pattern", "")
     try:
         cursor = int(page.query.get("cursor") or 0)
-        next_cursor, rows = await asyncio.to_thread(_scan, host, port, pattern, cursor)
+        next_cursor, rows = await off_loop(_scan, host, port, pattern, cursor)
     except ValueError:
         raise AwsError("InvalidParameterValue", "The cursor is a number.") from None
     except redis.RedisError as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -256,3 +257,14 @@ def test_sign_in_never_sends_the_browser_elsewhere(strata_server, target) -> Non
     )
     assert status == 303 and headers["location"] == ROOT + "/s3"
     assert not any("planted" in c for c in set_cookies)
+
+
+def test_many_pages_at_once_are_all_answered(strata_server) -> None:
+    """The time page's Cost Explorer call is served with a thread of the server's default executor:
+    sixteen pages at once once filled that executor with console threads waiting for those very
+    calls (a deadlock until the client's timeout); the console has threads of its own now."""
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: console.request("GET", f"{ROOT}/time")[0], range(16)))
+    assert answers == [200] * 16
