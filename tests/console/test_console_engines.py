@@ -99,7 +99,7 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
         ec.delete_replication_group(ReplicationGroupId=group)
 
 
-def test_rds_instances_show_connection_strings_and_take_snapshots(strata_server, unique) -> None:
+def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata_server, unique) -> None:
     rds = strata_server.client("rds")
     name = f"db-{unique}"
     rds.create_db_instance(
@@ -138,8 +138,38 @@ def test_rds_instances_show_connection_strings_and_take_snapshots(strata_server,
         assert snapshots[0]["DBInstanceIdentifier"] == name
         _, _, _, page = console.request("GET", ROOT + "/rds")
         assert f"snap-{unique}" in _text(page)
+        status, _, _, _ = console.post_form("/rds/reboot", {"csrf": console.csrf, "instance": name})
+        assert status == 303
+        _wait(
+            lambda: (
+                rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceStatus"]
+                == "available"
+            ),
+            "the reboot",
+        )
+        status, headers, _, _ = console.post_form(
+            "/rds/restore", {"csrf": console.csrf, "instance": name, "target": f"{name}-pitr"}
+        )
+        assert status == 303
+        _, _, _, page = console.request("GET", headers["location"])
+        assert f"Restoring {name} to its latest restorable time as {name}-pitr" in _text(page)
+        restored = rds.describe_db_instances(DBInstanceIdentifier=f"{name}-pitr")["DBInstances"][0]
+        assert restored["Engine"] == "postgres"
+        _wait(
+            lambda: (
+                rds.describe_db_instances(DBInstanceIdentifier=f"{name}-pitr")["DBInstances"][0][
+                    "DBInstanceStatus"
+                ]
+                == "available"
+            ),
+            "the restore",
+        )
     finally:
-        rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+        for instance in (name, f"{name}-pitr"):
+            try:
+                rds.delete_db_instance(DBInstanceIdentifier=instance, SkipFinalSnapshot=True)
+            except rds.exceptions.DBInstanceNotFoundFault:
+                pass
 
 
 def test_ebs_volumes_and_efs_file_systems_are_listed(strata_server, unique) -> None:
