@@ -271,6 +271,32 @@ async def put_tags(page: Page) -> HttpResponse:
     return page.redirect(url("/s3/object", bucket=name, key=key))
 
 
+async def put_metadata(page: Page) -> HttpResponse:
+    """Replace an object's user metadata (and content type): CopyObject onto itself with
+    MetadataDirective REPLACE, keeping its storage class, as the AWS console does."""
+    name, key = page.form.get("bucket", ""), page.form.get("key", "")
+    metadata = {}
+    for line in page.form.get("metadata", "").splitlines():
+        if line.strip():
+            k, _, v = line.partition("=")
+            metadata[k.strip().lower().removeprefix("x-amz-meta-")] = v.strip()
+    head = await _s3(page, "head_object", Bucket=name, Key=key)
+    params: dict[str, Any] = {
+        "Bucket": name,
+        "Key": key,
+        "CopySource": {"Bucket": name, "Key": key},
+        "MetadataDirective": "REPLACE",
+        "Metadata": metadata,
+        "ContentType": page.form.get("content_type", "").strip()
+        or head.get("ContentType", "binary/octet-stream"),
+    }
+    if head.get("StorageClass"):
+        params["StorageClass"] = head["StorageClass"]
+    await _s3(page, "copy_object", **params)
+    page.say("ok", f"Saved {len(metadata)} metadata value(s) on {key}.")
+    return page.redirect(url("/s3/object", bucket=name, key=key))
+
+
 ROUTES = {
     ("GET", "/s3"): buckets,
     ("POST", "/s3/create"): create_bucket,
@@ -283,4 +309,5 @@ ROUTES = {
     ("GET", "/s3/object"): obj,
     ("POST", "/s3/object/delete"): delete_object,
     ("POST", "/s3/object/tags"): put_tags,
+    ("POST", "/s3/object/metadata"): put_metadata,
 }

@@ -1,5 +1,5 @@
 """The console's S3 pages in a real Chromium: sign in, create a bucket, upload a file of two parts
-from the browser with a progress bar, browse, download it byte-identical, tags, versions, delete;
+from the browser with a progress bar, browse, download it byte-identical, tags, metadata, versions, delete;
 keys holding markup are shown as text."""
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ def test_create_upload_browse_download_tag_and_delete(page, strata_server, uniqu
     page.wait_for_selector(".flash:has-text('Saved 2 tag(s)')")
     tags = strata_server.client("s3").get_object_tagging(Bucket=bucket, Key="docs/big.bin")["TagSet"]
     assert sorted((t["Key"], t["Value"]) for t in tags) == [("stage", "test"), ("team", "storage")]
+    page.fill("#metadata", "owner=ann\nx-amz-meta-stage=<b>test</b>")
+    page.fill("#content_type", "application/x-test")
+    page.click("text=Save metadata")
+    page.wait_for_selector(".flash:has-text('Saved 2 metadata value(s)')")
+    head = strata_server.client("s3").head_object(Bucket=bucket, Key="docs/big.bin")
+    assert head["Metadata"] == {"owner": "ann", "stage": "<b>test</b>"}
+    assert head["ContentType"] == "application/x-test" and head["ContentLength"] == len(data)
+    assert page.input_value("#metadata") == "owner=ann\nstage=<b>test</b>\n"
+    tags = strata_server.client("s3").get_object_tagging(Bucket=bucket, Key="docs/big.bin")["TagSet"]
+    assert len(tags) == 2  # copying onto itself kept the tags
     shot(page, "s3-object")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-object")
