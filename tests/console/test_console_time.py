@@ -51,7 +51,8 @@ def test_advance_the_clock_and_see_the_bill(page, server) -> None:
     page.click("#advance button:text-is('Advance')")
     page.wait_for_selector(".flash:has-text('Moved the clock forward 2h')")
     assert server.admin("/_strata/clock")["offset_seconds"] >= start + 86400 + 7200
-    assert page.inner_text("#clock-offset").startswith("1 day, 2:00:")
+    offset = server.admin("/_strata/clock")["offset_seconds"]
+    assert page.inner_text("#clock-offset") == str(timedelta(seconds=round(offset)))
     assert "Amazon Simple Storage Service" in page.inner_text("#bill")
     assert page.locator(".chart svg").count() == 1
     shot(page, "time")
