@@ -51,16 +51,26 @@ async def fail_over(page: Page) -> HttpResponse:
 
 async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dict]:
     """(host, port, description) of the cache to browse, from a Describe call as the identity."""
+    if not group and not cluster:
+        raise AwsError("InvalidParameterValue", "Name a replication group or a cache cluster.")
     if group:
-        g = (await _ec(page, "describe_replication_groups", ReplicationGroupId=group))["ReplicationGroups"][0]
-        ep = g.get("ConfigurationEndpoint") or g["NodeGroups"][0]["PrimaryEndpoint"]
+        groups = (await _ec(page, "describe_replication_groups", ReplicationGroupId=group))[
+            "ReplicationGroups"
+        ]
+        g = next((x for x in groups if x["ReplicationGroupId"] == group), None)
+        ep = g and (g.get("ConfigurationEndpoint") or (g.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint"))
+        if not g or not ep:
+            raise AwsError("InvalidReplicationGroupState", f"{group} has no endpoint yet.")
         return ep["Address"], int(ep["Port"]), g
-    c = (await _ec(page, "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True))[
+    clusters = (await _ec(page, "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True))[
         "CacheClusters"
-    ][0]
-    if c.get("Engine") not in ("redis", "valkey"):
+    ]
+    c = next((x for x in clusters if x["CacheClusterId"] == cluster), None)
+    if c is None or c.get("Engine") not in ("redis", "valkey"):
         raise AwsError("InvalidParameterValue", "Only Redis and Valkey caches have a key browser.")
-    ep = c["CacheNodes"][0]["Endpoint"]
+    ep = (c.get("CacheNodes") or [{}])[0].get("Endpoint")
+    if not ep:
+        raise AwsError("InvalidCacheClusterState", f"{cluster} has no endpoint yet.")
     return ep["Address"], int(ep["Port"]), c
 
 

@@ -268,3 +268,30 @@ def test_many_pages_at_once_are_all_answered(strata_server) -> None:
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: console.request("GET", f"{ROOT}/time")[0], range(16)))
     assert answers == [200] * 16
+
+
+def test_no_page_or_action_fails_with_a_500_on_missing_or_bad_input(strata_server) -> None:
+    from strata.console import ROUTES  # the route table: every page and action is tried
+
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    odd = "?bucket=&key=&name=%00&table=&start=%7B&cursor=x&hours=y&dims=%5B1%5D&metric=m&mode=query"
+    for method, path in sorted(ROUTES):
+        if method == "GET":
+            for query in ("", odd):
+                status, _, _, text = console.request("GET", ROOT + path + query)
+                assert status < 500, (path, query, text[:300])
+        elif path not in ("/signout", "/signin"):
+            for fields in (
+                {},
+                {"bucket": "", "key": "", "table": "", "item": "[", "step": "-1d", "parts": "x"},
+            ):
+                status, _, _, text = console.post_form(path, {"csrf": console.csrf, **fields})
+                assert status < 500, (path, fields, text[:300])
+    status, _, _, text = console.request(
+        "POST",
+        ROOT + "/s3/multipart",
+        b'{"action": "parts", "parts": ["x"]}',
+        {"Content-Type": "application/json", "X-CSRF-Token": console.csrf},
+    )
+    assert status == 400, text
