@@ -258,6 +258,31 @@ async def save_item(page: Page) -> HttpResponse:
     return page.redirect(url("/dynamodb/item", table=name, key=key))
 
 
+async def set_capacity(page: Page) -> HttpResponse:
+    """UpdateTable: on-demand, or provisioned with the form's read and write capacity units (which
+    a table leaving on-demand gives each of its global secondary indexes too, as AWS requires)."""
+    name, mode = page.form.get("table", ""), page.form.get("billing", "")
+    params: dict[str, Any] = {"TableName": name, "BillingMode": mode}
+    if mode == "PROVISIONED":
+        try:
+            units = {
+                "ReadCapacityUnits": int(page.form.get("rcu", "")),
+                "WriteCapacityUnits": int(page.form.get("wcu", "")),
+            }
+        except ValueError:
+            raise AwsError("ValidationException", "Capacity units are whole numbers.") from None
+        params["ProvisionedThroughput"] = units
+        described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+        indexes = described.get("GlobalSecondaryIndexes", [])
+        if indexes and described.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST":
+            params["GlobalSecondaryIndexUpdates"] = [
+                {"Update": {"IndexName": ix["IndexName"], "ProvisionedThroughput": units}} for ix in indexes
+            ]
+    await _ddb(page, "update_table", **params)
+    page.say("ok", f"Updated the capacity of {name}.")
+    return page.redirect(url("/dynamodb/table", name=name))
+
+
 async def delete_item(page: Page) -> HttpResponse:
     name = page.form.get("table", "")
     described = (await _ddb(page, "describe_table", TableName=name))["Table"]
@@ -275,4 +300,5 @@ ROUTES = {
     ("GET", "/dynamodb/item"): item,
     ("POST", "/dynamodb/item/save"): save_item,
     ("POST", "/dynamodb/item/delete"): delete_item,
+    ("POST", "/dynamodb/capacity"): set_capacity,
 }

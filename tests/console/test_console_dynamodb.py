@@ -110,6 +110,22 @@ def test_create_a_table_and_query_scan_and_filter(page, strata_server, unique) -
     page.click("#run")
     page.wait_for_selector("#items caption:has-text('4 item(s)')")
     assert sorted(_first_column(page)) == ["ann", "ann", "bob", "bob"]
+    # capacity: on demand -> provisioned 7/3
+    page.check("#capacity input[value=PROVISIONED]")
+    page.fill("#rcu", "7")
+    page.fill("#wcu", "3")
+    page.click("text=Update capacity")
+    page.wait_for_selector(".flash:has-text('Updated the capacity')")
+    table = strata_server.client("dynamodb").describe_table(TableName=name)["Table"]
+    assert table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED") == "PROVISIONED"
+    assert (
+        table["ProvisionedThroughput"]["ReadCapacityUnits"],
+        table["ProvisionedThroughput"]["WriteCapacityUnits"],
+    ) == (7, 3)
+    assert "7 RCU, 3 WCU" in page.inner_text("#table-facts")
+    page.goto(
+        f"{strata_server.endpoint}/_strata/console/dynamodb/table?name={name}&mode=query&index=by-status&pk=shipped&filter=%23t+%3E%3D+%3Amin&names=%7B%22%23t%22%3A+%22total%22%7D&values=%7B%7D"
+    )
     # a mistake in the builder is shown on the page, the form kept
     page.fill("#values", '{":min": {"N": "forty"}}')
     page.click("#run")
