@@ -59,6 +59,7 @@ _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; cha
 # A form upload passes through the server twice (browser -> console -> S3): larger files go up
 # from the browser in presigned parts instead.
 MAX_FORM_BODY = 16 * 1024 * 1024
+MAX_SMALL_BODY = 1024 * 1024  # every other form and JSON step
 _FRAMED = ("iframe", "frame", "embed", "object", "fencedframe")
 
 ROUTES = {
@@ -122,11 +123,22 @@ class Console:
                 return _text(403, "The console refuses requests from other web origins.")
         else:
             return _text(405, "Method not allowed")
+        path = path.rstrip("/") or "/"
         page = Page(self.app, request, path, dict(request.query_dict()))
         page.session = self.sessions.get(cookies_of(request).get(COOKIE))
-        if method == "POST":
+        if path == "/":
+            return page.redirect(url("/s3") if page.session else url("/signin"))
+        handler = ROUTES.get((method, path))
+        if handler is None:
+            return _text(404, "No such console page.")
+        public = (method, path) in PUBLIC
+        if page.session is None and not public:
+            if method == "GET":
+                return page.redirect(url("/signin", next=request.raw_path + _qs(request)))
+            return _text(403, "Sign in first (your session may have expired).")
+        if method == "POST":  # the body is read only for a signed-in session (or to sign in)
             try:
-                data = await body.read(MAX_FORM_BODY)
+                data = await body.read(MAX_FORM_BODY if path == "/s3/upload" else MAX_SMALL_BODY)
             except ServiceError:
                 return _text(413, "That request is too large: upload big files by dragging them in.")
             content_type = request.headers.get("content-type") or ""
@@ -134,18 +146,7 @@ class Console:
                 page.form = {"_json": data.decode("utf-8", "replace")}
             else:
                 page.form, page.files = parse_form(content_type, data)
-        path = page.path = path.rstrip("/") or "/"
-        handler = ROUTES.get((method, path))
-        if path == "/":
-            return page.redirect(url("/s3") if page.session else url("/signin"))
-        if handler is None:
-            return _text(404, "No such console page.")
-        if (method, path) not in PUBLIC:
-            if page.session is None:
-                if method == "GET":
-                    return page.redirect(url("/signin", next=request.raw_path + _qs(request)))
-                return _text(403, "Sign in first (your session may have expired).")
-            if method == "POST":
+            if page.session is not None and not public:
                 token = page.form.get("csrf") or request.headers.get("x-csrf-token")
                 if not page.session.check_csrf(token):
                     return _text(403, "The form's CSRF token is missing or wrong: reload the page.")

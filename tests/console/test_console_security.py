@@ -295,3 +295,15 @@ def test_no_page_or_action_fails_with_a_500_on_missing_or_bad_input(strata_serve
         {"Content-Type": "application/json", "X-CSRF-Token": console.csrf},
     )
     assert status == 400, text
+
+
+def test_bodies_are_bounded(strata_server, unique) -> None:
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    big = {"csrf": console.csrf, "bucket": f"big-{unique}", "pad": "x" * (2 * 1024 * 1024)}
+    status, _, _, _ = console.post_form("/s3/create", big)
+    assert status == 413
+    assert not _bucket_exists(strata_server, f"big-{unique}")
+    anonymous = PlainConsole(strata_server.port)
+    status, _, _, _ = anonymous.post_form("/s3/create", big)
+    assert status == 403
