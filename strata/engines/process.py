@@ -29,10 +29,12 @@ import pwd
 import signal
 import subprocess
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from strata.affinity import allowed_cpus, widen_child
 
@@ -253,9 +255,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 class EngineProcess:
     """One supervised child process; see the module docstring for the guarantees."""
 
+    # Every supervisor alive in this process (the console's health page lists them).
+    instances: ClassVar[weakref.WeakSet[EngineProcess]] = weakref.WeakSet()
+
     def __init__(self, spec: ProcessSpec) -> None:
         self.spec = spec
         self.proc: subprocess.Popen | None = None
+        EngineProcess.instances.add(self)
 
     @property
     def pid(self) -> int | None:

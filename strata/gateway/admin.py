@@ -12,6 +12,9 @@ They can move time for the whole cloud (and TTL or lifecycle then delete data), 
 - come from a loopback client, for a Host name Strata serves (strata.gateway.hosts);
 - not come from another web origin: a foreign `Origin` header, or `Sec-Fetch-Site` other than
   `same-origin` / `none`, is refused with 403 (a page on any site can POST to 127.0.0.1);
+- not come from a script in a web page at all (`Sec-Fetch-Mode` other than `navigate`), even a
+  same-origin one: S3 serves anyone's HTML objects from this origin too (and the console's pages
+  live here), so "same origin" does not mean "Strata's own page";
 - for a POST, carry `Content-Type: application/json` (415 otherwise): a browser cannot send that
   cross-origin without a CORS preflight, which Strata never grants;
 - hold valid values: a JSON object, a finite, forward step that keeps the clock before the year
@@ -58,6 +61,9 @@ def _origin_refusal(request: HttpRequest) -> str | None:
     site = (request.headers.get("sec-fetch-site") or "").strip().lower()
     if site and site not in ("same-origin", "none"):
         return f"a {site} request (Sec-Fetch-Site)"
+    mode = (request.headers.get("sec-fetch-mode") or "").strip().lower()
+    if mode and mode != "navigate":
+        return f"a script's request (Sec-Fetch-Mode {mode})"
     origin = request.headers.get("origin")
     if origin is not None:
         scheme, _, authority = origin.strip().lower().partition("://")

@@ -21,6 +21,8 @@ from strata.auth import Authenticator
 from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
 from strata.config import Settings
+from strata.console import ROOT as CONSOLE_ROOT
+from strata.console import Console
 from strata.context import RequestContext
 from strata.gateway import access_points, admin, cors
 from strata.gateway.accesslog import AccessLog
@@ -66,6 +68,7 @@ class StrataApp:
         self.started_at = clock.monotonic()
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
+        self.console = Console(self)
         # Request ids: a random per-process prefix and a counter (unique, and no urandom call per
         # request as secrets.token_hex would make).
         self._id_prefix = secrets.token_hex(3).upper()
@@ -86,7 +89,10 @@ class StrataApp:
         """Answer one request; never raises (the server only writes what this returns)."""
         start = clock.monotonic()
         if request.raw_path.startswith("/_strata/"):
-            response = await admin.handle(self, request, body)
+            if request.raw_path == CONSOLE_ROOT or request.raw_path.startswith(CONSOLE_ROOT + "/"):
+                response = await self.console.handle(request, body)
+            else:
+                response = await admin.handle(self, request, body)
             self.access_log.record(
                 "strata", request.raw_path, response.status, (clock.monotonic() - start) * 1000, "-"
             )

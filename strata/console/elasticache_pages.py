@@ -1,0 +1,148 @@
+"""ElastiCache: replication groups and clusters with endpoints and roles, test failover, and a key
+browser for Redis (SCAN with a pattern, one page per request).
+
+The key browser connects to the cache's own endpoint as any Redis client would, and only to an
+endpoint that a DescribeReplicationGroups / DescribeCacheClusters call made as the signed-in
+identity names: the console is never a proxy to an address the browser chooses. Caches with an
+AUTH token or in-transit encryption are not browsed (the console does not hold their secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis
+
+from strata.console.aws import AwsError, call, off_loop
+from strata.console.web import Page, url
+from strata.protocol.http import HttpResponse
+
+SCAN_COUNT = 100
+MAX_SCANS_PER_PAGE = 50
+PREVIEW = 200  # characters of a string value shown
+
+
+async def _ec(page: Page, op: str, **params: Any) -> Any:
+    assert page.session is not None
+    return await call(page.session, page.app.settings, "elasticache", op, page.request.secure, **params)
+
+
+async def caches(page: Page) -> HttpResponse:
+    groups, clusters = await asyncio.gather(
+        _ec(page, "describe_replication_groups"),
+        _ec(page, "describe_cache_clusters", ShowCacheNodeInfo=True),
+    )
+    standalone = [c for c in clusters.get("CacheClusters", []) if not c.get("ReplicationGroupId")]
+    return page.render(
+        "elasticache.html",
+        title="ElastiCache",
+        groups=groups.get("ReplicationGroups", []),
+        clusters=standalone,
+    )
+
+
+async def fail_over(page: Page) -> HttpResponse:
+    group, node_group = page.form.get("group", ""), page.form.get("node_group", "")
+    await _ec(page, "test_failover", ReplicationGroupId=group, NodeGroupId=node_group)
+    page.say("ok", f"Failing over node group {node_group} of {group}.")
+    return page.redirect(url("/elasticache"))
+
+
+async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dict]:
+    """(host, port, description) of the cache to browse, from a Describe call as the identity."""
+    if not group and not cluster:
+        raise AwsError("InvalidParameterValue", "Name a replication group or a cache cluster.")
+    if group:
+        groups = (await _ec(page, "describe_replication_groups", ReplicationGroupId=group))[
+            "ReplicationGroups"
+        ]
+        g = next((x for x in groups if x["ReplicationGroupId"] == group), None)
+        ep = g and (g.get("ConfigurationEndpoint") or (g.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint"))
+        if not g or not ep:
+            raise AwsError("InvalidReplicationGroupState", f"{group} has no endpoint yet.")
+        return ep["Address"], int(ep["Port"]), g
+    clusters = (await _ec(page, "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True))[
+        "CacheClusters"
+    ]
+    c = next((x for x in clusters if x["CacheClusterId"] == cluster), None)
+    if c is None or c.get("Engine") not in ("redis", "valkey"):
+        raise AwsError("InvalidParameterValue", "Only Redis and Valkey caches have a key browser.")
+    ep = (c.get("CacheNodes") or [{}])[0].get("Endpoint")
+    if not ep:
+        raise AwsError("InvalidCacheClusterState", f"{cluster} has no endpoint yet.")
+    return ep["Address"], int(ep["Port"]), c
+
+
+def _scan(host: str, port: int, pattern: str, cursor: int) -> tuple[int, list[dict]]:
+    client = redis.Redis(
+        host=host, port=port, socket_timeout=10, socket_connect_timeout=10, decode_responses=False
+    )
+    try:
+        # SCAN with a pattern may answer few or no keys per call: go on until a page is full or
+        # the keyspace is done, within a bound of calls per page.
+        keys: list[Any] = []
+        for _ in range(MAX_SCANS_PER_PAGE):
+            cursor, found = client.scan(cursor=cursor, match=pattern or "*", count=SCAN_COUNT)
+            keys += found
+            if cursor == 0 or len(keys) >= SCAN_COUNT:
+                break
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+            pipe.ttl(key)
+        answers = pipe.execute()
+        rows = []
+        for i, key in enumerate(keys):
+            kind = answers[2 * i].decode()
+            preview = ""
+            if kind == "string":
+                value: Any = client.getrange(key, 0, PREVIEW)
+                preview = value.decode("utf-8", "replace")
+            rows.append(
+                {
+                    "key": key.decode("utf-8", "replace"),
+                    "type": kind,
+                    "ttl": answers[2 * i + 1],
+                    "value": preview,
+                }
+            )
+        return int(cursor), sorted(rows, key=lambda r: r["key"])
+    finally:
+        client.close()
+
+
+async def keys(page: Page) -> HttpResponse:
+    group, cluster = page.query.get("group", ""), page.query.get("cluster", "")
+    host, port, described = await _endpoint(page, group, cluster)
+    if described.get("AuthTokenEnabled") or described.get("TransitEncryptionEnabled"):
+        raise AwsError(
+            "NotBrowsable", "This cache needs an AUTH token or TLS: browse it with redis-cli or a client."
+        )
+    pattern = page.query.get("pattern", "")
+    try:
+        cursor = int(page.query.get("cursor") or 0)
+        next_cursor, rows = await off_loop(_scan, host, port, pattern, cursor)
+    except ValueError:
+        raise AwsError("InvalidParameterValue", "The cursor is a number.") from None
+    except redis.RedisError as e:
+        raise AwsError("CacheUnreachable", f"{host}:{port} did not answer: {e}") from None
+    return page.render(
+        "elasticache_keys.html",
+        title="Keys",
+        group=group,
+        cluster=cluster,
+        endpoint=f"{host}:{port}",
+        pattern=pattern,
+        rows=rows,
+        next_url=url("/elasticache/keys", group=group, cluster=cluster, pattern=pattern, cursor=next_cursor)
+        if next_cursor
+        else "",
+    )
+
+
+ROUTES = {
+    ("GET", "/elasticache"): caches,
+    ("POST", "/elasticache/failover"): fail_over,
+    ("GET", "/elasticache/keys"): keys,
+}

@@ -1,0 +1,47 @@
+"""Playwright driving Debian's Chromium (scripts/apt-packages.txt): one browser per test module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Screenshots of each page go here when set (for the issue's notes; tests do not need them).
+SHOTS = os.environ.get("STRATA_CONSOLE_SHOTS")
+
+
+def browser_fixture() -> Iterator:
+    """A launched Chromium (installed by scripts/install.sh: a missing one fails, never skips)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: scripts/install.sh installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, endpoint: str, access_key: str = "test", secret_key: str = "test") -> None:
+    page.goto(endpoint + "/_strata/console/")
+    page.fill("#access_key", access_key)
+    page.fill("#secret_key", secret_key)
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/_strata/console/s3")
