@@ -30,6 +30,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.kms import material
 from strata.services.kms.grant_constraints import grant_applies
 from strata.services.kms.keys import Where, key_arn
+from strata.services.kms.specs import VIA_SERVICE
 
 if TYPE_CHECKING:
     from strata.services.kms.keys import KeyRing
@@ -129,6 +130,8 @@ class KeyPolicyHooks:
             return None
         if key == "kms:calleraccount":
             return CALLER_SCOPE.get()[0] or None
+        if key == "kms:viaservice":  # set by a Strata service calling KMS for its caller (S3's SSE)
+            return req.get(VIA_SERVICE)
         if key == "kms:requestalias":
             ref = req.get("KeyId")
             if isinstance(ref, str) and (ref.startswith("alias/") or ":alias/" in ref):

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from strata.protocol.errors import ServiceError
 from strata.services.kms import material
-from strata.services.kms.specs import DEFAULT_ROTATION_DAYS, default_key_policy
+from strata.services.kms.specs import DEFAULT_ROTATION_DAYS, default_key_policy, managed_key_policy
 from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
 
@@ -215,9 +215,14 @@ class KeyRing:
         """The AWS managed key behind `aws/<service>`, created on first use as on AWS."""
         name = "alias/" + alias
         existing = self.store.get_doc("alias", self._alias_id(where.account, where.region, name))
+        policy = managed_key_policy(where.account, where.region, alias)
         if existing:
             doc = self.get(existing["target"])
             if doc is not None:
+                if doc["policy"] == default_key_policy(where.account):
+                    # made before managed keys had their own policy (nobody can change it since)
+                    doc["policy"] = policy
+                    self.save(doc)
                 return doc
         service = alias.removeprefix("aws/")
         doc = self.create(
@@ -225,7 +230,7 @@ class KeyRing:
             "SYMMETRIC_DEFAULT",
             "ENCRYPT_DECRYPT",
             description=f"Default key that protects my {service} data when no other key is defined",
-            policy=None,
+            policy=policy,
             tags=[],
             manager="AWS",
         )

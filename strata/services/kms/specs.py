@@ -7,6 +7,7 @@ UnsupportedOperationException rather than accepted as a key that could not do it
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 SYMMETRIC = "SYMMETRIC_DEFAULT"
@@ -113,6 +114,64 @@ PENDING_WINDOW_DAYS = (7, 30)
 DEFAULT_PENDING_WINDOW_DAYS = 30
 MAX_POLICY_BYTES = 32768
 ALIASES_AWS_MANAGED = ("aws/s3", "aws/ebs", "aws/rds", "aws/dynamodb", "aws/elasticfilesystem")
+
+
+# Where an AWS service calls KMS from (kms:ViaService), by the managed key alias of the service.
+VIA_SERVICE_HOSTS = {
+    "aws/s3": "s3",
+    "aws/ebs": "ec2",
+    "aws/rds": "rds",
+    "aws/dynamodb": "dynamodb",
+    "aws/elasticfilesystem": "elasticfilesystem",
+}
+VIA_SERVICE = "x-strata-via-service"  # the request member a calling service sets (kms:ViaService)
+
+
+def via_service(alias: str, region: str) -> str:
+    """kms:ViaService of calls a service makes for its callers, e.g. `s3.us-east-1.amazonaws.com`."""
+    return f"{VIA_SERVICE_HOSTS[alias]}.{region}.amazonaws.com"
+
+
+def managed_key_policy(account: str, region: str, alias: str) -> str:
+    """The policy of an AWS managed key (`aws/s3` ...), as AWS writes it: every principal of the
+    account may use the key through that service only; direct calls may only read its metadata."""
+    service = alias.removeprefix("aws/")
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Id": f"auto-{service}-2",
+            "Statement": [
+                {
+                    "Sid": f"Allow access through {service} for all principals in the account that are authorized to use {service}",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": [
+                        "kms:Encrypt",
+                        "kms:Decrypt",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:CreateGrant",
+                        "kms:DescribeKey",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
+                            "kms:ViaService": via_service(alias, region),
+                        }
+                    },
+                },
+                {
+                    "Sid": "Allow direct access to key metadata to the account",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": ["kms:Describe*", "kms:Get*", "kms:List*"],
+                    "Resource": "*",
+                },
+            ],
+        },
+        indent=2,
+    )
 
 
 def default_key_policy(account: str) -> str:

@@ -36,6 +36,7 @@ from strata.auth.enforce import Authorizer
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.kms.keys import Where, key_arn
+from strata.services.kms.specs import VIA_SERVICE, via_service
 from strata.services.s3.encryption import KEY_BYTES, Corrupt, RootKey, unwrap, wrap
 from strata.sim.clock import clock
 
@@ -248,9 +249,13 @@ class ObjectKeys:
     def _authorize(self, ctx: RequestContext, operation: str, doc: dict, context: dict) -> None:
         """The caller's permission for kms:<operation> on the key, as KMS would decide it."""
         principal = ctx.principal
-        if principal is None or (doc.get("manager") == "AWS" and doc["account"] == principal.account_id):
+        if principal is None:
             return
-        params = {"KeyId": key_arn(doc["region"], doc["account"], doc["id"]), "EncryptionContext": context}
+        params = {
+            "KeyId": key_arn(doc["region"], doc["account"], doc["id"]),
+            "EncryptionContext": context,
+            VIA_SERVICE: via_service(MANAGED_ALIAS.removeprefix("alias/"), doc["region"]),
+        }
         authorizer = Authorizer(directory_for(self.runtime.settings))
         try:
             # A context of its own: the authorizer notes the operation it decides in contextvars.

@@ -422,3 +422,73 @@ def test_a_disabled_key_opens_nothing_even_through_a_bucket_key(server, s3, buck
     ) == ("KMS.DisabledException", 400)
     kms.enable_key(KeyId=key)
     assert s3.get_object(Bucket=bucket, Key="bucket-key")["Body"].read() == b"guarded"
+
+
+def test_kms_via_service_lets_s3_use_a_key_its_caller_cannot_use_directly(server, s3, bucket) -> None:
+    """kms:ViaService is set on the calls S3 makes for its caller: the AWS managed aws/s3 key's
+    policy rests on it, and a customer key's policy can allow a user through S3 only."""
+    iam = server.client("iam")
+    iam.create_user(UserName="carol")
+    allow_s3 = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+    iam.put_user_policy(
+        UserName="carol",
+        PolicyName="s3",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow_s3]}),
+    )
+    creds = iam.create_access_key(UserName="carol")["AccessKey"]
+    carol = {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"]}
+    carol_s3, carol_kms = server.client("s3", **carol), server.client("kms", **carol)
+    kms = server.client("kms")
+    account = "000000000000"
+    s3.put_object(Bucket=bucket, Key="managed", Body=b"m", ServerSideEncryption="aws:kms")  # makes aws/s3
+    managed_id = kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["KeyId"]
+    managed = json.loads(kms.get_key_policy(KeyId=managed_id, PolicyName="default")["Policy"])
+    use = managed["Statement"][0]
+    assert use["Principal"] == {"AWS": "*"}
+    assert use["Condition"]["StringEquals"] == {
+        "kms:CallerAccount": account,
+        "kms:ViaService": "s3.us-east-1.amazonaws.com",
+    }
+    carol_s3.put_object(Bucket=bucket, Key="carol-managed", Body=b"ok", ServerSideEncryption="aws:kms")
+    assert carol_s3.get_object(Bucket=bucket, Key="carol-managed")["Body"].read() == b"ok"
+    assert code(carol_kms.generate_data_key, KeyId="alias/aws/s3", KeySpec="AES_256") == (
+        "AccessDeniedException",
+        400,
+    )
+
+    # A customer key open to carol only through S3.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:user/carol"},
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+            },
+        ],
+    }
+    key = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
+    carol_s3.put_object(
+        Bucket=bucket, Key="carol-cmk", Body=b"via s3", ServerSideEncryption="aws:kms", SSEKMSKeyId=key
+    )
+    assert carol_s3.get_object(Bucket=bucket, Key="carol-cmk")["Body"].read() == b"via s3"
+    assert code(carol_kms.generate_data_key, KeyId=key, KeySpec="AES_256") == ("AccessDeniedException", 400)
+
+    # An explicit deny in carol's own policy wins over the key policy, through S3 too.
+    iam.put_user_policy(
+        UserName="carol",
+        PolicyName="no-kms",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}
+        ),
+    )
+    assert code(carol_s3.get_object, Bucket=bucket, Key="carol-cmk") == ("AccessDenied", 403)
+    assert code(carol_s3.get_object, Bucket=bucket, Key="carol-managed") == ("AccessDenied", 403)
