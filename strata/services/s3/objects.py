@@ -42,7 +42,15 @@ from strata.services.s3.names import (
     parse_tagging_header,
 )
 from strata.services.s3.restore import readable, restore_header
-from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse import (
+    SSE_FIELDS,
+    context_header,
+    customer_key,
+    etag_of,
+    headers_of,
+    md5_etag,
+    require_customer,
+)
 from strata.services.s3.sse_io import EncryptedObjects, _digest, opened, plain_sizes
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
@@ -213,7 +221,7 @@ class ObjectOperations(EncryptedObjects):
             False,
             blob,
             got.size,
-            got.etag,
+            etag_of(attrs.get("sse"), got.md5),
             self._now(),
             storage_class,
             attrs,
@@ -537,8 +545,11 @@ class ObjectOperations(EncryptedObjects):
         # The copy is a new single-part object: multipart sources get a fresh MD5 ETag.
         want_algo = (req.get("ChecksumAlgorithm") or "").upper() or None
         src_ck = src.attrs.get("checksum")
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         need = []
-        if src.attrs.get("parts"):
+        # The copy's ETag comes from its data's MD5, which the source's ETag is only when it is a
+        # single-part object that shows the MD5 of its data; and it shows it only if the copy does.
+        if src.attrs.get("parts") or not md5_etag(src.attrs.get("sse")):
             need.append("MD5")
         if want_algo and not (
             src_ck and src_ck["algorithm"] == want_algo and src_ck.get("type") == "FULL_OBJECT"
@@ -546,7 +557,6 @@ class ObjectOperations(EncryptedObjects):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
-        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         digests: dict[str, bytes] = {}
         if sealing or src.attrs.get("sse"):
             # Encrypted on either side: the bytes are re-encrypted for the destination.
@@ -557,15 +567,12 @@ class ObjectOperations(EncryptedObjects):
             blob = self._link_blob(src.blob) if src.blob else None
             inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
-            etag = src.etag
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)
             if need:
                 digests = digests or await asyncio.get_running_loop().run_in_executor(
                     _pool, _digest, self.blobs.path(blob) if blob else inline, tuple(need)
                 )
-                if "MD5" in digests:
-                    etag = f'"{digests["MD5"].hex()}"'
                 if want_algo in digests:
                     attrs["checksum"] = {
                         "algorithm": want_algo,
@@ -574,6 +581,8 @@ class ObjectOperations(EncryptedObjects):
                     }
             elif want_algo and src_ck:
                 attrs["checksum"] = dict(src_ck)
+            md5 = digests.get("MD5") or bytes.fromhex(src.etag.strip('"'))  # (see `need`)
+            etag = etag_of(attrs.get("sse"), md5)
             row = ObjectRow(
                 0,
                 bucket.name,

@@ -166,6 +166,24 @@ def require_customer(record: dict[str, Any] | None, customer: bytes | None, *, c
         )
 
 
+def md5_etag(record: dict[str, Any] | None) -> bool:
+    """Whether an object encrypted as `record` says (None: plaintext) has the MD5 of its data as
+    its ETag: plaintext and SSE-S3 objects do; on S3 those "encrypted by SSE-C or SSE-KMS have
+    ETags that are not an MD5 digest of their object data" (DSSE-KMS is KMS too)."""
+    return not record or (record.get("alg") == "AES256" and not record.get("customer"))
+
+
+def etag_of(record: dict[str, Any] | None, md5: bytes) -> str:
+    """The ETag of an object (or part) whose plaintext has the MD5 `md5`, encrypted as `record`
+    says: that MD5, or for SSE-KMS, DSSE-KMS and SSE-C an MD5 of it and the object's own random
+    key material (stable for the object, different for each write, telling nothing of the data)."""
+    if md5_etag(record):
+        return f'"{md5.hex()}"'
+    assert record is not None
+    unique = record.get("salt") or record.get("wrapped") or record.get("blob") or ""
+    return f'"{hashlib.md5(md5 + base64.b64decode(unique)).hexdigest()}"'
+
+
 class ObjectKeys:
     """Makes and opens objects' data keys: the root key, KMS, bucket keys, SSE-C checks."""
 

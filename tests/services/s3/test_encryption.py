@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,10 @@ def test_each_mode_round_trips_and_stores_only_ciphertext(server, s3, bucket, cm
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == mode and head["ContentLength"] == len(body)
-        assert head["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        md5 = f'"{hashlib.md5(body).hexdigest()}"'
+        # As on S3: the MD5 of the data for SSE-S3; for SSE-KMS (and DSSE) something else.
+        assert (head["ETag"] == md5) == (mode == "AES256")
+        assert out["ETag"] == head["ETag"] and re.fullmatch(r'"[0-9a-f]{32}"', head["ETag"])
     # Range GETs across chunk boundaries, from the start, to the end.
     for first, last in ((65530, 131080), (0, 0), (len(big) - 5, len(big) - 1), (70000, 70010)):
         got = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={first}-{last}")["Body"].read()
@@ -352,6 +356,49 @@ def test_sse_c(server, s3s, bucket) -> None:
         Bucket=bucket, Key="mpc", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
     )
     assert s3s.get_object(Bucket=bucket, Key="mpc", **_sse_c(key))["Body"].read() == b"part"
+
+
+def test_etags_of_kms_and_customer_key_objects_are_not_the_md5_of_their_data(s3, s3s, bucket, cmk) -> None:
+    body = os.urandom(70_000)
+    md5 = f'"{hashlib.md5(body).hexdigest()}"'
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": cmk}
+    etags = {
+        "kms": s3.put_object(Bucket=bucket, Key="kms", Body=body, **kms)["ETag"],
+        "kms-again": s3.put_object(Bucket=bucket, Key="kms2", Body=body, **kms)["ETag"],
+        "sse-c": s3s.put_object(Bucket=bucket, Key="ssec", Body=body, **_sse_c(os.urandom(32)))["ETag"],
+        "copy-to-kms": s3.copy_object(Bucket=bucket, Key="k3", CopySource=f"{bucket}/kms", **kms)[
+            "CopyObjectResult"
+        ]["ETag"],
+    }
+    for name, etag in etags.items():
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag) and etag != md5, name
+    assert len(set(etags.values())) == len(etags)  # each write its own
+    assert s3.head_object(Bucket=bucket, Key="kms")["ETag"] == etags["kms"]
+    listed = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert listed["kms"] == etags["kms"]
+    assert s3.get_object(Bucket=bucket, Key="kms", IfMatch=etags["kms"])["Body"].read() == body
+    # Copied out of KMS into SSE-S3 or plaintext, the ETag is the data's MD5 again.
+    out = s3.copy_object(Bucket=bucket, Key="back", CopySource=f"{bucket}/kms", ServerSideEncryption="AES256")
+    assert out["CopyObjectResult"]["ETag"] == md5
+    # Parts of a KMS upload too; Content-MD5 is still checked against the data.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mpk", **kms)["UploadId"]
+    part = s3.upload_part(
+        Bucket=bucket,
+        Key="mpk",
+        UploadId=up,
+        PartNumber=1,
+        Body=body,
+        ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
+    )["ETag"]
+    assert part != md5
+    bad = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    assert code(
+        s3.upload_part, Bucket=bucket, Key="mpk", UploadId=up, PartNumber=2, Body=body, ContentMD5=bad
+    ) == ("BadDigest", 400)
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mpk", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part}]}
+    )
+    assert s3.get_object(Bucket=bucket, Key="mpk")["Body"].read() == body
 
 
 def test_sse_c_needs_https(server, bucket) -> None:
