@@ -209,6 +209,8 @@ class ObjectKeys:
         context = req.get("SSEKMSEncryptionContext") or None
         bucket_key = req.get("BucketKeyEnabled")
         if customer is not None:
+            if "SSE-C" in (bucket.config.get("blocked_encryption") or ()):
+                raise ServiceError("AccessDenied", "Access Denied", 403)
             if mode or kms_key:
                 raise invalid_argument(
                     "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
