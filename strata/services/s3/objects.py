@@ -9,6 +9,7 @@ A small body (up to 64 KiB) is committed inside its row and served from there as
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -124,8 +125,15 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
     return out
 
 
+# A copy source through an access point: `arn:aws:s3:<region>:<account>:accesspoint/<name>/object/<key>`.
+_ACCESS_POINT_SOURCE = re.compile(
+    r"^(arn:aws[a-z-]*:s3:[a-z0-9-]*:\d{12}:accesspoint/[a-z0-9-]+)/object/(.+)$"
+)
+
+
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
-    """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded."""
+    """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded; the "bucket" may be an
+    access point's ARN (`<access point ARN>/object/<key>`: see AccessPointAuthz._source_bucket)."""
     path, _, query = value.partition("?")
     try:
         path = unquote(path, errors="strict").lstrip("/")
@@ -142,7 +150,8 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
             400,
             fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value},
         ) from None
-    bucket, _, key = path.partition("/")
+    m = _ACCESS_POINT_SOURCE.match(path)
+    bucket, key = (m.group(1), m.group(2)) if m else path.partition("/")[::2]
     if not bucket or not key:
         raise ServiceError(
             "InvalidArgument",
@@ -466,7 +475,7 @@ class ObjectOperations(EncryptedObjects):
     def _copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
         """The source object of a copy, with x-amz-copy-source-if-* conditions checked."""
         src_bucket_name, src_key, src_version = parse_copy_source(req["CopySource"])
-        src_bucket = self._require_bucket(src_bucket_name)
+        src_bucket = self._require_bucket(self._source_bucket(src_bucket_name)[0])  # type: ignore[attr-defined]
         try:
             src = self._read_version(src_bucket.name, src_key, src_version)
         except ServiceError as e:
