@@ -80,20 +80,21 @@ class Target:
     def __init__(self, url: str, pid: int | None = None) -> None:
         self.url, self.pid = url, pid
         self.speeds: list[float] = []
-        self.cpu: list[float] = []  # server CPU ms per request
+        self.cpu = self.requests = 0.0  # server CPU seconds and requests, over every round
 
     def measure(self, fn: Callable[[str], tuple[float, float]]) -> None:
         """`fn(url)` -> (speed, requests made)."""
         c0 = cpu_seconds(self.pid) if self.pid else 0.0
         speed, count = fn(self.url)
         self.speeds.append(speed)
-        if self.pid:
-            self.cpu.append((cpu_seconds(self.pid) - c0) / count * 1000)
+        if self.pid:  # (summed: /proc counts CPU in 10 ms ticks)
+            self.cpu += cpu_seconds(self.pid) - c0
+            self.requests += count
 
     def line(self, name: str, base: Target | None, unit: str) -> str:
         text = f"{name} {statistics.median(self.speeds):,.0f} {unit}"
-        if self.cpu:
-            text += f" [cpu {statistics.median(self.cpu):.2f} ms]"
+        if self.requests:
+            text += f" [cpu {self.cpu / self.requests * 1000:.2f} ms]"
         if base is not None and base is not self:
             ratio = statistics.median(s / b for s, b in zip(self.speeds, base.speeds, strict=True))
             text += f" ({ratio:.0%})"
