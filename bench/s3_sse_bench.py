@@ -96,7 +96,7 @@ class Target:
         if self.requests:
             text += f" [cpu {self.cpu / self.requests * 1000:.2f} ms]"
         if base is not None and base is not self:
-            ratio = statistics.median(s / b for s, b in zip(self.speeds, base.speeds, strict=True))
+            ratio = statistics.median(s / b for s, b in zip(self.speeds, base.speeds, strict=True) if b)
             text += f" ({ratio:.0%})"
         return text
 
