@@ -40,8 +40,10 @@ class StrataProcess:
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.cwd = cwd  # a checkout whose code to run (benchmarks against an older commit); None: ours
         self.port = port or free_port()
         # A port of its own for the HTTPS listener too (the default 4567 would collide between
         # servers of parallel test workers); `extra_args` may still say `--tls-port off`.
@@ -106,6 +108,7 @@ class StrataProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

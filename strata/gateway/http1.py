@@ -31,14 +31,16 @@ import collections
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from ssl import SSLContext
 
 import httptools
 
 from strata.gateway.http_limits import TOO_MANY_CONNECTIONS, HttpLimits, raise_open_file_limit
+from strata.gateway.produced import BODY_POOL, ON_LOOP, THREAD_WAIT_MS, SocketPump, after
 from strata.gateway.request_body import BODY_HIGH, RequestBody
 from strata.gateway.response_head import CONTINUE, date_line, response_head, status_line
-from strata.protocol.http import FileBody, Headers, HttpRequest, HttpResponse
+from strata.protocol.http import FileBody, Headers, HttpRequest, HttpResponse, ProducedBody
 
 log = logging.getLogger("strata.http")
 
@@ -471,6 +473,8 @@ class HttpConnection(asyncio.Protocol):
         fd = -1
         if type(body) is bytes or isinstance(body, bytearray | memoryview):
             length = len(body)
+        elif isinstance(body, ProducedBody):
+            length = body.length
         elif isinstance(body, FileBody):
             try:
                 fd = os.open(body.path, os.O_RDONLY)
@@ -480,8 +484,15 @@ class HttpConnection(asyncio.Protocol):
             size = os.fstat(fd).st_size
             length = max(0, min(size - body.offset, body.length if body.length is not None else size))
         head, chunked = response_head(response, length, head_only, keep_alive)
-        if fd >= 0 or length is None or length > _SMALL_RESPONSE:
+        if fd >= 0 or length is None or length > _SMALL_RESPONSE or isinstance(body, ProducedBody):
             self.server.flush()  # written directly below: what is queued for this connection first
+        if isinstance(body, ProducedBody):
+            if head_only or not length:
+                body.close()
+                transport.write(head)
+            else:
+                await self._send_produced(head, body)
+            return
         if fd >= 0:
             try:
                 transport.write(head)
@@ -542,6 +553,40 @@ class HttpConnection(asyncio.Protocol):
         finally:
             if watch >= 0:
                 os.close(watch)
+
+    async def _send_produced(self, head: bytes, body: ProducedBody) -> None:
+        """The head and `body` straight to the socket (see strata.gateway.produced); closes the body."""
+        transport = self.transport
+        assert transport is not None
+        # The pump's own handle on the socket: the transport may close its descriptor (a client
+        # cut off by the sweep) while a thread is writing.
+        fd = os.dup(transport.get_extra_info("socket").fileno())
+        pump = SocketPump(fd, head, body)
+        running: Future | None = None
+
+        def release() -> None:
+            os.close(fd)
+            body.close()
+
+        try:
+            while transport.get_write_buffer_size():  # what the transport holds goes first
+                await self._fd_writable(fd)
+                await asyncio.sleep(0)  # the transport flushes its buffer in its own callback
+            if body.length <= ON_LOOP and pump.run(0):
+                return
+            while True:
+                if self.closed:
+                    raise ConnectionResetError("client went away")
+                running = BODY_POOL.submit(pump.run, THREAD_WAIT_MS)
+                if await asyncio.wrap_future(running):
+                    return
+                await self._fd_writable(fd)
+        finally:
+            pump.stopped = True
+            if running is None:
+                release()
+            else:
+                after(running, release)
 
     async def _fd_writable(self, fd: int) -> None:
         # The transport owns the socket's own descriptor in the loop; a duplicate can be watched.

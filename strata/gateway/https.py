@@ -27,6 +27,8 @@ from strata.config import Settings
 from strata.engines.tls import ServerCert, authority_for
 from strata.gateway.http1 import Handler, HttpConnection, HttpServer
 from strata.gateway.http_limits import HttpLimits
+from strata.gateway.produced import transport_pieces
+from strata.protocol.http import ProducedBody
 
 log = logging.getLogger("strata.http")
 
@@ -138,6 +140,22 @@ class TlsConnection(HttpConnection):
         finally:
             if reading is not None:  # the caller closes the file: no read may still be using it
                 await asyncio.wait([reading])
+
+    async def _send_produced(self, head: bytes, body: ProducedBody) -> None:
+        """The head and `body` through the TLS transport, with back-pressure."""
+        transport = self.transport
+        assert transport is not None
+        transport.write(head)
+        pieces = transport_pieces(body)
+        try:
+            async for chunk in pieces:
+                if self.closed:
+                    raise ConnectionResetError("client went away")
+                transport.write(chunk)
+                if self._writing_paused:
+                    await self._writable()
+        finally:
+            await pieces.aclose()
 
 
 class HttpsServer(HttpServer):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -195,7 +195,27 @@ class FileBody:
     length: int | None = None  # None: to the end of the file
 
 
-ResponseBody = bytes | FileBody | AsyncIterator[bytes]
+@dataclass
+class ProducedBody:
+    """A response body of `length` bytes made as it goes out by a blocking producer (an encrypted
+    object's plaintext, opened chunk by chunk).
+
+    `pieces` is an iterator whose buffers are valid only until the next is asked for (they are
+    reused: fresh ones cost a page fault every 4 KiB). The plain HTTP listener writes them straight
+    to the socket, advancing the iterator in a worker thread for large bodies (one thread at a
+    time); other consumers copy each piece. Whoever sends the body closes the iterator when done.
+    """
+
+    pieces: Iterator[bytes | bytearray | memoryview]
+    length: int
+
+    def close(self) -> None:
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
+
+
+ResponseBody = bytes | FileBody | ProducedBody | AsyncIterator[bytes]
 
 
 @dataclass

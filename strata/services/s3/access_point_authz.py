@@ -44,6 +44,24 @@ def check_access_point_operation(ctx: RequestContext, req: dict) -> None:
 
 
 class AccessPointAuthz(S3Core):
+    def _source_bucket(self, name: str) -> tuple[str, dict[str, str] | None]:
+        """The bucket a copy source names, and the access point it goes through when it names one
+        by ARN (`<access point ARN>/object/<key>`); NoSuchAccessPoint for one that does not exist."""
+        if not name.startswith("arn:"):
+            return name, None
+        parts = name.split(":", 5)  # arn:aws:s3:<region>:<account>:accesspoint/<name>
+        account, ap_name = parts[4], parts[5].partition("/")[2]
+        control = self.runtime.peer("s3control")
+        doc = control._access_point(account, ap_name) if control is not None else None
+        if doc is None:
+            raise ServiceError("NoSuchAccessPoint", "The specified accesspoint does not exist", 404)
+        return doc["bucket"], {
+            "Arn": doc["arn"],
+            "Account": account,
+            "Name": ap_name,
+            "NetworkOrigin": "Internet",
+        }
+
     def further_resources(self, req: dict) -> list[tuple[str, str, str | None, Policy | None]]:
         """Each (action, resource, owner, policy) a request needs beyond its bucket's: the access
         point it came through, and s3:BypassGovernanceRetention (object_lock.py)."""

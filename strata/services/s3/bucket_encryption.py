@@ -4,7 +4,15 @@ The configuration is one rule (SSEAlgorithm AES256, aws:kms or aws:kms:dsse; KMS
 only with a KMS algorithm; BucketKeyEnabled), applied by sse.ObjectKeys.choose to every PUT,
 POST, copy and multipart upload that names no encryption of its own. A bucket without one has
 S3's default since 2023, SSE-S3, which GetBucketEncryption reports and DeleteBucketEncryption
-returns to.
+returns to. BucketKeyEnabled is kept and reported whatever the algorithm, as S3 does; it changes
+only SSE-KMS objects (S3 Bucket Keys are a KMS mechanism: SSE-S3 makes no KMS requests to save,
+and S3 does not support them for DSSE-KMS).
+
+BlockedEncryptionTypes: SSE-C writes (PutObject, CopyObject, POST, multipart) to a bucket that
+blocks them are refused with 403 AccessDenied; reads of SSE-C objects already there still work.
+New buckets block SSE-C (S3's default since April 2026; buckets made before keep SSE-C), and
+`NONE` allows it again. A PutBucketEncryption without the member leaves the block as it was, and
+DeleteBucketEncryption resets only the default encryption (AWS's documentation says neither way).
 """
 
 from __future__ import annotations
@@ -25,12 +33,9 @@ def validate_rule(config: dict) -> dict[str, Any]:
     if len(rules) != 1:
         raise ServiceError("MalformedXML", _MALFORMED, 400)
     rule = rules[0]
-    if (rule.get("BlockedEncryptionTypes") or {}).get("EncryptionType"):
-        raise ServiceError(
-            "NotImplemented",
-            "BlockedEncryptionTypes is not implemented by Strata",
-            501,
-        )
+    blocked = (rule.get("BlockedEncryptionTypes") or {}).get("EncryptionType")
+    if blocked is not None and (not blocked or any(t not in ("NONE", "SSE-C") for t in blocked)):
+        raise ServiceError("MalformedXML", _MALFORMED, 400)
     default = rule.get("ApplyServerSideEncryptionByDefault") or {}
     algorithm = default.get("SSEAlgorithm")
     if algorithm not in MODES:
@@ -49,6 +54,8 @@ def validate_rule(config: dict) -> dict[str, Any]:
     }
     if key:
         stored["KMSMasterKeyID"] = key
+    if blocked is not None:
+        stored["blocked"] = ["SSE-C"] if "SSE-C" in blocked else []
     return stored
 
 
@@ -58,9 +65,14 @@ class EncryptionOperations(S3Core):
         self._count(ctx, name)
         rule = validate_rule(req.get("ServerSideEncryptionConfiguration") or {})
 
+        blocked = rule.pop("blocked", None)
+
         def write() -> None:
             b = self._bucket_for_write(name)
-            self.store.set_bucket_field(name, "config", {**b.config, "encryption": rule})
+            config = {**b.config, "encryption": rule}
+            if blocked is not None:
+                config["blocked_encryption"] = blocked
+            self.store.set_bucket_field(name, "config", config)
 
         await self._write(write, bucket=name)
         return {}
@@ -77,16 +89,14 @@ class EncryptionOperations(S3Core):
                 fields={"BucketName": b.name},
             )
         by_default = {k: rule[k] for k in ("SSEAlgorithm", "KMSMasterKeyID") if k in rule}
-        return {
-            "ServerSideEncryptionConfiguration": {
-                "Rules": [
-                    {
-                        "ApplyServerSideEncryptionByDefault": by_default,
-                        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
-                    }
-                ]
-            }
+        out: dict[str, Any] = {
+            "ApplyServerSideEncryptionByDefault": by_default,
+            "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
         }
+        blocked = b.config.get("blocked_encryption")
+        if blocked is not None:
+            out["BlockedEncryptionTypes"] = {"EncryptionType": blocked or ["NONE"]}
+        return {"ServerSideEncryptionConfiguration": {"Rules": [out]}}
 
     async def delete_bucket_encryption(self, ctx: RequestContext, req: dict) -> dict:
         name = req["Bucket"]

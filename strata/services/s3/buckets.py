@@ -76,7 +76,8 @@ class BucketOperations(S3Core):
                 )
             self.store.insert_bucket(name, bucket_region, self._now())
             # Block Public Access all on: S3's default for new buckets (bpa.py).
-            config = {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK)}
+            # SSE-C writes blocked, as S3 does for new buckets since April 2026 (BlockedEncryptionTypes).
+            config = {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK), "blocked_encryption": ["SSE-C"]}
             if req.get("ObjectLockEnabledForBucket"):  # Object Lock needs versioning, for good
                 config["object_lock"] = {"enabled": True}
                 self.store.set_bucket_field(name, "versioning", "Enabled")

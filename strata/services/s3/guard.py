@@ -61,7 +61,9 @@ def _check(provider: Any, ctx: RequestContext, req: dict) -> None:
         _check_owner(provider, ctx, req.get("Bucket"), expected)
     expected = req.get("ExpectedSourceBucketOwner")
     if expected and req.get("CopySource"):
-        _check_owner(provider, ctx, parse_copy_source(req["CopySource"])[0], expected)
+        _check_owner(
+            provider, ctx, provider._source_bucket(parse_copy_source(req["CopySource"])[0])[0], expected
+        )
 
 
 def _check_owner(provider: Any, ctx: RequestContext, bucket: str | None, expected: str) -> None:

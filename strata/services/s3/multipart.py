@@ -37,7 +37,7 @@ from strata.services.s3.lock_rules import LOCK_ATTRS, default_retention, lock_at
 from strata.services.s3.names import check_key, check_storage_class, parse_tagging_header
 from strata.services.s3.objects import content_attrs
 from strata.services.s3.positions import upload_id_at, upload_position
-from strata.services.s3.sse import context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse import context_header, customer_key, etag_of, headers_of, require_customer
 from strata.services.s3.sse_io import plain_pieces, plain_sizes, run, transcode
 from strata.services.s3.store import ObjectRow, prefix_end
 from strata.storage import BlobStore
@@ -211,11 +211,12 @@ class MultipartOperations(S3Core):
         )
         self._count(ctx, bucket.name, bytes_in=got.size)
         blob = await publish(self.blobs, got)
+        etag = etag_of(attrs.get("sse"), got.md5)
 
         def write() -> list[str]:
             self._upload(req["UploadId"], bucket.name, req["Key"])
             return self.store.put_part(
-                req["UploadId"], number, blob, got.size, got.etag, self._now(), got.checksums
+                req["UploadId"], number, blob, got.size, etag, self._now(), got.checksums
             )
 
         try:
@@ -224,7 +225,7 @@ class MultipartOperations(S3Core):
             self.blobs.delete(blob)
             raise
         self._free_blobs(freed)
-        out: dict[str, Any] = {"ETag": got.etag, **sse_out}
+        out: dict[str, Any] = {"ETag": etag, **sse_out}
         for a, v in got.checksums.items():
             out[f"Checksum{a}"] = v
         return out
@@ -266,7 +267,7 @@ class MultipartOperations(S3Core):
                 _pool, _copy_range, self.blobs, source, first, length, algorithm
             )
         blob = await loop.run_in_executor(_pool, self.blobs.publish, tmp)
-        etag = f'"{md5.hex()}"'
+        etag = etag_of(attrs.get("sse"), md5)
         checksums = {algorithm: ck} if algorithm and ck else {}
         modified = self._now()
 

@@ -9,6 +9,7 @@ A small body (up to 64 KiB) is committed inside its row and served from there as
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -42,7 +43,15 @@ from strata.services.s3.names import (
     parse_tagging_header,
 )
 from strata.services.s3.restore import readable, restore_header
-from strata.services.s3.sse import SSE_FIELDS, context_header, customer_key, headers_of, require_customer
+from strata.services.s3.sse import (
+    SSE_FIELDS,
+    context_header,
+    customer_key,
+    etag_of,
+    headers_of,
+    md5_etag,
+    require_customer,
+)
 from strata.services.s3.sse_io import EncryptedObjects, _digest, opened, plain_sizes
 from strata.services.s3.store import BucketRow, ObjectRow
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS
@@ -116,8 +125,15 @@ def object_headers(row: ObjectRow, bucket: BucketRow) -> dict[str, Any]:
     return out
 
 
+# A copy source through an access point: `arn:aws:s3:<region>:<account>:accesspoint/<name>/object/<key>`.
+_ACCESS_POINT_SOURCE = re.compile(
+    r"^(arn:aws[a-z-]*:s3:[a-z0-9-]*:\d{12}:accesspoint/[a-z0-9-]+)/object/(.+)$"
+)
+
+
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
-    """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded."""
+    """`x-amz-copy-source`: `[/]bucket/key[?versionId=v]`, URL-encoded; the "bucket" may be an
+    access point's ARN (`<access point ARN>/object/<key>`: see AccessPointAuthz._source_bucket)."""
     path, _, query = value.partition("?")
     try:
         path = unquote(path, errors="strict").lstrip("/")
@@ -134,7 +150,8 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
             400,
             fields={"ArgumentName": "x-amz-copy-source", "ArgumentValue": value},
         ) from None
-    bucket, _, key = path.partition("/")
+    m = _ACCESS_POINT_SOURCE.match(path)
+    bucket, key = (m.group(1), m.group(2)) if m else path.partition("/")[::2]
     if not bucket or not key:
         raise ServiceError(
             "InvalidArgument",
@@ -213,7 +230,7 @@ class ObjectOperations(EncryptedObjects):
             False,
             blob,
             got.size,
-            got.etag,
+            etag_of(attrs.get("sse"), got.md5),
             self._now(),
             storage_class,
             attrs,
@@ -458,7 +475,7 @@ class ObjectOperations(EncryptedObjects):
     def _copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
         """The source object of a copy, with x-amz-copy-source-if-* conditions checked."""
         src_bucket_name, src_key, src_version = parse_copy_source(req["CopySource"])
-        src_bucket = self._require_bucket(src_bucket_name)
+        src_bucket = self._require_bucket(self._source_bucket(src_bucket_name)[0])  # type: ignore[attr-defined]
         try:
             src = self._read_version(src_bucket.name, src_key, src_version)
         except ServiceError as e:
@@ -537,8 +554,11 @@ class ObjectOperations(EncryptedObjects):
         # The copy is a new single-part object: multipart sources get a fresh MD5 ETag.
         want_algo = (req.get("ChecksumAlgorithm") or "").upper() or None
         src_ck = src.attrs.get("checksum")
+        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         need = []
-        if src.attrs.get("parts"):
+        # The copy's ETag comes from its data's MD5, which the source's ETag is only when it is a
+        # single-part object that shows the MD5 of its data; and it shows it only if the copy does.
+        if src.attrs.get("parts") or not md5_etag(src.attrs.get("sse")):
             need.append("MD5")
         if want_algo and not (
             src_ck and src_ck["algorithm"] == want_algo and src_ck.get("type") == "FULL_OBJECT"
@@ -546,7 +566,6 @@ class ObjectOperations(EncryptedObjects):
             if want_algo not in CHECKSUM_ALGORITHMS:
                 raise ServiceError("InvalidRequest", "Checksum algorithm provided is unsupported.", 400)
             need.append(want_algo)
-        sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
         digests: dict[str, bytes] = {}
         if sealing or src.attrs.get("sse"):
             # Encrypted on either side: the bytes are re-encrypted for the destination.
@@ -557,15 +576,12 @@ class ObjectOperations(EncryptedObjects):
             blob = self._link_blob(src.blob) if src.blob else None
             inline = self.store.inline_data(src.id) if src.blob is None else None
         try:
-            etag = src.etag
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)
             if need:
                 digests = digests or await asyncio.get_running_loop().run_in_executor(
                     _pool, _digest, self.blobs.path(blob) if blob else inline, tuple(need)
                 )
-                if "MD5" in digests:
-                    etag = f'"{digests["MD5"].hex()}"'
                 if want_algo in digests:
                     attrs["checksum"] = {
                         "algorithm": want_algo,
@@ -574,6 +590,8 @@ class ObjectOperations(EncryptedObjects):
                     }
             elif want_algo and src_ck:
                 attrs["checksum"] = dict(src_ck)
+            md5 = digests.get("MD5") or bytes.fromhex(src.etag.strip('"'))  # (see `need`)
+            etag = etag_of(attrs.get("sse"), md5)
             row = ObjectRow(
                 0,
                 bucket.name,

@@ -27,6 +27,7 @@ from strata.auth.policy import Policy, PolicyError, compile_policy
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
+from strata.services.s3.access_point_authz import MEMBER
 from strata.services.s3.core import S3Core
 from strata.services.s3.objects import parse_copy_source
 from strata.services.s3.public import is_public_policy
@@ -202,9 +203,12 @@ class BucketPolicyOperations(S3Core):
             return []
         try:
             bucket, key, version = parse_copy_source(source)
+            bucket, via = self._source_bucket(bucket)  # type: ignore[attr-defined]
         except ServiceError:
             return []
-        read = {"Bucket": bucket, "Key": key}
+        read: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if via is not None:  # read through an access point: its policy decides too
+            read[MEMBER] = via
         if version:
             read["VersionId"] = version
         return [("GetObject", read)]

@@ -29,6 +29,7 @@ from strata.services.s3.core import S3Core
 from strata.services.s3.ingest import CHECKSUM_ALGORITHMS, discard, receive
 from strata.services.s3.lock_rules import lock_attrs
 from strata.services.s3.names import check_key, check_storage_class
+from strata.services.s3.sse import customer_key, headers_of
 
 MAX_FIELDS_BYTES = 20 * 1024
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
@@ -80,7 +81,7 @@ def _refuse_unsupported_fields(form: dict[str, str]) -> None:
                 501,
                 fields={"Header": name},
             )
-        if name.startswith("x-amz-server-side-encryption-customer-") or name == "tagging":
+        if name == "tagging":
             raise ServiceError(
                 "NotImplemented",
                 "A header you provided implies functionality that is not implemented",
@@ -246,7 +247,16 @@ class PostObjectOperations(S3Core):
         # not allow gets the policy's 403 whatever its KMS key), and again with the file's size
         # once it has arrived; the signer's KMS permission is checked then.
         verify_post_policy(fields, bucket.name, None, self.settings)
-        sealing = self.sse_keys.choose(replace(ctx, principal=None), bucket, key, sse_fields, None)
+        prefix = "x-amz-server-side-encryption-customer-"
+        customer = customer_key(
+            {
+                "SSECustomerAlgorithm": form.get(prefix + "algorithm"),
+                "SSECustomerKey": form.get(prefix + "key"),
+                "SSECustomerKeyMD5": form.get(prefix + "key-md5"),
+            },
+            ctx.http.secure,
+        )
+        sealing = self.sse_keys.choose(replace(ctx, principal=None), bucket, key, sse_fields, customer)
         got = await receive(
             self.blobs,
             BodyStream(reader.file()),
@@ -290,6 +300,8 @@ class PostObjectOperations(S3Core):
         endpoint = self.settings.https_endpoint if ctx.http.secure else self.settings.endpoint
         location = f"{endpoint}/{quote(bucket.name)}/{quote(key)}"
         out: dict[str, Any] = {"ETag": row.etag, "Location": location}
+        if sealing:
+            out.update(headers_of(sealing.record, customer))
         if versioning:
             out["VersionId"] = row.version_id
         redirect = form.get("success_action_redirect") or form.get("redirect")

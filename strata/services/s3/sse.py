@@ -28,8 +28,9 @@ import hashlib
 import hmac
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from strata.auth.directory import directory_for
 from strata.auth.enforce import Authorizer
@@ -44,6 +45,8 @@ KMS_MODES = ("aws:kms", "aws:kms:dsse")
 MODES = ("AES256", *KMS_MODES)
 MANAGED_ALIAS = "alias/aws/s3"
 BUCKET_KEY_LIFETIME = 3600.0
+# Bucket keys (and opened bucket-key ciphertexts) kept in memory, most recently used first.
+BUCKET_KEYS_KEPT = 4096
 SSE_FIELDS = ("ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled")
 
 
@@ -167,14 +170,60 @@ def require_customer(record: dict[str, Any] | None, customer: bytes | None, *, c
         )
 
 
+def md5_etag(record: dict[str, Any] | None) -> bool:
+    """Whether an object encrypted as `record` says (None: plaintext) has the MD5 of its data as
+    its ETag: plaintext and SSE-S3 objects do; on S3 those "encrypted by SSE-C or SSE-KMS have
+    ETags that are not an MD5 digest of their object data" (DSSE-KMS is KMS too)."""
+    return not record or (record.get("alg") == "AES256" and not record.get("customer"))
+
+
+def etag_of(record: dict[str, Any] | None, md5: bytes) -> str:
+    """The ETag of an object (or part) whose plaintext has the MD5 `md5`, encrypted as `record`
+    says: that MD5, or for SSE-KMS, DSSE-KMS and SSE-C an MD5 of it and the object's own random
+    key material (stable for the object, different for each write, telling nothing of the data)."""
+    if md5_etag(record):
+        return f'"{md5.hex()}"'
+    assert record is not None
+    unique = record.get("salt") or record.get("wrapped") or record.get("blob") or ""
+    return f'"{hashlib.md5(md5 + base64.b64decode(unique)).hexdigest()}"'
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(OrderedDict[K, V]):
+    """A dict that keeps only its `limit` most recently used entries: bucket keys live in memory,
+    and one is made per bucket and KMS key each hour, so an unbounded cache grows for ever. An
+    entry pushed out costs one KMS request when it is next needed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key: K, default: Any = None) -> Any:  # type: ignore[override]
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class ObjectKeys:
     """Makes and opens objects' data keys: the root key, KMS, bucket keys, SSE-C checks."""
 
     def __init__(self, runtime: Any, root: RootKey) -> None:
         self.runtime = runtime
         self.root = root
-        self._bucket_keys: dict[tuple[str, str], tuple[float, bytes, bytes]] = {}  # -> (made, plain, blob)
-        self._opened: dict[bytes, bytes] = {}  # KMS ciphertext of a bucket key -> its plaintext
+        # (bucket, KMS key ARN) -> (made, plain, blob): the bucket key new objects are sealed under
+        self._bucket_keys: Bounded[tuple[str, str], tuple[float, bytes, bytes]] = Bounded(BUCKET_KEYS_KEPT)
+        # KMS ciphertext of a bucket key -> its plaintext (a Decrypt saved per read)
+        self._opened: Bounded[bytes, bytes] = Bounded(BUCKET_KEYS_KEPT)
 
     # -- which mode a write gets ---------------------------------------------------------------------
 
@@ -192,6 +241,8 @@ class ObjectKeys:
         context = req.get("SSEKMSEncryptionContext") or None
         bucket_key = req.get("BucketKeyEnabled")
         if customer is not None:
+            if "SSE-C" in (bucket.config.get("blocked_encryption") or ()):
+                raise ServiceError("AccessDenied", "Access Denied", 403)
             if mode or kms_key:
                 raise invalid_argument(
                     "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",

@@ -1,8 +1,8 @@
 """Moving the bytes of encrypted objects: streamed GET bodies, and copies that re-encrypt.
 
-A plaintext object still goes out as a `FileBody` (sendfile); an encrypted one as an async
-iterator that reads and opens about 1 MiB at a time in a worker thread, one step ahead of the
-socket, so decryption overlaps sending. A copy reads the source's plaintext (opening it if it is
+A plaintext object still goes out as a `FileBody` (sendfile); an encrypted one as a
+`ProducedBody` that reads and opens about 1 MiB at a time into one reused buffer, which the
+gateway writes straight to the socket (strata.gateway.produced). A copy reads the source's plaintext (opening it if it is
 encrypted), hashes it and writes it encrypted for the destination into a temp file, which the
 caller publishes. `EncryptedObjects` holds the object operations' share of this (SSE-C checks on
 reads, re-encrypting copies), to keep objects.py about objects.
@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.protocol.http import ProducedBody
 from strata.services.s3.core import S3Core
 from strata.services.s3.encryption import (
+    SPARE,
     Corrupt,
     Encryptor,
     bytes_reader,
@@ -44,17 +46,23 @@ def plain_sizes(row_attrs: dict[str, Any], size: int) -> list[int]:
 
 
 def plain_pieces(
-    source: Path | bytes, keys: list[bytes] | None, sizes: list[int], first: int, last: int
-) -> Generator[bytes | bytearray, None, None]:
+    source: Path | bytes,
+    keys: list[bytes] | None,
+    sizes: list[int],
+    first: int,
+    last: int,
+    reuse: bool = False,
+) -> Generator[bytes | bytearray | memoryview, None, None]:
     """Plaintext bytes first..last of a stored object (a blob path or inline bytes), in pieces;
-    `keys` None: the stored bytes are the plaintext."""
+    `keys` None: the stored bytes are the plaintext. `reuse`: an encrypted object's pieces share
+    one buffer (each valid until the next is asked for; see read_plain)."""
     if last < first:
         return
     if isinstance(source, bytes):
         if keys is None:
             yield source[first : last + 1]
         else:
-            yield from read_plain(bytes_reader(source), keys, sizes, first, last)
+            yield from read_plain(bytes_reader(source), keys, sizes, first, last, reuse=reuse)
         return
     fd = os.open(source, os.O_RDONLY)
     try:
@@ -67,54 +75,41 @@ def plain_pieces(
                 yield piece
                 pos += len(piece)
         else:
-            yield from read_plain(file_reader(fd), keys, sizes, first, last)
+            buf = SPARE.take() if reuse else None
+            try:
+                yield from read_plain(file_reader(fd, buf), keys, sizes, first, last, reuse=reuse)
+            finally:
+                if buf is not None:
+                    SPARE.give(buf)
     finally:
         os.close(fd)
 
 
 def opened(
     source: Path | bytes, keys: list[bytes], sizes: list[int], first: int, last: int
-) -> bytes | AsyncIterator[bytes | bytearray]:
+) -> bytes | ProducedBody:
     """A GET body of an encrypted object: small ones (inline, or a short range) opened here and
-    now, as bytes (a trip to a worker thread would cost more than opening them); larger ones as
-    a `stream`."""
+    now, as bytes (a trip to a worker thread would cost more than opening them); larger ones
+    opened as they go out."""
     if isinstance(source, bytes) and len(sizes) == 1:
         return open_small(source, keys, sizes[0], first, last) if last >= first else b""
     if isinstance(source, bytes) or last - first < SMALL_READ:
         return b"".join(plain_pieces(source, keys, sizes, first, last))
-    return stream(source, keys, sizes, first, last)
+    pieces = plain_pieces(source, keys, sizes, first, last, reuse=True)
+    return ProducedBody(_sending(pieces), last - first + 1)
 
 
-async def stream(
-    source: Path | bytes, keys: list[bytes], sizes: list[int], first: int, last: int
-) -> AsyncIterator[bytes | bytearray]:
-    """A GET body: the plaintext of first..last, opened in a worker one step ahead of sending."""
-    loop = asyncio.get_running_loop()
-    pieces = plain_pieces(source, keys, sizes, first, last)
-    done = object()
-
-    def step() -> Any:
-        try:
-            return next(pieces)
-        except StopIteration:
-            return done
-        except Corrupt:
-            raise ConnectionResetError("stored ciphertext does not open") from None
-
-    pending = loop.run_in_executor(_pool, step)
+def _sending(
+    pieces: Generator[bytes | bytearray | memoryview, None, None],
+) -> Iterator[bytes | bytearray | memoryview]:
+    """`pieces` for a response already under way: ciphertext that does not open (damaged on
+    disk) can only cut the connection, so the client sees a short body rather than wrong bytes."""
     try:
-        while True:
-            piece = await pending
-            if piece is done:
-                return
-            pending = loop.run_in_executor(_pool, step)
-            yield piece
+        yield from pieces
+    except Corrupt:
+        raise ConnectionResetError("stored ciphertext does not open") from None
     finally:
-        # A client that went away leaves a read in flight: the file closes once it is done.
-        if pending.done():
-            pieces.close()
-        else:
-            pending.add_done_callback(lambda _: pieces.close())
+        pieces.close()
 
 
 def transcode(

@@ -3,12 +3,11 @@ Public Access settings.
 
 Create/Get/Delete/ListAccessPoints and Put/Get/DeleteAccessPointPolicy, GetAccessPointPolicyStatus.
 An access point belongs to the account that created it, is named per account, and is reached
-three ways, all of which end at its bucket (strata.gateway.access_points routes them):
+four ways, all of which end at its bucket (strata.gateway.access_points routes them):
 - its ARN as the Bucket of an SDK call: the SDKs send it to `<name>-<account>.<endpoint host>`
   (for AWS, `.s3-accesspoint.<region>.amazonaws.com`), which the gateway maps back;
 - its alias (`<name>-<random>-s3alias`) wherever a bucket name goes, path-style;
-- (the ARN in the path, as the AWS CLI's `s3api` with `--bucket arn:...` sends it without
-  endpoint rules, is not supported).
+- its ARN as the first part of the path (clients without the SDKs' endpoint rules).
 
 A request through an access point must be allowed by the access point's policy (with the caller's
 identity policies, against the access point's ARN) and by the bucket's policy as usual; the bucket

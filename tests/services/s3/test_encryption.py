@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,10 @@ def test_each_mode_round_trips_and_stores_only_ciphertext(server, s3, bucket, cm
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == mode and head["ContentLength"] == len(body)
-        assert head["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        md5 = f'"{hashlib.md5(body).hexdigest()}"'
+        # As on S3: the MD5 of the data for SSE-S3; for SSE-KMS (and DSSE) something else.
+        assert (head["ETag"] == md5) == (mode == "AES256")
+        assert out["ETag"] == head["ETag"] and re.fullmatch(r'"[0-9a-f]{32}"', head["ETag"])
     # Range GETs across chunk boundaries, from the start, to the end.
     for first, last in ((65530, 131080), (0, 0), (len(big) - 5, len(big) - 1), (70000, 70010)):
         got = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={first}-{last}")["Body"].read()
@@ -204,9 +208,23 @@ def test_multipart_and_copies_in_each_mode(s3, bucket, cmk) -> None:
 
 def test_bucket_default_encryption(s3, bucket, cmk) -> None:
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    blocked = {"BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]}}
     assert rules == [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}
+        {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+            "BucketKeyEnabled": False,
+            **blocked,
+        }
     ]
+    # BucketKeyEnabled with SSE-S3: kept and reported, as S3 does; objects say nothing of a
+    # bucket key (S3 Bucket Keys are for SSE-KMS only).
+    sse_s3 = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [sse_s3]})
+    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"] == [
+        {**sse_s3, **blocked}
+    ]
+    out = s3.put_object(Bucket=bucket, Key="s3-bucket-key", Body=b"x")
+    assert out["ServerSideEncryption"] == "AES256" and "BucketKeyEnabled" not in out
     config = {
         "Rules": [
             {
@@ -216,7 +234,8 @@ def test_bucket_default_encryption(s3, bucket, cmk) -> None:
         ]
     }
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=config)
-    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"] == config
+    got = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert got == {"Rules": [{**config["Rules"][0], **blocked}]}
     out = s3.put_object(Bucket=bucket, Key="k", Body=b"by default")
     assert (out["ServerSideEncryption"], out["SSEKMSKeyId"], out["BucketKeyEnabled"]) == (
         "aws:kms",
@@ -316,7 +335,19 @@ def _sse_c(key: bytes, prefix: str = "SSECustomer") -> dict[str, str]:
     return {f"{prefix}Algorithm": "AES256", f"{prefix}Key": key}  # type: ignore[dict-item]
 
 
+def _allow_sse_c(s3, bucket: str, blocked: str = "NONE") -> None:  # noqa: ANN001
+    """New buckets block SSE-C writes (as S3's since April 2026): `NONE` allows them."""
+    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{**rule, "BlockedEncryptionTypes": {"EncryptionType": [blocked]}}]
+        },
+    )
+
+
 def test_sse_c(server, s3s, bucket) -> None:
+    _allow_sse_c(s3s, bucket)
     key, wrong = os.urandom(32), os.urandom(32)
     body = os.urandom(600_000)  # above the size opened in one piece: streamed through TLS
     out = s3s.put_object(Bucket=bucket, Key="c", Body=body, **_sse_c(key))
@@ -352,6 +383,50 @@ def test_sse_c(server, s3s, bucket) -> None:
         Bucket=bucket, Key="mpc", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
     )
     assert s3s.get_object(Bucket=bucket, Key="mpc", **_sse_c(key))["Body"].read() == b"part"
+
+
+def test_etags_of_kms_and_customer_key_objects_are_not_the_md5_of_their_data(s3, s3s, bucket, cmk) -> None:
+    _allow_sse_c(s3, bucket)
+    body = os.urandom(70_000)
+    md5 = f'"{hashlib.md5(body).hexdigest()}"'
+    kms = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": cmk}
+    etags = {
+        "kms": s3.put_object(Bucket=bucket, Key="kms", Body=body, **kms)["ETag"],
+        "kms-again": s3.put_object(Bucket=bucket, Key="kms2", Body=body, **kms)["ETag"],
+        "sse-c": s3s.put_object(Bucket=bucket, Key="ssec", Body=body, **_sse_c(os.urandom(32)))["ETag"],
+        "copy-to-kms": s3.copy_object(Bucket=bucket, Key="k3", CopySource=f"{bucket}/kms", **kms)[
+            "CopyObjectResult"
+        ]["ETag"],
+    }
+    for name, etag in etags.items():
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag) and etag != md5, name
+    assert len(set(etags.values())) == len(etags)  # each write its own
+    assert s3.head_object(Bucket=bucket, Key="kms")["ETag"] == etags["kms"]
+    listed = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert listed["kms"] == etags["kms"]
+    assert s3.get_object(Bucket=bucket, Key="kms", IfMatch=etags["kms"])["Body"].read() == body
+    # Copied out of KMS into SSE-S3 or plaintext, the ETag is the data's MD5 again.
+    out = s3.copy_object(Bucket=bucket, Key="back", CopySource=f"{bucket}/kms", ServerSideEncryption="AES256")
+    assert out["CopyObjectResult"]["ETag"] == md5
+    # Parts of a KMS upload too; Content-MD5 is still checked against the data.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mpk", **kms)["UploadId"]
+    part = s3.upload_part(
+        Bucket=bucket,
+        Key="mpk",
+        UploadId=up,
+        PartNumber=1,
+        Body=body,
+        ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
+    )["ETag"]
+    assert part != md5
+    bad = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    assert code(
+        s3.upload_part, Bucket=bucket, Key="mpk", UploadId=up, PartNumber=2, Body=body, ContentMD5=bad
+    ) == ("BadDigest", 400)
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mpk", UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part}]}
+    )
+    assert s3.get_object(Bucket=bucket, Key="mpk")["Body"].read() == body
 
 
 def test_sse_c_needs_https(server, bucket) -> None:
@@ -492,3 +567,73 @@ def test_kms_via_service_lets_s3_use_a_key_its_caller_cannot_use_directly(server
     )
     assert code(carol_s3.get_object, Bucket=bucket, Key="carol-cmk") == ("AccessDenied", 403)
     assert code(carol_s3.get_object, Bucket=bucket, Key="carol-managed") == ("AccessDenied", 403)
+def test_new_buckets_block_sse_c_writes_until_allowed(s3, s3s, bucket, cmk) -> None:
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["BlockedEncryptionTypes"] == {"EncryptionType": ["SSE-C"]}
+    key = os.urandom(32)
+    s3s.put_object(Bucket=bucket, Key="plain", Body=b"p")
+    refused = [
+        (s3s.put_object, {"Key": "c", "Body": b"x"}),
+        (s3s.copy_object, {"Key": "c", "CopySource": f"{bucket}/plain"}),
+        (s3s.create_multipart_upload, {"Key": "c"}),
+    ]
+    for call, kw in refused:
+        assert code(call, Bucket=bucket, **kw, **_sse_c(key)) == ("AccessDenied", 403), call
+    _allow_sse_c(s3, bucket)
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["BlockedEncryptionTypes"] == {"EncryptionType": ["NONE"]}
+    s3s.put_object(Bucket=bucket, Key="c", Body=b"secret", **_sse_c(key))
+    # Blocked again (and kept through a new default encryption that does not name it): no new
+    # SSE-C writes, while the object already there still reads with its key.
+    _allow_sse_c(s3, bucket, "SSE-C")
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": cmk}}
+            ]
+        },
+    )
+    assert code(s3s.put_object, Bucket=bucket, Key="c2", Body=b"x", **_sse_c(key)) == ("AccessDenied", 403)
+    assert s3s.get_object(Bucket=bucket, Key="c", **_sse_c(key))["Body"].read() == b"secret"
+    bad = {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BlockedEncryptionTypes": {"EncryptionType": ["SSE-KMS"]},
+    }
+    assert code(
+        s3.put_bucket_encryption, Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [bad]}
+    ) == ("MalformedXML", 400)
+
+
+def test_sse_c_in_browser_post_forms(server, s3, s3s, bucket) -> None:
+    from tests.services.s3.test_presigned import multipart_form
+
+    key = os.urandom(32)
+    prefix = "x-amz-server-side-encryption-customer-"
+    fields = {
+        prefix + "algorithm": "AES256",
+        prefix + "key": base64.b64encode(key).decode(),
+        prefix + "key-MD5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
+
+    def post(client, name: str) -> requests.Response:  # noqa: ANN001
+        form = client.generate_presigned_post(
+            Bucket=bucket, Key=name, Fields=fields, Conditions=[{k: v} for k, v in fields.items()]
+        )
+        body, ctype = multipart_form(form["fields"], name, b"posted secret")
+        return requests.post(
+            form["url"], data=body, headers={"Content-Type": ctype}, verify=str(server.ca_path), timeout=60
+        )
+
+    assert post(s3s, "blocked.bin").status_code == 403  # a new bucket blocks SSE-C
+    _allow_sse_c(s3, bucket)
+    r = post(s3s, "form.bin")
+    assert r.status_code == 204, r.text
+    assert r.headers["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    assert r.headers["x-amz-server-side-encryption-customer-key-MD5"] == fields[prefix + "key-MD5"]
+    assert code(s3s.get_object, Bucket=bucket, Key="form.bin") == ("InvalidRequest", 400)
+    got = s3s.get_object(Bucket=bucket, Key="form.bin", **_sse_c(key))
+    assert got["Body"].read() == b"posted secret" and got["SSECustomerAlgorithm"] == "AES256"
+    assert stored_anywhere(server.data_dir, b"posted secret") == []
+    r = post(s3, "over-http.bin")  # the key in the clear: refused as on S3
+    assert r.status_code == 400 and b"InvalidRequest" in r.content

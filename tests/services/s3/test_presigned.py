@@ -145,7 +145,6 @@ def test_post_metadata_fields_are_stored(s3, bucket: str) -> None:
     ("field", "value", "code"),
     [
         ("acl", "public-read", b"AccessControlListNotSupported"),
-        ("x-amz-server-side-encryption-customer-algorithm", "AES256", b"NotImplemented"),
         ("x-amz-object-lock-legal-hold", "ON", b"InvalidRequest"),
         ("tagging", "<Tagging><TagSet/></Tagging>", b"NotImplemented"),
     ],

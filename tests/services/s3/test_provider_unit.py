@@ -15,7 +15,7 @@ import pytest
 from strata.config import Settings
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.protocol.http import BodyStream, Headers, HttpRequest
+from strata.protocol.http import BodyStream, Headers, HttpRequest, ProducedBody
 from strata.services.base import ServiceRuntime
 from strata.services.s3.provider import S3Provider
 
@@ -56,12 +56,11 @@ def read(s3: S3Provider, bucket: str, key: str, **kw) -> bytes:
     fb = out["Body"]
     if isinstance(fb, bytes):  # a small object, stored inline in its row
         return fb
-    if hasattr(fb, "__aiter__"):  # an encrypted object (SSE-S3 by default), decrypted as it streams
-
-        async def collect() -> bytes:
-            return b"".join([piece async for piece in fb])
-
-        return asyncio.run(collect())
+    if isinstance(fb, ProducedBody):  # an encrypted object (SSE-S3 by default), opened as it goes out
+        try:
+            return b"".join(bytes(piece) for piece in fb.pieces)  # (each piece valid until the next)
+        finally:
+            fb.close()
     with open(fb.path, "rb") as f:
         f.seek(fb.offset)
         return f.read(fb.length)
@@ -323,3 +322,17 @@ def test_small_objects_live_in_their_row(s3: S3Provider) -> None:
     asyncio.run(s3.copy_object(ctx(), {"Bucket": "bk1", "Key": "copy", "CopySource": "bk1/small"}))
     put(s3, "bk1", "small", b"new")
     assert read(s3, "bk1", "copy") == b"s" * 100 and read(s3, "bk1", "small") == b"new"
+
+
+def test_bucket_key_caches_keep_only_the_most_recently_used() -> None:
+    from strata.services.s3.sse import BUCKET_KEYS_KEPT, Bounded, ObjectKeys
+
+    cache: Bounded[str, int] = Bounded(3)
+    for i, name in enumerate("abcd"):
+        cache[name] = i
+    assert list(cache) == ["b", "c", "d"]  # "a" pushed out
+    assert cache.get("b") == 1  # used: now the most recent
+    cache["e"] = 4
+    assert list(cache) == ["d", "b", "e"] and cache.get("c") is None
+    keys = ObjectKeys(runtime=None, root=None)  # type: ignore[arg-type]
+    assert keys._bucket_keys.limit == keys._opened.limit == BUCKET_KEYS_KEPT

@@ -272,3 +272,73 @@ def test_access_point_block_public_access(server, control, owner, bucket, unique
     assert anonymous.get_object(Bucket=aliases[False], Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
     assert code_of(anonymous.get_object, Bucket=aliases[False], Key="private/b.txt") == "AccessDenied"
     assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
+
+
+def test_an_access_point_arn_in_the_path(server, owner, bucket, ap):
+    """Clients without the SDKs' endpoint rules put the ARN where a bucket name goes, its `:` and
+    `/` as they are or percent-encoded."""
+    from urllib.parse import quote
+
+    import requests
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    creds = owner._request_signer._credentials
+
+    def call(method: str, path: str, body: bytes = b"") -> requests.Response:
+        req = AWSRequest(method, f"{server.endpoint}{path}", data=body)
+        S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+        return requests.request(method, req.url, data=body, headers=dict(req.headers), timeout=60)
+
+    arn = ap["AccessPointArn"]
+    for i, form in enumerate((arn, quote(arn, safe=""))):
+        r = call("PUT", f"/{form}/via/path-{i}.txt", b"by the path")
+        assert r.status_code == 200, r.text
+        assert owner.get_object(Bucket=bucket, Key=f"via/path-{i}.txt")["Body"].read() == b"by the path"
+        r = call("GET", f"/{form}/shared/a.txt")
+        assert r.status_code == 200 and r.content == b"shared/a.txt"
+    missing = arn.rsplit("/", 1)[0] + "/no-such-point"
+    assert call("GET", f"/{missing}/shared/a.txt").status_code >= 400
+
+
+def test_copy_sources_through_an_access_point(server, control, owner, bucket, ap):
+    """`<access point ARN>/object/<key>` as a copy source reads through the access point: its
+    policy decides with the bucket's."""
+    arn = ap["AccessPointArn"]
+    source = f"{arn}/object/shared/a.txt"
+    owner.copy_object(Bucket=bucket, Key="copied/1.txt", CopySource=source)
+    assert owner.get_object(Bucket=bucket, Key="copied/1.txt")["Body"].read() == b"shared/a.txt"
+    # The SDK's own form: a dict naming the access point ARN as the source's Bucket.
+    owner.copy_object(Bucket=bucket, Key="copied/2.txt", CopySource={"Bucket": arn, "Key": "shared/a.txt"})
+    up = owner.create_multipart_upload(Bucket=bucket, Key="copied/3.txt")["UploadId"]
+    part = owner.upload_part_copy(
+        Bucket=bucket, Key="copied/3.txt", UploadId=up, PartNumber=1, CopySource=source
+    )
+    owner.complete_multipart_upload(
+        Bucket=bucket,
+        Key="copied/3.txt",
+        UploadId=up,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]},
+    )
+    assert owner.get_object(Bucket=bucket, Key="copied/3.txt")["Body"].read() == b"shared/a.txt"
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"{arn}/object/shared/*",
+            }
+        ],
+    }
+    control.put_access_point_policy(AccountId=ACCOUNT, Name=ap["name"], Policy=json.dumps(deny))
+    assert code_of(owner.copy_object, Bucket=bucket, Key="copied/4.txt", CopySource=source) == "AccessDenied"
+    owner.copy_object(
+        Bucket=bucket, Key="copied/5.txt", CopySource=f"{bucket}/shared/a.txt"
+    )  # not through it
+    missing = arn.rsplit("/", 1)[0] + "/no-such-point/object/shared/a.txt"
+    assert (
+        code_of(owner.copy_object, Bucket=bucket, Key="copied/6.txt", CopySource=missing)
+        == "NoSuchAccessPoint"
+    )

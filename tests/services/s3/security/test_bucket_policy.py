@@ -336,3 +336,90 @@ def test_anonymous_principal_type_condition(owner, anonymous, other, bucket):
     )
     assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/a.txt") == "AccessDenied"
     assert other.get_object(Bucket=bucket, Key="shared/a.txt")["Body"].read() == b"shared/a.txt"
+
+
+def test_presigned_urls_and_forms_stop_working_when_their_signer_loses_the_permission(server, bucket, unique):
+    """A presigned URL or POST form is its signer's request: decided by the signer's policies when
+    it is used, not when it was made."""
+    import requests
+
+    from tests.services.s3.test_presigned import multipart_form
+
+    iam = server.client("iam")
+    user = f"carol-{unique}"
+    iam.create_user(UserName=user)
+    statement = {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject"],
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="rw",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    carol = server.client("s3", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    url = carol.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared/a.txt"})
+    post = carol.generate_presigned_post(Bucket=bucket, Key="posted.txt")
+    body, ctype = multipart_form(post["fields"], "posted.txt", b"form")
+
+    def form() -> int:
+        return requests.post(post["url"], data=body, headers={"Content-Type": ctype}, timeout=60).status_code
+
+    assert requests.get(url, timeout=60).content == b"shared/a.txt"
+    assert form() == 204
+    iam.delete_user_policy(UserName=user, PolicyName="rw")
+    assert requests.get(url, timeout=60).status_code == 403
+    assert form() == 403
+
+
+def test_encrypted_objects_for_anonymous_and_another_account(server, owner, other, anonymous, bucket, unique):
+    """Encryption layer, allowed and denied: a public SSE-S3 object reads anonymously, an SSE-KMS
+    one does not; another account granted by the bucket policy reads SSE-KMS objects only under a
+    key whose policy lets it in (not the account's AWS managed aws/s3 key)."""
+    kms = server.client("kms")
+    shared = kms.create_key(
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{ALT_ACCOUNT}:root"},
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                    },
+                ],
+            }
+        )
+    )["KeyMetadata"]["Arn"]
+    owner.put_object(Bucket=bucket, Key="shared/s3.txt", Body=b"sse-s3")
+    owner.put_object(Bucket=bucket, Key="shared/managed.txt", Body=b"aws/s3", ServerSideEncryption="aws:kms")
+    owner.put_object(
+        Bucket=bucket, Key="shared/cmk.txt", Body=b"cmk", ServerSideEncryption="aws:kms", SSEKMSKeyId=shared
+    )
+    owner.delete_public_access_block(Bucket=bucket)
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+        },
+    )
+    assert anonymous.get_object(Bucket=bucket, Key="shared/s3.txt")["Body"].read() == b"sse-s3"
+    assert code_of(anonymous.get_object, Bucket=bucket, Key="shared/cmk.txt") in (
+        "AccessDenied",
+        "InvalidArgument",
+    )
+    assert other.get_object(Bucket=bucket, Key="shared/cmk.txt")["Body"].read() == b"cmk"
+    assert code_of(other.get_object, Bucket=bucket, Key="shared/managed.txt") == "AccessDenied"
