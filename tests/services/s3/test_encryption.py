@@ -567,6 +567,8 @@ def test_kms_via_service_lets_s3_use_a_key_its_caller_cannot_use_directly(server
     )
     assert code(carol_s3.get_object, Bucket=bucket, Key="carol-cmk") == ("AccessDenied", 403)
     assert code(carol_s3.get_object, Bucket=bucket, Key="carol-managed") == ("AccessDenied", 403)
+
+
 def test_new_buckets_block_sse_c_writes_until_allowed(s3, s3s, bucket, cmk) -> None:
     rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["BlockedEncryptionTypes"] == {"EncryptionType": ["SSE-C"]}
