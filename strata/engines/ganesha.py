@@ -45,6 +45,11 @@ from strata.engines.process import (
 NFS_PORT = 2049
 ACCESS_POINT_PORT = 2050
 RELOADED = b"Reread exports complete"
+# glibc's malloc serves each 1 MiB READ/WRITE buffer ganesha allocates from a fresh mmap (its
+# dynamic threshold never settles with ganesha's many worker threads) and gives it back at once: a
+# page fault and a zeroed page for every 4 KiB of data. Kept on the heap instead, measured on a
+# 1 GiB NFSv4.1 read: ganesha's CPU 0.72 -> 0.52 s. Up to 64 MiB of freed heap is kept (bench/efs_nfs.py).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
 @cache
@@ -123,7 +128,14 @@ class NfsServer:
         argv = [binary(), "-F", "-f", str(self.conf), "-L", str(self.run_dir / "ganesha.log")]
         argv += ["-p", str(self.run_dir / "ganesha.nfsd.pid"), "-N", "NIV_WARN"]
         self.process = EngineProcess(
-            ProcessSpec(name="nfs", argv=argv, run_dir=self.run_dir, cwd=self.run_dir, match=str(self.conf))
+            ProcessSpec(
+                name="nfs",
+                argv=argv,
+                run_dir=self.run_dir,
+                cwd=self.run_dir,
+                match=str(self.conf),
+                extra_env=MALLOC_ENV,
+            )
         )
 
     def _write_config(self) -> None:
