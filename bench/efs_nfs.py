@@ -185,7 +185,10 @@ class Bench:
 def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     subnets = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:3]
     t0 = time.monotonic()
-    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), Encrypted=encrypted)["FileSystemId"]
+    # Elastic: not limited (Bursting would hold it to 100 MiB/s metered).
+    fs_id = efs.create_file_system(
+        CreationToken=os.urandom(8).hex(), Encrypted=encrypted, ThroughputMode="elastic"
+    )["FileSystemId"]
     mts = [efs.create_mount_target(FileSystemId=fs_id, SubnetId=s["SubnetId"]) for s in subnets]
     while True:
         states = [m["LifeCycleState"] for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]]

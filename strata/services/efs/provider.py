@@ -35,7 +35,7 @@ from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
-from strata.services.efs.throughput import ThroughputLimits
+from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
@@ -45,6 +45,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.efs")
 SUPERVISE_SECONDS = 1.0
+STORE_CREDITS_SECONDS = 60.0
 
 
 def _iso(ts: float) -> datetime:
@@ -98,15 +99,38 @@ class EFSProvider(MountTargetsMixin):
         if self._supervisor is not None:
             self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+        try:
+            await run_blocking(self._settle_credits, True)
+        except Exception as e:  # noqa: BLE001 - stopping goes on
+            log.error("EFS: storing burst credits failed: %s", e)
         await run_blocking(self.throughput.stop)
         await run_blocking(self.volumes.close_all)
 
     def _limit(self, fs_id: str) -> None:
-        """Enforce the file system's provisioned throughput on its mount targets (or lift it);
+        """Enforce the throughput the file system may drive on its mount targets (or lift it);
         blocking."""
         fs = self.store.get_doc("fs", fs_id)
         if fs is not None:
-            self.throughput.apply(fs, self._mount_targets(fs_id))
+            self.throughput.apply(fs, self._mount_targets(fs_id), self._standard_bytes(fs_id))
+
+    def _standard_bytes(self, fs_id: str) -> int:
+        return int((stored_size(self.store, fs_id) or {}).get("ValueInStandard", lim.EMPTY_SIZE))
+
+    def _settle_credits(self, store_them: bool) -> None:
+        """Settle Bursting file systems' burst credits; apply the rate of those whose permitted
+        rate changed; with `store_them`, write every balance to its file system's record."""
+        bursting = [d for d in self.store.list_docs("fs") if d.get("throughput") == "bursting"]
+        changed = self.throughput.settle({d["id"]: self._standard_bytes(d["id"]) for d in bursting})
+        for fs_id in changed:
+            self._limit(fs_id)
+        if not (store_them or changed):
+            return
+        with self.store.transaction():  # read again inside: a request may have changed the record
+            for fs_id, credits in list(self.throughput.credits.items()):
+                doc = self.store.get_doc("fs", fs_id)
+                if doc is not None and credits != doc.get("burst_credits"):
+                    doc["burst_credits"] = credits
+                    self.store.put_doc("fs", fs_id, doc)
 
     def _open_volume(self, doc: dict) -> None:
         """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
@@ -118,9 +142,20 @@ class EFSProvider(MountTargetsMixin):
         self.exports.roots[doc["id"]] = self.volumes.files(doc["id"])
 
     async def _supervise(self) -> None:
-        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill)."""
+        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill);
+        settle burst credits every SETTLE_SECONDS (stored every STORE_CREDITS_SECONDS)."""
+        settled = stored = clock.monotonic()
         while True:
             await asyncio.sleep(SUPERVISE_SECONDS)
+            if clock.monotonic() - settled >= SETTLE_SECONDS:
+                settled = clock.monotonic()
+                store_them = settled - stored >= STORE_CREDITS_SECONDS
+                if store_them:
+                    stored = settled
+                try:
+                    await run_blocking(self._settle_credits, store_them)
+                except Exception as e:  # noqa: BLE001 - try again at the next settle
+                    log.error("EFS: settling burst credits failed: %s", e)
             for mt_id in self.exports.dead():
                 failures, not_before = self._restarts.get(mt_id, (0, 0.0))
                 if clock.monotonic() < not_before:
@@ -403,6 +438,7 @@ class EFSProvider(MountTargetsMixin):
             self.store.delete_doc("token", f"{doc['account']}:{doc['region']}:{doc['token']}")
             self.store.delete_doc("usage", doc["id"])
             c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
+        await run_blocking(self.throughput.forget, doc["id"])
         await run_blocking(self._remove_files, doc)
         return {}
 

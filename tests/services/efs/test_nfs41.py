@@ -4,6 +4,7 @@ NFSv4.0 only and cannot send a WRITE of 4,000 bytes or more)."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -79,7 +80,7 @@ def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN
         strata_server, zones=1, ThroughputMode="provisioned", ProvisionedThroughputInMibps=1.0
     )
     key = fs_id.replace("-", "_")
-    assert f"{key}_receive" in nft_ruleset()
+    assert f"limit {key} " in nft_ruleset()
     data = os.urandom(5 << 20)
     with connect(mt["IpAddress"]) as client:
         # Writes at 1 MiB/s after a burst of 2 MiB (the bucket holds a second of the rate plus
@@ -96,10 +97,57 @@ def test_provisioned_throughput_is_enforced(strata_server) -> None:  # noqa: ANN
         assert time.monotonic() - t > 2.0
     # The limit follows UpdateFileSystem and the mount targets; Elastic is not throttled.
     efs.update_file_system(FileSystemId=fs_id, ProvisionedThroughputInMibps=2.0)
-    assert "rate over 6 mbytes/second" in nft_ruleset().split(f"{key}_send", 1)[1]
+    assert "rate over 6 mbytes/second" in nft_ruleset().split(f"limit {key} ", 1)[1]
     efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
     assert key not in nft_ruleset()
     efs.create_mount_target(FileSystemId=fs_id, SubnetId=mt["SubnetId"])
-    assert f"{key}_send" in nft_ruleset()
+    assert f"limit {key} " in nft_ruleset()
+    efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
+    assert key not in nft_ruleset()
+
+
+def test_reads_and_writes_share_the_provisioned_rate(strata_server) -> None:  # noqa: ANN001
+    # AWS meters reads at a third and writes in full, summed against the provisioned rate.
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1, ThroughputMode="elastic")
+    data = os.urandom(12 << 20)
+    with connect(mt["IpAddress"]) as client:
+        with client.open("read-me.bin", "wb") as f:
+            f.write(data)  # Elastic: not limited
+        efs.update_file_system(
+            FileSystemId=fs_id, ThroughputMode="provisioned", ProvisionedThroughputInMibps=1.0
+        )
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                with client.open("read-me.bin", "rb") as f:
+                    assert f.read() == data
+            except BaseException as e:  # noqa: BLE001 - raised below
+                errors.append(e)
+
+        # 12 MiB read (metered 4) and 4 MiB written at once: 8 MiB metered at 1 MiB/s, less a
+        # burst of 1 1/3 MiB: at least 6.6 s. Each direction held apart would take about 2.7 s.
+        t = time.monotonic()
+        reader = threading.Thread(target=read)
+        reader.start()
+        with client.open("written.bin", "wb") as f:
+            f.write(os.urandom(4 << 20))
+        reader.join(timeout=120)
+        assert not errors and not reader.is_alive()
+        assert time.monotonic() - t > 5.0
+
+
+def test_bursting_is_held_to_its_burst_rate(strata_server) -> None:  # noqa: ANN001
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)  # Bursting, the default
+    key = fs_id.replace("-", "_")
+    # A small file system bursts at 100 MiB/s metered: a bucket of 300 MiB/s, writes costing 3.
+    limit = nft_ruleset().split(f"limit {key} ", 1)[1]
+    assert "rate over 300 mbytes/second" in limit.split("}", 1)[0]
+    with connect(mt["IpAddress"]) as client:
+        with client.open("f.bin", "wb") as f:
+            f.write(os.urandom(1 << 20))
+    # Its traffic is counted for its burst credits (written bytes through the NFS port).
+    counted = nft_ruleset().split(f"counter {key}_received", 1)[1].split("}", 1)[0]
+    assert int(counted.split("bytes ", 1)[1].split()[0]) > 1 << 20
     efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
     assert key not in nft_ruleset()
