@@ -31,6 +31,7 @@ from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
+from strata.services.efs import reads
 from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
@@ -528,6 +529,12 @@ class EFSProvider(MountTargetsMixin):
                 raise lim.bad_request(f"Only one {keys[0]} policy is allowed.")
             seen.add(keys[0])
         rules = {k: v for p in policies for k, v in p.items() if v is not None}
+        if rules and not reads.records_reads(self.exports.fs_dir(doc["id"])):
+            raise lim.bad_request(
+                "Lifecycle management is not available on this Strata: its data dir is on a file "
+                "system mounted noatime, which records no reads, so files read would still move to "
+                "IA. Remount it relatime or strictatime."
+            )
         if "TransitionToArchive" in rules:
             if doc["throughput"] != "elastic" or doc["performance"] != "generalPurpose":
                 raise lim.bad_request(
