@@ -405,10 +405,12 @@ class EFSProvider(MountTargetsMixin):
         if mode == "provisioned" and wanted is None:
             wanted = doc["provisioned"]
         provisioned = self._throughput(mode, wanted)
+        # AWS: changing to Provisioned or increasing it starts a 24-hour wait before the mode
+        # may change again or the amount decrease.
         changes_mode = mode != doc["throughput"]
-        decreases = (
-            provisioned is not None and doc["provisioned"] is not None and provisioned < doc["provisioned"]
-        )
+        before = doc["provisioned"] if doc["throughput"] == "provisioned" else None
+        decreases = provisioned is not None and before is not None and provisioned < before
+        increases = provisioned is not None and before is not None and provisioned > before
         now = clock.time()
         last = doc.get("throughput_changed")
         if (changes_mode or decreases) and last is not None and now - last < lim.THROUGHPUT_COOLDOWN_SECONDS:
@@ -418,7 +420,7 @@ class EFSProvider(MountTargetsMixin):
                 f"value decreases. Wait until {_iso(last + lim.THROUGHPUT_COOLDOWN_SECONDS):%Y-%m-%dT%H:%M:%SZ} "
                 "UTC and try again.",
             )
-        if changes_mode or decreases:
+        if mode == "provisioned" and (changes_mode or increases):
             doc["throughput_changed"] = now
         doc["throughput"], doc["provisioned"] = mode, provisioned
         self.store.put_doc("fs", doc["id"], doc)
