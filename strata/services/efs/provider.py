@@ -36,7 +36,7 @@ from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
-from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
+from strata.services.efs.throughput import INITIAL_CREDITS, SETTLE_SECONDS, ThroughputLimits, permitted
 from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
@@ -116,6 +116,20 @@ class EFSProvider(MountTargetsMixin):
 
     def _standard_bytes(self, fs_id: str) -> int:
         return int((stored_size(self.store, fs_id) or {}).get("ValueInStandard", lim.EMPTY_SIZE))
+
+    def throughput_now(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each file system's burst credit balance (Bursting only) and permitted throughput
+        (bytes a second; None: not limited), credits settled first; blocking. CloudWatch's
+        BurstCreditBalance and PermittedThroughput."""
+        self._settle_credits(False)
+        out = {}
+        for doc in self.store.list_docs("fs"):
+            credits = self.throughput.credits.get(doc["id"], doc.get("burst_credits", INITIAL_CREDITS))
+            rate = (
+                None if throughput_unsupported() else permitted(doc, self._standard_bytes(doc["id"]), credits)
+            )
+            out[doc["id"]] = (credits if doc["throughput"] == "bursting" else None, rate)
+        return out
 
     def _settle_credits(self, store_them: bool) -> None:
         """Settle Bursting file systems' burst credits; apply the rate of those whose permitted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -152,3 +153,34 @@ def test_bursting_is_held_to_its_burst_rate(strata_server) -> None:  # noqa: ANN
     assert int(counted.split("bytes ", 1)[1].split()[0]) > 1 << 20
     efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
     assert key not in nft_ruleset()
+
+
+def test_burst_credits_are_spent_by_what_is_metered(strata_factory) -> None:  # noqa: ANN001
+    server = strata_factory()
+    efs, fs_id, (mt,) = file_system_with_targets(server, zones=1)  # Bursting
+    cw = server.client("cloudwatch")
+
+    def latest(name: str) -> float:
+        now = datetime.now(UTC)
+        points = cw.get_metric_statistics(
+            Namespace="AWS/EFS",
+            MetricName=name,
+            Dimensions=[{"Name": "FileSystemId", "Value": fs_id}],
+            StartTime=now - timedelta(hours=1),
+            EndTime=now + timedelta(hours=1),
+            Period=60,
+            Statistics=["Minimum"],
+        )["Datapoints"]
+        return min(p["Minimum"] for p in points)
+
+    server.advance_clock("1m")
+    full = 2.1 * (1 << 40)  # a new file system's credits, also the most one under 1 TiB holds
+    assert latest("BurstCreditBalance") == pytest.approx(full)
+    assert latest("PermittedThroughput") == 100 * (1 << 20)  # its burst rate
+    with connect(mt["IpAddress"]) as client:
+        with client.open("spend.bin", "wb") as f:
+            f.write(os.urandom(200 << 20))
+    # 200 MiB written cost 200 MiB of credits; the minute and seconds passed since earned at most
+    # about 70 MiB back (the baseline: 1 MiB/s for a file system this small).
+    server.advance_clock("1m")
+    assert latest("BurstCreditBalance") < full - (64 << 20)
