@@ -8,7 +8,8 @@ call ends with one COMMIT (ganesha: an fsync). Debian's libnfs 4.0 cannot send a
 4,000 bytes or more, so it serves only the `nfs-cat` column and the small files.
 
 Both sides run the same copy (`copy`: a reader thread fills one `--chunk` buffer while the other
-is written, as a kernel's readahead would) with the same durability:
+is written, as a kernel's readahead would) into a new file, with the same durability, and take
+turns going first:
 
 - copy to: the local source file (page cache warm) into the file system; every chunk durable
   before the next (nfs-rs: its COMMIT; local: fsync).
@@ -274,12 +275,25 @@ def main() -> None:
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
 
-    def measure(fn: Callable[[], object]) -> tuple[float, float, float]:
+    def no_nfs_file(name: str) -> None:
+        if b.nfs.exists(name):
+            b.nfs.unlink(name)
+
+    # Every copy writes a new file (a truncated one costs the freeing of its blocks first).
+    fresh: dict[Callable[[], None], Callable[[], None]] = {
+        b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
+        b.copy_to_local: lambda: (export / "big-local.bin").unlink(missing_ok=True),
+        b.copy_from_nfs: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+        b.copy_from_local: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+    }
+
+    def measure(fn: Callable[[], None]) -> tuple[float, float, float]:
         """Seconds, this process's CPU seconds, the NFS server's CPU seconds. nfs-rs 0.8.7 now and
         then fails a call with NFS4ERR_RETRY_UNCACHED_REP (it sent a request with a session slot's
         last sequence id again, which ganesha had not cached; seen most after a read across the
         end of a file): the measure is then run again on a new connection, and says so."""
         for attempt in range(3):
+            fresh.get(fn, lambda: None)()
             own, srv = own_cpu(), cpu_seconds(server)
             try:
                 seconds = timed(fn)
@@ -294,7 +308,10 @@ def main() -> None:
 
     for r in range(args.rounds):
         for name, remote, local in measures:
-            (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
+            if r % 2:  # every other round the local side goes first
+                (local_s, local_cpu, _), (nfs_s, nfs_cpu, srv_cpu) = measure(local), measure(remote)
+            else:
+                (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
             ratios[name].append(local_s / nfs_s)
             print(
                 f"round {r + 1} {name:9}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
