@@ -39,6 +39,7 @@ from typing import Any
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
+from strata.services.efs.throughput_ops import throughput_now
 from strata.services.efs.usage import stored_size
 from strata.sim import request_stats as rs
 from strata.sim.meter import meter
@@ -260,7 +261,7 @@ class Publisher:
         if efs is None:
             return []
         points = []
-        throughput = efs.throughput_now()
+        throughput = throughput_now(efs)
         for doc in efs.store.list_docs("fs"):
             account = doc.get("account") or self.account
             credits, rate = throughput.get(doc["id"], (None, None))

@@ -4,6 +4,7 @@ Contents:
 - this module: file systems (Create/Describe/Update/Delete), tags, lifecycle configuration,
   backup policy, file system policy, account preferences;
 - `mounts`: mount targets and access points (MountTargetsMixin);
+- `throughput`, `throughput_ops`: throughput limits and Bursting credits (ThroughputMixin);
 - `exports`: file system directories and the ganesha NFS servers behind each mount target;
 - `encryption`, `keys`: encrypted volumes and their KMS data keys;
 - `usage`: SizeInBytes, the IA lifecycle on the simulated clock, the storage meter;
@@ -36,8 +37,9 @@ from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
-from strata.services.efs.throughput import INITIAL_CREDITS, SETTLE_SECONDS, ThroughputLimits, permitted
+from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
+from strata.services.efs.throughput_ops import ThroughputMixin
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
@@ -54,7 +56,7 @@ def _iso(ts: float) -> datetime:
 
 
 @refusing("efs")
-class EFSProvider(MountTargetsMixin):
+class EFSProvider(MountTargetsMixin, ThroughputMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
@@ -106,46 +108,6 @@ class EFSProvider(MountTargetsMixin):
             log.error("EFS: storing burst credits failed: %s", e)
         await run_blocking(self.throughput.stop)
         await run_blocking(self.volumes.close_all)
-
-    def _limit(self, fs_id: str) -> None:
-        """Enforce the throughput the file system may drive on its mount targets (or lift it);
-        blocking."""
-        fs = self.store.get_doc("fs", fs_id)
-        if fs is not None:
-            self.throughput.apply(fs, self._mount_targets(fs_id), self._standard_bytes(fs_id))
-
-    def _standard_bytes(self, fs_id: str) -> int:
-        return int((stored_size(self.store, fs_id) or {}).get("ValueInStandard", lim.EMPTY_SIZE))
-
-    def throughput_now(self) -> dict[str, tuple[float | None, float | None]]:
-        """Each file system's burst credit balance (Bursting only) and permitted throughput
-        (bytes a second; None: not limited), credits settled first; blocking. CloudWatch's
-        BurstCreditBalance and PermittedThroughput."""
-        self._settle_credits(False)
-        out = {}
-        for doc in self.store.list_docs("fs"):
-            credits = self.throughput.credits.get(doc["id"], doc.get("burst_credits", INITIAL_CREDITS))
-            rate = (
-                None if throughput_unsupported() else permitted(doc, self._standard_bytes(doc["id"]), credits)
-            )
-            out[doc["id"]] = (credits if doc["throughput"] == "bursting" else None, rate)
-        return out
-
-    def _settle_credits(self, store_them: bool) -> None:
-        """Settle Bursting file systems' burst credits; apply the rate of those whose permitted
-        rate changed; with `store_them`, write every balance to its file system's record."""
-        bursting = [d for d in self.store.list_docs("fs") if d.get("throughput") == "bursting"]
-        changed = self.throughput.settle({d["id"]: self._standard_bytes(d["id"]) for d in bursting})
-        for fs_id in changed:
-            self._limit(fs_id)
-        if not (store_them or changed):
-            return
-        with self.store.transaction():  # read again inside: a request may have changed the record
-            for fs_id, credits in list(self.throughput.credits.items()):
-                doc = self.store.get_doc("fs", fs_id)
-                if doc is not None and credits != doc.get("burst_credits"):
-                    doc["burst_credits"] = credits
-                    self.store.put_doc("fs", fs_id, doc)
 
     def _open_volume(self, doc: dict) -> None:
         """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
