@@ -1,25 +1,34 @@
 """EFS benchmarks against a running Strata (as root, with nfs-ganesha installed).
 
 The NFS client is nfs-rs (PyPI `nfs-rs`: a userspace NFSv3/v4.1 client in Rust, no kernel mount:
-this machine's kernel has no NFS client). It negotiates ganesha's full READ/WRITE sizes (about
-1 MiB over NFSv4.1) and keeps up to eight requests in flight. Debian's libnfs 4.0 cannot send an
-NFSv4 WRITE of 4,000 bytes or more, so it serves only the `nfs-cat` column and the small files.
+this machine's kernel has no NFS client). Over NFSv4.1 it asks for sessions of about 1 MiB, so
+its READs and WRITEs are 1,044,480 bytes (ganesha grants what a session asks for; EFS's own mount
+advice is rsize=wsize=1 MiB too), eight in flight per call. Writes are UNSTABLE and each `write`
+call ends with one COMMIT (ganesha: an fsync). Debian's libnfs 4.0 cannot send an NFSv4 WRITE of
+4,000 bytes or more, so it serves only the `nfs-cat` column and the small files.
 
-Measured side by side, in alternating rounds (NFS, then the same work on the export directory):
+Both sides run the same copy (`copy`: a reader thread fills one `--chunk` buffer while the other
+is written, as a kernel's readahead would) into a new file, with the same durability, and take
+turns going first:
 
+- copy to: the local source file (page cache warm) into the file system; every chunk durable
+  before the next (nfs-rs: its COMMIT; local: fsync).
+- copy from: the file system's file to a local file in `--scratch`, fsync once at the end.
+- read: the file read into memory (page cache warm on both sides: ganesha reads from it too), and
+  `nfs-cat` (libnfs) beside `cat` to /dev/null.
+- small files: create (100 bytes) + stat + delete through NFS (libnfs) beside the local file system.
 - create -> available: CreateFileSystem plus three CreateMountTarget, polled until every mount
   target is available and answers NFS (AWS: about a minute).
-- copy to: a local source file (page cache warm) copied into the file system, in `--chunk` MiB
-  writes, each made durable (nfs-rs commits every write; the local copy fsyncs after each).
-- copy from: the file system's file copied to a local file, same chunks, fsync at the end.
-- read: the file read into memory (page cache warm on both sides), and `nfs-cat` (libnfs) beside
-  `cat` to /dev/null.
-- small files: create (100 bytes) + stat + delete through NFS (libnfs) beside the local file system.
 
-With `--encrypted` the file system is encrypted (its files in an fscrypt directory of a loop-mounted
-ext4 image), and "local" is that directory: the cost of the NFS layer over the encrypted volume.
+"local" is the export directory itself (with `--encrypted`, the fscrypt directory in the file
+system's loop-mounted ext4 volume), so the two sides differ only by the NFS layer. Each line gives
+NFS's rate as a share of local's, and the CPU seconds the client (this process) and the mount
+target's NFS server spent; the summary gives min/median/max per measure.
 
-Each line gives NFS's rate as a share of local's; the summary gives min/median/max per measure.
+This process runs with glibc's malloc told to keep large blocks (`MALLOC_ENV`, set by re-executing
+itself): nfs-rs copies each `write` into a fresh 64 MiB buffer, which glibc otherwise mmaps and
+page-faults in anew on every call (measured: the client's CPU for 1 GiB written 1.55 -> 0.57 s).
+The local side runs in the same process under the same setting.
 
 Usage:
 
@@ -30,28 +39,85 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-from nfs_rs import Client
+from nfs_rs import Client, NfsError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.local_server import cpu_seconds  # noqa: E402
 from tests.services.efs.libnfs import LibNfs  # noqa: E402  (the tests' libnfs client, over ctypes)
 
 MIB = 1 << 20
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(128 * MIB),
+    "MALLOC_TRIM_THRESHOLD_": str(1024 * MIB),
+    "MALLOC_TOP_PAD_": str(128 * MIB),
+}
+
+
+def own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def timed(fn: Callable[[], object]) -> float:
     t = time.monotonic()
     fn()
     return time.monotonic() - t
+
+
+def copy(read_into: Callable[[memoryview], int], write: Callable[[memoryview], object], chunk: int) -> None:
+    """Copy until `read_into` returns 0, reading the next chunk while the last one is written."""
+    free: queue.Queue[bytearray] = queue.Queue()
+    full: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue(maxsize=1)
+    for _ in range(2):
+        free.put(bytearray(chunk))
+
+    def reader() -> None:
+        try:
+            while n := read_into(memoryview(buf := free.get())):
+                full.put((buf, n))
+            full.put(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
+            full.put(e)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    while (item := full.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        buf, n = item
+        write(memoryview(buf)[:n])
+        free.put(buf)
+    thread.join()
+
+
+def up_to(readinto: Callable[[memoryview], int], size: int) -> Callable[[memoryview], int]:
+    """`readinto` that never asks past `size` bytes (0 once they are read). nfs-rs 0.8.7 answers
+    a read across the end of a file with a failure of the next call now and then (see measure),
+    so both sides read exactly the file's size."""
+    left = size
+
+    def read(buf: memoryview) -> int:
+        nonlocal left
+        if not left:
+            return 0
+        n = readinto(buf[: min(len(buf), left)])
+        left -= n
+        return n
+
+    return read
 
 
 class Bench:
@@ -68,47 +134,49 @@ class Bench:
                 f.write(block)
         subprocess.run(["cat", str(self.source)], stdout=subprocess.DEVNULL, check=True)
 
-    # -- copy to the file system ---------------------------------------------------------------------
+    # -- copy to the file system: every chunk durable before the next -------------------------------
 
     def copy_to_nfs(self) -> None:
         with open(self.source, "rb", buffering=0) as src, self.nfs.open("big.bin", "wb") as dst:
-            while n := src.readinto(self.buf):
-                dst.write(memoryview(self.buf)[:n])
+            copy(src.readinto, dst.write, self.chunk)  # each write: UNSTABLE WRITEs, then COMMIT
 
     def copy_to_local(self) -> None:
         with (
             open(self.source, "rb", buffering=0) as src,
             open(self.export / "big-local.bin", "wb", buffering=0) as dst,
         ):
-            while n := src.readinto(self.buf):
-                dst.write(memoryview(self.buf)[:n])
+
+            def write(data: memoryview) -> None:
+                dst.write(data)
                 os.fsync(dst.fileno())
 
-    # -- copy from the file system -------------------------------------------------------------------
+            copy(src.readinto, write, self.chunk)
+
+    # -- copy from the file system: fsync once at the end -------------------------------------------
 
     def copy_from_nfs(self) -> None:
         with self.nfs.open("big.bin", "rb") as src, open(self.scratch / "out.bin", "wb", buffering=0) as dst:
-            while n := src.readinto(self.buf):
-                dst.write(memoryview(self.buf)[:n])
+            copy(up_to(src.readinto, self.mib * MIB), dst.write, self.chunk)
             os.fsync(dst.fileno())
 
     def copy_from_local(self) -> None:
         with open(self.export / "big-local.bin", "rb", buffering=0) as src:
             with open(self.scratch / "out.bin", "wb", buffering=0) as dst:
-                while n := src.readinto(self.buf):
-                    dst.write(memoryview(self.buf)[:n])
+                copy(up_to(src.readinto, self.mib * MIB), dst.write, self.chunk)
                 os.fsync(dst.fileno())
 
     # -- read into memory ----------------------------------------------------------------------------
 
     def read_nfs(self) -> None:
         with self.nfs.open("big.bin", "rb") as src:
-            while src.readinto(self.buf):
+            read = up_to(src.readinto, self.mib * MIB)
+            while read(memoryview(self.buf)):
                 pass
 
     def read_local(self) -> None:
         with open(self.export / "big-local.bin", "rb", buffering=0) as src:
-            while src.readinto(self.buf):
+            read = up_to(src.readinto, self.mib * MIB)
+            while read(memoryview(self.buf)):
                 pass
 
     def small_files_nfs(self, server: str, count: int) -> None:
@@ -137,7 +205,10 @@ class Bench:
 def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     subnets = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:3]
     t0 = time.monotonic()
-    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), Encrypted=encrypted)["FileSystemId"]
+    # Elastic: not limited (Bursting would hold it to 100 MiB/s metered).
+    fs_id = efs.create_file_system(
+        CreationToken=os.urandom(8).hex(), Encrypted=encrypted, ThroughputMode="elastic"
+    )["FileSystemId"]
     mts = [efs.create_mount_target(FileSystemId=fs_id, SubnetId=s["SubnetId"]) for s in subnets]
     while True:
         states = [m["LifeCycleState"] for m in efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]]
@@ -152,6 +223,17 @@ def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     return fs_id, mts
 
 
+def server_pid(mount_target_id: str) -> int:
+    """The pid of the ganesha serving the mount target's port 2049 (its config names the id)."""
+    out = subprocess.run(
+        ["pgrep", "-f", f"ganesha.nfsd .*/{mount_target_id}/root/ganesha.conf"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.split()[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", default="http://127.0.0.1:4566")
@@ -163,7 +245,10 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--version", default="4.1", choices=["4.0", "4.1"])
     ap.add_argument("--encrypted", action="store_true", help="an encrypted file system (fscrypt, loop ext4)")
+    ap.add_argument("--default-malloc", action="store_true", help="this process without MALLOC_ENV")
     args = ap.parse_args()
+    if not args.default_malloc and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     kw = {"endpoint_url": args.endpoint, "region_name": "us-east-1"}
     kw |= {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
     efs, ec2 = boto3.client("efs", **kw), boto3.client("ec2", **kw)
@@ -175,9 +260,9 @@ def main() -> None:
         export = Path(args.data_dir) / "efs" / "fs" / fs_id
     scratch = Path(args.scratch or Path(args.data_dir) / "bench-scratch")
     scratch.mkdir(parents=True, exist_ok=True)
-    client = Client.connect(
-        f"nfs://{mts[0]['IpAddress']}/?version={args.version}", connect_timeout=10, operation_timeout=600
-    )
+    nfs_url = f"nfs://{mts[0]['IpAddress']}/?version={args.version}"
+    client = Client.connect(nfs_url, connect_timeout=10, operation_timeout=600)
+    server = server_pid(mts[0]["MountTargetId"])
     print(f"NFSv{args.version}, negotiated {client.io_limits}; {args.mib} MiB in {args.chunk} MiB chunks")
     b = Bench(client, export, scratch, args.mib, args.chunk)
     b.make_source()
@@ -189,13 +274,49 @@ def main() -> None:
     ]
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
+
+    def no_nfs_file(name: str) -> None:
+        if b.nfs.exists(name):
+            b.nfs.unlink(name)
+
+    # Every copy writes a new file (a truncated one costs the freeing of its blocks first).
+    fresh: dict[Callable[[], None], Callable[[], None]] = {
+        b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
+        b.copy_to_local: lambda: (export / "big-local.bin").unlink(missing_ok=True),
+        b.copy_from_nfs: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+        b.copy_from_local: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+    }
+
+    def measure(fn: Callable[[], None]) -> tuple[float, float, float]:
+        """Seconds, this process's CPU seconds, the NFS server's CPU seconds. nfs-rs 0.8.7 now and
+        then fails a call with NFS4ERR_RETRY_UNCACHED_REP (it sent a request with a session slot's
+        last sequence id again, which ganesha had not cached; seen most after a read across the
+        end of a file): the measure is then run again on a new connection, and says so."""
+        for attempt in range(3):
+            fresh.get(fn, lambda: None)()
+            own, srv = own_cpu(), cpu_seconds(server)
+            try:
+                seconds = timed(fn)
+            except NfsError as e:
+                print(f"  (nfs-rs failed: {e}; measuring again on a new connection)", flush=True)
+                b.nfs = Client.connect(nfs_url, connect_timeout=10, operation_timeout=600)
+                if attempt == 2:
+                    raise
+                continue
+            return seconds, own_cpu() - own, cpu_seconds(server) - srv
+        raise AssertionError("unreachable")
+
     for r in range(args.rounds):
         for name, remote, local in measures:
-            nfs_s, local_s = timed(remote), timed(local)
+            if r % 2:  # every other round the local side goes first
+                (local_s, local_cpu, _), (nfs_s, nfs_cpu, srv_cpu) = measure(local), measure(remote)
+            else:
+                (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
             ratios[name].append(local_s / nfs_s)
             print(
-                f"round {r + 1} {name:9}: NFS {args.mib / nfs_s:7.0f} MiB/s  local {args.mib / local_s:7.0f} MiB/s"
-                f"  ({100 * local_s / nfs_s:3.0f}% of local)",
+                f"round {r + 1} {name:9}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
+                f"  ({100 * local_s / nfs_s:3.0f}% of local)   CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f}"
+                f" vs local {local_cpu:.2f}",
                 flush=True,
             )
         if cat_nfs:
@@ -207,11 +328,11 @@ def main() -> None:
             )
             ratios["nfs-cat"].append(local_s / nfs_s)
             print(
-                f"round {r + 1} nfs-cat  : NFS {args.mib / nfs_s:7.0f} MiB/s  local {args.mib / local_s:7.0f} MiB/s"
+                f"round {r + 1} nfs-cat  : NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
                 f"  ({100 * local_s / nfs_s:3.0f}% of local; libnfs 4.0, NFSv4.0)",
                 flush=True,
             )
-    client.unlink("big.bin")
+    b.nfs.unlink("big.bin")
     for leftover in ("big-local.bin",):
         (export / leftover).unlink(missing_ok=True)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -231,7 +352,7 @@ def main() -> None:
         print(
             f"  {name:11}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
         )
-    client.close()
+    b.nfs.close()
     for m in mts:
         efs.delete_mount_target(MountTargetId=m["MountTargetId"])
     efs.delete_file_system(FileSystemId=fs_id)

@@ -1,11 +1,17 @@
 """Bandwidth limits for loopback servers, enforced by the kernel (nftables limit objects).
 
 A group is a set of server addresses and ports (an EFS file system: its mount targets' addresses,
-NFS ports 2049 and 2050) with two token buckets: bytes the servers send (reads) and bytes they
-receive (writes). Packets over a bucket's rate are dropped on the loopback OUTPUT hook; TCP
-answers drops by slowing down, so a client sees the rate (measured here: a 20 MiB/s limit gave
-19.9 MiB/s written and 22 MiB/s read, 1 MiB/s gave 1.0 and 1.5 including the burst). Nothing is
-proxied: traffic under the limit takes the same path as without one.
+NFS ports 2049 and 2050) with one token bucket for everything they move: a byte the servers send
+(a read) takes `send_cost` tokens, a byte they receive (a write) `receive_cost` tokens, so one rate
+holds a weighted sum of both directions (EFS meters reads at a third of writes: costs 1 and 3 over
+a bucket of three times the metered rate). The cost is paid by running a packet through as many
+rules naming the same limit object, each taking its length from the bucket. Packets over the rate
+are dropped on the loopback OUTPUT hook; TCP answers drops by slowing down, so a client sees the
+rate (measured with separate buckets: a 20 MiB/s limit gave 19.9 MiB/s written and 22 MiB/s read,
+1 MiB/s gave 1.0 and 1.5 including the burst). Nothing is proxied: traffic under the limit takes
+the same path as without one. A group without a rate is only counted.
+
+Each group's bytes are counted by direction (`totals`), across rewrites of the table.
 
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
 when the process dies, kill -9 included; `remove_dead_tables` at start removes older owners'
@@ -15,12 +21,20 @@ does.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
 from dataclasses import dataclass
 
-from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
+from strata.engines.nft import (
+    drop_table,
+    nft_binary,
+    owned_table,
+    remove_dead_tables,
+    run_script,
+    start_janitor,
+)
 
 # Above the largest loopback packet (64 KiB), so no packet is over the limit alone. A bucket holds
 # one second of its rate on top of this (the kernel's nft_limit), so that is the real burst.
@@ -31,8 +45,9 @@ BURST_BYTES = 1 << 20
 class Group:
     addresses: tuple[str, ...]
     ports: tuple[int, ...]
-    send_bytes_per_second: int  # what the servers send: reads
-    receive_bytes_per_second: int  # what they receive: writes
+    bytes_per_second: int | None  # tokens a second (None: counted, not limited)
+    send_cost: int = 1  # tokens per byte the servers send (reads)
+    receive_cost: int = 1  # tokens per byte they receive (writes)
 
 
 class Throttle:
@@ -43,6 +58,7 @@ class Throttle:
         self.groups: dict[str, Group] = {}
         self._janitor: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self._totals: dict[str, list[int]] = {}  # group -> [sent, received] before the last rewrite
 
     def set(self, name: str, group: Group) -> None:
         """Limit the group's traffic from now on (replacing its earlier limits); blocking."""
@@ -56,14 +72,51 @@ class Throttle:
         with self._lock:
             if self.groups.pop(name, None) is not None:
                 self._apply()
+                self._totals.pop(name, None)
 
     def stop(self) -> None:
         with self._lock:
             if self.groups:
                 self.groups.clear()
                 self._apply()
+                self._totals.clear()
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """Bytes each group's servers have sent and received since the group was set."""
+        with self._lock:
+            counted = self._counters()
+            return {
+                name: (self._totals.get(name, [0, 0])[0] + sent, self._totals.get(name, [0, 0])[1] + received)
+                for name, (sent, received) in ((n, counted.get(n, (0, 0))) for n in self.groups)
+            }
+
+    def _counters(self) -> dict[str, tuple[int, int]]:
+        if not self.groups:
+            return {}
+        nft = nft_binary()
+        cp = subprocess.run(
+            [nft or "nft", "-j", "list", "counters", "table", "ip", self.table],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        if cp.returncode != 0:
+            return {}
+        by_key = {}
+        for item in json.loads(cp.stdout).get("nftables", []):
+            counter = item.get("counter")
+            if counter:
+                by_key[counter["name"]] = int(counter.get("bytes", 0))
+        return {
+            name: (by_key.get(f"{_key(name)}_sent", 0), by_key.get(f"{_key(name)}_received", 0))
+            for name in self.groups
+        }
 
     def _apply(self) -> None:
+        for name, (sent, received) in self._counters().items():  # kept across the rewrite
+            total = self._totals.setdefault(name, [0, 0])
+            total[0] += sent
+            total[1] += received
         if not self.groups:
             drop_table(self.table, self._janitor)
             self._janitor = None
@@ -71,28 +124,32 @@ class Throttle:
         if self._janitor is None:
             remove_dead_tables()
             self._janitor = start_janitor(self.table)
-        limits, rules = [], []
+        objects, rules = [], []
         for name, g in sorted(self.groups.items()):
-            key = re.sub(r"[^A-Za-z0-9_]", "_", name)
+            key = _key(name)
             addresses = ", ".join(g.addresses)
             ports = ", ".join(str(p) for p in g.ports)
-            for direction, rate, match in (
-                ("send", g.send_bytes_per_second, f"ip saddr {{ {addresses} }} tcp sport {{ {ports} }}"),
-                (
-                    "receive",
-                    g.receive_bytes_per_second,
-                    f"ip daddr {{ {addresses} }} tcp dport {{ {ports} }}",
-                ),
-            ):
-                limits.append(
-                    f"  limit {key}_{direction} {{ rate over {max(1, rate // 1024)} kbytes/second "
+            objects.append(f"  counter {key}_sent {{ }}\n  counter {key}_received {{ }}")
+            if g.bytes_per_second is not None:
+                objects.append(
+                    f"  limit {key} {{ rate over {max(1, g.bytes_per_second // 1024)} kbytes/second "
                     f"burst {BURST_BYTES // 1024} kbytes }}"
                 )
-                rules.append(f'    {match} limit name "{key}_{direction}" drop')
+            for counter, cost, match in (
+                ("sent", g.send_cost, f"ip saddr {{ {addresses} }} tcp sport {{ {ports} }}"),
+                ("received", g.receive_cost, f"ip daddr {{ {addresses} }} tcp dport {{ {ports} }}"),
+            ):
+                rules.append(f'    {match} counter name "{key}_{counter}"')
+                if g.bytes_per_second is not None:
+                    rules += [f'    {match} limit name "{key}" drop'] * cost
         run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
-            f"table ip {self.table} {{\n" + "\n".join(limits) + "\n"
+            f"table ip {self.table} {{\n" + "\n".join(objects) + "\n"
             "  chain out {\n    type filter hook output priority 0; policy accept;\n"
             + "\n".join(rules)
             + "\n  }\n}\n"
         )
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)

@@ -19,7 +19,9 @@ anyway, and this rule reads what the meter wrote.
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
   (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
 - AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
-  from the file system's last measured size (its SizeInBytes).
+  from the file system's last measured size (its SizeInBytes); per FileSystemId,
+  BurstCreditBalance (Bursting) and PermittedThroughput (Bursting, Provisioned) as the throughput
+  limits hold them (strata.services.efs.throughput).
 
 - AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
 
@@ -37,6 +39,7 @@ from typing import Any
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
+from strata.services.efs.throughput_ops import throughput_now
 from strata.services.efs.usage import stored_size
 from strata.sim import request_stats as rs
 from strata.sim.meter import meter
@@ -97,7 +100,7 @@ class Publisher:
         points += self._requests(request_stats.drain())
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
-        points += self._efs(until)
+        points += await run_blocking(self._efs, until)
         rds = self.runtime.peer("rds")
         if rds is not None:
             points += await run_blocking(self.rds.points, rds, self.account, until)
@@ -258,7 +261,17 @@ class Publisher:
         if efs is None:
             return []
         points = []
+        throughput = throughput_now(efs)
         for doc in efs.store.list_docs("fs"):
+            account = doc.get("account") or self.account
+            credits, rate = throughput.get(doc["id"], (None, None))
+            fs_dims = _dims(FileSystemId=doc["id"])
+            if credits is not None:
+                points.append(_one(account, "AWS/EFS", "BurstCreditBalance", fs_dims, at, credits, "Bytes"))
+            if rate is not None:
+                points.append(
+                    _one(account, "AWS/EFS", "PermittedThroughput", fs_dims, at, rate, "Bytes/Second")
+                )
             size = stored_size(efs.store, doc["id"])
             if not size:
                 continue
@@ -268,7 +281,6 @@ class Publisher:
                 "IA": size["ValueInIA"],
                 "Archive": size["ValueInArchive"],
             }
-            account = doc.get("account") or self.account
             for storage_class, value in classes.items():
                 dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
                 points.append(_one(account, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))

@@ -4,6 +4,7 @@ Contents:
 - this module: file systems (Create/Describe/Update/Delete), tags, lifecycle configuration,
   backup policy, file system policy, account preferences;
 - `mounts`: mount targets and access points (MountTargetsMixin);
+- `throughput`, `throughput_ops`: throughput limits and Bursting credits (ThroughputMixin);
 - `exports`: file system directories and the ganesha NFS servers behind each mount target;
 - `encryption`, `keys`: encrypted volumes and their KMS data keys;
 - `usage`: SizeInBytes, the IA lifecycle on the simulated clock, the storage meter;
@@ -31,12 +32,14 @@ from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
 from strata.services.efs import limits as lim
+from strata.services.efs import reads
 from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
-from strata.services.efs.throughput import ThroughputLimits
+from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
+from strata.services.efs.throughput_ops import ThroughputMixin
 from strata.services.efs.usage import SCHEMA, measure, stored_size
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
@@ -45,6 +48,7 @@ from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.efs")
 SUPERVISE_SECONDS = 1.0
+STORE_CREDITS_SECONDS = 60.0
 
 
 def _iso(ts: float) -> datetime:
@@ -52,7 +56,7 @@ def _iso(ts: float) -> datetime:
 
 
 @refusing("efs")
-class EFSProvider(MountTargetsMixin):
+class EFSProvider(MountTargetsMixin, ThroughputMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
@@ -98,15 +102,12 @@ class EFSProvider(MountTargetsMixin):
         if self._supervisor is not None:
             self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+        try:
+            await run_blocking(self._settle_credits, True)
+        except Exception as e:  # noqa: BLE001 - stopping goes on
+            log.error("EFS: storing burst credits failed: %s", e)
         await run_blocking(self.throughput.stop)
         await run_blocking(self.volumes.close_all)
-
-    def _limit(self, fs_id: str) -> None:
-        """Enforce the file system's provisioned throughput on its mount targets (or lift it);
-        blocking."""
-        fs = self.store.get_doc("fs", fs_id)
-        if fs is not None:
-            self.throughput.apply(fs, self._mount_targets(fs_id))
 
     def _open_volume(self, doc: dict) -> None:
         """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
@@ -118,9 +119,20 @@ class EFSProvider(MountTargetsMixin):
         self.exports.roots[doc["id"]] = self.volumes.files(doc["id"])
 
     async def _supervise(self) -> None:
-        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill)."""
+        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill);
+        settle burst credits every SETTLE_SECONDS (stored every STORE_CREDITS_SECONDS)."""
+        settled = stored = clock.monotonic()
         while True:
             await asyncio.sleep(SUPERVISE_SECONDS)
+            if clock.monotonic() - settled >= SETTLE_SECONDS:
+                settled = clock.monotonic()
+                store_them = settled - stored >= STORE_CREDITS_SECONDS
+                if store_them:
+                    stored = settled
+                try:
+                    await run_blocking(self._settle_credits, store_them)
+                except Exception as e:  # noqa: BLE001 - try again at the next settle
+                    log.error("EFS: settling burst credits failed: %s", e)
             for mt_id in self.exports.dead():
                 failures, not_before = self._restarts.get(mt_id, (0, 0.0))
                 if clock.monotonic() < not_before:
@@ -369,10 +381,12 @@ class EFSProvider(MountTargetsMixin):
         if mode == "provisioned" and wanted is None:
             wanted = doc["provisioned"]
         provisioned = self._throughput(mode, wanted)
+        # AWS: changing to Provisioned or increasing it starts a 24-hour wait before the mode
+        # may change again or the amount decrease.
         changes_mode = mode != doc["throughput"]
-        decreases = (
-            provisioned is not None and doc["provisioned"] is not None and provisioned < doc["provisioned"]
-        )
+        before = doc["provisioned"] if doc["throughput"] == "provisioned" else None
+        decreases = provisioned is not None and before is not None and provisioned < before
+        increases = provisioned is not None and before is not None and provisioned > before
         now = clock.time()
         last = doc.get("throughput_changed")
         if (changes_mode or decreases) and last is not None and now - last < lim.THROUGHPUT_COOLDOWN_SECONDS:
@@ -382,7 +396,7 @@ class EFSProvider(MountTargetsMixin):
                 f"value decreases. Wait until {_iso(last + lim.THROUGHPUT_COOLDOWN_SECONDS):%Y-%m-%dT%H:%M:%SZ} "
                 "UTC and try again.",
             )
-        if changes_mode or decreases:
+        if mode == "provisioned" and (changes_mode or increases):
             doc["throughput_changed"] = now
         doc["throughput"], doc["provisioned"] = mode, provisioned
         self.store.put_doc("fs", doc["id"], doc)
@@ -403,6 +417,7 @@ class EFSProvider(MountTargetsMixin):
             self.store.delete_doc("token", f"{doc['account']}:{doc['region']}:{doc['token']}")
             self.store.delete_doc("usage", doc["id"])
             c.execute("DELETE FROM ia WHERE fs = ?", (doc["id"],))
+        await run_blocking(self.throughput.forget, doc["id"])
         await run_blocking(self._remove_files, doc)
         return {}
 
@@ -492,6 +507,12 @@ class EFSProvider(MountTargetsMixin):
                 raise lim.bad_request(f"Only one {keys[0]} policy is allowed.")
             seen.add(keys[0])
         rules = {k: v for p in policies for k, v in p.items() if v is not None}
+        if rules and not reads.records_reads(self.exports.fs_dir(doc["id"])):
+            raise lim.bad_request(
+                "Lifecycle management is not available on this Strata: its data dir is on a file "
+                "system mounted noatime, which records no reads, so files read would still move to "
+                "IA. Remount it relatime or strictatime."
+            )
         if "TransitionToArchive" in rules:
             if doc["throughput"] != "elastic" or doc["performance"] != "generalPurpose":
                 raise lim.bad_request(

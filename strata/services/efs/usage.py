@@ -10,7 +10,7 @@ file's move is remembered in the `ia` table (keyed by inode; a row goes when its
 without TransitionToPrimaryStorageClass a file stays cold when read, as on AWS; with
 AFTER_1_ACCESS a read (an atime after the move) brings it back to Standard and is metered as a
 cold access. Reads are seen through the atime despite relatime (see reads.py); a data dir on a
-file system mounted noatime records none.
+file system mounted noatime records none, so lifecycle policies are refused there.
 
 Storage is metered when a file system is measured (every Describe and every clock advance): the
 simulated hours since its last measure times the Standard and IA bytes, and provisioned
@@ -159,7 +159,7 @@ def measure(store: MetadataStore, doc: dict, root: Path) -> Size:
         )
     for f in rearm:  # after the reads are stored: a crash before this only means seeing them again
         try:
-            reads.rearm(f.path, f.mtime_ns)
+            reads.rearm(f.path, f.mtime_ns, f.atime_ns)
         except OSError:
             pass  # deleted since the walk
     _meter(doc, usage["metered_at"], size, accessed_bytes)

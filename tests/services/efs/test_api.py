@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -85,6 +86,33 @@ def test_file_system_rules(strata_server) -> None:  # noqa: ANN001
     )
     efs.delete_file_system(FileSystemId=fs_id)
     assert code_of(efs.describe_file_systems, FileSystemId=fs_id)[0] == "FileSystemNotFound"
+
+
+def test_throughput_changes_wait_a_day_and_provisioned_is_metered(strata_server) -> None:  # noqa: ANN001
+    # AWS: changing to Provisioned or increasing it starts a 24-hour wait before the mode may
+    # change again or the amount decrease; a decrease or a change away starts none.
+    efs = strata_server.client("efs")
+    fs_id = new_fs(efs, ThroughputMode="provisioned", ProvisionedThroughputInMibps=10)
+    update = efs.update_file_system
+    assert update(FileSystemId=fs_id, ProvisionedThroughputInMibps=20)["ProvisionedThroughputInMibps"] == 20
+    assert code_of(update, FileSystemId=fs_id, ProvisionedThroughputInMibps=15) == ("TooManyRequests", 429)
+    assert code_of(update, FileSystemId=fs_id, ThroughputMode="bursting")[0] == "TooManyRequests"
+    strata_server.advance_clock("25h")
+    assert update(FileSystemId=fs_id, ProvisionedThroughputInMibps=15)["ProvisionedThroughputInMibps"] == 15
+    assert update(FileSystemId=fs_id, ThroughputMode="elastic")["ThroughputMode"] == "elastic"
+    assert update(FileSystemId=fs_id, ThroughputMode="bursting")["ThroughputMode"] == "bursting"
+    assert update(FileSystemId=fs_id, ThroughputMode="provisioned", ProvisionedThroughputInMibps=5)
+    assert code_of(update, FileSystemId=fs_id, ThroughputMode="elastic")[0] == "TooManyRequests"
+    # The provisioned MiB/s were metered for the hours they were held (20 MiB/s over the 25 hours).
+    with urllib.request.urlopen(f"{strata_server.endpoint}/_strata/meter?service=efs", timeout=10) as r:
+        events = json.loads(r.read())["events"]
+    held = [
+        e["quantity"]
+        for e in events
+        if e["event"] == "ProvisionedTP-MiBpsHrs" and e["dims"].get("file_system") == fs_id
+    ]
+    assert sum(held) >= 20 * 25
+    efs.delete_file_system(FileSystemId=fs_id)
 
 
 def test_policies_lifecycle_tags_preferences(strata_server) -> None:  # noqa: ANN001

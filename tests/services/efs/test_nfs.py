@@ -100,7 +100,7 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     )
     ap = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1001})["AccessPointId"]
     put(tmp_path, "before the crash\n", url(a["IpAddress"], "kept.txt"))
-    limit = f"limit {fs_id.replace('-', '_')}_send"
+    limit = f"limit {fs_id.replace('-', '_')} "
     rules = nft_ruleset()
     assert rules.count(limit) == 1
     old_table = rules[: rules.index(limit)].rsplit("table ip ", 1)[1].split()[0]  # strata_<pid>_...
