@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from tests.services.ec2.helpers import attach
@@ -222,3 +223,47 @@ def test_overlapping_pipelined_requests_take_effect_in_the_order_sent(strata_ser
         assert got[4][1] == bytes(expected), round_
     sock.sendall(request(DISC, 9, 0, 0))
     sock.close()
+
+
+def test_a_connection_opening_during_a_detach_is_not_served(strata_server) -> None:  # noqa: ANN001
+    """DetachVolume ends the volume's connections, then flushes the volume (here: hundreds of
+    MiB not yet flushed, so it takes a while). A client whose handshake ends in that time must
+    not get a connection that keeps serving the detached volume (it did: the volume still looked
+    attached until the detach was recorded, after the flush)."""
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1d")["VolumeId"]
+    uri = attach(strata_server, ec2, volume, "us-east-1d", device="/dev/sdm")
+    writer = connect(uri)
+    chunk = os.urandom(4 * MIB)
+    for h in range(64):  # 256 MiB acknowledged, none of it flushed
+        writer.sendall(request(WRITE, h, h * 4 * MIB, len(chunk), chunk))
+    assert replies(writer, {}, 64) == {h: (0, b"") for h in range(64)}
+    u = urlparse(uri)
+    late = socket.create_connection((u.hostname, u.port), timeout=60)
+    assert struct.unpack(">QQH", recv_exact(late, 18))[:2] == (NBDMAGIC, IHAVEOPT)
+    late.sendall(struct.pack(">I", 3))  # in its handshake: it has not named the export yet
+    detaching = ThreadPoolExecutor(1).submit(ec2.detach_volume, VolumeId=volume)
+    writer.settimeout(60)
+    try:  # the detach has begun once the writer's connection ends
+        while writer.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    name = u.path.lstrip("/").encode()
+    go = option(late, OPT_GO, struct.pack(">I", len(name)) + name + struct.pack(">H", 0))
+    detaching.result(timeout=120)
+    if go[-1][0] == 1:  # NBD_REP_ACK: it got in; the detach must have ended it
+        late.settimeout(60)
+        late.sendall(request(READ, 1, 0, 4096))
+        try:
+            assert late.recv(16) == b"", "a connection opened during DetachVolume still serves"
+        except ConnectionResetError:
+            pass
+    else:
+        assert go[-1][0] == 1 << 31 | 6  # NBD_REP_ERR_UNKNOWN: no attached volume of that name
+    late.close()
+    writer.close()
+    ec2.get_waiter("volume_available").wait(
+        VolumeIds=[volume], WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+    ec2.delete_volume(VolumeId=volume)
