@@ -267,3 +267,23 @@ def test_a_connection_opening_during_a_detach_is_not_served(strata_server) -> No
         VolumeIds=[volume], WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
     )
     ec2.delete_volume(VolumeId=volume)
+
+
+def test_a_stalled_connection_does_not_hold_up_another_volume(strata_server) -> None:  # noqa: ANN001
+    """Large reads of an encrypted volume are served by worker threads; a client that sends many
+    and reads no reply holds those threads in their sends. Another volume's FLUSH must still be
+    answered (the workers were one pool shared by every connection, which it could fill)."""
+    ec2 = strata_server.client("ec2")
+    stalled = ec2.create_volume(Size=1, AvailabilityZone="us-east-1e", Encrypted=True)["VolumeId"]
+    other = ec2.create_volume(Size=1, AvailabilityZone="us-east-1e")["VolumeId"]
+    busy = connect(attach(strata_server, ec2, stalled, "us-east-1e", device="/dev/sdm"))
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    busy.sendall(b"".join(request(READ, h, h * MIB, MIB) for h in range(200)))  # 200 MiB of replies
+    sock = connect(attach(strata_server, ec2, other, "us-east-1e", device="/dev/sdn"))
+    sock.sendall(request(WRITE, 1, 0, 2 * MIB, bytes(2 * MIB)) + request(FLUSH, 2, 0, 0))
+    sock.settimeout(30)  # a starved FLUSH is never answered while the stalled client waits
+    assert replies(sock, {}, 2) == {1: (0, b""), 2: (0, b"")}
+    assert replies(busy, dict.fromkeys(range(200), MIB), 200) == {h: (0, bytes(MIB)) for h in range(200)}
+    for s in (busy, sock):
+        s.sendall(request(DISC, 99, 0, 0))
+        s.close()
