@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,8 @@ def test_nbd_serves_only_attached_volumes(strata_server, tmp_path: Path) -> None
     ec2 = strata_server.client("ec2")
     volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
     uri = attach(strata_server, ec2, volume, "us-east-1a", device="/dev/sdh")
+    cli = [sys.executable, "-m", "strata.cli", "ebs", "nbd-uri", volume, "--endpoint", strata_server.endpoint]
+    assert subprocess.run(cli, capture_output=True, text=True, timeout=60, check=True).stdout.strip() == uri
     info = subprocess.run(["nbdinfo", "--json", uri], capture_output=True, text=True, timeout=60, check=True)
     assert '"export-size": 1073741824' in info.stdout
     detach(ec2, volume)

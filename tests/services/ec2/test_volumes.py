@@ -143,6 +143,10 @@ def test_client_token_makes_create_volume_idempotent(ec2, unique: str) -> None: 
     first = ec2.create_volume(AvailabilityZone=AZ, Size=3, ClientToken=unique)["VolumeId"]
     again = ec2.create_volume(AvailabilityZone=AZ, Size=3, ClientToken=unique)["VolumeId"]
     assert first == again
+    # The same token with a different request is refused (EC2's idempotency rule).
+    assert error_of(ec2.create_volume, AvailabilityZone=AZ, Size=4, ClientToken=unique)[0] == (
+        "IdempotentParameterMismatch"
+    )
 
 
 def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN001
