@@ -272,3 +272,23 @@ def test_a_snapshot_is_billed_for_the_blocks_it_stores(strata_factory) -> None: 
     ec2.delete_snapshot(SnapshotId=first)
     server.advance_clock("730h")
     assert costs()[first] == pytest.approx(month[first], rel=1e-6)  # deleted: no more
+
+
+def test_describe_snapshots_in_pages(strata_server, unique: str) -> None:  # noqa: ANN001
+    ec2 = strata_server.client("ec2")
+    vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
+    snaps = [ec2.create_snapshot(VolumeId=vol, Description=unique)["SnapshotId"] for _ in range(7)]
+    mine = [{"Name": "description", "Values": [unique]}]
+    pages = ec2.get_paginator("describe_snapshots").paginate(
+        OwnerIds=["self"], Filters=mine, PaginationConfig={"PageSize": 5}
+    )
+    sizes = [len(p["Snapshots"]) for p in pages]
+    assert sizes == [5, 2]
+    listed = ec2.describe_snapshots(OwnerIds=["self"], Filters=mine)["Snapshots"]
+    assert sorted(s["SnapshotId"] for s in listed) == sorted(snaps)
+    with pytest.raises(ClientError) as info:
+        ec2.describe_snapshots(SnapshotIds=snaps[:1], MaxResults=5)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    with pytest.raises(ClientError) as info:
+        ec2.describe_snapshots(OwnerIds=["self"], MaxResults=4)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
