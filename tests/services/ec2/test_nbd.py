@@ -157,3 +157,42 @@ def test_block_status_reports_what_was_never_written(strata_server, tmp_path: Pa
     image = read_all(uri2, tmp_path / "restored.img")
     assert image[:MIB] == b"\x01" * MIB and image[512 * MIB : 512 * MIB + 4096] == b"\x02" * 4096
     assert image.count(0) == GIB - MIB - 4096
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_kill_9_while_writes_stream_in_loses_no_flushed_write(
+    strata_factory, tmp_path: Path, encrypted: bool
+) -> None:  # noqa: ANN001
+    """Batches of writes, each closed by a FLUSH whose reply is awaited, then more writes and a
+    FLUSH still on their way when Strata is killed: every write of an answered FLUSH is there.
+    (An encrypted volume keeps its block map in memory until a FLUSH writes it back.)"""
+    from tests.services.ec2.test_nbd_protocol import FLUSH, WRITE, connect, replies, request
+
+    server = strata_factory(extra_env={"STRATA_EBS_LIMITS": "off"})
+    ec2 = server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1c", Encrypted=encrypted)["VolumeId"]
+    sock = connect(attach(server, ec2, volume, "us-east-1c"))
+    flushed: dict[int, bytes] = {}
+    handle = 0
+    for batch in range(4):
+        sent = {}
+        for i in range(8):
+            offset = (batch * 8 + i) * 3 * MIB + 4096 * i  # unaligned to the blocks, apart
+            sent[offset] = os.urandom(MIB + 512 * i)
+            handle += 1
+            sock.sendall(request(WRITE, handle, offset, len(sent[offset]), sent[offset]))
+        handle += 1
+        sock.sendall(request(FLUSH, handle, 0, 0))
+        assert all(e == 0 for e, _ in replies(sock, {}, 9).values())
+        flushed.update(sent)
+    # In flight at the kill: more writes (elsewhere) and a FLUSH.
+    for i in range(48):
+        handle += 1
+        sock.sendall(request(WRITE, handle, (200 + i) * MIB, MIB, os.urandom(MIB)))
+    sock.sendall(request(FLUSH, handle + 1, 0, 0))
+    server.kill()
+    sock.close()
+    server.restart()
+    image = read_all(attach_uri(server, volume), tmp_path / "after.img")
+    for offset, data in flushed.items():
+        assert image[offset : offset + len(data)] == data, offset
