@@ -75,6 +75,17 @@ def test_pattern_snapshot_change_snapshot_restore_elsewhere(strata_server, tmp_p
     ]
     uri2 = attach(strata_server, west, restored2, "us-west-2b")
     assert read_all(uri2, tmp_path / "restored2.img") == bytes(image2)
+    # And each the other way round: snapshot 2 in another zone, snapshot 1 in another region.
+    zoned2 = ec2.create_volume(SnapshotId=snap2, AvailabilityZone="us-east-1d")["VolumeId"]
+    uri_zoned2 = attach(strata_server, ec2, zoned2, "us-east-1d", device="/dev/sdj")
+    assert read_all(uri_zoned2, tmp_path / "zoned2.img") == bytes(image2)
+    copy1 = west.copy_snapshot(SourceSnapshotId=snap1, SourceRegion="us-east-1")["SnapshotId"]
+    west.get_waiter("snapshot_completed").wait(SnapshotIds=[copy1], WaiterConfig=FAST)
+    regioned1 = west.create_volume(SnapshotId=copy1, AvailabilityZone="us-west-2a")["VolumeId"]
+    uri_regioned1 = attach(strata_server, west, regioned1, "us-west-2a", device="/dev/sdj")
+    assert read_all(uri_regioned1, tmp_path / "regioned1.img") == image1
+    for client, vol in ((ec2, zoned2), (west, regioned1), (west, restored2)):
+        detach(client, vol)
 
     # The restore is a volume of its own: writing it leaves the snapshot alone.
     qemu_io(uri1, "write -P 0x11 0 1M", "flush")
