@@ -27,6 +27,9 @@ def test_delete_snapshot_frees_only_blocks_nobody_else_needs(strata_factory) -> 
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
     uri = attach(server, ec2, vol, AZ)
     qemu_io(uri, "write -P 1 0 1M", "flush")  # blocks 0, 1 (one content)
+    # The 1 GiB volume's file holds what was written, nothing for the rest (a sparse file).
+    volume_file = Path(server.data_dir) / "ec2" / "volumes" / f"{vol}.img"
+    assert volume_file.stat().st_blocks * 512 <= 2 * 1024 * 1024
     snap1 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
     qemu_io(uri, "write -P 2 0 512K", "flush")  # block 0 changes (after the snapshot began)
     snap2 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
@@ -84,6 +87,11 @@ def test_owners_permissions_and_restorable_by(strata_server, unique: str) -> Non
     assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
     with pytest.raises(ClientError) as info:
         ec2.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"])
+    assert info.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
+    with pytest.raises(ClientError) as info:  # a snapshot lives in its region only
+        strata_server.client("ec2", region="us-west-2").create_volume(
+            AvailabilityZone="us-west-2a", SnapshotId=snap
+        )
     assert info.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
     with pytest.raises(ClientError) as info:
         ec2.create_volume(AvailabilityZone=AZ, SnapshotId=snap, Size=1, VolumeType="st1")
