@@ -10,11 +10,10 @@ replies go out together in one `sendmsg` once no more requests are waiting; a la
 (> 64 KiB) is `sendfile`d from the volume's file into the socket. A large write goes to the
 connection's pool of threads, so receiving the next one overlaps writing this one to the file
 (as nbdkit's threads do): it is received into a buffer of its own and `pwrite`n by the pool.
-Each connection has a pool of its own (threads started as needed, as in nbdkit), so a
-connection whose client stops reading its replies, or a slow FLUSH, holds up no other
-connection or volume. So is what may wait
-long: a small read the page cache cannot answer, and FLUSH (and, with limits on, large reads:
-the connection's thread paces requests then). Every send holds the send lock; a reply carries
+So is what may wait long: a small read the page cache cannot answer, and FLUSH (and, with
+limits on, large reads: the connection's thread paces requests then). Each connection has a
+pool of its own (threads started as needed, as in nbdkit), so a connection whose client stops
+reading its replies, or a slow FLUSH, holds up no other connection or volume. Every send holds the send lock; a reply carries
 its request's handle, so their order does not matter. Memory stays bounded: at most
 `IN_FLIGHT` bytes of large requests per connection are in the pool.
 
