@@ -13,9 +13,9 @@ connection's pool of threads, so receiving the next one overlaps writing this on
 So is what may wait long: a small read the page cache cannot answer, and FLUSH (and, with
 limits on, large reads: the connection's thread paces requests then). Each connection has a
 pool of its own (threads started as needed, as in nbdkit), so a connection whose client stops
-reading its replies, or a slow FLUSH, holds up no other connection or volume. Every send holds the send lock; a reply carries
-its request's handle, so their order does not matter. Memory stays bounded: at most
-`IN_FLIGHT` bytes of large requests per connection are in the pool.
+reading its replies, or a slow FLUSH, holds up no other connection or volume. Every send holds
+the send lock; a reply carries its request's handle, so their order does not matter. Memory
+stays bounded: at most `IN_FLIGHT` bytes of large requests per connection are in the pool.
 
 Once structured replies are negotiated, a READ is answered in chunks (OFFSET_DATA, then NONE
 after a sendfile, since an error may still come up while it runs; ERROR) and BLOCK_STATUS says
