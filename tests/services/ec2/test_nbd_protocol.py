@@ -287,3 +287,5 @@ def test_a_stalled_connection_does_not_hold_up_another_volume(strata_server) -> 
     for s in (busy, sock):
         s.sendall(request(DISC, 99, 0, 0))
         s.close()
+    for vol in (stalled, other):
+        ec2.detach_volume(VolumeId=vol)
