@@ -7,13 +7,15 @@ thread reads the socket in chunks into a buffer it reuses and parses every reque
 holds. Small requests are served on the spot: a write is one `pwrite` straight from that buffer,
 a read one `preadv` with RWF_NOWAIT (from the page cache, never waiting for the disk), and their
 replies go out together in one `sendmsg` once no more requests are waiting; a large read
-(> 64 KiB) is `sendfile`d from the volume's file into the socket. A large write goes to a pool
-of threads, so receiving the next one overlaps writing this one to the file (as nbdkit's threads
-do): it is received into a buffer of its own and `pwrite`n by the pool. So is what may wait
-long: a small read the page cache cannot answer, and FLUSH (and, with limits on, large reads:
-the connection's thread paces requests then). Every send holds the send lock; a reply carries
-its request's handle, so their order does not matter. Memory stays bounded: at most
-`IN_FLIGHT` bytes of large requests per connection are in the pool.
+(> 64 KiB) is `sendfile`d from the volume's file into the socket. A large write goes to the
+connection's pool of threads, so receiving the next one overlaps writing this one to the file
+(as nbdkit's threads do): it is received into a buffer of its own and `pwrite`n by the pool.
+So is what may wait long: a small read the page cache cannot answer, and FLUSH (and, with
+limits on, large reads: the connection's thread paces requests then). Each connection has a
+pool of its own (threads started as needed, as in nbdkit), so a connection whose client stops
+reading its replies, or a slow FLUSH, holds up no other connection or volume. Every send holds
+the send lock; a reply carries its request's handle, so their order does not matter. Memory
+stays bounded: at most `IN_FLIGHT` bytes of large requests per connection are in the pool.
 
 Once structured replies are negotiated, a READ is answered in chunks (OFFSET_DATA, then NONE
 after a sendfile, since an error may still come up while it runs; ERROR) and BLOCK_STATUS says
@@ -68,7 +70,7 @@ _REQUEST = struct.Struct(">IHHQQI")
 _REPLY = struct.Struct(">IIQ")
 _CHUNK = struct.Struct(">IHHQI")
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-_POOL = ThreadPoolExecutor(32, thread_name_prefix="nbd-io")
+POOL_THREADS = 16  # worker threads of one connection at most (nbdkit's default too)
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Transmission:
         self._send = threading.Lock()
         self._queued: list[bytes | bytearray | memoryview] = []
         self._queued_bytes = 0
+        self._workers = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="nbd-io")
         self._pool = threading.Condition()  # guards the four below
         self._in_pool = 0
         self._pool_bytes = 0
@@ -141,6 +144,7 @@ class Transmission:
         finally:
             with self._pool:
                 self._pool.wait_for(lambda: self._in_pool == 0)
+            self._workers.shutdown(wait=False)
 
     def _loop(self) -> None:
         rbuf = bytearray(SMALL + RECV_BUFFER)
@@ -359,7 +363,7 @@ class Transmission:
         with self._pool:
             self._in_pool += 1
             self._pool_bytes += size
-        _POOL.submit(self._pooled, size, span, fn, handle, *args)
+        self._workers.submit(self._pooled, size, span, fn, handle, *args)
 
     def _pooled(
         self, size: int, span: int | None, fn: Callable[..., None], handle: int, *args: object

@@ -378,18 +378,21 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         att = live[0]
         if req.get("DryRun"):
             raise lim.dry_run()
-        if len([a for a in current if a["state"] != "detaching"]) == 1:  # the last one: no more NBD
-            await self.nbd.disconnect(doc["id"])
-            dev = self.blocks.open_device(doc["id"])
-            if dev is not None:
-                await run_blocking(dev.flush)
+        last = len([a for a in current if a["state"] != "detaching"]) == 1
         for a in current:
             if a["instance"] == att["instance"]:
                 a["detach_at"] = now
             a.pop("state", None)
         doc["attachments"] = current
         doc.pop("attachment", None)
+        # Recorded before the connections are ended: a client finishing its handshake meanwhile
+        # then finds the volume no longer served (the NBD server checks as it admits one).
         self.store.put_doc("volume", doc["id"], doc)
+        if last:  # the last attachment: no more NBD
+            await self.nbd.disconnect(doc["id"])
+            dev = self.blocks.open_device(doc["id"])
+            if dev is not None:
+                await run_blocking(dev.flush)
         return {
             "AttachTime": datetime.fromtimestamp(att["time"], UTC),
             "Device": att["device"],

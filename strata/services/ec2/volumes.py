@@ -9,6 +9,8 @@ simulated clock.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
@@ -127,9 +129,15 @@ class VolumesMixin:
 
     async def create_volume(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         token = req.get("ClientToken")
+        asked = _fingerprint(req)
         if token:
             existing = self.store.get_doc("volume-token", f"{ctx.account_id}:{ctx.region}:{token}")
             if existing:
+                if existing.get("request", asked) != asked:
+                    raise lim.fault(
+                        "IdempotentParameterMismatch",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
                 doc = self.store.get_doc("volume", existing["volume"])
                 if doc is not None:
                     return self._render_volume(doc)
@@ -193,7 +201,9 @@ class VolumesMixin:
             self.store.put_doc("volume", volume_id, doc)
             if token:
                 self.store.put_doc(
-                    "volume-token", f"{ctx.account_id}:{ctx.region}:{token}", {"volume": volume_id}
+                    "volume-token",
+                    f"{ctx.account_id}:{ctx.region}:{token}",
+                    {"volume": volume_id, "request": asked},
                 )
             if not encrypted:  # its file starts as the snapshot (or nothing): nothing changed yet
                 ref = snapshot["id"] if snapshot is not None else None
@@ -459,3 +469,10 @@ class VolumesMixin:
         if token:
             out["NextToken"] = token
         return out
+
+
+def _fingerprint(req: dict) -> str:
+    """What a CreateVolume asked for, but its token: a retry with the same ClientToken must ask
+    for the same (EC2 answers IdempotentParameterMismatch otherwise)."""
+    asked = {k: v for k, v in req.items() if k not in ("ClientToken", "DryRun")}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()

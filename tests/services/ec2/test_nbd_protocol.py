@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from tests.services.ec2.helpers import attach
@@ -222,3 +223,69 @@ def test_overlapping_pipelined_requests_take_effect_in_the_order_sent(strata_ser
         assert got[4][1] == bytes(expected), round_
     sock.sendall(request(DISC, 9, 0, 0))
     sock.close()
+
+
+def test_a_connection_opening_during_a_detach_is_not_served(strata_server) -> None:  # noqa: ANN001
+    """DetachVolume ends the volume's connections, then flushes the volume (here: hundreds of
+    MiB not yet flushed, so it takes a while). A client whose handshake ends in that time must
+    not get a connection that keeps serving the detached volume (it did: the volume still looked
+    attached until the detach was recorded, after the flush)."""
+    ec2 = strata_server.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1d")["VolumeId"]
+    uri = attach(strata_server, ec2, volume, "us-east-1d", device="/dev/sdm")
+    writer = connect(uri)
+    chunk = os.urandom(4 * MIB)
+    for h in range(64):  # 256 MiB acknowledged, none of it flushed
+        writer.sendall(request(WRITE, h, h * 4 * MIB, len(chunk), chunk))
+    assert replies(writer, {}, 64) == {h: (0, b"") for h in range(64)}
+    u = urlparse(uri)
+    late = socket.create_connection((u.hostname, u.port), timeout=60)
+    assert struct.unpack(">QQH", recv_exact(late, 18))[:2] == (NBDMAGIC, IHAVEOPT)
+    late.sendall(struct.pack(">I", 3))  # in its handshake: it has not named the export yet
+    detaching = ThreadPoolExecutor(1).submit(ec2.detach_volume, VolumeId=volume)
+    writer.settimeout(60)
+    try:  # the detach has begun once the writer's connection ends
+        while writer.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    name = u.path.lstrip("/").encode()
+    go = option(late, OPT_GO, struct.pack(">I", len(name)) + name + struct.pack(">H", 0))
+    detaching.result(timeout=120)
+    if go[-1][0] == 1:  # NBD_REP_ACK: it got in; the detach must have ended it
+        late.settimeout(60)
+        late.sendall(request(READ, 1, 0, 4096))
+        try:
+            assert late.recv(16) == b"", "a connection opened during DetachVolume still serves"
+        except ConnectionResetError:
+            pass
+    else:
+        assert go[-1][0] == 1 << 31 | 6  # NBD_REP_ERR_UNKNOWN: no attached volume of that name
+    late.close()
+    writer.close()
+    ec2.get_waiter("volume_available").wait(
+        VolumeIds=[volume], WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+    ec2.delete_volume(VolumeId=volume)
+
+
+def test_a_stalled_connection_does_not_hold_up_another_volume(strata_server) -> None:  # noqa: ANN001
+    """Large reads of an encrypted volume are served by worker threads; a client that sends many
+    and reads no reply holds those threads in their sends. Another volume's FLUSH must still be
+    answered (the workers were one pool shared by every connection, which it could fill)."""
+    ec2 = strata_server.client("ec2")
+    stalled = ec2.create_volume(Size=1, AvailabilityZone="us-east-1e", Encrypted=True)["VolumeId"]
+    other = ec2.create_volume(Size=1, AvailabilityZone="us-east-1e")["VolumeId"]
+    busy = connect(attach(strata_server, ec2, stalled, "us-east-1e", device="/dev/sdm"))
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    busy.sendall(b"".join(request(READ, h, h * MIB, MIB) for h in range(200)))  # 200 MiB of replies
+    sock = connect(attach(strata_server, ec2, other, "us-east-1e", device="/dev/sdn"))
+    sock.sendall(request(WRITE, 1, 0, 2 * MIB, bytes(2 * MIB)) + request(FLUSH, 2, 0, 0))
+    sock.settimeout(30)  # a starved FLUSH is never answered while the stalled client waits
+    assert replies(sock, {}, 2) == {1: (0, b""), 2: (0, b"")}
+    assert replies(busy, dict.fromkeys(range(200), MIB), 200) == {h: (0, bytes(MIB)) for h in range(200)}
+    for s in (busy, sock):
+        s.sendall(request(DISC, 99, 0, 0))
+        s.close()
+    for vol in (stalled, other):
+        ec2.detach_volume(VolumeId=vol)

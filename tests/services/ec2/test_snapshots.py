@@ -27,6 +27,9 @@ def test_delete_snapshot_frees_only_blocks_nobody_else_needs(strata_factory) -> 
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
     uri = attach(server, ec2, vol, AZ)
     qemu_io(uri, "write -P 1 0 1M", "flush")  # blocks 0, 1 (one content)
+    # The 1 GiB volume's file holds what was written, nothing for the rest (a sparse file).
+    volume_file = Path(server.data_dir) / "ec2" / "volumes" / f"{vol}.img"
+    assert volume_file.stat().st_blocks * 512 <= 2 * 1024 * 1024
     snap1 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
     qemu_io(uri, "write -P 2 0 512K", "flush")  # block 0 changes (after the snapshot began)
     snap2 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
@@ -84,6 +87,11 @@ def test_owners_permissions_and_restorable_by(strata_server, unique: str) -> Non
     assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
     with pytest.raises(ClientError) as info:
         ec2.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"])
+    assert info.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
+    with pytest.raises(ClientError) as info:  # a snapshot lives in its region only
+        strata_server.client("ec2", region="us-west-2").create_volume(
+            AvailabilityZone="us-west-2a", SnapshotId=snap
+        )
     assert info.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
     with pytest.raises(ClientError) as info:
         ec2.create_volume(AvailabilityZone=AZ, SnapshotId=snap, Size=1, VolumeType="st1")
@@ -239,3 +247,56 @@ def test_fsck_checks_volume_files_and_snapshots(strata_factory) -> None:  # noqa
     assert (root / "volumes" / f"{kept}.img").exists()
     code, report = fsck(server)
     assert {f["kind"] for f in report["findings"]} == {"missing_volume_file", "snapshot_blocks_missing"}
+
+
+@pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs Debian qemu-utils")
+def test_a_snapshot_is_billed_for_the_blocks_it_stores(strata_factory) -> None:  # noqa: ANN001
+    """Snapshot GB-months of the blocks actually stored ($0.05 a GB-month), not of the volume's
+    size: two 4 MiB patterns on a 100 GiB volume are two distinct 512 KiB blocks (content-
+    addressed: stored once each); a later snapshot of one changed 4 KiB stores one block."""
+    from urllib.parse import quote
+
+    server = strata_factory()
+    ec2 = server.client("ec2")
+    start = server.admin("/_strata/clock")["now"]
+    vol = ec2.create_volume(AvailabilityZone=AZ, Size=100)["VolumeId"]
+    uri = attach(server, ec2, vol, AZ)
+    qemu_io(uri, "write -P 1 0 4M", "write -P 2 1G 4M", "flush")
+    first = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[first], WaiterConfig=FAST)
+    qemu_io(uri, "write -P 3 0 4096", "flush")
+    second = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[second], WaiterConfig=FAST)
+    detach(ec2, vol)
+    server.advance_clock("730h")
+
+    def costs() -> dict[str, float]:
+        doc = server.admin(f"/_strata/bill?from={quote(start)}&by=resource")
+        return {line["resource"]: line["cost"] for line in doc["services"]["ec2"]["lines"]}
+
+    month = costs()
+    assert month[first] == pytest.approx(2 * 512 / 1024 / 1024 * 0.05, rel=1e-3)
+    assert month[second] == pytest.approx(512 / 1024 / 1024 * 0.05, rel=1e-3)
+    ec2.delete_snapshot(SnapshotId=first)
+    server.advance_clock("730h")
+    assert costs()[first] == pytest.approx(month[first], rel=1e-6)  # deleted: no more
+
+
+def test_describe_snapshots_in_pages(strata_server, unique: str) -> None:  # noqa: ANN001
+    ec2 = strata_server.client("ec2")
+    vol = ec2.create_volume(AvailabilityZone=AZ, Size=1)["VolumeId"]
+    snaps = [ec2.create_snapshot(VolumeId=vol, Description=unique)["SnapshotId"] for _ in range(7)]
+    mine = [{"Name": "description", "Values": [unique]}]
+    pages = ec2.get_paginator("describe_snapshots").paginate(
+        OwnerIds=["self"], Filters=mine, PaginationConfig={"PageSize": 5}
+    )
+    sizes = [len(p["Snapshots"]) for p in pages]
+    assert sizes == [5, 2]
+    listed = ec2.describe_snapshots(OwnerIds=["self"], Filters=mine)["Snapshots"]
+    assert sorted(s["SnapshotId"] for s in listed) == sorted(snaps)
+    with pytest.raises(ClientError) as info:
+        ec2.describe_snapshots(SnapshotIds=snaps[:1], MaxResults=5)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    with pytest.raises(ClientError) as info:
+        ec2.describe_snapshots(OwnerIds=["self"], MaxResults=4)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"

@@ -143,6 +143,10 @@ def test_client_token_makes_create_volume_idempotent(ec2, unique: str) -> None: 
     first = ec2.create_volume(AvailabilityZone=AZ, Size=3, ClientToken=unique)["VolumeId"]
     again = ec2.create_volume(AvailabilityZone=AZ, Size=3, ClientToken=unique)["VolumeId"]
     assert first == again
+    # The same token with a different request is refused (EC2's idempotency rule).
+    assert error_of(ec2.create_volume, AvailabilityZone=AZ, Size=4, ClientToken=unique)[0] == (
+        "IdempotentParameterMismatch"
+    )
 
 
 def test_dry_run_and_deleting_volumes(ec2, strata_server) -> None:  # noqa: ANN001
@@ -195,6 +199,9 @@ def test_modify_volume_moves_with_the_simulated_clock(strata_factory) -> None:  
     ec2 = server.client("ec2")
     vol = ec2.create_volume(AvailabilityZone=AZ, Size=10, VolumeType="gp2")["VolumeId"]
     assert error_of(ec2.modify_volume, VolumeId=vol, Size=5)[0] == "InvalidParameterValue"
+    # The type table holds for the target too: 6,000 IOPS on 10 GiB of gp3 is over 500 per GiB.
+    code, message = error_of(ec2.modify_volume, VolumeId=vol, VolumeType="gp3", Iops=6000)
+    assert (code, "maximum is 500" in message) == ("InvalidParameterValue", True), message
     mod = ec2.modify_volume(VolumeId=vol, Size=20, VolumeType="gp3", Iops=4000)["VolumeModification"]
     assert (mod["ModificationState"], mod["OriginalSize"], mod["TargetSize"]) == ("modifying", 10, 20)
     assert mod["TargetIops"] == 4000 and mod["OriginalVolumeType"] == "gp2"
