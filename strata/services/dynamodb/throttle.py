@@ -188,6 +188,26 @@ class _Capacity:
             self._next_second(now)
         return self.buckets[0 if read else 1]
 
+    def admits(self, read: bool, now: float) -> bool:
+        """Whether a request may draw on the bucket now. What the bucket held at its last charge
+        it still holds or more (only charges take; a new second's rate is set by the roll), so the
+        refill sum is needed only when that was spent: every on-demand request asks this."""
+        if int(now) != self.second:
+            self._next_second(now)
+        bucket = self.buckets[0 if read else 1]
+        return bucket.tokens > 0 or bucket.level(now) > 0
+
+    def take(self, read: bool, served: float, now: float) -> None:
+        """Charge what a request served (one call: every on-demand request makes it)."""
+        if int(now) != self.second:
+            self._next_second(now)
+        i = 0 if read else 1
+        bucket = self.buckets[i]
+        if now > bucket.at:
+            bucket.level(now)
+        bucket.tokens -= served
+        self.used[i] += served
+
     def _next_second(self, now: float) -> None:
         for i in (0, 1):
             bucket = self.buckets[i]
@@ -304,12 +324,9 @@ class Throttle:
         c = self._capacities.get(meta.tid)
         if c is None or meta.provisioning.get("warm") is not c.warm:
             c = self._capacity(meta, now)
-        bucket = c.bucket(read, now)
-        # What a bucket held at its last charge it still holds or more (only charges take, and the
-        # second's roll above sets a new rate): the refill sum is needed only when that was spent.
-        if bucket.tokens <= 0 and bucket.level(now) <= 0:
-            return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
-        return None
+        if c.admits(read, now):
+            return None
+        return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
 
     def _index(self, iid: int, tp: dict | None, now: float, saved: dict | None = None) -> _Buckets:
         b = self._indexes.get(iid)
@@ -387,10 +404,7 @@ class Throttle:
             c = self._capacities.get(meta.tid)
             if c is None or meta.provisioning.get("warm") is not c.warm:
                 c = self._capacity(meta, now)
-            bucket = c.bucket(consumed.read, now)
-            bucket.level(now)
-            bucket.tokens -= served
-            c.used[0 if consumed.read else 1] += served
+            c.take(consumed.read, served, now)
             return
         table_units = (
             consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
