@@ -74,3 +74,24 @@ def prefix_successor(prefix: bytes) -> bytes | None:
         return None
     p[-1] += 1
     return bytes(p)
+
+
+# A multi-attribute GSI key (several partition- or sort-key attributes) is one byte string: each
+# attribute's encoding with 0x00 escaped as 0x00 0xff, then the terminator 0x00 0x01. Tuples then
+# compare as bytes in DynamoDB's order (first attribute, then the next...), since a terminator
+# sorts below any continuation of a longer value, and a prefix of attributes is a byte prefix.
+TERMINATOR = b"\x00\x01"
+AFTER_TERMINATOR = b"\x00\x02"  # above every key whose attribute ends where a terminator would
+
+
+def escape(data: bytes) -> bytes:
+    return data.replace(b"\x00", b"\x00\xff")
+
+
+def encode_part(av: dict, key_type: str) -> bytes:
+    """One attribute of a multi-attribute key, terminated."""
+    return escape(encode(av, key_type)) + TERMINATOR
+
+
+def encode_parts(values: list[tuple[dict, str]]) -> bytes:
+    return b"".join(encode_part(av, t) for av, t in values)

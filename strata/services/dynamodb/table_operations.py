@@ -25,6 +25,7 @@ from strata.services.dynamodb.tables import (
     check_on_demand,
     check_table_name,
     check_throughput,
+    key_attribute_names,
     refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
@@ -215,11 +216,7 @@ class TableOperations(DynamoDBCore):
             # rule may have metered part of it while this request waited for the writer).
             provisioning.meter_hours(live, now)
             meta.provisioning["metered_to"] = live.provisioning["metered_to"]
-            used = (
-                {meta.hash_key, meta.range_key}
-                | {i.hash_key for i in meta.indexes}
-                | {i.range_key for i in meta.indexes}
-            )
+            used = key_attribute_names(meta.hash_key, meta.range_key, meta.indexes)
             meta.attribute_definitions = [
                 {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
             ]
