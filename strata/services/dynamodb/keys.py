@@ -9,6 +9,13 @@ bytes, shorter prefix first), numbers as sign/exponent/digits such that bytes or
     negative  0x7f, 127-exponent (1 byte), complemented digits 245..254, 0xff (terminator makes the
                                                                             shorter mantissa larger)
 
+DynamoDB's smallest magnitudes (exponents -129 and -130) do not fit that exponent byte; they sort
+between zero and the rest, so they get room there, keeping every other number's bytes as stored:
+
+    tiny positive  0x80, exponent+130 (0 or 1), digits 1..10                 (after zero, before 0x81)
+    tiny negative  0x7f 0xff 0xff, -exponent-129 (0 or 1), complemented digits, 0xff
+                                                   (after every other negative: their third byte <= 0xfe)
+
 A key attribute's type is fixed by the table's AttributeDefinitions, so values of different types
 never meet in one column.
 """
@@ -27,6 +34,10 @@ def encode_number(text: str) -> bytes:
         digits = digits[:-1]
         exp += 1
     adjusted = exp + len(digits) - 1
+    if adjusted < -128:
+        if sign == 0:
+            return bytes((0x80, adjusted + 130, *(x + 1 for x in digits)))
+        return bytes((0x7F, 0xFF, 0xFF, -adjusted - 129, *(254 - x for x in digits), 0xFF))
     if sign == 0:
         return bytes((0x81, adjusted + 128, *(x + 1 for x in digits)))
     return bytes((0x7F, 127 - adjusted, *(254 - x for x in digits), 0xFF))
@@ -38,6 +49,14 @@ def decode_number(data: bytes) -> str:
 
     if data == b"\x80":
         return "0"
+    if data[0] == 0x80:  # tiny positive
+        adjusted = data[1] - 130
+        digits = tuple(x - 1 for x in data[2:])
+        return format_number(0, digits, adjusted - len(digits) + 1)
+    if data[:3] == b"\x7f\xff\xff":  # tiny negative
+        adjusted = -data[3] - 129
+        digits = tuple(254 - x for x in data[4:-1])
+        return format_number(1, digits, adjusted - len(digits) + 1)
     if data[0] == 0x81:
         adjusted = data[1] - 128
         digits = tuple(x - 1 for x in data[2:])

@@ -29,8 +29,10 @@ it is durable (transactions.py: TransactionConflictException).
 
 from __future__ import annotations
 
+from strata.services.constrained import constrained
 from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.backup_operations import BackupOperations
+from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
@@ -38,6 +40,9 @@ from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.parameters import refusing
 
 
+# Items are checked by types.py with DynamoDB's own messages; a GetItem/PutItem/DeleteItem that
+# names only the table and the key or item checks the model's constraints on its error path.
+@constrained("dynamodb", validation, skip=("AttributeValue",), lean=("TableName", "Key", "Item"))
 @refusing("dynamodb")
 class DynamoDBProvider(TableOperations, PartiQLOperations, ItemOperations, BackupOperations, ConditionKeys):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""

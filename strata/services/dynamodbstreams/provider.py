@@ -26,6 +26,7 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.constrained import constrained
 from strata.services.dynamodb import streams
 from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta
@@ -66,6 +67,7 @@ def _limit(value: object, top: int, member: str) -> int:
     return value
 
 
+@constrained("dynamodbstreams", _validation)
 @refusing("dynamodbstreams")
 class DynamoDBStreamsProvider:
     """Constructed once per server; holds no state of its own (the DynamoDB provider's store)."""
