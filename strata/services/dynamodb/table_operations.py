@@ -266,7 +266,9 @@ class TableOperations(DynamoDBCore):
         return {"TableName": meta.name, "KinesisDataStreamDestinations": []}
 
     def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        if not req.get("Tags"):
+            raise validation("Atleast one Tag needs to be provided as Input.")
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "TagResource")
         tags = {**meta.tags, **{t["Key"]: t["Value"] for t in req.get("Tags") or []}}
         if len(tags) > 50:
             raise validation(
@@ -278,7 +280,7 @@ class TableOperations(DynamoDBCore):
         return {}
 
     def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "UntagResource")
         with self.state.store.write():
             for k in req.get("TagKeys") or []:
                 meta.tags.pop(k, None)
@@ -286,7 +288,7 @@ class TableOperations(DynamoDBCore):
         return {}
 
     def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "ListTagsOfResource")
         return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:

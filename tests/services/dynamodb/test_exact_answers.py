@@ -145,3 +145,35 @@ def test_smallest_numbers_are_keys_in_order(ddb: Any, make_table: Any, numbers: 
         ExpressionAttributeValues={":p": {"S": "p"}, ":lo": {"N": numbers[1]}, ":hi": {"N": numbers[-2]}},
     )["Items"]
     assert len(between) == len(numbers) - 2
+
+
+def test_tagging_arns_are_validated_like_dynamodb(raw: Any, make_table: Any) -> None:
+    t = make_table(("pk", "S"))
+    arn = raw.describe_table(TableName=t)["Table"]["TableArn"]
+    region, account = arn.split(":")[3], arn.split(":")[4]
+    raw.tag_resource(ResourceArn=arn, Tags=[{"Key": "k", "Value": "v"}])
+    assert raw.list_tags_of_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    invalid = [
+        "not-an-arn",
+        f"{arn}/index/by-x",
+        arn.replace(f":{region}:", ":eu-west-3:"),
+        f"arn:aws:dynamodb:{region}:{account}:backup/{t}",
+    ]
+    for bad in invalid:
+        code, message = _error(raw.list_tags_of_resource, ResourceArn=bad)
+        assert (code, message) == (
+            "ValidationException",
+            f"Invalid TableArn: Invalid ResourceArn provided as input {bad}",
+        )
+    for denied in (f"arn:aws:s3:::{t}", arn.replace(f":{account}:", ":111122223333:")):
+        code, message = _error(raw.untag_resource, ResourceArn=denied, TagKeys=["k"])
+        assert code == "AccessDeniedException"
+        assert message.endswith(f"is not authorized to perform: dynamodb:UntagResource on resource: {denied}")
+    gone = arn + "-gone"
+    code, message = _error(raw.tag_resource, ResourceArn=gone, Tags=[{"Key": "k", "Value": "v"}])
+    assert (code, message) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: ResourcArn: {gone} not found",
+    )
+    code, message = _error(raw.tag_resource, ResourceArn=arn, Tags=[])
+    assert (code, message) == ("ValidationException", "Atleast one Tag needs to be provided as Input.")
