@@ -112,7 +112,7 @@ class ExportOperations(DynamoDBCore):
         return json.loads(row[0])
 
     @staticmethod
-    def _wire(desc: dict) -> dict:
+    def _export_wire(desc: dict) -> dict:
         out = dict(desc)
         for member in ("StartTime", "EndTime", "ExportTime"):
             if out.get(member) is not None:
@@ -143,7 +143,7 @@ class ExportOperations(DynamoDBCore):
             )
         token = req.get("ClientToken")
         if token:
-            known = self._by_token(ctx, token, now)
+            known = self._export_by_token(ctx, token, now)
             if known is not None:
                 same = all(
                     known.get(k) == v
@@ -159,7 +159,7 @@ class ExportOperations(DynamoDBCore):
                         "There was a conflict when writing to the specified S3 bucket.",
                         400,
                     )
-                return {"ExportDescription": self._wire(known)}
+                return {"ExportDescription": self._export_wire(known)}
         export_id = f"{int(now * 1000):013d}-{secrets.token_hex(4)}"
         export_arn = f"{meta.arn}/export/{export_id}"
         desc: dict = {
@@ -180,9 +180,9 @@ class ExportOperations(DynamoDBCore):
         scope = scope_of(ctx)
         await self.state.store.db.write(lambda: self._save_export(export_arn, desc, scope, now))
         self.bulk.spawn(self._run_export(ctx, meta.tid, export_id, desc))
-        return {"ExportDescription": self._wire(desc)}
+        return {"ExportDescription": self._export_wire(desc)}
 
-    def _by_token(self, ctx: RequestContext, token: str, now: float) -> dict | None:
+    def _export_by_token(self, ctx: RequestContext, token: str, now: float) -> dict | None:
         rows = self.state.store.r.execute(
             "SELECT description FROM ddb_exports WHERE scope = ? AND started >= ?",
             (scope_of(ctx), now - _TOKEN_HOURS * 3600),
@@ -274,7 +274,7 @@ class ExportOperations(DynamoDBCore):
         )
 
     def describe_export(self, ctx: RequestContext, req: dict) -> dict:
-        return {"ExportDescription": self._wire(self._load_export(ctx, req["ExportArn"]))}
+        return {"ExportDescription": self._export_wire(self._load_export(ctx, req["ExportArn"]))}
 
     def list_exports(self, ctx: RequestContext, req: dict) -> dict:
         self._exports_ready()

@@ -5,6 +5,7 @@ semantics live in the topic modules beside them.
     item_operations.py   ItemOperations: item reads and writes, Query/Scan, batches, transactions
     backup_operations.py BackupOperations: backups, restores, point-in-time recovery
     exports.py           ExportOperations: ExportTableToPointInTime into S3, Describe/ListExports
+    imports.py           ImportOperations: ImportTable from S3, Describe/ListImports
     tables.py            CreateTable validation, metadata, DescribeTable
     item_ops.py          PutItem / GetItem / UpdateItem / DeleteItem
     query.py             Query / Scan
@@ -35,6 +36,7 @@ from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.backup_operations import BackupOperations
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.exports import ExportOperations
+from strata.services.dynamodb.imports import ImportOperations
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
@@ -47,7 +49,13 @@ from strata.services.parameters import refusing
 @constrained("dynamodb", validation, skip=("AttributeValue",), lean=("TableName", "Key", "Item"))
 @refusing("dynamodb")
 class DynamoDBProvider(
-    TableOperations, PartiQLOperations, ItemOperations, BackupOperations, ExportOperations, ConditionKeys
+    TableOperations,
+    PartiQLOperations,
+    ItemOperations,
+    BackupOperations,
+    ExportOperations,
+    ImportOperations,
+    ConditionKeys,
 ):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
 

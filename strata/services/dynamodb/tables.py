@@ -458,7 +458,7 @@ def describe(
             "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
             or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb",
         }
-    if meta.restore:
+    if meta.restore and not meta.restore.get("import_arn"):  # an imported table has none
         summary: dict = {
             "RestoreDateTime": _ts(meta.restore["restore_time"]),
             "RestoreInProgress": status == "CREATING",
