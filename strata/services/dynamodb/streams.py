@@ -268,11 +268,26 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
         row = store.w.execute(
             "SELECT seq FROM ddb_stream WHERE sid = ? AND at >= ? ORDER BY seq LIMIT 1", (sid, before)
         ).fetchone()
-        if row is None:
-            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (sid,)).rowcount
-        else:
-            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, row[0])).rowcount
+        bound = row[0] if row is not None else 2**62
+        gone = store.w.execute(
+            "SELECT max(seq) FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)
+        ).fetchone()[0]
+        if gone is None:
+            continue
+        # The trim horizon: every record of the stream up to `gone` is no longer readable.
+        store.w.execute(
+            "INSERT INTO ddb_counters(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            (f"stream_trim:{sid}", gone),
+        )
+        n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)).rowcount
     return n
+
+
+def trimmed(store: ItemStore, sid: int) -> int:
+    """The last sequence number of a stream whose record has been pruned (0: none yet)."""
+    row = store.r.execute("SELECT value FROM ddb_counters WHERE name = ?", (f"stream_trim:{sid}",)).fetchone()
+    return row[0] if row else 0
 
 
 def rule(

@@ -48,6 +48,14 @@ def _not_found(message: str = "Requested resource not found") -> ServiceError:
     return ServiceError("ResourceNotFoundException", message, 400)
 
 
+def _trimmed() -> ServiceError:
+    return ServiceError(
+        "TrimmedDataAccessException",
+        "The operation attempted to read past the oldest stream record in a shard.",
+        400,
+    )
+
+
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
@@ -190,7 +198,8 @@ class DynamoDBStreamsProvider:
         seq_text = req.get("SequenceNumber")
         store = self._state.store
         sid, start, end = s["sid"], sh["start"], sh["end"]
-        last = end if end is not None else max(streams.last_seq(store, sid), start)
+        trim = streams.trimmed(store, sid)
+        last = end if end is not None else max(streams.last_seq(store, sid), start, trim)
         if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             if seq_text is None:
                 raise _validation("SequenceNumber must be provided when ShardIteratorType is " + kind)
@@ -201,10 +210,12 @@ class DynamoDBStreamsProvider:
             if not start <= seq <= max(last, start):
                 raise _validation(f"Invalid SequenceNumber {seq_text} for shard {sh['id']}")
             after = max(seq - 1, start) if kind == "AT_SEQUENCE_NUMBER" else seq
+            if after < trim:
+                raise _trimmed()
         elif seq_text is not None:
             raise _validation(f"SequenceNumber must not be provided when ShardIteratorType is {kind}")
-        elif kind == "TRIM_HORIZON":
-            after = start
+        elif kind == "TRIM_HORIZON":  # the oldest record still kept
+            after = max(start, min(trim, last))
         elif kind == "LATEST":
             after = last
         elif kind == "AT_TIMESTAMP":
@@ -246,6 +257,8 @@ class DynamoDBStreamsProvider:
         sh = self._shard(s, arn, shard)
         meter.record("dynamodb", "StreamsReadRequests", 1, "request", table=meta.name)
         store = self._state.store
+        if after < min(streams.trimmed(store, s["sid"]), sh["end"] if sh["end"] is not None else 2**62):
+            raise _trimmed()  # records this iterator had still to read were pruned
         region = meta.arn.split(":")[3]
         view = s["view"]
         records: list[dict] = []

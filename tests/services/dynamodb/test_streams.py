@@ -280,9 +280,23 @@ def test_ttl_records_iterator_expiry_and_retention(strata_factory: Any) -> None:
     )["TableDescription"]["LatestStreamArn"]
     assert len(streams.list_streams(TableName="ttl")["Streams"]) == 2
     ddb.put_item(TableName="ttl", Item={"pk": {"S": "y"}})
-    assert len(_consume(streams, arn2)) == 1
+    (y,) = _consume(streams, arn2)
     server.advance_clock("25h")  # records are kept 24 hours, disabled streams listed as long
     assert _consume(streams, arn2) == []
+    # Past the trim horizon: the pruned record cannot be asked for, what follows it can.
+    shard = streams.describe_stream(StreamArn=arn2)["StreamDescription"]["Shards"][0]["ShardId"]  # y's
+    seq = y["dynamodb"]["SequenceNumber"]
+    with pytest.raises(ClientError) as e:
+        streams.get_shard_iterator(
+            StreamArn=arn2, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=seq
+        )
+    assert e.value.response["Error"]["Code"] == "TrimmedDataAccessException"
+    ddb.put_item(TableName="ttl", Item={"pk": {"S": "z"}})
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in _consume(streams, arn2)] == ["z"]
+    it = streams.get_shard_iterator(
+        StreamArn=arn2, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=seq
+    )["ShardIterator"]
+    assert streams.get_records(ShardIterator=it)["Records"] == []
     assert [s["StreamArn"] for s in streams.list_streams(TableName="ttl")["Streams"]] == [arn2]
     with pytest.raises(ClientError) as e:
         streams.describe_stream(StreamArn=arn)
