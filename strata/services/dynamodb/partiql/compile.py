@@ -305,6 +305,23 @@ def _range_condition(c: ast.Condition, range_key: str) -> bool:
     return False
 
 
+def _partitions(c: ast.Condition, key: str) -> tuple[ast.ValueRef, ...] | None:
+    """The partition values of `key IN (v, ...)` or `key = v OR key = w ...`, else None."""
+    path = ast.Path((key,))
+    if isinstance(c, ast.In):
+        if c.operand == path and all(isinstance(o, ast.ValueRef) for o in c.options):
+            return c.options  # type: ignore[return-value]
+        return None
+    if isinstance(c, ast.Or):
+        left, right = _partitions(c.left, key), _partitions(c.right, key)
+        return left + right if left is not None and right is not None else None
+    if isinstance(c, ast.Compare) and c.op == "=":
+        for side, value in ((c.left, c.right), (c.right, c.left)):
+            if side == path and isinstance(value, ast.ValueRef):
+                return (value,)
+    return None
+
+
 def select(stmt: p.Select, meta: TableMeta) -> Template:
     """The GetItem, Query or Scan that answers the SELECT."""
     ix = meta.index(stmt.index) if stmt.index else None
@@ -339,15 +356,12 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
     if len(unnamed) == 1:
         hash_key = unnamed[0]
         for c in rest:
-            if (
-                isinstance(c, ast.In)
-                and c.operand == ast.Path((hash_key,))
-                and all(isinstance(o, ast.ValueRef) for o in c.options)
-            ):
-                if len(c.options) > MAX_PARTITIONS:
+            options = _partitions(c, hash_key)
+            if options is not None:
+                if len(options) > MAX_PARTITIONS:
                     raise validation("Too many decomposed read operations for a given query.")
                 # One Query per listed partition, as DynamoDB decomposes it, not a table scan.
-                fanout = tuple(o.ref for o in c.options)  # type: ignore[union-attr]
+                fanout = tuple(o.ref for o in options)
                 eq[hash_key] = ast.ValueRef(PARTITION)
                 rest = [x for x in rest if x is not c]
                 break
