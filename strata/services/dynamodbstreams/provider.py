@@ -86,6 +86,16 @@ class DynamoDBStreamsProvider:
     def health(self) -> str:
         return "running"
 
+    def resource_arn(self, req: dict, arn: str) -> str | None:
+        """GetRecords names its stream only inside the shard iterator: it is authorized on that
+        stream's ARN, as in DynamoDB (not on "*"). An unreadable iterator is left to GetRecords."""
+        if "ShardIterator" not in req or "StreamArn" in req:
+            return None
+        try:
+            return _decode(req["ShardIterator"])[0]
+        except ServiceError:
+            return None
+
     @property
     def _state(self) -> State:
         ddb = self.runtime.peer("dynamodb")
