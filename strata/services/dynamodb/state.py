@@ -57,6 +57,8 @@ class State:
             where[(m.scope, m.name)] = m
         every = [*self.tables.values(), *self.deleting.values(), *self.creating.values()]
         streams.attach(self.store, every)
+        # Deleted tables' streams, readable for 24 hours (streams.retire), by streams.retired_id.
+        self.retired: dict[str, TableMeta] = streams.load_retired(self.store)
         self.store.count_indexes(
             [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
         )
@@ -106,6 +108,11 @@ class State:
         """TransactionConflictException if an in-flight transaction holds the item."""
         if (tid, pk, sk) in self.locks:
             raise transaction_conflict()
+
+    def retire_streams(self, meta: TableMeta) -> None:
+        """A deleted table's streams stay readable for 24 hours (inside the deleting write)."""
+        if streams.retire(self.store, meta):
+            self.retired[streams.retired_id(meta)] = meta
 
     def save(self, meta: TableMeta) -> None:
         self.store.save_meta(meta.to_json())

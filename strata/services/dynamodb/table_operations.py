@@ -113,7 +113,7 @@ class TableOperations(DynamoDBCore):
 
             def drop() -> None:
                 store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
-                streams.forget(store, meta)
+                self.state.retire_streams(meta)
 
             await store.db.write(drop)
             return {"TableDescription": desc}

@@ -115,12 +115,15 @@ class DynamoDBStreamsProvider:
         missing = _not_found(f"Requested resource not found: Stream: {arn} not found")
         if f"{parts[4]}:{parts[3]}" != scope_of(ctx):
             raise missing
-        meta = self._state.tables.get((scope_of(ctx), name))
-        if meta is None:
-            raise missing
-        for s in meta.streams:
-            if s["label"] == label:
-                return meta, s
+        state = self._state
+        live = state.tables.get((scope_of(ctx), name))
+        # A deleted table's streams stay readable for 24 hours (streams.retire).
+        for meta in [*([live] if live is not None else []), *state.retired.values()]:
+            if meta.arn != f"{head}:table/{name}":
+                continue
+            for s in meta.streams:
+                if s["label"] == label:
+                    return meta, s
         raise missing
 
     # -- ListStreams, DescribeStream --------------------------------------------------------------
@@ -131,7 +134,9 @@ class DynamoDBStreamsProvider:
         name = req.get("TableName")
         now = clock.time()
         found = []
-        for (s_scope, t_name), meta in sorted(self._state.tables.items()):
+        every = [(key, meta) for key, meta in self._state.tables.items()]
+        every += [((m.scope, m.name), m) for m in self._state.retired.values()]  # deleted tables
+        for (s_scope, t_name), meta in sorted(every, key=lambda x: (x[0], x[1].created)):
             if s_scope != scope or (name is not None and t_name != name):
                 continue
             for s in meta.streams:
