@@ -84,6 +84,7 @@ _REST_JSON: _Table = {
 
 FAMILY_BY_SERVICE: dict[str, _Table] = {
     "dynamodb": _JSON,
+    "dynamodbstreams": _JSON,
     "kms": _JSON,
     "application-autoscaling": _JSON,
     "sts": _QUERY,

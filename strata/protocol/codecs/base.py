@@ -60,11 +60,11 @@ class BaseCodec(ABC):
         # Required members: the top level's here, deeper ones (a Tag without its Key) by the walk.
         for name in present:
             if params.get(name) is None:
-                raise self.missing(op, (name,))
+                raise self.missing(op, (name,), params)
         if walk:
             missing = self.required.first_missing(op.input_shape, params)
             if missing is not None:
-                raise self.missing(op, missing)
+                raise self.missing(op, missing, params)
         return params
 
     def serialize(self, op: OperationModel, result: dict | None, request_id: str) -> HttpResponse:
@@ -97,8 +97,9 @@ class BaseCodec(ABC):
         """The protocol's answer to input that does not match the model (`document`: in the body)."""
         return ServiceError("ValidationError", message, 400)
 
-    def missing(self, op: OperationModel, path: Path) -> ServiceError:
-        """The protocol's answer to a request without a member the model requires (at `path`)."""
+    def missing(self, op: OperationModel, path: Path, params: dict | None = None) -> ServiceError:
+        """The protocol's answer to a request without a member the model requires (at `path`;
+        `params`: the whole parsed request)."""
         return ServiceError("ValidationException", coral_message(path), 400)
 
     @abstractmethod

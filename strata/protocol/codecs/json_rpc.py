@@ -25,7 +25,9 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from strata.protocol.codecs.base import BaseCodec, ParseFn, SerializeFn
 from strata.protocol.codecs.json_shapes import JsonReader, JsonWriter
+from strata.protocol.codecs.required import Path
 from strata.protocol.codecs.values import MalformedDocument, b64encode, format_timestamp
+from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 
@@ -189,6 +191,14 @@ class JsonCodec(BaseCodec):
 
     def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("SerializationException", message, 400)
+
+    def missing(self, op: OperationModel, path: Path, params: dict | None = None) -> ServiceError:
+        # A JSON (Coral) service lists the missing member among every other broken constraint
+        # of the request, in the order of the input shape's members: "2 validation errors ...".
+        errors = validation_errors(op.input_shape, params) if params is not None else []
+        if errors:
+            return ServiceError("ValidationException", validation_message(errors), 400)
+        return super().missing(op, path)
 
     def _compile_parser(self, op: OperationModel) -> ParseFn:
         shape = op.input_shape

@@ -198,7 +198,7 @@ class QueryCodec(BaseCodec):
     def malformed(self, message: str, document: bool = False) -> ServiceError:
         return ServiceError("InvalidParameterValue", message, 400)
 
-    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+    def missing(self, op: OperationModel, path: Path, params: dict | None = None) -> ServiceError:
         if len(path) == 1:
             return ServiceError("MissingParameter", f"The request must contain the parameter {path[0]}", 400)
         return ServiceError("ValidationError", coral_message(path), 400)

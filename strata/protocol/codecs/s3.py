@@ -38,7 +38,7 @@ class S3Codec(RestXmlCodec):
             400,
         )
 
-    def missing(self, op: OperationModel, path: Path) -> ServiceError:
+    def missing(self, op: OperationModel, path: Path, params: dict | None = None) -> ServiceError:
         payload = op.input_shape.serialization.get("payload") if op.input_shape is not None else None
         if len(path) > 1 or path[0] == payload:
             return self.malformed("missing required member", document=True)

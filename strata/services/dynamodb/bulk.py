@@ -23,7 +23,6 @@ from functools import partial
 from typing import Any
 
 from strata.services.dynamodb import items as itm
-from strata.services.dynamodb import streams
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import ITEM_FORMAT, loads
 from strata.services.dynamodb.tables import IndexMeta, TableMeta
@@ -87,7 +86,7 @@ class Bulk:
 
         def drop() -> None:
             store.drop_table_row(meta.tid)
-            streams.forget(store, meta)
+            self.state.retire_streams(meta)
 
         await store.db.write(drop)
         key = (meta.scope, meta.name)

@@ -54,7 +54,7 @@ class DynamoDBCore:
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
         scheduler.register(
             "dynamodb.streams",
-            streams.rule(lambda: list(self.state.tables.values()), self.state.store),
+            streams.rule(lambda: list(self.state.tables.values()), self.state.store, self.state.retired),
             every=3600.0,
         )
         scheduler.register(

@@ -83,7 +83,10 @@ def key_attributes(meta: TableMeta, item: dict) -> dict:
 def check_index_keys(meta: TableMeta, item: dict) -> None:
     """An index key attribute present with the wrong type is an error (absent is fine: sparse)."""
     for ix in meta.indexes:
-        for name, t in ((ix.hash_key, ix.hash_type), (ix.range_key, ix.range_type)):
+        attrs: list = [(ix.hash_key, ix.hash_type), (ix.range_key, ix.range_type)]
+        if ix.extra_hash or ix.extra_range:
+            attrs += ix.extra_hash + ix.extra_range
+        for name, t in attrs:
             if name is None or name in meta.key_names:
                 continue
             v = item.get(name)
@@ -103,6 +106,8 @@ def index_key(ix: IndexMeta, item: dict | None) -> tuple[bytes, bytes] | None:
     """The item's (pk, sk) in the index, or None when it lacks an index key (sparse index)."""
     if item is None:
         return None
+    if ix.extra_hash or ix.extra_range:
+        return _multi_index_key(ix, item)
     hv = item.get(ix.hash_key)
     if hv is None or ix.hash_type not in hv:
         return None
@@ -114,13 +119,29 @@ def index_key(ix: IndexMeta, item: dict | None) -> tuple[bytes, bytes] | None:
     return keys.encode(hv, ix.hash_type), keys.encode(rv, ix.range_type)  # type: ignore[arg-type]
 
 
+def _multi_index_key(ix: IndexMeta, item: dict) -> tuple[bytes, bytes] | None:
+    """index_key of a GSI with a multi-attribute key: the item is in it only with every one of
+    the key attributes (keys.encode_parts; a single attribute keeps its plain encoding)."""
+    sides = []
+    for attrs in (ix.hash_attrs, ix.range_attrs):
+        values = []
+        for name, t in attrs:
+            v = item.get(name)
+            if v is None or t not in v:
+                return None
+            values.append((v, t))
+        if len(values) > 1:
+            sides.append(keys.encode_parts(values))
+        else:
+            sides.append(keys.encode(*values[0]) if values else b"")
+    return sides[0], sides[1]
+
+
 def index_projection(meta: TableMeta, ix: IndexMeta, item: dict) -> dict:
     """The attributes of `item` that the index holds."""
     if ix.projection_type == "ALL":
         return item
-    wanted = set(meta.key_names) | {ix.hash_key}
-    if ix.range_key:
-        wanted.add(ix.range_key)
+    wanted = {*meta.key_names, *ix.key_names}
     if ix.projection_type == "INCLUDE":
         wanted.update(ix.non_key_attributes)
     return {k: v for k, v in item.items() if k in wanted}

@@ -4,6 +4,8 @@ semantics live in the topic modules beside them.
     table_operations.py  TableOperations: Create/Describe/List/Update/DeleteTable, TTL, tags ...
     item_operations.py   ItemOperations: item reads and writes, Query/Scan, batches, transactions
     backup_operations.py BackupOperations: backups, restores, point-in-time recovery
+    exports.py           ExportOperations: ExportTableToPointInTime into S3, Describe/ListExports
+    imports.py           ImportOperations: ImportTable from S3, Describe/ListImports
     tables.py            CreateTable validation, metadata, DescribeTable
     item_ops.py          PutItem / GetItem / UpdateItem / DeleteItem
     query.py             Query / Scan
@@ -29,8 +31,12 @@ it is durable (transactions.py: TransactionConflictException).
 
 from __future__ import annotations
 
+from strata.services.constrained import constrained
 from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.backup_operations import BackupOperations
+from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.exports import ExportOperations
+from strata.services.dynamodb.imports import ImportOperations
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
@@ -38,8 +44,19 @@ from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.parameters import refusing
 
 
+# Items are checked by types.py with DynamoDB's own messages; a GetItem/PutItem/DeleteItem that
+# names only the table and the key or item checks the model's constraints on its error path.
+@constrained("dynamodb", validation, skip=("AttributeValue",), lean=("TableName", "Key", "Item"))
 @refusing("dynamodb")
-class DynamoDBProvider(TableOperations, PartiQLOperations, ItemOperations, BackupOperations, ConditionKeys):
+class DynamoDBProvider(
+    TableOperations,
+    PartiQLOperations,
+    ItemOperations,
+    BackupOperations,
+    ExportOperations,
+    ImportOperations,
+    ConditionKeys,
+):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
 
 

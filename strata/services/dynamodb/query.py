@@ -42,6 +42,40 @@ def _key_value(node: ast.Operand, env: Env, key_type: str) -> dict:
     return v
 
 
+def _key_target(c: ast.Condition, env: Env) -> tuple[str, str]:
+    """The attribute one conjunct of a key condition is about, and its operator ('=', '<', ...,
+    'BETWEEN', 'begins_with'); DynamoDB's errors for what a key condition cannot hold."""
+    if isinstance(c, ast.Or):
+        raise validation(f"Invalid operator used in {_KC}: OR")
+    if isinstance(c, ast.Not):
+        raise validation(f"Invalid operator used in {_KC}: NOT")
+    if isinstance(c, ast.In):
+        raise validation(f"Invalid operator used in {_KC}: IN")
+    if isinstance(c, ast.Function) and c.name != "begins_with":
+        raise validation(f"Invalid operator used in {_KC}: {c.name}")
+    if isinstance(c, ast.Compare):
+        left, right, op = c.left, c.right, c.op
+        if not isinstance(left, ast.Path) and isinstance(right, ast.Path):
+            left, right, op = right, left, _FLIP.get(op, op)
+        if op == "<>":
+            raise validation(f"Invalid operator used in {_KC}: <>")
+        target = left
+    elif isinstance(c, ast.Between):
+        target, op = c.operand, "BETWEEN"
+    elif isinstance(c, ast.Function):
+        target, op = c.args[0], "begins_with"
+    else:
+        raise validation("Query key condition not supported")
+    if not isinstance(target, ast.Path) or len(target.parts) != 1:
+        raise validation("Query key condition not supported")
+    return str(env.name(target.parts[0])), op
+
+
+def _equal_value(c: ast.Condition, env: Env, key_type: str) -> dict:
+    assert isinstance(c, ast.Compare)
+    return _key_value(c.right if isinstance(c.left, ast.Path) else c.left, env, key_type)
+
+
 def key_condition(
     tree: ast.Condition,
     env: Env,
@@ -58,32 +92,9 @@ def key_condition(
         raise validation("KeyConditionExpressions must only contain one condition per key")
     seen_range = False
     for c in parts:
-        if isinstance(c, ast.Or):
-            raise validation(f"Invalid operator used in {_KC}: OR")
-        if isinstance(c, ast.Not):
-            raise validation(f"Invalid operator used in {_KC}: NOT")
-        if isinstance(c, ast.In):
-            raise validation(f"Invalid operator used in {_KC}: IN")
-        if isinstance(c, ast.Function) and c.name != "begins_with":
-            raise validation(f"Invalid operator used in {_KC}: {c.name}")
-        if isinstance(c, ast.Compare):
-            left, right, op = c.left, c.right, c.op
-            if not isinstance(left, ast.Path) and isinstance(right, ast.Path):
-                left, right, op = right, left, _FLIP.get(op, op)
-            if op == "<>":
-                raise validation(f"Invalid operator used in {_KC}: <>")
-            target = left
-        elif isinstance(c, ast.Between):
-            target = c.operand
-        elif isinstance(c, ast.Function):
-            target = c.args[0]
-        else:
-            raise validation("Query key condition not supported")
-        if not isinstance(target, ast.Path) or len(target.parts) != 1:
-            raise validation("Query key condition not supported")
-        name = env.name(target.parts[0])
-        if name == hash_key and isinstance(c, ast.Compare) and op == "=" and hash_av is None:
-            hash_av = _key_value(right, env, hash_type)
+        name, op = _key_target(c, env)
+        if name == hash_key and op == "=" and hash_av is None:
+            hash_av = _equal_value(c, env, hash_type)
         elif name == range_key and not seen_range:
             seen_range = True
             bounds = _range_bounds(c, env, range_type)  # type: ignore[arg-type]
@@ -98,6 +109,69 @@ def key_condition(
     if hash_av is None:
         raise validation(f"Query condition missed key schema element: {hash_key}")
     return keys.encode(hash_av, hash_type), bounds
+
+
+def multi_key_condition(tree: ast.Condition, env: Env, ix: IndexMeta) -> tuple[bytes, tuple]:
+    """key_condition for a GSI with a multi-attribute key: every partition-key attribute with
+    `=`, then sort-key attributes left to right without a gap, each with `=` but the last, which
+    may use any sort-key operator."""
+    hashes, ranges = dict(ix.hash_attrs), dict(ix.range_attrs)
+    given: dict[str, tuple[ast.Condition, str]] = {}
+    for c in _conjuncts(tree):
+        name, op = _key_target(c, env)
+        if name in given:
+            raise validation("KeyConditionExpressions must only contain one condition per key")
+        if name in hashes and op != "=":
+            raise validation("Query key condition not supported")
+        if name not in hashes and name not in ranges:
+            missing = next((n for n in [*hashes, *ranges] if n not in given), name)
+            raise validation(f"Query condition missed key schema element: {missing}")
+        given[name] = (c, op)
+    for name in hashes:
+        if name not in given:
+            raise validation(f"Query condition missed key schema element: {name}")
+    values = [(_equal_value(given[n][0], env, t), t) for n, t in hashes.items()]
+    pk = keys.encode_parts(values) if len(values) > 1 else keys.encode(*values[0])
+    used = [n for n in ranges if n in given]
+    if used != list(ranges)[: len(used)]:
+        missing = next(n for n in ranges if n not in given)
+        raise validation(f"Query condition missed key schema element: {missing}")
+    for name in used[:-1]:
+        if given[name][1] != "=":
+            raise validation(
+                f"Invalid {_KC}: only the last sort key attribute of the condition may use an operator "
+                f"other than =; sort key attribute: {name}"
+            )
+    if not used:
+        return pk, (None, True, None, True)
+    if len(ranges) == 1:
+        return pk, _range_bounds(given[used[0]][0], env, ranges[used[0]])
+    prefix = b"".join(
+        keys.encode_part(_equal_value(given[n][0], env, ranges[n]), ranges[n]) for n in used[:-1]
+    )
+    last = used[-1]
+    return pk, _multi_range_bounds(given[last][0], env, ranges[last], prefix)
+
+
+def _multi_range_bounds(c: ast.Condition, env: Env, t: str, prefix: bytes) -> tuple:
+    """Bounds on one attribute of a multi-attribute sort key after `prefix` (the attributes
+    before it, equal): the single-attribute bounds mapped into the tuple encoding (keys.py)."""
+    lo, lo_incl, hi, hi_incl = _range_bounds(c, env, t)
+    if isinstance(c, ast.Function):  # begins_with: the escaped prefix, unterminated
+        start = prefix + keys.escape(lo)
+        return start, True, keys.prefix_successor(start), False
+    # Keys with this attribute equal to v lie in [prefix+v+TERMINATOR, prefix+v+AFTER_TERMINATOR).
+    if lo is None:
+        lo, lo_incl = (prefix or None), True
+    else:
+        end = keys.TERMINATOR if lo_incl else keys.AFTER_TERMINATOR
+        lo, lo_incl = prefix + keys.escape(lo) + end, True
+    if hi is None:
+        hi, hi_incl = (keys.prefix_successor(prefix) if prefix else None), False
+    else:
+        end = keys.AFTER_TERMINATOR if hi_incl else keys.TERMINATOR
+        hi, hi_incl = prefix + keys.escape(hi) + end, False
+    return lo, lo_incl, hi, hi_incl
 
 
 def _range_bounds(c: ast.Condition, env: Env, t: str) -> tuple:
@@ -201,7 +275,7 @@ class _Read:
         meta, ix = self.meta, self.index
         wanted = set(meta.key_names)
         if ix is not None:
-            wanted |= {ix.hash_key} | ({ix.range_key} if ix.range_key else set())
+            wanted.update(ix.key_names)
         if set(esk) != wanted:
             raise validation(
                 "The provided starting key is invalid: The provided key element does not match the schema"
@@ -265,9 +339,8 @@ class _Read:
         if more and last is not None:
             lek = itm.key_attributes(meta, last)
             if ix is not None:
-                lek[ix.hash_key] = last[ix.hash_key]
-                if ix.range_key:
-                    lek[ix.range_key] = last[ix.range_key]
+                for name in ix.key_names:
+                    lek[name] = last[name]
             out["LastEvaluatedKey"] = lek
         self.state.consume(meta, consumed)
         cc = consumed.report(self.req.get("ReturnConsumedCapacity"))
@@ -300,6 +373,8 @@ def query(state: State, meta: TableMeta, req: dict) -> dict:
         pk, (lo, lo_incl, hi, hi_incl) = key_condition(
             tree, r.env, meta.hash_key, meta.hash_type, meta.range_key, meta.range_type
         )
+    elif ix.extra_hash or ix.extra_range:
+        pk, (lo, lo_incl, hi, hi_incl) = multi_key_condition(tree, r.env, ix)  # type: ignore[arg-type]
     else:
         pk, (lo, lo_incl, hi, hi_incl) = key_condition(
             tree, r.env, ix.hash_key, ix.hash_type, ix.range_key, ix.range_type
@@ -324,7 +399,7 @@ def query(state: State, meta: TableMeta, req: dict) -> dict:
 
 def _check_filter_keys(node: ast.Condition, env: Env, meta: TableMeta, ix: IndexMeta | None) -> None:
     """A Query filter may not refer to the key attributes the key condition uses."""
-    key_attrs = {meta.hash_key, meta.range_key} if ix is None else {ix.hash_key, ix.range_key}
+    key_attrs = {meta.hash_key, meta.range_key} if ix is None else set(ix.key_names)
     key_attrs.discard(None)
 
     def walk(n: object) -> None:

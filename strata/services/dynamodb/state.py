@@ -9,9 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from strata.context import RequestContext
+from strata.protocol.errors import ServiceError
 from strata.services.dynamodb import pitr, streams
 from strata.services.dynamodb.capacity import Consumed
-from strata.services.dynamodb.errors import resource_not_found, table_not_found, transaction_conflict
+from strata.services.dynamodb.errors import (
+    resource_not_found,
+    table_not_found,
+    transaction_conflict,
+    validation,
+)
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.throttle import Throttle
@@ -51,6 +57,8 @@ class State:
             where[(m.scope, m.name)] = m
         every = [*self.tables.values(), *self.deleting.values(), *self.creating.values()]
         streams.attach(self.store, every)
+        # Deleted tables' streams, readable for 24 hours (streams.retire), by streams.retired_id.
+        self.retired: dict[str, TableMeta] = streams.load_retired(self.store)
         self.store.count_indexes(
             [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
         )
@@ -100,12 +108,37 @@ class State:
         if (tid, pk, sk) in self.locks:
             raise transaction_conflict()
 
+    def retire_streams(self, meta: TableMeta) -> None:
+        """A deleted table's streams stay readable for 24 hours (inside the deleting write)."""
+        if streams.retire(self.store, meta):
+            self.retired[streams.retired_id(meta)] = meta
+
     def save(self, meta: TableMeta) -> None:
         self.store.save_meta(meta.to_json())
         self.tables[(meta.scope, meta.name)] = meta
 
-    def by_arn(self, arn: object) -> TableMeta:
-        for meta in self.tables.values():
-            if meta.arn == arn:
-                return meta
-        raise resource_not_found(f"Requested resource not found: ResourcArn: {arn} not found")
+    def by_arn(self, ctx: RequestContext, arn: object, action: str) -> TableMeta:
+        """The table a tagging call names by ARN, with DynamoDB's error for each way an ARN can
+        be wrong: not an ARN, or a DynamoDB ARN of no table (an index, another region) ->
+        ValidationException; another service's or another account's -> AccessDeniedException;
+        no such table -> ResourceNotFoundException."""
+        text = arn if isinstance(arn, str) else ""
+        parts = text.split(":", 5)
+        invalid = validation(f"Invalid TableArn: Invalid ResourceArn provided as input {text}")
+        if len(parts) < 6 or parts[0] != "arn":
+            raise invalid
+        _, _, service, region, account, resource = parts
+        if service != "dynamodb" or account != ctx.account_id:
+            who = ctx.principal.arn if ctx.principal is not None else "anonymous"
+            raise ServiceError(
+                "AccessDeniedException",
+                f"User: {who} is not authorized to perform: dynamodb:{action} on resource: {text}",
+                400,
+            )
+        kind, _, name = resource.partition("/")
+        if kind != "table" or not name or "/" in name or region != ctx.region:
+            raise invalid
+        meta = self.tables.get((scope_of(ctx), name))
+        if meta is None:
+            raise resource_not_found(f"Requested resource not found: ResourcArn: {text} not found")
+        return meta

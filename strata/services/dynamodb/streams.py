@@ -225,10 +225,42 @@ def roll(store: ItemStore, meta: TableMeta, now: float) -> bool:
     return True
 
 
-def forget(store: ItemStore, meta: TableMeta) -> None:
-    """Delete a deleted table's stream records (inside a write)."""
-    for s in meta.streams:
-        store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (s["sid"],))
+RETIRED = "ddb-retired-streams"  # documents: the streams of deleted tables, readable 24 hours
+
+
+def retire(store: ItemStore, meta: TableMeta) -> bool:
+    """Keep a deleted table's streams readable for 24 hours, as DynamoDB does (inside a write):
+    the stream is disabled and the table's metadata kept as a document; whether it had any."""
+    if not meta.streams:
+        return False
+    disable(store, meta)
+    store.db.put_doc(RETIRED, retired_id(meta), {"meta": meta.to_json(), "deleted": clock.time()})
+    return True
+
+
+def retired_id(meta: TableMeta) -> str:
+    return f"{meta.arn}#{meta.table_id}"
+
+
+def load_retired(store: ItemStore) -> dict[str, TableMeta]:
+    return {
+        retired_id(m): m for m in (TableMeta.from_json(doc["meta"]) for doc in store.db.list_docs(RETIRED))
+    }
+
+
+def expire_retired(store: ItemStore, retired: dict[str, TableMeta], now: float) -> int:
+    """Forget deleted tables' streams 24 hours after their last record (inside a write)."""
+    gone = [
+        key
+        for key, meta in retired.items()
+        if all(s["disabled"] is not None and now - s["disabled"] >= RETENTION for s in meta.streams)
+    ]
+    for key in gone:
+        for s in retired[key].streams:
+            store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (s["sid"],))
+        store.db.delete_doc(RETIRED, key)
+        del retired[key]
+    return len(gone)
 
 
 def read(
@@ -268,25 +300,42 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
         row = store.w.execute(
             "SELECT seq FROM ddb_stream WHERE sid = ? AND at >= ? ORDER BY seq LIMIT 1", (sid, before)
         ).fetchone()
-        if row is None:
-            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ?", (sid,)).rowcount
-        else:
-            n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, row[0])).rowcount
+        bound = row[0] if row is not None else 2**62
+        gone = store.w.execute(
+            "SELECT max(seq) FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)
+        ).fetchone()[0]
+        if gone is None:
+            continue
+        # The trim horizon: every record of the stream up to `gone` is no longer readable.
+        store.w.execute(
+            "INSERT INTO ddb_counters(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            (f"stream_trim:{sid}", gone),
+        )
+        n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)).rowcount
     return n
 
 
+def trimmed(store: ItemStore, sid: int) -> int:
+    """The last sequence number of a stream whose record has been pruned (0: none yet)."""
+    row = store.r.execute("SELECT value FROM ddb_counters WHERE name = ?", (f"stream_trim:{sid}",)).fetchone()
+    return row[0] if row else 0
+
+
 def rule(
-    tables: Callable[[], list[TableMeta]], store: ItemStore
+    tables: Callable[[], list[TableMeta]], store: ItemStore, retired: dict[str, TableMeta] | None = None
 ) -> Callable[[float, float], Awaitable[dict]]:
-    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted, and
-    shards open for four hours roll over to a child."""
+    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted, shards
+    open for four hours roll over to a child, deleted tables' streams are forgotten after 24 hours."""
+    kept: dict[str, TableMeta] = retired if retired is not None else {}
 
     async def run(since: float, until: float) -> dict[str, int]:
         before = until - RETENTION
-        sids = [s["sid"] for m in tables() for s in m.streams]
+        sids = [s["sid"] for m in [*tables(), *kept.values()] for s in m.streams]
         n = await store.db.write(lambda: prune_chunk(store, sids, before))
         # The tables as published when the write runs (UpdateTable publishes inside its write).
         rolled = await store.db.write(lambda: sum(roll(store, m, until) for m in tables()))
-        return {"pruned": n, "shards_rolled": rolled}
+        expired = await store.db.write(lambda: expire_retired(store, kept, until)) if kept else 0
+        return {"pruned": n, "shards_rolled": rolled, "deleted_tables_forgotten": expired}
 
     return run

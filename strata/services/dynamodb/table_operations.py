@@ -25,6 +25,7 @@ from strata.services.dynamodb.tables import (
     check_on_demand,
     check_table_name,
     check_throughput,
+    key_attribute_names,
     refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
@@ -127,7 +128,7 @@ class TableOperations(DynamoDBCore):
 
             def drop() -> None:
                 store.delete_table(meta.tid, [ix.iid for ix in meta.indexes])
-                streams.forget(store, meta)
+                self.state.retire_streams(meta)
 
             await store.db.write(drop)
             return {"TableDescription": desc}
@@ -235,11 +236,7 @@ class TableOperations(DynamoDBCore):
             # rule may have metered part of it while this request waited for the writer).
             provisioning.meter_hours(live, now)
             meta.provisioning["metered_to"] = live.provisioning["metered_to"]
-            used = (
-                {meta.hash_key, meta.range_key}
-                | {i.hash_key for i in meta.indexes}
-                | {i.range_key for i in meta.indexes}
-            )
+            used = key_attribute_names(meta.hash_key, meta.range_key, meta.indexes)
             meta.attribute_definitions = [
                 {"AttributeName": k, "AttributeType": v} for k, v in types.items() if k in used
             ]
@@ -289,7 +286,9 @@ class TableOperations(DynamoDBCore):
         return {"TableName": meta.name, "KinesisDataStreamDestinations": []}
 
     def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        if not req.get("Tags"):
+            raise validation("Atleast one Tag needs to be provided as Input.")
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "TagResource")
         tags = {**meta.tags, **{t["Key"]: t["Value"] for t in req.get("Tags") or []}}
         if len(tags) > 50:
             raise validation(
@@ -301,7 +300,7 @@ class TableOperations(DynamoDBCore):
         return {}
 
     def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "UntagResource")
         with self.state.store.write():
             for k in req.get("TagKeys") or []:
                 meta.tags.pop(k, None)
@@ -309,7 +308,7 @@ class TableOperations(DynamoDBCore):
         return {}
 
     def list_tags_of_resource(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.by_arn(req.get("ResourceArn"))
+        meta = self.state.by_arn(ctx, req.get("ResourceArn"), "ListTagsOfResource")
         return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:

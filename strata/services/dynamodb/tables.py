@@ -15,6 +15,7 @@ from strata.services.dynamodb.errors import invalid_parameter, validation
 
 MAX_GSI = 20
 MAX_LSI = 5
+MAX_INDEX_KEY_ATTRIBUTES = 4  # a GSI's partition and sort keys: up to four attributes each
 _NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")
 
 
@@ -36,12 +37,32 @@ class IndexMeta:
     backfilling: bool = False
     cursor: list[str] | None = None
     provisioning: dict = field(default_factory=dict)  # capacity-change history (provisioning.py)
+    # A GSI with a multi-attribute key: its partition- and sort-key attributes after the first,
+    # each [name, type] (the first stay in hash_key / range_key, so a simple index reads as before).
+    extra_hash: list[list[str]] = field(default_factory=list)
+    extra_range: list[list[str]] = field(default_factory=list)
+
+    @property
+    def hash_attrs(self) -> list[tuple[str, str]]:
+        """The partition-key attributes (name, type), in KeySchema order."""
+        return [(self.hash_key, self.hash_type), *((n, t) for n, t in self.extra_hash)]
+
+    @property
+    def range_attrs(self) -> list[tuple[str, str]]:
+        """The sort-key attributes (name, type), in KeySchema order; [] without a sort key."""
+        if self.range_key is None:
+            return []
+        return [(self.range_key, self.range_type or ""), *((n, t) for n, t in self.extra_range)]
+
+    @property
+    def key_names(self) -> list[str]:
+        """Every key attribute of the index."""
+        return [n for n, _ in self.hash_attrs + self.range_attrs]
 
     @property
     def key_schema(self) -> list[dict]:
-        ks = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
-        if self.range_key:
-            ks.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        ks = [{"AttributeName": n, "KeyType": "HASH"} for n, _ in self.hash_attrs]
+        ks += [{"AttributeName": n, "KeyType": "RANGE"} for n, _ in self.range_attrs]
         return ks
 
     @property
@@ -134,30 +155,49 @@ def check_table_name(name: object, member: str = "tableName") -> str:
     return text
 
 
-def _key_schema(ks: list[dict], types: dict[str, str], what: str) -> tuple[str, str, str | None, str | None]:
-    if not ks or len(ks) > 2:
+def _key_schema(
+    ks: list[dict], types: dict[str, str], what: str, multi: bool = False
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (name, type) of the partition- and sort-key attributes of a KeySchema. A table or an
+    LSI has one of each at most; a GSI (`multi`) up to four of each, partition keys first."""
+    limit = 2 * MAX_INDEX_KEY_ATTRIBUTES if multi else 2
+    if not ks or len(ks) > limit:
         raise validation(
             f"1 validation error detected: Value '{ks}' at 'keySchema' failed to satisfy constraint: "
-            "Member must have length less than or equal to 2"
+            f"Member must have length less than or equal to {limit}"
         )
     if ks[0].get("KeyType") != "HASH":
         raise validation("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
-    if len(ks) == 2 and ks[1].get("KeyType") != "RANGE":
+    kinds = [k.get("KeyType") for k in ks]
+    if not multi and len(ks) == 2 and kinds[1] != "RANGE":
         raise validation("Invalid KeySchema: The second KeySchemaElement is not a RANGE key type")
-    if len(ks) == 2 and ks[0]["AttributeName"] == ks[1]["AttributeName"]:
-        raise invalid_parameter(
-            "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+    n_hash = kinds.index("RANGE") if "RANGE" in kinds else len(kinds)
+    if any(k != "RANGE" for k in kinds[n_hash:]):
+        raise validation(
+            f"Invalid KeySchema: all HASH KeySchemaElements must come before the RANGE ones for index: {what}"
         )
+    n_range = len(kinds) - n_hash
+    for count, kind in ((n_hash, "HASH"), (n_range, "RANGE")):
+        if count > MAX_INDEX_KEY_ATTRIBUTES:
+            raise validation(
+                f"Invalid KeySchema: a global secondary index can have at most {MAX_INDEX_KEY_ATTRIBUTES} "
+                f"{kind} KeySchemaElements; index: {what} has {count}"
+            )
     names = [k["AttributeName"] for k in ks]
+    if len(set(names)) != len(names):
+        if len(ks) == 2:
+            raise invalid_parameter(
+                "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+            )
+        dup = next(n for n in names if names.count(n) > 1)
+        raise invalid_parameter(f"Duplicate attribute name in KeySchema: {dup}")
     missing = [n for n in names if n not in types]
     if missing:
         raise invalid_parameter(
             f"Some index key attributes are not defined in AttributeDefinitions. Keys: [{', '.join(missing)}], "
             f"AttributeDefinitions: [{', '.join(types)}]"
         )
-    hash_key = names[0]
-    range_key = names[1] if len(names) > 1 else None
-    return hash_key, types[hash_key], range_key, types[range_key] if range_key else None
+    return [(n, types[n]) for n in names[:n_hash]], [(n, types[n]) for n in names[n_hash:]]
 
 
 def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
@@ -252,7 +292,8 @@ def build_index(
     table_hash: str | None = None,
 ) -> IndexMeta:
     name = check_table_name(spec.get("IndexName", ""), "indexName")
-    h, ht, r, rt = _key_schema(spec.get("KeySchema") or [], types, name)
+    hashes, ranges = _key_schema(spec.get("KeySchema") or [], types, name, multi=is_global)
+    (h, ht), (r, rt) = hashes[0], ranges[0] if ranges else (None, None)
     if not is_global:
         if r is None:
             raise invalid_parameter(f"Index KeySchema does not have a range key for index: {name}")
@@ -264,7 +305,10 @@ def build_index(
     ptype, nka = _projection(spec.get("Projection"))
     refuse_index_throughput_settings(spec)
     throughput = check_throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
-    return IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
+    ix = IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
+    ix.extra_hash = [[n, t] for n, t in hashes[1:]]
+    ix.extra_range = [[n, t] for n, t in ranges[1:]]
+    return ix
 
 
 def build_table(
@@ -273,7 +317,8 @@ def build_table(
     """Validate a CreateTable request and build the table's metadata."""
     name = check_table_name(req.get("TableName"))
     types = attribute_types(req.get("AttributeDefinitions") or [])
-    h, ht, r, rt = _key_schema(req.get("KeySchema") or [], types, name)
+    hashes, ranges = _key_schema(req.get("KeySchema") or [], types, name)
+    (h, ht), (r, rt) = hashes[0], ranges[0] if ranges else (None, None)
     billing = req.get("BillingMode") or "PROVISIONED"
     throughput = check_throughput(req.get("ProvisionedThroughput"), billing)
     gsis = req.get("GlobalSecondaryIndexes") or []
@@ -298,9 +343,7 @@ def build_table(
             raise invalid_parameter(f"Duplicate index name: {ix.name}")
         seen.add(ix.name)
         indexes.append(ix)
-    used = {h, r} | {ix.hash_key for ix in indexes} | {ix.range_key for ix in indexes}
-    used.discard(None)
-    if set(types) != used:
+    if set(types) != key_attribute_names(h, r, indexes):
         raise invalid_parameter(
             "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions"
         )
@@ -329,6 +372,14 @@ def build_table(
         table_class=req.get("TableClass") or "STANDARD",
         on_demand=check_on_demand(req.get("OnDemandThroughput"), billing),
     )
+
+
+def key_attribute_names(hash_key: str, range_key: str | None, indexes: list[IndexMeta]) -> set[str]:
+    """Every attribute a table's or its indexes' keys use (what AttributeDefinitions must list)."""
+    used = {hash_key, *(n for ix in indexes for n in ix.key_names)}
+    if range_key:
+        used.add(range_key)
+    return used
 
 
 def _ts(t: float) -> datetime:
@@ -411,7 +462,7 @@ def describe(
             "KMSMasterKeyArn": meta.sse.get("KMSMasterKeyId")
             or f"arn:aws:kms:{meta.arn.split(':')[3]}:{meta.arn.split(':')[4]}:key/aws-dynamodb",
         }
-    if meta.restore:
+    if meta.restore and not meta.restore.get("import_arn"):  # an imported table has none
         summary: dict = {
             "RestoreDateTime": _ts(meta.restore["restore_time"]),
             "RestoreInProgress": status == "CREATING",

@@ -26,6 +26,7 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.constrained import constrained
 from strata.services.dynamodb import streams
 from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta
@@ -47,6 +48,14 @@ def _not_found(message: str = "Requested resource not found") -> ServiceError:
     return ServiceError("ResourceNotFoundException", message, 400)
 
 
+def _trimmed() -> ServiceError:
+    return ServiceError(
+        "TrimmedDataAccessException",
+        "The operation attempted to read past the oldest stream record in a shard.",
+        400,
+    )
+
+
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
@@ -66,6 +75,7 @@ def _limit(value: object, top: int, member: str) -> int:
     return value
 
 
+@constrained("dynamodbstreams", _validation)
 @refusing("dynamodbstreams")
 class DynamoDBStreamsProvider:
     """Constructed once per server; holds no state of its own (the DynamoDB provider's store)."""
@@ -75,6 +85,16 @@ class DynamoDBStreamsProvider:
 
     def health(self) -> str:
         return "running"
+
+    def resource_arn(self, req: dict, arn: str) -> str | None:
+        """GetRecords names its stream only inside the shard iterator: it is authorized on that
+        stream's ARN, as in DynamoDB (not on "*"). An unreadable iterator is left to GetRecords."""
+        if "ShardIterator" not in req or "StreamArn" in req:
+            return None
+        try:
+            return _decode(req["ShardIterator"])[0]
+        except ServiceError:
+            return None
 
     @property
     def _state(self) -> State:
@@ -95,12 +115,15 @@ class DynamoDBStreamsProvider:
         missing = _not_found(f"Requested resource not found: Stream: {arn} not found")
         if f"{parts[4]}:{parts[3]}" != scope_of(ctx):
             raise missing
-        meta = self._state.tables.get((scope_of(ctx), name))
-        if meta is None:
-            raise missing
-        for s in meta.streams:
-            if s["label"] == label:
-                return meta, s
+        state = self._state
+        live = state.tables.get((scope_of(ctx), name))
+        # A deleted table's streams stay readable for 24 hours (streams.retire).
+        for meta in [*([live] if live is not None else []), *state.retired.values()]:
+            if meta.arn != f"{head}:table/{name}":
+                continue
+            for s in meta.streams:
+                if s["label"] == label:
+                    return meta, s
         raise missing
 
     # -- ListStreams, DescribeStream --------------------------------------------------------------
@@ -111,7 +134,9 @@ class DynamoDBStreamsProvider:
         name = req.get("TableName")
         now = clock.time()
         found = []
-        for (s_scope, t_name), meta in sorted(self._state.tables.items()):
+        every = [(key, meta) for key, meta in self._state.tables.items()]
+        every += [((m.scope, m.name), m) for m in self._state.retired.values()]  # deleted tables
+        for (s_scope, t_name), meta in sorted(every, key=lambda x: (x[0], x[1].created)):
             if s_scope != scope or (name is not None and t_name != name):
                 continue
             for s in meta.streams:
@@ -188,7 +213,8 @@ class DynamoDBStreamsProvider:
         seq_text = req.get("SequenceNumber")
         store = self._state.store
         sid, start, end = s["sid"], sh["start"], sh["end"]
-        last = end if end is not None else max(streams.last_seq(store, sid), start)
+        trim = streams.trimmed(store, sid)
+        last = end if end is not None else max(streams.last_seq(store, sid), start, trim)
         if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             if seq_text is None:
                 raise _validation("SequenceNumber must be provided when ShardIteratorType is " + kind)
@@ -199,10 +225,12 @@ class DynamoDBStreamsProvider:
             if not start <= seq <= max(last, start):
                 raise _validation(f"Invalid SequenceNumber {seq_text} for shard {sh['id']}")
             after = max(seq - 1, start) if kind == "AT_SEQUENCE_NUMBER" else seq
+            if after < trim:
+                raise _trimmed()
         elif seq_text is not None:
             raise _validation(f"SequenceNumber must not be provided when ShardIteratorType is {kind}")
-        elif kind == "TRIM_HORIZON":
-            after = start
+        elif kind == "TRIM_HORIZON":  # the oldest record still kept
+            after = max(start, min(trim, last))
         elif kind == "LATEST":
             after = last
         elif kind == "AT_TIMESTAMP":
@@ -244,6 +272,8 @@ class DynamoDBStreamsProvider:
         sh = self._shard(s, arn, shard)
         meter.record("dynamodb", "StreamsReadRequests", 1, "request", table=meta.name)
         store = self._state.store
+        if after < min(streams.trimmed(store, s["sid"]), sh["end"] if sh["end"] is not None else 2**62):
+            raise _trimmed()  # records this iterator had still to read were pruned
         region = meta.arn.split(":")[3]
         view = s["view"]
         records: list[dict] = []

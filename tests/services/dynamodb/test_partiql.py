@@ -285,6 +285,14 @@ def test_next_token_pages_through_a_query_and_a_scan(ddb: Any, make_table: Any) 
             break
     assert seen == [(i["pk"]["S"], int(i["sk"]["N"])) for i in whole["Items"]]
     assert pages >= 3
+    # pk = a OR pk = b is the same decomposition (Queries in the order named), not a scan
+    ored = run(
+        ddb,
+        f"SELECT pk, sk FROM \"{t}\" WHERE (pk = 'q' OR 'p' = pk OR pk = 'none') AND sk > 0",
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert ored["Items"] == whole["Items"]
+    assert ored["ConsumedCapacity"]["CapacityUnits"] == 1.5
     first = run(ddb, f"SELECT sk FROM \"{t}\" WHERE pk = 'p'", Limit=2)
     code, message, _ = error(ddb, f"SELECT * FROM \"{t}\" WHERE pk = 'p'", NextToken=first["NextToken"])
     assert (code, message) == ("ValidationException", "NextToken does not match request")

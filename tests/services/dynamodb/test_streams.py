@@ -280,10 +280,34 @@ def test_ttl_records_iterator_expiry_and_retention(strata_factory: Any) -> None:
     )["TableDescription"]["LatestStreamArn"]
     assert len(streams.list_streams(TableName="ttl")["Streams"]) == 2
     ddb.put_item(TableName="ttl", Item={"pk": {"S": "y"}})
-    assert len(_consume(streams, arn2)) == 1
-    server.advance_clock("25h")  # records are kept 24 hours, disabled streams listed as long
+    (y,) = _consume(streams, arn2)
+    gone = _table(ddb, "gone", "NEW_IMAGE")
+    ddb.put_item(TableName="gone", Item=_item("g", "1"))
+    ddb.delete_table(TableName="gone")
+    server.advance_clock("23h")  # a deleted table's stream stays readable for 24 hours
+    assert streams.describe_stream(StreamArn=gone)["StreamDescription"]["StreamStatus"] == "DISABLED"
+    assert [r["eventName"] for r in _consume(streams, gone)] == ["INSERT"]
+    server.advance_clock("2h")  # records are kept 24 hours, disabled streams listed as long
     assert _consume(streams, arn2) == []
+    # Past the trim horizon: the pruned record cannot be asked for, what follows it can.
+    shard = streams.describe_stream(StreamArn=arn2)["StreamDescription"]["Shards"][0]["ShardId"]  # y's
+    seq = y["dynamodb"]["SequenceNumber"]
+    with pytest.raises(ClientError) as e:
+        streams.get_shard_iterator(
+            StreamArn=arn2, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=seq
+        )
+    assert e.value.response["Error"]["Code"] == "TrimmedDataAccessException"
+    ddb.put_item(TableName="ttl", Item={"pk": {"S": "z"}})
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in _consume(streams, arn2)] == ["z"]
+    it = streams.get_shard_iterator(
+        StreamArn=arn2, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=seq
+    )["ShardIterator"]
+    assert streams.get_records(ShardIterator=it)["Records"] == []
     assert [s["StreamArn"] for s in streams.list_streams(TableName="ttl")["Streams"]] == [arn2]
+    assert gone not in [s["StreamArn"] for s in streams.list_streams()["Streams"]]
+    with pytest.raises(ClientError) as e:
+        streams.describe_stream(StreamArn=gone)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
     with pytest.raises(ClientError) as e:
         streams.describe_stream(StreamArn=arn)
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -295,10 +319,15 @@ def test_kill9_keeps_records_of_acknowledged_writes(strata_factory: Any) -> None
     arn = _table(ddb, "crash", "NEW_IMAGE")
     for i in range(20):
         ddb.put_item(TableName="crash", Item=_item(f"k{i:02d}", "1"))
+    deleted = _table(ddb, "deleted", "KEYS_ONLY")
+    ddb.put_item(TableName="deleted", Item=_item("d", "1"))
+    ddb.delete_table(TableName="deleted")
     server.kill()
     server.restart()
     ddb = server.client("dynamodb")
     streams = server.client("dynamodbstreams")
+    assert [r["dynamodb"]["Keys"] for r in _consume(streams, deleted)] == [{"pk": {"S": "d"}}]
+    assert deleted in [s["StreamArn"] for s in streams.list_streams()["Streams"]]
     ddb.put_item(TableName="crash", Item=_item("k00", "2"))  # after the restart: numbered after
     records = _consume(streams, arn)
     assert _changes(records) == [

@@ -305,11 +305,33 @@ def _range_condition(c: ast.Condition, range_key: str) -> bool:
     return False
 
 
+def _partitions(c: ast.Condition, key: str) -> tuple[ast.ValueRef, ...] | None:
+    """The partition values of `key IN (v, ...)` or `key = v OR key = w ...`, else None."""
+    path = ast.Path((key,))
+    if isinstance(c, ast.In):
+        if c.operand == path and all(isinstance(o, ast.ValueRef) for o in c.options):
+            return c.options  # type: ignore[return-value]
+        return None
+    if isinstance(c, ast.Or):
+        left, right = _partitions(c.left, key), _partitions(c.right, key)
+        return left + right if left is not None and right is not None else None
+    if isinstance(c, ast.Compare) and c.op == "=":
+        for side, value in ((c.left, c.right), (c.right, c.left)):
+            if side == path and isinstance(value, ast.ValueRef):
+                return (value,)
+    return None
+
+
 def select(stmt: p.Select, meta: TableMeta) -> Template:
     """The GetItem, Query or Scan that answers the SELECT."""
     ix = meta.index(stmt.index) if stmt.index else None
-    hash_key, range_key = (ix.hash_key, ix.range_key) if ix else (meta.hash_key, meta.range_key)
-    keys = (hash_key, range_key) if range_key else (hash_key,)
+    if ix is not None:  # a GSI's key may have several partition- and sort-key attributes
+        hash_names = [n for n, _ in ix.hash_attrs]
+        range_names = [n for n, _ in ix.range_attrs]
+    else:
+        hash_names = [meta.hash_key]
+        range_names = [meta.range_key] if meta.range_key else []
+    keys = (*hash_names, *range_names)
     eq, rest, _ = split_key(stmt.where, keys)
     out = Printer()
     req: dict = {"TableName": meta.name}
@@ -330,30 +352,36 @@ def select(stmt: p.Select, meta: TableMeta) -> Template:
     if ix is not None:
         req["IndexName"] = ix.name
     fanout: tuple[str, ...] = ()
-    if hash_key not in eq:
+    unnamed = [h for h in hash_names if h not in eq]
+    if len(unnamed) == 1:
+        hash_key = unnamed[0]
         for c in rest:
-            if (
-                isinstance(c, ast.In)
-                and c.operand == ast.Path((hash_key,))
-                and all(isinstance(o, ast.ValueRef) for o in c.options)
-            ):
-                if len(c.options) > MAX_PARTITIONS:
+            options = _partitions(c, hash_key)
+            if options is not None:
+                if len(options) > MAX_PARTITIONS:
                     raise validation("Too many decomposed read operations for a given query.")
                 # One Query per listed partition, as DynamoDB decomposes it, not a table scan.
-                fanout = tuple(o.ref for o in c.options)  # type: ignore[union-attr]
+                fanout = tuple(o.ref for o in options)
                 eq[hash_key] = ast.ValueRef(PARTITION)
                 rest = [x for x in rest if x is not c]
                 break
-    if hash_key in eq:
-        key_conds: list[ast.Condition] = [ast.Compare("=", ast.Path((hash_key,)), eq[hash_key])]
-        if range_key in eq:
-            key_conds.append(ast.Compare("=", ast.Path((range_key,)), eq[range_key]))  # type: ignore[arg-type]
-        elif range_key is not None:
+    if all(h in eq for h in hash_names):
+        key_conds: list[ast.Condition] = [ast.Compare("=", ast.Path((h,)), eq[h]) for h in hash_names]
+        # Sort-key attributes left to right: equalities, then at most one range condition.
+        used = 0
+        for name in range_names:
+            if name in eq:
+                key_conds.append(ast.Compare("=", ast.Path((name,)), eq[name]))
+                used += 1
+                continue
             for c in rest:
-                if _range_condition(c, range_key):
+                if _range_condition(c, name):
                     key_conds.append(c)
                     rest = [x for x in rest if x is not c]
                     break
+            break
+        # Equalities on sort-key attributes after a gap filter (so the statement scans, below).
+        rest = [ast.Compare("=", ast.Path((n,)), eq[n]) for n in range_names[used:] if n in eq] + rest
         # A Query's filter may not name the key attributes it queries by: such a statement is
         # answered by a Scan with the whole WHERE as its filter (same items, no key range).
         if not _mentions(tuple(rest), set(keys)):
