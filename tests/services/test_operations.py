@@ -29,6 +29,9 @@ HOOKS = {
     "request_targets",
     "cors_preflight",
     "cors_headers",
+    # called by FIS actions (strata/services/fis/runner.py)
+    "interrupt_az_power",
+    "restore_az_power",
 }
 
 

@@ -23,7 +23,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
 from strata.services.fis import templates as tpl
-from strata.services.fis.catalog import ACTIONS, TARGET_TYPES
+from strata.services.fis.catalog import ACTIONS, TARGET_PARAMETERS, TARGET_TYPES
 from strata.services.fis.runner import ACTIVE, Runner
 from strata.services.fis.stops import check_alarms_exist
 from strata.services.parameters import refusing
@@ -338,7 +338,10 @@ class FISProvider:
             "targetResourceType": {
                 "resourceType": rtype,
                 "description": TARGET_TYPES[rtype],
-                "parameters": {},
+                "parameters": {
+                    name: {"description": doc, "required": required}
+                    for name, (doc, required) in TARGET_PARAMETERS.get(rtype, {}).items()
+                },
             }
         }
 

@@ -18,9 +18,9 @@ from typing import Any
 from strata.protocol.errors import ServiceError
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
-from strata.services.fis.targets import internal_context, resolve
+from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
-from strata.sim.faults import ApiFault, api_faults
+from strata.sim.faults import ApiFault, api_faults, io_pauses
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
@@ -248,12 +248,54 @@ class Runner:
             for arn in self._targets(doc, action):
                 ctx = internal_context("rds", "FailoverDBCluster", doc["region"], doc["account"], doc["id"])
                 await rds.failover_db_cluster(ctx, {"DBClusterIdentifier": arn.rsplit(":", 1)[-1]})
+        elif action_id == "aws:elasticache:replicationgroup-interrupt-az-power":
+            await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
+        elif action_id == "aws:ebs:pause-volume-io":
+            await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
+
+    async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
+        """The nodes of the target groups in the target's zone lose power for `duration`; the
+        ElastiCache monitor fails a primary among them over, as after any crash (az_power.py)."""
+        cache = self._service("elasticache", "ElastiCache")
+        target = doc["targets"][action["targets"]["ReplicationGroups"]]
+        identifier = target["parameters"]["availabilityZoneIdentifier"]
+        zone = zone_name(doc["account"], doc["region"], identifier)
+        if zone is None:
+            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        cut: list[tuple[str, list[str]]] = []
+        try:
+            for arn in self._targets(doc, action):
+                parts = arn.split(":")
+                if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
+                    raise ActionFailed(f"Replication group {arn} not found.")
+                group_id = parts[6]
+                cut.append((group_id, await cache.interrupt_az_power(group_id, zone)))
+            await asyncio.sleep(duration)
+        finally:
+            for group_id, members in cut:  # power returns however the action ends
+                await cache.restore_az_power(group_id, members)
+
+    async def _pause_volume_io(self, doc: dict, name: str, action: dict, duration: float) -> None:
+        """Every request on the target volumes' NBD data path waits for `duration`."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+        await call(ec2, "describe_volumes", ctx, {"VolumeIds": ids})  # the account's own, or NotFound
+        key = f"{doc['id']}/{name}"
+        io_pauses.pause(key, frozenset(ids))
+        try:
+            await asyncio.sleep(duration)
+        finally:
+            io_pauses.resume(key)  # rolled back however the action ends
 
     def _rds(self) -> Any:
-        rds = self.peer("rds")
-        if rds is None:
-            raise ActionFailed("The RDS service is not running.")
-        return rds
+        return self._service("rds", "RDS")
+
+    def _service(self, name: str, title: str) -> Any:
+        provider = self.peer(name)
+        if provider is None:
+            raise ActionFailed(f"The {title} service is not running.")
+        return provider
 
 
 async def _cancel_all(tasks: dict[str, asyncio.Task]) -> None:
