@@ -32,6 +32,7 @@ HOOKS = {
     # called by FIS actions (strata/services/fis/runner.py)
     "interrupt_az_power",
     "restore_az_power",
+    "endpoints_in_zone",
 }
 
 

@@ -23,6 +23,7 @@ import redis
 from strata.services.base import run_blocking
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
+from strata.services.elasticache.nodes import PRIMARY
 from strata.sim.clock import clock
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ RETURN_TIMEOUT = 60.0  # seconds restore_az_power waits for the zone's nodes to 
 
 
 class AzPowerOperations(ElastiCacheCore):
-    """A mixin of ElastiCacheProvider; called by FIS, not an ElastiCache API operation."""
+    """A mixin of ElastiCacheProvider; called by FIS, not ElastiCache API operations."""
 
     async def interrupt_az_power(self: ElastiCacheProvider, group_id: str, zone: str) -> list[str]:
         """Cut the power of the group's nodes in `zone`; returns the member ids that lost it.
@@ -86,3 +87,24 @@ class AzPowerOperations(ElastiCacheCore):
                 return
             await asyncio.sleep(0.1)
         log.warning("replication group %s: %s not back after the power returned", group_id, members)
+
+    def endpoints_in_zone(
+        self: ElastiCacheProvider, account: str, region: str, zone: str
+    ) -> list[tuple[str, int]]:
+        """The endpoints (address, port) served from Availability Zone `zone` right now, for FIS's
+        network disruption: every node there, and a group's primary (or configuration) endpoint
+        when the node holding it is there. Called inside the experiment's account and region."""
+        out: list[tuple[str, int]] = []
+        groups = {g["id"]: g for g in self.store.list_docs("group")}
+        for c in self.store.list_docs("cluster"):
+            dep = groups.get(c.get("group") or "") or c
+            zoned = [n for n in c["nodes"] if n["az"] == zone]
+            out += [(n["address"], dep["port"]) for n in zoned]
+            if dep is c and zoned and len(zoned) == len(c["nodes"]):
+                out.append((PRIMARY, c["port"]))
+        for g in groups.values():
+            members = self._members(g)
+            holder = g.get("config_holder") if g.get("cluster_mode") else g["node_groups"][0]["primary"]
+            if holder in members and members[holder]["az"] == zone:
+                out.append((PRIMARY, g["port"]))
+        return out

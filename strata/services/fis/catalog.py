@@ -74,6 +74,15 @@ ACTIONS: dict[str, ActionSpec] = {
             {"duration": ("The duration, from one second to 12 hours (ISO 8601).", True)},
             ("Volumes", "aws:ec2:ebs-volume"),
         ),
+        ActionSpec(
+            "aws:network:disrupt-connectivity",
+            "Denies all traffic to the Strata endpoints served in the target subnets' Availability Zones.",
+            {
+                "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
+                "scope": ("The type of traffic to deny: all (the only scope Strata applies).", False),
+            },
+            ("Subnets", "aws:ec2:subnet"),
+        ),
     ]
 }
 
@@ -83,6 +92,7 @@ TARGET_TYPES: dict[str, str] = {
     "aws:rds:cluster": "Amazon Aurora DB clusters.",
     "aws:elasticache:replicationgroup": "Amazon ElastiCache replication groups.",
     "aws:ec2:ebs-volume": "Amazon EBS volumes.",
+    "aws:ec2:subnet": "Amazon VPC subnets.",
 }
 
 _ZONE = "The Availability Zone (for example us-east-1a) or Availability Zone ID (for example use1-az1)"

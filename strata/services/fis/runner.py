@@ -15,7 +15,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
+from strata.services.base import run_blocking
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
@@ -46,6 +48,7 @@ class Runner:
         # The documents of running experiments: the one copy every change goes through.
         self.live: dict[str, dict] = {}
         self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
+        self.blackhole = Blackhole()  # endpoints cut off by network disruptions
 
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
@@ -252,6 +255,8 @@ class Runner:
             await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
         elif action_id == "aws:ebs:pause-volume-io":
             await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
+        elif action_id == "aws:network:disrupt-connectivity":
+            await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
 
     async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
         """The nodes of the target groups in the target's zone lose power for `duration`; the
@@ -287,6 +292,36 @@ class Runner:
             await asyncio.sleep(duration)
         finally:
             io_pauses.resume(key)  # rolled back however the action ends
+
+    async def _disrupt_connectivity(self, doc: dict, name: str, action: dict, duration: float) -> None:
+        """Every endpoint served in the target subnets' zones stops answering for `duration`:
+        database and cache endpoints and NFS mount targets drop every packet (strata.engines.
+        blackhole); the zone's EBS volumes' NBD requests are held (io_pauses). What is served
+        where is read when the action starts."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
+        subnets = (await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids}))["Subnets"]
+        zones = sorted({s["AvailabilityZone"] for s in subnets})
+        endpoints: set[tuple[str, int]] = set()
+        for service in ("rds", "elasticache", "efs"):
+            provider = self.peer(service)
+            for zone in zones if provider is not None else []:
+                endpoints |= set(provider.endpoints_in_zone(doc["account"], doc["region"], zone))
+        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+        volumes = await call(
+            ec2, "describe_volumes", ctx, {"Filters": [{"Name": "availability-zone", "Values": zones}]}
+        )
+        if endpoints and not await run_blocking(Blackhole.usable):
+            raise ActionFailed("Disrupting connectivity needs nftables and root (CAP_NET_ADMIN).")
+        key = f"{doc['id']}/{name}"
+        try:
+            await run_blocking(self.blackhole.add, key, frozenset(endpoints))
+            io_pauses.pause(key, frozenset(v["VolumeId"] for v in volumes["Volumes"]))
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            io_pauses.resume(key)
+            await run_blocking(self.blackhole.remove, key)
 
     def _rds(self) -> Any:
         return self._service("rds", "RDS")

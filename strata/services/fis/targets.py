@@ -78,6 +78,9 @@ async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -
             )
             for v in volumes
         ]
+    if rtype == "aws:ec2:subnet":
+        subnets = await _pages(peer("ec2"), "describe_subnets", ctx, {}, "Subnets", "NextToken")
+        return [(s["SubnetArn"], _tag_map(s.get("Tags")), s["AvailabilityZone"]) for s in subnets]
     rds = peer("rds")
     if rtype == "aws:rds:db":
         items = (await call(rds, "describe_db_instances", ctx, {}))["DBInstances"]

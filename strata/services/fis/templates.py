@@ -84,6 +84,10 @@ def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None
         raise invalid(f"Action {name}: service {params['service']} is not a service Strata serves")
     if "operations" in params and not [o for o in params["operations"].split(",") if o.strip()]:
         raise invalid(f"Action {name}: operations must name at least one operation")
+    if params.get("scope", "all") != "all":
+        raise invalid(
+            f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scope is all"
+        )
     if "forceFailover" in params and params["forceFailover"].lower() not in ("true", "false"):
         raise invalid(f"Action {name}: forceFailover must be true or false")
 

@@ -121,6 +121,23 @@ class RDSCore:
     def health(self) -> str:
         return "running"
 
+    def endpoints_in_zone(self, account: str, region: str, zone: str) -> list[tuple[str, int]]:
+        """The endpoints (address, port) served from Availability Zone `zone` right now, for FIS's
+        network disruption: an instance's endpoint where its primary node runs there, an Aurora
+        cluster's writer endpoint where its writer does (the reader endpoint spreads over several
+        zones and stays). Called inside the experiment's account and region."""
+        out = []
+        writers = set()
+        for doc in self.store.list_docs("instance"):
+            primary = (doc.get("nodes") or {}).get(doc.get("primary") or "")
+            if primary is not None and primary["az"] == zone:
+                out.append(("127.0.0.1", doc["port"]))
+                writers.add(doc["id"])
+        for c in self.store.list_docs("cluster"):
+            if c.get("writer") in writers:
+                out.append(("127.0.0.1", c["port"]))
+        return out
+
     # -- background work ---------------------------------------------------------------------------
 
     def _spawn(self, ident: str, fn, *args) -> None:  # noqa: ANN001
