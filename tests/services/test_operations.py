@@ -33,6 +33,7 @@ HOOKS = {
     "interrupt_az_power",
     "restore_az_power",
     "endpoints_in_zone",
+    "set_replica_lag",
 }
 
 

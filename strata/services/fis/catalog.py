@@ -83,6 +83,17 @@ ACTIONS: dict[str, ActionSpec] = {
             },
             ("Subnets", "aws:ec2:subnet"),
         ),
+        # Strata's own actions (not on AWS): faults AWS cannot make on demand.
+        ActionSpec(
+            "strata:rds:replica-lag",
+            "Holds the target PostgreSQL read replicas (or Aurora readers) lagSeconds behind their "
+            "source: the engine applies each commit that long after it was made.",
+            {
+                "duration": ("The duration, up to 12 hours (ISO 8601).", True),
+                "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),
+            },
+            ("DBInstances", "aws:rds:db"),
+        ),
     ]
 }
 

@@ -255,6 +255,10 @@ class Runner:
             await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
         elif action_id == "aws:ebs:pause-volume-io":
             await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
+        elif action_id == "strata:rds:replica-lag":
+            await self._replica_lag(
+                doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
+            )
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
 
@@ -322,6 +326,23 @@ class Runner:
         finally:  # rolled back however the action ends
             io_pauses.resume(key)
             await run_blocking(self.blackhole.remove, key)
+
+    async def _replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
+        """The target replicas' engines apply each commit `lag` seconds late for `duration`."""
+        rds = self._rds()
+        held: list[str] = []
+        try:
+            for arn in self._targets(doc, action):
+                ident = arn.rsplit(":", 1)[-1]
+                await rds.set_replica_lag(ident, lag)
+                held.append(ident)
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            for ident in held:
+                try:
+                    await rds.set_replica_lag(ident, 0)
+                except Exception:  # noqa: BLE001 - e.g. deleted meanwhile: lift the others
+                    log.warning("could not lift the replica lag of %s", ident, exc_info=True)
 
     def _rds(self) -> Any:
         return self._service("rds", "RDS")

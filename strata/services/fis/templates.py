@@ -84,6 +84,10 @@ def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None
         raise invalid(f"Action {name}: service {params['service']} is not a service Strata serves")
     if "operations" in params and not [o for o in params["operations"].split(",") if o.strip()]:
         raise invalid(f"Action {name}: operations must name at least one operation")
+    if "lagSeconds" in params:
+        lag = params["lagSeconds"]
+        if not lag.isdigit() or not 1 <= int(lag) <= 3600:
+            raise invalid(f"Action {name}: lagSeconds must be an integer from 1 to 3600, got {lag}")
     if params.get("scope", "all") != "all":
         raise invalid(
             f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scope is all"
