@@ -19,7 +19,7 @@ from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.fis.catalog import duration_seconds
-from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
+from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
 from strata.sim.faults import ApiFault, api_faults, io_pauses
@@ -148,11 +148,14 @@ class Runner:
             self._set(doc, "failed", f"Experiment failed: {e}")
 
     async def _watch(self, doc: dict) -> None:
-        """Stop the experiment when one of its stop condition alarms is in the ALARM state."""
+        """Stop the experiment when one of its stop condition alarms is, or was since the last poll,
+        in the ALARM state."""
         arns = alarm_arns(doc["stopConditions"])
+        since = clock.time()
         while True:
-            states = await alarm_states(self.peer, arns, doc["region"], doc["account"])
-            firing = [arn for arn in arns if states.get(arn) == "ALARM"]
+            now = clock.time()
+            firing = await alarms_fired(self.peer, arns, doc["region"], doc["account"], since)
+            since = now  # the next poll reads the history from this one on: no ALARM slips by
             if firing:
                 self._stop(doc, f"Experiment stopped by the stop condition {firing[0]}.")
                 task = self.tasks.get(doc["id"])

@@ -314,3 +314,13 @@ def test_a_stop_condition_alarm_stops_the_experiment(strata_server, unique):
     assert exp["state"]["status"] == "stopped"
     assert alarm_arn in exp["state"]["reason"]
     assert exp["actions"]["pause"]["state"]["status"] == "stopped"
+
+    # An ALARM shorter than the watcher's poll still stops an experiment: the history tells.
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="quiet")
+    exp_id = fis.start_experiment(experimentTemplateId=tid["id"])["experiment"]["id"]
+    wait_for(fis, exp_id, ("running",))
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="a blip")
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="over")
+    exp = wait_for(fis, exp_id, DONE)
+    assert exp["state"]["status"] == "stopped"
+    assert alarm_arn in exp["state"]["reason"]
