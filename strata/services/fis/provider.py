@@ -6,7 +6,8 @@ Contents:
 - `templates`: template validation (targets, actions, stop conditions);
 - `runner`: experiments as asyncio tasks, state written through on every change;
 - `targets`: target resolution by ARN or tags and the selection modes;
-- `catalog`: the actions Strata performs and their parameters; durations.
+- `catalog`: the actions Strata performs and their parameters; durations;
+- `authority`: the experiment role's policies must allow what each action does.
 
 Records are JSON documents in `<data>/fis/fis.db` (kinds `ext` templates, `exp` experiments,
 `token` idempotency tokens). Injected API faults live in strata.sim.faults, read by the gateway.
@@ -64,7 +65,7 @@ class FISProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "fis.db", fsync=runtime.settings.fsync)
-        self.runner = Runner(self.store, runtime.peer)
+        self.runner = Runner(self.store, runtime.peer, runtime.settings)
 
     async def start(self) -> None:
         self.runner.interrupted()

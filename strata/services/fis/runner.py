@@ -15,9 +15,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
+from strata.services.fis.authority import RoleDenied, check_role
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
@@ -41,9 +43,10 @@ class ActionFailed(Exception):
 
 
 class Runner:
-    def __init__(self, store: MetadataStore, peer: Callable[[str], Any]) -> None:
+    def __init__(self, store: MetadataStore, peer: Callable[[str], Any], settings: Settings) -> None:
         self.store = store
         self.peer = peer
+        self.settings = settings  # whose IAM directory judges the experiment role (authority.py)
         self.tasks: dict[str, asyncio.Task] = {}
         # The documents of running experiments: the one copy every change goes through.
         self.live: dict[str, dict] = {}
@@ -201,6 +204,7 @@ class Runner:
         self._save(doc)
         began = clock.monotonic()
         try:
+            self._authorize(doc, action)
             await self._perform(doc, name, action)
         except (ActionFailed, ServiceError) as e:
             action["state"] = {
@@ -217,6 +221,21 @@ class Runner:
         action["state"] = {"status": "completed", "reason": "Action was completed."}
         action["endTime"] = clock.time()
         self._save(doc)
+
+    def _authorize(self, doc: dict, action: dict) -> None:
+        """The experiment's role must be allowed what the action does (authority.py)."""
+        by_tags = any("resourceTags" in doc["targets"][t] for t in action.get("targets", {}).values())
+        try:
+            check_role(
+                self.settings,
+                doc["roleArn"],
+                doc["region"],
+                action["actionId"],
+                self._targets(doc, action),
+                by_tags,
+            )
+        except RoleDenied as e:
+            raise ActionFailed(str(e)) from e
 
     def _targets(self, doc: dict, action: dict) -> list[str]:
         return [arn for t in action.get("targets", {}).values() for arn in doc["resolved"].get(t, [])]
