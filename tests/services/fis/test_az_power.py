@@ -1,8 +1,9 @@
 """FIS aws:elasticache:replicationgroup-interrupt-az-power against real Redis/Valkey nodes: the
 zone's primary really dies (its process is gone), the engine's replica takes over behind the same
 primary endpoint, nothing rebuilds the dead node while the action runs, and when the experiment
-ends (here: StopExperiment) the node comes back as an in-sync replica with every acknowledged
-write kept."""
+ends (here: StopExperiment) the node comes back as an in-sync replica; writes acknowledged after
+the failover are kept (those of the old primary's last moment may not be: replication is
+asynchronous, as on AWS)."""
 
 from __future__ import annotations
 
@@ -133,7 +134,13 @@ def test_az_power_interruption_fails_over_and_the_zone_comes_back(strata_server,
             lambda: _in_sync(new_primary, old_primary), what="the old primary back as an in-sync replica"
         )
         assert roles(ec, gid) == {first: "replica", second: "primary"}
-        assert {f"w:{i}" for i in writer.acked} <= set(new_primary.keys("w:*"))
+        present = set(new_primary.keys("w:*"))
+        # Replication is asynchronous, as on AWS: writes the old primary acknowledged in its last
+        # moment may not have reached the replica. Every write acknowledged after the failover was
+        # seen is kept.
+        lost = [i for i in writer.acked if f"w:{i}" not in present]
+        print(f"acknowledged writes lost to the power cut: {len(lost)} of {len(writer.acked)}")
+        assert {f"w:{i}" for i in writer.acked[before:]} <= present
         assert old_primary.dbsize() == new_primary.dbsize()
         assert group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"] == ep
     finally:
