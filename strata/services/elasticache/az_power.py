@@ -44,6 +44,14 @@ class AzPowerOperations(ElastiCacheCore):
         group = self._group_doc(group_id)
         async with self._resource_lock(group["id"]):
             group = self._group_doc(group["id"])
+            if group.get("cluster_mode"):
+                # Not yet: in a first test the monitor did not fail a cluster-mode shard over
+                # after its primary lost power (unexplained); refused rather than half done.
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Replication group {group['id']} has cluster mode enabled: Strata interrupts "
+                    "AZ power only for groups without cluster mode.",
+                )
             if not group.get("multi_az"):
                 raise fault(
                     "InvalidReplicationGroupStateFault",

@@ -171,6 +171,28 @@ def test_az_power_needs_a_zone_and_multi_az(strata_server, unique):
         assert redis.Redis(**_endpoint(group(ec, gid))).ping()  # untouched
     finally:
         ec.delete_replication_group(ReplicationGroupId=gid)
+    # cluster mode: refused by Strata for now (the action fails, nothing is cut)
+    cid = f"azm-{unique}"
+    ec.create_replication_group(
+        ReplicationGroupId=cid,
+        ReplicationGroupDescription="d",
+        ClusterMode="enabled",
+        NumNodeGroups=1,
+        ReplicasPerNodeGroup=1,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+        Tags=[{"Key": "chaos", "Value": f"{unique}-cm"}],
+    )
+    try:
+        tid = fis.create_experiment_template(**az_power_template(f"{unique}-cm", "us-east-1a"))[
+            "experimentTemplate"
+        ]["id"]
+        exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+        assert exp["state"]["status"] == "failed"
+        assert "cluster mode" in exp["actions"]["power"]["state"]["reason"]
+        assert group(ec, cid)["Status"] == "available"
+    finally:
+        ec.delete_replication_group(ReplicationGroupId=cid)
 
 
 def _endpoint(g: dict) -> dict:
