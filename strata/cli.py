@@ -73,6 +73,13 @@ def cli() -> None:
     default=None,
     help="Account of the loopback test/test key (12 digits). Env: STRATA_ACCOUNT_ID.",
 )
+@click.option(
+    "--s3-request-limits",
+    is_flag=True,
+    default=None,
+    help="Answer 503 SlowDown above S3's request rates per prefix (3,500 writes, 5,500 reads a second). "
+    "Env: STRATA_S3_REQUEST_LIMITS=on.",
+)
 def serve(
     host: str,
     port: int,
@@ -86,6 +93,7 @@ def serve(
     max_connections_per_ip: int | None,
     users_file: Path | None,
     account_id: str | None,
+    s3_request_limits: bool | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -102,6 +110,7 @@ def serve(
             max_connections_per_ip=max_connections_per_ip,
             users_file=users_file,
             account_id=account_id,
+            s3_request_limits=s3_request_limits or None,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)

@@ -76,6 +76,9 @@ class Settings:
     # with SSE-S3, as AWS does since 2023. False (STRATA_S3_DEFAULT_ENCRYPTION=off) stores them in
     # plaintext and serves them zero-copy: a Strata deviation for benchmarks and old setups.
     s3_default_encryption: bool = True
+    # S3's per-prefix request rates answered with 503 SlowDown above them (strata.sim.
+    # request_limits): `--s3-request-limits` or STRATA_S3_REQUEST_LIMITS=on; off by default.
+    s3_request_limits: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -159,6 +162,9 @@ def settings_from_env(**overrides: object) -> Settings:
     if "STRATA_S3_DEFAULT_ENCRYPTION" in os.environ:
         value = os.environ["STRATA_S3_DEFAULT_ENCRYPTION"].strip().lower()
         s.s3_default_encryption = value not in ("off", "0", "no", "false", "none")
+    if "STRATA_S3_REQUEST_LIMITS" in os.environ:
+        value = os.environ["STRATA_S3_REQUEST_LIMITS"].strip().lower()
+        s.s3_request_limits = value in ("on", "1", "yes", "true")
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):

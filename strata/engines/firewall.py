@@ -54,7 +54,7 @@ def control_connection(address: str, port: int, timeout: float | None) -> socket
     return s
 
 
-def _engine_uid() -> int | None:
+def engine_uid() -> int | None:
     try:
         return pwd.getpwnam(ENGINE_USER).pw_uid
     except KeyError:
@@ -100,7 +100,7 @@ class Firewall:
         # Only a connection's opening SYN is looked at (no conntrack needed), and only one to a
         # guarded port goes through the guards' rules: an open connection's packets meet one test.
         entry = ["tcp flags & (syn | ack) != syn accept", f"meta mark {CONTROL_MARK:#x} accept"]
-        uid = _engine_uid()
+        uid = engine_uid()
         if uid is not None:  # the engines' own connections (a replica to its primary) are the service's
             entry.append(f"meta skuid {uid} accept")
         rules, ports = [], set()

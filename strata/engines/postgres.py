@@ -55,6 +55,7 @@ from strata.engines.process import (
 )
 
 STANDBY_NAME = "strata_standby"
+FAULTS_CONF = "faults.conf"  # settings a FIS fault holds (set_apply_delay), gone at the next start
 ADMIN_USER = "rdsadmin"  # Strata's internal superuser (the name RDS uses for its own)
 MASTER_ROLE = "rds_superuser"
 # What RDS's rds_superuser may do without being a superuser; granted where this version has them.
@@ -335,8 +336,23 @@ class PgNode:
         main = self.pgdata / "postgresql.conf"
         text = main.read_text() if main.exists() else ""
         if "include_if_exists = 'strata.conf'" not in text:
-            main.write_text(text + "\ninclude_if_exists = 'strata.conf'\n")
+            text += "\ninclude_if_exists = 'strata.conf'\n"
+        if f"include_if_exists = '{FAULTS_CONF}'" not in text:  # after strata.conf: it overrides
+            text += f"include_if_exists = '{FAULTS_CONF}'\n"
+        main.write_text(text)
         chown_tree(self.pgdata, ENGINE_USER)
+
+    def set_apply_delay(self, seconds: float) -> None:
+        """Hold this standby's replay back: a commit is applied `seconds` after the primary made
+        it (recovery_min_apply_delay; 0 lifts it). A fault (FIS replica lag), so kept in its own
+        file that every start of the server removes: a restart rolls it back."""
+        conf = self.pgdata / FAULTS_CONF
+        if seconds > 0:
+            conf.write_text(f"recovery_min_apply_delay = '{int(seconds * 1000)}ms'\n")
+            chown_tree(self.pgdata, ENGINE_USER)
+        else:
+            conf.unlink(missing_ok=True)
+        self.reload()
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -349,6 +365,7 @@ class PgNode:
         if not self.proc.running():
             self.proc.reap_orphan()
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed server
+            (self.pgdata / FAULTS_CONF).unlink(missing_ok=True)  # faults end with the process
             adopt_tree(self.root, ENGINE_USER)
         self.proc.start(ready=self.accepting, timeout=timeout)
 

@@ -42,6 +42,7 @@ from strata.protocol.errors import InternalError, NotImplementedOperation, Servi
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.clock import clock
 from strata.sim.faults import api_faults
+from strata.sim.request_limits import READ_RATE, SLOW_DOWN, WRITE_RATE, PrefixLimits
 from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
 from strata.storage.errors import disk_refused
@@ -69,6 +70,15 @@ class StrataApp:
         self._methods: dict[tuple[str, str], Any] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
         self.console = Console(self)
+        # S3's per-prefix request rates (None: not enforced, the default)
+        self.prefix_limits = (
+            PrefixLimits(
+                settings.limit("s3_prefix_write_rate", WRITE_RATE),
+                settings.limit("s3_prefix_read_rate", READ_RATE),
+            )
+            if settings.s3_request_limits
+            else None
+        )
         # Request ids: a random per-process prefix and a counter (unique, and no urandom call per
         # request as secrets.token_hex would make).
         self._id_prefix = secrets.token_hex(3).upper()
@@ -156,6 +166,9 @@ class StrataApp:
                 if fault is not None:
                     raise ServiceError(*fault)
             params = codec.parse(op, request, path_params)
+            if self.prefix_limits is not None and service == "s3":
+                if not self.prefix_limits.admit(request.method, params):
+                    raise ServiceError(*SLOW_DOWN)
             if access_point is not None:
                 params[access_points.MEMBER] = access_point
             method = self._method(service, op_name)

@@ -1,5 +1,6 @@
-"""API faults injected by FIS experiments: calls made with an IAM role's sessions answered with the
-service's throttling, internal or unavailable error for a share of them.
+"""Faults injected by FIS experiments that the request paths consult: API faults (calls made with an
+IAM role's sessions answered with the service's throttling, internal or unavailable error for a
+share of them) and paused EBS volume I/O (`IoPauses`, below).
 
 The gateway asks `api_faults.error_for(...)` only while `api_faults.rules` is non-empty, so a
 Strata with no experiment running pays one truthiness test per request. The share is spread
@@ -10,6 +11,7 @@ client's retries absorb it deterministically (and a test of that cannot flake).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # (code, message, HTTP status) per fault kind and service, as each service answers on AWS.
@@ -85,3 +87,40 @@ class ApiFaults:
 
 
 api_faults = ApiFaults()
+
+
+class IoPauses:
+    """EBS volumes whose I/O is paused (FIS aws:ebs:pause-volume-io): the NBD data path holds
+    every request on such a volume until no pause names it any more.
+
+    The data path asks `wait(volume)` only while `paused` is non-empty, so with no experiment
+    running a request pays one truthiness test."""
+
+    def __init__(self) -> None:
+        self.paused: dict[str, frozenset[str]] = {}  # pause key -> volume ids
+        self._changed = threading.Condition()
+
+    def pause(self, key: str, volumes: frozenset[str]) -> None:
+        with self._changed:
+            self.paused = {**self.paused, key: volumes}
+
+    def resume(self, key: str) -> None:
+        with self._changed:
+            self.paused = {k: v for k, v in self.paused.items() if k != key}
+            self._changed.notify_all()
+
+    def holds(self, volume: str) -> bool:
+        return any(volume in volumes for volumes in self.paused.values())
+
+    def wait(self, volume: str, gone: Callable[[], bool]) -> bool:
+        """Block the calling (data path) thread while the volume's I/O is paused; False if
+        `gone()` (the connection was shut down meanwhile) ended the wait instead."""
+        with self._changed:
+            while self.holds(volume):
+                if gone():
+                    return False
+                self._changed.wait(0.25)
+        return True
+
+
+io_pauses = IoPauses()

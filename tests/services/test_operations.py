@@ -29,6 +29,11 @@ HOOKS = {
     "request_targets",
     "cors_preflight",
     "cors_headers",
+    # called by FIS actions (strata/services/fis/runner.py)
+    "interrupt_az_power",
+    "restore_az_power",
+    "endpoints_in_zone",
+    "set_replica_lag",
 }
 
 

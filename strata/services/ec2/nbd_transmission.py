@@ -24,6 +24,10 @@ which ranges are holes; every other command keeps simple replies, as the protoco
 FLUSH makes every write acknowledged before it durable (fdatasync of the volume's file, or the
 block map's write-back): a write's reply is sent only after its `pwrite` returned. On DISC every
 request finishes and the device is flushed before the connection closes.
+
+While FIS pauses the volume's I/O (aws:ebs:pause-volume-io, `strata.sim.faults.io_pauses`), the
+connection's thread holds each new request until the pause ends, as a volume whose I/O is
+suspended answers nothing; requests already in the pool finish.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from strata.sim.faults import io_pauses
 
 if TYPE_CHECKING:
     from strata.services.ec2.blocks import BlockDevice
@@ -181,12 +187,25 @@ class Transmission:
                 else:  # received into a buffer of its own (the pool writes it)
                     payload = self._payload(view[start : start + have], length)
                     start += have
+            if io_pauses.paused and io_pauses.holds(self.dev.owner):
+                self._flush_replies()  # what was served before the pause is answered
+                if not io_pauses.wait(self.dev.owner, self._shut_down):
+                    raise Closed
             if self.limiter is not None and kind in (CMD_READ, CMD_WRITE) and length <= MAX_REQUEST:
                 wait = self.limiter.admit(length)
                 if wait > 0:
                     self._flush_replies()
                     time.sleep(wait)
             self._request(flags, kind, handle, offset, length, payload)
+
+    def _shut_down(self) -> bool:
+        """Whether the connection was shut down (detach, stop) or closed by the client."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def _fill(self, view: memoryview, end: int) -> int:
         """Read what the socket holds into `view[end:]`; if nothing yet, send the queued replies

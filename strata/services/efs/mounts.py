@@ -86,6 +86,16 @@ class MountTargetsMixin:
             endpoints = [(doc["ip"], NFS_PORT), (doc["ip"], ACCESS_POINT_PORT)]
             sgs.guard(f"efs:{doc['id']}", doc["account"], doc["region"], endpoints, doc["groups"])
 
+    def endpoints_in_zone(self: EFSProvider, account: str, region: str, zone: str) -> list[tuple[str, int]]:
+        """The NFS endpoints (address, port) of the account's mount targets in Availability Zone
+        `zone`, for FIS's network disruption."""
+        return [
+            (m["ip"], port)
+            for m in self.store.list_docs("mt")
+            if m["account"] == account and m["region"] == region and m["az"] == zone
+            for port in (NFS_PORT, ACCESS_POINT_PORT)
+        ]
+
     def _unguard(self: EFSProvider, doc: dict) -> None:
         sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
         if sgs is not None:

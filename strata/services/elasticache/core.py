@@ -84,6 +84,8 @@ class ElastiCacheCore:
         self.discovery: dict[str, DiscoveryEndpoint] = {}  # memcached configuration endpoints
         # reader endpoints, spread over the replicas (None: one replica binds the address instead)
         self.router: Router | None = None
+        # engine keys of members whose zone has no power (FIS, az_power.py): nothing restarts them
+        self.unpowered: set[str] = set()
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -144,6 +146,10 @@ class ElastiCacheCore:
         await run_blocking(self.engines.stop_everything)
         if self.router is not None:
             await run_blocking(self.router.stop)
+
+    def _powered(self, cid: str) -> bool:
+        """False while the member's Availability Zone has no power: nothing may start it."""
+        return self.store.engine_key(cid) not in self.unpowered
 
     def health(self) -> str:
         return "running"
@@ -230,11 +236,14 @@ class ElastiCacheCore:
             server = self.engines.get(cluster_id, node_id)
             if server is None or server.running():
                 return
-            log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
-            meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
+            powered = self._powered(cluster_id)
+            if powered:
+                log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
+                meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
             if cluster.get("group"):
+                # without power, only a failover away from it happens (_recover_member)
                 await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
-            else:
+            elif powered:
                 await run_blocking(server.start)
 
 

@@ -83,7 +83,7 @@ class FailoverOperations(ElastiCacheCore):
         self._apply_endpoints(group)
         if planned:
             old_server.drop_clients()  # type: ignore[union-attr]
-        elif old in self._members(group):
+        elif old in self._members(group) and self._powered(old):
             member = self._members(group)[old]
             restarted = self.engines.build_redis(
                 group, old, member["nodes"][0], replica_of=source, binds=self._wanted_binds(group)[old]
@@ -154,7 +154,7 @@ class FailoverOperations(ElastiCacheCore):
             self._apply_endpoints(group)
         if dead is None and old is not None:
             old.drop_clients()  # type: ignore[union-attr]
-        elif old is not None and primary is not None:
+        elif old is not None and primary is not None and self._powered(primary):
             members = self._members(group)
             server = self.engines.build_redis(
                 group, primary, members[primary]["nodes"][0], binds=self._wanted_binds(group)[primary]
@@ -221,8 +221,9 @@ class FailoverOperations(ElastiCacheCore):
                 log.warning("ElastiCache shard %s lost its primary %s: failing over", ng["id"], cid)
                 await run_blocking(self._cluster_failover, group, ng, cid)
                 return
-            log.warning("ElastiCache shard %s: replica %s restarted in place", ng["id"], cid)
-            await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
+            if self._powered(cid):
+                log.warning("ElastiCache shard %s: replica %s restarted in place", ng["id"], cid)
+                await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
             return
         if (
             cid == ng["primary"]
@@ -231,6 +232,8 @@ class FailoverOperations(ElastiCacheCore):
         ):
             await run_blocking(self._failover, group, None, cid)
             return
+        if not self._powered(cid):
+            return  # rebuilt once its zone has power again
         binds = self._wanted_binds(group)[cid]
         source = (
             None

@@ -61,6 +61,39 @@ ACTIONS: dict[str, ActionSpec] = {
             "Failover the specified Amazon Aurora DB cluster.",
             target=("Clusters", "aws:rds:cluster"),
         ),
+        ActionSpec(
+            "aws:elasticache:replicationgroup-interrupt-az-power",
+            "Interrupts power to the nodes of the target ElastiCache replication groups in the "
+            "target's Availability Zone; a primary there fails over to the replica with the least lag.",
+            {"duration": ("The duration, from one minute to 12 hours (ISO 8601).", True)},
+            ("ReplicationGroups", "aws:elasticache:replicationgroup"),
+        ),
+        ActionSpec(
+            "aws:ebs:pause-volume-io",
+            "Pauses I/O operations on the target EBS volumes.",
+            {"duration": ("The duration, from one second to 12 hours (ISO 8601).", True)},
+            ("Volumes", "aws:ec2:ebs-volume"),
+        ),
+        ActionSpec(
+            "aws:network:disrupt-connectivity",
+            "Denies all traffic to the Strata endpoints served in the target subnets' Availability Zones.",
+            {
+                "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
+                "scope": ("The type of traffic to deny: all (the only scope Strata applies).", False),
+            },
+            ("Subnets", "aws:ec2:subnet"),
+        ),
+        # Strata's own actions (not on AWS): faults AWS cannot make on demand.
+        ActionSpec(
+            "strata:rds:replica-lag",
+            "Holds the target PostgreSQL read replicas (or Aurora readers) lagSeconds behind their "
+            "source: the engine applies each commit that long after it was made.",
+            {
+                "duration": ("The duration, up to 12 hours (ISO 8601).", True),
+                "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),
+            },
+            ("DBInstances", "aws:rds:db"),
+        ),
     ]
 }
 
@@ -68,6 +101,18 @@ TARGET_TYPES: dict[str, str] = {
     "aws:iam:role": "IAM roles.",
     "aws:rds:db": "Amazon RDS DB instances.",
     "aws:rds:cluster": "Amazon Aurora DB clusters.",
+    "aws:elasticache:replicationgroup": "Amazon ElastiCache replication groups.",
+    "aws:ec2:ebs-volume": "Amazon EBS volumes.",
+    "aws:ec2:subnet": "Amazon VPC subnets.",
+}
+
+_ZONE = "The Availability Zone (for example us-east-1a) or Availability Zone ID (for example use1-az1)"
+# resource type -> target parameter -> (description, required)
+TARGET_PARAMETERS: dict[str, dict[str, tuple[str, bool]]] = {
+    "aws:elasticache:replicationgroup": {
+        "availabilityZoneIdentifier": (f"{_ZONE} of the nodes to impair.", True)
+    },
+    "aws:ec2:ebs-volume": {"availabilityZoneIdentifier": (f"{_ZONE} of the volumes.", False)},
 }
 
 _DURATION = re.compile(r"^PT(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")

@@ -6,7 +6,8 @@ Contents:
 - `templates`: template validation (targets, actions, stop conditions);
 - `runner`: experiments as asyncio tasks, state written through on every change;
 - `targets`: target resolution by ARN or tags and the selection modes;
-- `catalog`: the actions Strata performs and their parameters; durations.
+- `catalog`: the actions Strata performs and their parameters; durations;
+- `authority`: the experiment role's policies must allow what each action does.
 
 Records are JSON documents in `<data>/fis/fis.db` (kinds `ext` templates, `exp` experiments,
 `token` idempotency tokens). Injected API faults live in strata.sim.faults, read by the gateway.
@@ -23,7 +24,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
 from strata.services.fis import templates as tpl
-from strata.services.fis.catalog import ACTIONS, TARGET_TYPES
+from strata.services.fis.catalog import ACTIONS, TARGET_PARAMETERS, TARGET_TYPES
 from strata.services.fis.runner import ACTIVE, Runner
 from strata.services.fis.stops import check_alarms_exist
 from strata.services.parameters import refusing
@@ -64,7 +65,7 @@ class FISProvider:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "fis.db", fsync=runtime.settings.fsync)
-        self.runner = Runner(self.store, runtime.peer)
+        self.runner = Runner(self.store, runtime.peer, runtime.settings)
 
     async def start(self) -> None:
         self.runner.interrupted()
@@ -338,7 +339,10 @@ class FISProvider:
             "targetResourceType": {
                 "resourceType": rtype,
                 "description": TARGET_TYPES[rtype],
-                "parameters": {},
+                "parameters": {
+                    name: {"description": doc, "required": required}
+                    for name, (doc, required) in TARGET_PARAMETERS.get(rtype, {}).items()
+                },
             }
         }
 

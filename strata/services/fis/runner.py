@@ -15,12 +15,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from strata.config import Settings
+from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
+from strata.services.base import run_blocking
+from strata.services.fis.authority import RoleDenied, check_role
 from strata.services.fis.catalog import duration_seconds
-from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarm_states
-from strata.services.fis.targets import internal_context, resolve
+from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
+from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
-from strata.sim.faults import ApiFault, api_faults
+from strata.sim.faults import ApiFault, api_faults, io_pauses
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
@@ -39,13 +43,15 @@ class ActionFailed(Exception):
 
 
 class Runner:
-    def __init__(self, store: MetadataStore, peer: Callable[[str], Any]) -> None:
+    def __init__(self, store: MetadataStore, peer: Callable[[str], Any], settings: Settings) -> None:
         self.store = store
         self.peer = peer
+        self.settings = settings  # whose IAM directory judges the experiment role (authority.py)
         self.tasks: dict[str, asyncio.Task] = {}
         # The documents of running experiments: the one copy every change goes through.
         self.live: dict[str, dict] = {}
         self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
+        self.blackhole = Blackhole()  # endpoints cut off by network disruptions
 
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
@@ -145,11 +151,14 @@ class Runner:
             self._set(doc, "failed", f"Experiment failed: {e}")
 
     async def _watch(self, doc: dict) -> None:
-        """Stop the experiment when one of its stop condition alarms is in the ALARM state."""
+        """Stop the experiment when one of its stop condition alarms is, or was since the last poll,
+        in the ALARM state."""
         arns = alarm_arns(doc["stopConditions"])
+        since = clock.time()
         while True:
-            states = await alarm_states(self.peer, arns, doc["region"], doc["account"])
-            firing = [arn for arn in arns if states.get(arn) == "ALARM"]
+            now = clock.time()
+            firing = await alarms_fired(self.peer, arns, doc["region"], doc["account"], since)
+            since = now  # the next poll reads the history from this one on: no ALARM slips by
             if firing:
                 self._stop(doc, f"Experiment stopped by the stop condition {firing[0]}.")
                 task = self.tasks.get(doc["id"])
@@ -195,6 +204,7 @@ class Runner:
         self._save(doc)
         began = clock.monotonic()
         try:
+            self._authorize(doc, action)
             await self._perform(doc, name, action)
         except (ActionFailed, ServiceError) as e:
             action["state"] = {
@@ -211,6 +221,21 @@ class Runner:
         action["state"] = {"status": "completed", "reason": "Action was completed."}
         action["endTime"] = clock.time()
         self._save(doc)
+
+    def _authorize(self, doc: dict, action: dict) -> None:
+        """The experiment's role must be allowed what the action does (authority.py)."""
+        by_tags = any("resourceTags" in doc["targets"][t] for t in action.get("targets", {}).values())
+        try:
+            check_role(
+                self.settings,
+                doc["roleArn"],
+                doc["region"],
+                action["actionId"],
+                self._targets(doc, action),
+                by_tags,
+            )
+        except RoleDenied as e:
+            raise ActionFailed(str(e)) from e
 
     def _targets(self, doc: dict, action: dict) -> list[str]:
         return [arn for t in action.get("targets", {}).values() for arn in doc["resolved"].get(t, [])]
@@ -248,12 +273,107 @@ class Runner:
             for arn in self._targets(doc, action):
                 ctx = internal_context("rds", "FailoverDBCluster", doc["region"], doc["account"], doc["id"])
                 await rds.failover_db_cluster(ctx, {"DBClusterIdentifier": arn.rsplit(":", 1)[-1]})
+        elif action_id == "aws:elasticache:replicationgroup-interrupt-az-power":
+            await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
+        elif action_id == "aws:ebs:pause-volume-io":
+            await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
+        elif action_id == "strata:rds:replica-lag":
+            await self._replica_lag(
+                doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
+            )
+        elif action_id == "aws:network:disrupt-connectivity":
+            await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
+
+    async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
+        """The nodes of the target groups in the target's zone lose power for `duration`; the
+        ElastiCache monitor fails a primary among them over, as after any crash (az_power.py)."""
+        cache = self._service("elasticache", "ElastiCache")
+        target = doc["targets"][action["targets"]["ReplicationGroups"]]
+        identifier = target["parameters"]["availabilityZoneIdentifier"]
+        zone = zone_name(doc["account"], doc["region"], identifier)
+        if zone is None:
+            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        cut: list[tuple[str, list[str]]] = []
+        try:
+            for arn in self._targets(doc, action):
+                parts = arn.split(":")
+                if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
+                    raise ActionFailed(f"Replication group {arn} not found.")
+                group_id = parts[6]
+                cut.append((group_id, await cache.interrupt_az_power(group_id, zone)))
+            await asyncio.sleep(duration)
+        finally:
+            for group_id, members in cut:  # power returns however the action ends
+                await cache.restore_az_power(group_id, members)
+
+    async def _pause_volume_io(self, doc: dict, name: str, action: dict, duration: float) -> None:
+        """Every request on the target volumes' NBD data path waits for `duration`."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+        await call(ec2, "describe_volumes", ctx, {"VolumeIds": ids})  # the account's own, or NotFound
+        key = f"{doc['id']}/{name}"
+        io_pauses.pause(key, frozenset(ids))
+        try:
+            await asyncio.sleep(duration)
+        finally:
+            io_pauses.resume(key)  # rolled back however the action ends
+
+    async def _disrupt_connectivity(self, doc: dict, name: str, action: dict, duration: float) -> None:
+        """Every endpoint served in the target subnets' zones stops answering for `duration`:
+        database and cache endpoints and NFS mount targets drop every packet (strata.engines.
+        blackhole); the zone's EBS volumes' NBD requests are held (io_pauses). What is served
+        where is read when the action starts."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
+        subnets = (await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids}))["Subnets"]
+        zones = sorted({s["AvailabilityZone"] for s in subnets})
+        endpoints: set[tuple[str, int]] = set()
+        for service in ("rds", "elasticache", "efs"):
+            provider = self.peer(service)
+            for zone in zones if provider is not None else []:
+                endpoints |= set(provider.endpoints_in_zone(doc["account"], doc["region"], zone))
+        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+        volumes = await call(
+            ec2, "describe_volumes", ctx, {"Filters": [{"Name": "availability-zone", "Values": zones}]}
+        )
+        if endpoints and not await run_blocking(Blackhole.usable):
+            raise ActionFailed("Disrupting connectivity needs nftables and root (CAP_NET_ADMIN).")
+        key = f"{doc['id']}/{name}"
+        try:
+            await run_blocking(self.blackhole.add, key, frozenset(endpoints))
+            io_pauses.pause(key, frozenset(v["VolumeId"] for v in volumes["Volumes"]))
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            io_pauses.resume(key)
+            await run_blocking(self.blackhole.remove, key)
+
+    async def _replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
+        """The target replicas' engines apply each commit `lag` seconds late for `duration`."""
+        rds = self._rds()
+        held: list[str] = []
+        try:
+            for arn in self._targets(doc, action):
+                ident = arn.rsplit(":", 1)[-1]
+                await rds.set_replica_lag(ident, lag)
+                held.append(ident)
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            for ident in held:
+                try:
+                    await rds.set_replica_lag(ident, 0)
+                except Exception:  # noqa: BLE001 - e.g. deleted meanwhile: lift the others
+                    log.warning("could not lift the replica lag of %s", ident, exc_info=True)
 
     def _rds(self) -> Any:
-        rds = self.peer("rds")
-        if rds is None:
-            raise ActionFailed("The RDS service is not running.")
-        return rds
+        return self._service("rds", "RDS")
+
+    def _service(self, name: str, title: str) -> Any:
+        provider = self.peer(name)
+        if provider is None:
+            raise ActionFailed(f"The {title} service is not running.")
+        return provider
 
 
 async def _cancel_all(tasks: dict[str, asyncio.Task]) -> None:

@@ -1,9 +1,14 @@
 """Stop conditions on CloudWatch alarms: the alarms must exist when a template names them, and an
-experiment stops (rolling its faults back) as soon as one of them is in the ALARM state."""
+experiment stops (rolling its faults back) as soon as one of them is in the ALARM state.
+
+The watcher polls; an alarm that went into ALARM and out again between two polls is not missed,
+because each poll reads the alarm's state history since the previous one as well as its state."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from strata.protocol.errors import ServiceError
@@ -31,6 +36,34 @@ async def alarm_states(
         for a in found["MetricAlarms"]
         if a["AlarmName"] in names and a["AlarmArn"] == names[a["AlarmName"]]
     }
+
+
+async def alarms_fired(
+    peer: Callable[[str], Any], arns: list[str], region: str, account: str, since: float
+) -> list[str]:
+    """The alarms in the ALARM state now, or that entered it at or after `since` (clock time)."""
+    states = await alarm_states(peer, arns, region, account)
+    fired = [arn for arn in arns if states.get(arn) == "ALARM"]
+    cloudwatch = peer("cloudwatch")
+    ctx = internal_context("cloudwatch", "DescribeAlarmHistory", region, account, "stop-conditions")
+    for arn in arns:
+        if arn in fired or arn not in states:
+            continue
+        history = await cloudwatch.describe_alarm_history(
+            ctx,
+            {
+                "AlarmName": arn.split(":alarm:", 1)[1],
+                "HistoryItemType": "StateUpdate",
+                "StartDate": datetime.fromtimestamp(since, UTC),
+                "MaxRecords": 100,
+            },
+        )
+        if any(
+            json.loads(item["HistoryData"]).get("newState", {}).get("stateValue") == "ALARM"
+            for item in history["AlarmHistoryItems"]
+        ):
+            fired.append(arn)
+    return fired
 
 
 async def check_alarms_exist(

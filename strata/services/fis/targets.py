@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from strata.context import RequestContext
+from strata.protocol.errors import ServiceError
+from strata.services.ec2.network import default_subnets
 
 
 def internal_context(service: str, operation: str, region: str, account: str, ref: str) -> RequestContext:
@@ -25,31 +27,77 @@ def internal_context(service: str, operation: str, region: str, account: str, re
     )
 
 
-async def _call(provider: Any, name: str, ctx: RequestContext, req: dict) -> dict:
+async def call(provider: Any, name: str, ctx: RequestContext, req: dict) -> dict:
+    """Call another service's operation, whether its method is a coroutine or not."""
     result = getattr(provider, name)(ctx, req)
     return await result if inspect.isawaitable(result) else result
 
 
-async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -> list[tuple[str, dict]]:
-    """Every resource of a type in the account, as (ARN, tags)."""
+async def _pages(provider: Any, name: str, ctx: RequestContext, req: dict, items: str, token: str) -> list:
+    """Every item of a paginated Describe call (`token`: Marker or NextToken)."""
+    out: list = []
+    while True:
+        page = await call(provider, name, ctx, req)
+        out += page.get(items) or []
+        if not page.get(token):
+            return out
+        req = {**req, token: page[token]}  # the request member has the response member's name
+
+
+def _tag_map(tags: list[dict] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -> list[tuple[str, dict, str]]:
+    """Every resource of a type in the account, as (ARN, tags, Availability Zone or "")."""
     if rtype == "aws:iam:role":
         iam = peer("iam")
-        roles = (await _call(iam, "list_roles", ctx, {"MaxItems": 1000}))["Roles"]
+        roles = (await call(iam, "list_roles", ctx, {"MaxItems": 1000}))["Roles"]
         out = []
         for role in roles:
-            tags = (
-                await _call(iam, "list_role_tags", ctx, {"RoleName": role["RoleName"], "MaxItems": 1000})
-            )["Tags"]
-            out.append((role["Arn"], {t["Key"]: t["Value"] for t in tags}))
+            tags = (await call(iam, "list_role_tags", ctx, {"RoleName": role["RoleName"], "MaxItems": 1000}))[
+                "Tags"
+            ]
+            out.append((role["Arn"], _tag_map(tags), ""))
         return out
+    if rtype == "aws:elasticache:replicationgroup":
+        ec = peer("elasticache")
+        groups = await _pages(ec, "describe_replication_groups", ctx, {}, "ReplicationGroups", "Marker")
+        out = []
+        for g in groups:
+            tags = (await call(ec, "list_tags_for_resource", ctx, {"ResourceName": g["ARN"]}))["TagList"]
+            out.append((g["ARN"], _tag_map(tags), ""))
+        return out
+    if rtype == "aws:ec2:ebs-volume":
+        volumes = await _pages(peer("ec2"), "describe_volumes", ctx, {}, "Volumes", "NextToken")
+        return [
+            (
+                f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:volume/{v['VolumeId']}",
+                _tag_map(v.get("Tags")),
+                v["AvailabilityZone"],
+            )
+            for v in volumes
+        ]
+    if rtype == "aws:ec2:subnet":
+        subnets = await _pages(peer("ec2"), "describe_subnets", ctx, {}, "Subnets", "NextToken")
+        return [(s["SubnetArn"], _tag_map(s.get("Tags")), s["AvailabilityZone"]) for s in subnets]
     rds = peer("rds")
     if rtype == "aws:rds:db":
-        items = (await _call(rds, "describe_db_instances", ctx, {}))["DBInstances"]
+        items = (await call(rds, "describe_db_instances", ctx, {}))["DBInstances"]
         arn_key = "DBInstanceArn"
     else:
-        items = (await _call(rds, "describe_db_clusters", ctx, {}))["DBClusters"]
+        items = (await call(rds, "describe_db_clusters", ctx, {}))["DBClusters"]
         arn_key = "DBClusterArn"
-    return [(i[arn_key], {t["Key"]: t["Value"] for t in i.get("TagList", [])}) for i in items]
+    return [(i[arn_key], _tag_map(i.get("TagList")), "") for i in items]
+
+
+def zone_name(account: str, region: str, identifier: str) -> str | None:
+    """The Availability Zone an availabilityZoneIdentifier names: a zone (us-east-1a) or a zone ID
+    as DescribeAvailabilityZones and DescribeSubnets give it; None if neither."""
+    for subnet in default_subnets(account, region):
+        if identifier in (subnet["az"], subnet["az_id"]):
+            return subnet["az"]
+    return None
 
 
 def select(arns: list[str], mode: str) -> list[str]:
@@ -64,14 +112,23 @@ def select(arns: list[str], mode: str) -> list[str]:
 
 
 async def resolve(peer: Callable[[str], Any], target: dict, ctx: RequestContext) -> list[str]:
-    """The ARNs a target names, after its selection mode."""
-    if target.get("resourceArns"):
+    """The ARNs a target names, after its selection mode. An EBS volume target's
+    availabilityZoneIdentifier keeps only the volumes in that zone."""
+    zone = None
+    if target["resourceType"] == "aws:ec2:ebs-volume":
+        zone = (target.get("parameters") or {}).get("availabilityZoneIdentifier")
+    if target.get("resourceArns") and zone is None:
         found = list(target["resourceArns"])
     else:
         wanted = target.get("resourceTags") or {}
+        named = set(target.get("resourceArns") or [])
+        in_zone = zone_name(ctx.account_id, ctx.region, zone) if zone else None
+        if zone and in_zone is None:
+            raise ServiceError("ValidationException", f"Invalid availabilityZoneIdentifier: {zone}", 400)
         found = [
             arn
-            for arn, tags in await _tagged(peer, target["resourceType"], ctx)
-            if all(tags.get(k) == v for k, v in wanted.items())
+            for arn, tags, az in await _tagged(peer, target["resourceType"], ctx)
+            if (arn in named if named else all(tags.get(k) == v for k, v in wanted.items()))
+            and (in_zone is None or az == in_zone)
         ]
     return select(found, target["selectionMode"])

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from strata.protocol.errors import ServiceError
-from strata.services.fis.catalog import ACTIONS, TARGET_TYPES, duration_seconds
+from strata.services.fis.catalog import ACTIONS, TARGET_PARAMETERS, TARGET_TYPES, duration_seconds
 from strata.services.registry import SERVICES
 
 _SELECTION = re.compile(r"^(ALL|COUNT\((\d+)\)|PERCENT\((\d+)\))$")
@@ -39,19 +39,31 @@ def check_targets(targets: dict[str, dict]) -> dict[str, dict]:
         arns, tags = t.get("resourceArns") or [], t.get("resourceTags") or {}
         if t.get("filters"):
             raise invalid(f"Target {name}: target filters are not supported by Strata")
-        if t.get("parameters"):
-            raise invalid(f"Target {name}: resource type {rtype} takes no parameters")
+        params = _check_target_parameters(name, rtype, dict(t.get("parameters") or {}))
         if bool(arns) == bool(tags):
             raise invalid(f"Target {name} must specify either resourceArns or resourceTags, not both")
         for arn in arns:
             if not _ARN.match(arn):
                 raise invalid(f"Invalid resource ARN {arn} for target {name}")
         out[name] = {"resourceType": rtype, "selectionMode": t["selectionMode"]}
+        if params:
+            out[name]["parameters"] = params
         if arns:
             out[name]["resourceArns"] = list(arns)
         else:
             out[name]["resourceTags"] = dict(tags)
     return out
+
+
+def _check_target_parameters(name: str, rtype: str, params: dict[str, str]) -> dict[str, str]:
+    spec = TARGET_PARAMETERS.get(rtype, {})
+    for key in params:
+        if key not in spec:
+            raise invalid(f"Target {name}: parameter {key} is not valid for resource type {rtype}")
+    for key, (_doc, required) in spec.items():
+        if required and not params.get(key):
+            raise invalid(f"Target {name}: missing required parameter {key} for resource type {rtype}")
+    return params
 
 
 def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None:
@@ -72,6 +84,14 @@ def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None
         raise invalid(f"Action {name}: service {params['service']} is not a service Strata serves")
     if "operations" in params and not [o for o in params["operations"].split(",") if o.strip()]:
         raise invalid(f"Action {name}: operations must name at least one operation")
+    if "lagSeconds" in params:
+        lag = params["lagSeconds"]
+        if not lag.isdigit() or not 1 <= int(lag) <= 3600:
+            raise invalid(f"Action {name}: lagSeconds must be an integer from 1 to 3600, got {lag}")
+    if params.get("scope", "all") != "all":
+        raise invalid(
+            f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scope is all"
+        )
     if "forceFailover" in params and params["forceFailover"].lower() not in ("true", "false"):
         raise invalid(f"Action {name}: forceFailover must be true or false")
 

@@ -121,6 +121,39 @@ class RDSCore:
     def health(self) -> str:
         return "running"
 
+    async def set_replica_lag(self, ident: str, seconds: float) -> None:
+        """Hold a PostgreSQL read replica's (or Aurora reader's) replay `seconds` behind its source,
+        the engine's own delay (recovery_min_apply_delay); 0 lifts it. For FIS's
+        strata:rds:replica-lag; a restart of the replica lifts it too."""
+        doc = self._get_instance(ident)
+        if doc["kind"] != "postgres":
+            raise m.fault("InvalidParameterCombination", f"Replica lag is not supported for {doc['engine']}.")
+        node = self.fleet.primary(doc)
+
+        def apply() -> None:
+            if not node.in_recovery():
+                raise m.fault("InvalidDBInstanceState", f"DB instance {doc['id']} is not a read replica.")
+            node.set_apply_delay(seconds)
+
+        await run_blocking(apply)
+
+    def endpoints_in_zone(self, account: str, region: str, zone: str) -> list[tuple[str, int]]:
+        """The endpoints (address, port) served from Availability Zone `zone` right now, for FIS's
+        network disruption: an instance's endpoint where its primary node runs there, an Aurora
+        cluster's writer endpoint where its writer does (the reader endpoint spreads over several
+        zones and stays). Called inside the experiment's account and region."""
+        out = []
+        writers = set()
+        for doc in self.store.list_docs("instance"):
+            primary = (doc.get("nodes") or {}).get(doc.get("primary") or "")
+            if primary is not None and primary["az"] == zone:
+                out.append(("127.0.0.1", doc["port"]))
+                writers.add(doc["id"])
+        for c in self.store.list_docs("cluster"):
+            if c.get("writer") in writers:
+                out.append(("127.0.0.1", c["port"]))
+        return out
+
     # -- background work ---------------------------------------------------------------------------
 
     def _spawn(self, ident: str, fn, *args) -> None:  # noqa: ANN001

@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_templates import NONE, ROLE, throttle_template
 
 DONE = ("completed", "stopped", "failed")
@@ -161,6 +162,7 @@ def test_throttle_on_an_assumed_role_is_absorbed_by_retries_and_stop_rolls_it_ba
 @pytest.mark.parametrize("how", ["graceful", "kill -9"])
 def test_restart_mid_experiment_fails_it_and_rolls_faults_back(strata_factory, unique, how):
     server = strata_factory()
+    runner_role(server)
     table = f"fis-{unique}"
     make_table(server, table)
     role_arn, _ = assumed_dynamodb(server, f"app-{unique}", None)
@@ -314,3 +316,33 @@ def test_a_stop_condition_alarm_stops_the_experiment(strata_server, unique):
     assert exp["state"]["status"] == "stopped"
     assert alarm_arn in exp["state"]["reason"]
     assert exp["actions"]["pause"]["state"]["status"] == "stopped"
+
+    # An ALARM shorter than the watcher's poll still stops an experiment: the history tells.
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="quiet")
+    exp_id = fis.start_experiment(experimentTemplateId=tid["id"])["experiment"]["id"]
+    wait_for(fis, exp_id, ("running",))
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="a blip")
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="over")
+    exp = wait_for(fis, exp_id, DONE)
+    assert exp["state"]["status"] == "stopped"
+    assert alarm_arn in exp["state"]["reason"]
+
+
+def test_actions_run_with_the_experiment_roles_permissions(strata_server, unique):
+    fis = strata_server.client("fis")
+    weak = runner_role(
+        strata_server,
+        f"fis-weak-{unique}",
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds:*", "Resource": "*"}]},
+    )
+    for role, needle in (
+        (weak, "is not authorized to perform: fis:InjectApiThrottleError"),
+        (f"arn:aws:iam::000000000000:role/fis-none-{unique}", "does not exist"),
+    ):
+        tid = fis.create_experiment_template(**{**throttle_template(ROLE), "roleArn": role})[
+            "experimentTemplate"
+        ]["id"]
+        exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+        assert exp["state"]["status"] == "failed"
+        assert exp["actions"]["throttle"]["state"]["status"] == "failed"
+        assert needle in exp["actions"]["throttle"]["state"]["reason"], exp["actions"]["throttle"]["state"]

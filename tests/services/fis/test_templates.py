@@ -219,7 +219,16 @@ def test_action_catalog(strata_server):
     assert action["parameters"]["percentage"]["required"] is True
     assert error_of(lambda: fis.get_action(id="aws:ec2:stop-instances"))[0] == "ResourceNotFoundException"
     types = {t["resourceType"] for t in fis.list_target_resource_types()["targetResourceTypes"]}
-    assert types == {"aws:iam:role", "aws:rds:db", "aws:rds:cluster"}
+    assert types == {
+        "aws:iam:role",
+        "aws:rds:db",
+        "aws:rds:cluster",
+        "aws:elasticache:replicationgroup",
+        "aws:ec2:ebs-volume",
+        "aws:ec2:subnet",
+    }
+    zone = fis.get_target_resource_type(resourceType="aws:elasticache:replicationgroup")
+    assert zone["targetResourceType"]["parameters"]["availabilityZoneIdentifier"]["required"] is True
 
 
 def test_unknown_ids_are_not_found(strata_server):

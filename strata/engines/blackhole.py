@@ -1,0 +1,80 @@
+"""Endpoints that stop answering: every packet a client sends them is dropped (an nftables table).
+
+Used by FIS's aws:network:disrupt-connectivity: like a network ACL that denies all traffic of a
+subnet, it cuts open connections as well as new ones (every packet is looked at, not only the
+opening SYN), so clients meet timeouts, not refusals. Strata's own connections (CONTROL_MARK) and
+the engines' (replication between nodes) pass, as the firewall lets them (strata.engines.firewall):
+the disruption is of the clients' network, not of Strata's control of its engines.
+
+The chain hooks the loopback OUTPUT path at priority -160, before the security groups (-150) and
+the endpoint routers' NAT (-100), so it sees the address and port the client dialed. The table is
+this process's own (strata.engines.nft: a janitor removes it when Strata dies, kill -9 included)
+and exists only while some endpoint is cut off.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+from strata.engines.firewall import CONTROL_MARK, engine_uid
+from strata.engines.nft import (
+    drop_table,
+    nft_usable,
+    owned_table,
+    remove_dead_tables,
+    run_script,
+    start_janitor,
+)
+
+Endpoint = tuple[str, int]  # (IPv4 address, TCP port)
+
+
+class Blackhole:
+    """Named sets of cut-off endpoints in one nft table (blocking methods: call off the loop)."""
+
+    def __init__(self, name: str = "blackhole") -> None:
+        self.table = owned_table(name)
+        self.cut: dict[str, frozenset[Endpoint]] = {}
+        self._janitor: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def usable() -> bool:
+        return nft_usable()
+
+    def add(self, key: str, endpoints: frozenset[Endpoint]) -> None:
+        with self._lock:
+            self.cut = {**self.cut, key: endpoints}
+            self._apply()
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            if key in self.cut:
+                self.cut = {k: v for k, v in self.cut.items() if k != key}
+                self._apply()
+
+    def _apply(self) -> None:
+        endpoints = sorted({e for group in self.cut.values() for e in group})
+        if not endpoints:
+            drop_table(self.table, self._janitor)
+            self._janitor = None
+            return
+        if self._janitor is None:
+            remove_dead_tables()
+        rules = [f"meta mark {CONTROL_MARK:#x} accept"]
+        uid = engine_uid()
+        if uid is not None:
+            rules.append(f"meta skuid {uid} accept")
+        elements = ", ".join(f"{address} . {port}" for address, port in endpoints)
+        rules.append("ip daddr . tcp dport @cut drop")
+        run_script(
+            f"table ip {self.table}\ndelete table ip {self.table}\n"
+            f"table ip {self.table} {{\n"
+            f"  set cut {{\n    type ipv4_addr . inet_service\n    elements = {{ {elements} }}\n  }}\n"
+            "  chain out {\n    type filter hook output priority -160; policy accept;\n"
+            + "".join(f"    {r}\n" for r in rules)
+            + "  }\n}\n"
+        )
+        if self._janitor is None:
+            self._janitor = start_janitor(self.table)

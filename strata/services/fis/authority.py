@@ -1,0 +1,80 @@
+"""The experiment role's authority: FIS acts as the template's role, so an action runs only if the
+role exists and its policies (identity policies and permissions boundary, judged by the same
+evaluator as every request) allow each permission AWS's action reference lists for that action,
+on each target resource. A denied permission fails the action with AWS's AccessDenied wording.
+
+Not checked: the role's trust policy (that it trusts fis.amazonaws.com): Strata's evaluator has no
+service principals yet.
+"""
+
+from __future__ import annotations
+
+from strata.auth.directory import directory_for
+from strata.auth.evaluator import Facts, evaluate
+from strata.auth.principal import Principal
+from strata.config import Settings
+from strata.sim.clock import clock
+
+# action id -> (permission on each target resource, permissions on "*"), from AWS's action
+# reference (strata:rds:replica-lag, Strata's own, changes the replica as ModifyDBInstance does).
+PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "aws:fis:wait": (None, ()),
+    "aws:fis:inject-api-internal-error": (None, ("fis:InjectApiInternalError",)),
+    "aws:fis:inject-api-throttle-error": (None, ("fis:InjectApiThrottleError",)),
+    "aws:fis:inject-api-unavailable-error": (None, ("fis:InjectApiUnavailableError",)),
+    "aws:rds:reboot-db-instances": ("rds:RebootDBInstance", ("rds:DescribeDBInstances",)),
+    "aws:rds:failover-db-cluster": ("rds:FailoverDBCluster", ("rds:DescribeDBClusters",)),
+    "aws:elasticache:replicationgroup-interrupt-az-power": (
+        "elasticache:InterruptClusterAzPower",
+        ("elasticache:DescribeReplicationGroups",),
+    ),
+    "aws:ebs:pause-volume-io": ("ec2:PauseVolumeIO", ("ec2:DescribeVolumes",)),
+    "aws:network:disrupt-connectivity": (
+        None,
+        (
+            "ec2:CreateNetworkAcl",
+            "ec2:CreateNetworkAclEntry",
+            "ec2:DeleteNetworkAcl",
+            "ec2:DescribeNetworkAcls",
+            "ec2:DescribeSubnets",
+            "ec2:ReplaceNetworkAclAssociation",
+        ),
+    ),
+    "strata:rds:replica-lag": ("rds:ModifyDBInstance", ("rds:DescribeDBInstances",)),
+}
+TAG_LOOKUP = "tag:GetResources"  # needed where a target is found by its tags
+
+
+class RoleDenied(Exception):
+    """The experiment's role may not do what the action needs; the message is AWS's."""
+
+
+def check_role(
+    settings: Settings, role_arn: str, region: str, action_id: str, resources: list[str], by_tags: bool
+) -> None:
+    """Raise RoleDenied unless the role exists and may carry out `action_id` on `resources`."""
+    on_target, general = PERMISSIONS[action_id]
+    needed = [(p, "*") for p in general] + [(on_target, r) for r in resources if on_target]
+    if by_tags:
+        needed.append((TAG_LOOKUP, "*"))
+    if not needed:
+        return
+    directory = directory_for(settings)
+    account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    if directory.find("role", account, name) is None:
+        raise RoleDenied(f"Unable to assume the role {role_arn}: the role does not exist.")
+    principal = Principal(
+        access_key="",
+        account_id=account,
+        arn=f"arn:aws:sts::{account}:assumed-role/{name}/fis",
+        kind="assumed-role",
+        name=name,
+        role_arn=role_arn,
+        unrestricted=False,
+    )
+    policies, _ = directory.policy_set(principal)
+    facts = Facts(principal, region, "", True, clock.time, {})
+    for action, resource in needed:
+        decision = evaluate(principal, action, resource, facts, policies)
+        if not decision.allowed:
+            raise RoleDenied(decision.message(principal.arn, action, resource))
