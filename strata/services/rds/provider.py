@@ -12,6 +12,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
+    logs.py        the engine's log files, pending maintenance (none)
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
 
@@ -23,6 +24,7 @@ from strata.services.rds.clusters import ClusterOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
+from strata.services.rds.logs import LogOperations
 from strata.services.rds.parameter_groups import ParameterGroupOperations
 
 
@@ -33,6 +35,7 @@ class RDSProvider(
     GroupOperations,
     ParameterGroupOperations,
     ClusterOperations,
+    LogOperations,
     StorageEncryption,
 ):
     """Constructed once per server as `RDSProvider(runtime)`; state lives in core.RDSCore."""
