@@ -464,7 +464,8 @@ class InstanceOperations(RDSCore):
     def _start(self, ident: str) -> None:
         doc = self._get_instance(ident)
         self.fleet.start(doc, self._params_for(doc))
-        self._save(doc, "nodes")
+        doc["params_pending_reboot"] = False  # stopped engines start with every setting of the groups
+        self._save(doc, "nodes", "params_pending_reboot")
         self._set_status(ident, "available", metered_at=clock.time())
         self._event(ident, "db-instance", "DB instance started", ["notification"])
 
