@@ -167,18 +167,39 @@ def test_cluster_parameter_group_reaches_every_member(strata_server, unique: str
     )
     rds.modify_db_cluster_parameter_group(
         DBClusterParameterGroupName=name,
-        Parameters=[{"ParameterName": "work_mem", "ParameterValue": "5MB", "ApplyMethod": "immediate"}],
+        Parameters=[
+            {"ParameterName": "work_mem", "ParameterValue": "5MB", "ApplyMethod": "immediate"},
+            {"ParameterName": "lock_timeout", "ParameterValue": "3s", "ApplyMethod": "immediate"},
+        ],
+    )
+    # an instance's own DB parameter group wins over its cluster's for the parameters it sets
+    own = f"own-{unique}"
+    rds.create_db_parameter_group(
+        DBParameterGroupName=own, DBParameterGroupFamily=_family(rds), Description="d"
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=own,
+        Parameters=[{"ParameterName": "lock_timeout", "ParameterValue": "4s", "ApplyMethod": "immediate"}],
     )
     cid = f"cpg-cluster-{unique}"
     writer, reader = f"w-{unique}", f"r-{unique}"
-    cluster = pg_cluster(rds, cid, [writer, reader], "db.t3.medium", DBClusterParameterGroupName=name)
+    cluster = pg_cluster(rds, cid, [writer], "db.t3.medium", DBClusterParameterGroupName=name)
     assert cluster["DBClusterParameterGroup"] == name
+    rds.create_db_instance(
+        DBInstanceIdentifier=reader,
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.t3.medium",
+        DBParameterGroupName=own,
+    )
+    wait_status(rds, reader)
 
     def show(setting: str, use_reader: bool = False) -> str:
         with cluster_connect(cluster, reader=use_reader) as conn:
             return conn.execute(f"SHOW {setting}").fetchone()[0]
 
     assert show("work_mem") == "5MB" and show("work_mem", use_reader=True) == "5MB"
+    assert show("lock_timeout") == "3s" and show("lock_timeout", use_reader=True) == "4s"
     assert _error(rds.delete_db_cluster_parameter_group, DBClusterParameterGroupName=name) == (
         "InvalidDBParameterGroupState",
         400,
@@ -216,3 +237,4 @@ def test_cluster_parameter_group_reaches_every_member(strata_server, unique: str
         )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
     rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=name)
+    rds.delete_db_parameter_group(DBParameterGroupName=own)
