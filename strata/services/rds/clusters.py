@@ -95,7 +95,9 @@ class ClusterOperations(RDSCore):
             {
                 "DBInstanceIdentifier": i,
                 "IsClusterWriter": i == c.get("writer"),
-                "DBClusterParameterGroupStatus": "in-sync",
+                "DBClusterParameterGroupStatus": "pending-reboot"
+                if (self.store.get_doc("instance", i) or {}).get("params_pending_reboot")
+                else "in-sync",
                 "PromotionTier": 1,
             }
             for i in c["members"]
@@ -122,7 +124,8 @@ class ClusterOperations(RDSCore):
             "HostedZoneId": "Z2R2ITUGPM61AM",
             "DBClusterArn": m.arn(self.region, self.account, "cluster", c["id"]),
             "AllocatedStorage": 1,
-            "DBClusterParameterGroup": c.get("param_group") or f"default.{c['engine']}",
+            "DBClusterParameterGroup": c.get("param_group")
+            or f"default.{m.ENGINES[c['engine']].family_prefix}{c['engine_version'].split('.')[0]}",
             "TagList": m.tags_out(c["tags"]),
             "DeletionProtection": c.get("deletion_protection", False),
             "VpcSecurityGroups": [],
@@ -186,6 +189,8 @@ class ClusterOperations(RDSCore):
         maintenance_window = m.maintenance_window(
             req.get("PreferredMaintenanceWindow"), backup_window, CLUSTER_MAINTENANCE_WINDOW
         )
+        version = self._pick_version(info, req.get("EngineVersion"))
+        param_group = self._cluster_group_for(req.get("DBClusterParameterGroupName"), info.name, version)
         port = self.fleet.ports.allocate(
             f"rds/cluster/{self.store.engine_key(cid)}/endpoint", preferred=req.get("Port")
         )
@@ -193,7 +198,7 @@ class ClusterOperations(RDSCore):
             "id": cid,
             "engine": info.name,
             "kind": info.kind,
-            "engine_version": self._pick_version(info, req.get("EngineVersion")),
+            "engine_version": version,
             "master_username": master_username,
             "master_password": password,
             "db_name": req.get("DatabaseName"),
@@ -209,7 +214,7 @@ class ClusterOperations(RDSCore):
             "tags": m.tags_in(req.get("Tags")),
             "storage_encrypted": kms_key is not None,
             "kms_key_id": kms_key,
-            "param_group": req.get("DBClusterParameterGroupName"),
+            "param_group": param_group,
             "subnet_group": req.get("DBSubnetGroupName"),
             "deletion_protection": bool(req.get("DeletionProtection")),
             "resource_id": self._resource_id("cluster"),
@@ -270,6 +275,18 @@ class ClusterOperations(RDSCore):
             c["maintenance_window"] = maintenance
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
+        if req.get("DBClusterParameterGroupName"):
+            group = self._cluster_group_for(
+                req["DBClusterParameterGroupName"], c["engine"], c["engine_version"]
+            )
+            if (group or "").lower() != (c.get("param_group") or "").lower():
+                c["param_group"] = group
+                # as on Aurora, the members take a newly associated group at their next reboot
+                for ident in c["members"]:
+                    member = self.store.get_doc("instance", ident)
+                    if member is not None:
+                        member["params_pending_reboot"] = True
+                        self._save(member, "params_pending_reboot")
         if req.get("MasterUserPassword"):
             m.check_password(req["MasterUserPassword"])
             c["master_password"] = req["MasterUserPassword"]

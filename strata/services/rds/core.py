@@ -50,7 +50,15 @@ class RDSCore:
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
             per_account=frozenset(
-                {"param_group", "subnet_group", "instance", "cluster", "snapshot", "cluster_snapshot"}
+                {
+                    "param_group",
+                    "cluster_param_group",
+                    "subnet_group",
+                    "instance",
+                    "cluster",
+                    "snapshot",
+                    "cluster_snapshot",
+                }
             ),
             taken=_taken,
         )

@@ -1,4 +1,4 @@
-"""Parameter groups (applied to the engine's configuration), subnet groups, events, tags, catalogue."""
+"""Subnet groups, events, tags, catalogue (parameter groups: parameter_groups.py)."""
 
 from __future__ import annotations
 
@@ -6,159 +6,15 @@ import datetime as dt
 import itertools
 
 from strata.context import RequestContext
-from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 _seq = itertools.count()
-# Parameters Strata must own for the endpoint, replication and archive to work.
-RESERVED_PARAMS = {
-    "port",
-    "listen_addresses",
-    "unix_socket_directories",
-    "archive_command",
-    "archive_mode",
-    "wal_level",
-    "primary_conninfo",
-    "restore_command",
-    "synchronous_standby_names",
-    "data_directory",
-    "hba_file",
-    "socket",
-    "datadir",
-    "bind_address",
-    "log_bin",
-    "server_id",
-}
 
 
 class GroupOperations(RDSCore):
-    # -- parameter groups --------------------------------------------------------------------------
-
-    def _default_group_name(self, doc: dict) -> str:
-        major = doc["engine_version"].split(".")[0]
-        return f"default.{m.ENGINES[doc['engine']].family_prefix}{major}"
-
-    def _get_param_group(self, name: str) -> dict:
-        g = self.store.get_doc("param_group", name.lower())
-        if g is None:
-            if name.startswith("default."):
-                return {
-                    "name": name,
-                    "family": name[len("default.") :],
-                    "description": f"Default parameter group for {name[8:]}",
-                    "params": {},
-                    "tags": {},
-                }
-            raise m.fault("DBParameterGroupNotFound", f"DBParameterGroup not found: {name}", 404)
-        return g
-
-    def _params_for(self, doc: dict) -> dict[str, str]:
-        """The engine settings of an instance's parameter group (what the engine config gets)."""
-        if not doc.get("param_group"):
-            return {}
-        group = self.store.get_doc("param_group", doc["param_group"].lower())
-        return {k: v["value"] for k, v in (group or {}).get("params", {}).items()}
-
-    def create_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        self._require(req, "DBParameterGroupName", "DBParameterGroupFamily", "Description")
-        name = req["DBParameterGroupName"]
-        if self.store.get_doc("param_group", name.lower()):
-            raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
-        g = {
-            "name": name,
-            "family": req["DBParameterGroupFamily"],
-            "description": req["Description"],
-            "params": {},
-            "tags": m.tags_in(req.get("Tags")),
-        }
-        self.store.put_doc("param_group", name.lower(), g)
-        return {"DBParameterGroup": self._param_group_out(g)}
-
-    def _param_group_out(self, g: dict) -> dict:
-        return {
-            "DBParameterGroupName": g["name"],
-            "DBParameterGroupFamily": g["family"],
-            "Description": g["description"],
-            "DBParameterGroupArn": m.arn(self.region, self.account, "pg", g["name"]),
-        }
-
-    def describe_db_parameter_groups(self, ctx: RequestContext, req: dict) -> dict:
-        if req.get("DBParameterGroupName"):
-            groups = [self._get_param_group(req["DBParameterGroupName"])]
-        else:
-            groups = self.store.list_docs("param_group")
-        resp = page(groups, req, "DBParameterGroups")
-        resp["DBParameterGroups"] = [self._param_group_out(g) for g in resp["DBParameterGroups"]]
-        return resp
-
-    async def modify_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        self._require(req, "DBParameterGroupName", "Parameters")
-        name = req["DBParameterGroupName"]
-        if name.startswith("default."):
-            raise m.fault("InvalidParameterValue", "Default parameter groups cannot be modified.")
-        g = self._get_param_group(name)
-        for p in req["Parameters"]:
-            pname = p.get("ParameterName")
-            if not pname or pname.lower() in RESERVED_PARAMS:
-                raise m.fault("InvalidParameterValue", f"The parameter {pname} cannot be modified.")
-            if p.get("ParameterValue") is None:
-                g["params"].pop(pname, None)
-            else:
-                g["params"][pname] = {
-                    "value": str(p["ParameterValue"]),
-                    "apply_method": p.get("ApplyMethod") or "immediate",
-                }
-        self.store.put_doc("param_group", name.lower(), g)
-        for doc in self.store.list_docs("instance"):
-            if (doc.get("param_group") or "").lower() == name.lower() and doc["status"] == "available":
-                await run_blocking(
-                    self._locked, doc["id"], self.fleet.apply_params, doc, self._params_for(doc)
-                )
-        return {"DBParameterGroupName": name}
-
-    def reset_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        g = self._get_param_group(req["DBParameterGroupName"])
-        if req.get("ResetAllParameters"):
-            g["params"] = {}
-        for p in req.get("Parameters") or []:
-            if not p.get("ParameterName"):
-                raise m.fault("InvalidParameterValue", "A parameter to reset must name the parameter")
-            g["params"].pop(p["ParameterName"], None)
-        self.store.put_doc("param_group", g["name"].lower(), g)
-        return {"DBParameterGroupName": g["name"]}
-
-    def describe_db_parameters(self, ctx: RequestContext, req: dict) -> dict:
-        g = self._get_param_group(req["DBParameterGroupName"])
-        params = [
-            {
-                "ParameterName": k,
-                "ParameterValue": v["value"],
-                "Source": "user",
-                "ApplyType": "dynamic",
-                "IsModifiable": True,
-                "ApplyMethod": v["apply_method"],
-                "DataType": "string",
-            }
-            for k, v in sorted(g["params"].items())
-        ]
-        if req.get("Source") and req["Source"] != "user":  # every listed parameter was set by the user
-            params = []
-        params = filtered(params, req, {"parameter-name": lambda p: p["ParameterName"]})
-        return page(params, req, "Parameters")
-
-    def delete_db_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
-        name = req["DBParameterGroupName"]
-        self._get_param_group(name)
-        if any(
-            (d.get("param_group") or "").lower() == name.lower() for d in self.store.list_docs("instance")
-        ):
-            raise m.fault("InvalidDBParameterGroupState", f"Parameter group {name} is in use.")
-        self.store.delete_doc("param_group", name.lower())
-        return {}
-
     # -- subnet groups -----------------------------------------------------------------------------
 
     def _get_subnet_group(self, name: str) -> dict:
@@ -310,11 +166,16 @@ class GroupOperations(RDSCore):
             "cluster": "cluster",
             "cluster-snapshot": "cluster_snapshot",
             "pg": "param_group",
+            "cluster-pg": "cluster_param_group",
             "subgrp": "subnet_group",
         }.get(parts[5])
         if kind is None:
             raise m.fault("InvalidParameterValue", f"Unsupported resource type in {arn}")
-        ident = parts[6] if kind not in ("param_group", "subnet_group") else parts[6].lower()
+        ident = (
+            parts[6]
+            if kind not in ("param_group", "cluster_param_group", "subnet_group")
+            else parts[6].lower()
+        )
         # another account's or another region's ARN
         if self.store.get_doc(kind, ident) is None or parts[4] != self.account or parts[3] != self.region:
             raise {

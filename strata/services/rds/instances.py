@@ -186,7 +186,9 @@ class InstanceOperations(RDSCore):
             "DBParameterGroups": [
                 {
                     "DBParameterGroupName": doc.get("param_group") or self._default_group_name(doc),
-                    "ParameterApplyStatus": "in-sync",
+                    "ParameterApplyStatus": "pending-reboot"
+                    if doc.get("params_pending_reboot")
+                    else "in-sync",
                 }
             ],
             "AvailabilityZone": doc["az"],
@@ -361,7 +363,8 @@ class InstanceOperations(RDSCore):
         for name in list(doc["nodes"]):
             self.fleet.node(doc, name).stop()
         self.fleet.start(doc, self._params_for(doc))
-        self._save(doc, "nodes")
+        doc["params_pending_reboot"] = False  # the engines now run with every setting of the groups
+        self._save(doc, "nodes", "params_pending_reboot")
         self._set_status(ident, "available")
 
     def _failover(self, ident: str, planned: bool = True) -> None:
@@ -461,7 +464,8 @@ class InstanceOperations(RDSCore):
     def _start(self, ident: str) -> None:
         doc = self._get_instance(ident)
         self.fleet.start(doc, self._params_for(doc))
-        self._save(doc, "nodes")
+        doc["params_pending_reboot"] = False  # stopped engines start with every setting of the groups
+        self._save(doc, "nodes", "params_pending_reboot")
         self._set_status(ident, "available", metered_at=clock.time())
         self._event(ident, "db-instance", "DB instance started", ["notification"])
 

@@ -10,7 +10,9 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     clusters.py    Aurora clusters
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
-    groups.py      parameter and subnet groups, events, tags
+    groups.py      subnet groups, events, tags
+    parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
+    logs.py        the engine's log files, pending maintenance (none)
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
 
@@ -22,10 +24,18 @@ from strata.services.rds.clusters import ClusterOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
+from strata.services.rds.logs import LogOperations
+from strata.services.rds.parameter_groups import ParameterGroupOperations
 
 
 @refusing("rds")
 class RDSProvider(
-    InstanceOperations, BackupOperations, GroupOperations, ClusterOperations, StorageEncryption
+    InstanceOperations,
+    BackupOperations,
+    GroupOperations,
+    ParameterGroupOperations,
+    ClusterOperations,
+    LogOperations,
+    StorageEncryption,
 ):
     """Constructed once per server as `RDSProvider(runtime)`; state lives in core.RDSCore."""

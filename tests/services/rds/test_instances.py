@@ -147,7 +147,7 @@ def test_parameter_group_applied_and_subnet_group(strata_server, unique: str) ->
         DBParameterGroupName=group,
         Parameters=[{"ParameterName": "work_mem", "ParameterValue": "12345kB", "ApplyMethod": "immediate"}],
     )
-    params = rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]
+    params = rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
     assert {"work_mem": "12345kB"} == {p["ParameterName"]: p["ParameterValue"] for p in params}
     subnets = f"subnets-{unique}"
     rds.create_db_subnet_group(

@@ -109,6 +109,13 @@ def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
     with my_connect(inst) as conn:
         assert "MariaDB" in rows(conn, "SELECT VERSION()")[0][0]
         assert rows(conn, "SELECT @@max_connections") == [(77,)]
+    # the server's own log, under RDS's name for it
+    files = rds.describe_db_log_files(DBInstanceIdentifier=ident)["DescribeDBLogFiles"]
+    assert [f["LogFileName"] for f in files] == ["error/mysql-error.log"] and files[0]["Size"] > 0
+    log = rds.download_db_log_file_portion(
+        DBInstanceIdentifier=ident, LogFileName="error/mysql-error.log", Marker="0"
+    )["LogFileData"]
+    assert "ready for connections" in log
     max_conn[0]["ParameterValue"] = "88"
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=max_conn)
     with my_connect(inst) as conn:
