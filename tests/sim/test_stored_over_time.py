@@ -1,0 +1,143 @@
+"""Storage and capacity AWS bills by the month, metered over simulated time from real resources:
+DynamoDB table storage, KMS key-months (with rotations), RDS backup storage beyond the free
+allowance and Aurora Serverless v2 ACU-hours; and priced on the bill."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, wait_status
+from tests.strata_process import StrataProcess
+
+GB = 2**30
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    s = StrataProcess(tmp_path_factory.mktemp("stored") / "data").start()
+    yield s
+    s.stop()
+
+
+def _metered(server: StrataProcess, service: str, event: str, **dims: str) -> float:
+    events = server.admin(f"/_strata/meter?service={service}")["events"]
+    return sum(
+        e["quantity"]
+        for e in events
+        if e["event"] == event and all(e["dims"].get(k) == v for k, v in dims.items())
+    )
+
+
+def _bill_line(server: StrataProcess, service: str, usage_type: str) -> dict:
+    doc = server.admin("/_strata/bill?from=2000-01-01")
+    lines = {line["usage_type"]: line for line in doc["services"][service]["lines"]}
+    return lines[usage_type]
+
+
+def test_dynamodb_table_storage_with_its_per_item_overhead(server: StrataProcess, unique: str) -> None:
+    ddb = server.client("dynamodb")
+    table = f"stored-{unique}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(10):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "v": {"S": "x" * 1000}})
+    size = ddb.describe_table(TableName=table)["Table"]["TableSizeBytes"]
+    assert size > 10_000
+    server.advance_clock("2h")
+    byte_hours = _metered(server, "dynamodb", "TimedStorage-ByteHrs", table=table)
+    billable = size + 100 * 10  # DynamoDB adds 100 bytes per item
+    assert 2 * billable <= byte_hours <= 2.05 * billable  # two hours and the seconds the test took
+    line = _bill_line(server, "dynamodb", "TimedStorage-ByteHrs")
+    assert line["unit"] == "GB-Mo"
+    assert line["cost"] == pytest.approx(line["quantity"] * 0.25)  # $0.25 per GB-month
+
+
+def test_kms_key_months_with_rotations_until_deletion_is_scheduled(server: StrataProcess) -> None:
+    kms = server.client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    managed = kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["KeyId"]
+    server.advance_clock("1h")
+    first = _metered(server, "kms", "KeyHours", key=key)
+    assert 1.0 <= first <= 1.05
+    kms.rotate_key_on_demand(KeyId=key)
+    server.advance_clock("1h")
+    second = _metered(server, "kms", "KeyHours", key=key) - first
+    assert 2.0 <= second <= 2.1  # the first rotation bills as a second key
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+    before = _metered(server, "kms", "KeyHours", key=key)
+    server.advance_clock("3h")
+    assert _metered(server, "kms", "KeyHours", key=key) - before < 0.1  # pending deletion: not billed
+    assert _metered(server, "kms", "KeyHours", key=managed) == 0  # AWS managed keys are free
+    line = _bill_line(server, "kms", "KMS-Keys")
+    assert line["unit"] == "Keys-Mo"
+    assert line["cost"] == pytest.approx(line["quantity"] * 1.0)  # $1 per key-month
+
+
+def test_rds_backup_storage_beyond_the_free_allowance(server: StrataProcess, unique: str) -> None:
+    rds = server.client("rds")
+    ident = f"bk-{unique}"
+    create_pg(rds, ident)
+    snap = f"keep-{unique}"
+    rds.create_db_snapshot(DBInstanceIdentifier=ident, DBSnapshotIdentifier=snap)
+    deadline = time.monotonic() + 180
+    while rds.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"][0]["Status"] != "available":
+        assert time.monotonic() < deadline, "the snapshot never became available"
+        time.sleep(0.2)
+    server.advance_clock("1h")
+    # the instance's 20 GiB of provisioned storage covers its backups: nothing charged
+    assert _metered(server, "rds", "BackupStorage") == 0
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+    _wait_gone(rds, ident)
+    server.advance_clock("2h")
+    # no instance left: the manual snapshot's bytes are all chargeable, for (at least) two hours
+    charged = _metered(server, "rds", "BackupStorage")
+    assert charged >= 2 * 1_000_000  # a PostgreSQL base backup is tens of MB
+    line = _bill_line(server, "rds", "RDS:ChargedBackupUsage")
+    assert line["cost"] == pytest.approx(charged / GB / 730 * 0.095)
+
+
+def _wait_gone(rds: Any, ident: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not [i for i in rds.describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"] == ident]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{ident} was not deleted")
+
+
+def test_aurora_serverless_v2_is_billed_in_acu_hours(server: StrataProcess, unique: str) -> None:
+    rds = server.client("rds")
+    cid, ident = f"sl-{unique}", f"sl-w-{unique}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 8},
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.serverless",
+    )
+    wait_status(rds, ident)
+    before = _metered(server, "rds", "ServerlessV2ACUHours", instance=ident)
+    server.advance_clock("1h")
+    # metered by the rule, or (if its first backup kept it busy then) by the next 30 s schedule
+    deadline = time.monotonic() + 90
+    while (acu_hours := _metered(server, "rds", "ServerlessV2ACUHours", instance=ident) - before) < 2:
+        assert time.monotonic() < deadline, acu_hours
+        time.sleep(0.5)
+    assert acu_hours <= 2.1  # MinCapacity 2 ACUs for an hour
+    assert _metered(server, "rds", "InstanceHours", instance=ident) == 0
+    line = _bill_line(server, "rds", "Aurora:ServerlessV2Usage")
+    assert line["cost"] == pytest.approx(line["quantity"] * 0.12)
