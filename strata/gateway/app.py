@@ -97,6 +97,7 @@ class StrataApp:
         op = None
         op_name = "-"
         params: dict | None = None
+        ctx: RequestContext | None = None
         result: Any = None
         error_code: str | None = None
         try:
@@ -195,6 +196,8 @@ class StrataApp:
             returned = result.get("Count", 0) if type(result) is dict and op_name in _RETURNING else 0
             request_stats.add(
                 service,
+                ctx.account_id if ctx is not None else self.settings.account_id,
+                ctx.region if ctx is not None else self.settings.region,
                 str(params.get("TableName") or ""),
                 op_name,
                 elapsed_ms,

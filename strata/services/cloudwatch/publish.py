@@ -36,7 +36,7 @@ from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.cloudwatch.publish_rds import RdsSampler
-from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
+from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
 from strata.services.efs.usage import stored_size
 from strata.sim import request_stats as rs
 from strata.sim.meter import meter
@@ -74,9 +74,9 @@ def _dims(**pairs: str) -> str:
 
 
 def _one(
-    account: str, namespace: str, name: str, dims: str, at: float, v: float, unit: str, width: int = 60
+    scope: str, namespace: str, name: str, dims: str, at: float, v: float, unit: str, width: int = 60
 ) -> Point:
-    return Point(account, namespace, name, dims, at, unit, Bucket(v, 1.0, v, v, [v]), width)
+    return Point(scope, namespace, name, dims, at, unit, Bucket(v, 1.0, v, v, [v]), width)
 
 
 class Publisher:
@@ -86,6 +86,8 @@ class Publisher:
         self.store = store
         self.runtime = runtime
         self.account = runtime.settings.account_id
+        self.region = runtime.settings.region
+        self.scope = scope_of(self.account, self.region)  # of records from before accounts and regions
         self.rds = RdsSampler()
 
     async def close(self) -> None:
@@ -100,7 +102,7 @@ class Publisher:
         points += self._efs(until)
         rds = self.runtime.peer("rds")
         if rds is not None:
-            points += await run_blocking(self.rds.points, rds, self.account, until)
+            points += await run_blocking(self.rds.points, rds, until)
         await run_blocking(self.store.add, points)
         return {"datapoints": len(points)}
 
@@ -116,14 +118,16 @@ class Publisher:
             mean = e.quantity / e.count
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
             dims = _dims(TableName=str(table))
-            points.append(Point(self.account, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
+            scope = self._table_scope(str(e.dims.get("scope") or ""))
+            points.append(Point(scope, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
         return points
 
     def _requests(self, tally: dict) -> list[Point]:
         points = []
-        user_errors: dict[int, float] = {}
-        for (minute, _service, table, operation), t in tally.items():
-            user_errors[minute] = user_errors.get(minute, 0.0) + t[rs.USER_ERRORS]
+        user_errors: dict[tuple[int, str], float] = {}
+        for (minute, _service, account, region, table, operation), t in tally.items():
+            scope = scope_of(account, region)
+            user_errors[minute, scope] = user_errors.get((minute, scope), 0.0) + t[rs.USER_ERRORS]
             if not table:
                 continue
             dims = _dims(TableName=table, Operation=operation)
@@ -131,7 +135,7 @@ class Publisher:
                 latency = Bucket(t[rs.SUM_MS], t[rs.OK], t[rs.MIN_MS], t[rs.MAX_MS], None)
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         "SuccessfulRequestLatency",
                         dims,
@@ -144,15 +148,13 @@ class Publisher:
                     mean = t[rs.RETURNED] / t[rs.OK]
                     returned = Bucket(t[rs.RETURNED], t[rs.OK], mean, mean, None)
                     points.append(
-                        Point(
-                            self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned
-                        )
+                        Point(scope, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned)
                     )
             for name, n in (("ThrottledRequests", t[rs.THROTTLED]), ("SystemErrors", t[rs.SYSTEM_ERRORS])):
                 if n:
                     points.append(
                         Point(
-                            self.account,
+                            scope,
                             "AWS/DynamoDB",
                             name,
                             dims,
@@ -167,7 +169,7 @@ class Publisher:
                 table_dims = _dims(TableName=table)
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         kind,
                         table_dims,
@@ -176,11 +178,11 @@ class Publisher:
                         Bucket(n, n, 1, 1, None),
                     )
                 )
-        for minute, n in user_errors.items():
+        for (minute, scope), n in user_errors.items():
             if n:
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         "UserErrors",
                         "[]",
@@ -191,6 +193,11 @@ class Publisher:
                 )
         return points
 
+    def _table_scope(self, scope: str) -> str:
+        """A DynamoDB table's `account:region` (a part left empty by older records: the default)."""
+        account, _, region = scope.partition(":")
+        return scope_of(account or self.account, region or self.region)
+
     def _provisioned(self, at: float) -> list[Point]:
         ddb = self.runtime.peer("dynamodb")
         if ddb is None:
@@ -199,7 +206,6 @@ class Publisher:
         for (scope, name), meta in list(ddb.state.tables.items()):
             if meta.billing_mode != "PROVISIONED":
                 continue
-            account = scope.split(":", 1)[0] or self.account
             targets = [({"TableName": name}, meta.throughput)]
             targets += [
                 ({"TableName": name, "GlobalSecondaryIndexName": ix.name}, ix.throughput)
@@ -211,7 +217,9 @@ class Publisher:
                 for kind in ("Read", "Write"):
                     units = float(throughput.get(f"{kind}CapacityUnits", 0))
                     name_ = f"Provisioned{kind}CapacityUnits"
-                    points.append(_one(account, "AWS/DynamoDB", name_, key, at, units, "Count"))
+                    points.append(
+                        _one(self._table_scope(scope), "AWS/DynamoDB", name_, key, at, units, "Count")
+                    )
         return points
 
     # -- S3 storage, daily ---------------------------------------------------------------------
@@ -227,7 +235,12 @@ class Publisher:
         points = []
         # a read snapshot of S3's metadata (its writer's connection belongs to its writer)
         with s3.store.db.snapshot() as db:
-            buckets = [r[0] for r in db.execute("SELECT name FROM buckets ORDER BY name")]
+            buckets = {
+                name: scope_of(json.loads(config or "{}").get("owner") or self.account, region)
+                for name, region, config in db.execute(
+                    "SELECT name, region, config FROM buckets ORDER BY name"
+                )
+            }
             sums = {
                 name: db.execute(
                     "SELECT storage_class, SUM(size), COUNT(*) FROM objects WHERE bucket = ? AND dm = 0 "
@@ -237,18 +250,17 @@ class Publisher:
                 for name in buckets
             }
         for name, rows in sums.items():
+            scope = buckets[name]
             total = 0
             for storage_class, size, count in rows:
                 total += count
                 kind = STORAGE_TYPES.get(storage_class, storage_class)
                 dims = _dims(BucketName=name, StorageType=kind)
                 points.append(
-                    _one(self.account, "AWS/S3", "BucketSizeBytes", dims, day, float(size or 0), "Bytes", DAY)
+                    _one(scope, "AWS/S3", "BucketSizeBytes", dims, day, float(size or 0), "Bytes", DAY)
                 )
             dims = _dims(BucketName=name, StorageType="AllStorageTypes")
-            points.append(
-                _one(self.account, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY)
-            )
+            points.append(_one(scope, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY))
         return points
 
     # -- EFS ---------------------------------------------------------------------------------------
@@ -268,10 +280,10 @@ class Publisher:
                 "IA": size["ValueInIA"],
                 "Archive": size["ValueInArchive"],
             }
-            account = doc.get("account") or self.account
+            scope = scope_of(doc.get("account") or self.account, doc.get("region") or self.region)
             for storage_class, value in classes.items():
                 dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
-                points.append(_one(account, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
+                points.append(_one(scope, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
         return points
 
     # -- ElastiCache engines -------------------------------------------------------------------
@@ -282,18 +294,22 @@ class Publisher:
             return []
         points = []
         for (key, node_id), server in list(provider.engines.servers.items()):
-            account, _region, cluster = provider.store.split_engine_key(key)
+            account, region, cluster = provider.store.split_engine_key(key)
             try:
                 sample = _sample(server)
             except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute
                 log.debug("no metrics from %s/%s: %s", cluster, node_id, e)
                 continue
-            points += self._cache_points(account, cluster, node_id, sample, until)
+            points += self._cache_points(scope_of(account, region), cluster, node_id, sample, until)
         return points
 
-    def _cache_points(self, account: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
+    def _cache_points(self, scope: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
         dims = _dims(CacheClusterId=cluster, CacheNodeId=node)
-        state_key = f"elasticache/{account}/{cluster}/{node}"
+        account, region = scope.split(":", 1)
+        # the default region's nodes keep their key from before regions (their last sample)
+        state_key = f"elasticache/{account}/{cluster}/{node}" + (
+            "" if region == self.region else f"/{region}"
+        )
         last = json.loads(self.store.get_state(state_key) or "{}")
         # a new engine run (restart) counts from zero; the same run from the last sample
         base = last if last.get("run") == sample["run"] else {}
@@ -302,21 +318,21 @@ class Publisher:
         for metric, _r, _m in _COUNTERS:
             now_value = sample.get(metric, 0.0)
             increases[metric] = max(0.0, now_value - base.get(metric, 0.0))
-            out.append(_one(account, "AWS/ElastiCache", metric, dims, at, increases[metric], "Count"))
+            out.append(_one(scope, "AWS/ElastiCache", metric, dims, at, increases[metric], "Count"))
         lookups = increases["CacheHits"] + increases["CacheMisses"]
         if lookups:
             rate = 100.0 * increases["CacheHits"] / lookups
-            out.append(_one(account, "AWS/ElastiCache", "CacheHitRate", dims, at, rate, "Percent"))
+            out.append(_one(scope, "AWS/ElastiCache", "CacheHitRate", dims, at, rate, "Percent"))
         out.append(
-            _one(account, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
+            _one(scope, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
         )
-        out.append(_one(account, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
+        out.append(_one(scope, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
         if sample.get("lag") is not None:
-            out.append(_one(account, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
+            out.append(_one(scope, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
         if sample.get("maxmemory"):
             usage = 100.0 * sample["bytes"] / sample["maxmemory"]
             out.append(
-                _one(account, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, at, usage, "Percent")
+                _one(scope, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, at, usage, "Percent")
             )
         self.store.set_state(
             state_key,

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from strata.services.cloudwatch.store import Bucket, Point, dims_key
+from strata.services.cloudwatch.store import Bucket, Point, dims_key, scope_of
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.cloudwatch")
@@ -43,12 +43,12 @@ class RdsSampler:
         # (instance, pid) -> (real s, cpu s, bytes read, bytes written) at the last sample
         self._last: dict[tuple[str, int], tuple[float, float, float, float]] = {}
 
-    def points(self, provider: Any, account_default: str, at: float) -> list[Point]:
+    def points(self, provider: Any, at: float) -> list[Point]:
         out: list[Point] = []
         for doc in provider.store.list_docs("instance"):
             if doc.get("status") != "available":
                 continue
-            account = provider.store.owner(doc) or account_default
+            scope = scope_of(provider.store.owner(doc), provider.store.region_of(doc))
             try:
                 with provider.store.acting_for(doc):
                     node = provider.fleet.primary(doc)
@@ -59,7 +59,7 @@ class RdsSampler:
             dims = dims_key([{"Name": "DBInstanceIdentifier", "Value": doc["id"]}])
             for name, (value, unit) in values.items():
                 out.append(
-                    Point(account, "AWS/RDS", name, dims, at, unit, Bucket(value, 1.0, value, value, [value]))
+                    Point(scope, "AWS/RDS", name, dims, at, unit, Bucket(value, 1.0, value, value, [value]))
                 )
         return out
 

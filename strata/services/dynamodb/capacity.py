@@ -59,8 +59,9 @@ class Consumed:
                 out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v} for k, v in self.lsi.items()}
         return out
 
-    def record(self, billing_mode: str) -> None:
-        """Every billable read or write goes on the meter, per table."""
+    def record(self, billing_mode: str, scope: str) -> None:
+        """Every billable read or write goes on the meter, per table (`scope`: its account and
+        region, as `account:region`)."""
         if self.read:
             meter.record(
                 "dynamodb",
@@ -69,6 +70,7 @@ class Consumed:
                 "RCU",
                 table=self.table,
                 billing_mode=billing_mode,
+                scope=scope,
             )
         else:
             meter.record(
@@ -78,4 +80,5 @@ class Consumed:
                 "WCU",
                 table=self.table,
                 billing_mode=billing_mode,
+                scope=scope,
             )

@@ -92,7 +92,7 @@ class State:
 
     def consume(self, meta: TableMeta, consumed: Consumed) -> None:
         """What a request consumed: on the meter, and taken from a provisioned table's buckets."""
-        consumed.record(meta.billing_mode)
+        consumed.record(meta.billing_mode, meta.scope)
         if meta.limited:
             self.throttle.charge(meta, consumed)
 
