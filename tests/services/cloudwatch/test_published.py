@@ -10,7 +10,7 @@ import redis
 from botocore.exceptions import ClientError
 
 from tests.services.elasticache.conftest import eventually, node_endpoints
-from tests.services.rds.helpers import create_pg, pg_connect
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
 
 
 def _sum(
@@ -161,6 +161,13 @@ def test_elasticache_cache_hit_rate_matches_the_clients_count(strata_factory, un
     assert max(p["Maximum"] for p in connections) >= 1  # our client (the publisher's is not counted)
 
 
+def _engine_writes(conn) -> int:
+    """Writes PostgreSQL (18) has counted in its statistics so far."""
+    return conn.execute(
+        "SELECT COALESCE(sum(writes), 0) + COALESCE(sum(extends), 0) FROM pg_stat_io"
+    ).fetchone()[0]
+
+
 def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique):
     server = strata_factory()
     rds, cw = server.client("rds"), server.client("cloudwatch")
@@ -170,9 +177,11 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     for s in sessions:
         s.execute("SELECT 1")
     server.advance_clock("1m")  # a first sample: CPU and I/O rates need two
+    before = _engine_writes(sessions[1])
     sessions[0].execute(
         "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g"
     )
+    eventually(lambda: _engine_writes(sessions[1]) > before)  # a backend reports its I/O when idle
     size = sessions[0].execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0]
     server.advance_clock("2m")
     dims = {"DBInstanceIdentifier": ident}
@@ -185,8 +194,60 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     assert cpu and all(0 <= p["Maximum"] <= 100 for p in cpu) and cpu[0]["Unit"] == "Percent"
     written = _sum(cw, "AWS/RDS", "WriteThroughput", dims, stat="Maximum", period=60)
     assert written and all(p["Maximum"] >= 0 for p in written) and written[0]["Unit"] == "Bytes/Second"
+    # the engine's own I/O counters: the CREATE TABLE wrote WAL and blocks
+    write_iops = _sum(cw, "AWS/RDS", "WriteIOPS", dims, stat="Maximum", period=60)
+    assert write_iops and max(p["Maximum"] for p in write_iops) > 0
+    assert write_iops[0]["Unit"] == "Count/Second"
+    read_iops = _sum(cw, "AWS/RDS", "ReadIOPS", dims, stat="Minimum", period=60)
+    assert read_iops and all(p["Minimum"] >= 0 for p in read_iops)
     for s in sessions:
         s.close()
+
+
+def test_aurora_cluster_metrics_by_cluster_and_role(strata_factory, unique):
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    cid, writer, reader = f"au-{unique}", f"au-w-{unique}", f"au-r-{unique}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+        ServerlessV2ScalingConfiguration={"MinCapacity": 1, "MaxCapacity": 4},
+    )
+    for ident in (writer, reader):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident,
+            DBClusterIdentifier=cid,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.serverless",
+        )
+        inst = wait_status(rds, ident)
+    server.advance_clock("1m")  # a first sample: I/O rates need two
+    endpoint = wait_status(rds, writer)
+    with pg_connect(endpoint) as conn, pg_connect(endpoint) as watcher:
+        before = _engine_writes(watcher)
+        conn.execute("CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 1000) g")
+        eventually(lambda: _engine_writes(watcher) > before)
+    assert inst["DBInstanceIdentifier"] == reader
+    server.advance_clock("2m")
+    cluster = {"DBClusterIdentifier": cid}
+    used = _sum(cw, "AWS/RDS", "VolumeBytesUsed", cluster, stat="Maximum", period=60)
+    assert used and used[-1]["Maximum"] > 1_000_000 and used[-1]["Unit"] == "Bytes"
+    writes = _sum(cw, "AWS/RDS", "VolumeWriteIOPs", cluster, period=60)
+    assert writes and _total(writes) > 0
+    for role, members in (("WRITER", 1), ("READER", 1)):
+        connections = _sum(
+            cw, "AWS/RDS", "DatabaseConnections", {**cluster, "Role": role}, stat="Maximum", period=60
+        )
+        assert connections and max(p["SampleCount"] for p in connections) == members
+    lag = _sum(cw, "AWS/RDS", "AuroraReplicaLag", {"DBInstanceIdentifier": reader}, stat="Maximum", period=60)
+    assert lag and lag[0]["Unit"] == "Milliseconds" and all(p["Maximum"] >= 0 for p in lag)
+    assert not _sum(cw, "AWS/RDS", "AuroraReplicaLag", {"DBInstanceIdentifier": writer}, period=60)
+    acus = _sum(cw, "AWS/RDS", "ServerlessDatabaseCapacity", cluster, stat="Maximum", period=60)
+    assert acus and {p["Maximum"] for p in acus} == {1.0}
+    assert max(p["SampleCount"] for p in acus) == 2  # both members, in one statistic set
 
 
 def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
