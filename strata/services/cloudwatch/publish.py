@@ -21,7 +21,8 @@ anyway, and this rule reads what the meter wrote.
 - AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
   from the file system's last measured size (its SizeInBytes).
 
-- AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
+- AWS/RDS         per DBInstanceIdentifier and Aurora cluster, from the engine: see publish_rds.
+- AWS/EBS         per VolumeId, from the NBD data path: see publish_ebs.
 
 Counters are differenced against the last sample, kept durably per engine run (redis run_id /
 memcached pid), so a restart of Strata neither loses nor double-counts a minute's hits.
@@ -35,6 +36,7 @@ import math
 from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.cloudwatch.publish_ebs import EbsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
 from strata.services.efs.usage import stored_size
@@ -89,6 +91,7 @@ class Publisher:
         self.region = runtime.settings.region
         self.scope = scope_of(self.account, self.region)  # of records from before accounts and regions
         self.rds = RdsSampler()
+        self.ebs = EbsSampler()
 
     async def close(self) -> None:
         return None
@@ -103,6 +106,9 @@ class Publisher:
         rds = self.runtime.peer("rds")
         if rds is not None:
             points += await run_blocking(self.rds.points, rds, until)
+        ec2 = self.runtime.peer("ec2")
+        if ec2 is not None:
+            points += await run_blocking(self.ebs.points, ec2, until)
         await run_blocking(self.store.add, points)
         return {"datapoints": len(points)}
 
