@@ -12,7 +12,11 @@ anyway, and this rule reads what the meter wrote.
   request tally (strata.sim.request_stats).
 - AWS/S3        BucketSizeBytes per BucketName and StorageType, NumberOfObjects (AllStorageTypes):
   daily, stamped at 00:00 UTC of each day simulated time enters, from the bucket's objects then
-  (every version, as S3 counts them).
+  (every version, as S3 counts them); request metrics per BucketName and FilterId for buckets with
+  a metrics configuration (AllRequests, GetRequests ..., 4xxErrors, 5xxErrors, BytesDownloaded,
+  BytesUploaded, FirstByteLatency, TotalRequestLatency), from the gateway's in-memory tally
+  (strata.sim.bucket_requests): both latencies are the time the gateway took to answer (a
+  streamed body's transfer is not in TotalRequestLatency).
 - AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
   INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
@@ -40,7 +44,9 @@ from strata.services.cloudwatch.publish_ebs import EbsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
 from strata.services.efs.usage import stored_size
+from strata.sim import bucket_requests as br
 from strata.sim import request_stats as rs
+from strata.sim.bucket_requests import bucket_requests
 from strata.sim.meter import meter
 from strata.sim.request_stats import request_stats
 
@@ -100,6 +106,7 @@ class Publisher:
         points = await run_blocking(self._from_meter, since, until)
         points += self._provisioned(until)
         points += self._requests(request_stats.drain())
+        points += _bucket_request_points(bucket_requests.drain())
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
         points += self._efs(until)
@@ -370,3 +377,31 @@ def _sample(server: Any) -> dict:
         "bytes": float(info.get("used_memory", 0)),
         "maxmemory": float(info.get("maxmemory", 0)),
     }
+
+
+def _bucket_request_points(tally: dict) -> list[Point]:
+    """AWS/S3 request metrics from the gateway's per-filter tally (see bucket_requests)."""
+    points = []
+    for (minute, scope, bucket, filter_id), t in tally.items():
+        dims = _dims(BucketName=bucket, FilterId=filter_id)
+        stats = [("AllRequests", _counted(t[br.ALL]), "Count")]
+        stats += [(name, _counted(t[i]), "Count") for i, name in enumerate(br.KINDS) if t[i]]
+        for name, n in (("4xxErrors", t[br.ERRORS_4XX]), ("5xxErrors", t[br.ERRORS_5XX])):
+            # one value per request (1 for an error, 0 otherwise): Average is the error rate
+            stats.append((name, Bucket(n, t[br.ALL], float(n == t[br.ALL]), float(n > 0), None), "Count"))
+        for name, total, n in (
+            ("BytesDownloaded", t[br.DOWN], t[br.DOWN_N]),
+            ("BytesUploaded", t[br.UP], t[br.UP_N]),
+        ):
+            if n:
+                stats.append((name, Bucket(total, n, total / n, total / n, None), "Bytes"))
+        for name in ("FirstByteLatency", "TotalRequestLatency"):
+            latency = Bucket(t[br.LAT_SUM], t[br.ALL], t[br.LAT_MIN], t[br.LAT_MAX], None)
+            stats.append((name, latency, "Milliseconds"))
+        points += [Point(scope, "AWS/S3", name, dims, minute, unit, b) for name, b, unit in stats]
+    return points
+
+
+def _counted(n: float) -> Bucket:
+    """`n` events as one statistic set (each event a 1)."""
+    return Bucket(n, n, 1.0, 1.0, None)
