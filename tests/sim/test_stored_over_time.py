@@ -1,6 +1,7 @@
 """Storage and capacity AWS bills by the month, metered over simulated time from real resources:
 DynamoDB table storage, KMS key-months (with rotations), RDS backup storage beyond the free
-allowance and Aurora Serverless v2 ACU-hours; and priced on the bill."""
+allowance, ElastiCache snapshots beyond the free one, and Aurora Serverless v2 ACU-hours; and
+priced on the bill."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.services.elasticache.conftest import node_endpoints
 from tests.services.rds.helpers import PASSWORD, USER, create_pg, wait_status
 from tests.strata_process import StrataProcess
 
@@ -141,3 +143,33 @@ def test_aurora_serverless_v2_is_billed_in_acu_hours(server: StrataProcess, uniq
     assert _metered(server, "rds", "InstanceHours", instance=ident) == 0
     line = _bill_line(server, "rds", "Aurora:ServerlessV2Usage")
     assert line["cost"] == pytest.approx(line["quantity"] * 0.12)
+
+
+def _snapshot(ec: Any, name: str, cluster: str) -> int:
+    ec.create_snapshot(SnapshotName=name, CacheClusterId=cluster)
+    deadline = time.monotonic() + 120
+    while True:
+        snap = ec.describe_snapshots(SnapshotName=name)["Snapshots"][0]
+        if snap["SnapshotStatus"] == "available":
+            return sum(int(n["CacheSize"].split()[0]) for n in snap["NodeSnapshots"]) * 2**20
+        assert time.monotonic() < deadline, "the snapshot never became available"
+        time.sleep(0.2)
+
+
+def test_elasticache_backup_storage_beyond_one_free_snapshot(server: StrataProcess, unique: str) -> None:
+    ec = server.client("elasticache")
+    cluster = f"bk-{unique}"
+    ec.create_cache_cluster(
+        CacheClusterId=cluster, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+    )
+    node_endpoints(ec, cluster)  # waits until available
+    first = _snapshot(ec, f"one-{unique}", cluster)
+    before = _metered(server, "elasticache", "BackupStorage")
+    server.advance_clock("1h")
+    assert _metered(server, "elasticache", "BackupStorage") == before  # one per cluster is free
+    _snapshot(ec, f"two-{unique}", cluster)
+    server.advance_clock("1h")
+    charged = _metered(server, "elasticache", "BackupStorage") - before
+    assert first <= charged <= 1.1 * first  # the older one, for an hour (and the test's seconds)
+    line = _bill_line(server, "elasticache", "BackupUsage")
+    assert line["cost"] == pytest.approx(line["quantity"] * 0.085)
