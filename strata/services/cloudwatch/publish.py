@@ -22,8 +22,7 @@ anyway, and this rule reads what the meter wrote.
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
   (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
-- AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
-  from the file system's last measured size (its SizeInBytes).
+- AWS/EFS       per FileSystemId: StorageBytes, ClientConnections, PermittedThroughput (publish_efs).
 
 - AWS/RDS         per DBInstanceIdentifier and Aurora cluster, from the engine: see publish_rds.
 - AWS/EBS         per VolumeId, from the NBD data path: see publish_ebs.
@@ -40,10 +39,10 @@ import math
 from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.cloudwatch import publish_efs
 from strata.services.cloudwatch.publish_ebs import EbsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
-from strata.services.efs.usage import stored_size
 from strata.sim import bucket_requests as br
 from strata.sim import request_stats as rs
 from strata.sim.bucket_requests import bucket_requests
@@ -109,7 +108,9 @@ class Publisher:
         points += _bucket_request_points(bucket_requests.drain())
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
-        points += self._efs(until)
+        efs = self.runtime.peer("efs")
+        if efs is not None:
+            points += await run_blocking(publish_efs.points, efs, self.account, self.region, until)
         rds = self.runtime.peer("rds")
         if rds is not None:
             points += await run_blocking(self.rds.points, rds, until)
@@ -274,29 +275,6 @@ class Publisher:
                 )
             dims = _dims(BucketName=name, StorageType="AllStorageTypes")
             points.append(_one(scope, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY))
-        return points
-
-    # -- EFS ---------------------------------------------------------------------------------------
-
-    def _efs(self, at: float) -> list[Point]:
-        efs = self.runtime.peer("efs")
-        if efs is None:
-            return []
-        points = []
-        for doc in efs.store.list_docs("fs"):
-            size = stored_size(efs.store, doc["id"])
-            if not size:
-                continue
-            classes = {
-                "Total": size["Value"],
-                "Standard": size["ValueInStandard"],
-                "IA": size["ValueInIA"],
-                "Archive": size["ValueInArchive"],
-            }
-            scope = scope_of(doc.get("account") or self.account, doc.get("region") or self.region)
-            for storage_class, value in classes.items():
-                dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
-                points.append(_one(scope, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
         return points
 
     # -- ElastiCache engines -------------------------------------------------------------------

@@ -3,12 +3,15 @@ numbers are what the client did (counted on the client side)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from botocore.exceptions import ClientError
 
+from tests.services.efs.helpers import file_system_with_targets, needs_nfs
+from tests.services.efs.libnfs import LibNfs
 from tests.services.elasticache.conftest import eventually, node_endpoints
 from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
 
@@ -263,3 +266,29 @@ def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
         cw, "AWS/EFS", "StorageBytes", {**dims, "StorageClass": "Standard"}, stat="Maximum", period=60
     )
     assert standard and standard[-1]["Unit"] == "Bytes"
+
+
+@needs_nfs
+def test_efs_client_connections_and_permitted_throughput(strata_factory):
+    server = strata_factory()
+    cw = server.client("cloudwatch")
+    _efs, fs, (a, b) = file_system_with_targets(
+        server, ThroughputMode="provisioned", ProvisionedThroughputInMibps=8
+    )
+    clients = [LibNfs(a["IpAddress"]), LibNfs(b["IpAddress"]), LibNfs(b["IpAddress"])]
+    server.advance_clock("1m")
+    dims = {"FileSystemId": fs}
+    connected = _sum(cw, "AWS/EFS", "ClientConnections", dims, stat="Maximum", period=60)
+    assert connected and connected[-1]["Maximum"] == 3  # on both mount targets' servers
+    for c in clients:
+        c.close()
+    deadline = time.monotonic() + 60
+    while True:  # the server sees a closed connection go shortly after the client closed it
+        server.advance_clock("1m")
+        last = _sum(cw, "AWS/EFS", "ClientConnections", dims, stat="Minimum", period=60)[-1]
+        if last["Minimum"] == 0:
+            break
+        assert time.monotonic() < deadline, last
+    permitted = _sum(cw, "AWS/EFS", "PermittedThroughput", dims, stat="Maximum", period=60)
+    assert permitted and permitted[-1]["Maximum"] == 8 * 1024 * 1024
+    assert permitted[-1]["Unit"] == "Bytes/Second"
