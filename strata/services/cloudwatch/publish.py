@@ -2,8 +2,8 @@
 rule — never on a request's path: requests only feed the meter's in-memory tally, as they do
 anyway, and this rule reads what the meter wrote.
 
-- AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName: from the
-  meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
+- AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName (and per
+  TableName and GlobalSecondaryIndexName): from the meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
   Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
   provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
   once a minute, from the table's settings; per (TableName, Operation) SuccessfulRequestLatency,
@@ -55,6 +55,8 @@ DAY = 86400
 _DYNAMODB = {
     "ReadCapacityUnits": "ConsumedReadCapacityUnits",
     "WriteCapacityUnits": "ConsumedWriteCapacityUnits",
+    "IndexReadCapacityUnits": "ConsumedReadCapacityUnits",  # per GlobalSecondaryIndexName
+    "IndexWriteCapacityUnits": "ConsumedWriteCapacityUnits",
 }
 _READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"})
 STORAGE_TYPES = {
@@ -131,7 +133,8 @@ class Publisher:
                 continue
             mean = e.quantity / e.count
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
-            dims = _dims(TableName=str(table))
+            index = e.dims.get("index")
+            dims = _dims(TableName=str(table), **({"GlobalSecondaryIndexName": str(index)} if index else {}))
             scope = self._table_scope(str(e.dims.get("scope") or ""))
             points.append(Point(scope, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
         return points

@@ -82,3 +82,9 @@ class Consumed:
                 billing_mode=billing_mode,
                 scope=scope,
             )
+        if self.gsi:  # CloudWatch's per-index consumption (billed within the total above)
+            event, unit = (
+                ("IndexReadCapacityUnits", "RCU") if self.read else ("IndexWriteCapacityUnits", "WCU")
+            )
+            for index, units in self.gsi.items():
+                meter.record("dynamodb", event, units, unit, table=self.table, index=index, scope=scope)

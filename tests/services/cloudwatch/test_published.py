@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.services.efs.helpers import file_system_with_targets, needs_nfs
@@ -96,6 +97,54 @@ def test_dynamodb_consumed_capacity(strata_factory, unique):
         "ReturnedItemCount",
         "SuccessfulRequestLatency",
     ]
+
+
+def test_dynamodb_throttle_events_and_index_consumption(strata_factory, unique):
+    server = strata_factory()
+    ddb, cw = (
+        server.client("dynamodb", config=Config(retries={"total_max_attempts": 1})),
+        server.client("cloudwatch"),
+    )
+    table = f"th-{unique}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 400},
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byg",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 7},
+            }
+        ],
+    )
+    big = "x" * (399 * 1024)  # 100 read units a strongly consistent read
+    ddb.put_item(TableName=table, Item={"pk": {"S": "big"}, "v": {"S": big}})
+    for i in range(3):  # one index write unit each (the index keeps the keys only)
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "g": {"S": "x"}})
+    throttled = 0
+    for _ in range(6):  # 300 s of burst at 1 RCU: three or four admitted, the rest throttled
+        try:
+            ddb.get_item(TableName=table, Key={"pk": {"S": "big"}}, ConsistentRead=True)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+            throttled += 1
+    assert throttled >= 2
+    server.advance_clock("2m")
+    by_op = {"TableName": table, "Operation": "GetItem"}
+    assert _total(_sum(cw, "AWS/DynamoDB", "ThrottledRequests", by_op)) == throttled
+    assert _total(_sum(cw, "AWS/DynamoDB", "ReadThrottleEvents", {"TableName": table})) == throttled
+    assert not _sum(cw, "AWS/DynamoDB", "WriteThrottleEvents", {"TableName": table})
+    index = {"TableName": table, "GlobalSecondaryIndexName": "byg"}
+    consumed = _sum(cw, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", index)
+    assert (_total(consumed), _total(consumed, "SampleCount")) == (3, 3)
+    provisioned = _sum(cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", index, "Maximum", 60)
+    assert {p["Maximum"] for p in provisioned} == {7.0}
 
 
 def test_s3_daily_storage_metrics(strata_factory, unique):
