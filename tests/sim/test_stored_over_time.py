@@ -46,16 +46,31 @@ def test_dynamodb_table_storage_with_its_per_item_overhead(server: StrataProcess
     ddb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byg",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     )
     for i in range(10):
-        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "v": {"S": "x" * 1000}})
-    size = ddb.describe_table(TableName=table)["Table"]["TableSizeBytes"]
-    assert size > 10_000
+        item = {"pk": {"S": f"k{i}"}, "v": {"S": "x" * 1000}}
+        if i < 4:  # four items in the index too
+            item["g"] = {"S": "x"}
+        ddb.put_item(TableName=table, Item=item)
+    described = ddb.describe_table(TableName=table)["Table"]
+    size = described["TableSizeBytes"]
+    index_size = described["GlobalSecondaryIndexes"][0]["IndexSizeBytes"]
+    assert size > 10_000 and index_size > 4_000
     server.advance_clock("2h")
     byte_hours = _metered(server, "dynamodb", "TimedStorage-ByteHrs", table=table)
-    billable = size + 100 * 10  # DynamoDB adds 100 bytes per item
+    billable = size + 100 * 10 + index_size + 100 * 4  # DynamoDB adds 100 bytes per item and entry
     assert 2 * billable <= byte_hours <= 2.05 * billable  # two hours and the seconds the test took
     line = _bill_line(server, "dynamodb", "TimedStorage-ByteHrs")
     assert line["unit"] == "GB-Mo"
@@ -96,6 +111,18 @@ def test_rds_backup_storage_beyond_the_free_allowance(server: StrataProcess, uni
     server.advance_clock("1h")
     # the instance's 20 GiB of provisioned storage covers its backups: nothing charged
     assert _metered(server, "rds", "BackupStorage") == 0
+    # its hours and its provisioned storage are (metered by the rule, or by the 30 s schedule)
+    deadline = time.monotonic() + 90
+    while _metered(server, "rds", "InstanceHours", instance=ident) < 1:
+        assert time.monotonic() < deadline, "no instance hours"
+        time.sleep(0.5)
+    assert 20 <= _metered(server, "rds", "StorageGBHours", instance=ident) <= 21
+    assert _bill_line(server, "rds", "InstanceUsage")["cost"] == pytest.approx(
+        _metered(server, "rds", "InstanceHours", instance=ident) * 0.018,  # db.t3.micro, PostgreSQL
+        rel=0.02,  # the 30 s schedule may meter a few more seconds between the two reads
+    )
+    storage = _bill_line(server, "rds", "RDS:GP2-Storage")
+    assert storage["cost"] == pytest.approx(storage["quantity"] * 0.115)
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
     _wait_gone(rds, ident)
     server.advance_clock("2h")
