@@ -18,7 +18,7 @@
 Aurora clusters are published per DBClusterIdentifier too, and per (DBClusterIdentifier, Role =
 WRITER / READER): each member's figures above go into its cluster's statistic sets (so Average,
 Maximum ... are over the members, as CloudWatch aggregates them), plus VolumeBytesUsed (the
-writer's databases), VolumeReadIOPs / VolumeWriteIOPs (the writer's and readers' I/O operations
+writer's databases), VolumeReadIOPs / VolumeWriteIOPs (the members' reads and the writer's writes
 in the minute, as Aurora counts billed I/O) and ServerlessDatabaseCapacity (ACUs of the
 db.serverless members, as billed; per instance too).
 """
@@ -132,7 +132,8 @@ class RdsSampler:
                 out.append(_point(scope, name, by_role, at, value, unit))
         if "_read_ops" in values:  # the I/O operations of the minute, as Aurora bills them
             out.append(_point(scope, "VolumeReadIOPs", by_cluster, at, values["_read_ops"][0], "Count"))
-            out.append(_point(scope, "VolumeWriteIOPs", by_cluster, at, values["_write_ops"][0], "Count"))
+            if role == "WRITER":  # a reader's replay writes its own copy here; on Aurora nothing
+                out.append(_point(scope, "VolumeWriteIOPs", by_cluster, at, values["_write_ops"][0], "Count"))
         if role == "WRITER" and "_used" in values:
             out.append(_point(scope, "VolumeBytesUsed", by_cluster, at, values["_used"][0], "Bytes"))
         return out
