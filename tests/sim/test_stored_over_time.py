@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.services.elasticache.conftest import node_endpoints
-from tests.services.rds.helpers import PASSWORD, USER, create_pg, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
 from tests.strata_process import StrataProcess
 
 GB = 2**30
@@ -142,7 +142,7 @@ def _wait_gone(rds: Any, ident: str) -> None:
     raise AssertionError(f"{ident} was not deleted")
 
 
-def test_aurora_serverless_v2_is_billed_in_acu_hours(server: StrataProcess, unique: str) -> None:
+def test_aurora_serverless_v2_is_billed_in_acu_hours_and_its_io(server: StrataProcess, unique: str) -> None:
     rds = server.client("rds")
     cid, ident = f"sl-{unique}", f"sl-w-{unique}"
     rds.create_db_cluster(
@@ -150,6 +150,7 @@ def test_aurora_serverless_v2_is_billed_in_acu_hours(server: StrataProcess, uniq
         Engine="aurora-postgresql",
         MasterUsername=USER,
         MasterUserPassword=PASSWORD,
+        DatabaseName="app",
         ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 8},
     )
     rds.create_db_instance(
@@ -170,6 +171,30 @@ def test_aurora_serverless_v2_is_billed_in_acu_hours(server: StrataProcess, uniq
     assert _metered(server, "rds", "InstanceHours", instance=ident) == 0
     line = _bill_line(server, "rds", "Aurora:ServerlessV2Usage")
     assert line["cost"] == pytest.approx(line["quantity"] * 0.12)
+
+    # I/O requests, counted by the engine: a write, once the engine has counted it
+    endpoint = wait_status(rds, ident)
+    with pg_connect(endpoint) as conn, pg_connect(endpoint) as watcher:
+        before_writes = _engine_writes(watcher)
+        conn.execute("CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 2000) g")
+        deadline = time.monotonic() + 30
+        while _engine_writes(watcher) <= before_writes:
+            assert time.monotonic() < deadline, "the engine never counted the writes"
+            time.sleep(0.2)
+    deadline = time.monotonic() + 120
+    while _metered(server, "rds", "AuroraIORequests", instance=ident) <= 0:
+        assert time.monotonic() < deadline, "no Aurora I/O metered"
+        server.advance_clock("30m")  # the rds.backups rule meters it (a busy instance on a later run)
+    io = _bill_line(server, "rds", "Aurora:StorageIOUsage")
+    assert io["quantity"] > 0 and io["cost"] == pytest.approx(io["quantity"] * 0.20 / 1e6)
+
+
+def _engine_writes(conn: Any) -> int:
+    """Writes PostgreSQL (18) has counted in its statistics so far."""
+    row = conn.execute(
+        "SELECT COALESCE(sum(writes), 0) + COALESCE(sum(extends), 0) FROM pg_stat_io"
+    ).fetchone()
+    return int(row[0])
 
 
 def _snapshot(ec: Any, name: str, cluster: str) -> int:

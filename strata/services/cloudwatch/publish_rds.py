@@ -7,10 +7,8 @@
   the machine's CPUs over the real time between the samples (none at the first sample);
 - ReadThroughput / WriteThroughput: bytes the engine's processes read from / wrote to storage
   (the kernel's per-process I/O accounting) per real second between the samples;
-- ReadIOPS / WriteIOPS: storage reads and writes the engine itself counted, per real second
-  between the samples: PostgreSQL's reads, writes and extends of pg_stat_io (16+; WAL writes from
-  pg_stat_wal before 18), or before 16 blocks read (pg_stat_database.blks_read) and written
-  (pg_stat_bgwriter) plus WAL writes; MariaDB's Innodb_data_reads / Innodb_data_writes;
+- ReadIOPS / WriteIOPS: storage reads and writes the engine itself counted (rds.io_counters),
+  per real second between the samples;
 - ReplicaLag (read replicas): seconds between the source's last commit and the replica's replay
   (0 when it has replayed all it received), Seconds_Behind_Master on MariaDB; AuroraReplicaLag
   (milliseconds) on an Aurora cluster's readers.
@@ -31,6 +29,7 @@ from typing import Any
 import psutil
 
 from strata.services.cloudwatch.store import Bucket, Point, dims_key, scope_of
+from strata.services.rds.io_counters import io_counters
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.cloudwatch")
@@ -46,22 +45,6 @@ _PG_LAG = (
     "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
 _MARIA_SIZE = "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
-# reads and writes the engine counted, by the statistics views of its major version (pg_stat_io
-# from 16, which counts WAL I/O itself from 18; pg_stat_wal before)
-_PG_IO = {
-    18: "SELECT COALESCE(sum(reads), 0), COALESCE(sum(writes), 0) + COALESCE(sum(extends), 0) FROM pg_stat_io",
-    16: (
-        "SELECT (SELECT COALESCE(sum(reads), 0) FROM pg_stat_io), "
-        "(SELECT COALESCE(sum(writes), 0) + COALESCE(sum(extends), 0) FROM pg_stat_io) "
-        "+ (SELECT wal_write FROM pg_stat_wal)"
-    ),
-    14: (
-        "SELECT (SELECT COALESCE(sum(blks_read), 0) FROM pg_stat_database), "
-        "(SELECT buffers_checkpoint + buffers_clean + buffers_backend FROM pg_stat_bgwriter) "
-        "+ (SELECT wal_write FROM pg_stat_wal)"
-    ),
-}
-_MARIA_IO = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_data_reads', 'Innodb_data_writes')"
 # figures of a member that its cluster's statistic sets take in (by role and for the cluster)
 _CLUSTER_FIGURES = frozenset(
     {
@@ -172,13 +155,7 @@ class RdsSampler:
         pid = node.proc.pid
         if pid is None:
             return {}
-        if postgres:
-            major = int(node.sql("SHOW server_version_num")[0][0]) // 10000
-            row = node.sql(next(q for v, q in _PG_IO.items() if major >= v))[0]
-            reads, writes = float(row[0]), float(row[1])
-        else:
-            status = {name: float(value) for name, value in node.sql(_MARIA_IO)}
-            reads, writes = status.get("Innodb_data_reads", 0.0), status.get("Innodb_data_writes", 0.0)
+        reads, writes = io_counters(node, postgres)
         now = clock.monotonic()
         last = self._io.get((ident, pid))
         self._io[(ident, pid)] = (now, reads, writes)

@@ -22,6 +22,7 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
+from strata.services.rds.aurora_io import meter_aurora_io
 from strata.services.rds.backup_storage import meter_backup_storage
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
@@ -432,6 +433,7 @@ class BackupOperations(RDSCore):
                 self._backup_instance(doc, until, counts)
         self._run_cluster_schedule(until, counts)
         counts["backup_storage"] = await run_blocking(meter_backup_storage, self.store, since, until)
+        counts["aurora_io"] = await run_blocking(meter_aurora_io, self, since, until)
         return counts
 
     def _backup_instance(self, doc: dict, until: float, counts: dict[str, int] | None = None) -> None:
