@@ -40,6 +40,7 @@ from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for_request
 from strata.protocol.errors import InternalError, NotImplementedOperation, ServiceError
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
+from strata.sim.bucket_requests import bucket_requests
 from strata.sim.clock import clock
 from strata.sim.faults import api_faults
 from strata.sim.request_limits import READ_RATE, SLOW_DOWN, WRITE_RATE, PrefixLimits
@@ -113,6 +114,7 @@ class StrataApp:
         op = None
         op_name = "-"
         params: dict | None = None
+        ctx: RequestContext | None = None
         result: Any = None
         error_code: str | None = None
         try:
@@ -214,12 +216,25 @@ class StrataApp:
             returned = result.get("Count", 0) if type(result) is dict and op_name in _RETURNING else 0
             request_stats.add(
                 service,
+                ctx.account_id if ctx is not None else self.settings.account_id,
+                ctx.region if ctx is not None else self.settings.region,
                 str(params.get("TableName") or ""),
                 op_name,
                 elapsed_ms,
                 response.status,
                 error_code,
                 returned,
+            )
+        if service == "s3" and bucket_requests.watched and params is not None:  # request metrics
+            bucket_requests.add(
+                str(params.get("Bucket") or ""),
+                str(params.get("Key") or ""),
+                access_point["Arn"] if access_point else "",
+                op_name,
+                response.status,
+                elapsed_ms,
+                _uploaded(request),
+                _downloaded(response),
             )
         self.access_log.record(service, op_name, response.status, elapsed_ms, request_id)
         return response
@@ -253,3 +268,21 @@ class StrataApp:
                 raise NotImplementedOperation(service, operation)
             self._methods[key] = method
         return method
+
+
+def _uploaded(request: HttpRequest) -> int:
+    """Bytes of the request's body (S3's BytesUploaded: the decoded length of aws-chunked ones)."""
+    if request.method not in ("PUT", "POST"):
+        return 0
+    length = request.headers.get("x-amz-decoded-content-length") or request.headers.get("content-length")
+    return int(length) if length and length.isdigit() else 0
+
+
+def _downloaded(response: HttpResponse) -> int:
+    """Bytes of the response's body when it carries an object (S3's BytesDownloaded)."""
+    if response.status >= 300 or response.body == b"":  # errors, HEAD (a length, no body)
+        return 0
+    for name, value in response.headers:
+        if name.lower() == "content-length":
+            return int(value) if value.isdigit() else 0
+    return len(response.body) if isinstance(response.body, bytes) else 0

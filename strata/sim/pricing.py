@@ -44,6 +44,8 @@ CONVERT: dict[tuple[str, str], float] = {
     ("WCU", "WriteRequestUnits"): 1.0,
     ("MiBps-hours", "MiBps-Mo"): 1 / MONTH_HOURS,
     ("action-minute", "ActionMinutes"): 1.0,
+    ("key-hour", "Keys-Mo"): 1 / MONTH_HOURS,
+    ("ACU-hour", "ACU-Hr"): 1.0,
 }
 _RESOURCE_DIMS = (
     "bucket",

@@ -2,7 +2,7 @@
 ThrottledRequests, SystemErrors, UserErrors), tallied in memory by the gateway and drained once a
 simulated minute by CloudWatch's publisher: a request costs one dict update, never a disk write.
 
-A tally is keyed by (simulated minute, service, resource, operation) and holds
+A tally is keyed by (simulated minute, service, account, region, resource, operation) and holds
 [successes, latency sum ms, latency min, latency max, returned items, user errors,
 system errors, throttled]. Lost on a crash (like the meter's unflushed tally): these are samples,
 not acknowledged writes.
@@ -26,11 +26,13 @@ THROTTLE_CODES = frozenset(
 
 class RequestStats:
     def __init__(self) -> None:
-        self._tally: dict[tuple[int, str, str, str], list[float]] = {}
+        self._tally: dict[tuple[int, str, str, str, str, str], list[float]] = {}
 
     def add(
         self,
         service: str,
+        account: str,
+        region: str,
         resource: str,
         operation: str,
         ms: float,
@@ -39,7 +41,7 @@ class RequestStats:
         returned: int,
     ) -> None:
         """One answered request (`code`: the error code when it failed)."""
-        key = (int(clock.time()) // 60 * 60, service, resource, operation)
+        key = (int(clock.time()) // 60 * 60, service, account, region, resource, operation)
         t = self._tally.get(key)
         if t is None:
             t = self._tally[key] = [0, 0.0, math.inf, 0.0, 0, 0, 0, 0]
@@ -59,7 +61,7 @@ class RequestStats:
         else:
             t[USER_ERRORS] += 1
 
-    def drain(self) -> dict[tuple[int, str, str, str], list[float]]:
+    def drain(self) -> dict[tuple[int, str, str, str, str, str], list[float]]:
         """Everything tallied so far, emptied."""
         tally, self._tally = self._tally, {}
         return tally

@@ -233,3 +233,51 @@ def test_seed_50_tb_of_logs_under_lifecycle_reproduced_by_a_workload(strata_fact
     assert month("GLACIER") == pytest.approx(180, rel=0.02)
     server.advance_clock("310d")  # past the first year
     assert month("DEEP_ARCHIVE") == pytest.approx(50, rel=0.02)
+
+
+def test_seed_dynamodb_on_demand_against_provisioned_from_real_requests(strata_factory, unique):
+    """The seed's example (100 strongly consistent reads/s of 8 KB items = 200 RCU, 50 writes/s of
+    3 KB = 150 WCU) priced from real requests and a real provisioned table on the bill: on-demand
+    costs ~5-7x provisioned at that steady rate (the seed's "~5-7x cheaper"). The break-even the
+    same prices give is 52,000 such reads or 26,000 such writes an hour; the seed's "~65,000 reads/hr
+    or ~20,000 writes/hr" does not follow from its own prices ($0.25 / $1.25 per million,
+    $0.00013 / $0.00065 per unit-hour) for any item size, so this test holds the arithmetic."""
+    server = strata_factory()
+    ddb = server.client("dynamodb")
+    schema = {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    }
+    on_demand, provisioned = f"od-{unique}", f"pv-{unique}"
+    ddb.create_table(TableName=on_demand, BillingMode="PAY_PER_REQUEST", **schema)
+    ddb.create_table(
+        TableName=provisioned,
+        ProvisionedThroughput={"ReadCapacityUnits": 200, "WriteCapacityUnits": 150},
+        **schema,
+    )
+    for i in range(10):  # 3 KB items: 3 write units each
+        ddb.put_item(TableName=on_demand, Item={"pk": {"S": f"w{i}"}, "v": {"S": "x" * (3 * 1024 - 10)}})
+    writes_cost = _lines(server.admin("/_strata/bill?from=2000-01-01"), "dynamodb")["WriteRequestUnits"]
+    assert writes_cost["quantity"] == 30
+    per_write = writes_cost["cost"] / 10
+    ddb.put_item(TableName=on_demand, Item={"pk": {"S": "big"}, "v": {"S": "x" * (8 * 1024 - 10)}})
+    for _ in range(10):  # 8 KB, strongly consistent: 2 read units each
+        ddb.get_item(TableName=on_demand, Key={"pk": {"S": "big"}}, ConsistentRead=True)
+    start = server.admin("/_strata/clock")["now"]
+    server.advance_clock("1h")
+    hours = (
+        datetime.fromisoformat(server.admin("/_strata/clock")["now"]) - datetime.fromisoformat(start)
+    ).total_seconds() / 3600
+    lines = _lines(server.admin("/_strata/bill?from=2000-01-01"), "dynamodb")
+    assert lines["ReadRequestUnits"]["quantity"] == 20
+    per_read = lines["ReadRequestUnits"]["cost"] / 10
+    read_hour = lines["ReadCapacityUnit-Hrs"]["cost"] / lines["ReadCapacityUnit-Hrs"]["quantity"] * 200
+    write_hour = lines["WriteCapacityUnit-Hrs"]["cost"] / lines["WriteCapacityUnit-Hrs"]["quantity"] * 150
+    assert lines["ReadCapacityUnit-Hrs"]["quantity"] == pytest.approx(200 * hours, rel=0.02)
+    assert (read_hour, write_hour) == (pytest.approx(0.026), pytest.approx(0.0975))
+
+    on_demand_hour = 100 * 3600 * per_read + 50 * 3600 * per_write
+    assert on_demand_hour == pytest.approx(0.18 + 0.675)
+    assert 5 <= on_demand_hour / (read_hour + write_hour) <= 7
+    assert read_hour / per_read == pytest.approx(52_000)  # break-even, reads an hour
+    assert write_hour / per_write == pytest.approx(26_000)  # break-even, writes an hour

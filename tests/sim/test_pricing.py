@@ -94,6 +94,7 @@ TYPICAL_DIMS = {
     "storage_type": "gp2",
     "node_type": "cache.t3.micro",
     "storage_class": "Standard",
+    "table_class": "STANDARD",
 }
 _RECORD = re.compile(r'meter\.record\(\s*"(\w+)",\s*"([\w-]+)",\s*[^,]+,\s*"([\w-]+)"', re.S)
 

@@ -22,7 +22,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.cloudwatch.statistics import check_constraints, check_period, invalid, is_statistic
-from strata.services.cloudwatch.store import MetricStore, dims_key
+from strata.services.cloudwatch.store import MetricStore, dims_key, scope_of
 from strata.services.cloudwatch.tags import merged
 from strata.sim.clock import clock
 
@@ -78,7 +78,7 @@ class AlarmOperations:
     async def put_metric_alarm(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("PutMetricAlarm", req)
         doc = self._validated_alarm(ctx, req)
-        count = len(await run_blocking(self.store.alarms, ctx.account_id))
+        count = len(await run_blocking(self.store.alarms, scope_of(ctx.account_id, ctx.region)))
         now = clock.time()
 
         def change(old: dict | None) -> tuple[dict, list]:
@@ -114,7 +114,9 @@ class AlarmOperations:
             summary = f'Alarm "{req["AlarmName"]}" {verb}'
             return doc, [(now, "ConfigurationUpdate", summary, json.dumps({"type": verb}))]
 
-        await run_blocking(self.store.update_alarm, ctx.account_id, req["AlarmName"], change)
+        await run_blocking(
+            self.store.update_alarm, scope_of(ctx.account_id, ctx.region), req["AlarmName"], change
+        )
         return {}
 
     def _validated_alarm(self, ctx: RequestContext, req: dict) -> dict:
@@ -174,7 +176,7 @@ class AlarmOperations:
         if names and prefix:
             raise invalid("AlarmNames and AlarmNamePrefix cannot be specified together.")
         types = req.get("AlarmTypes") or ["MetricAlarm"]
-        alarms = await run_blocking(self.store.alarms, ctx.account_id)
+        alarms = await run_blocking(self.store.alarms, scope_of(ctx.account_id, ctx.region))
         picked = [
             a
             for a in alarms
@@ -193,7 +195,7 @@ class AlarmOperations:
 
     async def describe_alarms_for_metric(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("DescribeAlarmsForMetric", req)
-        alarms = await run_blocking(self.store.alarms, ctx.account_id)
+        alarms = await run_blocking(self.store.alarms, scope_of(ctx.account_id, ctx.region))
         key = dims_key(req.get("Dimensions"))
         picked = [
             a
@@ -228,17 +230,22 @@ class AlarmOperations:
 
         for name in names:
             try:
-                await run_blocking(self.store.update_alarm, ctx.account_id, name, change)
+                await run_blocking(
+                    self.store.update_alarm, scope_of(ctx.account_id, ctx.region), name, change
+                )
             except _Gone:
                 continue
 
     async def delete_alarms(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("DeleteAlarms", req)
         names = req["AlarmNames"]
-        have = {a["AlarmName"] for a in await run_blocking(self.store.alarms, ctx.account_id)}
+        have = {
+            a["AlarmName"]
+            for a in await run_blocking(self.store.alarms, scope_of(ctx.account_id, ctx.region))
+        }
         if any(n not in have for n in names):
             raise not_found()
-        await run_blocking(self.store.delete_alarms, ctx.account_id, names)
+        await run_blocking(self.store.delete_alarms, scope_of(ctx.account_id, ctx.region), names)
         return {}
 
     async def set_alarm_state(self, ctx: RequestContext, req: dict) -> dict:
@@ -258,14 +265,18 @@ class AlarmOperations:
                 raise not_found()
             return doc, _transition(doc, req["StateValue"], req["StateReason"], data, now)
 
-        await run_blocking(self.store.update_alarm, ctx.account_id, req["AlarmName"], change)
+        await run_blocking(
+            self.store.update_alarm, scope_of(ctx.account_id, ctx.region), req["AlarmName"], change
+        )
         return {}
 
     async def describe_alarm_history(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("DescribeAlarmHistory", req)
         start = req["StartDate"].timestamp() if req.get("StartDate") else 0.0
         end = req["EndDate"].timestamp() if req.get("EndDate") else math.inf
-        rows = await run_blocking(self.store.history, ctx.account_id, req.get("AlarmName"), start, end)
+        rows = await run_blocking(
+            self.store.history, scope_of(ctx.account_id, ctx.region), req.get("AlarmName"), start, end
+        )
         kind = req.get("HistoryItemType")
         types = req.get("AlarmTypes") or ["MetricAlarm"]
         items = [

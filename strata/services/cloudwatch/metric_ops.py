@@ -22,7 +22,7 @@ from strata.services.cloudwatch.statistics import (
     percentile_of,
     value,
 )
-from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, dims_list
+from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, dims_list, scope_of
 from strata.sim.clock import clock
 
 MAX_DATAPOINTS = 1440  # GetMetricStatistics' limit per call
@@ -73,7 +73,10 @@ class MetricOperations:
         if len(data) > 1000:
             raise invalid("The collection MetricData must not have a size greater than 1000.")
         now = clock.time()
-        points = [self._point(ctx.account_id, namespace, d, i, now) for i, d in enumerate(data, 1)]
+        points = [
+            self._point(scope_of(ctx.account_id, ctx.region), namespace, d, i, now)
+            for i, d in enumerate(data, 1)
+        ]
         await run_blocking(self.store.add, points)
         return {}
 
@@ -174,7 +177,7 @@ class MetricOperations:
         name = req["MetricName"]
         periods = await run_blocking(
             self._periods,
-            ctx.account_id,
+            scope_of(ctx.account_id, ctx.region),
             req["Namespace"],
             name,
             dims_key(req.get("Dimensions")),
@@ -224,7 +227,9 @@ class MetricOperations:
         page_size = req.get("MaxDatapoints") or MAX_DATA_POINTS
         if page_size < 1:
             raise invalid("The parameter MaxDatapoints must be greater than 0.")
-        results = await run_blocking(self._metric_data, ctx.account_id, queries, start, end)
+        results = await run_blocking(
+            self._metric_data, scope_of(ctx.account_id, ctx.region), queries, start, end
+        )
         descending = (req.get("ScanBy") or "TimestampDescending") == "TimestampDescending"
         returned = []
         for q in queries:
@@ -280,7 +285,7 @@ class MetricOperations:
                 raise expressions.invalid(
                     f"The value {qid} for parameter MetricDataQueries.member.Id is not unique."
                 )
-            if q.get("AccountId") not in (None, "", account):
+            if q.get("AccountId") not in (None, "", account.split(":", 1)[0]):
                 raise expressions.invalid(
                     "Cross-account metric queries (AccountId) are not supported by Strata."
                 )
@@ -379,7 +384,11 @@ class MetricOperations:
             raise invalid(f"The value {recent} for parameter RecentlyActive is invalid.")
         since = clock.time() - (_RECENT[recent] if recent else LISTED_FOR)
         rows = await run_blocking(
-            self.store.list_metrics, ctx.account_id, req.get("Namespace"), req.get("MetricName"), since
+            self.store.list_metrics,
+            scope_of(ctx.account_id, ctx.region),
+            req.get("Namespace"),
+            req.get("MetricName"),
+            since,
         )
         filters = req.get("Dimensions") or []
         if len(filters) > 10:

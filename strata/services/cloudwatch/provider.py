@@ -39,7 +39,7 @@ RULES = ("cloudwatch.publish", "cloudwatch.alarms", "cloudwatch.rollup")
 class CloudWatchProvider(MetricOperations, AlarmOperations, TagOperations, DashboardOperations):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
-        self.store = MetricStore(runtime.data_dir / "metrics.db")
+        self.store = MetricStore(runtime.data_dir / "metrics.db", runtime.settings.region)
         self.publisher = Publisher(self.store, runtime)
 
     async def start(self) -> None:

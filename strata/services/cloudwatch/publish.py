@@ -2,8 +2,8 @@
 rule — never on a request's path: requests only feed the meter's in-memory tally, as they do
 anyway, and this rule reads what the meter wrote.
 
-- AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName: from the
-  meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
+- AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName (and per
+  TableName and GlobalSecondaryIndexName): from the meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
   Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
   provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
   once a minute, from the table's settings; per (TableName, Operation) SuccessfulRequestLatency,
@@ -12,18 +12,21 @@ anyway, and this rule reads what the meter wrote.
   request tally (strata.sim.request_stats).
 - AWS/S3        BucketSizeBytes per BucketName and StorageType, NumberOfObjects (AllStorageTypes):
   daily, stamped at 00:00 UTC of each day simulated time enters, from the bucket's objects then
-  (every version, as S3 counts them).
+  (every version, as S3 counts them); request metrics per BucketName and FilterId for buckets with
+  a metrics configuration (AllRequests, GetRequests ..., 4xxErrors, 5xxErrors, BytesDownloaded,
+  BytesUploaded, FirstByteLatency, TotalRequestLatency), from the gateway's in-memory tally
+  (strata.sim.bucket_requests): both latencies are the time the gateway took to answer (a
+  streamed body's transfer is not in TotalRequestLatency).
 - AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
   INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
   (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
-- AWS/EFS       StorageBytes per FileSystemId and StorageClass (Total, Standard, IA, Archive),
-  from the file system's last measured size (its SizeInBytes); per FileSystemId,
-  BurstCreditBalance (Bursting) and PermittedThroughput (Bursting, Provisioned) as the throughput
-  limits hold them (strata.services.efs.throughput).
+- AWS/EFS       per FileSystemId: StorageBytes, ClientConnections, BurstCreditBalance,
+  PermittedThroughput (publish_efs).
 
-- AWS/RDS         per DBInstanceIdentifier, from the engine: see publish_rds.
+- AWS/RDS         per DBInstanceIdentifier and Aurora cluster, from the engine: see publish_rds.
+- AWS/EBS         per VolumeId, from the NBD data path: see publish_ebs.
 
 Counters are differenced against the last sample, kept durably per engine run (redis run_id /
 memcached pid), so a restart of Strata neither loses nor double-counts a minute's hits.
@@ -37,11 +40,13 @@ import math
 from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.cloudwatch import publish_efs
+from strata.services.cloudwatch.publish_ebs import EbsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
-from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key
-from strata.services.efs.throughput_ops import throughput_now
-from strata.services.efs.usage import stored_size
+from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
+from strata.sim import bucket_requests as br
 from strata.sim import request_stats as rs
+from strata.sim.bucket_requests import bucket_requests
 from strata.sim.meter import meter
 from strata.sim.request_stats import request_stats
 
@@ -51,6 +56,8 @@ DAY = 86400
 _DYNAMODB = {
     "ReadCapacityUnits": "ConsumedReadCapacityUnits",
     "WriteCapacityUnits": "ConsumedWriteCapacityUnits",
+    "IndexReadCapacityUnits": "ConsumedReadCapacityUnits",  # per GlobalSecondaryIndexName
+    "IndexWriteCapacityUnits": "ConsumedWriteCapacityUnits",
 }
 _READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"})
 STORAGE_TYPES = {
@@ -77,9 +84,9 @@ def _dims(**pairs: str) -> str:
 
 
 def _one(
-    account: str, namespace: str, name: str, dims: str, at: float, v: float, unit: str, width: int = 60
+    scope: str, namespace: str, name: str, dims: str, at: float, v: float, unit: str, width: int = 60
 ) -> Point:
-    return Point(account, namespace, name, dims, at, unit, Bucket(v, 1.0, v, v, [v]), width)
+    return Point(scope, namespace, name, dims, at, unit, Bucket(v, 1.0, v, v, [v]), width)
 
 
 class Publisher:
@@ -89,7 +96,10 @@ class Publisher:
         self.store = store
         self.runtime = runtime
         self.account = runtime.settings.account_id
+        self.region = runtime.settings.region
+        self.scope = scope_of(self.account, self.region)  # of records from before accounts and regions
         self.rds = RdsSampler()
+        self.ebs = EbsSampler()
 
     async def close(self) -> None:
         return None
@@ -98,12 +108,18 @@ class Publisher:
         points = await run_blocking(self._from_meter, since, until)
         points += self._provisioned(until)
         points += self._requests(request_stats.drain())
+        points += _bucket_request_points(bucket_requests.drain())
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
-        points += await run_blocking(self._efs, until)
+        efs = self.runtime.peer("efs")
+        if efs is not None:
+            points += await run_blocking(publish_efs.points, efs, self.account, self.region, until)
         rds = self.runtime.peer("rds")
         if rds is not None:
-            points += await run_blocking(self.rds.points, rds, self.account, until)
+            points += await run_blocking(self.rds.points, rds, until)
+        ec2 = self.runtime.peer("ec2")
+        if ec2 is not None:
+            points += await run_blocking(self.ebs.points, ec2, until)
         await run_blocking(self.store.add, points)
         return {"datapoints": len(points)}
 
@@ -118,15 +134,18 @@ class Publisher:
                 continue
             mean = e.quantity / e.count
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
-            dims = _dims(TableName=str(table))
-            points.append(Point(self.account, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
+            index = e.dims.get("index")
+            dims = _dims(TableName=str(table), **({"GlobalSecondaryIndexName": str(index)} if index else {}))
+            scope = self._table_scope(str(e.dims.get("scope") or ""))
+            points.append(Point(scope, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
         return points
 
     def _requests(self, tally: dict) -> list[Point]:
         points = []
-        user_errors: dict[int, float] = {}
-        for (minute, _service, table, operation), t in tally.items():
-            user_errors[minute] = user_errors.get(minute, 0.0) + t[rs.USER_ERRORS]
+        user_errors: dict[tuple[int, str], float] = {}
+        for (minute, _service, account, region, table, operation), t in tally.items():
+            scope = scope_of(account, region)
+            user_errors[minute, scope] = user_errors.get((minute, scope), 0.0) + t[rs.USER_ERRORS]
             if not table:
                 continue
             dims = _dims(TableName=table, Operation=operation)
@@ -134,7 +153,7 @@ class Publisher:
                 latency = Bucket(t[rs.SUM_MS], t[rs.OK], t[rs.MIN_MS], t[rs.MAX_MS], None)
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         "SuccessfulRequestLatency",
                         dims,
@@ -147,15 +166,13 @@ class Publisher:
                     mean = t[rs.RETURNED] / t[rs.OK]
                     returned = Bucket(t[rs.RETURNED], t[rs.OK], mean, mean, None)
                     points.append(
-                        Point(
-                            self.account, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned
-                        )
+                        Point(scope, "AWS/DynamoDB", "ReturnedItemCount", dims, minute, "Count", returned)
                     )
             for name, n in (("ThrottledRequests", t[rs.THROTTLED]), ("SystemErrors", t[rs.SYSTEM_ERRORS])):
                 if n:
                     points.append(
                         Point(
-                            self.account,
+                            scope,
                             "AWS/DynamoDB",
                             name,
                             dims,
@@ -170,7 +187,7 @@ class Publisher:
                 table_dims = _dims(TableName=table)
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         kind,
                         table_dims,
@@ -179,11 +196,11 @@ class Publisher:
                         Bucket(n, n, 1, 1, None),
                     )
                 )
-        for minute, n in user_errors.items():
+        for (minute, scope), n in user_errors.items():
             if n:
                 points.append(
                     Point(
-                        self.account,
+                        scope,
                         "AWS/DynamoDB",
                         "UserErrors",
                         "[]",
@@ -194,6 +211,11 @@ class Publisher:
                 )
         return points
 
+    def _table_scope(self, scope: str) -> str:
+        """A DynamoDB table's `account:region` (a part left empty by older records: the default)."""
+        account, _, region = scope.partition(":")
+        return scope_of(account or self.account, region or self.region)
+
     def _provisioned(self, at: float) -> list[Point]:
         ddb = self.runtime.peer("dynamodb")
         if ddb is None:
@@ -202,7 +224,6 @@ class Publisher:
         for (scope, name), meta in list(ddb.state.tables.items()):
             if meta.billing_mode != "PROVISIONED":
                 continue
-            account = scope.split(":", 1)[0] or self.account
             targets = [({"TableName": name}, meta.throughput)]
             targets += [
                 ({"TableName": name, "GlobalSecondaryIndexName": ix.name}, ix.throughput)
@@ -214,7 +235,9 @@ class Publisher:
                 for kind in ("Read", "Write"):
                     units = float(throughput.get(f"{kind}CapacityUnits", 0))
                     name_ = f"Provisioned{kind}CapacityUnits"
-                    points.append(_one(account, "AWS/DynamoDB", name_, key, at, units, "Count"))
+                    points.append(
+                        _one(self._table_scope(scope), "AWS/DynamoDB", name_, key, at, units, "Count")
+                    )
         return points
 
     # -- S3 storage, daily ---------------------------------------------------------------------
@@ -230,7 +253,12 @@ class Publisher:
         points = []
         # a read snapshot of S3's metadata (its writer's connection belongs to its writer)
         with s3.store.db.snapshot() as db:
-            buckets = [r[0] for r in db.execute("SELECT name FROM buckets ORDER BY name")]
+            buckets = {
+                name: scope_of(json.loads(config or "{}").get("owner") or self.account, region)
+                for name, region, config in db.execute(
+                    "SELECT name, region, config FROM buckets ORDER BY name"
+                )
+            }
             sums = {
                 name: db.execute(
                     "SELECT storage_class, SUM(size), COUNT(*) FROM objects WHERE bucket = ? AND dm = 0 "
@@ -240,50 +268,17 @@ class Publisher:
                 for name in buckets
             }
         for name, rows in sums.items():
+            scope = buckets[name]
             total = 0
             for storage_class, size, count in rows:
                 total += count
                 kind = STORAGE_TYPES.get(storage_class, storage_class)
                 dims = _dims(BucketName=name, StorageType=kind)
                 points.append(
-                    _one(self.account, "AWS/S3", "BucketSizeBytes", dims, day, float(size or 0), "Bytes", DAY)
+                    _one(scope, "AWS/S3", "BucketSizeBytes", dims, day, float(size or 0), "Bytes", DAY)
                 )
             dims = _dims(BucketName=name, StorageType="AllStorageTypes")
-            points.append(
-                _one(self.account, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY)
-            )
-        return points
-
-    # -- EFS ---------------------------------------------------------------------------------------
-
-    def _efs(self, at: float) -> list[Point]:
-        efs = self.runtime.peer("efs")
-        if efs is None:
-            return []
-        points = []
-        throughput = throughput_now(efs)
-        for doc in efs.store.list_docs("fs"):
-            account = doc.get("account") or self.account
-            credits, rate = throughput.get(doc["id"], (None, None))
-            fs_dims = _dims(FileSystemId=doc["id"])
-            if credits is not None:
-                points.append(_one(account, "AWS/EFS", "BurstCreditBalance", fs_dims, at, credits, "Bytes"))
-            if rate is not None:
-                points.append(
-                    _one(account, "AWS/EFS", "PermittedThroughput", fs_dims, at, rate, "Bytes/Second")
-                )
-            size = stored_size(efs.store, doc["id"])
-            if not size:
-                continue
-            classes = {
-                "Total": size["Value"],
-                "Standard": size["ValueInStandard"],
-                "IA": size["ValueInIA"],
-                "Archive": size["ValueInArchive"],
-            }
-            for storage_class, value in classes.items():
-                dims = _dims(FileSystemId=doc["id"], StorageClass=storage_class)
-                points.append(_one(account, "AWS/EFS", "StorageBytes", dims, at, float(value), "Bytes"))
+            points.append(_one(scope, "AWS/S3", "NumberOfObjects", dims, day, float(total), "Count", DAY))
         return points
 
     # -- ElastiCache engines -------------------------------------------------------------------
@@ -294,18 +289,22 @@ class Publisher:
             return []
         points = []
         for (key, node_id), server in list(provider.engines.servers.items()):
-            account, _region, cluster = provider.store.split_engine_key(key)
+            account, region, cluster = provider.store.split_engine_key(key)
             try:
                 sample = _sample(server)
             except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute
                 log.debug("no metrics from %s/%s: %s", cluster, node_id, e)
                 continue
-            points += self._cache_points(account, cluster, node_id, sample, until)
+            points += self._cache_points(scope_of(account, region), cluster, node_id, sample, until)
         return points
 
-    def _cache_points(self, account: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
+    def _cache_points(self, scope: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
         dims = _dims(CacheClusterId=cluster, CacheNodeId=node)
-        state_key = f"elasticache/{account}/{cluster}/{node}"
+        account, region = scope.split(":", 1)
+        # the default region's nodes keep their key from before regions (their last sample)
+        state_key = f"elasticache/{account}/{cluster}/{node}" + (
+            "" if region == self.region else f"/{region}"
+        )
         last = json.loads(self.store.get_state(state_key) or "{}")
         # a new engine run (restart) counts from zero; the same run from the last sample
         base = last if last.get("run") == sample["run"] else {}
@@ -314,21 +313,21 @@ class Publisher:
         for metric, _r, _m in _COUNTERS:
             now_value = sample.get(metric, 0.0)
             increases[metric] = max(0.0, now_value - base.get(metric, 0.0))
-            out.append(_one(account, "AWS/ElastiCache", metric, dims, at, increases[metric], "Count"))
+            out.append(_one(scope, "AWS/ElastiCache", metric, dims, at, increases[metric], "Count"))
         lookups = increases["CacheHits"] + increases["CacheMisses"]
         if lookups:
             rate = 100.0 * increases["CacheHits"] / lookups
-            out.append(_one(account, "AWS/ElastiCache", "CacheHitRate", dims, at, rate, "Percent"))
+            out.append(_one(scope, "AWS/ElastiCache", "CacheHitRate", dims, at, rate, "Percent"))
         out.append(
-            _one(account, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
+            _one(scope, "AWS/ElastiCache", "CurrConnections", dims, at, sample["connections"], "Count")
         )
-        out.append(_one(account, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
+        out.append(_one(scope, "AWS/ElastiCache", "BytesUsedForCache", dims, at, sample["bytes"], "Bytes"))
         if sample.get("lag") is not None:
-            out.append(_one(account, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
+            out.append(_one(scope, "AWS/ElastiCache", "ReplicationLag", dims, at, sample["lag"], "Seconds"))
         if sample.get("maxmemory"):
             usage = 100.0 * sample["bytes"] / sample["maxmemory"]
             out.append(
-                _one(account, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, at, usage, "Percent")
+                _one(scope, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, at, usage, "Percent")
             )
         self.store.set_state(
             state_key,
@@ -360,3 +359,31 @@ def _sample(server: Any) -> dict:
         "bytes": float(info.get("used_memory", 0)),
         "maxmemory": float(info.get("maxmemory", 0)),
     }
+
+
+def _bucket_request_points(tally: dict) -> list[Point]:
+    """AWS/S3 request metrics from the gateway's per-filter tally (see bucket_requests)."""
+    points = []
+    for (minute, scope, bucket, filter_id), t in tally.items():
+        dims = _dims(BucketName=bucket, FilterId=filter_id)
+        stats = [("AllRequests", _counted(t[br.ALL]), "Count")]
+        stats += [(name, _counted(t[i]), "Count") for i, name in enumerate(br.KINDS) if t[i]]
+        for name, n in (("4xxErrors", t[br.ERRORS_4XX]), ("5xxErrors", t[br.ERRORS_5XX])):
+            # one value per request (1 for an error, 0 otherwise): Average is the error rate
+            stats.append((name, Bucket(n, t[br.ALL], float(n == t[br.ALL]), float(n > 0), None), "Count"))
+        for name, total, n in (
+            ("BytesDownloaded", t[br.DOWN], t[br.DOWN_N]),
+            ("BytesUploaded", t[br.UP], t[br.UP_N]),
+        ):
+            if n:
+                stats.append((name, Bucket(total, n, total / n, total / n, None), "Bytes"))
+        for name in ("FirstByteLatency", "TotalRequestLatency"):
+            latency = Bucket(t[br.LAT_SUM], t[br.ALL], t[br.LAT_MIN], t[br.LAT_MAX], None)
+            stats.append((name, latency, "Milliseconds"))
+        points += [Point(scope, "AWS/S3", name, dims, minute, unit, b) for name, b, unit in stats]
+    return points
+
+
+def _counted(n: float) -> Bucket:
+    """`n` events as one statistic set (each event a 1)."""
+    return Bucket(n, n, 1.0, 1.0, None)

@@ -7,8 +7,18 @@
   the machine's CPUs over the real time between the samples (none at the first sample);
 - ReadThroughput / WriteThroughput: bytes the engine's processes read from / wrote to storage
   (the kernel's per-process I/O accounting) per real second between the samples;
+- ReadIOPS / WriteIOPS: storage reads and writes the engine itself counted (rds.io_counters),
+  per real second between the samples;
 - ReplicaLag (read replicas): seconds between the source's last commit and the replica's replay
-  (0 when it has replayed all it received), Seconds_Behind_Master on MariaDB.
+  (0 when it has replayed all it received), Seconds_Behind_Master on MariaDB; AuroraReplicaLag
+  (milliseconds) on an Aurora cluster's readers.
+
+Aurora clusters are published per DBClusterIdentifier too, and per (DBClusterIdentifier, Role =
+WRITER / READER): each member's figures above go into its cluster's statistic sets (so Average,
+Maximum ... are over the members, as CloudWatch aggregates them), plus VolumeBytesUsed (the
+writer's databases), VolumeReadIOPs / VolumeWriteIOPs (the members' reads and the writer's writes
+in the minute, as Aurora counts billed I/O) and ServerlessDatabaseCapacity (ACUs of the
+db.serverless members, as billed; per instance too).
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from typing import Any
 
 import psutil
 
-from strata.services.cloudwatch.store import Bucket, Point, dims_key
+from strata.services.cloudwatch.store import Bucket, Point, dims_key, scope_of
+from strata.services.rds.io_counters import io_counters
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.cloudwatch")
@@ -34,6 +45,20 @@ _PG_LAG = (
     "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
 _MARIA_SIZE = "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
+# figures of a member that its cluster's statistic sets take in (by role and for the cluster)
+_CLUSTER_FIGURES = frozenset(
+    {
+        "CPUUtilization",
+        "DatabaseConnections",
+        "FreeStorageSpace",
+        "ReadIOPS",
+        "WriteIOPS",
+        "ReadThroughput",
+        "WriteThroughput",
+        "AuroraReplicaLag",
+        "ServerlessDatabaseCapacity",
+    }
+)
 
 
 class RdsSampler:
@@ -42,28 +67,62 @@ class RdsSampler:
     def __init__(self) -> None:
         # (instance, pid) -> (real s, cpu s, bytes read, bytes written) at the last sample
         self._last: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+        # (instance, pid) -> (real s, read operations, write operations) at the last sample
+        self._io: dict[tuple[str, int], tuple[float, float, float]] = {}
 
-    def points(self, provider: Any, account_default: str, at: float) -> list[Point]:
+    def points(self, provider: Any, at: float) -> list[Point]:
         out: list[Point] = []
+        clusters: dict[tuple[str, str], dict] = {}  # (scope, cluster id) -> the cluster's record
         for doc in provider.store.list_docs("instance"):
             if doc.get("status") != "available":
                 continue
-            account = provider.store.owner(doc) or account_default
+            scope = scope_of(provider.store.owner(doc), provider.store.region_of(doc))
             try:
                 with provider.store.acting_for(doc):
+                    cluster = (
+                        provider.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+                    )
                     node = provider.fleet.primary(doc)
-                    values = self._sample(doc, node)
+                    values = self._sample(doc, node, cluster)
+                    if cluster is not None and doc["class"] == "db.serverless":
+                        values["ServerlessDatabaseCapacity"] = (provider._serverless_capacity(doc), "Count")
             except Exception as e:  # noqa: BLE001 - an engine restarting has no sample this minute
                 log.debug("no metrics from %s: %s", doc.get("id"), e)
                 continue
             dims = dims_key([{"Name": "DBInstanceIdentifier", "Value": doc["id"]}])
-            for name, (value, unit) in values.items():
-                out.append(
-                    Point(account, "AWS/RDS", name, dims, at, unit, Bucket(value, 1.0, value, value, [value]))
-                )
+            out += [
+                _point(scope, name, dims, at, value, unit)
+                for name, (value, unit) in values.items()
+                if not name.startswith("_")
+            ]
+            if cluster is not None:
+                clusters[scope, cluster["id"]] = cluster
+                role = "WRITER" if cluster.get("writer") == doc["id"] else "READER"
+                out += self._cluster_points(scope, cluster["id"], role, values, at)
         return out
 
-    def _sample(self, doc: dict, node: Any) -> dict[str, tuple[float, str]]:
+    def _cluster_points(
+        self, scope: str, cluster: str, role: str, values: dict[str, tuple[float, str]], at: float
+    ) -> list[Point]:
+        by_cluster = dims_key([{"Name": "DBClusterIdentifier", "Value": cluster}])
+        by_role = dims_key(
+            [{"Name": "DBClusterIdentifier", "Value": cluster}, {"Name": "Role", "Value": role}]
+        )
+        out = []
+        for name, (value, unit) in values.items():
+            if name in _CLUSTER_FIGURES:
+                out.append(_point(scope, name, by_cluster, at, value, unit))
+                out.append(_point(scope, name, by_role, at, value, unit))
+        if "_read_ops" in values:  # the I/O operations of the minute, as Aurora bills them
+            out.append(_point(scope, "VolumeReadIOPs", by_cluster, at, values["_read_ops"][0], "Count"))
+            if role == "WRITER":  # a reader's replay writes its own copy here; on Aurora nothing
+                out.append(_point(scope, "VolumeWriteIOPs", by_cluster, at, values["_write_ops"][0], "Count"))
+        if role == "WRITER" and "_used" in values:
+            out.append(_point(scope, "VolumeBytesUsed", by_cluster, at, values["_used"][0], "Bytes"))
+        return out
+
+    def _sample(self, doc: dict, node: Any, cluster: dict | None) -> dict[str, tuple[float, str]]:
+        """The instance's figures by metric name (names starting with `_` feed its cluster's only)."""
         postgres = doc["kind"] == "postgres"
         if postgres:
             connections = float(node.sql(_PG_CONNECTIONS)[0][0])
@@ -77,11 +136,39 @@ class RdsSampler:
             "FreeStorageSpace": (max(0.0, doc["allocated_storage"] * GIB - used), "Bytes"),
         }
         values.update(self._process_rates(doc["id"], node))
-        if doc.get("source"):
+        values.update(self._io_rates(doc["id"], node, postgres))
+        if cluster is not None:
+            values["_used"] = (used, "Bytes")
+            if cluster.get("writer") != doc["id"]:
+                lag = _replica_lag(node, postgres)
+                if lag is not None:
+                    values["AuroraReplicaLag"] = (lag * 1000.0, "Milliseconds")
+        elif doc.get("source"):
             lag = _replica_lag(node, postgres)
             if lag is not None:
                 values["ReplicaLag"] = (lag, "Seconds")
         return values
+
+    def _io_rates(self, ident: str, node: Any, postgres: bool) -> dict[str, tuple[float, str]]:
+        """ReadIOPS / WriteIOPS from the engine's own counters since the last sample (none at the
+        first, nor after an engine restart: its counters start again)."""
+        pid = node.proc.pid
+        if pid is None:
+            return {}
+        reads, writes = io_counters(node, postgres)
+        now = clock.monotonic()
+        last = self._io.get((ident, pid))
+        self._io[(ident, pid)] = (now, reads, writes)
+        if last is None or now <= last[0] or reads < last[1] or writes < last[2]:
+            return {}
+        seconds = now - last[0]
+        read_ops, write_ops = reads - last[1], writes - last[2]
+        return {
+            "ReadIOPS": (read_ops / seconds, "Count/Second"),
+            "WriteIOPS": (write_ops / seconds, "Count/Second"),
+            "_read_ops": (read_ops, "Count"),
+            "_write_ops": (write_ops, "Count"),
+        }
 
     def _process_rates(self, ident: str, node: Any) -> dict[str, tuple[float, str]]:
         """CPU and storage I/O of the engine's process tree since the last sample (none at the first)."""
@@ -115,6 +202,10 @@ class RdsSampler:
             "ReadThroughput": (max(0.0, read - last[2]) / seconds, "Bytes/Second"),
             "WriteThroughput": (max(0.0, written - last[3]) / seconds, "Bytes/Second"),
         }
+
+
+def _point(scope: str, name: str, dims: str, at: float, value: float, unit: str) -> Point:
+    return Point(scope, "AWS/RDS", name, dims, at, unit, Bucket(value, 1.0, value, value, [value]))
 
 
 def _replica_lag(node: Any, postgres: bool) -> float | None:

@@ -13,6 +13,10 @@ data, and are rolled up as they age, as CloudWatch keeps them (its documented re
 
 Writes come in batches (`add`): one transaction per PutMetricData call or per collection run, so
 an acknowledged PutMetricData survives kill -9 and collected metrics cost one commit a minute.
+
+Metrics and alarms are regional, as in CloudWatch: they belong to a scope, `<account>:<region>`
+(`scope_of`); dashboards are global to the account. A store from before regions (an `account`
+column) is moved to the default region when opened.
 """
 
 from __future__ import annotations
@@ -37,12 +41,12 @@ ROLLUPS: tuple[tuple[int, int, int], ...] = (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY,
-    account TEXT NOT NULL,
+    scope TEXT NOT NULL,
     namespace TEXT NOT NULL,
     name TEXT NOT NULL,
     dims TEXT NOT NULL,
     last_at REAL NOT NULL,
-    UNIQUE (account, namespace, name, dims)
+    UNIQUE (scope, namespace, name, dims)
 );
 CREATE TABLE IF NOT EXISTS datapoints (
     metric INTEGER NOT NULL,
@@ -58,21 +62,21 @@ CREATE TABLE IF NOT EXISTS datapoints (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS datapoints_width_t ON datapoints(width, t);
 CREATE TABLE IF NOT EXISTS alarms (
-    account TEXT NOT NULL,
+    scope TEXT NOT NULL,
     name TEXT NOT NULL,
     doc TEXT NOT NULL,
-    PRIMARY KEY (account, name)
+    PRIMARY KEY (scope, name)
 );
 CREATE TABLE IF NOT EXISTS alarm_history (
     id INTEGER PRIMARY KEY,
-    account TEXT NOT NULL,
+    scope TEXT NOT NULL,
     name TEXT NOT NULL,
     at REAL NOT NULL,
     kind TEXT NOT NULL,
     summary TEXT NOT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alarm_history_name ON alarm_history(account, name, at);
+CREATE INDEX IF NOT EXISTS alarm_history_name ON alarm_history(scope, name, at);
 CREATE TABLE IF NOT EXISTS dashboards (
     account TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -84,6 +88,12 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 Dims = tuple[tuple[str, str], ...]
+_SCOPED = ("metrics", "alarms", "alarm_history")
+
+
+def scope_of(account: str, region: str) -> str:
+    """Where a metric or alarm lives: one account in one region."""
+    return f"{account}:{region}"
 
 
 def dims_key(dimensions: Iterable[dict] | None) -> str:
@@ -121,7 +131,7 @@ class Bucket:
 class Point:
     """One datum to store: a metric, the instant, its unit and a statistic set."""
 
-    account: str
+    scope: str
     namespace: str
     name: str
     dims: str  # dims_key(...)
@@ -134,11 +144,12 @@ class Point:
 class MetricStore:
     """The SQLite file; every method is blocking (callers run long ones off the event loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, default_region: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._add_regions(default_region)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._alarm_lock = threading.Lock()  # one read-modify-write of alarms at a time
@@ -147,6 +158,17 @@ class MetricStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _add_regions(self, region: str) -> None:
+        """A store from before regions keyed metrics and alarms by account: they move to `region`."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(metrics)")}
+        if "account" not in columns:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        for table in _SCOPED:
+            self._db.execute(f"ALTER TABLE {table} RENAME COLUMN account TO scope")
+            self._db.execute(f"UPDATE {table} SET scope = scope || ':' || ?", (region,))
+        self._db.execute("COMMIT")
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -165,16 +187,16 @@ class MetricStore:
                 self._ids.clear()  # ids of metrics created in the rolled-back transaction
                 raise
 
-    def _metric_id(self, account: str, namespace: str, name: str, dims: str, at: float) -> int:
-        key = (account, namespace, name, dims)
+    def _metric_id(self, scope: str, namespace: str, name: str, dims: str, at: float) -> int:
+        key = (scope, namespace, name, dims)
         mid = self._ids.get(key)
         if mid is None:
             row = self._db.execute(
-                "SELECT id FROM metrics WHERE account=? AND namespace=? AND name=? AND dims=?", key
+                "SELECT id FROM metrics WHERE scope=? AND namespace=? AND name=? AND dims=?", key
             ).fetchone()
             if row is None:
                 mid = self._db.execute(
-                    "INSERT INTO metrics(account, namespace, name, dims, last_at) VALUES (?,?,?,?,?)",
+                    "INSERT INTO metrics(scope, namespace, name, dims, last_at) VALUES (?,?,?,?,?)",
                     (*key, at),
                 ).lastrowid
             else:
@@ -185,7 +207,7 @@ class MetricStore:
         return mid
 
     def _add_one(self, p: Point) -> None:
-        mid = self._metric_id(p.account, p.namespace, p.name, p.dims, p.at)
+        mid = self._metric_id(p.scope, p.namespace, p.name, p.dims, p.at)
         t = int(p.at // p.width * p.width)
         self._merge_row(mid, p.width, t, p.unit, p.bucket)
 
@@ -207,11 +229,11 @@ class MetricStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def metric(self, account: str, namespace: str, name: str, dims: str) -> int | None:
+    def metric(self, scope: str, namespace: str, name: str, dims: str) -> int | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id FROM metrics WHERE account=? AND namespace=? AND name=? AND dims=?",
-                (account, namespace, name, dims),
+                "SELECT id FROM metrics WHERE scope=? AND namespace=? AND name=? AND dims=?",
+                (scope, namespace, name, dims),
             ).fetchone()
         return row[0] if row else None
 
@@ -227,10 +249,10 @@ class MetricStore:
             yield t, width, unit, Bucket(s, n, lo, hi, json.loads(vals) if vals else None)
 
     def list_metrics(
-        self, account: str, namespace: str | None, name: str | None, since: float
+        self, scope: str, namespace: str | None, name: str | None, since: float
     ) -> list[tuple[str, str, str]]:
-        sql = "SELECT namespace, name, dims FROM metrics WHERE account=? AND last_at >= ?"
-        args: list = [account, since]
+        sql = "SELECT namespace, name, dims FROM metrics WHERE scope=? AND last_at >= ?"
+        args: list = [scope, since]
         if namespace is not None:
             sql += " AND namespace=?"
             args.append(namespace)
@@ -270,57 +292,51 @@ class MetricStore:
 
     # -- alarms and small state ------------------------------------------------------------------
 
-    def alarms(self, account: str) -> list[dict]:
+    def alarms(self, scope: str) -> list[dict]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT doc FROM alarms WHERE account=? ORDER BY name", (account,)
-            ).fetchall()
+            rows = self._db.execute("SELECT doc FROM alarms WHERE scope=? ORDER BY name", (scope,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def all_alarms(self) -> list[tuple[str, dict]]:
         with self._lock:
-            rows = self._db.execute("SELECT account, doc FROM alarms ORDER BY account, name").fetchall()
+            rows = self._db.execute("SELECT scope, doc FROM alarms ORDER BY scope, name").fetchall()
         return [(a, json.loads(d)) for a, d in rows]
 
-    def put_alarm(self, account: str, doc: dict, history: list[tuple] = ()) -> None:  # type: ignore[assignment]
+    def put_alarm(self, scope: str, doc: dict, history: list[tuple] = ()) -> None:  # type: ignore[assignment]
         """Store an alarm and the history items of its change, in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO alarms(account, name, doc) VALUES (?,?,?)",
-                (account, doc["AlarmName"], json.dumps(doc)),
+                "INSERT OR REPLACE INTO alarms(scope, name, doc) VALUES (?,?,?)",
+                (scope, doc["AlarmName"], json.dumps(doc)),
             )
             for at, kind, summary, data in history:
                 self._db.execute(
-                    "INSERT INTO alarm_history(account, name, at, kind, summary, data) VALUES (?,?,?,?,?,?)",
-                    (account, doc["AlarmName"], at, kind, summary, data),
+                    "INSERT INTO alarm_history(scope, name, at, kind, summary, data) VALUES (?,?,?,?,?,?)",
+                    (scope, doc["AlarmName"], at, kind, summary, data),
                 )
             self._db.execute("COMMIT")
 
-    def update_alarm(
-        self, account: str, name: str, change: Callable[[dict | None], tuple[dict, list]]
-    ) -> None:
+    def update_alarm(self, scope: str, name: str, change: Callable[[dict | None], tuple[dict, list]]) -> None:
         """Read an alarm (None if there is none), let `change` give its new doc and history items,
         and store them; alarm updates (requests, evaluation) never overwrite each other."""
         with self._alarm_lock:
             with self._lock:
                 row = self._db.execute(
-                    "SELECT doc FROM alarms WHERE account=? AND name=?", (account, name)
+                    "SELECT doc FROM alarms WHERE scope=? AND name=?", (scope, name)
                 ).fetchone()
             doc, items = change(json.loads(row[0]) if row else None)
-            self.put_alarm(account, doc, items)
+            self.put_alarm(scope, doc, items)
 
-    def delete_alarms(self, account: str, names: list[str]) -> None:
+    def delete_alarms(self, scope: str, names: list[str]) -> None:
         with self._alarm_lock, self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "DELETE FROM alarms WHERE account=? AND name=?", [(account, n) for n in names]
-            )
+            self._db.executemany("DELETE FROM alarms WHERE scope=? AND name=?", [(scope, n) for n in names])
             self._db.execute("COMMIT")
 
-    def history(self, account: str, name: str | None, start: float, end: float) -> list[tuple]:
-        sql = "SELECT name, at, kind, summary, data FROM alarm_history WHERE account=? AND at>=? AND at<?"
-        args: list = [account, start, end]
+    def history(self, scope: str, name: str | None, start: float, end: float) -> list[tuple]:
+        sql = "SELECT name, at, kind, summary, data FROM alarm_history WHERE scope=? AND at>=? AND at<?"
+        args: list = [scope, start, end]
         if name is not None:
             sql += " AND name=?"
             args.append(name)

@@ -12,7 +12,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.cloudwatch.statistics import check_constraints, invalid
-from strata.services.cloudwatch.store import MetricStore
+from strata.services.cloudwatch.store import MetricStore, scope_of
 
 MAX_TAGS = 50
 _ALARM_ARN = re.compile(r"^arn:aws[\w-]*:cloudwatch:([\w-]+):(\d{12}):alarm:(.+)$")
@@ -57,7 +57,7 @@ class TagOperations:
             doc["_tags"] = change(doc.get("_tags", []))
             return doc, []
 
-        await run_blocking(self.store.update_alarm, ctx.account_id, name, update)
+        await run_blocking(self.store.update_alarm, scope_of(ctx.account_id, ctx.region), name, update)
 
     async def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("TagResource", req)
@@ -75,7 +75,10 @@ class TagOperations:
     async def list_tags_for_resource(self, ctx: RequestContext, req: dict) -> dict:
         check_constraints("ListTagsForResource", req)
         name = self._alarm_name(ctx, req["ResourceARN"])
-        alarms = {a["AlarmName"]: a for a in await run_blocking(self.store.alarms, ctx.account_id)}
+        alarms = {
+            a["AlarmName"]: a
+            for a in await run_blocking(self.store.alarms, scope_of(ctx.account_id, ctx.region))
+        }
         if name not in alarms:
             raise _not_found(req["ResourceARN"])
         return {"Tags": alarms[name].get("_tags", [])}

@@ -225,10 +225,27 @@ class Restorer:
         self.state.promote_restored()
 
 
+ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each item's size (and each index entry's) for storage
+
+
+def billable_size(state: State, meta: TableMeta) -> int:
+    """The bytes DynamoDB bills a table's storage for: its items' raw size plus 100 bytes each,
+    and the same for every index entry (an index entry's size is estimated as the table's average
+    item size, as DescribeTable's IndexSizeBytes is)."""
+    count, size = state.store.counts(meta.tid)
+    total = size + ITEM_OVERHEAD * count
+    if count:
+        for ix in meta.indexes:
+            n = state.store.index_count(ix.iid)
+            total += size * n // count + ITEM_OVERHEAD * n
+    return total
+
+
 def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], Awaitable[dict[str, int]]]:
     """The scheduler's `dynamodb.backups` rule, over simulated time (since, until]:
 
     - meters provisioned capacity hours (provisioning.meter_hours);
+    - meters table storage (`TimedStorage-ByteHrs`, byte-hours of billable_size, per table class);
     - meters backup storage (`BackupStorage`, byte-hours per backup) and point-in-time recovery
       (`PITRStorage`, byte-hours of the table's size while PITR is on), as DynamoDB bills both
       per GB-month;
@@ -269,6 +286,18 @@ def rule(state: State, chunk: int, directory: Path) -> Callable[[float, float], 
 
         await store.db.write(capacity_hours)
         for meta in list(state.tables.values()):
+            seconds = until - max(since, meta.created)
+            if seconds > 0:
+                meter.record(
+                    "dynamodb",
+                    "TimedStorage-ByteHrs",
+                    billable_size(state, meta) * seconds / 3600.0,
+                    "byte-hour",
+                    table=meta.name,
+                    table_class=meta.table_class,
+                    scope=meta.scope,
+                )
+                counts["metered"] += 1
             if meta.pitr:
                 seconds = until - max(since, meta.pitr_since)
                 if seconds > 0:

@@ -59,25 +59,32 @@ class Consumed:
                 out["LocalSecondaryIndexes"] = {k: {"CapacityUnits": v} for k, v in self.lsi.items()}
         return out
 
-    def record(self, billing_mode: str) -> None:
-        """Every billable read or write goes on the meter, per table."""
-        key, dims = _meter_dims(self.table, billing_mode)
+    def record(self, billing_mode: str, scope: str) -> None:
+        """Every billable read or write goes on the meter, per table (`scope`: its account and
+        region, as `account:region`)."""
+        key, dims = _meter_dims(self.table, billing_mode, scope)
         if self.read:
             meter.record_keyed("dynamodb", "ReadCapacityUnits", self.total, "RCU", key, dims)
         else:
             meter.record_keyed("dynamodb", "WriteCapacityUnits", self.total, "WCU", key, dims)
+        if self.gsi:  # CloudWatch's per-index consumption (billed within the total above)
+            event, unit = (
+                ("IndexReadCapacityUnits", "RCU") if self.read else ("IndexWriteCapacityUnits", "WCU")
+            )
+            for index, units in self.gsi.items():
+                meter.record("dynamodb", event, units, unit, table=self.table, index=index, scope=scope)
 
 
-_DIMS: dict[tuple[str, str], tuple[tuple, dict]] = {}
+_DIMS: dict[tuple[str, str, str], tuple[tuple, dict]] = {}
 
 
-def _meter_dims(table: str, billing_mode: str) -> tuple[tuple, dict]:
-    """The meter dimensions of a table's capacity events and their key, made once per table and
-    mode (never mutated: the meter keeps the dict of a tally's first event)."""
-    found = _DIMS.get((table, billing_mode))
+def _meter_dims(table: str, billing_mode: str, scope: str) -> tuple[tuple, dict]:
+    """The meter dimensions of a table's capacity events and their key, made once per table, mode
+    and scope (never mutated: the meter keeps the dict of a tally's first event)."""
+    found = _DIMS.get((table, billing_mode, scope))
     if found is None:
         if len(_DIMS) >= 4096:
             _DIMS.clear()
-        dims = {"table": table, "billing_mode": billing_mode}
-        found = _DIMS[(table, billing_mode)] = (tuple(dims.items()), dims)
+        dims = {"table": table, "billing_mode": billing_mode, "scope": scope}
+        found = _DIMS[(table, billing_mode, scope)] = (tuple(dims.items()), dims)
     return found

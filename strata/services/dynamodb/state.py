@@ -100,7 +100,7 @@ class State:
 
     def consume(self, meta: TableMeta, consumed: Consumed) -> None:
         """What a request consumed: on the meter, and taken from the table's buckets."""
-        consumed.record(meta.billing_mode)
+        consumed.record(meta.billing_mode, meta.scope)
         self.throttle.charge(meta, consumed)
 
     def check_unlocked(self, tid: int, pk: bytes, sk: bytes) -> None:

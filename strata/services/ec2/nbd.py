@@ -73,6 +73,9 @@ class NbdServer:
         self._conns: dict[str, dict[socket.socket, threading.Thread]] = {}
         self._handshaking: dict[socket.socket, threading.Thread] = {}
         self._limiters: dict[str, VolumeLimiter] = {}
+        # volume -> the I/O counters of its open connections, and the totals of its closed ones
+        self._io_live: dict[str, list[list[int]]] = {}
+        self._io_closed: dict[str, list[int]] = {}
         self.limits = limits_enabled()
 
     async def start(self, host: str, port: int) -> None:
@@ -144,6 +147,25 @@ class NbdServer:
         if limiter is not None:
             limiter.retune(doc)
 
+    def io_totals(self) -> dict[str, tuple[int, ...]]:
+        """Per volume: reads, bytes read, writes, bytes written received since Strata started."""
+        with self._lock:
+            names = set(self._io_live) | set(self._io_closed)
+            return {
+                name: tuple(
+                    sum(column)
+                    for column in zip(
+                        self._io_closed.get(name, [0, 0, 0, 0]), *self._io_live.get(name, ()), strict=True
+                    )
+                )
+                for name in names
+            }
+
+    def burst_balance(self, volume_id: str) -> float | None:
+        """Percent of burst credits left (gp2, st1, sc1 with limits on); None without credits."""
+        limiter = self._limiters.get(volume_id)
+        return limiter.burst_balance() if limiter is not None else None
+
     def _export(self, name: str) -> BlockDevice | FileDevice | None:
         doc = self.provider.store.get_doc("volume", name)
         if doc is None or not _served(doc):
@@ -170,7 +192,17 @@ class NbdServer:
                 self._conns.setdefault(name, {})[sock] = thread
                 if not _served(self.provider.store.get_doc("volume", name) or {}):
                     return  # detached while this connection was opening
-            Transmission(sock, dev, self._limiters.get(name), negotiated).run()
+            io = [0, 0, 0, 0]
+            with self._lock:
+                self._io_live.setdefault(name, []).append(io)
+            try:
+                Transmission(sock, dev, self._limiters.get(name), negotiated, io).run()
+            finally:
+                with self._lock:
+                    self._io_live[name].remove(io)
+                    closed = self._io_closed.setdefault(name, [0, 0, 0, 0])
+                    for i, n in enumerate(io):
+                        closed[i] += n
         except (Closed, ConnectionError, OSError):
             pass
         except Exception:  # noqa: BLE001 - one broken connection must not take the server down

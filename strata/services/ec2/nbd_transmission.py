@@ -122,8 +122,12 @@ class Transmission:
         dev: BlockDevice | FileDevice,
         limiter: VolumeLimiter | None,
         negotiated: Negotiated | None = None,
+        io: list[int] | None = None,
     ) -> None:
         self.negotiated = negotiated or Negotiated()
+        # [reads, bytes read, writes, bytes written] this connection received (CloudWatch's
+        # VolumeReadOps ...): written by the connection's thread only, read by the publisher
+        self.io = io if io is not None else [0, 0, 0, 0]
         self.sock = sock
         self.dev = dev
         self.limiter = limiter
@@ -155,6 +159,7 @@ class Transmission:
     def _loop(self) -> None:
         rbuf = bytearray(SMALL + RECV_BUFFER)
         view = memoryview(rbuf)
+        io = self.io
         start = end = 0
         while True:
             if end - start < _REQUEST.size:
@@ -174,7 +179,12 @@ class Transmission:
                 self.dev.flush()
                 return
             payload: memoryview | bytearray | None = None
-            if kind == CMD_WRITE:
+            if kind == CMD_READ:
+                io[0] += 1
+                io[1] += length
+            elif kind == CMD_WRITE:
+                io[2] += 1
+                io[3] += length
                 have = min(length, end - start)
                 if length <= SMALL:  # all of it in the receive buffer
                     if have < length:

@@ -114,6 +114,14 @@ class VolumeLimiter:
         if old is not None and self.credits is not None:
             self.credits.tokens = min(self.credits.capacity, old.tokens)
 
+    def burst_balance(self) -> float | None:
+        """Percent of the burst credit bucket left (CloudWatch's BurstBalance); None without one."""
+        with self._lock:
+            if self.credits is None:
+                return None
+            self.credits.take(0)  # refilled to now
+            return max(0.0, 100.0 * self.credits.tokens / self.credits.capacity)
+
     def admit(self, length: int) -> float:
         """Admit an operation of `length` bytes: the seconds the caller must wait before it runs."""
         with self._lock:

@@ -22,6 +22,7 @@ from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
+from strata.services.elasticache.backup_storage import meter_backup_storage
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import render_snapshot
@@ -425,6 +426,7 @@ class SnapshotOperations(ElastiCacheCore):
                     task.add_done_callback(self._deferred.discard)
                     continue
                 await self._automatic_snapshot(kind, dep, until, counts)
+        await run_blocking(meter_backup_storage, self.store, since, until)  # metering: not a count
         return counts
 
     async def _deferred_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, until: float) -> None:

@@ -29,7 +29,7 @@ from strata.context import RequestContext
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
-from strata.services.kms import material, specs
+from strata.services.kms import material, specs, usage
 from strata.services.kms.aliases_grants import AliasesGrantsOperations
 from strata.services.kms.authz import KeyPolicyHooks
 from strata.services.kms.crypto_ops import CryptoOperations
@@ -38,6 +38,7 @@ from strata.services.kms.material import RootKey
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
+from strata.sim.scheduler import scheduler
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.kms")
@@ -67,6 +68,12 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
 
     def health(self) -> dict:
         return {"state": "running"}
+
+    async def start(self) -> None:
+        scheduler.register("kms.keys", usage.rule(self.keys), every=3600.0)
+
+    async def stop(self) -> None:
+        scheduler.unregister("kms.keys")
 
     # -- shared by every operation -------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
+from strata.services.rds.aurora_io import meter_aurora_io
+from strata.services.rds.backup_storage import meter_backup_storage
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -430,6 +432,9 @@ class BackupOperations(RDSCore):
             with self.store.acting_for(doc):
                 self._backup_instance(doc, until, counts)
         self._run_cluster_schedule(until, counts)
+        # metering only: not in the counts (they say what backups the run took or pruned)
+        await run_blocking(meter_backup_storage, self.store, since, until)
+        await run_blocking(meter_aurora_io, self, since, until)
         return counts
 
     def _backup_instance(self, doc: dict, until: float, counts: dict[str, int] | None = None) -> None:

@@ -638,12 +638,29 @@ class InstanceOperations(RDSCore):
 
     # -- metering ----------------------------------------------------------------------------------
 
+    def _serverless_capacity(self, doc: dict) -> float:
+        """The ACUs a db.serverless instance runs at: its cluster's MinCapacity (Strata does not
+        scale capacity with load; a minimum of 0, which lets AWS pause an idle instance, bills
+        0.5 ACU here, as the instance never pauses)."""
+        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+        config = (cluster or {}).get("serverless_v2") or {}
+        return max(0.5, float(config.get("MinCapacity", 0.5)))
+
     def _meter_instance(self, doc: dict) -> None:
         """Record instance-hours and storage since the last record (simulated time)."""
         now = clock.time()
         last = doc.get("metered_at") or now
         hours = max(0.0, (now - last) / 3600)
-        if doc["status"] in STARTED_STATES and hours > 0:
+        if doc["status"] in STARTED_STATES and hours > 0 and doc["class"] == "db.serverless":
+            meter.record(
+                "rds",
+                "ServerlessV2ACUHours",
+                hours * self._serverless_capacity(doc),
+                "ACU-hour",
+                instance=doc["id"],
+                engine=doc["engine"],
+            )
+        elif doc["status"] in STARTED_STATES and hours > 0:
             nodes = max(1, len(doc.get("nodes", {})))
             meter.record(
                 "rds",

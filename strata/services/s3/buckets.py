@@ -12,6 +12,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.s3.bpa import DEFAULT_BLOCK
 from strata.services.s3.core import S3Core, owner_id, to_datetime
 from strata.services.s3.names import KNOWN_REGIONS, check_bucket_name
+from strata.sim.bucket_requests import bucket_requests
 
 MAX_BUCKET_TAGS = 50
 
@@ -105,6 +106,7 @@ class BucketOperations(S3Core):
             self.store.delete_bucket(name)
 
         await self._write(write, bucket=name)
+        bucket_requests.watch(name, "", [])  # its metrics configurations went with it
         return {}
 
     def list_buckets(self, ctx: RequestContext, req: dict) -> dict:

@@ -19,6 +19,7 @@ cors.py        Put/Get/DeleteBucketCors; the rules the gateway's CORS answers re
 access_point_authz.py  requests through S3 access points (s3control keeps them)
 object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
                rules that keep a locked version from being deleted
+request_metrics.py  Put/Get/List/DeleteBucketMetricsConfiguration (CloudWatch request metrics)
 bucket_encryption.py  Put/Get/DeleteBucketEncryption; sse.py which encryption a write gets and
                the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
@@ -27,6 +28,7 @@ core.py        shared state and helpers; store.py the SQL; ingest.py bodies to b
 
 from __future__ import annotations
 
+from strata.services.base import ServiceRuntime
 from strata.services.parameters import refusing
 from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
@@ -44,6 +46,7 @@ from strata.services.s3.object_lock import ObjectLockOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
+from strata.services.s3.request_metrics import MetricsConfigOperations
 from strata.services.s3.restore import RestoreOperations
 from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.tiering import TieringOperations
@@ -72,5 +75,10 @@ class S3Provider(
     ObjectLockOperations,
     AccessPointAuthz,
     EncryptionOperations,
+    MetricsConfigOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        super().__init__(runtime)
+        self._watch_all_metrics()

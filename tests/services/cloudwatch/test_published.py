@@ -3,14 +3,18 @@ numbers are what the client did (counted on the client side)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.services.efs.helpers import file_system_with_targets, needs_nfs
+from tests.services.efs.libnfs import LibNfs
 from tests.services.elasticache.conftest import eventually, node_endpoints
-from tests.services.rds.helpers import create_pg, pg_connect
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
 
 
 def _sum(
@@ -95,6 +99,54 @@ def test_dynamodb_consumed_capacity(strata_factory, unique):
     ]
 
 
+def test_dynamodb_throttle_events_and_index_consumption(strata_factory, unique):
+    server = strata_factory()
+    ddb, cw = (
+        server.client("dynamodb", config=Config(retries={"total_max_attempts": 1})),
+        server.client("cloudwatch"),
+    )
+    table = f"th-{unique}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 400},
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byg",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 7},
+            }
+        ],
+    )
+    big = "x" * (399 * 1024)  # 100 read units a strongly consistent read
+    ddb.put_item(TableName=table, Item={"pk": {"S": "big"}, "v": {"S": big}})
+    for i in range(3):  # one index write unit each (the index keeps the keys only)
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"k{i}"}, "g": {"S": "x"}})
+    throttled = 0
+    for _ in range(6):  # 300 s of burst at 1 RCU: three or four admitted, the rest throttled
+        try:
+            ddb.get_item(TableName=table, Key={"pk": {"S": "big"}}, ConsistentRead=True)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+            throttled += 1
+    assert throttled >= 2
+    server.advance_clock("2m")
+    by_op = {"TableName": table, "Operation": "GetItem"}
+    assert _total(_sum(cw, "AWS/DynamoDB", "ThrottledRequests", by_op)) == throttled
+    assert _total(_sum(cw, "AWS/DynamoDB", "ReadThrottleEvents", {"TableName": table})) == throttled
+    assert not _sum(cw, "AWS/DynamoDB", "WriteThrottleEvents", {"TableName": table})
+    index = {"TableName": table, "GlobalSecondaryIndexName": "byg"}
+    consumed = _sum(cw, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", index)
+    assert (_total(consumed), _total(consumed, "SampleCount")) == (3, 3)
+    provisioned = _sum(cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", index, "Maximum", 60)
+    assert {p["Maximum"] for p in provisioned} == {7.0}
+
+
 def test_s3_daily_storage_metrics(strata_factory, unique):
     server = strata_factory()
     s3, cw = server.client("s3"), server.client("cloudwatch")
@@ -161,6 +213,13 @@ def test_elasticache_cache_hit_rate_matches_the_clients_count(strata_factory, un
     assert max(p["Maximum"] for p in connections) >= 1  # our client (the publisher's is not counted)
 
 
+def _engine_writes(conn) -> int:
+    """Writes PostgreSQL (18) has counted in its statistics so far."""
+    return conn.execute(
+        "SELECT COALESCE(sum(writes), 0) + COALESCE(sum(extends), 0) FROM pg_stat_io"
+    ).fetchone()[0]
+
+
 def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique):
     server = strata_factory()
     rds, cw = server.client("rds"), server.client("cloudwatch")
@@ -170,9 +229,11 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     for s in sessions:
         s.execute("SELECT 1")
     server.advance_clock("1m")  # a first sample: CPU and I/O rates need two
+    before = _engine_writes(sessions[1])
     sessions[0].execute(
         "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g"
     )
+    eventually(lambda: _engine_writes(sessions[1]) > before)  # a backend reports its I/O when idle
     size = sessions[0].execute("SELECT sum(pg_database_size(datname)) FROM pg_database").fetchone()[0]
     server.advance_clock("2m")
     dims = {"DBInstanceIdentifier": ident}
@@ -185,8 +246,60 @@ def test_rds_connections_and_free_storage_from_the_engine(strata_factory, unique
     assert cpu and all(0 <= p["Maximum"] <= 100 for p in cpu) and cpu[0]["Unit"] == "Percent"
     written = _sum(cw, "AWS/RDS", "WriteThroughput", dims, stat="Maximum", period=60)
     assert written and all(p["Maximum"] >= 0 for p in written) and written[0]["Unit"] == "Bytes/Second"
+    # the engine's own I/O counters: the CREATE TABLE wrote WAL and blocks
+    write_iops = _sum(cw, "AWS/RDS", "WriteIOPS", dims, stat="Maximum", period=60)
+    assert write_iops and max(p["Maximum"] for p in write_iops) > 0
+    assert write_iops[0]["Unit"] == "Count/Second"
+    read_iops = _sum(cw, "AWS/RDS", "ReadIOPS", dims, stat="Minimum", period=60)
+    assert read_iops and all(p["Minimum"] >= 0 for p in read_iops)
     for s in sessions:
         s.close()
+
+
+def test_aurora_cluster_metrics_by_cluster_and_role(strata_factory, unique):
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    cid, writer, reader = f"au-{unique}", f"au-w-{unique}", f"au-r-{unique}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DatabaseName="app",
+        ServerlessV2ScalingConfiguration={"MinCapacity": 1, "MaxCapacity": 4},
+    )
+    for ident in (writer, reader):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident,
+            DBClusterIdentifier=cid,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.serverless",
+        )
+        inst = wait_status(rds, ident)
+    server.advance_clock("1m")  # a first sample: I/O rates need two
+    endpoint = wait_status(rds, writer)
+    with pg_connect(endpoint) as conn, pg_connect(endpoint) as watcher:
+        before = _engine_writes(watcher)
+        conn.execute("CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 1000) g")
+        eventually(lambda: _engine_writes(watcher) > before)
+    assert inst["DBInstanceIdentifier"] == reader
+    server.advance_clock("2m")
+    cluster = {"DBClusterIdentifier": cid}
+    used = _sum(cw, "AWS/RDS", "VolumeBytesUsed", cluster, stat="Maximum", period=60)
+    assert used and used[-1]["Maximum"] > 1_000_000 and used[-1]["Unit"] == "Bytes"
+    writes = _sum(cw, "AWS/RDS", "VolumeWriteIOPs", cluster, period=60)
+    assert writes and _total(writes) > 0
+    for role, members in (("WRITER", 1), ("READER", 1)):
+        connections = _sum(
+            cw, "AWS/RDS", "DatabaseConnections", {**cluster, "Role": role}, stat="Maximum", period=60
+        )
+        assert connections and max(p["SampleCount"] for p in connections) == members
+    lag = _sum(cw, "AWS/RDS", "AuroraReplicaLag", {"DBInstanceIdentifier": reader}, stat="Maximum", period=60)
+    assert lag and lag[0]["Unit"] == "Milliseconds" and all(p["Maximum"] >= 0 for p in lag)
+    assert not _sum(cw, "AWS/RDS", "AuroraReplicaLag", {"DBInstanceIdentifier": writer}, period=60)
+    acus = _sum(cw, "AWS/RDS", "ServerlessDatabaseCapacity", cluster, stat="Maximum", period=60)
+    assert acus and {p["Maximum"] for p in acus} == {1.0}
+    assert max(p["SampleCount"] for p in acus) == 2  # both members, in one statistic set
 
 
 def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
@@ -202,3 +315,29 @@ def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
         cw, "AWS/EFS", "StorageBytes", {**dims, "StorageClass": "Standard"}, stat="Maximum", period=60
     )
     assert standard and standard[-1]["Unit"] == "Bytes"
+
+
+@needs_nfs
+def test_efs_client_connections_and_permitted_throughput(strata_factory):
+    server = strata_factory()
+    cw = server.client("cloudwatch")
+    _efs, fs, (a, b) = file_system_with_targets(
+        server, ThroughputMode="provisioned", ProvisionedThroughputInMibps=8
+    )
+    clients = [LibNfs(a["IpAddress"]), LibNfs(b["IpAddress"]), LibNfs(b["IpAddress"])]
+    server.advance_clock("1m")
+    dims = {"FileSystemId": fs}
+    connected = _sum(cw, "AWS/EFS", "ClientConnections", dims, stat="Maximum", period=60)
+    assert connected and connected[-1]["Maximum"] == 3  # on both mount targets' servers
+    for c in clients:
+        c.close()
+    deadline = time.monotonic() + 60
+    while True:  # the server sees a closed connection go shortly after the client closed it
+        server.advance_clock("1m")
+        last = _sum(cw, "AWS/EFS", "ClientConnections", dims, stat="Minimum", period=60)[-1]
+        if last["Minimum"] == 0:
+            break
+        assert time.monotonic() < deadline, last
+    permitted = _sum(cw, "AWS/EFS", "PermittedThroughput", dims, stat="Maximum", period=60)
+    assert permitted and permitted[-1]["Maximum"] == 8 * 1024 * 1024
+    assert permitted[-1]["Unit"] == "Bytes/Second"
