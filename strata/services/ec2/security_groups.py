@@ -119,11 +119,30 @@ class SecurityGroups:
     # -- guards ------------------------------------------------------------------------------------
 
     def guard(
-        self, key: str, account: str, region: str, endpoints: list[tuple[str, int]], groups: list[str]
+        self,
+        key: str,
+        account: str,
+        region: str,
+        endpoints: list[tuple[str, int]],
+        groups: list[str],
+        *,
+        own_addresses: bool = True,
     ) -> None:
-        """Enforce `groups` on the resource `key`'s endpoints from now on (blocking)."""
+        """Enforce `groups` on the resource `key`'s endpoints from now on (blocking).
+
+        `own_addresses`: whether the endpoints' addresses are the resource's own, so that its
+        connections come from them and a rule referencing one of its groups allows them. An Aurora
+        cluster's endpoints are not (they are names for its members, as DNS names are on AWS)."""
         with self._lock:
-            doc = {"id": key, "account": account, "region": region, "endpoints": endpoints, "groups": groups}
+            doc: dict[str, Any] = {
+                "id": key,
+                "account": account,
+                "region": region,
+                "endpoints": endpoints,
+                "groups": groups,
+            }
+            if not own_addresses:
+                doc["own_addresses"] = False
             self.store.put_doc("guard", key, doc)
             self.apply()
 
@@ -146,6 +165,8 @@ class SecurityGroups:
             for d in guards_docs:  # 127.0.0.1 stands for the instances (default group) alone
                 default = default_security_group(d["account"], d["region"])["id"]
                 members.setdefault(default, set()).add(INSTANCE_ADDRESS)
+                if d.get("own_addresses") is False:
+                    continue
                 for g in d["groups"]:
                     members.setdefault(g, set()).update(
                         a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS and "/" not in a

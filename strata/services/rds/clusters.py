@@ -125,7 +125,7 @@ class ClusterOperations(RDSCore):
             "DBClusterParameterGroup": c.get("param_group") or f"default.{c['engine']}",
             "TagList": m.tags_out(c["tags"]),
             "DeletionProtection": c.get("deletion_protection", False),
-            "VpcSecurityGroups": [],
+            "VpcSecurityGroups": security.rendered(c),
             "IAMDatabaseAuthenticationEnabled": False,
             "CopyTagsToSnapshot": False,
             "CrossAccountClone": False,
@@ -179,6 +179,7 @@ class ClusterOperations(RDSCore):
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
         if self.store.get_doc("cluster", cid) or self._being_encrypted(f"cluster:{cid}"):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before the port is taken
         kms_key = self._storage_key(req, inherited_key)
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
@@ -211,6 +212,7 @@ class ClusterOperations(RDSCore):
             "kms_key_id": kms_key,
             "param_group": req.get("DBClusterParameterGroupName"),
             "subnet_group": req.get("DBSubnetGroupName"),
+            "vpc_groups": groups,
             "deletion_protection": bool(req.get("DeletionProtection")),
             "resource_id": self._resource_id("cluster"),
             "seed": None,
@@ -226,6 +228,7 @@ class ClusterOperations(RDSCore):
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", "DB cluster created", ["creation"])
         return {"DBCluster": self._cluster_out(c)}
@@ -270,6 +273,9 @@ class ClusterOperations(RDSCore):
             c["maintenance_window"] = maintenance
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
+        groups = (
+            security.vpc_groups(self, req["VpcSecurityGroupIds"]) if req.get("VpcSecurityGroupIds") else None
+        )
         if req.get("MasterUserPassword"):
             m.check_password(req["MasterUserPassword"])
             c["master_password"] = req["MasterUserPassword"]
@@ -281,8 +287,22 @@ class ClusterOperations(RDSCore):
                     self.fleet.primary(writer).set_password,
                     req["MasterUserPassword"],
                 )
+        if groups is not None:
+            c["vpc_groups"] = groups
         self.store.put_doc("cluster", c["id"], c)
+        if groups is not None:
+            await run_blocking(self._set_cluster_groups, c)
         return {"DBCluster": self._cluster_out(c)}
+
+    def _set_cluster_groups(self, c: dict) -> None:
+        """The cluster's groups onto its endpoints and every member's (a rule change applies to
+        new connections at once; open ones stay, as on AWS)."""
+        security.guard_cluster(self, c, READER_HOST)
+        for ident in c["members"]:
+            doc = self.store.get_doc("instance", ident)
+            if doc is not None:
+                doc["vpc_groups"] = c["vpc_groups"]
+                security.guard(self, self._save(doc, "vpc_groups"))
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
@@ -301,6 +321,7 @@ class ClusterOperations(RDSCore):
             )
 
         def remove() -> None:
+            security.unguard_cluster(self, c)
             name = self.store.engine_key(c["id"])
             self.fleet.router.remove_route(f"cluster-{name}")
             self.fleet.router.remove_route(f"cluster-ro-{name}")
@@ -333,8 +354,12 @@ class ClusterOperations(RDSCore):
                 "encryption key should not be set directly.",
             )
         req = self._same_version(req, c["engine_version"], c["engine"])
+        groups = security.member_groups(self, c, req.get("VpcSecurityGroupIds"))
         doc = self._new_instance_doc(
-            {**req, "BackupRetentionPeriod": 0}, info, c["master_username"], inherited_key=c.get("kms_key_id")
+            {**req, "BackupRetentionPeriod": 0, "VpcSecurityGroupIds": groups},
+            info,
+            c["master_username"],
+            inherited_key=c.get("kms_key_id"),
         )
         await self._encrypt_instance(doc)
         c = self._get_cluster(c["id"])  # as it is now: making the volume took a while
@@ -344,6 +369,7 @@ class ClusterOperations(RDSCore):
             archive_dir=str(self._cluster_dir(c["id"]) / "archive"),
             cluster_role="writer" if not c.get("writer") else "reader",
             storage_type="aurora",
+            vpc_groups=c.get("vpc_groups") or doc["vpc_groups"],  # a ModifyDBCluster meanwhile
         )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
@@ -696,6 +722,7 @@ class ClusterOperations(RDSCore):
         c["seed"] = {"backup": snap["path"]}
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         return {"DBCluster": self._cluster_out(c)}
 
@@ -743,6 +770,7 @@ class ClusterOperations(RDSCore):
         }
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
         return {"DBCluster": self._cluster_out(c)}
