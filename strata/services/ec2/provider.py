@@ -37,6 +37,7 @@ from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
+from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import NetworkMixin, default_security_group, default_vpc
 from strata.services.ec2.query import check_tags, matching, page, tag_list
@@ -59,7 +60,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin):
+class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin, EgressMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
