@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import os
 from datetime import UTC, datetime
@@ -342,6 +343,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         for a in doc["attachments"]:
             a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
+        await run_blocking(self._guard_export, ctx, doc["id"])
         return {
             "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
@@ -350,6 +352,28 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             "VolumeId": doc["id"],
             "DeleteOnTermination": False,
         }
+
+    def _guard_export(self, ctx: RequestContext, volume_id: str) -> None:
+        """While a volume is attached, its NBD export (the NBD port) takes new connections only
+        from sources the attached instances' security groups allow, as the instances' own
+        endpoints would: the default group (DescribeInstances), whose self-referencing rule lets
+        this machine's unbound clients in. One port serves every volume, so the guard is the
+        port's: any volume attached guards it (blocking)."""
+        host, port = self.nbd.address()
+        try:
+            if ipaddress.ip_address(host).version != 4:
+                return  # the firewall's table is IPv4 (as Strata's other engine endpoints)
+        except ValueError:
+            return
+        default = default_security_group(ctx.account_id, ctx.region)["id"]
+        self.security_groups.guard(
+            f"ebs:volume:{volume_id}",
+            ctx.account_id,
+            ctx.region,
+            [(host, port)],
+            [default],
+            own_addresses=False,
+        )
 
     async def detach_volume(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._volume(ctx, req.get("VolumeId"))
@@ -381,6 +405,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             raise lim.dry_run()
         if len([a for a in current if a["state"] != "detaching"]) == 1:  # the last one: no more NBD
             await self.nbd.disconnect(doc["id"])
+            await run_blocking(self.security_groups.unguard, f"ebs:volume:{doc['id']}")
             dev = self.blocks.open_device(doc["id"])
             if dev is not None:
                 await run_blocking(dev.flush)
