@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import os
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
+from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import NetworkMixin, default_security_group, default_vpc
 from strata.services.ec2.query import check_tags, matching, page, tag_list
@@ -59,7 +61,7 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin):
+class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin, EgressMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -341,6 +343,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         for a in doc["attachments"]:
             a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
+        await run_blocking(self._guard_export, ctx, doc["id"])
         return {
             "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
@@ -349,6 +352,28 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             "VolumeId": doc["id"],
             "DeleteOnTermination": False,
         }
+
+    def _guard_export(self, ctx: RequestContext, volume_id: str) -> None:
+        """While a volume is attached, its NBD export (the NBD port) takes new connections only
+        from sources the attached instances' security groups allow, as the instances' own
+        endpoints would: the default group (DescribeInstances), whose self-referencing rule lets
+        this machine's unbound clients in. One port serves every volume, so the guard is the
+        port's: any volume attached guards it (blocking)."""
+        host, port = self.nbd.address()
+        try:
+            if ipaddress.ip_address(host).version != 4:
+                return  # the firewall's table is IPv4 (as Strata's other engine endpoints)
+        except ValueError:
+            return
+        default = default_security_group(ctx.account_id, ctx.region)["id"]
+        self.security_groups.guard(
+            f"ebs:volume:{volume_id}",
+            ctx.account_id,
+            ctx.region,
+            [(host, port)],
+            [default],
+            own_addresses=False,
+        )
 
     async def detach_volume(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._volume(ctx, req.get("VolumeId"))
@@ -390,6 +415,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         self.store.put_doc("volume", doc["id"], doc)
         if last:  # the last attachment: no more NBD
             await self.nbd.disconnect(doc["id"])
+            await run_blocking(self.security_groups.unguard, f"ebs:volume:{doc['id']}")
             dev = self.blocks.open_device(doc["id"])
             if dev is not None:
                 await run_blocking(dev.flush)

@@ -15,13 +15,11 @@ Resources (RDS instances, ...) register `guards` here: the endpoints they listen
 group ids, kept as "guard" documents so rules are re-applied at every start. Enforcement is the
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
-rather than accept it unenforced. Egress rules are not filtered and not changeable (501).
+rather than accept it unenforced. Egress rules are stored, not filtered: see `egress`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import logging
 import threading
 import uuid
@@ -31,8 +29,17 @@ from strata.context import RequestContext
 from strata.engines.firewall import Firewall, Guard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
+from strata.services.ec2.egress import unenforceable
 from strata.services.ec2.network import default_security_group, default_vpc
 from strata.services.ec2.query import matching, page, spec_tags, tag_list, tag_values
+from strata.services.ec2.rules import (
+    egress_rules,
+    permissions,
+    render_permissions,
+    restricts_egress,
+    rule_id,
+    same,
+)
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -40,21 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.ec2")
 INSTANCE_ADDRESS = "127.0.0.1"  # this machine's instances (DescribeInstances' PrivateIpAddress)
-PROTOCOLS = {
-    "-1": "-1",
-    "all": "-1",
-    "tcp": "tcp",
-    "6": "tcp",
-    "udp": "udp",
-    "17": "udp",
-    "icmp": "icmp",
-    "1": "icmp",
-}
 MAX_NAME = 255
-
-
-def _rule_id(*parts: str) -> str:
-    return "sgr-" + hashlib.sha256(":".join(parts).encode()).hexdigest()[:17]
 
 
 def _default_doc(account: str, region: str) -> dict:
@@ -66,13 +59,8 @@ def _default_doc(account: str, region: str) -> dict:
         "vpc": g["vpc"],
         "account": account,
         "region": region,
-        "rules": [{"id": _rule_id(g["id"], "self"), "proto": "-1", "from": -1, "to": -1, "group": g["id"]}],
+        "rules": [{"id": rule_id(g["id"], "self"), "proto": "-1", "from": -1, "to": -1, "group": g["id"]}],
     }
-
-
-def _same(a: dict, b: dict) -> bool:
-    keys = ("proto", "from", "to", "cidr", "group")
-    return all(a.get(k) == b.get(k) for k in keys)
 
 
 class SecurityGroups:
@@ -105,10 +93,12 @@ class SecurityGroups:
 
     def check_attachable(self, account: str, region: str, group_ids: list[str]) -> list[str]:
         """The ids, validated for a resource to carry (errors as EC2 names them; a resource
-        service may rename the code). Refuses a restricting group where nothing enforces it."""
+        service may rename the code). Refuses a restricting group where nothing enforces it: any
+        group whose egress rules restrict (egress.py), a non-default one without nftables."""
         default = default_security_group(account, region)["id"]
         for g in group_ids:
-            self.group(account, region, g)
+            if restricts_egress(self.group(account, region, g)):
+                raise unenforceable(g)
             if g != default and self.firewall is None:
                 raise lim.invalid(
                     f"Security group {g} cannot be enforced on this host (no nftables or not root): "
@@ -119,11 +109,30 @@ class SecurityGroups:
     # -- guards ------------------------------------------------------------------------------------
 
     def guard(
-        self, key: str, account: str, region: str, endpoints: list[tuple[str, int]], groups: list[str]
+        self,
+        key: str,
+        account: str,
+        region: str,
+        endpoints: list[tuple[str, int]],
+        groups: list[str],
+        *,
+        own_addresses: bool = True,
     ) -> None:
-        """Enforce `groups` on the resource `key`'s endpoints from now on (blocking)."""
+        """Enforce `groups` on the resource `key`'s endpoints from now on (blocking).
+
+        `own_addresses`: whether the endpoints' addresses are the resource's own, so that its
+        connections come from them and a rule referencing one of its groups allows them. An Aurora
+        cluster's endpoints are not (they are names for its members, as DNS names are on AWS)."""
         with self._lock:
-            doc = {"id": key, "account": account, "region": region, "endpoints": endpoints, "groups": groups}
+            doc: dict[str, Any] = {
+                "id": key,
+                "account": account,
+                "region": region,
+                "endpoints": endpoints,
+                "groups": groups,
+            }
+            if not own_addresses:
+                doc["own_addresses"] = False
             self.store.put_doc("guard", key, doc)
             self.apply()
 
@@ -146,6 +155,8 @@ class SecurityGroups:
             for d in guards_docs:  # 127.0.0.1 stands for the instances (default group) alone
                 default = default_security_group(d["account"], d["region"])["id"]
                 members.setdefault(default, set()).add(INSTANCE_ADDRESS)
+                if d.get("own_addresses") is False:
+                    continue
                 for g in d["groups"]:
                     members.setdefault(g, set()).update(
                         a for a, _ in d["endpoints"] if a != INSTANCE_ADDRESS and "/" not in a
@@ -167,89 +178,6 @@ class SecurityGroups:
                                     sources.update(f"{a}/32" for a in members.get(r["group"], ()))
                     wanted[f"{d['id']}:{address}:{port}"] = Guard(address, int(port), tuple(sorted(sources)))
             self.firewall.set_all(wanted)
-
-
-def _permissions(req: dict, account: str, region: str, sgs: SecurityGroups) -> list[dict]:
-    """IpPermissions (or the flat CidrIp/IpProtocol/FromPort/ToPort/SourceSecurityGroupName form)
-    -> rule records without ids."""
-    perms = req.get("IpPermissions") or []
-    if not perms and (req.get("CidrIp") or req.get("IpProtocol")):
-        perms = [
-            {
-                "IpProtocol": req.get("IpProtocol") or "-1",
-                "FromPort": req.get("FromPort"),
-                "ToPort": req.get("ToPort"),
-                "IpRanges": [{"CidrIp": req["CidrIp"]}] if req.get("CidrIp") else [],
-            }
-        ]
-    if not perms:
-        raise lim.missing("IpPermissions")
-    rules = []
-    for p in perms:
-        proto = PROTOCOLS.get(str(p.get("IpProtocol", "")).lower())
-        if proto is None:
-            raise lim.invalid(f"Invalid value '{p.get('IpProtocol')}' for IP protocol. Unknown protocol.")
-        lo, hi = p.get("FromPort"), p.get("ToPort")
-        if proto == "-1":
-            lo, hi = -1, -1
-        elif proto in ("tcp", "udp"):
-            if lo is None or hi is None:
-                raise lim.invalid(
-                    "Invalid value for portRange. Must specify both from and to ports with TCP/UDP."
-                )
-            if not (0 <= lo <= 65535 and 0 <= hi <= 65535) or lo > hi:
-                raise lim.invalid(f"Invalid value for portRange. From port {lo} to port {hi} is not valid.")
-        else:
-            lo, hi = (-1 if lo is None else lo), (-1 if hi is None else hi)
-        if p.get("PrefixListIds"):
-            pl = p["PrefixListIds"][0].get("PrefixListId")
-            raise lim.fault("InvalidPrefixListID.NotFound", f"The prefix list ID '{pl}' does not exist")
-        if p.get("Ipv6Ranges"):
-            raise lim.invalid("IPv6 rules are not supported: Strata's endpoints are IPv4 only")
-        found = False
-        for r in p.get("IpRanges") or []:
-            cidr = r.get("CidrIp") or ""
-            try:
-                net = ipaddress.IPv4Network(cidr, strict=False)
-            except ValueError:
-                raise lim.invalid(f"CIDR block {cidr} is malformed") from None
-            rules.append(
-                {"proto": proto, "from": lo, "to": hi, "cidr": str(net), "desc": r.get("Description")}
-            )
-            found = True
-        for pair in p.get("UserIdGroupPairs") or []:
-            g = sgs.group(account, region, pair.get("GroupId"), pair.get("GroupName"))
-            rules.append(
-                {"proto": proto, "from": lo, "to": hi, "group": g["id"], "desc": pair.get("Description")}
-            )
-            found = True
-        if not found:
-            raise lim.missing("IpRanges or UserIdGroupPairs")
-    return rules
-
-
-def _render_permissions(rules: list[dict], account: str) -> list[dict]:
-    out: dict[tuple, dict] = {}
-    for r in rules:
-        key = (r["proto"], r["from"], r["to"])
-        p = out.setdefault(
-            key,
-            {
-                "IpProtocol": r["proto"],
-                "IpRanges": [],
-                "Ipv6Ranges": [],
-                "PrefixListIds": [],
-                "UserIdGroupPairs": [],
-            },
-        )
-        if r["proto"] != "-1":
-            p["FromPort"], p["ToPort"] = r["from"], r["to"]
-        desc = {"Description": r["desc"]} if r.get("desc") else {}
-        if r.get("cidr"):
-            p["IpRanges"].append({"CidrIp": r["cidr"], **desc})
-        else:
-            p["UserIdGroupPairs"].append({"GroupId": r["group"], "UserId": account, **desc})
-    return list(out.values())
 
 
 class SecurityGroupsMixin:
@@ -309,7 +237,7 @@ class SecurityGroupsMixin:
                 r.get("group") == g["id"]
                 for d in sgs.groups(ctx.account_id, ctx.region)
                 if d["id"] != g["id"]
-                for r in d["rules"]
+                for r in d["rules"] + egress_rules(d)
             )
             if sgs.users(g["id"]) or referenced:
                 raise lim.fault("DependencyViolation", f"resource {g['id']} has a dependent object")
@@ -341,6 +269,9 @@ class SecurityGroupsMixin:
                 "ip-permission.cidr": [r["cidr"] for r in d["rules"] if r.get("cidr")],
                 "ip-permission.group-id": [r["group"] for r in d["rules"] if r.get("group")],
                 "ip-permission.protocol": [r["proto"] for r in d["rules"]],
+                "egress.ip-permission.cidr": [r["cidr"] for r in egress_rules(d) if r.get("cidr")],
+                "egress.ip-permission.group-id": [r["group"] for r in egress_rules(d) if r.get("group")],
+                "egress.ip-permission.protocol": [r["proto"] for r in egress_rules(d)],
             }
             return table.get(name, tag_values(d, name))
 
@@ -356,16 +287,8 @@ class SecurityGroupsMixin:
                     "OwnerId": ctx.account_id,
                     "SecurityGroupArn": self._sg_arn(ctx, d["id"]),
                     "Tags": tag_list(d.get("tags") or {}),
-                    "IpPermissions": _render_permissions(d["rules"], ctx.account_id),
-                    "IpPermissionsEgress": [
-                        {
-                            "IpProtocol": "-1",
-                            "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-                            "Ipv6Ranges": [],
-                            "PrefixListIds": [],
-                            "UserIdGroupPairs": [],
-                        }
-                    ],
+                    "IpPermissions": render_permissions(d["rules"], ctx.account_id),
+                    "IpPermissionsEgress": render_permissions(egress_rules(d), ctx.account_id),
                 }
                 for d in shown
             ]
@@ -378,9 +301,9 @@ class SecurityGroupsMixin:
         sgs = self.security_groups
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req.get("GroupId"), req.get("GroupName"))
-            added = []
-            for r in _permissions(req, ctx.account_id, ctx.region, sgs):
-                if any(_same(r, old) for old in g["rules"] + added):
+            added: list[dict] = []
+            for r in permissions(req, ctx.account_id, ctx.region, sgs):
+                if any(same(r, old) for old in g["rules"] + added):
                     peer = r.get("cidr") or r.get("group")
                     raise lim.fault(
                         "InvalidPermission.Duplicate",
@@ -413,9 +336,9 @@ class SecurityGroupsMixin:
             else:
                 # As in a default VPC (all of Strata's groups are in one): a rule that matches none
                 # is no error but comes back in UnknownIpPermissions; the others are revoked.
-                wanted = _permissions(req, ctx.account_id, ctx.region, sgs)
-                gone = [r for r in g["rules"] if any(_same(r, w) for w in wanted)]
-                unknown = [w for w in wanted if not any(_same(w, r) for r in g["rules"])]
+                wanted = permissions(req, ctx.account_id, ctx.region, sgs)
+                gone = [r for r in g["rules"] if any(same(r, w) for w in wanted)]
+                unknown = [w for w in wanted if not any(same(w, r) for r in g["rules"])]
             if gone and sgs.firewall is None and g["name"] == "default":
                 raise lim.invalid(
                     "The default security group's rules cannot be restricted on this host "
@@ -431,7 +354,7 @@ class SecurityGroupsMixin:
             "RevokedSecurityGroupRules": [self._rule_out(ctx, g, r) for r in gone],
         }
         if unknown:
-            out["UnknownIpPermissions"] = _render_permissions(unknown, ctx.account_id)
+            out["UnknownIpPermissions"] = render_permissions(unknown, ctx.account_id)
         return out
 
     def describe_security_group_rules(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
@@ -440,14 +363,7 @@ class SecurityGroupsMixin:
         rules = []
         for g in self.security_groups.groups(ctx.account_id, ctx.region):
             rules += [{"id": r["id"], "out": self._rule_out(ctx, g, r)} for r in g["rules"]]
-            egress = {
-                "id": _rule_id(g["id"], "egress"),
-                "proto": "-1",
-                "from": -1,
-                "to": -1,
-                "cidr": "0.0.0.0/0",
-            }
-            rules.append({"id": egress["id"], "out": {**self._rule_out(ctx, g, egress), "IsEgress": True}})
+            rules += [{"id": r["id"], "out": self._egress_out(ctx, g, r)} for r in egress_rules(g)]
         wanted = req.get("SecurityGroupRuleIds") or []
         for rid in wanted:
             if not any(r["id"] == rid for r in rules):

@@ -128,7 +128,7 @@ class ClusterOperations(RDSCore):
             or f"default.{m.ENGINES[c['engine']].family_prefix}{c['engine_version'].split('.')[0]}",
             "TagList": m.tags_out(c["tags"]),
             "DeletionProtection": c.get("deletion_protection", False),
-            "VpcSecurityGroups": [],
+            "VpcSecurityGroups": security.rendered(c),
             "IAMDatabaseAuthenticationEnabled": False,
             "CopyTagsToSnapshot": False,
             "CrossAccountClone": False,
@@ -182,6 +182,7 @@ class ClusterOperations(RDSCore):
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
         if self.store.get_doc("cluster", cid) or self._being_encrypted(f"cluster:{cid}"):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before the port is taken
         kms_key = self._storage_key(req, inherited_key)
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
@@ -216,6 +217,7 @@ class ClusterOperations(RDSCore):
             "kms_key_id": kms_key,
             "param_group": param_group,
             "subnet_group": req.get("DBSubnetGroupName"),
+            "vpc_groups": groups,
             "deletion_protection": bool(req.get("DeletionProtection")),
             "resource_id": self._resource_id("cluster"),
             "seed": None,
@@ -231,6 +233,7 @@ class ClusterOperations(RDSCore):
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", "DB cluster created", ["creation"])
         return {"DBCluster": self._cluster_out(c)}
@@ -275,6 +278,9 @@ class ClusterOperations(RDSCore):
             c["maintenance_window"] = maintenance
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
+        groups = (
+            security.vpc_groups(self, req["VpcSecurityGroupIds"]) if req.get("VpcSecurityGroupIds") else None
+        )
         if req.get("DBClusterParameterGroupName"):
             group = self._cluster_group_for(
                 req["DBClusterParameterGroupName"], c["engine"], c["engine_version"]
@@ -298,8 +304,22 @@ class ClusterOperations(RDSCore):
                     self.fleet.primary(writer).set_password,
                     req["MasterUserPassword"],
                 )
+        if groups is not None:
+            c["vpc_groups"] = groups
         self.store.put_doc("cluster", c["id"], c)
+        if groups is not None:
+            await run_blocking(self._set_cluster_groups, c)
         return {"DBCluster": self._cluster_out(c)}
+
+    def _set_cluster_groups(self, c: dict) -> None:
+        """The cluster's groups onto its endpoints and every member's (a rule change applies to
+        new connections at once; open ones stay, as on AWS)."""
+        security.guard_cluster(self, c, READER_HOST)
+        for ident in c["members"]:
+            doc = self.store.get_doc("instance", ident)
+            if doc is not None:
+                doc["vpc_groups"] = c["vpc_groups"]
+                security.guard(self, self._save(doc, "vpc_groups"))
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
@@ -318,6 +338,7 @@ class ClusterOperations(RDSCore):
             )
 
         def remove() -> None:
+            security.unguard_cluster(self, c)
             name = self.store.engine_key(c["id"])
             self.fleet.router.remove_route(f"cluster-{name}")
             self.fleet.router.remove_route(f"cluster-ro-{name}")
@@ -350,8 +371,12 @@ class ClusterOperations(RDSCore):
                 "encryption key should not be set directly.",
             )
         req = self._same_version(req, c["engine_version"], c["engine"])
+        groups = security.member_groups(self, c, req.get("VpcSecurityGroupIds"))
         doc = self._new_instance_doc(
-            {**req, "BackupRetentionPeriod": 0}, info, c["master_username"], inherited_key=c.get("kms_key_id")
+            {**req, "BackupRetentionPeriod": 0, "VpcSecurityGroupIds": groups},
+            info,
+            c["master_username"],
+            inherited_key=c.get("kms_key_id"),
         )
         await self._encrypt_instance(doc)
         c = self._get_cluster(c["id"])  # as it is now: making the volume took a while
@@ -361,6 +386,7 @@ class ClusterOperations(RDSCore):
             archive_dir=str(self._cluster_dir(c["id"]) / "archive"),
             cluster_role="writer" if not c.get("writer") else "reader",
             storage_type="aurora",
+            vpc_groups=c.get("vpc_groups") or doc["vpc_groups"],  # a ModifyDBCluster meanwhile
         )
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
@@ -713,6 +739,7 @@ class ClusterOperations(RDSCore):
         c["seed"] = {"backup": snap["path"]}
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         return {"DBCluster": self._cluster_out(c)}
 
@@ -760,6 +787,7 @@ class ClusterOperations(RDSCore):
         }
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
+        await run_blocking(security.guard_cluster, self, c, READER_HOST)
         await run_blocking(self._route_cluster, c)
         self._event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
         return {"DBCluster": self._cluster_out(c)}

@@ -292,6 +292,8 @@ class InstanceOperations(RDSCore):
             self._get_param_group(new_group)
             doc["param_group"] = new_group
         if req.get("VpcSecurityGroupIds"):
+            if doc.get("cluster"):
+                raise m.fault("InvalidParameterCombination", security.MANAGED_BY_CLUSTER)
             doc["vpc_groups"] = security.vpc_groups(self, req["VpcSecurityGroupIds"])
         password = req.get("MasterUserPassword")
         if password:

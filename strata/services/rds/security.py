@@ -1,5 +1,9 @@
-"""VpcSecurityGroupIds of DB instances: validated against EC2's security groups, shown in
-Describe, and enforced on the instance's endpoint (strata.services.ec2.security_groups)."""
+"""VpcSecurityGroupIds of DB instances and Aurora clusters: validated against EC2's security
+groups, shown in Describe, and enforced on the endpoints (strata.services.ec2.security_groups).
+
+As on AWS, an Aurora cluster's groups are its members' groups: each member instance carries them
+(guarded on its own endpoint) and so do the cluster's writer and reader endpoints; they are set
+with Create/ModifyDBCluster only (an instance of a cluster refuses its own)."""
 
 from __future__ import annotations
 
@@ -46,6 +50,51 @@ def unguard(core: RDSCore, doc: dict) -> None:
     sgs = _groups(core)
     if sgs is not None:
         sgs.unguard(_key(core, doc))
+
+
+def _cluster_key(core: RDSCore, cluster: dict) -> str:
+    return f"rds:cluster:{core.store.engine_key(cluster['id'])}"
+
+
+def guard_cluster(core: RDSCore, cluster: dict, reader_host: str) -> None:
+    """Enforce the cluster's groups on its writer and reader endpoints (blocking); a cluster
+    recorded before clusters had groups has none here (its members keep their own)."""
+    sgs = _groups(core)
+    if sgs is not None and cluster.get("vpc_groups"):
+        endpoints = [("127.0.0.1", cluster["port"]), (reader_host, cluster["port"])]
+        sgs.guard(
+            _cluster_key(core, cluster),
+            core.account,
+            core.region,
+            endpoints,
+            cluster["vpc_groups"],
+            own_addresses=False,
+        )
+
+
+def unguard_cluster(core: RDSCore, cluster: dict) -> None:
+    sgs = _groups(core)
+    if sgs is not None:
+        sgs.unguard(_cluster_key(core, cluster))
+
+
+def member_groups(core: RDSCore, cluster: dict, ids: list[str] | None) -> list[str]:
+    """The groups of a new member of `cluster`: the cluster's. Other groups given for it are
+    refused, as AWS manages a member's groups through its cluster."""
+    groups = cluster.get("vpc_groups") or vpc_groups(core, None)
+    if ids and list(dict.fromkeys(ids)) != groups:
+        raise m.fault(
+            "InvalidParameterCombination",
+            "The requested DB Instance will be a member of a DB Cluster: its VPC security groups "
+            "are the DB Cluster's (set them with CreateDBCluster or ModifyDBCluster).",
+        )
+    return list(groups)
+
+
+MANAGED_BY_CLUSTER = (  # AWS's text for ModifyDBInstance(VpcSecurityGroupIds) on a cluster's member
+    "The specified DB Instance is a member of a cluster. "
+    "Modify vpc security group for the DB Cluster using the ModifyDbCluster API"
+)
 
 
 def rendered(doc: dict) -> list[dict]:

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.engines.nft import nft_binary, nft_usable
+from tests.services.ec2.helpers import attach, detach, qemu_io
 from tests.services.ec2.helpers import dial as _dial
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 
@@ -213,3 +214,26 @@ def test_without_enforcement_restricting_is_refused(strata_factory, unique) -> N
     with pytest.raises(ClientError) as e:
         efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[gid])
     assert _code(e) == "BadRequest"
+
+
+@pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")
+def test_an_attached_volumes_nbd_export_follows_the_instances_group(strata_factory, unique) -> None:
+    server = strata_factory()
+    ec2 = server.client("ec2")
+    az = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol = ec2.create_volume(AvailabilityZone=az, Size=1, VolumeType="gp3")["VolumeId"]
+    port = server.health()["services"]["ec2"]["nbd"][1]
+    assert _dial(port, "127.0.0.2") == "open"  # nothing attached: the port is not guarded
+    uri = attach(server, ec2, vol, az)
+    # the instances are in the default group: this machine's clients get in, 127.0.0.2 does not
+    assert "wrote 4096/4096" in qemu_io(uri, "write -P 7 0 4k")
+    assert _dial(port, "127.0.0.2") == "dropped"
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    perm = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "127.0.0.2/32"}]}
+    ec2.authorize_security_group_ingress(GroupId=default, IpPermissions=[perm])
+    assert _dial(port, "127.0.0.2") == "open"
+    ec2.revoke_security_group_ingress(GroupId=default, IpPermissions=[perm])
+    assert _dial(port, "127.0.0.2") == "dropped"
+    assert "read 4096/4096" in qemu_io(uri, "read -P 7 0 4k")
+    detach(ec2, vol)
+    assert _dial(port, "127.0.0.2") == "open"
