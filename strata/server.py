@@ -132,9 +132,9 @@ async def serve_async(settings: Settings) -> int:
             log.exception("start-up failed")
             return 1
         started: list[HttpServer] = []
-        for server in servers:
+        for server in servers:  # every port bound before any is served: all or nothing
             try:
-                await server.start()
+                await server.start(serving=False)
             except OSError as e:
                 option = "--tls-port (0 or off: no HTTPS)" if server.ssl else "--port"
                 log.error("cannot listen on %s:%s (%s): %s", settings.host, server.port, option, e)
@@ -142,6 +142,8 @@ async def serve_async(settings: Settings) -> int:
                     await other.stop()
                 return 1
             started.append(server)
+        for server in servers:
+            await server.serve()
         print(banner(settings), flush=True)
         await stopping.wait()
         await asyncio.gather(*(server.stop() for server in servers))

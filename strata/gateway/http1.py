@@ -655,7 +655,8 @@ class HttpServer:
             if not transport.is_closing():
                 transport.write(data)
 
-    async def start(self) -> None:
+    async def start(self, serving: bool = True) -> None:
+        """Listen (and accept connections at once unless `serving` is False: see `serve`)."""
         raise_open_file_limit()
         connection = self.connection_class
         self._server = await self.loop.create_server(
@@ -667,8 +668,15 @@ class HttpServer:
             ssl=self.ssl,
             # a client that connects and never finishes its handshake is dropped like a slow head
             ssl_handshake_timeout=self.limits.header_timeout if self.ssl is not None else None,
+            start_serving=serving,
         )
         self._sweeper = self.loop.call_later(self.limits.sweep_interval, self._sweep)
+
+    async def serve(self) -> None:
+        """Accept connections on the socket `start(serving=False)` bound: a server with several
+        listeners binds them all first, so none answers a client when another cannot bind."""
+        assert self._server is not None
+        await self._server.start_serving()
 
     def _sweep(self) -> None:
         # One timer for all connections rather than one per connection and request: a
