@@ -305,8 +305,10 @@ class MariaNode:
     def in_recovery(self) -> bool:
         return bool(self.sql("SHOW SLAVE STATUS"))
 
-    def promote(self, timeout: float = 30) -> None:
-        """Apply everything already received (the relay log), then stop replicating and accept writes."""
+    def promote(self, timeout: float = 300) -> None:
+        """Apply everything already received (the relay log), then stop replicating and accept
+        writes. The wait is long: on a loaded machine applying a backlog of fsync'd commits can
+        take tens of seconds, and cutting it short would lose them."""
         conn = self.connect()
         try:
             with conn.cursor(pymysql.cursors.DictCursor) as cur:
@@ -314,7 +316,11 @@ class MariaNode:
                 status = cur.fetchone() or {}
                 received = status.get("Gtid_IO_Pos")
                 if received:
-                    cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, int(timeout)))
+                    cur.execute("SELECT MASTER_GTID_WAIT(%s, %s) AS waited", (received, int(timeout)))
+                    if (cur.fetchone() or {}).get("waited") != 0:
+                        # RESET SLAVE below would throw away what it received and has not applied:
+                        # acknowledged commits of the old primary. Not promoted, then.
+                        raise EngineError(f"the replica did not apply {received} in {timeout}s")
         finally:
             conn.close()
         self.execute(
