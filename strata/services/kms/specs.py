@@ -129,7 +129,8 @@ VIA_SERVICE = "x-strata-via-service"  # the request member a calling service set
 
 def via_service(alias: str, region: str) -> str:
     """kms:ViaService of calls a service makes for its callers, e.g. `s3.us-east-1.amazonaws.com`."""
-    return f"{VIA_SERVICE_HOSTS[alias]}.{region}.amazonaws.com"
+    service = VIA_SERVICE_HOSTS.get(alias) or alias.removeprefix("aws/")  # (aws/elasticache ...)
+    return f"{service}.{region}.amazonaws.com"
 
 
 def managed_key_policy(account: str, region: str, alias: str) -> str:
