@@ -30,6 +30,7 @@ def strata_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataPr
     server = StrataProcess(
         tmp_path_factory.mktemp("strata") / "data", extra_env={"STRATA_EBS_LIMITS": "off"}
     ).start()
+    server.shared = True  # (its clock stays put: see StrataProcess.advance_clock)
     yield server
     server.stop()
 

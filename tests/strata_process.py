@@ -54,6 +54,9 @@ class StrataProcess:
         self._picked = (None if port else self.port, self.tls_port)
         self.extra_env = extra_env or {}
         self.extra_args = extra_args or []
+        # The session's shared server (conftest.strata_server): its clock must not move, or every
+        # later test on it meets expired presigned URLs and PITR windows (a day's jump failed 9).
+        self.shared = False
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
@@ -150,6 +153,7 @@ class StrataProcess:
         return self.admin("/_strata/health")
 
     def advance_clock(self, duration: str) -> dict:
+        assert not self.shared, "the shared strata_server's clock must not move: use strata_factory"
         return self.admin("/_strata/clock", {"advance": duration})
 
     def stop(self, timeout: float = 60) -> None:
