@@ -126,12 +126,20 @@ class FailoverOperations(ElastiCacheCore):
         # The live nodes that must see the new owner of the slots (below).
         viewers = [self._server(c) for c in ng_members(group) if c != primary and self._alive(c)]
         if dead is None:
-            try:
-                redis_cluster.cluster_failover(promoted, takeover=False)
-            except redis.RedisError as e:
-                raise fault(
-                    "InvalidReplicationGroupStateFault", f"The engine refused the failover: {e}"
-                ) from e
+            # The engine drops a manual failover it cannot finish in its own 5 s (a replica slow to
+            # reach the primary's offset on a loaded machine): nothing changed, so ask again.
+            for attempt in range(3):
+                try:
+                    redis_cluster.cluster_failover(promoted, takeover=False)
+                except redis.RedisError as e:
+                    if attempt and promoted.role() == "master":
+                        break  # the earlier request finished meanwhile
+                    raise fault(
+                        "InvalidReplicationGroupStateFault", f"The engine refused the failover: {e}"
+                    ) from e
+                if wait_until(lambda: promoted.role() == "master", 10):
+                    break
+                log.warning("shard %s: CLUSTER FAILOVER to %s did not finish; asked again", ng["id"], best)
         else:
             # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard
             # of the newest any live node knows (the old primary's included), or it can tie with the
