@@ -253,6 +253,12 @@ class MariaNode:
             pass  # the connection is closed as the server goes down
         self.proc.stop(timeout=60)  # reaps it; SIGKILL only if still up after that
 
+    def set_read_only(self, on: bool) -> None:
+        """Refuse (or accept again) clients' writes. Setting it waits for commits in progress, so
+        once it returns the binlog position is final: a hand-over can check that the reader has
+        all of it before the writer stops (the master user has no READ_ONLY ADMIN to bypass it)."""
+        self.execute(f"SET GLOBAL read_only = {'ON' if on else 'OFF'}")
+
     def kill(self) -> None:
         self.proc.kill()
 

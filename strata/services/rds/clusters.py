@@ -506,7 +506,8 @@ class ClusterOperations(RDSCore):
         its last commits only to readers connected at that moment, so the reader must be streaming
         first (a reconnecting one missed the commits of the last moments); with PostgreSQL the
         reader's WAL is then checked against the stopped writer's end of WAL, and a reader that
-        lacks any of it is not promoted: the writer is started again instead."""
+        lacks any of it is not promoted: the writer is started again instead. A MariaDB writer is
+        made read-only first and stops once the reader has applied its final position."""
         for attempt in range(3):
             if attempt:
                 log.warning("reader %s lacked the last WAL of %s: writer restarted, again", target, old_id)
@@ -521,9 +522,17 @@ class ClusterOperations(RDSCore):
             position = old_node.log_position()
             if not wait_until(lambda: new_node.applied(position), 120):  # noqa: B023 - called here
                 raise EngineError(f"the reader {target} did not catch up with the writer {old_id}")
-            old_node.stop_handing_over()
             if not isinstance(old_node, PgNode):
+                # Writes stop, so the position is final; the writer goes only once the reader has
+                # applied all of it (its shutdown's hand-over to connected replicas is not relied on).
+                old_node.set_read_only(True)
+                final = old_node.log_position()
+                if not wait_until(lambda: new_node.applied(final), 120):  # noqa: B023 - called here
+                    old_node.set_read_only(False)
+                    raise EngineError(f"the reader {target} did not apply the last commits of {old_id}")
+                old_node.stop_handing_over()
                 return
+            old_node.stop_handing_over()
             end = old_node.final_lsn()
             if wait_until(lambda: new_node.received_past(end), 30):  # noqa: B023 - called here
                 return
