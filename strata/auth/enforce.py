@@ -4,7 +4,10 @@ policies, after the request is parsed and before the provider runs.
 Fast path: an account root (and the loopback test key) acting in its own account is allowed
 without evaluation. Others get their compiled policy set from the directory (cached per principal
 until the next IAM change); when none of its policies has a condition or a policy variable, the
-decision for an (action, resource) pair is cached with it.
+decision for an (action, resource) pair is cached with it, and for a request naming one resource,
+also under the request members its ARN is built from (then an allowed request is decided without
+building the ARN). Conditions on the connection alone (aws:SourceIp, aws:SecureTransport) keep
+decisions cacheable, with the connection's address and transport in the key.
 
 Resources owned by another account (an S3 bucket another account created) need that account's
 resource policy; a provider names a resource's owner through its optional `resource_account(req)`
@@ -39,7 +42,7 @@ import functools
 from contextvars import ContextVar
 from typing import Any
 
-from strata.auth import errors
+from strata.auth import conditions, errors
 from strata.auth.actions import ParamKeys, Plan, plan, targets
 from strata.auth.directory import Directory
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
@@ -69,19 +72,34 @@ def _without_also(service: str, operation: str) -> Plan:
     return dataclasses.replace(plan(service, operation), also=())
 
 
-def _static(policies: PolicySet) -> tuple[bool, bool]:
+# Condition tests that read only the connection (its address, whether it is TLS) with operators
+# that take no policy variables: a decision under them is cached with the connection's facts.
+_CONNECTION_TESTS = {
+    ("aws:sourceip", conditions.OPERATORS["IpAddress"][0]),
+    ("aws:sourceip", conditions.OPERATORS["Bool"][0]),
+    ("aws:securetransport", conditions.OPERATORS["Bool"][0]),
+}
+
+
+def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
     """(decisions depend only on (action, resource): no conditions, no variables;
-    they depend on the action alone: every statement is for any resource)."""
+    they depend on the action alone: every statement is for any resource;
+    they depend on (action, resource) and the connection: conditions only on aws:SourceIp and
+    aws:SecureTransport)."""
     every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
     every += list(policies.session or ())
-    static = any_resource = True
+    static = any_resource = by_connection = True
     for p in every:
         for s in p.statements:
-            if s.conditions or (s.resources is not None and s.resources.dynamic):
+            if s.resources is not None and s.resources.dynamic:
+                static = by_connection = False
+            elif s.conditions:
                 static = False
+                if any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
+                    by_connection = False
             if s.resources is not None and (s.not_resources or not s.resources.any):
                 any_resource = False
-    return static, static and any_resource
+    return static, static and any_resource, by_connection and not static
 
 
 def _facts(
@@ -186,7 +204,10 @@ class Authorizer:
         kind = cache.get("static")
         if kind is None:
             kind = cache["static"] = _static(policies)
-        static, action_only = kind
+        static, action_only, by_connection = kind
+        # decisions under conditions on the connection alone are cached with its facts
+        connection = (request.client, request.secure) if by_connection else ()
+        cacheable = static or by_connection
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
@@ -216,6 +237,34 @@ class Authorizer:
             known = cache.get(action_key)
             if known is not None and known.allowed:
                 return
+        # A single resource named by the request's members: its decision is cached under the
+        # members' values (what its ARN is built from), so an allowed request is decided without
+        # building the ARN.
+        by_members: tuple | None = None
+        if (
+            cacheable
+            and resource_policy is None
+            and p.each is None
+            and not p.also
+            and not further
+            and own_pairs is None
+            and getattr(provider, "resource_arn", None) is None
+        ):
+            by_members = (
+                "members",
+                p.versioned_action if params.get("VersionId") else p.action,
+                owner,
+                region,
+                *connection,
+                *[params.get(member) for member, _ in p.rules],
+            )
+            try:
+                known = cache.get(by_members)
+            except TypeError:  # a member that is not a string (unhashable): decided below
+                by_members = None
+            else:
+                if known is not None and known.allowed:
+                    return
         facts = None
         pairs = (
             own_pairs
@@ -229,8 +278,8 @@ class Authorizer:
                 pairs[0] = (pairs[0][0], exact)
         for action, resource in pairs:
             decision: Decision | None = None
-            key = (action, resource, owner)
-            if static and resource_policy is None:
+            key = (action, resource, owner, region, *connection)
+            if cacheable and resource_policy is None:
                 decision = cache.get(key)
             if decision is None:
                 if facts is None:
@@ -238,13 +287,15 @@ class Authorizer:
                 decision = evaluate(
                     principal, action, resource, facts, policies, resource_policy, owner, required
                 )
-                if static and resource_policy is None:
+                if cacheable and resource_policy is None:
                     if len(cache) > _DECISION_CACHE_LIMIT:
                         cache.clear()
                         cache["static"] = kind
                     cache[key] = decision
                     if by_action:
                         cache[(action, owner)] = decision
+                    if by_members is not None:
+                        cache[by_members] = decision
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
         if further:
