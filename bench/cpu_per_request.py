@@ -9,7 +9,8 @@ from /proc) is read before and after:
 
     CPU µs/request = (process CPU seconds after - before) / requests wrk completed
 
-Usage (each server already running; its process is found by the port it listens on, or --pid):
+Usage (each server already running; its process is found by the port it listens on, or --pid;
+`--credentials NAME=AK:SK` signs a target as an IAM user rather than the test key's root):
 
     python bench/cpu_per_request.py --target base=http://127.0.0.1:4701 \\
         --target new=http://127.0.0.1:4702 --seconds 6 --rounds 3
@@ -107,6 +108,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", action="append", required=True, metavar="NAME=URL")
     ap.add_argument("--pid", action="append", default=[], metavar="NAME=PID")
+    ap.add_argument(
+        "--credentials",
+        action="append",
+        default=[],
+        metavar="NAME=AK:SK",
+        help="sign a target's requests (and its set-up) with these keys (default test:test)",
+    )
     ap.add_argument("--workloads", default="ddb_get,s3_get_4k", help=f"from {','.join(WORKLOADS)}")
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--warmup", type=float, default=1)
@@ -119,10 +127,12 @@ def main() -> None:
     # what the shared harness's setup() reads
     a.threads, a.keys, a.get_keys, a.conns_big = 1, 2000, 500, 16
     pids = {k: int(v) for k, v in (p.split("=", 1) for p in a.pid)}
+    keys = dict(c.split("=", 1) for c in a.credentials)
     targets = []
     for spec in a.target:
         name, url = spec.split("=", 1)
-        t = harness.Target(name, url)
+        ak, sk = keys.get(name, "test:test").split(":", 1)
+        t = harness.Target(name, url, ak, sk)
         harness.detect(t, ["s3", "ddb"])
         t.pid = pids.get(name) or listening_pid(urlsplit(url).port or 80)
         targets.append(t)
