@@ -208,3 +208,31 @@ def test_burst_credits_are_spent_by_what_is_metered(strata_factory) -> None:  # 
     cw = server.client("cloudwatch")
     server.advance_clock("1m")
     assert latest("BurstCreditBalance") < full - (64 << 20)
+
+
+def test_elastic_ceilings_follow_the_region(strata_server) -> None:  # noqa: ANN001
+    # Outside the large regions Elastic reads up to 10 GiB/s and writes up to 1 GiB/s: both fit a
+    # kernel bucket, so both are held (what the servers send, reads, in a bucket of its own).
+    efs, ec2 = (
+        strata_server.client("efs", region="eu-west-3"),
+        strata_server.client("ec2", region="eu-west-3"),
+    )
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), ThroughputMode="elastic")[
+        "FileSystemId"
+    ]
+    mt = efs.create_mount_target(FileSystemId=fs_id, SubnetId=subnet["SubnetId"])
+    key = fs_id.replace("-", "_")
+    ruleset = nft_ruleset()
+    assert "rate over 1024 mbytes/second" in ruleset.split(f"limit {key} ", 1)[1].split("}", 1)[0]
+    assert "rate over 10240 mbytes/second" in ruleset.split(f"limit {key}_send ", 1)[1].split("}", 1)[0]
+    sent = [line for line in ruleset.splitlines() if "tcp sport" in line and f'"{key}_send"' in line]
+    assert len(sent) == 1
+    with connect(mt["IpAddress"]) as client:  # traffic under the ceilings passes as before
+        data = os.urandom(2 << 20)
+        with client.open("f.bin", "wb") as f:
+            f.write(data)
+        with client.open("f.bin", "rb") as f:
+            assert f.read(len(data)) == data
+    efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    assert key not in nft_ruleset()
