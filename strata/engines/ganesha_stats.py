@@ -102,6 +102,7 @@ class StatsBus:
         else:  # a deep data dir: the abstract namespace has no length limit (the policy still holds)
             self.listen = f"unix:abstract=strata-nfs-stats-{os.urandom(8).hex()}"
         self.address = self.listen
+        self._warned = False
         daemon = shutil.which("dbus-daemon") or "dbus-daemon"
         self.process = EngineProcess(
             ProcessSpec(
@@ -120,7 +121,9 @@ class StatsBus:
         if self.process.running():
             return True
         if not self.usable():
-            log.warning("dbus-daemon is not installed: EFS I/O metrics are not collected")
+            if not self._warned:
+                log.warning("dbus-daemon is not installed: EFS I/O metrics are not collected")
+                self._warned = True
             return False
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.conf, _config(self.listen))
