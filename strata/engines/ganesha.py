@@ -20,6 +20,8 @@ What a caller may rely on:
   file after another closed it sees the other's writes.
 - `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds, changes and removes
   exports without dropping its clients; it returns once ganesha has applied them.
+- With a statistics bus (strata.engines.ganesha_stats) each server counts the operations it
+  serves and answers its counters there under its own name.
 - ganesha must run as root (it switches to each request's uid/gid per operation and opens files
   by handle, which needs CAP_DAC_READ_SEARCH); without root `start()` raises EngineError.
 """
@@ -33,6 +35,7 @@ from functools import cache
 from pathlib import Path
 
 from strata.engines.firewall import control_connection
+from strata.engines.ganesha_stats import bus_prefix
 from strata.engines.process import (
     EngineError,
     EngineProcess,
@@ -98,12 +101,18 @@ def _quoted(value: object) -> str:
     return f'"{text}"'
 
 
-def config(address: str, port: int, run_dir: Path, exports: list[Export]) -> str:
-    """The ganesha.conf of one server."""
+def config(
+    address: str, port: int, run_dir: Path, exports: list[Export], stats_name: str | None = None
+) -> str:
+    """The ganesha.conf of one server (`stats_name`: its name on the statistics bus, which also
+    turns on per-operation counters; strata.engines.ganesha_stats)."""
+    stats = (
+        f"  Dbus_Name_Prefix = {_quoted(stats_name)};\n  Enable_FULLV4_Stats = true;\n" if stats_name else ""
+    )
     head = (
         "NFS_CORE_PARAM {\n"
         f"  Protocols = 4;\n  NFS_Port = {port};\n  Bind_addr = {address};\n"
-        "  Enable_NLM = false;\n  Enable_RQUOTA = false;\n  Enable_UDP = false;\n}\n"
+        "  Enable_NLM = false;\n  Enable_RQUOTA = false;\n  Enable_UDP = false;\n" + stats + "}\n"
         "NFSV4 {\n  Graceless = true;\n"
         f"  RecoveryRoot = {_quoted(run_dir / 'recovery')};\n"
         "  Minor_Versions = 0, 1, 2;\n  Only_Numeric_Owners = true;\n  Delegations = false;\n"
@@ -118,10 +127,20 @@ def config(address: str, port: int, run_dir: Path, exports: list[Export]) -> str
 
 
 class NfsServer:
-    """One ganesha.nfsd on `address:port` serving `exports`; its files live in `run_dir`."""
+    """One ganesha.nfsd on `address:port` serving `exports`; its files live in `run_dir`. With
+    `stats_bus` (a D-Bus address) it publishes its counters there as `name`."""
 
-    def __init__(self, name: str, address: str, port: int, run_dir: Path, exports: list[Export]) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        port: int,
+        run_dir: Path,
+        exports: list[Export],
+        stats_bus: str | None = None,
+    ) -> None:
         self.name = name
+        self.stats_bus = stats_bus
         self.address = address
         self.port = port
         self.run_dir = Path(run_dir)
@@ -136,13 +155,20 @@ class NfsServer:
                 run_dir=self.run_dir,
                 cwd=self.run_dir,
                 match=str(self.conf),
-                extra_env=MALLOC_ENV,
+                extra_env={**MALLOC_ENV, **({"DBUS_SYSTEM_BUS_ADDRESS": stats_bus} if stats_bus else {})},
             )
         )
 
     def _write_config(self) -> None:
         (self.run_dir / "recovery").mkdir(parents=True, exist_ok=True)
-        write_private(self.conf, config(self.address, self.port, self.run_dir, self.exports))
+        write_private(
+            self.conf,
+            config(self.address, self.port, self.run_dir, self.exports, self.stats_name),
+        )
+
+    @property
+    def stats_name(self) -> str | None:
+        return bus_prefix(self.name) if self.stats_bus else None
 
     def launch(self) -> None:
         """Start the server without waiting (see `ready`), so several start side by side."""

@@ -11,6 +11,11 @@ rate (measured with separate buckets: a 20 MiB/s limit gave 19.9 MiB/s written a
 1 MiB/s gave 1.0 and 1.5 including the burst). Nothing is proxied: traffic under the limit takes
 the same path as without one. A group without a rate is only counted.
 
+A group may also hold what its servers send to a bucket of its own (`send_bytes_per_second`: EFS
+Elastic's separate read ceiling). The kernel cannot hold a bucket above `MAX_RATE` (nft_limit
+computes in nanosecond-bytes of 64 bits: about 17 GiB/s with the burst); a rate above it is not
+limited, only counted.
+
 Each group's bytes are counted by direction (`totals`), across rewrites of the table.
 
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
@@ -39,6 +44,7 @@ from strata.engines.nft import (
 # Above the largest loopback packet (64 KiB), so no packet is over the limit alone. A bucket holds
 # one second of its rate on top of this (the kernel's nft_limit), so that is the real burst.
 BURST_BYTES = 1 << 20
+MAX_RATE = 16 << 30  # bytes a second: the largest bucket the kernel takes (see the docstring)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Group:
     bytes_per_second: int | None  # tokens a second (None: counted, not limited)
     send_cost: int = 1  # tokens per byte the servers send (reads)
     receive_cost: int = 1  # tokens per byte they receive (writes)
+    send_bytes_per_second: int | None = None  # a bucket of its own for what the servers send
 
 
 class Throttle:
@@ -130,18 +137,23 @@ class Throttle:
             addresses = ", ".join(g.addresses)
             ports = ", ".join(str(p) for p in g.ports)
             objects.append(f"  counter {key}_sent {{ }}\n  counter {key}_received {{ }}")
-            if g.bytes_per_second is not None:
-                objects.append(
-                    f"  limit {key} {{ rate over {max(1, g.bytes_per_second // 1024)} kbytes/second "
-                    f"burst {BURST_BYTES // 1024} kbytes }}"
-                )
+            shared = _limited(g.bytes_per_second)
+            sending = _limited(g.send_bytes_per_second)
+            for name, rate in ((key, shared), (f"{key}_send", sending)):
+                if rate is not None:
+                    objects.append(
+                        f"  limit {name} {{ rate over {max(1, rate // 1024)} kbytes/second "
+                        f"burst {BURST_BYTES // 1024} kbytes }}"
+                    )
             for counter, cost, match in (
                 ("sent", g.send_cost, f"ip saddr {{ {addresses} }} tcp sport {{ {ports} }}"),
                 ("received", g.receive_cost, f"ip daddr {{ {addresses} }} tcp dport {{ {ports} }}"),
             ):
                 rules.append(f'    {match} counter name "{key}_{counter}"')
-                if g.bytes_per_second is not None:
+                if shared is not None:
                     rules += [f'    {match} limit name "{key}" drop'] * cost
+                if counter == "sent" and sending is not None:
+                    rules.append(f'    {match} limit name "{key}_send" drop')
         run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n" + "\n".join(objects) + "\n"
@@ -149,6 +161,11 @@ class Throttle:
             + "\n".join(rules)
             + "\n  }\n}\n"
         )
+
+
+def _limited(rate: int | None) -> int | None:
+    """The rate a bucket holds, None for no bucket (none asked, or above what the kernel takes)."""
+    return rate if rate is not None and rate <= MAX_RATE else None
 
 
 def _key(name: str) -> str:

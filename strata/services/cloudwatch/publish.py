@@ -23,7 +23,8 @@ anyway, and this rule reads what the meter wrote.
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
   (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
 - AWS/EFS       per FileSystemId: StorageBytes, ClientConnections, BurstCreditBalance,
-  PermittedThroughput (publish_efs).
+  PermittedThroughput, the I/O metrics (DataReadIOBytes ... MeteredIOBytes) and PercentIOLimit
+  from the NFS servers' counters (publish_efs).
 
 - AWS/RDS         per DBInstanceIdentifier and Aurora cluster, from the engine: see publish_rds.
 - AWS/EBS         per VolumeId, from the NBD data path: see publish_ebs.
@@ -40,8 +41,8 @@ import math
 from typing import Any
 
 from strata.services.base import ServiceRuntime, run_blocking
-from strata.services.cloudwatch import publish_efs
 from strata.services.cloudwatch.publish_ebs import EbsSampler
+from strata.services.cloudwatch.publish_efs import EfsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
 from strata.sim import bucket_requests as br
@@ -100,6 +101,7 @@ class Publisher:
         self.scope = scope_of(self.account, self.region)  # of records from before accounts and regions
         self.rds = RdsSampler()
         self.ebs = EbsSampler()
+        self.efs = EfsSampler()
 
     async def close(self) -> None:
         return None
@@ -113,7 +115,7 @@ class Publisher:
         points += await run_blocking(self._elasticache, until)
         efs = self.runtime.peer("efs")
         if efs is not None:
-            points += await run_blocking(publish_efs.points, efs, self.account, self.region, until)
+            points += await run_blocking(self.efs.points, efs, self.account, self.region, until)
         rds = self.runtime.peer("rds")
         if rds is not None:
             points += await run_blocking(self.rds.points, rds, until)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT, Export, NfsServer
+from strata.engines.ganesha_stats import Counters, StatsBus
 from strata.engines.ports import port_is_free
 from strata.services.efs.client_access import FULL, ClientAccess
 
@@ -44,6 +45,8 @@ class Exports:
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
         # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
         self.roots: dict[str, Path] = {}
+        # Where the servers publish what they served (started with the first server).
+        self.stats_bus = StatsBus(self.data_dir / "nfs" / "stats-bus")
         self._lock = threading.RLock()
 
     def fs_dir(self, fs_id: str) -> Path:
@@ -145,9 +148,10 @@ class Exports:
             for server in pair or ():  # one of them died: start both afresh
                 server.stop()
             _junctions(pseudo, aps, keep_others=False)
+            bus = self.stats_bus.address if self.stats_bus.start() else None
             pair = (
-                NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root),
-                NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps),
+                NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root, bus),
+                NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps, bus),
             )
             for server in pair:
                 server.launch()
@@ -180,6 +184,18 @@ class Exports:
         for pair in pairs:
             for server in pair:
                 server.stop()
+        self.stats_bus.stop()
+
+    def served(self) -> dict[str, list[tuple[str, int | None, Counters]]]:
+        """mount target id -> (server name, process id, what it has served) of each of its running
+        servers that answered (cumulative per process: difference them by process id); blocking."""
+        with self._lock:
+            pairs = {mt: list(pair) for mt, pair in self.servers.items()}
+        counted = self.stats_bus.counters([s.name for pair in pairs.values() for s in pair if s.running()])
+        return {
+            mt: [(s.name, s.process.pid, counted[s.name]) for s in pair if s.name in counted]
+            for mt, pair in pairs.items()
+        }
 
 
 def _junctions(pseudo: Path, exports: list[Export], keep_others: bool) -> None:

@@ -94,7 +94,7 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             try:
                 await run_blocking(self._limit, doc["id"])
             except Exception as e:  # noqa: BLE001
-                log.error("EFS file system %s: provisioned throughput not enforced: %s", doc["id"], e)
+                log.error("EFS file system %s: throughput limits not enforced: %s", doc["id"], e)
         clock.on_advance(lambda _now: self._measure_all())
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 

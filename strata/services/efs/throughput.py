@@ -19,8 +19,15 @@ takes one token and a byte written three. What the rate is, by mode:
   1 TiB. The balance is settled every `SETTLE_SECONDS` from the kernel's byte counters, so an
   exhausted file system is slowed to its baseline within that (AWS meters by the minute). Sizes
   are those of the last measure (Describe, clock advance), as AWS's hourly metering process.
-- elastic: not limited. AWS's Elastic ceilings (GiB/s per file system) are above what one machine's
-  loopback NFS moves, so the limit could never bite.
+- elastic: AWS's default Elastic quotas per Regional file system
+  (https://docs.aws.amazon.com/efs/latest/ug/limits.html): reads up to 60 GiB/s and writes up to
+  5 GiB/s in us-east-1, us-east-2, us-west-2, ap-southeast-1, ap-northeast-1, eu-central-1 and
+  eu-west-1; 10 GiB/s and 1 GiB/s elsewhere. Writes (and metadata: all the file system receives)
+  go through a bucket of the write ceiling, reads through one of the read ceiling. The kernel holds
+  no bucket above 16 GiB/s (strata.engines.throttle.MAX_RATE), so the 60 GiB/s read ceiling is
+  not enforced: nothing on one machine's loopback moves that much. One Zone file systems get the
+  same ceilings (AWS gives them ranges, 3-5 GiB/s read and 1-3 GiB/s write, with no per-region
+  table). PermittedThroughput is the write ceiling, as AWS reports it for Elastic.
 
 Without nftables (not root) nothing is limited: provisioned throughput is refused at create and
 update then, and a Bursting file system runs as one that never runs out of credits.
@@ -70,9 +77,36 @@ def max_credits(standard_bytes: int) -> float:
     return max(INITIAL_CREDITS, standard_bytes / TIB * CREDITS_PER_TIB)
 
 
+def iops_limits(fs: dict) -> tuple[int, int]:
+    """The (read, write) operations a second a General Purpose file system may drive, as AWS's
+    performance table gives them (https://docs.aws.amazon.com/efs/latest/ug/performance.html):
+    One Zone 35,000 / 7,000; Regional with Elastic throughput 250,000 (frequently accessed data) /
+    50,000; Regional otherwise 55,000 / 25,000. (CloudWatch's PercentIOLimit; not enforced.)"""
+    if fs.get("az"):
+        return 35_000, 7_000
+    if fs.get("throughput") == "elastic":
+        return 250_000, 50_000
+    return 55_000, 25_000
+
+
+ELASTIC_HIGH_REGIONS = frozenset(
+    {"us-east-1", "us-east-2", "us-west-2", "ap-southeast-1", "ap-northeast-1", "eu-central-1", "eu-west-1"}
+)
+
+
+def elastic_limits(region: str) -> tuple[int, int]:
+    """Elastic's (read, write) ceilings in bytes per second for a file system in `region`."""
+    if region in ELASTIC_HIGH_REGIONS:
+        return 60 * GIB, 5 * GIB
+    return 10 * GIB, 1 * GIB
+
+
 def permitted(fs: dict, standard_bytes: int, credits: float) -> float | None:
-    """The metered throughput the file system may drive now (bytes per second), None: unlimited."""
+    """The metered throughput the file system may drive now (bytes per second; Elastic: its
+    write ceiling), None: unlimited."""
     mode = fs.get("throughput")
+    if mode == "elastic":
+        return float(elastic_limits(fs.get("region") or "us-east-1")[1])
     if mode == "provisioned":
         return max(fs["provisioned"] * MIB, baseline(standard_bytes))
     if mode == "bursting":
@@ -92,8 +126,8 @@ class ThroughputLimits:
         self._settled: dict[str, tuple[float, float]] = {}  # fs -> (simulated time, metered bytes)
 
     def apply(self, fs: dict, mount_targets: list[dict], standard_bytes: int) -> None:
-        """Hold the file system's traffic to what it may drive now, or release it (Elastic, no
-        mount target left, or nothing to enforce it with); blocking."""
+        """Hold the file system's traffic to what it may drive now, or release it (no mount
+        target left, or nothing to enforce it with); blocking."""
         with self._lock:
             credits = self.credits.setdefault(fs["id"], fs.get("burst_credits", INITIAL_CREDITS))
             rate = permitted(fs, standard_bytes, credits)
@@ -105,9 +139,12 @@ class ThroughputLimits:
             if self._throttle is None:
                 self._throttle = Throttle("efs_throughput")
             addresses = tuple(sorted(m["ip"] for m in mount_targets))
-            group = Group(
-                addresses, (NFS_PORT, ACCESS_POINT_PORT), int(WRITE_COST * rate), READ_COST, WRITE_COST
-            )
+            ports = (NFS_PORT, ACCESS_POINT_PORT)
+            if fs.get("throughput") == "elastic":  # reads and writes each held to their own ceiling
+                read, write = elastic_limits(fs.get("region") or "us-east-1")
+                group = Group(addresses, ports, write, 0, 1, send_bytes_per_second=read)
+            else:
+                group = Group(addresses, ports, int(WRITE_COST * rate), READ_COST, WRITE_COST)
             self._throttle.set(fs["id"], group)
             if fs["id"] not in self._settled:
                 self._settled[fs["id"]] = (clock.time(), self._metered().get(fs["id"], 0.0))

@@ -102,7 +102,7 @@ def test_provisioned_throughput_is_enforced(strata_factory) -> None:  # noqa: AN
             with client.open("big.bin", "rb") as f:
                 assert f.read(len(data)) == data
         assert time.monotonic() - t > 2.0
-    # The limit follows UpdateFileSystem and the mount targets; Elastic is not throttled.
+    # The limit follows UpdateFileSystem and the mount targets.
     efs.update_file_system(FileSystemId=fs_id, ProvisionedThroughputInMibps=2.0)
     assert "rate over 6 mbytes/second" in nft_ruleset().split(f"limit {key} ", 1)[1]
     efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
@@ -111,7 +111,18 @@ def test_provisioned_throughput_is_enforced(strata_factory) -> None:  # noqa: AN
     assert f"limit {key} " in nft_ruleset()
     strata_server.advance_clock("25h")  # the increase to 2 MiB/s holds the mode for a day
     efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
-    assert key not in nft_ruleset()
+    assert_elastic(key)
+
+
+def assert_elastic(key: str) -> None:
+    """Elastic's us-east-1 ceilings: writes (all received) 5 GiB/s; reads 60 GiB/s, above what a
+    kernel bucket holds, so not limited (counted)."""
+    ruleset = nft_ruleset()
+    assert "rate over 5120 mbytes/second" in ruleset.split(f"limit {key} ", 1)[1].split("}", 1)[0]
+    assert f"limit {key}_send " not in ruleset and f"counter {key}_sent" in ruleset
+    received = [line for line in ruleset.splitlines() if "tcp dport" in line and f'"{key}"' in line]
+    assert len(received) == 1  # each byte written takes one token (not three, as when metered)
+    assert not [line for line in ruleset.splitlines() if "tcp sport" in line and f'"{key}"' in line]
 
 
 def test_reads_and_writes_share_the_provisioned_rate(strata_server) -> None:  # noqa: ANN001
@@ -158,7 +169,7 @@ def test_bursting_is_held_to_its_burst_rate(strata_server) -> None:  # noqa: ANN
     counted = nft_ruleset().split(f"counter {key}_received", 1)[1].split("}", 1)[0]
     assert int(counted.split("bytes ", 1)[1].split()[0]) > 1 << 20
     efs.update_file_system(FileSystemId=fs_id, ThroughputMode="elastic")
-    assert key not in nft_ruleset()
+    assert_elastic(key)
 
 
 def test_burst_credits_are_spent_by_what_is_metered(strata_factory) -> None:  # noqa: ANN001
@@ -197,3 +208,31 @@ def test_burst_credits_are_spent_by_what_is_metered(strata_factory) -> None:  # 
     cw = server.client("cloudwatch")
     server.advance_clock("1m")
     assert latest("BurstCreditBalance") < full - (64 << 20)
+
+
+def test_elastic_ceilings_follow_the_region(strata_server) -> None:  # noqa: ANN001
+    # Outside the large regions Elastic reads up to 10 GiB/s and writes up to 1 GiB/s: both fit a
+    # kernel bucket, so both are held (what the servers send, reads, in a bucket of its own).
+    efs, ec2 = (
+        strata_server.client("efs", region="eu-west-3"),
+        strata_server.client("ec2", region="eu-west-3"),
+    )
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), ThroughputMode="elastic")[
+        "FileSystemId"
+    ]
+    mt = efs.create_mount_target(FileSystemId=fs_id, SubnetId=subnet["SubnetId"])
+    key = fs_id.replace("-", "_")
+    ruleset = nft_ruleset()
+    assert "rate over 1024 mbytes/second" in ruleset.split(f"limit {key} ", 1)[1].split("}", 1)[0]
+    assert "rate over 10240 mbytes/second" in ruleset.split(f"limit {key}_send ", 1)[1].split("}", 1)[0]
+    sent = [line for line in ruleset.splitlines() if "tcp sport" in line and f'"{key}_send"' in line]
+    assert len(sent) == 1
+    with connect(mt["IpAddress"]) as client:  # traffic under the ceilings passes as before
+        data = os.urandom(2 << 20)
+        with client.open("f.bin", "wb") as f:
+            f.write(data)
+        with client.open("f.bin", "rb") as f:
+            assert f.read(len(data)) == data
+    efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    assert key not in nft_ruleset()
