@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from strata.console.aws import AwsError, call, off_loop
+from strata.console.aws import AwsError, off_loop
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
 
@@ -23,15 +23,10 @@ MAX_SCANS_PER_PAGE = 50
 PREVIEW = 200  # characters of a string value shown
 
 
-async def _ec(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "elasticache", op, page.request.secure, **params)
-
-
 async def caches(page: Page) -> HttpResponse:
     groups, clusters = await asyncio.gather(
-        _ec(page, "describe_replication_groups"),
-        _ec(page, "describe_cache_clusters", ShowCacheNodeInfo=True),
+        page.call("elasticache", "describe_replication_groups"),
+        page.call("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True),
     )
     standalone = [c for c in clusters.get("CacheClusters", []) if not c.get("ReplicationGroupId")]
     return page.render(
@@ -44,9 +39,14 @@ async def caches(page: Page) -> HttpResponse:
 
 async def fail_over(page: Page) -> HttpResponse:
     group, node_group = page.form.get("group", ""), page.form.get("node_group", "")
-    await _ec(page, "test_failover", ReplicationGroupId=group, NodeGroupId=node_group)
-    page.say("ok", f"Failing over node group {node_group} of {group}.")
-    return page.redirect(url("/elasticache"))
+    return await page.act(
+        "elasticache",
+        "test_failover",
+        f"Failing over node group {node_group} of {group}.",
+        url("/elasticache"),
+        ReplicationGroupId=group,
+        NodeGroupId=node_group,
+    )
 
 
 async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dict]:
@@ -54,7 +54,7 @@ async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dic
     if not group and not cluster:
         raise AwsError("InvalidParameterValue", "Name a replication group or a cache cluster.")
     if group:
-        groups = (await _ec(page, "describe_replication_groups", ReplicationGroupId=group))[
+        groups = (await page.call("elasticache", "describe_replication_groups", ReplicationGroupId=group))[
             "ReplicationGroups"
         ]
         g = next((x for x in groups if x["ReplicationGroupId"] == group), None)
@@ -62,9 +62,11 @@ async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dic
         if not g or not ep:
             raise AwsError("InvalidReplicationGroupState", f"{group} has no endpoint yet.")
         return ep["Address"], int(ep["Port"]), g
-    clusters = (await _ec(page, "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True))[
-        "CacheClusters"
-    ]
+    clusters = (
+        await page.call(
+            "elasticache", "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True
+        )
+    )["CacheClusters"]
     c = next((x for x in clusters if x["CacheClusterId"] == cluster), None)
     if c is None or c.get("Engine") not in ("redis", "valkey"):
         raise AwsError("InvalidParameterValue", "Only Redis and Valkey caches have a key browser.")

@@ -7,16 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from strata.console.aws import call
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
 
 _SCHEMES = {"postgres": "postgresql", "aurora-postgresql": "postgresql"}
-
-
-async def _rds(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "rds", op, page.request.secure, **params)
 
 
 def connection_string(engine: str, user: str, host: str, port: int, database: str | None) -> str:
@@ -37,9 +31,9 @@ def _role(instance: dict) -> str:
 
 async def databases(page: Page) -> HttpResponse:
     instances, clusters, snapshots = await asyncio.gather(
-        _rds(page, "describe_db_instances"),
-        _rds(page, "describe_db_clusters"),
-        _rds(page, "describe_db_snapshots"),
+        page.call("rds", "describe_db_instances"),
+        page.call("rds", "describe_db_clusters"),
+        page.call("rds", "describe_db_snapshots"),
     )
     rows = []
     for d in instances.get("DBInstances", []):
@@ -72,18 +66,26 @@ async def databases(page: Page) -> HttpResponse:
 async def reboot(page: Page) -> HttpResponse:
     name = page.form.get("instance", "")
     failover = page.form.get("failover") == "1"
-    await _rds(
-        page, "reboot_db_instance", DBInstanceIdentifier=name, **({"ForceFailover": True} if failover else {})
+    return await page.act(
+        "rds",
+        "reboot_db_instance",
+        f"Rebooting {name}" + (" with failover." if failover else "."),
+        url("/rds"),
+        DBInstanceIdentifier=name,
+        **({"ForceFailover": True} if failover else {}),
     )
-    page.say("ok", f"Rebooting {name}" + (" with failover." if failover else "."))
-    return page.redirect(url("/rds"))
 
 
 async def snapshot(page: Page) -> HttpResponse:
     name, snap = page.form.get("instance", ""), page.form.get("snapshot", "").strip()
-    await _rds(page, "create_db_snapshot", DBInstanceIdentifier=name, DBSnapshotIdentifier=snap)
-    page.say("ok", f"Creating snapshot {snap} of {name}.")
-    return page.redirect(url("/rds"))
+    return await page.act(
+        "rds",
+        "create_db_snapshot",
+        f"Creating snapshot {snap} of {name}.",
+        url("/rds"),
+        DBInstanceIdentifier=name,
+        DBSnapshotIdentifier=snap,
+    )
 
 
 async def restore(page: Page) -> HttpResponse:
@@ -95,16 +97,14 @@ async def restore(page: Page) -> HttpResponse:
         params["RestoreTime"] = when if when.endswith("Z") or "+" in when else when + "Z"
     else:
         params["UseLatestRestorableTime"] = True
-    await _rds(page, "restore_db_instance_to_point_in_time", **params)
-    page.say("ok", f"Restoring {name} to {when or 'its latest restorable time'} as {target}.")
-    return page.redirect(url("/rds"))
+    done = f"Restoring {name} to {when or 'its latest restorable time'} as {target}."
+    return await page.act("rds", "restore_db_instance_to_point_in_time", done, url("/rds"), **params)
 
 
 async def failover_cluster(page: Page) -> HttpResponse:
     name = page.form.get("cluster", "")
-    await _rds(page, "failover_db_cluster", DBClusterIdentifier=name)
-    page.say("ok", f"Failing over cluster {name}.")
-    return page.redirect(url("/rds"))
+    done = f"Failing over cluster {name}."
+    return await page.act("rds", "failover_db_cluster", done, url("/rds"), DBClusterIdentifier=name)
 
 
 ROUTES = {

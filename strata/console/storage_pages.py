@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from strata.console.aws import call
 from strata.console.web import Page
 from strata.protocol.http import HttpResponse
 
 
-async def _call(page: Page, service: str, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, service, op, page.request.secure, **params)
-
-
 async def volumes(page: Page) -> HttpResponse:
     listed, snapshots = await asyncio.gather(
-        _call(page, "ec2", "describe_volumes", MaxResults=500),
-        _call(page, "ec2", "describe_snapshots", OwnerIds=["self"], MaxResults=500),
+        page.call("ec2", "describe_volumes", MaxResults=500),
+        page.call("ec2", "describe_snapshots", OwnerIds=["self"], MaxResults=500),
     )
     return page.render(
         "ebs.html", title="EBS", volumes=listed.get("Volumes", []), snapshots=snapshots.get("Snapshots", [])
@@ -26,9 +19,9 @@ async def volumes(page: Page) -> HttpResponse:
 
 
 async def file_systems(page: Page) -> HttpResponse:
-    listed = (await _call(page, "efs", "describe_file_systems")).get("FileSystems", [])
+    listed = (await page.call("efs", "describe_file_systems")).get("FileSystems", [])
     targets = await asyncio.gather(
-        *(_call(page, "efs", "describe_mount_targets", FileSystemId=fs["FileSystemId"]) for fs in listed)
+        *(page.call("efs", "describe_mount_targets", FileSystemId=fs["FileSystemId"]) for fs in listed)
     )
     rows = [{"fs": fs, "targets": t.get("MountTargets", [])} for fs, t in zip(listed, targets, strict=True)]
     return page.render("efs.html", title="EFS", rows=rows)

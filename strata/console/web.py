@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
 
+from strata.console import aws
 from strata.protocol.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -118,6 +119,26 @@ class Page:
     def say(self, kind: str, text: str) -> None:
         if self.session is not None:
             self.session.say(kind, text)
+
+    async def call(self, service: str, op: str, **params: Any) -> Any:
+        """`op` (botocore's snake_case name) of `service`, called as the signed-in identity over the
+        listener this page came in on (strata.console.aws.call); AwsError on failure."""
+        assert self.session is not None
+        return await aws.call(self.session, self.app.settings, service, op, self.request.secure, **params)
+
+    async def act(self, service: str, op: str, done: str, then: str, **params: Any) -> HttpResponse:
+        """A form's one state-changing call: make it, say `done` on the next page, go to `then`
+        (a failure is said instead, on the page the form came from: strata.console.Console)."""
+        await self.call(service, op, **params)
+        self.say("ok", done)
+        return self.redirect(then)
+
+    def next_url(self, **markers: Any) -> str:
+        """This page again with its paging parameters set to `markers` (where the listing goes on);
+        empty on the last page, when the listing gave no marker."""
+        if not any(markers.values()):
+            return ""
+        return url(self.path, **{**self.query, **markers})
 
 
 def respond(status: int, body: bytes, content_type: str, cookies: list[str] | None = None) -> HttpResponse:
