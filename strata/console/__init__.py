@@ -4,6 +4,7 @@ Pages (each module's ROUTES):
   signin.py     sign in with an access key and secret, sign out
   s3_pages.py   buckets, the prefix browser, uploads (form, and multipart from the browser with
                 presigned parts), downloads, versions, metadata and tags
+  s3_settings_pages.py  a bucket's default encryption and lifecycle rules, edited
   dynamodb_pages.py  tables, the item browser (query and scan builders), the item editor
   rds_pages.py  instances, clusters, snapshots; reboot (failover), snapshot, point-in-time restore
   elasticache_pages.py  replication groups and clusters, test failover, a Redis key browser (SCAN)
@@ -35,6 +36,7 @@ from strata.console import (
     elasticache_pages,
     rds_pages,
     s3_pages,
+    s3_settings_pages,
     signin,
     storage_pages,
     time_pages,
@@ -65,6 +67,7 @@ _FRAMED = ("iframe", "frame", "embed", "object", "fencedframe")
 ROUTES = {
     **signin.ROUTES,
     **s3_pages.ROUTES,
+    **s3_settings_pages.ROUTES,
     **dynamodb_pages.ROUTES,
     **rds_pages.ROUTES,
     **elasticache_pages.ROUTES,

@@ -22,8 +22,8 @@ PAGE_SIZE = 100
 PART_URLS_PER_CALL = 100  # the browser asks for presigned part URLs this many at a time
 
 
-async def _or_none(page: Page, op: str, **params: Any) -> Any:
-    """The answer of a settings read, or None when the bucket has none of that setting."""
+async def read_setting(page: Page, op: str, **params: Any) -> Any:
+    """The answer of a bucket setting's Get call, or None when the bucket has none of that setting."""
     try:
         return await page.call("s3", op, **params)
     except AwsError as e:
@@ -75,9 +75,9 @@ async def bucket(page: Page) -> HttpResponse:
         listing = page.call("s3", "list_objects_v2", **params)
     listed, versioning, encryption, lifecycle = await asyncio.gather(
         listing,
-        _or_none(page, "get_bucket_versioning", Bucket=name),
-        _or_none(page, "get_bucket_encryption", Bucket=name),
-        _or_none(page, "get_bucket_lifecycle_configuration", Bucket=name),
+        read_setting(page, "get_bucket_versioning", Bucket=name),
+        read_setting(page, "get_bucket_encryption", Bucket=name),
+        read_setting(page, "get_bucket_lifecycle_configuration", Bucket=name),
     )
     if versions:
         rows = [dict(v, Kind="version") for v in listed.get("Versions", [])]
