@@ -1,5 +1,6 @@
-"""ElastiCache: replication groups and clusters with endpoints and roles, test failover, and a key
-browser for Redis (SCAN with a pattern, one page per request).
+"""ElastiCache: replication groups and clusters with endpoints and roles, create a replication group
+(cluster mode off: a primary and replicas; on: shards), test failover, and a key browser for Redis
+(SCAN with a pattern, one page per request).
 
 The key browser connects to the cache's own endpoint as any Redis client would, and only to an
 endpoint that a DescribeReplicationGroups / DescribeCacheClusters call made as the signed-in
@@ -15,8 +16,9 @@ from typing import Any
 import redis
 
 from strata.console.aws import AwsError, off_loop
-from strata.console.web import Page, url
+from strata.console.web import Page, form_int, url
 from strata.protocol.http import HttpResponse
+from strata.services.elasticache.validate import DEFAULT_NODE_TYPE, NODE_MEMORY_MB, REDIS_LIKE
 
 SCAN_COUNT = 100
 MAX_SCANS_PER_PAGE = 50
@@ -34,7 +36,36 @@ async def caches(page: Page) -> HttpResponse:
         title="ElastiCache",
         groups=groups.get("ReplicationGroups", []),
         clusters=standalone,
+        engines=REDIS_LIKE,
+        node_types=sorted(NODE_MEMORY_MB),
+        default_node_type=DEFAULT_NODE_TYPE,
     )
+
+
+async def create_group(page: Page) -> HttpResponse:
+    """CreateReplicationGroup: cluster mode off (NumCacheClusters: the primary and its replicas) or
+    on (NumNodeGroups shards of ReplicasPerNodeGroup replicas each)."""
+    form = page.form
+    name = form.get("group", "").strip()
+    params: dict[str, Any] = {
+        "ReplicationGroupId": name,
+        "ReplicationGroupDescription": form.get("description", "").strip() or name,
+        "Engine": form.get("engine", ""),
+        "CacheNodeType": form.get("node_type", ""),
+        "AutomaticFailoverEnabled": form.get("failover") == "1",
+        "MultiAZEnabled": form.get("multi_az") == "1",
+        "AtRestEncryptionEnabled": form.get("at_rest") == "1",
+    }
+    if form.get("version", "").strip():
+        params["EngineVersion"] = form["version"].strip()
+    replicas = form_int(form, "replicas", "Replicas", 1)
+    if form.get("cluster_mode") == "enabled":
+        params["NumNodeGroups"] = form_int(form, "shards", "Shards", 1)
+        params["ReplicasPerNodeGroup"] = replicas
+    else:
+        params["NumCacheClusters"] = replicas + 1
+    done = f"Creating replication group {name}."
+    return await page.act("elasticache", "create_replication_group", done, url("/elasticache"), **params)
 
 
 async def fail_over(page: Page) -> HttpResponse:
@@ -145,6 +176,7 @@ async def keys(page: Page) -> HttpResponse:
 
 ROUTES = {
     ("GET", "/elasticache"): caches,
+    ("POST", "/elasticache/create"): create_group,
     ("POST", "/elasticache/failover"): fail_over,
     ("GET", "/elasticache/keys"): keys,
 }

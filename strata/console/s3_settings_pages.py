@@ -15,7 +15,7 @@ from typing import Any
 
 from strata.console.aws import AwsError
 from strata.console.s3_pages import read_setting
-from strata.console.web import Page, url
+from strata.console.web import Page, form_int, url
 from strata.protocol.http import HttpResponse
 from strata.services.s3.lifecycle_rules import RANK
 from strata.services.s3.sse import KMS_MODES, MODES
@@ -133,16 +133,6 @@ async def set_encryption(page: Page) -> HttpResponse:
     )
 
 
-def _days(form: dict[str, str], field: str, what: str) -> int | None:
-    text = form.get(field, "").strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise AwsError("InvalidArgument", f"{what} is a whole number of days.") from None
-
-
 def _rule_from_form(form: dict[str, str]) -> dict:
     """One lifecycle rule from the add-a-rule form (S3 validates it when the configuration is put)."""
     rule: dict[str, Any] = {
@@ -152,16 +142,16 @@ def _rule_from_form(form: dict[str, str]) -> dict:
     }
     if not rule["ID"]:
         del rule["ID"]  # S3 names it
-    expire = _days(form, "expire_days", "Expire after")
+    expire = form_int(form, "expire_days", "Expire after")
     if expire is not None:
         rule["Expiration"] = {"Days": expire}
-    transition = _days(form, "transition_days", "Transition after")
+    transition = form_int(form, "transition_days", "Transition after")
     if transition is not None:
         rule["Transitions"] = [{"Days": transition, "StorageClass": form.get("transition_class", "")}]
-    noncurrent = _days(form, "noncurrent_days", "Expire noncurrent versions after")
+    noncurrent = form_int(form, "noncurrent_days", "Expire noncurrent versions after")
     if noncurrent is not None:
         rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": noncurrent}
-    abort = _days(form, "abort_days", "Abort incomplete uploads after")
+    abort = form_int(form, "abort_days", "Abort incomplete uploads after")
     if abort is not None:
         rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": abort}
     return rule

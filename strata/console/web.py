@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
@@ -165,6 +165,22 @@ def cookie(name: str, value: str, secure: bool, max_age: int | None = None) -> s
     if secure:
         parts.append("Secure")
     return "; ".join(parts)
+
+
+@overload
+def form_int(form: dict[str, str], field: str, what: str) -> int | None: ...
+@overload
+def form_int(form: dict[str, str], field: str, what: str, default: int) -> int: ...
+def form_int(form: dict[str, str], field: str, what: str, default: int | None = None) -> int | None:
+    """A form's whole-number field: `default` when left empty; AwsError (shown to the user, who
+    can correct it) when it is not a number."""
+    text = form.get(field, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise aws.AwsError("InvalidParameterValue", f"{what} is a whole number.") from None
 
 
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:

@@ -30,15 +30,24 @@ def _text(html: str) -> str:
 def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
     ec = strata_server.client("elasticache")
     group = f"rg-{unique}"
-    ec.create_replication_group(
-        ReplicationGroupId=group,
-        ReplicationGroupDescription="console",
-        Engine="redis",
-        CacheNodeType="cache.t3.micro",
-        NumCacheClusters=2,
-        AutomaticFailoverEnabled=True,
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    status, headers, _, _ = console.post_form(  # made with the console's create form
+        "/elasticache/create",
+        {
+            "csrf": console.csrf,
+            "group": group,
+            "engine": "redis",
+            "node_type": "cache.t3.micro",
+            "cluster_mode": "disabled",
+            "replicas": "1",
+            "failover": "1",
+        },
     )
+    assert status == 303
     try:
+        _, _, _, page = console.request("GET", headers["location"])
+        assert f"Creating replication group {group}." in page
         described = _wait(
             lambda: next(
                 (
@@ -56,8 +65,7 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
             r.set(f"user:{i:03d}", f"name {i}")
         r.set("other", "x")
         r.set('user:<script>alert("k")</script>', "<b>bold</b>", ex=3600)
-        console = PlainConsole(strata_server.port)
-        console.sign_in()
+        assert len(described["MemberClusters"]) == 2 and described["AutomaticFailover"] == "enabled"
         status, _, _, page = console.request("GET", ROOT + "/health")
         engines = page.split('id="engines"', 1)[1]
         assert re.search(r"<td>\d+</td><td>running</td><td>[^<]*" + group, engines), engines[:2000]
@@ -102,16 +110,26 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
 def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata_server, unique) -> None:
     rds = strata_server.client("rds")
     name = f"db-{unique}"
-    rds.create_db_instance(
-        DBInstanceIdentifier=name,
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="owner",
-        MasterUserPassword="secret-password-1",
-        AllocatedStorage=20,
-        DBName="shop",
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    status, headers, _, _ = console.post_form(  # made with the console's create form
+        "/rds/create",
+        {
+            "csrf": console.csrf,
+            "instance": name,
+            "engine": "postgres",
+            "class": "db.t3.micro",
+            "storage": "21",
+            "user": "owner",
+            "password": "secret-password-1",
+            "database": "shop",
+            "retention": "3",
+        },
     )
+    assert status == 303
     try:
+        _, _, _, page = console.request("GET", headers["location"])
+        assert f"Creating DB instance {name}." in page
         instance = _wait(
             lambda: next(
                 (
@@ -124,8 +142,7 @@ def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata
             "the DB instance",
         )
         endpoint = instance["Endpoint"]
-        console = PlainConsole(strata_server.port)
-        console.sign_in()
+        assert (instance["AllocatedStorage"], instance["BackupRetentionPeriod"]) == (21, 3)
         status, _, _, page = console.request("GET", ROOT + "/rds")
         assert status == 200
         conn = f"postgresql://owner@{endpoint['Address']}:{endpoint['Port']}/shop"
@@ -172,17 +189,153 @@ def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata
                 pass
 
 
-def test_ebs_volumes_and_efs_file_systems_are_listed(strata_server, unique) -> None:
-    volume = strata_server.client("ec2").create_volume(
-        AvailabilityZone="us-east-1a", Size=3, VolumeType="gp3"
-    )
-    fs = strata_server.client("efs").create_file_system(
-        CreationToken=f"c-{unique}", Tags=[{"Key": "Name", "Value": f"<i>{unique}</i>"}]
-    )
+def _flash(console: PlainConsole, location: str) -> str:
+    _, _, _, page = console.request("GET", location)
+    return unescape(" ".join(re.findall(r'<p class="flash [^"]*"[^>]*>([^<]*)</p>', page)))
+
+
+def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, unique) -> None:
+    ec2, efs = strata_server.client("ec2"), strata_server.client("efs")
     console = PlainConsole(strata_server.port)
     console.sign_in()
     status, _, _, page = console.request("GET", ROOT + "/ebs")
+    assert status == 200 and "<option>us-east-1b</option>" in page  # zones from DescribeAvailabilityZones
+    status, headers, _, _ = console.post_form(
+        "/ebs/create",
+        {
+            "csrf": console.csrf,
+            "name": f"<i>{unique}</i>",
+            "zone": "us-east-1b",
+            "type": "gp3",
+            "size": "10",
+            "iops": "4000",
+            "encrypted": "1",
+        },
+    )
+    assert status == 303
+    flash = _flash(console, headers["location"])
+    volume = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": [f"<i>{unique}</i>"]}])["Volumes"][
+        0
+    ]
+    assert f"Creating volume {volume['VolumeId']} (10 GiB gp3)" in flash
+    assert (volume["AvailabilityZone"], volume["Size"], volume["Iops"], volume["Encrypted"]) == (
+        "us-east-1b",
+        10,
+        4000,
+        True,
+    )
+    status, headers, _, _ = console.post_form(  # EC2's refusal is shown
+        "/ebs/create", {"csrf": console.csrf, "zone": "us-east-1a", "type": "io2", "size": "1"}
+    )
+    assert "InvalidParameterValue" in _flash(console, headers["location"])
+    status, _, _, page = console.request("GET", ROOT + "/ebs")
     assert status == 200 and volume["VolumeId"] in page
+    _, _, _, page = console.request("GET", ROOT + "/efs")
+    form = {
+        "csrf": console.csrf,
+        "token": re.search(r'name="token" value="([^"]+)"', page).group(1),  # one per form shown
+        "name": f"<i>{unique}</i>",
+        "performance": "generalPurpose",
+        "throughput_mode": "provisioned",
+        "provisioned": "10",
+        "encrypted": "1",
+    }
+    status, headers, _, _ = console.post_form("/efs/create", form)
+    assert status == 303
+    flash = _flash(console, headers["location"])
+    named = [
+        f
+        for answer in efs.get_paginator("describe_file_systems").paginate()
+        for f in answer["FileSystems"]
+        if f.get("Name") == f"<i>{unique}</i>"
+    ]
+    assert len(named) == 1
+    fs = named[0]
+    assert f"Creating file system {fs['FileSystemId']} (<i>{unique}</i>)." in flash
+    assert (fs["ThroughputMode"], fs["ProvisionedThroughputInMibps"], fs["Encrypted"]) == (
+        "provisioned",
+        10,
+        True,
+    )
+    # the same form sent again makes no second file system: EFS's answer is shown
+    status, headers, _, _ = console.post_form("/efs/create", form)
+    assert "FileSystemAlreadyExists" in _flash(console, headers["location"])
+    assert len(efs.describe_file_systems(CreationToken=form["token"])["FileSystems"]) == 1
+    form.update(token=f"other-{unique}", performance="maxIO", throughput_mode="elastic", provisioned="")
+    status, headers, _, _ = console.post_form("/efs/create", form)
+    assert "maxIO is not supported with throughput mode elastic" in _flash(console, headers["location"])
     status, _, _, page = console.request("GET", ROOT + "/efs")
     assert status == 200 and fs["FileSystemId"] in page
-    assert f"&lt;i&gt;{unique}&lt;/i&gt;" in page
+    assert f"&lt;i&gt;{unique}&lt;/i&gt;" in page and f"<i>{unique}" not in page
+
+
+def test_an_aurora_cluster_is_created_with_its_writer(strata_server, unique) -> None:
+    rds = strata_server.client("rds")
+    name = f"aur-{unique}"
+    console = PlainConsole(strata_server.port)
+    console.sign_in()
+    _, _, _, page = console.request("GET", ROOT + "/rds")
+    assert "<option>aurora-postgresql</option>" in page and "<option>postgres</option>" in page
+    status, headers, _, _ = console.post_form(
+        "/rds/create-cluster",
+        {
+            "csrf": console.csrf,
+            "cluster": name,
+            "engine": "aurora-postgresql",
+            "class": "db.t3.medium",
+            "readers": "0",
+            "user": "owner",
+            "password": "secret-password-1",
+            "database": "shop",
+        },
+    )
+    assert status == 303
+    try:
+        assert f"Creating Aurora cluster {name} with {name}-instance-1." in _flash(
+            console, headers["location"]
+        )
+        cluster = rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
+        assert (cluster["Engine"], cluster["DatabaseName"], cluster["MasterUsername"]) == (
+            "aurora-postgresql",
+            "shop",
+            "owner",
+        )
+        assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in cluster["DBClusterMembers"]] == [
+            (f"{name}-instance-1", True)
+        ]
+        _wait(
+            lambda: (
+                rds.describe_db_instances(DBInstanceIdentifier=f"{name}-instance-1")["DBInstances"][0][
+                    "DBInstanceStatus"
+                ]
+                == "available"
+            ),
+            "the writer",
+        )
+        _, _, _, page = console.request("GET", ROOT + "/rds")
+        assert f"{name}-instance-1 (writer)" in _text(page)
+        # a second cluster of the same name: RDS's refusal is shown
+        status, headers, _, _ = console.post_form(
+            "/rds/create-cluster",
+            {
+                "csrf": console.csrf,
+                "cluster": name,
+                "engine": "aurora-postgresql",
+                "class": "db.t3.medium",
+                "user": "owner",
+                "password": "secret-password-1",
+            },
+        )
+        assert "DBClusterAlreadyExistsFault" in _flash(console, headers["location"])
+    finally:
+        try:
+            rds.delete_db_instance(DBInstanceIdentifier=f"{name}-instance-1", SkipFinalSnapshot=True)
+        except rds.exceptions.DBInstanceNotFoundFault:
+            pass
+        _wait(  # a cluster is deleted once its instances are gone
+            lambda: (
+                not rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]["DBClusterMembers"]
+            ),
+            "the writer's deletion",
+        )
+        rds.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True)
