@@ -43,6 +43,7 @@ from strata.console import (
 )
 from strata.console.aws import AwsError
 from strata.console.sessions import COOKIE, SessionStore
+from strata.console.signin_limit import SigninLimit
 from strata.console.web import ROOT, Page, cookies_of, parse_form, respond, safe_return, url
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
@@ -100,6 +101,7 @@ class Console:
     def __init__(self, app: StrataApp) -> None:
         self.app = app
         self.sessions = SessionStore()
+        self.signin_limit = SigninLimit()
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         try:
