@@ -45,3 +45,13 @@ def sign_in(page, endpoint: str, access_key: str = "test", secret_key: str = "te
     page.fill("#secret_key", secret_key)
     page.click("form button[type=submit]")
     page.wait_for_url("**/_strata/console/s3")
+
+
+def signed_in_page(browser, endpoint: str) -> Iterator:
+    """A page of a fresh browser context (its own cookies), signed in to the console at `endpoint`."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    sign_in(page, endpoint)
+    yield page
+    context.close()

@@ -23,19 +23,52 @@ def _wait(check, what: str, timeout: float = 180) -> object:
     raise AssertionError(f"{what} did not happen in {timeout}s")
 
 
+def _instance_available(rds, name: str, what: str) -> dict:
+    """The DB instance once RDS says it is available (polled, up to _wait's bound)."""
+    return _wait(
+        lambda: next(
+            (
+                d
+                for d in rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"]
+                if d["DBInstanceStatus"] == "available"
+            ),
+            None,
+        ),
+        what,
+    )
+
+
 def _text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def _signed_in(server) -> PlainConsole:
+    console = PlainConsole(server.port)
+    assert console.sign_in() == 303
+    return console
+
+
+def _flash(console: PlainConsole, location: str) -> str:
+    """The messages the page at `location` shows (what the last action said)."""
+    _, _, _, page = console.request("GET", location)
+    return unescape(" ".join(re.findall(r'<p class="flash [^"]*"[^>]*>([^<]*)</p>', page)))
+
+
+def _post(console: PlainConsole, path: str, fields: dict[str, str]) -> str:
+    """Send a console form with the session's CSRF token; what the page it leads to says."""
+    status, headers, _, text = console.post_form(path, {"csrf": console.csrf, **fields})
+    assert status == 303, text
+    return _flash(console, headers["location"])
 
 
 def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
     ec = strata_server.client("elasticache")
     group = f"rg-{unique}"
-    console = PlainConsole(strata_server.port)
-    console.sign_in()
-    status, headers, _, _ = console.post_form(  # made with the console's create form
+    console = _signed_in(strata_server)
+    said = _post(  # made with the console's create form
+        console,
         "/elasticache/create",
         {
-            "csrf": console.csrf,
             "group": group,
             "engine": "redis",
             "node_type": "cache.t3.micro",
@@ -44,10 +77,8 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
             "failover": "1",
         },
     )
-    assert status == 303
     try:
-        _, _, _, page = console.request("GET", headers["location"])
-        assert f"Creating replication group {group}." in page
+        assert f"Creating replication group {group}." in said
         described = _wait(
             lambda: next(
                 (
@@ -97,12 +128,9 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
         # a cache the identity cannot describe is not browsed (and no address is taken from the URL)
         status, _, _, page = console.request("GET", f"{ROOT}/elasticache/keys?group=no-such-{unique}")
         assert status == 404 and "ReplicationGroupNotFoundFault" in page
-        status, headers, _, _ = console.post_form(
-            "/elasticache/failover", {"csrf": console.csrf, "group": group, "node_group": "0001"}
+        assert f"Failing over node group 0001 of {group}" in _post(
+            console, "/elasticache/failover", {"group": group, "node_group": "0001"}
         )
-        assert status == 303
-        _, _, _, page = console.request("GET", headers["location"])
-        assert f"Failing over node group 0001 of {group}" in page
     finally:
         ec.delete_replication_group(ReplicationGroupId=group)
 
@@ -110,12 +138,11 @@ def test_redis_key_browser_and_test_failover(strata_server, unique) -> None:
 def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata_server, unique) -> None:
     rds = strata_server.client("rds")
     name = f"db-{unique}"
-    console = PlainConsole(strata_server.port)
-    console.sign_in()
-    status, headers, _, _ = console.post_form(  # made with the console's create form
+    console = _signed_in(strata_server)
+    said = _post(  # made with the console's create form
+        console,
         "/rds/create",
         {
-            "csrf": console.csrf,
             "instance": name,
             "engine": "postgres",
             "class": "db.t3.micro",
@@ -126,61 +153,30 @@ def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata
             "retention": "3",
         },
     )
-    assert status == 303
     try:
-        _, _, _, page = console.request("GET", headers["location"])
-        assert f"Creating DB instance {name}." in page
-        instance = _wait(
-            lambda: next(
-                (
-                    d
-                    for d in rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"]
-                    if d["DBInstanceStatus"] == "available"
-                ),
-                None,
-            ),
-            "the DB instance",
-        )
+        assert f"Creating DB instance {name}." in said
+        instance = _instance_available(rds, name, "the DB instance")
         endpoint = instance["Endpoint"]
         assert (instance["AllocatedStorage"], instance["BackupRetentionPeriod"]) == (21, 3)
         status, _, _, page = console.request("GET", ROOT + "/rds")
         assert status == 200
         conn = f"postgresql://owner@{endpoint['Address']}:{endpoint['Port']}/shop"
         assert f'data-copy="{conn}"' in page
-        status, _, _, _ = console.post_form(
-            "/rds/snapshot", {"csrf": console.csrf, "instance": name, "snapshot": f"snap-{unique}"}
+        assert f"Creating snapshot snap-{unique} of {name}." in _post(
+            console, "/rds/snapshot", {"instance": name, "snapshot": f"snap-{unique}"}
         )
-        assert status == 303
         snapshots = rds.describe_db_snapshots(DBSnapshotIdentifier=f"snap-{unique}")["DBSnapshots"]
         assert snapshots[0]["DBInstanceIdentifier"] == name
         _, _, _, page = console.request("GET", ROOT + "/rds")
         assert f"snap-{unique}" in _text(page)
-        status, _, _, _ = console.post_form("/rds/reboot", {"csrf": console.csrf, "instance": name})
-        assert status == 303
-        _wait(
-            lambda: (
-                rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceStatus"]
-                == "available"
-            ),
-            "the reboot",
+        _post(console, "/rds/reboot", {"instance": name})
+        _instance_available(rds, name, "the reboot")
+        assert f"Restoring {name} to its latest restorable time as {name}-pitr" in _post(
+            console, "/rds/restore", {"instance": name, "target": f"{name}-pitr"}
         )
-        status, headers, _, _ = console.post_form(
-            "/rds/restore", {"csrf": console.csrf, "instance": name, "target": f"{name}-pitr"}
-        )
-        assert status == 303
-        _, _, _, page = console.request("GET", headers["location"])
-        assert f"Restoring {name} to its latest restorable time as {name}-pitr" in _text(page)
         restored = rds.describe_db_instances(DBInstanceIdentifier=f"{name}-pitr")["DBInstances"][0]
         assert restored["Engine"] == "postgres"
-        _wait(
-            lambda: (
-                rds.describe_db_instances(DBInstanceIdentifier=f"{name}-pitr")["DBInstances"][0][
-                    "DBInstanceStatus"
-                ]
-                == "available"
-            ),
-            "the restore",
-        )
+        _instance_available(rds, f"{name}-pitr", "the restore")
     finally:
         for instance in (name, f"{name}-pitr"):
             try:
@@ -189,21 +185,15 @@ def test_rds_connection_strings_snapshot_reboot_and_point_in_time_restore(strata
                 pass
 
 
-def _flash(console: PlainConsole, location: str) -> str:
-    _, _, _, page = console.request("GET", location)
-    return unescape(" ".join(re.findall(r'<p class="flash [^"]*"[^>]*>([^<]*)</p>', page)))
-
-
 def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, unique) -> None:
     ec2, efs = strata_server.client("ec2"), strata_server.client("efs")
-    console = PlainConsole(strata_server.port)
-    console.sign_in()
+    console = _signed_in(strata_server)
     status, _, _, page = console.request("GET", ROOT + "/ebs")
     assert status == 200 and "<option>us-east-1b</option>" in page  # zones from DescribeAvailabilityZones
-    status, headers, _, _ = console.post_form(
+    flash = _post(
+        console,
         "/ebs/create",
         {
-            "csrf": console.csrf,
             "name": f"<i>{unique}</i>",
             "zone": "us-east-1b",
             "type": "gp3",
@@ -212,8 +202,6 @@ def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, 
             "encrypted": "1",
         },
     )
-    assert status == 303
-    flash = _flash(console, headers["location"])
     volume = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": [f"<i>{unique}</i>"]}])["Volumes"][
         0
     ]
@@ -224,15 +212,12 @@ def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, 
         4000,
         True,
     )
-    status, headers, _, _ = console.post_form(  # EC2's refusal is shown
-        "/ebs/create", {"csrf": console.csrf, "zone": "us-east-1a", "type": "io2", "size": "1"}
-    )
-    assert "InvalidParameterValue" in _flash(console, headers["location"])
+    refused = _post(console, "/ebs/create", {"zone": "us-east-1a", "type": "io2", "size": "1"})
+    assert "InvalidParameterValue" in refused  # EC2's refusal is shown
     status, _, _, page = console.request("GET", ROOT + "/ebs")
     assert status == 200 and volume["VolumeId"] in page
     _, _, _, page = console.request("GET", ROOT + "/efs")
     form = {
-        "csrf": console.csrf,
         "token": re.search(r'name="token" value="([^"]+)"', page).group(1),  # one per form shown
         "name": f"<i>{unique}</i>",
         "performance": "generalPurpose",
@@ -240,9 +225,7 @@ def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, 
         "provisioned": "10",
         "encrypted": "1",
     }
-    status, headers, _, _ = console.post_form("/efs/create", form)
-    assert status == 303
-    flash = _flash(console, headers["location"])
+    flash = _post(console, "/efs/create", form)
     named = [
         f
         for answer in efs.get_paginator("describe_file_systems").paginate()
@@ -258,12 +241,10 @@ def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, 
         True,
     )
     # the same form sent again makes no second file system: EFS's answer is shown
-    status, headers, _, _ = console.post_form("/efs/create", form)
-    assert "FileSystemAlreadyExists" in _flash(console, headers["location"])
+    assert "FileSystemAlreadyExists" in _post(console, "/efs/create", form)
     assert len(efs.describe_file_systems(CreationToken=form["token"])["FileSystems"]) == 1
     form.update(token=f"other-{unique}", performance="maxIO", throughput_mode="elastic", provisioned="")
-    status, headers, _, _ = console.post_form("/efs/create", form)
-    assert "maxIO is not supported with throughput mode elastic" in _flash(console, headers["location"])
+    assert "maxIO is not supported with throughput mode elastic" in _post(console, "/efs/create", form)
     status, _, _, page = console.request("GET", ROOT + "/efs")
     assert status == 200 and fs["FileSystemId"] in page
     assert f"&lt;i&gt;{unique}&lt;/i&gt;" in page and f"<i>{unique}" not in page
@@ -272,28 +253,21 @@ def test_ebs_volumes_and_efs_file_systems_are_created_and_listed(strata_server, 
 def test_an_aurora_cluster_is_created_with_its_writer(strata_server, unique) -> None:
     rds = strata_server.client("rds")
     name = f"aur-{unique}"
-    console = PlainConsole(strata_server.port)
-    console.sign_in()
+    console = _signed_in(strata_server)
     _, _, _, page = console.request("GET", ROOT + "/rds")
     assert "<option>aurora-postgresql</option>" in page and "<option>postgres</option>" in page
-    status, headers, _, _ = console.post_form(
-        "/rds/create-cluster",
-        {
-            "csrf": console.csrf,
-            "cluster": name,
-            "engine": "aurora-postgresql",
-            "class": "db.t3.medium",
-            "readers": "0",
-            "user": "owner",
-            "password": "secret-password-1",
-            "database": "shop",
-        },
-    )
-    assert status == 303
+    form = {
+        "cluster": name,
+        "engine": "aurora-postgresql",
+        "class": "db.t3.medium",
+        "readers": "0",
+        "user": "owner",
+        "password": "secret-password-1",
+        "database": "shop",
+    }
+    said = _post(console, "/rds/create-cluster", form)
     try:
-        assert f"Creating Aurora cluster {name} with {name}-instance-1." in _flash(
-            console, headers["location"]
-        )
+        assert f"Creating Aurora cluster {name} with {name}-instance-1." in said
         cluster = rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
         assert (cluster["Engine"], cluster["DatabaseName"], cluster["MasterUsername"]) == (
             "aurora-postgresql",
@@ -303,30 +277,11 @@ def test_an_aurora_cluster_is_created_with_its_writer(strata_server, unique) -> 
         assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in cluster["DBClusterMembers"]] == [
             (f"{name}-instance-1", True)
         ]
-        _wait(
-            lambda: (
-                rds.describe_db_instances(DBInstanceIdentifier=f"{name}-instance-1")["DBInstances"][0][
-                    "DBInstanceStatus"
-                ]
-                == "available"
-            ),
-            "the writer",
-        )
+        _instance_available(rds, f"{name}-instance-1", "the writer")
         _, _, _, page = console.request("GET", ROOT + "/rds")
         assert f"{name}-instance-1 (writer)" in _text(page)
         # a second cluster of the same name: RDS's refusal is shown
-        status, headers, _, _ = console.post_form(
-            "/rds/create-cluster",
-            {
-                "csrf": console.csrf,
-                "cluster": name,
-                "engine": "aurora-postgresql",
-                "class": "db.t3.medium",
-                "user": "owner",
-                "password": "secret-password-1",
-            },
-        )
-        assert "DBClusterAlreadyExistsFault" in _flash(console, headers["location"])
+        assert "DBClusterAlreadyExistsFault" in _post(console, "/rds/create-cluster", form)
     finally:
         try:
             rds.delete_db_instance(DBInstanceIdentifier=f"{name}-instance-1", SkipFinalSnapshot=True)
