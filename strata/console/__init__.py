@@ -13,8 +13,9 @@ Pages (each module's ROUTES):
   time_pages.py the simulated clock (advance buttons) and the bill over time; health
 
 Why it is safe to serve beside the AWS endpoint (strata.console.web has the response headers):
-- the session is an HttpOnly, SameSite=Strict cookie naming server-side state; the secret never
-  goes back to the browser;
+- the session is an HttpOnly, SameSite=Strict cookie naming server-side state (kept durably, the
+  cookie's token only as a hash: strata.console.sessions); the secret never goes back to the
+  browser;
 - every POST carries the session's CSRF token and must not come from another origin;
 - a browser may read a console page only by navigating to it: a script's fetch of a page
   (Sec-Fetch-Mode other than navigate), or a frame, is refused, so a page served from this
@@ -100,8 +101,11 @@ class Console:
 
     def __init__(self, app: StrataApp) -> None:
         self.app = app
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(app.settings.service_dir("console"), fsync=app.settings.fsync)
         self.signin_limit = SigninLimit()
+
+    def close(self) -> None:
+        self.sessions.close()
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         try:
@@ -130,7 +134,7 @@ class Console:
             return _text(405, "Method not allowed")
         path = path.rstrip("/") or "/"
         page = Page(self.app, request, path, dict(request.query_dict()))
-        page.session = self.sessions.get(cookies_of(request).get(COOKIE))
+        page.session = await self.sessions.get(cookies_of(request).get(COOKIE))
         if path == "/":
             return page.redirect(url("/s3") if page.session else url("/signin"))
         handler = ROUTES.get((method, path))

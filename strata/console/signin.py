@@ -57,7 +57,7 @@ async def signin(page: Page) -> HttpResponse:
         limit.end(address, succeeded)
         for client in trial.clients.values():
             client.close()
-    session = store.create(access_key, secret_key, str(identity.get("Arn") or access_key))
+    session = await store.create(access_key, secret_key, str(identity.get("Arn") or access_key))
     secure = page.request.secure
     page.cookies.append(cookie(COOKIE, session.sid, secure))
     page.cookies.append(cookie(PRE_COOKIE, "", secure, max_age=0))
@@ -66,7 +66,7 @@ async def signin(page: Page) -> HttpResponse:
 
 async def signout(page: Page) -> HttpResponse:
     if page.session is not None:
-        page.app.console.sessions.drop(page.session.sid)
+        await page.app.console.sessions.drop(page.session.sid)
     page.session = None
     page.cookies.append(cookie(COOKIE, "", page.request.secure, max_age=0))
     return page.redirect(url("/signin"))
