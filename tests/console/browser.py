@@ -1,4 +1,10 @@
-"""Playwright driving Debian's Chromium (scripts/apt-packages.txt): one browser per test module."""
+"""Playwright driving Debian's Chromium and Firefox ESR (scripts/apt-packages.txt): one browser per
+test module.
+
+Firefox is driven over WebDriver BiDi (Playwright's `moz-firefox` channel), which Debian's
+firefox-esr speaks natively; Playwright's own patched Firefox build is a download no registry
+serves. Playwright 1.65 asks BiDi for a command Firefox ESR 153 lacks
+(emulation.setMediaFeaturesOverride), hence pyproject's playwright<1.65."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+FIREFOX = "/usr/bin/firefox-esr"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -27,6 +34,17 @@ def browser_fixture() -> Iterator:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: scripts/install.sh installs it"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def firefox_fixture() -> Iterator:
+    """A launched Firefox ESR (installed by scripts/install.sh: a missing one fails, never skips)."""
+    assert Path(FIREFOX).exists(), f"{FIREFOX} is missing: scripts/install.sh installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.firefox.launch(channel="moz-firefox", executable_path=FIREFOX, headless=True)
         try:
             yield browser
         finally:
