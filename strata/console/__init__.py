@@ -4,6 +4,7 @@ Pages (each module's ROUTES):
   signin.py     sign in with an access key and secret, sign out
   s3_pages.py   buckets, the prefix browser, uploads (form, and multipart from the browser with
                 presigned parts), downloads, versions, metadata and tags
+  s3_settings_pages.py  a bucket's default encryption and lifecycle rules, edited
   dynamodb_pages.py  tables, the item browser (query and scan builders), the item editor
   rds_pages.py  instances, clusters, snapshots; reboot (failover), snapshot, point-in-time restore
   elasticache_pages.py  replication groups and clusters, test failover, a Redis key browser (SCAN)
@@ -12,8 +13,9 @@ Pages (each module's ROUTES):
   time_pages.py the simulated clock (advance buttons) and the bill over time; health
 
 Why it is safe to serve beside the AWS endpoint (strata.console.web has the response headers):
-- the session is an HttpOnly, SameSite=Strict cookie naming server-side state; the secret never
-  goes back to the browser;
+- the session is an HttpOnly, SameSite=Strict cookie naming server-side state (kept durably, the
+  cookie's token only as a hash: strata.console.sessions); the secret never goes back to the
+  browser;
 - every POST carries the session's CSRF token and must not come from another origin;
 - a browser may read a console page only by navigating to it: a script's fetch of a page
   (Sec-Fetch-Mode other than navigate), or a frame, is refused, so a page served from this
@@ -35,12 +37,14 @@ from strata.console import (
     elasticache_pages,
     rds_pages,
     s3_pages,
+    s3_settings_pages,
     signin,
     storage_pages,
     time_pages,
 )
 from strata.console.aws import AwsError
 from strata.console.sessions import COOKIE, SessionStore
+from strata.console.signin_limit import SigninLimit
 from strata.console.web import ROOT, Page, cookies_of, parse_form, respond, safe_return, url
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
@@ -65,6 +69,7 @@ _FRAMED = ("iframe", "frame", "embed", "object", "fencedframe")
 ROUTES = {
     **signin.ROUTES,
     **s3_pages.ROUTES,
+    **s3_settings_pages.ROUTES,
     **dynamodb_pages.ROUTES,
     **rds_pages.ROUTES,
     **elasticache_pages.ROUTES,
@@ -96,7 +101,11 @@ class Console:
 
     def __init__(self, app: StrataApp) -> None:
         self.app = app
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(app.settings.service_dir("console"), fsync=app.settings.fsync)
+        self.signin_limit = SigninLimit()
+
+    def close(self) -> None:
+        self.sessions.close()
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         try:
@@ -125,7 +134,7 @@ class Console:
             return _text(405, "Method not allowed")
         path = path.rstrip("/") or "/"
         page = Page(self.app, request, path, dict(request.query_dict()))
-        page.session = self.sessions.get(cookies_of(request).get(COOKIE))
+        page.session = await self.sessions.get(cookies_of(request).get(COOKIE))
         if path == "/":
             return page.redirect(url("/s3") if page.session else url("/signin"))
         handler = ROUTES.get((method, path))

@@ -11,7 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from strata.console.aws import AwsError, call
+from strata.console.aws import AwsError
 from strata.console.charts import line_chart
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
@@ -20,11 +20,6 @@ from strata.sim.clock import clock
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 HOURS = (1, 6, 24, 72, 24 * 7, 24 * 30)
 POINTS = 120  # about this many points per chart
-
-
-async def _cw(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "cloudwatch", op, page.request.secure, **params)
 
 
 def _dims(text: str) -> list[dict[str, str]]:
@@ -49,7 +44,7 @@ async def metrics(page: Page) -> HttpResponse:
         params["Dimensions"] = [{"Name": name, "Value": value}]
     if q.get("token"):
         params["NextToken"] = q["token"]
-    listed = await _cw(page, "list_metrics", **params)
+    listed = await page.call("cloudwatch", "list_metrics", **params)
     rows = [
         {
             "m": m,
@@ -88,8 +83,8 @@ async def _chart(page: Page) -> HttpResponse:
     period = max(60, (hours * 3600 // POINTS) // 60 * 60)
     end = clock.now()
     dims = _dims(q.get("dims", ""))
-    answer = await _cw(
-        page,
+    answer = await page.call(
+        "cloudwatch",
         "get_metric_statistics",
         Namespace=q.get("namespace", ""),
         MetricName=q["metric"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strata.console.aws import AwsError, call
+from strata.console.aws import AwsError
 from strata.console.dynamodb_json import ItemError, brief, parse_item, to_text
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
@@ -23,22 +23,17 @@ SORT_OPERATORS = ("=", "<", "<=", ">", ">=", "begins_with", "between")
 MAX_COLUMNS = 12
 
 
-async def _ddb(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "dynamodb", op, page.request.secure, **params)
-
-
 async def tables(page: Page) -> HttpResponse:
     params: dict[str, Any] = {"Limit": 100}
     if page.query.get("start"):
         params["ExclusiveStartTableName"] = page.query["start"]
-    listed = await _ddb(page, "list_tables", **params)
+    listed = await page.call("dynamodb", "list_tables", **params)
     last = listed.get("LastEvaluatedTableName")
     return page.render(
         "ddb_tables.html",
         title="DynamoDB tables",
         tables=listed.get("TableNames", []),
-        next_url=url("/dynamodb", start=last) if last else "",
+        next_url=page.next_url(start=last),
     )
 
 
@@ -48,23 +43,23 @@ async def create_table(page: Page) -> HttpResponse:
     keys = [(form.get("pk", "").strip(), form.get("pk_type", "S"), "HASH")]
     if form.get("sk", "").strip():
         keys.append((form["sk"].strip(), form.get("sk_type", "S"), "RANGE"))
-    await _ddb(
-        page,
+    return await page.act(
+        "dynamodb",
         "create_table",
+        f"Created table {name}.",
+        url("/dynamodb/table", name=name),
         TableName=name,
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": t} for k, t, _ in keys],
         KeySchema=[{"AttributeName": k, "KeyType": role} for k, _, role in keys],
         BillingMode="PAY_PER_REQUEST",
     )
-    page.say("ok", f"Created table {name}.")
-    return page.redirect(url("/dynamodb/table", name=name))
 
 
 async def delete_table(page: Page) -> HttpResponse:
     name = page.form.get("table", "")
-    await _ddb(page, "delete_table", TableName=name)
-    page.say("ok", f"Deleted table {name}.")
-    return page.redirect(url("/dynamodb"))
+    return await page.act(
+        "dynamodb", "delete_table", f"Deleted table {name}.", url("/dynamodb"), TableName=name
+    )
 
 
 def _key_schema(table: dict, index: str) -> list[dict]:
@@ -143,12 +138,12 @@ def _request(table: dict, q: dict[str, str]) -> tuple[str, dict]:
 
 async def table(page: Page) -> HttpResponse:
     name = page.query.get("name", "")
-    described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+    described = (await page.call("dynamodb", "describe_table", TableName=name))["Table"]
     op = "query" if page.query.get("mode") == "query" else "scan"
     query_error = ""
     try:
         op, params = _request(described, page.query)
-        answer = await _ddb(page, op, **params)
+        answer = await page.call("dynamodb", op, **params)
     except AwsError as e:  # a mistake in the builder's form: shown above the empty results
         answer, query_error = {}, f"{e.code}: {e.message}"
     items = answer.get("Items", [])
@@ -166,11 +161,7 @@ async def table(page: Page) -> HttpResponse:
         for item in items
     ]
     last = answer.get("LastEvaluatedKey")
-    next_url = ""
-    if last:
-        next_url = url(
-            "/dynamodb/table", **{**page.query, "start": json.dumps(to_text(last), sort_keys=True)}
-        )
+    next_url = page.next_url(start=json.dumps(to_text(last), sort_keys=True) if last else "")
     return page.render(
         "ddb_table.html",
         title=f"{name} · DynamoDB",
@@ -208,12 +199,14 @@ def _key_types(described: dict) -> dict[str, str]:
 
 async def item(page: Page) -> HttpResponse:
     name = page.query.get("table", "")
-    described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+    described = (await page.call("dynamodb", "describe_table", TableName=name))["Table"]
     key_types = _key_types(described)
     found: dict = {}
     if page.query.get("key"):
         key = _key(page.query["key"], key_types)
-        found = (await _ddb(page, "get_item", TableName=name, Key=key, ConsistentRead=True)).get("Item") or {}
+        found = (await page.call("dynamodb", "get_item", TableName=name, Key=key, ConsistentRead=True)).get(
+            "Item"
+        ) or {}
         if not found:
             raise AwsError(
                 "ResourceNotFoundException", "No item has that key (it may have been deleted).", 404
@@ -243,14 +236,14 @@ def _editor(
 async def save_item(page: Page) -> HttpResponse:
     name = page.form.get("table", "")
     text = page.form.get("item", "")
-    described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+    described = (await page.call("dynamodb", "describe_table", TableName=name))["Table"]
     key_types = _key_types(described)
     try:
         doc = parse_item(text, key_types)
     except ItemError as e:
         return _editor(page, name, text, bool(page.form.get("key")), e.problems, status=400)
     try:
-        await _ddb(page, "put_item", TableName=name, Item=doc)
+        await page.call("dynamodb", "put_item", TableName=name, Item=doc)
     except AwsError as e:
         return _editor(page, name, text, bool(page.form.get("key")), [f"{e.code}: {e.message}"], status=400)
     key = json.dumps(to_text({k: doc[k] for k in key_types}), sort_keys=True)
@@ -272,24 +265,22 @@ async def set_capacity(page: Page) -> HttpResponse:
         except ValueError:
             raise AwsError("ValidationException", "Capacity units are whole numbers.") from None
         params["ProvisionedThroughput"] = units
-        described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+        described = (await page.call("dynamodb", "describe_table", TableName=name))["Table"]
         indexes = described.get("GlobalSecondaryIndexes", [])
         if indexes and described.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST":
             params["GlobalSecondaryIndexUpdates"] = [
                 {"Update": {"IndexName": ix["IndexName"], "ProvisionedThroughput": units}} for ix in indexes
             ]
-    await _ddb(page, "update_table", **params)
-    page.say("ok", f"Updated the capacity of {name}.")
-    return page.redirect(url("/dynamodb/table", name=name))
+    done = f"Updated the capacity of {name}."
+    return await page.act("dynamodb", "update_table", done, url("/dynamodb/table", name=name), **params)
 
 
 async def delete_item(page: Page) -> HttpResponse:
     name = page.form.get("table", "")
-    described = (await _ddb(page, "describe_table", TableName=name))["Table"]
+    described = (await page.call("dynamodb", "describe_table", TableName=name))["Table"]
     key = _key(page.form.get("key", ""), _key_types(described))
-    await _ddb(page, "delete_item", TableName=name, Key=key)
-    page.say("ok", "Deleted the item.")
-    return page.redirect(url("/dynamodb/table", name=name))
+    then = url("/dynamodb/table", name=name)
+    return await page.act("dynamodb", "delete_item", "Deleted the item.", then, TableName=name, Key=key)
 
 
 ROUTES = {

@@ -1,5 +1,6 @@
-"""ElastiCache: replication groups and clusters with endpoints and roles, test failover, and a key
-browser for Redis (SCAN with a pattern, one page per request).
+"""ElastiCache: replication groups and clusters with endpoints and roles, create a replication group
+(cluster mode off: a primary and replicas; on: shards), test failover, and a key browser for Redis
+(SCAN with a pattern, one page per request).
 
 The key browser connects to the cache's own endpoint as any Redis client would, and only to an
 endpoint that a DescribeReplicationGroups / DescribeCacheClusters call made as the signed-in
@@ -14,24 +15,20 @@ from typing import Any
 
 import redis
 
-from strata.console.aws import AwsError, call, off_loop
-from strata.console.web import Page, url
+from strata.console.aws import AwsError, off_loop
+from strata.console.web import Page, form_int, url
 from strata.protocol.http import HttpResponse
+from strata.services.elasticache.validate import DEFAULT_NODE_TYPE, NODE_MEMORY_MB, REDIS_LIKE
 
 SCAN_COUNT = 100
 MAX_SCANS_PER_PAGE = 50
 PREVIEW = 200  # characters of a string value shown
 
 
-async def _ec(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "elasticache", op, page.request.secure, **params)
-
-
 async def caches(page: Page) -> HttpResponse:
     groups, clusters = await asyncio.gather(
-        _ec(page, "describe_replication_groups"),
-        _ec(page, "describe_cache_clusters", ShowCacheNodeInfo=True),
+        page.call("elasticache", "describe_replication_groups"),
+        page.call("elasticache", "describe_cache_clusters", ShowCacheNodeInfo=True),
     )
     standalone = [c for c in clusters.get("CacheClusters", []) if not c.get("ReplicationGroupId")]
     return page.render(
@@ -39,14 +36,48 @@ async def caches(page: Page) -> HttpResponse:
         title="ElastiCache",
         groups=groups.get("ReplicationGroups", []),
         clusters=standalone,
+        engines=REDIS_LIKE,
+        node_types=sorted(NODE_MEMORY_MB),
+        default_node_type=DEFAULT_NODE_TYPE,
     )
+
+
+async def create_group(page: Page) -> HttpResponse:
+    """CreateReplicationGroup: cluster mode off (NumCacheClusters: the primary and its replicas) or
+    on (NumNodeGroups shards of ReplicasPerNodeGroup replicas each)."""
+    form = page.form
+    name = form.get("group", "").strip()
+    params: dict[str, Any] = {
+        "ReplicationGroupId": name,
+        "ReplicationGroupDescription": form.get("description", "").strip() or name,
+        "Engine": form.get("engine", ""),
+        "CacheNodeType": form.get("node_type", ""),
+        "AutomaticFailoverEnabled": form.get("failover") == "1",
+        "MultiAZEnabled": form.get("multi_az") == "1",
+        "AtRestEncryptionEnabled": form.get("at_rest") == "1",
+    }
+    if form.get("version", "").strip():
+        params["EngineVersion"] = form["version"].strip()
+    replicas = form_int(form, "replicas", "Replicas", 1)
+    if form.get("cluster_mode") == "enabled":
+        params["NumNodeGroups"] = form_int(form, "shards", "Shards", 1)
+        params["ReplicasPerNodeGroup"] = replicas
+    else:
+        params["NumCacheClusters"] = replicas + 1
+    done = f"Creating replication group {name}."
+    return await page.act("elasticache", "create_replication_group", done, url("/elasticache"), **params)
 
 
 async def fail_over(page: Page) -> HttpResponse:
     group, node_group = page.form.get("group", ""), page.form.get("node_group", "")
-    await _ec(page, "test_failover", ReplicationGroupId=group, NodeGroupId=node_group)
-    page.say("ok", f"Failing over node group {node_group} of {group}.")
-    return page.redirect(url("/elasticache"))
+    return await page.act(
+        "elasticache",
+        "test_failover",
+        f"Failing over node group {node_group} of {group}.",
+        url("/elasticache"),
+        ReplicationGroupId=group,
+        NodeGroupId=node_group,
+    )
 
 
 async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dict]:
@@ -54,7 +85,7 @@ async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dic
     if not group and not cluster:
         raise AwsError("InvalidParameterValue", "Name a replication group or a cache cluster.")
     if group:
-        groups = (await _ec(page, "describe_replication_groups", ReplicationGroupId=group))[
+        groups = (await page.call("elasticache", "describe_replication_groups", ReplicationGroupId=group))[
             "ReplicationGroups"
         ]
         g = next((x for x in groups if x["ReplicationGroupId"] == group), None)
@@ -62,9 +93,11 @@ async def _endpoint(page: Page, group: str, cluster: str) -> tuple[str, int, dic
         if not g or not ep:
             raise AwsError("InvalidReplicationGroupState", f"{group} has no endpoint yet.")
         return ep["Address"], int(ep["Port"]), g
-    clusters = (await _ec(page, "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True))[
-        "CacheClusters"
-    ]
+    clusters = (
+        await page.call(
+            "elasticache", "describe_cache_clusters", CacheClusterId=cluster, ShowCacheNodeInfo=True
+        )
+    )["CacheClusters"]
     c = next((x for x in clusters if x["CacheClusterId"] == cluster), None)
     if c is None or c.get("Engine") not in ("redis", "valkey"):
         raise AwsError("InvalidParameterValue", "Only Redis and Valkey caches have a key browser.")
@@ -143,6 +176,7 @@ async def keys(page: Page) -> HttpResponse:
 
 ROUTES = {
     ("GET", "/elasticache"): caches,
+    ("POST", "/elasticache/create"): create_group,
     ("POST", "/elasticache/failover"): fail_over,
     ("GET", "/elasticache/keys"): keys,
 }

@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from strata.console.aws import AwsError, call, presign_s3
+from strata.console.aws import AwsError, presign_s3
 from strata.console.web import Page, url
 from strata.protocol.http import HttpResponse
 
@@ -22,15 +22,10 @@ PAGE_SIZE = 100
 PART_URLS_PER_CALL = 100  # the browser asks for presigned part URLs this many at a time
 
 
-async def _s3(page: Page, op: str, **params: Any) -> Any:
-    assert page.session is not None
-    return await call(page.session, page.app.settings, "s3", op, page.request.secure, **params)
-
-
-async def _or_none(page: Page, op: str, **params: Any) -> Any:
-    """The answer of a settings read, or None when the bucket has none of that setting."""
+async def read_setting(page: Page, op: str, **params: Any) -> Any:
+    """The answer of a bucket setting's Get call, or None when the bucket has none of that setting."""
     try:
-        return await _s3(page, op, **params)
+        return await page.call("s3", op, **params)
     except AwsError as e:
         if e.status == 404 or e.code.startswith("NoSuch") or "NotFound" in e.code:
             return None
@@ -38,22 +33,20 @@ async def _or_none(page: Page, op: str, **params: Any) -> Any:
 
 
 async def buckets(page: Page) -> HttpResponse:
-    listed = await _s3(page, "list_buckets")
+    listed = await page.call("s3", "list_buckets")
     return page.render("s3_buckets.html", title="S3 buckets", buckets=listed.get("Buckets", []))
 
 
 async def create_bucket(page: Page) -> HttpResponse:
     name = page.form.get("bucket", "").strip()
-    await _s3(page, "create_bucket", Bucket=name)
-    page.say("ok", f"Created bucket {name}.")
-    return page.redirect(url("/s3/bucket", bucket=name))
+    return await page.act(
+        "s3", "create_bucket", f"Created bucket {name}.", url("/s3/bucket", bucket=name), Bucket=name
+    )
 
 
 async def delete_bucket(page: Page) -> HttpResponse:
     name = page.form.get("bucket", "")
-    await _s3(page, "delete_bucket", Bucket=name)
-    page.say("ok", f"Deleted bucket {name}.")
-    return page.redirect(url("/s3"))
+    return await page.act("s3", "delete_bucket", f"Deleted bucket {name}.", url("/s3"), Bucket=name)
 
 
 def _crumbs(prefix: str) -> list[tuple[str, str]]:
@@ -74,41 +67,28 @@ async def bucket(page: Page) -> HttpResponse:
         if page.query.get("key_marker"):
             params["KeyMarker"] = page.query["key_marker"]
             params["VersionIdMarker"] = page.query.get("version_marker", "")
-        listing = _s3(page, "list_object_versions", **params)
+        listing = page.call("s3", "list_object_versions", **params)
     else:
         params = {"Bucket": name, "Prefix": prefix, "Delimiter": "/", "MaxKeys": PAGE_SIZE}
         if page.query.get("token"):
             params["ContinuationToken"] = page.query["token"]
-        listing = _s3(page, "list_objects_v2", **params)
+        listing = page.call("s3", "list_objects_v2", **params)
     listed, versioning, encryption, lifecycle = await asyncio.gather(
         listing,
-        _or_none(page, "get_bucket_versioning", Bucket=name),
-        _or_none(page, "get_bucket_encryption", Bucket=name),
-        _or_none(page, "get_bucket_lifecycle_configuration", Bucket=name),
+        read_setting(page, "get_bucket_versioning", Bucket=name),
+        read_setting(page, "get_bucket_encryption", Bucket=name),
+        read_setting(page, "get_bucket_lifecycle_configuration", Bucket=name),
     )
     if versions:
         rows = [dict(v, Kind="version") for v in listed.get("Versions", [])]
         rows += [dict(m, Kind="delete marker") for m in listed.get("DeleteMarkers", [])]
         rows.sort(key=lambda r: (r["Key"], not r.get("IsLatest"), -r["LastModified"].timestamp()))
-        next_url = (
-            url(
-                "/s3/bucket",
-                bucket=name,
-                prefix=prefix,
-                versions="1",
-                key_marker=listed.get("NextKeyMarker"),
-                version_marker=listed.get("NextVersionIdMarker"),
-            )
-            if listed.get("IsTruncated")
-            else ""
+        next_url = page.next_url(
+            key_marker=listed.get("NextKeyMarker"), version_marker=listed.get("NextVersionIdMarker")
         )
     else:
         rows = listed.get("Contents", [])
-        next_url = (
-            url("/s3/bucket", bucket=name, prefix=prefix, token=listed.get("NextContinuationToken"))
-            if listed.get("IsTruncated")
-            else ""
-        )
+        next_url = page.next_url(token=listed.get("NextContinuationToken"))
     rules = (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
     return page.render(
         "s3_bucket.html",
@@ -135,9 +115,14 @@ async def bucket(page: Page) -> HttpResponse:
 async def set_versioning(page: Page) -> HttpResponse:
     name = page.form.get("bucket", "")
     status = page.form.get("status", "")
-    await _s3(page, "put_bucket_versioning", Bucket=name, VersioningConfiguration={"Status": status})
-    page.say("ok", f"Versioning of {name} is now {status}.")
-    return page.redirect(url("/s3/bucket", bucket=name))
+    return await page.act(
+        "s3",
+        "put_bucket_versioning",
+        f"Versioning of {name} is now {status}.",
+        url("/s3/bucket", bucket=name),
+        Bucket=name,
+        VersioningConfiguration={"Status": status},
+    )
 
 
 async def upload(page: Page) -> HttpResponse:
@@ -149,7 +134,7 @@ async def upload(page: Page) -> HttpResponse:
     if not key:
         page.say("error", "Choose a file to upload.")
     else:
-        await _s3(page, "put_object", Bucket=name, Key=key, Body=data)
+        await page.call("s3", "put_object", Bucket=name, Key=key, Body=data)
         page.say("ok", f"Uploaded {key} ({len(data):,} bytes).")
     return page.redirect(url("/s3/bucket", bucket=name, prefix=prefix))
 
@@ -171,7 +156,7 @@ async def _multipart_step(page: Page, doc: dict) -> HttpResponse:
         params = {"Bucket": name, "Key": key}
         if doc.get("content_type"):
             params["ContentType"] = str(doc["content_type"])
-        created = await _s3(page, "create_multipart_upload", **params)
+        created = await page.call("s3", "create_multipart_upload", **params)
         return page.json(200, {"uploadId": created["UploadId"]})
     upload_id = str(doc.get("uploadId", ""))
     if action == "parts":
@@ -192,8 +177,8 @@ async def _multipart_step(page: Page, doc: dict) -> HttpResponse:
         return page.json(200, {"urls": urls})
     if action == "complete":
         parts = [{"PartNumber": int(p["PartNumber"]), "ETag": str(p["ETag"])} for p in doc.get("parts", [])]
-        await _s3(
-            page,
+        await page.call(
+            "s3",
             "complete_multipart_upload",
             Bucket=name,
             Key=key,
@@ -203,7 +188,7 @@ async def _multipart_step(page: Page, doc: dict) -> HttpResponse:
         page.say("ok", f"Uploaded {key}.")
         return page.json(200, {"ok": True})
     if action == "abort":
-        await _s3(page, "abort_multipart_upload", Bucket=name, Key=key, UploadId=upload_id)
+        await page.call("s3", "abort_multipart_upload", Bucket=name, Key=key, UploadId=upload_id)
         return page.json(200, {"ok": True})
     return page.json(400, {"code": "BadRequest", "message": "action is create, parts, complete or abort"})
 
@@ -225,9 +210,9 @@ async def obj(page: Page) -> HttpResponse:
     version = page.query.get("version", "")
     extra = {"VersionId": version} if version else {}
     head, tags, versions = await asyncio.gather(
-        _s3(page, "head_object", Bucket=name, Key=key, **extra),
-        _s3(page, "get_object_tagging", Bucket=name, Key=key, **extra),
-        _s3(page, "list_object_versions", Bucket=name, Prefix=key, MaxKeys=PAGE_SIZE),
+        page.call("s3", "head_object", Bucket=name, Key=key, **extra),
+        page.call("s3", "get_object_tagging", Bucket=name, Key=key, **extra),
+        page.call("s3", "list_object_versions", Bucket=name, Prefix=key, MaxKeys=PAGE_SIZE),
     )
     history = [dict(v, Kind="version") for v in versions.get("Versions", []) if v["Key"] == key]
     history += [dict(m, Kind="delete marker") for m in versions.get("DeleteMarkers", []) if m["Key"] == key]
@@ -252,10 +237,16 @@ async def obj(page: Page) -> HttpResponse:
 async def delete_object(page: Page) -> HttpResponse:
     name, key = page.form.get("bucket", ""), page.form.get("key", "")
     version = page.form.get("version", "")
-    await _s3(page, "delete_object", Bucket=name, Key=key, **({"VersionId": version} if version else {}))
-    page.say("ok", f"Deleted {key}" + (f" version {version}." if version else "."))
     prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-    return page.redirect(url("/s3/bucket", bucket=name, prefix=prefix))
+    return await page.act(
+        "s3",
+        "delete_object",
+        f"Deleted {key}" + (f" version {version}." if version else "."),
+        url("/s3/bucket", bucket=name, prefix=prefix),
+        Bucket=name,
+        Key=key,
+        **({"VersionId": version} if version else {}),
+    )
 
 
 async def put_tags(page: Page) -> HttpResponse:
@@ -266,9 +257,15 @@ async def put_tags(page: Page) -> HttpResponse:
         if line.strip():
             k, _, v = line.partition("=")
             tag_set.append({"Key": k.strip(), "Value": v.strip()})
-    await _s3(page, "put_object_tagging", Bucket=name, Key=key, Tagging={"TagSet": tag_set})
-    page.say("ok", f"Saved {len(tag_set)} tag(s) on {key}.")
-    return page.redirect(url("/s3/object", bucket=name, key=key))
+    return await page.act(
+        "s3",
+        "put_object_tagging",
+        f"Saved {len(tag_set)} tag(s) on {key}.",
+        url("/s3/object", bucket=name, key=key),
+        Bucket=name,
+        Key=key,
+        Tagging={"TagSet": tag_set},
+    )
 
 
 async def put_metadata(page: Page) -> HttpResponse:
@@ -280,7 +277,7 @@ async def put_metadata(page: Page) -> HttpResponse:
         if line.strip():
             k, _, v = line.partition("=")
             metadata[k.strip().lower().removeprefix("x-amz-meta-")] = v.strip()
-    head = await _s3(page, "head_object", Bucket=name, Key=key)
+    head = await page.call("s3", "head_object", Bucket=name, Key=key)
     params: dict[str, Any] = {
         "Bucket": name,
         "Key": key,
@@ -292,9 +289,8 @@ async def put_metadata(page: Page) -> HttpResponse:
     }
     if head.get("StorageClass"):
         params["StorageClass"] = head["StorageClass"]
-    await _s3(page, "copy_object", **params)
-    page.say("ok", f"Saved {len(metadata)} metadata value(s) on {key}.")
-    return page.redirect(url("/s3/object", bucket=name, key=key))
+    done = f"Saved {len(metadata)} metadata value(s) on {key}."
+    return await page.act("s3", "copy_object", done, url("/s3/object", bucket=name, key=key), **params)
 
 
 ROUTES = {

@@ -1,4 +1,5 @@
-"""Sign in with an access key and secret (checked by an STS GetCallerIdentity call), sign out."""
+"""Sign in with an access key and secret (checked by an STS GetCallerIdentity call; failures back
+off per client address: strata.console.signin_limit), sign out."""
 
 from __future__ import annotations
 
@@ -39,15 +40,24 @@ async def signin(page: Page) -> HttpResponse:
     secret_key = page.form.get("secret_key", "")
     if not access_key or not secret_key:
         return _form(page, "Enter an access key ID and a secret access key.", 400)
+    limit, address = page.app.console.signin_limit, page.request.client
+    wait = limit.begin(address)
+    if wait:
+        response = _form(page, f"Too many failed sign-ins from your address: try again in {wait} s.", 429)
+        response.headers.append(("retry-after", str(wait)))
+        return response
     trial = Session("", access_key, secret_key, "")
+    succeeded = False
     try:
         identity = await aws.call(trial, page.app.settings, "sts", "get_caller_identity", page.request.secure)
+        succeeded = True
     except aws.AwsError as e:
         return _form(page, f"Sign-in failed: {e.code}: {e.message}", 401)
     finally:
+        limit.end(address, succeeded)
         for client in trial.clients.values():
             client.close()
-    session = store.create(access_key, secret_key, str(identity.get("Arn") or access_key))
+    session = await store.create(access_key, secret_key, str(identity.get("Arn") or access_key))
     secure = page.request.secure
     page.cookies.append(cookie(COOKIE, session.sid, secure))
     page.cookies.append(cookie(PRE_COOKIE, "", secure, max_age=0))
@@ -56,7 +66,7 @@ async def signin(page: Page) -> HttpResponse:
 
 async def signout(page: Page) -> HttpResponse:
     if page.session is not None:
-        page.app.console.sessions.drop(page.session.sid)
+        await page.app.console.sessions.drop(page.session.sid)
     page.session = None
     page.cookies.append(cookie(COOKIE, "", page.request.secure, max_age=0))
     return page.redirect(url("/signin"))

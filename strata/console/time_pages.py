@@ -15,7 +15,6 @@ from typing import Any
 
 from markupsafe import Markup
 
-from strata.console.aws import call
 from strata.console.web import Page, url
 from strata.engines.process import EngineProcess
 from strata.protocol.http import HttpResponse
@@ -36,15 +35,11 @@ def _local(page: Page) -> bool:
 
 async def _bill(page: Page) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """({service: {day: cost}}, {service: total}) of the last BILL_DAYS simulated days."""
-    assert page.session is not None
     end = clock.now().date() + timedelta(days=1)
     start = end - timedelta(days=BILL_DAYS)
-    answer = await call(
-        page.session,
-        page.app.settings,
+    answer = await page.call(
         "ce",
         "get_cost_and_usage",
-        page.request.secure,
         TimePeriod={"Start": start.isoformat(), "End": end.isoformat()},
         Granularity="DAILY",
         Metrics=["UnblendedCost"],

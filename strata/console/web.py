@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
 
+from strata.console import aws
 from strata.protocol.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -119,6 +120,26 @@ class Page:
         if self.session is not None:
             self.session.say(kind, text)
 
+    async def call(self, service: str, op: str, **params: Any) -> Any:
+        """`op` (botocore's snake_case name) of `service`, called as the signed-in identity over the
+        listener this page came in on (strata.console.aws.call); AwsError on failure."""
+        assert self.session is not None
+        return await aws.call(self.session, self.app.settings, service, op, self.request.secure, **params)
+
+    async def act(self, service: str, op: str, done: str, then: str, **params: Any) -> HttpResponse:
+        """A form's one state-changing call: make it, say `done` on the next page, go to `then`
+        (a failure is said instead, on the page the form came from: strata.console.Console)."""
+        await self.call(service, op, **params)
+        self.say("ok", done)
+        return self.redirect(then)
+
+    def next_url(self, **markers: Any) -> str:
+        """This page again with its paging parameters set to `markers` (where the listing goes on);
+        empty on the last page, when the listing gave no marker."""
+        if not any(markers.values()):
+            return ""
+        return url(self.path, **{**self.query, **markers})
+
 
 def respond(status: int, body: bytes, content_type: str, cookies: list[str] | None = None) -> HttpResponse:
     """A console response with the security headers (and any Set-Cookie values)."""
@@ -144,6 +165,22 @@ def cookie(name: str, value: str, secure: bool, max_age: int | None = None) -> s
     if secure:
         parts.append("Secure")
     return "; ".join(parts)
+
+
+@overload
+def form_int(form: dict[str, str], field: str, what: str) -> int | None: ...
+@overload
+def form_int(form: dict[str, str], field: str, what: str, default: int) -> int: ...
+def form_int(form: dict[str, str], field: str, what: str, default: int | None = None) -> int | None:
+    """A form's whole-number field: `default` when left empty; AwsError (shown to the user, who
+    can correct it) when it is not a number."""
+    text = form.get(field, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise aws.AwsError("InvalidParameterValue", f"{what} is a whole number.") from None
 
 
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:

@@ -95,6 +95,7 @@ class StrataApp:
         await scheduler.stop()
         await self.services.stop()
         self.directory.close()
+        self.console.close()
 
     async def handle(self, request: HttpRequest, body: RequestBody) -> HttpResponse:
         """Answer one request; never raises (the server only writes what this returns)."""

@@ -13,9 +13,10 @@ ROOT = "/_strata/console"
 class PlainConsole:
     """Talks to one server's console as a browser would, minus the browser: every header is ours."""
 
-    def __init__(self, port: int, ca_file: str | None = None) -> None:
+    def __init__(self, port: int, ca_file: str | None = None, source: str | None = None) -> None:
         self.port = port
         self.ca_file = ca_file  # set: speak HTTPS, trusting this CA
+        self.source = (source, 0) if source else None  # a loopback address to connect from
         self.cookies: dict[str, str] = {}
         self.csrf = ""
 
@@ -26,10 +27,10 @@ class PlainConsole:
         if self.ca_file:
             context = ssl.create_default_context(cafile=self.ca_file)
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                "127.0.0.1", self.port, timeout=60, context=context
+                "127.0.0.1", self.port, timeout=60, context=context, source_address=self.source
             )
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60, source_address=self.source)
         try:
             sent = dict(headers or {})
             if self.cookies and "Cookie" not in sent:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.console.browser import browser_fixture, shot, sign_in
+from tests.console.browser import browser_fixture, shot, signed_in_page
 from tests.strata_process import StrataProcess
 
 
@@ -20,12 +20,7 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, strata_server: StrataProcess):
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    sign_in(page, strata_server.endpoint)
-    yield page
-    context.close()
+    yield from signed_in_page(browser, strata_server.endpoint)
 
 
 def _orders_table(server, name: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -307,3 +308,35 @@ def test_bodies_are_bounded(strata_server, unique) -> None:
     anonymous = PlainConsole(strata_server.port)
     status, _, _, _ = anonymous.post_form("/s3/create", big)
     assert status == 403
+
+
+def _loopback(unique: str) -> str:
+    """A loopback address of this test's own (127.x.y.z), so its failures slow no other test."""
+    n = int(unique[:6], 16)
+    return f"127.{n >> 16 & 0xFF or 1}.{n >> 8 & 0xFF}.{n & 0xFF or 1}"
+
+
+def test_failed_sign_ins_back_off_per_client_address(strata_server, unique) -> None:
+    from strata.console.signin_limit import FREE_FAILURES
+
+    guesser = PlainConsole(strata_server.port, source=_loopback(unique))
+    for _ in range(FREE_FAILURES):
+        assert guesser.sign_in("test", "wrong-secret") == 401
+    # the next attempt is not checked at all, even with the right secret
+    status, _, _, text = guesser.request("GET", ROOT + "/signin")
+    token = re.search(r'name="token" value="([^"]+)"', text).group(1)
+    status, headers, _, text = guesser.post_form(
+        "/signin", {"token": token, "access_key": "test", "secret_key": "test"}
+    )
+    assert status == 429 and int(headers["retry-after"]) >= 1, text
+    assert "Too many failed sign-ins" in text and "strata-console" not in guesser.cookies
+    # another address is not held back by this one's failures
+    other = PlainConsole(strata_server.port, source=_loopback(unique[6:] + "0"))
+    assert other.sign_in() == 303
+    # the wait passes (real time, generous bound): the right secret signs in and the count is forgotten
+    deadline = time.monotonic() + 120
+    while (answer := guesser.sign_in()) == 429 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert answer == 303
+    assert guesser.sign_in("test", "wrong-secret") == 401  # a fresh count: no wait after one failure
+    assert guesser.sign_in() == 303

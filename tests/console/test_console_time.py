@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.console.browser import browser_fixture, shot, sign_in
+from tests.console.browser import browser_fixture, shot, signed_in_page
 from tests.strata_process import StrataProcess
 
 
@@ -30,12 +30,7 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, server: StrataProcess):
-    context = browser.new_context(accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    sign_in(page, server.endpoint)
-    yield page
-    context.close()
+    yield from signed_in_page(browser, server.endpoint)
 
 
 def test_advance_the_clock_and_see_the_bill(page, server) -> None:
