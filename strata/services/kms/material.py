@@ -19,6 +19,7 @@ import json
 import os
 import struct
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,19 @@ _VERSION = 1
 _HEADER = struct.Struct(">B16sI")
 _NONCE = 12
 
-_HASHES = {"SHA_1": hashes.SHA1, "SHA_256": hashes.SHA256, "SHA_384": hashes.SHA384, "SHA_512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "SHA_1": hashes.SHA1,
+    "SHA_256": hashes.SHA256,
+    "SHA_384": hashes.SHA384,
+    "SHA_512": hashes.SHA512,
+}
 _HMAC_DIGESTS = {
     "HMAC_SHA_224": hashlib.sha224,
     "HMAC_SHA_256": hashlib.sha256,
     "HMAC_SHA_384": hashlib.sha384,
     "HMAC_SHA_512": hashlib.sha512,
 }
-_CURVES = {
+_CURVES: dict[str, Callable[[], ec.EllipticCurve]] = {
     "ECC_NIST_P256": ec.SECP256R1,
     "ECC_NIST_P384": ec.SECP384R1,
     "ECC_NIST_P521": ec.SECP521R1,
