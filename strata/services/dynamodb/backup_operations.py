@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.dynamodb import pitr
+from strata.services.dynamodb import pitr, warm
 from strata.services.dynamodb.backups import KIND, new_table, start_backup, write_file
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import validation
@@ -177,6 +177,7 @@ class BackupOperations(DynamoDBCore):
             meta = new_table(source, name, store.next_id("table"), lambda: store.next_id("index"), now, info)
             meta.scope = scope_of(ctx)
             _overrides(meta, req, lambda: store.next_id("index"), now)
+            warm.check_table(meta, self.quota)
             store.insert_table(meta.to_json())
         self.state.creating[(meta.scope, name)] = meta
         self.bulk.spawn(self.restorer.load(meta))
@@ -253,6 +254,8 @@ def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
         built = [build_index(s, types, next_iid(), is_global, billing, now, meta.hash_key) for s in specs]
         meta.indexes = kept + built
     for ix in meta.indexes:
+        if billing == "PROVISIONED":
+            ix.on_demand = None
         if ix.is_global and billing == "PAY_PER_REQUEST":
             ix.throughput = {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
         elif ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):

@@ -86,4 +86,6 @@ class DynamoDBCore:
             status = provisioning.status(meta, now)
         out = describe(meta, count, size, index_counts, status, now)
         out["WarmThroughput"] = warm.description(meta, self.quota)
+        if "GlobalSecondaryIndexes" in out:
+            warm.describe_indexes(meta, out["GlobalSecondaryIndexes"], self.quota)
         return out

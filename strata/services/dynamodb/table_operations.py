@@ -19,6 +19,7 @@ from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.tables import (
     MAX_GSI,
     TableMeta,
+    ask_warm,
     attribute_types,
     build_index,
     build_table,
@@ -26,7 +27,6 @@ from strata.services.dynamodb.tables import (
     check_table_name,
     check_throughput,
     key_attribute_names,
-    refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
 
@@ -54,7 +54,7 @@ class TableOperations(DynamoDBCore):
                 lambda: store.next_id("index"),
                 clock.time(),
             )
-            self._check_quota(meta)
+            warm.check_table(meta, self.quota)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=True)
             if view is not None:
                 streams.enable(store, meta, view)
@@ -64,15 +64,6 @@ class TableOperations(DynamoDBCore):
         if not req.get("WarmThroughput"):  # CreateTable answers with it only when it was asked for
             del desc["WarmThroughput"]
         return {"TableDescription": desc}
-
-    def _check_quota(self, meta: TableMeta) -> None:
-        """Capacity and maxima above the per-table quota: LimitExceededException (warm.py)."""
-        region = warm.region_of(meta)
-        warm.check_capacity(meta.throughput, self.quota, region)
-        for ix in meta.indexes:
-            if ix.throughput:
-                warm.check_capacity(ix.throughput, self.quota, region, ix.name)
-        warm.check_maximum(meta.on_demand, self.quota, region)
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
         other = self.state.find(ctx, req.get("TableName"))
@@ -150,8 +141,10 @@ class TableOperations(DynamoDBCore):
             changed = provisioning.apply_throughput(
                 meta, req.get("BillingMode") or meta.billing_mode, req.get("ProvisionedThroughput"), now
             )
-        if meta.billing_mode == "PROVISIONED":
-            meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
+        if meta.billing_mode == "PROVISIONED":  # a maximum on-demand throughput means nothing then
+            meta.on_demand = None
+            for ix in meta.indexes:
+                ix.on_demand = None
         meta.on_demand = check_on_demand(
             req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand, creating=False
         )
@@ -213,10 +206,17 @@ class TableOperations(DynamoDBCore):
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
-                    refuse_index_throughput_settings(upd["Update"])
+                    action = upd["Update"]
+                    ix.on_demand = check_on_demand(
+                        action.get("OnDemandThroughput"), meta.billing_mode, ix.on_demand, False, name
+                    )
+                    ask_warm(ix, action.get("WarmThroughput"), creating=False)
+                    if action.get("OnDemandThroughput") or action.get("WarmThroughput"):
+                        if "ProvisionedThroughput" not in action:
+                            continue  # a GSI's maximum or warm throughput alone
                     old = ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
                     ix.throughput = check_throughput(
-                        upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
+                        action.get("ProvisionedThroughput"), meta.billing_mode, name
                     )
                     if meta.billing_mode == "PROVISIONED" and not was_on_demand:
                         if any(ix.throughput[k] < old[k] for k in ix.throughput):
@@ -227,8 +227,8 @@ class TableOperations(DynamoDBCore):
                 for ix in meta.indexes:  # a switch to PROVISIONED needs every GSI's capacity
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
-            self._check_quota(meta)
             warm.grow(meta, self.quota)
+            warm.check_table(meta, self.quota)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
             if changed:
                 provisioning.start_update(meta, now)

@@ -7,9 +7,13 @@ provisioned one; it grows with every higher provisioned capacity, with a switch 
 (to at least the initial throughput), with the traffic an on-demand table really serves
 (throttle.py), and on request (CreateTable/UpdateTable `WarmThroughput`: pre-warming, never
 below the current value). It is kept as `[read, write]` in `TableMeta.provisioning["warm"]`.
+Each global secondary index has its own, by the same rules (`IndexMeta.provisioning["warm"]`;
+GSI-level WarmThroughput in CreateTable's GlobalSecondaryIndexes and UpdateTable's Create and
+Update actions), as it has partitions of its own.
 
 An on-demand table serves up to its warm throughput at once and up to double its previous peak
-once that peak is 30 minutes old, never more than the per-table quota (40,000 read and 40,000
+once that peak is 30 minutes old (an on-demand GSI the same, on its own traffic), never more than
+the per-table quota (which applies to each GSI too: 40,000 read and 40,000
 write units per second, the `TableMaxRead/WriteCapacityUnits` of DescribeLimits); throttle.py
 enforces it. Provisioned capacity, OnDemandThroughput maximums and warm throughput above the
 quota are refused with the LimitExceededException texts AWS answers with.
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.errors import invalid_parameter
-from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.tables import IndexMeta, TableMeta
 
 MEMBERS = ("ReadUnitsPerSecond", "WriteUnitsPerSecond")
 _CAPACITY = ("ReadCapacityUnits", "WriteCapacityUnits")
@@ -64,14 +68,30 @@ def check_capacity(tp: dict, quota: Quota, region: str, index: str | None = None
             )
 
 
-def check_maximum(on_demand: dict | None, quota: Quota, region: str) -> None:
+def check_maximum(on_demand: dict | None, quota: Quota, region: str, index: str | None = None) -> None:
     """An OnDemandThroughput maximum above the per-table quota: LimitExceededException."""
+    what = f"index {index}" if index else "table"
     for key, dim in zip(_MAXIMA, ("Read", "Write"), strict=True):
         if (on_demand or {}).get(key, -1) > quota.table_max:
             raise limit_exceeded(
-                f"Subscriber limit exceeded: Requested {key} for OnDemandThroughput for table exceeds "
+                f"Subscriber limit exceeded: Requested {key} for OnDemandThroughput for {what} exceeds "
                 f"TableMax{dim}CapacityUnits of the account in region {region}"
             )
+
+
+def check_table(meta: TableMeta, quota: Quota) -> None:
+    """Everything of a table being created or updated that the quotas bound: provisioned
+    capacity, maxima and warm throughput of the table and each GSI (GSIs' requested warm
+    throughput is applied here: settle_indexes)."""
+    region = region_of(meta)
+    check_capacity(meta.throughput, quota, region)
+    check_maximum(meta.on_demand, quota, region)
+    for ix in meta.indexes:
+        if ix.throughput:
+            check_capacity(ix.throughput, quota, region, ix.name)
+        if ix.on_demand:
+            check_maximum(ix.on_demand, quota, region, ix.name)
+    settle_indexes(meta, quota)
 
 
 def current(meta: TableMeta, quota: Quota) -> list[int]:
@@ -82,26 +102,68 @@ def current(meta: TableMeta, quota: Quota) -> list[int]:
     return warm
 
 
+def index_current(ix: IndexMeta, billing: str, quota: Quota) -> list[int]:
+    """A GSI's warm throughput [read, write]: a GSI has partitions, and so a warm throughput, of
+    its own (an on-demand GSI starts at the on-demand initial throughput, as a table does)."""
+    warm = ix.provisioning.get("warm")
+    if warm is None:
+        warm = ix.provisioning["warm"] = list(_baseline(billing, ix.throughput, quota))
+    return warm
+
+
 def baseline(meta: TableMeta, quota: Quota) -> tuple[int, int]:
     """What the table's mode and capacity alone make warm."""
-    if meta.billing_mode == "PAY_PER_REQUEST":
+    return _baseline(meta.billing_mode, meta.throughput, quota)
+
+
+def _baseline(billing: str, tp: dict | None, quota: Quota) -> tuple[int, int]:
+    if billing == "PAY_PER_REQUEST" or not tp:
         return quota.initial
-    return meta.throughput["ReadCapacityUnits"], meta.throughput["WriteCapacityUnits"]
+    return tp["ReadCapacityUnits"], tp["WriteCapacityUnits"]
 
 
 def grow(meta: TableMeta, quota: Quota) -> None:
-    """After a capacity or billing-mode change: warm throughput rises to cover it (never falls)."""
+    """After a capacity or billing-mode change: warm throughput rises to cover it (never falls),
+    the table's and each GSI's."""
     warm = current(meta, quota)
     base = baseline(meta, quota)
     meta.provisioning["warm"] = [max(warm[0], base[0]), max(warm[1], base[1])]
+    for ix in meta.indexes:
+        if ix.is_global:
+            warm = index_current(ix, meta.billing_mode, quota)
+            base = _baseline(meta.billing_mode, ix.throughput, quota)
+            ix.provisioning["warm"] = [max(warm[0], base[0]), max(warm[1], base[1])]
 
 
 def apply_request(meta: TableMeta, spec: dict | None, quota: Quota, creating: bool) -> None:
     """CreateTable/UpdateTable `WarmThroughput` (pre-warming), validated as DynamoDB does."""
-    if not spec:
-        return
-    region = region_of(meta)
-    warm = current(meta, quota)
+    if spec:
+        meta.provisioning["warm"] = _asked(
+            current(meta, quota), spec, quota, region_of(meta), creating, meta.billing_mode, "table"
+        )
+
+
+def settle_indexes(meta: TableMeta, quota: Quota) -> None:
+    """Apply the WarmThroughput each GSI of the request asked for (tables.ask_warm): validated
+    as the table's, against the GSI's own warm throughput and capacity."""
+    for ix in meta.indexes:
+        asked = ix.provisioning.pop("warm_asked", None)
+        if asked is not None:
+            spec, creating = asked
+            ix.provisioning["warm"] = _asked(
+                index_current(ix, meta.billing_mode, quota),
+                spec,
+                quota,
+                region_of(meta),
+                creating,
+                meta.billing_mode,
+                f"index {ix.name}",
+            )
+
+
+def _asked(
+    warm: list[int], spec: dict, quota: Quota, region: str, creating: bool, billing: str, what: str
+) -> list[int]:
     out = list(warm)
     for i, member in enumerate(MEMBERS):
         value = spec.get(member)
@@ -110,13 +172,13 @@ def apply_request(meta: TableMeta, spec: dict | None, quota: Quota, creating: bo
         if value > quota.table_max:
             dim = "Read" if i == 0 else "Write"
             raise limit_exceeded(
-                f"Subscriber limit exceeded: Requested {member} for WarmThroughput for table exceeds "
+                f"Subscriber limit exceeded: Requested {member} for WarmThroughput for {what} exceeds "
                 f"TableMax{dim}CapacityUnits of the account in region {region}"
             )
         if value < warm[i]:
             if not creating:
                 reason = "lower than current WarmThroughput, decreasing WarmThroughput is not supported"
-            elif meta.billing_mode == "PAY_PER_REQUEST":
+            elif billing == "PAY_PER_REQUEST":
                 reason = (
                     "lower than initial throughput for OnDemand. See: https://docs.aws.amazon.com/"
                     "amazondynamodb/latest/developerguide/on-demand-capacity-mode.html"
@@ -124,12 +186,26 @@ def apply_request(meta: TableMeta, spec: dict | None, quota: Quota, creating: bo
                 )
             else:
                 reason = f"lower than {_CAPACITY[i]} of ProvisionedThroughput"
-            raise invalid_parameter(f"Requested {member} for WarmThroughput for table is {reason}")
+            raise invalid_parameter(f"Requested {member} for WarmThroughput for {what} is {reason}")
         out[i] = value
-    meta.provisioning["warm"] = out
+    return out
 
 
 def description(meta: TableMeta, quota: Quota) -> dict:
     """The WarmThroughput member of a TableDescription."""
     read, write = current(meta, quota)
     return {"ReadUnitsPerSecond": int(read), "WriteUnitsPerSecond": int(write), "Status": "ACTIVE"}
+
+
+def describe_indexes(meta: TableMeta, gsis: list[dict], quota: Quota) -> None:
+    """The WarmThroughput member of each GlobalSecondaryIndexDescription (in place)."""
+    by_name = {ix.name: ix for ix in meta.indexes if ix.is_global}
+    for desc in gsis:
+        ix = by_name.get(desc["IndexName"])
+        if ix is not None:
+            read, write = index_current(ix, meta.billing_mode, quota)
+            desc["WarmThroughput"] = {
+                "ReadUnitsPerSecond": int(read),
+                "WriteUnitsPerSecond": int(write),
+                "Status": "ACTIVE",
+            }

@@ -1,0 +1,207 @@
+"""On-demand GSIs have a capacity of their own (warm.py, throttle.py): GSI-level WarmThroughput
+and OnDemandThroughput are honoured, a read of a GSI draws on the GSI, and a GSI short of write
+capacity throttles its table's writes under the index's name (GSI back-pressure).
+
+The server's quota and initial throughput are small (STRATA_LIMIT_*), so a batch of ten 400 KB
+items (~4,000 units on the table and as many on an ALL-projected GSI) leaves a debt of tens of
+seconds or more; moving the simulated clock then pays back the faster of the two only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tests.strata_process import StrataProcess
+
+ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/"
+BIG = "x" * (399 * 1024)  # 400 write units
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    env = {
+        "STRATA_LIMIT_DYNAMODB_TABLE_MAX_UNITS": "150",
+        "STRATA_LIMIT_DYNAMODB_ON_DEMAND_READ_UNITS": "100",
+        "STRATA_LIMIT_DYNAMODB_ON_DEMAND_WRITE_UNITS": "50",
+    }
+    s = StrataProcess(Path(tmp_path_factory.mktemp("gsicap")) / "data", extra_env=env).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def ddb(server: StrataProcess) -> Any:
+    return server.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+
+
+def gsi(name: str = "byg", **kw: Any) -> dict:
+    return {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+        **kw,
+    }
+
+
+def table(ddb: Any, name: str, index: dict, **kw: Any) -> str:
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[index],
+        **kw,
+    )
+    return name
+
+
+def error(call: Any, **kw: Any) -> tuple[str, str, list]:
+    with pytest.raises(ClientError) as e:
+        call(**kw)
+    r = e.value.response
+    return r["Error"]["Code"], r["Error"]["Message"], r.get("ThrottlingReasons") or r.get("throttlingReasons")
+
+
+def big_batch(ddb: Any, name: str, tag: str) -> None:
+    puts = [
+        {"PutRequest": {"Item": {"id": {"S": f"{tag}{i}"}, "g": {"S": "k"}, "v": {"S": BIG}}}}
+        for i in range(10)
+    ]
+    assert ddb.batch_write_item(RequestItems={name: puts})["UnprocessedItems"] == {}
+
+
+def index_desc(ddb: Any, name: str) -> dict:
+    return ddb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"][0]
+
+
+def test_gsi_warm_and_maximum_throughput_are_kept_and_validated(ddb: Any, unique: str) -> None:
+    t = table(
+        ddb,
+        f"gw-{unique}",
+        gsi(WarmThroughput={"ReadUnitsPerSecond": 120}, OnDemandThroughput={"MaxWriteRequestUnits": 9}),
+    )
+    desc = index_desc(ddb, t)
+    assert desc["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 120,
+        "WriteUnitsPerSecond": 50,
+        "Status": "ACTIVE",
+    }
+    assert desc["OnDemandThroughput"] == {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": 9}
+
+    ddb.update_table(
+        TableName=t,
+        GlobalSecondaryIndexUpdates=[
+            {"Update": {"IndexName": "byg", "WarmThroughput": {"WriteUnitsPerSecond": 140}}},
+        ],
+    )
+    ddb.update_table(
+        TableName=t,
+        GlobalSecondaryIndexUpdates=[
+            {"Update": {"IndexName": "byg", "OnDemandThroughput": {"MaxWriteRequestUnits": -1}}},
+        ],
+    )
+    desc = index_desc(ddb, t)
+    assert desc["WarmThroughput"]["WriteUnitsPerSecond"] == 140
+    assert "OnDemandThroughput" not in desc
+    assert ddb.describe_table(TableName=t)["Table"]["WarmThroughput"]["WriteUnitsPerSecond"] == 50
+
+    code, message, _ = error(
+        ddb.update_table,
+        TableName=t,
+        GlobalSecondaryIndexUpdates=[
+            {"Update": {"IndexName": "byg", "WarmThroughput": {"WriteUnitsPerSecond": 60}}}
+        ],
+    )
+    assert (code, message) == (
+        "ValidationException",
+        "One or more parameter values were invalid: Requested WriteUnitsPerSecond for WarmThroughput for index "
+        "byg is lower than current WarmThroughput, decreasing WarmThroughput is not supported",
+    )
+    code, message, _ = error(
+        ddb.update_table,
+        TableName=t,
+        GlobalSecondaryIndexUpdates=[
+            {"Update": {"IndexName": "byg", "WarmThroughput": {"ReadUnitsPerSecond": 151}}}
+        ],
+    )
+    assert code == "LimitExceededException"
+    assert (
+        "Requested ReadUnitsPerSecond for WarmThroughput for index byg exceeds TableMaxReadCapacityUnits"
+        in message
+    )
+    code, message, _ = error(
+        ddb.create_table,
+        TableName=f"gp-{unique}",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        GlobalSecondaryIndexes=[
+            gsi(
+                ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+                OnDemandThroughput={"MaxReadRequestUnits": 5},
+            )
+        ],
+    )
+    assert code == "ValidationException"
+    assert "MaxReadRequestUnits for OnDemandThroughput for index byg cannot be specified" in message
+
+
+def test_a_gsi_short_of_write_capacity_throttles_its_tables_writes(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
+    # The table is pre-warmed to the quota (150/s), its GSI has the initial 50/s: after the
+    # batch's debt, 30 s pay the table back and not the GSI.
+    t = table(ddb, f"gbp-{unique}", gsi(), WarmThroughput={"WriteUnitsPerSecond": 150})
+    big_batch(ddb, t, "a")
+    server.advance_clock("30s")
+    code, _, reasons = error(ddb.put_item, TableName=t, Item={"id": {"S": "small"}})
+    assert code == "ThrottlingException"
+    assert reasons == [{"reason": "IndexWriteKeyRangeThroughputExceeded", "resource": f"{ARN}{t}/index/byg"}]
+    assert "Item" not in ddb.get_item(TableName=t, Key={"id": {"S": "small"}})
+    ddb.get_item(TableName=t, Key={"id": {"S": "a0"}})  # reads are not held back
+
+    # A GSI's maximum throttles the same way, under its own reason.
+    m = table(
+        ddb,
+        f"gmx-{unique}",
+        gsi(OnDemandThroughput={"MaxWriteRequestUnits": 5}),
+        WarmThroughput={"WriteUnitsPerSecond": 150},
+    )
+    big_batch(ddb, m, "a")
+    server.advance_clock("60s")
+    code, message, reasons = error(ddb.put_item, TableName=m, Item={"id": {"S": "small"}})
+    assert (code, message) == ("ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+    assert reasons == [
+        {"reason": "IndexWriteMaxOnDemandThroughputExceeded", "resource": f"{ARN}{m}/index/byg"}
+    ]
+
+
+def test_a_read_of_a_gsi_draws_on_the_gsis_read_capacity(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
+    t = table(ddb, f"grd-{unique}", gsi(OnDemandThroughput={"MaxReadRequestUnits": 1}))
+    big_batch(ddb, t, "a")
+    server.advance_clock("3m")  # the writes' debt is paid back
+    query = {"TableName": t, "IndexName": "byg", "KeyConditionExpression": "g = :g"}
+    values = {":g": {"S": "k"}}
+    # A page of 1 MB read eventually consistently: over 100 units against a maximum of 1/s.
+    assert ddb.query(**query, ExpressionAttributeValues=values)["Count"] >= 1
+    code, _, reasons = error(ddb.query, **query, ExpressionAttributeValues=values)
+    assert code == "ThrottlingException"
+    assert reasons == [
+        {"reason": "IndexReadMaxOnDemandThroughputExceeded", "resource": f"{ARN}{t}/index/byg"}
+    ]
+    item = ddb.get_item(TableName=t, Key={"id": {"S": "a1"}})["Item"]  # the table's own capacity
+    assert item["g"] == {"S": "k"}
