@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.dynamodb import pitr, warm
+from strata.services.dynamodb import pitr
 from strata.services.dynamodb.backups import KIND, new_table, start_backup, write_file
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import validation
@@ -177,7 +177,7 @@ class BackupOperations(DynamoDBCore):
             meta = new_table(source, name, store.next_id("table"), lambda: store.next_id("index"), now, info)
             meta.scope = scope_of(ctx)
             _overrides(meta, req, lambda: store.next_id("index"), now)
-            warm.check_table(meta, self.quota)
+            self._check_quotas(meta)
             store.insert_table(meta.to_json())
         self.state.creating[(meta.scope, name)] = meta
         self.bulk.spawn(self.restorer.load(meta))

@@ -33,6 +33,7 @@ class DynamoDBCore:
         default = warm.Quota()
         self.quota = self.state.throttle.quota = warm.Quota(
             settings.limit("dynamodb_table_max_units", default.table_max),
+            settings.limit("dynamodb_account_max_units", default.account_max),
             settings.limit("dynamodb_on_demand_read_units", default.initial_read),
             settings.limit("dynamodb_on_demand_write_units", default.initial_write),
         )
@@ -74,6 +75,13 @@ class DynamoDBCore:
 
         await state.store.db.write(save_levels)
         state.store.close()
+
+    def _check_quotas(self, meta: TableMeta) -> None:
+        """A table being created, updated, restored or imported, against the per-table and
+        per-account quotas (warm.py); applies its GSIs' requested warm throughput."""
+        warm.check_table(meta, self.quota)
+        state = self.state
+        warm.check_account(meta, [*state.tables.values(), *state.creating.values()], self.quota)
 
     def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
         count, size = self.state.store.counts(meta.tid)

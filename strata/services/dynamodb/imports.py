@@ -26,7 +26,6 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.base import run_blocking
 from strata.services.dynamodb import items as itm
-from strata.services.dynamodb import warm
 from strata.services.dynamodb.backups import write_file
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import resource_in_use, validation
@@ -196,7 +195,7 @@ class ImportOperations(DynamoDBCore):
                 params, scope, ctx.region, ctx.account_id, store.next_id("table"),
                 lambda: store.next_id("index"), now,
             )  # fmt: skip
-            warm.check_table(meta, self.quota)
+            self._check_quotas(meta)
         source = req["S3BucketSource"]
         import_id = f"{int(now * 1000):013d}-{secrets.token_hex(4)}"
         desc: dict = {

@@ -54,7 +54,7 @@ class TableOperations(DynamoDBCore):
                 lambda: store.next_id("index"),
                 clock.time(),
             )
-            warm.check_table(meta, self.quota)
+            self._check_quotas(meta)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=True)
             if view is not None:
                 streams.enable(store, meta, view)
@@ -228,7 +228,7 @@ class TableOperations(DynamoDBCore):
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
             warm.grow(meta, self.quota)
-            warm.check_table(meta, self.quota)
+            self._check_quotas(meta)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
             if changed:
                 provisioning.start_update(meta, now)
@@ -313,8 +313,8 @@ class TableOperations(DynamoDBCore):
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
         return {
-            "AccountMaxReadCapacityUnits": 80000,
-            "AccountMaxWriteCapacityUnits": 80000,
+            "AccountMaxReadCapacityUnits": self.quota.account_max,
+            "AccountMaxWriteCapacityUnits": self.quota.account_max,
             "TableMaxReadCapacityUnits": self.quota.table_max,
             "TableMaxWriteCapacityUnits": self.quota.table_max,
         }

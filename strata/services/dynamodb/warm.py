@@ -18,13 +18,19 @@ write units per second, the `TableMaxRead/WriteCapacityUnits` of DescribeLimits)
 enforces it. Provisioned capacity, OnDemandThroughput maximums and warm throughput above the
 quota are refused with the LimitExceededException texts AWS answers with.
 
+The provisioned capacity of all an account's tables and GSIs in a region is bounded too (80,000
+read and 80,000 write units, DescribeLimits' `AccountMaxRead/WriteCapacityUnits`): CreateTable,
+UpdateTable, restores and imports that would pass it get LimitExceededException (check_account;
+on-demand tables do not count, as AWS's quota is of provisioned capacity).
+
 `Quota` holds the numbers; a deployment (or a test) can change them with
-STRATA_LIMIT_DYNAMODB_TABLE_MAX_UNITS, STRATA_LIMIT_DYNAMODB_ON_DEMAND_READ_UNITS and
-STRATA_LIMIT_DYNAMODB_ON_DEMAND_WRITE_UNITS.
+STRATA_LIMIT_DYNAMODB_TABLE_MAX_UNITS, STRATA_LIMIT_DYNAMODB_ACCOUNT_MAX_UNITS,
+STRATA_LIMIT_DYNAMODB_ON_DEMAND_READ_UNITS and STRATA_LIMIT_DYNAMODB_ON_DEMAND_WRITE_UNITS.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from strata.protocol.errors import ServiceError
@@ -40,6 +46,7 @@ SETTLE_SECONDS = 1800.0  # a peak doubles what an on-demand table can serve 30 m
 @dataclass(frozen=True)
 class Quota:
     table_max: int = 40000  # read (and write) units per second of one table
+    account_max: int = 80000  # provisioned read (and write) units of all tables of an account/region
     initial_read: int = 12000  # a new on-demand table's warm throughput
     initial_write: int = 4000
 
@@ -92,6 +99,43 @@ def check_table(meta: TableMeta, quota: Quota) -> None:
         if ix.on_demand:
             check_maximum(ix.on_demand, quota, region, ix.name)
     settle_indexes(meta, quota)
+
+
+def provisioned(meta: TableMeta) -> tuple[int, int]:
+    """The read and write units a table and its GSIs have provisioned (0 when on-demand)."""
+    if meta.billing_mode != "PROVISIONED":
+        return 0, 0
+    read, write = meta.throughput["ReadCapacityUnits"], meta.throughput["WriteCapacityUnits"]
+    for ix in meta.indexes:
+        if ix.is_global and ix.throughput:
+            read += ix.throughput["ReadCapacityUnits"]
+            write += ix.throughput["WriteCapacityUnits"]
+    return read, write
+
+
+def check_account(meta: TableMeta, others: Iterable[TableMeta], quota: Quota) -> None:
+    """The provisioned capacity of all the account's tables and GSIs in the region, with `meta`
+    as it would be, above the account quota (AccountMaxRead/WriteCapacityUnits of
+    DescribeLimits): LimitExceededException. `others` are the account's tables there (`meta` as
+    it is now among them, when it exists): a change that does not raise a dimension is allowed."""
+    mine = provisioned(meta)
+    if mine == (0, 0):
+        return
+    totals, before = list(mine), (0, 0)
+    for other in others:
+        if other.tid == meta.tid:
+            before = provisioned(other)
+        elif other.scope == meta.scope:
+            r, w = provisioned(other)
+            totals[0] += r
+            totals[1] += w
+    for i, (key, total) in enumerate(zip(_CAPACITY, totals, strict=True)):
+        if total > quota.account_max and mine[i] > before[i]:
+            raise limit_exceeded(
+                f"The requested {key}, {mine[i]}, would bring the account's provisioned "
+                f"{key} to {total}, above the per account maximum for the account in {region_of(meta)}. "
+                f"Per account maximum: {quota.account_max}."
+            )
 
 
 def current(meta: TableMeta, quota: Quota) -> list[int]:

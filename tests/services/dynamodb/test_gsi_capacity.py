@@ -1,6 +1,7 @@
 """On-demand GSIs have a capacity of their own (warm.py, throttle.py): GSI-level WarmThroughput
 and OnDemandThroughput are honoured, a read of a GSI draws on the GSI, and a GSI short of write
-capacity throttles its table's writes under the index's name (GSI back-pressure).
+capacity throttles its table's writes under the index's name (GSI back-pressure). And the
+account-level quota of provisioned capacity (all tables and GSIs of an account in a region).
 
 The server's quota and initial throughput are small (STRATA_LIMIT_*), so a batch of ten 400 KB
 items (~4,000 units on the table and as many on an ALL-projected GSI) leaves a debt of tens of
@@ -28,6 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "STRATA_LIMIT_DYNAMODB_TABLE_MAX_UNITS": "150",
         "STRATA_LIMIT_DYNAMODB_ON_DEMAND_READ_UNITS": "100",
         "STRATA_LIMIT_DYNAMODB_ON_DEMAND_WRITE_UNITS": "50",
+        "STRATA_LIMIT_DYNAMODB_ACCOUNT_MAX_UNITS": "400",
     }
     s = StrataProcess(Path(tmp_path_factory.mktemp("gsicap")) / "data", extra_env=env).start()
     yield s
@@ -205,3 +207,60 @@ def test_a_read_of_a_gsi_draws_on_the_gsis_read_capacity(
     ]
     item = ddb.get_item(TableName=t, Key={"id": {"S": "a1"}})["Item"]  # the table's own capacity
     assert item["g"] == {"S": "k"}
+
+
+def provisioned(ddb: Any, name: str, read: int, index_read: int | None = None) -> str:
+    extra: dict = {}
+    if index_read is not None:
+        extra["GlobalSecondaryIndexes"] = [
+            gsi(ProvisionedThroughput={"ReadCapacityUnits": index_read, "WriteCapacityUnits": 1})
+        ]
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            *([{"AttributeName": "g", "AttributeType": "S"}] if index_read is not None else []),
+        ],
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": read, "WriteCapacityUnits": 1},
+        **extra,
+    )
+    return name
+
+
+def test_the_account_quota_bounds_the_provisioned_capacity_of_all_tables_and_gsis(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
+    assert ddb.describe_limits()["AccountMaxReadCapacityUnits"] == 400
+    one = provisioned(ddb, f"a1-{unique}", 150, index_read=100)  # 250 read units with its GSI
+    two = provisioned(ddb, f"a2-{unique}", 150)  # 400: at the quota
+    code, message, _ = error(ddb.create_table, **_spec(f"a3-{unique}", 1))
+    assert code == "LimitExceededException"
+    assert message == (
+        "The requested ReadCapacityUnits, 1, would bring the account's provisioned ReadCapacityUnits to 401, "
+        "above the per account maximum for the account in us-east-1. Per account maximum: 400."
+    )
+    assert ddb.list_tables()["TableNames"].count(f"a3-{unique}") == 0
+    ddb.update_table(TableName=two, ProvisionedThroughput={"ReadCapacityUnits": 140, "WriteCapacityUnits": 1})
+    three = provisioned(ddb, f"a3-{unique}", 10)  # 400 again
+    code, _, _ = error(
+        ddb.update_table,
+        TableName=three,
+        ProvisionedThroughput={"ReadCapacityUnits": 11, "WriteCapacityUnits": 1},
+    )
+    assert code == "LimitExceededException"
+    ddb.update_table(TableName=one, BillingMode="PAY_PER_REQUEST")  # on-demand capacity does not count
+    ddb.update_table(
+        TableName=three, ProvisionedThroughput={"ReadCapacityUnits": 140, "WriteCapacityUnits": 1}
+    )
+
+
+def _spec(name: str, read: int) -> dict:
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "BillingMode": "PROVISIONED",
+        "ProvisionedThroughput": {"ReadCapacityUnits": read, "WriteCapacityUnits": 1},
+    }
