@@ -171,6 +171,7 @@ class BackupOperations(DynamoDBCore):
     def _restore(self, ctx: RequestContext, req: dict, source: TableMeta, info: dict) -> dict:
         """Create the target table (CREATING) and start loading `info['file']` into it."""
         name = self._check_target(ctx, req.get("TargetTableName"))
+        self._table_operation(ctx, creates=True)
         store = self.state.store
         now = clock.time()
         with store.write():

@@ -188,6 +188,7 @@ class ImportOperations(DynamoDBCore):
         name = params.get("TableName")
         if self.state.find(ctx, name) is not None:
             raise resource_in_use(f"Table already exists: {name}")
+        self._table_operation(ctx, creates=True)
         store = self.state.store
         now = clock.time()
         with store.write():

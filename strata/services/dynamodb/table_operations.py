@@ -44,6 +44,7 @@ class TableOperations(DynamoDBCore):
             raise resource_in_use(f"Table already exists: {name}")
         spec = req.get("StreamSpecification")
         view = streams.check_spec(spec, None, False, name) if spec is not None else None
+        self._table_operation(ctx, creates=True)
         with store.write():
             meta = build_table(
                 req,
@@ -100,6 +101,7 @@ class TableOperations(DynamoDBCore):
             )
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         provisioning.check_deletable(meta, clock.time())
+        self._table_operation(ctx)
         if meta.deletion_protection:
             raise validation(
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "
@@ -133,6 +135,7 @@ class TableOperations(DynamoDBCore):
         live = self.state.table(ctx, req.get("TableName"), describe=True)
         now = clock.time()
         provisioning.check_not_updating(live, now)
+        self._table_operation(ctx)
         meta = TableMeta.from_json(live.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
         was_on_demand = meta.billing_mode == "PAY_PER_REQUEST"
@@ -231,7 +234,7 @@ class TableOperations(DynamoDBCore):
             self._check_quotas(meta)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
             if changed:
-                provisioning.start_update(meta, now)
+                provisioning.start_update(meta, now, self.update_seconds)
             # The capacity in force until now is metered from the published metadata (the hourly
             # rule may have metered part of it while this request waited for the writer).
             provisioning.meter_hours(live, now)
@@ -258,6 +261,7 @@ class TableOperations(DynamoDBCore):
             raise validation("TimeToLive is already disabled")
         if not spec.get("AttributeName"):
             raise invalid_parameter("AttributeName must be specified")
+        self._table_operation(ctx)
         with self.state.store.write():
             meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
             self.state.save(meta)
@@ -275,6 +279,7 @@ class TableOperations(DynamoDBCore):
         return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
 
     def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
+        self.control.admit(scope_of(ctx), "DescribeContributorInsights", clock.time())
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         out = {"TableName": meta.name, "ContributorInsightsStatus": "DISABLED"}
         if req.get("IndexName"):
@@ -312,6 +317,7 @@ class TableOperations(DynamoDBCore):
         return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
+        self.control.admit(scope_of(ctx), "DescribeLimits", clock.time())
         return {
             "AccountMaxReadCapacityUnits": self.quota.account_max,
             "AccountMaxWriteCapacityUnits": self.quota.account_max,
