@@ -98,10 +98,10 @@ class DynamoDBCore:
             self.control.check_table_count(scope, every)
         self.control.check_simultaneous(scope, every, clock.time())
 
-    def _check_quotas(self, meta: TableMeta) -> None:
+    def _check_quotas(self, meta: TableMeta, creating: bool = True) -> None:
         """A table being created, updated, restored or imported, against the per-table and
         per-account quotas (warm.py); applies its GSIs' requested warm throughput."""
-        warm.check_table(meta, self.quota)
+        warm.check_table(meta, self.quota, creating)
         state = self.state
         warm.check_account(meta, [*state.tables.values(), *state.creating.values()], self.quota)
 

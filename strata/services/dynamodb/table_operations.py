@@ -231,7 +231,7 @@ class TableOperations(DynamoDBCore):
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
             warm.grow(meta, self.quota)
-            self._check_quotas(meta)
+            self._check_quotas(meta, creating=False)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
             if changed:
                 provisioning.start_update(meta, now, self.update_seconds)

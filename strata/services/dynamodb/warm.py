@@ -15,8 +15,9 @@ An on-demand table serves up to its warm throughput at once and up to double its
 once that peak is 30 minutes old (an on-demand GSI the same, on its own traffic), never more than
 the per-table quota (which applies to each GSI too: 40,000 read and 40,000
 write units per second, the `TableMaxRead/WriteCapacityUnits` of DescribeLimits); throttle.py
-enforces it. Provisioned capacity, OnDemandThroughput maximums and warm throughput above the
-quota are refused with the LimitExceededException texts AWS answers with.
+enforces it. A new table's provisioned capacity (its own and its GSIs' together: the per-table
+quota bounds only creations), OnDemandThroughput maximums and warm throughput above the quota
+are refused with the LimitExceededException texts AWS answers with.
 
 The provisioned capacity of all an account's tables and GSIs in a region is bounded too (80,000
 read and 80,000 write units, DescribeLimits' `AccountMaxRead/WriteCapacityUnits`): CreateTable,
@@ -63,15 +64,17 @@ def region_of(meta: TableMeta) -> str:
     return meta.arn.split(":")[3]
 
 
-def check_capacity(tp: dict, quota: Quota, region: str, index: str | None = None) -> None:
-    """Provisioned capacity above the per-table (per-index) maximum: LimitExceededException."""
-    for key in _CAPACITY:
-        if tp.get(key, 0) > quota.table_max:
-            what = f"{key} for index {index}" if index else key
-            kind = "index" if index else "table"
+def check_capacity(meta: TableMeta, quota: Quota) -> None:
+    """A new table's provisioned capacity, its own and its GSIs' together, above the per-table
+    maximum: LimitExceededException. DescribeLimits' documentation: "The per-table quotas apply
+    only when you are creating a new table. They restrict the sum of the provisioned capacity of
+    the new table itself and all its global secondary indexes." (An existing table is bounded by
+    the account quota only: check_account.)"""
+    for key, total in zip(_CAPACITY, provisioned(meta), strict=True):
+        if total > quota.table_max:
             raise limit_exceeded(
-                f"The requested {what}, {tp[key]}, is above the per {kind} maximum for the account in "
-                f"{region}. Per {kind} maximum: {quota.table_max}."
+                f"The requested {key}, {total}, is above the per table maximum for the account in "
+                f"{region_of(meta)}. Per table maximum: {quota.table_max}."
             )
 
 
@@ -86,16 +89,15 @@ def check_maximum(on_demand: dict | None, quota: Quota, region: str, index: str 
             )
 
 
-def check_table(meta: TableMeta, quota: Quota) -> None:
-    """Everything of a table being created or updated that the quotas bound: provisioned
-    capacity, maxima and warm throughput of the table and each GSI (GSIs' requested warm
-    throughput is applied here: settle_indexes)."""
+def check_table(meta: TableMeta, quota: Quota, creating: bool) -> None:
+    """Everything of a table being created (or updated) that the per-table quotas bound:
+    provisioned capacity (at creation), maxima and warm throughput of the table and each GSI
+    (GSIs' requested warm throughput is applied here: settle_indexes)."""
     region = region_of(meta)
-    check_capacity(meta.throughput, quota, region)
+    if creating:
+        check_capacity(meta, quota)
     check_maximum(meta.on_demand, quota, region)
     for ix in meta.indexes:
-        if ix.throughput:
-            check_capacity(ix.throughput, quota, region, ix.name)
         if ix.on_demand:
             check_maximum(ix.on_demand, quota, region, ix.name)
     settle_indexes(meta, quota)

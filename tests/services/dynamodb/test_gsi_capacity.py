@@ -209,58 +209,67 @@ def test_a_read_of_a_gsi_draws_on_the_gsis_read_capacity(
     assert item["g"] == {"S": "k"}
 
 
-def provisioned(ddb: Any, name: str, read: int, index_read: int | None = None) -> str:
-    extra: dict = {}
-    if index_read is not None:
-        extra["GlobalSecondaryIndexes"] = [
-            gsi(ProvisionedThroughput={"ReadCapacityUnits": index_read, "WriteCapacityUnits": 1})
-        ]
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "id", "AttributeType": "S"},
-            *([{"AttributeName": "g", "AttributeType": "S"}] if index_read is not None else []),
-        ],
-        BillingMode="PROVISIONED",
-        ProvisionedThroughput={"ReadCapacityUnits": read, "WriteCapacityUnits": 1},
-        **extra,
-    )
-    return name
-
-
 def test_the_account_quota_bounds_the_provisioned_capacity_of_all_tables_and_gsis(
     server: StrataProcess, ddb: Any, unique: str
 ) -> None:
     assert ddb.describe_limits()["AccountMaxReadCapacityUnits"] == 400
-    one = provisioned(ddb, f"a1-{unique}", 150, index_read=100)  # 250 read units with its GSI
-    two = provisioned(ddb, f"a2-{unique}", 150)  # 400: at the quota
-    code, message, _ = error(ddb.create_table, **_spec(f"a3-{unique}", 1))
-    assert code == "LimitExceededException"
-    assert message == (
-        "The requested ReadCapacityUnits, 1, would bring the account's provisioned ReadCapacityUnits to 401, "
-        "above the per account maximum for the account in us-east-1. Per account maximum: 400."
+    # The per-table quota (150 here) bounds a new table with its GSIs together...
+    code, message, _ = error(ddb.create_table, **_spec(f"a0-{unique}", 100, index_read=51))
+    assert (code, message) == (
+        "LimitExceededException",
+        "The requested ReadCapacityUnits, 151, is above the per table maximum for the account in us-east-1. "
+        "Per table maximum: 150.",
     )
-    assert ddb.list_tables()["TableNames"].count(f"a3-{unique}") == 0
+    one = f"a1-{unique}"
+    ddb.create_table(**_spec(one, 100, index_read=50))
+    # ... and only a new one: an existing table is bounded by the account quota alone.
+    ddb.update_table(
+        TableName=one,
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Update": {
+                    "IndexName": "byg",
+                    "ProvisionedThroughput": {"ReadCapacityUnits": 100, "WriteCapacityUnits": 1},
+                }
+            }
+        ],
+    )
+    two = f"a2-{unique}"
+    ddb.create_table(**_spec(two, 150))  # 350 of 400
+    code, message, _ = error(ddb.create_table, **_spec(f"a3-{unique}", 51))
+    assert (code, message) == (
+        "LimitExceededException",
+        "The requested ReadCapacityUnits, 51, would bring the account's provisioned ReadCapacityUnits to 401, "
+        "above the per account maximum for the account in us-east-1. Per account maximum: 400.",
+    )
+    assert f"a3-{unique}" not in ddb.list_tables()["TableNames"]
     ddb.update_table(TableName=two, ProvisionedThroughput={"ReadCapacityUnits": 140, "WriteCapacityUnits": 1})
-    three = provisioned(ddb, f"a3-{unique}", 10)  # 400 again
+    three = f"a3-{unique}"
+    ddb.create_table(**_spec(three, 60))  # 400 again
     code, _, _ = error(
         ddb.update_table,
         TableName=three,
-        ProvisionedThroughput={"ReadCapacityUnits": 11, "WriteCapacityUnits": 1},
+        ProvisionedThroughput={"ReadCapacityUnits": 61, "WriteCapacityUnits": 1},
     )
     assert code == "LimitExceededException"
+    server.advance_clock("20s")  # the updates are done
     ddb.update_table(TableName=one, BillingMode="PAY_PER_REQUEST")  # on-demand capacity does not count
     ddb.update_table(
         TableName=three, ProvisionedThroughput={"ReadCapacityUnits": 140, "WriteCapacityUnits": 1}
     )
 
 
-def _spec(name: str, read: int) -> dict:
-    return {
+def _spec(name: str, read: int, index_read: int | None = None) -> dict:
+    spec: dict = {
         "TableName": name,
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
         "BillingMode": "PROVISIONED",
         "ProvisionedThroughput": {"ReadCapacityUnits": read, "WriteCapacityUnits": 1},
     }
+    if index_read is not None:
+        spec["AttributeDefinitions"].append({"AttributeName": "g", "AttributeType": "S"})
+        spec["GlobalSecondaryIndexes"] = [
+            gsi(ProvisionedThroughput={"ReadCapacityUnits": index_read, "WriteCapacityUnits": 1})
+        ]
+    return spec
