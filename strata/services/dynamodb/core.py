@@ -115,7 +115,7 @@ class DynamoDBCore:
         if status == "ACTIVE":
             status = provisioning.status(meta, now)
         out = describe(meta, count, size, index_counts, status, now)
-        out["WarmThroughput"] = warm.description(meta, self.quota)
+        out["WarmThroughput"] = warm.description(meta, self.quota, now)
         if "GlobalSecondaryIndexes" in out:
-            warm.describe_indexes(meta, out["GlobalSecondaryIndexes"], self.quota)
+            warm.describe_indexes(meta, out["GlobalSecondaryIndexes"], self.quota, now)
         return out

@@ -231,9 +231,10 @@ class TableOperations(DynamoDBCore):
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
             warm.grow(meta, self.quota)
+            before = warm.snapshot(meta, self.quota)
             self._check_quotas(meta, creating=False)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
-            if changed:
+            if warm.note_raises(meta, before, now + self.update_seconds) or changed:
                 provisioning.start_update(meta, now, self.update_seconds)
             # The capacity in force until now is metered from the published metadata (the hourly
             # rule may have metered part of it while this request waited for the writer).

@@ -9,7 +9,9 @@ provisioned one; it grows with every higher provisioned capacity, with a switch 
 below the current value). It is kept as `[read, write]` in `TableMeta.provisioning["warm"]`.
 Each global secondary index has its own, by the same rules (`IndexMeta.provisioning["warm"]`;
 GSI-level WarmThroughput in CreateTable's GlobalSecondaryIndexes and UpdateTable's Create and
-Update actions), as it has partitions of its own.
+Update actions), as it has partitions of its own. A raise by UpdateTable leaves the table
+UPDATING and the raised WarmThroughput (the table's, or the GSI's and the GSI) `Status: UPDATING`
+for the table-update span (provisioning.py) of simulated time; the capacity is served at once.
 
 An on-demand table serves up to its warm throughput at once and up to double its previous peak
 once that peak is 30 minutes old (an on-demand GSI the same, on its own traffic), never more than
@@ -237,21 +239,58 @@ def _asked(
     return out
 
 
-def description(meta: TableMeta, quota: Quota) -> dict:
+def snapshot(meta: TableMeta, quota: Quota) -> dict[int | None, list[int]]:
+    """The warm throughput of the table (key None) and of each GSI (by id), to compare after a
+    request (note_raises)."""
+    out: dict[int | None, list[int]] = {None: list(current(meta, quota))}
+    for ix in meta.indexes:
+        if ix.is_global:
+            out[ix.iid] = list(index_current(ix, meta.billing_mode, quota))
+    return out
+
+
+def note_raises(meta: TableMeta, before: dict[int | None, list[int]], until: float) -> bool:
+    """An UpdateTable that raised a warm throughput (pre-warming): the table, or the GSI, shows
+    it UPDATING until `until`, as DynamoDB does while it prepares the partitions (the table is
+    UPDATING meanwhile: the caller starts the update). True when anything was raised."""
+    raised = False
+    if meta.provisioning["warm"] != before[None]:
+        meta.provisioning["warm_until"] = until
+        raised = True
+    for ix in meta.indexes:
+        if ix.is_global and ix.iid in before and ix.provisioning["warm"] != before[ix.iid]:
+            ix.provisioning["warm_until"] = until
+            raised = True
+    return raised
+
+
+def _status(prov: dict, now: float) -> str:
+    return "UPDATING" if now < prov.get("warm_until", 0.0) else "ACTIVE"
+
+
+def description(meta: TableMeta, quota: Quota, now: float) -> dict:
     """The WarmThroughput member of a TableDescription."""
     read, write = current(meta, quota)
-    return {"ReadUnitsPerSecond": int(read), "WriteUnitsPerSecond": int(write), "Status": "ACTIVE"}
+    return {
+        "ReadUnitsPerSecond": int(read),
+        "WriteUnitsPerSecond": int(write),
+        "Status": _status(meta.provisioning, now),
+    }
 
 
-def describe_indexes(meta: TableMeta, gsis: list[dict], quota: Quota) -> None:
-    """The WarmThroughput member of each GlobalSecondaryIndexDescription (in place)."""
+def describe_indexes(meta: TableMeta, gsis: list[dict], quota: Quota, now: float) -> None:
+    """The WarmThroughput member of each GlobalSecondaryIndexDescription (in place); a GSI whose
+    warm throughput is being raised is UPDATING."""
     by_name = {ix.name: ix for ix in meta.indexes if ix.is_global}
     for desc in gsis:
         ix = by_name.get(desc["IndexName"])
         if ix is not None:
             read, write = index_current(ix, meta.billing_mode, quota)
+            status = _status(ix.provisioning, now)
             desc["WarmThroughput"] = {
                 "ReadUnitsPerSecond": int(read),
                 "WriteUnitsPerSecond": int(write),
-                "Status": "ACTIVE",
+                "Status": status,
             }
+            if status == "UPDATING" and desc.get("IndexStatus") == "ACTIVE":
+                desc["IndexStatus"] = "UPDATING"

@@ -30,6 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "STRATA_LIMIT_DYNAMODB_ON_DEMAND_READ_UNITS": "100",
         "STRATA_LIMIT_DYNAMODB_ON_DEMAND_WRITE_UNITS": "50",
         "STRATA_LIMIT_DYNAMODB_ACCOUNT_MAX_UNITS": "400",
+        "STRATA_LIMIT_DYNAMODB_UPDATE_SECONDS": "600",  # UPDATING outlasts any slow request
     }
     s = StrataProcess(Path(tmp_path_factory.mktemp("gsicap")) / "data", extra_env=env).start()
     yield s
@@ -84,7 +85,9 @@ def index_desc(ddb: Any, name: str) -> dict:
     return ddb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"][0]
 
 
-def test_gsi_warm_and_maximum_throughput_are_kept_and_validated(ddb: Any, unique: str) -> None:
+def test_gsi_warm_and_maximum_throughput_are_kept_and_validated(
+    server: StrataProcess, ddb: Any, unique: str
+) -> None:
     t = table(
         ddb,
         f"gw-{unique}",
@@ -104,6 +107,14 @@ def test_gsi_warm_and_maximum_throughput_are_kept_and_validated(ddb: Any, unique
             {"Update": {"IndexName": "byg", "WarmThroughput": {"WriteUnitsPerSecond": 140}}},
         ],
     )
+    table_desc = ddb.describe_table(TableName=t)["Table"]  # pre-warming takes a while, as on AWS
+    assert table_desc["TableStatus"] == "UPDATING"
+    assert table_desc["WarmThroughput"]["Status"] == "ACTIVE"  # the table's own was not raised
+    desc = table_desc["GlobalSecondaryIndexes"][0]
+    assert (desc["IndexStatus"], desc["WarmThroughput"]["Status"]) == ("UPDATING", "UPDATING")
+    server.advance_clock("11m")
+    desc = index_desc(ddb, t)
+    assert (desc["IndexStatus"], desc["WarmThroughput"]["Status"]) == ("ACTIVE", "ACTIVE")
     ddb.update_table(
         TableName=t,
         GlobalSecondaryIndexUpdates=[
@@ -158,6 +169,17 @@ def test_gsi_warm_and_maximum_throughput_are_kept_and_validated(ddb: Any, unique
     )
     assert code == "ValidationException"
     assert "MaxReadRequestUnits for OnDemandThroughput for index byg cannot be specified" in message
+
+    ddb.update_table(TableName=t, WarmThroughput={"ReadUnitsPerSecond": 130})  # the table's own
+    table_desc = ddb.describe_table(TableName=t)["Table"]
+    assert (table_desc["TableStatus"], table_desc["WarmThroughput"]) == (
+        "UPDATING",
+        {"ReadUnitsPerSecond": 130, "WriteUnitsPerSecond": 50, "Status": "UPDATING"},
+    )
+    assert table_desc["GlobalSecondaryIndexes"][0]["IndexStatus"] == "ACTIVE"
+    assert error(ddb.delete_table, TableName=t)[0] == "ResourceInUseException"
+    server.advance_clock("11m")
+    assert ddb.describe_table(TableName=t)["Table"]["WarmThroughput"]["Status"] == "ACTIVE"
 
 
 def test_a_gsi_short_of_write_capacity_throttles_its_tables_writes(
@@ -252,7 +274,7 @@ def test_the_account_quota_bounds_the_provisioned_capacity_of_all_tables_and_gsi
         ProvisionedThroughput={"ReadCapacityUnits": 61, "WriteCapacityUnits": 1},
     )
     assert code == "LimitExceededException"
-    server.advance_clock("20s")  # the updates are done
+    server.advance_clock("11m")  # the updates are done
     ddb.update_table(TableName=one, BillingMode="PAY_PER_REQUEST")  # on-demand capacity does not count
     ddb.update_table(
         TableName=three, ProvisionedThroughput={"ReadCapacityUnits": 140, "WriteCapacityUnits": 1}
