@@ -19,6 +19,7 @@ from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.tables import (
     TableMeta,
     build_index,
+    check_on_demand,
     check_table_name,
     check_throughput,
     describe,
@@ -238,7 +239,8 @@ class BackupOperations(DynamoDBCore):
 
 
 def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
-    """The restore request's Billing/Throughput/Index/SSE overrides, applied to the new table."""
+    """The restore request's Billing/Throughput/OnDemandThroughput/Index/SSE overrides, applied to
+    the new table (an on-demand maximum is kept from the source unless overridden)."""
     billing = req.get("BillingModeOverride") or meta.billing_mode
     if req.get("BillingModeOverride") or req.get("ProvisionedThroughputOverride"):
         tp = req.get("ProvisionedThroughputOverride")
@@ -246,6 +248,10 @@ def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
             tp = meta.throughput
         meta.throughput = check_throughput(tp, billing)
         meta.billing_mode = billing
+    if billing == "PROVISIONED":
+        meta.on_demand = None
+    if req.get("OnDemandThroughputOverride"):
+        meta.on_demand = check_on_demand(req["OnDemandThroughputOverride"], billing)
     types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
     for member, is_global in (("GlobalSecondaryIndexOverride", True), ("LocalSecondaryIndexOverride", False)):
         specs = req.get(member)

@@ -10,6 +10,7 @@ seconds or more; moving the simulated clock then pays back the faster of the two
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,47 @@ def _spec(name: str, read: int, index_read: int | None = None) -> dict:
             gsi(ProvisionedThroughput={"ReadCapacityUnits": index_read, "WriteCapacityUnits": 1})
         ]
     return spec
+
+
+def test_a_restore_takes_an_on_demand_maximum_override(ddb: Any, unique: str) -> None:
+    src = table(ddb, f"rs-{unique}", gsi(), OnDemandThroughput={"MaxWriteRequestUnits": 9})
+    arn = ddb.create_backup(TableName=src, BackupName="bak")["BackupDetails"]["BackupArn"]
+    deadline = time.monotonic() + 60
+    while (
+        ddb.describe_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]["BackupStatus"]
+        != "AVAILABLE"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    kept = ddb.restore_table_from_backup(TargetTableName=f"rk-{unique}", BackupArn=arn)
+    assert kept["TableDescription"]["OnDemandThroughput"] == {
+        "MaxReadRequestUnits": -1,
+        "MaxWriteRequestUnits": 9,
+    }
+    out = ddb.restore_table_from_backup(
+        TargetTableName=f"rd-{unique}", BackupArn=arn, OnDemandThroughputOverride={"MaxReadRequestUnits": 7}
+    )
+    assert out["TableDescription"]["OnDemandThroughput"] == {
+        "MaxReadRequestUnits": 7,
+        "MaxWriteRequestUnits": -1,
+    }
+    code, message, _ = error(
+        ddb.restore_table_from_backup,
+        TargetTableName=f"re-{unique}",
+        BackupArn=arn,
+        BillingModeOverride="PROVISIONED",
+        ProvisionedThroughputOverride={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        OnDemandThroughputOverride={"MaxReadRequestUnits": 7},
+    )
+    assert (code, message) == (
+        "ValidationException",
+        "One or more parameter values were invalid: MaxReadRequestUnits for OnDemandThroughput cannot be "
+        "specified when table BillingMode is PROVISIONED.",
+    )
+    provisioned = ddb.restore_table_from_backup(
+        TargetTableName=f"rp-{unique}",
+        BackupArn=arn,
+        BillingModeOverride="PROVISIONED",
+        ProvisionedThroughputOverride={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+    assert "OnDemandThroughput" not in provisioned["TableDescription"]  # means nothing when provisioned
