@@ -19,6 +19,7 @@ from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.tables import (
     TableMeta,
     build_index,
+    check_on_demand,
     check_table_name,
     check_throughput,
     describe,
@@ -171,12 +172,14 @@ class BackupOperations(DynamoDBCore):
     def _restore(self, ctx: RequestContext, req: dict, source: TableMeta, info: dict) -> dict:
         """Create the target table (CREATING) and start loading `info['file']` into it."""
         name = self._check_target(ctx, req.get("TargetTableName"))
+        self._table_operation(ctx, creates=True)
         store = self.state.store
         now = clock.time()
         with store.write():
             meta = new_table(source, name, store.next_id("table"), lambda: store.next_id("index"), now, info)
             meta.scope = scope_of(ctx)
             _overrides(meta, req, lambda: store.next_id("index"), now)
+            self._check_quotas(meta)
             store.insert_table(meta.to_json())
         self.state.creating[(meta.scope, name)] = meta
         self.bulk.spawn(self.restorer.load(meta))
@@ -236,7 +239,8 @@ class BackupOperations(DynamoDBCore):
 
 
 def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
-    """The restore request's Billing/Throughput/Index/SSE overrides, applied to the new table."""
+    """The restore request's Billing/Throughput/OnDemandThroughput/Index/SSE overrides, applied to
+    the new table (an on-demand maximum is kept from the source unless overridden)."""
     billing = req.get("BillingModeOverride") or meta.billing_mode
     if req.get("BillingModeOverride") or req.get("ProvisionedThroughputOverride"):
         tp = req.get("ProvisionedThroughputOverride")
@@ -244,6 +248,10 @@ def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
             tp = meta.throughput
         meta.throughput = check_throughput(tp, billing)
         meta.billing_mode = billing
+    if billing == "PROVISIONED":
+        meta.on_demand = None
+    if req.get("OnDemandThroughputOverride"):
+        meta.on_demand = check_on_demand(req["OnDemandThroughputOverride"], billing)
     types = {d["AttributeName"]: d["AttributeType"] for d in meta.attribute_definitions}
     for member, is_global in (("GlobalSecondaryIndexOverride", True), ("LocalSecondaryIndexOverride", False)):
         specs = req.get(member)
@@ -253,6 +261,8 @@ def _overrides(meta: TableMeta, req: dict, next_iid, now: float) -> None:
         built = [build_index(s, types, next_iid(), is_global, billing, now, meta.hash_key) for s in specs]
         meta.indexes = kept + built
     for ix in meta.indexes:
+        if billing == "PROVISIONED":
+            ix.on_demand = None
         if ix.is_global and billing == "PAY_PER_REQUEST":
             ix.throughput = {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
         elif ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):

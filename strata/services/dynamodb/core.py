@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from strata.context import RequestContext
 from strata.services.base import ServiceRuntime
 from strata.services.dynamodb import backups, batch, provisioning, streams, ttl, warm
 from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
-from strata.services.dynamodb.state import State
+from strata.services.dynamodb.control import ControlLimits, ControlPlane
+from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta, describe
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
@@ -33,8 +35,20 @@ class DynamoDBCore:
         default = warm.Quota()
         self.quota = self.state.throttle.quota = warm.Quota(
             settings.limit("dynamodb_table_max_units", default.table_max),
+            settings.limit("dynamodb_account_max_units", default.account_max),
             settings.limit("dynamodb_on_demand_read_units", default.initial_read),
             settings.limit("dynamodb_on_demand_write_units", default.initial_write),
+        )
+        self.control = ControlPlane(
+            ControlLimits(
+                settings.limit("dynamodb_tables", ControlLimits.tables),
+                settings.limit("dynamodb_simultaneous_table_operations", ControlLimits.simultaneous),
+            ),
+            self.state.throttle.enforce,
+        )
+        # How long a capacity or billing-mode change leaves a table UPDATING (simulated seconds).
+        self.update_seconds = float(
+            settings.limit("dynamodb_update_seconds", int(provisioning.UPDATE_SECONDS))
         )
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
@@ -75,6 +89,22 @@ class DynamoDBCore:
         await state.store.db.write(save_levels)
         state.store.close()
 
+    def _table_operation(self, ctx: RequestContext, creates: bool = False) -> None:
+        """The account's control-plane limits before a table operation (control.py): the number
+        of tables (`creates`: the operation adds one) and of tables busy at once."""
+        state, scope = self.state, scope_of(ctx)
+        every = [*state.tables.values(), *state.creating.values(), *state.deleting.values()]
+        if creates:
+            self.control.check_table_count(scope, every)
+        self.control.check_simultaneous(scope, every, clock.time())
+
+    def _check_quotas(self, meta: TableMeta, creating: bool = True) -> None:
+        """A table being created, updated, restored or imported, against the per-table and
+        per-account quotas (warm.py); applies its GSIs' requested warm throughput."""
+        warm.check_table(meta, self.quota, creating)
+        state = self.state
+        warm.check_account(meta, [*state.tables.values(), *state.creating.values()], self.quota)
+
     def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
         count, size = self.state.store.counts(meta.tid)
         index_counts = {}
@@ -85,5 +115,7 @@ class DynamoDBCore:
         if status == "ACTIVE":
             status = provisioning.status(meta, now)
         out = describe(meta, count, size, index_counts, status, now)
-        out["WarmThroughput"] = warm.description(meta, self.quota)
+        out["WarmThroughput"] = warm.description(meta, self.quota, now)
+        if "GlobalSecondaryIndexes" in out:
+            warm.describe_indexes(meta, out["GlobalSecondaryIndexes"], self.quota, now)
         return out

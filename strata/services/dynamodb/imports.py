@@ -188,6 +188,7 @@ class ImportOperations(DynamoDBCore):
         name = params.get("TableName")
         if self.state.find(ctx, name) is not None:
             raise resource_in_use(f"Table already exists: {name}")
+        self._table_operation(ctx, creates=True)
         store = self.state.store
         now = clock.time()
         with store.write():
@@ -195,6 +196,7 @@ class ImportOperations(DynamoDBCore):
                 params, scope, ctx.region, ctx.account_id, store.next_id("table"),
                 lambda: store.next_id("index"), now,
             )  # fmt: skip
+            self._check_quotas(meta)
         source = req["S3BucketSource"]
         import_id = f"{int(now * 1000):013d}-{secrets.token_hex(4)}"
         desc: dict = {

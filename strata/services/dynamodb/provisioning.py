@@ -6,7 +6,7 @@
 - Switching PROVISIONED -> PAY_PER_REQUEST: at most four times in a rolling 24 hours;
   PAY_PER_REQUEST -> PROVISIONED at any time.
 - A capacity or billing-mode change leaves the table UPDATING for `UPDATE_SECONDS` of simulated
-  time; meanwhile another UpdateTable, and a DeleteTable, get ResourceInUseException (the messages
+  time (STRATA_LIMIT_DYNAMODB_UPDATE_SECONDS); meanwhile another UpdateTable, and a DeleteTable, get ResourceInUseException (the messages
   AWS answers with). Items can be read and written throughout, as in DynamoDB.
 
 Provisioned capacity is billed by the hour whether used or not: `meter_hours` puts a table's
@@ -143,8 +143,8 @@ def meter_hours(meta: TableMeta, until: float) -> None:
     meta.provisioning["metered_to"] = max(until, since)
 
 
-def start_update(meta: TableMeta, now: float) -> None:
-    meta.provisioning["updating_until"] = now + UPDATE_SECONDS
+def start_update(meta: TableMeta, now: float, seconds: float = UPDATE_SECONDS) -> None:
+    meta.provisioning["updating_until"] = now + seconds
 
 
 def status(meta: TableMeta, now: float) -> str:

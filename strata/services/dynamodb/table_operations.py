@@ -19,6 +19,7 @@ from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.tables import (
     MAX_GSI,
     TableMeta,
+    ask_warm,
     attribute_types,
     build_index,
     build_table,
@@ -26,7 +27,6 @@ from strata.services.dynamodb.tables import (
     check_table_name,
     check_throughput,
     key_attribute_names,
-    refuse_index_throughput_settings,
 )
 from strata.sim.clock import clock
 
@@ -44,6 +44,7 @@ class TableOperations(DynamoDBCore):
             raise resource_in_use(f"Table already exists: {name}")
         spec = req.get("StreamSpecification")
         view = streams.check_spec(spec, None, False, name) if spec is not None else None
+        self._table_operation(ctx, creates=True)
         with store.write():
             meta = build_table(
                 req,
@@ -54,7 +55,7 @@ class TableOperations(DynamoDBCore):
                 lambda: store.next_id("index"),
                 clock.time(),
             )
-            self._check_quota(meta)
+            self._check_quotas(meta)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=True)
             if view is not None:
                 streams.enable(store, meta, view)
@@ -64,15 +65,6 @@ class TableOperations(DynamoDBCore):
         if not req.get("WarmThroughput"):  # CreateTable answers with it only when it was asked for
             del desc["WarmThroughput"]
         return {"TableDescription": desc}
-
-    def _check_quota(self, meta: TableMeta) -> None:
-        """Capacity and maxima above the per-table quota: LimitExceededException (warm.py)."""
-        region = warm.region_of(meta)
-        warm.check_capacity(meta.throughput, self.quota, region)
-        for ix in meta.indexes:
-            if ix.throughput:
-                warm.check_capacity(ix.throughput, self.quota, region, ix.name)
-        warm.check_maximum(meta.on_demand, self.quota, region)
 
     def describe_table(self, ctx: RequestContext, req: dict) -> dict:
         other = self.state.find(ctx, req.get("TableName"))
@@ -109,6 +101,7 @@ class TableOperations(DynamoDBCore):
             )
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         provisioning.check_deletable(meta, clock.time())
+        self._table_operation(ctx)
         if meta.deletion_protection:
             raise validation(
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "
@@ -142,6 +135,7 @@ class TableOperations(DynamoDBCore):
         live = self.state.table(ctx, req.get("TableName"), describe=True)
         now = clock.time()
         provisioning.check_not_updating(live, now)
+        self._table_operation(ctx)
         meta = TableMeta.from_json(live.to_json())  # edit a copy; publish it only after commit
         store = self.state.store
         was_on_demand = meta.billing_mode == "PAY_PER_REQUEST"
@@ -150,8 +144,10 @@ class TableOperations(DynamoDBCore):
             changed = provisioning.apply_throughput(
                 meta, req.get("BillingMode") or meta.billing_mode, req.get("ProvisionedThroughput"), now
             )
-        if meta.billing_mode == "PROVISIONED":
-            meta.on_demand = None  # a maximum on-demand throughput means nothing when provisioned
+        if meta.billing_mode == "PROVISIONED":  # a maximum on-demand throughput means nothing then
+            meta.on_demand = None
+            for ix in meta.indexes:
+                ix.on_demand = None
         meta.on_demand = check_on_demand(
             req.get("OnDemandThroughput"), meta.billing_mode, meta.on_demand, creating=False
         )
@@ -213,10 +209,17 @@ class TableOperations(DynamoDBCore):
                     ix = next((i for i in meta.indexes if i.name == name and i.is_global), None)
                     if ix is None:
                         raise resource_not_found(f"Requested resource not found: Index: {name} not found")
-                    refuse_index_throughput_settings(upd["Update"])
+                    action = upd["Update"]
+                    ix.on_demand = check_on_demand(
+                        action.get("OnDemandThroughput"), meta.billing_mode, ix.on_demand, False, name
+                    )
+                    ask_warm(ix, action.get("WarmThroughput"), creating=False)
+                    if action.get("OnDemandThroughput") or action.get("WarmThroughput"):
+                        if "ProvisionedThroughput" not in action:
+                            continue  # a GSI's maximum or warm throughput alone
                     old = ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
                     ix.throughput = check_throughput(
-                        upd["Update"].get("ProvisionedThroughput"), meta.billing_mode, name
+                        action.get("ProvisionedThroughput"), meta.billing_mode, name
                     )
                     if meta.billing_mode == "PROVISIONED" and not was_on_demand:
                         if any(ix.throughput[k] < old[k] for k in ix.throughput):
@@ -227,11 +230,12 @@ class TableOperations(DynamoDBCore):
                 for ix in meta.indexes:  # a switch to PROVISIONED needs every GSI's capacity
                     if ix.is_global and not (ix.throughput or {}).get("ReadCapacityUnits"):
                         check_throughput(None, "PROVISIONED", ix.name)
-            self._check_quota(meta)
             warm.grow(meta, self.quota)
+            before = warm.snapshot(meta, self.quota)
+            self._check_quotas(meta, creating=False)
             warm.apply_request(meta, req.get("WarmThroughput"), self.quota, creating=False)
-            if changed:
-                provisioning.start_update(meta, now)
+            if warm.note_raises(meta, before, now + self.update_seconds) or changed:
+                provisioning.start_update(meta, now, self.update_seconds)
             # The capacity in force until now is metered from the published metadata (the hourly
             # rule may have metered part of it while this request waited for the writer).
             provisioning.meter_hours(live, now)
@@ -258,6 +262,7 @@ class TableOperations(DynamoDBCore):
             raise validation("TimeToLive is already disabled")
         if not spec.get("AttributeName"):
             raise invalid_parameter("AttributeName must be specified")
+        self._table_operation(ctx)
         with self.state.store.write():
             meta.ttl = {"Enabled": enabled, "AttributeName": spec["AttributeName"]}
             self.state.save(meta)
@@ -275,6 +280,7 @@ class TableOperations(DynamoDBCore):
         return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
 
     def describe_contributor_insights(self, ctx: RequestContext, req: dict) -> dict:
+        self.control.admit(scope_of(ctx), "DescribeContributorInsights", clock.time())
         meta = self.state.table(ctx, req.get("TableName"), describe=True)
         out = {"TableName": meta.name, "ContributorInsightsStatus": "DISABLED"}
         if req.get("IndexName"):
@@ -312,9 +318,10 @@ class TableOperations(DynamoDBCore):
         return {"Tags": [{"Key": k, "Value": v} for k, v in meta.tags.items()]}
 
     def describe_limits(self, ctx: RequestContext, req: dict) -> dict:
+        self.control.admit(scope_of(ctx), "DescribeLimits", clock.time())
         return {
-            "AccountMaxReadCapacityUnits": 80000,
-            "AccountMaxWriteCapacityUnits": 80000,
+            "AccountMaxReadCapacityUnits": self.quota.account_max,
+            "AccountMaxWriteCapacityUnits": self.quota.account_max,
             "TableMaxReadCapacityUnits": self.quota.table_max,
             "TableMaxWriteCapacityUnits": self.quota.table_max,
         }

@@ -41,6 +41,8 @@ class IndexMeta:
     # each [name, type] (the first stay in hash_key / range_key, so a simple index reads as before).
     extra_hash: list[list[str]] = field(default_factory=list)
     extra_range: list[list[str]] = field(default_factory=list)
+    # An on-demand GSI's maximum throughput, as TableMeta.on_demand (throttle.py).
+    on_demand: dict | None = None
 
     @property
     def hash_attrs(self) -> list[tuple[str, str]]:
@@ -220,11 +222,16 @@ def check_throughput(tp: dict | None, billing: str, what: str = "") -> dict:
 
 
 def check_on_demand(
-    spec: dict | None, billing: str, current: dict | None = None, creating: bool = True
+    spec: dict | None,
+    billing: str,
+    current: dict | None = None,
+    creating: bool = True,
+    index: str | None = None,
 ) -> dict | None:
-    """OnDemandThroughput (CreateTable/UpdateTable): each maximum at least 1 (UpdateTable: or -1,
-    which removes it), only for PAY_PER_REQUEST; the resulting setting, None when it sets no
-    maximum. The texts are DynamoDB's (each differs a little between the two operations)."""
+    """OnDemandThroughput (CreateTable/UpdateTable, of the table or of its GSI `index`): each
+    maximum at least 1 (UpdateTable: or -1, which removes it), only for PAY_PER_REQUEST; the
+    resulting setting, None when it sets no maximum. The table's texts are DynamoDB's (each
+    differs a little between the two operations); an index's name the index instead."""
     if not spec:
         return current
     if billing != "PAY_PER_REQUEST":
@@ -232,8 +239,9 @@ def check_on_demand(
             (k for k in ("MaxReadRequestUnits", "MaxWriteRequestUnits") if k in spec), "MaxReadRequestUnits"
         )
         table = "table" if creating else "the table"
+        where = f" for index {index}" if index else ""
         raise invalid_parameter(
-            f"{member} for OnDemandThroughput cannot be specified when {table} BillingMode is PROVISIONED"
+            f"{member} for OnDemandThroughput{where} cannot be specified when {table} BillingMode is PROVISIONED"
             + ("." if creating else "")
         )
     out = dict(current or {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": -1})
@@ -242,18 +250,19 @@ def check_on_demand(
         if value is None:
             continue
         if value < 1 and (creating or value != -1):
+            what = f"index {index}" if index else "table"
             raise invalid_parameter(
-                f"Requested {key} for OnDemandThroughput for table is outside of valid range"
+                f"Requested {key} for OnDemandThroughput for {what} is outside of valid range"
             )
         out[key] = value
     return out if any(v > 0 for v in out.values()) else None
 
 
-def refuse_index_throughput_settings(spec: dict) -> None:
-    """A GSI's own OnDemandThroughput / WarmThroughput are not served: refused, never ignored."""
-    for member in ("OnDemandThroughput", "WarmThroughput"):
-        if spec.get(member):
-            raise validation(f"GlobalSecondaryIndex {member} is not supported by Strata")
+def ask_warm(ix: IndexMeta, spec: dict | None, creating: bool) -> None:
+    """A GSI's WarmThroughput request, kept until warm.settle_indexes validates and applies it
+    (it needs the account's quota): every path that builds or updates a GSI settles it."""
+    if spec:
+        ix.provisioning["warm_asked"] = [dict(spec), creating]
 
 
 def _projection(p: dict | None) -> tuple[str, list[str]]:
@@ -303,9 +312,11 @@ def build_index(
                 f"index hash key: {h}, table hash key: {table_hash}"
             )
     ptype, nka = _projection(spec.get("Projection"))
-    refuse_index_throughput_settings(spec)
     throughput = check_throughput(spec.get("ProvisionedThroughput"), billing, name) if is_global else None
     ix = IndexMeta(name, iid, is_global, h, ht, r, rt, ptype, nka, throughput, now)
+    if is_global:
+        ix.on_demand = check_on_demand(spec.get("OnDemandThroughput"), billing, index=name)
+        ask_warm(ix, spec.get("WarmThroughput"), creating=True)
     ix.extra_hash = [[n, t] for n, t in hashes[1:]]
     ix.extra_range = [[n, t] for n, t in ranges[1:]]
     return ix
@@ -443,6 +454,8 @@ def describe(
             desc["ProvisionedThroughput"] = _throughput_desc(
                 ix.throughput or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, ix.provisioning, now
             )
+            if ix.on_demand:
+                desc["OnDemandThroughput"] = dict(ix.on_demand)
             gsis.append(desc)
         else:
             lsis.append(desc)

@@ -27,7 +27,10 @@ reflected in warm throughput. A provisioned table's bucket levels are saved with
 (after a kill -9 they are those of the last save).
 A maximum throughput the table was given (OnDemandThroughput: MaxReadRequestUnits /
 MaxWriteRequestUnits, table level) is enforced the same way, with DynamoDB's ThrottlingException
-(reason `Table...MaxOnDemandThroughputExceeded`). The consumption of every provisioned table is
+(reason `Table...MaxOnDemandThroughputExceeded`). An on-demand GSI has all of this of its own
+(warm throughput, settling peaks, quota, OnDemandThroughput maximum): a read of the GSI draws on
+it, and a table write is refused while any GSI's write capacity is spent (GSI back-pressure),
+with the same errors naming the index (`Index...`, resource `<table arn>/index/<name>`). The consumption of every provisioned table is
 kept per simulated minute for the last hour (`minutes`), which auto scaling's target tracking reads.
 `STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
 """
@@ -39,9 +42,10 @@ from collections import deque
 
 from strata.protocol.errors import ServiceError
 from strata.services.dynamodb.capacity import Consumed
-from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.tables import IndexMeta, TableMeta
 from strata.services.dynamodb.warm import SETTLE_SECONDS, Quota
 from strata.services.dynamodb.warm import current as warm_of
+from strata.services.dynamodb.warm import index_current as warm_of_index
 from strata.sim.clock import clock
 
 BURST_SECONDS = 300.0
@@ -239,19 +243,24 @@ class _Capacity:
         return self.buckets[0 if read else 1].rate >= self.quota
 
 
-def capacity_exceeded(arn: str, read: bool, quota: bool) -> ServiceError:
-    """An on-demand table past its capacity: DynamoDB's scaling throttle, or its account quota."""
-    dim = "Read" if read else "Write"
+def _reason(arn: str, read: bool, limit: str, index: str | None) -> dict:
+    """A ThrottlingReason: ResourceType + OperationType + LimitType, and the ARN of the table or
+    index that was throttled (a GSI throttles its table's writes under its own name)."""
+    kind = "Index" if index else "Table"
+    resource = f"{arn}/index/{index}" if index else arn
+    return {"reason": f"{kind}{'Read' if read else 'Write'}{limit}", "resource": resource}
+
+
+def capacity_exceeded(arn: str, read: bool, quota: bool, index: str | None = None) -> ServiceError:
+    """An on-demand table (or GSI) past its capacity: DynamoDB's scaling throttle, or its quota."""
     if quota:
-        reason = {"reason": f"Table{dim}AccountLimitExceeded", "resource": arn}
         return ServiceError(
             "RequestLimitExceeded",
             "Throughput exceeds the current throughput limit for your account. Please contact AWS "
             "Support at https://aws.amazon.com/support request a limit increase",
             400,
-            fields={"ThrottlingReasons": [reason]},
+            fields={"ThrottlingReasons": [_reason(arn, read, "AccountLimitExceeded", index)]},
         )
-    reason = {"reason": f"Table{dim}KeyRangeThroughputExceeded", "resource": arn}
     return ServiceError(
         "ThrottlingException",
         "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
@@ -259,17 +268,16 @@ def capacity_exceeded(arn: str, read: bool, quota: bool) -> ServiceError:
         "have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/"
         "bp-partition-key-design.html",
         400,
-        fields={"throttlingReasons": [reason]},
+        fields={"throttlingReasons": [_reason(arn, read, "KeyRangeThroughputExceeded", index)]},
     )
 
 
-def on_demand_exceeded(arn: str, read: bool) -> ServiceError:
-    reason = {"reason": f"Table{'Read' if read else 'Write'}MaxOnDemandThroughputExceeded", "resource": arn}
+def on_demand_exceeded(arn: str, read: bool, index: str | None = None) -> ServiceError:
     return ServiceError(
         "ThrottlingException",
         "Rate of requests exceeds the allowed throughput.",
         400,
-        fields={"throttlingReasons": [reason]},
+        fields={"throttlingReasons": [_reason(arn, read, "MaxOnDemandThroughputExceeded", index)]},
     )
 
 
@@ -285,6 +293,8 @@ class Throttle:
         self.minutes: dict[int, Minutes] = {}  # by table id
         self.index_minutes: dict[int, Minutes] = {}  # by GSI id
         self._maxima: dict[int, _Maximum] = {}  # on-demand tables with a maximum throughput
+        self._index_capacities: dict[int, _Capacity] = {}  # on-demand GSIs, by GSI id
+        self._index_maxima: dict[int, _Maximum] = {}
 
     def _table(self, meta: TableMeta, now: float) -> _Buckets:
         b = self._tables.get(meta.tid)
@@ -313,9 +323,13 @@ class Throttle:
         return c
 
     def _on_demand_refusal(self, meta: TableMeta, read: bool, index: str | None) -> ServiceError | None:
-        if index is not None or not self.enforce:
+        if not self.enforce:
             return None
         now = clock.time()
+        if index is not None:  # a read of a GSI draws on the GSI's capacity (an LSI's: the table's)
+            for ix in meta.indexes:
+                if ix.name == index and ix.is_global:
+                    return self._index_refusal(meta, ix, read, now)
         if meta.on_demand is not None:
             m = self._maximum(meta, now)
             bucket = m.read if read else m.write
@@ -324,9 +338,51 @@ class Throttle:
         c = self._capacities.get(meta.tid)
         if c is None or meta.provisioning.get("warm") is not c.warm:
             c = self._capacity(meta, now)
+        if not c.admits(read, now):
+            return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
+        if not read and meta.indexes:  # a GSI short of capacity throttles the table's writes
+            for ix in meta.indexes:
+                if ix.is_global:
+                    error = self._index_refusal(meta, ix, False, now)
+                    if error is not None:
+                        return error
+        return None
+
+    def _index_refusal(self, meta: TableMeta, ix: IndexMeta, read: bool, now: float) -> ServiceError | None:
+        """An on-demand GSI past its maximum or its capacity (its own, as a table's)."""
+        if ix.on_demand is not None:
+            m = self._index_maxima.get(ix.iid)
+            if m is None or m.spec is not ix.on_demand:
+                m = self._index_maxima[ix.iid] = _Maximum(ix.on_demand, now)
+            bucket = m.read if read else m.write
+            if bucket is not None and bucket.level(now) <= 0:
+                return on_demand_exceeded(meta.arn, read, ix.name)
+        c = self._index_capacity(meta, ix, now)
         if c.admits(read, now):
             return None
-        return capacity_exceeded(meta.arn, read, c.limited_by_quota(read))
+        return capacity_exceeded(meta.arn, read, c.limited_by_quota(read), ix.name)
+
+    def _index_capacity(self, meta: TableMeta, ix: IndexMeta, now: float) -> _Capacity:
+        c = self._index_capacities.get(ix.iid)
+        if c is None:
+            warm = warm_of_index(ix, meta.billing_mode, self.quota)
+            c = self._index_capacities[ix.iid] = _Capacity(warm, self.quota.table_max, now)
+        elif ix.provisioning.get("warm") is not c.warm:  # a new metadata object (UpdateTable)
+            c.rebind(warm_of_index(ix, meta.billing_mode, self.quota), now)
+        return c
+
+    def _charge_indexes(self, meta: TableMeta, consumed: Consumed, now: float) -> None:
+        """What an on-demand request served on each GSI, from the GSI's maximum and capacity."""
+        for ix in meta.indexes:
+            units = consumed.gsi.get(ix.name)
+            if units and ix.is_global:
+                if ix.on_demand is not None:
+                    m = self._index_maxima.get(ix.iid)
+                    bucket = None if m is None else (m.read if consumed.read else m.write)
+                    if bucket is not None:
+                        bucket.level(now)
+                        bucket.tokens -= units
+                self._index_capacity(meta, ix, now).take(consumed.read, units, now)
 
     def _index(self, iid: int, tp: dict | None, now: float, saved: dict | None = None) -> _Buckets:
         b = self._indexes.get(iid)
@@ -405,6 +461,8 @@ class Throttle:
             if c is None or meta.provisioning.get("warm") is not c.warm:
                 c = self._capacity(meta, now)
             c.take(consumed.read, served, now)
+            if consumed.gsi:
+                self._charge_indexes(meta, consumed, now)
             return
         table_units = (
             consumed.table_units + sum(consumed.lsi.values()) if consumed.lsi else consumed.table_units
@@ -460,3 +518,5 @@ class Throttle:
         for ix in meta.indexes:
             self._indexes.pop(ix.iid, None)
             self.index_minutes.pop(ix.iid, None)
+            self._index_capacities.pop(ix.iid, None)
+            self._index_maxima.pop(ix.iid, None)
