@@ -106,13 +106,6 @@ class S3Core:
         self.store.db.query_one("SELECT 1")
         return "ok"
 
-    def resource_account(self, req: dict) -> str | None:
-        """The account owning the request's bucket (authorization: buckets are global, their
-        owners are not), None when no existing bucket is named."""
-        name = req.get("Bucket")
-        row = self.store.bucket(name) if isinstance(name, str) else None
-        return row.config.get("owner") if row is not None else None
-
     # -- lookups ---------------------------------------------------------------------------------
 
     def _require_bucket(self, name: str) -> BucketRow:
