@@ -8,6 +8,7 @@ import pytest
 
 from tests.services.iam.conftest import ALT_ACCOUNT
 from tests.services.s3.security.conftest import code_of, put_policy
+from tests.services.s3.test_presigned import http_call, multipart_form
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -335,3 +336,20 @@ def test_acls_survive_a_restart(server, owner, anonymous, acl_bucket):
     assert "kept" in [o["Key"] for o in anonymous.list_objects_v2(Bucket=acl_bucket)["Contents"]]
     rules = owner.get_bucket_ownership_controls(Bucket=acl_bucket)["OwnershipControls"]["Rules"]
     assert rules == [{"ObjectOwnership": "ObjectWriter"}]
+
+
+def test_acls_of_browser_post_uploads(owner, other, anonymous, acl_bucket, bucket):
+    them = _canonical(other)
+    owner.put_bucket_acl(Bucket=acl_bucket, GrantWrite=f'id="{them}"')
+    fields = {"acl": "public-read"}
+    post = other.generate_presigned_post(Bucket=acl_bucket, Key="posted", Fields=fields, Conditions=[fields])
+    body, ctype = multipart_form(post["fields"], "posted", b"from a form")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 204, resp
+    assert anonymous.get_object(Bucket=acl_bucket, Key="posted")["Body"].read() == b"from a form"
+    assert other.get_object_acl(Bucket=acl_bucket, Key="posted")["Owner"]["ID"] == them  # the signer's
+    # While ACLs are disabled a public ACL field is refused, as the header is.
+    post = owner.generate_presigned_post(Bucket=bucket, Key="posted", Fields=fields, Conditions=[fields])
+    body, ctype = multipart_form(post["fields"], "posted", b"x")
+    status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
+    assert status == 400 and b"AccessControlListNotSupported" in resp, resp
