@@ -8,6 +8,7 @@ versioning, post_object) is a mixin of operation methods on top of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -63,6 +64,7 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts * 1000) / 1000, UTC)
 
 
+@functools.lru_cache(maxsize=256)
 def owner_id(account_id: str) -> str:
     """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements."""
     return hashlib.sha256(f"strata-canonical:{account_id}".encode()).hexdigest()

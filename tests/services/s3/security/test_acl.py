@@ -283,6 +283,11 @@ def test_object_ownership_decides_who_owns_what_another_account_writes(owner, ot
         owners[ownership] = {
             key: other.get_object_acl(Bucket=name, Key=key)["Owner"]["ID"] for key in ("plain", "given")
         }
+        # Listings show each object's owner.
+        listed = owner.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"]
+        assert {o["Key"]: o["Owner"]["ID"] for o in listed} == owners[ownership]
+        versions = owner.list_object_versions(Bucket=name)["Versions"]
+        assert {v["Key"]: v["Owner"]["ID"] for v in versions} == owners[ownership]
         if ownership != "BucketOwnerEnforced":
             # The bucket's owner cannot read what it does not own without a grant; its bucket
             # policy grants nothing on it (the other account's own object is its to read).
