@@ -87,6 +87,14 @@ def invalid_argument(message: str, name: str, value: str) -> ServiceError:
     )
 
 
+def malformed_acl() -> ServiceError:
+    return ServiceError(
+        "MalformedACLError",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+        400,
+    )
+
+
 def _email_refused() -> ServiceError:
     return ServiceError("UnsupportedArgument", "The request contained an unsupported argument.", 400)
 
@@ -129,6 +137,8 @@ def header_grants(req: dict, known: Callable[[str], bool]) -> list[dict[str, Any
                 raise _email_refused()
             grantee = {"Type": "CanonicalUser", "ID": who} if kind == "id" else {"Type": "Group", "URI": who}
             grants.append(_checked({"Grantee": grantee, "Permission": permission}, known))
+    if len(grants) > MAX_GRANTS:
+        raise malformed_acl()
     return grants
 
 
@@ -136,13 +146,11 @@ def document_grants(policy: dict, known: Callable[[str], bool]) -> tuple[str, li
     """(owner canonical id, grants) of an AccessControlPolicy body, or S3's error for one it refuses."""
     owner = (policy.get("Owner") or {}).get("ID")
     if not owner:
-        raise ServiceError(
-            "MalformedACLError",
-            "The XML you provided was not well-formed or did not validate against our published schema",
-            400,
-        )
-    grants = [_checked(g, known) for g in policy.get("Grants") or []]
-    return owner, grants
+        raise malformed_acl()
+    given = policy.get("Grants") or []
+    if len(given) > MAX_GRANTS:  # S3: "An ACL can have up to 100 grants"
+        raise malformed_acl()
+    return owner, [_checked(g, known) for g in given]
 
 
 def _checked(grant: dict, known: Callable[[str], bool]) -> dict[str, Any]:
@@ -152,11 +160,7 @@ def _checked(grant: dict, known: Callable[[str], bool]) -> dict[str, Any]:
     if kind == "AmazonCustomerByEmail" or grantee.get("EmailAddress"):
         raise _email_refused()
     if permission not in PERMISSIONS:
-        raise ServiceError(
-            "MalformedACLError",
-            "The XML you provided was not well-formed or did not validate against our published schema",
-            400,
-        )
+        raise malformed_acl()
     if kind == "CanonicalUser":
         cid = grantee.get("ID") or ""
         if not known(cid) and cid not in SERVICE_IDS:
@@ -167,11 +171,7 @@ def _checked(grant: dict, known: Callable[[str], bool]) -> dict[str, Any]:
         if uri not in GROUPS:
             raise invalid_argument("Invalid group uri", "Group/URI", uri)
         return group(uri, permission)
-    raise ServiceError(
-        "MalformedACLError",
-        "The XML you provided was not well-formed or did not validate against our published schema",
-        400,
-    )
+    raise malformed_acl()
 
 
 def is_public(grants: list[dict[str, Any]]) -> bool:

@@ -259,6 +259,15 @@ def test_grants_to_another_account(owner, other, alice, anonymous, acl_bucket):
         code_of(owner.put_bucket_acl, Bucket=acl_bucket, AccessControlPolicy=by_email)
         == "UnsupportedArgument"
     )
+    public = {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"}
+    crowded = {"Owner": {"ID": me}, "Grants": [public] * 101}  # an ACL has at most 100 grants
+    assert (
+        code_of(owner.put_bucket_acl, Bucket=acl_bucket, AccessControlPolicy=crowded) == "MalformedACLError"
+    )
+    ownerless = {"Grants": [public]}
+    assert (
+        code_of(owner.put_bucket_acl, Bucket=acl_bucket, AccessControlPolicy=ownerless) == "MalformedACLError"
+    )
     assert code_of(anonymous.put_bucket_acl, Bucket=acl_bucket, ACL="public-read") == "AccessDenied"
 
 
