@@ -20,8 +20,9 @@ another account than the bucket's is decided by its owner and its ACL, the bucke
 denying. Block Public Access: BlockPublicAcls refuses a request setting a public ACL (403),
 IgnorePublicAcls makes public grants grant nothing.
 
-Known difference: an object written anonymously (through a public-read-write bucket) is owned by
-the bucket owner here; S3 makes the anonymous user its owner.
+An object written anonymously (a public-read-write bucket) is owned by the anonymous user, as on
+S3: the bucket owner may delete it but reads it only if its ACL grants that
+(`bucket-owner-full-control`, which under BucketOwnerPreferred makes the bucket owner its owner).
 """
 
 from __future__ import annotations
@@ -152,8 +153,8 @@ class AclOperations(S3Core):
                         raise acls_not_supported()
             return {}
         writer = ctx.principal.account_id if ctx.principal is not None else ctx.account_id
-        if not writer:  # anonymous (see the module docstring)
-            writer = bucket_owner
+        if not writer:  # an unsigned request: the anonymous user owns what it writes
+            writer = acl_rules.ANONYMOUS_OWNER
         owner = writer
         if ownership == PREFERRED and req.get("ACL") == "bucket-owner-full-control":
             owner = bucket_owner

@@ -15,7 +15,8 @@ What a permission allows (AWS's "Mapping of ACL permissions and access policy pe
 
 For authorization an ACL becomes Allow statements of a resource policy: a canonical user is its
 account (`arn:aws:iam::<account>:root`: its users still need their own IAM permission, as on AWS),
-AllUsers is `*`, AuthenticatedUsers is `*` for any signed caller; LogDelivery (S3's own log
+AllUsers is `*`, AuthenticatedUsers is `*` for any signed caller, the anonymous user (the owner
+of what an unsigned request wrote) is `*` for unsigned callers; LogDelivery (S3's own log
 writer) and service accounts (aws-exec-read's EC2) grant nothing a Strata caller can use.
 """
 
@@ -37,7 +38,10 @@ GROUPS = (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY)
 PUBLIC_GROUPS = (ALL_USERS, AUTHENTICATED_USERS)
 # The canonical user aws-exec-read grants READ to (Amazon EC2, reading AMI bundles).
 EC2_CANONICAL_ID = "6aa5a366c34c1cbe25dc49211496e913e0351eb0e8c37aa3477e40942ec6b97c"
-SERVICE_IDS = frozenset([EC2_CANONICAL_ID])
+# The owner of an object written anonymously (through a public-read-write bucket), as S3 shows it.
+ANONYMOUS_CANONICAL_ID = "65a011a29cdf8ec533ec3d1ccaae921c"
+ANONYMOUS_OWNER = "anonymous"  # its stand-in for an account in stored ACLs
+SERVICE_IDS = frozenset([EC2_CANONICAL_ID, ANONYMOUS_CANONICAL_ID])
 PERMISSIONS = ("FULL_CONTROL", "WRITE", "WRITE_ACP", "READ", "READ_ACP")
 CANNED = (
     "private",
@@ -210,6 +214,9 @@ def _statements(
             statement["Principal"] = "*"
             if uri == AUTHENTICATED_USERS:
                 statement["Condition"] = {"StringNotEquals": {"aws:PrincipalType": "Anonymous"}}
+        elif grantee.get("ID") == ANONYMOUS_CANONICAL_ID:
+            statement["Principal"] = "*"
+            statement["Condition"] = {"StringEquals": {"aws:PrincipalType": "Anonymous"}}
         elif grantee.get("ID"):
             account = account_of(grantee["ID"])
             if account is None:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.s3.acl_rules import ANONYMOUS_CANONICAL_ID, ANONYMOUS_OWNER
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.encryption import RootKey
 from strata.services.s3.lifecycle_rules import Rules
@@ -66,7 +67,10 @@ def to_datetime(ts: float) -> datetime:
 
 @functools.lru_cache(maxsize=256)
 def owner_id(account_id: str) -> str:
-    """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements."""
+    """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements (S3's own
+    id for the anonymous user)."""
+    if account_id == ANONYMOUS_OWNER:
+        return ANONYMOUS_CANONICAL_ID
     return hashlib.sha256(f"strata-canonical:{account_id}".encode()).hexdigest()
 
 

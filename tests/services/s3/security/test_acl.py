@@ -14,6 +14,7 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 EC2 = "6aa5a366c34c1cbe25dc49211496e913e0351eb0e8c37aa3477e40942ec6b97c"
+ANONYMOUS_ID = "65a011a29cdf8ec533ec3d1ccaae921c"
 
 
 def _grants(acl: dict) -> set[tuple[str, str]]:
@@ -161,7 +162,15 @@ def test_public_acls_and_block_public_access(owner, other, anonymous, acl_bucket
     # public-read-write lets anyone write (and the bucket's READ lets them list).
     owner.put_bucket_acl(Bucket=acl_bucket, ACL="public-read-write")
     anonymous.put_object(Bucket=acl_bucket, Key="dropped", Body=b"d")
-    assert owner.get_object(Bucket=acl_bucket, Key="dropped")["Body"].read() == b"d"
+    anonymous.put_object(Bucket=acl_bucket, Key="handed", Body=b"h", ACL="bucket-owner-full-control")
+    # What the anonymous user writes is its own: the bucket owner reads it only if granted.
+    assert anonymous.get_object_acl(Bucket=acl_bucket, Key="dropped")["Owner"]["ID"] == ANONYMOUS_ID
+    assert anonymous.get_object(Bucket=acl_bucket, Key="dropped")["Body"].read() == b"d"
+    assert code_of(owner.get_object, Bucket=acl_bucket, Key="dropped") == "AccessDenied"
+    assert code_of(other.get_object, Bucket=acl_bucket, Key="dropped") == "AccessDenied"
+    assert owner.get_object(Bucket=acl_bucket, Key="handed")["Body"].read() == b"h"
+    owner.delete_object(Bucket=acl_bucket, Key="dropped")  # the bucket owner may delete anything
+    owner.delete_object(Bucket=acl_bucket, Key="handed")
     owner.put_bucket_acl(Bucket=acl_bucket, ACL="public-read")
 
     # IgnorePublicAcls: public grants grant nothing (and are kept).
