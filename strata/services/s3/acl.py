@@ -17,8 +17,9 @@ With ACLs on, the bucket's ACL (config `acl`) and each object's (attrs `acl`: ow
 grants) are evaluated with the bucket policy and IAM by the one policy engine (acl_rules.py turns
 grants into resource-policy statements): as in AWS's authorization flow, an object owned by
 another account than the bucket's is decided by its owner and its ACL, the bucket policy only
-denying. Block Public Access: BlockPublicAcls refuses a request setting a public ACL (403),
-IgnorePublicAcls makes public grants grant nothing.
+denying. Block Public Access (the bucket's, its account's, or the access point's a request comes
+through): BlockPublicAcls refuses a request setting a public ACL (403), IgnorePublicAcls makes
+public grants grant nothing.
 
 An object written anonymously (a public-read-write bucket) is owned by the anonymous user, as on
 S3: the bucket owner may delete it but reads it only if its ACL grants that
@@ -35,6 +36,7 @@ from strata.auth.policy import Policy
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.s3 import acl_rules
+from strata.services.s3.access_point_authz import MEMBER
 from strata.services.s3.core import S3Core, owner_id
 from strata.services.s3.store import BucketRow, ObjectRow
 
@@ -116,8 +118,20 @@ class AclOperations(S3Core):
             return grants, doc_owner
         return None, None
 
-    def _check_public_acl(self, bucket: BucketRow, grants: list[dict[str, Any]]) -> None:
-        if acl_rules.is_public(grants) and self._setting(bucket, "BlockPublicAcls"):  # type: ignore[attr-defined]
+    def _public_acl_setting(self, bucket: BucketRow, req: dict, name: str) -> bool:
+        """BlockPublicAcls / IgnorePublicAcls in force for a request: the bucket's or its
+        account's, or the access point's it comes through."""
+        if self._setting(bucket, name):  # type: ignore[attr-defined]
+            return True
+        via = req.get(MEMBER)
+        if not via:
+            return False
+        control = self.runtime.peer("s3control")
+        doc = control._access_point(via["Account"], via["Name"]) if control is not None else None
+        return doc is not None and bool(control._ap_setting(doc, name))  # type: ignore[union-attr]
+
+    def _check_public_acl(self, bucket: BucketRow, req: dict, grants: list[dict[str, Any]]) -> None:
+        if acl_rules.is_public(grants) and self._public_acl_setting(bucket, req, "BlockPublicAcls"):
             raise _access_denied()
 
     def _bucket_grants(self, bucket: BucketRow) -> list[dict[str, Any]]:
@@ -160,7 +174,7 @@ class AclOperations(S3Core):
             owner = bucket_owner
         given, _ = self._requested_grants(req, owner_id(owner), owner_id(bucket_owner))
         grants = given if given is not None else [acl_rules.user(owner_id(owner), "FULL_CONTROL")]
-        self._check_public_acl(bucket, grants)
+        self._check_public_acl(bucket, req, grants)
         return {"acl": {"owner": owner, "grants": grants}}
 
     def _bucket_acl_at_creation(self, ctx: RequestContext, req: dict, bpa: dict) -> dict[str, Any]:
@@ -239,7 +253,7 @@ class AclOperations(S3Core):
             self._bucket_grants(bucket),
             object_grants,
             self._account_of,
-            self._setting(bucket, "IgnorePublicAcls"),  # type: ignore[attr-defined]
+            self._public_acl_setting(bucket, req, "IgnorePublicAcls"),
         )
         return acl_rules.combined_policy(text, base)
 
@@ -336,7 +350,7 @@ class AclOperations(S3Core):
             return None
         if doc_owner is not None and doc_owner != owner_id(owner):
             raise _access_denied()
-        self._check_public_acl(bucket, grants)
+        self._check_public_acl(bucket, req, grants)
         return grants
 
     async def put_bucket_acl(self, ctx: RequestContext, req: dict) -> dict:

@@ -95,9 +95,24 @@ def test_anonymous_through_an_access_point_needs_both_sides(server, control, own
     )
     assert anonymous.get_object(Bucket=alias, Key="closed")["Body"].read() == b"closed"
     assert code_of(anonymous.get_object, Bucket=bucket, Key="closed") == "AccessDenied"
-    # The access point's Block Public Access cuts anonymous callers off its public policy.
+    # The access point's Block Public Access: its ACL settings apply to requests through it.
+    strict = f"acls-{unique}"
+    made = _access_point(
+        control,
+        bucket,
+        strict,
+        PublicAccessBlockConfiguration={**OPEN, "IgnorePublicAcls": True, "BlockPublicAcls": True},
+    )
+    _ap_policy(control, strict, made["AccessPointArn"], "*", ["s3:GetObject"])
+    assert code_of(anonymous.get_object, Bucket=made["Alias"], Key="open") == "AccessDenied"
+    assert anonymous.get_object(Bucket=alias, Key="open")["Body"].read() == b"open"
+    denied = code_of(owner.put_object, Bucket=made["Alias"], Key="pub", Body=b"p", ACL="public-read")
+    assert denied == "AccessDenied"
+    owner.put_object(Bucket=alias, Key="pub", Body=b"p", ACL="public-read")
+    assert anonymous.get_object(Bucket=alias, Key="pub")["Body"].read() == b"p"
+    # All four on (AWS's default) also cuts anonymous callers off its public policy.
     control.delete_access_point(AccountId=ACCOUNT, Name=name)
-    made = _access_point(control, bucket, name)  # all four on: AWS's default
+    made = _access_point(control, bucket, name)
     assert code_of(anonymous.get_object, Bucket=made["Alias"], Key="open") == "AccessDenied"
 
 
