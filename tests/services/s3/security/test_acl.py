@@ -376,3 +376,39 @@ def test_acls_of_browser_post_uploads(owner, other, anonymous, acl_bucket, bucke
     body, ctype = multipart_form(post["fields"], "posted", b"x")
     status, resp, _ = http_call("POST", post["url"], body, {"Content-Type": ctype})
     assert status == 400 and b"AccessControlListNotSupported" in resp, resp
+
+
+def test_a_bucket_policy_can_require_uploads_to_hand_over_control(owner, other, unique):
+    me = _canonical(owner)
+    name = f"handover-{unique}"
+    owner.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
+    put_policy(
+        owner,
+        name,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{name}/*",
+        },
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{name}/canned/*",
+            "Condition": {"StringNotEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}},
+        },
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": ALT_ACCOUNT},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{name}/granted/*",
+            "Condition": {"StringNotEquals": {"s3:x-amz-grant-full-control": f'id="{me}"'}},
+        },
+    )
+    assert code_of(other.put_object, Bucket=name, Key="canned/a", Body=b"a") == "AccessDenied"
+    other.put_object(Bucket=name, Key="canned/a", Body=b"a", ACL="bucket-owner-full-control")
+    assert code_of(other.put_object, Bucket=name, Key="granted/b", Body=b"b") == "AccessDenied"
+    other.put_object(Bucket=name, Key="granted/b", Body=b"b", GrantFullControl=f'id="{me}"')
+    for key in ("canned/a", "granted/b"):
+        assert owner.get_object(Bucket=name, Key=key)["Body"].read() == key[-1].encode()
