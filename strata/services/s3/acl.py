@@ -28,6 +28,7 @@ S3: the bucket owner may delete it but reads it only if its ACL grants that
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from strata.auth.directory import directory_for
@@ -63,6 +64,20 @@ _MALFORMED_XML = (
     "The XML you provided was not well-formed or did not validate against our published schema",
     400,
 )
+
+
+# The object an authorization is deciding on: (request, operation, its row), see _acl_target.
+_TARGET: ContextVar[tuple[dict, str, ObjectRow | None] | None] = ContextVar(
+    "strata_s3_acl_target", default=None
+)
+_ACL_TEXTS_LIMIT = 4096
+
+
+def _grants_key(grants: list[dict[str, Any]] | None) -> tuple | None:
+    """A hashable form of a grant list (what the policy text of an ACL depends on)."""
+    if grants is None:
+        return None
+    return tuple((g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"]) for g in grants)
 
 
 def acls_not_supported() -> ServiceError:
@@ -222,16 +237,23 @@ class AclOperations(S3Core):
         return owner
 
     def _acl_target(self, bucket: BucketRow, req: dict) -> ObjectRow | None:
-        """The object whose owner and ACL decide this request, None when its bucket's do."""
-        if CALLER_OPERATION.get() not in OBJECT_OWNER_OPERATIONS:
+        """The object whose owner and ACL decide this request, None when its bucket's do (read
+        once per request: the authorizer asks for its owner and for its policy)."""
+        operation = CALLER_OPERATION.get()
+        if operation not in OBJECT_OWNER_OPERATIONS:
             return None
+        hit = _TARGET.get()
+        if hit is not None and hit[0] is req and hit[1] == operation:
+            return hit[2]
         version = req.get("VersionId")
         row = (
             self.store.version(bucket.name, req["Key"], version)
             if version
             else self.store.current(bucket.name, req["Key"])
         )
-        return None if row is None or row.dm else row
+        target = None if row is None or row.dm else row
+        _TARGET.set((req, operation, target))
+        return target
 
     def _with_acls(
         self, bucket: BucketRow, req: dict, base: Policy | None, denies: Policy | None
@@ -248,13 +270,18 @@ class AclOperations(S3Core):
                 obj_owner, object_grants = self._object_acl(bucket, obj)
                 if obj_owner != bucket.config.get("owner"):
                     base = denies
-        text = acl_rules.acl_statements(
-            bucket.name,
-            self._bucket_grants(bucket),
-            object_grants,
-            self._account_of,
-            self._public_acl_setting(bucket, req, "IgnorePublicAcls"),
-        )
+        bucket_grants = self._bucket_grants(bucket)
+        ignore = self._public_acl_setting(bucket, req, "IgnorePublicAcls")
+        key = (bucket.name, _grants_key(bucket_grants), _grants_key(object_grants), ignore)
+        # (bucket, bucket grants, object grants, ignore public) -> the ACLs' policy text
+        texts: dict[tuple, str] = self.__dict__.setdefault("_acl_texts", {})
+        text = texts.get(key)
+        if text is None:
+            if len(texts) >= _ACL_TEXTS_LIMIT:
+                texts.clear()
+            text = texts[key] = acl_rules.acl_statements(
+                bucket.name, bucket_grants, object_grants, self._account_of, ignore
+            )
         return acl_rules.combined_policy(text, base)
 
     # -- ownership controls ----------------------------------------------------------------------
