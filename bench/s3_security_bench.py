@@ -2,8 +2,10 @@
 
     policy   4 KiB GET (presigned, wrk) from a bucket with a 20-statement bucket policy
              vs the same GET from a bucket without a policy     (bar: policy costs <= 10%)
+    acl      anonymous 4 KiB GET of an object public by its ACL (public-read, ObjectWriter bucket)
+             vs one public by a bucket policy (`Principal: *`, ACLs disabled)       (no bar)
 
-Usage: python bench/s3_security_bench.py [policy] [--seconds 3] [--rounds 8]
+Usage: python bench/s3_security_bench.py [policy] [acl] [--seconds 3] [--rounds 8]
 Starts its own Strata on free loopback ports in a temp dir; needs wrk. The two buckets are
 measured in alternating short rounds; the cost is the median ratio of neighbouring rounds.
 """
@@ -108,6 +110,40 @@ def bench_policy(strata: str, seconds: int, rounds: int) -> None:
     )
 
 
+def bench_acl(strata: str, seconds: int, rounds: int) -> None:
+    s3 = client(strata)
+    body = os.urandom(4 * KiB)
+    s3.create_bucket(Bucket="bench-public-policy")
+    s3.delete_public_access_block(Bucket="bench-public-policy")
+    s3.put_object(Bucket="bench-public-policy", Key="obj4k", Body=body)
+    public = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::bench-public-policy/*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket="bench-public-policy", Policy=json.dumps(public))
+    s3.create_bucket(Bucket="bench-public-acl", ObjectOwnership="ObjectWriter")
+    s3.delete_public_access_block(Bucket="bench-public-acl")
+    s3.put_object(Bucket="bench-public-acl", Key="obj4k", Body=body, ACL="public-read")
+    paths = {name: f"/{name}/obj4k" for name in ("bench-public-policy", "bench-public-acl")}
+    policy_rps: list[float] = []
+    acl_rps: list[float] = []
+    for _ in range(rounds):
+        policy_rps.append(wrk_get(strata, [paths["bench-public-policy"]], seconds))
+        acl_rps.append(wrk_get(strata, [paths["bench-public-acl"]], seconds))
+    ratio = statistics.median([b / a for a, b in zip(policy_rps, acl_rps, strict=True)])
+    print(
+        f"anonymous get_4k: public by policy {statistics.median(policy_rps):,.0f}/s  "
+        f"public by ACL {statistics.median(acl_rps):,.0f}/s  median ratio of neighbouring rounds {ratio:.1%}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("which", nargs="*", default=["policy"])
@@ -120,6 +156,8 @@ def main() -> None:
         for w in a.which:
             if w == "policy":
                 bench_policy(server.endpoint, a.seconds, a.rounds)
+            elif w == "acl":
+                bench_acl(server.endpoint, a.seconds, a.rounds)
             else:
                 raise SystemExit(f"unknown benchmark {w!r}")
     finally:

@@ -10,9 +10,9 @@ A setting is in force for a bucket when the bucket's or its account's configurat
 - RestrictPublicBuckets: while the bucket's policy is public, only callers of the bucket owner's
   account get its grants; anonymous and cross-account callers are denied (its Deny statements
   still bind them).
-- BlockPublicAcls, IgnorePublicAcls: about ACLs. Strata's buckets are BucketOwnerEnforced (ACLs
-  disabled, a public canned ACL is refused with AccessControlListNotSupported), so no public ACL
-  can exist: both hold whatever their value, and are stored and reported.
+- BlockPublicAcls: a request that sets a public ACL (a grant to AllUsers or AuthenticatedUsers)
+  is refused (403); ACLs set before stay. IgnorePublicAcls: public grants grant nothing (acl.py).
+  Both matter only where ACLs are on (Object Ownership other than BucketOwnerEnforced).
 
 A new bucket gets all four on (S3's default since April 2023); DeletePublicAccessBlock removes the
 configuration, after which GetPublicAccessBlock answers NoSuchPublicAccessBlockConfiguration.

@@ -55,6 +55,7 @@ class BucketOperations(S3Core):
                     400,
                 )
             bucket_region = "us-east-1"
+        acl_config = self._bucket_acl_at_creation(ctx, req, DEFAULT_BLOCK)  # type: ignore[attr-defined]
 
         def write() -> dict:
             existing = self.store.bucket(name, cached=False)
@@ -79,6 +80,7 @@ class BucketOperations(S3Core):
             # Block Public Access all on: S3's default for new buckets (bpa.py).
             # SSE-C writes blocked, as S3 does for new buckets since April 2026 (BlockedEncryptionTypes).
             config = {"owner": ctx.account_id, "bpa": dict(DEFAULT_BLOCK), "blocked_encryption": ["SSE-C"]}
+            config.update(acl_config)  # Object Ownership and the bucket's ACL (acl.py)
             if req.get("ObjectLockEnabledForBucket"):  # Object Lock needs versioning, for good
                 config["object_lock"] = {"enabled": True}
                 self.store.set_bucket_field(name, "versioning", "Enabled")

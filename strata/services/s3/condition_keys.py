@@ -42,7 +42,7 @@ class ConditionKeys(S3Core):
             tags = _request_tags(req)
             return list(tags) if tags is not None else None
         if key == "s3:resourceaccount":
-            return self.resource_account(req)
+            return self.resource_account(req)  # type: ignore[attr-defined]
         return None
 
     def _existing_tags(self, req: dict) -> dict[str, str] | None:

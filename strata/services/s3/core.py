@@ -8,6 +8,7 @@ versioning, post_object) is a mixin of operation methods on top of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import TypeVar
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.s3.acl_rules import ANONYMOUS_CANONICAL_ID, ANONYMOUS_OWNER
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.encryption import RootKey
 from strata.services.s3.lifecycle_rules import Rules
@@ -63,8 +65,12 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts * 1000) / 1000, UTC)
 
 
+@functools.lru_cache(maxsize=256)
 def owner_id(account_id: str) -> str:
-    """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements."""
+    """A stable 64-hex canonical user id for an account, as S3 shows in Owner elements (S3's own
+    id for the anonymous user)."""
+    if account_id == ANONYMOUS_OWNER:
+        return ANONYMOUS_CANONICAL_ID
     return hashlib.sha256(f"strata-canonical:{account_id}".encode()).hexdigest()
 
 
@@ -105,13 +111,6 @@ class S3Core:
     def health(self) -> str:
         self.store.db.query_one("SELECT 1")
         return "ok"
-
-    def resource_account(self, req: dict) -> str | None:
-        """The account owning the request's bucket (authorization: buckets are global, their
-        owners are not), None when no existing bucket is named."""
-        name = req.get("Bucket")
-        row = self.store.bucket(name) if isinstance(name, str) else None
-        return row.config.get("owner") if row is not None else None
 
     # -- lookups ---------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.s3.core import S3Core, owner_id, plausible_version_id, to_datetime
 from strata.services.s3.positions import version_position
 from strata.services.s3.restore import restore_status
-from strata.services.s3.store import ObjectRow, prefix_end
+from strata.services.s3.store import BucketRow, ObjectRow, prefix_end
 
 Entry = ObjectRow | str  # an object version, or a common prefix
 
@@ -93,6 +93,10 @@ def answer_encoding(requested: str | None, texts: Iterable[str | None]) -> str |
 def _page_texts(page: list[Entry]) -> Iterator[str]:
     for e in page:
         yield e if isinstance(e, str) else e.key
+
+
+def _owner_dict(account: str) -> dict[str, str]:
+    return {"DisplayName": "strata", "ID": owner_id(account)}
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:
@@ -193,7 +197,12 @@ class ListingOperations(S3Core):
             page.append(e)
         return page, False
 
-    def _content(self, row: ObjectRow, owner: dict | None, restore_at: float | None = None) -> dict[str, Any]:
+    @staticmethod
+    def _content(
+        bucket: BucketRow, row: ObjectRow, owner: dict | None, restore_at: float | None = None
+    ) -> dict[str, Any]:
+        """One listed object; `owner` is its bucket's owner, or None when no Owner is shown (while
+        ACLs are on, an object another account owns shows that account)."""
         item: dict[str, Any] = {
             "Key": row.key,
             "LastModified": to_datetime(row.modified),
@@ -206,7 +215,8 @@ class ListingOperations(S3Core):
             item["ChecksumAlgorithm"] = [ck["algorithm"]]
             item["ChecksumType"] = ck.get("type", "FULL_OBJECT")
         if owner:
-            item["Owner"] = owner
+            acl = row.attrs.get("acl") if "ownership" in bucket.config else None
+            item["Owner"] = _owner_dict(acl["owner"]) if acl else owner
         if restore_at is not None and row.attrs.get("restore"):
             status = restore_status(row.attrs, restore_at)
             if status:
@@ -217,8 +227,9 @@ class ListingOperations(S3Core):
         """Now, when the listing asked for OptionalObjectAttributes=RestoreStatus."""
         return self._now() if "RestoreStatus" in (req.get("OptionalObjectAttributes") or []) else None
 
-    def _owner(self, ctx: RequestContext) -> dict[str, str]:
-        return {"DisplayName": "strata", "ID": owner_id(ctx.account_id)}
+    @staticmethod
+    def _owner(bucket: BucketRow) -> dict[str, str]:
+        return _owner_dict(bucket.config.get("owner", ""))
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -233,7 +244,7 @@ class ListingOperations(S3Core):
         page, truncated = self._page(
             self._iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
         )
-        owner = self._owner(ctx) if req.get("FetchOwner") else None
+        owner = self._owner(bucket) if req.get("FetchOwner") else None
         restore_at = self._restore_at(req)
         encoding = answer_encoding(
             req.get("EncodingType"), [prefix, delimiter, req.get("StartAfter"), *_page_texts(page)]
@@ -246,7 +257,7 @@ class ListingOperations(S3Core):
             "KeyCount": len(page),
             "IsTruncated": truncated,
             "Contents": [
-                {**self._content(e, owner, restore_at), "Key": enc(e.key)}
+                {**self._content(bucket, e, owner, restore_at), "Key": enc(e.key)}
                 for e in page
                 if isinstance(e, ObjectRow)
             ],
@@ -275,7 +286,7 @@ class ListingOperations(S3Core):
         page, truncated = self._page(
             self._iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
         )
-        owner = self._owner(ctx)
+        owner = self._owner(bucket)
         restore_at = self._restore_at(req)
         encoding = answer_encoding(req.get("EncodingType"), [prefix, delimiter, marker, *_page_texts(page)])
         enc = url_encoder(encoding)
@@ -286,7 +297,7 @@ class ListingOperations(S3Core):
             "MaxKeys": max_keys,
             "IsTruncated": truncated,
             "Contents": [
-                {**self._content(e, owner, restore_at), "Key": enc(e.key)}
+                {**self._content(bucket, e, owner, restore_at), "Key": enc(e.key)}
                 for e in page
                 if isinstance(e, ObjectRow)
             ],
@@ -320,7 +331,7 @@ class ListingOperations(S3Core):
             bucket.name, prefix, delimiter, key_marker, version_marker, min(max_keys + 1, 1001)
         )
         page, truncated = self._page(entries, max_keys)
-        owner = self._owner(ctx)
+        owner = self._owner(bucket)
         restore_at = self._restore_at(req)
         encoding = answer_encoding(
             req.get("EncodingType"), [prefix, delimiter, key_marker, *_page_texts(page)]
@@ -333,7 +344,7 @@ class ListingOperations(S3Core):
             elif e.dm:
                 markers.append(
                     {
-                        "Owner": owner,
+                        "Owner": _owner_dict(bucket.config.get("owner", "")),
                         "Key": enc(e.key),
                         "VersionId": e.version_id,
                         "IsLatest": e.latest,
@@ -341,7 +352,7 @@ class ListingOperations(S3Core):
                     }
                 )
             else:
-                v = self._content(e, owner, restore_at)
+                v = self._content(bucket, e, owner, restore_at)
                 v.update(Key=enc(e.key), VersionId=e.version_id, IsLatest=e.latest)
                 versions.append(v)
         out: dict[str, Any] = {

@@ -130,6 +130,7 @@ class MultipartOperations(S3Core):
             attrs["tags"] = parse_tagging_header(req["Tagging"])
         # The retention the headers name; the bucket's default is given when the object is made.
         attrs.update(lock_attrs(bucket, req, self._now(), defaults=False))
+        attrs.update(self._new_object_acl(ctx, bucket, req))  # type: ignore[attr-defined]
         algorithm = (req.get("ChecksumAlgorithm") or "").upper() or None
         ck_type = req.get("ChecksumType") or None
         if algorithm and algorithm not in CHECKSUM_ALGORITHMS:
@@ -345,7 +346,9 @@ class MultipartOperations(S3Core):
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
         obj_attrs = {
-            k: v for k, v in attrs.items() if k in ("headers", "meta", "expires", "tags", "sse", *LOCK_ATTRS)
+            k: v
+            for k, v in attrs.items()
+            if k in ("headers", "meta", "expires", "tags", "sse", "acl", *LOCK_ATTRS)
         }
         customer = customer_key(req, ctx.http.secure)
         if customer is not None:

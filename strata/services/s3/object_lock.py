@@ -71,7 +71,7 @@ class ObjectLockOperations(S3Core):
         else:
             objects = (req.get("Delete") or {}).get("Objects") or []
             keys = [o["Key"] for o in objects if isinstance(o, dict) and isinstance(o.get("Key"), str)]
-        owner = self.resource_account(req)
+        owner = self.resource_account(req)  # type: ignore[attr-defined]
         policy = self.resource_policy(req)  # type: ignore[attr-defined]
         return [("s3:BypassGovernanceRetention", f"arn:aws:s3:::{bucket}/{k}", owner, policy) for k in keys]
 

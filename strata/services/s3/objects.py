@@ -176,6 +176,7 @@ class ObjectOperations(EncryptedObjects):
         if locks or default_retention(bucket, self._now()):
             require_integrity_header(req)
         attrs.update(locks)
+        attrs.update(self._new_object_acl(ctx, bucket, req))  # type: ignore[attr-defined]
         check = write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
         if check is not None:
             check(self.store.current(bucket.name, key))
@@ -551,6 +552,7 @@ class ObjectOperations(EncryptedObjects):
         if tags:
             attrs["tags"] = tags
         attrs.update(lock_attrs(bucket, req, self._now(), defaults=False))  # not the source's
+        attrs.update(self._new_object_acl(ctx, bucket, req))  # type: ignore[attr-defined]  # nor its ACL
         # The copy is a new single-part object: multipart sources get a fresh MD5 ETag.
         want_algo = (req.get("ChecksumAlgorithm") or "").upper() or None
         src_ck = src.attrs.get("checksum")

@@ -182,17 +182,24 @@ class BucketPolicyOperations(S3Core):
         config = row.config
         text = config.get("policy")
         if text is None:
+            if "ownership" in config:  # ACLs may be on (acl.py)
+                return self._with_acls(row, req, None, None)  # type: ignore[attr-defined]
             return None
         caller, operation = CALLER.get()
         owner = config.get("owner")
+        compiled = compiled_policy(text)
+        base: Policy | None
         if caller is not None and caller.account_id == owner:
             if operation in _OWNER_ROOT_ALWAYS and caller.kind == "root":
                 return None
-            return compiled_policy(text).policy
-        compiled = compiled_policy(text)
-        if compiled.public and self._restricts_public_buckets(row):
-            return compiled.denies
-        return compiled.policy
+            base = compiled.policy
+        elif compiled.public and self._restricts_public_buckets(row):
+            base = compiled.denies
+        else:
+            base = compiled.policy
+        if "ownership" in config:
+            return self._with_acls(row, req, base, compiled.denies)  # type: ignore[attr-defined]
+        return base
 
     def related_requests(self, operation: str, req: dict) -> list[tuple[str, dict]]:
         """A copy reads its source: authorized as a GetObject of the source (its bucket's owner

@@ -62,18 +62,22 @@ _LOCK_FIELDS = {
     "x-amz-object-lock-legal-hold": "ObjectLockLegalHoldStatus",
 }
 
-# Form fields of settings S3 honours on POST but Strata does not: refused as on PutObject (see
-# parameters.json), never stored and ignored. A field name -> its refusal.
-_ACL_REFUSAL = ServiceError("AccessControlListNotSupported", "The bucket does not allow ACLs", 400)
-_ACCEPTED_ACLS = ("private", "bucket-owner-full-control")
+# ACL form fields, as PutObject's members (acl.py decides what they give).
+_ACL_FIELDS = {
+    "acl": "ACL",
+    "x-amz-grant-full-control": "GrantFullControl",
+    "x-amz-grant-read": "GrantRead",
+    "x-amz-grant-read-acp": "GrantReadACP",
+    "x-amz-grant-write-acp": "GrantWriteACP",
+}
 
 
 def _refuse_unsupported_fields(form: dict[str, str]) -> None:
+    """Form fields of settings S3 honours on POST but Strata does not: refused as on PutObject
+    (see parameters.json), never stored and ignored."""
     for name, value in form.items():
         if not value:
             continue
-        if name == "acl" and value not in _ACCEPTED_ACLS or name.startswith("x-amz-grant-"):
-            raise _ACL_REFUSAL
         if name.startswith("x-amz-object-lock-") and name not in _LOCK_FIELDS:
             raise ServiceError(
                 "NotImplemented",
@@ -281,6 +285,9 @@ class PostObjectOperations(S3Core):
             )
             if sealing:
                 self.sse_keys.check_write(replace(ctx, principal=signer), sealing.record)
+            acl_fields = {member: form[name] for name, member in _ACL_FIELDS.items() if form.get(name)}
+            # The signer writes the object: Object Ownership makes its account the owner.
+            acl = self._new_object_acl(replace(ctx, principal=signer), bucket, acl_fields)  # type: ignore[attr-defined]
         except BaseException:
             discard(self.blobs, got)
             raise
@@ -293,6 +300,7 @@ class PostObjectOperations(S3Core):
                 k[len("x-amz-meta-") :]: v for k, v in fields.items() if k.lower().startswith("x-amz-meta-")
             },
             **locks,
+            **acl,
         }
         if sealing:
             attrs["sse"] = sealing.record

@@ -8,7 +8,8 @@ versioning.py  Put/GetBucketVersioning
 post_object.py browser uploads (POST with a signed policy)
 restore.py     RestoreObject for GLACIER / DEEP_ARCHIVE, on the simulated clock
 policy.py      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus; the policy the authorizer evaluates
-acl.py         Object Ownership (BucketOwnerEnforced) and the ACL operations it leaves
+acl.py         Object Ownership and ACLs (Put/Get*Acl, ACLs on writes, their part in authorization);
+               acl_rules.py: canned ACLs, grants and the policy statements an ACL stands for
 bpa.py         Block Public Access (bucket level); public.py says what a public policy is
 lifecycle.py   Put/Get/DeleteBucketLifecycle(Configuration): S3's checks; lifecycle_rules.py what
                rules do and when; lifecycle_run.py runs them (the scheduler's s3.lifecycle rule)
