@@ -1,0 +1,249 @@
+"""Global tables (version 2019.11.21): boto3 clients in two regions of one Strata.
+
+A replica is added with UpdateTable ReplicaUpdates; writes in either region reach the other
+(polled: replication is asynchronous), concurrent writes converge on the later one, an
+acknowledged write reaches the replica after a kill -9, and a replica can be deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.strata_process import StrataProcess
+
+EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
+NEW_AND_OLD = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = StrataProcess(tmp_path_factory.mktemp("gt") / "data").start()
+    yield s
+    s.stop()
+
+
+def poll(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """The first truthy answer of `check` (replication is asynchronous), within a generous bound."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: last {value!r}")
+        time.sleep(0.05)
+
+
+def make_table(ddb: Any, name: str, **kw: Any) -> None:
+    kw.setdefault("BillingMode", "PAY_PER_REQUEST")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        **kw,
+    )
+
+
+def add_replica(server: StrataProcess, ddb: Any, name: str, region: str) -> dict:
+    """Add a replica and wait for it to be ACTIVE (the simulated clock moved past its creation)."""
+    out = ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": region}}])
+    other = server.client("dynamodb", region=region)
+    server.advance_clock("1m")
+    poll(lambda: other.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE")
+    return out["TableDescription"]
+
+
+def get(ddb: Any, name: str, key: str) -> dict | None:
+    return ddb.get_item(TableName=name, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+
+
+def test_replica_created_and_writes_flow_both_ways(server: StrataProcess, unique: str) -> None:
+    east = server.client("dynamodb", region=EAST)
+    west = server.client("dynamodb", region=WEST)
+    name = f"gt-{unique}"
+    make_table(east, name, StreamSpecification=NEW_AND_OLD)
+    east.put_item(TableName=name, Item={"pk": {"S": "before"}, "g": {"S": "x"}, "n": {"N": "1"}})
+    desc = east.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": WEST}}])[
+        "TableDescription"
+    ]
+    assert desc["GlobalTableVersion"] == "2019.11.21"
+    assert desc["Replicas"][0]["RegionName"] == WEST
+    assert desc["Replicas"][0]["ReplicaStatus"] == "CREATING"
+    with pytest.raises(ClientError) as info:  # not usable before it is ACTIVE
+        west.get_item(TableName=name, Key={"pk": {"S": "before"}})
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert west.describe_table(TableName=name)["Table"]["TableStatus"] == "CREATING"
+    server.advance_clock("1m")
+    poll(lambda: west.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE")
+
+    replica = west.describe_table(TableName=name)["Table"]
+    assert replica["TableArn"] == f"arn:aws:dynamodb:{WEST}:000000000000:table/{name}"
+    assert replica["StreamSpecification"] == NEW_AND_OLD
+    assert replica["GlobalSecondaryIndexes"][0]["IndexName"] == "by-g"
+    assert [r["RegionName"] for r in replica["Replicas"]] == [EAST]
+    source = east.describe_table(TableName=name)["Table"]
+    assert source["TableStatus"] == "ACTIVE"
+    assert source["Replicas"] == [
+        {
+            "RegionName": WEST,
+            "ReplicaStatus": "ACTIVE",
+            "ReplicaTableClassSummary": {"TableClass": "STANDARD"},
+        }
+    ]
+
+    # The item written before the replica existed was copied, its index entry too.
+    assert get(west, name, "before") == {"pk": {"S": "before"}, "g": {"S": "x"}, "n": {"N": "1"}}
+    assert (
+        west.query(
+            TableName=name,
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "x"}},
+        )["Count"]
+        == 1
+    )
+
+    # Every write path, in either region, reaches the other; no aws:rep:* attributes appear.
+    east.put_item(TableName=name, Item={"pk": {"S": "a"}, "v": {"S": "east"}})
+    east.update_item(
+        TableName=name,
+        Key={"pk": {"S": "before"}},
+        UpdateExpression="SET n = n + :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    west.batch_write_item(
+        RequestItems={
+            name: [{"PutRequest": {"Item": {"pk": {"S": f"b{i}"}, "v": {"S": "west"}}}} for i in range(3)]
+        }
+    )
+    west.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": name, "Item": {"pk": {"S": "t"}, "v": {"S": "tx"}}}},
+            {"Delete": {"TableName": name, "Key": {"pk": {"S": "b0"}}}},
+        ]
+    )
+    assert poll(lambda: get(west, name, "a")) == {"pk": {"S": "a"}, "v": {"S": "east"}}
+    assert poll(lambda: (get(west, name, "before") or {}).get("n") == {"N": "2"})
+    assert poll(lambda: get(east, name, "t")) == {"pk": {"S": "t"}, "v": {"S": "tx"}}
+    assert poll(lambda: get(east, name, "b2")) == {"pk": {"S": "b2"}, "v": {"S": "west"}}
+    poll(lambda: get(east, name, "b0") is None)
+    east.delete_item(TableName=name, Key={"pk": {"S": "a"}})
+    poll(lambda: get(west, name, "a") is None)
+    both = [
+        sorted(i["pk"]["S"] for i in c.scan(TableName=name, ConsistentRead=True)["Items"])
+        for c in (east, west)
+    ]
+    assert both[0] == both[1] == ["b1", "b2", "before", "t"]
+    assert all(
+        not k.startswith("aws:rep:") for c in (east, west) for i in c.scan(TableName=name)["Items"] for k in i
+    )
+
+    # The replica's own stream shows the replicated changes, as DynamoDB's does.
+    streams = server.client("dynamodbstreams", region=WEST)
+    arn = replica["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    records = streams.get_records(ShardIterator=it)["Records"]
+    assert {"a", "before"} <= {r["dynamodb"]["Keys"]["pk"]["S"] for r in records}
+
+    # A third region joins: it gets everything, and writes there reach both others.
+    eu = server.client("dynamodb", region=EU)
+    add_replica(server, east, name, EU)
+    assert sorted(i["pk"]["S"] for i in eu.scan(TableName=name, ConsistentRead=True)["Items"]) == both[0]
+    eu.put_item(TableName=name, Item={"pk": {"S": "from-eu"}})
+    poll(lambda: get(east, name, "from-eu") and get(west, name, "from-eu"))
+    assert sorted(r["RegionName"] for r in west.describe_table(TableName=name)["Table"]["Replicas"]) == [
+        EU,
+        EAST,
+    ]
+
+    # Deleting a replica (from another region) removes that table; the rest stay global.
+    east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": EU}}])
+    poll(lambda: name not in eu.list_tables()["TableNames"])
+    assert [r["RegionName"] for r in east.describe_table(TableName=name)["Table"]["Replicas"]] == [WEST]
+    # DeleteTable in a region deletes that replica: the last one left is an ordinary table.
+    west.delete_table(TableName=name)
+    last = east.describe_table(TableName=name)["Table"]
+    assert "Replicas" not in last and "GlobalTableVersion" not in last
+    east.put_item(TableName=name, Item={"pk": {"S": "alone"}})
+    east.delete_table(TableName=name)
+
+
+def test_replica_updates_errors(server: StrataProcess, unique: str) -> None:
+    east = server.client("dynamodb", region=EAST)
+    west = server.client("dynamodb", region=WEST)
+    name = f"gte-{unique}"
+
+    def error(**kw: Any) -> tuple[str, str]:
+        with pytest.raises(ClientError) as info:
+            east.update_table(TableName=name, **kw)
+        return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+    make_table(east, name)  # no stream
+    code, message = error(ReplicaUpdates=[{"Create": {"RegionName": WEST}}])
+    assert code == "ValidationException" and "NEW_AND_OLD_IMAGES" in message
+    east.update_table(
+        TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    )
+    assert "NEW_AND_OLD_IMAGES" in error(ReplicaUpdates=[{"Create": {"RegionName": WEST}}])[1]
+    east.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+    east.update_table(TableName=name, StreamSpecification=NEW_AND_OLD)
+    assert error(ReplicaUpdates=[{"Create": {"RegionName": EAST}}])[0] == "ValidationException"
+    assert error(ReplicaUpdates=[{"Create": {"RegionName": "mars-north-1"}}])[0] == "ValidationException"
+    assert error(ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])[0] == "ValidationException"
+    code, message = error(ReplicaUpdates=[{"Create": {"RegionName": WEST, "KMSMasterKeyId": "alias/x"}}])
+    assert code == "ValidationException" and "not supported by Strata" in message
+    code, message = error(ReplicaUpdates=[{"Create": {"RegionName": WEST}}], DeletionProtectionEnabled=True)
+    assert code == "ValidationException"
+    code, message = error(MultiRegionConsistency="STRONG", ReplicaUpdates=[{"Create": {"RegionName": WEST}}])
+    assert code == "ValidationException" and "MultiRegionConsistency" in message
+    # A table of that name in the other region already: DynamoDB's own words.
+    make_table(west, name)
+    code, message = error(ReplicaUpdates=[{"Create": {"RegionName": WEST}}])
+    assert message == (
+        f"Failed to create a the new replica of table with name: '{name}' because one or more replicas "
+        "already existed as tables."
+    )
+    west.delete_table(TableName=name)
+    add_replica(server, east, name, WEST)
+    code, message = error(ReplicaUpdates=[{"Create": {"RegionName": WEST}}])
+    assert code == "ValidationException"
+    # A global table's stream cannot be disabled.
+    assert error(StreamSpecification={"StreamEnabled": False})[0] == "ValidationException"
+    # PROVISIONED without write auto scaling: DynamoDB's answer.
+    prov = f"gtp-{unique}"
+    east.create_table(
+        TableName=prov,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        StreamSpecification=NEW_AND_OLD,
+    )
+    with pytest.raises(ClientError) as info:
+        east.update_table(TableName=prov, ReplicaUpdates=[{"Create": {"RegionName": WEST}}])
+    assert (
+        info.value.response["Error"]["Message"]
+        == "Table write capacity should either be Pay-Per-Request or AutoScaled."
+    )
+    east.delete_table(TableName=prov)
+    auto = east.describe_table_replica_auto_scaling(TableName=name)["TableAutoScalingDescription"]
+    assert auto["TableName"] == name and [r["RegionName"] for r in auto["Replicas"]] == [WEST]
+    east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])
+    east.delete_table(TableName=name)
