@@ -18,6 +18,8 @@ import uuid
 from strata.context import RequestContext
 from strata.services.dynamodb import streams
 from strata.services.dynamodb.errors import resource_in_use, validation
+from strata.services.dynamodb.legacy_global_tables import VERSION as LEGACY_VERSION
+from strata.services.dynamodb.legacy_global_tables import LegacyGlobalTableOperations
 from strata.services.dynamodb.replication import CREATE_SECONDS, VERSION, cursor_name, region_of, scope_in
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.table_operations import TableOperations
@@ -68,10 +70,14 @@ def check_global_update(meta: TableMeta, req: dict) -> None:
             raise validation(f"{member} on a table with replicas (a global table) is not supported by Strata")
 
 
-class GlobalTableOperations(TableOperations):
+class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
     async def update_table(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("ReplicaUpdates"):
             live = self.state.table(ctx, req.get("TableName"), describe=True)
+            if self._legacy(ctx.account_id, live.name) is not None and live.group:
+                raise _invalid(
+                    f"Table {live.name} is a global table of version {LEGACY_VERSION}: use UpdateGlobalTable"
+                )
             return await self._replica_updates(ctx, live, req)
         found = self.state.tables.get((scope_of(ctx), table_name(req.get("TableName"))))
         if found is not None:
@@ -97,7 +103,10 @@ class GlobalTableOperations(TableOperations):
     def _describe(self, meta: TableMeta, status: str = "ACTIVE") -> dict:
         out = super()._describe(meta, status)
         if meta.group:
-            out["GlobalTableVersion"] = VERSION
+            legacy = self._legacy(meta.scope.split(":", 1)[0], meta.name)
+            out["GlobalTableVersion"] = (
+                LEGACY_VERSION if legacy and region_of(meta) in legacy["regions"] else VERSION
+            )
             out["Replicas"] = self._replicas(meta)
             if out["TableStatus"] == "ACTIVE" and any(
                 r["ReplicaStatus"] == "CREATING" for r in out["Replicas"]

@@ -33,6 +33,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb import lww
 from strata.services.dynamodb.capacity import Consumed, _meter_dims
+from strata.services.dynamodb.errors import resource_in_use
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import loads
 from strata.services.dynamodb.streams import REPLICATED
@@ -134,6 +135,10 @@ class Replicator:
             return
         store = self.state.store
         others = self.others(meta)
+        if any(m.status == "CREATING" for m in others):
+            raise resource_in_use(
+                f"Attempt to change a resource which is still in use: Table is being updated: {meta.name}"
+            )
         group = [r for r in meta.group if r != region_of(meta)]
         pairs = [p for p in self.cursors if meta.tid in p]
 
@@ -153,6 +158,34 @@ class Replicator:
                 self.cursors.pop(p, None)
 
         await store.db.write(write)
+
+    async def link(self, members: list[TableMeta], joining: list[TableMeta]) -> None:
+        """Make empty tables of one name replicas of one global table with `members` (the
+        legacy CreateGlobalTable / UpdateGlobalTable): nothing to copy, every change from now on
+        replicated."""
+        store = self.state.store
+        every = [*members, *joining]
+        group = [region_of(m) for m in every]
+
+        def write() -> dict[tuple[int, int], int]:
+            for m in every:
+                m.group = list(group)
+                store.save_meta(m.to_json())
+            seq = store.stream_seq
+            cursors = {
+                (a.tid, b.tid): seq
+                for a in every
+                for b in every
+                if a is not b and (a in joining or b in joining)
+            }
+            store.w.executemany(
+                "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES (?, ?)",
+                [(cursor_name(*pair), value) for pair, value in cursors.items()],
+            )
+            return cursors
+
+        self.cursors.update(await store.db.write(write))
+        self.wake()
 
     def wake(self) -> None:
         """Look at every pair again (a replica was added)."""

@@ -106,6 +106,10 @@ def test_replica_created_and_writes_flow_both_ways(server: StrataProcess, unique
         }
     ]
 
+    with pytest.raises(ClientError) as info:  # the legacy API knows no version 2019.11.21 table
+        east.describe_global_table(GlobalTableName=name)
+    assert info.value.response["Error"]["Code"] == "GlobalTableNotFoundException"
+
     # The item written before the replica existed was copied, its index entry too.
     assert get(west, name, "before") == {"pk": {"S": "before"}, "g": {"S": "x"}, "n": {"N": "1"}}
     assert (
@@ -298,3 +302,68 @@ def test_last_writer_wins_and_replication_survives_kill_9(strata_factory: Any, u
     assert poll(lambda: get(west, name, "durable")) == {"pk": {"S": "durable"}, "v": {"S": "acked"}}
     assert get(west, name, "k")["v"] == {"S": "west-later"}  # nothing replayed twice
     assert [r["RegionName"] for r in east.describe_table(TableName=name)["Table"]["Replicas"]] == [WEST]
+
+
+def test_legacy_global_table_apis(server: StrataProcess, unique: str) -> None:
+    """Version 2017.11.29: CreateGlobalTable joins existing empty tables with NEW_AND_OLD_IMAGES
+    streams; UpdateGlobalTable adds and removes regions; a 2019.11.21 table is unknown to them."""
+    clients = {r: server.client("dynamodb", region=r) for r in (EAST, WEST, EU)}
+    east, west, eu = clients[EAST], clients[WEST], clients[EU]
+    name = f"legacy-{unique}"
+
+    def code(call: Callable[..., Any], **kw: Any) -> str:
+        with pytest.raises(ClientError) as info:
+            call(**kw)
+        return info.value.response["Error"]["Code"]
+
+    group = [{"RegionName": EAST}, {"RegionName": WEST}]
+    assert (
+        code(east.create_global_table, GlobalTableName=name, ReplicationGroup=group)
+        == "TableNotFoundException"
+    )
+    for c in (east, west):
+        make_table(c, name, StreamSpecification=NEW_AND_OLD)
+    west.put_item(TableName=name, Item={"pk": {"S": "x"}})
+    assert (
+        code(east.create_global_table, GlobalTableName=name, ReplicationGroup=group) == "ValidationException"
+    )
+    west.delete_item(TableName=name, Key={"pk": {"S": "x"}})
+    desc = east.create_global_table(GlobalTableName=name, ReplicationGroup=group)["GlobalTableDescription"]
+    assert desc["GlobalTableName"] == name and desc["GlobalTableStatus"] == "ACTIVE"
+    assert desc["GlobalTableArn"] == f"arn:aws:dynamodb::000000000000:global-table/{name}"
+    assert [r["RegionName"] for r in desc["ReplicationGroup"]] == [EAST, WEST]
+    assert code(east.create_global_table, GlobalTableName=name, ReplicationGroup=group) == (
+        "GlobalTableAlreadyExistsException"
+    )
+    assert east.describe_table(TableName=name)["Table"]["GlobalTableVersion"] == "2017.11.29"
+    east.put_item(TableName=name, Item={"pk": {"S": "one"}})
+    poll(lambda: get(west, name, "one"))
+    listed = west.list_global_tables(RegionName=WEST)["GlobalTables"]
+    assert {"GlobalTableName": name, "ReplicationGroup": group} in listed
+    assert all(t["GlobalTableName"] != name for t in west.list_global_tables(RegionName=EU)["GlobalTables"])
+
+    make_table(eu, name, StreamSpecification=NEW_AND_OLD)
+    desc = east.update_global_table(GlobalTableName=name, ReplicaUpdates=[{"Create": {"RegionName": EU}}])
+    assert [r["RegionName"] for r in desc["GlobalTableDescription"]["ReplicationGroup"]] == [EAST, WEST, EU]
+    eu.put_item(TableName=name, Item={"pk": {"S": "two"}})
+    poll(lambda: get(east, name, "two") and get(west, name, "two"))
+    assert code(
+        east.update_global_table, GlobalTableName=name, ReplicaUpdates=[{"Create": {"RegionName": EU}}]
+    ) == ("ReplicaAlreadyExistsException")
+    east.update_global_table(GlobalTableName=name, ReplicaUpdates=[{"Delete": {"RegionName": EU}}])
+    desc = east.describe_global_table(GlobalTableName=name)["GlobalTableDescription"]
+    assert [r["RegionName"] for r in desc["ReplicationGroup"]] == [EAST, WEST]
+    assert code(
+        east.update_global_table, GlobalTableName=name, ReplicaUpdates=[{"Delete": {"RegionName": EU}}]
+    ) == ("ReplicaNotFoundException")
+    eu.put_item(TableName=name, Item={"pk": {"S": "eu-only"}})  # no longer replicated
+    east.put_item(TableName=name, Item={"pk": {"S": "three"}})
+    poll(lambda: get(west, name, "three"))
+    assert get(east, name, "eu-only") is None and get(eu, name, "three") is None
+
+    # A version 2019.11.21 global table is not a legacy one.
+    assert (
+        code(east.describe_global_table, GlobalTableName=f"nope-{unique}") == "GlobalTableNotFoundException"
+    )
+    for c in (east, west, eu):
+        c.delete_table(TableName=name)
