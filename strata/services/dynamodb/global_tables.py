@@ -7,16 +7,17 @@ enabled with NEW_AND_OLD_IMAGES (as DynamoDB requires): a table of the same name
 billing and capacity in that region of this Strata, with its own stream, CREATING until its
 copy of the items is done (replication.CREATE_SECONDS at least). `Delete` removes a replica
 (so does DeleteTable in its region). Replica settings overrides (KMS key, read capacity, table
-class) are refused, not ignored, as are changes of billing, capacity and indexes of a table
-that has replicas (DynamoDB would carry them to every replica; Strata does not yet).
+class) are refused, not ignored. Changes of billing, capacity, indexes and TTL made to one
+replica are made to every replica, as DynamoDB does.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from strata.context import RequestContext
-from strata.services.dynamodb import streams
+from strata.services.dynamodb import provisioning, streams
 from strata.services.dynamodb.errors import resource_in_use, validation
 from strata.services.dynamodb.legacy_global_tables import VERSION as LEGACY_VERSION
 from strata.services.dynamodb.legacy_global_tables import LegacyGlobalTableOperations
@@ -39,6 +40,14 @@ _EXCLUSIVE = (
     "OnDemandThroughput",
     "WarmThroughput",
 )
+# UpdateTable members that change every replica of a global table.
+_SHARED = (
+    "AttributeDefinitions",
+    "BillingMode",
+    "ProvisionedThroughput",
+    "OnDemandThroughput",
+    "GlobalSecondaryIndexUpdates",
+)
 _OVERRIDES = (
     "KMSMasterKeyId",
     "ProvisionedThroughputOverride",
@@ -52,22 +61,10 @@ def _invalid(message: str):
 
 
 def check_global_update(meta: TableMeta, req: dict) -> None:
-    """What UpdateTable may not do to a table with replicas here: disable its stream (DynamoDB
-    refuses too), change billing, capacity or indexes (DynamoDB carries those to every replica;
-    Strata refuses them rather than let the replicas differ)."""
-    if not meta.group:
-        return
+    """A table with replicas keeps its stream: DynamoDB refuses to disable it."""
     spec = req.get("StreamSpecification")
-    if spec is not None and not spec.get("StreamEnabled"):
+    if meta.group and spec is not None and not spec.get("StreamEnabled"):
         raise _invalid(f"Cannot disable the stream of a table that has replicas: TableName: {meta.name}")
-    for member in (
-        "BillingMode",
-        "ProvisionedThroughput",
-        "OnDemandThroughput",
-        "GlobalSecondaryIndexUpdates",
-    ):
-        if req.get(member) and not (member == "BillingMode" and req[member] == meta.billing_mode):
-            raise validation(f"{member} on a table with replicas (a global table) is not supported by Strata")
 
 
 class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
@@ -80,9 +77,35 @@ class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
                 )
             return await self._replica_updates(ctx, live, req)
         found = self.state.tables.get((scope_of(ctx), table_name(req.get("TableName"))))
-        if found is not None:
-            check_global_update(found, req)
-        return await super().update_table(ctx, req)
+        if found is None or not found.group:
+            return await super().update_table(ctx, req)
+        check_global_update(found, req)
+        shared = {k: req[k] for k in _SHARED if req.get(k) is not None}
+        others = self.replicator.others(found) if shared else []
+        if any(m.status == "CREATING" for m in others):
+            raise resource_in_use(
+                f"Attempt to change a resource which is still in use: Table is being updated: {found.name}"
+            )
+        for m in others:  # what would stop the change in a replica stops it everywhere
+            provisioning.check_not_updating(m, clock.time())
+        out = await super().update_table(ctx, req)
+        # Capacity, billing and indexes are the global table's: DynamoDB makes the same change in
+        # every replica (each a table of its own region here, updated as UpdateTable there would).
+        for m in others:
+            await super().update_table(replace(ctx, region=region_of(m)), {"TableName": m.name, **shared})
+        return out
+
+    def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
+        """TTL is a setting of the global table: every replica gets it."""
+        out = super().update_time_to_live(ctx, req)
+        meta = self.state.table(ctx, req.get("TableName"), describe=True)
+        others = self.replicator.others(meta)
+        if others:
+            with self.state.store.write():
+                for m in others:
+                    m.ttl = dict(meta.ttl or {})
+                    self.state.store.save_meta(m.to_json())
+        return out
 
     def _replicas(self, meta: TableMeta) -> list[dict]:
         """DescribeTable's Replicas: every other replica of the table's global table."""

@@ -80,7 +80,7 @@ class Replicator:
             _, src, dst = name.split(":")
             self.cursors[(int(src), int(dst))] = value
         self._task: asyncio.Task | None = None
-        self._seen = -1  # the store's stream counter when a look found nothing left to do
+        self._seen = -1  # the last committed stream record when a look found nothing left to do
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -204,7 +204,9 @@ class Replicator:
             if meta.replica is not None and not meta.replica.get("copied"):
                 await self._copy(meta)
         self._promote()
-        seen = state.store.stream_seq
+        # The last committed record (the in-memory counter runs ahead of commits: a look that
+        # went by it could miss a record committed just after).
+        seen = state.store.r.execute("SELECT coalesce(max(seq), 0) FROM ddb_stream").fetchone()[0]
         if seen == self._seen:
             return
         waiting = False

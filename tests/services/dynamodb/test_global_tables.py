@@ -367,3 +367,53 @@ def test_legacy_global_table_apis(server: StrataProcess, unique: str) -> None:
     )
     for c in (east, west, eu):
         c.delete_table(TableName=name)
+
+
+def test_settings_of_the_global_table_reach_every_replica(server: StrataProcess, unique: str) -> None:
+    """A GSI and TTL set in one region are set in the other, as DynamoDB does; replicated writes
+    then fill the new index there."""
+    east = server.client("dynamodb", region=EAST)
+    west = server.client("dynamodb", region=WEST)
+    name = f"gts-{unique}"
+    make_table(east, name, StreamSpecification=NEW_AND_OLD)
+    add_replica(server, east, name, WEST)
+    east.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+    )
+    assert west.describe_time_to_live(TableName=name)["TimeToLiveDescription"] == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "exp",
+    }
+    west.update_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "c", "AttributeType": "N"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "by-c",
+                    "KeySchema": [{"AttributeName": "c", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            }
+        ],
+    )
+    assert [
+        ix["IndexName"] for ix in east.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
+    ] == [
+        "by-g",
+        "by-c",
+    ]
+    east.put_item(TableName=name, Item={"pk": {"S": "i"}, "c": {"N": "7"}})
+    query = {
+        "TableName": name,
+        "IndexName": "by-c",
+        "KeyConditionExpression": "c = :c",
+        "ExpressionAttributeValues": {":c": {"N": "7"}},
+    }
+    assert poll(lambda: west.query(**query)["Items"]) == [{"pk": {"S": "i"}, "c": {"N": "7"}}]
+    # The stream of a global table cannot be turned off.
+    with pytest.raises(ClientError) as info:
+        west.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])
+    east.delete_table(TableName=name)
