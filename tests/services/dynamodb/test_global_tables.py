@@ -257,12 +257,30 @@ def test_last_writer_wins_and_replication_survives_kill_9(strata_factory: Any, u
     """With replication held back ten minutes of simulated time, both regions take writes to the
     same items before either sees the other's: once the clock moves, both hold the later write.
     A write acknowledged just before a kill -9 reaches the replica after the restart."""
-    server = strata_factory(extra_env={"STRATA_LIMIT_DYNAMODB_REPLICATION_LAG_SECONDS": "600"})
+    server = strata_factory(
+        extra_env={
+            "STRATA_LIMIT_DYNAMODB_REPLICATION_LAG_SECONDS": "600",
+            "STRATA_LIMIT_DYNAMODB_BULK_CHUNK": "3",
+        }
+    )
     east = server.client("dynamodb", region=EAST)
-    west = server.client("dynamodb", region=WEST)
     name = f"lww-{unique}"
     make_table(east, name, StreamSpecification=NEW_AND_OLD)
+    for i in range(10):
+        east.put_item(TableName=name, Item={"pk": {"S": f"pre{i}"}, "g": {"S": "x"}})
+    # The new replica's copy goes in chunks of three (not held back by the lag).
+    west = server.client("dynamodb", region=WEST)
     add_replica(server, east, name, WEST)
+    assert west.describe_table(TableName=name)["Table"]["ItemCount"] == 10
+    assert (
+        west.query(
+            TableName=name,
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "x"}},
+        )["Count"]
+        == 10
+    )
 
     east.put_item(TableName=name, Item={"pk": {"S": "k"}, "v": {"S": "east-first"}})
     west.put_item(TableName=name, Item={"pk": {"S": "k"}, "v": {"S": "west-later"}})
