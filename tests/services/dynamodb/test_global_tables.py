@@ -433,5 +433,16 @@ def test_settings_of_the_global_table_reach_every_replica(server: StrataProcess,
     with pytest.raises(ClientError) as info:
         west.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
     assert info.value.response["Error"]["Code"] == "ValidationException"
+    # A table restored from a replica's backup is a table of its own, not a replica.
+    backup = east.create_backup(TableName=name, BackupName="gt-backup")["BackupDetails"]["BackupArn"]
+    poll(
+        lambda: (
+            east.describe_backup(BackupArn=backup)["BackupDescription"]["BackupDetails"]["BackupStatus"]
+            == "AVAILABLE"
+        )
+    )
+    east.restore_table_from_backup(TargetTableName=f"{name}-r", BackupArn=backup)
+    restored = east.describe_table(TableName=f"{name}-r")["Table"]
+    assert "Replicas" not in restored and "GlobalTableVersion" not in restored
     east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])
     east.delete_table(TableName=name)
