@@ -45,6 +45,7 @@ from strata.sim.meter import meter
 log = logging.getLogger("strata")
 
 POLL = 0.05  # seconds between the replicator's looks at the streams
+IDLE = 1.0  # ... while no table is global
 BATCH = 500  # records applied per write
 CREATE_SECONDS = 30.0  # a new replica is CREATING at least this long (simulated time)
 VERSION = "2019.11.21"
@@ -80,6 +81,8 @@ class Replicator:
             _, src, dst = name.split(":")
             self.cursors[(int(src), int(dst))] = value
         self._task: asyncio.Task | None = None
+        self._woken = asyncio.Event()
+        self._busy = True  # some table is global (a look every POLL seconds, else every IDLE)
         self._seen = -1  # the last committed stream record when a look found nothing left to do
 
     def start(self) -> None:
@@ -96,9 +99,14 @@ class Replicator:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(POLL)
+            # Without global tables the replicator only checks now and then (wake() cuts it short).
             try:
-                await self.step()
+                await asyncio.wait_for(self._woken.wait(), POLL if self._busy else IDLE)
+            except TimeoutError:
+                pass
+            self._woken.clear()
+            try:
+                self._busy = await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next look tries again; nothing is lost (the cursors)
@@ -188,18 +196,19 @@ class Replicator:
         self.wake()
 
     def wake(self) -> None:
-        """Look at every pair again (a replica was added)."""
+        """Look at every pair again, now (a replica was added)."""
         self._seen = -1
+        self._woken.set()
 
     # -- the work ------------------------------------------------------------------------------
 
-    async def step(self) -> None:
+    async def step(self) -> bool:
         """One look: copy a chunk into each replica being created, promote the ready ones, apply
-        the due records of every pair."""
+        the due records of every pair; whether there is any global table."""
         state = self.state
         groups = [m for m in (*state.tables.values(), *state.creating.values()) if m.group]
         if not groups:
-            return
+            return False
         for meta in groups:
             if meta.replica is not None and not meta.replica.get("copied"):
                 await self._copy(meta)
@@ -208,7 +217,7 @@ class Replicator:
         # went by it could miss a record committed just after).
         seen = state.store.r.execute("SELECT coalesce(max(seq), 0) FROM ddb_stream").fetchone()[0]
         if seen == self._seen:
-            return
+            return True
         waiting = False
         for src in groups:
             if src.replica is not None or not src.streams:
@@ -220,6 +229,7 @@ class Replicator:
                 waiting |= await self._pump(src, dst)
         if not waiting:
             self._seen = seen
+        return True
 
     async def _pump(self, src: TableMeta, dst: TableMeta) -> bool:
         """Apply src's due records to dst; whether some are left for a later look."""
