@@ -253,7 +253,7 @@ class Replicator:
 
         def apply() -> bool:
             if self.cursors.get(pair) != cursor or self.member(src, region_of(dst)) is not dst:
-                return False  # the pair was dissolved meanwhile
+                return False  # dissolved meanwhile, or dst's metadata replaced (UpdateTable): again
             for seq, at, ev, old, new in due:
                 if not ev & REPLICATED:
                     self._apply(dst, (at, seq), old, new, consumed)
@@ -263,9 +263,10 @@ class Replicator:
             )
             return True
 
-        if await store.db.write(apply):
-            self.cursors[pair] = due[-1][0]
-            _meter(dst, consumed)
+        if not await store.db.write(apply):
+            return True
+        self.cursors[pair] = due[-1][0]
+        _meter(dst, consumed)
         return left
 
     def _apply(
