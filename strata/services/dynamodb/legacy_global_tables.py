@@ -89,6 +89,8 @@ class LegacyGlobalTableOperations(DynamoDBCore):
             raise ServiceError(
                 "GlobalTableAlreadyExistsException", f"Global table already exists: {name}", 400
             )
+        if not regions:
+            raise validation("One or more parameter values were invalid: ReplicationGroup must not be empty")
         if len(set(regions)) != len(regions):
             raise validation(
                 "One or more parameter values were invalid: Duplicate region in ReplicationGroup"
