@@ -40,6 +40,11 @@ _EXCLUSIVE = (
     "OnDemandThroughput",
     "WarmThroughput",
 )
+_REPLICA_ACTIONS = (
+    ("Create", "dynamodb:CreateTableReplica"),
+    ("Update", "dynamodb:UpdateTable"),
+    ("Delete", "dynamodb:DeleteTableReplica"),
+)
 # UpdateTable members that change every replica of a global table.
 _SHARED = (
     "AttributeDefinitions",
@@ -68,6 +73,24 @@ def check_global_update(meta: TableMeta, req: dict) -> None:
 
 
 class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
+    def request_targets(
+        self, operation: str, req: dict, region: str, account: str
+    ) -> list[tuple[str, str]] | None:
+        """The authorizer's hook: an UpdateTable with ReplicaUpdates also needs
+        dynamodb:CreateTableReplica / DeleteTableReplica (UpdateTable for an Update) on the
+        table in each replica's region, as DynamoDB asks there."""
+        updates = req.get("ReplicaUpdates") if operation == "UpdateTable" else None
+        if not updates or not isinstance(updates, list):
+            return super().request_targets(operation, req, region, account)  # type: ignore[misc]
+        name = table_name(req.get("TableName"))
+        pairs = [("dynamodb:UpdateTable", f"arn:aws:dynamodb:{region}:{account}:table/{name}")]
+        for update in updates:
+            for member, action in _REPLICA_ACTIONS:
+                spec = update.get(member) if isinstance(update, dict) else None
+                if isinstance(spec, dict) and isinstance(spec.get("RegionName"), str):
+                    pairs.append((action, f"arn:aws:dynamodb:{spec['RegionName']}:{account}:table/{name}"))
+        return pairs
+
     async def update_table(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("ReplicaUpdates"):
             live = self.state.table(ctx, req.get("TableName"), describe=True)
