@@ -20,7 +20,8 @@ kept until every replica has them (streams.rule's `held`).
 A new replica is CREATING while the replicator copies the source's items in chunks (each
 with its version), then ACTIVE once `CREATE_SECONDS` of simulated time have passed; changes
 made meanwhile wait behind its cursors and follow the copy. Replicated writes go on the meter
-as `ReplicatedWriteCapacityUnits` (rWCU/rWRU), per target table.
+as `ReplicatedWriteCapacityUnits` (rWCU/rWRU), per target table, and each record's time from
+its write to its arrival as `ReplicationLatency` (CloudWatch's metric of that name).
 """
 
 from __future__ import annotations
@@ -267,6 +268,18 @@ class Replicator:
             return True
         self.cursors[pair] = due[-1][0]
         _meter(dst, consumed)
+        now, receiving = clock.time(), region_of(dst)
+        for _seq, at, ev, _old, _new in due:  # CloudWatch's ReplicationLatency, from the meter
+            if not ev & REPLICATED:
+                meter.record(
+                    "dynamodb",
+                    "ReplicationLatency",
+                    max(0.0, now - at) * 1000.0,
+                    "ms",
+                    table=src.name,
+                    receiving_region=receiving,
+                    scope=src.scope,
+                )
         return left
 
     def _apply(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -308,6 +309,24 @@ def test_last_writer_wins_and_replication_survives_kill_9(strata_factory: Any, u
     # Replicated writes are metered as replicated write units of the receiving table.
     events = server.admin("/_strata/meter?service=dynamodb")["events"]
     assert sum(e["quantity"] for e in events if e["event"] == "ReplicatedWriteCapacityUnits") >= 2
+
+    # CloudWatch's ReplicationLatency, in the sending region per receiving one: ten minutes here.
+    server.advance_clock("2m")
+    cw = server.client("cloudwatch", region=EAST)
+
+    def latency() -> list:
+        return cw.get_metric_statistics(
+            Namespace="AWS/DynamoDB",
+            MetricName="ReplicationLatency",
+            Dimensions=[{"Name": "TableName", "Value": name}, {"Name": "ReceivingRegion", "Value": WEST}],
+            StartTime=datetime.now(UTC) - timedelta(hours=12),
+            EndTime=datetime.now(UTC) + timedelta(hours=12),
+            Period=3600,
+            Statistics=["Minimum", "Maximum"],
+        )["Datapoints"]
+
+    points = poll(latency)
+    assert min(p["Minimum"] for p in points) >= 600_000 and points[0]["Unit"] == "Milliseconds"
 
     # kill -9 right after an acknowledged write (held back by the lag, so not yet replicated).
     east.put_item(TableName=name, Item={"pk": {"S": "durable"}, "v": {"S": "acked"}})
