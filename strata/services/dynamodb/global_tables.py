@@ -1,6 +1,6 @@
 """Global tables, version 2019.11.21: UpdateTable's ReplicaUpdates, the replicas DescribeTable
-shows, a replica's deletion, DescribeTableReplicaAutoScaling. The replication itself is
-replication.py's.
+shows, a replica's deletion. The replication itself is replication.py's; the replicas' auto
+scaling replica_autoscaling.py's, the legacy version's API legacy_global_tables.py's.
 
 A replica is created by `ReplicaUpdates: [{Create: {RegionName}}]` on a table whose stream is
 enabled with NEW_AND_OLD_IMAGES (as DynamoDB requires): a table of the same name, keys, indexes,
@@ -21,6 +21,7 @@ from strata.services.dynamodb import provisioning, streams
 from strata.services.dynamodb.errors import resource_in_use, validation
 from strata.services.dynamodb.legacy_global_tables import VERSION as LEGACY_VERSION
 from strata.services.dynamodb.legacy_global_tables import LegacyGlobalTableOperations
+from strata.services.dynamodb.replica_autoscaling import ReplicaAutoScalingOperations
 from strata.services.dynamodb.replication import CREATE_SECONDS, VERSION, cursor_name, region_of, scope_in
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.table_operations import TableOperations
@@ -72,7 +73,7 @@ def check_global_update(meta: TableMeta, req: dict) -> None:
         raise _invalid(f"Cannot disable the stream of a table that has replicas: TableName: {meta.name}")
 
 
-class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
+class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOperations, TableOperations):
     def request_targets(
         self, operation: str, req: dict, region: str, account: str
     ) -> list[tuple[str, str]] | None:
@@ -278,21 +279,6 @@ class GlobalTableOperations(LegacyGlobalTableOperations, TableOperations):
         await self.replicator.detach(other)
         if self.state.tables.get(key) is other:
             await self._drop_table(key, other)
-
-    def describe_table_replica_auto_scaling(self, ctx: RequestContext, req: dict) -> dict:
-        meta = self.state.table(ctx, req.get("TableName"), describe=True)
-        replicas = [
-            {"RegionName": r["RegionName"], "ReplicaStatus": r["ReplicaStatus"], "GlobalSecondaryIndexes": []}
-            for r in self._replicas(meta)
-        ]
-        desc = self._describe(meta)
-        return {
-            "TableAutoScalingDescription": {
-                "TableName": meta.name,
-                "TableStatus": desc["TableStatus"],
-                "Replicas": replicas,
-            }
-        }
 
 
 def _replica_of(src: TableMeta, region: str, tid: int, next_iid, now: float) -> TableMeta:

@@ -249,7 +249,7 @@ def test_replica_updates_errors(server: StrataProcess, unique: str) -> None:
     )
     east.delete_table(TableName=prov)
     auto = east.describe_table_replica_auto_scaling(TableName=name)["TableAutoScalingDescription"]
-    assert auto["TableName"] == name and [r["RegionName"] for r in auto["Replicas"]] == [WEST]
+    assert auto["TableName"] == name and [r["RegionName"] for r in auto["Replicas"]] == [EAST, WEST]
     east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])
     east.delete_table(TableName=name)
 
@@ -465,3 +465,65 @@ def test_settings_of_the_global_table_reach_every_replica(server: StrataProcess,
     assert "Replicas" not in restored and "GlobalTableVersion" not in restored
     east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": WEST}}])
     east.delete_table(TableName=name)
+
+
+def test_replica_auto_scaling(server: StrataProcess, unique: str) -> None:
+    """A PROVISIONED table needs write auto scaling to get a replica (DynamoDB's rule);
+    UpdateTableReplicaAutoScaling sets it in every replica's region, as Application Auto Scaling
+    then shows."""
+    east = server.client("dynamodb", region=EAST)
+    name = f"gta-{unique}"
+    east.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        StreamSpecification=NEW_AND_OLD,
+    )
+    policy = {
+        "PolicyName": "write-70",
+        "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 70.0},
+    }
+    write = {"MinimumUnits": 5, "MaximumUnits": 50, "ScalingPolicyUpdate": policy}
+    east.update_table_replica_auto_scaling(TableName=name, ProvisionedWriteCapacityAutoScalingUpdate=write)
+    add_replica(server, east, name, WEST)
+    write["MaximumUnits"] = 80
+    out = east.update_table_replica_auto_scaling(
+        TableName=name,
+        ProvisionedWriteCapacityAutoScalingUpdate=write,
+        ReplicaUpdates=[
+            {
+                "RegionName": WEST,
+                "ReplicaProvisionedReadCapacityAutoScalingUpdate": {"MinimumUnits": 5, "MaximumUnits": 9},
+            }
+        ],
+    )["TableAutoScalingDescription"]
+    by_region = {r["RegionName"]: r for r in out["Replicas"]}
+    assert sorted(by_region) == [EAST, WEST]
+    for r in by_region.values():
+        settings = r["ReplicaProvisionedWriteCapacityAutoScalingSettings"]
+        assert (settings["MinimumUnits"], settings["MaximumUnits"]) == (5, 80)
+        assert (
+            settings["ScalingPolicies"][0]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 70.0
+        )
+    assert by_region[WEST]["ReplicaProvisionedReadCapacityAutoScalingSettings"]["MaximumUnits"] == 9
+    assert "ReplicaProvisionedReadCapacityAutoScalingSettings" not in by_region[EAST]
+    targets = server.client("application-autoscaling", region=WEST).describe_scalable_targets(
+        ServiceNamespace="dynamodb", ResourceIds=[f"table/{name}"]
+    )["ScalableTargets"]
+    assert sorted((t["ScalableDimension"], t["MaxCapacity"]) for t in targets) == [
+        ("dynamodb:table:ReadCapacityUnits", 9),
+        ("dynamodb:table:WriteCapacityUnits", 80),
+    ]
+    east.update_table_replica_auto_scaling(
+        TableName=name,
+        ReplicaUpdates=[
+            {
+                "RegionName": WEST,
+                "ReplicaProvisionedReadCapacityAutoScalingUpdate": {"AutoScalingDisabled": True},
+            }
+        ],
+    )
+    auto = east.describe_table_replica_auto_scaling(TableName=name)["TableAutoScalingDescription"]
+    west = next(r for r in auto["Replicas"] if r["RegionName"] == WEST)
+    assert "ReplicaProvisionedReadCapacityAutoScalingSettings" not in west
