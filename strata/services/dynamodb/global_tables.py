@@ -13,10 +13,12 @@ replica are made to every replica, as DynamoDB does.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import replace
 
 from strata.context import RequestContext
+from strata.protocol.errors import ServiceError
 from strata.services.dynamodb import provisioning, streams
 from strata.services.dynamodb.errors import resource_in_use, validation
 from strata.services.dynamodb.legacy_global_tables import VERSION as LEGACY_VERSION
@@ -28,6 +30,8 @@ from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.dynamodb.tables import TableMeta
 from strata.services.s3.names import KNOWN_REGIONS
 from strata.sim.clock import clock
+
+log = logging.getLogger("strata")
 
 # UpdateTable members a request with ReplicaUpdates may not also set.
 _EXCLUSIVE = (
@@ -116,7 +120,14 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
         # Capacity, billing and indexes are the global table's: DynamoDB makes the same change in
         # every replica (each a table of its own region here, updated as UpdateTable there would).
         for m in others:
-            await super().update_table(replace(ctx, region=region_of(m)), {"TableName": m.name, **shared})
+            change = _for_replica(m, shared, by_user=ctx.principal is not None)
+            if change:
+                try:
+                    await super().update_table(
+                        replace(ctx, region=region_of(m)), {"TableName": m.name, **change}
+                    )
+                except ServiceError as e:  # that replica keeps its settings; the source's change stands
+                    log.warning("dynamodb: UpdateTable of the replica %s failed: %s", m.arn, e.message)
         return out
 
     def update_time_to_live(self, ctx: RequestContext, req: dict) -> dict:
@@ -279,6 +290,42 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
         await self.replicator.detach(other)
         if self.state.tables.get(key) is other:
             await self._drop_table(key, other)
+
+
+def _for_replica(meta: TableMeta, shared: dict, by_user: bool) -> dict:
+    """The part of a global table's UpdateTable a replica takes: all of it, but for a read
+    capacity Application Auto Scaling set in one region (reads scale per replica, `by_user`
+    False) and a capacity the replica already has (DynamoDB would refuse "will not change")."""
+    change = dict(shared)
+    tp = change.get("ProvisionedThroughput")
+    if tp:
+        if not by_user:
+            tp = {
+                **tp,
+                "ReadCapacityUnits": meta.throughput.get("ReadCapacityUnits", tp.get("ReadCapacityUnits")),
+            }
+        same_mode = change.get("BillingMode") in (None, meta.billing_mode)
+        if same_mode and all(meta.throughput.get(k) == v for k, v in tp.items()):
+            del change["ProvisionedThroughput"]
+        else:
+            change["ProvisionedThroughput"] = tp
+    if not by_user and change.get("GlobalSecondaryIndexUpdates"):
+        kept = []
+        for update in change["GlobalSecondaryIndexUpdates"]:
+            spec = update.get("Update") or {}
+            ix = next((i for i in meta.indexes if i.name == spec.get("IndexName")), None)
+            if ix is not None and spec.get("ProvisionedThroughput"):
+                own = (ix.throughput or {}).get("ReadCapacityUnits")
+                tp = {**spec["ProvisionedThroughput"], "ReadCapacityUnits": own}
+                if tp == (ix.throughput or {}):
+                    continue
+                update = {"Update": {**spec, "ProvisionedThroughput": tp}}
+            kept.append(update)
+        change["GlobalSecondaryIndexUpdates"] = kept
+    if change.get("BillingMode") == meta.billing_mode and "ProvisionedThroughput" not in change:
+        del change["BillingMode"]
+    effective = ("BillingMode", "ProvisionedThroughput", "OnDemandThroughput", "GlobalSecondaryIndexUpdates")
+    return change if any(change.get(k) for k in effective) else {}
 
 
 def _replica_of(src: TableMeta, region: str, tid: int, next_iid, now: float) -> TableMeta:

@@ -527,3 +527,8 @@ def test_replica_auto_scaling(server: StrataProcess, unique: str) -> None:
     auto = east.describe_table_replica_auto_scaling(TableName=name)["TableAutoScalingDescription"]
     west = next(r for r in auto["Replicas"] if r["RegionName"] == WEST)
     assert "ReplicaProvisionedReadCapacityAutoScalingSettings" not in west
+    # A capacity change made in one region is made in every replica.
+    east.update_table(TableName=name, ProvisionedThroughput={"ReadCapacityUnits": 6, "WriteCapacityUnits": 7})
+    west_table = server.client("dynamodb", region=WEST).describe_table(TableName=name)["Table"]
+    got = west_table["ProvisionedThroughput"]
+    assert (got["ReadCapacityUnits"], got["WriteCapacityUnits"]) == (6, 7)
