@@ -286,6 +286,12 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
             raise resource_in_use(
                 f"Attempt to change a resource which is still in use: Replica is being created: {region}"
             )
+        provisioning.check_deletable(other, clock.time())
+        if other.deletion_protection:  # as DeleteTable in its region would answer
+            raise validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable "
+                "deletion protection first."
+            )
         key = (other.scope, other.name)
         await self.replicator.detach(other)
         if self.state.tables.get(key) is other:

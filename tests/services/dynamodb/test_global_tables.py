@@ -179,7 +179,13 @@ def test_replica_created_and_writes_flow_both_ways(server: StrataProcess, unique
         EAST,
     ]
 
-    # Deleting a replica (from another region) removes that table; the rest stay global.
+    # Deleting a replica (from another region) removes that table; the rest stay global. A
+    # replica protected against deletion is not deleted that way either.
+    eu.update_table(TableName=name, DeletionProtectionEnabled=True)
+    with pytest.raises(ClientError) as info:
+        east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": EU}}])
+    assert "protected against deletion" in info.value.response["Error"]["Message"]
+    eu.update_table(TableName=name, DeletionProtectionEnabled=False)
     east.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": EU}}])
     poll(lambda: name not in eu.list_tables()["TableNames"])
     assert [r["RegionName"] for r in east.describe_table(TableName=name)["Table"]["Replicas"]] == [WEST]
