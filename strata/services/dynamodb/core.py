@@ -39,7 +39,10 @@ class DynamoDBCore:
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
         self.replicator = replication.Replicator(
-            self.state, self.bulk.chunk, float(settings.limit("dynamodb_replication_lag_seconds", 0))
+            self.state,
+            self.bulk.chunk,
+            float(settings.limit("dynamodb_replication_lag_seconds", 0)),
+            float(settings.limit("dynamodb_replica_create_seconds", int(replication.CREATE_SECONDS))),
         )
 
     def _backup_dir(self) -> Path:

@@ -5,7 +5,7 @@ scaling replica_autoscaling.py's, the legacy version's API legacy_global_tables.
 A replica is created by `ReplicaUpdates: [{Create: {RegionName}}]` on a table whose stream is
 enabled with NEW_AND_OLD_IMAGES (as DynamoDB requires): a table of the same name, keys, indexes,
 billing and capacity in that region of this Strata, with its own stream, CREATING until its
-copy of the items is done (replication.CREATE_SECONDS at least). `Delete` removes a replica
+copy of the items is done (30 s of simulated time at least: replication.CREATE_SECONDS). `Delete` removes a replica
 (so does DeleteTable in its region). Replica settings overrides (KMS key, read capacity, table
 class) are refused, not ignored. Changes of billing, capacity, indexes and TTL made to one
 replica are made to every replica, as DynamoDB does.
@@ -24,7 +24,7 @@ from strata.services.dynamodb.errors import resource_in_use, validation
 from strata.services.dynamodb.legacy_global_tables import VERSION as LEGACY_VERSION
 from strata.services.dynamodb.legacy_global_tables import LegacyGlobalTableOperations
 from strata.services.dynamodb.replica_autoscaling import ReplicaAutoScalingOperations
-from strata.services.dynamodb.replication import CREATE_SECONDS, VERSION, cursor_name, region_of, scope_in
+from strata.services.dynamodb.replication import VERSION, cursor_name, region_of, scope_in
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.dynamodb.tables import TableMeta
@@ -245,7 +245,14 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
         now = clock.time()
 
         def write() -> tuple[TableMeta, dict[tuple[int, int], int]]:
-            replica = _replica_of(live, region, store.next_id("table"), lambda: store.next_id("index"), now)
+            replica = _replica_of(
+                live,
+                region,
+                store.next_id("table"),
+                lambda: store.next_id("index"),
+                now,
+                self.replicator.create_seconds,
+            )
             streams.enable(store, replica, "NEW_AND_OLD_IMAGES")
             group = [*(live.group or [own]), region]
             for m in (*members, replica):
@@ -334,7 +341,9 @@ def _for_replica(meta: TableMeta, shared: dict, by_user: bool) -> dict:
     return change if any(change.get(k) for k in effective) else {}
 
 
-def _replica_of(src: TableMeta, region: str, tid: int, next_iid, now: float) -> TableMeta:
+def _replica_of(
+    src: TableMeta, region: str, tid: int, next_iid, now: float, create_seconds: float
+) -> TableMeta:
     """A new replica's metadata: the source's keys, indexes, billing, capacity and TTL; a table
     of its own (id, ARN, stream, tags, backups, deletion protection)."""
     meta = TableMeta.from_json(src.to_json())
@@ -356,5 +365,5 @@ def _replica_of(src: TableMeta, region: str, tid: int, next_iid, now: float) -> 
         ix.iid = next_iid()
         ix.provisioning = {}
         ix.created = now
-    meta.replica = {"from": region_of(src), "copied": False, "ready_at": now + CREATE_SECONDS}
+    meta.replica = {"from": region_of(src), "copied": False, "ready_at": now + create_seconds}
     return meta

@@ -18,7 +18,8 @@ limit, 0 by default: as soon as the replicator looks, every POLL seconds); strea
 kept until every replica has them (streams.rule's `held`).
 
 A new replica is CREATING while the replicator copies the source's items in chunks (each
-with its version), then ACTIVE once `CREATE_SECONDS` of simulated time have passed; changes
+with its version), then ACTIVE once `create_seconds` of simulated time have passed (the
+`dynamodb_replica_create_seconds` limit, CREATE_SECONDS by default); changes
 made meanwhile wait behind its cursors and follow the copy. Replicated writes go on the meter
 as `ReplicatedWriteCapacityUnits` (rWCU/rWRU), per target table, and each record's time from
 its write to its arrival as `ReplicationLatency` (CloudWatch's metric of that name).
@@ -71,6 +72,7 @@ class Replicator:
     state: State
     chunk: int = 1000
     lag: float = 0.0
+    create_seconds: float = CREATE_SECONDS
 
     def __post_init__(self) -> None:
         self.state.store.db.executescript(lww.SCHEMA)
@@ -137,6 +139,13 @@ class Replicator:
                 out[sid] = min(out.get(sid, seq), seq)
         return out
 
+    def check_detachable(self, meta: TableMeta) -> None:
+        """ResourceInUseException while another replica of the table is being created."""
+        if meta.group and any(m.status == "CREATING" for m in self.others(meta)):
+            raise resource_in_use(
+                f"Attempt to change a resource which is still in use: Table is being updated: {meta.name}"
+            )
+
     async def detach(self, meta: TableMeta) -> None:
         """A replica leaves its global table (ReplicaUpdates Delete, DeleteTable): the others stop
         sending it changes; a last one left alone is an ordinary table again."""
@@ -144,10 +153,7 @@ class Replicator:
             return
         store = self.state.store
         others = self.others(meta)
-        if any(m.status == "CREATING" for m in others):
-            raise resource_in_use(
-                f"Attempt to change a resource which is still in use: Table is being updated: {meta.name}"
-            )
+        self.check_detachable(meta)
         group = [r for r in meta.group if r != region_of(meta)]
         pairs = [p for p in self.cursors if meta.tid in p]
 
@@ -343,7 +349,7 @@ class Replicator:
         _meter(dst, consumed)
 
     def _promote(self) -> None:
-        """Replicas copied and CREATING for CREATE_SECONDS become ACTIVE (durable before visible)."""
+        """Replicas copied and CREATING for `create_seconds` become ACTIVE (durable before visible)."""
         now = clock.time()
         due = [
             m

@@ -114,6 +114,7 @@ class TableOperations(DynamoDBCore):
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "
                 "deletion protection first."
             )
+        self.replicator.check_detachable(meta)
         if meta.pitr:  # DynamoDB keeps a SYSTEM backup of a table with PITR for 35 days
             await backups.take_backup(
                 self.state, self._backup_dir(), meta, f"{meta.name}$DeletedTableBackup", "SYSTEM"

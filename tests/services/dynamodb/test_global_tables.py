@@ -23,7 +23,12 @@ NEW_AND_OLD = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    s = StrataProcess(tmp_path_factory.mktemp("gt") / "data").start()
+    # A replica is CREATING for ten minutes of simulated time: it stays so until a test moves
+    # the clock, however slowly the machine runs.
+    s = StrataProcess(
+        tmp_path_factory.mktemp("gt") / "data",
+        extra_env={"STRATA_LIMIT_DYNAMODB_REPLICA_CREATE_SECONDS": "600"},
+    ).start()
     yield s
     s.stop()
 
@@ -64,7 +69,7 @@ def add_replica(server: StrataProcess, ddb: Any, name: str, region: str) -> dict
     """Add a replica and wait for it to be ACTIVE (the simulated clock moved past its creation)."""
     out = ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": region}}])
     other = server.client("dynamodb", region=region)
-    server.advance_clock("1m")
+    server.advance_clock("11m")
     poll(lambda: other.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE")
     return out["TableDescription"]
 
@@ -89,7 +94,10 @@ def test_replica_created_and_writes_flow_both_ways(server: StrataProcess, unique
         west.get_item(TableName=name, Key={"pk": {"S": "before"}})
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert west.describe_table(TableName=name)["Table"]["TableStatus"] == "CREATING"
-    server.advance_clock("1m")
+    with pytest.raises(ClientError) as info:  # no replica leaves while another is being created
+        east.delete_table(TableName=name)
+    assert info.value.response["Error"]["Code"] == "ResourceInUseException"
+    server.advance_clock("11m")
     poll(lambda: west.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE")
 
     replica = west.describe_table(TableName=name)["Table"]
