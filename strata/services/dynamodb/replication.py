@@ -40,6 +40,7 @@ from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import loads
 from strata.services.dynamodb.streams import REPLICATED
 from strata.services.dynamodb.tables import TableMeta
+from strata.services.dynamodb.throttle import Throttle
 from strata.services.dynamodb.types import item_size
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -273,7 +274,7 @@ class Replicator:
         if not await store.db.write(apply):
             return True
         self.cursors[pair] = due[-1][0]
-        _meter(dst, consumed)
+        _meter(dst, consumed, self.state.throttle)
         now, receiving = clock.time(), region_of(dst)
         for _seq, at, ev, _old, _new in due:  # CloudWatch's ReplicationLatency, from the meter
             if not ev & REPLICATED:
@@ -368,8 +369,11 @@ class Replicator:
             self.state.tables[(meta.scope, meta.name)] = meta
 
 
-def _meter(dst: TableMeta, consumed: Consumed) -> None:
-    """Replicated writes are billed as replicated write units of the target's region."""
+def _meter(dst: TableMeta, consumed: Consumed, throttle: Throttle | None = None) -> None:
+    """Replicated writes are billed as replicated write units of the target's region, and (as in
+    DynamoDB) use its write capacity: taken from its buckets, seen by its auto scaling."""
+    if throttle is not None and consumed.total:
+        throttle.charge(dst, consumed)
     if consumed.total:
         key, dims = _meter_dims(dst.name, dst.billing_mode, dst.scope)
         meter.record_keyed("dynamodb", "ReplicatedWriteCapacityUnits", consumed.total, "rWCU", key, dims)

@@ -546,3 +546,33 @@ def test_replica_auto_scaling(server: StrataProcess, unique: str) -> None:
     west_table = server.client("dynamodb", region=WEST).describe_table(TableName=name)["Table"]
     got = west_table["ProvisionedThroughput"]
     assert (got["ReadCapacityUnits"], got["WriteCapacityUnits"]) == (6, 7)
+
+
+def test_replicated_writes_use_the_replica_capacity(server: StrataProcess, unique: str) -> None:
+    """A provisioned replica's write capacity pays for the writes replicated into it: after 200
+    one-unit writes in the other region, its 300-unit burst has about 100 units left."""
+    east = server.client("dynamodb", region=EAST)
+    west = server.client("dynamodb", region=WEST)
+    name = f"gtc-{unique}"
+    east.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+        StreamSpecification=NEW_AND_OLD,
+    )
+    server.client("application-autoscaling", region=EAST).register_scalable_target(
+        ServiceNamespace="dynamodb",
+        ResourceId=f"table/{name}",
+        ScalableDimension="dynamodb:table:WriteCapacityUnits",
+        MinCapacity=1,
+        MaxCapacity=1,  # no scaling during the test
+    )
+    add_replica(server, east, name, WEST)
+    for i in range(200):
+        east.put_item(TableName=name, Item={"pk": {"S": f"k{i}"}})
+    poll(lambda: get(west, name, "k199"))
+    with pytest.raises(ClientError) as info:
+        for i in range(200):
+            west.put_item(TableName=name, Item={"pk": {"S": f"w{i}"}})
+    assert info.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
