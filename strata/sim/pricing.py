@@ -42,6 +42,7 @@ CONVERT: dict[tuple[str, str], float] = {
     ("request", "Requests"): 1.0,
     ("RCU", "ReadRequestUnits"): 1.0,
     ("WCU", "WriteRequestUnits"): 1.0,
+    ("rWCU", "ReplicatedWriteRequestUnits"): 1.0,
     ("MiBps-hours", "MiBps-Mo"): 1 / MONTH_HOURS,
     ("action-minute", "ActionMinutes"): 1.0,
     ("key-hour", "Keys-Mo"): 1 / MONTH_HOURS,

@@ -82,7 +82,9 @@ def test_acls_are_refused_as_on_a_bucket_owner_enforced_bucket(s3: Any, bucket: 
     assert err["Code"] == "AccessControlListNotSupported"
 
 
-def test_dynamodb_replica_updates_are_refused(strata_server: Any, unique: str) -> None:
+def test_dynamodb_strong_multi_region_consistency_is_refused(strata_server: Any, unique: str) -> None:
+    # Replicas are served (tests/services/dynamodb/test_global_tables.py), eventually consistent
+    # only: MultiRegionConsistency STRONG (MRSC) is refused.
     ddb = strata_server.client("dynamodb")
     table = f"rep-{unique}"
     ddb.create_table(
@@ -91,8 +93,13 @@ def test_dynamodb_replica_updates_are_refused(strata_server: Any, unique: str) -
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    err = refusal(ddb.update_table, TableName=table, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
-    assert err["Code"] == "ValidationException" and "ReplicaUpdates" in err["Message"]
+    err = refusal(
+        ddb.update_table,
+        TableName=table,
+        MultiRegionConsistency="STRONG",
+        ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}],
+    )
+    assert err["Code"] == "ValidationException" and "MultiRegionConsistency" in err["Message"]
     assert "Replicas" not in ddb.describe_table(TableName=table)["Table"]
     # Streams are served (tests/services/dynamodb/test_streams.py): enabling one is honoured.
     desc = ddb.update_table(

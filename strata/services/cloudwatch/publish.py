@@ -3,7 +3,8 @@ rule — never on a request's path: requests only feed the meter's in-memory tal
 anyway, and this rule reads what the meter wrote.
 
 - AWS/DynamoDB  ConsumedReadCapacityUnits, ConsumedWriteCapacityUnits per TableName (and per
-  TableName and GlobalSecondaryIndexName): from the meter's capacity events (one statistic set per metered second: Sum and SampleCount exact,
+  TableName and GlobalSecondaryIndexName) and a global table's ReplicationLatency (per TableName
+  and ReceivingRegion, in the sending replica's region): from the meter's events (one statistic set per metered second: Sum and SampleCount exact,
   Minimum/Maximum those of the second's average); ProvisionedRead/WriteCapacityUnits of each
   provisioned table (TableName) and global secondary index (TableName, GlobalSecondaryIndexName)
   once a minute, from the table's settings; per (TableName, Operation) SuccessfulRequestLatency,
@@ -59,6 +60,7 @@ _DYNAMODB = {
     "WriteCapacityUnits": "ConsumedWriteCapacityUnits",
     "IndexReadCapacityUnits": "ConsumedReadCapacityUnits",  # per GlobalSecondaryIndexName
     "IndexWriteCapacityUnits": "ConsumedWriteCapacityUnits",
+    "ReplicationLatency": "ReplicationLatency",  # global tables (dynamodb/replication.py)
 }
 _READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"})
 STORAGE_TYPES = {
@@ -136,9 +138,13 @@ class Publisher:
                 continue
             mean = e.quantity / e.count
             bucket = Bucket(e.quantity, float(e.count), mean, mean, None)
+            scope = self._table_scope(str(e.dims.get("scope") or ""))
+            if name == "ReplicationLatency":  # in the sending replica's region, per receiving one
+                dims = _dims(TableName=str(table), ReceivingRegion=str(e.dims.get("receiving_region")))
+                points.append(Point(scope, "AWS/DynamoDB", name, dims, e.at, "Milliseconds", bucket))
+                continue
             index = e.dims.get("index")
             dims = _dims(TableName=str(table), **({"GlobalSecondaryIndexName": str(index)} if index else {}))
-            scope = self._table_scope(str(e.dims.get("scope") or ""))
             points.append(Point(scope, "AWS/DynamoDB", name, dims, e.at, "Count", bucket))
         return points
 

@@ -97,6 +97,7 @@ def new_table(
     meta.tags, meta.ttl, meta.stream, meta.deletion_protection = {}, None, None, False
     meta.streams = []
     meta.pitr, meta.pitr_since, meta.provisioning, meta.dropped = False, 0.0, {}, []
+    meta.group, meta.replica = [], None  # a restored table is not a replica of a global table
     meta.status = "CREATING"
     meta.restore = {**restore, "done": 0, "loaded": False, "ready_at": now + RESTORE_SECONDS}
     return meta

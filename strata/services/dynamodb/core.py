@@ -10,7 +10,7 @@ from pathlib import Path
 
 from strata.context import RequestContext
 from strata.services.base import ServiceRuntime
-from strata.services.dynamodb import backups, batch, provisioning, streams, ttl, warm
+from strata.services.dynamodb import backups, batch, provisioning, replication, streams, ttl, warm
 from strata.services.dynamodb.backups import Restorer
 from strata.services.dynamodb.bulk import Bulk
 from strata.services.dynamodb.control import ControlLimits, ControlPlane
@@ -52,6 +52,12 @@ class DynamoDBCore:
         )
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
+        self.replicator = replication.Replicator(
+            self.state,
+            self.bulk.chunk,
+            float(settings.limit("dynamodb_replication_lag_seconds", 0)),
+            float(settings.limit("dynamodb_replica_create_seconds", int(replication.CREATE_SECONDS))),
+        )
 
     def _backup_dir(self) -> Path:
         path = self.runtime.data_dir / "dynamodb-backups"
@@ -68,14 +74,21 @@ class DynamoDBCore:
         scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
         scheduler.register(
             "dynamodb.streams",
-            streams.rule(lambda: list(self.state.tables.values()), self.state.store, self.state.retired),
+            streams.rule(
+                lambda: list(self.state.tables.values()),
+                self.state.store,
+                self.state.retired,
+                self.replicator.held,
+            ),
             every=3600.0,
         )
         scheduler.register(
             "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
         )
+        self.replicator.start()
 
     async def stop(self) -> None:
+        await self.replicator.stop()
         await self.bulk.stop()
         state = self.state
 

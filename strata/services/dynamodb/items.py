@@ -8,7 +8,7 @@ capacity in step — all inside the caller's SQLite transaction.
 from __future__ import annotations
 
 from strata.protocol.errors import ServiceError
-from strata.services.dynamodb import keys, pitr, streams
+from strata.services.dynamodb import keys, lww, pitr, streams
 from strata.services.dynamodb.capacity import Consumed, write_units
 from strata.services.dynamodb.errors import invalid_parameter, validation
 from strata.services.dynamodb.store import ItemStore, dumps
@@ -159,16 +159,21 @@ def write(
     consumed: Consumed,
     transactional: bool = False,
     by_ttl: bool = False,
+    replicated: bool = False,
 ) -> None:
     """Replace (new is not None) or delete the item at (pk, sk); must run inside a transaction.
 
     With the table's stream enabled, the change's stream record is written here too (by_ttl:
-    a TTL deletion, which the record names as the service's)."""
+    a TTL deletion, which the record names as the service's); a replica of a global table
+    stamps a local change's last-writer-wins version (lww.py; `replicated`: replication.py's
+    write of another replica's change, which stamps its own)."""
     tid = meta.tid
     blob = None
     if meta.stream:
         blob = dumps(new) if new is not None else None
-        streams.record(store, meta, pk, sk, old, old_size, new, blob, by_ttl)
+        version = streams.record(store, meta, pk, sk, old, old_size, new, blob, by_ttl, replicated)
+        if meta.group and version is not None and not replicated:
+            lww.stamp(store, tid, pk, sk, version)
     if meta.pitr:  # the before-image, for point-in-time recovery
         pitr.log_change(store, tid, pk, sk)
     if new is not None and new_size > (old_size or 0) and any(not ix.is_global for ix in meta.indexes):

@@ -2,6 +2,8 @@
 semantics live in the topic modules beside them.
 
     table_operations.py  TableOperations: Create/Describe/List/Update/DeleteTable, TTL, tags ...
+    global_tables.py     GlobalTableOperations: replicas (UpdateTable ReplicaUpdates, version 2019.11.21)
+    replication.py       the replicator: every change carried to the other replicas, last writer wins
     item_operations.py   ItemOperations: item reads and writes, Query/Scan, batches, transactions
     backup_operations.py BackupOperations: backups, restores, point-in-time recovery
     exports.py           ExportOperations: ExportTableToPointInTime into S3, Describe/ListExports
@@ -36,11 +38,11 @@ from strata.services.dynamodb.authz import ConditionKeys
 from strata.services.dynamodb.backup_operations import BackupOperations
 from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.exports import ExportOperations
+from strata.services.dynamodb.global_tables import GlobalTableOperations
 from strata.services.dynamodb.imports import ImportOperations
 from strata.services.dynamodb.item_operations import ItemOperations
 from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
-from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.parameters import refusing
 
 
@@ -49,7 +51,7 @@ from strata.services.parameters import refusing
 @constrained("dynamodb", validation, skip=("AttributeValue",), lean=("TableName", "Key", "Item"))
 @refusing("dynamodb")
 class DynamoDBProvider(
-    TableOperations,
+    GlobalTableOperations,
     PartiQLOperations,
     ItemOperations,
     BackupOperations,

@@ -11,7 +11,8 @@ survives kill -9 with it), and pruned after 24 hours of simulated time.
 `sid` names one stream (each enabling of a table's stream starts a new one, with its own label
 and ARN: `TableMeta.streams`); `seq` is one counter for the whole store, kept in memory and
 advanced inside the write (writes are serialized, so sequence order is commit order and so the
-order of changes per item). `ev` is the event (INSERT, MODIFY, REMOVE; +4: a TTL deletion),
+order of changes per item). `ev` is the event (INSERT, MODIFY, REMOVE; +4: a TTL deletion; +8:
+a change replicated from another region's replica of a global table),
 `old` and `new` the item's stored bytes before and after (NULL: absent). Images are kept whole;
 the view type is applied when the records are read, so a record costs no decoding: the new
 image is the bytes the write stores anyway (encoded once), the old one the row's bytes, read
@@ -57,6 +58,7 @@ _INSERT = "INSERT INTO ddb_stream(sid, seq, at, ev, old, new) VALUES (?,?,?,?,?,
 _OLD = "SELECT item FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?"
 EVENTS = ("INSERT", "MODIFY", "REMOVE")
 TTL = 4
+REPLICATED = 8  # a change replicated from another replica of a global table (replication.py)
 
 
 def attach(store: ItemStore, metas: list[TableMeta]) -> None:
@@ -98,32 +100,39 @@ def record(
     new: dict | None,
     new_blob: bytes | None,
     by_ttl: bool,
-) -> None:
+    replicated: bool = False,
+) -> tuple[float, int] | None:
     """Add the stream record of a change about to be written (inside the write, before it);
     nothing when it changes nothing (a delete of a missing item, a put of the same item).
+    The record's (time, sequence number), None when there is none.
 
     `old` may be None while the item exists (old_size set: a PutItem that did not need it);
-    `new_blob` is `new` encoded, the bytes the write stores."""
+    `new_blob` is `new` encoded, the bytes the write stores. `replicated`: a change another
+    replica of a global table made (replication.py does not send it back)."""
     if old_size is None:
         if new is None:
-            return
+            return None
         ev, old_blob = 0, None
     else:
         if old is not None:
             if old == new:
-                return
+                return None
             old_blob = dumps(old)
         else:
             old_blob = store.w.execute(_OLD, (meta.tid, pk, sk)).fetchone()[0]
             if new_blob is not None and len(old_blob) == len(new_blob):
                 # The same bytes, or the same attributes in another order: nothing changed.
                 if old_blob == new_blob or loads(old_blob) == new:
-                    return
+                    return None
         ev = 1 if new is not None else 2
     if by_ttl:
         ev += TTL
+    if replicated:
+        ev |= REPLICATED
     sid = meta.streams[-1]["sid"]
-    store.w.execute(_INSERT, (sid, next_seq(store), clock.time(), ev, old_blob, new_blob))
+    at, seq = clock.time(), next_seq(store)
+    store.w.execute(_INSERT, (sid, seq, at, ev, old_blob, new_blob))
+    return at, seq
 
 
 def check_spec(spec: dict, current: dict | None, updating: bool, table: str) -> str | None:
@@ -290,8 +299,9 @@ def first_seq(store: ItemStore, sid: int, after: int, end: int | None) -> int | 
     return row[0] if row else None
 
 
-def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
-    """Delete records older than `before` (inside a write); save the counter first."""
+def prune_chunk(store: ItemStore, sids: list[int], before: float, held: dict[int, int] | None = None) -> int:
+    """Delete records older than `before` (inside a write); save the counter first. `held`: per
+    stream, the last record every replica of its global table has (later ones are kept)."""
     store.w.execute(
         "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('stream_seq', ?)", (store.stream_seq,)
     )
@@ -301,6 +311,8 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float) -> int:
             "SELECT seq FROM ddb_stream WHERE sid = ? AND at >= ? ORDER BY seq LIMIT 1", (sid, before)
         ).fetchone()
         bound = row[0] if row is not None else 2**62
+        if held and sid in held:
+            bound = min(bound, held[sid] + 1)
         gone = store.w.execute(
             "SELECT max(seq) FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)
         ).fetchone()[0]
@@ -323,16 +335,21 @@ def trimmed(store: ItemStore, sid: int) -> int:
 
 
 def rule(
-    tables: Callable[[], list[TableMeta]], store: ItemStore, retired: dict[str, TableMeta] | None = None
+    tables: Callable[[], list[TableMeta]],
+    store: ItemStore,
+    retired: dict[str, TableMeta] | None = None,
+    held: Callable[[], dict[int, int]] | None = None,
 ) -> Callable[[float, float], Awaitable[dict]]:
-    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted, shards
-    open for four hours roll over to a child, deleted tables' streams are forgotten after 24 hours."""
+    """The scheduler's `dynamodb.streams` rule: records older than 24 hours are deleted (but for
+    those a replica of a global table has yet to receive: `held`), shards open for four hours
+    roll over to a child, deleted tables' streams are forgotten after 24 hours."""
     kept: dict[str, TableMeta] = retired if retired is not None else {}
 
     async def run(since: float, until: float) -> dict[str, int]:
         before = until - RETENTION
         sids = [s["sid"] for m in [*tables(), *kept.values()] for s in m.streams]
-        n = await store.db.write(lambda: prune_chunk(store, sids, before))
+        kept_for = held() if held is not None else None
+        n = await store.db.write(lambda: prune_chunk(store, sids, before, kept_for))
         # The tables as published when the write runs (UpdateTable publishes inside its write).
         rolled = await store.db.write(lambda: sum(roll(store, m, until) for m in tables()))
         expired = await store.db.write(lambda: expire_retired(store, kept, until)) if kept else 0

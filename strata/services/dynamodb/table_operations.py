@@ -107,13 +107,19 @@ class TableOperations(DynamoDBCore):
                 "Resource cannot be deleted as it is currently protected against deletion. Disable "
                 "deletion protection first."
             )
-        store = self.state.store
+        self.replicator.check_detachable(meta)
         if meta.pitr:  # DynamoDB keeps a SYSTEM backup of a table with PITR for 35 days
             await backups.take_backup(
                 self.state, self._backup_dir(), meta, f"{meta.name}$DeletedTableBackup", "SYSTEM"
             )
         if self.state.tables.get(key) is not meta:
             raise table_not_found(key[1])  # deleted by another request meanwhile
+        await self.replicator.detach(meta)  # a replica of a global table leaves it first
+        return await self._drop_table(key, meta)
+
+    async def _drop_table(self, key: tuple[str, str], meta: TableMeta) -> dict:
+        """Remove a table: small ones at once, a large one DELETING in the background."""
+        store = self.state.store
         desc = self._describe(meta, "DELETING")
         del self.state.tables[key]
         self.state.throttle.forget(meta)

@@ -108,6 +108,10 @@ class TableMeta:
     # An on-demand table's maximum throughput: {"MaxReadRequestUnits": n, "MaxWriteRequestUnits": n}
     # (-1: no maximum), None when neither is set (throttle.py).
     on_demand: dict | None = None
+    # Global tables (replication.py): the regions of every replica, this one's included ([]: not
+    # a global table), and while this replica is CREATING its copy's progress.
+    group: list[str] = field(default_factory=list)
+    replica: dict | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
