@@ -63,7 +63,7 @@ class ElastiCacheCore:
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
-            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group"}),
+            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group", "subnet_group"}),
             taken=_taken,
         )
         self.engines = Engines(

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.elasticache.errors import invalid
+from strata.services.elasticache import subnets
+from strata.services.elasticache.errors import combination, invalid
 
 if TYPE_CHECKING:
     from strata.services.ec2.security_groups import SecurityGroups
@@ -25,33 +26,46 @@ def _groups(provider: ElastiCacheProvider) -> SecurityGroups | None:
     return getattr(provider.runtime.peer("ec2"), "security_groups", None)
 
 
-def security_groups(provider: ElastiCacheProvider, ctx: RequestContext, ids: list[str] | None) -> list[str]:
-    """The deployment's group ids (the region's default group when none are given)."""
+def security_groups(
+    provider: ElastiCacheProvider, ctx: RequestContext, ids: list[str] | None, subnet_group: str | None = None
+) -> list[str]:
+    """The deployment's group ids, of the VPC of its cache subnet group (that VPC's default group
+    when none are given)."""
     sgs = _groups(provider)
     if sgs is None:
         if ids:
             raise invalid("SecurityGroupIds need Strata's EC2 service")
         return []
+    vpc = subnets.vpc_of(provider, ctx, subnet_group)
     try:
-        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []))
+        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []), vpc)
     except ServiceError as e:
+        if e.code == "InvalidParameterCombination":
+            raise combination(e.message) from None
         raise invalid(e.message) from None
 
 
 def guard(provider: ElastiCacheProvider, owner: str, dep: dict) -> None:
-    """Enforce the deployment's groups on its port from now on (blocking)."""
+    """Enforce the deployment's groups on its port from now on, and record its cache subnet
+    group's subnets as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(provider)
     if sgs is not None and dep.get("security_groups"):
         account, region = dep["sg_scope"]
         sgs.guard(
             f"elasticache:{owner}", account, region, [(ALL_LOOPBACK, dep["port"])], dep["security_groups"]
         )
+    net = getattr(provider.runtime.peer("ec2"), "network", None)
+    if net is not None and dep.get("subnets"):
+        net.use(f"elasticache:{owner}", dep["subnets"])
 
 
 def unguard(provider: ElastiCacheProvider, owner: str) -> None:
     sgs = _groups(provider)
     if sgs is not None:
         sgs.unguard(f"elasticache:{owner}")
+    net = getattr(provider.runtime.peer("ec2"), "network", None)
+    if net is not None:
+        net.release(f"elasticache:{owner}")
 
 
 def rendered(dep: dict) -> list[dict]:
