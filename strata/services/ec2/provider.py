@@ -101,6 +101,7 @@ class EC2Provider(
         if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
             await run_blocking(self.security_groups.apply)
+            await run_blocking(self._guard_attached)
         else:
             log.warning(
                 "security groups cannot be enforced here (no nftables or not root): only default groups"
@@ -348,7 +349,7 @@ class EC2Provider(
         for a in doc["attachments"]:
             a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
-        await run_blocking(self._guard_export, ctx, doc["id"])
+        await run_blocking(self._guard_export, ctx.account_id, ctx.region, doc["id"])
         return {
             "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
@@ -358,7 +359,20 @@ class EC2Provider(
             "DeleteOnTermination": False,
         }
 
-    def _guard_export(self, ctx: RequestContext, volume_id: str) -> None:
+    def _guard_attached(self) -> int:
+        """At start-up: guard the export of every attached volume, those attached before exports
+        were guarded included (and with the NBD port of this start) (blocking). How many."""
+        now = clock.time()
+        attached = [
+            d
+            for d in self.store.list_docs("volume")
+            if any(a["state"] != "detaching" for a in attachments(d, now))
+        ]
+        for d in attached:
+            self._guard_export(d["account"], d["region"], d["id"])
+        return len(attached)
+
+    def _guard_export(self, account: str, region: str, volume_id: str) -> None:
         """While a volume is attached, its NBD export (the NBD port) takes new connections only
         from sources the attached instances' security groups allow, as the instances' own
         endpoints would: the default group (DescribeInstances), whose self-referencing rule lets
@@ -370,11 +384,11 @@ class EC2Provider(
                 return  # the firewall's table is IPv4 (as Strata's other engine endpoints)
         except ValueError:
             return
-        default = default_security_group(ctx.account_id, ctx.region)["id"]
+        default = default_security_group(account, region)["id"]
         self.security_groups.guard(
             f"ebs:volume:{volume_id}",
-            ctx.account_id,
-            ctx.region,
+            account,
+            region,
             [(host, port)],
             [default],
             own_addresses=False,

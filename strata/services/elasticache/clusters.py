@@ -14,8 +14,8 @@ from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
-from strata.services.elasticache.membership import new_port_owner, port_owner
-from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address
+from strata.services.elasticache.membership import new_port_owner
+from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import default_parameter_group
 from strata.sim.meter import meter
 

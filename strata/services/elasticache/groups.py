@@ -23,8 +23,8 @@ from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
-from strata.services.elasticache.membership import MembershipOperations, new_port_owner, port_owner
-from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
+from strata.services.elasticache.membership import MembershipOperations, new_port_owner
+from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import default_parameter_group, render_group
 from strata.services.elasticache.replicas import ReplicaOperations, ng_members
 from strata.sim.clock import clock

@@ -14,6 +14,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.elasticache import subnets
 from strata.services.elasticache.errors import combination, invalid
+from strata.services.elasticache.nodes import port_owner
 
 if TYPE_CHECKING:
     from strata.services.ec2.security_groups import SecurityGroups
@@ -66,6 +67,28 @@ def unguard(provider: ElastiCacheProvider, owner: str) -> None:
     net = getattr(provider.runtime.peer("ec2"), "network", None)
     if net is not None:
         net.release(f"elasticache:{owner}")
+
+
+def guard_old_records(provider: ElastiCacheProvider) -> int:
+    """At start-up: cache clusters and replication groups recorded before their groups were
+    enforced carry none; give each its VPC's default group, as AWS gives every one, and guard it,
+    rather than leave its port open until it is modified (blocking). How many were given one."""
+    sgs = _groups(provider)
+    if sgs is None:
+        return 0
+    store, n = provider.store, 0
+    for kind in ("cluster", "group"):
+        for doc in store.list_docs(kind):
+            if doc.get("security_groups") or (kind == "cluster" and doc.get("group")) or not doc.get("port"):
+                continue
+            account, region = store.owner(doc), store.region_of(doc)
+            with store.acting_for(doc):
+                doc["security_groups"] = sgs.check_attachable(account, region, [])
+                doc["sg_scope"] = [account, region]
+                store.put_doc(kind, doc["id"], doc)
+                guard(provider, port_owner(doc, kind), doc)
+            n += 1
+    return n
 
 
 def rendered(dep: dict) -> list[dict]:

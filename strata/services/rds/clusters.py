@@ -31,7 +31,7 @@ from strata.sim.windows import latest_window_start
 
 log = logging.getLogger("strata.rds")
 
-READER_HOST = "127.0.0.2"
+READER_HOST = m.READER_HOST
 CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
 CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
 

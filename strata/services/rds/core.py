@@ -16,6 +16,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.owned_docs import OwnedDocs
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.fleet import Fleet
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
@@ -96,6 +97,11 @@ class RDSCore:
             await run_blocking(self.fleet.router.start)
         except Exception:  # noqa: BLE001 - the rest of Strata must serve even if endpoints cannot
             log.exception("RDS endpoints could not be started; instance endpoints will not answer")
+        given = await run_blocking(security.guard_old_records, self, m.READER_HOST)
+        if given:
+            log.info(
+                "RDS: %d clusters and instances recorded without security groups now carry defaults", given
+            )
         for doc in self.store.list_docs("instance"):
             if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
                 continue

@@ -105,6 +105,38 @@ def unguard_cluster(core: RDSCore, cluster: dict) -> None:
         net.release(_cluster_key(core, cluster))
 
 
+def guard_old_records(core: RDSCore, reader_host: str) -> int:
+    """At start-up: clusters and instances recorded before their groups were enforced carry none;
+    give each the groups AWS gives every one (its VPC's default group; a cluster's member, its
+    cluster's) and guard it, rather than leave its endpoints open until it is modified
+    (blocking). How many were given groups."""
+    if _groups(core) is None:
+        return 0
+    n = 0
+    for kind in ("cluster", "instance"):
+        for doc in core.store.list_docs(kind):
+            if doc.get("vpc_groups") or doc.get("status") == "deleting":
+                continue
+            with core.store.acting_for(doc):
+                if kind == "cluster":
+                    doc["vpc_groups"] = vpc_groups(
+                        core, None, core._subnet_group_vpc(doc.get("subnet_group"))
+                    )
+                    core.store.put_doc("cluster", doc["id"], doc)
+                    guard_cluster(core, doc, reader_host)
+                else:
+                    cluster = core.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+                    doc["vpc_groups"] = (
+                        member_groups(core, cluster, None)
+                        if cluster is not None
+                        else vpc_groups(core, None, core._subnet_group_vpc(doc.get("subnet_group")))
+                    )
+                    core.store.put_doc("instance", doc["id"], doc)
+                    guard(core, doc)
+            n += 1
+    return n
+
+
 def member_groups(core: RDSCore, cluster: dict, ids: list[str] | None) -> list[str]:
     """The groups of a new member of `cluster`: the cluster's. Other groups given for it are
     refused, as AWS manages a member's groups through its cluster."""
