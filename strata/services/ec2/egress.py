@@ -9,6 +9,14 @@ no resource carries, which `SecurityGroups.check_attachable` then refuses to att
 all-traffic rule of a group in use, the default group included, is refused rather than stored
 unenforced. Terraform's way (revoke a new group's default egress rule, then authorize the
 configured ones) works, and the group can be attached, when the configured rules keep 0.0.0.0/0.
+
+What enforcing would take (not built): the outbound connections a resource's engine opens itself
+(dblink, postgres_fdw, a logical replication subscription, Redis MIGRATE) are told apart from
+every other local process only by the process, not the address; nftables can match a socket's
+cgroup v2 (`socket cgroupv2 level N "<path>"` in an output chain, checked to work on this kind of
+host), so each engine would have to start in a cgroup of its own (restarts and failovers
+included), and the connections Strata makes on the resource's behalf (a replica's to its
+source), which AWS's groups do not filter, exempted.
 """
 
 from __future__ import annotations

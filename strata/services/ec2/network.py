@@ -7,8 +7,9 @@ CIDRs AWS's (172.31.0.0/16, a /20 per zone), so they exist from the first start.
 subnets are "vpc" and "subnet" documents in ec2.db. Strata has no virtual network: a VPC and its
 subnets are the addresses and zones AWS would show, and a resource's security groups are enforced
 on its endpoint whatever its VPC (security_groups.py). Other services' resources that sit in a
-subnet (RDS and ElastiCache subnet groups, EFS mount targets) record it with `Network.use`, so
-that DeleteSubnet answers DependencyViolation while they are there.
+subnet (RDS instances and clusters, ElastiCache deployments, EFS mount targets: what has a network
+interface there on AWS) record it with `Network.use`, so that DeleteSubnet answers
+DependencyViolation while they are there.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Network:
     def tag_doc(self, account: str, region: str, resource_id: str) -> tuple[str, dict] | None:
         """(document kind, document) holding the tags of a VPC or subnet (CreateTags)."""
         kind = "vpc" if resource_id.startswith("vpc-") else "subnet"
-        found = [d for d in (self.vpcs if kind == "vpc" else self.subnets)(account, region)]
+        found = self.vpcs(account, region) if kind == "vpc" else self.subnets(account, region)
         doc = next((d for d in found if d["id"] == resource_id), None)
         if doc is None:
             return None

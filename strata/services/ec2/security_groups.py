@@ -1,6 +1,10 @@
 """Security groups (Create/Describe/DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress,
-DescribeSecurityGroupRules),
-stored in ec2.db and enforced on the endpoints of the resources that carry them.
+DescribeSecurityGroupRules; ModifySecurityGroupRules: rule_changes.py), stored in ec2.db and
+enforced on the endpoints of the resources that carry them.
+
+A group belongs to one VPC (network.py): each VPC has its own "default" group, names are unique
+per VPC and looked up (GroupName) in the default VPC only, a rule references groups of its own
+VPC, and a resource carries groups of its subnet group's VPC.
 
 The source model (one machine, loopback addresses): a client's source address is the address its
 socket is bound to (127.0.0.1 when it binds none), so a client bound to 127.0.0.2 is a different
