@@ -84,9 +84,7 @@ def test_error_message_echoing_an_xml_illegal_character_parses(strata_server, na
 
 def test_stored_value_with_nul_is_served_as_parseable_xml(strata_server) -> None:
     rds = strata_server.client("rds", config=LOOSE)
-    out = rds.modify_db_subnet_group(
-        DBSubnetGroupName="default", DBSubnetGroupDescription="a\x00b", SubnetIds=["subnet-1"]
-    )
+    out = rds.modify_db_subnet_group(DBSubnetGroupName="default", DBSubnetGroupDescription="a\x00b")
     assert out["DBSubnetGroup"]["DBSubnetGroupDescription"] == "a\ufffdb"
     assert rds.describe_db_subnet_groups(DBSubnetGroupName="default")["DBSubnetGroups"]
 

@@ -9,17 +9,24 @@ no resource carries, which `SecurityGroups.check_attachable` then refuses to att
 all-traffic rule of a group in use, the default group included, is refused rather than stored
 unenforced. Terraform's way (revoke a new group's default egress rule, then authorize the
 configured ones) works, and the group can be attached, when the configured rules keep 0.0.0.0/0.
+
+What enforcing would take (not built): the outbound connections a resource's engine opens itself
+(dblink, postgres_fdw, a logical replication subscription, Redis MIGRATE) are told apart from
+every other local process only by the process, not the address; nftables can match a socket's
+cgroup v2 (`socket cgroupv2 level N "<path>"` in an output chain, checked to work on this kind of
+host), so each engine would have to start in a cgroup of its own (restarts and failovers
+included), and the connections Strata makes on the resource's behalf (a replica's to its
+source), which AWS's groups do not filter, exempted.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.ec2 import limits as lim
-from strata.services.ec2.rules import egress_rules, permissions, render_permissions, restricts_egress, same
+from strata.services.ec2.rules import additions, egress_rules, removals, render_permissions, restricts_egress
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -33,16 +40,6 @@ def unenforceable(group_id: str) -> ServiceError:
     )
 
 
-def _duplicate(r: dict) -> ServiceError:
-    peer = r.get("cidr") or r.get("group")
-    ports = "" if r["proto"] == "-1" else f", from port: {r['from']}, to port: {r['to']}"
-    proto = "ALL" if r["proto"] == "-1" else r["proto"].upper()
-    return lim.fault(
-        "InvalidPermission.Duplicate",
-        f'the specified rule "peer: {peer}, {proto}{ports}, ALLOW" already exists',
-    )
-
-
 class EgressMixin:
     """Mixed into EC2Provider (which holds `security_groups`), beside SecurityGroupsMixin."""
 
@@ -53,12 +50,7 @@ class EgressMixin:
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req["GroupId"])
             rules = egress_rules(g)
-            added: list[dict] = []
-            for r in permissions(req, ctx.account_id, ctx.region, sgs):
-                if any(same(r, old) for old in rules + added):
-                    raise _duplicate(r)
-                r["id"] = "sgr-" + uuid.uuid4().hex[:17]
-                added.append(r)
+            added = additions(req, rules, g, sgs)
             if req.get("DryRun"):
                 raise lim.dry_run()
             g["egress"] = rules + added
@@ -72,17 +64,7 @@ class EgressMixin:
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req["GroupId"])
             rules = egress_rules(g)
-            unknown: list[dict] = []
-            if req.get("SecurityGroupRuleIds"):
-                gone = [r for r in rules if r["id"] in req["SecurityGroupRuleIds"]]
-                if len(gone) != len(set(req["SecurityGroupRuleIds"])):
-                    raise lim.fault(
-                        "InvalidSecurityGroupRuleId.NotFound", "The specified rule ID does not exist"
-                    )
-            else:  # as in a default VPC: rules that match none come back as unknown, no error
-                wanted = permissions(req, ctx.account_id, ctx.region, sgs)
-                gone = [r for r in rules if any(same(r, w) for w in wanted)]
-                unknown = [w for w in wanted if not any(same(w, r) for r in rules)]
+            gone, unknown = removals(req, rules, g, sgs)
             left = [r for r in rules if r not in gone]
             in_use = g["name"] == "default" or bool(sgs.users(g["id"]))
             if in_use and restricts_egress({**g, "egress": left}):

@@ -1,23 +1,28 @@
-"""The default network of every account and region: one default VPC, one default subnet per zone,
-and the VPC's default security group (DescribeVpcs, DescribeSubnets; groups: security_groups.py).
+"""The VPCs and subnets of every account and region: the default ones AWS creates with an account
+(one default VPC, a default subnet per zone, the VPC's default security group) and those made with
+CreateVpc/CreateSubnet (operations: vpcs.py).
 
-AWS creates these with an account; EFS mount targets need a subnet per zone and a security group.
-Strata has no virtual network, so the records are derived (never stored): the ids are hashes of
-account, region and zone, the CIDRs are AWS's defaults (172.31.0.0/16, a /20 per zone). Creating
-or changing VPCs and subnets is not served (501).
+The defaults are derived, never stored: their ids are hashes of account, region and zone, their
+CIDRs AWS's (172.31.0.0/16, a /20 per zone), so they exist from the first start. Created VPCs and
+subnets are "vpc" and "subnet" documents in ec2.db. Strata has no virtual network: a VPC and its
+subnets are the addresses and zones AWS would show, and a resource's security groups are enforced
+on its endpoint whatever its VPC (security_groups.py). Other services' resources that sit in a
+subnet (RDS instances and clusters, ElastiCache deployments, EFS mount targets: what has a network
+interface there on AWS) record it with `Network.use`, so that DeleteSubnet answers
+DependencyViolation while they are there.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+import ipaddress
+import threading
+from typing import TYPE_CHECKING
 
-from strata.context import RequestContext
 from strata.services.ec2 import limits as lim
-from strata.services.ec2.query import matching, page
 
 if TYPE_CHECKING:
-    from strata.services.ec2.provider import EC2Provider
+    from strata.storage.metadata import MetadataStore
 
 ZONES = "abcdef"
 VPC_CIDR = "172.31.0.0/16"
@@ -27,14 +32,26 @@ def _hex(*parts: str, n: int = 17) -> str:
     return hashlib.sha256(":".join(("strata-network", *parts)).encode()).hexdigest()[:n]
 
 
+def zone_id(region: str, az: str) -> str:
+    """AWS's zone ID (use1-az1) of a zone name (us-east-1a) of the region."""
+    prefix = "".join(p[0] for p in region.split("-")[:-1]) + region.split("-")[-1]
+    return f"{prefix}-az{ZONES.index(az[-1]) + 1}"
+
+
 def default_vpc(account: str, region: str) -> dict:
-    return {"id": f"vpc-{_hex(account, region)}", "account": account, "region": region}
+    return {
+        "id": f"vpc-{_hex(account, region)}",
+        "account": account,
+        "region": region,
+        "cidr": VPC_CIDR,
+        "default": True,
+        "tenancy": "default",
+    }
 
 
 def default_subnets(account: str, region: str) -> list[dict]:
     """One default subnet per zone of the region, in zone order."""
     vpc = default_vpc(account, region)["id"]
-    prefix = "".join(p[0] for p in region.split("-")[:-1]) + region.split("-")[-1]
     out = []
     for i, z in enumerate(ZONES):
         az = f"{region}{z}"
@@ -42,11 +59,12 @@ def default_subnets(account: str, region: str) -> list[dict]:
             {
                 "id": f"subnet-{_hex(account, az)}",
                 "az": az,
-                "az_id": f"{prefix}-az{i + 1}",
+                "az_id": zone_id(region, az),
                 "vpc": vpc,
                 "cidr": f"172.31.{16 * i}.0/20",
                 "account": account,
                 "region": region,
+                "default": True,
             }
         )
     return out
@@ -58,109 +76,94 @@ def default_security_group(account: str, region: str) -> dict:
 
 
 def subnet(account: str, region: str, subnet_id: str) -> dict | None:
+    """A default subnet by id (a service without Strata's EC2 knows only these)."""
     return next((s for s in default_subnets(account, region) if s["id"] == subnet_id), None)
 
 
-def _ids(req: dict, member: str, prefix: str, known: list[dict], code: str, what: str) -> list[dict]:
-    wanted = req.get(member) or []
-    for one in wanted:
-        if not any(d["id"] == one for d in known):
-            if not one.startswith(prefix + "-"):
-                raise lim.fault(f"{code}.Malformed", f'Invalid id: "{one}"')
-            raise lim.fault(f"{code}.NotFound", f"The {what} ID '{one}' does not exist")
-    return [d for d in known if d["id"] in wanted] if wanted else known
+def vpc_not_found(vpc_id: str) -> Exception:
+    if not vpc_id.startswith("vpc-"):
+        return lim.fault("InvalidVpcID.Malformed", f'Invalid id: "{vpc_id}"')
+    return lim.fault("InvalidVpcID.NotFound", f"The vpc ID '{vpc_id}' does not exist")
 
 
-class NetworkMixin:
-    """Mixed into EC2Provider."""
+def subnet_not_found(subnet_id: str) -> Exception:
+    if not subnet_id.startswith("subnet-"):
+        return lim.fault("InvalidSubnetID.Malformed", f'Invalid id: "{subnet_id}"')
+    return lim.fault("InvalidSubnetID.NotFound", f"The subnet ID '{subnet_id}' does not exist")
 
-    def describe_vpcs(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
-        vpc = default_vpc(ctx.account_id, ctx.region)
-        vpcs = _ids(req, "VpcIds", "vpc", [vpc], "InvalidVpcID", "vpc")
 
-        def values(d: dict, name: str) -> list[Any] | None:
-            table = {
-                "vpc-id": d["id"],
-                "cidr": VPC_CIDR,
-                "cidr-block-association.cidr-block": VPC_CIDR,
-                "is-default": True,
-                "state": "available",
-                "owner-id": ctx.account_id,
-                "dhcp-options-id": "default",
-            }
-            return [table[name]] if name in table else None
+def cidr_block(value: str | None, member: str = "cidrBlock") -> ipaddress.IPv4Network:
+    """An IPv4 CIDR block as CreateVpc/CreateSubnet take it: network address, no host bits."""
+    try:
+        return ipaddress.IPv4Network(value or "", strict=True)
+    except ValueError:
+        raise lim.invalid(
+            f"Value ({value}) for parameter {member} is invalid. This is not a valid CIDR block."
+        ) from None
 
-        shown, token = page(matching(vpcs, req.get("Filters"), values), req, ids_member="VpcIds")
-        out: dict[str, Any] = {
-            "Vpcs": [
-                {
-                    "VpcId": d["id"],
-                    "CidrBlock": VPC_CIDR,
-                    "CidrBlockAssociationSet": [
-                        {
-                            "AssociationId": f"vpc-cidr-assoc-{_hex(d['id'])}",
-                            "CidrBlock": VPC_CIDR,
-                            "CidrBlockState": {"State": "associated"},
-                        }
-                    ],
-                    "DhcpOptionsId": "default",
-                    "State": "available",
-                    "InstanceTenancy": "default",
-                    "IsDefault": True,
-                    "OwnerId": ctx.account_id,
-                }
-                for d in shown
-            ]
+
+class Network:
+    """The VPCs and subnets (defaults derived, created ones stored) and who uses which subnet."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        self.lock = threading.RLock()
+
+    def _with_tags(self, defaults: list[dict]) -> list[dict]:
+        """The default records with the tags CreateTags gave them ("net_tags" documents)."""
+        for d in defaults:
+            d["tags"] = (self.store.get_doc("net_tags", d["id"]) or {}).get("tags") or {}
+        return defaults
+
+    def tag_doc(self, account: str, region: str, resource_id: str) -> tuple[str, dict] | None:
+        """(document kind, document) holding the tags of a VPC or subnet (CreateTags)."""
+        kind = "vpc" if resource_id.startswith("vpc-") else "subnet"
+        found = self.vpcs(account, region) if kind == "vpc" else self.subnets(account, region)
+        doc = next((d for d in found if d["id"] == resource_id), None)
+        if doc is None:
+            return None
+        if not doc.get("default"):
+            return kind, doc
+        held = self.store.get_doc("net_tags", resource_id)
+        return "net_tags", held or {
+            "id": resource_id,
+            "account": account,
+            "region": region,
+            "type": kind,
+            "tags": {},
         }
-        if token:
-            out["NextToken"] = token
-        return out
 
-    def describe_subnets(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
-        subnets = _ids(
-            req,
-            "SubnetIds",
-            "subnet",
-            default_subnets(ctx.account_id, ctx.region),
-            "InvalidSubnetID",
-            "subnet",
-        )
+    def vpcs(self, account: str, region: str) -> list[dict]:
+        stored = [d for d in self.store.list_docs("vpc") if d["account"] == account and d["region"] == region]
+        return [*self._with_tags([default_vpc(account, region)]), *stored]
 
-        def values(d: dict, name: str) -> list[Any] | None:
-            table = {
-                "subnet-id": d["id"],
-                "vpc-id": d["vpc"],
-                "availability-zone": d["az"],
-                "availability-zone-id": d["az_id"],
-                "cidr-block": d["cidr"],
-                "cidr": d["cidr"],
-                "default-for-az": True,
-                "state": "available",
-                "owner-id": ctx.account_id,
-            }
-            return [table[name]] if name in table else None
+    def vpc(self, account: str, region: str, vpc_id: str | None) -> dict:
+        for d in self.vpcs(account, region):
+            if d["id"] == vpc_id:
+                return d
+        raise vpc_not_found(vpc_id or "")
 
-        shown, token = page(matching(subnets, req.get("Filters"), values), req, ids_member="SubnetIds")
-        out: dict[str, Any] = {
-            "Subnets": [
-                {
-                    "SubnetId": d["id"],
-                    "SubnetArn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:subnet/{d['id']}",
-                    "VpcId": d["vpc"],
-                    "AvailabilityZone": d["az"],
-                    "AvailabilityZoneId": d["az_id"],
-                    "CidrBlock": d["cidr"],
-                    "AvailableIpAddressCount": 4091,
-                    "DefaultForAz": True,
-                    "MapPublicIpOnLaunch": True,
-                    "State": "available",
-                    "OwnerId": ctx.account_id,
-                    "AssignIpv6AddressOnCreation": False,
-                    "Ipv6CidrBlockAssociationSet": [],
-                }
-                for d in shown
-            ]
-        }
-        if token:
-            out["NextToken"] = token
-        return out
+    def subnets(self, account: str, region: str) -> list[dict]:
+        stored = [
+            d for d in self.store.list_docs("subnet") if d["account"] == account and d["region"] == region
+        ]
+        return [*self._with_tags(default_subnets(account, region)), *stored]
+
+    def subnet(self, account: str, region: str, subnet_id: str | None) -> dict | None:
+        return next((s for s in self.subnets(account, region) if s["id"] == subnet_id), None)
+
+    # -- who sits in a subnet ----------------------------------------------------------------------
+
+    def use(self, key: str, subnet_ids: list[str]) -> None:
+        """Record that resource `key` (e.g. "rds:subnet-group:<account>:<region>:<name>") sits in
+        these subnets, replacing what it recorded before (blocking)."""
+        if subnet_ids:
+            self.store.put_doc("subnet_use", key, {"id": key, "subnets": list(subnet_ids)})
+        else:
+            self.store.delete_doc("subnet_use", key)
+
+    def release(self, key: str) -> None:
+        self.store.delete_doc("subnet_use", key)
+
+    def users(self, subnet_id: str) -> list[str]:
+        return [d["id"] for d in self.store.list_docs("subnet_use") if subnet_id in d["subnets"]]

@@ -40,13 +40,15 @@ from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
-from strata.services.ec2.network import NetworkMixin, default_security_group, default_vpc
+from strata.services.ec2.network import Network, default_security_group, default_vpc
 from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.rule_changes import RuleChangesMixin
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.states import attachments, volume_state
 from strata.services.ec2.volume_files import SnapshotJob
 from strata.services.ec2.volumes import VolumesMixin
+from strata.services.ec2.vpcs import VpcsMixin
 from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
 from strata.sim.clock import clock
@@ -61,7 +63,9 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 
 @refusing("ec2")
-class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixin, EgressMixin):
+class EC2Provider(
+    VolumesMixin, SnapshotsMixin, VpcsMixin, SecurityGroupsMixin, EgressMixin, RuleChangesMixin
+):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -73,6 +77,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         self.snapshot_jobs: dict[str, SnapshotJob] = {}  # snapshots of plain volumes being taken
         # other services' resources register their endpoints here (RDS: VpcSecurityGroupIds)
         self.security_groups = SecurityGroups(self.store, None)
+        self.network = Network(self.store)  # VPCs and subnets (other services: subnet groups)
 
     async def start(self) -> None:
         for doc in self.store.list_docs("snapshot"):
@@ -96,6 +101,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
             await run_blocking(self.security_groups.apply)
+            await run_blocking(self._guard_attached)
         else:
             log.warning(
                 "security groups cannot be enforced here (no nftables or not root): only default groups"
@@ -343,7 +349,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
         for a in doc["attachments"]:
             a.pop("state", None)
         self.store.put_doc("volume", doc["id"], doc)
-        await run_blocking(self._guard_export, ctx, doc["id"])
+        await run_blocking(self._guard_export, ctx.account_id, ctx.region, doc["id"])
         return {
             "AttachTime": datetime.fromtimestamp(now, UTC),
             "Device": device,
@@ -353,7 +359,20 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             "DeleteOnTermination": False,
         }
 
-    def _guard_export(self, ctx: RequestContext, volume_id: str) -> None:
+    def _guard_attached(self) -> int:
+        """At start-up: guard the export of every attached volume, those attached before exports
+        were guarded included (and with the NBD port of this start) (blocking). How many."""
+        now = clock.time()
+        attached = [
+            d
+            for d in self.store.list_docs("volume")
+            if any(a["state"] != "detaching" for a in attachments(d, now))
+        ]
+        for d in attached:
+            self._guard_export(d["account"], d["region"], d["id"])
+        return len(attached)
+
+    def _guard_export(self, account: str, region: str, volume_id: str) -> None:
         """While a volume is attached, its NBD export (the NBD port) takes new connections only
         from sources the attached instances' security groups allow, as the instances' own
         endpoints would: the default group (DescribeInstances), whose self-referencing rule lets
@@ -365,11 +384,11 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
                 return  # the firewall's table is IPv4 (as Strata's other engine endpoints)
         except ValueError:
             return
-        default = default_security_group(ctx.account_id, ctx.region)["id"]
+        default = default_security_group(account, region)["id"]
         self.security_groups.guard(
             f"ebs:volume:{volume_id}",
-            ctx.account_id,
-            ctx.region,
+            account,
+            region,
             [(host, port)],
             [default],
             own_addresses=False,
@@ -437,6 +456,12 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
             return "snapshot", self._owned_snapshot(ctx, resource_id)
         if resource_id.startswith("sg-"):
             return "sg", self.security_groups.group(ctx.account_id, ctx.region, resource_id)
+        if resource_id.startswith(("vpc-", "subnet-")):
+            found = self.network.tag_doc(ctx.account_id, ctx.region, resource_id)
+            if found is None:
+                kind = "Vpc" if resource_id.startswith("vpc-") else "Subnet"
+                raise lim.fault(f"Invalid{kind}ID.NotFound", f"The ID '{resource_id}' does not exist")
+            return found
         raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
 
     def create_tags(self, ctx: RequestContext, req: dict) -> dict:
@@ -478,7 +503,7 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
 
     def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
         rows = []
-        for kind in ("volume", "snapshot", "sg"):
+        for kind in ("volume", "snapshot", "sg", "vpc", "subnet", "net_tags"):
             for doc in self.store.list_docs(kind):
                 if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
                     continue
@@ -487,7 +512,9 @@ class EC2Provider(VolumesMixin, SnapshotsMixin, NetworkMixin, SecurityGroupsMixi
                         {
                             "id": f"{doc['id']}\x00{key}",
                             "ResourceId": doc["id"],
-                            "ResourceType": "security-group" if kind == "sg" else kind,
+                            "ResourceType": {"sg": "security-group", "net_tags": doc.get("type")}.get(
+                                kind, kind
+                            ),
                             "Key": key,
                             "Value": value,
                         }
@@ -558,7 +585,7 @@ def _dry_run_after(fn: Any) -> Any:
 for _name in sorted(
     {
         n
-        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin, NetworkMixin)
+        for cls in (EC2Provider, VolumesMixin, SnapshotsMixin, VpcsMixin)
         for n in vars(cls)
         if n.startswith(("describe_", "get_"))
     }

@@ -2,15 +2,19 @@
 ToPort form) parsed into rule records and rendered back, shared by ingress and egress; and the
 egress rules a group has (AWS's default all-traffic rule until they are changed).
 
-A rule record: {"id", "proto" ("-1", "tcp", "udp", "icmp"), "from", "to", "cidr" | "group", "desc"}.
+A rule record: {"id", "proto" ("-1", "tcp", "udp", "icmp"), "from", "to", "cidr" | "cidr6" | "group",
+"desc"}. IPv6 rules ("cidr6") are stored and shown as AWS does; Strata's endpoints listen on IPv4
+loopback addresses only, so no IPv6 source can reach them whatever the rules say.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import uuid
 from typing import TYPE_CHECKING
 
+from strata.protocol.errors import ServiceError
 from strata.services.ec2 import limits as lim
 
 if TYPE_CHECKING:
@@ -33,13 +37,14 @@ def rule_id(*parts: str) -> str:
 
 
 def same(a: dict, b: dict) -> bool:
-    keys = ("proto", "from", "to", "cidr", "group")
+    keys = ("proto", "from", "to", "cidr", "cidr6", "group")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def permissions(req: dict, account: str, region: str, sgs: SecurityGroups) -> list[dict]:
+def permissions(req: dict, group: dict, sgs: SecurityGroups) -> list[dict]:
     """IpPermissions (or the flat CidrIp/IpProtocol/FromPort/ToPort/SourceSecurityGroupName form)
-    -> rule records without ids."""
+    of a rule change to `group` -> rule records without ids."""
+    account, region = group["account"], group["region"]
     perms = req.get("IpPermissions") or []
     if not perms and (req.get("CidrIp") or req.get("IpProtocol")):
         perms = [
@@ -72,21 +77,15 @@ def permissions(req: dict, account: str, region: str, sgs: SecurityGroups) -> li
         if p.get("PrefixListIds"):
             pl = p["PrefixListIds"][0].get("PrefixListId")
             raise lim.fault("InvalidPrefixListID.NotFound", f"The prefix list ID '{pl}' does not exist")
-        if p.get("Ipv6Ranges"):
-            raise lim.invalid("IPv6 rules are not supported: Strata's endpoints are IPv4 only")
         found = False
         for r in p.get("IpRanges") or []:
-            cidr = r.get("CidrIp") or ""
-            try:
-                net = ipaddress.IPv4Network(cidr, strict=False)
-            except ValueError:
-                raise lim.invalid(f"CIDR block {cidr} is malformed") from None
-            rules.append(
-                {"proto": proto, "from": lo, "to": hi, "cidr": str(net), "desc": r.get("Description")}
-            )
+            rules.append(rule(proto, lo, hi, cidr=r.get("CidrIp") or "", desc=r.get("Description")))
+            found = True
+        for r in p.get("Ipv6Ranges") or []:
+            rules.append(rule(proto, lo, hi, cidr6=r.get("CidrIpv6") or "", desc=r.get("Description")))
             found = True
         for pair in p.get("UserIdGroupPairs") or []:
-            g = sgs.group(account, region, pair.get("GroupId"), pair.get("GroupName"))
+            g = referenced(group, sgs.group(account, region, pair.get("GroupId"), pair.get("GroupName")))
             rules.append(
                 {"proto": proto, "from": lo, "to": hi, "group": g["id"], "desc": pair.get("Description")}
             )
@@ -94,6 +93,96 @@ def permissions(req: dict, account: str, region: str, sgs: SecurityGroups) -> li
         if not found:
             raise lim.missing("IpRanges or UserIdGroupPairs")
     return rules
+
+
+def rule(
+    proto: str,
+    lo: int,
+    hi: int,
+    *,
+    cidr: str | None = None,
+    cidr6: str | None = None,
+    desc: str | None = None,
+) -> dict:
+    """A rule record for an IPv4 (`cidr`) or IPv6 (`cidr6`) range, the range checked."""
+    out: dict = {"proto": proto, "from": lo, "to": hi, "desc": desc}
+    try:
+        if cidr6 is not None:
+            out["cidr6"] = str(ipaddress.IPv6Network(cidr6, strict=False))
+        else:
+            out["cidr"] = str(ipaddress.IPv4Network(cidr or "", strict=False))
+    except ValueError:
+        raise lim.invalid(f"CIDR block {cidr6 if cidr6 is not None else cidr} is malformed") from None
+    return out
+
+
+def referenced(group: dict, other: dict) -> dict:
+    """`other`, which a rule of `group` references: in the same VPC, as AWS requires (no peering)."""
+    if other["vpc"] != group["vpc"]:
+        raise lim.fault(
+            "InvalidGroup.NotFound", "You have specified two resources that belong to different networks."
+        )
+    return other
+
+
+def duplicate(r: dict) -> ServiceError:
+    peer = r.get("cidr") or r.get("cidr6") or r.get("group")
+    ports = "" if r["proto"] == "-1" else f", from port: {r['from']}, to port: {r['to']}"
+    proto = "ALL" if r["proto"] == "-1" else r["proto"].upper()
+    return lim.fault(
+        "InvalidPermission.Duplicate",
+        f'the specified rule "peer: {peer}, {proto}{ports}, ALLOW" already exists',
+    )
+
+
+def additions(req: dict, rules: list[dict], group: dict, sgs: SecurityGroups) -> list[dict]:
+    """The new rules an Authorize* request adds to `rules` (ingress or egress) of `group`, with
+    ids; InvalidPermission.Duplicate for one that is there already."""
+    added: list[dict] = []
+    for r in permissions(req, group, sgs):
+        if any(same(r, old) for old in rules + added):
+            raise duplicate(r)
+        r["id"] = "sgr-" + uuid.uuid4().hex[:17]
+        added.append(r)
+    return added
+
+
+def removals(req: dict, rules: list[dict], group: dict, sgs: SecurityGroups) -> tuple[list[dict], list[dict]]:
+    """(the rules of `rules` a Revoke* request removes, the requested ones that match none).
+
+    By SecurityGroupRuleIds, every id must be there; by permissions, as in a default VPC: a rule
+    that matches none is no error but comes back in UnknownIpPermissions."""
+    if req.get("SecurityGroupRuleIds"):
+        gone = [r for r in rules if r["id"] in req["SecurityGroupRuleIds"]]
+        if len(gone) != len(set(req["SecurityGroupRuleIds"])):
+            raise lim.fault("InvalidSecurityGroupRuleId.NotFound", "The specified rule ID does not exist")
+        return gone, []
+    wanted = permissions(req, group, sgs)
+    gone = [r for r in rules if any(same(r, w) for w in wanted)]
+    return gone, [w for w in wanted if not any(same(w, r) for r in rules)]
+
+
+def requested_rule(change: dict, group: dict, sgs: SecurityGroups) -> dict:
+    """A ModifySecurityGroupRules SecurityGroupRuleRequest -> a rule record without id (checked
+    as Authorize* checks its IpPermissions)."""
+    peers = [k for k in ("CidrIpv4", "CidrIpv6", "PrefixListId", "ReferencedGroupId") if change.get(k)]
+    if not peers:
+        raise lim.missing("CidrIpv4, CidrIpv6, PrefixListId or ReferencedGroupId")
+    if len(peers) > 1:
+        raise lim.combination(f"Only one of {', '.join(peers)} may be given for a rule")
+    desc = {"Description": change["Description"]} if change.get("Description") else {}
+    perm = {
+        "IpProtocol": change.get("IpProtocol") or "",
+        "FromPort": change.get("FromPort"),
+        "ToPort": change.get("ToPort"),
+        "IpRanges": [{"CidrIp": change["CidrIpv4"], **desc}] if change.get("CidrIpv4") else [],
+        "Ipv6Ranges": [{"CidrIpv6": change["CidrIpv6"], **desc}] if change.get("CidrIpv6") else [],
+        "PrefixListIds": [{"PrefixListId": change["PrefixListId"]}] if change.get("PrefixListId") else [],
+        "UserIdGroupPairs": (
+            [{"GroupId": change["ReferencedGroupId"], **desc}] if change.get("ReferencedGroupId") else []
+        ),
+    }
+    return permissions({"IpPermissions": [perm]}, group, sgs)[0]
 
 
 def render_permissions(rules: list[dict], account: str) -> list[dict]:
@@ -115,6 +204,8 @@ def render_permissions(rules: list[dict], account: str) -> list[dict]:
         desc = {"Description": r["desc"]} if r.get("desc") else {}
         if r.get("cidr"):
             p["IpRanges"].append({"CidrIp": r["cidr"], **desc})
+        elif r.get("cidr6"):
+            p["Ipv6Ranges"].append({"CidrIpv6": r["cidr6"], **desc})
         else:
             p["UserIdGroupPairs"].append({"GroupId": r["group"], "UserId": account, **desc})
     return list(out.values())

@@ -1,6 +1,10 @@
 """Security groups (Create/Describe/DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress,
-DescribeSecurityGroupRules),
-stored in ec2.db and enforced on the endpoints of the resources that carry them.
+DescribeSecurityGroupRules; ModifySecurityGroupRules: rule_changes.py), stored in ec2.db and
+enforced on the endpoints of the resources that carry them.
+
+A group belongs to one VPC (network.py): each VPC has its own "default" group, names are unique
+per VPC and looked up (GroupName) in the default VPC only, a rule references groups of its own
+VPC, and a resource carries groups of its subnet group's VPC.
 
 The source model (one machine, loopback addresses): a client's source address is the address its
 socket is bound to (127.0.0.1 when it binds none), so a client bound to 127.0.0.2 is a different
@@ -33,12 +37,12 @@ from strata.services.ec2.egress import unenforceable
 from strata.services.ec2.network import default_security_group, default_vpc
 from strata.services.ec2.query import matching, page, spec_tags, tag_list, tag_values
 from strata.services.ec2.rules import (
+    additions,
     egress_rules,
-    permissions,
+    removals,
     render_permissions,
     restricts_egress,
     rule_id,
-    same,
 )
 
 if TYPE_CHECKING:
@@ -83,28 +87,65 @@ class SecurityGroups:
             docs.append(doc)
         return docs
 
+    def create_default(self, account: str, region: str, vpc_id: str) -> dict:
+        """A new VPC's default security group (CreateVpc), stored."""
+        gid = "sg-" + uuid.uuid4().hex[:17]
+        doc = {
+            **_default_doc(account, region),
+            "id": gid,
+            "vpc": vpc_id,
+            "rules": [{"id": rule_id(gid, "self"), "proto": "-1", "from": -1, "to": -1, "group": gid}],
+        }
+        self.store.put_doc("sg", gid, doc)
+        return doc
+
     def group(self, account: str, region: str, group_id: str | None, name: str | None = None) -> dict:
+        """A group by id, or by name among the default VPC's (as AWS looks names up)."""
+        default_vpc_id = default_vpc(account, region)["id"]
         for d in self.groups(account, region):
-            if (group_id and d["id"] == group_id) or (not group_id and name and d["name"] == name):
+            if group_id and d["id"] == group_id:
+                return d
+            if not group_id and name and d["name"] == name and d["vpc"] == default_vpc_id:
                 return d
         if group_id and not group_id.startswith("sg-"):
             raise lim.fault("InvalidGroupId.Malformed", f'Invalid id: "{group_id}" (expecting "sg-...")')
         raise lim.fault("InvalidGroup.NotFound", f"The security group '{group_id or name}' does not exist")
 
-    def check_attachable(self, account: str, region: str, group_ids: list[str]) -> list[str]:
-        """The ids, validated for a resource to carry (errors as EC2 names them; a resource
-        service may rename the code). Refuses a restricting group where nothing enforces it: any
-        group whose egress rules restrict (egress.py), a non-default one without nftables."""
+    def check_attachable(
+        self, account: str, region: str, group_ids: list[str], vpc: str | None = None
+    ) -> list[str]:
+        """The ids, validated for a resource in VPC `vpc` (the default VPC when None) to carry;
+        none given: the VPC's default group. Errors as EC2 names them (a resource service may
+        rename the code): a group of another VPC is InvalidParameterCombination. Refuses a
+        restricting group where nothing enforces it: any group whose egress rules restrict
+        (egress.py), a non-default one without nftables."""
+        vpc = vpc or default_vpc(account, region)["id"]
         default = default_security_group(account, region)["id"]
         for g in group_ids:
-            if restricts_egress(self.group(account, region, g)):
+            doc = self.group(account, region, g)
+            if doc["vpc"] != vpc:
+                raise lim.combination(
+                    f"The security group {g} is in {doc['vpc']} and the resource in {vpc}: "
+                    "a resource and its security groups must be in the same VPC"
+                )
+            if restricts_egress(doc):
                 raise unenforceable(g)
             if g != default and self.firewall is None:
                 raise lim.invalid(
                     f"Security group {g} cannot be enforced on this host (no nftables or not root): "
                     "only the default security group is supported"
                 )
-        return list(dict.fromkeys(group_ids)) or [default]
+        if not group_ids:
+            vpc_default = next(
+                d["id"] for d in self.groups(account, region) if d["vpc"] == vpc and d["name"] == "default"
+            )
+            if vpc_default != default and self.firewall is None:
+                raise lim.invalid(
+                    f"The default security group of {vpc} cannot be enforced on this host "
+                    "(no nftables or not root): only the default VPC's is supported"
+                )
+            return [vpc_default]
+        return list(dict.fromkeys(group_ids))
 
     # -- guards ------------------------------------------------------------------------------------
 
@@ -197,10 +238,10 @@ class SecurityGroupsMixin:
         if name.lower().startswith("sg-"):
             raise lim.invalid("Group names may not be in the format sg-*.")
         vpc = default_vpc(ctx.account_id, ctx.region)["id"]
-        if req.get("VpcId") and req["VpcId"] != vpc:
-            raise lim.fault("InvalidVpcID.NotFound", f"The vpc ID '{req['VpcId']}' does not exist")
+        if req.get("VpcId"):
+            vpc = self.network.vpc(ctx.account_id, ctx.region, req["VpcId"])["id"]
         with sgs._lock:
-            if any(d["name"] == name for d in sgs.groups(ctx.account_id, ctx.region)):
+            if any(d["name"] == name and d["vpc"] == vpc for d in sgs.groups(ctx.account_id, ctx.region)):
                 raise lim.fault(
                     "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc}'"
                 )
@@ -257,7 +298,8 @@ class SecurityGroupsMixin:
         for name in names:
             sgs.group(ctx.account_id, ctx.region, None, name)
         if ids or names:
-            docs = [d for d in docs if d["id"] in ids or d["name"] in names]
+            default_vpc_id = default_vpc(ctx.account_id, ctx.region)["id"]
+            docs = [d for d in docs if d["id"] in ids or (d["name"] in names and d["vpc"] == default_vpc_id)]
 
         def values(d: dict, name: str) -> list[Any] | None:
             table = {
@@ -269,9 +311,13 @@ class SecurityGroupsMixin:
                 "ip-permission.cidr": [r["cidr"] for r in d["rules"] if r.get("cidr")],
                 "ip-permission.group-id": [r["group"] for r in d["rules"] if r.get("group")],
                 "ip-permission.protocol": [r["proto"] for r in d["rules"]],
+                "ip-permission.ipv6-cidr": [r["cidr6"] for r in d["rules"] if r.get("cidr6")],
+                "ip-permission.from-port": [r["from"] for r in d["rules"]],
+                "ip-permission.to-port": [r["to"] for r in d["rules"]],
                 "egress.ip-permission.cidr": [r["cidr"] for r in egress_rules(d) if r.get("cidr")],
                 "egress.ip-permission.group-id": [r["group"] for r in egress_rules(d) if r.get("group")],
                 "egress.ip-permission.protocol": [r["proto"] for r in egress_rules(d)],
+                "egress.ip-permission.ipv6-cidr": [r["cidr6"] for r in egress_rules(d) if r.get("cidr6")],
             }
             return table.get(name, tag_values(d, name))
 
@@ -301,17 +347,7 @@ class SecurityGroupsMixin:
         sgs = self.security_groups
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req.get("GroupId"), req.get("GroupName"))
-            added: list[dict] = []
-            for r in permissions(req, ctx.account_id, ctx.region, sgs):
-                if any(same(r, old) for old in g["rules"] + added):
-                    peer = r.get("cidr") or r.get("group")
-                    raise lim.fault(
-                        "InvalidPermission.Duplicate",
-                        f'the specified rule "peer: {peer}, {r["proto"].upper()}, from port: {r["from"]}, '
-                        f'to port: {r["to"]}, ALLOW" already exists',
-                    )
-                r["id"] = "sgr-" + uuid.uuid4().hex[:17]
-                added.append(r)
+            added = additions(req, g["rules"], g, sgs)
             if req.get("DryRun"):
                 raise lim.dry_run()
             g["rules"] += added
@@ -326,19 +362,7 @@ class SecurityGroupsMixin:
         sgs = self.security_groups
         with sgs._lock:
             g = sgs.group(ctx.account_id, ctx.region, req.get("GroupId"), req.get("GroupName"))
-            if req.get("SecurityGroupRuleIds"):
-                gone = [r for r in g["rules"] if r["id"] in req["SecurityGroupRuleIds"]]
-                if len(gone) != len(set(req["SecurityGroupRuleIds"])):
-                    raise lim.fault(
-                        "InvalidSecurityGroupRuleId.NotFound", "The specified rule ID does not exist"
-                    )
-                unknown: list[dict] = []
-            else:
-                # As in a default VPC (all of Strata's groups are in one): a rule that matches none
-                # is no error but comes back in UnknownIpPermissions; the others are revoked.
-                wanted = permissions(req, ctx.account_id, ctx.region, sgs)
-                gone = [r for r in g["rules"] if any(same(r, w) for w in wanted)]
-                unknown = [w for w in wanted if not any(same(w, r) for r in g["rules"])]
+            gone, unknown = removals(req, g["rules"], g, sgs)
             if gone and sgs.firewall is None and g["name"] == "default":
                 raise lim.invalid(
                     "The default security group's rules cannot be restricted on this host "
@@ -403,6 +427,8 @@ class SecurityGroupsMixin:
         }
         if r.get("cidr"):
             out["CidrIpv4"] = r["cidr"]
+        elif r.get("cidr6"):
+            out["CidrIpv6"] = r["cidr6"]
         else:
             out["ReferencedGroupInfo"] = {"GroupId": r["group"], "UserId": ctx.account_id}
         if r.get("desc"):

@@ -56,9 +56,13 @@ class MountTargetsMixin:
             "VpcId": doc["vpc"],
         }
 
-    def _security_groups(self: EFSProvider, ctx: RequestContext, groups: list[str] | None) -> list[str]:
+    def _security_groups(
+        self: EFSProvider, ctx: RequestContext, groups: list[str] | None, vpc: str
+    ) -> list[str]:
+        """The groups of a mount target in VPC `vpc`: groups of that VPC (its default one when
+        none are given), as AWS requires."""
         default = default_security_group(ctx.account_id, ctx.region)["id"]
-        groups = list(groups) if groups else [default]
+        groups = list(groups or [])
         if len(groups) > lim.SECURITY_GROUPS_PER_MOUNT_TARGET:
             raise lim.error(
                 "SecurityGroupLimitExceeded",
@@ -69,15 +73,29 @@ class MountTargetsMixin:
             for g in groups:
                 if g != default:
                     raise lim.error("SecurityGroupNotFound", f"Security group '{g}' does not exist.")
-            return groups
+            return groups or [default]
         for g in groups:
             try:
-                sgs.check_attachable(ctx.account_id, ctx.region, [g])
+                sgs.check_attachable(ctx.account_id, ctx.region, [g], vpc)
             except ServiceError as e:
+                if e.code == "InvalidParameterCombination":
+                    raise lim.error(  # AWS: the group does not exist in the subnet's VPC
+                        "SecurityGroupNotFound",
+                        f"Security group '{g}' does not exist in the VPC of the subnet ({vpc}).",
+                    ) from None
                 if e.code == "InvalidParameterValue":  # it exists, but cannot be enforced here
                     raise lim.bad_request(e.message) from None
                 raise lim.error("SecurityGroupNotFound", f"Security group '{g}' does not exist.") from None
-        return list(dict.fromkeys(groups))
+        try:
+            return sgs.check_attachable(ctx.account_id, ctx.region, groups, vpc)
+        except ServiceError as e:
+            raise lim.bad_request(e.message) from None
+
+    def _subnet(self: EFSProvider, ctx: RequestContext, subnet_id: str) -> dict | None:
+        net = getattr(self.runtime.peer("ec2"), "network", None)
+        if net is None:
+            return subnet(ctx.account_id, ctx.region, subnet_id)
+        return net.subnet(ctx.account_id, ctx.region, subnet_id)
 
     def _guard(self: EFSProvider, doc: dict) -> None:
         """Enforce the mount target's groups on its NFS ports (blocking)."""
@@ -85,6 +103,9 @@ class MountTargetsMixin:
         if sgs is not None:
             endpoints = [(doc["ip"], NFS_PORT), (doc["ip"], ACCESS_POINT_PORT)]
             sgs.guard(f"efs:{doc['id']}", doc["account"], doc["region"], endpoints, doc["groups"])
+        net = getattr(self.runtime.peer("ec2"), "network", None)
+        if net is not None:  # its network interface sits in the subnet (DeleteSubnet: in use)
+            net.use(f"efs:{doc['id']}", [doc["subnet"]])
 
     def endpoints_in_zone(self: EFSProvider, account: str, region: str, zone: str) -> list[tuple[str, int]]:
         """The NFS endpoints (address, port) of the account's mount targets in Availability Zone
@@ -100,6 +121,9 @@ class MountTargetsMixin:
         sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
         if sgs is not None:
             sgs.unguard(f"efs:{doc['id']}")
+        net = getattr(self.runtime.peer("ec2"), "network", None)
+        if net is not None:
+            net.release(f"efs:{doc['id']}")
 
     def _ip(self: EFSProvider, wanted: str | None, taken: set[str]) -> str:
         if wanted is None:
@@ -126,15 +150,22 @@ class MountTargetsMixin:
         fs = self._fs(ctx, req["FileSystemId"])
         if req.get("IpAddressType") not in (None, "IPV4_ONLY") or req.get("Ipv6Address"):
             raise lim.bad_request("Strata's mount targets are IPv4 only (IpAddressType IPV4_ONLY).")
-        net = subnet(ctx.account_id, ctx.region, req["SubnetId"])
+        net = self._subnet(ctx, req["SubnetId"])
         if net is None:
             raise lim.error("SubnetNotFound", f"Subnet '{req['SubnetId']}' does not exist.")
+        others = {m["vpc"] for m in self._mount_targets(fs["id"])}
+        if others and net["vpc"] not in others:
+            raise lim.error(
+                "MountTargetConflict",
+                f"File system '{fs['id']}' has mount targets in {others.pop()}: all of its mount "
+                "targets must be in one VPC.",
+            )
         if fs.get("az") and net["az"] != fs["az"]:
             raise lim.error(
                 "AvailabilityZonesMismatch",
                 f"The subnet is in {net['az']}, but the One Zone file system is in {fs['az']}.",
             )
-        groups = self._security_groups(ctx, req.get("SecurityGroups"))
+        groups = self._security_groups(ctx, req.get("SecurityGroups"), net["vpc"])
         all_mts = self.store.list_docs("mt")
         for m in all_mts:
             if m["fs"] == fs["id"] and m["az"] == net["az"]:
@@ -208,7 +239,7 @@ class MountTargetsMixin:
     async def modify_mount_target_security_groups(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
         doc = self._mount_target(ctx, req["MountTargetId"])
-        doc["groups"] = self._security_groups(ctx, req.get("SecurityGroups"))
+        doc["groups"] = self._security_groups(ctx, req.get("SecurityGroups"), doc["vpc"])
         self.store.put_doc("mt", doc["id"], doc)
         await run_blocking(self._guard, doc)
         return {}

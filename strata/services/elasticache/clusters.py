@@ -10,12 +10,12 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
-from strata.services.elasticache import security
+from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
-from strata.services.elasticache.membership import new_port_owner, port_owner
-from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address
+from strata.services.elasticache.membership import new_port_owner
+from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import default_parameter_group
 from strata.sim.meter import meter
 
@@ -31,7 +31,8 @@ class CacheClusterOperations(ElastiCacheCore):
             if req.get("SecurityGroupIds"):
                 raise combination("A replication group's member takes the group's SecurityGroupIds.")
             return await self._add_member_cluster(ctx, req, cid)
-        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"))
+        subnet_group = subnets.find(self, ctx, req.get("CacheSubnetGroupName"))
+        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"), subnet_group["id"])
         if self.store.get_doc("cluster", cid) is not None:
             raise fault("CacheClusterAlreadyExistsFault", "Cache cluster already exists")
         eng = v.engine(req.get("Engine"))
@@ -73,10 +74,14 @@ class CacheClusterOperations(ElastiCacheCore):
             "nodes": [],
             "security_groups": groups,
             "sg_scope": [ctx.account_id, ctx.region],
+            **subnets.placement(self, ctx, subnet_group),
         }
         for i in range(count):
             az = v.availability_zone(
-                ctx.region, zones[i] if i < len(zones) else req.get("PreferredAvailabilityZone"), i
+                ctx.region,
+                zones[i] if i < len(zones) else req.get("PreferredAvailabilityZone"),
+                i,
+                doc.get("zones"),
             )
             doc["nodes"].append(
                 {"id": f"{i + 1:04d}", "address": node_address(i + 1), "created": created, "az": az}
@@ -173,7 +178,9 @@ class CacheClusterOperations(ElastiCacheCore):
             if req.get("SecurityGroupIds"):
                 if dep is not doc:
                     raise combination("A replication group's member takes the group's SecurityGroupIds.")
-                doc["security_groups"] = security.security_groups(self, ctx, req["SecurityGroupIds"])
+                doc["security_groups"] = security.security_groups(
+                    self, ctx, req["SecurityGroupIds"], doc.get("subnet_group")
+                )
                 doc["sg_scope"] = [ctx.account_id, ctx.region]
             v.engine_version(req.get("EngineVersion"), dep["engine_version"], dep["engine"])
             v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(dep))
@@ -235,7 +242,7 @@ class CacheClusterOperations(ElastiCacheCore):
                         "id": f"{top + i + 1:04d}",
                         "address": node_address(index),
                         "created": created,
-                        "az": v.availability_zone(region, None, top + i),
+                        "az": v.availability_zone(region, None, top + i, doc.get("zones")),
                     }
                 )
             servers = [self.engines.build_memcached(doc, doc["id"], n) for n in new]

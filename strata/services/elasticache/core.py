@@ -18,6 +18,7 @@ from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.nodes import PRIMARY, Engines
 from strata.services.elasticache.render import render_cluster
@@ -63,7 +64,7 @@ class ElastiCacheCore:
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
-            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group"}),
+            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group", "subnet_group"}),
             taken=_taken,
         )
         self.engines = Engines(
@@ -100,6 +101,9 @@ class ElastiCacheCore:
             self.router = router
         except Exception:  # noqa: BLE001 - reader endpoints then stay on one replica each
             log.warning("no endpoint router for reader endpoints; each stays on one replica", exc_info=True)
+        given = await run_blocking(security.guard_old_records, self)  # type: ignore[arg-type]
+        if given:
+            log.info("ElastiCache: %d deployments recorded without security groups now carry defaults", given)
         # Side by side: a cluster-mode group alone waits ~2 s for the engine to accept writes.
         await asyncio.gather(
             *(

@@ -19,12 +19,12 @@ from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
-from strata.services.elasticache import security
+from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
-from strata.services.elasticache.membership import MembershipOperations, new_port_owner, port_owner
-from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address
+from strata.services.elasticache.membership import MembershipOperations, new_port_owner
+from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import default_parameter_group, render_group
 from strata.services.elasticache.replicas import ReplicaOperations, ng_members
 from strata.sim.clock import clock
@@ -190,7 +190,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 n += 1
             cid = f"{prefix}{n:03d}"
         created = _now()
-        zone = v.availability_zone(region, az, len(ng["members"]))
+        zone = v.availability_zone(region, az, len(ng["members"]), group.get("zones"))
         return {
             "id": cid,
             "group": group["id"],
@@ -291,7 +291,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
         if req.get("PrimaryClusterId") and req.get("SecurityGroupIds"):
             raise combination("SecurityGroupIds cannot be used with PrimaryClusterId in Strata.")
-        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"))
+        subnet_group = subnets.find(self, ctx, req.get("CacheSubnetGroupName"))
+        groups = security.security_groups(self, ctx, req.get("SecurityGroupIds"), subnet_group["id"])
         if req.get("PrimaryClusterId"):
             if req.get("AtRestEncryptionEnabled") or req.get("KmsKeyId"):
                 raise combination(
@@ -383,6 +384,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             "port_owner": new_port_owner("group", gid),
             "security_groups": groups,
             "sg_scope": [ctx.account_id, ctx.region],
+            **subnets.placement(self, ctx, subnet_group),
         }
         if group["auth"]:
             group["auth_modified"] = created
@@ -409,7 +411,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                     if len(pending) < len(zones)
                     else (ng_zones[j] if j < len(ng_zones) else None)
                 )
-                zone = v.availability_zone(ctx.region, az, len(pending))
+                zone = v.availability_zone(ctx.region, az, len(pending), group.get("zones"))
                 prefix = f"{gid}-{ng_id}-" if cluster_mode else f"{gid}-"
                 member = {
                     "id": f"{prefix}{j + 1:03d}" if cluster_mode else f"{prefix}{len(pending) + 1:03d}",
@@ -510,7 +512,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             if req.get("AuthToken") is not None and (group.get("user_groups") or user_groups):
                 raise combination("An AUTH token cannot be used together with user groups.")
             if req.get("SecurityGroupIds"):
-                group["security_groups"] = security.security_groups(self, ctx, req["SecurityGroupIds"])
+                group["security_groups"] = security.security_groups(
+                    self, ctx, req["SecurityGroupIds"], group.get("subnet_group")
+                )
                 group["sg_scope"] = [ctx.account_id, ctx.region]
             if req.get("ReplicationGroupDescription"):
                 group["description"] = req["ReplicationGroupDescription"]

@@ -19,7 +19,7 @@ from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault
-from strata.services.elasticache.nodes import PRIMARY
+from strata.services.elasticache.nodes import PRIMARY, port_owner
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -50,11 +50,6 @@ def new_port_owner(kind: str, name: str) -> str:
     """A fresh allocation owner: unique per resource *instance*, so a group re-created under the name
     of one whose primary was retained never shares that primary's port."""
     return f"elasticache/{kind}/{name}/{uuid.uuid4().hex[:8]}"
-
-
-def port_owner(doc: dict, kind: str) -> str:
-    """The allocation owner of a deployment's port (its cluster-mode bus port is owner + "/bus")."""
-    return doc.get("port_owner") or f"elasticache/{kind}/{doc['id']}"
 
 
 class MembershipOperations(ElastiCacheCore):

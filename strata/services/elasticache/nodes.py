@@ -245,3 +245,8 @@ class Engines:
         for cid, server in live.items():
             if sorted(server.config.extra_binds) != sorted(wanted[cid]) and server.running():
                 server.set_binds(wanted[cid])
+
+
+def port_owner(doc: dict, kind: str) -> str:
+    """The allocation owner of a deployment's port (its cluster-mode bus port is owner + "/bus")."""
+    return doc.get("port_owner") or f"elasticache/{kind}/{doc['id']}"

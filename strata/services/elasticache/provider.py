@@ -30,6 +30,7 @@ from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
+from strata.services.elasticache.subnet_groups import CacheSubnetGroupOperations
 from strata.services.elasticache.tags import TagOperations
 from strata.services.elasticache.users import UserOperations
 from strata.services.parameters import refusing
@@ -45,5 +46,6 @@ class ElastiCacheProvider(
     AtRestOperations,
     UserOperations,
     AzPowerOperations,
+    CacheSubnetGroupOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -57,7 +57,7 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
             "ParameterApplyStatus": "in-sync",
             "CacheNodeIdsToReboot": [],
         },
-        "CacheSubnetGroupName": "default",
+        "CacheSubnetGroupName": dep.get("subnet_group") or "default",
         "AutoMinorVersionUpgrade": True,
         "SecurityGroups": security.rendered(dep),
         "AuthTokenEnabled": bool(dep.get("auth")),

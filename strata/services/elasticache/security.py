@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.elasticache.errors import invalid
+from strata.services.elasticache import subnets
+from strata.services.elasticache.errors import combination, invalid
+from strata.services.elasticache.nodes import port_owner
 
 if TYPE_CHECKING:
     from strata.services.ec2.security_groups import SecurityGroups
@@ -25,33 +27,68 @@ def _groups(provider: ElastiCacheProvider) -> SecurityGroups | None:
     return getattr(provider.runtime.peer("ec2"), "security_groups", None)
 
 
-def security_groups(provider: ElastiCacheProvider, ctx: RequestContext, ids: list[str] | None) -> list[str]:
-    """The deployment's group ids (the region's default group when none are given)."""
+def security_groups(
+    provider: ElastiCacheProvider, ctx: RequestContext, ids: list[str] | None, subnet_group: str | None = None
+) -> list[str]:
+    """The deployment's group ids, of the VPC of its cache subnet group (that VPC's default group
+    when none are given)."""
     sgs = _groups(provider)
     if sgs is None:
         if ids:
             raise invalid("SecurityGroupIds need Strata's EC2 service")
         return []
+    vpc = subnets.vpc_of(provider, ctx, subnet_group)
     try:
-        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []))
+        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []), vpc)
     except ServiceError as e:
+        if e.code == "InvalidParameterCombination":
+            raise combination(e.message) from None
         raise invalid(e.message) from None
 
 
 def guard(provider: ElastiCacheProvider, owner: str, dep: dict) -> None:
-    """Enforce the deployment's groups on its port from now on (blocking)."""
+    """Enforce the deployment's groups on its port from now on, and record its cache subnet
+    group's subnets as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(provider)
     if sgs is not None and dep.get("security_groups"):
         account, region = dep["sg_scope"]
         sgs.guard(
             f"elasticache:{owner}", account, region, [(ALL_LOOPBACK, dep["port"])], dep["security_groups"]
         )
+    net = getattr(provider.runtime.peer("ec2"), "network", None)
+    if net is not None and dep.get("subnets"):
+        net.use(f"elasticache:{owner}", dep["subnets"])
 
 
 def unguard(provider: ElastiCacheProvider, owner: str) -> None:
     sgs = _groups(provider)
     if sgs is not None:
         sgs.unguard(f"elasticache:{owner}")
+    net = getattr(provider.runtime.peer("ec2"), "network", None)
+    if net is not None:
+        net.release(f"elasticache:{owner}")
+
+
+def guard_old_records(provider: ElastiCacheProvider) -> int:
+    """At start-up: cache clusters and replication groups recorded before their groups were
+    enforced carry none; give each its VPC's default group, as AWS gives every one, and guard it,
+    rather than leave its port open until it is modified (blocking). How many were given one."""
+    sgs = _groups(provider)
+    if sgs is None:
+        return 0
+    store, n = provider.store, 0
+    for kind in ("cluster", "group"):
+        for doc in store.list_docs(kind):
+            if doc.get("security_groups") or (kind == "cluster" and doc.get("group")) or not doc.get("port"):
+                continue
+            account, region = store.owner(doc), store.region_of(doc)
+            with store.acting_for(doc):
+                doc["security_groups"] = sgs.check_attachable(account, region, [])
+                doc["sg_scope"] = [account, region]
+                store.put_doc(kind, doc["id"], doc)
+                guard(provider, port_owner(doc, kind), doc)
+            n += 1
+    return n
 
 
 def rendered(dep: dict) -> list[dict]:

@@ -229,7 +229,7 @@ class SnapshotOperations(ElastiCacheCore):
             "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
             "Port": dep["port"],
             "CacheParameterGroupName": "default.redis7",
-            "CacheSubnetGroupName": "default",
+            "CacheSubnetGroupName": dep.get("subnet_group") or "default",
             "VpcId": "vpc-strata",
             "AutoMinorVersionUpgrade": True,
             "SnapshotRetentionLimit": dep.get("retention", 0),

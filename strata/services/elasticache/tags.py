@@ -19,6 +19,7 @@ _KINDS = {
     "snapshot": ("snapshot", "_tags", "SnapshotNotFoundFault"),
     "user": ("user", "tags", "UserNotFoundFault"),
     "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
+    "subnetgroup": ("subnet_group", "tags", "CacheSubnetGroupNotFoundFault"),
 }
 MAX_TAGS = 50
 

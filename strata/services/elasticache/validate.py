@@ -156,10 +156,15 @@ def fault_tags():
     )
 
 
-def availability_zone(region: str, value: str | None, index: int) -> str:
-    """The requested zone, or the zones of the region in turn."""
+def availability_zone(region: str, value: str | None, index: int, zones: list[str] | None = None) -> str:
+    """The requested zone, or the zones of the region in turn; `zones`: those of the deployment's
+    cache subnet group (a requested zone must be one of them)."""
     if value:
         if not value.startswith(region) or len(value) != len(region) + 1 or value[-1] not in AZ_SUFFIXES:
             raise invalid(f"Invalid availability zone: {value}")
+        if zones and value not in zones:
+            raise invalid(f"The cache subnet group has no subnet in availability zone {value}.")
         return value
+    if zones:
+        return zones[index % len(zones)]
     return f"{region}{AZ_SUFFIXES[index % 3]}"

@@ -273,7 +273,7 @@ class BackupOperations(RDSCore):
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self._other_az(doc["az"])
+            doc["secondary_az"] = self._other_az(doc["az"], doc.get("subnet_group"))
         await self._encrypt_instance(doc)
         self._save(doc)
         await run_blocking(security.guard, self, doc)
@@ -382,7 +382,7 @@ class BackupOperations(RDSCore):
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self._other_az(doc["az"])
+            doc["secondary_az"] = self._other_az(doc["az"], doc.get("subnet_group"))
         await self._encrypt_instance(doc)
         self._save(doc)
         await run_blocking(security.guard, self, doc)

@@ -31,7 +31,7 @@ from strata.sim.windows import latest_window_start
 
 log = logging.getLogger("strata.rds")
 
-READER_HOST = "127.0.0.2"
+READER_HOST = m.READER_HOST
 CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
 CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
 
@@ -182,10 +182,12 @@ class ClusterOperations(RDSCore):
         cid = m.check_identifier(req.get("DBClusterIdentifier"), "DBClusterIdentifier")
         if self.store.get_doc("cluster", cid) or self._being_encrypted(f"cluster:{cid}"):
             raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
-        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before the port is taken
-        kms_key = self._storage_key(req, inherited_key)
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
+        groups = security.vpc_groups(  # before the port is taken
+            self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(req.get("DBSubnetGroupName"))
+        )
+        kms_key = self._storage_key(req, inherited_key)
         backup_window = m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW
         maintenance_window = m.maintenance_window(
             req.get("PreferredMaintenanceWindow"), backup_window, CLUSTER_MAINTENANCE_WINDOW
@@ -279,7 +281,11 @@ class ClusterOperations(RDSCore):
         if req.get("DeletionProtection") is not None:
             c["deletion_protection"] = bool(req["DeletionProtection"])
         groups = (
-            security.vpc_groups(self, req["VpcSecurityGroupIds"]) if req.get("VpcSecurityGroupIds") else None
+            security.vpc_groups(
+                self, req["VpcSecurityGroupIds"], self._subnet_group_vpc(c.get("subnet_group"))
+            )
+            if req.get("VpcSecurityGroupIds")
+            else None
         )
         if req.get("DBClusterParameterGroupName"):
             group = self._cluster_group_for(

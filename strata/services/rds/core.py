@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from strata.engines.ports import PortAllocator
 from strata.engines.postgres import pg_version, pg_versions
@@ -15,9 +16,13 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.owned_docs import OwnedDocs
 from strata.services.rds import model as m
+from strata.services.rds import security
 from strata.services.rds.fleet import Fleet
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
+
+if TYPE_CHECKING:
+    from strata.services.ec2.network import Network
 
 log = logging.getLogger("strata.rds")
 # Real-time runs each 30 simulated minutes: AWS backup windows are at least 30 minutes long,
@@ -92,6 +97,11 @@ class RDSCore:
             await run_blocking(self.fleet.router.start)
         except Exception:  # noqa: BLE001 - the rest of Strata must serve even if endpoints cannot
             log.exception("RDS endpoints could not be started; instance endpoints will not answer")
+        given = await run_blocking(security.guard_old_records, self, m.READER_HOST)
+        if given:
+            log.info(
+                "RDS: %d clusters and instances recorded without security groups now carry defaults", given
+            )
         for doc in self.store.list_docs("instance"):
             if doc["status"] in ("stopped", "deleting", "failed", "incompatible-restore"):
                 continue
@@ -280,8 +290,52 @@ class RDSCore:
     def _azs(self) -> list[str]:
         return [f"{self.region}{c}" for c in "abcdef"]
 
-    def _other_az(self, az: str) -> str:
-        return next(a for a in self._azs() if a != az)
+    # -- DB subnet groups and EC2's subnets (the operations: groups.py) --------------------------
+
+    def _get_subnet_group(self, name: str) -> dict:
+        g = self.store.get_doc("subnet_group", name.lower())
+        if g is None:
+            if name == "default":
+                return {"name": "default", "description": "default", "subnets": [], "tags": {}}
+            raise m.fault("DBSubnetGroupNotFoundFault", f"DB subnet group {name} not found.", 404)
+        return g
+
+    def _network(self) -> Network | None:
+        return getattr(self.runtime.peer("ec2"), "network", None)
+
+    def _subnets_of(self, group_name: str | None) -> list[dict]:
+        """The EC2 subnets of a DB subnet group (none: the default group, or a group recorded
+        before its subnets were checked, whose ids name no subnet)."""
+        net = self._network()
+        if not group_name or net is None:
+            return []
+        ids = self._get_subnet_group(group_name)["subnets"]
+        return [s for s in (net.subnet(self.account, self.region, i) for i in ids) if s]
+
+    def _subnet_group_vpc(self, group_name: str | None) -> str | None:
+        """The VPC of the DB subnet group (None: the default VPC)."""
+        subnets = self._subnets_of(group_name)
+        return subnets[0]["vpc"] if subnets else None
+
+    def _instance_zone(self, requested: str | None, inherited: str | None, subnet_group: str | None) -> str:
+        """A new instance's zone: the requested one, which its DB subnet group must cover; else the
+        zone it inherits (a restore's source) when the group covers it; else the group's first."""
+        zones = sorted({s["az"] for s in self._subnets_of(subnet_group)}) or self._azs()
+        if requested and requested not in self._azs():
+            raise m.fault("InvalidParameterValue", f"Invalid availability zone: {requested}")
+        if requested and requested not in zones:
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"The DB subnet group {subnet_group} has no subnet in availability zone {requested}.",
+            )
+        if requested:
+            return requested
+        return inherited if inherited and inherited in zones else zones[0]
+
+    def _other_az(self, az: str, subnet_group: str | None = None) -> str:
+        """A Multi-AZ standby's zone: another zone of the instance's DB subnet group."""
+        zones = sorted({s["az"] for s in self._subnets_of(subnet_group)}) or self._azs()
+        return next(a for a in zones if a != az)
 
     def _resource_id(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex[:26].upper()}"

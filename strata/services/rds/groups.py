@@ -17,13 +17,31 @@ _seq = itertools.count()
 class GroupOperations(RDSCore):
     # -- subnet groups -----------------------------------------------------------------------------
 
-    def _get_subnet_group(self, name: str) -> dict:
-        g = self.store.get_doc("subnet_group", name.lower())
-        if g is None:
-            if name == "default":
-                return {"name": "default", "description": "default", "subnets": [], "tags": {}}
-            raise m.fault("DBSubnetGroupNotFoundFault", f"DB subnet group {name} not found.", 404)
-        return g
+    def _check_subnets(self, ids: list[str]) -> list[str]:
+        """The subnet ids of a DB subnet group: existing subnets (EC2's), of one VPC, in two
+        zones at least, as AWS requires (InvalidSubnet, DBSubnetGroupDoesNotCoverEnoughAZs)."""
+        ids = list(dict.fromkeys(ids))
+        net = self._network()
+        if net is None:
+            return ids
+        subnets = [net.subnet(self.account, self.region, i) for i in ids]
+        unknown = [i for i, s in zip(ids, subnets, strict=True) if s is None]
+        if unknown:
+            raise m.fault("InvalidSubnet", f"Some input subnets in :[{', '.join(unknown)}] are invalid.")
+        if len({s["vpc"] for s in subnets if s}) > 1:
+            raise m.fault(
+                "InvalidSubnet",
+                "The requested subnet is invalid, or multiple subnets were requested that are not "
+                "all in a common VPC.",
+            )
+        zones = sorted({s["az"] for s in subnets if s})
+        if len(zones) < 2:
+            raise m.fault(
+                "DBSubnetGroupDoesNotCoverEnoughAZs",
+                "The DB subnet group doesn't meet Availability Zone (AZ) coverage requirement. "
+                f"Current AZ coverage: {', '.join(zones)}. Add subnets to cover at least 2 AZs.",
+            )
+        return ids
 
     def create_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBSubnetGroupName", "DBSubnetGroupDescription", "SubnetIds")
@@ -33,7 +51,7 @@ class GroupOperations(RDSCore):
         g = {
             "name": name,
             "description": req["DBSubnetGroupDescription"],
-            "subnets": list(req["SubnetIds"]),
+            "subnets": self._check_subnets(req["SubnetIds"]),
             "tags": m.tags_in(req.get("Tags")),
         }
         self.store.put_doc("subnet_group", name.lower(), g)
@@ -41,15 +59,22 @@ class GroupOperations(RDSCore):
 
     def _subnet_group_out(self, g: dict) -> dict:
         azs = self._azs()
+        net = self._network()
+        known = {
+            i: s for i in g["subnets"] if net and (s := net.subnet(self.account, self.region, i)) is not None
+        }
+        vpc = next(iter(known.values()))["vpc"] if known else None
+        if vpc is None and net is not None:
+            vpc = net.vpcs(self.account, self.region)[0]["id"]  # the default VPC
         return {
             "DBSubnetGroupName": g["name"],
             "DBSubnetGroupDescription": g["description"],
-            "VpcId": "vpc-strata0000000000",
+            "VpcId": vpc or "vpc-strata0000000000",
             "SubnetGroupStatus": "Complete",
             "Subnets": [
                 {
                     "SubnetIdentifier": s,
-                    "SubnetAvailabilityZone": {"Name": azs[i % len(azs)]},
+                    "SubnetAvailabilityZone": {"Name": known[s]["az"] if s in known else azs[i % len(azs)]},
                     "SubnetStatus": "Active",
                 }
                 for i, s in enumerate(g["subnets"])
@@ -69,7 +94,8 @@ class GroupOperations(RDSCore):
 
     def modify_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         g = self._get_subnet_group(req["DBSubnetGroupName"])
-        g["subnets"] = list(req.get("SubnetIds") or g["subnets"])
+        if req.get("SubnetIds"):
+            g["subnets"] = self._check_subnets(req["SubnetIds"])
         if req.get("DBSubnetGroupDescription"):
             g["description"] = req["DBSubnetGroupDescription"]
         self.store.put_doc("subnet_group", g["name"].lower(), g)
@@ -78,6 +104,22 @@ class GroupOperations(RDSCore):
     def delete_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         name = req["DBSubnetGroupName"]
         self._get_subnet_group(name)
+        for kind in ("instance", "cluster"):
+            user = next(
+                (
+                    d
+                    for d in self.store.list_docs(kind)
+                    if (d.get("subnet_group") or "").lower() == name.lower()
+                ),
+                None,
+            )
+            if user is not None:
+                what = "database instance" if kind == "instance" else "DB cluster"
+                raise m.fault(
+                    "InvalidDBSubnetGroupStateFault",
+                    f"Cannot delete the subnet group '{name}' because at least one {what}: "
+                    f"{user['id']} is still using it.",
+                )
         self.store.delete_doc("subnet_group", name.lower())
         return {}
 

@@ -45,20 +45,19 @@ class InstanceOperations(RDSCore):
         maintenance_window = m.maintenance_window(
             req.get("PreferredMaintenanceWindow"), backup_window, "sun:05:00-sun:05:30"
         )
-        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"))  # before ports are taken
+        sg = req.get("DBSubnetGroupName")
+        if sg:
+            self._get_subnet_group(sg)
+        # before ports are taken; a VPC's resources carry that VPC's groups
+        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(sg))
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         kms_key = self._storage_key(req, inherited_key)
         klass = m.check_class(req.get("DBInstanceClass") or "db.t3.micro")
-        az = req.get("AvailabilityZone") or az or self._azs()[0]
-        if az not in self._azs():
-            raise m.fault("InvalidParameterValue", f"Invalid availability zone: {az}")
+        az = self._instance_zone(req.get("AvailabilityZone"), az, sg)
         pg = req.get("DBParameterGroupName")
         if pg:
             self._get_param_group(pg)
-        sg = req.get("DBSubnetGroupName")
-        if sg:
-            self._get_subnet_group(sg)
         port = self.fleet.ports.allocate(
             f"rds/{self.store.engine_key(ident)}/endpoint", preferred=req.get("Port")
         )
@@ -114,7 +113,7 @@ class InstanceOperations(RDSCore):
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
         if doc["multi_az"]:
-            doc["secondary_az"] = self._other_az(doc["az"])
+            doc["secondary_az"] = self._other_az(doc["az"], doc.get("subnet_group"))
         await self._encrypt_instance(doc)
         self._save(doc)
         await run_blocking(security.guard, self, doc)
@@ -132,7 +131,9 @@ class InstanceOperations(RDSCore):
     def _finish_creation(self, doc: dict, params: dict[str, str]) -> None:
         """After the primary serves: Multi-AZ standby, first backup, then available."""
         if doc["multi_az"] and not self.fleet.standby_name(doc):
-            self.fleet.add_standby(doc, doc.get("secondary_az") or self._other_az(doc["az"]), params)
+            self.fleet.add_standby(
+                doc, doc.get("secondary_az") or self._other_az(doc["az"], doc.get("subnet_group")), params
+            )
             self._save(doc, "nodes", "next_node")
         if doc["backup_retention"] > 0 and not doc.get("source"):
             self._set_status(doc["id"], "backing-up")
@@ -294,7 +295,9 @@ class InstanceOperations(RDSCore):
         if req.get("VpcSecurityGroupIds"):
             if doc.get("cluster"):
                 raise m.fault("InvalidParameterCombination", security.MANAGED_BY_CLUSTER)
-            doc["vpc_groups"] = security.vpc_groups(self, req["VpcSecurityGroupIds"])
+            doc["vpc_groups"] = security.vpc_groups(
+                self, req["VpcSecurityGroupIds"], self._subnet_group_vpc(doc.get("subnet_group"))
+            )
         password = req.get("MasterUserPassword")
         if password:
             m.check_password(password)
@@ -335,7 +338,7 @@ class InstanceOperations(RDSCore):
         if params_changed:
             self.fleet.apply_params(doc, params)
         if multi_az is True:
-            doc["multi_az"], doc["secondary_az"] = True, self._other_az(doc["az"])
+            doc["multi_az"], doc["secondary_az"] = True, self._other_az(doc["az"], doc.get("subnet_group"))
             self.fleet.add_standby(doc, doc["secondary_az"], params)
         elif multi_az is False:
             self.fleet.remove_standby(doc)

@@ -70,6 +70,7 @@ INSTANCE_CLASSES = [
     "db.r7g.large",
     "db.serverless",
 ]
+READER_HOST = "127.0.0.2"  # every Aurora cluster's reader endpoint address (its own port)
 MAX_READ_REPLICAS = 5
 MAX_AURORA_READERS = 15
 IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*(-[a-zA-Z0-9]+)*$")

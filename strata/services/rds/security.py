@@ -13,6 +13,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.rds import model as m
 
 if TYPE_CHECKING:
+    from strata.services.ec2.network import Network
     from strata.services.ec2.security_groups import SecurityGroups
     from strata.services.rds.core import RDSCore
 
@@ -22,34 +23,53 @@ def _groups(core: RDSCore) -> SecurityGroups | None:
     return getattr(ec2, "security_groups", None)
 
 
-def vpc_groups(core: RDSCore, ids: list[str] | None) -> list[str]:
-    """The instance's group ids (the region's default group when none are given)."""
+def vpc_groups(core: RDSCore, ids: list[str] | None, vpc: str | None = None) -> list[str]:
+    """The group ids of an instance or cluster in `vpc` (its DB subnet group's; None: the default
+    VPC), that VPC's default group when none are given. A group of another VPC is refused with
+    InvalidParameterCombination, as AWS does."""
     sgs = _groups(core)
     if sgs is None:
         if ids:
             raise m.fault("InvalidParameterValue", "VpcSecurityGroupIds need Strata's EC2 service")
         return []
     try:
-        return sgs.check_attachable(core.account, core.region, list(ids or []))
+        return sgs.check_attachable(core.account, core.region, list(ids or []), vpc)
     except ServiceError as e:
-        raise m.fault("InvalidParameterValue", e.message) from None
+        code = (
+            "InvalidParameterCombination"
+            if e.code == "InvalidParameterCombination"
+            else "InvalidParameterValue"
+        )
+        raise m.fault(code, e.message) from None
 
 
 def _key(core: RDSCore, doc: dict) -> str:
     return f"rds:instance:{core.store.engine_key(doc['id'])}"
 
 
+def _network(core: RDSCore) -> Network | None:
+    return getattr(core.runtime.peer("ec2"), "network", None)
+
+
 def guard(core: RDSCore, doc: dict) -> None:
-    """Enforce the instance's groups on its endpoint from now on (blocking)."""
+    """Enforce the instance's groups on its endpoint from now on, and record the subnet of its
+    zone in its DB subnet group as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(core)
     if sgs is not None and doc.get("vpc_groups"):
         sgs.guard(_key(core, doc), core.account, core.region, [("127.0.0.1", doc["port"])], doc["vpc_groups"])
+    net = _network(core)
+    if net is not None:
+        subnets = core._subnets_of(doc.get("subnet_group"))
+        net.use(_key(core, doc), [s["id"] for s in subnets if s["az"] == doc["az"]][:1])
 
 
 def unguard(core: RDSCore, doc: dict) -> None:
     sgs = _groups(core)
     if sgs is not None:
         sgs.unguard(_key(core, doc))
+    net = _network(core)
+    if net is not None:
+        net.release(_key(core, doc))
 
 
 def _cluster_key(core: RDSCore, cluster: dict) -> str:
@@ -59,6 +79,10 @@ def _cluster_key(core: RDSCore, cluster: dict) -> str:
 def guard_cluster(core: RDSCore, cluster: dict, reader_host: str) -> None:
     """Enforce the cluster's groups on its writer and reader endpoints (blocking); a cluster
     recorded before clusters had groups has none here (its members keep their own)."""
+    net = _network(core)
+    if net is not None:  # a cluster's subnets: those of its DB subnet group
+        subnets = core._subnets_of(cluster.get("subnet_group"))
+        net.use(_cluster_key(core, cluster), [s["id"] for s in subnets])
     sgs = _groups(core)
     if sgs is not None and cluster.get("vpc_groups"):
         endpoints = [("127.0.0.1", cluster["port"]), (reader_host, cluster["port"])]
@@ -76,12 +100,51 @@ def unguard_cluster(core: RDSCore, cluster: dict) -> None:
     sgs = _groups(core)
     if sgs is not None:
         sgs.unguard(_cluster_key(core, cluster))
+    net = _network(core)
+    if net is not None:
+        net.release(_cluster_key(core, cluster))
+
+
+def guard_old_records(core: RDSCore, reader_host: str) -> int:
+    """At start-up: clusters and instances recorded before their groups were enforced carry none;
+    give each the groups AWS gives every one (its VPC's default group; a cluster's member, its
+    cluster's) and guard it, rather than leave its endpoints open until it is modified
+    (blocking). How many were given groups."""
+    if _groups(core) is None:
+        return 0
+    n = 0
+    for kind in ("cluster", "instance"):
+        for doc in core.store.list_docs(kind):
+            if doc.get("vpc_groups") or doc.get("status") == "deleting":
+                continue
+            with core.store.acting_for(doc):
+                if kind == "cluster":
+                    doc["vpc_groups"] = vpc_groups(
+                        core, None, core._subnet_group_vpc(doc.get("subnet_group"))
+                    )
+                    core.store.put_doc("cluster", doc["id"], doc)
+                    guard_cluster(core, doc, reader_host)
+                else:
+                    cluster = core.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+                    doc["vpc_groups"] = (
+                        member_groups(core, cluster, None)
+                        if cluster is not None
+                        else vpc_groups(core, None, core._subnet_group_vpc(doc.get("subnet_group")))
+                    )
+                    core.store.put_doc("instance", doc["id"], doc)
+                    guard(core, doc)
+            n += 1
+    return n
 
 
 def member_groups(core: RDSCore, cluster: dict, ids: list[str] | None) -> list[str]:
     """The groups of a new member of `cluster`: the cluster's. Other groups given for it are
     refused, as AWS manages a member's groups through its cluster."""
-    groups = cluster.get("vpc_groups") or vpc_groups(core, None)
+    groups = cluster.get("vpc_groups") or vpc_groups(
+        core,
+        None,
+        core._subnet_group_vpc(cluster.get("subnet_group")),
+    )
     if ids and list(dict.fromkeys(ids)) != groups:
         raise m.fault(
             "InvalidParameterCombination",

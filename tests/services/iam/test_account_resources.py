@@ -66,7 +66,13 @@ def test_rds_parameter_groups_per_account(iam_server, unique):
 def test_rds_subnet_groups_per_account(iam_server, unique):
     name = f"sg-{unique}"
     mine, theirs = iam_server.client("rds", **ROOT), iam_server.client("rds", **ALT_ROOT)
-    mine.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="a", SubnetIds=["subnet-a"])
+
+    def subnets(**creds: str) -> list[str]:  # each account's own default subnets
+        return [s["SubnetId"] for s in iam_server.client("ec2", **creds).describe_subnets()["Subnets"][:2]]
+
+    mine.create_db_subnet_group(
+        DBSubnetGroupName=name, DBSubnetGroupDescription="a", SubnetIds=subnets(**ROOT)
+    )
     with pytest.raises(ClientError) as e:
         theirs.describe_db_subnet_groups(DBSubnetGroupName=name)
     assert _code(e) == "DBSubnetGroupNotFoundFault"
@@ -74,7 +80,7 @@ def test_rds_subnet_groups_per_account(iam_server, unique):
         theirs.delete_db_subnet_group(DBSubnetGroupName=name)
     assert _code(e) == "DBSubnetGroupNotFoundFault"
     made = theirs.create_db_subnet_group(
-        DBSubnetGroupName=name, DBSubnetGroupDescription="b", SubnetIds=["subnet-b1", "subnet-b2"]
+        DBSubnetGroupName=name, DBSubnetGroupDescription="b", SubnetIds=subnets(**ALT_ROOT)
     )["DBSubnetGroup"]
     assert made["DBSubnetGroupArn"] == f"arn:aws:rds:us-east-1:{ALT_ACCOUNT}:subgrp:{name}"
     for client, description, arn_account in ((mine, "a", ACCOUNT), (theirs, "b", ALT_ACCOUNT)):

@@ -150,9 +150,8 @@ def test_parameter_group_applied_and_subnet_group(strata_server, unique: str) ->
     params = rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
     assert {"work_mem": "12345kB"} == {p["ParameterName"]: p["ParameterValue"] for p in params}
     subnets = f"subnets-{unique}"
-    rds.create_db_subnet_group(
-        DBSubnetGroupName=subnets, DBSubnetGroupDescription="d", SubnetIds=["subnet-1", "subnet-2"]
-    )
+    ids = [s["SubnetId"] for s in strata_server.client("ec2").describe_subnets()["Subnets"][:2]]
+    rds.create_db_subnet_group(DBSubnetGroupName=subnets, DBSubnetGroupDescription="d", SubnetIds=ids)
     ident = f"params-{unique}"
     inst = create_pg(
         rds, ident, DBParameterGroupName=group, DBSubnetGroupName=subnets, BackupRetentionPeriod=0

@@ -1,0 +1,338 @@
+"""VPCs and subnets beside the default ones: Create/Describe/DeleteVpc and Create/Describe/
+DeleteSubnet with AWS's errors, filters and tags, each VPC's own default security group, and
+records that survive a restart. One private server for the module (the VPC quota is per region)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from strata.engines.nft import nft_usable
+from tests.services.ec2.helpers import dial
+from tests.services.rds.helpers import create_pg, eventually, pg_connect
+from tests.strata_process import StrataProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    s = StrataProcess(Path(tmp_path_factory.mktemp("vpcs")) / "data").start()
+    yield s
+    s.stop()
+
+
+def _code(fn, **kw) -> str:  # noqa: ANN001
+    with pytest.raises(ClientError) as e:
+        fn(**kw)
+    return e.value.response["Error"]["Code"]
+
+
+def _tags(**kv: str) -> list[dict]:
+    return [{"Key": k, "Value": v} for k, v in kv.items()]
+
+
+def test_vpcs_and_subnets(server: StrataProcess) -> None:
+    ec2 = server.client("ec2")
+    default = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    assert default["CidrBlock"] == "172.31.0.0/16"
+
+    assert _code(ec2.create_vpc, CidrBlock="10.0.0.0/8") == "InvalidVpc.Range"  # /16 is the largest
+    assert _code(ec2.create_vpc, CidrBlock="10.0.0.0/29") == "InvalidVpc.Range"
+    assert _code(ec2.create_vpc, CidrBlock="10.0.1.0/16") == "InvalidParameterValue"  # host bits
+    assert _code(ec2.create_vpc, CidrBlock="10.0.0/16") == "InvalidParameterValue"
+    assert _code(ec2.create_vpc, CidrBlock="10.0.0.0/16", InstanceTenancy="dedicated") == (
+        "InvalidParameterValue"
+    )
+    assert _code(ec2.create_vpc, CidrBlock="10.0.0.0/16", DryRun=True) == "DryRunOperation"
+    vpc = ec2.create_vpc(
+        CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(Name="lab")}]
+    )["Vpc"]
+    vid = vpc["VpcId"]
+    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["State"]) == ("10.0.0.0/16", False, "available")
+    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["lab"]}])["Vpcs"]
+    assert [v["VpcId"] for v in found] == [vid]
+    assert [
+        v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.0.*"]}])["Vpcs"]
+    ] == [vid]
+    assert _code(ec2.describe_vpcs, VpcIds=["vpc-0123456789abcdef0"]) == "InvalidVpcID.NotFound"
+    assert _code(ec2.describe_vpcs, Filters=[{"Name": "colour", "Values": ["x"]}]) == "InvalidParameterValue"
+
+    # the VPC's own default security group, and groups named per VPC
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vid]}])["SecurityGroups"]
+    assert [g["GroupName"] for g in groups] == ["default"]
+    own_default = groups[0]["GroupId"]
+    assert groups[0]["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == own_default
+    by_name = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+    assert [g["VpcId"] for g in by_name] == [default["VpcId"]]  # names name the default VPC's groups
+    web = ec2.create_security_group(GroupName="web", Description="w", VpcId=vid)["GroupId"]
+    ec2.create_security_group(GroupName="web", Description="w")  # same name, other VPC: allowed
+    assert _code(ec2.create_security_group, GroupName="web", Description="w", VpcId=vid) == (
+        "InvalidGroup.Duplicate"
+    )
+    assert _code(
+        ec2.create_security_group, GroupName="x", Description="x", VpcId="vpc-0123456789abcdef0"
+    ) == ("InvalidVpcID.NotFound")
+    other_vpcs_default = by_name[0]["GroupId"]
+    assert (
+        _code(  # a rule references groups of its own VPC only
+            ec2.authorize_security_group_ingress,
+            GroupId=web,
+            IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": other_vpcs_default}]}],
+        )
+        == "InvalidGroup.NotFound"
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=web, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": own_default}]}]
+    )
+
+    # subnets
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.1.0.0/24") == "InvalidSubnet.Range"
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.0/29") == "InvalidSubnet.Range"
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.1/24") == "InvalidParameterValue"
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.0/24", AvailabilityZone="us-east-1z") == (
+        "InvalidParameterValue"
+    )
+    assert _code(ec2.create_subnet, VpcId="vpc-0123456789abcdef0", CidrBlock="10.0.0.0/24") == (
+        "InvalidVpcID.NotFound"
+    )
+    a = ec2.create_subnet(
+        VpcId=vid,
+        CidrBlock="10.0.0.0/24",
+        AvailabilityZone="us-east-1a",
+        TagSpecifications=[{"ResourceType": "subnet", "Tags": _tags(tier="db")}],
+    )["Subnet"]
+    assert (a["AvailabilityZone"], a["AvailableIpAddressCount"], a["DefaultForAz"]) == (
+        "us-east-1a",
+        251,
+        False,
+    )
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.128/25") == "InvalidSubnet.Conflict"
+    zone_b = ec2.describe_availability_zones(ZoneNames=["us-east-1b"])["AvailabilityZones"][0]["ZoneId"]
+    b = ec2.create_subnet(VpcId=vid, CidrBlock="10.0.1.0/24", AvailabilityZoneId=zone_b)["Subnet"]
+    assert b["AvailabilityZone"] == "us-east-1b"
+    in_vpc = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vid]}])["Subnets"]
+    assert sorted(s["SubnetId"] for s in in_vpc) == sorted([a["SubnetId"], b["SubnetId"]])
+    tagged = ec2.describe_subnets(Filters=[{"Name": "tag:tier", "Values": ["db"]}])["Subnets"]
+    assert [s["SubnetId"] for s in tagged] == [a["SubnetId"]]
+    defaults = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    assert len(defaults) == 6 and all(s["VpcId"] == default["VpcId"] for s in defaults)
+    # a subnet of the default VPC beside the default ones, tags on the default ones
+    mine = ec2.create_subnet(VpcId=default["VpcId"], CidrBlock="172.31.96.0/20")["Subnet"]["SubnetId"]
+    assert (
+        _code(ec2.create_subnet, VpcId=default["VpcId"], CidrBlock="172.31.0.0/24")
+        == "InvalidSubnet.Conflict"
+    )
+    ec2.create_tags(Resources=[default["VpcId"], defaults[0]["SubnetId"]], Tags=_tags(env="dev"))
+    assert ec2.describe_vpcs(VpcIds=[default["VpcId"]])["Vpcs"][0]["Tags"] == _tags(env="dev")
+    described = ec2.describe_tags(Filters=[{"Name": "key", "Values": ["env"]}])["Tags"]
+    assert sorted(t["ResourceType"] for t in described) == ["subnet", "vpc"]
+
+    # deletes: dependencies first
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
+    assert _code(ec2.delete_vpc, VpcId=default["VpcId"]) == "InvalidParameterValue"
+    assert _code(ec2.delete_subnet, SubnetId=defaults[0]["SubnetId"]) == "InvalidParameterValue"
+    assert _code(ec2.delete_subnet, SubnetId="subnet-0123456789abcdef0") == "InvalidSubnetID.NotFound"
+    ec2.delete_subnet(SubnetId=mine)
+
+    server.restart()  # created VPCs, subnets, groups and tags are stored
+    assert ec2.describe_vpcs(VpcIds=[vid])["Vpcs"][0]["Tags"] == _tags(Name="lab")
+    assert len(ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vid]}])["Subnets"]) == 2
+    assert ec2.describe_vpcs(VpcIds=[default["VpcId"]])["Vpcs"][0]["Tags"] == _tags(env="dev")
+
+    for s in (a, b):
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"  # the "web" group
+    ec2.delete_security_group(GroupId=web)
+    ec2.delete_vpc(VpcId=vid)  # its default group goes with it
+    assert _code(ec2.describe_vpcs, VpcIds=[vid]) == "InvalidVpcID.NotFound"
+    assert _code(ec2.describe_security_groups, GroupIds=[own_default]) == "InvalidGroup.NotFound"
+
+
+def test_five_vpcs_a_region(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="eu-west-1")
+    made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
+    assert _code(ec2.create_vpc, CidrBlock="10.9.0.0/16") == "VpcLimitExceeded"
+    assert server.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]  # another region
+    ec2.delete_vpc(VpcId=made[0])
+    ec2.create_vpc(CidrBlock="10.9.0.0/16")
+
+
+@pytest.mark.skipif(not nft_usable(), reason="another VPC's default group is enforced with nftables (root)")
+def test_subnet_groups_and_mount_targets_in_a_vpc(server: StrataProcess, unique: str) -> None:
+    ec2, rds, efs = server.client("ec2"), server.client("rds"), server.client("efs")
+    vid = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    b, c = (
+        ec2.create_subnet(VpcId=vid, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, z in ((1, "b"), (2, "c"))
+    )
+    default_subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])[
+        "Subnets"
+    ][0]
+    vpc_default = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vid]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    other_default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+
+    def group(name: str, subnets: list[str]) -> dict:
+        return rds.create_db_subnet_group(
+            DBSubnetGroupName=name, DBSubnetGroupDescription="d", SubnetIds=subnets
+        )["DBSubnetGroup"]
+
+    assert _code(group, name="x", subnets=[b, "subnet-0123456789abcdef0"]) == "InvalidSubnet"
+    assert _code(group, name="x", subnets=[b, default_subnet["SubnetId"]]) == "InvalidSubnet"  # two VPCs
+    assert _code(group, name="x", subnets=[b]) == "DBSubnetGroupDoesNotCoverEnoughAZs"
+    made = group(f"net-{unique}", [b, c])
+    assert made["VpcId"] == vid
+    assert sorted(s["SubnetAvailabilityZone"]["Name"] for s in made["Subnets"]) == [
+        "us-east-1b",
+        "us-east-1c",
+    ]
+
+    ident = f"vpcdb-{unique}"
+    base = {"DBSubnetGroupName": made["DBSubnetGroupName"], "BackupRetentionPeriod": 0}
+    assert _code(create_pg, rds=rds, ident=ident, VpcSecurityGroupIds=[other_default], **base) == (
+        "InvalidParameterCombination"  # a group of the default VPC on an instance of this one
+    )
+    assert _code(create_pg, rds=rds, ident=ident, AvailabilityZone="us-east-1a", **base) == (
+        "InvalidParameterCombination"  # no subnet of the group there
+    )
+    inst = create_pg(rds, ident, **base)
+    assert inst["AvailabilityZone"] == "us-east-1b"  # its zone comes from its subnet group
+    assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [vpc_default]
+    assert inst["DBSubnetGroup"]["VpcId"] == vid
+    # this machine's instances are in the default VPC: not members of this VPC's default group
+    port = inst["Endpoint"]["Port"]
+    assert dial(port) == "dropped"
+    ec2.authorize_security_group_ingress(
+        GroupId=vpc_default, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.1/32"
+    )
+    pg_connect(inst).close()
+
+    assert _code(ec2.delete_subnet, SubnetId=b) == "DependencyViolation"  # the instance's zone
+    assert _code(rds.delete_db_subnet_group, DBSubnetGroupName=made["DBSubnetGroupName"]) == (
+        "InvalidDBSubnetGroupStateFault"
+    )
+    fs = efs.create_file_system(CreationToken=unique)["FileSystemId"]
+    assert _code(efs.create_mount_target, FileSystemId=fs, SubnetId=c, SecurityGroups=[other_default]) == (
+        "SecurityGroupNotFound"
+    )
+    mt = efs.create_mount_target(FileSystemId=fs, SubnetId=c)
+    assert (mt["VpcId"], mt["AvailabilityZoneName"]) == (vid, "us-east-1c")
+    assert efs.describe_mount_target_security_groups(MountTargetId=mt["MountTargetId"])["SecurityGroups"] == [
+        vpc_default
+    ]
+    assert _code(efs.create_mount_target, FileSystemId=fs, SubnetId=default_subnet["SubnetId"]) == (
+        "MountTargetConflict"  # one VPC per file system
+    )
+    assert _code(ec2.delete_subnet, SubnetId=c) == "DependencyViolation"
+    efs.delete_mount_target(MountTargetId=mt["MountTargetId"])
+    ec2.delete_subnet(SubnetId=c)  # nothing in it any more
+
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+    eventually(lambda: not _instances(rds, ident), timeout=120)
+    ec2.delete_subnet(SubnetId=b)
+    rds.delete_db_subnet_group(DBSubnetGroupName=made["DBSubnetGroupName"])
+    efs.delete_file_system(FileSystemId=fs)
+    ec2.delete_vpc(VpcId=vid)
+
+
+def _instances(rds, ident: str) -> list[dict]:  # noqa: ANN001
+    return [i for i in rds.describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"] == ident]
+
+
+@pytest.mark.skipif(not nft_usable(), reason="another VPC's default group is enforced with nftables (root)")
+def test_cache_subnet_groups(server: StrataProcess, unique: str) -> None:
+    ec2, ec = server.client("ec2"), server.client("elasticache")
+    vid = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    b, c = (
+        ec2.create_subnet(VpcId=vid, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, z in ((1, "b"), (2, "c"))
+    )
+    default_subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])[
+        "Subnets"
+    ][0]
+    vpc_default = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vid]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    other_default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    name = f"cache-{unique}"
+
+    def create(subnets: list[str], n: str = name) -> dict:
+        return ec.create_cache_subnet_group(
+            CacheSubnetGroupName=n, CacheSubnetGroupDescription="cache", SubnetIds=subnets
+        )["CacheSubnetGroup"]
+
+    assert _code(create, subnets=["subnet-0123456789abcdef0"]) == "InvalidSubnet"
+    assert _code(create, subnets=[b, default_subnet["SubnetId"]]) == "InvalidSubnet"
+    made = create([b, c])
+    assert (made["VpcId"], sorted(s["SubnetAvailabilityZone"]["Name"] for s in made["Subnets"])) == (
+        vid,
+        ["us-east-1b", "us-east-1c"],
+    )
+    assert _code(create, subnets=[b]) == "CacheSubnetGroupAlreadyExists"
+    assert (
+        _code(ec.describe_cache_subnet_groups, CacheSubnetGroupName="nope") == "CacheSubnetGroupNotFoundFault"
+    )
+    assert (
+        ec.describe_cache_subnet_groups(CacheSubnetGroupName="default")["CacheSubnetGroups"][0]["VpcId"]
+        == (ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"])
+    )
+    ec.add_tags_to_resource(ResourceName=made["ARN"], Tags=[{"Key": "tier", "Value": "cache"}])
+    assert ec.list_tags_for_resource(ResourceName=made["ARN"])["TagList"] == [
+        {"Key": "tier", "Value": "cache"}
+    ]
+
+    gid = f"rg-{unique}"
+    params = {
+        "ReplicationGroupId": gid,
+        "ReplicationGroupDescription": "sessions",
+        "Engine": "redis",
+        "CacheNodeType": "cache.t3.micro",
+        "NumCacheClusters": 2,
+        "CacheSubnetGroupName": name,
+    }
+    assert _code(ec.create_replication_group, SecurityGroupIds=[other_default], **params) == (
+        "InvalidParameterCombination"  # a group of the default VPC for a group in this one
+    )
+    assert _code(
+        ec.create_replication_group, PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"], **params
+    ) == (
+        "InvalidParameterValue"  # no subnet of the group in us-east-1a
+    )
+    ec.create_replication_group(**params)
+    g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
+    members = ec.describe_cache_clusters(CacheClusterId=g["MemberClusters"][0])["CacheClusters"]
+    assert members[0]["CacheSubnetGroupName"] == name
+    assert members[0]["SecurityGroups"] == [{"SecurityGroupId": vpc_default, "Status": "active"}]
+    zones = sorted(
+        ec.describe_cache_clusters(CacheClusterId=m)["CacheClusters"][0]["PreferredAvailabilityZone"]
+        for m in g["MemberClusters"]
+    )
+    assert zones == ["us-east-1b", "us-east-1c"]  # its nodes' zones come from its subnet group
+    port = g["NodeGroups"][0]["PrimaryEndpoint"]["Port"]
+    assert dial(port) == "dropped"  # this machine's instances are in the default VPC
+    ec2.authorize_security_group_ingress(
+        GroupId=vpc_default, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.2/32"
+    )
+    assert (dial(port, "127.0.0.2"), dial(port)) == ("open", "dropped")
+
+    assert _code(ec.delete_cache_subnet_group, CacheSubnetGroupName=name) == "CacheSubnetGroupInUse"
+    assert _code(ec2.delete_subnet, SubnetId=b) == "DependencyViolation"
+    ec.delete_replication_group(ReplicationGroupId=gid)
+    eventually(lambda: not _groups(ec, gid), timeout=120)
+    ec.delete_cache_subnet_group(CacheSubnetGroupName=name)
+    for s in (b, c):
+        ec2.delete_subnet(SubnetId=s)
+    ec2.delete_vpc(VpcId=vid)
+
+
+def _groups(ec, gid: str) -> list[dict]:  # noqa: ANN001
+    return [
+        g for g in ec.describe_replication_groups()["ReplicationGroups"] if g["ReplicationGroupId"] == gid
+    ]
