@@ -19,7 +19,7 @@ from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.fis.authority import RoleDenied, check_role
+from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
@@ -39,7 +39,12 @@ _FAULT_KINDS = {
 
 
 class ActionFailed(Exception):
-    """An action could not be carried out; its message becomes the action's state reason."""
+    """An action could not be carried out; its message becomes the action's state reason, `code`
+    the experiment's error code (AWS's: ConfigurationFailure, AuthorizationFailure, ...)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Runner:
@@ -56,8 +61,11 @@ class Runner:
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
 
-    def _set(self, doc: dict, status: str, reason: str) -> None:
+    def _set(self, doc: dict, status: str, reason: str, error: str | None = None) -> None:
+        """Record the experiment's state; `error` is AWS's failure code (AuthorizationFailure ...)."""
         doc["state"] = {"status": status, "reason": reason}
+        if error is not None:
+            doc["state"]["error"] = {"accountId": doc["account"], "code": error}
         self._save(doc)
 
     def launch(self, doc: dict) -> None:
@@ -115,6 +123,10 @@ class Runner:
         running: dict[str, asyncio.Task] = {}
         try:
             self._set(doc, "initiating", "Experiment is initiating.")
+            try:
+                check_trust(self.settings, doc["roleArn"], doc["region"], doc["account"], doc["arn"])
+            except RoleDenied as e:
+                raise ActionFailed(str(e), "AuthorizationFailure") from e
             resolved = {}
             for name, target in doc["targets"].items():
                 ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
@@ -142,7 +154,10 @@ class Runner:
             await _cancel_all(running)
             self._finish_actions(doc, "Action stopped: another action failed.")
             doc["endTime"] = clock.time()
-            self._set(doc, "failed", str(e.message if isinstance(e, ServiceError) else e))
+            if isinstance(e, ServiceError):
+                self._set(doc, "failed", e.message)
+            else:
+                self._set(doc, "failed", str(e), e.code)
         except Exception as e:  # noqa: BLE001 - an experiment never takes the server down
             log.exception("FIS experiment %s failed", doc["id"])
             await _cancel_all(running)
@@ -235,7 +250,7 @@ class Runner:
                 by_tags,
             )
         except RoleDenied as e:
-            raise ActionFailed(str(e)) from e
+            raise ActionFailed(str(e), "AuthorizationFailure") from e
 
     def _targets(self, doc: dict, action: dict) -> list[str]:
         return [arn for t in action.get("targets", {}).values() for arn in doc["resolved"].get(t, [])]
