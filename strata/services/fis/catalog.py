@@ -86,8 +86,9 @@ ACTIONS: dict[str, ActionSpec] = {
         # Strata's own actions (not on AWS): faults AWS cannot make on demand.
         ActionSpec(
             "strata:rds:replica-lag",
-            "Holds the target PostgreSQL read replicas (or Aurora readers) lagSeconds behind their "
-            "source: the engine applies each commit that long after it was made.",
+            "Holds the target read replicas (or Aurora readers) lagSeconds behind their source: the "
+            "engine applies each commit that long after it was made (PostgreSQL "
+            "recovery_min_apply_delay, MariaDB/MySQL MASTER_DELAY).",
             {
                 "duration": ("The duration, up to 12 hours (ISO 8601).", True),
                 "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),

@@ -1,12 +1,16 @@
-"""Strata's own FIS action strata:rds:replica-lag: a PostgreSQL read replica's engine applies each
-commit lagSeconds late (recovery_min_apply_delay), so a read-after-write through the replica's
-endpoint sees stale data, then fresh; stopping the experiment lifts the delay."""
+"""Strata's own FIS action strata:rds:replica-lag: a read replica's engine applies each commit
+lagSeconds late (PostgreSQL recovery_min_apply_delay, MariaDB MASTER_DELAY), so a read-after-write
+through the replica's endpoint sees stale data, then fresh; stopping the experiment (or its end)
+lifts the delay."""
 
 from __future__ import annotations
 
+import time
+
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE, error_of
-from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.test_mariadb import my_connect, rows
 
 
 def lag_template(arn: str, lag: str) -> dict:
@@ -57,6 +61,59 @@ def test_replica_lag_makes_read_after_write_stale_then_fresh(strata_server, uniq
             fis.stop_experiment(id=exp_id)
             assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
             assert replica.execute("SHOW recovery_min_apply_delay").fetchone() == ("0",)
+    finally:
+        for ident in (rep_id, src_id):
+            rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_mariadb_replica_lag_holds_the_replicas_apply_back(strata_server, unique):
+    """An hour of lag: a write is not on the replica seconds later; stopping the experiment lifts
+    the delay and the write arrives (held back, not lost). The master user cannot read SHOW SLAVE
+    STATUS (as on RDS), so what is seen is what a client sees."""
+    rds = strata_server.client("rds")
+    fis = strata_server.client("fis")
+    src_id, rep_id = f"mlsrc-{unique}", f"mlrep-{unique}"
+    rds.create_db_instance(
+        DBInstanceIdentifier=src_id,
+        Engine="mariadb",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="app",
+        BackupRetentionPeriod=1,
+    )
+    try:
+        src = wait_status(rds, src_id, timeout=300)
+        with my_connect(src) as conn:
+            rows(conn, "CREATE TABLE notes (id INT PRIMARY KEY) ENGINE=InnoDB")
+        rds.create_db_instance_read_replica(DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=src_id)
+        rep = wait_status(rds, rep_id, timeout=300)
+        tid = fis.create_experiment_template(**lag_template(rep["DBInstanceArn"], "3600"))[
+            "experimentTemplate"
+        ]["id"]
+        with my_connect(rep) as replica, my_connect(src) as primary:
+            eventually(lambda: rows(replica, "SHOW TABLES LIKE 'notes'"), 60)
+            exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+            wait_for(fis, exp_id, ("running", *DONE))
+            written = []
+
+            def held_back() -> bool:  # a fresh write still missing on the replica 2 s later
+                written.append(len(written) + 1)
+                rows(primary, f"INSERT INTO notes VALUES ({written[-1]})")
+                time.sleep(2)
+                return not rows(replica, f"SELECT id FROM notes WHERE id = {written[-1]}")
+
+            eventually(held_back, 60)
+            time.sleep(3)
+            assert not rows(replica, f"SELECT id FROM notes WHERE id = {written[-1]}")  # still stale
+            exp = fis.get_experiment(id=exp_id)["experiment"]
+            assert exp["actions"]["lag"]["state"]["status"] == "running", exp["state"]
+
+            fis.stop_experiment(id=exp_id)
+            assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+            everything = [(i,) for i in written]
+            assert eventually(lambda: rows(replica, "SELECT id FROM notes ORDER BY id") == everything, 60)
     finally:
         for ident in (rep_id, src_id):
             rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
