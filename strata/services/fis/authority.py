@@ -20,7 +20,8 @@ from strata.config import Settings
 from strata.sim.clock import clock
 
 # action id -> (permission on each target resource, permissions on "*"), from AWS's action
-# reference (strata:rds:replica-lag, Strata's own, changes the replica as ModifyDBInstance does).
+# reference (Strata's own replica-lag actions change the replica as ModifyDBInstance and
+# ModifyReplicationGroup do).
 PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "aws:fis:wait": (None, ()),
     "aws:fis:inject-api-internal-error": (None, ("fis:InjectApiInternalError",)),
@@ -45,6 +46,10 @@ PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         ),
     ),
     "strata:rds:replica-lag": ("rds:ModifyDBInstance", ("rds:DescribeDBInstances",)),
+    "strata:elasticache:replica-lag": (
+        "elasticache:ModifyReplicationGroup",
+        ("elasticache:DescribeReplicationGroups",),
+    ),
 }
 TAG_LOOKUP = "tag:GetResources"  # needed where a target is found by its tags
 

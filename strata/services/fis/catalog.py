@@ -95,6 +95,17 @@ ACTIONS: dict[str, ActionSpec] = {
             },
             ("DBInstances", "aws:rds:db"),
         ),
+        ActionSpec(
+            "strata:elasticache:replica-lag",
+            "Holds the replicas of the target ElastiCache replication groups (without cluster mode) in "
+            "the target's Availability Zone lagSeconds behind their primary: each receives the "
+            "primary's replication stream that long after it was sent.",
+            {
+                "duration": ("The duration, up to 12 hours (ISO 8601).", True),
+                "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),
+            },
+            ("ReplicationGroups", "aws:elasticache:replicationgroup"),
+        ),
     ]
 }
 

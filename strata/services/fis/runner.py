@@ -296,6 +296,10 @@ class Runner:
             await self._replica_lag(
                 doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
             )
+        elif action_id == "strata:elasticache:replica-lag":
+            await self._cache_replica_lag(
+                doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
+            )
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
 
@@ -303,23 +307,51 @@ class Runner:
         """The nodes of the target groups in the target's zone lose power for `duration`; the
         ElastiCache monitor fails a primary among them over, as after any crash (az_power.py)."""
         cache = self._service("elasticache", "ElastiCache")
-        target = doc["targets"][action["targets"]["ReplicationGroups"]]
-        identifier = target["parameters"]["availabilityZoneIdentifier"]
-        zone = zone_name(doc["account"], doc["region"], identifier)
-        if zone is None:
-            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        zone = self._target_zone(doc, action)
         cut: list[tuple[str, list[str]]] = []
         try:
-            for arn in self._targets(doc, action):
-                parts = arn.split(":")
-                if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
-                    raise ActionFailed(f"Replication group {arn} not found.")
-                group_id = parts[6]
+            for group_id in self._group_ids(doc, action):
                 cut.append((group_id, await cache.interrupt_az_power(group_id, zone)))
             await asyncio.sleep(duration)
         finally:
             for group_id, members in cut:  # power returns however the action ends
                 await cache.restore_az_power(group_id, members)
+
+    def _group_ids(self, doc: dict, action: dict) -> list[str]:
+        """The replication group ids of the action's targets (ARNs of the experiment's account)."""
+        ids = []
+        for arn in self._targets(doc, action):
+            parts = arn.split(":")
+            if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
+                raise ActionFailed(f"Replication group {arn} not found.")
+            ids.append(parts[6])
+        return ids
+
+    def _target_zone(self, doc: dict, action: dict) -> str:
+        target = doc["targets"][action["targets"]["ReplicationGroups"]]
+        identifier = target["parameters"]["availabilityZoneIdentifier"]
+        zone = zone_name(doc["account"], doc["region"], identifier)
+        if zone is None:
+            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        return zone
+
+    async def _cache_replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
+        """The target groups' replicas in the target's zone get their primary's stream `lag`
+        seconds late for `duration` (elasticache/replica_lag.py)."""
+        cache = self._service("elasticache", "ElastiCache")
+        zone = self._target_zone(doc, action)
+        held: list[str] = []
+        try:
+            for group_id in self._group_ids(doc, action):
+                held.append(group_id)
+                await cache.set_replica_lag(group_id, lag, zone)
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            for group_id in held:
+                try:
+                    await cache.set_replica_lag(group_id, 0)
+                except Exception:  # noqa: BLE001 - lift the others
+                    log.warning("could not lift the replica lag of %s", group_id, exc_info=True)
 
     async def _pause_volume_io(self, doc: dict, name: str, action: dict, duration: float) -> None:
         """Every request on the target volumes' NBD data path waits for `duration`."""
