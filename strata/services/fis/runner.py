@@ -24,7 +24,7 @@ from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
-from strata.sim.faults import ApiFault, api_faults, io_pauses
+from strata.sim.faults import ApiFault, api_faults, io_pauses, service_outages
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
@@ -300,6 +300,8 @@ class Runner:
             await self._cache_replica_lag(
                 doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
             )
+        elif action_id == "aws:network:disrupt-connectivity" and params.get("scope", "all") != "all":
+            await self._cut_service(doc, name, action, params["scope"], duration_seconds(params["duration"]))
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
 
@@ -395,6 +397,20 @@ class Runner:
         finally:  # rolled back however the action ends
             io_pauses.resume(key)
             await run_blocking(self.blackhole.remove, key)
+
+    async def _cut_service(self, doc: dict, name: str, action: dict, service: str, duration: float) -> None:
+        """Scope dynamodb or s3: the service's endpoint answers no one for `duration` (requests are
+        held, then their connections dropped unanswered: strata.sim.faults.ServiceOutages)."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
+        await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids})  # the account's own, or NotFound
+        key = f"{doc['id']}/{name}"
+        service_outages.cut(key, frozenset({service}))
+        try:
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            service_outages.restore(key)
 
     async def _replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
         """The target replicas' engines apply each commit `lag` seconds late for `duration`."""
