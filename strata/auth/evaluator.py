@@ -139,11 +139,13 @@ class Facts:
 
 
 def principal_match(spec: PrincipalSpec, caller: Principal) -> str | None:
-    """How a Principal element names the caller: "direct" (its own ARN, or anyone), "role" (the
-    role of a role session), "account" (its account, which delegates to the account's own
-    policies), or None."""
+    """How a Principal element names the caller: "direct" (its own ARN, a service principal it
+    lists, or anyone), "role" (the role of a role session), "account" (its account, which
+    delegates to the account's own policies), or None."""
     if spec.any:
         return "direct"
+    if caller.kind == "service":  # an AWS service acting for the account (e.g. FIS assuming a role)
+        return "direct" if caller.name in spec.services else None
     aws = spec.aws
     if not aws:
         return None

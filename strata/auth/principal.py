@@ -14,9 +14,11 @@ class Principal:
     """Who signed the request.
 
     `kind` is "root" (an account's root key, or the loopback test key), "user" (an IAM user's
-    key) or "assumed-role" (an STS session; `role_arn` is the role). `unrestricted` principals
-    (root, the test key) skip identity-policy evaluation: the fast path. `session` holds an STS
-    session's facts (expiry, session policies, source) when the key is temporary.
+    key), "assumed-role" (an STS session; `role_arn` is the role) or "service" (an AWS service
+    principal such as fis.amazonaws.com, named by `name`, assuming a role that trusts it).
+    `unrestricted` principals (root, the test key) skip identity-policy evaluation: the fast
+    path. `session` holds an STS session's facts (expiry, session policies, source) when the key
+    is temporary.
     """
 
     access_key: str

@@ -41,6 +41,9 @@ from strata.engines.process import (
 )
 
 REPL_USER = "strata_repl"
+# Written while a FIS fault holds this replica's apply back (set_apply_delay). MariaDB keeps
+# MASTER_DELAY across restarts; faults end with the process, so start() lifts it when this exists.
+FAULT_DELAY = "fault-apply-delay"
 # The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
 # no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
 # INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
@@ -239,6 +242,25 @@ class MariaNode:
             if self.archive_dir is not None:
                 adopt_tree(self.archive_dir, self.user)
         self.proc.start(ready=self.accepting, timeout=timeout)
+        if (self.root / FAULT_DELAY).exists():
+            self.set_apply_delay(0)  # a fault of the process before: gone with it
+
+    def set_apply_delay(self, seconds: float) -> None:
+        """Hold this replica's apply back: a transaction is applied `seconds` after the primary
+        committed it (MASTER_DELAY; 0 lifts it). The I/O thread still receives (and acknowledges)
+        every event at once; replication stops for the moment of the change only (MariaDB takes
+        CHANGE MASTER on a stopped replica) and starts again however the change went. A fault (FIS
+        replica lag): marked by FAULT_DELAY, so a restart lifts it."""
+        marker = self.root / FAULT_DELAY
+        if seconds > 0:
+            marker.write_text(f"{int(seconds)}\n")
+        if self.in_recovery():
+            try:
+                self.execute("STOP SLAVE", f"CHANGE MASTER TO MASTER_DELAY = {int(seconds)}")
+            finally:
+                self.execute("START SLAVE")
+        if seconds <= 0:
+            marker.unlink(missing_ok=True)
 
     def stop(self) -> None:
         self.proc.stop(timeout=60)
@@ -315,6 +337,8 @@ class MariaNode:
         """Apply everything already received (the relay log), then stop replicating and accept
         writes. The wait is long: on a loaded machine applying a backlog of fsync'd commits can
         take tens of seconds, and cutting it short would lose them."""
+        if (self.root / FAULT_DELAY).exists():
+            self.set_apply_delay(0)  # a promoted replica applies everything it received, at once
         conn = self.connect()
         try:
             with conn.cursor(pymysql.cursors.DictCursor) as cur:

@@ -34,6 +34,7 @@ from strata.gateway.detect import (
     to_path_style,
 )
 from strata.gateway.hosts import HostPolicy, misdirected
+from strata.gateway.http1 import DropConnection
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
@@ -42,7 +43,7 @@ from strata.protocol.errors import InternalError, NotImplementedOperation, Servi
 from strata.protocol.http import BodyStream, HttpRequest, HttpResponse
 from strata.sim.bucket_requests import bucket_requests
 from strata.sim.clock import clock
-from strata.sim.faults import api_faults
+from strata.sim.faults import api_faults, service_outages
 from strata.sim.request_limits import READ_RATE, SLOW_DOWN, WRITE_RATE, PrefixLimits
 from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
@@ -143,6 +144,9 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
+        if service_outages.out and service_outages.down(service):
+            await service_outages.wait_out(service)  # FIS: the service's endpoint is cut off
+            raise DropConnection
         if service == "s3" and request.method == "OPTIONS":
             return self._preflight(request, codec, request_id, start)
         try:

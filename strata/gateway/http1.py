@@ -74,6 +74,11 @@ class _Exchange:
         self.head = request.method == "HEAD"
 
 
+class DropConnection(Exception):
+    """Raised by a handler for a request that must go unanswered, as if its packets were dropped
+    (FIS network disruption): the connection is cut with no response."""
+
+
 class _HeadTooLarge(Exception):
     pass
 
@@ -328,6 +333,11 @@ class HttpConnection(asyncio.Protocol):
     async def _run(self, exchange: _Exchange) -> None:
         try:
             response = await self.server.handler(exchange.request, exchange.body)
+        except DropConnection:
+            self._active = None
+            if self.transport is not None:
+                self.transport.abort()
+            return
         except Exception:  # noqa: BLE001 - the handler renders errors itself; this is the last resort
             log.exception("unhandled error")
             response = HttpResponse(500, [("content-type", "text/plain")], b"Internal error")

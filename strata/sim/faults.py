@@ -1,6 +1,7 @@
 """Faults injected by FIS experiments that the request paths consult: API faults (calls made with an
 IAM role's sessions answered with the service's throttling, internal or unavailable error for a
-share of them) and paused EBS volume I/O (`IoPauses`, below).
+share of them), paused EBS volume I/O (`IoPauses`, below) and services whose endpoint does not
+answer (`ServiceOutages`, below).
 
 The gateway asks `api_faults.error_for(...)` only while `api_faults.rules` is non-empty, so a
 Strata with no experiment running pays one truthiness test per request. The share is spread
@@ -10,6 +11,7 @@ client's retries absorb it deterministically (and a test of that cannot flake).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,3 +126,32 @@ class IoPauses:
 
 
 io_pauses = IoPauses()
+
+
+class ServiceOutages:
+    """Services whose endpoint is cut off (FIS aws:network:disrupt-connectivity, scope dynamodb or
+    s3): the gateway holds each request to such a service until the outage ends, then drops its
+    connection unanswered, so a client sees what a denied network path gives it: no answer (its
+    timeout), and a request that never reached the service.
+
+    The gateway asks only while `out` is non-empty: one truthiness test per request otherwise."""
+
+    def __init__(self) -> None:
+        self.out: dict[str, frozenset[str]] = {}  # outage key -> service names
+
+    def cut(self, key: str, services: frozenset[str]) -> None:
+        self.out = {**self.out, key: services}
+
+    def restore(self, key: str) -> None:
+        self.out = {k: v for k, v in self.out.items() if k != key}
+
+    def down(self, service: str) -> bool:
+        return any(service in services for services in self.out.values())
+
+    async def wait_out(self, service: str) -> None:
+        """Return once `service` answers again (polled: an outage lasts seconds to hours)."""
+        while self.down(service):
+            await asyncio.sleep(0.2)
+
+
+service_outages = ServiceOutages()

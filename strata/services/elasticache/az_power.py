@@ -7,8 +7,9 @@ power returns, as AWS blocks the replacement of nodes in the zone for the action
 monitor meets the dead processes as it meets any crash, so a primary among them fails over the
 way a crashed primary does (the replica that has read furthest is promoted by the engine:
 REPLICAOF NO ONE, or CLUSTER FAILOVER TAKEOVER in cluster mode) and the primary endpoint moves
-with it; only the rebuild waits. When power returns the monitor restarts the nodes, as replicas
-of the primaries of the moment. The interruption lives in memory: a Strata restart starts every
+with it (in cluster mode the configuration endpoint too, when its node lost power); only the
+rebuild waits. When power returns the monitor restarts the nodes, as replicas of the primaries of
+the moment, holding the endpoint addresses they hold now. The interruption lives in memory: a Strata restart starts every
 node again.
 """
 
@@ -44,14 +45,6 @@ class AzPowerOperations(ElastiCacheCore):
         group = self._group_doc(group_id)
         async with self._resource_lock(group["id"]):
             group = self._group_doc(group["id"])
-            if group.get("cluster_mode"):
-                # Not yet: in a first test the monitor did not fail a cluster-mode shard over
-                # after its primary lost power (unexplained); refused rather than half done.
-                raise fault(
-                    "InvalidReplicationGroupStateFault",
-                    f"Replication group {group['id']} has cluster mode enabled: Strata interrupts "
-                    "AZ power only for groups without cluster mode.",
-                )
             if not group.get("multi_az"):
                 raise fault(
                     "InvalidReplicationGroupStateFault",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.engines.endpoint import EndpointRouter, Router
+from strata.engines.lag_relay import LagRelay
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
@@ -87,6 +88,8 @@ class ElastiCacheCore:
         self.router: Router | None = None
         # engine keys of members whose zone has no power (FIS, az_power.py): nothing restarts them
         self.unpowered: set[str] = set()
+        # group engine key -> member id -> the relay holding that replica back (FIS, replica_lag.py)
+        self.lag_relays: dict[str, dict[str, LagRelay]] = {}
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -143,6 +146,9 @@ class ElastiCacheCore:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor
+        for relays in self.lag_relays.values():
+            for relay in relays.values():
+                await relay.close()
         for key in list(self.discovery):
             account, region, cluster_id = self.store.split_engine_key(key)
             with self.store.acting_as(account, region):

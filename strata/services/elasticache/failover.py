@@ -231,7 +231,12 @@ class FailoverOperations(ElastiCacheCore):
                 return
             if self._powered(cid):
                 log.warning("ElastiCache shard %s: replica %s restarted in place", ng["id"], cid)
-                await run_blocking(self.engines.start_all, [self.engines.redis(cid)])
+                # With the endpoint addresses it holds now: a primary that lost its power held the
+                # configuration endpoint, which the failover moved to another node meanwhile.
+                server = self.engines.build_redis(
+                    group, cid, member["nodes"][0], binds=self._wanted_binds(group)[cid]
+                )
+                await run_blocking(self.engines.start_all, [server])
             return
         if (
             cid == ng["primary"]

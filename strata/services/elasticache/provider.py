@@ -4,8 +4,8 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; power interruptions of an Availability Zone (for FIS) in `az_power.py`; the
-engine processes and their addresses in `nodes.py`.
+groups in `users.py`; power interruptions of an Availability Zone and replica lag (for FIS) in
+`az_power.py` and `replica_lag.py`; the engine processes and their addresses in `nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
 group), `group` (replication groups), `snapshot`. A *deployment* is what owns the settings and
@@ -29,6 +29,7 @@ from strata.services.elasticache.az_power import AzPowerOperations
 from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
+from strata.services.elasticache.replica_lag import ReplicaLagOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.subnet_groups import CacheSubnetGroupOperations
 from strata.services.elasticache.tags import TagOperations
@@ -47,5 +48,6 @@ class ElastiCacheProvider(
     UserOperations,
     AzPowerOperations,
     CacheSubnetGroupOperations,
+    ReplicaLagOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -1,22 +1,27 @@
-"""The experiment role's authority: FIS acts as the template's role, so an action runs only if the
-role exists and its policies (identity policies and permissions boundary, judged by the same
-evaluator as every request) allow each permission AWS's action reference lists for that action,
-on each target resource. A denied permission fails the action with AWS's AccessDenied wording.
+"""The experiment role's authority: FIS acts as the template's role.
 
-Not checked: the role's trust policy (that it trusts fis.amazonaws.com): Strata's evaluator has no
-service principals yet.
+- When an experiment starts, FIS assumes the role: the role must exist and its trust policy must
+  let the service principal fis.amazonaws.com call sts:AssumeRole, with the request's
+  aws:SourceAccount (the experiment's account) and aws:SourceArn (the experiment's ARN), which
+  AWS's recommended trust policy conditions on. Otherwise the experiment fails (check_trust).
+- An action runs only if the role's policies (identity policies and permissions boundary, judged
+  by the same evaluator as every request) allow each permission AWS's action reference lists for
+  that action, on each target resource. A denied permission fails the action with AWS's
+  AccessDenied wording (check_role).
 """
 
 from __future__ import annotations
 
 from strata.auth.directory import directory_for
-from strata.auth.evaluator import Facts, evaluate
+from strata.auth.evaluator import Facts, PolicySet, evaluate
+from strata.auth.policy import compile_policy
 from strata.auth.principal import Principal
 from strata.config import Settings
 from strata.sim.clock import clock
 
 # action id -> (permission on each target resource, permissions on "*"), from AWS's action
-# reference (strata:rds:replica-lag, Strata's own, changes the replica as ModifyDBInstance does).
+# reference (Strata's own replica-lag actions change the replica as ModifyDBInstance and
+# ModifyReplicationGroup do).
 PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "aws:fis:wait": (None, ()),
     "aws:fis:inject-api-internal-error": (None, ("fis:InjectApiInternalError",)),
@@ -41,12 +46,65 @@ PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         ),
     ),
     "strata:rds:replica-lag": ("rds:ModifyDBInstance", ("rds:DescribeDBInstances",)),
+    "strata:elasticache:replica-lag": (
+        "elasticache:ModifyReplicationGroup",
+        ("elasticache:DescribeReplicationGroups",),
+    ),
 }
 TAG_LOOKUP = "tag:GetResources"  # needed where a target is found by its tags
 
 
+SERVICE_PRINCIPAL = "fis.amazonaws.com"
+
+
 class RoleDenied(Exception):
     """The experiment's role may not do what the action needs; the message is AWS's."""
+
+
+def _role(settings: Settings, role_arn: str) -> dict | None:
+    """The role an ARN names (its path included), or None."""
+    account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    role = directory_for(settings).find("role", account, name)
+    return role if role is not None and role["Arn"] == role_arn else None
+
+
+def check_trust(settings: Settings, role_arn: str, region: str, account: str, experiment_arn: str) -> None:
+    """Raise RoleDenied unless FIS may assume the role for this experiment: the role exists and its
+    trust policy allows fis.amazonaws.com sts:AssumeRole (Deny statements and conditions on
+    aws:SourceAccount/aws:SourceArn included)."""
+    role = _role(settings, role_arn)
+    if role is None:
+        raise RoleDenied(f"Unable to assume the role {role_arn}: the role does not exist.")
+    service = Principal(
+        access_key="",
+        account_id="",
+        arn=SERVICE_PRINCIPAL,
+        kind="service",
+        name=SERVICE_PRINCIPAL,
+        unrestricted=False,
+    )
+    facts = Facts(
+        service,
+        region,
+        "",
+        True,
+        clock.time,
+        {
+            "aws:sourceaccount": account,
+            "aws:sourcearn": experiment_arn,
+            "aws:principalservicename": SERVICE_PRINCIPAL,
+            "aws:principalisawsservice": True,
+        },
+    )
+    # The trust policy alone decides: the identity side is the service's (unrestricted), and the
+    # role counts as another account's resource so that only the trust policy can allow.
+    trust = compile_policy(role["trust"], "trust")
+    decision = evaluate(service, "sts:AssumeRole", role_arn, facts, PolicySet(unrestricted=True), trust, "-")
+    if not decision.allowed:
+        raise RoleDenied(
+            f"Unable to assume the role {role_arn}: its trust policy does not allow "
+            f"{SERVICE_PRINCIPAL} to perform sts:AssumeRole for experiment {experiment_arn}."
+        )
 
 
 def check_role(
@@ -61,7 +119,7 @@ def check_role(
         return
     directory = directory_for(settings)
     account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
-    if directory.find("role", account, name) is None:
+    if _role(settings, role_arn) is None:
         raise RoleDenied(f"Unable to assume the role {role_arn}: the role does not exist.")
     principal = Principal(
         access_key="",

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from strata.protocol.errors import ServiceError
 
 MAX_DURATION_SECONDS = 12 * 3600  # AWS: an action runs for at most 12 hours
+# aws:network:disrupt-connectivity scopes Strata applies (AWS's prefix-list and availability-zone
+# are not: Strata has no prefix lists, and its clients are in no zone)
+SCOPES = ("all", "dynamodb", "s3")
 
 
 @dataclass(frozen=True)
@@ -79,20 +82,37 @@ ACTIONS: dict[str, ActionSpec] = {
             "Denies all traffic to the Strata endpoints served in the target subnets' Availability Zones.",
             {
                 "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
-                "scope": ("The type of traffic to deny: all (the only scope Strata applies).", False),
+                "scope": (
+                    "The type of traffic to deny: all (the endpoints served in the subnets' zones), "
+                    "dynamodb or s3 (the service's endpoint stops answering, for every client: "
+                    "Strata cannot tell a client's subnet).",
+                    False,
+                ),
             },
             ("Subnets", "aws:ec2:subnet"),
         ),
         # Strata's own actions (not on AWS): faults AWS cannot make on demand.
         ActionSpec(
             "strata:rds:replica-lag",
-            "Holds the target PostgreSQL read replicas (or Aurora readers) lagSeconds behind their "
-            "source: the engine applies each commit that long after it was made.",
+            "Holds the target read replicas (or Aurora readers) lagSeconds behind their source: the "
+            "engine applies each commit that long after it was made (PostgreSQL "
+            "recovery_min_apply_delay, MariaDB/MySQL MASTER_DELAY).",
             {
                 "duration": ("The duration, up to 12 hours (ISO 8601).", True),
                 "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),
             },
             ("DBInstances", "aws:rds:db"),
+        ),
+        ActionSpec(
+            "strata:elasticache:replica-lag",
+            "Holds the replicas of the target ElastiCache replication groups (without cluster mode) in "
+            "the target's Availability Zone lagSeconds behind their primary: each receives the "
+            "primary's replication stream that long after it was sent.",
+            {
+                "duration": ("The duration, up to 12 hours (ISO 8601).", True),
+                "lagSeconds": ("The replication lag to hold, in seconds (1-3600).", True),
+            },
+            ("ReplicationGroups", "aws:elasticache:replicationgroup"),
         ),
     ]
 }

@@ -19,12 +19,12 @@ from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.fis.authority import RoleDenied, check_role
+from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
-from strata.sim.faults import ApiFault, api_faults, io_pauses
+from strata.sim.faults import ApiFault, api_faults, io_pauses, service_outages
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
@@ -39,7 +39,12 @@ _FAULT_KINDS = {
 
 
 class ActionFailed(Exception):
-    """An action could not be carried out; its message becomes the action's state reason."""
+    """An action could not be carried out; its message becomes the action's state reason, `code`
+    the experiment's error code (AWS's: ConfigurationFailure, AuthorizationFailure, ...)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Runner:
@@ -56,8 +61,11 @@ class Runner:
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
 
-    def _set(self, doc: dict, status: str, reason: str) -> None:
+    def _set(self, doc: dict, status: str, reason: str, error: str | None = None) -> None:
+        """Record the experiment's state; `error` is AWS's failure code (AuthorizationFailure ...)."""
         doc["state"] = {"status": status, "reason": reason}
+        if error is not None:
+            doc["state"]["error"] = {"accountId": doc["account"], "code": error}
         self._save(doc)
 
     def launch(self, doc: dict) -> None:
@@ -115,6 +123,10 @@ class Runner:
         running: dict[str, asyncio.Task] = {}
         try:
             self._set(doc, "initiating", "Experiment is initiating.")
+            try:
+                check_trust(self.settings, doc["roleArn"], doc["region"], doc["account"], doc["arn"])
+            except RoleDenied as e:
+                raise ActionFailed(str(e), "AuthorizationFailure") from e
             resolved = {}
             for name, target in doc["targets"].items():
                 ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
@@ -142,7 +154,10 @@ class Runner:
             await _cancel_all(running)
             self._finish_actions(doc, "Action stopped: another action failed.")
             doc["endTime"] = clock.time()
-            self._set(doc, "failed", str(e.message if isinstance(e, ServiceError) else e))
+            if isinstance(e, ServiceError):
+                self._set(doc, "failed", e.message)
+            else:
+                self._set(doc, "failed", str(e), e.code)
         except Exception as e:  # noqa: BLE001 - an experiment never takes the server down
             log.exception("FIS experiment %s failed", doc["id"])
             await _cancel_all(running)
@@ -235,7 +250,7 @@ class Runner:
                 by_tags,
             )
         except RoleDenied as e:
-            raise ActionFailed(str(e)) from e
+            raise ActionFailed(str(e), "AuthorizationFailure") from e
 
     def _targets(self, doc: dict, action: dict) -> list[str]:
         return [arn for t in action.get("targets", {}).values() for arn in doc["resolved"].get(t, [])]
@@ -281,6 +296,12 @@ class Runner:
             await self._replica_lag(
                 doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
             )
+        elif action_id == "strata:elasticache:replica-lag":
+            await self._cache_replica_lag(
+                doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
+            )
+        elif action_id == "aws:network:disrupt-connectivity" and params.get("scope", "all") != "all":
+            await self._cut_service(doc, name, action, params["scope"], duration_seconds(params["duration"]))
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
 
@@ -288,23 +309,51 @@ class Runner:
         """The nodes of the target groups in the target's zone lose power for `duration`; the
         ElastiCache monitor fails a primary among them over, as after any crash (az_power.py)."""
         cache = self._service("elasticache", "ElastiCache")
-        target = doc["targets"][action["targets"]["ReplicationGroups"]]
-        identifier = target["parameters"]["availabilityZoneIdentifier"]
-        zone = zone_name(doc["account"], doc["region"], identifier)
-        if zone is None:
-            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        zone = self._target_zone(doc, action)
         cut: list[tuple[str, list[str]]] = []
         try:
-            for arn in self._targets(doc, action):
-                parts = arn.split(":")
-                if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
-                    raise ActionFailed(f"Replication group {arn} not found.")
-                group_id = parts[6]
+            for group_id in self._group_ids(doc, action):
                 cut.append((group_id, await cache.interrupt_az_power(group_id, zone)))
             await asyncio.sleep(duration)
         finally:
             for group_id, members in cut:  # power returns however the action ends
                 await cache.restore_az_power(group_id, members)
+
+    def _group_ids(self, doc: dict, action: dict) -> list[str]:
+        """The replication group ids of the action's targets (ARNs of the experiment's account)."""
+        ids = []
+        for arn in self._targets(doc, action):
+            parts = arn.split(":")
+            if len(parts) != 7 or parts[3:6] != [doc["region"], doc["account"], "replicationgroup"]:
+                raise ActionFailed(f"Replication group {arn} not found.")
+            ids.append(parts[6])
+        return ids
+
+    def _target_zone(self, doc: dict, action: dict) -> str:
+        target = doc["targets"][action["targets"]["ReplicationGroups"]]
+        identifier = target["parameters"]["availabilityZoneIdentifier"]
+        zone = zone_name(doc["account"], doc["region"], identifier)
+        if zone is None:
+            raise ActionFailed(f"Invalid availabilityZoneIdentifier: {identifier}")
+        return zone
+
+    async def _cache_replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
+        """The target groups' replicas in the target's zone get their primary's stream `lag`
+        seconds late for `duration` (elasticache/replica_lag.py)."""
+        cache = self._service("elasticache", "ElastiCache")
+        zone = self._target_zone(doc, action)
+        held: list[str] = []
+        try:
+            for group_id in self._group_ids(doc, action):
+                held.append(group_id)
+                await cache.set_replica_lag(group_id, lag, zone)
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            for group_id in held:
+                try:
+                    await cache.set_replica_lag(group_id, 0)
+                except Exception:  # noqa: BLE001 - lift the others
+                    log.warning("could not lift the replica lag of %s", group_id, exc_info=True)
 
     async def _pause_volume_io(self, doc: dict, name: str, action: dict, duration: float) -> None:
         """Every request on the target volumes' NBD data path waits for `duration`."""
@@ -348,6 +397,20 @@ class Runner:
         finally:  # rolled back however the action ends
             io_pauses.resume(key)
             await run_blocking(self.blackhole.remove, key)
+
+    async def _cut_service(self, doc: dict, name: str, action: dict, service: str, duration: float) -> None:
+        """Scope dynamodb or s3: the service's endpoint answers no one for `duration` (requests are
+        held, then their connections dropped unanswered: strata.sim.faults.ServiceOutages)."""
+        ec2 = self._service("ec2", "EC2")
+        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
+        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
+        await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids})  # the account's own, or NotFound
+        key = f"{doc['id']}/{name}"
+        service_outages.cut(key, frozenset({service}))
+        try:
+            await asyncio.sleep(duration)
+        finally:  # rolled back however the action ends
+            service_outages.restore(key)
 
     async def _replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
         """The target replicas' engines apply each commit `lag` seconds late for `duration`."""

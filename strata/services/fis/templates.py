@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from strata.protocol.errors import ServiceError
-from strata.services.fis.catalog import ACTIONS, TARGET_PARAMETERS, TARGET_TYPES, duration_seconds
+from strata.services.fis.catalog import ACTIONS, SCOPES, TARGET_PARAMETERS, TARGET_TYPES, duration_seconds
 from strata.services.registry import SERVICES
 
 _SELECTION = re.compile(r"^(ALL|COUNT\((\d+)\)|PERCENT\((\d+)\))$")
@@ -88,9 +88,10 @@ def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None
         lag = params["lagSeconds"]
         if not lag.isdigit() or not 1 <= int(lag) <= 3600:
             raise invalid(f"Action {name}: lagSeconds must be an integer from 1 to 3600, got {lag}")
-    if params.get("scope", "all") != "all":
+    if params.get("scope", "all") not in SCOPES:
         raise invalid(
-            f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scope is all"
+            f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scopes are "
+            + ", ".join(SCOPES)
         )
     if "forceFailover" in params and params["forceFailover"].lower() not in ("true", "false"):
         raise invalid(f"Action {name}: forceFailover must be true or false")

@@ -140,12 +140,10 @@ class RDSCore:
         return "running"
 
     async def set_replica_lag(self, ident: str, seconds: float) -> None:
-        """Hold a PostgreSQL read replica's (or Aurora reader's) replay `seconds` behind its source,
-        the engine's own delay (recovery_min_apply_delay); 0 lifts it. For FIS's
-        strata:rds:replica-lag; a restart of the replica lifts it too."""
+        """Hold a read replica's (or Aurora reader's) apply `seconds` behind its source with the
+        engine's own delay (PostgreSQL recovery_min_apply_delay, MariaDB MASTER_DELAY); 0 lifts it.
+        For FIS's strata:rds:replica-lag; a restart of the replica lifts it too."""
         doc = self._get_instance(ident)
-        if doc["kind"] != "postgres":
-            raise m.fault("InvalidParameterCombination", f"Replica lag is not supported for {doc['engine']}.")
         node = self.fleet.primary(doc)
 
         def apply() -> None:

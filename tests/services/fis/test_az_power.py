@@ -11,6 +11,8 @@ import os
 import time
 
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from tests.services.elasticache.conftest import eventually, group, roles
 from tests.services.elasticache.test_engine_faults import Writer, _in_sync, _member_client, _pid
@@ -171,26 +173,64 @@ def test_az_power_needs_a_zone_and_multi_az(strata_server, unique):
         assert redis.Redis(**_endpoint(group(ec, gid))).ping()  # untouched
     finally:
         ec.delete_replication_group(ReplicationGroupId=gid)
-    # cluster mode: refused by Strata for now (the action fails, nothing is cut)
+
+
+def test_az_power_on_a_cluster_mode_group_fails_every_shard_over(strata_server, unique):
+    """Both shards' primaries are in the zone that loses power: each shard's replica takes its
+    slots over (the configuration endpoint moves off the dead node too), acknowledged keys are
+    kept, and when power returns the old primaries rejoin as replicas."""
+    ec = strata_server.client("elasticache")
+    fis = strata_server.client("fis")
     cid = f"azm-{unique}"
+    shard = {
+        "ReplicaCount": 1,
+        "PrimaryAvailabilityZone": "us-east-1a",
+        "ReplicaAvailabilityZones": ["us-east-1b"],
+    }
     ec.create_replication_group(
         ReplicationGroupId=cid,
         ReplicationGroupDescription="d",
         ClusterMode="enabled",
-        NumNodeGroups=1,
-        ReplicasPerNodeGroup=1,
+        NodeGroupConfiguration=[{"NodeGroupId": "0001", **shard}, {"NodeGroupId": "0002", **shard}],
         AutomaticFailoverEnabled=True,
         MultiAZEnabled=True,
         Tags=[{"Key": "chaos", "Value": f"{unique}-cm"}],
     )
     try:
+        conf = group(ec, cid)["ConfigurationEndpoint"]
+        rc = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+        keys = [f"k{i}" for i in range(200)]
+        for key in keys:
+            rc.set(key, key)
+        owners = {(n.host, n.port) for n in rc.get_primaries()}
+        assert len(owners) == 2
+        for host, port in owners:  # every key on the replicas before the power goes
+            assert redis.Redis(host, port).wait(1, 10000) == 1
         tid = fis.create_experiment_template(**az_power_template(f"{unique}-cm", "us-east-1a"))[
             "experimentTemplate"
         ]["id"]
-        exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
-        assert exp["state"]["status"] == "failed"
-        assert "cluster mode" in exp["actions"]["power"]["state"]["reason"]
-        assert group(ec, cid)["Status"] == "available"
+        exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+        began = time.monotonic()
+
+        def served_elsewhere() -> bool:
+            try:
+                fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+                moved = {(n.host, n.port) for n in fresh.get_primaries()}
+                return not moved & owners and all(fresh.get(k) == k for k in keys)
+            except RedisClusterException:  # the configuration endpoint moving off a dead node
+                return False
+
+        eventually(served_elsewhere, what="every shard served by its replica in us-east-1b")
+        print(f"cluster mode: every slot served again {time.monotonic() - began:.1f} s after the start")
+        assert all(_refused(redis.Redis(host, port, socket_timeout=5)) for host, port in owners)
+        assert fis.get_experiment(id=exp_id)["experiment"]["state"]["status"] == "running"
+
+        fis.stop_experiment(id=exp_id)
+        assert wait_for(fis, exp_id, DONE, timeout=120)["state"]["status"] == "stopped"
+        for host, port in owners:  # back, as replicas (restarted with the addresses they hold now)
+            eventually(lambda h=host, p=port: redis.Redis(h, p).role()[0] == b"slave", what="rejoined")
+        fresh = RedisCluster(host=conf["Address"], port=conf["Port"], decode_responses=True)
+        assert fresh.set("after", "1") and fresh.get("after") == "1"
     finally:
         ec.delete_replication_group(ReplicationGroupId=cid)
 

@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.services.fis.conftest import runner_role
-from tests.services.fis.test_templates import NONE, ROLE, throttle_template
+from tests.services.fis.test_templates import NONE, ROLE, throttle_template, wait_template
 
 DONE = ("completed", "stopped", "failed")
 
@@ -250,6 +250,7 @@ def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_s
 def test_action_minutes_are_metered_and_billed(strata_factory):
     """AWS bills $0.10 per action-minute, an action's active time rounded to the nearest minute."""
     server = strata_factory()
+    runner_role(server)
     fis = server.client("fis")
     tid = fis.create_experiment_template(
         description="35 seconds: one action-minute",
@@ -335,14 +336,60 @@ def test_actions_run_with_the_experiment_roles_permissions(strata_server, unique
         f"fis-weak-{unique}",
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds:*", "Resource": "*"}]},
     )
-    for role, needle in (
-        (weak, "is not authorized to perform: fis:InjectApiThrottleError"),
-        (f"arn:aws:iam::000000000000:role/fis-none-{unique}", "does not exist"),
-    ):
-        tid = fis.create_experiment_template(**{**throttle_template(ROLE), "roleArn": role})[
-            "experimentTemplate"
-        ]["id"]
+    tid = fis.create_experiment_template(**{**throttle_template(ROLE), "roleArn": weak})[
+        "experimentTemplate"
+    ]["id"]
+    exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+    assert exp["state"]["status"] == "failed"
+    assert exp["state"]["error"]["code"] == "AuthorizationFailure"
+    assert exp["actions"]["throttle"]["state"]["status"] == "failed"
+    reason = exp["actions"]["throttle"]["state"]["reason"]
+    assert "is not authorized to perform: fis:InjectApiThrottleError" in reason
+
+
+def trusting(server, name: str, statement: dict) -> str:
+    """A role allowed everything whose trust policy is the one statement given."""
+    iam = server.client("iam")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Action": "sts:AssumeRole", **statement}]})
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc)["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    return arn
+
+
+def test_the_experiment_role_must_trust_fis(strata_server, unique):
+    """FIS assumes the role when the experiment starts: a role that does not exist, or whose trust
+    policy does not let fis.amazonaws.com in (for this account's experiments), fails it."""
+    fis = strata_server.client("fis")
+    fis_service = {"Effect": "Allow", "Principal": {"Service": "fis.amazonaws.com"}}
+    mine = {"StringEquals": {"aws:SourceAccount": "000000000000"}}
+    arn_like = {"ArnLike": {"aws:SourceArn": "arn:aws:fis:us-east-1:000000000000:experiment/*"}}
+    refused = {
+        "missing": f"arn:aws:iam::000000000000:role/fis-none-{unique}",
+        "ec2": trusting(
+            strata_server,
+            f"fis-ec2-{unique}",
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}},
+        ),
+        "account": trusting(
+            strata_server, f"fis-acct-{unique}", {"Effect": "Allow", "Principal": {"AWS": "000000000000"}}
+        ),
+        "other": trusting(
+            strata_server,
+            f"fis-other-{unique}",
+            {**fis_service, "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}}},
+        ),
+    }
+    for case, role in refused.items():
+        tid = fis.create_experiment_template(**wait_template(roleArn=role))["experimentTemplate"]["id"]
         exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
-        assert exp["state"]["status"] == "failed"
-        assert exp["actions"]["throttle"]["state"]["status"] == "failed"
-        assert needle in exp["actions"]["throttle"]["state"]["reason"], exp["actions"]["throttle"]["state"]
+        assert exp["state"]["status"] == "failed", case
+        assert exp["state"]["error"]["code"] == "AuthorizationFailure", case
+        assert f"Unable to assume the role {role}" in exp["state"]["reason"], case
+        assert exp["actions"]["pause"]["state"]["status"] == "cancelled", case  # nothing ran
+
+    # AWS's recommended trust policy, conditioned on the account and the experiment ARN
+    good = trusting(strata_server, f"fis-good-{unique}", {**fis_service, "Condition": {**mine, **arn_like}})
+    tid = fis.create_experiment_template(**wait_template(roleArn=good))["experimentTemplate"]["id"]
+    exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+    assert exp["state"]["status"] == "completed", exp["state"]
+    assert "error" not in exp["state"]

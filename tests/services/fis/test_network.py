@@ -75,9 +75,9 @@ def test_disrupted_zone_stops_answering_until_the_experiment_ends(strata_server,
     ][0]
     assert subnet["AvailabilityZone"] == "us-east-1a"
     code, message, _ = error_of(
-        lambda: fis.create_experiment_template(**disrupt_template(subnet["SubnetArn"], scope="s3"))
+        lambda: fis.create_experiment_template(**disrupt_template(subnet["SubnetArn"], scope="prefix-list"))
     )
-    assert code == "ValidationException" and "scope s3" in message
+    assert code == "ValidationException" and "scope prefix-list" in message
 
     inside, outside, db = f"in-{unique}", f"out-{unique}", f"net-{unique}"
     ec.create_cache_cluster(
