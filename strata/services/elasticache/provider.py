@@ -4,11 +4,12 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; power interruptions of an Availability Zone (for FIS) in `az_power.py`; the
+groups in `users.py`, cache parameter groups (applied to the engines) in `parameter_groups.py`
+with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone (for FIS) in `az_power.py`; the
 engine processes and their addresses in `nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
-group), `group` (replication groups), `snapshot`. A *deployment* is what owns the settings and
+group), `group` (replication groups), `snapshot`, `param_group` (custom cache parameter groups). A *deployment* is what owns the settings and
 the port: a standalone cluster, or a group for its member clusters.
 
 Create, modify, failover and delete do their engine work before answering, so a describe right
@@ -29,6 +30,7 @@ from strata.services.elasticache.az_power import AzPowerOperations
 from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
+from strata.services.elasticache.parameter_groups import CacheParameterGroupOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.tags import TagOperations
 from strata.services.elasticache.users import UserOperations
@@ -45,5 +47,6 @@ class ElastiCacheProvider(
     AtRestOperations,
     UserOperations,
     AzPowerOperations,
+    CacheParameterGroupOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

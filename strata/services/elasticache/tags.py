@@ -1,4 +1,5 @@
-"""Tags on cache clusters, replication groups, snapshots, users and user groups, addressed by ARN."""
+"""Tags on cache clusters, replication groups, snapshots, users, user groups and cache parameter
+groups, addressed by ARN."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _KINDS = {
     "snapshot": ("snapshot", "_tags", "SnapshotNotFoundFault"),
     "user": ("user", "tags", "UserNotFoundFault"),
     "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
+    "parametergroup": ("param_group", "tags", "CacheParameterGroupNotFoundFault"),
 }
 MAX_TAGS = 50
 
