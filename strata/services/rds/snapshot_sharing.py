@@ -1,0 +1,109 @@
+"""Sharing manual DB snapshots with other accounts: ModifyDBSnapshotAttribute and
+DescribeDBSnapshotAttributes (attribute `restore`), and finding a snapshot another account shared.
+
+A snapshot's `restore` list holds the account IDs it is shared with, or `all` (public). Another
+account of the same Strata then names it by its ARN (`arn:aws:rds:<region>:<owner>:snapshot:<id>`)
+to restore it (RestoreDBInstanceFromDBSnapshot) or copy it into its own account (CopyDBSnapshot),
+and sees it in DescribeDBSnapshots with IncludeShared / IncludePublic.
+
+Encrypted snapshots are not shared (refused): sharing one needs the other account to use the
+owner's KMS key through the key policy, which Strata's restore does not follow yet.
+"""
+
+from __future__ import annotations
+
+import re
+
+from strata.context import RequestContext
+from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
+
+MAX_SHARED_ACCOUNTS = 20  # accounts one manual snapshot can be shared with (RDS quota)
+_ACCOUNT = re.compile(r"^\d{12}$")
+_SNAPSHOT_ARN = re.compile(r"^arn:aws[a-z-]*:rds:([a-z0-9-]+):(\d{12}):snapshot:(.+)$")
+
+
+def shared_with(snap: dict, account: str) -> bool:
+    restore = snap.get("restore") or []
+    return account in restore or "all" in restore
+
+
+class SnapshotSharingOperations(RDSCore):
+    def _shared_snapshot(self, ident: str) -> dict | None:
+        """The snapshot an ARN of another account names, when that account shared it with the
+        caller (None when `ident` is not such an ARN)."""
+        match = _SNAPSHOT_ARN.match(ident)
+        if match is None or match.group(2) == self.account:
+            return None
+        region, owner, snap_id = match.groups()
+        if region != self.region:
+            raise m.not_found_snapshot(ident)
+        with self.store.acting_as(owner, region):
+            snap = self.store.get_doc("snapshot", snap_id) or self.store.get_doc("snapshot", snap_id.lower())
+        if snap is None or snap["type"] != "manual" or not shared_with(snap, self.account):
+            raise m.not_found_snapshot(ident)
+        return snap
+
+    def _snapshots_shared_with_me(self, public: bool, shared: bool) -> list[dict]:
+        """Other accounts' manual snapshots in this region shared with the caller (`shared`) or
+        with everyone (`public`)."""
+        out = []
+        for snap in self.store.every_scope("snapshot"):
+            owner = self.store.owner(snap)
+            if owner == self.account or self.store.region_of(snap) != self.region or snap["type"] != "manual":
+                continue
+            restore = snap.get("restore") or []
+            if (shared and self.account in restore) or (public and "all" in restore):
+                out.append(snap)
+        return out
+
+    def _own_snapshot(self, ident: str) -> dict:
+        snap_id = ident.split(":snapshot:")[-1]
+        snap = self.store.get_doc("snapshot", snap_id) or self.store.get_doc("snapshot", snap_id.lower())
+        if snap is None:
+            raise m.not_found_snapshot(snap_id)
+        return snap
+
+    def _attributes_out(self, snap: dict) -> dict:
+        return {
+            "DBSnapshotIdentifier": snap["id"],
+            "DBSnapshotAttributes": [
+                {"AttributeName": "restore", "AttributeValues": list(snap.get("restore") or [])}
+            ],
+        }
+
+    def modify_db_snapshot_attribute(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "DBSnapshotIdentifier", "AttributeName")
+        snap = self._own_snapshot(req["DBSnapshotIdentifier"])
+        if req["AttributeName"] != "restore":
+            raise m.fault(
+                "InvalidParameterValue", f"Invalid attribute name: {req['AttributeName']}. Use restore."
+            )
+        add, remove = req.get("ValuesToAdd") or [], req.get("ValuesToRemove") or []
+        for value in add + remove:
+            if value != "all" and not _ACCOUNT.match(value):
+                raise m.fault("InvalidParameterValue", f"Invalid AWS account ID: {value}")
+        if snap["type"] != "manual":
+            raise m.fault("InvalidDBSnapshotState", "Only manual snapshots can be shared.")
+        if add and snap.get("encrypted"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Strata does not share encrypted snapshots: the other account could not use the "
+                "snapshot's KMS key to restore it.",
+            )
+        restore = [v for v in snap.get("restore") or [] if v not in remove]
+        restore += [v for v in add if v not in restore]
+        if len([v for v in restore if v != "all"]) > MAX_SHARED_ACCOUNTS:
+            raise m.fault(
+                "SharedSnapshotQuotaExceeded",
+                f"You have exceeded the maximum number of accounts ({MAX_SHARED_ACCOUNTS}) with which "
+                "a snapshot can be shared.",
+            )
+        snap["restore"] = restore
+        self.store.put_doc("snapshot", snap["id"], snap)
+        return {"DBSnapshotAttributesResult": self._attributes_out(snap)}
+
+    def describe_db_snapshot_attributes(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "DBSnapshotIdentifier")
+        snap = self._own_snapshot(req["DBSnapshotIdentifier"])
+        return {"DBSnapshotAttributesResult": self._attributes_out(snap)}

@@ -1,0 +1,134 @@
+"""Sharing a manual DB snapshot with another account: ModifyDBSnapshotAttribute / DescribeDBSnapshotAttributes,
+the other account seeing it (IncludeShared), restoring and copying it by ARN, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.iam.conftest import ACCOUNT, ALT_ACCOUNT, ALT_ROOT, ROOT, users_file
+from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.strata_process import StrataProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    base = tmp_path_factory.mktemp("rds-sharing")
+    process = StrataProcess(base / "data", extra_env={"STRATA_USERS_FILE": str(users_file(base))}).start()
+    yield process
+    process.stop()
+
+
+def code(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    return e.value.response["Error"]["Code"]
+
+
+def test_a_shared_snapshot_is_restored_and_copied_by_the_other_account(server, unique: str) -> None:
+    mine, theirs = server.client("rds", **ROOT), server.client("rds", **ALT_ROOT)
+    src, snap = f"src-{unique}"[:60], f"snap-{unique}"[:60]
+    inst = create_pg(mine, src)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE t (v text)")
+        conn.execute("INSERT INTO t VALUES ('shared')")
+    mine.create_db_snapshot(DBInstanceIdentifier=src, DBSnapshotIdentifier=snap)
+    eventually(
+        lambda: (
+            mine.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"][0]["Status"] == "available"
+        ),
+        180,
+    )
+    arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:snapshot:{snap}"
+
+    # not shared yet: the other account cannot see or use it
+    assert code(theirs.describe_db_snapshots, DBSnapshotIdentifier=arn) == "DBSnapshotNotFound"
+    assert theirs.describe_db_snapshots(IncludeShared=True)["DBSnapshots"] == []
+    attrs = mine.describe_db_snapshot_attributes(DBSnapshotIdentifier=snap)["DBSnapshotAttributesResult"]
+    assert attrs["DBSnapshotAttributes"] == [{"AttributeName": "restore", "AttributeValues": []}]
+
+    assert (
+        code(
+            mine.modify_db_snapshot_attribute,
+            DBSnapshotIdentifier=snap,
+            AttributeName="restore",
+            ValuesToAdd=["12345"],
+        )
+        == "InvalidParameterValue"
+    )
+    assert (
+        code(
+            mine.modify_db_snapshot_attribute,
+            DBSnapshotIdentifier=snap,
+            AttributeName="restore",
+            ValuesToAdd=[f"{n:012d}" for n in range(21)],
+        )
+        == "SharedSnapshotQuotaExceeded"
+    )
+    out = mine.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier=snap, AttributeName="restore", ValuesToAdd=[ALT_ACCOUNT]
+    )["DBSnapshotAttributesResult"]
+    assert out["DBSnapshotAttributes"][0]["AttributeValues"] == [ALT_ACCOUNT]
+
+    listed = theirs.describe_db_snapshots(IncludeShared=True)["DBSnapshots"]
+    assert [(s["DBSnapshotIdentifier"], s["DBSnapshotArn"]) for s in listed] == [(arn, arn)]
+    assert theirs.describe_db_snapshots()["DBSnapshots"] == []  # shared ones only when asked for
+    assert [
+        s["DBSnapshotArn"] for s in theirs.describe_db_snapshots(SnapshotType="shared")["DBSnapshots"]
+    ] == [arn]
+    # the other account can neither change nor delete it
+    assert code(theirs.delete_db_snapshot, DBSnapshotIdentifier=arn) == "DBSnapshotNotFound"
+    assert (
+        code(
+            theirs.modify_db_snapshot_attribute,
+            DBSnapshotIdentifier=arn,
+            AttributeName="restore",
+            ValuesToAdd=["all"],
+        )
+        == "DBSnapshotNotFound"
+    )
+
+    restored = f"rst-{unique}"[:60]
+    theirs.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=restored, DBSnapshotIdentifier=arn, DBInstanceClass="db.t3.micro"
+    )
+    inst = wait_status(theirs, restored, timeout=240)
+    assert inst["DBInstanceArn"] == f"arn:aws:rds:us-east-1:{ALT_ACCOUNT}:db:{restored}"
+    with pg_connect(inst) as conn:
+        assert conn.execute("SELECT v FROM t").fetchall() == [("shared",)]
+
+    copy = f"copy-{unique}"[:60]
+    theirs.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier=copy)
+    copied = eventually(
+        lambda: [
+            s
+            for s in theirs.describe_db_snapshots(DBSnapshotIdentifier=copy)["DBSnapshots"]
+            if s["Status"] == "available"
+        ],
+        180,
+    )[0]
+    assert copied["DBSnapshotArn"] == f"arn:aws:rds:us-east-1:{ALT_ACCOUNT}:snapshot:{copy}"
+    assert copied["SourceDBSnapshotIdentifier"] == arn
+
+    # unshared: gone from the other account's view; its own copy stays
+    mine.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier=snap, AttributeName="restore", ValuesToRemove=[ALT_ACCOUNT]
+    )
+    assert theirs.describe_db_snapshots(IncludeShared=True)["DBSnapshots"][0]["DBSnapshotIdentifier"] == copy
+    assert (
+        code(
+            theirs.restore_db_instance_from_db_snapshot,
+            DBInstanceIdentifier=f"{restored}-2",
+            DBSnapshotIdentifier=arn,
+        )
+        == "DBSnapshotNotFound"
+    )
+    # public: every account sees it with IncludePublic
+    mine.modify_db_snapshot_attribute(DBSnapshotIdentifier=snap, AttributeName="restore", ValuesToAdd=["all"])
+    public = theirs.describe_db_snapshots(SnapshotType="public")["DBSnapshots"]
+    assert [s["DBSnapshotArn"] for s in public] == [arn]
+
+    theirs.delete_db_instance(DBInstanceIdentifier=restored, SkipFinalSnapshot=True)
+    mine.delete_db_instance(DBInstanceIdentifier=src, SkipFinalSnapshot=True)
