@@ -59,7 +59,7 @@ class BackupOperations(SnapshotSharingOperations):
         self, doc: dict, snap_id: str, tags: list[dict] | None, kind: str, path: Path | None = None
     ) -> dict:
         if kind == "manual":
-            snap_id = m.check_identifier(snap_id, "DBSnapshotIdentifier")
+            snap_id = m.check_identifier(snap_id, "DBSnapshotIdentifier", 255)
         if self.store.get_doc("snapshot", snap_id):
             raise m.fault(
                 "DBSnapshotAlreadyExists",
@@ -231,7 +231,7 @@ class BackupOperations(SnapshotSharingOperations):
         src = self._get_snapshot(req["SourceDBSnapshotIdentifier"], shared=True)
         if src["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {src['id']} is not available.")
-        target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier")
+        target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier", 255)
         if self.store.get_doc("snapshot", target):
             raise m.fault("DBSnapshotAlreadyExists", f"Snapshot {target} already exists.")
         tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})

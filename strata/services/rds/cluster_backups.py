@@ -87,7 +87,9 @@ class ClusterBackupOperations(ClusterOperations):
 
     def create_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
-        snap_id = m.check_identifier(req.get("DBClusterSnapshotIdentifier"), "DBClusterSnapshotIdentifier")
+        snap_id = m.check_identifier(
+            req.get("DBClusterSnapshotIdentifier"), "DBClusterSnapshotIdentifier", 255
+        )
         if self.store.get_doc("cluster_snapshot", snap_id):
             raise m.fault("DBClusterSnapshotAlreadyExistsFault", f"Snapshot {snap_id} already exists.")
         if not c.get("writer") or self._get_instance(c["writer"])["status"] != "available":

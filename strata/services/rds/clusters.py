@@ -229,6 +229,7 @@ class ClusterOperations(RDSCore):
                 "InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql."
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
+        m.check_db_name(req.get("DatabaseName"), info, "DatabaseName")
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)

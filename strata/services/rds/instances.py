@@ -110,6 +110,7 @@ class InstanceOperations(RDSCore):
                 f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
+        m.check_db_name(req.get("DBName"), info)
         doc = self._new_instance_doc(req, info, req["MasterUsername"])
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
