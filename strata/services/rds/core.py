@@ -58,6 +58,7 @@ class RDSCore:
                     "cluster",
                     "snapshot",
                     "cluster_snapshot",
+                    "option_group",
                 }
             ),
             taken=_taken,

@@ -13,6 +13,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
+    option_groups.py  option groups (no option runs here) and instances' memberships
     logs.py        the engine's log files, pending maintenance (none)
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
