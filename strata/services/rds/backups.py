@@ -39,12 +39,13 @@ class BackupOperations(SnapshotSharingOperations):
     def _snapshot_dir(self, snap_id: str) -> Path:
         return self.runtime.data_dir / "snapshots" / self.store.engine_key(snap_id).replace(":", "_")
 
-    def _get_snapshot(self, snap_id: str | None, shared: bool = False) -> dict:
+    def _get_snapshot(self, snap_id: str | None, shared: bool = False, other_region: bool = False) -> dict:
         """The caller's snapshot by identifier or ARN; with `shared`, also another account's that
-        it shared with the caller, named by its ARN (to describe, restore or copy it)."""
+        it shared with the caller, named by its ARN (to describe, restore or copy it); with
+        `other_region`, also the caller's own in another region (to copy it here)."""
         if not snap_id:
             raise m.fault("InvalidParameterValue", "DBSnapshotIdentifier is required.")
-        foreign = self._shared_snapshot(snap_id)
+        foreign = self._shared_snapshot(snap_id, other_region)
         if foreign is not None:
             if not shared:
                 raise m.not_found_snapshot(snap_id)
@@ -228,7 +229,13 @@ class BackupOperations(SnapshotSharingOperations):
 
     def copy_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "SourceDBSnapshotIdentifier", "TargetDBSnapshotIdentifier")
-        src = self._get_snapshot(req["SourceDBSnapshotIdentifier"], shared=True)
+        src = self._get_snapshot(req["SourceDBSnapshotIdentifier"], shared=True, other_region=True)
+        elsewhere = (self.store.owner(src), self.store.region_of(src)) != (self.account, self.region)
+        if elsewhere and self.store.region_of(src) != self.region and src.get("encrypted"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Strata does not copy encrypted snapshots between regions (its KMS keys are regional).",
+            )
         if src["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {src['id']} is not available.")
         target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier", 255)
@@ -240,8 +247,7 @@ class BackupOperations(SnapshotSharingOperations):
             {"StorageEncrypted": bool(req.get("KmsKeyId")), "KmsKeyId": req.get("KmsKeyId")},
             src.get("kms_key_id") if src.get("encrypted") else None,
         )
-        # the copy is the caller's (a shared source's owner, region and sharing stay with it)
-        foreign = self.store.owner(src) != self.account
+        # the copy is the caller's, here (a source's owner, region and sharing stay with it)
         snap = {
             **{k: val for k, val in src.items() if k not in ("account", "region", "restore")},
             "id": target,
@@ -249,7 +255,7 @@ class BackupOperations(SnapshotSharingOperations):
             "status": "creating",
             "tags": tags,
             "path": str(self._snapshot_dir(target) / "data"),
-            "source_snapshot": self._snapshot_out(src)["DBSnapshotArn"] if foreign else src["id"],
+            "source_snapshot": self._snapshot_out(src)["DBSnapshotArn"] if elsewhere else src["id"],
             "encrypted": kms_key is not None,
             "kms_key_id": kms_key,
             "volume": None,

@@ -29,18 +29,23 @@ def shared_with(snap: dict, account: str) -> bool:
 
 
 class SnapshotSharingOperations(RDSCore):
-    def _shared_snapshot(self, ident: str) -> dict | None:
-        """The snapshot an ARN of another account names, when that account shared it with the
-        caller (None when `ident` is not such an ARN)."""
+    def _shared_snapshot(self, ident: str, other_region: bool = False) -> dict | None:
+        """The snapshot an ARN of another scope names: another account's that it shared with the
+        caller, or (`other_region`, for CopyDBSnapshot) the caller's own in another region. None
+        when `ident` is not such an ARN."""
         match = _SNAPSHOT_ARN.match(ident)
-        if match is None or match.group(2) == self.account:
+        if match is None:
             return None
         region, owner, snap_id = match.groups()
-        if region != self.region:
+        if (owner, region) == (self.account, self.region):
+            return None
+        if region != self.region and not (other_region and owner == self.account):
             raise m.not_found_snapshot(ident)
         with self.store.acting_as(owner, region):
             snap = self.store.get_doc("snapshot", snap_id) or self.store.get_doc("snapshot", snap_id.lower())
-        if snap is None or snap["type"] != "manual" or not shared_with(snap, self.account):
+        if snap is None or (
+            owner != self.account and (snap["type"] != "manual" or not shared_with(snap, self.account))
+        ):
             raise m.not_found_snapshot(ident)
         return snap
 

@@ -130,5 +130,28 @@ def test_a_shared_snapshot_is_restored_and_copied_by_the_other_account(server, u
     public = theirs.describe_db_snapshots(SnapshotType="public")["DBSnapshots"]
     assert [s["DBSnapshotArn"] for s in public] == [arn]
 
+    # the owner copies it to another region by its ARN (SourceRegion accepted)
+    west = server.client("rds", region="us-west-2", **ROOT)
+    assert code(west.describe_db_snapshots, DBSnapshotIdentifier=arn) == "DBSnapshotNotFound"
+    west.copy_db_snapshot(
+        SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier=snap, SourceRegion="us-east-1"
+    )
+    far = eventually(
+        lambda: [
+            s
+            for s in west.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"]
+            if s["Status"] == "available"
+        ],
+        180,
+    )[0]
+    assert far["DBSnapshotArn"] == f"arn:aws:rds:us-west-2:{ACCOUNT}:snapshot:{snap}"
+    assert far["SourceDBSnapshotIdentifier"] == arn
+    # another account's snapshot in another region is not reachable from here
+    assert code(
+        theirs.copy_db_snapshot,
+        SourceDBSnapshotIdentifier=far["DBSnapshotArn"],
+        TargetDBSnapshotIdentifier="x",
+    ) == ("DBSnapshotNotFound")
+
     theirs.delete_db_instance(DBInstanceIdentifier=restored, SkipFinalSnapshot=True)
     mine.delete_db_instance(DBInstanceIdentifier=src, SkipFinalSnapshot=True)
