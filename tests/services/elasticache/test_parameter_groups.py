@@ -8,7 +8,7 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 
-from tests.services.elasticache.conftest import eventually, memcached_exchange, node_endpoints
+from tests.services.elasticache.conftest import eventually, group, memcached_exchange, node_endpoints
 
 MIB = 1024 * 1024
 
@@ -258,3 +258,44 @@ def test_memcached_parameters_wait_for_a_reboot(ec, unique: str, cleanup: list) 
     ec.reboot_cache_cluster(CacheClusterId=cid, CacheNodeIdsToReboot=["0001"])
     eventually(lambda: memcached_settings(address).get("item_size_max") == str(2 * MIB), 60, "new item size")
     assert cluster(ec, cid)["CacheParameterGroup"]["ParameterApplyStatus"] == "in-sync"
+
+
+def test_a_group_reaches_every_member_and_survives_a_kill(strata_factory, unique: str) -> None:
+    server = strata_factory()
+    ec = server.client("elasticache")
+    name, gid = f"gp-{unique}"[:40], f"gpg-{unique}"[:40]
+    ec.create_cache_parameter_group(
+        CacheParameterGroupName=name, CacheParameterGroupFamily="redis7", Description="d"
+    )
+    ec.modify_cache_parameter_group(
+        CacheParameterGroupName=name,
+        ParameterNameValues=[{"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lfu"}],
+    )
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        CacheParameterGroupName=name,
+    )
+    eventually(lambda: group(ec, gid)["Status"] == "available", 120, "group available")
+
+    def policies() -> set[str]:
+        members = group(ec, gid)["NodeGroups"][0]["NodeGroupMembers"]
+        endpoints = [(m["ReadEndpoint"]["Address"], m["ReadEndpoint"]["Port"]) for m in members]
+        return {redis.Redis(host=h, port=p).info("memory")["maxmemory_policy"] for h, p in endpoints}
+
+    assert policies() == {"allkeys-lfu"}  # the replica too
+    ec.modify_cache_parameter_group(
+        CacheParameterGroupName=name,
+        ParameterNameValues=[{"ParameterName": "maxmemory-policy", "ParameterValue": "volatile-ttl"}],
+    )
+    assert policies() == {"volatile-ttl"}
+    member = group(ec, gid)["MemberClusters"][0]
+    assert cluster(ec, member)["CacheParameterGroup"]["CacheParameterGroupName"] == name
+
+    server.kill()  # the acknowledged change is on disk: the engines come back with it
+    server.start()
+    ec = server.client("elasticache")
+    eventually(lambda: group(ec, gid)["Status"] == "available", 120, "group back")
+    assert eventually(lambda: policies() == {"volatile-ttl"}, 60, "the group's value after the restart")
+    assert parameters(ec, name)["maxmemory-policy"]["ParameterValue"] == "volatile-ttl"
