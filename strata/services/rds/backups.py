@@ -25,7 +25,7 @@ from strata.services.rds import security
 from strata.services.rds.aurora_io import meter_aurora_io
 from strata.services.rds.backup_storage import meter_backup_storage
 from strata.services.rds.listing import filtered, page
-from strata.services.rds.snapshot_sharing import SnapshotSharingOperations
+from strata.services.rds.snapshot_sharing import DB_SNAPSHOT, SnapshotSharingOperations
 from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
 
@@ -136,11 +136,9 @@ class BackupOperations(SnapshotSharingOperations):
             if s.get("at")
             else dt.datetime.fromisoformat(s["created"])
         )
-        owner = self.store.owner(s)
-        snap_arn = m.arn(self.store.region_of(s), owner, "snapshot", s["id"])
+        name, snap_arn = self._snapshot_names(s, DB_SNAPSHOT)
         out = {
-            # another account's shared snapshot is named by its ARN, as RDS lists it
-            "DBSnapshotIdentifier": s["id"] if owner == self.account else snap_arn,
+            "DBSnapshotIdentifier": name,  # another account's shared snapshot: its ARN, as RDS lists it
             "DBInstanceIdentifier": s["instance_id"],
             "SnapshotCreateTime": created,
             "Engine": s["engine"],

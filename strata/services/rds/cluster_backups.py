@@ -16,11 +16,22 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.clusters import CLUSTER_BACKUP_WINDOW, READER_HOST, ClusterOperations
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.snapshot_sharing import CLUSTER_SNAPSHOT, SnapshotSharingOperations
 from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
 
 
-class ClusterBackupOperations(ClusterOperations):
+class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
+    def _get_cluster_snapshot(self, ident: str | None, shared: bool = False) -> dict:
+        """The caller's cluster snapshot by identifier or ARN; with `shared`, also another
+        account's that it shared with the caller, named by its ARN (to describe or restore it)."""
+        foreign = self._shared_snapshot(ident or "", kind=CLUSTER_SNAPSHOT)
+        if foreign is not None:
+            if not shared:
+                raise CLUSTER_SNAPSHOT.not_found(ident or "")
+            return foreign
+        return self._own_snapshot(ident or "", CLUSTER_SNAPSHOT)
+
     def _run_cluster_schedule(self, until: float, counts: dict[str, int]) -> None:
         """Part of the `rds.backups` rule (backups.py): a cluster with a writer is backed up in
         its daily PreferredBackupWindow, stamped with the window's opening, once per window
@@ -59,8 +70,9 @@ class ClusterBackupOperations(ClusterOperations):
 
     def _cluster_snapshot_out(self, s: dict) -> dict:
         created = dt.datetime.fromtimestamp(s["at"], dt.UTC)
+        name, snap_arn = self._snapshot_names(s, CLUSTER_SNAPSHOT)
         out = {
-            "DBClusterSnapshotIdentifier": s["id"],
+            "DBClusterSnapshotIdentifier": name,
             "DBClusterIdentifier": s["cluster_id"],
             "SnapshotCreateTime": created,
             "Engine": s["engine"],
@@ -76,7 +88,7 @@ class ClusterBackupOperations(ClusterOperations):
             "SnapshotType": s["type"],
             "PercentProgress": 100 if s["status"] == "available" else 0,
             "StorageEncrypted": s["encrypted"],
-            "DBClusterSnapshotArn": m.arn(self.region, self.account, "cluster-snapshot", s["id"]),
+            "DBClusterSnapshotArn": snap_arn,
             "IAMDatabaseAuthenticationEnabled": False,
             "TagList": m.tags_out(s.get("tags", {})),
             "AvailabilityZones": self._azs()[:3],
@@ -103,18 +115,18 @@ class ClusterBackupOperations(ClusterOperations):
         return {"DBClusterSnapshot": self._cluster_snapshot_out(snap)}
 
     def describe_db_cluster_snapshots(self, ctx: RequestContext, req: dict) -> dict:
-        snaps = self.store.list_docs("cluster_snapshot")
         if req.get("DBClusterSnapshotIdentifier"):
-            snaps = [s for s in snaps if s["id"] == req["DBClusterSnapshotIdentifier"]]
-            if not snaps:
-                raise m.fault(
-                    "DBClusterSnapshotNotFoundFault",
-                    f"DBClusterSnapshot {req['DBClusterSnapshotIdentifier']} not found.",
-                    404,
-                )
+            snaps = [self._get_cluster_snapshot(req["DBClusterSnapshotIdentifier"], shared=True)]
+        else:
+            snaps = self.store.list_docs("cluster_snapshot")
+            if req.get("SnapshotType") in ("shared", "public"):
+                snaps = []
+            shared = req.get("IncludeShared") or req.get("SnapshotType") == "shared"
+            public = req.get("IncludePublic") or req.get("SnapshotType") == "public"
+            snaps += self._snapshots_shared_with_me(bool(public), bool(shared), CLUSTER_SNAPSHOT)
         if req.get("DBClusterIdentifier"):
             snaps = [s for s in snaps if s["cluster_id"] == req["DBClusterIdentifier"].lower()]
-        if req.get("SnapshotType"):
+        if req.get("SnapshotType") not in (None, "shared", "public"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
         if req.get("DbClusterResourceId"):
             snaps = [s for s in snaps if s.get("resource_id") == req["DbClusterResourceId"]]
@@ -136,8 +148,8 @@ class ClusterBackupOperations(ClusterOperations):
         return resp
 
     def delete_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        snap = self.store.get_doc("cluster_snapshot", req.get("DBClusterSnapshotIdentifier") or "")
-        if snap is None or snap["type"] != "manual":
+        snap = self._get_cluster_snapshot(req.get("DBClusterSnapshotIdentifier"))
+        if snap["type"] != "manual":
             raise m.fault("DBClusterSnapshotNotFoundFault", "DBClusterSnapshot not found.", 404)
         shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
         if snap.get("volume"):
@@ -146,8 +158,8 @@ class ClusterBackupOperations(ClusterOperations):
         return {"DBClusterSnapshot": {**self._cluster_snapshot_out(snap), "Status": "deleted"}}
 
     async def restore_db_cluster_from_snapshot(self, ctx: RequestContext, req: dict) -> dict:
-        snap = self.store.get_doc("cluster_snapshot", req.get("SnapshotIdentifier") or "")
-        if snap is None or snap["status"] != "available":
+        snap = self._get_cluster_snapshot(req.get("SnapshotIdentifier"), shared=True)
+        if snap["status"] != "available":
             raise m.fault(
                 "DBClusterSnapshotNotFoundFault",
                 f"DBClusterSnapshot {req.get('SnapshotIdentifier')} not found.",

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from tests.services.iam.conftest import ACCOUNT, ALT_ACCOUNT, ALT_ROOT, ROOT, users_file
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.test_aurora import cluster_connect, pg_cluster
 from tests.strata_process import StrataProcess
 
 
@@ -19,6 +20,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
     process = StrataProcess(base / "data", extra_env={"STRATA_USERS_FILE": str(users_file(base))}).start()
     yield process
     process.stop()
+
+
+def gone(client, ident: str) -> bool:  # noqa: ANN001
+    return not client.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [ident]}])[
+        "DBInstances"
+    ]
 
 
 def code(call, **kwargs) -> str:
@@ -155,3 +162,57 @@ def test_a_shared_snapshot_is_restored_and_copied_by_the_other_account(server, u
 
     theirs.delete_db_instance(DBInstanceIdentifier=restored, SkipFinalSnapshot=True)
     mine.delete_db_instance(DBInstanceIdentifier=src, SkipFinalSnapshot=True)
+
+
+def test_a_shared_cluster_snapshot_is_restored_by_the_other_account(server, unique: str) -> None:
+    mine, theirs = server.client("rds", **ROOT), server.client("rds", **ALT_ROOT)
+    cid, snap = f"ac-{unique}", f"acs-{unique}"
+    cluster = pg_cluster(mine, cid, [f"{cid}-1"], "db.r6g.large")
+    with cluster_connect(cluster) as conn:
+        conn.execute("CREATE TABLE t (v text)")
+        conn.execute("INSERT INTO t VALUES ('from the cluster')")
+    mine.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=snap)
+    eventually(
+        lambda: (
+            mine.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snap)["DBClusterSnapshots"][0][
+                "Status"
+            ]
+            == "available"
+        ),
+        180,
+    )
+    arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster-snapshot:{snap}"
+    assert code(theirs.describe_db_cluster_snapshots, DBClusterSnapshotIdentifier=arn) == (
+        "DBClusterSnapshotNotFoundFault"
+    )
+    out = mine.modify_db_cluster_snapshot_attribute(
+        DBClusterSnapshotIdentifier=snap, AttributeName="restore", ValuesToAdd=[ALT_ACCOUNT]
+    )["DBClusterSnapshotAttributesResult"]
+    assert out["DBClusterSnapshotAttributes"] == [
+        {"AttributeName": "restore", "AttributeValues": [ALT_ACCOUNT]}
+    ]
+    listed = theirs.describe_db_cluster_snapshots(IncludeShared=True)["DBClusterSnapshots"]
+    assert [s["DBClusterSnapshotArn"] for s in listed] == [arn]
+    assert code(theirs.delete_db_cluster_snapshot, DBClusterSnapshotIdentifier=arn) == (
+        "DBClusterSnapshotNotFoundFault"
+    )
+
+    restored = f"acr-{unique}"
+    theirs.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier=restored, SnapshotIdentifier=arn, Engine="aurora-postgresql"
+    )
+    theirs.create_db_instance(
+        DBInstanceIdentifier=f"{restored}-1",
+        DBClusterIdentifier=restored,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+    wait_status(theirs, f"{restored}-1", timeout=240)
+    described = theirs.describe_db_clusters(DBClusterIdentifier=restored)["DBClusters"][0]
+    assert described["DBClusterArn"].split(":")[4] == ALT_ACCOUNT
+    with cluster_connect(described) as conn:
+        assert conn.execute("SELECT v FROM t").fetchall() == [("from the cluster",)]
+    for client, ident, instance in ((theirs, restored, f"{restored}-1"), (mine, cid, f"{cid}-1")):
+        client.delete_db_instance(DBInstanceIdentifier=instance, SkipFinalSnapshot=True)
+        eventually(lambda c=client, i=instance: gone(c, i), 120)
+        client.delete_db_cluster(DBClusterIdentifier=ident, SkipFinalSnapshot=True)
