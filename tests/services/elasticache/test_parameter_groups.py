@@ -142,6 +142,15 @@ def test_parameter_group_api_as_elasticache_answers_it(ec, unique: str) -> None:
     assert memory["ParameterName"] == "max_cache_memory"
     assert {"CacheNodeType": "cache.t3.micro", "Value": "512"} in memory["CacheNodeTypeSpecificValues"]
 
+    # pages of MaxRecords parameters, the node-type values with the first page only
+    first = ec.describe_cache_parameters(CacheParameterGroupName=name, MaxRecords=20)
+    second = ec.describe_cache_parameters(CacheParameterGroupName=name, MaxRecords=20, Marker=first["Marker"])
+    assert len(first["Parameters"]) == 20 and "CacheNodeTypeSpecificParameters" not in second
+    assert first["Parameters"][-1]["ParameterName"] < second["Parameters"][0]["ParameterName"]
+    assert error_code(ec.describe_cache_parameters, CacheParameterGroupName=name, MaxRecords=5) == (
+        "InvalidParameterValue"
+    )
+
     ec.delete_cache_parameter_group(CacheParameterGroupName=name)
     assert (
         error_code(ec.describe_cache_parameters, CacheParameterGroupName=name)
@@ -299,3 +308,10 @@ def test_a_group_reaches_every_member_and_survives_a_kill(strata_factory, unique
     eventually(lambda: group(ec, gid)["Status"] == "available", 120, "group back")
     assert eventually(lambda: policies() == {"volatile-ttl"}, 60, "the group's value after the restart")
     assert parameters(ec, name)["maxmemory-policy"]["ParameterValue"] == "volatile-ttl"
+
+    # the group goes back to its default parameter group: the defaults return on every member
+    ec.modify_replication_group(
+        ReplicationGroupId=gid, CacheParameterGroupName="default.redis7", ApplyImmediately=True
+    )
+    assert policies() == {"volatile-lru"}
+    ec.delete_cache_parameter_group(CacheParameterGroupName=name)
