@@ -309,6 +309,30 @@ def test_a_group_reaches_every_member_and_survives_a_kill(strata_factory, unique
     assert eventually(lambda: policies() == {"volatile-ttl"}, 60, "the group's value after the restart")
     assert parameters(ec, name)["maxmemory-policy"]["ParameterValue"] == "volatile-ttl"
 
+    # a group whose cluster-enabled disagrees with the replication group's cluster mode is refused
+    on = f"gpon-{unique}"[:40]
+    ec.create_cache_parameter_group(
+        CacheParameterGroupName=on, CacheParameterGroupFamily="redis7", Description="d"
+    )
+    ec.modify_cache_parameter_group(
+        CacheParameterGroupName=on,
+        ParameterNameValues=[{"ParameterName": "cluster-enabled", "ParameterValue": "yes"}],
+    )
+    assert (
+        error_code(
+            ec.modify_replication_group,
+            ReplicationGroupId=gid,
+            CacheParameterGroupName=on,
+            ApplyImmediately=True,
+        )
+        == "InvalidParameterCombination"
+    )
+    assert (
+        error_code(ec.create_cache_cluster, CacheClusterId=f"gpc-{unique}"[:40], CacheParameterGroupName=on)
+        == "InvalidParameterCombination"
+    )
+    ec.delete_cache_parameter_group(CacheParameterGroupName=on)
+
     # the group goes back to its default parameter group: the defaults return on every member
     ec.modify_replication_group(
         ReplicationGroupId=gid, CacheParameterGroupName="default.redis7", ApplyImmediately=True
