@@ -42,27 +42,32 @@ class MemcachedNodeConfig:
     max_connections: int = 1024
     threads: int = 2
     tls: ServerCert | None = None  # files inside data_dir (the process starts there)
+    options: list[str] = field(default_factory=list)  # from the cache parameter group
 
     def argv(self, path: str) -> list[str]:
         listen = ",".join([self.address, *self.extra_binds])
-        return [
-            path,
-            "-p",
-            str(self.port),
-            "-l",
-            listen,
-            "-U",
-            "0",
-            "-m",
-            str(self.memory_mb),
-            "-c",
-            str(self.max_connections),
-            "-t",
-            str(self.threads),
-        ] + (
-            ["-Z", "-o", f"ssl_chain_cert={self.tls.cert.name},ssl_key={self.tls.key.name}"]
-            if self.tls
-            else []
+        return (
+            [
+                path,
+                "-p",
+                str(self.port),
+                "-l",
+                listen,
+                "-U",
+                "0",
+                "-m",
+                str(self.memory_mb),
+                "-c",
+                str(self.max_connections),
+                "-t",
+                str(self.threads),
+            ]
+            + (
+                ["-Z", "-o", f"ssl_chain_cert={self.tls.cert.name},ssl_key={self.tls.key.name}"]
+                if self.tls
+                else []
+            )
+            + list(self.options)
         )
 
     @property

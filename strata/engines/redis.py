@@ -161,6 +161,8 @@ class RedisNodeConfig:
     # ACL rules of the node's users, one "<name> <rules...>" each (RBAC user groups); the default
     # user's too. Written as `user` lines, so every start, failover and new node has them.
     acl_users: list[str] = field(default_factory=list)
+    # settings from the deployment's cache parameter group (name -> value), written last so they win
+    parameters: dict[str, str] = field(default_factory=dict)
 
     @property
     def admin_user(self) -> str | None:
@@ -243,6 +245,7 @@ class RedisNodeConfig:
                 f"replicaof {self.replica_of[0]} {self.replica_of[1]}",
                 f"replica-announce-ip {self.address}",
             ]
+        lines += [f"{name} {_quote(value)}" for name, value in self.parameters.items()]
         return "\n".join(lines) + "\n"
 
     def _local(self, path: Path) -> str:

@@ -148,6 +148,11 @@ class OwnedDocs(MetadataStore):
         docs = super().list_docs(kind, self._key(kind, prefix, scope) if prefix else "")
         return [d for d in docs if self._scope_of(d) == scope]
 
+    def every_scope(self, kind: str) -> list[dict]:
+        """Every account's and region's records of `kind` (for what one account shares with
+        others, such as RDS snapshots; callers check ownership themselves)."""
+        return super().list_docs(kind)
+
     def delete_doc(self, kind: str, id: str) -> bool:
         scope = self.scope()
         if scope is not None and self.get_doc(kind, id) is None:

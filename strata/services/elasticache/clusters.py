@@ -16,7 +16,6 @@ from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, no
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.membership import new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address, port_owner
-from strata.services.elasticache.render import default_parameter_group
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.elasticache")
@@ -46,7 +45,7 @@ class CacheClusterOperations(ElastiCacheCore):
             )
         transit = bool(req.get("TransitEncryptionEnabled"))
         version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
-        v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group({"engine": eng}))
+        param_group = self._parameter_group_for(req.get("CacheParameterGroupName"), eng, version, None)
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=1, version=version)
         if restore and restore.get("_dek"):
             raise combination(
@@ -75,6 +74,7 @@ class CacheClusterOperations(ElastiCacheCore):
             "security_groups": groups,
             "sg_scope": [ctx.account_id, ctx.region],
             **subnets.placement(self, ctx, subnet_group),
+            "param_group": param_group,
         }
         for i in range(count):
             az = v.availability_zone(
@@ -183,7 +183,8 @@ class CacheClusterOperations(ElastiCacheCore):
                 )
                 doc["sg_scope"] = [ctx.account_id, ctx.region]
             v.engine_version(req.get("EngineVersion"), dep["engine_version"], dep["engine"])
-            v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(dep))
+            if req.get("CacheParameterGroupName") and dep is not doc:
+                raise combination("A replication group's member takes the group's CacheParameterGroupName.")
             if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
                     raise invalid(
@@ -200,6 +201,11 @@ class CacheClusterOperations(ElastiCacheCore):
                     "CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes."
                 )
             if dep is doc:
+                if req.get("CacheParameterGroupName"):
+                    doc["param_group"] = self._parameter_group_for(
+                        req["CacheParameterGroupName"], doc["engine"], doc["engine_version"], None
+                    )
+                    await run_blocking(self._apply_parameters, doc)
                 if "SnapshotRetentionLimit" in req and dep["engine"] != "memcached":
                     doc["retention"] = v.retention(req["SnapshotRetentionLimit"])
                 if "SnapshotWindow" in req:
@@ -266,12 +272,7 @@ class CacheClusterOperations(ElastiCacheCore):
         """Resize the memory cap of running redis nodes (memcached takes it at its next restart)."""
         if dep["engine"] == "memcached":
             return
-        memory = v.node_memory_mb(dep["node_type"]) * 1024 * 1024
-        for cluster in clusters:
-            server = self.engines.get(cluster["id"])
-            if server is not None and server.running():
-                server.config.maxmemory = memory  # type: ignore[union-attr]
-                server.config_set("maxmemory", memory)  # type: ignore[union-attr]
+        self._apply_parameters(dep)  # maxmemory follows the node type, less the reserved memory
 
     def _apply_auth_token(self, dep: dict, clusters: list[dict], token: str, strategy: str) -> None:
         """New AUTH token on every node: ROTATE keeps the old one valid too, SET replaces it."""
@@ -308,10 +309,13 @@ class CacheClusterOperations(ElastiCacheCore):
         return {"CacheCluster": self._render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
 
     def _reboot_nodes(self, doc: dict, ids: list[str]) -> None:
+        """Restart the nodes, each with its group's current parameters (static ones apply now)."""
+        dep = self._deployment_of(doc)
         for nid in ids:
             server = self.engines.get(doc["id"], nid)
             if server is not None:
                 server.stop()
+                self.engines.configure(dep, server.config)
                 server.start()
 
     # -- DeleteCacheCluster ---------------------------------------------------------------------------

@@ -13,15 +13,19 @@ import random
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from strata.context import RequestContext
 from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.lag_relay import LagRelay
 from strata.engines.ports import PortAllocator
+from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
+from strata.services.elasticache import cache_parameters as cp
 from strata.services.elasticache import security
-from strata.services.elasticache.errors import fault, invalid
-from strata.services.elasticache.nodes import PRIMARY, Engines
+from strata.services.elasticache.errors import combination, fault, invalid
+from strata.services.elasticache.nodes import PRIMARY, Engines, Server
 from strata.services.elasticache.render import render_cluster
 from strata.services.owned_docs import OwnedDocs
 from strata.sim.clock import clock
@@ -65,7 +69,9 @@ class ElastiCacheCore:
             fsync=runtime.settings.fsync,
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
-            per_account=frozenset({"cluster", "group", "snapshot", "user", "user_group", "subnet_group"}),
+            per_account=frozenset(
+                {"cluster", "group", "snapshot", "user", "user_group", "subnet_group", "param_group"}
+            ),
             taken=_taken,
         )
         self.engines = Engines(
@@ -73,6 +79,7 @@ class ElastiCacheCore:
             runtime.settings.data_dir,
             key=self.store.engine_key,
             encrypted_root=lambda cluster_id: self._encrypted_root(cluster_id),
+            parameters=self._engine_parameters,
         )
         # groups encrypted at rest and their snapshots: `<data>/elasticache/volumes/` (at_rest.py)
         self.volumes = EncryptedVolumes(runtime.data_dir)
@@ -185,7 +192,98 @@ class ElastiCacheCore:
         return self._group_doc(cluster["group"]) if cluster.get("group") else cluster
 
     def _render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
-        return render_cluster(cluster, self._deployment_of(cluster), ctx.region, ctx.account_id, show_nodes)
+        dep = self._deployment_of(cluster)
+        pending = self._pending_reboot(cluster, dep)
+        return render_cluster(cluster, dep, ctx.region, ctx.account_id, show_nodes, pending)
+
+    # -- cache parameter groups (operations: parameter_groups.py) ------------------------------------
+
+    def _param_group_doc(self, name: str | None) -> dict:
+        """A parameter group by name: a stored one, or the default group of a family Strata runs."""
+        key = (name or "").lower()
+        doc = self.store.get_doc("param_group", key)
+        if doc is not None:
+            return doc
+        family, cluster_on = default_group_family(key)
+        if family is None:
+            raise fault("CacheParameterGroupNotFoundFault", f"CacheParameterGroup {name} not found.")
+        params = {"cluster-enabled": "yes"} if cluster_on else {}
+        return {"id": key, "name": key, "family": family, "params": params, "default": True, "tags": []}
+
+    def _engine_parameters(self, dep: dict) -> dict[str, str]:
+        """A deployment's effective cache parameters ({} for an engine version without a catalogue)."""
+        family = cp.family_of(dep["engine"], dep["engine_version"])
+        if family not in cp.CATALOGUES:
+            return {}
+        group = self.store.get_doc("param_group", dep["param_group"]) if dep.get("param_group") else None
+        return cp.effective(family, (group or {}).get("params", {}))
+
+    def _parameter_group_for(
+        self, name: str | None, engine: str, version: str, cluster_mode: bool | None
+    ) -> str | None:
+        """The custom group a deployment of `engine` `version` is to use (None: its default group),
+        checked as ElastiCache checks it: it exists, is of the deployment's family, and agrees with
+        the deployment's cluster mode (None: a standalone cache cluster)."""
+        if not name:
+            return None
+        group = self._param_group_doc(name)
+        family = cp.family_of(engine, version)
+        if group["family"] != family:
+            raise combination(
+                f"Expected a parameter group of family {family} but found one of family {group['family']}"
+            )
+        enabled = group["params"].get("cluster-enabled", "no") == "yes"
+        if cluster_mode is None and enabled:
+            raise combination(
+                f"Cache parameter group {group['name']} has cluster-enabled yes: a standalone cache "
+                "cluster cannot use it."
+            )
+        if cluster_mode is not None and enabled != cluster_mode:
+            raise combination(
+                f"Cache parameter group {group['name']} has cluster-enabled {'yes' if enabled else 'no'}, "
+                f"which does not match the replication group's cluster mode."
+            )
+        return None if group.get("default") else group["id"]
+
+    def _servers_of(self, dep: dict) -> list[Server]:
+        """The engine processes of a deployment (a standalone cluster, or every member of a group)."""
+        ids = [c for ng in dep["node_groups"] for c in ng["members"]] if "node_groups" in dep else [dep["id"]]
+        keys = {self.store.engine_key(c) for c in ids}
+        return [s for (key, _), s in list(self.engines.servers.items()) if key in keys]
+
+    def _apply_parameters(self, dep: dict) -> None:
+        """Send the deployment's settings that change at once to its running redis/valkey nodes with
+        CONFIG SET (blocking). Memcached nodes take theirs at their next reboot."""
+        for server in self._servers_of(dep):
+            if not isinstance(server, RedisServer) or not server.running():
+                continue
+            config = server.config
+            before = (dict(config.parameters), config.maxmemory)
+            self.engines.configure(dep, config)
+            changed = {k: v for k, v in config.parameters.items() if before[0].get(k) != v}
+            if config.maxmemory != before[1]:
+                changed["maxmemory"] = str(config.maxmemory)
+            try:
+                with server.client() as c:
+                    for name, value in changed.items():
+                        server.admin(c, "CONFIG", "SET", name, value)
+            except redis.ResponseError as e:
+                config.parameters, config.maxmemory = before
+                raise invalid(f"The engine refused the parameter change: {e}") from e
+
+    def _pending_reboot(self, cluster: dict, dep: dict) -> list[str]:
+        """Nodes still running with other static parameters than their group's (memcached: every
+        parameter waits for a reboot, as on ElastiCache)."""
+        if dep["engine"] != "memcached":
+            return []
+        wanted = self._engine_parameters(dep)
+        options = cp.memcached_options(wanted) if wanted else []
+        pending = []
+        for node in cluster["nodes"]:
+            server = self.engines.get(cluster["id"], node["id"])
+            if server is not None and getattr(server.config, "options", options) != options:
+                pending.append(node["id"])
+        return pending
 
     def _meter_usage(self, dep: dict) -> None:
         """Record the node-hours a deployment used since it was last metered (the caller saves `dep`).
@@ -255,6 +353,19 @@ class ElastiCacheCore:
                 await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
             elif powered:
                 await run_blocking(server.start)
+
+
+def default_group_family(name: str) -> tuple[str | None, bool]:
+    """(family, cluster mode) of a default group name Strata serves ("default.redis7.cluster.on"),
+    (None, False) for any other name."""
+    if not name.startswith("default."):
+        return None, False
+    family = name[len("default.") :]
+    cluster_on = family.endswith(".cluster.on")
+    family = family.removesuffix(".cluster.on")
+    if family not in cp.CATALOGUES or (cluster_on and family.startswith("memcached")):
+        return None, False
+    return family, cluster_on
 
 
 def paginate(docs: list[dict], req: dict, key: str = "id") -> tuple[list[dict], str | None]:

@@ -25,7 +25,7 @@ from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
 from strata.services.elasticache.membership import MembershipOperations, new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address, port_owner
-from strata.services.elasticache.render import default_parameter_group, render_group
+from strata.services.elasticache.render import render_group
 from strata.services.elasticache.replicas import ReplicaOperations, ng_members
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -304,11 +304,14 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         if eng == "memcached":
             raise invalid("Replication groups are only available for the Valkey and Redis OSS engines.")
         layout = req.get("NodeGroupConfiguration") or []
+        named_group = req.get("CacheParameterGroupName")
         cluster_mode = (
             req.get("ClusterMode") == "enabled"
             or (req.get("NumNodeGroups") or 1) > 1
             or len(layout) > 1
-            or "cluster.on" in (req.get("CacheParameterGroupName") or "")
+            or bool(
+                named_group and self._param_group_doc(named_group)["params"].get("cluster-enabled") == "yes"
+            )
         )
         shards = req.get("NumNodeGroups") or max(1, len(layout))
         if not 1 <= shards <= v.MAX_NODE_GROUPS:
@@ -349,10 +352,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             raise combination("MultiAZEnabled requires AutomaticFailoverEnabled.")
         transit = bool(req.get("TransitEncryptionEnabled"))
         version = v.engine_version(req.get("EngineVersion"), self._version(eng, transit), eng)
-        v.parameter_group(
-            req.get("CacheParameterGroupName"),
-            default_parameter_group({"engine": eng, "cluster_mode": cluster_mode}),
-        )
+        param_group = self._parameter_group_for(named_group, eng, version, cluster_mode)
         restore = self._snapshot_for_restore(req.get("SnapshotName"), eng, shards=shards, version=version)
         kms_arn = self._at_rest_key(req, restore, ctx.region, ctx.account_id)
         created = _now()
@@ -385,6 +385,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             "security_groups": groups,
             "sg_scope": [ctx.account_id, ctx.region],
             **subnets.placement(self, ctx, subnet_group),
+            "param_group": param_group,
         }
         if group["auth"]:
             group["auth_modified"] = created
@@ -506,7 +507,13 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             group = self._group_doc(group["id"])
             self._available(group)
             v.engine_version(req.get("EngineVersion"), group["engine_version"], group["engine"])
-            v.parameter_group(req.get("CacheParameterGroupName"), default_parameter_group(group))
+            if req.get("CacheParameterGroupName"):
+                param_group = self._parameter_group_for(
+                    req["CacheParameterGroupName"],
+                    group["engine"],
+                    group["engine_version"],
+                    bool(group.get("cluster_mode")),
+                )
             _refuse_changes(group, req)
             user_groups = self._modified_user_groups(group, req)
             if req.get("AuthToken") is not None and (group.get("user_groups") or user_groups):
@@ -543,6 +550,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                     )
                 group["snapshotting_cluster"] = req["SnapshottingClusterId"].lower()
             members = list(self._members(group).values())
+            if req.get("CacheParameterGroupName"):
+                group["param_group"] = param_group
+                await run_blocking(self._apply_parameters, group)
             if req.get("CacheNodeType"):
                 group["node_type"] = v.node_type(req["CacheNodeType"])
                 await run_blocking(self._apply_node_type, group, members)

@@ -36,6 +36,7 @@ DEPLOYMENT_FIELDS = (
     "port",
     "auth",
     "auth_modified",
+    "param_group",
     "transit",
     "at_rest",
     "retention",

@@ -29,6 +29,7 @@ from strata.engines.memcached import MemcachedNodeConfig, MemcachedServer
 from strata.engines.process import EngineError
 from strata.engines.redis import RedisNodeConfig, RedisServer
 from strata.engines.tls import ServerCert, authority_for
+from strata.services.elasticache import cache_parameters as cp
 from strata.services.elasticache.validate import node_memory_mb
 
 log = logging.getLogger("strata.elasticache")
@@ -72,11 +73,14 @@ class Engines:
         strata_data_dir: Path,
         key: Callable[[str], str] = str,
         encrypted_root: Callable[[str], Path | None] = lambda _cluster_id: None,
+        parameters: Callable[[dict], dict[str, str]] = lambda _dep: {},
     ) -> None:
         self.root = Path(data_dir) / "nodes"
         self.key = key
         # A member of a group encrypted at rest keeps its nodes in the group's volume (at_rest.py).
         self.encrypted_root = encrypted_root
+        # a deployment's effective cache parameters (its parameter group over the family defaults)
+        self.parameters = parameters
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
@@ -120,10 +124,10 @@ class Engines:
             replica_of=replica_of,
             cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
             extra_binds=list(binds or []),
-            maxmemory=node_memory_mb(dep["node_type"]) * 1024 * 1024,
             admin_token=self.admin_token,
             acl_users=list(dep.get("acl") or []),
         )
+        self.configure(dep, config)
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
         with self._lock:
@@ -149,14 +153,25 @@ class Engines:
             address=node["address"],
             port=dep["port"],
             data_dir=self.node_dir(cluster_id, node["id"]),
-            memory_mb=node_memory_mb(dep["node_type"]),
             extra_binds=list(binds or []),
             tls=self._certificate(dep, cluster_id, node),
         )
+        self.configure(dep, config)
         server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
         with self._lock:
             self.servers[(self.key(cluster_id), node["id"])] = server
         return server
+
+    def configure(self, dep: dict, config: RedisNodeConfig | MemcachedNodeConfig) -> None:
+        """Put the deployment's node type and cache parameters into a node's configuration (read at
+        its next start; redis settings that change at once are also sent with CONFIG SET)."""
+        values = self.parameters(dep)
+        if isinstance(config, RedisNodeConfig):
+            config.maxmemory = cp.redis_maxmemory(node_memory_mb(dep["node_type"]) * 1024 * 1024, values)
+            config.parameters = cp.redis_directives(values) if values else {}
+        else:
+            config.memory_mb = cp.memcached_memory_mb(node_memory_mb(dep["node_type"]), values)
+            config.options = cp.memcached_options(values) if values else []
 
     def start_all(self, servers: list[Server], timeout: float = 30) -> None:
         """Start servers side by side: fork each, then wait until all answer; raise the first failure

@@ -4,11 +4,13 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; power interruptions of an Availability Zone and replica lag (for FIS) in
-`az_power.py` and `replica_lag.py`; the engine processes and their addresses in `nodes.py`.
+groups in `users.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
+with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
+replica lag (for FIS) in `az_power.py` and `replica_lag.py`; the engine processes and their
+addresses in `nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
-group), `group` (replication groups), `snapshot`. A *deployment* is what owns the settings and
+group), `group` (replication groups), `snapshot`, `param_group` (custom cache parameter groups). A *deployment* is what owns the settings and
 the port: a standalone cluster, or a group for its member clusters.
 
 Create, modify, failover and delete do their engine work before answering, so a describe right
@@ -29,6 +31,7 @@ from strata.services.elasticache.az_power import AzPowerOperations
 from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
+from strata.services.elasticache.parameter_groups import CacheParameterGroupOperations
 from strata.services.elasticache.replica_lag import ReplicaLagOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.subnet_groups import CacheSubnetGroupOperations
@@ -49,5 +52,6 @@ class ElastiCacheProvider(
     AzPowerOperations,
     CacheSubnetGroupOperations,
     ReplicaLagOperations,
+    CacheParameterGroupOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -9,13 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from strata.services.elasticache import security
+from strata.services.elasticache.cache_parameters import family_of
 from strata.services.elasticache.nodes import PRIMARY, READER
-
-PARAMETER_GROUP_FAMILY = {
-    "redis": "default.redis7",
-    "valkey": "default.valkey8",
-    "memcached": "default.memcached1.6",
-}
 
 
 def ts(value: str | None) -> datetime | None:
@@ -31,15 +26,23 @@ def endpoint(address: str, port: int) -> dict:
 
 
 def default_parameter_group(dep: dict) -> str:
-    """The one parameter group a deployment can have: its engine's default (cluster mode: .cluster.on)."""
-    return PARAMETER_GROUP_FAMILY[dep["engine"]] + (".cluster.on" if dep.get("cluster_mode") else "")
+    """The default parameter group of a deployment's engine version (cluster mode: .cluster.on)."""
+    family = family_of(dep["engine"], dep["engine_version"])
+    return f"default.{family}" + (".cluster.on" if dep.get("cluster_mode") else "")
 
 
-def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nodes: bool) -> dict:
-    """A CacheCluster; `dep` holds the deployment settings (the cluster itself, or its group)."""
+def parameter_group_name(dep: dict) -> str:
+    return dep.get("param_group") or default_parameter_group(dep)
+
+
+def render_cluster(
+    cluster: dict, dep: dict, region: str, account: str, show_nodes: bool, pending: list[str] | None = None
+) -> dict:
+    """A CacheCluster; `dep` holds the deployment settings (the cluster itself, or its group);
+    `pending` names the nodes whose static parameters wait for a reboot."""
     nodes = cluster["nodes"]
     azs = {n["az"] for n in nodes}
-    param_group = default_parameter_group(dep)
+    pending = pending or []
     out: dict = {
         "CacheClusterId": cluster["id"],
         "CacheNodeType": dep["node_type"],
@@ -53,9 +56,9 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
         "PendingModifiedValues": {},
         "CacheSecurityGroups": [],
         "CacheParameterGroup": {
-            "CacheParameterGroupName": param_group,
-            "ParameterApplyStatus": "in-sync",
-            "CacheNodeIdsToReboot": [],
+            "CacheParameterGroupName": parameter_group_name(dep),
+            "ParameterApplyStatus": "pending-reboot" if pending else "in-sync",
+            "CacheNodeIdsToReboot": list(pending),
         },
         "CacheSubnetGroupName": dep.get("subnet_group") or "default",
         "AutoMinorVersionUpgrade": True,
@@ -88,7 +91,7 @@ def render_cluster(cluster: dict, dep: dict, region: str, account: str, show_nod
                 "CacheNodeStatus": n.get("status", "available"),
                 "CacheNodeCreateTime": ts(n["created"]),
                 "Endpoint": endpoint(n["address"], dep["port"]),
-                "ParameterGroupStatus": "in-sync",
+                "ParameterGroupStatus": "pending-reboot" if n["id"] in pending else "in-sync",
                 "CustomerAvailabilityZone": n["az"],
             }
             for n in nodes

@@ -25,7 +25,7 @@ from strata.services.base import run_blocking
 from strata.services.elasticache.backup_storage import meter_backup_storage
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
-from strata.services.elasticache.render import render_snapshot
+from strata.services.elasticache.render import parameter_group_name, render_snapshot
 from strata.services.elasticache.validate import REDIS_LIKE, identifier
 from strata.services.elasticache.validate import tags as validate_tags
 from strata.sim.clock import clock
@@ -228,7 +228,7 @@ class SnapshotOperations(ElastiCacheCore):
             "EngineVersion": dep["engine_version"],
             "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
             "Port": dep["port"],
-            "CacheParameterGroupName": "default.redis7",
+            "CacheParameterGroupName": parameter_group_name(dep),
             "CacheSubnetGroupName": dep.get("subnet_group") or "default",
             "VpcId": "vpc-strata",
             "AutoMinorVersionUpgrade": True,

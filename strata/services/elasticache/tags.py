@@ -1,4 +1,5 @@
-"""Tags on cache clusters, replication groups, snapshots, users and user groups, addressed by ARN."""
+"""Tags on cache clusters, replication groups, snapshots, users, user groups and cache parameter
+groups, addressed by ARN."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ _KINDS = {
     "user": ("user", "tags", "UserNotFoundFault"),
     "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
     "subnetgroup": ("subnet_group", "tags", "CacheSubnetGroupNotFoundFault"),
+    "parametergroup": ("param_group", "tags", "CacheParameterGroupNotFoundFault"),
 }
 MAX_TAGS = 50
 

@@ -97,13 +97,6 @@ def engine_version(requested: str | None, installed: str, eng: str) -> str:
     return installed
 
 
-def parameter_group(name: str | None, default: str) -> None:
-    """Only the engine's default parameter group exists (CreateCacheParameterGroup is not served),
-    so any other name is answered as for a group that does not exist."""
-    if name and name != default:
-        raise fault("CacheParameterGroupNotFoundFault", f"CacheParameterGroup {name} not found.")
-
-
 def auth_token(token: str | None, transit_encryption: bool, eng: str) -> str | None:
     if token is None:
         return None

@@ -24,8 +24,8 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.aurora_io import meter_aurora_io
 from strata.services.rds.backup_storage import meter_backup_storage
-from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.snapshot_sharing import DB_SNAPSHOT, SnapshotSharingOperations
 from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
 
@@ -33,15 +33,23 @@ DAY = 86400.0
 DEFAULT_WINDOW = "03:00-03:30"  # what a new instance gets without PreferredBackupWindow
 
 
-class BackupOperations(RDSCore):
+class BackupOperations(SnapshotSharingOperations):
     # -- snapshot records --------------------------------------------------------------------------
 
     def _snapshot_dir(self, snap_id: str) -> Path:
         return self.runtime.data_dir / "snapshots" / self.store.engine_key(snap_id).replace(":", "_")
 
-    def _get_snapshot(self, snap_id: str | None) -> dict:
+    def _get_snapshot(self, snap_id: str | None, shared: bool = False, other_region: bool = False) -> dict:
+        """The caller's snapshot by identifier or ARN; with `shared`, also another account's that
+        it shared with the caller, named by its ARN (to describe, restore or copy it); with
+        `other_region`, also the caller's own in another region (to copy it here)."""
         if not snap_id:
             raise m.fault("InvalidParameterValue", "DBSnapshotIdentifier is required.")
+        foreign = self._shared_snapshot(snap_id, other_region)
+        if foreign is not None:
+            if not shared:
+                raise m.not_found_snapshot(snap_id)
+            return foreign
         snap_id = snap_id.split(":snapshot:")[-1]
         snap = self.store.get_doc("snapshot", snap_id) or self.store.get_doc("snapshot", snap_id.lower())
         if snap is None:
@@ -52,7 +60,7 @@ class BackupOperations(RDSCore):
         self, doc: dict, snap_id: str, tags: list[dict] | None, kind: str, path: Path | None = None
     ) -> dict:
         if kind == "manual":
-            snap_id = m.check_identifier(snap_id, "DBSnapshotIdentifier")
+            snap_id = m.check_identifier(snap_id, "DBSnapshotIdentifier", 255)
         if self.store.get_doc("snapshot", snap_id):
             raise m.fault(
                 "DBSnapshotAlreadyExists",
@@ -128,8 +136,9 @@ class BackupOperations(RDSCore):
             if s.get("at")
             else dt.datetime.fromisoformat(s["created"])
         )
+        name, snap_arn = self._snapshot_names(s, DB_SNAPSHOT)
         out = {
-            "DBSnapshotIdentifier": s["id"],
+            "DBSnapshotIdentifier": name,  # another account's shared snapshot: its ARN, as RDS lists it
             "DBInstanceIdentifier": s["instance_id"],
             "SnapshotCreateTime": created,
             "Engine": s["engine"],
@@ -147,7 +156,7 @@ class BackupOperations(RDSCore):
             "StorageType": s["storage_type"],
             "Encrypted": s["encrypted"],
             "DbiResourceId": s["resource_id"],
-            "DBSnapshotArn": m.arn(self.region, self.account, "snapshot", s["id"]),
+            "DBSnapshotArn": snap_arn,
             "IAMDatabaseAuthenticationEnabled": False,
             "TagList": m.tags_out(s.get("tags", {})),
             "OriginalSnapshotCreateTime": created,
@@ -172,12 +181,17 @@ class BackupOperations(RDSCore):
 
     def describe_db_snapshots(self, ctx: RequestContext, req: dict) -> dict:
         if req.get("DBSnapshotIdentifier"):
-            snaps = [self._get_snapshot(req["DBSnapshotIdentifier"])]
+            snaps = [self._get_snapshot(req["DBSnapshotIdentifier"], shared=True)]
         else:
             snaps = self.store.list_docs("snapshot")
+            if req.get("SnapshotType") in ("shared", "public"):
+                snaps = []
+            shared = req.get("IncludeShared") or req.get("SnapshotType") == "shared"
+            public = req.get("IncludePublic") or req.get("SnapshotType") == "public"
+            snaps += self._snapshots_shared_with_me(public=bool(public), shared=bool(shared))
         if req.get("DBInstanceIdentifier"):
             snaps = [s for s in snaps if s["instance_id"] == req["DBInstanceIdentifier"].lower()]
-        if req.get("SnapshotType"):
+        if req.get("SnapshotType") not in (None, "shared", "public"):
             snaps = [s for s in snaps if s["type"] == req["SnapshotType"]]
         if req.get("DbiResourceId"):
             snaps = [s for s in snaps if s.get("resource_id") == req["DbiResourceId"]]
@@ -213,10 +227,16 @@ class BackupOperations(RDSCore):
 
     def copy_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "SourceDBSnapshotIdentifier", "TargetDBSnapshotIdentifier")
-        src = self._get_snapshot(req["SourceDBSnapshotIdentifier"])
+        src = self._get_snapshot(req["SourceDBSnapshotIdentifier"], shared=True, other_region=True)
+        elsewhere = (self.store.owner(src), self.store.region_of(src)) != (self.account, self.region)
+        if elsewhere and self.store.region_of(src) != self.region and src.get("encrypted"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Strata does not copy encrypted snapshots between regions (its KMS keys are regional).",
+            )
         if src["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {src['id']} is not available.")
-        target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier")
+        target = m.check_identifier(req["TargetDBSnapshotIdentifier"], "TargetDBSnapshotIdentifier", 255)
         if self.store.get_doc("snapshot", target):
             raise m.fault("DBSnapshotAlreadyExists", f"Snapshot {target} already exists.")
         tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})
@@ -225,14 +245,15 @@ class BackupOperations(RDSCore):
             {"StorageEncrypted": bool(req.get("KmsKeyId")), "KmsKeyId": req.get("KmsKeyId")},
             src.get("kms_key_id") if src.get("encrypted") else None,
         )
+        # the copy is the caller's, here (a source's owner, region and sharing stay with it)
         snap = {
-            **src,
+            **{k: val for k, val in src.items() if k not in ("account", "region", "restore")},
             "id": target,
             "type": "manual",
             "status": "creating",
             "tags": tags,
             "path": str(self._snapshot_dir(target) / "data"),
-            "source_snapshot": src["id"],
+            "source_snapshot": self._snapshot_out(src)["DBSnapshotArn"] if elsewhere else src["id"],
             "encrypted": kms_key is not None,
             "kms_key_id": kms_key,
             "volume": None,
@@ -258,7 +279,7 @@ class BackupOperations(RDSCore):
 
     async def restore_db_instance_from_db_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBInstanceIdentifier", "DBSnapshotIdentifier")
-        snap = self._get_snapshot(req["DBSnapshotIdentifier"])
+        snap = self._get_snapshot(req["DBSnapshotIdentifier"], shared=True)
         if snap["status"] != "available":
             raise m.fault("InvalidDBSnapshotState", f"Snapshot {snap['id']} is not available.")
         info = m.ENGINES[snap["engine"]]

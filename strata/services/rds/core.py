@@ -63,6 +63,7 @@ class RDSCore:
                     "cluster",
                     "snapshot",
                     "cluster_snapshot",
+                    "option_group",
                 }
             ),
             taken=_taken,

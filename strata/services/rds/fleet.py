@@ -277,9 +277,15 @@ class Fleet:
 
     # -- read replicas -----------------------------------------------------------------------------
 
-    def create_replica(self, source: dict, doc: dict, params: dict[str, str]) -> None:
+    def create_replica(
+        self, source: dict, doc: dict, params: dict[str, str], source_node: Node | None = None
+    ) -> None:
+        """Build `doc`'s node as a streaming replica of `source`'s primary (`source_node`: that
+        node, looked up by the caller when the source is in another region's scope)."""
+        primary = source_node or self.primary(source)
+
         def build(node: Node) -> None:
-            node.clone_from(self.primary(source), standby=True, params=params, app_name=doc["id"])
+            node.clone_from(primary, standby=True, params=params, app_name=doc["id"])
             node.start()
 
         self.with_free_port(doc, doc["primary"], build)

@@ -45,7 +45,7 @@ class GroupOperations(RDSCore):
 
     def create_db_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBSubnetGroupName", "DBSubnetGroupDescription", "SubnetIds")
-        name = req["DBSubnetGroupName"]
+        name = m.check_subnet_group_name(req["DBSubnetGroupName"])
         if self.store.get_doc("subnet_group", name.lower()):
             raise m.fault("DBSubnetGroupAlreadyExists", f"DB subnet group {name} already exists.")
         g = {

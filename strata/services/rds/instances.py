@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
-from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.rds")
+_INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z0-9-]+)$")
 STARTED_STATES = (
     "creating",
     "backing-up",
@@ -26,7 +30,7 @@ STARTED_STATES = (
 )
 
 
-class InstanceOperations(RDSCore):
+class InstanceOperations(OptionGroupOperations):
     # -- create ------------------------------------------------------------------------------------
 
     def _new_instance_doc(
@@ -70,6 +74,9 @@ class InstanceOperations(RDSCore):
             "class": klass,
             "master_username": master_username,
             "db_name": req.get("DBName"),
+            "option_group": self._option_group_for(
+                req.get("OptionGroupName"), info.name, self._pick_version(info, req.get("EngineVersion"))
+            ),
             "allocated_storage": int(req.get("AllocatedStorage") or 20),
             "storage_type": req.get("StorageType") or "gp2",
             "multi_az": bool(req.get("MultiAZ")),
@@ -109,6 +116,7 @@ class InstanceOperations(RDSCore):
                 f"Engine {info.name} instances must belong to a DB cluster (DBClusterIdentifier).",
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
+        m.check_db_name(req.get("DBName"), info)
         doc = self._new_instance_doc(req, info, req["MasterUsername"])
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
@@ -192,6 +200,15 @@ class InstanceOperations(RDSCore):
                     else "in-sync",
                 }
             ],
+            "OptionGroupMemberships": [
+                {
+                    "OptionGroupName": doc.get("option_group")
+                    or default_option_group(doc["engine"], doc["engine_version"]),
+                    "Status": "in-sync",
+                }
+            ]
+            if doc["engine"] in OPTION_ENGINES
+            else [],
             "AvailabilityZone": doc["az"],
             "PreferredMaintenanceWindow": doc["maintenance_window"],
             "PendingModifiedValues": {},
@@ -258,6 +275,10 @@ class InstanceOperations(RDSCore):
         if req.get("NewDBInstanceIdentifier"):
             raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
         self._same_version(req, doc["engine_version"], doc["engine"])
+        if req.get("OptionGroupName"):
+            doc["option_group"] = self._option_group_for(
+                req["OptionGroupName"], doc["engine"], doc["engine_version"]
+            )
         if req.get("DBInstanceClass"):
             doc["class"] = m.check_class(req["DBInstanceClass"])
         if req.get("AllocatedStorage"):
@@ -305,6 +326,11 @@ class InstanceOperations(RDSCore):
         change_az = multi_az is not None and bool(multi_az) != doc["multi_az"]
         if change_az and doc.get("source"):
             raise m.fault("InvalidParameterCombination", "A read replica cannot be made Multi-AZ by Strata.")
+        if change_az and any(r.startswith("arn:") for r in doc.get("replicas", [])):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Strata does not make a DB instance with cross-region read replicas Multi-AZ.",
+            )
         live_work = bool(password or change_az or new_group) and doc["status"] == "available"
         if live_work:
             doc["status"] = "modifying"
@@ -530,16 +556,12 @@ class InstanceOperations(RDSCore):
                 doc = self._get_instance(ident)
         if final_snapshot:
             self._fill_snapshot(final_snapshot)
-        for rep_id in doc.get("replicas", []):  # as on AWS: replicas of a deleted source become standalone
-            rep = self.store.get_doc("instance", rep_id)
-            if rep:
-                with self.fleet.lock(rep_id):
-                    self._promote(rep_id)
-        if doc.get("source"):
-            src = self.store.get_doc("instance", doc["source"])
-            if src:
-                src["replicas"] = [r for r in src.get("replicas", []) if r != ident]
-                self.store.put_doc("instance", src["id"], src)
+        for rep_ref in doc.get("replicas", []):  # as on AWS: replicas of a deleted source become standalone
+            with self._in_scope_of(rep_ref) as rep_id:
+                if self.store.get_doc("instance", rep_id):
+                    with self.fleet.lock(rep_id):
+                        self._promote(rep_id)
+        self._leave_source(doc)
         self._meter_instance(doc)
         self.fleet.destroy(doc)
         security.unguard(self, doc)  # before the record goes: a deleted instance's state is final
@@ -553,8 +575,41 @@ class InstanceOperations(RDSCore):
 
     # -- read replicas -----------------------------------------------------------------------------
 
+    @contextmanager
+    def _in_scope_of(self, ref: str) -> Iterator[str]:
+        """Serve the scope of the instance `ref` names (an identifier here, or the ARN of one in
+        another region of this account: a cross-region replica's source, or a source's
+        cross-region replica) for the duration; yields its identifier."""
+        match = _INSTANCE_ARN.match(ref)
+        if match is None or match.group(1) == self.region:
+            yield ref.split(":")[-1].lower()
+            return
+        region, account, ident = match.groups()
+        with self.store.acting_as(account, region):
+            yield ident.lower()
+
     async def create_db_instance_read_replica(self, ctx: RequestContext, req: dict) -> dict:
-        source = self._get_instance(req.get("SourceDBInstanceIdentifier"))
+        ref = req.get("SourceDBInstanceIdentifier") or ""
+        match = _INSTANCE_ARN.match(ref)
+        if match and match.group(2) != self.account:
+            raise m.fault(
+                "InvalidParameterCombination", "Strata makes read replicas of the caller's own DB instances."
+            )
+        cross_region = bool(match) and match.group(1) != self.region  # type: ignore[union-attr]
+        with self._in_scope_of(ref) as source_id:
+            source = self._get_instance(source_id)
+            source_arn = self._arn_of(source)
+        if cross_region:
+            if source["multi_az"]:
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    "Strata does not keep cross-region read replicas of a Multi-AZ DB instance.",
+                )
+            if source.get("kms_key_id"):
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    "Strata does not make cross-region read replicas of encrypted DB instances.",
+                )
         if source["status"] != "available":
             raise m.invalid_state(source["id"], source["status"])
         if source.get("source"):
@@ -579,10 +634,14 @@ class InstanceOperations(RDSCore):
                 "Cannot create an encrypted read replica from an unencrypted DB instance.",
             )
         doc = self._new_instance_doc(
-            req, info, source["master_username"], az=source["az"], inherited_key=source.get("kms_key_id")
+            req,
+            info,
+            source["master_username"],
+            az=None if cross_region else source["az"],
+            inherited_key=source.get("kms_key_id"),
         )
         doc.update(
-            source=source["id"],
+            source=source_arn if cross_region else source["id"],
             db_name=source.get("db_name"),
             multi_az=False,
             backup_retention=0,
@@ -593,17 +652,24 @@ class InstanceOperations(RDSCore):
         await self._encrypt_instance(doc)
         self._save(doc)
         await run_blocking(security.guard, self, doc)
-        source["replicas"] = [*source.get("replicas", []), doc["id"]]
-        self.store.put_doc("instance", source["id"], source)
-        self._event(doc["id"], "db-instance", f"Creating read replica of {source['id']}", ["read replica"])
-        self._spawn(doc["id"], self._build_replica, doc["id"], source["id"])
+        # a source lists a cross-region replica by its ARN, as RDS does
+        replica_ref = self._arn_of(doc) if cross_region else doc["id"]
+        with self._in_scope_of(ref):
+            source = self._get_instance(source["id"])
+            source["replicas"] = [*source.get("replicas", []), replica_ref]
+            self.store.put_doc("instance", source["id"], source)
+        self._event(doc["id"], "db-instance", f"Creating read replica of {doc['source']}", ["read replica"])
+        self._spawn(doc["id"], self._build_replica, doc["id"], doc["source"])
         return {"DBInstance": self._instance_out(doc)}
 
-    def _build_replica(self, ident: str, source_id: str) -> None:
+    def _build_replica(self, ident: str, source_ref: str) -> None:
         doc = self._get_instance(ident)
-        source = self._get_instance(source_id)
-        with self.fleet.lock(source_id):
-            self.fleet.create_replica(source, doc, self._params_for(doc))
+        with self._in_scope_of(source_ref) as source_id:
+            source = self._get_instance(source_id)
+            lock = self.fleet.lock(source_id)
+            source_node = self.fleet.primary(source)
+        with lock:
+            self.fleet.create_replica(source, doc, self._params_for(doc), source_node)
         self._save(doc, "nodes")
         self._set_status(ident, "available")
         self._event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
@@ -626,11 +692,7 @@ class InstanceOperations(RDSCore):
     def _promote(self, ident: str) -> None:
         doc = self._get_instance(ident)
         self.fleet.promote_replica(doc)
-        source_id = doc.get("source")
-        src = self.store.get_doc("instance", source_id) if source_id else None
-        if src:
-            src["replicas"] = [r for r in src.get("replicas", []) if r != ident]
-            self.store.put_doc("instance", src["id"], src)
+        self._leave_source(doc)
         doc = self._get_instance(ident)
         doc["source"] = None
         doc["status"] = "available"
@@ -640,6 +702,17 @@ class InstanceOperations(RDSCore):
         )
         if doc["backup_retention"] > 0:
             self._take_automated_backup(ident)
+
+    def _leave_source(self, doc: dict) -> None:
+        """Take a replica off its source's list of replicas (the source may be in another region)."""
+        if not doc.get("source"):
+            return
+        names = {doc["id"], self._arn_of(doc)}
+        with self._in_scope_of(doc["source"]) as source_id:
+            src = self.store.get_doc("instance", source_id)
+            if src:
+                src["replicas"] = [r for r in src.get("replicas", []) if r not in names]
+                self.store.put_doc("instance", src["id"], src)
 
     # -- metering ----------------------------------------------------------------------------------
 

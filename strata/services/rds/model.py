@@ -134,9 +134,10 @@ def check_engine_version(requested: str | None, installed: list[str], engine: st
     raise fault("InvalidParameterCombination", f"Cannot find version {requested} for {engine}")
 
 
-def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier") -> str:
-    """AWS's rules: 1-63 letters, digits or hyphens; starts with a letter; no '--', no trailing '-'."""
-    if not ident or len(ident) > 63 or not IDENTIFIER.match(ident):
+def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier", max_len: int = 63) -> str:
+    """AWS's rules: 1-63 letters, digits or hyphens (snapshots and parameter groups: 1-255); starts
+    with a letter; no '--', no trailing '-'."""
+    if not ident or len(ident) > max_len or not IDENTIFIER.match(ident):
         raise fault(
             "InvalidParameterValue",
             f"The parameter {what} is not a valid identifier. Identifiers must begin with a letter; "
@@ -144,6 +145,45 @@ def check_identifier(ident: str | None, what: str = "DBInstanceIdentifier") -> s
             "or contain two consecutive hyphens.",
         )
     return ident.lower()
+
+
+# Databases the engines keep for themselves (a DBName cannot be one of them).
+RESERVED_DB_NAMES = {
+    "postgres": {"template0", "template1", "rdsadmin"},
+    "mariadb": {"mysql", "information_schema", "performance_schema", "sys", "rdsadmin"},
+}
+_DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_db_name(name: str | None, info: EngineInfo, what: str = "DBName") -> None:
+    """DBName / DatabaseName as RDS checks it: 1-63 (PostgreSQL) or 1-64 (MariaDB/MySQL) letters,
+    digits or underscores, beginning with a letter, and not a database the engine reserves."""
+    if name is None:
+        return
+    limit = 64 if info.kind == "mariadb" else 63
+    if not _DB_NAME.match(name) or len(name) > limit:
+        raise fault(
+            "InvalidParameterValue",
+            f"{what} must begin with a letter and contain only alphanumeric characters.",
+        )
+    if name.lower() in RESERVED_DB_NAMES.get(info.kind, set()):
+        raise fault(
+            "InvalidParameterValue",
+            f"{what} {name} cannot be used as it is a reserved word used by the engine",
+        )
+
+
+_SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
+
+
+def check_subnet_group_name(name: str) -> str:
+    if not _SUBNET_GROUP.match(name) or name.lower() == "default":
+        raise fault(
+            "InvalidParameterValue",
+            "The parameter DBSubnetGroupName is not a valid name: it must contain no more than 255 "
+            "letters, numbers, periods, underscores, spaces, or hyphens, and must not be default.",
+        )
+    return name
 
 
 def check_master(username: str | None, password: str | None, info: EngineInfo) -> None:

@@ -113,6 +113,7 @@ class ParameterGroupOperations(RDSCore):
     def _new_group(
         self, kind: GroupKind, name: str, family: str, description: str, tags: list | None
     ) -> dict:
+        name = m.check_identifier(name, f"{kind.label}Name", 255)
         if self.store.get_doc(kind.doc, name.lower()):
             raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
         g = {

@@ -8,10 +8,12 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
 
     instances.py   Create/Describe/Modify/Reboot/Delete DBInstance, read replicas, failover
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
-    clusters.py    Aurora clusters
+    snapshot_sharing.py  sharing manual snapshots with other accounts
+    clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
+    option_groups.py  option groups (no option runs here) and instances' memberships
     logs.py        the engine's log files, pending maintenance (none)
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from strata.services.parameters import refusing
 from strata.services.rds.backups import BackupOperations
-from strata.services.rds.clusters import ClusterOperations
+from strata.services.rds.cluster_backups import ClusterBackupOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
@@ -34,7 +36,7 @@ class RDSProvider(
     BackupOperations,
     GroupOperations,
     ParameterGroupOperations,
-    ClusterOperations,
+    ClusterBackupOperations,
     LogOperations,
     StorageEncryption,
 ):

@@ -37,6 +37,13 @@ SERVED = {
     "DescribeUserGroups",
     "ModifyUserGroup",
     "DeleteUserGroup",
+    "CreateCacheParameterGroup",
+    "DescribeCacheParameterGroups",
+    "ModifyCacheParameterGroup",
+    "ResetCacheParameterGroup",
+    "DeleteCacheParameterGroup",
+    "DescribeCacheParameters",
+    "DescribeEngineDefaultParameters",
 }
 
 

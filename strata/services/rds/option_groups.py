@@ -1,0 +1,192 @@
+"""Option groups: Create/Copy/Describe/Modify/DeleteOptionGroup and DescribeOptionGroupOptions, and
+the option group an instance is a member of (CreateDBInstance / ModifyDBInstance OptionGroupName).
+
+Every instance engine has a default group per major version (`default:postgres-18`,
+`default:mariadb-10-11`), which is what an instance without OptionGroupName joins. Custom groups
+are records of the account. Strata runs no RDS option (no option of RDS's catalogue has an engine
+behind it here), so DescribeOptionGroupOptions lists none and ModifyOptionGroup's OptionsToInclude is
+refused (parameters.json) instead of recording an option nothing would honour.
+"""
+
+from __future__ import annotations
+
+from strata.context import RequestContext
+from strata.services.rds import model as m
+from strata.services.rds.core import RDSCore
+from strata.services.rds.listing import filtered, page
+
+MAX_OPTION_GROUPS = 20  # custom option groups per account and region (RDS quota)
+OPTION_ENGINES = ("postgres", "mariadb", "mysql")  # the instance engines with option groups
+
+
+def major_of(engine: str, version: str) -> str:
+    """RDS's major engine version: "18" for PostgreSQL 18.1, "10.11" for MariaDB/MySQL 10.11.6."""
+    parts = version.split(".")
+    return parts[0] if m.ENGINES[engine].kind == "postgres" else ".".join(parts[:2])
+
+
+def default_option_group(engine: str, version: str) -> str:
+    return f"default:{engine}-{major_of(engine, version).replace('.', '-')}"
+
+
+class OptionGroupOperations(RDSCore):
+    def _option_majors(self, engine: str) -> list[str]:
+        return sorted({major_of(engine, v) for v in self._engine_versions(m.ENGINES[engine].kind)})
+
+    def _default_option_groups(self) -> list[dict]:
+        return [
+            {
+                "name": f"default:{engine}-{major.replace('.', '-')}",
+                "engine": engine,
+                "major": major,
+                "description": f"Default option group for {engine} {major}",
+                "options": [],
+                "default": True,
+            }
+            for engine in OPTION_ENGINES
+            for major in self._option_majors(engine)
+        ]
+
+    def _get_option_group(self, name: str | None) -> dict:
+        key = (name or "").lower()
+        group = self.store.get_doc("option_group", key)
+        if group is None:
+            group = next((g for g in self._default_option_groups() if g["name"] == key), None)
+        if group is None:
+            raise m.fault("OptionGroupNotFoundFault", f"Specified OptionGroupName: {name} not found.", 404)
+        return group
+
+    def _option_group_for(self, name: str | None, engine: str, version: str) -> str | None:
+        """The custom option group an instance of `engine` `version` joins (None: its default),
+        refused when it is of another engine or major version, as RDS does."""
+        if not name:
+            return None
+        group = self._get_option_group(name)
+        major = major_of(engine, version)
+        if group["engine"] != engine or group["major"] != major:
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"The option group {group['name']} is for {group['engine']} {group['major']}; this "
+                f"DB instance runs {engine} {major}.",
+            )
+        return None if group.get("default") else group["name"]
+
+    def _option_group_out(self, g: dict) -> dict:
+        out = {
+            "OptionGroupName": g["name"],
+            "OptionGroupDescription": g["description"],
+            "EngineName": g["engine"],
+            "MajorEngineVersion": g["major"],
+            "Options": [],
+            "AllowsVpcAndNonVpcInstanceMemberships": True,
+            "OptionGroupArn": m.arn(self.region, self.account, "og", g["name"]),
+        }
+        if g.get("source"):
+            out["SourceOptionGroup"] = g["source"]
+        return out
+
+    def _new_option_group(
+        self, name: str | None, engine: str, major: str, description: str, tags: list | None
+    ) -> dict:
+        name = m.check_identifier(name, "OptionGroupName", 255)
+        if self.store.get_doc("option_group", name) or name.startswith("default"):
+            raise m.fault("OptionGroupAlreadyExistsFault", f"Option group {name} already exists.")
+        if len(self.store.list_docs("option_group")) >= MAX_OPTION_GROUPS:
+            raise m.fault(
+                "OptionGroupQuotaExceededFault", f"Cannot create more than {MAX_OPTION_GROUPS} option groups."
+            )
+        group = {
+            "name": name,
+            "engine": engine,
+            "major": major,
+            "description": description,
+            "options": [],
+            "tags": m.tags_in(tags),
+        }
+        self.store.put_doc("option_group", name, group)
+        return group
+
+    def create_option_group(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "OptionGroupName", "EngineName", "MajorEngineVersion", "OptionGroupDescription")
+        engine = req["EngineName"]
+        if engine not in OPTION_ENGINES:
+            raise m.fault("InvalidParameterValue", f"Invalid DB engine: {engine}")
+        if req["MajorEngineVersion"] not in self._option_majors(engine):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"Cannot find major version {req['MajorEngineVersion']} for {engine}",
+            )
+        group = self._new_option_group(
+            req["OptionGroupName"],
+            engine,
+            req["MajorEngineVersion"],
+            req["OptionGroupDescription"],
+            req.get("Tags"),
+        )
+        return {"OptionGroup": self._option_group_out(group)}
+
+    def copy_option_group(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(
+            req, "SourceOptionGroupIdentifier", "TargetOptionGroupIdentifier", "TargetOptionGroupDescription"
+        )
+        source = self._get_option_group(req["SourceOptionGroupIdentifier"].split(":og:")[-1])
+        group = self._new_option_group(
+            req["TargetOptionGroupIdentifier"],
+            source["engine"],
+            source["major"],
+            req["TargetOptionGroupDescription"],
+            req.get("Tags"),
+        )
+        group["source"] = source["name"]
+        self.store.put_doc("option_group", group["name"], group)
+        return {"OptionGroup": self._option_group_out(group)}
+
+    def describe_option_groups(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("OptionGroupName"):
+            groups = [self._get_option_group(req["OptionGroupName"])]
+        else:
+            groups = sorted(
+                self._default_option_groups() + self.store.list_docs("option_group"), key=lambda g: g["name"]
+            )
+        if req.get("EngineName"):
+            groups = [g for g in groups if g["engine"] == req["EngineName"]]
+        if req.get("MajorEngineVersion"):
+            if not req.get("EngineName"):
+                raise m.fault("InvalidParameterCombination", "MajorEngineVersion requires EngineName.")
+            groups = [g for g in groups if g["major"] == req["MajorEngineVersion"]]
+        groups = filtered(groups, req, {})
+        resp = page(groups, req, "OptionGroupsList")
+        resp["OptionGroupsList"] = [self._option_group_out(g) for g in resp["OptionGroupsList"]]
+        return resp
+
+    def modify_option_group(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "OptionGroupName")
+        group = self._get_option_group(req["OptionGroupName"])
+        if group.get("default"):
+            raise m.fault("InvalidOptionGroupStateFault", "Default option groups cannot be modified.")
+        for name in req.get("OptionsToRemove") or []:
+            if name not in {o["name"] for o in group["options"]}:
+                raise m.fault(
+                    "InvalidParameterValue", f"Option {name} is not a member of option group {group['name']}."
+                )
+        return {"OptionGroup": self._option_group_out(group)}
+
+    def delete_option_group(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "OptionGroupName")
+        group = self._get_option_group(req["OptionGroupName"])
+        if group.get("default"):
+            raise m.fault("InvalidOptionGroupStateFault", "Default option groups cannot be deleted.")
+        users = [d["id"] for d in self.store.list_docs("instance") if d.get("option_group") == group["name"]]
+        if users:
+            raise m.fault(
+                "InvalidOptionGroupStateFault",
+                f"The option group {group['name']} cannot be deleted because it is in use.",
+            )
+        self.store.delete_doc("option_group", group["name"])
+        return {}
+
+    def describe_option_group_options(self, ctx: RequestContext, req: dict) -> dict:
+        self._require(req, "EngineName")
+        if req["EngineName"] not in m.ENGINES:
+            raise m.fault("InvalidParameterValue", f"Invalid DB engine: {req['EngineName']}")
+        return {"OptionGroupOptions": []}
