@@ -86,7 +86,7 @@ def test_database_names_follow_each_engine(rds, unique: str) -> None:
     )
 
 
-def test_group_names_follow_rds_rules(rds, unique: str) -> None:
+def test_group_names_follow_rds_rules(rds, strata_server, unique: str) -> None:
     for bad in ("Bad_Name", "a--b", "a-", "1a", "a" * 256):
         refused(
             rds.create_db_parameter_group,
@@ -106,13 +106,14 @@ def test_group_names_follow_rds_rules(rds, unique: str) -> None:
         DBParameterGroupFamily="aurora-postgresql16",
         Description="d",
     )
+    subnets = [s["SubnetId"] for s in strata_server.client("ec2").describe_subnets()["Subnets"][:2]]
     for bad in ("default", "bad/name", "n" * 256):
         refused(
             rds.create_db_subnet_group,
             DBSubnetGroupName=bad,
             DBSubnetGroupDescription="d",
-            SubnetIds=["subnet-1"],
+            SubnetIds=subnets,
         )
     name = f"my group.{unique}_1"
-    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="d", SubnetIds=["subnet-1"])
+    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="d", SubnetIds=subnets)
     rds.delete_db_subnet_group(DBSubnetGroupName=name)
