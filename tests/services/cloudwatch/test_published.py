@@ -363,6 +363,19 @@ def test_aurora_cluster_metrics_by_cluster_and_role(strata_factory, unique):
     acus = _sum(cw, "AWS/RDS", "ServerlessDatabaseCapacity", cluster, stat="Maximum", period=60)
     assert acus and {p["Maximum"] for p in acus} == {1.0}
     assert max(p["SampleCount"] for p in acus) == 2  # both members, in one statistic set
+    # per instance too, and following the cluster's scaling configuration (its minimum: Strata
+    # does not scale with load)
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cid,
+        ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 4},
+        ApplyImmediately=True,
+    )
+    server.advance_clock("1m")
+    for ident in (writer, reader):
+        acus = _sum(
+            cw, "AWS/RDS", "ServerlessDatabaseCapacity", {"DBInstanceIdentifier": ident}, "Maximum", 60
+        )
+        assert acus[0]["Maximum"] == 1.0 and acus[-1]["Maximum"] == 2.0 and acus[-1]["Unit"] == "Count"
 
 
 def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):
