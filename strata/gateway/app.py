@@ -167,12 +167,14 @@ class StrataApp:
                 op, path_params = codec.find_operation(request)
             op_name = op.name
             principal = self.auth.authenticate(request, service, op_name)
-            # FIS API faults: only while an experiment injects one (an empty dict otherwise).
+            params = codec.parse(op, request, path_params)
+            # FIS API faults: only while an experiment injects one (an empty dict otherwise). After
+            # the parse, so the request metrics count a faulted call against its table or bucket
+            # (an alarm on SystemErrors or ThrottledRequests sees the experiment, as it should).
             if api_faults.rules and principal is not None and principal.role_arn:
                 fault = api_faults.error_for(principal.role_arn, service, op_name)
                 if fault is not None:
                     raise ServiceError(*fault)
-            params = codec.parse(op, request, path_params)
             if self.prefix_limits is not None and service == "s3":
                 if not self.prefix_limits.admit(request.method, params):
                     raise ServiceError(*SLOW_DOWN)

@@ -21,8 +21,10 @@ anyway, and this rule reads what the meter wrote.
 - AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
   INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
-  BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas
-  (seconds since the replica last heard from its primary: redis' master_last_io_seconds_ago).
+  BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas:
+  0 while the replica has everything its primary had sent when the primary was sampled (read
+  first), else the seconds since it last heard from its primary (redis' master_last_io_seconds_ago),
+  or since its link went down.
 - AWS/EFS       per FileSystemId: StorageBytes, ClientConnections, BurstCreditBalance,
   PermittedThroughput, the I/O metrics (DataReadIOBytes ... MeteredIOBytes) and PercentIOLimit
   from the NFS servers' counters (publish_efs).
@@ -296,13 +298,23 @@ class Publisher:
         if provider is None:
             return []
         points = []
-        for (key, node_id), server in list(provider.engines.servers.items()):
+        # primaries first: a replica sampled after its primary has all the primary had sent then
+        servers = sorted(
+            provider.engines.servers.items(),
+            key=lambda item: bool(getattr(getattr(item[1], "config", None), "replica_of", None)),
+        )
+        offsets: dict[tuple[str, int], float] = {}  # a primary's (address, port) -> its offset
+        for (key, node_id), server in servers:
             account, region, cluster = provider.store.split_engine_key(key)
             try:
                 sample = _sample(server)
             except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute
                 log.debug("no metrics from %s/%s: %s", cluster, node_id, e)
                 continue
+            if sample.get("replication") is not None:
+                sample["lag"] = _replication_lag(sample["replication"], offsets)
+            elif "offset" in sample:
+                offsets[server.config.address, server.config.port] = sample["offset"]
             points += self._cache_points(scope_of(account, region), cluster, node_id, sample, until)
         return points
 
@@ -359,14 +371,37 @@ def _sample(server: Any) -> dict:
     with server.client(timeout=2, retry=False) as c:
         info = c.info()
     out = {m: float(info.get(field, 0)) for m, field, _m in _COUNTERS}
+    replica = info.get("role") == "slave"
     return {
         **out,
         "run": str(info.get("run_id", "")),
-        "lag": float(info.get("master_last_io_seconds_ago", 0)) if info.get("role") == "slave" else None,
+        "offset": float(info.get("master_repl_offset", 0)),
+        "replication": {k: info.get(k) for k in _REPLICA_FIELDS} if replica else None,
         "connections": max(0.0, float(info.get("connected_clients", 0)) - 1),
         "bytes": float(info.get("used_memory", 0)),
         "maxmemory": float(info.get("maxmemory", 0)),
     }
+
+
+_REPLICA_FIELDS = (
+    "master_host",
+    "master_port",
+    "master_link_status",
+    "slave_repl_offset",
+    "master_last_io_seconds_ago",
+    "master_link_down_since_seconds",
+)
+
+
+def _replication_lag(replica: dict, offsets: dict[tuple[str, int], float]) -> float | None:
+    """A replica's ReplicationLag in seconds (None before it ever reached its primary)."""
+    if replica.get("master_link_status") != "up":
+        down = float(replica.get("master_link_down_since_seconds") or -1)
+        return down if down >= 0 else None
+    primary = offsets.get((str(replica.get("master_host")), int(replica.get("master_port") or 0)))
+    if primary is None or float(replica.get("slave_repl_offset") or 0) >= primary:
+        return 0.0  # linked, and nothing the primary had sent is missing
+    return max(0.0, float(replica.get("master_last_io_seconds_ago") or 0))
 
 
 def _bucket_request_points(tally: dict) -> list[Point]:

@@ -312,16 +312,33 @@ class S3Core:
     def _count(
         ctx: RequestContext, bucket: str | None = None, *, bytes_in: int = 0, bytes_out: int = 0
     ) -> None:
-        dims = {"bucket": bucket} if bucket else {}
-        meter.record("s3", ctx.operation or "Request", 1, "request", **dims)
+        key, dims = _meter_dims(bucket) if bucket else _NO_DIMS
+        meter.record_keyed("s3", ctx.operation or "Request", 1, "request", key, dims)
         if bytes_in:
-            meter.record("s3", "DataTransfer-In-Bytes", bytes_in, "byte", **dims)
+            meter.record_keyed("s3", "DataTransfer-In-Bytes", bytes_in, "byte", key, dims)
         if bytes_out:
-            meter.record("s3", "DataTransfer-Out-Bytes", bytes_out, "byte", **dims)
+            meter.record_keyed("s3", "DataTransfer-Out-Bytes", bytes_out, "byte", key, dims)
 
     @staticmethod
     def _now() -> float:
         return clock.time()
+
+
+_NO_DIMS: tuple[tuple, dict] = ((), {})
+_DIMS: dict[str, tuple[tuple, dict]] = {}
+
+
+def _meter_dims(bucket: str) -> tuple[tuple, dict]:
+    """A bucket's meter dimensions and their key, made once per bucket (never mutated: the meter
+    keeps the dict of a tally's first event): every request is metered, and building them each
+    time was a third of the meter's cost of a GET."""
+    found = _DIMS.get(bucket)
+    if found is None:
+        if len(_DIMS) >= 4096:
+            _DIMS.clear()
+        dims = {"bucket": bucket}
+        found = _DIMS[bucket] = (tuple(dims.items()), dims)
+    return found
 
 
 def plausible_version_id(v: str) -> bool:

@@ -14,6 +14,9 @@ from botocore.exceptions import ClientError
 from tests.services.efs.helpers import file_system_with_targets, needs_nfs
 from tests.services.efs.libnfs import LibNfs
 from tests.services.elasticache.conftest import eventually, node_endpoints
+from tests.services.fis.conftest import runner_role
+from tests.services.fis.test_experiments import DONE, assumed_dynamodb, make_table, session_client, wait_for
+from tests.services.fis.test_templates import throttle_template
 from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wait_status
 
 
@@ -135,9 +138,15 @@ def test_dynamodb_throttle_events_and_index_consumption(strata_factory, unique):
             assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
             throttled += 1
     assert throttled >= 2
+    faulted = f"fault-{unique}"
+    failed = _internal_errors_on_get_item(server, faulted)
     server.advance_clock("2m")
     by_op = {"TableName": table, "Operation": "GetItem"}
     assert _total(_sum(cw, "AWS/DynamoDB", "ThrottledRequests", by_op)) == throttled
+    assert not _sum(cw, "AWS/DynamoDB", "SystemErrors", by_op)  # throttles are not system errors
+    # the FIS experiment's injected 500s, per table and operation
+    errors = _sum(cw, "AWS/DynamoDB", "SystemErrors", {"TableName": faulted, "Operation": "GetItem"})
+    assert (_total(errors), _total(errors, "SampleCount")) == (failed, failed)
     assert _total(_sum(cw, "AWS/DynamoDB", "ReadThrottleEvents", {"TableName": table})) == throttled
     assert not _sum(cw, "AWS/DynamoDB", "WriteThrottleEvents", {"TableName": table})
     index = {"TableName": table, "GlobalSecondaryIndexName": "byg"}
@@ -145,6 +154,35 @@ def test_dynamodb_throttle_events_and_index_consumption(strata_factory, unique):
     assert (_total(consumed), _total(consumed, "SampleCount")) == (3, 3)
     provisioned = _sum(cw, "AWS/DynamoDB", "ProvisionedWriteCapacityUnits", index, "Maximum", 60)
     assert {p["Maximum"] for p in provisioned} == {7.0}
+
+
+def _internal_errors_on_get_item(server, table: str) -> int:
+    """GetItems on `table` by a role that a FIS experiment fails half of (InternalServerError):
+    how many failed."""
+    make_table(server, table)
+    runner_role(server)
+    role_arn, _ = assumed_dynamodb(server, "cw-system-errors", None)
+    fis = server.client("fis")
+    template = throttle_template(role_arn, "PT10M", percentage="50", operations="GetItem")
+    template["actions"]["throttle"]["actionId"] = "aws:fis:inject-api-internal-error"
+    tid = fis.create_experiment_template(**template)["experimentTemplate"]["id"]
+    exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+    deadline = time.monotonic() + 60
+    while fis.get_experiment(id=exp_id)["experiment"]["actions"]["throttle"]["state"]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    single = session_client(server, role_arn, 1)
+    failed = 0
+    for _ in range(6):
+        try:
+            single.get_item(TableName=table, Key={"k": {"S": "k0"}})
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InternalServerError"
+            failed += 1
+    fis.stop_experiment(id=exp_id)
+    wait_for(fis, exp_id, DONE)
+    assert failed == 3  # every second call, as the fault spreads its share evenly
+    return failed
 
 
 def test_s3_daily_storage_metrics(strata_factory, unique):
@@ -211,6 +249,31 @@ def test_elasticache_cache_hit_rate_matches_the_clients_count(strata_factory, un
     assert used and all(p["Maximum"] > 0 for p in used)
     connections = _sum(cw, "AWS/ElastiCache", "CurrConnections", dims, stat="Maximum", period=60)
     assert max(p["Maximum"] for p in connections) >= 1  # our client (the publisher's is not counted)
+    assert not _total(_sum(cw, "AWS/ElastiCache", "Evictions", dims))
+
+    # Past maxmemory (the node type's 512 MiB), the engine evicts keys with a TTL (volatile-lru, as
+    # ElastiCache's default): Evictions is its evicted_keys, DatabaseMemoryUsagePercentage its
+    # used_memory of maxmemory.
+    info = cache.info()
+    maxmemory = info["maxmemory"]
+    assert maxmemory == 512 * 1024 * 1024 and info["maxmemory_policy"] == "volatile-lru"
+    value, written = b"v" * (1024 * 1024), 0
+    while cache.info("stats")["evicted_keys"] == 0:
+        assert written < 2 * maxmemory, "no eviction after writing twice maxmemory"
+        with cache.pipeline(transaction=False) as pipe:
+            for _ in range(32):
+                pipe.set(f"fill:{written}", value, ex=3600)
+                written += len(value)
+            pipe.execute()
+    info = cache.info()
+    server.advance_clock("1m")
+    evictions = _sum(cw, "AWS/ElastiCache", "Evictions", dims)
+    assert _total(evictions) == info["evicted_keys"] == cache.info("stats")["evicted_keys"] > 0
+    usage = _sum(cw, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dims, stat="Maximum", period=60)
+    assert usage[-1]["Unit"] == "Percent"
+    assert usage[-1]["Maximum"] == pytest.approx(100.0 * info["used_memory"] / maxmemory, abs=1.0)
+    assert 90 < usage[-1]["Maximum"] <= 101 and usage[0]["Maximum"] < 1  # full now; nearly empty before
+    cache.delete(*(k for k in cache.scan_iter("fill:*", count=1000)))  # no 512 MiB dump at the end
 
 
 def _engine_writes(conn) -> int:
@@ -300,6 +363,19 @@ def test_aurora_cluster_metrics_by_cluster_and_role(strata_factory, unique):
     acus = _sum(cw, "AWS/RDS", "ServerlessDatabaseCapacity", cluster, stat="Maximum", period=60)
     assert acus and {p["Maximum"] for p in acus} == {1.0}
     assert max(p["SampleCount"] for p in acus) == 2  # both members, in one statistic set
+    # per instance too, and following the cluster's scaling configuration (its minimum: Strata
+    # does not scale with load)
+    rds.modify_db_cluster(
+        DBClusterIdentifier=cid,
+        ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 4},
+        ApplyImmediately=True,
+    )
+    server.advance_clock("1m")
+    for ident in (writer, reader):
+        acus = _sum(
+            cw, "AWS/RDS", "ServerlessDatabaseCapacity", {"DBInstanceIdentifier": ident}, "Maximum", 60
+        )
+        assert acus[0]["Maximum"] == 1.0 and acus[-1]["Maximum"] == 2.0 and acus[-1]["Unit"] == "Count"
 
 
 def test_efs_storage_bytes_is_the_file_systems_size(strata_factory, unique):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import redis
 from pymemcache.client.base import Client as MemcacheClient
 
@@ -44,6 +46,7 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
     after = redis.Redis(primary_ep["Address"], primary_ep["Port"], decode_responses=True)
     assert after.role()[0] == "master" and after.get("grouped") == "2"
     eventually(lambda: after.wait(1, 5000) == 1, what="replica reconnected after restart")
+    _replica_in_sync_has_no_replication_lag(server, ec, gid)
     assert node_endpoints(ec, mid) == mem_nodes
     for ep in mem_nodes:
         client = MemcacheClient((ep["Address"], ep["Port"]))
@@ -53,6 +56,36 @@ def test_everything_comes_back_after_a_restart(strata_factory, unique):
     assert discover((conf["Address"], conf["Port"])) == (1, [(e["Address"], e["Port"]) for e in mem_nodes])
     via_config = MemcacheClient((conf["Address"], conf["Port"]))
     assert via_config.set("via-config", "1", noreply=False) and via_config.get("via-config") == b"1"
+
+
+def _replica_in_sync_has_no_replication_lag(server, ec, gid: str) -> None:
+    """CloudWatch's ReplicationLag of an idle replica that has all its primary sent: 0, though it
+    last heard from the primary seconds ago (the primary pings every 10 s); the primary has none."""
+    by_role = {role: member for member, role in roles(ec, gid).items()}
+    (ep,) = node_endpoints(ec, by_role["replica"])
+    replica = redis.Redis(ep["Address"], ep["Port"])
+    eventually(lambda: replica.info("replication")["master_last_io_seconds_ago"] >= 2, what="an idle link")
+    server.advance_clock("1m")
+    cw = server.client("cloudwatch")
+    now = datetime.now(UTC)
+
+    def lag(member: str) -> list:
+        return cw.get_metric_statistics(
+            Namespace="AWS/ElastiCache",
+            MetricName="ReplicationLag",
+            Dimensions=[
+                {"Name": "CacheClusterId", "Value": member},
+                {"Name": "CacheNodeId", "Value": "0001"},
+            ],
+            StartTime=now - timedelta(hours=1),
+            EndTime=now + timedelta(hours=1),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+
+    latest = max(lag(by_role["replica"]), key=lambda p: p["Timestamp"])
+    assert (latest["Maximum"], latest["Unit"]) == (0.0, "Seconds")
+    assert latest["Timestamp"] not in {p["Timestamp"] for p in lag(by_role["primary"])}
 
 
 def test_engines_die_with_a_killed_strata_and_return_with_it(strata_factory, unique):

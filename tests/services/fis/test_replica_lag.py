@@ -1,17 +1,20 @@
 """Strata's own FIS actions strata:rds:replica-lag (a read replica's engine applies each commit
 lagSeconds late: PostgreSQL recovery_min_apply_delay, MariaDB MASTER_DELAY) and
 strata:elasticache:replica-lag (a Redis replica gets its primary's stream lagSeconds late), so a
-read-after-write through the replica's endpoint sees stale data, then fresh; stopping the
+read-after-write through the replica's endpoint sees stale data, then fresh, and CloudWatch's
+ReplicaLag shows the lag (PostgreSQL); stopping the
 experiment lifts the delay."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from tests.services.elasticache.conftest import group
+from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE, error_of
 from tests.services.rds.helpers import PASSWORD, USER, create_pg, eventually, pg_connect, wait_status
@@ -34,9 +37,23 @@ def lag_template(arn: str, lag: str) -> dict:
     }
 
 
-def test_replica_lag_makes_read_after_write_stale_then_fresh(strata_server, unique):
-    rds = strata_server.client("rds")
-    fis = strata_server.client("fis")
+def _replica_lag(cw, ident: str) -> list[dict]:
+    now = datetime.now(UTC)
+    return cw.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="ReplicaLag",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+
+
+def test_replica_lag_makes_read_after_write_stale_then_fresh(strata_factory, unique):
+    server = strata_factory()  # a private server: the test moves its clock to sample ReplicaLag
+    runner_role(server)
+    rds, fis, cw = server.client("rds"), server.client("fis"), server.client("cloudwatch")
     src_id, rep_id = f"lsrc-{unique}", f"lrep-{unique}"
     src = create_pg(rds, src_id, BackupRetentionPeriod=1)
     try:
@@ -54,10 +71,21 @@ def test_replica_lag_makes_read_after_write_stale_then_fresh(strata_server, uniq
         ]["id"]
         with pg_connect(rep) as replica, pg_connect(src) as primary:
             eventually(lambda: replica.execute("SELECT to_regclass('notes')").fetchone()[0] is not None, 60)
+            # a commit the replica replays: ReplicaLag is the time since the last one replayed
+            first = time.time()
+            primary.execute("INSERT INTO notes VALUES (0)")
+            eventually(lambda: replica.execute("SELECT id FROM notes WHERE id = 0").fetchone(), 60)
             exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
             eventually(lambda: replica.execute("SHOW recovery_min_apply_delay").fetchone() == ("10s",), 60)
             primary.execute("INSERT INTO notes VALUES (1)")
             assert replica.execute("SELECT id FROM notes WHERE id = 1").fetchone() is None  # stale
+            server.advance_clock("1m")  # CloudWatch samples the replica while it lags
+            sampled = time.time()
+            assert replica.execute("SELECT id FROM notes WHERE id = 1").fetchone() is None  # still
+            lag = _replica_lag(cw, rep_id)
+            assert lag and lag[-1]["Unit"] == "Seconds"
+            assert 0 < lag[-1]["Maximum"] <= sampled - first  # behind since the last replayed commit
+            assert not _replica_lag(cw, src_id)  # a source has no lag
             assert eventually(
                 lambda: replica.execute("SELECT id FROM notes WHERE id = 1").fetchone(), 60
             ) == (1,)  # then fresh, the delay later
