@@ -6,6 +6,7 @@ point-in-time recovery window, written into a Strata S3 bucket in DynamoDB's exp
                                       /manifest-files.json     one JSON line per data file
                                       /manifest-files.md5
                                       /data/<name>.json.gz     DYNAMODB_JSON: one {"Item": ...} a line
+                                      /data/<name>.ion.gz      ION: one $ion_1_0 {Item:{...}} a line
 
 The items come from pitr.export (current items with the undo log applied, a consistent snapshot
 read in a worker thread), so an export needs PITR on, as in DynamoDB. An export is IN_PROGRESS
@@ -28,7 +29,7 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.dynamodb import pitr
+from strata.services.dynamodb import ion, pitr
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.store import loads
@@ -215,8 +216,12 @@ class ExportOperations(DynamoDBCore):
         if owner != ctx.account_id and owner != desc.get("S3BucketOwner"):
             raise ServiceError("AccessDenied", "Access Denied", 403)
         lines: list[bytes] = []
+        as_ion = desc["ExportFormat"] == "ION"
 
         def collect(_pk: bytes, _sk: bytes, blob: bytes) -> None:
+            if as_ion:
+                lines.append(ion.item_line(loads(blob)))
+                return
             lines.append(json.dumps({"Item": dynamodb_json(loads(blob))}, separators=(",", ":")).encode())
 
         await run_blocking(pitr.export, self.state.store.path, tid, desc["ExportTime"], collect)
@@ -233,7 +238,7 @@ class ExportOperations(DynamoDBCore):
             if not chunk and start:
                 break
             body = gzip.compress(b"".join(line + b"\n" for line in chunk), mtime=0)
-            key = f"{root}data/{secrets.token_hex(13)}.json.gz"
+            key = f"{root}data/{secrets.token_hex(13)}.{'ion' if as_ion else 'json'}.gz"
             out = await put(key, body)
             billed += sum(len(line) for line in chunk)
             files.append(
