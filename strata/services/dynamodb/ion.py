@@ -40,10 +40,19 @@ def _to_ion(value: dict) -> Any:
     return IonPyList.from_value(IonType.LIST, members, annotations=(_SETS[kind],))
 
 
+def struct(item: dict) -> dict:
+    """An item (attribute name to DynamoDB value) as an Ion struct's value."""
+    return {k: _to_ion(v) for k, v in item.items()}
+
+
+def dumps_line(value: Any) -> bytes:
+    """One top-level value as one line of Ion text, with its version marker."""
+    return simpleion.dumps(value, binary=False).encode()
+
+
 def item_line(item: dict) -> bytes:
     """One item as one line of Ion text (binaries as raw bytes, as the store keeps them)."""
-    text = simpleion.dumps({"Item": {k: _to_ion(v) for k, v in item.items()}}, binary=False)
-    return text.encode()
+    return dumps_line({"Item": struct(item)})
 
 
 def _number(v: Any) -> str:
