@@ -118,6 +118,8 @@ def test_hand_written_ion_with_a_bad_value(ddb: Any, s3: Any, unique: str) -> No
         '{Item:{pk:"b",n:$dynamodb_NS::["not a number"]}}\n'  # a key of the wrong type
         '{Item:{pk:"c",n:3,bad:$dynamodb_NS::["x"]}}\n'  # a number set of strings
         "{NotAnItem:1}\n"
+        '$ion_1_0 {Item:{pk:"c",n:6d2,t:2020-01-01T}}\n'  # a timestamp is no DynamoDB type
+        '$ion_1_0 {Item:{pk:"c",n:6d2}}\n'  # the exponent form of AWS's documented example
     )
     s3.put_object(Bucket=bucket, Key="in/part.ion", Body=body.encode())
     target = f"ionh-{unique}"
@@ -131,10 +133,11 @@ def test_hand_written_ion_with_a_bad_value(ddb: Any, s3: Any, unique: str) -> No
     )
     try:
         assert got["ImportStatus"] == "COMPLETED", got
-        assert (got["ProcessedItemCount"], got["ImportedItemCount"], got["ErrorCount"]) == (5, 2, 3)
+        assert (got["ProcessedItemCount"], got["ImportedItemCount"], got["ErrorCount"]) == (7, 3, 4)
         assert _all(ddb, target) == [
             {"pk": {"S": "a"}, "n": {"N": "1"}, "s": {"SS": ["x"]}, "f": {"N": "2.5"}, "y": {"S": "sym"}},
             {"pk": {"S": "a"}, "n": {"N": "2"}},
+            {"pk": {"S": "c"}, "n": {"N": "600"}},
         ]
     finally:
         ddb.delete_table(TableName=target)
