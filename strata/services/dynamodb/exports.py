@@ -6,6 +6,7 @@ point-in-time recovery window, written into a Strata S3 bucket in DynamoDB's exp
                                       /manifest-files.json     one JSON line per data file
                                       /manifest-files.md5
                                       /data/<name>.json.gz     DYNAMODB_JSON: one {"Item": ...} a line
+                                      /data/<name>.ion.gz      ION: one $ion_1_0 {Item:{...}} a line
 
 The items come from pitr.export (current items with the undo log applied, a consistent snapshot
 read in a worker thread), so an export needs PITR on, as in DynamoDB. An export is IN_PROGRESS
@@ -28,8 +29,9 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.dynamodb import pitr
+from strata.services.dynamodb import incremental, ion, pitr
 from strata.services.dynamodb.core import DynamoDBCore
+from strata.services.dynamodb.errors import validation
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.store import loads
 from strata.sim.clock import clock
@@ -64,6 +66,66 @@ def dynamodb_json(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     return value
+
+
+def _check_export_type(req: dict) -> bool:
+    """Whether the request is an incremental export; DynamoDB's ValidationExceptions for an
+    ExportType and IncrementalExportSpecification that do not go together."""
+    kind, spec = req.get("ExportType"), req.get("IncrementalExportSpecification")
+    if spec is not None and kind is None:
+        raise validation(
+            "Invalid Request: Export Type expected to be Incremental Export when incremental export "
+            "specification is provided"
+        )
+    if spec is not None and kind == "FULL_EXPORT":
+        raise validation(
+            "Invalid Request: When Export Type is Full Export , Incremental Export Specification should not be provided"
+        )
+    if kind != "INCREMENTAL_EXPORT":
+        return False
+    if spec is None:
+        raise validation(
+            "Invalid Request: Incremental Export Specification expected when export type is set as Incremental Export"
+        )
+    if spec.get("ExportFromTime") is None:
+        raise validation("Invalid Request: ExportFromTime must be provided in IncrementalExportSpecification")
+    if req.get("ExportTime") is not None:
+        raise validation(
+            "Invalid Request: ExportTime should not be provided when Export Type is Incremental Export"
+        )
+    return True
+
+
+def _bad_window(message: str) -> ServiceError:
+    return ServiceError("InvalidExportTimeException", message, 400)
+
+
+def _incremental_window(req: dict, earliest: float, now: float) -> tuple[float, float, str]:
+    """(from, to, view) of an incremental export, checked as DynamoDB checks them: inside the
+    point-in-time recovery window, not in the future, at least 15 minutes and at most 24 hours."""
+    spec = req["IncrementalExportSpecification"]
+    start = spec["ExportFromTime"].timestamp()
+    end = spec["ExportToTime"].timestamp() if spec.get("ExportToTime") is not None else now
+    seconds = "%Y-%m-%dT%H:%M:%SZ"
+    if start < earliest or start >= end:
+        raise _bad_window(
+            "Incremental export period from time cannot be less than the table creation time : "
+            + _ts(earliest).strftime(seconds)
+        )
+    if end > now:
+        raise _bad_window(
+            "Incremental export period to time cannot be greater than the current time : "
+            + _ts(now).strftime(seconds)
+        )
+    if end - start < incremental.MIN_WINDOW:
+        raise _bad_window(
+            "Difference between export period from time and export period to time is less than 15 minutes"
+        )
+    if end - start > incremental.MAX_WINDOW:
+        raise _bad_window(
+            "Difference between export period from time and export period to time is more than 24 hours"
+        )
+    return start, end, spec.get("ExportViewType") or "NEW_AND_OLD_IMAGES"
 
 
 def _export_not_found(arn: object) -> ServiceError:
@@ -117,10 +179,15 @@ class ExportOperations(DynamoDBCore):
         for member in ("StartTime", "EndTime", "ExportTime"):
             if out.get(member) is not None:
                 out[member] = _ts(out[member])
+        if out.get("IncrementalExportSpecification"):
+            spec = dict(out["IncrementalExportSpecification"])
+            spec.update(ExportFromTime=_ts(spec["ExportFromTime"]), ExportToTime=_ts(spec["ExportToTime"]))
+            out["IncrementalExportSpecification"] = spec
         return {k: v for k, v in out.items() if v is not None}
 
     async def export_table_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
         self._exports_ready()
+        incremental = _check_export_type(req)
         arn = req["TableArn"]
         meta = self.state.tables.get((scope_of(ctx), table_name(arn)))
         if meta is None or meta.arn != arn:
@@ -134,7 +201,8 @@ class ExportOperations(DynamoDBCore):
         now = clock.time()
         earliest, _ = pitr.window(meta, now)
         at = req["ExportTime"].timestamp() if req.get("ExportTime") is not None else now
-        if at < earliest or at > now:
+        span = _incremental_window(req, earliest, now) if incremental else None
+        if span is None and (at < earliest or at > now):
             raise ServiceError(
                 "InvalidExportTimeException",
                 "ExportTime must be within the point in time recovery window of the table: "
@@ -168,7 +236,7 @@ class ExportOperations(DynamoDBCore):
             "StartTime": now,
             "TableArn": meta.arn,
             "TableId": meta.table_id,
-            "ExportTime": at,
+            "ExportTime": None if span else at,
             "ClientToken": token or secrets.token_hex(16),
             "S3Bucket": req["S3Bucket"],
             "S3BucketOwner": req.get("S3BucketOwner"),
@@ -177,9 +245,15 @@ class ExportOperations(DynamoDBCore):
             "ExportFormat": req.get("ExportFormat") or "DYNAMODB_JSON",
             "ExportType": req.get("ExportType") or "FULL_EXPORT",
         }
+        if span is not None:
+            desc["IncrementalExportSpecification"] = {
+                "ExportFromTime": span[0],
+                "ExportToTime": span[1],
+                "ExportViewType": span[2],
+            }
         scope = scope_of(ctx)
         await self.state.store.db.write(lambda: self._save_export(export_arn, desc, scope, now))
-        self.bulk.spawn(self._run_export(ctx, meta.tid, export_id, desc))
+        self.bulk.spawn(self._run_export(ctx, meta.tid, list(meta.key_names), export_id, desc))
         return {"ExportDescription": self._export_wire(desc)}
 
     def _export_by_token(self, ctx: RequestContext, token: str, now: float) -> dict | None:
@@ -193,9 +267,11 @@ class ExportOperations(DynamoDBCore):
                 return desc
         return None
 
-    async def _run_export(self, ctx: RequestContext, tid: int, export_id: str, desc: dict) -> None:
+    async def _run_export(
+        self, ctx: RequestContext, tid: int, key_names: list[str], export_id: str, desc: dict
+    ) -> None:
         try:
-            await self._write_export(ctx, tid, export_id, desc)
+            await self._write_export(ctx, tid, key_names, export_id, desc)
             desc["ExportStatus"] = "COMPLETED"
         except ServiceError as e:
             desc.update(ExportStatus="FAILED", FailureCode=f"S3{e.code}", FailureMessage=e.message)
@@ -204,7 +280,9 @@ class ExportOperations(DynamoDBCore):
         desc["EndTime"] = clock.time()
         await self.state.store.db.write(lambda: self._save_export(desc["ExportArn"], desc))
 
-    async def _write_export(self, ctx: RequestContext, tid: int, export_id: str, desc: dict) -> None:
+    async def _write_export(
+        self, ctx: RequestContext, tid: int, key_names: list[str], export_id: str, desc: dict
+    ) -> None:
         s3 = self.runtime.peer("s3")
         if s3 is None:
             raise ServiceError("NoSuchBucket", "The specified bucket does not exist", 404)
@@ -215,11 +293,34 @@ class ExportOperations(DynamoDBCore):
         if owner != ctx.account_id and owner != desc.get("S3BucketOwner"):
             raise ServiceError("AccessDenied", "Access Denied", 403)
         lines: list[bytes] = []
+        as_ion = desc["ExportFormat"] == "ION"
+        spec = desc.get("IncrementalExportSpecification")
+        if spec:
+            keys, view = key_names, spec["ExportViewType"]
 
-        def collect(_pk: bytes, _sk: bytes, blob: bytes) -> None:
-            lines.append(json.dumps({"Item": dynamodb_json(loads(blob))}, separators=(",", ":")).encode())
+            def change(c: incremental.Change) -> None:
+                rec = incremental.record(c, keys, view)
+                lines.append(
+                    incremental.ion_line(rec) if as_ion else incremental.json_line(rec, dynamodb_json)
+                )
 
-        await run_blocking(pitr.export, self.state.store.path, tid, desc["ExportTime"], collect)
+            await run_blocking(
+                incremental.changes,
+                self.state.store.path,
+                tid,
+                spec["ExportFromTime"],
+                spec["ExportToTime"],
+                change,
+            )
+        else:
+
+            def collect(_pk: bytes, _sk: bytes, blob: bytes) -> None:
+                if as_ion:
+                    lines.append(ion.item_line(loads(blob)))
+                    return
+                lines.append(json.dumps({"Item": dynamodb_json(loads(blob))}, separators=(",", ":")).encode())
+
+            await run_blocking(pitr.export, self.state.store.path, tid, desc["ExportTime"], collect)
         base = f"{desc['S3Prefix'].rstrip('/')}/" if desc.get("S3Prefix") else ""
         root = f"{base}AWSDynamoDB/{export_id}/"
 
@@ -233,7 +334,7 @@ class ExportOperations(DynamoDBCore):
             if not chunk and start:
                 break
             body = gzip.compress(b"".join(line + b"\n" for line in chunk), mtime=0)
-            key = f"{root}data/{secrets.token_hex(13)}.json.gz"
+            key = f"{root}data/{secrets.token_hex(13)}.{'ion' if as_ion else 'json'}.gz"
             out = await put(key, body)
             billed += sum(len(line) for line in chunk)
             files.append(
@@ -255,7 +356,7 @@ class ExportOperations(DynamoDBCore):
             "endTime": _iso(end),
             "tableArn": desc["TableArn"],
             "tableId": desc["TableId"],
-            "exportTime": _iso(desc["ExportTime"]),
+            "exportTime": _iso(desc["ExportTime"]) if desc.get("ExportTime") is not None else None,
             "s3Bucket": desc["S3Bucket"],
             "s3Prefix": desc.get("S3Prefix"),
             "s3SseAlgorithm": desc["S3SseAlgorithm"],
@@ -266,6 +367,13 @@ class ExportOperations(DynamoDBCore):
             "outputFormat": desc["ExportFormat"],
             "exportType": desc["ExportType"],
         }
+        if spec:
+            summary.update(
+                exportFromTime=_iso(spec["ExportFromTime"]),
+                exportToTime=_iso(spec["ExportToTime"]),
+                outputView=spec["ExportViewType"],
+            )
+            del summary["exportTime"]
         summary_body = json.dumps(summary).encode()
         await put(root + "manifest-summary.json", summary_body)
         await put(root + "manifest-summary.md5", hashlib.md5(summary_body).hexdigest().encode())

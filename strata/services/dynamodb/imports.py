@@ -1,5 +1,6 @@
 """ImportTable, DescribeImport, ListImports: a new table loaded from the objects under a prefix of a
-Strata S3 bucket (DYNAMODB_JSON lines as an export writes them, or CSV; plain or GZIP).
+Strata S3 bucket (DYNAMODB_JSON lines as an export writes them, Amazon Ion text (ion.py), or CSV;
+plain or GZIP).
 
 The objects are read through the S3 provider and parsed in a worker thread into a restore file
 (backups.py): one record per item, the last of a key winning; a line that is not an item of the
@@ -25,6 +26,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
 from strata.services.base import run_blocking
+from strata.services.dynamodb import ion
 from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.backups import write_file
 from strata.services.dynamodb.core import DynamoDBCore
@@ -78,12 +80,18 @@ def parse(
             reader = csv.reader(io.StringIO(body.decode()), delimiter=opts.get("Delimiter") or ",")
             header = opts.get("HeaderList") or next(reader, None) or []
             rows: Any = (dict(zip(header, row, strict=False)) for row in reader)
+        elif fmt == "ION":
+            rows = ion.read_items(body)
         else:
             rows = (line for line in body.decode().splitlines() if line.strip())
         for row in rows:
             lines += 1
             try:
-                if fmt == "CSV":
+                if row is None:
+                    raise ValueError("not an item")
+                if fmt == "ION":
+                    item = row
+                elif fmt == "CSV":
                     item = {}
                     for name, text in row.items():
                         t = types.get(name, "S")

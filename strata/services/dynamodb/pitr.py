@@ -99,7 +99,7 @@ def export_from(
         changes = conn.execute(
             "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE seq >= ? AND tid = ? AND at > ? "
             "GROUP BY pk, sk ORDER BY pk, sk",
-            (_first_seq_after(conn, at - SKEW_SECONDS), tid, at),
+            (first_seq_after(conn, at - SKEW_SECONDS), tid, at),
         )
         for pk, sk, blob in _merge(items, changes):
             write(pk, sk, blob)
@@ -108,7 +108,7 @@ def export_from(
         conn.close()
 
 
-def _first_seq_after(conn: sqlite3.Connection, at: float) -> int:
+def first_seq_after(conn: sqlite3.Connection, at: float) -> int:
     """The first history row written after `at`, by binary search over seq (time order)."""
     lo, hi = conn.execute("SELECT min(seq), max(seq) FROM ddb_history").fetchone()
     if lo is None or not math.isfinite(at):

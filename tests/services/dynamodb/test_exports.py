@@ -117,7 +117,9 @@ def test_export_errors(ddb: Any, make_table: Any, unique: str) -> None:
     assert e.value.response["Error"]["Code"] == "TableNotFoundException"
     t2, arn2 = _pitr_table(ddb, make_table)
     with pytest.raises(ClientError) as e:
-        ddb.export_table_to_point_in_time(TableArn=arn2, S3Bucket="any-bucket", ExportFormat="ION")
+        ddb.export_table_to_point_in_time(
+            TableArn=arn2, S3Bucket="any-bucket", ExportType="INCREMENTAL_EXPORT"
+        )
     assert e.value.response["Error"]["Code"] == "ValidationException"
     with pytest.raises(ClientError) as e:
         ddb.describe_export(ExportArn=arn2 + "/export/01234567890123-abcdef01")
