@@ -1,6 +1,6 @@
 """ImportTable, DescribeImport, ListImports: a new table loaded from the objects under a prefix of a
 Strata S3 bucket (DYNAMODB_JSON lines as an export writes them, Amazon Ion text (ion.py), or CSV;
-plain or GZIP).
+plain, GZIP or ZSTD).
 
 The objects are read through the S3 provider and parsed in a worker thread into a restore file
 (backups.py): one record per item, the last of a key winning; a line that is not an item of the
@@ -19,8 +19,11 @@ import io
 import json
 import secrets
 import uuid
+import zlib
 from datetime import UTC, datetime
 from typing import Any
+
+import zstandard
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
@@ -108,6 +111,22 @@ def parse(
                 continue
             found[(pk, sk)] = dumps(item)
     return found, lines, errors
+
+
+def _decompress(raw: bytes, compression: str, key: str) -> bytes:
+    """One source object's bytes as the import's InputCompressionType says they are stored; data
+    that is not what it says fails the import (never the request)."""
+    try:
+        if compression == "GZIP":
+            return gzip.decompress(raw)
+        if compression == "ZSTD":
+            # a frame written by a streaming compressor has no content size: read it as a stream
+            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
+        raise ServiceError(
+            "InvalidCompression", f"The object {key} is not {compression}-compressed data: {e}", 400
+        ) from None
+    return raw
 
 
 async def _read_object(s3: Any, ctx: RequestContext, bucket: str, key: str) -> bytes:
@@ -293,7 +312,7 @@ class ImportOperations(DynamoDBCore):
         for key in keys:
             raw = await _read_object(s3, ctx, bucket, key)
             size += len(raw)
-            bodies.append(gzip.decompress(raw) if compression == "GZIP" else raw)
+            bodies.append(_decompress(raw, compression, key))
         return bodies, size
 
     def describe_import(self, ctx: RequestContext, req: dict) -> dict:

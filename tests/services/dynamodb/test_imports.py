@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import zstandard
 from botocore.exceptions import ClientError
 
 KEYS = {
@@ -121,7 +122,7 @@ def test_import_failures_and_tokens(ddb: Any, s3: Any, make_table: Any, unique: 
             S3BucketSource=source, InputFormat="CSV", TableCreationParameters={"TableName": existing, **KEYS}
         )
     assert e.value.response["Error"]["Code"] == "ResourceInUseException"
-    for fmt, compression in (("CSV", "ZSTD"),):
+    for fmt, compression in (("CSV", "BZIP2"),):  # not one of GZIP | ZSTD | NONE
         with pytest.raises(ClientError) as e:
             ddb.import_table(
                 S3BucketSource=source,
@@ -174,3 +175,38 @@ def test_gzip_dynamodb_json_lines_written_by_hand(ddb: Any, s3: Any, unique: str
         assert len(_all(ddb, target)) == 3
     finally:
         ddb.delete_table(TableName=target)
+
+
+def test_zstd_lines_and_data_that_is_not_what_it_says(ddb: Any, s3: Any, unique: str) -> None:
+    """ZSTD sources import as GZIP ones do (a streamed frame, without a content size, too); an
+    object that is not the compression the import names fails the import, not the request."""
+    bucket = f"zstd-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    lines = "\n".join(json.dumps({"Item": {"pk": {"S": f"k{i}"}, "n": {"N": str(i)}}}) for i in range(5))
+    streamed = zstandard.ZstdCompressor().compressobj()
+    s3.put_object(
+        Bucket=bucket, Key="z/a.json.zst", Body=streamed.compress(lines.encode()) + streamed.flush()
+    )
+    s3.put_object(Bucket=bucket, Key="bad/a.json.zst", Body=gzip.compress(lines.encode()))
+    target = f"zstd-{unique}"
+    started = ddb.import_table(
+        S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": "z/"},
+        InputFormat="DYNAMODB_JSON",
+        InputCompressionType="ZSTD",
+        TableCreationParameters={"TableName": target, **KEYS},
+    )["ImportTableDescription"]
+    done = _finished(ddb, started["ImportArn"])
+    try:
+        assert (done["ImportStatus"], done["ImportedItemCount"], done["ErrorCount"]) == ("COMPLETED", 5, 0)
+        assert sorted(int(i["n"]["N"]) for i in _all(ddb, target)) == [0, 1, 2, 3, 4]
+    finally:
+        ddb.delete_table(TableName=target)
+    for compression, prefix in (("ZSTD", "bad/"), ("GZIP", "z/")):
+        failed = ddb.import_table(
+            S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": prefix},
+            InputFormat="DYNAMODB_JSON",
+            InputCompressionType=compression,
+            TableCreationParameters={"TableName": f"never-{compression}-{unique}", **KEYS},
+        )["ImportTableDescription"]
+        done = _finished(ddb, failed["ImportArn"])
+        assert done["ImportStatus"] == "FAILED" and compression in done["FailureMessage"]
