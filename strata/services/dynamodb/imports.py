@@ -197,6 +197,8 @@ class ImportOperations(DynamoDBCore):
         for member in ("SSESpecification", "VectorIndexes"):  # not performed here: refused
             if params.get(member) and (member != "SSESpecification" or params[member].get("Enabled")):
                 raise validation(f"TableCreationParameters.{member} is not supported by Strata")
+        if req.get("InputFormatOptions") and req["InputFormat"] != "CSV":  # only CSV has options
+            raise validation("Unsupported InputFormatOptions for the given input format")
         token = req.get("ClientToken")
         if token:
             known = self._import_by_token(scope, token)

@@ -122,6 +122,17 @@ def test_import_failures_and_tokens(ddb: Any, s3: Any, make_table: Any, unique: 
             S3BucketSource=source, InputFormat="CSV", TableCreationParameters={"TableName": existing, **KEYS}
         )
     assert e.value.response["Error"]["Code"] == "ResourceInUseException"
+    with pytest.raises(ClientError) as e:
+        ddb.import_table(
+            S3BucketSource=source,
+            InputFormat="DYNAMODB_JSON",
+            InputFormatOptions={"Csv": {"Delimiter": ";"}},
+            TableCreationParameters={"TableName": f"n-{unique}", **KEYS},
+        )
+    assert e.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "Unsupported InputFormatOptions for the given input format",
+    }
     for fmt, compression in (("CSV", "BZIP2"),):  # not one of GZIP | ZSTD | NONE
         with pytest.raises(ClientError) as e:
             ddb.import_table(
