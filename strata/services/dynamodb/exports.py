@@ -32,6 +32,7 @@ from strata.services.base import run_blocking
 from strata.services.dynamodb import incremental, ion, pitr
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import validation
+from strata.services.dynamodb.s3_access import authorize_s3
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.store import loads
 from strata.sim.clock import clock
@@ -325,6 +326,7 @@ class ExportOperations(DynamoDBCore):
         root = f"{base}AWSDynamoDB/{export_id}/"
 
         async def put(key: str, body: bytes) -> dict:
+            authorize_s3(self.runtime, ctx, "PutObject", {"Bucket": desc["S3Bucket"], "Key": key})
             return await s3.put_object(ctx, {"Bucket": desc["S3Bucket"], "Key": key, "Body": body})
 
         await put(root + "_started", b"")

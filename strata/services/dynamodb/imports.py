@@ -34,6 +34,7 @@ from strata.services.dynamodb import items as itm
 from strata.services.dynamodb.backups import write_file
 from strata.services.dynamodb.core import DynamoDBCore
 from strata.services.dynamodb.errors import resource_in_use, validation
+from strata.services.dynamodb.s3_access import authorize_s3
 from strata.services.dynamodb.state import scope_of
 from strata.services.dynamodb.store import dumps
 from strata.services.dynamodb.tables import build_table
@@ -297,6 +298,9 @@ class ImportOperations(DynamoDBCore):
             owner != ctx.account_id and not source.get("S3BucketOwner")
         ):
             raise ServiceError("AccessDenied", "Access Denied", 403)
+        authorize_s3(
+            self.runtime, ctx, "ListObjectsV2", {"Bucket": bucket, "Prefix": source.get("S3KeyPrefix") or ""}
+        )
         keys: list[str] = []
         token = None
         while True:
@@ -312,6 +316,7 @@ class ImportOperations(DynamoDBCore):
             raise ServiceError("NoSuchKey", "No objects found under the given S3KeyPrefix", 404)
         bodies, size = [], 0
         for key in keys:
+            authorize_s3(self.runtime, ctx, "GetObject", {"Bucket": bucket, "Key": key})
             raw = await _read_object(s3, ctx, bucket, key)
             size += len(raw)
             bodies.append(_decompress(raw, compression, key))
