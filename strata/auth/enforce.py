@@ -37,6 +37,7 @@ public.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 from contextvars import ContextVar
@@ -44,10 +45,11 @@ from typing import Any
 
 from strata.auth import conditions, errors
 from strata.auth.actions import ParamKeys, Plan, plan, targets
-from strata.auth.directory import Directory
+from strata.auth.directory import Directory, directory_for
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
 from strata.auth.principal import ANONYMOUS, Principal
+from strata.config import Settings
 from strata.protocol.http import HttpRequest
 from strata.sim.clock import clock
 
@@ -352,3 +354,23 @@ class Authorizer:
                 if principal is ANONYMOUS:
                     raise errors.access_denied(service, "Access Denied")
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+
+
+def check_for_caller(
+    settings: Settings,
+    principal: Principal,
+    service: str,
+    operation: str,
+    params: dict,
+    request: HttpRequest,
+    region: str,
+    provider: Any,
+) -> None:
+    """A request one service makes for its caller (S3 asking KMS for a data key, DynamoDB reading
+    an import's objects from S3), decided as the caller's own request to that service would be.
+    Runs in a context of its own: the check notes what it decides in this module's ContextVars,
+    which the calling request's own check set."""
+    authorizer = Authorizer(directory_for(settings))
+    contextvars.copy_context().run(
+        authorizer.check, principal, service, operation, params, request, region, provider
+    )

@@ -7,10 +7,7 @@ A refusal fails the import or export (FailureCode S3AccessDenied), as a refused 
 
 from __future__ import annotations
 
-import contextvars
-
-from strata.auth.directory import directory_for
-from strata.auth.enforce import Authorizer
+from strata.auth.enforce import check_for_caller
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
@@ -21,11 +18,9 @@ def authorize_s3(runtime: ServiceRuntime, ctx: RequestContext, operation: str, p
     principal = ctx.principal
     if principal is None or ctx.http is None:  # an internal caller (no request of a principal)
         return
-    authorizer = Authorizer(directory_for(runtime.settings))
     try:
-        # A context of its own: the authorizer notes the operation it decides in contextvars.
-        contextvars.copy_context().run(
-            authorizer.check, principal, "s3", operation, params, ctx.http, ctx.region, runtime.peer("s3")
+        check_for_caller(
+            runtime.settings, principal, "s3", operation, params, ctx.http, ctx.region, runtime.peer("s3")
         )
     except ServiceError:
         raise ServiceError("AccessDenied", "Access Denied", 403) from None

@@ -23,7 +23,6 @@ before encryption, or with the default turned off) and is served with sendfile a
 from __future__ import annotations
 
 import base64
-import contextvars
 import hashlib
 import hmac
 import json
@@ -32,8 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from strata.auth.directory import directory_for
-from strata.auth.enforce import Authorizer
+from strata.auth.enforce import check_for_caller
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.kms.keys import Where, key_arn
@@ -307,11 +305,9 @@ class ObjectKeys:
             "EncryptionContext": context,
             VIA_SERVICE: via_service(MANAGED_ALIAS.removeprefix("alias/"), doc["region"]),
         }
-        authorizer = Authorizer(directory_for(self.runtime.settings))
         try:
-            # A context of its own: the authorizer notes the operation it decides in contextvars.
-            contextvars.copy_context().run(
-                authorizer.check, principal, "kms", operation, params, ctx.http, ctx.region, self._kms()
+            check_for_caller(
+                self.runtime.settings, principal, "kms", operation, params, ctx.http, ctx.region, self._kms()
             )
         except ServiceError as e:
             raise ServiceError("AccessDenied", e.message or "Access Denied", 403) from None
