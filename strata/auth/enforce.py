@@ -67,6 +67,7 @@ CALLER_OPERATION: ContextVar[str] = ContextVar("strata_caller_operation", defaul
 CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
 
 _ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
+_ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity side
 
 
 @functools.cache
@@ -102,6 +103,23 @@ def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
             if s.resources is not None and (s.not_resources or not s.resources.any):
                 any_resource = False
     return static, static and any_resource, by_connection and not static
+
+
+def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
+    """Whether a resource policy's say on this (action, resource) depends on nothing but who asks
+    and the connection: the statements that can apply have static resources and conditions on
+    aws:SourceIp/aws:SecureTransport at most."""
+    for s, check_resource in policy.candidates(action_lower, resource):
+        if check_resource or any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
+            return False
+    return True
+
+
+def _remember(policy: Policy, key: tuple, decision: Decision) -> None:
+    decisions = policy._decisions
+    if len(decisions) >= _DECISION_CACHE_LIMIT:
+        decisions.clear()
+    decisions[key] = decision
 
 
 def _facts(
@@ -164,17 +182,8 @@ class Authorizer:
             if getattr(provider, "resource_policy_binds_owner", False) and not p.always_allowed:
                 policy = provider.resource_policy(params)
                 if policy is not None:
-                    self._evaluate_pairs(
-                        principal,
-                        service,
-                        p,
-                        params,
-                        request,
-                        region,
-                        PolicySet(unrestricted=True),
-                        policy,
-                        owner,
-                        provider,
+                    self._under_owner_policy(
+                        principal, service, operation, p, params, request, region, policy, owner, provider
                     )
                 # The further resources' policies (an S3 access point's) bind the root too.
                 further_hook = getattr(provider, "further_resources", None)
@@ -267,6 +276,26 @@ class Authorizer:
             else:
                 if known is not None and known.allowed:
                     return
+        # Under a resource policy, a single resource's decision is kept on the policy itself,
+        # under the caller (and its identity's generation), the members and the connection.
+        by_policy: tuple | None = None
+        if (
+            resource_policy is not None
+            and cacheable
+            and p.each is None
+            and not p.also
+            and not further
+            and own_pairs is None
+            and getattr(provider, "resource_arn", None) is None
+        ):
+            by_policy = self._policy_key(principal, operation, p, params, owner, region, request)
+            try:
+                known = resource_policy._decisions.get(by_policy)
+            except TypeError:  # a member that is not a string (unhashable): decided below
+                by_policy = None
+            else:
+                if known is not None and known.allowed:
+                    return
         facts = None
         pairs = (
             own_pairs
@@ -298,6 +327,12 @@ class Authorizer:
                         cache[(action, owner)] = decision
                     if by_members is not None:
                         cache[by_members] = decision
+                elif (
+                    by_policy is not None
+                    and len(pairs) == 1
+                    and _connection_bound(resource_policy, action.lower(), resource)  # type: ignore[arg-type]
+                ):
+                    _remember(resource_policy, by_policy, decision)  # type: ignore[arg-type]
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
         if further:
@@ -310,6 +345,67 @@ class Authorizer:
                 )
                 if not decision.allowed:
                     raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+
+    def _policy_key(
+        self,
+        principal: Principal,
+        operation: str,
+        p: Plan,
+        params: dict,
+        owner: str | None,
+        region: str,
+        request: HttpRequest,
+    ) -> tuple:
+        """What a decision under a resource policy depends on besides the policy: the caller and
+        its identity policies (their generation), the request's resource members, the connection."""
+        session = principal.session
+        return (
+            operation,
+            principal.arn,
+            session["ak"] if session else "",
+            self.directory.generation,
+            owner,
+            region,
+            request.client,
+            request.secure,
+            p.versioned_action if params.get("VersionId") else p.action,
+            *[params.get(member) for member, _ in p.rules],
+        )
+
+    def _under_owner_policy(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        p: Plan,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        policy: Policy,
+        owner: str | None,
+        provider: Any,
+    ) -> None:
+        """The owner's root under a resource policy that binds it (an S3 bucket policy's Deny):
+        a single resource's allowed decision is remembered on the policy when nothing but the
+        connection can change it, so a bucket with a policy is not evaluated in full per request."""
+        key: tuple | None = None
+        if p.each is None and not p.also:
+            key = self._policy_key(principal, operation, p, params, owner, region, request)
+            try:
+                known = policy._decisions.get(key)
+            except TypeError:  # a member that is not a string (unhashable): decided below
+                key = None
+            else:
+                if known is not None and known.allowed:
+                    return
+        facts = _facts(principal, region, request, params, p, provider)
+        pairs = targets(p, params, region, principal.account_id, principal.arn)
+        for action, resource in pairs:
+            decision = evaluate(principal, action, resource, facts, _ROOT_SET, policy, owner)
+            if not decision.allowed:
+                raise errors.access_denied(service, decision.message(principal.arn, action, resource))
+            if key is not None and len(pairs) == 1 and _connection_bound(policy, action.lower(), resource):
+                _remember(policy, key, decision)
 
     def _check_anonymous(
         self, p: Any, service: str, params: dict, request: HttpRequest, region: str, provider: Any

@@ -130,6 +130,10 @@ class Policy:
     # whether Resource must still be checked per request (policy variables): a policy of many
     # statements costs a request only the ones that can apply to it.
     _candidates: dict = field(default_factory=dict, compare=False, repr=False)
+    # Decisions made under this policy (a resource policy) that depend on nothing but the
+    # request's caller, resource and connection (strata.auth.enforce): living on the policy,
+    # they go when a new text replaces it.
+    _decisions: dict = field(default_factory=dict, compare=False, repr=False)
 
     def candidates(self, action_lower: str, resource: str) -> tuple[tuple[Statement, bool], ...]:
         key = (action_lower, resource)

@@ -4,7 +4,9 @@ grants, and the anonymous principal of unsigned requests (boto3 with UNSIGNED)."
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 
 import boto3
 import pytest
@@ -423,3 +425,56 @@ def test_encrypted_objects_for_anonymous_and_another_account(server, owner, othe
     )
     assert other.get_object(Bucket=bucket, Key="shared/cmk.txt")["Body"].read() == b"cmk"
     assert code_of(other.get_object, Bucket=bucket, Key="shared/managed.txt") == "AccessDenied"
+
+
+def _status_from(url: str, source: str) -> int:
+    """GET a presigned URL from the loopback address `source` (the policy's aws:SourceIp)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_decisions_under_a_policy_follow_the_address_and_the_callers_policies(server, owner, bucket, unique):
+    """Allowed decisions under a bucket policy are remembered (a bucket with a policy is not
+    evaluated in full per request): per source address, and not past a change to the caller's
+    own policies."""
+    iam = server.client("iam")
+    user = f"pol-{unique}"
+    iam.create_user(UserName=user)
+    made = iam.create_access_key(UserName=user)["AccessKey"]
+    user_s3 = server.client("s3", access_key=made["AccessKeyId"], secret_key=made["SecretAccessKey"])
+    put_policy(
+        owner,
+        bucket,
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+            "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.1/32"}},
+        },
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+        },
+    )
+    params = {"Bucket": bucket, "Key": "shared/a.txt"}
+    urls = [c.generate_presigned_url("get_object", Params=params) for c in (owner, user_s3)]
+    statuses = [_status_from(url, source) for url in urls for source in ["127.0.0.1", "127.0.0.2"] * 2]
+    assert statuses == [200, 403, 200, 403] * 2
+    deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="deny",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [deny]}),
+    )
+    assert _status_from(urls[1], "127.0.0.1") == 403
+    assert _status_from(urls[0], "127.0.0.1") == 200
