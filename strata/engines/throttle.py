@@ -13,8 +13,10 @@ the same path as without one. A group without a rate is only counted.
 
 A group may also hold what its servers send to a bucket of its own (`send_bytes_per_second`: EFS
 Elastic's separate read ceiling). The kernel cannot hold a bucket above `MAX_RATE` (nft_limit
-computes in nanosecond-bytes of 64 bits: about 17 GiB/s with the burst); a rate above it is not
-limited, only counted.
+computes in nanosecond-bytes of 64 bits: about 17 GiB/s with the burst), so a higher rate is held
+by as many equal buckets as it needs (EFS Elastic's 60 GiB/s reads: four of 15 GiB/s), the
+packets dealt to them in turn (`numgen inc`): each bucket sees every N-th packet, so together they
+pass the whole rate and no more (packet sizes even out over the bucket's second of burst).
 
 Each group's bytes are counted by direction (`totals`), across rewrites of the table.
 
@@ -60,8 +62,9 @@ class Group:
 class Throttle:
     """Named bandwidth groups in one nft table of this process."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_rate: int = MAX_RATE) -> None:
         self.table = owned_table(name)
+        self.max_rate = max_rate  # the most one kernel bucket holds (lower only to test sharding)
         self.groups: dict[str, Group] = {}
         self._janitor: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -137,23 +140,26 @@ class Throttle:
             addresses = ", ".join(g.addresses)
             ports = ", ".join(str(p) for p in g.ports)
             objects.append(f"  counter {key}_sent {{ }}\n  counter {key}_received {{ }}")
-            shared = _limited(g.bytes_per_second)
-            sending = _limited(g.send_bytes_per_second)
-            for name, rate in ((key, shared), (f"{key}_send", sending)):
+            buckets = {}  # limit name -> what names a packet's bucket in a rule
+            for name, rate in ((key, g.bytes_per_second), (f"{key}_send", g.send_bytes_per_second)):
                 if rate is not None:
-                    objects.append(
-                        f"  limit {name} {{ rate over {max(1, rate // 1024)} kbytes/second "
+                    shards = _shards(rate, self.max_rate)
+                    names = [name] if len(shards) == 1 else [f"{name}_{i}" for i in range(len(shards))]
+                    objects += [
+                        f"  limit {n} {{ rate over {max(1, r // 1024)} kbytes/second "
                         f"burst {BURST_BYTES // 1024} kbytes }}"
-                    )
+                        for n, r in zip(names, shards, strict=True)
+                    ]
+                    buckets[name] = _bucket_ref(names)
             for counter, cost, match in (
                 ("sent", g.send_cost, f"ip saddr {{ {addresses} }} tcp sport {{ {ports} }}"),
                 ("received", g.receive_cost, f"ip daddr {{ {addresses} }} tcp dport {{ {ports} }}"),
             ):
                 rules.append(f'    {match} counter name "{key}_{counter}"')
-                if shared is not None:
-                    rules += [f'    {match} limit name "{key}" drop'] * cost
-                if counter == "sent" and sending is not None:
-                    rules.append(f'    {match} limit name "{key}_send" drop')
+                if key in buckets:
+                    rules += [f"    {match} limit name {buckets[key]} drop"] * cost
+                if counter == "sent" and f"{key}_send" in buckets:
+                    rules.append(f"    {match} limit name {buckets[f'{key}_send']} drop")
         run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n" + "\n".join(objects) + "\n"
@@ -163,9 +169,18 @@ class Throttle:
         )
 
 
-def _limited(rate: int | None) -> int | None:
-    """The rate a bucket holds, None for no bucket (none asked, or above what the kernel takes)."""
-    return rate if rate is not None and rate <= MAX_RATE else None
+def _shards(rate: int, max_rate: int) -> list[int]:
+    """The rates of the equal buckets that hold `rate` together, none above `max_rate`."""
+    n = -(-rate // max_rate)
+    return [rate // n] * n
+
+
+def _bucket_ref(names: list[str]) -> str:
+    """How a rule names its bucket: the one limit, or the next of several in turn."""
+    if len(names) == 1:
+        return f'"{names[0]}"'
+    entries = ", ".join(f'{i} : "{n}"' for i, n in enumerate(names))
+    return f"numgen inc mod {len(names)} map {{ {entries} }}"
 
 
 def _key(name: str) -> str:

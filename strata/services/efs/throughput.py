@@ -25,7 +25,8 @@ takes one token and a byte written three. What the rate is, by mode:
   eu-west-1; 10 GiB/s and 1 GiB/s elsewhere. Writes (and metadata: all the file system receives)
   go through a bucket of the write ceiling, reads through one of the read ceiling. The kernel holds
   no bucket above 16 GiB/s (strata.engines.throttle.MAX_RATE), so the 60 GiB/s read ceiling is
-  not enforced: nothing on one machine's loopback moves that much. One Zone file systems get the
+  held by four buckets of 15 GiB/s that take every fourth packet each (strata.engines.throttle;
+  nothing on one machine's loopback moves that much, but it is held). One Zone file systems get the
   same ceilings (AWS gives them ranges, 3-5 GiB/s read and 1-3 GiB/s write, with no per-region
   table). PermittedThroughput is the write ceiling, as AWS reports it for Elastic.
 

@@ -115,14 +115,20 @@ def test_provisioned_throughput_is_enforced(strata_factory) -> None:  # noqa: AN
 
 
 def assert_elastic(key: str) -> None:
-    """Elastic's us-east-1 ceilings: writes (all received) 5 GiB/s; reads 60 GiB/s, above what a
-    kernel bucket holds, so not limited (counted)."""
+    """Elastic's us-east-1 ceilings: writes (all received) 5 GiB/s; reads 60 GiB/s, above what one
+    kernel bucket holds, so held by four buckets of 15 GiB/s dealt packets in turn."""
     ruleset = nft_ruleset()
     assert "rate over 5120 mbytes/second" in ruleset.split(f"limit {key} ", 1)[1].split("}", 1)[0]
     assert f"limit {key}_send " not in ruleset and f"counter {key}_sent" in ruleset
+    for i in range(4):
+        assert (
+            "rate over 15360 mbytes/second" in ruleset.split(f"limit {key}_send_{i} ", 1)[1].split("}", 1)[0]
+        )
     received = [line for line in ruleset.splitlines() if "tcp dport" in line and f'"{key}"' in line]
     assert len(received) == 1  # each byte written takes one token (not three, as when metered)
     assert not [line for line in ruleset.splitlines() if "tcp sport" in line and f'"{key}"' in line]
+    sent = [line for line in ruleset.splitlines() if "tcp sport" in line and f'"{key}_send_0"' in line]
+    assert len(sent) == 1 and "numgen inc mod 4" in sent[0]
 
 
 def test_reads_and_writes_share_the_provisioned_rate(strata_server) -> None:  # noqa: ANN001
