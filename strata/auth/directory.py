@@ -15,6 +15,7 @@ Keys: the loopback test key, STRATA_ACCESS_KEY_ID and the users file's root keys
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import secrets
 import threading
@@ -30,6 +31,10 @@ from strata.auth.users_file import UsersFile, load_users_file
 from strata.config import DEFAULT_ACCESS_KEY, Settings
 from strata.sim.clock import clock
 from strata.storage import MetadataStore
+
+# Generations are unique across directories: a principal holding one directory's policy set
+# (Principal.policies) never passes for current in another.
+_GENERATIONS = itertools.count(1)
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 AWS_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
@@ -95,7 +100,7 @@ class Directory:
                 if acct.root_key and acct.root_secret:
                     self.roots[acct.root_key] = (acct.root_secret, acct.account_id)
                     self.operator_keys.discard(acct.root_key)
-        self.generation = 0
+        self.generation = next(_GENERATIONS)
         self.users: dict[tuple[str, str], dict] = {}
         self.groups: dict[tuple[str, str], dict] = {}
         self.roles: dict[tuple[str, str], dict] = {}
@@ -154,7 +159,7 @@ class Directory:
         self.load()
         with self._lock, self.db.transaction():
             yield
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         self._principals.clear()
         self._sets.clear()
 
@@ -321,17 +326,19 @@ class Directory:
     def policy_set(self, principal: Principal) -> tuple[PolicySet, dict]:
         """The compiled identity side of a principal and its decision cache (both dropped on any
         IAM change)."""
-        session = principal.session
-        cache_key = (principal.arn, session["ak"] if session else "")
-        cached = self._sets.get(cache_key)
-        if cached is not None and cached[0] == self.generation:
-            return cached[1], cached[2]
-        self.load()
-        built = self._build_set(principal)
-        if len(self._sets) > 4096:
-            self._sets.clear()
-        self._sets[cache_key] = (self.generation, built, {})
-        return built, self._sets[cache_key][2]
+        held = principal.policies
+        if held is None or held[0] != self.generation:
+            session = principal.session
+            cache_key = (principal.arn, session["ak"] if session else "")
+            held = self._sets.get(cache_key)
+            if held is None or held[0] != self.generation:
+                self.load()
+                held = (self.generation, self._build_set(principal), {})
+                if len(self._sets) > 4096:
+                    self._sets.clear()
+                self._sets[cache_key] = held
+            principal.policies = held
+        return held[1], held[2]
 
     def _build_set(self, principal: Principal) -> PolicySet:
         session = principal.session or {}

@@ -105,6 +105,32 @@ def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
     return static, static and any_resource, by_connection and not static
 
 
+_HOOKS = ("resource_policy", "further_resources", "resource_arn")
+_PLAIN: dict[tuple[type, str, str], bool] = {}
+
+
+def _plain(provider: Any, operation: str, p: Plan) -> bool:
+    """Whether an operation's decision is the caller's identity policies' on the one resource its
+    members name: no resource policy, further resource, exact ARN or own targets can enter it
+    (a provider with `request_targets` declares the operations they are for in
+    `request_target_operations`)."""
+    key = (type(provider), operation, p.action)
+    known = _PLAIN.get(key)
+    if known is None:
+        targets_for = getattr(provider, "request_target_operations", None)
+        known = _PLAIN[key] = (
+            provider is not None
+            and p.each is None
+            and not p.also
+            and not any(getattr(provider, hook, None) is not None for hook in _HOOKS)
+            and (
+                getattr(provider, "request_targets", None) is None
+                or (targets_for is not None and operation not in targets_for)
+            )
+        )
+    return known
+
+
 def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
     """Whether a resource policy's say on this (action, resource) depends on nothing but who asks
     and the connection: the statements that can apply have static resources and conditions on
@@ -219,6 +245,21 @@ class Authorizer:
         # decisions under conditions on the connection alone are cached with its facts
         connection = (request.client, request.secure) if by_connection else ()
         cacheable = static or by_connection
+        if cacheable and _plain(provider, operation, p):
+            # No hook can add a resource, a policy or an ARN to this operation: its remembered
+            # decision is looked up before any hook is asked.
+            action = p.versioned_action if params.get("VersionId") else p.action
+            if action_only:
+                known = cache.get((action, owner))
+            else:
+                try:
+                    known = cache.get(
+                        ("members", action, owner, region, *connection, *[params.get(m) for m, _ in p.rules])
+                    )
+                except TypeError:  # a member that is not a string (unhashable): decided below
+                    known = None
+            if known is not None and known.allowed:
+                return
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
@@ -231,6 +272,7 @@ class Authorizer:
         own_pairs = (
             targets_hook(operation, params, region, principal.account_id)
             if targets_hook is not None
+            and operation in getattr(provider, "request_target_operations", (operation,))
             else None
         )
         # Policies that say Resource "*" throughout (most managed ones) decide by the action

@@ -41,6 +41,7 @@ from strata.services.dynamodb.exports import ExportOperations
 from strata.services.dynamodb.global_tables import GlobalTableOperations
 from strata.services.dynamodb.imports import ImportOperations
 from strata.services.dynamodb.item_operations import ItemOperations
+from strata.services.dynamodb.partiql import authz as partiql_authz
 from strata.services.dynamodb.partiql.operations import PartiQLOperations
 from strata.services.dynamodb.state import table_name
 from strata.services.parameters import refusing
@@ -60,6 +61,10 @@ class DynamoDBProvider(
     ConditionKeys,
 ):
     """Constructed once per server as `DynamoDBProvider(runtime)`; state lives in core.DynamoDBCore."""
+
+    # The operations whose authorization pairs `request_targets` decides (PartiQL's statements,
+    # UpdateTable's replica updates): the authorizer asks no hook for the others.
+    request_target_operations = partiql_authz.OPERATIONS | {"UpdateTable"}
 
 
 __all__ = ["DynamoDBProvider", "table_name"]
