@@ -10,6 +10,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
+    global_clusters.py  Aurora global databases: secondary clusters in other regions, switchover
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
@@ -24,6 +25,7 @@ from strata.services.parameters import refusing
 from strata.services.rds.backups import BackupOperations
 from strata.services.rds.cluster_backups import ClusterBackupOperations
 from strata.services.rds.encryption import StorageEncryption
+from strata.services.rds.global_clusters import GlobalClusterOperations
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
 from strata.services.rds.logs import LogOperations
@@ -36,6 +38,7 @@ class RDSProvider(
     BackupOperations,
     GroupOperations,
     ParameterGroupOperations,
+    GlobalClusterOperations,
     ClusterBackupOperations,
     LogOperations,
     StorageEncryption,
