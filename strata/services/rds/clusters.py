@@ -44,6 +44,10 @@ class ClusterOperations(RDSCore):
     _global_source: Callable[[dict], tuple[dict, Node, threading.RLock]]
     _secondaries_follow: Callable[[dict, Node], None]
     _check_primary_deletable: Callable[[dict], None]
+    # Multi-AZ DB clusters (multi_az_clusters.py)
+    _create_multi_az_cluster: Callable[[dict, m.EngineInfo], Awaitable[dict]]
+    _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
+    _multi_az_out: Callable[[dict], dict]
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -154,6 +158,8 @@ class ClusterOperations(RDSCore):
             out["DBSubnetGroup"] = c["subnet_group"]
         if c.get("global_cluster"):
             out["GlobalClusterIdentifier"] = c["global_cluster"]
+        if c.get("multi_az_cluster"):
+            out.update(self._multi_az_out(c))
         backups = self._cluster_backups(c["id"])
         if backups and c.get("writer"):
             out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(
@@ -163,6 +169,19 @@ class ClusterOperations(RDSCore):
         if c.get("last_failover_seconds") is not None:
             out["StatusInfos"] = []
         return out
+
+    @staticmethod
+    def _check_aurora_storage(req: dict) -> None:
+        """Refuse the storage settings of Multi-AZ DB clusters for an Aurora cluster."""
+        names = ("DBClusterInstanceClass", "AllocatedStorage")
+        given = [n for n in names if req.get(n) is not None]
+        if req.get("StorageType") not in (None, "aurora"):
+            given.append(f"StorageType {req['StorageType']}")
+        if given:
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"{', '.join(given)}: for Multi-AZ DB clusters (engine mysql or postgres), not Aurora.",
+            )
 
     @staticmethod
     def _check_serverless(cfg: dict | None) -> dict | None:
@@ -239,10 +258,9 @@ class ClusterOperations(RDSCore):
         if req.get("GlobalClusterIdentifier"):  # a member of a global database: global_clusters.py
             return await self._join_global_cluster(req)
         info = m.engine_info(req.get("Engine"))
-        if not info.aurora:
-            raise m.fault(
-                "InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql."
-            )
+        if not info.aurora:  # mysql or postgres: a Multi-AZ DB cluster (multi_az_clusters.py)
+            return await self._create_multi_az_cluster(req, info)
+        self._check_aurora_storage(req)
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         m.check_db_name(req.get("DatabaseName"), info, "DatabaseName")
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
@@ -353,6 +371,8 @@ class ClusterOperations(RDSCore):
             )
         if c.get("global_role") == "primary":
             self._check_primary_deletable(c)
+        if c.get("multi_az_cluster"):  # its instances go with it (multi_az_clusters.py)
+            return await self._delete_multi_az_cluster(c, req)
         if c["members"]:
             raise m.fault(
                 "InvalidDBClusterStateFault", f"Cluster {c['id']} still has instances; delete them first."
@@ -362,27 +382,33 @@ class ClusterOperations(RDSCore):
                 "InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here."
             )
 
-        def remove() -> None:
-            security.unguard_cluster(self, c)
-            name = self.store.engine_key(c["id"])
-            self.fleet.router.remove_route(f"cluster-{name}")
-            self.fleet.router.remove_route(f"cluster-ro-{name}")
-            self.fleet.ports.release_prefix(f"rds/cluster/{name}/")
-            for s in self.store.list_docs("cluster_snapshot"):
-                if s["cluster_id"] == c["id"] and s["type"] == "automated":
-                    self.store.delete_doc("cluster_snapshot", s["id"])
-            shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
-            self._remove_volume(self._cluster_volume(c["id"]))
-            self.store.delete_doc("cluster", c["id"])
-
-        await run_blocking(remove)
-        self._event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
+        await run_blocking(self._remove_cluster, c)
         return {"DBCluster": {**self._cluster_out(c), "Status": "deleting"}}
+
+    def _remove_cluster(self, c: dict) -> None:
+        """The last of a cluster without instances: endpoints, port, automated backups, record."""
+        security.unguard_cluster(self, c)
+        name = self.store.engine_key(c["id"])
+        self.fleet.router.remove_route(f"cluster-{name}")
+        self.fleet.router.remove_route(f"cluster-ro-{name}")
+        self.fleet.ports.release_prefix(f"rds/cluster/{name}/")
+        for s in self.store.list_docs("cluster_snapshot"):
+            if s["cluster_id"] == c["id"] and s["type"] == "automated":
+                self.store.delete_doc("cluster_snapshot", s["id"])
+        shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
+        self._remove_volume(self._cluster_volume(c["id"]))
+        self.store.delete_doc("cluster", c["id"])
+        self._event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
 
     # -- instances in a cluster --------------------------------------------------------------------
 
     async def _create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
         c = self._get_cluster(req["DBClusterIdentifier"])
+        if c.get("multi_az_cluster"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"DB cluster {c['id']} is a Multi-AZ DB cluster: its three DB instances are its own.",
+            )
         if info.name != c["engine"]:
             raise m.fault(
                 "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."

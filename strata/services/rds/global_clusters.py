@@ -500,6 +500,7 @@ class GlobalClusterOperations(ClusterOperations):
             raise m.fault(
                 "InvalidParameterCombination", "Strata does not replicate encrypted clusters across regions."
             )
+        self._check_aurora_storage(req)
         req = self._same_version(req, g["engine_version"], g["engine"])
         members = self._members(g["id"])
         primary = next((c for c in members if c.get("global_role") == "primary"), None)
