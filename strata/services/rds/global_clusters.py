@@ -278,6 +278,23 @@ class GlobalClusterOperations(ClusterOperations):
             self.store.delete_doc("global_cluster", g["id"])
         return {"GlobalCluster": out}
 
+    def _global_cluster_tags(
+        self, arn: str, *, add: dict[str, str] | None = None, remove: list[str] | None = None
+    ) -> dict[str, str]:
+        """The tags of the global cluster `arn` names, after adding `add` and removing `remove`
+        (Add/RemoveTagsFromResource, ListTagsForResource: groups.py)."""
+        parts = arn.split(":", 6)
+        if len(parts) != 7 or parts[:4] != ["arn", "aws", "rds", ""] or parts[5] != "global-cluster":
+            raise m.fault("InvalidParameterValue", f"Invalid resource name: {arn}")
+        if parts[4] != self.account:  # another account's
+            raise _not_found(parts[6])
+        g = self._get_global(parts[6])
+        if add or remove:
+            tags = {**g.get("tags", {}), **(add or {})}
+            g["tags"] = {k: v for k, v in tags.items() if k not in (remove or [])}
+            self._put_global(g)
+        return g.get("tags", {})
+
     def _member_of(self, g: dict, ref: str | None) -> dict:
         if not ref:
             raise m.fault("InvalidParameterValue", "DbClusterIdentifier is required.")

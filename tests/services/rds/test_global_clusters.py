@@ -243,10 +243,18 @@ def test_an_empty_global_cluster_takes_its_primary_and_is_modified(strata_server
         DBClusterIdentifier=f"es-{unique}", Engine=ENGINE, GlobalClusterIdentifier=gid
     )["DBCluster"]
 
+    arn = f"arn:aws:rds::000000000000:global-cluster:{gid}"
+    west.add_tags_to_resource(
+        ResourceName=arn, Tags=[{"Key": "team", "Value": "db"}, {"Key": "x", "Value": "1"}]
+    )
+    east.remove_tags_from_resource(ResourceName=arn, TagKeys=["x"])
+    assert east.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "team", "Value": "db"}]
+
     g = west.modify_global_cluster(
         GlobalClusterIdentifier=gid, NewGlobalClusterIdentifier=renamed, DeletionProtection=False
     )["GlobalCluster"]
     assert (g["GlobalClusterIdentifier"], g["DeletionProtection"]) == (renamed, False)
+    assert g["TagList"] == [{"Key": "team", "Value": "db"}]
     assert sorted(m["DBClusterArn"] for m in g["GlobalClusterMembers"]) == sorted(
         [primary["DBClusterArn"], secondary["DBClusterArn"]]
     )
