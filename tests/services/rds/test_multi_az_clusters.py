@@ -106,6 +106,16 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         "InvalidParameterCombination"
     )
 
+    assert (
+        code(
+            rds.restore_db_cluster_to_point_in_time,
+            SourceDBClusterIdentifier=cid,
+            DBClusterIdentifier=f"pitr-{unique}",
+            UseLatestRestorableTime=True,
+        )
+        == "InvalidParameterCombination"
+    )
+
     # failover to a standby: nothing lost, writes go on through the writer endpoint
     rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=members[2])
 
