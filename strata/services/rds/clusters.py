@@ -48,6 +48,7 @@ class ClusterOperations(RDSCore):
     _create_multi_az_cluster: Callable[[dict, m.EngineInfo], Awaitable[dict]]
     _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
     _multi_az_out: Callable[[dict], dict]
+    _semi_sync: Callable[[dict], None]
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -550,6 +551,9 @@ class ClusterOperations(RDSCore):
                     self.fleet.primary(self._get_instance(rid)).follow(self.fleet.primary(new), rid)
         if c.get("global_role") == "primary":  # secondary clusters in other regions too
             self._secondaries_follow(c, self.fleet.primary(new))
+        if c.get("multi_az_cluster"):  # the new writer's commits wait for a standby
+            with self.fleet.lock(target):
+                self._semi_sync(self._get_cluster(cid))
         if not rebuild:
             return
         with self.fleet.lock(old_id):  # the old writer comes back as a reader of the new one

@@ -122,9 +122,18 @@ class MultiAZClusterOperations(ClusterOperations):
         self.store.put_doc("cluster", cid, c)
 
     def _build_members(self, cid: str, names: list[str]) -> None:
-        """The writer first (initdb), then the two standbys streaming from it."""
+        """The writer first (initdb), then the two standbys streaming from it; then commits wait
+        for one of them."""
         for name in names:
             self._build_cluster_instance(name, cid)
+        self._semi_sync(self._get_cluster(cid))
+
+    def _semi_sync(self, c: dict, on: bool = True) -> None:
+        """Semi-synchronous replication, as AWS runs a Multi-AZ DB cluster: a commit on the writer
+        returns once one of the two standbys has it (or, `on` False, at once)."""
+        writer = self._get_instance(c["writer"])
+        standbys = [i for i in c["members"] if i != writer["id"]]
+        self.fleet.primary(writer).set_sync_standby(on, standbys)
 
     def _multi_az_out(self, c: dict) -> dict:
         zones = [(self.store.get_doc("instance", i) or {}).get("az") for i in c["members"]]
@@ -164,6 +173,9 @@ class MultiAZClusterOperations(ClusterOperations):
     def _delete_members(self, cid: str) -> None:
         """The standbys, then the writer (no failover on the way), then the cluster."""
         c = self._get_cluster(cid)
+        if c.get("writer"):  # else its commits would wait for the standbys deleted first
+            with self.fleet.lock(c["writer"]):
+                self._semi_sync(c, on=False)
         for ident in sorted(c["members"], key=lambda i: i == c.get("writer")):
             with self.fleet.lock(ident):
                 self._delete(ident, None)

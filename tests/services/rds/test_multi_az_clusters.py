@@ -30,6 +30,14 @@ def connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
     )
 
 
+def semi_sync(cluster: dict) -> set[str]:
+    """The standbys the writer's commits wait for one of (PostgreSQL's ANY 1 quorum)."""
+    with connect(cluster) as c:
+        value = c.execute("SHOW synchronous_standby_names").fetchone()[0]
+    assert value.startswith("ANY 1 ("), value
+    return {name.strip(' "') for name in value[len("ANY 1 (") : -1].split(",")}
+
+
 def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     cid = f"maz-{unique}"
@@ -90,6 +98,8 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
                 c.execute("INSERT INTO t VALUES (0)")
     with connect(cluster, reader=True) as c:
         assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+    # semi-synchronous: a commit waits for one of the two standbys
+    assert eventually(lambda: semi_sync(cluster) == {members[1], members[2]}, 60)
 
     # the cluster owns its instances
     assert (
@@ -129,6 +139,7 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         c.execute("INSERT INTO t VALUES (51)")
         assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 51
     wait_status(rds, members[0], timeout=300)  # the old writer, now a standby
+    assert eventually(lambda: semi_sync(cluster) == {members[0], members[1]}, 60)
 
     assert code(rds.delete_db_cluster, DBClusterIdentifier=cid) == "InvalidParameterCombination"
     assert rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)["DBCluster"]["Status"] == (
