@@ -172,19 +172,6 @@ class ClusterOperations(RDSCore):
         return out
 
     @staticmethod
-    def _check_aurora_storage(req: dict) -> None:
-        """Refuse the storage settings of Multi-AZ DB clusters for an Aurora cluster."""
-        names = ("DBClusterInstanceClass", "AllocatedStorage")
-        given = [n for n in names if req.get(n) is not None]
-        if req.get("StorageType") not in (None, "aurora"):
-            given.append(f"StorageType {req['StorageType']}")
-        if given:
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"{', '.join(given)}: for Multi-AZ DB clusters (engine mysql or postgres), not Aurora.",
-            )
-
-    @staticmethod
     def _check_serverless(cfg: dict | None) -> dict | None:
         if not cfg:
             return None
@@ -261,7 +248,7 @@ class ClusterOperations(RDSCore):
         info = m.engine_info(req.get("Engine"))
         if not info.aurora:  # mysql or postgres: a Multi-AZ DB cluster (multi_az_clusters.py)
             return await self._create_multi_az_cluster(req, info)
-        self._check_aurora_storage(req)
+        m.check_aurora_storage(req)
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         m.check_db_name(req.get("DatabaseName"), info, "DatabaseName")
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])

@@ -168,6 +168,11 @@ class GlobalClusterOperations(ClusterOperations):
                         "takes it from the source DB cluster.",
                     )
             source = self._cluster_at(req["SourceDBClusterIdentifier"])
+            if not m.ENGINES[source["engine"]].aurora:
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    f"DB cluster {source['id']} is a Multi-AZ DB cluster: global databases are Aurora's.",
+                )
             if source.get("global_cluster"):
                 raise m.fault(
                     "InvalidDBClusterStateFault",
@@ -517,7 +522,7 @@ class GlobalClusterOperations(ClusterOperations):
             raise m.fault(
                 "InvalidParameterCombination", "Strata does not replicate encrypted clusters across regions."
             )
-        self._check_aurora_storage(req)
+        m.check_aurora_storage(req)
         req = self._same_version(req, g["engine_version"], g["engine"])
         members = self._members(g["id"])
         primary = next((c for c in members if c.get("global_role") == "primary"), None)
