@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pymysql
@@ -397,7 +398,9 @@ class MariaNode:
     def set_password(self, password: str) -> None:
         self.execute(f"ALTER USER '{self.superuser}'@'%%' IDENTIFIED BY %s", (password,))
 
-    def set_sync_standby(self, enabled: bool) -> None:
+    def set_sync_standby(self, enabled: bool, names: Sequence[str] = ()) -> None:
+        """Make commits wait for a replica's acknowledgement (semi-synchronous replication): any
+        one replica's, as every replica acknowledges (`follow`), so `names` needs no setting."""
         self.execute(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if enabled else 'OFF'}")
 
     def standby_caught_up(self, app_name: str) -> bool:

@@ -35,7 +35,7 @@ import os
 import pwd
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -458,9 +458,13 @@ class PgNode:
                 )
             )
 
-    def set_sync_standby(self, enabled: bool) -> None:
-        """Make commits wait for the Multi-AZ standby (or stop waiting, while it is rebuilt)."""
+    def set_sync_standby(self, enabled: bool, names: Sequence[str] = ()) -> None:
+        """Make commits wait for the Multi-AZ standby (or stop waiting, while it is rebuilt); with
+        `names` (standbys' application names), for any one of them: a Multi-AZ DB cluster's
+        semi-synchronous replication."""
         value = f'"{STANDBY_NAME}"' if enabled else ""
+        if enabled and names:
+            value = "ANY 1 (" + ", ".join(f'"{n}"' for n in names) + ")"
         with self.connect() as c:
             c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
             c.execute("SELECT pg_reload_conf()")
@@ -526,6 +530,9 @@ class PgNode:
         """Commit a marker transaction and close the WAL segment so the archive covers `now`."""
         with self.connect() as c:
             with c.transaction():
+                # a marker: it need not wait for a synchronous standby (one stopped first would
+                # hold it, and with it the stop of its primary, for ever)
+                c.execute("SET LOCAL synchronous_commit = local")
                 c.execute("SELECT pg_current_xact_id()")
             c.execute("SELECT pg_switch_wal()")
             c.execute("CHECKPOINT")

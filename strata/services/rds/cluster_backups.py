@@ -21,6 +21,14 @@ from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
 
 
+def _check_restorable(info: m.EngineInfo) -> None:
+    if not info.aurora:  # a Multi-AZ DB cluster's (multi_az_clusters.py)
+        raise m.fault(
+            "InvalidParameterCombination",
+            f"Strata restores Aurora DB clusters only, not Multi-AZ DB clusters ({info.name}).",
+        )
+
+
 class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
     def _get_cluster_snapshot(self, ident: str | None, shared: bool = False) -> dict:
         """The caller's cluster snapshot by identifier or ARN; with `shared`, also another
@@ -166,6 +174,7 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
                 404,
             )
         info = m.engine_info(req.get("Engine") or snap["engine"])
+        _check_restorable(info)
         req = self._same_version(req, snap["engine_version"], info.name)
         c = self._new_cluster_doc(
             {"DatabaseName": snap.get("db_name"), **req, "StorageEncrypted": bool(req.get("KmsKeyId"))},
@@ -183,6 +192,7 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
 
     async def restore_db_cluster_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
         src = self._get_cluster(req.get("SourceDBClusterIdentifier"))
+        _check_restorable(m.ENGINES[src["engine"]])
         backups = self._cluster_backups(src["id"])
         if not backups or not src.get("writer"):
             raise m.fault(

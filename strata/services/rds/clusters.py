@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from strata.context import RequestContext
@@ -25,6 +27,7 @@ from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.core import RDSCore
+from strata.services.rds.fleet import Node
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
@@ -36,6 +39,17 @@ CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
 
 
 class ClusterOperations(RDSCore):
+    # global databases' part in a cluster's life (global_clusters.py)
+    _join_global_cluster: Callable[[dict], Awaitable[dict]]
+    _global_source: Callable[[dict], tuple[dict, Node, threading.RLock]]
+    _secondaries_follow: Callable[[dict, Node], None]
+    _check_primary_deletable: Callable[[dict], None]
+    # Multi-AZ DB clusters (multi_az_clusters.py)
+    _create_multi_az_cluster: Callable[[dict, m.EngineInfo], Awaitable[dict]]
+    _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
+    _multi_az_out: Callable[[dict], dict]
+    _semi_sync: Callable[[dict], None]
+
     # -- records -----------------------------------------------------------------------------------
 
     def _get_cluster(self, cid: str | None) -> dict:
@@ -143,6 +157,10 @@ class ClusterOperations(RDSCore):
             out["ServerlessV2ScalingConfiguration"] = c["serverless_v2"]
         if c.get("subnet_group"):
             out["DBSubnetGroup"] = c["subnet_group"]
+        if c.get("global_cluster"):
+            out["GlobalClusterIdentifier"] = c["global_cluster"]
+        if c.get("multi_az_cluster"):
+            out.update(self._multi_az_out(c))
         backups = self._cluster_backups(c["id"])
         if backups and c.get("writer"):
             out["EarliestRestorableTime"] = dt.datetime.fromtimestamp(
@@ -225,14 +243,19 @@ class ClusterOperations(RDSCore):
         }
 
     async def create_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        if req.get("GlobalClusterIdentifier"):  # a member of a global database: global_clusters.py
+            return await self._join_global_cluster(req)
         info = m.engine_info(req.get("Engine"))
-        if not info.aurora:
-            raise m.fault(
-                "InvalidParameterValue", "Strata runs DB clusters for aurora-postgresql and aurora-mysql."
-            )
+        if not info.aurora:  # mysql or postgres: a Multi-AZ DB cluster (multi_az_clusters.py)
+            return await self._create_multi_az_cluster(req, info)
+        m.check_aurora_storage(req)
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         m.check_db_name(req.get("DatabaseName"), info, "DatabaseName")
         c = self._new_cluster_doc(req, info, req["MasterUsername"], req["MasterUserPassword"])
+        return await self._open_cluster(c)
+
+    async def _open_cluster(self, c: dict) -> dict:
+        """Record a new cluster `c` and route its endpoints (it has no instance yet)."""
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(security.guard_cluster, self, c, READER_HOST)
@@ -334,6 +357,10 @@ class ClusterOperations(RDSCore):
                 "InvalidParameterCombination",
                 "Cannot delete protected Cluster, please disable deletion protection.",
             )
+        if c.get("global_role") == "primary":
+            self._check_primary_deletable(c)
+        if c.get("multi_az_cluster"):  # its instances go with it (multi_az_clusters.py)
+            return await self._delete_multi_az_cluster(c, req)
         if c["members"]:
             raise m.fault(
                 "InvalidDBClusterStateFault", f"Cluster {c['id']} still has instances; delete them first."
@@ -343,27 +370,33 @@ class ClusterOperations(RDSCore):
                 "InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here."
             )
 
-        def remove() -> None:
-            security.unguard_cluster(self, c)
-            name = self.store.engine_key(c["id"])
-            self.fleet.router.remove_route(f"cluster-{name}")
-            self.fleet.router.remove_route(f"cluster-ro-{name}")
-            self.fleet.ports.release_prefix(f"rds/cluster/{name}/")
-            for s in self.store.list_docs("cluster_snapshot"):
-                if s["cluster_id"] == c["id"] and s["type"] == "automated":
-                    self.store.delete_doc("cluster_snapshot", s["id"])
-            shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
-            self._remove_volume(self._cluster_volume(c["id"]))
-            self.store.delete_doc("cluster", c["id"])
-
-        await run_blocking(remove)
-        self._event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
+        await run_blocking(self._remove_cluster, c)
         return {"DBCluster": {**self._cluster_out(c), "Status": "deleting"}}
+
+    def _remove_cluster(self, c: dict) -> None:
+        """The last of a cluster without instances: endpoints, port, automated backups, record."""
+        security.unguard_cluster(self, c)
+        name = self.store.engine_key(c["id"])
+        self.fleet.router.remove_route(f"cluster-{name}")
+        self.fleet.router.remove_route(f"cluster-ro-{name}")
+        self.fleet.ports.release_prefix(f"rds/cluster/{name}/")
+        for s in self.store.list_docs("cluster_snapshot"):
+            if s["cluster_id"] == c["id"] and s["type"] == "automated":
+                self.store.delete_doc("cluster_snapshot", s["id"])
+        shutil.rmtree(self._cluster_dir(c["id"]), ignore_errors=True)
+        self._remove_volume(self._cluster_volume(c["id"]))
+        self.store.delete_doc("cluster", c["id"])
+        self._event(c["id"], "db-cluster", "DB cluster deleted", ["deletion"])
 
     # -- instances in a cluster --------------------------------------------------------------------
 
     async def _create_cluster_instance(self, ctx: RequestContext, req: dict, info: m.EngineInfo) -> dict:
         c = self._get_cluster(req["DBClusterIdentifier"])
+        if c.get("multi_az_cluster"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"DB cluster {c['id']} is a Multi-AZ DB cluster: its three DB instances are its own.",
+            )
         if info.name != c["engine"]:
             raise m.fault(
                 "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."
@@ -390,7 +423,10 @@ class ClusterOperations(RDSCore):
             cluster=c["id"],
             db_name=c.get("db_name"),
             archive_dir=str(self._cluster_dir(c["id"]) / "archive"),
-            cluster_role="writer" if not c.get("writer") else "reader",
+            # a global database's secondary cluster has only readers (global_clusters.py)
+            cluster_role="writer"
+            if not c.get("writer") and c.get("global_role") != "secondary"
+            else "reader",
             storage_type="aurora",
             vpc_groups=c.get("vpc_groups") or doc["vpc_groups"],  # a ModifyDBCluster meanwhile
         )
@@ -427,9 +463,13 @@ class ClusterOperations(RDSCore):
             if c["backup_retention"] > 0 and not self._cluster_backups(cid):
                 self._fill_cluster_snapshot(self._take_cluster_backup(cid, automated=True)["id"])
         else:
-            writer = self._get_instance(c["writer"])
-            with self.fleet.lock(writer["id"]):
-                self.fleet.create_replica(writer, doc, params)
+            if c.get("global_role") == "secondary":  # the primary cluster's writer, in its region
+                writer, node, lock = self._global_source(c)
+            else:
+                writer = self._get_instance(c["writer"])
+                node, lock = self.fleet.primary(writer), self.fleet.lock(writer["id"])
+            with lock:
+                self.fleet.create_replica(writer, doc, params, node)
             self._save(doc, "nodes")
             self._route_cluster(self._get_cluster(cid), ready={ident})  # before "available", as above
             self._set_status(ident, "available")
@@ -496,6 +536,11 @@ class ClusterOperations(RDSCore):
             if rid not in (old_id, target):
                 with self.fleet.lock(rid):
                     self.fleet.primary(self._get_instance(rid)).follow(self.fleet.primary(new), rid)
+        if c.get("global_role") == "primary":  # secondary clusters in other regions too
+            self._secondaries_follow(c, self.fleet.primary(new))
+        if c.get("multi_az_cluster"):  # the new writer's commits wait for a standby
+            with self.fleet.lock(target):
+                self._semi_sync(self._get_cluster(cid))
         if not rebuild:
             return
         with self.fleet.lock(old_id):  # the old writer comes back as a reader of the new one

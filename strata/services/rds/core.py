@@ -34,6 +34,7 @@ _TAKEN = {
     "cluster": "DBClusterAlreadyExistsFault",
     "snapshot": "DBSnapshotAlreadyExists",
     "cluster_snapshot": "DBClusterSnapshotAlreadyExistsFault",
+    "global_cluster": "GlobalClusterAlreadyExistsFault",
 }
 
 
@@ -64,6 +65,7 @@ class RDSCore:
                     "snapshot",
                     "cluster_snapshot",
                     "option_group",
+                    "global_cluster",  # kept in the default region's scope (global_clusters.py)
                 }
             ),
             taken=_taken,

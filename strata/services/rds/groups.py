@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 
 from strata.context import RequestContext
 from strata.services.rds import model as m
@@ -12,9 +13,12 @@ from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 _seq = itertools.count()
+GLOBAL_ARN = ":global-cluster:"  # a global cluster's ARN (no region): its tags, global_clusters.py
 
 
 class GroupOperations(RDSCore):
+    _global_cluster_tags: Callable[..., dict[str, str]]
+
     # -- subnet groups -----------------------------------------------------------------------------
 
     def _check_subnets(self, ids: list[str]) -> list[str]:
@@ -228,6 +232,9 @@ class GroupOperations(RDSCore):
         return kind, ident
 
     def add_tags_to_resource(self, ctx: RequestContext, req: dict) -> dict:
+        if GLOBAL_ARN in req["ResourceName"]:
+            self._global_cluster_tags(req["ResourceName"], add=m.tags_in(req.get("Tags")))
+            return {}
         kind, ident = self._tag_target(req["ResourceName"])
         with self.fleet.lock(ident):
             doc = self.store.get_doc(kind, ident)
@@ -236,6 +243,9 @@ class GroupOperations(RDSCore):
         return {}
 
     def remove_tags_from_resource(self, ctx: RequestContext, req: dict) -> dict:
+        if GLOBAL_ARN in req["ResourceName"]:
+            self._global_cluster_tags(req["ResourceName"], remove=req.get("TagKeys") or [])
+            return {}
         kind, ident = self._tag_target(req["ResourceName"])
         doc = self.store.get_doc(kind, ident)
         for k in req.get("TagKeys") or []:
@@ -244,6 +254,8 @@ class GroupOperations(RDSCore):
         return {}
 
     def list_tags_for_resource(self, ctx: RequestContext, req: dict) -> dict:
+        if GLOBAL_ARN in req["ResourceName"]:
+            return {"TagList": m.tags_out(self._global_cluster_tags(req["ResourceName"]))}
         kind, ident = self._tag_target(req["ResourceName"])
         return {"TagList": m.tags_out(self.store.get_doc(kind, ident).get("tags", {}))}
 

@@ -527,6 +527,11 @@ class InstanceOperations(OptionGroupOperations):
             )
         if doc["status"] in ("deleting", "creating"):
             raise m.invalid_state(doc["id"], doc["status"])
+        if doc.get("multi_az_cluster"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"DB instance {doc['id']} belongs to the Multi-AZ DB cluster {doc['cluster']}: delete the cluster.",
+            )
         final = req.get("FinalDBSnapshotIdentifier")
         skip = bool(req.get("SkipFinalSnapshot"))
         if not skip and not final and not doc.get("source") and not doc.get("cluster"):

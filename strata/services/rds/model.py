@@ -325,6 +325,18 @@ def check_class(klass: str | None) -> str:
     return klass
 
 
+def check_aurora_storage(req: dict) -> None:
+    """Refuse the storage settings of Multi-AZ DB clusters for an Aurora cluster."""
+    given = [n for n in ("DBClusterInstanceClass", "AllocatedStorage") if req.get(n) is not None]
+    if req.get("StorageType") not in (None, "aurora"):
+        given.append(f"StorageType {req['StorageType']}")
+    if given:
+        raise fault(
+            "InvalidParameterCombination",
+            f"{', '.join(given)}: for Multi-AZ DB clusters (engine mysql or postgres), not Aurora.",
+        )
+
+
 def arn(region: str, account: str, kind: str, ident: str) -> str:
     return f"arn:aws:rds:{region}:{account}:{kind}:{ident}"
 

@@ -10,6 +10,8 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
+    global_clusters.py  Aurora global databases: secondary clusters in other regions, switchover
+    multi_az_clusters.py  Multi-AZ DB clusters (mysql, postgres): a writer and two readable standbys
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
@@ -24,9 +26,11 @@ from strata.services.parameters import refusing
 from strata.services.rds.backups import BackupOperations
 from strata.services.rds.cluster_backups import ClusterBackupOperations
 from strata.services.rds.encryption import StorageEncryption
+from strata.services.rds.global_clusters import GlobalClusterOperations
 from strata.services.rds.groups import GroupOperations
 from strata.services.rds.instances import InstanceOperations
 from strata.services.rds.logs import LogOperations
+from strata.services.rds.multi_az_clusters import MultiAZClusterOperations
 from strata.services.rds.parameter_groups import ParameterGroupOperations
 
 
@@ -36,6 +40,8 @@ class RDSProvider(
     BackupOperations,
     GroupOperations,
     ParameterGroupOperations,
+    GlobalClusterOperations,
+    MultiAZClusterOperations,
     ClusterBackupOperations,
     LogOperations,
     StorageEncryption,

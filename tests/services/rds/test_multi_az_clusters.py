@@ -1,0 +1,158 @@
+"""Multi-AZ DB clusters (engine postgres): a writer and two readable standbys in three zones behind
+writer and reader endpoints, failover to a standby, deletion with the cluster; AWS's errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+
+
+def code(call: Any, **kw: Any) -> str:
+    with pytest.raises(ClientError) as e:
+        call(**kw)
+    return e.value.response["Error"]["Code"]
+
+
+def connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
+    return psycopg.connect(
+        host=cluster["ReaderEndpoint"] if reader else cluster["Endpoint"],
+        port=cluster["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        connect_timeout=10,
+        autocommit=True,
+    )
+
+
+def semi_sync(cluster: dict) -> set[str]:
+    """The standbys the writer's commits wait for one of (PostgreSQL's ANY 1 quorum)."""
+    with connect(cluster) as c:
+        value = c.execute("SHOW synchronous_standby_names").fetchone()[0]
+    assert value.startswith("ANY 1 ("), value
+    return {name.strip(' "') for name in value[len("ANY 1 (") : -1].split(",")}
+
+
+def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    cid = f"maz-{unique}"
+    args = {
+        "DBClusterIdentifier": cid,
+        "Engine": "postgres",
+        "DBClusterInstanceClass": "db.m6i.large",
+        "AllocatedStorage": 20,
+        "StorageType": "gp3",
+        "MasterUsername": USER,
+        "MasterUserPassword": PASSWORD,
+        "DatabaseName": "app",
+    }
+    without_class = {k: v for k, v in args.items() if k != "DBClusterInstanceClass"}
+    assert code(rds.create_db_cluster, **without_class) == "MissingParameter"
+    without_type = {k: v for k, v in args.items() if k != "StorageType"}  # AWS's default io1 needs Iops
+    assert code(rds.create_db_cluster, **without_type) == "InvalidParameterCombination"
+    assert code(rds.create_db_cluster, **{**args, "Engine": "mariadb"}) == "InvalidParameterValue"
+    assert (
+        code(rds.create_db_cluster, **{**args, "Engine": "aurora-postgresql"})
+        == "InvalidParameterCombination"
+    )
+    assert code(rds.create_db_cluster, **{**args, "DBClusterIdentifier": "m" * 53}) == "InvalidParameterValue"
+
+    cluster = rds.create_db_cluster(**args)["DBCluster"]
+    members = [f"{cid}-instance-{i}" for i in (1, 2, 3)]
+    assert sorted(m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]) == members
+    instances = [wait_status(rds, i, timeout=300) for i in members]
+    assert len({i["AvailabilityZone"] for i in instances}) == 3
+    assert {(i["DBClusterIdentifier"], i["DBInstanceClass"], i["StorageType"]) for i in instances} == {
+        (cid, "db.m6i.large", "gp3")
+    }
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+    assert (cluster["Engine"], cluster["DBClusterInstanceClass"], cluster["AllocatedStorage"]) == (
+        "postgres",
+        "db.m6i.large",
+        20,
+    )
+    assert (cluster["StorageType"], cluster["MultiAZ"], len(cluster["AvailabilityZones"])) == ("gp3", True, 3)
+    writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
+    assert writers == [members[0]]
+
+    # the standbys are readable and replicate the writer; they take no writes
+    with connect(cluster) as c:
+        c.execute("CREATE TABLE t (x int)")
+        c.execute("INSERT INTO t SELECT generate_series(1, 50)")
+    for standby in instances[1:]:
+        with psycopg.connect(
+            host=standby["Endpoint"]["Address"],
+            port=standby["Endpoint"]["Port"],
+            user=USER,
+            password=PASSWORD,
+            dbname="app",
+            autocommit=True,
+        ) as c:
+            assert eventually(lambda c=c: c.execute("SELECT count(*) FROM t").fetchone()[0] == 50, 60)
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                c.execute("INSERT INTO t VALUES (0)")
+    with connect(cluster, reader=True) as c:
+        assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+    # semi-synchronous: a commit waits for one of the two standbys
+    assert eventually(lambda: semi_sync(cluster) == {members[1], members[2]}, 60)
+
+    # the cluster owns its instances
+    assert (
+        code(
+            rds.create_db_instance,
+            DBInstanceIdentifier=f"extra-{unique}",
+            DBClusterIdentifier=cid,
+            Engine="postgres",
+            DBInstanceClass="db.m6i.large",
+        )
+        == "InvalidParameterCombination"
+    )
+    assert code(rds.delete_db_instance, DBInstanceIdentifier=members[1], SkipFinalSnapshot=True) == (
+        "InvalidParameterCombination"
+    )
+
+    assert (
+        code(
+            rds.restore_db_cluster_to_point_in_time,
+            SourceDBClusterIdentifier=cid,
+            DBClusterIdentifier=f"pitr-{unique}",
+            UseLatestRestorableTime=True,
+        )
+        == "InvalidParameterCombination"
+    )
+
+    # failover to a standby: nothing lost, writes go on through the writer endpoint
+    rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=members[2])
+
+    def failed_over() -> bool:
+        c = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+        writer = [m["DBInstanceIdentifier"] for m in c["DBClusterMembers"] if m["IsClusterWriter"]]
+        return c["Status"] == "available" and writer == [members[2]]
+
+    eventually(failed_over, 120)
+    with connect(cluster) as c:
+        c.execute("INSERT INTO t VALUES (51)")
+        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 51
+    wait_status(rds, members[0], timeout=300)  # the old writer, now a standby
+    assert eventually(lambda: semi_sync(cluster) == {members[0], members[1]}, 60)
+
+    assert code(rds.delete_db_cluster, DBClusterIdentifier=cid) == "InvalidParameterCombination"
+    assert rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)["DBCluster"]["Status"] == (
+        "deleting"
+    )
+
+    def gone() -> bool:
+        try:
+            rds.describe_db_clusters(DBClusterIdentifier=cid)
+        except ClientError as e:
+            return e.response["Error"]["Code"] == "DBClusterNotFoundFault"
+        return False
+
+    eventually(gone, 120)
+    left = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [cid]}])["DBInstances"]
+    assert left == []
