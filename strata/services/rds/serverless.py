@@ -135,7 +135,7 @@ class ServerlessOperations(RDSCore):
         for doc in self.store.list_docs("instance"):  # a paused engine starts with Strata again
             if doc.get("paused"):
                 with self.store.acting_for(doc):
-                    self._save({**doc, "paused": False}, "paused")
+                    self._set_capacity(doc, 0.0, paused=False)  # the pause metered at 0 ACUs
         await super().start()
         self._loops.append(asyncio.create_task(self._serverless_supervisor()))
 
@@ -172,11 +172,16 @@ class ServerlessOperations(RDSCore):
 
     async def _serverless_round(self) -> None:
         state = self._serverless_state()
-        docs = [
-            d
-            for d in self.store.list_docs("instance")
-            if d["class"] == "db.serverless" and d["status"] == "available" and not d.get("paused")
-        ]
+        docs = []
+        for d in self.store.list_docs("instance"):
+            if d["class"] != "db.serverless" or d["status"] != "available":
+                continue
+            if not d.get("paused"):
+                docs.append(d)
+                continue
+            with self.store.acting_for(d):  # paused, but its cluster's MinCapacity is no longer 0
+                if self._scaling_of(d).get("MinCapacity") != 0 and not self._is_busy(d["id"]):
+                    await self._wake(d)
         if not docs:
             return
         nodes = {}
@@ -228,7 +233,9 @@ class ServerlessOperations(RDSCore):
 
     def _may_pause(self, doc: dict) -> bool:
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
-        return cluster is not None and cluster.get("writer") == doc["id"] and cluster["members"] == [doc["id"]]
+        return (
+            cluster is not None and cluster.get("writer") == doc["id"] and cluster["members"] == [doc["id"]]
+        )
 
     # -- pause and resume --------------------------------------------------------------------------
 
@@ -245,8 +252,9 @@ class ServerlessOperations(RDSCore):
             self._busy.discard(key)
         if paused:
             state["relays"][key] = relay
-        else:
-            await relay.close()
+        else:  # a connection it took meanwhile goes on to the engine, still running
+            relay.stop_listening()
+            state["draining"].add(relay)
 
     def _pause_blocking(self, ident: str, relay_port: int) -> bool:
         with self.fleet.lock(ident):
@@ -270,19 +278,17 @@ class ServerlessOperations(RDSCore):
         return True
 
     def _point_endpoints(self, doc: dict, relay_port: int | None) -> None:
-        """The instance's endpoint and its cluster's (writer, and reader: no readers) at the relay,
-        or (None) back at the engine."""
+        """The instance's endpoint and its cluster's (writer, and reader: it has no readers) at
+        the relay, or (None) back at the engine, leaving the relay's connections be."""
         cluster = self._get_cluster(doc["cluster"])  # type: ignore[attr-defined]  # clusters.py
-        if relay_port is None:
-            self.fleet.route(doc)
-            self._route_cluster(cluster)  # type: ignore[attr-defined]
-            return
-        backend = [("127.0.0.1", relay_port)]
+        port = relay_port or doc["nodes"][doc["primary"]]["port"]
+        backend = [("127.0.0.1", port)]
         name = self.store.engine_key(cluster["id"])
-        self.fleet.router.set_route(f"instance-{self.store.engine_key(doc['id'])}", doc["port"], backend)
-        self.fleet.router.set_route(f"cluster-{name}", cluster["port"], backend)
-        self.fleet.router.set_route(
-            f"cluster-ro-{name}", cluster["port"], backend, balance=True, host=m.READER_HOST
+        router = self.fleet.router
+        router.set_route(f"instance-{self.store.engine_key(doc['id'])}", doc["port"], backend, cut=False)
+        router.set_route(f"cluster-{name}", cluster["port"], backend, cut=False)
+        router.set_route(
+            f"cluster-ro-{name}", cluster["port"], backend, balance=True, host=m.READER_HOST, cut=False
         )
 
     async def _wake(self, doc: dict) -> tuple[str, int]:
@@ -306,7 +312,9 @@ class ServerlessOperations(RDSCore):
             if not doc.get("paused"):
                 return node.port
             t0 = clock.monotonic()
-            node.start()
+            # (a new port for the engine if another program took its own meanwhile)
+            node = self.fleet.with_free_port(doc, doc["primary"], lambda n: n.start())
+            self._save(doc, "nodes")
             self._point_endpoints(doc, None)
             floor = max(RUNNING_FLOOR, float(self._scaling_of(doc).get("MinCapacity", RUNNING_FLOOR)))
             self._set_capacity(doc, floor, paused=False)
