@@ -146,10 +146,12 @@ class ServerlessOperations(RDSCore):
         await super().stop()
 
     def _locked(self, ident: str, fn, *args):  # noqa: ANN001, ANN202
-        """Background work on a paused instance (or one needing its paused writer) resumes it first."""
-        for target in self._paused_for(ident):
-            self._resume_paused(target)
-        return super()._locked(ident, fn, *args)
+        """Background work on a paused instance (or one needing its paused writer) resumes it
+        first; under the instance's lock, so it cannot pause between the check and the work."""
+        with self.fleet.lock(ident):
+            for target in self._paused_for(ident):
+                self._resume_paused(target)
+            return super()._locked(ident, fn, *args)
 
     def _paused_for(self, ident: str) -> list[str]:
         cid = ident.split(":", 1)[1] if ident.startswith("cluster:") else None
@@ -187,8 +189,12 @@ class ServerlessOperations(RDSCore):
         nodes = {}
         for doc in docs:
             with self.store.acting_for(doc):
-                if not self._is_busy(doc["id"]) and doc.get("primary"):
+                if self._is_busy(doc["id"]) or not doc.get("primary"):
+                    continue
+                try:
                     nodes[self.store.engine_key(doc["id"])] = (doc, self.fleet.primary(doc))
+                except Exception as e:  # noqa: BLE001 - e.g. its encrypted volume is locked: not sampled
+                    log.debug("serverless: %s not sampled: %s", doc["id"], e)
         state["draining"] = {r for r in state["draining"] if r.busy()}
         carried = {p for r in [*state["relays"].values(), *state["draining"]] for p in r.upstream_ports}
 

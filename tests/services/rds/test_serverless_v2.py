@@ -106,7 +106,12 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
     server = strata_factory()
     rds, cw = server.client("rds"), server.client("cloudwatch")
     cid, ident = f"sls-{unique}", f"sls-w-{unique}"
-    cluster = rds.create_db_cluster(**_cluster_args(cid, MinCapacity=0, MaxCapacity=4))["DBCluster"]
+    # a backup window far from the hours this test moves the clock over: a backup would resume it
+    hour = (datetime.now(UTC).hour + 12) % 24
+    cluster = rds.create_db_cluster(
+        **_cluster_args(cid, MinCapacity=0, MaxCapacity=4),
+        PreferredBackupWindow=f"{hour:02d}:00-{hour:02d}:30",
+    )["DBCluster"]
     rds.create_db_instance(
         DBInstanceIdentifier=ident,
         DBClusterIdentifier=cid,
@@ -170,3 +175,11 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
         ]
     ]
     assert any("paused" in msg for msg in messages) and any("resumed" in msg for msg in messages)
+
+    # background work on a paused instance resumes it first: a cluster snapshot is taken
+    server.advance_clock("6m")
+    assert eventually(lambda: metric("ServerlessDatabaseCapacity") == 0.0, 60, 0.5), "never paused again"
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"snap-{unique}")
+    snapshot = lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"snap-{unique}")  # noqa: E731
+    assert eventually(lambda: snapshot()["DBClusterSnapshots"][0]["Status"] == "available", 120, 0.5)
+    assert wait_status(rds, ident)["DBInstanceStatus"] == "available"
