@@ -232,10 +232,13 @@ class ServerlessOperations(RDSCore):
             await self._pause(doc["id"])
 
     def _set_capacity(self, doc: dict, acu: float, **fields: object) -> dict:
-        """Meter the capacity held so far, then hold `acu`."""
-        self._meter_instance(doc)  # type: ignore[attr-defined]  # instances.py
+        """Meter the capacity held so far (from the record as stored: the scheduler may have
+        metered since `doc` was read), then hold `acu`."""
+        current = self.store.get_doc("instance", doc["id"]) or doc
+        self._meter_instance(current)  # type: ignore[attr-defined]  # instances.py
+        current.update(acu=acu, **fields)
         doc.update(acu=acu, **fields)
-        return self._save(doc, "acu", "metered_at", *fields)
+        return self._save(current, "acu", "metered_at", *fields)
 
     def _may_pause(self, doc: dict) -> bool:
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
