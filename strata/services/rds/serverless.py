@@ -281,8 +281,8 @@ class ServerlessOperations(RDSCore):
                     node.switch_wal()  # the cluster's archive then holds everything up to the pause
             except Exception:  # noqa: BLE001 - pausing must not fail because of the archive
                 log.warning("could not switch WAL before pausing %s", ident)
+            self._set_capacity(doc, 0.0, paused=True)  # first: the monitor leaves a paused engine be
             node.stop()
-            self._set_capacity(doc, 0.0, paused=True)
         self._event(ident, "db-instance", "DB instance paused (0 ACUs) after its idle time", ["notification"])  # type: ignore[attr-defined]
         return True
 
