@@ -26,6 +26,8 @@ Interface (synchronous; call from a thread via run_blocking when on the event lo
     router.set_route("cl-ro", 45010, [a, b, c], balance=True, host="127.0.0.2")  # spread connections
     router.set_route("mydb", 45001, [("127.0.0.1", 45003)])        # failover: instant switch
     router.set_route("mydb", 45001, [])                            # no backend: connections refused
+    router.set_route("mydb", 45001, [b], cut=False)  # HAProxy cuts a replaced backend's connections
+                                                     # unless cut=False (kernel redirection never does)
     router.remove_route("mydb"); router.stop()
 """
 
@@ -65,6 +67,7 @@ class Router(Protocol):
         *,
         balance: bool = False,
         host: str = LOOPBACK,
+        cut: bool = True,
     ) -> None: ...
     def remove_route(self, name: str) -> None: ...
     def backends(self, name: str) -> list[tuple[str, int]]: ...
@@ -110,6 +113,7 @@ class LoopbackNftRouter(NftRouter):
         *,
         balance: bool = False,
         host: str = LOOPBACK,
+        cut: bool = True,
     ) -> None:
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")

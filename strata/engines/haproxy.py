@@ -87,8 +87,11 @@ class HaproxyRouter:
         *,
         balance: bool = False,
         host: str = LOOPBACK,
+        cut: bool = True,
     ) -> None:
-        """Create or update a route; an existing route with the same port switches backends live."""
+        """Create or update a route; an existing route with the same port switches backends live,
+        cutting the connections of a backend that left it unless `cut` is false (a relay handing
+        over to the engine it relays to: its connections go on)."""
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")
         with self._lock:
@@ -102,7 +105,7 @@ class HaproxyRouter:
                 and self.running()
             ):
                 self._write_config()
-                self._apply_backends(new, old)
+                self._apply_backends(new, old if cut else new)
                 return
             self._reload(wait_port=(host, port))
 

@@ -162,6 +162,7 @@ class NftRouter:
         *,
         balance: bool = False,
         host: str = LOOPBACK,
+        cut: bool = True,
     ) -> None:
         if len(backends) > MAX_BACKENDS:
             raise ValueError(f"at most {MAX_BACKENDS} backends per endpoint")

@@ -17,8 +17,9 @@ Aurora clusters are published per DBClusterIdentifier too, and per (DBClusterIde
 WRITER / READER): each member's figures above go into its cluster's statistic sets (so Average,
 Maximum ... are over the members, as CloudWatch aggregates them), plus VolumeBytesUsed (the
 writer's databases), VolumeReadIOPs / VolumeWriteIOPs (the members' reads and the writer's writes
-in the minute, as Aurora counts billed I/O) and ServerlessDatabaseCapacity (ACUs of the
-db.serverless members, as billed; per instance too).
+in the minute, as Aurora counts billed I/O), ServerlessDatabaseCapacity (ACUs the db.serverless
+members hold now, as billed: rds/serverless.py; 0 while paused) and ACUUtilization (that capacity
+as a percentage of the cluster's MaxCapacity); per instance too.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _CLUSTER_FIGURES = frozenset(
         "WriteThroughput",
         "AuroraReplicaLag",
         "ServerlessDatabaseCapacity",
+        "ACUUtilization",
     }
 )
 
@@ -82,10 +84,12 @@ class RdsSampler:
                     cluster = (
                         provider.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
                     )
-                    node = provider.fleet.primary(doc)
-                    values = self._sample(doc, node, cluster)
+                    if doc.get("paused"):  # a paused Serverless v2 engine is stopped: its 0 ACUs only
+                        values: dict[str, tuple[float, str]] = {}
+                    else:
+                        values = self._sample(doc, provider.fleet.primary(doc), cluster)
                     if cluster is not None and doc["class"] == "db.serverless":
-                        values["ServerlessDatabaseCapacity"] = (provider._serverless_capacity(doc), "Count")
+                        values.update(_capacity(provider._serverless_capacity(doc), cluster))
             except Exception as e:  # noqa: BLE001 - an engine restarting has no sample this minute
                 log.debug("no metrics from %s: %s", doc.get("id"), e)
                 continue
@@ -202,6 +206,16 @@ class RdsSampler:
             "ReadThroughput": (max(0.0, read - last[2]) / seconds, "Bytes/Second"),
             "WriteThroughput": (max(0.0, written - last[3]) / seconds, "Bytes/Second"),
         }
+
+
+def _capacity(acus: float, cluster: dict) -> dict[str, tuple[float, str]]:
+    """ServerlessDatabaseCapacity, and ACUUtilization: that capacity as a share of the cluster's
+    MaxCapacity (AWS's definition)."""
+    values = {"ServerlessDatabaseCapacity": (acus, "Count")}
+    top = float((cluster.get("serverless_v2") or {}).get("MaxCapacity") or 0)
+    if top > 0:
+        values["ACUUtilization"] = (100.0 * acus / top, "Percent")
+    return values
 
 
 def _point(scope: str, name: str, dims: str, at: float, value: float, unit: str) -> Point:

@@ -29,6 +29,7 @@ from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.fleet import Node
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.serverless import check_scaling
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.rds")
@@ -173,16 +174,7 @@ class ClusterOperations(RDSCore):
 
     @staticmethod
     def _check_serverless(cfg: dict | None) -> dict | None:
-        if not cfg:
-            return None
-        lo, hi = float(cfg.get("MinCapacity", 0.5)), float(cfg.get("MaxCapacity", 128))
-        if not (0 <= lo <= hi <= 256) or hi < 1 or (lo * 2) % 1 or (hi * 2) % 1:
-            raise m.fault(
-                "InvalidParameterValue",
-                "ServerlessV2ScalingConfiguration: capacities are ACUs in steps of 0.5, "
-                "MinCapacity 0-256 <= MaxCapacity 1-256.",
-            )
-        return {"MinCapacity": lo, "MaxCapacity": hi}
+        return check_scaling(cfg)  # serverless.py: capacity, auto-pause and their checks
 
     # -- cluster operations ------------------------------------------------------------------------
 

@@ -356,7 +356,7 @@ class RDSCore:
             try:
                 for doc in self.store.list_docs("instance"):
                     with self.store.acting_for(doc):
-                        if doc["status"] != "available" or self._is_busy(doc["id"]):
+                        if doc["status"] != "available" or self._is_busy(doc["id"]) or doc.get("paused"):
                             continue
                         if not self.fleet.primary(doc).running():
                             self._spawn(doc["id"], self._recover_crash, doc["id"])

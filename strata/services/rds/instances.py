@@ -14,6 +14,7 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
+from strata.services.rds.serverless import held_capacity
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -722,12 +723,9 @@ class InstanceOperations(OptionGroupOperations):
     # -- metering ----------------------------------------------------------------------------------
 
     def _serverless_capacity(self, doc: dict) -> float:
-        """The ACUs a db.serverless instance runs at: its cluster's MinCapacity (Strata does not
-        scale capacity with load; a minimum of 0, which lets AWS pause an idle instance, bills
-        0.5 ACU here, as the instance never pauses)."""
+        """The ACUs a db.serverless instance holds now (it follows load: serverless.py)."""
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
-        config = (cluster or {}).get("serverless_v2") or {}
-        return max(0.5, float(config.get("MinCapacity", 0.5)))
+        return held_capacity(doc, (cluster or {}).get("serverless_v2") or {})
 
     def _meter_instance(self, doc: dict) -> None:
         """Record instance-hours and storage since the last record (simulated time)."""

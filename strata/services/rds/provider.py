@@ -17,6 +17,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
     option_groups.py  option groups (no option runs here) and instances' memberships
     logs.py        the engine's log files, pending maintenance (none)
+    serverless.py  Aurora Serverless v2 capacity that follows load, auto-pause and resume
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
 
@@ -32,10 +33,12 @@ from strata.services.rds.instances import InstanceOperations
 from strata.services.rds.logs import LogOperations
 from strata.services.rds.multi_az_clusters import MultiAZClusterOperations
 from strata.services.rds.parameter_groups import ParameterGroupOperations
+from strata.services.rds.serverless import ServerlessOperations
 
 
 @refusing("rds")
 class RDSProvider(
+    ServerlessOperations,
     InstanceOperations,
     BackupOperations,
     GroupOperations,

@@ -363,8 +363,8 @@ def test_aurora_cluster_metrics_by_cluster_and_role(strata_factory, unique):
     acus = _sum(cw, "AWS/RDS", "ServerlessDatabaseCapacity", cluster, stat="Maximum", period=60)
     assert acus and {p["Maximum"] for p in acus} == {1.0}
     assert max(p["SampleCount"] for p in acus) == 2  # both members, in one statistic set
-    # per instance too, and following the cluster's scaling configuration (its minimum: Strata
-    # does not scale with load)
+    # per instance too, and following the cluster's scaling configuration (its minimum while the
+    # members are idle: rds/serverless.py scales with load)
     rds.modify_db_cluster(
         DBClusterIdentifier=cid,
         ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 4},

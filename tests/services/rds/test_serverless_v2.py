@@ -1,0 +1,185 @@
+"""Aurora Serverless v2: capacity follows load, MinCapacity 0 pauses an idle writer, a connection
+resumes it; the scaling configuration is checked as AWS checks it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+
+
+def _cluster_args(cid: str, **scaling: float) -> dict:
+    return {
+        "DBClusterIdentifier": cid,
+        "Engine": "aurora-postgresql",
+        "MasterUsername": USER,
+        "MasterUserPassword": PASSWORD,
+        "DatabaseName": "app",
+        "ServerlessV2ScalingConfiguration": scaling,
+    }
+
+
+@pytest.mark.parametrize(
+    ("scaling", "message"),
+    [
+        ({"MinCapacity": 4, "MaxCapacity": 2}, "greater than or equal to the minimum"),
+        ({"MinCapacity": 0.25, "MaxCapacity": 2}, "minimum capacity 0.25 isn't valid"),
+        ({"MinCapacity": 0.5, "MaxCapacity": 0.5}, "maximum capacity 0.5 isn't valid"),
+        ({"MinCapacity": 1, "MaxCapacity": 300}, "maximum capacity 300.0 isn't valid"),
+        ({"MinCapacity": 0.5, "MaxCapacity": 2, "SecondsUntilAutoPause": 300}, "only be specified when"),
+        ({"MinCapacity": 0, "MaxCapacity": 2, "SecondsUntilAutoPause": 299}, "between 300 and 86400"),
+        ({"MinCapacity": 0, "MaxCapacity": 2, "SecondsUntilAutoPause": 86401}, "between 300 and 86400"),
+    ],
+)
+def test_scaling_configuration_is_checked(strata_server, unique, scaling, message) -> None:
+    rds = strata_server.client("rds")
+    with pytest.raises(ClientError) as e:
+        rds.create_db_cluster(**_cluster_args(f"bad-{unique}", **scaling))
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert message in e.value.response["Error"]["Message"]
+
+
+def test_auto_pause_setting_is_shown_with_minimum_zero(strata_server, unique) -> None:
+    rds = strata_server.client("rds")
+    cid = f"sls-{unique}"
+    out = rds.create_db_cluster(**_cluster_args(cid, MinCapacity=0, MaxCapacity=4))["DBCluster"]
+    try:
+        assert out["ServerlessV2ScalingConfiguration"] == {
+            "MinCapacity": 0.0,
+            "MaxCapacity": 4.0,
+            "SecondsUntilAutoPause": 300,  # AWS's default
+        }
+        config = {"MinCapacity": 1, "MaxCapacity": 4}
+        rds.modify_db_cluster(DBClusterIdentifier=cid, ServerlessV2ScalingConfiguration=config)
+        shown = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+        assert shown["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 1.0, "MaxCapacity": 4.0}
+        config = {"MinCapacity": 0, "MaxCapacity": 4, "SecondsUntilAutoPause": 3600}
+        rds.modify_db_cluster(DBClusterIdentifier=cid, ServerlessV2ScalingConfiguration=config)
+        shown = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+        assert shown["ServerlessV2ScalingConfiguration"]["SecondsUntilAutoPause"] == 3600
+    finally:
+        rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+
+
+def _connect(cluster: dict) -> psycopg.Connection:
+    return psycopg.connect(
+        host=cluster["Endpoint"],
+        port=cluster["Port"],
+        user=USER,
+        password=PASSWORD,
+        dbname="app",
+        connect_timeout=30,
+        autocommit=True,
+    )
+
+
+class Load:
+    """Threads running CPU-heavy queries through their own connections until stopped."""
+
+    def __init__(self, cluster: dict, threads: int = 2) -> None:
+        self.halt = threading.Event()
+        self.queries = 0
+        self.threads = [
+            threading.Thread(target=self._run, args=(cluster,), daemon=True) for _ in range(threads)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, cluster: dict) -> None:
+        with _connect(cluster) as conn:
+            while not self.halt.is_set():
+                conn.execute("SELECT sum(x) FROM generate_series(1, 200000) x").fetchone()
+                self.queries += 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_factory, unique) -> None:
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    cid, ident = f"sls-{unique}", f"sls-w-{unique}"
+    # a backup window far from the hours this test moves the clock over: a backup would resume it
+    hour = (datetime.now(UTC).hour + 12) % 24
+    cluster = rds.create_db_cluster(
+        **_cluster_args(cid, MinCapacity=0, MaxCapacity=4),
+        PreferredBackupWindow=f"{hour:02d}:00-{hour:02d}:30",
+    )["DBCluster"]
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.serverless",
+    )
+    wait_status(rds, ident)
+
+    def metric(name: str) -> float:
+        """The value CloudWatch got for the minute the clock is moved over."""
+        server.advance_clock("1m")
+        now = datetime.now(UTC)
+        points = cw.get_metric_statistics(
+            Namespace="AWS/RDS",
+            MetricName=name,
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+            StartTime=now - timedelta(hours=12),
+            EndTime=now + timedelta(hours=12),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else -1.0
+
+    def acu_hours() -> float:
+        events = server.admin("/_strata/meter?service=rds")["events"]
+        return sum(
+            e["quantity"]
+            for e in events
+            if e["event"] == "ServerlessV2ACUHours" and e["dims"].get("instance") == ident
+        )
+
+    # an idle session all along: the instance does not pause while the polls below move the clock
+    with _connect(cluster) as idle:
+        idle.execute("CREATE TABLE kept AS SELECT generate_series(1, 10) AS x")
+        load = Load(cluster)
+        try:
+            assert eventually(lambda: metric("ServerlessDatabaseCapacity") > 0.5, 90, 0.5), "never scaled up"
+            assert 0 < metric("ACUUtilization") <= 100
+        finally:
+            load.stop()
+        assert load.queries > 0
+        assert eventually(lambda: metric("ServerlessDatabaseCapacity") == 0.5, 90, 0.5), "never scaled down"
+
+    # MinCapacity 0: idle for SecondsUntilAutoPause (300 s of simulated time), it pauses
+    server.advance_clock("6m")
+    assert eventually(lambda: metric("ServerlessDatabaseCapacity") == 0.0, 60, 0.5), "never paused"
+    before = acu_hours()
+    server.advance_clock("1h")
+    assert eventually(lambda: metric("ServerlessDatabaseCapacity") == 0.0, 10, 0.5)
+    assert acu_hours() == pytest.approx(before)  # nothing metered while paused
+    inst = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert inst["DBInstanceStatus"] == "available"
+
+    with _connect(cluster) as conn:  # held while the engine starts, then passed through
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 10
+        assert metric("ServerlessDatabaseCapacity") >= 0.5
+    messages = [
+        e["Message"]
+        for e in rds.describe_events(SourceIdentifier=ident, SourceType="db-instance", Duration=1440)[
+            "Events"
+        ]
+    ]
+    assert any("paused" in msg for msg in messages) and any("resumed" in msg for msg in messages)
+
+    # background work on a paused instance resumes it first: a cluster snapshot is taken
+    server.advance_clock("6m")
+    assert eventually(lambda: metric("ServerlessDatabaseCapacity") == 0.0, 60, 0.5), "never paused again"
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"snap-{unique}")
+    snapshot = lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"snap-{unique}")  # noqa: E731
+    assert eventually(lambda: snapshot()["DBClusterSnapshots"][0]["Status"] == "available", 120, 0.5)
+    assert wait_status(rds, ident)["DBInstanceStatus"] == "available"
