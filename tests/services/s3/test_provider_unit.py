@@ -336,3 +336,36 @@ def test_bucket_key_caches_keep_only_the_most_recently_used() -> None:
     assert list(cache) == ["d", "b", "e"] and cache.get("c") is None
     keys = ObjectKeys(runtime=None, root=None)  # type: ignore[arg-type]
     assert keys._bucket_keys.limit == keys._opened.limit == BUCKET_KEYS_KEPT
+
+
+def test_a_get_on_a_bucket_with_acls_reads_its_object_row_once(s3: S3Provider) -> None:
+    """Authorization reads the object (its owner and ACL decide a GET); GetObject, which runs
+    right after it, uses that row rather than reading it again."""
+    import contextvars
+
+    from strata.auth.enforce import CALLER_OPERATION
+
+    run(s3.create_bucket(ctx(), {"Bucket": "acl-once", "ObjectOwnership": "BucketOwnerPreferred"}))
+    put(s3, "acl-once", "k", b"owned")
+    statements: list[str] = []
+    reader = s3.store.db.reader()
+
+    def get(authorized: bool) -> bytes:
+        req = {"Bucket": "acl-once", "Key": "k"}
+        CALLER_OPERATION.set("GetObject")
+        if authorized:  # what the authorizer asks of a bucket with ACLs on
+            assert s3.resource_account(req) == "000000000000"
+            assert s3.resource_policy(req) is not None
+        statements.clear()
+        reader.set_trace_callback(statements.append)
+        try:
+            out = s3.get_object(ctx("GetObject"), req)
+        finally:
+            reader.set_trace_callback(None)
+        return out["Body"] if isinstance(out["Body"], bytes) else read(s3, "acl-once", "k")
+
+    assert contextvars.copy_context().run(get, False) == b"owned"
+    rows_read = [s for s in statements if "FROM objects WHERE bucket" in s]
+    assert len(rows_read) == 1  # (the trace sees the read)
+    assert contextvars.copy_context().run(get, True) == b"owned"
+    assert not [s for s in statements if "FROM objects WHERE bucket" in s]
