@@ -354,7 +354,8 @@ class AclOperations(S3Core):
 
     @staticmethod
     def _acl_answer(owner_account: str, grants: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"Owner": {"ID": owner_id(owner_account), "DisplayName": "strata"}, "Grants": grants}
+        # (no DisplayName: S3 stopped returning it on November 21, 2025)
+        return {"Owner": {"ID": owner_id(owner_account)}, "Grants": grants}
 
     def get_bucket_acl(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
