@@ -298,7 +298,8 @@ class SpareBuffers:
     zero-fill and a page fault every 4 KiB (a 1 MiB encrypted GET spent more on that than on its
     decryption), a kept one nothing. `take` one, `give` it back once nothing uses it."""
 
-    SIZE = READ_GROUP * (CHUNK + 2 * TAG)  # a group of chunks, sealed (up to two layers) or opened
+    # a group of chunks, sealed (up to two layers, after their salt) or opened
+    SIZE = SALT + READ_GROUP * (CHUNK + 2 * TAG)
 
     def __init__(self, keep: int = 16) -> None:
         self._free: list[bytearray] = []
