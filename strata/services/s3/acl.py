@@ -409,7 +409,7 @@ class AclOperations(S3Core):
     def get_object_acl(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
         out = self._acl_answer(*self._object_acl(bucket, row))
         if bucket.versioning:
             out["VersionId"] = row.version_id

@@ -640,7 +640,7 @@ class ObjectOperations(EncryptedObjects):
     def get_object_attributes(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
         require_customer(row.attrs.get("sse"), customer_key(req, ctx.http.secure))
         wanted = set(req.get("ObjectAttributes") or [])
         if not wanted:
