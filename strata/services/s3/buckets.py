@@ -144,7 +144,7 @@ class BucketOperations(S3Core):
                 {"Name": r.name, "CreationDate": to_datetime(r.created), "BucketRegion": r.region}
                 for r in rows[:page]
             ],
-            "Owner": {"ID": owner_id(ctx.account_id), "DisplayName": "strata"},
+            "Owner": {"ID": owner_id(ctx.account_id)},  # (no DisplayName since November 2025)
         }
         if prefix:
             out["Prefix"] = prefix

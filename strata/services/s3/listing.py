@@ -96,7 +96,8 @@ def _page_texts(page: list[Entry]) -> Iterator[str]:
 
 
 def _owner_dict(account: str) -> dict[str, str]:
-    return {"DisplayName": "strata", "ID": owner_id(account)}
+    """An Owner element: the canonical id alone (S3 stopped returning DisplayName on November 21, 2025)."""
+    return {"ID": owner_id(account)}
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str | None) -> str | None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.s3.acl_rules import ANONYMOUS_OWNER
 from strata.services.s3.conditions import parse_copy_range
 from strata.services.s3.core import S3Core, no_such_bucket, owner_id, to_datetime
 from strata.services.s3.ingest import (
@@ -39,7 +40,7 @@ from strata.services.s3.objects import content_attrs
 from strata.services.s3.positions import upload_id_at, upload_position
 from strata.services.s3.sse import context_header, customer_key, etag_of, headers_of, require_customer
 from strata.services.s3.sse_io import plain_pieces, plain_sizes, run, transcode
-from strata.services.s3.store import ObjectRow, prefix_end
+from strata.services.s3.store import BucketRow, ObjectRow, prefix_end
 from strata.storage import BlobStore
 
 
@@ -102,6 +103,17 @@ def _copy_range(
         raise
 
 
+def initiator_id(ctx: RequestContext) -> str:
+    """An upload's Initiator ID as S3 gives it: an account's canonical user id when its root (or
+    nobody: the anonymous user's) starts it, else the IAM user's or role session's ARN."""
+    principal = ctx.principal
+    if principal is None or principal.kind == "root":
+        return owner_id(ctx.account_id)
+    if not principal.account_id:
+        return owner_id(ANONYMOUS_OWNER)
+    return principal.arn
+
+
 class MultipartOperations(S3Core):
     def _upload(self, upload_id: str, bucket: str, key: str) -> dict[str, Any]:
         up = self.store.upload(upload_id)
@@ -119,6 +131,15 @@ class MultipartOperations(S3Core):
             )
         return n
 
+    @staticmethod
+    def _upload_people(bucket: BucketRow, attrs: dict) -> tuple[dict[str, str], dict[str, str]]:
+        """(Owner, Initiator) of an upload in a listing: the account that will own the object (as
+        ListObjects shows it), and who called CreateMultipartUpload (the owner, for uploads from
+        before the initiator was kept). No DisplayName: S3 stopped returning it in November 2025."""
+        acl = attrs.get("acl") if "ownership" in bucket.config else None
+        owner = {"ID": owner_id(acl["owner"] if acl else bucket.config.get("owner", ""))}
+        return owner, ({"ID": attrs["initiator"]} if attrs.get("initiator") else owner)
+
     async def create_multipart_upload(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
@@ -131,6 +152,7 @@ class MultipartOperations(S3Core):
         # The retention the headers name; the bucket's default is given when the object is made.
         attrs.update(lock_attrs(bucket, req, self._now(), defaults=False))
         attrs.update(self._new_object_acl(ctx, bucket, req))  # type: ignore[attr-defined]
+        attrs["initiator"] = initiator_id(ctx)
         algorithm = (req.get("ChecksumAlgorithm") or "").upper() or None
         ck_type = req.get("ChecksumType") or None
         if algorithm and algorithm not in CHECKSUM_ALGORITHMS:
@@ -457,7 +479,7 @@ class MultipartOperations(S3Core):
         parts = self.store.parts(req["UploadId"], marker, max_parts + 1)
         truncated = len(parts) > max_parts
         parts = parts[:max_parts]
-        owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
+        owner, initiator = self._upload_people(bucket, attrs)
         out: dict[str, Any] = {
             "Bucket": bucket.name,
             "Key": req["Key"],
@@ -465,7 +487,7 @@ class MultipartOperations(S3Core):
             "PartNumberMarker": marker,
             "MaxParts": max_parts,
             "IsTruncated": truncated,
-            "Initiator": owner,
+            "Initiator": initiator,
             "Owner": owner,
             "StorageClass": attrs.get("storage_class", "STANDARD"),
             "Parts": [
@@ -532,7 +554,6 @@ class MultipartOperations(S3Core):
         max_uploads = min(req.get("MaxUploads") if req.get("MaxUploads") is not None else 1000, 1000)
         key_marker, id_marker = req.get("KeyMarker") or "", req.get("UploadIdMarker") or ""
         enc = url_encoder(req.get("EncodingType"))
-        owner = {"ID": owner_id(ctx.account_id), "DisplayName": "strata"}
         page: list[tuple[str, str, float, dict] | str] = []
         truncated = False
         for entry in self._iter_uploads(bucket.name, prefix, delimiter, key_marker, id_marker):
@@ -550,13 +571,14 @@ class MultipartOperations(S3Core):
             if isinstance(entry, str):
                 continue
             upload_id, key, initiated, attrs = entry
+            owner, initiator = self._upload_people(bucket, attrs)
             item = {
                 "UploadId": upload_id,
                 "Key": enc(key),
                 "Initiated": to_datetime(initiated),
                 "StorageClass": attrs.get("storage_class", "STANDARD"),
                 "Owner": owner,
-                "Initiator": owner,
+                "Initiator": initiator,
             }
             if attrs.get("checksum_algorithm"):
                 item.update(

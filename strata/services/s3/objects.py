@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import FileBody
+from strata.services.s3.acl import authorized_object
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
 from strata.services.s3.core import CONTENT_FIELDS, no_such_key, to_datetime
@@ -250,7 +251,9 @@ class ObjectOperations(EncryptedObjects):
         self, req: dict, *, head: bool
     ) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
         bucket = self._require_bucket(req["Bucket"])
-        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"), head=head)
+        row = authorized_object(req) or self._read_version(
+            bucket.name, req["Key"], req.get("VersionId"), head=head
+        )
         check_read_conditions(
             row.etag,
             row.modified,
@@ -637,7 +640,7 @@ class ObjectOperations(EncryptedObjects):
     def get_object_attributes(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
         require_customer(row.attrs.get("sse"), customer_key(req, ctx.http.secure))
         wanted = set(req.get("ObjectAttributes") or [])
         if not wanted:

@@ -336,3 +336,48 @@ def test_bucket_key_caches_keep_only_the_most_recently_used() -> None:
     assert list(cache) == ["d", "b", "e"] and cache.get("c") is None
     keys = ObjectKeys(runtime=None, root=None)  # type: ignore[arg-type]
     assert keys._bucket_keys.limit == keys._opened.limit == BUCKET_KEYS_KEPT
+
+
+@pytest.mark.parametrize(
+    "operation, method, extra",
+    [
+        ("GetObject", "get_object", {}),
+        ("HeadObject", "head_object", {}),
+        ("GetObjectAcl", "get_object_acl", {}),
+        ("GetObjectAttributes", "get_object_attributes", {"ObjectAttributes": ["ETag"]}),
+    ],
+)
+def test_a_read_on_a_bucket_with_acls_reads_its_object_row_once(
+    s3: S3Provider, operation: str, method: str, extra: dict
+) -> None:
+    """Authorization reads the object (its owner and ACL decide a GET); the operation, which runs
+    right after it, uses that row rather than reading it again."""
+    import contextvars
+
+    from strata.auth.enforce import CALLER_OPERATION
+
+    run(s3.create_bucket(ctx(), {"Bucket": "acl-once", "ObjectOwnership": "BucketOwnerPreferred"}))
+    put(s3, "acl-once", "k", b"owned")
+    statements: list[str] = []
+    reader = s3.store.db.reader()
+    operate = getattr(s3, method)
+
+    def call(authorized: bool) -> dict:
+        req = {"Bucket": "acl-once", "Key": "k", **extra}
+        CALLER_OPERATION.set(operation)
+        if authorized:  # what the authorizer asks of a bucket with ACLs on
+            assert s3.resource_account(req) == "000000000000"
+            assert s3.resource_policy(req) is not None
+        statements.clear()
+        reader.set_trace_callback(statements.append)
+        try:
+            return operate(ctx(operation), req)
+        finally:
+            reader.set_trace_callback(None)
+
+    first = contextvars.copy_context().run(call, False)
+    rows_read = [s for s in statements if "FROM objects WHERE bucket" in s]
+    assert len(rows_read) == 1  # (the trace sees the read)
+    again = contextvars.copy_context().run(call, True)
+    assert not [s for s in statements if "FROM objects WHERE bucket" in s]
+    assert {k: v for k, v in again.items() if k != "Body"} == {k: v for k, v in first.items() if k != "Body"}

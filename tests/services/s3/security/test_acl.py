@@ -4,6 +4,8 @@ second account and anonymous callers, with Block Public Access's two ACL setting
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.services.iam.conftest import ALT_ACCOUNT
@@ -412,3 +414,46 @@ def test_a_bucket_policy_can_require_uploads_to_hand_over_control(owner, other, 
     other.put_object(Bucket=name, Key="granted/b", Body=b"b", GrantFullControl=f'id="{me}"')
     for key in ("canned/a", "granted/b"):
         assert owner.get_object(Bucket=name, Key=key)["Body"].read() == key[-1].encode()
+
+
+def test_multipart_listings_show_the_initiator_and_owners_show_no_display_name(
+    server, owner, other, acl_bucket, unique
+):
+    """ListMultipartUploads and ListParts: Initiator is who started the upload (an account's
+    canonical id, an IAM user's ARN), Owner the account that will own the object (ObjectWriter:
+    the writer's). No Owner anywhere has a DisplayName (S3 stopped returning it in November 2025)."""
+    me, them = _canonical(owner), _canonical(other)
+    owner.put_bucket_acl(Bucket=acl_bucket, GrantWrite=f'id="{them}"', GrantFullControl=f'id="{me}"')
+    iam = server.client("iam")
+    name = f"mpu-{unique}"
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    statement = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    iam.put_user_policy(UserName=name, PolicyName="write", PolicyDocument=document)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = server.client("s3", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    uploads = {
+        "by-root": owner.create_multipart_upload(Bucket=acl_bucket, Key="by-root")["UploadId"],
+        "by-user": user.create_multipart_upload(Bucket=acl_bucket, Key="by-user")["UploadId"],
+        "by-other": other.create_multipart_upload(Bucket=acl_bucket, Key="by-other")["UploadId"],
+    }
+    listed = {
+        u["Key"]: (u["Initiator"], u["Owner"])
+        for u in owner.list_multipart_uploads(Bucket=acl_bucket)["Uploads"]
+    }
+    assert listed == {
+        "by-root": ({"ID": me}, {"ID": me}),
+        "by-user": ({"ID": arn}, {"ID": me}),
+        "by-other": ({"ID": them}, {"ID": them}),
+    }
+    for k, upload_id in uploads.items():
+        parts = owner.list_parts(Bucket=acl_bucket, Key=k, UploadId=upload_id)
+        assert (parts["Initiator"], parts["Owner"]) == listed[k]
+    owner.put_object(Bucket=acl_bucket, Key="plain", Body=b"x")
+    assert owner.list_buckets()["Owner"] == {"ID": me}
+    assert owner.get_bucket_acl(Bucket=acl_bucket)["Owner"] == {"ID": me}
+    assert owner.get_object_acl(Bucket=acl_bucket, Key="plain")["Owner"] == {"ID": me}
+    listing = owner.list_objects_v2(Bucket=acl_bucket, FetchOwner=True)["Contents"]
+    assert [o["Owner"] for o in listing] == [{"ID": me}]
+    versions = owner.list_object_versions(Bucket=acl_bucket)["Versions"]
+    assert [v["Owner"] for v in versions] == [{"ID": me}]
