@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.context import RequestContext
+from strata.engines.cgroups import engine_cgroups
+from strata.engines.egress_filter import EgressFilter
 from strata.engines.firewall import Firewall
 from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
@@ -100,6 +102,10 @@ class EC2Provider(
         wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
         if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
+            if await run_blocking(engine_cgroups) is not None:  # egress: engines in cgroups of their own
+                self.security_groups.egress = EgressFilter("security_groups_egress")
+            else:
+                log.warning("egress rules cannot be enforced here (no cgroup v2 under /sys/fs/cgroup)")
             await run_blocking(self.security_groups.apply)
             await run_blocking(self._guard_attached)
         else:
@@ -110,6 +116,8 @@ class EC2Provider(
     async def stop(self) -> None:
         if self.security_groups.firewall is not None:
             await run_blocking(self.security_groups.firewall.stop)
+        if self.security_groups.egress is not None:
+            await run_blocking(self.security_groups.egress.stop)
         await self.nbd.stop()
         await run_blocking(self.blocks.close_all)
 
@@ -119,6 +127,7 @@ class EC2Provider(
             "state": "running",
             "nbd": self.nbd.address(),
             "security_groups": "enforced" if enforced else "unenforced",
+            "security_group_egress": "enforced" if self.security_groups.egress is not None else "unenforced",
         }
 
     # -- regions and zones -------------------------------------------------------------------------
