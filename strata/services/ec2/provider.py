@@ -42,7 +42,7 @@ from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
-from strata.services.ec2.network import Network, default_security_group, default_vpc
+from strata.services.ec2.network import Network, default_security_group, default_vpc, default_vpc_deleted
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.rule_changes import RuleChangesMixin
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
@@ -293,6 +293,14 @@ class EC2Provider(
                 for att in attachments(d):
                     attached.setdefault(att["instance"], []).append((d, att))
         default_group = default_security_group(ctx.account_id, ctx.region)["id"]
+        in_vpc: dict[str, Any] = (
+            {}  # the default VPC was deleted (DeleteVpc): in no VPC, no group
+            if default_vpc_deleted(self.store, ctx.account_id, ctx.region)
+            else {
+                "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
+                "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+            }
+        )
         out: dict[str, Any] = {
             "Reservations": [
                 {
@@ -302,8 +310,7 @@ class EC2Provider(
                         {
                             **self._render_instance(i, attached.get(i["InstanceId"], [])),
                             # the instances are the default group's members (security_groups.py)
-                            "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
-                            "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+                            **in_vpc,
                         }
                     ],
                     "Groups": [],

@@ -37,7 +37,12 @@ from strata.engines.firewall import Firewall, Guard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.egress import unenforceable
-from strata.services.ec2.network import default_security_group, default_vpc
+from strata.services.ec2.network import (
+    default_security_group,
+    default_vpc,
+    default_vpc_deleted,
+    no_default_vpc,
+)
 from strata.services.ec2.query import matching, page, spec_tags, tag_list, tag_values
 from strata.services.ec2.rules import (
     additions,
@@ -82,10 +87,11 @@ class SecurityGroups:
     # -- records -----------------------------------------------------------------------------------
 
     def groups(self, account: str, region: str) -> list[dict]:
-        """The region's groups of the account, the default one created on first sight."""
+        """The region's groups of the account, the default VPC's default one created on first sight
+        (while that VPC exists)."""
         docs = [d for d in self.store.list_docs("sg") if d["account"] == account and d["region"] == region]
         default = default_security_group(account, region)["id"]
-        if not any(d["id"] == default for d in docs):
+        if not any(d["id"] == default for d in docs) and not default_vpc_deleted(self.store, account, region):
             doc = _default_doc(account, region)
             self.store.put_doc("sg", doc["id"], doc)
             docs.append(doc)
@@ -131,6 +137,8 @@ class SecurityGroups:
         the resource's engines are filtered (`egress`: they run in an engine cgroup) and this host
         can (egress.py), a non-default one without nftables."""
         filtered = egress and self.egress is not None
+        if vpc is None and default_vpc_deleted(self.store, account, region):
+            raise no_default_vpc()
         vpc = vpc or default_vpc(account, region)["id"]
         default = default_security_group(account, region)["id"]
         for g in group_ids:
@@ -292,6 +300,8 @@ class SecurityGroupsMixin:
         if name.lower().startswith("sg-"):
             raise lim.invalid("Group names may not be in the format sg-*.")
         vpc = default_vpc(ctx.account_id, ctx.region)["id"]
+        if not req.get("VpcId") and default_vpc_deleted(self.store, ctx.account_id, ctx.region):
+            raise lim.fault("VPCIdNotSpecified", "No default VPC for this user")
         if req.get("VpcId"):
             vpc = self.network.vpc(ctx.account_id, ctx.region, req["VpcId"])["id"]
         with sgs._lock:

@@ -5,7 +5,11 @@ VPCs per region (VpcLimitExceeded); a subnet's block lies inside its VPC's (Inva
 and overlaps no other subnet of the VPC (InvalidSubnet.Conflict); a VPC with subnets or security
 groups other than its default one, or a subnet something sits in, answers DependencyViolation on
 delete. CreateVpc makes the VPC's default security group, DeleteVpc removes it. The default VPC
-and its default subnets are derived (network.py) and cannot be deleted here.
+and its default subnets are derived (network.py) and may be deleted as any other (the VPC once its
+subnets and other groups are gone; a resource without a subnet group then meets
+DefaultVpcDoesNotExist), and created again with CreateDefaultVpc (the VPC, a default subnet per zone
+and its default group) and CreateDefaultSubnet. This machine's instances are shown in the default
+VPC while it exists, in none after.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.services.ec2 import limits as lim
-from strata.services.ec2.network import ZONES, _hex, cidr_block, subnet_not_found, vpc_not_found, zone_id
+from strata.services.ec2.network import (
+    ZONES,
+    _hex,
+    cidr_block,
+    default_subnets,
+    default_vpc,
+    no_default_vpc,
+    subnet_not_found,
+    vpc_not_found,
+    zone_id,
+)
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
 
 if TYPE_CHECKING:
@@ -75,8 +89,6 @@ class VpcsMixin:
         net, sgs = self.network, self.security_groups
         with net.lock, sgs._lock:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
-            if vpc.get("default"):
-                raise lim.invalid(f"The default VPC '{vpc['id']}' cannot be deleted in Strata")
             groups = [g for g in sgs.groups(ctx.account_id, ctx.region) if g["vpc"] == vpc["id"]]
             subnets = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
             if subnets or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
@@ -88,8 +100,59 @@ class VpcsMixin:
             with self.store.transaction():
                 for g in groups:
                     self.store.delete_doc("sg", g["id"])
-                self.store.delete_doc("vpc", vpc["id"])
+                if vpc.get("default"):
+                    net.delete_default(vpc)
+                else:
+                    self.store.delete_doc("vpc", vpc["id"])
         return {}
+
+    def create_default_vpc(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        net = self.network
+        with net.lock:
+            vpcs = net.vpcs(ctx.account_id, ctx.region)
+            if any(v.get("default") for v in vpcs):
+                raise lim.fault(
+                    "DefaultVpcAlreadyExists", "A Default VPC already exists for this account in this region."
+                )
+            if len(vpcs) >= VPCS_PER_REGION:
+                raise lim.fault("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
+            if req.get("DryRun"):
+                raise lim.dry_run()
+            vpc = default_vpc(ctx.account_id, ctx.region)
+            with self.store.transaction():  # its subnets come back with it; its group on first sight
+                for s in default_subnets(ctx.account_id, ctx.region):
+                    net.restore_default(s["id"])
+                net.restore_default(vpc["id"])
+            self.security_groups.groups(ctx.account_id, ctx.region)
+        return {"Vpc": self._vpc_out(ctx, net.vpc(ctx.account_id, ctx.region, vpc["id"]))}
+
+    def create_default_subnet(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("AvailabilityZone") and not req.get("AvailabilityZoneId"):
+            raise lim.missing("AvailabilityZone")
+        if req.get("Ipv6Native"):
+            raise lim.invalid("Strata's subnets have no IPv6 addresses: Ipv6Native must be false")
+        az = self._zone(ctx, req)
+        net = self.network
+        with net.lock:
+            vpc_id = default_vpc(ctx.account_id, ctx.region)["id"]
+            if not any(v["id"] == vpc_id for v in net.vpcs(ctx.account_id, ctx.region)):
+                raise no_default_vpc()
+            present = net.subnets(ctx.account_id, ctx.region)
+            if any(s.get("default") and s["az"] == az for s in present):
+                raise lim.fault(
+                    "DefaultSubnetAlreadyExistsInAvailabilityZone",
+                    f"A default subnet already exists in availability zone {az}.",
+                )
+            s = next(s for s in default_subnets(ctx.account_id, ctx.region) if s["az"] == az)
+            block = ipaddress.IPv4Network(s["cidr"])
+            if any(o["vpc"] == vpc_id and block.overlaps(ipaddress.IPv4Network(o["cidr"])) for o in present):
+                raise lim.fault(  # AWS would pick another free /20; Strata's default blocks are fixed
+                    "InvalidSubnet.Conflict", f"The CIDR '{s['cidr']}' conflicts with another subnet"
+                )
+            if req.get("DryRun"):
+                raise lim.dry_run()
+            net.restore_default(s["id"])
+        return {"Subnet": self._subnet_out(ctx, net.subnet(ctx.account_id, ctx.region, s["id"]) or s)}
 
     def describe_vpcs(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         vpcs = _ids(req, "VpcIds", self.network.vpcs(ctx.account_id, ctx.region), vpc_not_found)
@@ -204,15 +267,16 @@ class VpcsMixin:
             s = net.subnet(ctx.account_id, ctx.region, req["SubnetId"])
             if s is None:
                 raise subnet_not_found(req["SubnetId"])
-            if s.get("default"):
-                raise lim.invalid(f"The default subnet '{s['id']}' cannot be deleted in Strata")
             if net.users(s["id"]):
                 raise lim.fault(
                     "DependencyViolation", f"The subnet '{s['id']}' has dependencies and cannot be deleted."
                 )
             if req.get("DryRun"):
                 raise lim.dry_run()
-            self.store.delete_doc("subnet", s["id"])
+            if s.get("default"):
+                net.delete_default(s)
+            else:
+                self.store.delete_doc("subnet", s["id"])
         return {}
 
     def describe_subnets(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:

@@ -131,8 +131,7 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
 
     # deletes: dependencies first
     assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
-    assert _code(ec2.delete_vpc, VpcId=default["VpcId"]) == "InvalidParameterValue"
-    assert _code(ec2.delete_subnet, SubnetId=defaults[0]["SubnetId"]) == "InvalidParameterValue"
+    assert _code(ec2.delete_vpc, VpcId=default["VpcId"]) == "DependencyViolation"  # its subnets
     assert _code(ec2.delete_subnet, SubnetId="subnet-0123456789abcdef0") == "InvalidSubnetID.NotFound"
     ec2.delete_subnet(SubnetId=mine)
 
@@ -157,6 +156,62 @@ def test_five_vpcs_a_region(server: StrataProcess) -> None:
     assert server.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]  # another region
     ec2.delete_vpc(VpcId=made[0])
     ec2.create_vpc(CidrBlock="10.9.0.0/16")
+
+
+def test_default_vpc_deleted_and_created_again(server: StrataProcess, unique: str) -> None:
+    ec2 = server.client("ec2", region="us-west-2")  # a region of its own: the others keep theirs
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    assert _code(ec2.create_default_vpc) == "DefaultVpcAlreadyExists"
+    zone = subnets[0]["AvailabilityZone"]
+    assert _code(ec2.create_default_subnet, AvailabilityZone=zone) == (
+        "DefaultSubnetAlreadyExistsInAvailabilityZone"
+    )
+    ec2.delete_subnet(SubnetId=subnets[0]["SubnetId"])  # AWS lets a default subnet go
+    assert _code(ec2.describe_subnets, SubnetIds=[subnets[0]["SubnetId"]]) == "InvalidSubnetID.NotFound"
+    assert _code(ec2.create_default_subnet) == "MissingParameter"
+    made = ec2.create_default_subnet(AvailabilityZone=zone)["Subnet"]
+    assert (made["AvailabilityZone"], made["DefaultForAz"], made["CidrBlock"]) == (
+        zone,
+        True,
+        subnets[0]["CidrBlock"],
+    )
+
+    group = ec2.create_security_group(GroupName=f"g-{unique}", Description="d")["GroupId"]
+    assert _code(ec2.delete_vpc, VpcId=vpc) == "DependencyViolation"  # subnets and a group in it
+    for s in subnets:
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    assert _code(ec2.delete_vpc, VpcId=vpc) == "DependencyViolation"  # the group
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []
+    assert ec2.describe_security_groups()["SecurityGroups"] == []  # its default group went with it
+    instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]
+    assert "VpcId" not in instance and "SecurityGroups" not in instance
+    assert _code(ec2.create_default_subnet, AvailabilityZone=zone) == "DefaultVpcDoesNotExist"
+    assert _code(ec2.create_security_group, GroupName="g", Description="d") == "VPCIdNotSpecified"
+    rds = server.client("rds", region="us-west-2")  # nowhere to put an instance without a subnet group
+    assert (
+        _code(
+            rds.create_db_instance,
+            DBInstanceIdentifier=f"db-{unique}",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="u",
+            MasterUserPassword="password1",
+            AllocatedStorage=20,
+        )
+        == "InvalidParameterValue"
+    )
+
+    server.restart()  # the deletion is stored
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []
+    again = ec2.create_default_vpc()["Vpc"]
+    assert (again["IsDefault"], again["CidrBlock"]) == (True, "172.31.0.0/16")
+    back = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [again["VpcId"]]}])["Subnets"]
+    assert sorted(s["CidrBlock"] for s in back) == sorted(s["CidrBlock"] for s in subnets)
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert [(g["GroupName"], g["VpcId"]) for g in groups] == [("default", again["VpcId"])]
 
 
 @pytest.mark.skipif(not nft_usable(), reason="another VPC's default group is enforced with nftables (root)")
