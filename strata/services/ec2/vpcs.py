@@ -31,6 +31,8 @@ from strata.services.ec2.network import (
     zone_id,
 )
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
+from strata.services.ec2.states import network_state
+from strata.sim.clock import clock
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -77,6 +79,7 @@ class VpcsMixin:
                 "cidr": str(block),
                 "tenancy": req.get("InstanceTenancy") or "default",
                 "tags": tags,
+                "created": clock.time(),
             }
             with self.store.transaction():
                 self.store.put_doc("vpc", doc["id"], doc)
@@ -165,7 +168,7 @@ class VpcsMixin:
                 "cidr-block-association.association-id": self._association(d),
                 "cidr-block-association.state": "associated",
                 "is-default": bool(d.get("default")),
-                "state": "available",
+                "state": network_state(d),
                 "owner-id": ctx.account_id,
                 "dhcp-options-id": "default",
                 "instance-tenancy": d["tenancy"],
@@ -194,7 +197,7 @@ class VpcsMixin:
                 }
             ],
             "DhcpOptionsId": "default",
-            "State": "available",
+            "State": network_state(d),
             "InstanceTenancy": d["tenancy"],
             "IsDefault": bool(d.get("default")),
             "OwnerId": ctx.account_id,
@@ -255,6 +258,7 @@ class VpcsMixin:
                 "az_id": zone_id(ctx.region, az),
                 "cidr": str(block),
                 "tags": tags,
+                "created": clock.time(),
             }
             self.store.put_doc("subnet", doc["id"], doc)
         return {"Subnet": self._subnet_out(ctx, doc)}
@@ -296,7 +300,7 @@ class VpcsMixin:
                 "default-for-az": bool(d.get("default")),
                 "defaultForAz": bool(d.get("default")),
                 "map-public-ip-on-launch": bool(d.get("default")),
-                "state": "available",
+                "state": network_state(d),
                 "owner-id": ctx.account_id,
             }
             return [table[name]] if name in table else None
@@ -322,7 +326,7 @@ class VpcsMixin:
             "AvailableIpAddressCount": _free_addresses(d["cidr"]),
             "DefaultForAz": bool(d.get("default")),
             "MapPublicIpOnLaunch": bool(d.get("default")),
-            "State": "available",
+            "State": network_state(d),
             "OwnerId": ctx.account_id,
             "AssignIpv6AddressOnCreation": False,
             "Ipv6CidrBlockAssociationSet": [],

@@ -50,7 +50,9 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
         CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(Name="lab")}]
     )["Vpc"]
     vid = vpc["VpcId"]
-    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["State"]) == ("10.0.0.0/16", False, "available")
+    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["State"]) == ("10.0.0.0/16", False, "pending")  # as AWS
+    ec2.get_waiter("vpc_available").wait(VpcIds=[vid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert ec2.describe_vpcs(VpcIds=[vid])["Vpcs"][0]["State"] == "available"
     found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["lab"]}])["Vpcs"]
     assert [v["VpcId"] for v in found] == [vid]
     assert [
@@ -103,11 +105,16 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
         AvailabilityZone="us-east-1a",
         TagSpecifications=[{"ResourceType": "subnet", "Tags": _tags(tier="db")}],
     )["Subnet"]
-    assert (a["AvailabilityZone"], a["AvailableIpAddressCount"], a["DefaultForAz"]) == (
+    assert (a["AvailabilityZone"], a["AvailableIpAddressCount"], a["DefaultForAz"], a["State"]) == (
         "us-east-1a",
         251,
         False,
+        "pending",
     )
+    ec2.get_waiter("subnet_available").wait(
+        SubnetIds=[a["SubnetId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    assert ec2.describe_subnets(SubnetIds=[a["SubnetId"]])["Subnets"][0]["State"] == "available"
     assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.128/25") == "InvalidSubnet.Conflict"
     zone_b = ec2.describe_availability_zones(ZoneNames=["us-east-1b"])["AvailabilityZones"][0]["ZoneId"]
     b = ec2.create_subnet(VpcId=vid, CidrBlock="10.0.1.0/24", AvailabilityZoneId=zone_b)["Subnet"]
