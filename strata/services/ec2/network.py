@@ -150,7 +150,10 @@ class Network:
 
     def vpcs(self, account: str, region: str) -> list[dict]:
         stored = [d for d in self.store.list_docs("vpc") if d["account"] == account and d["region"] == region]
-        return [*self._with_tags(self._present([default_vpc(account, region)])), *stored]
+        defaults = self._with_tags(self._present([default_vpc(account, region)]))
+        for d in defaults:  # ModifyVpcAttribute's changes ("net_attrs" documents)
+            d["attributes"] = (self.store.get_doc("net_attrs", d["id"]) or {}).get("attributes") or {}
+        return [*defaults, *stored]
 
     def _present(self, defaults: list[dict]) -> list[dict]:
         deleted = {d["id"] for d in self.store.list_docs("net_deleted")}
@@ -165,6 +168,7 @@ class Network:
                 {"id": doc["id"], "account": doc["account"], "region": doc["region"]},
             )
             self.store.delete_doc("net_tags", doc["id"])
+            self.store.delete_doc("net_attrs", doc["id"])
 
     def restore_default(self, resource_id: str) -> None:
         self.store.delete_doc("net_deleted", resource_id)

@@ -50,6 +50,28 @@ def _ids(req: dict, member: str, known: list[dict], not_found: Any) -> list[dict
     return [d for d in known if d["id"] in wanted] if wanted else known
 
 
+# DescribeVpcAttribute's Attribute -> the output member; ModifyVpcAttribute's members are the same.
+# enableDnsSupport (true) and enableNetworkAddressUsageMetrics (false) cannot change
+# (parameters.json refuses the other value: Strata cannot take name resolution away from a VPC's
+# resources nor publishes the metrics); enableDnsHostnames is kept and shown (Strata's instances
+# have no public DNS names for it to turn on or off).
+ATTRIBUTES = {
+    "enableDnsSupport": "EnableDnsSupport",
+    "enableDnsHostnames": "EnableDnsHostnames",
+    "enableNetworkAddressUsageMetrics": "EnableNetworkAddressUsageMetrics",
+}
+
+
+def _attributes(vpc: dict) -> dict[str, bool]:
+    """A VPC's attributes: AWS's defaults (DNS hostnames on in a default VPC only), as modified."""
+    defaults = {
+        "enableDnsSupport": True,
+        "enableDnsHostnames": bool(vpc.get("default")),
+        "enableNetworkAddressUsageMetrics": False,
+    }
+    return {**defaults, **(vpc.get("attributes") or {})}
+
+
 def _free_addresses(cidr: str) -> int:
     return ipaddress.IPv4Network(cidr).num_addresses - 5  # AWS keeps the first four and the last
 
@@ -180,6 +202,36 @@ class VpcsMixin:
         if token:
             out["NextToken"] = token
         return out
+
+    def describe_vpc_attribute(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("VpcId"):
+            raise lim.missing("VpcId")
+        name = req.get("Attribute")
+        if name not in ATTRIBUTES:
+            raise lim.invalid(f"Value ({name}) for parameter attribute is invalid. Unknown attribute.")
+        vpc = self.network.vpc(ctx.account_id, ctx.region, req["VpcId"])
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return {"VpcId": vpc["id"], ATTRIBUTES[name]: {"Value": _attributes(vpc)[name]}}
+
+    def modify_vpc_attribute(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("VpcId"):
+            raise lim.missing("VpcId")
+        given = {n: req[m]["Value"] for n, m in ATTRIBUTES.items() if isinstance(req.get(m), dict)}
+        if len(given) != 1:  # AWS: one attribute per request
+            raise lim.invalid("Exactly one attribute may be modified at a time")
+        net = self.network
+        with net.lock:
+            vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
+            if given.get("enableDnsHostnames") and not _attributes(vpc)["enableDnsSupport"]:
+                raise lim.invalid("Cannot enable DNS hostnames when DNS resolution is disabled")
+            attrs = {**(vpc.get("attributes") or {}), **given}
+            if vpc.get("default"):
+                held = self.store.get_doc("net_attrs", vpc["id"]) or {"id": vpc["id"]}
+                self.store.put_doc("net_attrs", vpc["id"], {**held, "attributes": attrs})
+            else:
+                self.store.put_doc("vpc", vpc["id"], {**vpc, "attributes": attrs})
+        return {}
 
     @staticmethod
     def _association(vpc: dict) -> str:

@@ -156,6 +156,51 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
     assert _code(ec2.describe_security_groups, GroupIds=[own_default]) == "InvalidGroup.NotFound"
 
 
+def _attr(ec2, vpc: str, name: str) -> bool:  # noqa: ANN001
+    out = ec2.describe_vpc_attribute(VpcId=vpc, Attribute=name)
+    return out[name[0].upper() + name[1:]]["Value"]
+
+
+def test_vpc_attributes(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="ap-south-1")
+    default = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    vid = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    # AWS's defaults: DNS on everywhere, DNS hostnames on in the default VPC only
+    assert [_attr(ec2, v, "enableDnsSupport") for v in (default, vid)] == [True, True]
+    assert [_attr(ec2, v, "enableDnsHostnames") for v in (default, vid)] == [True, False]
+    assert _attr(ec2, vid, "enableNetworkAddressUsageMetrics") is False
+    assert _code(ec2.describe_vpc_attribute, VpcId=vid, Attribute="colour") == "InvalidParameterValue"
+    assert _code(ec2.describe_vpc_attribute, VpcId="vpc-0123456789abcdef0", Attribute="enableDnsSupport") == (
+        "InvalidVpcID.NotFound"
+    )
+
+    ec2.modify_vpc_attribute(VpcId=vid, EnableDnsHostnames={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=default, EnableDnsHostnames={"Value": False})
+    ec2.modify_vpc_attribute(VpcId=vid, EnableDnsSupport={"Value": True})  # what it is: accepted
+    assert (
+        _code(  # not honoured: Strata cannot take name resolution away, publishes no NAU metrics
+            ec2.modify_vpc_attribute, VpcId=vid, EnableDnsSupport={"Value": False}
+        )
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(ec2.modify_vpc_attribute, VpcId=vid, EnableNetworkAddressUsageMetrics={"Value": True})
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(  # one attribute a request
+            ec2.modify_vpc_attribute,
+            VpcId=vid,
+            EnableDnsSupport={"Value": True},
+            EnableDnsHostnames={"Value": True},
+        )
+        == "InvalidParameterValue"
+    )
+    assert [_attr(ec2, v, "enableDnsHostnames") for v in (default, vid)] == [False, True]
+    ec2.modify_vpc_attribute(VpcId=default, EnableDnsHostnames={"Value": True})
+    ec2.delete_vpc(VpcId=vid)
+
+
 def test_five_vpcs_a_region(server: StrataProcess) -> None:
     ec2 = server.client("ec2", region="eu-west-1")
     made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
