@@ -44,6 +44,7 @@ from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import Network, default_security_group, default_vpc, default_vpc_deleted
 from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.route_tables import RouteTablesMixin
 from strata.services.ec2.rule_changes import RuleChangesMixin
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
@@ -66,7 +67,13 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 @refusing("ec2")
 class EC2Provider(
-    VolumesMixin, SnapshotsMixin, VpcsMixin, SecurityGroupsMixin, EgressMixin, RuleChangesMixin
+    VolumesMixin,
+    SnapshotsMixin,
+    VpcsMixin,
+    RouteTablesMixin,
+    SecurityGroupsMixin,
+    EgressMixin,
+    RuleChangesMixin,
 ):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

@@ -116,7 +116,8 @@ class VpcsMixin:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
             groups = [g for g in sgs.groups(ctx.account_id, ctx.region) if g["vpc"] == vpc["id"]]
             subnets = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
-            if subnets or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
+            tables = [d for d in self.store.list_docs("rtb") if d["vpc"] == vpc["id"]]  # not the main one
+            if subnets or tables or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
                 raise lim.fault(
                     "DependencyViolation", f"The vpc '{vpc['id']}' has dependencies and cannot be deleted."
                 )
@@ -329,10 +330,12 @@ class VpcsMixin:
                 )
             if req.get("DryRun"):
                 raise lim.dry_run()
-            if s.get("default"):
-                net.delete_default(s)
-            else:
-                self.store.delete_doc("subnet", s["id"])
+            with self.store.transaction():
+                self._release_subnet_routes(s["id"])
+                if s.get("default"):
+                    net.delete_default(s)
+                else:
+                    self.store.delete_doc("subnet", s["id"])
         return {}
 
     def describe_subnets(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:

@@ -201,6 +201,94 @@ def test_vpc_attributes(server: StrataProcess) -> None:
     ec2.delete_vpc(VpcId=vid)
 
 
+def test_route_tables(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="ca-central-1")
+    vid = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.50.1.0/24")["Subnet"]["SubnetId"]
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vid]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"]
+    assert len(main) == 1 and main[0]["Associations"][0]["Main"] is True
+    assert main[0]["Routes"] == [
+        {
+            "DestinationCidrBlock": "10.50.0.0/16",
+            "GatewayId": "local",
+            "Origin": "CreateRouteTable",
+            "State": "active",
+        }
+    ]
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 2  # one main table a VPC
+
+    rtb = ec2.create_route_table(
+        VpcId=vid, TagSpecifications=[{"ResourceType": "route-table", "Tags": _tags(Name="private")}]
+    )["RouteTable"]
+    rid = rtb["RouteTableId"]
+    assert (rtb["Associations"], rtb["Routes"][0]["GatewayId"]) == ([], "local")
+    found = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["private"]}])["RouteTables"]
+    assert [t["RouteTableId"] for t in found] == [rid]
+    assert (
+        _code(ec2.describe_route_tables, RouteTableIds=["rtb-0123456789abcdef0"])
+        == "InvalidRouteTableID.NotFound"
+    )
+    assert _code(ec2.create_route_table, VpcId="vpc-0123456789abcdef0") == "InvalidVpcID.NotFound"
+
+    other = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [default_vpc]}])["Subnets"][0]
+    assert _code(ec2.associate_route_table, RouteTableId=rid, SubnetId=other["SubnetId"]) == (
+        "InvalidParameterValue"  # another VPC's subnet
+    )
+    assoc = ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)
+    assert assoc["AssociationState"]["State"] == "associated"
+    assert _code(ec2.associate_route_table, RouteTableId=rid, SubnetId=subnet) == "Resource.AlreadyAssociated"
+    by_subnet = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    assert [t["RouteTableId"] for t in by_subnet["RouteTables"]] == [rid]
+    assert _code(ec2.delete_route_table, RouteTableId=rid) == "DependencyViolation"  # associated
+    assert _code(ec2.delete_route_table, RouteTableId=main[0]["RouteTableId"]) == "DependencyViolation"
+    main_assoc = main[0]["Associations"][0]["RouteTableAssociationId"]
+    assert _code(ec2.disassociate_route_table, AssociationId=main_assoc) == "InvalidParameterValue"
+
+    # no gateways, NAT gateways or peering to route to: AWS's NotFound; the local route stays
+    assert _code(
+        ec2.create_route,
+        RouteTableId=rid,
+        DestinationCidrBlock="0.0.0.0/0",
+        GatewayId="igw-0123456789abcdef0",
+    ) == ("InvalidGatewayID.NotFound")
+    assert (
+        _code(
+            ec2.create_route,
+            RouteTableId=rid,
+            DestinationCidrBlock="0.0.0.0/0",
+            NatGatewayId="nat-0123456789abcdef0",
+        )
+        == "InvalidNatGatewayID.NotFound"
+    )
+    assert _code(
+        ec2.create_route, RouteTableId=rid, DestinationCidrBlock="10.50.0.0/16", GatewayId="local"
+    ) == ("RouteAlreadyExists")
+    assert (
+        _code(ec2.delete_route, RouteTableId=rid, DestinationCidrBlock="10.50.0.0/16")
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(ec2.delete_route, RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0") == "InvalidRoute.NotFound"
+    )
+
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
+    ec2.disassociate_route_table(AssociationId=assoc["AssociationId"])
+    assert (
+        _code(ec2.disassociate_route_table, AssociationId=assoc["AssociationId"])
+        == "InvalidAssociationID.NotFound"
+    )
+    ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)
+    ec2.delete_subnet(SubnetId=subnet)  # its association goes with it
+    assert ec2.describe_route_tables(RouteTableIds=[rid])["RouteTables"][0]["Associations"] == []
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"  # the created table
+    ec2.delete_route_table(RouteTableId=rid)
+    ec2.delete_vpc(VpcId=vid)
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 1  # its main table went with it
+
+
 def test_five_vpcs_a_region(server: StrataProcess) -> None:
     ec2 = server.client("ec2", region="eu-west-1")
     made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
