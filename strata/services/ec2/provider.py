@@ -43,6 +43,7 @@ from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import Network, default_security_group, default_vpc, default_vpc_deleted
+from strata.services.ec2.network_acls import NetworkAclsMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.route_tables import RouteTablesMixin
 from strata.services.ec2.rule_changes import RuleChangesMixin
@@ -71,6 +72,7 @@ class EC2Provider(
     SnapshotsMixin,
     VpcsMixin,
     RouteTablesMixin,
+    NetworkAclsMixin,
     SecurityGroupsMixin,
     EgressMixin,
     RuleChangesMixin,

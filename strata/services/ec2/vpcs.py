@@ -117,6 +117,8 @@ class VpcsMixin:
             groups = [g for g in sgs.groups(ctx.account_id, ctx.region) if g["vpc"] == vpc["id"]]
             subnets = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
             tables = [d for d in self.store.list_docs("rtb") if d["vpc"] == vpc["id"]]  # not the main one
+            acls = self._vpc_acls(vpc["id"])  # created ones are dependencies; the default one goes
+            tables += [d for d in acls if not d.get("default")]
             if subnets or tables or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
                 raise lim.fault(
                     "DependencyViolation", f"The vpc '{vpc['id']}' has dependencies and cannot be deleted."
@@ -126,6 +128,8 @@ class VpcsMixin:
             with self.store.transaction():
                 for g in groups:
                     self.store.delete_doc("sg", g["id"])
+                for d in acls:
+                    self.store.delete_doc("acl", d["id"])
                 if vpc.get("default"):
                     net.delete_default(vpc)
                 else:
@@ -332,6 +336,7 @@ class VpcsMixin:
                 raise lim.dry_run()
             with self.store.transaction():
                 self._release_subnet_routes(s["id"])
+                self._release_subnet_acl(s["id"])
                 if s.get("default"):
                     net.delete_default(s)
                 else:

@@ -289,6 +289,88 @@ def test_route_tables(server: StrataProcess) -> None:
     assert len(ec2.describe_route_tables()["RouteTables"]) == 1  # its main table went with it
 
 
+def test_network_acls(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="sa-east-1")
+    vid = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
+    acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vid]}])["NetworkAcls"]
+    assert len(acls) == 1 and acls[0]["IsDefault"]
+    default = acls[0]["NetworkAclId"]
+    assert sorted((e["RuleNumber"], e["Egress"], e["RuleAction"]) for e in acls[0]["Entries"]) == [
+        (100, False, "allow"),
+        (100, True, "allow"),
+        (32767, False, "deny"),
+        (32767, True, "deny"),
+    ]
+    (assoc,) = acls[0]["Associations"]
+    assert assoc["SubnetId"] == subnet
+
+    mine = ec2.create_network_acl(VpcId=vid)["NetworkAcl"]
+    acl = mine["NetworkAclId"]
+    assert [e["RuleNumber"] for e in mine["Entries"]] == [32767, 32767]  # denies everything
+    # Strata does not filter by network ACL: what would block is refused, never ignored
+    assert (
+        _code(
+            ec2.replace_network_acl_association,
+            AssociationId=assoc["NetworkAclAssociationId"],
+            NetworkAclId=acl,
+        )
+        == "InvalidParameterValue"
+    )
+    deny = {
+        "Protocol": "6",
+        "RuleAction": "deny",
+        "CidrBlock": "0.0.0.0/0",
+        "PortRange": {"From": 22, "To": 22},
+    }
+    assert (
+        _code(ec2.create_network_acl_entry, NetworkAclId=default, RuleNumber=50, Egress=False, **deny)
+        == "InvalidParameterValue"
+    )
+    assert _code(ec2.delete_network_acl_entry, NetworkAclId=default, RuleNumber=100, Egress=True) == (
+        "InvalidParameterValue"
+    )
+    ec2.create_network_acl_entry(
+        NetworkAclId=default, RuleNumber=200, Egress=False, **deny
+    )  # after the allow
+    assert _code(
+        ec2.create_network_acl_entry, NetworkAclId=default, RuleNumber=200, Egress=False, **deny
+    ) == ("NetworkAclEntryAlreadyExists")
+    ec2.delete_network_acl_entry(NetworkAclId=default, RuleNumber=200, Egress=False)
+    assert _code(ec2.delete_network_acl_entry, NetworkAclId=default, RuleNumber=200, Egress=False) == (
+        "InvalidNetworkAclEntry.NotFound"
+    )
+
+    everything = {"Protocol": "-1", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0"}
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False, **everything)
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=True, **everything)
+    new = ec2.replace_network_acl_association(
+        AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
+    )["NewAssociationId"]
+    found = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    assert [
+        (a["NetworkAclId"], a["NetworkAclAssociationId"]) for a in found["NetworkAcls"][0]["Associations"]
+    ] == [(acl, new)]
+    assert (
+        _code(  # now it has a subnet: it must keep allowing everything
+            ec2.replace_network_acl_entry,
+            NetworkAclId=acl,
+            RuleNumber=100,
+            Egress=True,
+            **{**everything, "RuleAction": "deny"},
+        )
+        == "InvalidParameterValue"
+    )
+    assert _code(ec2.delete_network_acl, NetworkAclId=acl) == "DependencyViolation"
+    assert _code(ec2.delete_network_acl, NetworkAclId=default) == "InvalidParameterValue"
+    ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default)
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
+    ec2.delete_network_acl(NetworkAclId=acl)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vid)
+    assert _code(ec2.describe_network_acls, NetworkAclIds=[default]) == "InvalidNetworkAclID.NotFound"
+
+
 def test_five_vpcs_a_region(server: StrataProcess) -> None:
     ec2 = server.client("ec2", region="eu-west-1")
     made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
