@@ -86,8 +86,9 @@ class NetworkAclsMixin:
             if d["account"] == ctx.account_id and d["region"] == ctx.region and d["vpc"] in vpcs
         }
         out = [
-            stored.pop(default_acl_id(v), None)
-            or {"id": default_acl_id(v), "vpc": v, "default": True, "entries": ALLOW_ALL, "tags": {}}
+            stored.pop(default_acl_id(v))
+            if default_acl_id(v) in stored
+            else {"id": default_acl_id(v), "vpc": v, "default": True, "entries": ALLOW_ALL, "tags": {}}
             for v in sorted(vpcs)
         ]
         out += list(stored.values())
