@@ -25,7 +25,14 @@ import threading
 from dataclasses import dataclass
 
 from strata.engines.cgroups import CgroupRef
-from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
+from strata.engines.nft import (
+    drop_table,
+    nft_binary,
+    owned_table,
+    remove_dead_tables,
+    run_script,
+    start_janitor,
+)
 
 FAMILY = "inet"
 
@@ -53,6 +60,24 @@ def _rule(a: Allow) -> str | None:
         ports = str(a.lo) if a.lo == a.hi else f"{a.lo}-{a.hi}"
         return f"{match} {a.proto} dport {ports} return"
     return None  # ICMP is not filtered
+
+
+def supported(cgroup: CgroupRef) -> bool:
+    """Whether this host's nft and kernel take a `socket cgroupv2` rule (checked, not applied)."""
+    nft = nft_binary()
+    if nft is None:
+        return False
+    script = (
+        "table inet strata_probe {\n  chain out {\n    type filter hook output priority -150; policy accept;\n"
+        f'    socket cgroupv2 level {cgroup.level} "{cgroup.path}" meta l4proto tcp drop\n  }}\n}}\n'
+    )
+    try:
+        done = subprocess.run(
+            [nft, "-c", "-f", "-"], input=script, capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 class EgressFilter:

@@ -31,7 +31,7 @@ from typing import Any
 
 from strata.context import RequestContext
 from strata.engines.cgroups import engine_cgroups
-from strata.engines.egress_filter import EgressFilter
+from strata.engines.egress_filter import EgressFilter, supported
 from strata.engines.firewall import Firewall
 from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
@@ -59,6 +59,18 @@ from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.ec2")
+
+
+def egress_usable() -> bool:
+    """Whether engines can run in cgroups of their own that nft rules match here (blocking)."""
+    cgroups = engine_cgroups()
+    if cgroups is None:
+        return False
+    ok = supported(cgroups.ref("probe"))
+    cgroups.path("probe").rmdir()
+    return ok
+
+
 ZONES = "abcdef"
 INSTANCES_PER_ZONE = lim.MULTI_ATTACH_MAX
 DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
@@ -111,10 +123,13 @@ class EC2Provider(
         wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
         if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
-            if await run_blocking(engine_cgroups) is not None:  # egress: engines in cgroups of their own
+            if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
                 self.security_groups.egress = EgressFilter("security_groups_egress")
             else:
-                log.warning("egress rules cannot be enforced here (no cgroup v2 under /sys/fs/cgroup)")
+                log.warning(
+                    "security group egress rules cannot be enforced here (no cgroup v2 under "
+                    "/sys/fs/cgroup, or nft without socket cgroupv2): restricting egress is refused"
+                )
             await run_blocking(self.security_groups.apply)
             await run_blocking(self._guard_attached)
         else:
