@@ -1,8 +1,9 @@
 """Route tables: DescribeRouteTables, Create/DeleteRouteTable, Associate/DisassociateRouteTable,
-CreateRoute/DeleteRoute, with AWS's errors.
+ReplaceRouteTableAssociation (a subnet's, or the VPC's main association), CreateRoute/DeleteRoute,
+with AWS's errors.
 
 Every VPC has a main route table (derived from the VPC's id, as the default VPC itself is, so it
-needs no record and goes with its VPC) that subnets use unless associated with another. A route
+needs no record until it changes, and goes with its VPC) that subnets use unless associated with another. A route
 table holds its `local` route (the VPC's block, target `local`), which cannot be removed, and
 that is every route Strata has: it has no internet, NAT, virtual private or transit gateways, no
 peering connections, network interfaces or endpoints to route to, so CreateRoute answers the
@@ -58,22 +59,32 @@ class RouteTablesMixin:
     def _route_tables(self: EC2Provider, ctx: RequestContext) -> list[dict]:
         """Every route table of the region: each VPC's main one, then the created ones."""
         vpcs = {v["id"]: v for v in self.network.vpcs(ctx.account_id, ctx.region)}
+        # ReplaceRouteTableAssociation of a main association: {"id": vpc, "table", "assoc"}
+        moved = {d["id"]: d for d in self.store.list_docs("rtb_main") if d["id"] in vpcs}
+        stored = [
+            d
+            for d in self.store.list_docs("rtb")
+            if d["account"] == ctx.account_id and d["region"] == ctx.region and d["vpc"] in vpcs
+        ]
+        kept = {d["id"] for d in stored}  # a first main table is stored once it changes
         out = [
             {
                 "id": main_table_id(v),
                 "vpc": v,
-                "main": True,
                 "assocs": {},
                 "tags": {},
                 "account": ctx.account_id,
+                "region": ctx.region,
             }
             for v in vpcs
+            if v not in moved and main_table_id(v) not in kept  # moved: stored (or deleted)
         ]
-        for d in self.store.list_docs("rtb"):
-            if d["account"] == ctx.account_id and d["region"] == ctx.region and d["vpc"] in vpcs:
-                out.append(d)
+        out += stored
         for d in out:
             d["cidr"] = vpcs[d["vpc"]]["cidr"]
+            m = moved.get(d["vpc"])
+            d["main"] = d["id"] == (m["table"] if m else main_table_id(d["vpc"]))
+            d["main_assoc"] = m["assoc"] if m else f"rtbassoc-{_hex('main-association', d['vpc'])}"
         return out
 
     def _route_table(self: EC2Provider, ctx: RequestContext, table_id: str | None) -> dict:
@@ -165,6 +176,14 @@ class RouteTablesMixin:
             )
         return {}
 
+    def _vpc_route_tables(self: EC2Provider, vpc_id: str) -> tuple[list[dict], list[dict]]:
+        """(a VPC's stored tables other than its main one: DeleteVpc's dependencies, its stored
+        main table and main-association record, which go with it)."""
+        moved = self.store.get_doc("rtb_main", vpc_id)
+        main = moved["table"] if moved else main_table_id(vpc_id)
+        tables = [d for d in self.store.list_docs("rtb") if d["vpc"] == vpc_id]
+        return [d for d in tables if d["id"] != main], [d for d in tables if d["id"] == main]
+
     def _release_subnet_routes(self: EC2Provider, subnet_id: str) -> None:
         """A deleted subnet's explicit association goes with it, as on AWS."""
         for d in self.store.list_docs("rtb"):
@@ -238,11 +257,47 @@ class RouteTablesMixin:
 
     @staticmethod
     def _main_association(d: dict) -> str:
-        return f"rtbassoc-{_hex('main-association', d['vpc'])}"
+        return d["main_assoc"]
 
     @staticmethod
     def _stored(d: dict, assocs: dict[str, str]) -> dict:
-        return {k: v for k, v in d.items() if k != "cidr"} | {"assocs": assocs}
+        return {k: v for k, v in d.items() if k not in ("cidr", "main", "main_assoc")} | {"assocs": assocs}
+
+    def replace_route_table_association(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        assoc = req.get("AssociationId")
+        if not assoc:
+            raise lim.missing("AssociationId")
+        with self.network.lock:
+            tables = self._route_tables(ctx)
+            target = self._route_table(ctx, req.get("RouteTableId"))
+            main = next((t for t in tables if t["main"] and t["main_assoc"] == assoc), None)
+            held = main or next((t for t in tables if assoc in t["assocs"]), None)
+            if held is None:
+                raise lim.fault(
+                    "InvalidAssociationID.NotFound", f"The association ID '{assoc}' does not exist"
+                )
+            if held["vpc"] != target["vpc"]:
+                raise lim.invalid(
+                    f"Route table {target['id']} and association {assoc} belong to different networks"
+                )
+            if req.get("DryRun"):
+                raise lim.dry_run()
+            new = lim.new_id("rtbassoc")
+            with self.store.transaction():
+                if main is not None:  # the VPC's main table changes; the old one stays, as a table
+                    self.store.put_doc("rtb", main["id"], self._stored(main, main["assocs"]))
+                    self.store.put_doc(
+                        "rtb_main", main["vpc"], {"id": main["vpc"], "table": target["id"], "assoc": new}
+                    )
+                else:  # the subnet moves to the target table
+                    subnet = held["assocs"][assoc]
+                    left = {k: v for k, v in held["assocs"].items() if k != assoc}
+                    self.store.put_doc("rtb", held["id"], self._stored(held, left))
+                    target = next(t for t in self._route_tables(ctx) if t["id"] == target["id"])
+                    self.store.put_doc(
+                        "rtb", target["id"], self._stored(target, {**target["assocs"], new: subnet})
+                    )
+        return {"NewAssociationId": new, "AssociationState": {"State": "associated"}}
 
     def _associations(self: EC2Provider, d: dict) -> list[dict]:
         out: list[dict] = []

@@ -116,7 +116,7 @@ class VpcsMixin:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
             groups = [g for g in sgs.groups(ctx.account_id, ctx.region) if g["vpc"] == vpc["id"]]
             subnets = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
-            tables = [d for d in self.store.list_docs("rtb") if d["vpc"] == vpc["id"]]  # not the main one
+            tables, main_tables = self._vpc_route_tables(vpc["id"])
             acls = self._vpc_acls(vpc["id"])  # created ones are dependencies; the default one goes
             tables += [d for d in acls if not d.get("default")]
             if subnets or tables or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
@@ -130,6 +130,9 @@ class VpcsMixin:
                     self.store.delete_doc("sg", g["id"])
                 for d in acls:
                     self.store.delete_doc("acl", d["id"])
+                for d in main_tables:
+                    self.store.delete_doc("rtb", d["id"])
+                self.store.delete_doc("rtb_main", vpc["id"])
                 if vpc.get("default"):
                     net.delete_default(vpc)
                 else:

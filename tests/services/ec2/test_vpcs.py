@@ -280,11 +280,30 @@ def test_route_tables(server: StrataProcess) -> None:
         _code(ec2.disassociate_route_table, AssociationId=assoc["AssociationId"])
         == "InvalidAssociationID.NotFound"
     )
-    ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)
+    again = ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)["AssociationId"]
+    main_id = main[0]["RouteTableId"]
+    moved = ec2.replace_route_table_association(AssociationId=again, RouteTableId=main_id)["NewAssociationId"]
+    vpc_filter = [{"Name": "vpc-id", "Values": [vid]}]
+    tables = {t["RouteTableId"]: t for t in ec2.describe_route_tables(Filters=vpc_filter)["RouteTables"]}
+    assert sorted(tables) == sorted([rid, main_id])
+    assert [
+        (a["SubnetId"], a["RouteTableAssociationId"])
+        for a in tables[main_id]["Associations"]
+        if not a["Main"]
+    ] == [(subnet, moved)]
+    assert tables[rid]["Associations"] == []
+    new_main = ec2.replace_route_table_association(AssociationId=main_assoc, RouteTableId=rid)[
+        "NewAssociationId"
+    ]
+    mains = ec2.describe_route_tables(Filters=[*vpc_filter, {"Name": "association.main", "Values": ["true"]}])
+    assert [
+        (t["RouteTableId"], t["Associations"][0]["RouteTableAssociationId"]) for t in mains["RouteTables"]
+    ] == [(rid, new_main)]
+    assert _code(ec2.delete_route_table, RouteTableId=rid) == "DependencyViolation"  # the main table now
     ec2.delete_subnet(SubnetId=subnet)  # its association goes with it
-    assert ec2.describe_route_tables(RouteTableIds=[rid])["RouteTables"][0]["Associations"] == []
-    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"  # the created table
-    ec2.delete_route_table(RouteTableId=rid)
+    assert ec2.describe_route_tables(RouteTableIds=[main_id])["RouteTables"][0]["Associations"] == []
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"  # the first main table, main no more
+    ec2.delete_route_table(RouteTableId=main_id)
     ec2.delete_vpc(VpcId=vid)
     assert len(ec2.describe_route_tables()["RouteTables"]) == 1  # its main table went with it
 
