@@ -78,6 +78,11 @@ def default_security_group(account: str, region: str) -> dict:
     return {"id": f"sg-{_hex(account, region, 'default')}", "vpc": vpc, "account": account}
 
 
+def vpc_blocks(vpc: dict) -> list[str]:
+    """A VPC's IPv4 blocks: its primary one, then those AssociateVpcCidrBlock added."""
+    return [vpc["cidr"], *(b["cidr"] for b in vpc.get("extra") or [])]
+
+
 def default_vpc_deleted(store: MetadataStore, account: str, region: str) -> bool:
     """Whether the region's default VPC was deleted (DeleteVpc) and not created again."""
     return store.get_doc("net_deleted", default_vpc(account, region)["id"]) is not None
@@ -151,8 +156,10 @@ class Network:
     def vpcs(self, account: str, region: str) -> list[dict]:
         stored = [d for d in self.store.list_docs("vpc") if d["account"] == account and d["region"] == region]
         defaults = self._with_tags(self._present([default_vpc(account, region)]))
-        for d in defaults:  # ModifyVpcAttribute's changes ("net_attrs" documents)
-            d["attributes"] = (self.store.get_doc("net_attrs", d["id"]) or {}).get("attributes") or {}
+        for d in defaults:  # ModifyVpcAttribute's changes, AssociateVpcCidrBlock's ("net_attrs" documents)
+            held = self.store.get_doc("net_attrs", d["id"]) or {}
+            d["attributes"] = held.get("attributes") or {}
+            d["extra"] = held.get("extra") or []
         return [*defaults, *stored]
 
     def _present(self, defaults: list[dict]) -> list[dict]:

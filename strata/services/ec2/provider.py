@@ -52,6 +52,7 @@ from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.states import attachments, volume_state
 from strata.services.ec2.volume_files import SnapshotJob
 from strata.services.ec2.volumes import VolumesMixin
+from strata.services.ec2.vpc_cidrs import VpcCidrsMixin
 from strata.services.ec2.vpcs import VpcsMixin
 from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
@@ -83,6 +84,7 @@ class EC2Provider(
     VolumesMixin,
     SnapshotsMixin,
     VpcsMixin,
+    VpcCidrsMixin,
     RouteTablesMixin,
     NetworkAclsMixin,
     SecurityGroupsMixin,

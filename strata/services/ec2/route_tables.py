@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.services.ec2 import limits as lim
-from strata.services.ec2.network import _hex, subnet_not_found
+from strata.services.ec2.network import _hex, subnet_not_found, vpc_blocks
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class RouteTablesMixin:
         ]
         out += stored
         for d in out:
-            d["cidr"] = vpcs[d["vpc"]]["cidr"]
+            d["cidrs"] = vpc_blocks(vpcs[d["vpc"]])
             m = moved.get(d["vpc"])
             d["main"] = d["id"] == (m["table"] if m else main_table_id(d["vpc"]))
             d["main_assoc"] = m["assoc"] if m else f"rtbassoc-{_hex('main-association', d['vpc'])}"
@@ -116,7 +116,7 @@ class RouteTablesMixin:
                 "tags": tags,
             }
             self.store.put_doc("rtb", doc["id"], doc)
-        out: dict[str, Any] = {"RouteTable": self._route_table_out(ctx, {**doc, "cidr": vpc["cidr"]})}
+        out: dict[str, Any] = {"RouteTable": self._route_table_out(ctx, {**doc, "cidrs": vpc_blocks(vpc)})}
         if req.get("ClientToken"):
             out["ClientToken"] = req["ClientToken"]
         return out
@@ -203,10 +203,10 @@ class RouteTablesMixin:
         if req.get("InstanceId"):
             self._instance(ctx, req["InstanceId"])
             raise lim.invalid("Strata's instances forward no traffic: a route cannot target an instance")
-        if req.get("DestinationCidrBlock") == d["cidr"]:
+        if req.get("DestinationCidrBlock") in d["cidrs"]:
             raise lim.fault(
                 "RouteAlreadyExists",
-                f"The route identified by {d['cidr']} already exists.",
+                f"The route identified by {req['DestinationCidrBlock']} already exists.",
             )
         raise lim.invalid(
             "Only the local route is supported: Strata has no gateways, NAT gateways, peering "
@@ -218,7 +218,7 @@ class RouteTablesMixin:
         dest = req.get("DestinationCidrBlock") or req.get("DestinationIpv6CidrBlock")
         if not dest:
             raise lim.missing("DestinationCidrBlock")
-        if dest == d["cidr"]:
+        if dest in d["cidrs"]:
             raise lim.invalid(f"cannot remove local route {dest} in route table {d['id']}")
         raise lim.fault(
             "InvalidRoute.NotFound", f"no route with destination-cidr-block {dest} in route table {d['id']}"
@@ -242,7 +242,7 @@ class RouteTablesMixin:
                 "association.subnet-id": [a["SubnetId"] for a in assocs if "SubnetId" in a],
                 "association.route-table-association-id": [a["RouteTableAssociationId"] for a in assocs],
                 "association.route-table-id": [d["id"]] if assocs else [],
-                "route.destination-cidr-block": [d["cidr"]],
+                "route.destination-cidr-block": d["cidrs"],
                 "route.gateway-id": ["local"],
                 "route.origin": ["CreateRouteTable"],
                 "route.state": ["active"],
@@ -261,7 +261,7 @@ class RouteTablesMixin:
 
     @staticmethod
     def _stored(d: dict, assocs: dict[str, str]) -> dict:
-        return {k: v for k, v in d.items() if k not in ("cidr", "main", "main_assoc")} | {"assocs": assocs}
+        return {k: v for k, v in d.items() if k not in ("cidrs", "main", "main_assoc")} | {"assocs": assocs}
 
     def replace_route_table_association(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         assoc = req.get("AssociationId")
@@ -318,11 +318,12 @@ class RouteTablesMixin:
             "PropagatingVgws": [],
             "Routes": [
                 {
-                    "DestinationCidrBlock": d["cidr"],
+                    "DestinationCidrBlock": c,
                     "GatewayId": "local",
                     "Origin": "CreateRouteTable",
                     "State": "active",
                 }
+                for c in d["cidrs"]
             ],
         }
         if d.get("tags"):

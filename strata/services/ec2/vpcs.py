@@ -27,6 +27,7 @@ from strata.services.ec2.network import (
     default_vpc,
     no_default_vpc,
     subnet_not_found,
+    vpc_blocks,
     vpc_not_found,
     zone_id,
 )
@@ -191,11 +192,14 @@ class VpcsMixin:
         vpcs = _ids(req, "VpcIds", self.network.vpcs(ctx.account_id, ctx.region), vpc_not_found)
 
         def values(d: dict, name: str) -> list[Any] | None:
-            table = {
+            table: dict[str, Any] = {
                 "vpc-id": d["id"],
                 "cidr": d["cidr"],
-                "cidr-block-association.cidr-block": d["cidr"],
-                "cidr-block-association.association-id": self._association(d),
+                "cidr-block-association.cidr-block": vpc_blocks(d),
+                "cidr-block-association.association-id": [
+                    self._association(d),
+                    *(b["assoc"] for b in d.get("extra") or []),
+                ],
                 "cidr-block-association.state": "associated",
                 "is-default": bool(d.get("default")),
                 "state": network_state(d),
@@ -203,7 +207,9 @@ class VpcsMixin:
                 "dhcp-options-id": "default",
                 "instance-tenancy": d["tenancy"],
             }
-            return [table[name]] if name in table else None
+            if name not in table:
+                return None
+            return table[name] if isinstance(table[name], list) else [table[name]]
 
         shown, token = page(matching(vpcs, req.get("Filters"), values), req, ids_member="VpcIds")
         out: dict[str, Any] = {"Vpcs": [self._vpc_out(ctx, d) for d in shown]}
@@ -254,7 +260,15 @@ class VpcsMixin:
                     "AssociationId": self._association(d),
                     "CidrBlock": d["cidr"],
                     "CidrBlockState": {"State": "associated"},
-                }
+                },
+                *(
+                    {
+                        "AssociationId": b["assoc"],
+                        "CidrBlock": b["cidr"],
+                        "CidrBlockState": {"State": "associated"},
+                    }
+                    for b in d.get("extra") or []
+                ),
             ],
             "DhcpOptionsId": "default",
             "State": network_state(d),
@@ -296,8 +310,8 @@ class VpcsMixin:
         tags = spec_tags(req, "subnet")
         with net.lock:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
-            if not LARGEST <= block.prefixlen <= SMALLEST or not block.subnet_of(
-                ipaddress.IPv4Network(vpc["cidr"])
+            if not LARGEST <= block.prefixlen <= SMALLEST or not any(
+                block.subnet_of(ipaddress.IPv4Network(b)) for b in vpc_blocks(vpc)
             ):
                 raise lim.fault("InvalidSubnet.Range", f"The CIDR '{req['CidrBlock']}' is invalid.")
             siblings = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]

@@ -390,6 +390,49 @@ def test_network_acls(server: StrataProcess) -> None:
     assert _code(ec2.describe_network_acls, NetworkAclIds=[default]) == "InvalidNetworkAclID.NotFound"
 
 
+def test_secondary_cidr_blocks(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="eu-central-1")
+    vid = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, AmazonProvidedIpv6CidrBlock=True) == (
+        "InvalidParameterValue"  # IPv6: Strata's endpoints are IPv4 only
+    )
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.70.128.0/17") == "InvalidVpc.Range"
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.0.0.0/8") == "InvalidVpc.Range"
+    added = ec2.associate_vpc_cidr_block(VpcId=vid, CidrBlock="10.71.0.0/16")["CidrBlockAssociation"]
+    assert (added["CidrBlock"], added["CidrBlockState"]["State"]) == ("10.71.0.0/16", "associating")
+    vpc = ec2.describe_vpcs(VpcIds=[vid])["Vpcs"][0]
+    assert [(a["CidrBlock"], a["CidrBlockState"]["State"]) for a in vpc["CidrBlockAssociationSet"]] == [
+        ("10.70.0.0/16", "associated"),
+        ("10.71.0.0/16", "associated"),
+    ]
+    found = ec2.describe_vpcs(
+        Filters=[{"Name": "cidr-block-association.cidr-block", "Values": ["10.71.0.0/16"]}]
+    )
+    assert [v["VpcId"] for v in found["Vpcs"]] == [vid]
+    for i in range(3):
+        ec2.associate_vpc_cidr_block(VpcId=vid, CidrBlock=f"10.{72 + i}.0.0/16")
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.80.0.0/16") == "CidrLimitExceeded"
+
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.71.5.0/24")["Subnet"]["SubnetId"]  # the second block
+    routes = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vid]}])["RouteTables"][0][
+        "Routes"
+    ]
+    assert [r["DestinationCidrBlock"] for r in routes][:2] == ["10.70.0.0/16", "10.71.0.0/16"]
+    assert (
+        _code(ec2.disassociate_vpc_cidr_block, AssociationId=added["AssociationId"]) == "DependencyViolation"
+    )
+    primary = vpc["CidrBlockAssociationSet"][0]["AssociationId"]
+    assert _code(ec2.disassociate_vpc_cidr_block, AssociationId=primary) == "OperationNotPermitted"
+    ec2.delete_subnet(SubnetId=subnet)
+    gone = ec2.disassociate_vpc_cidr_block(AssociationId=added["AssociationId"])["CidrBlockAssociation"]
+    assert gone["CidrBlockState"]["State"] == "disassociating"
+    assert _code(ec2.disassociate_vpc_cidr_block, AssociationId=added["AssociationId"]) == (
+        "InvalidVpcCidrBlockAssociationID.NotFound"
+    )
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.71.5.0/24") == "InvalidSubnet.Range"
+    ec2.delete_vpc(VpcId=vid)
+
+
 def test_five_vpcs_a_region(server: StrataProcess) -> None:
     ec2 = server.client("ec2", region="eu-west-1")
     made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
