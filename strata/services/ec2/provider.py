@@ -504,6 +504,13 @@ class EC2Provider(
                 kind = "Vpc" if resource_id.startswith("vpc-") else "Subnet"
                 raise lim.fault(f"Invalid{kind}ID.NotFound", f"The ID '{resource_id}' does not exist")
             return found
+        if resource_id.startswith("rtb-"):  # a derived main table is stored from its first tag on
+            d = self._route_table(ctx, resource_id)
+            return "rtb", self._stored(d, d["assocs"])
+        if resource_id.startswith("acl-"):  # a derived default ACL likewise
+            acl = self._acl(ctx, resource_id)
+            doc = {k: v for k, v in acl.items() if k != "assocs"}
+            return "acl", doc | {"account": ctx.account_id, "region": ctx.region}
         raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
 
     def create_tags(self, ctx: RequestContext, req: dict) -> dict:
@@ -545,7 +552,7 @@ class EC2Provider(
 
     def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
         rows = []
-        for kind in ("volume", "snapshot", "sg", "vpc", "subnet", "net_tags"):
+        for kind in ("volume", "snapshot", "sg", "vpc", "subnet", "net_tags", "rtb", "acl"):
             for doc in self.store.list_docs(kind):
                 if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
                     continue
@@ -554,9 +561,12 @@ class EC2Provider(
                         {
                             "id": f"{doc['id']}\x00{key}",
                             "ResourceId": doc["id"],
-                            "ResourceType": {"sg": "security-group", "net_tags": doc.get("type")}.get(
-                                kind, kind
-                            ),
+                            "ResourceType": {
+                                "sg": "security-group",
+                                "net_tags": doc.get("type"),
+                                "rtb": "route-table",
+                                "acl": "network-acl",
+                            }.get(kind, kind),
                             "Key": key,
                             "Value": value,
                         }

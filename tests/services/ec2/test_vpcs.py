@@ -219,6 +219,14 @@ def test_route_tables(server: StrataProcess) -> None:
     ]
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     assert len(ec2.describe_route_tables()["RouteTables"]) == 2  # one main table a VPC
+    ec2.create_tags(Resources=[main[0]["RouteTableId"]], Tags=_tags(tier="core"))
+    tagged = ec2.describe_route_tables(Filters=[{"Name": "tag:tier", "Values": ["core"]}])["RouteTables"]
+    assert [(t["RouteTableId"], t["Associations"][0]["Main"]) for t in tagged] == [
+        (main[0]["RouteTableId"], True)
+    ]
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 2
+    rows = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["route-table"]}])["Tags"]
+    assert [(r["ResourceId"], r["Key"]) for r in rows] == [(main[0]["RouteTableId"], "tier")]
 
     rtb = ec2.create_route_table(
         VpcId=vid, TagSpecifications=[{"ResourceType": "route-table", "Tags": _tags(Name="private")}]
@@ -323,6 +331,11 @@ def test_network_acls(server: StrataProcess) -> None:
     ]
     (assoc,) = acls[0]["Associations"]
     assert assoc["SubnetId"] == subnet
+    ec2.create_tags(Resources=[default], Tags=_tags(tier="core"))
+    tagged = ec2.describe_network_acls(Filters=[{"Name": "tag:tier", "Values": ["core"]}])["NetworkAcls"]
+    assert [(a["NetworkAclId"], a["IsDefault"], len(a["Associations"])) for a in tagged] == [
+        (default, True, 1)
+    ]
 
     mine = ec2.create_network_acl(VpcId=vid)["NetworkAcl"]
     acl = mine["NetworkAclId"]
