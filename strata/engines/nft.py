@@ -28,9 +28,9 @@ from pathlib import Path
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
-_TABLE = re.compile(r"^table ip (strata_(\d+)_(?:(\d+)_)?\w+)$")
+_TABLE = re.compile(r"^table (ip|inet) (strata_(\d+)_(?:(\d+)_)?\w+)$")
 # The janitor: deletes the table once the owner (argument 1) is gone; Strata ends it on a clean stop.
-_JANITOR = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" delete table ip "$3"'
+_JANITOR = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" delete table "$4" "$3"'
 
 
 def nft_binary() -> str | None:
@@ -82,33 +82,33 @@ def remove_dead_tables() -> list[str]:
     removed = []
     for line in cp.stdout.splitlines():
         m = _TABLE.match(line.strip())
-        if m and not _owner_alive(int(m.group(2)), m.group(3)):
-            subprocess.run([nft, "delete", "table", "ip", m.group(1)], capture_output=True, timeout=10)
-            removed.append(m.group(1))
+        if m and not _owner_alive(int(m.group(3)), m.group(4)):
+            subprocess.run([nft, "delete", "table", m.group(1), m.group(2)], capture_output=True, timeout=10)
+            removed.append(m.group(2))
     return removed
 
 
 def owned_table(name: str) -> str:
-    """The name of this process's nft table `name` (family ip): `remove_dead_tables` and the
+    """The name of this process's nft table `name` (family ip or inet): `remove_dead_tables` and the
     janitor know its owner from it."""
     pid = os.getpid()
     return f"strata_{pid}_{start_ticks(pid) or 0}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
 
 
-def drop_table(table: str, janitor: subprocess.Popen | None) -> None:
+def drop_table(table: str, janitor: subprocess.Popen | None, family: str = "ip") -> None:
     """Remove one of our tables (declared first, so deleting a missing one is no error) and stop
     its janitor: nothing of it is left to clean up."""
-    run_script(f"table ip {table}\ndelete table ip {table}\n")
+    run_script(f"table {family} {table}\ndelete table {family} {table}\n")
     if janitor is not None:
         janitor.kill()
         janitor.wait()
 
 
-def start_janitor(table: str) -> subprocess.Popen:
+def start_janitor(table: str, family: str = "ip") -> subprocess.Popen:
     """A process that deletes `table` once this process is gone (kill -9 included); kill it on a
     clean stop, after deleting the table yourself."""
     return subprocess.Popen(
-        ["sh", "-c", _JANITOR, "strata-nft-janitor", str(os.getpid()), str(nft_binary()), table],
+        ["sh", "-c", _JANITOR, "strata-nft-janitor", str(os.getpid()), str(nft_binary()), table, family],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

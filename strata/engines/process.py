@@ -73,6 +73,9 @@ class ProcessSpec:
     death_signal: int = signal.SIGTERM
     match: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The engine cgroup (strata.engines.cgroups) to run in, where Strata can make them: how a
+    # resource's own connections are told apart (security groups' egress rules).
+    cgroup: str | None = None
 
     @property
     def pidfile(self) -> Path:
@@ -181,8 +184,11 @@ def run_as(
     return cp
 
 
-def _child_setup(death_signal: int, user: str | None = None) -> Callable[[], None]:
-    """The preexec hook: own process group, drop to `user` keeping CAP_DAC_READ_SEARCH, die with us.
+def _child_setup(
+    death_signal: int, user: str | None = None, cgroup: Path | None = None
+) -> Callable[[], None]:
+    """The preexec hook: own process group, into `cgroup` (a directory), drop to `user` keeping
+    CAP_DAC_READ_SEARCH, die with us.
 
     The engine user must reach its data dir wherever the operator put Strata's data (under /root,
     or a pytest temp dir that is mode 0700); instead of opening those directories to everyone, the
@@ -191,10 +197,13 @@ def _child_setup(death_signal: int, user: str | None = None) -> Callable[[], Non
     """
     pw = pwd.getpwnam(user) if user else None
     cpus = allowed_cpus()  # read before fork: the child must not import or log
+    from strata.engines.cgroups import join as join_cgroup  # (cgroups -> nft -> this module)
 
     def setup() -> None:
         os.setpgrp()  # own process group: a Ctrl-C on Strata's terminal is Strata's to handle
         widen_child(cpus)  # not confined to the serving thread's CPU (strata.affinity)
+        if cgroup is not None:  # while still root: cgroup.procs is root's
+            join_cgroup(cgroup)
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         if pw is not None:
             libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
@@ -310,7 +319,7 @@ class EngineProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=spec.cwd,
-                preexec_fn=_child_setup(spec.death_signal, effective_user(spec.user)),
+                preexec_fn=_child_setup(spec.death_signal, effective_user(spec.user), self._cgroup()),
                 close_fds=True,
             )
         finally:
@@ -326,6 +335,12 @@ class EngineProcess:
         if not ok:
             self.stop()
             raise EngineError(f"{spec.name} was not ready after {timeout}s: {self.log_tail(1500)}")
+
+    def _cgroup(self) -> Path | None:
+        from strata.engines.cgroups import engine_cgroups  # (cgroups -> nft -> this module)
+
+        cgroups = engine_cgroups() if self.spec.cgroup else None
+        return cgroups.path(self.spec.cgroup) if cgroups is not None and self.spec.cgroup else None
 
     def stop(self, timeout: float = 15) -> None:
         """Stop cleanly (stop_signal), SIGKILL after `timeout`; safe to call when not running."""

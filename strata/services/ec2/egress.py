@@ -1,22 +1,24 @@
-"""Egress rules of security groups (Authorize/RevokeSecurityGroupEgress), stored as AWS keeps them.
+"""Egress rules of security groups (Authorize/RevokeSecurityGroupEgress), stored as AWS keeps them
+and enforced on the connections a resource's engines open (strata.engines.egress_filter).
 
 Every group starts with AWS's default egress rule, all protocols to 0.0.0.0/0 (`rules.egress_rules`).
-Egress rules filter the connections a group's members open, and Strata filters none of those: its
-engines' own connections (replication) are the service's, and this machine's instances, which are
-in the default group, are every local client. So a rule set that would restrict outbound traffic
-(no all-protocols rule to 0.0.0.0/0 left) is accepted only where it restricts nothing: on a group
-no resource carries, which `SecurityGroups.check_attachable` then refuses to attach. Revoking the
-all-traffic rule of a group in use, the default group included, is refused rather than stored
-unenforced. Terraform's way (revoke a new group's default egress rule, then authorize the
-configured ones) works, and the group can be attached, when the configured rules keep 0.0.0.0/0.
+On one machine a resource's outbound connections are told from every other process's by the
+process, not the address: engines whose resource registers an engine cgroup with its guard
+(`SecurityGroups.guard(cgroup=...)`: PostgreSQL instances, Aurora PostgreSQL members) run in a
+cgroup of their own, which nftables matches, and their new connections to destinations no egress
+rule of their groups allows are dropped. Connections Strata makes on a resource's behalf
+(PostgreSQL replicas stream from their source over unix sockets) are not filtered, as AWS's groups
+do not filter its service traffic.
 
-What enforcing would take (not built): the outbound connections a resource's engine opens itself
-(dblink, postgres_fdw, a logical replication subscription, Redis MIGRATE) are told apart from
-every other local process only by the process, not the address; nftables can match a socket's
-cgroup v2 (`socket cgroupv2 level N "<path>"` in an output chain, checked to work on this kind of
-host), so each engine would have to start in a cgroup of its own (restarts and failovers
-included), and the connections Strata makes on the resource's behalf (a replica's to its
-source), which AWS's groups do not filter, exempted.
+Where that is not possible a restricting rule set (no all-protocols rule to 0.0.0.0/0 left) is
+refused rather than stored unenforced: on the default VPC's default group (this machine's
+instances, whose connections are every local process's), on a group a resource carries whose
+engines are not in a cgroup (MariaDB, whose replicas dial their source over TCP; Redis, memcached
+and NFS servers, which open no connections for a user anyway), and on every group where Strata
+cannot make cgroups or nft rules (not root, no cgroup v2 under /sys/fs/cgroup, no nftables); such
+a group cannot be attached to those resources either (`SecurityGroups.check_attachable`).
+Terraform's way (revoke a new group's default egress rule, then authorize the configured ones)
+works.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.rules import additions, egress_rules, removals, render_permissions, restricts_egress
 
@@ -34,8 +37,9 @@ if TYPE_CHECKING:
 
 def unenforceable(group_id: str) -> ServiceError:
     return lim.invalid(
-        f"Security group {group_id} restricts outbound traffic, which Strata does not filter: a group "
-        "carried by a resource (the default group: this machine's instances) must keep an egress "
+        f"Security group {group_id} restricts outbound traffic, which Strata can filter only for "
+        "PostgreSQL instances on a host with nftables and cgroup v2: a group carried by another "
+        "resource (the default VPC's default group: this machine's instances) must keep an egress "
         "rule allowing all traffic to 0.0.0.0/0"
     )
 
@@ -43,7 +47,7 @@ def unenforceable(group_id: str) -> ServiceError:
 class EgressMixin:
     """Mixed into EC2Provider (which holds `security_groups`), beside SecurityGroupsMixin."""
 
-    def authorize_security_group_egress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+    async def authorize_security_group_egress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         sgs = self.security_groups
         if not req.get("GroupId"):
             raise lim.missing("GroupId")
@@ -55,9 +59,10 @@ class EgressMixin:
                 raise lim.dry_run()
             g["egress"] = rules + added
             self.store.put_doc("sg", g["id"], g)
+        await run_blocking(sgs.apply)
         return {"Return": True, "SecurityGroupRules": [self._egress_out(ctx, g, r) for r in added]}
 
-    def revoke_security_group_egress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+    async def revoke_security_group_egress(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         sgs = self.security_groups
         if not req.get("GroupId"):
             raise lim.missing("GroupId")
@@ -66,13 +71,13 @@ class EgressMixin:
             rules = egress_rules(g)
             gone, unknown = removals(req, rules, g, sgs)
             left = [r for r in rules if r not in gone]
-            in_use = g["name"] == "default" or bool(sgs.users(g["id"]))
-            if in_use and restricts_egress({**g, "egress": left}):
+            if restricts_egress({**g, "egress": left}) and sgs.egress_unenforced(g):
                 raise unenforceable(g["id"])
             if req.get("DryRun"):
                 raise lim.dry_run()
             g["egress"] = left
             self.store.put_doc("sg", g["id"], g)
+        await run_blocking(sgs.apply)
         out: dict[str, Any] = {
             "Return": True,
             "RevokedSecurityGroupRules": [self._egress_out(ctx, g, r) for r in gone],

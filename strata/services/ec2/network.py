@@ -3,7 +3,10 @@
 CreateVpc/CreateSubnet (operations: vpcs.py).
 
 The defaults are derived, never stored: their ids are hashes of account, region and zone, their
-CIDRs AWS's (172.31.0.0/16, a /20 per zone), so they exist from the first start. Created VPCs and
+CIDRs AWS's (172.31.0.0/16, a /20 per zone), so they exist from the first start. Deleting one
+(DeleteSubnet, DeleteVpc, as AWS allows) stores a "net_deleted" document for its id, which
+CreateDefaultSubnet/CreateDefaultVpc remove again: a re-created default keeps its derived id (AWS
+gives a new one). Created VPCs and
 subnets are "vpc" and "subnet" documents in ec2.db. Strata has no virtual network: a VPC and its
 subnets are the addresses and zones AWS would show, and a resource's security groups are enforced
 on its endpoint whatever its VPC (security_groups.py). Other services' resources that sit in a
@@ -75,6 +78,23 @@ def default_security_group(account: str, region: str) -> dict:
     return {"id": f"sg-{_hex(account, region, 'default')}", "vpc": vpc, "account": account}
 
 
+def vpc_blocks(vpc: dict) -> list[str]:
+    """A VPC's IPv4 blocks: its primary one, then those AssociateVpcCidrBlock added."""
+    return [vpc["cidr"], *(b["cidr"] for b in vpc.get("extra") or [])]
+
+
+def default_vpc_deleted(store: MetadataStore, account: str, region: str) -> bool:
+    """Whether the region's default VPC was deleted (DeleteVpc) and not created again."""
+    return store.get_doc("net_deleted", default_vpc(account, region)["id"]) is not None
+
+
+def no_default_vpc() -> Exception:
+    return lim.fault(
+        "DefaultVpcDoesNotExist",
+        "There is no default VPC in which to carry out the request. Specify a VPC or create a default VPC.",
+    )
+
+
 def subnet(account: str, region: str, subnet_id: str) -> dict | None:
     """A default subnet by id (a service without Strata's EC2 knows only these)."""
     return next((s for s in default_subnets(account, region) if s["id"] == subnet_id), None)
@@ -135,7 +155,30 @@ class Network:
 
     def vpcs(self, account: str, region: str) -> list[dict]:
         stored = [d for d in self.store.list_docs("vpc") if d["account"] == account and d["region"] == region]
-        return [*self._with_tags([default_vpc(account, region)]), *stored]
+        defaults = self._with_tags(self._present([default_vpc(account, region)]))
+        for d in defaults:  # ModifyVpcAttribute's changes, AssociateVpcCidrBlock's ("net_attrs" documents)
+            held = self.store.get_doc("net_attrs", d["id"]) or {}
+            d["attributes"] = held.get("attributes") or {}
+            d["extra"] = held.get("extra") or []
+        return [*defaults, *stored]
+
+    def _present(self, defaults: list[dict]) -> list[dict]:
+        deleted = {d["id"] for d in self.store.list_docs("net_deleted")}
+        return [d for d in defaults if d["id"] not in deleted]
+
+    def delete_default(self, doc: dict) -> None:
+        """Record a default VPC or subnet as deleted (its tags go with it)."""
+        with self.store.transaction():
+            self.store.put_doc(
+                "net_deleted",
+                doc["id"],
+                {"id": doc["id"], "account": doc["account"], "region": doc["region"]},
+            )
+            self.store.delete_doc("net_tags", doc["id"])
+            self.store.delete_doc("net_attrs", doc["id"])
+
+    def restore_default(self, resource_id: str) -> None:
+        self.store.delete_doc("net_deleted", resource_id)
 
     def vpc(self, account: str, region: str, vpc_id: str | None) -> dict:
         for d in self.vpcs(account, region):
@@ -147,7 +190,7 @@ class Network:
         stored = [
             d for d in self.store.list_docs("subnet") if d["account"] == account and d["region"] == region
         ]
-        return [*self._with_tags(default_subnets(account, region)), *stored]
+        return [*self._with_tags(self._present(default_subnets(account, region))), *stored]
 
     def subnet(self, account: str, region: str, subnet_id: str | None) -> dict | None:
         return next((s for s in self.subnets(account, region) if s["id"] == subnet_id), None)

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata.context import RequestContext
+from strata.engines.cgroups import engine_cgroups
+from strata.engines.egress_filter import EgressFilter, supported
 from strata.engines.firewall import Firewall
 from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
@@ -40,14 +42,17 @@ from strata.services.ec2.blocks import SCHEMA, BlockStore
 from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
-from strata.services.ec2.network import Network, default_security_group, default_vpc
+from strata.services.ec2.network import Network, default_security_group, default_vpc, default_vpc_deleted
+from strata.services.ec2.network_acls import NetworkAclsMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
+from strata.services.ec2.route_tables import RouteTablesMixin
 from strata.services.ec2.rule_changes import RuleChangesMixin
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
 from strata.services.ec2.snapshots import SnapshotsMixin
 from strata.services.ec2.states import attachments, volume_state
 from strata.services.ec2.volume_files import SnapshotJob
 from strata.services.ec2.volumes import VolumesMixin
+from strata.services.ec2.vpc_cidrs import VpcCidrsMixin
 from strata.services.ec2.vpcs import VpcsMixin
 from strata.services.parameters import refusing
 from strata.services.s3.names import KNOWN_REGIONS
@@ -55,6 +60,18 @@ from strata.sim.clock import clock
 from strata.storage.metadata import MetadataStore
 
 log = logging.getLogger("strata.ec2")
+
+
+def egress_usable() -> bool:
+    """Whether engines can run in cgroups of their own that nft rules match here (blocking)."""
+    cgroups = engine_cgroups()
+    if cgroups is None:
+        return False
+    ok = supported(cgroups.ref("probe"))
+    cgroups.path("probe").rmdir()
+    return ok
+
+
 ZONES = "abcdef"
 INSTANCES_PER_ZONE = lim.MULTI_ATTACH_MAX
 DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
@@ -64,7 +81,15 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 @refusing("ec2")
 class EC2Provider(
-    VolumesMixin, SnapshotsMixin, VpcsMixin, SecurityGroupsMixin, EgressMixin, RuleChangesMixin
+    VolumesMixin,
+    SnapshotsMixin,
+    VpcsMixin,
+    VpcCidrsMixin,
+    RouteTablesMixin,
+    NetworkAclsMixin,
+    SecurityGroupsMixin,
+    EgressMixin,
+    RuleChangesMixin,
 ):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
@@ -100,6 +125,13 @@ class EC2Provider(
         wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
         if wanted and await run_blocking(nft_usable):
             self.security_groups.firewall = Firewall("security_groups")
+            if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
+                self.security_groups.egress = EgressFilter("security_groups_egress")
+            else:
+                log.warning(
+                    "security group egress rules cannot be enforced here (no cgroup v2 under "
+                    "/sys/fs/cgroup, or nft without socket cgroupv2): restricting egress is refused"
+                )
             await run_blocking(self.security_groups.apply)
             await run_blocking(self._guard_attached)
         else:
@@ -110,6 +142,8 @@ class EC2Provider(
     async def stop(self) -> None:
         if self.security_groups.firewall is not None:
             await run_blocking(self.security_groups.firewall.stop)
+        if self.security_groups.egress is not None:
+            await run_blocking(self.security_groups.egress.stop)
         await self.nbd.stop()
         await run_blocking(self.blocks.close_all)
 
@@ -119,6 +153,7 @@ class EC2Provider(
             "state": "running",
             "nbd": self.nbd.address(),
             "security_groups": "enforced" if enforced else "unenforced",
+            "security_group_egress": "enforced" if self.security_groups.egress is not None else "unenforced",
         }
 
     # -- regions and zones -------------------------------------------------------------------------
@@ -284,6 +319,14 @@ class EC2Provider(
                 for att in attachments(d):
                     attached.setdefault(att["instance"], []).append((d, att))
         default_group = default_security_group(ctx.account_id, ctx.region)["id"]
+        in_vpc: dict[str, Any] = (
+            {}  # the default VPC was deleted (DeleteVpc): in no VPC, no group
+            if default_vpc_deleted(self.store, ctx.account_id, ctx.region)
+            else {
+                "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
+                "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+            }
+        )
         out: dict[str, Any] = {
             "Reservations": [
                 {
@@ -293,8 +336,7 @@ class EC2Provider(
                         {
                             **self._render_instance(i, attached.get(i["InstanceId"], [])),
                             # the instances are the default group's members (security_groups.py)
-                            "SecurityGroups": [{"GroupId": default_group, "GroupName": "default"}],
-                            "VpcId": default_vpc(ctx.account_id, ctx.region)["id"],
+                            **in_vpc,
                         }
                     ],
                     "Groups": [],
@@ -462,6 +504,13 @@ class EC2Provider(
                 kind = "Vpc" if resource_id.startswith("vpc-") else "Subnet"
                 raise lim.fault(f"Invalid{kind}ID.NotFound", f"The ID '{resource_id}' does not exist")
             return found
+        if resource_id.startswith("rtb-"):  # a derived main table is stored from its first tag on
+            d = self._route_table(ctx, resource_id)
+            return "rtb", self._stored(d, d["assocs"])
+        if resource_id.startswith("acl-"):  # a derived default ACL likewise
+            acl = self._acl(ctx, resource_id)
+            doc = {k: v for k, v in acl.items() if k != "assocs"}
+            return "acl", doc | {"account": ctx.account_id, "region": ctx.region}
         raise lim.fault("InvalidID", f"The ID '{resource_id}' is not valid")
 
     def create_tags(self, ctx: RequestContext, req: dict) -> dict:
@@ -503,7 +552,7 @@ class EC2Provider(
 
     def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
         rows = []
-        for kind in ("volume", "snapshot", "sg", "vpc", "subnet", "net_tags"):
+        for kind in ("volume", "snapshot", "sg", "vpc", "subnet", "net_tags", "rtb", "acl"):
             for doc in self.store.list_docs(kind):
                 if doc["region"] != ctx.region or doc["account"] != ctx.account_id:
                     continue
@@ -512,9 +561,12 @@ class EC2Provider(
                         {
                             "id": f"{doc['id']}\x00{key}",
                             "ResourceId": doc["id"],
-                            "ResourceType": {"sg": "security-group", "net_tags": doc.get("type")}.get(
-                                kind, kind
-                            ),
+                            "ResourceType": {
+                                "sg": "security-group",
+                                "net_tags": doc.get("type"),
+                                "rtb": "route-table",
+                                "acl": "network-acl",
+                            }.get(kind, kind),
                             "Key": key,
                             "Value": value,
                         }

@@ -47,8 +47,8 @@ class RuleChangesMixin:
                     raise duplicate(new)
                 sides[side] = [new if r["id"] == rid else r for r in rules]
                 changed.add(side)
-            in_use = g["name"] == "default" or bool(sgs.users(g["id"]))
-            if "egress" in changed and in_use and restricts_egress({**g, "egress": sides["egress"]}):
+            restricting = restricts_egress({**g, "egress": sides["egress"]})
+            if "egress" in changed and restricting and sgs.egress_unenforced(g):
                 raise unenforceable(g["id"])
             if "rules" in changed and sgs.firewall is None and g["name"] == "default":
                 raise lim.invalid(

@@ -19,7 +19,8 @@ Resources (RDS instances, ...) register `guards` here: the endpoints they listen
 group ids, kept as "guard" documents so rules are re-applied at every start. Enforcement is the
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
-rather than accept it unenforced. Egress rules are stored, not filtered: see `egress`.
+rather than accept it unenforced. Egress rules are filtered on the resources whose engines run in a
+cgroup of their own (PostgreSQL instances): see `egress`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,18 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
+from strata.engines.cgroups import engine_cgroups
+from strata.engines.egress_filter import Allow, Egress, EgressFilter
 from strata.engines.firewall import Firewall, Guard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.egress import unenforceable
-from strata.services.ec2.network import default_security_group, default_vpc
+from strata.services.ec2.network import (
+    default_security_group,
+    default_vpc,
+    default_vpc_deleted,
+    no_default_vpc,
+)
 from strata.services.ec2.query import matching, page, spec_tags, tag_list, tag_values
 from strata.services.ec2.rules import (
     additions,
@@ -73,15 +81,17 @@ class SecurityGroups:
     def __init__(self, store: MetadataStore, firewall: Firewall | None) -> None:
         self.store = store
         self.firewall = firewall  # None: enforcement is not possible on this host
+        self.egress: EgressFilter | None = None  # None: egress rules cannot be enforced here
         self._lock = threading.RLock()
 
     # -- records -----------------------------------------------------------------------------------
 
     def groups(self, account: str, region: str) -> list[dict]:
-        """The region's groups of the account, the default one created on first sight."""
+        """The region's groups of the account, the default VPC's default one created on first sight
+        (while that VPC exists)."""
         docs = [d for d in self.store.list_docs("sg") if d["account"] == account and d["region"] == region]
         default = default_security_group(account, region)["id"]
-        if not any(d["id"] == default for d in docs):
+        if not any(d["id"] == default for d in docs) and not default_vpc_deleted(self.store, account, region):
             doc = _default_doc(account, region)
             self.store.put_doc("sg", doc["id"], doc)
             docs.append(doc)
@@ -112,13 +122,23 @@ class SecurityGroups:
         raise lim.fault("InvalidGroup.NotFound", f"The security group '{group_id or name}' does not exist")
 
     def check_attachable(
-        self, account: str, region: str, group_ids: list[str], vpc: str | None = None
+        self,
+        account: str,
+        region: str,
+        group_ids: list[str],
+        vpc: str | None = None,
+        *,
+        egress: bool = False,
     ) -> list[str]:
         """The ids, validated for a resource in VPC `vpc` (the default VPC when None) to carry;
         none given: the VPC's default group. Errors as EC2 names them (a resource service may
         rename the code): a group of another VPC is InvalidParameterCombination. Refuses a
-        restricting group where nothing enforces it: any group whose egress rules restrict
-        (egress.py), a non-default one without nftables."""
+        restricting group where nothing enforces it: a group whose egress rules restrict unless
+        the resource's engines are filtered (`egress`: they run in an engine cgroup) and this host
+        can (egress.py), a non-default one without nftables."""
+        filtered = egress and self.egress is not None
+        if vpc is None and default_vpc_deleted(self.store, account, region):
+            raise no_default_vpc()
         vpc = vpc or default_vpc(account, region)["id"]
         default = default_security_group(account, region)["id"]
         for g in group_ids:
@@ -128,7 +148,7 @@ class SecurityGroups:
                     f"The security group {g} is in {doc['vpc']} and the resource in {vpc}: "
                     "a resource and its security groups must be in the same VPC"
                 )
-            if restricts_egress(doc):
+            if restricts_egress(doc) and not filtered:
                 raise unenforceable(g)
             if g != default and self.firewall is None:
                 raise lim.invalid(
@@ -136,9 +156,12 @@ class SecurityGroups:
                     "only the default security group is supported"
                 )
         if not group_ids:
-            vpc_default = next(
-                d["id"] for d in self.groups(account, region) if d["vpc"] == vpc and d["name"] == "default"
+            vpc_doc = next(
+                d for d in self.groups(account, region) if d["vpc"] == vpc and d["name"] == "default"
             )
+            vpc_default = vpc_doc["id"]
+            if restricts_egress(vpc_doc) and not filtered:
+                raise unenforceable(vpc_default)
             if vpc_default != default and self.firewall is None:
                 raise lim.invalid(
                     f"The default security group of {vpc} cannot be enforced on this host "
@@ -158,12 +181,15 @@ class SecurityGroups:
         groups: list[str],
         *,
         own_addresses: bool = True,
+        cgroup: str | None = None,
     ) -> None:
         """Enforce `groups` on the resource `key`'s endpoints from now on (blocking).
 
         `own_addresses`: whether the endpoints' addresses are the resource's own, so that its
         connections come from them and a rule referencing one of its groups allows them. An Aurora
-        cluster's endpoints are not (they are names for its members, as DNS names are on AWS)."""
+        cluster's endpoints are not (they are names for its members, as DNS names are on AWS).
+        `cgroup`: the engine cgroup (strata.engines.cgroups) its engines run in, whose outbound
+        connections the groups' egress rules then filter."""
         with self._lock:
             doc: dict[str, Any] = {
                 "id": key,
@@ -174,6 +200,8 @@ class SecurityGroups:
             }
             if not own_addresses:
                 doc["own_addresses"] = False
+            if cgroup:
+                doc["cgroup"] = cgroup
             self.store.put_doc("guard", key, doc)
             self.apply()
 
@@ -184,6 +212,16 @@ class SecurityGroups:
 
     def users(self, group_id: str) -> list[dict]:
         return [d for d in self.store.list_docs("guard") if group_id in d["groups"]]
+
+    def egress_unenforced(self, g: dict) -> bool:
+        """Whether restricting `g`'s egress rules would go unenforced: it is the default VPC's
+        default group (this machine's instances, whose connections are every local process's), or
+        a resource whose engines Strata does not filter carries it."""
+        if g["id"] == default_security_group(g["account"], g["region"])["id"]:
+            return True
+        # an Aurora cluster's endpoints are names for its members, which carry the group themselves
+        users = [d for d in self.users(g["id"]) if d.get("own_addresses") is not False]
+        return bool(users) and (self.egress is None or any(not d.get("cgroup") for d in users))
 
     def apply(self) -> None:
         """Rewrite the firewall from the stored groups and guards."""
@@ -219,6 +257,30 @@ class SecurityGroups:
                                     sources.update(f"{a}/32" for a in members.get(r["group"], ()))
                     wanted[f"{d['id']}:{address}:{port}"] = Guard(address, int(port), tuple(sorted(sources)))
             self.firewall.set_all(wanted)
+            if self.egress is not None:
+                self.egress.set_all(_egress_sets(guards_docs, groups, members))
+
+
+def _egress_sets(
+    guards: list[dict], groups: dict[str, dict], members: dict[str, set[str]]
+) -> dict[str, Egress]:
+    """The egress sets of the guarded resources whose engines run in a cgroup of their own."""
+    cgroups = engine_cgroups()
+    out: dict[str, Egress] = {}
+    if cgroups is None:
+        return out
+    for d in guards:
+        if not d.get("cgroup"):
+            continue
+        allowed: set[Allow] = set()
+        for gid in d["groups"]:
+            for r in egress_rules(groups.get(gid) or {"id": gid}):
+                nets = [r["cidr"]] if r.get("cidr") else [r["cidr6"]] if r.get("cidr6") else []
+                if r.get("group"):
+                    nets = [f"{a}/32" for a in members.get(r["group"], ())]
+                allowed.update(Allow(r["proto"], r["from"], r["to"], n) for n in nets)
+        out[d["id"]] = Egress(cgroups.ref(d["cgroup"]), tuple(sorted(allowed, key=repr)))
+    return out
 
 
 class SecurityGroupsMixin:
@@ -238,6 +300,8 @@ class SecurityGroupsMixin:
         if name.lower().startswith("sg-"):
             raise lim.invalid("Group names may not be in the format sg-*.")
         vpc = default_vpc(ctx.account_id, ctx.region)["id"]
+        if not req.get("VpcId") and default_vpc_deleted(self.store, ctx.account_id, ctx.region):
+            raise lim.fault("VPCIdNotSpecified", "No default VPC for this user")
         if req.get("VpcId"):
             vpc = self.network.vpc(ctx.account_id, ctx.region, req["VpcId"])["id"]
         with sgs._lock:

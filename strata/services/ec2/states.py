@@ -1,6 +1,6 @@
 """States that move on their own, as on AWS: a volume is `creating` before `available`, an
 attachment `attaching` before `attached` and `detaching` before it is gone, a snapshot `pending`
-before `completed`.
+before `completed`, a new VPC or subnet `pending` before `available`.
 
 Each is derived from the simulated clock (a record keeps when it started), so nothing has to run
 for it to move and advancing the clock moves it too. The transitions are short (fractions of a
@@ -20,6 +20,7 @@ SECONDS = {
     "attaching": 0.2,  # attachment: attaching -> attached
     "detaching": 0.2,  # attachment: detaching -> (gone)
     "pending": 0.2,  # snapshot: the least time it is pending, however little it copies
+    "network": 0.2,  # VPC, subnet: pending -> available
 }
 if os.environ.get("STRATA_EBS_STATE_SECONDS"):
     SECONDS = dict.fromkeys(SECONDS, float(os.environ["STRATA_EBS_STATE_SECONDS"]))
@@ -51,6 +52,13 @@ def volume_state(doc: dict, now: float | None = None) -> str:
     if now < doc.get("ready_at", 0):
         return "creating"
     return "in-use" if attachments(doc, now) else "available"
+
+
+def network_state(doc: dict, now: float | None = None) -> str:
+    """A VPC's or subnet's state: pending in its first moments after CreateVpc/CreateSubnet, then
+    available (defaults and records from before states were kept: available)."""
+    now = clock.time() if now is None else now
+    return "pending" if now < doc.get("created", 0) + SECONDS["network"] else "available"
 
 
 def snapshot_pending(doc: dict, now: float | None = None) -> bool:

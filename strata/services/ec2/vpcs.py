@@ -5,7 +5,11 @@ VPCs per region (VpcLimitExceeded); a subnet's block lies inside its VPC's (Inva
 and overlaps no other subnet of the VPC (InvalidSubnet.Conflict); a VPC with subnets or security
 groups other than its default one, or a subnet something sits in, answers DependencyViolation on
 delete. CreateVpc makes the VPC's default security group, DeleteVpc removes it. The default VPC
-and its default subnets are derived (network.py) and cannot be deleted here.
+and its default subnets are derived (network.py) and may be deleted as any other (the VPC once its
+subnets and other groups are gone; a resource without a subnet group then meets
+DefaultVpcDoesNotExist), and created again with CreateDefaultVpc (the VPC, a default subnet per zone
+and its default group) and CreateDefaultSubnet. This machine's instances are shown in the default
+VPC while it exists, in none after.
 """
 
 from __future__ import annotations
@@ -15,8 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from strata.context import RequestContext
 from strata.services.ec2 import limits as lim
-from strata.services.ec2.network import ZONES, _hex, cidr_block, subnet_not_found, vpc_not_found, zone_id
+from strata.services.ec2.network import (
+    ZONES,
+    _hex,
+    cidr_block,
+    default_subnets,
+    default_vpc,
+    no_default_vpc,
+    subnet_not_found,
+    vpc_blocks,
+    vpc_not_found,
+    zone_id,
+)
 from strata.services.ec2.query import matching, page, spec_tags, tag_list
+from strata.services.ec2.states import network_state
+from strata.sim.clock import clock
 
 if TYPE_CHECKING:
     from strata.services.ec2.provider import EC2Provider
@@ -32,6 +49,28 @@ def _ids(req: dict, member: str, known: list[dict], not_found: Any) -> list[dict
         if not any(d["id"] == one for d in known):
             raise not_found(one)
     return [d for d in known if d["id"] in wanted] if wanted else known
+
+
+# DescribeVpcAttribute's Attribute -> the output member; ModifyVpcAttribute's members are the same.
+# enableDnsSupport (true) and enableNetworkAddressUsageMetrics (false) cannot change
+# (parameters.json refuses the other value: Strata cannot take name resolution away from a VPC's
+# resources nor publishes the metrics); enableDnsHostnames is kept and shown (Strata's instances
+# have no public DNS names for it to turn on or off).
+ATTRIBUTES = {
+    "enableDnsSupport": "EnableDnsSupport",
+    "enableDnsHostnames": "EnableDnsHostnames",
+    "enableNetworkAddressUsageMetrics": "EnableNetworkAddressUsageMetrics",
+}
+
+
+def _attributes(vpc: dict) -> dict[str, bool]:
+    """A VPC's attributes: AWS's defaults (DNS hostnames on in a default VPC only), as modified."""
+    defaults = {
+        "enableDnsSupport": True,
+        "enableDnsHostnames": bool(vpc.get("default")),
+        "enableNetworkAddressUsageMetrics": False,
+    }
+    return {**defaults, **(vpc.get("attributes") or {})}
 
 
 def _free_addresses(cidr: str) -> int:
@@ -63,6 +102,7 @@ class VpcsMixin:
                 "cidr": str(block),
                 "tenancy": req.get("InstanceTenancy") or "default",
                 "tags": tags,
+                "created": clock.time(),
             }
             with self.store.transaction():
                 self.store.put_doc("vpc", doc["id"], doc)
@@ -75,11 +115,12 @@ class VpcsMixin:
         net, sgs = self.network, self.security_groups
         with net.lock, sgs._lock:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
-            if vpc.get("default"):
-                raise lim.invalid(f"The default VPC '{vpc['id']}' cannot be deleted in Strata")
             groups = [g for g in sgs.groups(ctx.account_id, ctx.region) if g["vpc"] == vpc["id"]]
             subnets = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
-            if subnets or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
+            tables, main_tables = self._vpc_route_tables(vpc["id"])
+            acls = self._vpc_acls(vpc["id"])  # created ones are dependencies; the default one goes
+            tables += [d for d in acls if not d.get("default")]
+            if subnets or tables or any(g["name"] != "default" or sgs.users(g["id"]) for g in groups):
                 raise lim.fault(
                     "DependencyViolation", f"The vpc '{vpc['id']}' has dependencies and cannot be deleted."
                 )
@@ -88,32 +129,123 @@ class VpcsMixin:
             with self.store.transaction():
                 for g in groups:
                     self.store.delete_doc("sg", g["id"])
-                self.store.delete_doc("vpc", vpc["id"])
+                for d in acls:
+                    self.store.delete_doc("acl", d["id"])
+                for d in main_tables:
+                    self.store.delete_doc("rtb", d["id"])
+                self.store.delete_doc("rtb_main", vpc["id"])
+                if vpc.get("default"):
+                    net.delete_default(vpc)
+                else:
+                    self.store.delete_doc("vpc", vpc["id"])
         return {}
+
+    def create_default_vpc(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        net = self.network
+        with net.lock:
+            vpcs = net.vpcs(ctx.account_id, ctx.region)
+            if any(v.get("default") for v in vpcs):
+                raise lim.fault(
+                    "DefaultVpcAlreadyExists", "A Default VPC already exists for this account in this region."
+                )
+            if len(vpcs) >= VPCS_PER_REGION:
+                raise lim.fault("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
+            if req.get("DryRun"):
+                raise lim.dry_run()
+            vpc = default_vpc(ctx.account_id, ctx.region)
+            with self.store.transaction():  # its subnets come back with it; its group on first sight
+                for s in default_subnets(ctx.account_id, ctx.region):
+                    net.restore_default(s["id"])
+                net.restore_default(vpc["id"])
+            self.security_groups.groups(ctx.account_id, ctx.region)
+        return {"Vpc": self._vpc_out(ctx, net.vpc(ctx.account_id, ctx.region, vpc["id"]))}
+
+    def create_default_subnet(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("AvailabilityZone") and not req.get("AvailabilityZoneId"):
+            raise lim.missing("AvailabilityZone")
+        if req.get("Ipv6Native"):
+            raise lim.invalid("Strata's subnets have no IPv6 addresses: Ipv6Native must be false")
+        az = self._zone(ctx, req)
+        net = self.network
+        with net.lock:
+            vpc_id = default_vpc(ctx.account_id, ctx.region)["id"]
+            if not any(v["id"] == vpc_id for v in net.vpcs(ctx.account_id, ctx.region)):
+                raise no_default_vpc()
+            present = net.subnets(ctx.account_id, ctx.region)
+            if any(s.get("default") and s["az"] == az for s in present):
+                raise lim.fault(
+                    "DefaultSubnetAlreadyExistsInAvailabilityZone",
+                    f"A default subnet already exists in availability zone {az}.",
+                )
+            s = next(s for s in default_subnets(ctx.account_id, ctx.region) if s["az"] == az)
+            block = ipaddress.IPv4Network(s["cidr"])
+            if any(o["vpc"] == vpc_id and block.overlaps(ipaddress.IPv4Network(o["cidr"])) for o in present):
+                raise lim.fault(  # AWS would pick another free /20; Strata's default blocks are fixed
+                    "InvalidSubnet.Conflict", f"The CIDR '{s['cidr']}' conflicts with another subnet"
+                )
+            if req.get("DryRun"):
+                raise lim.dry_run()
+            net.restore_default(s["id"])
+        return {"Subnet": self._subnet_out(ctx, net.subnet(ctx.account_id, ctx.region, s["id"]) or s)}
 
     def describe_vpcs(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
         vpcs = _ids(req, "VpcIds", self.network.vpcs(ctx.account_id, ctx.region), vpc_not_found)
 
         def values(d: dict, name: str) -> list[Any] | None:
-            table = {
+            table: dict[str, Any] = {
                 "vpc-id": d["id"],
                 "cidr": d["cidr"],
-                "cidr-block-association.cidr-block": d["cidr"],
-                "cidr-block-association.association-id": self._association(d),
+                "cidr-block-association.cidr-block": vpc_blocks(d),
+                "cidr-block-association.association-id": [
+                    self._association(d),
+                    *(b["assoc"] for b in d.get("extra") or []),
+                ],
                 "cidr-block-association.state": "associated",
                 "is-default": bool(d.get("default")),
-                "state": "available",
+                "state": network_state(d),
                 "owner-id": ctx.account_id,
                 "dhcp-options-id": "default",
                 "instance-tenancy": d["tenancy"],
             }
-            return [table[name]] if name in table else None
+            if name not in table:
+                return None
+            return table[name] if isinstance(table[name], list) else [table[name]]
 
         shown, token = page(matching(vpcs, req.get("Filters"), values), req, ids_member="VpcIds")
         out: dict[str, Any] = {"Vpcs": [self._vpc_out(ctx, d) for d in shown]}
         if token:
             out["NextToken"] = token
         return out
+
+    def describe_vpc_attribute(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("VpcId"):
+            raise lim.missing("VpcId")
+        name = req.get("Attribute")
+        if name not in ATTRIBUTES:
+            raise lim.invalid(f"Value ({name}) for parameter attribute is invalid. Unknown attribute.")
+        vpc = self.network.vpc(ctx.account_id, ctx.region, req["VpcId"])
+        if req.get("DryRun"):
+            raise lim.dry_run()
+        return {"VpcId": vpc["id"], ATTRIBUTES[name]: {"Value": _attributes(vpc)[name]}}
+
+    def modify_vpc_attribute(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
+        if not req.get("VpcId"):
+            raise lim.missing("VpcId")
+        given = {n: req[m]["Value"] for n, m in ATTRIBUTES.items() if isinstance(req.get(m), dict)}
+        if len(given) != 1:  # AWS: one attribute per request
+            raise lim.invalid("Exactly one attribute may be modified at a time")
+        net = self.network
+        with net.lock:
+            vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
+            if given.get("enableDnsHostnames") and not _attributes(vpc)["enableDnsSupport"]:
+                raise lim.invalid("Cannot enable DNS hostnames when DNS resolution is disabled")
+            attrs = {**(vpc.get("attributes") or {}), **given}
+            if vpc.get("default"):
+                held = self.store.get_doc("net_attrs", vpc["id"]) or {"id": vpc["id"]}
+                self.store.put_doc("net_attrs", vpc["id"], {**held, "attributes": attrs})
+            else:
+                self.store.put_doc("vpc", vpc["id"], {**vpc, "attributes": attrs})
+        return {}
 
     @staticmethod
     def _association(vpc: dict) -> str:
@@ -128,10 +260,18 @@ class VpcsMixin:
                     "AssociationId": self._association(d),
                     "CidrBlock": d["cidr"],
                     "CidrBlockState": {"State": "associated"},
-                }
+                },
+                *(
+                    {
+                        "AssociationId": b["assoc"],
+                        "CidrBlock": b["cidr"],
+                        "CidrBlockState": {"State": "associated"},
+                    }
+                    for b in d.get("extra") or []
+                ),
             ],
             "DhcpOptionsId": "default",
-            "State": "available",
+            "State": network_state(d),
             "InstanceTenancy": d["tenancy"],
             "IsDefault": bool(d.get("default")),
             "OwnerId": ctx.account_id,
@@ -170,8 +310,8 @@ class VpcsMixin:
         tags = spec_tags(req, "subnet")
         with net.lock:
             vpc = net.vpc(ctx.account_id, ctx.region, req["VpcId"])
-            if not LARGEST <= block.prefixlen <= SMALLEST or not block.subnet_of(
-                ipaddress.IPv4Network(vpc["cidr"])
+            if not LARGEST <= block.prefixlen <= SMALLEST or not any(
+                block.subnet_of(ipaddress.IPv4Network(b)) for b in vpc_blocks(vpc)
             ):
                 raise lim.fault("InvalidSubnet.Range", f"The CIDR '{req['CidrBlock']}' is invalid.")
             siblings = [s for s in net.subnets(ctx.account_id, ctx.region) if s["vpc"] == vpc["id"]]
@@ -192,6 +332,7 @@ class VpcsMixin:
                 "az_id": zone_id(ctx.region, az),
                 "cidr": str(block),
                 "tags": tags,
+                "created": clock.time(),
             }
             self.store.put_doc("subnet", doc["id"], doc)
         return {"Subnet": self._subnet_out(ctx, doc)}
@@ -204,15 +345,19 @@ class VpcsMixin:
             s = net.subnet(ctx.account_id, ctx.region, req["SubnetId"])
             if s is None:
                 raise subnet_not_found(req["SubnetId"])
-            if s.get("default"):
-                raise lim.invalid(f"The default subnet '{s['id']}' cannot be deleted in Strata")
             if net.users(s["id"]):
                 raise lim.fault(
                     "DependencyViolation", f"The subnet '{s['id']}' has dependencies and cannot be deleted."
                 )
             if req.get("DryRun"):
                 raise lim.dry_run()
-            self.store.delete_doc("subnet", s["id"])
+            with self.store.transaction():
+                self._release_subnet_routes(s["id"])
+                self._release_subnet_acl(s["id"])
+                if s.get("default"):
+                    net.delete_default(s)
+                else:
+                    self.store.delete_doc("subnet", s["id"])
         return {}
 
     def describe_subnets(self: EC2Provider, ctx: RequestContext, req: dict) -> dict:
@@ -232,7 +377,7 @@ class VpcsMixin:
                 "default-for-az": bool(d.get("default")),
                 "defaultForAz": bool(d.get("default")),
                 "map-public-ip-on-launch": bool(d.get("default")),
-                "state": "available",
+                "state": network_state(d),
                 "owner-id": ctx.account_id,
             }
             return [table[name]] if name in table else None
@@ -258,7 +403,7 @@ class VpcsMixin:
             "AvailableIpAddressCount": _free_addresses(d["cidr"]),
             "DefaultForAz": bool(d.get("default")),
             "MapPublicIpOnLaunch": bool(d.get("default")),
-            "State": "available",
+            "State": network_state(d),
             "OwnerId": ctx.account_id,
             "AssignIpv6AddressOnCreation": False,
             "Ipv6CidrBlockAssociationSet": [],

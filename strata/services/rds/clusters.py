@@ -194,7 +194,10 @@ class ClusterOperations(RDSCore):
         if req.get("DBSubnetGroupName"):
             self._get_subnet_group(req["DBSubnetGroupName"])
         groups = security.vpc_groups(  # before the port is taken
-            self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(req.get("DBSubnetGroupName"))
+            self,
+            req.get("VpcSecurityGroupIds"),
+            self._subnet_group_vpc(req.get("DBSubnetGroupName")),
+            egress=info.kind == "postgres",
         )
         kms_key = self._storage_key(req, inherited_key)
         backup_window = m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW
@@ -297,7 +300,10 @@ class ClusterOperations(RDSCore):
             c["deletion_protection"] = bool(req["DeletionProtection"])
         groups = (
             security.vpc_groups(
-                self, req["VpcSecurityGroupIds"], self._subnet_group_vpc(c.get("subnet_group"))
+                self,
+                req["VpcSecurityGroupIds"],
+                self._subnet_group_vpc(c.get("subnet_group")),
+                egress=c["kind"] == "postgres",
             )
             if req.get("VpcSecurityGroupIds")
             else None

@@ -81,6 +81,8 @@ class Fleet:
             if doc["kind"] == "postgres":
                 major = doc["engine_version"].split(".")[0] if doc.get("engine_version") else None
                 node: Node = PgNode(root, info["port"], doc["master_username"], archive, major)
+                # in its instance's engine cgroup: its groups' egress rules filter its connections
+                node.proc.spec.cgroup = f"rds-{self.key(doc['id'])}"  # = security.engine_cgroup
             else:
                 node = MariaNode(root, info["port"], doc["master_username"], archive_dir=archive)
             self._nodes[key] = node

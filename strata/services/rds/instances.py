@@ -54,7 +54,9 @@ class InstanceOperations(OptionGroupOperations):
         if sg:
             self._get_subnet_group(sg)
         # before ports are taken; a VPC's resources carry that VPC's groups
-        groups = security.vpc_groups(self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(sg))
+        groups = security.vpc_groups(
+            self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(sg), egress=info.kind == "postgres"
+        )
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
         kms_key = self._storage_key(req, inherited_key)
@@ -318,7 +320,10 @@ class InstanceOperations(OptionGroupOperations):
             if doc.get("cluster"):
                 raise m.fault("InvalidParameterCombination", security.MANAGED_BY_CLUSTER)
             doc["vpc_groups"] = security.vpc_groups(
-                self, req["VpcSecurityGroupIds"], self._subnet_group_vpc(doc.get("subnet_group"))
+                self,
+                req["VpcSecurityGroupIds"],
+                self._subnet_group_vpc(doc.get("subnet_group")),
+                egress=doc["kind"] == "postgres",
             )
         password = req.get("MasterUserPassword")
         if password:

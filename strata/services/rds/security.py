@@ -23,17 +23,20 @@ def _groups(core: RDSCore) -> SecurityGroups | None:
     return getattr(ec2, "security_groups", None)
 
 
-def vpc_groups(core: RDSCore, ids: list[str] | None, vpc: str | None = None) -> list[str]:
+def vpc_groups(
+    core: RDSCore, ids: list[str] | None, vpc: str | None = None, *, egress: bool = False
+) -> list[str]:
     """The group ids of an instance or cluster in `vpc` (its DB subnet group's; None: the default
     VPC), that VPC's default group when none are given. A group of another VPC is refused with
-    InvalidParameterCombination, as AWS does."""
+    InvalidParameterCombination, as AWS does. `egress`: its engines' connections are filtered
+    (PostgreSQL: `engine_cgroup`), so groups whose egress rules restrict may be carried."""
     sgs = _groups(core)
     if sgs is None:
         if ids:
             raise m.fault("InvalidParameterValue", "VpcSecurityGroupIds need Strata's EC2 service")
         return []
     try:
-        return sgs.check_attachable(core.account, core.region, list(ids or []), vpc)
+        return sgs.check_attachable(core.account, core.region, list(ids or []), vpc, egress=egress)
     except ServiceError as e:
         code = (
             "InvalidParameterCombination"
@@ -51,12 +54,27 @@ def _network(core: RDSCore) -> Network | None:
     return getattr(core.runtime.peer("ec2"), "network", None)
 
 
+def engine_cgroup(core: RDSCore, doc: dict) -> str | None:
+    """The engine cgroup (strata.engines.cgroups) of an instance's nodes, whose connections its
+    groups' egress rules filter: PostgreSQL's (its replicas stream over unix sockets, so all its
+    TCP connections are the user's); None for MariaDB, whose replicas dial their source over TCP."""
+    return f"rds-{core.store.engine_key(doc['id'])}" if doc.get("kind") == "postgres" else None
+
+
 def guard(core: RDSCore, doc: dict) -> None:
-    """Enforce the instance's groups on its endpoint from now on, and record the subnet of its
-    zone in its DB subnet group as in use (DeleteSubnet: DependencyViolation) (blocking)."""
+    """Enforce the instance's groups on its endpoint (and, for PostgreSQL, on its engines'
+    outbound connections) from now on, and record the subnet of its zone in its DB subnet group
+    as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(core)
     if sgs is not None and doc.get("vpc_groups"):
-        sgs.guard(_key(core, doc), core.account, core.region, [("127.0.0.1", doc["port"])], doc["vpc_groups"])
+        sgs.guard(
+            _key(core, doc),
+            core.account,
+            core.region,
+            [("127.0.0.1", doc["port"])],
+            doc["vpc_groups"],
+            cgroup=engine_cgroup(core, doc),
+        )
     net = _network(core)
     if net is not None:
         subnets = core._subnets_of(doc.get("subnet_group"))

@@ -1,6 +1,7 @@
 """Egress rules: AWS's default all-traffic rule, Authorize/RevokeSecurityGroupEgress and their
-errors; Strata filters no outbound traffic, so egress that would restrict is accepted only on a
-group no resource carries, and a group that restricts cannot be attached."""
+errors; where Strata does not filter outbound traffic (an EFS mount target, the default VPC's
+default group), egress that would restrict is refused there: a group that restricts cannot be
+attached to such a resource. Enforcement on a PostgreSQL instance: test_security_groups.py."""
 
 from __future__ import annotations
 

@@ -5,9 +5,12 @@ client's connect times out, as on AWS)."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import threading
 import time
 
+import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
@@ -272,10 +275,65 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     pg_connect(inst).close()
     assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
 
+    _engine_egress_follows_the_rules(ec2, inst, gid, server.proc.pid)
+
     pid = server.proc.pid
     assert f"dport {port}" in _rules(pid)
     rds.delete_db_instance(DBInstanceIdentifier=inst["DBInstanceIdentifier"], SkipFinalSnapshot=True)
     _eventually(lambda: _rules(pid) == "", timeout=120)  # no guard left: no table
+
+
+def _reached(inst: dict) -> str:
+    """Whether the instance's engine reaches 127.0.0.3 (a listener of ours) when a user's
+    CREATE SUBSCRIPTION makes it dial a publisher there: "reached" or "dropped"."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.3", 0))
+    listener.listen(4)
+    listener.settimeout(5)  # beyond the attempt's 3 s: a dropped SYN is never seen
+    lport = listener.getsockname()[1]
+    seen: list[str] = []
+
+    def accept() -> None:
+        try:
+            listener.accept()[0].close()  # no publisher: the engine's attempt fails at once
+            seen.append("reached")
+        except TimeoutError:
+            seen.append("dropped")
+
+    t = threading.Thread(target=accept)
+    t.start()
+    conninfo = f"host=127.0.0.3 port={lport} user=u password=p dbname=d"
+    with pg_connect(inst) as c, pytest.raises(psycopg.Error) as e:
+        c.execute("SET statement_timeout = '3s'")  # a dropped SYN: the engine would retry for minutes
+        c.execute(f"CREATE SUBSCRIPTION s_{lport} CONNECTION '{conninfo}' PUBLICATION p")
+    t.join(15)
+    listener.close()
+    assert seen in (["reached"], ["dropped"]), (seen, str(e.value))
+    return seen[0]
+
+
+def _engine_egress_follows_the_rules(ec2, inst: dict, gid: str, pid: int) -> None:  # noqa: ANN001
+    """A PostgreSQL instance's own connections meet its groups' egress rules (nft, its cgroup)."""
+    assert _reached(inst) == "reached"  # AWS's default rule: all traffic out
+    everything = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    https = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "127.0.0.3/32"}]}
+    ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=[https])
+    ec2.revoke_security_group_egress(GroupId=gid, IpPermissions=[everything])
+    tables = subprocess.run([nft_binary(), "list", "tables"], capture_output=True, text=True).stdout
+    assert re.search(rf"table inet strata_{pid}_\w*security_groups_egress", tables)
+    assert _reached(inst) == "dropped"  # only 127.0.0.3:443 allowed
+    pg_connect(inst).close()  # clients still get in and their replies out (groups are stateful)
+    rule = ec2.authorize_security_group_egress(
+        GroupId=gid,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1024, "ToPort": 65535, "IpRanges": [{"CidrIp": "127.0.0.3/32"}]}
+        ],
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    assert _reached(inst) == "reached"
+    ec2.revoke_security_group_egress(GroupId=gid, SecurityGroupRuleIds=[rule])
+    assert _reached(inst) == "dropped"
+    ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=[everything])
+    assert _reached(inst) == "reached"
 
 
 @pytest.mark.skipif(not nft_usable(), reason="security groups are enforced with nftables (root)")

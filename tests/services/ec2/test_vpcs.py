@@ -50,7 +50,9 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
         CidrBlock="10.0.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(Name="lab")}]
     )["Vpc"]
     vid = vpc["VpcId"]
-    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["State"]) == ("10.0.0.0/16", False, "available")
+    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["State"]) == ("10.0.0.0/16", False, "pending")  # as AWS
+    ec2.get_waiter("vpc_available").wait(VpcIds=[vid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert ec2.describe_vpcs(VpcIds=[vid])["Vpcs"][0]["State"] == "available"
     found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["lab"]}])["Vpcs"]
     assert [v["VpcId"] for v in found] == [vid]
     assert [
@@ -103,11 +105,16 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
         AvailabilityZone="us-east-1a",
         TagSpecifications=[{"ResourceType": "subnet", "Tags": _tags(tier="db")}],
     )["Subnet"]
-    assert (a["AvailabilityZone"], a["AvailableIpAddressCount"], a["DefaultForAz"]) == (
+    assert (a["AvailabilityZone"], a["AvailableIpAddressCount"], a["DefaultForAz"], a["State"]) == (
         "us-east-1a",
         251,
         False,
+        "pending",
     )
+    ec2.get_waiter("subnet_available").wait(
+        SubnetIds=[a["SubnetId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    assert ec2.describe_subnets(SubnetIds=[a["SubnetId"]])["Subnets"][0]["State"] == "available"
     assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.0.0.128/25") == "InvalidSubnet.Conflict"
     zone_b = ec2.describe_availability_zones(ZoneNames=["us-east-1b"])["AvailabilityZones"][0]["ZoneId"]
     b = ec2.create_subnet(VpcId=vid, CidrBlock="10.0.1.0/24", AvailabilityZoneId=zone_b)["Subnet"]
@@ -131,8 +138,7 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
 
     # deletes: dependencies first
     assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
-    assert _code(ec2.delete_vpc, VpcId=default["VpcId"]) == "InvalidParameterValue"
-    assert _code(ec2.delete_subnet, SubnetId=defaults[0]["SubnetId"]) == "InvalidParameterValue"
+    assert _code(ec2.delete_vpc, VpcId=default["VpcId"]) == "DependencyViolation"  # its subnets
     assert _code(ec2.delete_subnet, SubnetId="subnet-0123456789abcdef0") == "InvalidSubnetID.NotFound"
     ec2.delete_subnet(SubnetId=mine)
 
@@ -150,6 +156,296 @@ def test_vpcs_and_subnets(server: StrataProcess) -> None:
     assert _code(ec2.describe_security_groups, GroupIds=[own_default]) == "InvalidGroup.NotFound"
 
 
+def _attr(ec2, vpc: str, name: str) -> bool:  # noqa: ANN001
+    out = ec2.describe_vpc_attribute(VpcId=vpc, Attribute=name)
+    return out[name[0].upper() + name[1:]]["Value"]
+
+
+def test_vpc_attributes(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="ap-south-1")
+    default = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    vid = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    # AWS's defaults: DNS on everywhere, DNS hostnames on in the default VPC only
+    assert [_attr(ec2, v, "enableDnsSupport") for v in (default, vid)] == [True, True]
+    assert [_attr(ec2, v, "enableDnsHostnames") for v in (default, vid)] == [True, False]
+    assert _attr(ec2, vid, "enableNetworkAddressUsageMetrics") is False
+    assert _code(ec2.describe_vpc_attribute, VpcId=vid, Attribute="colour") == "InvalidParameterValue"
+    assert _code(ec2.describe_vpc_attribute, VpcId="vpc-0123456789abcdef0", Attribute="enableDnsSupport") == (
+        "InvalidVpcID.NotFound"
+    )
+
+    ec2.modify_vpc_attribute(VpcId=vid, EnableDnsHostnames={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=default, EnableDnsHostnames={"Value": False})
+    ec2.modify_vpc_attribute(VpcId=vid, EnableDnsSupport={"Value": True})  # what it is: accepted
+    assert (
+        _code(  # not honoured: Strata cannot take name resolution away, publishes no NAU metrics
+            ec2.modify_vpc_attribute, VpcId=vid, EnableDnsSupport={"Value": False}
+        )
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(ec2.modify_vpc_attribute, VpcId=vid, EnableNetworkAddressUsageMetrics={"Value": True})
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(  # one attribute a request
+            ec2.modify_vpc_attribute,
+            VpcId=vid,
+            EnableDnsSupport={"Value": True},
+            EnableDnsHostnames={"Value": True},
+        )
+        == "InvalidParameterValue"
+    )
+    assert [_attr(ec2, v, "enableDnsHostnames") for v in (default, vid)] == [False, True]
+    ec2.modify_vpc_attribute(VpcId=default, EnableDnsHostnames={"Value": True})
+    ec2.delete_vpc(VpcId=vid)
+
+
+def test_route_tables(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="ca-central-1")
+    vid = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.50.1.0/24")["Subnet"]["SubnetId"]
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vid]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"]
+    assert len(main) == 1 and main[0]["Associations"][0]["Main"] is True
+    assert main[0]["Routes"] == [
+        {
+            "DestinationCidrBlock": "10.50.0.0/16",
+            "GatewayId": "local",
+            "Origin": "CreateRouteTable",
+            "State": "active",
+        }
+    ]
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 2  # one main table a VPC
+    ec2.create_tags(Resources=[main[0]["RouteTableId"]], Tags=_tags(tier="core"))
+    tagged = ec2.describe_route_tables(Filters=[{"Name": "tag:tier", "Values": ["core"]}])["RouteTables"]
+    assert [(t["RouteTableId"], t["Associations"][0]["Main"]) for t in tagged] == [
+        (main[0]["RouteTableId"], True)
+    ]
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 2
+    rows = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["route-table"]}])["Tags"]
+    assert [(r["ResourceId"], r["Key"]) for r in rows] == [(main[0]["RouteTableId"], "tier")]
+
+    rtb = ec2.create_route_table(
+        VpcId=vid, TagSpecifications=[{"ResourceType": "route-table", "Tags": _tags(Name="private")}]
+    )["RouteTable"]
+    rid = rtb["RouteTableId"]
+    assert (rtb["Associations"], rtb["Routes"][0]["GatewayId"]) == ([], "local")
+    found = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["private"]}])["RouteTables"]
+    assert [t["RouteTableId"] for t in found] == [rid]
+    assert (
+        _code(ec2.describe_route_tables, RouteTableIds=["rtb-0123456789abcdef0"])
+        == "InvalidRouteTableID.NotFound"
+    )
+    assert _code(ec2.create_route_table, VpcId="vpc-0123456789abcdef0") == "InvalidVpcID.NotFound"
+
+    other = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [default_vpc]}])["Subnets"][0]
+    assert _code(ec2.associate_route_table, RouteTableId=rid, SubnetId=other["SubnetId"]) == (
+        "InvalidParameterValue"  # another VPC's subnet
+    )
+    assoc = ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)
+    assert assoc["AssociationState"]["State"] == "associated"
+    assert _code(ec2.associate_route_table, RouteTableId=rid, SubnetId=subnet) == "Resource.AlreadyAssociated"
+    by_subnet = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    assert [t["RouteTableId"] for t in by_subnet["RouteTables"]] == [rid]
+    assert _code(ec2.delete_route_table, RouteTableId=rid) == "DependencyViolation"  # associated
+    assert _code(ec2.delete_route_table, RouteTableId=main[0]["RouteTableId"]) == "DependencyViolation"
+    main_assoc = main[0]["Associations"][0]["RouteTableAssociationId"]
+    assert _code(ec2.disassociate_route_table, AssociationId=main_assoc) == "InvalidParameterValue"
+
+    # no gateways, NAT gateways or peering to route to: AWS's NotFound; the local route stays
+    assert _code(
+        ec2.create_route,
+        RouteTableId=rid,
+        DestinationCidrBlock="0.0.0.0/0",
+        GatewayId="igw-0123456789abcdef0",
+    ) == ("InvalidGatewayID.NotFound")
+    assert (
+        _code(
+            ec2.create_route,
+            RouteTableId=rid,
+            DestinationCidrBlock="0.0.0.0/0",
+            NatGatewayId="nat-0123456789abcdef0",
+        )
+        == "InvalidNatGatewayID.NotFound"
+    )
+    assert _code(
+        ec2.create_route, RouteTableId=rid, DestinationCidrBlock="10.50.0.0/16", GatewayId="local"
+    ) == ("RouteAlreadyExists")
+    assert (
+        _code(ec2.delete_route, RouteTableId=rid, DestinationCidrBlock="10.50.0.0/16")
+        == "InvalidParameterValue"
+    )
+    assert (
+        _code(ec2.delete_route, RouteTableId=rid, DestinationCidrBlock="0.0.0.0/0") == "InvalidRoute.NotFound"
+    )
+
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
+    ec2.disassociate_route_table(AssociationId=assoc["AssociationId"])
+    assert (
+        _code(ec2.disassociate_route_table, AssociationId=assoc["AssociationId"])
+        == "InvalidAssociationID.NotFound"
+    )
+    again = ec2.associate_route_table(RouteTableId=rid, SubnetId=subnet)["AssociationId"]
+    main_id = main[0]["RouteTableId"]
+    moved = ec2.replace_route_table_association(AssociationId=again, RouteTableId=main_id)["NewAssociationId"]
+    vpc_filter = [{"Name": "vpc-id", "Values": [vid]}]
+    tables = {t["RouteTableId"]: t for t in ec2.describe_route_tables(Filters=vpc_filter)["RouteTables"]}
+    assert sorted(tables) == sorted([rid, main_id])
+    assert [
+        (a["SubnetId"], a["RouteTableAssociationId"])
+        for a in tables[main_id]["Associations"]
+        if not a["Main"]
+    ] == [(subnet, moved)]
+    assert tables[rid]["Associations"] == []
+    new_main = ec2.replace_route_table_association(AssociationId=main_assoc, RouteTableId=rid)[
+        "NewAssociationId"
+    ]
+    mains = ec2.describe_route_tables(Filters=[*vpc_filter, {"Name": "association.main", "Values": ["true"]}])
+    assert [
+        (t["RouteTableId"], t["Associations"][0]["RouteTableAssociationId"]) for t in mains["RouteTables"]
+    ] == [(rid, new_main)]
+    assert _code(ec2.delete_route_table, RouteTableId=rid) == "DependencyViolation"  # the main table now
+    ec2.delete_subnet(SubnetId=subnet)  # its association goes with it
+    assert ec2.describe_route_tables(RouteTableIds=[main_id])["RouteTables"][0]["Associations"] == []
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"  # the first main table, main no more
+    ec2.delete_route_table(RouteTableId=main_id)
+    ec2.delete_vpc(VpcId=vid)
+    assert len(ec2.describe_route_tables()["RouteTables"]) == 1  # its main table went with it
+
+
+def test_network_acls(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="sa-east-1")
+    vid = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
+    acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vid]}])["NetworkAcls"]
+    assert len(acls) == 1 and acls[0]["IsDefault"]
+    default = acls[0]["NetworkAclId"]
+    assert sorted((e["RuleNumber"], e["Egress"], e["RuleAction"]) for e in acls[0]["Entries"]) == [
+        (100, False, "allow"),
+        (100, True, "allow"),
+        (32767, False, "deny"),
+        (32767, True, "deny"),
+    ]
+    (assoc,) = acls[0]["Associations"]
+    assert assoc["SubnetId"] == subnet
+    ec2.create_tags(Resources=[default], Tags=_tags(tier="core"))
+    tagged = ec2.describe_network_acls(Filters=[{"Name": "tag:tier", "Values": ["core"]}])["NetworkAcls"]
+    assert [(a["NetworkAclId"], a["IsDefault"], len(a["Associations"])) for a in tagged] == [
+        (default, True, 1)
+    ]
+
+    mine = ec2.create_network_acl(VpcId=vid)["NetworkAcl"]
+    acl = mine["NetworkAclId"]
+    assert [e["RuleNumber"] for e in mine["Entries"]] == [32767, 32767]  # denies everything
+    # Strata does not filter by network ACL: what would block is refused, never ignored
+    assert (
+        _code(
+            ec2.replace_network_acl_association,
+            AssociationId=assoc["NetworkAclAssociationId"],
+            NetworkAclId=acl,
+        )
+        == "InvalidParameterValue"
+    )
+    deny = {
+        "Protocol": "6",
+        "RuleAction": "deny",
+        "CidrBlock": "0.0.0.0/0",
+        "PortRange": {"From": 22, "To": 22},
+    }
+    assert (
+        _code(ec2.create_network_acl_entry, NetworkAclId=default, RuleNumber=50, Egress=False, **deny)
+        == "InvalidParameterValue"
+    )
+    assert _code(ec2.delete_network_acl_entry, NetworkAclId=default, RuleNumber=100, Egress=True) == (
+        "InvalidParameterValue"
+    )
+    ec2.create_network_acl_entry(
+        NetworkAclId=default, RuleNumber=200, Egress=False, **deny
+    )  # after the allow
+    assert _code(
+        ec2.create_network_acl_entry, NetworkAclId=default, RuleNumber=200, Egress=False, **deny
+    ) == ("NetworkAclEntryAlreadyExists")
+    ec2.delete_network_acl_entry(NetworkAclId=default, RuleNumber=200, Egress=False)
+    assert _code(ec2.delete_network_acl_entry, NetworkAclId=default, RuleNumber=200, Egress=False) == (
+        "InvalidNetworkAclEntry.NotFound"
+    )
+
+    everything = {"Protocol": "-1", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0"}
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False, **everything)
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=True, **everything)
+    new = ec2.replace_network_acl_association(
+        AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
+    )["NewAssociationId"]
+    found = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    assert [
+        (a["NetworkAclId"], a["NetworkAclAssociationId"]) for a in found["NetworkAcls"][0]["Associations"]
+    ] == [(acl, new)]
+    assert (
+        _code(  # now it has a subnet: it must keep allowing everything
+            ec2.replace_network_acl_entry,
+            NetworkAclId=acl,
+            RuleNumber=100,
+            Egress=True,
+            **{**everything, "RuleAction": "deny"},
+        )
+        == "InvalidParameterValue"
+    )
+    assert _code(ec2.delete_network_acl, NetworkAclId=acl) == "DependencyViolation"
+    assert _code(ec2.delete_network_acl, NetworkAclId=default) == "InvalidParameterValue"
+    ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default)
+    assert _code(ec2.delete_vpc, VpcId=vid) == "DependencyViolation"
+    ec2.delete_network_acl(NetworkAclId=acl)
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vid)
+    assert _code(ec2.describe_network_acls, NetworkAclIds=[default]) == "InvalidNetworkAclID.NotFound"
+
+
+def test_secondary_cidr_blocks(server: StrataProcess) -> None:
+    ec2 = server.client("ec2", region="eu-central-1")
+    vid = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, AmazonProvidedIpv6CidrBlock=True) == (
+        "InvalidParameterValue"  # IPv6: Strata's endpoints are IPv4 only
+    )
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.70.128.0/17") == "InvalidVpc.Range"
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.0.0.0/8") == "InvalidVpc.Range"
+    added = ec2.associate_vpc_cidr_block(VpcId=vid, CidrBlock="10.71.0.0/16")["CidrBlockAssociation"]
+    assert (added["CidrBlock"], added["CidrBlockState"]["State"]) == ("10.71.0.0/16", "associating")
+    vpc = ec2.describe_vpcs(VpcIds=[vid])["Vpcs"][0]
+    assert [(a["CidrBlock"], a["CidrBlockState"]["State"]) for a in vpc["CidrBlockAssociationSet"]] == [
+        ("10.70.0.0/16", "associated"),
+        ("10.71.0.0/16", "associated"),
+    ]
+    found = ec2.describe_vpcs(
+        Filters=[{"Name": "cidr-block-association.cidr-block", "Values": ["10.71.0.0/16"]}]
+    )
+    assert [v["VpcId"] for v in found["Vpcs"]] == [vid]
+    for i in range(3):
+        ec2.associate_vpc_cidr_block(VpcId=vid, CidrBlock=f"10.{72 + i}.0.0/16")
+    assert _code(ec2.associate_vpc_cidr_block, VpcId=vid, CidrBlock="10.80.0.0/16") == "CidrLimitExceeded"
+
+    subnet = ec2.create_subnet(VpcId=vid, CidrBlock="10.71.5.0/24")["Subnet"]["SubnetId"]  # the second block
+    routes = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vid]}])["RouteTables"][0][
+        "Routes"
+    ]
+    assert [r["DestinationCidrBlock"] for r in routes][:2] == ["10.70.0.0/16", "10.71.0.0/16"]
+    assert (
+        _code(ec2.disassociate_vpc_cidr_block, AssociationId=added["AssociationId"]) == "DependencyViolation"
+    )
+    primary = vpc["CidrBlockAssociationSet"][0]["AssociationId"]
+    assert _code(ec2.disassociate_vpc_cidr_block, AssociationId=primary) == "OperationNotPermitted"
+    ec2.delete_subnet(SubnetId=subnet)
+    gone = ec2.disassociate_vpc_cidr_block(AssociationId=added["AssociationId"])["CidrBlockAssociation"]
+    assert gone["CidrBlockState"]["State"] == "disassociating"
+    assert _code(ec2.disassociate_vpc_cidr_block, AssociationId=added["AssociationId"]) == (
+        "InvalidVpcCidrBlockAssociationID.NotFound"
+    )
+    assert _code(ec2.create_subnet, VpcId=vid, CidrBlock="10.71.5.0/24") == "InvalidSubnet.Range"
+    ec2.delete_vpc(VpcId=vid)
+
+
 def test_five_vpcs_a_region(server: StrataProcess) -> None:
     ec2 = server.client("ec2", region="eu-west-1")
     made = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(4)]  # + the default
@@ -157,6 +453,62 @@ def test_five_vpcs_a_region(server: StrataProcess) -> None:
     assert server.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]  # another region
     ec2.delete_vpc(VpcId=made[0])
     ec2.create_vpc(CidrBlock="10.9.0.0/16")
+
+
+def test_default_vpc_deleted_and_created_again(server: StrataProcess, unique: str) -> None:
+    ec2 = server.client("ec2", region="us-west-2")  # a region of its own: the others keep theirs
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    assert _code(ec2.create_default_vpc) == "DefaultVpcAlreadyExists"
+    zone = subnets[0]["AvailabilityZone"]
+    assert _code(ec2.create_default_subnet, AvailabilityZone=zone) == (
+        "DefaultSubnetAlreadyExistsInAvailabilityZone"
+    )
+    ec2.delete_subnet(SubnetId=subnets[0]["SubnetId"])  # AWS lets a default subnet go
+    assert _code(ec2.describe_subnets, SubnetIds=[subnets[0]["SubnetId"]]) == "InvalidSubnetID.NotFound"
+    assert _code(ec2.create_default_subnet) == "MissingParameter"
+    made = ec2.create_default_subnet(AvailabilityZone=zone)["Subnet"]
+    assert (made["AvailabilityZone"], made["DefaultForAz"], made["CidrBlock"]) == (
+        zone,
+        True,
+        subnets[0]["CidrBlock"],
+    )
+
+    group = ec2.create_security_group(GroupName=f"g-{unique}", Description="d")["GroupId"]
+    assert _code(ec2.delete_vpc, VpcId=vpc) == "DependencyViolation"  # subnets and a group in it
+    for s in subnets:
+        ec2.delete_subnet(SubnetId=s["SubnetId"])
+    assert _code(ec2.delete_vpc, VpcId=vpc) == "DependencyViolation"  # the group
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_vpc(VpcId=vpc)
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []
+    assert ec2.describe_security_groups()["SecurityGroups"] == []  # its default group went with it
+    instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]
+    assert "VpcId" not in instance and "SecurityGroups" not in instance
+    assert _code(ec2.create_default_subnet, AvailabilityZone=zone) == "DefaultVpcDoesNotExist"
+    assert _code(ec2.create_security_group, GroupName="g", Description="d") == "VPCIdNotSpecified"
+    rds = server.client("rds", region="us-west-2")  # nowhere to put an instance without a subnet group
+    assert (
+        _code(
+            rds.create_db_instance,
+            DBInstanceIdentifier=f"db-{unique}",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="u",
+            MasterUserPassword="password1",
+            AllocatedStorage=20,
+        )
+        == "InvalidParameterValue"
+    )
+
+    server.restart()  # the deletion is stored
+    assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"] == []
+    again = ec2.create_default_vpc()["Vpc"]
+    assert (again["IsDefault"], again["CidrBlock"]) == (True, "172.31.0.0/16")
+    back = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [again["VpcId"]]}])["Subnets"]
+    assert sorted(s["CidrBlock"] for s in back) == sorted(s["CidrBlock"] for s in subnets)
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert [(g["GroupName"], g["VpcId"]) for g in groups] == [("default", again["VpcId"])]
 
 
 @pytest.mark.skipif(not nft_usable(), reason="another VPC's default group is enforced with nftables (root)")
