@@ -427,6 +427,7 @@ class SnapshotOperations(ElastiCacheCore):
                     continue
                 await self._automatic_snapshot(kind, dep, until, counts)
         await run_blocking(meter_backup_storage, self.store, since, until)  # metering: not a count
+        await run_blocking(self._meter_all_serverless)
         return counts
 
     async def _deferred_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, until: float) -> None:

@@ -22,6 +22,7 @@ _KINDS = {
     "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
     "subnetgroup": ("subnet_group", "tags", "CacheSubnetGroupNotFoundFault"),
     "parametergroup": ("param_group", "tags", "CacheParameterGroupNotFoundFault"),
+    "serverlesscache": ("serverless", "tags", "ServerlessCacheNotFoundFault"),
 }
 MAX_TAGS = 50
 

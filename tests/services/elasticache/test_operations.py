@@ -48,6 +48,10 @@ SERVED = {
     "DeleteCacheParameterGroup",
     "DescribeCacheParameters",
     "DescribeEngineDefaultParameters",
+    "CreateServerlessCache",
+    "DescribeServerlessCaches",
+    "ModifyServerlessCache",
+    "DeleteServerlessCache",
 }
 
 

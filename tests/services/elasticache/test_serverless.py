@@ -1,0 +1,187 @@
+"""Serverless caches: real engines behind Endpoint/ReaderEndpoint, the storage maximum enforced by
+the engine, usage metered, AWS's errors. One server and one cache are shared by the module's tests;
+the server counts a GB of DataStorage as 16 MiB (STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES), so
+the maximum is reached in megabytes."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+import redis
+
+from tests.services.elasticache.conftest import eventually, memcached_exchange
+from tests.strata_process import StrataProcess
+
+GB = 16 * 1024 * 1024  # one "GB" of DataStorage on this module's server
+CHUNK = 512 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = StrataProcess(
+        tmp_path_factory.mktemp("serverless") / "data",
+        extra_env={"STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES": str(GB)},
+    ).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def ca_file(server) -> str:
+    return str(Path(server.data_dir) / "tls" / "ca.pem")
+
+
+@pytest.fixture(scope="module")
+def cache(server):
+    """One Valkey serverless cache with a 1 GB storage maximum: (client, name, create response)."""
+    ec = server.client("elasticache")
+    name = "sls-shared"
+    created = ec.create_serverless_cache(
+        ServerlessCacheName=name,
+        Engine="valkey",
+        Description="first",
+        CacheUsageLimits={"DataStorage": {"Maximum": 1, "Unit": "GB"}},
+        Tags=[{"Key": "team", "Value": "cache"}],
+    )["ServerlessCache"]
+    yield ec, name, created
+    try:
+        ec.delete_serverless_cache(ServerlessCacheName=name)
+    except botocore.exceptions.ClientError:
+        pass  # deleted by a test
+
+
+def connect(ca_file: str, ep: dict, **kw) -> redis.Redis:
+    return redis.Redis(
+        host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca_file, socket_timeout=30, **kw
+    )
+
+
+def error_code(call, **kw) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call(**kw)
+    return info.value.response["Error"]["Code"]
+
+
+def test_endpoint_writes_and_reader_endpoint_reads_from_the_replica(cache, ca_file) -> None:
+    ec, name, created = cache
+    assert created["Status"] == "creating"
+    assert created["ARN"].endswith(f":serverlesscache:{name}")
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    assert found["Status"] == "available"
+    assert (
+        found["Engine"] == "valkey"
+        and found["MajorEngineVersion"] == found["FullEngineVersion"].split(".")[0]
+    )
+    assert found["CacheUsageLimits"] == {"DataStorage": {"Maximum": 1, "Unit": "GB"}}
+    assert found["SubnetIds"] and found["SecurityGroupIds"]
+    writer = connect(ca_file, found["Endpoint"])
+    reader = connect(ca_file, found["ReaderEndpoint"])
+    assert found["ReaderEndpoint"] != found["Endpoint"]
+    writer.set("greeting", "hello")
+    eventually(lambda: reader.get("greeting") == b"hello", what="the replica behind the reader endpoint")
+    with pytest.raises(redis.ReadOnlyError):
+        reader.set("greeting", "from the reader")
+    # in-transit encryption is always on: a plain connection gets no answer
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(
+            host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], socket_timeout=5
+        ).ping()
+    arn = found["ARN"]
+    assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "team", "Value": "cache"}]
+
+
+def test_storage_maximum_is_the_engines_memory_cap(cache, ca_file) -> None:
+    """At the maximum, keys with a TTL are evicted first; then writes get the engine's OOM error."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    client = connect(ca_file, found["Endpoint"])
+    memory = client.info("memory")
+    assert memory["maxmemory"] == GB and memory["maxmemory_policy"] == "volatile-lru"
+    client.set("expiring", "x", ex=3600)
+    written = 0
+    with pytest.raises(redis.ResponseError, match="maxmemory"):
+        for i in range(2 * GB // CHUNK):
+            client.set(f"fill:{i}", b"x" * CHUNK)
+            written += CHUNK
+    assert GB // 2 <= written <= GB
+    assert client.get("expiring") is None  # evicted before writes were refused
+    # a larger maximum takes the next write
+    modified = ec.modify_serverless_cache(
+        ServerlessCacheName=name,
+        Description="second",
+        CacheUsageLimits={"DataStorage": {"Maximum": 2, "Minimum": 1, "Unit": "GB"}},
+    )["ServerlessCache"]
+    assert modified["Description"] == "second"
+    assert client.info("memory")["maxmemory"] == 2 * GB
+    client.set("fill:after", b"x" * CHUNK)
+    client.delete(*[k for k in client.scan_iter("fill:*")])
+
+
+def test_errors_are_aws_faults(cache) -> None:
+    ec, name, _ = cache
+    assert error_code(ec.create_serverless_cache, ServerlessCacheName=name, Engine="valkey") == (
+        "ServerlessCacheAlreadyExistsFault"
+    )
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName="nope")
+        == "ServerlessCacheNotFoundFault"
+    )
+    assert (
+        error_code(ec.delete_serverless_cache, ServerlessCacheName="nope") == "ServerlessCacheNotFoundFault"
+    )
+    assert (
+        error_code(ec.modify_serverless_cache, ServerlessCacheName="nope") == "ServerlessCacheNotFoundFault"
+    )
+    bad = [
+        {"Engine": "mysql"},
+        {"Engine": "valkey", "MajorEngineVersion": "5"},
+        {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Maximum": 0, "Unit": "GB"}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Minimum": 5, "Maximum": 2, "Unit": "GB"}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 10}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 5000}}},
+        {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
+        {"Engine": "valkey", "SnapshotRetentionLimit": 1},
+        {"Engine": "valkey", "SubnetIds": ["subnet-00000000000000000"]},
+        {"Engine": "valkey", "SecurityGroupIds": ["sg-00000000000000000"]},
+        {"Engine": "memcached", "UserGroupId": "nosuch"},
+    ]
+    for extra in bad:
+        code = error_code(ec.create_serverless_cache, ServerlessCacheName="sls-bad", **extra)
+        assert code in (
+            "InvalidParameterValue",
+            "InvalidParameterCombination",
+            "UserGroupNotFound",
+        ), (extra, code)
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName="sls-bad")
+        == "ServerlessCacheNotFoundFault"
+    )
+
+
+def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> None:
+    ec = server.client("elasticache")
+    name = "sls-memcached"
+    ec.create_serverless_cache(ServerlessCacheName=name, Engine="memcached")
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    assert found["MajorEngineVersion"] == "1.6"
+    tls = ssl.create_default_context(cafile=ca_file)
+    ep = (found["Endpoint"]["Address"], found["Endpoint"]["Port"])
+    assert memcached_exchange(ep, b"set k 0 0 2\r\nhi\r\n", 1, tls) == b"STORED\r\n"
+    reader = (found["ReaderEndpoint"]["Address"], found["ReaderEndpoint"]["Port"])
+    assert memcached_exchange(reader, b"get k\r\n", 1, tls) == b"VALUE k 0 2\r\nhi\r\nEND\r\n"
+    server.advance_clock("2h")  # two simulated hours of at least 1 GB (memcached's minimum)
+    deleted = ec.delete_serverless_cache(ServerlessCacheName=name)["ServerlessCache"]
+    assert deleted["Status"] == "deleting"
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName=name) == "ServerlessCacheNotFoundFault"
+    )
+    with pytest.raises(OSError):
+        memcached_exchange(ep, b"get k\r\n", 1, tls)
+    events = server.admin("/_strata/meter?service=elasticache")["events"]
+    mine = [e for e in events if e["dims"].get("serverless_cache") == name]
+    storage = sum(e["quantity"] for e in mine if e["event"] == "ServerlessStorageGBHours")
+    assert 2 <= storage < 2.1
+    assert any(e["event"] == "ServerlessECPUs" and e["quantity"] >= 2 for e in mine)
