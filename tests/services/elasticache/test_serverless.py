@@ -185,3 +185,44 @@ def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> N
     storage = sum(e["quantity"] for e in mine if e["event"] == "ServerlessStorageGBHours")
     assert 2 <= storage < 2.1
     assert any(e["event"] == "ServerlessECPUs" and e["quantity"] >= 2 for e in mine)
+
+
+def test_user_group_is_enforced_and_survives_a_restart(server, cache, ca_file) -> None:
+    ec, name, _ = cache
+    ec.create_user(
+        UserId="sls-admin",
+        UserName="default",
+        Engine="redis",
+        AccessString="on ~* +@all",
+        Passwords=["a" * 16],
+    )
+    ec.create_user(
+        UserId="sls-app", UserName="app", Engine="redis", AccessString="on ~app:* +get", Passwords=["b" * 16]
+    )
+    ec.create_user_group(UserGroupId="sls-users", Engine="redis", UserIds=["sls-admin", "sls-app"])
+    found = ec.modify_serverless_cache(ServerlessCacheName=name, UserGroupId="sls-users")["ServerlessCache"]
+    assert found["UserGroupId"] == "sls-users"
+    assert ec.describe_user_groups(UserGroupId="sls-users")["UserGroups"][0]["ServerlessCaches"] == [name]
+    assert error_code(ec.delete_user_group, UserGroupId="sls-users") == "InvalidUserGroupState"
+    admin = connect(ca_file, found["Endpoint"], password="a" * 16)
+    admin.set("app:kept", "v")
+
+    def check_app() -> None:
+        app = connect(ca_file, found["Endpoint"], username="app", password="b" * 16)
+        assert app.get("app:kept") == b"v"
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("app:kept", "w")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.get("other")
+
+    check_app()
+    with pytest.raises(redis.AuthenticationError):
+        connect(ca_file, found["Endpoint"], username="app", password="wrong" * 4).ping()
+    server.restart()
+    ec = server.client("elasticache")
+    again = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    assert again["Status"] == "available" and again["Endpoint"] == found["Endpoint"]
+    check_app()
+    ec.modify_serverless_cache(ServerlessCacheName=name, RemoveUserGroup=True)
+    assert connect(ca_file, found["Endpoint"]).get("other") is None  # the default user is open again
+    ec.delete_user_group(UserGroupId="sls-users")
