@@ -50,6 +50,7 @@ _TAKEN = {
     "group": ("ReplicationGroupAlreadyExistsFault", "Replication group already exists."),
     "snapshot": ("SnapshotAlreadyExistsFault", "Snapshot already exists."),
     "serverless": ("ServerlessCacheAlreadyExistsFault", "Serverless cache already exists."),
+    "global_group": ("GlobalReplicationGroupAlreadyExistsFault", "Global replication group already exists."),
 }
 
 
@@ -80,6 +81,7 @@ class ElastiCacheCore:
                     "subnet_group",
                     "param_group",
                     "serverless",
+                    "global_group",
                 }
             ),
             taken=_taken,

@@ -52,6 +52,11 @@ SERVED = {
     "DescribeServerlessCaches",
     "ModifyServerlessCache",
     "DeleteServerlessCache",
+    "CreateGlobalReplicationGroup",
+    "DescribeGlobalReplicationGroups",
+    "FailoverGlobalReplicationGroup",
+    "DisassociateGlobalReplicationGroup",
+    "DeleteGlobalReplicationGroup",
 }
 
 
