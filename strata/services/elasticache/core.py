@@ -51,6 +51,10 @@ _TAKEN = {
     "snapshot": ("SnapshotAlreadyExistsFault", "Snapshot already exists."),
     "serverless": ("ServerlessCacheAlreadyExistsFault", "Serverless cache already exists."),
     "global_group": ("GlobalReplicationGroupAlreadyExistsFault", "Global replication group already exists."),
+    "serverless_snapshot": (
+        "ServerlessCacheSnapshotAlreadyExistsFault",
+        "Serverless cache snapshot already exists.",
+    ),
 }
 
 
@@ -82,6 +86,7 @@ class ElastiCacheCore:
                     "param_group",
                     "serverless",
                     "global_group",
+                    "serverless_snapshot",
                 }
             ),
             taken=_taken,

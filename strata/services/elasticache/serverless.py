@@ -154,7 +154,8 @@ class ServerlessOperations(ElastiCacheCore):
         if doc.get("user_group"):
             out["UserGroupId"] = doc["user_group"]
         if doc["engine"] in v.REDIS_LIKE:
-            out["SnapshotRetentionLimit"] = 0
+            out["SnapshotRetentionLimit"] = doc.get("retention") or 0
+            out["DailySnapshotTime"] = doc.get("snapshot_time") or "00:00"
         return out
 
     # -- engines ------------------------------------------------------------------------------------
@@ -164,8 +165,9 @@ class ServerlessOperations(ElastiCacheCore):
         (STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES: tests reach the maximum in megabytes)."""
         return storage_cap(doc, self.settings.limit("elasticache_serverless_gb_bytes", GIB))
 
-    def _start_serverless(self, doc: dict) -> None:
-        """Start (or restart) the cache's nodes and point its reader endpoint (blocking)."""
+    def _start_serverless(self, doc: dict, restore: dict | None = None) -> None:
+        """Start (or restart) the cache's nodes and point its reader endpoint (blocking); a new
+        cache's primary first gets the snapshot it restores (serverless_snapshots.py)."""
         cid = engine_id(doc["id"])
         first = {"id": PRIMARY_NODE, "address": node_address(1)}
         if doc["engine"] == "memcached":
@@ -181,6 +183,8 @@ class ServerlessOperations(ElastiCacheCore):
                 server.config.parameters = {}  # serverless caches have no parameter group
                 server.config.maxmemory = self._storage_cap(doc)
                 server.config.maxmemory_policy = "volatile-lru"
+            if restore is not None:
+                self._place_sls_snapshot(restore, primary.config.data_dir)  # type: ignore[attr-defined]
             self.engines.start_all([primary])
             self.engines.start_all([replica])
             reader = second["address"]
@@ -335,6 +339,9 @@ class ServerlessOperations(ElastiCacheCore):
         if wanted and wanted != major(eng, version):
             raise combination(f"Cannot find version {wanted} for {eng}")
         limits = usage_limits(req.get("CacheUsageLimits"))
+        restore = self._sls_restore_source(ctx, req.get("SnapshotArnsToRestore"), eng)
+        if eng not in v.REDIS_LIKE and (req.get("SnapshotRetentionLimit") or req.get("DailySnapshotTime")):
+            raise combination("Snapshots of serverless caches are supported for Valkey and Redis OSS only.")
         subnet_ids, vpc = self._placement(ctx, req.get("SubnetIds"))
         groups = self._security_groups_in(ctx, req.get("SecurityGroupIds"), vpc)
         created = now_iso()
@@ -358,6 +365,8 @@ class ServerlessOperations(ElastiCacheCore):
             "port_owner": new_port_owner("serverless", name),
             "user_group": None,
             "acl": [],
+            "retention": v.retention(req.get("SnapshotRetentionLimit")),
+            "snapshot_time": v.daily_time(req["DailySnapshotTime"]) if req.get("DailySnapshotTime") else None,
         }
         if req.get("UserGroupId"):
             doc["user_group"] = self._user_groups_for([req["UserGroupId"]], doc)[0]
@@ -371,7 +380,7 @@ class ServerlessOperations(ElastiCacheCore):
                 self.store.put_doc("serverless", name, doc)
                 await run_blocking(self._guard_serverless, doc)
                 try:
-                    await run_blocking(self._start_serverless, doc)
+                    await run_blocking(self._start_serverless, doc, restore)
                     break
                 except (EngineError, OSError, redis.RedisError) as e:
                     await run_blocking(self._stop_serverless, doc)
@@ -440,6 +449,15 @@ class ServerlessOperations(ElastiCacheCore):
                 doc["sg_scope"] = [ctx.account_id, ctx.region]
             if "Description" in req:
                 doc["description"] = req["Description"] or ""
+            if "SnapshotRetentionLimit" in req or req.get("DailySnapshotTime"):
+                if doc["engine"] not in v.REDIS_LIKE:
+                    raise combination(
+                        "Snapshots of serverless caches are supported for Valkey and Redis OSS only."
+                    )
+                if "SnapshotRetentionLimit" in req:
+                    doc["retention"] = v.retention(req["SnapshotRetentionLimit"])
+                if req.get("DailySnapshotTime"):
+                    doc["snapshot_time"] = v.daily_time(req["DailySnapshotTime"])
             if limits is not None:
                 self._meter_serverless(doc)  # the old floors up to now
                 doc["limits"] = limits
@@ -487,11 +505,17 @@ class ServerlessOperations(ElastiCacheCore):
                     "InvalidServerlessCacheStateFault",
                     f"Serverless cache {doc['id']} is not in available state.",
                 )
+            if req.get("FinalSnapshotName"):
+                final = v.identifier(req["FinalSnapshotName"], "FinalSnapshotName", 255)
+                await self._take_sls_snapshot(final, doc, "manual")
             rendered = self._render_serverless(ctx, doc, "deleting")
             await run_blocking(self._meter_serverless, doc)
             await run_blocking(self._stop_serverless, doc)
             await run_blocking(self._unguard_serverless, doc)
             self.store.delete_doc("serverless", doc["id"])
+            for snap in self.store.list_docs("serverless_snapshot"):  # automatic ones go with the cache
+                if snap["cache"] == doc["id"] and snap["type"] == "automated":
+                    self._drop_sls_snapshot(snap["name"])
         return {"ServerlessCache": rendered}
 
     # -- restart ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ _KINDS = {
     "subnetgroup": ("subnet_group", "tags", "CacheSubnetGroupNotFoundFault"),
     "parametergroup": ("param_group", "tags", "CacheParameterGroupNotFoundFault"),
     "serverlesscache": ("serverless", "tags", "ServerlessCacheNotFoundFault"),
+    "serverlesscachesnapshot": ("serverless_snapshot", "tags", "ServerlessCacheSnapshotNotFoundFault"),
 }
 MAX_TAGS = 50
 

@@ -143,7 +143,15 @@ def test_errors_are_aws_faults(cache) -> None:
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 10}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 5000}}},
         {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
-        {"Engine": "valkey", "SnapshotRetentionLimit": 1},
+        {"Engine": "valkey", "SnapshotRetentionLimit": 99},
+        {"Engine": "valkey", "DailySnapshotTime": "25:00"},
+        {"Engine": "memcached", "SnapshotRetentionLimit": 1},
+        {
+            "Engine": "valkey",
+            "SnapshotArnsToRestore": [
+                "arn:aws:elasticache:us-east-1:000000000000:serverlesscachesnapshot:nope"
+            ],
+        },
         {"Engine": "valkey", "SubnetIds": ["subnet-00000000000000000"]},
         {"Engine": "valkey", "SecurityGroupIds": ["sg-00000000000000000"]},
         {"Engine": "memcached", "UserGroupId": "nosuch"},
@@ -154,6 +162,7 @@ def test_errors_are_aws_faults(cache) -> None:
             "InvalidParameterValue",
             "InvalidParameterCombination",
             "UserGroupNotFound",
+            "ServerlessCacheSnapshotNotFoundFault",
         ), (extra, code)
     assert (
         error_code(ec.describe_serverless_caches, ServerlessCacheName="sls-bad")
@@ -226,3 +235,66 @@ def test_user_group_is_enforced_and_survives_a_restart(server, cache, ca_file) -
     ec.modify_serverless_cache(ServerlessCacheName=name, RemoveUserGroup=True)
     assert connect(ca_file, found["Endpoint"]).get("other") is None  # the default user is open again
     ec.delete_user_group(UserGroupId="sls-users")
+
+
+def test_snapshots_restore_copy_and_daily_automatic_ones(server, cache, ca_file) -> None:
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    connect(ca_file, found["Endpoint"]).set("snapped", "yes")
+    made = ec.create_serverless_cache_snapshot(
+        ServerlessCacheSnapshotName="sls-snap", ServerlessCacheName=name
+    )["ServerlessCacheSnapshot"]
+    assert made["Status"] == "creating" and made["SnapshotType"] == "manual"
+    assert made["ServerlessCacheConfiguration"]["ServerlessCacheName"] == name
+    assert (
+        error_code(
+            ec.create_serverless_cache_snapshot,
+            ServerlessCacheSnapshotName="sls-snap",
+            ServerlessCacheName=name,
+        )
+        == "ServerlessCacheSnapshotAlreadyExistsFault"
+    )
+    ec.copy_serverless_cache_snapshot(
+        SourceServerlessCacheSnapshotName="sls-snap", TargetServerlessCacheSnapshotName="sls-copy"
+    )
+    listed = ec.describe_serverless_cache_snapshots(ServerlessCacheName=name)["ServerlessCacheSnapshots"]
+    assert {s["ServerlessCacheSnapshotName"]: s["Status"] for s in listed} == {
+        "sls-snap": "available",
+        "sls-copy": "available",
+    }
+    copy_arn = next(s["ARN"] for s in listed if s["ServerlessCacheSnapshotName"] == "sls-copy")
+    restored = ec.create_serverless_cache(
+        ServerlessCacheName="sls-restored",
+        Engine="valkey",
+        SnapshotArnsToRestore=[copy_arn],
+        SnapshotRetentionLimit=1,
+        DailySnapshotTime="03:00",
+    )["ServerlessCache"]
+    assert restored["SnapshotRetentionLimit"] == 1 and restored["DailySnapshotTime"] == "03:00"
+    ep = ec.describe_serverless_caches(ServerlessCacheName="sls-restored")["ServerlessCaches"][0]["Endpoint"]
+    assert connect(ca_file, ep).get("snapped") == b"yes"
+
+    def automated() -> list[dict]:
+        return ec.describe_serverless_cache_snapshots(
+            ServerlessCacheName="sls-restored", SnapshotType="automated"
+        )["ServerlessCacheSnapshots"]
+
+    assert automated() == []
+    server.advance_clock("1d")
+    eventually(lambda: len(automated()) == 1, what="the daily automatic snapshot")
+    ec.delete_serverless_cache(ServerlessCacheName="sls-restored", FinalSnapshotName="sls-final")
+    final = ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="sls-final")[
+        "ServerlessCacheSnapshots"
+    ]
+    assert final[0]["SnapshotType"] == "manual"
+    assert automated() == []  # automatic snapshots go with their cache
+    for snap in ("sls-snap", "sls-copy", "sls-final"):
+        assert (
+            ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName=snap)["ServerlessCacheSnapshot"][
+                "Status"
+            ]
+            == "deleting"
+        )
+    assert error_code(ec.delete_serverless_cache_snapshot, ServerlessCacheSnapshotName="sls-snap") == (
+        "ServerlessCacheSnapshotNotFoundFault"
+    )
