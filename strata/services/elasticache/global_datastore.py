@@ -323,11 +323,12 @@ class GlobalDatastoreOperations(ElastiCacheCore):
                     "InvalidGlobalReplicationGroupStateFault",
                     f"Replication group {g['id']} must be available to fail over, it is {g['status']}.",
                 )
-        with self._in_region(account, old["region"]):
-            old_lock = self._resource_lock(old_group["id"])
-        with self._in_region(account, region):
-            new_lock = self._resource_lock(new_group["id"])
-        async with old_lock, new_lock:
+        locks = {}
+        for m, g in ((old, old_group), (member, new_group)):
+            with self._in_region(account, m["region"]):
+                locks[self.store.engine_key(g["id"])] = self._resource_lock(g["id"])
+        first, second = (locks[k] for k in sorted(locks))  # one order: two failovers cannot deadlock
+        async with first, second:
             await run_blocking(self._swap_global_primary, gdoc, old, member)
         return {"GlobalReplicationGroup": self._render_global(gdoc, True, "modifying")}
 
@@ -380,7 +381,7 @@ class GlobalDatastoreOperations(ElastiCacheCore):
             raise combination(
                 f"The primary replication group {gid} cannot be disassociated from global datastore {gdoc['id']}."
             )
-        with self._in_region(account, region):
+        with self._in_region(account, member["region"]):
             async with self._resource_lock(gid):
                 group = self._group_doc(gid)
                 server = self._server(group["node_groups"][0]["primary"])
