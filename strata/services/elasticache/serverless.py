@@ -1,10 +1,13 @@
 """Serverless caches: Create/Describe/Modify/DeleteServerlessCache on real engines.
 
 A serverless cache is one deployment of its own (record kind `serverless`): a Valkey/Redis OSS
-primary and one replica (replication by the engine itself), or one memcached node, always with
-in-transit encryption as on AWS. `Endpoint` is the primary endpoint address (PRIMARY) on the
-cache's port; `ReaderEndpoint` is a second port on the same address, a route of the endpoint
-router to the replica (memcached: to the node itself), as AWS serves reads on 6380 beside 6379.
+primary and one replica forming a one-shard Redis Cluster (AWS's serverless caches run cluster
+mode enabled: cluster clients work; SELECT and multi-key commands across hash slots are refused
+by the engine), or one memcached node; always with in-transit encryption, as on AWS. `Endpoint`
+is the primary endpoint address (PRIMARY) on the cache's port; `ReaderEndpoint` is a second port
+on the same address, a route of the endpoint router to the replica (memcached: to the node
+itself), as AWS serves reads on 6380 beside 6379; as on any cluster replica, a connection reads
+there after READONLY.
 
 Usage limits: DataStorage.Maximum is the engine's memory cap (redis `maxmemory` with
 `volatile-lru`: at the maximum, keys with a TTL are evicted LRU-first, and with none left a write
@@ -25,12 +28,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
 
 from strata.context import RequestContext
-from strata.engines.process import EngineError
+from strata.engines import redis_cluster
+from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
@@ -176,17 +181,22 @@ class ServerlessOperations(ElastiCacheCore):
             self.engines.start_all([node])
             reader = first["address"]
         else:
+            # cluster mode enabled, one shard holding every slot: as AWS's serverless caches are
             primary = self.engines.build_redis(doc, cid, first, binds=[PRIMARY])
             second = {"id": REPLICA_NODE, "address": node_address(2)}
-            replica = self.engines.build_redis(doc, cid, second, replica_of=(first["address"], doc["port"]))
+            replica = self.engines.build_redis(doc, cid, second)
             for server in (primary, replica):
                 server.config.parameters = {}  # serverless caches have no parameter group
                 server.config.maxmemory = self._storage_cap(doc)
                 server.config.maxmemory_policy = "volatile-lru"
+            fresh = not (Path(primary.config.data_dir) / "nodes.conf").exists()
             if restore is not None:
                 self._place_sls_snapshot(restore, primary.config.data_dir)  # type: ignore[attr-defined]
-            self.engines.start_all([primary])
-            self.engines.start_all([replica])
+            self.engines.start_all([primary, replica])
+            if fresh:
+                redis_cluster.form_cluster([[primary, replica]], redis_cluster.slot_ranges(1))
+            elif not all(wait_until(lambda s=s: redis_cluster.cluster_ok(s), 30) for s in (primary, replica)):
+                raise EngineError(f"serverless cache {doc['id']}: its cluster did not come back")
             reader = second["address"]
         if self.router is not None:
             self.router.set_route(self._reader_route_of(doc), doc["reader_port"], [(reader, doc["port"])])
@@ -355,6 +365,8 @@ class ServerlessOperations(ElastiCacheCore):
             "node_type": "cache.serverless",
             "transit": True,
             "auth": None,
+            "cluster_mode": eng in v.REDIS_LIKE,
+            "bus_port": None,
             "limits": limits,
             "security_groups": groups,
             "sg_scope": [ctx.account_id, ctx.region],
@@ -377,6 +389,8 @@ class ServerlessOperations(ElastiCacheCore):
             for attempt in range(START_ATTEMPTS):
                 doc["port"] = self._allocate_port(owner, attempt)
                 doc["reader_port"] = self._allocate_port(owner + "/reader", attempt)
+                if doc["cluster_mode"]:
+                    doc["bus_port"] = self._allocate_port(owner + "/bus", attempt)
                 self.store.put_doc("serverless", name, doc)
                 await run_blocking(self._guard_serverless, doc)
                 try:

@@ -78,12 +78,25 @@ def test_endpoint_writes_and_reader_endpoint_reads_from_the_replica(cache, ca_fi
     assert found["CacheUsageLimits"] == {"DataStorage": {"Maximum": 1, "Unit": "GB"}}
     assert found["SubnetIds"] and found["SecurityGroupIds"]
     writer = connect(ca_file, found["Endpoint"])
-    reader = connect(ca_file, found["ReaderEndpoint"])
+    reader = connect(ca_file, found["ReaderEndpoint"], single_connection_client=True)
     assert found["ReaderEndpoint"] != found["Endpoint"]
     writer.set("greeting", "hello")
+    reader.execute_command("READONLY")  # a cluster replica serves reads to a READONLY connection
     eventually(lambda: reader.get("greeting") == b"hello", what="the replica behind the reader endpoint")
-    with pytest.raises(redis.ReadOnlyError):
+    with pytest.raises(redis.exceptions.MovedError):  # writes go to the primary
         reader.set("greeting", "from the reader")
+    # cluster mode enabled, as AWS's serverless caches: cluster clients work, SELECT and
+    # multi-key commands across slots do not
+    cluster = redis.RedisCluster(
+        host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], ssl=True, ssl_ca_certs=ca_file
+    )
+    cluster.mset({"{user1}:a": "1", "{user1}:b": "2"})
+    assert cluster.get("greeting") == b"hello" and cluster.get("{user1}:b") == b"2"
+    cluster.close()
+    with pytest.raises(redis.ResponseError, match="hash to the same slot"):  # CROSSSLOT
+        writer.mset({"a": "1", "b": "2"})
+    with pytest.raises(redis.ResponseError, match="SELECT"):
+        writer.select(1)
     # in-transit encryption is always on: a plain connection gets no answer
     with pytest.raises(redis.ConnectionError):
         redis.Redis(
@@ -117,7 +130,8 @@ def test_storage_maximum_is_the_engines_memory_cap(cache, ca_file) -> None:
     assert modified["Description"] == "second"
     assert client.info("memory")["maxmemory"] == 2 * GB
     client.set("fill:after", b"x" * CHUNK)
-    client.delete(*[k for k in client.scan_iter("fill:*")])
+    for key in list(client.scan_iter("fill:*")):
+        client.delete(key)
 
 
 def test_errors_are_aws_faults(cache) -> None:
