@@ -64,6 +64,11 @@ MEMCACHED_UNLIMITED_MB = MAX_STORAGE_GB * 1024
 PRIMARY_NODE, REPLICA_NODE = "0001", "0002"
 
 
+def lead_node(doc: dict) -> str:
+    """The node id of a serverless cache's primary (it changes when a replica takes over)."""
+    return doc.get("primary_node") or PRIMARY_NODE
+
+
 def engine_id(name: str) -> str:
     """The engine-side cluster id of a serverless cache's nodes."""
     return name + SUFFIX
@@ -181,10 +186,16 @@ class ServerlessOperations(ElastiCacheCore):
             self.engines.start_all([node])
             reader = first["address"]
         else:
-            # cluster mode enabled, one shard holding every slot: as AWS's serverless caches are
-            primary = self.engines.build_redis(doc, cid, first, binds=[PRIMARY])
-            second = {"id": REPLICA_NODE, "address": node_address(2)}
-            replica = self.engines.build_redis(doc, cid, second)
+            # cluster mode enabled, one shard holding every slot: as AWS's serverless caches are.
+            # The node recorded as primary holds the endpoint address (it moves on a failover).
+            lead = lead_node(doc)
+            nodes = [
+                self.engines.build_redis(
+                    doc, cid, {"id": n, "address": node_address(i)}, binds=[PRIMARY] if n == lead else []
+                )
+                for i, n in ((1, PRIMARY_NODE), (2, REPLICA_NODE))
+            ]
+            primary, replica = nodes if lead == PRIMARY_NODE else nodes[::-1]
             for server in (primary, replica):
                 server.config.parameters = {}  # serverless caches have no parameter group
                 server.config.maxmemory = self._storage_cap(doc)
@@ -197,7 +208,7 @@ class ServerlessOperations(ElastiCacheCore):
                 redis_cluster.form_cluster([[primary, replica]], redis_cluster.slot_ranges(1))
             elif not all(wait_until(lambda s=s: redis_cluster.cluster_ok(s), 30) for s in (primary, replica)):
                 raise EngineError(f"serverless cache {doc['id']}: its cluster did not come back")
-            reader = second["address"]
+            reader = replica.config.address
         if self.router is not None:
             self.router.set_route(self._reader_route_of(doc), doc["reader_port"], [(reader, doc["port"])])
 
@@ -234,15 +245,46 @@ class ServerlessOperations(ElastiCacheCore):
         return [s for s in found if isinstance(s, RedisServer)]
 
     async def _recover_serverless(self, cid: str, node_id: str) -> None:
-        """The monitor's restart of a serverless cache's node whose process exited."""
+        """The monitor's answer to a serverless cache's node whose process exited: a dead primary's
+        replica takes over first (CLUSTER FAILOVER TAKEOVER: it has every write it acknowledged to
+        have replicated; the endpoint address moves to it), then the dead node is restarted and
+        rejoins as the replica (the cluster's newer epoch tells it so)."""
         name = cid.removesuffix(SUFFIX)
         async with self._resource_lock(cid):
             server = self.engines.get(cid, node_id)
-            if server is None or server.running() or self.store.get_doc("serverless", name) is None:
+            doc = self.store.get_doc("serverless", name)
+            if server is None or server.running() or doc is None:
                 return
-            log.warning("serverless cache %s: node %s exited; restarting", name, node_id)
+            log.warning("serverless cache %s: node %s exited; recovering", name, node_id)
             meter.record("elasticache", "NodeReplaced", 1, "node", serverless_cache=name)
+            other = self.engines.get(cid, REPLICA_NODE if node_id == PRIMARY_NODE else PRIMARY_NODE)
+            lead = lead_node(doc)
+            if isinstance(server, RedisServer) and isinstance(other, RedisServer) and node_id == lead:
+                if other.running():
+                    await run_blocking(self._take_over, doc, server, other)
+                    self.store.put_doc("serverless", name, doc)
             await run_blocking(server.start)
+            if self.router is not None and lead_node(doc) != node_id:
+                await run_blocking(
+                    self.router.set_route,
+                    self._reader_route_of(doc),
+                    doc["reader_port"],
+                    [(server.config.address, doc["port"])],
+                )
+
+    def _take_over(self, doc: dict, dead: RedisServer, replica: RedisServer) -> None:
+        """Promote the replica of a dead primary and give it the endpoint address (blocking)."""
+        redis_cluster.cluster_failover(replica, takeover=True)
+        if not wait_until(lambda: replica.role() == "master", 15):
+            raise EngineError(f"serverless cache {doc['id']}: the replica did not take over")
+        dead.config.extra_binds = []  # it restarts without the endpoint address
+        replica.set_binds([PRIMARY])
+        doc["primary_node"] = REPLICA_NODE if lead_node(doc) == PRIMARY_NODE else PRIMARY_NODE
+        if self.router is not None:  # reads go to the new primary until the old node is back
+            self.router.set_route(
+                self._reader_route_of(doc), doc["reader_port"], [(replica.config.address, doc["port"])]
+            )
+        log.info("serverless cache %s: node %s took over as primary", doc["id"], doc["primary_node"])
 
     def _meter_serverless(self, doc: dict) -> None:
         """Record storage GB-hours and ECPUs since the cache was last metered (the caller saves it)."""
@@ -252,7 +294,7 @@ class ServerlessOperations(ElastiCacheCore):
         doc["metered_at"] = now.isoformat()
         if seconds <= 0:
             return
-        server = self.engines.get(engine_id(doc["id"]), PRIMARY_NODE)
+        server = self.engines.get(engine_id(doc["id"]), lead_node(doc))
         used, commands, moved = 0, 0, 0
         if server is not None and server.running():
             try:

@@ -22,7 +22,7 @@ from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.render import arn, ts
-from strata.services.elasticache.serverless import PRIMARY_NODE, engine_id, major
+from strata.services.elasticache.serverless import engine_id, lead_node, major
 from strata.services.elasticache.snapshots import _copy_durably
 from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
@@ -91,7 +91,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         if kind == "automated":
             doc["expires"] = (created + timedelta(days=cache.get("retention") or 1)).isoformat()
         self.store.put_doc(KIND, name, doc)
-        server = self.engines.redis(engine_id(cache["id"]), PRIMARY_NODE)
+        server = self.engines.redis(engine_id(cache["id"]), lead_node(cache))
         try:
             doc["bytes"] = await run_blocking(server.used_memory)
             path = await run_blocking(server.snapshot)

@@ -1,10 +1,12 @@
 """Serverless caches: real engines behind Endpoint/ReaderEndpoint, the storage maximum enforced by
-the engine, usage metered, AWS's errors. One server and one cache are shared by the module's tests;
+the engine, a killed primary replaced by its replica, usage metered, AWS's errors. One server and one cache are shared by the module's tests;
 the server counts a GB of DataStorage as 16 MiB (STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES), so
 the maximum is reached in megabytes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import ssl
 from pathlib import Path
 
@@ -134,6 +136,39 @@ def test_storage_maximum_is_the_engines_memory_cap(cache, ca_file) -> None:
         client.delete(key)
 
 
+def test_a_killed_primary_node_loses_no_replicated_write(cache, ca_file) -> None:
+    """kill -9 of the primary's process: its replica takes over the endpoint with every write it
+    had; the killed node comes back as the replica behind the reader endpoint."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    writer = connect(ca_file, found["Endpoint"])
+    for i in range(200):
+        writer.set(f"kill:{i}", i)
+    assert writer.execute_command("WAIT", 1, 30000) == 1  # the replica has them all
+    pid = int(writer.info("server")["process_id"])
+    os.kill(pid, signal.SIGKILL)
+
+    def taken_over() -> bool:
+        client = connect(ca_file, found["Endpoint"])
+        return (
+            int(client.info("server")["process_id"]) != pid and client.info("replication")["role"] == "master"
+        )
+
+    eventually(taken_over, 60, "the replica to take over the endpoint")
+    client = connect(ca_file, found["Endpoint"])
+    assert [client.get(f"kill:{i}") for i in range(200)] == [str(i).encode() for i in range(200)]
+    client.set("after-kill", "1")
+
+    def replica_has_it() -> bool:  # a new connection each time: the reader endpoint moves back
+        with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as reader:
+            reader.execute_command("READONLY")
+            return reader.info("replication")["role"] == "slave" and reader.get("after-kill") == b"1"
+
+    eventually(replica_has_it, 60, "the restarted node to serve reads as the replica")
+    for i in range(200):
+        client.delete(f"kill:{i}")
+
+
 def test_errors_are_aws_faults(cache) -> None:
     ec, name, _ = cache
     assert error_code(ec.create_serverless_cache, ServerlessCacheName=name, Engine="valkey") == (
@@ -210,7 +245,7 @@ def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> N
     assert any(e["event"] == "ServerlessECPUs" and e["quantity"] >= 2 for e in mine)
 
 
-def test_user_group_is_enforced_and_survives_a_restart(server, cache, ca_file) -> None:
+def test_user_group_is_enforced_on_every_node(cache, ca_file) -> None:
     ec, name, _ = cache
     ec.create_user(
         UserId="sls-admin",
@@ -220,7 +255,11 @@ def test_user_group_is_enforced_and_survives_a_restart(server, cache, ca_file) -
         Passwords=["a" * 16],
     )
     ec.create_user(
-        UserId="sls-app", UserName="app", Engine="redis", AccessString="on ~app:* +get", Passwords=["b" * 16]
+        UserId="sls-app",
+        UserName="app",
+        Engine="redis",
+        AccessString="on ~app:* +get +readonly",
+        Passwords=["b" * 16],
     )
     ec.create_user_group(UserGroupId="sls-users", Engine="redis", UserIds=["sls-admin", "sls-app"])
     found = ec.modify_serverless_cache(ServerlessCacheName=name, UserGroupId="sls-users")["ServerlessCache"]
@@ -241,11 +280,14 @@ def test_user_group_is_enforced_and_survives_a_restart(server, cache, ca_file) -
     check_app()
     with pytest.raises(redis.AuthenticationError):
         connect(ca_file, found["Endpoint"], username="app", password="wrong" * 4).ping()
-    server.restart()
-    ec = server.client("elasticache")
-    again = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
-    assert again["Status"] == "available" and again["Endpoint"] == found["Endpoint"]
-    check_app()
+    # the replica behind the reader endpoint has the same users
+    reader = connect(
+        ca_file, found["ReaderEndpoint"], username="app", password="b" * 16, single_connection_client=True
+    )
+    reader.execute_command("READONLY")
+    eventually(lambda: reader.get("app:kept") == b"v", what="the key on the replica")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        reader.get("other")
     ec.modify_serverless_cache(ServerlessCacheName=name, RemoveUserGroup=True)
     assert connect(ca_file, found["Endpoint"]).get("other") is None  # the default user is open again
     ec.delete_user_group(UserGroupId="sls-users")
