@@ -297,6 +297,48 @@ class GlobalDatastoreOperations(ElastiCacheCore):
             out["Marker"] = marker
         return out
 
+    # -- ModifyGlobalReplicationGroup -----------------------------------------------------------------
+
+    async def modify_global_replication_group(
+        self: ElastiCacheProvider, ctx: RequestContext, req: dict
+    ) -> dict:
+        """Description, node type and automatic failover of every member at once (ApplyImmediately
+        must be true: AWS applies these to a global datastore at once, never in a window)."""
+        account = ctx.account_id
+        gdoc = self._global_doc(req.get("GlobalReplicationGroupId"), account)
+        if not req.get("ApplyImmediately"):
+            raise invalid("ApplyImmediately must be true: a global datastore's changes are applied at once.")
+        if req.get("Engine") and req["Engine"].lower() != gdoc["engine"]:
+            raise combination(f"Strata cannot change the engine of global datastore {gdoc['id']}.")
+        if req.get("EngineVersion"):
+            v.engine_version(req["EngineVersion"], gdoc["engine_version"], gdoc["engine"])
+        node_type = v.node_type(req["CacheNodeType"]) if req.get("CacheNodeType") else None
+        if node_type and node_type.startswith(UNSUPPORTED_NODE_FAMILIES):
+            raise invalid(f"Global datastores are not supported on node type {node_type}.")
+        failover = req.get("AutomaticFailoverEnabled")
+        groups = [(m, self._member_group(account, m)) for m in gdoc["members"]]
+        if failover:
+            for _, g in groups:
+                if len(g["node_groups"][0]["members"]) < 2:
+                    raise combination(f"Automatic failover requires at least one read replica in {g['id']}.")
+        for m, g in groups:
+            with self._in_region(account, m["region"]):
+                async with self._resource_lock(g["id"]):
+                    g = self._group_doc(g["id"])
+                    if failover is not None:
+                        g["automatic_failover"] = bool(failover)
+                        g["multi_az"] = g.get("multi_az") and bool(failover)
+                    if node_type:
+                        g["node_type"] = node_type
+                        await run_blocking(self._apply_node_type, g, list(self._members(g).values()))
+                    self.store.put_doc("group", g["id"], g)
+        if node_type:
+            gdoc["node_type"] = node_type
+        if "GlobalReplicationGroupDescription" in req:
+            gdoc["description"] = req["GlobalReplicationGroupDescription"] or ""
+        self._save_global(gdoc)
+        return {"GlobalReplicationGroup": self._render_global(gdoc, True, "modifying")}
+
     # -- FailoverGlobalReplicationGroup ---------------------------------------------------------------
 
     async def failover_global_replication_group(

@@ -98,6 +98,26 @@ def test_secondary_region_replicates_fails_over_and_is_disassociated(strata_serv
             "InvalidReplicationGroupState"
         )
 
+        modified = west.modify_global_replication_group(
+            GlobalReplicationGroupId=gid,
+            ApplyImmediately=True,
+            CacheNodeType="cache.r6g.xlarge",
+            GlobalReplicationGroupDescription="bigger",
+        )["GlobalReplicationGroup"]
+        assert (modified["CacheNodeType"], modified["GlobalReplicationGroupDescription"]) == (
+            "cache.r6g.xlarge",
+            "bigger",
+        )
+        for client, group_id in ((east, "gds-east"), (west, "gds-west")):  # every member, every region
+            found = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+            assert found["CacheNodeType"] == "cache.r6g.xlarge"
+        assert (
+            error_code(
+                east.modify_global_replication_group, GlobalReplicationGroupId=gid, ApplyImmediately=False
+            )
+            == "InvalidParameterValue"
+        )
+
         failed = east.failover_global_replication_group(
             GlobalReplicationGroupId=gid, PrimaryRegion=WEST, PrimaryReplicationGroupId="gds-west"
         )["GlobalReplicationGroup"]

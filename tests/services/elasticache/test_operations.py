@@ -59,6 +59,7 @@ SERVED = {
     "CreateGlobalReplicationGroup",
     "DescribeGlobalReplicationGroups",
     "FailoverGlobalReplicationGroup",
+    "ModifyGlobalReplicationGroup",
     "DisassociateGlobalReplicationGroup",
     "DeleteGlobalReplicationGroup",
 }
