@@ -243,6 +243,15 @@ def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> N
     storage = sum(e["quantity"] for e in mine if e["event"] == "ServerlessStorageGBHours")
     assert 2 <= storage < 2.1
     assert any(e["event"] == "ServerlessECPUs" and e["quantity"] >= 2 for e in mine)
+    # CloudWatch: the cache as one whole, by its name, as AWS publishes a serverless cache's metrics
+    cw = server.client("cloudwatch")
+    listed = cw.list_metrics(Namespace="AWS/ElastiCache", Dimensions=[{"Name": "clusterId", "Value": name}])
+    assert {"BytesUsedForCache", "CacheHits", "CurrConnections"} <= {
+        m["MetricName"] for m in listed["Metrics"]
+    }
+    assert not [
+        m for m in cw.list_metrics(Namespace="AWS/ElastiCache")["Metrics"] if "~" in str(m["Dimensions"])
+    ]  # no engine-side names
 
 
 def test_user_group_is_enforced_on_every_node(cache, ca_file) -> None:
