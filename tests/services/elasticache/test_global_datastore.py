@@ -89,7 +89,9 @@ def test_secondary_region_replicates_fails_over_and_is_disassociated(strata_serv
         assert info["CacheNodeType"] == "cache.r6g.large"  # from the datastore
         assert roles(east, gid) == {(EAST, "gds-east"): "PRIMARY", (WEST, "gds-west"): "SECONDARY"}
         west_client = primary_endpoint(west, "gds-west")
-        assert west_client.get("before") == b"1"  # "available" once it has the primary's data
+        eventually(
+            lambda: west_client.get("before") == b"1", what="the secondary to have the data written before"
+        )
         east_client.set("after", "2")
         eventually(lambda: west_client.get("after") == b"2", what="the write to reach the secondary region")
         with pytest.raises(redis.ReadOnlyError):
