@@ -47,6 +47,8 @@ CONVERT: dict[tuple[str, str], float] = {
     ("action-minute", "ActionMinutes"): 1.0,
     ("key-hour", "Keys-Mo"): 1 / MONTH_HOURS,
     ("ACU-hour", "ACU-Hr"): 1.0,
+    ("GB-hour", "GB-Hrs"): 1.0,
+    ("ECPU", "ECPU"): 1.0,
 }
 _RESOURCE_DIMS = (
     "bucket",
@@ -54,6 +56,7 @@ _RESOURCE_DIMS = (
     "instance",
     "cache_cluster",
     "replication_group",
+    "serverless_cache",
     "cluster",
     "group",
     "file_system",
@@ -106,7 +109,7 @@ def _rule_price(rule: dict, dims: dict) -> float | None:
         price = rule["prices"].get(str(dims.get(rule["by"])))
         factor = rule.get("engine_factor", {}).get(str(dims.get("engine")), 1.0)
         return price * factor if price is not None else None
-    return rule["price"]
+    return rule["price"] * rule.get("engine_factor", {}).get(str(dims.get("engine")), 1.0)
 
 
 def price_event(e: MeterEvent) -> LineItem | None:

@@ -40,7 +40,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("s3", "get_bucket_inventory_configuration", {"Bucket": "b-501", "Id": "x"}),
         ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
         ("rds", "describe_db_proxies", {}),
-        ("elasticache", "describe_serverless_caches", {}),
+        ("elasticache", "describe_reserved_cache_nodes", {}),
         ("cloudwatch", "list_metric_streams", {}),
         ("ce", "list_cost_category_definitions", {}),
     ],

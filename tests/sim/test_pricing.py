@@ -110,3 +110,18 @@ def test_every_literal_event_the_meter_records_is_priced_or_known_free() -> None
         e = MeterEvent(0.0, service, event, 1.0, unit, TYPICAL_DIMS)
         item = pricing.price_event(e)
         assert item is None or not item.usage_type.startswith("unpriced"), (service, event, unit)
+
+
+def test_serverless_cache_usage_is_priced_per_engine() -> None:
+    """ElastiCache Serverless (us-east-1): $0.125/GB-hour and $0.0034 per million ECPUs for Redis
+    OSS and Memcached; Valkey $0.084 and $0.0023."""
+    assert _cost("elasticache", "ServerlessStorageGBHours", 10, "GB-hour", engine="redis") == pytest.approx(
+        1.25
+    )
+    assert _cost("elasticache", "ServerlessStorageGBHours", 10, "GB-hour", engine="valkey") == pytest.approx(
+        0.84, abs=0.001
+    )
+    assert _cost("elasticache", "ServerlessECPUs", 1e6, "ECPU", engine="memcached") == pytest.approx(0.0034)
+    assert _cost("elasticache", "ServerlessECPUs", 1e6, "ECPU", engine="valkey") == pytest.approx(
+        0.0023, abs=1e-6
+    )

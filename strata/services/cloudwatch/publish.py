@@ -48,6 +48,7 @@ from strata.services.cloudwatch.publish_ebs import EbsSampler
 from strata.services.cloudwatch.publish_efs import EfsSampler
 from strata.services.cloudwatch.publish_rds import RdsSampler
 from strata.services.cloudwatch.store import Bucket, MetricStore, Point, dims_key, scope_of
+from strata.services.elasticache.serverless import SUFFIX as SERVERLESS
 from strata.sim import bucket_requests as br
 from strata.sim import request_stats as rs
 from strata.sim.bucket_requests import bucket_requests
@@ -311,6 +312,15 @@ class Publisher:
             except Exception as e:  # noqa: BLE001 - a node down or restarting has no sample this minute
                 log.debug("no metrics from %s/%s: %s", cluster, node_id, e)
                 continue
+            if cluster.endswith(SERVERLESS):
+                # a serverless cache is measured as one whole, by its name (`clusterId`), as on
+                # AWS: its primary's figures (the replica holds the same data)
+                if sample.get("replication") is None:
+                    dims = _dims(clusterId=cluster.removesuffix(SERVERLESS))
+                    points += self._cache_points(
+                        scope_of(account, region), cluster, node_id, sample, until, dims
+                    )
+                continue
             if sample.get("replication") is not None:
                 sample["lag"] = _replication_lag(sample["replication"], offsets)
             elif "offset" in sample:
@@ -318,8 +328,10 @@ class Publisher:
             points += self._cache_points(scope_of(account, region), cluster, node_id, sample, until)
         return points
 
-    def _cache_points(self, scope: str, cluster: str, node: str, sample: dict, at: float) -> list[Point]:
-        dims = _dims(CacheClusterId=cluster, CacheNodeId=node)
+    def _cache_points(
+        self, scope: str, cluster: str, node: str, sample: dict, at: float, dims: str | None = None
+    ) -> list[Point]:
+        dims = dims or _dims(CacheClusterId=cluster, CacheNodeId=node)
         account, region = scope.split(":", 1)
         # the default region's nodes keep their key from before regions (their last sample)
         state_key = f"elasticache/{account}/{cluster}/{node}" + (

@@ -43,6 +43,10 @@ def meter_backup_storage(store: OwnedDocs, since: float, until: float) -> int:
             newest[source] = snap
     for (account, region, _source), snap in newest.items():
         charged[account, region] -= snapshot_bytes(snap)
+    for snap in store.list_docs("serverless_snapshot"):  # serverless caches keep none free
+        if snap.get("status") == "available":
+            scope = (store.owner(snap), store.region_of(snap))
+            charged[scope] = charged.get(scope, 0) + int(snap.get("bytes") or 0)
     metered = 0
     for (account, region), size in charged.items():
         if size > 0:

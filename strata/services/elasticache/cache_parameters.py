@@ -13,6 +13,8 @@ valkey7, valkey8, memcached1.6) and to what Strata can honour:
   while no cluster uses the group, as on ElastiCache;
 - `fixed`: listed with the value Strata runs; any other value is refused, since the engine
   cannot do it here (e.g. `activedefrag`: the installed servers have no defragmenting jemalloc);
+- `fixed-config`: as `fixed`, and written to redis.conf so the engine runs that value
+  (`maxclients`: AWS's 65000, or fewer where the machine's open-file limit allows fewer);
 - `flag`: a memcached command-line option (every memcached change waits for a reboot, as on AWS).
 
 A name outside the table is answered as ElastiCache answers an unknown parameter.
@@ -21,6 +23,7 @@ A name outside the table is answered as ElastiCache answers an unknown parameter
 from __future__ import annotations
 
 import re
+import resource
 from dataclasses import dataclass
 
 from strata.services.elasticache.errors import combination, invalid
@@ -44,7 +47,7 @@ class CacheParameter:
 
     @property
     def modifiable(self) -> bool:
-        return self.apply != "fixed"
+        return self.apply not in ("fixed", "fixed-config")
 
 
 def _p(name, default, data_type, allowed, description, apply="config", change=IMMEDIATE, version="2.6.13"):
@@ -431,6 +434,52 @@ _LAZYFREE = [
         version="4.0.10",
     ),
     _p("lazyfree-lazy-user-del", "no", "string", YES_NO, "DEL acts like UNLINK.", version="6.0.0"),
+    _p(
+        "lazyfree-lazy-user-flush",
+        "no",
+        "string",
+        YES_NO,
+        "FLUSHDB and FLUSHALL without a flag free memory asynchronously.",
+        version="6.2.0",
+    ),
+]
+
+
+def _max_clients() -> str:
+    """AWS's maxclients (65000), or what the engines can open here: they run unprivileged and
+    cannot raise their open-file limit, of which redis keeps 32 descriptors for itself."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return str(65000 if hard == resource.RLIM_INFINITY else min(65000, hard - 32))
+
+
+# settings Strata's engines run with, which no parameter group can change
+_ENGINE_FIXED = [
+    _p(
+        "maxclients",
+        _max_clients(),
+        "integer",
+        "1-65000",
+        "The maximum number of connected clients.",
+        "fixed-config",
+    ),
+    _p("appendonly", "no", "string", YES_NO, "Append-only file persistence (AOF).", "fixed"),
+    _p(
+        "appendfsync",
+        "everysec",
+        "string",
+        "always,everysec,no",
+        "How often the AOF is written to disk.",
+        "fixed",
+    ),
+    _p(
+        "rename-commands",
+        "",
+        "string",
+        "",
+        "A space-separated list of renamed commands: Strata's engines rename none.",
+        "fixed",
+        version="5.0.3",
+    ),
 ]
 _VALKEY8 = [
     _p(
@@ -601,9 +650,9 @@ _MEMCACHED = [
 ]
 
 CATALOGUES: dict[str, dict[str, CacheParameter]] = {
-    "redis7": {p.name: p for p in _REDIS_COMMON + _LAZYFREE},
-    "valkey7": {p.name: p for p in _REDIS_COMMON + _LAZYFREE},
-    "valkey8": {p.name: p for p in _REDIS_COMMON + _VALKEY8},
+    "redis7": {p.name: p for p in _REDIS_COMMON + _LAZYFREE + _ENGINE_FIXED},
+    "valkey7": {p.name: p for p in _REDIS_COMMON + _LAZYFREE + _ENGINE_FIXED},
+    "valkey8": {p.name: p for p in _REDIS_COMMON + _VALKEY8 + _ENGINE_FIXED},
     "memcached1.6": {p.name: p for p in _MEMCACHED},
 }
 FAMILY_ENGINE = {"redis7": "redis", "valkey7": "valkey", "valkey8": "valkey", "memcached1.6": "memcached"}
@@ -623,7 +672,7 @@ def catalogue(family: str) -> dict[str, CacheParameter]:
 def check_value(param: CacheParameter, value: str) -> str:
     """`value` if the parameter may take it, else ElastiCache's InvalidParameterValue."""
     allowed = param.allowed
-    if param.apply == "fixed" and value != param.default:
+    if param.apply in ("fixed", "fixed-config") and value != param.default:
         raise invalid(
             f"Strata does not support value {value} for parameter {param.name}: "
             f"its engines run with {param.name} {param.default!r}."
@@ -689,7 +738,9 @@ def redis_directives(values: dict[str, str]) -> dict[str, str]:
     """redis.conf / CONFIG SET settings for a redis-like family's effective values (without
     maxmemory, see `redis_maxmemory`)."""
     known = CATALOGUES["valkey8"] | CATALOGUES["redis7"]
-    out = {n: v for n, v in values.items() if known[n].apply == "config" or n == "databases"}
+    out = {
+        n: v for n, v in values.items() if known[n].apply in ("config", "fixed-config") or n == "databases"
+    }
     limits = []
     for kind in ("normal", "pubsub"):
         prefix = f"client-output-buffer-limit-{kind}-"

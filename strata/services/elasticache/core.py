@@ -49,6 +49,12 @@ _TAKEN = {
     "cluster": ("CacheClusterAlreadyExistsFault", "Cache cluster already exists"),
     "group": ("ReplicationGroupAlreadyExistsFault", "Replication group already exists."),
     "snapshot": ("SnapshotAlreadyExistsFault", "Snapshot already exists."),
+    "serverless": ("ServerlessCacheAlreadyExistsFault", "Serverless cache already exists."),
+    "global_group": ("GlobalReplicationGroupAlreadyExistsFault", "Global replication group already exists."),
+    "serverless_snapshot": (
+        "ServerlessCacheSnapshotAlreadyExistsFault",
+        "Serverless cache snapshot already exists.",
+    ),
 }
 
 
@@ -70,7 +76,18 @@ class ElastiCacheCore:
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
             per_account=frozenset(
-                {"cluster", "group", "snapshot", "user", "user_group", "subnet_group", "param_group"}
+                {
+                    "cluster",
+                    "group",
+                    "snapshot",
+                    "user",
+                    "user_group",
+                    "subnet_group",
+                    "param_group",
+                    "serverless",
+                    "global_group",
+                    "serverless_snapshot",
+                }
             ),
             taken=_taken,
         )
@@ -122,6 +139,7 @@ class ElastiCacheCore:
                 if not c.get("group")
             ),
             *(self._restore(self._start_group, g, "group") for g in self.store.list_docs("group")),
+            *(self._restore_serverless(d) for d in self.store.list_docs("serverless")),  # type: ignore[attr-defined]
         )
         # metering and automatic snapshots: each window's opening is reached within 30 minutes
         # the rule is an operation class's method (snapshots.py `_snapshot_rule`), found on the composed provider
@@ -333,6 +351,9 @@ class ElastiCacheCore:
                 log.exception("ElastiCache monitor")
 
     async def _recover(self, cluster_id: str, node_id: str) -> None:
+        if cluster_id.endswith("~serverless"):  # a serverless cache's node (serverless.py)
+            await self._recover_serverless(cluster_id, node_id)  # type: ignore[attr-defined]
+            return
         cluster = self.store.get_doc("cluster", cluster_id)
         if cluster is None:
             return

@@ -46,6 +46,12 @@ class FailoverOperations(ElastiCacheCore):
         old = ng["primary"]
         old_server = self.engines.get(old)
         planned = dead is None and old_server is not None and old_server.running()
+        if planned and self._global_upstream(group) is not None:
+            raise fault(
+                "InvalidReplicationGroupStateFault",
+                f"Replication group {group['id']} is a global datastore's secondary: Strata fails it over "
+                "only when its primary node fails (FailoverGlobalReplicationGroup promotes the group).",
+            )
         if planned:
             self._in_sync(group)  # FAILOVER needs a linked target (one restarted a moment ago may not be)
         candidates = [c for c in ng["members"] if c != old and self._alive(c)]
@@ -74,8 +80,8 @@ class FailoverOperations(ElastiCacheCore):
             new.config.replica_of = None
             new.write_config()
             old_server.write_config()  # type: ignore[union-attr]
-        else:
-            new.replicate(None)
+        else:  # a global datastore's secondary group: the promoted node follows the global primary
+            new.replicate(self._global_upstream(group))
         ng["primary"] = target
         for cid in ng["members"]:
             if cid not in (target, old) and self._alive(cid):

@@ -159,7 +159,14 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         self: ElastiCacheProvider, ctx: RequestContext, group: dict, status: str | None = None
     ) -> dict:
         shown = {**group, "status": status or group["status"]}
-        return render_group(shown, self._members(group), self._roles(group), ctx.region, ctx.account_id)
+        out = render_group(shown, self._members(group), self._roles(group), ctx.region, ctx.account_id)
+        role = self._global_role(group)
+        if role:
+            out["GlobalReplicationGroupInfo"] = {
+                "GlobalReplicationGroupId": group["global"],
+                "GlobalReplicationGroupMemberRole": role,
+            }
+        return out
 
     def _save_group(self: ElastiCacheProvider, group: dict, status: str | None = None) -> None:
         if status:
@@ -234,7 +241,11 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             ng = group["node_groups"][0]
             primary = members[ng["primary"]]
             first = self.engines.build_redis(
-                group, primary["id"], primary["nodes"][0], binds=binds[primary["id"]]
+                group,
+                primary["id"],
+                primary["nodes"][0],
+                binds=binds[primary["id"]],
+                replica_of=self._global_upstream(group),  # a global datastore's secondary follows its primary
             )
             if restore:
                 self._place_snapshot_file(restore, 0, first.config.data_dir)
@@ -287,8 +298,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             raise invalid("The parameter ReplicationGroupDescription must be provided and must not be blank.")
         if self.store.get_doc("group", gid) is not None or self._group_volume(gid) in self._encrypting:
             raise fault("ReplicationGroupAlreadyExistsFault", f"Replication group {gid} already exists.")
-        if req.get("GlobalReplicationGroupId"):
-            raise invalid("Strata does not support global datastores (GlobalReplicationGroupId).")
+        if req.get("GlobalReplicationGroupId"):  # a secondary member: settings from the datastore
+            req = self._joining_request(ctx, req)
         if req.get("PrimaryClusterId") and req.get("SecurityGroupIds"):
             raise combination("SecurityGroupIds cannot be used with PrimaryClusterId in Strata.")
         subnet_group = subnets.find(self, ctx, req.get("CacheSubnetGroupName"))
@@ -387,6 +398,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             **subnets.placement(self, ctx, subnet_group),
             "param_group": param_group,
         }
+        if req.get("GlobalReplicationGroupId"):
+            group["global"] = req["GlobalReplicationGroupId"].lower()
         if group["auth"]:
             group["auth_modified"] = created
         group["user_groups"] = self._user_groups_for(req.get("UserGroupIds") or [], group)
@@ -451,6 +464,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 await run_blocking(security.guard, self, group["port_owner"], group)
                 try:
                     await run_blocking(self._start_group, group, restore)
+                    await run_blocking(self._wait_for_upstream, group)
                     break
                 except (EngineError, OSError, redis.RedisError) as e:
                     for cid in ng_members(group):
@@ -468,6 +482,8 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                         e,
                     )
             self._save_group(group, "available")
+            if group.get("global"):
+                self._joined(ctx, group)
         meter.record(
             "elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid
         )
@@ -590,6 +606,12 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                 raise fault(
                     "InvalidReplicationGroupStateFault",
                     f"Replication group {group['id']} is {group['status']}.",
+                )
+            if group.get("global"):
+                raise fault(
+                    "InvalidReplicationGroupStateFault",
+                    f"Replication group {group['id']} is a member of global datastore {group['global']}: "
+                    "disassociate it (or delete the global datastore) first.",
                 )
             if req.get("RetainPrimaryCluster") and group.get("_dek"):
                 raise combination(

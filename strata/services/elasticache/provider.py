@@ -4,7 +4,7 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
+groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
 with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
 replica lag (for FIS) in `az_power.py` and `replica_lag.py`; the engine processes and their
 addresses in `nodes.py`.
@@ -30,9 +30,12 @@ from strata.services.elasticache.at_rest import AtRestOperations
 from strata.services.elasticache.az_power import AzPowerOperations
 from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
+from strata.services.elasticache.global_datastore import GlobalDatastoreOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
 from strata.services.elasticache.parameter_groups import CacheParameterGroupOperations
 from strata.services.elasticache.replica_lag import ReplicaLagOperations
+from strata.services.elasticache.serverless import ServerlessOperations
+from strata.services.elasticache.serverless_snapshots import ServerlessSnapshotOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.subnet_groups import CacheSubnetGroupOperations
 from strata.services.elasticache.tags import TagOperations
@@ -53,5 +56,8 @@ class ElastiCacheProvider(
     CacheSubnetGroupOperations,
     ReplicaLagOperations,
     CacheParameterGroupOperations,
+    ServerlessOperations,
+    ServerlessSnapshotOperations,
+    GlobalDatastoreOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -426,7 +426,9 @@ class SnapshotOperations(ElastiCacheCore):
                     task.add_done_callback(self._deferred.discard)
                     continue
                 await self._automatic_snapshot(kind, dep, until, counts)
+        counts["snapshots"] += await self._sls_automatic_snapshots(until)
         await run_blocking(meter_backup_storage, self.store, since, until)  # metering: not a count
+        await run_blocking(self._meter_all_serverless)
         return counts
 
     async def _deferred_snapshot(self: ElastiCacheProvider, kind: str, dep: dict, until: float) -> None:

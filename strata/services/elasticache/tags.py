@@ -22,6 +22,8 @@ _KINDS = {
     "usergroup": ("user_group", "tags", "UserGroupNotFoundFault"),
     "subnetgroup": ("subnet_group", "tags", "CacheSubnetGroupNotFoundFault"),
     "parametergroup": ("param_group", "tags", "CacheParameterGroupNotFoundFault"),
+    "serverlesscache": ("serverless", "tags", "ServerlessCacheNotFoundFault"),
+    "serverlesscachesnapshot": ("serverless_snapshot", "tags", "ServerlessCacheSnapshotNotFoundFault"),
 }
 MAX_TAGS = 50
 

@@ -129,7 +129,9 @@ class UserOperations(ElastiCacheCore):
             "MinimumEngineVersion": MIN_VERSION,
             "PendingChanges": {},
             "ReplicationGroups": using,
-            "ServerlessCaches": [],
+            "ServerlessCaches": [
+                d["id"] for d in self.store.list_docs("serverless") if d.get("user_group") == ug["id"]
+            ],
             "ARN": arn(ctx.region, ctx.account_id, "usergroup", ug["id"]),
         }
 
@@ -267,6 +269,12 @@ class UserOperations(ElastiCacheCore):
                 "InvalidUserGroupStateFault",
                 f"User group {ug['id']} is associated with replication group {using[0]}.",
             )
+        serving = [d["id"] for d in self.store.list_docs("serverless") if d.get("user_group") == ug["id"]]
+        if serving:
+            raise fault(
+                "InvalidUserGroupStateFault",
+                f"User group {ug['id']} is associated with serverless cache {serving[0]}.",
+            )
         rendered = self._render_user_group(ctx, ug, "deleting")
         self.store.delete_doc("user_group", ug["id"])
         return rendered
@@ -303,6 +311,7 @@ class UserOperations(ElastiCacheCore):
         for dep in self.store.list_docs("group"):
             if wanted & set(dep.get("user_groups") or []):
                 await self._set_user_groups(dep["id"], dep["user_groups"])
+        await self._reapply_serverless(wanted)  # type: ignore[attr-defined]
 
     async def _set_user_groups(self, gid: str, user_group_ids: list[str]) -> None:
         """Record a replication group's user groups and their ACL, and apply it to its running nodes."""

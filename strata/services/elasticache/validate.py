@@ -161,3 +161,14 @@ def availability_zone(region: str, value: str | None, index: int, zones: list[st
     if zones:
         return zones[index % len(zones)]
     return f"{region}{AZ_SUFFIXES[index % 3]}"
+
+
+def daily_time(value: str | None) -> str:
+    """A DailySnapshotTime ("hh:mm", UTC)."""
+    try:
+        hours, minutes = (value or "").split(":")
+        if len(hours) == 2 and len(minutes) == 2 and 0 <= int(hours) < 24 and 0 <= int(minutes) < 60:
+            return value  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise invalid(f"Invalid DailySnapshotTime: {value}. It must be in the format hh:mm (UTC).")

@@ -48,6 +48,20 @@ SERVED = {
     "DeleteCacheParameterGroup",
     "DescribeCacheParameters",
     "DescribeEngineDefaultParameters",
+    "CreateServerlessCache",
+    "DescribeServerlessCaches",
+    "ModifyServerlessCache",
+    "DeleteServerlessCache",
+    "CreateServerlessCacheSnapshot",
+    "DescribeServerlessCacheSnapshots",
+    "CopyServerlessCacheSnapshot",
+    "DeleteServerlessCacheSnapshot",
+    "CreateGlobalReplicationGroup",
+    "DescribeGlobalReplicationGroups",
+    "FailoverGlobalReplicationGroup",
+    "ModifyGlobalReplicationGroup",
+    "DisassociateGlobalReplicationGroup",
+    "DeleteGlobalReplicationGroup",
 }
 
 

@@ -172,6 +172,7 @@ def test_redis_parameters_reach_the_engine_at_once(ec, unique: str, cleanup: lis
         ParameterNameValues=[
             {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"},
             {"ParameterName": "notify-keyspace-events", "ParameterValue": "E$"},
+            {"ParameterName": "lazyfree-lazy-user-flush", "ParameterValue": "yes"},  # the engine takes it
         ],
     )
     ec.create_cache_cluster(
@@ -190,6 +191,22 @@ def test_redis_parameters_reach_the_engine_at_once(ec, unique: str, cleanup: lis
     memory = client.info("memory")
     assert memory["maxmemory_policy"] == "allkeys-lru"
     assert memory["maxmemory"] == 512 * MIB * 75 // 100  # 25% reserved, as AWS's default group does
+
+    # what the engine runs with and no group can change: listed with the engine's own values
+    listed = ec.describe_cache_parameters(CacheParameterGroupName=name)["Parameters"]
+    fixed = {p["ParameterName"]: p for p in listed if p["ParameterName"] in ("maxclients", "appendonly")}
+    assert not any(p["IsModifiable"] for p in fixed.values())
+    assert client.info("clients")["maxclients"] == int(fixed["maxclients"]["ParameterValue"])
+    assert fixed["appendonly"]["ParameterValue"] == "no" and client.info("persistence")["aof_enabled"] == 0
+    for setting in (("appendonly", "yes"), ("rename-commands", "FLUSHALL nuke"), ("maxclients", "100")):
+        assert (
+            error_code(
+                ec.modify_cache_parameter_group,
+                CacheParameterGroupName=name,
+                ParameterNameValues=[{"ParameterName": setting[0], "ParameterValue": setting[1]}],
+            )
+            == "InvalidParameterValue"
+        ), setting
 
     events = client.pubsub()
     events.subscribe("__keyevent@0__:set")

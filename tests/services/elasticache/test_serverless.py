@@ -1,0 +1,365 @@
+"""Serverless caches: real engines behind Endpoint/ReaderEndpoint, the storage maximum enforced by
+the engine, a killed primary replaced by its replica, usage metered, AWS's errors. One server and one cache are shared by the module's tests;
+the server counts a GB of DataStorage as 16 MiB (STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES), so
+the maximum is reached in megabytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+import redis
+
+from tests.services.elasticache.conftest import eventually, memcached_exchange
+from tests.strata_process import StrataProcess
+
+GB = 16 * 1024 * 1024  # one "GB" of DataStorage on this module's server
+CHUNK = 512 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = StrataProcess(
+        tmp_path_factory.mktemp("serverless") / "data",
+        extra_env={"STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES": str(GB)},
+    ).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def ca_file(server) -> str:
+    return str(Path(server.data_dir) / "tls" / "ca.pem")
+
+
+@pytest.fixture(scope="module")
+def cache(server):
+    """One Valkey serverless cache with a 1 GB storage maximum: (client, name, create response)."""
+    ec = server.client("elasticache")
+    name = "sls-shared"
+    created = ec.create_serverless_cache(
+        ServerlessCacheName=name,
+        Engine="valkey",
+        Description="first",
+        CacheUsageLimits={"DataStorage": {"Maximum": 1, "Unit": "GB"}},
+        Tags=[{"Key": "team", "Value": "cache"}],
+    )["ServerlessCache"]
+    yield ec, name, created
+    try:
+        ec.delete_serverless_cache(ServerlessCacheName=name)
+    except botocore.exceptions.ClientError:
+        pass  # deleted by a test
+
+
+def connect(ca_file: str, ep: dict, **kw) -> redis.Redis:
+    return redis.Redis(
+        host=ep["Address"], port=ep["Port"], ssl=True, ssl_ca_certs=ca_file, socket_timeout=30, **kw
+    )
+
+
+def error_code(call, **kw) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call(**kw)
+    return info.value.response["Error"]["Code"]
+
+
+def test_endpoint_writes_and_reader_endpoint_reads_from_the_replica(cache, ca_file) -> None:
+    ec, name, created = cache
+    assert created["Status"] == "creating"
+    assert created["ARN"].endswith(f":serverlesscache:{name}")
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    assert found["Status"] == "available"
+    assert (
+        found["Engine"] == "valkey"
+        and found["MajorEngineVersion"] == found["FullEngineVersion"].split(".")[0]
+    )
+    assert found["CacheUsageLimits"] == {"DataStorage": {"Maximum": 1, "Unit": "GB"}}
+    assert found["SubnetIds"] and found["SecurityGroupIds"]
+    writer = connect(ca_file, found["Endpoint"])
+    reader = connect(ca_file, found["ReaderEndpoint"], single_connection_client=True)
+    assert found["ReaderEndpoint"] != found["Endpoint"]
+    writer.set("greeting", "hello")
+    reader.execute_command("READONLY")  # a cluster replica serves reads to a READONLY connection
+    eventually(lambda: reader.get("greeting") == b"hello", what="the replica behind the reader endpoint")
+    with pytest.raises(redis.exceptions.MovedError):  # writes go to the primary
+        reader.set("greeting", "from the reader")
+    # cluster mode enabled, as AWS's serverless caches: cluster clients work, SELECT and
+    # multi-key commands across slots do not
+    cluster = redis.RedisCluster(
+        host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], ssl=True, ssl_ca_certs=ca_file
+    )
+    cluster.mset({"{user1}:a": "1", "{user1}:b": "2"})
+    assert cluster.get("greeting") == b"hello" and cluster.get("{user1}:b") == b"2"
+    cluster.close()
+    with pytest.raises(redis.ResponseError, match="hash to the same slot"):  # CROSSSLOT
+        writer.mset({"a": "1", "b": "2"})
+    with pytest.raises(redis.ResponseError, match="SELECT"):
+        writer.select(1)
+    # in-transit encryption is always on: a plain connection gets no answer
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(
+            host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], socket_timeout=5
+        ).ping()
+    arn = found["ARN"]
+    assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "team", "Value": "cache"}]
+
+
+def test_storage_maximum_is_the_engines_memory_cap(cache, ca_file) -> None:
+    """At the maximum, keys with a TTL are evicted first; then writes get the engine's OOM error."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    client = connect(ca_file, found["Endpoint"])
+    memory = client.info("memory")
+    assert memory["maxmemory"] == GB and memory["maxmemory_policy"] == "volatile-lru"
+    client.set("expiring", "x", ex=3600)
+    written = 0
+    with pytest.raises(redis.ResponseError, match="maxmemory"):
+        for i in range(2 * GB // CHUNK):
+            client.set(f"fill:{i}", b"x" * CHUNK)
+            written += CHUNK
+    assert GB // 2 <= written <= GB
+    assert client.get("expiring") is None  # evicted before writes were refused
+    # a larger maximum takes the next write
+    modified = ec.modify_serverless_cache(
+        ServerlessCacheName=name,
+        Description="second",
+        CacheUsageLimits={"DataStorage": {"Maximum": 2, "Minimum": 1, "Unit": "GB"}},
+    )["ServerlessCache"]
+    assert modified["Description"] == "second"
+    assert client.info("memory")["maxmemory"] == 2 * GB
+    client.set("fill:after", b"x" * CHUNK)
+    for key in list(client.scan_iter("fill:*")):
+        client.delete(key)
+
+
+def test_a_killed_primary_node_loses_no_replicated_write(cache, ca_file) -> None:
+    """kill -9 of the primary's process: its replica takes over the endpoint with every write it
+    had; the killed node comes back as the replica behind the reader endpoint."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    writer = connect(ca_file, found["Endpoint"])
+    for i in range(200):
+        writer.set(f"kill:{i}", i)
+    assert writer.execute_command("WAIT", 1, 30000) == 1  # the replica has them all
+    pid = int(writer.info("server")["process_id"])
+    os.kill(pid, signal.SIGKILL)
+
+    def taken_over() -> bool:
+        client = connect(ca_file, found["Endpoint"])
+        return (
+            int(client.info("server")["process_id"]) != pid and client.info("replication")["role"] == "master"
+        )
+
+    eventually(taken_over, 60, "the replica to take over the endpoint")
+    client = connect(ca_file, found["Endpoint"])
+    assert [client.get(f"kill:{i}") for i in range(200)] == [str(i).encode() for i in range(200)]
+    client.set("after-kill", "1")
+
+    def replica_has_it() -> bool:  # a new connection each time: the reader endpoint moves back
+        with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as reader:
+            reader.execute_command("READONLY")
+            return reader.info("replication")["role"] == "slave" and reader.get("after-kill") == b"1"
+
+    eventually(replica_has_it, 60, "the restarted node to serve reads as the replica")
+    for i in range(200):
+        client.delete(f"kill:{i}")
+
+
+def test_errors_are_aws_faults(cache) -> None:
+    ec, name, _ = cache
+    assert error_code(ec.create_serverless_cache, ServerlessCacheName=name, Engine="valkey") == (
+        "ServerlessCacheAlreadyExistsFault"
+    )
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName="nope")
+        == "ServerlessCacheNotFoundFault"
+    )
+    assert (
+        error_code(ec.delete_serverless_cache, ServerlessCacheName="nope") == "ServerlessCacheNotFoundFault"
+    )
+    assert (
+        error_code(ec.modify_serverless_cache, ServerlessCacheName="nope") == "ServerlessCacheNotFoundFault"
+    )
+    bad = [
+        {"Engine": "mysql"},
+        {"Engine": "valkey", "MajorEngineVersion": "5"},
+        {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Maximum": 0, "Unit": "GB"}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Minimum": 5, "Maximum": 2, "Unit": "GB"}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 10}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 5000}}},
+        {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
+        {"Engine": "valkey", "SnapshotRetentionLimit": 99},
+        {"Engine": "valkey", "DailySnapshotTime": "25:00"},
+        {"Engine": "memcached", "SnapshotRetentionLimit": 1},
+        {
+            "Engine": "valkey",
+            "SnapshotArnsToRestore": [
+                "arn:aws:elasticache:us-east-1:000000000000:serverlesscachesnapshot:nope"
+            ],
+        },
+        {"Engine": "valkey", "SubnetIds": ["subnet-00000000000000000"]},
+        {"Engine": "valkey", "SecurityGroupIds": ["sg-00000000000000000"]},
+        {"Engine": "memcached", "UserGroupId": "nosuch"},
+    ]
+    for extra in bad:
+        code = error_code(ec.create_serverless_cache, ServerlessCacheName="sls-bad", **extra)
+        assert code in (
+            "InvalidParameterValue",
+            "InvalidParameterCombination",
+            "UserGroupNotFound",
+            "ServerlessCacheSnapshotNotFoundFault",
+        ), (extra, code)
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName="sls-bad")
+        == "ServerlessCacheNotFoundFault"
+    )
+
+
+def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> None:
+    ec = server.client("elasticache")
+    name = "sls-memcached"
+    ec.create_serverless_cache(ServerlessCacheName=name, Engine="memcached")
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    assert found["MajorEngineVersion"] == "1.6"
+    tls = ssl.create_default_context(cafile=ca_file)
+    ep = (found["Endpoint"]["Address"], found["Endpoint"]["Port"])
+    assert memcached_exchange(ep, b"set k 0 0 2\r\nhi\r\n", 1, tls) == b"STORED\r\n"
+    reader = (found["ReaderEndpoint"]["Address"], found["ReaderEndpoint"]["Port"])
+    assert memcached_exchange(reader, b"get k\r\n", 1, tls) == b"VALUE k 0 2\r\nhi\r\nEND\r\n"
+    server.advance_clock("2h")  # two simulated hours of at least 1 GB (memcached's minimum)
+    deleted = ec.delete_serverless_cache(ServerlessCacheName=name)["ServerlessCache"]
+    assert deleted["Status"] == "deleting"
+    assert (
+        error_code(ec.describe_serverless_caches, ServerlessCacheName=name) == "ServerlessCacheNotFoundFault"
+    )
+    with pytest.raises(OSError):
+        memcached_exchange(ep, b"get k\r\n", 1, tls)
+    events = server.admin("/_strata/meter?service=elasticache")["events"]
+    mine = [e for e in events if e["dims"].get("serverless_cache") == name]
+    storage = sum(e["quantity"] for e in mine if e["event"] == "ServerlessStorageGBHours")
+    assert 2 <= storage < 2.1
+    assert any(e["event"] == "ServerlessECPUs" and e["quantity"] >= 2 for e in mine)
+    # CloudWatch: the cache as one whole, by its name, as AWS publishes a serverless cache's metrics
+    cw = server.client("cloudwatch")
+    listed = cw.list_metrics(Namespace="AWS/ElastiCache", Dimensions=[{"Name": "clusterId", "Value": name}])
+    assert {"BytesUsedForCache", "CacheHits", "CurrConnections"} <= {
+        m["MetricName"] for m in listed["Metrics"]
+    }
+    assert not [
+        m for m in cw.list_metrics(Namespace="AWS/ElastiCache")["Metrics"] if "~" in str(m["Dimensions"])
+    ]  # no engine-side names
+
+
+def test_user_group_is_enforced_on_every_node(cache, ca_file) -> None:
+    ec, name, _ = cache
+    ec.create_user(
+        UserId="sls-admin",
+        UserName="default",
+        Engine="redis",
+        AccessString="on ~* +@all",
+        Passwords=["a" * 16],
+    )
+    ec.create_user(
+        UserId="sls-app",
+        UserName="app",
+        Engine="redis",
+        AccessString="on ~app:* +get +readonly",
+        Passwords=["b" * 16],
+    )
+    ec.create_user_group(UserGroupId="sls-users", Engine="redis", UserIds=["sls-admin", "sls-app"])
+    found = ec.modify_serverless_cache(ServerlessCacheName=name, UserGroupId="sls-users")["ServerlessCache"]
+    assert found["UserGroupId"] == "sls-users"
+    assert ec.describe_user_groups(UserGroupId="sls-users")["UserGroups"][0]["ServerlessCaches"] == [name]
+    assert error_code(ec.delete_user_group, UserGroupId="sls-users") == "InvalidUserGroupState"
+    admin = connect(ca_file, found["Endpoint"], password="a" * 16)
+    admin.set("app:kept", "v")
+
+    def check_app() -> None:
+        app = connect(ca_file, found["Endpoint"], username="app", password="b" * 16)
+        assert app.get("app:kept") == b"v"
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("app:kept", "w")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.get("other")
+
+    check_app()
+    with pytest.raises(redis.AuthenticationError):
+        connect(ca_file, found["Endpoint"], username="app", password="wrong" * 4).ping()
+    # the replica behind the reader endpoint has the same users
+    reader = connect(
+        ca_file, found["ReaderEndpoint"], username="app", password="b" * 16, single_connection_client=True
+    )
+    reader.execute_command("READONLY")
+    eventually(lambda: reader.get("app:kept") == b"v", what="the key on the replica")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        reader.get("other")
+    ec.modify_serverless_cache(ServerlessCacheName=name, RemoveUserGroup=True)
+    assert connect(ca_file, found["Endpoint"]).get("other") is None  # the default user is open again
+    ec.delete_user_group(UserGroupId="sls-users")
+
+
+def test_snapshots_restore_copy_and_daily_automatic_ones(server, cache, ca_file) -> None:
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    connect(ca_file, found["Endpoint"]).set("snapped", "yes")
+    made = ec.create_serverless_cache_snapshot(
+        ServerlessCacheSnapshotName="sls-snap", ServerlessCacheName=name
+    )["ServerlessCacheSnapshot"]
+    assert made["Status"] == "creating" and made["SnapshotType"] == "manual"
+    assert made["ServerlessCacheConfiguration"]["ServerlessCacheName"] == name
+    assert (
+        error_code(
+            ec.create_serverless_cache_snapshot,
+            ServerlessCacheSnapshotName="sls-snap",
+            ServerlessCacheName=name,
+        )
+        == "ServerlessCacheSnapshotAlreadyExistsFault"
+    )
+    ec.copy_serverless_cache_snapshot(
+        SourceServerlessCacheSnapshotName="sls-snap", TargetServerlessCacheSnapshotName="sls-copy"
+    )
+    listed = ec.describe_serverless_cache_snapshots(ServerlessCacheName=name)["ServerlessCacheSnapshots"]
+    assert {s["ServerlessCacheSnapshotName"]: s["Status"] for s in listed} == {
+        "sls-snap": "available",
+        "sls-copy": "available",
+    }
+    copy_arn = next(s["ARN"] for s in listed if s["ServerlessCacheSnapshotName"] == "sls-copy")
+    restored = ec.create_serverless_cache(
+        ServerlessCacheName="sls-restored",
+        Engine="valkey",
+        SnapshotArnsToRestore=[copy_arn],
+        SnapshotRetentionLimit=1,
+        DailySnapshotTime="03:00",
+    )["ServerlessCache"]
+    assert restored["SnapshotRetentionLimit"] == 1 and restored["DailySnapshotTime"] == "03:00"
+    ep = ec.describe_serverless_caches(ServerlessCacheName="sls-restored")["ServerlessCaches"][0]["Endpoint"]
+    assert connect(ca_file, ep).get("snapped") == b"yes"
+
+    def automated() -> list[dict]:
+        return ec.describe_serverless_cache_snapshots(
+            ServerlessCacheName="sls-restored", SnapshotType="automated"
+        )["ServerlessCacheSnapshots"]
+
+    assert automated() == []
+    server.advance_clock("1d")
+    eventually(lambda: len(automated()) == 1, what="the daily automatic snapshot")
+    ec.delete_serverless_cache(ServerlessCacheName="sls-restored", FinalSnapshotName="sls-final")
+    final = ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="sls-final")[
+        "ServerlessCacheSnapshots"
+    ]
+    assert final[0]["SnapshotType"] == "manual"
+    assert automated() == []  # automatic snapshots go with their cache
+    for snap in ("sls-snap", "sls-copy", "sls-final"):
+        assert (
+            ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName=snap)["ServerlessCacheSnapshot"][
+                "Status"
+            ]
+            == "deleting"
+        )
+    assert error_code(ec.delete_serverless_cache_snapshot, ServerlessCacheSnapshotName="sls-snap") == (
+        "ServerlessCacheSnapshotNotFoundFault"
+    )
