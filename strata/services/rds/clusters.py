@@ -29,7 +29,7 @@ from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.fleet import Node
 from strata.services.rds.listing import filtered, page
-from strata.services.rds.serverless import check_scaling
+from strata.services.rds.serverless import check_scaling, merged_scaling
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.rds")
@@ -282,7 +282,8 @@ class ClusterOperations(RDSCore):
         c = self._get_cluster(req.get("DBClusterIdentifier"))
         self._same_version(req, c["engine_version"], c["engine"])
         if req.get("ServerlessV2ScalingConfiguration"):
-            c["serverless_v2"] = self._check_serverless(req["ServerlessV2ScalingConfiguration"])
+            change = merged_scaling(c.get("serverless_v2"), req["ServerlessV2ScalingConfiguration"])
+            c["serverless_v2"] = self._check_serverless(change)
         if req.get("BackupRetentionPeriod") is not None:
             c["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
         backup = m.check_backup_window(req.get("PreferredBackupWindow") or None)
@@ -363,7 +364,12 @@ class ClusterOperations(RDSCore):
             raise m.fault(
                 "InvalidDBClusterStateFault", f"Cluster {c['id']} still has instances; delete them first."
             )
-        if not req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
+        if not req.get("SkipFinalSnapshot"):
+            if not req.get("FinalDBSnapshotIdentifier"):
+                raise m.fault(
+                    "InvalidParameterCombination",
+                    "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
+                )
             raise m.fault(
                 "InvalidDBClusterStateFault", "A cluster without instances has no data to snapshot here."
             )

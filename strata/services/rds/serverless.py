@@ -85,6 +85,23 @@ def check_scaling(cfg: dict | None) -> dict | None:
     return out
 
 
+def merged_scaling(current: dict | None, change: dict) -> dict:
+    """A ModifyDBCluster's ServerlessV2ScalingConfiguration over the cluster's: the capacities it
+    leaves out are kept, and so is the auto-pause time while the minimum stays 0."""
+    out = dict(change)
+    for name in ("MinCapacity", "MaxCapacity"):
+        if name not in out and current and name in current:
+            out[name] = current[name]
+    if (
+        "SecondsUntilAutoPause" not in out
+        and current
+        and "SecondsUntilAutoPause" in current
+        and float(out.get("MinCapacity", RUNNING_FLOOR)) == 0
+    ):
+        out["SecondsUntilAutoPause"] = current["SecondsUntilAutoPause"]
+    return out
+
+
 def next_capacity(current: float, cpu_cores: float, connections: int, lo: float, hi: float) -> float:
     """The capacity after one sample: what the load asks for (in 0.5 steps, within the range),
     reached at once when above `current`, else approached by half the gap (at least a step)."""

@@ -57,6 +57,14 @@ def test_identifiers_follow_rds_rules(rds, unique: str) -> None:
         refused(
             rds.create_db_cluster_snapshot, DBClusterIdentifier=cid, DBClusterSnapshotIdentifier="s" * 256
         )
+        # a deletion says whether it wants a final snapshot, as RDS requires
+        with pytest.raises(ClientError) as e:
+            rds.delete_db_cluster(DBClusterIdentifier=cid)
+        assert e.value.response["Error"] == {
+            "Type": "Sender",
+            "Code": "InvalidParameterCombination",
+            "Message": "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
+        }
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
 

@@ -62,6 +62,17 @@ def test_auto_pause_setting_is_shown_with_minimum_zero(strata_server, unique) ->
         rds.modify_db_cluster(DBClusterIdentifier=cid, ServerlessV2ScalingConfiguration=config)
         shown = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
         assert shown["ServerlessV2ScalingConfiguration"]["SecondsUntilAutoPause"] == 3600
+        # what a change leaves out is kept: the minimum, and the pause time while it stays 0
+        rds.modify_db_cluster(DBClusterIdentifier=cid, ServerlessV2ScalingConfiguration={"MaxCapacity": 8})
+        shown = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+        assert shown["ServerlessV2ScalingConfiguration"] == {
+            "MinCapacity": 0.0,
+            "MaxCapacity": 8.0,
+            "SecondsUntilAutoPause": 3600,
+        }
+        rds.modify_db_cluster(DBClusterIdentifier=cid, ServerlessV2ScalingConfiguration={"MinCapacity": 2})
+        shown = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+        assert shown["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 2.0, "MaxCapacity": 8.0}
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
 
