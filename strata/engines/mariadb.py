@@ -41,6 +41,7 @@ from strata.engines.process import (
 )
 
 REPL_USER = "strata_repl"
+USER_PARAMS_MARK = "# parameter group:"
 # Written while a FIS fault holds this replica's apply back (set_apply_delay). MariaDB keeps
 # MASTER_DELAY across restarts; faults end with the process, so start() lifts it when this exists.
 FAULT_DELAY = "fault-apply-delay"
@@ -193,8 +194,19 @@ class MariaNode:
             "rpl-semi-sync-master-timeout": "3600000",
             "rpl-semi-sync-master-wait-point": "AFTER_SYNC",
         }
-        conf.update({k.replace("_", "-"): str(v) for k, v in params.items()})
-        lines = ["[mariadbd]"] + [k if v is None else f"{k}={v}" for k, v in conf.items()]
+        base = dict(conf)
+        user = {k.replace("_", "-"): str(v) for k, v in params.items()}
+        conf.update(user)
+        # The parameter group's names, kept in the file: a parameter reset (gone from the group)
+        # is put back on the running server by reload(), even after Strata restarted.
+        before = set()
+        if self.cnf.exists():
+            for line in self.cnf.read_text().splitlines():
+                if line.startswith(USER_PARAMS_MARK):
+                    before = set(line[len(USER_PARAMS_MARK) :].split())
+        self._reset = {k: base.get(k) for k in before - set(user)}
+        lines = [f"{USER_PARAMS_MARK} {' '.join(sorted(user))}", "[mariadbd]"]
+        lines += [k if v is None else f"{k}={v}" for k, v in conf.items()]
         lines += ["[client]", f"socket={self.socket}"]
         self.cnf.write_text("\n".join(lines) + "\n")
         self._params = params
@@ -323,9 +335,21 @@ class MariaNode:
             conn.close()
 
     def reload(self) -> None:
+        """Apply the parameter group's values to the running server (SET GLOBAL): a static one
+        fails here and takes effect at the next restart, from my.cnf; a reset one goes back to
+        Strata's setting or the server's default."""
+        for k, base in getattr(self, "_reset", {}).items():
+            try:
+                name = k.replace("-", "_")
+                if base is None:
+                    self.execute(f"SET GLOBAL {name} = DEFAULT")
+                else:
+                    self.execute(f"SET GLOBAL {name} = %s", (_typed(base),))
+            except pymysql.MySQLError:
+                pass  # a static parameter: back to its default at the next restart
         for k, v in getattr(self, "_params", {}).items():
             try:
-                value = int(v) if str(v).lstrip("-").isdigit() else v  # numeric variables refuse strings
+                value = _typed(str(v))  # numeric variables refuse strings
                 self.execute(f"SET GLOBAL {k.replace('-', '_')} = %s", (value,))
             except pymysql.MySQLError:
                 pass  # a static parameter: applies at the next restart (pending-reboot)
@@ -508,6 +532,16 @@ def _backup_binlog_pos(datadir: Path) -> int:
 def _backup_gtid(datadir: Path) -> str:
     info = _backup_info(datadir)
     return info[2] if len(info) > 2 else ""
+
+
+def _typed(value: str) -> int | float | str:
+    """A parameter's value as SET GLOBAL takes it: numbers as numbers, anything else as a string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _mysql_time(iso: str) -> str:

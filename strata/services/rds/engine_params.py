@@ -2,18 +2,56 @@
 
 PostgreSQL describes every setting it has (`postgres --describe-config`, no server needed): a
 `postmaster` one is static in RDS's terms (applied at the next reboot), an `internal` one cannot be
-set at all, the rest are dynamic. MariaDB has no such description, so its families have no
-catalogue here: their parameters are not checked by name and are listed only as the user set them.
+set at all, the rest are dynamic.
+
+MariaDB (which runs Strata's mariadb, mysql and aurora-mysql families) has no offline description,
+so its catalogue is `mariadb_params.json`, read from the server's own
+`information_schema.SYSTEM_VARIABLES` by `scripts/mariadb_param_catalogue.py`: a READ_ONLY variable
+is static (it can only be set in the configuration, so at the next reboot), one without a
+command-line form cannot be set at all, the rest are dynamic (SET GLOBAL). Its values are checked
+against the variable's type, range and allowed values, as RDS checks them before accepting them.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
+from pathlib import Path
 
 from strata.engines.postgres import pg_bin, pg_installations
 
 _TYPES = {"BOOLEAN": "boolean", "INTEGER": "integer", "REAL": "float", "STRING": "string", "ENUM": "string"}
+_MY_TYPES = {
+    "BOOLEAN": "boolean",
+    "INT": "integer",
+    "INT UNSIGNED": "integer",
+    "BIGINT": "integer",
+    "BIGINT UNSIGNED": "integer",
+    "DOUBLE": "float",
+}
+MARIADB_CATALOGUE = Path(__file__).with_name("mariadb_params.json")
+MARIADB_FAMILIES = ("mariadb", "mysql", "aurora-mysql")
+# Strata owns these for the endpoint, replication, backups and RDS's log files: not modifiable,
+# as on RDS (where file locations and the binary log are the service's).
+MARIADB_OWNED = {
+    "bind_address",
+    "datadir",
+    "general_log_file",
+    "gtid_domain_id",
+    "log_bin",
+    "log_bin_basename",
+    "log_bin_index",
+    "log_error",
+    "pid_file",
+    "plugin_dir",
+    "port",
+    "server_id",
+    "skip_networking",
+    "slow_query_log_file",
+    "socket",
+}
+BOOLEAN_VALUES = {"0": "0", "1": "1", "off": "0", "on": "1", "false": "0", "true": "1"}
 
 
 @functools.cache
@@ -44,12 +82,87 @@ def _pg_catalogue(major: str | None) -> dict[str, dict]:
     return params
 
 
+@functools.cache
+def _mariadb() -> tuple[dict[str, dict], dict[str, str]]:
+    """The catalogue, and the variables whose value is a list (SET) or of flags (FLAGSET)."""
+    data = json.loads(MARIADB_CATALOGUE.read_text())
+    cols = data["columns"]
+    params: dict[str, dict] = {}
+    lists: dict[str, str] = {}
+    for row in data["variables"]:
+        v = dict(zip(cols, row, strict=True))
+        name, kind = v["variable_name"], v["variable_type"]
+        entry = {
+            "ParameterName": name,
+            "Description": v["variable_comment"] or name,
+            "Source": "engine-default",
+            "ApplyType": "static" if v["read_only"] == "YES" else "dynamic",
+            "DataType": _MY_TYPES.get(kind, "string"),
+            "IsModifiable": v["command_line_argument"] is not None and name not in MARIADB_OWNED,
+            "ApplyMethod": "pending-reboot",
+        }
+        if v["default_value"] not in (None, ""):
+            entry["ParameterValue"] = v["default_value"]
+        if kind == "BOOLEAN":
+            entry["AllowedValues"] = "0,1"
+        elif v["numeric_min_value"] is not None and v["numeric_max_value"] is not None:
+            lo, hi = v["numeric_min_value"], v["numeric_max_value"]
+            if kind == "DOUBLE":
+                lo, hi = (f"{float(x):f}".rstrip("0").rstrip(".") for x in (lo, hi))
+            entry["AllowedValues"] = f"{lo}-{hi}"
+        elif v["enum_value_list"]:
+            entry["AllowedValues"] = v["enum_value_list"]
+            if kind in ("SET", "FLAGSET"):
+                lists[name] = kind
+        params[name] = entry
+    return params, lists
+
+
 def catalogue(family: str) -> dict[str, dict] | None:
-    """The engine's parameters of a parameter group family (postgres18, aurora-postgresql16 ...) by
-    name, as DescribeEngineDefaultParameters lists them; None when the engine has no catalogue."""
+    """The engine's parameters of a parameter group family (postgres18, mariadb10.11, mysql8.0 ...)
+    by name, as DescribeEngineDefaultParameters lists them; None when the engine has no catalogue."""
+    if family.startswith(MARIADB_FAMILIES):
+        return _mariadb()[0]
     if not family.startswith(("postgres", "aurora-postgresql")):
         return None
     major = "".join(ch for ch in family if ch.isdigit()) or None
     if major not in pg_installations():
         major = None  # a family of a version Strata does not run: the installed server's settings
     return _pg_catalogue(major)
+
+
+def check_value(family: str, entry: dict, value: str) -> str:
+    """The value to give the engine for `value` of a MariaDB-family parameter (booleans as 0/1), or
+    ValueError with RDS's reason when the parameter's type, range or allowed values refuse it.
+    PostgreSQL's values (with units: `work_mem=7MB`) are left to the engine."""
+    if not family.startswith(MARIADB_FAMILIES):
+        return value
+    name, kind, allowed = entry["ParameterName"], entry["DataType"], entry.get("AllowedValues")
+    if kind == "boolean":
+        if value.lower() not in BOOLEAN_VALUES:
+            raise ValueError(f"Value: {value} is not allowed for parameter: {name}. Allowed values: 0,1")
+        return BOOLEAN_VALUES[value.lower()]
+    if kind in ("integer", "float"):
+        try:
+            number = int(value) if kind == "integer" else float(value)
+        except ValueError:
+            raise ValueError(f"Value: {value} is not a valid {kind} for parameter: {name}") from None
+        if allowed:
+            lo, _, hi = allowed.rpartition("-") if allowed.startswith("-") else allowed.partition("-")
+            if not float(lo) <= number <= float(hi):
+                raise ValueError(f"Value: {value} is outside of range: {allowed} for parameter: {name}")
+        return value
+    if allowed:
+        choices = {c.lower() for c in allowed.split(",")}
+        multi = _mariadb()[1].get(name)
+        items = [i.strip() for i in value.split(",") if i.strip()] if multi else [value]
+        for item in items:
+            key = item.split("=")[0] if multi == "FLAGSET" else item
+            ok = key.lower() in choices or (multi == "FLAGSET" and key.lower() == "default")
+            if multi == "FLAGSET" and "=" in item:
+                ok = ok and item.split("=", 1)[1].lower() in ("on", "off", "default")
+            if not ok:
+                raise ValueError(
+                    f"Value: {value} is not allowed for parameter: {name}. Allowed values: {allowed}"
+                )
+    return value

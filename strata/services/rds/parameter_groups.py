@@ -16,7 +16,7 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
-from strata.services.rds.engine_params import catalogue
+from strata.services.rds.engine_params import catalogue, check_value
 from strata.services.rds.listing import filtered, page
 
 # Parameters Strata must own for the endpoint, replication and archive to work.
@@ -173,7 +173,13 @@ class ParameterGroupOperations(RDSCore):
                     continue
                 g["params"].pop(pname, None)
             else:
-                g["params"][pname] = {"value": str(p["ParameterValue"]), "apply_method": method}
+                value = str(p["ParameterValue"])
+                if info is not None:
+                    try:
+                        value = check_value(g["family"], info, value)
+                    except ValueError as e:
+                        raise m.fault("InvalidParameterValue", str(e)) from None
+                g["params"][pname] = {"value": value, "apply_method": method}
             if method == "immediate":
                 live = True
             else:

@@ -1,0 +1,151 @@
+"""MariaDB-family parameter groups against the engine's own catalogue: what RDS lists and refuses,
+and what a running MariaDB instance shows after ModifyDBParameterGroup / reboot / reset."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.services.rds.helpers import PASSWORD, USER, wait_status
+
+FAMILY = "mariadb10.11"
+
+
+def variable(inst: dict, name: str) -> str:
+    ep = inst["Endpoint"]
+    with (
+        pymysql.connect(
+            host=ep["Address"], port=ep["Port"], user=USER, password=PASSWORD, connect_timeout=10
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SHOW GLOBAL VARIABLES LIKE %s", (name,))
+        return cur.fetchone()[1]
+
+
+def error(call, **kwargs) -> tuple[str, str]:
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def maria(strata_server):
+    """One MariaDB instance in a parameter group of its own, for every test of the module."""
+    rds = strata_server.client("rds")
+    ident, group = "maria-params", "maria-params-group"
+    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily=FAMILY, Description="d")
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        Engine="mariadb",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=0,
+        DBParameterGroupName=group,
+    )
+    yield rds, ident, group, wait_status(rds, ident, timeout=300)
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def test_engine_default_parameters_are_mariadbs_catalogue(strata_server) -> None:
+    rds = strata_server.client("rds")
+    for family in (FAMILY, "mysql8.0"):
+        pages = rds.get_paginator("describe_engine_default_parameters").paginate(
+            DBParameterGroupFamily=family
+        )
+        params = {p["ParameterName"]: p for page in pages for p in page["EngineDefaults"]["Parameters"]}
+        assert len(params) > 400
+        assert params["max_connections"] | {"Description": ""} == {
+            "ParameterName": "max_connections",
+            "ParameterValue": "151",
+            "Description": "",
+            "Source": "engine-default",
+            "ApplyType": "dynamic",
+            "DataType": "integer",
+            "AllowedValues": "10-100000",
+            "IsModifiable": True,
+            "ApplyMethod": "pending-reboot",
+        }
+        assert (params["back_log"]["ApplyType"], params["back_log"]["IsModifiable"]) == ("static", True)
+        assert params["slow_query_log"]["AllowedValues"] == "0,1"
+        assert params["long_query_time"]["DataType"] == "float"
+        assert params["version"]["IsModifiable"] is False and params["datadir"]["IsModifiable"] is False
+
+
+def test_modify_refuses_what_the_catalogue_refuses(maria) -> None:
+    rds, _, group, _ = maria
+
+    def modify(name: str, value: str, method: str = "immediate") -> tuple[str, str]:
+        p = {"ParameterName": name, "ParameterValue": value, "ApplyMethod": method}
+        return error(rds.modify_db_parameter_group, DBParameterGroupName=group, Parameters=[p])
+
+    assert modify("no_such_variable", "1") == (
+        "InvalidParameterValue",
+        "Could not find parameter with name: no_such_variable",
+    )
+    assert modify("max_connections", "5") == (
+        "InvalidParameterValue",
+        "Value: 5 is outside of range: 10-100000 for parameter: max_connections",
+    )
+    assert modify("max_connections", "lots")[0] == "InvalidParameterValue"
+    assert modify("slow_query_log", "maybe")[0] == "InvalidParameterValue"
+    assert modify("binlog_format", "SOMETIMES")[0] == "InvalidParameterValue"
+    assert modify("sql_mode", "ANSI,NOT_A_MODE")[0] == "InvalidParameterValue"
+    assert modify("datadir", "/tmp")[0] == "InvalidParameterValue"
+    assert modify("back_log", "100") == (
+        "InvalidParameterCombination",
+        "cannot use immediate apply method for static parameter",
+    )
+    user = rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
+    assert user == []  # nothing refused was recorded
+
+
+def test_dynamic_at_once_static_at_reboot_reset_puts_back(maria) -> None:
+    rds, ident, group, inst = maria
+    assert variable(inst, "max_connections") == "150"  # Strata's setting under the default group
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[
+            {"ParameterName": "max_connections", "ParameterValue": "123", "ApplyMethod": "immediate"},
+            {"ParameterName": "long_query_time", "ParameterValue": "2.5", "ApplyMethod": "immediate"},
+            {"ParameterName": "slow_query_log", "ParameterValue": "1", "ApplyMethod": "immediate"},
+            {
+                "ParameterName": "sql_mode",
+                "ParameterValue": "ANSI_QUOTES,STRICT_ALL_TABLES",
+                "ApplyMethod": "immediate",
+            },
+            {"ParameterName": "back_log", "ParameterValue": "77", "ApplyMethod": "pending-reboot"},
+        ],
+    )
+    assert variable(inst, "max_connections") == "123"
+    assert variable(inst, "long_query_time") == "2.500000"
+    assert variable(inst, "slow_query_log") == "ON"
+    assert variable(inst, "sql_mode") == "ANSI_QUOTES,STRICT_ALL_TABLES"
+    assert variable(inst, "back_log") != "77"
+    described = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert described["DBParameterGroups"][0]["ParameterApplyStatus"] == "pending-reboot"
+
+    rds.reboot_db_instance(DBInstanceIdentifier=ident)
+    inst = wait_status(rds, ident, timeout=300)
+    assert inst["DBParameterGroups"][0]["ParameterApplyStatus"] == "in-sync"
+    assert variable(inst, "back_log") == "77"
+    assert variable(inst, "max_connections") == "123"
+
+    rds.reset_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[
+            {"ParameterName": "max_connections", "ApplyMethod": "immediate"},
+            {"ParameterName": "long_query_time", "ApplyMethod": "immediate"},
+        ],
+    )
+    assert variable(inst, "max_connections") == "150"
+    assert variable(inst, "long_query_time") == "10.000000"
+    user = rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
+    assert {p["ParameterName"]: p["ParameterValue"] for p in user} == {
+        "back_log": "77",
+        "slow_query_log": "1",
+        "sql_mode": "ANSI_QUOTES,STRICT_ALL_TABLES",
+    }
