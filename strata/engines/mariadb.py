@@ -42,6 +42,7 @@ from strata.engines.process import (
 
 REPL_USER = "strata_repl"
 USER_PARAMS_MARK = "# parameter group:"
+ER_PLUGIN_INSTALLED = 1968  # INSTALL SONAME of a plugin already loaded
 # Written while a FIS fault holds this replica's apply back (set_apply_delay). MariaDB keeps
 # MASTER_DELAY across restarts; faults end with the process, so start() lifts it when this exists.
 FAULT_DELAY = "fault-apply-delay"
@@ -199,12 +200,18 @@ class MariaNode:
         conf.update(user)
         # The parameter group's names, kept in the file: a parameter reset (gone from the group)
         # is put back on the running server by reload(), even after Strata restarted.
-        before = set()
+        before: set[str] = set()
+        old_plugins = ""
         if self.cnf.exists():
             for line in self.cnf.read_text().splitlines():
                 if line.startswith(USER_PARAMS_MARK):
                     before = set(line[len(USER_PARAMS_MARK) :].split())
-        self._reset = {k: base.get(k) for k in before - set(user)}
+                elif line.startswith("plugin-load-add="):
+                    old_plugins = line.split("=", 1)[1]
+        self._reset = {k: base.get(k) for k in before - set(user) if k != "plugin-load-add"}
+        self._unload = set(filter(None, old_plugins.split(","))) - set(
+            filter(None, user.get("plugin-load-add", "").split(","))
+        )
         lines = [f"{USER_PARAMS_MARK} {' '.join(sorted(user))}", "[mariadbd]"]
         lines += [k if v is None else f"{k}={v}" for k, v in conf.items()]
         lines += ["[client]", f"socket={self.socket}"]
@@ -337,7 +344,15 @@ class MariaNode:
     def reload(self) -> None:
         """Apply the parameter group's values to the running server (SET GLOBAL): a static one
         fails here and takes effect at the next restart, from my.cnf; a reset one goes back to
-        Strata's setting or the server's default."""
+        Strata's setting or the server's default. A plugin named by `plugin_load_add` (an option
+        group's, options.py) is installed at once; one no longer named is stopped and uninstalled."""
+        params = {k.replace("-", "_"): str(v) for k, v in getattr(self, "_params", {}).items()}
+        for so in filter(None, params.get("plugin_load_add", "").split(",")):
+            try:
+                self.execute(f"INSTALL SONAME '{_plugin_name(so)}'")
+            except pymysql.MySQLError as e:
+                if e.args and e.args[0] != ER_PLUGIN_INSTALLED:
+                    raise EngineError(f"cannot load the plugin {so}: {e}") from e
         for k, base in getattr(self, "_reset", {}).items():
             try:
                 name = k.replace("-", "_")
@@ -347,6 +362,12 @@ class MariaNode:
                     self.execute(f"SET GLOBAL {name} = %s", (_typed(base),))
             except pymysql.MySQLError:
                 pass  # a static parameter: back to its default at the next restart
+        # after the reset above turned its logging off: MariaDB unloads a busy plugin at shutdown
+        for so in getattr(self, "_unload", ()):
+            try:
+                self.execute(f"UNINSTALL SONAME '{_plugin_name(so)}'")
+            except pymysql.MySQLError:
+                pass  # not loaded (the server restarted without it)
         for k, v in getattr(self, "_params", {}).items():
             try:
                 value = _typed(str(v))  # numeric variables refuse strings
@@ -532,6 +553,14 @@ def _backup_binlog_pos(datadir: Path) -> int:
 def _backup_gtid(datadir: Path) -> str:
     info = _backup_info(datadir)
     return info[2] if len(info) > 2 else ""
+
+
+def _plugin_name(so: str) -> str:
+    """The library name INSTALL/UNINSTALL SONAME takes; only Strata's own option table names one."""
+    name = so.removesuffix(".so")
+    if not name.replace("_", "").isalnum():
+        raise EngineError(f"not a plugin library name: {so!r}")
+    return name
 
 
 def _typed(value: str) -> int | float | str:

@@ -2,8 +2,10 @@
 DescribePendingMaintenanceActions (Strata never schedules maintenance, so none is ever pending).
 
 An instance's log is what its primary engine process writes (PostgreSQL's and MariaDB's server
-log: startup, errors, and whatever the parameter group asks for, log_statement=all say). Strata
-keeps one file per engine, so an instance lists one log file, under RDS's name for its engine.
+log: startup, errors, and whatever the parameter group asks for, log_statement=all say), under
+RDS's name for its engine; on MariaDB with the MARIADB_AUDIT_PLUGIN option also the plugin's log
+and its size-rotated predecessors (`audit/server_audit.log`, `audit/server_audit.log.1` ...),
+written in the data directory.
 
 Paging as RDS does it: without Marker the newest lines (NumberOfLines, at most 10,000); with Marker
 "0" the file from its start, NumberOfLines at a time, the returned Marker (a byte offset) naming
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.context import RequestContext
+from strata.engines.mariadb import MariaNode
 from strata.engines.process import EngineError
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
@@ -23,6 +26,7 @@ from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 LOG_NAMES = {"postgres": "error/postgresql.log", "mariadb": "error/mysql-error.log"}
+AUDIT_LOG = "server_audit.log"  # the audit plugin's file in the data directory (options.py)
 MAX_LINES = 10_000
 MAX_BYTES = 1_000_000  # RDS returns at most 1 MB per portion
 TAIL_READ = 16 * MAX_BYTES
@@ -35,26 +39,39 @@ def _read(path: Path, start: int, size: int) -> bytes:
 
 
 class LogOperations(RDSCore):
-    def _log_file(self, doc: dict) -> Path:
+    def _log_files(self, doc: dict) -> dict[str, Path]:
+        """RDS's name of each log file of the instance -> where the engine writes it."""
         try:
-            path = self.fleet.primary(doc).proc.spec.logfile
+            node = self.fleet.primary(doc)
+            path = node.proc.spec.logfile
         except (EngineError, KeyError):  # no engine yet, or its encrypted storage is shut
             path = None
         if path is None or not path.exists():
             raise m.fault("DBInstanceNotReady", f"DB instance {doc['id']} is not ready to read its logs.")
-        return path
+        files = {LOG_NAMES[doc["kind"]]: path}
+        if isinstance(node, MariaNode):
+            audit = sorted(
+                node.datadir.glob(f"{AUDIT_LOG}*"),
+                key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+            )
+            files.update({f"audit/{p.name}": p for p in audit})
+        return files
 
     def describe_db_log_files(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        path = self._log_file(doc)
-        stat = path.stat()
-        files: list[dict[str, Any]] = [
-            {
-                "LogFileName": LOG_NAMES[doc["kind"]],
-                "LastWritten": int(clock.to_simulated(stat.st_mtime) * 1000),
-                "Size": stat.st_size,
-            }
-        ]
+        files: list[dict[str, Any]] = []
+        for name, path in self._log_files(doc).items():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # rotated away meanwhile
+                continue
+            files.append(
+                {
+                    "LogFileName": name,
+                    "LastWritten": int(clock.to_simulated(stat.st_mtime) * 1000),
+                    "Size": stat.st_size,
+                }
+            )
         if req.get("FilenameContains"):
             files = [f for f in files if req["FilenameContains"] in f["LogFileName"]]
         if req.get("FileLastWritten") is not None:
@@ -66,7 +83,8 @@ class LogOperations(RDSCore):
     def download_db_log_file_portion(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBInstanceIdentifier", "LogFileName")
         doc = self._get_instance(req["DBInstanceIdentifier"])
-        if req["LogFileName"] != LOG_NAMES[doc["kind"]]:
+        path = self._log_files(doc).get(req["LogFileName"])
+        if path is None:
             raise m.fault(
                 "DBLogFileNotFoundFault",
                 f"DBLog File: {req['LogFileName']}, is not found on the DB instance",
@@ -76,8 +94,14 @@ class LogOperations(RDSCore):
         if lines is not None and lines < 1:
             raise m.fault("InvalidParameterValue", f"Invalid value {lines} for NumberOfLines.")
         lines = min(lines or MAX_LINES, MAX_LINES)
-        path = self._log_file(doc)
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:  # rotated away since it was listed
+            raise m.fault(
+                "DBLogFileNotFoundFault",
+                f"DBLog File: {req['LogFileName']}, is not found on the DB instance",
+                404,
+            ) from None
         marker = req.get("Marker")
         if marker is None:  # the newest lines
             start = max(0, size - TAIL_READ)

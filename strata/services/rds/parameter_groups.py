@@ -18,6 +18,7 @@ from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.engine_params import catalogue, check_value
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.options import engine_params
 
 # Parameters Strata must own for the endpoint, replication and archive to work.
 RESERVED_PARAMS = {
@@ -94,12 +95,15 @@ class ParameterGroupOperations(RDSCore):
         return {k: v["value"] for k, v in (group or {}).get("params", {}).items()}
 
     def _params_for(self, doc: dict) -> dict[str, str]:
-        """The engine settings of an instance: its cluster's parameter group overlaid with its own."""
+        """The engine settings of an instance: its cluster's parameter group overlaid with its own,
+        and what its option group's options need (options.py)."""
         params: dict[str, str] = {}
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if cluster:
             params.update(self._group_params(cluster.get("param_group"), CLUSTER))
         params.update(self._group_params(doc.get("param_group"), INSTANCE))
+        group = self.store.get_doc("option_group", doc["option_group"]) if doc.get("option_group") else None
+        params.update(engine_params((group or {}).get("options", [])))
         return params
 
     def _group_out(self, g: dict, kind: GroupKind) -> dict:

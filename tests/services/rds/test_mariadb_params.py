@@ -1,5 +1,6 @@
 """MariaDB-family parameter groups against the engine's own catalogue: what RDS lists and refuses,
-and what a running MariaDB instance shows after ModifyDBParameterGroup / reboot / reset."""
+and what a running MariaDB instance shows after ModifyDBParameterGroup / reboot / reset; the
+MARIADB_AUDIT_PLUGIN option on the same instance, its log read through DownloadDBLogFilePortion."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ from tests.services.rds.helpers import PASSWORD, USER, wait_status
 FAMILY = "mariadb10.11"
 
 
-def variable(inst: dict, name: str) -> str:
+def run(inst: dict, *statements: str) -> list:
     ep = inst["Endpoint"]
-    with (
-        pymysql.connect(
-            host=ep["Address"], port=ep["Port"], user=USER, password=PASSWORD, connect_timeout=10
-        ) as conn,
-        conn.cursor() as cur,
-    ):
-        cur.execute("SHOW GLOBAL VARIABLES LIKE %s", (name,))
-        return cur.fetchone()[1]
+    conn = pymysql.connect(
+        host=ep["Address"], port=ep["Port"], user=USER, password=PASSWORD, connect_timeout=10, autocommit=True
+    )
+    with conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def variable(inst: dict, name: str) -> str:
+    return run(inst, f"SHOW GLOBAL VARIABLES LIKE '{name}'")[0][1]
 
 
 def error(call, **kwargs) -> tuple[str, str]:
@@ -149,3 +153,92 @@ def test_dynamic_at_once_static_at_reboot_reset_puts_back(maria) -> None:
         "slow_query_log": "1",
         "sql_mode": "ANSI_QUOTES,STRICT_ALL_TABLES",
     }
+
+
+def test_mariadb_audit_plugin_option(maria) -> None:
+    rds, ident, _, inst = maria
+    major = ".".join(inst["EngineVersion"].split(".")[:2])
+    offered = rds.describe_option_group_options(EngineName="mariadb", MajorEngineVersion=major)
+    [audit] = offered["OptionGroupOptions"]
+    assert audit["Name"] == "MARIADB_AUDIT_PLUGIN" and audit["PortRequired"] is False
+    defaults = {s["SettingName"]: s["DefaultValue"] for s in audit["OptionGroupOptionSettings"]}
+    assert (
+        defaults["SERVER_AUDIT_EVENTS"] == "CONNECT,QUERY" and defaults["SERVER_AUDIT_FILE_ROTATIONS"] == "9"
+    )
+
+    group = "maria-audit"
+    rds.create_option_group(
+        OptionGroupName=group, EngineName="mariadb", MajorEngineVersion=major, OptionGroupDescription="d"
+    )
+
+    def include(*settings: tuple[str, str], name: str = "MARIADB_AUDIT_PLUGIN", **kw) -> dict:  # noqa: ANN003
+        option = {"OptionName": name, "OptionSettings": [{"Name": n, "Value": v} for n, v in settings], **kw}
+        return rds.modify_option_group(
+            OptionGroupName=group, OptionsToInclude=[option], ApplyImmediately=True
+        )
+
+    def refused(*settings: tuple[str, str], **kw) -> str:  # noqa: ANN003
+        with pytest.raises(ClientError) as e:
+            include(*settings, **kw)
+        return e.value.response["Error"]["Code"]
+
+    assert refused(name="MEMCACHED") == "InvalidParameterCombination"
+    assert refused(("SERVER_AUDIT_EVENTS", "CONNECT,NOPE")) == "InvalidParameterValue"
+    assert refused(("SERVER_AUDIT_FILE_ROTATIONS", "101")) == "InvalidParameterValue"
+    assert refused(("SERVER_AUDIT_FILE_PATH", "/tmp/")) == "InvalidParameterValue"
+    assert refused(("NO_SUCH_SETTING", "1")) == "InvalidParameterValue"
+    assert refused(("SERVER_AUDIT_INCL_USERS", "a"), ("SERVER_AUDIT_EXCL_USERS", "b")) == (
+        "InvalidParameterCombination"
+    )
+    assert refused(Port=3306) == "InvalidParameterCombination"
+    listed = rds.describe_option_groups(OptionGroupName=group)["OptionGroupsList"][0]["Options"]
+    assert listed == []  # nothing refused was recorded
+
+    made = include(("SERVER_AUDIT_EVENTS", "CONNECT,QUERY_DDL"))["OptionGroup"]["Options"]
+    settings = {s["Name"]: s["Value"] for s in made[0]["OptionSettings"]}
+    assert settings["SERVER_AUDIT_EVENTS"] == "CONNECT,QUERY_DDL" and settings["SERVER_AUDIT_LOGGING"] == "ON"
+    rds.modify_db_instance(DBInstanceIdentifier=ident, OptionGroupName=group, ApplyImmediately=True)
+    inst = wait_status(rds, ident, timeout=300)
+    assert inst["OptionGroupMemberships"] == [{"OptionGroupName": group, "Status": "in-sync"}]
+    assert variable(inst, "server_audit_events") == "CONNECT,QUERY_DDL"
+    assert variable(inst, "server_audit_logging") == "ON"
+    run(inst, "CREATE DATABASE IF NOT EXISTS audited", "CREATE TABLE audited.needle_ddl (x INT)")
+    run(inst, "SELECT 'needle_select'")
+
+    def audit_log() -> str:
+        names = [
+            f["LogFileName"]
+            for f in rds.describe_db_log_files(DBInstanceIdentifier=ident)["DescribeDBLogFiles"]
+        ]
+        assert names == ["error/mysql-error.log", "audit/server_audit.log"]
+        return rds.download_db_log_file_portion(
+            DBInstanceIdentifier=ident, LogFileName="audit/server_audit.log", Marker="0"
+        )["LogFileData"]
+
+    log = audit_log()
+    assert "needle_ddl" in log and f",{USER}," in log and "CONNECT" in log
+    assert "needle_select" not in log  # QUERY_DDL only
+
+    # a settings change reaches the running engine; the plugin survives a reboot
+    include(("SERVER_AUDIT_EVENTS", "QUERY"))
+    assert variable(inst, "server_audit_events") == "QUERY"
+    rds.reboot_db_instance(DBInstanceIdentifier=ident)
+    inst = wait_status(rds, ident, timeout=300)
+    run(inst, "SELECT 'needle_after_reboot'")
+    assert "needle_after_reboot" in audit_log()
+
+    # removed: logging stops at once
+    rds.modify_option_group(
+        OptionGroupName=group, OptionsToRemove=["MARIADB_AUDIT_PLUGIN"], ApplyImmediately=True
+    )
+    assert run(inst, "SHOW GLOBAL VARIABLES LIKE 'server_audit_logging'") in (
+        [],
+        [("server_audit_logging", "OFF")],
+    )
+    run(inst, "SELECT 'needle_after_removal'")
+    assert "needle_after_removal" not in audit_log()
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident, OptionGroupName=f"default:mariadb-{major.replace('.', '-')}"
+    )
+    wait_status(rds, ident, timeout=300)
+    rds.delete_option_group(OptionGroupName=group)
