@@ -116,9 +116,11 @@ class RDSCore:
         # the rule is a method of an operation class (backups.py `_backup_rule`, like `_run_schedule`
         # below), found on the composed provider
         scheduler.register("rds.backups", self._backup_rule, every=BACKUP_RULE_EVERY)
+        scheduler.register("rds.logs", self._log_rule, every=3600)  # logs.py: hourly log files
 
     async def stop(self) -> None:
         scheduler.unregister("rds.backups")
+        scheduler.unregister("rds.logs")
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):

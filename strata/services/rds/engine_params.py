@@ -51,6 +51,21 @@ MARIADB_OWNED = {
     "slow_query_log_file",
     "socket",
 }
+# RDS's own parameters of PostgreSQL families (a dotted name is a custom setting to PostgreSQL, so
+# it may sit in the engine's configuration harmlessly); Strata reads them itself.
+RDS_PG_PARAMS = {
+    "rds.log_retention_period": {
+        "ParameterName": "rds.log_retention_period",
+        "ParameterValue": "4320",
+        "Description": "Amazon RDS for PostgreSQL will delete database logs that are older than N minutes.",
+        "Source": "system",
+        "ApplyType": "dynamic",
+        "DataType": "integer",
+        "AllowedValues": "1440-10080",
+        "IsModifiable": True,
+        "ApplyMethod": "pending-reboot",
+    }
+}
 BOOLEAN_VALUES = {"0": "0", "1": "1", "off": "0", "on": "1", "false": "0", "true": "1"}
 
 
@@ -79,6 +94,7 @@ def _pg_catalogue(major: str | None) -> dict[str, dict]:
         if lo and hi:
             entry["AllowedValues"] = f"{lo}-{hi}"
         params[name] = entry
+    params.update(RDS_PG_PARAMS)
     return params
 
 
@@ -134,8 +150,8 @@ def catalogue(family: str) -> dict[str, dict] | None:
 def check_value(family: str, entry: dict, value: str) -> str:
     """The value to give the engine for `value` of a MariaDB-family parameter (booleans as 0/1), or
     ValueError with RDS's reason when the parameter's type, range or allowed values refuse it.
-    PostgreSQL's values (with units: `work_mem=7MB`) are left to the engine."""
-    if not family.startswith(MARIADB_FAMILIES):
+    PostgreSQL's values (with units: `work_mem=7MB`) are left to the engine, RDS's own checked."""
+    if not family.startswith(MARIADB_FAMILIES) and entry["ParameterName"] not in RDS_PG_PARAMS:
         return value
     name, kind, allowed = entry["ParameterName"], entry["DataType"], entry.get("AllowedValues")
     if kind == "boolean":

@@ -1,6 +1,8 @@
 """MariaDB-family parameter groups against the engine's own catalogue: what RDS lists and refuses,
 and what a running MariaDB instance shows after ModifyDBParameterGroup / reboot / reset; the
-MARIADB_AUDIT_PLUGIN option on the same instance, its log read through DownloadDBLogFilePortion."""
+MARIADB_AUDIT_PLUGIN option on the same instance, its log read through DownloadDBLogFilePortion;
+the hourly error log files as the simulated clock moves (the module's own server, so its clock
+may move)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.services.rds.helpers import PASSWORD, USER, wait_status
+from tests.strata_process import StrataProcess
 
 FAMILY = "mariadb10.11"
 
@@ -35,9 +38,16 @@ def error(call, **kwargs) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def maria(strata_server):
+def server(tmp_path_factory: pytest.TempPathFactory):
+    proc = StrataProcess(tmp_path_factory.mktemp("strata-maria") / "data").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def maria(server):
     """One MariaDB instance in a parameter group of its own, for every test of the module."""
-    rds = strata_server.client("rds")
+    rds = server.client("rds")
     ident, group = "maria-params", "maria-params-group"
     rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily=FAMILY, Description="d")
     rds.create_db_instance(
@@ -54,8 +64,8 @@ def maria(strata_server):
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
 
 
-def test_engine_default_parameters_are_mariadbs_catalogue(strata_server) -> None:
-    rds = strata_server.client("rds")
+def test_engine_default_parameters_are_mariadbs_catalogue(server) -> None:
+    rds = server.client("rds")
     for family in (FAMILY, "mysql8.0"):
         pages = rds.get_paginator("describe_engine_default_parameters").paginate(
             DBParameterGroupFamily=family
@@ -210,7 +220,7 @@ def test_mariadb_audit_plugin_option(maria) -> None:
             f["LogFileName"]
             for f in rds.describe_db_log_files(DBInstanceIdentifier=ident)["DescribeDBLogFiles"]
         ]
-        assert names == ["error/mysql-error.log", "audit/server_audit.log"]
+        assert {"error/mysql-error.log", "audit/server_audit.log"} <= set(names)
         return rds.download_db_log_file_portion(
             DBInstanceIdentifier=ident, LogFileName="audit/server_audit.log", Marker="0"
         )["LogFileData"]
@@ -242,3 +252,34 @@ def test_mariadb_audit_plugin_option(maria) -> None:
     )
     wait_status(rds, ident, timeout=300)
     rds.delete_option_group(OptionGroupName=group)
+
+
+def test_error_log_hourly_files_follow_the_simulated_clock(server, maria) -> None:
+    rds, ident, _, inst = maria
+
+    def files() -> dict[str, dict]:
+        listed = rds.describe_db_log_files(DBInstanceIdentifier=ident, FilenameContains="error/")
+        return {f["LogFileName"]: f for f in listed["DescribeDBLogFiles"]}
+
+    def content(name: str) -> str:
+        return rds.download_db_log_file_portion(DBInstanceIdentifier=ident, LogFileName=name, Marker="0")[
+            "LogFileData"
+        ]
+
+    before = files()
+    assert "error/mysql-error.log" in before
+    server.advance_clock("1h")
+    # an error the engine logs in the new hour (a denied login) goes to the new current file
+    with pytest.raises(pymysql.err.OperationalError):
+        pymysql.connect(
+            host=inst["Endpoint"]["Address"], port=inst["Endpoint"]["Port"], user="nobody_here", password="x"
+        )
+    after = files()
+    past = sorted(set(after) - {"error/mysql-error.log"} - set(before))
+    assert len(past) == 1 and past[0].startswith("error/mysql-error-running.log.")
+    assert "ready for connections" in content(past[0])
+    assert "ready for connections" not in content("error/mysql-error.log")
+    assert after[past[0]]["LastWritten"] < after["error/mysql-error.log"]["LastWritten"]
+    # MariaDB's hourly files are kept 24 hours
+    server.advance_clock("25h")
+    assert past[0] not in files() and "error/mysql-error.log" in files()
