@@ -368,6 +368,10 @@ class RDSCore:
             except Exception:  # noqa: BLE001 - the monitor must keep running
                 log.exception("rds monitor")
 
+    async def _log_rule(self, since: float, until: float) -> dict[str, int]:
+        """The `rds.logs` rule; logs.py's LogOperations does the work."""
+        return {}
+
     def _poke_scheduler(self) -> None:
         self._scheduler_wakeup = True
 
