@@ -126,6 +126,15 @@ class MariaNode:
         )
 
     @property
+    def slow_log(self) -> Path:
+        """Where the slow query log goes when the parameter group turns it on (RDS lists it)."""
+        return self.root / "mysql-slowquery.log"
+
+    @property
+    def general_log(self) -> Path:
+        return self.root / "mysql-general.log"
+
+    @property
     def binlog_base(self) -> str:
         return f"{self.root.parent.name}-{self.root.name}-bin"  # unique in a shared cluster archive
 
@@ -189,6 +198,8 @@ class MariaNode:
             "innodb-buffer-pool-size": "64M",
             "performance-schema": "OFF",
             "skip-log-error": None,
+            "slow-query-log-file": str(self.slow_log),
+            "general-log-file": str(self.general_log),
             "innodb-flush-log-at-trx-commit": "1",
             "sync-binlog": "1",
             "max-connections": "150",

@@ -1,9 +1,10 @@
 """Hourly log files as RDS shows them, cut from the engine's one log on the simulated clock.
 
-RDS rotates a DB instance's engine log every hour: PostgreSQL's as `error/postgresql.log.
+RDS rotates a DB instance's engine logs every hour: PostgreSQL's as `error/postgresql.log.
 YYYY-MM-DD-HH` (UTC), kept `rds.log_retention_period` minutes (3 days by default); MariaDB's
-current hour as `error/mysql-error.log` and the hours before as `error/mysql-error-running.log.H`,
-kept 24 hours.
+current hour as `error/mysql-error.log` and the hours before as `error/mysql-error-running.log.H`
+(the slow query and general logs alike: `slowquery/mysql-slowquery.log[.H]`,
+`general/mysql-general.log[.H]`), kept 24 hours.
 
 The engine writes one file (its stderr, opened for append, which cannot be swapped under a running
 process without losing lines). So the hourly files are cut from it by offset instead: at each
@@ -86,20 +87,30 @@ def rotate(log: Path, now: float, retention_minutes: int) -> None:
     _save(log, marks)
 
 
-def segments(log: Path, kind: str, now: float, retention_minutes: int) -> list[LogSegment]:
-    """The instance's hourly log files, oldest first, as RDS names them for the engine `kind`."""
+@dataclass(frozen=True)
+class LogNames:
+    """How RDS names one log's hourly files: the hour being written (None: like the past ones)
+    and a past hour (a format of its start, a UTC datetime)."""
+
+    current: str | None
+    past: str
+
+
+POSTGRES_ERROR = LogNames(None, "error/postgresql.log.{:%Y-%m-%d-%H}")
+MARIADB_ERROR = LogNames("error/mysql-error.log", "error/mysql-error-running.log.{0.hour}")
+MARIADB_SLOW = LogNames("slowquery/mysql-slowquery.log", "slowquery/mysql-slowquery.log.{0.hour}")
+MARIADB_GENERAL = LogNames("general/mysql-general.log", "general/mysql-general.log.{0.hour}")
+
+
+def segments(log: Path, names: LogNames, now: float, retention_minutes: int) -> list[LogSegment]:
+    """The hourly files of one engine log, oldest first, as RDS names them."""
     rotate(log, now, retention_minutes)
     marks = _load(log)
     out = []
     for i, (hour, start) in enumerate(marks):
         end = int(marks[i + 1][1]) if i + 1 < len(marks) else None
         when = datetime.fromtimestamp(hour, UTC)
-        if kind == "postgres":
-            name = f"error/postgresql.log.{when:%Y-%m-%d-%H}"
-        elif end is None:
-            name = "error/mysql-error.log"
-        else:
-            name = f"error/mysql-error-running.log.{when.hour}"
+        name = names.current if end is None and names.current else names.past.format(when)
         ended = marks[i + 1][0] if i + 1 < len(marks) else None
         out.append(LogSegment(name, log, int(start), end, hour, ended))
     return out

@@ -3,7 +3,8 @@ DescribePendingMaintenanceActions (Strata never schedules maintenance, so none i
 
 An instance's log is what its primary engine process writes (PostgreSQL's and MariaDB's server
 log: startup, errors, and whatever the parameter group asks for, log_statement=all say), cut into
-RDS's hourly files on the simulated clock (log_rotation.py); on MariaDB with the
+RDS's hourly files on the simulated clock (log_rotation.py), on MariaDB with its slow query and
+general logs (when the parameter group turns them on, slow_query_log / general_log); with the
 MARIADB_AUDIT_PLUGIN option also the plugin's log and its size-rotated predecessors
 (`audit/server_audit.log`, `audit/server_audit.log.1` ...), written in the data directory.
 
@@ -24,8 +25,13 @@ from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.log_rotation import (
+    MARIADB_ERROR,
+    MARIADB_GENERAL,
     MARIADB_RETENTION_MINUTES,
+    MARIADB_SLOW,
     PG_RETENTION_MINUTES,
+    POSTGRES_ERROR,
+    LogNames,
     LogSegment,
     rotate,
     segments,
@@ -46,13 +52,19 @@ def _read(path: Path, start: int, size: int) -> bytes:
 
 
 class LogOperations(RDSCore):
-    def _engine_log(self, doc: dict) -> tuple[Path | None, MariaNode | None]:
+    def _engine_logs(self, doc: dict) -> tuple[list[tuple[Path, LogNames]], MariaNode | None]:
+        """The primary engine's hourly-rotated logs (its server log first) and, on MariaDB, the node."""
         try:
             node = self.fleet.primary(doc)
             path = node.proc.spec.logfile
         except (EngineError, KeyError):  # no engine yet, or its encrypted storage is shut
-            return None, None
-        return (path if path.exists() else None), (node if isinstance(node, MariaNode) else None)
+            return [], None
+        if not path.exists():
+            return [], None
+        if not isinstance(node, MariaNode):
+            return [(path, POSTGRES_ERROR)], None
+        logs = [(path, MARIADB_ERROR), (node.slow_log, MARIADB_SLOW), (node.general_log, MARIADB_GENERAL)]
+        return [(p, names) for p, names in logs if p.exists()], node
 
     def _retention_minutes(self, doc: dict) -> int:
         """How long RDS keeps an instance's hourly logs: rds.log_retention_period of its parameter
@@ -71,10 +83,11 @@ class LogOperations(RDSCore):
 
     def _log_files(self, doc: dict) -> dict[str, LogSegment]:
         """RDS's name of each log file of the instance -> the bytes that are its content."""
-        path, maria = self._engine_log(doc)
-        if path is None:
+        logs, maria = self._engine_logs(doc)
+        if not logs:
             raise m.fault("DBInstanceNotReady", f"DB instance {doc['id']} is not ready to read its logs.")
-        files = {s.name: s for s in segments(path, doc["kind"], clock.time(), self._retention_minutes(doc))}
+        retention, now = self._retention_minutes(doc), clock.time()
+        files = {s.name: s for path, names in logs for s in segments(path, names, now, retention)}
         if maria is not None:
             audit = sorted(
                 maria.datadir.glob(f"{AUDIT_LOG}*"),
@@ -91,8 +104,7 @@ class LogOperations(RDSCore):
             if doc["status"] != "available":
                 continue
             with self.store.acting_for(doc):
-                path, _ = self._engine_log(doc)
-                if path is not None:
+                for path, _ in self._engine_logs(doc)[0]:
                     rotate(path, until, self._retention_minutes(doc))
                     started += 1
         return {"rotated": started}
