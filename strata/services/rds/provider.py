@@ -12,9 +12,9 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
-    parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
-    option_groups.py  option groups (no option runs here) and instances' memberships
-    logs.py        the engine's log files, pending maintenance (none)
+    parameter_groups.py  DB and DB cluster parameter groups, applied to the engines (engine_params.py)
+    option_groups.py  option groups (options.py: MARIADB_AUDIT_PLUGIN runs) and memberships
+    logs.py        the engine's log files (hourly: log_rotation.py, the rds.logs rule), maintenance (none)
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
 
