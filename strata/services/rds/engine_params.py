@@ -32,24 +32,61 @@ _MY_TYPES = {
 }
 MARIADB_CATALOGUE = Path(__file__).with_name("mariadb_params.json")
 MARIADB_FAMILIES = ("mariadb", "mysql", "aurora-mysql")
-# Strata owns these for the endpoint, replication, backups and RDS's log files: not modifiable,
-# as on RDS (where file locations and the binary log are the service's).
+# Strata owns these for the endpoint, replication, backups, RDS's log files and the server's own
+# files and security (no user may point the server at other files or turn off its grants): not
+# modifiable, as on RDS, where file locations and replication are the service's.
 MARIADB_OWNED = {
+    "basedir",
     "bind_address",
+    "character_sets_dir",
     "datadir",
+    "extra_port",
+    "ft_stopword_file",
     "general_log_file",
     "gtid_domain_id",
+    "init_file",
+    "innodb_buffer_pool_filename",
+    "innodb_data_home_dir",
+    "innodb_log_group_home_dir",
+    "innodb_read_only",
+    "innodb_tmpdir",
+    "innodb_undo_directory",
+    "lc_messages_dir",
     "log_bin",
     "log_bin_basename",
     "log_bin_index",
     "log_error",
+    "log_slave_updates",
+    "log_slow_query_file",
     "pid_file",
     "plugin_dir",
+    "plugin_maturity",
     "port",
+    "read_only",
+    "relay_log",
+    "relay_log_info_file",
+    "report_host",
+    "report_password",
+    "report_port",
+    "report_user",
+    "rpl_semi_sync_master_enabled",
+    "rpl_semi_sync_master_timeout",
+    "rpl_semi_sync_master_wait_point",
+    "rpl_semi_sync_slave_enabled",
+    "secure_file_priv",
     "server_id",
+    "skip_grant_tables",
     "skip_networking",
+    "slave_load_tmpdir",
     "slow_query_log_file",
     "socket",
+    "ssl_ca",
+    "ssl_capath",
+    "ssl_cert",
+    "ssl_crl",
+    "ssl_crlpath",
+    "ssl_key",
+    "tmpdir",
 }
 # RDS's own parameters of PostgreSQL families (a dotted name is a custom setting to PostgreSQL, so
 # it may sit in the engine's configuration harmlessly); Strata reads them itself.

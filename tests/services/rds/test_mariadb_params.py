@@ -109,6 +109,7 @@ def test_modify_refuses_what_the_catalogue_refuses(maria) -> None:
     assert modify("binlog_format", "SOMETIMES")[0] == "InvalidParameterValue"
     assert modify("sql_mode", "ANSI,NOT_A_MODE")[0] == "InvalidParameterValue"
     assert modify("datadir", "/tmp")[0] == "InvalidParameterValue"
+    assert modify("skip_grant_tables", "1", "pending-reboot")[0] == "InvalidParameterValue"
     assert modify("back_log", "100") == (
         "InvalidParameterCombination",
         "cannot use immediate apply method for static parameter",
