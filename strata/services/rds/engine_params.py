@@ -171,9 +171,51 @@ def _mariadb() -> tuple[dict[str, dict], dict[str, str]]:
     return params, lists
 
 
+def _audit_param(name: str, kind: str, allowed: str | None, description: str) -> dict:
+    entry = {
+        "ParameterName": name,
+        "Description": description,
+        "Source": "engine-default",
+        "ApplyType": "dynamic",
+        "DataType": kind,
+        "IsModifiable": True,
+        "ApplyMethod": "pending-reboot",
+    }
+    if allowed:
+        entry["AllowedValues"] = allowed
+    return entry
+
+
+# Aurora MySQL's Advanced Auditing: parameters of its (cluster) parameter groups, run by MariaDB's
+# audit plugin (`server_audit`, loaded when a group sets one: parameter_groups.py).
+AURORA_AUDIT_PARAMS = {
+    "server_audit_logging": _audit_param("server_audit_logging", "boolean", "0,1", "Enables audit logging."),
+    "server_audit_events": _audit_param(
+        "server_audit_events",
+        "string",
+        "CONNECT,QUERY,QUERY_DCL,QUERY_DDL,QUERY_DML,TABLE",
+        "The events to record in the audit log.",
+    ),
+    "server_audit_incl_users": _audit_param(
+        "server_audit_incl_users", "string", None, "Only these users' activity is recorded."
+    ),
+    "server_audit_excl_users": _audit_param(
+        "server_audit_excl_users", "string", None, "These users' activity is not recorded."
+    ),
+}
+_LISTS = {"server_audit_events": "SET"}
+
+
+@functools.cache
+def _aurora_mysql() -> dict[str, dict]:
+    return {**_mariadb()[0], **AURORA_AUDIT_PARAMS}
+
+
 def catalogue(family: str) -> dict[str, dict] | None:
     """The engine's parameters of a parameter group family (postgres18, mariadb10.11, mysql8.0 ...)
     by name, as DescribeEngineDefaultParameters lists them; None when the engine has no catalogue."""
+    if family.startswith("aurora-mysql"):
+        return _aurora_mysql()
     if family.startswith(MARIADB_FAMILIES):
         return _mariadb()[0]
     if not family.startswith(("postgres", "aurora-postgresql")):
@@ -188,6 +230,8 @@ def check_value(family: str, entry: dict, value: str) -> str:
     """The value to give the engine for `value` of a MariaDB-family parameter (booleans as 0/1), or
     ValueError with RDS's reason when the parameter's type, range or allowed values refuse it.
     PostgreSQL's values (with units: `work_mem=7MB`) are left to the engine, RDS's own checked."""
+    if any(ch in value for ch in "\n\r\x00"):  # one line of the engine's configuration file
+        raise ValueError(f"Value: {value!r} is not valid for parameter: {entry['ParameterName']}")
     if not family.startswith(MARIADB_FAMILIES) and entry["ParameterName"] not in RDS_PG_PARAMS:
         return value
     name, kind, allowed = entry["ParameterName"], entry["DataType"], entry.get("AllowedValues")
@@ -207,7 +251,7 @@ def check_value(family: str, entry: dict, value: str) -> str:
         return value
     if allowed:
         choices = {c.lower() for c in allowed.split(",")}
-        multi = _mariadb()[1].get(name)
+        multi = _mariadb()[1].get(name) or _LISTS.get(name)
         items = [i.strip() for i in value.split(",") if i.strip()] if multi else [value]
         for item in items:
             key = item.split("=")[0] if multi == "FLAGSET" else item

@@ -16,7 +16,7 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
-from strata.services.rds.engine_params import catalogue, check_value
+from strata.services.rds.engine_params import AURORA_AUDIT_PARAMS, catalogue, check_value
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.options import engine_params
 
@@ -104,6 +104,8 @@ class ParameterGroupOperations(RDSCore):
         params.update(self._group_params(doc.get("param_group"), INSTANCE))
         group = self.store.get_doc("option_group", doc["option_group"]) if doc.get("option_group") else None
         params.update(engine_params((group or {}).get("options", [])))
+        if doc["engine"] == "aurora-mysql" and any(k in AURORA_AUDIT_PARAMS for k in params):
+            params["plugin_load_add"] = "server_audit.so"  # Advanced Auditing's parameters need it
         return params
 
     def _group_out(self, g: dict, kind: GroupKind) -> dict:
@@ -178,11 +180,12 @@ class ParameterGroupOperations(RDSCore):
                 g["params"].pop(pname, None)
             else:
                 value = str(p["ParameterValue"])
-                if info is not None:
-                    try:
-                        value = check_value(g["family"], info, value)
-                    except ValueError as e:
-                        raise m.fault("InvalidParameterValue", str(e)) from None
+                try:
+                    value = check_value(
+                        g["family"], info or {"ParameterName": pname, "DataType": "string"}, value
+                    )
+                except ValueError as e:
+                    raise m.fault("InvalidParameterValue", str(e)) from None
                 g["params"][pname] = {"value": value, "apply_method": method}
             if method == "immediate":
                 live = True

@@ -110,6 +110,11 @@ def test_modify_refuses_what_the_catalogue_refuses(maria) -> None:
     assert modify("sql_mode", "ANSI,NOT_A_MODE")[0] == "InvalidParameterValue"
     assert modify("datadir", "/tmp")[0] == "InvalidParameterValue"
     assert modify("skip_grant_tables", "1", "pending-reboot")[0] == "InvalidParameterValue"
+    assert modify("init_connect", "SET @a = 1\nskip-grant-tables")[0] == "InvalidParameterValue"
+    assert modify("server_audit_logging", "1") == (  # Aurora MySQL's; MariaDB's is an option
+        "InvalidParameterValue",
+        "Could not find parameter with name: server_audit_logging",
+    )
     assert modify("back_log", "100") == (
         "InvalidParameterCombination",
         "cannot use immediate apply method for static parameter",
@@ -273,6 +278,57 @@ def test_slow_query_and_general_logs(maria) -> None:
         assert [f["LogFileName"] for f in listed] == [name] and listed[0]["Size"] > 0
         data = rds.download_db_log_file_portion(DBInstanceIdentifier=ident, LogFileName=name)["LogFileData"]
         assert "needle_logged_query" in data, name
+
+
+def test_aurora_mysql_advanced_auditing_parameters(server) -> None:
+    rds = server.client("rds")
+    cid, group = "amy-audit", "amy-audit-params"
+    family = rds.describe_db_engine_versions(Engine="aurora-mysql", DefaultOnly=True)["DBEngineVersions"][0][
+        "DBParameterGroupFamily"
+    ]
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName=group, DBParameterGroupFamily=family, Description="d"
+    )
+    with pytest.raises(ClientError) as e:
+        rds.modify_db_cluster_parameter_group(
+            DBClusterParameterGroupName=group,
+            Parameters=[
+                {"ParameterName": "server_audit_events", "ParameterValue": "NOPE", "ApplyMethod": "immediate"}
+            ],
+        )
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    rds.modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName=group,
+        Parameters=[
+            {"ParameterName": "server_audit_logging", "ParameterValue": "1", "ApplyMethod": "immediate"},
+            {
+                "ParameterName": "server_audit_events",
+                "ParameterValue": "CONNECT,QUERY",
+                "ApplyMethod": "immediate",
+            },
+        ],
+    )
+    rds.create_db_cluster(
+        DBClusterIdentifier=cid,
+        Engine="aurora-mysql",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+        DBClusterParameterGroupName=group,
+    )
+    ident = f"w-{cid}"
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        DBClusterIdentifier=cid,
+        Engine="aurora-mysql",
+        DBInstanceClass="db.r6g.large",
+    )
+    inst = wait_status(rds, ident, timeout=300)
+    run(inst, "SELECT 'needle_aurora_audit'")
+    log = rds.download_db_log_file_portion(DBInstanceIdentifier=ident, LogFileName="audit/server_audit.log")
+    assert "needle_aurora_audit" in log["LogFileData"]
+    rds.delete_db_instance(
+        DBInstanceIdentifier=ident, SkipFinalSnapshot=True
+    )  # (the cluster goes with the server)
 
 
 def test_error_log_hourly_files_follow_the_simulated_clock(server, maria) -> None:
