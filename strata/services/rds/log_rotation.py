@@ -76,11 +76,7 @@ def rotate(log: Path, now: float, retention_minutes: int) -> None:
         marks = []  # the engine's file was made anew (the instance was rebuilt): so is the index
     elif marks and marks[-1][0] >= hour:
         return
-    offset = _line_end(log) if marks else 0
-    if marks and marks[-1][1] == offset:
-        marks[-1][0] = hour  # nothing written since the last mark: no file for that hour
-    else:
-        marks.append([hour, offset])
+    marks.append([hour, _line_end(log) if marks else 0])  # an hour nothing was written in: no file
     horizon = now - retention_minutes * 60
     while len(marks) > 1 and marks[1][0] <= horizon:  # the oldest hour ended before the horizon
         marks.pop(0)
@@ -109,6 +105,8 @@ def segments(log: Path, names: LogNames, now: float, retention_minutes: int) -> 
     out = []
     for i, (hour, start) in enumerate(marks):
         end = int(marks[i + 1][1]) if i + 1 < len(marks) else None
+        if end == start:
+            continue
         when = datetime.fromtimestamp(hour, UTC)
         name = names.current if end is None and names.current else names.past.format(when)
         ended = marks[i + 1][0] if i + 1 < len(marks) else None

@@ -6,11 +6,13 @@ may move)."""
 
 from __future__ import annotations
 
+import re
+
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import PASSWORD, USER, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, wait_status
 from tests.strata_process import StrataProcess
 
 FAMILY = "mariadb10.11"
@@ -333,6 +335,29 @@ def test_aurora_mysql_advanced_auditing_parameters(server) -> None:
 
 def test_error_log_hourly_files_follow_the_simulated_clock(server, maria) -> None:
     rds, ident, _, inst = maria
+    # PostgreSQL beside it, keeping its logs one day (rds.log_retention_period; 3 days by default)
+    rds.create_db_parameter_group(
+        DBParameterGroupName="pg-logs", DBParameterGroupFamily="postgres18", Description="d"
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName="pg-logs",
+        Parameters=[
+            {
+                "ParameterName": "rds.log_retention_period",
+                "ParameterValue": "1440",
+                "ApplyMethod": "immediate",
+            }
+        ],
+    )
+    create_pg(rds, "pg-logs", BackupRetentionPeriod=0, DBParameterGroupName="pg-logs")
+
+    def pg_files() -> list[str]:
+        return [
+            f["LogFileName"]
+            for f in rds.describe_db_log_files(DBInstanceIdentifier="pg-logs")["DescribeDBLogFiles"]
+        ]
+
+    [pg_first] = pg_files()
 
     def files() -> dict[str, dict]:
         listed = rds.describe_db_log_files(DBInstanceIdentifier=ident, FilenameContains="error/")
@@ -358,6 +383,15 @@ def test_error_log_hourly_files_follow_the_simulated_clock(server, maria) -> Non
     assert "ready for connections" in content(past[0])
     assert "ready for connections" not in content("error/mysql-error.log")
     assert after[past[0]]["LastWritten"] < after["error/mysql-error.log"]["LastWritten"]
-    # MariaDB's hourly files are kept 24 hours
+    # PostgreSQL's hour is a file of its own now, named for it; what the server wrote starting is in it
+    assert pg_files()[0] == pg_first and re.fullmatch(
+        r"error/postgresql\.log\.\d{4}-\d\d-\d\d-\d\d", pg_first
+    )
+    started = rds.download_db_log_file_portion(
+        DBInstanceIdentifier="pg-logs", LogFileName=pg_first, Marker="0"
+    )
+    assert "ready to accept connections" in started["LogFileData"]
+    # MariaDB's hourly files are kept 24 hours, PostgreSQL's here too (its parameter group)
     server.advance_clock("25h")
     assert past[0] not in files() and "error/mysql-error.log" in files()
+    assert pg_first not in pg_files()
