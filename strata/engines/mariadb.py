@@ -42,6 +42,8 @@ from strata.engines.process import (
 )
 
 REPL_USER = "strata_repl"
+USER_PARAMS_MARK = "# parameter group:"
+ER_PLUGIN_INSTALLED = 1968  # INSTALL SONAME of a plugin already loaded
 # Written while a FIS fault holds this replica's apply back (set_apply_delay). MariaDB keeps
 # MASTER_DELAY across restarts; faults end with the process, so start() lifts it when this exists.
 FAULT_DELAY = "fault-apply-delay"
@@ -125,6 +127,15 @@ class MariaNode:
         )
 
     @property
+    def slow_log(self) -> Path:
+        """Where the slow query log goes when the parameter group turns it on (RDS lists it)."""
+        return self.root / "mysql-slowquery.log"
+
+    @property
+    def general_log(self) -> Path:
+        return self.root / "mysql-general.log"
+
+    @property
     def binlog_base(self) -> str:
         return f"{self.root.parent.name}-{self.root.name}-bin"  # unique in a shared cluster archive
 
@@ -188,14 +199,33 @@ class MariaNode:
             "innodb-buffer-pool-size": "64M",
             "performance-schema": "OFF",
             "skip-log-error": None,
+            "slow-query-log-file": str(self.slow_log),
+            "general-log-file": str(self.general_log),
             "innodb-flush-log-at-trx-commit": "1",
             "sync-binlog": "1",
             "max-connections": "150",
             "rpl-semi-sync-master-timeout": "3600000",
             "rpl-semi-sync-master-wait-point": "AFTER_SYNC",
         }
-        conf.update({k.replace("_", "-"): str(v) for k, v in params.items()})
-        lines = ["[mariadbd]"] + [k if v is None else f"{k}={v}" for k, v in conf.items()]
+        base = dict(conf)
+        user = {k.replace("_", "-"): str(v) for k, v in params.items()}
+        conf.update(user)
+        # The parameter group's names, kept in the file: a parameter reset (gone from the group)
+        # is put back on the running server by reload(), even after Strata restarted.
+        before: set[str] = set()
+        old_plugins = ""
+        if self.cnf.exists():
+            for line in self.cnf.read_text().splitlines():
+                if line.startswith(USER_PARAMS_MARK):
+                    before = set(line[len(USER_PARAMS_MARK) :].split())
+                elif line.startswith("plugin-load-add="):
+                    old_plugins = line.split("=", 1)[1]
+        self._reset = {k: base.get(k) for k in before - set(user) if k != "plugin-load-add"}
+        self._unload = set(filter(None, old_plugins.split(","))) - set(
+            filter(None, user.get("plugin-load-add", "").split(","))
+        )
+        lines = [f"{USER_PARAMS_MARK} {' '.join(sorted(user))}", "[mariadbd]"]
+        lines += [k if v is None else f"{k}={v}" for k, v in conf.items()]
         lines += ["[client]", f"socket={self.socket}"]
         self.cnf.write_text("\n".join(lines) + "\n")
         self._params = params
@@ -324,9 +354,35 @@ class MariaNode:
             conn.close()
 
     def reload(self) -> None:
+        """Apply the parameter group's values to the running server (SET GLOBAL): a static one
+        fails here and takes effect at the next restart, from my.cnf; a reset one goes back to
+        Strata's setting or the server's default. A plugin named by `plugin_load_add` (an option
+        group's, options.py) is installed at once; one no longer named is stopped and uninstalled."""
+        params = {k.replace("-", "_"): str(v) for k, v in getattr(self, "_params", {}).items()}
+        for so in filter(None, params.get("plugin_load_add", "").split(",")):
+            try:
+                self.execute(f"INSTALL SONAME '{_plugin_name(so)}'")
+            except pymysql.MySQLError as e:
+                if e.args and e.args[0] != ER_PLUGIN_INSTALLED:
+                    raise EngineError(f"cannot load the plugin {so}: {e}") from e
+        for k, base in getattr(self, "_reset", {}).items():
+            try:
+                name = k.replace("-", "_")
+                if base is None:
+                    self.execute(f"SET GLOBAL {name} = DEFAULT")
+                else:
+                    self.execute(f"SET GLOBAL {name} = %s", (_typed(base),))
+            except pymysql.MySQLError:
+                pass  # a static parameter: back to its default at the next restart
+        # after the reset above turned its logging off: MariaDB unloads a busy plugin at shutdown
+        for so in getattr(self, "_unload", ()):
+            try:
+                self.execute(f"UNINSTALL SONAME '{_plugin_name(so)}'")
+            except pymysql.MySQLError:
+                pass  # not loaded (the server restarted without it)
         for k, v in getattr(self, "_params", {}).items():
             try:
-                value = int(v) if str(v).lstrip("-").isdigit() else v  # numeric variables refuse strings
+                value = _typed(str(v))  # numeric variables refuse strings
                 self.execute(f"SET GLOBAL {k.replace('-', '_')} = %s", (value,))
             except pymysql.MySQLError:
                 pass  # a static parameter: applies at the next restart (pending-reboot)
@@ -511,6 +567,24 @@ def _backup_binlog_pos(datadir: Path) -> int:
 def _backup_gtid(datadir: Path) -> str:
     info = _backup_info(datadir)
     return info[2] if len(info) > 2 else ""
+
+
+def _plugin_name(so: str) -> str:
+    """The library name INSTALL/UNINSTALL SONAME takes; only Strata's own option table names one."""
+    name = so.removesuffix(".so")
+    if not name.replace("_", "").isalnum():
+        raise EngineError(f"not a plugin library name: {so!r}")
+    return name
+
+
+def _typed(value: str) -> int | float | str:
+    """A parameter's value as SET GLOBAL takes it: numbers as numbers, anything else as a string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _mysql_time(iso: str) -> str:

@@ -118,9 +118,11 @@ class RDSCore:
         # the rule is a method of an operation class (backups.py `_backup_rule`, like `_run_schedule`
         # below), found on the composed provider
         scheduler.register("rds.backups", self._backup_rule, every=BACKUP_RULE_EVERY)
+        scheduler.register("rds.logs", self._log_rule, every=3600)  # logs.py: hourly log files
 
     async def stop(self) -> None:
         scheduler.unregister("rds.backups")
+        scheduler.unregister("rds.logs")
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):
@@ -367,6 +369,10 @@ class RDSCore:
                             self._spawn(doc["id"], self._recover_standby, doc["id"])
             except Exception:  # noqa: BLE001 - the monitor must keep running
                 log.exception("rds monitor")
+
+    async def _log_rule(self, since: float, until: float) -> dict[str, int]:
+        """The `rds.logs` rule; logs.py's LogOperations does the work."""
+        return {}
 
     def _poke_scheduler(self) -> None:
         self._scheduler_wakeup = True

@@ -278,6 +278,7 @@ class InstanceOperations(OptionGroupOperations):
         if req.get("NewDBInstanceIdentifier"):
             raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
         self._same_version(req, doc["engine_version"], doc["engine"])
+        old_options = doc.get("option_group")
         if req.get("OptionGroupName"):
             doc["option_group"] = self._option_group_for(
                 req["OptionGroupName"], doc["engine"], doc["engine_version"]
@@ -337,7 +338,9 @@ class InstanceOperations(OptionGroupOperations):
                 "InvalidParameterCombination",
                 "Strata does not make a DB instance with cross-region read replicas Multi-AZ.",
             )
-        live_work = bool(password or change_az or new_group) and doc["status"] == "available"
+        # a new option group's options (plugins) are applied to the engines like parameters
+        new_options = doc.get("option_group") != old_options and doc["kind"] == "mariadb"
+        live_work = bool(password or change_az or new_group or new_options) and doc["status"] == "available"
         if live_work:
             doc["status"] = "modifying"
         self._save(doc)
@@ -350,7 +353,7 @@ class InstanceOperations(OptionGroupOperations):
                 doc["id"],
                 password,
                 multi_az if change_az else None,
-                bool(new_group),
+                bool(new_group or new_options),
             )
         self._event(
             doc["id"],

@@ -3,17 +3,20 @@ the option group an instance is a member of (CreateDBInstance / ModifyDBInstance
 
 Every instance engine has a default group per major version (`default:postgres-18`,
 `default:mariadb-10-11`), which is what an instance without OptionGroupName joins. Custom groups
-are records of the account. Strata runs no RDS option (no option of RDS's catalogue has an engine
-behind it here), so DescribeOptionGroupOptions lists none and ModifyOptionGroup's OptionsToInclude is
-refused (parameters.json) instead of recording an option nothing would honour.
+are records of the account. The options Strata runs are in options.py (MARIADB_AUDIT_PLUGIN on
+mariadb and mysql); any other is refused instead of recorded with nothing to honour it. A change of
+a group's options is applied at once to the engines of the instances in it (the plugin installed or
+uninstalled, its variables set), as RDS does with ApplyImmediately.
 """
 
 from __future__ import annotations
 
 from strata.context import RequestContext
+from strata.services.base import run_blocking
 from strata.services.rds import model as m
-from strata.services.rds.core import RDSCore
+from strata.services.rds import options as opt
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.parameter_groups import ParameterGroupOperations
 
 MAX_OPTION_GROUPS = 20  # custom option groups per account and region (RDS quota)
 OPTION_ENGINES = ("postgres", "mariadb", "mysql")  # the instance engines with option groups
@@ -29,7 +32,7 @@ def default_option_group(engine: str, version: str) -> str:
     return f"default:{engine}-{major_of(engine, version).replace('.', '-')}"
 
 
-class OptionGroupOperations(RDSCore):
+class OptionGroupOperations(ParameterGroupOperations):
     def _option_majors(self, engine: str) -> list[str]:
         return sorted({major_of(engine, v) for v in self._engine_versions(m.ENGINES[engine].kind)})
 
@@ -77,7 +80,7 @@ class OptionGroupOperations(RDSCore):
             "OptionGroupDescription": g["description"],
             "EngineName": g["engine"],
             "MajorEngineVersion": g["major"],
-            "Options": [],
+            "Options": [opt.option_out(o) for o in g.get("options", [])],
             "AllowsVpcAndNonVpcInstanceMemberships": True,
             "OptionGroupArn": m.arn(self.region, self.account, "og", g["name"]),
         }
@@ -138,6 +141,7 @@ class OptionGroupOperations(RDSCore):
             req.get("Tags"),
         )
         group["source"] = source["name"]
+        group["options"] = [dict(o) for o in source.get("options", [])]
         self.store.put_doc("option_group", group["name"], group)
         return {"OptionGroup": self._option_group_out(group)}
 
@@ -159,17 +163,36 @@ class OptionGroupOperations(RDSCore):
         resp["OptionGroupsList"] = [self._option_group_out(g) for g in resp["OptionGroupsList"]]
         return resp
 
-    def modify_option_group(self, ctx: RequestContext, req: dict) -> dict:
+    async def modify_option_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "OptionGroupName")
         group = self._get_option_group(req["OptionGroupName"])
         if group.get("default"):
             raise m.fault("InvalidOptionGroupStateFault", "Default option groups cannot be modified.")
-        for name in req.get("OptionsToRemove") or []:
-            if name not in {o["name"] for o in group["options"]}:
+        include = req.get("OptionsToInclude") or []
+        remove = req.get("OptionsToRemove") or []
+        if not include and not remove:
+            raise m.fault("InvalidParameterCombination", "At least one option must be added or removed.")
+        options = {o["name"]: o for o in group["options"]}
+        for name in remove:
+            if name not in options:
                 raise m.fault(
                     "InvalidParameterValue", f"Option {name} is not a member of option group {group['name']}."
                 )
+            del options[name]
+        for conf in include:
+            option = opt.configure(group["engine"], group["major"], conf)
+            options[option["name"]] = option
+        group["options"] = list(options.values())
+        self.store.put_doc("option_group", group["name"], group)
+        for doc in self.store.list_docs("instance"):
+            if doc.get("option_group") == group["name"]:
+                await self._apply_options(doc)
         return {"OptionGroup": self._option_group_out(group)}
+
+    async def _apply_options(self, doc: dict) -> None:
+        """Bring a running instance's engines to its option group's options (and parameters)."""
+        if doc["status"] == "available" and doc["kind"] == "mariadb":
+            await run_blocking(self._locked, doc["id"], self.fleet.apply_params, doc, self._params_for(doc))
 
     def delete_option_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "OptionGroupName")
@@ -187,6 +210,16 @@ class OptionGroupOperations(RDSCore):
 
     def describe_option_group_options(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "EngineName")
-        if req["EngineName"] not in m.ENGINES:
-            raise m.fault("InvalidParameterValue", f"Invalid DB engine: {req['EngineName']}")
-        return {"OptionGroupOptions": []}
+        engine = req["EngineName"]
+        if engine not in m.ENGINES:
+            raise m.fault("InvalidParameterValue", f"Invalid DB engine: {engine}")
+        majors = self._option_majors(engine) if engine in OPTION_ENGINES else []
+        if req.get("MajorEngineVersion"):
+            majors = [v for v in majors if v == req["MajorEngineVersion"]]
+        found = [
+            opt.option_group_option_out(spec, engine, major)
+            for major in majors
+            for spec in opt.options_for(engine)
+        ]
+        found = filtered(found, req, {})
+        return page(found, req, "OptionGroupOptions")

@@ -16,8 +16,9 @@ from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
-from strata.services.rds.engine_params import catalogue
+from strata.services.rds.engine_params import AURORA_AUDIT_PARAMS, catalogue, check_value
 from strata.services.rds.listing import filtered, page
+from strata.services.rds.options import engine_params
 
 # Parameters Strata must own for the endpoint, replication and archive to work.
 RESERVED_PARAMS = {
@@ -94,12 +95,17 @@ class ParameterGroupOperations(RDSCore):
         return {k: v["value"] for k, v in (group or {}).get("params", {}).items()}
 
     def _params_for(self, doc: dict) -> dict[str, str]:
-        """The engine settings of an instance: its cluster's parameter group overlaid with its own."""
+        """The engine settings of an instance: its cluster's parameter group overlaid with its own,
+        and what its option group's options need (options.py)."""
         params: dict[str, str] = {}
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if cluster:
             params.update(self._group_params(cluster.get("param_group"), CLUSTER))
         params.update(self._group_params(doc.get("param_group"), INSTANCE))
+        group = self.store.get_doc("option_group", doc["option_group"]) if doc.get("option_group") else None
+        params.update(engine_params((group or {}).get("options", [])))
+        if doc["engine"] == "aurora-mysql" and any(k in AURORA_AUDIT_PARAMS for k in params):
+            params["plugin_load_add"] = "server_audit.so"  # Advanced Auditing's parameters need it
         return params
 
     def _group_out(self, g: dict, kind: GroupKind) -> dict:
@@ -173,7 +179,14 @@ class ParameterGroupOperations(RDSCore):
                     continue
                 g["params"].pop(pname, None)
             else:
-                g["params"][pname] = {"value": str(p["ParameterValue"]), "apply_method": method}
+                value = str(p["ParameterValue"])
+                try:
+                    value = check_value(
+                        g["family"], info or {"ParameterName": pname, "DataType": "string"}, value
+                    )
+                except ValueError as e:
+                    raise m.fault("InvalidParameterValue", str(e)) from None
+                g["params"][pname] = {"value": value, "apply_method": method}
             if method == "immediate":
                 live = True
             else:

@@ -14,9 +14,9 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     multi_az_clusters.py  Multi-AZ DB clusters (mysql, postgres): a writer and two readable standbys
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
     groups.py      subnet groups, events, tags
-    parameter_groups.py  DB and DB cluster parameter groups, applied to the engines
-    option_groups.py  option groups (no option runs here) and instances' memberships
-    logs.py        the engine's log files, pending maintenance (none)
+    parameter_groups.py  DB and DB cluster parameter groups, applied to the engines (engine_params.py)
+    option_groups.py  option groups (options.py: MARIADB_AUDIT_PLUGIN runs) and memberships
+    logs.py        the engine's log files (hourly: log_rotation.py, the rds.logs rule), maintenance (none)
     serverless.py  Aurora Serverless v2 capacity that follows load, auto-pause and resume
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """

@@ -3,6 +3,8 @@ AWS's empty answer with AWS's checks."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -26,7 +28,12 @@ def test_engine_log_files_and_portions(strata_server, unique: str) -> None:
     inst = create_pg(rds, ident, BackupRetentionPeriod=0, DBParameterGroupName=group)
 
     files = rds.describe_db_log_files(DBInstanceIdentifier=ident)["DescribeDBLogFiles"]
-    assert [f["LogFileName"] for f in files] == ["error/postgresql.log"]
+    # the hour being written, named as RDS names PostgreSQL's hourly files
+    # (two when an hour began since the instance started)
+    names = [f["LogFileName"] for f in files]
+    assert 1 <= len(names) <= 2 and names == sorted(names)
+    assert all(re.fullmatch(r"error/postgresql\.log\.\d{4}-\d\d-\d\d-\d\d", n) for n in names)
+    current = names[-1]
     assert files[0]["Size"] > 0 and files[0]["LastWritten"] > 0
     assert (
         rds.describe_db_log_files(DBInstanceIdentifier=ident, FilenameContains="slowquery")[
@@ -41,24 +48,43 @@ def test_engine_log_files_and_portions(strata_server, unique: str) -> None:
     )
 
     # what the parameter group asks the engine to log shows up in the log
+    # RDS's retention parameter: checked against its range, accepted beside the engine's own
+    too_short = {
+        "ParameterName": "rds.log_retention_period",
+        "ParameterValue": "60",
+        "ApplyMethod": "immediate",
+    }
+    assert _error(rds.modify_db_parameter_group, DBParameterGroupName=group, Parameters=[too_short]) == (
+        "InvalidParameterValue",
+        400,
+    )
     rds.modify_db_parameter_group(
         DBParameterGroupName=group,
-        Parameters=[{"ParameterName": "log_statement", "ParameterValue": "all", "ApplyMethod": "immediate"}],
+        Parameters=[
+            {"ParameterName": "log_statement", "ParameterValue": "all", "ApplyMethod": "immediate"},
+            {
+                "ParameterName": "rds.log_retention_period",
+                "ParameterValue": "1440",
+                "ApplyMethod": "immediate",
+            },
+        ],
     )
     needle = f"needle_{unique.replace('-', '_')}"
 
     def logged() -> bool:
+        nonlocal current  # the newest file: an hour may begin while the test runs
         with pg_connect(inst) as conn:
             conn.execute(f"SELECT 1 AS {needle}")
-        tail = rds.download_db_log_file_portion(
-            DBInstanceIdentifier=ident, LogFileName="error/postgresql.log"
-        )
+        current = rds.describe_db_log_files(DBInstanceIdentifier=ident)["DescribeDBLogFiles"][-1][
+            "LogFileName"
+        ]
+        tail = rds.download_db_log_file_portion(DBInstanceIdentifier=ident, LogFileName=current)
         assert tail["AdditionalDataPending"] is False
         return needle in tail["LogFileData"]
 
     assert eventually(logged, 30, interval=0.5)
     newest = rds.download_db_log_file_portion(
-        DBInstanceIdentifier=ident, LogFileName="error/postgresql.log", NumberOfLines=1
+        DBInstanceIdentifier=ident, LogFileName=current, NumberOfLines=1
     )["LogFileData"]
     assert newest.count("\n") == 1
 
@@ -66,7 +92,7 @@ def test_engine_log_files_and_portions(strata_server, unique: str) -> None:
     pages, marker = [], "0"
     while True:
         part = rds.download_db_log_file_portion(
-            DBInstanceIdentifier=ident, LogFileName="error/postgresql.log", Marker=marker, NumberOfLines=2
+            DBInstanceIdentifier=ident, LogFileName=current, Marker=marker, NumberOfLines=2
         )
         assert part["LogFileData"].count("\n") <= 2
         pages.append(part["LogFileData"])
@@ -78,7 +104,7 @@ def test_engine_log_files_and_portions(strata_server, unique: str) -> None:
     # the paginator (Marker/AdditionalDataPending/NumberOfLines) reads the same file from the start
     paged = rds.get_paginator("download_db_log_file_portion").paginate(
         DBInstanceIdentifier=ident,
-        LogFileName="error/postgresql.log",
+        LogFileName=current,
         PaginationConfig={"StartingToken": "0", "PageSize": 50},
     )
     assert "".join(pages) in "".join(p["LogFileData"] for p in paged)
@@ -92,7 +118,7 @@ def test_engine_log_files_and_portions(strata_server, unique: str) -> None:
         _error(
             rds.download_db_log_file_portion,
             DBInstanceIdentifier=ident,
-            LogFileName="error/postgresql.log",
+            LogFileName=current,
             Marker="x:y",
         )[0]
         == "InvalidParameterValue"

@@ -1,5 +1,6 @@
-"""Option groups: the API as RDS answers it, an instance's membership, and options refused (none of
-RDS's options runs on Strata's engines)."""
+"""Option groups: the API as RDS answers it, an instance's membership, and options refused (an
+option of another engine; MARIADB_AUDIT_PLUGIN, the one Strata runs, is tested with a MariaDB
+instance in test_mariadb_params.py)."""
 
 from __future__ import annotations
 
