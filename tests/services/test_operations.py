@@ -27,6 +27,7 @@ HOOKS = {
     "related_requests",
     "condition_key",
     "request_targets",
+    "request_target_operations",
     "cors_preflight",
     "cors_headers",
     # called by FIS actions (strata/services/fis/runner.py)

@@ -7,7 +7,7 @@ from botocore import xform_name
 
 from strata.services.dynamodb.provider import DynamoDBProvider
 
-HOOKS = {"health", "start", "stop", "condition_key", "request_targets"}
+HOOKS = {"health", "start", "stop", "condition_key", "request_targets", "request_target_operations"}
 # Operations outside this provider's scope for now (answered 501 NotImplemented by the gateway).
 NOT_YET = {
     "CreateBackup",
