@@ -72,6 +72,13 @@ ACTIONS: dict[str, ActionSpec] = {
             ("ReplicationGroups", "aws:elasticache:replicationgroup"),
         ),
         ActionSpec(
+            "aws:dynamodb:global-table-pause-replication",
+            "Pauses Amazon DynamoDB global table replication to and from the target replica tables; "
+            "their changes and the other replicas' wait and are replicated when the action ends.",
+            {"duration": ("The duration, up to 12 hours (ISO 8601).", True)},
+            ("Tables", "aws:dynamodb:global-table"),
+        ),
+        ActionSpec(
             "aws:ebs:pause-volume-io",
             "Pauses I/O operations on the target EBS volumes.",
             {"duration": ("The duration, from one second to 12 hours (ISO 8601).", True)},
@@ -123,6 +130,7 @@ TARGET_TYPES: dict[str, str] = {
     "aws:rds:cluster": "Amazon Aurora DB clusters.",
     "aws:elasticache:replicationgroup": "Amazon ElastiCache replication groups.",
     "aws:ec2:ebs-volume": "Amazon EBS volumes.",
+    "aws:dynamodb:global-table": "Amazon DynamoDB global tables (their replicas in the experiment's Region).",
     "aws:ec2:subnet": "Amazon VPC subnets.",
 }
 

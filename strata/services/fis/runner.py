@@ -21,6 +21,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
+from strata.services.fis.pause_replication import NotGlobal, pause_tables
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
@@ -290,6 +291,19 @@ class Runner:
                 await rds.failover_db_cluster(ctx, {"DBClusterIdentifier": arn.rsplit(":", 1)[-1]})
         elif action_id == "aws:elasticache:replicationgroup-interrupt-az-power":
             await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
+        elif action_id == "aws:dynamodb:global-table-pause-replication":
+            try:
+                await pause_tables(
+                    self._service("dynamodb", "DynamoDB"),
+                    self._targets(doc, action),
+                    doc["region"],
+                    doc["account"],
+                    f"{doc['id']}/{name}",
+                    duration_seconds(params["duration"]),
+                    doc["id"],
+                )
+            except NotGlobal as e:
+                raise ActionFailed(str(e)) from e
         elif action_id == "aws:ebs:pause-volume-io":
             await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
         elif action_id == "strata:rds:replica-lag":
