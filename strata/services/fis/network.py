@@ -1,0 +1,84 @@
+"""aws:network:disrupt-connectivity: the traffic of the target subnets that a scope names stops.
+
+- `all`: every endpoint served in the subnets' zones stops answering: database and cache
+  endpoints and NFS mount targets drop every packet (strata.engines.blackhole), the zone's EBS
+  volumes' NBD requests are held (io_pauses). What is served where is read again every REFRESH
+  seconds while the action runs, as the zone's DNS names would follow it on AWS: an RDS Multi-AZ
+  instance or Aurora cluster that fails over to another zone answers again through its same
+  endpoint, while the node left in the cut zone stays cut.
+- `dynamodb`, `s3`: that service's endpoint answers no one (strata.sim.faults.ServiceOutages;
+  Strata cannot tell a client's subnet, so every client is cut off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from strata.engines.blackhole import Blackhole, Endpoint
+from strata.services.base import run_blocking
+from strata.services.fis.targets import call, internal_context
+from strata.sim.faults import io_pauses, service_outages
+
+REFRESH = 0.5  # seconds between looks at which endpoints the cut zones serve
+ZONAL = ("rds", "elasticache", "efs")  # providers whose endpoints live in a zone
+
+
+class NetworkUnavailable(Exception):
+    """The host cannot cut endpoints off (no nftables, or not root)."""
+
+
+async def subnets_of(peer: Callable[[str], Any], doc: dict, subnet_ids: list[str]) -> list[dict]:
+    """The target subnets, the account's own (EC2's InvalidSubnetID.NotFound otherwise)."""
+    ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
+    return (await call(peer("ec2"), "describe_subnets", ctx, {"SubnetIds": subnet_ids}))["Subnets"]
+
+
+def zone_endpoints(peer: Callable[[str], Any], doc: dict, zones: list[str]) -> frozenset[Endpoint]:
+    """The endpoints the zonal services serve from `zones` right now."""
+    out: set[Endpoint] = set()
+    for service in ZONAL:
+        provider = peer(service)
+        for zone in zones if provider is not None else []:
+            out |= set(provider.endpoints_in_zone(doc["account"], doc["region"], zone))
+    return frozenset(out)
+
+
+async def cut_zones(
+    peer: Callable[[str], Any], blackhole: Blackhole, doc: dict, key: str, zones: list[str], duration: float
+) -> None:
+    """Scope all: the zones' endpoints and volumes are cut off for `duration`, then restored
+    however the action ends."""
+    ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+    volumes = await call(
+        peer("ec2"), "describe_volumes", ctx, {"Filters": [{"Name": "availability-zone", "Values": zones}]}
+    )
+    endpoints = zone_endpoints(peer, doc, zones)
+    usable = await run_blocking(Blackhole.usable)
+    if endpoints and not usable:
+        raise NetworkUnavailable("Disrupting connectivity needs nftables and root (CAP_NET_ADMIN).")
+    loop = asyncio.get_running_loop()
+    try:
+        await run_blocking(blackhole.add, key, endpoints)
+        io_pauses.pause(key, frozenset(v["VolumeId"] for v in volumes["Volumes"]))
+        deadline = loop.time() + duration
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(REFRESH, left))
+            now = zone_endpoints(peer, doc, zones)
+            if now != endpoints and usable:  # a failover moved an endpoint in or out of the zones
+                endpoints = now
+                await run_blocking(blackhole.add, key, endpoints)
+    finally:  # rolled back however the action ends
+        io_pauses.resume(key)
+        await run_blocking(blackhole.remove, key)
+
+
+async def cut_service(key: str, service: str, duration: float) -> None:
+    """Scope dynamodb or s3: the service's endpoint answers no one for `duration` (requests are
+    held, then their connections dropped unanswered)."""
+    service_outages.cut(key, frozenset({service}))
+    try:
+        await asyncio.sleep(duration)
+    finally:  # rolled back however the action ends
+        service_outages.restore(key)
