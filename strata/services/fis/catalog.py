@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from strata.protocol.errors import ServiceError
 
 MAX_DURATION_SECONDS = 12 * 3600  # AWS: an action runs for at most 12 hours
-# aws:network:disrupt-connectivity scopes Strata applies (AWS's prefix-list and availability-zone
-# are not: Strata has no prefix lists, and its clients are in no zone)
-SCOPES = ("all", "dynamodb", "s3")
+# aws:network:disrupt-connectivity scopes Strata applies (AWS's prefix-list is not: Strata's EC2 has
+# no managed prefix lists; s3express and vpc neither: no S3 Express, no traffic leaving a VPC)
+SCOPES = ("all", "availability-zone", "dynamodb", "s3")
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,9 @@ ACTIONS: dict[str, ActionSpec] = {
                 "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
                 "scope": (
                     "The type of traffic to deny: all (the endpoints served in the subnets' zones), "
-                    "dynamodb or s3 (the service's endpoint stops answering, for every client: "
-                    "Strata cannot tell a client's subnet).",
+                    "availability-zone (the same endpoints: Strata's clients count as in another zone "
+                    "of the VPC; EBS volumes go on), dynamodb or s3 (the service's endpoint stops answering, for "
+                    "every client: Strata cannot tell a client's subnet).",
                     False,
                 ),
             },

@@ -6,6 +6,11 @@
   seconds while the action runs, as the zone's DNS names would follow it on AWS: an RDS Multi-AZ
   instance or Aurora cluster that fails over to another zone answers again through its same
   endpoint, while the node left in the cut zone stays cut.
+- `availability-zone` (intra-VPC traffic between the subnets' zones and the others denied): Strata's
+  clients count as in another zone of the VPC, as for `all`, so the same endpoints stop answering
+  them; EBS volumes go on (their I/O is no VPC traffic). Replication between engine nodes of
+  different zones is not cut: it runs on loopback under one user, where nftables cannot tell one
+  node's connections from another's.
 - `dynamodb`, `s3`: that service's endpoint answers no one (strata.sim.faults.ServiceOutages;
   Strata cannot tell a client's subnet, so every client is cut off).
 """
@@ -46,14 +51,25 @@ def zone_endpoints(peer: Callable[[str], Any], doc: dict, zones: list[str]) -> f
 
 
 async def cut_zones(
-    peer: Callable[[str], Any], blackhole: Blackhole, doc: dict, key: str, zones: list[str], duration: float
+    peer: Callable[[str], Any],
+    blackhole: Blackhole,
+    doc: dict,
+    key: str,
+    zones: list[str],
+    duration: float,
+    stall_volumes: bool = True,
 ) -> None:
-    """Scope all: the zones' endpoints and volumes are cut off for `duration`, then restored
-    however the action ends."""
-    ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
-    volumes = await call(
-        peer("ec2"), "describe_volumes", ctx, {"Filters": [{"Name": "availability-zone", "Values": zones}]}
-    )
+    """Scopes all and availability-zone: the zones' endpoints (and with `stall_volumes` their EBS
+    volumes) are cut off for `duration`, then restored however the action ends."""
+    volumes: dict = {"Volumes": []}
+    if stall_volumes:
+        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
+        volumes = await call(
+            peer("ec2"),
+            "describe_volumes",
+            ctx,
+            {"Filters": [{"Name": "availability-zone", "Values": zones}]},
+        )
     endpoints = zone_endpoints(peer, doc, zones)
     usable = await run_blocking(Blackhole.usable)
     if endpoints and not usable:

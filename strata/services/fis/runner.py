@@ -392,7 +392,7 @@ class Runner:
             return
         zones = sorted({s["AvailabilityZone"] for s in subnets})
         try:
-            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration)
+            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration, scope == "all")
         except NetworkUnavailable as e:
             raise ActionFailed(str(e)) from e
 

@@ -1,6 +1,7 @@
 """FIS aws:network:disrupt-connectivity on a subnet: the database and cache endpoints served in its
 Availability Zone stop answering (connections time out, open ones included) while those of other
-zones serve on; StopExperiment brings them back."""
+zones serve on; StopExperiment brings them back. Scope availability-zone does the same to them
+(Strata's clients count as in another zone of the VPC)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,17 @@ def test_disrupted_zone_stops_answering_until_the_experiment_ends(strata_server,
         assert _answers(a)
         assert _pg_answers(inst)
         opened.close()
+
+        # Scope availability-zone: a client counts as in another zone, so the same endpoints go.
+        template = disrupt_template(subnet["SubnetArn"], scope="availability-zone")
+        tid = fis.create_experiment_template(**template)["experimentTemplate"]["id"]
+        exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+        eventually(lambda: not _answers(a), what="the zone's cache node cut off from other zones")
+        assert not _pg_answers(inst)
+        assert _answers(b)
+        fis.stop_experiment(id=exp_id)
+        assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+        assert _answers(a) and _pg_answers(inst)
     finally:
         ec.delete_cache_cluster(CacheClusterId=inside)
         ec.delete_cache_cluster(CacheClusterId=outside)
