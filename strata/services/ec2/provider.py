@@ -41,6 +41,7 @@ from strata.services.ec2.crypto import Encryption
 from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import Network, default_security_group, default_vpc
+from strata.services.ec2.prefix_lists import PrefixListsMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.rule_changes import RuleChangesMixin
 from strata.services.ec2.security_groups import SecurityGroups, SecurityGroupsMixin
@@ -64,7 +65,13 @@ DEVICE_NAMES = tuple(f"/dev/sd{c}" for c in "bcdefghijklmnop") + tuple(
 
 @refusing("ec2")
 class EC2Provider(
-    VolumesMixin, SnapshotsMixin, VpcsMixin, SecurityGroupsMixin, EgressMixin, RuleChangesMixin
+    VolumesMixin,
+    SnapshotsMixin,
+    VpcsMixin,
+    SecurityGroupsMixin,
+    EgressMixin,
+    RuleChangesMixin,
+    PrefixListsMixin,
 ):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
