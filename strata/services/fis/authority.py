@@ -48,9 +48,13 @@ PERMISSIONS: dict[str, tuple[str | tuple[str, ...] | None, tuple[str, ...]]] = {
         (
             "ec2:CreateNetworkAcl",
             "ec2:CreateNetworkAclEntry",
+            "ec2:CreateTags",
             "ec2:DeleteNetworkAcl",
+            "ec2:DescribeManagedPrefixLists",
             "ec2:DescribeNetworkAcls",
             "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "ec2:GetManagedPrefixListEntries",
             "ec2:ReplaceNetworkAclAssociation",
         ),
     ),

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from strata.protocol.errors import ServiceError
 
 MAX_DURATION_SECONDS = 12 * 3600  # AWS: an action runs for at most 12 hours
-# aws:network:disrupt-connectivity scopes Strata applies (AWS's prefix-list is not: Strata's EC2 has
-# no managed prefix lists; s3express and vpc neither: no S3 Express, no traffic leaving a VPC)
-SCOPES = ("all", "availability-zone", "dynamodb", "s3")
+# aws:network:disrupt-connectivity scopes Strata applies (AWS's s3express and vpc are not: Strata has
+# no S3 Express, and its clients' traffic never leaves a VPC)
+SCOPES = ("all", "availability-zone", "dynamodb", "prefix-list", "s3")
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,21 @@ ACTIONS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "aws:network:disrupt-connectivity",
-            "Denies all traffic to the Strata endpoints served in the target subnets' Availability Zones.",
+            "Denies the traffic the scope names to the Strata endpoints served in the target subnets' "
+            "Availability Zones.",
             {
                 "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
                 "scope": (
                     "The type of traffic to deny: all (the endpoints served in the subnets' zones), "
                     "availability-zone (the same endpoints: Strata's clients count as in another zone "
-                    "of the VPC; EBS volumes go on), dynamodb or s3 (the service's endpoint stops answering, for "
-                    "every client: Strata cannot tell a client's subnet).",
+                    "of the VPC; EBS volumes go on), prefix-list (the same endpoints, for clients whose "
+                    "address is in the prefix list), dynamodb or s3 (the service's endpoint stops "
+                    "answering, for every client: Strata cannot tell a client's subnet).",
+                    False,
+                ),
+                "prefixListIdentifier": (
+                    "If the scope is prefix-list, the customer-managed prefix list: its name, ID or ARN "
+                    "(at most 10 entries).",
                     False,
                 ),
             },

@@ -20,7 +20,13 @@ from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
-from strata.services.fis.network import NetworkUnavailable, cut_service, cut_zones, subnets_of
+from strata.services.fis.network import (
+    NetworkUnavailable,
+    cut_service,
+    cut_zones,
+    prefix_list_blocks,
+    subnets_of,
+)
 from strata.services.fis.pause_replication import NotGlobal, pause_tables
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
@@ -392,7 +398,10 @@ class Runner:
             return
         zones = sorted({s["AvailabilityZone"] for s in subnets})
         try:
-            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration, scope == "all")
+            sources = None
+            if scope == "prefix-list":
+                sources = await prefix_list_blocks(self.peer, doc, params["prefixListIdentifier"])
+            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration, scope == "all", sources)
         except NetworkUnavailable as e:
             raise ActionFailed(str(e)) from e
 
