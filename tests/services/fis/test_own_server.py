@@ -1,17 +1,34 @@
-"""FIS aws:dynamodb:global-table-pause-replication on a global table with replicas in two regions:
+"""Faults that need a server of their own, one for the module: its replicas ACTIVE as soon as they
+are copied (STRATA_LIMIT_DYNAMODB_REPLICA_CREATE_SECONDS=0) and `--timings aws` (STRATA_TIMINGS).
+
+FIS aws:dynamodb:global-table-pause-replication on a global table with replicas in two regions:
 while the action runs, writes in either region stay there (both directions are paused for the
 targeted replica); when the experiment is stopped (the pause is lifted however the action ends),
 every write made meanwhile reaches the other region. A target that is no global table fails the
-experiment."""
+experiment.
+
+`--timings aws`: a Multi-AZ instance's forced failover takes the 60 s AWS documents, in simulated
+time: it is under way and the endpoint unanswered until the clock has moved past them; then the
+instance serves from the standby's zone through the same endpoint, nothing lost. A bad setting
+stops start-up."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
 
 from tests.services.dynamodb.test_global_tables import EAST, NEW_AND_OLD, WEST, get, poll
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE
+from tests.services.rds.helpers import PASSWORD, USER, create_pg, eventually, pg_connect, wait_status
+from tests.strata_process import StrataProcess
 
 QUIET = 1.0  # seconds replication would need far less than (it looks every 0.05 s)
 
@@ -52,10 +69,18 @@ def _put(ddb, name: str, key: str) -> None:  # noqa: ANN001
     ddb.put_item(TableName=name, Item={"pk": {"S": key}})
 
 
-def test_pause_replication_holds_writes_and_delivers_them_after(strata_factory, unique):
-    # replicas are ACTIVE as soon as their copy is made: no clock to move
-    server = strata_factory(extra_env={"STRATA_LIMIT_DYNAMODB_REPLICA_CREATE_SECONDS": "0"})
-    runner_role(server)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:
+    s = StrataProcess(
+        tmp_path_factory.mktemp("own") / "data",
+        extra_env={"STRATA_LIMIT_DYNAMODB_REPLICA_CREATE_SECONDS": "0", "STRATA_TIMINGS": "aws"},
+    ).start()
+    runner_role(s)
+    yield s
+    s.stop()
+
+
+def test_pause_replication_holds_writes_and_delivers_them_after(server, unique):
     fis = server.client("fis")
     east, west = server.client("dynamodb", region=EAST), server.client("dynamodb", region=WEST)
     name = f"gp-{unique}"
@@ -92,3 +117,57 @@ def test_pause_replication_holds_writes_and_delivers_them_after(strata_factory, 
     assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
     poll(lambda: all(get(west, name, f"east-{i}") for i in range(20)))
     poll(lambda: all(get(east, name, f"west-{i}") for i in range(20)))
+
+
+def _answers(inst: dict) -> bool:
+    try:
+        with psycopg.connect(
+            host=inst["Endpoint"]["Address"],
+            port=inst["Endpoint"]["Port"],
+            user=USER,
+            password=PASSWORD,
+            dbname="app",
+            connect_timeout=2,
+        ) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False
+
+
+def test_multi_az_failover_takes_aws_time(server, unique):
+    rds = server.client("rds")
+    db = f"maz-{unique}"
+    inst = create_pg(rds, db, MultiAZ=True, BackupRetentionPeriod=0)
+    with pg_connect(inst) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+
+    rds.reboot_db_instance(DBInstanceIdentifier=db, ForceFailover=True)
+
+    def started() -> bool:
+        events = rds.describe_events(SourceIdentifier=db, SourceType="db-instance")["Events"]
+        return "Multi-AZ instance failover started." in [e["Message"] for e in events]
+
+    eventually(started)
+    time.sleep(1)  # far less than the 60 s the failover holds
+    now = rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]
+    assert now["DBInstanceStatus"] == "rebooting" and now["AvailabilityZone"] == inst["AvailabilityZone"]
+    assert not _answers(inst)
+
+    server.advance_clock("2m")
+    after = wait_status(rds, db)
+    assert after["AvailabilityZone"] == inst["SecondaryAvailabilityZone"]
+    with pg_connect(after) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_timings_setting_is_checked():
+    for args, env in ((["--timings", "slow"], {}), ([], {"STRATA_TIMINGS": "slow"})):
+        done = subprocess.run(
+            [sys.executable, "-m", "strata.cli", "serve", "--port", "1", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0 and "slow" in done.stderr, done.stderr
