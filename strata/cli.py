@@ -84,8 +84,8 @@ def cli() -> None:
     "--timings",
     type=click.Choice(["fast", "aws"]),
     default=None,
-    help="fast (default): things take as long as the engines need; aws: an RDS Multi-AZ failover takes "
-    "the 60 s AWS documents. Env: STRATA_TIMINGS.",
+    help="fast (default): things take as long as the engines need; aws: failovers take the times AWS "
+    "documents (RDS Multi-AZ 60 s, Aurora 30 s). Env: STRATA_TIMINGS.",
 )
 def serve(
     host: str,

@@ -4,9 +4,11 @@
 By default (`fast`) Strata does each thing as fast as its engines allow. Under `aws`:
 - an RDS Multi-AZ DB instance failover (RebootDBInstance ForceFailover, FIS, or after the
   primary's crash) leaves the endpoint unanswered for 60 s ("failover times are typically
-  60-120 seconds"), between the old primary's stop and the standby taking over.
-Not yet: Aurora failover (AWS: typically under 30 s), creation and modification times,
-ElastiCache failover.
+  60-120 seconds"), between the old primary's stop and the standby taking over;
+- an Aurora cluster failover (FailoverDBCluster, FIS, or after the writer's crash) likewise for
+  30 s (AWS: failover "typically completes within 30 seconds"), between the writer's stop and the
+  reader's promotion.
+Not yet: creation and modification times, ElastiCache failover.
 The waits are in simulated time (strata.sim.clock): they pass in real time like everything else,
 and a test moves the clock past them instead of waiting.
 """
@@ -21,6 +23,7 @@ from strata.sim.clock import clock
 PROFILES = ("fast", "aws")
 AWS: dict[str, float] = {
     "rds_multi_az_failover": 60.0,
+    "aurora_failover": 30.0,
 }
 
 

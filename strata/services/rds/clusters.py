@@ -26,6 +26,7 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.core import RDSCore
 from strata.services.rds.listing import filtered, page
+from strata.sim import timings
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.rds")
@@ -482,6 +483,7 @@ class ClusterOperations(RDSCore):
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
             if old_node.running():  # a planned failover loses nothing: the reader gets every commit
                 self._hand_over(old_node, new_node, old_id, target)
+            timings.wait(timings.seconds(self.settings, "aurora_failover"))  # --timings aws
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self._save(new, "cluster_role")

@@ -7,9 +7,10 @@ targeted replica); when the experiment is stopped (the pause is lifted however t
 every write made meanwhile reaches the other region. A target that is no global table fails the
 experiment.
 
-`--timings aws`: a Multi-AZ instance's forced failover takes the 60 s AWS documents, in simulated
-time: it is under way and the endpoint unanswered until the clock has moved past them; then the
-instance serves from the standby's zone through the same endpoint, nothing lost. A bad setting
+`--timings aws`: a Multi-AZ instance's forced failover takes the 60 s AWS documents and an Aurora
+cluster's failover 30 s, in simulated time: each is under way and its endpoint unanswered until
+the clock has moved past them; then each serves from its new primary through the same endpoint,
+nothing lost. A bad setting
 stops start-up."""
 
 from __future__ import annotations
@@ -119,46 +120,63 @@ def test_pause_replication_holds_writes_and_delivers_them_after(server, unique):
     poll(lambda: all(get(east, name, f"west-{i}") for i in range(20)))
 
 
-def _answers(inst: dict) -> bool:
+def _answers(host: str, port: int) -> bool:
     try:
         with psycopg.connect(
-            host=inst["Endpoint"]["Address"],
-            port=inst["Endpoint"]["Port"],
-            user=USER,
-            password=PASSWORD,
-            dbname="app",
-            connect_timeout=2,
+            host=host, port=port, user=USER, password=PASSWORD, dbname="app", connect_timeout=2
         ) as conn:
             return conn.execute("SELECT 1").fetchone() == (1,)
     except psycopg.OperationalError:
         return False
 
 
-def test_multi_az_failover_takes_aws_time(server, unique):
+def _events(rds, ident: str, kind: str) -> list[str]:  # noqa: ANN001
+    return [e["Message"] for e in rds.describe_events(SourceIdentifier=ident, SourceType=kind)["Events"]]
+
+
+def test_failovers_take_aws_times(server, unique):
     rds = server.client("rds")
-    db = f"maz-{unique}"
-    inst = create_pg(rds, db, MultiAZ=True, BackupRetentionPeriod=0)
+    db, cid = f"maz-{unique}", f"aur-{unique}"
+    login = {"MasterUsername": USER, "MasterUserPassword": PASSWORD}
+    create_pg(rds, db, wait=False, MultiAZ=True, BackupRetentionPeriod=0)
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=cid, Engine="aurora-postgresql", DatabaseName="app", **login
+    )["DBCluster"]
+    for ident in (f"w-{cid}", f"r-{cid}"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident,
+            DBClusterIdentifier=cid,
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+        )
+        wait_status(rds, ident)
+    inst = wait_status(rds, db)
     with pg_connect(inst) as conn:
         conn.execute("CREATE TABLE t (x int)")
         conn.execute("INSERT INTO t VALUES (1)")
 
     rds.reboot_db_instance(DBInstanceIdentifier=db, ForceFailover=True)
-
-    def started() -> bool:
-        events = rds.describe_events(SourceIdentifier=db, SourceType="db-instance")["Events"]
-        return "Multi-AZ instance failover started." in [e["Message"] for e in events]
-
-    eventually(started)
-    time.sleep(1)  # far less than the 60 s the failover holds
+    rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=f"r-{cid}")
+    eventually(lambda: "Multi-AZ instance failover started." in _events(rds, db, "db-instance"))
+    eventually(lambda: any("Started cluster failover" in m for m in _events(rds, cid, "db-cluster")))
+    time.sleep(1)  # far less than the 60 and 30 s the failovers hold
     now = rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]
     assert now["DBInstanceStatus"] == "rebooting" and now["AvailabilityZone"] == inst["AvailabilityZone"]
-    assert not _answers(inst)
+    assert not _answers(inst["Endpoint"]["Address"], inst["Endpoint"]["Port"])
+    assert rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["Status"] == "failing-over"
+    assert not _answers(cluster["Endpoint"], cluster["Port"])
 
-    server.advance_clock("2m")
+    server.advance_clock("2m")  # past both
     after = wait_status(rds, db)
     assert after["AvailabilityZone"] == inst["SecondaryAvailabilityZone"]
     with pg_connect(after) as conn:
         assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    eventually(
+        lambda: rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["Status"] == "available"
+    )
+    assert _answers(cluster["Endpoint"], cluster["Port"])
+    members = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["DBClusterMembers"]
+    assert [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]] == [f"r-{cid}"]
 
 
 def test_timings_setting_is_checked():
