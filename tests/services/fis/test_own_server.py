@@ -99,14 +99,22 @@ def test_pause_replication_holds_writes_and_delivers_them_after(server, unique):
     _put(east, name, "before")
     poll(lambda: get(west, name, "before"))
 
-    # Stopped by StopExperiment: the pause ends with it.
-    tid = fis.create_experiment_template(**pause_template(arn))["experimentTemplate"]["id"]
+    # Found by its tags (the ordinary table, tagged alike, is no global table: not a target), and
+    # stopped by StopExperiment: the pause ends with it.
+    for table in (arn, plain):
+        east.tag_resource(ResourceArn=table, Tags=[{"Key": "chaos", "Value": unique}])
+    template = pause_template(arn)
+    del template["targets"]["Tables"]["resourceArns"]
+    template["targets"]["Tables"]["resourceTags"] = {"chaos": unique}
+    tid = fis.create_experiment_template(**template)["experimentTemplate"]["id"]
     exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
     poll(
         lambda: (
             fis.get_experiment(id=exp_id)["experiment"]["actions"]["pause"]["state"]["status"] == "running"
         )
     )
+    resolved = fis.list_experiment_resolved_targets(experimentId=exp_id)["resolvedTargets"]
+    assert [t["targetInformation"]["arn"] for t in resolved] == [arn]
     for i in range(20):
         _put(east, name, f"east-{i}")
         _put(west, name, f"west-{i}")
