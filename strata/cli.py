@@ -80,6 +80,13 @@ def cli() -> None:
     help="Answer 503 SlowDown above S3's request rates per prefix (3,500 writes, 5,500 reads a second). "
     "Env: STRATA_S3_REQUEST_LIMITS=on.",
 )
+@click.option(
+    "--timings",
+    type=click.Choice(["fast", "aws"]),
+    default=None,
+    help="fast (default): things take as long as the engines need; aws: failovers take the times AWS "
+    "documents (RDS Multi-AZ 60 s, Aurora 30 s). Env: STRATA_TIMINGS.",
+)
 def serve(
     host: str,
     port: int,
@@ -94,6 +101,7 @@ def serve(
     users_file: Path | None,
     account_id: str | None,
     s3_request_limits: bool | None,
+    timings: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -111,6 +119,7 @@ def serve(
             users_file=users_file,
             account_id=account_id,
             s3_request_limits=s3_request_limits or None,
+            timings=timings,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)

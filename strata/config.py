@@ -79,6 +79,9 @@ class Settings:
     # S3's per-prefix request rates answered with 503 SlowDown above them (strata.sim.
     # request_limits): `--s3-request-limits` or STRATA_S3_REQUEST_LIMITS=on; off by default.
     s3_request_limits: bool = False
+    # Durations of control-plane events (strata.sim.timings): "fast" (default) or "aws", AWS's
+    # documented times (RDS Multi-AZ and Aurora failovers); `--timings aws` or STRATA_TIMINGS=aws.
+    timings: str = "fast"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -165,6 +168,11 @@ def settings_from_env(**overrides: object) -> Settings:
     if "STRATA_S3_REQUEST_LIMITS" in os.environ:
         value = os.environ["STRATA_S3_REQUEST_LIMITS"].strip().lower()
         s.s3_request_limits = value in ("on", "1", "yes", "true")
+    if "STRATA_TIMINGS" in os.environ:
+        value = os.environ["STRATA_TIMINGS"].strip().lower()
+        if value not in ("fast", "aws"):
+            raise ConfigError(f"STRATA_TIMINGS must be fast or aws, not {value!r}")
+        s.timings = value
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):

@@ -1,7 +1,7 @@
 """Endpoints that stop answering: every packet a client sends them is dropped (an nftables table).
 
 Used by FIS's aws:network:disrupt-connectivity: like a network ACL that denies all traffic of a
-subnet, it cuts open connections as well as new ones (every packet is looked at, not only the
+subnet (or, scope prefix-list, the traffic from some CIDR blocks), it cuts open connections as well as new ones (every packet is looked at, not only the
 opening SYN), so clients meet timeouts, not refusals. Strata's own connections (CONTROL_MARK) and
 the engines' (replication between nodes) pass, as the firewall lets them (strata.engines.firewall):
 the disruption is of the clients' network, not of Strata's control of its engines.
@@ -36,6 +36,7 @@ class Blackhole:
     def __init__(self, name: str = "blackhole") -> None:
         self.table = owned_table(name)
         self.cut: dict[str, frozenset[Endpoint]] = {}
+        self.sources: dict[str, frozenset[str]] = {}  # keys that cut only these clients off
         self._janitor: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
@@ -43,20 +44,31 @@ class Blackhole:
     def usable() -> bool:
         return nft_usable()
 
-    def add(self, key: str, endpoints: frozenset[Endpoint]) -> None:
+    def add(self, key: str, endpoints: frozenset[Endpoint], sources: frozenset[str] | None = None) -> None:
+        """Cut `endpoints` off under `key` (replacing what `key` cut before): for every client, or
+        with `sources` (IPv4 CIDR blocks) only for clients whose address is in one of them."""
         with self._lock:
             self.cut = {**self.cut, key: endpoints}
+            self.sources = {k: v for k, v in self.sources.items() if k != key}
+            if sources is not None:
+                self.sources[key] = sources
             self._apply()
 
     def remove(self, key: str) -> None:
         with self._lock:
             if key in self.cut:
                 self.cut = {k: v for k, v in self.cut.items() if k != key}
+                self.sources = {k: v for k, v in self.sources.items() if k != key}
                 self._apply()
 
     def _apply(self) -> None:
-        endpoints = sorted({e for group in self.cut.values() for e in group})
-        if not endpoints:
+        everyone = sorted({e for k, group in self.cut.items() if k not in self.sources for e in group})
+        limited = [
+            (sorted(self.sources[k]), sorted(group))
+            for k, group in sorted(self.cut.items())
+            if k in self.sources and group and self.sources[k]
+        ]
+        if not everyone and not limited:
             drop_table(self.table, self._janitor)
             self._janitor = None
             return
@@ -66,13 +78,21 @@ class Blackhole:
         uid = engine_uid()
         if uid is not None:
             rules.append(f"meta skuid {uid} accept")
-        elements = ", ".join(f"{address} . {port}" for address, port in endpoints)
-        rules.append("ip daddr . tcp dport @cut drop")
+        cut_set = ""
+        if everyone:
+            elements = ", ".join(f"{address} . {port}" for address, port in everyone)
+            cut_set = (
+                f"  set cut {{\n    type ipv4_addr . inet_service\n    elements = {{ {elements} }}\n  }}\n"
+            )
+            rules.append("ip daddr . tcp dport @cut drop")
+        for cidrs, group in limited:
+            targets = ", ".join(f"{address} . {port}" for address, port in group)
+            rules.append(f"ip saddr {{ {', '.join(cidrs)} }} ip daddr . tcp dport {{ {targets} }} drop")
         run_script(
             f"table ip {self.table}\ndelete table ip {self.table}\n"
             f"table ip {self.table} {{\n"
-            f"  set cut {{\n    type ipv4_addr . inet_service\n    elements = {{ {elements} }}\n  }}\n"
-            "  chain out {\n    type filter hook output priority -160; policy accept;\n"
+            + cut_set
+            + "  chain out {\n    type filter hook output priority -160; policy accept;\n"
             + "".join(f"    {r}\n" for r in rules)
             + "  }\n}\n"
         )

@@ -23,6 +23,11 @@ with its version), then ACTIVE once `create_seconds` of simulated time have pass
 made meanwhile wait behind its cursors and follow the copy. Replicated writes go on the meter
 as `ReplicatedWriteCapacityUnits` (rWCU/rWRU), per target table, and each record's time from
 its write to its arrival as `ReplicationLatency` (CloudWatch's metric of that name).
+
+FIS's aws:dynamodb:global-table-pause-replication pauses a replica (`pause`): no change is sent
+to it or taken from it while paused; its changes and the others' wait in the streams behind the
+cursors and are applied when the pause is lifted (`resume`). Pauses live in memory only: a
+restart lifts them, as it ends the experiment that made them.
 """
 
 from __future__ import annotations
@@ -88,6 +93,8 @@ class Replicator:
         self._woken = asyncio.Event()
         self._busy = True  # some table is global (a look every POLL seconds, else every IDLE)
         self._seen = -1  # the last committed stream record when a look found nothing left to do
+        # FIS pauses: fault key -> the replicas, as (scope, table name), that neither send nor receive
+        self.paused: dict[str, frozenset[tuple[str, str]]] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -204,9 +211,22 @@ class Replicator:
         self.wake()
 
     def wake(self) -> None:
-        """Look at every pair again, now (a replica was added)."""
+        """Look at every pair again, now (a replica was added, a pause lifted)."""
         self._seen = -1
         self._woken.set()
+
+    def pause(self, key: str, replicas: frozenset[tuple[str, str]]) -> None:
+        """Stop replication to and from `replicas` ((scope, name) pairs) until `resume(key)`."""
+        self.paused[key] = replicas
+
+    def resume(self, key: str) -> None:
+        """Lift the pause `key` made: what waited in the streams is applied at the next look."""
+        if self.paused.pop(key, None) is not None:
+            self.wake()
+
+    def _is_paused(self, meta: TableMeta) -> bool:
+        here = (meta.scope, meta.name)
+        return any(here in replicas for replicas in self.paused.values())
 
     # -- the work ------------------------------------------------------------------------------
 
@@ -234,6 +254,8 @@ class Replicator:
                 if dst.replica is not None and not dst.replica.get("copied"):
                     waiting = True
                     continue
+                if self.paused and (self._is_paused(src) or self._is_paused(dst)):
+                    continue  # held in src's stream; resume() looks again
                 waiting |= await self._pump(src, dst)
         if not waiting:
             self._seen = seen

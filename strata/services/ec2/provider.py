@@ -44,6 +44,7 @@ from strata.services.ec2.egress import EgressMixin
 from strata.services.ec2.nbd import NbdServer
 from strata.services.ec2.network import Network, default_security_group, default_vpc, default_vpc_deleted
 from strata.services.ec2.network_acls import NetworkAclsMixin
+from strata.services.ec2.prefix_lists import PrefixListsMixin
 from strata.services.ec2.query import check_tags, matching, page, tag_list
 from strata.services.ec2.route_tables import RouteTablesMixin
 from strata.services.ec2.rule_changes import RuleChangesMixin
@@ -90,6 +91,7 @@ class EC2Provider(
     SecurityGroupsMixin,
     EgressMixin,
     RuleChangesMixin,
+    PrefixListsMixin,
 ):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime

@@ -76,6 +76,11 @@ def permissions(req: dict, group: dict, sgs: SecurityGroups) -> list[dict]:
             lo, hi = (-1 if lo is None else lo), (-1 if hi is None else hi)
         if p.get("PrefixListIds"):
             pl = p["PrefixListIds"][0].get("PrefixListId")
+            found_list = sgs.store.get_doc("prefix_list", pl or "")
+            if found_list is not None and (found_list["account"], found_list["region"]) == (account, region):
+                raise lim.invalid(
+                    "Security group rules that reference a prefix list are not supported by Strata."
+                )
             raise lim.fault("InvalidPrefixListID.NotFound", f"The prefix list ID '{pl}' does not exist")
         found = False
         for r in p.get("IpRanges") or []:

@@ -19,10 +19,10 @@ from strata.auth.principal import Principal
 from strata.config import Settings
 from strata.sim.clock import clock
 
-# action id -> (permission on each target resource, permissions on "*"), from AWS's action
+# action id -> (permission(s) on each target resource, permissions on "*"), from AWS's action
 # reference (Strata's own replica-lag actions change the replica as ModifyDBInstance and
 # ModifyReplicationGroup do).
-PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+PERMISSIONS: dict[str, tuple[str | tuple[str, ...] | None, tuple[str, ...]]] = {
     "aws:fis:wait": (None, ()),
     "aws:fis:inject-api-internal-error": (None, ("fis:InjectApiInternalError",)),
     "aws:fis:inject-api-throttle-error": (None, ("fis:InjectApiThrottleError",)),
@@ -34,14 +34,27 @@ PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         ("elasticache:DescribeReplicationGroups",),
     ),
     "aws:ebs:pause-volume-io": ("ec2:PauseVolumeIO", ("ec2:DescribeVolumes",)),
+    "aws:dynamodb:global-table-pause-replication": (
+        (
+            "dynamodb:PutResourcePolicy",
+            "dynamodb:DeleteResourcePolicy",
+            "dynamodb:GetResourcePolicy",
+            "dynamodb:DescribeTable",
+        ),
+        (),
+    ),
     "aws:network:disrupt-connectivity": (
         None,
         (
             "ec2:CreateNetworkAcl",
             "ec2:CreateNetworkAclEntry",
+            "ec2:CreateTags",
             "ec2:DeleteNetworkAcl",
+            "ec2:DescribeManagedPrefixLists",
             "ec2:DescribeNetworkAcls",
             "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "ec2:GetManagedPrefixListEntries",
             "ec2:ReplaceNetworkAclAssociation",
         ),
     ),
@@ -112,7 +125,8 @@ def check_role(
 ) -> None:
     """Raise RoleDenied unless the role exists and may carry out `action_id` on `resources`."""
     on_target, general = PERMISSIONS[action_id]
-    needed = [(p, "*") for p in general] + [(on_target, r) for r in resources if on_target]
+    per_target = (on_target,) if isinstance(on_target, str) else on_target or ()
+    needed = [(p, "*") for p in general] + [(p, r) for r in resources for p in per_target]
     if by_tags:
         needed.append((TAG_LOOKUP, "*"))
     if not needed:

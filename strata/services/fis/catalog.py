@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from strata.protocol.errors import ServiceError
 
 MAX_DURATION_SECONDS = 12 * 3600  # AWS: an action runs for at most 12 hours
-# aws:network:disrupt-connectivity scopes Strata applies (AWS's prefix-list and availability-zone
-# are not: Strata has no prefix lists, and its clients are in no zone)
-SCOPES = ("all", "dynamodb", "s3")
+# aws:network:disrupt-connectivity scopes Strata applies (AWS's s3express and vpc are not: Strata has
+# no S3 Express, and its clients' traffic never leaves a VPC)
+SCOPES = ("all", "availability-zone", "dynamodb", "prefix-list", "s3")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,13 @@ ACTIONS: dict[str, ActionSpec] = {
             ("ReplicationGroups", "aws:elasticache:replicationgroup"),
         ),
         ActionSpec(
+            "aws:dynamodb:global-table-pause-replication",
+            "Pauses Amazon DynamoDB global table replication to and from the target replica tables; "
+            "their changes and the other replicas' wait and are replicated when the action ends.",
+            {"duration": ("The duration, up to 12 hours (ISO 8601).", True)},
+            ("Tables", "aws:dynamodb:global-table"),
+        ),
+        ActionSpec(
             "aws:ebs:pause-volume-io",
             "Pauses I/O operations on the target EBS volumes.",
             {"duration": ("The duration, from one second to 12 hours (ISO 8601).", True)},
@@ -79,13 +86,21 @@ ACTIONS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "aws:network:disrupt-connectivity",
-            "Denies all traffic to the Strata endpoints served in the target subnets' Availability Zones.",
+            "Denies the traffic the scope names to the Strata endpoints served in the target subnets' "
+            "Availability Zones.",
             {
                 "duration": ("The duration, from one minute to 12 hours (ISO 8601).", True),
                 "scope": (
                     "The type of traffic to deny: all (the endpoints served in the subnets' zones), "
-                    "dynamodb or s3 (the service's endpoint stops answering, for every client: "
-                    "Strata cannot tell a client's subnet).",
+                    "availability-zone (the same endpoints: Strata's clients count as in another zone "
+                    "of the VPC; EBS volumes go on), prefix-list (the same endpoints, for clients whose "
+                    "address is in the prefix list), dynamodb or s3 (the service's endpoint stops "
+                    "answering, for every client: Strata cannot tell a client's subnet).",
+                    False,
+                ),
+                "prefixListIdentifier": (
+                    "If the scope is prefix-list, the customer-managed prefix list: its name, ID or ARN "
+                    "(at most 10 entries).",
                     False,
                 ),
             },
@@ -123,6 +138,7 @@ TARGET_TYPES: dict[str, str] = {
     "aws:rds:cluster": "Amazon Aurora DB clusters.",
     "aws:elasticache:replicationgroup": "Amazon ElastiCache replication groups.",
     "aws:ec2:ebs-volume": "Amazon EBS volumes.",
+    "aws:dynamodb:global-table": "Amazon DynamoDB global tables (their replicas in the experiment's Region).",
     "aws:ec2:subnet": "Amazon VPC subnets.",
 }
 

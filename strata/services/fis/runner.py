@@ -18,13 +18,20 @@ from typing import Any
 from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
-from strata.services.base import run_blocking
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
+from strata.services.fis.network import (
+    NetworkUnavailable,
+    cut_service,
+    cut_zones,
+    prefix_list_blocks,
+    subnets_of,
+)
+from strata.services.fis.pause_replication import NotGlobal, pause_tables
 from strata.services.fis.stops import POLL_SECONDS, alarm_arns, alarms_fired
 from strata.services.fis.targets import call, internal_context, resolve, zone_name
 from strata.sim.clock import clock
-from strata.sim.faults import ApiFault, api_faults, io_pauses, service_outages
+from strata.sim.faults import ApiFault, api_faults, io_pauses
 from strata.sim.meter import meter
 from strata.storage.metadata import MetadataStore
 
@@ -290,6 +297,19 @@ class Runner:
                 await rds.failover_db_cluster(ctx, {"DBClusterIdentifier": arn.rsplit(":", 1)[-1]})
         elif action_id == "aws:elasticache:replicationgroup-interrupt-az-power":
             await self._interrupt_az_power(doc, action, duration_seconds(params["duration"]))
+        elif action_id == "aws:dynamodb:global-table-pause-replication":
+            try:
+                await pause_tables(
+                    self._service("dynamodb", "DynamoDB"),
+                    self._targets(doc, action),
+                    doc["region"],
+                    doc["account"],
+                    f"{doc['id']}/{name}",
+                    duration_seconds(params["duration"]),
+                    doc["id"],
+                )
+            except NotGlobal as e:
+                raise ActionFailed(str(e)) from e
         elif action_id == "aws:ebs:pause-volume-io":
             await self._pause_volume_io(doc, name, action, duration_seconds(params["duration"]))
         elif action_id == "strata:rds:replica-lag":
@@ -300,10 +320,8 @@ class Runner:
             await self._cache_replica_lag(
                 doc, action, int(params["lagSeconds"]), duration_seconds(params["duration"])
             )
-        elif action_id == "aws:network:disrupt-connectivity" and params.get("scope", "all") != "all":
-            await self._cut_service(doc, name, action, params["scope"], duration_seconds(params["duration"]))
         elif action_id == "aws:network:disrupt-connectivity":
-            await self._disrupt_connectivity(doc, name, action, duration_seconds(params["duration"]))
+            await self._disrupt_connectivity(doc, name, action, params)
 
     async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
         """The nodes of the target groups in the target's zone lose power for `duration`; the
@@ -368,49 +386,24 @@ class Runner:
         finally:
             io_pauses.resume(key)  # rolled back however the action ends
 
-    async def _disrupt_connectivity(self, doc: dict, name: str, action: dict, duration: float) -> None:
-        """Every endpoint served in the target subnets' zones stops answering for `duration`:
-        database and cache endpoints and NFS mount targets drop every packet (strata.engines.
-        blackhole); the zone's EBS volumes' NBD requests are held (io_pauses). What is served
-        where is read when the action starts."""
-        ec2 = self._service("ec2", "EC2")
+    async def _disrupt_connectivity(self, doc: dict, name: str, action: dict, params: dict) -> None:
+        """aws:network:disrupt-connectivity on the target subnets, by scope (network.py)."""
         ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
-        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
-        subnets = (await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids}))["Subnets"]
+        self._service("ec2", "EC2")
+        subnets = await subnets_of(self.peer, doc, ids)  # the account's own, or NotFound
+        key, duration = f"{doc['id']}/{name}", duration_seconds(params["duration"])
+        scope = params.get("scope", "all")
+        if scope in ("dynamodb", "s3"):
+            await cut_service(key, scope, duration)
+            return
         zones = sorted({s["AvailabilityZone"] for s in subnets})
-        endpoints: set[tuple[str, int]] = set()
-        for service in ("rds", "elasticache", "efs"):
-            provider = self.peer(service)
-            for zone in zones if provider is not None else []:
-                endpoints |= set(provider.endpoints_in_zone(doc["account"], doc["region"], zone))
-        ctx = internal_context("ec2", "DescribeVolumes", doc["region"], doc["account"], doc["id"])
-        volumes = await call(
-            ec2, "describe_volumes", ctx, {"Filters": [{"Name": "availability-zone", "Values": zones}]}
-        )
-        if endpoints and not await run_blocking(Blackhole.usable):
-            raise ActionFailed("Disrupting connectivity needs nftables and root (CAP_NET_ADMIN).")
-        key = f"{doc['id']}/{name}"
         try:
-            await run_blocking(self.blackhole.add, key, frozenset(endpoints))
-            io_pauses.pause(key, frozenset(v["VolumeId"] for v in volumes["Volumes"]))
-            await asyncio.sleep(duration)
-        finally:  # rolled back however the action ends
-            io_pauses.resume(key)
-            await run_blocking(self.blackhole.remove, key)
-
-    async def _cut_service(self, doc: dict, name: str, action: dict, service: str, duration: float) -> None:
-        """Scope dynamodb or s3: the service's endpoint answers no one for `duration` (requests are
-        held, then their connections dropped unanswered: strata.sim.faults.ServiceOutages)."""
-        ec2 = self._service("ec2", "EC2")
-        ids = [arn.rsplit("/", 1)[-1] for arn in self._targets(doc, action)]
-        ctx = internal_context("ec2", "DescribeSubnets", doc["region"], doc["account"], doc["id"])
-        await call(ec2, "describe_subnets", ctx, {"SubnetIds": ids})  # the account's own, or NotFound
-        key = f"{doc['id']}/{name}"
-        service_outages.cut(key, frozenset({service}))
-        try:
-            await asyncio.sleep(duration)
-        finally:  # rolled back however the action ends
-            service_outages.restore(key)
+            sources = None
+            if scope == "prefix-list":
+                sources = await prefix_list_blocks(self.peer, doc, params["prefixListIdentifier"])
+            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration, scope == "all", sources)
+        except NetworkUnavailable as e:
+            raise ActionFailed(str(e)) from e
 
     async def _replica_lag(self, doc: dict, action: dict, lag: int, duration: float) -> None:
         """The target replicas' engines apply each commit `lag` seconds late for `duration`."""

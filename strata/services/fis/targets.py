@@ -81,6 +81,8 @@ async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -
     if rtype == "aws:ec2:subnet":
         subnets = await _pages(peer("ec2"), "describe_subnets", ctx, {}, "Subnets", "NextToken")
         return [(s["SubnetArn"], _tag_map(s.get("Tags")), s["AvailabilityZone"]) for s in subnets]
+    if rtype == "aws:dynamodb:global-table":
+        return await _global_tables(peer("dynamodb"), ctx)
     rds = peer("rds")
     if rtype == "aws:rds:db":
         items = (await call(rds, "describe_db_instances", ctx, {}))["DBInstances"]
@@ -89,6 +91,25 @@ async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -
         items = (await call(rds, "describe_db_clusters", ctx, {}))["DBClusters"]
         arn_key = "DBClusterArn"
     return [(i[arn_key], _tag_map(i.get("TagList")), "") for i in items]
+
+
+async def _global_tables(ddb: Any, ctx: RequestContext) -> list[tuple[str, dict, str]]:
+    """The region's tables that are replicas of global tables (those DescribeTable shows Replicas of)."""
+    names: list[str] = []
+    req: dict = {}
+    while True:
+        page = await call(ddb, "list_tables", ctx, req)
+        names += page["TableNames"]
+        if not page.get("LastEvaluatedTableName"):
+            break
+        req = {"ExclusiveStartTableName": page["LastEvaluatedTableName"]}
+    out = []
+    for name in names:
+        table = (await call(ddb, "describe_table", ctx, {"TableName": name}))["Table"]
+        if table.get("Replicas"):
+            tags = (await call(ddb, "list_tags_of_resource", ctx, {"ResourceArn": table["TableArn"]}))["Tags"]
+            out.append((table["TableArn"], _tag_map(tags), ""))
+    return out
 
 
 def zone_name(account: str, region: str, identifier: str) -> str | None:

@@ -93,6 +93,10 @@ def _check_parameters(name: str, action_id: str, params: dict[str, str]) -> None
             f"Action {name}: scope {params['scope']} is not supported by Strata; the supported scopes are "
             + ", ".join(SCOPES)
         )
+    if (params.get("scope") == "prefix-list") != bool(params.get("prefixListIdentifier")):
+        raise invalid(
+            f"Action {name}: prefixListIdentifier is required with scope prefix-list, and only with it"
+        )
     if "forceFailover" in params and params["forceFailover"].lower() not in ("true", "false"):
         raise invalid(f"Action {name}: forceFailover must be true or false")
 

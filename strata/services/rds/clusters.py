@@ -30,6 +30,7 @@ from strata.services.rds.core import RDSCore
 from strata.services.rds.fleet import Node
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.serverless import check_scaling, merged_scaling
+from strata.sim import timings
 from strata.sim.clock import clock
 
 log = logging.getLogger("strata.rds")
@@ -526,6 +527,7 @@ class ClusterOperations(RDSCore):
             old_node, new_node = self.fleet.primary(old), self.fleet.primary(new)
             if old_node.running():  # a planned failover loses nothing: the reader gets every commit
                 self._hand_over(old_node, new_node, old_id, target)
+            timings.wait(timings.seconds(self.settings, "aurora_failover"))  # --timings aws
             new_node.promote()
             new["cluster_role"], old["cluster_role"] = "writer", "reader"
             self._save(new, "cluster_role")

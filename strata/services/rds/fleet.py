@@ -23,6 +23,7 @@ from strata.engines.mariadb import MariaNode
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
 from strata.engines.process import EngineError, wait_until
+from strata.sim import timings
 from strata.storage.encrypted_volumes import EncryptedVolumes
 
 Node = PgNode | MariaNode
@@ -245,8 +246,10 @@ class Fleet:
             self.primary(doc).set_sync_standby(False)
             self.drop_node(doc, name)
 
-    def failover(self, doc: dict, replicas: list[dict], planned: bool = True) -> str:
+    def failover(self, doc: dict, replicas: list[dict], planned: bool = True, hold: float = 0.0) -> str:
         """Promote the standby, route the endpoint to it, retire the old primary; returns the old AZ.
+        `hold`: seconds (simulated) between the old primary's stop and the promotion, while the
+        endpoint answers nothing (`--timings aws`: strata.sim.timings).
 
         The old primary is stopped first, so no commit can land on it after the promotion: a planned
         failover (RebootDBInstance ForceFailover) shuts it down cleanly, which hands the standby every
@@ -262,6 +265,8 @@ class Fleet:
             old.stop_handing_over()
         else:
             old.kill()
+        if hold:
+            timings.wait(hold)
         new = self.node(doc, standby_name)
         new.promote()
         new.set_sync_standby(False)  # until a new standby has been built

@@ -15,6 +15,7 @@ from strata.services.rds import security
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
 from strata.services.rds.serverless import held_capacity
+from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -412,7 +413,8 @@ class InstanceOperations(OptionGroupOperations):
         self._event(ident, "db-instance", "Multi-AZ instance failover started.", ["failover"])
         t0 = clock.monotonic()
         replicas = [self._get_instance(r) for r in doc.get("replicas", [])]
-        old_az = self.fleet.failover(doc, replicas, planned)
+        hold = timings.seconds(self.settings, "rds_multi_az_failover")
+        old_az = self.fleet.failover(doc, replicas, planned, hold)
         doc["az"], doc["secondary_az"] = doc["nodes"][doc["primary"]]["az"], old_az
         self._save(doc, "nodes", "primary", "az", "secondary_az")
         self._set_status(ident, "available", last_failover_seconds=round(clock.monotonic() - t0, 3))

@@ -1,6 +1,8 @@
 """FIS aws:network:disrupt-connectivity on a subnet: the database and cache endpoints served in its
 Availability Zone stop answering (connections time out, open ones included) while those of other
-zones serve on; StopExperiment brings them back."""
+zones serve on; StopExperiment brings them back. Scope availability-zone does the same to them
+(Strata's clients count as in another zone of the VPC), scope prefix-list to the clients whose
+address is in the prefix list."""
 
 from __future__ import annotations
 
@@ -75,9 +77,9 @@ def test_disrupted_zone_stops_answering_until_the_experiment_ends(strata_server,
     ][0]
     assert subnet["AvailabilityZone"] == "us-east-1a"
     code, message, _ = error_of(
-        lambda: fis.create_experiment_template(**disrupt_template(subnet["SubnetArn"], scope="prefix-list"))
+        lambda: fis.create_experiment_template(**disrupt_template(subnet["SubnetArn"], scope="s3express"))
     )
-    assert code == "ValidationException" and "scope prefix-list" in message
+    assert code == "ValidationException" and "scope s3express" in message
 
     inside, outside, db = f"in-{unique}", f"out-{unique}", f"net-{unique}"
     ec.create_cache_cluster(
@@ -108,6 +110,54 @@ def test_disrupted_zone_stops_answering_until_the_experiment_ends(strata_server,
         assert _answers(a)
         assert _pg_answers(inst)
         opened.close()
+
+        # Scope availability-zone: a client counts as in another zone, so the same endpoints go.
+        template = disrupt_template(subnet["SubnetArn"], scope="availability-zone")
+        tid = fis.create_experiment_template(**template)["experimentTemplate"]["id"]
+        exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+        eventually(lambda: not _answers(a), what="the zone's cache node cut off from other zones")
+        assert not _pg_answers(inst)
+        assert _answers(b)
+        fis.stop_experiment(id=exp_id)
+        assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+        assert _answers(a) and _pg_answers(inst)
+
+        # Scope prefix-list: the same endpoints, for the clients in the list. Zone b is cut off from
+        # a list holding this machine (127.0.0.1), zone a at the same time from one that does not.
+        lists = {
+            zone: ec2.create_managed_prefix_list(
+                PrefixListName=f"{zone}-{unique}", AddressFamily="IPv4", MaxEntries=2, Entries=entries
+            )["PrefixList"]
+            for zone, entries in (
+                ("near", [{"Cidr": "127.0.0.1/32"}, {"Cidr": "10.0.0.0/8"}]),
+                ("far", [{"Cidr": "10.0.0.0/8"}]),
+            )
+        }
+        other = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1b"]}])[
+            "Subnets"
+        ][0]
+        template = disrupt_template(
+            other["SubnetArn"], scope="prefix-list", prefixListIdentifier=lists["near"]["PrefixListName"]
+        )
+        template["targets"]["far"] = {**template["targets"]["subnet"], "resourceArns": [subnet["SubnetArn"]]}
+        template["actions"]["far"] = {
+            **template["actions"]["cut"],
+            "parameters": {
+                "duration": "PT10M",
+                "scope": "prefix-list",
+                "prefixListIdentifier": lists["far"]["PrefixListId"],
+            },
+            "targets": {"Subnets": "far"},
+        }
+        tid = fis.create_experiment_template(**template)["experimentTemplate"]["id"]
+        exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+        eventually(lambda: not _answers(b), what="zone b's cache node cut off from the prefix list")
+        assert _answers(a)  # no client of the other list is here
+        fis.stop_experiment(id=exp_id)
+        assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+        assert _answers(b)
+        for made in lists.values():
+            ec2.delete_managed_prefix_list(PrefixListId=made["PrefixListId"])
     finally:
         ec.delete_cache_cluster(CacheClusterId=inside)
         ec.delete_cache_cluster(CacheClusterId=outside)

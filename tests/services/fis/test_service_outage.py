@@ -32,9 +32,13 @@ def test_scope_dynamodb_cuts_dynamodb_off_until_the_experiment_ends(strata_serve
     make_table(strata_server, table)
     subnet = strata_server.client("ec2").describe_subnets()["Subnets"][0]["SubnetArn"]
     code, message, _ = error_of(
+        lambda: fis.create_experiment_template(**disrupt_template(subnet, scope="vpc"))
+    )
+    assert code == "ValidationException" and "scope vpc" in message
+    code, message, _ = error_of(
         lambda: fis.create_experiment_template(**disrupt_template(subnet, scope="prefix-list"))
     )
-    assert code == "ValidationException" and "scope prefix-list" in message
+    assert code == "ValidationException" and "prefixListIdentifier is required" in message
     ddb, s3 = _client(strata_server, "dynamodb"), _client(strata_server, "s3")
     ddb.put_item(TableName=table, Item={"k": {"S": "before"}})
 

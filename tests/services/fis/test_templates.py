@@ -226,6 +226,7 @@ def test_action_catalog(strata_server):
         "aws:elasticache:replicationgroup",
         "aws:ec2:ebs-volume",
         "aws:ec2:subnet",
+        "aws:dynamodb:global-table",
     }
     zone = fis.get_target_resource_type(resourceType="aws:elasticache:replicationgroup")
     assert zone["targetResourceType"]["parameters"]["availabilityZoneIdentifier"]["required"] is True
