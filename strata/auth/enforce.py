@@ -141,6 +141,16 @@ def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
     return True
 
 
+def _allowed_before(decisions: dict, key: tuple) -> bool | None:
+    """Whether an allowed decision is remembered under `key` (None: the key cannot be one, a
+    member that is not a string: the request is decided in full)."""
+    try:
+        known = decisions.get(key)
+    except TypeError:
+        return None
+    return known is not None and known.allowed
+
+
 def _remember(policy: Policy, key: tuple, decision: Decision) -> None:
     decisions = policy._decisions
     if len(decisions) >= _DECISION_CACHE_LIMIT:
@@ -250,15 +260,10 @@ class Authorizer:
             # decision is looked up before any hook is asked.
             action = p.versioned_action if params.get("VersionId") else p.action
             if action_only:
-                known = cache.get((action, owner))
+                key: tuple = (action, owner)
             else:
-                try:
-                    known = cache.get(
-                        ("members", action, owner, region, *connection, *[params.get(m) for m, _ in p.rules])
-                    )
-                except TypeError:  # a member that is not a string (unhashable): decided below
-                    known = None
-            if known is not None and known.allowed:
+                key = ("members", action, owner, region, *connection, *[params.get(m) for m, _ in p.rules])
+            if _allowed_before(cache, key):
                 return
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
@@ -311,13 +316,11 @@ class Authorizer:
                 *connection,
                 *[params.get(member) for member, _ in p.rules],
             )
-            try:
-                known = cache.get(by_members)
-            except TypeError:  # a member that is not a string (unhashable): decided below
+            hit = _allowed_before(cache, by_members)
+            if hit:
+                return
+            if hit is None:
                 by_members = None
-            else:
-                if known is not None and known.allowed:
-                    return
         # Under a resource policy, a single resource's decision is kept on the policy itself,
         # under the caller (and its identity's generation), the members and the connection.
         by_policy: tuple | None = None
@@ -331,13 +334,11 @@ class Authorizer:
             and getattr(provider, "resource_arn", None) is None
         ):
             by_policy = self._policy_key(principal, operation, p, params, owner, region, request)
-            try:
-                known = resource_policy._decisions.get(by_policy)
-            except TypeError:  # a member that is not a string (unhashable): decided below
+            hit = _allowed_before(resource_policy._decisions, by_policy)
+            if hit:
+                return
+            if hit is None:
                 by_policy = None
-            else:
-                if known is not None and known.allowed:
-                    return
         facts = None
         pairs = (
             own_pairs
@@ -433,13 +434,11 @@ class Authorizer:
         key: tuple | None = None
         if p.each is None and not p.also:
             key = self._policy_key(principal, operation, p, params, owner, region, request)
-            try:
-                known = policy._decisions.get(key)
-            except TypeError:  # a member that is not a string (unhashable): decided below
+            hit = _allowed_before(policy._decisions, key)
+            if hit:
+                return
+            if hit is None:
                 key = None
-            else:
-                if known is not None and known.allowed:
-                    return
         facts = _facts(principal, region, request, params, p, provider)
         pairs = targets(p, params, region, principal.account_id, principal.arn)
         for action, resource in pairs:
