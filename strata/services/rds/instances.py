@@ -520,12 +520,25 @@ class InstanceOperations(OptionGroupOperations):
         self.fleet.start(doc, self._params_for(doc))
         self._save(doc, "nodes")
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
+        if cluster and cluster.get("multi_az_cluster") and doc["kind"] == "mariadb":
+            self._semi_sync_again(cluster, doc)
         if cluster:  # a reader counts as ready before "available", as when it was built
             self._route_cluster(cluster, ready={ident})
         if doc["status"] not in ("available",):
             self._set_status(ident, "available")
         if cluster:  # again: a member resuming meanwhile routed without this one, not yet available
             self._route_cluster(self.store.get_doc("cluster", doc["cluster"]))
+
+    def _semi_sync_again(self, cluster: dict, doc: dict) -> None:
+        """MariaDB's semi-synchronous replication is a runtime setting, gone with a restart: a
+        Multi-AZ DB cluster's writer waits for a standby again, and each standby, following the
+        writer anew, acknowledges again (PostgreSQL keeps its synchronous_standby_names)."""
+        if cluster.get("writer") == doc["id"]:
+            self.fleet.primary(doc).set_sync_standby(True)
+            return
+        writer = self.store.get_doc("instance", cluster.get("writer") or "")
+        if writer is not None and writer.get("primary"):
+            self.fleet.primary(doc).follow(self.fleet.primary(writer), doc["id"])
 
     # -- delete ------------------------------------------------------------------------------------
 

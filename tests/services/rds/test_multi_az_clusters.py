@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
@@ -156,3 +157,46 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
     eventually(gone, 120)
     left = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [cid]}])["DBInstances"]
     assert left == []
+
+
+def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(strata_factory) -> None:
+    """MariaDB's semi-synchronous replication is a runtime setting: after Strata restarts, the
+    writer's commits wait for a standby again (they ran asynchronously before)."""
+    server = strata_factory()
+    rds = server.client("rds")
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier="mazmy",
+        Engine="mysql",
+        DBClusterInstanceClass="db.m6i.large",
+        AllocatedStorage=20,
+        StorageType="gp3",
+        MasterUsername=USER,
+        MasterUserPassword=PASSWORD,
+    )["DBCluster"]
+    for i in (1, 2, 3):
+        wait_status(rds, f"mazmy-instance-{i}", timeout=300)
+
+    def acknowledging() -> int:
+        with (
+            pymysql.connect(
+                host=cluster["Endpoint"],
+                port=cluster["Port"],
+                user=USER,
+                password=PASSWORD,
+                connect_timeout=10,
+            ) as c,
+            c.cursor() as cur,
+        ):
+            cur.execute("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'")
+            status = dict(cur.fetchall())
+        return (
+            int(status["Rpl_semi_sync_master_clients"])
+            if status["Rpl_semi_sync_master_status"] == "ON"
+            else 0
+        )
+
+    assert eventually(acknowledging, 60)
+    server.restart()
+    for i in (1, 2, 3):
+        wait_status(rds, f"mazmy-instance-{i}", timeout=300)
+    assert eventually(acknowledging, 60)
