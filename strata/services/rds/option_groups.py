@@ -23,9 +23,9 @@ OPTION_ENGINES = ("postgres", "mariadb", "mysql")  # the instance engines with o
 
 
 def major_of(engine: str, version: str) -> str:
-    """RDS's major engine version: "18" for PostgreSQL 18.1, "10.11" for MariaDB/MySQL 10.11.6."""
-    parts = version.split(".")
-    return parts[0] if m.ENGINES[engine].kind == "postgres" else ".".join(parts[:2])
+    """RDS's major engine version: "18" for PostgreSQL 18.1, "10.11" for MariaDB 10.11.6, "8.0"
+    for MySQL 8.0.35."""
+    return m.major_version(engine, version)
 
 
 def default_option_group(engine: str, version: str) -> str:
@@ -34,7 +34,7 @@ def default_option_group(engine: str, version: str) -> str:
 
 class OptionGroupOperations(ParameterGroupOperations):
     def _option_majors(self, engine: str) -> list[str]:
-        return sorted({major_of(engine, v) for v in self._engine_versions(m.ENGINES[engine].kind)})
+        return sorted({major_of(engine, v) for v in self._versions_of(engine)})
 
     def _default_option_groups(self) -> list[dict]:
         return [
@@ -57,6 +57,8 @@ class OptionGroupOperations(ParameterGroupOperations):
             group = next((g for g in self._default_option_groups() if g["name"] == key), None)
         if group is None:
             raise m.fault("OptionGroupNotFoundFault", f"Specified OptionGroupName: {name} not found.", 404)
+        if group["engine"] in m.AWS_VERSIONS:  # a mysql group of an earlier Strata: MariaDB's major
+            group["major"] = m.major_version(group["engine"], group["major"])
         return group
 
     def _option_group_for(self, name: str | None, engine: str, version: str) -> str | None:

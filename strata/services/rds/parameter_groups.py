@@ -58,36 +58,47 @@ class ParameterGroupOperations(RDSCore):
     # -- shared machinery --------------------------------------------------------------------------
 
     def _default_group_name(self, doc: dict) -> str:
-        major = doc["engine_version"].split(".")[0]
-        return f"default.{m.ENGINES[doc['engine']].family_prefix}{major}"
+        return f"default.{m.family(doc['engine'], doc['engine_version'])}"
 
     def _get_param_group(self, name: str | None, kind: GroupKind = INSTANCE) -> dict:
         g = self.store.get_doc(kind.doc, (name or "").split(":")[-1].lower())
         if g is None:
             if name and name.startswith("default."):
+                family = m.current_family(name[len("default.") :])
                 return {
-                    "name": name,
-                    "family": name[len("default.") :],
-                    "description": f"Default parameter group for {name[8:]}",
+                    "name": f"default.{family}",
+                    "family": family,
+                    "description": f"Default parameter group for {family}",
                     "params": {},
                     "tags": {},
                 }
             raise m.fault("DBParameterGroupNotFound", f"{kind.label} not found: {name}", 404)
+        # a group an earlier Strata made with a family named after MariaDB works as AWS's family
+        g["family"] = m.current_family(g["family"])
         return g
+
+    def _group_of_family(self, name: str, kind: GroupKind, engine: str, version: str) -> dict:
+        """The parameter group `name`, which a resource of `engine` `version` is to use: AWS's
+        errors for a missing group or one of another family."""
+        g = self._get_param_group(name, kind)
+        family = m.family(engine, version)
+        if g["family"] != family:
+            raise m.wrong_family(g["name"], g["family"], family)
+        return g
+
+    def _instance_group_for(self, name: str | None, engine: str, version: str) -> str | None:
+        """The DB parameter group an instance of `engine` `version` is to use (None: the default)."""
+        if not name:
+            return None
+        g = self._group_of_family(name, INSTANCE, engine, version)
+        return None if g["name"].startswith("default.") else name
 
     def _cluster_group_for(self, name: str | None, engine: str, version: str) -> str | None:
         """The DB cluster parameter group a cluster of `engine` `version` is to use (None: the
         default one); AWS's errors for a missing group or one of another family."""
         if not name:
             return None
-        g = self._get_param_group(name, CLUSTER)
-        family = f"{m.ENGINES[engine].family_prefix}{version.split('.')[0]}"
-        if g["family"] != family:
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"The Parameter Group {g['name']} with DBParameterGroupFamily {g['family']} cannot be "
-                f"used for this instance. Please use a Parameter Group with DBParameterGroupFamily {family}",
-            )
+        g = self._group_of_family(name, CLUSTER, engine, version)
         return None if g["name"].startswith("default.") else g["name"]
 
     def _group_params(self, name: str | None, kind: GroupKind) -> dict[str, str]:
@@ -124,7 +135,7 @@ class ParameterGroupOperations(RDSCore):
             raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
         g = {
             "name": name,
-            "family": family,
+            "family": m.check_family(family),
             "description": description,
             "params": {},
             "tags": m.tags_in(tags),
@@ -245,7 +256,11 @@ class ParameterGroupOperations(RDSCore):
 
     def _describe_groups(self, kind: GroupKind, req: dict) -> dict:
         name = req.get(f"{kind.label}Name")
-        groups = [self._get_param_group(name, kind)] if name else self.store.list_docs(kind.doc)
+        groups = (
+            [self._get_param_group(name, kind)]
+            if name
+            else [{**g, "family": m.current_family(g["family"])} for g in self.store.list_docs(kind.doc)]
+        )
         key = f"{kind.label}s"
         resp = page(groups, req, key)
         resp[key] = [self._group_out(g, kind) for g in resp[key]]
@@ -253,6 +268,7 @@ class ParameterGroupOperations(RDSCore):
 
     def _engine_defaults(self, family: str | None, req: dict) -> dict:
         self._require(req, "DBParameterGroupFamily")
+        m.check_family(family or "")
         resp = self._params_out({"family": family, "params": {}}, req)
         return {"EngineDefaults": {"DBParameterGroupFamily": family, **resp}}
 

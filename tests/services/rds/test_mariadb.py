@@ -90,7 +90,7 @@ def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
     ident = f"maria-{unique}"
     group = f"maria-params-{unique}"
     rds.create_db_parameter_group(
-        DBParameterGroupName=group, DBParameterGroupFamily="mariadb10", Description="d"
+        DBParameterGroupName=group, DBParameterGroupFamily="mariadb10.11", Description="d"
     )
     max_conn = [{"ParameterName": "max_connections", "ParameterValue": "77", "ApplyMethod": "immediate"}]
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=max_conn)
