@@ -172,9 +172,14 @@ def current_family(name: str) -> str:
     return LEGACY_FAMILIES.get(name, name)
 
 
+def known_family(name: str) -> bool:
+    """False for a family of a MariaDB-run engine that AWS does not have (mysql10, mariadb9.9)."""
+    return not name.startswith(("mysql", "aurora-mysql", "mariadb")) or name in MARIADB_RUN_FAMILIES
+
+
 def check_family(name: str) -> str:
     """A new group's family: AWS's error for a family of a MariaDB-run engine AWS does not have."""
-    if name.startswith(("mysql", "aurora-mysql", "mariadb")) and name not in MARIADB_RUN_FAMILIES:
+    if not known_family(name):
         raise fault(
             "InvalidParameterValue", f"ParameterGroupFamily {name} is not a valid parameter group family"
         )

@@ -32,6 +32,13 @@ def default_option_group(engine: str, version: str) -> str:
     return f"default:{engine}-{major_of(engine, version).replace('.', '-')}"
 
 
+def _aws_major(group: dict) -> dict:
+    """`group`, its major AWS's: a mysql group an earlier Strata made carries MariaDB's (10.11)."""
+    if group["engine"] in m.AWS_VERSIONS:
+        group["major"] = m.major_version(group["engine"], group["major"])
+    return group
+
+
 class OptionGroupOperations(ParameterGroupOperations):
     def _option_majors(self, engine: str) -> list[str]:
         return sorted({major_of(engine, v) for v in self._versions_of(engine)})
@@ -57,9 +64,7 @@ class OptionGroupOperations(ParameterGroupOperations):
             group = next((g for g in self._default_option_groups() if g["name"] == key), None)
         if group is None:
             raise m.fault("OptionGroupNotFoundFault", f"Specified OptionGroupName: {name} not found.", 404)
-        if group["engine"] in m.AWS_VERSIONS:  # a mysql group of an earlier Strata: MariaDB's major
-            group["major"] = m.major_version(group["engine"], group["major"])
-        return group
+        return _aws_major(group)
 
     def _option_group_for(self, name: str | None, engine: str, version: str) -> str | None:
         """The custom option group an instance of `engine` `version` joins (None: its default),
@@ -152,7 +157,8 @@ class OptionGroupOperations(ParameterGroupOperations):
             groups = [self._get_option_group(req["OptionGroupName"])]
         else:
             groups = sorted(
-                self._default_option_groups() + self.store.list_docs("option_group"), key=lambda g: g["name"]
+                self._default_option_groups() + [_aws_major(g) for g in self.store.list_docs("option_group")],
+                key=lambda g: g["name"],
             )
         if req.get("EngineName"):
             groups = [g for g in groups if g["engine"] == req["EngineName"]]

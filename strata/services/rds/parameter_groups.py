@@ -63,8 +63,8 @@ class ParameterGroupOperations(RDSCore):
     def _get_param_group(self, name: str | None, kind: GroupKind = INSTANCE) -> dict:
         g = self.store.get_doc(kind.doc, (name or "").split(":")[-1].lower())
         if g is None:
-            if name and name.startswith("default."):
-                family = m.current_family(name[len("default.") :])
+            family = m.current_family(name[len("default.") :]) if (name or "").startswith("default.") else ""
+            if family and m.known_family(family):
                 return {
                     "name": f"default.{family}",
                     "family": family,

@@ -110,6 +110,13 @@ def test_mysql_family_versions_and_families_are_aws(strata_server: Any) -> None:
         assert {p["EngineDefaults"]["DBParameterGroupFamily"] for p in pages} == {"aurora-mysql8.0"}
         names = {p["ParameterName"] for page in pages for p in page["EngineDefaults"]["Parameters"]}
         assert {"max_connections", "server_audit_logging"} <= names
+    [default_group] = rds.describe_db_parameter_groups(DBParameterGroupName="default.mysql8.0")[
+        "DBParameterGroups"
+    ]
+    assert default_group["DBParameterGroupFamily"] == "mysql8.0"
+    with pytest.raises(ClientError) as e:
+        rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName="default.aurora-mysql10.11")
+    assert e.value.response["Error"]["Code"] == "DBParameterGroupNotFound"
     for family in ("mysql10", "aurora-mysql10", "mariadb10"):
         with pytest.raises(ClientError) as e:
             rds.create_db_parameter_group(

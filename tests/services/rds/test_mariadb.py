@@ -60,6 +60,8 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
     rep_id = f"my-rep-{unique}"
     rds.create_db_instance_read_replica(DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=ident)
     rep = wait_status(rds, rep_id, timeout=300)
+    assert rep["EngineVersion"] == inst["EngineVersion"] and inst["EngineVersion"].startswith("8.0.")
+    assert rep["DBParameterGroups"][0]["DBParameterGroupName"] == "default.mysql8.0"
     with my_connect(rep) as conn:
         assert eventually(lambda: rows(conn, "SELECT count(*) FROM items") == [(3,)], 60)
         with pytest.raises(pymysql.err.OperationalError):
