@@ -338,10 +338,12 @@ class ParameterGroupOperations(RDSCore):
     def create_db_cluster_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBClusterParameterGroupName", "DBParameterGroupFamily", "Description")
         family = req["DBParameterGroupFamily"]
-        if not family.startswith(("aurora-postgresql", "aurora-mysql")):
+        # Aurora's, and those of Multi-AZ DB clusters (engine mysql or postgres)
+        if not family.startswith(("aurora-postgresql", "aurora-mysql", "postgres", "mysql")):
             raise m.fault(
                 "InvalidParameterValue",
-                f"Strata runs DB clusters for aurora-postgresql and aurora-mysql: family {family} is not served.",
+                f"Strata runs DB clusters of aurora-postgresql, aurora-mysql, postgres and mysql: "
+                f"family {family} is not served.",
             )
         g = self._new_group(
             CLUSTER, req["DBClusterParameterGroupName"], family, req["Description"], req.get("Tags")
