@@ -13,6 +13,7 @@ from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 _seq = itertools.count()
+VERSION_LABELS = {"mysql": "MySQL", "aurora-mysql": "Aurora MySQL"}
 GLOBAL_ARN = ":global-cluster:"  # a global cluster's ARN (no region): its tags, global_clusters.py
 
 
@@ -276,9 +277,9 @@ class GroupOperations(RDSCore):
             family = m.family(info.name, version)
             if req.get("DBParameterGroupFamily") and req["DBParameterGroupFamily"] != family:
                 continue
-            runner = (
-                f" (run by MariaDB {self._engine_version('mariadb')})" if info.name in m.AWS_VERSIONS else ""
-            )
+            label = f"{info.description} {version}"
+            if info.name in m.AWS_VERSIONS:  # AWS's name of the version, and the server running it
+                label = f"{VERSION_LABELS[info.name]} {version} (run by MariaDB {self._engine_version('mariadb')})"
             out.append(
                 {
                     "Engine": info.name,
@@ -286,7 +287,7 @@ class GroupOperations(RDSCore):
                     "MajorEngineVersion": m.major_version(info.name, version),
                     "DBParameterGroupFamily": family,
                     "DBEngineDescription": info.description,
-                    "DBEngineVersionDescription": f"{info.description} {version}{runner}",
+                    "DBEngineVersionDescription": label,
                     "SupportsReadReplica": True,
                     "Status": "available",
                     "SupportedEngineModes": ["provisioned"],

@@ -86,13 +86,6 @@ class ParameterGroupOperations(RDSCore):
             raise m.wrong_family(g["name"], g["family"], family)
         return g
 
-    def _instance_group_for(self, name: str | None, engine: str, version: str) -> str | None:
-        """The DB parameter group an instance of `engine` `version` is to use (None: the default)."""
-        if not name:
-            return None
-        g = self._group_of_family(name, INSTANCE, engine, version)
-        return None if g["name"].startswith("default.") else name
-
     def _cluster_group_for(self, name: str | None, engine: str, version: str) -> str | None:
         """The DB cluster parameter group a cluster of `engine` `version` is to use (None: the
         default one); AWS's errors for a missing group or one of another family."""

@@ -104,6 +104,9 @@ def test_mysql_family_versions_and_families_are_aws(strata_server: Any) -> None:
     assert default == "mysql8.0"
     found = rds.describe_db_engine_versions(Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.05.2")
     assert found["DBEngineVersions"][0]["MajorEngineVersion"] == "8.0"
+    assert found["DBEngineVersions"][0]["DBEngineVersionDescription"].startswith(
+        "Aurora MySQL 8.0.mysql_aurora.3.05.2 (run by MariaDB "
+    )
 
     for op in ("describe_engine_default_parameters", "describe_engine_default_cluster_parameters"):
         pages = list(rds.get_paginator(op).paginate(DBParameterGroupFamily="aurora-mysql8.0"))
