@@ -61,9 +61,10 @@ class ParameterGroupOperations(RDSCore):
         return f"default.{m.family(doc['engine'], doc['engine_version'])}"
 
     def _get_param_group(self, name: str | None, kind: GroupKind = INSTANCE) -> dict:
-        g = self.store.get_doc(kind.doc, (name or "").split(":")[-1].lower())
+        name = name or ""
+        g = self.store.get_doc(kind.doc, name.split(":")[-1].lower())
         if g is None:
-            family = m.current_family(name[len("default.") :]) if (name or "").startswith("default.") else ""
+            family = m.current_family(name[len("default.") :]) if name.startswith("default.") else ""
             if family and m.known_family(family):
                 return {
                     "name": f"default.{family}",
