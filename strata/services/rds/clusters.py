@@ -140,7 +140,7 @@ class ClusterOperations(RDSCore):
             "DBClusterArn": m.arn(self.region, self.account, "cluster", c["id"]),
             "AllocatedStorage": 1,
             "DBClusterParameterGroup": c.get("param_group")
-            or f"default.{m.ENGINES[c['engine']].family_prefix}{c['engine_version'].split('.')[0]}",
+            or f"default.{m.family(c['engine'], c['engine_version'])}",
             "TagList": m.tags_out(c["tags"]),
             "DeletionProtection": c.get("deletion_protection", False),
             "VpcSecurityGroups": security.rendered(c),

@@ -271,16 +271,23 @@ class RDSCore:
     def _engine_version(self, kind: str) -> str:
         return self._engine_versions(kind)[0]
 
+    def _versions_of(self, engine: str) -> list[str]:
+        """The versions Strata serves of `engine`, the default first: its server's installed ones,
+        or, for mysql and aurora-mysql, AWS's (all run by the installed MariaDB)."""
+        if engine in m.AWS_VERSIONS:
+            return list(m.AWS_VERSIONS[engine])
+        return self._engine_versions(m.ENGINES[engine].kind)
+
     def _pick_version(self, info: m.EngineInfo, requested: str | None) -> str:
-        return m.check_engine_version(requested, self._engine_versions(info.kind), info.name)
+        return m.check_engine_version(requested, self._versions_of(info.name), info.name)
 
     def _same_version(self, req: dict, version: str, engine: str) -> dict:
         """`req` for a resource made from one running `version` (a restore, a cluster member, a
         modification): an EngineVersion it names must be that version, since Strata does not
         upgrade engines; the major is passed on so the new resource runs the same server."""
         requested = req.get("EngineVersion")
+        installed = self._versions_of(engine)
         if requested and not m.version_matches(requested, version):
-            installed = self._engine_versions(m.ENGINES[engine].kind)
             if any(m.version_matches(requested, v) for v in installed):
                 raise m.fault(
                     "InvalidParameterCombination",
@@ -288,7 +295,11 @@ class RDSCore:
                     "Strata does not upgrade DB engines.",
                 )
             m.check_engine_version(requested, installed, engine)
-        return {**req, "EngineVersion": version.split(".")[0]}
+        if m.ENGINES[engine].kind == "postgres":
+            return {**req, "EngineVersion": version.split(".")[0]}
+        # MariaDB runs them all: the same version, or (a mysql resource of an earlier Strata, which
+        # carries MariaDB's version) the default
+        return {**req, "EngineVersion": version if version in installed else None}
 
     def _azs(self) -> list[str]:
         return [f"{self.region}{c}" for c in "abcdef"]

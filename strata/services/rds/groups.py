@@ -13,6 +13,7 @@ from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
 
 _seq = itertools.count()
+VERSION_LABELS = {"mysql": "MySQL", "aurora-mysql": "Aurora MySQL"}
 GLOBAL_ARN = ":global-cluster:"  # a global cluster's ARN (no region): its tags, global_clusters.py
 
 
@@ -267,24 +268,26 @@ class GroupOperations(RDSCore):
         else:
             infos = list(m.ENGINES.values())
         out = []
-        versions = {i.kind: self._engine_versions(i.kind) for i in infos}
+        versions = {i.name: self._versions_of(i.name) for i in infos}
         if req.get("DefaultOnly"):
-            versions = {kind: found[:1] for kind, found in versions.items()}
-        for info, version in [(i, v) for i in infos for v in versions[i.kind]]:
+            versions = {engine: found[:1] for engine, found in versions.items()}
+        for info, version in [(i, v) for i in infos for v in versions[i.name]]:
             if req.get("EngineVersion") and not m.version_matches(req["EngineVersion"], version):
                 continue
-            major = version.split(".")[0]
-            family = f"{info.family_prefix}{major}"
+            family = m.family(info.name, version)
             if req.get("DBParameterGroupFamily") and req["DBParameterGroupFamily"] != family:
                 continue
+            label = f"{info.description} {version}"
+            if info.name in m.AWS_VERSIONS:  # AWS's name of the version, and the server running it
+                label = f"{VERSION_LABELS[info.name]} {version} (run by MariaDB {self._engine_version('mariadb')})"
             out.append(
                 {
                     "Engine": info.name,
                     "EngineVersion": version,
-                    "MajorEngineVersion": major,
+                    "MajorEngineVersion": m.major_version(info.name, version),
                     "DBParameterGroupFamily": family,
                     "DBEngineDescription": info.description,
-                    "DBEngineVersionDescription": f"{info.description} {version}",
+                    "DBEngineVersionDescription": label,
                     "SupportsReadReplica": True,
                     "Status": "available",
                     "SupportedEngineModes": ["provisioned"],
@@ -311,7 +314,7 @@ class GroupOperations(RDSCore):
         info = m.engine_info(req.get("Engine"))
         versions = [
             v
-            for v in self._engine_versions(info.kind)
+            for v in self._versions_of(info.name)
             if not req.get("EngineVersion") or m.version_matches(req["EngineVersion"], v)
         ]
         classes = [

@@ -14,6 +14,7 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
+from strata.services.rds.parameter_groups import INSTANCE
 from strata.services.rds.serverless import held_capacity
 from strata.sim import timings
 from strata.sim.clock import clock
@@ -65,7 +66,7 @@ class InstanceOperations(OptionGroupOperations):
         az = self._instance_zone(req.get("AvailabilityZone"), az, sg)
         pg = req.get("DBParameterGroupName")
         if pg:
-            self._get_param_group(pg)
+            self._group_of_family(pg, INSTANCE, info.name, self._pick_version(info, req.get("EngineVersion")))
         port = self.fleet.ports.allocate(
             f"rds/{self.store.engine_key(ident)}/endpoint", preferred=req.get("Port")
         )
@@ -316,7 +317,7 @@ class InstanceOperations(OptionGroupOperations):
                 doc[field] = bool(req[key])
         new_group = req.get("DBParameterGroupName")
         if new_group:
-            self._get_param_group(new_group)
+            self._group_of_family(new_group, INSTANCE, doc["engine"], doc["engine_version"])
             doc["param_group"] = new_group
         if req.get("VpcSecurityGroupIds"):
             if doc.get("cluster"):

@@ -50,6 +50,41 @@ ENGINES: dict[str, EngineInfo] = {
 }
 UNSUPPORTED_PREFIXES = ("oracle-", "sqlserver-", "custom-", "db2-")
 
+# The engine versions of mysql and aurora-mysql are AWS's (what CDK, Terraform and the console
+# send), default first, then newest first per major; every one is run by the installed MariaDB,
+# whose own version DescribeDBEngineVersions names beside it. Their parameter group families are
+# AWS's: mysql8.0, aurora-mysql8.0 ... (family(), below).
+AWS_VERSIONS: dict[str, tuple[str, ...]] = {
+    "mysql": (
+        *(f"8.0.{n}" for n in (40, 43, 42, 41, 39, 37, 36, 35, 34, 33, 32)),
+        *(f"8.4.{n}" for n in (6, 5, 4, 3)),
+        "5.7.44",
+    ),
+    "aurora-mysql": (
+        *(
+            f"8.0.mysql_aurora.3.{n}"
+            for n in ("08.2", "11.0", "10.1", "10.0", "09.0", "08.1", "08.0", "07.1", "07.0")
+        ),
+        *(f"8.0.mysql_aurora.3.{n}" for n in ("06.1", "06.0", "05.2", "05.1", "04.4", "04.3", "04.2")),
+        *(f"5.7.mysql_aurora.2.{n}" for n in ("12.5", "12.4", "12.3", "12.2", "11.6", "11.5")),
+    ),
+}
+# AWS's families of MariaDB-run engines (a new group of any other such family is refused), and the
+# families earlier Strata versions named after MariaDB's major, which their data dirs may hold.
+MARIADB_RUN_FAMILIES = {
+    *(f"mysql{v}" for v in ("5.7", "8.0", "8.4")),
+    *(f"aurora-mysql{v}" for v in ("5.7", "8.0")),
+    *(f"mariadb{v}" for v in ("10.3", "10.4", "10.5", "10.6", "10.11", "11.4", "11.8")),
+}
+LEGACY_FAMILIES = {
+    "mariadb10": "mariadb10.11",
+    "mariadb11": "mariadb11.4",
+    "mysql10": "mysql8.0",
+    "mysql11": "mysql8.0",
+    "aurora-mysql10": "aurora-mysql8.0",
+    "aurora-mysql11": "aurora-mysql8.0",
+}
+
 INSTANCE_CLASSES = [
     "db.t3.micro",
     "db.t3.small",
@@ -112,6 +147,51 @@ def engine_info(engine: str | None) -> EngineInfo:
     if info is None:
         raise fault("InvalidParameterValue", f"Invalid DB engine: {engine}")
     return info
+
+
+def major_version(engine: str, version: str) -> str:
+    """AWS's major version of `version`: "16" for PostgreSQL 16.4, "10.11" for MariaDB 10.11.6,
+    "8.0" for MySQL 8.0.35 and Aurora MySQL 8.0.mysql_aurora.3.05.2. A mysql or aurora-mysql
+    resource from an earlier Strata carries MariaDB's version (10.11.x): it stands for MySQL 8.0."""
+    parts = version.split(".")
+    if ENGINES[engine].kind == "postgres":
+        return parts[0]
+    if engine in AWS_VERSIONS and parts[0] not in ("5", "8"):
+        return "8.0"
+    return ".".join(parts[:2])
+
+
+def family(engine: str, version: str) -> str:
+    """The DB parameter group family of `engine` at `version`, as AWS names it (postgres16,
+    aurora-postgresql16, mariadb10.11, mysql8.0, aurora-mysql8.0)."""
+    return f"{ENGINES[engine].family_prefix}{major_version(engine, version)}"
+
+
+def current_family(name: str) -> str:
+    """`name`, or AWS's family for a family an earlier Strata named after MariaDB (mysql10)."""
+    return LEGACY_FAMILIES.get(name, name)
+
+
+def known_family(name: str) -> bool:
+    """False for a family of a MariaDB-run engine that AWS does not have (mysql10, mariadb9.9)."""
+    return not name.startswith(("mysql", "aurora-mysql", "mariadb")) or name in MARIADB_RUN_FAMILIES
+
+
+def check_family(name: str) -> str:
+    """A new group's family: AWS's error for a family of a MariaDB-run engine AWS does not have."""
+    if not known_family(name):
+        raise fault(
+            "InvalidParameterValue", f"ParameterGroupFamily {name} is not a valid parameter group family"
+        )
+    return name
+
+
+def wrong_family(group: str, has: str, needs: str) -> ServiceError:
+    return fault(
+        "InvalidParameterCombination",
+        f"The parameter group {group} with DBParameterGroupFamily {has} can't be used for this "
+        f"instance. Use a parameter group with DBParameterGroupFamily {needs}.",
+    )
 
 
 def version_matches(requested: str, installed: str) -> bool:

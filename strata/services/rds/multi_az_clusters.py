@@ -93,7 +93,7 @@ class MultiAZClusterOperations(ClusterOperations):
                 "DBInstanceClass": c["instance_class"],
                 "AllocatedStorage": c["allocated_storage"],
                 "StorageType": c["storage_type"],
-                "EngineVersion": c["engine_version"].split(".")[0],
+                **self._same_version({}, c["engine_version"], info.name),
                 "AvailabilityZone": az,
                 "DBSubnetGroupName": c.get("subnet_group"),
                 "VpcSecurityGroupIds": security.member_groups(self, c, None),

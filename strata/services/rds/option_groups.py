@@ -23,18 +23,25 @@ OPTION_ENGINES = ("postgres", "mariadb", "mysql")  # the instance engines with o
 
 
 def major_of(engine: str, version: str) -> str:
-    """RDS's major engine version: "18" for PostgreSQL 18.1, "10.11" for MariaDB/MySQL 10.11.6."""
-    parts = version.split(".")
-    return parts[0] if m.ENGINES[engine].kind == "postgres" else ".".join(parts[:2])
+    """RDS's major engine version: "18" for PostgreSQL 18.1, "10.11" for MariaDB 10.11.6, "8.0"
+    for MySQL 8.0.35."""
+    return m.major_version(engine, version)
 
 
 def default_option_group(engine: str, version: str) -> str:
     return f"default:{engine}-{major_of(engine, version).replace('.', '-')}"
 
 
+def _aws_major(group: dict) -> dict:
+    """`group`, its major AWS's: a mysql group an earlier Strata made carries MariaDB's (10.11)."""
+    if group["engine"] in m.AWS_VERSIONS:
+        group["major"] = m.major_version(group["engine"], group["major"])
+    return group
+
+
 class OptionGroupOperations(ParameterGroupOperations):
     def _option_majors(self, engine: str) -> list[str]:
-        return sorted({major_of(engine, v) for v in self._engine_versions(m.ENGINES[engine].kind)})
+        return sorted({major_of(engine, v) for v in self._versions_of(engine)})
 
     def _default_option_groups(self) -> list[dict]:
         return [
@@ -57,7 +64,7 @@ class OptionGroupOperations(ParameterGroupOperations):
             group = next((g for g in self._default_option_groups() if g["name"] == key), None)
         if group is None:
             raise m.fault("OptionGroupNotFoundFault", f"Specified OptionGroupName: {name} not found.", 404)
-        return group
+        return _aws_major(group)
 
     def _option_group_for(self, name: str | None, engine: str, version: str) -> str | None:
         """The custom option group an instance of `engine` `version` joins (None: its default),
@@ -150,7 +157,8 @@ class OptionGroupOperations(ParameterGroupOperations):
             groups = [self._get_option_group(req["OptionGroupName"])]
         else:
             groups = sorted(
-                self._default_option_groups() + self.store.list_docs("option_group"), key=lambda g: g["name"]
+                self._default_option_groups() + [_aws_major(g) for g in self.store.list_docs("option_group")],
+                key=lambda g: g["name"],
             )
         if req.get("EngineName"):
             groups = [g for g in groups if g["engine"] == req["EngineName"]]

@@ -58,21 +58,33 @@ class ParameterGroupOperations(RDSCore):
     # -- shared machinery --------------------------------------------------------------------------
 
     def _default_group_name(self, doc: dict) -> str:
-        major = doc["engine_version"].split(".")[0]
-        return f"default.{m.ENGINES[doc['engine']].family_prefix}{major}"
+        return f"default.{m.family(doc['engine'], doc['engine_version'])}"
 
     def _get_param_group(self, name: str | None, kind: GroupKind = INSTANCE) -> dict:
-        g = self.store.get_doc(kind.doc, (name or "").split(":")[-1].lower())
+        name = name or ""
+        g = self.store.get_doc(kind.doc, name.split(":")[-1].lower())
         if g is None:
-            if name and name.startswith("default."):
+            family = m.current_family(name[len("default.") :]) if name.startswith("default.") else ""
+            if family and m.known_family(family):
                 return {
-                    "name": name,
-                    "family": name[len("default.") :],
-                    "description": f"Default parameter group for {name[8:]}",
+                    "name": f"default.{family}",
+                    "family": family,
+                    "description": f"Default parameter group for {family}",
                     "params": {},
                     "tags": {},
                 }
             raise m.fault("DBParameterGroupNotFound", f"{kind.label} not found: {name}", 404)
+        # a group an earlier Strata made with a family named after MariaDB works as AWS's family
+        g["family"] = m.current_family(g["family"])
+        return g
+
+    def _group_of_family(self, name: str, kind: GroupKind, engine: str, version: str) -> dict:
+        """The parameter group `name`, which a resource of `engine` `version` is to use: AWS's
+        errors for a missing group or one of another family."""
+        g = self._get_param_group(name, kind)
+        family = m.family(engine, version)
+        if g["family"] != family:
+            raise m.wrong_family(g["name"], g["family"], family)
         return g
 
     def _cluster_group_for(self, name: str | None, engine: str, version: str) -> str | None:
@@ -80,14 +92,7 @@ class ParameterGroupOperations(RDSCore):
         default one); AWS's errors for a missing group or one of another family."""
         if not name:
             return None
-        g = self._get_param_group(name, CLUSTER)
-        family = f"{m.ENGINES[engine].family_prefix}{version.split('.')[0]}"
-        if g["family"] != family:
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"The Parameter Group {g['name']} with DBParameterGroupFamily {g['family']} cannot be "
-                f"used for this instance. Please use a Parameter Group with DBParameterGroupFamily {family}",
-            )
+        g = self._group_of_family(name, CLUSTER, engine, version)
         return None if g["name"].startswith("default.") else g["name"]
 
     def _group_params(self, name: str | None, kind: GroupKind) -> dict[str, str]:
@@ -124,7 +129,7 @@ class ParameterGroupOperations(RDSCore):
             raise m.fault("DBParameterGroupAlreadyExists", f"Parameter group {name} already exists")
         g = {
             "name": name,
-            "family": family,
+            "family": m.check_family(family),
             "description": description,
             "params": {},
             "tags": m.tags_in(tags),
@@ -245,7 +250,11 @@ class ParameterGroupOperations(RDSCore):
 
     def _describe_groups(self, kind: GroupKind, req: dict) -> dict:
         name = req.get(f"{kind.label}Name")
-        groups = [self._get_param_group(name, kind)] if name else self.store.list_docs(kind.doc)
+        groups = (
+            [self._get_param_group(name, kind)]
+            if name
+            else [{**g, "family": m.current_family(g["family"])} for g in self.store.list_docs(kind.doc)]
+        )
         key = f"{kind.label}s"
         resp = page(groups, req, key)
         resp[key] = [self._group_out(g, kind) for g in resp[key]]
@@ -253,6 +262,7 @@ class ParameterGroupOperations(RDSCore):
 
     def _engine_defaults(self, family: str | None, req: dict) -> dict:
         self._require(req, "DBParameterGroupFamily")
+        m.check_family(family or "")
         resp = self._params_out({"family": family, "params": {}}, req)
         return {"EngineDefaults": {"DBParameterGroupFamily": family, **resp}}
 
@@ -322,10 +332,12 @@ class ParameterGroupOperations(RDSCore):
     def create_db_cluster_parameter_group(self, ctx: RequestContext, req: dict) -> dict:
         self._require(req, "DBClusterParameterGroupName", "DBParameterGroupFamily", "Description")
         family = req["DBParameterGroupFamily"]
-        if not family.startswith(("aurora-postgresql", "aurora-mysql")):
+        # Aurora's, and those of Multi-AZ DB clusters (engine mysql or postgres)
+        if not family.startswith(("aurora-postgresql", "aurora-mysql", "postgres", "mysql")):
             raise m.fault(
                 "InvalidParameterValue",
-                f"Strata runs DB clusters for aurora-postgresql and aurora-mysql: family {family} is not served.",
+                f"Strata runs DB clusters of aurora-postgresql, aurora-mysql, postgres and mysql: "
+                f"family {family} is not served.",
             )
         g = self._new_group(
             CLUSTER, req["DBClusterParameterGroupName"], family, req["Description"], req.get("Tags")

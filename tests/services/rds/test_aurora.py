@@ -204,6 +204,9 @@ def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
         MasterUserPassword=PASSWORD,
         DatabaseName="app",
     )["DBCluster"]
+    # AWS's default version and its family's default group
+    assert cluster["EngineVersion"].startswith("8.0.mysql_aurora.3.")
+    assert cluster["DBClusterParameterGroup"] == "default.aurora-mysql8.0"
     for name in ("w", "r"):
         rds.create_db_instance(
             DBInstanceIdentifier=f"{name}-{cid}",

@@ -78,3 +78,55 @@ def test_a_version_that_is_not_installed_is_refused(strata_server: Any, unique: 
     with pytest.raises(ClientError) as e:
         rds.describe_db_instances(DBInstanceIdentifier=f"nope-{unique}")
     assert e.value.response["Error"]["Code"] == "DBInstanceNotFound"
+
+
+def test_mysql_family_versions_and_families_are_aws(strata_server: Any) -> None:
+    """mysql and aurora-mysql (run by MariaDB) list AWS's versions under AWS's families, the
+    families CDK and Terraform name; MariaDB-named families are not AWS's and are refused."""
+    rds = strata_server.client("rds")
+
+    def listed(engine: str, **kw: Any) -> dict[str, str]:
+        found = rds.describe_db_engine_versions(Engine=engine, **kw)["DBEngineVersions"]
+        return {v["EngineVersion"]: v["DBParameterGroupFamily"] for v in found}
+
+    mysql = listed("mysql")
+    assert mysql["8.0.35"] == "mysql8.0" and mysql["8.4.6"] == "mysql8.4" and mysql["5.7.44"] == "mysql5.7"
+    assert set(mysql.values()) == {"mysql5.7", "mysql8.0", "mysql8.4"}
+    aurora = listed("aurora-mysql")
+    assert aurora["8.0.mysql_aurora.3.05.2"] == "aurora-mysql8.0"
+    assert set(aurora.values()) == {"aurora-mysql5.7", "aurora-mysql8.0"}
+    assert set(listed("aurora-mysql", DBParameterGroupFamily="aurora-mysql8.0")) == {
+        v for v, f in aurora.items() if f == "aurora-mysql8.0"
+    }
+    [maria] = listed("mariadb").items()
+    assert maria[1] == "mariadb" + ".".join(maria[0].split(".")[:2])
+    [(_, default)] = listed("mysql", DefaultOnly=True).items()
+    assert default == "mysql8.0"
+    found = rds.describe_db_engine_versions(Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.05.2")
+    assert found["DBEngineVersions"][0]["MajorEngineVersion"] == "8.0"
+    assert found["DBEngineVersions"][0]["DBEngineVersionDescription"].startswith(
+        "Aurora MySQL 8.0.mysql_aurora.3.05.2 (run by MariaDB "
+    )
+
+    for op in ("describe_engine_default_parameters", "describe_engine_default_cluster_parameters"):
+        pages = list(rds.get_paginator(op).paginate(DBParameterGroupFamily="aurora-mysql8.0"))
+        assert {p["EngineDefaults"]["DBParameterGroupFamily"] for p in pages} == {"aurora-mysql8.0"}
+        names = {p["ParameterName"] for page in pages for p in page["EngineDefaults"]["Parameters"]}
+        assert {"max_connections", "server_audit_logging"} <= names
+    [default_group] = rds.describe_db_parameter_groups(DBParameterGroupName="default.mysql8.0")[
+        "DBParameterGroups"
+    ]
+    assert default_group["DBParameterGroupFamily"] == "mysql8.0"
+    with pytest.raises(ClientError) as e:
+        rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName="default.aurora-mysql10.11")
+    assert e.value.response["Error"]["Code"] == "DBParameterGroupNotFound"
+    for family in ("mysql10", "aurora-mysql10", "mariadb10"):
+        with pytest.raises(ClientError) as e:
+            rds.create_db_parameter_group(
+                DBParameterGroupName="old-family", DBParameterGroupFamily=family, Description="d"
+            )
+        assert e.value.response["Error"] == {
+            "Code": "InvalidParameterValue",
+            "Message": f"ParameterGroupFamily {family} is not a valid parameter group family",
+            "Type": "Sender",
+        }

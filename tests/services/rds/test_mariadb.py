@@ -60,6 +60,8 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
     rep_id = f"my-rep-{unique}"
     rds.create_db_instance_read_replica(DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=ident)
     rep = wait_status(rds, rep_id, timeout=300)
+    assert rep["EngineVersion"] == inst["EngineVersion"] and inst["EngineVersion"].startswith("8.0.")
+    assert rep["DBParameterGroups"][0]["DBParameterGroupName"] == "default.mysql8.0"
     with my_connect(rep) as conn:
         assert eventually(lambda: rows(conn, "SELECT count(*) FROM items") == [(3,)], 60)
         with pytest.raises(pymysql.err.OperationalError):
@@ -90,7 +92,7 @@ def test_mariadb_snapshot_restore(strata_server, unique: str) -> None:
     ident = f"maria-{unique}"
     group = f"maria-params-{unique}"
     rds.create_db_parameter_group(
-        DBParameterGroupName=group, DBParameterGroupFamily="mariadb10", Description="d"
+        DBParameterGroupName=group, DBParameterGroupFamily="mariadb10.11", Description="d"
     )
     max_conn = [{"ParameterName": "max_connections", "ParameterValue": "77", "ApplyMethod": "immediate"}]
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=max_conn)

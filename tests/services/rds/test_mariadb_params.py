@@ -283,13 +283,20 @@ def test_slow_query_and_general_logs(maria) -> None:
 
 
 def test_aurora_mysql_advanced_auditing_parameters(server) -> None:
+    """Also: groups of AWS's family (what CDK and Terraform send) on a cluster of AWS's version."""
     rds = server.client("rds")
-    cid, group = "amy-audit", "amy-audit-params"
-    family = rds.describe_db_engine_versions(Engine="aurora-mysql", DefaultOnly=True)["DBEngineVersions"][0][
-        "DBParameterGroupFamily"
-    ]
+    cid, group, own = "amy-audit", "amy-audit-params", "amy-instance-params"
+    family = "aurora-mysql8.0"
     rds.create_db_cluster_parameter_group(
         DBClusterParameterGroupName=group, DBParameterGroupFamily=family, Description="d"
+    )
+    rds.create_db_parameter_group(DBParameterGroupName=own, DBParameterGroupFamily=family, Description="d")
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=own,
+        Parameters=[{"ParameterName": "max_connections", "ParameterValue": "66", "ApplyMethod": "immediate"}],
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName="my80", DBParameterGroupFamily="mysql8.0", Description="d"
     )
     with pytest.raises(ClientError) as e:
         rds.modify_db_cluster_parameter_group(
@@ -310,21 +317,31 @@ def test_aurora_mysql_advanced_auditing_parameters(server) -> None:
             },
         ],
     )
-    rds.create_db_cluster(
+    cluster = rds.create_db_cluster(
         DBClusterIdentifier=cid,
         Engine="aurora-mysql",
+        EngineVersion="8.0.mysql_aurora.3.05.2",
         MasterUsername=USER,
         MasterUserPassword=PASSWORD,
         DBClusterParameterGroupName=group,
-    )
+    )["DBCluster"]
+    assert cluster["EngineVersion"] == "8.0.mysql_aurora.3.05.2"
+    assert cluster["DBClusterParameterGroup"] == group
     ident = f"w-{cid}"
-    rds.create_db_instance(
-        DBInstanceIdentifier=ident,
-        DBClusterIdentifier=cid,
-        Engine="aurora-mysql",
-        DBInstanceClass="db.r6g.large",
+    member = {"DBInstanceIdentifier": ident, "DBClusterIdentifier": cid, "Engine": "aurora-mysql"}
+    # a group of another family: AWS's error
+    assert error(
+        rds.create_db_instance, **member, DBInstanceClass="db.r6g.large", DBParameterGroupName="my80"
+    ) == (
+        "InvalidParameterCombination",
+        "The parameter group my80 with DBParameterGroupFamily mysql8.0 can't be used for this instance. "
+        "Use a parameter group with DBParameterGroupFamily aurora-mysql8.0.",
     )
+    rds.create_db_instance(**member, DBInstanceClass="db.r6g.large", DBParameterGroupName=own)
     inst = wait_status(rds, ident, timeout=300)
+    assert inst["EngineVersion"] == "8.0.mysql_aurora.3.05.2"
+    assert [g["DBParameterGroupName"] for g in inst["DBParameterGroups"]] == [own]
+    assert variable(inst, "max_connections") == "66"  # the instance's group, over the cluster's
     run(inst, "SELECT 'needle_aurora_audit'")
     log = rds.download_db_log_file_portion(DBInstanceIdentifier=ident, LogFileName="audit/server_audit.log")
     assert "needle_aurora_audit" in log["LogFileData"]
@@ -395,3 +412,44 @@ def test_error_log_hourly_files_follow_the_simulated_clock(server, maria) -> Non
     server.advance_clock("25h")
     assert past[0] not in files() and "error/mysql-error.log" in files()
     assert pg_first not in pg_files()
+
+
+def test_mysql_instance_of_aws_version_in_mysql80_group(server, maria) -> None:
+    """CDK/Terraform's mysql: EngineVersion 8.0.35 and a group of family mysql8.0, run by MariaDB;
+    a group of another family is refused with AWS's error, at creation and modification."""
+    rds, maria_ident, _, _ = maria
+    group, ident = "my80-params", "my80"
+    rds.create_db_parameter_group(
+        DBParameterGroupName=group, DBParameterGroupFamily="mysql8.0", Description="d"
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[{"ParameterName": "max_connections", "ParameterValue": "55", "ApplyMethod": "immediate"}],
+    )
+    code, message = error(
+        rds.modify_db_instance, DBInstanceIdentifier=maria_ident, DBParameterGroupName=group
+    )
+    assert (code, message) == (
+        "InvalidParameterCombination",
+        f"The parameter group {group} with DBParameterGroupFamily mysql8.0 can't be used for this instance. "
+        f"Use a parameter group with DBParameterGroupFamily {FAMILY}.",
+    )
+    args = {
+        "DBInstanceIdentifier": ident,
+        "Engine": "mysql",
+        "MasterUsername": USER,
+        "MasterUserPassword": PASSWORD,
+        "DBInstanceClass": "db.t3.micro",
+        "AllocatedStorage": 20,
+        "BackupRetentionPeriod": 0,
+    }
+    assert error(rds.create_db_instance, **args, EngineVersion="8.4.6", DBParameterGroupName=group)[
+        1
+    ].endswith("Use a parameter group with DBParameterGroupFamily mysql8.4.")
+    assert error(rds.create_db_instance, **args, EngineVersion="10.11")[0] == "InvalidParameterCombination"
+    rds.create_db_instance(**args, EngineVersion="8.0.35", DBParameterGroupName=group)
+    inst = wait_status(rds, ident, timeout=300)
+    assert inst["EngineVersion"] == "8.0.35"
+    assert inst["DBParameterGroups"] == [{"DBParameterGroupName": group, "ParameterApplyStatus": "in-sync"}]
+    assert variable(inst, "max_connections") == "55"
+    rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)

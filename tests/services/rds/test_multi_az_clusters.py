@@ -63,10 +63,26 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
     )
     assert code(rds.create_db_cluster, **{**args, "DBClusterIdentifier": "m" * 53}) == "InvalidParameterValue"
 
-    cluster = rds.create_db_cluster(**args)["DBCluster"]
+    # a DB cluster parameter group of the engine's family (postgresNN, as for the instances)
+    family = rds.describe_db_engine_versions(Engine="postgres", DefaultOnly=True)["DBEngineVersions"][0][
+        "DBParameterGroupFamily"
+    ]
+    group = f"maz-params-{unique}"
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName=group, DBParameterGroupFamily=family, Description="d"
+    )
+    rds.modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName=group,
+        Parameters=[{"ParameterName": "work_mem", "ParameterValue": "7MB", "ApplyMethod": "immediate"}],
+    )
+    cluster = rds.create_db_cluster(**args, DBClusterParameterGroupName=group)["DBCluster"]
+    assert cluster["DBClusterParameterGroup"] == group
     members = [f"{cid}-instance-{i}" for i in (1, 2, 3)]
     assert sorted(m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]) == members
     instances = [wait_status(rds, i, timeout=300) for i in members]
+    for reader in (False, True):
+        with connect(cluster, reader) as c:
+            assert c.execute("SHOW work_mem").fetchone()[0] == "7MB"
     assert len({i["AvailabilityZone"] for i in instances}) == 3
     assert {(i["DBClusterIdentifier"], i["DBInstanceClass"], i["StorageType"]) for i in instances} == {
         (cid, "db.m6i.large", "gp3")
