@@ -598,9 +598,9 @@ class InstanceOperations(OptionGroupOperations):
         for snap in self.store.list_docs("snapshot"):
             if snap.get("instance_id") == ident and snap["type"] == "automated":
                 self._delete_snapshot_files(snap)
-        self.store.delete_doc("instance", ident)
-        if doc.get("cluster"):
+        if doc.get("cluster"):  # first: once the instance is gone, its cluster no longer lists it
             self._cluster_member_removed(doc["cluster"], ident)
+        self.store.delete_doc("instance", ident)
         self._event(ident, "db-instance", "DB instance deleted", ["deletion"])
 
     # -- read replicas -----------------------------------------------------------------------------
