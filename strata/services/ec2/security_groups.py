@@ -20,7 +20,7 @@ group ids, kept as "guard" documents so rules are re-applied at every start. Enf
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
 rather than accept it unenforced. Egress rules are filtered on the resources whose engines run in a
-cgroup of their own (PostgreSQL instances, ElastiCache nodes): see `egress`.
+cgroup of their own (DB instances, ElastiCache nodes): see `egress`.
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ class SecurityGroups:
         own_addresses: bool = True,
         cgroup: str | None = None,
         replication: list[tuple[str, int]] | None = None,
+        node_ports: tuple[int, int] | None = None,
     ) -> None:
         """Enforce `groups` on the resource `key`'s endpoints from now on (blocking).
 
@@ -197,7 +198,10 @@ class SecurityGroups:
         destinations its engines dial for Strata's own replication (a Redis replica to its primary's
         node port): exempt from the egress rules of every resource of the same service and account
         (a global datastore's secondary dials the primary group's port), as AWS's groups do not
-        filter its service traffic."""
+        filter its service traffic. `node_ports`: the range Strata allocates engine ports from,
+        which its engines may dial on 127.0.0.1 for replication (a MariaDB replica to its source's
+        node, whose port changes with failovers), except the ports of every guarded endpoint,
+        which users reach and the egress rules filter."""
         with self._lock:
             doc: dict[str, Any] = {
                 "id": key,
@@ -212,6 +216,8 @@ class SecurityGroups:
                 doc["cgroup"] = cgroup
             if replication:
                 doc["replication"] = [[net, int(port)] for net, port in replication]
+            if node_ports:
+                doc["node_ports"] = list(node_ports)
             self.store.put_doc("guard", key, doc)
             self.apply()
 
@@ -299,6 +305,7 @@ def _egress_sets(
     if cgroups is None:
         return out
     replication: dict[tuple[str, str], set[Allow]] = {}
+    endpoint_ports = {int(p) for d in guards for _, p in d["endpoints"]}
     for d in guards:
         replication.setdefault(_service(d), set()).update(
             Allow("tcp", int(port), int(port), net) for net, port in d.get("replication") or ()
@@ -314,8 +321,21 @@ def _egress_sets(
                     nets = [f"{a}/32" for a in members.get(r["group"], ())]
                 allowed.update(Allow(r["proto"], r["from"], r["to"], n) for n in nets)
         allowed |= replication.get(_service(d), set())
+        if d.get("node_ports"):
+            lo, hi = d["node_ports"]
+            allowed.update(_node_ports(lo, hi, endpoint_ports))
         allowed.update(Allow("tcp", port, port, f"{a}/32") for a, port in (relays or {}).get(d["id"], ()))
         out[d["id"]] = Egress(cgroups.ref(d["cgroup"]), tuple(sorted(allowed, key=repr)))
+    return out
+
+
+def _node_ports(lo: int, hi: int, endpoints: set[int]) -> list[Allow]:
+    """TCP to 127.0.0.1 on the ports lo..hi but `endpoints`, as port ranges."""
+    out, start = [], lo
+    for p in sorted(e for e in endpoints if lo <= e <= hi) + [hi + 1]:
+        if start < p:
+            out.append(Allow("tcp", start, p - 1, "127.0.0.1/32"))
+        start = p + 1
     return out
 
 
