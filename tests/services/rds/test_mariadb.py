@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pymysql
 import pytest
 
+from tests.services.ec2.helpers import no_egress_group
 from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
 
 
@@ -29,20 +30,6 @@ def rows(conn: pymysql.Connection, sql: str) -> list:
     with conn.cursor() as cur:
         cur.execute(sql)
         return list(cur.fetchall())
-
-
-def _nothing_out(server, unique: str) -> dict:  # noqa: ANN001
-    """Where Strata filters engines' egress: a security group letting clients in and no traffic
-    out, for a replica, whose replication (to its source's node, across a failover) still flows."""
-    if server.health()["services"]["ec2"].get("security_group_egress") != "enforced":
-        return {}
-    ec2 = server.client("ec2")
-    sg = ec2.create_security_group(GroupName=f"no-out-{unique}", Description="no egress")["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=sg, IpProtocol="-1", CidrIp="127.0.0.0/8")
-    ec2.revoke_security_group_egress(
-        GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
-    )
-    return {"VpcSecurityGroupIds": [sg]}
 
 
 def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: str) -> None:
@@ -73,7 +60,11 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
 
     rep_id = f"my-rep-{unique}"
     rds.create_db_instance_read_replica(
-        DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=ident, **_nothing_out(strata_server, unique)
+        DBInstanceIdentifier=rep_id,
+        SourceDBInstanceIdentifier=ident,
+        # where Strata filters engines' egress: replication (to the source's node, across its
+        # failover) flows whatever the replica's group allows out
+        **no_egress_group(strata_server, f"no-out-{unique}"),
     )
     rep = wait_status(rds, rep_id, timeout=300)
     with my_connect(rep) as conn:
