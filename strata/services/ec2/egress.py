@@ -4,17 +4,21 @@ and enforced on the connections a resource's engines open (strata.engines.egress
 Every group starts with AWS's default egress rule, all protocols to 0.0.0.0/0 (`rules.egress_rules`).
 On one machine a resource's outbound connections are told from every other process's by the
 process, not the address: engines whose resource registers an engine cgroup with its guard
-(`SecurityGroups.guard(cgroup=...)`: PostgreSQL instances, Aurora PostgreSQL members) run in a
-cgroup of their own, which nftables matches, and their new connections to destinations no egress
-rule of their groups allows are dropped. Connections Strata makes on a resource's behalf
-(PostgreSQL replicas stream from their source over unix sockets) are not filtered, as AWS's groups
-do not filter its service traffic.
+(`SecurityGroups.guard(cgroup=...)`: DB instances and Aurora members, ElastiCache cache clusters
+and replication groups) run in a cgroup of their own, which nftables matches, and
+their new connections to destinations no egress rule of their groups allows are dropped.
+Connections Strata makes on a resource's behalf are not filtered, as AWS's groups do not filter
+its service traffic: PostgreSQL replicas stream from their source over unix sockets, and what a
+resource's engines dial for replication over TCP is exempt: a MariaDB replica to its source's node
+port (`guard(node_ports=...)`: 127.0.0.1 on the engine port range but the guarded endpoints'
+ports), a Redis replica to its primary's port, a global datastore's secondary to the primary
+group's (`guard(replication=...)`).
 
 Where that is not possible a restricting rule set (no all-protocols rule to 0.0.0.0/0 left) is
 refused rather than stored unenforced: on the default VPC's default group (this machine's
 instances, whose connections are every local process's), on a group a resource carries whose
-engines are not in a cgroup (MariaDB, whose replicas dial their source over TCP; Redis, memcached
-and NFS servers, which open no connections for a user anyway), and on every group where Strata
+engines are not in a cgroup (ElastiCache Serverless; NFS servers, which open no connections for
+a user), and on every group where Strata
 cannot make cgroups or nft rules (not root, no cgroup v2 under /sys/fs/cgroup, no nftables); such
 a group cannot be attached to those resources either (`SecurityGroups.check_attachable`).
 Terraform's way (revoke a new group's default egress rule, then authorize the configured ones)
@@ -38,7 +42,8 @@ if TYPE_CHECKING:
 def unenforceable(group_id: str) -> ServiceError:
     return lim.invalid(
         f"Security group {group_id} restricts outbound traffic, which Strata can filter only for "
-        "PostgreSQL instances on a host with nftables and cgroup v2: a group carried by another "
+        "DB instances and ElastiCache nodes on a host with nftables and cgroup v2: a group "
+        "carried by another "
         "resource (the default VPC's default group: this machine's instances) must keep an egress "
         "rule allowing all traffic to 0.0.0.0/0"
     )

@@ -20,7 +20,7 @@ group ids, kept as "guard" documents so rules are re-applied at every start. Enf
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
 rather than accept it unenforced. Egress rules are filtered on the resources whose engines run in a
-cgroup of their own (PostgreSQL instances): see `egress`.
+cgroup of their own (DB instances, ElastiCache nodes): see `egress`.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ class SecurityGroups:
         self.store = store
         self.firewall = firewall  # None: enforcement is not possible on this host
         self.egress: EgressFilter | None = None  # None: egress rules cannot be enforced here
+        # replication destinations that live only while Strata runs (a replica-lag relay's port),
+        # by guard key: exempt as a guard's `replication` is (see `relay`)
+        self.relays: dict[str, set[tuple[str, int]]] = {}
         self._lock = threading.RLock()
 
     # -- records -----------------------------------------------------------------------------------
@@ -182,6 +185,8 @@ class SecurityGroups:
         *,
         own_addresses: bool = True,
         cgroup: str | None = None,
+        replication: list[tuple[str, int]] | None = None,
+        node_ports: tuple[int, int] | None = None,
     ) -> None:
         """Enforce `groups` on the resource `key`'s endpoints from now on (blocking).
 
@@ -189,7 +194,14 @@ class SecurityGroups:
         connections come from them and a rule referencing one of its groups allows them. An Aurora
         cluster's endpoints are not (they are names for its members, as DNS names are on AWS).
         `cgroup`: the engine cgroup (strata.engines.cgroups) its engines run in, whose outbound
-        connections the groups' egress rules then filter."""
+        connections the groups' egress rules then filter. `replication`: the (CIDR block, TCP port)
+        destinations its engines dial for Strata's own replication (a Redis replica to its primary's
+        node port): exempt from the egress rules of every resource of the same service and account
+        (a global datastore's secondary dials the primary group's port), as AWS's groups do not
+        filter its service traffic. `node_ports`: the range Strata allocates engine ports from,
+        which its engines may dial on 127.0.0.1 for replication (a MariaDB replica to its source's
+        node, whose port changes with failovers), except the ports of every guarded endpoint,
+        which users reach and the egress rules filter."""
         with self._lock:
             doc: dict[str, Any] = {
                 "id": key,
@@ -202,11 +214,26 @@ class SecurityGroups:
                 doc["own_addresses"] = False
             if cgroup:
                 doc["cgroup"] = cgroup
+            if replication:
+                doc["replication"] = [[net, int(port)] for net, port in replication]
+            if node_ports:
+                doc["node_ports"] = list(node_ports)
             self.store.put_doc("guard", key, doc)
+            self.apply()
+
+    def relay(self, key: str, destination: tuple[str, int], on: bool) -> None:
+        """Exempt (`on`) or no longer exempt a destination resource `key`'s engines dial for
+        replication while Strata runs (a replica-lag relay), from its egress rules (blocking)."""
+        with self._lock:
+            held = self.relays.setdefault(key, set())
+            (held.add if on else held.discard)(destination)
+            if not held:
+                del self.relays[key]
             self.apply()
 
     def unguard(self, key: str) -> None:
         with self._lock:
+            self.relays.pop(key, None)
             if self.store.delete_doc("guard", key):
                 self.apply()
 
@@ -258,17 +285,31 @@ class SecurityGroups:
                     wanted[f"{d['id']}:{address}:{port}"] = Guard(address, int(port), tuple(sorted(sources)))
             self.firewall.set_all(wanted)
             if self.egress is not None:
-                self.egress.set_all(_egress_sets(guards_docs, groups, members))
+                self.egress.set_all(_egress_sets(guards_docs, groups, members, self.relays))
+
+
+def _service(d: dict) -> tuple[str, str]:
+    return d["account"], d["id"].split(":", 1)[0]
 
 
 def _egress_sets(
-    guards: list[dict], groups: dict[str, dict], members: dict[str, set[str]]
+    guards: list[dict],
+    groups: dict[str, dict],
+    members: dict[str, set[str]],
+    relays: dict[str, set[tuple[str, int]]] | None = None,
 ) -> dict[str, Egress]:
-    """The egress sets of the guarded resources whose engines run in a cgroup of their own."""
+    """The egress sets of the guarded resources whose engines run in a cgroup of their own; what
+    they dial for Strata's replication (`guard(replication=...)`) passes whatever the rules say."""
     cgroups = engine_cgroups()
     out: dict[str, Egress] = {}
     if cgroups is None:
         return out
+    replication: dict[tuple[str, str], set[Allow]] = {}
+    endpoint_ports = {int(p) for d in guards for _, p in d["endpoints"]}
+    for d in guards:
+        replication.setdefault(_service(d), set()).update(
+            Allow("tcp", int(port), int(port), net) for net, port in d.get("replication") or ()
+        )
     for d in guards:
         if not d.get("cgroup"):
             continue
@@ -279,7 +320,22 @@ def _egress_sets(
                 if r.get("group"):
                     nets = [f"{a}/32" for a in members.get(r["group"], ())]
                 allowed.update(Allow(r["proto"], r["from"], r["to"], n) for n in nets)
+        allowed |= replication.get(_service(d), set())
+        if d.get("node_ports"):
+            lo, hi = d["node_ports"]
+            allowed.update(_node_ports(lo, hi, endpoint_ports))
+        allowed.update(Allow("tcp", port, port, f"{a}/32") for a, port in (relays or {}).get(d["id"], ()))
         out[d["id"]] = Egress(cgroups.ref(d["cgroup"]), tuple(sorted(allowed, key=repr)))
+    return out
+
+
+def _node_ports(lo: int, hi: int, endpoints: set[int]) -> list[Allow]:
+    """TCP to 127.0.0.1 on the ports lo..hi but `endpoints`, as port ranges."""
+    out, start = [], lo
+    for p in sorted(e for e in endpoints if lo <= e <= hi) + [hi + 1]:
+        if start < p:
+            out.append(Allow("tcp", start, p - 1, "127.0.0.1/32"))
+        start = p + 1
     return out
 
 

@@ -40,6 +40,13 @@ Server = RedisServer | MemcachedServer
 Key = tuple[str, str]  # (the cache cluster's engine key, cache node id)
 
 
+def engine_cgroup(dep: dict) -> str:
+    """The engine cgroup (strata.engines.cgroups) of a deployment's nodes, whose outbound
+    connections its security groups' egress rules filter: named by its port, which no other
+    deployment holds and which stays with a primary retained as a standalone cluster."""
+    return f"elasticache-{dep['port']}"
+
+
 def node_address(index: int) -> str:
     """The loopback address of the index-th node (1-based) of a deployment."""
     index -= 1
@@ -130,6 +137,7 @@ class Engines:
         self.configure(dep, config)
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
+        server.process.spec.cgroup = engine_cgroup(dep)  # its groups' egress rules filter it
         with self._lock:
             self.servers[(self.key(cluster_id), node["id"])] = server
         return server
@@ -158,6 +166,7 @@ class Engines:
         )
         self.configure(dep, config)
         server = MemcachedServer(f"{cluster_id}/{node['id']}", config)
+        server.process.spec.cgroup = engine_cgroup(dep)
         with self._lock:
             self.servers[(self.key(cluster_id), node["id"])] = server
         return server

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from strata.engines.lag_relay import LagRelay
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
+from strata.services.elasticache.nodes import port_owner
 
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
@@ -56,8 +58,14 @@ class ReplicaLagOperations(ElastiCacheCore):
             if seconds > 0:
                 self.lag_relays[key] = relays
             else:
+                group = self.store.get_doc("group", group_id.lower())
                 for relay in relays.values():
                     await relay.close()
+                    if group is not None:
+                        destination = (relay.host, relay.port)
+                        await run_blocking(
+                            security.relay, self, port_owner(group, "group"), destination, False
+                        )
 
     async def _hold_replicas(
         self: ElastiCacheProvider,
@@ -95,6 +103,9 @@ class ReplicaLagOperations(ElastiCacheCore):
                 relay = LagRelay(server.config.address, source, seconds, server.config.tls)
                 await relay.start()
                 relays[cid] = relay
+                # the replica dials the relay now: exempt from the group's egress rules
+                destination = (relay.host, relay.port)
+                await run_blocking(security.relay, self, port_owner(group, "group"), destination, True)
                 await run_blocking(
                     _follow, server, (server.config.address, relay.port), REPL_TIMEOUT + int(seconds)
                 )

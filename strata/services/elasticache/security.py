@@ -14,7 +14,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.elasticache import subnets
 from strata.services.elasticache.errors import combination, invalid
-from strata.services.elasticache.nodes import port_owner
+from strata.services.elasticache.nodes import engine_cgroup, port_owner
 
 if TYPE_CHECKING:
     from strata.services.ec2.security_groups import SecurityGroups
@@ -39,25 +39,47 @@ def security_groups(
         return []
     vpc = subnets.vpc_of(provider, ctx, subnet_group)
     try:
-        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []), vpc)
+        return sgs.check_attachable(ctx.account_id, ctx.region, list(ids or []), vpc, egress=True)
     except ServiceError as e:
         if e.code == "InvalidParameterCombination":
             raise combination(e.message) from None
         raise invalid(e.message) from None
 
 
-def guard(provider: ElastiCacheProvider, owner: str, dep: dict) -> None:
-    """Enforce the deployment's groups on its port from now on, and record its cache subnet
-    group's subnets as in use (DeleteSubnet: DependencyViolation) (blocking)."""
+def replication(dep: dict) -> list[tuple[str, int]]:
+    """What the deployment's nodes dial for replication, exempt from egress rules: its port on
+    every loopback address (a replica to its primary, a global datastore's secondary to the primary
+    group's port: every deployment's is exempt for every other of the account) and its cluster bus."""
+    return [(ALL_LOOPBACK, p) for p in (dep["port"], dep.get("bus_port")) if p]
+
+
+def guard(provider: ElastiCacheProvider, owner: str, dep: dict, *, engines: bool = True) -> None:
+    """Enforce the deployment's groups on its port (and, `engines`: its nodes run in its engine
+    cgroup, on their outbound connections) from now on, and record its cache subnet group's
+    subnets as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(provider)
     if sgs is not None and dep.get("security_groups"):
         account, region = dep["sg_scope"]
         sgs.guard(
-            f"elasticache:{owner}", account, region, [(ALL_LOOPBACK, dep["port"])], dep["security_groups"]
+            f"elasticache:{owner}",
+            account,
+            region,
+            [(ALL_LOOPBACK, dep["port"])],
+            dep["security_groups"],
+            cgroup=engine_cgroup(dep) if engines else None,
+            replication=replication(dep) if engines else None,
         )
     net = getattr(provider.runtime.peer("ec2"), "network", None)
     if net is not None and dep.get("subnets"):
         net.use(f"elasticache:{owner}", dep["subnets"])
+
+
+def relay(provider: ElastiCacheProvider, owner: str, destination: tuple[str, int], on: bool) -> None:
+    """Exempt a replica-lag relay the deployment's replicas follow (replica_lag.py) from its
+    egress rules while it runs (`on`), as the primary's port is (blocking)."""
+    sgs = _groups(provider)
+    if sgs is not None:
+        sgs.relay(f"elasticache:{owner}", destination, on)
 
 
 def unguard(provider: ElastiCacheProvider, owner: str) -> None:

@@ -218,9 +218,9 @@ class ServerlessOperations(ElastiCacheCore):
         self.engines.stop_cluster(engine_id(doc["id"]), True)
 
     def _guard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        security.guard(self, doc["port_owner"], doc)
+        security.guard(self, doc["port_owner"], doc, engines=False)  # egress: refused (check_attachable)
         reader = {**doc, "port": doc["reader_port"], "subnets": []}
-        security.guard(self, doc["port_owner"] + "/reader", reader)
+        security.guard(self, doc["port_owner"] + "/reader", reader, engines=False)
 
     def _unguard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
         for owner in (doc["port_owner"], doc["port_owner"] + "/reader"):

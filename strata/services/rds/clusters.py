@@ -198,7 +198,7 @@ class ClusterOperations(RDSCore):
             self,
             req.get("VpcSecurityGroupIds"),
             self._subnet_group_vpc(req.get("DBSubnetGroupName")),
-            egress=info.kind == "postgres",
+            egress=True,
         )
         kms_key = self._storage_key(req, inherited_key)
         backup_window = m.check_backup_window(req.get("PreferredBackupWindow")) or CLUSTER_BACKUP_WINDOW
@@ -305,7 +305,7 @@ class ClusterOperations(RDSCore):
                 self,
                 req["VpcSecurityGroupIds"],
                 self._subnet_group_vpc(c.get("subnet_group")),
-                egress=c["kind"] == "postgres",
+                egress=True,
             )
             if req.get("VpcSecurityGroupIds")
             else None

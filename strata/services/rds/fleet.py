@@ -81,12 +81,12 @@ class Fleet:
             archive = Path(doc["archive_dir"]) if doc.get("archive_dir") else self.archive_dir(doc["id"])
             if doc["kind"] == "postgres":
                 major = doc["engine_version"].split(".")[0] if doc.get("engine_version") else None
-                node: Node = PgNode(root, info["port"], doc["master_username"], archive, major)
-                # in its instance's engine cgroup: its groups' egress rules filter its connections
-                node.proc.spec.cgroup = f"rds-{self.key(doc['id'])}"  # = security.engine_cgroup
+                made: Node = PgNode(root, info["port"], doc["master_username"], archive, major)
             else:
-                node = MariaNode(root, info["port"], doc["master_username"], archive_dir=archive)
-            self._nodes[key] = node
+                made = MariaNode(root, info["port"], doc["master_username"], archive_dir=archive)
+            # in its instance's engine cgroup: its groups' egress rules filter its connections
+            made.proc.spec.cgroup = f"rds-{self.key(doc['id'])}"  # = security.engine_cgroup
+            self._nodes[key] = node = made
         return node
 
     def primary(self, doc: dict) -> Node:

@@ -57,7 +57,7 @@ class InstanceOperations(OptionGroupOperations):
             self._get_subnet_group(sg)
         # before ports are taken; a VPC's resources carry that VPC's groups
         groups = security.vpc_groups(
-            self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(sg), egress=info.kind == "postgres"
+            self, req.get("VpcSecurityGroupIds"), self._subnet_group_vpc(sg), egress=True
         )
         if self.store.get_doc("instance", ident) is not None or self._being_encrypted(ident):
             raise m.fault("DBInstanceAlreadyExists", f"DB instance already exists: {ident}")
@@ -326,7 +326,7 @@ class InstanceOperations(OptionGroupOperations):
                 self,
                 req["VpcSecurityGroupIds"],
                 self._subnet_group_vpc(doc.get("subnet_group")),
-                egress=doc["kind"] == "postgres",
+                egress=True,
             )
         password = req.get("MasterUserPassword")
         if password:

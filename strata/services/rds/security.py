@@ -29,7 +29,7 @@ def vpc_groups(
     """The group ids of an instance or cluster in `vpc` (its DB subnet group's; None: the default
     VPC), that VPC's default group when none are given. A group of another VPC is refused with
     InvalidParameterCombination, as AWS does. `egress`: its engines' connections are filtered
-    (PostgreSQL: `engine_cgroup`), so groups whose egress rules restrict may be carried."""
+    (`engine_cgroup`), so groups whose egress rules restrict may be carried."""
     sgs = _groups(core)
     if sgs is None:
         if ids:
@@ -54,15 +54,23 @@ def _network(core: RDSCore) -> Network | None:
     return getattr(core.runtime.peer("ec2"), "network", None)
 
 
-def engine_cgroup(core: RDSCore, doc: dict) -> str | None:
+def engine_cgroup(core: RDSCore, doc: dict) -> str:
     """The engine cgroup (strata.engines.cgroups) of an instance's nodes, whose connections its
-    groups' egress rules filter: PostgreSQL's (its replicas stream over unix sockets, so all its
-    TCP connections are the user's); None for MariaDB, whose replicas dial their source over TCP."""
-    return f"rds-{core.store.engine_key(doc['id'])}" if doc.get("kind") == "postgres" else None
+    groups' egress rules filter. PostgreSQL replicas stream over unix sockets, so all its TCP
+    connections are the user's; MariaDB replicas (a standby, a read replica, an Aurora MySQL
+    reader) dial their source's node port on 127.0.0.1, so those ports are exempt (`node_ports`)."""
+    return f"rds-{core.store.engine_key(doc['id'])}"
+
+
+def node_ports(core: RDSCore, doc: dict) -> tuple[int, int] | None:
+    """The port range Strata allocates nodes' ports from, which a MariaDB instance's engines may
+    dial on 127.0.0.1 whatever its egress rules say (replication; the stable endpoint ports users
+    reach are not exempt: strata.services.ec2.security_groups)."""
+    return None if doc.get("kind") == "postgres" else (core.fleet.ports.low, core.fleet.ports.high)
 
 
 def guard(core: RDSCore, doc: dict) -> None:
-    """Enforce the instance's groups on its endpoint (and, for PostgreSQL, on its engines'
+    """Enforce the instance's groups on its endpoint (and on its engines'
     outbound connections) from now on, and record the subnet of its zone in its DB subnet group
     as in use (DeleteSubnet: DependencyViolation) (blocking)."""
     sgs = _groups(core)
@@ -74,6 +82,7 @@ def guard(core: RDSCore, doc: dict) -> None:
             [("127.0.0.1", doc["port"])],
             doc["vpc_groups"],
             cgroup=engine_cgroup(core, doc),
+            node_ports=node_ports(core, doc),
         )
     net = _network(core)
     if net is not None:

@@ -71,3 +71,18 @@ def dial(port: int, source: str | None = None, address: str = "127.0.0.1") -> st
         return "refused"
     finally:
         s.close()
+
+
+def no_egress_group(server: StrataProcess, name: str, member: str = "VpcSecurityGroupIds") -> dict:
+    """Where Strata filters engines' egress, the request member `member` naming a new security
+    group that lets local clients in and no traffic out; elsewhere none (the default group), as
+    restricting egress is refused there."""
+    if server.health()["services"]["ec2"].get("security_group_egress") != "enforced":
+        return {}
+    ec2 = server.client("ec2")
+    sg = ec2.create_security_group(GroupName=name, Description="no egress")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpProtocol="-1", CidrIp="127.0.0.0/8")
+    ec2.revoke_security_group_egress(
+        GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    return {member: [sg]}

@@ -1,7 +1,8 @@
 """Egress rules: AWS's default all-traffic rule, Authorize/RevokeSecurityGroupEgress and their
 errors; where Strata does not filter outbound traffic (an EFS mount target, the default VPC's
 default group), egress that would restrict is refused there: a group that restricts cannot be
-attached to such a resource. Enforcement on a PostgreSQL instance: test_security_groups.py."""
+attached to such a resource. Enforcement on a PostgreSQL instance: test_security_groups.py, on an
+ElastiCache replication group: tests/services/elasticache/test_security_groups.py."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ dropped (its connect times out); the group's own replication and Strata's admin 
 from __future__ import annotations
 
 import socket
+import threading
+from pathlib import Path
 
 import pytest
 import redis
@@ -57,9 +59,10 @@ def test_replication_group_follows_its_security_groups(strata_server, ec, cleanu
     ec2.authorize_security_group_ingress(
         GroupId=sg, IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp="127.0.0.1/32"
     )
-    primary = redis.Redis("127.0.0.1", port, socket_connect_timeout=10)
+    primary = redis.Redis("127.0.0.1", port, socket_connect_timeout=10, socket_timeout=60)
     primary.set("k", "v")
     assert primary.wait(1, 10000) == 1  # the replica synced through the restricted port
+    _egress_follows_the_rules(ec2, sg, primary, Path(strata_server.data_dir))
     primary.close()
 
     with pytest.raises(ClientError) as e:
@@ -75,6 +78,58 @@ def test_replication_group_follows_its_security_groups(strata_server, ec, cleanu
             return False
 
     eventually(deleted, what="the group's guard to go with it")
+
+
+def _reached(primary: redis.Redis, token: str) -> str:
+    """Whether the primary node reaches 127.0.0.3 (a listener of ours) when it MIGRATEs a key
+    there: "reached" or "dropped". MIGRATE is restricted on ElastiCache: Strata's admin name runs
+    it here, as a user with that right would."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.3", 0))
+    listener.listen(4)
+    listener.settimeout(5)  # beyond MIGRATE's 2 s: a dropped SYN is never seen
+    lport = listener.getsockname()[1]
+    seen: list[str] = []
+
+    def accept() -> None:
+        try:
+            listener.accept()[0].close()  # no Redis there: the engine's MIGRATE fails at once
+            seen.append("reached")
+        except TimeoutError:
+            seen.append("dropped")
+
+    t = threading.Thread(target=accept)
+    t.start()
+    primary.set("moving", "v")
+    with pytest.raises(redis.RedisError) as e:  # IOERR: the peer closed, or no connection in time
+        primary.execute_command(f"MIGRATE-{token}", "127.0.0.3", lport, "moving", 0, 2000)
+    t.join(15)
+    listener.close()
+    assert seen in (["reached"], ["dropped"]), (seen, str(e.value))
+    return seen[0]
+
+
+def _egress_follows_the_rules(ec2, sg: str, primary: redis.Redis, data_dir: Path) -> None:  # noqa: ANN001
+    """The group's nodes' own connections meet its egress rules (nft, their cgroup); their
+    replication does not: a replica cut off reconnects to its primary and syncs."""
+    token = (data_dir / "elasticache" / "engine-admin.token").read_text().strip()
+    assert _reached(primary, token) == "reached"  # AWS's default rule: all traffic out
+    everything = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=[everything])  # in use: enforced
+    assert _reached(primary, token) == "dropped"
+    primary.execute_command("CLIENT", "KILL", "TYPE", "replica")  # the replica must dial again
+    primary.set("k", "after")
+    assert primary.wait(1, 20000) == 1  # it did: replication is not the group's traffic
+    rule = ec2.authorize_security_group_egress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1024, "ToPort": 65535, "IpRanges": [{"CidrIp": "127.0.0.3/32"}]}
+        ],
+    )["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    assert _reached(primary, token) == "reached"
+    ec2.revoke_security_group_egress(GroupId=sg, SecurityGroupRuleIds=[rule])
+    ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=[everything])
+    assert _reached(primary, token) == "reached"
 
 
 def _ask_from(source: str | None, port: int, request: bytes, address: str = "127.0.0.1") -> bytes:

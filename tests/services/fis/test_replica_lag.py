@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from tests.services.ec2.helpers import no_egress_group
 from tests.services.elasticache.conftest import group
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
@@ -156,7 +157,8 @@ def test_mariadb_replica_lag_holds_the_replicas_apply_back(strata_server, unique
 def test_elasticache_replica_lag_holds_the_zones_replicas_behind(strata_server, unique, tls):
     """strata:elasticache:replica-lag: the group's replica in the target zone follows a relay that
     holds its primary's stream back, so a read from it right after a write is stale, then fresh;
-    stopping the experiment points it at its primary again. With TLS in transit too."""
+    stopping the experiment points it at its primary again. With TLS in transit too; without, in
+    a security group allowing no traffic out: the relay the replica dials is replication too."""
     ec = strata_server.client("elasticache")
     fis = strata_server.client("fis")
     gid = f"lag-{unique}"
@@ -166,6 +168,7 @@ def test_elasticache_replica_lag_holds_the_zones_replicas_behind(strata_server, 
         NumCacheClusters=2,
         PreferredCacheClusterAZs=["us-east-1a", "us-east-1b"],
         TransitEncryptionEnabled=tls,
+        **({} if tls else no_egress_group(strata_server, f"no-out-{unique}", "SecurityGroupIds")),
     )
     try:
         g = group(ec, gid)

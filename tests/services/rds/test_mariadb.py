@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pymysql
 import pytest
 
+from tests.services.ec2.helpers import no_egress_group
 from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
 
 
@@ -58,7 +59,13 @@ def test_mysql_instance_replica_failover_snapshot_pitr(strata_server, unique: st
         rows(conn, "INSERT INTO items VALUES (3, 'three')")
 
     rep_id = f"my-rep-{unique}"
-    rds.create_db_instance_read_replica(DBInstanceIdentifier=rep_id, SourceDBInstanceIdentifier=ident)
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=rep_id,
+        SourceDBInstanceIdentifier=ident,
+        # where Strata filters engines' egress: replication (to the source's node, across its
+        # failover) flows whatever the replica's group allows out
+        **no_egress_group(strata_server, f"no-out-{unique}"),
+    )
     rep = wait_status(rds, rep_id, timeout=300)
     assert rep["EngineVersion"] == inst["EngineVersion"] and inst["EngineVersion"].startswith("8.0.")
     assert rep["DBParameterGroups"][0]["DBParameterGroupName"] == "default.mysql8.0"
