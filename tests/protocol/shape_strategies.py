@@ -62,10 +62,17 @@ def _int_range(shape: Shape) -> tuple[int, int]:
 
 
 class Generator:
-    """Strategies per (shape, location, depth), built once and reused."""
+    """Strategies per (shape, location, depth), built once and reused.
 
-    def __init__(self) -> None:
+    A `full` generator puts every member of every structure (to MAX_DEPTH) and at least one item
+    in every list and map into each value: one such value covers what many sparse ones would.
+    """
+
+    def __init__(self, full: bool = False) -> None:
         self._cache: dict[tuple, st.SearchStrategy[Any]] = {}
+        self.full = full
+        self._least = 1 if full else 0
+        self._most = 1 if full else 3
 
     def for_shape(
         self, shape: Shape, location: str | None = None, depth: int = 0, greedy: bool = False
@@ -91,13 +98,20 @@ class Generator:
         if kind == "list":
             if depth > MAX_DEPTH:
                 return st.just([])
-            return st.lists(self.for_shape(shape.member, location, depth + 1), max_size=3)
+            return st.lists(
+                self.for_shape(shape.member, location, depth + 1), min_size=self._least, max_size=self._most
+            )
         if kind == "map":
             if depth > MAX_DEPTH:
                 return st.just({})
             key_text = HEADER_KEY if location in ("headers", "querystring") else TEXT
             keys = _sized(shape.key, key_text, None)
-            return st.dictionaries(keys, self.for_shape(shape.value, location, depth + 1), max_size=3)
+            return st.dictionaries(
+                keys,
+                self.for_shape(shape.value, location, depth + 1),
+                min_size=self._least,
+                max_size=self._most,
+            )
         if kind == "string":
             if shape.serialization.get("jsonvalue"):
                 return st.dictionaries(HEADER_KEY, HEADER_TEXT, max_size=2)
@@ -162,7 +176,7 @@ class Generator:
             if name in shape.required_members and not union:
                 required[name] = strategy
             elif depth <= MAX_DEPTH:
-                optional[name] = strategy
+                (required if self.full and not union else optional)[name] = strategy
         if union:
             choices = [st.fixed_dictionaries({n: s}) for n, s in optional.items()]
             return st.one_of(choices) if choices else st.just({})

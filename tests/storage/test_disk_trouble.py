@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -58,13 +59,23 @@ class Acked:
         self.server = server
         self.objects: dict[str, bytes] = {}
         self.items: dict[str, str] = {}
+        self._clients: dict[tuple[str, int], Any] = {}
+
+    def client(self, service: str) -> Any:
+        """One boto3 client per service and server process (making one per write cost seconds);
+        a restarted server gets fresh clients, so no connection outlives the process it went to."""
+        assert self.server.proc is not None
+        key = (service, self.server.proc.pid)
+        if key not in self._clients:
+            self._clients[key] = self.server.client(service)
+        return self._clients[key]
 
     def put_object(self, key: str, data: bytes) -> None:
-        self.server.client("s3").put_object(Bucket="disk", Key=key, Body=data)
+        self.client("s3").put_object(Bucket="disk", Key=key, Body=data)
         self.objects[key] = data
 
     def multipart(self, key: str, parts: int) -> None:
-        s3 = self.server.client("s3")
+        s3 = self.client("s3")
         up = s3.create_multipart_upload(Bucket="disk", Key=key)["UploadId"]
         done = []
         for n in range(1, parts + 1):
@@ -77,14 +88,14 @@ class Acked:
 
     def put_item(self, key: str, size: int = 1000) -> None:
         value = body(key, size).hex()[:size]
-        self.server.client("dynamodb").put_item(TableName="disk", Item={"id": {"S": key}, "v": {"S": value}})
+        self.client("dynamodb").put_item(TableName="disk", Item={"id": {"S": key}, "v": {"S": value}})
         self.items[key] = value
 
     def check(self) -> None:
-        s3 = self.server.client("s3")
+        s3 = self.client("s3")
         for key, data in self.objects.items():
             assert s3.get_object(Bucket="disk", Key=key)["Body"].read() == data, key
-        ddb = self.server.client("dynamodb")
+        ddb = self.client("dynamodb")
         for key, value in self.items.items():
             item = ddb.get_item(TableName="disk", Key={"id": {"S": key}}, ConsistentRead=True)["Item"]
             assert item["v"]["S"] == value, key

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -14,8 +15,27 @@ from botocore.exceptions import ClientError
 
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_templates import NONE, ROLE, throttle_template, wait_template
+from tests.strata_process import StrataProcess
 
 DONE = ("completed", "stopped", "failed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def billed_experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StrataProcess, str]]:
+    """A 35-second wait action on a private server (its meter holds nothing else), started before
+    this module's first test so its real-time wait passes while the others run; the billing test
+    at the end of the module waits for whatever is left of it."""
+    server = StrataProcess(tmp_path_factory.mktemp("fis-billing") / "data").start()
+    runner_role(server)
+    fis = server.client("fis")
+    tid = fis.create_experiment_template(
+        description="35 seconds: one action-minute",
+        roleArn=ROLE,
+        stopConditions=NONE,
+        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT35S"}}},
+    )["experimentTemplate"]["id"]
+    yield server, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+    server.stop()
 
 
 def wait_for(fis, exp_id: str, statuses: tuple[str, ...], timeout: float = 60) -> dict:
@@ -247,31 +267,6 @@ def test_targets_found_by_tags_and_an_empty_target_fails_the_experiment(strata_s
     assert skipped["experimentOptions"]["emptyTargetResolutionMode"] == "skip"
 
 
-def test_action_minutes_are_metered_and_billed(strata_factory):
-    """AWS bills $0.10 per action-minute, an action's active time rounded to the nearest minute."""
-    server = strata_factory()
-    runner_role(server)
-    fis = server.client("fis")
-    tid = fis.create_experiment_template(
-        description="35 seconds: one action-minute",
-        roleArn=ROLE,
-        stopConditions=NONE,
-        actions={"pause": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT35S"}}},
-    )["experimentTemplate"]["id"]
-    exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
-    assert wait_for(fis, exp_id, DONE, timeout=180)["state"]["status"] == "completed"
-    deadline = time.monotonic() + 30
-    while not (events := server.admin("/_strata/meter?service=fis")["events"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert [(e["event"], e["quantity"], e["unit"], e["dims"]) for e in events] == [
-        ("ActionMinutes", 1, "action-minute", {"experiment": exp_id, "action": "pause"})
-    ]
-    lines = server.admin("/_strata/bill?from=2000-01-01")["services"]["fis"]["lines"]
-    assert [(line["usage_type"], line["quantity"]) for line in lines] == [("ActionMinutes", 1)]
-    assert lines[0]["cost"] == pytest.approx(0.10)
-
-
 def test_a_stop_condition_alarm_stops_the_experiment(strata_server, unique):
     cloudwatch = strata_server.client("cloudwatch")
     alarm = f"fis-stop-{unique}"
@@ -393,3 +388,20 @@ def test_the_experiment_role_must_trust_fis(strata_server, unique):
     exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
     assert exp["state"]["status"] == "completed", exp["state"]
     assert "error" not in exp["state"]
+
+
+def test_action_minutes_are_metered_and_billed(billed_experiment):
+    """AWS bills $0.10 per action-minute, an action's active time rounded to the nearest minute."""
+    server, exp_id = billed_experiment
+    fis = server.client("fis")
+    assert wait_for(fis, exp_id, DONE, timeout=180)["state"]["status"] == "completed"
+    deadline = time.monotonic() + 30
+    while not (events := server.admin("/_strata/meter?service=fis")["events"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [(e["event"], e["quantity"], e["unit"], e["dims"]) for e in events] == [
+        ("ActionMinutes", 1, "action-minute", {"experiment": exp_id, "action": "pause"})
+    ]
+    lines = server.admin("/_strata/bill?from=2000-01-01")["services"]["fis"]["lines"]
+    assert [(line["usage_type"], line["quantity"]) for line in lines] == [("ActionMinutes", 1)]
+    assert lines[0]["cost"] == pytest.approx(0.10)
