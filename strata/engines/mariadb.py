@@ -47,6 +47,12 @@ ER_PLUGIN_INSTALLED = 1968  # INSTALL SONAME of a plugin already loaded
 # Written while a FIS fault holds this replica's apply back (set_apply_delay). MariaDB keeps
 # MASTER_DELAY across restarts; faults end with the process, so start() lifts it when this exists.
 FAULT_DELAY = "fault-apply-delay"
+# The plugins a node can load: those Strata's option table names (rds/options.py). A node's
+# plugin_dir holds links to these only, so INSTALL SONAME by the master user (who has INSERT on
+# mysql.plugin, as on RDS) cannot load FederatedX (connections to other engines' ports from the
+# engine's own account), file_key_management, auth_pam or any other library of the package.
+LOADABLE_PLUGINS = ("server_audit",)
+SYSTEM_PLUGIN_DIR = Path("/usr/lib/mysql/plugin")  # Debian's mariadb-server
 # The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
 # no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
 # INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
@@ -206,6 +212,9 @@ class MariaNode:
             "max-connections": "150",
             "rpl-semi-sync-master-timeout": "3600000",
             "rpl-semi-sync-master-wait-point": "AFTER_SYNC",
+            "plugin-dir": str(self._plugin_dir()),
+            # FILE is never granted; should a user still get it, its files stay in the node's own.
+            "secure-file-priv": str(self._file_dir()),
         }
         base = dict(conf)
         user = {k.replace("_", "-"): str(v) for k, v in params.items()}
@@ -229,6 +238,24 @@ class MariaNode:
         lines += ["[client]", f"socket={self.socket}"]
         self.cnf.write_text("\n".join(lines) + "\n")
         self._params = params
+
+    def _plugin_dir(self) -> Path:
+        """The node's plugin directory, made anew: links to `LOADABLE_PLUGINS`, owned by Strata's
+        own account (not the engine's), so nothing the engine runs can add a library to it."""
+        plugins = self.root / "plugins"
+        shutil.rmtree(plugins, ignore_errors=True)
+        plugins.mkdir(mode=0o755, parents=True)
+        for name in LOADABLE_PLUGINS:
+            target = SYSTEM_PLUGIN_DIR / f"{name}.so"
+            if target.exists():
+                (plugins / f"{name}.so").symlink_to(target)
+        return plugins
+
+    def _file_dir(self) -> Path:
+        files = self.root / "files"
+        files.mkdir(mode=0o700, exist_ok=True)
+        chown_tree(files, self.user)
+        return files
 
     def clone_from(
         self, source: MariaNode, *, standby: bool, params: dict[str, str] | None = None, app_name: str = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strata.engines.mariadb import LOADABLE_PLUGINS
 from strata.services.rds import model as m
 
 
@@ -101,6 +102,8 @@ MARIADB_AUDIT_PLUGIN = OptionSpec(
     ),
 )
 OPTIONS = {MARIADB_AUDIT_PLUGIN.name: MARIADB_AUDIT_PLUGIN}
+# A node's plugin directory offers only the libraries named in LOADABLE_PLUGINS.
+assert all(o.plugin in LOADABLE_PLUGINS for o in OPTIONS.values())
 
 
 def options_for(engine: str) -> list[OptionSpec]:

@@ -91,6 +91,14 @@ def test_mariadb_master_user_has_rds_privileges_without_super_or_file(strata_ser
             assert cur.fetchone() == (None,)  # without FILE, server files read as NULL
             with pytest.raises(pymysql.err.OperationalError):
                 cur.execute("SET GLOBAL read_only = ON")
+            # INSERT on mysql.plugin (RDS grants it) must not load a library of the package:
+            # FederatedX would reach other engines' ports from the engine's own account.
+            for library in ("ha_federatedx", "file_key_management", "auth_pam"):
+                with pytest.raises(pymysql.err.MySQLError) as refused:
+                    cur.execute(f"INSTALL SONAME '{library}'")
+                assert refused.value.args[0] == 1126, refused.value.args  # ER_CANT_OPEN_LIBRARY
+            cur.execute("SHOW ENGINES")
+            assert "FEDERATED" not in {row[0] for row in cur.fetchall()}
             cur.execute("CREATE TABLE t (x INT)")
             cur.execute("CREATE DATABASE other")
             cur.execute("CREATE USER 'app_user'@'%' IDENTIFIED BY 'App-pass-123'")
