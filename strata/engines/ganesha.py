@@ -10,7 +10,10 @@ process on the same address (port `ACCESS_POINT_PORT`) exports each access point
 at "/<access point id>" with every request squashed to the access point's uid/gid (ganesha's
 All_Squash + Anonymous_Uid/Gid): a client reaches it at `nfs://<address>:2050/<fsap-id>/`, cannot
 name anything above that directory (".." of an export root is the pseudo root), and every file it
-creates belongs to the access point's user.
+creates belongs to the access point's user. Squashing drops the group list, so an access point
+with secondary groups is exported unsquashed behind `CredProxy` (strata.engines.nfs_cred_proxy),
+which holds port 2050 and stamps its identity on the calls; the server then listens on
+`ACCESS_POINT_UPSTREAM_PORT`.
 
 What a caller may rely on:
 - NFSv4.0, 4.1 and 4.2 over TCP (4.0 because libnfs, the userspace client tests use, speaks only

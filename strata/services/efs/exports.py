@@ -4,6 +4,10 @@ A file system's files live in `<data>/efs/fs/<fs-id>/` (the directory *is* the f
 mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
 port 2049 exports the file system's root at "/", port 2050 exports each access point's root
 directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
+When one of the file system's access points has SecondaryGids (which ganesha's squash would drop),
+the access points' server moves to port 2051 and the credential proxy (strata.engines.nfs_cred_proxy)
+takes port 2050, stamping each call with the identity of the access point it works on; mount
+targets without such an access point keep the proxy off their data path.
 
 Access point root directories are created (with CreationInfo's owner and permissions) when their
 export is first set up, as AWS creates them on first use; a root that would resolve outside the
