@@ -10,7 +10,10 @@ process on the same address (port `ACCESS_POINT_PORT`) exports each access point
 at "/<access point id>" with every request squashed to the access point's uid/gid (ganesha's
 All_Squash + Anonymous_Uid/Gid): a client reaches it at `nfs://<address>:2050/<fsap-id>/`, cannot
 name anything above that directory (".." of an export root is the pseudo root), and every file it
-creates belongs to the access point's user.
+creates belongs to the access point's user. Squashing drops the group list, so an access point
+with secondary groups is exported unsquashed behind `CredProxy` (strata.engines.nfs_cred_proxy),
+which holds port 2050 and stamps its identity on the calls; the server then listens on
+`ACCESS_POINT_UPSTREAM_PORT`.
 
 What a caller may rely on:
 - NFSv4.0, 4.1 and 4.2 over TCP (4.0 because libnfs, the userspace client tests use, speaks only
@@ -28,8 +31,10 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -47,6 +52,9 @@ from strata.engines.process import (
 
 NFS_PORT = 2049
 ACCESS_POINT_PORT = 2050
+# Where the access points' ganesha listens when the credential proxy (strata.engines.nfs_cred_proxy)
+# holds port 2050 for it.
+ACCESS_POINT_UPSTREAM_PORT = 2051
 RELOADED = b"Reread exports complete"
 # glibc's malloc serves each 1 MiB READ/WRITE buffer ganesha allocates from a fresh mmap (its
 # dynamic threshold never settles with ganesha's many worker threads) and gives it back at once: a
@@ -70,7 +78,10 @@ def binary() -> str:
 
 @dataclass(frozen=True)
 class Export:
-    """One directory served at one pseudo path; `squash` = (uid, gid) runs every request as them."""
+    """One directory served at one pseudo path; `squash` = (uid, gid) runs every request as them.
+    `stamped` = (uid, gid, gids): every request arrives with that identity from the credential
+    proxy (strata.engines.nfs_cred_proxy), so it is taken as sent, group list included, and only
+    from a reserved port (the proxy's)."""
 
     export_id: int
     path: Path
@@ -78,9 +89,12 @@ class Export:
     squash: tuple[int, int] | None = None
     access: str = "RW"  # RW, RO or None (no client may mount it)
     root_squash: bool = False  # uid 0 becomes the anonymous user (when `squash` is not set)
+    stamped: tuple[int, int, tuple[int, ...]] | None = None
 
     def block(self) -> str:
-        if self.squash:
+        if self.stamped:
+            identity = "Squash = No_Root_Squash; Manage_Gids = false; PrivilegedPort = true;"
+        elif self.squash:
             identity = (
                 f"Squash = All_Squash; Anonymous_Uid = {self.squash[0]}; Anonymous_Gid = {self.squash[1]};"
             )
@@ -226,3 +240,80 @@ class NfsServer:
             return (self.run_dir / "ganesha.log").read_bytes()[-n:].decode(errors="replace")
         except OSError:
             return self.process.log_tail(n)
+
+
+class CredProxy:
+    """The credential proxy (strata.engines.nfs_cred_proxy) in front of an access-point server:
+    listens on `address:ACCESS_POINT_PORT`, forwards to `address:ACCESS_POINT_UPSTREAM_PORT`, and
+    stamps the identity of each `stamped` export on the calls that work on it."""
+
+    def __init__(self, name: str, address: str, run_dir: Path, exports: list[Export], root: int) -> None:
+        self.name = name
+        self.address = address
+        self.run_dir = Path(run_dir)
+        self.root = root
+        self.exports = list(exports)
+        self.conf = self.run_dir / "cred-proxy.json"
+        package_root = str(Path(__file__).resolve().parents[2])
+        self.process = EngineProcess(
+            ProcessSpec(
+                name="cred-proxy",
+                argv=[sys.executable, "-m", "strata.engines.nfs_cred_proxy", str(self.conf)],
+                run_dir=self.run_dir,
+                cwd=self.run_dir,
+                match=str(self.conf),
+                extra_env={"PYTHONPATH": package_root},
+            )
+        )
+
+    def _write_config(self) -> None:
+        stamped = [e for e in self.exports if e.stamped]
+        conf = {
+            "listen": [self.address, ACCESS_POINT_PORT],
+            "upstream": [self.address, ACCESS_POINT_UPSTREAM_PORT],
+            "root": self.root,
+            "exports": [e.export_id for e in self.exports],
+            "identities": {
+                str(e.export_id): [e.stamped[0], e.stamped[1], list(e.stamped[2])]
+                for e in stamped
+                if e.stamped
+            },
+            "junctions": {e.pseudo.lstrip("/"): e.export_id for e in stamped},
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.conf.with_suffix(".tmp")
+        write_private(tmp, json.dumps(conf))
+        tmp.replace(self.conf)
+
+    def launch(self) -> None:
+        self._write_config()
+        self.process.start()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        if not wait_until(lambda: not self.running() or self.ready(), timeout):
+            raise EngineError(
+                f"credential proxy {self.name} was not ready after {timeout}s: {self.process.log_tail()}"
+            )
+        if not self.running():
+            raise EngineError(
+                f"credential proxy {self.name} exited while starting: {self.process.log_tail()}"
+            )
+
+    def ready(self) -> bool:
+        try:
+            with control_connection(self.address, ACCESS_POINT_PORT, timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def reload(self, exports: list[Export]) -> None:
+        """Stamp `exports`' identities from the next call on (before ganesha serves them)."""
+        self.exports = list(exports)
+        self._write_config()
+        self.process.signal(signal.SIGHUP)
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def stop(self, timeout: float = 15) -> None:
+        self.process.stop(timeout)

@@ -4,6 +4,10 @@ A file system's files live in `<data>/efs/fs/<fs-id>/` (the directory *is* the f
 mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
 port 2049 exports the file system's root at "/", port 2050 exports each access point's root
 directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
+When one of the file system's access points has SecondaryGids (which ganesha's squash would drop),
+the access points' server moves to port 2051 and the credential proxy (strata.engines.nfs_cred_proxy)
+takes port 2050, stamping each call with the identity of the access point it works on; mount
+targets without such an access point keep the proxy off their data path.
 
 Access point root directories are created (with CreationInfo's owner and permissions) when their
 export is first set up, as AWS creates them on first use; a root that would resolve outside the
@@ -26,7 +30,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from strata.engines.ganesha import ACCESS_POINT_PORT, NFS_PORT, Export, NfsServer
+from strata.engines.ganesha import (
+    ACCESS_POINT_PORT,
+    ACCESS_POINT_UPSTREAM_PORT,
+    NFS_PORT,
+    CredProxy,
+    Export,
+    NfsServer,
+)
 from strata.engines.ganesha_stats import Counters, StatsBus
 from strata.engines.ports import port_is_free
 from strata.services.efs.client_access import FULL, ClientAccess
@@ -43,6 +54,8 @@ class Exports:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
+        # Mount targets with an access point with secondary groups: the proxy in front of port 2050.
+        self.proxies: dict[str, CredProxy] = {}
         # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
         self.roots: dict[str, Path] = {}
         # Where the servers publish what they served (started with the first server).
@@ -67,12 +80,13 @@ class Exports:
             address = f"127.{random.randint(100, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
             if address in taken:
                 continue
-            if port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address):
+            if self.address_free(address):
                 return address
         raise RuntimeError("no free loopback address for an NFS server")
 
     def address_free(self, address: str) -> bool:
-        return port_is_free(NFS_PORT, address) and port_is_free(ACCESS_POINT_PORT, address)
+        ports = (NFS_PORT, ACCESS_POINT_PORT, ACCESS_POINT_UPSTREAM_PORT)
+        return all(port_is_free(port, address) for port in ports)
 
     def _access_point_exports(
         self, fs_id: str, access_points: list[dict], access: Callable[[dict | None], ClientAccess]
@@ -93,9 +107,18 @@ class Exports:
             posix = ap["posix"]
             squash = (int(posix["Uid"]), int(posix["Gid"])) if posix else None
             allowed = access(ap)
-            out.append(
-                Export(ap["export_id"], real, f"/{ap['id']}", squash, _access_type(allowed), not allowed.root)
+            export = Export(
+                ap["export_id"], real, f"/{ap['id']}", squash, _access_type(allowed), not allowed.root
             )
+            if posix and posix.get("SecondaryGids"):
+                # ganesha's squash would drop the groups: the credential proxy stamps them instead.
+                stamped = (
+                    int(posix["Uid"]),
+                    int(posix["Gid"]),
+                    tuple(int(g) for g in posix["SecondaryGids"]),
+                )
+                export = Export(export.export_id, real, export.pseudo, None, export.access, False, stamped)
+            out.append(export)
         return out
 
     def ap_root(self, fs_id: str, ap: dict) -> Path | None:
@@ -135,52 +158,75 @@ class Exports:
         pseudo = run / "access-points" / "pseudo"
         aps = self._access_point_exports(fs_id, access_points, access)
         aps.insert(0, Export(PSEUDO_ROOT_EXPORT_ID, pseudo, "/", NOBODY, "RO"))
+        proxied = any(e.stamped for e in aps)
         with self._lock:
             _junctions(pseudo, aps, keep_others=True)
             pair = self.servers.get(mt["id"])
-            if pair is not None and pair[0].running() and pair[1].running():
+            proxy = self.proxies.get(mt["id"])
+            if pair is not None and self._up(mt["id"]) and (proxy is not None) == proxied:
+                if proxy is not None and proxy.exports != aps:
+                    proxy.reload(aps)  # identities first: ganesha serves the new exports next
                 if pair[0].exports != root:
                     pair[0].reload(root)
                 if pair[1].exports != aps:
                     pair[1].reload(aps)
                 _junctions(pseudo, aps, keep_others=False)  # gone from ganesha: now from disk
                 return
-            for server in pair or ():  # one of them died: start both afresh
+            # First start, a server died, or the proxy comes or goes (the access points' server
+            # moves between ports 2050 and 2051): start them all afresh.
+            for server in [*(pair or ()), *([proxy] if proxy else [])]:
                 server.stop()
+            self.proxies.pop(mt["id"], None)
             _junctions(pseudo, aps, keep_others=False)
             bus = self.stats_bus.address if self.stats_bus.start() else None
+            ap_port = ACCESS_POINT_UPSTREAM_PORT if proxied else ACCESS_POINT_PORT
             pair = (
                 NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root, bus),
-                NfsServer(f"{mt['id']}-ap", address, ACCESS_POINT_PORT, run / "access-points", aps, bus),
+                NfsServer(f"{mt['id']}-ap", address, ap_port, run / "access-points", aps, bus),
             )
-            for server in pair:
+            started: list[NfsServer | CredProxy] = list(pair)
+            if proxied:
+                proxy = CredProxy(
+                    f"{mt['id']}-proxy", address, run / "access-points", aps, PSEUDO_ROOT_EXPORT_ID
+                )
+                self.proxies[mt["id"]] = proxy
+                started.append(proxy)
+            for server in started:
                 server.launch()
             self.servers[mt["id"]] = pair
         if wait:
-            for server in pair:
+            for server in started:
                 server.wait_ready()
+
+    def _up(self, mt_id: str) -> bool:
+        pair = self.servers.get(mt_id)
+        proxy = self.proxies.get(mt_id)
+        return pair is not None and all(s.running() for s in pair) and (proxy is None or proxy.running())
 
     def dead(self) -> list[str]:
         """Mount targets whose servers were started and one of them has exited since."""
         with self._lock:
-            return [mt for mt, pair in self.servers.items() if not all(s.running() for s in pair)]
+            return [mt for mt in self.servers if not self._up(mt)]
 
     def running(self, mt_id: str) -> bool:
-        pair = self.servers.get(mt_id)
-        return pair is not None and all(s.running() for s in pair)
+        return self._up(mt_id)
 
     def unserve(self, mt_id: str) -> None:
         with self._lock:
             pair = self.servers.pop(mt_id, None)
-        if pair is not None:
-            for server in pair:
-                server.stop()
+            proxy = self.proxies.pop(mt_id, None)
+        for server in [*(pair or ()), *([proxy] if proxy else [])]:
+            server.stop()
         shutil.rmtree(self.data_dir / "nfs" / mt_id, ignore_errors=True)
 
     def stop_all(self) -> None:
         with self._lock:
             pairs = list(self.servers.values())
+            proxies = list(self.proxies.values())
             self.servers.clear()
+            self.proxies.clear()
+        for proxy in proxies:
+            proxy.stop()
         for pair in pairs:
             for server in pair:
                 server.stop()

@@ -206,7 +206,8 @@ def test_mount_target_and_access_point_rules(strata_server) -> None:  # noqa: AN
     assert e.value.response["Error"]["Code"] == "AccessPointAlreadyExists"
     bad_path = {"FileSystemId": fs_id, "RootDirectory": {"Path": "/a/../b"}}
     assert code_of(efs.create_access_point, **bad_path)[0] == "BadRequest"
-    secondary = {"FileSystemId": fs_id, "PosixUser": {"Uid": 1, "Gid": 1, "SecondaryGids": [5]}}
+    # Up to 16 secondary groups, as on AWS.
+    secondary = {"FileSystemId": fs_id, "PosixUser": {"Uid": 1, "Gid": 1, "SecondaryGids": list(range(17))}}
     assert code_of(efs.create_access_point, **secondary)[0] == "BadRequest"
     found = efs.describe_mount_targets(AccessPointId=ap["AccessPointId"])["MountTargets"]
     assert [m["MountTargetId"] for m in found] == [mt["MountTargetId"]]

@@ -98,7 +98,9 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     efs, fs_id, (a, b) = file_system_with_targets(
         server, zones=2, ThroughputMode="provisioned", ProvisionedThroughputInMibps=512.0
     )
-    ap = efs.create_access_point(FileSystemId=fs_id, PosixUser={"Uid": 1001, "Gid": 1001})["AccessPointId"]
+    ap = efs.create_access_point(  # with secondary groups: served through the credential proxy
+        FileSystemId=fs_id, PosixUser={"Uid": 0, "Gid": 1001, "SecondaryGids": [1002]}
+    )["AccessPointId"]
     put(tmp_path, "before the crash\n", url(a["IpAddress"], "kept.txt"))
     limit = f"limit {fs_id.replace('-', '_')} "
     rules = nft_ruleset()
@@ -122,7 +124,7 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     assert cat(url(b["IpAddress"], "kept.txt")) == "before the crash\n"
     put(tmp_path, "after\n", url(b["IpAddress"], "after.txt"))
     assert cat(url(a["IpAddress"], "after.txt")) == "after\n"
-    assert efs.describe_access_points(AccessPointId=ap)["AccessPoints"][0]["PosixUser"]["Uid"] == 1001
+    assert efs.describe_access_points(AccessPointId=ap)["AccessPoints"][0]["PosixUser"]["Gid"] == 1001
     # The lifecycle on the simulated clock: not read for 7 days -> IA; one read -> Standard again.
     efs.put_lifecycle_configuration(
         FileSystemId=fs_id,
@@ -151,6 +153,8 @@ def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> Non
     classes = {e["dims"].get("storage_class") for e in events if e["event"] == "TimedStorage-ByteHrs"}
     assert classes == {"Standard", "IA"}
     assert sum(e["quantity"] for e in events if e["event"] == "IADataAccess-Bytes") == 4096
+    put(tmp_path, "through the access point\n", url(b["IpAddress"], "ap.txt", ap))  # its proxy is back
+    assert ls(url(a["IpAddress"], ""))["ap.txt"] == (0, 1001)
 
 
 def test_a_killed_nfs_server_is_restarted(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
