@@ -416,6 +416,23 @@ def test_ecpu_maximum_throttles_commands_and_changes_live(server, cache, ca_file
     with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as reader:
         reader.execute_command("READONLY")  # the reader endpoint is proxied too
         eventually(lambda: reader.get("ecpu:k") == b"v", what="the key on the replica")
+    # a killed primary: the proxy follows the replica that takes over, then reads the restarted node
+    assert client.execute_command("WAIT", 1, 30000) == 1
+    pid = int(client.info("server")["process_id"])
+    os.kill(pid, signal.SIGKILL)
+
+    def taken_over() -> bool:
+        with connect(ca_file, found["Endpoint"], single_connection_client=True) as c:
+            return int(c.info("server")["process_id"]) != pid and c.get("ecpu:k") == b"v"
+
+    eventually(taken_over, 60, "the replica to take over behind the proxy")
+
+    def replica_reads() -> bool:
+        with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as r:
+            r.execute_command("READONLY")
+            return r.info("replication")["role"] == "slave" and r.get("ecpu:k") == b"v"
+
+    eventually(replica_reads, 60, "the restarted node behind the reader endpoint")
     after = ecpu_sums(server, name)
     assert after["ElastiCacheProcessingUnits"] - before["ElastiCacheProcessingUnits"] >= 3000
     assert after["ThrottledCmds"] > before["ThrottledCmds"]
