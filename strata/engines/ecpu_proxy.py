@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -104,29 +105,60 @@ class EcpuLimiter:
             self.bucket = TokenBucket(value)
 
 
+# what a client's command means for the answers that follow it (RespFramer.kinds)
+PLAIN, TOPOLOGY, NO_REPLY, UNPAIRED = 0, 1, 2, 3
+_TOPOLOGY = {b"SLOTS", b"SHARDS", b"NODES"}
+_UNPAIRED = {b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE", b"MONITOR"}  # answers without commands
+
+
+def _kind(words: list[bytes]) -> int:
+    w = [x.upper() for x in words]
+    if not w:
+        return NO_REPLY  # an empty inline line: the engine skips it
+    if w[0] == b"CLUSTER" and len(w) > 1 and w[1] in _TOPOLOGY:
+        return TOPOLOGY
+    if w[0] in _UNPAIRED or (w[0] == b"CLIENT" and len(w) > 1 and w[1] in (b"REPLY", b"TRACKING")):
+        return UNPAIRED
+    return PLAIN
+
+
 class RespFramer:
-    """Finds where commands end in a client's RESP stream (arrays of bulk strings, or inline)."""
+    """Finds where commands end in a client's RESP stream (arrays of bulk strings, or inline), and
+    what each is (`kinds`, parallel to `feed`'s sizes: its first two words tell)."""
 
     def __init__(self) -> None:
         self._line = b""  # an unfinished header line
         self._args = 0  # bulk strings still to come in the current array
+        self._total = 0  # bulk strings of the current array
         self._skip = 0  # bytes of the current bulk string (with its CRLF) still to come
         self._size = 0  # bytes of the current command so far
         self._open = False
+        self._want = 0  # bytes of the current bulk string still to keep (the first two words)
+        self._word = b""
+        self._words: list[bytes] = []
+        self.kinds: list[int] = []
 
     def feed(self, data: bytes) -> list[int]:
-        """The sizes of the commands `data` completes."""
+        """The sizes of the commands `data` completes (their kinds in `kinds`)."""
         done: list[int] = []
+        self.kinds = []
         i, n = 0, len(data)
         while i < n:
             if self._skip:
                 take = min(self._skip, n - i)
+                if self._want:
+                    kept = data[i : i + min(take, self._want)]
+                    self._word += kept
+                    self._want -= len(kept)
                 self._skip -= take
                 self._size += take
                 i += take
-                if not self._skip and not self._args:
-                    done.append(self._size)
-                    self._size, self._open = 0, False
+                if not self._skip:
+                    if self._word:
+                        self._words.append(self._word)
+                        self._word = b""
+                    if not self._args:
+                        self._complete(done)
                 continue
             end = data.find(b"\n", i)
             if end < 0:
@@ -142,21 +174,87 @@ class RespFramer:
             self._line_done(line.rstrip(b"\r"), done)
         return done
 
+    def _complete(self, done: list[int]) -> None:
+        done.append(self._size)
+        self.kinds.append(_kind(self._words))
+        self._size, self._open, self._words = 0, False, []
+
     def _line_done(self, line: bytes, done: list[int]) -> None:
         if not self._open:
             if line.startswith(b"*"):
-                self._args = max(0, int(line[1:] or 0))
+                self._args = self._total = max(0, int(line[1:] or 0))
                 self._open = True
                 if self._args:
                     return
-            done.append(self._size)  # an inline command, an empty array, or a blank line
-            self._size, self._open = 0, False
+                self._words = [b"*"]  # an empty array: the engine answers it
+            else:
+                self._words = line.split()[:2]  # an inline command (or a blank line)
+            self._complete(done)
             return
         if line.startswith(b"$"):
+            length = max(0, int(line[1:] or 0))
+            self._want = length if self._total - self._args < 2 and length <= 32 else 0
             self._args -= 1
-            self._skip = max(0, int(line[1:] or 0)) + 2
+            self._skip = length + 2
             return
         raise ValueError("bad RESP request")
+
+
+class ReplyFramer:
+    """Finds where the engine's answers end in a RESP2/RESP3 stream; out-of-band pushes (`>`) and
+    attributes (`|`) are not answers."""
+
+    def __init__(self) -> None:
+        self._line = b""
+        self._skip = 0
+        self._stack: list[int] = []  # elements still to come in each open aggregate
+        self._oob = False  # the top-level value is a push or an attribute
+
+    def feed(self, data: bytes) -> list[int]:
+        """Offsets in `data` just after each answer it completes."""
+        ends: list[int] = []
+        i, n = 0, len(data)
+        while i < n:
+            if self._skip:
+                take = min(self._skip, n - i)
+                self._skip -= take
+                i += take
+                if not self._skip:
+                    self._value_done(i, ends)
+                continue
+            end = data.find(b"\n", i)
+            if end < 0:
+                self._line += data[i:]
+                if len(self._line) > MAX_LINE:
+                    raise ValueError("protocol line too long")
+                return ends
+            line = (self._line + data[i:end]).rstrip(b"\r")
+            self._line = b""
+            i = end + 1
+            kind, rest = line[:1], line[1:]
+            if kind in (b"*", b"~", b">", b"%", b"|"):
+                count = int(rest or 0) * (2 if kind in (b"%", b"|") else 1)
+                if count > 0:
+                    if not self._stack:
+                        self._oob = kind in (b">", b"|")
+                    self._stack.append(count)
+                    continue
+            elif kind in (b"$", b"!", b"=") and int(rest or 0) >= 0:
+                self._skip = int(rest) + 2
+                continue
+            self._value_done(i, ends)
+        return ends
+
+    def _value_done(self, at: int, ends: list[int]) -> None:
+        while self._stack:
+            self._stack[-1] -= 1
+            if self._stack[-1] > 0:
+                return
+            self._stack.pop()
+        if self._oob:
+            self._oob = False
+        else:
+            ends.append(at)
 
 
 class MemcachedFramer:
@@ -233,6 +331,9 @@ class EcpuProxy:
             raise ValueError(f"unknown protocol {protocol}")
         self.host, self.port, self.upstream, self.protocol = host, port, upstream, protocol
         self.limiter = limiter
+        # same-length byte strings replaced in answers to CLUSTER SLOTS/SHARDS/NODES (node
+        # addresses -> the endpoint's), so cluster clients come back through this proxy
+        self.announce: dict[bytes, bytes] = {}
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.Task] = set()
         self._accept_tls: ssl.SSLContext | None = None
@@ -281,7 +382,7 @@ class EcpuProxy:
             up_reader, up_writer = await asyncio.open_connection(
                 sock=sock, ssl=self._connect_tls, server_hostname="" if self._connect_tls else None
             )
-            link = _Link(self, RespFramer() if self.protocol == "resp" else MemcachedFramer())
+            link = _Link(self)
             await asyncio.gather(link.requests(reader, up_writer), link.answers(up_reader, writer))
         except (asyncio.CancelledError, ConnectionError, OSError, TimeoutError, ssl.SSLError, ValueError):
             pass
@@ -297,18 +398,26 @@ class EcpuProxy:
 
 
 class _Link:
-    """One client connection's two directions, sharing its first-kilobyte allowance."""
+    """One client connection's two directions, sharing its first-kilobyte allowance and (RESP)
+    the kinds of the commands whose answers are still to come."""
 
-    def __init__(self, proxy: EcpuProxy, framer: RespFramer | MemcachedFramer) -> None:
+    def __init__(self, proxy: EcpuProxy) -> None:
         self.proxy = proxy
-        self.framer = framer
+        resp = proxy.protocol == "resp"
+        self.framer: RespFramer | MemcachedFramer = RespFramer() if resp else MemcachedFramer()
         self.allowance = 0  # answer bytes already paid for by commands' one-ECPU minimum
+        # answers paired with commands (None: not RESP, or a command made answers come unasked)
+        self.replies: ReplyFramer | None = ReplyFramer() if resp and proxy.announce else None
+        self.pending: deque[bool] = deque()  # per command awaiting its answer: is it a topology one?
+        self.held = b""  # the start of a topology answer
 
     async def requests(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         counters = self.proxy.limiter.counters
         try:
             while data := await src.read(_CHUNK):
                 sizes = self.framer.feed(data)
+                if self.replies is not None and isinstance(self.framer, RespFramer):
+                    self._expect(self.framer.kinds)
                 floor = sum(max(0, KB - s) for s in sizes)
                 self.allowance += floor
                 cost = (len(data) + floor) / KB
@@ -326,6 +435,14 @@ class _Link:
                 if dst.can_write_eof():
                     dst.write_eof()
 
+    def _expect(self, kinds: list[int]) -> None:
+        for kind in kinds:
+            if kind == UNPAIRED:  # answers now come unasked: stop pairing (and rewriting)
+                self.replies = None
+                return
+            if kind != NO_REPLY:
+                self.pending.append(kind == TOPOLOGY)
+
     async def answers(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         counters = self.proxy.limiter.counters
         while data := await src.read(_CHUNK):
@@ -336,6 +453,29 @@ class _Link:
             if extra:
                 counters.ecpus += extra
                 self.proxy.limiter.bucket.charge(extra)  # the debt holds the next commands
-            dst.write(data)
-            await dst.drain()
+            if self.replies is not None:
+                data = self._pair(self.replies, data)
+            elif self.held:
+                data, self.held = self.held + data, b""
+            if data:
+                dst.write(data)
+                await dst.drain()
         dst.close()
+
+    def _pair(self, replies: ReplyFramer, data: bytes) -> bytes:
+        """`data` with topology answers rewritten; a topology answer's start is held until its end."""
+        out = bytearray()
+        pos = 0
+        for end in replies.feed(data):
+            topology = self.pending.popleft() if self.pending else False
+            answer, self.held, pos = self.held + data[pos:end], b"", end
+            if topology:
+                for old, new in self.proxy.announce.items():
+                    answer = answer.replace(old, new)
+            out += answer
+        if self.pending and self.pending[0]:
+            self.held += data[pos:]
+        else:
+            out += self.held + data[pos:]
+            self.held = b""
+        return bytes(out)

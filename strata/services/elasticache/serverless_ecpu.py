@@ -55,6 +55,17 @@ def node_addresses(doc: dict) -> tuple[str, str]:
     return (node_address(1), node_address(2)) if lead == PRIMARY_NODE else (node_address(2), node_address(1))
 
 
+def _announce(doc: dict) -> dict[bytes, bytes]:
+    """What the proxy rewrites in CLUSTER SLOTS/SHARDS/NODES answers: both nodes' addresses to the
+    endpoint's (same length: 127.0.1.x and 127.0.0.1), so a cluster client's connections to "the
+    nodes" come through the proxy too (both at the endpoint's port: its reads go to the primary)."""
+    if doc["engine"] == "memcached":
+        return {}
+    out = {node_address(i).encode(): PRIMARY.encode() for i in (1, 2)}
+    assert all(len(k) == len(v) for k, v in out.items())
+    return out
+
+
 @dataclass
 class CacheProxy:
     limiter: EcpuLimiter
@@ -98,10 +109,12 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             protocol = "memcached" if doc["engine"] == "memcached" else "resp"
             limiter = EcpuLimiter(ecpu_maximum(doc))
             writer = EcpuProxy(PRIMARY, doc["port"], (lead, doc["port"]), protocol, limiter, tls=tls)
+            writer.announce = _announce(doc)
             await writer.start()
             reader = None
             if self.router is not None:
                 reader = EcpuProxy(PRIMARY, 0, (reads, doc["port"]), protocol, limiter, tls=tls)
+                reader.announce = _announce(doc)
                 try:
                     await reader.start()
                 except OSError:

@@ -416,6 +416,16 @@ def test_ecpu_maximum_throttles_commands_and_changes_live(server, cache, ca_file
     with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as reader:
         reader.execute_command("READONLY")  # the reader endpoint is proxied too
         eventually(lambda: reader.get("ecpu:k") == b"v", what="the key on the replica")
+    # a cluster client is told the nodes are at the endpoint, so it stays behind the proxy
+    cluster = redis.RedisCluster(
+        host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], ssl=True, ssl_ca_certs=ca_file
+    )
+    assert {(n.host, n.port) for n in cluster.get_nodes()} == {
+        (found["Endpoint"]["Address"], found["Endpoint"]["Port"])
+    }
+    assert cluster.get("ecpu:k") == b"v"
+    assert cluster.get_default_node().redis_connection.client_info()["laddr"] != endpoint
+    cluster.close()
     # a killed primary: the proxy follows the replica that takes over, then reads the restarted node
     assert client.execute_command("WAIT", 1, 30000) == 1
     pid = int(client.info("server")["process_id"])
