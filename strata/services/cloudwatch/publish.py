@@ -320,7 +320,7 @@ class Publisher:
                     dims = _dims(clusterId=cluster.removesuffix(SERVERLESS))
                     scope = scope_of(account, region)
                     points += self._cache_points(scope, cluster, node_id, sample, until, dims)
-                    counted = provider.ecpu_unpublished(key)  # its ECPU proxy's counts, if it has one
+                    counted = provider._ecpu_unpublished(key)  # its ECPU proxy's counts, if it has one
                     if counted is not None:
                         for metric, value in zip(
                             ("ElastiCacheProcessingUnits", "ThrottledCmds"), counted, strict=True

@@ -87,7 +87,7 @@ class ServerlessEcpuOperations(ElastiCacheCore):
         new, found.metered = total - found.metered, total
         return new
 
-    def ecpu_unpublished(self, engine_key: str) -> tuple[float, int] | None:
+    def _ecpu_unpublished(self, engine_key: str) -> tuple[float, int] | None:
         """(ECPUs, throttled commands) counted by the proxy of the serverless cache whose engine
         key is `engine_key` since CloudWatch last took them (None: not proxied)."""
         found = self.ecpu_proxies.get(engine_key)
