@@ -430,10 +430,12 @@ class _Link:
                     await asyncio.sleep(wait)
                 dst.write(data)
                 await dst.drain()
-        finally:
+        finally:  # the client is done: so is the engine's side (TLS has no half-close)
             with contextlib.suppress(Exception):
                 if dst.can_write_eof():
                     dst.write_eof()
+                else:
+                    dst.close()
 
     def _expect(self, kinds: list[int]) -> None:
         for kind in kinds:
