@@ -123,7 +123,7 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             found = CacheProxy(limiter, writer, reader)
             self.ecpu_proxies[key] = found
         found.limiter.rate = ecpu_maximum(doc)
-        self._point_proxies(doc, lead, reads)
+        await run_blocking(self._point_proxies, doc, lead, reads)
 
     def _point_proxies(self, doc: dict, lead: str, reads: str, *, cut: bool = False) -> bool:
         """Send the cache's proxied connections to these nodes (blocking; any thread); False when
