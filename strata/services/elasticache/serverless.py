@@ -230,9 +230,13 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         security.guard(self, doc["port_owner"], doc, engines=False)  # egress: refused (check_attachable)
         reader = {**doc, "port": doc["reader_port"], "subnets": []}
         security.guard(self, doc["port_owner"] + "/reader", reader, engines=False)
+        proxy_port = self._reader_proxy_port(doc)
+        if proxy_port:  # the ECPU proxy's own reader port, which the reader endpoint leads to
+            proxy = {**doc, "port": proxy_port, "subnets": []}
+            security.guard(self, doc["port_owner"] + "/reader-proxy", proxy, engines=False)
 
     def _unguard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        for owner in (doc["port_owner"], doc["port_owner"] + "/reader"):
+        for owner in (doc["port_owner"], doc["port_owner"] + "/reader", doc["port_owner"] + "/reader-proxy"):
             security.unguard(self, owner)
         self.ports.release_prefix(doc["port_owner"])
 

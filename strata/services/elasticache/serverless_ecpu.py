@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from strata.engines.ecpu_proxy import EcpuLimiter, EcpuProxy
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
+from strata.services.elasticache import security
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.nodes import PRIMARY, node_address
 
@@ -122,6 +123,8 @@ class ServerlessEcpuOperations(ElastiCacheCore):
                     raise
             found = CacheProxy(limiter, writer, reader)
             self.ecpu_proxies[key] = found
+            if reader is not None:  # the cache's security groups cover the reader proxy's port too
+                await run_blocking(self._guard_serverless, doc)  # type: ignore[attr-defined]
         found.limiter.rate = ecpu_maximum(doc)
         await run_blocking(self._point_proxies, doc, lead, reads)
 
@@ -146,12 +149,17 @@ class ServerlessEcpuOperations(ElastiCacheCore):
                     self._loop.call_soon_threadsafe(proxy.cut)
         return True
 
+    def _reader_proxy_port(self, doc: dict) -> int | None:
+        found = self.ecpu_proxies.get(self.store.engine_key(doc["id"] + SUFFIX))
+        return found.reader.port if found is not None and found.reader is not None else None
+
     async def _close_ecpu(self, doc: dict) -> None:
         found = self.ecpu_proxies.pop(self.store.engine_key(doc["id"] + SUFFIX), None)
         if found is not None:
             for proxy in (found.writer, found.reader):
                 if proxy is not None:
                     await proxy.close()
+            await run_blocking(security.unguard, self, doc["port_owner"] + "/reader-proxy")  # type: ignore[arg-type]
 
     async def _apply_ecpu(self, doc: dict) -> None:
         """A changed ECPUPerSecond limit, live (the caller holds the cache's lock)."""
