@@ -485,6 +485,14 @@ def test_memcached_ecpu_maximum_holds_a_pipelined_burst(server, ca_file) -> None
         third = ecpu_sums(server, name)
         assert third["ElastiCacheProcessingUnits"] - second["ElastiCacheProcessingUnits"] >= 1500
         assert third["ThrottledCmds"] > second["ThrottledCmds"]
+        # a higher maximum, live: the same burst is no longer held
+        ec.modify_serverless_cache(
+            ServerlessCacheName=name, CacheUsageLimits={"ECPUPerSecond": {"Maximum": 15_000_000}}
+        )
+        assert memcached_exchange(ep, b"get s\r\n" * 1500, 1500, tls).count(b"VALUE s 0 2\r\n") == 1500
+        fourth = ecpu_sums(server, name)
+        assert fourth["ElastiCacheProcessingUnits"] - third["ElastiCacheProcessingUnits"] >= 1500
+        assert fourth["ThrottledCmds"] == third["ThrottledCmds"]
         ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits={})
         assert client.get("k") == b"x" * 3000  # the same data: the limit changed, not the engine
     finally:
