@@ -493,7 +493,9 @@ def test_memcached_ecpu_maximum_holds_a_pipelined_burst(server, ca_file) -> None
         fourth = ecpu_sums(server, name)
         assert fourth["ElastiCacheProcessingUnits"] - third["ElastiCacheProcessingUnits"] >= 1500
         assert fourth["ThrottledCmds"] == third["ThrottledCmds"]
-        ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits={})
+        storage_only = {"DataStorage": {"Maximum": 5000, "Unit": "GB"}}  # no ECPU maximum any more
+        limits = ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits=storage_only)
+        assert limits["ServerlessCache"]["CacheUsageLimits"] == storage_only
         assert client.get("k") == b"x" * 3000  # the same data: the limit changed, not the engine
     finally:
         ec.delete_serverless_cache(ServerlessCacheName=name)
