@@ -24,7 +24,8 @@ anyway, and this rule reads what the meter wrote.
   BytesUsedForCache, DatabaseMemoryUsagePercentage (of maxmemory); ReplicationLag on replicas:
   0 while the replica has everything its primary had sent when the primary was sampled (read
   first), else the seconds since it last heard from its primary (redis' master_last_io_seconds_ago),
-  or since its link went down.
+  or since its link went down. A serverless cache is one whole (clusterId), from its primary; one
+  behind an ECPU proxy also gets ElastiCacheProcessingUnits and ThrottledCmds, the proxy's counts.
 - AWS/EFS       per FileSystemId: StorageBytes, ClientConnections, BurstCreditBalance,
   PermittedThroughput, the I/O metrics (DataReadIOBytes ... MeteredIOBytes) and PercentIOLimit
   from the NFS servers' counters (publish_efs).
@@ -317,9 +318,14 @@ class Publisher:
                 # AWS: its primary's figures (the replica holds the same data)
                 if sample.get("replication") is None:
                     dims = _dims(clusterId=cluster.removesuffix(SERVERLESS))
-                    points += self._cache_points(
-                        scope_of(account, region), cluster, node_id, sample, until, dims
-                    )
+                    scope = scope_of(account, region)
+                    points += self._cache_points(scope, cluster, node_id, sample, until, dims)
+                    counted = provider._ecpu_unpublished(key)  # its ECPU proxy's counts, if it has one
+                    if counted is not None:
+                        for metric, value in zip(
+                            ("ElastiCacheProcessingUnits", "ThrottledCmds"), counted, strict=True
+                        ):
+                            points.append(_one(scope, "AWS/ElastiCache", metric, dims, until, value, "Count"))
                 continue
             if sample.get("replication") is not None:
                 sample["lag"] = _replication_lag(sample["replication"], offsets)

@@ -114,6 +114,8 @@ class ElastiCacheCore:
         self.unpowered: set[str] = set()
         # group engine key -> member id -> the relay holding that replica back (FIS, replica_lag.py)
         self.lag_relays: dict[str, dict[str, LagRelay]] = {}
+        # serverless cache engine key -> its ECPU proxy (serverless_ecpu.py)
+        self.ecpu_proxies: dict[str, Any] = {}
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class ElastiCacheCore:
         for relays in self.lag_relays.values():
             for relay in relays.values():
                 await relay.close()
+        await self._close_all_ecpu()  # type: ignore[attr-defined]
         for key in list(self.discovery):
             account, region, cluster_id = self.store.split_engine_key(key)
             with self.store.acting_as(account, region):

@@ -13,12 +13,12 @@ Usage limits: DataStorage.Maximum is the engine's memory cap (redis `maxmemory` 
 `volatile-lru`: at the maximum, keys with a TTL are evicted LRU-first, and with none left a write
 gets the engine's OOM error, as AWS documents; memcached `-m`, evicting LRU). DataStorage.Minimum
 and ECPUPerSecond.Minimum are billing floors (AWS bills at least them). ECPUPerSecond.Maximum
-would throttle requests, which the engine cannot do: it is refused.
+throttles requests: the cache is then served through an ECPU proxy (serverless_ecpu.py).
 
 Metering (on every clock advance and at delete): `ServerlessStorageGBHours`, the engine's used
 memory (at least the minimum: 1 GB, 100 MB for Valkey) times the hours; `ServerlessECPUs`, the
-commands the engine processed or the kilobytes it moved, whichever is more (AWS: 1 ECPU per
-simple command per KB transferred).
+proxy's count when the cache has one, else the commands the engine processed or the kilobytes it
+moved, whichever is more (AWS: 1 ECPU per simple command per KB transferred, at least 1).
 
 The engine nodes are named `<name>~serverless` (a `~` is in no cache cluster id, so they never
 collide with a cluster's) and are restarted by the service's monitor like every node.
@@ -46,6 +46,14 @@ from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.membership import new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, node_address
 from strata.services.elasticache.render import arn, endpoint, ts
+from strata.services.elasticache.serverless_ecpu import (
+    PRIMARY_NODE,
+    REPLICA_NODE,
+    SUFFIX,
+    ServerlessEcpuOperations,
+    node_addresses,
+    proxied,
+)
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -54,14 +62,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.elasticache")
 
-SUFFIX = "~serverless"
 GIB = 1024**3
 MAX_STORAGE_GB = 5000
 ECPU_RANGE = (1000, 15_000_000)
 MAX_SERVERLESS_CACHES = 40  # per account and region (the default quota)
 MIN_BILLED_GB = {"valkey": 0.1, "redis": 1.0, "memcached": 1.0}
 MEMCACHED_UNLIMITED_MB = MAX_STORAGE_GB * 1024
-PRIMARY_NODE, REPLICA_NODE = "0001", "0002"
 
 
 def lead_node(doc: dict) -> str:
@@ -85,7 +91,7 @@ def _not_found(name: str | None) -> ServiceError:
 
 def usage_limits(value: dict | None) -> dict:
     """CacheUsageLimits checked as AWS checks them (GB 1-5000, ECPU/s 1,000-15,000,000, minimum
-    at most the maximum); ECPUPerSecond.Maximum refused (Strata does not throttle)."""
+    at most the maximum)."""
     value = value or {}
     out: dict = {}
     storage = value.get("DataStorage")
@@ -107,17 +113,17 @@ def usage_limits(value: dict | None) -> dict:
         }
     ecpu = value.get("ECPUPerSecond")
     if ecpu:
-        if ecpu.get("Maximum") is not None:
-            raise combination(
-                "CacheUsageLimits.ECPUPerSecond.Maximum is not supported by Strata: it does not throttle requests."
-            )
-        low = ecpu.get("Minimum")
-        if low is not None:
-            if not ECPU_RANGE[0] <= low <= ECPU_RANGE[1]:
+        low, high = ecpu.get("Minimum"), ecpu.get("Maximum")
+        for what, n in (("Minimum", low), ("Maximum", high)):
+            if n is not None and not ECPU_RANGE[0] <= n <= ECPU_RANGE[1]:
                 raise invalid(
-                    f"CacheUsageLimits.ECPUPerSecond.Minimum must be between {ECPU_RANGE[0]} and {ECPU_RANGE[1]}."
+                    f"CacheUsageLimits.ECPUPerSecond.{what} must be between {ECPU_RANGE[0]} and {ECPU_RANGE[1]}."
                 )
-            out["ECPUPerSecond"] = {"Minimum": low}
+        if low is None and high is None:
+            raise invalid("CacheUsageLimits.ECPUPerSecond needs a Minimum or a Maximum.")
+        if low is not None and high is not None and low > high:
+            raise invalid("CacheUsageLimits.ECPUPerSecond.Minimum cannot exceed its Maximum.")
+        out["ECPUPerSecond"] = {k: ecpu[k] for k in ("Maximum", "Minimum") if ecpu.get(k) is not None}
     return out
 
 
@@ -127,7 +133,7 @@ def storage_cap(doc: dict, gb_bytes: int = GIB) -> int:
     return int(gb * gb_bytes) if gb else 0
 
 
-class ServerlessOperations(ElastiCacheCore):
+class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
     """A mixin of ElastiCacheProvider."""
 
     # -- records and rendering ----------------------------------------------------------------------
@@ -181,7 +187,7 @@ class ServerlessOperations(ElastiCacheCore):
         cid = engine_id(doc["id"])
         first = {"id": PRIMARY_NODE, "address": node_address(1)}
         if doc["engine"] == "memcached":
-            node = self.engines.build_memcached(doc, cid, first, binds=[PRIMARY])
+            node = self.engines.build_memcached(doc, cid, first, binds=[] if proxied(doc) else [PRIMARY])
             node.config.memory_mb = (self._storage_cap(doc) // (1024 * 1024)) or MEMCACHED_UNLIMITED_MB
             self.engines.start_all([node])
             reader = first["address"]
@@ -191,7 +197,10 @@ class ServerlessOperations(ElastiCacheCore):
             lead = lead_node(doc)
             nodes = [
                 self.engines.build_redis(
-                    doc, cid, {"id": n, "address": node_address(i)}, binds=[PRIMARY] if n == lead else []
+                    doc,
+                    cid,
+                    {"id": n, "address": node_address(i)},
+                    binds=[PRIMARY] if n == lead and not proxied(doc) else [],
                 )
                 for i, n in ((1, PRIMARY_NODE), (2, REPLICA_NODE))
             ]
@@ -221,9 +230,13 @@ class ServerlessOperations(ElastiCacheCore):
         security.guard(self, doc["port_owner"], doc, engines=False)  # egress: refused (check_attachable)
         reader = {**doc, "port": doc["reader_port"], "subnets": []}
         security.guard(self, doc["port_owner"] + "/reader", reader, engines=False)
+        proxy_port = self._reader_proxy_port(doc)
+        if proxy_port:  # the ECPU proxy's own reader port, which the reader endpoint leads to
+            proxy = {**doc, "port": proxy_port, "subnets": []}
+            security.guard(self, doc["port_owner"] + "/reader-proxy", proxy, engines=False)
 
     def _unguard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        for owner in (doc["port_owner"], doc["port_owner"] + "/reader"):
+        for owner in (doc["port_owner"], doc["port_owner"] + "/reader", doc["port_owner"] + "/reader-proxy"):
             security.unguard(self, owner)
         self.ports.release_prefix(doc["port_owner"])
 
@@ -264,13 +277,12 @@ class ServerlessOperations(ElastiCacheCore):
                     await run_blocking(self._take_over, doc, server, other)
                     self.store.put_doc("serverless", name, doc)
             await run_blocking(server.start)
-            if self.router is not None and lead_node(doc) != node_id:
-                await run_blocking(
-                    self.router.set_route,
-                    self._reader_route_of(doc),
-                    doc["reader_port"],
-                    [(server.config.address, doc["port"])],
-                )
+            if lead_node(doc) != node_id:  # the restarted node is the replica: reads go to it again
+                await run_blocking(self._point_reads, doc, server.config.address)
+
+    def _point_reads(self, doc: dict, address: str) -> None:
+        if not self._point_proxies(doc, node_addresses(doc)[0], address) and self.router is not None:
+            self.router.set_route(self._reader_route_of(doc), doc["reader_port"], [(address, doc["port"])])
 
     def _take_over(self, doc: dict, dead: RedisServer, replica: RedisServer) -> None:
         """Promote the replica of a dead primary and give it the endpoint address (blocking)."""
@@ -278,12 +290,15 @@ class ServerlessOperations(ElastiCacheCore):
         if not wait_until(lambda: replica.role() == "master", 15):
             raise EngineError(f"serverless cache {doc['id']}: the replica did not take over")
         dead.config.extra_binds = []  # it restarts without the endpoint address
-        replica.set_binds([PRIMARY])
         doc["primary_node"] = REPLICA_NODE if lead_node(doc) == PRIMARY_NODE else PRIMARY_NODE
-        if self.router is not None:  # reads go to the new primary until the old node is back
-            self.router.set_route(
-                self._reader_route_of(doc), doc["reader_port"], [(replica.config.address, doc["port"])]
-            )
+        # reads go to the new primary until the old node is back; a proxy on the endpoint follows
+        address = replica.config.address
+        if not self._point_proxies(doc, address, address, cut=True):
+            replica.set_binds([PRIMARY])
+            if self.router is not None:
+                self.router.set_route(
+                    self._reader_route_of(doc), doc["reader_port"], [(address, doc["port"])]
+                )
         log.info("serverless cache %s: node %s took over as primary", doc["id"], doc["primary_node"])
 
     def _meter_serverless(self, doc: dict) -> None:
@@ -321,8 +336,12 @@ class ServerlessOperations(ElastiCacheCore):
         if commands < base_commands or moved < base_moved:  # the engine restarted: its counters too
             base_commands, base_moved = 0, 0
         doc["ecpu_base"] = [commands, moved]
+        used_ecpus = max(commands - base_commands, (moved - base_moved) / 1024)
+        counted = self._unmetered_ecpus(doc["id"])
+        if counted is not None:  # the proxy counted them
+            used_ecpus = counted
         floor_ecpu = limits.get("ECPUPerSecond", {}).get("Minimum", 0) * seconds
-        ecpus = max(commands - base_commands, (moved - base_moved) / 1024, floor_ecpu)
+        ecpus = max(used_ecpus, floor_ecpu)
         if ecpus > 0:
             meter.record("elasticache", "ServerlessECPUs", ecpus, "ECPU", **dims)
 
@@ -437,8 +456,11 @@ class ServerlessOperations(ElastiCacheCore):
                 await run_blocking(self._guard_serverless, doc)
                 try:
                     await run_blocking(self._start_serverless, doc, restore)
+                    if proxied(doc):
+                        await self._open_ecpu(doc)
                     break
                 except (EngineError, OSError, redis.RedisError) as e:
+                    await self._close_ecpu(doc)
                     await run_blocking(self._stop_serverless, doc)
                     await run_blocking(self._unguard_serverless, doc)
                     if attempt + 1 == START_ATTEMPTS:
@@ -518,6 +540,7 @@ class ServerlessOperations(ElastiCacheCore):
                 self._meter_serverless(doc)  # the old floors up to now
                 doc["limits"] = limits
                 await run_blocking(self._apply_storage_cap, doc)
+                await self._apply_ecpu(doc)
             if user_group != doc.get("user_group"):
                 before = list(doc.get("acl") or [])
                 doc["user_group"] = user_group
@@ -566,6 +589,7 @@ class ServerlessOperations(ElastiCacheCore):
                 await self._take_sls_snapshot(final, doc, "manual")
             rendered = self._render_serverless(ctx, doc, "deleting")
             await run_blocking(self._meter_serverless, doc)
+            await self._close_ecpu(doc)
             await run_blocking(self._stop_serverless, doc)
             await run_blocking(self._unguard_serverless, doc)
             self.store.delete_doc("serverless", doc["id"])
@@ -580,6 +604,8 @@ class ServerlessOperations(ElastiCacheCore):
         with self.store.acting_for(doc):
             try:
                 await run_blocking(self._start_serverless, doc)
+                if proxied(doc):
+                    await self._open_ecpu(doc)
                 if doc["status"] != "available":
                     doc["status"] = "available"
                     self.store.put_doc("serverless", doc["id"], doc)

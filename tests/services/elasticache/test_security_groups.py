@@ -5,6 +5,7 @@ dropped (its connect times out); the group's own replication and Strata's admin 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -170,3 +171,39 @@ def test_memcached_cluster_modified_into_a_group(strata_server, ec, cleanup, uni
     assert dial(port) == "dropped"
     shown = ec.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["SecurityGroups"]
     assert shown == [{"SecurityGroupId": sg, "Status": "active"}]
+
+
+def test_serverless_cache_behind_the_ecpu_proxy_follows_its_security_groups(
+    strata_server, ec, unique, ca_file
+) -> None:
+    """With an ECPUPerSecond maximum the proxy holds the endpoints: the cache's groups still filter
+    clients there, and the proxy's own connections to the nodes are Strata's (never filtered)."""
+    ec2 = strata_server.client("ec2")
+    sg = ec2.create_security_group(GroupName=f"sls-{unique}", Description="ecpu")["GroupId"]
+    name = f"sls-{unique}"[:40]
+    ec.create_serverless_cache(
+        ServerlessCacheName=name,
+        Engine="valkey",
+        SecurityGroupIds=[sg],
+        CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1000}},
+    )
+    try:
+        found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+        ports = [found["Endpoint"]["Port"], found["ReaderEndpoint"]["Port"]]
+        assert [dial(p) for p in ports] == ["dropped", "dropped"]
+        for p in ports:
+            ec2.authorize_security_group_ingress(
+                GroupId=sg, IpProtocol="tcp", FromPort=p, ToPort=p, CidrIp="127.0.0.2/32"
+            )
+        tls = ssl.create_default_context(cafile=ca_file)
+        for p in ports:  # the proxy dials the node from 127.0.0.1, which no rule allows
+            with socket.socket() as raw:
+                raw.settimeout(10)
+                raw.bind(("127.0.0.2", 0))
+                raw.connect(("127.0.0.1", p))
+                with tls.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(b"PING\r\n")
+                    assert s.recv(64) == b"+PONG\r\n"
+        assert [dial(p) for p in ports] == ["dropped", "dropped"]
+    finally:
+        ec.delete_serverless_cache(ServerlessCacheName=name)

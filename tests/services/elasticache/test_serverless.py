@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import botocore.exceptions
 import pytest
 import redis
+from pymemcache.client.base import Client as MemcacheClient
 
 from tests.services.elasticache.conftest import eventually, memcached_exchange
 from tests.strata_process import StrataProcess
@@ -190,7 +192,9 @@ def test_errors_are_aws_faults(cache) -> None:
         {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Maximum": 0, "Unit": "GB"}}},
         {"Engine": "valkey", "CacheUsageLimits": {"DataStorage": {"Minimum": 5, "Maximum": 2, "Unit": "GB"}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 10}}},
-        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 5000}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 999}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 15_000_001}}},
+        {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 5000, "Maximum": 2000}}},
         {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
         {"Engine": "valkey", "SnapshotRetentionLimit": 99},
         {"Engine": "valkey", "DailySnapshotTime": "25:00"},
@@ -363,3 +367,135 @@ def test_snapshots_restore_copy_and_daily_automatic_ones(server, cache, ca_file)
     assert error_code(ec.delete_serverless_cache_snapshot, ServerlessCacheSnapshotName="sls-snap") == (
         "ServerlessCacheSnapshotNotFoundFault"
     )
+
+
+def ecpu_sums(server, name: str) -> dict[str, float]:
+    """CloudWatch's ElastiCacheProcessingUnits and ThrottledCmds of a serverless cache, summed over
+    all time (the clock is moved a minute first, so the publisher samples what happened)."""
+    server.advance_clock("1m")
+    cw = server.client("cloudwatch")
+    out = {}
+    for metric in ("ElastiCacheProcessingUnits", "ThrottledCmds"):
+        points = cw.get_metric_statistics(
+            Namespace="AWS/ElastiCache",
+            MetricName=metric,
+            Dimensions=[{"Name": "clusterId", "Value": name}],
+            StartTime=datetime(2000, 1, 1, tzinfo=UTC),
+            EndTime=datetime(2099, 1, 1, tzinfo=UTC),
+            Period=60 * 60 * 24 * 30,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        out[metric] = sum(p["Sum"] for p in points)
+    return out
+
+
+def test_ecpu_maximum_throttles_commands_and_changes_live(server, cache, ca_file) -> None:
+    """ECPUPerSecond.Maximum puts the ECPU proxy on the endpoint (same address and port): a
+    pipeline above the rate is held, not refused; removing the maximum gives the endpoint back to
+    the engine. Throttling is observed by the proxy's counts (ThrottledCmds), never by timings."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    storage = {"DataStorage": {"Maximum": 2, "Unit": "GB"}}
+    direct = connect(ca_file, found["Endpoint"])
+    direct.set("ecpu:k", "v")
+    endpoint = f"{found['Endpoint']['Address']}:{found['Endpoint']['Port']}"
+    assert direct.client_info()["laddr"] == endpoint  # no limit: the engine itself on the endpoint
+    modified = ec.modify_serverless_cache(
+        ServerlessCacheName=name,
+        CacheUsageLimits={**storage, "ECPUPerSecond": {"Maximum": 1000, "Minimum": 1000}},
+    )["ServerlessCache"]
+    assert modified["CacheUsageLimits"]["ECPUPerSecond"] == {"Maximum": 1000, "Minimum": 1000}
+    assert (modified["Endpoint"], modified["ReaderEndpoint"]) == (found["Endpoint"], found["ReaderEndpoint"])
+    before = ecpu_sums(server, name)
+    client = connect(ca_file, found["Endpoint"])
+    assert client.client_info()["laddr"] != endpoint  # the proxy's connection, to the node
+    pipe = client.pipeline(transaction=False)
+    for _ in range(3000):  # 3,000 ECPUs at 1,000 a second: the proxy must hold some
+        pipe.get("ecpu:k")
+    assert pipe.execute() == [b"v"] * 3000
+    with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as reader:
+        reader.execute_command("READONLY")  # the reader endpoint is proxied too
+        eventually(lambda: reader.get("ecpu:k") == b"v", what="the key on the replica")
+    # a cluster client is told the nodes are at the endpoint, so it stays behind the proxy
+    cluster = redis.RedisCluster(
+        host=found["Endpoint"]["Address"], port=found["Endpoint"]["Port"], ssl=True, ssl_ca_certs=ca_file
+    )
+    assert {(n.host, n.port) for n in cluster.get_nodes()} == {
+        (found["Endpoint"]["Address"], found["Endpoint"]["Port"])
+    }
+    assert cluster.get("ecpu:k") == b"v"
+    assert cluster.get_default_node().redis_connection.client_info()["laddr"] != endpoint
+    cluster.close()
+    # a killed primary: the proxy follows the replica that takes over, then reads the restarted node
+    assert client.execute_command("WAIT", 1, 30000) == 1
+    pid = int(client.info("server")["process_id"])
+    os.kill(pid, signal.SIGKILL)
+
+    def taken_over() -> bool:
+        with connect(ca_file, found["Endpoint"], single_connection_client=True) as c:
+            return int(c.info("server")["process_id"]) != pid and c.get("ecpu:k") == b"v"
+
+    eventually(taken_over, 60, "the replica to take over behind the proxy")
+
+    def replica_reads() -> bool:
+        with connect(ca_file, found["ReaderEndpoint"], single_connection_client=True) as r:
+            r.execute_command("READONLY")
+            return r.info("replication")["role"] == "slave" and r.get("ecpu:k") == b"v"
+
+    eventually(replica_reads, 60, "the restarted node behind the reader endpoint")
+    after = ecpu_sums(server, name)
+    assert after["ElastiCacheProcessingUnits"] - before["ElastiCacheProcessingUnits"] >= 3000
+    assert after["ThrottledCmds"] > before["ThrottledCmds"]
+    # removed: the engine is on the endpoint again, and nothing is counted or held
+    ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits=storage)
+    plain = connect(ca_file, found["Endpoint"])
+    assert plain.client_info()["laddr"] == endpoint
+    pipe = plain.pipeline(transaction=False)
+    for _ in range(3000):
+        pipe.get("ecpu:k")
+    assert pipe.execute() == [b"v"] * 3000
+    assert ecpu_sums(server, name) == after
+    plain.delete("ecpu:k")
+
+
+def test_memcached_ecpu_maximum_holds_a_pipelined_burst(server, ca_file) -> None:
+    """memcached serverless caches are always behind the proxy: text and meta commands, pymemcache."""
+    ec = server.client("elasticache")
+    name = "sls-mc-ecpu"
+    ec.create_serverless_cache(
+        ServerlessCacheName=name, Engine="memcached", CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1000}}
+    )
+    try:
+        found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+        ep = (found["Endpoint"]["Address"], found["Endpoint"]["Port"])
+        tls = ssl.create_default_context(cafile=ca_file)
+        client = MemcacheClient(ep, tls_context=tls, timeout=30)
+        assert client.set("k", b"x" * 3000, noreply=False)
+        assert client.get_many([f"k{i}" for i in range(50)] + ["k"]) == {"k": b"x" * 3000}
+        meta = memcached_exchange(ep, b"ms m 2 T0\r\nhi\r\nmg m v\r\nmn\r\n", 1, tls)
+        assert meta == b"HD\r\nVA 2\r\nhi\r\nMN\r\n"
+        assert client.set("s", b"hi", noreply=False)
+        first = ecpu_sums(server, name)
+        big = memcached_exchange(ep, b"get k\r\n" * 100, 100, tls)  # 3,025 B answers: ~2.95 ECPUs each
+        assert big.count(b"VALUE k 0 3000\r\n") == 100
+        second = ecpu_sums(server, name)
+        assert 290 <= second["ElastiCacheProcessingUnits"] - first["ElastiCacheProcessingUnits"] <= 310
+        burst = memcached_exchange(ep, b"get s\r\n" * 1500, 1500, tls)  # 1 ECPU each, over 1,000/s
+        assert burst.count(b"VALUE s 0 2\r\n") == 1500
+        third = ecpu_sums(server, name)
+        assert third["ElastiCacheProcessingUnits"] - second["ElastiCacheProcessingUnits"] >= 1500
+        assert third["ThrottledCmds"] > second["ThrottledCmds"]
+        # a higher maximum, live: the same burst is no longer held
+        ec.modify_serverless_cache(
+            ServerlessCacheName=name, CacheUsageLimits={"ECPUPerSecond": {"Maximum": 15_000_000}}
+        )
+        assert memcached_exchange(ep, b"get s\r\n" * 1500, 1500, tls).count(b"VALUE s 0 2\r\n") == 1500
+        fourth = ecpu_sums(server, name)
+        assert fourth["ElastiCacheProcessingUnits"] - third["ElastiCacheProcessingUnits"] >= 1500
+        assert fourth["ThrottledCmds"] == third["ThrottledCmds"]
+        storage_only = {"DataStorage": {"Maximum": 5000, "Unit": "GB"}}  # no ECPU maximum any more
+        limits = ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits=storage_only)
+        assert limits["ServerlessCache"]["CacheUsageLimits"] == storage_only
+        assert client.get("k") == b"x" * 3000  # the same data: the limit changed, not the engine
+    finally:
+        ec.delete_serverless_cache(ServerlessCacheName=name)
