@@ -34,7 +34,8 @@ WAL flush). A lone write of one statement: 3. A read: 1.
 Known differences from SQLite a service must respect (see issue 22's note): a failed statement
 aborts the transaction up to the write's SAVEPOINT (catching the error inside `fn` and going on
 does not work: use ON CONFLICT); errors are psycopg's, not sqlite3's; `lastrowid`, PRAGMAs,
-`INSERT OR REPLACE`, `WITHOUT ROWID` and SQLite functions do not exist.
+`INSERT OR REPLACE` and SQLite functions do not exist. Schema scripts are translated (pg_sql.ddl:
+INTEGER is BIGINT, REAL is DOUBLE PRECISION, INTEGER PRIMARY KEY an identity column).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from strata.storage.group_commit import _answer
-from strata.storage.pg_sql import bind
+from strata.storage.pg_sql import bind, ddl
 
 T = TypeVar("T")
 log = logging.getLogger("strata")
@@ -108,8 +109,19 @@ class PgReader:
 
     def execute(self, sql: str, args: Sequence[Any] | dict = (), /) -> psycopg.Cursor:
         q, p = bind(sql, args)
-        with self.pool.connection() as c:
+        c = self.pool.getconn()
+        try:
             return c.execute(q, p)  # type: ignore[arg-type]  # the rows are fetched: usable after
+        except psycopg.OperationalError:
+            if not c.broken:
+                raise
+        finally:
+            self.pool.putconn(c)  # a broken one is thrown away
+        # A pooled connection the server closed (a restart, a failover): the others are likely
+        # gone too, so every idle one is checked (and replaced) before the read is tried again.
+        self.pool.check()
+        with self.pool.connection() as c:
+            return c.execute(q, p)  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor:
         with self.pool.connection() as c:
@@ -131,6 +143,7 @@ class PostgresStore:
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
             "options": f"-c search_path={name} -c synchronous_commit=on",
+            "application_name": f"strata-{name}",
         }
         key = _lock_key(name)
         self._lock_sql = f"SELECT pg_advisory_xact_lock({key})"
@@ -266,6 +279,16 @@ class PostgresStore:
             c = self._writer_conn()
             try:
                 c.raw.execute(self._begin_sql)
+            except psycopg.OperationalError:
+                # The server closed the idle connection (a restart, a failover): nothing of the
+                # group ran yet, so a new connection may start it.
+                self._discard()
+                c = self._writer_conn()
+                try:
+                    c.raw.execute(self._begin_sql)
+                except psycopg.Error:
+                    self._discard()
+                    raise
             except psycopg.Error:
                 self._discard()
                 raise
@@ -374,7 +397,7 @@ class PostgresStore:
         """Schema set-up and migrations: one transaction under the store's lock; durable on return."""
         if script.strip():
             with self.transaction() as c:
-                c.raw.execute(script)  # type: ignore[arg-type]  # no parameters: several statements
+                c.raw.execute(ddl(script))  # type: ignore[arg-type]  # no parameters: several statements
 
     def query(self, sql: str, args: Sequence[Any] | dict = ()) -> list[Any]:
         return self.conn.execute(sql, args).fetchall()
