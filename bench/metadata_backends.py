@@ -2,10 +2,15 @@
 and PostgreSQL (issue 22 step 2): round trips per operation, CPU per write, writes/s.
 
     python bench/metadata_backends.py [--writes 4000] [--concurrency 1,32] [--dsn postgresql://...]
+    python bench/metadata_backends.py --isolation [--writes 2000]
+
+--isolation: why the PostgreSQL store serializes a store's writes with an advisory lock rather
+than running them SERIALIZABLE with retries: two processes (two gateways), 16 writers each, do
+read-modify-writes of one hot counter and of keys of their own, both ways; writes/s and retries.
 
 Without --dsn a throwaway PostgreSQL server is initdb'd in a temp dir (the programs RDS uses).
-Round trips are counted as psycopg `Connection.execute` calls (each one waits for one reply;
-`executemany` is pipelined and not used here). CPU: this process (all threads) and, for
+Round trips are counted as psycopg `Connection.execute` calls outside pipeline mode and
+pipeline syncs (each waits for one reply; `executemany` is not used here). CPU: this process (all threads) and, for
 PostgreSQL, the server's processes (psutil), per write; fsync on for every backend.
 """
 
@@ -36,13 +41,24 @@ ROUND_TRIPS = 0
 _execute = psycopg.Connection.execute
 
 
+_sync = psycopg.Pipeline.sync
+
+
 def _counting_execute(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
     global ROUND_TRIPS
-    ROUND_TRIPS += 1
+    if self._pipeline is None:  # in pipeline mode a statement waits only at the next sync
+        ROUND_TRIPS += 1
     return _execute(self, *a, **kw)
 
 
+def _counting_sync(self):  # noqa: ANN001, ANN202
+    global ROUND_TRIPS
+    ROUND_TRIPS += 1
+    return _sync(self)
+
+
 psycopg.Connection.execute = _counting_execute  # type: ignore[method-assign]
+psycopg.Pipeline.sync = _counting_sync  # type: ignore[method-assign]
 
 
 def _server_cpu(pids: list[int]) -> float:
@@ -105,6 +121,87 @@ def run(name: str, make: Callable[[], object], writes: int, concurrency: int, ds
     store.close()  # type: ignore[attr-defined]
 
 
+def _lock_worker(dsn: str, name: str, me: int, writes: int, hot: bool) -> tuple[float, int]:
+    store = PostgresStore(dsn, name, schema=SCHEMA)
+
+    def bump(k: str) -> None:
+        n = store.query_one("SELECT v FROM kv WHERE k = ?", (k,))[0]
+        store.execute("UPDATE kv SET v = ? WHERE k = ?", (n + 1, k))
+
+    async def writer(w: int) -> None:
+        k = "hot" if hot else f"k{me}-{w}"
+        for _ in range(writes // 16):
+            await store.write(lambda: bump(k))
+
+    async def main() -> None:
+        await asyncio.gather(*(writer(w) for w in range(16)))
+
+    t0 = time.perf_counter()
+    asyncio.run(main())
+    store.close()
+    return time.perf_counter() - t0, 0
+
+
+def _serializable_worker(dsn: str, name: str, me: int, writes: int, hot: bool) -> tuple[float, int]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(
+        dsn, min_size=8, max_size=8, kwargs={"autocommit": True, "options": f"-c search_path={name}"}
+    )
+    retries = 0
+
+    def bump(k: str) -> None:
+        nonlocal retries
+        while True:
+            with pool.connection() as c:
+                try:
+                    c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                    n = c.execute("SELECT v FROM kv WHERE k = %s", (k,)).fetchone()[0]  # type: ignore[index]
+                    c.execute("UPDATE kv SET v = %s WHERE k = %s", (n + 1, k))
+                    c.execute("COMMIT")
+                    return
+                except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+                    c.execute("ROLLBACK")
+                    retries += 1
+
+    def writer(w: int) -> None:
+        k = "hot" if hot else f"k{me}-{w}"
+        for _ in range(writes // 16):
+            bump(k)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(writer, range(16)))
+    pool.close()
+    return time.perf_counter() - t0, retries
+
+
+def isolation(dsn: str, writes: int) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for hot in (True, False):
+        for label, fn in (
+            ("advisory lock + group commit", _lock_worker),
+            ("SERIALIZABLE + retry", _serializable_worker),
+        ):
+            name = f"iso_{secrets.token_hex(3)}"
+            s = PostgresStore(dsn, name, schema=SCHEMA)
+            s.executescript("INSERT INTO kv VALUES ('hot', 0);")
+            s.executemany("INSERT INTO kv VALUES (?, 0)", [(f"k{m}-{w}",) for m in (1, 2) for w in range(16)])
+            with ctx.Pool(2) as p:
+                out = p.starmap(fn, [(dsn, name, me, writes, hot) for me in (1, 2)])
+            total = s.query_one("SELECT sum(v) FROM kv")[0]
+            s.close()
+            wall = max(o[0] for o in out)
+            print(
+                f"{'hot key' if hot else 'own keys':8} {label:30} {2 * (writes // 16) * 16 / wall:7.0f} writes/s  "
+                f"retries {sum(o[1] for o in out)}  counted {total}"
+            )
+
+
 def _throwaway_server(root: Path) -> tuple[object, str]:
     from strata.engines.postgres import PgNode
 
@@ -122,6 +219,7 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=4000)
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--dsn", default=os.environ.get("STRATA_BENCH_PG_DSN"))
+    ap.add_argument("--isolation", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="strata-mdb-") as tmp:
         root = Path(tmp)
@@ -130,6 +228,9 @@ def main() -> None:
         if not dsn:
             node, dsn = _throwaway_server(root)
         try:
+            if args.isolation:
+                isolation(dsn, args.writes)
+                return
             for c in (int(x) for x in args.concurrency.split(",")):
                 tag = secrets.token_hex(3)
                 makers: dict[str, Callable[[], object]] = {

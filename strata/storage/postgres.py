@@ -81,21 +81,32 @@ def _lock_key(name: str) -> int:
 
 
 class PgConnection:
-    """One psycopg connection speaking the interface's dialect (`?` placeholders)."""
+    """One psycopg connection speaking the interface's dialect (`?` placeholders).
 
-    __slots__ = ("raw",)
+    In a group of writes the writer connection is in pipeline mode (`pipe`): the group's own
+    statements (SAVEPOINT, RELEASE) are queued and go out with the next statement of a write,
+    which waits for its result at once (services read rowcount and rows right after execute).
+    """
+
+    __slots__ = ("pipe", "raw")
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        self.pipe: psycopg.Pipeline | None = None
 
     def execute(self, sql: str, args: Sequence[Any] | dict = (), /) -> psycopg.Cursor:
         q, p = bind(sql, args)
-        return self.raw.execute(q, p)  # type: ignore[arg-type]  # a translated, cached str
+        cur = self.raw.execute(q, p)  # type: ignore[arg-type]  # a translated, cached str
+        if self.pipe is not None:
+            self.pipe.sync()
+        return cur
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor:
         cur = self.raw.cursor()
         if rows:
             cur.executemany(bind(sql, rows[0])[0], rows)  # type: ignore[arg-type]
+            if self.pipe is not None:
+                self.pipe.sync()
         return cur
 
 
@@ -132,10 +143,21 @@ class PostgresStore:
     """One store (a PostgreSQL schema) of a PostgreSQL database; see the module docstring."""
 
     def __init__(
-        self, dsn: str, name: str, *, schema: str = "", pool_size: int = 4, fsync: bool = True
+        self,
+        dsn: str,
+        name: str,
+        *,
+        schema: str = "",
+        pool_size: int = 4,
+        fsync: bool = True,
+        apply_in: str = "thread",
     ) -> None:
         # `fsync` is accepted for MetadataStore's signature: PostgreSQL's commits are always
         # durable here (synchronous_commit=on), since a kill -9 of the server must lose none.
+        if apply_in != "thread":
+            # Write functions on the event loop (DynamoDB's: they use loop-owned state) would block
+            # it for every statement's round trip and for other gateways' groups: not built.
+            raise ValueError("the PostgreSQL store runs write functions in its writer thread only")
         if not _NAME.fullmatch(name):
             raise ValueError(f"a store name is lower-case letters, digits and _, not {name!r}")
         self.name = name
@@ -295,8 +317,9 @@ class PostgresStore:
             self._open, self._dirty = True, False
             return c
         assert self._writer is not None
-        if self._dirty:
-            self._writer.raw.execute("RELEASE w; SAVEPOINT w")
+        if self._dirty:  # queued in pipeline mode: no round trip of their own
+            self._writer.raw.execute("RELEASE w")
+            self._writer.raw.execute("SAVEPOINT w")
             self._dirty = False
         return self._writer
 
@@ -305,6 +328,8 @@ class PostgresStore:
         assert self._writer is not None
         try:
             self._writer.raw.execute("ROLLBACK TO w")  # w stays: the next write starts from it
+            if self._writer.pipe is not None:
+                self._writer.pipe.sync()
             return True
         except psycopg.Error:
             self._discard()
@@ -315,6 +340,8 @@ class PostgresStore:
         self._open = False
         try:
             self._writer.raw.execute("COMMIT")
+            if self._writer.pipe is not None:
+                self._writer.pipe.sync()
         except psycopg.Error:
             self._discard()  # the outcome is unknown: nothing of the group is acknowledged
             raise
@@ -353,23 +380,28 @@ class PostgresStore:
         lost: BaseException | None = None
         with self._lock:
             try:
-                for fn, fut in items:
-                    self._start()
-                    self.owner, self._depth = threading.get_ident(), 1
+                c = self._start()  # BEGIN, the lock, SAVEPOINT w: one round trip
+                with c.raw.pipeline() as c.pipe:
                     try:
-                        value = fn()
-                    except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
-                        if not self._undo():
-                            lost = e
-                            break
-                        results.append((fut, False, e))
-                    else:
-                        self._dirty = True
-                        results.append((fut, True, value))
+                        for fn, fut in items:
+                            self._start()
+                            self.owner, self._depth = threading.get_ident(), 1
+                            try:
+                                value = fn()
+                            except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+                                if not self._undo():
+                                    lost = e
+                                    break
+                                results.append((fut, False, e))
+                            else:
+                                self._dirty = True
+                                results.append((fut, True, value))
+                            finally:
+                                self._depth, self.owner = 0, 0
+                        if lost is None and self._open:
+                            self._commit()
                     finally:
-                        self._depth, self.owner = 0, 0
-                if lost is None and self._open:
-                    self._commit()
+                        c.pipe = None
             except psycopg.Error as e:  # the group did not commit: nothing of it is acknowledged
                 lost = e
                 self._discard()

@@ -104,6 +104,28 @@ def test_write_returns_its_result_and_a_failure_undoes_only_itself(store: Metada
     assert [(r[0], r[1]) for r in store.query("SELECT k, v FROM kv ORDER BY k")] == [("x", 1), ("y", 2)]
 
 
+def test_a_failed_statement_undoes_only_its_own_write(store: MetadataBackend) -> None:
+    """A statement the database refuses (a duplicate key) fails its write alone, in whichever group
+    of writes it lands: PostgreSQL aborts the transaction up to the write's SAVEPOINT."""
+    store.executescript("INSERT INTO kv VALUES ('dup', 0);")
+
+    def put(k: str) -> int:
+        store.execute("INSERT INTO kv VALUES (?, 1)", (k,))
+        return store.query_one("SELECT count(*) FROM kv")[0]
+
+    async def run() -> list:
+        return await asyncio.gather(
+            *(store.write(lambda k=k: put(k)) for k in ["p0", "dup", "p1", "dup", "p2"]),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(run())
+    assert [isinstance(r, Exception) for r in results] == [False, True, False, True, False]
+    assert {r[0] for r in store.query("SELECT k FROM kv")} == {"dup", "p0", "p1", "p2"}
+    asyncio.run(store.write(lambda: put("p3")))  # the writer goes on
+    assert _value(store, "p3") == 1
+
+
 def test_a_cancelled_writer_still_commits(store: MetadataBackend) -> None:
     async def run() -> None:
         task = asyncio.ensure_future(store.write(lambda: store.execute("INSERT INTO kv VALUES ('c', 1)")))
