@@ -302,7 +302,12 @@ def test_acknowledged_writes_survive_kill_9(
     if backend == "postgresql":
         node = request.getfixturevalue("pg_node")
         node.kill()
-        acknowledged += [line.strip() for line in proc.stdout]  # until the writer fails
+        try:  # what the writer acknowledged until it failed
+            rest = proc.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[0]
+        acknowledged += rest.split()
         node.start()
     proc.kill()
     proc.wait()
