@@ -60,7 +60,7 @@ def statements(paths: list[str]) -> list[tuple[str, int, str]]:
         files = sorted(Path(ROOT / p).rglob("*.py")) if (ROOT / p).is_dir() else [ROOT / p]
         for f in files:
             tree = ast.parse(f.read_text())
-            inner = set()
+            inner: set[int] = set()
             for node in ast.walk(tree):
                 if isinstance(node, ast.BinOp):
                     inner.update(id(n) for n in (node.left, node.right))
