@@ -39,7 +39,7 @@ Known differences from SQLite a service must respect (see issue 22's note): a fa
 aborts the transaction up to the write's SAVEPOINT (catching the error inside `fn` and going on
 does not work: use ON CONFLICT); errors are psycopg's, not sqlite3's; `lastrowid`, PRAGMAs,
 `INSERT OR REPLACE` and SQLite functions do not exist. Schema scripts are translated (pg_sql.ddl:
-INTEGER is BIGINT, REAL is DOUBLE PRECISION, INTEGER PRIMARY KEY an identity column).
+INTEGER is BIGINT, REAL is DOUBLE PRECISION, INTEGER PRIMARY KEY numbered as SQLite's rowid).
 """
 
 from __future__ import annotations

@@ -61,18 +61,23 @@ def test_every_service_schema_is_taken(pg_node: object, service: str) -> None:
 
 
 def test_sqlite_columns_keep_their_range_and_rowids_are_numbered(store: PostgresStore) -> None:
+    """SQLite's INTEGER is 64-bit, its REAL a double; an INTEGER PRIMARY KEY left NULL is max + 1,
+    whether the other rows' ids were chosen or numbered (S3's object versions mix both)."""
     size, modified = 5 * 1024**4, 1765432109.123456
-    row = asyncio.run(
-        store.write(
-            lambda: store.query_one(
-                "INSERT INTO objects(bucket, key, version_id, latest, dm, size, etag, modified, "
-                "storage_class, attrs, data) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-                ("b", "k", "null", 1, 0, size, '"e"', modified, "STANDARD", "{}", b"\x00\xff"),
-            )
-        )
+    insert = (
+        "INSERT INTO objects(id, bucket, key, version_id, latest, dm, size, etag, modified, "
+        "storage_class, attrs, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id"
     )
-    assert row[0] >= 1
-    assert store.query_one("SELECT size, modified, data FROM objects WHERE id = ?", (row[0],)) == (
+
+    def put(row_id: int | None) -> int:
+        args = (row_id, "b", f"k{row_id}", "null", 1, 0, size, '"e"', modified, "STANDARD", "{}", b"\x00\xff")
+        return store.query_one(insert, args)[0]
+
+    async def run() -> list[int]:
+        return [await store.write(lambda i=i: put(i)) for i in (None, 7, None, None)]
+
+    assert asyncio.run(run()) == [1, 7, 8, 9]
+    assert store.query_one("SELECT size, modified, data FROM objects WHERE id = 8") == (
         size,
         modified,
         b"\x00\xff",
