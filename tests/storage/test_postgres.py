@@ -21,6 +21,7 @@ from strata.services.efs import reads, usage
 from strata.services.s3.store import SCHEMA as S3
 from strata.services.s3control.access_points import SCHEMA as ACCESS_POINTS
 from strata.services.s3control.provider import SCHEMA as S3CONTROL
+from strata.storage.errors import disk_refused
 from strata.storage.postgres import PostgresStore
 from tests.storage.conftest import DSN_VAR
 
@@ -115,3 +116,25 @@ def test_a_store_outlives_its_connections(store: PostgresStore) -> None:
     )
     store.put_doc("k", "a", {"v": 1})
     assert [r[0] for r in store.query("SELECT name FROM buckets ORDER BY name")] == ["x", "y"]
+
+
+def test_an_unreachable_or_read_only_database_is_a_retryable_refusal(
+    store: PostgresStore, pg_node: object
+) -> None:
+    """What a failover shows the store (a closed connection, a read-only standby) is answered as
+    503 ServiceUnavailable, like a full data dir; a bad statement is not."""
+    with psycopg.connect(
+        os.environ[DSN_VAR], autocommit=True, options="-c default_transaction_read_only=on"
+    ) as c:
+        with pytest.raises(psycopg.Error) as read_only:
+            c.execute("CREATE TABLE t_ro (k int)")
+        with pytest.raises(psycopg.Error) as bad:
+            c.execute("SELEC 1")
+        pid = c.info.backend_pid
+        with psycopg.connect(os.environ[DSN_VAR], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.Error) as gone:
+            c.execute("SELECT 1")
+    assert disk_refused(read_only.value)
+    assert disk_refused(gone.value)
+    assert not disk_refused(bad.value)
