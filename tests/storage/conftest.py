@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from strata.engines.postgres import PgNode
+from strata.engines.process import EngineError
 
 DSN_VAR = "STRATA_TEST_PG_DSN"
 
@@ -27,9 +28,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def pg_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgNode]:
-    node = PgNode(tmp_path_factory.mktemp("pgmeta"), _free_port(), "strata")
     password = secrets.token_hex(12)
-    node.initdb(password)
+    for attempt in range(3):  # a free port can be taken before the server binds it (xdist workers)
+        node = PgNode(tmp_path_factory.mktemp("pgmeta"), _free_port(), "strata")
+        try:
+            node.initdb(password)
+            break
+        except EngineError:
+            node.stop()
+            if attempt == 2:
+                raise
     os.environ[DSN_VAR] = f"postgresql://strata:{password}@127.0.0.1:{node.port}/postgres"
     yield node
     os.environ.pop(DSN_VAR, None)
