@@ -23,9 +23,10 @@ inserts exactly one wins, whatever the process. Each `fn` runs once (never retri
 would re-run a write function on a serialization failure, which services' write functions (they
 touch in-memory state too) do not allow. The lock is released by COMMIT after the WAL flush, so
 the next group sees this one. The price, measured (bench/metadata_backends.py --isolation, two
-processes of 16 writers): a store's writes are one at a time across gateways, so they scale with
-round trips, not connections — read-modify-writes of distinct keys ran ~2.5x faster as
-SERIALIZABLE transactions with retries; of one hot key about the same (4 retries per write).
+processes of 16 writers, loaded 2-core machine): a store's writes are one at a time across
+gateways, so they scale with round trips, not connections — read-modify-writes of distinct keys
+ran 1.4-2.5x faster as SERIALIZABLE transactions with retries; of one hot key the lock was 1-5x
+faster (SERIALIZABLE retried ~4 times per write).
 
 Reads (`reader()`, and `conn`/`execute`/`query` outside a write) borrow a pooled autocommit
 connection per statement: committed data only. `snapshot()` holds one in REPEATABLE READ.
