@@ -99,6 +99,11 @@ class PgConnection:
         self.raw = raw
         self.pipe: psycopg.Pipeline | None = None
 
+    @property
+    def in_transaction(self) -> bool:
+        """As sqlite3.Connection's: whether a transaction is open (S3 caches only outside one)."""
+        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
     def execute(self, sql: str, args: Sequence[Any] | dict = (), /) -> psycopg.Cursor:
         q, p = bind(sql, args)
         cur = self.raw.execute(q, p)  # type: ignore[arg-type]  # a translated, cached str
@@ -122,6 +127,8 @@ class PgReader:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
+
+    in_transaction = False  # each statement commits on its own (sqlite3.Connection's attribute)
 
     def execute(self, sql: str, args: Sequence[Any] | dict = (), /) -> psycopg.Cursor:
         q, p = bind(sql, args)

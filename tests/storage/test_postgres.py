@@ -138,3 +138,9 @@ def test_an_unreachable_or_read_only_database_is_a_retryable_refusal(
     assert disk_refused(read_only.value)
     assert disk_refused(gone.value)
     assert not disk_refused(bad.value)
+
+
+def test_in_transaction_as_sqlite_says_it(store: PostgresStore) -> None:
+    """S3 caches a bucket row only when read outside a write (`conn.in_transaction`)."""
+    inside = asyncio.run(store.write(lambda: store.conn.in_transaction))
+    assert (inside, store.conn.in_transaction) == (True, False)
