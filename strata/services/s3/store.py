@@ -142,7 +142,7 @@ class S3Store:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         # Writes run in the writer thread: measured cheaper for S3 than on the event loop (issue 22).
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA, apply_in="thread")
-        if "data" not in {r[1] for r in self.db.query("PRAGMA table_info(objects)")}:
+        if "data" not in {d[0] for d in self.db.execute("SELECT * FROM objects LIMIT 0").description}:
             # Databases from before inlining.
             self.db.executescript("ALTER TABLE objects ADD COLUMN data BLOB")
         self._buckets: dict[str, BucketRow] = {}
