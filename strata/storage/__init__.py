@@ -24,9 +24,13 @@ Public API (stable: services and other packages persist through it):
         open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
         sweep_temp(), all_ids()
 
-    interface.MetadataBackend                          what a second backend (PostgreSQL) must
-                                                       implement; tests/storage/test_contract.py
-                                                       is its contract
+    interface.MetadataBackend                          what every backend implements;
+                                                       tests/storage/test_contract.py is its contract
+    postgres.PostgresStore(dsn, name, *, schema="")    the PostgreSQL backend (several gateways): a
+                                                       PostgreSQL schema per store, writes in its
+                                                       writer thread under the store's advisory lock
+                                                       (imported from its module: psycopg loads only
+                                                       where it is used)
 
 A service keeps its schema and SQL in its own store module, runs each write operation as
 `await store.write(fn)` (statements through `store.execute` or the connection it gives), and

@@ -1,4 +1,5 @@
-"""Which storage failures mean "the disk cannot take writes now" (full, read-only, failing).
+"""Which storage failures mean "the disk cannot take writes now" (full, read-only, failing), or,
+with the PostgreSQL store, "the database cannot be reached now" (restart, failover).
 
 Such a failure is not the request's fault and not a bug: the client should retry later, so the
 gateway answers it with a retryable 503 ServiceUnavailable instead of
@@ -17,6 +18,10 @@ _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 # SQLite primary result codes: SQLITE_READONLY (8), SQLITE_IOERR (10), SQLITE_FULL (13),
 # SQLITE_CANTOPEN (14: a WAL index that cannot be created on a read-only filesystem).
 _SQLITE_CODES = frozenset({8, 10, 13, 14})
+# PostgreSQL (the metadata store of several gateways): SQLSTATE classes 08 (the connection is
+# gone), 53 (disk full, out of memory or connections), 57P (the server shutting down, restarting
+# or not yet accepting), and 25006 (a read-only transaction: a failover left us on a standby).
+_PG_STATES = ("08", "53", "57P", "25006")
 
 
 def disk_refused(exc: BaseException) -> bool:
@@ -29,6 +34,12 @@ def disk_refused(exc: BaseException) -> bool:
         if isinstance(e, sqlite3.Error):
             code = getattr(e, "sqlite_errorcode", None)
             if code is not None and code & 0xFF in _SQLITE_CODES:
+                return True
+        if type(e).__module__.startswith("psycopg"):  # not imported here: SQLite-only gateways
+            state = getattr(e, "sqlstate", None)
+            if state is None and type(e).__name__ == "OperationalError":  # no answer at all
+                return True
+            if state is not None and state.startswith(_PG_STATES):
                 return True
         e = e.__cause__ or e.__context__
         seen += 1

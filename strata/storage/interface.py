@@ -1,7 +1,7 @@
 """The metadata-store interface every backend implements, and services may rely on.
 
-SQLite (`MetadataStore` in metadata.py) is the embedded backend; a PostgreSQL backend (psycopg 3
-with a connection pool) is the second, for several gateways. tests/storage/test_contract.py is
+SQLite (`MetadataStore` in metadata.py) is the embedded backend; `PostgresStore` (postgres.py:
+psycopg 3 with a connection pool) is the second, for several gateways. tests/storage/test_contract.py is
 the contract: every backend passes it, so no backend is a mock of another.
 
 What a service may rely on:
@@ -21,7 +21,9 @@ What a service may rely on:
   of the next page (`after=`).
 - SQL: `?` placeholders, and what SQLite and PostgreSQL both accept (ON CONFLICT ... DO UPDATE,
   RETURNING, row-value comparisons, BLOB/bytea compared bytewise). A backend translates the
-  placeholders for its driver.
+  placeholders for its driver, and schema scripts' SQLite type names (pg_sql.ddl). A failed
+  statement inside a write ends that write on PostgreSQL (catching it and going on does not
+  work): conditional inserts use ON CONFLICT.
 """
 
 from __future__ import annotations

@@ -3,13 +3,17 @@
 Transactions are all-or-nothing; writes are isolated (read-check-write inside `write(fn)` loses
 no update and lets exactly one of racing conditional inserts win); readers see committed data
 only; acknowledged writes survive kill -9; listings come in code point order and page by their
-last id. Parametrized by backend: SQLite (writes applied on the event loop, or in the writer thread)
-now, PostgreSQL when it exists.
+last id; two processes (two gateways) writing the same keys lose no update either. Parametrized
+by backend: SQLite (writes applied on the event loop, or in the writer thread) and PostgreSQL (a
+throwaway server of tests/storage/conftest.py; a store per test, named after its tmp path).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -21,10 +25,20 @@ import pytest
 
 from strata.storage import MetadataStore
 from strata.storage.interface import MetadataBackend
+from strata.storage.postgres import PostgresStore
+from tests.storage.conftest import DSN_VAR
+
+
+def _postgres(path: Path, *, schema: str = "") -> PostgresStore:
+    """The store a path names on the test server (the same in a writer subprocess)."""
+    name = "t_" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
+    return PostgresStore(os.environ[DSN_VAR], name, schema=schema)
+
 
 BACKENDS: dict[str, Callable[..., MetadataBackend]] = {
     "sqlite": MetadataStore,
     "sqlite-writer-thread": partial(MetadataStore, apply_in="thread"),
+    "postgresql": _postgres,
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -34,6 +48,8 @@ CREATE TABLE IF NOT EXISTS blobs (k BLOB PRIMARY KEY);
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_node")  # the server, started once per session
     return request.param
 
 
@@ -86,6 +102,28 @@ def test_write_returns_its_result_and_a_failure_undoes_only_itself(store: Metada
     assert (first, third) == (1, 1)
     assert isinstance(second, KeyError)
     assert [(r[0], r[1]) for r in store.query("SELECT k, v FROM kv ORDER BY k")] == [("x", 1), ("y", 2)]
+
+
+def test_a_failed_statement_undoes_only_its_own_write(store: MetadataBackend) -> None:
+    """A statement the database refuses (a duplicate key) fails its write alone, in whichever group
+    of writes it lands: PostgreSQL aborts the transaction up to the write's SAVEPOINT."""
+    store.executescript("INSERT INTO kv VALUES ('dup', 0);")
+
+    def put(k: str) -> int:
+        store.execute("INSERT INTO kv VALUES (?, 1)", (k,))
+        return store.query_one("SELECT count(*) FROM kv")[0]
+
+    async def run() -> list:
+        return await asyncio.gather(
+            *(store.write(lambda k=k: put(k)) for k in ["p0", "dup", "p1", "dup", "p2"]),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(run())
+    assert [isinstance(r, Exception) for r in results] == [False, True, False, True, False]
+    assert {r[0] for r in store.query("SELECT k FROM kv")} == {"dup", "p0", "p1", "p2"}
+    asyncio.run(store.write(lambda: put("p3")))  # the writer goes on
+    assert _value(store, "p3") == 1
 
 
 def test_a_cancelled_writer_still_commits(store: MetadataBackend) -> None:
@@ -246,7 +284,11 @@ for i in range(10**9):
 
 
 @pytest.mark.parametrize("script", [_ASYNC_WRITER, _SYNC_WRITER], ids=["write", "transaction"])
-def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, script: str) -> None:
+def test_acknowledged_writes_survive_kill_9(
+    backend: str, tmp_path: Path, script: str, request: pytest.FixtureRequest
+) -> None:
+    """SQLite: kill -9 of the writing process. PostgreSQL: kill -9 of the whole server while writes
+    are in flight (the store lives there), then of the writer; the server is started again."""
     path = tmp_path / "meta.db"
     proc = subprocess.Popen(
         [sys.executable, "-c", script, backend, str(path)], stdout=subprocess.PIPE, text=True
@@ -257,6 +299,16 @@ def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, script
         acknowledged.append(line.strip())
         if len(acknowledged) >= 400:
             break
+    if backend == "postgresql":
+        node = request.getfixturevalue("pg_node")
+        node.kill()
+        try:  # what the writer acknowledged until it failed
+            rest = proc.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[0]
+        acknowledged += rest.split()
+        node.start()
     proc.kill()
     proc.wait()
     store = BACKENDS[backend](path, schema=SCHEMA)
@@ -264,4 +316,79 @@ def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, script
         present = {r[0] for r in store.query("SELECT k FROM kv")}
     finally:
         store.close()
+    assert len(acknowledged) >= 400
     assert set(acknowledged) <= present
+
+
+# -- two gateways --------------------------------------------------------------------------------
+
+_GATEWAY = """
+import asyncio, json, sys, time
+from pathlib import Path
+from tests.storage.test_contract import BACKENDS, SCHEMA
+store = BACKENDS[sys.argv[1]](Path(sys.argv[2]), schema=SCHEMA)
+me, go = int(sys.argv[3]), Path(sys.argv[4])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.005)
+
+def bump():
+    n = store.query_one("SELECT v FROM kv WHERE k = 'n'")[0]
+    store.execute("UPDATE kv SET v = ? WHERE k = 'n'", (n + 1,))
+
+def insert_if_absent(k):
+    if store.query_one("SELECT 1 FROM kv WHERE k = ?", (k,)) is not None:
+        return False
+    store.execute("INSERT INTO kv VALUES (?, ?)", (k, me))
+    return True
+
+async def worker(w):
+    wins = []
+    for i in range(25):
+        await store.write(bump)
+        k = f"c-{(i * 8 + w) % 40}"
+        if await store.write(lambda: insert_if_absent(k)):
+            wins.append(k)
+    return wins
+
+async def main():
+    return [k for ws in await asyncio.gather(*(worker(w) for w in range(8))) for k in ws]
+
+print(json.dumps(asyncio.run(main())), flush=True)
+store.close()
+"""
+
+
+def test_two_gateways_lose_no_update_and_one_conditional_insert_wins(backend: str, tmp_path: Path) -> None:
+    """Two processes on one store (SQLite: one file; PostgreSQL: one schema), each 200
+    read-modify-writes of one counter and 200 conditional inserts of the same 40 keys, at once."""
+    path = tmp_path / "meta.db"
+    s = BACKENDS[backend](path, schema=SCHEMA)
+    s.executescript("INSERT INTO kv VALUES ('n', 0);")
+    s.close()
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _GATEWAY, backend, str(path), str(me), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for me in (1, 2)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.touch()
+    wins = {}
+    for me, p in enumerate(procs, 1):
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        wins[me] = json.loads(out)
+    s = BACKENDS[backend](path, schema=SCHEMA)
+    try:
+        assert _value(s, "n") == 400
+        owners = {r[0]: r[1] for r in s.query("SELECT k, v FROM kv WHERE k LIKE 'c-%'")}
+    finally:
+        s.close()
+    assert len(owners) == 40
+    assert sorted(wins[1] + wins[2]) == sorted(owners)  # every key won once, by one process
+    assert all(owners[k] == me for me in (1, 2) for k in wins[me])

@@ -269,7 +269,7 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
                 if m is not live:
                     cursors[(m.tid, replica.tid)] = self.replicator.cursors.get((m.tid, live.tid), seq)
             store.w.executemany(
-                "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES (?, ?)",
+                "INSERT INTO ddb_counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 [(cursor_name(*pair), value) for pair, value in cursors.items()],
             )
             return replica, cursors

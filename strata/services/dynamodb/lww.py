@@ -33,7 +33,8 @@ Version = tuple[float, int]
 def stamp(store: ItemStore, tid: int, pk: bytes, sk: bytes, version: Version) -> None:
     """Record the version of the change just written to an item (inside the write)."""
     store.w.execute(
-        "INSERT OR REPLACE INTO ddb_rep_versions(tid, pk, sk, at, seq) VALUES (?,?,?,?,?)",
+        "INSERT INTO ddb_rep_versions(tid, pk, sk, at, seq) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(tid, pk, sk) DO UPDATE SET at = excluded.at, seq = excluded.seq",
         (tid, pk, sk, version[0], version[1]),
     )
 

@@ -202,7 +202,7 @@ class Replicator:
                 if a is not b and (a in joining or b in joining)
             }
             store.w.executemany(
-                "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES (?, ?)",
+                "INSERT INTO ddb_counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 [(cursor_name(*pair), value) for pair, value in cursors.items()],
             )
             return cursors
@@ -288,7 +288,7 @@ class Replicator:
                 if not ev & REPLICATED:
                     self._apply(dst, (at, seq), old, new, consumed)
             store.w.execute(
-                "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES (?, ?)",
+                "INSERT INTO ddb_counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 (cursor_name(*pair), due[-1][0]),
             )
             return True

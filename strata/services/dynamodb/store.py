@@ -129,7 +129,7 @@ class ItemStore:
         """A fresh id from a named counter (table ids, index ids), never reused."""
         row = self.w.execute(
             "INSERT INTO ddb_counters(name, value) VALUES (?, 1) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            "ON CONFLICT(name) DO UPDATE SET value = ddb_counters.value + 1 RETURNING value",
             (name,),
         ).fetchone()
         return row[0]
@@ -207,7 +207,7 @@ class ItemStore:
 
     def adjust_index_count(self, iid: int, delta: int) -> None:
         self.w.execute(
-            "INSERT INTO ddb_index_counts(iid, n) VALUES (?, ?) ON CONFLICT(iid) DO UPDATE SET n = n + excluded.n",
+            "INSERT INTO ddb_index_counts(iid, n) VALUES (?, ?) ON CONFLICT(iid) DO UPDATE SET n = ddb_index_counts.n + excluded.n",
             (iid, delta),
         )
 
@@ -218,8 +218,14 @@ class ItemStore:
         with self.write() as c:
             for iid in iids:
                 n = c.execute("SELECT count(*) FROM ddb_index WHERE iid = ?", (iid,)).fetchone()[0]
-                c.execute("INSERT OR REPLACE INTO ddb_index_counts(iid, n) VALUES (?, ?)", (iid, n))
-            c.execute("INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('index_counts', 1)")
+                c.execute(
+                    "INSERT INTO ddb_index_counts(iid, n) VALUES (?, ?) ON CONFLICT(iid) DO UPDATE SET n = excluded.n",
+                    (iid, n),
+                )
+            c.execute(
+                "INSERT INTO ddb_counters(name, value) VALUES ('index_counts', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+            )
 
     def forget_index(self, iid: int) -> None:
         self.w.execute("DELETE FROM ddb_index_counts WHERE iid = ?", (iid,))
@@ -250,7 +256,8 @@ class ItemStore:
     def put(self, tid: int, pk: bytes, sk: bytes, item: dict, size: int, blob: bytes | None = None) -> None:
         """Store an item (`blob`: its bytes when the caller encoded it already, streams.py)."""
         self.w.execute(
-            "INSERT OR REPLACE INTO ddb_items(tid, pk, sk, size, item) VALUES (?,?,?,?,?)",
+            "INSERT INTO ddb_items(tid, pk, sk, size, item) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(tid, pk, sk) DO UPDATE SET size = excluded.size, item = excluded.item",
             (tid, pk, sk, size, blob if blob is not None else dumps(item)),
         )
 
@@ -265,7 +272,7 @@ class ItemStore:
     def index_put(self, iid: int, pk: bytes, sk: bytes, tpk: bytes, tsk: bytes) -> int:
         """Add an index row; 1 if it is new, 0 if it was there (the row is all key)."""
         return self.w.execute(
-            "INSERT OR IGNORE INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?)",
+            "INSERT INTO ddb_index(iid, pk, sk, tpk, tsk) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
             (iid, pk, sk, tpk, tsk),
         ).rowcount
 
@@ -409,7 +416,9 @@ class ItemStore:
                 )
         if len(rows) < n:
             c.execute(
-                "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('item_format', ?)", (ITEM_FORMAT,)
+                "INSERT INTO ddb_counters(name, value) VALUES ('item_format', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (ITEM_FORMAT,),
             )
             return None
         return rows[-1][0], rows[-1][1], rows[-1][2]
@@ -429,6 +438,8 @@ class ItemStore:
         c = self.w
         c.execute("DELETE FROM ddb_tokens WHERE at < ?", (expire_before,))
         c.execute(
-            "INSERT OR REPLACE INTO ddb_tokens(scope, token, digest, at, response) VALUES (?,?,?,?,?)",
+            "INSERT INTO ddb_tokens(scope, token, digest, at, response) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(scope, token) DO UPDATE SET digest = excluded.digest, at = excluded.at, "
+            "response = excluded.response",
             (scope, token, digest, at, json.dumps(response)),
         )

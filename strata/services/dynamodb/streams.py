@@ -303,7 +303,9 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float, held: dict[int
     """Delete records older than `before` (inside a write); save the counter first. `held`: per
     stream, the last record every replica of its global table has (later ones are kept)."""
     store.w.execute(
-        "INSERT OR REPLACE INTO ddb_counters(name, value) VALUES ('stream_seq', ?)", (store.stream_seq,)
+        "INSERT INTO ddb_counters(name, value) VALUES ('stream_seq', ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (store.stream_seq,),
     )
     n = 0
     for sid in sids:
@@ -321,7 +323,8 @@ def prune_chunk(store: ItemStore, sids: list[int], before: float, held: dict[int
         # The trim horizon: every record of the stream up to `gone` is no longer readable.
         store.w.execute(
             "INSERT INTO ddb_counters(name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            "ON CONFLICT(name) DO UPDATE SET value = "
+            "CASE WHEN excluded.value > ddb_counters.value THEN excluded.value ELSE ddb_counters.value END",
             (f"stream_trim:{sid}", gone),
         )
         n += store.w.execute("DELETE FROM ddb_stream WHERE sid = ? AND seq < ?", (sid, bound)).rowcount

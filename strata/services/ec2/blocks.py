@@ -175,7 +175,7 @@ class BlockStore:
             with self.store.transaction():
                 old = self._mapped(owner, [idx for idx, _ in rows])
                 self.store.executemany(
-                    "INSERT OR IGNORE INTO blocks(block, size) VALUES (?, ?)", list(new.items())
+                    "INSERT INTO blocks(block, size) VALUES (?, ?) ON CONFLICT DO NOTHING", list(new.items())
                 )
                 for idx, block_id in rows:
                     if block_id is None:

@@ -18,7 +18,6 @@ crash leaves at worst an orphan blob that start-up garbage collection removes.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +142,7 @@ class S3Store:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         # Writes run in the writer thread: measured cheaper for S3 than on the event loop (issue 22).
         self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA, apply_in="thread")
-        if "data" not in {r[1] for r in self.db.query("PRAGMA table_info(objects)")}:
+        if "data" not in {d[0] for d in self.db.execute("SELECT * FROM objects LIMIT 0").description}:
             # Databases from before inlining.
             self.db.executescript("ALTER TABLE objects ADD COLUMN data BLOB")
         self._buckets: dict[str, BucketRow] = {}
@@ -178,13 +177,13 @@ class S3Store:
     def insert_bucket(self, name: str, region: str, created: float) -> bool:
         """False when the name is taken (names are global)."""
         self._buckets.pop(name, None)
-        try:
-            self.db.execute(
-                "INSERT INTO buckets(name, region, created) VALUES (?,?,?)", (name, region, created)
-            )
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        # ON CONFLICT, not a caught IntegrityError: on PostgreSQL a failed statement aborts the
+        # rest of its write.
+        cur = self.db.execute(
+            "INSERT INTO buckets(name, region, created) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+            (name, region, created),
+        )
+        return cur.rowcount == 1
 
     def delete_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

@@ -1,0 +1,146 @@
+"""The PostgreSQL backend beyond the contract: services' SQLite schemas and placeholders as
+PostgreSQL takes them, and a store that outlives its connections (a restarted server, a failover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from strata.console.sessions import SCHEMA as CONSOLE
+from strata.engines.ports import _SCHEMA as PORTS
+from strata.services.dynamodb import exports, imports, lww, pitr, streams
+from strata.services.dynamodb.store import SCHEMA as DYNAMODB
+from strata.services.ec2.blocks import SCHEMA as EC2
+from strata.services.efs import reads, usage
+from strata.services.s3.store import SCHEMA as S3
+from strata.services.s3control.access_points import SCHEMA as ACCESS_POINTS
+from strata.services.s3control.provider import SCHEMA as S3CONTROL
+from strata.storage.errors import disk_refused
+from strata.storage.postgres import PostgresStore
+from tests.storage.conftest import DSN_VAR
+
+SERVICE_SCHEMAS = {
+    "s3": S3,
+    "s3control": S3CONTROL + ACCESS_POINTS,
+    "dynamodb": DYNAMODB + pitr.SCHEMA + streams.SCHEMA + lww.SCHEMA + exports.SCHEMA + imports.SCHEMA,
+    "ec2": EC2,
+    "efs": reads.SCHEMA + usage.SCHEMA,
+    "ports": PORTS,
+    "console": CONSOLE,
+}
+
+
+@pytest.fixture
+def store(pg_node: object) -> Iterator[PostgresStore]:
+    s = PostgresStore(os.environ[DSN_VAR], f"p_{uuid.uuid4().hex[:12]}", schema=S3)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_SCHEMAS))
+def test_every_service_schema_is_taken(pg_node: object, service: str) -> None:
+    s = PostgresStore(
+        os.environ[DSN_VAR], f"s_{service}_{uuid.uuid4().hex[:8]}", schema=SERVICE_SCHEMAS[service]
+    )
+    try:
+        s.executescript(SERVICE_SCHEMAS[service])  # again: a restart runs it again
+        types = {
+            r[0]
+            for r in s.query(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = ?", (s.name,)
+            )
+        }
+    finally:
+        s.close()
+    assert not types & {"integer", "real"}  # SQLite's are 64-bit and double
+
+
+def test_sqlite_columns_keep_their_range_and_rowids_are_numbered(store: PostgresStore) -> None:
+    """SQLite's INTEGER is 64-bit, its REAL a double; an INTEGER PRIMARY KEY left NULL is max + 1,
+    whether the other rows' ids were chosen or numbered (S3's object versions mix both)."""
+    size, modified = 5 * 1024**4, 1765432109.123456
+    insert = (
+        "INSERT INTO objects(id, bucket, key, version_id, latest, dm, size, etag, modified, "
+        "storage_class, attrs, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id"
+    )
+
+    def put(row_id: int | None) -> int:
+        args = (row_id, "b", f"k{row_id}", "null", 1, 0, size, '"e"', modified, "STANDARD", "{}", b"\x00\xff")
+        return store.query_one(insert, args)[0]
+
+    async def run() -> list[int]:
+        return [await store.write(lambda i=i: put(i)) for i in (None, 7, None, None)]
+
+    assert asyncio.run(run()) == [1, 7, 8, 9]
+    assert store.query_one("SELECT size, modified, data FROM objects WHERE id = 8") == (
+        size,
+        modified,
+        b"\x00\xff",
+    )
+
+
+def test_placeholders_leave_literals_alone(store: PostgresStore) -> None:
+    store.executescript(
+        "INSERT INTO buckets(name, region, created, config) VALUES ('a%?', 'r', 1, '{\"lifecycle\": 1}');"
+    )
+    assert store.query(
+        "SELECT name FROM buckets WHERE config LIKE '%\"lifecycle\"%' AND region = ?", ("r",)
+    ) == [("a%?",)]
+    assert store.query_one(
+        "SELECT name FROM buckets WHERE name = :n AND created = :c", {"n": "a%?", "c": 1}
+    ) == ("a%?",)
+
+
+def test_a_store_outlives_its_connections(store: PostgresStore) -> None:
+    """The server closes every connection of the store (as a restart or a failover does): the
+    next read and the next write get new ones instead of failing."""
+    asyncio.run(
+        store.write(lambda: store.execute("INSERT INTO buckets(name, region, created) VALUES ('x', 'r', 1)"))
+    )
+    assert store.query_one("SELECT count(*) FROM buckets")[0] == 1
+    with psycopg.connect(os.environ[DSN_VAR], autocommit=True) as admin:
+        n = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            (f"strata-{store.name}",),
+        ).fetchone()[0]
+    assert n >= 2  # the writer and a pooled reader
+    assert store.query_one("SELECT count(*) FROM buckets")[0] == 1
+    asyncio.run(
+        store.write(lambda: store.execute("INSERT INTO buckets(name, region, created) VALUES ('y', 'r', 2)"))
+    )
+    store.put_doc("k", "a", {"v": 1})
+    assert [r[0] for r in store.query("SELECT name FROM buckets ORDER BY name")] == ["x", "y"]
+
+
+def test_an_unreachable_or_read_only_database_is_a_retryable_refusal(
+    store: PostgresStore, pg_node: object
+) -> None:
+    """What a failover shows the store (a closed connection, a read-only standby) is answered as
+    503 ServiceUnavailable, like a full data dir; a bad statement is not."""
+    with psycopg.connect(
+        os.environ[DSN_VAR], autocommit=True, options="-c default_transaction_read_only=on"
+    ) as c:
+        with pytest.raises(psycopg.Error) as read_only:
+            c.execute("CREATE TABLE t_ro (k int)")
+        with pytest.raises(psycopg.Error) as bad:
+            c.execute("SELEC 1")
+        pid = c.info.backend_pid
+        with psycopg.connect(os.environ[DSN_VAR], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.Error) as gone:
+            c.execute("SELECT 1")
+    assert disk_refused(read_only.value)
+    assert disk_refused(gone.value)
+    assert not disk_refused(bad.value)
+
+
+def test_in_transaction_as_sqlite_says_it(store: PostgresStore) -> None:
+    """S3 caches a bucket row only when read outside a write (`conn.in_transaction`)."""
+    inside = asyncio.run(store.write(lambda: store.conn.in_transaction))
+    assert (inside, store.conn.in_transaction) == (True, False)
