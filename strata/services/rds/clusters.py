@@ -464,6 +464,7 @@ class ClusterOperations(RDSCore):
                 self.fleet.create_primary(doc, c["master_password"], params)
             self._save(doc, "nodes")
             self._route_cluster(self._get_cluster(cid))  # before "available": the endpoint works then
+            self._hold_creation(doc)  # --timings aws
             self._set_status(ident, "available")
             if c["backup_retention"] > 0 and not self._cluster_backups(cid):
                 self._fill_cluster_snapshot(self._take_cluster_backup(cid, automated=True)["id"])
@@ -477,6 +478,7 @@ class ClusterOperations(RDSCore):
                 self.fleet.create_replica(writer, doc, params, node)
             self._save(doc, "nodes")
             self._route_cluster(self._get_cluster(cid), ready={ident})  # before "available", as above
+            self._hold_creation(doc)  # --timings aws
             self._set_status(ident, "available")
         self._route_cluster(self._get_cluster(cid))
         self._event(
