@@ -17,6 +17,7 @@ through the same endpoint, nothing lost. A bad setting stops start-up."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ import pytest
 import redis
 
 from tests.services.dynamodb.test_global_tables import EAST, NEW_AND_OLD, WEST, get, poll
+from tests.services.elasticache.conftest import group, roles
+from tests.services.elasticache.test_engine_faults import _in_sync, _member_client, _pid
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE
@@ -238,6 +241,36 @@ def test_cache_cluster_creation_and_modification_take_aws_times(server, unique):
     server.advance_clock("3m")
     eventually(lambda: describe()["CacheClusterStatus"] == "available")
     ec.delete_cache_cluster(CacheClusterId=cid)
+
+
+def test_replication_group_failover_takes_aws_time(server, unique):
+    ec = server.client("elasticache")
+    gid = f"slowfo-{unique}"
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+    )
+    time.sleep(QUIET)
+    assert group(ec, gid)["Status"] == "creating"
+    server.advance_clock("6m")
+    eventually(lambda: group(ec, gid)["Status"] == "available")
+    first, second = f"{gid}-001", f"{gid}-002"
+    g = group(ec, gid)
+    primary, replica = _member_client(g, first), _member_client(g, second)
+    primary.set("k", "v")
+    eventually(lambda: _in_sync(primary, replica))
+    os.kill(_pid(primary), signal.SIGKILL)
+    time.sleep(3 * QUIET)  # far more than the monitor needs to see the death and fail over ...
+    assert roles(ec, gid)[first] == "primary"  # ... but the failover holds AWS's 30 s
+    server.advance_clock("1m")
+    eventually(lambda: roles(ec, gid)[second] == "primary", 60)
+    ep = group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]
+    eventually(lambda: redis.Redis(ep["Address"], ep["Port"], decode_responses=True).get("k") == "v")
+    eventually(lambda: group(ec, gid)["Status"] == "available")
+    ec.delete_replication_group(ReplicationGroupId=gid)
 
 
 def test_timings_setting_is_checked():
