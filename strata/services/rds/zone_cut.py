@@ -71,8 +71,8 @@ def cut_standbys(core: RDSCore, zones: list[str]) -> dict[NodeKey, PgNode]:
         return (a in zones) != (b in zones)
 
     for doc in docs.values():
-        if doc.get("kind") != "postgres" or not _settled(doc):
-            continue
+        if doc.get("kind") != "postgres" or not _settled(doc) or core.fleet.locked(doc["id"]):
+            continue  # (a locked encrypted instance runs no engine)
         nodes = doc.get("nodes") or {}
         primary = nodes.get(doc.get("primary") or "")
         if primary is None:
