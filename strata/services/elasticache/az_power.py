@@ -89,7 +89,7 @@ class AzPowerOperations(ElastiCacheCore):
             await asyncio.sleep(0.1)
         log.warning("replication group %s: %s not back after the power returned", group_id, members)
 
-    def cut_cgroups(self: ElastiCacheProvider, zones: list[str]) -> list[str]:
+    def cut_cgroups(self, zones: list[str]) -> list[str]:
         """The engine cgroups of the redis/valkey nodes in `zones` that a zone cut severs from the
         other engines (strata.engines.partition): a replica there stops receiving from its primary
         elsewhere, and the other way round. Left out: deployments that are not `available`
