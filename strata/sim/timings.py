@@ -18,7 +18,8 @@ By default (`fast`) Strata does each thing as fast as its engines allow. Under `
   a few seconds"; 30 s is what AWS documents for the comparable Aurora promotion;
 - creation and modification keep a resource in `creating` / `modifying` for at least: an RDS DB
   instance (standalone, Multi-AZ or an Aurora member) 10 minutes to create and 2 minutes to
-  modify; an ElastiCache cache cluster or replication group 5 minutes to create and 2 minutes to
+  modify; a DB cluster (Aurora, Multi-AZ DB cluster, a global database's member) 5 minutes to
+  create (its own record: its instances take theirs); an ElastiCache cache cluster or replication group 5 minutes to create and 2 minutes to
   modify. Strata's choice: AWS documents no figure for either (its guides say only that the
   resource is in `creating` until it is ready); the figures are "several minutes", within the
   waiters AWS's SDKs ship (`db_instance_available` waits up to 30 minutes, polling every 30 s;
@@ -44,6 +45,7 @@ AWS: dict[str, float] = {
     "elasticache_failover": 30.0,
     "rds_instance_create": 600.0,
     "rds_instance_modify": 120.0,
+    "rds_cluster_create": 300.0,
     "elasticache_create": 300.0,
     "elasticache_modify": 120.0,
 }

@@ -119,7 +119,7 @@ class ClusterOperations(RDSCore):
         ]
         out = {
             "DBClusterIdentifier": c["id"],
-            "Status": c["status"],
+            "Status": "creating" if clock.time() < c.get("creating_until", 0) else c["status"],
             "Engine": c["engine"],
             "EngineVersion": c["engine_version"],
             "EngineMode": "provisioned",
@@ -251,7 +251,12 @@ class ClusterOperations(RDSCore):
         return await self._open_cluster(c)
 
     async def _open_cluster(self, c: dict) -> dict:
-        """Record a new cluster `c` and route its endpoints (it has no instance yet)."""
+        """Record a new cluster `c` and route its endpoints (it has no instance yet). Under
+        `--timings aws` DescribeDBClusters shows it `creating` for the profile's time (its members
+        can be added meanwhile, as on AWS; strata.sim.timings)."""
+        hold = timings.seconds(self.settings, "rds_cluster_create")
+        if hold:
+            c["creating_until"] = clock.time() + hold
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(security.guard_cluster, self, c, READER_HOST)

@@ -168,6 +168,7 @@ def test_failovers_take_aws_times(server, unique):
     cluster = rds.create_db_cluster(
         DBClusterIdentifier=cid, Engine="aurora-postgresql", DatabaseName="app", **login
     )["DBCluster"]
+    assert cluster["Status"] == "creating"  # 5 minutes; its members may be added meanwhile
     _member(rds, f"w-{cid}", cid)
     # The writer's engine serves through the cluster endpoint, yet the instance is still being
     # created (10 minutes), as DescribeDBInstances says; so is the Multi-AZ instance.
@@ -177,6 +178,7 @@ def test_failovers_take_aws_times(server, unique):
     assert _status(rds, db) == "creating"
     server.advance_clock("11m")
     wait_status(rds, f"w-{cid}")
+    assert rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["Status"] == "available"
     _member(rds, f"r-{cid}", cid)
     time.sleep(QUIET)
     assert _status(rds, f"r-{cid}") == "creating"
