@@ -13,15 +13,17 @@ cut is caught by its next packet each way (Redis replicas acknowledge every seco
 never completes its handshake. Connections with a client that is no engine (Strata itself, users)
 are not touched: the endpoint blackhole (strata.engines.blackhole) cuts those.
 
-The sets belong to the table, which is rebuilt whenever a cut changes and deleted when none is left:
-nothing of a cut outlives it, and a connection dropped during the cut carries packets again at once
-after it (TCP retransmits; the engines reconnect when they gave up). The table is this process's
+A cut's sets last as long as it does (when the cgroups of a cut change, only its rules are
+replaced); they go with it, and the table when no cut is left: nothing of a cut outlives it, and a
+connection dropped during the cut carries packets again at once after it (TCP retransmits; the
+engines reconnect when they gave up). The table is this process's
 own (strata.engines.nft: a janitor deletes it when Strata dies). PostgreSQL nodes replicate over
 unix sockets, which nftables does not see; strata.services.rds.zone_cut pauses them instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import threading
 
@@ -44,6 +46,7 @@ class Partition:
         self.table = owned_table(name)
         self.cuts: dict[str, frozenset[CgroupRef]] = {}
         self._janitor: subprocess.Popen | None = None
+        self._made: set[str] = set()  # the cuts whose sets and chains the table holds
         self._lock = threading.Lock()
 
     @staticmethod
@@ -68,32 +71,52 @@ class Partition:
 
     def _apply(self) -> None:
         base = self.base()
-        cuts = [(k, side) for k, side in sorted(self.cuts.items()) if side]
+        cuts = {_name(k): side for k, side in sorted(self.cuts.items()) if side}
         if not cuts or base is None:
             drop_table(self.table, self._janitor, FAMILY)
-            self._janitor = None
+            self._janitor, self._made = None, set()
             return
         if self._janitor is None:
             remove_dead_tables()
-        parts, jumps = [], []
-        for i, (_, side) in enumerate(cuts):
-            parts.append(
-                f"  set c{i} {{ typeof ct id; flags dynamic; size {SET_SIZE}; }}\n"
-                f"  set r{i} {{ typeof ct id; flags dynamic; size {SET_SIZE}; }}\n"
-                f"  chain side{i}_c {{\n    add @c{i} {{ ct id }}\n    ct id @r{i} drop\n  }}\n"
-                f"  chain side{i}_r {{\n    add @r{i} {{ ct id }}\n    ct id @c{i} drop\n  }}\n"
-                f"  chain cut{i} {{\n"
-                + "".join(f"    {_rule(ref, f'goto side{i}_c')}\n" for ref in sorted(side, key=repr))
-                + f"    {_rule(base, f'goto side{i}_r')}\n  }}\n"
-            )
-            jumps.append(f"    meta l4proto tcp jump cut{i}\n")
-        run_script(
-            f"table {FAMILY} {self.table}\ndelete table {FAMILY} {self.table}\n"
-            f"table {FAMILY} {self.table} {{\n"
-            + "".join(parts)
-            + "  chain out {\n    type filter hook output priority -155; policy accept;\n"
-            + "".join(jumps)
-            + "  }\n}\n"
-        )
+        t = f"{FAMILY} {self.table}"
+        # Each cut's sets are kept while it lasts (a rebuilt set would let the next packets of a cut
+        # connection through until both of its ends had sent again); only the rules are replaced.
+        script = [
+            f"table {t} {{\n  chain out {{ type filter hook output priority -155; policy accept; }}\n}}"
+        ]
+        script.append(f"flush chain {t} out")
+        for n in sorted(self._made - set(cuts)):  # cuts that ended: their rules and sets go
+            script += [
+                f"delete chain {t} cut_{n}",
+                f"delete chain {t} side_{n}_c",
+                f"delete chain {t} side_{n}_r",
+            ]
+            script += [f"delete set {t} c_{n}", f"delete set {t} r_{n}"]
+        for n, side in cuts.items():
+            if n not in self._made:
+                script += [
+                    f"add set {t} c_{n} {{ typeof ct id; flags dynamic; size {SET_SIZE}; }}",
+                    f"add set {t} r_{n} {{ typeof ct id; flags dynamic; size {SET_SIZE}; }}",
+                    f"add chain {t} side_{n}_c",
+                    f"add chain {t} side_{n}_r",
+                    f"add chain {t} cut_{n}",
+                    f"add rule {t} side_{n}_c add @c_{n} {{ ct id }}",
+                    f"add rule {t} side_{n}_c ct id @r_{n} drop",
+                    f"add rule {t} side_{n}_r add @r_{n} {{ ct id }}",
+                    f"add rule {t} side_{n}_r ct id @c_{n} drop",
+                ]
+            script.append(f"flush chain {t} cut_{n}")
+            script += [
+                f"add rule {t} cut_{n} {_rule(ref, f'goto side_{n}_c')}" for ref in sorted(side, key=repr)
+            ]
+            script.append(f"add rule {t} cut_{n} {_rule(base, f'goto side_{n}_r')}")
+            script.append(f"add rule {t} out meta l4proto tcp jump cut_{n}")
+        run_script("\n".join(script) + "\n")
+        self._made = set(cuts)
         if self._janitor is None:
             self._janitor = start_janitor(self.table, FAMILY)
+
+
+def _name(key: str) -> str:
+    """A cut's name in nft (chain and set names): short, and the same for the same key."""
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
