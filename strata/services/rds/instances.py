@@ -708,6 +708,7 @@ class InstanceOperations(OptionGroupOperations):
         with lock:
             self.fleet.create_replica(source, doc, self._params_for(doc), source_node)
         self._save(doc, "nodes")
+        self._hold_creation(doc)  # --timings aws
         self._set_status(ident, "available")
         self._event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
 
