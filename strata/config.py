@@ -80,7 +80,7 @@ class Settings:
     # request_limits): `--s3-request-limits` or STRATA_S3_REQUEST_LIMITS=on; off by default.
     s3_request_limits: bool = False
     # Durations of control-plane events (strata.sim.timings): "fast" (default) or "aws", AWS's
-    # documented times (RDS Multi-AZ and Aurora failovers); `--timings aws` or STRATA_TIMINGS=aws.
+    # documented times (failovers, creation, modification); `--timings aws` or STRATA_TIMINGS=aws.
     timings: str = "fast"
 
     def __post_init__(self) -> None:

@@ -85,6 +85,12 @@ class EngineCgroups:
         d = self.path(name)
         return CgroupRef(len(d.relative_to(self.mount).parts), str(d.relative_to(NFT_ROOT)))
 
+    def base_ref(self) -> CgroupRef:
+        """The cgroup all of this Strata's engine cgroups are under (strata.engines.partition)."""
+        with self._lock:
+            self.base.mkdir(parents=True, exist_ok=True)
+        return CgroupRef(len(self.base.relative_to(self.mount).parts), str(self.base.relative_to(NFT_ROOT)))
+
     def remove(self) -> None:
         """Remove the directories whose engines have ended (at a clean stop)."""
         _rmdir_tree(self.base)

@@ -425,12 +425,22 @@ class PgNode:
         return bool(self.sql("SELECT pg_is_in_recovery()")[0][0])
 
     def promote(self, timeout: float = 30) -> None:
-        """End recovery (standby or replica becomes a writable primary)."""
+        """End recovery (standby or replica becomes a writable primary); a replay paused by a zone
+        cut (pause_replay) is resumed first, so every WAL record received is applied."""
+        self.resume_replay()
         self.sql("SELECT pg_promote(true, %s)", (int(timeout),))
         if not wait_until(lambda: not self.in_recovery(), timeout):
             raise EngineError("promotion did not finish")
         _strip_auto_conf(self.pgdata, keys=("primary_conninfo",))
         (self.pgdata / "standby.signal").unlink(missing_ok=True)
+
+    def pause_replay(self) -> None:
+        """Stop applying the WAL this standby receives (FIS zone cut: what the other side commits
+        is not seen here); nothing is lost, and an engine restart ends the pause."""
+        self.sql("SELECT pg_wal_replay_pause() WHERE pg_is_in_recovery()")
+
+    def resume_replay(self) -> None:
+        self.sql("SELECT pg_wal_replay_resume() WHERE pg_is_in_recovery()")
 
     def wait_recovered(self, timeout: float = 300) -> None:
         """Wait until a point-in-time recovery has promoted the node."""

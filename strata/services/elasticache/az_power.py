@@ -24,7 +24,7 @@ import redis
 from strata.services.base import run_blocking
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
-from strata.services.elasticache.nodes import PRIMARY
+from strata.services.elasticache.nodes import PRIMARY, node_cgroup
 from strata.sim.clock import clock
 
 if TYPE_CHECKING:
@@ -88,6 +88,27 @@ class AzPowerOperations(ElastiCacheCore):
                 return
             await asyncio.sleep(0.1)
         log.warning("replication group %s: %s not back after the power returned", group_id, members)
+
+    def cut_cgroups(self, zones: list[str]) -> list[str]:
+        """The engine cgroups of the redis/valkey nodes in `zones` that a zone cut severs from the
+        other engines (strata.engines.partition): a replica there stops receiving from its primary
+        elsewhere, and the other way round. Left out: deployments that are not `available`
+        (failing over: Strata's failover goes through the engines' replication) and cluster-mode
+        groups (a cut cluster bus would make the engines' own cluster elect new primaries, which
+        Strata does not follow)."""
+        groups = {g["id"]: g for g in self.store.list_docs("group")}
+        out = []
+        for c in self.store.list_docs("cluster"):
+            dep = groups.get(c.get("group") or "") or c
+            if (
+                dep.get("engine") == "memcached"
+                or dep.get("cluster_mode")
+                or dep.get("status") != "available"
+            ):
+                continue
+            if any(n["az"] in zones for n in c["nodes"]):
+                out.append(node_cgroup(dep, c["id"]))
+        return out
 
     def endpoints_in_zone(
         self: ElastiCacheProvider, account: str, region: str, zone: str

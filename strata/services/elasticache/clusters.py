@@ -119,6 +119,7 @@ class CacheClusterOperations(ElastiCacheCore):
                     )
             doc["status"] = "available"
             self.store.put_doc("cluster", cid, doc)
+            self._hold_status("cluster", doc, "creating", "elasticache_create")  # --timings aws
         meter.record(
             "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
         )
@@ -228,6 +229,8 @@ class CacheClusterOperations(ElastiCacheCore):
             self.store.put_doc("cluster", doc["id"], doc)
             if req.get("SecurityGroupIds"):
                 await run_blocking(security.guard, self, port_owner(doc, "cluster"), doc)
+            if dep is doc:
+                self._hold_status("cluster", doc, "modifying", "elasticache_modify")  # --timings aws
             return {"CacheCluster": self._render(ctx, doc)}
 
     async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:

@@ -28,6 +28,7 @@ from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.nodes import PRIMARY, Engines, Server
 from strata.services.elasticache.render import render_cluster
 from strata.services.owned_docs import OwnedDocs
+from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
@@ -208,6 +209,39 @@ class ElastiCacheCore:
         if doc is None:
             raise fault("ReplicationGroupNotFoundFault", f"ReplicationGroup not found: {group_id}")
         return doc
+
+    def _hold_status(self, kind: str, doc: dict, status: str, name: str) -> bool:
+        """Under `--timings aws`: the cache cluster (`kind` "cluster") or replication group
+        ("group") `doc`, its members with it, shows `status` (creating, modifying) for the
+        profile's `name` duration (strata.sim.timings), then `available`; its engines serve
+        meanwhile, as an application that ignores the status would find. False (nothing done)
+        under the fast profile."""
+        hold = timings.seconds(self.settings, name)
+        if not hold:
+            return False
+        self._set_dep_status(kind, doc, status)
+        task = asyncio.get_running_loop().create_task(self._end_hold(kind, doc, status, hold))
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+        return True
+
+    async def _end_hold(self, kind: str, doc: dict, status: str, hold: float) -> None:
+        with self.store.acting_for(doc):  # a task of its own: the request's scope is not kept
+            await timings.wait_async(hold)
+            async with self._resource_lock(doc["id"]):
+                now = self.store.get_doc(kind, doc["id"])
+                if now is not None and now["status"] == status:  # not deleted or failed meanwhile
+                    self._set_dep_status(kind, now, "available")
+
+    def _set_dep_status(self, kind: str, doc: dict, status: str) -> None:
+        doc["status"] = status
+        self.store.put_doc(kind, doc["id"], doc)
+        members = [m for ng in doc.get("node_groups", []) for m in ng["members"]] if kind == "group" else []
+        for cid in members:
+            member = self.store.get_doc("cluster", cid)
+            if member is not None and member["status"] != status:
+                member["status"] = status
+                self.store.put_doc("cluster", cid, member)
 
     def _deployment_of(self, cluster: dict) -> dict:
         return self._group_doc(cluster["group"]) if cluster.get("group") else cluster

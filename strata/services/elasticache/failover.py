@@ -22,6 +22,7 @@ from strata.services.base import run_blocking
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
 from strata.services.elasticache.replicas import ng_members
+from strata.sim import timings
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.elasticache")
@@ -40,7 +41,8 @@ class FailoverOperations(ElastiCacheCore):
         old primary, waits until the target has every one of them, then swaps the roles, so nothing
         acknowledged is lost. Unplanned (`dead` names the old primary, which died): the replica that
         has read furthest is promoted (REPLICAOF NO ONE), the others follow it, and the dead node
-        comes back as a replica.
+        comes back as a replica. Under `--timings aws` an unplanned failover holds AWS's failover
+        time (strata.sim.timings) before the promotion, the primary endpoint unanswered meanwhile.
         """
         ng = group["node_groups"][0]
         old = ng["primary"]
@@ -66,6 +68,8 @@ class FailoverOperations(ElastiCacheCore):
         port = group["port"]
         source = (new.config.address, port)
         started = time.monotonic()
+        if not planned:  # --timings aws: the primary is lost for AWS's time before the promotion
+            timings.wait(timings.seconds(self.settings, "elasticache_failover"))
         if planned:
             try:
                 with old_server.client(timeout=30) as c:  # type: ignore[union-attr]
@@ -147,6 +151,7 @@ class FailoverOperations(ElastiCacheCore):
                     break
                 log.warning("shard %s: CLUSTER FAILOVER to %s did not finish; asked again", ng["id"], best)
         else:
+            timings.wait(timings.seconds(self.settings, "elasticache_failover"))  # --timings aws
             # TAKEOVER takes the epoch after the newest the replica has heard of: it must have heard
             # of the newest any live node knows (the old primary's included), or it can tie with the
             # old primary, which restarted would then win its slots back, empty.

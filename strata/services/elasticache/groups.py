@@ -482,6 +482,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                         e,
                     )
             self._save_group(group, "available")
+            self._hold_status("group", group, "creating", "elasticache_create")  # --timings aws
             if group.get("global"):
                 self._joined(ctx, group)
         meter.record(
@@ -594,6 +595,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             self._save_group(group)
             if req.get("SecurityGroupIds"):
                 await run_blocking(security.guard, self, port_owner(group, "group"), group)
+            self._hold_status("group", group, "modifying", "elasticache_modify")  # --timings aws
             return {"ReplicationGroup": await run_blocking(self._render_group, ctx, group)}
 
     # -- DeleteReplicationGroup ----------------------------------------------------------------------------

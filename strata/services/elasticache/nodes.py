@@ -47,6 +47,11 @@ def engine_cgroup(dep: dict) -> str:
     return f"elasticache-{dep['port']}"
 
 
+def node_cgroup(dep: dict, cluster_id: str) -> str:
+    """The engine cgroup of a redis/valkey node (the member cache cluster `cluster_id`)."""
+    return f"{engine_cgroup(dep)}/{cluster_id}"
+
+
 def node_address(index: int) -> str:
     """The loopback address of the index-th node (1-based) of a deployment."""
     index -= 1
@@ -137,7 +142,9 @@ class Engines:
         self.configure(dep, config)
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))
         server = RedisServer(f"{cluster_id}/{node['id']}", binary, config)
-        server.process.spec.cgroup = engine_cgroup(dep)  # its groups' egress rules filter it
+        # its own, under the deployment's (whose egress rules filter it): FIS zone cuts tell the
+        # nodes apart (strata.engines.partition)
+        server.process.spec.cgroup = node_cgroup(dep, cluster_id)
         with self._lock:
             self.servers[(self.key(cluster_id), node["id"])] = server
         return server

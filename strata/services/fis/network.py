@@ -8,9 +8,14 @@
   endpoint, while the node left in the cut zone stays cut.
 - `availability-zone` (intra-VPC traffic between the subnets' zones and the others denied): Strata's
   clients count as in another zone of the VPC, as for `all`, so the same endpoints stop answering
-  them; EBS volumes go on (their I/O is no VPC traffic). Replication between engine nodes of
-  different zones is not cut: it runs on loopback under one user, where nftables cannot tell one
-  node's connections from another's.
+  them; EBS volumes go on (their I/O is no VPC traffic).
+- With `all` and `availability-zone`, replication between the engine nodes in the cut zones and
+  those elsewhere stops too, both ways, as a real partition stops it: TCP between the nodes' own
+  cgroups is dropped (strata.engines.partition: Redis/Valkey replicas, MariaDB/MySQL standbys and
+  replicas), and PostgreSQL standbys and replicas across the cut, which stream over unix sockets,
+  have their replay paused (strata.services.rds.zone_cut, which says what a failover does to it).
+  A replica in the cut zone then stops seeing its primary's writes, and catches up when the cut
+  ends. Who is cut is looked at again every REFRESH seconds, as for the endpoints.
 - `prefix-list` (traffic to and from the CIDR blocks of a customer-managed prefix list,
   `prefixListIdentifier`: its name, ID or ARN; at most 10 entries): the endpoints of the
   subnets' zones drop the packets of clients whose address is in one of its IPv4 blocks (a client
@@ -27,8 +32,12 @@ from collections.abc import Callable
 from typing import Any
 
 from strata.engines.blackhole import Blackhole, Endpoint
+from strata.engines.cgroups import engine_cgroups
+from strata.engines.partition import Partition
+from strata.engines.postgres import PgNode
 from strata.services.base import run_blocking
 from strata.services.fis.targets import call, internal_context
+from strata.services.rds import zone_cut
 from strata.sim.faults import io_pauses, service_outages
 
 REFRESH = 0.5  # seconds between looks at which endpoints the cut zones serve
@@ -81,6 +90,45 @@ def zone_endpoints(peer: Callable[[str], Any], doc: dict, zones: list[str]) -> f
     return frozenset(out)
 
 
+class Replication:
+    """The replication a zone cut severs (blocking methods: call off the event loop)."""
+
+    def __init__(self, peer: Callable[[str], Any], partition: Partition, key: str, zones: list[str]) -> None:
+        self.peer, self.partition, self.key, self.zones = peer, partition, key, zones
+        self.paused: dict[zone_cut.NodeKey, PgNode] = {}
+
+    def refresh(self) -> None:
+        """Cut what is to be cut now; what no longer is (failed over, deleted) is let go."""
+        rds, cache = self.peer("rds"), self.peer("elasticache")
+        cgroups = engine_cgroups()
+        if cgroups is not None:
+            names = set(zone_cut.cut_cgroups(rds, self.zones)) if rds is not None else set()
+            names |= set(cache.cut_cgroups(self.zones)) if cache is not None else set()
+            self.partition.cut(self.key, frozenset(cgroups.ref(n) for n in names))
+        wanted = zone_cut.cut_standbys(rds, self.zones) if rds is not None else {}
+        for k in set(self.paused) - set(wanted):
+            self._resume(k)
+        for k, node in wanted.items():
+            if k not in self.paused:
+                try:
+                    node.pause_replay()
+                    self.paused[k] = node
+                except Exception:  # noqa: BLE001 - a node going away meanwhile is not paused
+                    pass
+
+    def _resume(self, k: zone_cut.NodeKey) -> None:
+        node = self.paused.pop(k)
+        try:
+            node.resume_replay()
+        except Exception:  # noqa: BLE001 - a node gone (dropped after a failover) has nothing to resume
+            pass
+
+    def restore(self) -> None:
+        self.partition.remove(self.key)
+        for k in list(self.paused):
+            self._resume(k)
+
+
 async def cut_zones(
     peer: Callable[[str], Any],
     blackhole: Blackhole,
@@ -90,9 +138,11 @@ async def cut_zones(
     duration: float,
     stall_volumes: bool = True,
     sources: frozenset[str] | None = None,
+    partition: Partition | None = None,
 ) -> None:
     """Scopes all, availability-zone and prefix-list: the zones' endpoints (and with `stall_volumes`
-    their EBS volumes) are cut off for `duration`, from every client or those in `sources`, then
+    their EBS volumes) are cut off for `duration`, from every client or those in `sources`, and
+    with `partition` the replication between the zones' engine nodes and the others, then
     restored however the action ends."""
     volumes: dict = {"Volumes": []}
     if stall_volumes:
@@ -108,9 +158,12 @@ async def cut_zones(
     if endpoints and not usable:
         raise NetworkUnavailable("Disrupting connectivity needs nftables and root (CAP_NET_ADMIN).")
     loop = asyncio.get_running_loop()
+    replication = Replication(peer, partition, key, zones) if partition is not None and usable else None
     try:
         await run_blocking(blackhole.add, key, endpoints, sources)
         io_pauses.pause(key, frozenset(v["VolumeId"] for v in volumes["Volumes"]))
+        if replication is not None:
+            await run_blocking(replication.refresh)
         deadline = loop.time() + duration
         while (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(REFRESH, left))
@@ -118,9 +171,13 @@ async def cut_zones(
             if now != endpoints and usable:  # a failover moved an endpoint in or out of the zones
                 endpoints = now
                 await run_blocking(blackhole.add, key, endpoints, sources)
+            if replication is not None:
+                await run_blocking(replication.refresh)
     finally:  # rolled back however the action ends
         io_pauses.resume(key)
         await run_blocking(blackhole.remove, key)
+        if replication is not None:
+            await run_blocking(replication.restore)
 
 
 async def cut_service(key: str, service: str, duration: float) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from strata.config import Settings
 from strata.engines.blackhole import Blackhole
+from strata.engines.partition import Partition
 from strata.protocol.errors import ServiceError
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
@@ -64,6 +65,7 @@ class Runner:
         self.live: dict[str, dict] = {}
         self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
         self.blackhole = Blackhole()  # endpoints cut off by network disruptions
+        self.partition = Partition()  # replication between engines of cut zones and the others
 
     def _save(self, doc: dict) -> None:
         self.store.put_doc("exp", doc["id"], doc)
@@ -401,7 +403,10 @@ class Runner:
             sources = None
             if scope == "prefix-list":
                 sources = await prefix_list_blocks(self.peer, doc, params["prefixListIdentifier"])
-            await cut_zones(self.peer, self.blackhole, doc, key, zones, duration, scope == "all", sources)
+            partition = self.partition if scope in ("all", "availability-zone") else None
+            await cut_zones(
+                self.peer, self.blackhole, doc, key, zones, duration, scope == "all", sources, partition
+            )
         except NetworkUnavailable as e:
             raise ActionFailed(str(e)) from e
 

@@ -119,7 +119,7 @@ class ClusterOperations(RDSCore):
         ]
         out = {
             "DBClusterIdentifier": c["id"],
-            "Status": c["status"],
+            "Status": "creating" if clock.time() < c.get("creating_until", 0) else c["status"],
             "Engine": c["engine"],
             "EngineVersion": c["engine_version"],
             "EngineMode": "provisioned",
@@ -251,7 +251,12 @@ class ClusterOperations(RDSCore):
         return await self._open_cluster(c)
 
     async def _open_cluster(self, c: dict) -> dict:
-        """Record a new cluster `c` and route its endpoints (it has no instance yet)."""
+        """Record a new cluster `c` and route its endpoints (it has no instance yet). Under
+        `--timings aws` DescribeDBClusters shows it `creating` for the profile's time (its members
+        can be added meanwhile, as on AWS; strata.sim.timings)."""
+        hold = timings.seconds(self.settings, "rds_cluster_create")
+        if hold:
+            c["creating_until"] = clock.time() + hold
         await self._encrypt_cluster(c)
         self.store.put_doc("cluster", c["id"], c)
         await run_blocking(security.guard_cluster, self, c, READER_HOST)
@@ -464,6 +469,7 @@ class ClusterOperations(RDSCore):
                 self.fleet.create_primary(doc, c["master_password"], params)
             self._save(doc, "nodes")
             self._route_cluster(self._get_cluster(cid))  # before "available": the endpoint works then
+            self._hold_creation(doc)  # --timings aws
             self._set_status(ident, "available")
             if c["backup_retention"] > 0 and not self._cluster_backups(cid):
                 self._fill_cluster_snapshot(self._take_cluster_backup(cid, automated=True)["id"])
@@ -477,6 +483,7 @@ class ClusterOperations(RDSCore):
                 self.fleet.create_replica(writer, doc, params, node)
             self._save(doc, "nodes")
             self._route_cluster(self._get_cluster(cid), ready={ident})  # before "available", as above
+            self._hold_creation(doc)  # --timings aws
             self._set_status(ident, "available")
         self._route_cluster(self._get_cluster(cid))
         self._event(

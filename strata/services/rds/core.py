@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from strata.services.owned_docs import OwnedDocs
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.fleet import Fleet
+from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
 
@@ -196,6 +198,13 @@ class RDSCore:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _hold_creation(self, doc: dict) -> None:
+        """Under `--timings aws`, stay `creating` until the profile's creation time has passed since
+        the request (strata.sim.timings); the engines' own work counts towards it."""
+        hold = timings.seconds(self.settings, "rds_instance_create")
+        if hold:
+            timings.wait_since(dt.datetime.fromisoformat(doc["created"]).timestamp(), hold)
 
     def _is_busy(self, ident: str) -> bool:
         """Has `ident` (of the account being served) background work running?"""

@@ -85,9 +85,15 @@ class Fleet:
             else:
                 made = MariaNode(root, info["port"], doc["master_username"], archive_dir=archive)
             # in its instance's engine cgroup: its groups' egress rules filter its connections
-            made.proc.spec.cgroup = f"rds-{self.key(doc['id'])}"  # = security.engine_cgroup
+            made.proc.spec.cgroup = self.node_cgroup(doc, name)
             self._nodes[key] = node = made
         return node
+
+    def node_cgroup(self, doc: dict, name: str) -> str:
+        """A node's engine cgroup: its own (FIS zone cuts tell the nodes apart,
+        strata.engines.partition), under its instance's (security.engine_cgroup), whose egress
+        rules match every node below it."""
+        return f"rds-{self.key(doc['id'])}/{name}"
 
     def primary(self, doc: dict) -> Node:
         return self.node(doc, doc["primary"])

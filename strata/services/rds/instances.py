@@ -151,6 +151,7 @@ class InstanceOperations(OptionGroupOperations):
         if doc["backup_retention"] > 0 and not doc.get("source"):
             self._set_status(doc["id"], "backing-up")
             self._take_automated_backup(doc["id"])
+        self._hold_creation(doc)
         self._set_status(doc["id"], "available")
 
     # -- describe ----------------------------------------------------------------------------------
@@ -343,6 +344,10 @@ class InstanceOperations(OptionGroupOperations):
         # a new option group's options (plugins) are applied to the engines like parameters
         new_options = doc.get("option_group") != old_options and doc["kind"] == "mariadb"
         live_work = bool(password or change_az or new_group or new_options) and doc["status"] == "available"
+        # under `--timings aws` every modification of an available instance takes its time
+        live_work = live_work or (
+            doc["status"] == "available" and timings.seconds(self.settings, "rds_instance_modify") > 0
+        )
         if live_work:
             doc["status"] = "modifying"
         self._save(doc)
@@ -368,6 +373,7 @@ class InstanceOperations(OptionGroupOperations):
     def _apply_modify(
         self, ident: str, password: str | None, multi_az: bool | None, params_changed: bool
     ) -> None:
+        started = clock.time()
         doc = self._get_instance(ident)
         params = self._params_for(doc)
         if password:
@@ -381,6 +387,7 @@ class InstanceOperations(OptionGroupOperations):
             self.fleet.remove_standby(doc)
             doc["multi_az"], doc["secondary_az"] = False, None
         self._save(doc, "nodes", "next_node", "multi_az", "secondary_az")
+        timings.wait_since(started, timings.seconds(self.settings, "rds_instance_modify"))
         self._set_status(ident, "available")
 
     # -- reboot / failover -------------------------------------------------------------------------
@@ -701,6 +708,7 @@ class InstanceOperations(OptionGroupOperations):
         with lock:
             self.fleet.create_replica(source, doc, self._params_for(doc), source_node)
         self._save(doc, "nodes")
+        self._hold_creation(doc)  # --timings aws
         self._set_status(ident, "available")
         self._event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
 

@@ -3,7 +3,9 @@ builds it: aws:network:disrupt-connectivity cuts the zone's subnet off while
 aws:rds:reboot-db-instances (forceFailover) moves a Multi-AZ instance and aws:rds:failover-db-cluster
 an Aurora cluster whose writers are in that zone. While the zone is still cut, each serves again
 through its same endpoint from the other zone; every write a client saw committed is there. The
-longest gap between two acknowledged commits (the downtime a client saw) is printed."""
+longest gap between two acknowledged commits (the downtime a client saw) is printed. The cut severs
+replication across it too: the standby rebuilt in the cut zone (and the Aurora reader the old writer
+becomes) does not apply what the new primary commits until the experiment is stopped, then does."""
 
 from __future__ import annotations
 
@@ -21,6 +23,38 @@ from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
 
 pytestmark = pytest.mark.skipif(not nft_usable(), reason="needs nftables and root")
 ZONE, OTHER = "us-east-1a", "us-east-1b"
+QUIET = 2.0  # seconds a streaming standby needs far less than to apply a commit
+
+
+def _position(c: Committer) -> str:
+    with _connect(c.host, c.port) as conn:
+        return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+
+
+def _standbys(c: Committer, position: str) -> list[tuple[bool, bool]]:
+    """For each streaming standby of the primary behind `c`'s endpoint: has it received (flushed)
+    and applied (replayed) the WAL up to `position`? (A base backup being taken streams too, with
+    no replay position: not a standby yet.)"""
+    with _connect(c.host, c.port) as conn:  # the master user holds pg_monitor, as on RDS
+        rows = conn.execute(
+            "SELECT flush_lsn >= %s::pg_lsn, replay_lsn >= %s::pg_lsn FROM pg_stat_replication "
+            "WHERE state = 'streaming' AND replay_lsn IS NOT NULL",
+            (position, position),
+        ).fetchall()
+    return [(bool(r[0]), bool(r[1])) for r in rows]
+
+
+def _held_back(c: Committer) -> bool:
+    """A standby receives, but applies nothing of, a commit made now for QUIET seconds."""
+    position = _position(c)
+    time.sleep(QUIET)
+    standbys = _standbys(c, position)
+    return bool(standbys) and all(received and not applied for received, applied in standbys)
+
+
+def _caught_up(c: Committer, position: str) -> bool:
+    standbys = _standbys(c, position)
+    return bool(standbys) and all(applied for _, applied in standbys)
 
 
 def _connect(host: str, port: int) -> psycopg.Connection:
@@ -171,8 +205,16 @@ def test_az_outage_fails_rds_over_and_loses_no_acknowledged_write(strata_server,
         old = rds.describe_db_instances(DBInstanceIdentifier=writer)["DBInstances"][0]["Endpoint"]
         with pytest.raises(psycopg.OperationalError):  # the old writer, a reader in the cut zone
             _connect(old["Address"], old["Port"]).close()
+        # The new standby (built in the cut zone) and the old writer, now a reader there, apply
+        # nothing of what the primaries in the other zone commit while the cut lasts (PostgreSQL
+        # streams over unix sockets, which Strata cannot cut: the WAL arrives, its replay is held)
+        for c in clients:
+            eventually(lambda c=c: _held_back(c), 180, 0.2)
+        positions = [_position(c) for c in clients]
         fis.stop_experiment(id=exp_id)
         assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+        for c, position in zip(clients, positions, strict=True):  # ... and all of it after
+            eventually(lambda c=c, p=position: _caught_up(c, p), 120)
         for c in clients:
             c.check_nothing_lost()
         print(

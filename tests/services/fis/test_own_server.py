@@ -7,15 +7,17 @@ targeted replica); when the experiment is stopped (the pause is lifted however t
 every write made meanwhile reaches the other region. A target that is no global table fails the
 experiment.
 
-`--timings aws`: a Multi-AZ instance's forced failover takes the 60 s AWS documents and an Aurora
-cluster's failover 30 s, in simulated time: each is under way and its endpoint unanswered until
-the clock has moved past them; then each serves from its new primary through the same endpoint,
-nothing lost. A bad setting
-stops start-up."""
+`--timings aws`: a DB instance (Multi-AZ or an Aurora member) stays `creating` for 10 minutes and
+`modifying` for 2, an ElastiCache cache cluster `creating` for 5 and `modifying` for 2, though
+their engines already serve; a Multi-AZ instance's forced failover takes the 60 s AWS documents and
+an Aurora cluster's failover 30 s. All in simulated time: each is under way (and a failing-over
+endpoint unanswered) until the clock has moved past it; then each serves from its new primary
+through the same endpoint, nothing lost. A bad setting stops start-up."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,8 +25,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import redis
 
 from tests.services.dynamodb.test_global_tables import EAST, NEW_AND_OLD, WEST, get, poll
+from tests.services.elasticache.conftest import group, roles
+from tests.services.elasticache.test_engine_faults import _in_sync, _member_client, _pid
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE
@@ -142,6 +147,19 @@ def _events(rds, ident: str, kind: str) -> list[str]:  # noqa: ANN001
     return [e["Message"] for e in rds.describe_events(SourceIdentifier=ident, SourceType=kind)["Events"]]
 
 
+def _status(rds, ident: str) -> str:  # noqa: ANN001
+    return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+
+
+def _member(rds, ident: str, cid: str) -> None:  # noqa: ANN001
+    rds.create_db_instance(
+        DBInstanceIdentifier=ident,
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+
+
 def test_failovers_take_aws_times(server, unique):
     rds = server.client("rds")
     db, cid = f"maz-{unique}", f"aur-{unique}"
@@ -150,15 +168,30 @@ def test_failovers_take_aws_times(server, unique):
     cluster = rds.create_db_cluster(
         DBClusterIdentifier=cid, Engine="aurora-postgresql", DatabaseName="app", **login
     )["DBCluster"]
-    for ident in (f"w-{cid}", f"r-{cid}"):
-        rds.create_db_instance(
-            DBInstanceIdentifier=ident,
-            DBClusterIdentifier=cid,
-            Engine="aurora-postgresql",
-            DBInstanceClass="db.r6g.large",
-        )
-        wait_status(rds, ident)
+    assert cluster["Status"] == "creating"  # 5 minutes; its members may be added meanwhile
+    _member(rds, f"w-{cid}", cid)
+    # The writer's engine serves through the cluster endpoint, yet the instance is still being
+    # created (10 minutes), as DescribeDBInstances says; so is the Multi-AZ instance.
+    eventually(lambda: _answers(cluster["Endpoint"], cluster["Port"]), 120)
+    time.sleep(QUIET)
+    assert _status(rds, f"w-{cid}") == "creating"
+    assert _status(rds, db) == "creating"
+    server.advance_clock("11m")
+    wait_status(rds, f"w-{cid}")
+    assert rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["Status"] == "available"
+    _member(rds, f"r-{cid}", cid)
+    time.sleep(QUIET)
+    assert _status(rds, f"r-{cid}") == "creating"
+    server.advance_clock("11m")
+    wait_status(rds, f"r-{cid}")
     inst = wait_status(rds, db)
+    # A modification takes its 2 minutes too.
+    out = rds.modify_db_instance(DBInstanceIdentifier=db, DeletionProtection=False, ApplyImmediately=True)
+    assert out["DBInstance"]["DBInstanceStatus"] == "modifying"
+    time.sleep(QUIET)
+    assert _status(rds, db) == "modifying"
+    server.advance_clock("3m")
+    wait_status(rds, db)
     with pg_connect(inst) as conn:
         conn.execute("CREATE TABLE t (x int)")
         conn.execute("INSERT INTO t VALUES (1)")
@@ -185,6 +218,61 @@ def test_failovers_take_aws_times(server, unique):
     assert _answers(cluster["Endpoint"], cluster["Port"])
     members = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["DBClusterMembers"]
     assert [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]] == [f"r-{cid}"]
+
+
+def test_cache_cluster_creation_and_modification_take_aws_times(server, unique):
+    ec = server.client("elasticache")
+    cid = f"slow-{unique}"
+    out = ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)["CacheCluster"]
+    assert out["CacheClusterStatus"] == "creating"
+
+    def describe() -> dict:
+        return ec.describe_cache_clusters(CacheClusterId=cid, ShowCacheNodeInfo=True)["CacheClusters"][0]
+
+    (node,) = describe()["CacheNodes"]
+    with redis.Redis(node["Endpoint"]["Address"], node["Endpoint"]["Port"], socket_timeout=10) as r:
+        assert r.ping()  # the engine serves ...
+    time.sleep(QUIET)
+    assert describe()["CacheClusterStatus"] == "creating"  # ... while the cluster is still created
+    server.advance_clock("6m")
+    eventually(lambda: describe()["CacheClusterStatus"] == "available")
+    out = ec.modify_cache_cluster(CacheClusterId=cid, SnapshotRetentionLimit=0, ApplyImmediately=True)
+    assert out["CacheCluster"]["CacheClusterStatus"] == "modifying"
+    time.sleep(QUIET)
+    assert describe()["CacheClusterStatus"] == "modifying"
+    server.advance_clock("3m")
+    eventually(lambda: describe()["CacheClusterStatus"] == "available")
+    ec.delete_cache_cluster(CacheClusterId=cid)
+
+
+def test_replication_group_failover_takes_aws_time(server, unique):
+    ec = server.client("elasticache")
+    gid = f"slowfo-{unique}"
+    ec.create_replication_group(
+        ReplicationGroupId=gid,
+        ReplicationGroupDescription="d",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+    )
+    time.sleep(QUIET)
+    assert group(ec, gid)["Status"] == "creating"
+    server.advance_clock("6m")
+    eventually(lambda: group(ec, gid)["Status"] == "available")
+    first, second = f"{gid}-001", f"{gid}-002"
+    g = group(ec, gid)
+    primary, replica = _member_client(g, first), _member_client(g, second)
+    primary.set("k", "v")
+    eventually(lambda: _in_sync(primary, replica))
+    os.kill(_pid(primary), signal.SIGKILL)
+    time.sleep(3 * QUIET)  # far more than the monitor needs to see the death and fail over ...
+    assert roles(ec, gid)[first] == "primary"  # ... but the failover holds AWS's 30 s
+    server.advance_clock("1m")
+    eventually(lambda: roles(ec, gid)[second] == "primary", 60)
+    ep = group(ec, gid)["NodeGroups"][0]["PrimaryEndpoint"]
+    eventually(lambda: redis.Redis(ep["Address"], ep["Port"], decode_responses=True).get("k") == "v")
+    eventually(lambda: group(ec, gid)["Status"] == "available")
+    ec.delete_replication_group(ReplicationGroupId=gid)
 
 
 def test_timings_setting_is_checked():
