@@ -89,6 +89,12 @@ class Fleet:
             self._nodes[key] = node = made
         return node
 
+    def engine_pids(self) -> set[int]:
+        """The main processes of every engine node running now (every account's)."""
+        with self._guard:
+            nodes = list(self._nodes.values())
+        return {pid for n in nodes if (pid := n.proc.pid) is not None and n.running()}
+
     def primary(self, doc: dict) -> Node:
         return self.node(doc, doc["primary"])
 

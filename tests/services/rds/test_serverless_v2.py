@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, eventually, pg_connect, wait_status
 
 
 def _cluster_args(cid: str, **scaling: float) -> dict:
@@ -194,3 +194,71 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
     snapshot = lambda: rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=f"snap-{unique}")  # noqa: E731
     assert eventually(lambda: snapshot()["DBClusterSnapshots"][0]["Status"] == "available", 120, 0.5)
     assert wait_status(rds, ident)["DBInstanceStatus"] == "available"
+
+
+def _capacity(server, cw, ident: str) -> float:  # noqa: ANN001
+    """ServerlessDatabaseCapacity CloudWatch got for `ident` in the minute the clock is moved over."""
+    server.advance_clock("1m")
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="ServerlessDatabaseCapacity",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+        StartTime=now - timedelta(hours=12),
+        EndTime=now + timedelta(hours=12),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else -1.0
+
+
+def test_writer_and_tier_1_reader_pause_together_a_tier_2_reader_alone(strata_factory, unique) -> None:
+    server = strata_factory()
+    rds, cw = server.client("rds"), server.client("cloudwatch")
+    cid, writer, reader = f"grp-{unique}", f"grp-w-{unique}", f"grp-r-{unique}"
+    hour = (datetime.now(UTC).hour + 12) % 24  # no automated backup in the hours moved over
+    cluster = rds.create_db_cluster(
+        **_cluster_args(cid, MinCapacity=0, MaxCapacity=2),
+        PreferredBackupWindow=f"{hour:02d}:00-{hour:02d}:30",
+    )["DBCluster"]
+    member = {"DBClusterIdentifier": cid, "Engine": "aurora-postgresql", "DBInstanceClass": "db.serverless"}
+    rds.create_db_instance(DBInstanceIdentifier=writer, **member)
+    wait_status(rds, writer)
+    with pytest.raises(ClientError) as e:
+        rds.create_db_instance(DBInstanceIdentifier=reader, PromotionTier=16, **member)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    rds.create_db_instance(DBInstanceIdentifier=reader, PromotionTier=1, **member)
+    assert wait_status(rds, reader)["PromotionTier"] == 1
+    with _connect(cluster) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT generate_series(1, 10) AS x")
+    capacity = lambda ident: _capacity(server, cw, ident)  # noqa: E731
+
+    # no user connection to either (the reader's replication is not one): both pause
+    server.advance_clock("6m")
+    assert eventually(lambda: capacity(writer) == 0.0 and capacity(reader) == 0.0, 60, 0.5), "never paused"
+    for ident in (writer, reader):  # as AWS reports a paused instance
+        assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0][
+            "DBInstanceStatus"
+        ] == ("available")
+
+    # a connection to the reader endpoint is held while the group resumes, then answers
+    reader_endpoint = {**cluster, "Endpoint": cluster["ReaderEndpoint"]}
+    with _connect(reader_endpoint) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 10
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True  # the reader answered
+    assert capacity(writer) >= 0.5  # the writer resumed with it
+
+    # PromotionTier 2: the reader pauses on its own while the writer is in use
+    rds.modify_db_instance(DBInstanceIdentifier=reader, PromotionTier=2)
+    members = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["DBClusterMembers"]
+    assert {m["DBInstanceIdentifier"]: m["PromotionTier"] for m in members} == {writer: 1, reader: 2}
+    with _connect(cluster) as busy:
+        server.advance_clock("6m")
+        assert eventually(lambda: capacity(reader) == 0.0, 60, 0.5), "the tier-2 reader never paused"
+        assert capacity(writer) >= 0.5
+        busy.execute("INSERT INTO kept VALUES (11)")
+        # its own endpoint resumes it alone; its replication catches up with what was written
+        instance = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]
+        with pg_connect(instance) as conn:
+            count = lambda: conn.execute("SELECT count(*) FROM kept").fetchone()[0]  # noqa: E731
+            assert eventually(lambda: count() == 11, 60, 0.2)
