@@ -504,6 +504,7 @@ class ServerlessOperations(RDSCore):
             # (a new port for the engine if another program took its own meanwhile)
             self.fleet.with_free_port(doc, doc["primary"], lambda n: n.start())
             self._save(doc, "nodes")
+            self.fleet.keep_read_only(doc)
             key = self.store.engine_key(ident)
             self._serverless_state()["routed"].pop(key, None)
             floor = max(RUNNING_FLOOR, float(self._scaling_of(doc).get("MinCapacity", RUNNING_FLOOR)))

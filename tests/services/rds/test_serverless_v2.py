@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
@@ -196,66 +197,109 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
     assert wait_status(rds, ident)["DBInstanceStatus"] == "available"
 
 
-def _capacity(server, cw, ident: str) -> float:  # noqa: ANN001
-    """ServerlessDatabaseCapacity CloudWatch got for `ident` in the minute the clock is moved over."""
+def _capacities(server, cw, *idents: str) -> list[float]:  # noqa: ANN001
+    """ServerlessDatabaseCapacity CloudWatch got for each of `idents` in the minute the clock is
+    moved over (-1: none)."""
     server.advance_clock("1m")
     now = datetime.now(UTC)
-    points = cw.get_metric_statistics(
-        Namespace="AWS/RDS",
-        MetricName="ServerlessDatabaseCapacity",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
-        StartTime=now - timedelta(hours=12),
-        EndTime=now + timedelta(hours=12),
-        Period=60,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    return max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else -1.0
+    out = []
+    for ident in idents:
+        points = cw.get_metric_statistics(
+            Namespace="AWS/RDS",
+            MetricName="ServerlessDatabaseCapacity",
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+            StartTime=now - timedelta(hours=12),
+            EndTime=now + timedelta(hours=12),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        out.append(max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else -1.0)
+    return out
+
+
+def _mysql(cluster: dict, host: str) -> pymysql.Connection:
+    return pymysql.connect(
+        host=host,
+        port=cluster["Port"],
+        user=USER,
+        password=PASSWORD,
+        database="app",
+        autocommit=True,
+        connect_timeout=30,
+    )
 
 
 def test_writer_and_tier_1_reader_pause_together_a_tier_2_reader_alone(strata_factory, unique) -> None:
+    """On PostgreSQL and MySQL (whose readers replicate over TCP: not user connections)."""
     server = strata_factory()
     rds, cw = server.client("rds"), server.client("cloudwatch")
-    cid, writer, reader = f"grp-{unique}", f"grp-w-{unique}", f"grp-r-{unique}"
+    pg, my = f"grp-pg-{unique}", f"grp-my-{unique}"
+    writer, reader, my_writer, my_reader = (f"{c}-{role}" for c in (pg, my) for role in ("w", "r"))
     hour = (datetime.now(UTC).hour + 12) % 24  # no automated backup in the hours moved over
-    cluster = rds.create_db_cluster(
-        **_cluster_args(cid, MinCapacity=0, MaxCapacity=2),
-        PreferredBackupWindow=f"{hour:02d}:00-{hour:02d}:30",
+    window = {"PreferredBackupWindow": f"{hour:02d}:00-{hour:02d}:30"}
+    cluster = rds.create_db_cluster(**_cluster_args(pg, MinCapacity=0, MaxCapacity=2), **window)["DBCluster"]
+    my_cluster = rds.create_db_cluster(
+        **{**_cluster_args(my, MinCapacity=0, MaxCapacity=2), "Engine": "aurora-mysql"}, **window
     )["DBCluster"]
-    member = {"DBClusterIdentifier": cid, "Engine": "aurora-postgresql", "DBInstanceClass": "db.serverless"}
+    member = {"DBClusterIdentifier": pg, "Engine": "aurora-postgresql", "DBInstanceClass": "db.serverless"}
+    my_member = {**member, "DBClusterIdentifier": my, "Engine": "aurora-mysql"}
     rds.create_db_instance(DBInstanceIdentifier=writer, **member)
+    rds.create_db_instance(DBInstanceIdentifier=my_writer, **my_member)
     wait_status(rds, writer)
+    wait_status(rds, my_writer)
     with pytest.raises(ClientError) as e:
         rds.create_db_instance(DBInstanceIdentifier=reader, PromotionTier=16, **member)
     assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
     rds.create_db_instance(DBInstanceIdentifier=reader, PromotionTier=1, **member)
+    rds.create_db_instance(DBInstanceIdentifier=my_reader, **my_member)  # AWS's default tier: 1
     assert wait_status(rds, reader)["PromotionTier"] == 1
+    assert wait_status(rds, my_reader)["PromotionTier"] == 1
     with _connect(cluster) as conn:
         conn.execute("CREATE TABLE kept AS SELECT generate_series(1, 10) AS x")
-    capacity = lambda ident: _capacity(server, cw, ident)  # noqa: E731
+    with _mysql(my_cluster, my_cluster["Endpoint"]) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE kept (x int)")
+        cur.execute("INSERT INTO kept VALUES (1), (2)")
 
-    # no user connection to either (the reader's replication is not one): both pause
+    # no user connection to any member (the readers' replication is not one): each group pauses
     server.advance_clock("6m")
-    assert eventually(lambda: capacity(writer) == 0.0 and capacity(reader) == 0.0, 60, 0.5), "never paused"
-    for ident in (writer, reader):  # as AWS reports a paused instance
-        assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0][
-            "DBInstanceStatus"
-        ] == ("available")
+    everyone = (writer, reader, my_writer, my_reader)
+    assert eventually(lambda: _capacities(server, cw, *everyone) == [0.0] * 4, 60, 0.5), "never paused"
+    for ident in everyone:  # as AWS reports a paused instance
+        status = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+        assert status == "available"
 
     # a connection to the reader endpoint is held while the group resumes, then answers
-    reader_endpoint = {**cluster, "Endpoint": cluster["ReaderEndpoint"]}
-    with _connect(reader_endpoint) as conn:
+    with _connect({**cluster, "Endpoint": cluster["ReaderEndpoint"]}) as conn:
         assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 10
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True  # the reader answered
-    assert capacity(writer) >= 0.5  # the writer resumed with it
+    with _mysql(my_cluster, my_cluster["ReaderEndpoint"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM kept")
+        assert cur.fetchone() == (2,)
+        with pytest.raises(pymysql.err.OperationalError) as refused:  # a reader still: read-only
+            cur.execute("INSERT INTO kept VALUES (9)")
+        assert refused.value.args[0] == 1290
+    assert min(_capacities(server, cw, writer, my_writer)) >= 0.5  # the writers resumed with them
+    with _mysql(my_cluster, my_cluster["Endpoint"]) as w, w.cursor() as cur:
+        cur.execute("INSERT INTO kept VALUES (3)")  # the resumed reader streams from the writer again
+    with _mysql(my_cluster, my_cluster["ReaderEndpoint"]) as conn, conn.cursor() as cur:
+        assert eventually(
+            lambda: cur.execute("SELECT count(*) FROM kept") and cur.fetchone() == (3,), 60, 0.2
+        )
+    rds.reboot_db_instance(DBInstanceIdentifier=my_reader)  # a restarted reader stays read-only too
+    wait_status(rds, my_reader)
+    with _mysql(my_cluster, my_cluster["ReaderEndpoint"]) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            cur.execute("INSERT INTO kept VALUES (9)")
+        assert refused.value.args[0] == 1290
 
     # PromotionTier 2: the reader pauses on its own while the writer is in use
     rds.modify_db_instance(DBInstanceIdentifier=reader, PromotionTier=2)
-    members = rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["DBClusterMembers"]
+    members = rds.describe_db_clusters(DBClusterIdentifier=pg)["DBClusters"][0]["DBClusterMembers"]
     assert {m["DBInstanceIdentifier"]: m["PromotionTier"] for m in members} == {writer: 1, reader: 2}
     with _connect(cluster) as busy:
         server.advance_clock("6m")
-        assert eventually(lambda: capacity(reader) == 0.0, 60, 0.5), "the tier-2 reader never paused"
-        assert capacity(writer) >= 0.5
+        assert eventually(lambda: _capacities(server, cw, reader)[0] == 0.0, 60, 0.5), "tier 2 never paused"
+        assert _capacities(server, cw, writer)[0] >= 0.5
         busy.execute("INSERT INTO kept VALUES (11)")
         # its own endpoint resumes it alone; its replication catches up with what was written
         instance = rds.describe_db_instances(DBInstanceIdentifier=reader)["DBInstances"][0]
