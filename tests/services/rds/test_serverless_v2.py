@@ -200,16 +200,15 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
 def _capacities(server, cw, *idents: str) -> list[float]:  # noqa: ANN001
     """ServerlessDatabaseCapacity CloudWatch got for each of `idents` in the minute the clock is
     moved over (-1: none)."""
-    server.advance_clock("1m")
-    now = datetime.now(UTC)
+    now = datetime.fromisoformat(server.advance_clock("1m")["now"])  # simulated
     out = []
     for ident in idents:
         points = cw.get_metric_statistics(
             Namespace="AWS/RDS",
             MetricName="ServerlessDatabaseCapacity",
             Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
-            StartTime=now - timedelta(hours=12),
-            EndTime=now + timedelta(hours=12),
+            StartTime=now - timedelta(hours=2),
+            EndTime=now + timedelta(hours=2),
             Period=60,
             Statistics=["Maximum"],
         )["Datapoints"]
@@ -267,6 +266,10 @@ def test_writer_and_tier_1_reader_pause_together_a_tier_2_reader_alone(strata_fa
     for ident in everyone:  # as AWS reports a paused instance
         status = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
         assert status == "available"
+    # the clusters' automated backups come due: taken without resuming them (AWS), i.e. skipped
+    ran = server.advance_clock("1d")["ran"]["rds.backups"]
+    assert ran.get("skipped") == 2 and not ran.get("backups"), ran
+    assert _capacities(server, cw, *everyone) == [0.0] * 4
 
     # a connection to the reader endpoint is held while the group resumes, then answers
     with _connect({**cluster, "Endpoint": cluster["ReaderEndpoint"]}) as conn:
