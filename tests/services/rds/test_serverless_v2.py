@@ -236,7 +236,16 @@ def test_writer_and_tier_1_reader_pause_together_a_tier_2_reader_alone(strata_fa
     writer, reader, my_writer, my_reader = (f"{c}-{role}" for c in (pg, my) for role in ("w", "r"))
     hour = (datetime.now(UTC).hour + 12) % 24  # no automated backup in the hours moved over
     window = {"PreferredBackupWindow": f"{hour:02d}:00-{hour:02d}:30"}
-    cluster = rds.create_db_cluster(**_cluster_args(pg, MinCapacity=0, MaxCapacity=2), **window)["DBCluster"]
+    family = rds.describe_db_engine_versions(Engine="aurora-postgresql", DefaultOnly=True)
+    group = {"DBClusterParameterGroupName": pg}
+    rds.create_db_cluster_parameter_group(
+        **group,
+        DBParameterGroupFamily=family["DBEngineVersions"][0]["DBParameterGroupFamily"],
+        Description="d",
+    )
+    cluster = rds.create_db_cluster(**_cluster_args(pg, MinCapacity=0, MaxCapacity=2), **window, **group)[
+        "DBCluster"
+    ]
     my_cluster = rds.create_db_cluster(
         **{**_cluster_args(my, MinCapacity=0, MaxCapacity=2), "Engine": "aurora-mysql"}, **window
     )["DBCluster"]
@@ -269,12 +278,16 @@ def test_writer_and_tier_1_reader_pause_together_a_tier_2_reader_alone(strata_fa
     # the clusters' automated backups come due: taken without resuming them (AWS), i.e. skipped
     ran = server.advance_clock("1d")["ran"]["rds.backups"]
     assert ran.get("skipped") == 2 and not ran.get("backups"), ran
+    # a parameter change is written for the engines to read when they resume: it resumes nothing
+    work_mem = {"ParameterName": "work_mem", "ParameterValue": "7MB", "ApplyMethod": "immediate"}
+    rds.modify_db_cluster_parameter_group(**group, Parameters=[work_mem])
     assert _capacities(server, cw, *everyone) == [0.0] * 4
 
     # a connection to the reader endpoint is held while the group resumes, then answers
     with _connect({**cluster, "Endpoint": cluster["ReaderEndpoint"]}) as conn:
         assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 10
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True  # the reader answered
+        assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
     with _mysql(my_cluster, my_cluster["ReaderEndpoint"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM kept")
         assert cur.fetchone() == (2,)
