@@ -228,8 +228,13 @@ class ServerlessOperations(RDSCore):
 
     def _locked(self, ident: str, fn, *args):  # noqa: ANN001, ANN202
         """Background work on a paused instance (or one needing its paused writer) resumes it
-        first, with its pause group; under the instance's lock, so it cannot pause between the
-        check and the work."""
+        first, with its pause group. Resumed before the instance's lock is taken (each member
+        under its own lock: two jobs on members of one group must not wait for each other's
+        lock), and checked again under it: the group cannot pause meanwhile, as `ident` is busy,
+        unless it is not in that group (a reader built from a writer the clock idled again)."""
+        targets = self._paused_for(ident)
+        if targets:
+            self._resume_group(targets)
         with self.fleet.lock(ident):
             targets = self._paused_for(ident)
             if targets:

@@ -118,7 +118,8 @@ def test_capacity_follows_load_then_pauses_and_a_connection_resumes(strata_facto
     server = strata_factory()
     rds, cw = server.client("rds"), server.client("cloudwatch")
     cid, ident = f"sls-{unique}", f"sls-w-{unique}"
-    # a backup window far from the hours this test moves the clock over: a backup would resume it
+    # a backup window far from the hours this test moves the clock over: a base backup of the
+    # running writer would load it (its capacity) while the test waits for it to scale down
     hour = (datetime.now(UTC).hour + 12) % 24
     cluster = rds.create_db_cluster(
         **_cluster_args(cid, MinCapacity=0, MaxCapacity=4),
