@@ -188,8 +188,9 @@ class Fleet:
         """A MariaDB reader (an Aurora or Multi-AZ DB cluster's, a read replica) refuses clients'
         writes again after its engine started: read_only is a runtime setting, gone with every
         restart (PostgreSQL's standbys are read-only by themselves)."""
-        if doc["kind"] != "postgres" and (doc.get("cluster_role") == "reader" or doc.get("source")):
-            self.primary(doc).set_read_only(True)
+        node = self.primary(doc)
+        if isinstance(node, MariaNode) and (doc.get("cluster_role") == "reader" or doc.get("source")):
+            node.set_read_only(True)
 
     def stop(self, doc: dict) -> None:
         if doc["kind"] == "postgres" and self.primary(doc).running() and not doc.get("source"):
