@@ -387,14 +387,24 @@ class ServerlessOperations(RDSCore):
             paused = False
         finally:
             self._busy.difference_update(added)
+        running = []
         for i, relay in relays.items():
             if paused:
                 state["idle_since"].pop(keys[i], None)
                 continue
+            if (self.store.get_doc("instance", i) or {}).get("paused"):
+                continue  # stopped before a failure: its relay resumes it
+            running.append(i)
+            state["routed"].pop(keys[i], None)
             if state["relays"].get(keys[i]) is relay:
                 del state["relays"][keys[i]]
             relay.stop_listening()  # a connection it took meanwhile goes on to the engine
             state["draining"].add(relay)
+        if running:  # (pointed at the engines already, unless the pause failed half-way)
+            try:
+                await run_blocking(self._route_members, cid, running)
+            except Exception:  # noqa: BLE001 - e.g. the cluster is gone
+                log.warning("could not point %s back at their engines", ", ".join(running))
 
     def _pause_blocking(self, cid: str, ids: list[str], ports: dict[str, int]) -> bool:
         state = self._serverless_state()
