@@ -60,7 +60,12 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
                         counts["deferred"] = counts.get("deferred", 0) + 1
                     continue
                 w = self.store.get_doc("instance", writer)
-                if w and w["status"] == "available" and backups and backups[-1]["at"] < due:
+                if w and w.get("paused"):
+                    # A paused Serverless v2 writer is not resumed (AWS backs up from storage):
+                    # nothing changed since it paused and the archive holds all of it (serverless.py).
+                    counts["skipped"] = counts.get("skipped", 0) + 1
+                    counts["pruned"] = counts.get("pruned", 0) + self._prune_cluster_backups(c, until)
+                elif w and w["status"] == "available" and backups and backups[-1]["at"] < due:
                     snap = self._take_cluster_backup(c["id"], automated=True, at=due)
                     self._spawn(writer, self._fill_cluster_snapshot, snap["id"])
                     counts["backups"] = counts.get("backups", 0) + 1

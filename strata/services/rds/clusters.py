@@ -70,20 +70,21 @@ class ClusterOperations(RDSCore):
             return self.fleet.volumes.files(volume)
         return self.runtime.data_dir / "clusters" / self.store.engine_key(cid)
 
-    def _route_cluster(self, cluster: dict, ready: set[str] | frozenset[str] = frozenset()) -> None:
+    def _route_cluster(
+        self, cluster: dict, ready: set[str] | frozenset[str] = frozenset(), cut: bool = True
+    ) -> None:
         """Writer endpoint -> writer; reader endpoint -> readers available or `ready` (else the writer).
+        `cut=False` leaves connections to a replaced backend be (see strata.engines.endpoint).
 
         One at a time per cluster: members resuming side by side after a restart each route, and a
         route computed before a member was available must not be set after one computed later."""
         with self.fleet.lock(f"route:{cluster['id']}"):
-            self._set_cluster_routes(cluster, ready)
+            self._set_cluster_routes(cluster, ready, cut)
 
-    def _set_cluster_routes(self, cluster: dict, ready: set[str] | frozenset[str]) -> None:
+    def _set_cluster_routes(self, cluster: dict, ready: set[str] | frozenset[str], cut: bool = True) -> None:
         writer = self.store.get_doc("instance", cluster["writer"]) if cluster.get("writer") else None
         writer_backend = (
-            [("127.0.0.1", writer["nodes"][writer["primary"]]["port"])]
-            if writer and writer.get("primary")
-            else []
+            [("127.0.0.1", self._backend_port(writer))] if writer and writer.get("primary") else []
         )
         readers = []
         for rid in cluster["members"]:
@@ -94,15 +95,16 @@ class ClusterOperations(RDSCore):
                 and (r["status"] == "available" or rid in ready)
                 and r.get("primary")
             ):
-                readers.append(("127.0.0.1", r["nodes"][r["primary"]]["port"]))
+                readers.append(("127.0.0.1", self._backend_port(r)))
         name = self.store.engine_key(cluster["id"])
-        self.fleet.router.set_route(f"cluster-{name}", cluster["port"], writer_backend)
+        self.fleet.router.set_route(f"cluster-{name}", cluster["port"], writer_backend, cut=cut)
         self.fleet.router.set_route(
             f"cluster-ro-{name}",
             cluster["port"],
             readers or writer_backend,
             balance=True,
             host=READER_HOST,
+            cut=cut,
         )
 
     def _cluster_out(self, c: dict) -> dict:
@@ -113,7 +115,7 @@ class ClusterOperations(RDSCore):
                 "DBClusterParameterGroupStatus": "pending-reboot"
                 if (self.store.get_doc("instance", i) or {}).get("params_pending_reboot")
                 else "in-sync",
-                "PromotionTier": 1,
+                "PromotionTier": (self.store.get_doc("instance", i) or {}).get("promotion_tier", 1),
             }
             for i in c["members"]
         ]
@@ -420,6 +422,7 @@ class ClusterOperations(RDSCore):
                 "encryption key should not be set directly.",
             )
         req = self._same_version(req, c["engine_version"], c["engine"])
+        tier = m.check_promotion_tier(req.get("PromotionTier"), info.aurora)
         groups = security.member_groups(self, c, req.get("VpcSecurityGroupIds"))
         doc = self._new_instance_doc(
             {**req, "BackupRetentionPeriod": 0, "VpcSecurityGroupIds": groups},
@@ -437,6 +440,7 @@ class ClusterOperations(RDSCore):
             cluster_role="writer"
             if not c.get("writer") and c.get("global_role") != "secondary"
             else "reader",
+            promotion_tier=tier,
             storage_type="aurora",
             vpc_groups=c.get("vpc_groups") or doc["vpc_groups"],  # a ModifyDBCluster meanwhile
         )
@@ -504,7 +508,7 @@ class ClusterOperations(RDSCore):
 
     async def failover_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
-        readers = [i for i in c["members"] if i != c.get("writer")]
+        readers = self._by_promotion_tier(i for i in c["members"] if i != c.get("writer"))
         target = (req.get("TargetDBInstanceIdentifier") or "").lower() or (readers[0] if readers else None)
         if not c.get("writer") or not target or target not in readers:
             raise m.fault(

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from strata.engines.ports import PortAllocator
@@ -214,6 +215,12 @@ class RDSCore:
         with self.fleet.lock(ident):
             return fn(*args)
 
+    def _locked_idle(self, ident: str, fn, *args):  # noqa: ANN001, ANN202
+        """As `_locked`, for work that needs no running engine: a paused Serverless v2 instance
+        stays paused (`_locked` resumes it, serverless.py)."""
+        with self.fleet.lock(ident):
+            return fn(*args)
+
     def _fail(self, ident: str, message: str) -> None:
         if ident.startswith("cluster:"):
             cluster = self.store.get_doc("cluster", ident.split(":", 1)[1])
@@ -264,6 +271,18 @@ class RDSCore:
         doc.update(fields)
         self.store.put_doc("instance", ident, doc)
         return doc
+
+    def _by_promotion_tier(self, readers: Iterable[str]) -> list[str]:
+        """Readers in the order Aurora promotes them: the lowest PromotionTier first (the order
+        they joined within a tier; AWS then prefers the largest, and all are alike here)."""
+        return sorted(
+            readers, key=lambda i: (self.store.get_doc("instance", i) or {}).get("promotion_tier", 1)
+        )
+
+    def _backend_port(self, doc: dict) -> int:
+        """Where an instance's endpoints send connections: its primary engine (serverless.py
+        sends those of a paused instance to the relay that resumes it)."""
+        return doc["nodes"][doc["primary"]]["port"]
 
     def _engine_versions(self, kind: str) -> list[str]:
         """The installed versions of an engine's server, the default (for no EngineVersion) first."""

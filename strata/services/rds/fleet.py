@@ -95,6 +95,12 @@ class Fleet:
         rules match every node below it."""
         return f"rds-{self.key(doc['id'])}/{name}"
 
+    def engine_pids(self) -> set[int]:
+        """The main processes of every engine node running now (every account's)."""
+        with self._guard:
+            nodes = list(self._nodes.values())
+        return {pid for n in nodes if (pid := n.proc.pid) is not None and n.running()}
+
     def primary(self, doc: dict) -> Node:
         return self.node(doc, doc["primary"])
 
@@ -181,7 +187,16 @@ class Fleet:
             self.node(doc, standby).follow(self.primary(doc), STANDBY_NAME)
             if not wait_until(lambda: self.primary(doc).standby_caught_up(STANDBY_NAME), 60):
                 log.warning("the standby of %s did not become synchronous again", doc["id"])
+        self.keep_read_only(doc)
         self.route(doc)
+
+    def keep_read_only(self, doc: dict) -> None:
+        """A MariaDB reader (an Aurora or Multi-AZ DB cluster's, a read replica) refuses clients'
+        writes again after its engine started: read_only is a runtime setting, gone with every
+        restart (PostgreSQL's standbys are read-only by themselves)."""
+        node = self.primary(doc)
+        if isinstance(node, MariaNode) and (doc.get("cluster_role") == "reader" or doc.get("source")):
+            node.set_read_only(True)
 
     def stop(self, doc: dict) -> None:
         if doc["kind"] == "postgres" and self.primary(doc).running() and not doc.get("source"):

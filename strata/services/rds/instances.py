@@ -122,6 +122,7 @@ class InstanceOperations(OptionGroupOperations):
             )
         m.check_master(req.get("MasterUsername"), req.get("MasterUserPassword"), info)
         m.check_db_name(req.get("DBName"), info)
+        m.check_promotion_tier(req.get("PromotionTier"), aurora=False)
         doc = self._new_instance_doc(req, info, req["MasterUsername"])
         self.fleet.new_node(doc, "primary", doc["az"])
         doc["primary"] = next(iter(doc["nodes"]))
@@ -245,7 +246,7 @@ class InstanceOperations(OptionGroupOperations):
             out["SecondaryAvailabilityZone"] = doc["secondary_az"]
         if doc.get("cluster"):
             out["DBClusterIdentifier"] = doc["cluster"]
-            out["PromotionTier"] = 1
+            out["PromotionTier"] = doc.get("promotion_tier", 1)
         if doc.get("subnet_group"):
             out["DBSubnetGroup"] = self._subnet_group_out(self._get_subnet_group(doc["subnet_group"]))
         if doc.get("source"):
@@ -286,6 +287,9 @@ class InstanceOperations(OptionGroupOperations):
             doc["option_group"] = self._option_group_for(
                 req["OptionGroupName"], doc["engine"], doc["engine_version"]
             )
+        if req.get("PromotionTier") is not None:
+            aurora = m.ENGINES[doc["engine"]].aurora
+            doc["promotion_tier"] = m.check_promotion_tier(req["PromotionTier"], aurora)
         if req.get("DBInstanceClass"):
             doc["class"] = m.check_class(req["DBInstanceClass"])
         if req.get("AllocatedStorage"):
@@ -454,11 +458,11 @@ class InstanceOperations(OptionGroupOperations):
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if not cluster or cluster.get("writer") != doc["id"] or cluster["status"] != "available":
             return
-        readers = [
+        readers = self._by_promotion_tier(
             r
             for r in cluster["members"]
             if r != doc["id"] and (self.store.get_doc("instance", r) or {}).get("status") == "available"
-        ]
+        )
         if readers:
             cluster["status"] = "failing-over"
             self.store.put_doc("cluster", cluster["id"], cluster)

@@ -405,6 +405,22 @@ def check_class(klass: str | None) -> str:
     return klass
 
 
+PROMOTION_TIERS = range(16)  # 0 (promoted first) ... 15; AWS's default is 1
+
+
+def check_promotion_tier(value: int | None, aurora: bool) -> int:
+    """A PromotionTier as stored (1 when not given). It orders Aurora readers for failover and
+    decides which pause with the writer (serverless.py); other engines have no use for it, so a
+    value other than AWS's default is refused there rather than accepted and ignored."""
+    if value is None:
+        return 1
+    if int(value) not in PROMOTION_TIERS:
+        raise fault("InvalidParameterValue", f"Invalid PromotionTier {value}: valid values are 0-15.")
+    if not aurora and int(value) != 1:
+        raise fault("InvalidParameterCombination", "PromotionTier applies only to Aurora DB instances.")
+    return int(value)
+
+
 def check_aurora_storage(req: dict) -> None:
     """Refuse the storage settings of Multi-AZ DB clusters for an Aurora cluster."""
     given = [n for n in ("DBClusterInstanceClass", "AllocatedStorage") if req.get(n) is not None]

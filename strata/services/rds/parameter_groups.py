@@ -202,8 +202,9 @@ class ParameterGroupOperations(RDSCore):
                 doc["params_pending_reboot"] = True
                 self._save(doc, "params_pending_reboot")
             if live and doc["status"] == "available":
+                # written to the configuration: a paused engine reads it when it resumes
                 await run_blocking(
-                    self._locked, doc["id"], self.fleet.apply_params, doc, self._params_for(doc)
+                    self._locked_idle, doc["id"], self.fleet.apply_params, doc, self._params_for(doc)
                 )
 
     def _params_out(self, g: dict, req: dict) -> dict:

@@ -3,9 +3,11 @@
 - CPU: the cores the engine's process tree used between two samples (a process's own time and
   its exited children's, as backends end with their sessions);
 - connections: established TCP connections to the engine's port, from /proc/net/tcp, without
-  Strata's own (its CloudWatch sampler, readiness probes): AWS counts connections "initiated by
-  user activity". A relay's connection to the engine carries a client's, so `carried` ports
-  (the local ports of those) are counted.
+  Strata's own (its CloudWatch sampler, readiness probes) and without those engines open to one
+  another (a MariaDB reader's replication connection to its writer; PostgreSQL's standbys
+  connect over Unix sockets, never seen here): AWS counts connections "initiated by user
+  activity". A relay's connection to the engine carries a client's, so `carried` ports (the local
+  ports of those) are counted.
 
 One read of /proc/net/tcp serves every engine of a sampling round; nothing here touches an engine.
 """
@@ -54,9 +56,14 @@ class LoadSampler:
             del self._last[pid]
 
 
-def connections_by_port(ports: set[int], carried: set[int] | frozenset[int] = frozenset()) -> dict[int, int]:
-    """Established connections to each of `ports` (on any local address), less Strata's own."""
-    own = _own_socket_inodes()
+def connections_by_port(
+    ports: set[int],
+    carried: set[int] | frozenset[int] = frozenset(),
+    engine_pids: set[int] | frozenset[int] = frozenset(),
+) -> dict[int, int]:
+    """Established connections to each of `ports` (on any local address), less Strata's own and
+    those of the engine processes `engine_pids` (and their children)."""
+    own = _own_socket_inodes() | engine_socket_inodes(engine_pids)
     served: Counter[int] = Counter()
     ours: Counter[int] = Counter()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -77,14 +84,33 @@ def connections_by_port(ports: set[int], carried: set[int] | frozenset[int] = fr
 
 
 def _own_socket_inodes() -> set[str]:
+    return _socket_inodes("self")
+
+
+def engine_socket_inodes(pids: set[int] | frozenset[int]) -> set[str]:
+    """The sockets held by the processes `pids` and their children (an engine's backends)."""
+    tree: set[int] = set()
+    for pid in pids:
+        tree.add(pid)
+        try:
+            tree.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            continue
+    out: set[str] = set()
+    for pid in tree:
+        out |= _socket_inodes(str(pid))
+    return out
+
+
+def _socket_inodes(pid: str) -> set[str]:
     out: set[str] = set()
     try:
-        fds = os.listdir("/proc/self/fd")
-    except OSError:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # exited meanwhile
         return out
     for fd in fds:
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith("socket:["):
