@@ -39,7 +39,7 @@ DEFERRED = {
 class ModifyInstanceOperations(InstanceOperations):
     async def modify_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        if doc["status"] not in ("available", "stopped") and not req.get("DBPortNumber"):
+        if doc["status"] not in ("available", "stopped"):
             raise m.invalid_state(doc["id"], doc["status"])
         if req.get("NewDBInstanceIdentifier"):
             raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
