@@ -5,6 +5,7 @@ through a restart; with it they apply at once, and so do the ones held before.""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from botocore.exceptions import ClientError
 
@@ -17,6 +18,18 @@ def described(rds, ident: str) -> dict:  # noqa: ANN001
 
 def maintenance(report: dict) -> dict:
     return report["ran"].get("rds.maintenance", {})
+
+
+def applied_after(server, duration: str) -> int:  # noqa: ANN001
+    """Advance the clock; the instances the rule changed (an instance still finishing its restart
+    is "deferred" by the rule: a second later it is taken)."""
+    counts = maintenance(server.advance_clock(duration))
+    for _ in range(20):
+        if not counts.get("deferred"):
+            break
+        time.sleep(0.5)
+        counts = maintenance(server.advance_clock("1s"))
+    return counts.get("applied", 0)
 
 
 def test_held_modifications_wait_for_the_maintenance_window(strata_factory) -> None:
@@ -76,7 +89,7 @@ def test_held_modifications_wait_for_the_maintenance_window(strata_factory) -> N
     assert inst["PendingModifiedValues"] == {"DBInstanceClass": "db.t3.small", "StorageType": "gp3"}
 
     # Past the window's opening: applied, nothing pending.
-    assert maintenance(server.advance_clock("2d")).get("applied") == 1
+    assert applied_after(server, "2d") == 1
     inst = described(rds, "held")
     assert (inst["DBInstanceClass"], inst["StorageType"], inst["AllocatedStorage"]) == (
         "db.t3.small",
