@@ -12,12 +12,16 @@ it waits.
 
 from __future__ import annotations
 
+import logging
+
+from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.nodes import PRIMARY
 from strata.sim.clock import clock
 from strata.sim.windows import latest_weekly_window_start
 
+log = logging.getLogger("strata.elasticache")
 DEFAULT_WINDOW = "sun:23:00-mon:01:30"
 
 
@@ -100,7 +104,11 @@ class MaintenanceOperations(ElastiCacheCore):
                         continue
                     now = hold(fresh, {}, True)
                     if kind == "cluster":
-                        await self._apply_cluster_changes(fresh, now, self.store.region())
+                        try:
+                            await self._apply_cluster_changes(fresh, now, self.store.region())
+                        except ServiceError as e:  # checked when held; the nodes changed since
+                            log.warning("held change of %s dropped: %s", fresh["id"], e)
+                            counts["failed"] = counts.get("failed", 0) + 1
                         self.store.put_doc("cluster", fresh["id"], fresh)
                     else:
                         if now.get("CacheNodeType"):
