@@ -25,3 +25,21 @@ def latest_window_start(window: str, until: float) -> float:
     offset = window_start_seconds(window)
     day = math.floor((until - offset) / DAY)
     return day * DAY + offset
+
+
+WEEK = 7 * DAY
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONDAY = 4 * DAY  # 1970-01-05, the first Monday of the epoch
+
+
+def weekly_window_start_seconds(window: str) -> int:
+    """Seconds after Monday 00:00 UTC at which a weekly "ddd:hh24:mi-ddd:hh24:mi" window opens."""
+    day, hours, minutes = window.split("-", 1)[0].lower().split(":")
+    return _DAYS.index(day) * int(DAY) + int(hours) * 3600 + int(minutes) * 60
+
+
+def latest_weekly_window_start(window: str, until: float) -> float:
+    """The latest instant (epoch seconds) at or before `until` at which the weekly window opened
+    (RDS and ElastiCache maintenance windows)."""
+    offset = _MONDAY + weekly_window_start_seconds(window)
+    return math.floor((until - offset) / WEEK) * WEEK + offset

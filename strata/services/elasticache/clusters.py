@@ -12,8 +12,9 @@ from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
 from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
-from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso, paginate
+from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
+from strata.services.elasticache.maintenance import MaintenanceOperations, hold
 from strata.services.elasticache.membership import new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address, port_owner
 from strata.sim.meter import meter
@@ -21,7 +22,18 @@ from strata.sim.meter import meter
 log = logging.getLogger("strata.elasticache")
 
 
-class CacheClusterOperations(ElastiCacheCore):
+# settings of a replication group's member that belong to the group (ModifyReplicationGroup)
+_GROUP_SETTINGS = (
+    "CacheParameterGroupName",
+    "CacheNodeType",
+    "PreferredMaintenanceWindow",
+    "SnapshotRetentionLimit",
+    "SnapshotWindow",
+    "AuthToken",
+)
+
+
+class CacheClusterOperations(MaintenanceOperations):
     # -- CreateCacheCluster ---------------------------------------------------------------------------
 
     async def create_cache_cluster(self, ctx: RequestContext, req: dict) -> dict:
@@ -184,24 +196,30 @@ class CacheClusterOperations(ElastiCacheCore):
                 )
                 doc["sg_scope"] = [ctx.account_id, ctx.region]
             v.engine_version(req.get("EngineVersion"), dep["engine_version"], dep["engine"])
-            if req.get("CacheParameterGroupName") and dep is not doc:
-                raise combination("A replication group's member takes the group's CacheParameterGroupName.")
-            if req.get("NumCacheNodes") is not None and req["NumCacheNodes"] != len(doc["nodes"]):
+            for member in _GROUP_SETTINGS:  # were accepted and ignored on a member before
+                if dep is not doc and req.get(member) is not None:
+                    raise combination(f"A replication group's member takes the group's {member}.")
+            values: dict = {}  # node changes: held for the maintenance window (maintenance.py)
+            count = req.get("NumCacheNodes")
+            if count is not None and count != len(doc["nodes"]):
                 if dep["engine"] != "memcached":
                     raise invalid(
                         "Cannot modify a Redis cluster with a NumCacheNodes parameter greater than 1."
                     )
-                self._meter_usage(doc)
-                await self._resize_memcached(
-                    doc, req["NumCacheNodes"], req.get("CacheNodeIdsToRemove") or [], ctx.region
-                )
-                doc["config_version"] = doc.get("config_version", 1) + 1  # what Auto Discovery reports
-                await self._open_discovery(doc, PRIMARY)
+                remove = req.get("CacheNodeIdsToRemove") or []
+                self._check_resize(doc, count, remove)
+                values.update(NumCacheNodes=count, CacheNodeIdsToRemove=remove)
             elif req.get("CacheNodeIdsToRemove"):
                 raise invalid(
                     "CacheNodeIdsToRemove requires NumCacheNodes to be the new, smaller number of nodes."
                 )
+            elif count is not None and dep is doc:
+                values["NumCacheNodes"] = count  # what runs: cancels a held change
+            if dep is doc and req.get("CacheNodeType"):
+                values["CacheNodeType"] = v.node_type(req["CacheNodeType"])
             if dep is doc:
+                now = hold(doc, values, bool(req.get("ApplyImmediately")))
+                await self._apply_cluster_changes(doc, now, ctx.region)
                 if req.get("CacheParameterGroupName"):
                     doc["param_group"] = self._parameter_group_for(
                         req["CacheParameterGroupName"], doc["engine"], doc["engine_version"], None
@@ -213,9 +231,6 @@ class CacheClusterOperations(ElastiCacheCore):
                     doc["window"] = v.snapshot_window(req["SnapshotWindow"])
                 if req.get("PreferredMaintenanceWindow"):
                     doc["maintenance_window"] = req["PreferredMaintenanceWindow"]
-                if req.get("CacheNodeType"):
-                    doc["node_type"] = v.node_type(req["CacheNodeType"])
-                    await run_blocking(self._apply_node_type, doc, [doc])
                 if req.get("AuthToken") is not None:
                     token = v.auth_token(req["AuthToken"], bool(doc.get("transit")), doc["engine"])
                     await run_blocking(
@@ -233,7 +248,9 @@ class CacheClusterOperations(ElastiCacheCore):
                 self._hold_status("cluster", doc, "modifying", "elasticache_modify")  # --timings aws
             return {"CacheCluster": self._render(ctx, doc)}
 
-    async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:
+    def _check_resize(self, doc: dict, count: int, remove: list[str]) -> list[str]:
+        """Check a change of a Memcached cluster's NumCacheNodes (now, or before it is held for
+        the maintenance window); the nodes it removes."""
         limit = self.settings.limit("elasticache_max_memcached_nodes", v.MAX_MEMCACHED_NODES)
         if not 1 <= count <= limit:
             raise fault("NodeQuotaForClusterExceededFault", f"NumCacheNodes must be between 1 and {limit}")
@@ -241,6 +258,22 @@ class CacheClusterOperations(ElastiCacheCore):
         if count > len(have):
             if remove:
                 raise invalid("CacheNodeIdsToRemove cannot be given when adding nodes.")
+            return []
+        remove = remove or have[count:]
+        unknown = [n for n in remove if n not in have]
+        if unknown:
+            raise invalid(f"Cache node(s) {', '.join(unknown)} not found in cache cluster {doc['id']}.")
+        if len(have) - len(set(remove)) != count:
+            raise invalid(
+                f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
+                f"from {len(have)} to {count} nodes."
+            )
+        return remove
+
+    async def _resize_memcached(self, doc: dict, count: int, remove: list[str], region: str) -> None:
+        remove = self._check_resize(doc, count, remove)
+        have = [n["id"] for n in doc["nodes"]]
+        if count > len(have):
             created = now_iso()
             top = max(int(n) for n in have)
             new = []
@@ -258,15 +291,6 @@ class CacheClusterOperations(ElastiCacheCore):
             await run_blocking(self.engines.start_all, servers)
             doc["nodes"].extend(new)
             return
-        remove = remove or have[count:]
-        unknown = [n for n in remove if n not in have]
-        if unknown:
-            raise invalid(f"Cache node(s) {', '.join(unknown)} not found in cache cluster {doc['id']}.")
-        if len(have) - len(set(remove)) != count:
-            raise invalid(
-                f"The number of cache nodes to remove ({len(set(remove))}) does not take the cluster "
-                f"from {len(have)} to {count} nodes."
-            )
         for nid in remove:  # the configuration endpoint then forwards to the new first node
             await run_blocking(self.engines.stop, doc["id"], nid, True)
         doc["nodes"] = [n for n in doc["nodes"] if n["id"] not in remove]

@@ -147,6 +147,8 @@ class ElastiCacheCore:
         # metering and automatic snapshots: each window's opening is reached within 30 minutes
         # the rule is an operation class's method (snapshots.py `_snapshot_rule`), found on the composed provider
         scheduler.register("elasticache.snapshots", self._snapshot_rule, every=1800.0)
+        # node changes held for the maintenance window (maintenance.py): windows last 60 minutes at least
+        scheduler.register("elasticache.maintenance", self._maintenance_rule, every=1800.0)
         self._monitor = asyncio.create_task(self._watch())
 
     async def _restore(self, start: Any, doc: dict, kind: str) -> None:
@@ -168,6 +170,7 @@ class ElastiCacheCore:
 
     async def stop(self) -> None:
         scheduler.unregister("elasticache.snapshots")
+        scheduler.unregister("elasticache.maintenance")
         for task in list(self._deferred):
             task.cancel()
         if self._monitor is not None:

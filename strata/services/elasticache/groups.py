@@ -23,6 +23,7 @@ from strata.services.elasticache import security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
+from strata.services.elasticache.maintenance import hold
 from strata.services.elasticache.membership import MembershipOperations, new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import render_group
@@ -532,6 +533,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                     bool(group.get("cluster_mode")),
                 )
             _refuse_changes(group, req)
+            values = {"CacheNodeType": v.node_type(req["CacheNodeType"])} if req.get("CacheNodeType") else {}
             user_groups = self._modified_user_groups(group, req)
             if req.get("AuthToken") is not None and (group.get("user_groups") or user_groups):
                 raise combination("An AUTH token cannot be used together with user groups.")
@@ -570,8 +572,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             if req.get("CacheParameterGroupName"):
                 group["param_group"] = param_group
                 await run_blocking(self._apply_parameters, group)
-            if req.get("CacheNodeType"):
-                group["node_type"] = v.node_type(req["CacheNodeType"])
+            now = hold(group, values, bool(req.get("ApplyImmediately")))  # maintenance.py
+            if now.get("CacheNodeType"):
+                group["node_type"] = now["CacheNodeType"]
                 await run_blocking(self._apply_node_type, group, members)
             if req.get("AuthToken") is not None:
                 token = v.auth_token(req["AuthToken"], bool(group.get("transit")), group["engine"])

@@ -53,7 +53,7 @@ def render_cluster(
         "PreferredAvailabilityZone": azs.pop() if len(azs) == 1 else "Multiple",
         "CacheClusterCreateTime": ts(cluster["created"]),
         "PreferredMaintenanceWindow": dep.get("maintenance_window", "sun:23:00-mon:01:30"),
-        "PendingModifiedValues": {},
+        "PendingModifiedValues": {k: v for k, v in (dep.get("pending") or {}).items() if v not in (None, [])},
         "CacheSecurityGroups": [],
         "CacheParameterGroup": {
             "CacheParameterGroupName": parameter_group_name(dep),

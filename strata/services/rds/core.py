@@ -31,6 +31,8 @@ log = logging.getLogger("strata.rds")
 # Real-time runs each 30 simulated minutes: AWS backup windows are at least 30 minutes long,
 # so every window contains one of these instants.
 BACKUP_RULE_EVERY = 1800.0
+# and every 30 simulated minutes for the maintenance windows, at least 30 minutes long
+MAINTENANCE_RULE_EVERY = 1800.0
 
 _TAKEN = {
     "instance": "DBInstanceAlreadyExists",
@@ -122,10 +124,13 @@ class RDSCore:
         # below), found on the composed provider
         scheduler.register("rds.backups", self._backup_rule, every=BACKUP_RULE_EVERY)
         scheduler.register("rds.logs", self._log_rule, every=3600)  # logs.py: hourly log files
+        # modify_instance.py: modifications held for the maintenance window
+        scheduler.register("rds.maintenance", self._maintenance_rule, every=MAINTENANCE_RULE_EVERY)
 
     async def stop(self) -> None:
         scheduler.unregister("rds.backups")
         scheduler.unregister("rds.logs")
+        scheduler.unregister("rds.maintenance")
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):
@@ -411,6 +416,10 @@ class RDSCore:
 
     async def _log_rule(self, since: float, until: float) -> dict[str, int]:
         """The `rds.logs` rule; logs.py's LogOperations does the work."""
+        return {}
+
+    async def _maintenance_rule(self, since: float, until: float) -> dict[str, int]:
+        """The `rds.maintenance` rule; modify_instance.py's ModifyInstanceOperations does the work."""
         return {}
 
     def _poke_scheduler(self) -> None:

@@ -33,6 +33,25 @@ STARTED_STATES = (
 )
 
 
+def pending_values_out(doc: dict) -> dict:
+    """PendingModifiedValues of an instance record (botocore's shape; no option group member:
+    AWS shows that in OptionGroupMemberships)."""
+    return {k: v for k, v in (doc.get("pending") or {}).items() if k != "OptionGroupName"}
+
+
+def option_memberships_out(doc: dict) -> list[dict]:
+    """OptionGroupMemberships: the group in use, and a held change as AWS shows it."""
+    current = doc.get("option_group") or default_option_group(doc["engine"], doc["engine_version"])
+    pending = doc.get("pending") or {}
+    if "OptionGroupName" not in pending:
+        return [{"OptionGroupName": current, "Status": "in-sync"}]
+    new = pending["OptionGroupName"] or default_option_group(doc["engine"], doc["engine_version"])
+    return [
+        {"OptionGroupName": new, "Status": "pending-maintenance-apply"},
+        {"OptionGroupName": current, "Status": "pending-maintenance-removal"},
+    ]
+
+
 class InstanceOperations(OptionGroupOperations):
     # -- create ------------------------------------------------------------------------------------
 
@@ -207,18 +226,10 @@ class InstanceOperations(OptionGroupOperations):
                     else "in-sync",
                 }
             ],
-            "OptionGroupMemberships": [
-                {
-                    "OptionGroupName": doc.get("option_group")
-                    or default_option_group(doc["engine"], doc["engine_version"]),
-                    "Status": "in-sync",
-                }
-            ]
-            if doc["engine"] in OPTION_ENGINES
-            else [],
+            "OptionGroupMemberships": option_memberships_out(doc) if doc["engine"] in OPTION_ENGINES else [],
             "AvailabilityZone": doc["az"],
             "PreferredMaintenanceWindow": doc["maintenance_window"],
-            "PendingModifiedValues": {},
+            "PendingModifiedValues": pending_values_out(doc),
             "MultiAZ": doc["multi_az"],
             "EngineVersion": doc["engine_version"],
             "AutoMinorVersionUpgrade": True,
@@ -272,127 +283,6 @@ class InstanceOperations(OptionGroupOperations):
         if lag is not None:
             status["Message"] = f"ReplicaLag={lag:.3f}"
         return status
-
-    # -- modify ------------------------------------------------------------------------------------
-
-    async def modify_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        if doc["status"] not in ("available", "stopped") and not req.get("DBPortNumber"):
-            raise m.invalid_state(doc["id"], doc["status"])
-        if req.get("NewDBInstanceIdentifier"):
-            raise m.fault("InvalidParameterCombination", "Renaming a DB instance is not supported by Strata.")
-        self._same_version(req, doc["engine_version"], doc["engine"])
-        old_options = doc.get("option_group")
-        if req.get("OptionGroupName"):
-            doc["option_group"] = self._option_group_for(
-                req["OptionGroupName"], doc["engine"], doc["engine_version"]
-            )
-        if req.get("PromotionTier") is not None:
-            aurora = m.ENGINES[doc["engine"]].aurora
-            doc["promotion_tier"] = m.check_promotion_tier(req["PromotionTier"], aurora)
-        if req.get("DBInstanceClass"):
-            doc["class"] = m.check_class(req["DBInstanceClass"])
-        if req.get("AllocatedStorage"):
-            if int(req["AllocatedStorage"]) < doc["allocated_storage"]:
-                raise m.fault("InvalidParameterCombination", "Can't reduce allocated storage.")
-            doc["allocated_storage"] = int(req["AllocatedStorage"])
-        if req.get("BackupRetentionPeriod") is not None:
-            doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
-        m.check_backup_window(req.get("PreferredBackupWindow") or None)
-        maintenance = m.check_maintenance_window(req.get("PreferredMaintenanceWindow") or None)
-        if maintenance or req.get("PreferredBackupWindow"):
-            m.check_windows_apart(
-                req.get("PreferredBackupWindow") or doc["backup_window"],
-                maintenance or doc["maintenance_window"],
-            )
-        if maintenance:
-            doc["maintenance_window"] = maintenance
-        for key, field in (
-            ("PreferredBackupWindow", "backup_window"),
-            ("StorageType", "storage_type"),
-        ):
-            if req.get(key):
-                doc[field] = req[key]
-        for key, field in (
-            ("DeletionProtection", "deletion_protection"),
-            ("CopyTagsToSnapshot", "copy_tags_to_snapshot"),
-            ("PubliclyAccessible", "publicly_accessible"),
-        ):
-            if req.get(key) is not None:
-                doc[field] = bool(req[key])
-        new_group = req.get("DBParameterGroupName")
-        if new_group:
-            self._group_of_family(new_group, INSTANCE, doc["engine"], doc["engine_version"])
-            doc["param_group"] = new_group
-        if req.get("VpcSecurityGroupIds"):
-            if doc.get("cluster"):
-                raise m.fault("InvalidParameterCombination", security.MANAGED_BY_CLUSTER)
-            doc["vpc_groups"] = security.vpc_groups(
-                self,
-                req["VpcSecurityGroupIds"],
-                self._subnet_group_vpc(doc.get("subnet_group")),
-                egress=True,
-            )
-        password = req.get("MasterUserPassword")
-        if password:
-            m.check_password(password)
-        multi_az = req.get("MultiAZ")
-        change_az = multi_az is not None and bool(multi_az) != doc["multi_az"]
-        if change_az and doc.get("source"):
-            raise m.fault("InvalidParameterCombination", "A read replica cannot be made Multi-AZ by Strata.")
-        if change_az and any(r.startswith("arn:") for r in doc.get("replicas", [])):
-            raise m.fault(
-                "InvalidParameterCombination",
-                "Strata does not make a DB instance with cross-region read replicas Multi-AZ.",
-            )
-        # a new option group's options (plugins) are applied to the engines like parameters
-        new_options = doc.get("option_group") != old_options and doc["kind"] == "mariadb"
-        live_work = bool(password or change_az or new_group or new_options) and doc["status"] == "available"
-        # under `--timings aws` every modification of an available instance takes its time
-        live_work = live_work or (
-            doc["status"] == "available" and timings.seconds(self.settings, "rds_instance_modify") > 0
-        )
-        if live_work:
-            doc["status"] = "modifying"
-        self._save(doc)
-        if req.get("VpcSecurityGroupIds"):
-            await run_blocking(security.guard, self, doc)
-        if live_work:
-            self._spawn(
-                doc["id"],
-                self._apply_modify,
-                doc["id"],
-                password,
-                multi_az if change_az else None,
-                bool(new_group or new_options),
-            )
-        self._event(
-            doc["id"],
-            "db-instance",
-            "Finished applying modification to DB instance",
-            ["configuration change"],
-        )
-        return {"DBInstance": self._instance_out(doc)}
-
-    def _apply_modify(
-        self, ident: str, password: str | None, multi_az: bool | None, params_changed: bool
-    ) -> None:
-        started = clock.time()
-        doc = self._get_instance(ident)
-        params = self._params_for(doc)
-        if password:
-            self.fleet.primary(doc).set_password(password)
-        if params_changed:
-            self.fleet.apply_params(doc, params)
-        if multi_az is True:
-            doc["multi_az"], doc["secondary_az"] = True, self._other_az(doc["az"], doc.get("subnet_group"))
-            self.fleet.add_standby(doc, doc["secondary_az"], params)
-        elif multi_az is False:
-            self.fleet.remove_standby(doc)
-            doc["multi_az"], doc["secondary_az"] = False, None
-        self._save(doc, "nodes", "next_node", "multi_az", "secondary_az")
-        timings.wait_since(started, timings.seconds(self.settings, "rds_instance_modify"))
-        self._set_status(ident, "available")
 
     # -- reboot / failover -------------------------------------------------------------------------
 

@@ -207,7 +207,11 @@ class OptionGroupOperations(ParameterGroupOperations):
         group = self._get_option_group(req["OptionGroupName"])
         if group.get("default"):
             raise m.fault("InvalidOptionGroupStateFault", "Default option groups cannot be deleted.")
-        users = [d["id"] for d in self.store.list_docs("instance") if d.get("option_group") == group["name"]]
+        users = [  # members, and instances that join it in their maintenance window
+            d["id"]
+            for d in self.store.list_docs("instance")
+            if group["name"] in (d.get("option_group"), (d.get("pending") or {}).get("OptionGroupName"))
+        ]
         if users:
             raise m.fault(
                 "InvalidOptionGroupStateFault",

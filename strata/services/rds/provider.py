@@ -6,7 +6,8 @@ record, then long work (initdb, base backups, failover) runs in a background tas
 while DescribeDBInstances shows the AWS status (creating → backing-up → available ...).
 Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet, background work):
 
-    instances.py   Create/Describe/Modify/Reboot/Delete DBInstance, read replicas, failover
+    instances.py   Create/Describe/Reboot/Delete DBInstance, read replicas, failover
+    modify_instance.py  ModifyDBInstance; what waits for the maintenance window (rds.maintenance rule)
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
@@ -16,7 +17,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     groups.py      subnet groups, events, tags
     parameter_groups.py  DB and DB cluster parameter groups, applied to the engines (engine_params.py)
     option_groups.py  option groups (options.py: MARIADB_AUDIT_PLUGIN runs) and memberships
-    logs.py        the engine's log files (hourly: log_rotation.py, the rds.logs rule), maintenance (none)
+    logs.py        the engine's log files (hourly: log_rotation.py, the rds.logs rule), DescribePendingMaintenanceActions
     serverless.py  Aurora Serverless v2 capacity that follows load, auto-pause and resume
     model.py       engines and validation; fleet.py engine nodes and endpoints
 """
@@ -29,8 +30,8 @@ from strata.services.rds.cluster_backups import ClusterBackupOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.global_clusters import GlobalClusterOperations
 from strata.services.rds.groups import GroupOperations
-from strata.services.rds.instances import InstanceOperations
 from strata.services.rds.logs import LogOperations
+from strata.services.rds.modify_instance import ModifyInstanceOperations
 from strata.services.rds.multi_az_clusters import MultiAZClusterOperations
 from strata.services.rds.parameter_groups import ParameterGroupOperations
 from strata.services.rds.serverless import ServerlessOperations
@@ -39,7 +40,7 @@ from strata.services.rds.serverless import ServerlessOperations
 @refusing("rds")
 class RDSProvider(
     ServerlessOperations,
-    InstanceOperations,
+    ModifyInstanceOperations,
     BackupOperations,
     GroupOperations,
     ParameterGroupOperations,

@@ -256,7 +256,9 @@ def test_mariadb_audit_plugin_option(maria) -> None:
     run(inst, "SELECT 'needle_after_removal'")
     assert "needle_after_removal" not in audit_log()
     rds.modify_db_instance(
-        DBInstanceIdentifier=ident, OptionGroupName=f"default:mariadb-{major.replace('.', '-')}"
+        DBInstanceIdentifier=ident,
+        OptionGroupName=f"default:mariadb-{major.replace('.', '-')}",
+        ApplyImmediately=True,
     )
     wait_status(rds, ident, timeout=300)
     rds.delete_option_group(OptionGroupName=group)
