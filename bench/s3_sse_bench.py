@@ -12,9 +12,12 @@
     small    4 KiB GET (wrk) of an SSE-S3 object vs a plain one (no bar; needs wrk)
     --before DIR: the same SSE-S3 GETs from a second server running the checkout in DIR (e.g.
       `git worktree add /tmp/before <commit>`), measured in the same rounds: before/after.
+    --cpu N: both servers serve on CPU N (STRATA_CPU_AFFINITY). With the default, each pins
+      itself to the CPU it starts on, and two servers on different CPUs (one shared with wrk or
+      a busy neighbour) differ by more than their code does.
 
 Usage: python bench/s3_sse_bench.py [--rounds 5] [--size-mib 64] [--small-seconds 3] [--peers]
-       [--before DIR]
+       [--before DIR] [--cpu N]
 Starts its own servers on free loopback ports in a temp dir. Each ratio is the median of the
 per-round ratios against the plain (or nginx) transfer of the same round; server CPU per request
 is read from /proc.
@@ -126,16 +129,16 @@ def main() -> None:
     ap.add_argument("--small-seconds", type=int, default=3, help="0: skip the 4 KiB GET")
     ap.add_argument("--peers", action="store_true", help="1 MiB and 256 MiB GETs vs nginx")
     ap.add_argument("--before", type=Path, help="a checkout of the code to compare with")
+    ap.add_argument("--cpu", default="auto", help="the CPU both servers serve on (default: auto)")
     args = ap.parse_args()
     size = args.size_mib * MiB
     data = memoryview(os.urandom(size))
     tmp = Path(tempfile.mkdtemp(prefix="s3-sse-bench-"))
-    server = StrataProcess(tmp / "data", extra_env={"STRATA_S3_DEFAULT_ENCRYPTION": "off"}).start()
+    env = {"STRATA_S3_DEFAULT_ENCRYPTION": "off", "STRATA_CPU_AFFINITY": args.cpu}
+    server = StrataProcess(tmp / "data", extra_env=env).start()
     before = None
     if args.before:
-        before = StrataProcess(
-            tmp / "before", extra_env={"STRATA_S3_DEFAULT_ENCRYPTION": "off"}, cwd=args.before.resolve()
-        ).start()
+        before = StrataProcess(tmp / "before", extra_env=env, cwd=args.before.resolve()).start()
     try:
         s3 = client(server.endpoint)
         cmk = server.client("kms").create_key()["KeyMetadata"]["Arn"]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import BinaryIO
+
+_BLOB_ID = re.compile(r"[0-9a-f]{8,}")
 
 
 class BlobStore:
@@ -31,9 +34,11 @@ class BlobStore:
         return secrets.token_hex(16)
 
     def path(self, blob_id: str) -> Path:
-        if len(blob_id) < 8 or not all(c in "0123456789abcdef" for c in blob_id):
+        # (one joinpath and a compiled pattern: every object GET asks, and three `/` joins and a
+        # character-by-character check were most of a GET's provider time without its body)
+        if not _BLOB_ID.fullmatch(blob_id):
             raise ValueError("bad blob id")
-        return self._blobs / blob_id[:2] / blob_id[2:4] / blob_id
+        return self._blobs.joinpath(blob_id[:2], blob_id[2:4], blob_id)
 
     def open_temp(self) -> tuple[Path, BinaryIO]:
         """A new temp file opened for writing; pass its path to `publish` or `discard`."""

@@ -81,13 +81,29 @@ def _grants_key(grants: list[dict[str, Any]] | None) -> tuple | None:
 
 
 def authorized_object(req: dict) -> ObjectRow | None:
-    """The object row the authorization of this very request read (a GET or HEAD on a bucket
-    with ACLs on, whose object's owner and ACL decide it), so that the operation, which runs
-    right after it with no wait between, need not read it again; None when it read none."""
+    """The object row the authorization of this very request read (a read on a bucket with ACLs
+    on, whose object's owner and ACL decide it, or a policy's s3:ExistingObjectTag condition),
+    so that the operation, which runs right after it with no wait between, need not read it
+    again; None when it read none."""
     hit = _TARGET.get()
     if hit is not None and hit[0] is req and hit[1] == CALLER_OPERATION.get():
         return hit[2]
     return None
+
+
+def decided_object(store: Any, bucket: str, req: dict) -> ObjectRow | None:
+    """The object (version) `req` names, read once per request and operation however often the
+    authorizer asks (its owner, its ACL, its tags); None when there is none or it is a delete
+    marker (the operation then answers with S3's error)."""
+    operation = CALLER_OPERATION.get()
+    hit = _TARGET.get()
+    if hit is not None and hit[0] is req and hit[1] == operation:
+        return hit[2]
+    version = req.get("VersionId")
+    row = store.version(bucket, req["Key"], version) if version else store.current(bucket, req["Key"])
+    target = None if row is None or row.dm else row
+    _TARGET.set((req, operation, target))
+    return target
 
 
 def acls_not_supported() -> ServiceError:
@@ -249,21 +265,9 @@ class AclOperations(S3Core):
     def _acl_target(self, bucket: BucketRow, req: dict) -> ObjectRow | None:
         """The object whose owner and ACL decide this request, None when its bucket's do (read
         once per request: the authorizer asks for its owner and for its policy)."""
-        operation = CALLER_OPERATION.get()
-        if operation not in OBJECT_OWNER_OPERATIONS:
+        if CALLER_OPERATION.get() not in OBJECT_OWNER_OPERATIONS:
             return None
-        hit = _TARGET.get()
-        if hit is not None and hit[0] is req and hit[1] == operation:
-            return hit[2]
-        version = req.get("VersionId")
-        row = (
-            self.store.version(bucket.name, req["Key"], version)
-            if version
-            else self.store.current(bucket.name, req["Key"])
-        )
-        target = None if row is None or row.dm else row
-        _TARGET.set((req, operation, target))
-        return target
+        return decided_object(self.store, bucket.name, req)
 
     def _with_acls(
         self, bucket: BucketRow, req: dict, base: Policy | None, denies: Policy | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from strata.protocol.errors import ServiceError
+from strata.services.s3.acl import decided_object
 from strata.services.s3.core import S3Core
 
 
@@ -46,12 +46,10 @@ class ConditionKeys(S3Core):
         return None
 
     def _existing_tags(self, req: dict) -> dict[str, str] | None:
-        bucket, key = req.get("Bucket"), req.get("Key")
+        bucket, key, version = req.get("Bucket"), req.get("Key"), req.get("VersionId")
         if not isinstance(bucket, str) or not isinstance(key, str):
             return None
-        version = req.get("VersionId")
-        try:
-            row = self._read_version(bucket, key, version if isinstance(version, str) else None, head=True)
-        except ServiceError:  # no such object: the operation answers that itself
+        if version is not None and not isinstance(version, str):
             return None
-        return row.attrs.get("tags") or None
+        row = decided_object(self.store, bucket, req)  # (the operation takes it: read once)
+        return (row.attrs.get("tags") or None) if row is not None else None

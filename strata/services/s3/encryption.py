@@ -350,12 +350,16 @@ def unwrap(key: bytes, sealed: bytes, aad: bytes) -> bytes:
         raise Corrupt("wrapped key does not open") from None
 
 
+_ROOT_AAD = b"strata-sse-s3"
+
+
 class RootKey:
     """Strata's SSE-S3 root key: 32 random bytes in `<s3 data dir>/sse-root.key`, mode 0600,
     created (durably, atomically) on first start."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._aead = AESGCM(secret)  # (made once: every SSE-S3 read unwraps with it)
 
     @classmethod
     def load(cls, path: Path) -> RootKey:
@@ -379,7 +383,11 @@ class RootKey:
         return cls(secret)
 
     def wrap(self, data_key: bytes) -> bytes:
-        return wrap(self._secret, data_key, b"strata-sse-s3")
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data_key, _ROOT_AAD)
 
     def unwrap(self, sealed: bytes) -> bytes:
-        return unwrap(self._secret, sealed, b"strata-sse-s3")
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], _ROOT_AAD)
+        except (InvalidTag, ValueError):
+            raise Corrupt("wrapped key does not open") from None

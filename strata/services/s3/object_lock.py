@@ -32,6 +32,7 @@ from strata.auth.enforce import CALLER_OPERATION, Authorizer
 from strata.auth.policy import Policy
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
+from strata.services.s3.acl import authorized_object
 from strata.services.s3.core import S3Core, to_datetime
 from strata.services.s3.lock_rules import (
     MODES,
@@ -143,7 +144,8 @@ class ObjectLockOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         if not lock_enabled(bucket):
             raise missing_configuration()
-        return bucket, self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        return bucket, row
 
     async def _update_attrs(self, bucket: str, row: ObjectRow, change: Any) -> None:
         """Apply `change(attrs, now)` to the version's stored attrs inside one write (so two

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from strata.context import RequestContext
+from strata.services.s3.acl import authorized_object
 from strata.services.s3.core import S3Core
 from strata.services.s3.names import check_tags
 from strata.services.s3.store import BucketRow, ObjectRow
@@ -13,8 +14,9 @@ from strata.services.s3.store import BucketRow, ObjectRow
 class TaggingOperations(S3Core):
     # -- tagging ---------------------------------------------------------------------------------
 
-    def _tag_target(self, req: dict, *, cached: bool = True) -> tuple[BucketRow, ObjectRow]:
-        bucket = self._require_bucket(req["Bucket"]) if cached else self._bucket_for_write(req["Bucket"])
+    def _tag_target(self, req: dict) -> tuple[BucketRow, ObjectRow]:
+        """The bucket and version a tagging write changes, read inside the write."""
+        bucket = self._bucket_for_write(req["Bucket"])
         return bucket, self._read_version(bucket.name, req["Key"], req.get("VersionId"))
 
     async def put_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
@@ -22,7 +24,7 @@ class TaggingOperations(S3Core):
         tags = check_tags((req.get("Tagging") or {}).get("TagSet") or [])
 
         def write() -> dict:
-            bucket, row = self._tag_target(req, cached=False)
+            bucket, row = self._tag_target(req)
             row.attrs["tags"] = tags
             self.store.update_attrs(row)
             return {"VersionId": row.version_id} if bucket.versioning else {}
@@ -31,7 +33,8 @@ class TaggingOperations(S3Core):
 
     def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
-        bucket, row = self._tag_target(req)
+        bucket = self._require_bucket(req["Bucket"])
+        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
         out: dict[str, Any] = {
             "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
         }
@@ -43,7 +46,7 @@ class TaggingOperations(S3Core):
         self._count(ctx, req["Bucket"])
 
         def write() -> dict:
-            bucket, row = self._tag_target(req, cached=False)
+            bucket, row = self._tag_target(req)
             row.attrs.pop("tags", None)
             self.store.update_attrs(row)
             return {"VersionId": row.version_id} if bucket.versioning else {}

@@ -345,6 +345,7 @@ def test_bucket_key_caches_keep_only_the_most_recently_used() -> None:
         ("HeadObject", "head_object", {}),
         ("GetObjectAcl", "get_object_acl", {}),
         ("GetObjectAttributes", "get_object_attributes", {"ObjectAttributes": ["ETag"]}),
+        ("GetObjectTagging", "get_object_tagging", {}),
     ],
 )
 def test_a_read_on_a_bucket_with_acls_reads_its_object_row_once(
@@ -381,3 +382,42 @@ def test_a_read_on_a_bucket_with_acls_reads_its_object_row_once(
     again = contextvars.copy_context().run(call, True)
     assert not [s for s in statements if "FROM objects WHERE bucket" in s]
     assert {k: v for k, v in again.items() if k != "Body"} == {k: v for k, v in first.items() if k != "Body"}
+
+
+@pytest.mark.parametrize(
+    "operation, method",
+    [("GetObject", "get_object"), ("HeadObject", "head_object"), ("GetObjectTagging", "get_object_tagging")],
+)
+def test_a_read_under_an_existing_object_tag_condition_reads_its_object_row_once(
+    s3: S3Provider, operation: str, method: str
+) -> None:
+    """A policy's s3:ExistingObjectTag condition reads the object for its tags (any bucket);
+    the operation right after takes that row, and a second ask of the condition reads nothing."""
+    import contextvars
+
+    from strata.auth.enforce import CALLER_OPERATION
+
+    run(s3.create_bucket(ctx(), {"Bucket": "tag-once"}))
+    put(s3, "tag-once", "k", b"tagged", Tagging="team=blue")
+    statements: list[str] = []
+    reader = s3.store.db.reader()
+
+    def call() -> tuple[object, dict]:
+        req = {"Bucket": "tag-once", "Key": "k"}
+        CALLER_OPERATION.set(operation)
+        statements.clear()
+        reader.set_trace_callback(statements.append)
+        try:
+            team = s3.condition_key(req, "s3:existingobjecttag/team")
+            assert s3.condition_key(req, "s3:existingobjecttag/team") == team  # (asked again)
+            return team, getattr(s3, method)(ctx(operation), req)
+        finally:
+            reader.set_trace_callback(None)
+
+    team, out = contextvars.copy_context().run(call)
+    assert team == "blue"
+    assert len([s for s in statements if "FROM objects WHERE bucket" in s]) == 1
+    if operation == "GetObjectTagging":
+        assert out["TagSet"] == [{"Key": "team", "Value": "blue"}]
+    else:
+        assert out["ContentLength"] == 6
