@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from strata.engines.conn_kill import can_kill, kill_connections
 from strata.engines.ecpu_proxy import EcpuLimiter, EcpuProxy
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
@@ -38,16 +39,14 @@ from strata.services.elasticache.nodes import PRIMARY, node_address
 log = logging.getLogger("strata.elasticache")
 SUFFIX = "~serverless"  # engine-side cluster ids of serverless caches: `<name>~serverless`
 PRIMARY_NODE, REPLICA_NODE = "0001", "0002"
+# where a routed memcached cache's proxy listens (on the cache's port): the second node's address,
+# which a one-node memcached cache leaves free, and which the cache's security groups cover
+MEMCACHED_PROXY = node_address(2)
 
 
 def ecpu_maximum(doc: dict) -> int | None:
     """The cache's ECPUPerSecond.Maximum (None: no maximum)."""
     return (doc.get("limits") or {}).get("ECPUPerSecond", {}).get("Maximum")
-
-
-def proxied(doc: dict) -> bool:
-    """Is the cache served through the ECPU proxy? (See the module docstring.)"""
-    return doc["engine"] == "memcached" or ecpu_maximum(doc) is not None
 
 
 def node_addresses(doc: dict) -> tuple[str, str]:
@@ -81,6 +80,27 @@ class CacheProxy:
 class ServerlessEcpuOperations(ElastiCacheCore):
     """A mixin of ElastiCacheProvider."""
 
+    def _memcached_routed(self) -> bool:
+        """Do memcached serverless caches' endpoints go through a kernel route (to the node, or to
+        the proxy while there is a maximum)? Needs the endpoint router, and a way to cut the
+        direct connections when a maximum comes (conn_kill.py). Otherwise always the proxy."""
+        return self.router is not None and can_kill()
+
+    def _proxied(self, doc: dict) -> bool:
+        """Is the cache served through the ECPU proxy? (See the module docstring.)"""
+        if ecpu_maximum(doc) is not None:
+            return True
+        return doc["engine"] == "memcached" and not self._memcached_routed()
+
+    def _writer_route_of(self, doc: dict) -> str:
+        """The route of a memcached serverless cache's endpoint (see `_memcached_routed`)."""
+        return f"serverless-writer-{self.store.engine_key(doc['id'])}"
+
+    def _route_writer(self, doc: dict, backend: tuple[str, int]) -> None:
+        """Point a routed memcached cache's endpoint (PRIMARY, its port) at `backend` (blocking)."""
+        assert self.router is not None
+        self.router.set_route(self._writer_route_of(doc), doc["port"], [backend])
+
     def _unmetered_ecpus(self, name: str) -> float | None:
         """The ECPUs the cache's proxy counted since they were last metered (None: not proxied)."""
         found = self.ecpu_proxies.get(self.store.engine_key(name + SUFFIX))
@@ -111,7 +131,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             tls = getattr(getattr(server, "config", None), "tls", None)
             protocol = "memcached" if doc["engine"] == "memcached" else "resp"
             limiter = EcpuLimiter(ecpu_maximum(doc))
-            writer = EcpuProxy(PRIMARY, doc["port"], (lead, doc["port"]), protocol, limiter, tls=tls)
+            routed = doc["engine"] == "memcached" and self._memcached_routed()
+            host = MEMCACHED_PROXY if routed else PRIMARY  # routed: the endpoint's route leads to it
+            writer = EcpuProxy(host, doc["port"], (lead, doc["port"]), protocol, limiter, tls=tls)
             writer.announce = _announce(doc)
             await writer.start()
             reader = None
@@ -127,6 +149,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             self.ecpu_proxies[key] = found
             if reader is not None:  # the cache's security groups cover the reader proxy's port too
                 await run_blocking(self._guard_serverless, doc)  # type: ignore[attr-defined]
+            if routed:  # the endpoint to the proxy; clients connected to the node reconnect to it
+                await run_blocking(self._route_writer, doc, (writer.host, writer.port))
+                await run_blocking(kill_connections, lead, doc["port"])
         found.limiter.rate = ecpu_maximum(doc)
         await run_blocking(self._point_proxies, doc, lead, reads)
 
@@ -167,7 +192,7 @@ class ServerlessEcpuOperations(ElastiCacheCore):
         """A changed ECPUPerSecond limit, live (the caller holds the cache's lock)."""
         key = self.store.engine_key(doc["id"] + SUFFIX)
         has = key in self.ecpu_proxies
-        if proxied(doc) and has:
+        if self._proxied(doc) and has:
             self.ecpu_proxies[key].limiter.rate = ecpu_maximum(doc)
             return
         servers = [
@@ -177,17 +202,16 @@ class ServerlessEcpuOperations(ElastiCacheCore):
         ]
         lead_id = doc.get("primary_node") or PRIMARY_NODE
         lead = self.engines.get(doc["id"] + SUFFIX, lead_id)
-        if proxied(doc):  # the endpoint moves from the engine to the proxy
+        if self._proxied(doc):  # the endpoint moves from the engine to the proxy
             if isinstance(lead, RedisServer):
                 await run_blocking(lead.set_binds, [])
-            await self._open_ecpu(doc)
+            await self._open_ecpu(doc)  # (a routed memcached cache's direct clients are cut there)
             for server in servers:  # direct clients reconnect, through the proxy
                 await run_blocking(server.drop_clients)
         elif has:  # and back
-            await self._close_ecpu(doc)
-            if isinstance(lead, RedisServer):
-                await run_blocking(lead.set_binds, [PRIMARY])
-            _, reads = node_addresses(doc)
+            lead_address, reads = node_addresses(doc)
+            if doc["engine"] == "memcached":  # (so routed) new connections go to the node from now on
+                await run_blocking(self._route_writer, doc, (lead_address, doc["port"]))
             if self.router is not None:
                 await run_blocking(
                     self.router.set_route,
@@ -195,6 +219,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
                     doc["reader_port"],
                     [(reads, doc["port"])],
                 )
+            await self._close_ecpu(doc)
+            if isinstance(lead, RedisServer):
+                await run_blocking(lead.set_binds, [PRIMARY])
 
     async def _close_all_ecpu(self) -> None:
         for found in list(self.ecpu_proxies.values()):
