@@ -7,16 +7,24 @@ holds commands over the rate (AWS: "ElastiCache will begin throttling requests")
 counts the commands that waited. Caches without a maximum keep the engine itself on the endpoint:
 the proxy costs Strata about 50-60 us of CPU per request (redis-benchmark -P 1 over TLS: ~5k req/s
 through it against 35-48k direct on a busy 2-core machine, `bench/elasticache_serverless_ecpu.py`).
-Memcached ones are the exception: memcached cannot change the addresses it listens on while it
-runs, and a restart would empty the cache, so a memcached serverless cache is always behind the
-proxy (counting only, without a maximum) and a maximum can come and go live.
+memcached cannot change the addresses it listens on while it runs (and a restart would empty the
+cache), so a memcached node listens on its node address alone and the endpoint is a kernel route
+of the endpoint router (as the reader endpoint is): to the node without a maximum, to the proxy
+(listening on the cache's port at MEMCACHED_PROXY) with one. A route switch leaves the
+connections already made where they were, so adding a maximum then destroys the node's
+connections (`ss -K`, conn_kill.py; memcached has no CLIENT KILL) and they reconnect through the
+proxy. Without the endpoint router or `ss -K` a memcached serverless cache is always behind the
+proxy on the endpoint address (counting only, without a maximum).
 
 ModifyServerlessCache replaces CacheUsageLimits whole: a Modify whose limits leave out
 ECPUPerSecond removes the maximum. The endpoint address never changes. Adding a maximum to a
 Valkey/Redis cache moves the endpoint address from the engine (CONFIG SET bind) to the proxy and
 disconnects the clients that were connected directly (they reconnect through the proxy);
-removing it closes the proxy (its clients reconnect to the engine). A failover points the proxy
-at the new primary and ends its relayed connections, as the engine's own failover would.
+removing it closes the proxy (its clients reconnect to the engine). A routed memcached cache
+switches its route instead, then cuts the direct connections (adding) or closes the proxy
+(removing). A proxy connection opened in the instant between the switch and the cut is cut too
+(its client reconnects, as the others). A failover points the proxy at the new primary and ends
+its relayed connections, as the engine's own failover would.
 
 While a proxy runs, the cache's ECPUs are metered from its counts (1 per KB a command and its
 answers transfer, at least 1 per command: AWS's rule for simple commands), otherwise from the
