@@ -13,8 +13,8 @@ of the endpoint router (as the reader endpoint is): to the node without a maximu
 (listening on the cache's port at MEMCACHED_PROXY) with one. A route switch leaves the
 connections already made where they were, so adding a maximum then destroys the node's
 connections (`ss -K`, conn_kill.py; memcached has no CLIENT KILL) and they reconnect through the
-proxy. Without the endpoint router or `ss -K` a memcached serverless cache is always behind the
-proxy on the endpoint address (counting only, without a maximum).
+proxy. Without kernel routes (no router, or HAProxy's) or `ss -K` a memcached serverless cache is
+always behind the proxy on the endpoint address (counting only, without a maximum).
 
 ModifyServerlessCache replaces CacheUsageLimits whole: a Modify whose limits leave out
 ECPUPerSecond removes the maximum. The endpoint address never changes. Adding a maximum to a
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from strata.engines.conn_kill import can_kill, kill_connections
 from strata.engines.ecpu_proxy import EcpuLimiter, EcpuProxy
+from strata.engines.nft import NftRouter
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
 from strata.services.elasticache import security
@@ -91,8 +92,10 @@ class ServerlessEcpuOperations(ElastiCacheCore):
     def _memcached_routed(self) -> bool:
         """Do memcached serverless caches' endpoints go through a kernel route (to the node, or to
         the proxy while there is a maximum)? Needs the endpoint router, and a way to cut the
-        direct connections when a maximum comes (conn_kill.py). Otherwise always the proxy."""
-        return self.router is not None and can_kill()
+        direct connections when a maximum comes (conn_kill.py). Otherwise always the proxy. Only
+        the kernel's routes: HAProxy (the router where nftables cannot be used) would be a
+        user-space hop of its own, whose connections to the node the security groups filter."""
+        return isinstance(self.router, NftRouter) and can_kill()
 
     def _proxied(self, doc: dict) -> bool:
         """Is the cache served through the ECPU proxy? (See the module docstring.)"""
