@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from strata.context import RequestContext
+from strata.engines.conn_kill import can_kill
 from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.lag_relay import LagRelay
 from strata.engines.ports import PortAllocator
@@ -129,6 +130,7 @@ class ElastiCacheCore:
             )
             await run_blocking(router.start)
             self.router = router
+            await run_blocking(can_kill)  # tried once here, off the event loop (serverless_ecpu.py)
         except Exception:  # noqa: BLE001 - reader endpoints then stay on one replica each
             log.warning("no endpoint router for reader endpoints; each stays on one replica", exc_info=True)
         given = await run_blocking(security.guard_old_records, self)  # type: ignore[arg-type]

@@ -52,7 +52,6 @@ from strata.services.elasticache.serverless_ecpu import (
     SUFFIX,
     ServerlessEcpuOperations,
     node_addresses,
-    proxied,
 )
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -187,10 +186,13 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         cid = engine_id(doc["id"])
         first = {"id": PRIMARY_NODE, "address": node_address(1)}
         if doc["engine"] == "memcached":
-            node = self.engines.build_memcached(doc, cid, first, binds=[] if proxied(doc) else [PRIMARY])
+            # never on the endpoint address: the proxy or the endpoint's route is (serverless_ecpu.py)
+            node = self.engines.build_memcached(doc, cid, first, binds=[])
             node.config.memory_mb = (self._storage_cap(doc) // (1024 * 1024)) or MEMCACHED_UNLIMITED_MB
             self.engines.start_all([node])
             reader = first["address"]
+            if not self._proxied(doc):  # routed to the node (with a maximum, `_open_ecpu` routes)
+                self._route_writer(doc, (reader, doc["port"]))
         else:
             # cluster mode enabled, one shard holding every slot: as AWS's serverless caches are.
             # The node recorded as primary holds the endpoint address (it moves on a failover).
@@ -200,7 +202,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
                     doc,
                     cid,
                     {"id": n, "address": node_address(i)},
-                    binds=[PRIMARY] if n == lead and not proxied(doc) else [],
+                    binds=[PRIMARY] if n == lead and not self._proxied(doc) else [],
                 )
                 for i, n in ((1, PRIMARY_NODE), (2, REPLICA_NODE))
             ]
@@ -224,6 +226,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
     def _stop_serverless(self, doc: dict) -> None:
         if self.router is not None:
             self.router.remove_route(self._reader_route_of(doc))
+            self.router.remove_route(self._writer_route_of(doc))
         self.engines.stop_cluster(engine_id(doc["id"]), True)
 
     def _guard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
@@ -456,7 +459,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
                 await run_blocking(self._guard_serverless, doc)
                 try:
                     await run_blocking(self._start_serverless, doc, restore)
-                    if proxied(doc):
+                    if self._proxied(doc):
                         await self._open_ecpu(doc)
                     break
                 except (EngineError, OSError, redis.RedisError) as e:
@@ -604,7 +607,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         with self.store.acting_for(doc):
             try:
                 await run_blocking(self._start_serverless, doc)
-                if proxied(doc):
+                if self._proxied(doc):
                     await self._open_ecpu(doc)
                 if doc["status"] != "available":
                     doc["status"] = "available"

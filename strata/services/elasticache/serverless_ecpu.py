@@ -7,16 +7,24 @@ holds commands over the rate (AWS: "ElastiCache will begin throttling requests")
 counts the commands that waited. Caches without a maximum keep the engine itself on the endpoint:
 the proxy costs Strata about 50-60 us of CPU per request (redis-benchmark -P 1 over TLS: ~5k req/s
 through it against 35-48k direct on a busy 2-core machine, `bench/elasticache_serverless_ecpu.py`).
-Memcached ones are the exception: memcached cannot change the addresses it listens on while it
-runs, and a restart would empty the cache, so a memcached serverless cache is always behind the
-proxy (counting only, without a maximum) and a maximum can come and go live.
+memcached cannot change the addresses it listens on while it runs (and a restart would empty the
+cache), so a memcached node listens on its node address alone and the endpoint is a kernel route
+of the endpoint router (as the reader endpoint is): to the node without a maximum, to the proxy
+(listening on the cache's port at MEMCACHED_PROXY) with one. A route switch leaves the
+connections already made where they were, so adding a maximum then destroys the node's
+connections (`ss -K`, conn_kill.py; memcached has no CLIENT KILL) and they reconnect through the
+proxy. Without kernel routes (no router, or HAProxy's) or `ss -K` a memcached serverless cache is
+always behind the proxy on the endpoint address (counting only, without a maximum).
 
 ModifyServerlessCache replaces CacheUsageLimits whole: a Modify whose limits leave out
 ECPUPerSecond removes the maximum. The endpoint address never changes. Adding a maximum to a
 Valkey/Redis cache moves the endpoint address from the engine (CONFIG SET bind) to the proxy and
 disconnects the clients that were connected directly (they reconnect through the proxy);
-removing it closes the proxy (its clients reconnect to the engine). A failover points the proxy
-at the new primary and ends its relayed connections, as the engine's own failover would.
+removing it closes the proxy (its clients reconnect to the engine). A routed memcached cache
+switches its route instead, then cuts the direct connections (adding) or closes the proxy
+(removing). A proxy connection opened in the instant between the switch and the cut is cut too
+(its client reconnects, as the others). A failover points the proxy at the new primary and ends
+its relayed connections, as the engine's own failover would.
 
 While a proxy runs, the cache's ECPUs are metered from its counts (1 per KB a command and its
 answers transfer, at least 1 per command: AWS's rule for simple commands), otherwise from the
@@ -28,7 +36,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from strata.engines.conn_kill import can_kill, kill_connections
 from strata.engines.ecpu_proxy import EcpuLimiter, EcpuProxy
+from strata.engines.nft import NftRouter
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
 from strata.services.elasticache import security
@@ -38,16 +48,14 @@ from strata.services.elasticache.nodes import PRIMARY, node_address
 log = logging.getLogger("strata.elasticache")
 SUFFIX = "~serverless"  # engine-side cluster ids of serverless caches: `<name>~serverless`
 PRIMARY_NODE, REPLICA_NODE = "0001", "0002"
+# where a routed memcached cache's proxy listens (on the cache's port): the second node's address,
+# which a one-node memcached cache leaves free, and which the cache's security groups cover
+MEMCACHED_PROXY = node_address(2)
 
 
 def ecpu_maximum(doc: dict) -> int | None:
     """The cache's ECPUPerSecond.Maximum (None: no maximum)."""
     return (doc.get("limits") or {}).get("ECPUPerSecond", {}).get("Maximum")
-
-
-def proxied(doc: dict) -> bool:
-    """Is the cache served through the ECPU proxy? (See the module docstring.)"""
-    return doc["engine"] == "memcached" or ecpu_maximum(doc) is not None
 
 
 def node_addresses(doc: dict) -> tuple[str, str]:
@@ -81,6 +89,29 @@ class CacheProxy:
 class ServerlessEcpuOperations(ElastiCacheCore):
     """A mixin of ElastiCacheProvider."""
 
+    def _memcached_routed(self) -> bool:
+        """Do memcached serverless caches' endpoints go through a kernel route (to the node, or to
+        the proxy while there is a maximum)? Needs the endpoint router, and a way to cut the
+        direct connections when a maximum comes (conn_kill.py). Otherwise always the proxy. Only
+        the kernel's routes: HAProxy (the router where nftables cannot be used) would be a
+        user-space hop of its own, whose connections to the node the security groups filter."""
+        return isinstance(self.router, NftRouter) and can_kill()
+
+    def _proxied(self, doc: dict) -> bool:
+        """Is the cache served through the ECPU proxy? (See the module docstring.)"""
+        if ecpu_maximum(doc) is not None:
+            return True
+        return doc["engine"] == "memcached" and not self._memcached_routed()
+
+    def _writer_route_of(self, doc: dict) -> str:
+        """The route of a memcached serverless cache's endpoint (see `_memcached_routed`)."""
+        return f"serverless-writer-{self.store.engine_key(doc['id'])}"
+
+    def _route_writer(self, doc: dict, backend: tuple[str, int]) -> None:
+        """Point a routed memcached cache's endpoint (PRIMARY, its port) at `backend` (blocking)."""
+        assert self.router is not None
+        self.router.set_route(self._writer_route_of(doc), doc["port"], [backend])
+
     def _unmetered_ecpus(self, name: str) -> float | None:
         """The ECPUs the cache's proxy counted since they were last metered (None: not proxied)."""
         found = self.ecpu_proxies.get(self.store.engine_key(name + SUFFIX))
@@ -111,7 +142,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             tls = getattr(getattr(server, "config", None), "tls", None)
             protocol = "memcached" if doc["engine"] == "memcached" else "resp"
             limiter = EcpuLimiter(ecpu_maximum(doc))
-            writer = EcpuProxy(PRIMARY, doc["port"], (lead, doc["port"]), protocol, limiter, tls=tls)
+            routed = doc["engine"] == "memcached" and self._memcached_routed()
+            host = MEMCACHED_PROXY if routed else PRIMARY  # routed: the endpoint's route leads to it
+            writer = EcpuProxy(host, doc["port"], (lead, doc["port"]), protocol, limiter, tls=tls)
             writer.announce = _announce(doc)
             await writer.start()
             reader = None
@@ -127,6 +160,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
             self.ecpu_proxies[key] = found
             if reader is not None:  # the cache's security groups cover the reader proxy's port too
                 await run_blocking(self._guard_serverless, doc)  # type: ignore[attr-defined]
+            if routed:  # the endpoint to the proxy; clients connected to the node reconnect to it
+                await run_blocking(self._route_writer, doc, (writer.host, writer.port))
+                await run_blocking(kill_connections, lead, doc["port"])
         found.limiter.rate = ecpu_maximum(doc)
         await run_blocking(self._point_proxies, doc, lead, reads)
 
@@ -167,7 +203,7 @@ class ServerlessEcpuOperations(ElastiCacheCore):
         """A changed ECPUPerSecond limit, live (the caller holds the cache's lock)."""
         key = self.store.engine_key(doc["id"] + SUFFIX)
         has = key in self.ecpu_proxies
-        if proxied(doc) and has:
+        if self._proxied(doc) and has:
             self.ecpu_proxies[key].limiter.rate = ecpu_maximum(doc)
             return
         servers = [
@@ -177,17 +213,16 @@ class ServerlessEcpuOperations(ElastiCacheCore):
         ]
         lead_id = doc.get("primary_node") or PRIMARY_NODE
         lead = self.engines.get(doc["id"] + SUFFIX, lead_id)
-        if proxied(doc):  # the endpoint moves from the engine to the proxy
+        if self._proxied(doc):  # the endpoint moves from the engine to the proxy
             if isinstance(lead, RedisServer):
                 await run_blocking(lead.set_binds, [])
-            await self._open_ecpu(doc)
+            await self._open_ecpu(doc)  # (a routed memcached cache's direct clients are cut there)
             for server in servers:  # direct clients reconnect, through the proxy
                 await run_blocking(server.drop_clients)
         elif has:  # and back
-            await self._close_ecpu(doc)
-            if isinstance(lead, RedisServer):
-                await run_blocking(lead.set_binds, [PRIMARY])
-            _, reads = node_addresses(doc)
+            lead_address, reads = node_addresses(doc)
+            if doc["engine"] == "memcached":  # (so routed) new connections go to the node from now on
+                await run_blocking(self._route_writer, doc, (lead_address, doc["port"]))
             if self.router is not None:
                 await run_blocking(
                     self.router.set_route,
@@ -195,6 +230,9 @@ class ServerlessEcpuOperations(ElastiCacheCore):
                     doc["reader_port"],
                     [(reads, doc["port"])],
                 )
+            await self._close_ecpu(doc)
+            if isinstance(lead, RedisServer):
+                await run_blocking(lead.set_binds, [PRIMARY])
 
     async def _close_all_ecpu(self) -> None:
         for found in list(self.ecpu_proxies.values()):

@@ -15,6 +15,7 @@ import botocore.exceptions
 import pytest
 import redis
 from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
 from tests.services.elasticache.conftest import eventually, memcached_exchange
 from tests.strata_process import StrataProcess
@@ -459,7 +460,9 @@ def test_ecpu_maximum_throttles_commands_and_changes_live(server, cache, ca_file
 
 
 def test_memcached_ecpu_maximum_holds_a_pipelined_burst(server, ca_file) -> None:
-    """memcached serverless caches are always behind the proxy: text and meta commands, pymemcache."""
+    """A memcached serverless cache with a maximum is behind the proxy (text and meta commands,
+    pymemcache); without one the endpoint's kernel route leads to memcached itself, and a maximum
+    added live cuts the clients connected directly, which reconnect through the proxy."""
     ec = server.client("elasticache")
     name = "sls-mc-ecpu"
     ec.create_serverless_cache(
@@ -496,6 +499,34 @@ def test_memcached_ecpu_maximum_holds_a_pipelined_burst(server, ca_file) -> None
         storage_only = {"DataStorage": {"Maximum": 5000, "Unit": "GB"}}  # no ECPU maximum any more
         limits = ec.modify_serverless_cache(ServerlessCacheName=name, CacheUsageLimits=storage_only)
         assert limits["ServerlessCache"]["CacheUsageLimits"] == storage_only
+        # the proxy is gone with its connections: the client reconnects, to memcached itself
+        with pytest.raises((MemcacheUnexpectedCloseError, OSError)):
+            client.get("k")
         assert client.get("k") == b"x" * 3000  # the same data: the limit changed, not the engine
+        assert served_directly(client)
+        fifth = ecpu_sums(server, name)
+        assert memcached_exchange(ep, b"get s\r\n" * 1500, 1500, tls).count(b"VALUE s 0 2\r\n") == 1500
+        assert ecpu_sums(server, name) == fifth  # nothing proxied: nothing counted nor held
+        # a maximum again, live: the direct connection is cut; reconnected, the client is proxied
+        ec.modify_serverless_cache(
+            ServerlessCacheName=name, CacheUsageLimits={"ECPUPerSecond": {"Maximum": 1000}}
+        )
+        with pytest.raises((MemcacheUnexpectedCloseError, OSError)):
+            client.get("k")
+        for _ in range(10):  # ~2.95 ECPUs each, counted by the proxy
+            assert client.get("k") == b"x" * 3000
+        sixth = ecpu_sums(server, name)
+        assert sixth["ElastiCacheProcessingUnits"] - fifth["ElastiCacheProcessingUnits"] >= 25
+        assert memcached_exchange(ep, b"get s\r\n" * 1500, 1500, tls).count(b"VALUE s 0 2\r\n") == 1500
+        assert ecpu_sums(server, name)["ThrottledCmds"] > sixth["ThrottledCmds"]
     finally:
         ec.delete_serverless_cache(ServerlessCacheName=name)
+
+
+def served_directly(client: MemcacheClient) -> bool:
+    """Is the client's connection memcached's own (memcached lists the client's address among its
+    connections), or the proxy's?"""
+    assert client.sock is not None
+    host, port = client.sock.getsockname()[:2]
+    conns = client.raw_command(b"stats conns", b"END\r\n")
+    return f"{host}:{port}".encode() in conns
