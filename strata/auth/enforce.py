@@ -41,7 +41,7 @@ import contextvars
 import dataclasses
 import functools
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from strata.auth import conditions, errors
 from strata.auth.actions import ParamKeys, Plan, plan, targets
@@ -55,16 +55,47 @@ from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048
 
+# What the request being authorized is, for provider hooks (and providers) that depend on it: one
+# ContextVar holding (caller, operation, account, region), set once per request (one set costs a
+# request less than three), read through the three views below.
+_REQUEST: ContextVar[tuple[Principal | None, str, str, str]] = ContextVar(
+    "strata_caller_request", default=(None, "", "", "")
+)
+
+T = TypeVar("T")
+
+
+class _View(Generic[T]):
+    """Part of the request's facts, read and set like a ContextVar of its own (`set` returns a
+    token for `reset`, which restores the facts as they were before that set)."""
+
+    __slots__ = ("_part",)
+
+    def __init__(self, part: int | slice) -> None:
+        self._part = part
+
+    def get(self) -> T:
+        return _REQUEST.get()[self._part]  # type: ignore[return-value]
+
+    def set(self, value: T) -> contextvars.Token:
+        facts = list(_REQUEST.get())
+        facts[self._part] = value  # type: ignore[index,call-overload]
+        return _REQUEST.set(tuple(facts))  # type: ignore[arg-type]
+
+    def reset(self, token: contextvars.Token) -> None:
+        _REQUEST.reset(token)
+
+
 # (account, region) of the request being authorized, for provider hooks that resolve names
 # relative to the caller (KMS aliases and key ids live in the caller's account and region).
-CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", default=("", ""))
+CALLER_SCOPE: _View[tuple[str, str]] = _View(slice(2, 4))
 # The operation being authorized, for hooks whose answer depends on it (a KMS grant constrained
 # to an encryption context applies only to the operations that carry one).
-CALLER_OPERATION: ContextVar[str] = ContextVar("strata_caller_operation", default="")
+CALLER_OPERATION: _View[str] = _View(1)
 # (caller, operation) of the request being authorized, for resource-policy hooks whose answer
 # depends on who asks (S3: Block Public Access's RestrictPublicBuckets, the bucket owner's root
 # managing a policy that denies it).
-CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
+CALLER: _View[tuple[Principal | None, str]] = _View(slice(0, 2))
 
 _ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
 _ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity side
@@ -84,11 +115,15 @@ _CONNECTION_TESTS = {
 }
 
 
-def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
+# How a principal's allowed decisions are remembered (the last field of `_static`'s answer).
+_UNCACHED, _BY_ACTION, _BY_MEMBERS, _BY_CONNECTION = 0, 1, 2, 3
+
+
+def _static(policies: PolicySet) -> tuple[bool, bool, bool, int]:
     """(decisions depend only on (action, resource): no conditions, no variables;
     they depend on the action alone: every statement is for any resource;
     they depend on (action, resource) and the connection: conditions only on aws:SourceIp and
-    aws:SecureTransport)."""
+    aws:SecureTransport; and which of _BY_ACTION, _BY_MEMBERS, _BY_CONNECTION, _UNCACHED follows)."""
     every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
     every += list(policies.session or ())
     static = any_resource = by_connection = True
@@ -102,33 +137,101 @@ def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
                     by_connection = False
             if s.resources is not None and (s.not_resources or not s.resources.any):
                 any_resource = False
-    return static, static and any_resource, by_connection and not static
+    action_only = static and any_resource
+    by_connection = by_connection and not static
+    if action_only:
+        mode = _BY_ACTION
+    elif static:
+        mode = _BY_MEMBERS
+    else:
+        mode = _BY_CONNECTION if by_connection else _UNCACHED
+    return static, action_only, by_connection, mode
 
 
-_HOOKS = ("resource_policy", "further_resources", "resource_arn")
-_PLAIN: dict[tuple[type, str, str], bool] = {}
+class Route:
+    """What the check needs to know about one operation of one provider, worked out once: its
+    plan, and whether (and how) a remembered decision can be looked up before any hook is asked."""
 
+    __slots__ = (
+        "plan",
+        "fast",
+        "always",
+        "versioned",
+        "action",
+        "versioned_action",
+        "members",
+        "root_free",
+        "binds",
+        "plain",
+        "rows",
+        "owner_hook",
+        "further_members",
+        "by_members",
+    )
 
-def _plain(provider: Any, operation: str, p: Plan) -> bool:
-    """Whether an operation's decision is the caller's identity policies' on the one resource its
-    members name: no resource policy, further resource, exact ARN or own targets can enter it
-    (a provider with `request_targets` declares the operations they are for in
-    `request_target_operations`)."""
-    key = (type(provider), operation, p.action)
-    known = _PLAIN.get(key)
-    if known is None:
-        targets_for = getattr(provider, "request_target_operations", None)
-        known = _PLAIN[key] = (
+    def __init__(self, service: str, operation: str, provider: Any) -> None:
+        p = self.plan = plan(service, operation)
+        hook = functools.partial(getattr, provider)
+        targets_for = hook("request_target_operations", None)
+        own_targets = hook("request_targets", None) is not None and (
+            targets_for is None or operation in targets_for
+        )
+        further = hook("further_resources", None) is not None
+        self.further_members: frozenset[str] | None = None
+        if further:
+            declared = hook("further_resources_members", None)
+            self.further_members = frozenset(declared) if declared is not None else None
+        # No remembered decision for: several pairs (each, also), a resource policy every caller
+        # needs (KMS), IAM/STS (GetSessionToken credentials' limits), own targets (PartiQL), a
+        # further resource its provider cannot tell absent from the request's members.
+        self.fast = (
             provider is not None
             and p.each is None
             and not p.also
-            and not any(getattr(provider, hook, None) is not None for hook in _HOOKS)
-            and (
-                getattr(provider, "request_targets", None) is None
-                or (targets_for is not None and operation not in targets_for)
-            )
+            and not p.resource_required
+            and service not in ("iam", "sts")
+            and not own_targets
+            and (not further or self.further_members is not None)
         )
-    return known
+        self.always = p.always_allowed
+        self.versioned = p.versioned_action != p.action
+        self.action = p.action
+        self.versioned_action = p.versioned_action
+        self.members = tuple(member for member, _ in p.rules)
+        # the resource's owner is asked for (with several accounts) ...
+        self.owner_hook = hook("resource_account", None) is not None and not p.creates
+        # ... and its policy binds the owner's root too (S3)
+        binds = self.binds = bool(hook("resource_policy_binds_owner", False)) and not p.always_allowed
+        policy_hook = hook("resource_policy", None) is not None
+        # `resource_rows`: the provider's rows by `resource_member` (an S3 bucket by name), each
+        # with `authz_open`: None until the provider found that no resource policy, ACL or further
+        # resource can enter a request naming it (then a 1-tuple of its owner). A row is replaced
+        # whenever its resource changes, so a remembered `authz_open` is never stale.
+        self.rows: str | None = (
+            hook("resource_member", None) if hook("resource_rows", None) is not None else None
+        )
+        # roots: nothing to ask (no hook binds them, no owner to find)
+        self.root_free = p.always_allowed or (not binds and not self.owner_hook)
+        # users: no hook can add a policy, a resource or an exact ARN (else the rows must say so)
+        self.plain = not policy_hook and not further and hook("resource_arn", None) is None
+        # the members-keyed decision is usable (an exact-ARN hook would change the resource)
+        self.by_members = hook("resource_arn", None) is None
+
+
+_ROUTES: dict[tuple[str, str, type], Route] = {}
+_UNCACHED_KIND = (False, False, False, _UNCACHED)
+
+
+def _further(provider: Any, params: dict) -> list:
+    """The provider's further resources for this request (none without its hook; its
+    `further_resources_members`, when it has them, are the members without which it names none)."""
+    hook = getattr(provider, "further_resources", None)
+    if hook is None:
+        return []
+    members = getattr(provider, "further_resources_members", None)
+    if members is not None and params.keys().isdisjoint(members):
+        return []
+    return hook(params)  # type: ignore[no-any-return]
 
 
 def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
@@ -185,8 +288,110 @@ class Authorizer:
         request: HttpRequest,
         region: str,
         provider: Any = None,
+        route: Route | None = None,
     ) -> None:
-        """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
+        """Raise the service's AccessDenied unless every (action, resource) pair is allowed.
+
+        First, without asking any hook when the route allows it: a root with nothing that could
+        bind it, or a caller whose allowed decision is remembered (see `Route`); else in full."""
+        if route is None:
+            route = self.route(service, operation, provider)
+        if route.fast:
+            _REQUEST.set((principal, operation, principal.account_id, region))
+            try:
+                if principal.unrestricted and principal.session is None:  # a root
+                    if route.root_free:
+                        return
+                    if route.rows is not None:
+                        row = provider.resource_rows.get(params.get(route.rows))
+                        opened = row.authz_open if row is not None else None
+                        if opened is not None and (
+                            route.further_members is None or params.keys().isdisjoint(route.further_members)
+                        ):
+                            # no policy binds it; the owner matters with several accounts
+                            if (
+                                not route.owner_hook
+                                or opened[0] is None
+                                or opened[0] == principal.account_id
+                                or len(self.directory.accounts) < 2
+                            ):
+                                return
+                    elif not route.binds and len(self.directory.accounts) < 2:
+                        return  # only an owner to find, and one account owns everything
+                elif principal is not ANONYMOUS:
+                    held = principal.policies
+                    if held is not None and held[0] == self.directory.generation:
+                        cache = held[2]
+                        kind = cache.get("static")
+                        if kind is not None and kind[3]:
+                            owner: str | None = None
+                            if route.plain:
+                                if route.owner_hook and len(self.directory.accounts) > 1:
+                                    owner = provider.resource_account(params)
+                            elif route.rows is not None:
+                                row = provider.resource_rows.get(params.get(route.rows))
+                                opened = row.authz_open if row is not None else None
+                                if opened is None or not (
+                                    route.further_members is None
+                                    or params.keys().isdisjoint(route.further_members)
+                                ):
+                                    kind = _UNCACHED_KIND
+                                elif route.owner_hook and len(self.directory.accounts) > 1:
+                                    owner = opened[0]
+                            else:
+                                kind = _UNCACHED_KIND
+                            action = (
+                                route.versioned_action
+                                if route.versioned and params.get("VersionId")
+                                else route.action
+                            )
+                            mode = kind[3]
+                            if mode == _BY_ACTION:
+                                known = cache.get((action, owner))
+                            elif mode == _BY_MEMBERS and route.by_members:
+                                known = cache.get(
+                                    ("members", action, owner, region, *map(params.get, route.members))
+                                )
+                            elif mode == _BY_CONNECTION and route.by_members:
+                                known = cache.get(
+                                    (
+                                        "members",
+                                        action,
+                                        owner,
+                                        region,
+                                        request.client,
+                                        request.secure,
+                                        *map(params.get, route.members),
+                                    )
+                                )
+                            else:
+                                known = None
+                            if known is not None and known.allowed:
+                                return
+            except TypeError:  # a member that cannot be a key: decided in full
+                pass
+        self._check(principal, service, operation, params, request, region, provider)
+
+    @staticmethod
+    def route(service: str, operation: str, provider: Any) -> Route:
+        """What checking this operation of this provider needs (the gateway keeps it with the
+        operation's method; `check` looks it up when not given)."""
+        route = _ROUTES.get((service, operation, provider.__class__))
+        if route is None:
+            route = _ROUTES[(service, operation, provider.__class__)] = Route(service, operation, provider)
+        return route
+
+    def _check(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        provider: Any,
+    ) -> None:
+        """The check in full: every hook asked, decisions evaluated (and remembered) as needed."""
         owner: str | None = None
         p = plan(service, operation)
         if p.also:
@@ -199,9 +404,7 @@ class Authorizer:
                         principal, service, related_operation, related_params, request, region, provider
                     )
                 p = _without_also(service, operation)
-        CALLER_SCOPE.set((principal.account_id, region))
-        CALLER_OPERATION.set(operation)
-        CALLER.set((principal, operation))
+        _REQUEST.set((principal, operation, principal.account_id, region))
         if principal is ANONYMOUS:
             self._check_anonymous(p, service, params, request, region, provider)
             return
@@ -222,8 +425,7 @@ class Authorizer:
                         principal, service, operation, p, params, request, region, policy, owner, provider
                     )
                 # The further resources' policies (an S3 access point's) bind the root too.
-                further_hook = getattr(provider, "further_resources", None)
-                for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+                for action, resource, res_owner, res_policy in _further(provider, params):
                     if res_policy is None and res_owner == principal.account_id:
                         continue
                     verdict = evaluate(
@@ -251,28 +453,17 @@ class Authorizer:
         kind = cache.get("static")
         if kind is None:
             kind = cache["static"] = _static(policies)
-        static, action_only, by_connection = kind
+        static, action_only, by_connection, _ = kind
         # decisions under conditions on the connection alone are cached with its facts
         connection = (request.client, request.secure) if by_connection else ()
         cacheable = static or by_connection
-        if cacheable and _plain(provider, operation, p):
-            # No hook can add a resource, a policy or an ARN to this operation: its remembered
-            # decision is looked up before any hook is asked.
-            action = p.versioned_action if params.get("VersionId") else p.action
-            if action_only:
-                key: tuple = (action, owner)
-            else:
-                key = ("members", action, owner, region, *connection, *[params.get(m) for m, _ in p.rules])
-            if _allowed_before(cache, key):
-                return
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
             resource_policy = policy_hook(params)
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
-        further_hook = getattr(provider, "further_resources", None)
-        further = further_hook(params) if further_hook is not None else []
+        further = _further(provider, params)
         targets_hook = getattr(provider, "request_targets", None)
         own_pairs = (
             targets_hook(operation, params, region, principal.account_id)
@@ -461,9 +652,8 @@ class Authorizer:
         self._evaluate_pairs(
             ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
         )
-        further_hook = getattr(provider, "further_resources", None)
         facts = _facts(ANONYMOUS, region, request, params, p, provider)
-        for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+        for action, resource, res_owner, res_policy in _further(provider, params):
             if res_policy is None or res_owner is None:
                 raise errors.access_denied(service, "Access Denied")
             decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)

@@ -170,6 +170,11 @@ def compiled_policy(text: str) -> CompiledBucketPolicy:
 
 class BucketPolicyOperations(S3Core):
     resource_policy_binds_owner = True
+    # strata.auth.enforce's short cut: buckets by name (`resource_rows`, S3Core: the store's cache
+    # of rows; a bucket's `authz_open` says no policy or ACL can apply to it) ...
+    resource_member = "Bucket"
+    # ... and the members without which `further_resources` names nothing (access_point_authz.py)
+    further_resources_members = frozenset(["BypassGovernanceRetention", MEMBER])
 
     def resource_policy(self, req: dict) -> Policy | None:
         """The bucket policy that governs this request for this caller (None: no policy applies)."""
@@ -184,6 +189,9 @@ class BucketPolicyOperations(S3Core):
         if text is None:
             if "ownership" in config:  # ACLs may be on (acl.py)
                 return self._with_acls(row, req, None, None)  # type: ignore[attr-defined]
+            # Nothing guards this bucket for anyone: the authorizer may skip asking until the
+            # bucket changes (a new row). Kept only on the cached row the authorizer reads.
+            row.authz_open = (config.get("owner"),)
             return None
         caller, operation = CALLER.get()
         owner = config.get("owner")

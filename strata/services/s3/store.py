@@ -118,6 +118,9 @@ class BucketRow:
     versioning: str  # '', 'Enabled' or 'Suspended'
     tags: dict[str, str] | None
     config: dict[str, Any]
+    # (owner,) once policy.py found that no bucket policy or ACL applies to any request on this
+    # bucket (strata.auth.enforce then decides without asking); a changed bucket is a new row.
+    authz_open: tuple[str | None] | None = field(default=None, compare=False, repr=False)
 
 
 def prefix_end(prefix: str) -> str | None:
