@@ -14,6 +14,9 @@ opcodes of `handle` (everything it calls, parsing, the provider, serializing) ar
 - scoped:      an IAM user whose inline policy names the bench's table and bucket by ARN;
 - conditioned: the same with an `IpAddress aws:SourceIp 127.0.0.0/8` condition.
 
+Workloads: ddb_get (GetItem), s3_get_4k (GetObject of 4 KiB), s3_get_policy (the same from a bucket
+with bench/s3_security_bench.py's 20-statement bucket policy).
+
 C work (hashing, SQLite, HMAC, ContextVar) is not counted, and is the same on both sides except
 for the check's own C calls; `--wall` adds the in-process time of 2,000 requests per side (noisy
 on a shared machine). bench/authz_cost.py measures the same over real sockets (CPU time or, with
@@ -39,9 +42,23 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout this file is in
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # its benchmarks
+# s3_security_bench (the 20-statement policy) imports the shared harness beside the checkout
+os.environ.setdefault(
+    "STRATA_SHARED_BENCH",
+    next(
+        (
+            str(p / "shared" / "bench")
+            for p in Path(__file__).resolve().parents
+            if (p / "shared" / "bench").is_dir()
+        ),
+        "",
+    ),
+)
 
 import boto3  # noqa: E402
 import botocore.awsrequest  # noqa: E402
+from s3_security_bench import twenty_statements  # noqa: E402
 
 from strata.gateway.request_body import RequestBody  # noqa: E402
 from strata.protocol.http import FileBody, Headers, HttpRequest  # noqa: E402
@@ -60,6 +77,7 @@ SCOPED = [
 ]
 LOOPBACK = {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}
 TABLE, BUCKET, KEY = "bench", "bench-authz", "k"
+POLICY_BUCKET = "bench-policy"  # with bench/s3_security_bench.py's 20-statement bucket policy
 
 
 class _Conn:
@@ -166,7 +184,8 @@ def signed(h: Harness, key: tuple[str, str], workload: str) -> Any:
         call: Any = lambda: c.get_item(TableName=TABLE, Key={"pk": {"S": "item"}})  # noqa: E731
     else:
         c = h.client("s3", key, got)
-        call = lambda: c.get_object(Bucket=BUCKET, Key=KEY)  # noqa: E731
+        bucket = POLICY_BUCKET if workload == "s3_get_policy" else BUCKET
+        call = lambda: c.get_object(Bucket=bucket, Key=KEY)  # noqa: E731
     try:
         call()
     except _Captured:
@@ -188,6 +207,9 @@ def set_up(h: Harness) -> dict[str, tuple[str, str]]:
     s3 = h.client("s3", root)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 4096)
+    s3.create_bucket(Bucket=POLICY_BUCKET)
+    s3.put_object(Bucket=POLICY_BUCKET, Key=KEY, Body=b"x" * 4096)
+    s3.put_bucket_policy(Bucket=POLICY_BUCKET, Policy=json.dumps(twenty_statements(POLICY_BUCKET)))
     iam = h.client("iam", root)
     keys = {"root": root, "full": FULL_KEY}
     for name, statements in (
@@ -358,7 +380,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--callers", default="root,full,scoped,conditioned")
-    ap.add_argument("--workloads", default="ddb_get,s3_get_4k")
+    ap.add_argument("--workloads", default="ddb_get,s3_get_4k,s3_get_policy")
     ap.add_argument("--wall", action="store_true", help="also µs per request in process")
     ap.add_argument("--wall-requests", type=int, default=2000)
     ap.add_argument("--profile", help="CALLER:WORKLOAD: the functions whose opcodes the check adds")

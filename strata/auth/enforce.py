@@ -57,8 +57,9 @@ _DECISION_CACHE_LIMIT = 2048
 
 # What the request being authorized is, for provider hooks (and providers) that depend on it: one
 # ContextVar holding (caller, operation, account, region), set once per request (one set costs a
-# request less than three), read through the three views below.
-_REQUEST: ContextVar[tuple[Principal | None, str, str, str]] = ContextVar(
+# request less than three), read through the three views below (or directly, where a hook on
+# every request's path reads it: a view is a Python call).
+CALLER_REQUEST: ContextVar[tuple[Principal | None, str, str, str]] = ContextVar(
     "strata_caller_request", default=(None, "", "", "")
 )
 
@@ -75,15 +76,15 @@ class _View(Generic[T]):
         self._part = part
 
     def get(self) -> T:
-        return _REQUEST.get()[self._part]  # type: ignore[return-value]
+        return CALLER_REQUEST.get()[self._part]  # type: ignore[return-value]
 
     def set(self, value: T) -> contextvars.Token:
-        facts = list(_REQUEST.get())
+        facts = list(CALLER_REQUEST.get())
         facts[self._part] = value  # type: ignore[index,call-overload]
-        return _REQUEST.set(tuple(facts))  # type: ignore[arg-type]
+        return CALLER_REQUEST.set(tuple(facts))  # type: ignore[arg-type]
 
     def reset(self, token: contextvars.Token) -> None:
-        _REQUEST.reset(token)
+        CALLER_REQUEST.reset(token)
 
 
 # (account, region) of the request being authorized, for provider hooks that resolve names
@@ -165,7 +166,8 @@ class Route:
         "plain",
         "rows",
         "owner_hook",
-        "further_members",
+        "further_member",
+        "further_rest",
         "by_members",
     )
 
@@ -177,10 +179,16 @@ class Route:
             targets_for is None or operation in targets_for
         )
         further = hook("further_resources", None) is not None
-        self.further_members: frozenset[str] | None = None
-        if further:
-            declared = hook("further_resources_members", None)
-            self.further_members = frozenset(declared) if declared is not None else None
+        # `further_resources_members(operation)`: the members without which the provider's
+        # `further_resources` names nothing for this operation (an S3 access point's, the
+        # governance bypass header): the first in `further_member` ("": none; None: undeclared,
+        # asked every time), the others in `further_rest`.
+        declared = hook("further_resources_members", None)
+        members = sorted(declared(operation)) if further and declared is not None else None
+        self.further_member: str | None = (members[0] if members else "") if members is not None else None
+        self.further_rest: frozenset[str] | None = frozenset(members[1:]) if members and members[1:] else None
+        if not further:
+            self.further_member = ""
         # No remembered decision for: several pairs (each, also), a resource policy every caller
         # needs (KMS), IAM/STS (GetSessionToken credentials' limits), own targets (PartiQL), a
         # further resource its provider cannot tell absent from the request's members.
@@ -191,7 +199,7 @@ class Route:
             and not p.resource_required
             and service not in ("iam", "sts")
             and not own_targets
-            and (not further or self.further_members is not None)
+            and self.further_member is not None
         )
         self.always = p.always_allowed
         self.versioned = p.versioned_action != p.action
@@ -219,17 +227,18 @@ class Route:
 
 
 _ROUTES: dict[tuple[str, str, type], Route] = {}
-_UNCACHED_KIND = (False, False, False, _UNCACHED)
 
 
-def _further(provider: Any, params: dict) -> list:
-    """The provider's further resources for this request (none without its hook; its
-    `further_resources_members`, when it has them, are the members without which it names none)."""
+def _further(provider: Any, params: dict, route: Route) -> list:
+    """The provider's further resources for this request (none without its hook, nor without the
+    members the provider says it needs for this operation)."""
     hook = getattr(provider, "further_resources", None)
     if hook is None:
         return []
-    members = getattr(provider, "further_resources_members", None)
-    if members is not None and params.keys().isdisjoint(members):
+    if route.further_member is not None and (
+        route.further_member not in params
+        and (route.further_rest is None or params.keys().isdisjoint(route.further_rest))
+    ):
         return []
     return hook(params)  # type: ignore[no-any-return]
 
@@ -297,63 +306,81 @@ class Authorizer:
         if route is None:
             route = self.route(service, operation, provider)
         if route.fast:
-            _REQUEST.set((principal, operation, principal.account_id, region))
+            CALLER_REQUEST.set((principal, operation, principal.account_id, region))
             try:
                 if principal.unrestricted and principal.session is None:  # a root
                     if route.root_free:
                         return
-                    if route.rows is not None:
+                    if route.rows is None:
+                        if not route.binds and not self.directory.several_accounts:
+                            return  # only an owner to find, and one account owns everything
+                    else:
                         row = provider.resource_rows.get(params.get(route.rows))
                         opened = row.authz_open if row is not None else None
-                        if opened is not None and (
-                            route.further_members is None or params.keys().isdisjoint(route.further_members)
+                        if (
+                            opened is not None
+                            and route.further_member not in params
+                            and (route.further_rest is None or params.keys().isdisjoint(route.further_rest))
                         ):
-                            # no policy binds it; the owner matters with several accounts
+                            # no policy can bind it; its owner matters with several accounts
                             if (
-                                not route.owner_hook
+                                not self.directory.several_accounts
+                                or not route.owner_hook
                                 or opened[0] is None
                                 or opened[0] == principal.account_id
-                                or len(self.directory.accounts) < 2
                             ):
                                 return
-                    elif not route.binds and len(self.directory.accounts) < 2:
-                        return  # only an owner to find, and one account owns everything
+                        elif row is not None and row.authz_policy is not None:
+                            if self._remembered_under(
+                                row.authz_policy, principal, operation, route, params, region, request
+                            ):
+                                return
                 elif principal is not ANONYMOUS:
                     held = principal.policies
-                    if held is not None and held[0] == self.directory.generation:
-                        cache = held[2]
-                        kind = cache.get("static")
-                        if kind is not None and kind[3]:
-                            owner: str | None = None
-                            if route.plain:
-                                if route.owner_hook and len(self.directory.accounts) > 1:
-                                    owner = provider.resource_account(params)
-                            elif route.rows is not None:
-                                row = provider.resource_rows.get(params.get(route.rows))
-                                opened = row.authz_open if row is not None else None
-                                if opened is None or not (
-                                    route.further_members is None
-                                    or params.keys().isdisjoint(route.further_members)
-                                ):
-                                    kind = _UNCACHED_KIND
-                                elif route.owner_hook and len(self.directory.accounts) > 1:
-                                    owner = opened[0]
-                            else:
-                                kind = _UNCACHED_KIND
+                    if held is not None and held.generation == self.directory.generation:
+                        mode = held.mode
+                        owner: str | None = None
+                        if not mode:
+                            pass
+                        elif route.plain:
+                            if self.directory.several_accounts and route.owner_hook:
+                                owner = provider.resource_account(params)
+                        elif route.rows is not None:
+                            row = provider.resource_rows.get(params.get(route.rows))
+                            opened = row.authz_open if row is not None else None
+                            if (
+                                opened is None
+                                or route.further_member in params
+                                or not (
+                                    route.further_rest is None or params.keys().isdisjoint(route.further_rest)
+                                )
+                            ):
+                                mode = _UNCACHED
+                                if row is not None and row.authz_policy is not None:
+                                    if self._remembered_under(
+                                        row.authz_policy, principal, operation, route, params, region, request
+                                    ):
+                                        return
+                            elif self.directory.several_accounts and route.owner_hook:
+                                owner = opened[0]
+                        else:
+                            mode = _UNCACHED
+                        if mode:
                             action = (
                                 route.versioned_action
-                                if route.versioned and params.get("VersionId")
+                                if route.versioned and "VersionId" in params and params["VersionId"]
                                 else route.action
                             )
-                            mode = kind[3]
                             if mode == _BY_ACTION:
-                                known = cache.get((action, owner))
-                            elif mode == _BY_MEMBERS and route.by_members:
-                                known = cache.get(
+                                known = held.decisions.get((action, owner))
+                            elif not route.by_members:
+                                known = None
+                            elif mode == _BY_MEMBERS:
+                                known = held.decisions.get(
                                     ("members", action, owner, region, *map(params.get, route.members))
                                 )
-                            elif mode == _BY_CONNECTION and route.by_members:
-                                known = cache.get(
+                            else:  # _BY_CONNECTION
+                                known = held.decisions.get(
                                     (
                                         "members",
                                         action,
@@ -364,13 +391,11 @@ class Authorizer:
                                         *map(params.get, route.members),
                                     )
                                 )
-                            else:
-                                known = None
                             if known is not None and known.allowed:
                                 return
             except TypeError:  # a member that cannot be a key: decided in full
                 pass
-        self._check(principal, service, operation, params, request, region, provider)
+        self._check(principal, service, operation, params, request, region, provider, route)
 
     @staticmethod
     def route(service: str, operation: str, provider: Any) -> Route:
@@ -390,10 +415,11 @@ class Authorizer:
         request: HttpRequest,
         region: str,
         provider: Any,
+        route: Route,
     ) -> None:
         """The check in full: every hook asked, decisions evaluated (and remembered) as needed."""
         owner: str | None = None
-        p = plan(service, operation)
+        p = route.plan
         if p.also:
             related_hook = getattr(provider, "related_requests", None)
             if related_hook is not None:
@@ -404,11 +430,12 @@ class Authorizer:
                         principal, service, related_operation, related_params, request, region, provider
                     )
                 p = _without_also(service, operation)
-        _REQUEST.set((principal, operation, principal.account_id, region))
+        if not route.fast:  # (a fast route's check set them already)
+            CALLER_REQUEST.set((principal, operation, principal.account_id, region))
         if principal is ANONYMOUS:
-            self._check_anonymous(p, service, params, request, region, provider)
+            self._check_anonymous(p, service, params, request, region, provider, route)
             return
-        if len(self.directory.accounts) > 1 and not p.creates:
+        if self.directory.several_accounts and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
                 owner = owner_hook(params)
@@ -422,10 +449,20 @@ class Authorizer:
                 policy = provider.resource_policy(params)
                 if policy is not None:
                     self._under_owner_policy(
-                        principal, service, operation, p, params, request, region, policy, owner, provider
+                        principal,
+                        service,
+                        operation,
+                        p,
+                        params,
+                        request,
+                        region,
+                        policy,
+                        owner,
+                        provider,
+                        route,
                     )
                 # The further resources' policies (an S3 access point's) bind the root too.
-                for action, resource, res_owner, res_policy in _further(provider, params):
+                for action, resource, res_owner, res_policy in _further(provider, params, route):
                     if res_policy is None and res_owner == principal.account_id:
                         continue
                     verdict = evaluate(
@@ -453,6 +490,7 @@ class Authorizer:
         kind = cache.get("static")
         if kind is None:
             kind = cache["static"] = _static(policies)
+        principal.policies.mode = kind[3]  # what `check` looks up first next time
         static, action_only, by_connection, _ = kind
         # decisions under conditions on the connection alone are cached with its facts
         connection = (request.client, request.secure) if by_connection else ()
@@ -463,7 +501,7 @@ class Authorizer:
             resource_policy = policy_hook(params)
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
-        further = _further(provider, params)
+        further = _further(provider, params, route)
         targets_hook = getattr(provider, "request_targets", None)
         own_pairs = (
             targets_hook(operation, params, region, principal.account_id)
@@ -524,7 +562,7 @@ class Authorizer:
             and own_pairs is None
             and getattr(provider, "resource_arn", None) is None
         ):
-            by_policy = self._policy_key(principal, operation, p, params, owner, region, request)
+            by_policy = self._policy_key(principal, operation, route, params, owner, region, request)
             hit = _allowed_before(resource_policy._decisions, by_policy)
             if hit:
                 return
@@ -580,11 +618,41 @@ class Authorizer:
                 if not decision.allowed:
                     raise errors.access_denied(service, decision.message(principal.arn, action, resource))
 
+    def _remembered_under(
+        self,
+        held: tuple[str | None, Policy],
+        principal: Principal,
+        operation: str,
+        route: Route,
+        params: dict,
+        region: str,
+        request: HttpRequest,
+    ) -> bool:
+        """Whether an allowed decision is remembered under the resource policy a provider's row
+        holds as `authz_policy` (owner, the policy that applies to every caller of the owner's
+        account, a row with nothing else that could guard it), for a caller of that account."""
+        owner, policy = held
+        if owner != principal.account_id or route.further_member in params:
+            return False
+        if route.further_rest is not None and not params.keys().isdisjoint(route.further_rest):
+            return False
+        key = self._policy_key(
+            principal,
+            operation,
+            route,
+            params,
+            owner if self.directory.several_accounts and route.owner_hook else None,
+            region,
+            request,
+        )
+        known = policy._decisions.get(key)
+        return known is not None and known.allowed  # type: ignore[no-any-return]
+
     def _policy_key(
         self,
         principal: Principal,
         operation: str,
-        p: Plan,
+        route: Route,
         params: dict,
         owner: str | None,
         region: str,
@@ -602,8 +670,8 @@ class Authorizer:
             region,
             request.client,
             request.secure,
-            p.versioned_action if params.get("VersionId") else p.action,
-            *[params.get(member) for member, _ in p.rules],
+            route.versioned_action if route.versioned and params.get("VersionId") else route.action,
+            *map(params.get, route.members),
         )
 
     def _under_owner_policy(
@@ -618,13 +686,14 @@ class Authorizer:
         policy: Policy,
         owner: str | None,
         provider: Any,
+        route: Route,
     ) -> None:
         """The owner's root under a resource policy that binds it (an S3 bucket policy's Deny):
         a single resource's allowed decision is remembered on the policy when nothing but the
         connection can change it, so a bucket with a policy is not evaluated in full per request."""
         key: tuple | None = None
         if p.each is None and not p.also:
-            key = self._policy_key(principal, operation, p, params, owner, region, request)
+            key = self._policy_key(principal, operation, route, params, owner, region, request)
             hit = _allowed_before(policy._decisions, key)
             if hit:
                 return
@@ -640,7 +709,14 @@ class Authorizer:
                 _remember(policy, key, decision)
 
     def _check_anonymous(
-        self, p: Any, service: str, params: dict, request: HttpRequest, region: str, provider: Any
+        self,
+        p: Any,
+        service: str,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        provider: Any,
+        route: Route,
     ) -> None:
         """An unsigned request: allowed only where the resource's policy allows everyone."""
         policy_hook = getattr(provider, "resource_policy", None)
@@ -653,7 +729,7 @@ class Authorizer:
             ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
         )
         facts = _facts(ANONYMOUS, region, request, params, p, provider)
-        for action, resource, res_owner, res_policy in _further(provider, params):
+        for action, resource, res_owner, res_policy in _further(provider, params, route):
             if res_policy is None or res_owner is None:
                 raise errors.access_denied(service, "Access Denied")
             decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)
