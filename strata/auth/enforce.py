@@ -9,6 +9,17 @@ also under the request members its ARN is built from (then an allowed request is
 building the ARN). Conditions on the connection alone (aws:SourceIp, aws:SecureTransport) keep
 decisions cacheable, with the connection's address and transport in the key.
 
+The short cuts are taken before any provider hook is asked: each (service, operation, provider
+class) has a `Route`, worked out once (the gateway keeps it with the operation's method), saying
+which apply. A root allowed by nothing but its own account returns at once; a remembered allowed
+decision is looked up when no hook can enter it: the provider has none for the operation, or its
+row for the named resource says so (`resource_rows` by `resource_member`: an S3 bucket with no
+policy and no ACLs is `authz_open`; one whose policy applies to every caller of its account holds
+it as `authz_policy`, and the decisions remembered on that policy are looked up; a changed bucket
+is a new row), and the members without which `further_resources` names nothing
+(`further_resources_members(operation)`) are absent. What the request is (caller, operation,
+account, region) is one ContextVar, set once per request.
+
 Resources owned by another account (an S3 bucket another account created) need that account's
 resource policy; a provider names a resource's owner through its optional `resource_account(req)`
 hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
@@ -40,63 +51,35 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-from contextvars import ContextVar
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from strata.auth import conditions, errors
+from strata.auth import errors
 from strata.auth.actions import ParamKeys, Plan, plan, targets
+
+# the request's facts for provider hooks, imported by providers from here too
+from strata.auth.caller import CALLER as CALLER
+from strata.auth.caller import CALLER_OPERATION as CALLER_OPERATION
+from strata.auth.caller import CALLER_REQUEST
+from strata.auth.caller import CALLER_SCOPE as CALLER_SCOPE
 from strata.auth.directory import Directory, directory_for
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
 from strata.auth.principal import ANONYMOUS, Principal
+from strata.auth.routes import (
+    BY_ACTION,
+    BY_MEMBERS,
+    UNCACHED,
+    Route,
+    connection_bound,
+    further_resources,
+    route_for,
+    static_kind,
+)
 from strata.config import Settings
 from strata.protocol.http import HttpRequest
 from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048
-
-# What the request being authorized is, for provider hooks (and providers) that depend on it: one
-# ContextVar holding (caller, operation, account, region), set once per request (one set costs a
-# request less than three), read through the three views below (or directly, where a hook on
-# every request's path reads it: a view is a Python call).
-CALLER_REQUEST: ContextVar[tuple[Principal | None, str, str, str]] = ContextVar(
-    "strata_caller_request", default=(None, "", "", "")
-)
-
-T = TypeVar("T")
-
-
-class _View(Generic[T]):
-    """Part of the request's facts, read and set like a ContextVar of its own (`set` returns a
-    token for `reset`, which restores the facts as they were before that set)."""
-
-    __slots__ = ("_part",)
-
-    def __init__(self, part: int | slice) -> None:
-        self._part = part
-
-    def get(self) -> T:
-        return CALLER_REQUEST.get()[self._part]  # type: ignore[return-value]
-
-    def set(self, value: T) -> contextvars.Token:
-        facts = list(CALLER_REQUEST.get())
-        facts[self._part] = value  # type: ignore[index,call-overload]
-        return CALLER_REQUEST.set(tuple(facts))  # type: ignore[arg-type]
-
-    def reset(self, token: contextvars.Token) -> None:
-        CALLER_REQUEST.reset(token)
-
-
-# (account, region) of the request being authorized, for provider hooks that resolve names
-# relative to the caller (KMS aliases and key ids live in the caller's account and region).
-CALLER_SCOPE: _View[tuple[str, str]] = _View(slice(2, 4))
-# The operation being authorized, for hooks whose answer depends on it (a KMS grant constrained
-# to an encryption context applies only to the operations that carry one).
-CALLER_OPERATION: _View[str] = _View(1)
-# (caller, operation) of the request being authorized, for resource-policy hooks whose answer
-# depends on who asks (S3: Block Public Access's RestrictPublicBuckets, the bucket owner's root
-# managing a policy that denies it).
-CALLER: _View[tuple[Principal | None, str]] = _View(slice(0, 2))
 
 _ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
 _ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity side
@@ -105,152 +88,6 @@ _ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity si
 @functools.cache
 def _without_also(service: str, operation: str) -> Plan:
     return dataclasses.replace(plan(service, operation), also=())
-
-
-# Condition tests that read only the connection (its address, whether it is TLS) with operators
-# that take no policy variables: a decision under them is cached with the connection's facts.
-_CONNECTION_TESTS = {
-    ("aws:sourceip", conditions.OPERATORS["IpAddress"][0]),
-    ("aws:sourceip", conditions.OPERATORS["Bool"][0]),
-    ("aws:securetransport", conditions.OPERATORS["Bool"][0]),
-}
-
-
-# How a principal's allowed decisions are remembered (the last field of `_static`'s answer).
-_UNCACHED, _BY_ACTION, _BY_MEMBERS, _BY_CONNECTION = 0, 1, 2, 3
-
-
-def _static(policies: PolicySet) -> tuple[bool, bool, bool, int]:
-    """(decisions depend only on (action, resource): no conditions, no variables;
-    they depend on the action alone: every statement is for any resource;
-    they depend on (action, resource) and the connection: conditions only on aws:SourceIp and
-    aws:SecureTransport; and which of _BY_ACTION, _BY_MEMBERS, _BY_CONNECTION, _UNCACHED follows)."""
-    every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
-    every += list(policies.session or ())
-    static = any_resource = by_connection = True
-    for p in every:
-        for s in p.statements:
-            if s.resources is not None and s.resources.dynamic:
-                static = by_connection = False
-            elif s.conditions:
-                static = False
-                if any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
-                    by_connection = False
-            if s.resources is not None and (s.not_resources or not s.resources.any):
-                any_resource = False
-    action_only = static and any_resource
-    by_connection = by_connection and not static
-    if action_only:
-        mode = _BY_ACTION
-    elif static:
-        mode = _BY_MEMBERS
-    else:
-        mode = _BY_CONNECTION if by_connection else _UNCACHED
-    return static, action_only, by_connection, mode
-
-
-class Route:
-    """What the check needs to know about one operation of one provider, worked out once: its
-    plan, and whether (and how) a remembered decision can be looked up before any hook is asked."""
-
-    __slots__ = (
-        "plan",
-        "fast",
-        "always",
-        "versioned",
-        "action",
-        "versioned_action",
-        "members",
-        "root_free",
-        "binds",
-        "plain",
-        "rows",
-        "owner_hook",
-        "further_member",
-        "further_rest",
-        "by_members",
-    )
-
-    def __init__(self, service: str, operation: str, provider: Any) -> None:
-        p = self.plan = plan(service, operation)
-        hook = functools.partial(getattr, provider)
-        targets_for = hook("request_target_operations", None)
-        own_targets = hook("request_targets", None) is not None and (
-            targets_for is None or operation in targets_for
-        )
-        further = hook("further_resources", None) is not None
-        # `further_resources_members(operation)`: the members without which the provider's
-        # `further_resources` names nothing for this operation (an S3 access point's, the
-        # governance bypass header): the first in `further_member` ("": none; None: undeclared,
-        # asked every time), the others in `further_rest`.
-        declared = hook("further_resources_members", None)
-        members = sorted(declared(operation)) if further and declared is not None else None
-        self.further_member: str | None = (members[0] if members else "") if members is not None else None
-        self.further_rest: frozenset[str] | None = frozenset(members[1:]) if members and members[1:] else None
-        if not further:
-            self.further_member = ""
-        # No remembered decision for: several pairs (each, also), a resource policy every caller
-        # needs (KMS), IAM/STS (GetSessionToken credentials' limits), own targets (PartiQL), a
-        # further resource its provider cannot tell absent from the request's members.
-        self.fast = (
-            provider is not None
-            and p.each is None
-            and not p.also
-            and not p.resource_required
-            and service not in ("iam", "sts")
-            and not own_targets
-            and self.further_member is not None
-        )
-        self.always = p.always_allowed
-        self.versioned = p.versioned_action != p.action
-        self.action = p.action
-        self.versioned_action = p.versioned_action
-        self.members = tuple(member for member, _ in p.rules)
-        # the resource's owner is asked for (with several accounts) ...
-        self.owner_hook = hook("resource_account", None) is not None and not p.creates
-        # ... and its policy binds the owner's root too (S3)
-        binds = self.binds = bool(hook("resource_policy_binds_owner", False)) and not p.always_allowed
-        policy_hook = hook("resource_policy", None) is not None
-        # `resource_rows`: the provider's rows by `resource_member` (an S3 bucket by name), each
-        # with `authz_open`: None until the provider found that no resource policy, ACL or further
-        # resource can enter a request naming it (then a 1-tuple of its owner). A row is replaced
-        # whenever its resource changes, so a remembered `authz_open` is never stale.
-        self.rows: str | None = (
-            hook("resource_member", None) if hook("resource_rows", None) is not None else None
-        )
-        # roots: nothing to ask (no hook binds them, no owner to find)
-        self.root_free = p.always_allowed or (not binds and not self.owner_hook)
-        # users: no hook can add a policy, a resource or an exact ARN (else the rows must say so)
-        self.plain = not policy_hook and not further and hook("resource_arn", None) is None
-        # the members-keyed decision is usable (an exact-ARN hook would change the resource)
-        self.by_members = hook("resource_arn", None) is None
-
-
-_ROUTES: dict[tuple[str, str, type], Route] = {}
-
-
-def _further(provider: Any, params: dict, route: Route) -> list:
-    """The provider's further resources for this request (none without its hook, nor without the
-    members the provider says it needs for this operation)."""
-    hook = getattr(provider, "further_resources", None)
-    if hook is None:
-        return []
-    if route.further_member is not None and (
-        route.further_member not in params
-        and (route.further_rest is None or params.keys().isdisjoint(route.further_rest))
-    ):
-        return []
-    return hook(params)  # type: ignore[no-any-return]
-
-
-def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
-    """Whether a resource policy's say on this (action, resource) depends on nothing but who asks
-    and the connection: the statements that can apply have static resources and conditions on
-    aws:SourceIp/aws:SecureTransport at most."""
-    for s, check_resource in policy.candidates(action_lower, resource):
-        if check_resource or any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
-            return False
-    return True
 
 
 def _allowed_before(decisions: dict, key: tuple) -> bool | None:
@@ -355,7 +192,7 @@ class Authorizer:
                                     route.further_rest is None or params.keys().isdisjoint(route.further_rest)
                                 )
                             ):
-                                mode = _UNCACHED
+                                mode = UNCACHED
                                 if row is not None and row.authz_policy is not None:
                                     if self._remembered_under(
                                         row.authz_policy, principal, operation, route, params, region, request
@@ -364,22 +201,22 @@ class Authorizer:
                             elif self.directory.several_accounts and route.owner_hook:
                                 owner = opened[0]
                         else:
-                            mode = _UNCACHED
+                            mode = UNCACHED
                         if mode:
                             action = (
                                 route.versioned_action
                                 if route.versioned and "VersionId" in params and params["VersionId"]
                                 else route.action
                             )
-                            if mode == _BY_ACTION:
+                            if mode == BY_ACTION:
                                 known = held.decisions.get((action, owner))
                             elif not route.by_members:
                                 known = None
-                            elif mode == _BY_MEMBERS:
+                            elif mode == BY_MEMBERS:
                                 known = held.decisions.get(
                                     ("members", action, owner, region, *map(params.get, route.members))
                                 )
-                            else:  # _BY_CONNECTION
+                            else:  # BY_CONNECTION
                                 known = held.decisions.get(
                                     (
                                         "members",
@@ -401,10 +238,7 @@ class Authorizer:
     def route(service: str, operation: str, provider: Any) -> Route:
         """What checking this operation of this provider needs (the gateway keeps it with the
         operation's method; `check` looks it up when not given)."""
-        route = _ROUTES.get((service, operation, provider.__class__))
-        if route is None:
-            route = _ROUTES[(service, operation, provider.__class__)] = Route(service, operation, provider)
-        return route
+        return route_for(service, operation, provider)
 
     def _check(
         self,
@@ -462,7 +296,7 @@ class Authorizer:
                         route,
                     )
                 # The further resources' policies (an S3 access point's) bind the root too.
-                for action, resource, res_owner, res_policy in _further(provider, params, route):
+                for action, resource, res_owner, res_policy in further_resources(provider, params, route):
                     if res_policy is None and res_owner == principal.account_id:
                         continue
                     verdict = evaluate(
@@ -489,7 +323,7 @@ class Authorizer:
         policies, cache = self.directory.policy_set(principal)
         kind = cache.get("static")
         if kind is None:
-            kind = cache["static"] = _static(policies)
+            kind = cache["static"] = static_kind(policies)
         principal.policies.mode = kind[3]  # what `check` looks up first next time
         static, action_only, by_connection, _ = kind
         # decisions under conditions on the connection alone are cached with its facts
@@ -501,7 +335,7 @@ class Authorizer:
             resource_policy = policy_hook(params)
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
-        further = _further(provider, params, route)
+        further = further_resources(provider, params, route)
         targets_hook = getattr(provider, "request_targets", None)
         own_pairs = (
             targets_hook(operation, params, region, principal.account_id)
@@ -602,7 +436,7 @@ class Authorizer:
                 elif (
                     by_policy is not None
                     and len(pairs) == 1
-                    and _connection_bound(resource_policy, action.lower(), resource)  # type: ignore[arg-type]
+                    and connection_bound(resource_policy, action.lower(), resource)  # type: ignore[arg-type]
                 ):
                     _remember(resource_policy, by_policy, decision)  # type: ignore[arg-type]
             if not decision.allowed:
@@ -705,7 +539,7 @@ class Authorizer:
             decision = evaluate(principal, action, resource, facts, _ROOT_SET, policy, owner)
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
-            if key is not None and len(pairs) == 1 and _connection_bound(policy, action.lower(), resource):
+            if key is not None and len(pairs) == 1 and connection_bound(policy, action.lower(), resource):
                 _remember(policy, key, decision)
 
     def _check_anonymous(
@@ -729,7 +563,7 @@ class Authorizer:
             ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
         )
         facts = _facts(ANONYMOUS, region, request, params, p, provider)
-        for action, resource, res_owner, res_policy in _further(provider, params, route):
+        for action, resource, res_owner, res_policy in further_resources(provider, params, route):
             if res_policy is None or res_owner is None:
                 raise errors.access_denied(service, "Access Denied")
             decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)
