@@ -9,14 +9,16 @@ as four callers, from the cheapest decision to the dearest:
                decision is cached per action);
 - scoped:      an IAM user whose inline policy names the bench's tables and buckets by ARN (the
                decision is cached per (action, resource));
-- conditioned: the same with an `IpAddress aws:SourceIp 127.0.0.0/8` condition (never cached:
-               every request is evaluated);
+- conditioned: the same with an `IpAddress aws:SourceIp 127.0.0.0/8` condition (cached with the
+               connection's address and transport);
 
 and on the other the root key (`skipped`). Then bench/cpu_per_request.py measures each target's
 server CPU (or, with --callgrind, instructions) per request; the ratios to `skipped` are what
 authorization adds.
 
     python bench/authz_cost.py --callgrind --seconds 15 --rounds 2
+
+bench/authz_opcodes.py counts the same in one process, exactly (Python opcodes per request).
 """
 
 from __future__ import annotations

@@ -79,6 +79,20 @@ class CredentialProblem(Exception):
         self.kind = kind  # unknown_key | expired_token | bad_token
 
 
+class HeldPolicies:
+    """A principal's compiled identity side at one IAM generation, with its decision cache and
+    how strata.auth.enforce remembers its decisions (`mode`: None until the enforcer worked it
+    out), held on the principal so an authorized request finds them without a lookup."""
+
+    __slots__ = ("generation", "policies", "decisions", "mode")
+
+    def __init__(self, generation: int, policies: PolicySet) -> None:
+        self.generation = generation
+        self.policies = policies
+        self.decisions: dict = {}
+        self.mode: int | None = None
+
+
 class Directory:
     """Accounts, identities, policies and keys; see the module docstring."""
 
@@ -100,6 +114,8 @@ class Directory:
                 if acct.root_key and acct.root_secret:
                     self.roots[acct.root_key] = (acct.root_secret, acct.account_id)
                     self.operator_keys.discard(acct.root_key)
+        # with one account every resource is the caller's: the authorizer need not ask for owners
+        self.several_accounts = len(self.accounts) > 1
         self.generation = next(_GENERATIONS)
         self.users: dict[tuple[str, str], dict] = {}
         self.groups: dict[tuple[str, str], dict] = {}
@@ -113,7 +129,7 @@ class Directory:
         self._server_key: bytes | None = None
         self._principals: dict[str, tuple[int, str, Principal]] = {}
         self._sessions: dict[str, tuple[str, Principal, float]] = {}
-        self._sets: dict[tuple[str, str], tuple[int, PolicySet, dict]] = {}
+        self._sets: dict[tuple[str, str], HeldPolicies] = {}
         self.session_accounts: dict[str, str] = {}  # ASIA key -> account, for GetAccessKeyInfo
 
     # ---- storage ------------------------------------------------------------------------------
@@ -327,18 +343,18 @@ class Directory:
         """The compiled identity side of a principal and its decision cache (both dropped on any
         IAM change)."""
         held = principal.policies
-        if held is None or held[0] != self.generation:
+        if held is None or held.generation != self.generation:
             session = principal.session
             cache_key = (principal.arn, session["ak"] if session else "")
             held = self._sets.get(cache_key)
-            if held is None or held[0] != self.generation:
+            if held is None or held.generation != self.generation:
                 self.load()
-                held = (self.generation, self._build_set(principal), {})
+                held = HeldPolicies(self.generation, self._build_set(principal))
                 if len(self._sets) > 4096:
                     self._sets.clear()
                 self._sets[cache_key] = held
             principal.policies = held
-        return held[1], held[2]
+        return held.policies, held.decisions
 
     def _build_set(self, principal: Principal) -> PolicySet:
         session = principal.session or {}

@@ -9,6 +9,17 @@ also under the request members its ARN is built from (then an allowed request is
 building the ARN). Conditions on the connection alone (aws:SourceIp, aws:SecureTransport) keep
 decisions cacheable, with the connection's address and transport in the key.
 
+The short cuts are taken before any provider hook is asked: each (service, operation, provider
+class) has a `Route`, worked out once (the gateway keeps it with the operation's method), saying
+which apply. A root allowed by nothing but its own account returns at once; a remembered allowed
+decision is looked up when no hook can enter it: the provider has none for the operation, or its
+row for the named resource says so (`resource_rows` by `resource_member`: an S3 bucket with no
+policy and no ACLs is `authz_open`; one whose policy applies to every caller of its account holds
+it as `authz_policy`, and the decisions remembered on that policy are looked up; a changed bucket
+is a new row), and the members without which `further_resources` names nothing
+(`further_resources_members(operation)`) are absent. What the request is (caller, operation,
+account, region) is one ContextVar, set once per request.
+
 Resources owned by another account (an S3 bucket another account created) need that account's
 resource policy; a provider names a resource's owner through its optional `resource_account(req)`
 hook, `resource_arn(req, arn)` when the table's ARN lacks what only the provider knows (an IAM
@@ -40,31 +51,35 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-from contextvars import ContextVar
 from typing import Any
 
-from strata.auth import conditions, errors
+from strata.auth import errors
 from strata.auth.actions import ParamKeys, Plan, plan, targets
+
+# the request's facts for provider hooks, imported by providers from here too
+from strata.auth.caller import CALLER as CALLER
+from strata.auth.caller import CALLER_OPERATION as CALLER_OPERATION
+from strata.auth.caller import CALLER_REQUEST
+from strata.auth.caller import CALLER_SCOPE as CALLER_SCOPE
 from strata.auth.directory import Directory, directory_for
 from strata.auth.evaluator import Decision, Facts, PolicySet, evaluate
 from strata.auth.policy import Policy
 from strata.auth.principal import ANONYMOUS, Principal
+from strata.auth.routes import (
+    BY_ACTION,
+    BY_MEMBERS,
+    UNCACHED,
+    Route,
+    connection_bound,
+    further_resources,
+    route_for,
+    static_kind,
+)
 from strata.config import Settings
 from strata.protocol.http import HttpRequest
 from strata.sim.clock import clock
 
 _DECISION_CACHE_LIMIT = 2048
-
-# (account, region) of the request being authorized, for provider hooks that resolve names
-# relative to the caller (KMS aliases and key ids live in the caller's account and region).
-CALLER_SCOPE: ContextVar[tuple[str, str]] = ContextVar("strata_caller_scope", default=("", ""))
-# The operation being authorized, for hooks whose answer depends on it (a KMS grant constrained
-# to an encryption context applies only to the operations that carry one).
-CALLER_OPERATION: ContextVar[str] = ContextVar("strata_caller_operation", default="")
-# (caller, operation) of the request being authorized, for resource-policy hooks whose answer
-# depends on who asks (S3: Block Public Access's RestrictPublicBuckets, the bucket owner's root
-# managing a policy that denies it).
-CALLER: ContextVar[tuple[Principal | None, str]] = ContextVar("strata_caller", default=(None, ""))
 
 _ANONYMOUS_SET = PolicySet(unrestricted=True)  # the identity side is vacuous; the resource decides
 _ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity side
@@ -73,72 +88,6 @@ _ROOT_SET = _ANONYMOUS_SET  # an account's root: unrestricted on the identity si
 @functools.cache
 def _without_also(service: str, operation: str) -> Plan:
     return dataclasses.replace(plan(service, operation), also=())
-
-
-# Condition tests that read only the connection (its address, whether it is TLS) with operators
-# that take no policy variables: a decision under them is cached with the connection's facts.
-_CONNECTION_TESTS = {
-    ("aws:sourceip", conditions.OPERATORS["IpAddress"][0]),
-    ("aws:sourceip", conditions.OPERATORS["Bool"][0]),
-    ("aws:securetransport", conditions.OPERATORS["Bool"][0]),
-}
-
-
-def _static(policies: PolicySet) -> tuple[bool, bool, bool]:
-    """(decisions depend only on (action, resource): no conditions, no variables;
-    they depend on the action alone: every statement is for any resource;
-    they depend on (action, resource) and the connection: conditions only on aws:SourceIp and
-    aws:SecureTransport)."""
-    every = list(policies.identity) + ([policies.boundary] if policies.boundary else [])
-    every += list(policies.session or ())
-    static = any_resource = by_connection = True
-    for p in every:
-        for s in p.statements:
-            if s.resources is not None and s.resources.dynamic:
-                static = by_connection = False
-            elif s.conditions:
-                static = False
-                if any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
-                    by_connection = False
-            if s.resources is not None and (s.not_resources or not s.resources.any):
-                any_resource = False
-    return static, static and any_resource, by_connection and not static
-
-
-_HOOKS = ("resource_policy", "further_resources", "resource_arn")
-_PLAIN: dict[tuple[type, str, str], bool] = {}
-
-
-def _plain(provider: Any, operation: str, p: Plan) -> bool:
-    """Whether an operation's decision is the caller's identity policies' on the one resource its
-    members name: no resource policy, further resource, exact ARN or own targets can enter it
-    (a provider with `request_targets` declares the operations they are for in
-    `request_target_operations`)."""
-    key = (type(provider), operation, p.action)
-    known = _PLAIN.get(key)
-    if known is None:
-        targets_for = getattr(provider, "request_target_operations", None)
-        known = _PLAIN[key] = (
-            provider is not None
-            and p.each is None
-            and not p.also
-            and not any(getattr(provider, hook, None) is not None for hook in _HOOKS)
-            and (
-                getattr(provider, "request_targets", None) is None
-                or (targets_for is not None and operation not in targets_for)
-            )
-        )
-    return known
-
-
-def _connection_bound(policy: Policy, action_lower: str, resource: str) -> bool:
-    """Whether a resource policy's say on this (action, resource) depends on nothing but who asks
-    and the connection: the statements that can apply have static resources and conditions on
-    aws:SourceIp/aws:SecureTransport at most."""
-    for s, check_resource in policy.candidates(action_lower, resource):
-        if check_resource or any((c.key, c.match) not in _CONNECTION_TESTS for c in s.conditions):
-            return False
-    return True
 
 
 def _allowed_before(decisions: dict, key: tuple) -> bool | None:
@@ -185,10 +134,126 @@ class Authorizer:
         request: HttpRequest,
         region: str,
         provider: Any = None,
+        route: Route | None = None,
     ) -> None:
-        """Raise the service's AccessDenied unless every (action, resource) pair is allowed."""
+        """Raise the service's AccessDenied unless every (action, resource) pair is allowed.
+
+        First, without asking any hook when the route allows it: a root with nothing that could
+        bind it, or a caller whose allowed decision is remembered (see `Route`); else in full."""
+        if route is None:
+            route = self.route(service, operation, provider)
+        if route.fast:
+            CALLER_REQUEST.set((principal, operation, principal.account_id, region))
+            try:
+                if principal.unrestricted and principal.session is None:  # a root
+                    if route.root_free:
+                        return
+                    if route.rows is None:
+                        if not route.binds and not self.directory.several_accounts:
+                            return  # only an owner to find, and one account owns everything
+                    else:
+                        row = provider.resource_rows.get(params.get(route.rows))
+                        opened = row.authz_open if row is not None else None
+                        if (
+                            opened is not None
+                            and route.further_member not in params
+                            and (route.further_rest is None or params.keys().isdisjoint(route.further_rest))
+                        ):
+                            # no policy can bind it; its owner matters with several accounts
+                            if (
+                                not self.directory.several_accounts
+                                or not route.owner_hook
+                                or opened[0] is None
+                                or opened[0] == principal.account_id
+                            ):
+                                return
+                        elif row is not None and row.authz_policy is not None:
+                            if self._remembered_under(
+                                row.authz_policy, principal, operation, route, params, region, request
+                            ):
+                                return
+                elif principal is not ANONYMOUS:
+                    held = principal.policies
+                    if held is not None and held.generation == self.directory.generation:
+                        mode = held.mode
+                        owner: str | None = None
+                        if not mode:
+                            pass
+                        elif route.plain:
+                            if self.directory.several_accounts and route.owner_hook:
+                                owner = provider.resource_account(params)
+                        elif route.rows is not None:
+                            row = provider.resource_rows.get(params.get(route.rows))
+                            opened = row.authz_open if row is not None else None
+                            if (
+                                opened is None
+                                or route.further_member in params
+                                or not (
+                                    route.further_rest is None or params.keys().isdisjoint(route.further_rest)
+                                )
+                            ):
+                                mode = UNCACHED
+                                if row is not None and row.authz_policy is not None:
+                                    if self._remembered_under(
+                                        row.authz_policy, principal, operation, route, params, region, request
+                                    ):
+                                        return
+                            elif self.directory.several_accounts and route.owner_hook:
+                                owner = opened[0]
+                        else:
+                            mode = UNCACHED
+                        if mode:
+                            action = (
+                                route.versioned_action
+                                if route.versioned and "VersionId" in params and params["VersionId"]
+                                else route.action
+                            )
+                            if mode == BY_ACTION:
+                                known = held.decisions.get((action, owner))
+                            elif not route.by_members:
+                                known = None
+                            elif mode == BY_MEMBERS:
+                                known = held.decisions.get(
+                                    ("members", action, owner, region, *map(params.get, route.members))
+                                )
+                            else:  # BY_CONNECTION
+                                known = held.decisions.get(
+                                    (
+                                        "members",
+                                        action,
+                                        owner,
+                                        region,
+                                        request.client,
+                                        request.secure,
+                                        *map(params.get, route.members),
+                                    )
+                                )
+                            if known is not None and known.allowed:
+                                return
+            except TypeError:  # a member that cannot be a key: decided in full
+                pass
+        self._check(principal, service, operation, params, request, region, provider, route)
+
+    @staticmethod
+    def route(service: str, operation: str, provider: Any) -> Route:
+        """What checking this operation of this provider needs (the gateway keeps it with the
+        operation's method; `check` looks it up when not given)."""
+        return route_for(service, operation, provider)
+
+    def _check(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        provider: Any,
+        route: Route,
+    ) -> None:
+        """The check in full: every hook asked, decisions evaluated (and remembered) as needed."""
         owner: str | None = None
-        p = plan(service, operation)
+        p = route.plan
         if p.also:
             related_hook = getattr(provider, "related_requests", None)
             if related_hook is not None:
@@ -199,13 +264,12 @@ class Authorizer:
                         principal, service, related_operation, related_params, request, region, provider
                     )
                 p = _without_also(service, operation)
-        CALLER_SCOPE.set((principal.account_id, region))
-        CALLER_OPERATION.set(operation)
-        CALLER.set((principal, operation))
+        if not route.fast:  # (a fast route's check set them already)
+            CALLER_REQUEST.set((principal, operation, principal.account_id, region))
         if principal is ANONYMOUS:
-            self._check_anonymous(p, service, params, request, region, provider)
+            self._check_anonymous(p, service, params, request, region, provider, route)
             return
-        if len(self.directory.accounts) > 1 and not p.creates:
+        if self.directory.several_accounts and not p.creates:
             owner_hook = getattr(provider, "resource_account", None)
             if owner_hook is not None:
                 owner = owner_hook(params)
@@ -219,11 +283,20 @@ class Authorizer:
                 policy = provider.resource_policy(params)
                 if policy is not None:
                     self._under_owner_policy(
-                        principal, service, operation, p, params, request, region, policy, owner, provider
+                        principal,
+                        service,
+                        operation,
+                        p,
+                        params,
+                        request,
+                        region,
+                        policy,
+                        owner,
+                        provider,
+                        route,
                     )
                 # The further resources' policies (an S3 access point's) bind the root too.
-                further_hook = getattr(provider, "further_resources", None)
-                for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+                for action, resource, res_owner, res_policy in further_resources(provider, params, route):
                     if res_policy is None and res_owner == principal.account_id:
                         continue
                     verdict = evaluate(
@@ -250,29 +323,19 @@ class Authorizer:
         policies, cache = self.directory.policy_set(principal)
         kind = cache.get("static")
         if kind is None:
-            kind = cache["static"] = _static(policies)
-        static, action_only, by_connection = kind
+            kind = cache["static"] = static_kind(policies)
+        principal.policies.mode = kind[3]  # what `check` looks up first next time
+        static, action_only, by_connection, _ = kind
         # decisions under conditions on the connection alone are cached with its facts
         connection = (request.client, request.secure) if by_connection else ()
         cacheable = static or by_connection
-        if cacheable and _plain(provider, operation, p):
-            # No hook can add a resource, a policy or an ARN to this operation: its remembered
-            # decision is looked up before any hook is asked.
-            action = p.versioned_action if params.get("VersionId") else p.action
-            if action_only:
-                key: tuple = (action, owner)
-            else:
-                key = ("members", action, owner, region, *connection, *[params.get(m) for m, _ in p.rules])
-            if _allowed_before(cache, key):
-                return
         resource_policy: Policy | None = None
         policy_hook = getattr(provider, "resource_policy", None)
         if policy_hook is not None:
             resource_policy = policy_hook(params)
         # A missing resource has no policy to require: the operation answers NotFound itself.
         required = p.resource_required and resource_policy is not None
-        further_hook = getattr(provider, "further_resources", None)
-        further = further_hook(params) if further_hook is not None else []
+        further = further_resources(provider, params, route)
         targets_hook = getattr(provider, "request_targets", None)
         own_pairs = (
             targets_hook(operation, params, region, principal.account_id)
@@ -333,7 +396,7 @@ class Authorizer:
             and own_pairs is None
             and getattr(provider, "resource_arn", None) is None
         ):
-            by_policy = self._policy_key(principal, operation, p, params, owner, region, request)
+            by_policy = self._policy_key(principal, operation, route, params, owner, region, request)
             hit = _allowed_before(resource_policy._decisions, by_policy)
             if hit:
                 return
@@ -373,7 +436,7 @@ class Authorizer:
                 elif (
                     by_policy is not None
                     and len(pairs) == 1
-                    and _connection_bound(resource_policy, action.lower(), resource)  # type: ignore[arg-type]
+                    and connection_bound(resource_policy, action.lower(), resource)  # type: ignore[arg-type]
                 ):
                     _remember(resource_policy, by_policy, decision)  # type: ignore[arg-type]
             if not decision.allowed:
@@ -389,11 +452,41 @@ class Authorizer:
                 if not decision.allowed:
                     raise errors.access_denied(service, decision.message(principal.arn, action, resource))
 
+    def _remembered_under(
+        self,
+        held: tuple[str | None, Policy],
+        principal: Principal,
+        operation: str,
+        route: Route,
+        params: dict,
+        region: str,
+        request: HttpRequest,
+    ) -> bool:
+        """Whether an allowed decision is remembered under the resource policy a provider's row
+        holds as `authz_policy` (owner, the policy that applies to every caller of the owner's
+        account, a row with nothing else that could guard it), for a caller of that account."""
+        owner, policy = held
+        if owner != principal.account_id or route.further_member in params:
+            return False
+        if route.further_rest is not None and not params.keys().isdisjoint(route.further_rest):
+            return False
+        key = self._policy_key(
+            principal,
+            operation,
+            route,
+            params,
+            owner if self.directory.several_accounts and route.owner_hook else None,
+            region,
+            request,
+        )
+        known = policy._decisions.get(key)
+        return known is not None and known.allowed  # type: ignore[no-any-return]
+
     def _policy_key(
         self,
         principal: Principal,
         operation: str,
-        p: Plan,
+        route: Route,
         params: dict,
         owner: str | None,
         region: str,
@@ -411,8 +504,8 @@ class Authorizer:
             region,
             request.client,
             request.secure,
-            p.versioned_action if params.get("VersionId") else p.action,
-            *[params.get(member) for member, _ in p.rules],
+            route.versioned_action if route.versioned and params.get("VersionId") else route.action,
+            *map(params.get, route.members),
         )
 
     def _under_owner_policy(
@@ -427,13 +520,14 @@ class Authorizer:
         policy: Policy,
         owner: str | None,
         provider: Any,
+        route: Route,
     ) -> None:
         """The owner's root under a resource policy that binds it (an S3 bucket policy's Deny):
         a single resource's allowed decision is remembered on the policy when nothing but the
         connection can change it, so a bucket with a policy is not evaluated in full per request."""
         key: tuple | None = None
         if p.each is None and not p.also:
-            key = self._policy_key(principal, operation, p, params, owner, region, request)
+            key = self._policy_key(principal, operation, route, params, owner, region, request)
             hit = _allowed_before(policy._decisions, key)
             if hit:
                 return
@@ -445,11 +539,18 @@ class Authorizer:
             decision = evaluate(principal, action, resource, facts, _ROOT_SET, policy, owner)
             if not decision.allowed:
                 raise errors.access_denied(service, decision.message(principal.arn, action, resource))
-            if key is not None and len(pairs) == 1 and _connection_bound(policy, action.lower(), resource):
+            if key is not None and len(pairs) == 1 and connection_bound(policy, action.lower(), resource):
                 _remember(policy, key, decision)
 
     def _check_anonymous(
-        self, p: Any, service: str, params: dict, request: HttpRequest, region: str, provider: Any
+        self,
+        p: Any,
+        service: str,
+        params: dict,
+        request: HttpRequest,
+        region: str,
+        provider: Any,
+        route: Route,
     ) -> None:
         """An unsigned request: allowed only where the resource's policy allows everyone."""
         policy_hook = getattr(provider, "resource_policy", None)
@@ -461,9 +562,8 @@ class Authorizer:
         self._evaluate_pairs(
             ANONYMOUS, service, p, params, request, region, _ANONYMOUS_SET, policy, owner, provider
         )
-        further_hook = getattr(provider, "further_resources", None)
         facts = _facts(ANONYMOUS, region, request, params, p, provider)
-        for action, resource, res_owner, res_policy in further_hook(params) if further_hook else ():
+        for action, resource, res_owner, res_policy in further_resources(provider, params, route):
             if res_policy is None or res_owner is None:
                 raise errors.access_denied(service, "Access Denied")
             decision = evaluate(ANONYMOUS, action, resource, facts, _ANONYMOUS_SET, res_policy, res_owner)

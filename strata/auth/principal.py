@@ -31,9 +31,9 @@ class Principal:
     unrestricted: bool = True
     session: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)  # aws:PrincipalTag/<key>
-    # (IAM generation, compiled policy set, decision cache): strata.auth.directory's entry for
-    # this principal, held here so an authorized request finds it without a lookup.
-    policies: tuple | None = field(default=None, compare=False, repr=False)
+    # strata.auth.directory's HeldPolicies for this principal (IAM generation, compiled policy
+    # set, decision cache), held here so an authorized request finds it without a lookup.
+    policies: Any = field(default=None, compare=False, repr=False)
 
 
 # The principal of an unsigned S3 request: no account, no identity policies (strata.auth.enforce

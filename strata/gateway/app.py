@@ -19,7 +19,7 @@ from botocore import xform_name
 
 from strata.auth import Authenticator
 from strata.auth.directory import directory_for
-from strata.auth.enforce import Authorizer
+from strata.auth.enforce import Authorizer, Route
 from strata.config import Settings
 from strata.console import ROOT as CONSOLE_ROOT
 from strata.console import Console
@@ -69,7 +69,7 @@ class StrataApp:
         self.hosts = HostPolicy(settings)
         self.authz = Authorizer(self.directory)
         self.started_at = clock.monotonic()
-        self._methods: dict[tuple[str, str], Any] = {}
+        self._methods: dict[tuple[str, str], tuple[Any, Route]] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
         self.console = Console(self)
         # S3's per-prefix request rates (None: not enforced, the default)
@@ -180,11 +180,18 @@ class StrataApp:
                     raise ServiceError(*SLOW_DOWN)
             if access_point is not None:
                 params[access_points.MEMBER] = access_point
-            method = self._method(service, op_name)
+            method, route = self._method(service, op_name)
             region = detected.region or self.settings.region
             if principal is not None:
                 self.authz.check(
-                    principal, service, op_name, params, request, region, self.services.provider(service)
+                    principal,
+                    service,
+                    op_name,
+                    params,
+                    request,
+                    region,
+                    self.services.provider(service),
+                    route,
                 )
             ctx = RequestContext(
                 request_id=request_id,
@@ -265,16 +272,17 @@ class StrataApp:
         )
         return response
 
-    def _method(self, service: str, operation: str) -> Any:
+    def _method(self, service: str, operation: str) -> tuple[Any, Route]:
+        """The provider's method for an operation, and what authorizing it needs (one lookup)."""
         key = (service, operation)
-        method = self._methods.get(key)
-        if method is None:
+        found = self._methods.get(key)
+        if found is None:
             provider = self.services.provider(service)
             method = getattr(provider, xform_name(operation), None) if provider is not None else None
             if method is None:
                 raise NotImplementedOperation(service, operation)
-            self._methods[key] = method
-        return method
+            found = self._methods[key] = (method, self.authz.route(service, operation, provider))
+        return found
 
 
 def _uploaded(request: HttpRequest) -> int:

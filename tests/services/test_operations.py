@@ -24,6 +24,7 @@ HOOKS = {
     "resource_policy",
     "resource_arn",
     "further_resources",
+    "further_resources_members",
     "related_requests",
     "condition_key",
     "request_targets",

@@ -62,6 +62,12 @@ class AccessPointAuthz(S3Core):
             "NetworkOrigin": "Internet",
         }
 
+    def further_resources_members(self, operation: str) -> tuple[str, ...]:
+        """The members without which `further_resources` names nothing for this operation (asked
+        once per operation by strata.auth.enforce): the access point a request came through (set
+        by the gateway), and the governance bypass header where it is honoured."""
+        return (MEMBER, *self._bypass_members(operation))  # type: ignore[attr-defined]
+
     def further_resources(self, req: dict) -> list[tuple[str, str, str | None, Policy | None]]:
         """Each (action, resource, owner, policy) a request needs beyond its bucket's: the access
         point it came through, and s3:BypassGovernanceRetention (object_lock.py)."""

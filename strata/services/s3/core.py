@@ -82,6 +82,8 @@ class S3Core:
         data_dir = runtime.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
+        # the cached bucket rows, read by strata.auth.enforce (policy.py: `resource_member`)
+        self.resource_rows = self.store._buckets
         self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
         self.sse_keys = ObjectKeys(runtime, RootKey.load(data_dir / "sse-root.key"))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY

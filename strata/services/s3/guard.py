@@ -36,6 +36,7 @@ _NOT_OPERATIONS = {
     "related_requests",
     "condition_key",
     "further_resources",
+    "further_resources_members",
     "cors_preflight",
     "cors_headers",
 }

@@ -58,6 +58,11 @@ _BYPASSING = frozenset(["DeleteObject", "DeleteObjects", "PutObjectRetention"])
 class ObjectLockOperations(S3Core):
     # -- authorization hook ----------------------------------------------------------------------
 
+    @staticmethod
+    def _bypass_members(operation: str) -> tuple[str, ...]:
+        """The member `_bypass_resources` reads, for the operations that honour it."""
+        return ("BypassGovernanceRetention",) if operation in _BYPASSING else ()
+
     def _bypass_resources(self, req: dict) -> list[tuple[str, str, str | None, Policy | None]]:
         """A request asking to bypass governance retention needs s3:BypassGovernanceRetention on
         the object(s) too, under the bucket's policy (AWS: "To use this header, you must have

@@ -21,7 +21,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from strata.auth.enforce import CALLER
+from strata.auth.enforce import CALLER_REQUEST
 from strata.auth.patterns import glob_matcher
 from strata.auth.policy import Policy, PolicyError, compile_policy
 from strata.context import RequestContext
@@ -170,6 +170,9 @@ def compiled_policy(text: str) -> CompiledBucketPolicy:
 
 class BucketPolicyOperations(S3Core):
     resource_policy_binds_owner = True
+    # strata.auth.enforce's short cut: buckets by name (`resource_rows`, S3Core: the store's cache
+    # of rows; a bucket's `authz_open` says no policy or ACL can apply to it)
+    resource_member = "Bucket"
 
     def resource_policy(self, req: dict) -> Policy | None:
         """The bucket policy that governs this request for this caller (None: no policy applies)."""
@@ -184,10 +187,17 @@ class BucketPolicyOperations(S3Core):
         if text is None:
             if "ownership" in config:  # ACLs may be on (acl.py)
                 return self._with_acls(row, req, None, None)  # type: ignore[attr-defined]
+            # Nothing guards this bucket for anyone: the authorizer may skip asking until the
+            # bucket changes (a new row). Kept only on the cached row the authorizer reads.
+            row.authz_open = (config.get("owner"),)
             return None
-        caller, operation = CALLER.get()
+        caller, operation, _, _ = CALLER_REQUEST.get()
         owner = config.get("owner")
         compiled = compiled_policy(text)
+        if "ownership" not in config:
+            # What every caller of the owner's account is under (the authorizer looks up the
+            # decisions remembered on it without asking, until the bucket changes: a new row).
+            row.authz_policy = (owner, compiled.policy)
         base: Policy | None
         if caller is not None and caller.account_id == owner:
             if operation in _OWNER_ROOT_ALWAYS and caller.kind == "root":

@@ -117,6 +117,12 @@ class BucketRow:
     versioning: str  # '', 'Enabled' or 'Suspended'
     tags: dict[str, str] | None
     config: dict[str, Any]
+    # (owner,) once policy.py found that no bucket policy or ACL applies to any request on this
+    # bucket (strata.auth.enforce then decides without asking); a changed bucket is a new row.
+    authz_open: tuple[str | None] | None = field(default=None, compare=False, repr=False)
+    # (owner, policy) once policy.py found a bucket policy and no ACLs: the policy every caller of
+    # the owner's account is under (the authorizer finds its remembered decisions without asking)
+    authz_policy: tuple[str | None, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def prefix_end(prefix: str) -> str | None:

@@ -478,3 +478,55 @@ def test_decisions_under_a_policy_follow_the_address_and_the_callers_policies(se
     )
     assert _status_from(urls[1], "127.0.0.1") == 403
     assert _status_from(urls[0], "127.0.0.1") == 200
+
+
+def test_decisions_remembered_on_a_bucket_end_when_it_changes(owner, alice, other, bucket):
+    """Requests on a bucket are decided from what the authorizer remembered on the bucket (no
+    policy or ACL; a policy's allowed decisions) until the bucket changes: a policy, a changed
+    policy, an ownership setting apply to the next request of the owner's root, a user of the
+    account and another account."""
+    key = {"Bucket": bucket, "Key": "shared/a.txt"}
+    for _ in range(2):  # the second request is decided from what the first remembered
+        assert owner.get_object(**key)["Body"].read() == b"shared/a.txt"
+        assert alice.get_object(**key)["Body"].read() == b"shared/a.txt"
+        assert code_of(other.get_object, **key) == "AccessDenied"  # another account: no grant
+    grant = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ALT_ACCOUNT}:root"},
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    put_policy(owner, bucket, grant)
+    for _ in range(2):
+        assert owner.get_object(**key)["Body"].read() == b"shared/a.txt"
+        assert alice.get_object(**key)["Body"].read() == b"shared/a.txt"
+        assert len(other.list_objects_v2(Bucket=bucket)["Contents"]) == 2
+    deny = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    put_policy(owner, bucket, grant, deny)
+    assert code_of(owner.get_object, **key) == "AccessDenied"
+    assert code_of(alice.get_object, **key) == "AccessDenied"
+    owner.delete_bucket_policy(Bucket=bucket)
+    assert owner.get_object(**key)["Body"].read() == b"shared/a.txt"
+    assert code_of(other.list_objects_v2, Bucket=bucket) == "AccessDenied"
+    # ACLs on (ObjectWriter): a grant in the bucket's ACL lets the other account list it
+    owner.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    )
+    owner.put_bucket_acl(
+        Bucket=bucket,
+        AccessControlPolicy={
+            "Owner": {"ID": owner.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]},
+            "Grants": [
+                {
+                    "Grantee": {"Type": "CanonicalUser", "ID": other.list_buckets()["Owner"]["ID"]},
+                    "Permission": "READ",
+                }
+            ],
+        },
+    )
+    assert len(other.list_objects_v2(Bucket=bucket)["Contents"]) == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -329,6 +330,30 @@ def test_governance_bypass_needs_its_permission(server, owner, alice, other, loc
     )
     owner.delete_bucket_policy(Bucket=locked)
     owner.delete_object(Bucket=locked, Key="g4", VersionId=v4, BypassGovernanceRetention=True)
+    # Without a bucket policy, a user allowed to delete versions (its decision remembered) still
+    # needs the bypass permission once it sends the header.
+    iam = server.client("iam")
+    iam.create_user(UserName=locked)
+    deletes = {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "Resource": "*"}
+    iam.put_user_policy(
+        UserName=locked,
+        PolicyName="deletes",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [deletes]}),
+    )
+    made = iam.create_access_key(UserName=locked)["AccessKey"]
+    deleter_s3 = server.client("s3", access_key=made["AccessKeyId"], secret_key=made["SecretAccessKey"])
+    for _ in range(2):
+        deleter_s3.delete_object(Bucket=locked, Key="g5", VersionId=_version_put(owner, locked, "g5"))
+    v5 = _version_put(owner, locked, "g5", **retention)
+    assert (
+        code_of(
+            deleter_s3.delete_object, Bucket=locked, Key="g5", VersionId=v5, BypassGovernanceRetention=True
+        )
+        == "AccessDenied"
+    )
+    assert [v["VersionId"] for v in owner.list_object_versions(Bucket=locked, Prefix="g5")["Versions"]] == [
+        v5
+    ]
 
 
 def test_lifecycle_does_not_remove_locked_versions(server, owner, locked):
