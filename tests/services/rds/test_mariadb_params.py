@@ -528,6 +528,10 @@ def test_option_group_change_waits_for_the_maintenance_window(server, maria) -> 
     rds.modify_option_group(OptionGroupName=group, OptionsToRemove=["MARIADB_AUDIT_PLUGIN"])
     assert audit_logging(inst)
     assert wait_status(rds, ident)["OptionGroupMemberships"][0]["Status"] == "pending-maintenance-apply"
+    # (putting back what the engine runs cancels the held change)
+    rds.modify_option_group(OptionGroupName=group, OptionsToInclude=[audit])
+    assert wait_status(rds, ident)["OptionGroupMemberships"][0]["Status"] == "in-sync"
+    rds.modify_option_group(OptionGroupName=group, OptionsToRemove=["MARIADB_AUDIT_PLUGIN"])
     rds.modify_db_instance(DBInstanceIdentifier=ident, ApplyImmediately=True)
     inst = wait_status(rds, ident, timeout=300)
     assert not audit_logging(inst)
