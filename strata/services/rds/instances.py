@@ -14,6 +14,7 @@ from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
+from strata.services.rds.options import HELD_OPTIONS
 from strata.services.rds.parameter_groups import INSTANCE
 from strata.services.rds.serverless import held_capacity
 from strata.sim import timings
@@ -34,9 +35,9 @@ STARTED_STATES = (
 
 
 def pending_values_out(doc: dict) -> dict:
-    """PendingModifiedValues of an instance record (botocore's shape; no option group member:
-    AWS shows that in OptionGroupMemberships)."""
-    return {k: v for k, v in (doc.get("pending") or {}).items() if k != "OptionGroupName"}
+    """PendingModifiedValues of an instance record (botocore's shape; no option group member nor
+    held options: AWS shows those in OptionGroupMemberships)."""
+    return {k: v for k, v in (doc.get("pending") or {}).items() if k not in ("OptionGroupName", HELD_OPTIONS)}
 
 
 def option_memberships_out(doc: dict) -> list[dict]:
@@ -44,7 +45,13 @@ def option_memberships_out(doc: dict) -> list[dict]:
     current = doc.get("option_group") or default_option_group(doc["engine"], doc["engine_version"])
     pending = doc.get("pending") or {}
     if "OptionGroupName" not in pending:
-        return [{"OptionGroupName": current, "Status": "in-sync"}]
+        # a change of the group's options made without ApplyImmediately waits for the window
+        return [
+            {
+                "OptionGroupName": current,
+                "Status": "pending-maintenance-apply" if HELD_OPTIONS in pending else "in-sync",
+            }
+        ]
     new = pending["OptionGroupName"] or default_option_group(doc["engine"], doc["engine_version"])
     return [
         {"OptionGroupName": new, "Status": "pending-maintenance-apply"},

@@ -3,14 +3,15 @@
 With ApplyImmediately false (AWS's default: Terraform's `apply_immediately = false`), the members
 AWS documents as "applied during the next maintenance window unless ApplyImmediately" wait in the
 instance record (`pending`, shown as PendingModifiedValues; an option group as a
-`pending-maintenance-apply` membership) until the instance's PreferredMaintenanceWindow next
-opens on the simulated clock (the scheduler's `rds.maintenance` rule), or until a later
-ModifyDBInstance with ApplyImmediately true applies them with its own. Every other member applies
-at once whatever ApplyImmediately says, as on AWS (MasterUserPassword, the backup and maintenance
-windows, security groups, the parameter group, deletion protection, a retention change between two
-non-zero values). RebootDBInstance does not apply held modifications (AWS applies only pending
-parameter-group changes at a reboot). Sources: the ModifyDBInstance API reference per member and
-the RDS User Guide's "Settings for DB instances".
+`pending-maintenance-apply` membership, and so is a change of its group's options that
+ModifyOptionGroup made without ApplyImmediately, option_groups.py) until the instance's
+PreferredMaintenanceWindow next opens on the simulated clock (the scheduler's `rds.maintenance`
+rule), or until a later ModifyDBInstance with ApplyImmediately true applies them with its own.
+Every other member applies at once whatever ApplyImmediately says, as on AWS (MasterUserPassword,
+the backup and maintenance windows, security groups, the parameter group, deletion protection, a
+retention change between two non-zero values). RebootDBInstance does not apply held modifications
+(AWS applies only pending parameter-group changes at a reboot). Sources: the ModifyDBInstance API
+reference per member, the RDS User Guide's "Settings for DB instances", and ModifyOptionGroup's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.instances import InstanceOperations
+from strata.services.rds.options import HELD_OPTIONS
 from strata.services.rds.parameter_groups import INSTANCE
 from strata.sim import timings
 from strata.sim.clock import clock
@@ -186,7 +188,9 @@ class ModifyInstanceOperations(InstanceOperations):
             if member in values and member != "MultiAZ":
                 doc[field] = values[member]
         change_az = "MultiAZ" in values and values["MultiAZ"] != doc["multi_az"]
-        new_options = doc.get("option_group") != old_options and doc["kind"] == "mariadb"
+        # a new group, or its options changed while the instance ran the ones before (held)
+        changed = doc.get("option_group") != old_options or HELD_OPTIONS in values
+        new_options = changed and doc["kind"] == "mariadb"
         return change_az, new_options
 
     def _apply_modify(

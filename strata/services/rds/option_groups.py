@@ -4,9 +4,16 @@ the option group an instance is a member of (CreateDBInstance / ModifyDBInstance
 Every instance engine has a default group per major version (`default:postgres-18`,
 `default:mariadb-10-11`), which is what an instance without OptionGroupName joins. Custom groups
 are records of the account. The options Strata runs are in options.py (MARIADB_AUDIT_PLUGIN on
-mariadb and mysql); any other is refused instead of recorded with nothing to honour it. A change of
-a group's options is applied at once to the engines of the instances in it (the plugin installed or
-uninstalled, its variables set), as RDS does with ApplyImmediately.
+mariadb and mysql); any other is refused instead of recorded with nothing to honour it.
+
+A change of a group's options (ModifyOptionGroup) reaches the engines of the instances in it (the
+plugin installed or uninstalled, its variables set) as AWS documents ApplyImmediately: "immediately
+or during the next maintenance window for each instance associated with the option group". With
+it, at once. Without (AWS's default), the group shows its new options at once, but each member
+keeps running the options it ran before, held in its record's `pending` (options.HELD_OPTIONS, its
+membership `pending-maintenance-apply`) until its own PreferredMaintenanceWindow opens on the
+simulated clock, or a ModifyDBInstance with ApplyImmediately applies its held modifications
+(modify_instance.py, the `rds.maintenance` rule), or a later ModifyOptionGroup with ApplyImmediately.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from strata.services.rds import model as m
 from strata.services.rds import options as opt
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.parameter_groups import ParameterGroupOperations
+from strata.sim.clock import clock
 
 MAX_OPTION_GROUPS = 20  # custom option groups per account and region (RDS quota)
 OPTION_ENGINES = ("postgres", "mariadb", "mysql")  # the instance engines with option groups
@@ -180,6 +188,7 @@ class OptionGroupOperations(ParameterGroupOperations):
         remove = req.get("OptionsToRemove") or []
         if not include and not remove:
             raise m.fault("InvalidParameterCombination", "At least one option must be added or removed.")
+        before = [dict(o) for o in group["options"]]
         options = {o["name"]: o for o in group["options"]}
         for name in remove:
             if name not in options:
@@ -192,10 +201,38 @@ class OptionGroupOperations(ParameterGroupOperations):
             options[option["name"]] = option
         group["options"] = list(options.values())
         self.store.put_doc("option_group", group["name"], group)
+        immediately = bool(req.get("ApplyImmediately"))
         for doc in self.store.list_docs("instance"):
-            if doc.get("option_group") == group["name"]:
+            if doc.get("option_group") == group["name"] and self._hold_options(
+                doc, before, group["options"], immediately
+            ):
                 await self._apply_options(doc)
         return {"OptionGroup": self._option_group_out(group)}
+
+    def _hold_options(self, doc: dict, before: list[dict], after: list[dict], immediately: bool) -> bool:
+        """Record what a member's engines run after its group's options changed from `before` to
+        `after`; whether they must be brought to `after` now.
+
+        Without ApplyImmediately the options it runs (`before`, or what an earlier change held)
+        stay held for its maintenance window; a change back to them cancels the hold, and one with
+        ApplyImmediately drops it and applies the group at once."""
+        pending = dict(doc.get("pending") or {})
+        running = pending.get(opt.HELD_OPTIONS, before)
+        if not immediately and running != after:
+            pending[opt.HELD_OPTIONS] = running
+            doc["pending"] = pending
+            doc.setdefault("pending_since", clock.time())
+            self._save(doc)
+            return False
+        if opt.HELD_OPTIONS in pending:
+            del pending[opt.HELD_OPTIONS]
+            if pending:
+                doc["pending"] = pending
+            else:
+                doc.pop("pending", None)
+                doc.pop("pending_since", None)
+            self._save(doc)
+        return immediately
 
     async def _apply_options(self, doc: dict) -> None:
         """Bring a running instance's engines to its option group's options (and parameters)."""

@@ -237,3 +237,15 @@ def engine_params(options: list[dict]) -> dict[str, str]:
     if plugins:
         params["plugin_load_add"] = ",".join(plugins)
     return params
+
+
+# A member of an instance record's `pending` (modify_instance.py): the options its engines run while
+# a change of its option group made without ApplyImmediately waits for its maintenance window.
+HELD_OPTIONS = "OptionGroupOptions"
+
+
+def running_options(doc: dict, group: dict | None) -> list[dict]:
+    """The options an instance's engines run: those held for its maintenance window, else its
+    option group's (`group`, None for a default group)."""
+    held = (doc.get("pending") or {}).get(HELD_OPTIONS)
+    return held if held is not None else (group or {}).get("options", [])

@@ -18,7 +18,7 @@ from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
 from strata.services.rds.engine_params import AURORA_AUDIT_PARAMS, catalogue, check_value
 from strata.services.rds.listing import filtered, page
-from strata.services.rds.options import engine_params
+from strata.services.rds.options import engine_params, running_options
 
 # Parameters Strata must own for the endpoint, replication and archive to work.
 RESERVED_PARAMS = {
@@ -101,14 +101,15 @@ class ParameterGroupOperations(RDSCore):
 
     def _params_for(self, doc: dict) -> dict[str, str]:
         """The engine settings of an instance: its cluster's parameter group overlaid with its own,
-        and what its option group's options need (options.py)."""
+        and what its option group's options need (options.py; the options it ran before, while
+        a change of its group waits for its maintenance window)."""
         params: dict[str, str] = {}
         cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
         if cluster:
             params.update(self._group_params(cluster.get("param_group"), CLUSTER))
         params.update(self._group_params(doc.get("param_group"), INSTANCE))
         group = self.store.get_doc("option_group", doc["option_group"]) if doc.get("option_group") else None
-        params.update(engine_params((group or {}).get("options", [])))
+        params.update(engine_params(running_options(doc, group)))
         if doc["engine"] == "aurora-mysql" and any(k in AURORA_AUDIT_PARAMS for k in params):
             params["plugin_load_add"] = "server_audit.so"  # Advanced Auditing's parameters need it
         return params

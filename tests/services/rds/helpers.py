@@ -71,3 +71,20 @@ def eventually(fn, timeout: float = 60, interval: float = 0.1):  # noqa: ANN001,
         if time.monotonic() > deadline:
             raise AssertionError("condition never became true")
         time.sleep(interval)
+
+
+def maintenance(report: dict) -> dict:
+    """The `rds.maintenance` rule's counts in an advance_clock report."""
+    return report["ran"].get("rds.maintenance", {})
+
+
+def applied_after(server: Any, duration: str) -> int:
+    """Advance the clock; the instances the rule changed (an instance still finishing its restart
+    is "deferred" by the rule: a second later it is taken)."""
+    counts = maintenance(server.advance_clock(duration))
+    for _ in range(20):
+        if not counts.get("deferred"):
+            break
+        time.sleep(0.5)
+        counts = maintenance(server.advance_clock("1s"))
+    return counts.get("applied", 0)

@@ -6,13 +6,14 @@ may move)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import PASSWORD, USER, create_pg, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, applied_after, create_pg, maintenance, wait_status
 from tests.strata_process import StrataProcess
 
 FAMILY = "mariadb10.11"
@@ -455,3 +456,91 @@ def test_mysql_instance_of_aws_version_in_mysql80_group(server, maria) -> None:
     assert inst["DBParameterGroups"] == [{"DBParameterGroupName": group, "ParameterApplyStatus": "in-sync"}]
     assert variable(inst, "max_connections") == "55"
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+
+
+def audit_logging(inst: dict) -> bool:
+    """Does the running engine audit (the MARIADB_AUDIT_PLUGIN option's plugin loaded, logging)?"""
+    return run(inst, "SHOW GLOBAL VARIABLES LIKE 'server_audit_logging'") == [("server_audit_logging", "ON")]
+
+
+def test_option_group_change_waits_for_the_maintenance_window(server, maria) -> None:
+    """ModifyOptionGroup without ApplyImmediately: the group shows its new options at once, its
+    instance runs the ones before (through a restart) until its maintenance window opens on the
+    simulated clock, or a ModifyDBInstance with ApplyImmediately; with it, the engine changes at
+    once. Last in the module: it restarts the server and moves the clock."""
+    rds, ident, _, inst = maria
+    major = ".".join(inst["EngineVersion"].split(".")[:2])
+    group = "maria-held-options"
+    rds.create_option_group(
+        OptionGroupName=group, EngineName="mariadb", MajorEngineVersion=major, OptionGroupDescription="d"
+    )
+    rds.modify_db_instance(DBInstanceIdentifier=ident, OptionGroupName=group, ApplyImmediately=True)
+    wait_status(rds, ident, timeout=300)
+    # a window opening between one and two hours from now
+    now = dt.datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    opens = now + dt.timedelta(hours=2)
+    day, hour = opens.strftime("%a").lower(), opens.hour
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident,
+        PreferredMaintenanceWindow=f"{day}:{hour:02d}:00-{day}:{hour:02d}:30",
+        PreferredBackupWindow=f"{(hour + 12) % 24:02d}:00-{(hour + 12) % 24:02d}:30",
+    )
+    inst = wait_status(rds, ident, timeout=300)
+    assert not audit_logging(inst)
+
+    # Without ApplyImmediately: the group changed, the engine not; the membership is pending.
+    audit = {
+        "OptionName": "MARIADB_AUDIT_PLUGIN",
+        "OptionSettings": [{"Name": "SERVER_AUDIT_EVENTS", "Value": "CONNECT"}],
+    }
+    out = rds.modify_option_group(OptionGroupName=group, OptionsToInclude=[audit], ApplyImmediately=False)
+    listed = rds.describe_option_groups(OptionGroupName=group)["OptionGroupsList"][0]
+    for shown in (out["OptionGroup"], listed):
+        assert [o["OptionName"] for o in shown["Options"]] == ["MARIADB_AUDIT_PLUGIN"]
+    inst = wait_status(rds, ident)
+    assert inst["OptionGroupMemberships"] == [
+        {"OptionGroupName": group, "Status": "pending-maintenance-apply"}
+    ]
+    assert inst["PendingModifiedValues"] == {}
+    assert not audit_logging(inst)
+    assert not maintenance(server.advance_clock("30m")).get("applied")  # the window has not opened
+
+    # A restart starts the engine with what it ran before; the change stays held.
+    server.restart()
+    rds = server.client("rds")
+    inst = wait_status(rds, ident, timeout=300)
+    assert not audit_logging(inst)
+    assert inst["OptionGroupMemberships"][0]["Status"] == "pending-maintenance-apply"
+
+    # Past the window's opening: the plugin is loaded, the membership in sync.
+    assert applied_after(server, "2h") == 1
+    inst = wait_status(rds, ident, timeout=300)
+    assert audit_logging(inst) and variable(inst, "server_audit_events") == "CONNECT"
+    assert inst["OptionGroupMemberships"] == [{"OptionGroupName": group, "Status": "in-sync"}]
+
+    # With ApplyImmediately: at once.
+    audit["OptionSettings"] = [{"Name": "SERVER_AUDIT_EVENTS", "Value": "QUERY"}]
+    rds.modify_option_group(OptionGroupName=group, OptionsToInclude=[audit], ApplyImmediately=True)
+    assert variable(inst, "server_audit_events") == "QUERY"
+    assert wait_status(rds, ident)["OptionGroupMemberships"][0]["Status"] == "in-sync"
+
+    # A held removal is applied by a ModifyDBInstance with ApplyImmediately, as other held changes.
+    rds.modify_option_group(OptionGroupName=group, OptionsToRemove=["MARIADB_AUDIT_PLUGIN"])
+    assert audit_logging(inst)
+    assert wait_status(rds, ident)["OptionGroupMemberships"][0]["Status"] == "pending-maintenance-apply"
+    # (putting back what the engine runs cancels the held change)
+    rds.modify_option_group(OptionGroupName=group, OptionsToInclude=[audit])
+    assert wait_status(rds, ident)["OptionGroupMemberships"][0]["Status"] == "in-sync"
+    rds.modify_option_group(OptionGroupName=group, OptionsToRemove=["MARIADB_AUDIT_PLUGIN"])
+    rds.modify_db_instance(DBInstanceIdentifier=ident, ApplyImmediately=True)
+    inst = wait_status(rds, ident, timeout=300)
+    assert not audit_logging(inst)
+    assert inst["OptionGroupMemberships"] == [{"OptionGroupName": group, "Status": "in-sync"}]
+
+    rds.modify_db_instance(
+        DBInstanceIdentifier=ident,
+        OptionGroupName=f"default:mariadb-{major.replace('.', '-')}",
+        ApplyImmediately=True,
+    )
+    wait_status(rds, ident, timeout=300)
+    rds.delete_option_group(OptionGroupName=group)

@@ -5,31 +5,14 @@ through a restart; with it they apply at once, and so do the ones held before.""
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import create_pg, wait_status
+from tests.services.rds.helpers import applied_after, create_pg, maintenance, wait_status
 
 
 def described(rds, ident: str) -> dict:  # noqa: ANN001
     return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-
-
-def maintenance(report: dict) -> dict:
-    return report["ran"].get("rds.maintenance", {})
-
-
-def applied_after(server, duration: str) -> int:  # noqa: ANN001
-    """Advance the clock; the instances the rule changed (an instance still finishing its restart
-    is "deferred" by the rule: a second later it is taken)."""
-    counts = maintenance(server.advance_clock(duration))
-    for _ in range(20):
-        if not counts.get("deferred"):
-            break
-        time.sleep(0.5)
-        counts = maintenance(server.advance_clock("1s"))
-    return counts.get("applied", 0)
 
 
 def test_held_modifications_wait_for_the_maintenance_window(strata_factory) -> None:
