@@ -63,6 +63,8 @@ PERMISSIONS: dict[str, tuple[str | tuple[str, ...] | None, tuple[str, ...]]] = {
         "elasticache:ModifyReplicationGroup",
         ("elasticache:DescribeReplicationGroups",),
     ),
+    # strata:rds:disk-full takes the instance's storage, as ModifyDBInstance changes it
+    "strata:rds:disk-full": ("rds:ModifyDBInstance", ("rds:DescribeDBInstances",)),
 }
 TAG_LOOKUP = "tag:GetResources"  # needed where a target is found by its tags
 

@@ -129,6 +129,15 @@ ACTIONS: dict[str, ActionSpec] = {
             },
             ("ReplicationGroups", "aws:elasticache:replicationgroup"),
         ),
+        ActionSpec(
+            "strata:rds:disk-full",
+            "Fills the storage of the target encrypted DB instances (StorageEncrypted) for the "
+            "duration: every free block of the instance's own volume is taken, so the engine gets "
+            "ENOSPC on its next write that needs space (space it frees is taken again); the space "
+            "comes back when the action ends.",
+            {"duration": ("The duration, up to 12 hours (ISO 8601).", True)},
+            ("DBInstances", "aws:rds:db"),
+        ),
     ]
 }
 

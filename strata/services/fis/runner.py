@@ -18,6 +18,7 @@ from typing import Any
 from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.protocol.errors import ServiceError
+from strata.services.fis import disk_full
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.network import (
@@ -322,6 +323,10 @@ class Runner:
             )
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, params)
+        elif action_id in disk_full.ACTIONS:
+            self._service(disk_full.ACTIONS[action_id].service, disk_full.ACTIONS[action_id].title)
+            volumes = disk_full.volumes_of(self.peer, action_id, self._targets(doc, action))
+            await disk_full.hold(volumes, f"{doc['id']}/{name}", duration_seconds(params["duration"]))
 
     async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
         """The nodes of the target groups in the target's zone lose power for `duration`; the
