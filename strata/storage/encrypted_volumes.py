@@ -143,7 +143,7 @@ class EncryptedVolumes:
         try:
             start = os.fstat(fd).st_size
             st = os.statvfs(path.parent)
-            free = st.f_bfree * st.f_frsize
+            free = st.f_bavail * st.f_frsize
             # fallocate(2) itself, never posix_fallocate: its fallback writes zeros (to the host's disk)
             if free and _libc.fallocate(fd, 0, start, free) != 0:
                 err = ctypes.get_errno()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.sim.clock import clock
 from strata.storage.encrypted_volumes import EncryptedVolumes
@@ -34,7 +35,7 @@ _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix=
 
 @dataclass(frozen=True)
 class DiskFull:
-    service: str  # the provider's name (its encrypted_volume(ident) gives the volume)
+    service: str  # the provider's name (its encrypted_volume(ctx, ident) gives the volume)
     title: str  # the service's name in messages
     kind: str  # what a target is
     setting: str  # the create setting that gives a resource its own volume
@@ -42,6 +43,7 @@ class DiskFull:
 
 ACTIONS: dict[str, DiskFull] = {
     "strata:rds:disk-full": DiskFull("rds", "RDS", "DB instance", "StorageEncrypted"),
+    "strata:efs:disk-full": DiskFull("efs", "EFS", "file system", "Encrypted"),
 }
 
 
@@ -62,10 +64,10 @@ def not_encrypted(action_id: str, ident: str) -> ServiceError:
 
 
 def volumes_of(
-    peer: Callable[[str], Any], action_id: str, arns: list[str]
+    peer: Callable[[str], Any], ctx: RequestContext, action_id: str, arns: list[str]
 ) -> list[tuple[EncryptedVolumes, str]]:
-    """The volume of each target (the owning service's not-found error for a missing one; a
-    ValidationException for one that is not encrypted). Called in the experiment's account."""
+    """The volume of each target in `ctx`'s account and region (the owning service's not-found
+    error for a missing one; a ValidationException for one that is not encrypted)."""
     provider = peer(ACTIONS[action_id].service)
     if provider is None:
         raise ServiceError(
@@ -73,14 +75,16 @@ def volumes_of(
         )
     out = []
     for arn in arns:
-        volume = provider.encrypted_volume(ident_of(arn))
+        volume = provider.encrypted_volume(ctx, ident_of(arn))
         if volume is None:
             raise not_encrypted(action_id, ident_of(arn))
         out.append(volume)
     return out
 
 
-def check_template(peer: Callable[[str], Any], targets: dict[str, dict], actions: dict[str, dict]) -> None:
+def check_template(
+    peer: Callable[[str], Any], ctx: RequestContext, targets: dict[str, dict], actions: dict[str, dict]
+) -> None:
     """Refuse a template whose disk-full action names, by ARN, an existing target that is not
     encrypted (one that does not exist fails when the experiment runs, as every other action's)."""
     for action in actions.values():
@@ -89,7 +93,7 @@ def check_template(peer: Callable[[str], Any], targets: dict[str, dict], actions
         for target in action.get("targets", {}).values():
             for arn in targets[target].get("resourceArns") or []:
                 try:
-                    volumes_of(peer, action["actionId"], [arn])
+                    volumes_of(peer, ctx, action["actionId"], [arn])
                 except ServiceError as e:
                     if e.code == "ValidationException":
                         raise

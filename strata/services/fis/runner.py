@@ -325,7 +325,8 @@ class Runner:
             await self._disrupt_connectivity(doc, name, action, params)
         elif action_id in disk_full.ACTIONS:
             self._service(disk_full.ACTIONS[action_id].service, disk_full.ACTIONS[action_id].title)
-            volumes = disk_full.volumes_of(self.peer, action_id, self._targets(doc, action))
+            ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
+            volumes = disk_full.volumes_of(self.peer, ctx, action_id, self._targets(doc, action))
             await disk_full.hold(volumes, f"{doc['id']}/{name}", duration_seconds(params["duration"]))
 
     async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:

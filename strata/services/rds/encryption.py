@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.data_keys import DataKeys
@@ -99,9 +100,9 @@ class StorageEncryption(RDSCore):
         key = self.store.engine_key(c["id"])
         await self._encrypt(c, f"cluster:{c['id']}", self._cluster_volume(c["id"]), f"rds/cluster/{key}/")
 
-    def encrypted_volume(self, ident: str) -> tuple[EncryptedVolumes, str] | None:
+    def encrypted_volume(self, ctx: RequestContext, ident: str) -> tuple[EncryptedVolumes, str] | None:
         """The instance's own volume, or None when it is not StorageEncrypted (for FIS's
-        strata:rds:disk-full); DBInstanceNotFound when there is no such instance."""
+        strata:rds:disk-full, in the caller's account); DBInstanceNotFound when there is none."""
         doc = self._get_instance(ident)
         if not doc.get("dek"):
             return None

@@ -1,22 +1,27 @@
-"""strata:rds:disk-full: an encrypted instance's own volume really fills up, so PostgreSQL answers
-a write with its own disk-full error; StopExperiment, or a Strata restart mid-fault, gives the
-space back and what was committed before is intact. Unencrypted targets are refused."""
+"""strata:rds:disk-full and strata:efs:disk-full: an encrypted resource's own volume really fills up,
+so PostgreSQL answers a write with its own disk-full error and the NFS server with NFS4ERR_NOSPC;
+StopExperiment, or a Strata restart mid-fault, gives the space back and what was written before
+is intact. Targets that are not encrypted are refused (the same check for every disk-full action: shown
+on EFS, which has no engine to start)."""
 
 from __future__ import annotations
 
-import time
+import os
 
 import psycopg
 import pytest
 
 from strata.storage.encrypted_volumes import unsupported
+from tests.services.efs.helpers import file_system_with_targets, needs_nfs, url
+from tests.services.efs.libnfs import LibNfs
+from tests.services.efs.test_nfs import nfs_bytes
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, wait_for
 from tests.services.fis.test_templates import NONE, ROLE, error_of
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
 from tests.storage.at_rest import unmount_all
 
-BIG_WRITE = "INSERT INTO notes SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, 20000) g"
+BIG_WRITE = "INSERT INTO notes SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, 2000) g"
 
 
 def disk_full_template(arn: str) -> dict:
@@ -35,21 +40,17 @@ def disk_full_template(arn: str) -> dict:
     }
 
 
-def _disk_full_error(inst: dict) -> psycopg.Error:
-    """Wait until a big write fails (the volume fills a moment after the action starts); its error."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with pg_connect(inst) as conn:
-                conn.execute(BIG_WRITE)
-                conn.execute("TRUNCATE notes")  # written before the volume was full: try again
-        except psycopg.Error as e:
-            if e.sqlstate == "53100":  # disk_full
-                return e
-            if time.monotonic() > deadline:
-                raise
-        assert time.monotonic() < deadline, "the write never met a full disk"
-        time.sleep(0.2)
+def _disk_full_error(server, inst: dict) -> psycopg.Error:  # noqa: ANN001
+    """Once the instance's volume is full (a moment after the action starts), a write's error."""
+
+    def full() -> bool:
+        st = os.statvfs(server.data_dir / "rds" / "volumes" / f"instance-{inst['DBInstanceIdentifier']}")
+        return bool(_ballast(server)) and st.f_bavail == 0
+
+    eventually(full, 60, 0.1)
+    with pg_connect(inst) as conn, pytest.raises(psycopg.Error) as e:
+        conn.execute(BIG_WRITE)
+    return e.value
 
 
 def _ballast(server) -> list:  # noqa: ANN001
@@ -62,12 +63,6 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
     try:
         runner_role(server)
         rds, fis = server.client("rds"), server.client("fis")
-        plain = create_pg(rds, f"plain-{unique}", wait=False)
-        code, message, status = error_of(
-            lambda: fis.create_experiment_template(**disk_full_template(plain["DBInstanceArn"]))
-        )
-        assert (code, status) == ("ValidationException", 400)
-        assert f"plain-{unique} is not encrypted" in message and "StorageEncrypted" in message
 
         inst = create_pg(rds, f"full-{unique}", StorageEncrypted=True)
         with pg_connect(inst) as conn:
@@ -79,9 +74,8 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
         ]["id"]
 
         exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
-        error = _disk_full_error(inst)
-        assert "No space left on device" in str(error)
-        assert _ballast(server)
+        error = _disk_full_error(server, inst)
+        assert error.sqlstate == "53100" and "No space left on device" in str(error)  # disk_full
         fis.stop_experiment(id=exp_id)
         exp = wait_for(fis, exp_id, DONE)
         assert exp["state"]["status"] == "stopped"
@@ -97,7 +91,7 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
 
         # a Strata killed mid-fault: the next start-up drains the volume before the engine starts
         exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
-        _disk_full_error(inst)
+        assert _disk_full_error(server, inst).sqlstate == "53100"
         server.kill()
         server.start()
         assert not _ballast(server)
@@ -108,3 +102,73 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
     finally:
         server.stop()
         unmount_all(server.data_dir)
+
+
+def efs_template(target: dict) -> dict:
+    return {
+        "description": "disk full",
+        "roleArn": ROLE,
+        "stopConditions": NONE,
+        "targets": {
+            "fs": {"resourceType": "aws:elasticfilesystem:file-system", "selectionMode": "ALL", **target}
+        },
+        "actions": {
+            "fill": {
+                "actionId": "strata:efs:disk-full",
+                "parameters": {"duration": "PT10M"},
+                "targets": {"FileSystems": "fs"},
+            }
+        },
+    }
+
+
+@needs_nfs
+@pytest.mark.skipif(unsupported() is not None, reason=f"encrypted volumes: {unsupported()}")
+def test_efs_disk_full_answers_nfs_writes_with_nospc_until_stopped(strata_server, unique):
+    fis = strata_server.client("fis")
+    efs, plain_id, _ = file_system_with_targets(
+        strata_server, zones=0, Tags=[{"Key": "full", "Value": unique}]
+    )
+    plain_arn = efs.describe_file_systems(FileSystemId=plain_id)["FileSystems"][0]["FileSystemArn"]
+    code, message, status = error_of(
+        lambda: fis.create_experiment_template(**efs_template({"resourceArns": [plain_arn]}))
+    )
+    assert (code, status) == ("ValidationException", 400)
+    assert f"file system {plain_id} is not encrypted" in message and "Encrypted set to true" in message
+    # found by its tags, it fails the action when the experiment runs
+    tid = fis.create_experiment_template(**efs_template({"resourceTags": {"full": unique}}))[
+        "experimentTemplate"
+    ]["id"]
+    exp = wait_for(fis, fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"], DONE)
+    assert exp["state"]["status"] == "failed", exp["state"]
+    assert f"file system {plain_id} is not encrypted" in exp["actions"]["fill"]["state"]["reason"], exp[
+        "state"
+    ]
+
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1, Encrypted=True)
+    arn = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["FileSystemArn"]
+    kept = b"written before the disk filled\n" * 100
+    client = LibNfs(mt["IpAddress"])
+    try:
+        client.write("/kept.txt", kept)
+        tid = fis.create_experiment_template(**efs_template({"resourceArns": [arn]}))["experimentTemplate"][
+            "id"
+        ]
+        exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+
+        def refused() -> str:
+            try:
+                client.write("/big.bin", os.urandom(256 * 1024))
+            except OSError as e:
+                return str(e)
+            client.unlink("/big.bin")
+            return ""
+
+        error = eventually(refused, 60, 0.2)
+        assert "NOSPC" in error or "No space" in error, error
+        fis.stop_experiment(id=exp_id)
+        assert wait_for(fis, exp_id, DONE)["state"]["status"] == "stopped"
+        client.write("/big.bin", os.urandom(256 * 1024))
+    finally:
+        client.close()
+    assert nfs_bytes(url(mt["IpAddress"], "kept.txt")) == kept
