@@ -35,6 +35,7 @@ HOOKS = {
     "restore_az_power",
     "endpoints_in_zone",
     "set_replica_lag",
+    "encrypted_volume",  # and by the disk-full actions (strata/services/fis/disk_full.py)
 }
 
 
