@@ -153,6 +153,13 @@ class EncryptedVolumes:
         finally:
             os.close(fd)
 
+    def free_bytes(self, vol_id: str) -> int | None:
+        """The space left on the open volume (None when it is not mounted)."""
+        if not os.path.ismount(self.mountpoint(vol_id)):
+            return None
+        st = os.statvfs(self.mountpoint(vol_id))
+        return st.f_bavail * st.f_frsize
+
     def drain(self, vol_id: str, name: str | None = None) -> None:
         """Give back the space the ballast file `name` (every ballast file: None) holds; blocking."""
         ballast = self.mountpoint(vol_id) / BALLAST

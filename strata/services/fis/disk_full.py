@@ -107,7 +107,8 @@ async def hold(volumes: list[tuple[EncryptedVolumes, str]], key: str, duration: 
 
     def fill_all() -> None:
         for vols, vol_id in volumes:
-            vols.fill(vol_id, key)
+            if vols.exists(vol_id):  # a resource deleted meanwhile took its volume with it
+                vols.fill(vol_id, key)
 
     deadline = clock.monotonic() + duration
     try:

@@ -7,6 +7,7 @@ on EFS, which has no engine to start)."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -53,6 +54,20 @@ def _disk_full_error(server, inst: dict) -> psycopg.Error:  # noqa: ANN001
     return e.value
 
 
+def _free_storage(cw, ident: str) -> float:  # noqa: ANN001
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="FreeStorageSpace",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=60,
+        Statistics=["Minimum"],
+    )["Datapoints"]
+    return min(p["Minimum"] for p in points)
+
+
 def _ballast(server) -> list:  # noqa: ANN001
     return [p for p in (server.data_dir / "rds" / "volumes").glob("*/ballast/*")]
 
@@ -76,6 +91,8 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
         exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
         error = _disk_full_error(server, inst)
         assert error.sqlstate == "53100" and "No space left on device" in str(error)  # disk_full
+        server.advance_clock("1m")  # CloudWatch samples the instance: no storage left
+        assert _free_storage(server.client("cloudwatch"), inst["DBInstanceIdentifier"]) == 0
         fis.stop_experiment(id=exp_id)
         exp = wait_for(fis, exp_id, DONE)
         assert exp["state"]["status"] == "stopped"
