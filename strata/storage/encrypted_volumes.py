@@ -160,6 +160,11 @@ class EncryptedVolumes:
         st = os.statvfs(self.mountpoint(vol_id))
         return st.f_bavail * st.f_frsize
 
+    def filled(self, vol_id: str) -> bool:
+        """Is the volume held full by `fill` (it stays full until drained, whatever is freed)?"""
+        ballast = self.mountpoint(vol_id) / BALLAST
+        return os.path.ismount(self.mountpoint(vol_id)) and ballast.is_dir() and any(ballast.iterdir())
+
     def drain(self, vol_id: str, name: str | None = None) -> None:
         """Give back the space the ballast file `name` (every ballast file: None) holds; blocking."""
         ballast = self.mountpoint(vol_id) / BALLAST

@@ -1,5 +1,6 @@
 """strata:rds:disk-full and strata:efs:disk-full: an encrypted resource's own volume really fills up,
-so PostgreSQL answers a write with its own disk-full error and the NFS server with NFS4ERR_NOSPC;
+so PostgreSQL answers a write with its own disk-full error (or, writing WAL, PANICs: the instance
+is storage-full until the space is back) and the NFS server with NFS4ERR_NOSPC;
 StopExperiment, or a Strata restart mid-fault, gives the space back and what was written before
 is intact. Targets that are not encrypted are refused (the same check for every disk-full action: shown
 on EFS, which has no engine to start)."""
@@ -79,11 +80,14 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
         runner_role(server)
         rds, fis = server.client("rds"), server.client("fis")
 
-        inst = create_pg(rds, f"full-{unique}", StorageEncrypted=True)
+        ident = f"full-{unique}"
+        inst = create_pg(rds, ident, StorageEncrypted=True)
         with pg_connect(inst) as conn:
             conn.execute("CREATE TABLE kept (id int primary key)")
             conn.execute("INSERT INTO kept SELECT generate_series(1, 1000)")
             conn.execute("CREATE TABLE notes (id int, body text)")
+            conn.execute("CREATE TABLE counter (n int) WITH (fillfactor = 50)")  # updated in place
+            conn.execute("INSERT INTO counter VALUES (0)")
         tid = fis.create_experiment_template(**disk_full_template(inst["DBInstanceArn"]))[
             "experimentTemplate"
         ]["id"]
@@ -93,6 +97,23 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
         assert error.sqlstate == "53100" and "No space left on device" in str(error)  # disk_full
         server.advance_clock("1m")  # CloudWatch samples the instance: no storage left
         assert _free_storage(server.client("cloudwatch"), inst["DBInstanceIdentifier"]) == 0
+
+        # WAL that needs a new segment file: PostgreSQL PANICs and cannot start again on the full
+        # disk, so the instance is storage-full (AWS's status) until there is space again
+        acked: list[int] = []
+
+        def write_wal_until_storage_full() -> bool:
+            try:
+                with pg_connect(inst) as conn:
+                    for _ in range(20):
+                        acked.append(conn.execute("UPDATE counter SET n = n + 1 RETURNING n").fetchone()[0])
+                        conn.execute("SELECT pg_logical_emit_message(true, 'fill', repeat('x', 1000000))")
+            except psycopg.Error:
+                pass
+            status = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+            return status["DBInstanceStatus"] == "storage-full"
+
+        eventually(write_wal_until_storage_full, 120, 0.2)
         fis.stop_experiment(id=exp_id)
         exp = wait_for(fis, exp_id, DONE)
         assert exp["state"]["status"] == "stopped"
@@ -104,7 +125,10 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
                 conn.execute(BIG_WRITE)
                 return conn.execute("SELECT count(*) FROM kept").fetchone() == (1000,)
 
-        eventually(write, 120, 0.5)  # the space is back (after a restart, had PostgreSQL panicked)
+        eventually(write, 120, 0.5)  # the space is back: the engine restarted, available again
+        assert wait_status(rds, ident)["DBInstanceStatus"] == "available"
+        with pg_connect(inst) as conn:  # no acknowledged commit lost
+            assert acked and conn.execute("SELECT n FROM counter").fetchone()[0] >= acked[-1]
 
         # a Strata killed mid-fault: the next start-up drains the volume before the engine starts
         exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
@@ -114,7 +138,7 @@ def test_disk_full_fills_an_encrypted_instances_volume_until_stopped_or_restarte
         assert not _ballast(server)
         rds, fis = server.client("rds"), server.client("fis")
         assert fis.get_experiment(id=exp_id)["experiment"]["state"]["status"] == "failed"
-        inst = wait_status(rds, f"full-{unique}")
+        inst = wait_status(rds, ident)
         eventually(write, 120, 0.5)
     finally:
         server.stop()
