@@ -4,7 +4,8 @@ actions complete, every fault rolled back when an action ends, fails or is stopp
 An experiment is one asyncio task; each state change is written to the metadata store before it
 is visible, so GetExperiment after a restart tells what happened. Faults live only in memory
 (strata.sim.faults) and die with the process, which is why start-up marks the experiments a
-restart interrupted as failed.
+restart interrupted as failed; the one on disk, a disk-full action's ballast, is drained when
+its volume is opened at start-up (disk_full.py).
 """
 
 from __future__ import annotations
