@@ -324,7 +324,11 @@ class EngineProcess:
             )
         finally:
             log.close()
-        spec.pidfile.write_text(f"{self.proc.pid}\n")
+        try:
+            spec.pidfile.write_text(f"{self.proc.pid}\n")
+        except OSError:  # a full disk: never leave running a process whose pid is not recorded
+            self.stop()
+            raise
         if ready is None:
             return
         ok = wait_until(lambda: self.proc is not None and (self.proc.poll() is not None or ready()), timeout)

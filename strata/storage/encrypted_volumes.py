@@ -11,6 +11,12 @@ in the resource's record, and unsealed (Decrypt) each time the volume is opened.
 the image holds ciphertext contents and names only; a disabled or deleted KMS key leaves the
 resource unreadable after the next restart, as on AWS.
 
+Because each volume is a file system of its own, it can really be filled: `fill` allocates every
+free block to ballast files in `<root>/<id>/ballast/` (beside `files/`, out of the resource's
+reach; fallocate only marks blocks used in the image's bitmaps, so the host's disk is spared) and
+the engine writing in `files/` gets ENOSPC as on a full disk; `drain` gives the space back, and
+`open` drains what a Strata stopped mid-fault left (FIS's strata:*:disk-full actions).
+
 Needs root (mount, the fscrypt ioctls), loop devices and mkfs.ext4; `unsupported()` says why not
 otherwise.
 """
@@ -18,8 +24,10 @@ otherwise.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -31,6 +39,9 @@ _ADD_KEY = 0xC0506617  # FS_IOC_ADD_ENCRYPTION_KEY
 _SET_POLICY = 0x800C6613  # FS_IOC_SET_ENCRYPTION_POLICY
 _KEY_SPEC_IDENTIFIER = 2
 _POLICY_V2, _AES_256_XTS, _AES_256_CTS = 2, 1, 4
+BALLAST = "ballast"  # the directory of a filled volume's ballast files, beside `files/`
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
 class EncryptionError(Exception):
@@ -117,8 +128,50 @@ class EncryptedVolumes:
         mnt.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(mnt):
             _run(["mount", "-o", "loop,noinit_itable,discard", str(self.image(vol_id)), str(mnt)])
+        self.drain(vol_id)  # a disk-full fault outlives no Strata: lifted before the engine starts
         if self.files(vol_id).exists():
             self._add_key(vol_id, key)
+
+    def fill(self, vol_id: str, name: str) -> int:
+        """Allocate every free block of the open volume to the ballast file `name` (called again,
+        takes what was freed since); the bytes added. Blocking; allocation only, nothing written."""
+        if not os.path.ismount(self.mountpoint(vol_id)):  # never fill the host's disk
+            raise EncryptionError(f"the volume {vol_id} is not open")
+        path = self.mountpoint(vol_id) / BALLAST / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            start = os.fstat(fd).st_size
+            st = os.statvfs(path.parent)
+            free = st.f_bavail * st.f_frsize
+            # fallocate(2) itself, never posix_fallocate: its fallback writes zeros (to the host's disk)
+            if free and _libc.fallocate(fd, 0, start, free) != 0:
+                err = ctypes.get_errno()
+                if err != errno.ENOSPC:  # ENOSPC: what could be allocated stays allocated (ext4)
+                    raise OSError(err, os.strerror(err), str(path))
+            return os.fstat(fd).st_size - start
+        finally:
+            os.close(fd)
+
+    def free_bytes(self, vol_id: str) -> int | None:
+        """The space left on the open volume (None when it is not mounted)."""
+        if not os.path.ismount(self.mountpoint(vol_id)):
+            return None
+        st = os.statvfs(self.mountpoint(vol_id))
+        return st.f_bavail * st.f_frsize
+
+    def filled(self, vol_id: str) -> bool:
+        """Is the volume held full by `fill` (it stays full until drained, whatever is freed)?"""
+        ballast = self.mountpoint(vol_id) / BALLAST
+        return os.path.ismount(self.mountpoint(vol_id)) and ballast.is_dir() and any(ballast.iterdir())
+
+    def drain(self, vol_id: str, name: str | None = None) -> None:
+        """Give back the space the ballast file `name` (every ballast file: None) holds; blocking."""
+        ballast = self.mountpoint(vol_id) / BALLAST
+        if name is None:
+            shutil.rmtree(ballast, ignore_errors=True)
+        else:
+            (ballast / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).unlink(missing_ok=True)
 
     def _add_key(self, vol_id: str, key: bytes) -> bytes:
         """Add the master key to the volume's keyring (idempotent); its identifier."""

@@ -37,6 +37,7 @@ HOOKS = {
     "endpoints_in_zone",
     "set_replica_lag",
     "cut_cgroups",
+    "encrypted_volume",  # and by the disk-full actions (strata/services/fis/disk_full.py)
 }
 
 

@@ -2,7 +2,8 @@
 
 - DatabaseConnections: client sessions (pg_stat_activity / Threads_connected), without the
   publisher's own;
-- FreeStorageSpace: AllocatedStorage minus the size of the databases, in bytes;
+- FreeStorageSpace: AllocatedStorage minus the size of the databases, in bytes (or the space left
+  on an encrypted instance's own volume, when less: none while FIS's strata:rds:disk-full holds it);
 - CPUUtilization: CPU time the engine's processes used since the last sample, as a percentage of
   the machine's CPUs over the real time between the samples (none at the first sample);
 - ReadThroughput / WriteThroughput: bytes the engine's processes read from / wrote to storage
@@ -90,6 +91,11 @@ class RdsSampler:
                         values = self._sample(doc, provider.fleet.primary(doc), cluster)
                     if cluster is not None and doc["class"] == "db.serverless":
                         values.update(_capacity(provider._serverless_capacity(doc), cluster))
+                    if "FreeStorageSpace" in values and doc.get("dek"):
+                        # an encrypted instance's own volume can really be full (strata:rds:disk-full)
+                        left = provider.fleet.volumes.free_bytes(provider.fleet.volume_id(doc["id"]))
+                        if left is not None and left < values["FreeStorageSpace"][0]:
+                            values["FreeStorageSpace"] = (float(left), "Bytes")
             except Exception as e:  # noqa: BLE001 - an engine restarting has no sample this minute
                 log.debug("no metrics from %s: %s", doc.get("id"), e)
                 continue

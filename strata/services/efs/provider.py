@@ -187,6 +187,12 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             raise lim.fs_not_found(fs_id)
         return doc
 
+    def encrypted_volume(self, ctx: RequestContext, fs_id: str) -> tuple[EncryptedVolumes, str] | None:
+        """An Encrypted file system's own volume, or None when it is not encrypted (for FIS's
+        strata:efs:disk-full); FileSystemNotFound when there is no such file system."""
+        doc = self._fs(ctx, fs_id)
+        return (self.volumes, doc["id"]) if doc["encrypted"] else None
+
     def _arn(self, doc: dict) -> str:
         return f"arn:aws:elasticfilesystem:{doc['region']}:{doc['account']}:file-system/{doc['id']}"
 

@@ -63,6 +63,13 @@ PERMISSIONS: dict[str, tuple[str | tuple[str, ...] | None, tuple[str, ...]]] = {
         "elasticache:ModifyReplicationGroup",
         ("elasticache:DescribeReplicationGroups",),
     ),
+    # the disk-full actions take a resource's storage, as ModifyDBInstance and UpdateFileSystem
+    # change it
+    "strata:rds:disk-full": ("rds:ModifyDBInstance", ("rds:DescribeDBInstances",)),
+    "strata:efs:disk-full": (
+        "elasticfilesystem:UpdateFileSystem",
+        ("elasticfilesystem:DescribeFileSystems",),
+    ),
 }
 TAG_LOOKUP = "tag:GetResources"  # needed where a target is found by its tags
 

@@ -129,6 +129,24 @@ ACTIONS: dict[str, ActionSpec] = {
             },
             ("ReplicationGroups", "aws:elasticache:replicationgroup"),
         ),
+        ActionSpec(
+            "strata:rds:disk-full",
+            "Fills the storage of the target encrypted DB instances (StorageEncrypted) for the "
+            "duration: every free block of the instance's own volume is taken, so the engine gets "
+            "ENOSPC on its next write that needs space (space it frees is taken again); the space "
+            "comes back when the action ends.",
+            {"duration": ("The duration, up to 12 hours (ISO 8601).", True)},
+            ("DBInstances", "aws:rds:db"),
+        ),
+        ActionSpec(
+            "strata:efs:disk-full",
+            "Fills the storage of the target encrypted EFS file systems (Encrypted) for the duration: "
+            "every free block of the file system's own volume is taken, so NFS clients' writes that "
+            "need space fail with NFS4ERR_NOSPC (space freed is taken again); the space comes back "
+            "when the action ends.",
+            {"duration": ("The duration, up to 12 hours (ISO 8601).", True)},
+            ("FileSystems", "aws:elasticfilesystem:file-system"),
+        ),
     ]
 }
 
@@ -140,6 +158,8 @@ TARGET_TYPES: dict[str, str] = {
     "aws:ec2:ebs-volume": "Amazon EBS volumes.",
     "aws:dynamodb:global-table": "Amazon DynamoDB global tables (their replicas in the experiment's Region).",
     "aws:ec2:subnet": "Amazon VPC subnets.",
+    # not an AWS FIS resource type: the target of Strata's own strata:efs:disk-full
+    "aws:elasticfilesystem:file-system": "Amazon EFS file systems.",
 }
 
 _ZONE = "The Availability Zone (for example us-east-1a) or Availability Zone ID (for example use1-az1)"

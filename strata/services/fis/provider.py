@@ -23,6 +23,7 @@ from typing import Any
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
+from strata.services.fis import disk_full
 from strata.services.fis import templates as tpl
 from strata.services.fis.catalog import ACTIONS, TARGET_PARAMETERS, TARGET_TYPES
 from strata.services.fis.runner import ACTIVE, Runner
@@ -158,6 +159,7 @@ class FISProvider:
             "tags": dict(req.get("tags") or {}),
             "experimentOptions": tpl.check_template_options(req.get("experimentOptions")),
         }
+        disk_full.check_template(self.runtime.peer, ctx, targets, doc["actions"])
         await check_alarms_exist(self.runtime.peer, doc["stopConditions"], ctx.region, ctx.account_id)
         ident = _new_id("EXT")
         now = clock.time()
@@ -196,6 +198,7 @@ class FISProvider:
         targets = tpl.check_targets(req["targets"]) if req.get("targets") is not None else doc["targets"]
         actions = req["actions"] if req.get("actions") is not None else doc["actions"]
         doc["actions"] = tpl.check_actions(actions, targets)
+        disk_full.check_template(self.runtime.peer, ctx, targets, doc["actions"])
         doc["targets"] = targets
         if req.get("stopConditions") is not None:
             conditions = tpl.check_stop_conditions(req["stopConditions"])
@@ -225,6 +228,7 @@ class FISProvider:
         if earlier is not None and (doc := self.store.get_doc("exp", earlier["id"])) is not None:
             return {"experiment": self._experiment_out(doc)}
         template = self._owned("ext", req.get("experimentTemplateId"), ctx, "Experiment template")
+        disk_full.check_template(self.runtime.peer, ctx, template["targets"], template["actions"])
         ident = _new_id("EXP")
         now = clock.time()
         actions = {

@@ -4,7 +4,8 @@ actions complete, every fault rolled back when an action ends, fails or is stopp
 An experiment is one asyncio task; each state change is written to the metadata store before it
 is visible, so GetExperiment after a restart tells what happened. Faults live only in memory
 (strata.sim.faults) and die with the process, which is why start-up marks the experiments a
-restart interrupted as failed.
+restart interrupted as failed; the one on disk, a disk-full action's ballast, is drained when
+its volume is opened at start-up (disk_full.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from strata.config import Settings
 from strata.engines.blackhole import Blackhole
 from strata.engines.partition import Partition
 from strata.protocol.errors import ServiceError
+from strata.services.fis import disk_full
 from strata.services.fis.authority import RoleDenied, check_role, check_trust
 from strata.services.fis.catalog import duration_seconds
 from strata.services.fis.network import (
@@ -324,6 +326,11 @@ class Runner:
             )
         elif action_id == "aws:network:disrupt-connectivity":
             await self._disrupt_connectivity(doc, name, action, params)
+        elif action_id in disk_full.ACTIONS:
+            self._service(disk_full.ACTIONS[action_id].service, disk_full.ACTIONS[action_id].title)
+            ctx = internal_context("fis", "StartExperiment", doc["region"], doc["account"], doc["id"])
+            volumes = disk_full.volumes_of(self.peer, ctx, action_id, self._targets(doc, action))
+            await disk_full.hold(volumes, f"{doc['id']}/{name}", duration_seconds(params["duration"]))
 
     async def _interrupt_az_power(self, doc: dict, action: dict, duration: float) -> None:
         """The nodes of the target groups in the target's zone lose power for `duration`; the

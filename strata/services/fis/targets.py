@@ -7,6 +7,7 @@ import inspect
 import math
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from strata.context import RequestContext
@@ -81,6 +82,16 @@ async def _tagged(peer: Callable[[str], Any], rtype: str, ctx: RequestContext) -
     if rtype == "aws:ec2:subnet":
         subnets = await _pages(peer("ec2"), "describe_subnets", ctx, {}, "Subnets", "NextToken")
         return [(s["SubnetArn"], _tag_map(s.get("Tags")), s["AvailabilityZone"]) for s in subnets]
+    if rtype == "aws:elasticfilesystem:file-system":
+        systems: list[dict] = []
+        req: dict = {}
+        efs_ctx = replace(ctx, service="efs", operation="DescribeFileSystems")  # EFS checks its model
+        while True:  # EFS pages with Marker in and NextMarker out
+            page = await call(peer("efs"), "describe_file_systems", efs_ctx, req)
+            systems += page["FileSystems"]
+            if not page.get("NextMarker"):
+                return [(f["FileSystemArn"], _tag_map(f.get("Tags")), "") for f in systems]
+            req = {"Marker": page["NextMarker"]}
     if rtype == "aws:dynamodb:global-table":
         return await _global_tables(peer("dynamodb"), ctx)
     rds = peer("rds")

@@ -238,10 +238,20 @@ class RDSCore:
             return
         doc = self.store.get_doc("instance", ident)
         if doc is not None:
-            doc["status"] = "failed"
-            doc["failure"] = message[:2000]
+            # AWS's storage-full when the engine cannot run on a full disk: the monitor restarts
+            # it once there is space again (FIS's strata:rds:disk-full ended)
+            full = self._out_of_storage(doc)
+            doc["status"] = "storage-full" if full else "failed"
+            if not full:
+                doc["failure"] = message[:2000]
             self.store.put_doc("instance", ident, doc)
-            self._event(ident, "db-instance", f"DB instance failed: {message[:300]}", ["failure"])
+            said = "has reached its storage capacity." if full else f"failed: {message[:300]}"
+            self._event(ident, "db-instance", f"DB instance {said}", ["failure"])
+
+    def _out_of_storage(self, doc: dict) -> bool:
+        """Is the instance's own (encrypted) volume held full (FIS's strata:rds:disk-full)? Only
+        such a volume can fill up; what an engine frees meanwhile is taken again at once."""
+        return bool(doc.get("dek")) and self.fleet.volumes.filled(self.fleet.volume_id(doc["id"]))
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -396,12 +406,17 @@ class RDSCore:
     # -- periodic work -----------------------------------------------------------------------------
 
     async def _monitor(self) -> None:
-        """Every second: restart crashed engines (a Multi-AZ standby too), or fail over to the standby."""
+        """Every second: restart crashed engines (a Multi-AZ standby too; a storage-full one once its
+        volume has space again), or fail over to the standby."""
         while True:
             await asyncio.sleep(1.0)
             try:
                 for doc in self.store.list_docs("instance"):
                     with self.store.acting_for(doc):
+                        if doc["status"] == "storage-full" and not self._is_busy(doc["id"]):
+                            if self._out_of_storage(doc):
+                                continue
+                            doc = self._set_status(doc["id"], "available") or doc  # its engine restarts
                         if doc["status"] != "available" or self._is_busy(doc["id"]) or doc.get("paused"):
                             continue
                         if not self.fleet.primary(doc).running():

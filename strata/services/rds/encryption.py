@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.data_keys import DataKeys
 from strata.services.rds import model as m
 from strata.services.rds.core import RDSCore
-from strata.storage.encrypted_volumes import EncryptionError, unsupported
+from strata.storage.encrypted_volumes import EncryptedVolumes, EncryptionError, unsupported
 
 log = logging.getLogger("strata.rds")
 
@@ -98,6 +99,14 @@ class StorageEncryption(RDSCore):
     async def _encrypt_cluster(self, c: dict) -> None:
         key = self.store.engine_key(c["id"])
         await self._encrypt(c, f"cluster:{c['id']}", self._cluster_volume(c["id"]), f"rds/cluster/{key}/")
+
+    def encrypted_volume(self, ctx: RequestContext, ident: str) -> tuple[EncryptedVolumes, str] | None:
+        """The instance's own volume, or None when it is not StorageEncrypted (for FIS's
+        strata:rds:disk-full, in the caller's account); DBInstanceNotFound when there is none."""
+        doc = self._get_instance(ident)
+        if not doc.get("dek"):
+            return None
+        return self.fleet.volumes, self.fleet.volume_id(doc["id"])
 
     def _cluster_volume(self, cid: str) -> str:
         """The volume of an encrypted cluster: its shared WAL/binlog archive, its automated backups."""

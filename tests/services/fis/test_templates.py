@@ -227,7 +227,15 @@ def test_action_catalog(strata_server):
         "aws:ec2:ebs-volume",
         "aws:ec2:subnet",
         "aws:dynamodb:global-table",
+        "aws:elasticfilesystem:file-system",  # Strata's own, for strata:efs:disk-full
     }
+    for action_id, key, rtype in [
+        ("strata:rds:disk-full", "DBInstances", "aws:rds:db"),
+        ("strata:efs:disk-full", "FileSystems", "aws:elasticfilesystem:file-system"),
+    ]:
+        action = fis.get_action(id=action_id)["action"]
+        assert action["targets"] == {key: {"resourceType": rtype}}
+        assert action["parameters"]["duration"]["required"] is True
     zone = fis.get_target_resource_type(resourceType="aws:elasticache:replicationgroup")
     assert zone["targetResourceType"]["parameters"]["availabilityZoneIdentifier"]["required"] is True
 
