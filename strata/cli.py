@@ -87,6 +87,20 @@ def cli() -> None:
     help="fast (default): things take as long as the engines need; aws: failovers take the times AWS "
     "documents (RDS Multi-AZ 60 s, Aurora 30 s). Env: STRATA_TIMINGS.",
 )
+@click.option(
+    "--metadata",
+    default=None,
+    help="postgresql://USER@HOST:PORT/DB: keep S3's metadata in this PostgreSQL database (created with "
+    "LOCALE 'C') instead of the embedded SQLite; other services keep theirs in SQLite so far. "
+    "Env: STRATA_METADATA.",
+)
+@click.option(
+    "--blob-dir",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory of S3's object and part bytes (<dir>/s3; default: inside the data dir). "
+    "Env: STRATA_BLOB_DIR.",
+)
 def serve(
     host: str,
     port: int,
@@ -102,6 +116,8 @@ def serve(
     account_id: str | None,
     s3_request_limits: bool | None,
     timings: str | None,
+    metadata: str | None,
+    blob_dir: Path | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -120,6 +136,8 @@ def serve(
             account_id=account_id,
             s3_request_limits=s3_request_limits or None,
             timings=timings,
+            metadata=metadata,
+            blob_dir=blob_dir,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)
