@@ -215,6 +215,24 @@ def test_nul_in_key_is_refused_not_a_500(s3, unique: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=b, Key="a\x00b")
     assert _code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=b, Key="a", VersionId="v\x00")
+    assert _code(e) in ("NoSuchVersion", "InvalidArgument")
+    with pytest.raises(ClientError) as e:
+        s3.list_parts(Bucket=b, Key="a", UploadId="u\x00")
+    assert _code(e) == "NoSuchUpload"
+    for k in ("a", "a\x01", "a\x01b", "b"):
+        s3.put_object(Bucket=b, Key=k, Body=b"")
+    # Listing bounds holding NUL select what they select on SQLite (no stored key has a NUL).
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b, StartAfter="a\x00z")["Contents"]] == [
+        "a\x01",
+        "a\x01b",
+        "b",
+    ]
+    assert "Contents" not in s3.list_objects_v2(Bucket=b, Prefix="a\x00")
+    page = s3.list_object_versions(Bucket=b, KeyMarker="a\x00")
+    assert [v["Key"] for v in page["Versions"]] == ["a\x01", "a\x01b", "b"]
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=b, Prefix="a\x00")
 
 
 def test_kill_9_keeps_acknowledged_objects(server: StrataProcess, s3, unique: str) -> None:

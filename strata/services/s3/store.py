@@ -137,6 +137,18 @@ def prefix_end(prefix: str) -> str | None:
     return None
 
 
+def nul_free(bound: str) -> tuple[str, bool]:
+    """A range bound holding NUL, as a NUL-free one that selects the same NUL-free keys (the only
+    keys PostgreSQL stores), and whether it moved; a moved bound is inclusive (`>=`).
+
+    PostgreSQL's TEXT cannot hold NUL, so a NUL in a parameter is an error there. For s with its
+    first NUL at i, the NUL-free keys above s (or at least s) are exactly those from s[:i] + U+0001
+    on, and those below s exactly those below it: U+0001 is the least character above NUL.
+    """
+    i = bound.find("\x00")
+    return (bound, False) if i < 0 else (bound[:i] + "\x01", True)
+
+
 class SqliteDialect:
     """The few spellings where S3's SQL differs by backend: SQLite's (the embedded default).
 
@@ -229,6 +241,8 @@ class S3Store:
             hit = self._buckets.get(name)
             if hit is not None:
                 return hit
+        if self.sql.postgres and "\x00" in name:
+            return None  # (a name from a request path: no bucket has one)
         r = self.db.query_one(
             "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,)
         )
@@ -294,6 +308,8 @@ class S3Store:
 
     def current(self, bucket: str, key: str) -> ObjectRow | None:
         """The latest version of a key (possibly a delete marker)."""
+        if self.sql.postgres and "\x00" in key:
+            return None  # never stored there (refuse_key)
         r = self.db.query_one(
             f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (bucket, key),
@@ -301,6 +317,8 @@ class S3Store:
         return ObjectRow.from_row(r) if r else None
 
     def version(self, bucket: str, key: str, version_id: str) -> ObjectRow | None:
+        if self.sql.postgres and ("\x00" in key or "\x00" in version_id):
+            return None
         r = self.db.query_one(
             f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
             (bucket, key, version_id),
@@ -402,6 +420,10 @@ class S3Store:
         Rows are stepped lazily from the cursor, so a caller that stops early (a listing that
         hit a common prefix and seeks past it) never pays for rows it did not read.
         """
+        if self.sql.postgres:
+            start, moved = nul_free(start)
+            inclusive = inclusive or moved
+            end = end if end is None else nul_free(end)[0]
         op = ">=" if inclusive else ">"
         sql = (
             f"SELECT {_OBJ_COLS} FROM objects{self.sql.hint('objects_current')} "
@@ -419,6 +441,10 @@ class S3Store:
         self, bucket: str, start_key: str, after_id: int | None, end: str | None, limit: int
     ) -> Iterator[ObjectRow]:
         """Versions from `start_key` on (older than `after_id` within start_key), key asc, newest first."""
+        if self.sql.postgres:
+            start_key, moved = nul_free(start_key)
+            after_id = None if moved else after_id
+            end = end if end is None else nul_free(end)[0]
         args: list[Any]
         if after_id is None:
             cond, args = "key >= ?", [bucket, start_key]
@@ -453,6 +479,12 @@ class S3Store:
         first: (id, key, version_id, dm, size, modified, storage_class, blob, in class since,
         attrs or None).
         Attributes are decoded only when asked for (tag filters): most rules need none."""
+        if self.sql.postgres:  # (a rule's prefix may hold NUL)
+            start = nul_free(start)[0]
+            if after is not None:
+                after, moved = nul_free(after)
+                start, after = (after, None) if moved else (start, after)
+            end = end if end is None else nul_free(end)[0]
         cols = self._lc_cols + (", attrs" if with_attrs else "")
         sql = f"SELECT {cols} FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND "
         args: list[Any] = [bucket]
@@ -479,6 +511,9 @@ class S3Store:
     def key_after(self, bucket: str, start: str, end: str | None, skip: int) -> str | None:
         """The key `skip` versions on from `start` (below `end`), None when fewer are left:
         where to cut a range into chunks of about `skip` rows."""
+        if self.sql.postgres:
+            start = nul_free(start)[0]
+            end = end if end is None else nul_free(end)[0]
         sql = f"SELECT key FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND key >= ?"
         args: list[Any] = [bucket, start]
         if end is not None:
@@ -493,6 +528,9 @@ class S3Store:
         """(class, billed byte-seconds, object-seconds) of the objects with start <= key < end
         over (since, until], each from its creation if later, at S3's minimum billable sizes.
         Intelligent-Tiering objects are left out: they are metered per access tier."""
+        if self.sql.postgres:
+            start = nul_free(start)[0]
+            end = end if end is None else nul_free(end)[0]
         big = self.sql.greatest
         billed = (
             "CASE storage_class "
@@ -562,6 +600,8 @@ class S3Store:
         )
 
     def upload(self, upload_id: str) -> tuple[str, str, float, dict] | None:
+        if self.sql.postgres and "\x00" in upload_id:
+            return None  # (an id from a request: none has one)
         r = self.db.query_one(
             "SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,)
         )
@@ -579,6 +619,9 @@ class S3Store:
     ) -> Iterator[tuple[str, str, float, dict]]:
         """(upload_id, key, initiated, attrs) with start_key <= key < end, in key then initiation
         order, stepped lazily from the cursor."""
+        if self.sql.postgres:
+            start_key = nul_free(start_key)[0]
+            end = end if end is None else nul_free(end)[0]
         args: list[Any] = [bucket, start_key]
         sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
         if end is not None:
