@@ -7,6 +7,9 @@ One server per module, on a database of its own in the session's throwaway Postg
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,8 +29,6 @@ from tests.strata_process import StrataProcess
 @pytest.fixture(scope="module")
 def metadata_url(pg_node: PgNode) -> str:
     """A fresh database (C locale: listings in code point order) of the session's cluster."""
-    import os
-
     admin = os.environ[DSN_VAR]
     db = f"s3meta_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as c:
@@ -55,6 +56,28 @@ def s3(server: StrataProcess):  # noqa: ANN201 - a boto3 client
 
 def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
     return e.value.response["Error"]["Code"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h:3306/db",
+        "sqlite:///x.db",
+        "postgresql://u@h:5432",
+        "postgresql:///db",
+        "postgres://u@h/db",
+    ],
+)
+def test_a_metadata_url_other_than_postgresql_is_refused(tmp_path: Path, url: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "strata.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
+        env={**os.environ, "STRATA_METADATA": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "the metadata URL must" in out.stderr, out.stderr
 
 
 def test_metadata_is_in_postgresql_and_bytes_in_blob_dir(
@@ -233,6 +256,45 @@ def test_nul_in_key_is_refused_not_a_500(s3, unique: str) -> None:
     page = s3.list_object_versions(Bucket=b, KeyMarker="a\x00")
     assert [v["Key"] for v in page["Versions"]] == ["a\x01", "a\x01b", "b"]
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=b, Prefix="a\x00")
+
+
+def test_lifecycle_and_intelligent_tiering_run_on_postgresql(server: StrataProcess, s3, unique: str) -> None:
+    """Transitions, expirations and tier moves: the statements whose JSON and MAX spellings differ."""
+    b = f"lc-{unique}"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=b,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "ia",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "t/"},
+                    "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}],
+                },
+                {"ID": "gone", "Status": "Enabled", "Filter": {"Prefix": "e/"}, "Expiration": {"Days": 1}},
+            ]
+        },
+    )
+    body = b"z" * 200_000  # (smaller objects stay put: S3's 128 KiB minimum)
+    for key in ("e/a", "keep"):
+        s3.put_object(Bucket=b, Key=key, Body=b"small")
+    s3.put_object(Bucket=b, Key="t/a", Body=body)
+    for key in ("hot", "cold"):
+        s3.put_object(Bucket=b, Key=key, Body=body, StorageClass="INTELLIGENT_TIERING")
+    ran = server.advance_clock("20d")["ran"]["s3.lifecycle"]
+    assert ran.get("expired") == 1, ran
+    s3.get_object(Bucket=b, Key="hot")["Body"].read()  # an access: its 30 days start again
+    ran = server.advance_clock("20d")["ran"]["s3.lifecycle"]  # day 40
+    assert ran.get("transitioned_to_STANDARD_IA") == 1 and ran.get("tiered_to_INFREQUENT_ACCESS") == 1, ran
+    classes = {o["Key"]: o["StorageClass"] for o in s3.list_objects_v2(Bucket=b)["Contents"]}
+    assert classes == {
+        "t/a": "STANDARD_IA",
+        "keep": "STANDARD",
+        "hot": "INTELLIGENT_TIERING",
+        "cold": "INTELLIGENT_TIERING",
+    }
+    assert s3.get_object(Bucket=b, Key="t/a")["Body"].read() == body
 
 
 def test_kill_9_keeps_acknowledged_objects(server: StrataProcess, s3, unique: str) -> None:
