@@ -89,10 +89,12 @@ class S3Core:
         blob_dir = runtime.settings.blob_dir
         self.blobs = BlobStore(blob_dir / "s3" if blob_dir else data_dir, fsync=runtime.settings.fsync)
         if url:
-            log.info(
-                "s3 metadata in PostgreSQL at %s, object bytes in %s",
+            log.warning(
+                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s; "
+                "every other service keeps its metadata in SQLite under %s (only S3 moves so far)",
                 redact_url(url),
                 self.blobs.root,
+                runtime.settings.data_dir,
             )
         self.sse_keys = ObjectKeys(runtime, RootKey.load(data_dir / "sse-root.key"))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
