@@ -150,9 +150,31 @@ def serve(
             from strata.auth.users_file import load_users_file
 
             load_users_file(settings.users_file)  # a broken file stops start-up with its reason
+        if settings.metadata is not None:
+            _check_metadata_database(settings.metadata)
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     run(settings)
+
+
+def _check_metadata_database(url: str) -> None:
+    """Refuse to start when `--metadata` names a database Strata cannot use (unreachable, wrong
+    password, or not ordering text by code point), rather than serve S3 as a failed service."""
+    import psycopg
+
+    from strata.config import redact_url
+    from strata.storage.postgres import ORDER_CHECK
+
+    try:
+        with psycopg.connect(url, connect_timeout=15) as c:
+            row = c.execute(ORDER_CHECK).fetchone()
+    except psycopg.Error as e:
+        raise ConfigError(f"cannot use the metadata database {redact_url(url)}: {e}") from e
+    if not row or not row[0]:
+        raise ConfigError(
+            f"the metadata database {redact_url(url)} does not order text by code point (S3 listings "
+            "would be out of order): create it with CREATE DATABASE ... TEMPLATE template0 LOCALE 'C'"
+        )
 
 
 def _admin(endpoint: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:

@@ -80,6 +80,25 @@ def test_a_metadata_url_other_than_postgresql_is_refused(tmp_path: Path, url: st
     assert "the metadata URL must" in out.stderr, out.stderr
 
 
+def test_an_unusable_metadata_database_stops_start_up(tmp_path: Path, metadata_url: str) -> None:
+    """(A database ordering text by a locale is refused too: not tested, this machine's PostgreSQL
+    has no ICU and the system no locale but C.)"""
+    parts = urlsplit(metadata_url)
+    for url in (
+        urlunsplit(parts._replace(netloc=f"strata:wrong@{parts.hostname}:{parts.port}")),
+        urlunsplit(parts._replace(path="/no_such_database")),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "strata.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
+            env={**os.environ, "STRATA_METADATA": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode != 0 and "cannot use the metadata database" in out.stderr, out.stderr
+        assert ":wrong@" not in out.stderr  # the password is not shown
+
+
 def test_metadata_is_in_postgresql_and_bytes_in_blob_dir(
     server: StrataProcess, s3, metadata_url: str, unique: str
 ) -> None:
