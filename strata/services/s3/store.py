@@ -1,4 +1,5 @@
-"""S3's metadata in SQLite: buckets, object versions, multipart uploads and parts.
+"""S3's metadata: buckets, object versions, multipart uploads and parts, in the embedded SQLite
+or (`--metadata postgresql://...`) in PostgreSQL; dialect.py spells what differs.
 
 Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
 versions of a key sort newest first (a small partial index finds a bucket's Intelligent-Tiering
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from strata.protocol.errors import ServiceError
+from strata.services.s3.dialect import PostgresDialect, SqliteDialect, nul_free, open_metadata
 from strata.services.s3.names import MIN_BILLABLE_SIZE
 from strata.services.s3.positions import version_id_at
-from strata.storage import MetadataStore
 
 NEW_VERSION = ""  # the version id of a row whose id `insert_version` chooses
 
@@ -137,73 +138,11 @@ def prefix_end(prefix: str) -> str | None:
     return None
 
 
-def nul_free(bound: str) -> tuple[str, bool]:
-    """A range bound holding NUL, as a NUL-free one that selects the same NUL-free keys (the only
-    keys PostgreSQL stores), and whether it moved; a moved bound is inclusive (`>=`).
-
-    PostgreSQL's TEXT cannot hold NUL, so a NUL in a parameter is an error there. For s with its
-    first NUL at i, the NUL-free keys above s (or at least s) are exactly those from s[:i] + U+0001
-    on, and those below s exactly those below it: U+0001 is the least character above NUL.
-    """
-    i = bound.find("\x00")
-    return (bound, False) if i < 0 else (bound[:i] + "\x01", True)
-
-
-class SqliteDialect:
-    """The few spellings where S3's SQL differs by backend: SQLite's (the embedded default).
-
-    The SQLite text stays exactly what it was (planner hints included: measured, issue 17), so
-    the embedded path pays nothing for the PostgreSQL one.
-    """
-
-    postgres = False
-    # When the version entered its storage class (a lifecycle transition sets it), else its creation.
-    class_since = "COALESCE(json_extract(attrs, '$.class_since'), modified)"
-    greatest = "MAX"  # SQLite's MAX of two or more values is a scalar
-
-    @staticmethod
-    def hint(index: str) -> str:
-        """`INDEXED BY`: the index SQLite's planner must use (it sometimes picks a worse one)."""
-        return f" INDEXED BY {index}"
-
-    @staticmethod
-    def set_attr(name: str, kind: str) -> str:
-        """An expression: `attrs` (JSON text) with member `name` set to the parameter."""
-        return f"json_set(attrs, '$.{name}', ?)"
-
-
-class PostgresDialect(SqliteDialect):
-    """PostgreSQL's spellings: no planner hints; JSON through jsonb (attrs stays TEXT)."""
-
-    postgres = True
-    class_since = "COALESCE(CAST(attrs::jsonb ->> 'class_since' AS DOUBLE PRECISION), modified)"
-    greatest = "GREATEST"
-
-    @staticmethod
-    def hint(index: str) -> str:
-        return ""
-
-    @staticmethod
-    def set_attr(name: str, kind: str) -> str:
-        sql_type = {"real": "DOUBLE PRECISION", "text": "TEXT"}[kind]
-        return f"jsonb_set(attrs::jsonb, '{{{name}}}', to_jsonb(CAST(? AS {sql_type})))::text"
-
-
-def open_metadata(path: Path, *, fsync: bool = True, url: str | None = None) -> Any:
-    """S3's metadata store: SQLite at `path`, or the `s3` store of the PostgreSQL database `url`."""
-    if url is None:
-        # Writes run in the writer thread: measured cheaper for S3 than on the event loop (issue 22).
-        return MetadataStore(path, fsync=fsync, schema=SCHEMA, apply_in="thread")
-    from strata.storage.postgres import PostgresStore  # psycopg loads only where it is used
-
-    return PostgresStore(url, "s3", schema=SCHEMA)
-
-
 class S3Store:
     """The SQL of S3. Methods are short statements; writes run inside `db.write` (group commit)."""
 
     def __init__(self, path: Path, *, fsync: bool = True, metadata_url: str | None = None) -> None:
-        self.db = open_metadata(path, fsync=fsync, url=metadata_url)
+        self.db = open_metadata(path, SCHEMA, fsync=fsync, url=metadata_url)
         self.sql = PostgresDialect() if metadata_url else SqliteDialect()
         if "data" not in {d[0] for d in self.db.execute("SELECT * FROM objects LIMIT 0").description}:
             # Databases from before inlining.
