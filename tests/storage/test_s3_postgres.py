@@ -334,3 +334,40 @@ def test_kill_9_keeps_acknowledged_objects(server: StrataProcess, s3, unique: st
     assert s3.get_bucket_versioning(Bucket=b)["Status"] == "Enabled"
     s3.put_object(Bucket=b, Key="after", Body=b"ok")
     assert s3.get_object(Bucket=b, Key="after")["Body"].read() == b"ok"
+
+
+def test_s3_sql_answers_the_same_on_both_backends(tmp_path: Path, metadata_url: str) -> None:
+    """The statements spelled per backend (dialect.py: JSON members, GREATEST, RETURNING id, NUL
+    bounds) give SQLite's answers on PostgreSQL, straight from the store."""
+    import asyncio
+
+    from strata.services.s3.store import ObjectRow, S3Store
+
+    def answers(store: S3Store) -> list:
+        def write() -> None:
+            store.insert_bucket("eq", "us-east-1", 1.0)
+            for key, cls in (("a", "STANDARD_IA"), ("a\x01", "STANDARD"), ("b", "GLACIER")):
+                row = ObjectRow(0, "eq", key, "null", True, False, None, 10, '"e"', 5.0, cls, {})
+                store.insert_version(row, replace_null=True, data=b"x")
+                store.set_class(row.id, cls, 6.5)
+                store.set_tier(row.id, "FREQUENT")
+
+        asyncio.run(store.db.write(write))
+        try:
+            return [
+                sorted(store.storage_sums("eq", "", None, 0.0, 100.0)),
+                [r.key for r in store.current_range("eq", "a\x00z", False, None, 10)],
+                [r.key for r in store.versions_range("eq", "a\x00", 5, "b\x00", 10)],
+                store.lifecycle_rows("eq", "", "a\x00q", None, 10, True),
+                store.current("eq", "a\x00"),
+            ]
+        finally:
+            store.close()
+
+    db = f"s3eq_{uuid.uuid4().hex[:8]}"  # (not the module server's database)
+    with psycopg.connect(metadata_url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
+    pg_url = urlunsplit(urlsplit(metadata_url)._replace(path=f"/{db}"))
+    sqlite = answers(S3Store(tmp_path / "meta.db"))
+    assert sqlite[1] == sqlite[2] == ["a\x01", "b"]
+    assert answers(S3Store(tmp_path / "unused.db", metadata_url=pg_url)) == sqlite
