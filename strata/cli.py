@@ -87,6 +87,20 @@ def cli() -> None:
     help="fast (default): things take as long as the engines need; aws: failovers take the times AWS "
     "documents (RDS Multi-AZ 60 s, Aurora 30 s). Env: STRATA_TIMINGS.",
 )
+@click.option(
+    "--metadata",
+    default=None,
+    help="postgresql://USER@HOST:PORT/DB: keep S3's metadata in this PostgreSQL database (created with "
+    "LOCALE 'C') instead of the embedded SQLite; other services keep theirs in SQLite so far. "
+    "Env: STRATA_METADATA.",
+)
+@click.option(
+    "--blob-dir",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory of S3's object and part bytes (<dir>/s3; default: inside the data dir). "
+    "Env: STRATA_BLOB_DIR.",
+)
 def serve(
     host: str,
     port: int,
@@ -102,6 +116,8 @@ def serve(
     account_id: str | None,
     s3_request_limits: bool | None,
     timings: str | None,
+    metadata: str | None,
+    blob_dir: Path | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -120,6 +136,8 @@ def serve(
             account_id=account_id,
             s3_request_limits=s3_request_limits or None,
             timings=timings,
+            metadata=metadata,
+            blob_dir=blob_dir,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)
@@ -132,9 +150,31 @@ def serve(
             from strata.auth.users_file import load_users_file
 
             load_users_file(settings.users_file)  # a broken file stops start-up with its reason
+        if settings.metadata is not None:
+            _check_metadata_database(settings.metadata)
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     run(settings)
+
+
+def _check_metadata_database(url: str) -> None:
+    """Refuse to start when `--metadata` names a database Strata cannot use (unreachable, wrong
+    password, or not ordering text by code point), rather than serve S3 as a failed service."""
+    import psycopg
+
+    from strata.config import redact_url
+    from strata.storage.postgres import ORDER_CHECK
+
+    try:
+        with psycopg.connect(url, connect_timeout=15) as c:
+            row = c.execute(ORDER_CHECK).fetchone()
+    except psycopg.Error as e:
+        raise ConfigError(f"cannot use the metadata database {redact_url(url)}: {e}") from e
+    if not row or not row[0]:
+        raise ConfigError(
+            f"the metadata database {redact_url(url)} does not order text by code point (S3 listings "
+            "would be out of order): create it with CREATE DATABASE ... TEMPLATE template0 LOCALE 'C'"
+        )
 
 
 def _admin(endpoint: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:

@@ -82,9 +82,20 @@ class Settings:
     # Durations of control-plane events (strata.sim.timings): "fast" (default) or "aws", AWS's
     # documented times (failovers, creation, modification); `--timings aws` or STRATA_TIMINGS=aws.
     timings: str = "fast"
+    # Where S3's metadata lives: None (embedded SQLite under data_dir), or a PostgreSQL database
+    # (`--metadata postgresql://USER@HOST:PORT/DB`, STRATA_METADATA) so gateways can share it
+    # (issue 22). Other services keep theirs in SQLite so far.
+    metadata: str | None = None
+    # Object and part bytes (`--blob-dir`, STRATA_BLOB_DIR; S3's go under <blob_dir>/s3); None:
+    # inside the data dir.
+    blob_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        if self.metadata is not None:
+            check_metadata_url(self.metadata)
+        if self.blob_dir is not None:
+            self.blob_dir = Path(self.blob_dir).resolve()
 
     @property
     def is_loopback(self) -> bool:
@@ -173,6 +184,10 @@ def settings_from_env(**overrides: object) -> Settings:
         if value not in ("fast", "aws"):
             raise ConfigError(f"STRATA_TIMINGS must be fast or aws, not {value!r}")
         s.timings = value
+    if os.environ.get("STRATA_METADATA"):
+        s.metadata = os.environ["STRATA_METADATA"]
+    if os.environ.get("STRATA_BLOB_DIR"):
+        s.blob_dir = Path(os.environ["STRATA_BLOB_DIR"])
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):
@@ -194,6 +209,42 @@ def settings_from_env(**overrides: object) -> Settings:
         if default:
             s.account_id = default
     return s
+
+
+def check_metadata_url(url: str) -> None:
+    """`--metadata`: only postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB (libpq's URL) is taken."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError as e:
+        raise ConfigError(f"the metadata URL is not a URL: {e}") from e
+    if parts.scheme != "postgresql":
+        raise ConfigError(
+            f"the metadata URL must be postgresql://USER@HOST:PORT/DB, not {redact_url(url)!r} "
+            "(only PostgreSQL is supported; leave --metadata out for the embedded SQLite)"
+        )
+    if not parts.hostname or not parts.path.strip("/") or port == 0:
+        raise ConfigError(
+            f"the metadata URL must name a host and a database (postgresql://USER@HOST:PORT/DB), "
+            f"not {redact_url(url)!r}"
+        )
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and errors: its password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 def parse_tls_port(value: str) -> int | None:

@@ -66,7 +66,7 @@ T = TypeVar("T")
 log = logging.getLogger("strata")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Listings are in code point order: a database whose collation orders text otherwise is refused.
-_ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
+ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
 
 _DOCS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -207,7 +207,7 @@ class PostgresStore:
     def _setup(self) -> None:
         """The store's namespace and BLOB domain (under the store's lock: gateways start together)."""
         c = self._writer_conn().raw
-        if not c.execute(_ORDER_CHECK).fetchone()[0]:  # type: ignore[index]
+        if not c.execute(ORDER_CHECK).fetchone()[0]:  # type: ignore[index]
             raise ValueError(
                 "the database does not order text by code point: create it with LOCALE 'C' "
                 "(CREATE DATABASE ... TEMPLATE template0 LOCALE 'C')"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from strata.config import redact_url
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime
@@ -81,10 +82,22 @@ class S3Core:
         self.limits = Limits.from_settings(runtime.settings)
         data_dir = runtime.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync)
+        # `--metadata postgresql://...`: S3's metadata in PostgreSQL, object and part bytes under
+        # `--blob-dir` (default: the data dir); other services keep theirs in SQLite (README).
+        url = runtime.settings.metadata
+        self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync, metadata_url=url)
         # the cached bucket rows, read by strata.auth.enforce (policy.py: `resource_member`)
         self.resource_rows = self.store._buckets
-        self.blobs = BlobStore(data_dir, fsync=runtime.settings.fsync)
+        blob_dir = runtime.settings.blob_dir
+        self.blobs = BlobStore(blob_dir / "s3" if blob_dir else data_dir, fsync=runtime.settings.fsync)
+        if url:
+            log.warning(
+                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s; "
+                "every other service keeps its metadata in SQLite under %s (only S3 moves so far)",
+                redact_url(url),
+                self.blobs.root,
+                runtime.settings.data_dir,
+            )
         self.sse_keys = ObjectKeys(runtime, RootKey.load(data_dir / "sse-root.key"))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
@@ -221,7 +234,7 @@ class S3Core:
         accesses, self._accesses = self._accesses, {}
         if accesses:
             self.store.db.executemany(
-                "UPDATE objects SET attrs = json_set(attrs, '$.accessed', ?) WHERE id = ? "
+                f"UPDATE objects SET attrs = {self.store.sql.set_attr('accessed', 'real')} WHERE id = ? "
                 "AND storage_class = 'INTELLIGENT_TIERING'",
                 [(at, row_id) for row_id, at in accesses.items()],
             )

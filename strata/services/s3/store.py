@@ -1,4 +1,5 @@
-"""S3's metadata in SQLite: buckets, object versions, multipart uploads and parts.
+"""S3's metadata: buckets, object versions, multipart uploads and parts, in the embedded SQLite
+or (`--metadata postgresql://...`) in PostgreSQL; dialect.py spells what differs.
 
 Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
 versions of a key sort newest first (a small partial index finds a bucket's Intelligent-Tiering
@@ -23,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.protocol.errors import ServiceError
+from strata.services.s3.dialect import PostgresDialect, SqliteDialect, nul_free, open_metadata
 from strata.services.s3.names import MIN_BILLABLE_SIZE
 from strata.services.s3.positions import version_id_at
-from strata.storage import MetadataStore
 
 NEW_VERSION = ""  # the version id of a row whose id `insert_version` chooses
 
@@ -145,13 +147,32 @@ def prefix_end(prefix: str) -> str | None:
 class S3Store:
     """The SQL of S3. Methods are short statements; writes run inside `db.write` (group commit)."""
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        # Writes run in the writer thread: measured cheaper for S3 than on the event loop (issue 22).
-        self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA, apply_in="thread")
+    def __init__(self, path: Path, *, fsync: bool = True, metadata_url: str | None = None) -> None:
+        self.db = open_metadata(path, SCHEMA, fsync=fsync, url=metadata_url)
+        self.sql = PostgresDialect() if metadata_url else SqliteDialect()
         if "data" not in {d[0] for d in self.db.execute("SELECT * FROM objects LIMIT 0").description}:
             # Databases from before inlining.
             self.db.executescript("ALTER TABLE objects ADD COLUMN data BLOB")
+        sc = self.sql.class_since
+        self._lc_cols = f"id, key, version_id, dm, size, modified, storage_class, blob, {sc}"
+        # Inserting a version: SQLite gives the new row's id as `lastrowid` (no RETURNING: it cost
+        # an insert 3.6 us); PostgreSQL has no lastrowid, so it returns the id.
+        self._insert_sql = f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)"
+        if self.sql.postgres:
+            self._insert_sql += " RETURNING id"
+        # Per-process cache of bucket rows. With one gateway it is exact (every bucket write goes
+        # through this process); several gateways would need it invalidated across them (issue 22).
         self._buckets: dict[str, BucketRow] = {}
+
+    def refuse_key(self, key: str) -> None:
+        """PostgreSQL's TEXT cannot hold NUL: such a key is refused there (SQLite stores it)."""
+        if self.sql.postgres and "\x00" in key:
+            raise ServiceError(
+                "InvalidArgument",
+                "Object keys containing NUL (U+0000) are not supported with PostgreSQL metadata",
+                400,
+                fields={"ArgumentName": "key"},
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -165,6 +186,8 @@ class S3Store:
             hit = self._buckets.get(name)
             if hit is not None:
                 return hit
+        if self.sql.postgres and "\x00" in name:
+            return None  # (a name from a request path: no bucket has one)
         r = self.db.query_one(
             "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,)
         )
@@ -230,6 +253,8 @@ class S3Store:
 
     def current(self, bucket: str, key: str) -> ObjectRow | None:
         """The latest version of a key (possibly a delete marker)."""
+        if self.sql.postgres and "\x00" in key:
+            return None  # never stored there (refuse_key)
         r = self.db.query_one(
             f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (bucket, key),
@@ -237,6 +262,8 @@ class S3Store:
         return ObjectRow.from_row(r) if r else None
 
     def version(self, bucket: str, key: str, version_id: str) -> ObjectRow | None:
+        if self.sql.postgres and ("\x00" in key or "\x00" in version_id):
+            return None
         r = self.db.query_one(
             f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
             (bucket, key, version_id),
@@ -260,6 +287,7 @@ class S3Store:
         so a listing can resume after it even once it is deleted. `replaced` collects the
         (storage class, size, in class since) of a null version removed. Call inside a transaction.
         """
+        self.refuse_key(row.key)
         freed: list[str] = []
         row_id = None
         if row.version_id == NEW_VERSION:
@@ -267,7 +295,7 @@ class S3Store:
             row.version_id = version_id_at(row_id)
         if replace_null:
             old = self.db.query(
-                "SELECT id, blob, storage_class, size, COALESCE(json_extract(attrs, '$.class_since'), modified) "
+                f"SELECT id, blob, storage_class, size, {self.sql.class_since} "
                 "FROM objects WHERE bucket = ? AND key = ? AND version_id = 'null'",
                 (row.bucket, row.key),
             )
@@ -281,7 +309,7 @@ class S3Store:
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
         cur = self.db.execute(
-            f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)",
+            self._insert_sql,
             (
                 row_id,
                 row.bucket,
@@ -297,7 +325,7 @@ class S3Store:
                 data,
             ),
         )
-        row.id = cur.lastrowid or 0
+        row.id = (cur.fetchone()[0] if self.sql.postgres else cur.lastrowid) or 0
         row.latest = True
         return [b for b in freed if not self.blob_referenced(b)]
 
@@ -337,9 +365,13 @@ class S3Store:
         Rows are stepped lazily from the cursor, so a caller that stops early (a listing that
         hit a common prefix and seeks past it) never pays for rows it did not read.
         """
+        if self.sql.postgres:
+            start, moved = nul_free(start)
+            inclusive = inclusive or moved
+            end = end if end is None else nul_free(end)[0]
         op = ">=" if inclusive else ">"
         sql = (
-            f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_current "
+            f"SELECT {_OBJ_COLS} FROM objects{self.sql.hint('objects_current')} "
             f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0"
         )
         args: list[Any] = [bucket, start]
@@ -354,12 +386,18 @@ class S3Store:
         self, bucket: str, start_key: str, after_id: int | None, end: str | None, limit: int
     ) -> Iterator[ObjectRow]:
         """Versions from `start_key` on (older than `after_id` within start_key), key asc, newest first."""
+        if self.sql.postgres:
+            start_key, moved = nul_free(start_key)
+            after_id = None if moved else after_id
+            end = end if end is None else nul_free(end)[0]
         args: list[Any]
         if after_id is None:
             cond, args = "key >= ?", [bucket, start_key]
         else:
             cond, args = "(key > ? OR (key = ? AND id < ?))", [bucket, start_key, start_key, after_id]
-        sql = f"SELECT {_OBJ_COLS} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND {cond}"
+        sql = (
+            f"SELECT {_OBJ_COLS} FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND {cond}"
+        )
         if end is not None:
             sql += " AND key < ?"
             args.append(end)
@@ -379,11 +417,6 @@ class S3Store:
         """Names of the buckets that have a lifecycle configuration."""
         return [r[0] for r in self.db.query("SELECT name FROM buckets WHERE config LIKE '%\"lifecycle\"%'")]
 
-    _LC_COLS = (
-        "id, key, version_id, dm, size, modified, storage_class, blob, "
-        "COALESCE(json_extract(attrs, '$.class_since'), modified)"
-    )
-
     def lifecycle_rows(
         self, bucket: str, start: str, after: str | None, end: str | None, limit: int, with_attrs: bool
     ) -> list[tuple]:
@@ -391,8 +424,14 @@ class S3Store:
         first: (id, key, version_id, dm, size, modified, storage_class, blob, in class since,
         attrs or None).
         Attributes are decoded only when asked for (tag filters): most rules need none."""
-        cols = self._LC_COLS + (", attrs" if with_attrs else "")
-        sql = f"SELECT {cols} FROM objects INDEXED BY objects_versions WHERE bucket = ? AND "
+        if self.sql.postgres:  # (a rule's prefix may hold NUL)
+            start = nul_free(start)[0]
+            if after is not None:
+                after, moved = nul_free(after)
+                start, after = (after, None) if moved else (start, after)
+            end = end if end is None else nul_free(end)[0]
+        cols = self._lc_cols + (", attrs" if with_attrs else "")
+        sql = f"SELECT {cols} FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND "
         args: list[Any] = [bucket]
         if after is None:
             sql += "key >= ?"
@@ -408,7 +447,7 @@ class S3Store:
 
     def key_rows(self, bucket: str, key: str, with_attrs: bool) -> list[tuple]:
         """Every version of one key, as `lifecycle_rows` gives them."""
-        cols = self._LC_COLS + (", attrs" if with_attrs else "")
+        cols = self._lc_cols + (", attrs" if with_attrs else "")
         rows = self.db.query(
             f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC", (bucket, key)
         )
@@ -417,7 +456,10 @@ class S3Store:
     def key_after(self, bucket: str, start: str, end: str | None, skip: int) -> str | None:
         """The key `skip` versions on from `start` (below `end`), None when fewer are left:
         where to cut a range into chunks of about `skip` rows."""
-        sql = "SELECT key FROM objects INDEXED BY objects_versions WHERE bucket = ? AND key >= ?"
+        if self.sql.postgres:
+            start = nul_free(start)[0]
+            end = end if end is None else nul_free(end)[0]
+        sql = f"SELECT key FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND key >= ?"
         args: list[Any] = [bucket, start]
         if end is not None:
             sql += " AND key < ?"
@@ -431,13 +473,17 @@ class S3Store:
         """(class, billed byte-seconds, object-seconds) of the objects with start <= key < end
         over (since, until], each from its creation if later, at S3's minimum billable sizes.
         Intelligent-Tiering objects are left out: they are metered per access tier."""
+        if self.sql.postgres:
+            start = nul_free(start)[0]
+            end = end if end is None else nul_free(end)[0]
+        big = self.sql.greatest
         billed = (
             "CASE storage_class "
-            + " ".join(f"WHEN '{c}' THEN MAX(size, {n})" for c, n in MIN_BILLABLE_SIZE.items())
+            + " ".join(f"WHEN '{c}' THEN {big}(size, {n})" for c, n in MIN_BILLABLE_SIZE.items())
             + " ELSE size END"
         )
         sql = (
-            f"SELECT storage_class, SUM(({billed}) * (? - MAX(?, modified))), SUM(? - MAX(?, modified)) "
+            f"SELECT storage_class, SUM(({billed}) * (? - {big}(?, modified))), SUM(? - {big}(?, modified)) "
             "FROM objects WHERE bucket = ? AND dm = 0 AND modified < ? AND key >= ? "
             "AND storage_class != 'INTELLIGENT_TIERING'"
         )
@@ -452,7 +498,7 @@ class S3Store:
     def tiered_rows(self, bucket: str, after_id: int, limit: int) -> list[tuple[int, str, int, float, dict]]:
         """(id, key, size, modified, attrs) of a bucket's Intelligent-Tiering versions, by id."""
         rows = self.db.query(
-            "SELECT id, key, size, modified, attrs FROM objects INDEXED BY objects_tiered WHERE bucket = ? "
+            f"SELECT id, key, size, modified, attrs FROM objects{self.sql.hint('objects_tiered')} WHERE bucket = ? "
             "AND id > ? AND dm = 0 AND storage_class = 'INTELLIGENT_TIERING' ORDER BY id LIMIT ?",
             (bucket, after_id, limit),
         )
@@ -460,13 +506,13 @@ class S3Store:
 
     def set_tier(self, row_id: int, tier: str) -> None:
         self.db.execute(
-            "UPDATE objects SET attrs = json_set(attrs, '$.tier', ?) WHERE id = ?", (tier, row_id)
+            f"UPDATE objects SET attrs = {self.sql.set_attr('tier', 'text')} WHERE id = ?", (tier, row_id)
         )
 
     def set_class(self, row_id: int, storage_class: str, since: float) -> None:
         """A lifecycle transition: the version's class, and when it entered it."""
         self.db.execute(
-            "UPDATE objects SET storage_class = ?, attrs = json_set(attrs, '$.class_since', ?) WHERE id = ?",
+            f"UPDATE objects SET storage_class = ?, attrs = {self.sql.set_attr('class_since', 'real')} WHERE id = ?",
             (storage_class, since, row_id),
         )
 
@@ -492,12 +538,15 @@ class S3Store:
     # -- multipart -------------------------------------------------------------------------------
 
     def insert_upload(self, upload_id: str, bucket: str, key: str, initiated: float, attrs: dict) -> None:
+        self.refuse_key(key)
         self.db.execute(
             "INSERT INTO uploads(upload_id, bucket, key, initiated, attrs) VALUES (?,?,?,?,?)",
             (upload_id, bucket, key, initiated, json.dumps(attrs)),
         )
 
     def upload(self, upload_id: str) -> tuple[str, str, float, dict] | None:
+        if self.sql.postgres and "\x00" in upload_id:
+            return None  # (an id from a request: none has one)
         r = self.db.query_one(
             "SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,)
         )
@@ -515,6 +564,9 @@ class S3Store:
     ) -> Iterator[tuple[str, str, float, dict]]:
         """(upload_id, key, initiated, attrs) with start_key <= key < end, in key then initiation
         order, stepped lazily from the cursor."""
+        if self.sql.postgres:
+            start_key = nul_free(start_key)[0]
+            end = end if end is None else nul_free(end)[0]
         args: list[Any] = [bucket, start_key]
         sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
         if end is not None:
