@@ -35,6 +35,7 @@ HOOKS = {
     "restore_az_power",
     "endpoints_in_zone",
     "set_replica_lag",
+    "cut_cgroups",
 }
 
 

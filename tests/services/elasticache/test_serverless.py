@@ -5,9 +5,11 @@ the maximum is reached in megabytes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -367,6 +369,65 @@ def test_snapshots_restore_copy_and_daily_automatic_ones(server, cache, ca_file)
     assert error_code(ec.delete_serverless_cache_snapshot, ServerlessCacheSnapshotName="sls-snap") == (
         "ServerlessCacheSnapshotNotFoundFault"
     )
+
+
+def test_snapshot_exports_to_a_bucket_that_grants_elasticache(server, cache, ca_file, tmp_path) -> None:
+    """The exported object is the snapshot's RDB file (the engine's checker loads it), written only
+    to a bucket of the snapshot's region whose policy grants ElastiCache's service principal."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    connect(ca_file, found["Endpoint"]).set("exported:key", "exported-value")
+    ec.create_serverless_cache_snapshot(ServerlessCacheSnapshotName="sls-export", ServerlessCacheName=name)
+    s3 = server.client("s3")
+    bucket, elsewhere = "sls-export-bucket", "sls-export-west"
+    s3.create_bucket(Bucket=bucket)
+    server.client("s3", region="us-west-2").create_bucket(
+        Bucket=elsewhere, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+
+    def export(to: str, snapshot: str = "sls-export") -> dict:
+        return ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName=snapshot, S3BucketName=to)
+
+    def refused(to: str, snapshot: str = "sls-export") -> tuple[str, str]:
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            export(to, snapshot)
+        return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+    assert refused(bucket, "nope")[0] == "ServerlessCacheSnapshotNotFoundFault"
+    assert refused("sls-no-such-bucket")[0] == "InvalidParameterValue"
+    assert refused(elsewhere)[0] == "InvalidParameterValue"  # another region
+    code, message = refused(bucket)  # no grant to ElastiCache yet
+    assert code == "InvalidParameterValue" and "permissions" in message
+
+    def grant(actions: list[str], account: str = "000000000000") -> None:
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "us-east-1.elasticache-snapshot.amazonaws.com"},
+            "Action": actions,
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }
+        s3.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        )
+
+    grant(["s3:ListBucket", "s3:GetBucketAcl"])  # no s3:PutObject
+    assert "WRITE" in refused(bucket)[1]
+    everything = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketAcl"]
+    grant(everything, account="111111111111")  # for another account's exports only
+    assert refused(bucket)[0] == "InvalidParameterValue"
+    grant(everything)
+    made = export(bucket)["ServerlessCacheSnapshot"]
+    assert made["ServerlessCacheSnapshotName"] == "sls-export" and made["Status"] == "exporting"
+    body = s3.get_object(Bucket=bucket, Key="sls-export-0001.rdb")["Body"].read()
+    assert body.startswith(b"REDIS") and b"exported:key" in body
+    rdb = tmp_path / "exported.rdb"
+    rdb.write_bytes(body)
+    checked = subprocess.run(["redis-check-rdb", str(rdb)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "RDB looks OK" in checked.stdout, checked.stdout
+    listed = ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="sls-export")
+    assert listed["ServerlessCacheSnapshots"][0]["Status"] == "available"
+    ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="sls-export")
 
 
 def ecpu_sums(server, name: str) -> dict[str, float]:
