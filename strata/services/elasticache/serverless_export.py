@@ -110,7 +110,7 @@ class ServerlessExportOperations(ElastiCacheCore):
             raise invalid(
                 f"ElastiCache has not been granted {lacking} permissions on the S3 bucket {bucket_name}."
             )
-        path = self._sls_snapshot_dir(doc["name"]) / "data.rdb"  # type: ignore[attr-defined]
-        body = await run_blocking(Path(path).read_bytes)
+        path: Path = self._sls_snapshot_file(doc)  # type: ignore[attr-defined]
+        body = await run_blocking(path.read_bytes)
         await s3.put_object(ctx, {"Bucket": bucket_name, "Key": key, "Body": body})
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "exporting")}  # type: ignore[attr-defined]

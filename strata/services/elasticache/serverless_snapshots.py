@@ -17,6 +17,7 @@ from pathlib import Path
 
 from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
+from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
@@ -42,6 +43,11 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     def _sls_snapshot_dir(self, name: str) -> Path:
         return self.snapshot_root / "serverless" / self.store.engine_key(name)
 
+    def _sls_snapshot_file(self, doc: dict) -> Path:
+        """A snapshot's RDB file: in its own encrypted volume when its cache had a KMS key."""
+        root = self._sls_snapshot_root(doc)  # type: ignore[attr-defined]
+        return (root or self._sls_snapshot_dir(doc["name"])) / FILE
+
     def _sls_snapshot_doc(self, name: str | None) -> dict:
         doc = self.store.get_doc(KIND, name or "")
         if doc is None:
@@ -64,6 +70,8 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         }
         if doc.get("expires"):
             out["ExpiryTime"] = ts(doc["expires"])
+        if doc.get("_kms_arn"):
+            out["KmsKeyId"] = doc["_kms_arn"]
         return out
 
     async def _take_sls_snapshot(
@@ -93,9 +101,13 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         self.store.put_doc(KIND, name, doc)
         server = self.engines.redis(engine_id(cache["id"]), lead_node(cache))
         try:
+            await run_blocking(self._encrypt_sls_snapshot, doc, cache.get("_kms_arn"))  # type: ignore[attr-defined]
             doc["bytes"] = await run_blocking(server.used_memory)
             path = await run_blocking(server.snapshot)
-            await run_blocking(_copy_durably, path, self._sls_snapshot_dir(name) / FILE)
+            await run_blocking(_copy_durably, path, self._sls_snapshot_file(doc))
+        except ServiceError:
+            self._drop_sls_snapshot(name)
+            raise
         except (EngineError, OSError) as e:
             self._drop_sls_snapshot(name)
             raise fault(
@@ -108,6 +120,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     def _drop_sls_snapshot(self, name: str) -> None:
         self.store.delete_doc(KIND, name)
         shutil.rmtree(self._sls_snapshot_dir(name), ignore_errors=True)
+        self._remove_sls_snapshot_volume(name)  # type: ignore[attr-defined]
 
     def _sls_restore_source(self, ctx: RequestContext, arns: list[str] | None, engine: str) -> dict | None:
         """The snapshot a new cache restores (SnapshotArnsToRestore: one serverless cache snapshot
@@ -134,7 +147,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
 
     def _place_sls_snapshot(self, snap: dict, data_dir: Path) -> None:
         target = Path(data_dir) / "dump.rdb"
-        _copy_durably(self._sls_snapshot_dir(snap["name"]) / FILE, target)
+        _copy_durably(self._sls_snapshot_file(snap), target)
         chown_tree(Path(data_dir), ENGINE_USER)
 
     # -- operations ---------------------------------------------------------------------------------
@@ -198,12 +211,14 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
             "created": clock.now().isoformat(),
             "tags": v.tags(req.get("Tags")),
         }
-        doc.pop("expires", None)
-        await run_blocking(
-            _copy_durably,
-            self._sls_snapshot_dir(source["name"]) / FILE,
-            self._sls_snapshot_dir(target) / FILE,
-        )
+        for private in ("expires", "_dek", "_kms_arn"):
+            doc.pop(private, None)
+        try:  # a copy of an encrypted snapshot gets a volume of its own, under the same key
+            await run_blocking(self._encrypt_sls_snapshot, doc, source.get("_kms_arn"))  # type: ignore[attr-defined]
+            await run_blocking(_copy_durably, self._sls_snapshot_file(source), self._sls_snapshot_file(doc))
+        except (ServiceError, OSError):
+            self._drop_sls_snapshot(target)
+            raise
         self.store.put_doc(KIND, target, doc)
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 

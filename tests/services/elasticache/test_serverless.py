@@ -18,7 +18,9 @@ import pytest
 import redis
 from pymemcache.client.base import Client as MemcacheClient
 
+from strata.storage.encrypted_volumes import unsupported
 from tests.services.elasticache.conftest import eventually, memcached_exchange
+from tests.storage.at_rest import files_holding, mounts_under, unmount_all
 from tests.strata_process import StrataProcess
 
 GB = 16 * 1024 * 1024  # one "GB" of DataStorage on this module's server
@@ -197,7 +199,7 @@ def test_errors_are_aws_faults(cache) -> None:
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 999}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 15_000_001}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 5000, "Maximum": 2000}}},
-        {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
+        {"Engine": "valkey", "KmsKeyId": "alias/no-such-key"},
         {"Engine": "valkey", "SnapshotRetentionLimit": 99},
         {"Engine": "valkey", "DailySnapshotTime": "25:00"},
         {"Engine": "memcached", "SnapshotRetentionLimit": 1},
@@ -428,6 +430,73 @@ def test_snapshot_exports_to_a_bucket_that_grants_elasticache(server, cache, ca_
     listed = ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="sls-export")
     assert listed["ServerlessCacheSnapshots"][0]["Status"] == "available"
     ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="sls-export")
+
+
+MARKER = "strata-serverless-at-rest-marker-9d3a"
+
+
+@pytest.mark.skipif(unsupported() is not None, reason=f"encrypted volumes: {unsupported()}")
+def test_kms_key_encrypts_the_cache_and_its_snapshots_at_rest(strata_factory) -> None:
+    """With KmsKeyId the cache's RDB files and its snapshots are ciphertext on disk; with the key
+    disabled, the cache stays locked after a restart."""
+    server = strata_factory()
+    try:
+        ec, kms = server.client("elasticache"), server.client("kms")
+        ca = str(Path(server.data_dir) / "tls" / "ca.pem")
+        key = kms.create_key(Description="serverless cache")["KeyMetadata"]
+        made = ec.create_serverless_cache(
+            ServerlessCacheName="sls-enc", Engine="valkey", KmsKeyId=key["KeyId"]
+        )
+        assert made["ServerlessCache"]["KmsKeyId"] == key["Arn"]
+
+        def endpoint(name: str) -> dict:
+            return ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]["Endpoint"]
+
+        connect(ca, endpoint("sls-enc")).mset(
+            {f"{{m}}{MARKER}-{i}": f"{MARKER}-value" for i in range(100)}
+        )  # one slot
+        snap = ec.create_serverless_cache_snapshot(
+            ServerlessCacheSnapshotName="sls-enc-snap", ServerlessCacheName="sls-enc"
+        )["ServerlessCacheSnapshot"]
+        assert snap["KmsKeyId"] == key["Arn"]
+        copy = ec.copy_serverless_cache_snapshot(
+            SourceServerlessCacheSnapshotName="sls-enc-snap", TargetServerlessCacheSnapshotName="sls-enc-copy"
+        )["ServerlessCacheSnapshot"]
+        assert copy["KmsKeyId"] == key["Arn"]
+        restored = ec.create_serverless_cache(
+            ServerlessCacheName="sls-enc-restored", Engine="valkey", SnapshotArnsToRestore=[copy["ARN"]]
+        )["ServerlessCache"]
+        assert restored["KmsKeyId"] == key["Arn"]  # a restore keeps its snapshot's key
+        assert connect(ca, endpoint("sls-enc-restored")).get(f"{{m}}{MARKER}-5") == f"{MARKER}-value".encode()
+        ec.delete_serverless_cache(ServerlessCacheName="sls-enc-restored")
+
+        server.stop()  # the engines save their RDB files; the volumes are unmounted
+        data = Path(server.data_dir) / "elasticache"
+        assert not mounts_under(Path(server.data_dir))
+        assert sorted(p.name for p in (data / "volumes").glob("*.img")) == [
+            "serverless-sls-enc.img",
+            "sls-snapshot-sls-enc-copy.img",
+            "sls-snapshot-sls-enc-snap.img",
+        ]
+        assert files_holding(data, MARKER.encode()) == []
+
+        server.start()  # the volumes open again with the key
+        ec, kms = server.client("elasticache"), server.client("kms")
+        assert connect(ca, endpoint("sls-enc")).get(f"{{m}}{MARKER}-7") == f"{MARKER}-value".encode()
+        kms.disable_key(KeyId=key["KeyId"])
+        server.stop()
+        server.start()  # without its key the data stays locked: no engine starts on it
+        ec = server.client("elasticache")
+        assert not mounts_under(Path(server.data_dir))
+        with pytest.raises(redis.ConnectionError):
+            connect(ca, endpoint("sls-enc")).ping()
+        ec.delete_serverless_cache(ServerlessCacheName="sls-enc")
+        for name in ("sls-enc-snap", "sls-enc-copy"):
+            ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName=name)
+        assert not list((data / "volumes").glob("*.img"))
+    finally:
+        server.stop()
+        unmount_all(Path(server.data_dir))
 
 
 def ecpu_sums(server, name: str) -> dict[str, float]:
