@@ -4,7 +4,9 @@ A cache created with KmsKeyId gets an encrypted volume (strata/storage/encrypted
 `<data>/elasticache/volumes/serverless-<name>.img`) holding its nodes' directories (at_rest.py's
 `_encrypted_root`), so dump.rdb, the AOF, nodes.conf and BGSAVE's temporary files are ciphertext
 on disk; each of its snapshots gets a volume of its own under the same key
-(`sls-snapshot-<name>`), as does a copy, and a cache restored from such a snapshot is encrypted
+(`sls-snapshot-<name>`), as does a copy (CreateServerlessCacheSnapshot's and
+CopyServerlessCacheSnapshot's own KmsKeyId name another key, and encrypt a snapshot of a plain
+cache), and a cache restored from such a snapshot is encrypted
 under it too (unless its own KmsKeyId names another). The volumes' keys are data keys of that KMS
 key, sealed in the records and unsealed when Strata starts: a key disabled or deleted leaves the
 cache and its snapshots locked after the next restart (the engines do not start), as on AWS.
@@ -49,6 +51,14 @@ class ServerlessAtRestOperations(ElastiCacheCore):
             await run_blocking(self.volumes.remove, volume)
 
     # -- snapshots ---------------------------------------------------------------------------------
+
+    def _sls_snapshot_key(self, ctx: RequestContext, wanted: str | None, inherited: str | None) -> str | None:
+        """The KMS key a new snapshot (or copy) is encrypted with: the KmsKeyId it names, else the
+        key of what it is taken from (None: plain, as its source)."""
+        if not wanted:
+            return inherited
+        self._refuse_unsupported()  # type: ignore[attr-defined]
+        return self._data_keys.resolve(ctx.account_id, ctx.region, wanted)  # type: ignore[attr-defined,no-any-return]
 
     def _sls_snapshot_root(self, snap: dict) -> Path | None:
         """Where an encrypted snapshot's file lives (its volume's files), or None (plain)."""

@@ -6,6 +6,8 @@ A snapshot is the primary node's own RDB file, taken with BGSAVE, kept at
 `<data>/snapshots/serverless/<engine key>/data.rdb` beside its record (kind
 `serverless_snapshot`). A restore places it as the new primary's dump.rdb before the engine
 starts. Valkey and Redis OSS caches only: a memcached engine has nothing to save (refused).
+A snapshot of a cache with a KMS key, or one given KmsKeyId, keeps its file in an encrypted volume
+of its own instead (serverless_at_rest.py).
 """
 
 from __future__ import annotations
@@ -75,7 +77,13 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         return out
 
     async def _take_sls_snapshot(
-        self, name: str, cache: dict, kind: str, tags: list | None = None, at: datetime | None = None
+        self,
+        name: str,
+        cache: dict,
+        kind: str,
+        tags: list | None = None,
+        at: datetime | None = None,
+        key_arn: str | None = None,
     ) -> dict:
         """BGSAVE the cache's primary and keep the file (the caller holds the cache's lock)."""
         if cache["engine"] not in v.REDIS_LIKE:
@@ -101,7 +109,8 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         self.store.put_doc(KIND, name, doc)
         server = self.engines.redis(engine_id(cache["id"]), lead_node(cache))
         try:
-            await run_blocking(self._encrypt_sls_snapshot, doc, cache.get("_kms_arn"))  # type: ignore[attr-defined]
+            key = key_arn or cache.get("_kms_arn")
+            await run_blocking(self._encrypt_sls_snapshot, doc, key)  # type: ignore[attr-defined]
             doc["bytes"] = await run_blocking(server.used_memory)
             path = await run_blocking(server.snapshot)
             await run_blocking(_copy_durably, path, self._sls_snapshot_file(doc))
@@ -155,13 +164,14 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     async def create_serverless_cache_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         name = v.identifier(req.get("ServerlessCacheSnapshotName"), "ServerlessCacheSnapshotName", 255)
         cache = self._serverless_doc(req.get("ServerlessCacheName"))  # type: ignore[attr-defined]
+        key = self._sls_snapshot_key(ctx, req.get("KmsKeyId"), None)  # type: ignore[attr-defined]
         async with self._resource_lock(engine_id(cache["id"])):
             cache = self._serverless_doc(cache["id"])  # type: ignore[attr-defined]
             if cache["status"] != "available":
                 raise fault(
                     "InvalidServerlessCacheStateFault", f"Serverless cache {cache['id']} is not available."
                 )
-            doc = await self._take_sls_snapshot(name, cache, "manual", req.get("Tags"))
+            doc = await self._take_sls_snapshot(name, cache, "manual", req.get("Tags"), key_arn=key)
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 
     def describe_serverless_cache_snapshots(self, ctx: RequestContext, req: dict) -> dict:
@@ -213,8 +223,9 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         }
         for private in ("expires", "_dek", "_kms_arn"):
             doc.pop(private, None)
-        try:  # a copy of an encrypted snapshot gets a volume of its own, under the same key
-            await run_blocking(self._encrypt_sls_snapshot, doc, source.get("_kms_arn"))  # type: ignore[attr-defined]
+        key = self._sls_snapshot_key(ctx, req.get("KmsKeyId"), source.get("_kms_arn"))  # type: ignore[attr-defined]
+        try:  # a copy of an encrypted snapshot gets a volume of its own, under the same key or its own
+            await run_blocking(self._encrypt_sls_snapshot, doc, key)  # type: ignore[attr-defined]
             await run_blocking(_copy_durably, self._sls_snapshot_file(source), self._sls_snapshot_file(doc))
         except (ServiceError, OSError):
             self._drop_sls_snapshot(target)

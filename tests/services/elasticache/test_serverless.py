@@ -379,7 +379,24 @@ def test_snapshot_exports_to_a_bucket_that_grants_elasticache(server, cache, ca_
     ec, name, _ = cache
     found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
     connect(ca_file, found["Endpoint"]).set("exported:key", "exported-value")
-    ec.create_serverless_cache_snapshot(ServerlessCacheSnapshotName="sls-export", ServerlessCacheName=name)
+    # the snapshot is encrypted under a key of its own (in its own volume): the export reads it
+    key = server.client("kms").create_key(Description="export")["KeyMetadata"]
+    encrypted = {"KmsKeyId": key["KeyId"]} if unsupported() is None else {}
+    snap = ec.create_serverless_cache_snapshot(
+        ServerlessCacheSnapshotName="sls-export", ServerlessCacheName=name, **encrypted
+    )["ServerlessCacheSnapshot"]
+    if encrypted:
+        assert snap["KmsKeyId"] == key["Arn"]
+        assert (Path(server.data_dir) / "elasticache" / "volumes" / "sls-snapshot-sls-export.img").exists()
+    assert (
+        error_code(
+            ec.copy_serverless_cache_snapshot,
+            SourceServerlessCacheSnapshotName="sls-export",
+            TargetServerlessCacheSnapshotName="sls-export-copy",
+            KmsKeyId="alias/no-such-key",
+        )
+        == "InvalidParameterValue"
+    )
     s3 = server.client("s3")
     bucket, elsewhere = "sls-export-bucket", "sls-export-west"
     s3.create_bucket(Bucket=bucket)
