@@ -111,6 +111,11 @@ class ServerlessExportOperations(ElastiCacheCore):
                 f"ElastiCache has not been granted {lacking} permissions on the S3 bucket {bucket_name}."
             )
         path: Path = self._sls_snapshot_file(doc)  # type: ignore[attr-defined]
-        body = await run_blocking(path.read_bytes)
+        try:
+            body = await run_blocking(path.read_bytes)
+        except OSError as e:  # its encrypted volume is locked (its KMS key disabled)
+            raise fault(
+                "InvalidServerlessCacheSnapshotStateFault", f"Snapshot {doc['name']} cannot be read: {e}"
+            ) from None
         await s3.put_object(ctx, {"Bucket": bucket_name, "Key": key, "Body": body})
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "exporting")}  # type: ignore[attr-defined]

@@ -227,9 +227,14 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         try:  # a copy of an encrypted snapshot gets a volume of its own, under the same key or its own
             await run_blocking(self._encrypt_sls_snapshot, doc, key)  # type: ignore[attr-defined]
             await run_blocking(_copy_durably, self._sls_snapshot_file(source), self._sls_snapshot_file(doc))
-        except (ServiceError, OSError):
+        except ServiceError:
             self._drop_sls_snapshot(target)
             raise
+        except OSError as e:  # the source's encrypted volume is locked (its KMS key disabled)
+            self._drop_sls_snapshot(target)
+            raise fault(
+                "InvalidServerlessCacheSnapshotStateFault", f"Snapshot {source['name']} cannot be read: {e}"
+            ) from None
         self.store.put_doc(KIND, target, doc)
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 

@@ -507,6 +507,32 @@ def test_kms_key_encrypts_the_cache_and_its_snapshots_at_rest(strata_factory) ->
         assert not mounts_under(Path(server.data_dir))
         with pytest.raises(redis.ConnectionError):
             connect(ca, endpoint("sls-enc")).ping()
+        # nor are its snapshots: copying or exporting one is refused, not a server error
+        assert (
+            error_code(
+                ec.copy_serverless_cache_snapshot,
+                SourceServerlessCacheSnapshotName="sls-enc-snap",
+                TargetServerlessCacheSnapshotName="sls-enc-copy2",
+            )
+            == "InvalidParameterValue"  # its KMS key is disabled
+        )
+        s3 = server.client("s3")
+        s3.create_bucket(Bucket="sls-enc-exports")
+        grant = {
+            "Effect": "Allow",
+            "Principal": {"Service": "us-east-1.elasticache-snapshot.amazonaws.com"},
+            "Action": ["s3:PutObject", "s3:ListBucket", "s3:GetBucketAcl"],
+            "Resource": ["arn:aws:s3:::sls-enc-exports", "arn:aws:s3:::sls-enc-exports/*"],
+        }
+        s3.put_bucket_policy(Bucket="sls-enc-exports", Policy=json.dumps({"Statement": [grant]}))
+        assert (
+            error_code(
+                ec.export_serverless_cache_snapshot,
+                ServerlessCacheSnapshotName="sls-enc-snap",
+                S3BucketName="sls-enc-exports",
+            )
+            == "InvalidServerlessCacheSnapshotStateFault"
+        )
         ec.delete_serverless_cache(ServerlessCacheName="sls-enc")
         for name in ("sls-enc-snap", "sls-enc-copy"):
             ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName=name)
