@@ -35,7 +35,6 @@ HOOKS = {
     "restore_az_power",
     "endpoints_in_zone",
     "set_replica_lag",
-    "cut_cgroups",
 }
 
 
