@@ -8,6 +8,10 @@ such a group gets a volume of its own (`snapshot-<name>`), as do copies of it. E
 a data key under the group's KMS key (KmsKeyId, or Strata's managed alias/aws/elasticache where AWS
 would use a key of its own), sealed in the record and unsealed when Strata starts.
 
+A serverless cache created with KmsKeyId gets one volume too (`serverless-<name>`, holding its
+nodes' directories), and each of its snapshots one of its own (`sls-snapshot-<name>`): see
+serverless_at_rest.py.
+
 A machine that cannot mount encrypted volumes (no root, no loop devices) refuses
 AtRestEncryptionEnabled, saying why; so does a KMS key that does not exist or is not enabled.
 """
@@ -23,6 +27,7 @@ from strata.services.base import run_blocking
 from strata.services.data_keys import DataKeys
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, invalid
+from strata.services.elasticache.serverless_ecpu import SUFFIX as SERVERLESS_SUFFIX
 from strata.storage.encrypted_volumes import EncryptionError, unsupported
 
 log = logging.getLogger("strata.elasticache")
@@ -42,11 +47,28 @@ class AtRestOperations(ElastiCacheCore):
     def _snapshot_volume(self, name: str) -> str:
         return f"snapshot-{self.store.engine_key(name)}"
 
+    def _sls_volume(self, name: str) -> str:
+        return f"serverless-{self.store.engine_key(name)}"
+
+    def _sls_snapshot_volume(self, name: str) -> str:
+        return f"sls-snapshot-{self.store.engine_key(name)}"
+
     def _encrypted_root(self, cluster_id: str) -> Path | None:
-        """Where the nodes of a member of an encrypted group live (in the group's volume), or None.
+        """Where the nodes of a member of an encrypted group (or of a serverless cache with a KMS
+        key) live (in its volume), or None.
 
         Never falls back to the plain directory: a volume that is not open (its KMS key disabled)
         gives a path that does not exist, and the engine fails to start rather than write plaintext."""
+        if cluster_id.endswith(SERVERLESS_SUFFIX):
+            cache = self.store.get_doc("serverless", cluster_id.removesuffix(SERVERLESS_SUFFIX))
+            if not cache or not cache.get("_dek"):
+                return None
+            volume = self._sls_volume(cache["id"])
+            if not self.volumes.is_open(volume):
+                raise EngineError(
+                    f"the encrypted storage of {cache['id']} is locked (is its KMS key enabled?)"
+                )
+            return self.volumes.files(volume) / self.store.engine_key(cluster_id)
         cluster = self.store.get_doc("cluster", cluster_id)
         gid = cluster.get("group") if cluster else None
         group = self.store.get_doc("group", gid) if gid else None
@@ -134,6 +156,8 @@ class AtRestOperations(ElastiCacheCore):
         for kind, name_of, volume_of in (
             ("group", lambda d: d["id"], self._group_volume),
             ("snapshot", lambda d: d["SnapshotName"], self._snapshot_volume),
+            ("serverless", lambda d: d["id"], self._sls_volume),
+            ("serverless_snapshot", lambda d: d["name"], self._sls_snapshot_volume),
         ):
             for doc in self.store.list_docs(kind):
                 if not doc.get("_dek"):

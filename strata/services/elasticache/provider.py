@@ -4,7 +4,7 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
+groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
 with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
 replica lag (for FIS) in `az_power.py` and `replica_lag.py`; the engine processes and their
 addresses in `nodes.py`.
@@ -35,6 +35,8 @@ from strata.services.elasticache.groups import ReplicationGroupOperations
 from strata.services.elasticache.parameter_groups import CacheParameterGroupOperations
 from strata.services.elasticache.replica_lag import ReplicaLagOperations
 from strata.services.elasticache.serverless import ServerlessOperations
+from strata.services.elasticache.serverless_at_rest import ServerlessAtRestOperations
+from strata.services.elasticache.serverless_export import ServerlessExportOperations
 from strata.services.elasticache.serverless_snapshots import ServerlessSnapshotOperations
 from strata.services.elasticache.snapshots import SnapshotOperations
 from strata.services.elasticache.subnet_groups import CacheSubnetGroupOperations
@@ -58,6 +60,8 @@ class ElastiCacheProvider(
     CacheParameterGroupOperations,
     ServerlessOperations,
     ServerlessSnapshotOperations,
+    ServerlessExportOperations,
+    ServerlessAtRestOperations,
     GlobalDatastoreOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

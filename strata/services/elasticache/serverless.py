@@ -168,6 +168,8 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             out["Description"] = doc["description"]
         if doc.get("user_group"):
             out["UserGroupId"] = doc["user_group"]
+        if doc.get("_kms_arn"):
+            out["KmsKeyId"] = doc["_kms_arn"]
         if doc["engine"] in v.REDIS_LIKE:
             out["SnapshotRetentionLimit"] = doc.get("retention") or 0
             out["DailySnapshotTime"] = doc.get("snapshot_time") or "00:00"
@@ -414,6 +416,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             raise combination(f"Cannot find version {wanted} for {eng}")
         limits = usage_limits(req.get("CacheUsageLimits"))
         restore = self._sls_restore_source(ctx, req.get("SnapshotArnsToRestore"), eng)
+        kms_key = self._sls_kms_key(ctx, req, restore)
         if eng not in v.REDIS_LIKE and (req.get("SnapshotRetentionLimit") or req.get("DailySnapshotTime")):
             raise combination("Snapshots of serverless caches are supported for Valkey and Redis OSS only.")
         subnet_ids, vpc = self._placement(ctx, req.get("SubnetIds"))
@@ -448,6 +451,14 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             doc["user_group"] = self._user_groups_for([req["UserGroupId"]], doc)[0]
             doc["acl"] = self._acl_lines([doc["user_group"]])
         self.store.put_doc("serverless", name, doc)
+        if kms_key:  # its volume first: no node of it ever writes outside (serverless_at_rest.py)
+            doc["_kms_arn"] = kms_key
+            try:
+                await self._encrypt_serverless(doc)
+            except ServiceError:
+                self.store.delete_doc("serverless", name)
+                raise
+            self.store.put_doc("serverless", name, doc)
         owner = doc["port_owner"]
         async with self._resource_lock(engine_id(name)):
             for attempt in range(START_ATTEMPTS):
@@ -467,6 +478,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
                     await run_blocking(self._stop_serverless, doc)
                     await run_blocking(self._unguard_serverless, doc)
                     if attempt + 1 == START_ATTEMPTS:
+                        await self._remove_serverless_volume(doc)
                         self.store.delete_doc("serverless", name)
                         raise fault(
                             "InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}"
@@ -595,6 +607,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             await self._close_ecpu(doc)
             await run_blocking(self._stop_serverless, doc)
             await run_blocking(self._unguard_serverless, doc)
+            await self._remove_serverless_volume(doc)
             self.store.delete_doc("serverless", doc["id"])
             for snap in self.store.list_docs("serverless_snapshot"):  # automatic ones go with the cache
                 if snap["cache"] == doc["id"] and snap["type"] == "automated":

@@ -6,6 +6,8 @@ A snapshot is the primary node's own RDB file, taken with BGSAVE, kept at
 `<data>/snapshots/serverless/<engine key>/data.rdb` beside its record (kind
 `serverless_snapshot`). A restore places it as the new primary's dump.rdb before the engine
 starts. Valkey and Redis OSS caches only: a memcached engine has nothing to save (refused).
+A snapshot of a cache with a KMS key, or one given KmsKeyId, keeps its file in an encrypted volume
+of its own instead (serverless_at_rest.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
+from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
@@ -42,6 +45,11 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     def _sls_snapshot_dir(self, name: str) -> Path:
         return self.snapshot_root / "serverless" / self.store.engine_key(name)
 
+    def _sls_snapshot_file(self, doc: dict) -> Path:
+        """A snapshot's RDB file: in its own encrypted volume when its cache had a KMS key."""
+        root = self._sls_snapshot_root(doc)  # type: ignore[attr-defined]
+        return (root or self._sls_snapshot_dir(doc["name"])) / FILE
+
     def _sls_snapshot_doc(self, name: str | None) -> dict:
         doc = self.store.get_doc(KIND, name or "")
         if doc is None:
@@ -64,10 +72,18 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         }
         if doc.get("expires"):
             out["ExpiryTime"] = ts(doc["expires"])
+        if doc.get("_kms_arn"):
+            out["KmsKeyId"] = doc["_kms_arn"]
         return out
 
     async def _take_sls_snapshot(
-        self, name: str, cache: dict, kind: str, tags: list | None = None, at: datetime | None = None
+        self,
+        name: str,
+        cache: dict,
+        kind: str,
+        tags: list | None = None,
+        at: datetime | None = None,
+        key_arn: str | None = None,
     ) -> dict:
         """BGSAVE the cache's primary and keep the file (the caller holds the cache's lock)."""
         if cache["engine"] not in v.REDIS_LIKE:
@@ -93,9 +109,14 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
         self.store.put_doc(KIND, name, doc)
         server = self.engines.redis(engine_id(cache["id"]), lead_node(cache))
         try:
+            key = key_arn or cache.get("_kms_arn")
+            await run_blocking(self._encrypt_sls_snapshot, doc, key)  # type: ignore[attr-defined]
             doc["bytes"] = await run_blocking(server.used_memory)
             path = await run_blocking(server.snapshot)
-            await run_blocking(_copy_durably, path, self._sls_snapshot_dir(name) / FILE)
+            await run_blocking(_copy_durably, path, self._sls_snapshot_file(doc))
+        except ServiceError:
+            self._drop_sls_snapshot(name)
+            raise
         except (EngineError, OSError) as e:
             self._drop_sls_snapshot(name)
             raise fault(
@@ -108,6 +129,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     def _drop_sls_snapshot(self, name: str) -> None:
         self.store.delete_doc(KIND, name)
         shutil.rmtree(self._sls_snapshot_dir(name), ignore_errors=True)
+        self._remove_sls_snapshot_volume(name)  # type: ignore[attr-defined]
 
     def _sls_restore_source(self, ctx: RequestContext, arns: list[str] | None, engine: str) -> dict | None:
         """The snapshot a new cache restores (SnapshotArnsToRestore: one serverless cache snapshot
@@ -134,7 +156,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
 
     def _place_sls_snapshot(self, snap: dict, data_dir: Path) -> None:
         target = Path(data_dir) / "dump.rdb"
-        _copy_durably(self._sls_snapshot_dir(snap["name"]) / FILE, target)
+        _copy_durably(self._sls_snapshot_file(snap), target)
         chown_tree(Path(data_dir), ENGINE_USER)
 
     # -- operations ---------------------------------------------------------------------------------
@@ -142,13 +164,14 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
     async def create_serverless_cache_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         name = v.identifier(req.get("ServerlessCacheSnapshotName"), "ServerlessCacheSnapshotName", 255)
         cache = self._serverless_doc(req.get("ServerlessCacheName"))  # type: ignore[attr-defined]
+        key = self._sls_snapshot_key(ctx, req.get("KmsKeyId"), None)  # type: ignore[attr-defined]
         async with self._resource_lock(engine_id(cache["id"])):
             cache = self._serverless_doc(cache["id"])  # type: ignore[attr-defined]
             if cache["status"] != "available":
                 raise fault(
                     "InvalidServerlessCacheStateFault", f"Serverless cache {cache['id']} is not available."
                 )
-            doc = await self._take_sls_snapshot(name, cache, "manual", req.get("Tags"))
+            doc = await self._take_sls_snapshot(name, cache, "manual", req.get("Tags"), key_arn=key)
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 
     def describe_serverless_cache_snapshots(self, ctx: RequestContext, req: dict) -> dict:
@@ -198,12 +221,20 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
             "created": clock.now().isoformat(),
             "tags": v.tags(req.get("Tags")),
         }
-        doc.pop("expires", None)
-        await run_blocking(
-            _copy_durably,
-            self._sls_snapshot_dir(source["name"]) / FILE,
-            self._sls_snapshot_dir(target) / FILE,
-        )
+        for private in ("expires", "_dek", "_kms_arn"):
+            doc.pop(private, None)
+        key = self._sls_snapshot_key(ctx, req.get("KmsKeyId"), source.get("_kms_arn"))  # type: ignore[attr-defined]
+        try:  # a copy of an encrypted snapshot gets a volume of its own, under the same key or its own
+            await run_blocking(self._encrypt_sls_snapshot, doc, key)  # type: ignore[attr-defined]
+            await run_blocking(_copy_durably, self._sls_snapshot_file(source), self._sls_snapshot_file(doc))
+        except ServiceError:
+            self._drop_sls_snapshot(target)
+            raise
+        except OSError as e:  # the source's encrypted volume is locked (its KMS key disabled)
+            self._drop_sls_snapshot(target)
+            raise fault(
+                "InvalidServerlessCacheSnapshotStateFault", f"Snapshot {source['name']} cannot be read: {e}"
+            ) from None
         self.store.put_doc(KIND, target, doc)
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 

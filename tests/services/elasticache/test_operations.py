@@ -56,6 +56,7 @@ SERVED = {
     "DescribeServerlessCacheSnapshots",
     "CopyServerlessCacheSnapshot",
     "DeleteServerlessCacheSnapshot",
+    "ExportServerlessCacheSnapshot",
     "CreateGlobalReplicationGroup",
     "DescribeGlobalReplicationGroups",
     "FailoverGlobalReplicationGroup",

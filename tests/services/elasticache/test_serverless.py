@@ -5,9 +5,11 @@ the maximum is reached in megabytes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import redis
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
+from strata.storage.encrypted_volumes import unsupported
 from tests.services.elasticache.conftest import eventually, memcached_exchange
+from tests.storage.at_rest import files_holding, mounts_under, unmount_all
 from tests.strata_process import StrataProcess
 
 GB = 16 * 1024 * 1024  # one "GB" of DataStorage on this module's server
@@ -196,7 +200,7 @@ def test_errors_are_aws_faults(cache) -> None:
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 999}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Maximum": 15_000_001}}},
         {"Engine": "valkey", "CacheUsageLimits": {"ECPUPerSecond": {"Minimum": 5000, "Maximum": 2000}}},
-        {"Engine": "valkey", "KmsKeyId": "alias/aws/elasticache"},
+        {"Engine": "valkey", "KmsKeyId": "alias/no-such-key"},
         {"Engine": "valkey", "SnapshotRetentionLimit": 99},
         {"Engine": "valkey", "DailySnapshotTime": "25:00"},
         {"Engine": "memcached", "SnapshotRetentionLimit": 1},
@@ -368,6 +372,175 @@ def test_snapshots_restore_copy_and_daily_automatic_ones(server, cache, ca_file)
     assert error_code(ec.delete_serverless_cache_snapshot, ServerlessCacheSnapshotName="sls-snap") == (
         "ServerlessCacheSnapshotNotFoundFault"
     )
+
+
+def test_snapshot_exports_to_a_bucket_that_grants_elasticache(server, cache, ca_file, tmp_path) -> None:
+    """The exported object is the snapshot's RDB file (the engine's checker loads it), written only
+    to a bucket of the snapshot's region whose policy grants ElastiCache's service principal."""
+    ec, name, _ = cache
+    found = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+    connect(ca_file, found["Endpoint"]).set("exported:key", "exported-value")
+    # the snapshot is encrypted under a key of its own (in its own volume): the export reads it
+    key = server.client("kms").create_key(Description="export")["KeyMetadata"]
+    encrypted = {"KmsKeyId": key["KeyId"]} if unsupported() is None else {}
+    snap = ec.create_serverless_cache_snapshot(
+        ServerlessCacheSnapshotName="sls-export", ServerlessCacheName=name, **encrypted
+    )["ServerlessCacheSnapshot"]
+    if encrypted:
+        assert snap["KmsKeyId"] == key["Arn"]
+        assert (Path(server.data_dir) / "elasticache" / "volumes" / "sls-snapshot-sls-export.img").exists()
+    assert (
+        error_code(
+            ec.copy_serverless_cache_snapshot,
+            SourceServerlessCacheSnapshotName="sls-export",
+            TargetServerlessCacheSnapshotName="sls-export-copy",
+            KmsKeyId="alias/no-such-key",
+        )
+        == "InvalidParameterValue"
+    )
+    s3 = server.client("s3")
+    bucket, elsewhere = "sls-export-bucket", "sls-export-west"
+    s3.create_bucket(Bucket=bucket)
+    server.client("s3", region="us-west-2").create_bucket(
+        Bucket=elsewhere, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+
+    def export(to: str, snapshot: str = "sls-export") -> dict:
+        return ec.export_serverless_cache_snapshot(ServerlessCacheSnapshotName=snapshot, S3BucketName=to)
+
+    def refused(to: str, snapshot: str = "sls-export") -> tuple[str, str]:
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            export(to, snapshot)
+        return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+    assert refused(bucket, "nope")[0] == "ServerlessCacheSnapshotNotFoundFault"
+    assert refused("sls-no-such-bucket")[0] == "InvalidParameterValue"
+    assert refused(elsewhere)[0] == "InvalidParameterValue"  # another region
+    code, message = refused(bucket)  # no grant to ElastiCache yet
+    assert code == "InvalidParameterValue" and "permissions" in message
+
+    def grant(actions: list[str], account: str = "000000000000") -> None:
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "us-east-1.elasticache-snapshot.amazonaws.com"},
+            "Action": actions,
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }
+        s3.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        )
+
+    grant(["s3:ListBucket", "s3:GetBucketAcl"])  # no s3:PutObject
+    assert "WRITE" in refused(bucket)[1]
+    everything = ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketAcl"]
+    grant(everything, account="111111111111")  # for another account's exports only
+    assert refused(bucket)[0] == "InvalidParameterValue"
+    grant(everything)
+    made = export(bucket)["ServerlessCacheSnapshot"]
+    assert made["ServerlessCacheSnapshotName"] == "sls-export" and made["Status"] == "exporting"
+    body = s3.get_object(Bucket=bucket, Key="sls-export-0001.rdb")["Body"].read()
+    assert body.startswith(b"REDIS") and b"exported:key" in body
+    rdb = tmp_path / "exported.rdb"
+    rdb.write_bytes(body)
+    checked = subprocess.run(["redis-check-rdb", str(rdb)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "RDB looks OK" in checked.stdout, checked.stdout
+    listed = ec.describe_serverless_cache_snapshots(ServerlessCacheSnapshotName="sls-export")
+    assert listed["ServerlessCacheSnapshots"][0]["Status"] == "available"
+    ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName="sls-export")
+
+
+MARKER = "strata-serverless-at-rest-marker-9d3a"
+
+
+@pytest.mark.skipif(unsupported() is not None, reason=f"encrypted volumes: {unsupported()}")
+def test_kms_key_encrypts_the_cache_and_its_snapshots_at_rest(strata_factory) -> None:
+    """With KmsKeyId the cache's RDB files and its snapshots are ciphertext on disk; with the key
+    disabled, the cache stays locked after a restart."""
+    server = strata_factory()
+    try:
+        ec, kms = server.client("elasticache"), server.client("kms")
+        ca = str(Path(server.data_dir) / "tls" / "ca.pem")
+        key = kms.create_key(Description="serverless cache")["KeyMetadata"]
+        made = ec.create_serverless_cache(
+            ServerlessCacheName="sls-enc", Engine="valkey", KmsKeyId=key["KeyId"]
+        )
+        assert made["ServerlessCache"]["KmsKeyId"] == key["Arn"]
+
+        def endpoint(name: str) -> dict:
+            return ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]["Endpoint"]
+
+        connect(ca, endpoint("sls-enc")).mset(
+            {f"{{m}}{MARKER}-{i}": f"{MARKER}-value" for i in range(100)}
+        )  # one slot
+        snap = ec.create_serverless_cache_snapshot(
+            ServerlessCacheSnapshotName="sls-enc-snap", ServerlessCacheName="sls-enc"
+        )["ServerlessCacheSnapshot"]
+        assert snap["KmsKeyId"] == key["Arn"]
+        copy = ec.copy_serverless_cache_snapshot(
+            SourceServerlessCacheSnapshotName="sls-enc-snap", TargetServerlessCacheSnapshotName="sls-enc-copy"
+        )["ServerlessCacheSnapshot"]
+        assert copy["KmsKeyId"] == key["Arn"]
+        restored = ec.create_serverless_cache(
+            ServerlessCacheName="sls-enc-restored", Engine="valkey", SnapshotArnsToRestore=[copy["ARN"]]
+        )["ServerlessCache"]
+        assert restored["KmsKeyId"] == key["Arn"]  # a restore keeps its snapshot's key
+        assert connect(ca, endpoint("sls-enc-restored")).get(f"{{m}}{MARKER}-5") == f"{MARKER}-value".encode()
+        ec.delete_serverless_cache(ServerlessCacheName="sls-enc-restored")
+
+        server.stop()  # the engines save their RDB files; the volumes are unmounted
+        data = Path(server.data_dir) / "elasticache"
+        assert not mounts_under(Path(server.data_dir))
+        assert sorted(p.name for p in (data / "volumes").glob("*.img")) == [
+            "serverless-sls-enc.img",
+            "sls-snapshot-sls-enc-copy.img",
+            "sls-snapshot-sls-enc-snap.img",
+        ]
+        assert files_holding(data, MARKER.encode()) == []
+
+        server.start()  # the volumes open again with the key
+        ec, kms = server.client("elasticache"), server.client("kms")
+        assert connect(ca, endpoint("sls-enc")).get(f"{{m}}{MARKER}-7") == f"{MARKER}-value".encode()
+        kms.disable_key(KeyId=key["KeyId"])
+        server.stop()
+        server.start()  # without its key the data stays locked: no engine starts on it
+        ec = server.client("elasticache")
+        assert not mounts_under(Path(server.data_dir))
+        with pytest.raises(redis.ConnectionError):
+            connect(ca, endpoint("sls-enc")).ping()
+        # nor are its snapshots: copying or exporting one is refused, not a server error
+        assert (
+            error_code(
+                ec.copy_serverless_cache_snapshot,
+                SourceServerlessCacheSnapshotName="sls-enc-snap",
+                TargetServerlessCacheSnapshotName="sls-enc-copy2",
+            )
+            == "InvalidParameterValue"  # its KMS key is disabled
+        )
+        s3 = server.client("s3")
+        s3.create_bucket(Bucket="sls-enc-exports")
+        grant = {
+            "Effect": "Allow",
+            "Principal": {"Service": "us-east-1.elasticache-snapshot.amazonaws.com"},
+            "Action": ["s3:PutObject", "s3:ListBucket", "s3:GetBucketAcl"],
+            "Resource": ["arn:aws:s3:::sls-enc-exports", "arn:aws:s3:::sls-enc-exports/*"],
+        }
+        s3.put_bucket_policy(Bucket="sls-enc-exports", Policy=json.dumps({"Statement": [grant]}))
+        assert (
+            error_code(
+                ec.export_serverless_cache_snapshot,
+                ServerlessCacheSnapshotName="sls-enc-snap",
+                S3BucketName="sls-enc-exports",
+            )
+            == "InvalidServerlessCacheSnapshotStateFault"
+        )
+        ec.delete_serverless_cache(ServerlessCacheName="sls-enc")
+        for name in ("sls-enc-snap", "sls-enc-copy"):
+            ec.delete_serverless_cache_snapshot(ServerlessCacheSnapshotName=name)
+        assert not list((data / "volumes").glob("*.img"))
+    finally:
+        server.stop()
+        unmount_all(Path(server.data_dir))
 
 
 def ecpu_sums(server, name: str) -> dict[str, float]:
