@@ -175,6 +175,10 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         == "InvalidParameterCombination"
     )
     restored = rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=f"r-{unique}", **restore)["DBCluster"]
+    # and to a point in time, from the automated backup and the WAL archive of both writers
+    pitr = rds.restore_db_cluster_to_point_in_time(
+        SourceDBClusterIdentifier=cid, DBClusterIdentifier=f"p-{unique}", UseLatestRestorableTime=True
+    )["DBCluster"]
 
     # deleted with a final DB cluster snapshot, which restores too
     assert code(rds.delete_db_cluster, DBClusterIdentifier=cid) == "InvalidParameterCombination"
@@ -200,7 +204,7 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         DBClusterIdentifier=f"f-{unique}", **restore | {"SnapshotIdentifier": final}
     )["DBCluster"]
 
-    for cluster in (restored, from_final):
+    for cluster in (restored, pitr, from_final):
         ident = cluster["DBClusterIdentifier"]
         members = [f"{ident}-instance-{i}" for i in (1, 2, 3)]
         for i in members:
