@@ -228,7 +228,8 @@ def snapshot(rds: Any, ident: str) -> dict:
 
 def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(strata_factory) -> None:
     """MariaDB's semi-synchronous replication is a runtime setting: after Strata restarts, the
-    writer's commits wait for a standby again (they ran asynchronously before)."""
+    writer's commits wait for a standby again (they ran asynchronously before). A snapshot of the
+    cluster restores as a new Multi-AZ DB cluster, semi-synchronous too."""
     server = strata_factory()
     rds = server.client("rds")
     cluster = rds.create_db_cluster(
@@ -243,19 +244,23 @@ def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(s
     for i in (1, 2, 3):
         wait_status(rds, f"mazmy-instance-{i}", timeout=300)
 
-    def acknowledging() -> int:
+    def sql(query: str, cluster: dict = cluster, reader: bool = False) -> list:
         with (
             pymysql.connect(
-                host=cluster["Endpoint"],
+                host=cluster["ReaderEndpoint"] if reader else cluster["Endpoint"],
                 port=cluster["Port"],
                 user=USER,
                 password=PASSWORD,
                 connect_timeout=10,
+                autocommit=True,
             ) as c,
             c.cursor() as cur,
         ):
-            cur.execute("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'")
-            status = dict(cur.fetchall())
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    def acknowledging(cluster: dict = cluster) -> int:
+        status = dict(sql("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'", cluster))
         return (
             int(status["Rpl_semi_sync_master_clients"])
             if status["Rpl_semi_sync_master_status"] == "ON"
@@ -263,7 +268,34 @@ def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(s
         )
 
     assert eventually(acknowledging, 60)
+    sql("CREATE DATABASE shop")
+    sql("CREATE TABLE shop.orders (id int PRIMARY KEY)")
+    sql("INSERT INTO shop.orders VALUES (1), (2), (3)")
     server.restart()
     for i in (1, 2, 3):
         wait_status(rds, f"mazmy-instance-{i}", timeout=300)
     assert eventually(acknowledging, 60)
+
+    # a DB cluster snapshot of a MariaDB-run cluster restores as a Multi-AZ DB cluster too
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="mazmy", DBClusterSnapshotIdentifier="mazmy-snap")
+    eventually(
+        lambda: (
+            rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="mazmy-snap")["DBClusterSnapshots"][
+                0
+            ]["Status"]
+            == "available"
+        ),
+        120,
+    )
+    restored = rds.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="mazmy-copy",
+        SnapshotIdentifier="mazmy-snap",
+        Engine="mysql",
+        DBClusterInstanceClass="db.m6i.large",
+    )["DBCluster"]
+    for i in (1, 2, 3):
+        wait_status(rds, f"mazmy-copy-instance-{i}", timeout=300)
+    assert sql("SELECT count(*) FROM shop.orders", restored) == [(3,)]
+    assert eventually(lambda: acknowledging(restored), 60)
+    sql("INSERT INTO shop.orders VALUES (4)", restored)
+    assert eventually(lambda: sql("SELECT count(*) FROM shop.orders", restored, reader=True) == [(4,)], 60)
