@@ -19,12 +19,17 @@ two standbys stream from it and semi-synchronous replication is set for the new 
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.clusters import ClusterOperations
+
+log = logging.getLogger("strata.rds")
 
 ENGINES = ("mysql", "postgres")  # as on AWS: no MariaDB Multi-AZ DB clusters
 MEMBERS = 3
@@ -35,6 +40,7 @@ STORAGE_GIB = (20, 65536)  # gp3
 class MultiAZClusterOperations(ClusterOperations):
     _new_instance_doc: Callable[..., dict]  # instances.py
     _encrypt_instance: Callable  # encryption.py
+    _remove_volume: Callable[[str], None]  # encryption.py
     _delete: Callable[[str, str | None], None]  # instances.py
     _event: Callable[..., None]  # groups.py
 
@@ -199,8 +205,13 @@ class MultiAZClusterOperations(ClusterOperations):
         cluster."""
         c = self._get_cluster(cid)
         if final and c.get("writer"):
-            with self.fleet.lock(c["writer"]):
-                self._fill_cluster_snapshot(final)
+            try:
+                with self.fleet.lock(c["writer"]):
+                    self._fill_cluster_snapshot(final)
+            except Exception as e:  # noqa: BLE001 - the cluster stays: its data has no copy
+                log.exception("final snapshot %s of %s failed", final, cid)
+                self._keep_cluster(c, final, str(e))
+                return
         if c.get("writer"):  # else its commits would wait for the standbys deleted first
             with self.fleet.lock(c["writer"]):
                 self._semi_sync(c, on=False)
@@ -208,3 +219,19 @@ class MultiAZClusterOperations(ClusterOperations):
             with self.fleet.lock(ident):
                 self._delete(ident, None)
         self._remove_cluster(self._get_cluster(cid))
+
+    def _keep_cluster(self, c: dict, final: str, error: str) -> None:
+        """Its final snapshot failed: the cluster and its instances are kept (available again) and
+        the half-made snapshot goes."""
+        snap = self.store.get_doc("cluster_snapshot", final)
+        if snap is not None:
+            shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
+            if snap.get("volume"):
+                self._remove_volume(snap["volume"])
+            self.store.delete_doc("cluster_snapshot", final)
+        for ident in c["members"]:
+            self._set_status(ident, "available")
+        c = self._get_cluster(c["id"])
+        c["status"] = "available"
+        self.store.put_doc("cluster", c["id"], c)
+        self._event(c["id"], "db-cluster", f"Final snapshot failed, cluster kept: {error[:300]}", ["failure"])
