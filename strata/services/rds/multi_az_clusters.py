@@ -98,6 +98,8 @@ class MultiAZClusterOperations(ClusterOperations):
         clusters.py `_build_cluster_instance`), the source's `master` user and its KMS key."""
         klass, storage, zones = self._check_multi_az_request(req, info, restore=seed is not None)
         cid = req["DBClusterIdentifier"].lower()
+        if self.store.get_doc("cluster", cid):  # before its instances' names, which it has
+            raise m.fault("DBClusterAlreadyExistsFault", f"DB cluster {cid} already exists.")
         names = [f"{cid}-instance-{i}" for i in range(1, MEMBERS + 1)]
         for name in names:
             if self.store.get_doc("instance", name) is not None:

@@ -175,6 +175,16 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         == "InvalidParameterCombination"
     )
     restored = rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=f"r-{unique}", **restore)["DBCluster"]
+    assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in restored["DBClusterMembers"]] == [
+        (f"r-{unique}-instance-{i}", i == 1) for i in (1, 2, 3)
+    ]
+    assert code(rds.restore_db_cluster_from_snapshot, DBClusterIdentifier=f"r-{unique}", **restore) == (
+        "DBClusterAlreadyExistsFault"
+    )
+    # its standbys are built after the writer: not yet deletable
+    assert code(rds.delete_db_cluster, DBClusterIdentifier=f"r-{unique}", SkipFinalSnapshot=True) == (
+        "InvalidDBClusterStateFault"
+    )
     # and to a point in time, from the automated backup and the WAL archive of both writers
     pitr = rds.restore_db_cluster_to_point_in_time(
         SourceDBClusterIdentifier=cid, DBClusterIdentifier=f"p-{unique}", UseLatestRestorableTime=True
