@@ -445,10 +445,30 @@ class MariaNode:
         )
 
     def wait_recovered(self, timeout: float = 300) -> None:
-        """Replay the source's binlog after a restore (point-in-time), then serve."""
-        if self._pending_replay is None:
+        """Replay the source's binlog after a restore (point-in-time), then serve; replicas can
+        follow it (`_own_repl_user`)."""
+        if self._pending_replay is not None:
+            self._replay(*self._pending_replay, timeout=timeout)
+        self._own_repl_user()
+
+    def _own_repl_user(self) -> None:
+        """A restored node has the source's replication user but not its password, which lived
+        beside the source's datadir (`.repl`): it gets one of its own, so that replicas (a Multi-AZ
+        DB cluster's standbys, an Aurora cluster's readers) can stream from it."""
+        if (self.root / ".repl").exists():
             return
-        archive, target, first = self._pending_replay
+        password = secrets.token_hex(16)
+        self.execute(
+            f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+            (password,),
+            f"ALTER USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+            (password,),
+            f"GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '{REPL_USER}'@'127.0.0.1'",
+        )
+        write_private(self.root / ".repl", password)
+
+    def _replay(self, archive: Path, target: str | None, first: str, timeout: float) -> None:
+        """The source's binlogs from the backup's position (up to `target`) into this server."""
         self._pending_replay = None
         base = first.rsplit(".", 1)[0]
         files = sorted(p for p in archive.glob(f"{base}.[0-9]*") if p.name >= first)

@@ -21,12 +21,17 @@ from strata.sim.clock import clock
 from strata.sim.windows import latest_window_start
 
 
-def _check_restorable(info: m.EngineInfo) -> None:
-    if not info.aurora:  # a Multi-AZ DB cluster's (multi_az_clusters.py)
+def _check_restorable(info: m.EngineInfo, source_engine: str, req: dict) -> None:
+    """An Aurora snapshot restores as an Aurora cluster, a Multi-AZ DB cluster's as a Multi-AZ DB
+    cluster (multi_az_clusters.py), whose settings an Aurora cluster refuses."""
+    if info.aurora != m.ENGINES[source_engine].aurora:
         raise m.fault(
             "InvalidParameterCombination",
-            f"Strata restores Aurora DB clusters only, not Multi-AZ DB clusters ({info.name}).",
+            f"Engine {info.name}: the source is a{'n Aurora' if not info.aurora else ' Multi-AZ'} DB "
+            f"cluster's ({source_engine}).",
         )
+    if info.aurora:
+        m.check_aurora_storage(req)
 
 
 class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
@@ -90,7 +95,7 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
             "SnapshotCreateTime": created,
             "Engine": s["engine"],
             "EngineMode": "provisioned",
-            "AllocatedStorage": 1,
+            "AllocatedStorage": s.get("allocated_storage") or 1,
             "Status": s["status"],
             "Port": s["port"],
             "VpcId": "vpc-strata0000000000",
@@ -108,6 +113,8 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
         }
         if s.get("kms_key_id"):
             out["KmsKeyId"] = s["kms_key_id"]
+        if s.get("storage_type"):  # a Multi-AZ DB cluster's
+            out["StorageType"] = s["storage_type"]
         return out
 
     def create_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
@@ -179,14 +186,27 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
                 404,
             )
         info = m.engine_info(req.get("Engine") or snap["engine"])
-        _check_restorable(info)
+        _check_restorable(info, snap["engine"], req)
         req = self._same_version(req, snap["engine_version"], info.name)
+        key = snap.get("kms_key_id") if snap.get("encrypted") else None
+        if not info.aurora:  # a new Multi-AZ DB cluster with its three instances
+            restored = {
+                "DatabaseName": snap.get("db_name"),
+                "AllocatedStorage": snap.get("allocated_storage"),
+                "StorageType": snap.get("storage_type"),
+                **req,
+                "StorageEncrypted": bool(req.get("KmsKeyId")),
+            }
+            seed = {"backup": snap["path"]}
+            return await self._create_multi_az_cluster(
+                restored, info, seed, (snap["master_username"], None), key
+            )
         c = self._new_cluster_doc(
             {"DatabaseName": snap.get("db_name"), **req, "StorageEncrypted": bool(req.get("KmsKeyId"))},
             info,
             snap["master_username"],
             None,
-            inherited_key=snap.get("kms_key_id") if snap.get("encrypted") else None,
+            inherited_key=key,
         )
         c["seed"] = {"backup": snap["path"]}
         await self._encrypt_cluster(c)
@@ -197,7 +217,7 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
 
     async def restore_db_cluster_to_point_in_time(self, ctx: RequestContext, req: dict) -> dict:
         src = self._get_cluster(req.get("SourceDBClusterIdentifier"))
-        _check_restorable(m.ENGINES[src["engine"]])
+        _check_restorable(m.ENGINES[src["engine"]], src["engine"], req)
         backups = self._cluster_backups(src["id"])
         if not backups or not src.get("writer"):
             raise m.fault(
@@ -219,28 +239,36 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
         base = [b for b in backups if target_real is None or b["real_at"] <= target_real][-1]
         info = m.ENGINES[src["engine"]]
         req = self._same_version(req, src["engine_version"], info.name)
-        c = self._new_cluster_doc(
-            {
-                "DatabaseName": src.get("db_name"),
-                "BackupRetentionPeriod": src["backup_retention"],
-                **req,
-                "StorageEncrypted": bool(req.get("KmsKeyId")),
-            },
-            info,
-            src["master_username"],
-            src.get("master_password"),
-            inherited_key=src.get("kms_key_id"),
-        )
-        c["seed"] = {
+        restored = {
+            "DatabaseName": src.get("db_name"),
+            "BackupRetentionPeriod": src["backup_retention"],
+            **req,
+            "StorageEncrypted": bool(req.get("KmsKeyId")),
+        }
+        seed = {
             "backup": base["path"],
             "archive": str(self._cluster_dir(src["id"]) / "archive"),
             "target": None
             if target_real is None
             else dt.datetime.fromtimestamp(target_real, dt.UTC).isoformat(),
         }
-        await self._encrypt_cluster(c)
-        self.store.put_doc("cluster", c["id"], c)
-        await run_blocking(security.guard_cluster, self, c, READER_HOST)
-        await run_blocking(self._route_cluster, c)
-        self._event(c["id"], "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
-        return {"DBCluster": self._cluster_out(c)}
+        master = (src["master_username"], src.get("master_password"))
+        if src.get("multi_az_cluster"):  # a new Multi-AZ DB cluster, by default of the source's kind
+            restored = {
+                "DBClusterInstanceClass": src["instance_class"],
+                "AllocatedStorage": src["allocated_storage"],
+                "StorageType": src["storage_type"],
+                **restored,
+            }
+            out = await self._create_multi_az_cluster(restored, info, seed, master, src.get("kms_key_id"))
+        else:
+            c = self._new_cluster_doc(restored, info, *master, inherited_key=src.get("kms_key_id"))
+            c["seed"] = seed
+            await self._encrypt_cluster(c)
+            self.store.put_doc("cluster", c["id"], c)
+            await run_blocking(security.guard_cluster, self, c, READER_HOST)
+            await run_blocking(self._route_cluster, c)
+            out = {"DBCluster": self._cluster_out(c)}
+        cid = out["DBCluster"]["DBClusterIdentifier"]
+        self._event(cid, "db-cluster", f"Restored from {src['id']} to a point in time", ["restoration"])
+        return out

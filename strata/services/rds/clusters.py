@@ -47,7 +47,7 @@ class ClusterOperations(RDSCore):
     _secondaries_follow: Callable[[dict, Node], None]
     _check_primary_deletable: Callable[[dict], None]
     # Multi-AZ DB clusters (multi_az_clusters.py)
-    _create_multi_az_cluster: Callable[[dict, m.EngineInfo], Awaitable[dict]]
+    _create_multi_az_cluster: Callable[..., Awaitable[dict]]
     _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
     _multi_az_out: Callable[[dict], dict]
     _semi_sync: Callable[[dict], None]
@@ -657,6 +657,8 @@ class ClusterOperations(RDSCore):
             "encrypted": bool(c.get("dek")),  # as for instances (backups.py): what its files are
             "kms_key_id": c.get("kms_key_id") if c.get("dek") else None,
         }
+        if c.get("multi_az_cluster"):  # restored as a Multi-AZ DB cluster (multi_az_clusters.py)
+            snap.update(allocated_storage=c["allocated_storage"], storage_type=c["storage_type"])
         if c.get("dek") and not automated:
             snap["volume"] = self._cluster_snapshot_volume(snap_id)
         self.store.put_doc("cluster_snapshot", snap_id, snap)

@@ -1,5 +1,6 @@
 """Multi-AZ DB clusters (engine postgres): a writer and two readable standbys in three zones behind
-writer and reader endpoints, failover to a standby, deletion with the cluster; AWS's errors."""
+writer and reader endpoints, failover to a standby, DB cluster snapshots (also the final one of
+DeleteDBCluster) restored as new Multi-AZ DB clusters, deletion with the cluster; AWS's errors."""
 
 from __future__ import annotations
 
@@ -133,16 +134,6 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
         "InvalidParameterCombination"
     )
 
-    assert (
-        code(
-            rds.restore_db_cluster_to_point_in_time,
-            SourceDBClusterIdentifier=cid,
-            DBClusterIdentifier=f"pitr-{unique}",
-            UseLatestRestorableTime=True,
-        )
-        == "InvalidParameterCombination"
-    )
-
     # failover to a standby: nothing lost, writes go on through the writer endpoint
     rds.failover_db_cluster(DBClusterIdentifier=cid, TargetDBInstanceIdentifier=members[2])
 
@@ -158,10 +149,55 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
     wait_status(rds, members[0], timeout=300)  # the old writer, now a standby
     assert eventually(lambda: semi_sync(cluster) == {members[0], members[1]}, 60)
 
-    assert code(rds.delete_db_cluster, DBClusterIdentifier=cid) == "InvalidParameterCombination"
-    assert rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)["DBCluster"]["Status"] == (
-        "deleting"
+    # a DB cluster snapshot (taken from the new writer) restores as a new Multi-AZ DB cluster
+    snap = f"maz-snap-{unique}"
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=snap)
+    assert code(
+        rds.create_db_cluster_snapshot, DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=snap
+    ) == ("DBClusterSnapshotAlreadyExistsFault")
+    eventually(lambda: snapshot(rds, snap)["Status"] == "available", 120)
+    assert (snapshot(rds, snap)["Engine"], snapshot(rds, snap)["AllocatedStorage"]) == ("postgres", 20)
+    restore = {"SnapshotIdentifier": snap, "Engine": "postgres", "DBClusterInstanceClass": "db.m6i.large"}
+    assert (
+        code(
+            rds.restore_db_cluster_from_snapshot,
+            DBClusterIdentifier=f"r-{unique}",
+            **restore | {"SnapshotIdentifier": f"nope-{unique}"},
+        )
+        == "DBClusterSnapshotNotFoundFault"
     )
+    assert (
+        code(
+            rds.restore_db_cluster_from_snapshot,
+            DBClusterIdentifier=f"r-{unique}",
+            **restore | {"Engine": "aurora-postgresql"},
+        )
+        == "InvalidParameterCombination"
+    )
+    restored = rds.restore_db_cluster_from_snapshot(DBClusterIdentifier=f"r-{unique}", **restore)["DBCluster"]
+    assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in restored["DBClusterMembers"]] == [
+        (f"r-{unique}-instance-{i}", i == 1) for i in (1, 2, 3)
+    ]
+    assert code(rds.restore_db_cluster_from_snapshot, DBClusterIdentifier=f"r-{unique}", **restore) == (
+        "DBClusterAlreadyExistsFault"
+    )
+    # its standbys are built after the writer: not yet deletable
+    assert code(rds.delete_db_cluster, DBClusterIdentifier=f"r-{unique}", SkipFinalSnapshot=True) == (
+        "InvalidDBClusterStateFault"
+    )
+    # and to a point in time, from the automated backup and the WAL archive of both writers
+    pitr = rds.restore_db_cluster_to_point_in_time(
+        SourceDBClusterIdentifier=cid, DBClusterIdentifier=f"p-{unique}", UseLatestRestorableTime=True
+    )["DBCluster"]
+
+    # deleted with a final DB cluster snapshot, which restores too
+    assert code(rds.delete_db_cluster, DBClusterIdentifier=cid) == "InvalidParameterCombination"
+    assert code(rds.delete_db_cluster, DBClusterIdentifier=cid, FinalDBSnapshotIdentifier=snap) == (
+        "DBClusterSnapshotAlreadyExistsFault"
+    )
+    final = f"maz-final-{unique}"
+    deleting = rds.delete_db_cluster(DBClusterIdentifier=cid, FinalDBSnapshotIdentifier=final)["DBCluster"]
+    assert deleting["Status"] == "deleting"
 
     def gone() -> bool:
         try:
@@ -173,11 +209,37 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
     eventually(gone, 120)
     left = rds.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [cid]}])["DBInstances"]
     assert left == []
+    assert (snapshot(rds, final)["Status"], snapshot(rds, final)["SnapshotType"]) == ("available", "manual")
+    from_final = rds.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier=f"f-{unique}", **restore | {"SnapshotIdentifier": final}
+    )["DBCluster"]
+
+    for cluster in (restored, pitr, from_final):
+        ident = cluster["DBClusterIdentifier"]
+        members = [f"{ident}-instance-{i}" for i in (1, 2, 3)]
+        for i in members:
+            wait_status(rds, i, timeout=300)
+        with connect(cluster) as c:
+            assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 51
+            c.execute("INSERT INTO t VALUES (52)")  # takes writes: a standby acknowledges
+        with connect(cluster, reader=True) as c:
+            assert c.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+            assert eventually(lambda c=c: c.execute("SELECT count(*) FROM t").fetchone()[0] == 52, 60)
+        assert eventually(lambda cluster=cluster, m=members: semi_sync(cluster) == {m[1], m[2]}, 60)
+        described = rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]
+        assert (described["DBClusterInstanceClass"], described["StorageType"]) == ("db.m6i.large", "gp3")
+        rds.delete_db_cluster(DBClusterIdentifier=ident, SkipFinalSnapshot=True)
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=final)
+
+
+def snapshot(rds: Any, ident: str) -> dict:
+    return rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]
 
 
 def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(strata_factory) -> None:
     """MariaDB's semi-synchronous replication is a runtime setting: after Strata restarts, the
-    writer's commits wait for a standby again (they ran asynchronously before)."""
+    writer's commits wait for a standby again (they ran asynchronously before). A snapshot of the
+    cluster restores as a new Multi-AZ DB cluster, semi-synchronous too."""
     server = strata_factory()
     rds = server.client("rds")
     cluster = rds.create_db_cluster(
@@ -192,19 +254,23 @@ def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(s
     for i in (1, 2, 3):
         wait_status(rds, f"mazmy-instance-{i}", timeout=300)
 
-    def acknowledging() -> int:
+    def sql(query: str, cluster: dict = cluster, reader: bool = False) -> list:
         with (
             pymysql.connect(
-                host=cluster["Endpoint"],
+                host=cluster["ReaderEndpoint"] if reader else cluster["Endpoint"],
                 port=cluster["Port"],
                 user=USER,
                 password=PASSWORD,
                 connect_timeout=10,
+                autocommit=True,
             ) as c,
             c.cursor() as cur,
         ):
-            cur.execute("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'")
-            status = dict(cur.fetchall())
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    def acknowledging(cluster: dict = cluster) -> int:
+        status = dict(sql("SHOW STATUS LIKE 'Rpl_semi_sync_master_%'", cluster))
         return (
             int(status["Rpl_semi_sync_master_clients"])
             if status["Rpl_semi_sync_master_status"] == "ON"
@@ -212,7 +278,34 @@ def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(s
         )
 
     assert eventually(acknowledging, 60)
+    sql("CREATE DATABASE shop")
+    sql("CREATE TABLE shop.orders (id int PRIMARY KEY)")
+    sql("INSERT INTO shop.orders VALUES (1), (2), (3)")
     server.restart()
     for i in (1, 2, 3):
         wait_status(rds, f"mazmy-instance-{i}", timeout=300)
     assert eventually(acknowledging, 60)
+
+    # a DB cluster snapshot of a MariaDB-run cluster restores as a Multi-AZ DB cluster too
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="mazmy", DBClusterSnapshotIdentifier="mazmy-snap")
+    eventually(
+        lambda: (
+            rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="mazmy-snap")["DBClusterSnapshots"][
+                0
+            ]["Status"]
+            == "available"
+        ),
+        120,
+    )
+    restored = rds.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="mazmy-copy",
+        SnapshotIdentifier="mazmy-snap",
+        Engine="mysql",
+        DBClusterInstanceClass="db.m6i.large",
+    )["DBCluster"]
+    for i in (1, 2, 3):
+        wait_status(rds, f"mazmy-copy-instance-{i}", timeout=300)
+    assert sql("SELECT count(*) FROM shop.orders", restored) == [(3,)]
+    assert eventually(lambda: acknowledging(restored), 60)
+    sql("INSERT INTO shop.orders VALUES (4)", restored)
+    assert eventually(lambda: sql("SELECT count(*) FROM shop.orders", restored, reader=True) == [(4,)], 60)
