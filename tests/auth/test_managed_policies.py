@@ -29,8 +29,26 @@ NAMES = [
 USER = Principal("K", "123456789012", "arn:aws:iam::123456789012:user/u", "AIDAU", "user", "u", "", False)
 
 
+SERVICE_LINKED = [
+    "AmazonRDSServiceRolePolicy",
+    "ElastiCacheServiceRolePolicy",
+    "DynamoDBReplicationServiceRolePolicy",
+    "AmazonElasticFileSystemServiceRolePolicy",
+    "AutoScalingServiceRolePolicy",
+    "AWSEC2SpotServiceRolePolicy",
+    "AWSEC2FleetServiceRolePolicy",
+    "AmazonElasticsearchServiceRolePolicy",
+    "AmazonOpenSearchServiceRolePolicy",
+    "AWSElasticLoadBalancingServiceRolePolicy",
+]
+
+
+def _doc(policy: dict) -> str:
+    return policy["versions"][policy["default"]]["doc"]
+
+
 def allowed(name: str, action: str) -> bool:
-    doc = AWS_POLICIES[f"arn:aws:iam::aws:policy/{name}"]["versions"]["v1"]["doc"]
+    doc = _doc(AWS_POLICIES[f"arn:aws:iam::aws:policy/{name}"])
     facts = Facts(USER, "us-east-1", "", False, lambda: 0.0)
     return evaluate(USER, action, "*", facts, PolicySet(identity=(compile_policy(doc),))).allowed
 
@@ -39,7 +57,17 @@ def allowed(name: str, action: str) -> bool:
 def test_present_and_valid(name):
     policy = AWS_POLICIES[f"arn:aws:iam::aws:policy/{name}"]
     assert policy["PolicyId"].startswith("ANPA") and len(policy["PolicyId"]) == 21
-    compile_policy(policy["versions"]["v1"]["doc"])
+    compile_policy(_doc(policy))
+
+
+@pytest.mark.parametrize("name", SERVICE_LINKED)
+def test_service_linked_role_policies_present_and_valid(name):
+    """Each service-linked role's policy sits under /aws-service-role/ at AWS's current version."""
+    policy = AWS_POLICIES[f"arn:aws:iam::aws:policy/aws-service-role/{name}"]
+    assert policy["Path"] == "/aws-service-role/" and policy["Description"]
+    assert policy["PolicyId"].startswith("ANPA") and len(policy["PolicyId"]) == 21
+    assert policy["default"] != "v1"  # every one of these has been revised by AWS
+    compile_policy(_doc(policy))
 
 
 @pytest.mark.parametrize(

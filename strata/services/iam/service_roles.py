@@ -1,8 +1,10 @@
 """Service-linked roles: the roles AWS services create in an account to act on its behalf.
 
 CreateServiceLinkedRole makes the service's role under /aws-service-role/<service>/ with a trust
-policy for the service principal, named as AWS names it (`service_linked_roles.json`); only AWS
-may change it afterwards (DeleteRole refuses it: identities.py). DeleteServiceLinkedRole starts a
+policy for the service principal, named as AWS names it (`service_linked_roles.json`), with the
+service's AWS-managed policy (arn:aws:iam::aws:policy/aws-service-role/...) attached as AWS attaches
+it; only AWS may change it afterwards (DeleteRole, AttachRolePolicy, DetachRolePolicy refuse it:
+identities.py). DeleteServiceLinkedRole starts a
 deletion task, which Strata completes at once (no service holds resources in the role);
 GetServiceLinkedRoleDeletionStatus reports it.
 """
@@ -14,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from strata.auth.directory import AWS_POLICIES, AWS_POLICY_PREFIX
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.services.iam.core import IAMBase, check_name, invalid, validation
@@ -24,6 +27,13 @@ SERVICES: dict[str, dict[str, Any]] = {
     for k, v in json.loads(Path(__file__).with_name("service_linked_roles.json").read_text()).items()
     if not k.startswith("_")
 }
+
+
+def service_policy_arn(service: str) -> str | None:
+    """The AWS-managed policy AWS attaches to `service`'s service-linked role, when Strata has it."""
+    name = SERVICES.get(service, {}).get("policy")
+    arn = f"{AWS_POLICY_PREFIX}{SERVICE_ROLE_PATH[1:]}{name}" if name else None
+    return arn if arn in AWS_POLICIES else None
 
 
 class ServiceRoleOperations(IAMBase):
@@ -58,6 +68,9 @@ class ServiceRoleOperations(IAMBase):
         doc = new_role_doc(
             ctx.account_id, name, f"{SERVICE_ROLE_PATH}{service}/", trust, req.get("Description") or ""
         )
+        policy = service_policy_arn(service)
+        if policy:
+            doc["attached"].append(policy)
         with self.dir.change():
             self.dir.save("role", doc)
         return {"Role": self._render_role(doc)}

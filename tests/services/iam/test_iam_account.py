@@ -148,6 +148,45 @@ def test_service_linked_roles(iam_server) -> None:
     iam.delete_service_linked_role(RoleName="AWSServiceRoleForAutoScaling_web")
 
 
+def test_service_linked_role_policy(iam_server, unique) -> None:
+    """AWS attaches the service's managed policy to its service-linked role; only AWS may detach it."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    arn = "arn:aws:iam::aws:policy/aws-service-role/AmazonRDSServiceRolePolicy"
+    iam.create_service_linked_role(AWSServiceName="rds.amazonaws.com")
+    attached = iam.list_attached_role_policies(RoleName="AWSServiceRoleForRDS")["AttachedPolicies"]
+    assert attached == [{"PolicyName": "AmazonRDSServiceRolePolicy", "PolicyArn": arn}]
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    assert policy["Path"] == "/aws-service-role/" and policy["AttachmentCount"] == 1
+    assert policy["DefaultVersionId"] == "v13"
+    version = iam.get_policy_version(PolicyArn=arn, VersionId="v13")["PolicyVersion"]
+    sids = {s.get("Sid") for s in version["Document"]["Statement"]}
+    assert {"CrossRegionCommunication", "Ec2", "CloudWatch"} <= sids
+    roles = iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]
+    assert [r["RoleName"] for r in roles] == ["AWSServiceRoleForRDS"]
+    protected = (
+        "UnmodifiableEntity",
+        "Cannot perform the operation on the protected role 'AWSServiceRoleForRDS' - "
+        "this role is only modifiable by AWS",
+    )
+    with pytest.raises(ClientError) as e:
+        iam.detach_role_policy(RoleName="AWSServiceRoleForRDS", PolicyArn=arn)
+    assert _error(e) == protected
+    with pytest.raises(ClientError) as e:
+        iam.attach_role_policy(
+            RoleName="AWSServiceRoleForRDS", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"
+        )
+    assert _error(e) == protected
+    # The policy is for its service-linked role alone.
+    iam.create_role(RoleName=f"slrp-{unique}", AssumeRolePolicyDocument=TRUST_EC2)
+    with pytest.raises(ClientError) as e:
+        iam.attach_role_policy(RoleName=f"slrp-{unique}", PolicyArn=arn)
+    assert _error(e) == ("PolicyNotAttachable", "Cannot attach a Service Role Policy to a Customer Role.")
+    iam.delete_role(RoleName=f"slrp-{unique}")
+    assert iam.list_attached_role_policies(RoleName="AWSServiceRoleForRDS")["AttachedPolicies"] == attached
+    iam.delete_service_linked_role(RoleName="AWSServiceRoleForRDS")
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0
+
+
 def test_list_policies_granting_service_access(iam_server, unique) -> None:
     iam = iam_server.client("iam", **ROOT)
     user, group = f"lp-{unique}", f"lpg-{unique}"
