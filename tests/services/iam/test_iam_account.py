@@ -187,6 +187,31 @@ def test_service_linked_role_policy(iam_server, unique) -> None:
     assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0
 
 
+def test_first_file_system_creates_the_service_linked_role(iam_server, unique) -> None:
+    """As on AWS, a service's first use creates its service-linked role, policy attached."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    efs = iam_server.client("efs", **ALT_ROOT)
+    name = "AWSServiceRoleForAmazonElasticFileSystem"
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName=name)
+    assert _error(e)[0] == "NoSuchEntity"
+    fs = efs.create_file_system(CreationToken=f"slr-{unique}")["FileSystemId"]
+    role = iam.get_role(RoleName=name)["Role"]
+    assert role["Path"] == "/aws-service-role/elasticfilesystem.amazonaws.com/"
+    assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == [
+        {
+            "PolicyName": "AmazonElasticFileSystemServiceRolePolicy",
+            "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AmazonElasticFileSystemServiceRolePolicy",
+        }
+    ]
+    # Later file systems use the role already there.
+    second = efs.create_file_system(CreationToken=f"slr2-{unique}")["FileSystemId"]
+    assert iam.get_role(RoleName=name)["Role"]["RoleId"] == role["RoleId"]
+    for fs_id in (fs, second):
+        efs.delete_file_system(FileSystemId=fs_id)
+    iam.delete_service_linked_role(RoleName=name)
+
+
 def test_list_policies_granting_service_access(iam_server, unique) -> None:
     iam = iam_server.client("iam", **ROOT)
     user, group = f"lp-{unique}", f"lpg-{unique}"
