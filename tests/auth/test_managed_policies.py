@@ -41,6 +41,8 @@ SERVICE_LINKED = [
     "AmazonOpenSearchServiceRolePolicy",
     "AWSElasticLoadBalancingServiceRolePolicy",
     "DAXServiceRolePolicy",
+    "AmazonECSServiceRolePolicy",
+    "AmazonEKSServiceRolePolicy",
 ]
 
 
