@@ -212,6 +212,55 @@ def test_first_file_system_creates_the_service_linked_role(iam_server, unique) -
     iam.delete_service_linked_role(RoleName=name)
 
 
+def test_replica_and_scalable_target_create_their_service_linked_roles(iam_server, unique) -> None:
+    """DynamoDB's first replica and Application Auto Scaling's first DynamoDB target create their
+    service-linked roles, as on AWS."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    ddb = iam_server.client("dynamodb", **ALT_ROOT)
+    key = {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    }
+    replication = "AWSServiceRoleForDynamoDBReplication"
+    scaling = "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"
+    for name in (replication, scaling):
+        with pytest.raises(ClientError) as e:
+            iam.get_role(RoleName=name)
+        assert _error(e)[0] == "NoSuchEntity"
+    ddb.create_table(
+        TableName=f"gt-{unique}",
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        **key,
+    )
+    ddb.update_table(TableName=f"gt-{unique}", ReplicaUpdates=[{"Create": {"RegionName": "us-west-2"}}])
+    attached = iam.list_attached_role_policies(RoleName=replication)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["DynamoDBReplicationServiceRolePolicy"]
+    ddb.create_table(
+        TableName=f"as-{unique}",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        **key,
+    )
+    aas = iam_server.client("application-autoscaling", **ALT_ROOT)
+    aas.register_scalable_target(
+        ServiceNamespace="dynamodb",
+        ResourceId=f"table/as-{unique}",
+        ScalableDimension="dynamodb:table:ReadCapacityUnits",
+        MinCapacity=1,
+        MaxCapacity=10,
+    )
+    role = iam.get_role(RoleName=scaling)["Role"]
+    target = aas.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"][0]
+    assert target["RoleARN"] == role["Arn"]
+    attached = iam.list_attached_role_policies(RoleName=scaling)["AttachedPolicies"]
+    assert attached == [
+        {
+            "PolicyName": "AWSApplicationAutoscalingDynamoDBTablePolicy",
+            "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AWSApplicationAutoscalingDynamoDBTablePolicy",
+        }
+    ]
+
+
 def test_list_policies_granting_service_access(iam_server, unique) -> None:
     iam = iam_server.client("iam", **ROOT)
     user, group = f"lp-{unique}", f"lpg-{unique}"
