@@ -53,14 +53,15 @@ def _load_aws_policies() -> dict[str, dict]:
     out = {}
     for p in raw:
         arn = f"arn:aws:iam::aws:policy{p['Path']}{p['PolicyName']}"
+        vid = p.get("VersionId", "v1")  # AWS's current default version of the policy
         out[arn] = {
             "PolicyName": p["PolicyName"],
             "PolicyId": p["PolicyId"],
             "Arn": arn,
             "Path": p["Path"],
             "Description": p["Description"],
-            "default": "v1",
-            "versions": {"v1": {"doc": json.dumps(p["Document"]), "created": 1420070400.0}},
+            "default": vid,
+            "versions": {vid: {"doc": json.dumps(p["Document"]), "created": 1420070400.0}},
             "CreateDate": 1420070400.0,
             "UpdateDate": 1420070400.0,
             "aws": True,

@@ -21,6 +21,7 @@ from strata.protocol.errors import ServiceError
 from strata.services.autoscaling import tracking
 from strata.services.autoscaling.records import Records, target_key
 from strata.services.base import ServiceRuntime
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
@@ -164,6 +165,10 @@ class ApplicationAutoScalingProvider:
         if target["MinCapacity"] > target["MaxCapacity"]:
             raise _validation("Minimum capacity cannot be greater than maximum capacity")
         self.records.put_target(target)
+        # As on AWS, registering a DynamoDB target creates the namespace's service-linked role.
+        ensure_service_linked_role(
+            self.runtime.settings, ctx.account_id, "dynamodb.application-autoscaling.amazonaws.com"
+        )
         await self._into_range(ddb, target, found)
         return {"ScalableTargetARN": target["ScalableTargetARN"]}
 

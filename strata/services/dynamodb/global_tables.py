@@ -28,6 +28,7 @@ from strata.services.dynamodb.replication import VERSION, cursor_name, region_of
 from strata.services.dynamodb.state import scope_of, table_name
 from strata.services.dynamodb.table_operations import TableOperations
 from strata.services.dynamodb.tables import TableMeta
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.s3.names import KNOWN_REGIONS
 from strata.sim.clock import clock
 
@@ -189,6 +190,10 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
                 raise validation("ReplicaUpdates Disassociate is not supported by Strata")
             if action == "Create":
                 await self._create_replica(live, region, spec)
+                # As on AWS, the first replica creates DynamoDB's replication service-linked role.
+                ensure_service_linked_role(
+                    self.runtime.settings, ctx.account_id, "replication.dynamodb.amazonaws.com"
+                )
             elif action == "Update":
                 self._member_region(live, region)
                 for member in (*_OVERRIDES, "TableClassOverride"):

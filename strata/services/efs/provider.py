@@ -41,6 +41,7 @@ from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.throughput_ops import ThroughputMixin
 from strata.services.efs.usage import SCHEMA, measure, stored_size
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.storage.encrypted_volumes import EncryptedVolumes, EncryptionError, unsupported
@@ -333,6 +334,7 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         except ServiceError:
             await run_blocking(self._remove_files, doc)
             raise
+        ensure_service_linked_role(self.runtime.settings, ctx.account_id, "elasticfilesystem.amazonaws.com")
         return self._render_fs(doc, "creating")
 
     def _remove_files(self, doc: dict) -> None:

@@ -17,6 +17,7 @@ from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.maintenance import MaintenanceOperations, hold
 from strata.services.elasticache.membership import new_port_owner
 from strata.services.elasticache.nodes import PRIMARY, free_address_index, node_address, port_owner
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.elasticache")
@@ -136,6 +137,7 @@ class CacheClusterOperations(MaintenanceOperations):
             "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
         )
         out = self._render(ctx, {**doc, "status": "creating"}, show_nodes=False)
+        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
         return {"CacheCluster": out}
 
     def _version(self, eng: str, tls: bool = False) -> str:

@@ -28,6 +28,7 @@ from strata.services.elasticache.membership import MembershipOperations, new_por
 from strata.services.elasticache.nodes import PRIMARY, READER, free_address_index, node_address, port_owner
 from strata.services.elasticache.render import render_group
 from strata.services.elasticache.replicas import ReplicaOperations, ng_members
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -489,6 +490,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         meter.record(
             "elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid
         )
+        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
         return {"ReplicationGroup": self._render_group(ctx, group, "creating")}
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:

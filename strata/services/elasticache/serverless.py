@@ -53,6 +53,7 @@ from strata.services.elasticache.serverless_ecpu import (
     ServerlessEcpuOperations,
     node_addresses,
 )
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
@@ -487,6 +488,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             doc["status"] = "available"
             doc["metered_at"] = now_iso()
             self.store.put_doc("serverless", name, doc)
+        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
         return {"ServerlessCache": self._render_serverless(ctx, doc, "creating")}
 
     # -- DescribeServerlessCaches ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from strata.sim.clock import clock
 
 _KINDS = {"User": "user", "Group": "group", "Role": "role"}
 SERVICE_ROLE_PATH = "/aws-service-role/"  # service-linked roles live under it
+SERVICE_POLICY_PREFIX = f"arn:aws:iam::aws:policy{SERVICE_ROLE_PATH}"  # and their policies
 
 
 def new_role_doc(account: str, name: str, path: str, trust: str, description: str) -> dict:
@@ -426,7 +427,14 @@ class IdentityOperations(IAMBase):
 
     def _attach(self, kind: str, ctx: RequestContext, req: dict) -> dict:
         doc = self._entity(_KINDS[kind], ctx, req.get(f"{kind}Name"))
+        if kind == "Role":
+            _modifiable(doc)
         arn = self._policy(ctx, req.get("PolicyArn"))["Arn"]
+        if arn.startswith(SERVICE_POLICY_PREFIX):
+            # A service-linked role's policy is AWS's to attach, to that role only.
+            raise ServiceError(
+                "PolicyNotAttachable", f"Cannot attach a Service Role Policy to a Customer {kind}.", 400
+            )
         if arn not in doc["attached"]:
             if len(doc["attached"]) >= 10:
                 raise ServiceError("LimitExceeded", f"Cannot exceed quota for PoliciesPer{kind}: 10", 409)
@@ -437,6 +445,8 @@ class IdentityOperations(IAMBase):
 
     def _detach(self, kind: str, ctx: RequestContext, req: dict) -> dict:
         doc = self._entity(_KINDS[kind], ctx, req.get(f"{kind}Name"))
+        if kind == "Role":
+            _modifiable(doc)
         arn = req.get("PolicyArn")
         if arn not in doc["attached"]:
             raise ServiceError("NoSuchEntity", f"Policy {arn} was not found.", 404)

@@ -24,6 +24,7 @@ from strata.context import RequestContext
 from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import run_blocking
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.core import RDSCore
@@ -241,6 +242,11 @@ class ClusterOperations(RDSCore):
         }
 
     async def create_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
+        out = await self._create_db_cluster(req)
+        ensure_service_linked_role(self.settings, ctx.account_id, "rds.amazonaws.com")  # as AWS does
+        return out
+
+    async def _create_db_cluster(self, req: dict) -> dict:
         if req.get("GlobalClusterIdentifier"):  # a member of a global database: global_clusters.py
             return await self._join_global_cluster(req)
         info = m.engine_info(req.get("Engine"))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from strata.context import RequestContext
 from strata.services.base import run_blocking
+from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.rds import model as m
 from strata.services.rds import security
 from strata.services.rds.listing import filtered, page
@@ -156,6 +157,7 @@ class InstanceOperations(OptionGroupOperations):
             doc["secondary_az"] = self._other_az(doc["az"], doc.get("subnet_group"))
         await self._encrypt_instance(doc)
         self._save(doc)
+        ensure_service_linked_role(self.settings, ctx.account_id, "rds.amazonaws.com")  # as AWS does
         await run_blocking(security.guard, self, doc)
         self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])

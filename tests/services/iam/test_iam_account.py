@@ -148,6 +148,119 @@ def test_service_linked_roles(iam_server) -> None:
     iam.delete_service_linked_role(RoleName="AWSServiceRoleForAutoScaling_web")
 
 
+def test_service_linked_role_policy(iam_server, unique) -> None:
+    """AWS attaches the service's managed policy to its service-linked role; only AWS may detach it."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    arn = "arn:aws:iam::aws:policy/aws-service-role/AmazonRDSServiceRolePolicy"
+    iam.create_service_linked_role(AWSServiceName="rds.amazonaws.com")
+    attached = iam.list_attached_role_policies(RoleName="AWSServiceRoleForRDS")["AttachedPolicies"]
+    assert attached == [{"PolicyName": "AmazonRDSServiceRolePolicy", "PolicyArn": arn}]
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    assert policy["Path"] == "/aws-service-role/" and policy["AttachmentCount"] == 1
+    assert policy["DefaultVersionId"] == "v13"
+    version = iam.get_policy_version(PolicyArn=arn, VersionId="v13")["PolicyVersion"]
+    sids = {s.get("Sid") for s in version["Document"]["Statement"]}
+    assert {"CrossRegionCommunication", "Ec2", "CloudWatch"} <= sids
+    roles = iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]
+    assert [r["RoleName"] for r in roles] == ["AWSServiceRoleForRDS"]
+    protected = (
+        "UnmodifiableEntity",
+        "Cannot perform the operation on the protected role 'AWSServiceRoleForRDS' - "
+        "this role is only modifiable by AWS",
+    )
+    with pytest.raises(ClientError) as e:
+        iam.detach_role_policy(RoleName="AWSServiceRoleForRDS", PolicyArn=arn)
+    assert _error(e) == protected
+    with pytest.raises(ClientError) as e:
+        iam.attach_role_policy(
+            RoleName="AWSServiceRoleForRDS", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"
+        )
+    assert _error(e) == protected
+    # The policy is for its service-linked role alone.
+    iam.create_role(RoleName=f"slrp-{unique}", AssumeRolePolicyDocument=TRUST_EC2)
+    with pytest.raises(ClientError) as e:
+        iam.attach_role_policy(RoleName=f"slrp-{unique}", PolicyArn=arn)
+    assert _error(e) == ("PolicyNotAttachable", "Cannot attach a Service Role Policy to a Customer Role.")
+    iam.delete_role(RoleName=f"slrp-{unique}")
+    assert iam.list_attached_role_policies(RoleName="AWSServiceRoleForRDS")["AttachedPolicies"] == attached
+    iam.delete_service_linked_role(RoleName="AWSServiceRoleForRDS")
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0
+
+
+def test_first_file_system_creates_the_service_linked_role(iam_server, unique) -> None:
+    """As on AWS, a service's first use creates its service-linked role, policy attached."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    efs = iam_server.client("efs", **ALT_ROOT)
+    name = "AWSServiceRoleForAmazonElasticFileSystem"
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName=name)
+    assert _error(e)[0] == "NoSuchEntity"
+    fs = efs.create_file_system(CreationToken=f"slr-{unique}")["FileSystemId"]
+    role = iam.get_role(RoleName=name)["Role"]
+    assert role["Path"] == "/aws-service-role/elasticfilesystem.amazonaws.com/"
+    assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == [
+        {
+            "PolicyName": "AmazonElasticFileSystemServiceRolePolicy",
+            "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AmazonElasticFileSystemServiceRolePolicy",
+        }
+    ]
+    # Later file systems use the role already there.
+    second = efs.create_file_system(CreationToken=f"slr2-{unique}")["FileSystemId"]
+    assert iam.get_role(RoleName=name)["Role"]["RoleId"] == role["RoleId"]
+    for fs_id in (fs, second):
+        efs.delete_file_system(FileSystemId=fs_id)
+    iam.delete_service_linked_role(RoleName=name)
+
+
+def test_replica_and_scalable_target_create_their_service_linked_roles(iam_server, unique) -> None:
+    """DynamoDB's first replica and Application Auto Scaling's first DynamoDB target create their
+    service-linked roles, as on AWS."""
+    iam = iam_server.client("iam", **ALT_ROOT)
+    ddb = iam_server.client("dynamodb", **ALT_ROOT)
+    key = {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    }
+    replication = "AWSServiceRoleForDynamoDBReplication"
+    scaling = "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"
+    for name in (replication, scaling):
+        with pytest.raises(ClientError) as e:
+            iam.get_role(RoleName=name)
+        assert _error(e)[0] == "NoSuchEntity"
+    ddb.create_table(
+        TableName=f"gt-{unique}",
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        **key,
+    )
+    ddb.update_table(TableName=f"gt-{unique}", ReplicaUpdates=[{"Create": {"RegionName": "us-west-2"}}])
+    attached = iam.list_attached_role_policies(RoleName=replication)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["DynamoDBReplicationServiceRolePolicy"]
+    ddb.create_table(
+        TableName=f"as-{unique}",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        **key,
+    )
+    aas = iam_server.client("application-autoscaling", **ALT_ROOT)
+    aas.register_scalable_target(
+        ServiceNamespace="dynamodb",
+        ResourceId=f"table/as-{unique}",
+        ScalableDimension="dynamodb:table:ReadCapacityUnits",
+        MinCapacity=1,
+        MaxCapacity=10,
+    )
+    role = iam.get_role(RoleName=scaling)["Role"]
+    target = aas.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"][0]
+    assert target["RoleARN"] == role["Arn"]
+    attached = iam.list_attached_role_policies(RoleName=scaling)["AttachedPolicies"]
+    assert attached == [
+        {
+            "PolicyName": "AWSApplicationAutoscalingDynamoDBTablePolicy",
+            "PolicyArn": "arn:aws:iam::aws:policy/aws-service-role/AWSApplicationAutoscalingDynamoDBTablePolicy",
+        }
+    ]
+
+
 def test_list_policies_granting_service_access(iam_server, unique) -> None:
     iam = iam_server.client("iam", **ROOT)
     user, group = f"lp-{unique}", f"lpg-{unique}"
