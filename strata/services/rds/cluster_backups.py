@@ -115,6 +115,8 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
             out["KmsKeyId"] = s["kms_key_id"]
         if s.get("storage_type"):  # a Multi-AZ DB cluster's
             out["StorageType"] = s["storage_type"]
+        if s.get("source_snapshot"):
+            out["SourceDBClusterSnapshotArn"] = s["source_snapshot"]
         return out
 
     def create_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
@@ -176,6 +178,89 @@ class ClusterBackupOperations(ClusterOperations, SnapshotSharingOperations):
             self._remove_volume(snap["volume"])
         self.store.delete_doc("cluster_snapshot", snap["id"])
         return {"DBClusterSnapshot": {**self._cluster_snapshot_out(snap), "Status": "deleted"}}
+
+    def copy_db_cluster_snapshot(self, ctx: RequestContext, req: dict) -> dict:
+        """A manual copy of a cluster snapshot: the caller's (automated or manual), one shared with
+        it by another account, or its own in another region, named by ARN (cross-region copy).
+        The copy's files are the source's base backup, copied in the background ("copying")."""
+        ident = req.get("SourceDBClusterSnapshotIdentifier") or ""
+        src = self._shared_snapshot(ident, other_region=True, kind=CLUSTER_SNAPSHOT) or self._own_snapshot(
+            ident, CLUSTER_SNAPSHOT
+        )
+        if src["status"] != "available":
+            raise m.fault(CLUSTER_SNAPSHOT.invalid_state, f"DBClusterSnapshot {src['id']} is not available.")
+        owner, region = self.store.owner(src), self.store.region_of(src)
+        if req.get("KmsKeyId") and not src.get("encrypted"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "An unencrypted DB cluster snapshot can't be encrypted by copying it.",
+            )
+        if src.get("encrypted") and region != self.region:
+            raise m.fault(
+                "InvalidParameterCombination",
+                "Strata does not copy encrypted snapshots between regions (its KMS keys are regional).",
+            )
+        if src.get("encrypted") and owner != self.account and not req.get("KmsKeyId"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "KmsKeyId is required to copy an encrypted DB cluster snapshot shared from another account.",
+            )
+        target = m.check_identifier(
+            req.get("TargetDBClusterSnapshotIdentifier"), "TargetDBClusterSnapshotIdentifier", 63
+        )
+        if self.store.get_doc("cluster_snapshot", target):
+            raise m.fault("DBClusterSnapshotAlreadyExistsFault", f"Snapshot {target} already exists.")
+        inherited = src.get("kms_key_id") if src.get("encrypted") else None
+        kms_key = self._storage_key({"KmsKeyId": req.get("KmsKeyId")}, inherited) if inherited else None
+        tags = m.tags_in(req.get("Tags")) or (dict(src.get("tags", {})) if req.get("CopyTags") else {})
+        volume = self._cluster_snapshot_volume(target) if kms_key else None
+        if volume:
+            path = self.fleet.volumes.files(volume) / "data"
+        else:
+            path = self.runtime.data_dir / "cluster-snapshots" / self.store.engine_key(target) / "data"
+        # the copy is the caller's, here (the source's owner, region and sharing stay with it)
+        snap = {
+            **{k: v for k, v in src.items() if k not in ("account", "region", "restore")},
+            "id": target,
+            "type": "manual",
+            "status": "copying",
+            "created": clock.now().isoformat(),
+            "tags": tags,
+            "path": str(path),
+            "source_snapshot": self._snapshot_names(src, CLUSTER_SNAPSHOT)[1],
+            "encrypted": kms_key is not None,
+            "kms_key_id": kms_key,
+            "volume": volume,
+            "dek": None,
+        }
+        self.store.put_doc("cluster_snapshot", target, snap)
+        self._spawn(f"cluster-snapshot:{target}", self._copy_cluster_snapshot, src["path"], target)
+        return {"DBClusterSnapshot": self._cluster_snapshot_out(snap)}
+
+    def _copy_cluster_snapshot(self, src_path: str, target: str) -> None:
+        snap = self.store.get_doc("cluster_snapshot", target)
+        if snap is None:  # deleted while it waited: AWS's way of cancelling a copy
+            return
+        try:
+            if snap.get("volume"):
+                self._remove_volume(snap["volume"])  # left by a copy cut short: made again
+                snap["dek"] = self._new_volume(snap["volume"], snap["kms_key_id"])
+                self.store.put_doc("cluster_snapshot", target, snap)
+            dest = Path(snap["path"])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src_path, dest, symlinks=True, dirs_exist_ok=True)
+        except Exception:
+            # the source went away (or its volume is locked): no half-made copy stays listed
+            shutil.rmtree(Path(snap["path"]).parent, ignore_errors=True)
+            if snap.get("volume"):
+                self._remove_volume(snap["volume"])
+            self.store.delete_doc("cluster_snapshot", target)
+            raise
+        if self.store.get_doc("cluster_snapshot", target) is None:  # deleted while copying
+            shutil.rmtree(dest.parent, ignore_errors=True)
+            return
+        snap["status"] = "available"
+        self.store.put_doc("cluster_snapshot", target, snap)
 
     async def restore_db_cluster_from_snapshot(self, ctx: RequestContext, req: dict) -> dict:
         snap = self._get_cluster_snapshot(req.get("SnapshotIdentifier"), shared=True)

@@ -130,6 +130,7 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         120,
         0.5,
     )
+    _copy_to_another_region_and_restore(strata_server, f"cs-{unique}", unique)
 
     time.sleep(1.2)
     restore_time = datetime.now(UTC)
@@ -190,6 +191,61 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
+
+
+def _copy_to_another_region_and_restore(strata_server, snap_id: str, unique: str) -> None:  # noqa: ANN001
+    """CopyDBClusterSnapshot across regions (the source named by its ARN, as AWS requires); the
+    copy restores there as a cluster with the snapshot's rows."""
+    east, west = strata_server.client("rds"), strata_server.client("rds", region="us-west-2")
+    (snap,) = east.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snap_id)["DBClusterSnapshots"]
+    target, restored = f"cs-copy-{unique}", f"aurora-copy-{unique}"
+    with pytest.raises(ClientError) as e:  # a bare identifier names nothing in us-west-2
+        west.copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=snap_id, TargetDBClusterSnapshotIdentifier=target
+        )
+    assert e.value.response["Error"]["Code"] == "DBClusterSnapshotNotFoundFault"
+    copy = west.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"],
+        TargetDBClusterSnapshotIdentifier=target,
+        SourceRegion="us-east-1",
+    )["DBClusterSnapshot"]
+    assert copy["SourceDBClusterSnapshotArn"] == snap["DBClusterSnapshotArn"]
+    assert copy["DBClusterSnapshotArn"].startswith("arn:aws:rds:us-west-2:")
+    assert copy["SnapshotType"] == "manual"
+    with pytest.raises(ClientError) as e:
+        west.copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"],
+            TargetDBClusterSnapshotIdentifier=target,
+        )
+    assert e.value.response["Error"]["Code"] == "DBClusterSnapshotAlreadyExistsFault"
+    eventually(
+        lambda: (
+            west.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=target)["DBClusterSnapshots"][0][
+                "Status"
+            ]
+            == "available"
+        ),
+        120,
+        0.5,
+    )
+    west.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier=restored, SnapshotIdentifier=target, Engine="aurora-postgresql"
+    )
+    west.create_db_instance(
+        DBInstanceIdentifier=f"c1-{unique}",
+        DBClusterIdentifier=restored,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+    wait_status(west, f"c1-{unique}", timeout=300)
+    with cluster_connect(describe(west, restored)) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (50,)
+    west.delete_db_instance(DBInstanceIdentifier=f"c1-{unique}", SkipFinalSnapshot=True)
+    west.get_waiter("db_instance_deleted").wait(
+        DBInstanceIdentifier=f"c1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    west.delete_db_cluster(DBClusterIdentifier=restored, SkipFinalSnapshot=True)
+    west.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=target)
 
 
 def test_aurora_mysql_cluster(strata_server, unique: str) -> None:
