@@ -86,6 +86,23 @@ def _resolve(futs: list[asyncio.Future], error: BaseException | None) -> None:
                 f.set_exception(error)
 
 
+def serve_queue(q: queue.SimpleQueue | queue.Queue, apply: Callable[[list], None], group: int = 256) -> None:
+    """A writer thread's loop: what is queued (up to `group` writes) is applied as one group; a
+    None queued by close() ends it, after the writes queued before it."""
+    while True:
+        items = [q.get()]
+        while len(items) < group:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                break
+        if items[-1] is None:
+            if len(items) > 1:
+                apply(items[:-1])
+            return
+        apply(items)
+
+
 def _answer(batch: list[tuple[asyncio.Future, bool, Any]]) -> None:
     for fut, ok, value in batch:
         if not fut.done():
@@ -380,18 +397,7 @@ class GroupCommit:
         return await fut
 
     def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while len(items) < 256:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if items[-1] is None:  # close()
-                if len(items) > 1:
-                    self._apply_batch(items[:-1])
-                return
-            self._apply_batch(items)
+        serve_queue(self._queue, self._apply_batch)
 
     def _apply_batch(self, items: list[tuple[Callable[[], Any], asyncio.Future]]) -> None:
         """Apply queued writes in one transaction (a SAVEPOINT each), commit, fsync, answer them.

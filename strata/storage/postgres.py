@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from strata.storage.group_commit import _answer
+from strata.storage.group_commit import _answer, serve_queue
 from strata.storage.pg_sql import bind, ddl
 
 T = TypeVar("T")
@@ -373,18 +373,7 @@ class PostgresStore:
             self._wraw.close()
 
     def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            while len(items) < 256:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if items[-1] is None:  # close()
-                if len(items) > 1:
-                    self._apply_batch(items[:-1])
-                return
-            self._apply_batch(items)
+        serve_queue(self._queue, self._apply_batch)
 
     def _apply_batch(self, items: list[tuple[Callable[[], Any], asyncio.Future]]) -> None:
         """Apply queued writes in one transaction (a SAVEPOINT each), commit, answer them."""
