@@ -287,6 +287,7 @@ def test_every_public_method_is_an_s3_operation() -> None:
         "related_requests",
         "condition_key",
         "further_resources",
+        "further_resources_members",
         "cors_preflight",  # gateway hooks (strata.gateway.cors)
         "cors_headers",
         "count",
