@@ -365,6 +365,11 @@ class ClusterOperations(RDSCore):
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
+        if req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot",
+            )
         if c.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",

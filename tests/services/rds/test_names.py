@@ -65,6 +65,14 @@ def test_identifiers_follow_rds_rules(rds, unique: str) -> None:
             "Code": "InvalidParameterCombination",
             "Message": "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
         }
+        with pytest.raises(ClientError) as e:  # and not both ways at once
+            rds.delete_db_cluster(
+                DBClusterIdentifier=cid, SkipFinalSnapshot=True, FinalDBSnapshotIdentifier="fin"
+            )
+        assert e.value.response["Error"]["Message"] == (
+            "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot"
+        )
+        assert rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]["Status"] == "available"
     finally:
         rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
 
