@@ -1,0 +1,734 @@
+"""Issue 22's proof of several gateways: kill -9 a gateway, then the PostgreSQL leader, under load,
+and lose no acknowledged write.
+
+    sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
+                                            [--no-dynamodb] [--keep]
+
+Everything runs on this machine, each node in its own network namespace on one bridge
+(bench/ha/configs.py): a 3-node etcd, 2 PostgreSQL nodes under Patroni (synchronous replication),
+HAProxy (PostgreSQL: the Patroni leader by its /primary check; Strata: round robin over the
+gateways) and 3 `strata serve --metadata postgresql://... --blob-dir DIR` gateways sharing one blob
+directory. The Debian packages are installed when missing (bench/ha/install.sh).
+
+Timeline: a steady phase (CPU per request per gateway from /proc and HAProxy's per-server response
+counts), a probe of PostgreSQL statements per operation (pg_stat_statements, one operation type at
+a time, sequential), then the mixed load again: gw2 is killed with SIGKILL, and `--gap` seconds
+later every process of the PostgreSQL leader's node (Patroni and PostgreSQL: the node dies, its
+leader key expires after the TTL, the synchronous standby is promoted).
+
+Clients (boto3 through HAProxy, no botocore retries) retry an operation themselves until it is
+acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
+counts as a violation. At the end every acknowledged write is read back (S3 bytes by MD5,
+DynamoDB items and counters with ConsistentRead). Error windows: failed attempts of all threads
+merged when less than a second apart; a window's length is from its first failed attempt's start
+to the end of its last.
+
+DynamoDB load (on by default): a table made through gw1 must be visible through gw2 and gw3; while
+DynamoDB keeps its tables in each gateway's SQLite it is not, and the DynamoDB part is skipped
+with that reported. Everything started is killed and the namespaces removed on exit, also on
+failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench" / "ha"))
+
+from configs import (  # noqa: E402
+    PG_PORT,
+    STRATA_PORT,
+    Node,
+    Secrets,
+    Topology,
+    etcd_command,
+    gateway_command,
+    haproxy_config,
+    patroni_config,
+    topology,
+)
+
+RETRYABLE_CODES = {
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+}
+BUCKET = "ha-proof"
+TABLE = "ha-proof"
+T0 = time.monotonic()
+
+
+def now() -> float:
+    return time.monotonic() - T0
+
+
+def say(msg: str) -> None:
+    print(f"[{now():7.1f}s] {msg}", flush=True)
+
+
+# -- processes and namespaces ------------------------------------------------------------------
+
+
+class Cluster:
+    """Starts the nodes' processes in their namespaces and takes everything down again."""
+
+    def __init__(self, t: Topology, keys: Secrets) -> None:
+        self.t = t
+        self.keys = keys
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def sh(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def teardown(self) -> None:
+        """Kill every process of every namespace of this prefix, delete them and the bridge."""
+        for node in self.t.nodes:
+            ns = self.t.netns(node)
+            pids = self.sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for node in self.t.nodes:
+            self.sh("ip", "netns", "del", self.t.netns(node), check=False)
+            self.sh("ip", "link", "del", self.t.veth(node), check=False)
+        self.sh("ip", "link", "del", self.t.bridge, check=False)
+
+    def network(self) -> None:
+        t = self.t
+        self.sh("ip", "link", "add", t.bridge, "type", "bridge")
+        self.sh("ip", "addr", "add", f"{t.host_ip}/24", "dev", t.bridge)
+        self.sh("ip", "link", "set", t.bridge, "up")
+        for node in t.nodes:
+            ns, veth = t.netns(node), t.veth(node)
+            self.sh("ip", "netns", "add", ns)
+            self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.sh("ip", "link", "set", veth, "master", t.bridge, "up")
+            self.sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{node.ip}/24", "dev", "eth0")
+            self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+    def start(self, node: Node, cmd: list[str], *, user: str = "", env: dict | None = None) -> None:
+        prefix = ["ip", "netns", "exec", self.t.netns(node)]
+        if user:  # PostgreSQL refuses to run as root
+            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+        log = open(self.t.run_dir / f"{node.name}.log", "ab")  # noqa: SIM115 - the child holds it
+        self.procs[node.name] = subprocess.Popen(
+            prefix + cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=self.t.run_dir,
+            start_new_session=True,
+        )
+        log.close()
+
+    def kill_node(self, node: Node) -> None:
+        """The machine dies: SIGKILL to every process of its namespace."""
+        for pid in self.sh("ip", "netns", "pids", self.t.netns(node), check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def log_tail(self, node: Node, lines: int = 15) -> str:
+        path = self.t.run_dir / f"{node.name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def wait_for(what: str, check: Any, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - not up yet
+            last = e
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {what}: {last}")
+
+
+def http_status(ip: str, port: int, path: str) -> int:
+    """The status of a plain HTTP GET (Patroni's REST API), 0 when unreachable."""
+    try:
+        with socket.create_connection((ip, port), timeout=2) as s:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
+            head = s.recv(64).decode(errors="replace")
+        return int(head.split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def haproxy_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
+    """HAProxy's `show stat`, by (proxy, server)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(t.run_dir / "haproxy.sock"))
+        s.sendall(b"show stat\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    lines = data.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        if line:
+            row = dict(zip(header, line.split(","), strict=False))
+            out[(row["pxname"], row["svname"])] = row
+    return out
+
+
+def gateway_responses(t: Topology) -> dict[str, int]:
+    stats = haproxy_stats(t)
+    out = {}
+    for n in t.gateways:
+        row = stats.get(("gateways", n.name), {})
+        out[n.name] = sum(
+            int(row.get(k) or 0) for k in ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx")
+        )
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gateway_pid(cluster: Cluster, node: Node) -> int:
+    return cluster.procs[node.name].pid  # `ip netns exec` execs the command: the same process
+
+
+# -- bringing the cluster up -------------------------------------------------------------------
+
+
+def bring_up(cluster: Cluster, python: str, seed_sse_key: bool) -> None:
+    t, keys = cluster.t, cluster.keys
+    cluster.network()
+    say("network: bridge and namespaces up")
+    for n in t.etcd:
+        cluster.start(n, etcd_command(t, n))
+    endpoints = ",".join(f"http://{n.ip}:2379" for n in t.etcd)
+    wait_for(
+        "etcd",
+        lambda: (
+            cluster.sh("etcdctl", f"--endpoints={endpoints}", "endpoint", "health", check=False).returncode
+            == 0
+        ),
+    )
+    say("etcd: 3 members healthy")
+    for i, n in enumerate(t.pg):
+        home = t.run_dir / n.name
+        home.mkdir(mode=0o700)
+        (home / "patroni.yml").write_text(patroni_config(t, n, keys))
+        shutil.chown(home, "postgres", "postgres")
+        shutil.chown(home / "patroni.yml", "postgres", "postgres")
+        cluster.start(n, ["patroni", str(home / "patroni.yml")], user="postgres")
+        if i == 0:  # the first bootstraps the cluster; the second is cloned from it
+            wait_for(
+                "the first Patroni node to lead", lambda n=n: http_status(n.ip, 8008, "/primary") == 200, 120
+            )
+            say(f"patroni: {n.name} leads")
+    wait_for(
+        "a synchronous standby",
+        lambda: any(http_status(n.ip, 8008, "/sync") == 200 for n in t.pg),
+        120,
+    )
+    say("patroni: synchronous standby streaming")
+    (t.run_dir / "haproxy.cfg").write_text(haproxy_config(t))
+    cluster.start(t.lb, ["haproxy", "-db", "-f", str(t.run_dir / "haproxy.cfg")])
+    admin = f"postgresql://postgres:{keys.superuser}@{t.lb.ip}:{PG_PORT}/postgres"
+    with wait_for(
+        "PostgreSQL through HAProxy", lambda: psycopg.connect(admin, autocommit=True, connect_timeout=2)
+    ) as c:
+        c.execute(f"CREATE ROLE strata LOGIN PASSWORD '{keys.strata_db}'")
+        c.execute("CREATE DATABASE strata OWNER strata TEMPLATE template0 LOCALE 'C' ENCODING 'UTF8'")
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/strata", autocommit=True) as c:
+        c.execute("CREATE EXTENSION pg_stat_statements")
+    say("haproxy: PostgreSQL leader reachable; database strata made")
+    t.blob_dir.mkdir()
+    if seed_sse_key:  # builds that keep the SSE-S3 root key in each gateway's data dir
+        root_key = os.urandom(32)
+        for n in t.gateways:
+            (t.run_dir / n.name / "s3").mkdir(parents=True)
+            (t.run_dir / n.name / "s3" / "sse-root.key").write_bytes(root_key)
+            (t.run_dir / n.name / "s3" / "sse-root.key").chmod(0o600)
+    env = {"STRATA_ACCESS_KEY_ID": keys.access_key, "STRATA_SECRET_ACCESS_KEY": keys.secret_key}
+    for n in t.gateways:
+        cluster.start(n, gateway_command(t, n, keys, python), env=env)
+    for n in t.gateways:
+
+        def up(n: Node = n) -> bool:
+            if cluster.procs[n.name].poll() is not None:
+                raise SystemExit(f"gateway {n.name} exited:\n{cluster.log_tail(n)}")
+            client(t, keys, f"http://{n.ip}:{STRATA_PORT}").list_buckets()
+            return True
+
+        wait_for(f"gateway {n.name}", up, 120)
+    say(f"strata: {len(t.gateways)} gateways answer; HAProxy in front at {t.strata_url}")
+
+
+# -- clients and load --------------------------------------------------------------------------
+
+
+def client(t: Topology, keys: Secrets, url: str, service: str = "s3", retries: int = 1) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=keys.access_key,
+        aws_secret_access_key=keys.secret_key,
+        config=Config(
+            retries={"max_attempts": retries, "mode": "standard"},
+            connect_timeout=3,
+            read_timeout=30,
+            max_pool_connections=4,
+        ),
+    )
+
+
+def classify(e: Exception) -> tuple[str, bool]:
+    """(label, retryable) of a failed attempt, as AWS's SDKs would judge it."""
+    if isinstance(e, ClientError):
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = e.response.get("Error", {}).get("Code", "?")
+        return f"{status} {code}", status >= 500 or code in RETRYABLE_CODES
+    if isinstance(e, BotoCoreError):  # connection refused/reset/closed, timeouts
+        return type(e).__name__, True
+    return type(e).__name__, False
+
+
+@dataclass
+class Record:
+    """What the load threads saw (appends from several threads: list.append is atomic)."""
+
+    s3: dict[str, str] = field(default_factory=dict)  # key -> md5 of acknowledged PUT
+    items: dict[str, str] = field(default_factory=dict)  # pk -> value of acknowledged PutItem
+    counters_acked: Counter = field(default_factory=Counter)
+    counters_tried: Counter = field(default_factory=Counter)
+    failures: list[tuple[float, float, str, bool, str]] = field(
+        default_factory=list
+    )  # start, end, label, retryable, op
+    done: Counter = field(default_factory=Counter)
+    mismatches: list[str] = field(default_factory=list)
+    gave_up: list[str] = field(default_factory=list)
+
+
+class Load:
+    """Threads doing a mixed S3/DynamoDB load through HAProxy, retrying until acknowledged."""
+
+    def __init__(self, t: Topology, keys: Secrets, threads: int, dynamodb: bool) -> None:
+        self.t, self.keys, self.n, self.dynamodb = t, keys, threads, dynamodb
+        self.rec = Record()
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.stop.clear()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.n)]
+        for th in self.threads:
+            th.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for th in self.threads:
+            th.join()
+
+    def attempt(self, op: str, fn: Any) -> Any:
+        """Run `fn` until it succeeds; every failed attempt recorded. None if it gave up."""
+        delay = 0.05
+        deadline = time.monotonic() + 120
+        while True:
+            start = now()
+            try:
+                return fn()
+            except Exception as e:  # noqa: BLE001 - every failure is recorded by code
+                label, retryable = classify(e)
+                self.rec.failures.append((start, now(), label, retryable, op))
+                if not retryable or time.monotonic() > deadline:
+                    self.rec.gave_up.append(f"{op}: {label}: {e}")
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _run(self, i: int) -> None:
+        s3 = client(self.t, self.keys, self.t.strata_url)
+        ddb = client(self.t, self.keys, self.t.strata_url, "dynamodb") if self.dynamodb else None
+        rng = random.Random(i)
+        mine: list[str] = []
+        items: list[str] = []
+        seq = 0
+        ops = ["s3_put"] * 3 + ["s3_get"] * 2
+        if ddb is not None:
+            ops += ["ddb_put"] * 2 + ["ddb_get", "ddb_update"]
+        while not self.stop.is_set():
+            op = rng.choice(ops)
+            seq += 1
+            if op == "s3_put" or (op == "s3_get" and not mine):
+                op = "s3_put"
+                key = f"t{i}/{seq}"
+                body = rng.randbytes(rng.randint(1, 16) * 1024)
+                if (
+                    self.attempt(
+                        op, lambda key=key, body=body: s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                    )
+                    is not None
+                ):
+                    self.rec.s3[key] = hashlib.md5(body).hexdigest()
+                    mine.append(key)
+            elif op == "s3_get":
+                key = rng.choice(mine)
+                r = self.attempt(op, lambda key=key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+                if r is not None and hashlib.md5(r).hexdigest() != self.rec.s3[key]:
+                    self.rec.mismatches.append(f"GET {key} returned other bytes")
+            elif op == "ddb_put" or (op == "ddb_get" and not items):
+                op = "ddb_put"
+                pk, value = f"t{i}-{seq}", secrets.token_hex(8)
+                item = {"pk": {"S": pk}, "v": {"S": value}}
+                if self.attempt(op, lambda item=item: ddb.put_item(TableName=TABLE, Item=item)) is not None:
+                    self.rec.items[pk] = value
+                    items.append(pk)
+            elif op == "ddb_get":
+                pk = rng.choice(items)
+                r = self.attempt(
+                    op,
+                    lambda pk=pk: ddb.get_item(TableName=TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True),
+                )
+                if r is not None and r.get("Item", {}).get("v", {}).get("S") != self.rec.items[pk]:
+                    self.rec.mismatches.append(f"GetItem {pk} returned {r.get('Item')}")
+            else:
+                counter = f"counter-t{i}"
+
+                def update(counter: str = counter) -> Any:
+                    self.rec.counters_tried[counter] += 1  # an attempt may apply and still fail
+                    return ddb.update_item(
+                        TableName=TABLE,
+                        Key={"pk": {"S": counter}},
+                        UpdateExpression="ADD n :one",
+                        ExpressionAttributeValues={":one": {"N": "1"}},
+                    )
+
+                if self.attempt(op, update) is not None:
+                    self.rec.counters_acked[counter] += 1
+            if not self.stop.is_set():
+                self.rec.done[op] += 1
+
+
+# -- the proof ---------------------------------------------------------------------------------
+
+
+def dynamodb_is_shared(t: Topology, keys: Secrets) -> tuple[bool, str]:
+    """Whether a table made through one gateway is there through the others."""
+    first = client(t, keys, f"http://{t.gateways[0].ip}:{STRATA_PORT}", "dynamodb", retries=3)
+    first.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    first.get_waiter("table_exists").wait(TableName=TABLE)
+    for n in t.gateways[1:]:
+        other = client(t, keys, f"http://{n.ip}:{STRATA_PORT}", "dynamodb", retries=3)
+        try:
+            other.describe_table(TableName=TABLE)
+        except ClientError as e:
+            return False, f"a table made through {t.gateways[0].name} is not seen through {n.name}: {e}"
+    return True, "a table made through gw1 is seen through every gateway"
+
+
+def s3_objects_shared(t: Topology, keys: Secrets) -> tuple[bool, str]:
+    """Whether an object written through one gateway reads (the same bytes) through the others."""
+    body = os.urandom(1024)
+    first = client(t, keys, f"http://{t.gateways[0].ip}:{STRATA_PORT}", retries=3)
+    first.put_object(Bucket=BUCKET, Key="shared-check", Body=body)
+    for n in t.gateways[1:]:
+        other = client(t, keys, f"http://{n.ip}:{STRATA_PORT}", retries=3)
+        try:
+            got = other.get_object(Bucket=BUCKET, Key="shared-check")["Body"].read()
+        except ClientError as e:
+            return (
+                False,
+                f"an object written through {t.gateways[0].name} does not read through {n.name}: {e}",
+            )
+        if got != body:
+            return False, f"an object written through {t.gateways[0].name} reads other bytes through {n.name}"
+    return True, f"an object written through {t.gateways[0].name} reads through every gateway"
+
+
+def steady_cpu(cluster: Cluster, load: Load, seconds: float) -> None:
+    t = cluster.t
+    pids = {n.name: gateway_pid(cluster, n) for n in t.gateways}
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    resp0 = gateway_responses(t)
+    done0 = sum(load.rec.done.values())
+    time.sleep(seconds)
+    cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    resp1 = gateway_responses(t)
+    ops = sum(load.rec.done.values()) - done0
+    say(
+        f"steady phase: {ops} operations acknowledged in {seconds:.0f} s = {ops / seconds:.0f}/s through HAProxy"
+    )
+    for n in t.gateways:
+        r = resp1[n.name] - resp0[n.name]
+        c = cpu1[n.name] - cpu0[n.name]
+        per = f"{c / r * 1000:.2f} ms CPU/request" if r else "no requests"
+        say(f"  {n.name}: {r} requests, {c:.1f} s CPU ({c / seconds * 100:.0f}% of a core), {per}")
+
+
+def statements_per_op(t: Topology, keys: Secrets, dynamodb: bool, n: int = 100) -> None:
+    """PostgreSQL statements (pg_stat_statements calls) and commits per operation, sequential."""
+    admin = f"postgresql://postgres:{keys.superuser}@{t.lb.ip}:{PG_PORT}/strata"
+    s3 = client(t, keys, t.strata_url, retries=5)
+    ddb = client(t, keys, t.strata_url, "dynamodb", retries=5)
+    body = os.urandom(4096)
+    probes: list[tuple[str, Any]] = [
+        ("S3 PutObject", lambda i: s3.put_object(Bucket=BUCKET, Key=f"probe/{i}", Body=body)),
+        ("S3 GetObject", lambda i: s3.get_object(Bucket=BUCKET, Key=f"probe/{i}")["Body"].read()),
+        ("S3 HeadObject", lambda i: s3.head_object(Bucket=BUCKET, Key=f"probe/{i}")),
+    ]
+    if dynamodb:
+        probes += [
+            ("DynamoDB PutItem", lambda i: ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"probe{i}"}})),
+            (
+                "DynamoDB GetItem",
+                lambda i: ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"probe{i}"}}, ConsistentRead=True),
+            ),
+            (
+                "DynamoDB UpdateItem",
+                lambda i: ddb.update_item(
+                    TableName=TABLE,
+                    Key={"pk": {"S": f"probe{i}"}},
+                    UpdateExpression="ADD n :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                ),
+            ),
+        ]
+    count = (
+        "SELECT coalesce(sum(s.calls), 0), (SELECT xact_commit FROM pg_stat_database WHERE datname = 'strata') "
+        "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'strata'"
+    )
+    with psycopg.connect(admin, autocommit=True) as c:
+        for name, fn in probes:
+            c.execute("SELECT pg_stat_statements_reset()")
+            c.execute("SELECT pg_stat_clear_snapshot()")
+            calls0, commits0 = c.execute(count).fetchone()
+            t0 = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            dt = time.perf_counter() - t0
+            time.sleep(0.6)  # statistics reach pg_stat_database within PGSTAT_MIN_INTERVAL
+            c.execute("SELECT pg_stat_clear_snapshot()")
+            calls1, commits1 = c.execute(count).fetchone()
+            say(
+                f"  {name}: {(calls1 - calls0) / n:.1f} statements, {(commits1 - commits0) / n:.1f} commits"
+                f" per operation; {dt / n * 1000:.1f} ms each, one client"
+            )
+
+
+def windows(failures: list[tuple[float, float, str, bool, str]]) -> list[tuple[float, float, Counter]]:
+    """Failed attempts of all threads merged into windows (less than 1 s apart)."""
+    out: list[tuple[float, float, Counter]] = []
+    for start, end, label, _, _ in sorted(failures):
+        if out and start - out[-1][1] < 1.0:
+            s, e, codes = out[-1]
+            codes[label] += 1
+            out[-1] = (s, max(e, end), codes)
+        else:
+            out.append((start, end, Counter({label: 1})))
+    return out
+
+
+def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
+    """Read every acknowledged write back; the number of lost or wrong ones."""
+    s3 = client(t, keys, t.strata_url, retries=10)
+    lost = 0
+    for key, md5 in rec.s3.items():
+        try:
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except ClientError as e:
+            lost += 1
+            say(f"LOST: s3://{BUCKET}/{key}: {e}")
+            continue
+        if hashlib.md5(body).hexdigest() != md5:
+            lost += 1
+            say(f"WRONG BYTES: s3://{BUCKET}/{key}")
+    say(f"verify: {len(rec.s3)} acknowledged S3 objects read back, {lost} lost or wrong")
+    if dynamodb:
+        ddb = client(t, keys, t.strata_url, "dynamodb", retries=10)
+        bad = 0
+        for pk, value in rec.items.items():
+            got = ddb.get_item(TableName=TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+            if not got or got["v"]["S"] != value:
+                bad += 1
+                say(f"LOST: item {pk}: {got}")
+        for counter, acked in rec.counters_acked.items():
+            got = ddb.get_item(TableName=TABLE, Key={"pk": {"S": counter}}, ConsistentRead=True).get("Item")
+            n = int(got["n"]["N"]) if got else 0
+            if not acked <= n <= rec.counters_tried[counter]:
+                bad += 1
+                say(f"COUNTER {counter}: {n}, acknowledged {acked}, attempted {rec.counters_tried[counter]}")
+        say(
+            f"verify: {len(rec.items)} acknowledged items and {len(rec.counters_acked)} counters"
+            f" ({sum(rec.counters_acked.values())} acknowledged increments) read back, {bad} lost or wrong"
+        )
+        lost += bad
+    return lost
+
+
+def leader(t: Topology) -> Node:
+    return wait_for(
+        "a Patroni leader",
+        lambda: next((n for n in t.pg if http_status(n.ip, 8008, "/primary") == 200), None),
+    )
+
+
+def prove(cluster: Cluster, args: argparse.Namespace) -> int:
+    t, keys = cluster.t, cluster.keys
+    s3 = client(t, keys, t.strata_url, retries=5)
+    s3.create_bucket(Bucket=BUCKET)
+    for n in t.gateways:
+        client(t, keys, f"http://{n.ip}:{STRATA_PORT}", retries=3).head_bucket(Bucket=BUCKET)
+    say("s3: a bucket made through HAProxy is seen through every gateway")
+    shared, why = s3_objects_shared(t, keys)
+    say(f"s3: {why}" + ("" if shared else " -- acknowledged objects will fail to read (the proof fails)"))
+    dynamodb = args.dynamodb
+    if dynamodb:
+        dynamodb, why = dynamodb_is_shared(t, keys)
+        say(f"dynamodb: {why}" + ("" if dynamodb else " -- DynamoDB left out of the load"))
+    load = Load(t, keys, args.threads, dynamodb)
+    load.start()
+    time.sleep(3)  # warm up (connections, caches)
+    steady_cpu(cluster, load, args.steady)
+    load.finish()
+    say(f"PostgreSQL statements per operation ({100} sequential operations each):")
+    statements_per_op(t, keys, dynamodb)
+    events: list[tuple[float, str]] = []
+    load.start()
+    time.sleep(5)
+    victim = t.gateways[1]
+    events.append((now(), f"kill -9 gateway {victim.name}"))
+    cluster.kill_node(victim)
+    say(events[-1][1])
+    time.sleep(args.gap)
+    old = leader(t)
+    events.append((now(), f"kill -9 PostgreSQL leader node {old.name} (Patroni and PostgreSQL)"))
+    cluster.kill_node(old)
+    say(events[-1][1])
+    new = wait_for(
+        "a new Patroni leader",
+        lambda: next((n for n in t.pg if n != old and http_status(n.ip, 8008, "/primary") == 200), None),
+        120,
+    )
+    events.append((now(), f"{new.name} is the Patroni leader"))
+    say(events[-1][1])
+    time.sleep(args.after)
+    load.finish()
+    rec = load.rec
+    say(f"load: {dict(rec.done)} operations acknowledged")
+    failed = [f for f in rec.failures]
+    codes = Counter((label, retryable) for _, _, label, retryable, _ in failed)
+    say(f"failed attempts: {len(failed)} (each retried by the client until acknowledged)")
+    for (label, retryable), k in codes.most_common():
+        say(f"  {k:5d}  {label}  {'retryable' if retryable else 'NOT RETRYABLE'}")
+    ws = windows(failed)
+    say(f"error windows: {len(ws)}")
+    for s, e, c in ws:
+        cause = min(events, key=lambda ev: abs(ev[0] - s))[1] if events else ""
+        say(
+            f"  at {s:6.1f}s for {e - s:5.2f} s: {sum(c.values())} failed attempts {dict(c)} (nearest event: {cause})"
+        )
+    not_retryable = sum(k for (_, r), k in codes.items() if not r)
+    lost = verify(t, keys, rec, dynamodb)
+    ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
+    for m in rec.mismatches[:10] + rec.gave_up[:10]:
+        say(f"  {m}")
+    say(
+        f"RESULT: {'PASS' if ok else 'FAIL'}: {lost} acknowledged writes lost, {not_retryable} non-retryable errors, "
+        f"{len(rec.mismatches)} wrong reads, {len(rec.gave_up)} operations given up"
+    )
+    return 0 if ok else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=6)
+    ap.add_argument("--steady", type=float, default=20, help="seconds of the steady phase (CPU per request)")
+    ap.add_argument("--gap", type=float, default=20, help="seconds between the two kills")
+    ap.add_argument("--after", type=float, default=40, help="seconds of load after the leader's kill")
+    ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--seed-sse-key",
+        action="store_true",
+        help="give every gateway the same SSE-S3 root key in its data dir (for builds that keep it there)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the run directory (logs, data)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (network namespaces, apt-get)")
+    subprocess.run(["sh", str(ROOT / "bench" / "ha" / "install.sh")], check=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="ha-proof-"))
+    run_dir.chmod(0o755)  # postgres (Patroni) must reach its directory
+    t = topology(run_dir)
+    keys = Secrets(
+        *(secrets.token_hex(12) for _ in range(3)),
+        "AKIAHAPROOF" + secrets.token_hex(5).upper()[:9],
+        secrets.token_hex(20),
+    )
+    cluster = Cluster(t, keys)
+    cluster.teardown()  # what a run killed without cleaning up left
+    # SIGTERM/SIGHUP end the run through the finally below, as Ctrl-C does.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    try:
+        bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.seed_sse_key)
+        return prove(cluster, args)
+    except BaseException:
+        for n in t.nodes:
+            tail = cluster.log_tail(n, 8)
+            if tail:
+                print(f"--- {n.name}.log (last lines)\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        cluster.teardown()
+        if args.keep:
+            print(f"run directory kept: {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        say("cleaned up: processes killed, namespaces and bridge removed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
