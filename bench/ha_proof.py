@@ -216,9 +216,7 @@ def gateway_responses(t: Topology) -> dict[str, int]:
     out = {}
     for n in t.gateways:
         row = stats.get(("gateways", n.name), {})
-        out[n.name] = sum(
-            int(row.get(k) or 0) for k in ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx")
-        )
+        out[n.name] = sum(int(row.get(k) or 0) for k in ("hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx"))
     return out
 
 
@@ -354,6 +352,7 @@ class Load:
         self.t, self.keys, self.n, self.dynamodb = t, keys, threads, dynamodb
         self.rec = Record()
         self.stop = threading.Event()
+        self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -444,7 +443,8 @@ class Load:
                 if self.attempt(op, update) is not None:
                     self.rec.counters_acked[counter] += 1
             if not self.stop.is_set():
-                self.rec.done[op] += 1
+                with self.lock:
+                    self.rec.done[op] += 1
 
 
 # -- the proof ---------------------------------------------------------------------------------
@@ -488,24 +488,50 @@ def s3_objects_shared(t: Topology, keys: Secrets) -> tuple[bool, str]:
     return True, f"an object written through {t.gateways[0].name} reads through every gateway"
 
 
+def node_cpu(cluster: Cluster, node: Node) -> float:
+    """CPU seconds of the processes now in the node's namespace (PostgreSQL's backends are
+    long-lived pooled connections, so a phase's difference is nearly all of it)."""
+    total = 0.0
+    for pid in cluster.sh("ip", "netns", "pids", cluster.t.netns(node), check=False).stdout.split():
+        try:
+            total += cpu_seconds(int(pid))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
 def steady_cpu(cluster: Cluster, load: Load, seconds: float) -> None:
+    """CPU per request per gateway (HAProxy's per-server responses, /proc), and of the rest."""
     t = cluster.t
     pids = {n.name: gateway_pid(cluster, n) for n in t.gateways}
+    others = [*t.pg, t.lb]
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    other0 = {n.name: node_cpu(cluster, n) for n in others}
+    me0 = sum(os.times()[:2])
     resp0 = gateway_responses(t)
     done0 = sum(load.rec.done.values())
     time.sleep(seconds)
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    other1 = {n.name: node_cpu(cluster, n) for n in others}
+    me1 = sum(os.times()[:2])
     resp1 = gateway_responses(t)
     ops = sum(load.rec.done.values()) - done0
     say(
         f"steady phase: {ops} operations acknowledged in {seconds:.0f} s = {ops / seconds:.0f}/s through HAProxy"
+        f" ({load.n} client threads)"
     )
     for n in t.gateways:
         r = resp1[n.name] - resp0[n.name]
         c = cpu1[n.name] - cpu0[n.name]
         per = f"{c / r * 1000:.2f} ms CPU/request" if r else "no requests"
         say(f"  {n.name}: {r} requests, {c:.1f} s CPU ({c / seconds * 100:.0f}% of a core), {per}")
+    for n in others:
+        c = other1[n.name] - other0[n.name]
+        per = f", {c / ops * 1000:.2f} ms per operation" if ops else ""
+        say(f"  {n.name} (all its processes): {c:.1f} s CPU ({c / seconds * 100:.0f}% of a core){per}")
+    c = me1 - me0
+    say(f"  load generator (boto3): {c:.1f} s CPU ({c / seconds * 100:.0f}% of a core)")
+    say(f"  machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work included)")
 
 
 def statements_per_op(t: Topology, keys: Secrets, dynamodb: bool, n: int = 100) -> None:
@@ -553,7 +579,7 @@ def statements_per_op(t: Topology, keys: Secrets, dynamodb: bool, n: int = 100) 
             c.execute("SELECT pg_stat_clear_snapshot()")
             calls1, commits1 = c.execute(count).fetchone()
             say(
-                f"  {name}: {(calls1 - calls0) / n:.1f} statements, {(commits1 - commits0) / n:.1f} commits"
+                f"  {name}: {(calls1 - calls0) / n:.1f} statements, {(commits1 - commits0) / n:.1f} transactions"
                 f" per operation; {dt / n * 1000:.1f} ms each, one client"
             )
 
@@ -633,7 +659,10 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     time.sleep(3)  # warm up (connections, caches)
     steady_cpu(cluster, load, args.steady)
     load.finish()
-    say(f"PostgreSQL statements per operation ({100} sequential operations each):")
+    say(
+        "PostgreSQL statements per operation (pg_stat_statements: BEGIN, SAVEPOINT and COMMIT included;"
+        " pipelined ones share a round trip), 100 sequential operations each:"
+    )
     statements_per_op(t, keys, dynamodb)
     events: list[tuple[float, str]] = []
     load.start()
@@ -666,10 +695,9 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     ws = windows(failed)
     say(f"error windows: {len(ws)}")
     for s, e, c in ws:
-        cause = min(events, key=lambda ev: abs(ev[0] - s))[1] if events else ""
-        say(
-            f"  at {s:6.1f}s for {e - s:5.2f} s: {sum(c.values())} failed attempts {dict(c)} (nearest event: {cause})"
-        )
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        cause = f"after: {before[-1][1]}" if before else "before the kills"
+        say(f"  at {s:6.1f}s for {e - s:5.2f} s: {sum(c.values())} failed attempts {dict(c)} ({cause})")
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
