@@ -698,6 +698,13 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         before = [ev for ev in events if ev[0] <= s + 0.5]
         cause = f"after: {before[-1][1]}" if before else "before the kills"
         say(f"  at {s:6.1f}s for {e - s:5.2f} s: {sum(c.values())} failed attempts {dict(c)} ({cause})")
+    stats = haproxy_stats(t)
+    for n in t.gateways:
+        row = stats.get(("gateways", n.name), {})
+        say(
+            f"haproxy {n.name}: {row.get('wretr') or 0} connection retries, {row.get('wredis') or 0} redispatches,"
+            f" {row.get('eresp') or 0} response errors, {row.get('hrsp_5xx') or 0} 5xx answered"
+        )
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
