@@ -233,7 +233,7 @@ def gateway_pid(cluster: Cluster, node: Node) -> int:
 # -- bringing the cluster up -------------------------------------------------------------------
 
 
-def bring_up(cluster: Cluster, python: str, seed_sse_key: bool) -> None:
+def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) -> None:
     t, keys = cluster.t, cluster.keys
     cluster.network()
     say("network: bridge and namespaces up")
@@ -284,7 +284,12 @@ def bring_up(cluster: Cluster, python: str, seed_sse_key: bool) -> None:
             (t.run_dir / n.name / "s3").mkdir(parents=True)
             (t.run_dir / n.name / "s3" / "sse-root.key").write_bytes(root_key)
             (t.run_dir / n.name / "s3" / "sse-root.key").chmod(0o600)
-    env = {"STRATA_ACCESS_KEY_ID": keys.access_key, "STRATA_SECRET_ACCESS_KEY": keys.secret_key}
+    env = {
+        "STRATA_ACCESS_KEY_ID": keys.access_key,
+        "STRATA_SECRET_ACCESS_KEY": keys.secret_key,
+        # this tree's strata, not the one the virtualenv was installed from
+        "PYTHONPATH": str(source),
+    }
     for n in t.gateways:
         cluster.start(n, gateway_command(t, n, keys, python), env=env)
     for n in t.gateways:
@@ -725,6 +730,9 @@ def main() -> int:
     ap.add_argument("--after", type=float, default=40, help="seconds of load after the leader's kill")
     ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument(
+        "--source", type=Path, default=ROOT, help="the Strata tree the gateways run (default: this one)"
+    )
+    ap.add_argument(
         "--seed-sse-key",
         action="store_true",
         help="give every gateway the same SSE-S3 root key in its data dir (for builds that keep it there)",
@@ -748,7 +756,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     try:
-        bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.seed_sse_key)
+        bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.source.resolve(), args.seed_sse_key)
         return prove(cluster, args)
     except BaseException:
         for n in t.nodes:
