@@ -315,7 +315,8 @@ def client(t: Topology, keys: Secrets, url: str, service: str = "s3", retries: i
         aws_access_key_id=keys.access_key,
         aws_secret_access_key=keys.secret_key,
         config=Config(
-            retries={"max_attempts": retries, "mode": "standard"},
+            # total_max_attempts counts the first attempt (botocore's max_attempts does not)
+            retries={"total_max_attempts": retries, "mode": "standard"},
             connect_timeout=3,
             read_timeout=30,
             max_pool_connections=4,
@@ -346,6 +347,7 @@ class Record:
         default_factory=list
     )  # start, end, label, retryable, op
     done: Counter = field(default_factory=Counter)
+    acks: list[tuple[float, float]] = field(default_factory=list)  # each operation: start, acknowledged
     mismatches: list[str] = field(default_factory=list)
     gave_up: list[str] = field(default_factory=list)
 
@@ -375,10 +377,13 @@ class Load:
         """Run `fn` until it succeeds; every failed attempt recorded. None if it gave up."""
         delay = 0.05
         deadline = time.monotonic() + 120
+        began = now()
         while True:
             start = now()
             try:
-                return fn()
+                value = fn()
+                self.rec.acks.append((began, now()))
+                return value
             except Exception as e:  # noqa: BLE001 - every failure is recorded by code
                 label, retryable = classify(e)
                 self.rec.failures.append((start, now(), label, retryable, op))
@@ -602,6 +607,17 @@ def windows(failures: list[tuple[float, float, str, bool, str]]) -> list[tuple[f
     return out
 
 
+def stalls(acks: list[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
+    """Stretches of more than a second in which no operation was acknowledged (a gateway that
+    holds requests while PostgreSQL fails over answers late rather than with an error)."""
+    times = sorted(a for _, a in acks if start <= a <= end)
+    out = []
+    for a, b in zip([start, *times], [*times, end], strict=True):
+        if b - a > 1.0:
+            out.append((a, b - a))
+    return out
+
+
 def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
     """Read every acknowledged write back; the number of lost or wrong ones."""
     s3 = client(t, keys, t.strata_url, retries=10)
@@ -671,6 +687,7 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     statements_per_op(t, keys, dynamodb)
     events: list[tuple[float, str]] = []
     load.start()
+    kill_phase = now()
     time.sleep(5)
     victim = t.gateways[1]
     events.append((now(), f"kill -9 gateway {victim.name}"))
@@ -690,6 +707,7 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     say(events[-1][1])
     time.sleep(args.after)
     load.finish()
+    load_end = now()
     rec = load.rec
     say(f"load: {dict(rec.done)} operations acknowledged")
     failed = [f for f in rec.failures]
@@ -710,6 +728,19 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
             f"haproxy {n.name}: {row.get('wretr') or 0} connection retries, {row.get('wredis') or 0} redispatches,"
             f" {row.get('eresp') or 0} response errors, {row.get('hrsp_5xx') or 0} 5xx answered"
         )
+    phase = [(b, a) for b, a in rec.acks if a >= kill_phase]
+    slow = sorted(a - b for b, a in phase)
+    if slow:
+        say(
+            f"operation latency after the kills (retries included): median {slow[len(slow) // 2] * 1000:.0f} ms,"
+            f" 99th percentile {slow[int(len(slow) * 0.99)] * 1000:.0f} ms, longest {slow[-1]:.1f} s,"
+            f" {sum(1 for x in slow if x > 1.0)} operations over 1 s"
+        )
+    st = stalls(rec.acks, kill_phase, load_end)
+    say(f"stalls (no operation acknowledged for over 1 s): {len(st)}")
+    for s, d in st:
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        say(f"  at {s:6.1f}s for {d:5.2f} s ({f'after: {before[-1][1]}' if before else 'before the kills'})")
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
