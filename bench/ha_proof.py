@@ -14,7 +14,9 @@ Timeline: a steady phase (CPU per request per gateway from /proc and HAProxy's p
 counts), a probe of PostgreSQL statements per operation (pg_stat_statements, one operation type at
 a time, sequential), then the mixed load again: gw2 is killed with SIGKILL, and `--gap` seconds
 later every process of the PostgreSQL leader's node (Patroni and PostgreSQL: the node dies, its
-leader key expires after the TTL, the synchronous standby is promoted).
+leader key expires after the TTL, the synchronous standby is promoted). With --rejoin (default)
+both come back 5 s after the failover: the old leader's Patroni (it rejoins as the synchronous
+standby, pg_rewind if needed) and the killed gateway.
 
 Clients (boto3 through HAProxy, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
@@ -102,6 +104,8 @@ class Cluster:
         self.t = t
         self.keys = keys
         self.procs: dict[str, subprocess.Popen] = {}
+        self.gateway_cmd: Any = None  # Node -> the gateway's command line (set by bring_up)
+        self.gateway_env: dict[str, str] = {}
 
     def sh(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, check=check, capture_output=True, text=True)
@@ -143,6 +147,8 @@ class Cluster:
         prefix = ["ip", "netns", "exec", self.t.netns(node)]
         if user:  # PostgreSQL refuses to run as root
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+        if (before := self.procs.get(node.name)) is not None:
+            before.poll()  # a killed one being restarted: reaped
         log = open(self.t.run_dir / f"{node.name}.log", "ab")  # noqa: SIM115 - the child holds it
         self.procs[node.name] = subprocess.Popen(
             prefix + cmd,
@@ -233,6 +239,10 @@ def gateway_pid(cluster: Cluster, node: Node) -> int:
 # -- bringing the cluster up -------------------------------------------------------------------
 
 
+def start_patroni(cluster: Cluster, n: Node) -> None:
+    cluster.start(n, ["patroni", str(cluster.t.run_dir / n.name / "patroni.yml")], user="postgres")
+
+
 def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) -> None:
     t, keys = cluster.t, cluster.keys
     cluster.network()
@@ -254,7 +264,7 @@ def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) ->
         (home / "patroni.yml").write_text(patroni_config(t, n, keys))
         shutil.chown(home, "postgres", "postgres")
         shutil.chown(home / "patroni.yml", "postgres", "postgres")
-        cluster.start(n, ["patroni", str(home / "patroni.yml")], user="postgres")
+        start_patroni(cluster, n)
         if i == 0:  # the first bootstraps the cluster; the second is cloned from it
             wait_for(
                 "the first Patroni node to lead", lambda n=n: http_status(n.ip, 8008, "/primary") == 200, 120
@@ -290,18 +300,27 @@ def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) ->
         # this tree's strata, not the one the virtualenv was installed from
         "PYTHONPATH": str(source),
     }
+    cluster.gateway_cmd = lambda n: gateway_command(t, n, keys, python)
+    cluster.gateway_env = env
     for n in t.gateways:
-        cluster.start(n, gateway_command(t, n, keys, python), env=env)
+        cluster.start(n, cluster.gateway_cmd(n), env=env)
     for n in t.gateways:
-
-        def up(n: Node = n) -> bool:
-            if cluster.procs[n.name].poll() is not None:
-                raise SystemExit(f"gateway {n.name} exited:\n{cluster.log_tail(n)}")
-            client(t, keys, f"http://{n.ip}:{STRATA_PORT}").list_buckets()
-            return True
-
-        wait_for(f"gateway {n.name}", up, 120)
+        wait_gateway(cluster, n)
+    wait_for(
+        "HAProxy to see every gateway up",
+        lambda: all(haproxy_stats(t)[("gateways", n.name)]["status"] == "UP" for n in t.gateways),
+    )
     say(f"strata: {len(t.gateways)} gateways answer; HAProxy in front at {t.strata_url}")
+
+
+def wait_gateway(cluster: Cluster, n: Node) -> None:
+    def up() -> bool:
+        if cluster.procs[n.name].poll() is not None:
+            raise SystemExit(f"gateway {n.name} exited:\n{cluster.log_tail(n)}")
+        client(cluster.t, cluster.keys, f"http://{n.ip}:{STRATA_PORT}").list_buckets()
+        return True
+
+    wait_for(f"gateway {n.name}", up, 120)
 
 
 # -- clients and load --------------------------------------------------------------------------
@@ -705,6 +724,18 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     )
     events.append((now(), f"{new.name} is the Patroni leader"))
     say(events[-1][1])
+    if args.rejoin:  # the dead come back: the old leader as the new standby, the gateway serving
+        time.sleep(5)
+        events.append((now(), f"restart {old.name} (Patroni) and gateway {victim.name}"))
+        say(events[-1][1])
+        start_patroni(cluster, old)
+        cluster.start(victim, cluster.gateway_cmd(victim), env=cluster.gateway_env)
+        wait_gateway(cluster, victim)
+        events.append((now(), f"gateway {victim.name} answers again"))
+        say(events[-1][1])
+        wait_for(f"{old.name} as synchronous standby", lambda: http_status(old.ip, 8008, "/sync") == 200, 180)
+        events.append((now(), f"{old.name} is the synchronous standby again"))
+        say(events[-1][1])
     time.sleep(args.after)
     load.finish()
     load_end = now()
@@ -760,6 +791,12 @@ def main() -> int:
     ap.add_argument("--gap", type=float, default=20, help="seconds between the two kills")
     ap.add_argument("--after", type=float, default=40, help="seconds of load after the leader's kill")
     ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--rejoin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the failover, restart the old leader (it rejoins as standby) and the killed gateway",
+    )
     ap.add_argument(
         "--source", type=Path, default=ROOT, help="the Strata tree the gateways run (default: this one)"
     )
