@@ -591,26 +591,49 @@ def statements_per_op(t: Topology, keys: Secrets, dynamodb: bool, n: int = 100) 
                 ),
             ),
         ]
+    # Data statements, and write transactions (BEGIN; sent with the store's lock and SAVEPOINT as one
+    # round trip). pg_stat_statements does not track COMMIT: one per write transaction here (a
+    # sequential client, so no group holds two writes), its own round trip (the WAL flush and the
+    # synchronous standby's answer). So round trips = data statements + 2 x write transactions.
     count = (
-        "SELECT coalesce(sum(s.calls), 0), (SELECT xact_commit FROM pg_stat_database WHERE datname = 'strata') "
-        "FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'strata'"
+        "SELECT coalesce(sum(calls) FILTER (WHERE kind = 'data'), 0),"
+        " coalesce(sum(calls) FILTER (WHERE kind = 'begin'), 0) FROM ("
+        "  SELECT s.calls, CASE WHEN s.query ~* '^\\s*begin' THEN 'begin'"
+        "    WHEN s.query ~* '^\\s*(savepoint|release|rollback|commit|select pg_advisory_xact_lock)' THEN 'tx'"
+        "    ELSE 'data' END AS kind"
+        "  FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'strata') AS q"
     )
+
+    def measure(c: psycopg.Connection, work: Any) -> tuple[float, list[int]]:
+        c.execute("SELECT pg_stat_statements_reset()")
+        t0 = time.perf_counter()
+        work()
+        dt = time.perf_counter() - t0
+        return dt, [int(x) for x in c.execute(count).fetchone()]  # type: ignore[union-attr]
+
     with psycopg.connect(admin, autocommit=True) as c:
+        # the gateways' own background statements (clock, scheduler lock), subtracted below
+        idle, base = measure(c, lambda: time.sleep(5))
+        say(
+            f"  idle (3 gateways' background work): {base[0] / idle:.1f} data statements,"
+            f" {base[1] / idle:.1f} write transactions a second (subtracted below)"
+        )
         for name, fn in probes:
-            c.execute("SELECT pg_stat_statements_reset()")
-            c.execute("SELECT pg_stat_clear_snapshot()")
-            calls0, commits0 = c.execute(count).fetchone()
-            t0 = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            dt = time.perf_counter() - t0
-            time.sleep(0.6)  # statistics reach pg_stat_database within PGSTAT_MIN_INTERVAL
-            c.execute("SELECT pg_stat_clear_snapshot()")
-            calls1, commits1 = c.execute(count).fetchone()
+            dt, got = measure(c, lambda fn=fn: [fn(i) for i in range(n)])
+            data, writes = (max(0.0, (g - b / idle * dt) / n) for g, b in zip(got, base, strict=True))
             say(
-                f"  {name}: {(calls1 - calls0) / n:.1f} statements, {(commits1 - commits0) / n:.1f} transactions"
-                f" per operation; {dt / n * 1000:.1f} ms each, one client"
+                f"  {name}: {data:.1f} data statements, {writes:.1f} write transactions = {data + 2 * writes:.1f}"
+                f" round trips per operation; {dt / n * 1000:.1f} ms each, one client"
             )
+            if name in ("S3 PutObject", "DynamoDB PutItem"):  # what one write sends
+                rows = c.execute(
+                    "SELECT s.calls, regexp_replace(s.query, '\\s+', ' ', 'g') FROM pg_stat_statements s"
+                    " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'strata' AND s.calls >= %s"
+                    " ORDER BY s.calls DESC LIMIT 12",
+                    (n // 2,),
+                ).fetchall()
+                for calls, query in rows:
+                    say(f"      {calls / n:4.1f} x {query[:90]}")
 
 
 def windows(failures: list[tuple[float, float, str, bool, str]]) -> list[tuple[float, float, Counter]]:
@@ -700,8 +723,8 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     steady_cpu(cluster, load, args.steady)
     load.finish()
     say(
-        "PostgreSQL statements per operation (pg_stat_statements: BEGIN, SAVEPOINT and COMMIT included;"
-        " pipelined ones share a round trip), 100 sequential operations each:"
+        "PostgreSQL statements per operation (pg_stat_statements; statements Strata pipelines share a"
+        " round trip), 100 sequential operations each:"
     )
     statements_per_op(t, keys, dynamodb)
     events: list[tuple[float, str]] = []
@@ -827,7 +850,7 @@ def main() -> int:
         bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.source.resolve(), args.seed_sse_key)
         return prove(cluster, args)
     except BaseException:
-        for n in t.nodes:
+        for n in (*t.pg, t.lb, *t.gateways):  # (etcd's logs are in the run directory: --keep)
             tail = cluster.log_tail(n, 8)
             if tail:
                 print(f"--- {n.name}.log (last lines)\n{tail}", file=sys.stderr)
