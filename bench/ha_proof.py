@@ -47,6 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -663,17 +664,20 @@ def stalls(acks: list[tuple[float, float]], start: float, end: float) -> list[tu
 def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
     """Read every acknowledged write back; the number of lost or wrong ones."""
     s3 = client(t, keys, t.strata_url, retries=10)
-    lost = 0
-    for key, md5 in rec.s3.items():
+
+    def check(key: str, md5: str) -> int:
         try:
             body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         except ClientError as e:
-            lost += 1
             say(f"LOST: s3://{BUCKET}/{key}: {e}")
-            continue
+            return 1
         if hashlib.md5(body).hexdigest() != md5:
-            lost += 1
             say(f"WRONG BYTES: s3://{BUCKET}/{key}")
+            return 1
+        return 0
+
+    with ThreadPoolExecutor(4) as pool:  # (a botocore client may be shared by threads)
+        lost = sum(pool.map(check, rec.s3.keys(), rec.s3.values()))
     say(f"verify: {len(rec.s3)} acknowledged S3 objects read back, {lost} lost or wrong")
     if dynamodb:
         ddb = client(t, keys, t.strata_url, "dynamodb", retries=10)
