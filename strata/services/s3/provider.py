@@ -24,6 +24,8 @@ request_metrics.py  Put/Get/List/DeleteBucketMetricsConfiguration (CloudWatch re
 bucket_encryption.py  Put/Get/DeleteBucketEncryption; object_encryption.py UpdateObjectEncryption;
                sse.py which encryption a write gets and
                the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
+absent_configs.py  website, logging, notifications, replication, inventory, analytics,
+               Requester Pays: read as absent, turning off accepted, setting refused
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from strata.services.base import ServiceRuntime
 from strata.services.parameters import refusing
+from strata.services.s3.absent_configs import AbsentConfigOperations
 from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
@@ -80,6 +83,7 @@ class S3Provider(
     EncryptionOperations,
     ObjectEncryptionOperations,
     MetricsConfigOperations,
+    AbsentConfigOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
 
