@@ -56,6 +56,9 @@ SYSTEM_PLUGIN_DIR = Path("/usr/lib/mysql/plugin")  # Debian's mariadb-server
 # The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
 # no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
 # INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
+# Known gap: stock MariaDB (10.11) cannot hold a user with CREATE USER, or with UPDATE on the mysql
+# schema and RELOAD, to these: RENAME USER / ALTER USER of Strata's own root account, or UPDATE
+# mysql.global_priv + FLUSH PRIVILEGES, gives ALL PRIVILEGES. RDS's server is patched against it.
 MASTER_PRIVILEGES = (
     "SELECT",
     "INSERT",

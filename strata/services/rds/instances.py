@@ -469,6 +469,13 @@ class InstanceOperations(OptionGroupOperations):
             )
         final = req.get("FinalDBSnapshotIdentifier")
         skip = bool(req.get("SkipFinalSnapshot"))
+        if final and not skip and (doc.get("source") or doc.get("cluster")):
+            # AWS snapshots neither: a replica's data is its source's, a cluster's is in its volume
+            kind = "replica" if doc.get("source") else "cluster"
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"FinalDBSnapshotIdentifier can not be specified when deleting a {kind} instance",
+            )
         if not skip and not final and not doc.get("source") and not doc.get("cluster"):
             raise m.fault(
                 "InvalidParameterCombination",

@@ -179,6 +179,12 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     with cluster_connect(describe(rds, pitr)) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (50,)
 
+    with pytest.raises(ClientError) as refused:  # a cluster's data is in its volume, not the instance
+        rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", FinalDBSnapshotIdentifier=f"fin-{unique}")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    assert refused.value.response["Error"]["Message"] == (
+        "FinalDBSnapshotIdentifier can not be specified when deleting a cluster instance"
+    )
     rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", SkipFinalSnapshot=True)
     rds.get_waiter("db_instance_deleted").wait(
         DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
