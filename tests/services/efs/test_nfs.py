@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.services.efs.helpers import (
     cat,
     file_system_with_targets,
+    fs_files,
     ls,
     needs_nfs,
     nfs,
@@ -21,6 +22,7 @@ from tests.services.efs.helpers import (
     url,
 )
 from tests.services.efs.libnfs import LibNfs
+from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handle
 from tests.storage.at_rest import in_sparse_file
 
 pytestmark = needs_nfs
@@ -91,6 +93,34 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
     assert "denied.txt" not in ls(url(ip, ""))
     efs.delete_access_point(AccessPointId=ap)
     assert nfs("nfs-cat", url(ip, "note.txt", ap), check=False).returncode != 0
+
+
+def test_a_forged_filehandle_reaches_nothing_outside_the_file_system(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """ganesha opens whatever a filehandle names on the file system its export is on: with the
+    files in a plain directory of the data dir, a handle made by hand read any file of the host's
+    disk (as root: the root export does not squash root). Each file system's own volume confines
+    handles to it: one naming another file system's file is refused as stale."""
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    put(tmp_path, "mine\n", url(mt["IpAddress"], "mine.txt"))
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret\n")
+    os.chmod(secret, 0o644)
+    client = RawNfs4(mt["IpAddress"], 2049)
+    try:
+        template = client.handle("mine.txt")
+        assert client.read(template) == b"mine\n"
+        assert (
+            len(template) > 14
+            and kernel_handle(fs_files(strata_server, fs_id) / "mine.txt")[1] == template[-8:]
+        )
+        try:
+            leaked = client.read(forged(template, *kernel_handle(secret)))
+        except Nfs4Error as e:
+            assert e.status == 70  # NFS4ERR_STALE
+        else:
+            raise AssertionError(f"a forged handle read a host file: {leaked!r}")
+    finally:
+        client.close()
 
 
 def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
@@ -273,7 +303,7 @@ def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: AN
     finally:
         subprocess.run(["umount", str(mnt)], timeout=60)
     assert nfs("nfs-ls", url(mt["IpAddress"], "")).stdout.count("kernel.bin") == 1
-    assert (strata_server.data_dir / "efs" / "fs" / fs_id / "kernel.bin").read_bytes() == data
+    assert (fs_files(strata_server, fs_id) / "kernel.bin").read_bytes() == data
 
 
 def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
