@@ -68,6 +68,8 @@ class Exports:
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
         # Mount targets with an access point with secondary groups: the proxy in front of port 2050.
         self.proxies: dict[str, CredProxy] = {}
+        # Mount target -> the file system root its servers were started on, and its (device, inode).
+        self._exported: dict[str, tuple[Path, tuple[int, int] | None]] = {}
         # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
         self.roots: dict[str, Path] = {}
         # Where the servers publish what they served (started with the first server).
@@ -213,6 +215,7 @@ class Exports:
             for server in started:
                 server.launch()
             self.servers[mt["id"]] = pair
+            self._exported[mt["id"]] = (self.fs_dir(fs_id), _inode(self.fs_dir(fs_id)))
         if wait:
             for server in started:
                 server.wait_ready()
@@ -220,7 +223,19 @@ class Exports:
     def _up(self, mt_id: str) -> bool:
         pair = self.servers.get(mt_id)
         proxy = self.proxies.get(mt_id)
-        return pair is not None and all(s.running() for s in pair) and (proxy is None or proxy.running())
+        running = pair is not None and all(s.running() for s in pair) and (proxy is None or proxy.running())
+        return running and not self._root_replaced(mt_id)
+
+    def _root_replaced(self, mt_id: str) -> bool:
+        """True when the file system's root directory is another one than the servers started on
+        (removed and made again behind them): ganesha holds the old one's handle, and answers every
+        new mount NFS4ERR_STALE until it starts again. A root that is not there (a locked volume)
+        is not a reason to restart."""
+        path, inode = self._exported.get(mt_id, (None, None))
+        if path is None or inode is None:
+            return False
+        now = _inode(path)
+        return now is not None and now != inode
 
     def dead(self) -> list[str]:
         """Mount targets whose servers were started and one of them has exited since."""
@@ -234,6 +249,7 @@ class Exports:
         with self._lock:
             pair = self.servers.pop(mt_id, None)
             proxy = self.proxies.pop(mt_id, None)
+            self._exported.pop(mt_id, None)
         for server in [*(pair or ()), *([proxy] if proxy else [])]:
             server.stop()
         shutil.rmtree(self.data_dir / "nfs" / mt_id, ignore_errors=True)
@@ -283,6 +299,14 @@ def _junctions(pseudo: Path, exports: list[Export], keep_others: bool) -> None:
                 os.rmdir(entry.path)
             except OSError as e:  # not ours to remove (not empty): leave it, never export it
                 log.warning("access point pseudo root: cannot remove %s: %s", entry.path, e)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _retired(served: list[Export], wanted: list[Export]) -> list[Export]:

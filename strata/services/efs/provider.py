@@ -124,7 +124,8 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         self.exports.roots[doc["id"]] = self.volumes.files(doc["id"])
 
     async def _supervise(self) -> None:
-        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill);
+        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill) or
+        its root directory was replaced (strata.services.efs.exports);
         settle burst credits every SETTLE_SECONDS (stored every STORE_CREDITS_SECONDS)."""
         settled = stored = clock.monotonic()
         while True:
@@ -146,7 +147,11 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
                     mt = self.store.get_doc("mt", mt_id)
                     if mt is None or mt_id not in self.exports.dead():
                         continue
-                    log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
+                    log.warning(
+                        "EFS mount target %s: an NFS server exited, or its file system's root directory"
+                        " was replaced; restarting them",
+                        mt_id,
+                    )
                     try:
                         await run_blocking(self._serve, mt)
                         self._restarts.pop(mt_id, None)

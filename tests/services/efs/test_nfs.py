@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -59,6 +60,37 @@ def test_two_mount_targets_see_each_others_closed_writes(strata_server, tmp_path
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
     assert size["Value"] == 6144 + 2 * 4096 + -(-500_000 // 4096) * 4096
     assert size["ValueInStandard"] == size["Value"]
+    # A new client mounts after others wrote and removed files (the benchmark's small-files step
+    # once met NFS4ERR_STALE there).
+    writer = LibNfs(a["IpAddress"])
+    writer.unlink("/big.bin")
+    writer.close()
+    _mount_and_write(a["IpAddress"])
+    # That error is what a new mount gets from a server whose root directory was replaced behind
+    # it (ganesha holds the old one): the servers are restarted on the new one.
+    root = fs_files(strata_server, fs_id)
+    shutil.rmtree(root)
+    root.mkdir(mode=0o755)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _mount_and_write(b["IpAddress"])
+            break
+        except OSError as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new mount after the root was replaced: {e}") from e
+            time.sleep(0.2)
+    _mount_and_write(a["IpAddress"])
+
+
+def _mount_and_write(ip: str) -> None:
+    client = LibNfs(ip)
+    try:
+        client.write("/after.txt", b"after")
+        client.stat("/after.txt")
+        client.unlink("/after.txt")
+    finally:
+        client.close()
 
 
 def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -290,7 +322,6 @@ def _kernel_nfs4() -> bool:
 def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
     """The README's `mount -t nfs4` line, where the machine has a kernel NFS client."""
     import os
-    import shutil
     import subprocess
 
     import pytest
@@ -316,8 +347,6 @@ def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: AN
 
 
 def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    import shutil
-
     import pytest
 
     if shutil.which("mkfs.ext4") is None:
