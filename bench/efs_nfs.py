@@ -20,8 +20,8 @@ turns going first:
 - create -> available: CreateFileSystem plus three CreateMountTarget, polled until every mount
   target is available and answers NFS (AWS: about a minute).
 
-"local" is the export directory itself (with `--encrypted`, the fscrypt directory in the file
-system's loop-mounted ext4 volume), so the two sides differ only by the NFS layer. Each line gives
+"local" is the export directory itself (the file system's loop-mounted ext4 volume's `files/`,
+an fscrypt directory with `--encrypted`), so the two sides differ only by the NFS layer. Each line gives
 NFS's rate as a share of local's, and the CPU seconds the client (this process) and the mount
 target's NFS server spent; the summary gives min/median/max per measure.
 
@@ -238,6 +238,13 @@ def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     return fs_id, mts
 
 
+def fs_files(data_dir: Path, fs_id: str) -> Path:
+    """The file system's files on disk: its volume's `files/`, or a plain directory (a host without
+    loop devices)."""
+    volume = data_dir / "efs" / "volumes" / fs_id / "files"
+    return volume if volume.is_dir() else data_dir / "efs" / "fs" / fs_id
+
+
 def server_pid(mount_target_id: str) -> int:
     """The pid of the ganesha serving the mount target's port 2049 (its config names the id)."""
     out = subprocess.run(
@@ -269,10 +276,7 @@ def main() -> None:
     efs, ec2 = boto3.client("efs", **kw), boto3.client("ec2", **kw)
     fs_id, mts = create_file_system(efs, ec2, args.encrypted)
 
-    if args.encrypted:  # the fscrypt directory in the file system's loop-mounted ext4 volume
-        export = Path(args.data_dir) / "efs" / "volumes" / fs_id / "files"
-    else:
-        export = Path(args.data_dir) / "efs" / "fs" / fs_id
+    export = fs_files(Path(args.data_dir), fs_id)
     scratch = Path(args.scratch or Path(args.data_dir) / "bench-scratch")
     scratch.mkdir(parents=True, exist_ok=True)
     nfs_url = f"nfs://{mts[0]['IpAddress']}/?version={args.version}"
