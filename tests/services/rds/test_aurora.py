@@ -378,3 +378,70 @@ def test_planned_failovers_under_load_lose_no_commit(strata_server, unique: str)
         assert set(writer.acked) <= present, f"lost commits: {sorted(set(writer.acked) - present)[:10]}"
         for name in ("a", "b"):
             wait_status(rds, f"{name}-{cid}", timeout=300)
+
+
+def test_stop_and_start_a_cluster_with_a_reader(strata_server, unique: str) -> None:
+    rds = strata_server.client("rds")
+    cid, writer, reader = f"stop-{unique}", f"sw-{unique}", f"sr-{unique}"
+    pg_cluster(rds, cid, [writer, reader], "db.t3.medium")
+    cluster = describe(rds, cid)
+    with cluster_connect(cluster) as w:
+        w.execute("CREATE TABLE kept (x int)")
+        w.execute("INSERT INTO kept VALUES (1), (2)")
+
+    def refused(call, code: str, **kw) -> str:  # noqa: ANN001, ANN003
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        assert e.value.response["Error"]["Code"] == code
+        return e.value.response["Error"]["Message"]
+
+    # a member stops and starts only with its cluster; a running cluster cannot be started
+    assert "not eligible for stopping and starting" in refused(
+        rds.stop_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=reader
+    )
+    refused(rds.start_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=writer)
+    assert "is in available state" in refused(
+        rds.start_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(rds.reboot_db_cluster, "InvalidParameterCombination", DBClusterIdentifier=cid)
+
+    assert rds.stop_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "stopping"
+    eventually(lambda: describe(rds, cid)["Status"] == "stopped", 120, 0.2)
+    stopped = describe(rds, cid)
+    assert stopped["AutomaticRestartTime"] > datetime.now(UTC)
+    for ident in (writer, reader):
+        assert wait_status(rds, ident, "stopped", timeout=5)["DBInstanceStatus"] == "stopped"
+    for as_reader in (False, True):  # both endpoints refuse connections
+        with pytest.raises(psycopg.OperationalError):
+            cluster_connect(cluster, reader=as_reader)
+    assert "is in stopped state" in refused(
+        rds.stop_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(
+        rds.create_db_instance,
+        "InvalidDBClusterStateFault",
+        DBInstanceIdentifier=f"late-{unique}",
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.t3.medium",
+    )
+
+    assert rds.start_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "starting"
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 120, 0.2)
+    for ident in (writer, reader):
+        wait_status(rds, ident, timeout=5)
+    assert _writer(describe(rds, cid)) == writer
+    with cluster_connect(cluster) as w:
+        assert w.execute("SELECT count(*) FROM kept").fetchone() == (2,)
+        w.execute("INSERT INTO kept VALUES (3)")  # the reader streams from the writer again
+    with cluster_connect(cluster, reader=True) as r:
+        assert eventually(lambda: r.execute("SELECT count(*) FROM kept").fetchone() == (3,), 60)
+    events = rds.describe_events(SourceIdentifier=cid, SourceType="db-cluster")["Events"]
+    assert [e["Message"] for e in events][-2:] == ["DB cluster stopped", "DB cluster started"]
+
+    for ident in (reader, writer):
+        rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
+        rds.get_waiter("db_instance_deleted").wait(
+            DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+    rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
