@@ -110,10 +110,12 @@ class ClusterStopOperations(ClusterOperations):
         return [d for i in self._writer_first(c) if (d := self.store.get_doc("instance", i)) is not None]
 
     def _check_members(self, c: dict, status: str) -> list[dict]:
-        """Every member in `status` and idle (AWS names the instance that is not)."""
+        """Every member in `status` (AWS names the instance that is not). Work a member is busy
+        with meanwhile (the cluster's backup, taken from the writer) ends first: the cluster's
+        work takes each member's lock."""
         docs = self._member_docs(c)
         for d in docs:
-            if d["status"] != status or self._is_busy(d["id"]):
+            if d["status"] != status:
                 raise m.fault(
                     "InvalidDBInstanceState",
                     f"DB instance {d['id']} of DB cluster {c['id']} is in {d['status']} state.",
@@ -158,6 +160,7 @@ class ClusterStopOperations(ClusterOperations):
                 self.fleet.stop(doc)
                 self._set_status(ident, "stopped", stopped_at=now)
                 self._event(ident, "db-instance", "DB instance stopped", ["notification"])
+        self._unroute_cluster(c)  # again: a member's work that ended meanwhile may have routed it
         self._set_cluster_status(cid, "stopped", stopped_at=now, writer_port=writer_port)
         self._event(cid, "db-cluster", "DB cluster stopped", ["notification"])
 

@@ -88,6 +88,20 @@ def pg_cluster(rds, cid: str, members: list[str], instance_class: str, **extra) 
     return cluster
 
 
+def backed_up(rds, cid: str) -> None:  # noqa: ANN001
+    """Wait for the cluster's first automated backup (taken from the writer once it is up)."""
+    eventually(
+        lambda: any(
+            s["Status"] == "available"
+            for s in rds.describe_db_cluster_snapshots(DBClusterIdentifier=cid, SnapshotType="automated")[
+                "DBClusterSnapshots"
+            ]
+        ),
+        120,
+        0.2,
+    )
+
+
 def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     cid = f"aurora-{unique}"
@@ -405,6 +419,7 @@ def test_stop_and_start_a_cluster_with_a_reader(strata_server, unique: str) -> N
     )
     refused(rds.reboot_db_cluster, "InvalidParameterCombination", DBClusterIdentifier=cid)
 
+    backed_up(rds, cid)  # a cluster busy with its backup is not stopped
     assert rds.stop_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "stopping"
     eventually(lambda: describe(rds, cid)["Status"] == "stopped", 120, 0.2)
     stopped = describe(rds, cid)
