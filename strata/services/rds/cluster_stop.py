@@ -161,8 +161,8 @@ class ClusterStopOperations(ClusterOperations):
                 self._set_status(ident, "stopped", stopped_at=now)
                 self._event(ident, "db-instance", "DB instance stopped", ["notification"])
         self._unroute_cluster(c)  # again: a member's work that ended meanwhile may have routed it
-        self._set_cluster_status(cid, "stopped", stopped_at=now, writer_port=writer_port)
         self._event(cid, "db-cluster", "DB cluster stopped", ["notification"])
+        self._set_cluster_status(cid, "stopped", stopped_at=now, writer_port=writer_port)
 
     # -- StartDBCluster ----------------------------------------------------------------------------
 
@@ -207,9 +207,9 @@ class ClusterStopOperations(ClusterOperations):
                 doc["metered_at"] = clock.time()
                 self._save(doc, "params_pending_reboot", "metered_at")
                 self._event(ident, "db-instance", "DB instance started", ["notification"])
-        self._set_cluster_status(cid, "available")
-        self._route_cluster(self._get_cluster(cid))
+        self._route_cluster(self._get_cluster(cid))  # first: a client told "available" connects
         self._event(cid, "db-cluster", message, ["notification"])
+        self._set_cluster_status(cid, "available")
 
     # -- RebootDBCluster ---------------------------------------------------------------------------
 
@@ -244,9 +244,9 @@ class ClusterStopOperations(ClusterOperations):
                 doc["params_pending_reboot"] = False  # the engines now run every setting of the groups
                 self._save(doc, "params_pending_reboot")
                 self._event(ident, "db-instance", "DB instance restarted", ["availability"])
-        self._set_cluster_status(cid, "available")
         self._route_cluster(self._get_cluster(cid))
         self._event(cid, "db-cluster", "DB cluster rebooted", ["availability"])
+        self._set_cluster_status(cid, "available")
 
     # -- the seven-day limit -----------------------------------------------------------------------
 
