@@ -162,8 +162,15 @@ def test_cluster_backups_follow_the_cluster_window_and_retention(strata_factory)
     rds.stop_db_cluster(DBClusterIdentifier="cwin")
     eventually(lambda: describe(rds, "cwin")["Status"] == "stopped", 120, 0.2)
     assert "AutomaticRestartTime" in describe(rds, "cwin")
+
+    def instance_hours() -> float:
+        events = server.admin("/_strata/meter?service=rds")["events"]
+        return sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
+
+    hours = instance_hours()
     report = server.advance_clock("3d")
     assert autostarted(report) == {} and ran(report) == 0
+    assert instance_hours() == hours  # the stopped writer is not billed by the hour
     assert autostarted(server.advance_clock("5d")) == {"clusters": 1}
     eventually(lambda: describe(rds, "cwin")["Status"] == "available", 120, 0.2)
     wait_status(rds, "cwin-w")
