@@ -39,6 +39,7 @@ log = logging.getLogger("strata.rds")
 READER_HOST = m.READER_HOST
 CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
 CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
+STOPPED_FOR = 7 * 86400  # AWS starts a stopped DB cluster or DB instance after seven days
 
 
 class ClusterOperations(RDSCore):
@@ -174,6 +175,8 @@ class ClusterOperations(RDSCore):
             out["LatestRestorableTime"] = dt.datetime.fromtimestamp(int(clock.time()), dt.UTC)
         if c.get("last_failover_seconds") is not None:
             out["StatusInfos"] = []
+        if c["status"] == "stopped" and c.get("stopped_at") is not None:  # cluster_stop.py
+            out["AutomaticRestartTime"] = dt.datetime.fromtimestamp(c["stopped_at"] + STOPPED_FOR, dt.UTC)
         return out
 
     @staticmethod
@@ -423,6 +426,11 @@ class ClusterOperations(RDSCore):
         if info.name != c["engine"]:
             raise m.fault(
                 "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."
+            )
+        if c["status"] in ("stopping", "stopped", "starting"):  # its writer's engine is down
+            raise m.fault(
+                "InvalidDBClusterStateFault",
+                f"DbCluster {c['id']} is in {c['status']} state but expected it to be one of available.",
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")

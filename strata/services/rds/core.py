@@ -43,6 +43,9 @@ _TAKEN = {
 }
 
 
+_CLUSTER_WORK = {"stopping": "stop", "starting": "start", "rebooting": "reboot"}
+
+
 def _taken(kind: str, ident: str) -> ServiceError:
     """Another account held this identifier before identifiers were per account (see owned_docs)."""
     return m.fault(_TAKEN.get(kind, "InvalidParameterValue"), f"{ident} already exists.")
@@ -230,10 +233,12 @@ class RDSCore:
         if ident.startswith("cluster:"):
             cluster = self.store.get_doc("cluster", ident.split(":", 1)[1])
             if cluster:
-                cluster["status"] = "available"  # the failover did not happen; the old writer stays
+                # the failover (stop, start, reboot: cluster_stop.py) did not happen or not all of it
+                what = _CLUSTER_WORK.get(cluster["status"], "failover")
+                cluster["status"] = "stopped" if what == "start" else "available"
                 self.store.put_doc("cluster", cluster["id"], cluster)
                 self._event(
-                    cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"]
+                    cluster["id"], "db-cluster", f"Cluster {what} failed: {message[:300]}", ["failure"]
                 )
             return
         doc = self.store.get_doc("instance", ident)

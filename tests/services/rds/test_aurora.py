@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, eventually, refused, wait_status
 
 
 def cluster_connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
@@ -185,6 +185,8 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     assert refused.value.response["Error"]["Message"] == (
         "FinalDBSnapshotIdentifier can not be specified when deleting a cluster instance"
     )
+    _stop_and_start(rds, cid, f"w1-{unique}", f"r1-{unique}")
+
     rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", SkipFinalSnapshot=True)
     rds.get_waiter("db_instance_deleted").wait(
         DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
@@ -197,6 +199,55 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
+
+
+def _stop_and_start(rds, cid: str, writer: str, reader: str) -> None:  # noqa: ANN001
+    """StopDBCluster stops every member's engine (both endpoints refuse connections);
+    StartDBCluster brings the data, both endpoints and the reader's replication back. A member
+    stops and starts only with its cluster, as on AWS."""
+    cluster = describe(rds, cid)
+    assert "not eligible for stopping and starting" in refused(
+        rds.stop_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=reader
+    )
+    refused(rds.start_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=writer)
+    assert "is in available state" in refused(
+        rds.start_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(rds.reboot_db_cluster, "InvalidParameterCombination", DBClusterIdentifier=cid)
+    with cluster_connect(cluster) as w:
+        count = w.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    assert rds.stop_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "stopping"
+    eventually(lambda: describe(rds, cid)["Status"] == "stopped", 120, 0.2)
+    for ident in (writer, reader):
+        wait_status(rds, ident, "stopped", timeout=5)
+    for as_reader in (False, True):
+        with pytest.raises(psycopg.OperationalError):
+            cluster_connect(cluster, reader=as_reader)
+    assert "is in stopped state" in refused(
+        rds.stop_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(  # no instance joins a stopped cluster
+        rds.create_db_instance,
+        "InvalidDBClusterStateFault",
+        DBInstanceIdentifier=f"late-{cid}",
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+
+    assert rds.start_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "starting"
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 120, 0.2)
+    for ident in (writer, reader):
+        wait_status(rds, ident, timeout=5)
+    assert _writer(describe(rds, cid)) == writer
+    with cluster_connect(cluster) as w:
+        assert w.execute("SELECT count(*) FROM events").fetchone() == (count,)
+        w.execute("INSERT INTO events VALUES (-1)")  # the reader streams from the writer again
+    with cluster_connect(cluster, reader=True) as r:
+        assert eventually(lambda: r.execute("SELECT count(*) FROM events").fetchone() == (count + 1,), 60)
+    events = rds.describe_events(SourceIdentifier=cid, SourceType="db-cluster")["Events"]
+    assert [e["Message"] for e in events][-2:] == ["DB cluster stopped", "DB cluster started"]
 
 
 def _copy_to_another_region_and_restore(strata_server, snap_id: str, unique: str) -> None:  # noqa: ANN001
