@@ -57,6 +57,7 @@ import os
 import queue
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -133,6 +134,50 @@ def up_to(readinto: Callable[[memoryview], int], size: int) -> Callable[[memoryv
         return n
 
     return read
+
+
+def drop_cached(path: Path) -> None:
+    """Take `path`'s pages out of the page cache (written back first), so the next read of it
+    comes from the disk: the "cold" measures do this to the one file both sides read, so neither
+    reads from memory while the other reads from disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+# The sending side of `tcp_stream`, in a process of its own (no lock shared with the receiver).
+TCP_SENDER = """
+import socket, sys
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "rb", buffering=0) as src:
+    block = bytearray(1 << 20)
+    while n := src.readinto(block):
+        conn.sendall(memoryview(block)[:n])
+conn.close()
+"""
+
+
+def tcp_stream(path: Path, size: int, into: bytearray) -> float:
+    """Seconds to receive `path` into memory over one loopback TCP connection from a process that
+    sends it as an NFS server sends READ data (1 MiB read from the page cache into a buffer, then
+    sent): no NFS at all, so its rate bounds what any NFS server and client reach over loopback
+    TCP on this machine. Timed from the connection on (not the sender's start-up)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        sender = subprocess.Popen([sys.executable, "-c", TCP_SENDER, str(port), str(path)])
+        conn, _ = listener.accept()
+    with conn:
+        t = time.monotonic()
+        got, view = 0, memoryview(into)
+        while got < size and (n := conn.recv_into(view[: min(len(view), size - got)])):
+            got += n
+        seconds = time.monotonic() - t
+    if sender.wait() or got != size:
+        raise RuntimeError(f"loopback TCP stream: {got} of {size} bytes, sender exit {sender.returncode}")
+    return seconds
 
 
 class Bench:
@@ -257,6 +302,7 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--chunk", type=int, default=64, help="MiB per application write/read")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--version", default="4.1", choices=["4.0", "4.1"])
     ap.add_argument("--encrypted", action="store_true", help="an encrypted file system (fscrypt, loop ext4)")
@@ -282,10 +328,26 @@ def main() -> None:
     b = Bench(client, export, scratch, args.mib, args.chunk)
     b.make_source()
     ratios: dict[str, list[float]] = defaultdict(list)
+    nfs_file, local_file = export / "big.bin", export / "big-local.bin"
+
+    def copy_from_nfs_cold() -> None:
+        b.copy_from_nfs()
+
+    def copy_from_local_cold() -> None:
+        b.copy_from_local()
+
+    def read_nfs_cold() -> None:
+        b.read_nfs()
+
+    def read_local_cold() -> None:
+        b.read_local()
+
     measures = [
         ("copy to", b.copy_to_nfs, b.copy_to_local),
         ("copy from", b.copy_from_nfs, b.copy_from_local),
+        ("copy from, cold", copy_from_nfs_cold, copy_from_local_cold),
         ("read", b.read_nfs, b.read_local),
+        ("read, cold", read_nfs_cold, read_local_cold),
     ]
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
@@ -294,12 +356,21 @@ def main() -> None:
         if b.nfs.exists(name):
             b.nfs.unlink(name)
 
-    # Every copy writes a new file (a truncated one costs the freeing of its blocks first).
+    def new_out() -> None:
+        (scratch / "out.bin").unlink(missing_ok=True)
+
+    # Every copy writes a new file (a truncated one costs the freeing of its blocks first). A cold
+    # measure first drops the file it reads from the page cache; the others read it cached, on both
+    # sides (the NFS server reads the same page cache the local side does).
     fresh: dict[Callable[[], None], Callable[[], None]] = {
         b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
-        b.copy_to_local: lambda: (export / "big-local.bin").unlink(missing_ok=True),
-        b.copy_from_nfs: lambda: (scratch / "out.bin").unlink(missing_ok=True),
-        b.copy_from_local: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+        b.copy_to_local: lambda: local_file.unlink(missing_ok=True),
+        b.copy_from_nfs: new_out,
+        b.copy_from_local: new_out,
+        copy_from_nfs_cold: lambda: (new_out(), drop_cached(nfs_file)),
+        copy_from_local_cold: lambda: (new_out(), drop_cached(local_file)),
+        read_nfs_cold: lambda: drop_cached(nfs_file),
+        read_local_cold: lambda: drop_cached(local_file),
     }
 
     def measure(fn: Callable[[], None]) -> tuple[float, float, float]:
@@ -321,32 +392,44 @@ def main() -> None:
             return seconds, own_cpu() - own, cpu_seconds(server) - srv
         raise AssertionError("unreachable")
 
-    for r in range(args.rounds):
+    def line(label: str, nfs_s: float, local_s: float, rest: str) -> str:
+        return (
+            f"{label}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
+            f"  ({100 * local_s / nfs_s:3.0f}% of local)  {rest}"
+        )
+
+    # Warm-up rounds are printed but not counted: on a just-booted VM the first touch of memory is
+    # slow on whichever side goes first (measured: round 1's copies at 40-70% of later rounds').
+    for r in range(-args.warmup, args.rounds):
+        label = f"round {r + 1}" if r >= 0 else "warm-up"
         for name, remote, local in measures:
             if r % 2:  # every other round the local side goes first
                 (local_s, local_cpu, _), (nfs_s, nfs_cpu, srv_cpu) = measure(local), measure(remote)
             else:
                 (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
-            ratios[name].append(local_s / nfs_s)
-            print(
-                f"round {r + 1} {name:9}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
-                f"  ({100 * local_s / nfs_s:3.0f}% of local)   CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f}"
-                f" vs local {local_cpu:.2f}",
-                flush=True,
+            if r >= 0:
+                ratios[name].append(local_s / nfs_s)
+            load = "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+            cpu = f"CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f} vs local {local_cpu:.2f}"
+            print(line(f"{label} {name:15}", nfs_s, local_s, f"{cpu}  ({load})"), flush=True)
+        # The same file over bare loopback TCP, beside the same local read (both cached).
+        tcp_s = tcp_stream(local_file, args.mib * MIB, b.buf)
+        local_s = timed(b.read_local)
+        if r >= 0:
+            ratios["TCP, no NFS"].append(local_s / tcp_s)
+        print(
+            line(
+                f"{label} {'TCP, no NFS':15}", tcp_s, local_s, "(loopback TCP stream: the ceiling of 'read')"
             )
+        )
         if cat_nfs:
             nfs_s = timed(lambda: subprocess.run(cat_nfs, stdout=subprocess.DEVNULL, check=True))
             local_s = timed(
-                lambda: subprocess.run(
-                    ["cat", str(export / "big-local.bin")], stdout=subprocess.DEVNULL, check=True
-                )
+                lambda: subprocess.run(["cat", str(local_file)], stdout=subprocess.DEVNULL, check=True)
             )
-            ratios["nfs-cat"].append(local_s / nfs_s)
-            print(
-                f"round {r + 1} nfs-cat  : NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
-                f"  ({100 * local_s / nfs_s:3.0f}% of local; libnfs 4.0, NFSv4.0)",
-                flush=True,
-            )
+            if r >= 0:
+                ratios["nfs-cat"].append(local_s / nfs_s)
+            print(line(f"{label} {'nfs-cat':15}", nfs_s, local_s, "(libnfs 4.0, NFSv4.0; cat)"), flush=True)
     b.nfs.unlink("big.bin")
     for leftover in ("big-local.bin",):
         (export / leftover).unlink(missing_ok=True)
@@ -365,7 +448,7 @@ def main() -> None:
     print("NFS as a share of local (min / median / max):")
     for name, values in ratios.items():
         print(
-            f"  {name:11}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
+            f"  {name:15}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
         )
     b.nfs.close()
     for m in mts:
