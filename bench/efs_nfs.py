@@ -36,12 +36,13 @@ NFS server spent, and the load average; the summary gives min/median/max per mea
 has 2 cores shared with other work: at a load average above 2 every figure swings by 2x or more
 (either side), so compare medians of runs at the lowest load found, and read the load beside them.
 
-The cold measures are the noisiest: on this VM memory the guest frees goes back to the host
-(virtio-balloon free page reporting, a couple of seconds after it is freed), and the first touch of
-such memory runs at about 0.5 GiB/s. A file dropped from the page cache is read back into freed
-pages, so whichever copy first touches them (ganesha's pread, or the local read) pays up to 2 CPU
-seconds per GiB, by how long ago the pages were freed (perf on ganesha, a cold copy from right
-after a copy to: 86% of its 2.1 s in _copy_to_iter of its pread; the same copy again: 0.27 s).
+The cold measures are the noisiest. On this VM memory the guest frees goes back to the host
+(virtio-balloon free page reporting), and a first touch of such memory stalls the copy that makes
+it (a new 1 GiB file written: 0.3 to 1.7 CPU s in copy_folio_from_iter_atomic, either side). And
+"copy from, cold" right after "copy to" and "copy from" has ganesha spend 1.2-2.1 CPU s per GiB,
+86% of it in _copy_to_iter of its preadv from the freshly read page cache, where the local side
+spends 0.2 s: not explained yet. The same cold copy from the same NFS-written file, after other
+cold reads of it, runs at 925-1003 MiB/s with ganesha at 0.25 s (2026-12-07, load 8-12).
 
 This process runs with glibc's malloc told to keep large blocks (`MALLOC_ENV`, set by re-executing
 itself): nfs-rs copies each `write` into a fresh 64 MiB buffer, which glibc otherwise mmaps and
