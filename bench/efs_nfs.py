@@ -49,17 +49,21 @@ itself): nfs-rs copies each `write` into a fresh 64 MiB buffer, which glibc othe
 page-faults in anew on every call (measured: the client's CPU for 1 GiB written 1.55 -> 0.57 s).
 The local side runs in the same process under the same setting.
 
-Where the time goes on a cached read (2026-12-07, 1 GiB):
-- The wire. A page-cache read into memory is one copy (10-17 GiB/s here); over NFS the data is
-  copied three times (server pread, send into the loopback socket, client receive) plus TCP's own
-  work, on two processes that hand each 1 MiB over. Bare loopback TCP with no NFS at all moves
-  2.5-3.4 GiB/s: 20-38% of the local read in the same runs, so "read" cannot reach 50% through any
-  NFS server or client over TCP here; nfs-rs reaches 55-100% of that ceiling.
-- Concurrent READs. On one file, ganesha spends about twice the CPU per GiB with eight READs in
-  flight as with one or two (0.30 vs 0.14-0.18 s; client CPU alike), and reads half as fast under
-  load (at a load average of 8: 1.0-1.1 vs 2.1-2.2 GiB/s; copy from 60% vs 81-95% of local). The
-  extra time is in ganesha's kernel copies (_copy_to_iter of its pread, _copy_from_iter of its
-  send), consistent with eight 1 MiB buffers no longer fitting the 1 MiB L2 a core has.
+Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
+- The wire. A page-cache read into memory is one copy (4-18 GiB/s here, by load); over NFS the
+  data is copied three times (server pread, send into the loopback socket, client receive) plus
+  TCP's own work, by two processes that hand each 1 MiB over. Bare loopback TCP with no NFS at all
+  moves 1.8-3.4 GiB/s: 15-45% of the local read in the same rounds (66% once, when the local read
+  fell to 4 GiB/s), and neither 4 or 16 MiB socket buffers nor two connections raise it. So "read"
+  cannot reach 50% through any NFS server or client over TCP here; nfs-rs reaches 50-90% of that
+  ceiling, nfs-cat about as much.
+- Concurrent READs. On one file ganesha spends more CPU per GiB with eight READs in flight than
+  with one or two: 0.29-0.35 vs 0.21-0.25 s in the bench's rounds (0.30 vs 0.14-0.18 s measured
+  alone), and under load it reads slower (alone, at a load average of 8: 1.0-1.1 vs 2.1-2.2 GiB/s;
+  copy from 60% vs 81-95% of local; in the bench's five rounds at load 8-10 only 1.68 vs 1.76 GiB/s
+  median). Where that CPU goes was not profiled. A server with Slot_Table_Size = 2 (at most two
+  requests in flight per session, for every client) did not clearly recover it for an eight-READ
+  client (median 1.79 vs 1.93 GiB/s, server CPU 0.26 vs 0.30 s), so the server is left as it is.
 - The server's settings. perf record -g on ganesha.nfsd reading with eight READs in flight: 88% in
   the kernel: _copy_to_iter 29% (FSAL_VFS's preadv from the page cache into ganesha's 1 MiB
   buffer), _copy_from_iter 18% (sendmsg of that buffer), wake-ups and softirq 20-25% (ntirpc hands
@@ -389,6 +393,12 @@ def main() -> None:
     b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight)
     b.make_source()
     ratios: dict[str, list[float]] = defaultdict(list)
+    rates: dict[str, list[tuple[float, float]]] = defaultdict(list)  # MiB/s: (NFS, local)
+
+    def record(name: str, nfs_s: float, local_s: float) -> None:
+        ratios[name].append(local_s / nfs_s)
+        rates[name].append((args.mib / nfs_s, args.mib / local_s))
+
     nfs_file, local_file = export / "big.bin", export / "big-local.bin"
 
     def copy_from_nfs_cold() -> None:
@@ -480,7 +490,7 @@ def main() -> None:
             else:
                 (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
             if r >= 0:
-                ratios[name].append(local_s / nfs_s)
+                record(name, nfs_s, local_s)
             load = "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
             cpu = f"CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f} vs local {local_cpu:.2f}"
             print(line(f"{label} {name:17}", nfs_s, local_s, f"{cpu}  ({load})"), flush=True)
@@ -488,7 +498,7 @@ def main() -> None:
         tcp_s = tcp_stream(local_file, args.mib * MIB, b.buf)
         local_s = timed(b.read_local)
         if r >= 0:
-            ratios["TCP, no NFS"].append(local_s / tcp_s)
+            record("TCP, no NFS", tcp_s, local_s)
         print(
             line(
                 f"{label} {'TCP, no NFS':17}", tcp_s, local_s, "(loopback TCP stream: the ceiling of 'read')"
@@ -500,7 +510,7 @@ def main() -> None:
                 lambda: subprocess.run(["cat", str(local_file)], stdout=subprocess.DEVNULL, check=True)
             )
             if r >= 0:
-                ratios["nfs-cat"].append(local_s / nfs_s)
+                record("nfs-cat", nfs_s, local_s)
             print(line(f"{label} {'nfs-cat':17}", nfs_s, local_s, "(libnfs 4.0, NFSv4.0; cat)"), flush=True)
     b.nfs.unlink("big.bin")
     for leftover in ("big-local.bin",):
@@ -517,10 +527,16 @@ def main() -> None:
             f"{args.files} small files, create+stat+delete: NFS {3 * args.files / nfs_s:8.0f} ops/s   "
             f"local disk {3 * args.files / local_s:8.0f} ops/s"
         )
-    print("NFS as a share of local (min / median / max):")
+    print("NFS as a share of local (min / median / max), and the median MiB/s of each side:")
     for name, values in ratios.items():
+        medians = ""
+        if name in rates:
+            nfs_rate = statistics.median(r[0] for r in rates[name])
+            local_rate = statistics.median(r[1] for r in rates[name])
+            medians = f"   NFS {nfs_rate:6.0f}  local {local_rate:6.0f}"
         print(
             f"  {name:17}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
+            + medians
         )
     b.nfs.close()
     for m in mts:
