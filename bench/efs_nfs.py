@@ -52,11 +52,12 @@ The local side runs in the same process under the same setting.
 Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
 - The wire. A page-cache read into memory is one copy (4-18 GiB/s here, by load); over NFS the
   data is copied three times (server pread, send into the loopback socket, client receive) plus
-  TCP's own work, by two processes that hand each 1 MiB over. Bare loopback TCP with no NFS at all
-  moves 1.8-3.4 GiB/s: 15-45% of the local read in the same rounds (66% once, when the local read
-  fell to 4 GiB/s), and neither 4 or 16 MiB socket buffers nor two connections raise it. So "read"
-  cannot reach 50% through any NFS server or client over TCP here; nfs-rs reaches 50-90% of that
-  ceiling, nfs-cat about as much.
+  TCP's own work, by two processes that hand each 1 MiB over. Bare loopback TCP with no NFS at all,
+  received into the same 64 MiB buffer, moves 1.8-3.4 GiB/s: 15-45% of the local read in the same
+  rounds (66% once, when the local read fell to 4 GiB/s), and neither 4 or 16 MiB socket buffers
+  nor two connections raise it. So "read" cannot reach 50% through any NFS server or client over
+  TCP here; nfs-rs reaches 50-90% of that ceiling. nfs-cat, which receives into a small buffer and
+  throws it away, moves 1.8-4.3 GiB/s, 15-74% of `cat` (median 24-58% by run).
 - Concurrent READs. On one file ganesha spends more CPU per GiB with eight READs in flight than
   with one or two: 0.29-0.35 vs 0.21-0.25 s in the bench's rounds (0.30 vs 0.14-0.18 s measured
   alone), and under load it reads slower (alone, at a load average of 8: 1.0-1.1 vs 2.1-2.2 GiB/s;
