@@ -61,8 +61,9 @@ Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
 - Concurrent READs. On one file ganesha spends more CPU per GiB with eight READs in flight than
   with one or two: 0.29-0.35 vs 0.21-0.25 s in the bench's rounds (0.30 vs 0.14-0.18 s measured
   alone), and under load it reads slower (alone, at a load average of 8: 1.0-1.1 vs 2.1-2.2 GiB/s;
-  copy from 60% vs 81-95% of local; in the bench's five rounds at load 8-10 only 1.68 vs 1.76 GiB/s
-  median). Where that CPU goes was not profiled. A server with Slot_Table_Size = 2 (at most two
+  copy from 60% vs 81-95% of local). Within the bench's runs the rates are closer and not always
+  in that order (medians, eight vs two: 1.68 vs 1.76 GiB/s at load 8-10; 2.28 vs 2.02 at load
+  7-8), only the server CPU is. Where that CPU goes was not profiled. A server with Slot_Table_Size = 2 (at most two
   requests in flight per session, for every client) did not clearly recover it for an eight-READ
   client (median 1.79 vs 1.93 GiB/s, server CPU 0.26 vs 0.30 s), so the server is left as it is.
 - The server's settings. perf record -g on ganesha.nfsd reading with eight READs in flight: 88% in
