@@ -4,7 +4,7 @@
 
 Starts a throwaway PostgreSQL (bench/metadata_backends.py) and, one after the other, Strata with
 the embedded SQLite, Strata with `--metadata postgresql://...`, and with --base a Strata run from
-another checkout (PATH: e.g. a `git worktree` of main, for the SQLite path before a change).
+another checkout on each (PATH: e.g. a `git worktree` of main, for both paths before a change).
 Each server gets N sequential 4 KiB PUTs of distinct keys then N GETs of them, presigned, over one
 keep-alive connection (no client signing in the loop), SSE off (STRATA_S3_DEFAULT_ENCRYPTION=off:
 the metadata path is what differs). Reported per request: the gateway process's CPU (all its
@@ -101,7 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--base", type=Path, default=None, help="another checkout to run on SQLite too")
+    ap.add_argument("--base", type=Path, default=None, help="another checkout to run on both too")
     args = ap.parse_args()
     env = {"STRATA_S3_DEFAULT_ENCRYPTION": "off"}
     with tempfile.TemporaryDirectory(prefix="strata-s3meta-") as tmp:
@@ -120,13 +120,23 @@ def main() -> None:
                 configs["sqlite (base)"] = StrataProcess(
                     root / "base", extra_env=env, extra_args=["--quiet"], cwd=args.base.resolve()
                 )
+                import psycopg
+
+                with psycopg.connect(dsn, autocommit=True) as c:  # a database of its own
+                    c.execute("CREATE DATABASE base TEMPLATE template0 LOCALE 'C'")
+                configs["postgresql (base)"] = StrataProcess(
+                    root / "pgbase",
+                    extra_env={**env, "STRATA_METADATA": dsn.rsplit("/", 1)[0] + "/base"},
+                    extra_args=["--quiet", "--blob-dir", str(root / "pgbaseblobs")],
+                    cwd=args.base.resolve(),
+                )
             results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
             for s in configs.values():
                 s.start()
             try:
                 for rnd in range(args.rounds):
                     for name, s in configs.items():
-                        pgdata = node.pgdata if name == "postgresql" else None  # type: ignore[attr-defined]
+                        pgdata = node.pgdata if name.startswith("postgresql") else None  # type: ignore[attr-defined]
                         results[name].append(_run(s, args.requests, pgdata, f"r{rnd}"))
             finally:
                 for s in configs.values():

@@ -141,12 +141,12 @@ class BlobStore:
                 p.unlink(missing_ok=True)
                 n += 1
             elif not self.alive(p.name):
-                for f in p.iterdir():
-                    f.unlink(missing_ok=True)
-                    n += 1
                 try:
+                    for f in p.iterdir():
+                        f.unlink(missing_ok=True)
+                        n += 1
                     p.rmdir()
-                except OSError:  # (another store sweeping it too)
+                except OSError:  # (another store starting up swept it meanwhile)
                     pass
                 self._lock_path(p.name).unlink(missing_ok=True)
         return n
