@@ -155,12 +155,13 @@ class BlobStore:
         """Every published blob id (for start-up garbage collection against the metadata store)."""
         return {p.name for p in self._blobs.glob("*/*/*")}
 
-    def collectable(self, unreferenced: set[str]) -> set[str]:
-        """Of blobs no metadata row references, those no live instance is still writing (their
-        writer is dead: its row will never come). List the blobs before reading the references."""
+    def collectable(self, blobs: set[str]) -> set[str]:
+        """Of these blobs, those whose writer is dead: when no metadata row references one once
+        the writer's last commit is over, none ever will (a live writer's unreferenced blob is
+        its write in flight, published before its row commits). Ask before reading references."""
         alive: dict[str, bool] = {}
         out = set()
-        for blob in unreferenced:
+        for blob in blobs:
             writer = blob[-8:]
             if writer not in alive:
                 alive[writer] = self.alive(writer)

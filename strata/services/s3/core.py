@@ -113,12 +113,17 @@ class S3Core:
         """Start-up clean-up: remove temp files of unfinished writes, then blobs no row references.
 
         Other gateways may be writing the same blob directory meanwhile (several gateways): only
-        dead writers' temp files and unreferenced blobs go (BlobStore.collectable). The blobs are
-        listed before the references are read, so a blob committed meanwhile is referenced."""
+        dead writers' temp files and blobs go (BlobStore.collectable). Their writers are found
+        dead first; then, on a shared store, an empty write waits out the write group in flight
+        (a dead gateway's COMMIT may still be on its way: the group holds the store's lock until
+        it ends), so every row those writers will ever commit is seen by the check after it."""
         swept = self.blobs.sweep_temp()
-        published = self.blobs.all_ids()
-        referenced = set(self.store.all_blob_ids())
-        orphans = self.blobs.collectable(published - referenced)
+        unreferenced = self.blobs.all_ids() - set(self.store.all_blob_ids())
+        candidates = self.blobs.collectable(unreferenced)
+        if candidates and self.store.shared:
+            with self.store.db.transaction():
+                pass
+        orphans = [b for b in candidates if not self.store.blob_referenced(b)]
         for blob in orphans:
             self.blobs.delete(blob)
         if swept or orphans:
