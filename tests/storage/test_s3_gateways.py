@@ -165,6 +165,22 @@ def test_a_policy_put_on_one_gateway_binds_the_next_request_on_the_other(gateway
     assert b.get_object(Bucket=bucket, Key="k")["Body"].read() == b"secret"
 
 
+def test_bucket_settings_changed_on_one_gateway_are_read_on_the_other(gateways, unique: str) -> None:
+    a, b = _clients(gateways)
+    bucket = f"conf-{unique}"
+    a.create_bucket(Bucket=bucket)
+    assert "Status" not in b.get_bucket_versioning(Bucket=bucket)  # (B has the row now)
+    a.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    a.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "a"}]})
+    rules = [{"ID": "gone", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}]
+    a.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    assert b.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    assert b.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "a"}]
+    assert b.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["ID"] == "gone"
+    put = b.put_object(Bucket=bucket, Key="tmp/x", Body=b"x")  # B applies the rule A put
+    assert 'rule-id="gone"' in put["ResponseMetadata"]["HTTPHeaders"]["x-amz-expiration"]
+
+
 def test_a_bucket_deleted_on_one_gateway_is_gone_on_the_other(gateways, unique: str) -> None:
     a, b = _clients(gateways)
     bucket = f"gone-{unique}"
