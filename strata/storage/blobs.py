@@ -40,6 +40,7 @@ class BlobStore:
         self.fsync = fsync
         self._blobs = self.root / "blobs"
         self._instances = self.root / "instances"
+        self._freed = self.root / "freed"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._instances.mkdir(parents=True, exist_ok=True)
         self.instance = secrets.token_hex(4)
@@ -188,6 +189,28 @@ class BlobStore:
         finally:
             os.close(fd)  # (releases the lock taken, if it was)
         return False
+
+    def mark_freed(self, blob_ids: list[str]) -> None:
+        """Note blobs whose rows are committed gone and whose unlink waits (`freed/<id>`, empty):
+        if this process dies first, any store starting up removes them even while their writer
+        lives (`freed`); `delete_freed` removes blob and note. Not fsynced: a note lost in a power
+        cut only leaves an orphan until its writer is gone."""
+        self._freed.mkdir(exist_ok=True)
+        for b in blob_ids:
+            self.path(b)  # (an id, never a path)
+            with open(self._freed / b, "wb"):
+                pass
+
+    def delete_freed(self, blob_id: str) -> None:
+        self.delete(blob_id)
+        (self._freed / blob_id).unlink(missing_ok=True)
+
+    def freed(self) -> list[str]:
+        """The blobs noted freed (`mark_freed`) and not deleted yet."""
+        try:
+            return [p.name for p in self._freed.iterdir() if _BLOB_ID.fullmatch(p.name)]
+        except FileNotFoundError:
+            return []
 
     def _lock_path(self, instance: str) -> Path:
         return self._instances / f"{instance}.lock"

@@ -12,10 +12,12 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -200,17 +202,33 @@ def test_a_bucket_deleted_on_one_gateway_is_gone_on_the_other(gateways, unique: 
     assert b.get_object(Bucket=bucket, Key="again")["Body"].read() == b"y"
 
 
-def test_a_gateway_restarting_while_the_other_uploads_deletes_nothing_of_it(gateways, unique: str) -> None:
+def test_a_gateway_restarting_while_the_other_uploads_deletes_nothing_of_it(
+    gateways,
+    unique: str,
+    metadata_url: str,  # noqa: F811
+) -> None:
     """Last in the module. A is killed with -9 and started again while B is in the middle of a
     PUT (its temp file in the shared directory) and keeps acknowledging others: A's start-up
-    clean-up must leave all of it."""
+    clean-up must leave all of it, and remove what A freed but died before unlinking."""
     ga, gb = gateways
     a, b = _clients(gateways)
     bucket = f"restart-{unique}"
+    blob_dir = Path(ga.extra_args[-1]) / "s3"
     a.create_bucket(Bucket=bucket)
     before = {f"a{i}": _body(i) for i in range(3)}
     for key, body in before.items():
         a.put_object(Bucket=bucket, Key=key, Body=body)
+    # B writes an object, A overwrites it: B's blob is garbage, its unlink a few seconds away.
+    b.put_object(Bucket=bucket, Key="victim", Body=_body(1))
+    with psycopg.connect(metadata_url) as c:
+        (replaced,) = c.execute(
+            "SELECT blob FROM s3.objects WHERE bucket = %s AND key = 'victim'", (bucket,)
+        ).fetchone()
+    a.put_object(Bucket=bucket, Key="victim", Body=_body(2))
+    before["victim"] = _body(2)
+    deadline = time.monotonic() + 1  # (killed well before A's own unlink, 5 s after the PUT)
+    while not (blob_dir / "freed" / replaced).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     # B receives half of a PUT's body, then waits for A's restart.
     slow = b"s" * (4 * BIG)
@@ -256,5 +274,6 @@ def test_a_gateway_restarting_while_the_other_uploads_deletes_nothing_of_it(gate
     for key, body in {**before, **acknowledged, "slow": slow}.items():
         for client in (a, b):
             assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
-    blob_dir = Path(ga.extra_args[-1]) / "s3"
     assert not list(blob_dir.glob("tmp/*/*"))  # nothing in flight left behind
+    assert not list(blob_dir.glob(f"blobs/*/*/{replaced}"))  # (its writer B lives on)
+    assert not list(blob_dir.glob("freed/*"))

@@ -126,6 +126,10 @@ class S3Core:
         orphans = [b for b in candidates if not self.store.blob_referenced(b)]
         for blob in orphans:
             self.blobs.delete(blob)
+        for blob in self.blobs.freed():  # freed by a gateway that died before unlinking them
+            if not self.store.blob_referenced(blob):
+                self.blobs.delete_freed(blob)
+                orphans.append(blob)
         if swept or orphans:
             log.info("s3 recovery: removed %d temp files and %d orphan blobs", swept, len(orphans))
 
@@ -357,11 +361,14 @@ class S3Core:
                 self.blobs.delete(b)
         else:
             self._unlink_later.update(blob_ids)
+            if self.store.shared:  # another gateway's start-up removes them if this one dies
+                loop.run_in_executor(None, self.blobs.mark_freed, list(blob_ids))
             loop.call_later(UNLINK_DELAY, loop.run_in_executor, None, self._delete_blobs, list(blob_ids))
 
     def _delete_blobs(self, blob_ids: list[str]) -> None:
+        delete = self.blobs.delete_freed if self.store.shared else self.blobs.delete
         for b in blob_ids:
-            self.blobs.delete(b)
+            delete(b)
             self._unlink_later.discard(b)
 
     def _link_blob(self, src_blob: str) -> str:
