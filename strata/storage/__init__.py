@@ -23,7 +23,8 @@ Public API (stable: services and other packages persist through it):
     BlobStore(root, *, fsync=True)                     immutable files published atomically, in a
                                                        directory several gateways may share
         open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
-        sweep_temp(), all_ids(), collectable(unreferenced) (start-up GC: dead writers' only), close()
+        sweep_temp(), all_ids(), collectable(blobs) (start-up GC: dead writers' only),
+        mark_freed(ids) / freed() / delete_freed(id) (unlinks waiting), close()
 
     interface.MetadataBackend                          what every backend implements;
                                                        tests/storage/test_contract.py is its contract

@@ -13,7 +13,9 @@ can still need: the temp directories of instances whose lock it can take (they d
 the blobs no metadata row references, those whose writer is not alive (`collectable`) — a blob a
 live gateway published but has not committed yet is its in-flight write, never an orphan. An
 instance that died while its lock is still held (an NFS client's lease not yet expired) only
-delays the clean-up of its leftovers to a later start-up.
+delays the clean-up of its leftovers to a later start-up. A blob whose rows are gone but whose
+unlink waits a few seconds (readers may still open it) is noted in `freed/` meanwhile, so it is
+removed at start-up even when its writer lives on (`mark_freed`, `freed`).
 """
 
 from __future__ import annotations
