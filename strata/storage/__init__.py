@@ -20,9 +20,11 @@ Public API (stable: services and other packages persist through it):
         delete_doc(kind, id)                           JSON resource records, listed in id order
         store.close()
 
-    BlobStore(root, *, fsync=True)                     immutable files published atomically
+    BlobStore(root, *, fsync=True)                     immutable files published atomically, in a
+                                                       directory several gateways may share
         open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
-        sweep_temp(), all_ids()
+        sweep_temp(), all_ids(), collectable(blobs) (start-up GC: dead writers' only),
+        mark_freed(ids) / freed() / delete_freed(id) (unlinks waiting), close()
 
     interface.MetadataBackend                          what every backend implements;
                                                        tests/storage/test_contract.py is its contract
