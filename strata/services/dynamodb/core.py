@@ -7,8 +7,12 @@ the background bulk work, TTL sweeps on clock moves.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from botocore import xform_name
 
 from strata.context import RequestContext
+from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
 from strata.services.dynamodb import backups, batch, provisioning, replication, streams, ttl, warm
 from strata.services.dynamodb.backups import Restorer
@@ -30,6 +34,7 @@ class DynamoDBCore:
             runtime.data_dir / "dynamodb.sqlite3",
             settings.fsync,
             settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
+            settings.metadata,
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
         default = warm.Quota()
@@ -52,12 +57,32 @@ class DynamoDBCore:
         )
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
+        if self.state.shared:
+            self._follow_other_gateways()
         self.replicator = replication.Replicator(
             self.state,
             self.bulk.chunk,
             float(settings.limit("dynamodb_replication_lag_seconds", 0)),
             float(settings.limit("dynamodb_replica_create_seconds", int(replication.CREATE_SECONDS))),
         )
+
+    def _follow_other_gateways(self) -> None:
+        """PostgreSQL (several gateways): every operation first brings the tables' metadata up to
+        date (state.State.sync: one indexed read; a reload only after a table changed). Done by
+        wrapping this instance's operation methods, so the embedded SQLite path (one gateway,
+        whose memory is exact) pays nothing."""
+        state = self.state
+        for operation in service_model("dynamodb").operation_names:
+            name = xform_name(operation)
+            method = getattr(self, name, None)
+            if method is None:
+                continue
+
+            def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
+                state.sync()
+                return _method(ctx, req)
+
+            setattr(self, name, synced)
 
     def _backup_dir(self) -> Path:
         path = self.runtime.data_dir / "dynamodb-backups"
