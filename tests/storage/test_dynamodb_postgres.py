@@ -103,6 +103,17 @@ def test_metadata_is_in_postgresql(clients: list[Any], metadata_url: str) -> Non
         assert c.execute(
             "SELECT item_count FROM dynamodb.ddb_tables WHERE name = %s", (name,)
         ).fetchone() == (1,)
+    # What needs a snapshot of the embedded store is refused, not answered from the wrong data.
+    for call in (
+        lambda: a.create_backup(TableName=name, BackupName="bak"),
+        lambda: a.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        ),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _code(e.value) == "NotImplemented"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 
 def test_a_table_changed_on_one_gateway_is_served_so_by_the_other(clients: list[Any]) -> None:
