@@ -5,7 +5,8 @@ and GetItem, `--concurrency` coroutines at once so writes share group commits, a
 operations per second and the process CPU per operation. Side by side on SQLite before and after
 a change: run it from both checkouts in the same run. Usage:
 
-    python bench/dynamodb_backends.py [--ops 4000] [--concurrency 16] [--metadata postgresql://...]
+    python bench/dynamodb_backends.py [--ops 4000] [--concurrency 16] [--no-fsync]
+                                      [--metadata postgresql://...]
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def ctx() -> RequestContext:
     return RequestContext("bench", "dynamodb", "PutItem", "us-east-1", "000000000000", None, None)  # type: ignore[arg-type]
 
 
-async def run(data_dir: Path, ops: int, concurrency: int, metadata: str | None) -> None:
-    settings = Settings(data_dir=data_dir, metadata=metadata)
+async def run(data_dir: Path, ops: int, concurrency: int, metadata: str | None, fsync: bool) -> None:
+    settings = Settings(data_dir=data_dir, metadata=metadata, fsync=fsync)
     p = DynamoDBProvider(ServiceRuntime("dynamodb", settings, settings.service_dir("dynamodb")))
     await p.start()
     p.state.throttle.enforce = False
@@ -103,9 +104,10 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=4000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--metadata", default=None)
+    ap.add_argument("--no-fsync", action="store_true", help="SQLite: no fsync (CPU, not the disk)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        asyncio.run(run(Path(d), a.ops, a.concurrency, a.metadata))
+        asyncio.run(run(Path(d), a.ops, a.concurrency, a.metadata, not a.no_fsync))
 
 
 if __name__ == "__main__":
