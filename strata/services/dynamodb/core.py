@@ -6,14 +6,12 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from botocore import xform_name
 
 from strata.context import RequestContext
-from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
 from strata.services.dynamodb import backups, batch, provisioning, replication, streams, ttl, warm
@@ -24,19 +22,6 @@ from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta, describe
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
-
-# What DynamoDB does not do yet with PostgreSQL metadata: each of these reads one consistent
-# snapshot of the store through SQLite (pitr.snapshot), so it is refused (HTTP 501) rather than
-# answered from the wrong data. By operation: whether a request is refused.
-NOT_ON_POSTGRES: dict[str, Callable[[dict], bool]] = {
-    "CreateBackup": lambda req: True,
-    "RestoreTableFromBackup": lambda req: True,
-    "RestoreTableToPointInTime": lambda req: True,
-    "ExportTableToPointInTime": lambda req: True,
-    "UpdateContinuousBackups": lambda req: bool(
-        (req.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
-    ),
-}
 
 
 class DynamoDBCore:
@@ -93,25 +78,17 @@ class DynamoDBCore:
             if method is None:
                 continue
 
-            def synced(
-                ctx: RequestContext, req: dict, _method: Any = method, _operation: str = operation
-            ) -> Any:
-                refused = NOT_ON_POSTGRES.get(_operation)
-                if refused is not None and refused(req):
-                    raise ServiceError(
-                        "NotImplemented",
-                        f"{_operation} is not implemented by Strata with PostgreSQL metadata "
-                        "(--metadata) yet: backups, point-in-time recovery and exports read a "
-                        "snapshot of the embedded SQLite store",
-                        501,
-                    )
+            def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
                 state.sync()
                 return _method(ctx, req)
 
             setattr(self, name, synced)
 
     def _backup_dir(self) -> Path:
-        path = self.runtime.data_dir / "dynamodb-backups"
+        # Several gateways (--metadata with --blob-dir): the files are where every gateway finds them.
+        settings = self.runtime.settings
+        shared = settings.metadata is not None and settings.blob_dir is not None
+        path = (settings.blob_dir if shared else self.runtime.data_dir) / "dynamodb-backups"  # type: ignore[operator]
         path.mkdir(parents=True, exist_ok=True)
         return path
 

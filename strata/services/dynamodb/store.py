@@ -106,6 +106,8 @@ class ItemStore:
         self.path = Path(path)
         self.fsync = fsync
         self.postgres = metadata_url is not None
+        # What pitr.snapshot opens for backups, restores and exports: the file, or the database.
+        self.snapshot_source: Path | str = metadata_url if metadata_url is not None else self.path
         self.db: Any
         if metadata_url is None:
             self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
