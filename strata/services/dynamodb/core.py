@@ -23,6 +23,10 @@ from strata.services.dynamodb.tables import TableMeta, describe
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
 
+# Item writes look their tables up inside their write (state.State.table), where the tables'
+# metadata is brought up to date under the store's lock: no check of their own before.
+SYNCED_IN_WRITE = frozenset(("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"))
+
 
 class DynamoDBCore:
     """State and helpers every DynamoDB operation class shares."""
@@ -67,15 +71,16 @@ class DynamoDBCore:
         )
 
     def _follow_other_gateways(self) -> None:
-        """PostgreSQL (several gateways): every operation first brings the tables' metadata up to
-        date (state.State.sync: one indexed read; a reload only after a table changed). Done by
+        """PostgreSQL (several gateways): every operation but the item writes (SYNCED_IN_WRITE)
+        first brings the tables' metadata up to date (state.State.sync: one indexed read; a
+        reload only after a table changed). Done by
         wrapping this instance's operation methods, so the embedded SQLite path (one gateway,
         whose memory is exact) pays nothing."""
         state = self.state
         for operation in service_model("dynamodb").operation_names:
             name = xform_name(operation)
             method = getattr(self, name, None)
-            if method is None:
+            if method is None or operation in SYNCED_IN_WRITE:
                 continue
 
             def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:

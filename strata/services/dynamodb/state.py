@@ -61,6 +61,7 @@ class State:
         # PostgreSQL: other gateways change tables too; the version of the rows loaded (sync()).
         self.shared = self.store.postgres
         self._version = self.store.tables_version() if self.shared else 0
+        self._group = -1  # the write group whose start was checked (`table`)
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
             where = {"DELETING": self.deleting, "CREATING": self.creating}.get(m.status, self.tables)
@@ -78,9 +79,9 @@ class State:
     def sync(self) -> None:
         """With several gateways (PostgreSQL): bring the tables' metadata up to date with what
         other gateways changed, when the store's `tables_version` moved. Called before every
-        operation (core.DynamoDBCore) and inside writes (`table`), where it reads under the
-        store's lock: a write never uses a table's metadata older than the last change committed
-        by any gateway. Tables whose row is as this gateway last saw it keep their object (work
+        operation but the writes (core.DynamoDBCore) and inside writes, once per write group
+        (`table`), where it reads under the store's lock: a write never uses a table's metadata
+        older than the last change another gateway committed. Tables whose row is as this gateway last saw it keep their object (work
         in progress holds it and compares by identity)."""
         store = self.store
         version = store.tables_version()
@@ -105,7 +106,9 @@ class State:
         self._version = version
 
     def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
-        if self.shared and self.store.in_write():
+        if self.shared and self.store.in_write() and self.store.db.groups != self._group:
+            # Once per write group: no other gateway writes while the group holds the lock.
+            self._group = self.store.db.groups
             self.sync()
         meta = self.tables.get((scope_of(ctx), table_name(name)))
         if meta is None:
