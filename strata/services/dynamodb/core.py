@@ -6,11 +6,13 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from botocore import xform_name
 
+from strata.config import redact_url
 from strata.context import RequestContext
 from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
@@ -22,6 +24,8 @@ from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta, describe
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
+
+log = logging.getLogger("strata.dynamodb")
 
 # Item writes look their tables up inside their write (state.State.table), where the tables'
 # metadata is brought up to date under the store's lock: no check of their own before.
@@ -63,12 +67,25 @@ class DynamoDBCore:
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
         if self.state.shared:
             self._follow_other_gateways()
+            self._announce(settings.metadata, runtime.data_dir / "dynamodb.sqlite3")
         self.replicator = replication.Replicator(
             self.state,
             self.bulk.chunk,
             float(settings.limit("dynamodb_replication_lag_seconds", 0)),
             float(settings.limit("dynamodb_replica_create_seconds", int(replication.CREATE_SECONDS))),
         )
+
+    @staticmethod
+    def _announce(url: str, embedded: Path) -> None:
+        """Say where DynamoDB's data is, and that an embedded store left in the data dir is not
+        what is served (nothing is copied from it)."""
+        log.warning("--metadata: DynamoDB's tables and items are in PostgreSQL at %s", redact_url(url))
+        if embedded.exists():
+            log.warning(
+                "%s holds DynamoDB tables of the embedded store: they are not served while --metadata "
+                "is given (start without it to use them)",
+                embedded,
+            )
 
     def _follow_other_gateways(self) -> None:
         """PostgreSQL (several gateways): every operation but the item writes (SYNCED_IN_WRITE)
