@@ -12,12 +12,23 @@ Same shape as `strata.engines.postgres.PgNode`, with MariaDB's own machinery und
 
 Strata reaches a node as MariaDB `root` over a private unix socket (unix_socket auth: only the OS
 user running Strata); clients use TCP on loopback as the master user.
+
+When Strata is root each node runs as an OS account of its own (`node_user`: own uid and primary
+group, made with the node and removed with it), owning its directory (mode 0700): a master user who
+gets past MASTER_PRIVILEGES (the known gap there) and writes files through the server
+(`SET GLOBAL general_log_file`) can write only where its own node can, never into another
+instance's datadir, configuration or socket. The binlog archive an instance's (or a cluster's)
+nodes share is Strata's, writable by their group only (`archive_group`), each node's binlogs its own.
 """
 
 from __future__ import annotations
 
 import getpass
+import grp
 import hashlib
+import logging
+import os
+import pwd
 import re
 import secrets
 import shutil
@@ -29,17 +40,23 @@ from pathlib import Path
 import pymysql
 
 from strata.engines.process import (
-    ENGINE_USER,
     EngineError,
     EngineProcess,
     ProcessSpec,
     adopt_tree,
     chown_tree,
     effective_user,
+    ensure_group,
+    ensure_node_user,
+    remove_group_if_unused,
+    remove_node_user,
     run_as,
+    running_as_root,
     wait_until,
     write_private,
 )
+
+log = logging.getLogger("strata.engines")
 
 REPL_USER = "strata_repl"
 USER_PARAMS_MARK = "# parameter group:"
@@ -87,8 +104,37 @@ MASTER_PRIVILEGES = (
 )
 
 
-def engine_user() -> str:
-    return ENGINE_USER
+def _digest(path: Path) -> str:
+    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+
+
+def node_user(root: Path) -> str:
+    """The OS account of the node in `root` (when Strata is root): one per node, named by its
+    directory so that a restarted Strata finds it again."""
+    return f"strata-my-{_digest(root)}"
+
+
+def archive_group(archive: Path) -> str:
+    """The group of the nodes sharing the binlog archive `archive` (an instance's or a cluster's)."""
+    return f"strata-mya-{_digest(archive)}"
+
+
+def drop_node_account(root: Path, archive: Path | None, binlog_base: str) -> None:
+    """Remove a stopped node's account (and its archive's group once no node is in it). Its binlogs
+    left in the archive, and the archive once its group is gone, go to Strata's own account first,
+    so a later account given the same id gets nothing of them. Failures are logged, not raised:
+    the node itself is gone."""
+    if not running_as_root():
+        return
+    try:
+        if archive is not None and archive.is_dir():
+            for f in archive.glob(f"{binlog_base}.*"):
+                os.chown(f, 0, 0, follow_symlinks=False)
+        remove_node_user(node_user(root))
+        if archive is not None and remove_group_if_unused(archive_group(archive)) and archive.is_dir():
+            os.chown(archive, 0, 0)
+    except (OSError, EngineError) as e:
+        log.warning("could not remove the account of the MariaDB node in %s: %s", root, e)
 
 
 def binary(name: str) -> str:
@@ -120,7 +166,7 @@ class MariaNode:
         self.archive_dir = archive_dir
         digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
         self.socket = Path("/tmp") / f"strata-my-{digest}.sock"
-        self.user = engine_user()
+        self.user = node_user(self.root)
         self.cnf = self.root / "my.cnf"
         self._pending_replay: tuple[Path, str | None, str] | None = None
         self.proc = EngineProcess(
@@ -149,6 +195,35 @@ class MariaNode:
         return f"{self.root.parent.name}-{self.root.name}-bin"  # unique in a shared cluster archive
 
     # -- creation ----------------------------------------------------------------------------------
+
+    def _account(self) -> None:
+        """Make the node's account (and its archive's group) unless they exist; when root only."""
+        if not running_as_root():
+            return
+        groups: tuple[str, ...] = ()
+        if self.archive_dir is not None:
+            ensure_group(archive_group(self.archive_dir))
+            groups = (archive_group(self.archive_dir),)
+        ensure_node_user(self.user, self.root, groups)
+
+    def _own_files(self) -> None:
+        """The node's directory its own, private (0700); the archive Strata's, writable by its
+        nodes' group only (setgid: their binlogs are in it; sticky: no node removes another's
+        binlogs), this node's binlogs its own. When root only."""
+        if not running_as_root():
+            return
+        for d in (self.root, self.datadir):
+            if d.is_dir():
+                os.chmod(d, 0o700)
+        if self.archive_dir is None or not self.archive_dir.is_dir():
+            return
+        gid = grp.getgrnam(archive_group(self.archive_dir)).gr_gid
+        uid = pwd.getpwnam(self.user).pw_uid
+        os.chown(self.archive_dir, 0, gid)
+        os.chmod(self.archive_dir, 0o3770)
+        for f in self.archive_dir.glob(f"{self.binlog_base}.*"):
+            if f.lstat().st_uid != uid:
+                os.chown(f, uid, gid, follow_symlinks=False)
 
     def initdb(self, password: str, params: dict[str, str] | None = None) -> None:
         self._prepare()
@@ -183,14 +258,15 @@ class MariaNode:
         )
 
     def _prepare(self) -> None:
+        self._account()
         self.root.mkdir(parents=True, exist_ok=True)
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         self.datadir.mkdir()
         if self.archive_dir is not None:
             self.archive_dir.mkdir(parents=True, exist_ok=True)
-            chown_tree(self.archive_dir, self.user)
         chown_tree(self.root, self.user)
+        self._own_files()
 
     def write_config(self, params: dict[str, str], recovery: dict[str, str] | None = None) -> None:
         binlog_dir = self.archive_dir or self.datadir
@@ -270,6 +346,7 @@ class MariaNode:
         shutil.rmtree(self.datadir)
         shutil.move(str(backup), str(self.datadir))
         chown_tree(self.root, self.user)
+        self._own_files()
         self.write_config(params or {})
         self.start()
         if standby:
@@ -292,6 +369,7 @@ class MariaNode:
         shutil.rmtree(self.datadir)
         shutil.copytree(backup_dir, self.datadir, symlinks=True)
         chown_tree(self.root, self.user)
+        self._own_files()
         self.write_config(params or {})
         self._pending_replay = (archive, target_time, _backup_binlog_file(self.datadir)) if archive else None
 
@@ -299,9 +377,9 @@ class MariaNode:
 
     def start(self, timeout: float = 120) -> None:
         if not self.proc.running():
-            adopt_tree(self.root, self.user)
-            if self.archive_dir is not None:
-                adopt_tree(self.archive_dir, self.user)
+            self._account()
+            adopt_tree(self.root, self.user)  # made by an older Strata for the shared engine account
+            self._own_files()
         self.proc.start(ready=self.accepting, timeout=timeout)
         if (self.root / FAULT_DELAY).exists():
             self.set_apply_delay(0)  # a fault of the process before: gone with it
@@ -573,8 +651,8 @@ class MariaNode:
             None,
             timeout=600,
         )
+        # Strata's own files (a snapshot's outlive the node): a node restoring one makes a copy its own.
         run_as([binary("mariadb-backup"), "--prepare", f"--target-dir={dest}"], None, timeout=600)
-        chown_tree(dest, self.user)
 
     def replica_lag_seconds(self) -> float | None:
         conn = self.connect()
@@ -593,6 +671,7 @@ class MariaNode:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         self.socket.unlink(missing_ok=True)
+        drop_node_account(self.root, self.archive_dir, self.binlog_base)
 
     def wait_writable(self, timeout: float = 30) -> bool:
         return wait_until(lambda: not self.in_recovery(), timeout)
