@@ -174,6 +174,7 @@ def ensure_node_user(name: str, home: Path, groups: tuple[str, ...] = ()) -> Non
         try:
             pwd.getpwnam(name)
         except KeyError:
+            _reap_node_users()
             uid = _free_id(name)
             try:
                 grp.getgrnam(name)
@@ -188,6 +189,30 @@ def ensure_node_user(name: str, home: Path, groups: tuple[str, ...] = ()) -> Non
         missing = [g for g in groups if name not in grp.getgrnam(g).gr_mem]
         if missing:
             _account_command(["usermod", "--append", "--groups", ",".join(missing), name])
+
+
+def _reap_node_users() -> None:
+    """Remove the node accounts left by Stratas that ended without removing their nodes (kill -9,
+    a test's server): those whose node directory and its parent are gone. A node on a closed
+    encrypted volume may be taken for one: it gets an account anew when it starts (its files are
+    handed over then, strata.engines.mariadb). Groups left without members go too."""
+    emptied: set[str] = set()
+    for pw in pwd.getpwall():
+        if not (NODE_ID_BASE <= pw.pw_uid < NODE_ID_BASE + NODE_ID_SPAN) or Path(pw.pw_dir).parent.exists():
+            continue
+        groups = [g.gr_name for g in grp.getgrall() if pw.pw_name in g.gr_mem]
+        done = subprocess.run(["userdel", pw.pw_name], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            continue  # a process still runs as it
+        log.info("removed the account %s of a node gone (%s)", pw.pw_name, pw.pw_dir)
+        emptied.update(groups + [pw.pw_name])
+    for name in emptied:
+        try:
+            group = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if NODE_ID_BASE <= group.gr_gid < NODE_ID_BASE + NODE_ID_SPAN and not group.gr_mem:
+            subprocess.run(["groupdel", name], capture_output=True, timeout=60)
 
 
 def remove_node_user(name: str) -> None:
