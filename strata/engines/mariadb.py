@@ -70,6 +70,9 @@ FAULT_DELAY = "fault-apply-delay"
 # engine's own account), file_key_management, auth_pam or any other library of the package.
 LOADABLE_PLUGINS = ("server_audit",)
 SYSTEM_PLUGIN_DIR = Path("/usr/lib/mysql/plugin")  # Debian's mariadb-server
+# The modes the server makes its files and directories with (its default lets its group write):
+# its own only, the binlogs in an archive shared with other nodes included.
+PRIVATE_MODES = {"UMASK": "0600", "UMASK_DIR": "0700"}
 # The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
 # no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
 # INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
@@ -175,6 +178,7 @@ class MariaNode:
                 run_dir=self.root,
                 user=self.user,
                 match=str(self.cnf),
+                extra_env=dict(PRIVATE_MODES),
                 stop_signal=signal.SIGTERM,
                 death_signal=signal.SIGTERM,
                 argv=[binary("mariadbd"), f"--defaults-file={self.cnf}"],
@@ -237,6 +241,7 @@ class MariaNode:
                 f"--auth-root-socket-user={getpass.getuser()}",
             ],
             effective_user(self.user),
+            env={**os.environ, **PRIVATE_MODES},
             timeout=300,
         )
         # The bootstrap's Aria log describes tables it then closed cleanly; left in place, its
