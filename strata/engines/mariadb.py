@@ -79,6 +79,7 @@ PRIVATE_MODES = {"UMASK": "0600", "UMASK_DIR": "0700"}
 # Known gap: stock MariaDB (10.11) cannot hold a user with CREATE USER, or with UPDATE on the mysql
 # schema and RELOAD, to these: RENAME USER / ALTER USER of Strata's own root account, or UPDATE
 # mysql.global_priv + FLUSH PRIVILEGES, gives ALL PRIVILEGES. RDS's server is patched against it.
+# Contained here (Strata as root): the node's own OS account (`node_user`) writes only its own files.
 MASTER_PRIVILEGES = (
     "SELECT",
     "INSERT",
