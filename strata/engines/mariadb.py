@@ -220,6 +220,12 @@ class MariaNode:
         for d in (self.root, self.datadir):
             if d.is_dir():
                 os.chmod(d, 0o700)
+        # Strata's own, never the node's (a whole node directory was once handed over): the node's
+        # configuration, its plugin directory (a library there is one it loads), its secret.
+        for path in (self.cnf, self.root / "plugins", self.root / ".repl"):
+            for p in [path, *(path.iterdir() if path.is_dir() and not path.is_symlink() else ())]:
+                if p.exists() or p.is_symlink():
+                    os.chown(p, 0, 0, follow_symlinks=False)
         if self.archive_dir is None or not self.archive_dir.is_dir():
             return
         gid = grp.getgrnam(archive_group(self.archive_dir)).gr_gid
