@@ -29,6 +29,7 @@ from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, tier_spans
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
+from strata.storage.shared import is_shared
 
 CHUNK = 500  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
@@ -58,7 +59,8 @@ def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
 
 class LifecycleRun(S3Core):
     async def start(self) -> None:
-        scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY)
+        # With several gateways on PostgreSQL, one of them (the scheduler's owner) runs it for all.
+        scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY, shared=is_shared(self.store.db))
 
     async def _run_lifecycle(self, since: float, until: float) -> dict[str, int]:
         """Apply every bucket's lifecycle rules up to simulated time `until`, and meter every

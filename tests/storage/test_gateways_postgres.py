@@ -1,0 +1,170 @@
+"""Two gateways on one PostgreSQL (`--metadata`, `--blob-dir`): one cloud (issue 22 step 2).
+
+Two real `strata serve` processes with data dirs of their own share a fresh database of the
+session's throwaway PostgreSQL cluster (tests/storage/conftest.py) and one blob directory. What one
+changes the other serves at once: IAM users, keys and policies (no stale cache authorizes a deleted
+key), the simulated clock; and one of them at a time runs the time-driven rules, the other taking
+over when the owner is killed with -9.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from strata.engines.postgres import PgNode
+from tests.storage.conftest import DSN_VAR
+from tests.strata_process import StrataProcess
+
+
+@pytest.fixture(scope="module")
+def metadata_url(pg_node: PgNode) -> str:
+    admin = os.environ[DSN_VAR]
+    db = f"gw_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
+    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory: pytest.TempPathFactory, metadata_url: str) -> Iterator[list[StrataProcess]]:
+    root = tmp_path_factory.mktemp("gateways")
+    procs = [
+        StrataProcess(
+            root / f"data-{name}",
+            extra_env={"STRATA_METADATA": metadata_url},
+            extra_args=["--blob-dir", str(root / "blobs")],
+        )
+        for name in "ab"
+    ]
+    try:
+        for p in procs:
+            p.start()
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
+    return e.value.response["Error"]["Code"]
+
+
+def _until(check, what: str, timeout: float = 20.0):  # noqa: ANN001, ANN202 - a predicate
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.05)
+
+
+def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_once(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    iam_a = a.client("iam")
+    iam_a.create_user(UserName="alice")
+    iam_a.put_user_policy(
+        UserName="alice",
+        PolicyName="list",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":"s3:ListAllMyBuckets","Resource":"*"}]}',
+    )
+    key = iam_a.create_access_key(UserName="alice")["AccessKey"]
+    creds = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    s3_b = b.client("s3", **creds)
+    s3_b.list_buckets()  # made on A, served by B
+    assert b.client("iam").get_user(UserName="alice")["User"]["UserName"] == "alice"
+
+    # A policy removed on A: B denies the very next request.
+    iam_a.delete_user_policy(UserName="alice", PolicyName="list")
+    with pytest.raises(ClientError) as denied:
+        s3_b.list_buckets()
+    assert _code(denied) == "AccessDenied"
+
+    # The key deleted on A: B refuses it at once (no cached principal outlives the change).
+    iam_a.put_user_policy(
+        UserName="alice",
+        PolicyName="list",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":"s3:ListAllMyBuckets","Resource":"*"}]}',
+    )
+    s3_b.list_buckets()
+    iam_a.delete_access_key(UserName="alice", AccessKeyId=key["AccessKeyId"])
+    with pytest.raises(ClientError) as refused:
+        s3_b.list_buckets()
+    assert _code(refused) == "InvalidAccessKeyId"
+    # ... and B's own IAM changes are seen by A the same way.
+    second = b.client("iam").create_access_key(UserName="alice")["AccessKey"]
+    a.client("s3", access_key=second["AccessKeyId"], secret_key=second["SecretAccessKey"]).list_buckets()
+
+
+def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataProcess]) -> None:
+    a, b = gateways
+    before = b.admin("/_strata/clock")["offset_seconds"]
+    moved = a.admin("/_strata/clock", {"advance": "2h"})["offset_seconds"]
+    assert moved == pytest.approx(before + 7200)
+    _until(lambda: b.admin("/_strata/clock")["offset_seconds"] == moved, "B follows A's advance")
+    # Both advancing count: B's advance starts from A's.
+    assert b.admin("/_strata/clock", {"advance": "1h"})["offset_seconds"] == pytest.approx(moved + 3600)
+    _until(lambda: a.admin("/_strata/clock")["offset_seconds"] == pytest.approx(moved + 3600), "A follows B")
+
+
+def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
+    gateways: list[StrataProcess], tmp_path: Path
+) -> None:
+    a, b = gateways
+    owners = _until(
+        lambda: [g for g in gateways if g.admin("/_strata/clock")["scheduler_owner"]] or None,
+        "a gateway owns the scheduler",
+    )
+    assert len(owners) == 1
+    owner = owners[0]
+    other = b if owner is a else a
+    s3 = other.client("s3")
+    bucket = f"gw-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [{"ID": "one-day", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]
+        },
+    )
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+
+    other.admin("/_strata/clock", {"advance": "1d"})  # both alive: the owner runs the rules
+    owner.kill()  # kill -9: PostgreSQL ends its session, and so releases the scheduler's lock
+    _until(lambda: other.admin("/_strata/clock")["scheduler_owner"], "the survivor takes the scheduler over")
+    advanced = other.admin("/_strata/clock", {"advance": "2d"})
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
+    assert len(versions["Versions"]) == 1
+
+    # Storage was metered once, from the object's creation to the advance (in a versioned bucket
+    # the expired version stays, noncurrent); a second runner of the rule would have metered it
+    # again. The meter is shared too: these are every gateway's events.
+    metered = sum(
+        e["quantity"]
+        for e in other.admin("/_strata/meter?service=s3")["events"]
+        if e["event"].startswith("TimedStorage-") and e["dims"].get("bucket") == bucket
+    )
+    created = versions["Versions"][0]["LastModified"].timestamp()
+    until = datetime.fromisoformat(advanced["now"]).timestamp()
+    assert metered == pytest.approx(1000 * (until - created) / 3600, abs=1000 * 2 / 3600)
+
+    owner.start()  # back, it follows: the survivor keeps the scheduler
+    assert owner.admin("/_strata/clock")["scheduler_owner"] is False
+    assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
