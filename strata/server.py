@@ -57,7 +57,7 @@ def share(settings: Settings) -> None:
     sim = SharedSim(url)
     _shared.append(sim)
     clock.share(sim, asyncio.get_running_loop().call_soon_threadsafe)
-    scheduler.share(sim)
+    scheduler.share(sim, settle=meter.flush)
     events = PostgresStore(url, "meter", schema=METER_SCHEMA)
     _shared.append(events)
     meter.share(events)

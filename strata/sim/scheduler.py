@@ -90,6 +90,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listening = False
         self._coordinator: Coordinator | None = None
+        self._settle: Callable[[], None] = lambda: None
         self.owner = True  # runs the shared rules (always, without a coordinator)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -111,9 +112,12 @@ class Scheduler:
         for rule in self._rules.values():
             rule.done = self._saved.get(rule.name, rule.done)
 
-    def share(self, coordinator: Coordinator) -> None:
-        """Run shared rules only while this gateway owns them (see the module docstring)."""
+    def share(self, coordinator: Coordinator, settle: Callable[[], None] = lambda: None) -> None:
+        """Run shared rules only while this gateway owns them (see the module docstring).
+        `settle` (blocking) makes a run's effects durable before its progress is written: the
+        meter's tally, which a kill -9 of the owner would lose with the run marked done."""
         self._coordinator = coordinator
+        self._settle = settle
         self.owner = False
 
     def register(self, name: str, run: RunFn, *, every: float = 86400.0, shared: bool = False) -> None:
@@ -281,6 +285,7 @@ class Scheduler:
                 continue
             rule.done, rule.failed_at, rule.error = max(rule.done, target), None, None
             if rule.shared and self._coordinator is not None:
+                await asyncio.to_thread(self._settle)
                 await asyncio.to_thread(self._coordinator.save_progress, rule.name, rule.done)
             self._persist()
             for waiter in waiters:

@@ -22,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.engines.postgres import PgNode
+from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import DSN_VAR
 from tests.strata_process import StrataProcess
 
@@ -109,6 +110,31 @@ def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_o
     # ... and B's own IAM changes are seen by A the same way.
     second = b.client("iam").create_access_key(UserName="alice")["AccessKey"]
     a.client("s3", access_key=second["AccessKeyId"], secret_key=second["SecretAccessKey"]).list_buckets()
+
+
+def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    key = a.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    blob = a.client("kms").encrypt(KeyId=key, Plaintext=b"secret")["CiphertextBlob"]
+    assert b.client("kms").decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"  # one root key
+    b.client("kms").disable_key(KeyId=key)
+    with pytest.raises(ClientError) as disabled:
+        a.client("kms").encrypt(KeyId=key, Plaintext=b"x")
+    assert _code(disabled) == "DisabledException"
+
+    # S3 Control's account-wide public access block, cached per gateway, is read again on B.
+    account = a.client("sts").get_caller_identity()["Account"]
+    control_client(a).put_public_access_block(
+        AccountId=account, PublicAccessBlockConfiguration={"BlockPublicPolicy": True}
+    )
+    got = control_client(b).get_public_access_block(AccountId=account)
+    assert got["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    control_client(a).delete_public_access_block(AccountId=account)
+    with pytest.raises(ClientError) as gone:
+        control_client(b).get_public_access_block(AccountId=account)
+    assert _code(gone) == "NoSuchPublicAccessBlockConfiguration"
 
 
 def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataProcess]) -> None:
