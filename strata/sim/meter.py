@@ -139,18 +139,20 @@ class Meter:
         self._write(rows)
 
     def _write(self, rows: list[tuple]) -> None:
-        if not rows or (self._db is None and self._store is None):
+        db, store = self._db, self._store
+        if not rows or (db is None and store is None):
             return
         encoded = [(*r[:5], json.dumps(r[5], default=str) if r[5] else "{}", r[6]) for r in rows]
-        if self._store is not None:
-            with self._store.transaction():
-                self._store.executemany(_INSERT, encoded)
+        if store is not None:
+            with store.transaction():
+                store.executemany(_INSERT, encoded)
             return
+        assert db is not None
         with self._db_lock:
             # One transaction per batch: in autocommit mode every row would be its own fsync'd commit.
-            self._db.execute("BEGIN")
-            self._db.executemany(_INSERT, encoded)
-            self._db.execute("COMMIT")
+            db.execute("BEGIN")
+            db.executemany(_INSERT, encoded)
+            db.execute("COMMIT")
 
     def events(self, service: str | None = None, event: str | None = None) -> list[MeterEvent]:
         """Recorded events, oldest first (flushes first so callers see everything recorded so far)."""
