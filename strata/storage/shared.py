@@ -54,8 +54,9 @@ def open_store(
 
 
 def is_shared(store: object) -> bool:
-    """Whether several gateways may share `store` (it is not this process's SQLite file)."""
-    return not isinstance(store, MetadataStore)
+    """Whether several gateways may share `store` (it is not this process's SQLite file; a
+    wrapper such as OwnedDocs is judged by the store it wraps, `docs`)."""
+    return not isinstance(getattr(store, "docs", store), MetadataStore)
 
 
 class Freshness:
