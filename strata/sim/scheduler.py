@@ -47,6 +47,7 @@ log = logging.getLogger("strata.scheduler")
 
 RunFn = Callable[[float, float], Awaitable[dict[str, int]]]
 TICK = 1.0  # real seconds between checks for a crossed boundary
+OWNER_WAIT = 120.0  # real seconds a non-owner's catch-up waits for the owner to run shared rules
 RETRY_AFTER = 60.0  # real seconds before a failed rule is tried again (an advance retries at once)
 
 
@@ -185,19 +186,27 @@ class Scheduler:
         if not self.owner:
             # The owner follows an advance within milliseconds, running the rules to its own
             # "now": past the advance, if not quite to this gateway's `target`.
-            await self._owner_caught_up(min(target, self.clock.advanced_to()))
+            for name in await self._owner_caught_up(min(target, self.clock.advanced_to())):
+                report[name] = {"waiting_for_owner": 1}
         return report
 
-    async def _owner_caught_up(self, target: float) -> None:
+    async def _owner_caught_up(self, target: float) -> set[str]:
         """Wait until the owning gateway ran the shared rules up to `target` (a new owner takes
-        over within seconds of the last one's death)."""
+        over within seconds of the last one's death); the rules it has not run after OWNER_WAIT
+        (no gateway reaches PostgreSQL, or a rule keeps failing on the owner)."""
         assert self._coordinator is not None
         names = {r.name for r in self._rules.values() if r.shared}
-        while names:
-            done = await asyncio.to_thread(self._coordinator.progress)
+        deadline = self.clock.monotonic() + OWNER_WAIT
+        while names and self.clock.monotonic() < deadline:
+            try:
+                done = await asyncio.to_thread(self._coordinator.progress)
+            except Exception:  # noqa: BLE001 - the database is away: wait for it as for an owner
+                log.exception("the scheduler cannot read the shared rules' progress")
+                done = {}
             names = {n for n in names if done.get(n, 0.0) < target}
             if names:
                 await asyncio.sleep(0.1)
+        return names
 
     def _on_advance(self, _now: object) -> None:
         loop, wake = self._loop, self._wake
