@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -48,8 +49,8 @@ def gateways(tmp_path_factory: pytest.TempPathFactory, metadata_url: str) -> Ite
         for name in "ab"
     ]
     try:
-        for p in procs:
-            p.start()
+        with ThreadPoolExecutor(2) as pool:  # both start at once (as gateways behind a balancer do)
+            list(pool.map(StrataProcess.start, procs))
         yield procs
     finally:
         for p in procs:
