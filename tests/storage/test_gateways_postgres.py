@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import boto3
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
@@ -111,6 +112,25 @@ def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_o
     # ... and B's own IAM changes are seen by A the same way.
     second = b.client("iam").create_access_key(UserName="alice")["AccessKey"]
     a.client("s3", access_key=second["AccessKeyId"], secret_key=second["SecretAccessKey"]).list_buckets()
+
+    # An STS session from B (a role made on A) is good on A: one token key for every gateway.
+    account = a.client("sts").get_caller_identity()["Account"]
+    iam_a.create_role(
+        RoleName="reader",
+        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        f'"Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}',
+    )
+    role_arn = f"arn:aws:iam::{account}:role/reader"
+    session = b.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="s1")["Credentials"]
+    sts_a = boto3.client(
+        "sts",
+        endpoint_url=a.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=session["AccessKeyId"],
+        aws_secret_access_key=session["SecretAccessKey"],
+        aws_session_token=session["SessionToken"],
+    )
+    assert sts_a.get_caller_identity()["Arn"].endswith(":assumed-role/reader/s1")
 
 
 def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
