@@ -24,6 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.engines.postgres import PgNode
+from strata.storage.shared import PER_GATEWAY
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import DSN_VAR
 from tests.strata_process import StrataProcess
@@ -156,6 +157,23 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     with pytest.raises(ClientError) as gone:
         control_client(b).get_public_access_block(AccountId=account)
     assert _code(gone) == "NoSuchPublicAccessBlockConfiguration"
+
+
+def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
+    log = gateways[0].log_path.read_text()
+    assert "--metadata: shared by every gateway on postgresql://strata:***@" in log
+    for service in PER_GATEWAY:
+        assert f"--metadata: {service} stays in this gateway's SQLite under {gateways[0].data_dir}" in log
+    if "dynamodb" not in PER_GATEWAY:
+        return
+    # ... and it does: DynamoDB tables are the gateway's own
+    gateways[0].client("dynamodb").create_table(
+        TableName="mine",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert "mine" not in gateways[1].client("dynamodb").list_tables()["TableNames"]
 
 
 def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataProcess]) -> None:
