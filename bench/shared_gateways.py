@@ -7,6 +7,7 @@ Measures, on a throwaway PostgreSQL (the programs RDS uses) and two real `strata
                 GetCallerIdentity), and how many requests after a DeleteAccessKey on A gateway B
                 still accepted (must be 0)
     clock       ms from an advance answered by A until B's /_strata/clock shows it (median of 5)
+    connections PostgreSQL sessions an idle gateway holds
     takeover    s from kill -9 of the scheduler's owner until the other gateway owns it
 
 Usage: python bench/shared_gateways.py [--requests 200]
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psycopg  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from strata.engines.postgres import PgNode  # noqa: E402
@@ -75,6 +77,11 @@ def main() -> None:
                     ).start()
                 )
             a, b = gateways
+            with psycopg.connect(dsn) as c:
+                (count,) = c.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'strata%'"
+                ).fetchone()
+            print(f"connections {count / 2:.0f} per idle gateway")
             iam = a.client("iam")
             iam.create_user(UserName="bench")
             iam.put_user_policy(

@@ -58,7 +58,7 @@ def share(settings: Settings) -> None:
     _shared.append(sim)
     clock.share(sim, asyncio.get_running_loop().call_soon_threadsafe)
     scheduler.share(sim, settle=meter.flush)
-    events = PostgresStore(url, "meter", schema=METER_SCHEMA)
+    events = PostgresStore(url, "meter", schema=METER_SCHEMA, pool_size=2)
     _shared.append(events)
     meter.share(events)
     log.warning(

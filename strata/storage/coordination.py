@@ -36,7 +36,7 @@ class SharedSim:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.store = PostgresStore(dsn, "sim")
+        self.store = PostgresStore(dsn, "sim", pool_size=2)
         self._owner_conn: psycopg.Connection | None = None  # holds the lock while _owning
         self._owning = False
         self._lock_key = _lock_key("scheduler")

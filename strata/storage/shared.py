@@ -19,6 +19,8 @@ from typing import Any
 
 from strata.storage.metadata import MetadataStore
 
+SMALL_POOL = 2  # pooled read connections of a store opened here (S3's has its own, larger)
+
 # What keeps its state in this gateway's SQLite even with --metadata, and why (the start-up log).
 PER_GATEWAY = {
     "dynamodb": "its tables (moving to PostgreSQL separately)",
@@ -50,7 +52,9 @@ def open_store(
         return MetadataStore(path, fsync=fsync, schema=schema, apply_in=apply_in)
     from strata.storage.postgres import PostgresStore  # psycopg loads only where it is used
 
-    return PostgresStore(url, name, schema=schema)
+    # Two pooled readers: these stores are read mostly from the event loop's thread, one statement
+    # at a time; PostgreSQL's 100 connections go round more gateways (about 20 each, S3's included).
+    return PostgresStore(url, name, schema=schema, pool_size=SMALL_POOL)
 
 
 def is_shared(store: object) -> bool:
