@@ -263,12 +263,12 @@ class Scheduler:
         was = self.owner
         try:
             self.owner = await asyncio.to_thread(self._coordinator.own)
+            if self.owner and was:
+                return False  # its own progress is the latest
             progress = await asyncio.to_thread(self._coordinator.progress)
         except Exception:  # noqa: BLE001 - an unreachable database: own nothing, try again
             log.exception("the scheduler cannot reach the shared state")
             self.owner = False
-            return False
-        if self.owner and was:
             return False
         for rule in self._rules.values():
             if rule.shared and rule.name in progress:
@@ -294,8 +294,11 @@ class Scheduler:
                 continue
             rule.done, rule.failed_at, rule.error = max(rule.done, target), None, None
             if rule.shared and self._coordinator is not None:
-                await asyncio.to_thread(self._settle)
-                await asyncio.to_thread(self._coordinator.save_progress, rule.name, rule.done)
+                try:
+                    await asyncio.to_thread(self._settle)
+                    await asyncio.to_thread(self._coordinator.save_progress, rule.name, rule.done)
+                except Exception:  # noqa: BLE001 - not saved: the next owner redoes the run
+                    log.exception("the progress of rule %s could not be written", rule.name)
             self._persist()
             for waiter in waiters:
                 waiter.report[rule.name] = {k: v for k, v in counts.items() if v}
