@@ -62,8 +62,8 @@ def share(settings: Settings) -> None:
     _shared.append(events)
     meter.share(events)
     log.warning(
-        "--metadata: shared by every gateway on %s: S3, IAM/STS, KMS, S3 Control, the meter, "
-        "the clock and the scheduler (one owner at a time); object bytes under --blob-dir",
+        "--metadata: shared by every gateway on %s: S3, IAM/STS, KMS, S3 Control, console "
+        "sign-ins, the meter, the clock and the scheduler (one owner at a time); object bytes under --blob-dir",
         redact_url(url),
     )
     for service, why in PER_GATEWAY.items():

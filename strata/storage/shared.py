@@ -31,7 +31,6 @@ PER_GATEWAY = {
     "fis": "faults are injected into this gateway's engines and requests only",
     "autoscaling": "it scales DynamoDB tables, which are per gateway so far",
     "cloudwatch": "metrics and alarms (each gateway publishes the shared meter's events itself)",
-    "console": "sign-ins (signed-in sessions are cached per gateway: sign in on each)",
 }
 
 

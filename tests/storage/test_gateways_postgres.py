@@ -10,6 +10,7 @@ over when the owner is killed with -9.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +24,10 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
+from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
 from strata.storage.shared import PER_GATEWAY
+from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import DSN_VAR
 from tests.strata_process import StrataProcess
@@ -174,6 +177,33 @@ def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[
         BillingMode="PAY_PER_REQUEST",
     )
     assert "mine" not in gateways[1].client("dynamodb").list_tables()["TableNames"]
+
+
+def test_a_console_sign_in_on_one_gateway_holds_on_the_other_until_signed_out(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    console = PlainConsole(b.port)
+    _, _, _, form = console.request("GET", ROOT + "/signin")  # the form from B ...
+    token = re.search(r'name="token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    console.port = a.port  # ... posted to A (one sign-in key)
+    status, _, _, _ = console.post_form(
+        "/signin", {"token": token, "access_key": "test", "secret_key": "test"}
+    )
+    assert status == 303
+    console.port = b.port
+    status, _, _, page = console.request("GET", ROOT + "/s3")
+    assert status == 200 and "Sign out" in page, page[:300]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    console.port = a.port
+    assert console.request("GET", ROOT + "/s3")[0] == 200  # A holds the session in memory now
+    signed_in = console.cookies[COOKIE]
+    console.port = b.port
+    assert console.post_form("/signout", {"csrf": csrf})[0] == 303
+    console.port = a.port
+    console.cookies[COOKIE] = signed_in  # the old cookie, replayed to A: signed out there too
+    status, headers, _, _ = console.request("GET", ROOT + "/s3")
+    assert status in (302, 303) and "/signin" in headers["location"], status
 
 
 def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataProcess]) -> None:
