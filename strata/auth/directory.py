@@ -127,6 +127,8 @@ class Directory:
         self.keys: dict[str, dict] = {}
         self._db: Any = None  # the store (strata.storage.interface.MetadataBackend)
         self._fresh: Freshness | None = None
+        # other gateways change this directory too (its store is PostgreSQL)
+        self.shared = settings.metadata is not None
         self._loaded = False
         self._lock = threading.RLock()
         self._server_key: bytes | None = None
@@ -170,11 +172,6 @@ class Directory:
             self._server_key = base64.b64decode(meta["key"])
             self._loaded = True
             self._apply_users_file()
-
-    @property
-    def shared(self) -> bool:
-        """Whether other gateways change this directory too (its store is PostgreSQL)."""
-        return self.settings.metadata is not None
 
     def _follow(self) -> None:
         """Read everything again if another gateway changed IAM since this process last read it
