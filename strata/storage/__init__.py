@@ -34,6 +34,14 @@ Public API (stable: services and other packages persist through it):
                                                        (imported from its module: psycopg loads only
                                                        where it is used)
 
+    shared.open_store(path, name, *, url, fsync, schema, apply_in)
+                                                       a service's store: SQLite at `path`, or the
+                                                       PostgreSQL store `name` with --metadata
+    shared.Freshness(store, name)                      a change counter that per-process caches
+                                                       check before use (several gateways)
+    coordination.SharedSim(dsn)                        the clock's offset, the scheduler's owner
+                                                       lock and rules' progress in PostgreSQL
+
 A service keeps its schema and SQL in its own store module, runs each write operation as
 `await store.write(fn)` (statements through `store.execute` or the connection it gives), and
 never opens connections, commits or fsyncs itself. group_commit.py explains the commit strategy.

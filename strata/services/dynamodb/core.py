@@ -121,21 +121,43 @@ class DynamoDBCore:
         self.bulk.resume()
         self.restorer.resume()
         backups.resume_backups(self.state, self._backup_dir(), self.bulk.spawn)
-        scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
+        # With several gateways on PostgreSQL the rules' state is shared: one gateway (the
+        # scheduler's owner) runs them for all, from tables' metadata brought up to date first.
+        shared = self.state.shared
+        scheduler.register(
+            "dynamodb.ttl", self._synced(ttl.rule(self.state, self.bulk.chunk)), every=3600.0, shared=shared
+        )
         scheduler.register(
             "dynamodb.streams",
-            streams.rule(
-                lambda: list(self.state.tables.values()),
-                self.state.store,
-                self.state.retired,
-                self.replicator.held,
+            self._synced(
+                streams.rule(
+                    lambda: list(self.state.tables.values()),
+                    self.state.store,
+                    self.state.retired,
+                    self.replicator.held,
+                )
             ),
             every=3600.0,
+            shared=shared,
         )
         scheduler.register(
-            "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
+            "dynamodb.backups",
+            self._synced(backups.rule(self.state, self.bulk.chunk, self._backup_dir())),
+            every=3600.0,
+            shared=shared,
         )
         self.replicator.start()
+
+    def _synced(self, run: Any) -> Any:
+        """A scheduler rule that first brings the tables' metadata up to date (a no-op on SQLite)."""
+        if not self.state.shared:
+            return run
+
+        async def synced_run(since: float, until: float) -> dict[str, int]:
+            self.state.sync()
+            return await run(since, until)
+
+        return synced_run
 
     async def stop(self) -> None:
         await self.replicator.stop()

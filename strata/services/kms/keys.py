@@ -16,12 +16,12 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from strata.protocol.errors import ServiceError
 from strata.services.kms import material
 from strata.services.kms.specs import DEFAULT_ROTATION_DAYS, default_key_policy, managed_key_policy
 from strata.sim.clock import clock
-from strata.storage.metadata import MetadataStore
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -44,6 +44,18 @@ def iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def _due(doc: dict, now: float) -> bool:
+    """Whether the key's deletion, an automatic rotation or its imported material's expiry fell
+    due by `now`."""
+    imported = doc.get("imported")
+    if imported and imported.get("valid_to") is not None and imported["valid_to"] <= now:
+        return True
+    if doc["state"] == "PendingDeletion":
+        return doc["deletion_date"] <= now
+    rotation = doc.get("rotation")
+    return bool(rotation and doc["state"] == "Enabled" and rotation["next"] <= now)
+
+
 @dataclass
 class Where:
     """The account and region a request acts in."""
@@ -55,7 +67,7 @@ class Where:
 class KeyRing:
     """Key, alias and grant records in one MetadataStore, with the unsealed material cached."""
 
-    def __init__(self, store: MetadataStore, root: material.RootKey) -> None:
+    def __init__(self, store: Any, root: material.RootKey) -> None:
         self.store = store
         self.root = root
         self._materials: dict[str, list[bytes]] = {}
@@ -137,6 +149,20 @@ class KeyRing:
 
     def _catch_up(self, doc: dict) -> dict | None:
         now = clock.time()
+        if not _due(doc, now):
+            return doc
+        # Read again under the store's write lock: with several gateways on one PostgreSQL, two
+        # reading the same due key must not both rotate it (each with new material of its own,
+        # the other's ciphertexts would lose theirs).
+        with self.store.transaction():
+            stored = self.store.get_doc("key", doc["id"])
+            if stored is None:
+                return None
+            if not _due(stored, now):
+                return stored
+            return self._apply_due(stored, now)
+
+    def _apply_due(self, doc: dict, now: float) -> dict | None:
         if doc["state"] == "PendingDeletion" and doc["deletion_date"] <= now:
             self.purge(doc)
             return None

@@ -41,7 +41,7 @@ from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
-from strata.storage.metadata import MetadataStore
+from strata.storage.shared import is_shared, open_store
 
 log = logging.getLogger("strata.kms")
 
@@ -63,8 +63,14 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, ImportOperations, K
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         data = runtime.data_dir
-        self.store = MetadataStore(data / "kms.db", fsync=runtime.settings.fsync)
-        self.keys = KeyRing(self.store, RootKey.load(data / "root.key"))
+        settings = runtime.settings
+        self.store = open_store(data / "kms.db", "kms", url=settings.metadata, fsync=settings.fsync)
+        # With several gateways (--metadata) every one unseals the same keys: the root key lives
+        # with the shared bytes (--blob-dir), unless STRATA_KMS_ROOT_KEY gives it.
+        shared_dir = settings.blob_dir or settings.data_dir if settings.metadata else None
+        self.keys = KeyRing(
+            self.store, RootKey.load(shared_dir / "kms" / "root.key" if shared_dir else data / "root.key")
+        )
         self._model = botocore.session.get_session().get_service_model("kms")
         self.directory = directory_for(runtime.settings)
 
@@ -72,7 +78,7 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, ImportOperations, K
         return {"state": "running"}
 
     async def start(self) -> None:
-        scheduler.register("kms.keys", usage.rule(self.keys), every=3600.0)
+        scheduler.register("kms.keys", usage.rule(self.keys), every=3600.0, shared=is_shared(self.store))
 
     async def stop(self) -> None:
         scheduler.unregister("kms.keys")

@@ -23,6 +23,7 @@ from strata.services.rds.fleet import Fleet
 from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
+from strata.storage.shared import open_store
 
 if TYPE_CHECKING:
     from strata.services.ec2.network import Network
@@ -58,9 +59,9 @@ class RDSCore:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        # In this gateway's SQLite even with --metadata: its engines run here (storage.shared).
         self.store = OwnedDocs(
-            runtime.data_dir / "rds.db",
-            fsync=runtime.settings.fsync,
+            open_store(runtime.data_dir / "rds.db", "rds", url=None, fsync=runtime.settings.fsync),
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
             per_account=frozenset(

@@ -84,7 +84,7 @@ class S3Core:
         data_dir = runtime.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         # `--metadata postgresql://...`: S3's metadata in PostgreSQL, object and part bytes under
-        # `--blob-dir` (default: the data dir); other services keep theirs in SQLite (README).
+        # `--blob-dir` (default: the data dir); what else moves is in strata.server.share.
         url = runtime.settings.metadata
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync, metadata_url=url)
         # the cached bucket rows, read by strata.auth.enforce (policy.py: `resource_member`);
@@ -94,11 +94,9 @@ class S3Core:
         self.blobs = BlobStore(blob_dir / "s3" if blob_dir else data_dir, fsync=runtime.settings.fsync)
         if url:
             log.warning(
-                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s; "
-                "every other service keeps its metadata in SQLite under %s (only S3 moves so far)",
+                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s",
                 redact_url(url),
                 self.blobs.root,
-                runtime.settings.data_dir,
             )
         self.sse_keys = ObjectKeys(runtime, self._root_key(data_dir / "sse-root.key", blob_dir is not None))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
