@@ -45,10 +45,10 @@ class ClusterEndpointOperations(ClusterOperations):
             raise _not_found(ident)
         return doc
 
-    def _route_name(self, ep: dict) -> str:
+    def _custom_route_name(self, ep: dict) -> str:
         return f"cluster-ep-{self.store.engine_key(ep['id'])}"
 
-    def _endpoint_members(self, cluster: dict, ep: dict) -> list[str]:
+    def _custom_members(self, cluster: dict, ep: dict) -> list[str]:
         """The cluster's instances the endpoint covers, whatever their role."""
         if ep["static"]:
             return [i for i in cluster["members"] if i in ep["static"]]
@@ -61,7 +61,7 @@ class ClusterEndpointOperations(ClusterOperations):
         (ANY only) while it has an engine, readers available or in `ready`. None: refused."""
         for ep in custom_endpoints_of(self, cluster["id"]):
             backends = []
-            for ident in self._endpoint_members(cluster, ep):
+            for ident in self._custom_members(cluster, ep):
                 doc = self.store.get_doc("instance", ident)
                 if not doc or not doc.get("primary"):
                     continue
@@ -71,7 +71,7 @@ class ClusterEndpointOperations(ClusterOperations):
                 elif doc["status"] == "available" or ident in ready:
                     backends.append(("127.0.0.1", self._backend_port(doc)))
             self.fleet.router.set_route(
-                self._route_name(ep),
+                self._custom_route_name(ep),
                 cluster["port"],
                 backends,
                 balance=True,
@@ -79,10 +79,17 @@ class ClusterEndpointOperations(ClusterOperations):
                 cut=cut,
             )
 
+    def _unroute_custom_endpoints(self, cluster: dict) -> None:
+        """A stopped cluster's custom endpoints answer nothing, as its own do (blocking)."""
+        for ep in custom_endpoints_of(self, cluster["id"]):
+            self.fleet.router.set_route(
+                self._custom_route_name(ep), cluster["port"], [], balance=True, host=custom_host(ep["slot"])
+            )
+
     def _remove_custom_endpoints(self, cluster: dict) -> None:
         """With the cluster (blocking): its custom endpoints' routes and records."""
         for ep in custom_endpoints_of(self, cluster["id"]):
-            self.fleet.router.remove_route(self._route_name(ep))
+            self.fleet.router.remove_route(self._custom_route_name(ep))
             self.store.delete_doc("cluster_endpoint", ep["id"])
 
     def _endpoint_out(self, ep: dict, status: str | None = None) -> dict:
@@ -114,7 +121,7 @@ class ClusterEndpointOperations(ClusterOperations):
             for kind, host in (("WRITER", "127.0.0.1"), ("READER", READER_HOST))
         ]
 
-    def _check_members(self, cluster: dict, req: dict) -> tuple[list[str], list[str]]:
+    def _custom_members_in(self, cluster: dict, req: dict) -> tuple[list[str], list[str]]:
         static = [i.lower() for i in req.get("StaticMembers") or []]
         excluded = [i.lower() for i in req.get("ExcludedMembers") or []]
         if static and excluded:
@@ -127,7 +134,7 @@ class ClusterEndpointOperations(ClusterOperations):
         return list(dict.fromkeys(static)), list(dict.fromkeys(excluded))
 
     @staticmethod
-    def _check_type(value: str | None) -> str:
+    def _custom_type(value: str | None) -> str:
         kind = (value or "").upper()
         if kind not in CUSTOM_TYPES:
             raise m.fault(
@@ -150,7 +157,7 @@ class ClusterEndpointOperations(ClusterOperations):
     async def create_db_cluster_endpoint(self, ctx: RequestContext, req: dict) -> dict:
         ident = m.check_identifier(req.get("DBClusterEndpointIdentifier"), "DBClusterEndpointIdentifier")
         cluster = self._get_cluster(req.get("DBClusterIdentifier"))
-        kind = self._check_type(req.get("EndpointType"))
+        kind = self._custom_type(req.get("EndpointType"))
         tags = m.tags_in(req.get("Tags"))
         ep = await run_blocking(self._create_endpoint, ident, cluster["id"], kind, tags, req)
         return self._endpoint_out(ep, "creating")
@@ -163,7 +170,7 @@ class ClusterEndpointOperations(ClusterOperations):
                 )
             cluster = self._get_cluster(cid)
             self._check_cluster_available(cluster)
-            static, excluded = self._check_members(cluster, req)
+            static, excluded = self._custom_members_in(cluster, req)
             taken = {ep["slot"] for ep in custom_endpoints_of(self, cid)}
             free = [s for s in range(MAX_CUSTOM_ENDPOINTS) if s not in taken]
             if not free:
@@ -223,7 +230,7 @@ class ClusterEndpointOperations(ClusterOperations):
 
     async def modify_db_cluster_endpoint(self, ctx: RequestContext, req: dict) -> dict:
         ep = self._get_cluster_endpoint(req.get("DBClusterEndpointIdentifier"))
-        kind = self._check_type(req["EndpointType"]) if req.get("EndpointType") is not None else None
+        kind = self._custom_type(req["EndpointType"]) if req.get("EndpointType") is not None else None
         ep = await run_blocking(self._modify_endpoint, ep["id"], ep["cluster"], kind, req)
         return self._endpoint_out(ep, "modifying")
 
@@ -235,7 +242,7 @@ class ClusterEndpointOperations(ClusterOperations):
             if kind is not None:
                 ep["type"] = kind
             if req.get("StaticMembers") is not None or req.get("ExcludedMembers") is not None:
-                ep["static"], ep["excluded"] = self._check_members(cluster, req)
+                ep["static"], ep["excluded"] = self._custom_members_in(cluster, req)
             self.store.put_doc("cluster_endpoint", ident, ep)
             self._route_cluster(cluster)
             return ep
@@ -250,7 +257,7 @@ class ClusterEndpointOperations(ClusterOperations):
             cluster = self._get_cluster(cid)
             self._check_cluster_available(cluster)
             out = self._endpoint_out(ep, "deleting")
-            self.fleet.router.remove_route(self._route_name(ep))
+            self.fleet.router.remove_route(self._custom_route_name(ep))
             self.store.delete_doc("cluster_endpoint", ident)
             security.guard_cluster(self, cluster, READER_HOST)
             return out

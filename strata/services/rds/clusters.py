@@ -56,6 +56,7 @@ class ClusterOperations(RDSCore):
     # custom endpoints (cluster_endpoints.py), routed with the cluster's own
     _route_custom_endpoints: Callable[..., None]
     _remove_custom_endpoints: Callable[[dict], None]
+    _unroute_custom_endpoints: Callable[[dict], None]
 
     # -- records -----------------------------------------------------------------------------------
 
