@@ -114,6 +114,7 @@ class ClusterEndpointOperations(ClusterOperations):
             {
                 "DBClusterEndpointIdentifier": c["id"],
                 "DBClusterIdentifier": c["id"],
+                "DBClusterEndpointResourceIdentifier": c["resource_id"],
                 "Endpoint": host,
                 "Status": status,
                 "EndpointType": kind,

@@ -91,15 +91,16 @@ def pg_cluster(rds, cid: str, members: list[str], instance_class: str, **extra) 
 def _custom_endpoints(rds, cluster: dict, writer: str, reader: str) -> None:  # noqa: ANN001
     """Custom endpoints: READER over a static reader, ANY excluding it, swapped, deleted; errors."""
     cid = cluster["DBClusterIdentifier"]
+    u = cid.removeprefix("aurora-")  # endpoint names are unique in a region, as cluster names are
     ep = rds.create_db_cluster_endpoint(
         DBClusterIdentifier=cid,
-        DBClusterEndpointIdentifier="Ro-Pick",
+        DBClusterEndpointIdentifier=f"Ro-Pick-{u}",
         EndpointType="READER",
         StaticMembers=[reader],
         Tags=[{"Key": "team", "Value": "bi"}],
     )
     assert (ep["DBClusterEndpointIdentifier"], ep["Status"], ep["EndpointType"]) == (
-        "ro-pick",
+        f"ro-pick-{u}",
         "creating",
         "CUSTOM",
     )
@@ -109,13 +110,13 @@ def _custom_endpoints(rds, cluster: dict, writer: str, reader: str) -> None:  # 
     ]
     rds.create_db_cluster_endpoint(
         DBClusterIdentifier=cid,
-        DBClusterEndpointIdentifier="any-but",
+        DBClusterEndpointIdentifier=f"any-but-{u}",
         EndpointType="ANY",
         ExcludedMembers=[reader],
     )
     rds.create_db_cluster_endpoint(
         DBClusterIdentifier=cid,
-        DBClusterEndpointIdentifier="pin-w1",
+        DBClusterEndpointIdentifier=f"pin-w1-{u}",
         EndpointType="ANY",
         StaticMembers=[writer],
     )
@@ -134,48 +135,72 @@ def _custom_endpoints(rds, cluster: dict, writer: str, reader: str) -> None:  # 
         ]
     )["DBClusterEndpoints"]
     assert [(e["DBClusterEndpointIdentifier"], e["StaticMembers"]) for e in readers] == [
-        ("ro-pick", [reader])
+        (f"ro-pick-{u}", [reader])
     ]
 
     def in_recovery(name: str) -> bool:
         with cluster_connect({**cluster, "Endpoint": _address(rds, name)}) as conn:
             return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
 
-    assert in_recovery("ro-pick") is True
-    assert in_recovery("any-but") is False
+    assert in_recovery(f"ro-pick-{u}") is True
+    assert in_recovery(f"any-but-{u}") is False
     rds.modify_db_cluster_endpoint(
-        DBClusterEndpointIdentifier="ro-pick", EndpointType="ANY", StaticMembers=[writer]
+        DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="ANY", StaticMembers=[writer]
     )
-    modified = rds.modify_db_cluster_endpoint(DBClusterEndpointIdentifier="any-but", ExcludedMembers=[writer])
+    modified = rds.modify_db_cluster_endpoint(
+        DBClusterEndpointIdentifier=f"any-but-{u}", ExcludedMembers=[writer]
+    )
     assert (modified["Status"], modified["ExcludedMembers"]) == ("modifying", [writer])
-    assert in_recovery("ro-pick") is False
-    assert in_recovery("any-but") is True
+    assert in_recovery(f"ro-pick-{u}") is False
+    assert in_recovery(f"any-but-{u}") is True
 
     refused(
         lambda: rds.create_db_cluster_endpoint(
-            DBClusterIdentifier=cid, DBClusterEndpointIdentifier="ro-pick", EndpointType="READER"
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="READER"
         ),
         "DBClusterEndpointAlreadyExistsFault",
     )
     refused(
         lambda: rds.create_db_cluster_endpoint(
             DBClusterIdentifier=cid,
-            DBClusterEndpointIdentifier="ghost",
+            DBClusterEndpointIdentifier=f"ghost-{u}",
             EndpointType="ANY",
             StaticMembers=["nobody"],
         ),
         "DBInstanceNotFound",
     )
-    address = _address(rds, "ro-pick")
-    deleted = rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier="ro-pick")
+    refused(
+        rds.create_db_cluster_endpoint,
+        "InvalidParameterCombination",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"both-{u}",
+        EndpointType="ANY",
+        StaticMembers=[writer],
+        ExcludedMembers=[reader],
+    )
+    for n in (4, 5):  # five per cluster
+        rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"e{n}-{u}", EndpointType="ANY"
+        )
+    refused(
+        rds.create_db_cluster_endpoint,
+        "DBClusterEndpointQuotaExceededFault",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"e6-{u}",
+        EndpointType="ANY",
+    )
+    for n in (4, 5):
+        rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"e{n}-{u}")
+    address = _address(rds, f"ro-pick-{u}")
+    deleted = rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}")
     assert deleted["Status"] == "deleting"
     refused(
-        lambda: rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier="ro-pick"),
+        lambda: rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}"),
         "DBClusterEndpointNotFoundFault",
     )
     with pytest.raises(psycopg.OperationalError):
         cluster_connect({**cluster, "Endpoint": address}).close()
-    rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier="any-but")
+    rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"any-but-{u}")
 
 
 def _address(rds, name: str) -> str:  # noqa: ANN001
@@ -247,7 +272,7 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         w.execute("INSERT INTO events VALUES (52)")
     wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
     with cluster_connect(
-        {**after, "Endpoint": _address(rds, "pin-w1")}
+        {**after, "Endpoint": _address(rds, f"pin-w1-{unique}")}
     ) as pinned:  # the custom endpoint followed the failover
         assert pinned.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # kill -9 of the writer's engine while a client commits: a reader takes over, nothing is lost
