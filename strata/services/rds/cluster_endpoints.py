@@ -27,7 +27,7 @@ from strata.services.rds.security import custom_endpoints_of, custom_host
 from strata.sim.clock import clock
 
 MAX_CUSTOM_ENDPOINTS = 5  # AWS: "up to five custom endpoints for each provisioned Aurora cluster"
-CUSTOM_TYPES = ("READER", "ANY")  # WRITER is in the docs' list but AWS refuses it
+CUSTOM_TYPES = ("READER", "ANY")  # the Aurora user guide offers these two; WRITER is refused here
 
 
 def _not_found(ident: str) -> Exception:
@@ -114,7 +114,7 @@ class ClusterEndpointOperations(ClusterOperations):
             {
                 "DBClusterEndpointIdentifier": c["id"],
                 "DBClusterIdentifier": c["id"],
-                "DBClusterEndpointResourceIdentifier": c["resource_id"],
+                "DBClusterEndpointResourceIdentifier": c.get("resource_id"),
                 "Endpoint": host,
                 "Status": status,
                 "EndpointType": kind,
