@@ -128,6 +128,7 @@ class ClusterStopOperations(ClusterOperations):
         with self.fleet.lock(f"route:{c['id']}"):
             self.fleet.router.set_route(f"cluster-{name}", c["port"], [])
             self.fleet.router.set_route(f"cluster-ro-{name}", c["port"], [], balance=True, host=READER_HOST)
+            self._unroute_custom_endpoints(c)
 
     # -- StopDBCluster -----------------------------------------------------------------------------
 

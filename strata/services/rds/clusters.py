@@ -53,6 +53,10 @@ class ClusterOperations(RDSCore):
     _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
     _multi_az_out: Callable[[dict], dict]
     _semi_sync: Callable[[dict], None]
+    # custom endpoints (cluster_endpoints.py), routed with the cluster's own
+    _route_custom_endpoints: Callable[..., None]
+    _remove_custom_endpoints: Callable[[dict], None]
+    _unroute_custom_endpoints: Callable[[dict], None]
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class ClusterOperations(RDSCore):
             host=READER_HOST,
             cut=cut,
         )
+        self._route_custom_endpoints(cluster, ready, cut)
 
     def _cluster_out(self, c: dict) -> dict:
         members = [
@@ -402,6 +407,7 @@ class ClusterOperations(RDSCore):
     def _remove_cluster(self, c: dict) -> None:
         """The last of a cluster without instances: endpoints, port, automated backups, record."""
         security.unguard_cluster(self, c)
+        self._remove_custom_endpoints(c)
         name = self.store.engine_key(c["id"])
         self.fleet.router.remove_route(f"cluster-{name}")
         self.fleet.router.remove_route(f"cluster-ro-{name}")

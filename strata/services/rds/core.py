@@ -73,6 +73,7 @@ class RDSCore:
                     "cluster",
                     "snapshot",
                     "cluster_snapshot",
+                    "cluster_endpoint",
                     "option_group",
                     "global_cluster",  # kept in the default region's scope (global_clusters.py)
                 }

@@ -88,6 +88,127 @@ def pg_cluster(rds, cid: str, members: list[str], instance_class: str, **extra) 
     return cluster
 
 
+def _custom_endpoints(rds, cluster: dict, writer: str, reader: str) -> None:  # noqa: ANN001
+    """Custom endpoints: READER over a static reader, ANY excluding it, swapped, deleted; errors."""
+    cid = cluster["DBClusterIdentifier"]
+    u = cid.removeprefix("aurora-")  # endpoint names are unique in a region, as cluster names are
+    ep = rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"Ro-Pick-{u}",
+        EndpointType="READER",
+        StaticMembers=[reader],
+        Tags=[{"Key": "team", "Value": "bi"}],
+    )
+    assert (ep["DBClusterEndpointIdentifier"], ep["Status"], ep["EndpointType"]) == (
+        f"ro-pick-{u}",
+        "creating",
+        "CUSTOM",
+    )
+    assert ep["Endpoint"] not in (cluster["Endpoint"], cluster["ReaderEndpoint"])
+    assert rds.list_tags_for_resource(ResourceName=ep["DBClusterEndpointArn"])["TagList"] == [
+        {"Key": "team", "Value": "bi"}
+    ]
+    rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"any-but-{u}",
+        EndpointType="ANY",
+        ExcludedMembers=[reader],
+    )
+    rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"pin-w1-{u}",
+        EndpointType="ANY",
+        StaticMembers=[writer],
+    )
+    listed = rds.describe_db_cluster_endpoints(DBClusterIdentifier=cid)["DBClusterEndpoints"]
+    assert sorted((e["EndpointType"], e.get("CustomEndpointType"), e["Status"]) for e in listed) == [
+        ("CUSTOM", "ANY", "available"),
+        ("CUSTOM", "ANY", "available"),
+        ("CUSTOM", "READER", "available"),
+        ("READER", None, "available"),
+        ("WRITER", None, "available"),
+    ]
+    readers = rds.describe_db_cluster_endpoints(
+        Filters=[
+            {"Name": "db-cluster-id", "Values": [cid]},
+            {"Name": "db-cluster-endpoint-custom-type", "Values": ["reader"]},
+        ]
+    )["DBClusterEndpoints"]
+    assert [(e["DBClusterEndpointIdentifier"], e["StaticMembers"]) for e in readers] == [
+        (f"ro-pick-{u}", [reader])
+    ]
+
+    def in_recovery(name: str) -> bool:
+        with cluster_connect({**cluster, "Endpoint": _address(rds, name)}) as conn:
+            return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+
+    assert in_recovery(f"ro-pick-{u}") is True
+    assert in_recovery(f"any-but-{u}") is False
+    rds.modify_db_cluster_endpoint(
+        DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="ANY", StaticMembers=[writer]
+    )
+    modified = rds.modify_db_cluster_endpoint(
+        DBClusterEndpointIdentifier=f"any-but-{u}", ExcludedMembers=[writer]
+    )
+    assert (modified["Status"], modified["ExcludedMembers"]) == ("modifying", [writer])
+    assert in_recovery(f"ro-pick-{u}") is False
+    assert in_recovery(f"any-but-{u}") is True
+
+    refused(
+        lambda: rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="READER"
+        ),
+        "DBClusterEndpointAlreadyExistsFault",
+    )
+    refused(
+        lambda: rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid,
+            DBClusterEndpointIdentifier=f"ghost-{u}",
+            EndpointType="ANY",
+            StaticMembers=["nobody"],
+        ),
+        "DBInstanceNotFound",
+    )
+    refused(
+        rds.create_db_cluster_endpoint,
+        "InvalidParameterCombination",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"both-{u}",
+        EndpointType="ANY",
+        StaticMembers=[writer],
+        ExcludedMembers=[reader],
+    )
+    for n in (4, 5):  # five per cluster
+        rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"e{n}-{u}", EndpointType="ANY"
+        )
+    refused(
+        rds.create_db_cluster_endpoint,
+        "DBClusterEndpointQuotaExceededFault",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"e6-{u}",
+        EndpointType="ANY",
+    )
+    for n in (4, 5):
+        rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"e{n}-{u}")
+    address = _address(rds, f"ro-pick-{u}")
+    deleted = rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}")
+    assert deleted["Status"] == "deleting"
+    refused(
+        lambda: rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}"),
+        "DBClusterEndpointNotFoundFault",
+    )
+    with pytest.raises(psycopg.OperationalError):
+        cluster_connect({**cluster, "Endpoint": address}).close()
+    rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"any-but-{u}")
+
+
+def _address(rds, name: str) -> str:  # noqa: ANN001
+    return rds.describe_db_cluster_endpoints(DBClusterEndpointIdentifier=name)["DBClusterEndpoints"][0][
+        "Endpoint"
+    ]
+
+
 def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     cid = f"aurora-{unique}"
@@ -119,6 +240,7 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             r.execute("INSERT INTO events VALUES (999)")
 
+    _custom_endpoints(rds, cluster, f"w1-{unique}", f"r1-{unique}")
     rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"cs-{unique}")
     eventually(
         lambda: (
@@ -149,6 +271,10 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         assert w.execute("SELECT count(*) FROM events").fetchone() == (51,)
         w.execute("INSERT INTO events VALUES (52)")
     wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
+    with cluster_connect(
+        {**after, "Endpoint": _address(rds, f"pin-w1-{unique}")}
+    ) as pinned:  # the custom endpoint followed the failover
+        assert pinned.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # kill -9 of the writer's engine while a client commits: a reader takes over, nothing is lost
     writer = Committer(lambda: cluster_connect(after), table="events")
     writer.start()
@@ -198,6 +324,12 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
             DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+    # the cluster's custom endpoints went with it
+    assert not [
+        e
+        for e in rds.describe_db_cluster_endpoints()["DBClusterEndpoints"]
+        if e["DBClusterIdentifier"] == cid
+    ]
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
 
 

@@ -166,6 +166,12 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
         wait_status(rds, ident, timeout=300)
     before = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
     cluster_before = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    custom = rds.create_db_cluster_endpoint(  # a custom endpoint is re-routed at start-up too
+        DBClusterIdentifier="cl",
+        DBClusterEndpointIdentifier="cr-only",
+        EndpointType="READER",
+        StaticMembers=["cr"],
+    )
     with pg_connect(src) as conn:
         conn.execute("CREATE TABLE before_kill AS SELECT generate_series(1, 100) AS x")
     with psycopg.connect(
@@ -231,4 +237,12 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
         w.execute("CREATE TABLE c (x int)")
     with connect(cluster["ReaderEndpoint"]) as r:
         eventually(lambda: r.execute("SELECT to_regclass('c')").fetchone()[0] is not None, 60)
+        assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    (kept,) = rds.describe_db_cluster_endpoints(DBClusterEndpointIdentifier="cr-only")["DBClusterEndpoints"]
+    assert (kept["Endpoint"], kept["StaticMembers"], kept["Status"]) == (
+        custom["Endpoint"],
+        ["cr"],
+        "available",
+    )
+    with connect(kept["Endpoint"]) as r:
         assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
