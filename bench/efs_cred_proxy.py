@@ -37,7 +37,7 @@ import boto3
 from nfs_rs import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.efs_nfs import MALLOC_ENV, Bench, timed  # noqa: E402
+from bench.efs_nfs import MALLOC_ENV, Bench, fs_files, timed  # noqa: E402
 from bench.local_server import cpu_seconds  # noqa: E402
 
 
@@ -82,9 +82,7 @@ def main() -> None:
     for name, (fs_id, mt_id, ip, ap_id) in sides.items():
         url = f"nfs://{ip}/{ap_id}?version=4.1&nfsport=2050"
         client = Client.connect(url, connect_timeout=10, operation_timeout=600)
-        benches[name] = Bench(
-            client, Path(args.data_dir) / "efs" / "fs" / fs_id, scratch, args.mib, args.chunk
-        )
+        benches[name] = Bench(client, fs_files(Path(args.data_dir), fs_id), scratch, args.mib, args.chunk)
         pids[name] = [
             pid_of(f"ganesha.nfsd .*/{mt_id}/access-points/ganesha.conf"),
             pid_of(f"nfs_cred_proxy .*/{mt_id}/access-points/cred-proxy.json"),

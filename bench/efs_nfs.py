@@ -3,47 +3,80 @@
 The NFS client is nfs-rs (PyPI `nfs-rs`: a userspace NFSv3/v4.1 client in Rust, no kernel mount:
 this machine's kernel has no NFS client). Over NFSv4.1 it asks for sessions of about 1 MiB, so
 its READs and WRITEs are 1,044,480 bytes (ganesha grants what a session asks for; EFS's own mount
-advice is rsize=wsize=1 MiB too), eight in flight per call. Writes are UNSTABLE and each `write`
-call ends with one COMMIT (ganesha: an fsync). Debian's libnfs 4.0 cannot send an NFSv4 WRITE of
-4,000 bytes or more, so it serves only the `nfs-cat` column and the small files.
+advice is rsize=wsize=1 MiB too). A call keeps up to eight READs or WRITEs in flight; the bench
+reads in calls of `--reads-in-flight` READs (2), because ganesha serves fewer concurrent READs of
+one file faster (below). Writes are UNSTABLE and each `write` call ends with one COMMIT (ganesha:
+an fsync). Debian's libnfs 4.0 (NFSv4.0 only) cannot send an NFSv4 WRITE of 4,000 bytes or more,
+so it serves only the `nfs-cat` column and the small files.
 
 Both sides run the same copy (`copy`: a reader thread fills one `--chunk` buffer while the other
 is written, as a kernel's readahead would) into a new file, with the same durability, and take
-turns going first:
+turns going first; a warm-up round runs first and is not counted (on this VM the first touch of
+memory is slow: round 1's copies ran at 40-70% of later rounds', on whichever side went first):
 
 - copy to: the local source file (page cache warm) into the file system; every chunk durable
   before the next (nfs-rs: its COMMIT; local: fsync).
-- copy from: the file system's file to a local file in `--scratch`, fsync once at the end.
-- read: the file read into memory (page cache warm on both sides: ganesha reads from it too), and
-  `nfs-cat` (libnfs) beside `cat` to /dev/null.
+- copy from: the file system's file to a local file in `--scratch`, written over in place (see
+  `Bench.copy_target`; `--new-target` for a new file each time), fsync once at the end. The file
+  read is in the page cache on both sides (the NFS server reads the same page cache); "cold" drops
+  it from the page cache first on both sides, so both read it from the disk.
+- read: the file read into memory, cached and cold as above; "8 in flight" is nfs-rs's own
+  concurrency beside the chosen one; `nfs-cat` (libnfs) beside `cat` to /dev/null.
+- TCP, no NFS: the same file sent by another process over one loopback TCP connection as a
+  server sends READ data (1 MiB pread, then send) and received into memory, beside the local read.
+  It is the ceiling of "read" for any NFS over TCP on this machine.
 - small files: create (100 bytes) + stat + delete through NFS (libnfs) beside the local file system.
 - create -> available: CreateFileSystem plus three CreateMountTarget, polled until every mount
   target is available and answers NFS (AWS: about a minute).
 
-"local" is the export directory itself (with `--encrypted`, the fscrypt directory in the file
-system's loop-mounted ext4 volume), so the two sides differ only by the NFS layer. Each line gives
-NFS's rate as a share of local's, and the CPU seconds the client (this process) and the mount
-target's NFS server spent; the summary gives min/median/max per measure.
+"local" is the export directory itself (the file system's loop-mounted ext4 volume's `files/`,
+an fscrypt directory with `--encrypted`), so the two sides differ only by the NFS layer. Each line gives
+NFS's rate as a share of local's, the CPU seconds the client (this process) and the mount target's
+NFS server spent, and the load average; the summary gives min/median/max per measure. The machine
+has 2 cores shared with other work: at a load average above 2 every figure swings by 2x or more
+(either side), so compare medians of runs at the lowest load found, and read the load beside them.
+
+The cold measures are the noisiest. On this VM memory the guest frees goes back to the host
+(virtio-balloon free page reporting), and a first touch of such memory stalls the copy that makes
+it (a new 1 GiB file written: 0.3 to 1.7 CPU s in copy_folio_from_iter_atomic, either side). And
+"copy from, cold" right after "copy to" and "copy from" has ganesha spend 1.2-2.1 CPU s per GiB,
+86% of it in _copy_to_iter of its preadv from the freshly read page cache, where the local side
+spends 0.2 s: not explained yet. The same cold copy from the same NFS-written file, after other
+cold reads of it, runs at 925-1003 MiB/s with ganesha at 0.25 s (2026-12-07, load 8-12).
 
 This process runs with glibc's malloc told to keep large blocks (`MALLOC_ENV`, set by re-executing
 itself): nfs-rs copies each `write` into a fresh 64 MiB buffer, which glibc otherwise mmaps and
 page-faults in anew on every call (measured: the client's CPU for 1 GiB written 1.55 -> 0.57 s).
 The local side runs in the same process under the same setting.
 
-Where the NFS server's CPU goes (perf record -g on the mount target's ganesha.nfsd, 1 GiB read
-with nfs-rs, 2026-12-07): 88% in the kernel: _copy_to_iter 29% (FSAL_VFS's preadv from the page
-cache into ganesha's 1 MiB buffer), _copy_from_iter 18% (sendmsg of that buffer into the loopback
-socket), wake-ups and softirq 20-25% (ntirpc hands each request from its receiving thread to a
-worker: ~7 futex calls per 1 MiB WRITE); ganesha + ntirpc + libc 12%. A write adds a copy in
-user space (a memmove in ntirpc, 10%: the WRITE payload copied out of the receive buffers) to
-the recv and page-cache copies; syscalls per 1 MiB WRITE are one pwritev, ~2 recvfrom, one
-setgroups/setresuid/setresgid pair. None of this is set by ganesha 4.3's configuration: measured
-side by side against a plain server, MaxRPCSendBufferSize/MaxRPCRecvBufferSize = 9 MiB (no
-change), RPC_Ioq_ThrdMax = 8 (slower), transparent huge pages for its heap
-(GLIBC_TUNABLES=glibc.malloc.hugetlb=1: no change), and Elastic's nft buckets (no change). So a
-read through NFS costs at least three copies (server read, server send, client receive) plus
-nfs-rs's own where the local read costs one: "read into memory" stays near a quarter to a half of
-a page-cache read however the server is set.
+Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
+- The wire. A page-cache read into memory is one copy (4-18 GiB/s here, by load); over NFS the
+  data is copied three times (server pread, send into the loopback socket, client receive) plus
+  TCP's own work, by two processes that hand each 1 MiB over. Bare loopback TCP with no NFS at all,
+  received into the same 64 MiB buffer, moves 1.8-3.4 GiB/s: 15-45% of the local read in the same
+  rounds (66% once, when the local read fell to 4 GiB/s), and neither 4 or 16 MiB socket buffers
+  nor two connections raise it. So "read" cannot reach 50% through any NFS server or client over
+  TCP here; nfs-rs reaches 50-90% of that ceiling. nfs-cat, which receives into a small buffer and
+  throws it away, moves 1.8-4.3 GiB/s, 15-74% of `cat` (median 24-58% by run).
+- Concurrent READs. On one file ganesha spends more CPU per GiB with eight READs in flight than
+  with one or two: 0.29-0.35 vs 0.21-0.25 s in the bench's rounds (0.30 vs 0.14-0.18 s measured
+  alone), and under load it reads slower (alone, at a load average of 8: 1.0-1.1 vs 2.1-2.2 GiB/s;
+  copy from 60% vs 81-95% of local). Within the bench's runs the rates are closer and not always
+  in that order (medians, eight vs two: 1.68 vs 1.76 GiB/s at load 8-10; 2.28 vs 2.02 at load
+  7-8), only the server CPU is. Where that CPU goes was not profiled. A server with Slot_Table_Size = 2 (at most two
+  requests in flight per session, for every client) did not clearly recover it for an eight-READ
+  client (median 1.79 vs 1.93 GiB/s, server CPU 0.26 vs 0.30 s), so the server is left as it is.
+- The server's settings. perf record -g on ganesha.nfsd reading with eight READs in flight: 88% in
+  the kernel: _copy_to_iter 29% (FSAL_VFS's preadv from the page cache into ganesha's 1 MiB
+  buffer), _copy_from_iter 18% (sendmsg of that buffer), wake-ups and softirq 20-25% (ntirpc hands
+  requests between threads: ~7 futex calls per 1 MiB WRITE); ganesha + ntirpc + libc 12%. A write
+  adds a copy in user space (a memmove in ntirpc, 10%: the WRITE payload copied out of the receive
+  buffers); syscalls per 1 MiB WRITE are one pwritev, ~2 recvfrom, one setgroups/setresuid/
+  setresgid pair. None of this is set by ganesha 4.3's configuration: measured side by side against
+  a plain server, MaxRPCSendBufferSize/MaxRPCRecvBufferSize = 9 MiB (no change), RPC_Ioq_ThrdMax = 8
+  (slower), transparent huge pages for its heap (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: no change),
+  and Elastic's nft buckets (no change); nor do loopback socket buffers of 4 or 16 MiB or two
+  connections move bare TCP's rate.
 
 Usage:
 
@@ -53,10 +86,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import queue
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -135,12 +170,72 @@ def up_to(readinto: Callable[[memoryview], int], size: int) -> Callable[[memoryv
     return read
 
 
+def drop_cached(path: Path) -> None:
+    """Take `path`'s pages out of the page cache (written back first), so the next read of it
+    comes from the disk: the "cold" measures do this to the one file both sides read, so neither
+    reads from memory while the other reads from disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+# The sending side of `tcp_stream`, in a process of its own (no lock shared with the receiver).
+TCP_SENDER = """
+import socket, sys
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "rb", buffering=0) as src:
+    block = bytearray(1 << 20)
+    while n := src.readinto(block):
+        conn.sendall(memoryview(block)[:n])
+conn.close()
+"""
+
+
+def tcp_stream(path: Path, size: int, into: bytearray) -> float:
+    """Seconds to receive `path` into memory over one loopback TCP connection from a process that
+    sends it as an NFS server sends READ data (1 MiB read from the page cache into a buffer, then
+    sent): no NFS at all, so its rate bounds what any NFS server and client reach over loopback
+    TCP on this machine. Timed from the connection on (not the sender's start-up)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        sender = subprocess.Popen([sys.executable, "-c", TCP_SENDER, str(port), str(path)])
+        conn, _ = listener.accept()
+    with conn:
+        t = time.monotonic()
+        got, view = 0, memoryview(into)
+        while got < size and (n := conn.recv_into(view[: min(len(view), size - got)])):
+            got += n
+        seconds = time.monotonic() - t
+    if sender.wait() or got != size:
+        raise RuntimeError(f"loopback TCP stream: {got} of {size} bytes, sender exit {sender.returncode}")
+    return seconds
+
+
 class Bench:
-    def __init__(self, client: Client, export: Path, scratch: Path, mib: int, chunk: int) -> None:
+    def __init__(
+        self, client: Client, export: Path, scratch: Path, mib: int, chunk: int, reads_in_flight: int
+    ) -> None:
         self.nfs, self.export, self.scratch = client, export, scratch
         self.mib, self.chunk = mib, chunk * MIB
+        self.reads_in_flight = reads_in_flight
         self.source = scratch / "source.bin"
         self.buf = bytearray(self.chunk)
+
+    def in_calls(self, readinto: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
+        """nfs-rs's `readinto` filling the buffer in calls of `reads_in_flight` READs each (nfs-rs
+        keeps up to eight of a call's READs in flight, never more than the call asks for)."""
+        most = self.reads_in_flight * self.nfs.io_limits.max_read
+
+        def read(buf: memoryview) -> int:
+            done = 0
+            while done < len(buf) and (n := readinto(buf[done : done + most])):
+                done += n
+            return done
+
+        return read
 
     def make_source(self) -> None:
         block = os.urandom(self.chunk)
@@ -169,14 +264,24 @@ class Bench:
 
     # -- copy from the file system: fsync once at the end -------------------------------------------
 
+    def copy_target(self) -> io.FileIO:
+        """The local file a copy from writes: written over in place (not truncated) unless
+        `new_target` (then the caller removed it first). A new file's page cache is memory the
+        kernel takes from its free lists, and on this VM freed memory goes back to the host
+        (virtio-balloon free page reporting): its first touch faults to the host, which made
+        writing a new 1 GiB file cost 0.3 to 1.7 CPU seconds in copy_folio_from_iter_atomic
+        alone, on either side, by when the last one was freed. Written in place, both sides copy
+        into the same cached pages and blocks."""
+        return open(os.open(self.scratch / "out.bin", os.O_WRONLY | os.O_CREAT, 0o644), "wb", buffering=0)
+
     def copy_from_nfs(self) -> None:
-        with self.nfs.open("big.bin", "rb") as src, open(self.scratch / "out.bin", "wb", buffering=0) as dst:
-            copy(up_to(src.readinto, self.mib * MIB), dst.write, self.chunk)
+        with self.nfs.open("big.bin", "rb") as src, self.copy_target() as dst:
+            copy(up_to(self.in_calls(src.readinto), self.mib * MIB), dst.write, self.chunk)
             os.fsync(dst.fileno())
 
     def copy_from_local(self) -> None:
         with open(self.export / "big-local.bin", "rb", buffering=0) as src:
-            with open(self.scratch / "out.bin", "wb", buffering=0) as dst:
+            with self.copy_target() as dst:
                 copy(up_to(src.readinto, self.mib * MIB), dst.write, self.chunk)
                 os.fsync(dst.fileno())
 
@@ -184,7 +289,7 @@ class Bench:
 
     def read_nfs(self) -> None:
         with self.nfs.open("big.bin", "rb") as src:
-            read = up_to(src.readinto, self.mib * MIB)
+            read = up_to(self.in_calls(src.readinto), self.mib * MIB)
             while read(memoryview(self.buf)):
                 pass
 
@@ -238,6 +343,13 @@ def create_file_system(efs, ec2, encrypted: bool) -> tuple[str, list[dict]]:
     return fs_id, mts
 
 
+def fs_files(data_dir: Path, fs_id: str) -> Path:
+    """The file system's files on disk: its volume's `files/`, or a plain directory (a host without
+    loop devices)."""
+    volume = data_dir / "efs" / "volumes" / fs_id / "files"
+    return volume if volume.is_dir() else data_dir / "efs" / "fs" / fs_id
+
+
 def server_pid(mount_target_id: str) -> int:
     """The pid of the ganesha serving the mount target's port 2049 (its config names the id)."""
     out = subprocess.run(
@@ -257,6 +369,11 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--chunk", type=int, default=64, help="MiB per application write/read")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--reads-in-flight", type=int, default=2, help="nfs-rs READs per call (1-8), so at most in flight"
+    )
+    ap.add_argument("--new-target", action="store_true", help="copy from into a new local file each time")
+    ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--version", default="4.1", choices=["4.0", "4.1"])
     ap.add_argument("--encrypted", action="store_true", help="an encrypted file system (fscrypt, loop ext4)")
@@ -269,23 +386,54 @@ def main() -> None:
     efs, ec2 = boto3.client("efs", **kw), boto3.client("ec2", **kw)
     fs_id, mts = create_file_system(efs, ec2, args.encrypted)
 
-    if args.encrypted:  # the fscrypt directory in the file system's loop-mounted ext4 volume
-        export = Path(args.data_dir) / "efs" / "volumes" / fs_id / "files"
-    else:
-        export = Path(args.data_dir) / "efs" / "fs" / fs_id
+    export = fs_files(Path(args.data_dir), fs_id)
     scratch = Path(args.scratch or Path(args.data_dir) / "bench-scratch")
     scratch.mkdir(parents=True, exist_ok=True)
     nfs_url = f"nfs://{mts[0]['IpAddress']}/?version={args.version}"
     client = Client.connect(nfs_url, connect_timeout=10, operation_timeout=600)
     server = server_pid(mts[0]["MountTargetId"])
-    print(f"NFSv{args.version}, negotiated {client.io_limits}; {args.mib} MiB in {args.chunk} MiB chunks")
-    b = Bench(client, export, scratch, args.mib, args.chunk)
+    print(
+        f"NFSv{args.version}, negotiated {client.io_limits}; {args.mib} MiB in {args.chunk} MiB chunks;"
+        f" nfs-rs reads {args.reads_in_flight} READs per call"
+    )
+    b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight)
     b.make_source()
     ratios: dict[str, list[float]] = defaultdict(list)
+    rates: dict[str, list[tuple[float, float]]] = defaultdict(list)  # MiB/s: (NFS, local)
+
+    def record(name: str, nfs_s: float, local_s: float) -> None:
+        ratios[name].append(local_s / nfs_s)
+        rates[name].append((args.mib / nfs_s, args.mib / local_s))
+
+    nfs_file, local_file = export / "big.bin", export / "big-local.bin"
+
+    def copy_from_nfs_cold() -> None:
+        b.copy_from_nfs()
+
+    def copy_from_local_cold() -> None:
+        b.copy_from_local()
+
+    def read_nfs_cold() -> None:
+        b.read_nfs()
+
+    def read_local_cold() -> None:
+        b.read_local()
+
+    def read_nfs_8() -> None:
+        """The same read with nfs-rs's most READs in flight (8), beside the chosen number."""
+        chosen, b.reads_in_flight = b.reads_in_flight, 8
+        try:
+            b.read_nfs()
+        finally:
+            b.reads_in_flight = chosen
+
     measures = [
         ("copy to", b.copy_to_nfs, b.copy_to_local),
         ("copy from", b.copy_from_nfs, b.copy_from_local),
+        ("copy from, cold", copy_from_nfs_cold, copy_from_local_cold),
         ("read", b.read_nfs, b.read_local),
+        ("read, cold", read_nfs_cold, read_local_cold),
+        ("read, 8 in flight", read_nfs_8, b.read_local),
     ]
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
@@ -294,12 +442,23 @@ def main() -> None:
         if b.nfs.exists(name):
             b.nfs.unlink(name)
 
-    # Every copy writes a new file (a truncated one costs the freeing of its blocks first).
+    def new_out() -> None:
+        if args.new_target:
+            (scratch / "out.bin").unlink(missing_ok=True)
+
+    # Every copy to writes a new file (a truncated one costs the freeing of its blocks first); a copy
+    # from writes over the last one's local file in place (see `copy_target`). A cold
+    # measure first drops the file it reads from the page cache; the others read it cached, on both
+    # sides (the NFS server reads the same page cache the local side does).
     fresh: dict[Callable[[], None], Callable[[], None]] = {
         b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
-        b.copy_to_local: lambda: (export / "big-local.bin").unlink(missing_ok=True),
-        b.copy_from_nfs: lambda: (scratch / "out.bin").unlink(missing_ok=True),
-        b.copy_from_local: lambda: (scratch / "out.bin").unlink(missing_ok=True),
+        b.copy_to_local: lambda: local_file.unlink(missing_ok=True),
+        b.copy_from_nfs: new_out,
+        b.copy_from_local: new_out,
+        copy_from_nfs_cold: lambda: (new_out(), drop_cached(nfs_file)),
+        copy_from_local_cold: lambda: (new_out(), drop_cached(local_file)),
+        read_nfs_cold: lambda: drop_cached(nfs_file),
+        read_local_cold: lambda: drop_cached(local_file),
     }
 
     def measure(fn: Callable[[], None]) -> tuple[float, float, float]:
@@ -321,32 +480,44 @@ def main() -> None:
             return seconds, own_cpu() - own, cpu_seconds(server) - srv
         raise AssertionError("unreachable")
 
-    for r in range(args.rounds):
+    def line(label: str, nfs_s: float, local_s: float, rest: str) -> str:
+        return (
+            f"{label}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
+            f"  ({100 * local_s / nfs_s:3.0f}% of local)  {rest}"
+        )
+
+    # Warm-up rounds are printed but not counted: on a just-booted VM the first touch of memory is
+    # slow on whichever side goes first (measured: round 1's copies at 40-70% of later rounds').
+    for r in range(-args.warmup, args.rounds):
+        label = f"round {r + 1}" if r >= 0 else "warm-up"
         for name, remote, local in measures:
             if r % 2:  # every other round the local side goes first
                 (local_s, local_cpu, _), (nfs_s, nfs_cpu, srv_cpu) = measure(local), measure(remote)
             else:
                 (nfs_s, nfs_cpu, srv_cpu), (local_s, local_cpu, _) = measure(remote), measure(local)
-            ratios[name].append(local_s / nfs_s)
-            print(
-                f"round {r + 1} {name:9}: NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
-                f"  ({100 * local_s / nfs_s:3.0f}% of local)   CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f}"
-                f" vs local {local_cpu:.2f}",
-                flush=True,
+            if r >= 0:
+                record(name, nfs_s, local_s)
+            load = "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+            cpu = f"CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f} vs local {local_cpu:.2f}"
+            print(line(f"{label} {name:17}", nfs_s, local_s, f"{cpu}  ({load})"), flush=True)
+        # The same file over bare loopback TCP, beside the same local read (both cached).
+        tcp_s = tcp_stream(local_file, args.mib * MIB, b.buf)
+        local_s = timed(b.read_local)
+        if r >= 0:
+            record("TCP, no NFS", tcp_s, local_s)
+        print(
+            line(
+                f"{label} {'TCP, no NFS':17}", tcp_s, local_s, "(loopback TCP stream: the ceiling of 'read')"
             )
+        )
         if cat_nfs:
             nfs_s = timed(lambda: subprocess.run(cat_nfs, stdout=subprocess.DEVNULL, check=True))
             local_s = timed(
-                lambda: subprocess.run(
-                    ["cat", str(export / "big-local.bin")], stdout=subprocess.DEVNULL, check=True
-                )
+                lambda: subprocess.run(["cat", str(local_file)], stdout=subprocess.DEVNULL, check=True)
             )
-            ratios["nfs-cat"].append(local_s / nfs_s)
-            print(
-                f"round {r + 1} nfs-cat  : NFS {args.mib / nfs_s:6.0f} MiB/s  local {args.mib / local_s:6.0f} MiB/s"
-                f"  ({100 * local_s / nfs_s:3.0f}% of local; libnfs 4.0, NFSv4.0)",
-                flush=True,
-            )
+            if r >= 0:
+                record("nfs-cat", nfs_s, local_s)
+            print(line(f"{label} {'nfs-cat':17}", nfs_s, local_s, "(libnfs 4.0, NFSv4.0; cat)"), flush=True)
     b.nfs.unlink("big.bin")
     for leftover in ("big-local.bin",):
         (export / leftover).unlink(missing_ok=True)
@@ -362,10 +533,16 @@ def main() -> None:
             f"{args.files} small files, create+stat+delete: NFS {3 * args.files / nfs_s:8.0f} ops/s   "
             f"local disk {3 * args.files / local_s:8.0f} ops/s"
         )
-    print("NFS as a share of local (min / median / max):")
+    print("NFS as a share of local (min / median / max), and the median MiB/s of each side:")
     for name, values in ratios.items():
+        medians = ""
+        if name in rates:
+            nfs_rate = statistics.median(r[0] for r in rates[name])
+            local_rate = statistics.median(r[1] for r in rates[name])
+            medians = f"   NFS {nfs_rate:6.0f}  local {local_rate:6.0f}"
         print(
-            f"  {name:11}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
+            f"  {name:17}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
+            + medians
         )
     b.nfs.close()
     for m in mts:

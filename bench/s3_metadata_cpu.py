@@ -4,7 +4,7 @@
 
 Starts a throwaway PostgreSQL (bench/metadata_backends.py) and, one after the other, Strata with
 the embedded SQLite, Strata with `--metadata postgresql://...`, and with --base a Strata run from
-another checkout (PATH: e.g. a `git worktree` of main, for the SQLite path before a change).
+another checkout on each (PATH: e.g. a `git worktree` of main, for both paths before a change).
 Each server gets N sequential 4 KiB PUTs of distinct keys then N GETs of them, presigned, over one
 keep-alive connection (no client signing in the loop), SSE off (STRATA_S3_DEFAULT_ENCRYPTION=off:
 the metadata path is what differs). Reported per request: the gateway process's CPU (all its
@@ -18,6 +18,19 @@ CPU from /proc at 10 ms ticks, so +-5 us; "before" is main at 5a4c796):
     PUT CPU us/request       790             780        1315 + 735
     GET CPU us/request       355             355         595 + 160
     PUT wall us (1 client)  4175            3923        8277 (the commit's WAL flush, fsync on)
+
+Several gateways (each request reads its bucket's row once on PostgreSQL, so a change made on
+another gateway binds it; same run, 2,000 x 4 rounds, machine at load 13 on 2 cores, so +-15%;
+"base" is c3f1154, the cached row used without a check):
+
+                          SQLite   SQLite base   PostgreSQL (gw + PG)   PostgreSQL base (gw + PG)
+    GET CPU us/request       145           152             348 + 107                   293 + 85
+    PUT CPU us/request       482           443            1332 + 815                  873 + 475 (*)
+
+(*) PUTs on PostgreSQL swung by 1.5x between runs (an earlier run: 1225 + 725 against 1205 +
+735); the change adds one bucket read to a PUT's request path, as to a GET's. In-process (no
+HTTP), the SQLite provider's CPU per request was the same before and after: PUT 115-134 us,
+GET 18-20 us in both trees, three alternating runs.
 
 From the code (not measured): a lone PUT of a new key to an unversioned bucket on PostgreSQL is
 6 round trips from the gateway's writer thread: BEGIN + the store's lock, the bucket row, the
@@ -101,7 +114,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--base", type=Path, default=None, help="another checkout to run on SQLite too")
+    ap.add_argument("--base", type=Path, default=None, help="another checkout to run on both too")
     args = ap.parse_args()
     env = {"STRATA_S3_DEFAULT_ENCRYPTION": "off"}
     with tempfile.TemporaryDirectory(prefix="strata-s3meta-") as tmp:
@@ -120,13 +133,23 @@ def main() -> None:
                 configs["sqlite (base)"] = StrataProcess(
                     root / "base", extra_env=env, extra_args=["--quiet"], cwd=args.base.resolve()
                 )
+                import psycopg
+
+                with psycopg.connect(dsn, autocommit=True) as c:  # a database of its own
+                    c.execute("CREATE DATABASE base TEMPLATE template0 LOCALE 'C'")
+                configs["postgresql (base)"] = StrataProcess(
+                    root / "pgbase",
+                    extra_env={**env, "STRATA_METADATA": dsn.rsplit("/", 1)[0] + "/base"},
+                    extra_args=["--quiet", "--blob-dir", str(root / "pgbaseblobs")],
+                    cwd=args.base.resolve(),
+                )
             results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
             for s in configs.values():
                 s.start()
             try:
                 for rnd in range(args.rounds):
                     for name, s in configs.items():
-                        pgdata = node.pgdata if name == "postgresql" else None  # type: ignore[attr-defined]
+                        pgdata = node.pgdata if name.startswith("postgresql") else None  # type: ignore[attr-defined]
                         results[name].append(_run(s, args.requests, pgdata, f"r{rnd}"))
             finally:
                 for s in configs.values():

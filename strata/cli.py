@@ -90,8 +90,9 @@ def cli() -> None:
 @click.option(
     "--metadata",
     default=None,
-    help="postgresql://USER@HOST:PORT/DB: keep S3's metadata in this PostgreSQL database (created with "
-    "LOCALE 'C') instead of the embedded SQLite; other services keep theirs in SQLite so far. "
+    help="postgresql://USER@HOST:PORT/DB: keep S3's, DynamoDB's, IAM's, KMS's, S3 Control's and the console's metadata, the meter, "
+    "the clock and the scheduler's progress in this PostgreSQL database (created with LOCALE 'C'), "
+    "shared by every gateway started with it; other services keep theirs in SQLite so far (README). "
     "Env: STRATA_METADATA.",
 )
 @click.option(

@@ -82,9 +82,10 @@ class Settings:
     # Durations of control-plane events (strata.sim.timings): "fast" (default) or "aws", AWS's
     # documented times (failovers, creation, modification); `--timings aws` or STRATA_TIMINGS=aws.
     timings: str = "fast"
-    # Where S3's metadata lives: None (embedded SQLite under data_dir), or a PostgreSQL database
+    # Where shared metadata lives: None (embedded SQLite under data_dir), or a PostgreSQL database
     # (`--metadata postgresql://USER@HOST:PORT/DB`, STRATA_METADATA) so gateways can share it
-    # (issue 22). Other services keep theirs in SQLite so far.
+    # (issue 22): S3, IAM, KMS, S3 Control, the meter, clock and scheduler (strata.server.share);
+    # the services in strata.storage.shared.PER_GATEWAY keep theirs in SQLite so far.
     metadata: str | None = None
     # Object and part bytes (`--blob-dir`, STRATA_BLOB_DIR; S3's go under <blob_dir>/s3); None:
     # inside the data dir.

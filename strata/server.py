@@ -37,6 +37,39 @@ def prepare(settings: Settings) -> None:
     clock.use_state_file(settings.data_dir / "clock.json")
     scheduler.use_state_file(settings.data_dir / "scheduler.json")
     meter.open(settings.data_dir / "meter.db")
+    if settings.metadata is not None:
+        share(settings)
+
+
+_shared: list = []  # the SharedSim of a server started with --metadata (closed at exit)
+
+
+def share(settings: Settings) -> None:
+    """`--metadata postgresql://...`: one clock and one owner of the shared time-driven rules for
+    every gateway on that database; say what stays in this gateway's SQLite."""
+    from strata.config import redact_url
+    from strata.sim.meter import SCHEMA as METER_SCHEMA
+    from strata.storage.coordination import SharedSim
+    from strata.storage.postgres import PostgresStore
+    from strata.storage.shared import PER_GATEWAY
+
+    url = settings.metadata or ""
+    sim = SharedSim(url)
+    _shared.append(sim)
+    clock.share(sim, asyncio.get_running_loop().call_soon_threadsafe)
+    scheduler.share(sim, settle=meter.flush)
+    events = PostgresStore(url, "meter", schema=METER_SCHEMA, pool_size=2)
+    _shared.append(events)
+    meter.share(events)
+    log.warning(
+        "--metadata: shared by every gateway on %s: S3, DynamoDB, IAM/STS, KMS, S3 Control, console "
+        "sign-ins, the meter, the clock and the scheduler (one owner at a time); object bytes under --blob-dir",
+        redact_url(url),
+    )
+    for service, why in PER_GATEWAY.items():
+        log.warning(
+            "--metadata: %s stays in this gateway's SQLite under %s: %s", service, settings.data_dir, why
+        )
 
 
 def banner(settings: Settings) -> str:
@@ -151,6 +184,8 @@ async def serve_async(settings: Settings) -> int:
     finally:
         await app.stop()
         meter.close()
+        while _shared:
+            _shared.pop().close()
 
 
 def serve(settings: Settings) -> None:

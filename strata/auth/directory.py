@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from strata.auth import sessions
 from strata.auth.evaluator import PolicySet
@@ -30,7 +31,7 @@ from strata.auth.principal import Principal
 from strata.auth.users_file import UsersFile, load_users_file
 from strata.config import DEFAULT_ACCESS_KEY, Settings
 from strata.sim.clock import clock
-from strata.storage import MetadataStore
+from strata.storage.shared import Freshness, open_store
 
 # Generations are unique across directories: a principal holding one directory's policy set
 # (Principal.policies) never passes for current in another.
@@ -124,7 +125,10 @@ class Directory:
         self.instance_profiles: dict[tuple[str, str], dict] = {}
         self.policies: dict[str, dict] = {}  # customer managed, by ARN
         self.keys: dict[str, dict] = {}
-        self._db: MetadataStore | None = None
+        self._db: Any = None  # the store (strata.storage.interface.MetadataBackend)
+        self._fresh: Freshness | None = None
+        # other gateways change this directory too (its store is PostgreSQL)
+        self.shared = settings.metadata is not None
         self._loaded = False
         self._lock = threading.RLock()
         self._server_key: bytes | None = None
@@ -136,35 +140,69 @@ class Directory:
     # ---- storage ------------------------------------------------------------------------------
 
     @property
-    def db(self) -> MetadataStore:
+    def db(self) -> Any:
         if self._db is None:
-            self._db = MetadataStore(self.settings.service_dir("iam") / "iam.db", fsync=self.settings.fsync)
+            self._db = open_store(
+                self.settings.service_dir("iam") / "iam.db",
+                "iam",
+                url=self.settings.metadata,
+                fsync=self.settings.fsync,
+            )
         return self._db
 
     def load(self) -> None:
-        """Read the stored state and make the users file's users present (once)."""
+        """Read the stored state and make the users file's users present (once); with several
+        gateways (PostgreSQL), read it again whenever another gateway changed it."""
+        if self._loaded:
+            if self.shared:
+                self._follow()
+            return
         with self._lock:
             if self._loaded:
                 return
-            self._loaded = True
-            for kind, table in (
-                ("user", self.users),
-                ("group", self.groups),
-                ("role", self.roles),
-                ("instance_profile", self.instance_profiles),
-            ):
-                for doc in self.db.list_docs(kind):
-                    table[(doc["account"], doc[_NAME[kind]].lower())] = doc
-            for doc in self.db.list_docs("policy"):
-                self.policies[doc["Arn"]] = doc
-            for doc in self.db.list_docs("key"):
-                self.keys[doc["AccessKeyId"]] = doc
+            self._fresh = Freshness(self.db, "iam")
+            self._read_all()
             meta = self.db.get_doc("meta", "session-key")
             if meta is None:
                 meta = {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
-                self.db.put_doc("meta", "session-key", meta)
+                with self.db.transaction():  # two gateways starting at once make one key
+                    if self.db.get_doc("meta", "session-key") is None:
+                        self.db.put_doc("meta", "session-key", meta)
+                meta = self.db.get_doc("meta", "session-key")
             self._server_key = base64.b64decode(meta["key"])
+            self._loaded = True
             self._apply_users_file()
+
+    def _follow(self) -> None:
+        """Read everything again if another gateway changed IAM since this process last read it
+        (one indexed read when nothing changed): a key deleted or a policy detached through another
+        gateway is refused here on the next request."""
+        assert self._fresh is not None
+        with self._lock:
+            stored = self._fresh.changed()
+            if stored is None:
+                return
+            self._read_all()
+            self._fresh.seen = stored
+            self.generation = next(_GENERATIONS)
+            self._principals.clear()
+            self._sets.clear()
+
+    def _read_all(self) -> None:
+        for table in (self.users, self.groups, self.roles, self.instance_profiles, self.policies, self.keys):
+            table.clear()
+        for kind, table in (
+            ("user", self.users),
+            ("group", self.groups),
+            ("role", self.roles),
+            ("instance_profile", self.instance_profiles),
+        ):
+            for doc in self.db.list_docs(kind):
+                table[(doc["account"], doc[_NAME[kind]].lower())] = doc
+        for doc in self.db.list_docs("policy"):
+            self.policies[doc["Arn"]] = doc
+        for doc in self.db.list_docs("key"):
+            self.keys[doc["AccessKeyId"]] = doc
 
     def close(self) -> None:
         if self._db is not None:
@@ -175,7 +213,11 @@ class Directory:
         """One IAM change: its documents commit together, then caches are dropped."""
         self.load()
         with self._lock, self.db.transaction():
+            if self.shared:
+                self._follow()  # under the store's lock: another gateway's change is read first
             yield
+            assert self._fresh is not None
+            self._fresh.bump()
         self.generation = next(_GENERATIONS)
         self._principals.clear()
         self._sets.clear()
@@ -272,11 +314,15 @@ class Directory:
                                 "CreateDate": now,
                             },
                         )
+            assert self._fresh is not None
+            self._fresh.bump()
 
     # ---- credentials --------------------------------------------------------------------------
 
     def credential(self, access_key: str, token: str | None) -> tuple[str, Principal]:
         """(secret, principal) of an access key; raises CredentialProblem."""
+        if self.shared and access_key not in self.roots:
+            self.load()  # reads again what another gateway changed, before any cache is trusted
         cached = self._principals.get(access_key)
         if cached is not None and cached[0] == self.generation:  # (an IAM change clears them all)
             return cached[1], cached[2]
@@ -291,6 +337,7 @@ class Directory:
         if (
             not self._loaded
             and self.file is None
+            and not self.shared
             and not (self.settings.data_dir / "iam" / "iam.db").exists()
         ):
             raise CredentialProblem("unknown_key")  # nothing stored yet: no IAM keys exist

@@ -101,7 +101,9 @@ class Console:
 
     def __init__(self, app: StrataApp) -> None:
         self.app = app
-        self.sessions = SessionStore(app.settings.service_dir("console"), fsync=app.settings.fsync)
+        self.sessions = SessionStore(
+            app.settings.service_dir("console"), fsync=app.settings.fsync, url=app.settings.metadata
+        )
         self.signin_limit = SigninLimit()
 
     def close(self) -> None:

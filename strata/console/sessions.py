@@ -16,6 +16,11 @@ Sessions expire after `IDLE_SECONDS` without a request and `MAX_SECONDS` after s
 machine's time, not the simulated clock: moving the clock signs nobody out); the last use is
 written at most every `TOUCH_SECONDS`. At most `MAX_SESSIONS` are kept (the least recently used
 is signed out first). Messages shown once (`say`) live in memory only.
+
+With several gateways on one PostgreSQL (`--metadata`) the sessions are that database's `console`
+store and the sign-in form's key is stored there too, so a browser signed in through one gateway
+is signed in on all; a gateway checks that a session it holds in memory still has its row (one
+indexed read) before serving it, so signing out through one gateway signs out on every one.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strata.sim.clock import clock
 from strata.storage import MetadataStore
+from strata.storage.shared import open_store
 
 COOKIE = "strata-console"
 PRE_COOKIE = "strata-console-pre"
@@ -125,10 +132,24 @@ def _private_store(directory: Path, fsync: bool) -> MetadataStore:
 class SessionStore:
     """The signed-in sessions of one server: durable rows, and the live ones cached in memory."""
 
-    def __init__(self, directory: Path, fsync: bool = True) -> None:
-        self._db = _private_store(directory, fsync)
+    def __init__(self, directory: Path, fsync: bool = True, url: str | None = None) -> None:
+        self.shared = url is not None
+        if url is None:
+            self._db: Any = _private_store(directory, fsync)
+            self._key = secrets.token_bytes(32)  # signs the sign-in form's token
+        else:
+            self._db = open_store(directory / "sessions.db", "console", url=url, schema=SCHEMA)
+            self._key = self._shared_key()
         self._live: OrderedDict[str, Session] = OrderedDict()  # by token, least recently used first
-        self._key = secrets.token_bytes(32)  # signs the sign-in form's token
+
+    def _shared_key(self) -> bytes:
+        """The sign-in form's key every gateway uses (made by the first to start)."""
+        with self._db.transaction():
+            doc = self._db.get_doc("meta", "signin-key")
+            if doc is None:
+                doc = {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
+                self._db.put_doc("meta", "signin-key", doc)
+        return base64.b64decode(doc["key"])
 
     def close(self) -> None:
         for session in self._live.values():
@@ -185,6 +206,9 @@ class SessionStore:
         if not sid or len(sid) > 100:
             return None
         session = self._live.get(sid)
+        if session is not None and self.shared and not self._stored(sid):
+            self._live.pop(sid).close()  # signed out (or evicted) through another gateway
+            return None
         if session is None:
             session = self._load(sid)
             if session is None:
@@ -205,6 +229,9 @@ class SessionStore:
                 )
             )
         return session
+
+    def _stored(self, sid: str) -> bool:
+        return self._db.query_one("SELECT 1 FROM sessions WHERE token_hash = ?", (_hash(sid),)) is not None
 
     async def drop(self, sid: str) -> None:
         """Sign the session out: forgotten durably before this returns."""

@@ -9,9 +9,19 @@ The chain hooks the loopback OUTPUT path at priority -150, before the endpoint r
 so it sees the address and port the client dialed, not the engine's own port: Strata's admin and
 replication connections, which dial engines directly, are not filtered. Where Strata dials an
 endpoint itself (an NFS server's readiness, admin connections to cache nodes, which listen on
-their endpoint addresses), it uses `control_connection`, whose socket carries CONTROL_MARK, and
-the engines run as ENGINE_USER: the chain lets both through (a replica syncing from its primary),
-since security groups filter clients, not the service.
+their endpoint addresses), it uses `control_connection`, whose socket carries CONTROL_MARK: the
+chain lets it through, since security groups filter clients, not the service.
+
+An engine is a client too when a user makes it dial (a PostgreSQL subscription, a dblink-style
+connection): on AWS it comes from its instance's address, and the destination's groups judge it.
+So the connections of a resource's engines that run in a cgroup of their own (`Engines`, as the
+egress rules' filter knows them) meet the guards as any client's, except the destinations they
+dial for Strata's replication (a Redis replica to its primary's node, a MariaDB replica to its
+source's node port). A second chain after the NAT (priority 0) keeps those engines off other
+resources' node ports (127.0.0.1 on `private_ports`, where Strata allocates them) unless they came
+through an endpoint (conntrack's dnat status: the guards judged them) or are replication. Engines not in a
+cgroup of their own (a serverless cache's nodes, NFS servers), which no user makes dial, run as
+ENGINE_USER and pass as before.
 
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
 when the process dies, kill -9 included; `remove_dead_tables` removes older owners' tables),
@@ -28,9 +38,12 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
+from strata.engines.cgroups import CgroupRef
+from strata.engines.egress_filter import Allow
 from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
 from strata.engines.process import ENGINE_USER
 
+NODE_ADDRESS = "127.0.0.1"  # where engines' own ports listen (a cache's nodes: on their endpoints)
 CONTROL_MARK = 0x5354_0001  # SO_MARK of Strata's own connections to the endpoints it guards
 
 
@@ -68,26 +81,40 @@ class Guard:
     sources: tuple[str, ...]  # IPv4 CIDR blocks allowed to connect; empty: none
 
 
-class Firewall:
-    """Named guards in one nft table of this process (blocking methods: call off the loop)."""
+@dataclass(frozen=True)
+class Engines:
+    """One resource's engine processes (their cgroup) and what they dial for Strata's
+    replication (TCP destinations), which no group filters."""
 
-    def __init__(self, name: str = "firewall") -> None:
+    cgroup: CgroupRef
+    replication: tuple[Allow, ...]
+
+
+class Firewall:
+    """Named guards in one nft table of this process (blocking methods: call off the loop).
+    `private_ports`: the range engines' own ports are allocated from (see the module's doc)."""
+
+    def __init__(self, name: str = "firewall", private_ports: tuple[int, int] | None = None) -> None:
         self.table = owned_table(name)
+        self.private_ports = private_ports
         self.guards: dict[str, Guard] = {}
+        self.engines: dict[str, Engines] = {}
         self._janitor: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def set_all(self, guards: dict[str, Guard]) -> None:
-        """Replace every guard at once (one nft transaction)."""
+    def set_all(self, guards: dict[str, Guard], engines: dict[str, Engines] | None = None) -> None:
+        """Replace every guard (and the engines whose connections meet them) at once (one nft
+        transaction)."""
+        engines = dict(engines or {})
         with self._lock:
-            if guards == self.guards and (self._janitor is not None or not guards):
+            if (guards, engines) == (self.guards, self.engines) and (self._janitor is not None or not guards):
                 return
-            self.guards = dict(guards)
+            self.guards, self.engines = dict(guards), engines
             self._apply()
 
     def stop(self) -> None:
         with self._lock:
-            self.guards = {}
+            self.guards, self.engines = {}, {}
             self._apply()
 
     def _apply(self) -> None:
@@ -100,9 +127,6 @@ class Firewall:
         # Only a connection's opening SYN is looked at (no conntrack needed), and only one to a
         # guarded port goes through the guards' rules: an open connection's packets meet one test.
         entry = ["tcp flags & (syn | ack) != syn accept", f"meta mark {CONTROL_MARK:#x} accept"]
-        uid = engine_uid()
-        if uid is not None:  # the engines' own connections (a replica to its primary) are the service's
-            entry.append(f"meta skuid {uid} accept")
         rules, ports = [], set()
         for _, g in sorted(self.guards.items()):
             match = f"ip daddr {g.address} tcp dport {g.port}"  # address: may be a prefix
@@ -112,15 +136,46 @@ class Firewall:
             rules += [f"{match} ip saddr {n} accept" for n in sorted(set(nets))]
             rules.append(f"{match} drop")
             ports.add(g.port)
-        if ports:
-            entry.append(f"tcp dport {{ {', '.join(str(p) for p in sorted(ports))} }} jump guards")
-        run_script(
-            f"table ip {self.table}\ndelete table ip {self.table}\n"
-            f"table ip {self.table} {{\n"
-            "  chain guards {\n" + "".join(f"    {r}\n" for r in rules) + "  }\n"
-            "  chain out {\n    type filter hook output priority -150; policy accept;\n"
-            + "".join(f"    {r}\n" for r in entry)
-            + "  }\n}\n"
-        )
+        to_guards = f"tcp dport {{ {', '.join(str(p) for p in sorted(ports))} }} jump guards" if ports else ""
+        chains: dict[str, list[str]] = {"guards": rules}
+        after_nat: list[str] = []
+        guarded = {g.port for g in self.guards.values()}
+        for i, (_, e) in enumerate(sorted(self.engines.items(), key=lambda kv: kv[0])):
+            sock = f'socket cgroupv2 level {e.cgroup.level} "{e.cgroup.path}"'
+            service = [r for r in map(_accept, e.replication) if r]
+            chains[f"engines_{i}"] = [*service, *([to_guards] if to_guards else []), "accept"]
+            entry.append(f"{sock} jump engines_{i}")
+            if self.private_ports is not None:
+                lo, hi = self.private_ports
+                chains[f"direct_{i}"] = [
+                    *service,
+                    f"tcp dport {{ {', '.join(str(p) for p in sorted(guarded))} }} accept" if guarded else "",
+                    f"ip daddr {NODE_ADDRESS} tcp dport {lo}-{hi} drop",
+                ]
+                after_nat.append(f"{sock} jump direct_{i}")
+        uid = engine_uid()
+        if uid is not None:  # engines in no cgroup of their own: no user makes them dial
+            entry.append(f"meta skuid {uid} accept")
+        if to_guards:
+            entry.append(to_guards)
+        script = [f"table ip {self.table}", f"delete table ip {self.table}", f"table ip {self.table} {{"]
+        for name, body in chains.items():
+            script += [f"  chain {name} {{", *(f"    {r}" for r in body if r), "  }"]
+        script += ["  chain out {", "    type filter hook output priority -150; policy accept;"]
+        script += [f"    {r}" for r in entry] + ["  }"]
+        if after_nat:
+            script += ["  chain direct {", "    type filter hook output priority 0; policy accept;"]
+            script += ["    tcp flags & (syn | ack) != syn accept", "    ct status dnat accept"]
+            script += [f"    {r}" for r in after_nat] + ["  }"]
+        run_script("\n".join([*script, "}"]) + "\n")
         if self._janitor is None:
             self._janitor = start_janitor(self.table)
+
+
+def _accept(a: Allow) -> str | None:
+    """The rule accepting a TCP replication destination (IPv4: the loopback path's)."""
+    net = ipaddress.ip_network(a.net, strict=False)
+    if net.version != 4 or a.proto not in ("tcp", "-1"):
+        return None
+    ports = "" if a.proto == "-1" else f" tcp dport {a.lo}" if a.lo == a.hi else f" tcp dport {a.lo}-{a.hi}"
+    return f"ip daddr {net}{ports} accept"

@@ -21,8 +21,11 @@ What a caller may rely on:
 - Attribute caching is off (Attr_Expiration_Time = 0) so two processes exporting one directory
   (two mount targets of one file system) give close-to-open consistency: a client that opens a
   file after another closed it sees the other's writes.
-- `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds, changes and removes
-  exports without dropping its clients; it returns once ganesha has applied them.
+- `reload(exports)` rewrites the configuration and sends SIGHUP: ganesha adds and changes exports
+  without dropping its clients; it returns once ganesha has applied them. Removing an export this
+  way is safe only for one mounted in ganesha's own pseudo file system: ganesha 4.3 dies
+  (SIGSEGV) when a reread drops an export mounted inside another FSAL_VFS export, so callers
+  retire such exports instead (strata.services.efs.exports).
 - With a statistics bus (strata.engines.ganesha_stats) each server counts the operations it
   serves and answers its counters there under its own name.
 - ganesha must run as root (it switches to each request's uid/gid per operation and opens files

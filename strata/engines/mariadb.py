@@ -12,12 +12,23 @@ Same shape as `strata.engines.postgres.PgNode`, with MariaDB's own machinery und
 
 Strata reaches a node as MariaDB `root` over a private unix socket (unix_socket auth: only the OS
 user running Strata); clients use TCP on loopback as the master user.
+
+When Strata is root each node runs as an OS account of its own (`node_user`: own uid and primary
+group, made with the node and removed with it), owning its directory (mode 0700): a master user who
+gets past MASTER_PRIVILEGES (the known gap there) and writes files through the server
+(`SET GLOBAL general_log_file`) can write only where its own node can, never into another
+instance's datadir, configuration or socket. The binlog archive an instance's (or a cluster's)
+nodes share is Strata's, writable by their group only (`archive_group`), each node's binlogs its own.
 """
 
 from __future__ import annotations
 
 import getpass
+import grp
 import hashlib
+import logging
+import os
+import pwd
 import re
 import secrets
 import shutil
@@ -29,17 +40,23 @@ from pathlib import Path
 import pymysql
 
 from strata.engines.process import (
-    ENGINE_USER,
     EngineError,
     EngineProcess,
     ProcessSpec,
     adopt_tree,
     chown_tree,
     effective_user,
+    ensure_group,
+    ensure_node_user,
+    remove_group_if_unused,
+    remove_node_user,
     run_as,
+    running_as_root,
     wait_until,
     write_private,
 )
+
+log = logging.getLogger("strata.engines")
 
 REPL_USER = "strata_repl"
 USER_PARAMS_MARK = "# parameter group:"
@@ -53,9 +70,16 @@ FAULT_DELAY = "fault-apply-delay"
 # engine's own account), file_key_management, auth_pam or any other library of the package.
 LOADABLE_PLUGINS = ("server_audit",)
 SYSTEM_PLUGIN_DIR = Path("/usr/lib/mysql/plugin")  # Debian's mariadb-server
+# The modes the server makes its files and directories with (its default lets its group write):
+# its own only, the binlogs in an archive shared with other nodes included.
+PRIVATE_MODES = {"UMASK": "0600", "UMASK_DIR": "0700"}
 # The master user's privileges on RDS for MariaDB (AWS's "Master user account privileges" table):
 # no SUPER, FILE, SHUTDOWN, READ_ONLY ADMIN; so no reading or writing server files (LOAD DATA
 # INFILE, SELECT ... INTO OUTFILE), no stopping the server, no leaving read-only on a replica.
+# Known gap: stock MariaDB (10.11) cannot hold a user with CREATE USER, or with UPDATE on the mysql
+# schema and RELOAD, to these: RENAME USER / ALTER USER of Strata's own root account, or UPDATE
+# mysql.global_priv + FLUSH PRIVILEGES, gives ALL PRIVILEGES. RDS's server is patched against it.
+# Contained here (Strata as root): the node's own OS account (`node_user`) writes only its own files.
 MASTER_PRIVILEGES = (
     "SELECT",
     "INSERT",
@@ -84,8 +108,37 @@ MASTER_PRIVILEGES = (
 )
 
 
-def engine_user() -> str:
-    return ENGINE_USER
+def _digest(path: Path) -> str:
+    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+
+
+def node_user(root: Path) -> str:
+    """The OS account of the node in `root` (when Strata is root): one per node, named by its
+    directory so that a restarted Strata finds it again."""
+    return f"strata-my-{_digest(root)}"
+
+
+def archive_group(archive: Path) -> str:
+    """The group of the nodes sharing the binlog archive `archive` (an instance's or a cluster's)."""
+    return f"strata-mya-{_digest(archive)}"
+
+
+def drop_node_account(root: Path, archive: Path | None, binlog_base: str) -> None:
+    """Remove a stopped node's account (and its archive's group once no node is in it). Its binlogs
+    left in the archive, and the archive once its group is gone, go to Strata's own account first,
+    so a later account given the same id gets nothing of them. Failures are logged, not raised:
+    the node itself is gone."""
+    if not running_as_root():
+        return
+    try:
+        if archive is not None and archive.is_dir():
+            for f in archive.glob(f"{binlog_base}.*"):
+                os.chown(f, 0, 0, follow_symlinks=False)
+        remove_node_user(node_user(root))
+        if archive is not None and remove_group_if_unused(archive_group(archive)) and archive.is_dir():
+            os.chown(archive, 0, 0)
+    except (OSError, EngineError) as e:
+        log.warning("could not remove the account of the MariaDB node in %s: %s", root, e)
 
 
 def binary(name: str) -> str:
@@ -117,7 +170,7 @@ class MariaNode:
         self.archive_dir = archive_dir
         digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
         self.socket = Path("/tmp") / f"strata-my-{digest}.sock"
-        self.user = engine_user()
+        self.user = node_user(self.root)
         self.cnf = self.root / "my.cnf"
         self._pending_replay: tuple[Path, str | None, str] | None = None
         self.proc = EngineProcess(
@@ -126,6 +179,7 @@ class MariaNode:
                 run_dir=self.root,
                 user=self.user,
                 match=str(self.cnf),
+                extra_env=dict(PRIVATE_MODES),
                 stop_signal=signal.SIGTERM,
                 death_signal=signal.SIGTERM,
                 argv=[binary("mariadbd"), f"--defaults-file={self.cnf}"],
@@ -147,6 +201,41 @@ class MariaNode:
 
     # -- creation ----------------------------------------------------------------------------------
 
+    def _account(self) -> None:
+        """Make the node's account (and its archive's group) unless they exist; when root only."""
+        if not running_as_root():
+            return
+        groups: tuple[str, ...] = ()
+        if self.archive_dir is not None:
+            ensure_group(archive_group(self.archive_dir))
+            groups = (archive_group(self.archive_dir),)
+        ensure_node_user(self.user, self.root, groups)
+
+    def _own_files(self) -> None:
+        """The node's directory its own, private (0700); the archive Strata's, writable by its
+        nodes' group only (setgid: their binlogs are in it; sticky: no node removes another's
+        binlogs), this node's binlogs its own. When root only."""
+        if not running_as_root():
+            return
+        for d in (self.root, self.datadir):
+            if d.is_dir():
+                os.chmod(d, 0o700)
+        # Strata's own, never the node's (a whole node directory was once handed over): the node's
+        # configuration, its plugin directory (a library there is one it loads), its secret.
+        for path in (self.cnf, self.root / "plugins", self.root / ".repl"):
+            for p in [path, *(path.iterdir() if path.is_dir() and not path.is_symlink() else ())]:
+                if p.exists() or p.is_symlink():
+                    os.chown(p, 0, 0, follow_symlinks=False)
+        if self.archive_dir is None or not self.archive_dir.is_dir():
+            return
+        gid = grp.getgrnam(archive_group(self.archive_dir)).gr_gid
+        uid = pwd.getpwnam(self.user).pw_uid
+        os.chown(self.archive_dir, 0, gid)
+        os.chmod(self.archive_dir, 0o3770)
+        for f in self.archive_dir.glob(f"{self.binlog_base}.*"):
+            if f.lstat().st_uid != uid:
+                os.chown(f, uid, gid, follow_symlinks=False)
+
     def initdb(self, password: str, params: dict[str, str] | None = None) -> None:
         self._prepare()
         self.write_config(params or {})
@@ -159,6 +248,7 @@ class MariaNode:
                 f"--auth-root-socket-user={getpass.getuser()}",
             ],
             effective_user(self.user),
+            env={**os.environ, **PRIVATE_MODES},
             timeout=300,
         )
         # The bootstrap's Aria log describes tables it then closed cleanly; left in place, its
@@ -180,14 +270,15 @@ class MariaNode:
         )
 
     def _prepare(self) -> None:
+        self._account()
         self.root.mkdir(parents=True, exist_ok=True)
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         self.datadir.mkdir()
         if self.archive_dir is not None:
             self.archive_dir.mkdir(parents=True, exist_ok=True)
-            chown_tree(self.archive_dir, self.user)
         chown_tree(self.root, self.user)
+        self._own_files()
 
     def write_config(self, params: dict[str, str], recovery: dict[str, str] | None = None) -> None:
         binlog_dir = self.archive_dir or self.datadir
@@ -267,6 +358,7 @@ class MariaNode:
         shutil.rmtree(self.datadir)
         shutil.move(str(backup), str(self.datadir))
         chown_tree(self.root, self.user)
+        self._own_files()
         self.write_config(params or {})
         self.start()
         if standby:
@@ -289,6 +381,7 @@ class MariaNode:
         shutil.rmtree(self.datadir)
         shutil.copytree(backup_dir, self.datadir, symlinks=True)
         chown_tree(self.root, self.user)
+        self._own_files()
         self.write_config(params or {})
         self._pending_replay = (archive, target_time, _backup_binlog_file(self.datadir)) if archive else None
 
@@ -296,9 +389,9 @@ class MariaNode:
 
     def start(self, timeout: float = 120) -> None:
         if not self.proc.running():
-            adopt_tree(self.root, self.user)
-            if self.archive_dir is not None:
-                adopt_tree(self.archive_dir, self.user)
+            self._account()
+            adopt_tree(self.root, self.user)  # made by an older Strata for the shared engine account
+            self._own_files()
         self.proc.start(ready=self.accepting, timeout=timeout)
         if (self.root / FAULT_DELAY).exists():
             self.set_apply_delay(0)  # a fault of the process before: gone with it
@@ -570,8 +663,8 @@ class MariaNode:
             None,
             timeout=600,
         )
+        # Strata's own files (a snapshot's outlive the node): a node restoring one makes a copy its own.
         run_as([binary("mariadb-backup"), "--prepare", f"--target-dir={dest}"], None, timeout=600)
-        chown_tree(dest, self.user)
 
     def replica_lag_seconds(self) -> float | None:
         conn = self.connect()
@@ -590,6 +683,7 @@ class MariaNode:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         self.socket.unlink(missing_ok=True)
+        drop_node_account(self.root, self.archive_dir, self.binlog_base)
 
     def wait_writable(self, timeout: float = 30) -> bool:
         return wait_until(lambda: not self.in_recovery(), timeout)

@@ -7,9 +7,12 @@ What a caller may rely on:
   `EngineError` with the log tail if the process exits or the timeout passes first).
 - When Strata runs as root and `spec.user` is set (PostgreSQL refuses to run as root), the child
   runs as that user, keeping only CAP_DAC_READ_SEARCH so it can reach a data dir below private
-  directories (Strata's data dir is 0700); `chown_tree()` hands it its data directory. Every engine
-  runs as `ENGINE_USER`, a system account of its own (created on first use if scripts/install.sh
-  has not), never a shared one like `nobody`. Not root: engines run as Strata's own user.
+  directories (Strata's data dir is 0700); `chown_tree()` hands it its data directory. Engines
+  run as `ENGINE_USER`, a system account of its own (created on first use if scripts/install.sh
+  has not), never a shared one like `nobody`; an engine whose users can get past their privileges
+  (MariaDB: strata.engines.mariadb) runs as an account of its own per node (`ensure_node_user`,
+  removed with the node: `remove_node_user`), so what it writes stays in its own node's files.
+  Not root: engines run as Strata's own user.
 - `write_private()` writes a file only its owner can read (engine configs holding secrets).
 - The child gets PR_SET_PDEATHSIG (`spec.death_signal`) so it dies with Strata even after
   `kill -9` of Strata. The signal is tied to the *thread* that forked, so start engines from a
@@ -23,11 +26,14 @@ What a caller may rely on:
 from __future__ import annotations
 
 import ctypes
+import grp
+import hashlib
 import logging
 import os
 import pwd
 import signal
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -46,6 +52,11 @@ CAP_DAC_READ_SEARCH = 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # The system account every engine process runs as when Strata runs as root.
 ENGINE_USER = "strata-engine"
+# Per-node accounts and groups (`ensure_node_user`) take their ids from this range, far above the
+# ones useradd hands out, so that an id is not soon reused by an account of something else.
+NODE_ID_BASE = 0x5354_0000
+NODE_ID_SPAN = 0x1_0000
+_accounts = threading.Lock()  # one useradd/groupadd decision at a time in this process
 
 log = logging.getLogger("strata.engines")
 
@@ -118,6 +129,118 @@ def ensure_system_user(user: str) -> None:
             f"`useradd --system --user-group {user}` (scripts/install.sh does)"
         ) from None
     log.info("created the system user %s that engines run as", user)
+
+
+def _free_id(name: str) -> int:
+    """An id free both as a uid and as a gid in the node range, looked for from a point the name
+    picks (so concurrent Stratas rarely race for the same one; useradd refuses a taken uid)."""
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % NODE_ID_SPAN
+    for i in range(NODE_ID_SPAN):
+        n = NODE_ID_BASE + (start + i) % NODE_ID_SPAN
+        try:
+            pwd.getpwuid(n)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(n)
+        except KeyError:
+            return n
+    raise EngineError(f"no free id for {name} in {NODE_ID_BASE}..{NODE_ID_BASE + NODE_ID_SPAN - 1}")
+
+
+def _account_command(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise EngineError(f"{argv[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
+
+
+def ensure_group(name: str) -> int:
+    """The gid of the system group `name`, made (in the node range) unless it exists; root only."""
+    with _accounts:
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            pass
+        _account_command(["groupadd", "--system", "--gid", str(_free_id(name)), name])
+        return grp.getgrnam(name).gr_gid
+
+
+def ensure_node_user(name: str, home: Path, groups: tuple[str, ...] = ()) -> None:
+    """The system account `name` of one engine node (own uid and primary group from the node range,
+    member of `groups`), made unless it exists; root only. `home` is the node's directory (never
+    created here): it says which node an account belongs to."""
+    with _accounts:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            _reap_node_users()
+            uid = _free_id(name)
+            try:
+                grp.getgrnam(name)
+            except KeyError:  # its own group, with the same id (useradd's would be a system gid)
+                _account_command(["groupadd", "--system", "--gid", str(uid), name])
+            argv = ["useradd", "--system", "--uid", str(uid), "--gid", name, "--no-create-home"]
+            argv += ["--home-dir", str(home), "--shell", "/usr/sbin/nologin"]
+            argv += ["--comment", "Strata engine node"]
+            _account_command(argv + (["--groups", ",".join(groups)] if groups else []) + [name])
+            log.info("created the system user %s (uid %d) for the engine node in %s", name, uid, home)
+            return
+        missing = [g for g in groups if name not in grp.getgrnam(g).gr_mem]
+        if missing:
+            _account_command(["usermod", "--append", "--groups", ",".join(missing), name])
+
+
+def _reap_node_users() -> None:
+    """Remove the node accounts left by Stratas that ended without removing their nodes (kill -9,
+    a test's server): those whose node directory and its parent are gone. A node on a closed
+    encrypted volume may be taken for one: it gets an account anew when it starts (its files are
+    handed over then, strata.engines.mariadb). Groups left without members go too."""
+    emptied: set[str] = set()
+    for pw in pwd.getpwall():
+        if not (NODE_ID_BASE <= pw.pw_uid < NODE_ID_BASE + NODE_ID_SPAN) or Path(pw.pw_dir).parent.exists():
+            continue
+        groups = [g.gr_name for g in grp.getgrall() if pw.pw_name in g.gr_mem]
+        done = subprocess.run(["userdel", pw.pw_name], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            continue  # a process still runs as it
+        log.info("removed the account %s of a node gone (%s)", pw.pw_name, pw.pw_dir)
+        emptied.update(groups + [pw.pw_name])
+    for name in emptied:
+        try:
+            group = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if NODE_ID_BASE <= group.gr_gid < NODE_ID_BASE + NODE_ID_SPAN and not group.gr_mem:
+            subprocess.run(["groupdel", name], capture_output=True, timeout=60)
+
+
+def remove_node_user(name: str) -> None:
+    """Remove a node's account (`ensure_node_user`) and its own group, once its processes ended."""
+    with _accounts:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return
+        _account_command(["userdel", name])
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            return  # userdel removed its group (USERGROUPS_ENAB)
+        _account_command(["groupdel", name])
+
+
+def remove_group_if_unused(name: str) -> bool:
+    """Remove the group `name` if no account is a member of it any more; True if it is gone."""
+    with _accounts:
+        try:
+            group = grp.getgrnam(name)
+        except KeyError:
+            return True
+        if group.gr_mem or any(p.pw_gid == group.gr_gid for p in pwd.getpwall()):
+            return False
+        _account_command(["groupdel", name])
+        return True
 
 
 def adopt_tree(path: Path, user: str | None) -> None:
@@ -196,6 +319,7 @@ def _child_setup(
     Files it writes are its own (the caller chowns the data dir to it).
     """
     pw = pwd.getpwnam(user) if user else None
+    groups = os.getgrouplist(pw.pw_name, pw.pw_gid) if pw is not None else []  # its own, and shared ones
     cpus = allowed_cpus()  # read before fork: the child must not import or log
     from strata.engines.cgroups import join as join_cgroup  # (cgroups -> nft -> this module)
 
@@ -207,7 +331,7 @@ def _child_setup(
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         if pw is not None:
             libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
-            os.setgroups([])
+            os.setgroups(groups)
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
             header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)

@@ -142,7 +142,9 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
         )
     if path == "/_strata/clock":
         if request.method == "GET":
-            return _json(200, {**_clock_state(), "rules": scheduler.status()})
+            # scheduler_owner: whether this gateway runs the shared rules (always, on one gateway)
+            state = {**_clock_state(), "rules": scheduler.status(), "scheduler_owner": scheduler.owner}
+            return _json(200, state)
         if request.method == "POST":
             try:
                 _move_clock(body)

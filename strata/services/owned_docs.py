@@ -1,7 +1,7 @@
 """Resource documents owned by (account, region), for providers whose records predate accounts and
 regions (RDS, ElastiCache).
 
-Why a store subclass: the providers read and write documents in hundreds of places; scoping each
+Why a wrapper of the store: the providers read and write documents in hundreds of places; scoping each
 call by hand would restructure them. Instead the store asks the request's caller account
 (`CALLER_SCOPE`: account and region, set by the authorizer for every request and inherited by the
 work a request spawns) and
@@ -28,29 +28,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
+from typing import Any
 
 from strata.auth.enforce import CALLER_SCOPE
 from strata.protocol.errors import ServiceError
-from strata.storage.metadata import MetadataStore
 
 
-class OwnedDocs(MetadataStore):
+class OwnedDocs:
+    """Scoped documents over any metadata store (strata.storage.interface: SQLite or PostgreSQL);
+    everything but the documents (transactions, SQL, close) is the store's own."""
+
     def __init__(
         self,
-        path: Path,
+        docs: Any,
         *,
-        fsync: bool,
         default_account: str,
         default_region: str,
         per_account: frozenset[str],
         taken: Callable[[str, str], ServiceError],
     ) -> None:
-        super().__init__(path, fsync=fsync)
+        self.docs = docs
         self.default_account = default_account
         self.default_region = default_region
         self.per_account = per_account
         self.taken = taken
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.docs, name)
 
     def caller(self) -> str | None:
         """The account of the request being served; None outside any request."""
@@ -127,16 +131,16 @@ class OwnedDocs(MetadataStore):
     def put_doc(self, kind: str, id: str, body: dict) -> None:
         scope = self.scope()
         if scope is not None:
-            held = super().get_doc(kind, self._key(kind, id, scope))
+            held = self.docs.get_doc(kind, self._key(kind, id, scope))
             if held is not None and self._scope_of(held) != scope:
                 raise self.taken(kind, id)
             body.setdefault("account", scope[0])
             body.setdefault("region", scope[1])
-        super().put_doc(kind, self._key_of(kind, id, body), body)
+        self.docs.put_doc(kind, self._key_of(kind, id, body), body)
 
     def get_doc(self, kind: str, id: str) -> dict | None:
         scope = self.scope()
-        doc = super().get_doc(kind, self._key(kind, id, scope))
+        doc = self.docs.get_doc(kind, self._key(kind, id, scope))
         if doc is None or (scope is not None and self._scope_of(doc) != scope):
             return None
         return doc
@@ -144,17 +148,17 @@ class OwnedDocs(MetadataStore):
     def list_docs(self, kind: str, prefix: str = "") -> list[dict]:
         scope = self.scope()
         if scope is None:
-            return super().list_docs(kind, prefix)
-        docs = super().list_docs(kind, self._key(kind, prefix, scope) if prefix else "")
+            return self.docs.list_docs(kind, prefix)
+        docs = self.docs.list_docs(kind, self._key(kind, prefix, scope) if prefix else "")
         return [d for d in docs if self._scope_of(d) == scope]
 
     def every_scope(self, kind: str) -> list[dict]:
         """Every account's and region's records of `kind` (for what one account shares with
         others, such as RDS snapshots; callers check ownership themselves)."""
-        return super().list_docs(kind)
+        return self.docs.list_docs(kind)
 
     def delete_doc(self, kind: str, id: str) -> bool:
         scope = self.scope()
         if scope is not None and self.get_doc(kind, id) is None:
             return False
-        return super().delete_doc(kind, self._key(kind, id, scope))
+        return self.docs.delete_doc(kind, self._key(kind, id, scope))

@@ -2,7 +2,9 @@
 
 Wall-clock time plus an offset that can be moved forward (never back), so lifecycle rules, TTLs,
 backups and presigned-URL expiry all happen "90 days later" when a test advances the clock. The
-offset is persisted in the data directory so a restart keeps the simulated date.
+offset is persisted in the data directory so a restart keeps the simulated date; with several
+gateways on one PostgreSQL (`share`) it is kept there instead, so every gateway has the same date:
+an advance on one is followed by the others within milliseconds (strata.storage.coordination).
 
 Code reads `clock.now()` (aware UTC datetime) or `clock.time()` (epoch seconds); nothing calls
 `time.time()` or `datetime.now()` directly. `clock.monotonic()` is for measuring durations only.
@@ -22,6 +24,7 @@ import time as _time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # The simulated clock stays before this instant: ~1,000 years of headroom below datetime's year
@@ -33,6 +36,15 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 class ClockStateError(Exception):
     """The persisted clock state cannot be used (unreadable, or a value out of range)."""
+
+
+class SharedClockState(Protocol):
+    """Where several gateways keep one offset (strata.storage.coordination.SharedSim)."""
+
+    def read_clock(self) -> tuple[float, list[tuple[float, float]]] | None: ...
+    def init_clock(self, offset: float, history: list[tuple[float, float]]) -> None: ...
+    def add_to_clock(self, seconds: float, wall: float) -> tuple[float, list[tuple[float, float]]]: ...
+    def watch_clock(self, changed: Callable[[float, list[tuple[float, float]]], None]) -> None: ...
 
 
 class Clock:
@@ -47,6 +59,7 @@ class Clock:
         self._lock = threading.Lock()
         self._state_file = state_file
         self._listeners: list = []
+        self._shared: SharedClockState | None = None
         if state_file is not None:
             self._load(state_file)
 
@@ -90,9 +103,12 @@ class Clock:
                 f"(at most {LATEST - self.time():.0f} seconds ahead of now)"
             )
         with self._lock:
-            self._offset += seconds
-            self._history.append((self._wall(), self._offset))
-            self._persist()
+            if self._shared is not None:
+                self._offset, self._history = self._shared.add_to_clock(seconds, self._wall())
+            else:
+                self._offset += seconds
+                self._history.append((self._wall(), self._offset))
+                self._persist()
         for listener in list(self._listeners):
             listener(self.now())
         return self.now()
@@ -105,6 +121,11 @@ class Clock:
         if step < 0:
             raise ValueError(f"{when.isoformat()} is already past: the clock only moves forward")
         return self.advance(step)
+
+    def advanced_to(self) -> float:
+        """The simulated instant the latest advance took the clock to (0 before any)."""
+        since, offset = self._history[-1]
+        return since + offset if since else 0.0
 
     def on_advance(self, listener) -> None:
         """Call `listener(now)` after every advance (used by lifecycle/TTL/backup schedulers)."""
@@ -133,6 +154,32 @@ class Clock:
             else:
                 break
         return real + offset
+
+    def share(self, state: SharedClockState, call_soon: Callable[[Callable[[], None]], object]) -> None:
+        """Keep the offset in `state`, shared by every gateway (this gateway's own offset becomes
+        the shared one if none was stored yet), and follow other gateways' advances: listeners run
+        here too when another gateway moved the clock, through `call_soon` (the server loop's
+        call_soon_threadsafe: where the advances of this gateway run them)."""
+        state.init_clock(self._offset, self._history)
+        stored = state.read_clock()
+        with self._lock:
+            self._shared = state
+            if stored is not None:
+                self._offset, self._history = stored
+        self._call_soon = call_soon
+        state.watch_clock(self._follow)
+
+    def _follow(self, offset: float, history: list[tuple[float, float]]) -> None:
+        """Another gateway's advance (or none: the offset as stored), from the watching thread."""
+        with self._lock:
+            if offset <= self._offset:
+                return
+            self._offset, self._history = offset, history
+        self._call_soon(self._tell_listeners)
+
+    def _tell_listeners(self) -> None:
+        for listener in list(self._listeners):
+            listener(self.now())
 
     def use_state_file(self, state_file: Path) -> None:
         self._state_file = state_file

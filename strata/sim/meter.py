@@ -1,6 +1,7 @@
 """The meter: every billable event goes through `meter.record`.
 
-Events are kept in a SQLite table in the data directory; pricing with AWS's price tables reads it
+Events are kept in a SQLite table in the data directory (or, with several gateways on one
+PostgreSQL, in its `meter` store: `share`, so a bill counts every gateway's events); pricing with AWS's price tables reads it
 later. The hot path only adds to an in-memory tally: events alike in service, name, unit, dimensions
 and simulated second become one row whose quantity is their sum and `count` their number. Writing a
 row (and encoding its dimensions) per event cost a DynamoDB GetItem a third of its CPU.
@@ -14,6 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from strata.sim.clock import clock
 
@@ -30,6 +32,10 @@ CREATE TABLE IF NOT EXISTS meter_events (
 );
 CREATE INDEX IF NOT EXISTS meter_events_service_at ON meter_events(service, at);
 """
+
+
+SCHEMA = _SCHEMA
+_INSERT = "INSERT INTO meter_events(at, service, event, quantity, unit, dims, count) VALUES (?,?,?,?,?,?,?)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Meter:
         self._db_lock = threading.Lock()  # one writer of the database at a time
         self._flush_every = flush_every
         self._db: sqlite3.Connection | None = None
+        self._store: Any = None  # a shared metadata store (strata.storage.interface) instead
         # Full batches are written by a background thread: their INSERT and fsync'd COMMIT must
         # not stall the event loop that happened to record the 512th event.
         self._writer: ThreadPoolExecutor | None = None
@@ -69,6 +76,12 @@ class Meter:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(meter_events)")}
         if "count" not in columns:  # a data directory from before events were tallied
             self._db.execute("ALTER TABLE meter_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+
+    def share(self, store: Any) -> None:
+        """Keep events in `store` (a metadata store several gateways share, whose schema is
+        `SCHEMA`) instead of this gateway's SQLite file."""
+        self.flush()
+        self._store = store
 
     def record(
         self, service: str, event: str, quantity: float = 1, unit: str = "count", **dims: object
@@ -101,7 +114,7 @@ class Meter:
                 tally[2] += 1
             self._events += 1
             if (len(self._pending) >= self._flush_every or self._events >= 64 * self._flush_every) and (
-                self._db is not None
+                self._db is not None or self._store is not None
             ):
                 rows = self._take()
                 if self._writer is None:
@@ -126,23 +139,25 @@ class Meter:
         self._write(rows)
 
     def _write(self, rows: list[tuple]) -> None:
-        if not rows or self._db is None:
+        db, store = self._db, self._store
+        if not rows or (db is None and store is None):
             return
         encoded = [(*r[:5], json.dumps(r[5], default=str) if r[5] else "{}", r[6]) for r in rows]
+        if store is not None:
+            with store.transaction():
+                store.executemany(_INSERT, encoded)
+            return
+        assert db is not None
         with self._db_lock:
             # One transaction per batch: in autocommit mode every row would be its own fsync'd commit.
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO meter_events(at, service, event, quantity, unit, dims, count) "
-                "VALUES (?,?,?,?,?,?,?)",
-                encoded,
-            )
-            self._db.execute("COMMIT")
+            db.execute("BEGIN")
+            db.executemany(_INSERT, encoded)
+            db.execute("COMMIT")
 
     def events(self, service: str | None = None, event: str | None = None) -> list[MeterEvent]:
         """Recorded events, oldest first (flushes first so callers see everything recorded so far)."""
         self.flush()
-        if self._db is None:
+        if self._db is None and self._store is None:
             return []
         sql = "SELECT at, service, event, quantity, unit, dims, count FROM meter_events WHERE 1=1"
         args: list = []
@@ -152,26 +167,33 @@ class Meter:
         if event:
             sql += " AND event = ?"
             args.append(event)
-        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        rows = self._query(sql + " ORDER BY id", args)
         return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     def between(self, since: float, until: float, services: tuple[str, ...]) -> list[MeterEvent]:
         """Events of `services` recorded at simulated times in (since, until], oldest first (what
         CloudWatch's publisher turns into AWS/* metrics once a simulated minute)."""
         self.flush()
-        if self._db is None or not services:
+        if (self._db is None and self._store is None) or not services:
             return []
         marks = ",".join("?" * len(services))
-        with self._db_lock:
-            rows = self._db.execute(
-                "SELECT at, service, event, quantity, unit, dims, count FROM meter_events "
-                f"WHERE service IN ({marks}) AND at > ? AND at <= ? ORDER BY at",
-                (*services, since, until),
-            ).fetchall()
+        rows = self._query(
+            "SELECT at, service, event, quantity, unit, dims, count FROM meter_events "
+            f"WHERE service IN ({marks}) AND at > ? AND at <= ? ORDER BY at",
+            [*services, since, until],
+        )
         return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def _query(self, sql: str, args: list) -> list:
+        if self._store is not None:
+            return self._store.query(sql, args)
+        assert self._db is not None
+        with self._db_lock:
+            return self._db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         self.flush()
+        self._store = None  # (closed by its owner)
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None

@@ -16,6 +16,12 @@ When rules run:
   persisted (`scheduler.json` in the data dir) only once its run finished, so a run cut short
   is done again, and idempotence makes that harmless.
 
+Several gateways on one PostgreSQL (`share`): a rule over shared state (registered `shared=True`:
+its service's store is PostgreSQL) runs on one gateway only, the owner, which holds a PostgreSQL
+session lock (strata.storage.coordination) and writes the rule's progress there; the others try for
+the lock every tick and so take over within seconds of the owner's death, from where it got to.
+A rule over this gateway's own state (its SQLite files) runs on every gateway, as before.
+
 Rules run one at a time in one task on the server's event loop; they do their work in chunks
 that await the storage layer, so requests are served between chunks and never wait for a
 catch-up. This module imports nothing of Strata's but the clock.
@@ -32,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from strata.sim.clock import Clock
 from strata.sim.clock import clock as default_clock
@@ -40,7 +47,16 @@ log = logging.getLogger("strata.scheduler")
 
 RunFn = Callable[[float, float], Awaitable[dict[str, int]]]
 TICK = 1.0  # real seconds between checks for a crossed boundary
+OWNER_WAIT = 120.0  # real seconds a non-owner's catch-up waits for the owner to run shared rules
 RETRY_AFTER = 60.0  # real seconds before a failed rule is tried again (an advance retries at once)
+
+
+class Coordinator(Protocol):
+    """One owner of shared rules among gateways (strata.storage.coordination.SharedSim); blocking."""
+
+    def own(self) -> bool: ...
+    def progress(self) -> dict[str, float]: ...
+    def save_progress(self, rule: str, done: float) -> None: ...
 
 
 @dataclass
@@ -49,6 +65,7 @@ class _Rule:
     run: RunFn
     every: float
     done: float  # simulated time this rule has caught up to
+    shared: bool = False  # over state every gateway shares: run by the owner only
     failed_at: float | None = None  # monotonic time of the last failure
     error: str | None = None
 
@@ -73,6 +90,9 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listening = False
+        self._coordinator: Coordinator | None = None
+        self._settle: Callable[[], None] = lambda: None
+        self.owner = True  # runs the shared rules (always, without a coordinator)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -93,11 +113,20 @@ class Scheduler:
         for rule in self._rules.values():
             rule.done = self._saved.get(rule.name, rule.done)
 
-    def register(self, name: str, run: RunFn, *, every: float = 86400.0) -> None:
+    def share(self, coordinator: Coordinator, settle: Callable[[], None] = lambda: None) -> None:
+        """Run shared rules only while this gateway owns them (see the module docstring).
+        `settle` (blocking) makes a run's effects durable before its progress is written: the
+        meter's tally, which a kill -9 of the owner would lose with the run marked done."""
+        self._coordinator = coordinator
+        self._settle = settle
+        self.owner = False
+
+    def register(self, name: str, run: RunFn, *, every: float = 86400.0, shared: bool = False) -> None:
         """Add (or replace) a rule. A rule never run before starts from the current time (its
-        first run, at start-up, covers the last second: what is due already is done then)."""
+        first run, at start-up, covers the last second: what is due already is done then).
+        `shared`: the rule's state is shared by several gateways (its store is PostgreSQL)."""
         done = self._saved.get(name, self.clock.time() - 1.0)
-        self._rules[name] = _Rule(name, run, every, done)
+        self._rules[name] = _Rule(name, run, every, done, shared and self._coordinator is not None)
         if self._wake is not None:
             self._wake.set()
 
@@ -153,7 +182,31 @@ class Scheduler:
         self._waiters.append(waiter)
         assert self._wake is not None
         self._wake.set()
-        return await asyncio.shield(waiter.future)
+        report = await asyncio.shield(waiter.future)
+        if not self.owner:
+            # The owner follows an advance within milliseconds, running the rules to its own
+            # "now": past the advance, if not quite to this gateway's `target`.
+            for name in await self._owner_caught_up(min(target, self.clock.advanced_to())):
+                report[name] = {"waiting_for_owner": 1}
+        return report
+
+    async def _owner_caught_up(self, target: float) -> set[str]:
+        """Wait until the owning gateway ran the shared rules up to `target` (a new owner takes
+        over within seconds of the last one's death); the rules it has not run after OWNER_WAIT
+        (no gateway reaches PostgreSQL, or a rule keeps failing on the owner)."""
+        assert self._coordinator is not None
+        names = {r.name for r in self._rules.values() if r.shared}
+        deadline = self.clock.monotonic() + OWNER_WAIT
+        while names and self.clock.monotonic() < deadline:
+            try:
+                done = await asyncio.to_thread(self._coordinator.progress)
+            except Exception:  # noqa: BLE001 - the database is away: wait for it as for an owner
+                log.exception("the scheduler cannot read the shared rules' progress")
+                done = {}
+            names = {n for n in names if done.get(n, 0.0) < target}
+            if names:
+                await asyncio.sleep(0.1)
+        return names
 
     def _on_advance(self, _now: object) -> None:
         loop, wake = self._loop, self._wake
@@ -176,6 +229,8 @@ class Scheduler:
 
     async def _runner(self) -> None:
         assert self._wake is not None
+        if self._coordinator is not None:
+            await self._check_owner()
         while True:
             only: set[str] | None = None  # a tick runs the rules it is due for; a wake-up all
             try:
@@ -185,6 +240,9 @@ class Scheduler:
                 async with asyncio.timeout(TICK):
                     await self._wake.wait()
             except TimeoutError:
+                if self._coordinator is not None and await self._check_owner():
+                    self._wake.set()  # a new owner: every shared rule catches up at once
+                    continue
                 now = self.clock.time()
                 only = {r.name for r in self._rules.values() if self._due(r, now)}
                 if not only:
@@ -198,9 +256,30 @@ class Scheduler:
                 self._waiters[:0] = waiters
                 raise
 
+    async def _check_owner(self) -> bool:
+        """Take or keep the shared rules (True when this gateway just became their owner); a
+        gateway that does not own them follows the owner's progress (for `status`)."""
+        assert self._coordinator is not None
+        was = self.owner
+        try:
+            self.owner = await asyncio.to_thread(self._coordinator.own)
+            if self.owner and was:
+                return False  # its own progress is the latest
+            progress = await asyncio.to_thread(self._coordinator.progress)
+        except Exception:  # noqa: BLE001 - an unreachable database: own nothing, try again
+            log.exception("the scheduler cannot reach the shared state")
+            self.owner = False
+            return False
+        for rule in self._rules.values():
+            if rule.shared and rule.name in progress:
+                rule.done = progress[rule.name]
+        return self.owner
+
     async def _run_all(self, target: float, waiters: list[_Waiter], only: set[str] | None = None) -> None:
         for rule in list(self._rules.values()):
             if rule.done >= target or (only is not None and rule.name not in only):
+                continue
+            if rule.shared and not self.owner:
                 continue
             since = rule.done
             try:
@@ -214,6 +293,12 @@ class Scheduler:
                     waiter.report[rule.name] = {"error": 1}
                 continue
             rule.done, rule.failed_at, rule.error = max(rule.done, target), None, None
+            if rule.shared and self._coordinator is not None:
+                try:
+                    await asyncio.to_thread(self._settle)
+                    await asyncio.to_thread(self._coordinator.save_progress, rule.name, rule.done)
+                except Exception:  # noqa: BLE001 - not saved: the next owner redoes the run
+                    log.exception("the progress of rule %s could not be written", rule.name)
             self._persist()
             for waiter in waiters:
                 waiter.report[rule.name] = {k: v for k, v in counts.items() if v}

@@ -20,9 +20,11 @@ Public API (stable: services and other packages persist through it):
         delete_doc(kind, id)                           JSON resource records, listed in id order
         store.close()
 
-    BlobStore(root, *, fsync=True)                     immutable files published atomically
+    BlobStore(root, *, fsync=True)                     immutable files published atomically, in a
+                                                       directory several gateways may share
         open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
-        sweep_temp(), all_ids()
+        sweep_temp(), all_ids(), collectable(blobs) (start-up GC: dead writers' only),
+        mark_freed(ids) / freed() / delete_freed(id) (unlinks waiting), close()
 
     interface.MetadataBackend                          what every backend implements;
                                                        tests/storage/test_contract.py is its contract
@@ -31,6 +33,14 @@ Public API (stable: services and other packages persist through it):
                                                        writer thread under the store's advisory lock
                                                        (imported from its module: psycopg loads only
                                                        where it is used)
+
+    shared.open_store(path, name, *, url, fsync, schema, apply_in)
+                                                       a service's store: SQLite at `path`, or the
+                                                       PostgreSQL store `name` with --metadata
+    shared.Freshness(store, name)                      a change counter that per-process caches
+                                                       check before use (several gateways)
+    coordination.SharedSim(dsn)                        the clock's offset, the scheduler's owner
+                                                       lock and rules' progress in PostgreSQL
 
 A service keeps its schema and SQL in its own store module, runs each write operation as
 `await store.write(fn)` (statements through `store.execute` or the connection it gives), and

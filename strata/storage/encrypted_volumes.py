@@ -17,6 +17,10 @@ reach; fallocate only marks blocks used in the image's bitmaps, so the host's di
 the engine writing in `files/` gets ENOSPC as on a full disk; `drain` gives the space back, and
 `open` drains what a Strata stopped mid-fault left (FIS's strata:*:disk-full actions).
 
+A volume made without a key (`create(vol_id, None)`) is the same ext4 image with no fscrypt
+policy: EFS keeps every file system, encrypted or not, on a file system of its own, so that an
+NFS filehandle put together by hand cannot name a file outside it (strata.services.efs.exports).
+
 Needs root (mount, the fscrypt ioctls), loop devices and mkfs.ext4; `unsupported()` says why not
 otherwise.
 """
@@ -89,8 +93,9 @@ class EncryptedVolumes:
         """The volume's encrypted directory, where the resource's files go."""
         return self.mountpoint(vol_id) / "files"
 
-    def create(self, vol_id: str, key: bytes) -> None:
-        """A new volume with an empty encrypted root directory (owned by root, 755); blocking."""
+    def create(self, vol_id: str, key: bytes | None) -> None:
+        """A new volume with an empty root directory (owned by root, 755), encrypted with `key`
+        (None: not encrypted); blocking."""
         self.root.mkdir(parents=True, exist_ok=True)
         image = self.image(vol_id)
         try:
@@ -101,13 +106,15 @@ class EncryptedVolumes:
             f.truncate(IMAGE_BYTES)
         try:
             _run(
-                ["mkfs.ext4", "-q", "-F", "-O", "encrypt", "-m", "0"]
+                ["mkfs.ext4", "-q", "-F", *(["-O", "encrypt"] if key else []), "-m", "0"]
                 + ["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image)]
             )
             self.open(vol_id, key)
             files = self.files(vol_id)
             files.mkdir(mode=0o755)
             os.chmod(files, 0o755)
+            if key is None:
+                return
             identifier = self._add_key(vol_id, key)
             policy = struct.pack(
                 "BBBB4s16s", _POLICY_V2, _AES_256_XTS, _AES_256_CTS, 0, b"\0" * 4, identifier
@@ -121,15 +128,15 @@ class EncryptedVolumes:
             self.remove(vol_id)
             raise EncryptionError(f"cannot make the encrypted volume: {e}") from e
 
-    def open(self, vol_id: str, key: bytes) -> None:
+    def open(self, vol_id: str, key: bytes | None) -> None:
         """Mount the volume (unless it is: a Strata killed with -9 leaves it mounted) and give
-        the kernel its key; blocking."""
+        the kernel its key (None: a volume made without one); blocking."""
         mnt = self.mountpoint(vol_id)
         mnt.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(mnt):
             _run(["mount", "-o", "loop,noinit_itable,discard", str(self.image(vol_id)), str(mnt)])
         self.drain(vol_id)  # a disk-full fault outlives no Strata: lifted before the engine starts
-        if self.files(vol_id).exists():
+        if key is not None and self.files(vol_id).exists():
             self._add_key(vol_id, key)
 
     def fill(self, vol_id: str, name: str) -> int:

@@ -135,13 +135,15 @@ def check_databases(report: Report, *, live: bool = False) -> None:
 
 
 def check_temp_files(report: Report, temp_dirs: list[Path]) -> None:
-    """Temp files: every file in a service's temp dir, and `*.tmp` files of atomic rewrites."""
+    """Temp files: every file in a service's temp dir or a directory in it (a blob store
+    instance's: strata.storage.blobs), and `*.tmp` files of atomic rewrites."""
     seen: set[Path] = set()
     for d in temp_dirs:
         if d.is_dir():
             for p in sorted(d.iterdir()):
-                seen.add(p)
-                report.add("temp_file", p, f"{_size(p)} bytes", repairable=True)
+                for f in sorted(p.iterdir()) if p.is_dir() else [p]:
+                    seen.add(f)
+                    report.add("temp_file", f, f"{_size(f)} bytes", repairable=True)
     for p in sorted(_shallow_files(report.data_dir)):
         if p.suffix == ".tmp" and p not in seen:
             report.add("temp_file", p, f"{_size(p)} bytes", repairable=True)

@@ -187,6 +187,10 @@ class PostgresStore:
         self._depth = 0
         self._open = False  # a group transaction is open on the writer connection
         self._dirty = False  # a write succeeded inside the current SAVEPOINT w
+        # Write transactions begun so far: a service that checks what other gateways changed
+        # (DynamoDB's table metadata) does it once per group, since the store's lock is held
+        # from a group's BEGIN to its COMMIT.
+        self.groups = 0
         self._wraw: psycopg.Connection | None = None
         self._writer: PgConnection | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -327,6 +331,7 @@ class PostgresStore:
                 self._discard()
                 raise
             self._open, self._dirty = True, False
+            self.groups += 1
             return c
         assert self._writer is not None
         if self._dirty:  # queued in pipeline mode: no round trip of their own

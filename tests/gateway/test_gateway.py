@@ -37,7 +37,7 @@ def test_health_reports_version_uptime_and_services(strata_server: StrataProcess
         ("efs", "describe_replication_configurations", {}),
         ("kms", "describe_custom_key_stores", {}),
         ("iam", "list_saml_providers", {}),
-        ("s3", "get_bucket_inventory_configuration", {"Bucket": "b-501", "Id": "x"}),
+        ("s3", "get_bucket_metadata_configuration", {"Bucket": "b-501"}),
         ("dynamodb", "describe_global_table_settings", {"GlobalTableName": "table-501"}),
         ("rds", "describe_db_proxies", {}),
         ("elasticache", "describe_reserved_cache_nodes", {}),

@@ -189,6 +189,8 @@ class ConditionKeys:
         account, region = CALLER_SCOPE.get()
         scope = f"{account}:{region}"
         operation = CALLER_OPERATION.get()
+        if self.state.shared:  # tables another gateway created or changed (state.State.sync)
+            self.state.sync()
         if operation in partiql_authz.OPERATIONS:  # the item operations the statements compile to
             for m, compiled in partiql_authz.requests(self.state, scope, operation, req):
                 yield _Entry(m, compiled)

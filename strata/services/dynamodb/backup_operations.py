@@ -148,7 +148,9 @@ class BackupOperations(DynamoDBCore):
                 )
         path = self._backup_dir() / f"pitr-{uuid.uuid4().hex}.bak"
         _, size = await run_blocking(
-            write_file, path, lambda write: pitr.export(self.state.store.path, source.tid, at, write)
+            write_file,
+            path,
+            lambda write: pitr.export(self.state.store.snapshot_source, source.tid, at, write),
         )
         info = {
             "table_arn": source.arn,

@@ -130,7 +130,7 @@ def start_backup(
         "file": f"{uuid.uuid4().hex}.bak",  # in the backup directory, wherever the data dir is moved
         "table": meta.to_json(),
     }
-    conn = pitr.snapshot(state.store.path)
+    conn = pitr.snapshot(state.store.snapshot_source)
     try:
         state.store.db.put_doc(KIND, arn, doc)
     except BaseException:
@@ -168,7 +168,7 @@ def resume_backups(state: State, directory: Path, spawn: Callable) -> None:
             state.store.db.delete_doc(KIND, doc["arn"])
             continue
         at = doc["created"] if meta.pitr and meta.pitr_since <= doc["created"] else math.inf
-        produce = partial(pitr.export, state.store.path, meta.tid, at)
+        produce = partial(pitr.export, state.store.snapshot_source, meta.tid, at)
         spawn(_export(state, directory, doc, produce))
 
 

@@ -6,9 +6,15 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
+from botocore import xform_name
+
+from strata.config import redact_url
 from strata.context import RequestContext
+from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
 from strata.services.dynamodb import backups, batch, provisioning, replication, streams, ttl, warm
 from strata.services.dynamodb.backups import Restorer
@@ -18,6 +24,12 @@ from strata.services.dynamodb.state import State, scope_of
 from strata.services.dynamodb.tables import TableMeta, describe
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
+
+log = logging.getLogger("strata.dynamodb")
+
+# Item writes look their tables up inside their write (state.State.table), where the tables'
+# metadata is brought up to date under the store's lock: no check of their own before.
+SYNCED_IN_WRITE = frozenset(("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"))
 
 
 class DynamoDBCore:
@@ -30,6 +42,7 @@ class DynamoDBCore:
             runtime.data_dir / "dynamodb.sqlite3",
             settings.fsync,
             settings.limit("dynamodb_item_collection_bytes", 10 * 1024**3),
+            settings.metadata,
         )
         self.state.batch_get_bytes = settings.limit("dynamodb_batch_get_bytes", batch.MAX_GET_BYTES)
         default = warm.Quota()
@@ -52,6 +65,9 @@ class DynamoDBCore:
         )
         self.bulk = Bulk(self.state, settings.limit("dynamodb_bulk_chunk", 1000))
         self.restorer = Restorer(self.state, self.bulk.chunk, self.bulk.spawn, self._backup_dir())
+        if self.state.shared:
+            self._follow_other_gateways()
+            self._announce(settings.metadata, runtime.data_dir / "dynamodb.sqlite3")
         self.replicator = replication.Replicator(
             self.state,
             self.bulk.chunk,
@@ -59,8 +75,42 @@ class DynamoDBCore:
             float(settings.limit("dynamodb_replica_create_seconds", int(replication.CREATE_SECONDS))),
         )
 
+    @staticmethod
+    def _announce(url: str, embedded: Path) -> None:
+        """Say where DynamoDB's data is, and that an embedded store left in the data dir is not
+        what is served (nothing is copied from it)."""
+        log.warning("--metadata: DynamoDB's tables and items are in PostgreSQL at %s", redact_url(url))
+        if embedded.exists():
+            log.warning(
+                "%s holds DynamoDB tables of the embedded store: they are not served while --metadata "
+                "is given (start without it to use them)",
+                embedded,
+            )
+
+    def _follow_other_gateways(self) -> None:
+        """PostgreSQL (several gateways): every operation but the item writes (SYNCED_IN_WRITE)
+        first brings the tables' metadata up to date (state.State.sync: one indexed read; a
+        reload only after a table changed). Done by
+        wrapping this instance's operation methods, so the embedded SQLite path (one gateway,
+        whose memory is exact) pays nothing."""
+        state = self.state
+        for operation in service_model("dynamodb").operation_names:
+            name = xform_name(operation)
+            method = getattr(self, name, None)
+            if method is None or operation in SYNCED_IN_WRITE:
+                continue
+
+            def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
+                state.sync()
+                return _method(ctx, req)
+
+            setattr(self, name, synced)
+
     def _backup_dir(self) -> Path:
-        path = self.runtime.data_dir / "dynamodb-backups"
+        # Several gateways (--metadata with --blob-dir): the files are where every gateway finds them.
+        settings = self.runtime.settings
+        shared = settings.metadata is not None and settings.blob_dir is not None
+        path = (settings.blob_dir if shared else self.runtime.data_dir) / "dynamodb-backups"  # type: ignore[operator]
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -71,21 +121,43 @@ class DynamoDBCore:
         self.bulk.resume()
         self.restorer.resume()
         backups.resume_backups(self.state, self._backup_dir(), self.bulk.spawn)
-        scheduler.register("dynamodb.ttl", ttl.rule(self.state, self.bulk.chunk), every=3600.0)
+        # With several gateways on PostgreSQL the rules' state is shared: one gateway (the
+        # scheduler's owner) runs them for all, from tables' metadata brought up to date first.
+        shared = self.state.shared
+        scheduler.register(
+            "dynamodb.ttl", self._synced(ttl.rule(self.state, self.bulk.chunk)), every=3600.0, shared=shared
+        )
         scheduler.register(
             "dynamodb.streams",
-            streams.rule(
-                lambda: list(self.state.tables.values()),
-                self.state.store,
-                self.state.retired,
-                self.replicator.held,
+            self._synced(
+                streams.rule(
+                    lambda: list(self.state.tables.values()),
+                    self.state.store,
+                    self.state.retired,
+                    self.replicator.held,
+                )
             ),
             every=3600.0,
+            shared=shared,
         )
         scheduler.register(
-            "dynamodb.backups", backups.rule(self.state, self.bulk.chunk, self._backup_dir()), every=3600.0
+            "dynamodb.backups",
+            self._synced(backups.rule(self.state, self.bulk.chunk, self._backup_dir())),
+            every=3600.0,
+            shared=shared,
         )
         self.replicator.start()
+
+    def _synced(self, run: Any) -> Any:
+        """A scheduler rule that first brings the tables' metadata up to date (a no-op on SQLite)."""
+        if not self.state.shared:
+            return run
+
+        async def synced_run(since: float, until: float) -> dict[str, int]:
+            self.state.sync()
+            return await run(since, until)
+
+        return synced_run
 
     async def stop(self) -> None:
         await self.replicator.stop()

@@ -307,7 +307,7 @@ class ExportOperations(DynamoDBCore):
 
             await run_blocking(
                 incremental.changes,
-                self.state.store.path,
+                self.state.store.snapshot_source,
                 tid,
                 spec["ExportFromTime"],
                 spec["ExportToTime"],
@@ -321,7 +321,9 @@ class ExportOperations(DynamoDBCore):
                     return
                 lines.append(json.dumps({"Item": dynamodb_json(loads(blob))}, separators=(",", ":")).encode())
 
-            await run_blocking(pitr.export, self.state.store.path, tid, desc["ExportTime"], collect)
+            await run_blocking(
+                pitr.export, self.state.store.snapshot_source, tid, desc["ExportTime"], collect
+            )
         base = f"{desc['S3Prefix'].rstrip('/')}/" if desc.get("S3Prefix") else ""
         root = f"{base}AWSDynamoDB/{export_id}/"
 

@@ -267,7 +267,7 @@ class GlobalTableOperations(ReplicaAutoScalingOperations, LegacyGlobalTableOpera
                 store.save_meta(m.to_json())
             # The source's changes from now on follow the copy; the other replicas' changes from
             # where the source has them (the copy holds what it had).
-            seq = store.stream_seq
+            seq = streams.current_seq(store)
             cursors = {(live.tid, replica.tid): seq}
             for m in members:
                 cursors[(replica.tid, m.tid)] = seq

@@ -30,7 +30,7 @@ MAX_WINDOW = 24 * 3600.0
 Change = tuple[bytes | None, bytes | None, float]  # (old item bytes, new item bytes, last write)
 
 
-def changes(db_path: Path, tid: int, start: float, end: float, emit: Callable[[Change], None]) -> None:
+def changes(db_path: Path | str, tid: int, start: float, end: float, emit: Callable[[Change], None]) -> None:
     """Call emit((old, new, last write time)) for every key changed in [start, end), in key order.
 
     Blocking: run it in a worker thread."""
@@ -40,9 +40,7 @@ def changes(db_path: Path, tid: int, start: float, end: float, emit: Callable[[C
         # SQLite gives the bare column `before` from the min(seq) row only when min() is the
         # query's one aggregate: the last write of each key is a second query.
         window = conn.execute(
-            "SELECT pk, sk, before, min(seq) FROM ddb_history "
-            "WHERE seq >= ? AND tid = ? AND at >= ? AND at < ? GROUP BY pk, sk ORDER BY pk, sk",
-            (first, tid, start, end),
+            pitr.first_changes(conn, "seq >= ? AND tid = ? AND at >= ? AND at < ?"), (first, tid, start, end)
         ).fetchall()
         last_write = {
             (pk, sk): at
@@ -55,9 +53,7 @@ def changes(db_path: Path, tid: int, start: float, end: float, emit: Callable[[C
         later = {
             (pk, sk): before
             for pk, sk, before, _ in conn.execute(
-                "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE seq >= ? AND tid = ? AND at >= ? "
-                "GROUP BY pk, sk",
-                (first, tid, end),
+                pitr.first_changes(conn, "seq >= ? AND tid = ? AND at >= ?"), (first, tid, end)
             )
         }
         for pk, sk, old, _seq in window:

@@ -30,6 +30,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from strata.services.dynamodb.store import ItemStore
 from strata.services.dynamodb.tables import TableMeta
@@ -69,17 +70,39 @@ def window(meta: TableMeta, now: float) -> tuple[float, float]:
     return earliest, latest
 
 
-def snapshot(db_path: Path) -> sqlite3.Connection:
+def snapshot(source: Path | str) -> Any:
     """A private connection holding a read transaction: the database as it is now, for
     `export_from` (in WAL mode the first read fixes what the transaction sees; it costs one
-    short read, so a request can take the snapshot and leave the export to a worker thread)."""
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+    short read, so a request can take the snapshot and leave the export to a worker thread).
+
+    `source` is the store's `snapshot_source`: the SQLite file, or the PostgreSQL URL (a
+    REPEATABLE READ transaction, pg_snapshot.py)."""
+    if isinstance(source, str):
+        from strata.services.dynamodb.pg_snapshot import PgSnapshot
+
+        return PgSnapshot(source)
+    conn = sqlite3.connect(source, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("BEGIN")
     conn.execute("SELECT 1 FROM ddb_items LIMIT 1").fetchall()
     return conn
 
 
-def export(db_path: Path, tid: int, at: float, write: Callable[[bytes, bytes, bytes], None]) -> None:
+# The first change of each key (a history range's before-images): SQLite returns the bare
+# columns of the min(seq) row; PostgreSQL says the same with DISTINCT ON (pg_snapshot.py).
+FIRST_CHANGES = (
+    "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE {where} GROUP BY pk, sk ORDER BY pk, sk"
+)
+FIRST_CHANGES_PG = (
+    "SELECT DISTINCT ON (pk, sk) pk, sk, before, seq FROM ddb_history WHERE {where} ORDER BY pk, sk, seq"
+)
+
+
+def first_changes(conn: Any, where: str) -> str:
+    """FIRST_CHANGES for the snapshot `conn`'s backend."""
+    return (FIRST_CHANGES_PG if getattr(conn, "postgres", False) else FIRST_CHANGES).format(where=where)
+
+
+def export(db_path: Path | str, tid: int, at: float, write: Callable[[bytes, bytes, bytes], None]) -> None:
     """Call write(pk, sk, item bytes) for every item of the table as it was at `at`, in key order.
 
     Blocking: run it in a worker thread. One read transaction of its own connection makes the
@@ -97,8 +120,7 @@ def export_from(
         # The first change after `at` of each key (SQLite returns the row of the min() for the
         # bare columns), in key order; only the history from about `at` on is read.
         changes = conn.execute(
-            "SELECT pk, sk, before, min(seq) FROM ddb_history WHERE seq >= ? AND tid = ? AND at > ? "
-            "GROUP BY pk, sk ORDER BY pk, sk",
+            first_changes(conn, "seq >= ? AND tid = ? AND at > ?"),
             (first_seq_after(conn, at - SKEW_SECONDS), tid, at),
         )
         for pk, sk, blob in _merge(items, changes):
@@ -153,7 +175,7 @@ def prune_chunk(store: ItemStore, before: float, n: int) -> int:
     looked at, and a history with nothing to prune costs one short read.
     """
     row = store.w.execute(
-        "SELECT max(seq) FROM (SELECT seq, at FROM ddb_history ORDER BY seq LIMIT ?) WHERE at < ?",
+        "SELECT max(seq) FROM (SELECT seq, at FROM ddb_history ORDER BY seq LIMIT ?) AS h WHERE at < ?",
         (n, before),
     ).fetchone()
     if row is None or row[0] is None:

@@ -29,6 +29,11 @@ only once the group commit that includes it is durable (strata.storage); reads s
 data only. Work proportional to
 a table's size runs in bulk.py's chunks instead, and a TransactWriteItems holds its items until
 it is durable (transactions.py: TransactionConflictException).
+
+With `--metadata postgresql://...` (store.py) the write functions run in the PostgreSQL store's
+writer thread, each group of them under the store's lock, so several gateways on one database
+serialize their writes; each gateway's in-memory table metadata follows the others' changes
+(state.State.sync); backups, restores and exports read a PostgreSQL snapshot (pg_snapshot.py).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from strata.services.dynamodb.capacity import Consumed, _meter_dims
 from strata.services.dynamodb.errors import resource_in_use
 from strata.services.dynamodb.state import State
 from strata.services.dynamodb.store import loads
-from strata.services.dynamodb.streams import REPLICATED
+from strata.services.dynamodb.streams import REPLICATED, current_seq
 from strata.services.dynamodb.tables import TableMeta
 from strata.services.dynamodb.throttle import Throttle
 from strata.services.dynamodb.types import item_size
@@ -194,7 +194,7 @@ class Replicator:
             for m in every:
                 m.group = list(group)
                 store.save_meta(m.to_json())
-            seq = store.stream_seq
+            seq = current_seq(store)
             cursors = {
                 (a.tid, b.tid): seq
                 for a in every

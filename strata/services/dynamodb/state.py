@@ -6,6 +6,7 @@ dict hit on the hot path.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from strata.context import RequestContext
@@ -36,8 +37,14 @@ def table_name(name: object) -> str:
 
 
 class State:
-    def __init__(self, path: Path, fsync: bool, collection_limit: int = 10 * 1024**3) -> None:
-        self.store = ItemStore(path, fsync=fsync)
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool,
+        collection_limit: int = 10 * 1024**3,
+        metadata_url: str | None = None,
+    ) -> None:
+        self.store = ItemStore(path, fsync=fsync, metadata_url=metadata_url)
         self.store.db.executescript(pitr.SCHEMA)
         self.store.collection_limit = collection_limit
         self.tables: dict[tuple[str, str], TableMeta] = {}
@@ -51,10 +58,16 @@ class State:
         self.tx_tokens: set[tuple[str, str]] = set()  # ClientRequestTokens of those transactions
         self.batch_get_bytes = 16 * 1024 * 1024  # a BatchGetItem response's limit
         self.throttle = Throttle()  # provisioned capacity (throttle.py)
+        # PostgreSQL: other gateways change tables too; the version of the rows loaded (sync()).
+        self.shared = self.store.postgres
+        self._version = self.store.tables_version() if self.shared else 0
+        self._group = -1  # the write group whose start was checked (`table`)
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
             where = {"DELETING": self.deleting, "CREATING": self.creating}.get(m.status, self.tables)
             where[(m.scope, m.name)] = m
+            if self.shared:
+                self.store.meta_texts[m.tid] = json.dumps(meta)
         every = [*self.tables.values(), *self.deleting.values(), *self.creating.values()]
         streams.attach(self.store, every)
         # Deleted tables' streams, readable for 24 hours (streams.retire), by streams.retired_id.
@@ -63,7 +76,40 @@ class State:
             [ix.iid for m in every for ix in m.indexes] + [i for m in every for i in m.dropped]
         )
 
+    def sync(self) -> None:
+        """With several gateways (PostgreSQL): bring the tables' metadata up to date with what
+        other gateways changed, when the store's `tables_version` moved. Called before every
+        operation but the writes (core.DynamoDBCore) and inside writes, once per write group
+        (`table`), where it reads under the store's lock: a write never uses a table's metadata
+        older than the last change another gateway committed. Tables whose row is as this gateway last saw it keep their object (work
+        in progress holds it and compares by identity)."""
+        store = self.store
+        version = store.tables_version()
+        if version == self._version:
+            return
+        known = {m.tid: m for d in (self.tables, self.creating, self.deleting) for m in d.values()}
+        tables: dict[tuple[str, str], TableMeta] = {}
+        creating: dict[tuple[str, str], TableMeta] = {}
+        deleting: dict[tuple[str, str], TableMeta] = {}
+        texts: dict[int, str] = {}
+        for tid, text in store.table_rows():
+            m = known.get(tid)
+            if m is None or store.meta_texts.get(tid) != text:
+                m = TableMeta.from_json(json.loads(text))
+            texts[tid] = text
+            where = {"DELETING": deleting, "CREATING": creating}.get(m.status, tables)
+            where[(m.scope, m.name)] = m
+        # Each dict is replaced whole (one assignment: readers on the event loop see the old or
+        # the new one, never one half made).
+        store.meta_texts = texts
+        self.tables, self.creating, self.deleting = tables, creating, deleting
+        self._version = version
+
     def table(self, ctx: RequestContext, name: object, describe: bool = False) -> TableMeta:
+        if self.shared and self.store.in_write() and self.store.db.groups != self._group:
+            # Once per write group: no other gateway writes while the group holds the lock.
+            self._group = self.store.db.groups
+            self.sync()
         meta = self.tables.get((scope_of(ctx), table_name(name)))
         if meta is None:
             if self.creating and self.promote_restored():

@@ -16,6 +16,12 @@ decode for items; rows written as marshal by earlier versions are still read, an
 Durability is strata.storage's: each write operation is one `db.write(fn)` (a SAVEPOINT in the
 group transaction, acknowledged once the group's fsync is done); reads (GetItem, Query, Scan) use
 a per-thread read connection and so only ever see committed data.
+
+Backends: the embedded SQLite (`dynamodb.sqlite3`, write functions on the event loop), or with
+`--metadata postgresql://...` the `dynamodb` store of that database (strata.storage.postgres:
+write functions in its writer thread, each group under the store's advisory lock, so the
+read-check-write of a conditional write or a transaction is serialized with every other
+gateway's writes too). The statements are the same text on both (the interface's common SQL).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -95,14 +102,27 @@ class ItemStore:
     answer requests go through `r`, which sees committed data only.
     """
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+    def __init__(self, path: Path, *, fsync: bool = True, metadata_url: str | None = None) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self.w = self.db.writer.conn
+        self.postgres = metadata_url is not None
+        # What pitr.snapshot opens for backups, restores and exports: the file, or the database.
+        self.snapshot_source: Path | str = metadata_url if metadata_url is not None else self.path
+        self.db: Any
+        if metadata_url is None:
+            self.db = MetadataStore(path, fsync=fsync, schema=SCHEMA)
+            self.w: Any = self.db.writer.conn  # the one writer connection, for the store's life
+            self._writes: Any = self.db.writer  # whose `owner` is the thread inside a write
+        else:
+            from strata.storage.postgres import PostgresStore  # psycopg loads only where it is used
+
+            self.db = PostgresStore(metadata_url, "dynamodb", schema=SCHEMA)
+            self.w = _Writer(self.db)  # the writer connection is made again after a failover
+            self._writes = self.db
         # Item collections (one partition key's items) of tables with LSIs are capped (10 GB in AWS).
         self.collection_limit = 10 * 1024**3
         self.stream_seq = 0  # the last stream record's sequence number (streams.py)
+        self.meta_texts: dict[int, str] = {}  # PostgreSQL: tid -> its ddb_tables.meta as last seen
 
     @property
     def r(self) -> sqlite3.Connection:
@@ -112,9 +132,9 @@ class ItemStore:
     def write(self) -> AbstractContextManager[sqlite3.Connection]:
         """Marks a write: inside `db.write(fn)` (which makes it atomic) nothing more; elsewhere a
         durable transaction of its own (start-up, table settings)."""
-        if self.db.writer.owner == threading.get_ident():
+        if self._writes.owner == threading.get_ident():
             return nullcontext(self.w)
-        return self.db.writer.transaction()
+        return self.db.transaction()
 
     def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
         """A consistent read of several items (TransactGetItems)."""
@@ -139,13 +159,19 @@ class ItemStore:
         return [(json.loads(r[0]), r[1], r[2]) for r in rows]
 
     def insert_table(self, meta: dict) -> None:
+        text = json.dumps(meta)
         self.w.execute(
             "INSERT INTO ddb_tables(tid, scope, name, meta) VALUES (?,?,?,?)",
-            (meta["tid"], meta["scope"], meta["name"], json.dumps(meta)),
+            (meta["tid"], meta["scope"], meta["name"], text),
         )
+        if self.postgres:
+            self._tables_changed(meta["tid"], text)
 
     def save_meta(self, meta: dict) -> None:
-        self.w.execute("UPDATE ddb_tables SET meta = ? WHERE tid = ?", (json.dumps(meta), meta["tid"]))
+        text = json.dumps(meta)
+        self.w.execute("UPDATE ddb_tables SET meta = ? WHERE tid = ?", (text, meta["tid"]))
+        if self.postgres:
+            self._tables_changed(meta["tid"], text)
 
     def delete_table(self, tid: int, iids: list[int]) -> None:
         c = self.w
@@ -153,6 +179,39 @@ class ItemStore:
         for iid in iids:
             self.delete_index(iid)
         c.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
+        if self.postgres:
+            self._tables_changed(tid, None)
+
+    # -- table metadata shared by several gateways (PostgreSQL) -----------------------------------
+    #
+    # Each gateway keeps the tables' metadata in memory (state.py). With several gateways a table
+    # created, updated or deleted through one must be seen by the others: every change of a
+    # ddb_tables row advances the `tables_version` counter in the same write, and a gateway reads
+    # the counter (one indexed row) before an operation, and again inside a write under the
+    # store's lock, reloading the rows when it moved (state.State.sync).
+
+    def _tables_changed(self, tid: int, text: str | None) -> None:
+        if text is None:
+            self.meta_texts.pop(tid, None)
+        else:
+            self.meta_texts[tid] = text  # the row as this gateway wrote it (state.State.sync)
+        self.w.execute(
+            "INSERT INTO ddb_counters(name, value) VALUES ('tables_version', 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = ddb_counters.value + 1"
+        )
+
+    def tables_version(self) -> int:
+        """The counter of table changes: inside a write under the store's lock, else committed."""
+        row = self.db.conn.execute("SELECT value FROM ddb_counters WHERE name = 'tables_version'").fetchone()
+        return row[0] if row else 0
+
+    def table_rows(self) -> list[tuple[int, str]]:
+        """(tid, meta JSON) of every table, through the same connection as `tables_version`."""
+        return self.db.conn.execute("SELECT tid, meta FROM ddb_tables").fetchall()
+
+    def in_write(self) -> bool:
+        """Whether the calling thread is inside a write of this store."""
+        return self._writes.owner == threading.get_ident()
 
     def delete_items_chunk(self, tid: int, n: int) -> int:
         """Delete up to n of a table's items (the first n in key order); returns how many."""
@@ -190,6 +249,8 @@ class ItemStore:
 
     def drop_table_row(self, tid: int) -> None:
         self.w.execute("DELETE FROM ddb_tables WHERE tid = ?", (tid,))
+        if self.postgres:
+            self._tables_changed(tid, None)
 
     def counts(self, tid: int) -> tuple[int, int]:
         row = self.r.execute("SELECT item_count, size_bytes FROM ddb_tables WHERE tid = ?", (tid,)).fetchone()
@@ -262,9 +323,11 @@ class ItemStore:
         )
 
     def collection_size(self, tid: int, pk: bytes) -> int:
-        return self.w.execute(
-            "SELECT coalesce(sum(size), 0) FROM ddb_items WHERE tid = ? AND pk = ?", (tid, pk)
-        ).fetchone()[0]
+        return int(  # (PostgreSQL's sum of BIGINT is a NUMERIC: a Decimal)
+            self.w.execute(
+                "SELECT coalesce(sum(size), 0) FROM ddb_items WHERE tid = ? AND pk = ?", (tid, pk)
+            ).fetchone()[0]
+        )
 
     def delete(self, tid: int, pk: bytes, sk: bytes) -> None:
         self.w.execute("DELETE FROM ddb_items WHERE tid = ? AND pk = ? AND sk = ?", (tid, pk, sk))
@@ -311,7 +374,7 @@ class ItemStore:
             args.append(after)
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         sql.append("LIMIT ?")
-        args.append(limit)
+        args.append(limit if limit >= 0 or not self.postgres else None)  # -1 / NULL: no limit
         return self.r.execute(" ".join(sql), args)
 
     def query_index(
@@ -346,12 +409,14 @@ class ItemStore:
             args.extend(after)
         order = "" if forward else " DESC"
         sql.append(f"ORDER BY x.sk{order}, x.tpk{order}, x.tsk{order} LIMIT ?")
-        args.append(limit)
+        args.append(limit if limit >= 0 or not self.postgres else None)  # -1 / NULL: no limit
         return self.r.execute(" ".join(sql), args)
 
     def scan(
-        self, tid: int, after: tuple[bytes, bytes] | None, limit: int
+        self, tid: int, after: tuple[bytes, bytes] | None, limit: int | None
     ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+        if limit is not None and limit < 0 and self.postgres:
+            limit = None  # SQLite's LIMIT -1 is PostgreSQL's LIMIT NULL: no limit
         if after is None:
             return self.r.execute(
                 "SELECT pk, sk, size, item FROM ddb_items WHERE tid = ? ORDER BY pk, sk LIMIT ?", (tid, limit)
@@ -362,8 +427,10 @@ class ItemStore:
         )
 
     def scan_index(
-        self, tid: int, iid: int, after: tuple[bytes, bytes, bytes, bytes] | None, limit: int
+        self, tid: int, iid: int, after: tuple[bytes, bytes, bytes, bytes] | None, limit: int | None
     ) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+        if limit is not None and limit < 0 and self.postgres:
+            limit = None
         sql = (
             "SELECT x.tpk, x.tsk, i.size, i.item FROM ddb_index x JOIN ddb_items i "
             "ON i.tid = ? AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.iid = ?"
@@ -443,3 +510,19 @@ class ItemStore:
             "response = excluded.response",
             (scope, token, digest, at, json.dumps(response)),
         )
+
+
+class _Writer:
+    """`ItemStore.w` on PostgreSQL: the store's connection of the moment (inside a write its writer
+    connection, which PostgresStore makes again after a failover; elsewhere its reader)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def execute(self, sql: str, args: Any = (), /) -> Any:
+        return self.db.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        return self.db.conn.executemany(sql, rows)

@@ -74,10 +74,36 @@ def attach(store: ItemStore, metas: list[TableMeta]) -> None:
         for s in meta.streams:
             last = max(last, s["start"])
     store.stream_seq = last
+    if store.postgres:  # the counter of every gateway: its row, from now on (next_seq)
+        with store.write() as c:
+            c.execute(_SHARED_SEQ, (last,))
+
+
+# With several gateways (PostgreSQL) the counter is one row that every record's write advances
+# under the store's lock, so sequence numbers stay unique and in commit order across gateways.
+_SHARED_SEQ = (
+    "INSERT INTO ddb_counters(name, value) VALUES ('stream_seq', ?) "
+    "ON CONFLICT(name) DO UPDATE SET value = GREATEST(ddb_counters.value, excluded.value) RETURNING value"
+)
+_SHARED_NEXT = (
+    "INSERT INTO ddb_counters(name, value) VALUES ('stream_seq', 1) "
+    "ON CONFLICT(name) DO UPDATE SET value = ddb_counters.value + 1 RETURNING value"
+)
 
 
 def next_seq(store: ItemStore) -> int:
+    """A new sequence number (inside a write)."""
+    if store.postgres:
+        store.stream_seq = store.w.execute(_SHARED_NEXT).fetchone()[0]
+        return store.stream_seq
     store.stream_seq += 1
+    return store.stream_seq
+
+
+def current_seq(store: ItemStore) -> int:
+    """The last sequence number given (inside a write: shards closed at it, replication cursors)."""
+    if store.postgres:
+        store.stream_seq = store.w.execute(_SHARED_SEQ, (store.stream_seq,)).fetchone()[0]
     return store.stream_seq
 
 
@@ -206,7 +232,7 @@ def disable(store: ItemStore, meta: TableMeta) -> None:
     until its records age out."""
     if meta.streams and meta.streams[-1]["disabled"] is None:
         meta.streams[-1]["disabled"] = clock.time()
-        meta.streams[-1]["shards"][-1]["end"] = store.stream_seq
+        meta.streams[-1]["shards"][-1]["end"] = current_seq(store)
     meta.stream = None
 
 
@@ -228,7 +254,7 @@ def roll(store: ItemStore, meta: TableMeta, now: float) -> bool:
     current = s["shards"][-1]
     if now - current["created"] < SHARD_HOURS * 3600:
         return False
-    current["end"] = store.stream_seq
+    current["end"] = current_seq(store)
     s["shards"].append(_shard(s["sid"], len(s["shards"]), next_seq(store), now, current["id"]))
     store.save_meta(meta.to_json())
     return True
@@ -302,11 +328,14 @@ def first_seq(store: ItemStore, sid: int, after: int, end: int | None) -> int | 
 def prune_chunk(store: ItemStore, sids: list[int], before: float, held: dict[int, int] | None = None) -> int:
     """Delete records older than `before` (inside a write); save the counter first. `held`: per
     stream, the last record every replica of its global table has (later ones are kept)."""
-    store.w.execute(
-        "INSERT INTO ddb_counters(name, value) VALUES ('stream_seq', ?) "
-        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        (store.stream_seq,),
-    )
+    if store.postgres:
+        current_seq(store)  # the row is the counter itself: it only ever grows
+    else:
+        store.w.execute(
+            "INSERT INTO ddb_counters(name, value) VALUES ('stream_seq', ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (store.stream_seq,),
+        )
     n = 0
     for sid in sids:
         row = store.w.execute(

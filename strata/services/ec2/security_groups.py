@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from strata.context import RequestContext
 from strata.engines.cgroups import engine_cgroups
 from strata.engines.egress_filter import Allow, Egress, EgressFilter
-from strata.engines.firewall import Firewall, Guard
+from strata.engines.firewall import Engines, Firewall, Guard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.egress import unenforceable
@@ -283,7 +283,7 @@ class SecurityGroups:
                                 elif r.get("group"):
                                     sources.update(f"{a}/32" for a in members.get(r["group"], ()))
                     wanted[f"{d['id']}:{address}:{port}"] = Guard(address, int(port), tuple(sorted(sources)))
-            self.firewall.set_all(wanted)
+            self.firewall.set_all(wanted, _engine_sets(guards_docs, self.relays))
             if self.egress is not None:
                 self.egress.set_all(_egress_sets(guards_docs, groups, members, self.relays))
 
@@ -304,29 +304,57 @@ def _egress_sets(
     out: dict[str, Egress] = {}
     if cgroups is None:
         return out
-    replication: dict[tuple[str, str], set[Allow]] = {}
-    endpoint_ports = {int(p) for d in guards for _, p in d["endpoints"]}
-    for d in guards:
-        replication.setdefault(_service(d), set()).update(
-            Allow("tcp", int(port), int(port), net) for net, port in d.get("replication") or ()
-        )
+    service = _service_destinations(guards, relays)
     for d in guards:
         if not d.get("cgroup"):
             continue
-        allowed: set[Allow] = set()
+        allowed: set[Allow] = set(service[d["id"]])
         for gid in d["groups"]:
             for r in egress_rules(groups.get(gid) or {"id": gid}):
                 nets = [r["cidr"]] if r.get("cidr") else [r["cidr6"]] if r.get("cidr6") else []
                 if r.get("group"):
                     nets = [f"{a}/32" for a in members.get(r["group"], ())]
                 allowed.update(Allow(r["proto"], r["from"], r["to"], n) for n in nets)
-        allowed |= replication.get(_service(d), set())
+        out[d["id"]] = Egress(cgroups.ref(d["cgroup"]), tuple(sorted(allowed, key=repr)))
+    return out
+
+
+def _service_destinations(
+    guards: list[dict], relays: dict[str, set[tuple[str, int]]] | None = None
+) -> dict[str, set[Allow]]:
+    """What each guarded resource with an engine cgroup dials for Strata's replication, by guard
+    key: every `guard(replication=...)` destination of its service and account, its node ports
+    (`guard(node_ports=...)`, but the guarded endpoints' ports) and its relays."""
+    replication: dict[tuple[str, str], set[Allow]] = {}
+    endpoint_ports = {int(p) for d in guards for _, p in d["endpoints"]}
+    for d in guards:
+        replication.setdefault(_service(d), set()).update(
+            Allow("tcp", int(port), int(port), net) for net, port in d.get("replication") or ()
+        )
+    out: dict[str, set[Allow]] = {}
+    for d in guards:
+        if not d.get("cgroup"):
+            continue
+        allowed = set(replication.get(_service(d), set()))
         if d.get("node_ports"):
             lo, hi = d["node_ports"]
             allowed.update(_node_ports(lo, hi, endpoint_ports))
         allowed.update(Allow("tcp", port, port, f"{a}/32") for a, port in (relays or {}).get(d["id"], ()))
-        out[d["id"]] = Egress(cgroups.ref(d["cgroup"]), tuple(sorted(allowed, key=repr)))
+        out[d["id"]] = allowed
     return out
+
+
+def _engine_sets(guards: list[dict], relays: dict[str, set[tuple[str, int]]]) -> dict[str, Engines]:
+    """The engines whose own connections the firewall judges as a client's (strata.engines.firewall):
+    those of every guarded resource that runs them in a cgroup of its own."""
+    cgroups = engine_cgroups()
+    if cgroups is None:
+        return {}
+    cgroup_of = {d["id"]: d.get("cgroup") for d in guards}
+    return {
+        key: Engines(cgroups.ref(cgroup_of[key]), tuple(sorted(allowed, key=repr)))
+        for key, allowed in _service_destinations(guards, relays).items()
+    }
 
 
 def _node_ports(lo: int, hi: int, endpoints: set[int]) -> list[Allow]:

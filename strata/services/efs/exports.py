@@ -1,6 +1,6 @@
 """The NFS side of EFS: file system directories, and the NFS servers behind each mount target.
 
-A file system's files live in `<data>/efs/fs/<fs-id>/` (the directory *is* the file system). Each
+A file system's files live in `fs_dir(fs_id)` (its volume's `files/`, or `<data>/efs/fs/<fs-id>/`). Each
 mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
 port 2049 exports the file system's root at "/", port 2050 exports each access point's root
 directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
@@ -17,7 +17,16 @@ Port 2050's pseudo root is not ganesha's listable pseudo file system but a direc
 target's own (`access-points/pseudo/`, mode 711, one empty mode-711 directory per access point on
 which its export is mounted), exported read-only with every request run as nobody: a client can
 step through it to the access point it names, but cannot list it, so no client learns the other
-access points' ids from it.
+access points' ids from it. Because of that, an access point's export is never removed from a
+running server (ganesha 4.3 crashes when a reread removes an export mounted in another VFS
+export): a deleted access point's export is retired — kept, refusing every client — until the
+server next starts (`_retired`).
+
+Each file system's files are on a file system of their own (an ext4 volume, see
+strata.services.efs.provider), so a filehandle made by hand names nothing outside it. Within it,
+ganesha does not check that a handle lies under its export's root: a client that knows (or
+guesses: inode and generation) the handle of a file elsewhere in the file system can reach it
+through an access point's export, with the access point's identity and its permissions.
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ log = logging.getLogger("strata.efs")
 # Port 2050's pseudo root (access points' exports count from 2, see mounts.py).
 PSEUDO_ROOT_EXPORT_ID = 1
 NOBODY = (65534, 65534)
+# Exports of deleted access points a running server keeps, refusing everything (see `_retired`);
+# past this many, the access points' server is restarted without them.
+MAX_RETIRED = 32
 
 
 class Exports:
@@ -56,6 +68,8 @@ class Exports:
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
         # Mount targets with an access point with secondary groups: the proxy in front of port 2050.
         self.proxies: dict[str, CredProxy] = {}
+        # Mount target -> the file system root its servers were started on, and its (device, inode).
+        self._exported: dict[str, tuple[Path, tuple[int, int] | None]] = {}
         # File systems whose root is elsewhere: an encrypted volume's directory (encryption.py).
         self.roots: dict[str, Path] = {}
         # Where the servers publish what they served (started with the first server).
@@ -163,17 +177,24 @@ class Exports:
             _junctions(pseudo, aps, keep_others=True)
             pair = self.servers.get(mt["id"])
             proxy = self.proxies.get(mt["id"])
-            if pair is not None and self._up(mt["id"]) and (proxy is not None) == proxied:
-                if proxy is not None and proxy.exports != aps:
-                    proxy.reload(aps)  # identities first: ganesha serves the new exports next
+            kept = aps + _retired(pair[1].exports, aps) if pair is not None else aps
+            if (
+                pair is not None
+                and self._up(mt["id"])
+                and (proxy is not None) == proxied
+                and len(kept) - len(aps) <= MAX_RETIRED
+            ):
+                if proxy is not None and proxy.exports != kept:
+                    proxy.reload(kept)  # identities first: ganesha serves the new exports next
                 if pair[0].exports != root:
                     pair[0].reload(root)
-                if pair[1].exports != aps:
-                    pair[1].reload(aps)
-                _junctions(pseudo, aps, keep_others=False)  # gone from ganesha: now from disk
+                if pair[1].exports != kept:
+                    pair[1].reload(kept)
+                _junctions(pseudo, kept, keep_others=False)
                 return
-            # First start, a server died, or the proxy comes or goes (the access points' server
-            # moves between ports 2050 and 2051): start them all afresh.
+            # First start, a server died, the proxy comes or goes (the access points' server
+            # moves between ports 2050 and 2051), or too many retired exports: start them all
+            # afresh (the retired exports are left out).
             for server in [*(pair or ()), *([proxy] if proxy else [])]:
                 server.stop()
             self.proxies.pop(mt["id"], None)
@@ -194,6 +215,7 @@ class Exports:
             for server in started:
                 server.launch()
             self.servers[mt["id"]] = pair
+            self._exported[mt["id"]] = (self.fs_dir(fs_id), _inode(self.fs_dir(fs_id)))
         if wait:
             for server in started:
                 server.wait_ready()
@@ -201,7 +223,19 @@ class Exports:
     def _up(self, mt_id: str) -> bool:
         pair = self.servers.get(mt_id)
         proxy = self.proxies.get(mt_id)
-        return pair is not None and all(s.running() for s in pair) and (proxy is None or proxy.running())
+        running = pair is not None and all(s.running() for s in pair) and (proxy is None or proxy.running())
+        return running and not self._root_replaced(mt_id)
+
+    def _root_replaced(self, mt_id: str) -> bool:
+        """True when the file system's root directory is another one than the servers started on
+        (removed and made again behind them): ganesha holds the old one's handle, and answers every
+        new mount NFS4ERR_STALE until it starts again. A root that is not there (a locked volume)
+        is not a reason to restart."""
+        path, inode = self._exported.get(mt_id, (None, None))
+        if path is None or inode is None:
+            return False
+        now = _inode(path)
+        return now is not None and now != inode
 
     def dead(self) -> list[str]:
         """Mount targets whose servers were started and one of them has exited since."""
@@ -215,6 +249,7 @@ class Exports:
         with self._lock:
             pair = self.servers.pop(mt_id, None)
             proxy = self.proxies.pop(mt_id, None)
+            self._exported.pop(mt_id, None)
         for server in [*(pair or ()), *([proxy] if proxy else [])]:
             server.stop()
         shutil.rmtree(self.data_dir / "nfs" / mt_id, ignore_errors=True)
@@ -264,6 +299,33 @@ def _junctions(pseudo: Path, exports: list[Export], keep_others: bool) -> None:
                 os.rmdir(entry.path)
             except OSError as e:  # not ours to remove (not empty): leave it, never export it
                 log.warning("access point pseudo root: cannot remove %s: %s", entry.path, e)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _retired(served: list[Export], wanted: list[Export]) -> list[Export]:
+    """The exports in `served` that `wanted` leaves out, turned into exports no client may use.
+
+    ganesha 4.3 crashes (a NULL dereference, SIGSEGV, with or without clients) when a reread of
+    its configuration removes an export mounted inside another FSAL_VFS export — and every access
+    point's export is mounted in port 2050's pseudo root, a VFS export. Changing an export's
+    Access_Type is safe, even after its directory is gone: so an access point that goes away
+    (deleted, its root no longer there) keeps its export id, path and junction with Access_Type
+    None and the identity nobody until the server next starts."""
+    ids = {e.export_id for e in wanted}
+    return [
+        e
+        if e.access == "None" and e.squash == NOBODY
+        else Export(e.export_id, e.path, e.pseudo, NOBODY, "None")
+        for e in served
+        if e.export_id not in ids
+    ]
 
 
 def _access_type(allowed: ClientAccess) -> str:

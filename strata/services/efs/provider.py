@@ -11,9 +11,13 @@ Contents:
 - `limits`: errors, ids, limits.
 
 Records are JSON documents in `<data>/efs/efs.db` (kinds `fs`, `mt`, `ap`, `token`, `prefs`);
-files are the directory `<data>/efs/fs/<fs-id>/`, served over NFS by each mount target.
-Encrypted file systems keep their files in an fscrypt-encrypted ext4 volume unlocked with a KMS
-data key (`encryption`, `keys`).
+files are the directory `files/` of the file system's own ext4 volume (`<data>/efs/volumes/<fs-id>/`,
+strata.storage.encrypted_volumes), served over NFS by each mount target. A file system of its own:
+ganesha trusts the filehandles clients send, and one that names a file on another file system than
+the export's is refused (NFS4ERR_STALE), so a hand-made handle cannot reach the host's files or
+another EFS file system's. Encrypted file systems' volumes are fscrypt-encrypted and unlocked with
+a KMS data key (`keys`). Where volumes cannot be mounted (no root, no loop devices), and for file
+systems made before volumes, the files are the directory `<data>/efs/fs/<fs-id>/`.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
 
     async def start(self) -> None:
         for doc in self.store.list_docs("fs"):
-            if doc["encrypted"]:
+            if doc["encrypted"] or doc.get("volume"):
                 await run_blocking(self._open_volume, doc)
         mts = self.store.list_docs("mt")
         for mt in mts:
@@ -111,16 +115,17 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         await run_blocking(self.volumes.close_all)
 
     def _open_volume(self, doc: dict) -> None:
-        """Mount an encrypted file system's volume with its key from KMS; blocking. A key KMS
-        will not unseal (disabled, deleted) leaves the file system unreadable, as on AWS."""
+        """Mount a file system's volume (an encrypted one with its key from KMS); blocking. A key
+        KMS will not unseal (disabled, deleted) leaves the file system unreadable, as on AWS."""
         try:
-            self.volumes.open(doc["id"], self.keys.unseal(doc))
+            self.volumes.open(doc["id"], self.keys.unseal(doc) if doc["encrypted"] else None)
         except (ServiceError, EncryptionError) as e:
             log.error("EFS file system %s stays locked: %s", doc["id"], e)
         self.exports.roots[doc["id"]] = self.volumes.files(doc["id"])
 
     async def _supervise(self) -> None:
-        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill);
+        """Restart the NFS servers of a mount target when one of them exits (a crash, a kill) or
+        its root directory was replaced (strata.services.efs.exports);
         settle burst credits every SETTLE_SECONDS (stored every STORE_CREDITS_SECONDS)."""
         settled = stored = clock.monotonic()
         while True:
@@ -142,7 +147,11 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
                     mt = self.store.get_doc("mt", mt_id)
                     if mt is None or mt_id not in self.exports.dead():
                         continue
-                    log.warning("EFS mount target %s: an NFS server exited; restarting it", mt_id)
+                    log.warning(
+                        "EFS mount target %s: an NFS server exited, or its file system's root directory"
+                        " was replaced; restarting them",
+                        mt_id,
+                    )
                     try:
                         await run_blocking(self._serve, mt)
                         self._restarts.pop(mt_id, None)
@@ -324,6 +333,14 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             except EncryptionError as e:  # the machine will not mount it (a container without loop devices)
                 raise lim.bad_request(f"Encrypted file systems cannot be served here: {e}.") from None
             self.exports.roots[fs_id] = self.volumes.files(fs_id)
+        elif unsupported() is None:
+            try:
+                await run_blocking(self.volumes.create, fs_id, None)
+                doc["volume"] = True
+                self.exports.roots[fs_id] = self.volumes.files(fs_id)
+            except EncryptionError as e:
+                log.warning("EFS %s: no volume of its own (%s): files kept in a directory", fs_id, e)
+                await run_blocking(self.exports.create_fs_dir, fs_id)
         else:
             await run_blocking(self.exports.create_fs_dir, fs_id)
         try:
@@ -338,7 +355,7 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         return self._render_fs(doc, "creating")
 
     def _remove_files(self, doc: dict) -> None:
-        if doc["encrypted"]:
+        if doc["encrypted"] or doc.get("volume"):
             self.volumes.remove(doc["id"])
             self.exports.roots.pop(doc["id"], None)
         else:

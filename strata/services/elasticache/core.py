@@ -34,6 +34,7 @@ from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
 from strata.storage.encrypted_volumes import EncryptedVolumes
+from strata.storage.shared import open_store
 
 if TYPE_CHECKING:
     from strata.services.elasticache.discovery import DiscoveryEndpoint
@@ -72,9 +73,11 @@ class ElastiCacheCore:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        # In this gateway's SQLite even with --metadata: its engines run here (storage.shared).
         self.store = OwnedDocs(
-            runtime.data_dir / "elasticache.db",
-            fsync=runtime.settings.fsync,
+            open_store(
+                runtime.data_dir / "elasticache.db", "elasticache", url=None, fsync=runtime.settings.fsync
+            ),
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
             per_account=frozenset(

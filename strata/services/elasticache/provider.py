@@ -6,8 +6,9 @@ cache clusters in `clusters.py`, replication groups in `groups.py` (with `failov
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
 groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
 with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
-replica lag (for FIS) in `az_power.py` and `replica_lag.py`; the engine processes and their
-addresses in `nodes.py`.
+replica lag (for FIS) in `az_power.py` and `replica_lag.py`; engine versions, node-type changes
+and service updates on offer in `offerings.py`; the engine processes and their addresses in
+`nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
 group), `group` (replication groups), `snapshot`, `param_group` (custom cache parameter groups). A *deployment* is what owns the settings and
@@ -32,6 +33,7 @@ from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
 from strata.services.elasticache.global_datastore import GlobalDatastoreOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
+from strata.services.elasticache.offerings import OfferingOperations
 from strata.services.elasticache.parameter_groups import CacheParameterGroupOperations
 from strata.services.elasticache.replica_lag import ReplicaLagOperations
 from strata.services.elasticache.serverless import ServerlessOperations
@@ -63,5 +65,6 @@ class ElastiCacheProvider(
     ServerlessExportOperations,
     ServerlessAtRestOperations,
     GlobalDatastoreOperations,
+    OfferingOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

@@ -282,7 +282,7 @@ class CryptoOperations:
     def get_public_key(self, ctx: RequestContext, req: dict) -> dict:
         where = self._check(ctx, req)
         doc = self.keys.resolve(where, req["KeyId"], create_managed=True)
-        if doc["state"] == "PendingDeletion":
+        if doc["state"] in ("PendingDeletion", "PendingImport"):
             self._usable(doc)
         family = specs.SPECS[doc["spec"]].family
         if family not in ("rsa", "ec"):

@@ -16,12 +16,12 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from strata.protocol.errors import ServiceError
 from strata.services.kms import material
 from strata.services.kms.specs import DEFAULT_ROTATION_DAYS, default_key_policy, managed_key_policy
 from strata.sim.clock import clock
-from strata.storage.metadata import MetadataStore
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -44,6 +44,18 @@ def iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def _due(doc: dict, now: float) -> bool:
+    """Whether the key's deletion, an automatic rotation or its imported material's expiry fell
+    due by `now`."""
+    imported = doc.get("imported")
+    if imported and imported.get("valid_to") is not None and imported["valid_to"] <= now:
+        return True
+    if doc["state"] == "PendingDeletion":
+        return doc["deletion_date"] <= now
+    rotation = doc.get("rotation")
+    return bool(rotation and doc["state"] == "Enabled" and rotation["next"] <= now)
+
+
 @dataclass
 class Where:
     """The account and region a request acts in."""
@@ -55,7 +67,7 @@ class Where:
 class KeyRing:
     """Key, alias and grant records in one MetadataStore, with the unsealed material cached."""
 
-    def __init__(self, store: MetadataStore, root: material.RootKey) -> None:
+    def __init__(self, store: Any, root: material.RootKey) -> None:
         self.store = store
         self.root = root
         self._materials: dict[str, list[bytes]] = {}
@@ -74,12 +86,14 @@ class KeyRing:
         manager: str = "CUSTOMER",
         secret: bytes | None = None,
         key_id: str | None = None,
+        external: bool = False,
     ) -> dict:
         """A new key; `secret` is its material when the caller generated it off the event loop,
-        `key_id` its id when the caller needed it before (to check the key policy against it)."""
+        `key_id` its id when the caller needed it before (to check the key policy against it).
+        An `external` key (Origin EXTERNAL) has no material until ImportKeyMaterial (imports.py)."""
         key_id = key_id or str(uuid.uuid4())
         now = clock.time()
-        secret = secret if secret is not None else material.generate(spec)
+        secret = None if external else secret if secret is not None else material.generate(spec)
         doc = {
             "id": key_id,
             "account": where.account,
@@ -89,18 +103,20 @@ class KeyRing:
             "spec": spec,
             "usage": usage,
             "manager": manager,
-            "state": "Enabled",
+            "state": "PendingImport" if external else "Enabled",
             "deletion_date": None,
             "pending_days": None,
             "policy": policy or default_key_policy(where.account),
             "tags": tags,
             "rotation": None,
-            "materials": [self._material_entry(key_id, secret, now, "INITIAL")],
+            "materials": [] if secret is None else [self._material_entry(key_id, secret, now, "INITIAL")],
         }
+        if external:
+            doc["origin"] = "EXTERNAL"
         if manager == "AWS":
             doc["rotation"] = {"days": DEFAULT_ROTATION_DAYS, "next": now + DEFAULT_ROTATION_DAYS * DAY}
         self.save(doc)
-        self._materials[key_id] = [secret]
+        self._materials[key_id] = [] if secret is None else [secret]
         return doc
 
     def _material_entry(self, key_id: str, secret: bytes, at: float, kind: str) -> dict:
@@ -133,9 +149,26 @@ class KeyRing:
 
     def _catch_up(self, doc: dict) -> dict | None:
         now = clock.time()
+        if not _due(doc, now):
+            return doc
+        # Read again under the store's write lock: with several gateways on one PostgreSQL, two
+        # reading the same due key must not both rotate it (each with new material of its own,
+        # the other's ciphertexts would lose theirs).
+        with self.store.transaction():
+            stored = self.store.get_doc("key", doc["id"])
+            if stored is None:
+                return None
+            if not _due(stored, now):
+                return stored
+            return self._apply_due(stored, now)
+
+    def _apply_due(self, doc: dict, now: float) -> dict | None:
         if doc["state"] == "PendingDeletion" and doc["deletion_date"] <= now:
             self.purge(doc)
             return None
+        imported = doc.get("imported")
+        if imported and imported.get("valid_to") is not None and imported["valid_to"] <= now:
+            self.forget_imported(doc)  # expired: KMS deletes imported key material at ValidTo
         rotation = doc.get("rotation")
         if rotation and doc["state"] == "Enabled" and rotation["next"] <= now:
             period = rotation["days"] * DAY
@@ -154,6 +187,33 @@ class KeyRing:
         if save:
             self.save(doc)
 
+    def install_imported(self, doc: dict, material_id: str, secret: bytes, imported: dict) -> None:
+        """Imported key material in place (the key's only material: its id depends on the bytes, so
+        a re-import of the same material opens what the first import sealed)."""
+        entry = {
+            "id": material_id,
+            "sealed": self.root.seal(doc["id"], secret),
+            "at": clock.time(),
+            "type": "INITIAL",
+        }
+        doc["materials"] = [entry]
+        doc["imported"] = imported
+        if doc["state"] == "PendingImport":
+            doc["state"] = "Enabled"
+        self._materials.pop(doc["id"], None)
+        self.save(doc)
+
+    def forget_imported(self, doc: dict) -> None:
+        """Imported key material deleted (DeleteImportedKeyMaterial, or its ValidTo passed): the key
+        keeps the material's id, to accept only the same bytes again, and waits in PendingImport."""
+        for entry in doc["materials"]:
+            entry["sealed"] = None
+        doc["imported"] = None
+        if doc["state"] != "PendingDeletion":
+            doc["state"] = "PendingImport"
+        self._materials.pop(doc["id"], None)
+        self.save(doc)
+
     def purge(self, doc: dict) -> None:
         key_id = doc["id"]
         with self.store.transaction():
@@ -165,12 +225,17 @@ class KeyRing:
                     )
             for grant in self.grants(key_id):
                 self.store.delete_doc("grant", f"{key_id}:{grant['id']}")
+            for token in self.store.list_docs("import_token", prefix=f"{key_id}:"):
+                self.store.delete_doc("import_token", f"{key_id}:{token['token']}")
         self._materials.pop(key_id, None)
 
     def materials(self, doc: dict) -> list[bytes]:
         cached = self._materials.get(doc["id"])
         if cached is None or len(cached) != len(doc["materials"]):
-            cached = [self.root.unseal(doc["id"], m["sealed"]) for m in doc["materials"]]
+            cached = [
+                self.root.unseal(doc["id"], m["sealed"]) if m["sealed"] is not None else b""
+                for m in doc["materials"]
+            ]
             self._materials[doc["id"]] = cached
         return cached
 

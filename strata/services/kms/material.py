@@ -81,14 +81,21 @@ class RootKey:
         except FileNotFoundError:
             pass
         key = AESGCM.generate_key(bit_length=256)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, key)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        # Published with link(), which never replaces: gateways sharing the directory (--blob-dir)
+        # that start together all end up with the one key that was published first.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            key = path.read_bytes()
+        finally:
+            os.unlink(tmp)
         return cls(key)
 
     def seal(self, key_id: str, material: bytes) -> str:

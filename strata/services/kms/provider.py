@@ -7,10 +7,11 @@ Contents:
 - `crypto_ops`: Encrypt, Decrypt, ReEncrypt, data keys and pairs, Sign/Verify, MACs, random;
 - `aliases_grants`: aliases and grants;
 - `keys`: the records, key-id resolution, deletion and rotation as the clock moves;
-- `material`: the cryptography; `specs`: key specs, algorithms and limits as data.
+- `material`: the cryptography; `specs`: key specs, algorithms and limits as data;
+- `imports`: imported key material (Origin EXTERNAL): wrapping keys, import, expiry, deletion.
 
-Custom key stores, imported key material (Origin EXTERNAL), Multi-Region keys, key agreement and
-Nitro Enclave recipients are refused with AWS's errors; their operations answer 501.
+Custom key stores, Multi-Region keys, key agreement and Nitro Enclave recipients are refused with
+AWS's errors; their operations answer 501.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from strata.services.kms import material, specs, usage
 from strata.services.kms.aliases_grants import AliasesGrantsOperations
 from strata.services.kms.authz import KeyPolicyHooks
 from strata.services.kms.crypto_ops import CryptoOperations
+from strata.services.kms.imports import ImportOperations
 from strata.services.kms.keys import DAY, KeyRing, Where, iso, key_arn, parse_grant_token
 from strata.services.kms.material import RootKey
 from strata.services.parameters import refusing
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
-from strata.storage.metadata import MetadataStore
+from strata.storage.shared import is_shared, open_store
 
 log = logging.getLogger("strata.kms")
 
@@ -57,12 +59,18 @@ def arn_of(doc: dict) -> str:
 
 
 @refusing("kms")
-class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
+class KMSProvider(CryptoOperations, AliasesGrantsOperations, ImportOperations, KeyPolicyHooks):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         data = runtime.data_dir
-        self.store = MetadataStore(data / "kms.db", fsync=runtime.settings.fsync)
-        self.keys = KeyRing(self.store, RootKey.load(data / "root.key"))
+        settings = runtime.settings
+        self.store = open_store(data / "kms.db", "kms", url=settings.metadata, fsync=settings.fsync)
+        # With several gateways (--metadata) every one unseals the same keys: the root key lives
+        # with the shared bytes (--blob-dir), unless STRATA_KMS_ROOT_KEY gives it.
+        shared_dir = settings.blob_dir or settings.data_dir if settings.metadata else None
+        self.keys = KeyRing(
+            self.store, RootKey.load(shared_dir / "kms" / "root.key" if shared_dir else data / "root.key")
+        )
         self._model = botocore.session.get_session().get_service_model("kms")
         self.directory = directory_for(runtime.settings)
 
@@ -70,7 +78,7 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         return {"state": "running"}
 
     async def start(self) -> None:
-        scheduler.register("kms.keys", usage.rule(self.keys), every=3600.0)
+        scheduler.register("kms.keys", usage.rule(self.keys), every=3600.0, shared=is_shared(self.store))
 
     async def stop(self) -> None:
         scheduler.unregister("kms.keys")
@@ -129,13 +137,19 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
             "Description": doc["description"],
             "KeyUsage": doc["usage"],
             "KeyState": doc["state"],
-            "Origin": "AWS_KMS",
+            "Origin": doc.get("origin", "AWS_KMS"),
             "KeyManager": doc["manager"],
             "CustomerMasterKeySpec": doc["spec"],
             "KeySpec": doc["spec"],
             "MultiRegion": False,
-            "CurrentKeyMaterialId": doc["materials"][-1]["id"],
         }
+        if doc["materials"] and doc["materials"][-1]["sealed"] is not None:
+            out["CurrentKeyMaterialId"] = doc["materials"][-1]["id"]
+        imported = doc.get("imported")
+        if imported:
+            out["ExpirationModel"] = imported["model"]
+            if imported.get("valid_to") is not None:
+                out["ValidTo"] = iso(imported["valid_to"])
         if doc["usage"] == specs.ENCRYPT:
             out["EncryptionAlgorithms"] = list(algorithms)
         elif doc["usage"] == specs.SIGN:
@@ -176,10 +190,10 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
                 raise error("UnsupportedOperationException", f"KeyUsage {usage} is not supported by Strata.")
             raise validation(f"KeyUsage {usage} is not compatible with KeySpec {spec_name}.")
         origin = req.get("Origin") or "AWS_KMS"
-        if origin != "AWS_KMS":
+        if origin not in ("AWS_KMS", "EXTERNAL"):
             raise error(
                 "UnsupportedOperationException",
-                f"Origin {origin} is not supported by Strata: only AWS_KMS key material is.",
+                f"Origin {origin} is not supported by Strata: only AWS_KMS and EXTERNAL (imported) key material are.",
             )
         if req.get("CustomKeyStoreId"):
             raise error(
@@ -198,7 +212,9 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
                 self._lockout_check(ctx, policy, key_arn(where.region, where.account, key_id), where.account)
         tags = self._check_tags(req.get("Tags") or [], [])
         self._dry_run(req)
-        secret = await run_blocking(material.generate, spec_name)  # an RSA-4096 pair takes seconds
+        external = origin == "EXTERNAL"
+        # An RSA-4096 pair takes seconds; an EXTERNAL key waits for ImportKeyMaterial (imports.py).
+        secret = None if external else await run_blocking(material.generate, spec_name)
         doc = self.keys.create(
             where,
             spec_name,
@@ -208,6 +224,7 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
             tags=tags,
             secret=secret,
             key_id=key_id,
+            external=external,
         )
         meter.record("kms", "KeyCreated", 1, "key", key=doc["id"], spec=spec_name)
         return {"KeyMetadata": self._metadata(doc)}
@@ -246,6 +263,8 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         doc = self._customer_key(self._check(ctx, req), req["KeyId"], "EnableKey")
         if doc["state"] == "PendingDeletion":
             raise error("KMSInvalidStateException", f"{arn_of(doc)} is pending deletion.")
+        if doc["state"] == "PendingImport":
+            raise error("KMSInvalidStateException", f"{arn_of(doc)} is pending import.")
         doc["state"] = "Enabled"
         self.keys.save(doc)
         return {}
@@ -254,6 +273,8 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         doc = self._customer_key(self._check(ctx, req), req["KeyId"], "DisableKey")
         if doc["state"] == "PendingDeletion":
             raise error("KMSInvalidStateException", f"{arn_of(doc)} is pending deletion.")
+        if doc["state"] == "PendingImport":
+            raise error("KMSInvalidStateException", f"{arn_of(doc)} is pending import.")
         doc["state"] = "Disabled"
         self.keys.save(doc)
         return {}
@@ -294,7 +315,9 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
         doc = self._customer_key(self._check(ctx, req), req["KeyId"], "CancelKeyDeletion")
         if doc["state"] != "PendingDeletion":
             raise error("KMSInvalidStateException", f"{arn_of(doc)} is not pending deletion.")
-        doc.update(state="Disabled", deletion_date=None, pending_days=None)
+        # A key without material (imported material deleted or expired) waits for it again.
+        live = any(m["sealed"] is not None for m in doc["materials"])
+        doc.update(state="Disabled" if live else "PendingImport", deletion_date=None, pending_days=None)
         self.keys.save(doc)
         return {"KeyId": arn_of(doc)}
 
@@ -306,6 +329,11 @@ class KMSProvider(CryptoOperations, AliasesGrantsOperations, KeyPolicyHooks):
             raise error(
                 "UnsupportedOperationException",
                 f"{arn_of(doc)} is not a symmetric encryption key: only those can be rotated.",
+            )
+        if doc.get("origin") == "EXTERNAL" and action != "DisableKeyRotation":
+            raise error(
+                "UnsupportedOperationException",
+                f"{arn_of(doc)} has imported key material: Strata does not rotate imported key material.",
             )
         self._usable(doc)
         return doc

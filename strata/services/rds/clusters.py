@@ -39,6 +39,7 @@ log = logging.getLogger("strata.rds")
 READER_HOST = m.READER_HOST
 CLUSTER_BACKUP_WINDOW = "03:00-03:30"  # what DescribeDBClusters reports as PreferredBackupWindow
 CLUSTER_MAINTENANCE_WINDOW = "sun:05:00-sun:05:30"
+STOPPED_FOR = 7 * 86400  # AWS starts a stopped DB cluster or DB instance after seven days
 
 
 class ClusterOperations(RDSCore):
@@ -52,6 +53,10 @@ class ClusterOperations(RDSCore):
     _delete_multi_az_cluster: Callable[[dict, dict], Awaitable[dict]]
     _multi_az_out: Callable[[dict], dict]
     _semi_sync: Callable[[dict], None]
+    # custom endpoints (cluster_endpoints.py), routed with the cluster's own
+    _route_custom_endpoints: Callable[..., None]
+    _remove_custom_endpoints: Callable[[dict], None]
+    _unroute_custom_endpoints: Callable[[dict], None]
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -107,6 +112,7 @@ class ClusterOperations(RDSCore):
             host=READER_HOST,
             cut=cut,
         )
+        self._route_custom_endpoints(cluster, ready, cut)
 
     def _cluster_out(self, c: dict) -> dict:
         members = [
@@ -174,6 +180,8 @@ class ClusterOperations(RDSCore):
             out["LatestRestorableTime"] = dt.datetime.fromtimestamp(int(clock.time()), dt.UTC)
         if c.get("last_failover_seconds") is not None:
             out["StatusInfos"] = []
+        if c["status"] == "stopped" and c.get("stopped_at") is not None:  # cluster_stop.py
+            out["AutomaticRestartTime"] = dt.datetime.fromtimestamp(c["stopped_at"] + STOPPED_FOR, dt.UTC)
         return out
 
     @staticmethod
@@ -399,6 +407,7 @@ class ClusterOperations(RDSCore):
     def _remove_cluster(self, c: dict) -> None:
         """The last of a cluster without instances: endpoints, port, automated backups, record."""
         security.unguard_cluster(self, c)
+        self._remove_custom_endpoints(c)
         name = self.store.engine_key(c["id"])
         self.fleet.router.remove_route(f"cluster-{name}")
         self.fleet.router.remove_route(f"cluster-ro-{name}")
@@ -423,6 +432,11 @@ class ClusterOperations(RDSCore):
         if info.name != c["engine"]:
             raise m.fault(
                 "InvalidParameterCombination", f"The engine must be {c['engine']}, the cluster's engine."
+            )
+        if c["status"] in ("stopping", "stopped", "starting"):  # its writer's engine is down
+            raise m.fault(
+                "InvalidDBClusterStateFault",
+                f"DbCluster {c['id']} is in {c['status']} state but expected it to be one of available.",
             )
         if len(c["members"]) > m.MAX_AURORA_READERS:
             raise m.fault("InvalidParameterCombination", "A DB cluster has at most 1 writer and 15 readers.")

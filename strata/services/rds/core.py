@@ -23,6 +23,7 @@ from strata.services.rds.fleet import Fleet
 from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.scheduler import scheduler
+from strata.storage.shared import open_store
 
 if TYPE_CHECKING:
     from strata.services.ec2.network import Network
@@ -43,6 +44,9 @@ _TAKEN = {
 }
 
 
+_CLUSTER_WORK = {"stopping": "stop", "starting": "start", "rebooting": "reboot"}
+
+
 def _taken(kind: str, ident: str) -> ServiceError:
     """Another account held this identifier before identifiers were per account (see owned_docs)."""
     return m.fault(_TAKEN.get(kind, "InvalidParameterValue"), f"{ident} already exists.")
@@ -55,9 +59,9 @@ class RDSCore:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        # In this gateway's SQLite even with --metadata: its engines run here (storage.shared).
         self.store = OwnedDocs(
-            runtime.data_dir / "rds.db",
-            fsync=runtime.settings.fsync,
+            open_store(runtime.data_dir / "rds.db", "rds", url=None, fsync=runtime.settings.fsync),
             default_account=runtime.settings.account_id,
             default_region=runtime.settings.region,
             per_account=frozenset(
@@ -69,6 +73,7 @@ class RDSCore:
                     "cluster",
                     "snapshot",
                     "cluster_snapshot",
+                    "cluster_endpoint",
                     "option_group",
                     "global_cluster",  # kept in the default region's scope (global_clusters.py)
                 }
@@ -230,10 +235,12 @@ class RDSCore:
         if ident.startswith("cluster:"):
             cluster = self.store.get_doc("cluster", ident.split(":", 1)[1])
             if cluster:
-                cluster["status"] = "available"  # the failover did not happen; the old writer stays
+                # the failover (stop, start, reboot: cluster_stop.py) did not happen or not all of it
+                what = _CLUSTER_WORK.get(cluster["status"], "failover")
+                cluster["status"] = "stopped" if what == "start" else "available"
                 self.store.put_doc("cluster", cluster["id"], cluster)
                 self._event(
-                    cluster["id"], "db-cluster", f"Cluster failover failed: {message[:300]}", ["failure"]
+                    cluster["id"], "db-cluster", f"Cluster {what} failed: {message[:300]}", ["failure"]
                 )
             return
         doc = self.store.get_doc("instance", ident)

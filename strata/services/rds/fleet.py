@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from strata.engines.endpoint import EndpointRouter, Router
-from strata.engines.mariadb import MariaNode
+from strata.engines.mariadb import MariaNode, drop_node_account
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
 from strata.engines.process import EngineError, wait_until
@@ -214,6 +214,9 @@ class Fleet:
         for name in list(doc["nodes"]):
             if not locked:
                 self.node(doc, name).remove()
+            elif doc["kind"] != "postgres":  # its files go with the volume; its OS account too
+                root = self.instance_dir(doc["id"]) / name
+                drop_node_account(root, self.archive_of(doc), f"{root.parent.name}-{name}-bin")
             self._nodes.pop((self.key(doc["id"]), name), None)
         self.ports.release_prefix(f"rds/{self.key(doc['id'])}/")
         shutil.rmtree(self.instance_dir(doc["id"]), ignore_errors=True)

@@ -212,6 +212,7 @@ class GroupOperations(RDSCore):
             "snapshot": "snapshot",
             "cluster": "cluster",
             "cluster-snapshot": "cluster_snapshot",
+            "cluster-endpoint": "cluster_endpoint",
             "pg": "param_group",
             "cluster-pg": "cluster_param_group",
             "subgrp": "subnet_group",

@@ -13,6 +13,7 @@ from strata.services.base import run_blocking
 from strata.services.iam.service_roles import ensure_service_linked_role
 from strata.services.rds import model as m
 from strata.services.rds import security
+from strata.services.rds.cluster_stop import automatic_restart_time
 from strata.services.rds.listing import filtered, page
 from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperations, default_option_group
 from strata.services.rds.options import HELD_OPTIONS
@@ -279,6 +280,9 @@ class InstanceOperations(OptionGroupOperations):
         latest = self._latest_restorable_time(doc)
         if latest is not None:
             out["LatestRestorableTime"] = latest
+        restart = automatic_restart_time(doc) if not doc.get("cluster") else None
+        if restart is not None:
+            out["AutomaticRestartTime"] = restart
         return out
 
     def _replication_status(self, doc: dict) -> dict:
@@ -386,6 +390,7 @@ class InstanceOperations(OptionGroupOperations):
 
     async def stop_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
+        self._check_not_cluster_member(doc)
         if doc["status"] != "available":
             raise m.invalid_state(doc["id"], doc["status"])
         if doc.get("source") or doc.get("replicas"):
@@ -398,6 +403,21 @@ class InstanceOperations(OptionGroupOperations):
         self._spawn(doc["id"], self._stop, doc["id"], req.get("DBSnapshotIdentifier"))
         return {"DBInstance": self._instance_out(doc)}
 
+    @staticmethod
+    def _check_not_cluster_member(doc: dict) -> None:
+        """A DB cluster's instances stop and start with their cluster (cluster_stop.py), as on AWS."""
+        if doc.get("multi_az_cluster"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"DB instance {doc['id']} belongs to the Multi-AZ DB cluster {doc['cluster']}: "
+                "stop or start the DB cluster.",
+            )
+        if doc.get("cluster"):
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"{doc['engine']} DB instances are not eligible for stopping and starting.",
+            )
+
     def _stop(self, ident: str, snapshot: str | None) -> None:
         doc = self._get_instance(ident)
         if snapshot:
@@ -408,6 +428,7 @@ class InstanceOperations(OptionGroupOperations):
 
     async def start_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
+        self._check_not_cluster_member(doc)
         if doc["status"] != "stopped":
             raise m.invalid_state(doc["id"], doc["status"])
         doc = self._set_status(doc["id"], "starting")
@@ -469,6 +490,13 @@ class InstanceOperations(OptionGroupOperations):
             )
         final = req.get("FinalDBSnapshotIdentifier")
         skip = bool(req.get("SkipFinalSnapshot"))
+        if final and not skip and (doc.get("source") or doc.get("cluster")):
+            # AWS snapshots neither: a replica's data is its source's, a cluster's is in its volume
+            kind = "replica" if doc.get("source") else "cluster"
+            raise m.fault(
+                "InvalidParameterCombination",
+                f"FinalDBSnapshotIdentifier can not be specified when deleting a {kind} instance",
+            )
         if not skip and not final and not doc.get("source") and not doc.get("cluster"):
             raise m.fault(
                 "InvalidParameterCombination",

@@ -11,6 +11,8 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
+    cluster_endpoints.py  Aurora custom endpoints: chosen members behind one more address
+    cluster_stop.py  Stop/Start/RebootDBCluster; the rds.autostart rule (started after seven days)
     global_clusters.py  Aurora global databases: secondary clusters in other regions, switchover
     multi_az_clusters.py  Multi-AZ DB clusters (mysql, postgres): a writer and two readable standbys
     encryption.py  StorageEncrypted: encrypted volumes for instances and snapshots, their KMS keys
@@ -27,6 +29,8 @@ from __future__ import annotations
 from strata.services.parameters import refusing
 from strata.services.rds.backups import BackupOperations
 from strata.services.rds.cluster_backups import ClusterBackupOperations
+from strata.services.rds.cluster_endpoints import ClusterEndpointOperations
+from strata.services.rds.cluster_stop import ClusterStopOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.global_clusters import GlobalClusterOperations
 from strata.services.rds.groups import GroupOperations
@@ -46,7 +50,9 @@ class RDSProvider(
     ParameterGroupOperations,
     GlobalClusterOperations,
     MultiAZClusterOperations,
+    ClusterStopOperations,
     ClusterBackupOperations,
+    ClusterEndpointOperations,
     LogOperations,
     StorageEncryption,
 ):

@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     from strata.services.rds.core import RDSCore
 
 
+def custom_endpoints_of(core: RDSCore, cluster_id: str) -> list[dict]:
+    """The custom endpoint records of a cluster (cluster_endpoints.py), guarded with it."""
+    return [d for d in core.store.list_docs("cluster_endpoint") if d["cluster"] == cluster_id]
+
+
+def custom_host(slot: int) -> str:
+    """The loopback address of a cluster's custom endpoint in `slot` (0-4): 127.0.0.1 and .2 are
+    its writer and reader endpoints."""
+    return f"127.0.0.{3 + slot}"
+
+
 def _groups(core: RDSCore) -> SecurityGroups | None:
     ec2 = core.runtime.peer("ec2")
     return getattr(ec2, "security_groups", None)
@@ -104,7 +115,7 @@ def _cluster_key(core: RDSCore, cluster: dict) -> str:
 
 
 def guard_cluster(core: RDSCore, cluster: dict, reader_host: str) -> None:
-    """Enforce the cluster's groups on its writer and reader endpoints (blocking); a cluster
+    """Enforce the cluster's groups on its writer, reader and custom endpoints (blocking); a cluster
     recorded before clusters had groups has none here (its members keep their own)."""
     net = _network(core)
     if net is not None:  # a cluster's subnets: those of its DB subnet group
@@ -113,6 +124,9 @@ def guard_cluster(core: RDSCore, cluster: dict, reader_host: str) -> None:
     sgs = _groups(core)
     if sgs is not None and cluster.get("vpc_groups"):
         endpoints = [("127.0.0.1", cluster["port"]), (reader_host, cluster["port"])]
+        endpoints += [
+            (custom_host(ep["slot"]), cluster["port"]) for ep in custom_endpoints_of(core, cluster["id"])
+        ]
         sgs.guard(
             _cluster_key(core, cluster),
             core.account,

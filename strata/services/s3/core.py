@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from strata.config import redact_url
@@ -83,38 +84,62 @@ class S3Core:
         data_dir = runtime.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         # `--metadata postgresql://...`: S3's metadata in PostgreSQL, object and part bytes under
-        # `--blob-dir` (default: the data dir); other services keep theirs in SQLite (README).
+        # `--blob-dir` (default: the data dir); what else moves is in strata.server.share.
         url = runtime.settings.metadata
         self.store = S3Store(data_dir / "meta.db", fsync=runtime.settings.fsync, metadata_url=url)
-        # the cached bucket rows, read by strata.auth.enforce (policy.py: `resource_member`)
-        self.resource_rows = self.store._buckets
+        # the cached bucket rows, read by strata.auth.enforce (policy.py: `resource_member`);
+        # on PostgreSQL each read checks the row against the database (store.py)
+        self.resource_rows = self.store.resource_rows
         blob_dir = runtime.settings.blob_dir
         self.blobs = BlobStore(blob_dir / "s3" if blob_dir else data_dir, fsync=runtime.settings.fsync)
         if url:
             log.warning(
-                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s; "
-                "every other service keeps its metadata in SQLite under %s (only S3 moves so far)",
+                "--metadata: S3's metadata is in PostgreSQL at %s and its object bytes in %s",
                 redact_url(url),
                 self.blobs.root,
-                runtime.settings.data_dir,
             )
-        self.sse_keys = ObjectKeys(runtime, RootKey.load(data_dir / "sse-root.key"))
+        self.sse_keys = ObjectKeys(runtime, self._root_key(data_dir / "sse-root.key", blob_dir is not None))
         self._unlink_later: set[str] = set()  # freed blobs waiting out UNLINK_DELAY
         self._lifecycle: dict[str, tuple[dict, Rules]] = {}  # bucket -> (stored config, compiled)
         self._accesses: dict[int, float] = {}  # Intelligent-Tiering reads not yet written (row id -> when)
+        self._access_flush: asyncio.Task | None = None  # writing them (shared store only)
         self._recover()
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Start-up clean-up: remove temp files of unfinished writes, then blobs no row references."""
+        """Start-up clean-up: remove temp files of unfinished writes, then blobs no row references.
+
+        Other gateways may be writing the same blob directory meanwhile (several gateways): only
+        dead writers' temp files and blobs go (BlobStore.collectable). Their writers are found
+        dead first; then, on a shared store, an empty write waits out the write group in flight
+        (a dead gateway's COMMIT may still be on its way: the group holds the store's lock until
+        it ends), so every row those writers will ever commit is seen by the check after it."""
         swept = self.blobs.sweep_temp()
-        referenced = set(self.store.all_blob_ids())
-        orphans = self.blobs.all_ids() - referenced
+        unreferenced = self.blobs.all_ids() - set(self.store.all_blob_ids())
+        candidates = self.blobs.collectable(unreferenced)
+        if candidates and self.store.shared:
+            with self.store.db.transaction():
+                pass
+        orphans = [b for b in candidates if not self.store.blob_referenced(b)]
         for blob in orphans:
             self.blobs.delete(blob)
+        for blob in self.blobs.freed():  # freed by a gateway that died before unlinking them
+            if not self.store.blob_referenced(blob):
+                self.blobs.delete_freed(blob)
+                orphans.append(blob)
         if swept or orphans:
             log.info("s3 recovery: removed %d temp files and %d orphan blobs", swept, len(orphans))
+
+    def _root_key(self, own: Path, shared: bool) -> RootKey:
+        """The SSE-S3 root key. With `--blob-dir` it lives beside the blobs every gateway shares
+        (an object sealed on one gateway opens on the others); a gateway that had one of its own
+        there before brings it along when the shared one does not exist yet."""
+        if not shared:
+            return RootKey.load(own)
+        path = self.blobs.root / "sse-root.key"
+        initial = own.read_bytes() if not path.exists() and own.exists() else None
+        return RootKey.load(path, initial=initial)
 
     async def stop(self) -> None:
         # Freed blobs still waiting for their delayed unlink go now: a clean stop leaves no orphans.
@@ -122,6 +147,7 @@ class S3Core:
         if self._accesses:
             await self.store.db.write(self._flush_accesses)
         self.store.close()
+        self.blobs.close()
 
     def health(self) -> str:
         self.store.db.query_one("SELECT 1")
@@ -229,15 +255,42 @@ class S3Core:
         archive = archive_after(self._tiering_configs(bucket), row.key, row.attrs.get("tags"))
         return tier_at(row.size, self._accessed(row), self._now(), archive)
 
+    def _record_access(self, row: ObjectRow) -> None:
+        """A read of an Intelligent-Tiering object (it goes back to Frequent Access). Kept in
+        memory and written in bulk by the lifecycle run; on a shared store written at once in the
+        background (one group write for the reads meanwhile), so every gateway's tiering and
+        lifecycle run see it."""
+        self._accesses[row.id] = self._now()
+        if self.store.shared and self._access_flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._access_flush = loop.create_task(self._flush_accesses_soon())
+
+    async def _flush_accesses_soon(self) -> None:
+        try:
+            await self.store.db.write(self._flush_accesses)
+        except Exception:  # noqa: BLE001 - a background write: logged (those reads' accesses are lost)
+            log.warning("writing Intelligent-Tiering accesses failed", exc_info=True)
+        finally:
+            self._access_flush = None
+
     def _flush_accesses(self) -> None:
         """Write the accesses kept in memory (inside a store write)."""
         accesses, self._accesses = self._accesses, {}
-        if accesses:
-            self.store.db.executemany(
-                f"UPDATE objects SET attrs = {self.store.sql.set_attr('accessed', 'real')} WHERE id = ? "
-                "AND storage_class = 'INTELLIGENT_TIERING'",
-                [(at, row_id) for row_id, at in accesses.items()],
-            )
+        if not accesses:
+            return
+        sql = (
+            f"UPDATE objects SET attrs = {self.store.sql.set_attr('accessed', 'real')} WHERE id = ? "
+            "AND storage_class = 'INTELLIGENT_TIERING'"
+        )
+        if not self.store.shared:
+            self.store.db.executemany(sql, [(at, row_id) for row_id, at in accesses.items()])
+            return
+        # Gateways' flushes may commit out of order: an access never moves back in time.
+        sql += " AND COALESCE(CAST(attrs::jsonb ->> 'accessed' AS DOUBLE PRECISION), 0) < ?"
+        self.store.db.executemany(sql, [(at, row_id, at) for row_id, at in accesses.items()])
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -306,11 +359,14 @@ class S3Core:
                 self.blobs.delete(b)
         else:
             self._unlink_later.update(blob_ids)
+            if self.store.shared:  # another gateway's start-up removes them if this one dies
+                loop.run_in_executor(None, self.blobs.mark_freed, list(blob_ids))
             loop.call_later(UNLINK_DELAY, loop.run_in_executor, None, self._delete_blobs, list(blob_ids))
 
     def _delete_blobs(self, blob_ids: list[str]) -> None:
+        delete = self.blobs.delete_freed if self.store.shared else self.blobs.delete
         for b in blob_ids:
-            self.blobs.delete(b)
+            delete(b)
             self._unlink_later.discard(b)
 
     def _link_blob(self, src_blob: str) -> str:

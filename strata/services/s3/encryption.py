@@ -354,24 +354,34 @@ _ROOT_AAD = b"strata-sse-s3"
 
 
 class RootKey:
-    """Strata's SSE-S3 root key: 32 random bytes in `<s3 data dir>/sse-root.key`, mode 0600,
-    created (durably, atomically) on first start."""
+    """Strata's SSE-S3 root key: 32 random bytes in `<s3 data dir>/sse-root.key` (with
+    `--blob-dir`: `<blob dir>/s3/sse-root.key`, which every gateway shares), mode 0600, created
+    (durably, atomically) on first start."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
         self._aead = AESGCM(secret)  # (made once: every SSE-S3 read unwraps with it)
 
     @classmethod
-    def load(cls, path: Path) -> RootKey:
+    def load(cls, path: Path, *, initial: bytes | None = None) -> RootKey:
+        """The key at `path`, made first (from `initial`, else random) when there is none. Made
+        under a name of its own and hard-linked into place, which fails when the file exists: of
+        gateways sharing the directory and starting together, exactly one key wins and every one
+        of them loads it."""
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                os.write(fd, os.urandom(KEY_BYTES))
+                os.write(fd, initial if initial is not None else os.urandom(KEY_BYTES))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
             dfd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(dfd)

@@ -29,6 +29,7 @@ from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, tier_spans
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
+from strata.storage.shared import is_shared
 
 CHUNK = 500  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
 UPLOADS_CHUNK = 500
@@ -58,7 +59,18 @@ def _merge(into: dict[str, int], counts: dict[str, int]) -> None:
 
 class LifecycleRun(S3Core):
     async def start(self) -> None:
-        scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY)
+        # With several gateways on PostgreSQL, one of them (the scheduler's owner) runs it for all;
+        # each writes the Intelligent-Tiering reads it served itself, every simulated minute and
+        # at every advance (the owner's run writes only its own).
+        shared = is_shared(self.store.db)
+        scheduler.register("s3.lifecycle", self._run_lifecycle, every=DAY, shared=shared)
+        if shared:
+            scheduler.register("s3.accesses", self._write_accesses, every=60.0)
+
+    async def _write_accesses(self, since: float, until: float) -> dict[str, int]:
+        count = len(self._accesses)
+        await self.store.db.write(self._flush_accesses)
+        return {"written": count}
 
     async def _run_lifecycle(self, since: float, until: float) -> dict[str, int]:
         """Apply every bucket's lifecycle rules up to simulated time `until`, and meter every

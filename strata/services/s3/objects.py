@@ -279,7 +279,7 @@ class ObjectOperations(EncryptedObjects):
                     )
                 out["ArchiveStatus"] = tier
             elif not head:
-                self._accesses[row.id] = self._now()  # an access: back to Frequent Access
+                self._record_access(row)  # an access: back to Frequent Access
         if not head and not readable(row.storage_class, row.attrs, self._now()):
             raise ServiceError(
                 "InvalidObjectState",

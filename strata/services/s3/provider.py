@@ -21,8 +21,11 @@ access_point_authz.py  requests through S3 access points (s3control keeps them)
 object_lock.py Object Lock: bucket configuration, per-version retention and legal hold, the
                rules that keep a locked version from being deleted
 request_metrics.py  Put/Get/List/DeleteBucketMetricsConfiguration (CloudWatch request metrics)
-bucket_encryption.py  Put/Get/DeleteBucketEncryption; sse.py which encryption a write gets and
+bucket_encryption.py  Put/Get/DeleteBucketEncryption; object_encryption.py UpdateObjectEncryption;
+               sse.py which encryption a write gets and
                the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
+absent_configs.py  website, logging, notifications, replication, inventory, analytics,
+               Requester Pays: read as absent, turning off accepted, setting refused
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 from strata.services.base import ServiceRuntime
 from strata.services.parameters import refusing
+from strata.services.s3.absent_configs import AbsentConfigOperations
 from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
@@ -43,6 +47,7 @@ from strata.services.s3.lifecycle import LifecycleOperations
 from strata.services.s3.lifecycle_run import LifecycleRun
 from strata.services.s3.listing import ListingOperations
 from strata.services.s3.multipart import MultipartOperations
+from strata.services.s3.object_encryption import ObjectEncryptionOperations
 from strata.services.s3.object_lock import ObjectLockOperations
 from strata.services.s3.objects import ObjectOperations
 from strata.services.s3.policy import BucketPolicyOperations
@@ -76,7 +81,9 @@ class S3Provider(
     ObjectLockOperations,
     AccessPointAuthz,
     EncryptionOperations,
+    ObjectEncryptionOperations,
     MetricsConfigOperations,
+    AbsentConfigOperations,
 ):
     """Constructed once per server as `S3Provider(runtime)`; state lives under runtime.data_dir."""
 

@@ -315,7 +315,7 @@ class ObjectKeys:
     def _call(self, ctx: RequestContext, operation: str, req: dict) -> dict:
         kms = self._kms()
         kctx = replace(ctx, service="kms", operation=operation)
-        fn = kms.generate_data_key if operation == "GenerateDataKey" else kms.decrypt
+        fn = {"GenerateDataKey": kms.generate_data_key, "Encrypt": kms.encrypt}.get(operation, kms.decrypt)
         try:
             return fn(kctx, req)
         except ServiceError as e:
@@ -351,24 +351,8 @@ class ObjectKeys:
         record: dict[str, Any] = {"alg": mode, "kms": arn, "ctx": context}
         self._authorize(ctx, "GenerateDataKey", doc, context)
         if bucket_key:
-            bucket_ctx = {"aws:s3:arn": f"arn:aws:s3:::{bucket}"}
-            made, plain, blob = self._bucket_keys.get((bucket, arn), (-1e18, b"", b""))
-            if clock.time() - made > BUCKET_KEY_LIFETIME:
-                out = self._call(
-                    ctx,
-                    "GenerateDataKey",
-                    {"KeyId": arn, "KeySpec": "AES_256", "EncryptionContext": bucket_ctx},
-                )
-                plain, blob = out["Plaintext"], out["CiphertextBlob"]
-                self._bucket_keys[(bucket, arn)] = (clock.time(), plain, blob)
-                self._opened[blob] = plain
             data_key = os.urandom(KEY_BYTES)
-            record.update(
-                bucket_key=True,
-                bucket_arn=bucket_ctx["aws:s3:arn"],
-                blob=_b64(blob),
-                wrapped=_b64(wrap(plain, data_key, b"strata-s3-bucket-key")),
-            )
+            record.update(self._under_bucket_key(ctx, bucket, arn, data_key))
             return Sealing(record, [data_key])
         out = self._call(
             ctx,
@@ -378,6 +362,60 @@ class ObjectKeys:
         record["blob"] = _b64(out["CiphertextBlob"])
         plain = out["Plaintext"]
         return Sealing(record, [plain[i * KEY_BYTES : (i + 1) * KEY_BYTES] for i in range(layers)])
+
+    def _under_bucket_key(
+        self, ctx: RequestContext, bucket: str, arn: str, data_key: bytes
+    ) -> dict[str, Any]:
+        """The record fields of `data_key` wrapped by the bucket's current bucket key under `arn`
+        (a new bucket key from KMS once the cached one is an hour old)."""
+        bucket_ctx = {"aws:s3:arn": f"arn:aws:s3:::{bucket}"}
+        made, plain, blob = self._bucket_keys.get((bucket, arn), (-1e18, b"", b""))
+        if clock.time() - made > BUCKET_KEY_LIFETIME:
+            out = self._call(
+                ctx,
+                "GenerateDataKey",
+                {"KeyId": arn, "KeySpec": "AES_256", "EncryptionContext": bucket_ctx},
+            )
+            plain, blob = out["Plaintext"], out["CiphertextBlob"]
+            self._bucket_keys[(bucket, arn)] = (clock.time(), plain, blob)
+            self._opened[blob] = plain
+        return {
+            "bucket_key": True,
+            "bucket_arn": bucket_ctx["aws:s3:arn"],
+            "blob": _b64(blob),
+            "wrapped": _b64(wrap(plain, data_key, b"strata-s3-bucket-key")),
+        }
+
+    def reseal(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        record: dict[str, Any],
+        kms_arn: str,
+        bucket_key: bool,
+    ) -> dict[str, Any]:
+        """The record of an SSE-S3 or SSE-KMS object's own data key under another KMS key
+        (UpdateObjectEncryption): the bytes are not touched, only the key that opens them.
+
+        The caller needs kms:Decrypt on the old key (checked by opening it) and kms:Encrypt and
+        kms:GenerateDataKey on the new one, as AWS lists."""
+        [data_key] = self.open(ctx, record, None)
+        doc = self._key_doc(ctx, kms_arn)
+        _usable(doc)
+        arn = key_arn(doc["region"], doc["account"], doc["id"])
+        context = record.get("ctx") or {"aws:s3:arn": f"arn:aws:s3:::{bucket}/{key}"}
+        for operation in ("Encrypt", "GenerateDataKey"):
+            self._authorize(ctx, operation, doc, context)
+        new: dict[str, Any] = {"alg": "aws:kms", "kms": arn, "ctx": context}
+        if bucket_key:
+            new.update(self._under_bucket_key(ctx, bucket, arn, data_key))
+        else:
+            out = self._call(
+                ctx, "Encrypt", {"KeyId": arn, "Plaintext": data_key, "EncryptionContext": context}
+            )
+            new["blob"] = _b64(out["CiphertextBlob"])
+        return new
 
     def check_write(self, ctx: RequestContext, record: dict[str, Any]) -> None:
         """The caller's kms:GenerateDataKey permission for an object sealed without asking it

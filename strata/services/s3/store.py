@@ -18,6 +18,7 @@ crash leaves at worst an orphan blob that start-up garbage collection removes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,6 +126,33 @@ class BucketRow:
     # (owner, policy) once policy.py found a bucket policy and no ACLs: the policy every caller of
     # the owner's account is under (the authorizer finds its remembered decisions without asking)
     authz_policy: tuple[str | None, Any] | None = field(default=None, compare=False, repr=False)
+    # Shared (PostgreSQL) stores only: the stored (versioning, tags, config) text the row was
+    # made from, and the request (its asyncio task) that last found it unchanged in the database.
+    stored: tuple | None = field(default=None, compare=False, repr=False)
+    checked: object = field(default=None, compare=False, repr=False)
+
+
+def _request_task() -> object:
+    """The asyncio task running on this thread, or None (a thread, no loop). The gateway runs
+    each request in a task of its own, so the task names the request."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+class SharedBucketRows:
+    """`resource_rows` (strata.auth.enforce's short cut) on a store other gateways write too:
+    each `get` is the store's checked lookup, so a remembered authorization decision is used only
+    while the bucket's stored row is what it was when the decision was made."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+
+    def get(self, name: object) -> BucketRow | None:
+        return self._store.bucket(name) if type(name) is str else None
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -160,9 +188,17 @@ class S3Store:
         self._insert_sql = f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)"
         if self.sql.postgres:
             self._insert_sql += " RETURNING id"
-        # Per-process cache of bucket rows. With one gateway it is exact (every bucket write goes
-        # through this process); several gateways would need it invalidated across them (issue 22).
+        # Per-process cache of bucket rows. With one gateway (SQLite) it is exact: every bucket
+        # write goes through this process and drops the row. On PostgreSQL other gateways write
+        # buckets too, so a cached row is used by a request only after one read of the stored row
+        # in that request found it unchanged (`bucket`): a policy revoked on another gateway binds
+        # the next request here, and the row's remembered authorization decisions live as long as
+        # the row is unchanged.
         self._buckets: dict[str, BucketRow] = {}
+        self.shared = self.sql.postgres
+        self.resource_rows: dict[str, BucketRow] | SharedBucketRows = (
+            SharedBucketRows(self) if self.shared else self._buckets
+        )
 
     def refuse_key(self, key: str) -> None:
         """PostgreSQL's TEXT cannot hold NUL: such a key is refused there (SQLite stores it)."""
@@ -181,22 +217,38 @@ class S3Store:
 
     def bucket(self, name: str, *, cached: bool = True) -> BucketRow | None:
         """A bucket's row. The event-loop thread (the only writer of buckets) reads through a
-        cache that every bucket write invalidates; other threads pass cached=False."""
+        cache that every bucket write invalidates; other threads pass cached=False.
+
+        On a shared store the first cached lookup of a request reads the stored row (one round
+        trip) and keeps the cached row, with what was remembered on it, when the stored text is
+        unchanged; later lookups of the same request (its asyncio task) use it without asking."""
+        hit = None
         if cached:
             hit = self._buckets.get(name)
             if hit is not None:
-                return hit
+                if not self.shared:
+                    return hit
+                task = _request_task()
+                if task is not None and hit.checked is task:
+                    return hit
         if self.sql.postgres and "\x00" in name:
             return None  # (a name from a request path: no bucket has one)
         r = self.db.query_one(
             "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,)
         )
         if r is None:
+            if hit is not None:
+                self._buckets.pop(name, None)  # deleted by another gateway
             return None
+        if hit is not None and hit.stored == r[3:] and hit.region == r[1] and hit.created == r[2]:
+            hit.checked = _request_task()
+            return hit
         row = BucketRow(
             r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5])
         )
         if cached and not self.db.conn.in_transaction:
+            if self.shared:
+                row.stored, row.checked = tuple(r[3:]), _request_task()
             self._buckets[name] = row
         return row
 

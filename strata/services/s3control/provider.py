@@ -21,7 +21,7 @@ from strata.services.s3.bpa import SETTINGS
 from strata.services.s3control.access_points import SCHEMA as ACCESS_POINTS_SCHEMA
 from strata.services.s3control.access_points import AccessPointOperations
 from strata.sim.meter import meter
-from strata.storage import MetadataStore
+from strata.storage.shared import Freshness, open_store
 
 SCHEMA = (
     """
@@ -48,15 +48,32 @@ class S3ControlProvider(AccessPointOperations):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         runtime.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = MetadataStore(
-            runtime.data_dir / "s3control.db", fsync=runtime.settings.fsync, schema=SCHEMA
+        settings = runtime.settings
+        self.store = open_store(
+            runtime.data_dir / "s3control.db",
+            "s3control",
+            url=settings.metadata,
+            fsync=settings.fsync,
+            schema=SCHEMA,
         )
-        # Read on S3's policy path: kept in memory, written through.
+        # Read on S3's policy path: kept in memory, written through; with several gateways
+        # (PostgreSQL) read again whenever another changed them (`_current`).
+        self._changes = Freshness(self.store, "s3control")
+        self._load()
+
+    def _load(self) -> None:
         self._blocks: dict[str, dict[str, bool]] = {
             row[0]: json.loads(row[1])
             for row in self.store.query("SELECT account, config FROM public_access_block")
         }
         self._load_access_points()
+
+    def _current(self) -> None:
+        """Read the settings again if another gateway changed them (nothing on SQLite)."""
+        stored = self._changes.changed()
+        if stored is not None:
+            self._load()
+            self._changes.seen = stored
 
     async def stop(self) -> None:
         self.store.close()
@@ -67,6 +84,7 @@ class S3ControlProvider(AccessPointOperations):
 
     def _public_access_block_of(self, account: str) -> dict[str, bool] | None:
         """The account's settings (None: no configuration); asked by the S3 provider."""
+        self._current()
         return self._blocks.get(account)
 
     def _account(self, ctx: RequestContext, req: dict) -> str:
@@ -87,6 +105,7 @@ class S3ControlProvider(AccessPointOperations):
                 " ON CONFLICT(account) DO UPDATE SET config = excluded.config",
                 (account, json.dumps(block)),
             )
+            self._changes.bump()
 
         await self.store.write(write)
         self._blocks[account] = block
@@ -94,6 +113,7 @@ class S3ControlProvider(AccessPointOperations):
 
     def get_public_access_block(self, ctx: RequestContext, req: dict) -> dict:
         account = self._account(ctx, req)
+        self._current()
         block = self._blocks.get(account)
         if block is None:
             raise _no_configuration(account)
@@ -104,6 +124,7 @@ class S3ControlProvider(AccessPointOperations):
 
         def write() -> None:
             self.store.execute("DELETE FROM public_access_block WHERE account = ?", (account,))
+            self._changes.bump()
 
         await self.store.write(write)
         self._blocks.pop(account, None)

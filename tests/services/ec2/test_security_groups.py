@@ -274,6 +274,7 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     inst = wait_status(rds, inst["DBInstanceIdentifier"])
     pg_connect(inst).close()
     assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
+    _engine_is_a_client(ec2, inst, gid)
 
     _engine_egress_follows_the_rules(ec2, inst, gid, server.proc.pid)
 
@@ -310,6 +311,33 @@ def _reached(inst: dict) -> str:
     listener.close()
     assert seen in (["reached"], ["dropped"]), (seen, str(e.value))
     return seen[0]
+
+
+def _subscribes(c: psycopg.Connection, port: int) -> str:
+    """Whether the engine behind `c` reaches 127.0.0.1:`port` when a user's CREATE SUBSCRIPTION
+    makes it dial a publisher there: "reached" (refused by the server there) or "dropped"."""
+    conninfo = f"host=127.0.0.1 port={port} user=nobody password=p dbname=app connect_timeout=2"
+    c.execute("SET statement_timeout = '4s'")
+    with pytest.raises(psycopg.Error) as e:
+        c.execute(f"CREATE SUBSCRIPTION s_{port} CONNECTION '{conninfo}' PUBLICATION p")
+    message = str(e.value)
+    return "dropped" if "timeout" in message or "canceling statement" in message else "reached"
+
+
+def _engine_is_a_client(ec2, inst: dict, gid: str) -> None:  # noqa: ANN001
+    """An engine a user makes dial is a client at 127.0.0.1 like any other: the destination's
+    groups judge it (here its own endpoint's), and no node's own port lets it past them."""
+    port = inst["Endpoint"]["Port"]
+    rule = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}
+    with pg_connect(inst) as c:
+        node_port = int(c.execute("SHOW port").fetchone()[0])
+        assert node_port != port
+        assert _subscribes(c, port) == "reached"  # 127.0.0.1 may connect
+        assert _subscribes(c, node_port) == "dropped"  # the engine's own port: not past the group
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[rule])
+        assert _subscribes(c, port) == "dropped"  # this connection stays open; the engine's new one
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[rule])
+        assert _subscribes(c, port) == "reached"
 
 
 def _engine_egress_follows_the_rules(ec2, inst: dict, gid: str, pid: int) -> None:  # noqa: ANN001

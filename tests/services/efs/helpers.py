@@ -62,3 +62,10 @@ def file_system_with_targets(server: Any, zones: int = 2, **kw: Any) -> tuple[An
     fs_id = efs.create_file_system(CreationToken=os.urandom(8).hex(), **kw)["FileSystemId"]
     targets = [efs.create_mount_target(FileSystemId=fs_id, SubnetId=s["SubnetId"]) for s in subnets[:zones]]
     return efs, fs_id, targets
+
+
+def fs_files(server: Any, fs_id: str) -> Path:
+    """Where a file system's files are on the server's disk: its own volume's `files/`, or the
+    plain directory of a host without loop devices."""
+    volume = server.data_dir / "efs" / "volumes" / fs_id / "files"
+    return volume if volume.is_dir() else server.data_dir / "efs" / "fs" / fs_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -13,6 +14,7 @@ from pathlib import Path
 from tests.services.efs.helpers import (
     cat,
     file_system_with_targets,
+    fs_files,
     ls,
     needs_nfs,
     nfs,
@@ -21,6 +23,7 @@ from tests.services.efs.helpers import (
     url,
 )
 from tests.services.efs.libnfs import LibNfs
+from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handle
 from tests.storage.at_rest import in_sparse_file
 
 pytestmark = needs_nfs
@@ -57,6 +60,37 @@ def test_two_mount_targets_see_each_others_closed_writes(strata_server, tmp_path
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
     assert size["Value"] == 6144 + 2 * 4096 + -(-500_000 // 4096) * 4096
     assert size["ValueInStandard"] == size["Value"]
+    # A new client mounts after others wrote and removed files (the benchmark's small-files step
+    # once met NFS4ERR_STALE there).
+    writer = LibNfs(a["IpAddress"])
+    writer.unlink("/big.bin")
+    writer.close()
+    _mount_and_write(a["IpAddress"])
+    # That error is what a new mount gets from a server whose root directory was replaced behind
+    # it (ganesha holds the old one): the servers are restarted on the new one.
+    root = fs_files(strata_server, fs_id)
+    shutil.rmtree(root)
+    root.mkdir(mode=0o755)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _mount_and_write(b["IpAddress"])
+            break
+        except OSError as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new mount after the root was replaced: {e}") from e
+            time.sleep(0.2)
+    _mount_and_write(a["IpAddress"])
+
+
+def _mount_and_write(ip: str) -> None:
+    client = LibNfs(ip)
+    try:
+        client.write("/after.txt", b"after")
+        client.stat("/after.txt")
+        client.unlink("/after.txt")
+    finally:
+        client.close()
 
 
 def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -89,8 +123,45 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
     ]
     assert put(tmp_path, "x", url(ip, "denied.txt", ap_root), check=False).returncode != 0
     assert "denied.txt" not in ls(url(ip, ""))
+    # Deleting an access point a client used leaves the server running (ganesha 4.3 died when a
+    # reread removed the export; the monitor restarted it and every client lost its state).
+    pid_file = (
+        strata_server.data_dir / "efs" / "nfs" / mt["MountTargetId"] / "access-points" / "ganesha.nfsd.pid"
+    )
+    pid = int(pid_file.read_text())
     efs.delete_access_point(AccessPointId=ap)
     assert nfs("nfs-cat", url(ip, "note.txt", ap), check=False).returncode != 0
+    assert "denied.txt" not in ls(url(ip, "", ap_root))  # the other access point still serves
+    assert int(pid_file.read_text()) == pid
+    os.kill(pid, 0)
+
+
+def test_a_forged_filehandle_reaches_nothing_outside_the_file_system(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """ganesha opens whatever a filehandle names on the file system its export is on: with the
+    files in a plain directory of the data dir, a handle made by hand read any file of the host's
+    disk (as root: the root export does not squash root). Each file system's own volume confines
+    handles to it: one naming another file system's file is refused as stale."""
+    efs, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    put(tmp_path, "mine\n", url(mt["IpAddress"], "mine.txt"))
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret\n")
+    os.chmod(secret, 0o644)
+    client = RawNfs4(mt["IpAddress"], 2049)
+    try:
+        template = client.handle("mine.txt")
+        assert client.read(template) == b"mine\n"
+        assert (
+            len(template) > 14
+            and kernel_handle(fs_files(strata_server, fs_id) / "mine.txt")[1] == template[-8:]
+        )
+        try:
+            leaked = client.read(forged(template, *kernel_handle(secret)))
+        except Nfs4Error as e:
+            assert e.status == 70  # NFS4ERR_STALE
+        else:
+            raise AssertionError(f"a forged handle read a host file: {leaked!r}")
+    finally:
+        client.close()
 
 
 def test_files_and_exports_survive_kill_9(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
@@ -251,7 +322,6 @@ def _kernel_nfs4() -> bool:
 def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
     """The README's `mount -t nfs4` line, where the machine has a kernel NFS client."""
     import os
-    import shutil
     import subprocess
 
     import pytest
@@ -273,12 +343,10 @@ def test_kernel_client_mount(strata_server, tmp_path: Path) -> None:  # noqa: AN
     finally:
         subprocess.run(["umount", str(mnt)], timeout=60)
     assert nfs("nfs-ls", url(mt["IpAddress"], "")).stdout.count("kernel.bin") == 1
-    assert (strata_server.data_dir / "efs" / "fs" / fs_id / "kernel.bin").read_bytes() == data
+    assert (fs_files(strata_server, fs_id) / "kernel.bin").read_bytes() == data
 
 
 def test_encrypted_file_system(strata_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    import shutil
-
     import pytest
 
     if shutil.which("mkfs.ext4") is None:

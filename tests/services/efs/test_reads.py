@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strata.services.efs import reads
-from tests.services.efs.helpers import file_system_with_targets
+from tests.services.efs.helpers import file_system_with_targets, fs_files
 
 
 def test_rearm_leaves_a_read_made_since_the_measure_looked(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_rearm_leaves_a_read_made_since_the_measure_looked(tmp_path: Path) -> No
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to bind-mount a directory noatime")
 def test_lifecycle_is_refused_where_reads_leave_no_trace(strata_server) -> None:  # noqa: ANN001
     efs, fs_id, _ = file_system_with_targets(strata_server, zones=0)
-    path = str(strata_server.data_dir / "efs" / "fs" / fs_id)
+    path = str(fs_files(strata_server, fs_id))
     policy = [{"TransitionToIA": "AFTER_7_DAYS"}, {"TransitionToPrimaryStorageClass": "AFTER_1_ACCESS"}]
     subprocess.run(["mount", "--bind", path, path], check=True, timeout=30)
     try:

@@ -149,6 +149,34 @@ def test_reboot_keeps_redis_data_and_endpoint(ec, cleanup, unique):
     eventually(lambda: fresh.ping(), what="node back after reboot")
     assert fresh.info("server")["process_id"] != pid_before
     assert fresh.get("survives") == "reboot"
+    # The node types it may move to (cache.t3.micro by default): larger up, smaller down.
+    allowed = ec.list_allowed_node_type_modifications(CacheClusterId=cid)
+    assert (
+        "cache.r7g.large" in allowed["ScaleUpModifications"]
+        and "cache.t3.micro" not in allowed["ScaleUpModifications"]
+    )
+    assert not allowed["ScaleDownModifications"]
+
+
+def test_engine_versions_on_offer_are_the_ones_that_run(ec, cleanup, unique):
+    """Every version DescribeCacheEngineVersions lists is accepted by CreateCacheCluster, with the
+    parameter group family a cache of it gets."""
+    versions = ec.describe_cache_engine_versions()["CacheEngineVersions"]
+    assert {v["Engine"] for v in versions} == {"redis", "valkey", "memcached"}
+    (redis_version,) = ec.describe_cache_engine_versions(Engine="redis", DefaultOnly=True)[
+        "CacheEngineVersions"
+    ]
+    family = redis_version["CacheParameterGroupFamily"]
+    assert ec.describe_cache_engine_versions(CacheParameterGroupFamily=family)["CacheEngineVersions"]
+    assert not ec.describe_cache_engine_versions(Engine="redis", EngineVersion="2.8")["CacheEngineVersions"]
+    assert ec.describe_service_updates()["ServiceUpdates"] == []
+    cid = f"ver-{unique}"
+    out = ec.create_cache_cluster(
+        CacheClusterId=cid, Engine="redis", EngineVersion=redis_version["EngineVersion"], NumCacheNodes=1
+    )["CacheCluster"]
+    cleanup.append(("cluster", cid))
+    assert out["EngineVersion"] == redis_version["EngineVersion"]
+    assert out["CacheParameterGroup"]["CacheParameterGroupName"] == f"default.{family}"
 
 
 @pytest.mark.parametrize("engine", ["redis", "valkey"])

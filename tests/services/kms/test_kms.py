@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def test_hmac_keys(kms) -> None:
     [
         ({"KeySpec": "SM2", "KeyUsage": "SIGN_VERIFY"}, "UnsupportedOperationException"),
         ({"KeySpec": "ECC_NIST_P256"}, "ValidationException"),  # ECC keys do not encrypt
-        ({"Origin": "EXTERNAL"}, "UnsupportedOperationException"),
+        ({"Origin": "EXTERNAL_KEY_STORE"}, "UnsupportedOperationException"),
         ({"MultiRegion": True}, "UnsupportedOperationException"),
         ({"CustomKeyStoreId": "cks-1234567890abcdef0"}, "CustomKeyStoreNotFoundException"),
         ({"Policy": "{not json"}, "MalformedPolicyDocumentException"),
@@ -387,6 +389,96 @@ def test_rotation_and_deletion_follow_the_simulated_clock(strata_factory) -> Non
         kms.decrypt(CiphertextBlob=new_blob)
     assert code(e) == "InvalidCiphertextException"
     assert key not in [k["KeyId"] for k in kms.list_keys()["Keys"]]
+
+
+def _wrap(public_der: bytes, secret: bytes, algorithm: str) -> bytes:
+    """The key material as a user wraps it for ImportKeyMaterial (what `openssl pkeyutl` does)."""
+    public = serialization.load_der_public_key(public_der)
+    digest = hashes.SHA1() if algorithm.endswith("SHA_1") else hashes.SHA256()
+    oaep = padding.OAEP(mgf=padding.MGF1(algorithm=digest), algorithm=digest, label=None)
+    if algorithm.startswith("RSAES_OAEP"):
+        return public.encrypt(secret, oaep)
+    aes = os.urandom(32)
+    return public.encrypt(aes, oaep) + aes_key_wrap_with_padding(aes, secret)
+
+
+def test_imported_key_material_and_its_expiry_on_the_simulated_clock(strata_factory) -> None:
+    """Bring your own key: a 256-bit key imported into an EXTERNAL key encrypts what a local AES-GCM
+    would not tell apart from KMS's own; at ValidTo the material goes (PendingImport) and only the
+    same material comes back, opening the old ciphertexts."""
+    server = strata_factory()
+    kms = server.client("kms")
+    meta = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
+    key = meta["KeyId"]
+    assert (meta["Origin"], meta["KeyState"], meta["Enabled"]) == ("EXTERNAL", "PendingImport", False)
+    with pytest.raises(ClientError) as e:
+        kms.encrypt(KeyId=key, Plaintext=b"x")
+    assert code(e) == "KMSInvalidStateException"
+    secret = os.urandom(32)
+    params = kms.get_parameters_for_import(
+        KeyId=key, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    now = kms.describe_key(KeyId=key)["KeyMetadata"]["CreationDate"]
+    valid_to = now + datetime.timedelta(days=30)
+    out = kms.import_key_material(
+        KeyId=key,
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=_wrap(params["PublicKey"], secret, "RSAES_OAEP_SHA_256"),
+        ValidTo=valid_to,
+    )
+    meta = kms.describe_key(KeyId=key)["KeyMetadata"]
+    assert (meta["KeyState"], meta["ExpirationModel"], meta["ValidTo"]) == (
+        "Enabled",
+        "KEY_MATERIAL_EXPIRES",
+        valid_to,
+    )
+    assert meta["CurrentKeyMaterialId"] == out["KeyMaterialId"]
+    blob = kms.encrypt(KeyId=key, Plaintext=b"mine", EncryptionContext={"c": "1"})["CiphertextBlob"]
+    with pytest.raises(ClientError) as e:  # a token is used once; and rotation is not for imported keys
+        kms.import_key_material(
+            KeyId=key,
+            ImportToken=params["ImportToken"],
+            EncryptedKeyMaterial=b"x" * 256,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )
+    assert code(e) == "InvalidImportTokenException"
+    with pytest.raises(ClientError) as e:
+        kms.enable_key_rotation(KeyId=key)
+    assert code(e) == "UnsupportedOperationException"
+
+    server.advance_clock("31d")
+    meta = kms.describe_key(KeyId=key)["KeyMetadata"]
+    assert meta["KeyState"] == "PendingImport" and "CurrentKeyMaterialId" not in meta
+    with pytest.raises(ClientError) as e:
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext={"c": "1"})
+    assert code(e) == "KMSInvalidStateException"
+    params = kms.get_parameters_for_import(
+        KeyId=key, WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256", WrappingKeySpec="RSA_3072"
+    )
+    with pytest.raises(ClientError) as e:  # other material: refused
+        kms.import_key_material(
+            KeyId=key,
+            ImportToken=params["ImportToken"],
+            EncryptedKeyMaterial=_wrap(params["PublicKey"], os.urandom(32), "RSA_AES_KEY_WRAP_SHA_256"),
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )
+    assert code(e) == "IncorrectKeyMaterialException"
+    kms.import_key_material(
+        KeyId=key,
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=_wrap(params["PublicKey"], secret, "RSA_AES_KEY_WRAP_SHA_256"),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"c": "1"})["Plaintext"] == b"mine"
+    kms.delete_imported_key_material(KeyId=key)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "PendingImport"
+    with pytest.raises(ClientError) as e:  # only EXTERNAL keys take imported material
+        kms.get_parameters_for_import(
+            KeyId=kms.create_key()["KeyMetadata"]["KeyId"],
+            WrappingAlgorithm="RSAES_OAEP_SHA_256",
+            WrappingKeySpec="RSA_2048",
+        )
+    assert code(e) == "UnsupportedOperationException"
 
 
 def test_keys_survive_kill_and_material_is_sealed(strata_factory) -> None:

@@ -88,3 +88,23 @@ def applied_after(server: Any, duration: str) -> int:
         time.sleep(0.5)
         counts = maintenance(server.advance_clock("1s"))
     return counts.get("applied", 0)
+
+
+STARTED_BY_AWS = "is being started due to it exceeding the maximum allowed time being stopped."
+
+
+def autostarted(report: dict) -> dict:
+    """What the `rds.autostart` rule started, in an advance_clock report (counts of 0 left out)."""
+    return {k: v for k, v in report["ran"].get("rds.autostart", {}).items() if v}
+
+
+def refused(call: Any, code: str, **kw: Any) -> str:
+    """Call `call(**kw)`, which must fail with error `code`; the error's message."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**kw)
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == code, e.response["Error"]
+        return e.response["Error"]["Message"]
+    raise AssertionError(f"{code} expected")

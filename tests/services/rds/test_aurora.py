@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import PASSWORD, USER, eventually, wait_status
+from tests.services.rds.helpers import PASSWORD, USER, eventually, refused, wait_status
 
 
 def cluster_connect(cluster: dict, reader: bool = False) -> psycopg.Connection:
@@ -88,6 +88,127 @@ def pg_cluster(rds, cid: str, members: list[str], instance_class: str, **extra) 
     return cluster
 
 
+def _custom_endpoints(rds, cluster: dict, writer: str, reader: str) -> None:  # noqa: ANN001
+    """Custom endpoints: READER over a static reader, ANY excluding it, swapped, deleted; errors."""
+    cid = cluster["DBClusterIdentifier"]
+    u = cid.removeprefix("aurora-")  # endpoint names are unique in a region, as cluster names are
+    ep = rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"Ro-Pick-{u}",
+        EndpointType="READER",
+        StaticMembers=[reader],
+        Tags=[{"Key": "team", "Value": "bi"}],
+    )
+    assert (ep["DBClusterEndpointIdentifier"], ep["Status"], ep["EndpointType"]) == (
+        f"ro-pick-{u}",
+        "creating",
+        "CUSTOM",
+    )
+    assert ep["Endpoint"] not in (cluster["Endpoint"], cluster["ReaderEndpoint"])
+    assert rds.list_tags_for_resource(ResourceName=ep["DBClusterEndpointArn"])["TagList"] == [
+        {"Key": "team", "Value": "bi"}
+    ]
+    rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"any-but-{u}",
+        EndpointType="ANY",
+        ExcludedMembers=[reader],
+    )
+    rds.create_db_cluster_endpoint(
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"pin-w1-{u}",
+        EndpointType="ANY",
+        StaticMembers=[writer],
+    )
+    listed = rds.describe_db_cluster_endpoints(DBClusterIdentifier=cid)["DBClusterEndpoints"]
+    assert sorted((e["EndpointType"], e.get("CustomEndpointType"), e["Status"]) for e in listed) == [
+        ("CUSTOM", "ANY", "available"),
+        ("CUSTOM", "ANY", "available"),
+        ("CUSTOM", "READER", "available"),
+        ("READER", None, "available"),
+        ("WRITER", None, "available"),
+    ]
+    readers = rds.describe_db_cluster_endpoints(
+        Filters=[
+            {"Name": "db-cluster-id", "Values": [cid]},
+            {"Name": "db-cluster-endpoint-custom-type", "Values": ["reader"]},
+        ]
+    )["DBClusterEndpoints"]
+    assert [(e["DBClusterEndpointIdentifier"], e["StaticMembers"]) for e in readers] == [
+        (f"ro-pick-{u}", [reader])
+    ]
+
+    def in_recovery(name: str) -> bool:
+        with cluster_connect({**cluster, "Endpoint": _address(rds, name)}) as conn:
+            return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+
+    assert in_recovery(f"ro-pick-{u}") is True
+    assert in_recovery(f"any-but-{u}") is False
+    rds.modify_db_cluster_endpoint(
+        DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="ANY", StaticMembers=[writer]
+    )
+    modified = rds.modify_db_cluster_endpoint(
+        DBClusterEndpointIdentifier=f"any-but-{u}", ExcludedMembers=[writer]
+    )
+    assert (modified["Status"], modified["ExcludedMembers"]) == ("modifying", [writer])
+    assert in_recovery(f"ro-pick-{u}") is False
+    assert in_recovery(f"any-but-{u}") is True
+
+    refused(
+        lambda: rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"ro-pick-{u}", EndpointType="READER"
+        ),
+        "DBClusterEndpointAlreadyExistsFault",
+    )
+    refused(
+        lambda: rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid,
+            DBClusterEndpointIdentifier=f"ghost-{u}",
+            EndpointType="ANY",
+            StaticMembers=["nobody"],
+        ),
+        "DBInstanceNotFound",
+    )
+    refused(
+        rds.create_db_cluster_endpoint,
+        "InvalidParameterCombination",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"both-{u}",
+        EndpointType="ANY",
+        StaticMembers=[writer],
+        ExcludedMembers=[reader],
+    )
+    for n in (4, 5):  # five per cluster
+        rds.create_db_cluster_endpoint(
+            DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"e{n}-{u}", EndpointType="ANY"
+        )
+    refused(
+        rds.create_db_cluster_endpoint,
+        "DBClusterEndpointQuotaExceededFault",
+        DBClusterIdentifier=cid,
+        DBClusterEndpointIdentifier=f"e6-{u}",
+        EndpointType="ANY",
+    )
+    for n in (4, 5):
+        rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"e{n}-{u}")
+    address = _address(rds, f"ro-pick-{u}")
+    deleted = rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}")
+    assert deleted["Status"] == "deleting"
+    refused(
+        lambda: rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"ro-pick-{u}"),
+        "DBClusterEndpointNotFoundFault",
+    )
+    with pytest.raises(psycopg.OperationalError):
+        cluster_connect({**cluster, "Endpoint": address}).close()
+    rds.delete_db_cluster_endpoint(DBClusterEndpointIdentifier=f"any-but-{u}")
+
+
+def _address(rds, name: str) -> str:  # noqa: ANN001
+    return rds.describe_db_cluster_endpoints(DBClusterEndpointIdentifier=name)["DBClusterEndpoints"][0][
+        "Endpoint"
+    ]
+
+
 def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str) -> None:
     rds = strata_server.client("rds")
     cid = f"aurora-{unique}"
@@ -119,6 +240,7 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             r.execute("INSERT INTO events VALUES (999)")
 
+    _custom_endpoints(rds, cluster, f"w1-{unique}", f"r1-{unique}")
     rds.create_db_cluster_snapshot(DBClusterIdentifier=cid, DBClusterSnapshotIdentifier=f"cs-{unique}")
     eventually(
         lambda: (
@@ -149,6 +271,10 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
         assert w.execute("SELECT count(*) FROM events").fetchone() == (51,)
         w.execute("INSERT INTO events VALUES (52)")
     wait_status(rds, f"w1-{unique}")  # the old writer is back, as a reader
+    with cluster_connect(
+        {**after, "Endpoint": _address(rds, f"pin-w1-{unique}")}
+    ) as pinned:  # the custom endpoint followed the failover
+        assert pinned.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # kill -9 of the writer's engine while a client commits: a reader takes over, nothing is lost
     writer = Committer(lambda: cluster_connect(after), table="events")
     writer.start()
@@ -179,6 +305,14 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
     with cluster_connect(describe(rds, pitr)) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (50,)
 
+    with pytest.raises(ClientError) as refused:  # a cluster's data is in its volume, not the instance
+        rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", FinalDBSnapshotIdentifier=f"fin-{unique}")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    assert refused.value.response["Error"]["Message"] == (
+        "FinalDBSnapshotIdentifier can not be specified when deleting a cluster instance"
+    )
+    _stop_and_start(rds, cid, f"w1-{unique}", f"r1-{unique}")
+
     rds.delete_db_instance(DBInstanceIdentifier=f"w1-{unique}", SkipFinalSnapshot=True)
     rds.get_waiter("db_instance_deleted").wait(
         DBInstanceIdentifier=f"w1-{unique}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
@@ -190,7 +324,62 @@ def test_cluster_endpoints_failover_snapshot_and_pitr(strata_server, unique: str
             DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
     rds.delete_db_cluster(DBClusterIdentifier=cid, SkipFinalSnapshot=True)
+    # the cluster's custom endpoints went with it
+    assert not [
+        e
+        for e in rds.describe_db_cluster_endpoints()["DBClusterEndpoints"]
+        if e["DBClusterIdentifier"] == cid
+    ]
     rds.delete_db_cluster(DBClusterIdentifier=pitr, SkipFinalSnapshot=True)
+
+
+def _stop_and_start(rds, cid: str, writer: str, reader: str) -> None:  # noqa: ANN001
+    """StopDBCluster stops every member's engine (both endpoints refuse connections);
+    StartDBCluster brings the data, both endpoints and the reader's replication back. A member
+    stops and starts only with its cluster, as on AWS."""
+    cluster = describe(rds, cid)
+    assert "not eligible for stopping and starting" in refused(
+        rds.stop_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=reader
+    )
+    refused(rds.start_db_instance, "InvalidParameterCombination", DBInstanceIdentifier=writer)
+    assert "is in available state" in refused(
+        rds.start_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(rds.reboot_db_cluster, "InvalidParameterCombination", DBClusterIdentifier=cid)
+    with cluster_connect(cluster) as w:
+        count = w.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    assert rds.stop_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "stopping"
+    eventually(lambda: describe(rds, cid)["Status"] == "stopped", 120, 0.2)
+    for ident in (writer, reader):
+        wait_status(rds, ident, "stopped", timeout=5)
+    for as_reader in (False, True):
+        with pytest.raises(psycopg.OperationalError):
+            cluster_connect(cluster, reader=as_reader)
+    assert "is in stopped state" in refused(
+        rds.stop_db_cluster, "InvalidDBClusterStateFault", DBClusterIdentifier=cid
+    )
+    refused(  # no instance joins a stopped cluster
+        rds.create_db_instance,
+        "InvalidDBClusterStateFault",
+        DBInstanceIdentifier=f"late-{cid}",
+        DBClusterIdentifier=cid,
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+
+    assert rds.start_db_cluster(DBClusterIdentifier=cid)["DBCluster"]["Status"] == "starting"
+    eventually(lambda: describe(rds, cid)["Status"] == "available", 120, 0.2)
+    for ident in (writer, reader):
+        wait_status(rds, ident, timeout=5)
+    assert _writer(describe(rds, cid)) == writer
+    with cluster_connect(cluster) as w:
+        assert w.execute("SELECT count(*) FROM events").fetchone() == (count,)
+        w.execute("INSERT INTO events VALUES (-1)")  # the reader streams from the writer again
+    with cluster_connect(cluster, reader=True) as r:
+        assert eventually(lambda: r.execute("SELECT count(*) FROM events").fetchone() == (count + 1,), 60)
+    events = rds.describe_events(SourceIdentifier=cid, SourceType="db-cluster")["Events"]
+    assert [e["Message"] for e in events][-2:] == ["DB cluster stopped", "DB cluster started"]
 
 
 def _copy_to_another_region_and_restore(strata_server, snap_id: str, unique: str) -> None:  # noqa: ANN001

@@ -63,8 +63,12 @@ def test_cluster_groups_are_its_members_groups_and_enforced(strata_server, uniqu
     assert _groups(inst) == [gid]
     inst_port = inst["Endpoint"]["Port"]
 
+    custom = rds.create_db_cluster_endpoint(  # guarded as the cluster's own endpoints are
+        DBClusterIdentifier=cid, DBClusterEndpointIdentifier=f"any-{unique}", EndpointType="ANY"
+    )["Endpoint"]
     # no rule in the group: every endpoint drops this machine's connections
     assert _psycopg_dropped(cluster["Endpoint"], port)
+    assert _psycopg_dropped(custom, port)
     assert _psycopg_dropped(cluster["ReaderEndpoint"], port)
     assert _psycopg_dropped(inst["Endpoint"]["Address"], inst_port)
     assert dial(port, "127.0.0.2") == "dropped"
@@ -74,6 +78,7 @@ def test_cluster_groups_are_its_members_groups_and_enforced(strata_server, uniqu
     )
     assert (dial(port, "127.0.0.2"), dial(inst_port, "127.0.0.2")) == ("open", "open")
     assert dial(port, "127.0.0.2", cluster["ReaderEndpoint"]) == "open"
+    assert dial(port, "127.0.0.2", custom) == "open"
     assert _psycopg_dropped(cluster["Endpoint"], port)
 
     with pytest.raises(ClientError) as e:
@@ -90,6 +95,8 @@ def test_cluster_groups_are_its_members_groups_and_enforced(strata_server, uniqu
     with cluster_connect(cluster) as c:
         assert c.execute("SELECT 1").fetchone() == (1,)
     with cluster_connect(cluster, reader=True) as c:  # no reader yet: the reader endpoint is the writer
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    with cluster_connect({**cluster, "Endpoint": custom}) as c:
         assert c.execute("SELECT 1").fetchone() == (1,)
     ec2.delete_security_group(GroupId=gid)  # no longer in use
 

@@ -9,8 +9,8 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.services.rds.helpers import create_pg, eventually, wait_status
-from tests.services.rds.test_aurora import pg_cluster
+from tests.services.rds.helpers import STARTED_BY_AWS, autostarted, create_pg, eventually, wait_status
+from tests.services.rds.test_aurora import cluster_connect, describe, pg_cluster
 
 
 def ran(report: dict) -> int:
@@ -157,4 +157,30 @@ def test_cluster_backups_follow_the_cluster_window_and_retention(strata_factory)
     eventually(lambda: server.advance_clock("1s")["ran"]["rds.backups"] == {"pruned": 1}, 120, 0.5)
     names = [s["DBClusterSnapshotIdentifier"] for s in automated()]
     assert len(names) == 2 and first["DBClusterSnapshotIdentifier"] not in names
+
+    # Stopped, the cluster takes no backup; AWS starts it after seven days (rds.autostart).
+    rds.stop_db_cluster(DBClusterIdentifier="cwin")
+    eventually(lambda: describe(rds, "cwin")["Status"] == "stopped", 120, 0.2)
+    assert "AutomaticRestartTime" in describe(rds, "cwin")
+
+    def instance_hours() -> float:
+        events = server.admin("/_strata/meter?service=rds")["events"]
+        return sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
+
+    hours = instance_hours()
+    report = server.advance_clock("3d")
+    assert autostarted(report) == {} and ran(report) == 0
+    assert instance_hours() == hours  # the stopped writer is not billed by the hour
+    assert autostarted(server.advance_clock("5d")) == {"clusters": 1}
+    eventually(lambda: describe(rds, "cwin")["Status"] == "available", 120, 0.2)
+    wait_status(rds, "cwin-w")
+    with cluster_connect(describe(rds, "cwin")) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    messages = [
+        e["Message"]
+        for e in rds.describe_events(SourceIdentifier="cwin", SourceType="db-cluster", Duration=20000)[
+            "Events"
+        ]
+    ]
+    assert f"DB cluster {STARTED_BY_AWS}" in messages
     rds.delete_db_instance(DBInstanceIdentifier="cwin-w", SkipFinalSnapshot=True)

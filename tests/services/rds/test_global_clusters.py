@@ -272,6 +272,12 @@ def test_an_empty_global_cluster_takes_its_primary_and_is_modified(strata_server
         )
         == "InvalidGlobalClusterStateFault"
     )
+    # a cluster of a global database with two clusters is not stopped (AWS: only its only cluster)
+    for rds, cid in ((east, f"ep-{unique}"), (west, f"es-{unique}")):
+        with pytest.raises(ClientError) as e:
+            rds.stop_db_cluster(DBClusterIdentifier=cid)
+        assert e.value.response["Error"]["Code"] == "InvalidDBClusterStateFault"
+        assert "the only cluster in the global database" in e.value.response["Error"]["Message"]
     # a secondary without instances is deleted in its region and leaves the global cluster
     west.delete_db_cluster(DBClusterIdentifier=f"es-{unique}", SkipFinalSnapshot=True)
     east.delete_db_cluster(DBClusterIdentifier=f"ep-{unique}", SkipFinalSnapshot=True)

@@ -232,13 +232,18 @@ def test_a_multi_az_db_cluster_has_a_writer_and_two_readable_standbys(strata_ser
     rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=final)
 
 
+def describe(rds: Any, cid: str) -> dict:
+    return rds.describe_db_clusters(DBClusterIdentifier=cid)["DBClusters"][0]
+
+
 def snapshot(rds: Any, ident: str) -> dict:
     return rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]
 
 
 def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(strata_factory) -> None:
     """MariaDB's semi-synchronous replication is a runtime setting: after Strata restarts, the
-    writer's commits wait for a standby again (they ran asynchronously before). A snapshot of the
+    writer's commits wait for a standby again (they ran asynchronously before); so after
+    RebootDBCluster and StopDBCluster/StartDBCluster. A snapshot of the
     cluster restores as a new Multi-AZ DB cluster, semi-synchronous too."""
     server = strata_factory()
     rds = server.client("rds")
@@ -285,6 +290,24 @@ def test_a_mysql_multi_az_db_cluster_waits_for_a_standby_again_after_a_restart(s
     for i in (1, 2, 3):
         wait_status(rds, f"mazmy-instance-{i}", timeout=300)
     assert eventually(acknowledging, 60)
+    # so after RebootDBCluster, and after StopDBCluster and StartDBCluster (every engine stopped)
+    for change, status in (
+        (rds.reboot_db_cluster, "rebooting"),
+        (rds.stop_db_cluster, "stopping"),
+        (rds.start_db_cluster, "starting"),
+    ):
+        assert change(DBClusterIdentifier="mazmy")["DBCluster"]["Status"] == status
+        done = "stopped" if status == "stopping" else "available"
+        eventually(lambda done=done: describe(rds, "mazmy")["Status"] == done, 120, 0.2)
+        for i in (1, 2, 3):
+            assert wait_status(rds, f"mazmy-instance-{i}", done, timeout=5)["DBInstanceStatus"] == done
+    assert (
+        code(rds.stop_db_instance, DBInstanceIdentifier="mazmy-instance-2") == "InvalidParameterCombination"
+    )
+    assert eventually(acknowledging, 60)
+    sql("INSERT INTO shop.orders VALUES (10)")
+    assert eventually(lambda: sql("SELECT count(*) FROM shop.orders", reader=True) == [(4,)], 60)
+    sql("DELETE FROM shop.orders WHERE id = 10")
 
     # a DB cluster snapshot of a MariaDB-run cluster restores as a Multi-AZ DB cluster too
     rds.create_db_cluster_snapshot(DBClusterIdentifier="mazmy", DBClusterSnapshotIdentifier="mazmy-snap")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
 
@@ -56,6 +57,18 @@ def test_read_replica_lag_read_only_and_promote(strata_server, unique: str) -> N
         )
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             replica.execute("INSERT INTO users VALUES (2, 'bob')")
+
+    # AWS takes no final snapshot of a replica: asking for one is refused, the replica stays
+    with pytest.raises(ClientError) as refused:
+        rds.delete_db_instance(DBInstanceIdentifier=rep_id, FinalDBSnapshotIdentifier=f"final-{unique}")
+    assert refused.value.response["Error"] == {
+        "Type": "Sender",
+        "Code": "InvalidParameterCombination",
+        "Message": "FinalDBSnapshotIdentifier can not be specified when deleting a replica instance",
+    }
+    assert wait_status(rds, rep_id)["DBInstanceStatus"] == "available"
+    with pytest.raises(rds.exceptions.DBSnapshotNotFoundFault):
+        rds.describe_db_snapshots(DBSnapshotIdentifier=f"final-{unique}")
 
     rds.promote_read_replica(DBInstanceIdentifier=rep_id)
     promoted = wait_status(rds, rep_id)

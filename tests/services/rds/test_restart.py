@@ -1,14 +1,22 @@
-"""Instances survive Strata restarts and kill -9 (no orphans); backups follow the simulated clock."""
+"""Instances survive Strata restarts and kill -9 (no orphans); backups follow the simulated clock,
+and so does AWS's start of an instance stopped for seven days."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from strata.engines.process import pid_alive
-from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
+from tests.services.rds.helpers import (
+    STARTED_BY_AWS,
+    autostarted,
+    create_pg,
+    eventually,
+    pg_connect,
+    wait_status,
+)
 from tests.services.rds.test_mariadb import my_connect, rows
 
 
@@ -87,6 +95,36 @@ def test_automated_backups_follow_the_simulated_clock(strata_factory) -> None:
         events = json.load(r)["events"]
     hours = sum(e["quantity"] for e in events if e["event"] == "InstanceHours")
     assert hours >= 70  # three simulated days of one instance
+
+    # Stopped: storage is metered, instance hours are not; AWS starts it after seven days.
+    def metered(event: str) -> float:
+        events = server.admin("/_strata/meter?service=rds")["events"]
+        return sum(e["quantity"] for e in events if e["event"] == event)
+
+    rds.stop_db_instance(DBInstanceIdentifier="clocked")
+    stopped = wait_status(rds, "clocked", "stopped")
+    now = datetime.fromisoformat(server.admin("/_strata/clock")["now"])
+    assert (
+        timedelta(days=7) - timedelta(minutes=5) < stopped["AutomaticRestartTime"] - now <= timedelta(days=7)
+    )
+    hours, storage = metered("InstanceHours"), metered("StorageGBHours")
+    assert autostarted(server.advance_clock("3d")) == {}
+    eventually(lambda: metered("StorageGBHours") >= storage + 20 * 71, 30, 0.5)
+    assert metered("InstanceHours") == hours
+    assert autostarted(server.advance_clock("5d")) == {"instances": 1}
+    inst = wait_status(rds, "clocked")
+    assert "AutomaticRestartTime" not in inst
+    assert autostarted(server.advance_clock("1s")) == {}  # once
+    with pg_connect(inst) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    messages = [
+        e["Message"]
+        for e in rds.describe_events(SourceIdentifier="clocked", SourceType="db-instance", Duration=20000)[
+            "Events"
+        ]
+    ]
+    assert f"DB instance {STARTED_BY_AWS}" in messages
+    assert metered("InstanceHours") < hours + 0.1  # the seconds since the start, not eight days
     rds.delete_db_instance(DBInstanceIdentifier="clocked", SkipFinalSnapshot=True)
 
 
@@ -128,6 +166,12 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
         wait_status(rds, ident, timeout=300)
     before = {i["DBInstanceIdentifier"]: i["Endpoint"] for i in rds.describe_db_instances()["DBInstances"]}
     cluster_before = rds.describe_db_clusters(DBClusterIdentifier="cl")["DBClusters"][0]
+    custom = rds.create_db_cluster_endpoint(  # a custom endpoint is re-routed at start-up too
+        DBClusterIdentifier="cl",
+        DBClusterEndpointIdentifier="cr-only",
+        EndpointType="READER",
+        StaticMembers=["cr"],
+    )
     with pg_connect(src) as conn:
         conn.execute("CREATE TABLE before_kill AS SELECT generate_series(1, 100) AS x")
     with psycopg.connect(
@@ -193,4 +237,12 @@ def test_replication_topologies_come_back_after_kill_9(strata_factory) -> None:
         w.execute("CREATE TABLE c (x int)")
     with connect(cluster["ReaderEndpoint"]) as r:
         eventually(lambda: r.execute("SELECT to_regclass('c')").fetchone()[0] is not None, 60)
+        assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    (kept,) = rds.describe_db_cluster_endpoints(DBClusterEndpointIdentifier="cr-only")["DBClusterEndpoints"]
+    assert (kept["Endpoint"], kept["StaticMembers"], kept["Status"]) == (
+        custom["Endpoint"],
+        ["cr"],
+        "available",
+    )
+    with connect(kept["Endpoint"]) as r:
         assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)

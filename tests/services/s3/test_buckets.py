@@ -105,3 +105,60 @@ def test_accelerate_configuration(s3, bucket: str) -> None:
     assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=bucket)
     s3.put_bucket_accelerate_configuration(Bucket=bucket, AccelerateConfiguration={"Status": "Enabled"})
     assert s3.get_bucket_accelerate_configuration(Bucket=bucket)["Status"] == "Enabled"
+
+
+def test_configurations_strata_does_not_act_on_read_as_absent_and_refuse_being_set(s3, bucket: str) -> None:
+    """What Terraform and the console read of every bucket: S3's empty answers; turning a feature
+    off succeeds, turning it on is NotImplemented (never stored and ignored)."""
+
+    def fails(call, **kw) -> tuple[str, int]:  # noqa: ANN001
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, **kw)
+        return code(e), e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert fails(s3.get_bucket_website) == ("NoSuchWebsiteConfiguration", 404)
+    assert fails(s3.get_bucket_replication) == ("ReplicationConfigurationNotFoundError", 404)
+    assert fails(s3.get_bucket_inventory_configuration, Id="a") == ("NoSuchConfiguration", 404)
+    assert fails(s3.get_bucket_analytics_configuration, Id="a") == ("NoSuchConfiguration", 404)
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+    assert not notification.get("QueueConfigurations") and not notification.get("TopicConfigurations")
+    assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
+    assert s3.list_bucket_inventory_configurations(Bucket=bucket)["IsTruncated"] is False
+    assert s3.list_bucket_analytics_configurations(Bucket=bucket)["IsTruncated"] is False
+    # Off: accepted.
+    s3.delete_bucket_website(Bucket=bucket)
+    s3.delete_bucket_replication(Bucket=bucket)
+    s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    s3.put_bucket_request_payment(Bucket=bucket, RequestPaymentConfiguration={"Payer": "BucketOwner"})
+    # On: refused.
+    queue = {"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:*"]}
+    refused = [
+        (s3.put_bucket_website, {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}}),
+        (
+            s3.put_bucket_logging,
+            {"BucketLoggingStatus": {"LoggingEnabled": {"TargetBucket": bucket, "TargetPrefix": "l/"}}},
+        ),
+        (
+            s3.put_bucket_notification_configuration,
+            {"NotificationConfiguration": {"QueueConfigurations": [queue]}},
+        ),
+        (
+            s3.put_bucket_notification_configuration,
+            {"NotificationConfiguration": {"EventBridgeConfiguration": {}}},
+        ),
+        (s3.put_bucket_request_payment, {"RequestPaymentConfiguration": {"Payer": "Requester"}}),
+    ]
+    for call, kw in refused:
+        assert fails(call, **kw) == ("NotImplemented", 501), call
+    replication = {
+        "Role": "arn:aws:iam::000000000000:role/r",
+        "Rules": [{"Status": "Enabled", "Prefix": "", "Destination": {"Bucket": "arn:aws:s3:::elsewhere"}}],
+    }
+    assert fails(s3.put_bucket_replication, ReplicationConfiguration=replication) == ("InvalidRequest", 400)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert fails(s3.put_bucket_replication, ReplicationConfiguration=replication) == ("NotImplemented", 501)
+    assert fails(s3.get_bucket_website) == ("NoSuchWebsiteConfiguration", 404)
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    assert fails(s3.get_bucket_replication) == ("ReplicationConfigurationNotFoundError", 404)

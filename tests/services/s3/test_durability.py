@@ -21,7 +21,7 @@ MiB = 1024 * 1024
 
 
 def temp_files(server) -> list[Path]:
-    return [p for p in (server.data_dir / "s3" / "tmp").glob("*") if p.is_file()]
+    return [p for p in (server.data_dir / "s3" / "tmp").rglob("*") if p.is_file()]
 
 
 def payload(key: str, size: int) -> bytes:

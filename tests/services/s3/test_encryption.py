@@ -639,3 +639,62 @@ def test_sse_c_in_browser_post_forms(server, s3, s3s, bucket) -> None:
     assert stored_anywhere(server.data_dir, b"posted secret") == []
     r = post(s3, "over-http.bin")  # the key in the clear: refused as on S3
     assert r.status_code == 400 and b"InvalidRequest" in r.content
+
+
+def test_update_object_encryption_rewraps_the_data_key_in_place(server, s3, bob, bucket, cmk) -> None:
+    """SSE-S3 → SSE-KMS and one KMS key → another (with a bucket key): same bytes, ETag and date;
+    the object then opens only with the new key (disabling it shuts the object)."""
+    kms = server.client("kms")
+    other = kms.create_key(Description="rotation target")["KeyMetadata"]["Arn"]
+    body = os.urandom(200_000)
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    before = s3.head_object(Bucket=bucket, Key="k")
+    assert before["ServerSideEncryption"] == "AES256"
+    s3.update_object_encryption(Bucket=bucket, Key="k", ObjectEncryption={"SSEKMS": {"KMSKeyArn": cmk}})
+    after = s3.head_object(Bucket=bucket, Key="k")
+    assert (after["ServerSideEncryption"], after["SSEKMSKeyId"]) == ("aws:kms", cmk)
+    assert (after["ETag"], after["LastModified"]) == (before["ETag"], before["LastModified"])
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
+    s3.update_object_encryption(
+        Bucket=bucket, Key="k", ObjectEncryption={"SSEKMS": {"KMSKeyArn": other, "BucketKeyEnabled": True}}
+    )
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert (got["SSEKMSKeyId"], got["BucketKeyEnabled"], got["Body"].read()) == (other, True, body)
+    kms.disable_key(KeyId=other)
+    assert code(s3.get_object, Bucket=bucket, Key="k")[0] == "KMS.DisabledException"
+    kms.enable_key(KeyId=other)
+    # bob may use S3 but not the customer key: AccessDenied, and the object is unchanged.
+    assert code(
+        bob.update_object_encryption, Bucket=bucket, Key="k", ObjectEncryption={"SSEKMS": {"KMSKeyArn": cmk}}
+    ) == ("AccessDenied", 403)
+    assert s3.head_object(Bucket=bucket, Key="k")["SSEKMSKeyId"] == other
+    # AWS's refusals: not a key ARN, another account's key; DSSE-KMS is no source.
+    bad = [
+        (
+            {"SSEKMS": {"KMSKeyArn": "arn:aws:kms:us-east-1:000000000000:alias/aws/s3"}},
+            ("InvalidRequest", 400),
+        ),
+        ({"SSEKMS": {"KMSKeyArn": cmk.replace(":000000000000:", ":111122223333:")}}, ("AccessDenied", 403)),
+    ]
+    for encryption, expected in bad:
+        assert (
+            code(s3.update_object_encryption, Bucket=bucket, Key="k", ObjectEncryption=encryption) == expected
+        )
+    s3.put_object(Bucket=bucket, Key="d", Body=b"x", ServerSideEncryption="aws:kms:dsse", SSEKMSKeyId=cmk)
+    assert code(
+        s3.update_object_encryption, Bucket=bucket, Key="d", ObjectEncryption={"SSEKMS": {"KMSKeyArn": other}}
+    ) == ("InvalidRequest", 400)
+    assert code(
+        s3.update_object_encryption,
+        Bucket=bucket,
+        Key="none",
+        ObjectEncryption={"SSEKMS": {"KMSKeyArn": other}},
+    ) == ("NoSuchKey", 404)
+    # A version under a legal hold cannot change (nor under an unexpired retention).
+    s3.create_bucket(Bucket=f"{bucket}-lock", ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket=f"{bucket}-lock", Key="held", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    held = {"Bucket": f"{bucket}-lock", "Key": "held", "ObjectEncryption": {"SSEKMS": {"KMSKeyArn": other}}}
+    assert code(s3.update_object_encryption, **held) == ("AccessDenied", 403)
+    s3.put_object_legal_hold(Bucket=f"{bucket}-lock", Key="held", LegalHold={"Status": "OFF"})
+    s3.update_object_encryption(**held)
+    assert s3.head_object(Bucket=f"{bucket}-lock", Key="held")["SSEKMSKeyId"] == other

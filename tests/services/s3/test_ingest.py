@@ -71,7 +71,7 @@ def test_large_bodies_land_byte_exact(blobs: BlobStore, size: int, chunk: int) -
     )
     assert got.size == size and got.md5 == hashlib.md5(data).digest()
     assert blobs.path(blob).read_bytes() == data
-    assert not list((blobs.root / "tmp").iterdir())
+    assert not [p for p in (blobs.root / "tmp").rglob("*") if p.is_file()]
 
 
 def test_direct_io_is_used_where_the_filesystem_allows(tmp_path) -> None:
@@ -91,7 +91,7 @@ def test_bad_digest_leaves_no_temp_file(blobs: BlobStore) -> None:
     with pytest.raises(ServiceError) as e:
         _receive(blobs, data, 65536, content_md5=base64.b64encode(b"0" * 16).decode())
     assert e.value.code == "BadDigest"
-    assert not list((blobs.root / "tmp").iterdir())
+    assert not [p for p in (blobs.root / "tmp").rglob("*") if p.is_file()]
 
 
 def test_cut_off_body_leaves_no_temp_file(blobs: BlobStore) -> None:
@@ -104,7 +104,7 @@ def test_cut_off_body_leaves_no_temp_file(blobs: BlobStore) -> None:
     with pytest.raises(ServiceError) as e:
         asyncio.run(go())
     assert e.value.code == "IncompleteBody"
-    assert not list((blobs.root / "tmp").iterdir())
+    assert not [p for p in (blobs.root / "tmp").rglob("*") if p.is_file()]
 
 
 def test_a_write_o_direct_refuses_goes_on_buffered(tmp_path) -> None:

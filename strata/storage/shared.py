@@ -1,0 +1,96 @@
+"""Where a service's metadata store lives, and how a per-process cache notices other gateways.
+
+`open_store` is the one place a service's store is opened: the embedded SQLite file at `path`, or,
+with `--metadata postgresql://...` (several gateways sharing one cloud), the PostgreSQL store
+`name` (a schema of that database). A service whose state cannot yet be shared by several gateways
+keeps calling `MetadataStore` itself and is named in `PER_GATEWAY` (logged at start-up).
+
+`Freshness` is what makes a per-process cache of documents (IAM's identities and keys, S3 Control's
+account settings) safe with several gateways: every change bumps a counter in the same write, and
+a reader compares it with the counter its cache was built at (one indexed read, ~0.1 ms on
+loopback) before it trusts the cache. So a key deleted through gateway A is refused by gateway B on
+the very next request. On SQLite (one gateway) both are no-ops: the cache is always current.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from strata.storage.metadata import MetadataStore
+
+SMALL_POOL = 2  # pooled read connections of a store opened here (S3's has its own, larger)
+
+# What keeps its state in this gateway's SQLite even with --metadata, and why (the start-up log).
+PER_GATEWAY = {
+    "rds": "its engines run on the gateway that made them (engine placement is not built yet)",
+    "elasticache": "its engines run on the gateway that made them",
+    "ec2/ebs": "volume bytes and their NBD servers live on the gateway that made them",
+    "efs": "file systems and their NFS servers live on the gateway that made them",
+    "fis": "faults are injected into this gateway's engines and requests only",
+    "autoscaling": "scalable targets and policies: only the gateway they were registered on scales",
+    "cloudwatch": "metrics and alarms (each gateway publishes the shared meter's events itself)",
+}
+
+
+def open_store(
+    path: Path,
+    name: str,
+    *,
+    url: str | None,
+    fsync: bool = True,
+    schema: str = "",
+    apply_in: str = "loop",
+) -> Any:
+    """The store of a service: SQLite at `path`, or the PostgreSQL store `name` at `url`.
+
+    On PostgreSQL write functions run in the store's writer thread whatever `apply_in` says: they
+    must touch only the store (in-memory state is changed after the awaited write)."""
+    if url is None:
+        return MetadataStore(path, fsync=fsync, schema=schema, apply_in=apply_in)
+    from strata.storage.postgres import PostgresStore  # psycopg loads only where it is used
+
+    # Two pooled readers: these stores are read mostly from the event loop's thread, one statement
+    # at a time; PostgreSQL's 100 connections go round more gateways (about 20 each, S3's included).
+    return PostgresStore(url, name, schema=schema, pool_size=SMALL_POOL)
+
+
+def is_shared(store: object) -> bool:
+    """Whether several gateways may share `store` (it is not this process's SQLite file; a
+    wrapper such as OwnedDocs is judged by the store it wraps, `docs`)."""
+    return not isinstance(getattr(store, "docs", store), MetadataStore)
+
+
+class Freshness:
+    """A change counter stored beside a per-process cache; see the module docstring."""
+
+    KIND = "version"
+
+    def __init__(self, store: Any, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.shared = is_shared(store)
+        self.seen = self._stored() if self.shared else 0
+
+    def _stored(self) -> int:
+        doc = self.store.get_doc(self.KIND, self.name)
+        return int(doc["n"]) if doc else 0
+
+    def changed(self) -> int | None:
+        """The stored counter if another gateway changed the state since the cache was built (or
+        last `bump`ed here), else None. Read it before rebuilding the cache, and set `seen` to it
+        after: a change landing during the rebuild is then seen by the next check. Inside a write
+        it reads the write's own view, under the store's lock."""
+        if not self.shared:
+            return None
+        stored = self._stored()
+        return stored if stored != self.seen else None
+
+    def bump(self) -> None:
+        """Count a change (call inside the store write that makes it)."""
+        if not self.shared:
+            return
+        before = self._stored()
+        self.store.put_doc(self.KIND, self.name, {"n": before + 1})
+        if before == self.seen:  # else another gateway's change is still to be read: stay stale
+            self.seen = before + 1

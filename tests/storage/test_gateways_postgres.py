@@ -1,0 +1,263 @@
+"""Two gateways on one PostgreSQL (`--metadata`, `--blob-dir`): one cloud (issue 22 step 2).
+
+Two real `strata serve` processes with data dirs of their own share a fresh database of the
+session's throwaway PostgreSQL cluster (tests/storage/conftest.py) and one blob directory. What one
+changes the other serves at once: IAM users, keys and policies (no stale cache authorizes a deleted
+key), the simulated clock; and one of them at a time runs the time-driven rules, the other taking
+over when the owner is killed with -9.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from strata.console.sessions import COOKIE
+from strata.engines.postgres import PgNode
+from strata.storage.shared import PER_GATEWAY
+from tests.console.plain_client import ROOT, PlainConsole
+from tests.services.s3.security.conftest import control_client
+from tests.storage.conftest import DSN_VAR
+from tests.strata_process import StrataProcess
+
+
+@pytest.fixture(scope="module")
+def metadata_url(pg_node: PgNode) -> str:
+    admin = os.environ[DSN_VAR]
+    db = f"gw_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
+    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory: pytest.TempPathFactory, metadata_url: str) -> Iterator[list[StrataProcess]]:
+    root = tmp_path_factory.mktemp("gateways")
+    procs = [
+        StrataProcess(
+            root / f"data-{name}",
+            extra_env={"STRATA_METADATA": metadata_url},
+            extra_args=["--blob-dir", str(root / "blobs")],
+        )
+        for name in "ab"
+    ]
+    try:
+        with ThreadPoolExecutor(2) as pool:  # both start at once (as gateways behind a balancer do)
+            list(pool.map(StrataProcess.start, procs))
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
+    return e.value.response["Error"]["Code"]
+
+
+def _until(check, what: str, timeout: float = 20.0):  # noqa: ANN001, ANN202 - a predicate
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.05)
+
+
+def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_once(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    iam_a = a.client("iam")
+    iam_a.create_user(UserName="alice")
+    iam_a.put_user_policy(
+        UserName="alice",
+        PolicyName="list",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":"s3:ListAllMyBuckets","Resource":"*"}]}',
+    )
+    key = iam_a.create_access_key(UserName="alice")["AccessKey"]
+    creds = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    s3_b = b.client("s3", **creds)
+    s3_b.list_buckets()  # made on A, served by B
+    assert b.client("iam").get_user(UserName="alice")["User"]["UserName"] == "alice"
+
+    # A policy removed on A: B denies the very next request.
+    iam_a.delete_user_policy(UserName="alice", PolicyName="list")
+    with pytest.raises(ClientError) as denied:
+        s3_b.list_buckets()
+    assert _code(denied) == "AccessDenied"
+
+    # The key deleted on A: B refuses it at once (no cached principal outlives the change).
+    iam_a.put_user_policy(
+        UserName="alice",
+        PolicyName="list",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":"s3:ListAllMyBuckets","Resource":"*"}]}',
+    )
+    s3_b.list_buckets()
+    iam_a.delete_access_key(UserName="alice", AccessKeyId=key["AccessKeyId"])
+    with pytest.raises(ClientError) as refused:
+        s3_b.list_buckets()
+    assert _code(refused) == "InvalidAccessKeyId"
+    # ... and B's own IAM changes are seen by A the same way.
+    second = b.client("iam").create_access_key(UserName="alice")["AccessKey"]
+    a.client("s3", access_key=second["AccessKeyId"], secret_key=second["SecretAccessKey"]).list_buckets()
+
+    # An STS session from B (a role made on A) is good on A: one token key for every gateway.
+    account = a.client("sts").get_caller_identity()["Account"]
+    iam_a.create_role(
+        RoleName="reader",
+        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        f'"Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}',
+    )
+    role_arn = f"arn:aws:iam::{account}:role/reader"
+    session = b.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="s1")["Credentials"]
+    sts_a = boto3.client(
+        "sts",
+        endpoint_url=a.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=session["AccessKeyId"],
+        aws_secret_access_key=session["SecretAccessKey"],
+        aws_session_token=session["SessionToken"],
+    )
+    assert sts_a.get_caller_identity()["Arn"].endswith(":assumed-role/reader/s1")
+
+
+def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    key = a.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    blob = a.client("kms").encrypt(KeyId=key, Plaintext=b"secret")["CiphertextBlob"]
+    assert b.client("kms").decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"  # one root key
+    b.client("kms").disable_key(KeyId=key)
+    with pytest.raises(ClientError) as disabled:
+        a.client("kms").encrypt(KeyId=key, Plaintext=b"x")
+    assert _code(disabled) == "DisabledException"
+
+    # S3 Control's account-wide public access block, cached per gateway, is read again on B.
+    account = a.client("sts").get_caller_identity()["Account"]
+    control_client(a).put_public_access_block(
+        AccountId=account, PublicAccessBlockConfiguration={"BlockPublicPolicy": True}
+    )
+    got = control_client(b).get_public_access_block(AccountId=account)
+    assert got["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    control_client(a).delete_public_access_block(AccountId=account)
+    with pytest.raises(ClientError) as gone:
+        control_client(b).get_public_access_block(AccountId=account)
+    assert _code(gone) == "NoSuchPublicAccessBlockConfiguration"
+    # An access point made on A is served by B (its alias names the bucket there at once), bytes too.
+    bucket = f"ap-{uuid.uuid4().hex[:8]}"
+    a.client("s3").create_bucket(Bucket=bucket)
+    a.client("s3").put_object(Bucket=bucket, Key="k", Body=b"via ap")
+    alias = control_client(a).create_access_point(AccountId=account, Name=bucket, Bucket=bucket)["Alias"]
+    listed = b.client("s3").list_objects_v2(Bucket=alias)
+    assert [o["Key"] for o in listed["Contents"]] == ["k"]
+    assert b.client("s3").get_object(Bucket=alias, Key="k")["Body"].read() == b"via ap"
+
+
+def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
+    log = gateways[0].log_path.read_text()
+    assert "--metadata: shared by every gateway on postgresql://strata:***@" in log
+    for service in PER_GATEWAY:
+        assert f"--metadata: {service} stays in this gateway's SQLite under {gateways[0].data_dir}" in log
+
+
+def test_a_console_sign_in_on_one_gateway_holds_on_the_other_until_signed_out(
+    gateways: list[StrataProcess],
+) -> None:
+    a, b = gateways
+    console = PlainConsole(b.port)
+    _, _, _, form = console.request("GET", ROOT + "/signin")  # the form from B ...
+    token = re.search(r'name="token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    console.port = a.port  # ... posted to A (one sign-in key)
+    status, _, _, _ = console.post_form(
+        "/signin", {"token": token, "access_key": "test", "secret_key": "test"}
+    )
+    assert status == 303
+    console.port = b.port
+    status, _, _, page = console.request("GET", ROOT + "/s3")
+    assert status == 200 and "Sign out" in page, page[:300]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    console.port = a.port
+    assert console.request("GET", ROOT + "/s3")[0] == 200  # A holds the session in memory now
+    signed_in = console.cookies[COOKIE]
+    console.port = b.port
+    assert console.post_form("/signout", {"csrf": csrf})[0] == 303
+    console.port = a.port
+    console.cookies[COOKIE] = signed_in  # the old cookie, replayed to A: signed out there too
+    status, headers, _, _ = console.request("GET", ROOT + "/s3")
+    assert status in (302, 303) and "/signin" in headers["location"], status
+
+
+def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataProcess]) -> None:
+    a, b = gateways
+    before = b.admin("/_strata/clock")["offset_seconds"]
+    moved = a.admin("/_strata/clock", {"advance": "2h"})["offset_seconds"]
+    assert moved == pytest.approx(before + 7200)
+    _until(lambda: b.admin("/_strata/clock")["offset_seconds"] == moved, "B follows A's advance")
+    # Both advancing count: B's advance starts from A's.
+    assert b.admin("/_strata/clock", {"advance": "1h"})["offset_seconds"] == pytest.approx(moved + 3600)
+    _until(lambda: a.admin("/_strata/clock")["offset_seconds"] == pytest.approx(moved + 3600), "A follows B")
+
+
+def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
+    gateways: list[StrataProcess], tmp_path: Path
+) -> None:
+    a, b = gateways
+    owners = _until(
+        lambda: [g for g in gateways if g.admin("/_strata/clock")["scheduler_owner"]] or None,
+        "a gateway owns the scheduler",
+    )
+    assert len(owners) == 1
+    owner = owners[0]
+    other = b if owner is a else a
+    s3 = other.client("s3")
+    bucket = f"gw-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [{"ID": "one-day", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]
+        },
+    )
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+
+    other.admin("/_strata/clock", {"advance": "1d"})  # both alive: the owner runs the rules
+    owner.kill()  # kill -9: PostgreSQL ends its session, and so releases the scheduler's lock
+    _until(lambda: other.admin("/_strata/clock")["scheduler_owner"], "the survivor takes the scheduler over")
+    advanced = other.admin("/_strata/clock", {"advance": "2d"})
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
+    assert len(versions["Versions"]) == 1
+
+    # Storage was metered once, from the object's creation to the advance (in a versioned bucket
+    # the expired version stays, noncurrent); a second runner of the rule would have metered it
+    # again. The meter is shared too: these are every gateway's events.
+    metered = sum(
+        e["quantity"]
+        for e in other.admin("/_strata/meter?service=s3")["events"]
+        if e["event"].startswith("TimedStorage-") and e["dims"].get("bucket") == bucket
+    )
+    created = versions["Versions"][0]["LastModified"].timestamp()
+    until = datetime.fromisoformat(advanced["now"]).timestamp()
+    assert metered == pytest.approx(1000 * (until - created) / 3600, abs=1000 * 2 / 3600)
+
+    owner.start()  # back, it follows: the survivor keeps the scheduler
+    assert owner.admin("/_strata/clock")["scheduler_owner"] is False
+    assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
