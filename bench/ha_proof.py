@@ -244,7 +244,7 @@ def start_patroni(cluster: Cluster, n: Node) -> None:
     cluster.start(n, ["patroni", str(cluster.t.run_dir / n.name / "patroni.yml")], user="postgres")
 
 
-def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) -> None:
+def bring_up(cluster: Cluster, python: str, source: Path) -> None:
     t, keys = cluster.t, cluster.keys
     cluster.network()
     say("network: bridge and namespaces up")
@@ -289,12 +289,6 @@ def bring_up(cluster: Cluster, python: str, source: Path, seed_sse_key: bool) ->
         c.execute("CREATE EXTENSION pg_stat_statements")
     say("haproxy: PostgreSQL leader reachable; database strata made")
     t.blob_dir.mkdir()
-    if seed_sse_key:  # builds that keep the SSE-S3 root key in each gateway's data dir
-        root_key = os.urandom(32)
-        for n in t.gateways:
-            (t.run_dir / n.name / "s3").mkdir(parents=True)
-            (t.run_dir / n.name / "s3" / "sse-root.key").write_bytes(root_key)
-            (t.run_dir / n.name / "s3" / "sse-root.key").chmod(0o600)
     env = {
         "STRATA_ACCESS_KEY_ID": keys.access_key,
         "STRATA_SECRET_ACCESS_KEY": keys.secret_key,
@@ -827,11 +821,6 @@ def main() -> int:
     ap.add_argument(
         "--source", type=Path, default=ROOT, help="the Strata tree the gateways run (default: this one)"
     )
-    ap.add_argument(
-        "--seed-sse-key",
-        action="store_true",
-        help="give every gateway the same SSE-S3 root key in its data dir (for builds that keep it there)",
-    )
     ap.add_argument("--keep", action="store_true", help="keep the run directory (logs, data)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -851,7 +840,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     try:
-        bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.source.resolve(), args.seed_sse_key)
+        bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.source.resolve())
         return prove(cluster, args)
     except BaseException:
         for n in (*t.pg, t.lb, *t.gateways):  # (etcd's logs are in the run directory: --keep)
