@@ -2,7 +2,7 @@
 and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
-                                            [--no-dynamodb] [--keep]
+                                            [--no-dynamodb] [--no-rejoin] [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
 (bench/ha/configs.py): a 3-node etcd, 2 PostgreSQL nodes under Patroni (synchronous replication),
@@ -23,7 +23,16 @@ acknowledged, recording each failed attempt by code; a failure that AWS's SDKs w
 counts as a violation. At the end every acknowledged write is read back (S3 bytes by MD5,
 DynamoDB items and counters with ConsistentRead). Error windows: failed attempts of all threads
 merged when less than a second apart; a window's length is from its first failed attempt's start
-to the end of its last.
+to the end of its last. Stalls: stretches of over a second in which no operation was acknowledged
+(a gateway waiting for PostgreSQL answers late rather than with an error). Round trips per
+operation: pg_stat_statements' data statements plus BEGIN and COMMIT per write transaction.
+
+One run (2026-12-07, after issue 22's S3, DynamoDB and shared-state branches; 2-core machine, load
+average 3.6): 358 operations/s steady through HAProxy with 6 client threads; gateway CPU 1.1 ms
+per request, the PostgreSQL leader node 0.58 ms per operation, HAProxy 0.43 ms; gateway kill: one
+error window of 0.07 s (4 ConnectionClosedError); leader kill: one of 17 s (4 503
+ServiceUnavailable; no operation acknowledged for 16.7 s = the 15 s TTL and the promotion);
+nothing lost (8,286 objects, 5,411 items, 3,550 counter increments read back).
 
 DynamoDB load (on by default): a table made through gw1 must be visible through gw2 and gw3; while
 DynamoDB keeps its tables in each gateway's SQLite it is not, and the DynamoDB part is skipped
