@@ -80,9 +80,9 @@ class EventOperations(ElastiCacheCore):
         start = req.get("StartTime")
         if start is None:
             # a Duration longer than the 14 days kept (or below zero) is clamped
-            minutes = min(
-                max(int(req.get("Duration") or DEFAULT_MINUTES), 0), int(KEPT.total_seconds() // 60)
-            )
+            asked = req.get("Duration")
+            minutes = DEFAULT_MINUTES if asked is None else int(asked)
+            minutes = min(max(minutes, 0), int(KEPT.total_seconds() // 60))
             try:
                 start = end - dt.timedelta(minutes=minutes)
             except OverflowError:  # an EndTime in year 1
