@@ -335,7 +335,8 @@ class CacheClusterOperations(MaintenanceOperations):
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
             await run_blocking(self._reboot_nodes, doc, ids)
-            events.record(self.store, doc["id"], "cache-cluster", f"Cache node(s) {', '.join(ids)} rebooted")
+            for node_id in ids:  # AWS's event, one per node
+                events.record(self.store, doc["id"], "cache-cluster", f"Cache node {node_id} restarted")
             meter.record("elasticache", "NodeReboot", len(ids), "node", cluster=doc["id"])
         return {"CacheCluster": self._render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
 

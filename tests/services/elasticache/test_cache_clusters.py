@@ -152,7 +152,7 @@ def test_reboot_keeps_redis_data_and_endpoint(strata_server, ec, cleanup, unique
     assert fresh.info("server")["process_id"] != pid_before
     assert fresh.get("survives") == "reboot"
     events = ec.describe_events(SourceIdentifier=cid, SourceType="cache-cluster")["Events"]
-    assert [e["Message"] for e in events] == ["Cache cluster created", "Cache node(s) 0001 rebooted"]
+    assert [e["Message"] for e in events] == ["Cache cluster created", "Cache node 0001 restarted"]
     assert all(e["SourceType"] == "cache-cluster" and e["Date"] >= before for e in events)
     # the window: the last few minutes hold them; one that ends before the cluster, or starts
     # after the reboot, holds none; nor does another source type of the same name
