@@ -1,0 +1,119 @@
+"""S3 server access logging end to end: PutBucketLogging's checks, records delivered as objects in
+the target bucket when the simulated clock moves, in S3's log format."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+# S3's server access log line: the quoted and bracketed fields are single tokens
+_TOKEN = re.compile(r'\[[^\]]*\]|"(?:[^"\\]|\\.)*"|\S+')
+
+
+def _delivery_policy(target: str, prefix: str, source: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{target}/{prefix}*",
+                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source}"}},
+                }
+            ],
+        }
+    )
+
+
+def _refusal(call: Any, **kw: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as e:
+        call(**kw)
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: Any) -> None:
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="src")
+    s3.create_bucket(Bucket="logs")
+    enable = {"LoggingEnabled": {"TargetBucket": "logs", "TargetPrefix": "access/"}}
+
+    # refused: no policy lets the logging service write yet; a missing or far-away target
+    code, message = _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=enable)
+    assert code == "InvalidTargetBucketForLogging" and "log-delivery group" in message
+    missing = {"LoggingEnabled": {"TargetBucket": "no-such-logs", "TargetPrefix": "a/"}}
+    assert _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=missing) == (
+        "InvalidTargetBucketForLogging",
+        "The target bucket for logging does not exist",
+    )
+    s3.create_bucket(Bucket="far-logs", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    far = {"LoggingEnabled": {"TargetBucket": "far-logs", "TargetPrefix": "a/"}}
+    assert _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=far)[0] == (
+        "CrossLocationLoggingProhibitted"
+    )
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="src")
+
+    s3.put_bucket_policy(Bucket="logs", Policy=_delivery_policy("logs", "access/", "src"))
+    s3.put_bucket_logging(Bucket="src", BucketLoggingStatus=enable)
+    assert s3.get_bucket_logging(Bucket="src")["LoggingEnabled"] == enable["LoggingEnabled"]
+
+    s3.put_object(Bucket="src", Key="a.txt", Body=b"hello")
+    assert s3.get_object(Bucket="src", Key="a.txt")["Body"].read() == b"hello"
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="src", Key="missing.txt")
+    assert "Contents" not in s3.list_objects_v2(Bucket="logs", Prefix="access/")  # not yet
+
+    ran = server.advance_clock("10m")["ran"]["s3.access_logs"]
+    assert ran["objects"] == 1 and ran["records"] >= 4
+    listed = s3.list_objects_v2(Bucket="logs", Prefix="access/")["Contents"]
+    assert len(listed) == 1
+    assert re.fullmatch(r"access/\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9A-F]{16}", listed[0]["Key"])
+    got = s3.get_object(Bucket="logs", Key=listed[0]["Key"])
+    assert got["ServerSideEncryption"] == "AES256"  # the target's default encryption applied
+    lines = [_TOKEN.findall(line) for line in got["Body"].read().decode().splitlines()]
+    assert all(len(f) == 26 for f in lines), lines
+    by_op = {(f[6], f[7]): f for f in lines}
+    put, get, miss = (
+        by_op[("REST.PUT.OBJECT", "a.txt")],
+        by_op[("REST.GET.OBJECT", "a.txt")],
+        by_op[("REST.GET.OBJECT", "missing.txt")],
+    )
+    assert put[1] == "src" and put[9] == "200" and put[12] == "5"
+    assert get[9] == "200" and get[11] == "5" and get[8].startswith('"GET /src/a.txt')
+    assert miss[9] == "404" and miss[10] == "NoSuchKey"
+    assert get[4].startswith("arn:aws:iam::") and get[19] == "SigV4" and get[21] == "AuthHeader"
+    assert ("REST.PUT.LOGGING_STATUS", "-") in by_op
+
+    # off: nothing more is recorded, the delivered log stays
+    s3.put_bucket_logging(Bucket="src", BucketLoggingStatus={})
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="src")
+    s3.get_object(Bucket="src", Key="a.txt")
+    assert server.advance_clock("10m")["ran"]["s3.access_logs"].get("objects", 0) == 0
+    assert len(s3.list_objects_v2(Bucket="logs", Prefix="access/")["Contents"]) == 1
+
+
+def test_partitioned_prefix_and_a_bucket_logging_to_itself(strata_factory: Any) -> None:
+    server = strata_factory()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="self")
+    s3.put_bucket_policy(Bucket="self", Policy=_delivery_policy("self", "logs/", "self"))
+    partitioned = {
+        "TargetBucket": "self",
+        "TargetPrefix": "logs/",
+        "TargetObjectKeyFormat": {"PartitionedPrefix": {"PartitionDateSource": "EventTime"}},
+    }
+    s3.put_bucket_logging(Bucket="self", BucketLoggingStatus={"LoggingEnabled": partitioned})
+    s3.head_bucket(Bucket="self")
+    server.advance_clock("10m")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="self", Prefix="logs/")["Contents"]]
+    assert len(keys) == 1
+    assert re.fullmatch(r"logs/\d{12}/us-east-1/self/\d{4}/\d\d/\d\d/[-0-9A-F]+", keys[0]), keys
+    # the delivery wrote into the logged bucket, yet is not itself a record: no loop
+    assert server.advance_clock("10m")["ran"]["s3.access_logs"]["objects"] == 1  # the list above
+    assert server.advance_clock("10m")["ran"]["s3.access_logs"].get("objects", 0) == 0
