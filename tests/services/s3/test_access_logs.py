@@ -117,3 +117,25 @@ def test_partitioned_prefix_and_a_bucket_logging_to_itself(strata_factory: Any) 
     # the delivery wrote into the logged bucket, yet is not itself a record: no loop
     assert server.advance_clock("10m")["ran"]["s3.access_logs"]["objects"] == 1  # the list above
     assert server.advance_clock("10m")["ran"]["s3.access_logs"].get("objects", 0) == 0
+
+    # refused: a target with Object Lock default retention; TargetGrants on a bucket without ACLs
+    s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+    rule = {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}
+    s3.put_object_lock_configuration(
+        Bucket="locked", ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": rule}
+    )
+    locked = {"LoggingEnabled": {"TargetBucket": "locked", "TargetPrefix": "l/"}}
+    assert _refusal(s3.put_bucket_logging, Bucket="self", BucketLoggingStatus=locked)[0] == (
+        "InvalidTargetBucketForLogging"
+    )
+    grants = [
+        {
+            "Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+            "Permission": "READ",
+        }
+    ]
+    with_grants = {"LoggingEnabled": {**partitioned, "TargetGrants": grants}}
+    assert _refusal(s3.put_bucket_logging, Bucket="self", BucketLoggingStatus=with_grants)[0] == (
+        "InvalidTargetBucketForLogging"
+    )
+    assert s3.get_bucket_logging(Bucket="self")["LoggingEnabled"] == partitioned  # unchanged
