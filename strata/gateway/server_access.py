@@ -54,8 +54,9 @@ def record_s3_access(
         return
     sig, auth = _signature(request)
     size = 0
-    if type(result) is dict:
-        size = int(result.get("ContentLength") or 0)
+    if type(result) is dict:  # a range's ContentRange ends with the whole object's size
+        whole = str(result.get("ContentRange") or "").rpartition("/")[2]
+        size = int(whole) if whole.isdigit() else int(result.get("ContentLength") or 0)
     if not size:
         size = bytes_received
     query = f"?{request.query_string}" if request.query_string else ""

@@ -67,6 +67,12 @@ class ServerAccessLogs:
                 return
             self._records.append(record)
 
+    def take_dropped(self) -> int:
+        """Records dropped on a full buffer since the last call."""
+        with self._lock:
+            dropped, self.dropped = self.dropped, 0
+        return dropped
+
     def drain(self) -> list[Record]:
         with self._lock:
             records, self._records = self._records, []

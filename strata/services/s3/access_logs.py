@@ -13,9 +13,9 @@ PutBucketLogging checks what AWS checks before it accepts a LoggingEnabled:
   log object delivered (READ, FULL_CONTROL; WRITE means nothing on an object and is refused).
 
 Records are buffered in memory by the gateway (strata.sim.server_access_logs) and delivered by the
-scheduler rule `s3.access_logs` every DELIVERY_EVERY simulated seconds, one object per source bucket
-per run, written through PutObject as Strata itself (so the target's default encryption, metering
-and listing apply). AWS delivers within a few hours, best effort; so does Strata: a crash loses the
+scheduler rule `s3.access_logs` every DELIVERY_EVERY simulated seconds (and at a graceful stop),
+one object per source bucket per run, written through PutObject as Strata itself (so the target's
+default encryption, metering and listing apply). AWS delivers within a few hours, best effort; so does Strata: a crash loses the
 records still in memory, and a delivery that fails (target deleted, policy revoked) drops them.
 Strata's own log writes never reach the gateway, so a bucket that logs to itself does not loop.
 """
@@ -311,28 +311,39 @@ class AccessLogOperations(S3Core):
         scheduler.register("s3.access_logs", self._deliver_access_logs, every=DELIVERY_EVERY)
         await super().start()  # type: ignore[misc]
 
+    async def stop(self) -> None:
+        """A graceful stop delivers what is buffered (only a kill loses records)."""
+        try:
+            await self._deliver_access_logs(clock.time(), clock.time())
+        finally:
+            await super().stop()
+
     async def _deliver_access_logs(self, since: float, until: float) -> dict[str, int]:
-        """Write the buffered records, one object per logged bucket; what was delivered."""
+        """Write the buffered records, one object per logged bucket (per event day under a
+        PartitionedPrefix on EventTime); what was delivered, and what was lost."""
         by_bucket: dict[str, list[Record]] = {}
         for r in server_access_logs.drain():
             by_bucket.setdefault(r.bucket, []).append(r)
-        counts = {"objects": 0, "records": 0, "dropped": 0}
+        counts = {"objects": 0, "records": 0, "dropped": server_access_logs.take_dropped()}
         for name, records in by_bucket.items():
             source = self.store.bucket(name, cached=False)
             config = source.config.get("logging") if source is not None else None
             if source is None or not config:
                 continue  # logging was turned off (or the bucket deleted) since
-            try:
-                await self._deliver(source, config, records, until)
-            except ServiceError as e:  # target gone, policy revoked: best effort, as AWS
-                log.warning("access logs of %s not delivered: %s", name, e.message)
-                counts["dropped"] += len(records)
-                continue
-            counts["objects"] += 1
-            counts["records"] += len(records)
-        return counts
+            for group in _object_groups(config, records):
+                try:
+                    await self._deliver(source, config, group, until)
+                except Exception as e:  # noqa: BLE001 - best effort, as AWS: the next bucket still gets its logs
+                    log.warning("access logs of %s not delivered: %s", name, e)
+                    counts["dropped"] += len(group)
+                    continue
+                counts["objects"] += 1
+                counts["records"] += len(group)
+        return {k: v for k, v in counts.items() if v}
 
     async def _deliver(self, source: BucketRow, config: dict, records: list[Record], until: float) -> None:
+        """One log object in the target bucket, written by PutObject as the target's owner after
+        the delivery permission is checked again (a policy revoked since stops delivery)."""
         owner_canonical = owner_id(source.config.get("owner") or self.settings.account_id)
         body = "".join(log_line(r, owner_canonical) + "\n" for r in records).encode()
         target = self._require_bucket(config["TargetBucket"])
@@ -340,15 +351,8 @@ class AccessLogOperations(S3Core):
         if delivery_denied(target, config.get("TargetPrefix") or "", source, ownership):
             raise ServiceError("AccessDenied", "Access Denied", 403)
         account = target.config.get("owner") or self.settings.account_id
-        ctx = RequestContext(
-            "internal",
-            "s3",
-            "PutObject",
-            target.region,
-            account,
-            None,
-            HttpRequest("PUT", "/", "", Headers()),
-        )
+        internal = HttpRequest("PUT", "/", "", Headers())
+        ctx = RequestContext("internal", "s3", "PutObject", target.region, account, None, internal)
         key = log_key(config, source, until, records[0].at)
         put = {
             "Bucket": target.name,
@@ -357,3 +361,15 @@ class AccessLogOperations(S3Core):
             **_grant_members(config.get("TargetGrants") or []),
         }
         await self.put_object(ctx, put)  # type: ignore[attr-defined]
+
+
+def _object_groups(config: dict, records: list[Record]) -> list[list[Record]]:
+    """The records of one delivery split by log object: all in one, or one per UTC day of the
+    events when the key is partitioned by EventTime."""
+    partitioned = (config.get("TargetObjectKeyFormat") or {}).get("PartitionedPrefix")
+    if not partitioned or partitioned.get("PartitionDateSource") != "EventTime":
+        return [records]
+    by_day: dict[int, list[Record]] = {}
+    for r in records:
+        by_day.setdefault(int(r.at // 86400), []).append(r)
+    return list(by_day.values())

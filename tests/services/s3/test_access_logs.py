@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.services.iam.conftest import ALICE, ALT_ROOT, users_file
+
 # S3's server access log line: the quoted and bracketed fields are single tokens
 _TOKEN = re.compile(r'\[[^\]]*\]|"(?:[^"\\]|\\.)*"|\S+')
 
@@ -37,8 +39,8 @@ def _refusal(call: Any, **kw: Any) -> tuple[str, str]:
     return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
 
 
-def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: Any) -> None:
-    server = strata_factory()
+def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: Any, tmp_path: Any) -> None:
+    server = strata_factory(extra_env={"STRATA_USERS_FILE": str(users_file(tmp_path))})
     s3 = server.client("s3")
     s3.create_bucket(Bucket="src")
     s3.create_bucket(Bucket="logs")
@@ -57,6 +59,14 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     assert _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=far)[0] == (
         "CrossLocationLoggingProhibitted"
     )
+    other = server.client("s3", **ALT_ROOT)  # another account's bucket, open to the logging service
+    other.create_bucket(Bucket="foreign-logs")
+    other.put_bucket_policy(Bucket="foreign-logs", Policy=_delivery_policy("foreign-logs", "", "src"))
+    foreign = {"LoggingEnabled": {"TargetBucket": "foreign-logs", "TargetPrefix": ""}}
+    assert _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=foreign) == (
+        "InvalidTargetBucketForLogging",
+        "The owner for the bucket to be logged and the target bucket must be the same.",
+    )
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="src")
 
     s3.put_bucket_policy(Bucket="logs", Policy=_delivery_policy("logs", "access/", "src"))
@@ -68,17 +78,22 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     with pytest.raises(ClientError):
         s3.get_object(Bucket="src", Key="missing.txt")
     assert "Contents" not in s3.list_objects_v2(Bucket="logs", Prefix="access/")  # not yet
+    server.stop()  # a graceful stop delivers what is buffered; the configuration outlives it
+    server.start()
+    alice = server.client("s3", **ALICE)
+    assert alice.get_object(Bucket="src", Key="a.txt", Range="bytes=0-1")["Body"].read() == b"he"
 
-    ran = server.advance_clock("10m")["ran"]["s3.access_logs"]
-    assert ran["objects"] == 1 and ran["records"] >= 4
+    assert server.advance_clock("10m")["ran"]["s3.access_logs"] == {"objects": 1, "records": 1}
     listed = s3.list_objects_v2(Bucket="logs", Prefix="access/")["Contents"]
-    assert len(listed) == 1
-    assert re.fullmatch(r"access/\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9A-F]{16}", listed[0]["Key"])
-    got = s3.get_object(Bucket="logs", Key=listed[0]["Key"])
-    assert got["ServerSideEncryption"] == "AES256"  # the target's default encryption applied
-    lines = [_TOKEN.findall(line) for line in got["Body"].read().decode().splitlines()]
+    assert len(listed) == 2
+    lines = []
+    for obj in listed:
+        assert re.fullmatch(r"access/\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9A-F]{16}", obj["Key"])
+        got = s3.get_object(Bucket="logs", Key=obj["Key"])
+        assert got["ServerSideEncryption"] == "AES256"  # the target's default encryption applied
+        lines += [_TOKEN.findall(line) for line in got["Body"].read().decode().splitlines()]
     assert all(len(f) == 26 for f in lines), lines
-    by_op = {(f[6], f[7]): f for f in lines}
+    by_op = {(f[6], f[7]): f for f in lines if not f[4].endswith(":user/alice")}
     put, get, miss = (
         by_op[("REST.PUT.OBJECT", "a.txt")],
         by_op[("REST.GET.OBJECT", "a.txt")],
@@ -89,13 +104,16 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     assert miss[9] == "404" and miss[10] == "NoSuchKey"
     assert get[4].startswith("arn:aws:iam::") and get[19] == "SigV4" and get[21] == "AuthHeader"
     assert ("REST.PUT.LOGGING_STATUS", "-") in by_op
+    ranged = [f for f in lines if f[8].startswith('"GET') and f[4].endswith(":user/alice")]
+    assert len(ranged) == 1 and ranged[0][9] == "206", ranged
+    assert ranged[0][11] == "2" and ranged[0][12] == "5"  # bytes sent, the object's size
 
     # off: nothing more is recorded, the delivered log stays
     s3.put_bucket_logging(Bucket="src", BucketLoggingStatus={})
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="src")
     s3.get_object(Bucket="src", Key="a.txt")
     assert server.advance_clock("10m")["ran"]["s3.access_logs"].get("objects", 0) == 0
-    assert len(s3.list_objects_v2(Bucket="logs", Prefix="access/")["Contents"]) == 1
+    assert len(s3.list_objects_v2(Bucket="logs", Prefix="access/")["Contents"]) == 2
 
 
 def test_partitioned_prefix_and_a_bucket_logging_to_itself(strata_factory: Any) -> None:
