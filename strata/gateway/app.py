@@ -36,7 +36,7 @@ from strata.gateway.detect import (
 from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.http1 import DropConnection
 from strata.gateway.request_body import RequestBody
-from strata.gateway.server_access import record_s3_access
+from strata.gateway.server_access import bucket_and_key, record_s3_access
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for_request
@@ -253,12 +253,12 @@ class StrataApp:
                 _uploaded(request),
                 _downloaded(response),
             )
-        if service == "s3" and server_access_logs.logged and params is not None:  # server access logs
+        if service == "s3" and server_access_logs.logged and op is not None:  # server access logs
             record_s3_access(
                 request,
                 response,
                 principal,
-                params,
+                params if params is not None else bucket_and_key(request),
                 op_name,
                 request_id,
                 error_code,

@@ -6,6 +6,7 @@ has: the request, the principal, the response's status and headers."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from strata.auth.principal import Principal
 from strata.protocol.http import HttpRequest, HttpResponse
@@ -18,6 +19,13 @@ def _header(response: HttpResponse, name: str) -> str:
         if n.lower() == name:
             return v
     return ""
+
+
+def bucket_and_key(request: HttpRequest) -> dict:
+    """Bucket and key from a path-style path, for requests refused before their parameters were
+    parsed (a bad signature, an unknown access key): S3 logs those too."""
+    bucket, _, key = request.routing_path.lstrip("/").partition("/")
+    return {"Bucket": unquote(bucket), "Key": unquote(key)}
 
 
 def _signature(request: HttpRequest) -> tuple[str, str]:
@@ -83,7 +91,7 @@ def record_s3_access(
             signature_version=sig,
             auth_type=auth,
             host=request.host or request.headers.get("host") or "",
-            secure=request.secure,
+            tls=request.tls,
             access_point=access_point["Arn"] if access_point else "",
             acl_required=False,
         )

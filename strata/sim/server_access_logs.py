@@ -41,7 +41,7 @@ class Record(NamedTuple):
     signature_version: str
     auth_type: str
     host: str
-    secure: bool
+    tls: tuple[str, str] | None  # (cipher suite, TLS version) when over TLS
     access_point: str
     acl_required: bool
 

@@ -128,10 +128,10 @@ def log_line(r: Record, owner_canonical_id: str) -> str:
         _field(r.version_id),
         r.request_id,  # host id: Strata's x-amz-id-2 is the request id
         r.signature_version,
-        "ECDHE-RSA-AES128-GCM-SHA256" if r.secure else "-",
+        r.tls[0] if r.tls else "-",
         r.auth_type,
         _field(r.host),
-        "TLSv1.2" if r.secure else "-",
+        r.tls[1] if r.tls else "-",
         _field(r.access_point),
         "Yes" if r.acl_required else "-",
     ]

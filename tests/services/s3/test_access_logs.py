@@ -78,6 +78,10 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     with pytest.raises(ClientError):
         s3.get_object(Bucket="src", Key="missing.txt")
     assert "Contents" not in s3.list_objects_v2(Bucket="logs", Prefix="access/")  # not yet
+    server.client("s3", https=True).head_object(Bucket="src", Key="a.txt")
+    forged = server.client("s3", access_key=ALICE["access_key"], secret_key="not-alices-secret")
+    with pytest.raises(ClientError):
+        forged.get_object(Bucket="src", Key="a.txt")
     server.stop()  # a graceful stop delivers what is buffered; the configuration outlives it
     server.start()
     alice = server.client("s3", **ALICE)
@@ -93,7 +97,7 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
         assert got["ServerSideEncryption"] == "AES256"  # the target's default encryption applied
         lines += [_TOKEN.findall(line) for line in got["Body"].read().decode().splitlines()]
     assert all(len(f) == 26 for f in lines), lines
-    by_op = {(f[6], f[7]): f for f in lines if not f[4].endswith(":user/alice")}
+    by_op = {(f[6], f[7]): f for f in lines if f[9] in ("200", "404")}  # the owner's
     put, get, miss = (
         by_op[("REST.PUT.OBJECT", "a.txt")],
         by_op[("REST.GET.OBJECT", "a.txt")],
@@ -104,6 +108,11 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     assert miss[9] == "404" and miss[10] == "NoSuchKey"
     assert get[4].startswith("arn:aws:iam::") and get[19] == "SigV4" and get[21] == "AuthHeader"
     assert ("REST.PUT.LOGGING_STATUS", "-") in by_op
+    head = by_op[("REST.HEAD.OBJECT", "a.txt")]
+    assert head[20] != "-" and head[23].startswith("TLSv1."), head  # cipher suite, TLS version
+    assert get[20] == "-" and get[23] == "-"  # plain HTTP
+    refused = [f for f in lines if f[10] == "SignatureDoesNotMatch"]
+    assert len(refused) == 1 and refused[0][9] == "403" and refused[0][4] == "-", refused
     ranged = [f for f in lines if f[8].startswith('"GET') and f[4].endswith(":user/alice")]
     assert len(ranged) == 1 and ranged[0][9] == "206", ranged
     assert ranged[0][11] == "2" and ranged[0][12] == "5"  # bytes sent, the object's size
