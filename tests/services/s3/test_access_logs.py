@@ -117,6 +117,27 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     assert len(ranged) == 1 and ranged[0][9] == "206", ranged
     assert ranged[0][11] == "2" and ranged[0][12] == "5"  # bytes sent, the object's size
 
+    # an ACL-enabled target: the LogDelivery group's WRITE lets the logs in; TargetGrants apply
+    s3.create_bucket(Bucket="acl-logs", ObjectOwnership="BucketOwnerPreferred", ACL="log-delivery-write")
+    reader = other.list_buckets()["Owner"]["ID"]
+    grants = [{"Grantee": {"Type": "CanonicalUser", "ID": reader}, "Permission": "READ"}]
+    to_acl = {"TargetBucket": "acl-logs", "TargetPrefix": "", "TargetGrants": grants}
+    s3.put_bucket_logging(Bucket="src", BucketLoggingStatus={"LoggingEnabled": to_acl})
+    s3.head_object(Bucket="src", Key="a.txt")
+    assert server.advance_clock("10m")["ran"]["s3.access_logs"]["objects"] == 1
+    (delivered,) = s3.list_objects_v2(Bucket="acl-logs")["Contents"]
+    assert (
+        other.get_object(Bucket="acl-logs", Key=delivered["Key"])["Body"].read().split(b" ")[1] == b"src"
+    )  # READ granted
+    acl = s3.get_object_acl(Bucket="acl-logs", Key=delivered["Key"])["Grants"]
+    assert {"Grantee": {"Type": "CanonicalUser", "ID": reader}, "Permission": "READ"} in [
+        {
+            "Grantee": {k: v for k, v in g["Grantee"].items() if k in ("Type", "ID")},
+            "Permission": g["Permission"],
+        }
+        for g in acl
+    ]
+
     # off: nothing more is recorded, the delivered log stays
     s3.put_bucket_logging(Bucket="src", BucketLoggingStatus={})
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="src")
