@@ -6,16 +6,19 @@ owner's canonical id. For each answered S3 request on a logged bucket the gatewa
 a tuple append for a logged one); the `s3.access_logs` scheduler rule drains the buffer every few
 simulated minutes, formats the lines and writes them to the target buckets. Like AWS's delivery
 this is best effort: records still buffered when the server is killed are lost, as S3 says
-some records may be. The buffer is bounded (MAX_BUFFERED records; beyond that they are dropped
-and counted) so a stalled delivery never grows memory without end.
+some records may be. A busy server does not wait for the rule: at FLUSH_AT buffered records the
+provider's `on_full` starts a delivery at once. The buffer is bounded (MAX_BUFFERED records;
+beyond that they are dropped and counted) so a stalled delivery never grows memory without end.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
-MAX_BUFFERED = 200_000
+FLUSH_AT = 10_000
+MAX_BUFFERED = 100_000
 
 
 class Record(NamedTuple):
@@ -50,6 +53,7 @@ class ServerAccessLogs:
     def __init__(self) -> None:
         self.logged: dict[str, str] = {}
         self.dropped = 0
+        self.on_full: Callable[[], None] | None = None  # set by the S3 provider
         self._records: list[Record] = []
         self._lock = threading.Lock()
 
@@ -66,6 +70,9 @@ class ServerAccessLogs:
                 self.dropped += 1
                 return
             self._records.append(record)
+            full = len(self._records) == FLUSH_AT
+        if full and self.on_full is not None:
+            self.on_full()
 
     def take_dropped(self) -> int:
         """Records dropped on a full buffer since the last call."""

@@ -22,6 +22,7 @@ Strata's own log writes never reach the gateway, so a bucket that logs to itself
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 
@@ -212,6 +213,8 @@ def _grant_members(grants: list[dict]) -> dict[str, str]:
 
 
 class AccessLogOperations(S3Core):
+    _early_deliveries: set[asyncio.Task] = set()  # (each provider gets its own in start())
+
     # -- configuration ---------------------------------------------------------------------------
 
     def _watch_logging(self, bucket: BucketRow) -> None:
@@ -309,11 +312,24 @@ class AccessLogOperations(S3Core):
 
     async def start(self) -> None:
         scheduler.register("s3.access_logs", self._deliver_access_logs, every=DELIVERY_EVERY)
+        self._early_deliveries = set()
+        server_access_logs.on_full = self._deliver_early
         await super().start()  # type: ignore[misc]
+
+    def _deliver_early(self) -> None:
+        """The gateway's buffer is full enough: deliver now rather than at the rule's next run
+        (called on the event loop, from the gateway's hook)."""
+        now = clock.time()
+        task = asyncio.get_running_loop().create_task(self._deliver_access_logs(now, now))
+        self._early_deliveries.add(task)
+        task.add_done_callback(self._early_deliveries.discard)
 
     async def stop(self) -> None:
         """A graceful stop delivers what is buffered (only a kill loses records)."""
+        server_access_logs.on_full = None
         try:
+            if self._early_deliveries:
+                await asyncio.gather(*self._early_deliveries, return_exceptions=True)
             await self._deliver_access_logs(clock.time(), clock.time())
         finally:
             await super().stop()

@@ -187,3 +187,17 @@ def test_partitioned_prefix_and_a_bucket_logging_to_itself(strata_factory: Any) 
         "InvalidTargetBucketForLogging"
     )
     assert s3.get_bucket_logging(Bucket="self")["LoggingEnabled"] == partitioned  # unchanged
+
+
+def test_a_full_buffer_asks_for_delivery_once_and_is_bounded() -> None:
+    from strata.sim import server_access_logs as sal
+
+    buffer = sal.ServerAccessLogs()
+    asked: list[int] = []
+    buffer.on_full = lambda: asked.append(len(asked))
+    record = sal.Record(0.0, "b", "-", "-", "r", "GetObject", "GET", "k", "GET /b/k HTTP/1.1", 200, "", 1, 1, 1.0, "", "", "", "-", "-", "h", None, "", False)  # fmt: skip
+    for _ in range(sal.MAX_BUFFERED + 5):
+        buffer.add(record)
+    assert asked == [0]  # at FLUSH_AT, once
+    assert buffer.take_dropped() == 5 and buffer.take_dropped() == 0
+    assert len(buffer.drain()) == sal.MAX_BUFFERED and buffer.drain() == []
