@@ -279,6 +279,10 @@ class AccessLogOperations(S3Core):
                     target_name,
                 )
             _grant_members(grants)
+            for g in grants:  # a grantee PutObject would refuse at every delivery: refused now
+                grantee_id = (g.get("Grantee") or {}).get("ID")
+                if grantee_id and not self._known(grantee_id):  # type: ignore[attr-defined]
+                    raise acl_rules.invalid_argument("Invalid id", "CanonicalUser/ID", grantee_id)
         if delivery_denied(target, prefix, source, ownership):
             raise _invalid_target(
                 "You must either provide the necessary permissions to the logging service using a "

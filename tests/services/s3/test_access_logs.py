@@ -122,6 +122,9 @@ def test_logs_are_delivered_to_the_target_prefix_in_s3_format(strata_factory: An
     reader = other.list_buckets()["Owner"]["ID"]
     grants = [{"Grantee": {"Type": "CanonicalUser", "ID": reader}, "Permission": "READ"}]
     to_acl = {"TargetBucket": "acl-logs", "TargetPrefix": "", "TargetGrants": grants}
+    unknown = [{"Grantee": {"Type": "CanonicalUser", "ID": "f" * 64}, "Permission": "READ"}]
+    bad = {"LoggingEnabled": {**to_acl, "TargetGrants": unknown}}
+    assert _refusal(s3.put_bucket_logging, Bucket="src", BucketLoggingStatus=bad)[0] == "InvalidArgument"
     s3.put_bucket_logging(Bucket="src", BucketLoggingStatus={"LoggingEnabled": to_acl})
     s3.head_object(Bucket="src", Key="a.txt")
     assert server.advance_clock("10m")["ran"]["s3.access_logs"]["objects"] == 1
