@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's strata, not an installed one
 
 from strata.gateway.server_access import record_s3_access  # noqa: E402
 from strata.protocol.http import Headers, HttpRequest, HttpResponse  # noqa: E402
-from strata.services.s3.access_logs import log_line  # noqa: E402
+from strata.services.s3.access_log_lines import log_line  # noqa: E402
 from strata.sim.server_access_logs import server_access_logs  # noqa: E402
 from tests.strata_process import StrataProcess  # noqa: E402
 

@@ -23,8 +23,6 @@ Strata's own log writes never reach the gateway, so a bucket that logs to itself
 from __future__ import annotations
 
 import asyncio
-import secrets
-from datetime import UTC, datetime
 
 from strata.auth.evaluator import Facts, PolicySet, evaluate
 from strata.auth.policy import compile_policy
@@ -33,6 +31,7 @@ from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
 from strata.services.s3 import acl_rules
+from strata.services.s3.access_log_lines import log_key, log_line
 from strata.services.s3.acl import ENFORCED
 from strata.services.s3.core import S3Core, log, owner_id
 from strata.services.s3.lifecycle import malformed
@@ -45,113 +44,9 @@ SERVICE = "logging.s3.amazonaws.com"
 DELIVERY_EVERY = 300.0  # simulated seconds between deliveries
 _GRANT_MEMBER = {"READ": "GrantRead", "FULL_CONTROL": "GrantFullControl"}
 
-# REST.<method>.<resource> as S3 names operations in its logs (others: the method and the
-# operation's subresource, see rest_operation)
-_REST = {
-    "GetObject": "REST.GET.OBJECT",
-    "HeadObject": "REST.HEAD.OBJECT",
-    "PutObject": "REST.PUT.OBJECT",
-    "DeleteObject": "REST.DELETE.OBJECT",
-    "CopyObject": "REST.COPY.OBJECT",
-    "ListObjects": "REST.GET.BUCKET",
-    "ListObjectsV2": "REST.GET.BUCKET",
-    "ListObjectVersions": "REST.GET.BUCKETVERSIONS",
-    "HeadBucket": "REST.HEAD.BUCKET",
-    "CreateBucket": "REST.PUT.BUCKET",
-    "DeleteBucket": "REST.DELETE.BUCKET",
-    "DeleteObjects": "REST.POST.MULTI_OBJECT_DELETE",
-    "CreateMultipartUpload": "REST.POST.UPLOADS",
-    "UploadPart": "REST.PUT.PART",
-    "UploadPartCopy": "REST.COPY.PART",
-    "CompleteMultipartUpload": "REST.POST.UPLOAD",
-    "AbortMultipartUpload": "REST.DELETE.UPLOAD",
-    "ListParts": "REST.GET.UPLOAD",
-    "ListMultipartUploads": "REST.GET.UPLOADS",
-    "GetBucketLogging": "REST.GET.LOGGING_STATUS",
-    "PutBucketLogging": "REST.PUT.LOGGING_STATUS",
-    "GetBucketAcl": "REST.GET.ACL",
-    "GetObjectAcl": "REST.GET.ACL",
-    "PutBucketAcl": "REST.PUT.ACL",
-    "PutObjectAcl": "REST.PUT.ACL",
-    "PostObject": "REST.POST.OBJECT",
-    "RestoreObject": "REST.POST.RESTORE",
-}
-
-
-def rest_operation(operation: str, method: str) -> str:
-    """The log's OPERATION field: REST.GET.OBJECT, REST.PUT.LOGGING_STATUS ..."""
-    known = _REST.get(operation)
-    if known:
-        return known
-    resource = operation
-    for verb in ("Get", "Put", "Delete", "List", "Head"):
-        if resource.startswith(verb):
-            resource = resource[len(verb) :]
-            break
-    resource = resource.removeprefix("Bucket").removeprefix("Object") or "Bucket"
-    snake = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(resource))
-    return f"REST.{method}.{snake.upper()}"
-
 
 def _invalid_target(message: str, target: str) -> ServiceError:
     return ServiceError("InvalidTargetBucketForLogging", message, 400, fields={"TargetBucket": target})
-
-
-def _field(value: str) -> str:
-    return value if value else "-"
-
-
-def _quoted(value: str) -> str:
-    return '"' + (value or "-").replace('"', '\\"') + '"'
-
-
-def log_line(r: Record, owner_canonical_id: str) -> str:
-    """One record in S3's server access log format (space-separated, '-' for none)."""
-    at = datetime.fromtimestamp(r.at, UTC).strftime("[%d/%b/%Y:%H:%M:%S +0000]")
-    fields = [
-        owner_canonical_id,
-        r.bucket,
-        at,
-        _field(r.remote_ip),
-        _field(r.requester),
-        r.request_id,
-        rest_operation(r.operation, r.method),
-        _field(r.key),
-        _quoted(r.request_uri),
-        str(r.status),
-        _field(r.error_code),
-        str(r.bytes_sent) if r.bytes_sent else "-",
-        str(r.object_size) if r.object_size else "-",
-        str(round(r.total_ms)),
-        str(round(r.total_ms)),  # turn-around: Strata answers whole, so the same as total time
-        _quoted(r.referrer),
-        _quoted(r.user_agent),
-        _field(r.version_id),
-        r.request_id,  # host id: Strata's x-amz-id-2 is the request id
-        r.signature_version,
-        r.tls[0] if r.tls else "-",
-        r.auth_type,
-        _field(r.host),
-        r.tls[1] if r.tls else "-",
-        _field(r.access_point),
-        "Yes" if r.acl_required else "-",
-    ]
-    return " ".join(fields)
-
-
-def log_key(config: dict, source: BucketRow, delivered_at: float, event_at: float) -> str:
-    """The log object's key: SimplePrefix `prefix + YYYY-mm-DD-HH-MM-SS-<16 hex>` or the
-    PartitionedPrefix form `prefix + account/region/bucket/YYYY/mm/DD/` before it."""
-    name = datetime.fromtimestamp(delivered_at, UTC).strftime("%Y-%m-%d-%H-%M-%S-")
-    name += secrets.token_hex(8).upper()
-    prefix = config.get("TargetPrefix") or ""
-    partitioned = (config.get("TargetObjectKeyFormat") or {}).get("PartitionedPrefix")
-    if partitioned is None:
-        return prefix + name
-    source_time = partitioned.get("PartitionDateSource") or "DeliveryTime"
-    day = datetime.fromtimestamp(event_at if source_time == "EventTime" else delivered_at, UTC)
-    account = source.config.get("owner") or ""
-    return f"{prefix}{account}/{source.region}/{source.name}/{day:%Y/%m/%d}/{name}"
 
 
 def delivery_denied(target: BucketRow, prefix: str, source: BucketRow, ownership: str) -> bool:

@@ -24,7 +24,8 @@ request_metrics.py  Put/Get/List/DeleteBucketMetricsConfiguration (CloudWatch re
 bucket_encryption.py  Put/Get/DeleteBucketEncryption; object_encryption.py UpdateObjectEncryption;
                sse.py which encryption a write gets and
                the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
-access_logs.py Put/GetBucketLogging; server access logs delivered (the s3.access_logs rule)
+access_logs.py Put/GetBucketLogging; server access logs delivered (the s3.access_logs rule);
+               access_log_lines.py S3's log format, and lifecycle's own log records
 absent_configs.py  website, notifications, replication, inventory, analytics,
                Requester Pays: read as absent, turning off accepted, setting refused
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry

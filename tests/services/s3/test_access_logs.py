@@ -169,6 +169,18 @@ def test_partitioned_prefix_and_a_bucket_logging_to_itself(strata_factory: Any) 
     assert server.advance_clock("10m")["ran"]["s3.access_logs"]["objects"] == 1  # the list above
     assert server.advance_clock("10m")["ran"]["s3.access_logs"].get("objects", 0) == 0
 
+    # lifecycle's own actions are logged too, stamped when they fell due
+    rule = {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}
+    s3.put_bucket_lifecycle_configuration(Bucket="self", LifecycleConfiguration={"Rules": [rule]})
+    s3.put_object(Bucket="self", Key="tmp/x", Body=b"12345")
+    server.advance_clock("3d")
+    server.advance_clock("10m")  # whichever rule ran first in the jump, the records are out now
+    lines = []
+    for obj in s3.list_objects_v2(Bucket="self", Prefix="logs/")["Contents"]:
+        lines += s3.get_object(Bucket="self", Key=obj["Key"])["Body"].read().decode().splitlines()
+    expired = [line.split(" ") for line in lines if " S3.EXPIRE.OBJECT " in line]
+    assert len(expired) == 1 and expired[0][5] == "AmazonS3" and expired[0][8] == "tmp/x", expired
+
     # refused: a target with Object Lock default retention; TargetGrants on a bucket without ACLs
     s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
     rule = {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}
