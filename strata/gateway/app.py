@@ -36,6 +36,7 @@ from strata.gateway.detect import (
 from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.http1 import DropConnection
 from strata.gateway.request_body import RequestBody
+from strata.gateway.server_access import bucket_and_key, record_s3_access
 from strata.gateway.services import ServiceTable
 from strata.gateway.unserved import unserved_response
 from strata.protocol import codec_for_request
@@ -47,6 +48,7 @@ from strata.sim.faults import api_faults, service_outages
 from strata.sim.request_limits import READ_RATE, SLOW_DOWN, WRITE_RATE, PrefixLimits
 from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
+from strata.sim.server_access_logs import server_access_logs
 from strata.storage.errors import disk_refused
 
 log = logging.getLogger("strata")
@@ -116,6 +118,7 @@ class StrataApp:
         op = None
         op_name = "-"
         params: dict | None = None
+        principal = None
         ctx: RequestContext | None = None
         result: Any = None
         error_code: str | None = None
@@ -249,6 +252,21 @@ class StrataApp:
                 elapsed_ms,
                 _uploaded(request),
                 _downloaded(response),
+            )
+        if service == "s3" and server_access_logs.logged and op is not None:  # server access logs
+            record_s3_access(
+                request,
+                response,
+                principal,
+                params if params is not None else bucket_and_key(request),
+                op_name,
+                request_id,
+                error_code,
+                result,
+                elapsed_ms,
+                _downloaded(response),
+                _uploaded(request),
+                access_point,
             )
         self.access_log.record(service, op_name, response.status, elapsed_ms, request_id)
         return response

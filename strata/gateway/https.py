@@ -100,12 +100,24 @@ def server_context(settings: Settings) -> ssl.SSLContext:
 class TlsConnection(HttpConnection):
     """A client connection over TLS: requests are marked secure, files are sent by the transport."""
 
+    _tls: tuple[str, str] | None = None  # (cipher suite, protocol version), once read
+
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         # The request's handler task was only scheduled by the call above, so it sees this.
         exchange = self._receiving
         if exchange is not None:
             exchange.request.secure = True
+            exchange.request.tls = self._tls_session()
+
+    def _tls_session(self) -> tuple[str, str] | None:
+        """(cipher suite, protocol version) of this connection, read once."""
+        if self._tls is None and self.transport is not None:
+            ssl_object = self.transport.get_extra_info("ssl_object")
+            cipher = ssl_object.cipher() if ssl_object is not None else None
+            if cipher:
+                self._tls = (cipher[0], cipher[1])
+        return self._tls
 
     def eof_received(self) -> bool:
         # The client's close_notify: the TLS layer shuts the connection itself (a true answer

@@ -139,6 +139,7 @@ class HttpRequest:
     stream: BodyStream | None = None  # the body, when the operation streams it (S3 PutObject ...)
     client: str = ""  # peer address
     secure: bool = False  # arrived over TLS (policies read it as aws:SecureTransport)
+    tls: tuple[str, str] | None = None  # over TLS: (cipher suite, protocol version), for S3's access logs
     # Path-style path for routing when the request came virtual-hosted (`bucket.s3.host/key` ->
     # `/bucket/key`); SigV4 always verifies `raw_path`, the path the client signed.
     route_path: str = ""

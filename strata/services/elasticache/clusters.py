@@ -10,7 +10,7 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
-from strata.services.elasticache import security, subnets
+from strata.services.elasticache import events, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -133,6 +133,7 @@ class CacheClusterOperations(MaintenanceOperations):
             doc["status"] = "available"
             self.store.put_doc("cluster", cid, doc)
             self._hold_status("cluster", doc, "creating", "elasticache_create")  # --timings aws
+            events.record(self.store, cid, "cache-cluster", "Cache cluster created")
         meter.record(
             "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
         )
@@ -334,6 +335,8 @@ class CacheClusterOperations(MaintenanceOperations):
                     "InvalidCacheClusterStateFault", f"Cache cluster {doc['id']} is not in available state."
                 )
             await run_blocking(self._reboot_nodes, doc, ids)
+            for node_id in ids:  # AWS's event, one per node
+                events.record(self.store, doc["id"], "cache-cluster", f"Cache node {node_id} restarted")
             meter.record("elasticache", "NodeReboot", len(ids), "node", cluster=doc["id"])
         return {"CacheCluster": self._render(ctx, {**doc, "status": "rebooting cache cluster nodes"})}
 
@@ -373,4 +376,5 @@ class CacheClusterOperations(MaintenanceOperations):
             await run_blocking(security.unguard, self, port_owner(doc, "cluster"))
             self.ports.release_prefix(port_owner(doc, "cluster"))
             self._delete_automatic_snapshots(cluster_id=doc["id"])
+            events.record(self.store, doc["id"], "cache-cluster", "Cache cluster deleted")
         return {"CacheCluster": rendered}

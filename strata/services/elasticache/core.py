@@ -92,6 +92,7 @@ class ElastiCacheCore:
                     "serverless",
                     "global_group",
                     "serverless_snapshot",
+                    "event",  # events.py
                 }
             ),
             taken=_taken,
@@ -411,14 +412,21 @@ class ElastiCacheCore:
             if server is None or server.running():
                 return
             powered = self._powered(cluster_id)
+            from strata.services.elasticache import events  # events.py builds on this module
+
             if powered:
                 log.warning("ElastiCache node %s/%s exited; recovering", cluster_id, node_id)
                 meter.record("elasticache", "NodeReplaced", 1, "node", cluster=cluster_id)
+                events.record(self.store, cluster_id, "cache-cluster", f"Recovering cache nodes {node_id}")
             if cluster.get("group"):
                 # without power, only a failover away from it happens (_recover_member)
                 await self._recover_member(self._group_doc(cluster["group"]), cluster_id)
             elif powered:
                 await run_blocking(server.start)
+            if powered:
+                events.record(
+                    self.store, cluster_id, "cache-cluster", f"Finished recovery for cache nodes {node_id}"
+                )
 
 
 def default_group_family(name: str) -> tuple[str | None, bool]:

@@ -19,6 +19,7 @@ from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import wait_until
 from strata.services.base import run_blocking
+from strata.services.elasticache import events
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault
 from strata.services.elasticache.replicas import ng_members
@@ -111,6 +112,12 @@ class FailoverOperations(ElastiCacheCore):
         )
         self._in_sync(group)  # "available" again only once the replicas have caught up
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        events.record(
+            self.store,
+            group["id"],
+            "replication-group",
+            f"Failover from master node {old} to replica node {target} completed",
+        )
         return target
 
     def _cluster_failover(self: ElastiCacheProvider, group: dict, ng: dict, dead: str | None = None) -> str:
@@ -191,6 +198,9 @@ class FailoverOperations(ElastiCacheCore):
         self.store.put_doc("group", group["id"], group)
         self._in_sync(group)
         meter.record("elasticache", "Failover", 1, "event", group=group["id"])
+        events.record(
+            self.store, group["id"], "replication-group", f"Failover to replica node {best} completed"
+        )
         return best
 
     async def test_failover(self: ElastiCacheProvider, ctx: RequestContext, req: dict) -> dict:
@@ -208,6 +218,12 @@ class FailoverOperations(ElastiCacheCore):
                 raise fault(
                     "TestFailoverNotAvailableFault", f"Node group {ng['id']} has no replica to fail over to."
                 )
+            events.record(
+                self.store,
+                group["id"],
+                "replication-group",
+                f"Test Failover API called for node group {ng['id']}",
+            )
             # A planned failover, coordinated by the engine: nothing the primary acknowledged is lost.
             if group.get("cluster_mode"):
                 await run_blocking(self._cluster_failover, group, ng)

@@ -19,7 +19,7 @@ from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
-from strata.services.elasticache import security, subnets
+from strata.services.elasticache import events, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
@@ -485,6 +485,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
                     )
             self._save_group(group, "available")
             self._hold_status("group", group, "creating", "elasticache_create")  # --timings aws
+            events.record(self.store, gid, "replication-group", f"Replication group {gid} created")
             if group.get("global"):
                 self._joined(ctx, group)
         meter.record(
@@ -578,6 +579,12 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             if now.get("CacheNodeType"):
                 group["node_type"] = now["CacheNodeType"]
                 await run_blocking(self._apply_node_type, group, members)
+                events.record(
+                    self.store,
+                    group["id"],
+                    "replication-group",
+                    f"Finished modifying cache node type to {group['node_type']}",
+                )
             if req.get("AuthToken") is not None:
                 token = v.auth_token(req["AuthToken"], bool(group.get("transit")), group["engine"])
                 await run_blocking(
@@ -635,6 +642,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             else:
                 await self._discard_group(group)
             self._delete_automatic_snapshots(group_id=group["id"])
+            events.record(
+                self.store, group["id"], "replication-group", f"Replication group {group['id']} deleted"
+            )
         return {"ReplicationGroup": rendered}
 
 

@@ -16,6 +16,7 @@ import logging
 
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
+from strata.services.elasticache import events
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.nodes import PRIMARY
 from strata.sim.clock import clock
@@ -67,12 +68,25 @@ class MaintenanceOperations(ElastiCacheCore):
         count = now.get("NumCacheNodes")
         if count is not None and count != len(doc["nodes"]):
             self._meter_usage(doc)
+            before = len(doc["nodes"])
             await self._resize_memcached(doc, count, now.get("CacheNodeIdsToRemove") or [], region)  # type: ignore[attr-defined]  # provider
+            events.record(
+                self.store,
+                doc["id"],
+                "cache-cluster",
+                f"Finished modifying number of nodes from {before} to {count}",
+            )
             doc["config_version"] = doc.get("config_version", 1) + 1  # what Auto Discovery reports
             await self._open_discovery(doc, PRIMARY)  # type: ignore[attr-defined]  # provider
         if now.get("CacheNodeType"):
             doc["node_type"] = now["CacheNodeType"]
             await run_blocking(self._apply_node_type, doc, [doc])  # type: ignore[attr-defined]  # provider
+            events.record(
+                self.store,
+                doc["id"],
+                "cache-cluster",
+                f"Finished modifying cache node type to {doc['node_type']}",
+            )
 
     async def _maintenance_rule(self, since: float, until: float) -> dict[str, int]:
         """The scheduler's `elasticache.maintenance` rule: apply a deployment's held changes once
@@ -115,6 +129,12 @@ class MaintenanceOperations(ElastiCacheCore):
                             fresh["node_type"] = now["CacheNodeType"]
                             members = list(self._members(fresh).values())  # type: ignore[attr-defined]  # provider
                             await run_blocking(self._apply_node_type, fresh, members)  # type: ignore[attr-defined]  # provider
+                            events.record(
+                                self.store,
+                                fresh["id"],
+                                "replication-group",
+                                f"Finished modifying cache node type to {fresh['node_type']}",
+                            )
                         self._save_group(fresh)  # type: ignore[attr-defined]  # provider
                     counts["applied"] += 1
         return counts

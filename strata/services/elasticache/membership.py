@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from strata.context import RequestContext
 from strata.services.base import run_blocking
+from strata.services.elasticache import events
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault
@@ -122,6 +123,7 @@ class MembershipOperations(ElastiCacheCore):
                 member = self._new_member(group, ng, ctx.region)
                 await run_blocking(self._add_replica, group, ng, member)
             self._save_group(group, "available")
+            events.record(self.store, gid, "replication-group", f"Replication group {gid} created")
             meter.record(
                 "elasticache", "NodeCreated", total - 1, "node", node_type=group["node_type"], group=gid
             )

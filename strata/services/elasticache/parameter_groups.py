@@ -15,6 +15,7 @@ from __future__ import annotations
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.elasticache import cache_parameters as cp
+from strata.services.elasticache import events
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -92,6 +93,7 @@ class CacheParameterGroupOperations(ElastiCacheCore):
             "tags": v.tags(req.get("Tags")),
         }
         self.store.put_doc("param_group", name, group)
+        events.record(self.store, name, "cache-parameter-group", f"Cache parameter group {name} created")
         return {"CacheParameterGroup": self._group_out(ctx, group)}
 
     # -- DescribeCacheParameterGroups ------------------------------------------------------------------
@@ -159,6 +161,17 @@ class CacheParameterGroupOperations(ElastiCacheCore):
             for dep in users:
                 await run_blocking(self._apply_parameters, dep)
             raise
+        events.record(
+            self.store,
+            group["id"],
+            "cache-parameter-group",
+            f"Updated parameters {', '.join(sorted(changes))} of cache parameter group {group['name']}",
+        )
+        for dep in users:
+            kind = "replication-group" if "node_groups" in dep else "cache-cluster"
+            events.record(
+                self.store, dep["id"], kind, f"Applied changes of cache parameter group {group['name']}"
+            )
 
     # -- DeleteCacheParameterGroup ---------------------------------------------------------------------
 
@@ -171,6 +184,9 @@ class CacheParameterGroupOperations(ElastiCacheCore):
                 f"Cache parameter group {group['name']} is in use by {', '.join(d['id'] for d in users)}.",
             )
         self.store.delete_doc("param_group", group["id"])
+        events.record(
+            self.store, group["id"], "cache-parameter-group", f"Cache parameter group {group['name']} deleted"
+        )
         return {}
 
     # -- DescribeCacheParameters / DescribeEngineDefaultParameters -------------------------------------

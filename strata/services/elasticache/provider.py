@@ -7,7 +7,7 @@ configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, R
 groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
 with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
 replica lag (for FIS) in `az_power.py` and `replica_lag.py`; engine versions, node-type changes
-and service updates on offer in `offerings.py`; the engine processes and their addresses in
+and service updates on offer in `offerings.py`; events (DescribeEvents) in `events.py`; the engine processes and their addresses in
 `nodes.py`.
 
 Records (MetadataStore documents): `cluster` (one per cache cluster, standalone or a member of a
@@ -31,6 +31,7 @@ from strata.services.elasticache.at_rest import AtRestOperations
 from strata.services.elasticache.az_power import AzPowerOperations
 from strata.services.elasticache.clusters import CacheClusterOperations
 from strata.services.elasticache.discovery import DiscoveryOperations
+from strata.services.elasticache.events import EventOperations
 from strata.services.elasticache.global_datastore import GlobalDatastoreOperations
 from strata.services.elasticache.groups import ReplicationGroupOperations
 from strata.services.elasticache.offerings import OfferingOperations
@@ -66,5 +67,6 @@ class ElastiCacheProvider(
     ServerlessAtRestOperations,
     GlobalDatastoreOperations,
     OfferingOperations,
+    EventOperations,
 ):
     """Constructed once per server as `ElastiCacheProvider(runtime)`; state lives in core.ElastiCacheCore."""

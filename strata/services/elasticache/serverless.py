@@ -39,7 +39,7 @@ from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.elasticache import security, subnets
+from strata.services.elasticache import events, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -488,6 +488,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             doc["status"] = "available"
             doc["metered_at"] = now_iso()
             self.store.put_doc("serverless", name, doc)
+            events.record(self.store, name, "serverless-cache", f"Serverless cache {name} created")
         ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
         return {"ServerlessCache": self._render_serverless(ctx, doc, "creating")}
 
@@ -614,6 +615,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             for snap in self.store.list_docs("serverless_snapshot"):  # automatic ones go with the cache
                 if snap["cache"] == doc["id"] and snap["type"] == "automated":
                     self._drop_sls_snapshot(snap["name"])
+            events.record(self.store, doc["id"], "serverless-cache", f"Serverless cache {doc['id']} deleted")
         return {"ServerlessCache": rendered}
 
     # -- restart ---------------------------------------------------------------------------------------

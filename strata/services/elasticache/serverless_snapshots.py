@@ -21,6 +21,7 @@ from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
+from strata.services.elasticache import events
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -124,6 +125,9 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
             ) from e
         doc["status"] = "available"
         self.store.put_doc(KIND, name, doc)
+        events.record(
+            self.store, name, "serverless-cache-snapshot", f"Serverless cache snapshot {name} created"
+        )
         return doc
 
     def _drop_sls_snapshot(self, name: str) -> None:
@@ -236,6 +240,12 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
                 "InvalidServerlessCacheSnapshotStateFault", f"Snapshot {source['name']} cannot be read: {e}"
             ) from None
         self.store.put_doc(KIND, target, doc)
+        events.record(
+            self.store,
+            target,
+            "serverless-cache-snapshot",
+            f"Serverless cache snapshot {target} copied from {source['name']}",
+        )
         return {"ServerlessCacheSnapshot": self._render_sls_snapshot(ctx, doc, "creating")}
 
     def delete_serverless_cache_snapshot(self, ctx: RequestContext, req: dict) -> dict:
@@ -246,6 +256,12 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
             )
         rendered = self._render_sls_snapshot(ctx, doc, "deleting")
         self._drop_sls_snapshot(doc["name"])
+        events.record(
+            self.store,
+            doc["name"],
+            "serverless-cache-snapshot",
+            f"Serverless cache snapshot {doc['name']} deleted",
+        )
         return {"ServerlessCacheSnapshot": rendered}
 
     # -- automatic snapshots (the `elasticache.snapshots` rule) -------------------------------------

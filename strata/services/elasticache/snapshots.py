@@ -22,12 +22,14 @@ from strata.engines.process import ENGINE_USER, EngineError, chown_tree
 from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
+from strata.services.elasticache import events
 from strata.services.elasticache.backup_storage import meter_backup_storage
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import parameter_group_name, render_snapshot
 from strata.services.elasticache.validate import REDIS_LIKE, identifier
 from strata.services.elasticache.validate import tags as validate_tags
+from strata.services.owned_docs import OwnedDocs
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 from strata.sim.windows import latest_window_start
@@ -178,6 +180,7 @@ class SnapshotOperations(ElastiCacheCore):
             "byte",
             snapshot=name,
         )
+        _snapshot_event(self.store, doc, f"Snapshot succeeded for snapshot with ID '{name}'")
         return doc
 
     def _save_files(
@@ -368,6 +371,11 @@ class SnapshotOperations(ElastiCacheCore):
 
         await run_blocking(copy)
         self.store.put_doc("snapshot", target, doc)
+        _snapshot_event(
+            self.store,
+            doc,
+            f"Copied snapshot with ID '{source['SnapshotName']}' to snapshot with ID '{target}'",
+        )
         return {
             "Snapshot": render_snapshot({**doc, "SnapshotStatus": "creating"}, ctx.region, ctx.account_id)
         }
@@ -379,6 +387,7 @@ class SnapshotOperations(ElastiCacheCore):
                 "InvalidSnapshotStateFault", f"Snapshot {doc['SnapshotName']} is {doc['SnapshotStatus']}."
             )
         self._drop_snapshot(doc["SnapshotName"])
+        _snapshot_event(self.store, doc, f"Deleted snapshot with ID '{doc['SnapshotName']}'")
         return {
             "Snapshot": render_snapshot({**doc, "SnapshotStatus": "deleting"}, ctx.region, ctx.account_id)
         }
@@ -486,3 +495,22 @@ class SnapshotOperations(ElastiCacheCore):
                 self._drop_snapshot(snap["SnapshotName"])
                 pruned += 1
         return pruned
+
+
+def _snapshot_event(store: OwnedDocs, snapshot: dict, message: str) -> None:
+    """An event of the replication group (else the cache cluster) a snapshot was taken of: node
+    snapshots have no event source type of their own."""
+    if snapshot.get("ReplicationGroupId"):
+        events.record(
+            store,
+            snapshot["ReplicationGroupId"],
+            "replication-group",
+            f"{message} of replication group with ID '{snapshot['ReplicationGroupId']}'",
+        )
+    elif snapshot.get("CacheClusterId"):
+        events.record(
+            store,
+            snapshot["CacheClusterId"],
+            "cache-cluster",
+            f"{message} of cache cluster with ID '{snapshot['CacheClusterId']}'",
+        )

@@ -1,10 +1,10 @@
-"""Bucket configurations Strata does not act on: website hosting, server access logging, event
-notifications, replication, inventory, storage class analysis, Requester Pays.
+"""Bucket configurations Strata does not act on: website hosting, event notifications, replication,
+inventory, storage class analysis, Requester Pays (server access logging: access_logs.py).
 
 Tools read all of them when they look at a bucket (Terraform's aws_s3_bucket, CloudFormation drift
 detection, the console), so each is answered as S3 answers for a bucket that has none: the empty
 document or S3's own "no such configuration" error. Turning one off succeeds (it is off); setting one
-is refused with S3's NotImplemented, never stored and ignored: no user may believe their logs are
+is refused with S3's NotImplemented, never stored and ignored: no user may believe their events are
 delivered or their objects replicated when they are not.
 """
 
@@ -51,18 +51,6 @@ class AbsentConfigOperations(S3Core):
 
     def delete_bucket_website(self, ctx: RequestContext, req: dict) -> dict:
         self._bucket(ctx, req)
-        return {}
-
-    # -- server access logging -------------------------------------------------------------------
-
-    def get_bucket_logging(self, ctx: RequestContext, req: dict) -> dict:
-        self._bucket(ctx, req)
-        return {}
-
-    def put_bucket_logging(self, ctx: RequestContext, req: dict) -> dict:
-        self._bucket(ctx, req)
-        if _any(req.get("BucketLoggingStatus"), "LoggingEnabled"):
-            raise not_implemented("server access logging")
         return {}
 
     # -- event notifications ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from strata.services.s3.bpa import DEFAULT_BLOCK
 from strata.services.s3.core import S3Core, owner_id, to_datetime
 from strata.services.s3.names import KNOWN_REGIONS, check_bucket_name
 from strata.sim.bucket_requests import bucket_requests
+from strata.sim.server_access_logs import server_access_logs
 
 MAX_BUCKET_TAGS = 50
 
@@ -109,6 +110,7 @@ class BucketOperations(S3Core):
 
         await self._write(write, bucket=name)
         bucket_requests.watch(name, "", [])  # its metrics configurations went with it
+        server_access_logs.watch(name, None)  # and its logging configuration
         return {}
 
     def list_buckets(self, ctx: RequestContext, req: dict) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from strata.services.s3.access_log_lines import lifecycle_records
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.core import S3Core
 from strata.services.s3.lifecycle_rules import DAY, Plan, Rules, Version
@@ -29,6 +30,7 @@ from strata.services.s3.store import NEW_VERSION, ObjectRow, prefix_end
 from strata.services.s3.tiering_rules import FREQUENT, archive_after, tier_at, tier_spans
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
+from strata.sim.server_access_logs import Record, server_access_logs
 from strata.storage.shared import is_shared
 
 CHUNK = 500  # object versions planned per group commit (STRATA_LIMIT_S3_LIFECYCLE_CHUNK)
@@ -95,9 +97,12 @@ class LifecycleRun(S3Core):
         for start, end in walked:
             after: str | None = None
             while True:
+                actions: list[Record] | None = [] if name in server_access_logs.logged else None
                 after, freed, done = await self.store.db.write(
-                    partial(self._lifecycle_chunk, name, start, end, after, since, until, tally)
+                    partial(self._lifecycle_chunk, name, start, end, after, since, until, tally, actions)
                 )
+                for record in actions or ():  # committed: now they are true (server access logs)
+                    server_access_logs.add(record)
                 self._free_blobs(freed)
                 _merge(counts, done)
                 if after is None:
@@ -141,8 +146,10 @@ class LifecycleRun(S3Core):
         since: float,
         until: float,
         tally: StorageTally,
+        actions: list[Record] | None = None,
     ) -> tuple[str | None, list[str], dict[str, int]]:
-        """Plan and apply one chunk of keys (inside a store write); (last key, freed blobs, counts)."""
+        """Plan and apply one chunk of keys (inside a store write); (last key, freed blobs, counts).
+        `actions` (a logged bucket) gets a server access log record per action."""
         bucket = self.store.bucket(name, cached=False)
         if bucket is None or not bucket.config.get("lifecycle"):
             return None, [], {}
@@ -188,6 +195,8 @@ class LifecycleRun(S3Core):
                         tally.add(cls, v.size, seconds)
             if plan.counts:
                 freed += self._apply(name, key, plan, blobs, versions[0].id)
+                if actions is not None:
+                    actions += lifecycle_records(name, key, plan)
                 _merge(counts, plan.counts)
             i = j
         for k, n in counts.items():

@@ -24,7 +24,9 @@ request_metrics.py  Put/Get/List/DeleteBucketMetricsConfiguration (CloudWatch re
 bucket_encryption.py  Put/Get/DeleteBucketEncryption; object_encryption.py UpdateObjectEncryption;
                sse.py which encryption a write gets and
                the keys that open an object, encryption.py the format at rest, sse_io.py its I/O
-absent_configs.py  website, logging, notifications, replication, inventory, analytics,
+access_logs.py Put/GetBucketLogging; server access logs delivered (the s3.access_logs rule);
+               access_log_lines.py S3's log format, and lifecycle's own log records
+absent_configs.py  website, notifications, replication, inventory, analytics,
                Requester Pays: read as absent, turning off accepted, setting refused
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
 core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
@@ -35,6 +37,7 @@ from __future__ import annotations
 from strata.services.base import ServiceRuntime
 from strata.services.parameters import refusing
 from strata.services.s3.absent_configs import AbsentConfigOperations
+from strata.services.s3.access_logs import AccessLogOperations
 from strata.services.s3.access_point_authz import AccessPointAuthz
 from strata.services.s3.acl import AclOperations
 from strata.services.s3.bpa import PublicAccessBlockOperations
@@ -74,6 +77,7 @@ class S3Provider(
     PublicAccessBlockOperations,
     AclOperations,
     LifecycleOperations,
+    AccessLogOperations,
     LifecycleRun,
     TieringOperations,
     CorsOperations,
@@ -90,3 +94,4 @@ class S3Provider(
     def __init__(self, runtime: ServiceRuntime) -> None:
         super().__init__(runtime)
         self._watch_all_metrics()
+        self._watch_all_logging()

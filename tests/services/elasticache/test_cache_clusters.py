@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -135,8 +135,10 @@ def test_single_node_cluster_runs_the_caching_lab(ec, cleanup, unique, engine):
         redis.Redis(endpoint["Address"], endpoint["Port"], socket_connect_timeout=2).ping()
 
 
-def test_reboot_keeps_redis_data_and_endpoint(ec, cleanup, unique):
+def test_reboot_keeps_redis_data_and_endpoint(strata_server, ec, cleanup, unique):
+    """...and DescribeEvents tells the cluster's story: created, then its node rebooted."""
     cid = f"reboot-{unique}"
+    before = datetime.fromisoformat(strata_server.admin("/_strata/clock")["now"])
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
     cleanup.append(("cluster", cid))
     (endpoint,) = node_endpoints(ec, cid)
@@ -149,6 +151,21 @@ def test_reboot_keeps_redis_data_and_endpoint(ec, cleanup, unique):
     eventually(lambda: fresh.ping(), what="node back after reboot")
     assert fresh.info("server")["process_id"] != pid_before
     assert fresh.get("survives") == "reboot"
+    events = ec.describe_events(SourceIdentifier=cid, SourceType="cache-cluster")["Events"]
+    assert [e["Message"] for e in events] == ["Cache cluster created", "Cache node 0001 restarted"]
+    assert all(e["SourceType"] == "cache-cluster" and e["Date"] >= before for e in events)
+    # the window: the last few minutes hold them; one that ends before the cluster, or starts
+    # after the reboot, holds none; nor does another source type of the same name
+    assert len(ec.describe_events(SourceIdentifier=cid, Duration=5)["Events"]) == 2
+    end = before - timedelta(seconds=1)
+    assert not ec.describe_events(SourceIdentifier=cid, EndTime=end, Duration=14 * 24 * 60)["Events"]
+    start = events[-1]["Date"] + timedelta(seconds=1)
+    assert not ec.describe_events(SourceIdentifier=cid, StartTime=start)["Events"]
+    assert not ec.describe_events(SourceIdentifier=cid, SourceType="replication-group")["Events"]
+    for bad in ({"SourceType": "cache-node"}, {"MaxRecords": 10}):
+        with pytest.raises(ClientError) as e:
+            ec.describe_events(**bad)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
     # The node types it may move to (cache.t3.micro by default): larger up, smaller down.
     allowed = ec.list_allowed_node_type_modifications(CacheClusterId=cid)
     assert (

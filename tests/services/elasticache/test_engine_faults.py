@@ -121,3 +121,15 @@ def test_killed_primary_and_replica_under_load(ec, cleanup, unique):
     eventually(lambda: _in_sync(last_primary, last_replica), what="the dead primary back as a replica")
     assert last_replica.dbsize() == last_primary.dbsize()
     assert group(ec, gid)["Status"] == "available"
+
+    # the events tell it: each death a recovery of the member, each lost primary a failover
+    def messages(source: str) -> list[str]:
+        return [e["Message"] for e in ec.describe_events(SourceIdentifier=source)["Events"]]
+
+    recovery = ["Recovering cache nodes 0001", "Finished recovery for cache nodes 0001"]
+    assert messages(first) == recovery * 2 and messages(second) == recovery
+    assert messages(gid) == [
+        f"Replication group {gid} created",
+        f"Failover from master node {first} to replica node {second} completed",
+        f"Failover from master node {second} to replica node {first} completed",
+    ]

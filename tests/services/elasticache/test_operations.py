@@ -63,6 +63,12 @@ SERVED = {
     "ModifyGlobalReplicationGroup",
     "DisassociateGlobalReplicationGroup",
     "DeleteGlobalReplicationGroup",
+    "DescribeEvents",
+    # offerings.py
+    "DescribeCacheEngineVersions",
+    "ListAllowedNodeTypeModifications",
+    "DescribeServiceUpdates",
+    "DescribeUpdateActions",
 }
 
 

@@ -191,6 +191,10 @@ def test_redis_parameters_reach_the_engine_at_once(ec, unique: str, cleanup: lis
     memory = client.info("memory")
     assert memory["maxmemory_policy"] == "allkeys-lru"
     assert memory["maxmemory"] == 512 * MIB * 75 // 100  # 25% reserved, as AWS's default group does
+    assert [e["Message"] for e in ec.describe_events(SourceIdentifier=name)["Events"]] == [
+        f"Cache parameter group {name} created",
+        f"Updated parameters lazyfree-lazy-user-flush, maxmemory-policy, notify-keyspace-events of cache parameter group {name}",
+    ]
 
     # what the engine runs with and no group can change: listed with the engine's own values
     listed = ec.describe_cache_parameters(CacheParameterGroupName=name)["Parameters"]

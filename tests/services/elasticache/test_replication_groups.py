@@ -89,6 +89,14 @@ def test_group_replicates_and_fails_over_behind_a_stable_endpoint(ec, cleanup, u
     }
     assert f"{gid}-001" in {m["CacheClusterId"] for m in g2["NodeGroups"][0]["NodeGroupMembers"]}
     assert _nodes_behind(reader_ep) == now_replicas
+    # the group's events: created, the failover asked for, and done
+    events = ec.describe_events(SourceIdentifier=gid, SourceType="replication-group")["Events"]
+    promoted = next(c for c, r in new_roles.items() if r == "primary")
+    assert [e["Message"] for e in events] == [
+        f"Replication group {gid} created",
+        "Test Failover API called for node group 0001",
+        f"Failover from master node {gid}-001 to replica node {promoted} completed",
+    ]
 
 
 def _nodes_behind(endpoint: dict, connections: int = 8) -> set[str]:

@@ -247,6 +247,11 @@ def test_memcached_serverless_cache_is_metered_and_deleted(server, ca_file) -> N
     )
     with pytest.raises(OSError):
         memcached_exchange(ep, b"get k\r\n", 1, tls)
+    told = ec.describe_events(SourceIdentifier=name, SourceType="serverless-cache", Duration=180)["Events"]
+    assert [e["Message"] for e in told] == [
+        f"Serverless cache {name} created",
+        f"Serverless cache {name} deleted",
+    ]
     events = server.admin("/_strata/meter?service=elasticache")["events"]
     mine = [e for e in events if e["dims"].get("serverless_cache") == name]
     storage = sum(e["quantity"] for e in mine if e["event"] == "ServerlessStorageGBHours")

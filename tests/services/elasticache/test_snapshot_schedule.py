@@ -45,6 +45,13 @@ def test_snapshots_follow_the_window_through_a_jump_and_a_restart(strata_factory
     assert (stamp.hour, stamp.minute) == (hour, 0)
     assert first["SnapshotName"] == f"automatic.{cid}-{stamp:%Y-%m-%d-%H-%M}"
     assert ran("1s") == {}  # the same window again: nothing
+    messages = [
+        e["Message"] for e in ec.describe_events(SourceIdentifier=cid, Duration=2 * 24 * 60)["Events"]
+    ]
+    assert messages == [
+        "Cache cluster created",
+        f"Snapshot succeeded for snapshot with ID '{first['SnapshotName']}' of cache cluster with ID '{cid}'",
+    ]
 
     # Three years at once: one snapshot for the latest window, and the old one is past retention.
     client.set("k", "later")
@@ -52,6 +59,11 @@ def test_snapshots_follow_the_window_through_a_jump_and_a_restart(strata_factory
     assert ran("1095d") == {"snapshots": 1, "pruned": 1}
     (latest,) = automatic()
     assert latest["NodeSnapshots"][0]["SnapshotCreateTime"] > before + timedelta(days=1094)
+    # Events are kept 14 days: from the cluster's creation on, only the latest snapshot's is left.
+    kept = ec.describe_events(SourceIdentifier=cid, StartTime=now - timedelta(hours=1))["Events"]
+    assert [e["Message"] for e in kept] == [
+        f"Snapshot succeeded for snapshot with ID '{latest['SnapshotName']}' of cache cluster with ID '{cid}'"
+    ]
 
     # A restart in the middle: nothing is taken twice, and the next windows are taken.
     server.restart()

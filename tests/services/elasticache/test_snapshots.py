@@ -39,6 +39,12 @@ def test_snapshot_copy_restore_delete(ec, cleanup, unique):
 
     ec.copy_snapshot(SourceSnapshotName=f"s1-{unique}", TargetSnapshotName=f"s2-{unique}")
     ec.delete_snapshot(SnapshotName=f"s1-{unique}")
+    messages = [e["Message"] for e in ec.describe_events(SourceIdentifier=cid)["Events"]]
+    assert messages[-3:] == [
+        f"Snapshot succeeded for snapshot with ID 's1-{unique}' of cache cluster with ID '{cid}'",
+        f"Copied snapshot with ID 's1-{unique}' to snapshot with ID 's2-{unique}' of cache cluster with ID '{cid}'",
+        f"Deleted snapshot with ID 's1-{unique}' of cache cluster with ID '{cid}'",
+    ]
     with pytest.raises(ClientError) as e:
         ec.describe_snapshots(SnapshotName=f"s1-{unique}")
     assert e.value.response["Error"]["Code"] == "SnapshotNotFoundFault"

@@ -137,10 +137,6 @@ def test_configurations_strata_does_not_act_on_read_as_absent_and_refuse_being_s
     refused = [
         (s3.put_bucket_website, {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}}),
         (
-            s3.put_bucket_logging,
-            {"BucketLoggingStatus": {"LoggingEnabled": {"TargetBucket": bucket, "TargetPrefix": "l/"}}},
-        ),
-        (
             s3.put_bucket_notification_configuration,
             {"NotificationConfiguration": {"QueueConfigurations": [queue]}},
         ),
