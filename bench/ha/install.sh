@@ -12,8 +12,11 @@ command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
-# The packages' own services are not started: the proof runs its own instances in namespaces.
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.ha-proof
-[ -e /usr/sbin/policy-rc.d ] || { cp /usr/sbin/policy-rc.d.ha-proof /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
-rm -f /usr/sbin/policy-rc.d.ha-proof
+# The packages' own services are not started (the proof runs its own instances in namespaces):
+# a policy-rc.d that denies every start, for the length of the install, unless one is there.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get install -y -q --no-install-recommends $missing >&2
