@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -18,6 +20,18 @@ from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError
 
 DSN_VAR = "STRATA_TEST_PG_DSN"
+
+
+def fresh_database(prefix: str) -> str:
+    """A new, empty database of the session's PostgreSQL (`pg_node` must be up), as a URL; C locale,
+    so text sorts in code point order as S3 listings need."""
+    import psycopg
+
+    admin = os.environ[DSN_VAR]
+    db = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
+    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
 
 
 def _free_port() -> int:

@@ -10,14 +10,12 @@ through one gateway is what the other serves at once.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -25,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from strata.engines.postgres import PgNode
-from tests.storage.conftest import DSN_VAR
+from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
 # No retries: a request is counted by its own answer, never twice.
@@ -34,11 +32,7 @@ ONCE = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connecti
 
 @pytest.fixture(scope="module")
 def metadata_url(pg_node: PgNode) -> str:
-    admin = os.environ[DSN_VAR]
-    db = f"ddbmeta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
-    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+    return fresh_database("ddbmeta")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ over when the owner is killed with -9.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -17,10 +16,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import boto3
-import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
@@ -29,17 +26,13 @@ from strata.engines.postgres import PgNode
 from strata.storage.shared import PER_GATEWAY
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.s3.security.conftest import control_client
-from tests.storage.conftest import DSN_VAR
+from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
 
 @pytest.fixture(scope="module")
 def metadata_url(pg_node: PgNode) -> str:
-    admin = os.environ[DSN_VAR]
-    db = f"gw_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
-    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+    return fresh_database("gw")
 
 
 @pytest.fixture(scope="module")

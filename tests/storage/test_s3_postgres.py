@@ -22,18 +22,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from strata.engines.postgres import PgNode
-from tests.storage.conftest import DSN_VAR
+from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
 
 @pytest.fixture(scope="module")
 def metadata_url(pg_node: PgNode) -> str:
     """A fresh database (C locale: listings in code point order) of the session's cluster."""
-    admin = os.environ[DSN_VAR]
-    db = f"s3meta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C'")
-    return urlunsplit(urlsplit(admin)._replace(path=f"/{db}"))
+    return fresh_database("s3meta")
 
 
 @pytest.fixture(scope="module")
