@@ -20,16 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from strata.auth.evaluator import Facts, PolicySet, evaluate
-from strata.auth.policy import compile_policy
-from strata.auth.principal import Principal
+from strata.auth.service_principals import service_refused
 from strata.context import RequestContext
 from strata.services.base import run_blocking
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import arn
-from strata.sim.clock import clock
 
 # what AWS's guide grants ElastiCache on the bucket: (action, on objects?, ACL permission named)
 NEEDED = (
@@ -53,29 +50,20 @@ def missing_grant(
 ) -> str | None:
     """The ACL permission name (READ, READ_ACP, WRITE) the bucket's policy does not give
     ElastiCache's service principal for this export, or None when it gives them all."""
-    name = service_principal(region)
-    service = Principal(access_key="", account_id="", arn=name, kind="service", name=name, unrestricted=False)
-    facts = Facts(
-        service,
-        region,
-        "",
-        True,
-        clock.time,
-        {
-            "aws:sourceaccount": account,
-            "aws:sourcearn": source,
-            "aws:principalservicename": name,
-            "aws:principalisawsservice": True,
-        },
+    wanted = {
+        action: (f"arn:aws:s3:::{bucket}/{key}" if on_object else f"arn:aws:s3:::{bucket}", permission)
+        for action, on_object, permission in NEEDED
+    }
+    refused = service_refused(
+        service_principal(region),
+        [(action, resource) for action, (resource, _) in wanted.items()],
+        policy_text,
+        "resource",
+        region=region,
+        source_account=account,
+        source_arn=source,
     )
-    policy = compile_policy(policy_text, "resource") if policy_text else None
-    for action, on_object, permission in NEEDED:
-        resource = f"arn:aws:s3:::{bucket}/{key}" if on_object else f"arn:aws:s3:::{bucket}"
-        # the resource counts as another account's: only the bucket policy can allow the service
-        decision = evaluate(service, action, resource, facts, PolicySet(unrestricted=True), policy, "-")
-        if not decision.allowed:
-            return permission
-    return None
+    return None if refused is None else wanted[refused[0]][1]
 
 
 class ServerlessExportOperations(ElastiCacheCore):

@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 from strata.auth.directory import directory_for
-from strata.auth.evaluator import Facts, PolicySet, evaluate
-from strata.auth.policy import compile_policy
+from strata.auth.evaluator import Facts, evaluate
 from strata.auth.principal import Principal
+from strata.auth.service_principals import service_refused
 from strata.config import Settings
 from strata.sim.clock import clock
 
@@ -95,32 +95,17 @@ def check_trust(settings: Settings, role_arn: str, region: str, account: str, ex
     role = _role(settings, role_arn)
     if role is None:
         raise RoleDenied(f"Unable to assume the role {role_arn}: the role does not exist.")
-    service = Principal(
-        access_key="",
-        account_id="",
-        arn=SERVICE_PRINCIPAL,
-        kind="service",
-        name=SERVICE_PRINCIPAL,
-        unrestricted=False,
+    # The trust policy alone decides (the role counts as another account's resource).
+    refused = service_refused(
+        SERVICE_PRINCIPAL,
+        [("sts:AssumeRole", role_arn)],
+        role["trust"],
+        "trust",
+        region=region,
+        source_account=account,
+        source_arn=experiment_arn,
     )
-    facts = Facts(
-        service,
-        region,
-        "",
-        True,
-        clock.time,
-        {
-            "aws:sourceaccount": account,
-            "aws:sourcearn": experiment_arn,
-            "aws:principalservicename": SERVICE_PRINCIPAL,
-            "aws:principalisawsservice": True,
-        },
-    )
-    # The trust policy alone decides: the identity side is the service's (unrestricted), and the
-    # role counts as another account's resource so that only the trust policy can allow.
-    trust = compile_policy(role["trust"], "trust")
-    decision = evaluate(service, "sts:AssumeRole", role_arn, facts, PolicySet(unrestricted=True), trust, "-")
-    if not decision.allowed:
+    if refused is not None:
         raise RoleDenied(
             f"Unable to assume the role {role_arn}: its trust policy does not allow "
             f"{SERVICE_PRINCIPAL} to perform sts:AssumeRole for experiment {experiment_arn}."

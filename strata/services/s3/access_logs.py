@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 
-from strata.auth.evaluator import Facts, PolicySet, evaluate
-from strata.auth.policy import compile_policy
-from strata.auth.principal import Principal
+from strata.auth.service_principals import service_refused
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import Headers, HttpRequest
@@ -52,28 +50,17 @@ def _invalid_target(message: str, target: str) -> ServiceError:
 def delivery_denied(target: BucketRow, prefix: str, source: BucketRow, ownership: str) -> bool:
     """True when neither the target's bucket policy nor (ACLs enabled) its ACL lets the logging
     service write `prefix...` for `source`."""
-    account = source.config.get("owner") or ""
-    service = Principal(
-        access_key="", account_id="", arn=SERVICE, kind="service", name=SERVICE, unrestricted=False
-    )
-    facts = Facts(
-        service,
-        target.region,
-        "",
-        True,
-        clock.time,
-        {
-            "aws:sourceaccount": account,
-            "aws:sourcearn": f"arn:aws:s3:::{source.name}",
-            "aws:principalservicename": SERVICE,
-            "aws:principalisawsservice": True,
-        },
-    )
-    text = target.config.get("policy")
-    policy = compile_policy(text, "resource") if text else None
     resource = f"arn:aws:s3:::{target.name}/{prefix}2000-01-01-00-00-00-0000000000000000"
-    decision = evaluate(service, "s3:PutObject", resource, facts, PolicySet(unrestricted=True), policy, "-")
-    if decision.allowed:
+    refused = service_refused(
+        SERVICE,
+        [("s3:PutObject", resource)],
+        target.config.get("policy"),
+        "resource",
+        region=target.region,
+        source_account=source.config.get("owner") or "",
+        source_arn=f"arn:aws:s3:::{source.name}",
+    )
+    if refused is None:
         return False
     if ownership == ENFORCED:
         return True
