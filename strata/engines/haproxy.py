@@ -17,6 +17,11 @@ from pathlib import Path
 
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
+from strata.engines.socket_paths import socket_path
+
+# HAProxy binds a unix socket as `<path>.<pid>.tmp` and renames it, so it takes paths of 97 bytes
+# at most ("socket path ... too long (max 97)"): deeper run dirs put them in a short private dir.
+HAPROXY_SOCKET_MAX = 97
 
 
 def haproxy_binary() -> str:
@@ -37,7 +42,8 @@ class HaproxyRouter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._state = self.run_dir / "routes.json"
         self._cfg = self.run_dir / "haproxy.cfg"
-        self._admin = self.run_dir / "admin.sock"
+        self._admin = socket_path(self.run_dir, "admin.sock", "haproxy", HAPROXY_SOCKET_MAX)
+        self._keepalive = socket_path(self.run_dir, "keepalive.sock", "haproxy", HAPROXY_SOCKET_MAX)
         self._proc = EngineProcess(
             ProcessSpec(
                 name=name,
@@ -196,7 +202,7 @@ class HaproxyRouter:
             "    option tcp-smart-connect",
             # A stats-only listener keeps HAProxy running while no route exists.
             "listen strata_keepalive",
-            f"    bind unix@{self.run_dir / 'keepalive.sock'}",
+            f"    bind unix@{self._keepalive}",
             "    timeout client 1s",
             "    tcp-request connection reject",
         ]
