@@ -476,6 +476,7 @@ class InstanceOperations(OptionGroupOperations):
 
     async def delete_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
+        m.check_final_snapshot_choice(req)
         if doc.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",
