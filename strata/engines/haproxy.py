@@ -17,7 +17,7 @@ from pathlib import Path
 
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
-from strata.engines.socket_paths import socket_path
+from strata.engines.socket_paths import private_dir, socket_path
 
 # HAProxy binds a unix socket as `<path>.<pid>.tmp` and renames it, so it takes paths of 97 bytes
 # at most ("socket path ... too long (max 97)"): deeper run dirs put them in a short private dir.
@@ -67,6 +67,7 @@ class HaproxyRouter:
             self._write_config()
             if self.routes:
                 haproxy_binary()
+                self._socket_dir()
                 self._proc.start(ready=self._ready, timeout=20)
             else:
                 self._proc.reap_orphan()
@@ -74,6 +75,8 @@ class HaproxyRouter:
     def stop(self) -> None:
         with self._lock:
             self._proc.stop(timeout=5)
+            if self._admin.parent != self.run_dir:  # the short directory outlives no HAProxy
+                shutil.rmtree(self._admin.parent, ignore_errors=True)
 
     def running(self) -> bool:
         return self._proc.running()
@@ -135,6 +138,7 @@ class HaproxyRouter:
         self._write_config()
         if not self.running():
             haproxy_binary()
+            self._socket_dir()
             self._proc.start(ready=self._ready, timeout=20)
             return
         old_workers = self._workers()
@@ -173,6 +177,10 @@ class HaproxyRouter:
         out = self._command(";".join(cmds))
         if "No such" in out or "Unknown" in out:
             raise EngineError(f"haproxy runtime update failed: {out[:500]}")
+
+    def _socket_dir(self) -> None:
+        if self._admin.parent != self.run_dir:
+            private_dir(self._admin.parent)
 
     def _command(self, cmd: str) -> str:
         try:

@@ -48,8 +48,9 @@ def private_dir(path: Path) -> Path:
 
 def socket_path(run_dir: Path, name: str, kind: str, limit: int = SUN_PATH_MAX) -> Path:
     """Where a socket called `name` of the engine in `run_dir` lives: in `run_dir` when the path
-    fits `limit` bytes, else in the private short directory for `run_dir` (created here)."""
+    fits `limit` bytes, else in the short directory for `run_dir` (which the engine's owner makes
+    with `private_dir` before starting it, and may remove when it stops)."""
     path = Path(run_dir) / name
     if len(os.fsencode(path)) <= limit:
         return path
-    return private_dir(short_tmp_path(run_dir, kind)) / name
+    return short_tmp_path(run_dir, kind) / name
