@@ -1,4 +1,4 @@
-"""`strata serve | clock | bill | health | fsck` — the command line."""
+"""`strata serve | clock | bill | health | fsck | migrate` — the command line."""
 
 from __future__ import annotations
 
@@ -340,6 +340,43 @@ def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
         click.echo("clean" if not report.findings else f"{len(report.findings)} problems: {report.counts()}")
     if not report.ok:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
+@click.option("--metadata", required=True, help="postgresql://USER@HOST:PORT/DB: the gateways' database.")
+@click.option(
+    "--blob-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The gateways' shared directory of object bytes.",
+)
+@click.option(
+    "--allow-nonempty", is_flag=True, help="Add to a database or blob dir that holds state already."
+)
+def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool) -> None:
+    """Copy a data dir's S3, DynamoDB, IAM/STS, KMS, S3 Control, meter and clock into PostgreSQL and
+    a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`). The server must be
+    stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied then)."""
+    from strata.migrate import NOT_MIGRATED_EXTRA, MigrateError
+    from strata.migrate import migrate as run
+    from strata.storage.shared import PER_GATEWAY
+
+    try:
+        _check_metadata_database(metadata)
+        done = run(data_dir, metadata, blob_dir, allow_nonempty=allow_nonempty)
+    except (ConfigError, MigrateError) as e:
+        raise click.ClickException(str(e)) from e
+    for copied in done.stores:
+        rows = ", ".join(f"{n} {t}" for t, n in copied.rows.items() if n)
+        click.echo(f"{copied.store}: {copied.total} rows" + (f" ({rows})" if rows else ""))
+    for what, n in done.files.items():
+        click.echo(f"{what}: {n} files")
+    click.echo(f"files: {done.linked} hard-linked, {done.copied} copied")
+    for note in done.notes:
+        click.echo(f"note: {note}")
+    for service, why in {**PER_GATEWAY, **NOT_MIGRATED_EXTRA}.items():
+        click.echo(f"not migrated: {service}: {why}")
 
 
 def main() -> None:
