@@ -165,7 +165,10 @@ def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) 
     ]
     if full or files:
         what = ", ".join([*full[:5], *map(str, files)])
-        raise MigrateError(f"the target is not empty ({what}): pass --allow-nonempty to add to it")
+        raise MigrateError(
+            f"the target is not empty ({what}): pass --allow-nonempty to add to it (or to go on after "
+            "a migration that stopped half way)"
+        )
 
 
 def _copy_root_keys(data_dir: Path, blob_dir: Path, result: Migration) -> None:
@@ -202,8 +205,8 @@ def _copy_blobs(src_root: Path, dst_root: Path, result: Migration) -> None:
     try:
         for src in paths:
             final = blobs.path(src.name)
-            if final.exists():
-                raise MigrateError(f"blob {src.name} is in the target already")
+            if _there(src, final):
+                continue
             final.parent.mkdir(parents=True, exist_ok=True)
             if _link(src, final):
                 result.linked += 1
@@ -224,10 +227,21 @@ def _copy_files(src_dir: Path, dst_dir: Path, what: str, result: Migration) -> N
     names = [p for p in sorted(src_dir.iterdir()) if p.is_file() and p.suffix != ".tmp"]
     dst_dir.mkdir(parents=True, exist_ok=True)
     for src in names:
-        if (dst_dir / src.name).exists():
-            raise MigrateError(f"{dst_dir / src.name} exists already")
-        _place(src, dst_dir / src.name, result)
+        if not _there(src, dst_dir / src.name):
+            _place(src, dst_dir / src.name, result)
     result.files[what] = len(names)
+
+
+def _there(src: Path, dst: Path) -> bool:
+    """Whether `dst` is `src` placed by an earlier run that stopped half way (the names are
+    random, made once: another file of the same name and size is not to be had)."""
+    try:
+        size = dst.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size != src.stat().st_size:
+        raise MigrateError(f"{dst} exists already, and is not {src}")
+    return True
 
 
 def _place(src: Path, dst: Path, result: Migration) -> None:
