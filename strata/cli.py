@@ -8,6 +8,7 @@ import ssl
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -308,14 +309,35 @@ def health(endpoint: str) -> None:
 )
 @click.option("--hashes", is_flag=True, help="Also read every blob and compare its MD5 with the ETag (slow).")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
-def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
+@click.option(
+    "--metadata",
+    default=None,
+    help="postgresql://...: check what gateways started with it share (S3 and DynamoDB against "
+    "--blob-dir) instead of a data dir; they may keep running.",
+)
+@click.option("--blob-dir", default=None, type=click.Path(path_type=Path, file_okay=False))
+def fsck(
+    data_dir: Path, repair: bool, hashes: bool, as_json: bool, metadata: str | None, blob_dir: Path | None
+) -> None:
     """Check a data dir with the server stopped (metadata against blobs, SQLite integrity, temp files).
 
+    With --metadata and --blob-dir: the layout several gateways share, while they run (a blob or
+    file a running gateway may still be writing is left alone).
     Exits 1 when a problem is left (after --repair: one it may not fix, e.g. a missing blob).
     """
-    from strata.fsck import check_data_dir
+    from strata.fsck import check_data_dir, check_shared
     from strata.storage.fsck import users_of
 
+    if metadata is not None or blob_dir is not None:
+        if metadata is None or blob_dir is None:
+            raise click.UsageError("--metadata and --blob-dir go together")
+        try:
+            _check_metadata_database(metadata)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from e
+        report = check_shared(metadata, blob_dir, repair=repair, hashes=hashes)
+        _print_report(report, as_json)
+        return
     if not data_dir.is_dir():
         raise click.ClickException(f"no data dir at {data_dir}")
     users = [p for p in users_of(data_dir) if p != os.getpid()]
@@ -328,7 +350,11 @@ def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
             f"warning: {data_dir} is in use (pid {', '.join(map(str, users))}); writes in flight may show",
             err=True,
         )
-    report = check_data_dir(data_dir, repair=repair, hashes=hashes, live=bool(users))
+    _print_report(check_data_dir(data_dir, repair=repair, hashes=hashes, live=bool(users)), as_json)
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    """A fsck report, and exit status 1 while a problem is left."""
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

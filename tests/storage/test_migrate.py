@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from strata.engines.postgres import PgNode
@@ -213,5 +214,87 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
 
         assert gateway.client("iam").get_user(UserName="carol")["User"]["UserName"] == "carol"
         assert gateway.admin("/_strata/clock")["offset_seconds"] == pytest.approx(want["offset"])
+
+        _fsck_the_shared_layout(url, blobs, want["backup"])
     finally:
         gateway.stop()
+
+
+def _fsck(url: str, blobs: Path, *args: str) -> tuple[int, dict]:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strata.cli",
+            "fsck",
+            "--metadata",
+            url,
+            "--blob-dir",
+            str(blobs),
+            "--json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.stdout, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
+    """`strata fsck --metadata --blob-dir` while a gateway runs: clean after the migration; then
+    each kind of damage is found, and --repair removes only orphans no running gateway may still
+    be writing (its instance's lock is held; younger than the grace period)."""
+    code, report = _fsck(url, blobs)
+    assert (code, report["counts"]) == (0, {}), report
+    assert report["checked"]["s3_objects"] == 6 and report["checked"]["dynamodb_tables"] == 2
+
+    s3_root = blobs / "s3"
+    (live,) = [p.stem for p in (s3_root / "instances").glob("*.lock")]  # the running gateway's
+    hours_ago = time.time() - 7200
+
+    def blob(writer: str, *, old: bool) -> Path:
+        name = os.urandom(12).hex() + writer
+        path = s3_root / "blobs" / name[:2] / name[2:4] / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"orphan")
+        if old:
+            os.utime(path, (hours_ago, hours_ago))
+        return path
+
+    dead_orphan, live_orphan, young = (
+        blob("0badc0de", old=True),
+        blob(live, old=True),
+        blob("0badc0de", old=False),
+    )
+    stray = blobs / "dynamodb-backups" / "stray.bak"
+    stray.write_bytes(b"x")
+    os.utime(stray, (hours_ago, hours_ago))
+    leftover = s3_root / "tmp" / "0badc0de" / "upload.part"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half")
+    with psycopg.connect(url) as c:
+        (gone,) = c.execute("SELECT blob FROM s3.objects WHERE key = 'dir/big.bin'").fetchone()
+        files = [json.loads(b)["file"] for (b,) in c.execute("SELECT body FROM dynamodb.documents")]
+    (s3_root / "blobs" / gone[:2] / gone[2:4] / gone).unlink()
+    for name in files:
+        (blobs / "dynamodb-backups" / name).unlink(missing_ok=True)
+
+    code, report = _fsck(url, blobs, "--repair")
+    assert code == 1
+    found = {
+        (f["kind"], Path(f["path"]).name if f["path"].startswith("/") else f["path"]): f
+        for f in report["findings"]
+    }
+    assert set(found) == {
+        ("orphan_blob", dead_orphan.name),
+        ("orphan_blob", live_orphan.name),
+        ("missing_blob", "s3://plain/dir/big.bin version null"),
+        ("orphan_backup_file", "stray.bak"),
+        ("missing_backup_file", f"dynamodb backup {backup_arn}"),
+        ("temp_file", "upload.part"),
+    }, report["findings"]
+    assert not found[("orphan_blob", live_orphan.name)]["repaired"]
+    assert not dead_orphan.exists() and not stray.exists() and not leftover.exists()
+    assert live_orphan.exists() and young.exists()
