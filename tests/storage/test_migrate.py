@@ -274,8 +274,12 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
     leftover = s3_root / "tmp" / "0badc0de" / "upload.part"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half")
+    part_blob = blob("0badc0de", old=True)
     with psycopg.connect(url) as c:
         (gone,) = c.execute("SELECT blob FROM s3.objects WHERE key = 'dir/big.bin'").fetchone()
+        c.execute(  # a part whose upload is gone (as a crash of an old version left them)
+            "INSERT INTO s3.parts VALUES ('no-such-upload', 1, %s, 6, 'e', 0, '{}')", (part_blob.name,)
+        )
         files = [json.loads(b)["file"] for (b,) in c.execute("SELECT body FROM dynamodb.documents")]
     (s3_root / "blobs" / gone[:2] / gone[2:4] / gone).unlink()
     for name in files:
@@ -294,7 +298,12 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
         ("orphan_backup_file", "stray.bak"),
         ("missing_backup_file", f"dynamodb backup {backup_arn}"),
         ("temp_file", "upload.part"),
+        ("orphan_part", "upload no-such-upload part 1"),
     }, report["findings"]
     assert not found[("orphan_blob", live_orphan.name)]["repaired"]
     assert not dead_orphan.exists() and not stray.exists() and not leftover.exists()
-    assert live_orphan.exists() and young.exists()
+    assert live_orphan.exists() and young.exists() and not part_blob.exists()
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT count(*) FROM s3.parts WHERE upload_id = 'no-such-upload'").fetchone() == (
+            0,
+        )
