@@ -82,6 +82,7 @@ def check_shared(
         try:
             with s3.snapshot() as conn:
                 s3_fsck.check_shared(report, s3_root, conn, hashes=hashes, grace=grace)
+            s3_fsck.recheck_missing(report, s3.reader())
             if repair:
                 s3_fsck.repair(report, s3_root, s3)
         finally:
@@ -92,6 +93,7 @@ def check_shared(
             with ddb.snapshot() as conn:
                 dynamodb_fsck.check_tables(report, conn)
                 dynamodb_fsck.check_backups(report, conn, backups, grace=grace)
+            dynamodb_fsck.recheck_missing(report, ddb)
         finally:
             ddb.close()
         if repair:

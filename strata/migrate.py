@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -116,8 +117,19 @@ def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = 
         raise MigrateError(f"{data_dir} is in use (pid {', '.join(map(str, users))}): stop the server first")
     if blob_dir == data_dir or data_dir in blob_dir.parents:
         raise MigrateError("--blob-dir must be outside the data dir")
+    own_clock, progress = _read_sim(data_dir)
     result = Migration()
-    with psycopg.connect(url, connect_timeout=15) as pg:
+    try:
+        _copy(data_dir, url, blob_dir, allow_nonempty, result)
+    except psycopg.Error as e:
+        raise MigrateError(f"nothing was migrated: {e}") from e
+    _copy_sim(url, own_clock, progress, result)
+    return result
+
+
+def _copy(data_dir: Path, url: str, blob_dir: Path, allow_nonempty: bool, result: Migration) -> None:
+    """Files first, then every row in one transaction (the module docstring)."""
+    with psycopg.connect(url, connect_timeout=15, autocommit=True) as pg:
         _check_target(pg, blob_dir, allow_nonempty)
         _copy_root_keys(data_dir, blob_dir, result)
         for store in STORES:
@@ -142,8 +154,6 @@ def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = 
                     raise MigrateError(f"nothing was migrated: {e}") from e
                 finally:
                     src.close()
-    _copy_sim(data_dir, url, result)
-    return result
 
 
 def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) -> None:
@@ -279,15 +289,25 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _copy_sim(data_dir: Path, url: str, result: Migration) -> None:
-    """The clock's offset (unless the target keeps one already) and the rules' progress."""
-    from strata.sim.clock import Clock
+def _read_sim(data_dir: Path) -> tuple[Any, dict[str, float]]:
+    """The data dir's clock and its rules' progress (read before anything is copied: a clock
+    file the server would refuse stops the migration first)."""
+    from strata.sim.clock import Clock, ClockStateError
     from strata.sim.scheduler import Scheduler
-    from strata.storage.coordination import SharedSim
 
-    own = Clock(data_dir / "clock.json")
+    try:
+        own = Clock(data_dir / "clock.json")
+    except ClockStateError as e:
+        raise MigrateError(str(e)) from e
     rules = Scheduler(own)
     rules.use_state_file(data_dir / "scheduler.json")
+    return own, rules.saved()
+
+
+def _copy_sim(url: str, own: Any, progress: dict[str, float], result: Migration) -> None:
+    """The clock's offset (unless the target keeps one already) and the rules' progress."""
+    from strata.storage.coordination import SharedSim
+
     sim = SharedSim(url)
     try:
         before = sim.read_clock()
@@ -297,7 +317,7 @@ def _copy_sim(data_dir: Path, url: str, result: Migration) -> None:
                 f"the target's clock offset ({before[0]:.0f} s) was kept; the data dir's was {own.offset:.0f} s"
             )
         known = sim.progress()
-        for rule, done in rules.saved().items():
+        for rule, done in progress.items():
             if rule not in known:
                 sim.save_progress(rule, done)
     finally:
