@@ -246,7 +246,7 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
     """`strata fsck --metadata --blob-dir` while a gateway runs: clean after the migration; then
     each kind of damage is found, and --repair removes only orphans no running gateway may still
     be writing (its instance's lock is held; younger than the grace period)."""
-    code, report = _fsck(url, blobs)
+    code, report = _fsck(url, blobs, "--hashes")  # every blob read: its MD5 against its ETag
     assert (code, report["counts"]) == (0, {}), report
     assert report["checked"]["s3_objects"] == 6 and report["checked"]["dynamodb_tables"] == 2
 
@@ -277,6 +277,10 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
     part_blob = blob("0badc0de", old=True)
     with psycopg.connect(url) as c:
         (gone,) = c.execute("SELECT blob FROM s3.objects WHERE key = 'dir/big.bin'").fetchone()
+        # (SSE-S3 by default, as on AWS: a flipped byte of its ciphertext fails its tag)
+        c.execute(
+            "UPDATE s3.objects SET data = set_byte(data, 20, get_byte(data, 20) # 1) WHERE key = 'small.txt'"
+        )
         c.execute(  # a part whose upload is gone (as a crash of an old version left them)
             "INSERT INTO s3.parts VALUES ('no-such-upload', 1, %s, 6, 'e', 0, '{}')", (part_blob.name,)
         )
@@ -285,7 +289,7 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
     for name in files:
         (blobs / "dynamodb-backups" / name).unlink(missing_ok=True)
 
-    code, report = _fsck(url, blobs, "--repair")
+    code, report = _fsck(url, blobs, "--repair", "--hashes")
     assert code == 1
     found = {
         (f["kind"], Path(f["path"]).name if f["path"].startswith("/") else f["path"]): f
@@ -299,6 +303,7 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
         ("missing_backup_file", f"dynamodb backup {backup_arn}"),
         ("temp_file", "upload.part"),
         ("orphan_part", "upload no-such-upload part 1"),
+        ("wrong_hash", "s3://plain/small.txt version null"),
     }, report["findings"]
     assert not found[("orphan_blob", live_orphan.name)]["repaired"]
     assert not dead_orphan.exists() and not stray.exists() and not leftover.exists()
