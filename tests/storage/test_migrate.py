@@ -215,6 +215,9 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
         assert gateway.client("iam").get_user(UserName="carol")["User"]["UserName"] == "carol"
         assert gateway.admin("/_strata/clock")["offset_seconds"] == pytest.approx(want["offset"])
 
+        running = _migrate(*target, "--allow-nonempty")  # a gateway serves the target
+        assert running.returncode == 1 and "gateways are open" in running.stderr, running.stderr
+
         _fsck_the_shared_layout(url, blobs, want["backup"])
     finally:
         gateway.stop()
