@@ -33,7 +33,6 @@ import psycopg
 
 from strata.storage.copy_rows import Copied, CopyError, copy_store, has_rows, open_source
 
-KMS_ROOT_ENV = "STRATA_KMS_ROOT_KEY"
 # Sign-ins to the console are not carried over (their signing key differs per database): users
 # sign in again. Listed with the per-gateway services in the report.
 NOT_MIGRATED_EXTRA = {"console": "sign-in sessions (sign in again)"}
@@ -183,9 +182,11 @@ def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) 
 
 def _copy_root_keys(data_dir: Path, blob_dir: Path, result: Migration) -> None:
     """The keys that seal S3 objects (SSE-S3) and KMS keys: where gateways of the target look."""
+    from strata.services.kms.material import RootKey
+
     keys = [(data_dir / "s3" / "sse-root.key", blob_dir / "s3" / "sse-root.key")]
-    if os.environ.get(KMS_ROOT_ENV):
-        result.notes.append(f"KMS keys are sealed under {KMS_ROOT_ENV}: give the gateways the same value")
+    if os.environ.get(RootKey.ENV):
+        result.notes.append(f"KMS keys are sealed under {RootKey.ENV}: give the gateways the same value")
     else:
         keys.append((data_dir / "kms" / "root.key", blob_dir / "kms" / "root.key"))
     for src, dst in keys:
