@@ -90,7 +90,7 @@ SHARED_SCHEMAS = (*(s.name for s in STORES), "sim")
 
 
 class MigrateError(Exception):
-    """Why a migration was refused or stopped (nothing of the rows is in the target then)."""
+    """Why a migration was refused or stopped (the message says what, if anything, is copied)."""
 
 
 @dataclass
@@ -121,8 +121,13 @@ def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = 
     try:
         _copy(data_dir, url, blob_dir, allow_nonempty, result)
     except psycopg.Error as e:
-        raise MigrateError(f"nothing was migrated: {e}") from e
-    _copy_sim(url, own_clock, progress, result)
+        raise MigrateError(f"no row was migrated: {e}") from e
+    try:
+        _copy_sim(url, own_clock, progress, result)
+    except psycopg.Error as e:
+        raise MigrateError(
+            f"the rows and files are migrated, the clock and the rules' progress not: {e}"
+        ) from e
     return result
 
 
@@ -150,7 +155,7 @@ def _copy(data_dir: Path, url: str, blob_dir: Path, allow_nonempty: bool, result
                 try:
                     result.stores.append(copy_store(src, pg, store.name))
                 except CopyError as e:
-                    raise MigrateError(f"nothing was migrated: {e}") from e
+                    raise MigrateError(f"no row was migrated: {e}") from e
                 finally:
                     src.close()
 

@@ -173,7 +173,7 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
     again = _migrate(*target)  # the target holds state now
     assert again.returncode == 1 and "not empty" in again.stderr, again.stderr
     clash = _migrate(*target, "--allow-nonempty")  # the same rows again: all or nothing
-    assert clash.returncode == 1 and "nothing was migrated" in clash.stderr, clash.stderr
+    assert clash.returncode == 1 and "no row was migrated" in clash.stderr, clash.stderr
 
     gateway = StrataProcess(
         tmp_path / "gateway",
