@@ -113,6 +113,10 @@ class Scheduler:
         for rule in self._rules.values():
             rule.done = self._saved.get(rule.name, rule.done)
 
+    def saved(self) -> dict[str, float]:
+        """Each rule's progress as read from the state file (`use_state_file`)."""
+        return dict(self._saved)
+
     def share(self, coordinator: Coordinator, settle: Callable[[], None] = lambda: None) -> None:
         """Run shared rules only while this gateway owns them (see the module docstring).
         `settle` (blocking) makes a run's effects durable before its progress is written: the
