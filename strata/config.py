@@ -33,6 +33,34 @@ class ConfigError(Exception):
     """The settings cannot be used as given (e.g. a public bind with default credentials)."""
 
 
+@dataclass(frozen=True)
+class EngineAddress:
+    address: str
+    dev: str | None = None
+
+
+def parse_engine_address(value: str) -> EngineAddress:
+    """`ADDR` or `ADDR/DEV`: an IPv4 unicast address that is not loopback, and the device holding it."""
+    address, _, dev = value.strip().partition("/")
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ConfigError(
+            f"the engine address must be an IPv4 address, optionally with its device (10.0.0.50/eth0), "
+            f"not {value!r}"
+        ) from None
+    if (
+        ip.is_loopback
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip == ipaddress.IPv4Address("255.255.255.255")
+    ):
+        raise ConfigError(f"the engine address must be a unicast address of this machine, not {address}")
+    if dev and (len(dev) > 15 or "/" in dev or not dev.isprintable()):
+        raise ConfigError(f"{dev!r} is not a network device name")
+    return EngineAddress(str(ip), dev or None)
+
+
 @dataclass
 class Settings:
     """Runtime settings; built once by the CLI (or a test fixture) and passed down explicitly."""
@@ -90,6 +118,10 @@ class Settings:
     # Object and part bytes (`--blob-dir`, STRATA_BLOB_DIR; S3's go under <blob_dir>/s3); None:
     # inside the data dir.
     blob_dir: Path | None = None
+    # Where other machines reach the engines (`--engine-address ADDR[/DEV]`,
+    # STRATA_ENGINE_ADDRESS; strata.engines.floating): RDS instance and Aurora writer endpoints and
+    # ElastiCache primary endpoints are advertised and served on ADDR; None: loopback only.
+    engine_address: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -97,6 +129,13 @@ class Settings:
             check_metadata_url(self.metadata)
         if self.blob_dir is not None:
             self.blob_dir = Path(self.blob_dir).resolve()
+        if self.engine_address is not None:
+            parse_engine_address(self.engine_address)  # refused at start, not at first use
+
+    @property
+    def exposed_engines(self) -> EngineAddress | None:
+        """The engine address and its device, or None (engines on loopback only)."""
+        return None if self.engine_address is None else parse_engine_address(self.engine_address)
 
     @property
     def is_loopback(self) -> bool:
@@ -187,6 +226,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.timings = value
     if os.environ.get("STRATA_METADATA"):
         s.metadata = os.environ["STRATA_METADATA"]
+    if os.environ.get("STRATA_ENGINE_ADDRESS"):
+        s.engine_address = os.environ["STRATA_ENGINE_ADDRESS"]
     if os.environ.get("STRATA_BLOB_DIR"):
         s.blob_dir = Path(os.environ["STRATA_BLOB_DIR"])
     if os.environ.get("STRATA_USERS_FILE"):

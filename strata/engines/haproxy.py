@@ -5,6 +5,9 @@ master-worker mode serves every route of a router; a route keeps MAX_BACKENDS se
 switching backends (failover) is an instant runtime-API update with no reload, and adding or
 removing a route rewrites the config and reloads (listening sockets are handed over, so other
 endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
+
+With an engine address (strata.engines.floating) a route on 127.0.0.1, or one whose host is that
+address, also listens on it (`freebind`: the address may be claimed only later, or move away).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import socket
 import threading
 from pathlib import Path
 
+from strata.engines.floating import EngineAddress
 from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
 
@@ -29,7 +33,8 @@ def haproxy_binary() -> str:
 class HaproxyRouter:
     """An HAProxy process serving a set of named TCP routes on loopback."""
 
-    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+    def __init__(self, run_dir: Path, name: str = "endpoints", exposed: EngineAddress | None = None) -> None:
+        self.exposed = exposed
         self.run_dir = Path(run_dir)
         self.name = name
         self.routes: dict[str, Route] = {}
@@ -75,7 +80,7 @@ class HaproxyRouter:
     def _ready(self) -> bool:
         if not self._admin.exists() or "Uptime" not in self._command("show info"):
             return False
-        return all(port_open(r.port, r.host) for r in self.routes.values())
+        return all(port_open(r.port, r.host) for r in self.routes.values() if r.host.startswith("127."))
 
     # -- routes ------------------------------------------------------------------------------------
 
@@ -140,7 +145,11 @@ class HaproxyRouter:
                 break
         else:
             raise EngineError(f"haproxy reload did not finish: {self._proc.log_tail(1500)}")
-        if wait_port is not None and not wait_until(lambda: port_open(wait_port[1], wait_port[0]), 10):
+        if (
+            wait_port is not None
+            and wait_port[0].startswith("127.")
+            and not wait_until(lambda: port_open(wait_port[1], wait_port[0]), 10)
+        ):
             raise EngineError(f"endpoint port {wait_port} is not listening: {self._proc.log_tail(1500)}")
 
     def _workers(self) -> set[str]:
@@ -200,11 +209,16 @@ class HaproxyRouter:
             "    timeout client 1s",
             "    tcp-request connection reject",
         ]
+        exposed = set()  # ports already listening on the engine address
         for r in sorted(self.routes.values(), key=lambda r: r.name):
             be = _backend(r.name)
+            lines += [f"frontend fe_{be}"]
+            if r.host.startswith("127."):
+                lines.append(f"    bind {r.host}:{r.port}")
+            if self.exposed and r.host in (LOOPBACK, self.exposed.address) and r.port not in exposed:
+                exposed.add(r.port)
+                lines.append(f"    bind {self.exposed.address}:{r.port} freebind")
             lines += [
-                f"frontend fe_{be}",
-                f"    bind {r.host}:{r.port}",
                 f"    default_backend {be}",
                 f"backend {be}",
                 f"    balance {'roundrobin' if r.balance else 'first'}",

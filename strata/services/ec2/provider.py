@@ -126,8 +126,11 @@ class EC2Provider(
         # would restrict), e.g. to leave the kernel's tables alone.
         wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
         if wanted and await run_blocking(nft_usable):
+            exposed = self.settings.exposed_engines
             self.security_groups.firewall = Firewall(
-                "security_groups", private_ports=self.settings.engine_port_range
+                "security_groups",
+                private_ports=self.settings.engine_port_range,
+                exposed=exposed.address if exposed is not None else None,
             )
             if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
                 self.security_groups.egress = EgressFilter("security_groups_egress")
