@@ -7,7 +7,8 @@ removing a route rewrites the config and reloads (listening sockets are handed o
 endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
 
 With an engine address (strata.engines.floating) a route on 127.0.0.1, or one whose host is that
-address, also listens on it (`freebind`: the address may be claimed only later, or move away).
+address, also listens on it (`transparent`: bound even while the address is not held here, as it may be
+claimed only later, or move away; HAProxy uses IP_FREEBIND where it may not use IP_TRANSPARENT).
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ class HaproxyRouter:
                 lines.append(f"    bind {r.host}:{r.port}")
             if self.exposed and r.host in (LOOPBACK, self.exposed.address) and r.port not in exposed:
                 exposed.add(r.port)
-                lines.append(f"    bind {self.exposed.address}:{r.port} freebind")
+                lines.append(f"    bind {self.exposed.address}:{r.port} transparent")
             lines += [
                 f"    default_backend {be}",
                 f"backend {be}",

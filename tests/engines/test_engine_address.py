@@ -8,8 +8,11 @@ traffic leaves the machine). Needs root, `ip netns` and nftables; skipped with t
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from strata.config import ConfigError, EngineAddress, parse_engine_address
+from strata.engines.blackhole import Blackhole
+from strata.engines.endpoint import EndpointRouter
 from strata.engines.floating import claim, holds, release
 from strata.engines.nft import nft_usable
 from tests.services.elasticache.conftest import eventually
-from tests.strata_process import StrataProcess
+from tests.strata_process import StrataProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # A client in a namespace: what a TCP connect to argv[1]:argv[2] meets, and the first bytes after
@@ -169,6 +174,57 @@ def test_floating_address_moves_between_machines(lan: Lan) -> None:
     lan.run(spaces["a"], mover.format("release"), addr)
     lan.run(spaces["a"], mover.format("release"), addr)  # idempotent
     assert lan.run(spaces["c"], _DIAL, addr, "7000", "") in ("dropped", "refused")
+
+
+def greeter(name: str) -> int:
+    """A loopback listener (a stand-in engine) greeting each connection with `name`; its port."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+
+    def serve() -> None:
+        while True:
+            c, _ = s.accept()
+            c.sendall(name.encode() + b"\n")
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["nft", "haproxy"])
+def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mode: str) -> None:
+    """An RDS-style route on 127.0.0.1 is also served on the engine address, and follows a
+    failover there, in both router modes."""
+    if mode == "nft" and not nft_usable():
+        pytest.skip("kernel redirection needs nftables (root)")
+    if mode == "haproxy" and shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed")
+    client = lan.namespace("c")
+    dev = lan.link("s", None, client, "10.222.27.1/24", "10.222.27.2/24")
+    addr, port = "10.222.27.50", free_port()
+    one, two = greeter("one"), greeter("two")
+    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=EngineAddress(addr, dev))
+    router.start()
+    try:
+        router.set_route("db", port, [("127.0.0.1", one)])
+        claim(addr, dev)  # after the route: HAProxy listens on an address it does not hold yet
+        assert lan.run(client, _DIAL, addr, str(port), "") == "one"
+        router.set_route("db", port, [("127.0.0.1", two)])
+        assert lan.run(client, _DIAL, addr, str(port), "") == "two"
+        if nft_usable():  # FIS's network disruption cuts the endpoint off there too
+            blackhole = Blackhole(exposed=addr)
+            blackhole.add("fis", frozenset({("127.0.0.1", port)}))
+            try:
+                assert lan.run(client, _DIAL, addr, str(port), "") == "dropped"
+            finally:
+                blackhole.remove("fis")
+            assert lan.run(client, _DIAL, addr, str(port), "") == "two"
+        router.remove_route("db")
+        assert lan.run(client, _DIAL, addr, str(port), "") == "refused"
+    finally:
+        router.stop()
+        release(addr, dev)
 
 
 @pytest.mark.skipif(not nft_usable(), reason="kernel redirection and security groups need nftables (root)")
