@@ -6,8 +6,8 @@ and ElastiCache primary endpoints are then advertised as ADDR with their own por
 there (strata.engines.endpoint: routes whose host is ADDR). DEV is the network device that holds
 ADDR (e.g. `10.0.0.50/eth0`); it is needed by the kernel redirection (nft mode), which hands a
 connection arriving for ADDR to an engine on 127.0.0.1: the kernel allows that only on a device
-with `route_localnet` set (`allow_loopback_targets`), and the router's tables then drop every other
-packet that arrives from outside for 127.0.0.0/8, so only the endpoints are reachable.
+with `route_localnet` set (strata.engines.nft.allow_loopback_targets), and the routers' tables
+then drop every other packet that arrives from outside for 127.0.0.0/8.
 
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
@@ -22,7 +22,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from strata.config import ConfigError, EngineAddress, parse_engine_address
+from strata.config import EngineAddress, parse_engine_address
 
 __all__ = ["EngineAddress", "parse_engine_address", "claim", "release", "announce", "holds"]
 
@@ -71,14 +71,3 @@ def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:
         s.bind((dev, ETH_P_ARP))
         for _ in range(count):
             s.send(frame.ljust(60, b"\x00"))
-
-
-def allow_loopback_targets(dev: str) -> None:
-    """Let the kernel hand connections arriving on `dev` to 127.0.0.0/8 (route_localnet): the
-    nft routers redirect ADDR:port to engines there. Their tables drop every other packet from
-    outside to 127.0.0.0/8 (strata.engines.nft.LOCALNET_GUARD). Left set when Strata stops."""
-    path = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
-    if not path.exists():
-        raise ConfigError(f"no network device {dev!r} here (--engine-address ADDR/DEV)")
-    if path.read_text().strip() != "1":
-        path.write_text("1\n")

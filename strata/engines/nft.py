@@ -31,7 +31,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from strata.engines.floating import EngineAddress, allow_loopback_targets
+from strata.config import ConfigError, EngineAddress
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
@@ -121,6 +121,43 @@ def start_janitor(table: str, family: str = "ip") -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # a signal to Strata's process group must not end it first
     )
+
+
+# Resets route_localnet (argument 3) once the owner (1) is gone and no Strata's localnet guard is
+# left (its janitors delete its tables within a second): never open without a guard.
+_LOCALNET_JANITOR = (
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; sleep 3; '
+    '"$2" list chains 2>/dev/null | grep -q "chain localnet" || echo 0 > "$3"'
+)
+_localnet_watchers: dict[str, subprocess.Popen] = {}  # device -> its watcher
+
+
+def allow_loopback_targets(dev: str) -> None:
+    """Let the kernel hand connections arriving on `dev` to 127.0.0.0/8 (route_localnet): the
+    routers redirect the engine address's ports to engines there, and their tables drop every
+    other packet from outside to 127.0.0.0/8 (LOCALNET_GUARD). A watcher puts the setting back
+    when this process is gone (kill -9 included) and no other Strata's guard is left."""
+    path = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
+    if not path.exists():
+        raise ConfigError(f"no network device {dev!r} here (--engine-address ADDR/DEV)")
+    if path.read_text().strip() != "1":
+        path.write_text("1\n")
+    if dev not in _localnet_watchers:
+        _localnet_watchers[dev] = subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                _LOCALNET_JANITOR,
+                "strata-localnet-janitor",
+                str(os.getpid()),
+                str(nft_binary()),
+                str(path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 # Packets from outside (not the loopback device) for 127.0.0.0/8 pass only when one of the routers

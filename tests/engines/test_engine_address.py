@@ -243,6 +243,9 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
         server.stop()
         release(addr, dev)
     assert not holds(addr, dev)
+    # route_localnet goes back with the guard: loopback is never left open to the link
+    localnet = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
+    eventually(lambda: localnet.read_text().strip() == "0", what="route_localnet to be reset")
 
 
 def tcp(cidr: str) -> dict:
