@@ -25,6 +25,7 @@ from strata.engines.endpoint import EndpointRouter
 from strata.engines.floating import claim, holds, release
 from strata.engines.nft import nft_usable
 from tests.services.elasticache.conftest import eventually
+from tests.services.rds.helpers import PASSWORD, wait_status
 from tests.strata_process import StrataProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +64,9 @@ while True:
 
 def sh(*cmd: str, ns: str | None = None) -> str:
     argv = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{cmd[:3]} in {ns or 'this namespace'} failed: {done.stderr[-1500:]}"
+    return done.stdout
 
 
 class Lan:
@@ -252,11 +255,30 @@ def tcp(cidr: str) -> dict:
     return {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "CidrIp": cidr}
 
 
+# A PostgreSQL client in a namespace: the server's answer to SELECT 1 through argv[1]:argv[2].
+_PG = """
+import sys, psycopg
+with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="master", password=sys.argv[3],
+                     dbname="postgres", connect_timeout=10) as c:
+    print(c.execute("select 1").fetchone()[0])
+"""
+
+
 def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> None:
     ec2, ec = server.client("ec2"), server.client("elasticache")
     sg = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
     ec.create_cache_cluster(
         CacheClusterId="sessions", Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+    )
+    rds = server.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        Engine="postgres",
+        MasterUsername="master",
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        VpcSecurityGroupIds=[sg],
     )
 
     def available() -> dict:
@@ -270,6 +292,9 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     assert dial() == "dropped"  # no rule lets 10.222.23.2 in
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     assert dial() == "+PONG"
+    db = wait_status(rds, "orders")["Endpoint"]
+    assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
+    assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
     # Nothing else on this machine's loopback is reachable from outside: not the node's own
     # address (route_localnet would let it through; the routers' localnet guard drops it).
     sh("ip", "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local", ns=client)
