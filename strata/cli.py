@@ -105,10 +105,10 @@ def cli() -> None:
 @click.option(
     "--engine-address",
     default=None,
-    metavar="ADDR[/DEV]",
+    metavar="ADDR/DEV",
     help="Serve RDS instance and Aurora writer endpoints and ElastiCache primary endpoints to other "
     "machines on this IPv4 address (advertised by Describe*, ports unchanged); DEV is the device "
-    "holding it (needed by kernel redirection), e.g. 10.0.0.50/eth0. Env: STRATA_ENGINE_ADDRESS.",
+    "it is (or will be) on, e.g. 10.0.0.50/eth0. Env: STRATA_ENGINE_ADDRESS.",
 )
 def serve(
     host: str,

@@ -1,7 +1,7 @@
 """The engine address: one IPv4 address where other machines reach the engines' endpoints, which
 can float from one machine to another (issue 22: the gateway that runs the engines may change).
 
-`--engine-address ADDR[/DEV]` (Settings.engine_address): RDS instance and Aurora writer endpoints
+`--engine-address ADDR/DEV` (Settings.engine_address): RDS instance and Aurora writer endpoints
 and ElastiCache primary endpoints are then advertised as ADDR with their own ports and served
 there (strata.engines.endpoint: routes whose host is ADDR). DEV is the network device that holds
 ADDR (e.g. `10.0.0.50/eth0`); it is needed by the kernel redirection (nft mode), which hands a

@@ -214,11 +214,6 @@ class NftRouter:
         with self._lock:
             remove_dead_tables()
             if self.exposed is not None:
-                if self.exposed.dev is None:
-                    raise EngineError(
-                        "kernel redirection needs the device of the engine address: "
-                        f"--engine-address {self.exposed.address}/DEV"
-                    )
                 allow_loopback_targets(self.exposed.dev)
             self._started = True
             self._apply()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.config import ConfigError, EngineAddress, parse_engine_address
+from strata.config import ConfigError, EngineAddress, Settings, parse_engine_address
 from strata.engines.blackhole import Blackhole
 from strata.engines.endpoint import EndpointRouter
 from strata.engines.floating import claim, holds, release
@@ -139,10 +139,21 @@ def lan() -> Iterator[Lan]:
 
 def test_engine_address_is_parsed_and_checked() -> None:
     assert parse_engine_address("10.0.0.50/eth0") == EngineAddress("10.0.0.50", "eth0")
-    assert parse_engine_address("10.0.0.50") == EngineAddress("10.0.0.50", None)
-    for bad in ("127.0.0.5/lo", "0.0.0.0", "fe80::1/eth0", "10.0.0.50/a/b", "eth0", "224.0.0.1"):
+    refused = (
+        "127.0.0.5/lo",
+        "0.0.0.0/eth0",
+        "fe80::1/eth0",
+        "10.0.0.50/a/b",
+        "eth0",
+        "224.0.0.1/eth0",
+        "10.0.0.50",
+    )
+    for value in refused:
         with pytest.raises(ConfigError):
-            parse_engine_address(bad)
+            parse_engine_address(value)
+    with pytest.raises(ConfigError, match="no network device"):
+        Settings(engine_address="10.0.0.50/nosuchdev0")
+    assert Settings().engine_address is None  # loopback only, as before
 
 
 def test_floating_address_moves_between_machines(lan: Lan) -> None:
