@@ -292,17 +292,14 @@ class NftRouter:
         cases = ", ".join(f"{i} : {p}" for i, p in enumerate(ports))
         return f"{match} redirect to :numgen inc mod {len(ports)} map {{ {cases} }}"
 
-    def exposed_host(self) -> str | None:
-        return None if self.exposed is None else self.exposed.address
-
     def exposed_routes(self) -> list[Route]:
         """The routes served on the engine address: those on 127.0.0.1 (as a copy on ADDR) and
-        those whose host is ADDR itself."""
-        addr = self.exposed_host()
-        if addr is None:
+        those whose host is ADDR itself (one per port: the latter first)."""
+        if self.exposed is None:
             return []
-        out = {}
-        for r in sorted(self.routes.values(), key=lambda r: (r.host, r.port)):
+        addr = self.exposed.address
+        out: dict[int, Route] = {}
+        for r in sorted(self.routes.values(), key=lambda r: (r.host != addr, r.port)):
             if r.host in (LOOPBACK, addr):
                 out.setdefault(r.port, Route(r.name, r.port, r.backends, r.balance, addr))
         return list(out.values())
