@@ -234,6 +234,10 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
             finally:
                 blackhole.remove("fis")
             assert lan.run(client, _DIAL, addr, str(port), "") == "two"
+        # a route on the engine address alone (an ElastiCache primary, which its node binds itself)
+        cache = free_port()
+        router.set_route("cache", cache, [("127.0.0.1", one)], host=addr)
+        assert lan.run(client, _DIAL, addr, str(cache), "") == "one"
         router.remove_route("db")
         assert lan.run(client, _DIAL, addr, str(port), "") == "refused"
     finally:
