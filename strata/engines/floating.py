@@ -53,10 +53,13 @@ def claim(address: str, dev: str) -> None:
 
 
 def release(address: str, dev: str) -> None:
-    """Give `address` up on `dev` (idempotent): connections to it end here, the next owner's
-    announcement points peers to it."""
+    """Give `address` up on `dev` (idempotent): packets for it are no longer taken here (open
+    connections to it stall, as on a lost machine), and the next owner's announcement points
+    peers to that one. Root only."""
     if holds(address, dev):
-        _ip("addr", "del", f"{address}/32", "dev", dev, check=False)
+        cp = _ip("addr", "del", f"{address}/32", "dev", dev, check=False)
+        if cp.returncode != 0 and holds(address, dev):
+            raise OSError(f"cannot release {address} on {dev}: {cp.stderr.strip()}")
 
 
 def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:
