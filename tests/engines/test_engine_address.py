@@ -310,6 +310,8 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     db = wait_status(rds, "orders")["Endpoint"]
     assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
     assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
+    nbd_port = server.health()["services"]["ec2"]["nbd"][1]  # EBS's NBD export: its greeting
+    assert lan.run(client, _DIAL, addr, str(nbd_port), "").startswith("NBDMAGIC")
     # Nothing else on this machine's loopback is reachable from outside: not the node's own
     # address (route_localnet would let it through; the routers' localnet guard drops it).
     sh("ip", "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local", ns=client)
