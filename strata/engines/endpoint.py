@@ -29,6 +29,11 @@ Interface (synchronous; call from a thread via run_blocking when on the event lo
     router.set_route("mydb", 45001, [b], cut=False)  # HAProxy cuts a replaced backend's connections
                                                      # unless cut=False (kernel redirection never does)
     router.remove_route("mydb"); router.stop()
+
+With an engine address (`EndpointRouter(..., exposed=EngineAddress(addr, dev))`, see
+strata.engines.floating), every route on 127.0.0.1 is served on `addr` too, with its port, to
+other machines; so is a route whose host is `addr` itself (what ElastiCache's primary endpoints
+use, as their nodes bind 127.0.0.1 themselves).
 """
 
 from __future__ import annotations
