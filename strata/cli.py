@@ -103,6 +103,14 @@ def cli() -> None:
     help="Directory of S3's object and part bytes (<dir>/s3; default: inside the data dir). "
     "Env: STRATA_BLOB_DIR.",
 )
+@click.option(
+    "--engine-address",
+    default=None,
+    metavar="ADDR/DEV",
+    help="Serve RDS instance and Aurora writer endpoints and ElastiCache primary endpoints to other "
+    "machines on this IPv4 address (advertised by Describe*, ports unchanged); DEV is the device "
+    "it is (or will be) on, e.g. 10.0.0.50/eth0. Env: STRATA_ENGINE_ADDRESS.",
+)
 def serve(
     host: str,
     port: int,
@@ -120,6 +128,7 @@ def serve(
     timings: str | None,
     metadata: str | None,
     blob_dir: Path | None,
+    engine_address: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -140,6 +149,7 @@ def serve(
             timings=timings,
             metadata=metadata,
             blob_dir=blob_dir,
+            engine_address=engine_address,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)

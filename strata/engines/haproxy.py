@@ -5,18 +5,30 @@ master-worker mode serves every route of a router; a route keeps MAX_BACKENDS se
 switching backends (failover) is an instant runtime-API update with no reload, and adding or
 removing a route rewrites the config and reloads (listening sockets are handed over, so other
 endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
+
+With an engine address (strata.engines.floating) a route on 127.0.0.1, or one whose host is that
+address, also listens on it (`transparent`: bound even while the address is not held here, as it
+may be claimed only later or move away; HAProxy falls back to IP_FREEBIND when not root). The
+workers then run as ENGINE_USER (when Strata is root): security groups judge a client of the
+engine address by its own address as it arrives, and let the engines' user through
+(strata.engines.firewall), so HAProxy's own connection on to a guarded loopback endpoint (an
+ElastiCache primary) is not judged again as one from 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import socket
 import threading
 from pathlib import Path
 
-from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
-from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
+from strata.engines.firewall import control_connection
+from strata.engines.floating import EngineAddress
+from strata.engines.process import ENGINE_USER, EngineError, EngineProcess, ProcessSpec, wait_until
+from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 from strata.engines.socket_paths import private_dir, socket_path
 
 # HAProxy binds a unix socket as `<path>.<pid>.tmp` and renames it, so it takes paths of 97 bytes
@@ -34,7 +46,8 @@ def haproxy_binary() -> str:
 class HaproxyRouter:
     """An HAProxy process serving a set of named TCP routes on loopback."""
 
-    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+    def __init__(self, run_dir: Path, name: str = "endpoints", exposed: EngineAddress | None = None) -> None:
+        self.exposed = exposed
         self.run_dir = Path(run_dir)
         self.name = name
         self.routes: dict[str, Route] = {}
@@ -84,7 +97,7 @@ class HaproxyRouter:
     def _ready(self) -> bool:
         if not self._admin.exists() or "Uptime" not in self._command("show info"):
             return False
-        return all(port_open(r.port, r.host) for r in self.routes.values())
+        return all(_listening(r.host, r.port) for r in self.routes.values() if r.host.startswith("127."))
 
     # -- routes ------------------------------------------------------------------------------------
 
@@ -150,7 +163,11 @@ class HaproxyRouter:
                 break
         else:
             raise EngineError(f"haproxy reload did not finish: {self._proc.log_tail(1500)}")
-        if wait_port is not None and not wait_until(lambda: port_open(wait_port[1], wait_port[0]), 10):
+        if (
+            wait_port is not None
+            and wait_port[0].startswith("127.")
+            and not wait_until(lambda: _listening(*wait_port), 10)
+        ):
             raise EngineError(f"endpoint port {wait_port} is not listening: {self._proc.log_tail(1500)}")
 
     def _workers(self) -> set[str]:
@@ -201,6 +218,7 @@ class HaproxyRouter:
             f"    stats socket {self._admin} mode 600 level admin expose-fd listeners",
             "    maxconn 4000",
             "    log stderr format short local0 notice",
+            *self._user(),
             "defaults",
             "    mode tcp",
             "    timeout connect 5s",
@@ -214,11 +232,16 @@ class HaproxyRouter:
             "    timeout client 1s",
             "    tcp-request connection reject",
         ]
+        exposed = set()  # ports already listening on the engine address
         for r in sorted(self.routes.values(), key=lambda r: r.name):
             be = _backend(r.name)
+            lines += [f"frontend fe_{be}"]
+            if r.host.startswith("127."):
+                lines.append(f"    bind {r.host}:{r.port}")
+            if self.exposed and r.host in (LOOPBACK, self.exposed.address) and r.port not in exposed:
+                exposed.add(r.port)
+                lines.append(f"    bind {self.exposed.address}:{r.port} transparent")
             lines += [
-                f"frontend fe_{be}",
-                f"    bind {r.host}:{r.port}",
                 f"    default_backend {be}",
                 f"backend {be}",
                 f"    balance {'roundrobin' if r.balance else 'first'}",
@@ -235,6 +258,26 @@ class HaproxyRouter:
         tmp = self._cfg.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self._cfg)
+
+    def _user(self) -> list[str]:
+        """The global `user` line that drops the workers to ENGINE_USER (see the module's doc)."""
+        if self.exposed is None or os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam(ENGINE_USER)
+        except KeyError:
+            return []
+        return [f"    user {ENGINE_USER}"]
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether HAProxy listens on host:port: asked as Strata itself, which no security group
+    guarding the endpoint filters (strata.engines.firewall)."""
+    try:
+        control_connection(host, port, 0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _backend(name: str) -> str:

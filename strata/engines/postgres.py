@@ -77,8 +77,10 @@ local   replication  {ADMIN_USER}                    peer map=strata
 local   all          all                             reject
 host    all          {ADMIN_USER}      all           reject
 host    replication  {ADMIN_USER}      all           reject
-# Everyone else: by password over loopback TCP.
-host    all          all               127.0.0.1/32  scram-sha-256
+# Everyone else: by password over TCP. The server listens on loopback only; a client of another
+# machine arrives through the engine address (strata.engines.floating), its own address kept so
+# security groups judge it, and nothing else from outside reaches 127.0.0.0/8.
+host    all          all               0.0.0.0/0     scram-sha-256
 host    replication  all               127.0.0.1/32  scram-sha-256
 """
 

@@ -133,7 +133,7 @@ class ClusterOperations(RDSCore):
             "EngineVersion": c["engine_version"],
             "EngineMode": "provisioned",
             "Port": c["port"],
-            "Endpoint": "127.0.0.1",
+            "Endpoint": self.fleet.address,
             "ReaderEndpoint": READER_HOST,
             "MasterUsername": c["master_username"],
             "DBClusterMembers": members,

@@ -221,7 +221,11 @@ class InstanceOperations(OptionGroupOperations):
             "Engine": doc["engine"],
             "DBInstanceStatus": doc["status"],
             "MasterUsername": doc["master_username"],
-            "Endpoint": {"Address": "127.0.0.1", "Port": doc["port"], "HostedZoneId": "Z2R2ITUGPM61AM"},
+            "Endpoint": {
+                "Address": self.fleet.address,
+                "Port": doc["port"],
+                "HostedZoneId": "Z2R2ITUGPM61AM",
+            },
             "AllocatedStorage": doc["allocated_storage"],
             "InstanceCreateTime": created,
             "PreferredBackupWindow": doc["backup_window"],
