@@ -276,3 +276,45 @@ def test_a_backup_made_through_one_gateway_is_restored_through_the_other(
     _until(lambda: a.describe_table(TableName=f"{name}-r")["Table"]["TableStatus"] == "ACTIVE", "restored")
     items = a.scan(TableName=f"{name}-r", ConsistentRead=True)["Items"]
     assert sorted(int(i["n"]["N"]) for i in items) == list(range(30))
+
+
+def test_a_provisioned_tables_capacity_is_shared_by_the_gateways(
+    gateways: list[StrataProcess], clients: list[Any]
+) -> None:
+    """5 WCU provisioned: writes through both gateways at once are admitted up to the table's 300 s
+    of burst (1,500 units) and then 5 units a simulated second in all, not that on each gateway
+    (each admits half; a throttle test written against AWS must throttle here too)."""
+    a, b = clients
+    name = f"cap-{uuid.uuid4().hex[:6]}"
+    a.create_table(
+        TableName=name,
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    body = "x" * (50 * 1024 - 64)  # 50 write units a put
+
+    def until_throttled(c: Any, tag: str) -> float:
+        units = 0.0
+        for i in range(100):
+            item = {"pk": {"S": f"{tag}{i}"}, "v": {"S": body}}
+            try:
+                r = c.put_item(TableName=name, Item=item, ReturnConsumedCapacity="TOTAL")
+            except ClientError as e:
+                assert _code(e) == "ProvisionedThroughputExceededException"
+                return units
+            units += r["ConsumedCapacity"]["CapacityUnits"]
+        raise AssertionError("never throttled")
+
+    def both(tag: str) -> float:
+        with ThreadPoolExecutor(2) as pool:
+            return sum(pool.map(until_throttled, clients, [f"{tag}a", f"{tag}b"]))
+
+    # Each gateway admits while its half of the burst is above zero: 1,500 units and up to one
+    # put past each half, plus 5 units a real second of the test (unshared: 3,000 and more).
+    assert 1500 <= both("burst") < 2200
+    moved = gateways[0].advance_clock("200s")["offset_seconds"]
+    _until(lambda: gateways[1].admin("/_strata/clock")["offset_seconds"] == moved, "B follows the advance")
+    # 200 simulated seconds refill 1,000 units in all (each half less its debt, at most one put).
+    assert 850 <= both("rate") < 1600
