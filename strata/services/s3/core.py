@@ -177,11 +177,13 @@ class S3Core:
                 self.store.forget_bucket(bucket)
 
     def _read_version(
-        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False, body: bool = False
     ) -> ObjectRow:
-        """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
+        """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed);
+        `body`: a small object's bytes too, read with the row (a GET: one statement, not two, and
+        the bytes of the very version whose headers are answered)."""
         if version_id:
-            row = self.store.version(bucket, key, version_id)
+            row = self.store.version(bucket, key, version_id, with_data=body)
             if row is None:
                 if version_id != "null" and not plausible_version_id(version_id):
                     raise ServiceError(
@@ -209,7 +211,7 @@ class S3Core:
                     },
                 )
             return row
-        row = self.store.current(bucket, key)
+        row = self.store.current(bucket, key, with_data=body)
         if row is None:
             raise no_such_key(key)
         if row.dm:

@@ -104,12 +104,18 @@ class ObjectRow:
     storage_class: str
     # Content-* headers, Expires, user metadata, checksums, part sizes, tags, website redirect ...
     attrs: dict[str, Any] = field(default_factory=dict)
+    # A small object's bytes (kept in its row) when it was read with them (`with_data`: a GET
+    # reads the row and its bytes in one statement); None: not read (`S3Store.inline_bytes`).
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, r: tuple) -> ObjectRow:
-        return cls(
+        row = cls(
             r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11])
         )
+        if len(r) > 12 and row.blob is None:  # read with its data
+            row.data = bytes(r[12]) if r[12] is not None else b""
+        return row
 
 
 @dataclass
@@ -321,21 +327,24 @@ class S3Store:
 
     # -- object versions -------------------------------------------------------------------------
 
-    def current(self, bucket: str, key: str) -> ObjectRow | None:
-        """The latest version of a key (possibly a delete marker)."""
+    def current(self, bucket: str, key: str, *, with_data: bool = False) -> ObjectRow | None:
+        """The latest version of a key (possibly a delete marker); `with_data`: a small object's
+        bytes too (`ObjectRow.data`), in the same statement."""
         if self.sql.postgres and "\x00" in key:
             return None  # never stored there (refuse_key)
+        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
         r = self.db.query_one(
-            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (bucket, key),
         )
         return ObjectRow.from_row(r) if r else None
 
-    def version(self, bucket: str, key: str, version_id: str) -> ObjectRow | None:
+    def version(self, bucket: str, key: str, version_id: str, *, with_data: bool = False) -> ObjectRow | None:
         if self.sql.postgres and ("\x00" in key or "\x00" in version_id):
             return None
+        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
         r = self.db.query_one(
-            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
             (bucket, key, version_id),
         )
         return ObjectRow.from_row(r) if r else None
@@ -429,6 +438,10 @@ class S3Store:
         """The bytes of a small object stored in its row."""
         r = self.db.query_one("SELECT data FROM objects WHERE id = ?", (row_id,))
         return bytes(r[0]) if r and r[0] is not None else b""
+
+    def inline_bytes(self, row: ObjectRow) -> bytes:
+        """A small object's bytes: as read with its row, else read now."""
+        return row.data if row.data is not None else self.inline_data(row.id)
 
     def update_attrs(self, row: ObjectRow) -> None:
         self.db.execute("UPDATE objects SET attrs = ? WHERE id = ?", (json.dumps(row.attrs), row.id))
