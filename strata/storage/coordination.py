@@ -42,6 +42,18 @@ JOINED = "strata_gateways"  # NOTIFYed by a gateway that joined (or left cleanly
 WAIT = 1.0  # seconds a waiting thread looks at its stop flag (a local wait: no statement)
 RECOUNT = 5.0  # seconds between counts of the live gateways (a join is counted at once)
 FIRST_TRY = 5.0  # seconds own() waits for the first attempt at the scheduler's lock
+# The sessions whose locks say who is alive: TCP keepalives on both ends (~11 s without an answer),
+# so a gateway whose machine is lost (no FIN from a dead kernel) loses its locks in seconds, not
+# after the operating system's two hours, and a gateway cut off from PostgreSQL sees it as soon.
+SESSION: dict = {
+    "autocommit": True,
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
+}
 
 
 def _lock_ids(key: int) -> tuple[int, int]:
@@ -112,7 +124,7 @@ class SharedSim:
     def _follow(self, changed: Callable[[float, list[tuple[float, float]]], None]) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.dsn, autocommit=True, application_name="strata-gateway") as c:
+                with psycopg.connect(self.dsn, application_name="strata-gateway", **SESSION) as c:
                     c.execute("SELECT pg_advisory_lock_shared(%s)", (self._member_key,))
                     c.execute(f"LISTEN {CHANNEL}")
                     c.execute(f"LISTEN {JOINED}")
@@ -153,9 +165,7 @@ class SharedSim:
         the connection breaks or close()."""
         while not self._stop.is_set():
             try:
-                with psycopg.connect(
-                    self.dsn, autocommit=True, application_name="strata-scheduler", connect_timeout=5
-                ) as c:
+                with psycopg.connect(self.dsn, application_name="strata-scheduler", **SESSION) as c:
                     self._owner_conn = c
                     row = c.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
                     self._tried.set()
