@@ -5,7 +5,8 @@ boto3 on the same items.
 What several gateways must not break: of racing conditional puts on one key exactly one wins; ADD
 counters lose no update; TransactWriteItems stay serializable (money moved between accounts is
 neither made nor lost) and are cancelled with their reasons; a table created, changed or deleted
-through one gateway is what the other serves at once.
+through one gateway is what the other serves at once; a provisioned table's (and GSI's) capacity
+is the table's, shared by the gateways, not each gateway's.
 """
 
 from __future__ import annotations
