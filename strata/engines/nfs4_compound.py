@@ -292,10 +292,16 @@ def export_of_handle(handle: bytes) -> int | None:
 
 
 def exports_touched(
-    buf: bytes | bytearray | memoryview, pos: int, root: int, junctions: dict[bytes, int]
+    buf: bytes | bytearray | memoryview,
+    pos: int,
+    root: int,
+    junctions: dict[bytes, int],
+    handles: list[int] | None = None,
 ) -> set[int] | None:
     """Every export a COMPOUND4args starting at `pos` may work on (None: unreadable). `root` is
-    the pseudo root's export; `junctions` maps a name in the pseudo root to the export there."""
+    the pseudo root's export; `junctions` maps a name in the pseudo root to the export there.
+    `handles`, when given, receives where each PUTFH's filehandle is in `buf` (the offset of its
+    length word), for the proxy to check it (strata.engines.nfs_subtree)."""
     r = Reader(buf, pos)
     try:
         r.skip_opaque()  # tag
@@ -317,6 +323,8 @@ def exports_touched(
         for _ in range(count):
             op = r.u32()
             if op == OP_PUTFH:
+                if handles is not None:
+                    handles.append(r.pos)
                 export = export_of_handle(r.opaque())
                 current = frozenset() if export is None else frozenset((export,))
             elif op in (OP_PUTROOTFH, OP_PUTPUBFH):

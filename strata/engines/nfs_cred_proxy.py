@@ -1,28 +1,38 @@
-"""An ONC RPC proxy that gives each NFSv4 call the identity of the access point it works on.
+"""An ONC RPC proxy in front of the access points' NFS server: it keeps every call inside its
+access point's root directory, and gives it the identity of that access point.
 
-Why: ganesha 4.3 runs an access point's requests as its uid/gid through All_Squash, which also
-empties the caller's group list (nfs_req_creds), so an access point's SecondaryGids cannot be
-granted that way. Exports of access points with secondary groups are therefore served without
-squashing, behind this proxy: it listens where clients connect (the mount target's port 2050),
-and rewrites the AUTH_SYS credential of every client call that works on such an access point's
-export to (uid, gid, gids) of that access point (strata.engines.nfs4_compound follows the call's
-filehandles). A call that works on several of them, or cannot be read, runs as nobody (65534); a
-call that works on none keeps the client's credential (the other exports squash it themselves,
-or take the client's identity as access points without a POSIX user do). ganesha honours the
-AUTH_SYS group list when Manage_Gids is off.
+Why, twice over:
+- ganesha 4.3 does not check that a filehandle lies under its export's root (no subtree check),
+  so a client that makes a handle by hand could reach files above its access point's root. The
+  proxy checks every PUTFH filehandle (strata.engines.nfs_subtree) and turns one naming a file
+  outside its export's root into one of an export that does not exist, which ganesha answers
+  NFS4ERR_STALE in its own reply (so NFSv4.1 sessions and sequence ids stay consistent). A call
+  the proxy cannot read to its end (it could carry a handle the proxy did not see) ends the
+  connection: no client sends one.
+- ganesha 4.3 runs an access point's requests as its uid/gid through All_Squash, which also
+  empties the caller's group list (nfs_req_creds), so an access point's SecondaryGids cannot be
+  granted that way. Exports of access points with secondary groups are therefore served without
+  squashing, and the proxy rewrites the AUTH_SYS credential of every call that works on such an
+  access point's export to (uid, gid, gids) of that access point (strata.engines.nfs4_compound
+  follows the call's filehandles). A call that works on several of them runs as nobody (65534); a
+  call that works on none keeps the client's credential (the other exports squash it themselves,
+  or take the client's identity as access points without a POSIX user do). ganesha honours the
+  AUTH_SYS group list when Manage_Gids is off.
 
-Framing: RPC record marking over TCP (RFC 5531). Client-to-server CALL records are rewritten
-(credential replaced, verifier AUTH_NONE, record re-framed as one fragment); client-to-server REPLY
-records (answers to NFSv4.1 backchannel calls) and everything server-to-client pass untouched.
+It listens where clients connect (the mount target's port 2050). Framing: RPC record marking over
+TCP (RFC 5531). Client-to-server CALL records are rewritten (credential replaced, verifier
+AUTH_NONE, record re-framed as one fragment; a refused handle's export id overwritten in place);
+client-to-server REPLY records (answers to NFSv4.1 backchannel calls) and everything
+server-to-client pass untouched.
 
-The upstream ganesha listens on a port of its own and requires a reserved source port on the
-exports served without squashing (PrivilegedPort): the proxy, running as root, connects from
-one; an unprivileged local process cannot, so it cannot go around the proxy with an identity of
-its choosing.
+The upstream ganesha listens on a port of its own and requires a reserved source port on every
+export (PrivilegedPort): the proxy, running as root, connects from one; an unprivileged local
+process cannot, so it cannot go around the proxy.
 
 Run as `python -m strata.engines.nfs_cred_proxy CONFIG` (a JSON file: listen and upstream
 [address, port], the pseudo root's export id, every export id, identities {export id: [uid, gid, [gids]]},
-junctions {name: export id}); SIGHUP rereads it, for calls that arrive after.
+junctions {name: export id}, roots {export id: root directory}); SIGHUP rereads it, for calls
+that arrive after.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strata.engines.nfs4_compound import exports_touched
+from strata.engines.nfs_subtree import SubtreeCheck
 
 log = logging.getLogger("strata.nfs_cred_proxy")
 NOBODY = (65534, 65534, ())
@@ -52,6 +63,9 @@ MAX_RECORD = 64 << 20  # far above ganesha's largest request (1 MiB of WRITE dat
 _HEAD = struct.Struct(">IIIIII")  # xid, msg_type, rpcvers, prog, vers, proc
 _U32 = struct.Struct(">I")
 PIPE_SIZE = 1 << 20
+# The export id a refused filehandle is given: no export has it (ids count up from 1 per file
+# system), so ganesha answers NFS4ERR_STALE.
+NO_EXPORT = b"\xff\xff"
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class Identities:
     by_export: dict[int, tuple[int, int, tuple[int, ...]]]
     junctions: dict[bytes, int]
     known: frozenset[int]  # every export the server has: a call naming another runs as nobody
+    subtree: SubtreeCheck
 
     @classmethod
     def load(cls, conf: dict) -> Identities:
@@ -73,23 +88,39 @@ class Identities:
             },
             {k.encode(): int(v) for k, v in conf["junctions"].items()},
             frozenset(int(e) for e in conf["exports"]),
+            SubtreeCheck({int(k): v for k, v in conf.get("roots", {}).items()}),
         )
 
     def identity(
         self, record: memoryview, args: int, prog: int, vers: int, proc: int
-    ) -> tuple[int, int, tuple[int, ...]] | None:
+    ) -> tuple[int, int, tuple[int, ...]] | None | Unreadable:
         """The identity a call runs as: its access point's when it works on exactly one of those
-        here; None (the client's own) when it works on none; nobody when it cannot be read or
-        works on several."""
+        here; None (the client's own) when it works on none; nobody when it works on several.
+        Every PUTFH handle of the call that leaves its export's root is made stale in `record`
+        first; a COMPOUND that cannot be read to its end is UNREADABLE."""
         if prog != NFS_PROGRAM or vers != 4 or proc != COMPOUND:
             return None if proc == 0 else NOBODY  # NULL: no file touched
-        touched = exports_touched(record, args, self.root, self.junctions)
-        if touched is None or not touched <= self.known:
+        handles: list[int] = []
+        touched = exports_touched(record, args, self.root, self.junctions, handles)
+        if touched is None:
+            return UNREADABLE
+        for at in handles:
+            (length,) = _U32.unpack_from(record, at)
+            if length >= 4 and not self.subtree.allows(bytes(record[at + 4 : at + 4 + length])):
+                record[at + 6 : at + 8] = NO_EXPORT
+        if not touched <= self.known:
             return NOBODY
         mine = [self.by_export[e] for e in touched if e in self.by_export]
         if not mine:
             return None
         return mine[0] if len(mine) == 1 else NOBODY
+
+
+class Unreadable:
+    """A call whose arguments do not parse: it may carry a filehandle the proxy did not see."""
+
+
+UNREADABLE = Unreadable()
 
 
 def auth_sys(uid: int, gid: int, gids: tuple[int, ...]) -> bytes:
@@ -120,6 +151,9 @@ def rewrite(record: memoryview, ids: Identities) -> list[bytes | memoryview] | N
     if pos > len(record):
         return None
     identity = ids.identity(record, pos, prog, vers, proc)
+    if isinstance(identity, Unreadable):
+        log.warning("nfs credential proxy: an NFSv4 call it cannot read; connection closed")
+        return None
     if identity is None:  # the client's own credential: the call reaches no stamped export
         return [_U32.pack(LAST_FRAGMENT | len(record)), record]
     head = bytes(record[:24]) + auth_sys(*identity)
@@ -154,7 +188,7 @@ def read_record(sock: socket.socket) -> memoryview | None:
             return None
         parts.append(fragment)
         if value & LAST_FRAGMENT:
-            return memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+            return memoryview(parts[0] if len(parts) == 1 else bytearray().join(parts))
 
 
 class Proxy:

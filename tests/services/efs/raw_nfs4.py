@@ -149,3 +149,12 @@ class RawNfs4:
 
     def read(self, handle: bytes, count: int = 4096) -> bytes:
         return self.compound(putfh(handle), read(0, count))[-1][1]
+
+    def assert_stale(self, handle: bytes, what: str) -> None:
+        """A READ of `handle` (one made by hand, naming `what`) fails with NFS4ERR_STALE."""
+        try:
+            leaked = self.read(handle)
+        except Nfs4Error as e:
+            assert e.status == 70, f"{what}: NFSv4 status {e.status}, not NFS4ERR_STALE"
+        else:
+            raise AssertionError(f"a forged handle read {what}: {leaked!r}")
