@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.services.efs.helpers import (
     cat,
     file_system_with_targets,
@@ -23,7 +25,7 @@ from tests.services.efs.helpers import (
     url,
 )
 from tests.services.efs.libnfs import LibNfs
-from tests.services.efs.raw_nfs4 import RawNfs4, forged, kernel_handle
+from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handle, putfh, read, write
 from tests.storage.at_rest import in_sparse_file
 
 pytestmark = needs_nfs
@@ -159,13 +161,21 @@ def _forged_handles_stay_inside(server, fs_id: str, ip: str, ap: str) -> None:  
         ):
             client.assert_stale(forged(template, *kernel_handle(target)), f"{target} through {ap}")
         assert client.read(inside) == b"mine\n"  # the connection goes on
+        # A handle after a large WRITE's data (which the proxy moves without reading it) is
+        # checked too: the WRITE is done, the READ of the file above the root is not.
+        data = os.urandom(300_000)
+        outside = forged(inside, *kernel_handle(files / "outside.txt"))
+        with pytest.raises(Nfs4Error) as refused:
+            client.compound(putfh(inside), write(0, data), putfh(outside), read(0, 100))
+        assert (refused.value.op, refused.value.status) == (22, 70)  # PUTFH: NFS4ERR_STALE
+        assert (files / "app" / "data" / "note.txt").read_bytes() == data
     finally:
         client.close()
         secret.unlink()
     # Handles a client kept from an earlier connection still work on a new one.
     again = RawNfs4(ip, 2050, uid=1001, gid=1002)
     try:
-        assert again.read(inside) == b"mine\n"
+        assert again.read(inside, 1000) == data[:1000]
     finally:
         again.close()
 
