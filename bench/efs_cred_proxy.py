@@ -18,6 +18,13 @@ with an access point with SecondaryGids paid it then; since the proxy also check
 (strata.engines.nfs_subtree) it is in front of every port 2050, so "squashed" has it too, and the
 two sides differ only by the stamping.
 
+Before/after that change, 2026-12-07, side by side (two Strata servers, one access point each
+without SecondaryGids, nfs-rs NFSv4.1, 256 MiB written then read, 4 rounds alternating, load 8-12
+on 2 cores): the proxy (with the filehandle check, and a WRITE's data spliced, not copied) spends
+0.10-0.12 CPU-s per 256 MiB written (0.14-0.17 when it copied WRITEs into Python) and 0.07-0.09
+per 256 MiB read; ganesha's own CPU is unchanged (0.21-0.29 s written, 0.12-0.16 s read). MiB/s
+after vs before, median: write 105 vs 101 (noise), read 250 vs 318.
+
 Usage (as root, against a running Strata):
 
     python bench/efs_cred_proxy.py --endpoint http://127.0.0.1:4566 --data-dir .strata --mib 1024

@@ -88,19 +88,22 @@ def path_of(mount_dir: str, kind: int, data: bytes) -> str | None:
 
 class SubtreeCheck:
     """Which filehandles stay inside their export's root: `roots` maps export id -> the real path
-    of its root directory. Handles of other exports are left to the server."""
+    of its root directory. A handle of another export is refused (the server has none by that id,
+    or has just been given it and the proxy's configuration follows in a moment)."""
 
     def __init__(self, roots: dict[int, str]) -> None:
         self.roots = {export: os.path.realpath(path) for export, path in roots.items()}
         self._allowed: dict[bytes, None] = {}
 
     def allows(self, handle: bytes) -> bool:
+        if handle in self._allowed:
+            return True
         export = export_of_handle(handle)
         root = self.roots.get(export) if export is not None else None
-        if root is None or handle in self._allowed:
-            return True
         inner = kernel_handle(handle)
-        path = path_of(root, *inner) if inner is not None else None
+        if root is None or inner is None:
+            return False
+        path = path_of(root, *inner)
         if path is None or not (path == root or path.startswith(root.rstrip("/") + "/")):
             return False
         if len(self._allowed) >= REMEMBERED:
