@@ -7,7 +7,10 @@ directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data
 When one of the file system's access points has SecondaryGids (which ganesha's squash would drop),
 the access points' server moves to port 2051 and the credential proxy (strata.engines.nfs_cred_proxy)
 takes port 2050, stamping each call with the identity of the access point it works on; mount
-targets without such an access point keep the proxy off their data path.
+targets without such an access point keep the proxy off their data path. The first such access
+point restarts the access points' server (ganesha reads its port only at start: its clients
+reconnect; port 2049's are not touched); the last one's going does not (the proxy stays, stamping
+nobody, until the server next starts).
 
 Access point root directories are created (with CreationInfo's owner and permissions) when their
 export is first set up, as AWS creates them on first use; a root that would resolve outside the
@@ -66,7 +69,8 @@ class Exports:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
-        # Mount targets with an access point with secondary groups: the proxy in front of port 2050.
+        # Mount targets with an access point with secondary groups (or that had one since their
+        # access points' server started): the proxy in front of port 2050.
         self.proxies: dict[str, CredProxy] = {}
         # Mount target -> the file system root its servers were started on, and its (device, inode).
         self._exported: dict[str, tuple[Path, tuple[int, int] | None]] = {}
@@ -177,49 +181,65 @@ class Exports:
         aps = self._access_point_exports(fs_id, access_points, access)
         aps.insert(0, Export(PSEUDO_ROOT_EXPORT_ID, pseudo, "/", NOBODY, "RO"))
         proxied = any(e.stamped for e in aps)
+        started: list[NfsServer | CredProxy] = []
         with self._lock:
             _junctions(pseudo, aps, keep_others=True)
             pair = self.servers.get(mt["id"])
             proxy = self.proxies.get(mt["id"])
+            replaced = self._root_replaced(mt["id"])
+            bus = None
+            if pair is None or replaced or not pair[0].running():
+                for server in pair[:1] if pair else ():
+                    server.stop()
+                bus = self.stats_bus.address if self.stats_bus.start() else None
+                root_server = NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root, bus)
+                started.append(root_server)
+                self._exported[mt["id"]] = (self.fs_dir(fs_id), _inode(self.fs_dir(fs_id)))
+            else:
+                root_server = pair[0]
+                if root_server.exports != root:
+                    root_server.reload(root)
             kept = aps + _retired(pair[1].exports, aps) if pair is not None else aps
             if (
                 pair is not None
-                and self._up(mt["id"])
-                and (proxy is not None) == proxied
+                and not replaced
+                and pair[1].running()
+                and (proxy.running() if proxy is not None else not proxied)
                 and len(kept) - len(aps) <= MAX_RETIRED
             ):
+                # A proxy stays once started (until the server next starts), stamping nobody
+                # when no access point has secondary groups any more: its going would move the
+                # access points' server back to port 2050, a restart its clients would see.
+                ap_server = pair[1]
                 if proxy is not None and proxy.exports != kept:
                     proxy.reload(kept)  # identities first: ganesha serves the new exports next
-                if pair[0].exports != root:
-                    pair[0].reload(root)
-                if pair[1].exports != kept:
-                    pair[1].reload(kept)
+                if ap_server.exports != kept:
+                    ap_server.reload(kept)
                 _junctions(pseudo, kept, keep_others=False)
-                return
-            # First start, a server died, the proxy comes or goes (the access points' server
-            # moves between ports 2050 and 2051), or too many retired exports: start them all
-            # afresh (the retired exports are left out).
-            for server in [*(pair or ()), *([proxy] if proxy else [])]:
-                server.stop()
-            self.proxies.pop(mt["id"], None)
-            _junctions(pseudo, aps, keep_others=False)
-            bus = self.stats_bus.address if self.stats_bus.start() else None
-            ap_port = ACCESS_POINT_UPSTREAM_PORT if proxied else ACCESS_POINT_PORT
-            pair = (
-                NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root, bus),
-                NfsServer(f"{mt['id']}-ap", address, ap_port, run / "access-points", aps, bus),
-            )
-            started: list[NfsServer | CredProxy] = list(pair)
-            if proxied:
-                proxy = CredProxy(
-                    f"{mt['id']}-proxy", address, run / "access-points", aps, PSEUDO_ROOT_EXPORT_ID
-                )
-                self.proxies[mt["id"]] = proxy
-                started.append(proxy)
+            else:
+                # First start, the server or its proxy died, the file system's root was replaced,
+                # the first access point with secondary groups came (the proxy takes port 2050;
+                # ganesha reads its port only when it starts, so it must start again on 2051), or
+                # too many retired exports: the access points' server starts afresh (the retired
+                # exports are left out). Port 2049's server and its clients are left alone.
+                for server in [*(pair[1:] if pair else ()), *([proxy] if proxy else [])]:
+                    server.stop()
+                self.proxies.pop(mt["id"], None)
+                _junctions(pseudo, aps, keep_others=False)
+                if bus is None:
+                    bus = self.stats_bus.address if self.stats_bus.start() else None
+                ap_port = ACCESS_POINT_UPSTREAM_PORT if proxied else ACCESS_POINT_PORT
+                ap_server = NfsServer(f"{mt['id']}-ap", address, ap_port, run / "access-points", aps, bus)
+                started.append(ap_server)
+                if proxied:
+                    proxy = CredProxy(
+                        f"{mt['id']}-proxy", address, run / "access-points", aps, PSEUDO_ROOT_EXPORT_ID
+                    )
+                    self.proxies[mt["id"]] = proxy
+                    started.append(proxy)
             for server in started:
                 server.launch()
-            self.servers[mt["id"]] = pair
-            self._exported[mt["id"]] = (self.fs_dir(fs_id), _inode(self.fs_dir(fs_id)))
+            self.servers[mt["id"]] = (root_server, ap_server)
         if wait:
             for server in started:
                 server.wait_ready()

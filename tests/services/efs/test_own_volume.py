@@ -20,7 +20,7 @@ from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handl
 pytestmark = needs_nfs
 
 TEN_DAYS = 10 * 86400
-MANY = 10000  # empty files: enough for the copy to be caught running
+MANY = 5000  # empty files: enough for the copy to be caught running
 # A POSIX access ACL (Linux's xattr form): owner rw, user 1234 r, group r, mask r, other none.
 ACL = struct.pack("<I", 2) + b"".join(
     struct.pack("<HHI", tag, perm, qualifier)
