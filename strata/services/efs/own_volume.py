@@ -72,14 +72,14 @@ def move_to_own_volume(store: MetadataStore, volumes: EncryptedVolumes, plain: P
         except (OSError, EncryptionError) as gone:
             log.error("EFS file system %s: the unfinished volume stays: %s", fs_id, gone)
         return False
-    doc["volume"] = True
     with store.transaction() as c:
         for table, rows in moved.items():
             c.execute(f"DELETE FROM {table} WHERE fs = ?", (fs_id,))  # noqa: S608 - names from _TABLES
             if rows:
                 marks = ",".join("?" * len(rows[0]))
                 c.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608
-        store.put_doc("fs", fs_id, doc)
+        store.put_doc("fs", fs_id, {**doc, "volume": True})
+    doc["volume"] = True
     remove_leftover(plain)
     log.warning("EFS file system %s: now on a volume of its own", fs_id)
     return True
