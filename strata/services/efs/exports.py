@@ -77,7 +77,11 @@ class Exports:
         self._lock = threading.RLock()
 
     def fs_dir(self, fs_id: str) -> Path:
-        return self.roots.get(fs_id) or self.data_dir / "fs" / fs_id
+        return self.roots.get(fs_id) or self.plain_dir(fs_id)
+
+    def plain_dir(self, fs_id: str) -> Path:
+        """Where a file system without a volume of its own keeps its files (see provider.py)."""
+        return self.data_dir / "fs" / fs_id
 
     def create_fs_dir(self, fs_id: str) -> None:
         path = self.fs_dir(fs_id)
