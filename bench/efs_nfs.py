@@ -106,6 +106,7 @@ from nfs_rs import Client, NfsError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.local_server import cpu_seconds  # noqa: E402
+from bench.nfs41_client import Nfs41  # noqa: E402
 from tests.services.efs.libnfs import LibNfs  # noqa: E402  (the tests' libnfs client, over ctypes)
 
 MIB = 1 << 20
@@ -216,13 +217,39 @@ def tcp_stream(path: Path, size: int, into: bytearray) -> float:
 
 class Bench:
     def __init__(
-        self, client: Client, export: Path, scratch: Path, mib: int, chunk: int, reads_in_flight: int
+        self,
+        client: Client,
+        export: Path,
+        scratch: Path,
+        mib: int,
+        chunk: int,
+        reads_in_flight: int,
+        lean_address: str | None,
     ) -> None:
         self.nfs, self.export, self.scratch = client, export, scratch
         self.mib, self.chunk = mib, chunk * MIB
         self.reads_in_flight = reads_in_flight
         self.source = scratch / "source.bin"
         self.buf = bytearray(self.chunk)
+        self.lean_address = lean_address  # None: nfs-rs moves the big files' data
+        self.lean: dict[int, Nfs41] = {}  # a session per number of READs in flight
+
+    def open_nfs(self, name: str, mode: str):  # noqa: ANN201 - nfs-rs's file or the lean client's
+        if self.lean_address is None:
+            return self.nfs.open(name, mode)
+        if self.reads_in_flight not in self.lean:
+            self.lean[self.reads_in_flight] = Nfs41(self.lean_address, in_flight=self.reads_in_flight)
+        return self.lean[self.reads_in_flight].open_file(name, mode)
+
+    def nfs_reader(self, f) -> Callable[[memoryview], int]:  # noqa: ANN001
+        """The file's `readinto` (the lean client's fills a buffer with `reads_in_flight` READs in
+        flight; nfs-rs's in calls of that many READs)."""
+        return f.readinto if self.lean_address is not None else self.in_calls(f.readinto)
+
+    def close(self) -> None:
+        for lean in self.lean.values():
+            lean.close()
+        self.nfs.close()
 
     def in_calls(self, readinto: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
         """nfs-rs's `readinto` filling the buffer in calls of `reads_in_flight` READs each (nfs-rs
@@ -247,7 +274,7 @@ class Bench:
     # -- copy to the file system: every chunk durable before the next -------------------------------
 
     def copy_to_nfs(self) -> None:
-        with open(self.source, "rb", buffering=0) as src, self.nfs.open("big.bin", "wb") as dst:
+        with open(self.source, "rb", buffering=0) as src, self.open_nfs("big.bin", "wb") as dst:
             copy(src.readinto, dst.write, self.chunk)  # each write: UNSTABLE WRITEs, then COMMIT
 
     def copy_to_local(self) -> None:
@@ -275,8 +302,8 @@ class Bench:
         return open(os.open(self.scratch / "out.bin", os.O_WRONLY | os.O_CREAT, 0o644), "wb", buffering=0)
 
     def copy_from_nfs(self) -> None:
-        with self.nfs.open("big.bin", "rb") as src, self.copy_target() as dst:
-            copy(up_to(self.in_calls(src.readinto), self.mib * MIB), dst.write, self.chunk)
+        with self.open_nfs("big.bin", "rb") as src, self.copy_target() as dst:
+            copy(up_to(self.nfs_reader(src), self.mib * MIB), dst.write, self.chunk)
             os.fsync(dst.fileno())
 
     def copy_from_local(self) -> None:
@@ -288,8 +315,8 @@ class Bench:
     # -- read into memory ----------------------------------------------------------------------------
 
     def read_nfs(self) -> None:
-        with self.nfs.open("big.bin", "rb") as src:
-            read = up_to(self.in_calls(src.readinto), self.mib * MIB)
+        with self.open_nfs("big.bin", "rb") as src:
+            read = up_to(self.nfs_reader(src), self.mib * MIB)
             while read(memoryview(self.buf)):
                 pass
 
@@ -372,6 +399,12 @@ def main() -> None:
     ap.add_argument(
         "--reads-in-flight", type=int, default=2, help="nfs-rs READs per call (1-8), so at most in flight"
     )
+    ap.add_argument(
+        "--client",
+        default="lean",
+        choices=["lean", "nfs-rs"],
+        help="the client of the big files' copies and reads (bench.nfs41_client, or nfs-rs)",
+    )
     ap.add_argument("--new-target", action="store_true", help="copy from into a new local file each time")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--files", type=int, default=10_000)
@@ -392,11 +425,18 @@ def main() -> None:
     nfs_url = f"nfs://{mts[0]['IpAddress']}/?version={args.version}"
     client = Client.connect(nfs_url, connect_timeout=10, operation_timeout=600)
     server = server_pid(mts[0]["MountTargetId"])
-    print(
-        f"NFSv{args.version}, negotiated {client.io_limits}; {args.mib} MiB in {args.chunk} MiB chunks;"
-        f" nfs-rs reads {args.reads_in_flight} READs per call"
-    )
-    b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight)
+    if args.client == "lean" and args.version != "4.1":
+        ap.error("the lean client speaks NFSv4.1 only (--client nfs-rs for 4.0)")
+    lean = None if args.client == "nfs-rs" else mts[0]["IpAddress"]
+    b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight, lean)
+    if lean:
+        with b.open_nfs("probe", "wb"):
+            limits = f"READ {b.lean[args.reads_in_flight].max_read}, WRITE {b.lean[args.reads_in_flight].max_write}"
+        b.nfs.unlink("probe")
+        who = f"the lean client (bench.nfs41_client; {limits}), {args.reads_in_flight} in flight"
+    else:
+        who = f"nfs-rs ({client.io_limits}), {args.reads_in_flight} READs per call"
+    print(f"NFSv{args.version}; {args.mib} MiB in {args.chunk} MiB chunks; big files through {who}")
     b.make_source()
     ratios: dict[str, list[float]] = defaultdict(list)
     rates: dict[str, list[tuple[float, float]]] = defaultdict(list)  # MiB/s: (NFS, local)
@@ -419,8 +459,16 @@ def main() -> None:
     def read_local_cold() -> None:
         b.read_local()
 
+    def copy_from_nfs_rs() -> None:
+        """The same copy from through nfs-rs, beside the lean client's (same run, same server)."""
+        lean_address, b.lean_address = b.lean_address, None
+        try:
+            b.copy_from_nfs()
+        finally:
+            b.lean_address = lean_address
+
     def read_nfs_8() -> None:
-        """The same read with nfs-rs's most READs in flight (8), beside the chosen number."""
+        """The same read with 8 READs in flight (nfs-rs's most), beside the chosen number."""
         chosen, b.reads_in_flight = b.reads_in_flight, 8
         try:
             b.read_nfs()
@@ -431,6 +479,7 @@ def main() -> None:
         ("copy to", b.copy_to_nfs, b.copy_to_local),
         ("copy from", b.copy_from_nfs, b.copy_from_local),
         ("copy from, cold", copy_from_nfs_cold, copy_from_local_cold),
+        *([("copy from, nfs-rs", copy_from_nfs_rs, b.copy_from_local)] if lean else []),
         ("read", b.read_nfs, b.read_local),
         ("read, cold", read_nfs_cold, read_local_cold),
         ("read, 8 in flight", read_nfs_8, b.read_local),
@@ -454,6 +503,7 @@ def main() -> None:
         b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
         b.copy_to_local: lambda: local_file.unlink(missing_ok=True),
         b.copy_from_nfs: new_out,
+        copy_from_nfs_rs: new_out,
         b.copy_from_local: new_out,
         copy_from_nfs_cold: lambda: (new_out(), drop_cached(nfs_file)),
         copy_from_local_cold: lambda: (new_out(), drop_cached(local_file)),
@@ -544,7 +594,7 @@ def main() -> None:
             f"  {name:17}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
             + medians
         )
-    b.nfs.close()
+    b.close()
     for m in mts:
         efs.delete_mount_target(MountTargetId=m["MountTargetId"])
     efs.delete_file_system(FileSystemId=fs_id)
