@@ -459,13 +459,19 @@ def main() -> None:
     def read_local_cold() -> None:
         b.read_local()
 
-    def copy_from_nfs_rs() -> None:
-        """The same copy from through nfs-rs, beside the lean client's (same run, same server)."""
-        lean_address, b.lean_address = b.lean_address, None
-        try:
-            b.copy_from_nfs()
-        finally:
-            b.lean_address = lean_address
+    def through_nfs_rs(fn: Callable[[], None]) -> Callable[[], None]:
+        """`fn` through nfs-rs, beside the lean client's (same run, same server)."""
+
+        def run() -> None:
+            lean_address, b.lean_address = b.lean_address, None
+            try:
+                fn()
+            finally:
+                b.lean_address = lean_address
+
+        return run
+
+    copy_to_nfs_rs, copy_from_nfs_rs = through_nfs_rs(b.copy_to_nfs), through_nfs_rs(b.copy_from_nfs)
 
     def read_nfs_8() -> None:
         """The same read with 8 READs in flight (nfs-rs's most), beside the chosen number."""
@@ -477,6 +483,7 @@ def main() -> None:
 
     measures = [
         ("copy to", b.copy_to_nfs, b.copy_to_local),
+        *([("copy to, nfs-rs", copy_to_nfs_rs, b.copy_to_local)] if lean else []),
         ("copy from", b.copy_from_nfs, b.copy_from_local),
         ("copy from, cold", copy_from_nfs_cold, copy_from_local_cold),
         *([("copy from, nfs-rs", copy_from_nfs_rs, b.copy_from_local)] if lean else []),
@@ -502,6 +509,7 @@ def main() -> None:
     fresh: dict[Callable[[], None], Callable[[], None]] = {
         b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
         b.copy_to_local: lambda: local_file.unlink(missing_ok=True),
+        copy_to_nfs_rs: lambda: no_nfs_file("big.bin"),
         b.copy_from_nfs: new_out,
         copy_from_nfs_rs: new_out,
         b.copy_from_local: new_out,
