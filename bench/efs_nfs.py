@@ -1,13 +1,22 @@
 """EFS benchmarks against a running Strata (as root, with nfs-ganesha installed).
 
-The NFS client is nfs-rs (PyPI `nfs-rs`: a userspace NFSv3/v4.1 client in Rust, no kernel mount:
-this machine's kernel has no NFS client). Over NFSv4.1 it asks for sessions of about 1 MiB, so
-its READs and WRITEs are 1,044,480 bytes (ganesha grants what a session asks for; EFS's own mount
-advice is rsize=wsize=1 MiB too). A call keeps up to eight READs or WRITEs in flight; the bench
-reads in calls of `--reads-in-flight` READs (2), because ganesha serves fewer concurrent READs of
-one file faster (below). Writes are UNSTABLE and each `write` call ends with one COMMIT (ganesha:
-an fsync). Debian's libnfs 4.0 (NFSv4.0 only) cannot send an NFSv4 WRITE of 4,000 bytes or more,
-so it serves only the `nfs-cat` column and the small files.
+The NFS clients are userspace ones (this machine's kernel has no NFS client, so no kernel mount):
+- The big files' copies and reads go through bench.nfs41_client (`--client lean`, the default), a
+  lean NFSv4.1 client written for this bench. It is a real one (EXCHANGE_ID, CREATE_SESSION,
+  RECLAIM_COMPLETE, then COMPOUNDs led by SEQUENCE on session slots: OPEN, READ, WRITE, COMMIT,
+  CLOSE; AUTH_SYS), with READs and WRITEs of 1 MiB (EFS's own mount advice: rsize=wsize=1 MiB) and
+  `--reads-in-flight` (2) of them in flight, because ganesha serves fewer concurrent READs of one
+  file with less CPU (below). What it does differently is receive each READ reply's data straight
+  into the destination buffer (and send WRITE data from the source buffer): see "The client's
+  CPU" below for why and what it gave.
+- nfs-rs (PyPI `nfs-rs`: NFSv3/v4.1 in Rust) runs the same copies beside it ("copy to, nfs-rs",
+  "copy from, nfs-rs", in the same rounds), and every big-file measure with `--client nfs-rs`.
+  Over NFSv4.1 it asks for sessions of about 1 MiB, so its READs and WRITEs are 1,044,480 bytes
+  (ganesha grants what a session asks for). A call keeps up to eight READs or WRITEs in flight;
+  the bench reads in calls of `--reads-in-flight` READs.
+- Both clients' writes are UNSTABLE and each `write` call ends with one COMMIT (ganesha: an fsync).
+  Debian's libnfs 4.0 (NFSv4.0 only) cannot send an NFSv4 WRITE of 4,000 bytes or more, so it
+  serves only the `nfs-cat` column and the small files.
 
 Both sides run the same copy (`copy`: a reader thread fills one `--chunk` buffer while the other
 is written, as a kernel's readahead would) into a new file, with the same durability, and take
@@ -15,13 +24,13 @@ turns going first; a warm-up round runs first and is not counted (on this VM the
 memory is slow: round 1's copies ran at 40-70% of later rounds', on whichever side went first):
 
 - copy to: the local source file (page cache warm) into the file system; every chunk durable
-  before the next (nfs-rs: its COMMIT; local: fsync).
+  before the next (NFS: a COMMIT; local: fsync).
 - copy from: the file system's file to a local file in `--scratch`, written over in place (see
   `Bench.copy_target`; `--new-target` for a new file each time), fsync once at the end. The file
   read is in the page cache on both sides (the NFS server reads the same page cache); "cold" drops
   it from the page cache first on both sides, so both read it from the disk.
-- read: the file read into memory, cached and cold as above; "8 in flight" is nfs-rs's own
-  concurrency beside the chosen one; `nfs-cat` (libnfs) beside `cat` to /dev/null.
+- read: the file read into memory, cached and cold as above; "8 in flight" is 8 READs in flight
+  (nfs-rs's most) beside the chosen number; `nfs-cat` (libnfs) beside `cat` to /dev/null.
 - TCP, no NFS: the same file sent by another process over one loopback TCP connection as a
   server sends READ data (1 MiB pread, then send) and received into memory, beside the local read.
   It is the ceiling of "read" for any NFS over TCP on this machine.
@@ -77,6 +86,33 @@ Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
   (slower), transparent huge pages for its heap (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: no change),
   and Elastic's nft buckets (no change); nor do loopback socket buffers of 4 or 16 MiB or two
   connections move bare TCP's rate.
+
+The client's CPU (2026-12-07, sixth session; the machine at load averages 8-18 throughout, so
+the rates swing and only CPU seconds per GiB and same-run comparisons are read here):
+- Copy from was the measure below the bar (39-47% of local on a quiet machine, nfs-rs), and it is
+  CPU-bound: reader, NFS server and writer share 2 cores. nfs-rs spent 0.55-0.65 CPU s per GiB
+  read into memory where bare loopback TCP costs ~0.15: perf record on it showed memmove 29% and
+  memset 8% of its samples against the kernel's receive copy (_copy_to_iter) at 12%, i.e. each
+  READ reply zeroed and copied twice in user space after the kernel's copy.
+- bench.nfs41_client receives a READ reply's RPC and COMPOUND header (108 bytes) into a small
+  buffer and its data with recv_into on the destination itself: 0.23-0.28 CPU s per GiB read, and
+  perf shows the kernel's receive copy at 50% of all its samples, the rest mostly the
+  interpreter's start-up (the floor of any TCP receive here). In the same rounds (3 rounds, load
+  11-18): copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53
+  (the local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per
+  GiB); copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. At load
+  1-3 earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha
+  0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found.
+- READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each):
+  ganesha 0.35-0.39 s per GiB with one in flight vs 0.41-0.44 with two, three, four or eight, the
+  client 0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise
+  (ganesha 0.42 vs 0.45, client 0.59 vs 0.55), so two is kept.
+- ganesha after the change (perf record on it while the lean client reads): _copy_to_iter 35% (its
+  preadv from the page cache), _copy_from_iter 22% (its sendmsg), the security-group nft rules ~5%
+  (nft_do_chain, lookups, conntrack), scheduling ~5%, its own code and libc a few %: what is left
+  is the two copies any read()/send() server makes plus TCP's per-packet work, none of it set by a
+  setting (see "The server's settings" above). The loop device's readahead is already 2,560 KiB
+  (only the cold measures read the disk), so `blockdev --setra` was not changed.
 
 Usage:
 
@@ -397,7 +433,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64, help="MiB per application write/read")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
-        "--reads-in-flight", type=int, default=2, help="nfs-rs READs per call (1-8), so at most in flight"
+        "--reads-in-flight", type=int, default=2, help="READs in flight (nfs-rs: READs per call, 1-8)"
     )
     ap.add_argument(
         "--client",
