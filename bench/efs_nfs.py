@@ -441,6 +441,11 @@ def main() -> None:
         choices=["lean", "nfs-rs"],
         help="the client of the big files' copies and reads (bench.nfs41_client, or nfs-rs)",
     )
+    ap.add_argument(
+        "--copies-only",
+        action="store_true",
+        help="only the cached copies to and from (more rounds in the time)",
+    )
     ap.add_argument("--new-target", action="store_true", help="copy from into a new local file each time")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--files", type=int, default=10_000)
@@ -527,6 +532,8 @@ def main() -> None:
         ("read, cold", read_nfs_cold, read_local_cold),
         ("read, 8 in flight", read_nfs_8, b.read_local),
     ]
+    if args.copies_only:
+        measures = [m for m in measures if m[0].startswith(("copy to", "copy from")) and "cold" not in m[0]]
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
 
@@ -594,6 +601,8 @@ def main() -> None:
             load = "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
             cpu = f"CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f} vs local {local_cpu:.2f}"
             print(line(f"{label} {name:17}", nfs_s, local_s, f"{cpu}  ({load})"), flush=True)
+        if args.copies_only:
+            continue
         # The same file over bare loopback TCP, beside the same local read (both cached).
         tcp_s = tcp_stream(local_file, args.mib * MIB, b.buf)
         local_s = timed(b.read_local)
