@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.nfs41_client import Nfs41
+from bench.nfs41_client import Nfs41, Nfs41Error
 from tests.services.efs.helpers import file_system_with_targets, fs_files, needs_nfs, nft_ruleset
 
 nfs_rs = pytest.importorskip("nfs_rs", reason="needs nfs-rs (pip install nfs-rs; in the test extras)")
@@ -84,6 +84,9 @@ def test_bench_lean_client_reads_and_writes_through_a_mount_target(strata_server
         with client.open_file("sub.bin", "wb") as f:  # opened to write: truncated
             f.write(b"x")
         assert (files / "sub.bin").read_bytes() == b"x"
+        with pytest.raises(Nfs41Error) as e:
+            client.open_file("missing.bin")
+        assert (e.value.status, e.value.op) == (2, 18)  # NFS4ERR_NOENT from OPEN
 
 
 def test_access_point_over_nfs41(strata_server) -> None:  # noqa: ANN001
