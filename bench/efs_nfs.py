@@ -100,7 +100,9 @@ the rates swing and only CPU seconds per GiB and same-run comparisons are read h
   interpreter's start-up (the floor of any TCP receive here). In the same rounds (3 rounds, load
   11-18): copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53
   (the local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per
-  GiB); copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. At load
+  GiB); copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. Again with
+  `--copies-only` (4 rounds, load 9-12): copy from 0.46-0.55 + 0.36-0.47 vs nfs-rs 0.75-0.93 +
+  0.34-0.44 (local 0.39-0.49); copy to 0.50-0.52 + 0.80-0.89 vs 0.87-0.93 + 0.83-0.88. At load
   1-3 earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha
   0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found.
 - READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each):

@@ -83,10 +83,14 @@ class Nfs41:
         )
         self.xid = int.from_bytes(os.urandom(4), "big") & 0x3FFFFFFF
         self.head = bytearray(_READ_HEAD.size)
+        self.session: bytes | None = None  # until CREATE_SESSION: calls without SEQUENCE
         self._exchange_id()
         self._create_session(max(1, in_flight))
         self.call(struct.pack(">II", OP_RECLAIM_COMPLETE, 0))
-        attrs = self.call(struct.pack(">I", OP_PUTROOTFH), struct.pack(">I", OP_GETATTR) + _bitmap(30, 31))
+        attrs = self.call(
+            struct.pack(">I", OP_PUTROOTFH),
+            struct.pack(">I", OP_GETATTR) + _bitmap(FATTR4_MAXREAD, FATTR4_MAXWRITE),
+        )
         r = attrs[-1]
         r.skip(4 * r.u32())  # the bitmap answered
         r.u32()  # attribute values' length
@@ -185,12 +189,13 @@ class Nfs41:
     def call(self, *ops: bytes, slot: int | None = 0) -> list[Reader]:
         """One COMPOUND (led by SEQUENCE on `slot` once there is a session); a reader at each
         operation's result after SEQUENCE's."""
-        body = self._compound_args(ops, slot if hasattr(self, "session") else None)
+        with_sequence = self.session is not None and slot is not None
+        body = self._compound_args(ops, slot if with_sequence else None)
         self.sock.sendall(self._header(len(body)) + body)
         xid, results = self._results(self._record())
         if xid != self.xid:
             raise ConnectionError(f"reply to xid {xid}, expected {self.xid}")
-        return results[1:] if hasattr(self, "session") and slot is not None else results
+        return results[1:] if with_sequence else results
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -218,9 +223,9 @@ class Nfs41:
 
     def close(self) -> None:
         try:
-            if hasattr(self, "session"):
+            if self.session is not None:
                 self.call(struct.pack(">I16s", OP_DESTROY_SESSION, self.session), slot=None)
-                del self.session
+                self.session = None
                 self.call(struct.pack(">IQ", OP_DESTROY_CLIENTID, self.clientid), slot=None)
         finally:
             self.sock.close()
