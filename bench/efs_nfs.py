@@ -110,8 +110,8 @@ the rates swing and only CPU seconds per GiB and same-run comparisons are read h
   client 0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise
   (ganesha 0.42 vs 0.45, client 0.59 vs 0.55), so two is kept.
 - ganesha after the change (perf record on it while the lean client reads): _copy_to_iter 35% (its
-  preadv from the page cache), _copy_from_iter 22% (its sendmsg), the security-group nft rules ~5%
-  (nft_do_chain, lookups, conntrack), scheduling ~5%, its own code and libc a few %: what is left
+  preadv from the page cache), _copy_from_iter 22% (its sendmsg), the nft rules ~5% (nft_do_chain,
+  lookups, conntrack; the machine then carried the tables of every helper's Strata, 687 lines), scheduling ~5%, its own code and libc a few %: what is left
   is the two copies any read()/send() server makes plus TCP's per-packet work, none of it set by a
   setting (see "The server's settings" above). The loop device's readahead is already 2,560 KiB
   (only the cold measures read the disk), so `blockdev --setra` was not changed.
