@@ -87,34 +87,39 @@ Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
   and Elastic's nft buckets (no change); nor do loopback socket buffers of 4 or 16 MiB or two
   connections move bare TCP's rate.
 
-The client's CPU (2026-12-07, sixth session; the machine at load averages 8-18 throughout, so
-the rates swing and only CPU seconds per GiB and same-run comparisons are read here):
+The client's CPU (2026-12-07, sixth session; the machine at load averages 8-18 throughout, so the
+rates swing and only CPU seconds per GiB and same-run comparisons are read here):
 - Copy from was the measure below the bar (39-47% of local on a quiet machine, nfs-rs), and it is
-  CPU-bound: reader, NFS server and writer share 2 cores. nfs-rs spent 0.55-0.65 CPU s per GiB
-  read into memory where bare loopback TCP costs ~0.15: perf record on it showed memmove 29% and
-  memset 8% of its samples against the kernel's receive copy (_copy_to_iter) at 12%, i.e. each
-  READ reply zeroed and copied twice in user space after the kernel's copy.
-- bench.nfs41_client receives a READ reply's RPC and COMPOUND header (108 bytes) into a small
-  buffer and its data with recv_into on the destination itself: 0.23-0.28 CPU s per GiB read, and
-  perf shows the kernel's receive copy at 50% of all its samples, the rest mostly the
-  interpreter's start-up (the floor of any TCP receive here). In the same rounds (3 rounds, load
-  11-18): copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53
-  (the local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per
-  GiB); copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. Again with
+  CPU-bound: reader, NFS server and writer share 2 cores. nfs-rs spent 0.55-0.65 CPU s per GiB read
+  into memory where bare loopback TCP costs ~0.15: perf record on it showed memmove 29% and memset
+  8% of its samples against the kernel's receive copy (_copy_to_iter) at 12%, i.e. each READ reply
+  zeroed and copied twice in user space after the kernel's copy.
+- bench.nfs41_client receives a READ reply's RPC and COMPOUND header (108 bytes) into a small buffer
+  and its data with recv_into on the destination itself: 0.23-0.28 CPU s per GiB read, and perf
+  shows the kernel's receive copy at 50% of all its samples, the rest mostly the interpreter's
+  start-up (the floor of any TCP receive here; receiving the data with MSG_WAITALL, one call per
+  READ: 0.23 either way). Beside a kernel mount (none on this machine):
+  Linux's NFS client receives READ data into the page cache and read() copies it out again, so a cp
+  from a mounted EFS copies once more on the client than this client does, and nfs-rs's zeroing and
+  second user-space copy once more than a kernel mount. In the same rounds (3 rounds, load 11-18):
+  copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53 (the
+  local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per GiB);
+  copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. Again with
   `--copies-only` (4 rounds, load 9-12): copy from 0.46-0.55 + 0.36-0.47 vs nfs-rs 0.75-0.93 +
-  0.34-0.44 (local 0.39-0.49); copy to 0.50-0.52 + 0.80-0.89 vs 0.87-0.93 + 0.83-0.88. At load
-  1-3 earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha
-  0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found.
-- READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each):
-  ganesha 0.35-0.39 s per GiB with one in flight vs 0.41-0.44 with two, three, four or eight, the
-  client 0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise
-  (ganesha 0.42 vs 0.45, client 0.59 vs 0.55), so two is kept.
+  0.34-0.44 (local 0.39-0.49); copy to 0.50-0.52 + 0.80-0.89 vs 0.87-0.93 + 0.83-0.88. At load 1-3
+  earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha 0.45-0.47 vs
+  local 0.49-0.57); a quiet machine to rate the lean client's was not found.
+- READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each): ganesha
+  0.35-0.39 s per GiB with one in flight vs 0.41-0.44 with two, three, four or eight, the client
+  0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise (ganesha
+  0.42 vs 0.45, client 0.59 vs 0.55), so two is kept.
 - ganesha after the change (perf record on it while the lean client reads): _copy_to_iter 35% (its
   preadv from the page cache), _copy_from_iter 22% (its sendmsg), the nft rules ~5% (nft_do_chain,
-  lookups, conntrack; the machine then carried the tables of every helper's Strata, 687 lines), scheduling ~5%, its own code and libc a few %: what is left
-  is the two copies any read()/send() server makes plus TCP's per-packet work, none of it set by a
-  setting (see "The server's settings" above). The loop device's readahead is already 2,560 KiB
-  (only the cold measures read the disk), so `blockdev --setra` was not changed.
+  lookups, conntrack; the machine then carried the tables of every helper's Strata, 687 lines),
+  scheduling ~5%, its own code and libc a few %: what is left is the two copies any read()/send()
+  server makes plus TCP's per-packet work, none of it set by a setting (see "The server's settings"
+  above). The loop device's readahead is already 2,560 KiB (only the cold measures read the disk),
+  so `blockdev --setra` was not changed.
 
 Usage:
 
@@ -474,7 +479,8 @@ def main() -> None:
     b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight, lean)
     if lean:
         with b.open_nfs("probe", "wb"):
-            limits = f"READ {b.lean[args.reads_in_flight].max_read}, WRITE {b.lean[args.reads_in_flight].max_write}"
+            lean_client = b.lean[args.reads_in_flight]
+            limits = f"READ {lean_client.max_read}, WRITE {lean_client.max_write}"
         b.nfs.unlink("probe")
         who = f"the lean client (bench.nfs41_client; {limits}), {args.reads_in_flight} in flight"
     else:
