@@ -105,8 +105,9 @@ rates swing and only CPU seconds per GiB and same-run comparisons are read here)
   copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53 (the
   local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per GiB);
   copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. Again with
-  `--copies-only` (4 rounds, load 9-12): copy from 0.46-0.55 + 0.36-0.47 vs nfs-rs 0.75-0.93 +
-  0.34-0.44 (local 0.39-0.49); copy to 0.50-0.52 + 0.80-0.89 vs 0.87-0.93 + 0.83-0.88. At load 1-3
+  `--copies-only` (two runs, 4 and 5 rounds, load 8-14): copy from 0.46-0.59 + 0.35-0.51 vs nfs-rs
+  0.75-0.99 + 0.33-0.45 (local 0.39-0.51); copy to 0.45-0.55 + 0.74-0.91 vs 0.87-0.99 + 0.79-1.02.
+  At load 1-3
   earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha 0.45-0.47 vs
   local 0.49-0.57); a quiet machine to rate the lean client's was not found.
 - READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each): ganesha
