@@ -108,7 +108,11 @@ rates swing and only CPU seconds per GiB and same-run comparisons are read here)
   `--copies-only` (two runs, 4 and 5 rounds, load 8-14): copy from 0.46-0.59 + 0.35-0.51 vs nfs-rs
   0.75-0.99 + 0.33-0.45 (local 0.39-0.51); copy to 0.45-0.55 + 0.74-0.91 vs 0.87-0.99 + 0.79-1.02.
   At load 1-3 earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha
-  0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found.
+  0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found. Under
+  load the rates favour whichever side has more threads to be scheduled, so the lean client's
+  copies ran at about nfs-rs's share of local; with this process and the Strata server (so its
+  ganesha) at nice -10 (load 9-11, other work still in other cgroups), copy from was 75-82% of
+  local through the lean client vs 58-69% through nfs-rs, in the same 3 rounds.
 - READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each): ganesha
   0.35-0.39 s per GiB with one in flight vs 0.41-0.44 with two, three, four or eight, the client
   0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise (ganesha
