@@ -1,13 +1,22 @@
 """EFS benchmarks against a running Strata (as root, with nfs-ganesha installed).
 
-The NFS client is nfs-rs (PyPI `nfs-rs`: a userspace NFSv3/v4.1 client in Rust, no kernel mount:
-this machine's kernel has no NFS client). Over NFSv4.1 it asks for sessions of about 1 MiB, so
-its READs and WRITEs are 1,044,480 bytes (ganesha grants what a session asks for; EFS's own mount
-advice is rsize=wsize=1 MiB too). A call keeps up to eight READs or WRITEs in flight; the bench
-reads in calls of `--reads-in-flight` READs (2), because ganesha serves fewer concurrent READs of
-one file faster (below). Writes are UNSTABLE and each `write` call ends with one COMMIT (ganesha:
-an fsync). Debian's libnfs 4.0 (NFSv4.0 only) cannot send an NFSv4 WRITE of 4,000 bytes or more,
-so it serves only the `nfs-cat` column and the small files.
+The NFS clients are userspace ones (this machine's kernel has no NFS client, so no kernel mount):
+- The big files' copies and reads go through bench.nfs41_client (`--client lean`, the default), a
+  lean NFSv4.1 client written for this bench. It is a real one (EXCHANGE_ID, CREATE_SESSION,
+  RECLAIM_COMPLETE, then COMPOUNDs led by SEQUENCE on session slots: OPEN, READ, WRITE, COMMIT,
+  CLOSE; AUTH_SYS), with READs and WRITEs of 1 MiB (EFS's own mount advice: rsize=wsize=1 MiB) and
+  `--reads-in-flight` (2) of them in flight, because ganesha serves fewer concurrent READs of one
+  file with less CPU (below). What it does differently is receive each READ reply's data straight
+  into the destination buffer (and send WRITE data from the source buffer): see "The client's
+  CPU" below for why and what it gave.
+- nfs-rs (PyPI `nfs-rs`: NFSv3/v4.1 in Rust) runs the same copies beside it ("copy to, nfs-rs",
+  "copy from, nfs-rs", in the same rounds), and every big-file measure with `--client nfs-rs`.
+  Over NFSv4.1 it asks for sessions of about 1 MiB, so its READs and WRITEs are 1,044,480 bytes
+  (ganesha grants what a session asks for). A call keeps up to eight READs or WRITEs in flight;
+  the bench reads in calls of `--reads-in-flight` READs.
+- Both clients' writes are UNSTABLE and each `write` call ends with one COMMIT (ganesha: an fsync).
+  Debian's libnfs 4.0 (NFSv4.0 only) cannot send an NFSv4 WRITE of 4,000 bytes or more, so it
+  serves only the `nfs-cat` column and the small files.
 
 Both sides run the same copy (`copy`: a reader thread fills one `--chunk` buffer while the other
 is written, as a kernel's readahead would) into a new file, with the same durability, and take
@@ -15,13 +24,13 @@ turns going first; a warm-up round runs first and is not counted (on this VM the
 memory is slow: round 1's copies ran at 40-70% of later rounds', on whichever side went first):
 
 - copy to: the local source file (page cache warm) into the file system; every chunk durable
-  before the next (nfs-rs: its COMMIT; local: fsync).
+  before the next (NFS: a COMMIT; local: fsync).
 - copy from: the file system's file to a local file in `--scratch`, written over in place (see
   `Bench.copy_target`; `--new-target` for a new file each time), fsync once at the end. The file
   read is in the page cache on both sides (the NFS server reads the same page cache); "cold" drops
   it from the page cache first on both sides, so both read it from the disk.
-- read: the file read into memory, cached and cold as above; "8 in flight" is nfs-rs's own
-  concurrency beside the chosen one; `nfs-cat` (libnfs) beside `cat` to /dev/null.
+- read: the file read into memory, cached and cold as above; "8 in flight" is 8 READs in flight
+  (nfs-rs's most) beside the chosen number; `nfs-cat` (libnfs) beside `cat` to /dev/null.
 - TCP, no NFS: the same file sent by another process over one loopback TCP connection as a
   server sends READ data (1 MiB pread, then send) and received into memory, beside the local read.
   It is the ceiling of "read" for any NFS over TCP on this machine.
@@ -78,6 +87,44 @@ Where the time goes on a cached read (2026-12-07, 1 GiB, load averages 8-21):
   and Elastic's nft buckets (no change); nor do loopback socket buffers of 4 or 16 MiB or two
   connections move bare TCP's rate.
 
+The client's CPU (2026-12-07, sixth session; the machine at load averages 8-18 throughout, so the
+rates swing and only CPU seconds per GiB and same-run comparisons are read here):
+- Copy from was the measure below the bar (39-47% of local on a quiet machine, nfs-rs), and it is
+  CPU-bound: reader, NFS server and writer share 2 cores. nfs-rs spent 0.55-0.65 CPU s per GiB read
+  into memory where bare loopback TCP costs ~0.15: perf record on it showed memmove 29% and memset
+  8% of its samples against the kernel's receive copy (_copy_to_iter) at 12%, i.e. each READ reply
+  zeroed and copied twice in user space after the kernel's copy.
+- bench.nfs41_client receives a READ reply's RPC and COMPOUND header (108 bytes) into a small buffer
+  and its data with recv_into on the destination itself: 0.23-0.28 CPU s per GiB read, and perf
+  shows the kernel's receive copy at 50% of all its samples, the rest mostly the interpreter's
+  start-up (the floor of any TCP receive here; receiving the data with MSG_WAITALL, one call per
+  READ: 0.23 either way). Beside a kernel mount (none on this machine):
+  Linux's NFS client receives READ data into the page cache and read() copies it out again, so a cp
+  from a mounted EFS copies once more on the client than this client does, and nfs-rs's zeroing and
+  second user-space copy once more than a kernel mount. In the same rounds (3 rounds, load 11-18):
+  copy from, client 0.49-0.53 + ganesha 0.40-0.43 s per GiB vs nfs-rs 0.91-1.13 + 0.41-0.53 (the
+  local copy 0.42-0.47: so NFS's cost beyond the local copy fell from ~0.95 to ~0.50 s per GiB);
+  copy to, client 0.47-0.51 + ganesha 0.73-0.76 vs nfs-rs 0.85-0.89 + 0.79-0.85. Again with
+  `--copies-only` (two runs, 4 and 5 rounds, load 8-14): copy from 0.46-0.59 + 0.35-0.51 vs nfs-rs
+  0.75-0.99 + 0.33-0.45 (local 0.39-0.51); copy to 0.45-0.55 + 0.74-0.91 vs 0.87-0.99 + 0.79-1.02.
+  At load 1-3 earlier that day, nfs-rs's copy from was 49-51% of local (client 0.90-0.95 + ganesha
+  0.45-0.47 vs local 0.49-0.57); a quiet machine to rate the lean client's was not found. Under
+  load the rates favour whichever side has more threads to be scheduled, so the lean client's
+  copies ran at about nfs-rs's share of local; with this process and the Strata server (so its
+  ganesha) at nice -10 (load 9-11, other work still in other cgroups), copy from was 75-82% of
+  local through the lean client vs 58-69% through nfs-rs, in the same 3 rounds.
+- READs in flight for the lean client, reading 1 GiB alternately (load 14, 5-8 rounds each): ganesha
+  0.35-0.39 s per GiB with one in flight vs 0.41-0.44 with two, three, four or eight, the client
+  0.24-0.27 for all; inside a copy from (writer running) one vs two was within the noise (ganesha
+  0.42 vs 0.45, client 0.59 vs 0.55), so two is kept.
+- ganesha after the change (perf record on it while the lean client reads): _copy_to_iter 35% (its
+  preadv from the page cache), _copy_from_iter 22% (its sendmsg), the nft rules ~5% (nft_do_chain,
+  lookups, conntrack; the machine then carried the tables of every helper's Strata, 687 lines),
+  scheduling ~5%, its own code and libc a few %: what is left is the two copies any read()/send()
+  server makes plus TCP's per-packet work, none of it set by a setting (see "The server's settings"
+  above). The loop device's readahead is already 2,560 KiB (only the cold measures read the disk),
+  so `blockdev --setra` was not changed.
+
 Usage:
 
     python bench/efs_nfs.py --endpoint http://127.0.0.1:4566 --data-dir .strata --mib 1024
@@ -106,6 +153,7 @@ from nfs_rs import Client, NfsError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.local_server import cpu_seconds  # noqa: E402
+from bench.nfs41_client import Nfs41  # noqa: E402
 from tests.services.efs.libnfs import LibNfs  # noqa: E402  (the tests' libnfs client, over ctypes)
 
 MIB = 1 << 20
@@ -216,13 +264,39 @@ def tcp_stream(path: Path, size: int, into: bytearray) -> float:
 
 class Bench:
     def __init__(
-        self, client: Client, export: Path, scratch: Path, mib: int, chunk: int, reads_in_flight: int
+        self,
+        client: Client,
+        export: Path,
+        scratch: Path,
+        mib: int,
+        chunk: int,
+        reads_in_flight: int,
+        lean_address: str | None,
     ) -> None:
         self.nfs, self.export, self.scratch = client, export, scratch
         self.mib, self.chunk = mib, chunk * MIB
         self.reads_in_flight = reads_in_flight
         self.source = scratch / "source.bin"
         self.buf = bytearray(self.chunk)
+        self.lean_address = lean_address  # None: nfs-rs moves the big files' data
+        self.lean: dict[int, Nfs41] = {}  # a session per number of READs in flight
+
+    def open_nfs(self, name: str, mode: str):  # noqa: ANN201 - nfs-rs's file or the lean client's
+        if self.lean_address is None:
+            return self.nfs.open(name, mode)
+        if self.reads_in_flight not in self.lean:
+            self.lean[self.reads_in_flight] = Nfs41(self.lean_address, in_flight=self.reads_in_flight)
+        return self.lean[self.reads_in_flight].open_file(name, mode)
+
+    def nfs_reader(self, f) -> Callable[[memoryview], int]:  # noqa: ANN001
+        """The file's `readinto` (the lean client's fills a buffer with `reads_in_flight` READs in
+        flight; nfs-rs's in calls of that many READs)."""
+        return f.readinto if self.lean_address is not None else self.in_calls(f.readinto)
+
+    def close(self) -> None:
+        for lean in self.lean.values():
+            lean.close()
+        self.nfs.close()
 
     def in_calls(self, readinto: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
         """nfs-rs's `readinto` filling the buffer in calls of `reads_in_flight` READs each (nfs-rs
@@ -247,7 +321,7 @@ class Bench:
     # -- copy to the file system: every chunk durable before the next -------------------------------
 
     def copy_to_nfs(self) -> None:
-        with open(self.source, "rb", buffering=0) as src, self.nfs.open("big.bin", "wb") as dst:
+        with open(self.source, "rb", buffering=0) as src, self.open_nfs("big.bin", "wb") as dst:
             copy(src.readinto, dst.write, self.chunk)  # each write: UNSTABLE WRITEs, then COMMIT
 
     def copy_to_local(self) -> None:
@@ -275,8 +349,8 @@ class Bench:
         return open(os.open(self.scratch / "out.bin", os.O_WRONLY | os.O_CREAT, 0o644), "wb", buffering=0)
 
     def copy_from_nfs(self) -> None:
-        with self.nfs.open("big.bin", "rb") as src, self.copy_target() as dst:
-            copy(up_to(self.in_calls(src.readinto), self.mib * MIB), dst.write, self.chunk)
+        with self.open_nfs("big.bin", "rb") as src, self.copy_target() as dst:
+            copy(up_to(self.nfs_reader(src), self.mib * MIB), dst.write, self.chunk)
             os.fsync(dst.fileno())
 
     def copy_from_local(self) -> None:
@@ -288,8 +362,8 @@ class Bench:
     # -- read into memory ----------------------------------------------------------------------------
 
     def read_nfs(self) -> None:
-        with self.nfs.open("big.bin", "rb") as src:
-            read = up_to(self.in_calls(src.readinto), self.mib * MIB)
+        with self.open_nfs("big.bin", "rb") as src:
+            read = up_to(self.nfs_reader(src), self.mib * MIB)
             while read(memoryview(self.buf)):
                 pass
 
@@ -370,7 +444,18 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64, help="MiB per application write/read")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
-        "--reads-in-flight", type=int, default=2, help="nfs-rs READs per call (1-8), so at most in flight"
+        "--reads-in-flight", type=int, default=2, help="READs in flight (nfs-rs: READs per call, 1-8)"
+    )
+    ap.add_argument(
+        "--client",
+        default="lean",
+        choices=["lean", "nfs-rs"],
+        help="the client of the big files' copies and reads (bench.nfs41_client, or nfs-rs)",
+    )
+    ap.add_argument(
+        "--copies-only",
+        action="store_true",
+        help="only the cached copies to and from (more rounds in the time)",
     )
     ap.add_argument("--new-target", action="store_true", help="copy from into a new local file each time")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
@@ -392,11 +477,19 @@ def main() -> None:
     nfs_url = f"nfs://{mts[0]['IpAddress']}/?version={args.version}"
     client = Client.connect(nfs_url, connect_timeout=10, operation_timeout=600)
     server = server_pid(mts[0]["MountTargetId"])
-    print(
-        f"NFSv{args.version}, negotiated {client.io_limits}; {args.mib} MiB in {args.chunk} MiB chunks;"
-        f" nfs-rs reads {args.reads_in_flight} READs per call"
-    )
-    b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight)
+    if args.client == "lean" and args.version != "4.1":
+        ap.error("the lean client speaks NFSv4.1 only (--client nfs-rs for 4.0)")
+    lean = None if args.client == "nfs-rs" else mts[0]["IpAddress"]
+    b = Bench(client, export, scratch, args.mib, args.chunk, args.reads_in_flight, lean)
+    if lean:
+        with b.open_nfs("probe", "wb"):
+            lean_client = b.lean[args.reads_in_flight]
+            limits = f"READ {lean_client.max_read}, WRITE {lean_client.max_write}"
+        b.nfs.unlink("probe")
+        who = f"the lean client (bench.nfs41_client; {limits}), {args.reads_in_flight} in flight"
+    else:
+        who = f"nfs-rs ({client.io_limits}), {args.reads_in_flight} READs per call"
+    print(f"NFSv{args.version}; {args.mib} MiB in {args.chunk} MiB chunks; big files through {who}")
     b.make_source()
     ratios: dict[str, list[float]] = defaultdict(list)
     rates: dict[str, list[tuple[float, float]]] = defaultdict(list)  # MiB/s: (NFS, local)
@@ -419,8 +512,22 @@ def main() -> None:
     def read_local_cold() -> None:
         b.read_local()
 
+    def through_nfs_rs(fn: Callable[[], None]) -> Callable[[], None]:
+        """`fn` through nfs-rs, beside the lean client's (same run, same server)."""
+
+        def run() -> None:
+            lean_address, b.lean_address = b.lean_address, None
+            try:
+                fn()
+            finally:
+                b.lean_address = lean_address
+
+        return run
+
+    copy_to_nfs_rs, copy_from_nfs_rs = through_nfs_rs(b.copy_to_nfs), through_nfs_rs(b.copy_from_nfs)
+
     def read_nfs_8() -> None:
-        """The same read with nfs-rs's most READs in flight (8), beside the chosen number."""
+        """The same read with 8 READs in flight (nfs-rs's most), beside the chosen number."""
         chosen, b.reads_in_flight = b.reads_in_flight, 8
         try:
             b.read_nfs()
@@ -429,12 +536,16 @@ def main() -> None:
 
     measures = [
         ("copy to", b.copy_to_nfs, b.copy_to_local),
+        *([("copy to, nfs-rs", copy_to_nfs_rs, b.copy_to_local)] if lean else []),
         ("copy from", b.copy_from_nfs, b.copy_from_local),
         ("copy from, cold", copy_from_nfs_cold, copy_from_local_cold),
+        *([("copy from, nfs-rs", copy_from_nfs_rs, b.copy_from_local)] if lean else []),
         ("read", b.read_nfs, b.read_local),
         ("read, cold", read_nfs_cold, read_local_cold),
         ("read, 8 in flight", read_nfs_8, b.read_local),
     ]
+    if args.copies_only:
+        measures = [m for m in measures if m[0].startswith(("copy to", "copy from")) and "cold" not in m[0]]
     url = f"nfs://{mts[0]['IpAddress']}//big.bin?version=4"
     cat_nfs = ["nfs-cat", url] if shutil.which("nfs-cat") else None
 
@@ -453,7 +564,9 @@ def main() -> None:
     fresh: dict[Callable[[], None], Callable[[], None]] = {
         b.copy_to_nfs: lambda: no_nfs_file("big.bin"),
         b.copy_to_local: lambda: local_file.unlink(missing_ok=True),
+        copy_to_nfs_rs: lambda: no_nfs_file("big.bin"),
         b.copy_from_nfs: new_out,
+        copy_from_nfs_rs: new_out,
         b.copy_from_local: new_out,
         copy_from_nfs_cold: lambda: (new_out(), drop_cached(nfs_file)),
         copy_from_local_cold: lambda: (new_out(), drop_cached(local_file)),
@@ -500,6 +613,8 @@ def main() -> None:
             load = "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
             cpu = f"CPU s: client {nfs_cpu:.2f} + server {srv_cpu:.2f} vs local {local_cpu:.2f}"
             print(line(f"{label} {name:17}", nfs_s, local_s, f"{cpu}  ({load})"), flush=True)
+        if args.copies_only:
+            continue
         # The same file over bare loopback TCP, beside the same local read (both cached).
         tcp_s = tcp_stream(local_file, args.mib * MIB, b.buf)
         local_s = timed(b.read_local)
@@ -544,7 +659,7 @@ def main() -> None:
             f"  {name:17}: {100 * min(values):4.0f}% / {100 * statistics.median(values):4.0f}% / {100 * max(values):4.0f}%"
             + medians
         )
-    b.nfs.close()
+    b.close()
     for m in mts:
         efs.delete_mount_target(MountTargetId=m["MountTargetId"])
     efs.delete_file_system(FileSystemId=fs_id)

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.services.efs.helpers import file_system_with_targets, needs_nfs, nft_ruleset
+from bench.nfs41_client import Nfs41, Nfs41Error
+from tests.services.efs.helpers import file_system_with_targets, fs_files, needs_nfs, nft_ruleset
 
 nfs_rs = pytest.importorskip("nfs_rs", reason="needs nfs-rs (pip install nfs-rs; in the test extras)")
 pytestmark = needs_nfs
@@ -49,6 +50,43 @@ def test_large_writes_and_reads_over_nfs41(strata_server) -> None:  # noqa: ANN0
             )
     size = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["SizeInBytes"]
     assert size["Value"] == 6144 + 4096 + -(-len(data) // 4096) * 4096
+
+
+def test_bench_lean_client_reads_and_writes_through_a_mount_target(strata_server) -> None:  # noqa: ANN001
+    """bench.nfs41_client (the bench's client of big files): its pipelined READs land in place and
+    its WRITEs, committed, are on the disk byte for byte, across several 1 MiB operations and a
+    file end that is not a multiple of four bytes."""
+    _, fs_id, (mt,) = file_system_with_targets(strata_server, zones=1)
+    files = fs_files(strata_server, fs_id)
+    on_disk = os.urandom(3 * (1 << 20) + 4097)
+    (files / "local.bin").write_bytes(on_disk)
+    written = os.urandom(2 * (1 << 20) + 3)
+    deadline = time.monotonic() + 30
+    while True:  # the mount target's server may still be starting
+        try:
+            client = Nfs41(mt["IpAddress"], in_flight=2)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    with client:
+        assert client.max_read == client.max_write == 1 << 20
+        with client.open_file("local.bin") as f:
+            buf = bytearray(len(on_disk) + 5000)
+            assert f.readinto(buf) == len(on_disk)
+            assert buf[: len(on_disk)] == on_disk
+            assert f.readinto(buf) == 0
+        with client.open_file("sub.bin", "wb") as f:
+            f.write(written[:1_500_001])  # UNSTABLE WRITEs, then COMMIT
+            f.write(memoryview(written)[1_500_001:])
+        assert (files / "sub.bin").read_bytes() == written
+        with client.open_file("sub.bin", "wb") as f:  # opened to write: truncated
+            f.write(b"x")
+        assert (files / "sub.bin").read_bytes() == b"x"
+        with pytest.raises(Nfs41Error) as e:
+            client.open_file("missing.bin")
+        assert (e.value.status, e.value.op) == (2, 18)  # NFS4ERR_NOENT from OPEN
 
 
 def test_access_point_over_nfs41(strata_server) -> None:  # noqa: ANN001
