@@ -102,6 +102,13 @@ def cli() -> None:
     help="Directory of S3's object and part bytes (<dir>/s3; default: inside the data dir). "
     "Env: STRATA_BLOB_DIR.",
 )
+@click.option(
+    "--advertise-url",
+    default=None,
+    help="With --metadata: the URL the other gateways forward RDS, ElastiCache, EC2/EBS, EFS, FIS, "
+    "Application Auto Scaling and CloudWatch requests to while this gateway is the engine host "
+    "(default http://<host>:<port>). Env: STRATA_ADVERTISE_URL.",
+)
 def serve(
     host: str,
     port: int,
@@ -119,6 +126,7 @@ def serve(
     timings: str | None,
     metadata: str | None,
     blob_dir: Path | None,
+    advertise_url: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -139,6 +147,7 @@ def serve(
             timings=timings,
             metadata=metadata,
             blob_dir=blob_dir,
+            advertise_url=advertise_url,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)

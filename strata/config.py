@@ -85,11 +85,16 @@ class Settings:
     # Where shared metadata lives: None (embedded SQLite under data_dir), or a PostgreSQL database
     # (`--metadata postgresql://USER@HOST:PORT/DB`, STRATA_METADATA) so gateways can share it
     # (issue 22): S3, IAM, KMS, S3 Control, the meter, clock and scheduler (strata.server.share);
-    # the services in strata.storage.shared.PER_GATEWAY keep theirs in SQLite so far.
+    # the services in strata.storage.shared.ON_ENGINE_HOST run on one gateway at a time, the engine
+    # host, with their state under <blob_dir>/engines (strata.gateway.engine_host).
     metadata: str | None = None
     # Object and part bytes (`--blob-dir`, STRATA_BLOB_DIR; S3's go under <blob_dir>/s3); None:
     # inside the data dir.
     blob_dir: Path | None = None
+    # With --metadata: the URL other gateways forward engine services' requests to while this
+    # gateway is the engine host (`--advertise-url`, STRATA_ADVERTISE_URL; strata.gateway.engine_host).
+    # None: http://<bind host>:<port> (`endpoint`).
+    advertise_url: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -97,6 +102,8 @@ class Settings:
             check_metadata_url(self.metadata)
         if self.blob_dir is not None:
             self.blob_dir = Path(self.blob_dir).resolve()
+        if self.advertise_url is not None:
+            check_advertise_url(self.advertise_url)
 
     @property
     def is_loopback(self) -> bool:
@@ -148,6 +155,12 @@ class Settings:
             return int(env)
         return self.limits.get(name, default)
 
+    @property
+    def engines_dir(self) -> Path:
+        """Where the engine host keeps the engine services' state with --metadata (shared storage
+        every gateway sees: a new host restarts the engines from it)."""
+        return (self.blob_dir or self.data_dir) / "engines"
+
     def service_dir(self, service: str) -> Path:
         path = self.data_dir / service
         path.mkdir(parents=True, exist_ok=True)
@@ -189,6 +202,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.metadata = os.environ["STRATA_METADATA"]
     if os.environ.get("STRATA_BLOB_DIR"):
         s.blob_dir = Path(os.environ["STRATA_BLOB_DIR"])
+    if os.environ.get("STRATA_ADVERTISE_URL"):
+        s.advertise_url = os.environ["STRATA_ADVERTISE_URL"]
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):
@@ -210,6 +225,21 @@ def settings_from_env(**overrides: object) -> Settings:
         if default:
             s.account_id = default
     return s
+
+
+def check_advertise_url(url: str) -> None:
+    """`--advertise-url`: http://HOST:PORT, where the other gateways reach this one's HTTP port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"the advertise URL is not a URL: {e}") from e
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"the advertise URL must be http://HOST:PORT (this gateway's HTTP port), not {url!r}"
+        )
 
 
 def check_metadata_url(url: str) -> None:

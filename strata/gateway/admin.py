@@ -138,6 +138,8 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
                 "region": app.settings.region,
                 "account": app.settings.account_id,
                 "services": app.services.health(),
+                # with --metadata: whether this gateway runs the engine services, and who does
+                "engine_host": app.engine_host.health() if app.engine_host is not None else None,
             },
         )
     if path == "/_strata/clock":

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import boto3
 import pytest
+import redis
 from botocore.exceptions import ClientError
 
 from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
-from strata.storage.shared import PER_GATEWAY
+from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
@@ -166,8 +167,8 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
 def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
     log = gateways[0].log_path.read_text()
     assert "--metadata: shared by every gateway on postgresql://strata:***@" in log
-    for service in PER_GATEWAY:
-        assert f"--metadata: {service} stays in this gateway's SQLite under {gateways[0].data_dir}" in log
+    for service in ON_ENGINE_HOST:
+        assert f"--metadata: {service} runs on the engine host" in log
 
 
 def test_a_console_sign_in_on_one_gateway_holds_on_the_other_until_signed_out(
@@ -254,3 +255,60 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     owner.start()  # back, it follows: the survivor keeps the scheduler
     assert owner.admin("/_strata/clock")["scheduler_owner"] is False
     assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
+
+
+def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
+    gateways: list[StrataProcess],
+) -> None:
+    hosts = _until(
+        lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
+        "a gateway is the engine host",
+    )
+    assert len(hosts) == 1
+    host = hosts[0]
+    other = gateways[1] if host is gateways[0] else gateways[0]
+    assert other.health()["engine_host"] == {"self": False, "url": host.endpoint}
+    assert other.health()["services"]["elasticache"] == "on the engine host"
+
+    # Made through the gateway that is not the host: forwarded (signature and all), run by the host.
+    ec = other.client("elasticache")
+    cid = f"gw-{uuid.uuid4().hex[:8]}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+
+    def described(gateway: StrataProcess) -> dict:
+        return gateway.client("elasticache").describe_cache_clusters(
+            CacheClusterId=cid, ShowCacheNodeInfo=True
+        )["CacheClusters"][0]
+
+    cluster = _until(
+        lambda: (c := described(other))["CacheClusterStatus"] == "available" and c, "available", 60
+    )
+    assert described(host) == cluster  # one cluster, whichever gateway answers
+    endpoint = cluster["CacheNodes"][0]["Endpoint"]
+    client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    client.set("kept", "through the failover")
+    with pytest.raises(ClientError) as missing:  # errors come back as the host rendered them
+        ec.describe_cache_clusters(CacheClusterId="gw-none")
+    assert _code(missing) == "CacheClusterNotFound"
+
+    host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
+    _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
+    assert described(other)["CacheClusterStatus"] == "available"
+    assert described(other)["CacheNodes"][0]["Endpoint"] == endpoint  # the same endpoint, routed again
+    back = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert (
+        _until(lambda: _answers(back, "kept"), "the engine answers on its endpoint", 60)
+        == "through the failover"
+    )
+
+    host.start()  # back, it forwards: the survivor keeps the engines
+    assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
+    assert described(host)["CacheClusterStatus"] == "available"
+    ec.delete_cache_cluster(CacheClusterId=cid)
+
+
+def _answers(client: redis.Redis, key: str) -> str | None:
+    try:
+        return client.get(key)
+    except redis.RedisError:
+        return None

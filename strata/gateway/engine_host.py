@@ -1,0 +1,159 @@
+"""The engine host: with --metadata, one gateway at a time runs the engine services.
+
+RDS, ElastiCache, EC2/EBS, EFS, FIS, Application Auto Scaling and CloudWatch
+(strata.storage.shared.ON_ENGINE_HOST) keep their state as engines and files, which two processes
+must never run at once. So one gateway, the engine host, holds the PostgreSQL lock
+`strata:engines` (strata.storage.engine_lock), builds those providers from the shared
+`<blob dir>/engines/` (strata.gateway.services.ServiceTable.host_engines) and advertises its URL;
+every other gateway forwards those services' requests to it (strata.gateway.forward), signatures
+and all, and so serves them too.
+
+- Takeover: a non-host tries for the lock every `PING` seconds. When the host dies its session
+  ends and the lock is free (at once after a kill -9, ~11 s after a lost machine); the first
+  gateway to take it builds the providers, which restart the engines from the shared state as
+  after a restart of a single gateway (endpoints routed again), then advertises itself.
+- Fencing: the host pings its lock's connection every `PING` seconds. When it fails the session
+  may be over and another gateway about to start the same engines, so the host kills every
+  engine it runs (its child processes) and exits at once with `EXIT_FENCED`; a supervisor starts
+  it again, as a gateway that forwards. PostgreSQL gives a silent host up later than the host
+  gives PostgreSQL up (strata.storage.engine_lock), so the engines are gone before anyone else
+  may take the lock.
+- Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
+  answers ServiceUnavailable (503), which SDKs retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+
+import httptools
+import psutil
+
+from strata.config import Settings
+from strata.gateway.forward import FORWARDED_BY, Unreachable, forward
+from strata.gateway.request_body import RequestBody
+from strata.gateway.services import ServiceTable
+from strata.protocol.errors import ServiceError
+from strata.protocol.http import HttpRequest, HttpResponse
+from strata.sim.clock import clock
+from strata.storage.engine_lock import PING, EngineHostLock
+
+log = logging.getLogger("strata")
+
+RETRY_FOR = 10.0  # seconds a request waits for an engine host to answer
+RETRY_EVERY = 0.2
+EXIT_FENCED = 75  # EX_TEMPFAIL: start this gateway again
+_UNAVAILABLE = "No gateway runs this service's engines right now (a takeover is under way). Please try again."
+
+
+class EngineHost:
+    """This gateway's part: host (`serving`), or the forwarder to `host_url`."""
+
+    def __init__(self, settings: Settings, services: ServiceTable) -> None:
+        self.url = settings.advertise_url or settings.endpoint
+        self.services = services
+        self.lock = EngineHostLock(settings.metadata or "")
+        self.serving = False  # the engine services run here
+        self.host_url: str | None = None  # the host's URL as last read (a non-host's)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    async def start(self) -> None:
+        """Become the host if none is (the first gateway started), then watch the lock."""
+        self._loop = asyncio.get_running_loop()
+        if await asyncio.to_thread(self.lock.try_take):
+            await self._take_over()
+        else:
+            self.host_url = await asyncio.to_thread(self.lock.host_url)
+            log.warning(
+                "--metadata: the engine host is %s; engine services' requests go there", self.host_url
+            )
+        self._watcher = threading.Thread(target=self._watch, name="strata-engine-host", daemon=True)
+        self._watcher.start()
+
+    async def _take_over(self) -> None:
+        log.warning(
+            "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
+        )
+        await self.services.host_engines()
+        await asyncio.to_thread(self.lock.advertise, self.url)
+        self.host_url = self.url
+        self.serving = True
+        log.warning("--metadata: the engine services run here now")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(PING):
+            if self.lock.held:
+                if not self.lock.still_held() and not self._stop.is_set():
+                    fence()
+            elif self.lock.try_take():
+                assert self._loop is not None
+                asyncio.run_coroutine_threadsafe(self._take_over(), self._loop)
+            else:
+                try:
+                    self.host_url = self.lock.host_url()
+                except Exception as e:  # noqa: BLE001 - the database is away: keep the last URL
+                    log.warning("cannot read the engine host's URL: %s", e)
+
+    async def forward(
+        self, request: HttpRequest, body: RequestBody, codec: object, request_id: str
+    ) -> HttpResponse | None:
+        """The host's answer to an engine service's request; None once this gateway serves them
+        (it became the host while the request waited)."""
+        deadline = clock.monotonic() + RETRY_FOR
+        forwarded = FORWARDED_BY in request.headers  # by a gateway that thought this one the host
+        while not self.serving:
+            url = self.host_url
+            if url and url != self.url and not forwarded:
+                try:
+                    return await forward(url, request, body, self.url)
+                except Unreachable:
+                    pass  # the host is gone: wait for a new one to advertise itself
+                except (OSError, TimeoutError, httptools.HttpParserError) as e:
+                    log.warning("forwarding to the engine host %s failed: %s", url, e)
+                    return _unavailable(codec, request_id)  # the body is spent: the client retries
+            if clock.monotonic() > deadline:
+                return _unavailable(codec, request_id)
+            await asyncio.sleep(RETRY_EVERY)
+        return None
+
+    async def stop(self) -> None:
+        """After the engine services stopped: end the watch and release the lock."""
+        self._stop.set()
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.join, PING + 5)
+        await asyncio.to_thread(self.lock.close)
+
+    def health(self) -> dict[str, object]:
+        return {"self": self.serving, "url": self.host_url}
+
+
+def _unavailable(codec: object, request_id: str) -> HttpResponse:
+    error = ServiceError("ServiceUnavailable", _UNAVAILABLE, 503)
+    return codec.serialize_error(None, error, request_id)  # type: ignore[attr-defined]
+
+
+def fence() -> None:
+    """This gateway lost the engine host's lock: kill its engines and exit (see the module docstring)."""
+    log.error(
+        "--metadata: lost the engine host's lock (its PostgreSQL connection failed): killing this "
+        "gateway's engines and exiting (status %d) so another gateway can take them over; start it "
+        "again and it forwards to the new host",
+        EXIT_FENCED,
+    )
+    try:
+        engines = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        engines = []
+    for p in engines:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_FENCED)
