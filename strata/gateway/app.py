@@ -155,12 +155,14 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
-        if self.engine_host is not None and service in ON_ENGINE_HOST and not self.engine_host.serving:
-            forwarded = await self.engine_host.forward(request, body, codec, request_id)
-            if forwarded is not None:
-                elapsed_ms = (clock.monotonic() - start) * 1000
-                self.access_log.record(service, "(forwarded)", forwarded.status, elapsed_ms, request_id)
-                return forwarded
+        if self.engine_host is not None and service in ON_ENGINE_HOST:
+            if not self.engine_host.serving:
+                forwarded = await self.engine_host.forward(request, body, codec, request_id)
+                if forwarded is not None:
+                    elapsed_ms = (clock.monotonic() - start) * 1000
+                    self.access_log.record(service, "(forwarded)", forwarded.status, elapsed_ms, request_id)
+                    return forwarded
+            self.engine_host.adopt(request)
         if service_outages.out and service_outages.down(service):
             await service_outages.wait_out(service)  # FIS: the service's endpoint is cut off
             raise DropConnection

@@ -20,20 +20,34 @@ and all, and so serves them too.
   may take the lock.
 - Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
   answers ServiceUnavailable (503), which SDKs retry.
+- Who asked: the host takes a forwarded request's client address and TLS (aws:SourceIp,
+  aws:SecureTransport) from the forwarding gateway's headers when they carry the token the host
+  advertised beside its URL (a random one per takeover, in PostgreSQL: only gateways read it);
+  else the request is judged as coming from the address that sent it. A client's
+  X-Forwarded-For is never believed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
+import secrets
 import threading
 
 import httptools
 import psutil
 
 from strata.config import Settings
-from strata.gateway.forward import FORWARDED_BY, Unreachable, forward
+from strata.gateway.forward import (
+    FORWARDED_BY,
+    FORWARDED_FOR,
+    FORWARDED_PROOF,
+    FORWARDED_PROTO,
+    Unreachable,
+    forward,
+)
 from strata.gateway.request_body import RequestBody
 from strata.gateway.services import ServiceTable
 from strata.protocol.errors import ServiceError
@@ -58,6 +72,8 @@ class EngineHost:
         self.lock = EngineHostLock(settings.metadata or "")
         self.serving = False  # the engine services run here
         self.host_url: str | None = None  # the host's URL as last read (a non-host's)
+        self.host_token = ""  # ... and its token, which forwarded requests carry
+        self.token = secrets.token_urlsafe(24)  # this gateway's, advertised when it hosts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -68,7 +84,7 @@ class EngineHost:
         if await asyncio.to_thread(self.lock.try_take):
             await self._take_over()
         else:
-            self.host_url = await asyncio.to_thread(self.lock.host_url)
+            self._learn(await asyncio.to_thread(self.lock.host))
             log.warning(
                 "--metadata: the engine host is %s; engine services' requests go there", self.host_url
             )
@@ -80,8 +96,8 @@ class EngineHost:
             "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
         )
         await self.services.host_engines()
-        await asyncio.to_thread(self.lock.advertise, self.url)
-        self.host_url = self.url
+        await asyncio.to_thread(self.lock.advertise, self.url, self.token)
+        self.host_url, self.host_token = self.url, self.token
         self.serving = True
         log.warning("--metadata: the engine services run here now")
 
@@ -95,9 +111,21 @@ class EngineHost:
                 asyncio.run_coroutine_threadsafe(self._take_over(), self._loop)
             else:
                 try:
-                    self.host_url = self.lock.host_url()
+                    self._learn(self.lock.host())
                 except Exception as e:  # noqa: BLE001 - the database is away: keep the last URL
                     log.warning("cannot read the engine host's URL: %s", e)
+
+    def _learn(self, host: tuple[str, str] | None) -> None:
+        if host is not None:
+            self.host_url, self.host_token = host
+
+    def adopt(self, request: HttpRequest) -> None:
+        """On the host: a request forwarded by a gateway (it holds this host's token) is judged as
+        coming from the forwarding gateway's client (its address, and TLS or not)."""
+        proof = request.headers.get(FORWARDED_PROOF)
+        if proof is not None and hmac.compare_digest(proof.encode(), self.token.encode()):
+            request.client = request.headers.get(FORWARDED_FOR) or ""
+            request.secure = request.headers.get(FORWARDED_PROTO) == "https"
 
     async def forward(
         self, request: HttpRequest, body: RequestBody, codec: object, request_id: str
@@ -110,7 +138,7 @@ class EngineHost:
             url = self.host_url
             if url and url != self.url and not forwarded:
                 try:
-                    return await forward(url, request, body, self.url)
+                    return await forward(url, self.host_token, request, body, self.url)
                 except Unreachable:
                     pass  # the host is gone: wait for a new one to advertise itself
                 except (OSError, TimeoutError, httptools.HttpParserError) as e:

@@ -4,8 +4,12 @@ What a caller may rely on:
 - The request goes out as the client sent it: method, path and query untouched, every header
   (Host and the SigV4 ones included: the receiving gateway verifies the signature) except the
   hop-by-hop ones (Connection, Transfer-Encoding, Expect ...), which belong to each connection.
-  A `FORWARDED_BY` header names the forwarding gateway, so a gateway that is not the host does not
-  forward a forwarded request again (a stale host URL could name it).
+- Headers of our own say where it came from: `FORWARDED_BY` names the forwarding gateway (a
+  gateway that is not the host does not forward a forwarded request again: a stale host URL could
+  name it); `FORWARDED_FOR` and `FORWARDED_PROTO` the client's address and whether it came over
+  TLS, which the host believes (for aws:SourceIp and aws:SecureTransport) only beside the host's
+  own token in `FORWARDED_PROOF` (strata.gateway.engine_host). A client's own x-strata-forwarded-*
+  headers are dropped.
 - The body is streamed both ways: the request's as it arrives from the client, the answer's as it
   arrives from the host (with its Content-Length when the host gave one).
 - `Unreachable` is raised only when nothing was sent (no connection): the caller may try again,
@@ -25,6 +29,10 @@ from strata.gateway.request_body import RequestBody
 from strata.protocol.http import HttpRequest, HttpResponse
 
 FORWARDED_BY = "x-strata-forwarded-by"
+FORWARDED_FOR = "x-strata-forwarded-for"
+FORWARDED_PROTO = "x-strata-forwarded-proto"
+FORWARDED_PROOF = "x-strata-forwarded-proof"
+_OURS = "x-strata-forwarded-"
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 300.0  # a slow operation's answer (a snapshot of a big volume ...) may take minutes
 _HOP_BY_HOP = frozenset(
@@ -73,15 +81,16 @@ class _Answer:
         self.done = True
 
 
-async def forward(url: str, request: HttpRequest, body: RequestBody, by: str) -> HttpResponse:
-    """The host's answer to `request`, its body streamed from the host as the client reads it."""
+async def forward(url: str, token: str, request: HttpRequest, body: RequestBody, by: str) -> HttpResponse:
+    """The host's answer to `request`, its body streamed from the host as the client reads it;
+    `token`: the host's (proves `by` is a gateway), `by`: this gateway's URL."""
     host, port = address(url)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as e:
         raise Unreachable(f"{url}: {e}") from None
     try:
-        await _send(writer, request, body, by)
+        await _send(writer, request, body, by, token)
         answer = _Answer()
         parser = httptools.HttpResponseParser(answer)
         while not answer.headed:
@@ -97,14 +106,24 @@ async def forward(url: str, request: HttpRequest, body: RequestBody, by: str) ->
     return HttpResponse(status, headers, _body(reader, writer, parser, answer))
 
 
-async def _send(writer: asyncio.StreamWriter, request: HttpRequest, body: RequestBody, by: str) -> None:
+async def _send(
+    writer: asyncio.StreamWriter, request: HttpRequest, body: RequestBody, by: str, token: str
+) -> None:
     target = request.raw_path + (f"?{request.query_string}" if request.query_string else "")
     chunked = "chunked" in (request.headers.get("transfer-encoding") or "").lower()
     lines = [f"{request.method} {target} HTTP/1.1"]
     lines += [
-        f"{k}: {v}" for k, v in request.headers.raw_items() if k not in _HOP_BY_HOP and k != FORWARDED_BY
+        f"{k}: {v}"
+        for k, v in request.headers.raw_items()
+        if k not in _HOP_BY_HOP and not k.startswith(_OURS)
     ]
-    lines += [f"{FORWARDED_BY}: {by}", "connection: close"]
+    lines += [
+        f"{FORWARDED_BY}: {by}",
+        f"{FORWARDED_PROOF}: {token}",
+        f"{FORWARDED_FOR}: {request.client}",
+        f"{FORWARDED_PROTO}: {'https' if request.secure else 'http'}",
+        "connection: close",
+    ]
     if chunked:
         lines.append("transfer-encoding: chunked")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

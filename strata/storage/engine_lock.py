@@ -85,14 +85,16 @@ class EngineHostLock:
             self.release()
         return self.held
 
-    def advertise(self, url: str) -> None:
-        """Tell the other gateways where the host serves (once its engines are up)."""
-        self.store.put_doc(KIND, DOC, {"url": url, "pid": os.getpid()})
+    def advertise(self, url: str, token: str) -> None:
+        """Tell the other gateways where the host serves (once its engines are up), and the token
+        their forwarded requests prove they are gateways with (only holders of the database's
+        credentials read it)."""
+        self.store.put_doc(KIND, DOC, {"url": url, "token": token, "pid": os.getpid()})
 
-    def host_url(self) -> str | None:
-        """The URL the last host advertised (it may be dead: forwarding finds out)."""
+    def host(self) -> tuple[str, str] | None:
+        """(URL, token) the last host advertised (it may be dead: forwarding finds out)."""
         doc = self.store.get_doc(KIND, DOC)
-        return str(doc["url"]) if doc else None
+        return (str(doc["url"]), str(doc["token"])) if doc else None
 
     def release(self) -> None:
         """End the lock's session (and so the lock, if held)."""

@@ -267,7 +267,8 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     assert len(hosts) == 1
     host = hosts[0]
     other = gateways[1] if host is gateways[0] else gateways[0]
-    assert other.health()["engine_host"] == {"self": False, "url": host.endpoint}
+    # the other learns the host's URL (advertised once its engines are up) within a lock try's time
+    _until(lambda: other.health()["engine_host"] == {"self": False, "url": host.endpoint}, "B knows the host")
     assert other.health()["services"]["elasticache"] == "on the engine host"
 
     # Made through the gateway that is not the host: forwarded (signature and all), run by the host.
@@ -290,6 +291,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     with pytest.raises(ClientError) as missing:  # errors come back as the host rendered them
         ec.describe_cache_clusters(CacheClusterId="gw-none")
     assert _code(missing) == "CacheClusterNotFound"
+    _the_host_judges_a_forwarded_request_by_its_client(other, cid)
 
     host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
     _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
@@ -305,6 +307,32 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
     assert described(host)["CacheClusterStatus"] == "available"
     ec.delete_cache_cluster(CacheClusterId=cid)
+
+
+def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
+    """aws:SecureTransport on the host is the client's connection to the forwarding gateway (the
+    gateways' own headers say so), never what a client's headers claim."""
+    iam = gateway.client("iam")
+    user = f"tls-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="tls-only",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+        '"elasticache:DescribeCacheClusters","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}',
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    creds = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    over_tls = gateway.client("elasticache", https=True, **creds)
+    assert over_tls.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterId"] == cid
+    plain = gateway.client("elasticache", **creds)
+    plain.meta.events.register(
+        "before-send.elasticache.*",
+        lambda request, **_: request.headers.__setitem__("x-strata-forwarded-proto", "https"),
+    )
+    with pytest.raises(ClientError) as denied:
+        plain.describe_cache_clusters(CacheClusterId=cid)
+    assert _code(denied) == "AccessDenied"
 
 
 def _answers(client: redis.Redis, key: str) -> str | None:
