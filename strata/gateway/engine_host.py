@@ -57,6 +57,10 @@ from strata.storage.engine_lock import PING, EngineHostLock
 
 log = logging.getLogger("strata")
 
+# Seconds a new host waits before it starts the engines: a host whose session was ended under it
+# (pg_terminate_backend, a PostgreSQL restart) lets the lock go at once, and needs up to a ping's
+# interval (and a round trip) to notice and kill its engines.
+TAKEOVER_GRACE = 4 * PING
 RETRY_FOR = 10.0  # seconds a request waits for an engine host to answer
 RETRY_EVERY = 0.2
 EXIT_FENCED = 75  # EX_TEMPFAIL: start this gateway again
@@ -95,6 +99,7 @@ class EngineHost:
         log.warning(
             "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
         )
+        await asyncio.sleep(TAKEOVER_GRACE)
         await self.services.host_engines()
         await asyncio.to_thread(self.lock.advertise, self.url, self.token)
         self.host_url, self.host_token = self.url, self.token

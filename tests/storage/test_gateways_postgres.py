@@ -18,12 +18,15 @@ from datetime import datetime
 from pathlib import Path
 
 import boto3
+import psutil
+import psycopg
 import pytest
 import redis
 from botocore.exceptions import ClientError
 
 from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
+from strata.gateway.engine_host import EXIT_FENCED
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.s3.security.conftest import control_client
@@ -258,7 +261,7 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
 
 
 def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
-    gateways: list[StrataProcess],
+    gateways: list[StrataProcess], metadata_url: str
 ) -> None:
     hosts = _until(
         lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
@@ -306,7 +309,24 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     host.start()  # back, it forwards: the survivor keeps the engines
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
     assert described(host)["CacheClusterStatus"] == "available"
-    ec.delete_cache_cluster(CacheClusterId=cid)
+
+    # Fencing: the new host's lock session ends under it (as when PostgreSQL loses sight of its
+    # machine): it kills its engines and exits, and the restarted gateway takes them over.
+    engine_pid = int(back.info("server")["process_id"])
+    with psycopg.connect(metadata_url, autocommit=True) as c:
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+            "'strata-engine-host' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+        )
+    assert other.proc is not None and other.proc.wait(timeout=30) == EXIT_FENCED
+    assert "lost the engine host's lock" in other.log_tail()
+    assert not psutil.pid_exists(engine_pid) or psutil.Process(engine_pid).status() == psutil.STATUS_ZOMBIE
+    _until(lambda: host.health()["engine_host"]["self"], "the restarted gateway becomes the engine host")
+    again = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert _until(lambda: _answers(again, "kept"), "the engine answers again", 60) == "through the failover"
+    other.start()
+    described(other)  # forwarded again
+    host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
 
 
 def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
