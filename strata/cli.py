@@ -92,7 +92,8 @@ def cli() -> None:
     default=None,
     help="postgresql://USER@HOST:PORT/DB: keep S3's, DynamoDB's, IAM's, KMS's, S3 Control's and the console's metadata, the meter, "
     "the clock and the scheduler's progress in this PostgreSQL database (created with LOCALE 'C'), "
-    "shared by every gateway started with it; other services keep theirs in SQLite so far (README). "
+    "shared by every gateway started with it; the engine services run on one of them at a time, the "
+    "engine host, with their state under --blob-dir/engines (README). "
     "Env: STRATA_METADATA.",
 )
 @click.option(
