@@ -100,8 +100,12 @@ class EngineHost:
             "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
         )
         await asyncio.sleep(TAKEOVER_GRACE)
-        await self.services.host_engines()
-        await asyncio.to_thread(self.lock.advertise, self.url, self.token)
+        try:
+            await self.services.host_engines()
+            await asyncio.to_thread(self.lock.advertise, self.url, self.token)
+        except Exception:  # noqa: BLE001 - a host that cannot say so would hold the engines forever
+            log.exception("--metadata: taking the engines over failed")
+            fence("could not take the engines over")
         self.host_url, self.host_token = self.url, self.token
         self.serving = True
         log.warning("--metadata: the engine services run here now")
@@ -170,12 +174,12 @@ def _unavailable(codec: object, request_id: str) -> HttpResponse:
     return codec.serialize_error(None, error, request_id)  # type: ignore[attr-defined]
 
 
-def fence() -> None:
-    """This gateway lost the engine host's lock: kill its engines and exit (see the module docstring)."""
+def fence(why: str = "lost the engine host's lock (its PostgreSQL connection failed)") -> None:
+    """This gateway may not run the engines any more: kill them and exit (see the module docstring)."""
     log.error(
-        "--metadata: lost the engine host's lock (its PostgreSQL connection failed): killing this "
-        "gateway's engines and exiting (status %d) so another gateway can take them over; start it "
-        "again and it forwards to the new host",
+        "--metadata: %s: killing this gateway's engines and exiting (status %d) so another gateway "
+        "can take them over; start it again and it forwards to the new host",
+        why,
         EXIT_FENCED,
     )
     try:
