@@ -29,6 +29,7 @@ from strata.engines.postgres import PgNode
 from strata.gateway.engine_host import EXIT_FENCED
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
+from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
@@ -278,6 +279,8 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     ec = other.client("elasticache")
     cid = f"gw-{uuid.uuid4().hex[:8]}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    rds = other.client("rds")
+    create_pg(rds, cid, wait=False)
 
     def described(gateway: StrataProcess) -> dict:
         return gateway.client("elasticache").describe_cache_clusters(
@@ -291,6 +294,13 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     endpoint = cluster["CacheNodes"][0]["Endpoint"]
     client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
     client.set("kept", "through the failover")
+    instance = wait_status(rds, cid)
+    assert (
+        host.client("rds").describe_db_instances(DBInstanceIdentifier=cid)["DBInstances"][0]["Endpoint"]
+        == (instance["Endpoint"])
+    )
+    with pg_connect(instance) as db:
+        db.execute("CREATE TABLE kept AS SELECT 'through the failover' AS v")
     with pytest.raises(ClientError) as missing:  # errors come back as the host rendered them
         ec.describe_cache_clusters(CacheClusterId="gw-none")
     assert _code(missing) == "CacheClusterNotFound"
@@ -327,6 +337,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     other.start()
     described(other)  # forwarded again
     host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
+    host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
 
 
 def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
