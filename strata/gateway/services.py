@@ -17,6 +17,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
 from strata.services.registry import SERVICES, ServiceInfo, load_provider_class
+from strata.sim.scheduler import scheduler
 from strata.storage.shared import ON_ENGINE_HOST
 
 log = logging.getLogger("strata")
@@ -55,14 +56,19 @@ class ServiceTable:
         """Build and start the engine services here (this gateway became the engine host): their
         normal restart path, from the state the last host left under `settings.engines_dir`. The
         settings they get name that directory as their data dir, so everything they keep (the
-        engines' ports table and the TLS authority ElastiCache clients trust included) is there."""
+        engines' ports table and the TLS authority ElastiCache clients trust included) is there;
+        so is the progress of the time-driven rules they register, which a new host goes on from."""
         deferred, self.deferred = self.deferred, []
         root = self.settings.engines_dir
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings = dataclasses.replace(self.settings, data_dir=root)
+        progress = root / "scheduler.json"
+        before = scheduler.rule_names()
+        scheduler.adopt_progress(progress)
         for name in deferred:
             self._build(name, SERVICES[name], settings)
         await self._start([name for name in deferred if name in self._providers])
+        scheduler.keep_progress(scheduler.rule_names() - before, progress)
 
     def protocol(self, service: str) -> str:
         return self._protocols[service]

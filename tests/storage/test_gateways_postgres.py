@@ -24,6 +24,7 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 
+from strata.config import ConfigError, Settings
 from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
 from strata.gateway.engine_host import EXIT_FENCED
@@ -166,6 +167,22 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     listed = b.client("s3").list_objects_v2(Bucket=alias)
     assert [o["Key"] for o in listed["Contents"]] == ["k"]
     assert b.client("s3").get_object(Bucket=alias, Key="k")["Body"].read() == b"via ap"
+
+
+def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
+    for bad in (
+        "https://10.0.0.5:4566",
+        "http://10.0.0.5",
+        "http://10.0.0.5:4566/x",
+        "10.0.0.5:4566",
+        "http://h:x",
+    ):
+        with pytest.raises(ConfigError, match="advertise URL"):
+            Settings(data_dir=tmp_path, advertise_url=bad)
+    assert (
+        Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
+        == "http://10.0.0.5:4566"
+    )
 
 
 def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
