@@ -9,6 +9,9 @@ over when the owner is killed with -9.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
 import time
 import uuid
@@ -322,6 +325,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
         ec.describe_cache_clusters(CacheClusterId="gw-none")
     assert _code(missing) == "CacheClusterNotFound"
     _the_host_judges_a_forwarded_request_by_its_client(other, cid)
+    _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(other)
 
     host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
     _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
@@ -355,6 +359,26 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     described(other)  # forwarded again
     host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
     host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
+
+
+def _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(gateway: StrataProcess) -> None:
+    """The EBS direct APIs (signing name "ebs"): a block's body up, and down again, forwarded."""
+    ebs = gateway.client("ebs")
+    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    block = os.urandom(512 * 1024)
+    digest = base64.b64encode(hashlib.sha256(block).digest()).decode()
+    ebs.put_snapshot_block(
+        SnapshotId=snap,
+        BlockIndex=3,
+        BlockData=block,
+        DataLength=len(block),
+        Checksum=digest,
+        ChecksumAlgorithm="SHA256",
+    )
+    assert ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=1)["Status"] == "completed"
+    listed = ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"]
+    got = ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=3, BlockToken=listed[0]["BlockToken"])
+    assert got["BlockData"].read() == block and got["Checksum"] == digest
 
 
 def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
