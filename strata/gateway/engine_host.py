@@ -75,8 +75,9 @@ class EngineHost:
         self.services = services
         self.lock = EngineHostLock(settings.metadata or "")
         self.serving = False  # the engine services run here
-        self.host_url: str | None = None  # the host's URL as last read (a non-host's)
-        self.host_token = ""  # ... and its token, which forwarded requests carry
+        # (URL, token) of the host as last read: where to forward, and what proves it is a gateway
+        # doing so (one attribute: the watcher thread replaces both at once)
+        self.host: tuple[str, str] | None = None
         self.token = secrets.token_urlsafe(24)  # this gateway's, advertised when it hosts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -106,7 +107,7 @@ class EngineHost:
         except Exception:  # noqa: BLE001 - a host that cannot say so would hold the engines forever
             log.exception("--metadata: taking the engines over failed")
             fence("could not take the engines over")
-        self.host_url, self.host_token = self.url, self.token
+        self.host = (self.url, self.token)
         self.serving = True
         log.warning("--metadata: the engine services run here now")
 
@@ -126,7 +127,11 @@ class EngineHost:
 
     def _learn(self, host: tuple[str, str] | None) -> None:
         if host is not None:
-            self.host_url, self.host_token = host
+            self.host = host
+
+    @property
+    def host_url(self) -> str | None:
+        return self.host[0] if self.host is not None else None
 
     def adopt(self, request: HttpRequest) -> None:
         """On the host: a request forwarded by a gateway (it holds this host's token) is judged as
@@ -144,10 +149,11 @@ class EngineHost:
         deadline = clock.monotonic() + RETRY_FOR
         forwarded = FORWARDED_BY in request.headers  # by a gateway that thought this one the host
         while not self.serving:
-            url = self.host_url
-            if url and url != self.url and not forwarded:
+            host = self.host
+            url = host[0] if host is not None else self.url
+            if host is not None and url != self.url and not forwarded:
                 try:
-                    return await forward(url, self.host_token, request, body, self.url)
+                    return await forward(url, host[1], request, body, self.url)
                 except Unreachable:
                     pass  # the host is gone: wait for a new one to advertise itself
                 except (OSError, TimeoutError, httptools.HttpParserError) as e:
