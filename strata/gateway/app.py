@@ -51,7 +51,6 @@ from strata.sim.request_stats import request_stats
 from strata.sim.scheduler import scheduler
 from strata.sim.server_access_logs import server_access_logs
 from strata.storage.errors import disk_refused
-from strata.storage.shared import ON_ENGINE_HOST
 
 log = logging.getLogger("strata")
 
@@ -155,7 +154,7 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
-        if self.engine_host is not None and service in ON_ENGINE_HOST:
+        if self.engine_host is not None and self.engine_host.runs(service, request):
             if not self.engine_host.serving:
                 forwarded = await self.engine_host.forward(request, body, codec, request_id)
                 if forwarded is not None:

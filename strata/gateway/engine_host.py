@@ -54,6 +54,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock
 from strata.storage.engine_lock import PING, EngineHostLock
+from strata.storage.shared import ON_ENGINE_HOST
 
 log = logging.getLogger("strata")
 
@@ -63,6 +64,15 @@ log = logging.getLogger("strata")
 TAKEOVER_GRACE = 4 * PING
 RETRY_FOR = 10.0  # seconds a request waits for an engine host to answer
 RETRY_EVERY = 0.2
+# Operations of shared services that need an engine service's provider on the same gateway (a
+# peer): DynamoDB's replica auto scaling is Application Auto Scaling's. Forwarded like the engine
+# services' requests; their X-Amz-Target names them before the body is read.
+HOST_TARGETS = frozenset(
+    {
+        "DynamoDB_20120810.DescribeTableReplicaAutoScaling",
+        "DynamoDB_20120810.UpdateTableReplicaAutoScaling",
+    }
+)
 EXIT_FENCED = 75  # EX_TEMPFAIL: start this gateway again
 _UNAVAILABLE = "No gateway runs this service's engines right now (a takeover is under way). Please try again."
 
@@ -132,6 +142,13 @@ class EngineHost:
     @property
     def host_url(self) -> str | None:
         return self.host[0] if self.host is not None else None
+
+    @staticmethod
+    def runs(service: str, request: HttpRequest) -> bool:
+        """Whether the request needs the engine host (see HOST_TARGETS)."""
+        return service in ON_ENGINE_HOST or (
+            service == "dynamodb" and request.headers.get("x-amz-target") in HOST_TARGETS
+        )
 
     def adopt(self, request: HttpRequest) -> None:
         """On the host: a request forwarded by a gateway (it holds this host's token) is judged as

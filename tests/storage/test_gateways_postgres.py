@@ -326,6 +326,17 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     assert _code(missing) == "CacheClusterNotFound"
     _the_host_judges_a_forwarded_request_by_its_client(other, cid)
     _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(other)
+    # DynamoDB is served by every gateway, but its replica auto scaling is the host's Application
+    # Auto Scaling: forwarded too.
+    ddb = other.client("dynamodb")
+    ddb.create_table(
+        TableName=cid,
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+    scaling = ddb.describe_table_replica_auto_scaling(TableName=cid)["TableAutoScalingDescription"]
+    assert scaling["TableName"] == cid
 
     host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
     _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
