@@ -65,12 +65,14 @@ TAKEOVER_GRACE = 4 * PING
 RETRY_FOR = 10.0  # seconds a request waits for an engine host to answer
 RETRY_EVERY = 0.2
 # Operations of shared services that need an engine service's provider on the same gateway (a
-# peer): DynamoDB's replica auto scaling is Application Auto Scaling's. Forwarded like the engine
+# peer): DynamoDB's replica auto scaling is Application Auto Scaling's, and UpdateTable adding a
+# replica asks it whether the table's write capacity is auto scaled. Forwarded like the engine
 # services' requests; their X-Amz-Target names them before the body is read.
 HOST_TARGETS = frozenset(
     {
         "DynamoDB_20120810.DescribeTableReplicaAutoScaling",
         "DynamoDB_20120810.UpdateTableReplicaAutoScaling",
+        "DynamoDB_20120810.UpdateTable",
     }
 )
 EXIT_FENCED = 75  # EX_TEMPFAIL: start this gateway again
