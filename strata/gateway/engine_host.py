@@ -62,7 +62,7 @@ log = logging.getLogger("strata")
 # (pg_terminate_backend, a PostgreSQL restart) lets the lock go at once, and needs up to a ping's
 # interval (and a round trip) to notice and kill its engines.
 TAKEOVER_GRACE = 4 * PING
-RETRY_FOR = 10.0  # seconds a request waits for an engine host to answer
+RETRY_FOR = 30.0  # seconds a request waits for an engine host to answer (a takeover takes ~10 s)
 RETRY_EVERY = 0.2
 # Operations of shared services that need an engine service's provider on the same gateway (a
 # peer): DynamoDB's replica auto scaling is Application Auto Scaling's, and UpdateTable adding a
