@@ -1,24 +1,31 @@
-"""Issue 22's proof of several gateways: kill -9 a gateway, then the PostgreSQL leader, under load,
-and lose no acknowledged write.
+"""Issue 22's proof of several gateways: kill -9 a gateway, then the HAProxy holding the virtual
+address, then the PostgreSQL leader, under load, and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
-                                            [--no-dynamodb] [--no-rejoin] [--source DIR] [--keep]
+                                            [--front-kill haproxy|node] [--no-dynamodb]
+                                            [--no-rejoin] [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
 (bench/ha/configs.py): a 3-node etcd, 2 PostgreSQL nodes under Patroni (synchronous replication),
-HAProxy (PostgreSQL: the Patroni leader by its /primary check; Strata: round robin over the
-gateways) and 3 `strata serve --metadata postgresql://... --blob-dir DIR` gateways sharing one blob
+two HAProxy nodes (PostgreSQL: the Patroni leader by its /primary check; Strata: round robin over
+the gateways) sharing a virtual address by keepalived (VRRP; clients and gateways use only that
+address), and 3 `strata serve --metadata postgresql://... --blob-dir DIR` gateways sharing one blob
 directory. The Debian packages are installed when missing (bench/ha/install.sh).
 
 Timeline: a steady phase (CPU per request per gateway from /proc and HAProxy's per-server response
 counts), a probe of PostgreSQL statements per operation (pg_stat_statements, one operation type at
-a time, sequential), then the mixed load again: gw2 is killed with SIGKILL, and `--gap` seconds
-later every process of the PostgreSQL leader's node (Patroni and PostgreSQL: the node dies, its
-leader key expires after the TTL, the synchronous standby is promoted). With --rejoin (default)
-both come back 5 s after the failover: the old leader's Patroni (it rejoins as the synchronous
-standby, pg_rewind if needed) and the killed gateway.
+a time, sequential), then the mixed load again: gw2 is killed with SIGKILL; `--gap` seconds later
+the HAProxy (master and worker) of the node holding the virtual address (its keepalived finds it
+dead within a second and gives the address up; the other node takes it and announces it by
+gratuitous ARP; the time the address took to move is printed; --front-kill node kills the whole
+node instead, and pulls its cable); `--gap` seconds later every process
+of the PostgreSQL leader's node (Patroni and PostgreSQL: the node dies, its leader key expires
+after the TTL, the synchronous standby is promoted). With --rejoin (default) the dead come back:
+the HAProxy 5 s after the address moved (its node stays the backup: nopreempt), and 5 s after the
+failover the old leader's Patroni (it rejoins as the synchronous standby, pg_rewind if needed) and
+the killed gateway.
 
-Clients (boto3 through HAProxy, no botocore retries) retry an operation themselves until it is
+Clients (boto3 through the virtual address, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
 counts as a violation. At the end every acknowledged write is read back (S3 bytes by MD5,
 DynamoDB items and counters with ConsistentRead). Error windows: failed attempts of all threads
@@ -33,6 +40,16 @@ CPU 0.9 ms per request, the PostgreSQL leader node 0.45 ms per operation, HAProx
 load generator half a core; gateway kill: one error window of 0.03 s (3 ConnectionClosedError);
 leader kill: one of 17 s (1 503 ServiceUnavailable; no operation acknowledged for 17.3 s = the 15 s
 TTL and the promotion); nothing lost (13,411 objects, 8,863 items, 5,756 counter increments).
+With two HAProxies under keepalived (2026-12-07, load average 4.8 from other work: 145
+operations/s): the HAProxy holding the address killed, the address on the other node 0.8 s
+later; one error window of 0.19 s (10 EndpointConnectionError, 2 ConnectionClosedError) and 1.25 s
+without an acknowledgement; gateway kill 0.11 s (4), leader kill 17.1 s (3 503); nothing lost
+(11,989 operations; 2,885 objects, 1,909 items, 1,243 counter increments read back). Again at load
+11.6: moved in 1.5 s, a window of 0.9 s (23 EndpointConnectionError, 6 ConnectionClosedError), 1.7 s
+without an acknowledgement; nothing lost (15,379 operations; 4,126 objects, 2,657 items). With
+--front-kill node (HAProxy, keepalived and the cable; a shorter run): the address moved 2.8 s
+later (three missed advertisements), one error window of 3.25 s (6 ConnectionClosedError, 6
+ConnectTimeoutError); nothing lost (1,735 objects, 1,188 items, 616 increments).
 """
 
 from __future__ import annotations
@@ -72,7 +89,10 @@ from configs import (  # noqa: E402
     Topology,
     etcd_command,
     gateway_command,
+    haproxy_command,
     haproxy_config,
+    keepalived_command,
+    keepalived_config,
     patroni_config,
     topology,
 )
@@ -148,14 +168,19 @@ class Cluster:
             self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
             self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 
-    def start(self, node: Node, cmd: list[str], *, user: str = "", env: dict | None = None) -> None:
+    def start(
+        self, node: Node, cmd: list[str], *, user: str = "", env: dict | None = None, name: str = ""
+    ) -> None:
+        """Run `cmd` in the node's namespace; `name` (default the node's) keys the process and its
+        log when a node runs more than one (HAProxy and keepalived)."""
+        name = name or node.name
         prefix = ["ip", "netns", "exec", self.t.netns(node)]
         if user:  # PostgreSQL refuses to run as root
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-        if (before := self.procs.get(node.name)) is not None:
+        if (before := self.procs.get(name)) is not None:
             before.poll()  # a killed one being restarted: reaped
-        log = open(self.t.run_dir / f"{node.name}.log", "ab")  # noqa: SIM115 - the child holds it
-        self.procs[node.name] = subprocess.Popen(
+        log = open(self.t.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
+        self.procs[name] = subprocess.Popen(
             prefix + cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -174,8 +199,30 @@ class Cluster:
             except ProcessLookupError:
                 pass
 
-    def log_tail(self, node: Node, lines: int = 15) -> str:
-        path = self.t.run_dir / f"{node.name}.log"
+    def kill_haproxy(self, node: Node) -> None:
+        """HAProxy dies on the node (master and worker, SIGKILL); its keepalived goes on. The
+        master is reaped at once: a zombie still matches keepalived's pgrep check."""
+        ns_pids = self.sh("ip", "netns", "pids", self.t.netns(node), check=False).stdout.split()
+        for pid in ns_pids:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy":
+                    os.kill(int(pid), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        self.procs[node.name].wait(timeout=10)
+
+    def vip_holder(self) -> Node | None:
+        """The HAProxy node whose interface has the virtual address now (None while it moves)."""
+        for node in self.t.lbs:
+            out = self.sh(
+                "ip", "-n", self.t.netns(node), "-o", "-4", "addr", "show", "dev", "eth0", check=False
+            )
+            if f" {self.t.vip}/" in out.stdout:
+                return node
+        return None
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.t.run_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
@@ -204,10 +251,10 @@ def http_status(ip: str, port: int, path: str) -> int:
         return 0
 
 
-def haproxy_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
-    """HAProxy's `show stat`, by (proxy, server)."""
+def haproxy_stats(t: Topology, node: Node) -> dict[tuple[str, str], dict[str, str]]:
+    """One HAProxy's `show stat`, by (proxy, server)."""
     with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(t.run_dir / "haproxy.sock"))
+        s.connect(str(t.home(node) / "haproxy.sock"))
         s.sendall(b"show stat\n")
         data = b""
         while chunk := s.recv(65536):
@@ -223,11 +270,17 @@ def haproxy_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def gateway_responses(t: Topology) -> dict[str, int]:
-    stats = haproxy_stats(t)
-    out = {}
-    for n in t.gateways:
-        row = stats.get(("gateways", n.name), {})
-        out[n.name] = sum(int(row.get(k) or 0) for k in ("hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx"))
+    """Responses per gateway, summed over both HAProxies (the backup's are those of its checks'
+    era only: none, unless the virtual address moved)."""
+    out = dict.fromkeys((n.name for n in t.gateways), 0)
+    for lb in t.lbs:
+        try:
+            stats = haproxy_stats(t, lb)
+        except OSError:  # a dead HAProxy
+            continue
+        for n in t.gateways:
+            row = stats.get(("gateways", n.name), {})
+            out[n.name] += sum(int(row.get(k) or 0) for k in ("hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx"))
     return out
 
 
@@ -281,9 +334,16 @@ def bring_up(cluster: Cluster, python: str, source: Path) -> None:
         120,
     )
     say("patroni: synchronous standby streaming")
-    (t.run_dir / "haproxy.cfg").write_text(haproxy_config(t))
-    cluster.start(t.lb, ["haproxy", "-db", "-f", str(t.run_dir / "haproxy.cfg")])
-    admin = f"postgresql://postgres:{keys.superuser}@{t.lb.ip}:{PG_PORT}/postgres"
+    for n in t.lbs:  # HAProxy on both, keepalived giving the virtual address to one
+        t.home(n).mkdir()
+        (t.home(n) / "haproxy.cfg").write_text(haproxy_config(t, n))
+        (t.home(n) / "keepalived.conf").write_text(keepalived_config(t, n))
+        cluster.start(n, haproxy_command(t, n))
+        wait_for(f"{n.name}'s HAProxy", lambda n=n: haproxy_stats(t, n))
+        cluster.start(n, keepalived_command(t, n), name=f"{n.name}-keepalived")
+    holder = wait_for("keepalived to give the virtual address to a node", cluster.vip_holder)
+    say(f"keepalived: {t.vip} on {holder.name} ({', '.join(n.name for n in t.lbs)} run HAProxy)")
+    admin = f"postgresql://postgres:{keys.superuser}@{t.vip}:{PG_PORT}/postgres"
     with wait_for(
         "PostgreSQL through HAProxy", lambda: psycopg.connect(admin, autocommit=True, connect_timeout=2)
     ) as c:
@@ -291,7 +351,7 @@ def bring_up(cluster: Cluster, python: str, source: Path) -> None:
         c.execute("CREATE DATABASE strata OWNER strata TEMPLATE template0 LOCALE 'C' ENCODING 'UTF8'")
     with psycopg.connect(admin.rsplit("/", 1)[0] + "/strata", autocommit=True) as c:
         c.execute("CREATE EXTENSION pg_stat_statements")
-    say("haproxy: PostgreSQL leader reachable; database strata made")
+    say("haproxy: PostgreSQL leader reachable through the virtual address; database strata made")
     t.blob_dir.mkdir()
     env = {
         "STRATA_ACCESS_KEY_ID": keys.access_key,
@@ -306,8 +366,10 @@ def bring_up(cluster: Cluster, python: str, source: Path) -> None:
     for n in t.gateways:
         wait_gateway(cluster, n)
     wait_for(
-        "HAProxy to see every gateway up",
-        lambda: all(haproxy_stats(t)[("gateways", n.name)]["status"] == "UP" for n in t.gateways),
+        "both HAProxies to see every gateway up",
+        lambda: all(
+            haproxy_stats(t, lb)[("gateways", n.name)]["status"] == "UP" for lb in t.lbs for n in t.gateways
+        ),
     )
     say(f"strata: {len(t.gateways)} gateways answer; HAProxy in front at {t.strata_url}")
 
@@ -315,7 +377,7 @@ def bring_up(cluster: Cluster, python: str, source: Path) -> None:
 def wait_gateway(cluster: Cluster, n: Node) -> None:
     def up() -> bool:
         if cluster.procs[n.name].poll() is not None:
-            raise SystemExit(f"gateway {n.name} exited:\n{cluster.log_tail(n)}")
+            raise SystemExit(f"gateway {n.name} exited:\n{cluster.log_tail(n.name)}")
         client(cluster.t, cluster.keys, f"http://{n.ip}:{STRATA_PORT}").list_buckets()
         return True
 
@@ -532,7 +594,7 @@ def steady_cpu(cluster: Cluster, load: Load, seconds: float) -> None:
     """CPU per request per gateway (HAProxy's per-server responses, /proc), and of the rest."""
     t = cluster.t
     pids = {n.name: gateway_pid(cluster, n) for n in t.gateways}
-    others = [*t.pg, t.lb]
+    others = [*t.pg, *t.lbs]
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
     other0 = {n.name: node_cpu(cluster, n) for n in others}
     me0 = sum(os.times()[:2])
@@ -564,7 +626,7 @@ def steady_cpu(cluster: Cluster, load: Load, seconds: float) -> None:
 
 def statements_per_op(t: Topology, keys: Secrets, dynamodb: bool, n: int = 100) -> None:
     """PostgreSQL statements (pg_stat_statements calls) and commits per operation, sequential."""
-    admin = f"postgresql://postgres:{keys.superuser}@{t.lb.ip}:{PG_PORT}/strata"
+    admin = f"postgresql://postgres:{keys.superuser}@{t.vip}:{PG_PORT}/strata"
     s3 = client(t, keys, t.strata_url, retries=5)
     ddb = client(t, keys, t.strata_url, "dynamodb", retries=5)
     body = os.urandom(4096)
@@ -706,6 +768,57 @@ def leader(t: Topology) -> Node:
     )
 
 
+def kill_front(cluster: Cluster, events: list[tuple[float, str]], args: argparse.Namespace) -> None:
+    """kill -9 the HAProxy holding the virtual address (--front-kill haproxy: its keepalived goes
+    on, finds it dead and gives the address up), or the whole node (node: HAProxy and keepalived
+    killed and its cable pulled; the peer takes the address after three missed advertisements).
+    With --rejoin what was killed is restarted 5 s after the address moved, and its node stays the
+    backup (nopreempt). Returns --gap seconds after the kill."""
+    t = cluster.t
+    front = wait_for("the virtual address", cluster.vip_holder)
+    began = time.monotonic()
+    ns = t.netns(front)
+    if args.front_kill == "node":
+        events.append((now(), f"kill -9 node {front.name} (HAProxy, keepalived; holds the virtual address)"))
+        cluster.kill_node(front)
+        # a dead machine's interface is gone; the address a killed keepalived leaves behind with it
+        cluster.sh("ip", "-n", ns, "link", "set", "eth0", "down")
+        cluster.sh("ip", "-n", ns, "addr", "del", f"{t.vip}/24", "dev", "eth0", check=False)
+        for name in (front.name, f"{front.name}-keepalived"):
+            cluster.procs[name].wait(timeout=10)
+    else:
+        events.append((now(), f"kill -9 HAProxy on {front.name} (holds the virtual address {t.vip})"))
+        cluster.kill_haproxy(front)
+    say(events[-1][1])
+    while (holder := cluster.vip_holder()) in (None, front):
+        if time.monotonic() - began > 30:
+            raise SystemExit(
+                f"the virtual address did not move:\n{cluster.log_tail(front.name + '-keepalived')}"
+            )
+        time.sleep(0.05)
+    assert holder is not None
+    events.append(
+        (now(), f"the virtual address is on {holder.name}, {time.monotonic() - began:.2f} s after the kill")
+    )
+    say(events[-1][1])
+    if args.rejoin:
+        time.sleep(5)
+        what = "HAProxy and keepalived" if args.front_kill == "node" else "HAProxy"
+        events.append((now(), f"restart {what} on {front.name}"))
+        say(events[-1][1])
+        if args.front_kill == "node":
+            cluster.sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        cluster.start(front, haproxy_command(t, front))
+        wait_for(f"{front.name}'s HAProxy", lambda: haproxy_stats(t, front))
+        if args.front_kill == "node":
+            cluster.start(front, keepalived_command(t, front), name=f"{front.name}-keepalived")
+        time.sleep(4)  # its keepalived's check passes twice (rise 2): the backup again
+        holder = cluster.vip_holder()
+        events.append((now(), f"{front.name} is back; the virtual address is on {holder and holder.name}"))
+        say(events[-1][1])
+    time.sleep(max(0.0, args.gap - (time.monotonic() - began)))
+
+
 def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     t, keys = cluster.t, cluster.keys
     s3 = client(t, keys, t.strata_url, retries=5)
@@ -738,6 +851,7 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     cluster.kill_node(victim)
     say(events[-1][1])
     time.sleep(args.gap)
+    kill_front(cluster, events, args)
     old = leader(t)
     events.append((now(), f"kill -9 PostgreSQL leader node {old.name} (Patroni and PostgreSQL)"))
     cluster.kill_node(old)
@@ -777,13 +891,15 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         before = [ev for ev in events if ev[0] <= s + 0.5]
         cause = f"after: {before[-1][1]}" if before else "before the kills"
         say(f"  at {s:6.1f}s for {e - s:5.2f} s: {sum(c.values())} failed attempts {dict(c)} ({cause})")
-    stats = haproxy_stats(t)
-    for n in t.gateways:
-        row = stats.get(("gateways", n.name), {})
-        say(
-            f"haproxy {n.name}: {row.get('wretr') or 0} connection retries, {row.get('wredis') or 0} redispatches,"
-            f" {row.get('eresp') or 0} response errors, {row.get('hrsp_5xx') or 0} 5xx answered"
-        )
+    for lb in t.lbs:
+        stats = haproxy_stats(t, lb)
+        for n in t.gateways:
+            row = stats.get(("gateways", n.name), {})
+            say(
+                f"haproxy {lb.name} -> {n.name}: {row.get('wretr') or 0} connection retries,"
+                f" {row.get('wredis') or 0} redispatches, {row.get('eresp') or 0} response errors,"
+                f" {row.get('hrsp_5xx') or 0} 5xx answered (since its start)"
+            )
     phase = [(b, a) for b, a in rec.acks if a >= kill_phase]
     slow = sorted(a - b for b, a in phase)
     if slow:
@@ -813,14 +929,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=6)
     ap.add_argument("--steady", type=float, default=20, help="seconds of the steady phase (CPU per request)")
-    ap.add_argument("--gap", type=float, default=20, help="seconds between the two kills")
+    ap.add_argument("--gap", type=float, default=20, help="seconds between two kills")
     ap.add_argument("--after", type=float, default=40, help="seconds of load after the leader's kill")
+    ap.add_argument(
+        "--front-kill",
+        choices=("haproxy", "node"),
+        default="haproxy",
+        help="what dies on the node holding the virtual address: its HAProxy (default), or the node"
+        " (HAProxy, keepalived and its network)",
+    )
     ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument(
         "--rejoin",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="after the failover, restart the old leader (it rejoins as standby) and the killed gateway",
+        help="restart what was killed: the HAProxy 5 s after the virtual address moved (its node stays"
+        " the backup); after the failover, the old leader (it rejoins as standby) and the gateway",
     )
     ap.add_argument(
         "--source", type=Path, default=ROOT, help="the Strata tree the gateways run (default: this one)"
@@ -847,10 +971,12 @@ def main() -> int:
         bring_up(cluster, str(ROOT / ".venv" / "bin" / "python"), args.source.resolve())
         return prove(cluster, args)
     except BaseException:
-        for n in (*t.pg, t.lb, *t.gateways):  # (etcd's logs are in the run directory: --keep)
-            tail = cluster.log_tail(n, 8)
+        names = [n.name for n in (*t.pg, *t.gateways)]
+        names += [f"{n.name}{s}" for n in t.lbs for s in ("", "-keepalived")]
+        for name in names:  # (etcd's logs are in the run directory: --keep)
+            tail = cluster.log_tail(name, 8)
             if tail:
-                print(f"--- {n.name}.log (last lines)\n{tail}", file=sys.stderr)
+                print(f"--- {name}.log (last lines)\n{tail}", file=sys.stderr)
         raise
     finally:
         cluster.teardown()

@@ -1,4 +1,4 @@
-"""`strata serve | clock | bill | health | fsck` — the command line."""
+"""`strata serve | clock | bill | health | fsck | migrate` — the command line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ssl
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -110,6 +111,14 @@ def cli() -> None:
     "Application Auto Scaling and CloudWatch requests to while this gateway is the engine host "
     "(default http://<host>:<port>). Env: STRATA_ADVERTISE_URL.",
 )
+@click.option(
+    "--engine-address",
+    default=None,
+    metavar="ADDR/DEV",
+    help="Serve RDS instance and Aurora writer endpoints and ElastiCache primary endpoints to other "
+    "machines on this IPv4 address (advertised by Describe*, ports unchanged); DEV is the device "
+    "it is (or will be) on, e.g. 10.0.0.50/eth0. Env: STRATA_ENGINE_ADDRESS.",
+)
 def serve(
     host: str,
     port: int,
@@ -128,6 +137,7 @@ def serve(
     metadata: str | None,
     blob_dir: Path | None,
     advertise_url: str | None,
+    engine_address: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -149,6 +159,7 @@ def serve(
             metadata=metadata,
             blob_dir=blob_dir,
             advertise_url=advertise_url,
+            engine_address=engine_address,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)
@@ -318,14 +329,35 @@ def health(endpoint: str) -> None:
 )
 @click.option("--hashes", is_flag=True, help="Also read every blob and compare its MD5 with the ETag (slow).")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
-def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
+@click.option(
+    "--metadata",
+    default=None,
+    help="postgresql://...: check what gateways started with it share (S3 and DynamoDB against "
+    "--blob-dir) instead of a data dir; they may keep running.",
+)
+@click.option("--blob-dir", default=None, type=click.Path(path_type=Path, file_okay=False))
+def fsck(
+    data_dir: Path, repair: bool, hashes: bool, as_json: bool, metadata: str | None, blob_dir: Path | None
+) -> None:
     """Check a data dir with the server stopped (metadata against blobs, SQLite integrity, temp files).
 
+    With --metadata and --blob-dir: the layout several gateways share, while they run (a blob or
+    file a running gateway may still be writing is left alone).
     Exits 1 when a problem is left (after --repair: one it may not fix, e.g. a missing blob).
     """
-    from strata.fsck import check_data_dir
+    from strata.fsck import check_data_dir, check_shared
     from strata.storage.fsck import users_of
 
+    if metadata is not None or blob_dir is not None:
+        if metadata is None or blob_dir is None:
+            raise click.UsageError("--metadata and --blob-dir go together")
+        try:
+            _check_metadata_database(metadata)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from e
+        report = check_shared(metadata, blob_dir, repair=repair, hashes=hashes)
+        _print_report(report, as_json)
+        return
     if not data_dir.is_dir():
         raise click.ClickException(f"no data dir at {data_dir}")
     users = [p for p in users_of(data_dir) if p != os.getpid()]
@@ -338,7 +370,11 @@ def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
             f"warning: {data_dir} is in use (pid {', '.join(map(str, users))}); writes in flight may show",
             err=True,
         )
-    report = check_data_dir(data_dir, repair=repair, hashes=hashes, live=bool(users))
+    _print_report(check_data_dir(data_dir, repair=repair, hashes=hashes, live=bool(users)), as_json)
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    """A fsck report, and exit status 1 while a problem is left."""
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -350,6 +386,45 @@ def fsck(data_dir: Path, repair: bool, hashes: bool, as_json: bool) -> None:
         click.echo("clean" if not report.findings else f"{len(report.findings)} problems: {report.counts()}")
     if not report.ok:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--data-dir", default=".strata", show_default=True, type=click.Path(path_type=Path))
+@click.option("--metadata", required=True, help="postgresql://USER@HOST:PORT/DB: the gateways' database.")
+@click.option(
+    "--blob-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The gateways' shared directory of object bytes.",
+)
+@click.option(
+    "--allow-nonempty", is_flag=True, help="Add to a database or blob dir that holds state already."
+)
+def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool) -> None:
+    """Copy a data dir's S3, DynamoDB, IAM/STS, KMS, S3 Control, meter and clock into PostgreSQL and
+    a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`). The server must be
+    stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied then)."""
+    from strata.migrate import NOT_MIGRATED_EXTRA, MigrateError
+    from strata.migrate import migrate as run
+    from strata.storage.shared import ON_ENGINE_HOST
+
+    try:
+        _check_metadata_database(metadata)
+        done = run(data_dir, metadata, blob_dir, allow_nonempty=allow_nonempty)
+    except (ConfigError, MigrateError) as e:
+        raise click.ClickException(str(e)) from e
+    for copied in done.stores:
+        rows = ", ".join(f"{n} {t}" for t, n in copied.rows.items() if n)
+        click.echo(f"{copied.store}: {copied.total} rows" + (f" ({rows})" if rows else ""))
+    for what, n in done.files.items():
+        click.echo(f"{what}: {n} files")
+    click.echo(f"files: {done.linked} hard-linked, {done.copied} copied")
+    for note in done.notes:
+        click.echo(f"note: {note}")
+    for service, why in ON_ENGINE_HOST.items():
+        click.echo(f"not migrated: {service}: {why} (the engine host keeps them under {blob_dir}/engines)")
+    for service, why in NOT_MIGRATED_EXTRA.items():
+        click.echo(f"not migrated: {service}: {why}")
 
 
 def main() -> None:

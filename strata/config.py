@@ -33,6 +33,42 @@ class ConfigError(Exception):
     """The settings cannot be used as given (e.g. a public bind with default credentials)."""
 
 
+@dataclass(frozen=True)
+class EngineAddress:
+    """Where other machines reach the engines (strata.engines.floating): an IPv4 address and the
+    network device that holds it (or will, once this machine claims it)."""
+
+    address: str
+    dev: str
+
+
+def parse_engine_address(value: str) -> EngineAddress:
+    """`ADDR/DEV` (`--engine-address 10.0.0.50/eth0`): a unicast IPv4 address other machines can
+    reach (not loopback) and the device it is, or will be, on."""
+    address, _, dev = value.strip().partition("/")
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ConfigError(
+            f"the engine address must be an IPv4 address and its device (10.0.0.50/eth0), not {value!r}"
+        ) from None
+    if (
+        ip.is_loopback
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip.is_link_local
+        or ip == ipaddress.IPv4Address("255.255.255.255")
+    ):
+        raise ConfigError(f"the engine address must be a unicast address other machines reach, not {address}")
+    if not dev:
+        raise ConfigError(
+            f"the engine address needs the device it is on: {address}/DEV (e.g. {address}/eth0)"
+        )
+    if len(dev) > 15 or "/" in dev or not dev.isprintable() or dev.strip() != dev:
+        raise ConfigError(f"{dev!r} is not a network device name")
+    return EngineAddress(str(ip), dev)
+
+
 @dataclass
 class Settings:
     """Runtime settings; built once by the CLI (or a test fixture) and passed down explicitly."""
@@ -95,6 +131,10 @@ class Settings:
     # gateway is the engine host (`--advertise-url`, STRATA_ADVERTISE_URL; strata.gateway.engine_host).
     # None: http://<bind host>:<port> (`endpoint`).
     advertise_url: str | None = None
+    # Where other machines reach the engines (`--engine-address ADDR/DEV`,
+    # STRATA_ENGINE_ADDRESS; strata.engines.floating): RDS instance and Aurora writer endpoints and
+    # ElastiCache primary endpoints are advertised and served on ADDR; None: loopback only.
+    engine_address: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -104,6 +144,15 @@ class Settings:
             self.blob_dir = Path(self.blob_dir).resolve()
         if self.advertise_url is not None:
             check_advertise_url(self.advertise_url)
+        if self.engine_address is not None:
+            dev = parse_engine_address(self.engine_address).dev  # refused at start, not at first use
+            if not Path(f"/sys/class/net/{dev}").exists():
+                raise ConfigError(f"no network device {dev!r} here (--engine-address ADDR/DEV)")
+
+    @property
+    def exposed_engines(self) -> EngineAddress | None:
+        """The engine address and its device, or None (engines on loopback only)."""
+        return None if self.engine_address is None else parse_engine_address(self.engine_address)
 
     @property
     def is_loopback(self) -> bool:
@@ -200,6 +249,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.timings = value
     if os.environ.get("STRATA_METADATA"):
         s.metadata = os.environ["STRATA_METADATA"]
+    if os.environ.get("STRATA_ENGINE_ADDRESS"):
+        s.engine_address = os.environ["STRATA_ENGINE_ADDRESS"]
     if os.environ.get("STRATA_BLOB_DIR"):
         s.blob_dir = Path(os.environ["STRATA_BLOB_DIR"])
     if os.environ.get("STRATA_ADVERTISE_URL"):

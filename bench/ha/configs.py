@@ -1,6 +1,7 @@
 """The cluster of the high-availability proof (bench/ha_proof.py) as data, and the command lines and
-configuration files of its parts: a 3-node etcd, PostgreSQL nodes under Patroni, HAProxy and Strata
-gateways, each node in its own network namespace on one bridge.
+configuration files of its parts: a 3-node etcd, PostgreSQL nodes under Patroni, two HAProxies
+sharing a virtual address by keepalived (VRRP), and Strata gateways, each node in its own network
+namespace on one bridge.
 
 Kept apart from the harness (which needs root, namespaces and the Debian packages) so that what it
 writes can be checked cheaply (tests/bench/test_ha_configs.py) and read as the example of
@@ -17,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_PORT = 5000  # HAProxy's port for PostgreSQL (the Patroni leader)
 STRATA_PORT = 4566  # HAProxy's and each gateway's port for Strata
+VRRP_ROUTER_ID = 22  # the virtual router's id: unique among the VRRP routers of one network
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class Topology:
     etcd: tuple[Node, ...] = field(default=())
     pg: tuple[Node, ...] = field(default=())
     gateways: tuple[Node, ...] = field(default=())
-    lb: Node = Node("lb", "")
+    lbs: tuple[Node, ...] = field(default=())  # the HAProxy + keepalived nodes
+    vip: str = ""  # the virtual address clients use, held by one of `lbs` at a time
     ttl: int = 15
     loop_wait: int = 2
     retry_timeout: int = 5
@@ -64,7 +67,7 @@ class Topology:
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        return (*self.etcd, *self.pg, self.lb, *self.gateways)
+        return (*self.etcd, *self.pg, *self.lbs, *self.gateways)
 
     def netns(self, node: Node) -> str:
         return f"{self.prefix}-{node.name}"
@@ -79,13 +82,19 @@ class Topology:
         CephFS or EFS across machines)."""
         return self.run_dir / "blobs"
 
+    def home(self, node: Node) -> Path:
+        """The node's own directory under the run directory (data, configuration, pid files)."""
+        return self.run_dir / node.name
+
     @property
     def strata_url(self) -> str:
-        return f"http://{self.lb.ip}:{STRATA_PORT}"
+        """What clients use: the virtual address, wherever it is."""
+        return f"http://{self.vip}:{STRATA_PORT}"
 
 
 def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> Topology:
-    """The proof's cluster: etcd at .11-.13, PostgreSQL at .21-.22, HAProxy at .40, gateways .31-."""
+    """The proof's cluster: etcd at .11-.13, PostgreSQL at .21-.22, gateways .31-, HAProxy +
+    keepalived at .41 and .42 sharing the virtual address .40."""
     if not 1 <= gateways <= 8:
         raise ValueError("between 1 and 8 gateways")
     return Topology(
@@ -94,7 +103,8 @@ def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> 
         etcd=tuple(Node(f"etcd{i}", f"{subnet}.{10 + i}") for i in (1, 2, 3)),
         pg=tuple(Node(f"pg{i}", f"{subnet}.{20 + i}") for i in (1, 2)),
         gateways=tuple(Node(f"gw{i}", f"{subnet}.{30 + i}") for i in range(1, gateways + 1)),
-        lb=Node("lb", f"{subnet}.40"),
+        lbs=(Node("lb1", f"{subnet}.41"), Node("lb2", f"{subnet}.42")),
+        vip=f"{subnet}.40",
     )
 
 
@@ -136,10 +146,12 @@ def patroni_config(t: Topology, node: Node, secrets: Secrets) -> str:
     )
 
 
-def haproxy_config(t: Topology) -> str:
-    """HAProxy's configuration (bench/ha/haproxy.cfg.in filled in)."""
+def haproxy_config(t: Topology, node: Node) -> str:
+    """One HAProxy's configuration (bench/ha/haproxy.cfg.in filled in); both are the same but for
+    their stats socket and pid file."""
     return Template((HERE / "haproxy.cfg.in").read_text()).substitute(
-        stats_socket=t.run_dir / "haproxy.sock",
+        stats_socket=t.home(node) / "haproxy.sock",
+        pid_file=t.home(node) / "haproxy.pid",
         pg_port=PG_PORT,
         strata_port=STRATA_PORT,
         pg_servers="\n".join(f"    server {n.name} {n.ip}:5432 maxconn 500 check port 8008" for n in t.pg),
@@ -147,9 +159,43 @@ def haproxy_config(t: Topology) -> str:
     )
 
 
+def haproxy_command(t: Topology, node: Node) -> list[str]:
+    """HAProxy in the foreground as master and worker (as Debian's unit runs it): the master writes
+    the pid file keepalived's check reads, and a worker dies with its master and the reverse."""
+    return ["haproxy", "-W", "-db", "-f", str(t.home(node) / "haproxy.cfg")]
+
+
+def keepalived_config(t: Topology, node: Node) -> str:
+    """keepalived's configuration on one HAProxy node (bench/ha/keepalived.conf.in filled in):
+    the first node has the higher priority, so it takes the virtual address when both start."""
+    rank = t.lbs.index(node)
+    return Template((HERE / "keepalived.conf.in").read_text()).substitute(
+        router_name=node.name,
+        haproxy_pid_file=t.home(node) / "haproxy.pid",
+        interface="eth0",
+        router_id=VRRP_ROUTER_ID,
+        priority=150 - 50 * rank,
+        ip=node.ip,
+        peers="\n".join(f"        {n.ip}" for n in t.lbs if n != node),
+        vip=f"{t.vip}/24",
+    )
+
+
+def keepalived_command(t: Topology, node: Node) -> list[str]:
+    """keepalived in the foreground, VRRP only, logging to its stdout; pid files of its own (the
+    default /run/keepalived.pid would be shared by the two on one machine)."""
+    home = t.home(node)
+    return [
+        "keepalived", "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
+        "--use-file", str(home / "keepalived.conf"),
+        "--pid", str(home / "keepalived.pid"),
+        "--vrrp_pid", str(home / "keepalived-vrrp.pid"),
+    ]  # fmt: skip
+
+
 def metadata_url(t: Topology, secrets: Secrets) -> str:
-    """What every gateway gets as --metadata: the strata database through HAProxy."""
-    return f"postgresql://strata:{secrets.strata_db}@{t.lb.ip}:{PG_PORT}/strata"
+    """What every gateway gets as --metadata: the strata database through the virtual address."""
+    return f"postgresql://strata:{secrets.strata_db}@{t.vip}:{PG_PORT}/strata"
 
 
 def gateway_command(t: Topology, node: Node, secrets: Secrets, python: str) -> list[str]:

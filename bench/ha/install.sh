@@ -1,13 +1,15 @@
 #!/bin/sh
 # The Debian packages the high-availability proof (bench/ha_proof.py) needs, installed only when
-# missing: Patroni, etcd (server and etcdctl) and HAProxy. Single-machine Strata and CI need none of
-# them, so they are not in scripts/apt-packages.txt. Needs root (apt-get).
+# missing: Patroni, etcd (server and etcdctl), HAProxy and keepalived (two HAProxies sharing a
+# virtual address by VRRP). Single-machine Strata and CI need none of them, so they are not in
+# scripts/apt-packages.txt. Needs root (apt-get).
 set -eu
 missing=""
 command -v patroni >/dev/null 2>&1 || missing="$missing patroni"
 command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
 command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
 command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
+command -v keepalived >/dev/null 2>&1 || missing="$missing keepalived"
 [ -z "$missing" ] && exit 0
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive

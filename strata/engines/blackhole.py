@@ -10,6 +10,10 @@ The chain hooks the loopback OUTPUT path at priority -160, before the security g
 the endpoint routers' NAT (-100), so it sees the address and port the client dialed. The table is
 this process's own (strata.engines.nft: a janitor removes it when Strata dies, kill -9 included)
 and exists only while some endpoint is cut off.
+
+With an engine address (`exposed`, strata.engines.floating), an endpoint on 127.0.0.1 is cut off
+there too (the routers serve 127.0.0.1's routes on it with the same port): for this machine's
+clients on the OUTPUT hook, for other machines' on PREROUTING at the same priority.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ Endpoint = tuple[str, int]  # (IPv4 address, TCP port)
 class Blackhole:
     """Named sets of cut-off endpoints in one nft table (blocking methods: call off the loop)."""
 
-    def __init__(self, name: str = "blackhole") -> None:
+    def __init__(self, name: str = "blackhole", exposed: str | None = None) -> None:
+        self.exposed = exposed
         self.table = owned_table(name)
         self.cut: dict[str, frozenset[Endpoint]] = {}
         self.sources: dict[str, frozenset[str]] = {}  # keys that cut only these clients off
@@ -61,10 +66,18 @@ class Blackhole:
                 self.sources = {k: v for k, v in self.sources.items() if k != key}
                 self._apply()
 
+    def _with_exposed(self, group: frozenset[Endpoint]) -> set[Endpoint]:
+        """`group` and, with an engine address, its endpoints on 127.0.0.1 on that address."""
+        if self.exposed is None:
+            return set(group)
+        return set(group) | {(self.exposed, port) for address, port in group if address == "127.0.0.1"}
+
     def _apply(self) -> None:
-        everyone = sorted({e for k, group in self.cut.items() if k not in self.sources for e in group})
+        everyone = sorted(
+            {e for k, group in self.cut.items() if k not in self.sources for e in self._with_exposed(group)}
+        )
         limited = [
-            (sorted(self.sources[k]), sorted(group))
+            (sorted(self.sources[k]), sorted(self._with_exposed(group)))
             for k, group in sorted(self.cut.items())
             if k in self.sources and group and self.sources[k]
         ]
@@ -94,7 +107,20 @@ class Blackhole:
             + cut_set
             + "  chain out {\n    type filter hook output priority -160; policy accept;\n"
             + "".join(f"    {r}\n" for r in rules)
-            + "  }\n}\n"
+            + "  }\n"
+            + self._pre_chain(rules)
+            + "}\n"
         )
         if self._janitor is None:
             self._janitor = start_janitor(self.table)
+
+    def _pre_chain(self, rules: list[str]) -> str:
+        """The cut on PREROUTING, for other machines' clients of the engine address (this machine's
+        own packets, loopback included, were judged on OUTPUT)."""
+        if self.exposed is None:
+            return ""
+        cuts = [r for r in rules if r.endswith(" drop")]
+        return (
+            "  chain pre {\n    type filter hook prerouting priority -160; policy accept;\n"
+            '    iif "lo" accept\n' + "".join(f"    {r}\n" for r in cuts) + "  }\n"
+        )

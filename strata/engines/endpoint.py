@@ -29,6 +29,11 @@ Interface (synchronous; call from a thread via run_blocking when on the event lo
     router.set_route("mydb", 45001, [b], cut=False)  # HAProxy cuts a replaced backend's connections
                                                      # unless cut=False (kernel redirection never does)
     router.remove_route("mydb"); router.stop()
+
+With an engine address (`EndpointRouter(..., exposed=EngineAddress(addr, dev))`, see
+strata.engines.floating), every route on 127.0.0.1 is served on `addr` too, with its port, to
+other machines; so is a route whose host is `addr` itself (what ElastiCache's primary endpoints
+use, as their nodes bind 127.0.0.1 themselves).
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from strata.engines.floating import EngineAddress
 from strata.engines.haproxy import HaproxyRouter
-from strata.engines.nft import NftRouter, nft_usable, run_script
+from strata.engines.nft import NftRouter, dnat_rule, nft_usable
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, port_open, save_routes
 
 __all__ = [
@@ -88,16 +94,24 @@ def endpoint_mode() -> str:
 
 
 def EndpointRouter(  # noqa: N802
-    run_dir: Path, name: str = "endpoints", mode: str | None = None, *, any_loopback: bool = False
+    run_dir: Path,
+    name: str = "endpoints",
+    mode: str | None = None,
+    *,
+    any_loopback: bool = False,
+    exposed: EngineAddress | None = None,
 ) -> Router:
     """The router for `run_dir`: kernel redirection when possible, else HAProxy.
 
     `any_loopback`: backends may listen on any 127.0.0.0/8 address, not only 127.0.0.1 (engines
-    whose nodes share one port number on per-node loopback addresses, as ElastiCache's do)."""
+    whose nodes share one port number on per-node loopback addresses, as ElastiCache's do).
+    `exposed`: the engine address (strata.engines.floating), where routes on 127.0.0.1 and routes
+    whose host is that address are served to other machines."""
     mode = mode or endpoint_mode()
     if mode == "nft":
-        return LoopbackNftRouter(run_dir, name) if any_loopback else NftRouter(run_dir, name)
-    return HaproxyRouter(run_dir, name)
+        cls = LoopbackNftRouter if any_loopback else NftRouter
+        return cls(run_dir, name, exposed)
+    return HaproxyRouter(run_dir, name, exposed)
 
 
 class LoopbackNftRouter(NftRouter):
@@ -125,24 +139,5 @@ class LoopbackNftRouter(NftRouter):
             if self._started:
                 self._apply()
 
-    def _apply(self) -> None:
-        rules = []
-        for r in sorted(self.routes.values(), key=lambda r: (r.host, r.port)):
-            match = f"ip daddr {r.host} tcp dport {r.port}"
-            if not r.backends:
-                rules.append(f"{match} reject with tcp reset")
-            elif len(r.backends) == 1 or not r.balance:
-                h, p = r.backends[0]
-                rules.append(f"{match} dnat to {h}:{p}")
-            else:
-                cases = ", ".join(f"{i} : {h} . {p}" for i, (h, p) in enumerate(r.backends))
-                rules.append(
-                    f"{match} dnat ip addr . port to numgen inc mod {len(r.backends)} map {{ {cases} }}"
-                )
-        body = "\n".join(f"    {rule}" for rule in rules)
-        run_script(
-            f"table ip {self.table}\ndelete table ip {self.table}\n"
-            f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
-            f"{body}\n  }}\n}}\n"
-        )
-        self._hold_ports({(r.host, r.port) for r in self.routes.values()})
+    def _rule(self, r: Route) -> str:
+        return dnat_rule(f"ip daddr {r.host} tcp dport {r.port}", r.backends, r.balance)

@@ -23,6 +23,12 @@ through an endpoint (conntrack's dnat status: the guards judged them) or are rep
 cgroup of their own (a serverless cache's nodes, NFS servers), which no user makes dial, run as
 ENGINE_USER and pass as before.
 
+With an engine address (`exposed`, strata.engines.floating), other machines' clients dial the
+endpoints at that address: a chain on the PREROUTING hook at the same priority, before the
+routers' NAT there, sends their SYNs to the same guards, which also match the engine address with
+the union of the sources of the guards on that port (the endpoints sharing a port, as an Aurora
+cluster's writer and reader, belong to one resource), judged by the client's real address.
+
 The rules live in one nft table owned by this process (strata.engines.nft: a janitor deletes it
 when the process dies, kill -9 included; `remove_dead_tables` removes older owners' tables),
 rewritten as one transaction on every change; the table exists only while some guard does.
@@ -94,7 +100,10 @@ class Firewall:
     """Named guards in one nft table of this process (blocking methods: call off the loop).
     `private_ports`: the range engines' own ports are allocated from (see the module's doc)."""
 
-    def __init__(self, name: str = "firewall", private_ports: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, name: str = "firewall", private_ports: tuple[int, int] | None = None, exposed: str | None = None
+    ) -> None:
+        self.exposed = exposed
         self.table = owned_table(name)
         self.private_ports = private_ports
         self.guards: dict[str, Guard] = {}
@@ -136,6 +145,7 @@ class Firewall:
             rules += [f"{match} ip saddr {n} accept" for n in sorted(set(nets))]
             rules.append(f"{match} drop")
             ports.add(g.port)
+        rules += self._exposed_rules()
         to_guards = f"tcp dport {{ {', '.join(str(p) for p in sorted(ports))} }} jump guards" if ports else ""
         chains: dict[str, list[str]] = {"guards": rules}
         after_nat: list[str] = []
@@ -163,6 +173,10 @@ class Firewall:
             script += [f"  chain {name} {{", *(f"    {r}" for r in body if r), "  }"]
         script += ["  chain out {", "    type filter hook output priority -150; policy accept;"]
         script += [f"    {r}" for r in entry] + ["  }"]
+        if to_guards and self.exposed is not None:
+            script += ["  chain pre {", "    type filter hook prerouting priority -150; policy accept;"]
+            # (this machine's own connections, loopback included, were judged on the OUTPUT hook)
+            script += ['    iif "lo" accept', f"    {entry[0]}", f"    {to_guards}", "  }"]
         if after_nat:
             script += ["  chain direct {", "    type filter hook output priority 0; policy accept;"]
             script += ["    tcp flags & (syn | ack) != syn accept", "    ct status dnat accept"]
@@ -170,6 +184,22 @@ class Firewall:
         run_script("\n".join([*script, "}"]) + "\n")
         if self._janitor is None:
             self._janitor = start_janitor(self.table)
+
+    def _exposed_rules(self) -> list[str]:
+        """The guards on the engine address: per port, the sources of every guard on it."""
+        if self.exposed is None:
+            return []
+        by_port: dict[int, set] = {}
+        for g in self.guards.values():
+            by_port.setdefault(g.port, set()).update(ipaddress.ip_network(s, strict=False) for s in g.sources)
+        rules = []
+        for port, nets in sorted(by_port.items()):
+            if any(n.prefixlen == 0 for n in nets):
+                continue
+            match = f"ip daddr {self.exposed} tcp dport {port}"
+            rules += [f"{match} ip saddr {n} accept" for n in sorted(nets)]
+            rules.append(f"{match} drop")
+        return rules
 
 
 def _accept(a: Allow) -> str | None:

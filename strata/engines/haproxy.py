@@ -5,18 +5,35 @@ master-worker mode serves every route of a router; a route keeps MAX_BACKENDS se
 switching backends (failover) is an instant runtime-API update with no reload, and adding or
 removing a route rewrites the config and reloads (listening sockets are handed over, so other
 endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
+
+With an engine address (strata.engines.floating) a route on 127.0.0.1, or one whose host is that
+address, also listens on it (`transparent`: bound even while the address is not held here, as it
+may be claimed only later or move away; HAProxy falls back to IP_FREEBIND when not root). The
+workers then run as ENGINE_USER (when Strata is root): security groups judge a client of the
+engine address by its own address as it arrives, and let the engines' user through
+(strata.engines.firewall), so HAProxy's own connection on to a guarded loopback endpoint (an
+ElastiCache primary) is not judged again as one from 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import socket
 import threading
 from pathlib import Path
 
-from strata.engines.process import EngineError, EngineProcess, ProcessSpec, wait_until
-from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, port_open, save_routes
+from strata.engines.firewall import control_connection
+from strata.engines.floating import EngineAddress
+from strata.engines.process import ENGINE_USER, EngineError, EngineProcess, ProcessSpec, wait_until
+from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
+from strata.engines.socket_paths import private_dir, socket_path
+
+# HAProxy binds a unix socket as `<path>.<pid>.tmp` and renames it, so it takes paths of 97 bytes
+# at most ("socket path ... too long (max 97)"): deeper run dirs put them in a short private dir.
+HAPROXY_SOCKET_MAX = 97
 
 
 def haproxy_binary() -> str:
@@ -29,7 +46,8 @@ def haproxy_binary() -> str:
 class HaproxyRouter:
     """An HAProxy process serving a set of named TCP routes on loopback."""
 
-    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+    def __init__(self, run_dir: Path, name: str = "endpoints", exposed: EngineAddress | None = None) -> None:
+        self.exposed = exposed
         self.run_dir = Path(run_dir)
         self.name = name
         self.routes: dict[str, Route] = {}
@@ -37,7 +55,8 @@ class HaproxyRouter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._state = self.run_dir / "routes.json"
         self._cfg = self.run_dir / "haproxy.cfg"
-        self._admin = self.run_dir / "admin.sock"
+        self._admin = socket_path(self.run_dir, "admin.sock", "haproxy", HAPROXY_SOCKET_MAX)
+        self._keepalive = socket_path(self.run_dir, "keepalive.sock", "haproxy", HAPROXY_SOCKET_MAX)
         self._proc = EngineProcess(
             ProcessSpec(
                 name=name,
@@ -61,6 +80,7 @@ class HaproxyRouter:
             self._write_config()
             if self.routes:
                 haproxy_binary()
+                self._socket_dir()
                 self._proc.start(ready=self._ready, timeout=20)
             else:
                 self._proc.reap_orphan()
@@ -68,6 +88,8 @@ class HaproxyRouter:
     def stop(self) -> None:
         with self._lock:
             self._proc.stop(timeout=5)
+            if self._admin.parent != self.run_dir:  # the short directory outlives no HAProxy
+                shutil.rmtree(self._admin.parent, ignore_errors=True)
 
     def running(self) -> bool:
         return self._proc.running()
@@ -75,7 +97,7 @@ class HaproxyRouter:
     def _ready(self) -> bool:
         if not self._admin.exists() or "Uptime" not in self._command("show info"):
             return False
-        return all(port_open(r.port, r.host) for r in self.routes.values())
+        return all(_listening(r.host, r.port) for r in self.routes.values() if r.host.startswith("127."))
 
     # -- routes ------------------------------------------------------------------------------------
 
@@ -129,6 +151,7 @@ class HaproxyRouter:
         self._write_config()
         if not self.running():
             haproxy_binary()
+            self._socket_dir()
             self._proc.start(ready=self._ready, timeout=20)
             return
         old_workers = self._workers()
@@ -140,7 +163,11 @@ class HaproxyRouter:
                 break
         else:
             raise EngineError(f"haproxy reload did not finish: {self._proc.log_tail(1500)}")
-        if wait_port is not None and not wait_until(lambda: port_open(wait_port[1], wait_port[0]), 10):
+        if (
+            wait_port is not None
+            and wait_port[0].startswith("127.")
+            and not wait_until(lambda: _listening(*wait_port), 10)
+        ):
             raise EngineError(f"endpoint port {wait_port} is not listening: {self._proc.log_tail(1500)}")
 
     def _workers(self) -> set[str]:
@@ -168,6 +195,10 @@ class HaproxyRouter:
         if "No such" in out or "Unknown" in out:
             raise EngineError(f"haproxy runtime update failed: {out[:500]}")
 
+    def _socket_dir(self) -> None:
+        if self._admin.parent != self.run_dir:
+            private_dir(self._admin.parent)
+
     def _command(self, cmd: str) -> str:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -187,6 +218,7 @@ class HaproxyRouter:
             f"    stats socket {self._admin} mode 600 level admin expose-fd listeners",
             "    maxconn 4000",
             "    log stderr format short local0 notice",
+            *self._user(),
             "defaults",
             "    mode tcp",
             "    timeout connect 5s",
@@ -196,15 +228,20 @@ class HaproxyRouter:
             "    option tcp-smart-connect",
             # A stats-only listener keeps HAProxy running while no route exists.
             "listen strata_keepalive",
-            f"    bind unix@{self.run_dir / 'keepalive.sock'}",
+            f"    bind unix@{self._keepalive}",
             "    timeout client 1s",
             "    tcp-request connection reject",
         ]
+        exposed = set()  # ports already listening on the engine address
         for r in sorted(self.routes.values(), key=lambda r: r.name):
             be = _backend(r.name)
+            lines += [f"frontend fe_{be}"]
+            if r.host.startswith("127."):
+                lines.append(f"    bind {r.host}:{r.port}")
+            if self.exposed and r.host in (LOOPBACK, self.exposed.address) and r.port not in exposed:
+                exposed.add(r.port)
+                lines.append(f"    bind {self.exposed.address}:{r.port} transparent")
             lines += [
-                f"frontend fe_{be}",
-                f"    bind {r.host}:{r.port}",
                 f"    default_backend {be}",
                 f"backend {be}",
                 f"    balance {'roundrobin' if r.balance else 'first'}",
@@ -221,6 +258,26 @@ class HaproxyRouter:
         tmp = self._cfg.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self._cfg)
+
+    def _user(self) -> list[str]:
+        """The global `user` line that drops the workers to ENGINE_USER (see the module's doc)."""
+        if self.exposed is None or os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam(ENGINE_USER)
+        except KeyError:
+            return []
+        return [f"    user {ENGINE_USER}"]
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether HAProxy listens on host:port: asked as Strata itself, which no security group
+    guarding the endpoint filters (strata.engines.firewall)."""
+    try:
+        control_connection(host, port, 0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _backend(name: str) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import getpass
 import grp
-import hashlib
 import logging
 import os
 import pwd
@@ -55,6 +54,7 @@ from strata.engines.process import (
     wait_until,
     write_private,
 )
+from strata.engines.socket_paths import path_digest, short_tmp_path
 
 log = logging.getLogger("strata.engines")
 
@@ -108,19 +108,15 @@ MASTER_PRIVILEGES = (
 )
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
-
-
 def node_user(root: Path) -> str:
     """The OS account of the node in `root` (when Strata is root): one per node, named by its
     directory so that a restarted Strata finds it again."""
-    return f"strata-my-{_digest(root)}"
+    return f"strata-my-{path_digest(root)}"
 
 
 def archive_group(archive: Path) -> str:
     """The group of the nodes sharing the binlog archive `archive` (an instance's or a cluster's)."""
-    return f"strata-mya-{_digest(archive)}"
+    return f"strata-mya-{path_digest(archive)}"
 
 
 def drop_node_account(root: Path, archive: Path | None, binlog_base: str) -> None:
@@ -168,8 +164,7 @@ class MariaNode:
         self.port = port
         self.superuser = superuser
         self.archive_dir = archive_dir
-        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
-        self.socket = Path("/tmp") / f"strata-my-{digest}.sock"
+        self.socket = short_tmp_path(self.root, "my", ".sock")
         self.user = node_user(self.root)
         self.cnf = self.root / "my.cnf"
         self._pending_replay: tuple[Path, str | None, str] | None = None

@@ -13,6 +13,12 @@ second of its death, kill -9 included, and every router start deletes the tables
 gone (e.g. left by a machine crash, or by a Strata from before the janitor). While a route exists the
 router also holds a bound (not listening) socket on its stable port, so no other program — or
 another Strata — is handed that port.
+
+With an engine address (`--engine-address ADDR/DEV`, strata.engines.floating), every route on
+127.0.0.1 is also served on ADDR with the same port, and so is a route whose host is ADDR itself:
+the same rules on the PREROUTING hook catch connections from other machines (DNAT to the backend
+on loopback, which `route_localnet` on DEV allows), and a filter chain after them drops whatever
+else arrives from outside for 127.0.0.0/8 (LOCALNET_GUARD), so only the endpoints are reachable.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+from strata.config import ConfigError, EngineAddress
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
@@ -116,10 +123,83 @@ def start_janitor(table: str, family: str = "ip") -> subprocess.Popen:
     )
 
 
+# Resets route_localnet (argument 3) once the owner (1) is gone and no Strata's localnet guard is
+# left (its janitors delete its tables within a second): never open without a guard.
+_LOCALNET_JANITOR = (
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; sleep 3; '
+    '"$2" list chains 2>/dev/null | grep -q "chain localnet" || echo 0 > "$3"'
+)
+_localnet_watchers: dict[str, subprocess.Popen] = {}  # device -> its watcher
+
+
+def allow_loopback_targets(dev: str) -> None:
+    """Let the kernel hand connections arriving on `dev` to 127.0.0.0/8 (route_localnet): the
+    routers redirect the engine address's ports to engines there, and their tables drop every
+    other packet from outside to 127.0.0.0/8 (LOCALNET_GUARD). A watcher puts the setting back
+    when this process is gone (kill -9 included) and no other Strata's guard is left."""
+    path = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
+    if not path.exists():
+        raise ConfigError(f"no network device {dev!r} here (--engine-address ADDR/DEV)")
+    if path.read_text().strip() != "1":
+        path.write_text("1\n")
+    if dev not in _localnet_watchers:
+        _localnet_watchers[dev] = subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                _LOCALNET_JANITOR,
+                "strata-localnet-janitor",
+                str(os.getpid()),
+                str(nft_binary()),
+                str(path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+# Packets from outside (not the loopback device) for 127.0.0.0/8 pass only when one of the routers
+# redirected them there (route_localnet would let every one through).
+LOCALNET_GUARD = (
+    "  chain localnet {\n    type filter hook prerouting priority 0; policy accept;\n"
+    '    iif != "lo" ip daddr 127.0.0.0/8 ct status dnat accept\n'
+    '    iif != "lo" ip daddr 127.0.0.0/8 drop\n  }\n'
+)
+
+
+def dnat_rule(match: str, backends: list[tuple[str, int]], balance: bool) -> str:
+    """The NAT rule sending connections that `match` to one of `backends` (none: reset)."""
+    if not backends:
+        return f"{match} reject with tcp reset"
+    if len(backends) == 1 or not balance:
+        h, p = backends[0]
+        return f"{match} dnat to {h}:{p}"
+    cases = ", ".join(f"{i} : {h} . {p}" for i, (h, p) in enumerate(backends))
+    return f"{match} dnat ip addr . port to numgen inc mod {len(backends)} map {{ {cases} }}"
+
+
+def router_script(table: str, out: list[str], pre: list[str]) -> str:
+    """One router table: `out` rules on the OUTPUT hook (this machine's clients), `pre` on
+    PREROUTING (other machines', to the engine address) with the localnet guard beside them."""
+    body = "".join(f"    {rule}\n" for rule in out)
+    script = (
+        f"table ip {table}\ndelete table ip {table}\n"
+        f"table ip {table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
+        f"{body}  }}\n"
+    )
+    if pre:
+        script += "  chain pre {\n    type nat hook prerouting priority -100; policy accept;\n"
+        script += "".join(f"    {rule}\n" for rule in pre) + "  }\n" + LOCALNET_GUARD
+    return script + "}\n"
+
+
 class NftRouter:
     """Named routes as NAT redirect rules in one nft table owned by this process."""
 
-    def __init__(self, run_dir: Path, name: str = "endpoints") -> None:
+    def __init__(self, run_dir: Path, name: str = "endpoints", exposed: EngineAddress | None = None) -> None:
+        self.exposed = exposed
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.table = owned_table(name)
@@ -133,6 +213,8 @@ class NftRouter:
     def start(self) -> None:
         with self._lock:
             remove_dead_tables()
+            if self.exposed is not None:
+                allow_loopback_targets(self.exposed.dev)
             self._started = True
             self._apply()
             if self._janitor is None or self._janitor.poll() is not None:
@@ -188,26 +270,39 @@ class NftRouter:
         return list(r.backends) if r else []
 
     def _apply(self) -> None:
-        rules = []
-        for r in sorted(self.routes.values(), key=lambda r: r.port):
-            match = f"ip daddr {r.host} tcp dport {r.port}"
-            ports = [p for _, p in r.backends]
-            if not ports:
-                rules.append(f"{match} reject with tcp reset")
-            elif len(ports) == 1 or not r.balance:
-                rules.append(f"{match} redirect to :{ports[0]}")
-            else:
-                cases = ", ".join(f"{i} : {p}" for i, p in enumerate(ports))
-                rules.append(f"{match} redirect to :numgen inc mod {len(ports)} map {{ {cases} }}")
-        body = "\n".join(f"    {rule}" for rule in rules)
+        routes = sorted(self.routes.values(), key=lambda r: (r.host, r.port))
+        out = [self._rule(r) for r in routes if r.host.startswith("127.")]
+        # On the engine address: this machine's clients (OUTPUT) and other machines' (PREROUTING).
+        pre = [
+            dnat_rule(f"ip daddr {r.host} tcp dport {r.port}", r.backends, r.balance)
+            for r in self.exposed_routes()
+        ]
         # Declaring then deleting the table makes the script valid whether or not it exists;
         # nft applies the whole file as one transaction.
-        run_script(
-            f"table ip {self.table}\ndelete table ip {self.table}\n"
-            f"table ip {self.table} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n"
-            f"{body}\n  }}\n}}\n"
-        )
-        self._hold_ports({(r.host, r.port) for r in self.routes.values()})
+        run_script(router_script(self.table, out + pre, pre))
+        self._hold_ports({(r.host, r.port) for r in self.routes.values() if r.host.startswith("127.")})
+
+    def _rule(self, r: Route) -> str:
+        match = f"ip daddr {r.host} tcp dport {r.port}"
+        ports = [p for _, p in r.backends]
+        if not ports:
+            return f"{match} reject with tcp reset"
+        if len(ports) == 1 or not r.balance:
+            return f"{match} redirect to :{ports[0]}"
+        cases = ", ".join(f"{i} : {p}" for i, p in enumerate(ports))
+        return f"{match} redirect to :numgen inc mod {len(ports)} map {{ {cases} }}"
+
+    def exposed_routes(self) -> list[Route]:
+        """The routes served on the engine address: those on 127.0.0.1 (as a copy on ADDR) and
+        those whose host is ADDR itself (one per port: the latter first)."""
+        if self.exposed is None:
+            return []
+        addr = self.exposed.address
+        out: dict[int, Route] = {}
+        for r in sorted(self.routes.values(), key=lambda r: (r.host != addr, r.port)):
+            if r.host in (LOOPBACK, addr):
+                out.setdefault(r.port, Route(r.name, r.port, r.backends, r.balance, addr))
+        return list(out.values())
 
     def _hold_ports(self, ports: set[tuple[str, int]]) -> None:
         for port in list(self._holds):

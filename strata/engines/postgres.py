@@ -30,7 +30,6 @@ by their pg_hba.conf and still managed as before.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import pwd
 import shutil
@@ -53,6 +52,7 @@ from strata.engines.process import (
     run_as,
     wait_until,
 )
+from strata.engines.socket_paths import short_tmp_path
 
 STANDBY_NAME = "strata_standby"
 FAULTS_CONF = "faults.conf"  # settings a FIS fault holds (set_apply_delay), gone at the next start
@@ -77,8 +77,10 @@ local   replication  {ADMIN_USER}                    peer map=strata
 local   all          all                             reject
 host    all          {ADMIN_USER}      all           reject
 host    replication  {ADMIN_USER}      all           reject
-# Everyone else: by password over loopback TCP.
-host    all          all               127.0.0.1/32  scram-sha-256
+# Everyone else: by password over TCP. The server listens on loopback only; a client of another
+# machine arrives through the engine address (strata.engines.floating), its own address kept so
+# security groups judge it, and nothing else from outside reaches 127.0.0.0/8.
+host    all          all               0.0.0.0/0     scram-sha-256
 host    replication  all               127.0.0.1/32  scram-sha-256
 """
 
@@ -149,8 +151,7 @@ def pg_versions() -> list[str]:
 
 def socket_dir_for(data_dir: Path) -> Path:
     """A short unix-socket directory for a node (socket paths are limited to ~107 bytes)."""
-    digest = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
-    return Path("/tmp") / f"strata-pg-{digest}"
+    return short_tmp_path(data_dir, "pg")
 
 
 class PgNode:

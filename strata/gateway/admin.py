@@ -38,6 +38,7 @@ from strata.sim import pricing
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
 from strata.sim.scheduler import scheduler
+from strata.storage.shared import live
 
 if TYPE_CHECKING:
     from strata.gateway.app import StrataApp
@@ -144,8 +145,14 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
         )
     if path == "/_strata/clock":
         if request.method == "GET":
-            # scheduler_owner: whether this gateway runs the shared rules (always, on one gateway)
-            state = {**_clock_state(), "rules": scheduler.status(), "scheduler_owner": scheduler.owner}
+            # scheduler_owner: whether this gateway runs the shared rules (always, on one gateway);
+            # gateways: how many share the cloud's PostgreSQL now (DynamoDB's capacity is divided)
+            state = {
+                **_clock_state(),
+                "rules": scheduler.status(),
+                "scheduler_owner": scheduler.owner,
+                "gateways": live.count,
+            }
             return _json(200, state)
         if request.method == "POST":
             try:

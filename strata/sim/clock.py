@@ -67,6 +67,11 @@ class Clock:
     def offset(self) -> float:
         return self._offset
 
+    @property
+    def history(self) -> list[tuple[float, float]]:
+        """(real time an offset took effect, offset), oldest first (what a shared state stores)."""
+        return list(self._history)
+
     def time(self) -> float:
         return self._wall() + self._offset
 

@@ -18,8 +18,9 @@ When rules run:
 
 Several gateways on one PostgreSQL (`share`): a rule over shared state (registered `shared=True`:
 its service's store is PostgreSQL) runs on one gateway only, the owner, which holds a PostgreSQL
-session lock (strata.storage.coordination) and writes the rule's progress there; the others try for
-the lock every tick and so take over within seconds of the owner's death, from where it got to.
+session lock (strata.storage.coordination) and writes the rule's progress there; the others wait
+for the lock and so take over as the owner dies, from where it got to (asking the coordinator
+every tick costs no statement; a non-owner reads the owner's progress every FOLLOW seconds).
 A rule over this gateway's own state (its SQLite files) runs on every gateway, as before.
 
 Rules run one at a time in one task on the server's event loop; they do their work in chunks
@@ -48,6 +49,7 @@ log = logging.getLogger("strata.scheduler")
 RunFn = Callable[[float, float], Awaitable[dict[str, int]]]
 TICK = 1.0  # real seconds between checks for a crossed boundary
 OWNER_WAIT = 120.0  # real seconds a non-owner's catch-up waits for the owner to run shared rules
+FOLLOW = 10.0  # real seconds between a non-owner's reads of the owner's progress (for `status`)
 RETRY_AFTER = 60.0  # real seconds before a failed rule is tried again (an advance retries at once)
 
 
@@ -94,6 +96,7 @@ class Scheduler:
         self._coordinator: Coordinator | None = None
         self._settle: Callable[[], None] = lambda: None
         self.owner = True  # runs the shared rules (always, without a coordinator)
+        self._followed = -math.inf  # monotonic time a non-owner last read the owner's progress
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -119,6 +122,10 @@ class Scheduler:
 
     def rule_names(self) -> set[str]:
         return set(self._rules)
+
+    def saved(self) -> dict[str, float]:
+        """Each rule's progress as read from the state file (`use_state_file`)."""
+        return dict(self._saved)
 
     def share(self, coordinator: Coordinator, settle: Callable[[], None] = lambda: None) -> None:
         """Run shared rules only while this gateway owns them (see the module docstring).
@@ -272,7 +279,10 @@ class Scheduler:
             self.owner = await asyncio.to_thread(self._coordinator.own)
             if self.owner and was:
                 return False  # its own progress is the latest
+            if not self.owner and self.clock.monotonic() - self._followed < FOLLOW:
+                return False
             progress = await asyncio.to_thread(self._coordinator.progress)
+            self._followed = self.clock.monotonic()
         except Exception:  # noqa: BLE001 - an unreachable database: own nothing, try again
             log.exception("the scheduler cannot reach the shared state")
             self.owner = False

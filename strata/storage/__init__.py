@@ -25,6 +25,8 @@ Public API (stable: services and other packages persist through it):
         open_temp() / open_temp_fd() -> publish(tmp, id) or discard(tmp); path(id), delete(id),
         sweep_temp(), all_ids(), collectable(blobs) (start-up GC: dead writers' only),
         mark_freed(ids) / freed() / delete_freed(id) (unlinks waiting), close()
+    blobs.instance_alive(root, instance), blobs.writer_of(id)
+                                                       whether a blob's writer still runs (fsck)
 
     interface.MetadataBackend                          what every backend implements;
                                                        tests/storage/test_contract.py is its contract
@@ -39,6 +41,8 @@ Public API (stable: services and other packages persist through it):
                                                        PostgreSQL store `name` with --metadata
     shared.Freshness(store, name)                      a change counter that per-process caches
                                                        check before use (several gateways)
+    copy_rows.copy_store(sqlite_conn, pg_conn, name)   every table of a SQLite store into its
+                                                       PostgreSQL store, by column (`strata migrate`)
     coordination.SharedSim(dsn)                        the clock's offset, the scheduler's owner
                                                        lock and rules' progress in PostgreSQL
 

@@ -165,7 +165,7 @@ class BlobStore:
         alive: dict[str, bool] = {}
         out = set()
         for blob in blobs:
-            writer = blob[-8:]
+            writer = writer_of(blob)
             if writer not in alive:
                 alive[writer] = self.alive(writer)
             if not alive[writer]:
@@ -176,21 +176,7 @@ class BlobStore:
         """Whether the instance holds its lock (a store of this or another process, maybe on
         another machine sharing the directory). Ids of blobs from before instances end with
         random digits that name no instance: dead."""
-        if instance == self.instance:
-            return True
-        if not _INSTANCE.fullmatch(instance):
-            return False
-        try:
-            fd = os.open(self._lock_path(instance), os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # (releases the lock taken, if it was)
-        return False
+        return instance == self.instance or instance_alive(self.root, instance)
 
     def mark_freed(self, blob_ids: list[str]) -> None:
         """Note blobs whose rows are committed gone and whose unlink waits (`freed/<id>`, empty):
@@ -216,6 +202,30 @@ class BlobStore:
 
     def _lock_path(self, instance: str) -> Path:
         return self._instances / f"{instance}.lock"
+
+
+def instance_alive(root: Path, instance: str) -> bool:
+    """Whether blob store instance `instance` of the store at `root` holds its lock (asked by a
+    store, or by `strata fsck` without making an instance of its own). An id that is not an
+    instance's (blobs from before instances end with random digits) names a dead one."""
+    if not _INSTANCE.fullmatch(instance):
+        return False
+    try:
+        fd = os.open(Path(root) / "instances" / f"{instance}.lock", os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # (releases the lock taken, if it was)
+    return False
+
+
+def writer_of(blob_id: str) -> str:
+    """The instance that published a blob (the last 8 hex digits of its id, `new_id`)."""
+    return blob_id[-8:]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -22,6 +22,7 @@ import os
 
 import psycopg
 
+from strata.storage.coordination import SESSION
 from strata.storage.postgres import PostgresStore, _lock_key
 
 PING = 0.5  # seconds between the host's checks of its lock (and non-hosts' tries for it)
@@ -45,17 +46,12 @@ class EngineHostLock:
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(
             self.dsn,
-            autocommit=True,
-            application_name="strata-engine-host",
-            connect_timeout=5,
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
-            tcp_user_timeout=HOST_GIVES_UP,
-            # the server's side of the same watch (see the module docstring)
-            options=f"-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
-            f"-c tcp_user_timeout={SERVER_GIVES_UP}",
+            **{
+                **SESSION,  # keepalives on both ends, as the scheduler's owner has
+                "application_name": "strata-engine-host",
+                "tcp_user_timeout": HOST_GIVES_UP,
+                "options": f"{SESSION['options']} -c tcp_user_timeout={SERVER_GIVES_UP}",
+            },
         )
 
     def try_take(self) -> bool:

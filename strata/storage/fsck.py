@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strata.sim.clock import clock
+
 # Strata's own databases and temp files sit at most this deep under the data dir; engine data
 # dirs (PostgreSQL, MariaDB, Redis files under rds/instances/<id>/... ) are deeper and theirs.
 MAX_DEPTH = 3
@@ -147,6 +149,27 @@ def check_temp_files(report: Report, temp_dirs: list[Path]) -> None:
     for p in sorted(_shallow_files(report.data_dir)):
         if p.suffix == ".tmp" and p not in seen:
             report.add("temp_file", p, f"{_size(p)} bytes", repairable=True)
+
+
+def check_shared_temp_files(report: Report, tmp_root: Path, loose: list[Path], grace: float) -> None:
+    """Temp files in a blob dir several gateways share: those of blob store instances that are
+    gone (a running gateway's are its writes in flight: strata.storage.blobs), and `loose` temp
+    files older than `grace` seconds (whose writer cannot be told)."""
+    from strata.storage.blobs import instance_alive
+
+    for p in sorted(tmp_root.iterdir()) if tmp_root.is_dir() else []:
+        if p.is_dir() and instance_alive(tmp_root.parent, p.name):
+            continue
+        for f in sorted(p.iterdir()) if p.is_dir() else [p]:
+            report.add("temp_file", f, f"{_size(f)} bytes", repairable=True)
+    now = clock.real_time()
+    for f in loose:
+        try:
+            old = now - f.stat().st_mtime >= grace
+        except FileNotFoundError:
+            continue
+        if old:
+            report.add("temp_file", f, f"{_size(f)} bytes", repairable=True)
 
 
 def remove_temp_files(report: Report) -> None:

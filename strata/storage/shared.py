@@ -11,6 +11,9 @@ account settings) safe with several gateways: every change bumps a counter in th
 a reader compares it with the counter its cache was built at (one indexed read, ~0.1 ms on
 loopback) before it trusts the cache. So a key deleted through gateway A is refused by gateway B on
 the very next request. On SQLite (one gateway) both are no-ops: the cache is always current.
+
+`live` is how many gateways share the cloud now (strata.storage.coordination counts them; 1 on
+SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB's capacity).
 """
 
 from __future__ import annotations
@@ -57,6 +60,19 @@ def open_store(
     # Two pooled readers: these stores are read mostly from the event loop's thread, one statement
     # at a time; PostgreSQL's 100 connections go round more gateways (about 20 each, S3's included).
     return PostgresStore(url, name, schema=schema, pool_size=SMALL_POOL)
+
+
+class LiveGateways:
+    """The number of gateways alive on this cloud's PostgreSQL, as last counted (a plain attribute:
+    the hot path reads it per request, the coordination thread writes it)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 1
+
+
+live = LiveGateways()
 
 
 def is_shared(store: object) -> bool:

@@ -1,13 +1,20 @@
 """What the high-availability proof (bench/ha_proof.py, too heavy for CI) writes for its cluster:
-the generated etcd, Patroni, HAProxy and gateway configurations are complete and agree with each
-other. The proof itself needs root, network namespaces and Patroni/etcd; this needs none of them."""
+the generated etcd, Patroni, HAProxy, keepalived and gateway configurations are complete and agree
+with each other. The proof itself needs root, network namespaces and Patroni/etcd; this needs none of
+them (HAProxy's and keepalived's own checks run where those are installed)."""
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +45,7 @@ def test_patroni_config_is_yaml_with_synchronous_replication_and_the_etcd_member
 
 def test_haproxy_routes_postgres_to_the_patroni_leader_and_strata_to_every_gateway(tmp_path: Path) -> None:
     t = configs.topology(tmp_path, gateways=3)
-    cfg = configs.haproxy_config(t)
+    cfg = configs.haproxy_config(t, t.lbs[0])
     assert "$" not in cfg  # every placeholder filled
     assert "option httpchk GET /primary" in cfg
     for node in t.pg:
@@ -55,7 +62,7 @@ def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_di
     def value(cmd: list[str], flag: str) -> str:
         return cmd[cmd.index(flag) + 1]
 
-    assert {value(c, "--metadata") for c in cmds} == {f"postgresql://strata:strata-pw@{t.lb.ip}:5000/strata"}
+    assert {value(c, "--metadata") for c in cmds} == {f"postgresql://strata:strata-pw@{t.vip}:5000/strata"}
     assert {value(c, "--blob-dir") for c in cmds} == {str(tmp_path / "blobs")}
     assert len({value(c, "--data-dir") for c in cmds}) == len(t.gateways)
     assert [value(c, "--host") for c in cmds] == [n.ip for n in t.gateways]
@@ -77,3 +84,72 @@ def test_names_fit_linux_limits_and_addresses_are_distinct(tmp_path: Path) -> No
     assert all(len(t.veth(n)) <= 15 for n in t.nodes)
     assert len({t.veth(n) for n in t.nodes}) == len(t.nodes)
     assert len(t.bridge) <= 15
+
+
+def _block(cfg: str, keyword: str) -> str:
+    """The body of `keyword { ... }` in a keepalived configuration (blocks nest one level here)."""
+    m = re.search(rf"^\s*{keyword}\s*\{{\n(.*?)^\s*\}}", cfg, re.M | re.S)
+    assert m, f"no {keyword} block"
+    return m.group(1)
+
+
+def _setting(body: str, keyword: str) -> str:
+    m = re.search(rf"^\s*{keyword}\s+(\S+)\s*$", body, re.M)
+    assert m, f"no {keyword}"
+    return m.group(1)
+
+
+def test_keepalived_gives_one_virtual_address_to_the_two_haproxy_nodes(tmp_path: Path) -> None:
+    t = configs.topology(tmp_path)
+    assert len(t.lbs) == 2
+    subnet = ipaddress.ip_network(f"{t.subnet}.0/24")
+    assert ipaddress.ip_address(t.vip) in subnet and t.vip not in {n.ip for n in t.nodes}
+    assert t.strata_url == f"http://{t.vip}:{configs.STRATA_PORT}"
+    priorities = []
+    for node in t.lbs:
+        cfg = configs.keepalived_config(t, node)
+        assert "$" not in cfg  # every placeholder filled
+        assert cfg.count("{") == cfg.count("}")
+        instance = cfg[cfg.index("vrrp_instance") :]
+        assert _setting(instance, "state") == "BACKUP" and re.search(r"^\s*nopreempt\s*$", instance, re.M)
+        assert _setting(instance, "virtual_router_id") == str(configs.VRRP_ROUTER_ID)
+        assert _setting(instance, "unicast_src_ip") == node.ip
+        assert _block(instance, "unicast_peer").split() == [n.ip for n in t.lbs if n != node]
+        assert _block(instance, "virtual_ipaddress").split() == [f"{t.vip}/24", "dev", "eth0"]
+        assert _block(instance, "track_script").split() == ["haproxy_alive"]
+        priorities.append(int(_setting(instance, "priority")))
+        # the check reads the pid file this node's HAProxy writes
+        pid_file = _setting(configs.haproxy_config(t, node), "pidfile")
+        assert f'script "/usr/bin/pgrep -F {pid_file} haproxy"' in cfg
+        cmd = configs.keepalived_command(t, node)
+        assert cmd[cmd.index("--use-file") + 1] == str(tmp_path / node.name / "keepalived.conf")
+    assert len(set(priorities)) == 2 and all(1 <= p <= 254 for p in priorities)
+    # pid files of their own: two keepalived on one machine do not share /run/keepalived.pid
+    cmds = [configs.keepalived_command(t, n) for n in t.lbs]
+    assert len({c[c.index(flag) + 1] for c in cmds for flag in ("--pid", "--vrrp_pid")}) == 4
+
+
+@pytest.mark.skipif(
+    shutil.which("keepalived") is None or os.geteuid() != 0,
+    reason="keepalived not installed (bench/ha/install.sh), or not root (its script_user root)",
+)
+def test_keepalived_accepts_the_configuration_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    t = configs.topology(tmp_path)
+    for node in t.lbs:
+        path = tmp_path / f"{node.name}.conf"
+        path.write_text(configs.keepalived_config(t, node))
+        r = subprocess.run(["keepalived", "-t", "-f", str(path)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    # the check itself can fail: an unknown keyword
+    path.write_text(configs.keepalived_config(t, t.lbs[0]).replace("nopreempt", "nopreempted"))
+    r = subprocess.run(["keepalived", "-t", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "nopreempted" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed (bench/ha/install.sh)")
+def test_haproxy_accepts_the_configuration(tmp_path: Path) -> None:
+    t = configs.topology(tmp_path)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(configs.haproxy_config(t, t.lbs[1]))
+    r = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -91,11 +91,20 @@ def test_each_kind_of_damage_is_reported_and_repaired_safely(strata_factory) -> 
         (part_blob,) = c.execute("SELECT blob FROM parts WHERE upload_id = ?", (upload_id,)).fetchone()
     with closing(sqlite3.connect(data / "dynamodb" / "dynamodb.sqlite3")) as c, c:
         c.execute("UPDATE ddb_tables SET item_count = 7")
+        lost = {
+            "arn": "arn:aws:dynamodb:us-east-1:000000000000:table/fsck-table/backup/1",
+            "file": "lost.bak",
+        }
+        c.execute("INSERT INTO documents VALUES ('ddb-backup', ?, ?)", (lost["arn"], json.dumps(lost)))
+    stray = data / "dynamodb" / "dynamodb-backups" / "stray.bak"
+    stray.write_bytes(b"no record names it")
     code, report = fsck(data)
     assert code == 1
     assert kinds(report) == sorted(
         [
             ("count_mismatch", "dynamodb table fsck-table"),
+            ("missing_backup_file", f"dynamodb backup {lost['arn']}"),
+            ("orphan_backup_file", "stray.bak"),
             ("missing_blob", "s3://fsck-bucket/big version null"),
             ("orphan_blob", orphan.name),
             ("orphan_part", f"upload {upload_id} part 1"),
@@ -107,8 +116,8 @@ def test_each_kind_of_damage_is_reported_and_repaired_safely(strata_factory) -> 
     code, report = fsck(data, "--repair")
     assert code == 1  # the missing blob, the short blob and the count cannot be repaired
     repaired = {f["kind"] for f in report["findings"] if f["repaired"]}
-    assert repaired == {"orphan_blob", "orphan_part", "temp_file"}
-    assert not orphan.exists() and not (data / "clock.tmp").exists()
+    assert repaired == {"orphan_blob", "orphan_part", "temp_file", "orphan_backup_file"}
+    assert not orphan.exists() and not (data / "clock.tmp").exists() and not stray.exists()
     assert not (data / "s3" / "blobs" / part_blob[:2] / part_blob[2:4] / part_blob).exists()
     # never removes what metadata refers to: the short blob and the small object stay
     assert _blob_of(data, "big2").exists()
@@ -116,6 +125,7 @@ def test_each_kind_of_damage_is_reported_and_repaired_safely(strata_factory) -> 
     assert kinds(report) == sorted(
         [
             ("count_mismatch", "dynamodb table fsck-table"),
+            ("missing_backup_file", f"dynamodb backup {lost['arn']}"),
             ("missing_blob", "s3://fsck-bucket/big version null"),
             ("wrong_size", "s3://fsck-bucket/big2 version null"),
         ]

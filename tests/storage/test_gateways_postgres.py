@@ -243,6 +243,8 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     )
     assert len(owners) == 1
     owner = owners[0]
+    # Each counts the gateways alive (a shared advisory lock each): what DynamoDB's capacity is divided by.
+    _until(lambda: all(g.admin("/_strata/clock")["gateways"] == 2 for g in gateways), "both count two")
     other = b if owner is a else a
     s3 = other.client("s3")
     bucket = f"gw-{uuid.uuid4().hex[:8]}"
@@ -259,6 +261,7 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     other.admin("/_strata/clock", {"advance": "1d"})  # both alive: the owner runs the rules
     owner.kill()  # kill -9: PostgreSQL ends its session, and so releases the scheduler's lock
     _until(lambda: other.admin("/_strata/clock")["scheduler_owner"], "the survivor takes the scheduler over")
+    _until(lambda: other.admin("/_strata/clock")["gateways"] == 1, "the survivor counts itself alone")
     advanced = other.admin("/_strata/clock", {"advance": "2d"})
     versions = s3.list_object_versions(Bucket=bucket)
     assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
@@ -277,6 +280,7 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     assert metered == pytest.approx(1000 * (until - created) / 3600, abs=1000 * 2 / 3600)
 
     owner.start()  # back, it follows: the survivor keeps the scheduler
+    _until(lambda: other.admin("/_strata/clock")["gateways"] == 2, "the survivor counts the one back")
     assert owner.admin("/_strata/clock")["scheduler_owner"] is False
     assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
 

@@ -367,3 +367,44 @@ def test_s3_sql_answers_the_same_on_both_backends(tmp_path: Path, metadata_url: 
     sqlite = answers(S3Store(tmp_path / "meta.db"))
     assert sqlite[1] == sqlite[2] == ["a\x01", "b"]
     assert answers(S3Store(tmp_path / "unused.db", metadata_url=pg_url)) == sqlite
+
+
+def test_an_object_write_decided_from_a_changed_bucket_row_inserts_nothing(
+    tmp_path: Path, pg_node: PgNode
+) -> None:
+    """PutObject's write uses the bucket row its request read from the database (no second read
+    inside the write) only while the stored row is still that one: the insert itself checks the
+    row's xmin. Changed (or deleted) by another gateway in between: BucketChanged, nothing
+    written (core's _commit_object then starts the write over, reading the row inside it)."""
+    import asyncio
+
+    from strata.services.s3.store import BucketChanged, ObjectRow, S3Store
+
+    store = S3Store(tmp_path / "unused.db", metadata_url=fresh_database("s3xmin"))
+
+    def put(key: str, bucket: object) -> None:
+        row = ObjectRow(0, "xm", key, "null", True, False, None, 1, '"e"', 5.0, "STANDARD", {})
+        asyncio.run(
+            store.db.write(lambda: store.insert_version(row, replace_null=True, data=b"x", unchanged=bucket))
+        )
+
+    try:
+        asyncio.run(store.db.write(lambda: store.insert_bucket("xm", "us-east-1", 1.0)))
+        seen = store.bucket("xm", cached=False)
+        assert seen is not None and seen.xmin
+        put("a", seen)
+        assert store.current("xm", "a") is not None
+        asyncio.run(store.db.write(lambda: store.set_bucket_field("xm", "versioning", "Enabled")))
+        with pytest.raises(BucketChanged):
+            put("b", seen)
+        assert store.current("xm", "b") is None
+        now = store.bucket("xm", cached=False)
+        assert now is not None and now.xmin != seen.xmin
+        put("b", now)
+        assert store.current("xm", "b") is not None
+        asyncio.run(store.db.write(lambda: store.delete_bucket("xm")))
+        with pytest.raises(BucketChanged):
+            put("c", now)
+        assert store.current("xm", "c") is None
+    finally:
+        store.close()

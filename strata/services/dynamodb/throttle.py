@@ -33,6 +33,15 @@ it, and a table write is refused while any GSI's write capacity is spent (GSI ba
 with the same errors naming the index (`Index...`, resource `<table arn>/index/<name>`). The consumption of every provisioned table is
 kept per simulated minute for the last hour (`minutes`), which auto scaling's target tracking reads.
 `STRATA_DYNAMODB_THROTTLING=off` turns enforcement off (consumption is still kept).
+
+Several gateways on one PostgreSQL (`--metadata`): every limit above is the table's, not a
+server's, so each gateway admits its share of it: the rate, the burst and the maximum divided by
+the live gateways (strata.storage.shared.live, counted by strata.storage.coordination), read per
+request as one attribute, no round trip. A balancer spreading requests evenly then admits the
+provisioned rate in all; a gateway taking all of a table's traffic admits only its share (the
+price of no shared counter on the hot path). A peak an on-demand table reached is this gateway's
+served units times the gateway count (the table's, estimated). The per-minute consumption
+(`minutes`) is this gateway's own, and the control-plane rates (control.py) stay per gateway.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from strata.services.dynamodb.warm import SETTLE_SECONDS, Quota
 from strata.services.dynamodb.warm import current as warm_of
 from strata.services.dynamodb.warm import index_current as warm_of_index
 from strata.sim.clock import clock
+from strata.storage.shared import live
 
 BURST_SECONDS = 300.0
 KEEP_MINUTES = 60  # per-minute consumption kept per table (target tracking looks back 15)
@@ -136,20 +146,23 @@ class Minutes:
 
 
 class _Buckets:
-    __slots__ = ("read", "write", "tp")
+    """A provisioned table's (or GSI's) read and write buckets: this gateway's share (1/`n`)."""
 
-    def __init__(self, tp: dict, now: float) -> None:
-        self.read = Bucket(float(tp["ReadCapacityUnits"]), now)
-        self.write = Bucket(float(tp["WriteCapacityUnits"]), now)
+    __slots__ = ("read", "write", "tp", "n")
+
+    def __init__(self, tp: dict, now: float, n: int = 1) -> None:
+        self.read = Bucket(float(tp["ReadCapacityUnits"]) / n, now)
+        self.write = Bucket(float(tp["WriteCapacityUnits"]) / n, now)
         self.tp = tp
+        self.n = n
 
-    def sync(self, tp: dict | None, now: float) -> None:
+    def sync(self, tp: dict | None, now: float, n: int = 1) -> None:
         # UpdateTable publishes a new metadata object (and throughput dict): compare identity
         # first, so the hot path pays one `is` per request.
-        if tp is None or tp is self.tp:
+        if tp is None or (tp is self.tp and n == self.n):
             return
-        self.tp = tp
-        r, w = tp["ReadCapacityUnits"], tp["WriteCapacityUnits"]
+        self.tp, self.n = tp, n
+        r, w = tp["ReadCapacityUnits"] / n, tp["WriteCapacityUnits"] / n
         if self.read.rate != r:
             self.read.set_rate(float(r), now)
         if self.write.rate != w:
@@ -162,22 +175,28 @@ class _Maximum:
 
     __slots__ = ("spec", "read", "write")
 
-    def __init__(self, spec: dict, now: float) -> None:
+    def __init__(self, spec: dict, now: float, n: int = 1) -> None:
         self.spec = spec
         r, w = spec.get("MaxReadRequestUnits", -1), spec.get("MaxWriteRequestUnits", -1)
-        self.read = Bucket(float(r), now, 1.0) if r > 0 else None
-        self.write = Bucket(float(w), now, 1.0) if w > 0 else None
+        self.read = Bucket(float(r) / n, now, 1.0) if r > 0 else None
+        self.write = Bucket(float(w) / n, now, 1.0) if w > 0 else None
+
+    def regroup(self, n: int, now: float) -> None:
+        for bucket, units in ((self.read, "MaxReadRequestUnits"), (self.write, "MaxWriteRequestUnits")):
+            if bucket is not None:
+                bucket.set_rate(float(self.spec[units]) / n, now)
 
 
 class _Capacity:
     """An on-demand table's capacity (see the module doc): a one-second bucket per dimension at
     min(quota, max(warm, 2 x the highest settled peak)), and the peaks still settling."""
 
-    __slots__ = ("warm", "quota", "buckets", "second", "used", "settling", "settled")
+    __slots__ = ("warm", "quota", "buckets", "second", "used", "settling", "settled", "n")
 
-    def __init__(self, warm: list[int], quota: int, now: float) -> None:
+    def __init__(self, warm: list[int], quota: int, now: float, n: int = 1) -> None:
         self.warm = warm  # the table's own list (provisioning["warm"]): new peaks raise it in place
         self.quota = quota
+        self.n = n  # live gateways: this one's buckets hold 1/n of the table's capacity
         self.second = int(now)
         self.used = [0.0, 0.0]
         self.settling: tuple[deque, deque] = (deque(), deque())  # (second, units) of new highs
@@ -185,7 +204,7 @@ class _Capacity:
         self.buckets = (Bucket(self._rate(0), now, 1.0), Bucket(self._rate(1), now, 1.0))
 
     def _rate(self, i: int) -> float:
-        return float(min(self.quota, max(self.warm[i], 2 * self.settled[i])))
+        return float(min(self.quota, max(self.warm[i], 2 * self.settled[i]))) / self.n
 
     def bucket(self, read: bool, now: float) -> Bucket:
         if int(now) != self.second:
@@ -215,7 +234,7 @@ class _Capacity:
     def _next_second(self, now: float) -> None:
         for i in (0, 1):
             bucket = self.buckets[i]
-            served = min(self.used[i], bucket.rate)
+            served = min(self.used[i], bucket.rate) * self.n  # the table's, estimated
             highs = self.settling[i]
             if served > max(self.settled[i], highs[-1][1] if highs else 0.0):
                 highs.append((self.second, served))
@@ -232,15 +251,16 @@ class _Capacity:
         self.second = int(now)
         self.used = [0.0, 0.0]
 
-    def rebind(self, warm: list[int], now: float) -> None:
-        """The table's metadata was replaced (UpdateTable): follow its warm throughput, keeping
-        the peaks and what the buckets hold."""
+    def rebind(self, warm: list[int], now: float, n: int | None = None) -> None:
+        """The table's metadata was replaced (UpdateTable), or the gateways are `n` now: follow
+        its warm throughput and the share, keeping the peaks and what the buckets hold."""
         self.warm = warm
+        self.n = self.n if n is None else n
         for i in (0, 1):
             self.buckets[i].set_rate(self._rate(i), now)
 
     def limited_by_quota(self, read: bool) -> bool:
-        return self.buckets[0 if read else 1].rate >= self.quota
+        return self.buckets[0 if read else 1].rate * self.n >= self.quota
 
 
 def _reason(arn: str, read: bool, limit: str, index: str | None) -> dict:
@@ -295,29 +315,43 @@ class Throttle:
         self._maxima: dict[int, _Maximum] = {}  # on-demand tables with a maximum throughput
         self._index_capacities: dict[int, _Capacity] = {}  # on-demand GSIs, by GSI id
         self._index_maxima: dict[int, _Maximum] = {}
+        self.n = 1  # the live gateways every bucket is divided among (see the module doc)
+
+    def _regroup(self) -> None:
+        """The number of live gateways changed: every bucket takes its new share (what a bucket
+        holds stays, up to its new cap; a larger share refills at its new rate)."""
+        n, now = live.count, clock.time()
+        self.n = n
+        for b in (*self._tables.values(), *self._indexes.values()):
+            b.sync(b.tp, now, n)
+        for m in (*self._maxima.values(), *self._index_maxima.values()):
+            m.regroup(n, now)
+        for c in (*self._capacities.values(), *self._index_capacities.values()):
+            c.rebind(c.warm, now, n)
 
     def _table(self, meta: TableMeta, now: float) -> _Buckets:
         b = self._tables.get(meta.tid)
         if b is None:
-            b = self._tables[meta.tid] = _Buckets(meta.throughput, now)
+            b = self._tables[meta.tid] = _Buckets(meta.throughput, now, self.n)
             saved = meta.provisioning.get("buckets", {}).get("table")
             if saved:
                 _restore(b.read, saved[0])
                 _restore(b.write, saved[1])
         elif b.tp is not meta.throughput:
-            b.sync(meta.throughput, now)
+            b.sync(meta.throughput, now, self.n)
         return b
 
     def _maximum(self, meta: TableMeta, now: float) -> _Maximum:
         m = self._maxima.get(meta.tid)
         if m is None or m.spec is not meta.on_demand:
-            m = self._maxima[meta.tid] = _Maximum(meta.on_demand or {}, now)
+            m = self._maxima[meta.tid] = _Maximum(meta.on_demand or {}, now, self.n)
         return m
 
     def _capacity(self, meta: TableMeta, now: float) -> _Capacity:
         c = self._capacities.get(meta.tid)
         if c is None:
-            c = self._capacities[meta.tid] = _Capacity(warm_of(meta, self.quota), self.quota.table_max, now)
+            warm = warm_of(meta, self.quota)
+            c = self._capacities[meta.tid] = _Capacity(warm, self.quota.table_max, now, self.n)
         elif meta.provisioning.get("warm") is not c.warm:  # a new metadata object (UpdateTable)
             c.rebind(warm_of(meta, self.quota), now)
         return c
@@ -325,6 +359,8 @@ class Throttle:
     def _on_demand_refusal(self, meta: TableMeta, read: bool, index: str | None) -> ServiceError | None:
         if not self.enforce:
             return None
+        if live.count != self.n:  # (one attribute per request: the gateways rarely change)
+            self._regroup()
         now = clock.time()
         if index is not None:  # a read of a GSI draws on the GSI's capacity (an LSI's: the table's)
             for ix in meta.indexes:
@@ -353,7 +389,7 @@ class Throttle:
         if ix.on_demand is not None:
             m = self._index_maxima.get(ix.iid)
             if m is None or m.spec is not ix.on_demand:
-                m = self._index_maxima[ix.iid] = _Maximum(ix.on_demand, now)
+                m = self._index_maxima[ix.iid] = _Maximum(ix.on_demand, now, self.n)
             bucket = m.read if read else m.write
             if bucket is not None and bucket.level(now) <= 0:
                 return on_demand_exceeded(meta.arn, read, ix.name)
@@ -366,7 +402,7 @@ class Throttle:
         c = self._index_capacities.get(ix.iid)
         if c is None:
             warm = warm_of_index(ix, meta.billing_mode, self.quota)
-            c = self._index_capacities[ix.iid] = _Capacity(warm, self.quota.table_max, now)
+            c = self._index_capacities[ix.iid] = _Capacity(warm, self.quota.table_max, now, self.n)
         elif ix.provisioning.get("warm") is not c.warm:  # a new metadata object (UpdateTable)
             c.rebind(warm_of_index(ix, meta.billing_mode, self.quota), now)
         return c
@@ -387,13 +423,15 @@ class Throttle:
     def _index(self, iid: int, tp: dict | None, now: float, saved: dict | None = None) -> _Buckets:
         b = self._indexes.get(iid)
         if b is None:
-            b = self._indexes[iid] = _Buckets(tp or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, now)
+            b = self._indexes[iid] = _Buckets(
+                tp or {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}, now, self.n
+            )
             levels = (saved or {}).get(str(iid))
             if levels:
                 _restore(b.read, levels[0])
                 _restore(b.write, levels[1])
         else:
-            b.sync(tp, now)
+            b.sync(tp, now, self.n)
         return b
 
     def read_refusal(self, meta: TableMeta, index: str | None = None) -> ServiceError | None:
@@ -402,6 +440,8 @@ class Throttle:
             return self._on_demand_refusal(meta, True, index)
         if not self.enforce:
             return None
+        if live.count != self.n:  # (one attribute per request: the gateways rarely change)
+            self._regroup()
         now = clock.time()
         if index is not None:
             for ix in meta.indexes:
@@ -430,6 +470,8 @@ class Throttle:
             return self._on_demand_refusal(meta, False, None)
         if not self.enforce:
             return None
+        if live.count != self.n:  # (one attribute per request: the gateways rarely change)
+            self._regroup()
         now = clock.time()
         if self._table(meta, now).write.level(now) <= 0:
             return exceeded(meta.arn, False)
@@ -446,6 +488,8 @@ class Throttle:
 
     def charge(self, meta: TableMeta, consumed: Consumed) -> None:
         """Take what a request consumed from its buckets and add it to the minute's history."""
+        if live.count != self.n:
+            self._regroup()
         now = clock.time()
         if meta.billing_mode != "PROVISIONED":
             served = (

@@ -59,14 +59,15 @@ INFO_EXPORT, INFO_BLOCK_SIZE = 0, 3
 TX_FLAGS = (
     1 | 4 | 8 | 32 | 64 | 256
 )  # HAS_FLAGS SEND_FLUSH SEND_FUA SEND_TRIM SEND_WRITE_ZEROES CAN_MULTI_CONN
+IP_FREEBIND = 15  # Linux: bind an address this machine does not hold (yet)
 JOIN_TIMEOUT = 30.0  # seconds a disconnect waits for a connection's requests to finish
 
 
 class NbdServer:
     def __init__(self, provider: EC2Provider) -> None:
         self.provider = provider
-        self._listener: socket.socket | None = None
-        self._accepting: asyncio.Task | None = None
+        self._listeners: list[socket.socket] = []  # the address served, then the engine address's
+        self._accepting: list[asyncio.Task] = []
         self._host = "127.0.0.1"
         self._port = 0
         self._lock = threading.Lock()
@@ -78,20 +79,31 @@ class NbdServer:
         self._io_closed: dict[str, list[int]] = {}
         self.limits = limits_enabled()
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, engine_address: str | None = None) -> None:
+        """Serve on host:port, and with an engine address (strata.engines.floating) on that
+        address's same port too, bound whether or not this machine holds it now."""
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        self._listener = socket.create_server((host, port), family=family, backlog=128)
-        self._listener.setblocking(False)
-        self._host, self._port = self._listener.getsockname()[:2]
-        self._accepting = asyncio.ensure_future(self._accept())
-        log.info("NBD on %s:%s", self._host, self._port)
+        self._listeners = [socket.create_server((host, port), family=family, backlog=128)]
+        self._host, self._port = self._listeners[0].getsockname()[:2]
+        if engine_address is not None and host not in (engine_address, "0.0.0.0"):
+            extra = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            extra.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            extra.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+            extra.bind((engine_address, self._port))
+            extra.listen(128)
+            self._listeners.append(extra)
+        for listener in self._listeners:
+            listener.setblocking(False)
+            self._accepting.append(asyncio.ensure_future(self._accept(listener)))
+        log.info(
+            "NBD on %s", ", ".join(f"{a}:{p}" for a, p, *_ in (s.getsockname() for s in self._listeners))
+        )
 
-    async def _accept(self) -> None:
-        assert self._listener is not None
+    async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                sock, _ = await loop.sock_accept(self._listener)
+                sock, _ = await loop.sock_accept(listener)
             except OSError as e:  # e.g. out of file descriptors: try again shortly
                 log.warning("NBD accept failed: %s", e)
                 await asyncio.sleep(0.1)
@@ -106,10 +118,11 @@ class NbdServer:
     async def stop(self) -> None:
         """Stop accepting, end every connection and wait for their requests to finish (the
         devices are closed after this)."""
-        if self._accepting is not None:
-            self._accepting.cancel()
-        if self._listener is not None:
-            self._listener.close()
+        for task in self._accepting:
+            task.cancel()
+        for listener in self._listeners:
+            listener.close()
+        self._accepting, self._listeners = [], []
         with self._lock:
             conns = dict(self._handshaking)
             self._handshaking.clear()

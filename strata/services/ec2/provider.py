@@ -121,13 +121,17 @@ class EC2Provider(
             ports = PortAllocator.for_settings(self.settings)
             port = await run_blocking(ports.allocate, "ec2-nbd")
         host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
-        await self.nbd.start(host, port)
+        exposed = self.settings.exposed_engines
+        await self.nbd.start(host, port, exposed.address if exposed is not None else None)
         # STRATA_SECURITY_GROUPS=unenforced: behave as on a host without nftables (refuse what
         # would restrict), e.g. to leave the kernel's tables alone.
         wanted = os.environ.get("STRATA_SECURITY_GROUPS", "enforced").lower() != "unenforced"
         if wanted and await run_blocking(nft_usable):
+            exposed = self.settings.exposed_engines
             self.security_groups.firewall = Firewall(
-                "security_groups", private_ports=self.settings.engine_port_range
+                "security_groups",
+                private_ports=self.settings.engine_port_range,
+                exposed=exposed.address if exposed is not None else None,
             )
             if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
                 self.security_groups.egress = EgressFilter("security_groups_egress")

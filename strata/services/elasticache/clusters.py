@@ -10,7 +10,7 @@ from strata.engines.memcached import binary as memcached_binary
 from strata.engines.process import EngineError
 from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
-from strata.services.elasticache import events, security, subnets
+from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -147,6 +147,7 @@ class CacheClusterOperations(MaintenanceOperations):
 
     def _start_standalone(self, doc: dict, restore: dict | None) -> None:
         """Start (or restart) every node of a standalone cache cluster; blocking."""
+        exposure.expose(self.router, self.settings.exposed_engines, doc["port"])
         servers = []
         for i, node in enumerate(doc["nodes"]):
             binds = [PRIMARY] if i == 0 else []
@@ -372,6 +373,7 @@ class CacheClusterOperations(MaintenanceOperations):
             self._meter_usage(doc)
             await self._close_discovery(doc["id"])
             await run_blocking(self.engines.stop_cluster, doc["id"], True)
+            await run_blocking(exposure.unexpose, self.router, doc["port"])
             self.store.delete_doc("cluster", doc["id"])
             await run_blocking(security.unguard, self, port_owner(doc, "cluster"))
             self.ports.release_prefix(port_owner(doc, "cluster"))

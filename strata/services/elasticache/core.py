@@ -24,10 +24,10 @@ from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.elasticache import cache_parameters as cp
-from strata.services.elasticache import security
+from strata.services.elasticache import exposure, security
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.nodes import PRIMARY, Engines, Server
-from strata.services.elasticache.render import render_cluster
+from strata.services.elasticache.render import endpoint, render_cluster
 from strata.services.owned_docs import OwnedDocs
 from strata.sim import timings
 from strata.sim.clock import clock
@@ -130,7 +130,10 @@ class ElastiCacheCore:
         self._loop = asyncio.get_running_loop()
         try:
             router = EndpointRouter(
-                self.runtime.data_dir / "endpoints", name="elasticache", any_loopback=True
+                self.runtime.data_dir / "endpoints",
+                name="elasticache",
+                any_loopback=True,
+                exposed=self.settings.exposed_engines,
             )
             await run_blocking(router.start)
             self.router = router
@@ -258,7 +261,14 @@ class ElastiCacheCore:
     def _render(self, ctx: RequestContext, cluster: dict, show_nodes: bool = True) -> dict:
         dep = self._deployment_of(cluster)
         pending = self._pending_reboot(cluster, dep)
-        return render_cluster(cluster, dep, ctx.region, ctx.account_id, show_nodes, pending)
+        out = render_cluster(cluster, dep, ctx.region, ctx.account_id, show_nodes, pending)
+        exposed = self.settings.exposed_engines
+        if exposed is None:
+            return out
+        if out.get("CacheNodes") and dep is cluster and dep["engine"] != "memcached":
+            # a standalone redis cluster's one node also holds PRIMARY (clusters.py), served there
+            out["CacheNodes"][0]["Endpoint"] = endpoint(PRIMARY, dep["port"])
+        return exposure.advertise(out, exposed, self.router)
 
     # -- cache parameter groups (operations: parameter_groups.py) ------------------------------------
 

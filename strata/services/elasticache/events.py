@@ -1,5 +1,6 @@
 """ElastiCache events: what happened to a cache cluster, replication group, snapshot, parameter
-group or serverless cache, as DescribeEvents answers it.
+group, serverless cache, user, user group or cache subnet group, as DescribeEvents answers it
+(cache security groups, EC2-Classic's, are not served, so none of their events are).
 
 The lifecycle code records an event with `record(self.store, source, source_type, message)` at
 the point the change is done (after the engine work, so an event never announces what failed).

@@ -19,7 +19,7 @@ from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.services.base import run_blocking
-from strata.services.elasticache import events, security, subnets
+from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
@@ -162,6 +162,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
     ) -> dict:
         shown = {**group, "status": status or group["status"]}
         out = render_group(shown, self._members(group), self._roles(group), ctx.region, ctx.account_id)
+        out = exposure.advertise(out, self.settings.exposed_engines, self.router)
         role = self._global_role(group)
         if role:
             out["GlobalReplicationGroupInfo"] = {
@@ -239,6 +240,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         members = self._members(group)
         binds = self._wanted_binds(group)
         port = group["port"]
+        exposure.expose(self.router, self.settings.exposed_engines, port)
         if not group.get("cluster_mode"):
             ng = group["node_groups"][0]
             primary = members[ng["primary"]]
@@ -496,6 +498,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
         await run_blocking(self._drop_reader_route, group)
+        await run_blocking(exposure.unexpose, self.router, group["port"])
         for cid in [c for ng in group["node_groups"] for c in ng["members"]]:
             await run_blocking(self.engines.stop_cluster, cid, True)
             self.store.delete_doc("cluster", cid)

@@ -39,7 +39,7 @@ from strata.engines.process import EngineError, wait_until
 from strata.engines.redis import RedisServer
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
-from strata.services.elasticache import events, security, subnets
+from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -174,7 +174,7 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         if doc["engine"] in v.REDIS_LIKE:
             out["SnapshotRetentionLimit"] = doc.get("retention") or 0
             out["DailySnapshotTime"] = doc.get("snapshot_time") or "00:00"
-        return out
+        return exposure.advertise(out, self.settings.exposed_engines, self.router)
 
     # -- engines ------------------------------------------------------------------------------------
 

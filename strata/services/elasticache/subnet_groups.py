@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from strata.context import RequestContext
+from strata.services.elasticache import events
 from strata.services.elasticache.core import ElastiCacheCore, paginate
 from strata.services.elasticache.errors import fault, invalid
 from strata.services.elasticache.render import arn
@@ -100,6 +101,7 @@ class CacheSubnetGroupOperations(ElastiCacheCore):
             "tags": {t["Key"]: t.get("Value", "") for t in req.get("Tags") or []},
         }
         self.store.put_doc("subnet_group", name, doc)
+        events.record(self.store, name, "cache-subnet-group", f"Cache subnet group {name} created")
         return {"CacheSubnetGroup": self._subnet_group_out(ctx, doc)}
 
     def describe_cache_subnet_groups(self, ctx: RequestContext, req: dict) -> dict:
@@ -135,6 +137,7 @@ class CacheSubnetGroupOperations(ElastiCacheCore):
         if req.get("CacheSubnetGroupDescription"):
             doc["description"] = req["CacheSubnetGroupDescription"]
         self.store.put_doc("subnet_group", name, doc)
+        events.record(self.store, name, "cache-subnet-group", f"Cache subnet group {name} modified")
         return {"CacheSubnetGroup": self._subnet_group_out(ctx, doc)}
 
     def delete_cache_subnet_group(self, ctx: RequestContext, req: dict) -> dict:
@@ -148,4 +151,5 @@ class CacheSubnetGroupOperations(ElastiCacheCore):
                 "CacheSubnetGroupInUse", f"Cache subnet group {name} is currently in use by a cache cluster."
             )
         self.store.delete_doc("subnet_group", name)
+        events.record(self.store, name, "cache-subnet-group", f"Cache subnet group {name} deleted")
         return {}

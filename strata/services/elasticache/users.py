@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from strata.context import RequestContext
 from strata.engines import redis as redis_engine
 from strata.services.base import run_blocking
-from strata.services.elasticache import acl
+from strata.services.elasticache import acl, events
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore, paginate
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -156,6 +156,7 @@ class UserOperations(ElastiCacheCore):
             **(_authentication(req, required=True) or {}),
         }
         self.store.put_doc("user", uid, user)
+        events.record(self.store, uid, "user", f"User {uid} created")
         return self._render_user(ctx, user)
 
     def describe_users(self, ctx: RequestContext, req: dict) -> dict:
@@ -186,6 +187,7 @@ class UserOperations(ElastiCacheCore):
         user.update(_authentication(req, required=False) or {})
         self.store.put_doc("user", user["id"], user)
         await self._reapply(user_id=user["id"])
+        events.record(self.store, user["id"], "user", f"User {user['id']} modified")
         return self._render_user(ctx, user, "modifying")
 
     async def delete_user(self, ctx: RequestContext, req: dict) -> dict:
@@ -204,6 +206,11 @@ class UserOperations(ElastiCacheCore):
             self.store.put_doc("user_group", ug["id"], ug)
         self.store.delete_doc("user", user["id"])
         await self._reapply(group_ids=[ug["id"] for ug in holding])
+        events.record(self.store, user["id"], "user", f"User {user['id']} deleted")
+        for ug in holding:
+            events.record(
+                self.store, ug["id"], "user-group", f"User {user['id']} removed from user group {ug['id']}"
+            )
         return rendered
 
     # -- user groups -------------------------------------------------------------------------------
@@ -230,6 +237,7 @@ class UserOperations(ElastiCacheCore):
             "tags": v.tags(req.get("Tags")),
         }
         self.store.put_doc("user_group", gid, ug)
+        events.record(self.store, gid, "user-group", f"User group {gid} created")
         return self._render_user_group(ctx, ug, "creating")
 
     def describe_user_groups(self, ctx: RequestContext, req: dict) -> dict:
@@ -259,6 +267,7 @@ class UserOperations(ElastiCacheCore):
             ug["engine"] = _engine(req["Engine"])
         self.store.put_doc("user_group", ug["id"], ug)
         await self._reapply(group_ids=[ug["id"]])
+        events.record(self.store, ug["id"], "user-group", f"User group {ug['id']} modified")
         return self._render_user_group(ctx, ug, "modifying")
 
     def delete_user_group(self, ctx: RequestContext, req: dict) -> dict:
@@ -277,6 +286,7 @@ class UserOperations(ElastiCacheCore):
             )
         rendered = self._render_user_group(ctx, ug, "deleting")
         self.store.delete_doc("user_group", ug["id"])
+        events.record(self.store, ug["id"], "user-group", f"User group {ug['id']} deleted")
         return rendered
 
     # -- replication groups' ACLs --------------------------------------------------------------------

@@ -66,7 +66,9 @@ class Runner:
         # The documents of running experiments: the one copy every change goes through.
         self.live: dict[str, dict] = {}
         self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
-        self.blackhole = Blackhole()  # endpoints cut off by network disruptions
+        exposed = settings.exposed_engines
+        # endpoints cut off by network disruptions (on the engine address too)
+        self.blackhole = Blackhole(exposed=exposed.address if exposed is not None else None)
         self.partition = Partition()  # replication between engines of cut zones and the others
 
     def _save(self, doc: dict) -> None:

@@ -119,7 +119,7 @@ class ClusterEndpointOperations(ClusterOperations):
                 "Status": status,
                 "EndpointType": kind,
             }
-            for kind, host in (("WRITER", "127.0.0.1"), ("READER", READER_HOST))
+            for kind, host in (("WRITER", self.fleet.address), ("READER", READER_HOST))
         ]
 
     def _custom_members_in(self, cluster: dict, req: dict) -> tuple[list[str], list[str]]:

@@ -133,7 +133,7 @@ class ClusterOperations(RDSCore):
             "EngineVersion": c["engine_version"],
             "EngineMode": "provisioned",
             "Port": c["port"],
-            "Endpoint": "127.0.0.1",
+            "Endpoint": self.fleet.address,
             "ReaderEndpoint": READER_HOST,
             "MasterUsername": c["master_username"],
             "DBClusterMembers": members,
@@ -373,11 +373,7 @@ class ClusterOperations(RDSCore):
 
     async def delete_db_cluster(self, ctx: RequestContext, req: dict) -> dict:
         c = self._get_cluster(req.get("DBClusterIdentifier"))
-        if req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
-            raise m.fault(
-                "InvalidParameterCombination",
-                "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot",
-            )
+        m.check_final_snapshot_choice(req)
         if c.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",

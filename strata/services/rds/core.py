@@ -81,7 +81,10 @@ class RDSCore:
             taken=_taken,
         )
         self.fleet = Fleet(
-            runtime.data_dir, PortAllocator.for_settings(runtime.settings), key=self.store.engine_key
+            runtime.data_dir,
+            PortAllocator.for_settings(runtime.settings),
+            key=self.store.engine_key,
+            exposed=runtime.settings.exposed_engines,
         )
         self._tasks: set[asyncio.Task] = set()
         self._scheduler_wakeup = False

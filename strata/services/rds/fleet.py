@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from strata.config import EngineAddress
 from strata.engines.endpoint import EndpointRouter, Router
 from strata.engines.mariadb import MariaNode, drop_node_account
 from strata.engines.ports import PortAllocator, port_is_free
@@ -31,13 +32,22 @@ log = logging.getLogger("strata.rds")
 
 
 class Fleet:
-    def __init__(self, data_dir: Path, ports: PortAllocator, key: Callable[[str], str] = str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: PortAllocator,
+        key: Callable[[str], str] = str,
+        exposed: EngineAddress | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
+        # Where clients reach the instance and writer endpoints (Describe*'s Address): the engine
+        # address, whose router serves every route on 127.0.0.1 there too, or loopback.
+        self.address = exposed.address if exposed is not None else "127.0.0.1"
         self.ports = ports
         # An instance's engine-side name in the account being served (OwnedDocs.engine_key): two
         # accounts' "db1" get their own directories, ports, routes and locks.
         self.key = key
-        self.router: Router = EndpointRouter(self.data_dir / "endpoints", name="rds")
+        self.router: Router = EndpointRouter(self.data_dir / "endpoints", name="rds", exposed=exposed)
         # StorageEncrypted instances and their snapshots: `<data>/rds/volumes/` (encryption.py)
         self.volumes = EncryptedVolumes(self.data_dir)
         self._nodes: dict[tuple[str, str], Node] = {}

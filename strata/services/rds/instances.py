@@ -221,7 +221,11 @@ class InstanceOperations(OptionGroupOperations):
             "Engine": doc["engine"],
             "DBInstanceStatus": doc["status"],
             "MasterUsername": doc["master_username"],
-            "Endpoint": {"Address": "127.0.0.1", "Port": doc["port"], "HostedZoneId": "Z2R2ITUGPM61AM"},
+            "Endpoint": {
+                "Address": self.fleet.address,
+                "Port": doc["port"],
+                "HostedZoneId": "Z2R2ITUGPM61AM",
+            },
             "AllocatedStorage": doc["allocated_storage"],
             "InstanceCreateTime": created,
             "PreferredBackupWindow": doc["backup_window"],
@@ -476,6 +480,7 @@ class InstanceOperations(OptionGroupOperations):
 
     async def delete_db_instance(self, ctx: RequestContext, req: dict) -> dict:
         doc = self._get_instance(req.get("DBInstanceIdentifier"))
+        m.check_final_snapshot_choice(req)
         if doc.get("deletion_protection"):
             raise m.fault(
                 "InvalidParameterCombination",

@@ -133,6 +133,16 @@ def invalid_state(ident: str, status: str) -> ServiceError:
     return fault("InvalidDBInstanceState", f"DB instance {ident} is not in available state (it is {status}).")
 
 
+def check_final_snapshot_choice(req: dict) -> None:
+    """DeleteDBInstance and DeleteDBCluster: a final snapshot is either skipped or named, never
+    both (RDS refuses the pair rather than ignore the name)."""
+    if req.get("SkipFinalSnapshot") and req.get("FinalDBSnapshotIdentifier"):
+        raise fault(
+            "InvalidParameterCombination",
+            "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot",
+        )
+
+
 def engine_info(engine: str | None) -> EngineInfo:
     if not engine:
         raise fault("InvalidParameterValue", "Engine is required.")

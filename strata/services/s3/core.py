@@ -28,7 +28,7 @@ from strata.services.s3.lifecycle_rules import Rules
 from strata.services.s3.lock_rules import default_retention
 from strata.services.s3.names import Limits
 from strata.services.s3.sse import ObjectKeys
-from strata.services.s3.store import NEW_VERSION, BucketRow, ObjectRow, S3Store
+from strata.services.s3.store import NEW_VERSION, BucketChanged, BucketRow, ObjectRow, S3Store
 from strata.services.s3.tiering_rules import ARCHIVE_TIERS, archive_after, tier_at
 from strata.sim.clock import clock
 from strata.sim.meter import meter
@@ -177,11 +177,13 @@ class S3Core:
                 self.store.forget_bucket(bucket)
 
     def _read_version(
-        self, bucket: str, key: str, version_id: str | None, *, head: bool = False
+        self, bucket: str, key: str, version_id: str | None, *, head: bool = False, body: bool = False
     ) -> ObjectRow:
-        """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed)."""
+        """The object a GET/HEAD names, or S3's error (NoSuchKey, NoSuchVersion, MethodNotAllowed);
+        `body`: a small object's bytes too, read with the row (a GET: one statement, not two, and
+        the bytes of the very version whose headers are answered)."""
         if version_id:
-            row = self.store.version(bucket, key, version_id)
+            row = self.store.version(bucket, key, version_id, with_data=body)
             if row is None:
                 if version_id != "null" and not plausible_version_id(version_id):
                     raise ServiceError(
@@ -209,7 +211,7 @@ class S3Core:
                     },
                 )
             return row
-        row = self.store.current(bucket, key)
+        row = self.store.current(bucket, key, with_data=body)
         if row is None:
             raise no_such_key(key)
         if row.dm:
@@ -314,10 +316,16 @@ class S3Core:
         `check(current)` runs inside the transaction (conditional writes: If-None-Match,
         If-Match, a multipart upload still existing); when it raises, nothing is written and the
         caller drops the blob.
-        """
 
-        def write() -> tuple[list[str], str]:
-            fresh = self._bucket_for_write(bucket.name)
+        On PostgreSQL the bucket row the request read (it reads it from the database once per
+        request, see S3Store.bucket) is used as it is while the insert finds it unchanged (its
+        xmin, in the INSERT itself): no read of the row again inside the write. A row changed in
+        between makes the write start over with the row read inside it, as SQLite's always is.
+        """
+        attrs = dict(row.attrs)
+
+        def write(known: BucketRow | None) -> tuple[list[str], str]:
+            fresh = known or self._bucket_for_write(bucket.name)
             if check is not None:
                 check(self.store.current(row.bucket, row.key))
             row.version_id = self._new_version_id(fresh)
@@ -327,13 +335,19 @@ class S3Core:
                     row.attrs["retention"] = retention
             replaced: list[tuple[str, int, float]] = []
             freed = self.store.insert_version(
-                row, replace_null=row.version_id == "null", data=data, replaced=replaced
+                row, replace_null=row.version_id == "null", data=data, replaced=replaced, unchanged=known
             )
             for storage_class, size, since in replaced:  # an overwritten object
                 charge_early_delete(row.bucket, storage_class, size, since, row.modified)
             return freed, fresh.versioning
 
-        freed, versioning = await self.store.db.write(write)
+        known = bucket if self.store.shared and bucket.xmin else None
+        try:
+            freed, versioning = await self.store.db.write(lambda: write(known))
+        except BucketChanged:
+            row.attrs.clear()  # as it came: the write decides again (its default retention)
+            row.attrs.update(attrs)
+            freed, versioning = await self.store.db.write(lambda: write(None))
         self._free_blobs(freed)
         return versioning
 

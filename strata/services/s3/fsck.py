@@ -14,7 +14,9 @@ import base64
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from strata.services.s3.encryption import (
     Corrupt,
@@ -24,6 +26,8 @@ from strata.services.s3.encryption import (
     read_plain,
     stored_size,
 )
+from strata.sim.clock import clock
+from strata.storage.blobs import instance_alive, writer_of
 from strata.storage.fsck import Report, open_readonly
 
 BLOB_DIR = "blobs"
@@ -90,7 +94,54 @@ def _on_disk(size: int, attrs: str | None) -> tuple[int, bool]:
     return stored_size(a.get("parts") or [size], layers), True
 
 
-def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes: bool) -> None:
+def check_shared(report: Report, root: Path, conn: Any, *, hashes: bool, grace: float) -> None:
+    """Check S3 kept in PostgreSQL (`conn`: a PgConnection on the `s3` schema, in one snapshot)
+    against its blobs under `root` (--blob-dir/s3), while gateways may be running.
+
+    The blobs are listed before the rows are read: a blob published by a gateway and committed
+    meanwhile is then seen with its row, never taken for an orphan. An unreferenced blob is an
+    orphan only once older than `grace` seconds (a write in flight publishes before it commits),
+    and removable only if the gateway instance that wrote it is gone (BlobStore's instance locks)."""
+    blob_root = root / BLOB_DIR
+    listed = sorted(blob_root.glob("*/*/*")) if blob_root.is_dir() else []
+    now = clock.real_time()
+
+    def kept(p: Path) -> str | None:
+        writer = writer_of(p.name)
+        if instance_alive(root, writer):
+            return f"its writer, gateway instance {writer}, is running"
+        return None
+
+    def young(p: Path) -> bool:
+        freed = root / "freed" / p.name  # a delayed unlink a running gateway will do
+        return any(now - _mtime(f, now) < grace for f in (p, freed) if f.exists())
+
+    _check_rows(report, root, conn, hashes=hashes, blobs=[p for p in listed if not young(p)], kept=kept)
+    report.checked["s3_blobs"] = len(listed)
+
+
+def recheck_missing(report: Report, conn: Any) -> None:
+    """Drop missing blobs that no committed row names any more (`conn` reads committed data): a
+    running gateway deleted the object after the snapshot was taken and then its blob."""
+    report.findings = [f for f in report.findings if f.kind != "missing_blob" or _referenced(conn, f.ref[0])]
+
+
+def _mtime(p: Path, default: float) -> float:
+    try:
+        return p.stat().st_mtime
+    except FileNotFoundError:
+        return default
+
+
+def _check_rows(
+    report: Report,
+    root: Path,
+    conn: Any,
+    *,
+    hashes: bool,
+    blobs: list[Path] | None = None,
+    kept: Callable[[Path], str | None] = lambda p: None,
+) -> None:
     referenced: set[str] = set()
     n_objects = 0
     for bucket, key, version, blob, size, etag, data_len, data, attrs in conn.execute(
@@ -133,14 +184,25 @@ def _check_rows(report: Report, root: Path, conn: sqlite3.Connection, *, hashes:
             sse = json.loads(upload_attrs[upload_id]).get("sse") or {}
             size = stored_size([size], 2 if sse.get("alg") == "aws:kms:dsse" else 1)
         _check_blob(report, root, blob, size, where, None)
-    n_blobs = 0
-    blob_root = root / BLOB_DIR
-    if blob_root.is_dir():
-        for p in sorted(blob_root.glob("*/*/*")):
-            n_blobs += 1
-            if p.name not in referenced:
-                report.add("orphan_blob", p, f"{p.stat().st_size} bytes", repairable=True)
-    report.checked.update(s3_objects=n_objects, s3_parts=n_parts, s3_blobs=n_blobs)
+    if blobs is None:
+        blob_root = root / BLOB_DIR
+        blobs = sorted(blob_root.glob("*/*/*")) if blob_root.is_dir() else []
+    for p in blobs:
+        if p.name not in referenced:
+            size = _size_of(p)
+            if size is None:  # removed meanwhile (a running gateway's delayed unlink)
+                continue
+            why = kept(p)
+            detail = f"{size} bytes" + (f"; kept: {why}" if why else "")
+            report.add("orphan_blob", p, detail, repairable=why is None)
+    report.checked.update(s3_objects=n_objects, s3_parts=n_parts, s3_blobs=len(blobs))
+
+
+def _size_of(p: Path) -> int | None:
+    try:
+        return p.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _size_ok(root: Path, blob: str, size: int) -> bool:
@@ -155,7 +217,7 @@ def _check_blob(report: Report, root: Path, blob: str, size: int, where: str, et
     try:
         actual = path.stat().st_size
     except FileNotFoundError:
-        report.add("missing_blob", where, f"blob {blob}")
+        report.add("missing_blob", where, f"blob {blob}", ref=(blob,))
         return
     if actual != size:
         report.add("wrong_size", where, f"blob {blob} has {actual} bytes, expected {size}")
@@ -163,36 +225,51 @@ def _check_blob(report: Report, root: Path, blob: str, size: int, where: str, et
         report.add("wrong_hash", where, f"blob {blob} does not match ETag {etag}")
 
 
-def repair(report: Report, root: Path) -> None:
-    """Remove orphan blobs and parts whose upload is gone (temp files: storage.fsck)."""
+def repair(report: Report, root: Path, store: Any = None) -> None:
+    """Remove orphan blobs and parts whose upload is gone (temp files: storage.fsck). `store`:
+    S3's PostgreSQL store (check_shared), whose lock serializes the parts' removal with gateways'
+    writes; None: the data dir's SQLite file (offline)."""
     for f in report.orphan_blobs:
         p = Path(f.path)
-        if p.is_relative_to(root / BLOB_DIR):
+        if f.repairable and p.is_relative_to(root / BLOB_DIR):
             p.unlink(missing_ok=True)
             f.repaired = True
     parts = report.of("orphan_part")
     if not parts:
         return
+    if store is not None:
+        with store.transaction() as conn:  # blobs are unlinked only after it committed
+            _delete_parts(conn, parts)
+        _delete_part_blobs(store.reader(), root, parts)
+        return
     conn = sqlite3.connect(root / "meta.db", timeout=30)
     try:
         with conn:  # one transaction; blobs are unlinked only after it committed
-            for f in parts:
-                upload_id, number, _ = f.ref
-                conn.execute(
-                    "DELETE FROM parts WHERE upload_id = ? AND part_number = ? "
-                    "AND upload_id NOT IN (SELECT upload_id FROM uploads)",
-                    (upload_id, number),
-                )
-        for f in parts:
-            blob = f.ref[2]
-            if not _referenced(conn, blob):
-                _blob_path(root, blob).unlink(missing_ok=True)
-            f.repaired = True
+            _delete_parts(conn, parts)
+        _delete_part_blobs(conn, root, parts)
     finally:
         conn.close()
 
 
-def _referenced(conn: sqlite3.Connection, blob: str) -> bool:
+def _delete_parts(conn: Any, parts: list) -> None:
+    for f in parts:
+        upload_id, number, _ = f.ref
+        conn.execute(
+            "DELETE FROM parts WHERE upload_id = ? AND part_number = ? "
+            "AND upload_id NOT IN (SELECT upload_id FROM uploads)",
+            (upload_id, number),
+        )
+
+
+def _delete_part_blobs(conn: Any, root: Path, parts: list) -> None:
+    for f in parts:
+        blob = f.ref[2]
+        if not _referenced(conn, blob):
+            _blob_path(root, blob).unlink(missing_ok=True)
+        f.repaired = True
+
+
+def _referenced(conn: Any, blob: str) -> bool:
     return (
         conn.execute("SELECT 1 FROM objects WHERE blob = ? LIMIT 1", (blob,)).fetchone() is not None
         or conn.execute("SELECT 1 FROM parts WHERE blob = ? LIMIT 1", (blob,)).fetchone() is not None

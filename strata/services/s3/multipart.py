@@ -403,7 +403,7 @@ class MultipartOperations(S3Core):
             # Runs inside the object's commit transaction: the upload disappears with it.
             if self.store.upload(upload_id) is None:
                 raise _no_such_upload(upload_id)
-            freed.extend(self.store.delete_upload(upload_id))
+            freed[:] = self.store.delete_upload(upload_id)  # (once more if the write starts over)
 
         try:
             versioning = await self._commit_object(bucket, row, finish)

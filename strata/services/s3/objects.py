@@ -252,7 +252,7 @@ class ObjectOperations(EncryptedObjects):
     ) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
         bucket = self._require_bucket(req["Bucket"])
         row = authorized_object(req) or self._read_version(
-            bucket.name, req["Key"], req.get("VersionId"), head=head
+            bucket.name, req["Key"], req.get("VersionId"), head=head, body=not head
         )
         check_read_conditions(
             row.etag,
@@ -326,13 +326,13 @@ class ObjectOperations(EncryptedObjects):
         record = row.attrs.get("sse")
         if record:
             keys = self.sse_keys.open(ctx, record, customer)
-            source = self.blobs.path(row.blob) if row.blob is not None else self.store.inline_data(row.id)
+            source = self.blobs.path(row.blob) if row.blob is not None else self.store.inline_bytes(row)
             sizes = plain_sizes(row.attrs, row.size)
             out["Body"] = opened(source, keys, sizes, offset, offset + length - 1)
         elif row.blob is not None:
             out["Body"] = FileBody(self.blobs.path(row.blob), offset, length)
         else:
-            out["Body"] = self.store.inline_data(row.id)[offset : offset + length]
+            out["Body"] = self.store.inline_bytes(row)[offset : offset + length]
         self._count(ctx, row.bucket, bytes_out=length)
         return out
 

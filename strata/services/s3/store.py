@@ -104,12 +104,18 @@ class ObjectRow:
     storage_class: str
     # Content-* headers, Expires, user metadata, checksums, part sizes, tags, website redirect ...
     attrs: dict[str, Any] = field(default_factory=dict)
+    # A small object's bytes (kept in its row) when it was read with them (`with_data`: a GET
+    # reads the row and its bytes in one statement); None: not read (`S3Store.inline_bytes`).
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, r: tuple) -> ObjectRow:
-        return cls(
+        row = cls(
             r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11])
         )
+        if len(r) > 12 and row.blob is None:  # read with its data
+            row.data = bytes(r[12]) if r[12] is not None else b""
+        return row
 
 
 @dataclass
@@ -130,6 +136,14 @@ class BucketRow:
     # made from, and the request (its asyncio task) that last found it unchanged in the database.
     stored: tuple | None = field(default=None, compare=False, repr=False)
     checked: object = field(default=None, compare=False, repr=False)
+    # PostgreSQL only: the stored row's xmin (the transaction that wrote it) as last read, so a
+    # write can check the row is still the one its decisions came from (`insert_version`'s
+    # `unchanged`) inside a statement it sends anyway, instead of reading the row again.
+    xmin: str | None = field(default=None, compare=False, repr=False)
+
+
+class BucketChanged(Exception):
+    """The bucket's stored row is no longer the one a write was decided from (insert_version)."""
 
 
 def _request_task() -> object:
@@ -186,8 +200,18 @@ class S3Store:
         # Inserting a version: SQLite gives the new row's id as `lastrowid` (no RETURNING: it cost
         # an insert 3.6 us); PostgreSQL has no lastrowid, so it returns the id.
         self._insert_sql = f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)"
+        self._bucket_sql = (
+            "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?"
+        )
         if self.sql.postgres:
             self._insert_sql += " RETURNING id"
+            self._bucket_sql = self._bucket_sql.replace(" FROM", ", xmin::text FROM")
+            # The same insert, made only while the bucket's row is the one read (its xmin): a
+            # changed row inserts nothing (insert_version raises BucketChanged).
+            self._insert_unchanged_sql = (
+                f"INSERT INTO objects({_OBJ_COLS}, data) SELECT ?,?,?,?,1,?,?,?,?,?,?,?,? WHERE EXISTS "
+                "(SELECT 1 FROM buckets WHERE name = ? AND xmin::text = ?) RETURNING id"
+            )
         # Per-process cache of bucket rows. With one gateway (SQLite) it is exact: every bucket
         # write goes through this process and drops the row. On PostgreSQL other gateways write
         # buckets too, so a cached row is used by a request only after one read of the stored row
@@ -233,22 +257,22 @@ class S3Store:
                     return hit
         if self.sql.postgres and "\x00" in name:
             return None  # (a name from a request path: no bucket has one)
-        r = self.db.query_one(
-            "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?", (name,)
-        )
+        r = self.db.query_one(self._bucket_sql, (name,))
         if r is None:
             if hit is not None:
                 self._buckets.pop(name, None)  # deleted by another gateway
             return None
-        if hit is not None and hit.stored == r[3:] and hit.region == r[1] and hit.created == r[2]:
-            hit.checked = _request_task()
+        xmin = r[6] if self.shared else None
+        if hit is not None and hit.stored == r[3:6] and hit.region == r[1] and hit.created == r[2]:
+            hit.checked, hit.xmin = _request_task(), xmin
             return hit
         row = BucketRow(
             r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5])
         )
+        row.xmin = xmin
         if cached and not self.db.conn.in_transaction:
             if self.shared:
-                row.stored, row.checked = tuple(r[3:]), _request_task()
+                row.stored, row.checked = tuple(r[3:6]), _request_task()
             self._buckets[name] = row
         return row
 
@@ -303,21 +327,24 @@ class S3Store:
 
     # -- object versions -------------------------------------------------------------------------
 
-    def current(self, bucket: str, key: str) -> ObjectRow | None:
-        """The latest version of a key (possibly a delete marker)."""
+    def current(self, bucket: str, key: str, *, with_data: bool = False) -> ObjectRow | None:
+        """The latest version of a key (possibly a delete marker); `with_data`: a small object's
+        bytes too (`ObjectRow.data`), in the same statement."""
         if self.sql.postgres and "\x00" in key:
             return None  # never stored there (refuse_key)
+        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
         r = self.db.query_one(
-            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (bucket, key),
         )
         return ObjectRow.from_row(r) if r else None
 
-    def version(self, bucket: str, key: str, version_id: str) -> ObjectRow | None:
+    def version(self, bucket: str, key: str, version_id: str, *, with_data: bool = False) -> ObjectRow | None:
         if self.sql.postgres and ("\x00" in key or "\x00" in version_id):
             return None
+        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
         r = self.db.query_one(
-            f"SELECT {_OBJ_COLS} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
             (bucket, key, version_id),
         )
         return ObjectRow.from_row(r) if r else None
@@ -329,6 +356,7 @@ class S3Store:
         replace_null: bool,
         data: bytes | None = None,
         replaced: list[tuple[str, int, float]] | None = None,
+        unchanged: BucketRow | None = None,
     ) -> list[str]:
         """Make `row` the latest version of its key; returns blob ids no longer referenced.
 
@@ -338,6 +366,9 @@ class S3Store:
         sequence number chosen here and a version id that encodes it (`positions.version_id_at`),
         so a listing can resume after it even once it is deleted. `replaced` collects the
         (storage class, size, in class since) of a null version removed. Call inside a transaction.
+        `unchanged` (PostgreSQL, a bucket row read with its xmin): the insert happens only while
+        the bucket's stored row is still that one, else BucketChanged (the caller's transaction
+        then undoes what this did), so the caller need not read the row again inside the write.
         """
         self.refuse_key(row.key)
         freed: list[str] = []
@@ -360,8 +391,9 @@ class S3Store:
         self.db.execute(
             "UPDATE objects SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (row.bucket, row.key)
         )
+        guard = (unchanged.name, unchanged.xmin) if unchanged is not None and unchanged.xmin else ()
         cur = self.db.execute(
-            self._insert_sql,
+            self._insert_unchanged_sql if guard else self._insert_sql,
             (
                 row_id,
                 row.bucket,
@@ -375,9 +407,16 @@ class S3Store:
                 row.storage_class,
                 json.dumps(row.attrs),
                 data,
+                *guard,
             ),
         )
-        row.id = (cur.fetchone()[0] if self.sql.postgres else cur.lastrowid) or 0
+        if self.sql.postgres:
+            inserted = cur.fetchone()
+            if inserted is None:
+                raise BucketChanged(row.bucket)
+            row.id = inserted[0] or 0
+        else:
+            row.id = cur.lastrowid or 0
         row.latest = True
         return [b for b in freed if not self.blob_referenced(b)]
 
@@ -399,6 +438,10 @@ class S3Store:
         """The bytes of a small object stored in its row."""
         r = self.db.query_one("SELECT data FROM objects WHERE id = ?", (row_id,))
         return bytes(r[0]) if r and r[0] is not None else b""
+
+    def inline_bytes(self, row: ObjectRow) -> bytes:
+        """A small object's bytes: as read with its row, else read now."""
+        return row.data if row.data is not None else self.inline_data(row.id)
 
     def update_attrs(self, row: ObjectRow) -> None:
         self.db.execute("UPDATE objects SET attrs = ? WHERE id = ?", (json.dumps(row.attrs), row.id))

@@ -119,6 +119,17 @@ def test_modify_stop_start_reboot_delete(strata_server, unique: str) -> None:
     with pytest.raises(ClientError) as e:
         rds.delete_db_instance(DBInstanceIdentifier=ident)
     assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    with pytest.raises(ClientError) as e:  # a named final snapshot is not skipped silently
+        rds.delete_db_instance(
+            DBInstanceIdentifier=ident, SkipFinalSnapshot=True, FinalDBSnapshotIdentifier=f"final-{unique}"
+        )
+    assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    assert e.value.response["Error"]["Message"] == (
+        "You cannot specify both FinalDBSnapshotIdentifier and SkipFinalSnapshot"
+    )
+    assert rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"] == (
+        "available"
+    )
     rds.delete_db_instance(DBInstanceIdentifier=ident, FinalDBSnapshotIdentifier=f"final-{unique}")
     waiter = rds.get_waiter("db_instance_deleted")
     waiter.wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1, "MaxAttempts": 120})

@@ -1,0 +1,76 @@
+"""The engine address: one IPv4 address where other machines reach the engines' endpoints, which
+can float from one machine to another (issue 22: the gateway that runs the engines may change).
+
+`--engine-address ADDR/DEV` (Settings.engine_address): RDS instance and Aurora writer endpoints
+and ElastiCache primary endpoints are then advertised as ADDR with their own ports and served
+there (strata.engines.endpoint: routes whose host is ADDR). DEV is the network device that holds
+ADDR (e.g. `10.0.0.50/eth0`); it is needed by the kernel redirection (nft mode), which hands a
+connection arriving for ADDR to an engine on 127.0.0.1: the kernel allows that only on a device
+with `route_localnet` set (strata.engines.nft.allow_loopback_targets), and the routers' tables
+then drop every other packet that arrives from outside for 127.0.0.0/8.
+
+The address itself is claimed by the machine that runs the engines (`claim`) and released by one
+that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
+cache still names the old owner's hardware address switch at once instead of after their cache
+times out. The announcement is sent from Python (a raw packet socket), so no `arping` is needed.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+from strata.config import EngineAddress, parse_engine_address
+
+__all__ = ["EngineAddress", "parse_engine_address", "claim", "release", "announce", "holds"]
+
+ETH_P_ARP = 0x0806
+ANNOUNCEMENTS = 2  # gratuitous ARPs per claim (one may be lost on a busy link)
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cp = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+    if check and cp.returncode != 0:
+        raise OSError(f"ip {' '.join(args)}: {cp.stderr.strip()}")
+    return cp
+
+
+def holds(address: str, dev: str | None = None) -> bool:
+    """Whether this machine (network namespace) has `address` on `dev` (any device if None)."""
+    args = ["-o", "-4", "addr", "show", *(["dev", dev] if dev else []), "to", f"{address}/32"]
+    return bool(_ip(*args, check=False).stdout.strip())
+
+
+def claim(address: str, dev: str) -> None:
+    """Take `address` on `dev` (idempotent) and announce it with gratuitous ARPs. Root only."""
+    if not holds(address, dev):
+        cp = _ip("addr", "add", f"{address}/32", "dev", dev, check=False)
+        if cp.returncode != 0 and not holds(address, dev):
+            raise OSError(f"cannot claim {address} on {dev}: {cp.stderr.strip()}")
+    announce(address, dev)
+
+
+def release(address: str, dev: str) -> None:
+    """Give `address` up on `dev` (idempotent): packets for it are no longer taken here (open
+    connections to it stall, as on a lost machine), and the next owner's announcement points
+    peers to that one. Root only."""
+    if holds(address, dev):
+        cp = _ip("addr", "del", f"{address}/32", "dev", dev, check=False)
+        if cp.returncode != 0 and holds(address, dev):
+            raise OSError(f"cannot release {address} on {dev}: {cp.stderr.strip()}")
+
+
+def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:
+    """Gratuitous ARP requests (sender and target: `address`) broadcast on `dev`, which update
+    every peer's ARP cache entry for `address` to this device's hardware address."""
+    mac = bytes.fromhex(Path(f"/sys/class/net/{dev}/address").read_text().strip().replace(":", ""))
+    ip = socket.inet_aton(address)
+    broadcast = b"\xff" * 6
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\x00" * 6 + ip
+    frame = broadcast + mac + struct.pack("!H", ETH_P_ARP) + arp
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as s:
+        s.bind((dev, ETH_P_ARP))
+        for _ in range(count):
+            s.send(frame.ljust(60, b"\x00"))

@@ -1,0 +1,323 @@
+"""Engine endpoints reachable from other machines (issue 22): `--engine-address ADDR/DEV`, and the
+floating address that moves with the machine running the engines (strata.engines.floating).
+
+Other machines are network namespaces on veths made here (the addresses are this test's own: no
+traffic leaves the machine). Needs root, `ip netns` and nftables; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from strata.config import ConfigError, EngineAddress, Settings, parse_engine_address
+from strata.engines.blackhole import Blackhole
+from strata.engines.endpoint import EndpointRouter
+from strata.engines.floating import claim, holds, release
+from strata.engines.nft import nft_usable
+from tests.services.elasticache.conftest import eventually
+from tests.services.rds.helpers import PASSWORD, wait_status
+from tests.strata_process import StrataProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+# A client in a namespace: what a TCP connect to argv[1]:argv[2] meets, and the first bytes after
+# sending argv[3] (a dropped SYN times out: "dropped").
+_DIAL = """
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+except TimeoutError:
+    print("dropped")
+except ConnectionRefusedError:
+    print("refused")
+else:
+    s.settimeout(10)
+    s.sendall(sys.argv[3].encode())
+    print(s.recv(64).decode().strip())
+"""
+# A listener in a namespace that greets every connection with its name (argv[2]).
+_GREETER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND: the floating address comes and goes
+s.bind((sys.argv[1], 7000))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[2].encode() + b"\\n")
+    c.close()
+"""
+
+
+def sh(*cmd: str, ns: str | None = None) -> str:
+    argv = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{cmd[:3]} in {ns or 'this namespace'} failed: {done.stderr[-1500:]}"
+    return done.stdout
+
+
+class Lan:
+    """Namespaces and links made for one test, all deleted at its end."""
+
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:6]
+        self.namespaces: list[str] = []
+        self.links: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+
+    def namespace(self, name: str) -> str:
+        ns = f"ea{self.tag}{name}"
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        sh("ip", "link", "set", "lo", "up", ns=ns)
+        return ns
+
+    def link(self, name: str, ns: str | None, peer_ns: str, address: str, peer_address: str | None) -> str:
+        """A veth pair: `name` in `ns` (None: here) with `address`, eth0 in `peer_ns`."""
+        dev = f"ea{self.tag}{name}"
+        sh("ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", peer_ns)
+        if ns is None:
+            self.links.append(dev)
+        else:
+            sh("ip", "link", "set", dev, "netns", ns)
+        for where, d, addr in ((ns, dev, address), (peer_ns, "eth0", peer_address)):
+            if addr:
+                sh("ip", "addr", "add", addr, "dev", d, ns=where)
+            sh("ip", "link", "set", d, "up", ns=where)
+        return dev
+
+    def run(self, ns: str, code: str, *args: str) -> str:
+        return sh(sys.executable, "-c", code, *args, ns=ns).strip()
+
+    def start(self, ns: str, code: str, *args: str) -> None:
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(p)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for dev in self.links:
+            subprocess.run(["ip", "link", "del", dev], capture_output=True)
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    probe = f"eaprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"no network namespaces here: {made.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    net = Lan()
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+def test_engine_address_is_parsed_and_checked() -> None:
+    assert parse_engine_address("10.0.0.50/eth0") == EngineAddress("10.0.0.50", "eth0")
+    refused = (
+        "127.0.0.5/lo",
+        "0.0.0.0/eth0",
+        "fe80::1/eth0",
+        "10.0.0.50/a/b",
+        "eth0",
+        "224.0.0.1/eth0",
+        "10.0.0.50",
+    )
+    for value in refused:
+        with pytest.raises(ConfigError):
+            parse_engine_address(value)
+    with pytest.raises(ConfigError, match="no network device"):
+        Settings(engine_address="10.0.0.50/nosuchdev0")
+    assert Settings().engine_address is None  # loopback only, as before
+
+
+def test_floating_address_moves_between_machines(lan: Lan) -> None:
+    """claim/release move the address; the claim's gratuitous ARP makes a client whose ARP cache
+    still names the old owner reach the new one at once."""
+    hub = lan.namespace("h")
+    sh("ip", "link", "add", "br0", "type", "bridge", ns=hub)
+    sh("ip", "link", "set", "br0", "up", ns=hub)
+    names = {"a": "10.222.24.1/24", "b": "10.222.24.2/24", "c": "10.222.24.3/24"}
+    spaces = {}
+    for name, address in names.items():
+        spaces[name] = lan.namespace(name)
+        port = lan.link(f"p{name}", hub, spaces[name], "", address)
+        sh("ip", "link", "set", port, "master", "br0", ns=hub)
+    addr = "10.222.24.50"
+    for name in ("a", "b"):
+        lan.start(spaces[name], _GREETER, addr, name)
+    mover = "import sys\nfrom strata.engines.floating import claim, release\n{}(sys.argv[1], 'eth0')"
+
+    def move(to: str, away: str | None) -> None:
+        if away:
+            lan.run(spaces[away], mover.format("release"), addr)
+        lan.run(spaces[to], mover.format("claim"), addr)
+
+    move("a", None)
+    assert lan.run(spaces["c"], _DIAL, addr, "7000", "") == "a"
+    move("b", "a")
+    # c's ARP cache entry for the address was just confirmed (a's MAC): only the announcement moves it
+    assert lan.run(spaces["c"], _DIAL, addr, "7000", "") == "b"
+    move("a", "b")
+    assert lan.run(spaces["c"], _DIAL, addr, "7000", "") == "a"
+    lan.run(spaces["a"], mover.format("release"), addr)
+    lan.run(spaces["a"], mover.format("release"), addr)  # idempotent
+    assert lan.run(spaces["c"], _DIAL, addr, "7000", "") in ("dropped", "refused")
+
+
+def greeter(name: str) -> int:
+    """A loopback listener (a stand-in engine) greeting each connection with `name`; its port."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+
+    def serve() -> None:
+        while True:
+            c, _ = s.accept()
+            c.sendall(name.encode() + b"\n")
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["nft", "haproxy"])
+def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mode: str) -> None:
+    """An RDS-style route on 127.0.0.1 is also served on the engine address, and follows a
+    failover there, in both router modes."""
+    if mode == "nft" and not nft_usable():
+        pytest.skip("kernel redirection needs nftables (root)")
+    if mode == "haproxy" and shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed")
+    client = lan.namespace("c")
+    dev = lan.link("s", None, client, "10.222.27.1/24", "10.222.27.2/24")
+    addr, port = "10.222.27.50", free_port()
+    one, two = greeter("one"), greeter("two")
+    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=EngineAddress(addr, dev))
+    router.start()
+    try:
+        router.set_route("db", port, [("127.0.0.1", one)])
+        claim(addr, dev)  # after the route: HAProxy listens on an address it does not hold yet
+        assert lan.run(client, _DIAL, addr, str(port), "") == "one"
+        router.set_route("db", port, [("127.0.0.1", two)])
+        assert lan.run(client, _DIAL, addr, str(port), "") == "two"
+        if nft_usable():  # FIS's network disruption cuts the endpoint off there too
+            blackhole = Blackhole(exposed=addr)
+            blackhole.add("fis", frozenset({("127.0.0.1", port)}))
+            try:
+                assert lan.run(client, _DIAL, addr, str(port), "") == "dropped"
+            finally:
+                blackhole.remove("fis")
+            assert lan.run(client, _DIAL, addr, str(port), "") == "two"
+        # a route on the engine address alone (an ElastiCache primary, which its node binds itself)
+        cache = free_port()
+        router.set_route("cache", cache, [("127.0.0.1", one)], host=addr)
+        assert lan.run(client, _DIAL, addr, str(cache), "") == "one"
+        router.remove_route("db")
+        assert lan.run(client, _DIAL, addr, str(port), "") == "refused"
+    finally:
+        router.stop()
+        release(addr, dev)
+
+
+@pytest.mark.skipif(not nft_usable(), reason="kernel redirection and security groups need nftables (root)")
+def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> None:
+    """A client on another machine reaches a redis cluster at the engine address Describe shows;
+    the cluster's security group judges it by its own address."""
+    client = lan.namespace("c")
+    dev = lan.link("s", None, client, "10.222.23.1/24", "10.222.23.2/24")
+    addr = "10.222.23.50"
+    claim(addr, dev)
+    assert holds(addr, dev)
+    server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", f"{addr}/{dev}"]).start()
+    try:
+        _cache_checks(lan, server, client, addr)
+    finally:
+        server.stop()
+        release(addr, dev)
+    assert not holds(addr, dev)
+    # route_localnet goes back with the guard: loopback is never left open to the link
+    localnet = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
+    eventually(lambda: localnet.read_text().strip() == "0", what="route_localnet to be reset")
+
+
+def tcp(cidr: str) -> dict:
+    return {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "CidrIp": cidr}
+
+
+# A PostgreSQL client in a namespace: the server's answer to SELECT 1 through argv[1]:argv[2].
+_PG = """
+import sys, psycopg
+with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="master", password=sys.argv[3],
+                     dbname="postgres", connect_timeout=10) as c:
+    print(c.execute("select 1").fetchone()[0])
+"""
+
+
+def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> None:
+    ec2, ec = server.client("ec2"), server.client("elasticache")
+    sg = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
+    ec.create_cache_cluster(
+        CacheClusterId="sessions", Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+    )
+    rds = server.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        Engine="postgres",
+        MasterUsername="master",
+        MasterUserPassword=PASSWORD,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        VpcSecurityGroupIds=[sg],
+    )
+
+    def available() -> dict:
+        c = ec.describe_cache_clusters(CacheClusterId="sessions", ShowCacheNodeInfo=True)["CacheClusters"][0]
+        return c if c["CacheClusterStatus"] == "available" else {}
+
+    node = eventually(available, timeout=120, what="the cluster")["CacheNodes"][0]["Endpoint"]  # type: ignore[index]
+    assert node["Address"] == addr
+    port = str(node["Port"])
+    dial: Callable[[], str] = lambda: lan.run(client, _DIAL, addr, port, "PING\r\n")  # noqa: E731
+    assert dial() == "dropped"  # no rule lets 10.222.23.2 in
+    ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
+    assert dial() == "+PONG"
+    db = wait_status(rds, "orders")["Endpoint"]
+    assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
+    assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
+    nbd_port = server.health()["services"]["ec2"]["nbd"][1]  # EBS's NBD export: its greeting
+    assert lan.run(client, _DIAL, addr, str(nbd_port), "").startswith("NBDMAGIC")
+    # Nothing else on this machine's loopback is reachable from outside: not the node's own
+    # address (route_localnet would let it through; the routers' localnet guard drops it).
+    sh("ip", "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local", ns=client)
+    sh("sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1", ns=client)
+    sh("ip", "route", "add", "127.0.1.0/24", "via", "10.222.23.1", "dev", "eth0", ns=client)
+    assert lan.run(client, _DIAL, "127.0.1.1", port, "PING\r\n") == "dropped"
+    ec2.revoke_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
+    ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.9/32"))  # not the client
+    assert dial() == "dropped"
