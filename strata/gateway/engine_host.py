@@ -20,6 +20,9 @@ and all, and so serves them too.
   may take the lock.
 - Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
   answers ServiceUnavailable (503), which SDKs retry.
+- The engine address (`--engine-address ADDR/DEV`, strata.engines.floating): the host claims ADDR
+  when it takes the engines over (a gratuitous ARP points the network at it) and gives it up
+  when it stops or fences itself, so other machines reach the engines wherever they run.
 - Who asked: the host takes a forwarded request's client address and TLS (aws:SourceIp,
   aws:SecureTransport) from the forwarding gateway's headers when they carry the token the host
   advertised beside its URL (a random one per takeover, in PostgreSQL: only gateways read it);
@@ -39,7 +42,8 @@ import threading
 import httptools
 import psutil
 
-from strata.config import Settings
+from strata.config import EngineAddress, Settings
+from strata.engines import floating
 from strata.gateway.forward import (
     FORWARDED_BY,
     FORWARDED_FOR,
@@ -84,6 +88,7 @@ class EngineHost:
 
     def __init__(self, settings: Settings, services: ServiceTable) -> None:
         self.url = settings.advertise_url or settings.endpoint
+        self.address = settings.exposed_engines  # claimed while this gateway hosts (None: loopback)
         self.services = services
         self.lock = EngineHostLock(settings.metadata or "")
         self.serving = False  # the engine services run here
@@ -113,12 +118,17 @@ class EngineHost:
             "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
         )
         await asyncio.sleep(TAKEOVER_GRACE)
+        if self.address is not None:
+            try:
+                await asyncio.to_thread(floating.claim, self.address.address, self.address.dev)
+            except OSError as e:  # the engines still serve it once the address comes here
+                log.warning("--metadata: cannot claim the engine address: %s", e)
         try:
             await self.services.host_engines()
             await asyncio.to_thread(self.lock.advertise, self.url, self.token)
         except Exception:  # noqa: BLE001 - a host that cannot say so would hold the engines forever
             log.exception("--metadata: taking the engines over failed")
-            fence("could not take the engines over")
+            fence(self.address, "could not take the engines over")
         self.host = (self.url, self.token)
         self.serving = True
         log.warning("--metadata: the engine services run here now")
@@ -127,7 +137,7 @@ class EngineHost:
         while not self._stop.wait(PING):
             if self.lock.held:
                 if not self.lock.still_held() and not self._stop.is_set():
-                    fence()
+                    fence(self.address)
             elif self.lock.try_take():
                 assert self._loop is not None
                 asyncio.run_coroutine_threadsafe(self._take_over(), self._loop)
@@ -184,10 +194,13 @@ class EngineHost:
         return None
 
     async def stop(self) -> None:
-        """After the engine services stopped: end the watch and release the lock."""
+        """After the engine services stopped: end the watch, give the engine address up and
+        release the lock."""
         self._stop.set()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.join, PING + 5)
+        if self.serving:
+            _release(self.address)
         await asyncio.to_thread(self.lock.close)
 
     def health(self) -> dict[str, object]:
@@ -199,8 +212,20 @@ def _unavailable(codec: object, request_id: str) -> HttpResponse:
     return codec.serialize_error(None, error, request_id)  # type: ignore[attr-defined]
 
 
-def fence(why: str = "lost the engine host's lock (its PostgreSQL connection failed)") -> None:
-    """This gateway may not run the engines any more: kill them and exit (see the module docstring)."""
+def _release(address: EngineAddress | None) -> None:
+    if address is not None:
+        try:
+            floating.release(address.address, address.dev)
+        except OSError as e:
+            log.warning("--metadata: cannot give the engine address up: %s", e)
+
+
+def fence(
+    address: EngineAddress | None, why: str = "lost the engine host's lock (its PostgreSQL connection failed)"
+) -> None:
+    """This gateway may not run the engines any more: give their address up, kill them and exit
+    (see the module docstring)."""
+    _release(address)
     log.error(
         "--metadata: %s: killing this gateway's engines and exiting (status %d) so another gateway "
         "can take them over; start it again and it forwards to the new host",
