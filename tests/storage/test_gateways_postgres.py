@@ -9,6 +9,7 @@ over when the owner is killed with -9.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -30,13 +31,16 @@ from botocore.exceptions import ClientError
 from strata.config import ConfigError, Settings
 from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
+from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
+from strata.protocol import codec_for_request
+from strata.protocol.http import Headers, HttpRequest
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
-from tests.strata_process import StrataProcess
+from tests.strata_process import StrataProcess, free_port
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +190,29 @@ def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
         == "http://10.0.0.5:4566"
     )
+
+
+def test_a_request_no_engine_host_answers_gets_service_unavailable(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forwarding to a host that is gone: retried while RETRY_FOR lasts, then the protocol's
+    ServiceUnavailable (503), rendered as the service renders its errors."""
+    monkeypatch.setattr(engine_host, "RETRY_FOR", 0.5)
+    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=metadata_url), services=None)  # type: ignore[arg-type]
+    gateway.host = (f"http://127.0.0.1:{free_port()}", "token")  # nothing listens there
+    request = HttpRequest(
+        "POST",
+        "/",
+        "",
+        Headers([("host", "127.0.0.1"), ("content-type", "application/x-www-form-urlencoded")]),
+    )
+    codec = codec_for_request("elasticache", request)
+    try:
+        answer = asyncio.run(gateway.forward(request, None, codec, "REQ1"))  # type: ignore[arg-type]
+    finally:
+        gateway.lock.close()
+    assert answer is not None and answer.status == 503
+    assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
 
 
 def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
