@@ -14,7 +14,16 @@ read (its server-to-client bytes are spliced, never copied into Python; the clie
 records are read whole to find the access point each call works on), beside ganesha's own
 0.73-0.90 and 0.50-0.58. Median MiB/s proxied vs squashed: copy to 202 vs 242, read 416 vs 944
 (copy from was bound by the local disk's write, not NFS). Only mount targets of a file system
-with an access point with SecondaryGids pay it.
+with an access point with SecondaryGids paid it then; since the proxy also checks filehandles
+(strata.engines.nfs_subtree) it is in front of every port 2050, so "squashed" has it too, and the
+two sides differ only by the stamping.
+
+Before/after that change, 2026-12-07, side by side (two Strata servers, one access point each
+without SecondaryGids, nfs-rs NFSv4.1, 256 MiB written then read, 4 rounds alternating, load 8-12
+on 2 cores): the proxy (with the filehandle check, and a WRITE's data spliced, not copied) spends
+0.10-0.12 CPU-s per 256 MiB written (0.14-0.17 when it copied WRITEs into Python) and 0.07-0.09
+per 256 MiB read; ganesha's own CPU is unchanged (0.21-0.29 s written, 0.12-0.16 s read). MiB/s
+after vs before, median: write 105 vs 101 (noise), read 250 vs 318.
 
 Usage (as root, against a running Strata):
 
@@ -87,7 +96,7 @@ def main() -> None:
             pid_of(f"ganesha.nfsd .*/{mt_id}/access-points/ganesha.conf"),
             pid_of(f"nfs_cred_proxy .*/{mt_id}/access-points/cred-proxy.json"),
         ]
-    assert pids["squashed"][1] is None and pids["proxied"][1] is not None, pids
+    assert pids["proxied"][1] is not None, pids
     benches["squashed"].make_source()
     benches["proxied"].source = benches["squashed"].source
     local = benches["squashed"]

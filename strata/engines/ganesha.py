@@ -6,14 +6,16 @@ exports the file system's directory in Strata's data dir at the pseudo path "/" 
 `mount -t nfs4 <address>:/ /mnt` and `nfs://<address>/` reach the file system's root, as on AWS.
 
 Access points need their own identity and root, which one export at "/" cannot give, so a second
-process on the same address (port `ACCESS_POINT_PORT`) exports each access point's root directory
-at "/<access point id>" with every request squashed to the access point's uid/gid (ganesha's
-All_Squash + Anonymous_Uid/Gid): a client reaches it at `nfs://<address>:2050/<fsap-id>/`, cannot
-name anything above that directory (".." of an export root is the pseudo root), and every file it
-creates belongs to the access point's user. Squashing drops the group list, so an access point
-with secondary groups is exported unsquashed behind `CredProxy` (strata.engines.nfs_cred_proxy),
-which holds port 2050 and stamps its identity on the calls; the server then listens on
-`ACCESS_POINT_UPSTREAM_PORT`.
+process on the same address exports each access point's root directory at "/<access point id>"
+with every request squashed to the access point's uid/gid (ganesha's All_Squash +
+Anonymous_Uid/Gid): a client reaches it at `nfs://<address>:2050/<fsap-id>/`, cannot name
+anything above that directory (".." of an export root is the pseudo root), and every file it
+creates belongs to the access point's user. That server listens on `ACCESS_POINT_UPSTREAM_PORT`
+and takes calls from reserved ports only (`privileged`): `CredProxy`
+(strata.engines.nfs_cred_proxy) holds port 2050 in front of it, refuses filehandles that name
+files outside their access point's root (ganesha does not check), and stamps the identity of
+access points with secondary groups (squashing drops the group list, so those are exported
+unsquashed).
 
 What a caller may rely on:
 - NFSv4.0, 4.1 and 4.2 over TCP (4.0 because libnfs, the userspace client tests use, speaks only
@@ -83,8 +85,7 @@ def binary() -> str:
 class Export:
     """One directory served at one pseudo path; `squash` = (uid, gid) runs every request as them.
     `stamped` = (uid, gid, gids): every request arrives with that identity from the credential
-    proxy (strata.engines.nfs_cred_proxy), so it is taken as sent, group list included, and only
-    from a reserved port (the proxy's)."""
+    proxy (strata.engines.nfs_cred_proxy), so it is taken as sent, group list included."""
 
     export_id: int
     path: Path
@@ -94,15 +95,17 @@ class Export:
     root_squash: bool = False  # uid 0 becomes the anonymous user (when `squash` is not set)
     stamped: tuple[int, int, tuple[int, ...]] | None = None
 
-    def block(self) -> str:
+    def block(self, privileged: bool = False) -> str:
         if self.stamped:
-            identity = "Squash = No_Root_Squash; Manage_Gids = false; PrivilegedPort = true;"
+            identity = "Squash = No_Root_Squash; Manage_Gids = false;"
         elif self.squash:
             identity = (
                 f"Squash = All_Squash; Anonymous_Uid = {self.squash[0]}; Anonymous_Gid = {self.squash[1]};"
             )
         else:
             identity = "Squash = Root_Squash;" if self.root_squash else "Squash = No_Root_Squash;"
+        if privileged:
+            identity += " PrivilegedPort = true;"
         return (
             f"EXPORT {{\n  Export_Id = {self.export_id};\n  Path = {_quoted(self.path)};\n"
             f"  Pseudo = {_quoted(self.pseudo)};\n  Access_Type = {self.access};\n  {identity}\n"
@@ -119,10 +122,16 @@ def _quoted(value: object) -> str:
 
 
 def config(
-    address: str, port: int, run_dir: Path, exports: list[Export], stats_name: str | None = None
+    address: str,
+    port: int,
+    run_dir: Path,
+    exports: list[Export],
+    stats_name: str | None = None,
+    privileged: bool = False,
 ) -> str:
     """The ganesha.conf of one server (`stats_name`: its name on the statistics bus, which also
-    turns on per-operation counters; strata.engines.ganesha_stats)."""
+    turns on per-operation counters; strata.engines.ganesha_stats). `privileged`: every export
+    takes calls from reserved ports only (the credential proxy's, which only root may bind)."""
     stats = (
         f"  Dbus_Name_Prefix = {_quoted(stats_name)};\n  Enable_FULLV4_Stats = true;\n" if stats_name else ""
     )
@@ -140,12 +149,13 @@ def config(
         # CONFIG at EVENT: "Reread exports complete" tells `reload` that new exports are in force.
         "LOG {\n  Default_Log_Level = WARN;\n  Components { CONFIG = EVENT; }\n}\n"
     )
-    return head + "".join(e.block() for e in exports)
+    return head + "".join(e.block(privileged) for e in exports)
 
 
 class NfsServer:
     """One ganesha.nfsd on `address:port` serving `exports`; its files live in `run_dir`. With
-    `stats_bus` (a D-Bus address) it publishes its counters there as `name`."""
+    `stats_bus` (a D-Bus address) it publishes its counters there as `name`; `privileged`: see
+    `config`."""
 
     def __init__(
         self,
@@ -155,9 +165,11 @@ class NfsServer:
         run_dir: Path,
         exports: list[Export],
         stats_bus: str | None = None,
+        privileged: bool = False,
     ) -> None:
         self.name = name
         self.stats_bus = stats_bus
+        self.privileged = privileged
         self.address = address
         self.port = port
         self.run_dir = Path(run_dir)
@@ -180,7 +192,7 @@ class NfsServer:
         (self.run_dir / "recovery").mkdir(parents=True, exist_ok=True)
         write_private(
             self.conf,
-            config(self.address, self.port, self.run_dir, self.exports, self.stats_name),
+            config(self.address, self.port, self.run_dir, self.exports, self.stats_name, self.privileged),
         )
 
     @property
@@ -247,8 +259,9 @@ class NfsServer:
 
 class CredProxy:
     """The credential proxy (strata.engines.nfs_cred_proxy) in front of an access-point server:
-    listens on `address:ACCESS_POINT_PORT`, forwards to `address:ACCESS_POINT_UPSTREAM_PORT`, and
-    stamps the identity of each `stamped` export on the calls that work on it."""
+    listens on `address:ACCESS_POINT_PORT`, forwards to `address:ACCESS_POINT_UPSTREAM_PORT`,
+    keeps filehandles inside their export's root and stamps the identity of each `stamped`
+    export on the calls that work on it."""
 
     def __init__(self, name: str, address: str, run_dir: Path, exports: list[Export], root: int) -> None:
         self.name = name
@@ -282,6 +295,7 @@ class CredProxy:
                 if e.stamped
             },
             "junctions": {e.pseudo.lstrip("/"): e.export_id for e in stamped},
+            "roots": {str(e.export_id): str(e.path) for e in self.exports},
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.conf.with_suffix(".tmp")

@@ -90,7 +90,7 @@ SIMPLE: dict[int, str] = {
 }
 FIXED = {"u": 4, "h": 8, "v": 8, "s": 16, "S": 16}
 OP_LOOKUP, OP_LOOKUPP, OP_OPEN, OP_PUTFH, OP_PUTPUBFH, OP_PUTROOTFH = 15, 16, 18, 22, 23, 24
-OP_RESTOREFH, OP_SAVEFH = 31, 32
+OP_RESTOREFH, OP_SAVEFH, OP_WRITE = 31, 32, 38
 MAX_OPS = 1024
 
 
@@ -292,10 +292,19 @@ def export_of_handle(handle: bytes) -> int | None:
 
 
 def exports_touched(
-    buf: bytes | bytearray | memoryview, pos: int, root: int, junctions: dict[bytes, int]
+    buf: bytes | bytearray | memoryview,
+    pos: int,
+    root: int,
+    junctions: dict[bytes, int],
+    handles: list[int] | None = None,
+    writes: list[int] | None = None,
 ) -> set[int] | None:
     """Every export a COMPOUND4args starting at `pos` may work on (None: unreadable). `root` is
-    the pseudo root's export; `junctions` maps a name in the pseudo root to the export there."""
+    the pseudo root's export; `junctions` maps a name in the pseudo root to the export there.
+    `handles`, when given, receives where each PUTFH's filehandle is in `buf` (the offset of its
+    length word), for the proxy to check it (strata.engines.nfs_subtree); `writes` where each
+    WRITE's data is (the offset of its length word), so the proxy can move it without reading it,
+    parsing the start of a record first (the answer is then None: the rest is not there)."""
     r = Reader(buf, pos)
     try:
         r.skip_opaque()  # tag
@@ -317,6 +326,8 @@ def exports_touched(
         for _ in range(count):
             op = r.u32()
             if op == OP_PUTFH:
+                if handles is not None:
+                    handles.append(r.pos)
                 export = export_of_handle(r.opaque())
                 current = frozenset() if export is None else frozenset((export,))
             elif op in (OP_PUTROOTFH, OP_PUTPUBFH):
@@ -331,6 +342,10 @@ def exports_touched(
                 saved = current
             elif op == OP_RESTOREFH:
                 current = saved
+            elif op == OP_WRITE and writes is not None:
+                r.shape("shu")
+                writes.append(r.pos)
+                r.skip_opaque()
             elif op in SIMPLE:
                 r.shape(SIMPLE[op])
             elif op in SPECIAL:

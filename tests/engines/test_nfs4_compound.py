@@ -78,3 +78,21 @@ def test_unreadable_calls() -> None:
     assert touched(compound(putfh(5), u32(9999))) is None  # an unknown operation
     assert touched(compound(putfh(5), write(b"x" * 100))[:-8]) is None  # cut short
     assert touched(opaque(b"tag") + u32(1, 100_000)) is None  # absurd operation count
+
+
+def test_where_each_putfh_handle_is() -> None:
+    # The credential proxy checks every PUTFH's handle in place (strata.engines.nfs_subtree).
+    call = compound(SEQUENCE, putfh(5), write(b"x" * 7), SAVEFH, putfh(6), RESTOREFH)
+    handles: list[int] = []
+    assert exports_touched(call, 0, ROOT, JUNCTIONS, handles) == {5, 6}
+    assert [call[at + 4 : at + 4 + 13] for at in handles] == [handle(5), handle(6)]
+
+
+def test_where_a_write_s_data_is_even_in_the_start_of_a_call() -> None:
+    # The proxy reads a large call's first bytes, then moves the WRITE's data without reading it.
+    call = compound(SEQUENCE, putfh(5), write(b"x" * 5000), getattr_())
+    writes: list[int] = []
+    assert exports_touched(call[:200], 0, ROOT, JUNCTIONS, writes=writes) is None  # cut short
+    assert (
+        call[writes[0] : writes[0] + 4] == u32(5000) and call[writes[0] + 4 : writes[0] + 5004] == b"x" * 5000
+    )

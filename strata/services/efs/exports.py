@@ -4,10 +4,10 @@ A file system's files live in `fs_dir(fs_id)` (its volume's `files/`, or `<data>
 mount target owns a loopback address and two ganesha servers on it (strata.engines.ganesha):
 port 2049 exports the file system's root at "/", port 2050 exports each access point's root
 directory at "/<fsap-id>" as the access point's POSIX user. Both run from `<data>/efs/nfs/<mt-id>/`.
-When one of the file system's access points has SecondaryGids (which ganesha's squash would drop),
-the access points' server moves to port 2051 and the credential proxy (strata.engines.nfs_cred_proxy)
-takes port 2050, stamping each call with the identity of the access point it works on; mount
-targets without such an access point keep the proxy off their data path.
+Port 2050 is the credential proxy (strata.engines.nfs_cred_proxy) in front of the access points'
+server (on port 2051, reserved source ports only): it refuses filehandles that name a file outside
+their access point's root, and stamps each call with the identity of an access point with
+SecondaryGids (which ganesha's squash would drop).
 
 Access point root directories are created (with CreationInfo's owner and permissions) when their
 export is first set up, as AWS creates them on first use; a root that would resolve outside the
@@ -24,9 +24,9 @@ server next starts (`_retired`).
 
 Each file system's files are on a file system of their own (an ext4 volume, see
 strata.services.efs.provider), so a filehandle made by hand names nothing outside it. Within it,
-ganesha does not check that a handle lies under its export's root: a client that knows (or
-guesses: inode and generation) the handle of a file elsewhere in the file system can reach it
-through an access point's export, with the access point's identity and its permissions.
+ganesha does not check that a handle lies under its export's root; the proxy does
+(strata.engines.nfs_subtree), so a handle made by hand (inode and generation) reaches nothing
+above an access point's root, nor outside port 2050's pseudo root.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Exports:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.servers: dict[str, tuple[NfsServer, NfsServer]] = {}
-        # Mount targets with an access point with secondary groups: the proxy in front of port 2050.
+        # The proxy in front of each mount target's port 2050.
         self.proxies: dict[str, CredProxy] = {}
         # Mount target -> the file system root its servers were started on, and its (device, inode).
         self._exported: dict[str, tuple[Path, tuple[int, int] | None]] = {}
@@ -77,7 +77,11 @@ class Exports:
         self._lock = threading.RLock()
 
     def fs_dir(self, fs_id: str) -> Path:
-        return self.roots.get(fs_id) or self.data_dir / "fs" / fs_id
+        return self.roots.get(fs_id) or self.plain_dir(fs_id)
+
+    def plain_dir(self, fs_id: str) -> Path:
+        """Where a file system without a volume of its own keeps its files (see provider.py)."""
+        return self.data_dir / "fs" / fs_id
 
     def create_fs_dir(self, fs_id: str) -> None:
         path = self.fs_dir(fs_id)
@@ -172,7 +176,6 @@ class Exports:
         pseudo = run / "access-points" / "pseudo"
         aps = self._access_point_exports(fs_id, access_points, access)
         aps.insert(0, Export(PSEUDO_ROOT_EXPORT_ID, pseudo, "/", NOBODY, "RO"))
-        proxied = any(e.stamped for e in aps)
         with self._lock:
             _junctions(pseudo, aps, keep_others=True)
             pair = self.servers.get(mt["id"])
@@ -180,38 +183,40 @@ class Exports:
             kept = aps + _retired(pair[1].exports, aps) if pair is not None else aps
             if (
                 pair is not None
+                and proxy is not None
                 and self._up(mt["id"])
-                and (proxy is not None) == proxied
                 and len(kept) - len(aps) <= MAX_RETIRED
             ):
-                if proxy is not None and proxy.exports != kept:
-                    proxy.reload(kept)  # identities first: ganesha serves the new exports next
+                if proxy.exports != kept:
+                    proxy.reload(kept)  # identities and roots first: ganesha serves the new exports next
                 if pair[0].exports != root:
                     pair[0].reload(root)
                 if pair[1].exports != kept:
                     pair[1].reload(kept)
                 _junctions(pseudo, kept, keep_others=False)
                 return
-            # First start, a server died, the proxy comes or goes (the access points' server
-            # moves between ports 2050 and 2051), or too many retired exports: start them all
-            # afresh (the retired exports are left out).
+            # First start, a server died, or too many retired exports: start them all afresh (the
+            # retired exports are left out).
             for server in [*(pair or ()), *([proxy] if proxy else [])]:
                 server.stop()
             self.proxies.pop(mt["id"], None)
             _junctions(pseudo, aps, keep_others=False)
             bus = self.stats_bus.address if self.stats_bus.start() else None
-            ap_port = ACCESS_POINT_UPSTREAM_PORT if proxied else ACCESS_POINT_PORT
             pair = (
                 NfsServer(f"{mt['id']}", address, NFS_PORT, run / "root", root, bus),
-                NfsServer(f"{mt['id']}-ap", address, ap_port, run / "access-points", aps, bus),
+                NfsServer(
+                    f"{mt['id']}-ap",
+                    address,
+                    ACCESS_POINT_UPSTREAM_PORT,
+                    run / "access-points",
+                    aps,
+                    bus,
+                    privileged=True,
+                ),
             )
-            started: list[NfsServer | CredProxy] = list(pair)
-            if proxied:
-                proxy = CredProxy(
-                    f"{mt['id']}-proxy", address, run / "access-points", aps, PSEUDO_ROOT_EXPORT_ID
-                )
-                self.proxies[mt["id"]] = proxy
-                started.append(proxy)
+            proxy = CredProxy(f"{mt['id']}-proxy", address, run / "access-points", aps, PSEUDO_ROOT_EXPORT_ID)
+            self.proxies[mt["id"]] = proxy
+            started: list[NfsServer | CredProxy] = [*pair, proxy]
             for server in started:
                 server.launch()
             self.servers[mt["id"]] = pair

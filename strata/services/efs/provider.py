@@ -16,8 +16,9 @@ strata.storage.encrypted_volumes), served over NFS by each mount target. A file 
 ganesha trusts the filehandles clients send, and one that names a file on another file system than
 the export's is refused (NFS4ERR_STALE), so a hand-made handle cannot reach the host's files or
 another EFS file system's. Encrypted file systems' volumes are fscrypt-encrypted and unlocked with
-a KMS data key (`keys`). Where volumes cannot be mounted (no root, no loop devices), and for file
-systems made before volumes, the files are the directory `<data>/efs/fs/<fs-id>/`.
+a KMS data key (`keys`). Where volumes cannot be mounted (no root, no loop devices), the files are
+the directory `<data>/efs/fs/<fs-id>/`; a file system made so (or before volumes) is moved onto a
+volume of its own when Strata next starts where volumes can be mounted (`own_volume`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
+from strata.services.efs.own_volume import move_to_own_volume, remove_leftover
 from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.throughput_ops import ThroughputMixin
@@ -80,8 +82,11 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
 
     async def start(self) -> None:
         for doc in self.store.list_docs("fs"):
+            if not doc["encrypted"] and not doc.get("volume") and unsupported() is None:
+                await run_blocking(self._move_to_own_volume, doc)
             if doc["encrypted"] or doc.get("volume"):
                 await run_blocking(self._open_volume, doc)
+                await run_blocking(remove_leftover, self.exports.plain_dir(doc["id"]))
         mts = self.store.list_docs("mt")
         for mt in mts:
             try:
@@ -113,6 +118,11 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             log.error("EFS: storing burst credits failed: %s", e)
         await run_blocking(self.throughput.stop)
         await run_blocking(self.volumes.close_all)
+
+    def _move_to_own_volume(self, doc: dict) -> None:
+        """A file system made before volumes goes onto one of its own (own_volume.py); blocking."""
+        with self._measure_lock:  # a measure keys its tables by the inodes being renumbered
+            move_to_own_volume(self.store, self.volumes, self.exports.plain_dir(doc["id"]), doc)
 
     def _open_volume(self, doc: dict) -> None:
         """Mount a file system's volume (an encrypted one with its key from KMS); blocking. A key

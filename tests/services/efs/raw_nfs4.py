@@ -13,7 +13,8 @@ import socket
 import struct
 
 NFS_PROGRAM, NFS_V4, COMPOUND = 100003, 4, 1
-OP_GETFH, OP_LOOKUP, OP_PUTFH, OP_PUTROOTFH, OP_READ = 10, 15, 22, 24, 25
+OP_GETFH, OP_LOOKUP, OP_PUTFH, OP_PUTROOTFH, OP_READ, OP_WRITE = 10, 15, 22, 24, 25, 38
+FILE_SYNC = 2
 ANONYMOUS_STATEID = bytes(16)
 
 
@@ -39,6 +40,16 @@ def getfh() -> bytes:
 
 def read(offset: int, count: int) -> bytes:
     return struct.pack(">I", OP_READ) + ANONYMOUS_STATEID + struct.pack(">QI", offset, count)
+
+
+def write(offset: int, data: bytes) -> bytes:
+    """A WRITE (FILE_SYNC) of `data` at `offset` under the anonymous stateid."""
+    return (
+        struct.pack(">I", OP_WRITE)
+        + ANONYMOUS_STATEID
+        + struct.pack(">QI", offset, FILE_SYNC)
+        + _opaque(data)
+    )
 
 
 def kernel_handle(path: str | os.PathLike) -> tuple[int, bytes]:
@@ -136,6 +147,9 @@ class RawNfs4:
                 (n,) = struct.unpack_from(">I", reply, pos + 4)  # eof, data
                 results.append((op, reply[pos + 8 : pos + 8 + n]))
                 pos += 8 + n + (-n % 4)
+            elif op == OP_WRITE:  # count, committed, verifier
+                results.append((op, reply[pos : pos + 4]))
+                pos += 16
             else:
                 results.append((op, b""))
         if status != 0:
@@ -149,3 +163,12 @@ class RawNfs4:
 
     def read(self, handle: bytes, count: int = 4096) -> bytes:
         return self.compound(putfh(handle), read(0, count))[-1][1]
+
+    def assert_stale(self, handle: bytes, what: str) -> None:
+        """A READ of `handle` (one made by hand, naming `what`) fails with NFS4ERR_STALE."""
+        try:
+            leaked = self.read(handle)
+        except Nfs4Error as e:
+            assert e.status == 70, f"{what}: NFSv4 status {e.status}, not NFS4ERR_STALE"
+        else:
+            raise AssertionError(f"a forged handle read {what}: {leaked!r}")

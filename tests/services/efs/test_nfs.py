@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.services.efs.helpers import (
     cat,
     file_system_with_targets,
@@ -23,7 +25,7 @@ from tests.services.efs.helpers import (
     url,
 )
 from tests.services.efs.libnfs import LibNfs
-from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handle
+from tests.services.efs.raw_nfs4 import Nfs4Error, RawNfs4, forged, kernel_handle, putfh, read, write
 from tests.storage.at_rest import in_sparse_file
 
 pytestmark = needs_nfs
@@ -113,6 +115,7 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
     # Nothing above the root directory is reachable through the access point.
     assert nfs("nfs-cat", url(ip, "outside.txt", ap), check=False).returncode != 0
     assert nfs("nfs-cat", url(ip, "../../outside.txt", ap), check=False).returncode != 0
+    _forged_handles_stay_inside(strata_server, fs_id, ip, ap)
     # Port 2050's root cannot be listed: no client learns the other access points' ids there.
     listing = nfs("nfs-ls", f"nfs://{ip}/?version=4&nfsport=2050", check=False)
     assert listing.returncode != 0 and ap not in listing.stdout and "outside.txt" not in listing.stdout
@@ -136,6 +139,47 @@ def test_access_point_runs_as_its_user_inside_its_root(strata_server, tmp_path: 
     os.kill(pid, 0)
 
 
+def _forged_handles_stay_inside(server, fs_id: str, ip: str, ap: str) -> None:  # noqa: ANN001
+    """Nor by a filehandle made by hand (ganesha opens any handle on its export's file system and
+    checks no subtree; the proxy on port 2050 does): the inode and generation of a file or
+    directory above the access point's root in a handle of its export, or of a file of the data
+    dir's disk in a handle of port 2050's pseudo root, are stale."""
+    files = fs_files(server, fs_id)
+    os.chmod(files / "outside.txt", 0o644)  # the access point's user could read it, if reachable
+    secret = server.data_dir / "not-for-nfs-clients.txt"  # on the pseudo root's file system
+    secret.write_text("host secret\n")
+    os.chmod(secret, 0o644)
+    client = RawNfs4(ip, 2050, uid=1001, gid=1002)
+    try:
+        inside = client.handle(ap, "note.txt")
+        assert client.read(inside) == b"mine\n"
+        pseudo_root = client.handle()
+        for template, target in (
+            (inside, files / "outside.txt"),
+            (inside, files / "app"),
+            (pseudo_root, secret),
+        ):
+            client.assert_stale(forged(template, *kernel_handle(target)), f"{target} through {ap}")
+        assert client.read(inside) == b"mine\n"  # the connection goes on
+        # A handle after a large WRITE's data (which the proxy moves without reading it) is
+        # checked too: the WRITE is done, the READ of the file above the root is not.
+        data = os.urandom(300_000)
+        outside = forged(inside, *kernel_handle(files / "outside.txt"))
+        with pytest.raises(Nfs4Error) as refused:
+            client.compound(putfh(inside), write(0, data), putfh(outside), read(0, 100))
+        assert (refused.value.op, refused.value.status) == (22, 70)  # PUTFH: NFS4ERR_STALE
+        assert (files / "app" / "data" / "note.txt").read_bytes() == data
+    finally:
+        client.close()
+        secret.unlink()
+    # Handles a client kept from an earlier connection still work on a new one.
+    again = RawNfs4(ip, 2050, uid=1001, gid=1002)
+    try:
+        assert again.read(inside, 1000) == data[:1000]
+    finally:
+        again.close()
+
+
 def test_a_forged_filehandle_reaches_nothing_outside_the_file_system(strata_server, tmp_path: Path) -> None:  # noqa: ANN001
     """ganesha opens whatever a filehandle names on the file system its export is on: with the
     files in a plain directory of the data dir, a handle made by hand read any file of the host's
@@ -154,12 +198,7 @@ def test_a_forged_filehandle_reaches_nothing_outside_the_file_system(strata_serv
             len(template) > 14
             and kernel_handle(fs_files(strata_server, fs_id) / "mine.txt")[1] == template[-8:]
         )
-        try:
-            leaked = client.read(forged(template, *kernel_handle(secret)))
-        except Nfs4Error as e:
-            assert e.status == 70  # NFS4ERR_STALE
-        else:
-            raise AssertionError(f"a forged handle read a host file: {leaked!r}")
+        client.assert_stale(forged(template, *kernel_handle(secret)), "a host file")
     finally:
         client.close()
 
