@@ -93,7 +93,8 @@ def cli() -> None:
     default=None,
     help="postgresql://USER@HOST:PORT/DB: keep S3's, DynamoDB's, IAM's, KMS's, S3 Control's and the console's metadata, the meter, "
     "the clock and the scheduler's progress in this PostgreSQL database (created with LOCALE 'C'), "
-    "shared by every gateway started with it; other services keep theirs in SQLite so far (README). "
+    "shared by every gateway started with it; the engine services run on one of them at a time, the "
+    "engine host, with their state under --blob-dir/engines (README). "
     "Env: STRATA_METADATA.",
 )
 @click.option(
@@ -102,6 +103,13 @@ def cli() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Directory of S3's object and part bytes (<dir>/s3; default: inside the data dir). "
     "Env: STRATA_BLOB_DIR.",
+)
+@click.option(
+    "--advertise-url",
+    default=None,
+    help="With --metadata: the URL the other gateways forward RDS, ElastiCache, EC2/EBS, EFS, FIS, "
+    "Application Auto Scaling and CloudWatch requests to while this gateway is the engine host "
+    "(default http://<host>:<port>). Env: STRATA_ADVERTISE_URL.",
 )
 @click.option(
     "--engine-address",
@@ -128,6 +136,7 @@ def serve(
     timings: str | None,
     metadata: str | None,
     blob_dir: Path | None,
+    advertise_url: str | None,
     engine_address: str | None,
 ) -> None:
     """Start the server."""
@@ -149,6 +158,7 @@ def serve(
             timings=timings,
             metadata=metadata,
             blob_dir=blob_dir,
+            advertise_url=advertise_url,
             engine_address=engine_address,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
@@ -396,7 +406,7 @@ def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool)
     stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied then)."""
     from strata.migrate import NOT_MIGRATED_EXTRA, MigrateError
     from strata.migrate import migrate as run
-    from strata.storage.shared import PER_GATEWAY
+    from strata.storage.shared import ON_ENGINE_HOST
 
     try:
         _check_metadata_database(metadata)
@@ -411,7 +421,9 @@ def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool)
     click.echo(f"files: {done.linked} hard-linked, {done.copied} copied")
     for note in done.notes:
         click.echo(f"note: {note}")
-    for service, why in {**PER_GATEWAY, **NOT_MIGRATED_EXTRA}.items():
+    for service, why in ON_ENGINE_HOST.items():
+        click.echo(f"not migrated: {service}: {why} (the engine host keeps them under {blob_dir}/engines)")
+    for service, why in NOT_MIGRATED_EXTRA.items():
         click.echo(f"not migrated: {service}: {why}")
 
 

@@ -121,11 +121,16 @@ class Settings:
     # Where shared metadata lives: None (embedded SQLite under data_dir), or a PostgreSQL database
     # (`--metadata postgresql://USER@HOST:PORT/DB`, STRATA_METADATA) so gateways can share it
     # (issue 22): S3, IAM, KMS, S3 Control, the meter, clock and scheduler (strata.server.share);
-    # the services in strata.storage.shared.PER_GATEWAY keep theirs in SQLite so far.
+    # the services in strata.storage.shared.ON_ENGINE_HOST run on one gateway at a time, the engine
+    # host, with their state under <blob_dir>/engines (strata.gateway.engine_host).
     metadata: str | None = None
     # Object and part bytes (`--blob-dir`, STRATA_BLOB_DIR; S3's go under <blob_dir>/s3); None:
     # inside the data dir.
     blob_dir: Path | None = None
+    # With --metadata: the URL other gateways forward engine services' requests to while this
+    # gateway is the engine host (`--advertise-url`, STRATA_ADVERTISE_URL; strata.gateway.engine_host).
+    # None: http://<bind host>:<port> (`endpoint`).
+    advertise_url: str | None = None
     # Where other machines reach the engines (`--engine-address ADDR/DEV`,
     # STRATA_ENGINE_ADDRESS; strata.engines.floating): RDS instance and Aurora writer endpoints and
     # ElastiCache primary endpoints are advertised and served on ADDR; None: loopback only.
@@ -137,6 +142,8 @@ class Settings:
             check_metadata_url(self.metadata)
         if self.blob_dir is not None:
             self.blob_dir = Path(self.blob_dir).resolve()
+        if self.advertise_url is not None:
+            check_advertise_url(self.advertise_url)
         if self.engine_address is not None:
             dev = parse_engine_address(self.engine_address).dev  # refused at start, not at first use
             if not Path(f"/sys/class/net/{dev}").exists():
@@ -197,6 +204,12 @@ class Settings:
             return int(env)
         return self.limits.get(name, default)
 
+    @property
+    def engines_dir(self) -> Path:
+        """Where the engine host keeps the engine services' state with --metadata (shared storage
+        every gateway sees: a new host restarts the engines from it)."""
+        return (self.blob_dir or self.data_dir) / "engines"
+
     def service_dir(self, service: str) -> Path:
         path = self.data_dir / service
         path.mkdir(parents=True, exist_ok=True)
@@ -240,6 +253,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.engine_address = os.environ["STRATA_ENGINE_ADDRESS"]
     if os.environ.get("STRATA_BLOB_DIR"):
         s.blob_dir = Path(os.environ["STRATA_BLOB_DIR"])
+    if os.environ.get("STRATA_ADVERTISE_URL"):
+        s.advertise_url = os.environ["STRATA_ADVERTISE_URL"]
     if os.environ.get("STRATA_USERS_FILE"):
         s.users_file = Path(os.environ["STRATA_USERS_FILE"])
     if os.environ.get("STRATA_ACCOUNT_ID"):
@@ -261,6 +276,21 @@ def settings_from_env(**overrides: object) -> Settings:
         if default:
             s.account_id = default
     return s
+
+
+def check_advertise_url(url: str) -> None:
+    """`--advertise-url`: http://HOST:PORT, where the other gateways reach this one's HTTP port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"the advertise URL is not a URL: {e}") from e
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"the advertise URL must be http://HOST:PORT (this gateway's HTTP port), not {url!r}"
+        )
 
 
 def check_metadata_url(url: str) -> None:

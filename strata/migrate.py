@@ -15,8 +15,9 @@ holds state is refused unless `allow_nonempty` (rows then must not collide: a co
 whole copy back).
 
 The target's tables are made by the services' own schema code (S3Store, PostgresStore with each
-service's SCHEMA); rows go by column name (storage/copy_rows.py). Per-gateway services
-(storage.shared.PER_GATEWAY) keep their state in each gateway's data dir and are not migrated.
+service's SCHEMA); rows go by column name (storage/copy_rows.py). The engine services
+(storage.shared.ON_ENGINE_HOST), whose state the engine host keeps under <blob dir>/engines, are
+not migrated.
 """
 
 from __future__ import annotations

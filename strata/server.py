@@ -46,12 +46,12 @@ _shared: list = []  # the SharedSim of a server started with --metadata (closed 
 
 def share(settings: Settings) -> None:
     """`--metadata postgresql://...`: one clock and one owner of the shared time-driven rules for
-    every gateway on that database; say what stays in this gateway's SQLite."""
+    every gateway on that database; say what runs on the engine host only (strata.gateway.engine_host)."""
     from strata.config import redact_url
     from strata.sim.meter import SCHEMA as METER_SCHEMA
     from strata.storage.coordination import SharedSim
     from strata.storage.postgres import PostgresStore
-    from strata.storage.shared import PER_GATEWAY
+    from strata.storage.shared import ON_ENGINE_HOST
 
     url = settings.metadata or ""
     sim = SharedSim(url)
@@ -66,9 +66,13 @@ def share(settings: Settings) -> None:
         "sign-ins, the meter, the clock and the scheduler (one owner at a time); object bytes under --blob-dir",
         redact_url(url),
     )
-    for service, why in PER_GATEWAY.items():
+    for service, why in ON_ENGINE_HOST.items():
         log.warning(
-            "--metadata: %s stays in this gateway's SQLite under %s: %s", service, settings.data_dir, why
+            "--metadata: %s runs on the engine host (one gateway at a time; the others forward to it), "
+            "state under %s: %s",
+            service,
+            settings.engines_dir,
+            why,
         )
 
 

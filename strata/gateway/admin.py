@@ -139,6 +139,8 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
                 "region": app.settings.region,
                 "account": app.settings.account_id,
                 "services": app.services.health(),
+                # with --metadata: whether this gateway runs the engine services, and who does
+                "engine_host": app.engine_host.health() if app.engine_host is not None else None,
             },
         )
     if path == "/_strata/clock":
@@ -207,6 +209,9 @@ def _nbd_uri(app: StrataApp, volume_id: str) -> HttpResponse:
     """Where an attached EBS volume is served over NBD (`strata ebs nbd-uri` prints it)."""
     try:
         provider = app.services.provider("ec2")
+        if provider is None and app.engine_host is not None:
+            url = app.engine_host.host_url
+            return _json(503, {"error": f"EC2 runs on the engine host ({url}): ask it", "engine_host": url})
         if provider is None:
             return _json(404, {"error": "EC2 is not running"})
         return _json(200, {"volume": volume_id, "uri": provider.nbd.uri(volume_id)})

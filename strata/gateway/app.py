@@ -33,6 +33,7 @@ from strata.gateway.detect import (
     service_by_query_version,
     to_path_style,
 )
+from strata.gateway.engine_host import EngineHost
 from strata.gateway.hosts import HostPolicy, misdirected
 from strata.gateway.http1 import DropConnection
 from strata.gateway.request_body import RequestBody
@@ -66,6 +67,8 @@ class StrataApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services = ServiceTable(settings)
+        # with --metadata: which gateway runs the engine services (None: this one, always)
+        self.engine_host = EngineHost(settings, self.services) if settings.metadata else None
         self.directory = directory_for(settings)
         self.auth = Authenticator(settings)
         self.hosts = HostPolicy(settings)
@@ -91,12 +94,16 @@ class StrataApp:
     async def start(self) -> None:
         self.directory.load()
         await self.services.start()
+        if self.engine_host is not None:
+            await self.engine_host.start()
         scheduler.start()  # after the services: they register their time-driven rules in start()
 
     async def stop(self) -> None:
         self.access_log.flush()
         await scheduler.stop()
         await self.services.stop()
+        if self.engine_host is not None:
+            await self.engine_host.stop()  # the lock goes once the engines are down
         self.directory.close()
         self.console.close()
 
@@ -147,6 +154,14 @@ class StrataApp:
         except Exception:  # noqa: BLE001 - never leak a traceback to the client
             log.exception("internal error routing %s %s", request.method, request.raw_path)
             return HttpResponse(500, [("content-type", "text/plain")], b"Internal error")
+        if self.engine_host is not None and self.engine_host.runs(service, request):
+            if not self.engine_host.serving:
+                forwarded = await self.engine_host.forward(request, body, codec, request_id)
+                if forwarded is not None:
+                    elapsed_ms = (clock.monotonic() - start) * 1000
+                    self.access_log.record(service, "(forwarded)", forwarded.status, elapsed_ms, request_id)
+                    return forwarded
+            self.engine_host.adopt(request)
         if service_outages.out and service_outages.down(service):
             await service_outages.wait_out(service)  # FIS: the service's endpoint is cut off
             raise DropConnection

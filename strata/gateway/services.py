@@ -1,7 +1,14 @@
-"""The table of running services: each provider built once, started and stopped with the server."""
+"""The table of running services: each provider built once, started and stopped with the server.
+
+With --metadata the engine services (strata.storage.shared.ON_ENGINE_HOST) are built only on the
+engine host, when it becomes one (`host_engines`), with their state under the shared
+`settings.engines_dir`: building one restores its engines, which one gateway at a time may run
+(strata.gateway.engine_host). Without it they are built with the others, under --data-dir.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -9,7 +16,9 @@ from strata.config import Settings
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime
-from strata.services.registry import SERVICES, load_provider_class
+from strata.services.registry import SERVICES, ServiceInfo, load_provider_class
+from strata.sim.scheduler import scheduler
+from strata.storage.shared import ON_ENGINE_HOST
 
 log = logging.getLogger("strata")
 
@@ -22,20 +31,44 @@ class ServiceTable:
         # others keep serving.
         self._failed: dict[str, str] = {}
         self._protocols = {name: service_model(name).protocol for name in SERVICES}
+        # engine services waiting for this gateway to become the engine host (with --metadata)
+        self.deferred = [name for name in SERVICES if name in ON_ENGINE_HOST] if settings.metadata else []
         for name, info in SERVICES.items():
-            try:
-                cls = load_provider_class(info)
-                if cls is not None:
-                    runtime = ServiceRuntime(
-                        name=name,
-                        settings=settings,
-                        data_dir=settings.service_dir(name),
-                        peer=self._providers.get,
-                    )
-                    self._providers[name] = cls(runtime)
-            except Exception as e:  # noqa: BLE001 - isolate one broken service from the rest
-                log.exception("service %s failed to load", name)
-                self._failed[name] = f"failed: {e}"
+            if name not in self.deferred:
+                self._build(name, info, settings)
+
+    def _build(self, name: str, info: ServiceInfo, settings: Settings) -> None:
+        try:
+            cls = load_provider_class(info)
+            if cls is not None:
+                runtime = ServiceRuntime(
+                    name=name,
+                    settings=settings,
+                    data_dir=settings.service_dir(name),
+                    peer=self._providers.get,
+                )
+                self._providers[name] = cls(runtime)
+        except Exception as e:  # noqa: BLE001 - isolate one broken service from the rest
+            log.exception("service %s failed to load", name)
+            self._failed[name] = f"failed: {e}"
+
+    async def host_engines(self) -> None:
+        """Build and start the engine services here (this gateway became the engine host): their
+        normal restart path, from the state the last host left under `settings.engines_dir`. The
+        settings they get name that directory as their data dir, so everything they keep (the
+        engines' ports table and the TLS authority ElastiCache clients trust included) is there;
+        so is the progress of the time-driven rules they register, which a new host goes on from."""
+        deferred, self.deferred = self.deferred, []
+        root = self.settings.engines_dir
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings = dataclasses.replace(self.settings, data_dir=root)
+        progress = root / "scheduler.json"
+        before = scheduler.rule_names()
+        scheduler.adopt_progress(progress)
+        for name in deferred:
+            self._build(name, SERVICES[name], settings)
+        await self._start([name for name in deferred if name in self._providers])
+        scheduler.keep_progress(scheduler.rule_names() - before, progress)
 
     def protocol(self, service: str) -> str:
         return self._protocols[service]
@@ -46,7 +79,11 @@ class ServiceTable:
         return self._providers.get(service)
 
     async def start(self) -> None:
-        for name, provider in list(self._providers.items()):
+        await self._start(list(self._providers))
+
+    async def _start(self, names: list[str]) -> None:
+        for name in names:
+            provider = self._providers[name]
             start = getattr(provider, "start", None)
             if start is not None:
                 log.debug("starting %s", name)
@@ -72,6 +109,8 @@ class ServiceTable:
             provider = self._providers.get(name)
             if name in self._failed:
                 states[name] = self._failed[name]
+            elif name in self.deferred:
+                states[name] = "on the engine host"
             elif provider is None:
                 states[name] = "not implemented"
             else:

@@ -87,6 +87,7 @@ class Scheduler:
         self._rules: dict[str, _Rule] = {}
         self._state_file: Path | None = None
         self._saved: dict[str, float] = {}
+        self._kept: list[tuple[frozenset[str], Path]] = []  # keep_progress's files
         self._waiters: list[_Waiter] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -102,19 +103,25 @@ class Scheduler:
     def use_state_file(self, path: Path) -> None:
         """Where each rule's progress is kept (read now; a missing file means no progress yet)."""
         self._state_file = path
-        self._saved = {}
-        if path.exists():
-            try:
-                doc = json.loads(path.read_text())
-                self._saved = {
-                    str(k): float(v) for k, v in doc.get("caught_up", {}).items() if math.isfinite(float(v))
-                }
-            except (OSError, ValueError, TypeError, AttributeError) as e:
-                # Progress is only an optimisation of `since`: rules decide from state, so
-                # starting over from now loses nothing that a run would not redo.
-                log.warning("scheduler state %s unreadable (%s): rules start from now", path, e)
+        self._saved = _read_progress(path)
         for rule in self._rules.values():
             rule.done = self._saved.get(rule.name, rule.done)
+
+    def adopt_progress(self, path: Path) -> None:
+        """Rules (registered now or later) whose progress `path` holds start from it: the engine
+        host's rules, whose progress the last host kept in the shared `path` (keep_progress)."""
+        progress = _read_progress(path)
+        self._saved.update(progress)
+        for rule in self._rules.values():
+            rule.done = progress.get(rule.name, rule.done)
+
+    def keep_progress(self, names: set[str], path: Path) -> None:
+        """Write the progress of rules `names` to `path` too, whenever it is persisted."""
+        self._kept.append((frozenset(names), path))
+        self._persist()
+
+    def rule_names(self) -> set[str]:
+        return set(self._rules)
 
     def saved(self) -> dict[str, float]:
         """Each rule's progress as read from the state file (`use_state_file`)."""
@@ -320,12 +327,31 @@ class Scheduler:
         if self._state_file is None:
             return
         self._saved.update({r.name: r.done for r in self._rules.values()})
-        tmp = self._state_file.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"caught_up": self._saved}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._state_file)
+        _write_progress(self._state_file, self._saved)
+        for names, path in self._kept:
+            _write_progress(path, {n: done for n, done in self._saved.items() if n in names})
+
+
+def _read_progress(path: Path) -> dict[str, float]:
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in doc.get("caught_up", {}).items() if math.isfinite(float(v))}
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        # Progress is only an optimisation of `since`: rules decide from state, so starting over
+        # from now loses nothing that a run would not redo.
+        log.warning("scheduler state %s unreadable (%s): rules start from now", path, e)
+        return {}
+
+
+def _write_progress(path: Path, progress: dict[str, float]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"caught_up": progress}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 scheduler = Scheduler()

@@ -2,8 +2,9 @@
 
 `open_store` is the one place a service's store is opened: the embedded SQLite file at `path`, or,
 with `--metadata postgresql://...` (several gateways sharing one cloud), the PostgreSQL store
-`name` (a schema of that database). A service whose state cannot yet be shared by several gateways
-keeps calling `MetadataStore` itself and is named in `PER_GATEWAY` (logged at start-up).
+`name` (a schema of that database). A service whose state is engines and files keeps calling
+`MetadataStore` itself, runs on the engine host only and is named in `ON_ENGINE_HOST` (logged at
+start-up).
 
 `Freshness` is what makes a per-process cache of documents (IAM's identities and keys, S3 Control's
 account settings) safe with several gateways: every change bumps a counter in the same write, and
@@ -24,15 +25,18 @@ from strata.storage.metadata import MetadataStore
 
 SMALL_POOL = 2  # pooled read connections of a store opened here (S3's has its own, larger)
 
-# What keeps its state in this gateway's SQLite even with --metadata, and why (the start-up log).
-PER_GATEWAY = {
-    "rds": "its engines run on the gateway that made them (engine placement is not built yet)",
-    "elasticache": "its engines run on the gateway that made them",
-    "ec2/ebs": "volume bytes and their NBD servers live on the gateway that made them",
-    "efs": "file systems and their NFS servers live on the gateway that made them",
-    "fis": "faults are injected into this gateway's engines and requests only",
-    "autoscaling": "scalable targets and policies: only the gateway they were registered on scales",
-    "cloudwatch": "metrics and alarms (each gateway publishes the shared meter's events itself)",
+# What runs on the engine host only (strata.gateway.engine_host) with --metadata, and why: its
+# state is engines and files, under <blob dir>/engines/, which one gateway at a time may run; the
+# other gateways forward these services' requests to the host (the start-up log says so).
+ON_ENGINE_HOST = {
+    "rds": "its engines (PostgreSQL, MariaDB) and their data",
+    "elasticache": "its engines (Redis/Valkey, Memcached) and snapshots",
+    "ec2": "EBS volumes' bytes and their NBD servers",
+    "ebs": "the EBS direct APIs read and write EC2's snapshot blocks",
+    "efs": "file systems and their NFS servers",
+    "fis": "faults are injected into the host's engines and requests",
+    "application-autoscaling": "scalable targets and policies act on the host's engines",
+    "cloudwatch": "metrics and alarms of the host's engines (and the shared meter's events)",
 }
 
 

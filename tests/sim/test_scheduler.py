@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from strata.sim.clock import Clock
@@ -109,3 +110,40 @@ def test_real_time_crossing_a_boundary_runs_only_the_rules_due(tmp_path: Path) -
     asyncio.run(go())
     assert runs == ["daily"]
     assert clock.offset == 0
+
+
+def test_rules_kept_in_a_shared_file_go_on_from_there_in_another_process(tmp_path: Path) -> None:
+    """The engine host's rules (strata.gateway.services.host_engines): a new host, with a state
+    file of its own, starts them where the last host got to, not from the takeover's time."""
+    wall = [1_000_000 * DAY]
+    shared = tmp_path / "shared.json"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    clock, first = make(tmp_path / "a", wall)
+    runs: list[tuple[float, float]] = []
+
+    async def rule(since: float, until: float) -> dict[str, int]:
+        runs.append((since, until))
+        return {"done": 1}
+
+    async def own(since: float, until: float) -> dict[str, int]:
+        return {}
+
+    async def go(scheduler: Scheduler) -> None:
+        await scheduler.catch_up()
+
+    first.adopt_progress(shared)  # nothing there yet
+    first.register("engine", rule)
+    first.register("own", own)
+    first.keep_progress({"engine"}, shared)
+    clock.advance(DAY)
+    asyncio.run(go(first))
+    assert runs[-1][1] == wall[0] + DAY
+    assert set(json.loads(shared.read_text())["caught_up"]) == {"engine"}
+
+    clock2, second = make(tmp_path / "b", wall)  # another gateway, its clock moved on meanwhile
+    clock2.advance(3 * DAY)
+    second.adopt_progress(shared)
+    second.register("engine", rule)
+    asyncio.run(go(second))
+    assert runs[-1] == (wall[0] + DAY, wall[0] + 3 * DAY)

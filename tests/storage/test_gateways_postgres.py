@@ -9,6 +9,10 @@ over when the owner is killed with -9.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import os
 import re
 import time
 import uuid
@@ -18,16 +22,25 @@ from datetime import datetime
 from pathlib import Path
 
 import boto3
+import psutil
+import psycopg
 import pytest
+import redis
 from botocore.exceptions import ClientError
 
+from strata.config import ConfigError, Settings
 from strata.console.sessions import COOKIE
 from strata.engines.postgres import PgNode
-from strata.storage.shared import PER_GATEWAY
+from strata.gateway import engine_host
+from strata.gateway.engine_host import EXIT_FENCED
+from strata.protocol import codec_for_request
+from strata.protocol.http import Headers, HttpRequest
+from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
+from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
-from tests.strata_process import StrataProcess
+from tests.strata_process import StrataProcess, free_port
 
 
 @pytest.fixture(scope="module")
@@ -163,11 +176,50 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     assert b.client("s3").get_object(Bucket=alias, Key="k")["Body"].read() == b"via ap"
 
 
+def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
+    for bad in (
+        "https://10.0.0.5:4566",
+        "http://10.0.0.5",
+        "http://10.0.0.5:4566/x",
+        "10.0.0.5:4566",
+        "http://h:x",
+    ):
+        with pytest.raises(ConfigError, match="advertise URL"):
+            Settings(data_dir=tmp_path, advertise_url=bad)
+    assert (
+        Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
+        == "http://10.0.0.5:4566"
+    )
+
+
+def test_a_request_no_engine_host_answers_gets_service_unavailable(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forwarding to a host that is gone: retried while RETRY_FOR lasts, then the protocol's
+    ServiceUnavailable (503), rendered as the service renders its errors."""
+    monkeypatch.setattr(engine_host, "RETRY_FOR", 0.5)
+    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=metadata_url), services=None)  # type: ignore[arg-type]
+    gateway.host = (f"http://127.0.0.1:{free_port()}", "token")  # nothing listens there
+    request = HttpRequest(
+        "POST",
+        "/",
+        "",
+        Headers([("host", "127.0.0.1"), ("content-type", "application/x-www-form-urlencoded")]),
+    )
+    codec = codec_for_request("elasticache", request)
+    try:
+        answer = asyncio.run(gateway.forward(request, None, codec, "REQ1"))  # type: ignore[arg-type]
+    finally:
+        gateway.lock.close()
+    assert answer is not None and answer.status == 503
+    assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
+
+
 def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
     log = gateways[0].log_path.read_text()
     assert "--metadata: shared by every gateway on postgresql://strata:***@" in log
-    for service in PER_GATEWAY:
-        assert f"--metadata: {service} stays in this gateway's SQLite under {gateways[0].data_dir}" in log
+    for service in ON_ENGINE_HOST:
+        assert f"--metadata: {service} runs on the engine host" in log
 
 
 def test_a_console_sign_in_on_one_gateway_holds_on_the_other_until_signed_out(
@@ -258,3 +310,147 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     _until(lambda: other.admin("/_strata/clock")["gateways"] == 2, "the survivor counts the one back")
     assert owner.admin("/_strata/clock")["scheduler_owner"] is False
     assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
+
+
+def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
+    gateways: list[StrataProcess], metadata_url: str
+) -> None:
+    hosts = _until(
+        lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
+        "a gateway is the engine host",
+    )
+    assert len(hosts) == 1
+    host = hosts[0]
+    other = gateways[1] if host is gateways[0] else gateways[0]
+    # the other learns the host's URL (advertised once its engines are up) within a lock try's time
+    _until(lambda: other.health()["engine_host"] == {"self": False, "url": host.endpoint}, "B knows the host")
+    assert other.health()["services"]["elasticache"] == "on the engine host"
+
+    # Made through the gateway that is not the host: forwarded (signature and all), run by the host.
+    ec = other.client("elasticache")
+    cid = f"gw-{uuid.uuid4().hex[:8]}"
+    ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1)
+    rds = other.client("rds")
+    create_pg(rds, cid, wait=False)
+
+    def described(gateway: StrataProcess) -> dict:
+        return gateway.client("elasticache").describe_cache_clusters(
+            CacheClusterId=cid, ShowCacheNodeInfo=True
+        )["CacheClusters"][0]
+
+    cluster = _until(
+        lambda: (c := described(other))["CacheClusterStatus"] == "available" and c, "available", 60
+    )
+    assert described(host) == cluster  # one cluster, whichever gateway answers
+    endpoint = cluster["CacheNodes"][0]["Endpoint"]
+    client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    client.set("kept", "through the failover")
+    instance = wait_status(rds, cid)
+    assert (
+        host.client("rds").describe_db_instances(DBInstanceIdentifier=cid)["DBInstances"][0]["Endpoint"]
+        == (instance["Endpoint"])
+    )
+    with pg_connect(instance) as db:
+        db.execute("CREATE TABLE kept AS SELECT 'through the failover' AS v")
+    with pytest.raises(ClientError) as missing:  # errors come back as the host rendered them
+        ec.describe_cache_clusters(CacheClusterId="gw-none")
+    assert _code(missing) == "CacheClusterNotFound"
+    _the_host_judges_a_forwarded_request_by_its_client(other, cid)
+    _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(other)
+    # DynamoDB is served by every gateway, but its replica auto scaling is the host's Application
+    # Auto Scaling: forwarded too.
+    ddb = other.client("dynamodb")
+    ddb.create_table(
+        TableName=cid,
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+    scaling = ddb.describe_table_replica_auto_scaling(TableName=cid)["TableAutoScalingDescription"]
+    assert scaling["TableName"] == cid
+
+    host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
+    _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
+    assert described(other)["CacheClusterStatus"] == "available"
+    assert described(other)["CacheNodes"][0]["Endpoint"] == endpoint  # the same endpoint, routed again
+    back = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert (
+        _until(lambda: _answers(back, "kept"), "the engine answers on its endpoint", 60)
+        == "through the failover"
+    )
+
+    host.start()  # back, it forwards: the survivor keeps the engines
+    assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
+    assert described(host)["CacheClusterStatus"] == "available"
+
+    # Fencing: the new host's lock session ends under it (as when PostgreSQL loses sight of its
+    # machine): it kills its engines and exits, and the restarted gateway takes them over.
+    engine_pid = int(back.info("server")["process_id"])
+    with psycopg.connect(metadata_url, autocommit=True) as c:
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+            "'strata-engine-host' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+        )
+    assert other.proc is not None and other.proc.wait(timeout=30) == EXIT_FENCED
+    assert "lost the engine host's lock" in other.log_tail()
+    assert not psutil.pid_exists(engine_pid) or psutil.Process(engine_pid).status() == psutil.STATUS_ZOMBIE
+    _until(lambda: host.health()["engine_host"]["self"], "the restarted gateway becomes the engine host")
+    again = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert _until(lambda: _answers(again, "kept"), "the engine answers again", 60) == "through the failover"
+    other.start()
+    described(other)  # forwarded again
+    host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
+    host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
+
+
+def _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(gateway: StrataProcess) -> None:
+    """The EBS direct APIs (signing name "ebs"): a block's body up, and down again, forwarded."""
+    ebs = gateway.client("ebs")
+    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    block = os.urandom(512 * 1024)
+    digest = base64.b64encode(hashlib.sha256(block).digest()).decode()
+    ebs.put_snapshot_block(
+        SnapshotId=snap,
+        BlockIndex=3,
+        BlockData=block,
+        DataLength=len(block),
+        Checksum=digest,
+        ChecksumAlgorithm="SHA256",
+    )
+    assert ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=1)["Status"] == "completed"
+    listed = ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"]
+    got = ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=3, BlockToken=listed[0]["BlockToken"])
+    assert got["BlockData"].read() == block and got["Checksum"] == digest
+
+
+def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
+    """aws:SecureTransport on the host is the client's connection to the forwarding gateway (the
+    gateways' own headers say so), never what a client's headers claim."""
+    iam = gateway.client("iam")
+    user = f"tls-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="tls-only",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+        '"elasticache:DescribeCacheClusters","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}',
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    creds = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    over_tls = gateway.client("elasticache", https=True, **creds)
+    assert over_tls.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterId"] == cid
+    plain = gateway.client("elasticache", **creds)
+    plain.meta.events.register(
+        "before-send.elasticache.*",
+        lambda request, **_: request.headers.__setitem__("x-strata-forwarded-proto", "https"),
+    )
+    with pytest.raises(ClientError) as denied:
+        plain.describe_cache_clusters(CacheClusterId=cid)
+    assert _code(denied) == "AccessDenied"
+
+
+def _answers(client: redis.Redis, key: str) -> str | None:
+    try:
+        return client.get(key)
+    except redis.RedisError:
+        return None
