@@ -16,9 +16,16 @@ only when:
   the egress filter exempts them: a MariaDB replica to its source's node, a Redis cluster bus), or
   an engine in no cgroup of its own (ENGINE_USER: a serverless cache's nodes), as the firewall
   lets them pass.
-Anything else is refused (TCP reset) before the engine sees it. The chain hooks the OUTPUT path at
-priority 10, after the routers' NAT (-100) and the firewall's chains (-150, 0), so it sees the
-port the connection ends at.
+Anything else is refused (TCP reset) before the engine sees it.
+
+Two chains do it, as nft sees each end of a loopback connection at one hook only. On the OUTPUT
+path (priority 10, after the routers' NAT at -100 and the firewall's chains, so it sees the port
+the connection ends at) the SYN's socket is judged and a connection allowed gets the conntrack
+mark bit ALLOWED. On the INPUT path the listening socket the SYN reaches is looked up: one of this
+Strata's engines (under its engine cgroups' base) or of Strata's own cgroup (the engines it runs in
+no cgroup of their own), without the mark, refuses it. So another Strata's engine that holds a
+port this Strata's table also lists (one of a stopped instance's, taken meanwhile: the range is
+shared) is never refused here, and each Strata keeps only its own engines.
 
 The internal ports are the port table's, read again whenever it changes (`PortAllocator.watch`: a
 new node's port is covered before its engine listens), so only this Strata's ports are guarded,
@@ -37,6 +44,11 @@ from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_
 from strata.engines.ports import PortAllocator
 
 LOOPBACK_NET = "127.0.0.0/8"
+ALLOWED = 0x4000_0000  # conntrack mark bit: the connection's source may reach an internal port
+
+
+def _socket(ref: CgroupRef) -> str:
+    return f'socket cgroupv2 level {ref.level} "{ref.path}"'
 
 
 class InternalGuard:
@@ -46,6 +58,7 @@ class InternalGuard:
         self,
         ports: PortAllocator,
         strata: CgroupRef,
+        base: CgroupRef,
         engine_uid: int | None,
         *,
         public: set[int] | None = None,
@@ -56,6 +69,7 @@ class InternalGuard:
         self.public = frozenset(public or ())
         self.ports = ports
         self.strata = strata  # Strata's own cgroup
+        self.base = base  # the cgroup its engines' cgroups are under
         self.engine_uid = engine_uid
         self.open: frozenset[int] = frozenset()
         self.engines: dict[str, Engines] = {}
@@ -102,31 +116,33 @@ class InternalGuard:
             remove_dead_tables()
         t = self.table
         judge = [
-            "ct status dnat accept",
-            f"meta mark {CONTROL_MARK:#x} accept",
-            f'socket cgroupv2 level {self.strata.level} "{self.strata.path}" accept',
+            "ct status dnat goto allow",
+            f"meta mark {CONTROL_MARK:#x} goto allow",
+            f"{_socket(self.strata)} goto allow",
         ]
         script = [f"table ip {t}", f"delete table ip {t}", f"table ip {t} {{"]
-        script.append(
-            f"  set internal {{ type inet_service; elements = {{ {', '.join(map(str, sorted(internal)))} }} }}"
-        )
+        ports = ", ".join(map(str, sorted(internal)))
+        script.append(f"  set internal {{ type inet_service; elements = {{ {ports} }} }}")
+        script += ["  chain allow {", f"    ct mark set ct mark | {ALLOWED:#x}", "  }"]
         for i, (_, e) in enumerate(state[1]):
-            accepts = [r for r in map(_accept, e.replication) if r]
-            script += [
-                f"  chain engine_{i} {{",
-                *(f"    {r}" for r in accepts),
-                "    reject with tcp reset",
-                "  }",
-            ]
-            judge.append(f'socket cgroupv2 level {e.cgroup.level} "{e.cgroup.path}" goto engine_{i}')
+            accepts = [f"{r.removesuffix(' accept')} goto allow" for r in map(_accept, e.replication) if r]
+            script += [f"  chain engine_{i} {{", *(f"    {r}" for r in accepts), "  }"]
+            judge.append(f"{_socket(e.cgroup)} goto engine_{i}")
         if self.engine_uid is not None:  # engines in no cgroup of their own
-            judge.append(f"meta skuid {self.engine_uid} accept")
-        judge.append("reject with tcp reset")
+            judge.append(f"meta skuid {self.engine_uid} goto allow")
         script += ["  chain judge {", *(f"    {r}" for r in judge), "  }"]
+        syn = f"ip daddr {LOOPBACK_NET} tcp flags & (syn | ack) == syn tcp dport @internal"
         script += [
-            "  chain out {",
+            "  chain listener {",
+            *(f"    {_socket(c)} reject with tcp reset" for c in (self.base, self.strata)),
+            "  }",
+            "  chain outbound {",
             "    type filter hook output priority 10; policy accept;",
-            f"    ip daddr {LOOPBACK_NET} tcp flags & (syn | ack) == syn tcp dport @internal jump judge",
+            f"    {syn} jump judge",
+            "  }",
+            "  chain inbound {",
+            "    type filter hook input priority 0; policy accept;",
+            f"    {syn} ct mark & {ALLOWED:#x} == 0 jump listener",
             "  }",
             "}",
         ]
@@ -142,4 +158,4 @@ def strata_guard(ports: PortAllocator, public: set[int]) -> InternalGuard | None
     cgroups = engine_cgroups()
     if cgroups is None:
         return None
-    return InternalGuard(ports, cgroups.enter_own(), engine_uid(), public=public)
+    return InternalGuard(ports, cgroups.enter_own(), cgroups.base_ref(), engine_uid(), public=public)

@@ -20,7 +20,9 @@ group ids, kept as "guard" documents so rules are re-applied at every start. Enf
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
 rather than accept it unenforced. Egress rules are filtered on the resources whose engines run in a
-cgroup of their own (DB instances, ElastiCache nodes): see `egress`.
+cgroup of their own (DB instances, ElastiCache nodes): see `egress`. The engines' own ports behind
+the endpoints take connections only through them (or from Strata, or its replication): `internal`
+(strata.engines.internal_guard), where cgroups tell Strata's processes apart.
 """
 
 from __future__ import annotations
