@@ -23,7 +23,9 @@ path (priority 10, after the routers' NAT at -100 and the firewall's chains, so 
 the connection ends at) the SYN's socket is judged and a connection allowed gets the conntrack
 mark bit ALLOWED. On the INPUT path the listening socket the SYN reaches is looked up: one of this
 Strata's engines (under its engine cgroups' base) or of Strata's own cgroup (the engines it runs in
-no cgroup of their own), without the mark, refuses it. So another Strata's engine that holds a
+no cgroup of their own), without the mark, refuses it, unless the connection came through an
+endpoint: one from another machine to the engine address (strata.engines.floating), which the
+PREROUTING hook's NAT sent here, never passed the OUTPUT chain. So another Strata's engine that holds a
 port this Strata's table also lists (one of a stopped instance's, taken meanwhile: the range is
 shared) is never refused here, and each Strata keeps only its own engines.
 
@@ -142,7 +144,7 @@ class InternalGuard:
             "  }",
             "  chain inbound {",
             "    type filter hook input priority 0; policy accept;",
-            f"    {syn} ct mark & {ALLOWED:#x} == 0 jump listener",
+            f"    {syn} ct status & dnat == 0 ct mark & {ALLOWED:#x} == 0 jump listener",
             "  }",
             "}",
         ]
