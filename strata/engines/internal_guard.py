@@ -37,6 +37,7 @@ never another program's. Usable where the firewall is (nft, root) and engines ru
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 
@@ -44,7 +45,9 @@ from strata.engines.cgroups import CgroupRef, engine_cgroups
 from strata.engines.firewall import CONTROL_MARK, Engines, _accept, engine_uid
 from strata.engines.nft import drop_table, owned_table, remove_dead_tables, run_script, start_janitor
 from strata.engines.ports import PortAllocator
+from strata.engines.process import EngineError
 
+log = logging.getLogger("strata.engines")
 LOOPBACK_NET = "127.0.0.0/8"
 ALLOWED = 0x4000_0000  # conntrack mark bit: the connection's source may reach an internal port
 
@@ -89,9 +92,13 @@ class InternalGuard:
             self._apply()
 
     def refresh(self) -> None:
-        """Read the port table again (it changed)."""
+        """Read the port table again (it changed). A failed update is logged, not raised: the
+        allocation that called it goes on, its port unguarded until the next update succeeds."""
         with self._lock:
-            self._apply()
+            try:
+                self._apply()
+            except EngineError as e:
+                log.error("engines' own ports could not be guarded (retried at the next change): %s", e)
 
     def internal_ports(self) -> set[int]:
         return set(self.ports.owned().values()) - self.open - self.public
