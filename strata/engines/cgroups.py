@@ -28,7 +28,7 @@ from pathlib import Path
 from strata.engines.nft import start_ticks
 
 NFT_ROOT = Path("/sys/fs/cgroup")  # where nft looks a rule's cgroupv2 path up
-_OWNED = re.compile(r"^strata_(\d+)_(\d+)$")
+_OWNED = re.compile(r"^strata_(\d+)_(\d+)(?:_self)?$")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,18 @@ class EngineCgroups:
         with self._lock:
             self.base.mkdir(parents=True, exist_ok=True)
         return CgroupRef(len(self.base.relative_to(self.mount).parts), str(self.base.relative_to(NFT_ROOT)))
+
+    def enter_own(self) -> CgroupRef:
+        """Move this process (every thread) into a cgroup of its own, `strata_<pid>_<ticks>_self`
+        beside its engines' base, and return how nft names it: the processes it forks from now on
+        (pg tools, HAProxy, ...) and the sockets it makes are told from every other process of
+        the machine by it (strata.engines.internal_guard). A sibling of the base, not a child,
+        so that rules about "every engine" (strata.engines.partition) do not take Strata in."""
+        d = self.base.with_name(self.base.name + "_self")
+        with self._lock:
+            d.mkdir(exist_ok=True)
+            join(d)
+        return CgroupRef(len(d.relative_to(self.mount).parts), str(d.relative_to(NFT_ROOT)))
 
     def remove(self) -> None:
         """Remove the directories whose engines have ended (at a clean stop)."""

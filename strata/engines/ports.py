@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from strata.config import Settings
@@ -47,6 +48,7 @@ class PortAllocator:
         self.low, self.high = port_range
         self._store = MetadataStore(db_path, fsync=fsync, schema=_SCHEMA)
         self._lock = threading.RLock()  # reassign() allocates while holding it
+        self._watchers: list[Callable[[], None]] = []
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PortAllocator:
@@ -58,6 +60,20 @@ class PortAllocator:
                 path = settings.data_dir / "engines" / "ports.db"
                 alloc = _CACHE[key] = cls(path, settings.engine_port_range, fsync=settings.fsync)
             return alloc
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every change of the table, in the thread that made it, before the
+        port is returned: a guard of the ports (strata.engines.internal_guard) covers a new one
+        before its engine listens on it."""
+        self._watchers.append(callback)
+
+    def unwatch(self, callback: Callable[[], None]) -> None:
+        if callback in self._watchers:
+            self._watchers.remove(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
 
     def get(self, owner: str) -> int | None:
         row = self._store.query_one("SELECT port FROM ports WHERE owner = ?", (owner,))
@@ -86,7 +102,8 @@ class PortAllocator:
                 if port is None:
                     raise PortsExhausted(f"no free port left in {self.low}-{self.high}")
             c.execute("INSERT INTO ports(port, owner) VALUES (?, ?)", (port, owner))
-            return port
+        self._changed()
+        return port
 
     def reassign(self, owner: str) -> int:
         """A new port for `owner` (its old one was taken by another program while it was down)."""
@@ -97,11 +114,13 @@ class PortAllocator:
     def release(self, owner: str) -> None:
         with self._store.transaction() as c:
             c.execute("DELETE FROM ports WHERE owner = ?", (owner,))
+        self._changed()
 
     def release_prefix(self, prefix: str) -> None:
         """Release every port whose owner starts with `prefix` (e.g. all ports of one instance)."""
         with self._store.transaction() as c:
             c.execute("DELETE FROM ports WHERE owner >= ? AND owner < ?", (prefix, prefix + "\U0010ffff"))
+        self._changed()
 
     def owned(self, prefix: str = "") -> dict[str, int]:
         rows = self._store.query(

@@ -52,7 +52,7 @@ from strata.engines.process import (
     run_as,
     wait_until,
 )
-from strata.engines.socket_paths import short_tmp_path
+from strata.engines.socket_paths import private_dir, short_tmp_path
 
 STANDBY_NAME = "strata_standby"
 FAULTS_CONF = "faults.conf"  # settings a FIS fault holds (set_apply_delay), gone at the next start
@@ -358,7 +358,7 @@ class PgNode:
     # -- running ----------------------------------------------------------------------------------
 
     def start(self, timeout: float = 120) -> None:
-        self.sockdir.mkdir(mode=0o700, exist_ok=True)
+        private_dir(self.sockdir, ENGINE_USER)  # in /tmp: one planted by another user is refused
         chown_tree(self.sockdir, ENGINE_USER)
         if self.archive_dir is not None:
             self.archive_dir.mkdir(parents=True, exist_ok=True)

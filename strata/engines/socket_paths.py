@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import stat
 from pathlib import Path
 
-from strata.engines.process import EngineError
+from strata.engines.process import EngineError, effective_user
 
 SUN_PATH_MAX = 107  # bytes of sun_path before its trailing NUL
 SHORT_ROOT = Path("/tmp")
@@ -32,14 +33,18 @@ def short_tmp_path(owner: Path, kind: str, suffix: str = "") -> Path:
     return SHORT_ROOT / f"strata-{kind}-{path_digest(owner)}{suffix}"
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, user: str | None = None) -> Path:
     """Create `path` as a 0700 directory of ours, or check that the one there is (a directory
-    planted in /tmp by another user, or one others can enter, is refused rather than used)."""
+    planted in /tmp by another user, or one others can enter, is refused rather than used).
+    `user`: the engine account the caller gives the directory to (`chown_tree`), which may own
+    the one there already (made by an earlier start)."""
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
         st = path.lstat()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        engine = effective_user(user)
+        owners = {os.geteuid()} | ({pwd.getpwnam(engine).pw_uid} if engine else set())
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners or st.st_mode & 0o077:
             raise EngineError(
                 f"{path} is not a private directory of this user: refusing to put sockets there"
             ) from None

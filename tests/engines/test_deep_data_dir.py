@@ -4,6 +4,7 @@ bytes), and CI's xdist temp dirs are ~100 bytes deep before Strata adds its own 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from strata.engines.postgres import PgNode
 from strata.engines.process import EngineError
 from strata.engines.socket_paths import private_dir, short_tmp_path, socket_path
 from tests.services.rds.helpers import create_pg, pg_connect
@@ -61,3 +63,20 @@ def test_socket_paths_stay_put_when_short_and_refuse_a_foreign_short_dir(tmp_pat
             private_dir(path.parent)
     finally:
         path.parent.rmdir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting a directory as another user needs root")
+def test_a_postgres_socket_dir_planted_by_another_user_is_refused(tmp_path: Path) -> None:
+    """PostgreSQL's socket directory is in /tmp: one another local user made first (to read the
+    admin socket, or swap it) is refused, not given to the engine's account and used."""
+    node = PgNode(tmp_path / "node", 5432, "strata")
+    planted = node.sockdir
+    planted.mkdir(mode=0o700)
+    try:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(planted, nobody.pw_uid, nobody.pw_gid)
+        with pytest.raises(EngineError, match="not a private directory"):
+            node.start()
+        assert planted.stat().st_uid == nobody.pw_uid  # left as it was
+    finally:
+        planted.rmdir()

@@ -33,6 +33,7 @@ from strata.context import RequestContext
 from strata.engines.cgroups import engine_cgroups
 from strata.engines.egress_filter import EgressFilter, supported
 from strata.engines.firewall import Firewall
+from strata.engines.internal_guard import strata_guard
 from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
 from strata.protocol.errors import ServiceError
@@ -117,8 +118,8 @@ class EC2Provider(
             log.info("EBS start-up sweep: %d orphan block maps, %d orphan block files", dropped, removed)
         # A stable port (kept in the engine port table) so an NBD URI outlives a restart.
         port = int(os.environ.get("STRATA_NBD_PORT", "0"))
+        ports = PortAllocator.for_settings(self.settings)
         if not port:
-            ports = PortAllocator.for_settings(self.settings)
             port = await run_blocking(ports.allocate, "ec2-nbd")
         host = "127.0.0.1" if self.settings.host in ("127.0.0.1", "localhost", "::1") else self.settings.host
         exposed = self.settings.exposed_engines
@@ -135,19 +136,25 @@ class EC2Provider(
             )
             if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
                 self.security_groups.egress = EgressFilter("security_groups_egress")
+                # engines' own ports: only through their endpoints (or Strata, or replication)
+                self.security_groups.internal = await run_blocking(strata_guard, ports, {port})
             else:
                 log.warning(
                     "security group egress rules cannot be enforced here (no cgroup v2 under "
-                    "/sys/fs/cgroup, or nft without socket cgroupv2): restricting egress is refused"
+                    "/sys/fs/cgroup, or nft without socket cgroupv2): restricting egress is refused, "
+                    "and engines' own ports stay reachable by local processes past the endpoints' groups"
                 )
             await run_blocking(self.security_groups.apply)
             await run_blocking(self._guard_attached)
         else:
             log.warning(
-                "security groups cannot be enforced here (no nftables or not root): only default groups"
+                "security groups cannot be enforced here (no nftables or not root): only default "
+                "groups, and engines' own ports stay reachable by local processes"
             )
 
     async def stop(self) -> None:
+        if self.security_groups.internal is not None:
+            await run_blocking(self.security_groups.internal.stop)
         if self.security_groups.firewall is not None:
             await run_blocking(self.security_groups.firewall.stop)
         if self.security_groups.egress is not None:
@@ -162,6 +169,7 @@ class EC2Provider(
             "nbd": self.nbd.address(),
             "security_groups": "enforced" if enforced else "unenforced",
             "security_group_egress": "enforced" if self.security_groups.egress is not None else "unenforced",
+            "engine_ports": "endpoints only" if self.security_groups.internal is not None else "unguarded",
         }
 
     # -- regions and zones -------------------------------------------------------------------------

@@ -20,7 +20,9 @@ group ids, kept as "guard" documents so rules are re-applied at every start. Enf
 `strata.engines.firewall` nft table; where nftables cannot be used (not root, no nft) Strata
 refuses what would restrict (a non-default group on a resource, revoking the default group's rule)
 rather than accept it unenforced. Egress rules are filtered on the resources whose engines run in a
-cgroup of their own (DB instances, ElastiCache nodes): see `egress`.
+cgroup of their own (DB instances, ElastiCache nodes): see `egress`. The engines' own ports behind
+the endpoints take connections only through them (or from Strata, or its replication): `internal`
+(strata.engines.internal_guard), where cgroups tell Strata's processes apart.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from strata.context import RequestContext
 from strata.engines.cgroups import engine_cgroups
 from strata.engines.egress_filter import Allow, Egress, EgressFilter
 from strata.engines.firewall import Engines, Firewall, Guard
+from strata.engines.internal_guard import InternalGuard
 from strata.services.base import run_blocking
 from strata.services.ec2 import limits as lim
 from strata.services.ec2.egress import unenforceable
@@ -82,6 +85,7 @@ class SecurityGroups:
         self.store = store
         self.firewall = firewall  # None: enforcement is not possible on this host
         self.egress: EgressFilter | None = None  # None: egress rules cannot be enforced here
+        self.internal: InternalGuard | None = None  # None: engines' own ports are not kept behind
         # replication destinations that live only while Strata runs (a replica-lag relay's port),
         # by guard key: exempt as a guard's `replication` is (see `relay`)
         self.relays: dict[str, set[tuple[str, int]]] = {}
@@ -283,7 +287,10 @@ class SecurityGroups:
                                 elif r.get("group"):
                                     sources.update(f"{a}/32" for a in members.get(r["group"], ()))
                     wanted[f"{d['id']}:{address}:{port}"] = Guard(address, int(port), tuple(sorted(sources)))
-            self.firewall.set_all(wanted, _engine_sets(guards_docs, self.relays))
+            engines = _engine_sets(guards_docs, self.relays)
+            self.firewall.set_all(wanted, engines)
+            if self.internal is not None:
+                self.internal.set_all({int(p) for d in guards_docs for _, p in d["endpoints"]}, engines)
             if self.egress is not None:
                 self.egress.set_all(_egress_sets(guards_docs, groups, members, self.relays))
 

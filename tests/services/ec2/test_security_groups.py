@@ -275,6 +275,7 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     pg_connect(inst).close()
     assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
     _engine_is_a_client(ec2, inst, gid)
+    _own_port_only_through_the_endpoint(server, inst)
 
     _engine_egress_follows_the_rules(ec2, inst, gid, server.proc.pid)
 
@@ -338,6 +339,33 @@ def _engine_is_a_client(ec2, inst: dict, gid: str) -> None:  # noqa: ANN001
         assert _subscribes(c, port) == "dropped"  # this connection stays open; the engine's new one
         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[rule])
         assert _subscribes(c, port) == "reached"
+
+
+def _dial_as(user: str, port: int) -> str:
+    """What a TCP connect to 127.0.0.1:`port` meets from a process of another user (a local user
+    of the machine, not Strata): open, refused or dropped."""
+    code = (
+        "import socket\ns = socket.socket()\ns.settimeout(1.5)\n"
+        f"try:\n    s.connect(('127.0.0.1', {port})); print('open')\n"
+        "except TimeoutError:\n    print('dropped')\nexcept ConnectionRefusedError:\n    print('refused')\n"
+    )
+    done = subprocess.run(["python3", "-c", code], user=user, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _own_port_only_through_the_endpoint(server, inst: dict) -> None:  # noqa: ANN001
+    """The engine's own port takes no connection but through its endpoint (whose groups judged
+    it), Strata's and its replication's: a local process dialing it directly (this test, which is
+    not Strata, or another user's) is refused, while the endpoint and Strata's health checks work."""
+    if server.health()["services"]["ec2"].get("engine_ports") != "endpoints only":
+        return  # no cgroup v2 / socket cgroupv2 here: the ports are as before (and logged so)
+    with pg_connect(inst) as c:
+        node_port = int(c.execute("SHOW port").fetchone()[0])
+    assert _dial(node_port) == "refused"
+    assert _dial_as("nobody", node_port) == "refused"
+    assert _dial(inst["Endpoint"]["Port"]) == "open"  # the endpoint: past its group, as before
+    pg_connect(inst).close()
 
 
 def _engine_egress_follows_the_rules(ec2, inst: dict, gid: str, pid: int) -> None:  # noqa: ANN001

@@ -7,11 +7,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from tests.services.ec2.helpers import dial
 from tests.services.elasticache.conftest import eventually, group
 from tests.services.elasticache.test_replication_groups import write_while_replica_lags
 
 
-def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
+def test_cluster_mode_group_with_redis_cluster_client(strata_server, ec, cleanup, unique):
     gid = f"cm-{unique}"
     out = ec.create_replication_group(
         ReplicationGroupId=gid,
@@ -47,6 +48,15 @@ def test_cluster_mode_group_with_redis_cluster_client(ec, cleanup, unique):
     )
     slots = {(s[0], s[1]) for s in redis.Redis(conf["Address"], conf["Port"]).cluster("slots")}
     assert len(slots) == 3
+    if strata_server.health()["services"]["ec2"].get("engine_ports") == "endpoints only":
+        # the nodes gossip on their cluster bus (replicas synced above), which is no endpoint: a
+        # local process that is not Strata (this test) is refused there
+        conn = redis.Connection(conf["Address"], conf["Port"])
+        conn.send_command("CLUSTER", "NODES")  # raw: redis-py's parser drops the bus port
+        node = conn.read_response().decode().split()[1]  # "<address>:<port>@<bus port>[,<name>]"
+        conn.disconnect()
+        address, bus = node.split("@")[0].rsplit(":", 1)[0], node.split("@")[1].split(",")[0]
+        assert dial(int(bus), address=address) == "refused"
 
     # the seed's SCAN + DELETE invalidation, run on each shard's primary (keys live where they hash)
     for node in rc.get_primaries():
