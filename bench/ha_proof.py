@@ -96,6 +96,8 @@ from configs import (  # noqa: E402
     patroni_config,
     topology,
 )
+from engine_phase import DbLoad, Engines, Supervisor, kill_engine_host  # noqa: E402
+from engine_phase import create as create_engines  # noqa: E402
 
 RETRYABLE_CODES = {
     "SlowDown",
@@ -761,6 +763,25 @@ def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
     return lost
 
 
+def report_db(
+    db: DbLoad, events: list[tuple[float, str]], took: dict[str, float], start: float, end: float
+) -> None:
+    """The RDS client's commits, failed attempts by type, error windows and stalls, and how long
+    the engine host's takeover took."""
+    say(f"RDS: {len(db.acked)} INSERTs acknowledged, {len(db.failures)} failed attempts (each retried)")
+    for what, seconds in took.items():
+        say(f"  engine host killed -> {what}: {seconds:.1f} s")
+    for s, e, c in windows(db.failures):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        cause = f"after: {before[-1][1]}" if before else "before the kills"
+        say(f"  RDS error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
+    for s, d in stalls(db.acks, start, end):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        say(
+            f"  RDS: no commit acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
+        )
+
+
 def leader(t: Topology) -> Node:
     return wait_for(
         "a Patroni leader",
@@ -832,6 +853,13 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     if dynamodb:
         dynamodb, why = dynamodb_is_shared(t, keys)
         say(f"dynamodb: {why}" + ("" if dynamodb else " -- DynamoDB left out of the load"))
+    events: list[tuple[float, str]] = []
+    supervisor = Supervisor(cluster, say, now, events)
+    engines: Engines | None = None
+    if args.engines:
+        engines = create_engines(
+            t, lambda service: client(t, keys, t.strata_url, service, retries=5), say, args.cache
+        )
     load = Load(t, keys, args.threads, dynamodb)
     load.start()
     time.sleep(3)  # warm up (connections, caches)
@@ -842,8 +870,10 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         " round trip), 100 sequential operations each:"
     )
     statements_per_op(t, keys, dynamodb)
-    events: list[tuple[float, str]] = []
+    db_load = DbLoad(engines.db, now) if engines else None
     load.start()
+    if db_load:
+        db_load.start()
     kill_phase = now()
     time.sleep(5)
     victim = t.gateways[1]
@@ -875,8 +905,15 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         wait_for(f"{old.name} as synchronous standby", lambda: http_status(old.ip, 8008, "/sync") == 200, 180)
         events.append((now(), f"{old.name} is the synchronous standby again"))
         say(events[-1][1])
+    took: dict[str, float] = {}
+    if engines:
+        time.sleep(args.gap)
+        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin)
     time.sleep(args.after)
     load.finish()
+    if db_load:
+        db_load.finish()
+    supervisor.stop.set()
     load_end = now()
     rec = load.rec
     say(f"load: {dict(rec.done)} operations acknowledged")
@@ -913,8 +950,12 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     for s, d in st:
         before = [ev for ev in events if ev[0] <= s + 0.5]
         say(f"  at {s:6.1f}s for {d:5.2f} s ({f'after: {before[-1][1]}' if before else 'before the kills'})")
+    if db_load:
+        report_db(db_load, events, took, kill_phase, load_end)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
+    if db_load:
+        lost += db_load.verify(say)
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
     for m in rec.mismatches[:10] + rec.gave_up[:10]:
         say(f"  {m}")
@@ -939,6 +980,19 @@ def main() -> int:
         " (HAProxy, keepalived and its network)",
     )
     ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--engines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an RDS PostgreSQL instance written through the engine address, and at the end the engine"
+        " host's node killed",
+    )
+    ap.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an ElastiCache Redis cluster too",
+    )
     ap.add_argument(
         "--rejoin",
         action=argparse.BooleanOptionalAction,
