@@ -11,17 +11,15 @@ address off, as a dead machine's would vanish.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import redis
-from configs import STRATA_PORT, Node, Topology
+from configs import Node, Topology
 
 DB = "ha-proof-db"
 CACHE = "ha-proof-cache"
@@ -36,20 +34,15 @@ class Engines:
     cache: tuple[str, int] | None  # the cluster's node endpoint
 
 
-def health(node: Node) -> dict:
-    url = f"http://{node.ip}:{STRATA_PORT}/_strata/health"
-    with urllib.request.urlopen(url, timeout=3) as resp:
-        return json.loads(resp.read())
-
-
-def engine_host(gateways: list[Node]) -> Node | None:
-    """The gateway that says it is the engine host now (None when none answers so)."""
+def address_holder(cluster: Any, gateways: list[Node]) -> Node | None:
+    """The gateway whose eth0 holds the engine address: the engine host claims it as it takes the
+    engines over (its /_strata/health says so too, but the admin API answers loopback clients
+    only, and a gateway here listens on its bridge address)."""
+    t = cluster.t
     for n in gateways:
-        try:
-            if health(n)["engine_host"]["self"]:
-                return n
-        except (OSError, ValueError, KeyError):
-            continue
+        out = cluster.sh("ip", "-n", t.netns(n), "-o", "-4", "addr", "show", "dev", "eth0", check=False)
+        if f" {t.engine_ip}/" in out.stdout:
+            return n
     return None
 
 
@@ -199,19 +192,28 @@ class Supervisor:
 
     def _run(self) -> None:
         c = self.cluster
-        while not self.stop.wait(0.5):
+        streak: dict[str, int] = {}  # exits by gateway and status
+        while not self.stop.wait(1.0):  # systemd's RestartSec, roughly
             for n in c.t.gateways:
                 p = c.procs.get(n.name)
-                if p is not None and p.poll() is not None and p.returncode > 0:
-                    tail = " | ".join(c.log_tail(n.name, 3).splitlines())
+                if p is None or p.poll() is None:
+                    continue
+                if p.returncode <= 0:  # killed by the proof (it restarts those itself)
+                    streak.pop(n.name, None)
+                    continue
+                key = f"{n.name}:{p.returncode}"
+                streak[key] = streak.get(key, 0) + 1
+                if streak[key] in (1, 5, 20):  # the first, and a few after (no flood)
+                    tail = " | ".join(c.log_tail(n.name, 2).splitlines())[-140:]
+                    again = f" (its exit number {streak[key]} with this status)" if streak[key] > 1 else ""
                     self.events.append(
                         (
                             self.now(),
-                            f"gateway {n.name} exited with status {p.returncode}, restarted ({tail[-160:]})",
+                            f"gateway {n.name} exited with status {p.returncode}, restarted{again}: {tail}",
                         )
                     )
                     self.say(self.events[-1][1])
-                    c.start(n, c.gateway_cmd(n), env=c.gateway_env)
+                c.start(n, c.gateway_cmd(n), env=c.gateway_env)
 
 
 def answers_db(db: tuple[str, int]) -> bool:
@@ -243,7 +245,7 @@ def kill_engine_host(
     gateway is started again (it forwards: the new host keeps the engines)."""
     t = cluster.t
     gateways = list(t.gateways)
-    host = wait_until(lambda: engine_host(gateways), "an engine host", 120)
+    host = wait_until(lambda: address_holder(cluster, gateways), "a gateway holding the engine address", 120)
     ns = t.netns(host)
     began = time.monotonic()
     events.append((now(), f"kill -9 engine host node {host.name} (gateway and engines; cable pulled)"))
@@ -255,7 +257,7 @@ def kill_engine_host(
     others = [n for n in gateways if n != host]
     took: dict[str, float] = {}
     pending = {
-        "another gateway is the engine host": lambda: engine_host(others) is not None,
+        "another gateway holds the engine address": lambda: address_holder(cluster, others) is not None,
         "the RDS instance answers at its endpoint": lambda: answers_db(engines.db),
     }
     if engines.cache:
@@ -266,7 +268,7 @@ def kill_engine_host(
         for what, check in list(pending.items()):
             if check():
                 took[what] = time.monotonic() - began
-                new = engine_host(others)
+                new = address_holder(cluster, others)
                 events.append((now(), f"{what} ({new and new.name}), {took[what]:.1f} s after the kill"))
                 say(events[-1][1])
                 del pending[what]
