@@ -53,6 +53,9 @@ def test_haproxy_routes_postgres_to_the_patroni_leader_and_strata_to_every_gatew
     for node in t.gateways:
         assert f"server {node.name} {node.ip}:{configs.STRATA_PORT}" in cfg
     assert f"bind :{configs.PG_PORT}" in cfg
+    # a lost gateway's PostgreSQL sessions (and its advisory locks) end in seconds, not at `timeout client`
+    postgres = cfg[cfg.index("listen postgres") : cfg.index("frontend strata")]
+    assert "option clitcpka" in postgres and "clitcpka-idle 5s" in postgres
 
 
 def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_dirs(tmp_path: Path) -> None:
