@@ -3,7 +3,8 @@ address, then the PostgreSQL leader, under load, and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
                                             [--front-kill haproxy|node] [--no-dynamodb]
-                                            [--no-rejoin] [--source DIR] [--keep]
+                                            [--no-rejoin] [--no-engines] [--no-cache]
+                                            [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
 (bench/ha/configs.py): a 3-node etcd, 2 PostgreSQL nodes under Patroni (synchronous replication),
@@ -24,6 +25,20 @@ after the TTL, the synchronous standby is promoted). With --rejoin (default) the
 the HAProxy 5 s after the address moved (its node stays the backup: nopreempt), and 5 s after the
 failover the old leader's Patroni (it rejoins as the synchronous standby, pg_rewind if needed) and
 the killed gateway.
+
+The engine host (bench/ha/engine_phase.py): the gateways run with `--engine-address
+<subnet>.50/eth0` and `--advertise-url http://<own address>:4566`; an RDS PostgreSQL instance
+(db.t3.micro) and an ElastiCache Redis cluster are made through the virtual address (whichever
+gateway gets the request forwards it to the engine host), in a security group that lets the
+bridge's subnet in. During the kills one more client inserts rows into the instance through the
+engine address (psycopg, autocommit, reconnecting after each error; every acknowledged commit
+recorded). A gateway that exits by itself (the engine host fences itself, status 75, when its
+lock's PostgreSQL connection fails: the HAProxy and leader kills do that) is restarted a second
+later, as systemd's Restart=always would. `--gap` seconds after the leader's kill every process
+of the engine host's node (its gateway and engines) is killed, its cable pulled and the engine
+address taken off it (a dead machine's address goes with it); printed: the time until another
+gateway holds the address, until the instance and the cluster answer at their endpoints again,
+and the instance's error windows; at the end every acknowledged row is read back.
 
 Clients (boto3 through the virtual address, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
@@ -96,7 +111,7 @@ from configs import (  # noqa: E402
     patroni_config,
     topology,
 )
-from engine_phase import DbLoad, Engines, Supervisor, kill_engine_host  # noqa: E402
+from engine_phase import DbLoad, Engines, Supervisor, drop_address, kill_engine_host  # noqa: E402
 from engine_phase import create as create_engines  # noqa: E402
 
 RETRYABLE_CODES = {
@@ -879,6 +894,8 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     victim = t.gateways[1]
     events.append((now(), f"kill -9 gateway {victim.name}"))
     cluster.kill_node(victim)
+    if engines:
+        drop_address(cluster, victim)
     say(events[-1][1])
     time.sleep(args.gap)
     kill_front(cluster, events, args)
