@@ -56,6 +56,8 @@ def test_haproxy_routes_postgres_to_the_patroni_leader_and_strata_to_every_gatew
     # a lost gateway's PostgreSQL sessions (and its advisory locks) end in seconds, not at `timeout client`
     postgres = cfg[cfg.index("listen postgres") : cfg.index("frontend strata")]
     assert "option clitcpka" in postgres and "clitcpka-idle 5s" in postgres
+    gateways = cfg[cfg.index("backend gateways") :]
+    assert "on-marked-down shutdown-sessions" in gateways and "option httpchk" in gateways
 
 
 def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_dirs(tmp_path: Path) -> None:
