@@ -65,17 +65,21 @@ without an acknowledgement; nothing lost (15,379 operations; 4,126 objects, 2,65
 --front-kill node (HAProxy, keepalived and the cable; a shorter run): the address moved 2.8 s
 later (three missed advertisements), one error window of 3.25 s (6 ConnectionClosedError, 6
 ConnectTimeoutError); nothing lost (1,735 objects, 1,188 items, 616 increments).
-With the engine host's phase (2026-12-07, branch h/proof22 on h/host22; load average ~8 from other
-work, 176 operations/s steady; --steady 10 --gap 20 --after 30): 17,070 rows inserted into the RDS
-instance through the engine address during the kills, all read back (and 1 whose commit was not
-acknowledged). The engine host fences itself (exit 75) whenever its lock's PostgreSQL connection
-fails, so the HAProxy kill and the leader kill moved the engines too: RDS error windows of 5.8 s
-(HAProxy) and 26 s (leader: no new host before the promotion, 17 s, then the engines' restart).
-The engine host's node killed (cable pulled): another gateway held the engine address, and the
-instance and the Redis cluster answered there, 16.7 s later (HAProxy ends the dead gateway's
-PostgreSQL sessions after ~11 s of unanswered keepalives, then the 2 s grace and the engines'
-start); RDS error window 16.3 s; S3/DynamoDB: 4 requests in flight on the dead gateway failed
-(ConnectionClosedError) only after up to 28.6 s; nothing lost (4,790 objects, 3,126 items).
+With the engine host's phase (2026-12-07, branch h/proof22 on h/host22; load average 6.4 from
+other work, 152 operations/s steady; --steady 10 --gap 20 --after 30): 21,416 rows inserted into
+the RDS instance through the engine address during the kills, all read back (and 2 whose commit
+was not acknowledged). The engine host fences itself (exit 75) whenever its lock's PostgreSQL
+connection fails, so the HAProxy kill and the leader kill moved the engines too: RDS error
+windows of 6.3 s (HAProxy) and 24.5 s (leader: no new host before the promotion, then the
+engines' restart); the gateway kill 4.8 s (gw2 was the first host: kill -9, taken over at once
+by gw3). The engine host's node killed (cable
+pulled): another gateway held the engine address, and the Redis cluster and the instance answered
+there, 16.1 and 16.9 s later (HAProxy ends the dead gateway's PostgreSQL sessions after ~11 s of
+unanswered keepalives, then the 2 s grace and the engines' start); RDS error window 16.4 s;
+S3/DynamoDB: one window of 4.1 s (6 ConnectionClosedError: requests in flight on the dead gateway,
+cut when HAProxy marked it down), no stall over 2 s. The leader's kill now also gets HAProxy's own
+503 (85): the one gateway left up (the host fenced itself, the killed one was not back) missed
+its HTTP check while PostgreSQL failed over. Nothing lost (6,401 objects, 4,186 items).
 """
 
 from __future__ import annotations
