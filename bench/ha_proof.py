@@ -3,7 +3,8 @@ address, then the PostgreSQL leader, under load, and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
                                             [--front-kill haproxy|node] [--no-dynamodb]
-                                            [--no-rejoin] [--source DIR] [--keep]
+                                            [--no-rejoin] [--no-engines] [--no-cache]
+                                            [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
 (bench/ha/configs.py): a 3-node etcd, 2 PostgreSQL nodes under Patroni (synchronous replication),
@@ -24,6 +25,20 @@ after the TTL, the synchronous standby is promoted). With --rejoin (default) the
 the HAProxy 5 s after the address moved (its node stays the backup: nopreempt), and 5 s after the
 failover the old leader's Patroni (it rejoins as the synchronous standby, pg_rewind if needed) and
 the killed gateway.
+
+The engine host (bench/ha/engine_phase.py): the gateways run with `--engine-address
+<subnet>.50/eth0` and `--advertise-url http://<own address>:4566`; an RDS PostgreSQL instance
+(db.t3.micro) and an ElastiCache Redis cluster are made through the virtual address (whichever
+gateway gets the request forwards it to the engine host), in a security group that lets the
+bridge's subnet in. During the kills one more client inserts rows into the instance through the
+engine address (psycopg, autocommit, reconnecting after each error; every acknowledged commit
+recorded). A gateway that exits by itself (the engine host fences itself, status 75, when its
+lock's PostgreSQL connection fails: the HAProxy and leader kills do that) is restarted a second
+later, as systemd's Restart=always would. `--gap` seconds after the leader's kill every process
+of the engine host's node (its gateway and engines) is killed, its cable pulled and the engine
+address taken off it (a dead machine's address goes with it); printed: the time until another
+gateway holds the address, until the instance and the cluster answer at their endpoints again,
+and the instance's error windows; at the end every acknowledged row is read back.
 
 Clients (boto3 through the virtual address, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
@@ -50,6 +65,21 @@ without an acknowledgement; nothing lost (15,379 operations; 4,126 objects, 2,65
 --front-kill node (HAProxy, keepalived and the cable; a shorter run): the address moved 2.8 s
 later (three missed advertisements), one error window of 3.25 s (6 ConnectionClosedError, 6
 ConnectTimeoutError); nothing lost (1,735 objects, 1,188 items, 616 increments).
+With the engine host's phase (2026-12-07, branch h/proof22 on h/host22; load average 6.4 from
+other work, 152 operations/s steady; --steady 10 --gap 20 --after 30): 21,416 rows inserted into
+the RDS instance through the engine address during the kills, all read back (and 2 whose commit
+was not acknowledged). The engine host fences itself (exit 75) whenever its lock's PostgreSQL
+connection fails, so the HAProxy kill and the leader kill moved the engines too: RDS error
+windows of 6.3 s (HAProxy) and 24.5 s (leader: no new host before the promotion, then the
+engines' restart); the gateway kill 4.8 s (gw2 was the first host: kill -9, taken over at once
+by gw3). The engine host's node killed (cable
+pulled): another gateway held the engine address, and the Redis cluster and the instance answered
+there, 16.1 and 16.9 s later (HAProxy ends the dead gateway's PostgreSQL sessions after ~11 s of
+unanswered keepalives, then the 2 s grace and the engines' start); RDS error window 16.4 s;
+S3/DynamoDB: one window of 4.1 s (6 ConnectionClosedError: requests in flight on the dead gateway,
+cut when HAProxy marked it down), no stall over 2 s. The leader's kill now also gets HAProxy's own
+503 (85): the one gateway left up (the host fenced itself, the killed one was not back) missed
+its HTTP check while PostgreSQL failed over. Nothing lost (6,401 objects, 4,186 items).
 """
 
 from __future__ import annotations
@@ -96,6 +126,8 @@ from configs import (  # noqa: E402
     patroni_config,
     topology,
 )
+from engine_phase import DbLoad, Engines, Supervisor, drop_address, kill_engine_host  # noqa: E402
+from engine_phase import create as create_engines  # noqa: E402
 
 RETRYABLE_CODES = {
     "SlowDown",
@@ -761,6 +793,25 @@ def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
     return lost
 
 
+def report_db(
+    db: DbLoad, events: list[tuple[float, str]], took: dict[str, float], start: float, end: float
+) -> None:
+    """The RDS client's commits, failed attempts by type, error windows and stalls, and how long
+    the engine host's takeover took."""
+    say(f"RDS: {len(db.acked)} INSERTs acknowledged, {len(db.failures)} failed attempts (each retried)")
+    for what, seconds in took.items():
+        say(f"  engine host killed -> {what}: {seconds:.1f} s")
+    for s, e, c in windows(db.failures):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        cause = f"after: {before[-1][1]}" if before else "before the kills"
+        say(f"  RDS error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
+    for s, d in stalls(db.acks, start, end):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        say(
+            f"  RDS: no commit acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
+        )
+
+
 def leader(t: Topology) -> Node:
     return wait_for(
         "a Patroni leader",
@@ -832,6 +883,13 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     if dynamodb:
         dynamodb, why = dynamodb_is_shared(t, keys)
         say(f"dynamodb: {why}" + ("" if dynamodb else " -- DynamoDB left out of the load"))
+    events: list[tuple[float, str]] = []
+    supervisor = Supervisor(cluster, say, now, events)
+    engines: Engines | None = None
+    if args.engines:
+        engines = create_engines(
+            t, lambda service: client(t, keys, t.strata_url, service, retries=5), say, args.cache
+        )
     load = Load(t, keys, args.threads, dynamodb)
     load.start()
     time.sleep(3)  # warm up (connections, caches)
@@ -842,13 +900,17 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         " round trip), 100 sequential operations each:"
     )
     statements_per_op(t, keys, dynamodb)
-    events: list[tuple[float, str]] = []
+    db_load = DbLoad(engines.db, now) if engines else None
     load.start()
+    if db_load:
+        db_load.start()
     kill_phase = now()
     time.sleep(5)
     victim = t.gateways[1]
     events.append((now(), f"kill -9 gateway {victim.name}"))
     cluster.kill_node(victim)
+    if engines:
+        drop_address(cluster, victim)
     say(events[-1][1])
     time.sleep(args.gap)
     kill_front(cluster, events, args)
@@ -875,8 +937,15 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         wait_for(f"{old.name} as synchronous standby", lambda: http_status(old.ip, 8008, "/sync") == 200, 180)
         events.append((now(), f"{old.name} is the synchronous standby again"))
         say(events[-1][1])
+    took: dict[str, float] = {}
+    if engines:
+        time.sleep(args.gap)
+        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin)
     time.sleep(args.after)
     load.finish()
+    if db_load:
+        db_load.finish()
+    supervisor.stop.set()
     load_end = now()
     rec = load.rec
     say(f"load: {dict(rec.done)} operations acknowledged")
@@ -913,8 +982,12 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     for s, d in st:
         before = [ev for ev in events if ev[0] <= s + 0.5]
         say(f"  at {s:6.1f}s for {d:5.2f} s ({f'after: {before[-1][1]}' if before else 'before the kills'})")
+    if db_load:
+        report_db(db_load, events, took, kill_phase, load_end)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
+    if db_load:
+        lost += db_load.verify(say)
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
     for m in rec.mismatches[:10] + rec.gave_up[:10]:
         say(f"  {m}")
@@ -939,6 +1012,19 @@ def main() -> int:
         " (HAProxy, keepalived and its network)",
     )
     ap.add_argument("--dynamodb", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--engines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an RDS PostgreSQL instance written through the engine address, and at the end the engine"
+        " host's node killed",
+    )
+    ap.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="an ElastiCache Redis cluster too",
+    )
     ap.add_argument(
         "--rejoin",
         action=argparse.BooleanOptionalAction,

@@ -52,6 +52,7 @@ class Topology:
     gateways: tuple[Node, ...] = field(default=())
     lbs: tuple[Node, ...] = field(default=())  # the HAProxy + keepalived nodes
     vip: str = ""  # the virtual address clients use, held by one of `lbs` at a time
+    engine_ip: str = ""  # the engines' endpoints (--engine-address), held by the engine host
     ttl: int = 15
     loop_wait: int = 2
     retry_timeout: int = 5
@@ -94,7 +95,7 @@ class Topology:
 
 def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> Topology:
     """The proof's cluster: etcd at .11-.13, PostgreSQL at .21-.22, gateways .31-, HAProxy +
-    keepalived at .41 and .42 sharing the virtual address .40."""
+    keepalived at .41 and .42 sharing the virtual address .40; the engine address .50."""
     if not 1 <= gateways <= 8:
         raise ValueError("between 1 and 8 gateways")
     return Topology(
@@ -105,6 +106,7 @@ def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> 
         gateways=tuple(Node(f"gw{i}", f"{subnet}.{30 + i}") for i in range(1, gateways + 1)),
         lbs=(Node("lb1", f"{subnet}.41"), Node("lb2", f"{subnet}.42")),
         vip=f"{subnet}.40",
+        engine_ip=f"{subnet}.50",
     )
 
 
@@ -199,7 +201,8 @@ def metadata_url(t: Topology, secrets: Secrets) -> str:
 
 
 def gateway_command(t: Topology, node: Node, secrets: Secrets, python: str) -> list[str]:
-    """`strata serve` on one gateway: its own data dir, the shared metadata and blob dir."""
+    """`strata serve` on one gateway: its own data dir, the shared metadata and blob dir; the
+    engine address on its eth0 while it is the engine host, and the URL the others forward to."""
     return [
         python, "-m", "strata.cli", "serve",
         "--host", node.ip,
@@ -208,6 +211,8 @@ def gateway_command(t: Topology, node: Node, secrets: Secrets, python: str) -> l
         "--data-dir", str(t.run_dir / node.name),
         "--metadata", metadata_url(t, secrets),
         "--blob-dir", str(t.blob_dir),
+        "--engine-address", f"{t.engine_ip}/eth0",
+        "--advertise-url", f"http://{node.ip}:{STRATA_PORT}",
         "--cpu-affinity", "off",
         "--quiet",
     ]  # fmt: skip

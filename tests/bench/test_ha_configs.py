@@ -53,6 +53,11 @@ def test_haproxy_routes_postgres_to_the_patroni_leader_and_strata_to_every_gatew
     for node in t.gateways:
         assert f"server {node.name} {node.ip}:{configs.STRATA_PORT}" in cfg
     assert f"bind :{configs.PG_PORT}" in cfg
+    # a lost gateway's PostgreSQL sessions (and its advisory locks) end in seconds, not at `timeout client`
+    postgres = cfg[cfg.index("listen postgres") : cfg.index("frontend strata")]
+    assert "option clitcpka" in postgres and "clitcpka-idle 5s" in postgres
+    gateways = cfg[cfg.index("backend gateways") :]
+    assert "on-marked-down shutdown-sessions" in gateways and "option httpchk" in gateways
 
 
 def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_dirs(tmp_path: Path) -> None:
@@ -66,6 +71,9 @@ def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_di
     assert {value(c, "--blob-dir") for c in cmds} == {str(tmp_path / "blobs")}
     assert len({value(c, "--data-dir") for c in cmds}) == len(t.gateways)
     assert [value(c, "--host") for c in cmds] == [n.ip for n in t.gateways]
+    # one engine address, which floats to the engine host; each forwards to the others' own address
+    assert {value(c, "--engine-address") for c in cmds} == {f"{t.engine_ip}/eth0"}
+    assert [value(c, "--advertise-url") for c in cmds] == [f"http://{n.ip}:4566" for n in t.gateways]
 
 
 def test_etcd_members_name_the_same_cluster(tmp_path: Path) -> None:
@@ -80,7 +88,7 @@ def test_etcd_members_name_the_same_cluster(tmp_path: Path) -> None:
 
 def test_names_fit_linux_limits_and_addresses_are_distinct(tmp_path: Path) -> None:
     t = configs.topology(tmp_path, gateways=8)
-    assert len({n.ip for n in t.nodes}) == len(t.nodes)
+    assert len({n.ip for n in t.nodes} | {t.vip, t.engine_ip}) == len(t.nodes) + 2
     assert all(len(t.veth(n)) <= 15 for n in t.nodes)
     assert len({t.veth(n) for n in t.nodes}) == len(t.nodes)
     assert len(t.bridge) <= 15
