@@ -106,6 +106,10 @@ class EngineHost:
         if await asyncio.to_thread(self.lock.try_take):
             await self._take_over()
         else:
+            # A host killed with -9 on a machine that stayed up left the engine address on its
+            # device: started again as a forwarder, it must not answer for it beside the new host.
+            if self.address is not None:
+                await asyncio.to_thread(_release, self.address)
             self._learn(await asyncio.to_thread(self.lock.host))
             log.warning(
                 "--metadata: the engine host is %s; engine services' requests go there", self.host_url

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from strata.config import ConfigError, Settings
 from strata.console.sessions import COOKIE
+from strata.engines import floating
 from strata.engines.postgres import PgNode
 from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
@@ -213,6 +215,32 @@ def test_a_request_no_engine_host_answers_gets_service_unavailable(
         gateway.lock.close()
     assert answer is not None and answer.status == 503
     assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
+
+
+def test_a_forwarder_gives_up_the_engine_address_a_killed_host_left_on_its_machine(
+    gateways: list[StrataProcess], metadata_url: str, tmp_path: Path
+) -> None:
+    """A host killed with -9 on a machine that stayed up leaves the engine address on its device;
+    started again it forwards (another gateway hosts), and must not answer for the address too."""
+    if os.geteuid() != 0:
+        pytest.skip("network devices need root")
+    dev, addr = f"strgw{os.getpid() % 100000}", "10.222.29.50"
+    subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", f"{dev}p"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{addr}/32", "dev", dev], check=True)
+        settings = Settings(data_dir=tmp_path, metadata=metadata_url, engine_address=f"{addr}/{dev}")
+        gateway = engine_host.EngineHost(settings, services=None)  # type: ignore[arg-type]
+
+        async def start_and_stop() -> None:
+            await gateway.start()
+            await gateway.stop()
+
+        assert floating.holds(addr, dev)
+        asyncio.run(start_and_stop())
+        assert not gateway.serving  # a gateway of the fixture hosts
+        assert not floating.holds(addr, dev)
+    finally:
+        subprocess.run(["ip", "link", "del", dev], check=False)
 
 
 def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[StrataProcess]) -> None:
