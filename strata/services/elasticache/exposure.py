@@ -17,6 +17,8 @@ from typing import Any
 
 from strata.config import EngineAddress
 from strata.engines.endpoint import Router
+from strata.engines.floating import public_host
+from strata.engines.nft import served_routes
 from strata.services.elasticache.nodes import PRIMARY
 
 
@@ -36,14 +38,23 @@ def unexpose(router: Router | None, port: int) -> None:
 
 
 def advertise(out: Any, exposed: EngineAddress | None, router: Router | None) -> Any:
-    """`out` (a rendered resource) with every endpoint on PRIMARY shown on the engine address,
-    where other machines reach it (only when a router serves it there)."""
+    """`out` (a rendered resource) with every endpoint the router serves to other machines shown
+    on its public address (PRIMARY's on the engine address, a reader's or node's on its pool
+    address: floating.public_host); the others stay as they are."""
     if exposed is None or router is None:
         return out
+    served = {(r.host, r.port) for r in served_routes(exposed, router.routes.values())}
+    return _advertised(out, exposed, served)
+
+
+def _advertised(out: Any, exposed: EngineAddress, served: set[tuple[str, int]]) -> Any:
     if isinstance(out, dict):
-        if out.get("Address") == PRIMARY and "Port" in out:
-            return {**out, "Address": exposed.address}
-        return {k: advertise(v, exposed, router) for k, v in out.items()}
+        address, port = out.get("Address"), out.get("Port")
+        if isinstance(address, str) and address.startswith("127.") and port is not None:
+            public = public_host(exposed, address)
+            if public is not None and (public, port) in served:
+                return {**out, "Address": public}
+        return {k: _advertised(v, exposed, served) for k, v in out.items()}
     if isinstance(out, list):
-        return [advertise(v, exposed, router) for v in out]
+        return [_advertised(v, exposed, served) for v in out]
     return out
