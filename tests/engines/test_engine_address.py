@@ -22,7 +22,7 @@ import pytest
 from strata.config import ConfigError, EngineAddress, Settings, parse_engine_address
 from strata.engines.blackhole import Blackhole
 from strata.engines.endpoint import EndpointRouter
-from strata.engines.floating import claim, holds, release
+from strata.engines.floating import claim_all, holds, public_host, release_all
 from strata.engines.nft import nft_usable
 from tests.services.elasticache.conftest import eventually
 from tests.services.rds.helpers import PASSWORD, wait_status
@@ -139,7 +139,18 @@ def lan() -> Iterator[Lan]:
 
 def test_engine_address_is_parsed_and_checked() -> None:
     assert parse_engine_address("10.0.0.50/eth0") == EngineAddress("10.0.0.50", "eth0")
+    pool = ("10.0.0.51", "10.0.0.52")
+    assert parse_engine_address("10.0.0.50,10.0.0.51,10.0.0.52/eth0") == EngineAddress(
+        "10.0.0.50", "eth0", pool
+    )
+    assert parse_engine_address("10.0.0.50-10.0.0.52/eth0") == EngineAddress("10.0.0.50", "eth0", pool)
     refused = (
+        "10.0.0.50,10.0.0.50/eth0",  # twice
+        "10.0.0.52-10.0.0.50/eth0",  # backwards
+        "10.0.0.1-10.0.2.1/eth0",  # over 256
+        "10.0.0.50,127.0.0.2/eth0",
+        "10.0.0.50,/eth0",
+        "10.0.0.50-/eth0",
         "127.0.0.5/lo",
         "0.0.0.0/eth0",
         "fe80::1/eth0",
@@ -218,12 +229,19 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
     dev = lan.link("s", None, client, "10.222.27.1/24", "10.222.27.2/24")
     addr, port = "10.222.27.50", free_port()
     one, two = greeter("one"), greeter("two")
-    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=EngineAddress(addr, dev))
+    exposed = EngineAddress(addr, dev, ("10.222.27.51", "10.222.27.52"), str(tmp_path / "pool.json"))
+    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=exposed)
     router.start()
     try:
         router.set_route("db", port, [("127.0.0.1", one)])
-        claim(addr, dev)  # after the route: HAProxy listens on an address it does not hold yet
+        # an Aurora-style reader endpoint, on a loopback address of its own: on a pool address
+        router.set_route("ro", port, [("127.0.0.1", two)], host="127.0.0.2")
+        claim_all(exposed)  # after the route: HAProxy listens on an address it does not hold yet
         assert lan.run(client, _DIAL, addr, str(port), "") == "one"
+        assert public_host(exposed, "127.0.0.2") == "10.222.27.51"
+        assert lan.run(client, _DIAL, "10.222.27.51", str(port), "") == "two"
+        assert lan.run(client, _DIAL, "10.222.27.52", str(port), "") in ("refused", "dropped")
+        router.remove_route("ro")
         router.set_route("db", port, [("127.0.0.1", two)])
         assert lan.run(client, _DIAL, addr, str(port), "") == "two"
         if nft_usable():  # FIS's network disruption cuts the endpoint off there too
@@ -242,7 +260,7 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
         assert lan.run(client, _DIAL, addr, str(port), "") == "refused"
     finally:
         router.stop()
-        release(addr, dev)
+        release_all(exposed)
 
 
 @pytest.mark.skipif(not nft_usable(), reason="kernel redirection and security groups need nftables (root)")
@@ -251,15 +269,18 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
     the cluster's security group judges it by its own address."""
     client = lan.namespace("c")
     dev = lan.link("s", None, client, "10.222.23.1/24", "10.222.23.2/24")
-    addr = "10.222.23.50"
-    claim(addr, dev)
-    assert holds(addr, dev)
-    server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", f"{addr}/{dev}"]).start()
+    addr, reader = "10.222.23.50", "10.222.23.51"
+    exposed = parse_engine_address(f"{addr},{reader}/{dev}")
+    claim_all(exposed)
+    assert holds(addr, dev) and holds(reader, dev)
+    server = StrataProcess(
+        tmp_path / "data", extra_args=["--engine-address", f"{addr},{reader}/{dev}"]
+    ).start()
     try:
-        _cache_checks(lan, server, client, addr)
+        _cache_checks(lan, server, client, addr, reader)
     finally:
         server.stop()
-        release(addr, dev)
+        release_all(exposed)
     assert not holds(addr, dev)
     # route_localnet goes back with the guard: loopback is never left open to the link
     localnet = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
@@ -279,11 +300,20 @@ with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="master", pas
 """
 
 
-def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> None:
+def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, reader: str) -> None:
     ec2, ec = server.client("ec2"), server.client("elasticache")
     sg = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
     ec.create_cache_cluster(
         CacheClusterId="sessions", Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+    )
+    # a group's reader endpoint has a loopback address of its own: served on the pool address
+    ec.create_replication_group(
+        ReplicationGroupId="carts",
+        ReplicationGroupDescription="carts",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheClusters=2,
+        SecurityGroupIds=[sg],
     )
     rds = server.client("rds")
     rds.create_db_instance(
@@ -307,6 +337,17 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     assert dial() == "dropped"  # no rule lets 10.222.23.2 in
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     assert dial() == "+PONG"
+
+    def group() -> dict:
+        g = ec.describe_replication_groups(ReplicationGroupId="carts")["ReplicationGroups"][0]
+        return g if g["Status"] == "available" else {}
+
+    ng = eventually(group, timeout=120, what="the group")["NodeGroups"][0]  # type: ignore[index]
+    assert ng["PrimaryEndpoint"]["Address"] == addr
+    assert ng["ReaderEndpoint"]["Address"] == reader
+    read_port = str(ng["ReaderEndpoint"]["Port"])
+    read: Callable[[], str] = lambda: lan.run(client, _DIAL, reader, read_port, "PING\r\n")  # noqa: E731
+    assert read() == "+PONG"
     db = wait_status(rds, "orders")["Endpoint"]
     assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
     assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
@@ -321,3 +362,4 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     ec2.revoke_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.9/32"))  # not the client
     assert dial() == "dropped"
+    assert read() == "dropped"
