@@ -269,15 +269,13 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
     the cluster's security group judges it by its own address."""
     client = lan.namespace("c")
     dev = lan.link("s", None, client, "10.222.23.1/24", "10.222.23.2/24")
-    addr, reader = "10.222.23.50", "10.222.23.51"
-    exposed = parse_engine_address(f"{addr},{reader}/{dev}")
+    addr, option = "10.222.23.50", f"10.222.23.50-10.222.23.54/{dev}"
+    exposed = parse_engine_address(option)
     claim_all(exposed)
-    assert holds(addr, dev) and holds(reader, dev)
-    server = StrataProcess(
-        tmp_path / "data", extra_args=["--engine-address", f"{addr},{reader}/{dev}"]
-    ).start()
+    assert holds(addr, dev) and holds("10.222.23.54", dev)
+    server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", option]).start()
     try:
-        _cache_checks(lan, server, client, addr, reader)
+        _cache_checks(lan, server, client, addr, exposed.pool)
     finally:
         server.stop()
         release_all(exposed)
@@ -285,6 +283,18 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
     # route_localnet goes back with the guard: loopback is never left open to the link
     localnet = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
     eventually(lambda: localnet.read_text().strip() == "0", what="route_localnet to be reset")
+
+
+# A cluster-mode client in a namespace (it follows CLUSTER SLOTS to the nodes' announced hosts):
+# the sum of what it wrote and read back over both shards, and the primaries' hosts.
+_CLUSTER = """
+import sys
+from redis.cluster import RedisCluster
+c = RedisCluster(host=sys.argv[1], port=int(sys.argv[2]), socket_timeout=10, decode_responses=True)
+for i in range(20):
+    c.set(f"k{i}", i)
+print(sum(int(c.get(f"k{i}")) for i in range(20)), *sorted({n.host for n in c.get_primaries()}))
+"""
 
 
 def tcp(cidr: str) -> dict:
@@ -300,7 +310,7 @@ with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="master", pas
 """
 
 
-def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, reader: str) -> None:
+def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool: tuple[str, ...]) -> None:
     ec2, ec = server.client("ec2"), server.client("elasticache")
     sg = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
     ec.create_cache_cluster(
@@ -313,6 +323,16 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, reade
         Engine="redis",
         CacheNodeType="cache.t3.micro",
         NumCacheClusters=2,
+        SecurityGroupIds=[sg],
+    )
+    # a cluster-mode group: its nodes announce their pool addresses (CLUSTER SLOTS, MOVED)
+    ec.create_replication_group(
+        ReplicationGroupId="shards",
+        ReplicationGroupDescription="shards",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumNodeGroups=2,
+        ReplicasPerNodeGroup=0,
         SecurityGroupIds=[sg],
     )
     rds = server.client("rds")
@@ -338,16 +358,25 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, reade
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     assert dial() == "+PONG"
 
-    def group() -> dict:
-        g = ec.describe_replication_groups(ReplicationGroupId="carts")["ReplicationGroups"][0]
+    def group(gid: str) -> dict:
+        g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
         return g if g["Status"] == "available" else {}
 
-    ng = eventually(group, timeout=120, what="the group")["NodeGroups"][0]  # type: ignore[index]
+    ng = eventually(lambda: group("carts"), timeout=120, what="the group")["NodeGroups"][0]  # type: ignore[index]
     assert ng["PrimaryEndpoint"]["Address"] == addr
-    assert ng["ReaderEndpoint"]["Address"] == reader
+    reader = ng["ReaderEndpoint"]["Address"]
+    assert reader in pool
+    members = [m["ReadEndpoint"]["Address"] for m in ng["NodeGroupMembers"]]
+    assert set(members) <= set(pool) - {reader}, members  # each node on a pool address of its own
     read_port = str(ng["ReaderEndpoint"]["Port"])
     read: Callable[[], str] = lambda: lan.run(client, _DIAL, reader, read_port, "PING\r\n")  # noqa: E731
     assert read() == "+PONG"
+    assert lan.run(client, _DIAL, members[1], read_port, "PING\r\n") == "+PONG"  # a node itself
+    sharded = eventually(lambda: group("shards"), timeout=120, what="the cluster-mode group")
+    conf = sharded["ConfigurationEndpoint"]  # type: ignore[index]
+    assert conf["Address"] == addr
+    hosts = lan.run(client, _CLUSTER, conf["Address"], str(conf["Port"])).split()
+    assert hosts[0] == "190" and set(hosts[1:]) <= set(pool) and len(hosts) == 3, hosts
     db = wait_status(rds, "orders")["Endpoint"]
     assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
     assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
