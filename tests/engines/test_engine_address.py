@@ -336,14 +336,18 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool:
         SecurityGroupIds=[sg],
     )
     rds = server.client("rds")
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders",
-        Engine="postgres",
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
         MasterUsername="master",
         MasterUserPassword=PASSWORD,
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
         VpcSecurityGroupIds=[sg],
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="ledger-1",
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
     )
 
     def available() -> dict:
@@ -372,14 +376,25 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool:
     read: Callable[[], str] = lambda: lan.run(client, _DIAL, reader, read_port, "PING\r\n")  # noqa: E731
     assert read() == "+PONG"
     assert lan.run(client, _DIAL, members[1], read_port, "PING\r\n") == "+PONG"  # a node itself
+    # An Aurora cluster (one instance, the writer): its instance and writer endpoints on the engine
+    # address (the RDS router's copies of its 127.0.0.1 routes), its reader and custom endpoints
+    # (the writer behind both) on pool addresses
+    db = wait_status(rds, "ledger-1")["Endpoint"]
+    aurora = rds.describe_db_clusters(DBClusterIdentifier="ledger")["DBClusters"][0]
+    assert db["Address"] == aurora["Endpoint"] == addr and aurora["ReaderEndpoint"] in pool
+    for pg_port in (db["Port"], aurora["Port"]):
+        assert lan.run(client, _PG, addr, str(pg_port), PASSWORD) == "1"
+    custom = rds.create_db_cluster_endpoint(
+        DBClusterIdentifier="ledger", DBClusterEndpointIdentifier="reports", EndpointType="ANY"
+    )["Endpoint"]
+    assert custom in set(pool) - {aurora["ReaderEndpoint"]}
+    for host in (aurora["ReaderEndpoint"], custom):
+        assert lan.run(client, _PG, host, str(aurora["Port"]), PASSWORD) == "1"
     sharded = eventually(lambda: group("shards"), timeout=120, what="the cluster-mode group")
     conf = sharded["ConfigurationEndpoint"]  # type: ignore[index]
     assert conf["Address"] == addr
     hosts = lan.run(client, _CLUSTER, conf["Address"], str(conf["Port"])).split()
     assert hosts[0] == "190" and set(hosts[1:]) <= set(pool) and len(hosts) == 3, hosts
-    db = wait_status(rds, "orders")["Endpoint"]
-    assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
-    assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
     nbd_port = server.health()["services"]["ec2"]["nbd"][1]  # EBS's NBD export: its greeting
     assert lan.run(client, _DIAL, addr, str(nbd_port), "").startswith("NBDMAGIC")
     # Nothing else on this machine's loopback is reachable from outside: not the node's own
