@@ -74,7 +74,7 @@ class Blackhole:
         (127.0.0.1's on the first, others on their pool address: floating.public_host)."""
         if self.exposed is None:
             return set(group)
-        public = {(public_host(self.exposed, address), port) for address, port in group}
+        public = {(public_host(self.exposed, address, assign=False), port) for address, port in group}
         return set(group) | {(address, port) for address, port in public if address is not None}
 
     def _apply(self) -> None:

@@ -9,6 +9,10 @@ connection arriving for ADDR to an engine on 127.0.0.1: the kernel allows that o
 with `route_localnet` set (strata.engines.nft.allow_loopback_targets), and the routers' tables
 then drop every other packet that arrives from outside for 127.0.0.0/8.
 
+More addresses (`A,B,C/DEV` or `A-B/DEV`): the first is the one above; the others are a pool for
+the endpoints with loopback addresses of their own (`public_host`: Aurora reader and custom
+endpoints, ElastiCache reader and node endpoints), each served with its port on its pool address.
+
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
 cache still names the old owner's hardware address switch at once instead of after their cache
@@ -102,14 +106,15 @@ _assigning = threading.Lock()
 _exhausted_logged: set[tuple[str, str]] = set()
 
 
-def public_host(exposed: EngineAddress, host: str) -> str | None:
+def public_host(exposed: EngineAddress, host: str, assign: bool = True) -> str | None:
     """The address of `exposed` where other machines reach an endpoint on `host`, or None (it
     stays on this machine). 127.0.0.1's endpoints share the first address (each has its own port);
     every other loopback address gets a pool address of its own on first use (the endpoints that
     share a loopback address differ by port, so they share its pool address too), recorded in
     `exposed.state` so a restart gives the same one. A full pool leaves the newcomer on loopback
     (logged once): it still works on this machine, and an operator widens the range and restarts
-    (taking an address from an endpoint that clients already know would break them)."""
+    (taking an address from an endpoint that clients already know would break them).
+    `assign=False`: only look up (None for a loopback address with no pool address yet)."""
     if host == _LOOPBACK:
         return exposed.address
     if host in exposed.addresses:
@@ -126,6 +131,8 @@ def public_host(exposed: EngineAddress, host: str) -> str | None:
             _assigned[exposed.state] = table
         if table.get(host) in exposed.pool:
             return table[host]
+        if not assign:
+            return None
         taken = set(table.values())
         free = [a for a in exposed.pool if a not in taken]
         if not free:

@@ -95,7 +95,7 @@ def _advertised(out: Any, exposed: EngineAddress, served: set[tuple[str, int]]) 
     if isinstance(out, dict):
         address, port = out.get("Address"), out.get("Port")
         if isinstance(address, str) and address.startswith("127.") and port is not None:
-            public = public_host(exposed, address)
+            public = public_host(exposed, address, assign=False)
             if public is not None and (public, port) in served:
                 return {**out, "Address": public}
         return {k: _advertised(v, exposed, served) for k, v in out.items()}
