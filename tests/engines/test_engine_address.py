@@ -167,6 +167,35 @@ def test_engine_address_is_parsed_and_checked() -> None:
     assert Settings().engine_address is None  # loopback only, as before
 
 
+def test_pool_addresses_are_kept_and_run_out(tmp_path: Path) -> None:
+    """Each loopback address takes the next free pool address once and keeps it (a new process
+    reads the record); a full pool leaves newcomers on loopback (None)."""
+    exposed = EngineAddress("10.0.0.50", "eth0", ("10.0.0.51", "10.0.0.52"), str(tmp_path / "pool.json"))
+    assert public_host(exposed, "127.0.0.1") == "10.0.0.50"
+    assert public_host(exposed, "127.0.1.1", assign=False) is None
+    assert [public_host(exposed, h) for h in ("127.0.1.1", "127.0.0.2", "127.0.1.1")] == [
+        "10.0.0.51",
+        "10.0.0.52",
+        "10.0.0.51",
+    ]
+    assert public_host(exposed, "127.0.1.2") is None  # the pool is full
+    assert public_host(exposed, "10.1.2.3") is None  # not a loopback endpoint
+    # a restart (a new process): the same addresses, from the record
+    code = (
+        "import sys\nfrom strata.config import EngineAddress\nfrom strata.engines.floating import public_host\n"
+        "e = EngineAddress('10.0.0.50', 'eth0', ('10.0.0.51', '10.0.0.52'), sys.argv[1])\n"
+        "print(public_host(e, '127.0.0.2', assign=False), public_host(e, '127.0.1.1'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, exposed.state], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.stdout.split() == ["10.0.0.52", "10.0.0.51"], done.stderr
+    # a wider pool on restart: the newcomer gets the new address, the others keep theirs
+    wider = EngineAddress("10.0.0.50", "eth0", ("10.0.0.51", "10.0.0.52", "10.0.0.53"), exposed.state)
+    assert public_host(wider, "127.0.1.2") == "10.0.0.53"
+    assert public_host(wider, "127.0.0.2") == "10.0.0.52"
+
+
 def test_floating_address_moves_between_machines(lan: Lan) -> None:
     """claim/release move the address; the claim's gratuitous ARP makes a client whose ARP cache
     still names the old owner reach the new one at once."""
@@ -297,6 +326,19 @@ print(sum(int(c.get(f"k{i}")) for i in range(20)), *sorted({n.host for n in c.ge
 """
 
 
+# Memcached Auto Discovery from a namespace: the node list (host|ip|port ...) `config get cluster`
+# returns at argv[1]:argv[2].
+_DISCOVER = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"config get cluster\\r\\n")
+data = b""
+while not data.endswith(b"END\\r\\n"):
+    data += s.recv(4096)
+print(data.split(b"\\n")[2].decode())
+"""
+
+
 def tcp(cidr: str) -> dict:
     return {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "CidrIp": cidr}
 
@@ -323,6 +365,14 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool:
         Engine="redis",
         CacheNodeType="cache.t3.micro",
         NumCacheClusters=2,
+        SecurityGroupIds=[sg],
+    )
+    # a memcached cluster: Auto Discovery lists its nodes on their pool addresses
+    ec.create_cache_cluster(
+        CacheClusterId="pages",
+        Engine="memcached",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=2,
         SecurityGroupIds=[sg],
     )
     # a cluster-mode group: its nodes announce their pool addresses (CLUSTER SLOTS, MOVED)
@@ -390,6 +440,23 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool:
     assert custom in set(pool) - {aurora["ReaderEndpoint"]}
     for host in (aurora["ReaderEndpoint"], custom):
         assert lan.run(client, _PG, host, str(aurora["Port"]), PASSWORD) == "1"
+    pages = eventually(
+        lambda: (
+            ec.describe_cache_clusters(CacheClusterId="pages")["CacheClusters"][0]["CacheClusterStatus"]
+            == "available"
+        ),
+        timeout=120,
+        what="the memcached cluster",
+    )
+    assert pages
+    pages_conf = ec.describe_cache_clusters(CacheClusterId="pages")["CacheClusters"][0][
+        "ConfigurationEndpoint"
+    ]
+    assert pages_conf["Address"] == addr
+    listed = lan.run(client, _DISCOVER, addr, str(pages_conf["Port"])).split()
+    assert len(listed) == 2 and {h.split("|")[0] for h in listed} <= set(pool), listed
+    node_host, _, node_port = listed[1].partition("|")[2].partition("|")
+    assert lan.run(client, _DIAL, node_host, node_port, "version\r\n").startswith("VERSION")
     sharded = eventually(lambda: group("shards"), timeout=120, what="the cluster-mode group")
     conf = sharded["ConfigurationEndpoint"]  # type: ignore[index]
     assert conf["Address"] == addr
