@@ -270,7 +270,6 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
         assert public_host(exposed, "127.0.0.2") == "10.222.27.51"
         assert lan.run(client, _DIAL, "10.222.27.51", str(port), "") == "two"
         assert lan.run(client, _DIAL, "10.222.27.52", str(port), "") in ("refused", "dropped")
-        router.remove_route("ro")
         router.set_route("db", port, [("127.0.0.1", two)])
         assert lan.run(client, _DIAL, addr, str(port), "") == "two"
         if nft_usable():  # FIS's network disruption cuts the endpoint off there too
