@@ -114,10 +114,12 @@ def cli() -> None:
 @click.option(
     "--engine-address",
     default=None,
-    metavar="ADDR/DEV",
+    metavar="ADDRS/DEV",
     help="Serve RDS instance and Aurora writer endpoints and ElastiCache primary endpoints to other "
     "machines on this IPv4 address (advertised by Describe*, ports unchanged); DEV is the device "
-    "it is (or will be) on, e.g. 10.0.0.50/eth0. Env: STRATA_ENGINE_ADDRESS.",
+    "it is (or will be) on, e.g. 10.0.0.50/eth0. A list or range (10.0.0.50,10.0.0.51/eth0, "
+    "10.0.0.50-10.0.0.59/eth0) also serves Aurora reader/custom and ElastiCache reader and node "
+    "endpoints, each loopback address on one further address. Env: STRATA_ENGINE_ADDRESS.",
 )
 def serve(
     host: str,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -33,24 +33,37 @@ class ConfigError(Exception):
     """The settings cannot be used as given (e.g. a public bind with default credentials)."""
 
 
+MAX_ENGINE_ADDRESSES = 256  # one `--engine-address` list or range (a /24's worth)
+
+
 @dataclass(frozen=True)
 class EngineAddress:
     """Where other machines reach the engines (strata.engines.floating): an IPv4 address and the
-    network device that holds it (or will, once this machine claims it)."""
+    network device that holds it (or will, once this machine claims it).
+
+    `pool`: more addresses on the same device (`--engine-address A,B,C/DEV` or `A-C/DEV`) for the
+    endpoints that have a loopback address of their own (Aurora reader and custom endpoints,
+    ElastiCache reader and node endpoints): each such loopback address gets one of them, recorded
+    in `state` (a JSON file) so it keeps it across restarts (floating.public_host)."""
 
     address: str
     dev: str
+    pool: tuple[str, ...] = ()
+    state: str | None = None
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address of the option, the first (`address`) included: what `claim` takes."""
+        return (self.address, *self.pool)
 
 
-def parse_engine_address(value: str) -> EngineAddress:
-    """`ADDR/DEV` (`--engine-address 10.0.0.50/eth0`): a unicast IPv4 address other machines can
-    reach (not loopback) and the device it is, or will be, on."""
-    address, _, dev = value.strip().partition("/")
+def _engine_ip(text: str, value: str) -> ipaddress.IPv4Address:
     try:
-        ip = ipaddress.IPv4Address(address)
+        ip = ipaddress.IPv4Address(text.strip())
     except ValueError:
         raise ConfigError(
-            f"the engine address must be an IPv4 address and its device (10.0.0.50/eth0), not {value!r}"
+            "the engine address must be IPv4 addresses (a list A,B,C or a range A-B) and their device "
+            f"(10.0.0.50/eth0, 10.0.0.50,10.0.0.51/eth0 or 10.0.0.50-10.0.0.59/eth0), not {value!r}"
         ) from None
     if (
         ip.is_loopback
@@ -59,14 +72,42 @@ def parse_engine_address(value: str) -> EngineAddress:
         or ip.is_link_local
         or ip == ipaddress.IPv4Address("255.255.255.255")
     ):
-        raise ConfigError(f"the engine address must be a unicast address other machines reach, not {address}")
+        raise ConfigError(f"the engine address must be a unicast address other machines reach, not {ip}")
+    return ip
+
+
+def _engine_ips(text: str, value: str) -> list[ipaddress.IPv4Address]:
+    """`A`, `A,B,C` or `A-B` (a range, both ends included): the addresses, in order."""
+    if "-" in text and "," not in text:
+        first, _, last = text.partition("-")
+        lo, hi = _engine_ip(first, value), _engine_ip(last, value)
+        if hi < lo:
+            raise ConfigError(f"the engine address range {text!r} ends before it starts")
+        if int(hi) - int(lo) >= MAX_ENGINE_ADDRESSES:
+            raise ConfigError(
+                f"the engine address range {text!r} has more than {MAX_ENGINE_ADDRESSES} addresses"
+            )
+        return [ipaddress.IPv4Address(n) for n in range(int(lo), int(hi) + 1)]
+    ips = [_engine_ip(part, value) for part in text.split(",")]
+    if len(set(ips)) != len(ips):
+        raise ConfigError(f"the engine address list {text!r} names an address twice")
+    if len(ips) > MAX_ENGINE_ADDRESSES:
+        raise ConfigError(f"the engine address list has more than {MAX_ENGINE_ADDRESSES} addresses")
+    return ips
+
+
+def parse_engine_address(value: str) -> EngineAddress:
+    """`ADDR/DEV` (`--engine-address 10.0.0.50/eth0`): a unicast IPv4 address other machines can
+    reach (not loopback) and the device it is, or will be, on. ADDR may be a list (`A,B,C`) or a
+    range (`A-B`): the first address serves the endpoints on 127.0.0.1 (each on its own port), the
+    others are the pool of EngineAddress.pool."""
+    text, _, dev = value.strip().partition("/")
+    ips = _engine_ips(text, value)
     if not dev:
-        raise ConfigError(
-            f"the engine address needs the device it is on: {address}/DEV (e.g. {address}/eth0)"
-        )
+        raise ConfigError(f"the engine address needs the device it is on: {text}/DEV (e.g. {text}/eth0)")
     if len(dev) > 15 or "/" in dev or not dev.isprintable() or dev.strip() != dev:
         raise ConfigError(f"{dev!r} is not a network device name")
-    return EngineAddress(str(ip), dev)
+    return EngineAddress(str(ips[0]), dev, tuple(str(ip) for ip in ips[1:]))
 
 
 @dataclass
@@ -133,7 +174,9 @@ class Settings:
     advertise_url: str | None = None
     # Where other machines reach the engines (`--engine-address ADDR/DEV`,
     # STRATA_ENGINE_ADDRESS; strata.engines.floating): RDS instance and Aurora writer endpoints and
-    # ElastiCache primary endpoints are advertised and served on ADDR; None: loopback only.
+    # ElastiCache primary endpoints are advertised and served on ADDR; the further addresses of a
+    # list or range (A,B,C/DEV, A-B/DEV) serve the endpoints with loopback addresses of their own
+    # (Aurora reader/custom, ElastiCache reader/nodes); None: loopback only.
     engine_address: str | None = None
 
     def __post_init__(self) -> None:
@@ -152,7 +195,10 @@ class Settings:
     @property
     def exposed_engines(self) -> EngineAddress | None:
         """The engine address and its device, or None (engines on loopback only)."""
-        return None if self.engine_address is None else parse_engine_address(self.engine_address)
+        if self.engine_address is None:
+            return None
+        parsed = parse_engine_address(self.engine_address)
+        return replace(parsed, state=str(self.data_dir / "engine-addresses.json")) if parsed.pool else parsed
 
     @property
     def is_loopback(self) -> bool:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import subprocess
 import threading
 
+from strata.config import EngineAddress
 from strata.engines.firewall import CONTROL_MARK, engine_uid
+from strata.engines.floating import public_host
 from strata.engines.nft import (
     drop_table,
     nft_usable,
@@ -37,8 +39,9 @@ Endpoint = tuple[str, int]  # (IPv4 address, TCP port)
 class Blackhole:
     """Named sets of cut-off endpoints in one nft table (blocking methods: call off the loop)."""
 
-    def __init__(self, name: str = "blackhole", exposed: str | None = None) -> None:
-        self.exposed = exposed
+    def __init__(self, name: str = "blackhole", exposed: str | EngineAddress | None = None) -> None:
+        # the engine address(es): a plain address stands for a single one with no pool
+        self.exposed = EngineAddress(exposed, "") if isinstance(exposed, str) else exposed
         self.table = owned_table(name)
         self.cut: dict[str, frozenset[Endpoint]] = {}
         self.sources: dict[str, frozenset[str]] = {}  # keys that cut only these clients off
@@ -67,10 +70,12 @@ class Blackhole:
                 self._apply()
 
     def _with_exposed(self, group: frozenset[Endpoint]) -> set[Endpoint]:
-        """`group` and, with an engine address, its endpoints on 127.0.0.1 on that address."""
+        """`group` and, with an engine address, its loopback endpoints on their public addresses
+        (127.0.0.1's on the first, others on their pool address: floating.public_host)."""
         if self.exposed is None:
             return set(group)
-        return set(group) | {(self.exposed, port) for address, port in group if address == "127.0.0.1"}
+        public = {(public_host(self.exposed, address, assign=False), port) for address, port in group}
+        return set(group) | {(address, port) for address, port in public if address is not None}
 
     def _apply(self) -> None:
         everyone = sorted(

@@ -33,7 +33,8 @@ Interface (synchronous; call from a thread via run_blocking when on the event lo
 With an engine address (`EndpointRouter(..., exposed=EngineAddress(addr, dev))`, see
 strata.engines.floating), every route on 127.0.0.1 is served on `addr` too, with its port, to
 other machines; so is a route whose host is `addr` itself (what ElastiCache's primary endpoints
-use, as their nodes bind 127.0.0.1 themselves).
+use, as their nodes bind 127.0.0.1 themselves). With a pool of more addresses, a route on another
+loopback address (127.0.0.2, ...) is served on that address's pool address (nft.served_routes).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ connection arriving for ADDR to an engine on 127.0.0.1: the kernel allows that o
 with `route_localnet` set (strata.engines.nft.allow_loopback_targets), and the routers' tables
 then drop every other packet that arrives from outside for 127.0.0.0/8.
 
+More addresses (`A,B,C/DEV` or `A-B/DEV`): the first is the one above; the others are a pool for
+the endpoints with loopback addresses of their own (`public_host`: Aurora reader and custom
+endpoints, ElastiCache reader and node endpoints), each served with its port on its pool address.
+
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
 cache still names the old owner's hardware address switch at once instead of after their cache
@@ -17,14 +21,31 @@ times out. The announcement is sent from Python (a raw packet socket), so no `ar
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import socket
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 from strata.config import EngineAddress, parse_engine_address
 
-__all__ = ["EngineAddress", "parse_engine_address", "claim", "release", "announce", "holds"]
+__all__ = [
+    "EngineAddress",
+    "parse_engine_address",
+    "claim",
+    "release",
+    "claim_all",
+    "release_all",
+    "announce",
+    "holds",
+    "public_host",
+    "nft_addresses",
+]
+
+log = logging.getLogger("strata.engines")
 
 ETH_P_ARP = 0x0806
 ANNOUNCEMENTS = 2  # gratuitous ARPs per claim (one may be lost on a busy link)
@@ -60,6 +81,75 @@ def release(address: str, dev: str) -> None:
         cp = _ip("addr", "del", f"{address}/32", "dev", dev, check=False)
         if cp.returncode != 0 and holds(address, dev):
             raise OSError(f"cannot release {address} on {dev}: {cp.stderr.strip()}")
+
+
+def claim_all(exposed: EngineAddress) -> None:
+    """Claim every address of `exposed` (the first and its pool) on its device."""
+    for address in exposed.addresses:
+        claim(address, exposed.dev)
+
+
+def release_all(exposed: EngineAddress) -> None:
+    """Release every address of `exposed` (the first and its pool) from its device."""
+    for address in exposed.addresses:
+        release(address, exposed.dev)
+
+
+def nft_addresses(exposed: EngineAddress) -> str:
+    """Every address of `exposed` as one nft match value (an anonymous set when several)."""
+    return exposed.address if not exposed.pool else "{ " + ", ".join(exposed.addresses) + " }"
+
+
+_LOOPBACK = "127.0.0.1"
+_assigned: dict[str, dict[str, str]] = {}  # state file -> loopback address -> pool address
+_assigning = threading.Lock()
+_exhausted_logged: set[tuple[str, str]] = set()
+
+
+def public_host(exposed: EngineAddress, host: str, assign: bool = True) -> str | None:
+    """The address of `exposed` where other machines reach an endpoint on `host`, or None (it
+    stays on this machine). 127.0.0.1's endpoints share the first address (each has its own port);
+    every other loopback address gets a pool address of its own on first use (the endpoints that
+    share a loopback address differ by port, so they share its pool address too), recorded in
+    `exposed.state` so a restart gives the same one. A full pool leaves the newcomer on loopback
+    (logged once): it still works on this machine, and an operator widens the range and restarts
+    (taking an address from an endpoint that clients already know would break them).
+    `assign=False`: only look up (None for a loopback address with no pool address yet)."""
+    if host == _LOOPBACK:
+        return exposed.address
+    if host in exposed.addresses:
+        return host
+    if not host.startswith("127.") or not exposed.pool or exposed.state is None:
+        return None
+    with _assigning:
+        table = _assigned.get(exposed.state)
+        if table is None:
+            try:
+                table = json.loads(Path(exposed.state).read_text())
+            except (OSError, ValueError):
+                table = {}
+            _assigned[exposed.state] = table
+        if table.get(host) in exposed.pool:
+            return table[host]
+        if not assign:
+            return None
+        taken = set(table.values())
+        free = [a for a in exposed.pool if a not in taken]
+        if not free:
+            if (exposed.state, host) not in _exhausted_logged:
+                _exhausted_logged.add((exposed.state, host))
+                log.warning(
+                    "engine address pool full (%d addresses): endpoints on %s stay on this machine; "
+                    "give --engine-address more addresses",
+                    len(exposed.pool),
+                    host,
+                )
+            return None
+        table[host] = free[0]
+        tmp = Path(f"{exposed.state}.tmp")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+        os.replace(tmp, exposed.state)
+        return free[0]
 
 
 def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:

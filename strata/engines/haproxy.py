@@ -7,7 +7,8 @@ removing a route rewrites the config and reloads (listening sockets are handed o
 endpoints see no gap). Costs a user-space hop: see the numbers in `strata.engines.endpoint`.
 
 With an engine address (strata.engines.floating) a route on 127.0.0.1, or one whose host is that
-address, also listens on it (`transparent`: bound even while the address is not held here, as it
+address, also listens on it (a route on another loopback address: on its pool address, if any;
+nft.served_routes) (`transparent`: bound even while the address is not held here, as it
 may be claimed only later or move away; HAProxy falls back to IP_FREEBIND when not root). The
 workers then run as ENGINE_USER (when Strata is root): security groups judge a client of the
 engine address by its own address as it arrives, and let the engines' user through
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from strata.engines.firewall import control_connection
 from strata.engines.floating import EngineAddress
+from strata.engines.nft import served_routes
 from strata.engines.process import ENGINE_USER, EngineError, EngineProcess, ProcessSpec, wait_until
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 from strata.engines.socket_paths import private_dir, socket_path
@@ -232,15 +234,15 @@ class HaproxyRouter:
             "    timeout client 1s",
             "    tcp-request connection reject",
         ]
-        exposed = set()  # ports already listening on the engine address
+        # the route each engine address and port is served by (nft.served_routes: one per pair)
+        public = {r.name: r.host for r in served_routes(self.exposed, self.routes.values())}
         for r in sorted(self.routes.values(), key=lambda r: r.name):
             be = _backend(r.name)
             lines += [f"frontend fe_{be}"]
             if r.host.startswith("127."):
                 lines.append(f"    bind {r.host}:{r.port}")
-            if self.exposed and r.host in (LOOPBACK, self.exposed.address) and r.port not in exposed:
-                exposed.add(r.port)
-                lines.append(f"    bind {self.exposed.address}:{r.port} transparent")
+            if r.name in public:
+                lines.append(f"    bind {public[r.name]}:{r.port} transparent")
             lines += [
                 f"    default_backend {be}",
                 f"backend {be}",

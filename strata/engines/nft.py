@@ -29,9 +29,11 @@ import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from strata.config import ConfigError, EngineAddress
+from strata.engines.floating import public_host
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
@@ -180,6 +182,20 @@ def dnat_rule(match: str, backends: list[tuple[str, int]], balance: bool) -> str
     return f"{match} dnat ip addr . port to numgen inc mod {len(backends)} map {{ {cases} }}"
 
 
+def served_routes(exposed: EngineAddress | None, routes: Iterable[Route]) -> list[Route]:
+    """The routes that `exposed` serves to other machines, each with its public address as host
+    (NftRouter.exposed_routes; HAProxy binds the same)."""
+    if exposed is None:
+        return []
+    own = set(exposed.addresses)
+    out: dict[tuple[str, int], Route] = {}
+    for r in sorted(routes, key=lambda r: (r.host not in own, r.host, r.port)):
+        host = r.host if r.host in own else public_host(exposed, r.host)
+        if host is not None:
+            out.setdefault((host, r.port), Route(r.name, r.port, r.backends, r.balance, host))
+    return list(out.values())
+
+
 def router_script(table: str, out: list[str], pre: list[str]) -> str:
     """One router table: `out` rules on the OUTPUT hook (this machine's clients), `pre` on
     PREROUTING (other machines', to the engine address) with the localnet guard beside them."""
@@ -293,16 +309,10 @@ class NftRouter:
         return f"{match} redirect to :numgen inc mod {len(ports)} map {{ {cases} }}"
 
     def exposed_routes(self) -> list[Route]:
-        """The routes served on the engine address: those on 127.0.0.1 (as a copy on ADDR) and
-        those whose host is ADDR itself (one per port: the latter first)."""
-        if self.exposed is None:
-            return []
-        addr = self.exposed.address
-        out: dict[int, Route] = {}
-        for r in sorted(self.routes.values(), key=lambda r: (r.host != addr, r.port)):
-            if r.host in (LOOPBACK, addr):
-                out.setdefault(r.port, Route(r.name, r.port, r.backends, r.balance, addr))
-        return list(out.values())
+        """The routes served on the engine addresses: those on a loopback address (as a copy on
+        its public address, floating.public_host: 127.0.0.1's on the first) and those whose host is
+        an engine address itself (one per address and port: the latter first)."""
+        return served_routes(self.exposed, self.routes.values())
 
     def _hold_ports(self, ports: set[tuple[str, int]]) -> None:
         for port in list(self._holds):

@@ -153,6 +153,9 @@ class RedisNodeConfig:
     tls: ServerCert | None = None
     replica_of: tuple[str, int] | None = None
     cluster_bus_port: int | None = None  # set => cluster mode
+    # cluster mode: the name CLUSTER SLOTS and MOVED give this node (its engine pool address, where
+    # other machines reach it); the cluster bus still uses `address`
+    announce_hostname: str | None = None
     extra_binds: list[str] = field(default_factory=list)  # endpoint addresses this node holds
     maxmemory: int = 0
     maxmemory_policy: str = "volatile-lru"
@@ -233,6 +236,14 @@ class RedisNodeConfig:
                 f"cluster-port {self.cluster_bus_port}",
                 f"cluster-announce-ip {self.address}",
                 f"cluster-announce-bus-port {self.cluster_bus_port}",
+                *(
+                    [
+                        f"cluster-announce-hostname {self.announce_hostname}",
+                        "cluster-preferred-endpoint-type hostname",
+                    ]
+                    if self.announce_hostname
+                    else []
+                ),
                 "cluster-require-full-coverage no",
                 "cluster-allow-replica-migration no",
             ]

@@ -20,7 +20,7 @@ and all, and so serves them too.
   may take the lock.
 - Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
   answers ServiceUnavailable (503), which SDKs retry.
-- The engine address (`--engine-address ADDR/DEV`, strata.engines.floating): the host claims ADDR
+- The engine address (`--engine-address ADDR/DEV`, strata.engines.floating): the host claims ADDR (and its pool)
   when it takes the engines over (a gratuitous ARP points the network at it) and gives it up
   when it stops or fences itself, so other machines reach the engines wherever they run.
 - Who asked: the host takes a forwarded request's client address and TLS (aws:SourceIp,
@@ -124,7 +124,7 @@ class EngineHost:
         await asyncio.sleep(TAKEOVER_GRACE)
         if self.address is not None:
             try:
-                await asyncio.to_thread(floating.claim, self.address.address, self.address.dev)
+                await asyncio.to_thread(floating.claim_all, self.address)
             except OSError as e:  # the engines still serve it once the address comes here
                 log.warning("--metadata: cannot claim the engine address: %s", e)
         try:
@@ -219,7 +219,7 @@ def _unavailable(codec: object, request_id: str) -> HttpResponse:
 def _release(address: EngineAddress | None) -> None:
     if address is not None:
         try:
-            floating.release(address.address, address.dev)
+            floating.release_all(address)
         except OSError as e:
             log.warning("--metadata: cannot give the engine address up: %s", e)
 

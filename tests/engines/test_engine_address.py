@@ -22,7 +22,7 @@ import pytest
 from strata.config import ConfigError, EngineAddress, Settings, parse_engine_address
 from strata.engines.blackhole import Blackhole
 from strata.engines.endpoint import EndpointRouter
-from strata.engines.floating import claim, holds, release
+from strata.engines.floating import claim_all, holds, public_host, release_all
 from strata.engines.nft import nft_usable
 from tests.services.elasticache.conftest import eventually
 from tests.services.rds.helpers import PASSWORD, wait_status
@@ -139,7 +139,18 @@ def lan() -> Iterator[Lan]:
 
 def test_engine_address_is_parsed_and_checked() -> None:
     assert parse_engine_address("10.0.0.50/eth0") == EngineAddress("10.0.0.50", "eth0")
+    pool = ("10.0.0.51", "10.0.0.52")
+    assert parse_engine_address("10.0.0.50,10.0.0.51,10.0.0.52/eth0") == EngineAddress(
+        "10.0.0.50", "eth0", pool
+    )
+    assert parse_engine_address("10.0.0.50-10.0.0.52/eth0") == EngineAddress("10.0.0.50", "eth0", pool)
     refused = (
+        "10.0.0.50,10.0.0.50/eth0",  # twice
+        "10.0.0.52-10.0.0.50/eth0",  # backwards
+        "10.0.0.1-10.0.2.1/eth0",  # over 256
+        "10.0.0.50,127.0.0.2/eth0",
+        "10.0.0.50,/eth0",
+        "10.0.0.50-/eth0",
         "127.0.0.5/lo",
         "0.0.0.0/eth0",
         "fe80::1/eth0",
@@ -154,6 +165,35 @@ def test_engine_address_is_parsed_and_checked() -> None:
     with pytest.raises(ConfigError, match="no network device"):
         Settings(engine_address="10.0.0.50/nosuchdev0")
     assert Settings().engine_address is None  # loopback only, as before
+
+
+def test_pool_addresses_are_kept_and_run_out(tmp_path: Path) -> None:
+    """Each loopback address takes the next free pool address once and keeps it (a new process
+    reads the record); a full pool leaves newcomers on loopback (None)."""
+    exposed = EngineAddress("10.0.0.50", "eth0", ("10.0.0.51", "10.0.0.52"), str(tmp_path / "pool.json"))
+    assert public_host(exposed, "127.0.0.1") == "10.0.0.50"
+    assert public_host(exposed, "127.0.1.1", assign=False) is None
+    assert [public_host(exposed, h) for h in ("127.0.1.1", "127.0.0.2", "127.0.1.1")] == [
+        "10.0.0.51",
+        "10.0.0.52",
+        "10.0.0.51",
+    ]
+    assert public_host(exposed, "127.0.1.2") is None  # the pool is full
+    assert public_host(exposed, "10.1.2.3") is None  # not a loopback endpoint
+    # a restart (a new process): the same addresses, from the record
+    code = (
+        "import sys\nfrom strata.config import EngineAddress\nfrom strata.engines.floating import public_host\n"
+        "e = EngineAddress('10.0.0.50', 'eth0', ('10.0.0.51', '10.0.0.52'), sys.argv[1])\n"
+        "print(public_host(e, '127.0.0.2', assign=False), public_host(e, '127.0.1.1'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, exposed.state], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.stdout.split() == ["10.0.0.52", "10.0.0.51"], done.stderr
+    # a wider pool on restart: the newcomer gets the new address, the others keep theirs
+    wider = EngineAddress("10.0.0.50", "eth0", ("10.0.0.51", "10.0.0.52", "10.0.0.53"), exposed.state)
+    assert public_host(wider, "127.0.1.2") == "10.0.0.53"
+    assert public_host(wider, "127.0.0.2") == "10.0.0.52"
 
 
 def test_floating_address_moves_between_machines(lan: Lan) -> None:
@@ -218,12 +258,18 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
     dev = lan.link("s", None, client, "10.222.27.1/24", "10.222.27.2/24")
     addr, port = "10.222.27.50", free_port()
     one, two = greeter("one"), greeter("two")
-    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=EngineAddress(addr, dev))
+    exposed = EngineAddress(addr, dev, ("10.222.27.51", "10.222.27.52"), str(tmp_path / "pool.json"))
+    router = EndpointRouter(tmp_path / "routes", "ea", mode, exposed=exposed)
     router.start()
     try:
         router.set_route("db", port, [("127.0.0.1", one)])
-        claim(addr, dev)  # after the route: HAProxy listens on an address it does not hold yet
+        # an Aurora-style reader endpoint, on a loopback address of its own: on a pool address
+        router.set_route("ro", port, [("127.0.0.1", two)], host="127.0.0.2")
+        claim_all(exposed)  # after the route: HAProxy listens on an address it does not hold yet
         assert lan.run(client, _DIAL, addr, str(port), "") == "one"
+        assert public_host(exposed, "127.0.0.2") == "10.222.27.51"
+        assert lan.run(client, _DIAL, "10.222.27.51", str(port), "") == "two"
+        assert lan.run(client, _DIAL, "10.222.27.52", str(port), "") in ("refused", "dropped")
         router.set_route("db", port, [("127.0.0.1", two)])
         assert lan.run(client, _DIAL, addr, str(port), "") == "two"
         if nft_usable():  # FIS's network disruption cuts the endpoint off there too
@@ -242,7 +288,7 @@ def test_router_serves_its_routes_on_engine_address(lan: Lan, tmp_path: Path, mo
         assert lan.run(client, _DIAL, addr, str(port), "") == "refused"
     finally:
         router.stop()
-        release(addr, dev)
+        release_all(exposed)
 
 
 @pytest.mark.skipif(not nft_usable(), reason="kernel redirection and security groups need nftables (root)")
@@ -251,19 +297,45 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
     the cluster's security group judges it by its own address."""
     client = lan.namespace("c")
     dev = lan.link("s", None, client, "10.222.23.1/24", "10.222.23.2/24")
-    addr = "10.222.23.50"
-    claim(addr, dev)
-    assert holds(addr, dev)
-    server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", f"{addr}/{dev}"]).start()
+    addr, option = "10.222.23.50", f"10.222.23.50-10.222.23.54/{dev}"
+    exposed = parse_engine_address(option)
+    claim_all(exposed)
+    assert holds(addr, dev) and holds("10.222.23.54", dev)
+    server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", option]).start()
     try:
-        _cache_checks(lan, server, client, addr)
+        _cache_checks(lan, server, client, addr, exposed.pool)
     finally:
         server.stop()
-        release(addr, dev)
+        release_all(exposed)
     assert not holds(addr, dev)
     # route_localnet goes back with the guard: loopback is never left open to the link
     localnet = Path(f"/proc/sys/net/ipv4/conf/{dev}/route_localnet")
     eventually(lambda: localnet.read_text().strip() == "0", what="route_localnet to be reset")
+
+
+# A cluster-mode client in a namespace (it follows CLUSTER SLOTS to the nodes' announced hosts):
+# the sum of what it wrote and read back over both shards, and the primaries' hosts.
+_CLUSTER = """
+import sys
+from redis.cluster import RedisCluster
+c = RedisCluster(host=sys.argv[1], port=int(sys.argv[2]), socket_timeout=10, decode_responses=True)
+for i in range(20):
+    c.set(f"k{i}", i)
+print(sum(int(c.get(f"k{i}")) for i in range(20)), *sorted({n.host for n in c.get_primaries()}))
+"""
+
+
+# Memcached Auto Discovery from a namespace: the node list (host|ip|port ...) `config get cluster`
+# returns at argv[1]:argv[2].
+_DISCOVER = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"config get cluster\\r\\n")
+data = b""
+while not data.endswith(b"END\\r\\n"):
+    data += s.recv(4096)
+print(data.split(b"\\n")[2].decode())
+"""
 
 
 def tcp(cidr: str) -> dict:
@@ -279,21 +351,52 @@ with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="master", pas
 """
 
 
-def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> None:
+def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool: tuple[str, ...]) -> None:
     ec2, ec = server.client("ec2"), server.client("elasticache")
     sg = ec2.create_security_group(GroupName="app", Description="app servers")["GroupId"]
     ec.create_cache_cluster(
         CacheClusterId="sessions", Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
     )
+    # a group's reader endpoint has a loopback address of its own: served on the pool address
+    ec.create_replication_group(
+        ReplicationGroupId="carts",
+        ReplicationGroupDescription="carts",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheClusters=2,
+        SecurityGroupIds=[sg],
+    )
+    # a memcached cluster: Auto Discovery lists its nodes on their pool addresses
+    ec.create_cache_cluster(
+        CacheClusterId="pages",
+        Engine="memcached",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=2,
+        SecurityGroupIds=[sg],
+    )
+    # a cluster-mode group: its nodes announce their pool addresses (CLUSTER SLOTS, MOVED)
+    ec.create_replication_group(
+        ReplicationGroupId="shards",
+        ReplicationGroupDescription="shards",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumNodeGroups=2,
+        ReplicasPerNodeGroup=0,
+        SecurityGroupIds=[sg],
+    )
     rds = server.client("rds")
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders",
-        Engine="postgres",
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
         MasterUsername="master",
         MasterUserPassword=PASSWORD,
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
         VpcSecurityGroupIds=[sg],
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="ledger-1",
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
     )
 
     def available() -> dict:
@@ -307,9 +410,57 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     assert dial() == "dropped"  # no rule lets 10.222.23.2 in
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     assert dial() == "+PONG"
-    db = wait_status(rds, "orders")["Endpoint"]
-    assert db["Address"] == addr  # served by the RDS router's copy of its 127.0.0.1 route
-    assert lan.run(client, _PG, addr, str(db["Port"]), PASSWORD) == "1"
+
+    def group(gid: str) -> dict:
+        g = ec.describe_replication_groups(ReplicationGroupId=gid)["ReplicationGroups"][0]
+        return g if g["Status"] == "available" else {}
+
+    ng = eventually(lambda: group("carts"), timeout=120, what="the group")["NodeGroups"][0]  # type: ignore[index]
+    assert ng["PrimaryEndpoint"]["Address"] == addr
+    reader = ng["ReaderEndpoint"]["Address"]
+    assert reader in pool
+    members = [m["ReadEndpoint"]["Address"] for m in ng["NodeGroupMembers"]]
+    assert set(members) <= set(pool) - {reader}, members  # each node on a pool address of its own
+    read_port = str(ng["ReaderEndpoint"]["Port"])
+    read: Callable[[], str] = lambda: lan.run(client, _DIAL, reader, read_port, "PING\r\n")  # noqa: E731
+    assert read() == "+PONG"
+    assert lan.run(client, _DIAL, members[1], read_port, "PING\r\n") == "+PONG"  # a node itself
+    # An Aurora cluster (one instance, the writer): its instance and writer endpoints on the engine
+    # address (the RDS router's copies of its 127.0.0.1 routes), its reader and custom endpoints
+    # (the writer behind both) on pool addresses
+    db = wait_status(rds, "ledger-1")["Endpoint"]
+    aurora = rds.describe_db_clusters(DBClusterIdentifier="ledger")["DBClusters"][0]
+    assert db["Address"] == aurora["Endpoint"] == addr and aurora["ReaderEndpoint"] in pool
+    for pg_port in (db["Port"], aurora["Port"]):
+        assert lan.run(client, _PG, addr, str(pg_port), PASSWORD) == "1"
+    custom = rds.create_db_cluster_endpoint(
+        DBClusterIdentifier="ledger", DBClusterEndpointIdentifier="reports", EndpointType="ANY"
+    )["Endpoint"]
+    assert custom in set(pool) - {aurora["ReaderEndpoint"]}
+    for host in (aurora["ReaderEndpoint"], custom):
+        assert lan.run(client, _PG, host, str(aurora["Port"]), PASSWORD) == "1"
+    pages = eventually(
+        lambda: (
+            ec.describe_cache_clusters(CacheClusterId="pages")["CacheClusters"][0]["CacheClusterStatus"]
+            == "available"
+        ),
+        timeout=120,
+        what="the memcached cluster",
+    )
+    assert pages
+    pages_conf = ec.describe_cache_clusters(CacheClusterId="pages")["CacheClusters"][0][
+        "ConfigurationEndpoint"
+    ]
+    assert pages_conf["Address"] == addr
+    listed = lan.run(client, _DISCOVER, addr, str(pages_conf["Port"])).split()
+    assert len(listed) == 2 and {h.split("|")[0] for h in listed} <= set(pool), listed
+    node_host, _, node_port = listed[1].partition("|")[2].partition("|")
+    assert lan.run(client, _DIAL, node_host, node_port, "version\r\n").startswith("VERSION")
+    sharded = eventually(lambda: group("shards"), timeout=120, what="the cluster-mode group")
+    conf = sharded["ConfigurationEndpoint"]  # type: ignore[index]
+    assert conf["Address"] == addr
+    hosts = lan.run(client, _CLUSTER, conf["Address"], str(conf["Port"])).split()
+    assert hosts[0] == "190" and set(hosts[1:]) <= set(pool) and len(hosts) == 3, hosts
     nbd_port = server.health()["services"]["ec2"]["nbd"][1]  # EBS's NBD export: its greeting
     assert lan.run(client, _DIAL, addr, str(nbd_port), "").startswith("NBDMAGIC")
     # Nothing else on this machine's loopback is reachable from outside: not the node's own
@@ -321,3 +472,4 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str) -> No
     ec2.revoke_security_group_ingress(GroupId=sg, **tcp("10.222.23.0/24"))
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.9/32"))  # not the client
     assert dial() == "dropped"
+    assert read() == "dropped"

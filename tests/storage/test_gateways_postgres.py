@@ -224,11 +224,12 @@ def test_a_forwarder_gives_up_the_engine_address_a_killed_host_left_on_its_machi
     started again it forwards (another gateway hosts), and must not answer for the address too."""
     if os.geteuid() != 0:
         pytest.skip("network devices need root")
-    dev, addr = f"strgw{os.getpid() % 100000}", "10.222.29.50"
+    dev, addr, pooled = f"strgw{os.getpid() % 100000}", "10.222.29.50", "10.222.29.51"
     subprocess.run(["ip", "link", "add", dev, "type", "veth", "peer", "name", f"{dev}p"], check=True)
     try:
-        subprocess.run(["ip", "addr", "add", f"{addr}/32", "dev", dev], check=True)
-        settings = Settings(data_dir=tmp_path, metadata=metadata_url, engine_address=f"{addr}/{dev}")
+        for held in (addr, pooled):
+            subprocess.run(["ip", "addr", "add", f"{held}/32", "dev", dev], check=True)
+        settings = Settings(data_dir=tmp_path, metadata=metadata_url, engine_address=f"{addr},{pooled}/{dev}")
         gateway = engine_host.EngineHost(settings, services=None)  # type: ignore[arg-type]
 
         async def start_and_stop() -> None:
@@ -238,7 +239,7 @@ def test_a_forwarder_gives_up_the_engine_address_a_killed_host_left_on_its_machi
         assert floating.holds(addr, dev)
         asyncio.run(start_and_stop())
         assert not gateway.serving  # a gateway of the fixture hosts
-        assert not floating.holds(addr, dev)
+        assert not floating.holds(addr, dev) and not floating.holds(pooled, dev)
     finally:
         subprocess.run(["ip", "link", "del", dev], check=False)
 

@@ -33,6 +33,7 @@ from strata.context import RequestContext
 from strata.engines.cgroups import engine_cgroups
 from strata.engines.egress_filter import EgressFilter, supported
 from strata.engines.firewall import Firewall
+from strata.engines.floating import nft_addresses
 from strata.engines.internal_guard import strata_guard
 from strata.engines.nft import nft_usable
 from strata.engines.ports import PortAllocator
@@ -132,7 +133,7 @@ class EC2Provider(
             self.security_groups.firewall = Firewall(
                 "security_groups",
                 private_ports=self.settings.engine_port_range,
-                exposed=exposed.address if exposed is not None else None,
+                exposed=nft_addresses(exposed) if exposed is not None else None,
             )
             if await run_blocking(egress_usable):  # egress: engines in cgroups of their own
                 self.security_groups.egress = EgressFilter("security_groups_egress")

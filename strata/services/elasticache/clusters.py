@@ -147,7 +147,8 @@ class CacheClusterOperations(MaintenanceOperations):
 
     def _start_standalone(self, doc: dict, restore: dict | None) -> None:
         """Start (or restart) every node of a standalone cache cluster; blocking."""
-        exposure.expose(self.router, self.settings.exposed_engines, doc["port"])
+        addresses = [n["address"] for n in doc["nodes"]]
+        exposure.expose(self.router, self.settings.exposed_engines, doc["port"], addresses)
         servers = []
         for i, node in enumerate(doc["nodes"]):
             binds = [PRIMARY] if i == 0 else []

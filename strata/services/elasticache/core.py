@@ -103,6 +103,9 @@ class ElastiCacheCore:
             key=self.store.engine_key,
             encrypted_root=lambda cluster_id: self._encrypted_root(cluster_id),
             parameters=self._engine_parameters,
+            announce=lambda dep, address: exposure.announced(
+                self.router, self.settings.exposed_engines, dep, address
+            ),
         )
         # groups encrypted at rest and their snapshots: `<data>/elasticache/volumes/` (at_rest.py)
         self.volumes = EncryptedVolumes(runtime.data_dir)

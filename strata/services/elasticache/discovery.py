@@ -32,14 +32,18 @@ mode, which could answer `config` inside the engine, is not compiled into Debian
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from strata.engines.firewall import control_socket
+from strata.services.base import run_blocking
+from strata.services.elasticache import exposure
 from strata.services.elasticache.core import ElastiCacheCore
 
 if TYPE_CHECKING:
@@ -337,9 +341,10 @@ class _NodeSide(asyncio.Protocol):
             self.transport.close()
 
 
-def node_list(nodes: list[dict], port: int) -> list[tuple[str, str, int]]:
-    """(host, ip, port) of each node record; a node's host name is its loopback address here."""
-    return [(n["address"], n["address"], port) for n in nodes]
+def node_list(nodes: list[dict], port: int, host: Callable[[str], str] = str) -> list[tuple[str, str, int]]:
+    """(host, ip, port) of each node record; a node's host name is its address here: `host` of its
+    loopback address (its pool address with an engine address list: exposure.node_host)."""
+    return [(host(n["address"]), host(n["address"]), port) for n in nodes]
 
 
 def _tls_contexts(server) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:  # noqa: ANN001
@@ -361,7 +366,13 @@ class DiscoveryOperations(ElastiCacheCore):
     async def _open_discovery(self: ElastiCacheProvider, doc: dict, host: str) -> None:
         """Serve (or re-point) the configuration endpoint of memcached cluster `doc` at host:port.
         Raises OSError when the address cannot be bound."""
-        config = ClusterConfig(doc.get("config_version", 1), node_list(doc["nodes"], doc["port"]))
+        exposed = self.settings.exposed_engines
+        addresses = [n["address"] for n in doc["nodes"]]
+        await run_blocking(
+            exposure.expose, self.router, exposed, doc["port"], addresses
+        )  # nodes added or gone
+        public = functools.partial(exposure.node_host, self.router, exposed)
+        config = ClusterConfig(doc.get("config_version", 1), node_list(doc["nodes"], doc["port"], public))
         first = doc["nodes"][0]
         backend = (first["address"], doc["port"])
         endpoint = self.discovery.get(self.store.engine_key(doc["id"]))

@@ -110,6 +110,9 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         spreads connections over the live replicas, as AWS's reader endpoint (DNS round robin over
         the replicas) does; without a router it is the first live replica's extra address."""
         self.engines.apply_binds(self._wanted_binds(group))
+        exposure.expose(
+            self.router, self.settings.exposed_engines, group["port"], self._node_addresses(group)
+        )
         if self.router is None or group.get("cluster_mode"):
             return
         members = self._members(group)
@@ -117,6 +120,10 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
             (members[c]["nodes"][0]["address"], group["port"]) for c in self._readers(group) if c in members
         ]
         self.router.set_route(self._reader_route(group), group["port"], backends, balance=True, host=READER)
+
+    def _node_addresses(self: ElastiCacheProvider, group: dict) -> list[str]:
+        """The loopback addresses of the group's nodes (each served on a pool address: exposure.py)."""
+        return [n["address"] for m in self._members(group).values() for n in m["nodes"]]
 
     def _drop_reader_route(self: ElastiCacheProvider, group: dict) -> None:
         if self.router is not None:
@@ -240,7 +247,7 @@ class ReplicationGroupOperations(FailoverOperations, MembershipOperations, Repli
         members = self._members(group)
         binds = self._wanted_binds(group)
         port = group["port"]
-        exposure.expose(self.router, self.settings.exposed_engines, port)
+        exposure.expose(self.router, self.settings.exposed_engines, port, self._node_addresses(group))
         if not group.get("cluster_mode"):
             ng = group["node_groups"][0]
             primary = members[ng["primary"]]

@@ -86,6 +86,7 @@ class Engines:
         key: Callable[[str], str] = str,
         encrypted_root: Callable[[str], Path | None] = lambda _cluster_id: None,
         parameters: Callable[[dict], dict[str, str]] = lambda _dep: {},
+        announce: Callable[[dict, str], str | None] = lambda _dep, _address: None,
     ) -> None:
         self.root = Path(data_dir) / "nodes"
         self.key = key
@@ -93,6 +94,8 @@ class Engines:
         self.encrypted_root = encrypted_root
         # a deployment's effective cache parameters (its parameter group over the family defaults)
         self.parameters = parameters
+        # a deployment's cluster-mode node at a loopback address -> the host name it announces (exposure.py)
+        self.announce = announce
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
@@ -135,6 +138,7 @@ class Engines:
             tls=tls,
             replica_of=replica_of,
             cluster_bus_port=dep.get("bus_port") if dep.get("cluster_mode") else None,
+            announce_hostname=self.announce(dep, node["address"]) if dep.get("cluster_mode") else None,
             extra_binds=list(binds or []),
             admin_token=self.admin_token,
             acl_users=list(dep.get("acl") or []),

@@ -16,6 +16,7 @@ from strata.context import RequestContext
 from strata.engines import redis_cluster
 from strata.engines.process import EngineError, wait_until
 from strata.services.base import run_blocking
+from strata.services.elasticache import exposure
 from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import ElastiCacheCore
 from strata.services.elasticache.errors import combination, fault, invalid
@@ -37,6 +38,10 @@ class ReplicaOperations(ElastiCacheCore):
         self.store.put_doc("cluster", member["id"], member)
         self.store.put_doc("group", group["id"], group)
         if group.get("cluster_mode"):
+            # its node's route first: the node announces the pool address it is served on
+            exposure.expose(
+                self.router, self.settings.exposed_engines, group["port"], self._node_addresses(group)
+            )
             server = self.engines.build_redis(group, member["id"], member["nodes"][0])
             self.engines.start_all([server])
             roles = self._roles(group)
@@ -83,7 +88,7 @@ class ReplicaOperations(ElastiCacheCore):
             group["snapshotting_cluster"] = None
         self.store.delete_doc("cluster", cid)
         self.store.put_doc("group", group["id"], group)
-        self._apply_endpoints(group)
+        self._apply_endpoints(group)  # (the node's route on its pool address goes too: exposure.py)
 
     def _replica_targets(self: ElastiCacheProvider, group: dict, req: dict) -> dict[str, int]:
         """Node group id -> wanted replica count, from NewReplicaCount or ReplicaConfiguration."""

@@ -68,7 +68,7 @@ class Runner:
         self._stopping: dict[str, str] = {}  # experiment -> why it is being stopped
         exposed = settings.exposed_engines
         # endpoints cut off by network disruptions (on the engine address too)
-        self.blackhole = Blackhole(exposed=exposed.address if exposed is not None else None)
+        self.blackhole = Blackhole(exposed=exposed)
         self.partition = Partition()  # replication between engines of cut zones and the others
 
     def _save(self, doc: dict) -> None:

@@ -98,7 +98,7 @@ class ClusterEndpointOperations(ClusterOperations):
             "DBClusterEndpointIdentifier": ep["id"],
             "DBClusterIdentifier": ep["cluster"],
             "DBClusterEndpointResourceIdentifier": ep["resource_id"],
-            "Endpoint": custom_host(ep["slot"]),
+            "Endpoint": self.fleet.public(custom_host(ep["slot"])),
             "Status": status or ep["status"],
             "EndpointType": "CUSTOM",
             "CustomEndpointType": ep["type"],
@@ -119,7 +119,7 @@ class ClusterEndpointOperations(ClusterOperations):
                 "Status": status,
                 "EndpointType": kind,
             }
-            for kind, host in (("WRITER", self.fleet.address), ("READER", READER_HOST))
+            for kind, host in (("WRITER", self.fleet.address), ("READER", self.fleet.public(READER_HOST)))
         ]
 
     def _custom_members_in(self, cluster: dict, req: dict) -> tuple[list[str], list[str]]:

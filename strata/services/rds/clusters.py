@@ -134,7 +134,7 @@ class ClusterOperations(RDSCore):
             "EngineMode": "provisioned",
             "Port": c["port"],
             "Endpoint": self.fleet.address,
-            "ReaderEndpoint": READER_HOST,
+            "ReaderEndpoint": self.fleet.public(READER_HOST),
             "MasterUsername": c["master_username"],
             "DBClusterMembers": members,
             "MultiAZ": len(c["members"]) > 1,

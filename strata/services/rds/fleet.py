@@ -20,6 +20,7 @@ from pathlib import Path
 
 from strata.config import EngineAddress
 from strata.engines.endpoint import EndpointRouter, Router
+from strata.engines.floating import public_host
 from strata.engines.mariadb import MariaNode, drop_node_account
 from strata.engines.ports import PortAllocator, port_is_free
 from strata.engines.postgres import STANDBY_NAME, PgNode
@@ -43,6 +44,7 @@ class Fleet:
         # Where clients reach the instance and writer endpoints (Describe*'s Address): the engine
         # address, whose router serves every route on 127.0.0.1 there too, or loopback.
         self.address = exposed.address if exposed is not None else "127.0.0.1"
+        self.exposed = exposed
         self.ports = ports
         # An instance's engine-side name in the account being served (OwnedDocs.engine_key): two
         # accounts' "db1" get their own directories, ports, routes and locks.
@@ -55,6 +57,14 @@ class Fleet:
         self._guard = threading.Lock()
 
     # -- layout ------------------------------------------------------------------------------------
+
+    def public(self, host: str) -> str:
+        """Where clients reach an endpoint on loopback `host` (Describe*'s Endpoint): with an
+        engine address list, the pool address the router serves it on (floating.public_host),
+        else `host` itself (a full pool keeps it there)."""
+        if self.exposed is None:
+            return host
+        return public_host(self.exposed, host) or host
 
     def volume_id(self, ident: str) -> str:
         """The encrypted volume of a StorageEncrypted instance (engine data, WAL archive, backups)."""
