@@ -335,7 +335,8 @@ def health(endpoint: str) -> None:
     "--metadata",
     default=None,
     help="postgresql://...: check what gateways started with it share (S3 and DynamoDB against "
-    "--blob-dir) instead of a data dir; they may keep running.",
+    "--blob-dir, the engine services' files under --blob-dir/engines) instead of a data dir; they "
+    "may keep running.",
 )
 @click.option("--blob-dir", default=None, type=click.Path(path_type=Path, file_okay=False))
 def fsck(
@@ -385,6 +386,8 @@ def _print_report(report: Any, as_json: bool) -> None:
         click.echo("checked " + ", ".join(f"{v} {k}" for k, v in report.checked.items()))
         for line in report.problems():
             click.echo(line)
+        for note in report.notes:
+            click.echo(f"note: {note}")
         click.echo("clean" if not report.findings else f"{len(report.findings)} problems: {report.counts()}")
     if not report.ok:
         sys.exit(1)

@@ -9,7 +9,8 @@ temp files, parts of uploads that are gone, files and records of deleted volumes
 `check_shared` does the same for the layout several gateways share (`--metadata` PostgreSQL,
 `--blob-dir`), while they run: what a running gateway may still be writing is left alone (its
 blob store instance holds its lock; an unreferenced blob or file younger than `GRACE` may be a
-write in flight, published before its row commits).
+write in flight, published before its row commits). It checks the engine services' files under
+`<blob dir>/engines` (EBS ...) too, as `check_data_dir` does a data dir's (`check_engines`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 from strata.services.dynamodb import fsck as dynamodb_fsck
 from strata.services.ec2 import fsck as ec2_fsck
 from strata.services.s3 import fsck as s3_fsck
+from strata.sim.clock import clock
 from strata.storage.fsck import (
+    Finding,
     Report,
     check_databases,
     check_shared_temp_files,
@@ -69,7 +72,8 @@ GRACE = 3600.0  # seconds an unreferenced blob or backup file is left to a write
 def check_shared(
     url: str, blob_dir: Path, *, repair: bool = False, hashes: bool = False, grace: float = GRACE
 ) -> Report:
-    """Check S3 and DynamoDB kept in PostgreSQL `url` against their files under `blob_dir`."""
+    """Check S3 and DynamoDB kept in PostgreSQL `url` against their files under `blob_dir`, and
+    the engine services' files under `blob_dir`/engines (`check_engines`)."""
     from strata.storage.postgres import PostgresStore
 
     report = Report(Path(blob_dir))
@@ -100,7 +104,59 @@ def check_shared(
             dynamodb_fsck.repair(report)
     if repair:
         remove_temp_files(report)
+    check_engines(report, url, repair=repair, grace=grace)
     return report
+
+
+ENGINE_SERVICES = ("ec2",)  # engine services with files fsck knows (EBS); the rest are engines'
+
+
+def check_engines(report: Report, url: str, *, repair: bool = False, grace: float = GRACE) -> None:
+    """The engine services' files under `<blob dir>/engines` (strata.gateway.engine_host), checked
+    as a data dir's. One gateway at a time, the engine host, runs them, holding `strata:engines`:
+    - no host holds it: fsck holds it meanwhile (no gateway becomes the host: the engine services
+      answer as while a host is replaced) and runs every check and `repair`, as offline. A host
+      that lost its lock stopped writing before PostgreSQL let the lock go (it fences itself
+      within ~3 s, the server frees the lock after ~11 s: strata.storage.engine_lock);
+    - a host runs: only the checks `check_data_dir` runs beside a live server, read-only (no
+      SQLite integrity check, no orphans: a block file is published before its row commits),
+      temp files only once `grace` old, nothing repaired; a note says so."""
+    from strata.storage.engine_lock import held_unless_hosted
+
+    root = report.data_dir / "engines"
+    if not root.is_dir():
+        return
+    with held_unless_hosted(url) as free:
+        sub = check_data_dir(root, repair=repair and free, include_services=ENGINE_SERVICES, live=not free)
+    if not free:
+        now = clock.real_time()
+        sub.findings = [f for f in sub.findings if f.kind != "temp_file" or _age(Path(f.path), now) >= grace]
+        if sub.findings:  # a file the host freed after its rows were read looks lost: a second
+            # look (rows read anew) must find the same problem for it to be reported
+            again = {
+                _key(f) for f in check_data_dir(root, include_services=ENGINE_SERVICES, live=True).findings
+            }
+            sub.findings = [f for f in sub.findings if _key(f) in again]
+        report.notes.append(
+            f"{root}: an engine host runs (it holds the strata:engines lock): its files were checked "
+            "read-only (no database integrity check, no orphans, young temp files left alone)"
+            + (", nothing repaired there" if repair else "")
+            + "; stop the gateways or start them with --no-engines for the full check"
+        )
+    report.findings.extend(sub.findings)
+    report.databases.update(sub.databases)
+    report.checked.update({f"engines_{k}": v for k, v in sub.checked.items()})
+
+
+def _key(f: Finding) -> tuple[str, str, str]:
+    return f.kind, f.path, f.detail.split(";")[0]  # what is wrong, without who maps it
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return 0.0  # gone: it was a write in flight
 
 
 def _schemas(url: str) -> set[str]:

@@ -19,6 +19,8 @@ host more eagerly than the server:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -106,3 +108,14 @@ class EngineHostLock:
         """Release the lock (a clean stop: after the engines stopped) and the store."""
         self.release()
         self.store.close()
+
+
+@contextmanager
+def held_unless_hosted(dsn: str) -> Iterator[bool]:
+    """Hold `strata:engines` for the block if no engine host holds it (yields True), so that no
+    gateway becomes the host while `strata fsck` checks and repairs the engines' files as offline;
+    False: a host runs the engines (their files are in use and may be written meanwhile). The
+    lock goes with the connection at the end, and gateways waiting for it take it as usual."""
+    with psycopg.connect(dsn, connect_timeout=15, autocommit=True, application_name="strata-fsck") as c:
+        row = c.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(KIND),)).fetchone()
+        yield bool(row and row[0])

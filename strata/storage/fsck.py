@@ -39,6 +39,7 @@ class Report:
     databases: dict[str, str] = field(default_factory=dict)  # path -> "ok" or integrity_check output
     findings: list[Finding] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)  # what was looked at: objects, blobs ...
+    notes: list[str] = field(default_factory=list)  # what was not checked (or repaired), and why
 
     def add(
         self, kind: str, path: str | Path, detail: str = "", *, repairable: bool = False, ref: tuple = ()
@@ -80,6 +81,7 @@ class Report:
             "checked": self.checked,
             "databases": self.databases,
             "counts": self.counts(),
+            "notes": self.notes,
             "findings": [{k: v for k, v in vars(f).items() if k != "ref"} for f in self.findings],
         }
 

@@ -9,6 +9,7 @@ GSI, ciphertext decrypted, requests signed with the migrated access key.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -218,9 +219,29 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
         running = _migrate(*target, "--allow-nonempty")  # a gateway serves the target
         assert running.returncode == 1 and "gateways are open" in running.stderr, running.stderr
 
-        _fsck_the_shared_layout(url, blobs, want["backup"])
+        snapshot = _ebs_snapshot(gateway)  # EBS runs on the engine host: its files under blobs/engines
+        lost_block = _fsck_the_shared_layout(url, blobs, want["backup"], snapshot)
     finally:
         gateway.stop()
+    _fsck_the_engines_with_no_host(url, blobs, lost_block)
+
+
+def _ebs_snapshot(gateway: StrataProcess) -> str:
+    """A snapshot of two blocks put through the EBS direct APIs (no NBD client needed)."""
+    ebs = gateway.client("ebs")
+    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
+    for idx in (0, 1):
+        block = os.urandom(512 * 1024)
+        ebs.put_snapshot_block(
+            SnapshotId=snap,
+            BlockIndex=idx,
+            BlockData=block,
+            DataLength=len(block),
+            Checksum=base64.b64encode(hashlib.sha256(block).digest()).decode(),
+            ChecksumAlgorithm="SHA256",
+        )
+    assert ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=2)["Status"] == "completed"
+    return snap
 
 
 def _fsck(url: str, blobs: Path, *args: str) -> tuple[int, dict]:
@@ -245,13 +266,23 @@ def _fsck(url: str, blobs: Path, *args: str) -> tuple[int, dict]:
     return r.returncode, json.loads(r.stdout)
 
 
-def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
+def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str, snapshot: str) -> str:
     """`strata fsck --metadata --blob-dir` while a gateway runs: clean after the migration; then
     each kind of damage is found, and --repair removes only orphans no running gateway may still
-    be writing (its instance's lock is held; younger than the grace period)."""
+    be writing (its instance's lock is held; younger than the grace period). The engine host's
+    EBS files are checked read-only: a lost block is found, an orphan one left alone."""
     code, report = _fsck(url, blobs, "--hashes")  # every blob read: its MD5 against its ETag
     assert (code, report["counts"]) == (0, {}), report
     assert report["checked"]["s3_objects"] == 6 and report["checked"]["dynamodb_tables"] == 2
+    assert report["checked"]["engines_ebs_blocks"] == 2 and report["checked"]["engines_ebs_snapshots"] == 1
+    assert "engine host runs" in report["notes"][0] and report["databases"] == {}, report
+    engine_blocks = blobs / "engines" / "ec2" / "blocks"
+    lost = sorted(engine_blocks.glob("??/*"))[0]
+    lost.unlink()  # data loss on the engine host's files: reported, never repaired
+    orphan_block = engine_blocks / "ee" / ("ee" * 32)  # as a block published, not yet committed
+    orphan_block.parent.mkdir(exist_ok=True)
+    orphan_block.write_bytes(b"in flight")
+    (engine_blocks / "tmp" / "in-flight.1").write_bytes(b"half")
 
     s3_root = blobs / "s3"
     (live,) = [p.stem for p in (s3_root / "instances").glob("*.lock")]  # the running gateway's
@@ -307,7 +338,10 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
         ("temp_file", "upload.part"),
         ("orphan_part", "upload no-such-upload part 1"),
         ("wrong_hash", "s3://plain/small.txt version null"),
+        ("missing_block", lost.name),
     }, report["findings"]
+    assert snapshot in found[("missing_block", lost.name)]["detail"]  # who lost data is named
+    assert orphan_block.exists() and (engine_blocks / "tmp" / "in-flight.1").exists()
     assert not found[("orphan_blob", live_orphan.name)]["repaired"]
     assert not dead_orphan.exists() and not stray.exists() and not leftover.exists()
     assert live_orphan.exists() and young.exists() and not part_blob.exists()
@@ -315,3 +349,27 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
         assert c.execute("SELECT count(*) FROM s3.parts WHERE upload_id = 'no-such-upload'").fetchone() == (
             0,
         )
+    return lost.name
+
+
+def _fsck_the_engines_with_no_host(url: str, blobs: Path, lost_block: str) -> None:
+    """With no engine host (the gateway stopped), the engines' files get the offline checks, as a
+    stopped server's data dir: databases, orphans and temp files, repaired; the lost block stays."""
+    engines = blobs / "engines"
+    code, report = _fsck(url, blobs, "--repair")
+    assert code == 1 and report["notes"] == [], report
+    found = {
+        (f["kind"], Path(f["path"]).name, f["repaired"])
+        for f in report["findings"]
+        if Path(f["path"]).is_relative_to(engines)
+    }
+    assert found == {
+        ("missing_block", lost_block, False),
+        ("orphan_block", "ee" * 32, True),
+        ("temp_file", "in-flight.1", True),
+    }, report["findings"]
+    assert str(engines / "ec2" / "ec2.db") in report["databases"], report["databases"]
+    assert not (engines / "ec2" / "blocks" / "ee" / ("ee" * 32)).exists()
+    code, report = _fsck(url, blobs)
+    left = {f["kind"] for f in report["findings"] if Path(f["path"]).is_relative_to(engines)}
+    assert code == 1 and left == {"missing_block"}, report

@@ -35,6 +35,9 @@ def check(report: Report, root: Path, *, live: bool = False) -> None:
         return
     conn = open_readonly(db_path, live=live)
     try:
+        # One read transaction: the tables agree with each other even while a server writes
+        # (a block row and the map rows naming it commit together).
+        conn.execute("BEGIN")
         docs = {
             kind: {json.loads(body)["id"]: json.loads(body) for (body,) in rows}
             for kind, rows in (
