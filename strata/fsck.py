@@ -141,7 +141,7 @@ def check_engines(report: Report, url: str, *, repair: bool = False, grace: floa
             f"{root}: an engine host runs (it holds the strata:engines lock): its files were checked "
             "read-only (no database integrity check, no orphans, young temp files left alone)"
             + (", nothing repaired there" if repair else "")
-            + "; stop the gateways or start them with --no-engines for the full check"
+            + "; stop every gateway for the full check"
         )
     report.findings.extend(sub.findings)
     report.databases.update(sub.databases)
