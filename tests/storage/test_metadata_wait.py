@@ -3,7 +3,8 @@
 A Patroni failover leaves the database unreachable for 15-25 s; a gateway (re)started meanwhile
 used to exit with status 1 at once. Here a real `strata serve --metadata` points at a port where
 nothing listens yet; a TCP relay to the session's PostgreSQL opens there later, and the gateway
-serves. A wrong password is not waited for.
+serves. A wrong password is not waited for. And while PostgreSQL is silent (a failover), the
+health check still answers: the services' own checks run off the event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class _Relay:
 
     def __init__(self, port: int, target: int) -> None:
         self.port, self.target = port, target
+        self.flowing = threading.Event()  # cleared: bytes are held (a silent, unreachable server)
+        self.flowing.set()
         self.sock = socket.create_server(("127.0.0.1", port))
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -42,10 +45,10 @@ class _Relay:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while data := a.recv(65536):
+                self.flowing.wait()
                 b.sendall(data)
         except OSError:
             pass
@@ -103,7 +106,20 @@ def test_a_gateway_started_before_its_postgresql_waits_for_it_and_serves(
         assert gateway.health()["pid"] == gateway.proc.pid  # type: ignore[union-attr]
         gateway.client("s3").create_bucket(Bucket="after-the-wait")  # metadata in the database
         assert [b["Name"] for b in gateway.client("s3").list_buckets()["Buckets"]] == ["after-the-wait"]
+        assert gateway.health()["services"]["s3"] == "ok"
+        # PostgreSQL goes silent (a failover): the health check still answers, saying the
+        # services' checks do not (they ran on the event loop and held the whole gateway).
+        relay.flowing.clear()
+        assert "no answer within" in gateway.health()["services"]
+        assert "no answer within" in gateway.health()["services"]  # the same check, still waiting
+        relay.flowing.set()
+        deadline = time.monotonic() + 60  # the held check finishes, and the next one answers
+        while isinstance(services := gateway.health()["services"], str) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert services["s3"] == "ok", services
     finally:
+        if relay is not None:
+            relay.flowing.set()
         thread.join()
         gateway.stop()
         if relay is not None:
