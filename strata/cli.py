@@ -98,6 +98,16 @@ def cli() -> None:
     "Env: STRATA_METADATA.",
 )
 @click.option(
+    "--metadata-wait",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    envvar="STRATA_METADATA_WAIT",
+    help="With --metadata: seconds to wait at start-up for the PostgreSQL to be reachable (a "
+    "failover in progress, a database starting after the gateways) before exiting with status 1; "
+    "a wrong password or database fails at once. Env: STRATA_METADATA_WAIT.",
+)
+@click.option(
     "--blob-dir",
     default=None,
     type=click.Path(path_type=Path, file_okay=False),
@@ -137,6 +147,7 @@ def serve(
     s3_request_limits: bool | None,
     timings: str | None,
     metadata: str | None,
+    metadata_wait: float,
     blob_dir: Path | None,
     advertise_url: str | None,
     engine_address: str | None,
@@ -175,25 +186,34 @@ def serve(
 
             load_users_file(settings.users_file)  # a broken file stops start-up with its reason
         if settings.metadata is not None:
-            _check_metadata_database(settings.metadata)
+            _check_metadata_database(settings.metadata, wait=metadata_wait)
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     run(settings)
 
 
-def _check_metadata_database(url: str) -> None:
+def _check_metadata_database(url: str, wait: float = 0) -> None:
     """Refuse to start when `--metadata` names a database Strata cannot use (unreachable, wrong
-    password, or not ordering text by code point), rather than serve S3 as a failed service."""
+    password, or not ordering text by code point), rather than serve S3 as a failed service.
+    An unreachable one is waited for up to `wait` seconds (strata.storage.pg_wait: a failover)."""
     import psycopg
 
     from strata.config import redact_url
+    from strata.storage.pg_wait import unreachable, wait_for
     from strata.storage.postgres import ORDER_CHECK
 
-    try:
+    def order_check() -> tuple | None:
         with psycopg.connect(url, connect_timeout=15) as c:
-            row = c.execute(ORDER_CHECK).fetchone()
+            return c.execute(ORDER_CHECK).fetchone()
+
+    def say(line: str) -> None:
+        click.echo(f"strata: --metadata: {line}", err=True)
+
+    try:
+        row = wait_for(order_check, f"the metadata database {redact_url(url)}", wait, say)
     except psycopg.Error as e:
-        raise ConfigError(f"cannot use the metadata database {redact_url(url)}: {e}") from e
+        waited = f" (still unreachable after {wait:g} s)" if wait and unreachable(e) else ""
+        raise ConfigError(f"cannot use the metadata database {redact_url(url)}{waited}: {e}") from e
     if not row or not row[0]:
         raise ConfigError(
             f"the metadata database {redact_url(url)} does not order text by code point (S3 listings "

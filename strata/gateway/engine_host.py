@@ -111,9 +111,11 @@ class EngineHost:
             if self.address is not None:
                 await asyncio.to_thread(_release, self.address)
             self._learn(await asyncio.to_thread(self.lock.host))
-            log.warning(
-                "--metadata: the engine host is %s; engine services' requests go there", self.host_url
-            )
+            if self.host is None:
+                log.warning(
+                    "--metadata: no engine host has advertised itself yet (one is taking the engines "
+                    "over); engine services' requests wait for it, and its URL is logged once known"
+                )
         self._watcher = threading.Thread(target=self._watch, name="strata-engine-host", daemon=True)
         self._watcher.start()
 
@@ -152,8 +154,16 @@ class EngineHost:
                     log.warning("cannot read the engine host's URL: %s", e)
 
     def _learn(self, host: tuple[str, str] | None) -> None:
-        if host is not None:
-            self.host = host
+        """Take the advertised host; say so when its URL is new to this gateway (once per change:
+        at start-up it may be a dead host's until the new one advertises itself)."""
+        if host is None:
+            return
+        if self.host is None or self.host[0] != host[0]:
+            log.warning(
+                "--metadata: the engine host is %s (as last advertised); engine services' requests go there",
+                host[0],
+            )
+        self.host = host
 
     @property
     def host_url(self) -> str | None:

@@ -66,6 +66,9 @@ T = TypeVar("T")
 log = logging.getLogger("strata")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Listings are in code point order: a database whose collation orders text otherwise is refused.
+# ms a store's connection may leave bytes unacknowledged (or keepalives unanswered) before it is
+# given up: well above a loaded server's stall, well below TCP's own ~15 min.
+CONN_GIVES_UP = 20000
 ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
 
 _DOCS_SCHEMA = """
@@ -178,6 +181,15 @@ class PostgresStore:
             "autocommit": True,
             "options": f"-c search_path={name} -c synchronous_commit=on",
             "application_name": f"strata-{name}",
+            # Reads run on the event loop: a server gone without a word (a failover's lost machine)
+            # must fail them within seconds, not after TCP's retransmissions (~15 min) or libpq's
+            # connect wait. Unacknowledged bytes for CONN_GIVES_UP ms end the connection.
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": CONN_GIVES_UP,
         }
         key = _lock_key(name)
         self._lock_sql = f"SELECT pg_advisory_xact_lock({key})"

@@ -249,6 +249,16 @@ def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[
     assert "--metadata: shared by every gateway on postgresql://strata:***@" in log
     for service in ON_ENGINE_HOST:
         assert f"--metadata: {service} runs on the engine host" in log
+    # The forwarder says where the host is once it knows (at start-up none may have advertised
+    # itself yet), and once per change, not at every read of the lock's document.
+    host = _until(lambda: next((g for g in gateways if g.health()["engine_host"]["self"]), None), "a host")
+    url = host.health()["engine_host"]["url"]
+    forwarder = next(g for g in gateways if g is not host)
+    said = f"--metadata: the engine host is {url} "
+    _until(lambda: said in forwarder.log_path.read_text(), "the forwarder names the host")
+    time.sleep(1.5)  # three more reads of the lock's document by the forwarder's watcher
+    assert forwarder.log_path.read_text().count(said) == 1
+    assert "the engine host is None" not in forwarder.log_path.read_text()
 
 
 def test_a_console_sign_in_on_one_gateway_holds_on_the_other_until_signed_out(

@@ -67,7 +67,7 @@ def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
 def test_a_metadata_url_other_than_postgresql_is_refused(tmp_path: Path, url: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "strata.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
-        env={**os.environ, "STRATA_METADATA": url},
+        env={**os.environ, "STRATA_METADATA": url, "STRATA_METADATA_WAIT": "600"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -86,13 +86,14 @@ def test_an_unusable_metadata_database_stops_start_up(tmp_path: Path, metadata_u
     ):
         out = subprocess.run(
             [sys.executable, "-m", "strata.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
-            env={**os.environ, "STRATA_METADATA": url},
+            env={**os.environ, "STRATA_METADATA": url, "STRATA_METADATA_WAIT": "600"},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert out.returncode != 0 and "cannot use the metadata database" in out.stderr, out.stderr
         assert ":wrong@" not in out.stderr  # the password is not shown
+        assert "waiting for" not in out.stderr  # not a failover: not waited for (--metadata-wait)
 
 
 def test_metadata_is_in_postgresql_and_bytes_in_blob_dir(
