@@ -2,9 +2,11 @@
 
 A real server on SQLite is filled through boto3 (buckets with a multipart object, versions, an
 upload in progress, SSE-S3 and SSE-KMS objects; a DynamoDB table with a GSI and a backup; an IAM
-user with a key; a KMS key; a moved clock), stopped, migrated with the real CLI, and a gateway
-started on the database and blob dir reads everything back: bytes by MD5, items by query on the
-GSI, ciphertext decrypted, requests signed with the migrated access key.
+user with a key; a KMS key; a moved clock; an ElastiCache Redis cluster holding a key and an EBS
+snapshot of the engine services), stopped, migrated with the real CLI, and a gateway started on
+the database and blob dir reads everything back: bytes by MD5, items by query on the GSI,
+ciphertext decrypted, requests signed with the migrated access key; as the engine host it runs
+the cluster again from the moved engine state, and the key is read through its endpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from strata.engines.postgres import PgNode
 from tests.storage.conftest import fresh_database
@@ -114,6 +117,14 @@ def _fill(server: StrataProcess) -> dict:
         assert time.monotonic() < deadline, "the backup never became AVAILABLE"
         time.sleep(0.1)
 
+    ec = server.client("elasticache")
+    ec.create_cache_cluster(CacheClusterId="moved", Engine="redis", NumCacheNodes=1)
+    node = _until(lambda: _cache_node(server), "the cache cluster is available")
+    redis.Redis(node["Address"], node["Port"]).set("moved-key", b"engine state")
+    ec2 = server.client("ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=volume, Description="moved")["SnapshotId"]
+
     iam = server.client("iam")
     iam.create_user(UserName="carol")
     iam.put_user_policy(UserName="carol", PolicyName="all", PolicyDocument=POLICY)
@@ -133,7 +144,24 @@ def _fill(server: StrataProcess) -> dict:
         "backup": backup,
         "access": access,
         "offset": server.admin("/_strata/clock")["offset_seconds"],
+        "volume": volume,
+        "snapshot": snapshot,
     }
+
+
+def _until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN202 - a predicate
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.1)
+    return value
+
+
+def _cache_node(server: StrataProcess) -> dict | None:
+    """The endpoint of the cluster's node once it is available."""
+    ec = server.client("elasticache")
+    (cluster,) = ec.describe_cache_clusters(CacheClusterId="moved", ShowCacheNodeInfo=True)["CacheClusters"]
+    return cluster["CacheNodes"][0]["Endpoint"] if cluster["CacheClusterStatus"] == "available" else None
 
 
 @pytest.fixture
@@ -167,7 +195,8 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
 
     done = _migrate(*target)
     assert done.returncode == 0, done.stderr
-    assert "not migrated: rds" in done.stdout and "s3 blobs:" in done.stdout, done.stdout
+    assert "not migrated: rds" not in done.stdout and "s3 blobs:" in done.stdout, done.stdout
+    assert f"moved to {blobs}/engines" in done.stdout, done.stdout
     linked = blobs.parent.stat().st_dev == data.stat().st_dev
     assert ("0 copied" if linked else "0 hard-linked") in done.stdout, done.stdout
     again = _migrate(*target)  # the target holds state now
@@ -214,6 +243,16 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
 
         assert gateway.client("iam").get_user(UserName="carol")["User"]["UserName"] == "carol"
         assert gateway.admin("/_strata/clock")["offset_seconds"] == pytest.approx(want["offset"])
+
+        # the engine host (the only gateway) runs the moved engines: the cluster, its key, the snapshot
+        node = _until(lambda: _cache_node(gateway), "the moved cache cluster is available")
+        moved = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+        assert moved.get("moved-key") == "engine state"
+        # the engine started from the moved tree (not one left running from the data dir)
+        assert moved.info("server")["config_file"].startswith(f"{blobs}/engines/elasticache/"), moved.info()
+        ec2 = gateway.client("ec2")
+        (snap,) = ec2.describe_snapshots(SnapshotIds=[want["snapshot"]])["Snapshots"]
+        assert (snap["VolumeId"], snap["Description"]) == (want["volume"], "moved")
 
         running = _migrate(*target, "--allow-nonempty")  # a gateway serves the target
         assert running.returncode == 1 and "gateways are open" in running.stderr, running.stderr
