@@ -12,8 +12,10 @@ What makes a copy safe:
   `cp -a`): engines run as their own uids, and a file they cannot open is an engine that fails.
 - Absolute paths: the services' SQLite records name some files by absolute path (RDS snapshots'
   `path`); in the copy, every text value naming a file under the data dir is rewritten to name the
-  same file under the new tree. Any other file (or symlink) that holds the data dir's path is a
-  reason not to move the engines at all: the migration says which and leaves them behind.
+  same file under the new tree, and so is every path in the engines' configuration files Strata
+  writes (`_REWRITTEN`). Engine logs are moved as they are (read by people, not engines). Any
+  other file (or symlink) that holds the data dir's path, e.g. a MariaDB binlog index, is a reason
+  not to move the engines at all: the migration says which and leaves them behind.
 - All or nothing: the tree is built beside its final name and renamed into place, so an engine
   host never starts from half a copy; a target that has engine state already is never touched.
 """
@@ -34,6 +36,11 @@ from strata.storage.shared import ON_ENGINE_HOST
 _RULE_PREFIXES = {*ON_ENGINE_HOST, "autoscaling"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 1 << 20
+# Engine files that name files by absolute path and are rewritten in the copy like the records:
+# Strata's PostgreSQL settings (the WAL archive's directory), a MariaDB node's my.cnf (its data
+# dir, binlog and logs) and the options PostgreSQL keeps of its last start. Most starts write the
+# first two again, but not all (a paused serverless instance resumes from them as they are).
+_REWRITTEN = frozenset({"strata.conf", "my.cnf", "postmaster.opts"})
 
 
 class EnginesNotMoved(Exception):
@@ -73,6 +80,15 @@ def copy_engines(data_dir: Path, target: Path) -> list[str]:
             if _holds(db, needle):
                 raise EnginesNotMoved(
                     f"{data_dir / db.relative_to(building)} names the data dir otherwise than as a file's path"
+                )
+        for conf in (p for p in building.rglob("*") if p.name in _REWRITTEN and p.is_file()):
+            text = conf.read_bytes()  # written in place: the engine's owner and mode stay
+            conf.write_bytes(
+                text.replace(os.fsencode(f"{data_dir}{os.sep}"), os.fsencode(f"{target}{os.sep}"))
+            )
+            if _holds(conf, needle):
+                raise EnginesNotMoved(
+                    f"{data_dir / conf.relative_to(building)} names the data dir otherwise than as a file's path"
                 )
         _write_progress(data_dir / "scheduler.json", building / "scheduler.json")
         _sync_tree(building)
@@ -125,7 +141,13 @@ def _embedding(root: Path, needle: bytes) -> list[Path]:
             if path.is_symlink():
                 if needle in os.fsencode(os.readlink(path)):
                     found.append(path)
-            elif path.is_file() and not _is_sqlite(path) and _holds(path, needle):
+            elif (
+                path.is_file()
+                and name not in _REWRITTEN
+                and not name.endswith(".log")
+                and not _is_sqlite(path)
+                and _holds(path, needle)
+            ):
                 found.append(path)
     return found
 
