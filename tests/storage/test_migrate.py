@@ -354,3 +354,31 @@ def _fsck_the_shared_layout(url: str, blobs: Path, backup_arn: str) -> None:
         assert c.execute("SELECT count(*) FROM s3.parts WHERE upload_id = 'no-such-upload'").fetchone() == (
             0,
         )
+
+
+def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp_path: Path) -> None:
+    """What cannot be moved safely is not moved at all: a file (not a record or a configuration
+    Strata rewrites) holding the data dir's path, or a target tree that exists already."""
+    from strata.storage.copy_engines import EnginesNotMoved, copy_engines
+
+    data, target = tmp_path / "data", tmp_path / "blobs" / "engines"
+    conf = data / "rds" / "instances" / "db" / "n1" / "pgdata" / "strata.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(f"archive_command = 'cp %p {data}/rds/instances/db/archive/%f'\n")
+    (data / "rds" / "binlog.index").write_text(f"{data}/rds/instances/db/binlog.000001\n")
+    with pytest.raises(EnginesNotMoved, match="binlog.index"):
+        copy_engines(data, target)
+    assert not target.parent.exists()  # nothing placed
+
+    (data / "rds" / "binlog.index").unlink()
+    (data / "ec2").mkdir()
+    (data / "ec2" / "to-the-volume").symlink_to(data / "ec2" / "volume")
+    with pytest.raises(EnginesNotMoved, match="to-the-volume"):
+        copy_engines(data, target)
+
+    (data / "ec2" / "to-the-volume").unlink()
+    assert copy_engines(data, target) == ["rds", "ec2"]
+    moved = (target / conf.relative_to(data)).read_text()
+    assert moved == f"archive_command = 'cp %p {target}/rds/instances/db/archive/%f'\n"
+    with pytest.raises(EnginesNotMoved, match="holds engine state already"):
+        copy_engines(data, target)
