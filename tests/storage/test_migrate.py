@@ -27,6 +27,7 @@ import pytest
 import redis
 
 from strata.engines.postgres import PgNode
+from tests.services.rds.helpers import create_pg, pg_connect
 from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
@@ -121,6 +122,9 @@ def _fill(server: StrataProcess) -> dict:
     ec.create_cache_cluster(CacheClusterId="moved", Engine="redis", NumCacheNodes=1)
     node = _until(lambda: _cache_node(server), "the cache cluster is available")
     redis.Redis(node["Address"], node["Port"]).set("moved-key", b"engine state")
+    with pg_connect(create_pg(server.client("rds"), "moved")) as db:
+        db.execute("CREATE TABLE t (v text)")
+        db.execute("INSERT INTO t VALUES ('rds state')")
     ec2 = server.client("ec2")
     volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
     snapshot = ec2.create_snapshot(VolumeId=volume, Description="moved")["SnapshotId"]
@@ -155,6 +159,11 @@ def _until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN202 - a
         assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
         time.sleep(0.1)
     return value
+
+
+def _available(rds: object) -> dict | None:
+    (inst,) = rds.describe_db_instances(DBInstanceIdentifier="moved")["DBInstances"]  # type: ignore[attr-defined]
+    return inst if inst["DBInstanceStatus"] == "available" else None
 
 
 def _cache_node(server: StrataProcess) -> dict | None:
@@ -250,6 +259,11 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
         assert moved.get("moved-key") == "engine state"
         # the engine started from the moved tree (not one left running from the data dir)
         assert moved.info("server")["config_file"].startswith(f"{blobs}/engines/elasticache/"), moved.info()
+        rds = gateway.client("rds")
+        with pg_connect(_until(lambda: _available(rds), "the moved DB instance is available")) as db:
+            assert db.execute("SELECT v FROM t").fetchall() == [("rds state",)]
+            (archive,) = db.execute("SHOW archive_command").fetchone()
+            assert f"{blobs}/engines/rds/" in archive and str(data) not in archive, archive
         ec2 = gateway.client("ec2")
         (snap,) = ec2.describe_snapshots(SnapshotIds=[want["snapshot"]])["Snapshots"]
         assert (snap["VolumeId"], snap["Description"]) == (want["volume"], "moved")
