@@ -13,8 +13,9 @@ What makes a copy safe:
 - Absolute paths: the services' SQLite records name some files by absolute path (RDS snapshots'
   `path`); in the copy, every text value naming a file under the data dir is rewritten to name the
   same file under the new tree, and so is every path in the engines' configuration files Strata
-  writes (`_REWRITTEN`). Engine logs are moved as they are (read by people, not engines). Any
-  other file (or symlink) that holds the data dir's path, e.g. a MariaDB binlog index, is a reason
+  writes or MariaDB keeps (`_REWRITTEN`). Engine logs are moved as they are (read by people, not
+  engines). Any other file (or symlink) that holds the data dir's path, e.g. a MariaDB replica's
+  relay log state, is a reason
   not to move the engines at all: the migration says which and leaves them behind.
 - All or nothing: the tree is built beside its final name and renamed into place, so an engine
   host never starts from half a copy; a target that has engine state already is never touched.
@@ -38,9 +39,15 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 1 << 20
 # Engine files that name files by absolute path and are rewritten in the copy like the records:
 # Strata's PostgreSQL settings (the WAL archive's directory), a MariaDB node's my.cnf (its data
-# dir, binlog and logs) and the options PostgreSQL keeps of its last start. Most starts write the
-# first two again, but not all (a paused serverless instance resumes from them as they are).
+# dir, binlog and logs), the options PostgreSQL keeps of its last start, and MariaDB's binlog
+# indexes (`*.index`: one binlog's path a line). Most starts write the first two again, but not
+# all (a paused serverless instance resumes from them as they are).
 _REWRITTEN = frozenset({"strata.conf", "my.cnf", "postmaster.opts"})
+_REWRITTEN_SUFFIXES = (".index",)
+# Moved as they are: read by people, never by an engine (logs; the command line mariabackup
+# records in a backup).
+_AS_THEY_ARE = frozenset({"xtrabackup_info"})
+_AS_THEY_ARE_SUFFIXES = (".log",)
 
 
 class EnginesNotMoved(Exception):
@@ -81,7 +88,7 @@ def copy_engines(data_dir: Path, target: Path) -> list[str]:
                 raise EnginesNotMoved(
                     f"{data_dir / db.relative_to(building)} names the data dir otherwise than as a file's path"
                 )
-        for conf in (p for p in building.rglob("*") if p.name in _REWRITTEN and p.is_file()):
+        for conf in (p for p in building.rglob("*") if _rewritten(p.name) and p.is_file()):
             text = conf.read_bytes()  # written in place: the engine's owner and mode stay
             conf.write_bytes(
                 text.replace(os.fsencode(f"{data_dir}{os.sep}"), os.fsencode(f"{target}{os.sep}"))
@@ -100,6 +107,10 @@ def copy_engines(data_dir: Path, target: Path) -> list[str]:
     os.replace(building, target)
     _fsync(target.parent)
     return entries
+
+
+def _rewritten(name: str) -> bool:
+    return name in _REWRITTEN or name.endswith(_REWRITTEN_SUFFIXES)
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
@@ -143,8 +154,9 @@ def _embedding(root: Path, needle: bytes) -> list[Path]:
                     found.append(path)
             elif (
                 path.is_file()
-                and name not in _REWRITTEN
-                and not name.endswith(".log")
+                and not _rewritten(name)
+                and name not in _AS_THEY_ARE
+                and not name.endswith(_AS_THEY_ARE_SUFFIXES)
                 and not _is_sqlite(path)
                 and _holds(path, needle)
             ):

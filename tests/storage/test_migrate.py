@@ -379,12 +379,15 @@ def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp
     conf = data / "rds" / "instances" / "db" / "n1" / "pgdata" / "strata.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text(f"archive_command = 'cp %p {data}/rds/instances/db/archive/%f'\n")
-    (data / "rds" / "binlog.index").write_text(f"{data}/rds/instances/db/binlog.000001\n")
-    with pytest.raises(EnginesNotMoved, match="binlog.index"):
+    index = data / "rds" / "instances" / "db" / "archive" / "db-bin.index"
+    index.parent.mkdir()
+    index.write_text(f"{data}/rds/instances/db/archive/db-bin.000001\n")
+    (data / "rds" / "relay-log.info").write_text(f"{data}/rds/instances/db/n2/relay.000001\n")
+    with pytest.raises(EnginesNotMoved, match="relay-log.info"):
         copy_engines(data, target)
     assert not target.parent.exists()  # nothing placed
 
-    (data / "rds" / "binlog.index").unlink()
+    (data / "rds" / "relay-log.info").unlink()
     (data / "ec2").mkdir()
     (data / "ec2" / "to-the-volume").symlink_to(data / "ec2" / "volume")
     with pytest.raises(EnginesNotMoved, match="to-the-volume"):
@@ -394,5 +397,8 @@ def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp
     assert copy_engines(data, target) == ["rds", "ec2"]
     moved = (target / conf.relative_to(data)).read_text()
     assert moved == f"archive_command = 'cp %p {target}/rds/instances/db/archive/%f'\n"
+    assert (
+        target / index.relative_to(data)
+    ).read_text() == f"{target}/rds/instances/db/archive/db-bin.000001\n"
     with pytest.raises(EnginesNotMoved, match="holds engine state already"):
         copy_engines(data, target)
