@@ -427,7 +427,8 @@ def _print_report(report: Any, as_json: bool) -> None:
 )
 def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool) -> None:
     """Copy a data dir's S3, DynamoDB, IAM/STS, KMS, S3 Control, meter and clock into PostgreSQL and
-    a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`). The server must be
+    a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`), and its engine
+    services' state into <blob dir>/engines, where the engine host runs them. The server must be
     stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied then)."""
     from strata.migrate import NOT_MIGRATED_EXTRA, MigrateError
     from strata.migrate import migrate as run
@@ -446,8 +447,14 @@ def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool)
     click.echo(f"files: {done.linked} hard-linked, {done.copied} copied")
     for note in done.notes:
         click.echo(f"note: {note}")
-    for service, why in ON_ENGINE_HOST.items():
-        click.echo(f"not migrated: {service}: {why} (the engine host keeps them under {blob_dir}/engines)")
+    if done.engines:
+        click.echo(
+            f"engines: {', '.join(done.engines)} moved to {blob_dir}/engines (the engine host runs them)"
+        )
+    else:
+        why_not = done.engines_left or "the data dir holds no state of theirs"
+        for service, why in ON_ENGINE_HOST.items():
+            click.echo(f"not migrated: {service}: {why} ({why_not})")
     for service, why in NOT_MIGRATED_EXTRA.items():
         click.echo(f"not migrated: {service}: {why}")
 

@@ -17,7 +17,8 @@ whole copy back).
 The target's tables are made by the services' own schema code (S3Store, PostgresStore with each
 service's SCHEMA); rows go by column name (storage/copy_rows.py). The engine services
 (storage.shared.ON_ENGINE_HOST), whose state the engine host keeps under <blob dir>/engines, are
-not migrated.
+copied there after the rows, whole or not at all (storage/copy_engines.py); when that is not safe
+(the tree is there already, a file holds the data dir's path) the report says why and they stay.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +105,8 @@ class Migration:
     linked: int = 0
     copied: int = 0
     notes: list[str] = field(default_factory=list)
+    engines: list[str] = field(default_factory=list)  # the entries moved into <blob dir>/engines
+    engines_left: str = ""  # why the engine services were not moved ("": they were, or had no state)
 
 
 def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = False) -> Migration:
@@ -123,6 +127,7 @@ def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = 
         _copy(data_dir, url, blob_dir, allow_nonempty, result)
     except psycopg.Error as e:
         raise MigrateError(f"no row was migrated: {e}") from e
+    _move_engines(data_dir, blob_dir / "engines", result)
     try:
         _copy_sim(url, own_clock, progress, result)
     except psycopg.Error as e:
@@ -130,6 +135,15 @@ def migrate(data_dir: Path, url: str, blob_dir: Path, *, allow_nonempty: bool = 
             f"the rows and files are migrated, the clock and the rules' progress not: {e}"
         ) from e
     return result
+
+
+def _move_engines(data_dir: Path, target: Path, result: Migration) -> None:
+    from strata.storage.copy_engines import EnginesNotMoved, copy_engines
+
+    try:
+        result.engines = copy_engines(data_dir, target)
+    except (EnginesNotMoved, OSError, sqlite3.Error) as e:
+        result.engines_left = str(e)
 
 
 def _copy(data_dir: Path, url: str, blob_dir: Path, allow_nonempty: bool, result: Migration) -> None:
@@ -175,7 +189,7 @@ def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) 
     full = [f"{schema}.{table}" for schema in SHARED_SCHEMAS for table in has_rows(pg, schema)]
     files = [
         p
-        for p in (blob_dir / "s3" / "blobs", blob_dir / "dynamodb-backups")
+        for p in (blob_dir / "s3" / "blobs", blob_dir / "dynamodb-backups", blob_dir / "engines")
         if p.is_dir() and any(p.iterdir())
     ]
     if full or files:

@@ -2,9 +2,11 @@
 
 A real server on SQLite is filled through boto3 (buckets with a multipart object, versions, an
 upload in progress, SSE-S3 and SSE-KMS objects; a DynamoDB table with a GSI and a backup; an IAM
-user with a key; a KMS key; a moved clock), stopped, migrated with the real CLI, and a gateway
-started on the database and blob dir reads everything back: bytes by MD5, items by query on the
-GSI, ciphertext decrypted, requests signed with the migrated access key.
+user with a key; a KMS key; a moved clock; an ElastiCache Redis cluster holding a key and an EBS
+snapshot of the engine services), stopped, migrated with the real CLI, and a gateway started on
+the database and blob dir reads everything back: bytes by MD5, items by query on the GSI,
+ciphertext decrypted, requests signed with the migrated access key; as the engine host it runs
+the cluster again from the moved engine state, and the key is read through its endpoint.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from strata.engines.postgres import PgNode
+from tests.services.rds.helpers import create_pg, pg_connect
 from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
@@ -115,6 +119,17 @@ def _fill(server: StrataProcess) -> dict:
         assert time.monotonic() < deadline, "the backup never became AVAILABLE"
         time.sleep(0.1)
 
+    ec = server.client("elasticache")
+    ec.create_cache_cluster(CacheClusterId="moved", Engine="redis", NumCacheNodes=1)
+    node = _until(lambda: _cache_node(server), "the cache cluster is available")
+    redis.Redis(node["Address"], node["Port"]).set("moved-key", b"engine state")
+    with pg_connect(create_pg(server.client("rds"), "moved")) as db:
+        db.execute("CREATE TABLE t (v text)")
+        db.execute("INSERT INTO t VALUES ('rds state')")
+    ec2 = server.client("ec2")
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=volume, Description="moved")["SnapshotId"]
+
     iam = server.client("iam")
     iam.create_user(UserName="carol")
     iam.put_user_policy(UserName="carol", PolicyName="all", PolicyDocument=POLICY)
@@ -134,7 +149,29 @@ def _fill(server: StrataProcess) -> dict:
         "backup": backup,
         "access": access,
         "offset": server.admin("/_strata/clock")["offset_seconds"],
+        "volume": volume,
+        "snapshot": snapshot,
     }
+
+
+def _until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN202 - a predicate
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.1)
+    return value
+
+
+def _available(rds: object) -> dict | None:
+    (inst,) = rds.describe_db_instances(DBInstanceIdentifier="moved")["DBInstances"]  # type: ignore[attr-defined]
+    return inst if inst["DBInstanceStatus"] == "available" else None
+
+
+def _cache_node(server: StrataProcess) -> dict | None:
+    """The endpoint of the cluster's node once it is available."""
+    ec = server.client("elasticache")
+    (cluster,) = ec.describe_cache_clusters(CacheClusterId="moved", ShowCacheNodeInfo=True)["CacheClusters"]
+    return cluster["CacheNodes"][0]["Endpoint"] if cluster["CacheClusterStatus"] == "available" else None
 
 
 @pytest.fixture
@@ -168,7 +205,8 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
 
     done = _migrate(*target)
     assert done.returncode == 0, done.stderr
-    assert "not migrated: rds" in done.stdout and "s3 blobs:" in done.stdout, done.stdout
+    assert "not migrated: rds" not in done.stdout and "s3 blobs:" in done.stdout, done.stdout
+    assert f"moved to {blobs}/engines" in done.stdout, done.stdout
     linked = blobs.parent.stat().st_dev == data.stat().st_dev
     assert ("0 copied" if linked else "0 hard-linked") in done.stdout, done.stdout
     again = _migrate(*target)  # the target holds state now
@@ -215,6 +253,21 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
 
         assert gateway.client("iam").get_user(UserName="carol")["User"]["UserName"] == "carol"
         assert gateway.admin("/_strata/clock")["offset_seconds"] == pytest.approx(want["offset"])
+
+        # the engine host (the only gateway) runs the moved engines: the cluster, its key, the snapshot
+        node = _until(lambda: _cache_node(gateway), "the moved cache cluster is available")
+        moved = redis.Redis(node["Address"], node["Port"], decode_responses=True)
+        assert moved.get("moved-key") == "engine state"
+        # the engine started from the moved tree (not one left running from the data dir)
+        assert moved.info("server")["config_file"].startswith(f"{blobs}/engines/elasticache/"), moved.info()
+        rds = gateway.client("rds")
+        with pg_connect(_until(lambda: _available(rds), "the moved DB instance is available")) as db:
+            assert db.execute("SELECT v FROM t").fetchall() == [("rds state",)]
+            (archive,) = db.execute("SHOW archive_command").fetchone()
+            assert f"{blobs}/engines/rds/" in archive and str(data) not in archive, archive
+        ec2 = gateway.client("ec2")
+        (snap,) = ec2.describe_snapshots(SnapshotIds=[want["snapshot"]])["Snapshots"]
+        assert (snap["VolumeId"], snap["Description"]) == (want["volume"], "moved")
 
         running = _migrate(*target, "--allow-nonempty")  # a gateway serves the target
         assert running.returncode == 1 and "gateways are open" in running.stderr, running.stderr
@@ -373,3 +426,37 @@ def _fsck_the_engines_with_no_host(url: str, blobs: Path, lost_block: str) -> No
     code, report = _fsck(url, blobs)
     left = {f["kind"] for f in report["findings"] if Path(f["path"]).is_relative_to(engines)}
     assert code == 1 and left == {"missing_block"}, report
+
+
+def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp_path: Path) -> None:
+    """What cannot be moved safely is not moved at all: a file (not a record or a configuration
+    Strata rewrites) holding the data dir's path, or a target tree that exists already."""
+    from strata.storage.copy_engines import EnginesNotMoved, copy_engines
+
+    data, target = tmp_path / "data", tmp_path / "blobs" / "engines"
+    conf = data / "rds" / "instances" / "db" / "n1" / "pgdata" / "strata.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(f"archive_command = 'cp %p {data}/rds/instances/db/archive/%f'\n")
+    index = data / "rds" / "instances" / "db" / "archive" / "db-bin.index"
+    index.parent.mkdir()
+    index.write_text(f"{data}/rds/instances/db/archive/db-bin.000001\n")
+    (data / "rds" / "relay-log.info").write_text(f"{data}/rds/instances/db/n2/relay.000001\n")
+    with pytest.raises(EnginesNotMoved, match="relay-log.info"):
+        copy_engines(data, target)
+    assert not target.parent.exists()  # nothing placed
+
+    (data / "rds" / "relay-log.info").unlink()
+    (data / "ec2").mkdir()
+    (data / "ec2" / "to-the-volume").symlink_to(data / "ec2" / "volume")
+    with pytest.raises(EnginesNotMoved, match="to-the-volume"):
+        copy_engines(data, target)
+
+    (data / "ec2" / "to-the-volume").unlink()
+    assert copy_engines(data, target) == ["rds", "ec2"]
+    moved = (target / conf.relative_to(data)).read_text()
+    assert moved == f"archive_command = 'cp %p {target}/rds/instances/db/archive/%f'\n"
+    assert (
+        target / index.relative_to(data)
+    ).read_text() == f"{target}/rds/instances/db/archive/db-bin.000001\n"
+    with pytest.raises(EnginesNotMoved, match="holds engine state already"):
+        copy_engines(data, target)
