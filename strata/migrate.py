@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from strata.storage.blobs import fsync_path
 from strata.storage.copy_rows import Copied, CopyError, copy_store, has_rows, open_source
 
 # Sign-ins to the console are not carried over (their signing key differs per database): users
@@ -283,9 +284,9 @@ def _place(src: Path, dst: Path, result: Migration) -> None:
     tmp = dst.with_name(f".{dst.name}.migrating")
     shutil.copyfile(src, tmp)
     os.chmod(tmp, src.stat().st_mode & 0o777)
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, dst)
-    _fsync(dst.parent)
+    fsync_path(dst.parent)
     result.copied += 1
 
 
@@ -297,17 +298,9 @@ def _link(src: Path, dst: Path) -> bool:
         if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
             return False
         raise
-    _fsync(src)  # a source written with --no-fsync is made durable before it counts as migrated
-    _fsync(dst.parent)
+    fsync_path(src)  # a source written with --no-fsync is made durable before it counts as migrated
+    fsync_path(dst.parent)
     return True
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_sim(data_dir: Path) -> tuple[Any, dict[str, float]]:

@@ -117,7 +117,7 @@ class BlobStore:
                 os.close(fd)
         os.replace(tmp_path, final)
         if self.fsync:
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
         return blob_id
 
     def discard(self, tmp_path: Path) -> None:
@@ -228,7 +228,8 @@ def writer_of(blob_id: str) -> str:
     return blob_id[-8:]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path (a directory's entries: a rename in it made durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -31,6 +31,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+from strata.storage.blobs import fsync_path
 from strata.storage.shared import ON_ENGINE_HOST
 
 # Rule-name prefixes (strata.sim.scheduler) of the engine services' time-driven rules.
@@ -105,7 +106,7 @@ def copy_engines(data_dir: Path, target: Path) -> list[str]:
     if target.exists():
         target.rmdir()  # empty (checked above)
     os.replace(building, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     return entries
 
 
@@ -231,11 +232,3 @@ def _write_progress(src: Path, dst: Path) -> None:
 def _sync_tree(root: Path) -> None:
     """Everything copied on disk before the rename publishes it (rsync and cp do not fsync)."""
     subprocess.run(["sync", "-f", str(root)], check=False, capture_output=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
