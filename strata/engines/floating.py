@@ -42,6 +42,9 @@ __all__ = [
     "announce",
     "holds",
     "public_host",
+    "pool_free",
+    "take_public_host",
+    "forget_public_host",
     "nft_addresses",
 ]
 
@@ -122,13 +125,7 @@ def public_host(exposed: EngineAddress, host: str, assign: bool = True) -> str |
     if not host.startswith("127.") or not exposed.pool or exposed.state is None:
         return None
     with _assigning:
-        table = _assigned.get(exposed.state)
-        if table is None:
-            try:
-                table = json.loads(Path(exposed.state).read_text())
-            except (OSError, ValueError):
-                table = {}
-            _assigned[exposed.state] = table
+        table = _table(exposed.state)
         if table.get(host) in exposed.pool:
             return table[host]
         if not assign:
@@ -146,10 +143,68 @@ def public_host(exposed: EngineAddress, host: str, assign: bool = True) -> str |
                 )
             return None
         table[host] = free[0]
-        tmp = Path(f"{exposed.state}.tmp")
-        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-        os.replace(tmp, exposed.state)
+        _save(exposed.state, table)
         return free[0]
+
+
+def pool_free(exposed: EngineAddress, public: str) -> bool:
+    """Whether pool address `public` is free (no loopback address has it)."""
+    if public not in exposed.pool or exposed.state is None:
+        return False
+    with _assigning:
+        return public not in _table(exposed.state).values()
+
+
+def take_public_host(exposed: EngineAddress, host: str, public: str) -> bool:
+    """Give loopback address `host` the pool address `public` if it is free (an EFS mount target
+    created with that IpAddress); False if it is not in the pool or taken."""
+    if (
+        not host.startswith("127.")
+        or host == _LOOPBACK
+        or public not in exposed.pool
+        or exposed.state is None
+    ):
+        return False
+    with _assigning:
+        table = _table(exposed.state)
+        if table.get(host) == public:
+            return True
+        if public in table.values():
+            return False
+        table[host] = public
+        _save(exposed.state, table)
+        return True
+
+
+def forget_public_host(exposed: EngineAddress, host: str) -> None:
+    """Free the pool address of loopback address `host`, for an endpoint that is gone for good and
+    whose loopback address no later endpoint shares (an EFS mount target's own, drawn at random):
+    kept, it would hold a pool address forever. Endpoints on shared loopback addresses (cache
+    node n, the Aurora reader) keep theirs, as the next user of the address takes it again."""
+    if exposed.state is None:
+        return
+    with _assigning:
+        table = _table(exposed.state)
+        if table.pop(host, None) is not None:
+            _save(exposed.state, table)
+
+
+def _table(state: str) -> dict[str, str]:
+    """The record of `state` (loopback address -> pool address), read once per process."""
+    table = _assigned.get(state)
+    if table is None:
+        try:
+            table = json.loads(Path(state).read_text())
+        except (OSError, ValueError):
+            table = {}
+        _assigned[state] = table
+    return table
+
+
+def _save(state: str, table: dict[str, str]) -> None:
+    tmp = Path(f"{state}.tmp")
+    tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+    os.replace(tmp, state)
 
 
 def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:

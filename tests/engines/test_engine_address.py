@@ -7,6 +7,7 @@ traffic leaves the machine). Needs root, `ip netns` and nftables; skipped with t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -313,13 +314,14 @@ def test_cache_endpoint_served_on_engine_address(lan: Lan, tmp_path: Path) -> No
     the cluster's security group judges it by its own address."""
     client = lan.namespace("c")
     dev = lan.link("s", None, client, "10.222.23.1/24", "10.222.23.2/24")
-    addr, option = "10.222.23.50", f"10.222.23.50-10.222.23.54/{dev}"
+    addr, option = "10.222.23.50", f"10.222.23.50-10.222.23.56/{dev}"
     exposed = parse_engine_address(option)
     claim_all(exposed)
     assert holds(addr, dev) and holds("10.222.23.54", dev)
     server = StrataProcess(tmp_path / "data", extra_args=["--engine-address", option]).start()
     try:
         _cache_checks(lan, server, client, addr, exposed.pool)
+        _efs_checks(lan, server, client, exposed, tmp_path)
     finally:
         server.stop()
         release_all(exposed)
@@ -489,3 +491,52 @@ def _cache_checks(lan: Lan, server: StrataProcess, client: str, addr: str, pool:
     ec2.authorize_security_group_ingress(GroupId=sg, **tcp("10.222.23.9/32"))  # not the client
     assert dial() == "dropped"
     assert read() == "dropped"
+
+
+def _efs_checks(lan: Lan, server: StrataProcess, client: str, exposed: EngineAddress, tmp: Path) -> None:
+    """An EFS mount target on a pool address: NFS from another machine through ports 2049 (the
+    file system) and 2050 (an access point), judged by the mount target's own security group,
+    cut by FIS's blackhole on its loopback endpoint; deleting it frees the pool address."""
+    efs, ec2 = server.client("efs"), server.client("ec2")
+    sg = ec2.create_security_group(GroupName="nfs", Description="file servers")["GroupId"]
+    subnet = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+    fs_id = efs.create_file_system(CreationToken="shared-files")["FileSystemId"]
+    ap = efs.create_access_point(FileSystemId=fs_id, ClientToken="ap")["AccessPointId"]
+    created = efs.create_mount_target(FileSystemId=fs_id, SubnetId=subnet, SecurityGroups=[sg])
+    ip = created["IpAddress"]
+    assert ip in exposed.pool, ip
+    shown = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"][0]
+    assert (shown["IpAddress"], shown["LifeCycleState"]) == (ip, "available")
+    assert lan.run(client, _DIAL, ip, "2049", "") == "dropped"  # the group has no rule for it
+    assert lan.run(client, _DIAL, ip, "2050", "") == "dropped"
+    ec2.authorize_security_group_ingress(
+        GroupId=sg, IpProtocol="tcp", FromPort=2049, ToPort=2050, CidrIp="10.222.23.0/24"
+    )
+    src = tmp / "note.txt"
+    src.write_text("written from another machine\n")
+    sh("nfs-cp", str(src), f"nfs://{ip}//note.txt?version=4", ns=client)
+    assert sh("nfs-cat", f"nfs://{ip}//note.txt?version=4", ns=client) == "written from another machine\n"
+    through_ap = f"nfs://{ip}/{ap}/note.txt?version=4&nfsport=2050"
+    assert sh("nfs-cat", through_ap, ns=client) == "written from another machine\n"
+    # FIS's network disruption cuts the mount target's loopback endpoint, its pool address too
+    state = EngineAddress(
+        exposed.address, exposed.dev, exposed.pool, str(server.data_dir / "engine-addresses.json")
+    )
+    loopback = next(k for k, v in json.loads(Path(state.state or "").read_text()).items() if v == ip)
+    blackhole = Blackhole(exposed=state)
+    blackhole.add("fis", frozenset({(loopback, 2049)}))
+    try:
+        assert lan.run(client, _DIAL, ip, "2049", "") == "dropped"
+    finally:
+        blackhole.remove("fis")
+    # a rule for another address alone: the client is refused again
+    ec2.revoke_security_group_ingress(
+        GroupId=sg, IpProtocol="tcp", FromPort=2049, ToPort=2050, CidrIp="10.222.23.0/24"
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=sg, IpProtocol="tcp", FromPort=2049, ToPort=2050, CidrIp="10.222.23.9/32"
+    )
+    assert lan.run(client, _DIAL, ip, "2049", "") == "dropped"
+    efs.delete_mount_target(MountTargetId=created["MountTargetId"])
+    assert ip not in json.loads(Path(state.state or "").read_text()).values()  # free for the next one
+    assert lan.run(client, _DIAL, ip, "2049", "") == "refused"

@@ -2,9 +2,12 @@
 
 A mount target is one per availability zone per file system (MountTargetConflict otherwise), in a
 default subnet of the account's default VPC (strata.services.ec2.network), with the VPC's security
-groups (at most five), enforced on its NFS ports 2049 and 2050 (strata.services.ec2.security_groups). Its IpAddress is the loopback address its NFS servers listen on; a
-requested IpAddress must be a free loopback address (127.0.0.0/8, not 127.0.0.1): Strata has no
-other network to put it on. One Zone file systems take a mount target in their own zone only.
+groups (at most five), enforced on its NFS ports 2049 and 2050 (strata.services.ec2.security_groups).
+Its IpAddress is the loopback address its NFS servers listen on; a requested IpAddress must be a
+free loopback address (127.0.0.0/8, not 127.0.0.1): Strata has no other network to put it on.
+With an engine address pool (`--engine-address A,B,C/DEV`) its IpAddress is instead a pool
+address where other machines reach it (exposure.py), and a requested one must be a free pool
+address. One Zone file systems take a mount target in their own zone only.
 
 An access point names a POSIX identity and a root directory; it is served by every mount target
 of its file system at `nfs://<IpAddress>:2050/<access point id>/` (see exports).
@@ -21,6 +24,7 @@ from strata.engines.process import EngineError
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.ec2.network import default_security_group, subnet
+from strata.services.efs import exposure
 from strata.services.efs import limits as lim
 from strata.sim.clock import clock
 
@@ -49,7 +53,7 @@ class MountTargetsMixin:
             "FileSystemId": doc["fs"],
             "SubnetId": doc["subnet"],
             "LifeCycleState": state,
-            "IpAddress": doc["ip"],
+            "IpAddress": exposure.shown(self.nfs_router, self.engine_address, doc),
             "NetworkInterfaceId": doc["eni"],
             "AvailabilityZoneId": doc["az_id"],
             "AvailabilityZoneName": doc["az"],
@@ -98,11 +102,16 @@ class MountTargetsMixin:
         return net.subnet(ctx.account_id, ctx.region, subnet_id)
 
     def _guard(self: EFSProvider, doc: dict) -> None:
-        """Enforce the mount target's groups on its NFS ports (blocking)."""
+        """Enforce the mount target's groups on its NFS ports, and on its pool address's, which
+        then serves it to other machines (blocking): the groups judge those clients by their own
+        addresses, each mount target by its own groups (not with every guard of the port)."""
+        public = exposure.pool_address(self.nfs_router, self.engine_address, doc)
         sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
         if sgs is not None:
-            endpoints = [(doc["ip"], NFS_PORT), (doc["ip"], ACCESS_POINT_PORT)]
+            hosts = [doc["ip"], *([public] if public else [])]
+            endpoints = [(host, port) for host in hosts for port in exposure.PORTS]
             sgs.guard(f"efs:{doc['id']}", doc["account"], doc["region"], endpoints, doc["groups"])
+        exposure.expose(self.nfs_router, self.engine_address, doc)
         net = getattr(self.runtime.peer("ec2"), "network", None)
         if net is not None:  # its network interface sits in the subnet (DeleteSubnet: in use)
             net.use(f"efs:{doc['id']}", [doc["subnet"]])
@@ -118,6 +127,7 @@ class MountTargetsMixin:
         ]
 
     def _unguard(self: EFSProvider, doc: dict) -> None:
+        exposure.unexpose(self.nfs_router, self.engine_address, doc)
         sgs = getattr(self.runtime.peer("ec2"), "security_groups", None)
         if sgs is not None:
             sgs.unguard(f"efs:{doc['id']}")
@@ -126,7 +136,7 @@ class MountTargetsMixin:
             net.release(f"efs:{doc['id']}")
 
     def _ip(self: EFSProvider, wanted: str | None, taken: set[str]) -> str:
-        if wanted is None:
+        if wanted is None or self.nfs_router is not None:
             return self.exports.free_address(taken)
         try:
             ip = ipaddress.IPv4Address(wanted)
@@ -140,6 +150,23 @@ class MountTargetsMixin:
         if wanted in taken or not self.exports.address_free(wanted):
             raise lim.error("IpAddressInUse", f"IpAddress {wanted} is already in use.")
         return wanted
+
+    def _take_pool_address(self: EFSProvider, ip: str, wanted: str | None) -> None:
+        """With a pool, a requested IpAddress is a pool address, which the new mount target (on
+        loopback `ip`) takes now; refused unless it is a free one."""
+        if wanted is None or self.nfs_router is None or self.engine_address is None:
+            return
+        try:
+            ipaddress.IPv4Address(wanted)
+        except ValueError:
+            raise lim.bad_request(f"Invalid IpAddress: {wanted}") from None
+        if wanted not in self.engine_address.pool:
+            raise lim.bad_request(
+                f"IpAddress {wanted} is not available: Strata's mount targets take addresses of the "
+                f"engine address pool ({', '.join(self.engine_address.pool)})."
+            )
+        if not exposure.take(self.nfs_router, self.engine_address, ip, wanted):
+            raise lim.error("IpAddressInUse", f"IpAddress {wanted} is already in use.")
 
     async def create_mount_target(self: EFSProvider, ctx: RequestContext, req: dict) -> dict:
         self._check(ctx, req)
@@ -174,6 +201,7 @@ class MountTargetsMixin:
                     f"File system '{fs['id']}' already has a mount target in availability zone {net['az']}.",
                 )
         ip = self._ip(req.get("IpAddress"), {m["ip"] for m in all_mts})
+        self._take_pool_address(ip, req.get("IpAddress"))
         mt_id = lim.new_id("fsmt")
         doc = {
             "id": mt_id,
@@ -193,6 +221,7 @@ class MountTargetsMixin:
             await run_blocking(self._serve, doc)
         except EngineError as e:
             await run_blocking(self.exports.unserve, mt_id)
+            await run_blocking(exposure.unexpose, None, self.engine_address, doc)
             raise lim.error("InternalServerError", f"The NFS server could not start: {e}") from None
         self.store.put_doc("mt", mt_id, doc)
         await run_blocking(self._guard, doc)

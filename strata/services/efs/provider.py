@@ -31,13 +31,14 @@ from typing import Any
 
 from strata.auth.policy import PolicyError, compile_policy
 from strata.context import RequestContext
+from strata.engines.endpoint import Router
 from strata.protocol.constraints import validation_errors, validation_message
 from strata.protocol.errors import ServiceError
 from strata.protocol.spec import service_model
 from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.ec2.network import default_subnets
+from strata.services.efs import exposure, reads
 from strata.services.efs import limits as lim
-from strata.services.efs import reads
 from strata.services.efs.client_access import ClientAccess, client_access
 from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
@@ -69,6 +70,9 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
         self.exports = Exports(runtime.data_dir)
         self.throughput = ThroughputLimits()
+        # Mount targets on engine pool addresses, for other machines (exposure.py; None: loopback).
+        self.engine_address = runtime.settings.exposed_engines
+        self.nfs_router: Router | None = None
         self.volumes = EncryptedVolumes(runtime.data_dir)
         self.keys = VolumeKeys(lambda: runtime.peer("kms"))
         self._model = service_model("efs")
@@ -87,6 +91,9 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             if doc["encrypted"] or doc.get("volume"):
                 await run_blocking(self._open_volume, doc)
                 await run_blocking(remove_leftover, self.exports.plain_dir(doc["id"]))
+        self.nfs_router = await run_blocking(
+            exposure.start_router, self.runtime.data_dir / "endpoints", self.engine_address
+        )
         mts = self.store.list_docs("mt")
         for mt in mts:
             try:
@@ -100,6 +107,10 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
                     await run_blocking(server.wait_ready)
                 except Exception as e:  # noqa: BLE001
                     log.error("EFS mount target %s: %s", mt["id"], e)
+            try:  # on its pool address (one taken now if it had none), or no longer
+                await run_blocking(self._guard, mt)
+            except Exception as e:  # noqa: BLE001
+                log.error("EFS mount target %s: security groups or engine address: %s", mt["id"], e)
         for doc in self.store.list_docs("fs"):
             try:
                 await run_blocking(self._limit, doc["id"])
@@ -112,6 +123,8 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
         if self._supervisor is not None:
             self._supervisor.cancel()
         await run_blocking(self.exports.stop_all)
+        if self.nfs_router is not None:
+            await run_blocking(self.nfs_router.stop)
         try:
             await run_blocking(self._settle_credits, True)
         except Exception as e:  # noqa: BLE001 - stopping goes on
