@@ -43,7 +43,7 @@ class EngineAddress:
 
     `pool`: more addresses on the same device (`--engine-address A,B,C/DEV` or `A-C/DEV`) for the
     endpoints that have a loopback address of their own (Aurora reader and custom endpoints,
-    ElastiCache reader and node endpoints): each such loopback address gets one of them, recorded
+    ElastiCache reader and node endpoints, EFS mount targets): each such loopback address gets one of them, recorded
     in `state` (a JSON file) so it keeps it across restarts (floating.public_host)."""
 
     address: str

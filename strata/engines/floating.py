@@ -11,7 +11,9 @@ then drop every other packet that arrives from outside for 127.0.0.0/8.
 
 More addresses (`A,B,C/DEV` or `A-B/DEV`): the first is the one above; the others are a pool for
 the endpoints with loopback addresses of their own (`public_host`: Aurora reader and custom
-endpoints, ElastiCache reader and node endpoints), each served with its port on its pool address.
+endpoints, ElastiCache reader and node endpoints, EFS mount targets), each served with its port on
+its pool address. An EFS mount target may ask for a pool address (`take_public_host`) and frees
+it when deleted (`forget_public_host`): its loopback address is its own, never used again.
 
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
