@@ -84,6 +84,18 @@ def unexpose(router: Router | None, exposed: EngineAddress | None, doc: dict) ->
         forget_public_host(exposed, doc["ip"])
 
 
+def prune(router: Router | None, exposed: EngineAddress | None, live: set[str]) -> None:
+    """Drop the saved routes of mount targets no longer in `live` (deleted while Strata ran
+    without a pool), and free their pool addresses (blocking)."""
+    if router is None or exposed is None:
+        return
+    for name, route in list(router.routes.items()):
+        if name.rpartition("-")[0] not in live:
+            router.remove_route(name)
+            for host, _ in route.backends:
+                forget_public_host(exposed, host)
+
+
 def shown(router: Router | None, exposed: EngineAddress | None, doc: dict) -> str:
     """The IpAddress of mount target `doc`: its pool address when served there, else its own."""
     if router is None or exposed is None:

@@ -95,6 +95,7 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             exposure.start_router, self.runtime.data_dir / "endpoints", self.engine_address
         )
         mts = self.store.list_docs("mt")
+        await run_blocking(exposure.prune, self.nfs_router, self.engine_address, {m["id"] for m in mts})
         for mt in mts:
             try:
                 await run_blocking(self._serve, mt, False)
