@@ -44,7 +44,6 @@ __all__ = [
     "announce",
     "holds",
     "public_host",
-    "pool_free",
     "take_public_host",
     "forget_public_host",
     "nft_addresses",
@@ -147,14 +146,6 @@ def public_host(exposed: EngineAddress, host: str, assign: bool = True) -> str |
         table[host] = free[0]
         _save(exposed.state, table)
         return free[0]
-
-
-def pool_free(exposed: EngineAddress, public: str) -> bool:
-    """Whether pool address `public` is free (no loopback address has it)."""
-    if public not in exposed.pool or exposed.state is None:
-        return False
-    with _assigning:
-        return public not in _table(exposed.state).values()
 
 
 def take_public_host(exposed: EngineAddress, host: str, public: str) -> bool:

@@ -162,8 +162,8 @@ class MountTargetsMixin:
             raise lim.bad_request(f"Invalid IpAddress: {wanted}") from None
         if wanted not in self.engine_address.pool:
             raise lim.bad_request(
-                f"IpAddress {wanted} is not available: Strata's mount targets take addresses of the "
-                f"engine address pool ({', '.join(self.engine_address.pool)})."
+                f"IpAddress {wanted} is not available: Strata's mount targets take the addresses of "
+                "its engine address pool (--engine-address), except the first."
             )
         if not exposure.take(self.nfs_router, self.engine_address, ip, wanted):
             raise lim.error("IpAddressInUse", f"IpAddress {wanted} is already in use.")
