@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -384,6 +385,11 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     endpoint = cluster["CacheNodes"][0]["Endpoint"]
     client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
     client.set("kept", "through the failover")
+    # the AOF is Strata's own durability: the cache's parameters show `appendonly` as AWS does
+    group = cluster["CacheParameterGroup"]["CacheParameterGroupName"]
+    pages = ec.get_paginator("describe_cache_parameters").paginate(CacheParameterGroupName=group)
+    shown = {p["ParameterName"]: p["ParameterValue"] for page in pages for p in page["Parameters"]}
+    assert (shown["appendonly"], client.info("persistence")["aof_enabled"]) == ("no", 1)
     instance = wait_status(rds, cid)
     assert (
         host.client("rds").describe_db_instances(DBInstanceIdentifier=cid)["DBInstances"][0]["Endpoint"]
@@ -408,7 +414,17 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     scaling = ddb.describe_table_replica_auto_scaling(TableName=cid)["TableAutoScalingDescription"]
     assert scaling["TableName"] == cid
 
-    host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
+    # The host's machine is lost: the gateway and its engines die at once, with no save and no
+    # clean shutdown. (Killing the gateway alone is not that: its engines get SIGTERM as it dies,
+    # PR_SET_PDEATHSIG, and Redis saves its RDB on SIGTERM.) Frozen first, so it neither restarts
+    # the engine nor sends it that SIGTERM; the writes just before are in the AOF (fsynced every
+    # second), as a replica promoted on AWS would have all but the last moments' writes.
+    client.mset({f"late-{i}": str(i) for i in range(100)})
+    time.sleep(1.5)  # appendfsync everysec
+    assert host.proc is not None
+    host.proc.send_signal(signal.SIGSTOP)
+    os.kill(int(client.info("server")["process_id"]), signal.SIGKILL)
+    host.kill()  # kill -9: its lock goes with its PostgreSQL session
     _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
     assert described(other)["CacheClusterStatus"] == "available"
     assert described(other)["CacheNodes"][0]["Endpoint"] == endpoint  # the same endpoint, routed again
@@ -417,6 +433,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
         _until(lambda: _answers(back, "kept"), "the engine answers on its endpoint", 60)
         == "through the failover"
     )
+    assert back.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
 
     host.start()  # back, it forwards: the survivor keeps the engines
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
