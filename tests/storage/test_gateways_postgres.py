@@ -434,6 +434,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
         == "through the failover"
     )
     assert back.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
+    _a_snapshot_restores_beside_the_aof(other, cid)
 
     host.start()  # back, it forwards: the survivor keeps the engines
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
@@ -457,6 +458,28 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     described(other)  # forwarded again
     host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
     host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
+
+
+def _a_snapshot_restores_beside_the_aof(gateway: StrataProcess, cid: str) -> None:
+    """A snapshot of a node that keeps an AOF (a BGSAVE beside it), copied and restored into a new
+    cache: the new node loads the RDB (a start with the AOF on would ignore it) and then keeps an
+    AOF of its own."""
+    ec = gateway.client("elasticache")
+    ec.create_snapshot(CacheClusterId=cid, SnapshotName=f"{cid}-s")
+    ec.copy_snapshot(SourceSnapshotName=f"{cid}-s", TargetSnapshotName=f"{cid}-c")
+    ec.create_cache_cluster(CacheClusterId=f"{cid}-r", NumCacheNodes=1, SnapshotName=f"{cid}-c")
+
+    def available() -> dict | None:
+        (c,) = ec.describe_cache_clusters(CacheClusterId=f"{cid}-r", ShowCacheNodeInfo=True)["CacheClusters"]
+        return c if c["CacheClusterStatus"] == "available" else None
+
+    endpoint = _until(available, "the restored cache", 60)["CacheNodes"][0]["Endpoint"]
+    restored = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert restored.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
+    _until(lambda: restored.info("persistence")["aof_enabled"] == 1, "the restored node keeps an AOF")
+    ec.delete_cache_cluster(CacheClusterId=f"{cid}-r")
+    for name in (f"{cid}-s", f"{cid}-c"):
+        ec.delete_snapshot(SnapshotName=name)
 
 
 def _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(gateway: StrataProcess) -> None:
