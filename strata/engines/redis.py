@@ -267,8 +267,8 @@ class RedisNodeConfig:
         return "\n".join(lines) + "\n"
 
     def append_only_lines(self) -> list[str]:
-        """The AOF directives. Without `append_only`: none (the RDB's save points and the save at
-        shutdown, as always). With it: `appendfsync everysec`, so a node killed with its machine
+        """The AOF directives. Without `append_only`: off (the RDB's save points and the save at
+        shutdown keep the data, as always). With it: `appendfsync everysec`, so a node killed with its machine
         loses at most about the last second of writes, as a replica promoted after asynchronous
         replication would. Redis started with `appendonly yes` loads its AOF only and ignores
         dump.rdb, even when it finds no AOF (it then makes an empty one): a node whose data dir
