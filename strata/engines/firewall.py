@@ -20,7 +20,7 @@ dial for Strata's replication (a Redis replica to its primary's node, a MariaDB 
 source's node port). A second chain after the NAT (priority 0) keeps those engines off other
 resources' node ports (127.0.0.1 on `private_ports`, where Strata allocates them) unless they came
 through an endpoint (conntrack's dnat status: the guards judged them) or are replication. Engines not in a
-cgroup of their own (a serverless cache's nodes, NFS servers), which no user makes dial, run as
+cgroup of their own (NFS servers), which no user makes dial, run as
 ENGINE_USER and pass as before.
 
 With an engine address (`exposed`, strata.engines.floating), other machines' clients dial the

@@ -14,8 +14,8 @@ only when:
   (the in-process proxies and relays that dial through `control_socket`);
 - it is a resource's engine dialing a destination of its replication (`Engines.replication`, as
   the egress filter exempts them: a MariaDB replica to its source's node, a Redis cluster bus), or
-  an engine in no cgroup of its own (ENGINE_USER: a serverless cache's nodes), as the firewall
-  lets them pass.
+  an engine in no cgroup of its own (ENGINE_USER: NFS servers), as the firewall lets them pass.
+  Every ElastiCache node, a serverless cache's included, runs in its deployment's cgroup.
 Anything else is refused (TCP reset) before the engine sees it.
 
 Two chains do it, as nft sees each end of a loopback connection at one hook only. On the OUTPUT

@@ -67,6 +67,10 @@ RESTRICTED_COMMANDS = (
 # are ElastiCache RBAC users (`RedisNodeConfig.acl_users`); its password is the node's admin token.
 ADMIN_USER = "strata-admin"
 STAND_IN = ".stand-in"  # name suffix of a shard's temporary stand-in node (redis_cluster)
+# Redis 7's multi-part append-only file: a directory of a base file, incremental files and the
+# manifest naming them (RedisNodeConfig.append_only)
+AOF_DIR = "appendonlydir"
+AOF_MANIFEST = "appendonly.aof.manifest"
 
 log = logging.getLogger("strata.engines.redis")
 
@@ -166,6 +170,9 @@ class RedisNodeConfig:
     acl_users: list[str] = field(default_factory=list)
     # settings from the deployment's cache parameter group (name -> value), written last so they win
     parameters: dict[str, str] = field(default_factory=dict)
+    # Keep every write in Redis's own append-only file, fsynced once a second (`append_only_lines`):
+    # a node Strata may have to restart from its files on another machine (the engine host's).
+    append_only: bool = False
 
     @property
     def admin_user(self) -> str | None:
@@ -195,7 +202,7 @@ class RedisNodeConfig:
             "dbfilename dump.rdb",
             # Redis's default save points: data written before a clean stop survives a restart.
             "save 3600 1 300 100 60 10000",
-            "appendonly no",
+            *self.append_only_lines(),
             f"maxmemory {self.maxmemory}",
             f"maxmemory-policy {self.maxmemory_policy}",
             "tcp-keepalive 60",
@@ -259,6 +266,29 @@ class RedisNodeConfig:
         lines += [f"{name} {_quote(value)}" for name, value in self.parameters.items()]
         return "\n".join(lines) + "\n"
 
+    def append_only_lines(self) -> list[str]:
+        """The AOF directives. Without `append_only`: off (the RDB's save points and the save at
+        shutdown keep the data, as always). With it: `appendfsync everysec`, so a node killed with its machine
+        loses at most about the last second of writes, as a replica promoted after asynchronous
+        replication would. Redis started with `appendonly yes` loads its AOF only and ignores
+        dump.rdb, even when it finds no AOF (it then makes an empty one): a node whose data dir
+        holds an RDB and no AOF yet (a restored snapshot, a cache moved by `strata migrate`, one
+        made before this setting) starts with it off, and `RedisServer.ping` switches it on once the
+        RDB is loaded (CONFIG SET appendonly yes writes the AOF from the dataset)."""
+        if not self.append_only:
+            return ["appendonly no"]
+        return [
+            f"appendonly {'yes' if self.aof_loads() else 'no'}",
+            f"appenddirname {AOF_DIR}",
+            "appendfsync everysec",
+        ]
+
+    def aof_loads(self) -> bool:
+        """Whether a start may load the AOF: it is complete (its manifest, written last, exists) or
+        there is no RDB it would hide."""
+        data_dir = Path(self.data_dir)
+        return (data_dir / AOF_DIR / AOF_MANIFEST).exists() or not (data_dir / "dump.rdb").exists()
+
     def _local(self, path: Path) -> str:
         """A file inside the data directory by its relative name, any other by its full path."""
         path = Path(path)
@@ -298,6 +328,7 @@ class RedisServer:
         self.binary = binary
         self.config = config
         self.conf_path = Path(config.data_dir) / "redis.conf"
+        self._aof_pending = False  # started from its RDB; the AOF to switch on (write_config)
         self.process = EngineProcess(
             ProcessSpec(
                 name="redis",
@@ -316,6 +347,8 @@ class RedisServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._write_conf()
         chown_tree(data_dir, ENGINE_USER)
+        # the AOF is switched on once the start has loaded the RDB (see append_only_lines)
+        self._aof_pending = self.config.append_only and not self.config.aof_loads()
 
     def _write_conf(self) -> None:
         """redis.conf, readable by its owner only: it holds the AUTH token and the secret command names."""
@@ -384,8 +417,15 @@ class RedisServer:
         return redis.Redis.from_pool(pool)
 
     def ping(self) -> bool:
+        """Whether the node answers (loaded its data). Every start path (`start`,
+        Engines.start_all, redis_cluster) waits on it, so it is also where the AOF of a node that
+        started from its RDB is switched on (RedisNodeConfig.append_only_lines)."""
         with self.client(timeout=2, retry=False) as c:
-            return bool(c.ping())
+            answers = bool(c.ping())
+            if answers and self._aof_pending:
+                self.admin(c, "CONFIG", "SET", "appendonly", "yes")
+                self._aof_pending = False
+            return answers
 
     def info(self, section: str) -> dict:
         with self.client() as c:
@@ -469,14 +509,15 @@ class RedisServer:
         """BGSAVE and wait for it to finish; the path of the fresh dump.rdb."""
         with self.client(timeout=30) as c:
             before = int(c.info("persistence").get("rdb_saves", 0))
+            # SCHEDULE: behind an AOF rewrite (append_only), the save starts once it ends
             try:
-                self.admin(c, "BGSAVE")
+                self.admin(c, "BGSAVE", "SCHEDULE")
             except redis.ResponseError as e:  # a save already running: wait for it, then save again
                 if "in progress" not in str(e):
                     raise
                 until(lambda: not c.info("persistence").get("rdb_bgsave_in_progress"), timeout, "bgsave")
                 before = int(c.info("persistence").get("rdb_saves", 0))
-                self.admin(c, "BGSAVE")
+                self.admin(c, "BGSAVE", "SCHEDULE")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 info = c.info("persistence")
@@ -492,6 +533,12 @@ class RedisServer:
             return int(self.info("memory").get("used_memory", 0))
         except (redis.RedisError, OSError):
             return 0
+
+
+def drop_append_only(data_dir: Path) -> None:
+    """Forget a node's AOF before an RDB is placed for it to load (a snapshot restore): the AOF,
+    which a start would load instead (RedisNodeConfig.append_only_lines), is older than the RDB."""
+    shutil.rmtree(Path(data_dir) / AOF_DIR, ignore_errors=True)
 
 
 def until(predicate: Callable[..., object], timeout: float, what: str) -> None:

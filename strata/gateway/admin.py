@@ -34,6 +34,7 @@ from strata import __version__
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
+from strata.services.registry import SERVICES
 from strata.sim import pricing
 from strata.sim.clock import clock, parse_duration
 from strata.sim.meter import meter
@@ -111,24 +112,29 @@ def _move_clock(body: bytes) -> None:
 
 
 HEALTH_WAIT = 2.0  # seconds the health answer waits for the services' own checks
+NO_ANSWER = f"no answer within {HEALTH_WAIT:g} s (a database it uses is slow or unreachable)"
 
 
-async def _services_health(app: StrataApp) -> dict | str:
+async def _services_health(app: StrataApp) -> dict[str, str]:
     """The services' states, asked off the event loop: S3's and S3 Control's check runs a query,
     which with --metadata goes to PostgreSQL and during a failover waits for the pool (30 s) or
     the network; on the loop it stalled every request of the gateway, this health check too.
     One check at a time (a slow one is awaited again by the next health request, not started
-    anew, so no threads pile up); after HEALTH_WAIT seconds the answer says so instead."""
+    anew, so no threads pile up). After HEALTH_WAIT seconds the answer has the same shape as
+    always, every service by name: the states read so far or needing no check, and NO_ANSWER for
+    each of the others, so a monitor reads `services[name]` whatever happens."""
     from strata.services.base import run_blocking
 
     probe = app.health_probe
     if probe is None or probe.done():
-        probe = app.health_probe = asyncio.ensure_future(run_blocking(app.services.health))
+        app.health_states = {}
+        probe = app.health_probe = asyncio.ensure_future(run_blocking(app.services.health, app.health_states))
         probe.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved if none waits
     try:
         return await asyncio.wait_for(asyncio.shield(probe), HEALTH_WAIT)
     except TimeoutError:
-        return f"no answer within {HEALTH_WAIT:g} s (a database they use is slow or unreachable)"
+        read = app.health_states  # filled by the probe's thread: one get per name
+        return {name: read.get(name) or app.services.known_state(name) or NO_ANSWER for name in SERVICES}
 
 
 def _clock_state() -> dict:

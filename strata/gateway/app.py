@@ -75,6 +75,7 @@ class StrataApp:
         self.authz = Authorizer(self.directory)
         self.started_at = clock.monotonic()
         self.health_probe: asyncio.Future | None = None  # the services' health check under way (admin)
+        self.health_states: dict[str, str] = {}  # the states that check has read so far
         self._methods: dict[tuple[str, str], tuple[Any, Route]] = {}
         self.access_log = AccessLog(enabled=settings.access_log)
         self.console = Console(self)

@@ -103,17 +103,29 @@ class ServiceTable:
                 except Exception:  # noqa: BLE001 - stop the others regardless
                     log.exception("stopping %s failed", name)
 
-    def health(self) -> dict[str, str]:
-        states = {}
+    def health(self, into: dict[str, str] | None = None) -> dict[str, str]:
+        """Every service's state, by name. Each goes into `into` as soon as it is known, so one who
+        stopped waiting for a slow check (strata.gateway.admin) still has those read before it.
+        A check that fails is that service's state ("error: ..."), not the end of the others'."""
+        states = {} if into is None else into
         for name in SERVICES:
-            provider = self._providers.get(name)
-            if name in self._failed:
-                states[name] = self._failed[name]
-            elif name in self.deferred:
-                states[name] = "on the engine host"
-            elif provider is None:
-                states[name] = "not implemented"
-            else:
-                health = getattr(provider, "health", None)
-                states[name] = health() if health else "running"
+            known = self.known_state(name)
+            if known is not None:
+                states[name] = known
+                continue
+            try:
+                states[name] = self._providers[name].health()
+            except Exception as e:  # noqa: BLE001 - reported as the service's state
+                states[name] = f"error: {e}"
         return states
+
+    def known_state(self, name: str) -> str | None:
+        """A service's state when reading it runs no check (None: its provider's `health` says)."""
+        provider = self._providers.get(name)
+        if name in self._failed:
+            return self._failed[name]
+        if name in self.deferred:
+            return "on the engine host"
+        if provider is None:
+            return "not implemented"
+        return None if hasattr(provider, "health") else "running"

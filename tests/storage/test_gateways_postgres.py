@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -384,6 +385,11 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     endpoint = cluster["CacheNodes"][0]["Endpoint"]
     client = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
     client.set("kept", "through the failover")
+    # the AOF is Strata's own durability: the cache's parameters show `appendonly` as AWS does
+    group = cluster["CacheParameterGroup"]["CacheParameterGroupName"]
+    pages = ec.get_paginator("describe_cache_parameters").paginate(CacheParameterGroupName=group)
+    shown = {p["ParameterName"]: p["ParameterValue"] for page in pages for p in page["Parameters"]}
+    assert (shown["appendonly"], client.info("persistence")["aof_enabled"]) == ("no", 1)
     instance = wait_status(rds, cid)
     assert (
         host.client("rds").describe_db_instances(DBInstanceIdentifier=cid)["DBInstances"][0]["Endpoint"]
@@ -408,7 +414,17 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     scaling = ddb.describe_table_replica_auto_scaling(TableName=cid)["TableAutoScalingDescription"]
     assert scaling["TableName"] == cid
 
-    host.kill()  # kill -9: its engines die with it, its lock goes with its PostgreSQL session
+    # The host's machine is lost: the gateway and its engines die at once, with no save and no
+    # clean shutdown. (Killing the gateway alone is not that: its engines get SIGTERM as it dies,
+    # PR_SET_PDEATHSIG, and Redis saves its RDB on SIGTERM.) Frozen first, so it neither restarts
+    # the engine nor sends it that SIGTERM; the writes just before are in the AOF (fsynced every
+    # second), as a replica promoted on AWS would have all but the last moments' writes.
+    client.mset({f"late-{i}": str(i) for i in range(100)})
+    time.sleep(1.5)  # appendfsync everysec
+    assert host.proc is not None
+    host.proc.send_signal(signal.SIGSTOP)
+    os.kill(int(client.info("server")["process_id"]), signal.SIGKILL)
+    host.kill()  # kill -9: its lock goes with its PostgreSQL session
     _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
     assert described(other)["CacheClusterStatus"] == "available"
     assert described(other)["CacheNodes"][0]["Endpoint"] == endpoint  # the same endpoint, routed again
@@ -417,6 +433,8 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
         _until(lambda: _answers(back, "kept"), "the engine answers on its endpoint", 60)
         == "through the failover"
     )
+    assert back.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
+    _a_snapshot_restores_beside_the_aof(other, cid)
 
     host.start()  # back, it forwards: the survivor keeps the engines
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
@@ -440,6 +458,28 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     described(other)  # forwarded again
     host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
     host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
+
+
+def _a_snapshot_restores_beside_the_aof(gateway: StrataProcess, cid: str) -> None:
+    """A snapshot of a node that keeps an AOF (a BGSAVE beside it), copied and restored into a new
+    cache: the new node loads the RDB (a start with the AOF on would ignore it) and then keeps an
+    AOF of its own."""
+    ec = gateway.client("elasticache")
+    ec.create_snapshot(CacheClusterId=cid, SnapshotName=f"{cid}-s")
+    ec.copy_snapshot(SourceSnapshotName=f"{cid}-s", TargetSnapshotName=f"{cid}-c")
+    ec.create_cache_cluster(CacheClusterId=f"{cid}-r", NumCacheNodes=1, SnapshotName=f"{cid}-c")
+
+    def available() -> dict | None:
+        (c,) = ec.describe_cache_clusters(CacheClusterId=f"{cid}-r", ShowCacheNodeInfo=True)["CacheClusters"]
+        return c if c["CacheClusterStatus"] == "available" else None
+
+    endpoint = _until(available, "the restored cache", 60)["CacheNodes"][0]["Endpoint"]
+    restored = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
+    assert restored.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
+    _until(lambda: restored.info("persistence")["aof_enabled"] == 1, "the restored node keeps an AOF")
+    ec.delete_cache_cluster(CacheClusterId=f"{cid}-r")
+    for name in (f"{cid}-s", f"{cid}-c"):
+        ec.delete_snapshot(SnapshotName=name)
 
 
 def _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(gateway: StrataProcess) -> None:

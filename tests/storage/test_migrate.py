@@ -258,6 +258,12 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
         node = _until(lambda: _cache_node(gateway), "the moved cache cluster is available")
         moved = redis.Redis(node["Address"], node["Port"], decode_responses=True)
         assert moved.get("moved-key") == "engine state"
+        # it came with its RDB only; loaded, it keeps its writes in an AOF as every engine host's
+        # caches do (elasticache.nodes.durable_nodes), which fsck below finds beside its files
+        assert _until(lambda: moved.info("persistence")["aof_rewrite_in_progress"] == 0, "the AOF is written")
+        assert moved.info("persistence")["aof_enabled"] == 1
+        node_dir = Path(moved.info("server")["config_file"]).parent
+        assert (node_dir / "appendonlydir" / "appendonly.aof.manifest").exists()
         # the engine started from the moved tree (not one left running from the data dir)
         assert moved.info("server")["config_file"].startswith(f"{blobs}/engines/elasticache/"), moved.info()
         rds = gateway.client("rds")

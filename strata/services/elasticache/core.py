@@ -26,7 +26,7 @@ from strata.services.base import ServiceRuntime, run_blocking
 from strata.services.elasticache import cache_parameters as cp
 from strata.services.elasticache import exposure, security
 from strata.services.elasticache.errors import combination, fault, invalid
-from strata.services.elasticache.nodes import PRIMARY, Engines, Server
+from strata.services.elasticache.nodes import PRIMARY, Engines, Server, durable_nodes
 from strata.services.elasticache.render import endpoint, render_cluster
 from strata.services.owned_docs import OwnedDocs
 from strata.sim import timings
@@ -106,6 +106,7 @@ class ElastiCacheCore:
             announce=lambda dep, address: exposure.announced(
                 self.router, self.settings.exposed_engines, dep, address
             ),
+            append_only=durable_nodes(runtime.settings.metadata),
         )
         # groups encrypted at rest and their snapshots: `<data>/elasticache/volumes/` (at_rest.py)
         self.volumes = EncryptedVolumes(runtime.data_dir)

@@ -65,6 +65,30 @@ def _answers(server: Server) -> bool:
         return False
 
 
+def durable_nodes(metadata: str | None) -> bool:
+    """Whether redis/valkey nodes keep their writes in an append-only file fsynced every second
+    (RedisNodeConfig.append_only): with --metadata, for every cache, with replicas or not.
+
+    With --metadata the engines run on the engine host and, when it dies, another gateway restarts
+    them from their files in `<blob dir>/engines` (strata.gateway.engine_host). For a group with
+    replicas AWS promises a failover: a replica is promoted, losing at most the writes not yet
+    replicated (asynchronous replication: moments). Here every node of the group dies with the
+    host and restarts from disk, so only the AOF keeps that promise (at most ~1 s lost). All caches,
+    not only those with replicas, because:
+    - the host's death is not the loss of a cache's node: on AWS one machine's loss takes down the
+      nodes on that machine, never every cache of the account at once, and a cache without
+      replicas keeps its data through everything short of losing its own node;
+    - a group can gain and lose replicas while it runs (IncreaseReplicaCount, a replica's
+      deletion): a per-cache choice would switch the AOF on and off under writes;
+    - it costs a write() per command and one fsync a second per node, in a mode that already
+      keeps its state on shared storage.
+    Without --metadata (one machine, nothing restarts the engines elsewhere) nodes keep Redis's
+    save points and the save at shutdown, as before: no AOF, nothing slower. The cache's parameters
+    still show `appendonly` as AWS does (cache_parameters: fixed "no"): this is Strata's own
+    durability, not a setting of the cache."""
+    return metadata is not None
+
+
 def free_address_index(used: list[str]) -> int:
     taken = set(used)
     n = 1
@@ -87,6 +111,7 @@ class Engines:
         encrypted_root: Callable[[str], Path | None] = lambda _cluster_id: None,
         parameters: Callable[[dict], dict[str, str]] = lambda _dep: {},
         announce: Callable[[dict, str], str | None] = lambda _dep, _address: None,
+        append_only: bool = False,
     ) -> None:
         self.root = Path(data_dir) / "nodes"
         self.key = key
@@ -96,6 +121,8 @@ class Engines:
         self.parameters = parameters
         # a deployment's cluster-mode node at a loopback address -> the host name it announces (exposure.py)
         self.announce = announce
+        # redis/valkey nodes keep their writes in an AOF (see `durable_nodes`)
+        self.append_only = append_only
         self.ca = authority_for(strata_data_dir)
         self.servers: dict[Key, Server] = {}
         self._lock = threading.Lock()
@@ -142,6 +169,7 @@ class Engines:
             extra_binds=list(binds or []),
             admin_token=self.admin_token,
             acl_users=list(dep.get("acl") or []),
+            append_only=self.append_only,
         )
         self.configure(dep, config)
         binary = redis_engine.server_binary(dep["engine"], tls=bool(tls))

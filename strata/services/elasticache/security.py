@@ -74,6 +74,16 @@ def guard(provider: ElastiCacheProvider, owner: str, dep: dict, *, engines: bool
         net.use(f"elasticache:{owner}", dep["subnets"])
 
 
+def engines_guarded(provider: ElastiCacheProvider, owner: str, dep: dict) -> bool:
+    """Whether the deployment's nodes are judged as its guard says (or nothing guards it): a
+    guard recorded before its nodes' cgroup was (a serverless cache's) is not."""
+    sgs = _groups(provider)
+    if sgs is None or not dep.get("security_groups"):
+        return True
+    recorded = sgs.store.get_doc("guard", f"elasticache:{owner}")
+    return recorded is not None and recorded.get("cgroup") == engine_cgroup(dep)
+
+
 def relay(provider: ElastiCacheProvider, owner: str, destination: tuple[str, int], on: bool) -> None:
     """Exempt a replica-lag relay the deployment's replicas follow (replica_lag.py) from its
     egress rules while it runs (`on`), as the primary's port is (blocking)."""

@@ -233,7 +233,11 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         self.engines.stop_cluster(engine_id(doc["id"]), True)
 
     def _guard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        security.guard(self, doc["port_owner"], doc, engines=False)  # egress: refused (check_attachable)
+        """The cache's groups on its endpoints. Its nodes are engines like any cache's (`engines`:
+        their cgroup, elasticache-<port>, is the firewall's and the internal guard's to judge), so
+        a connection a user makes one dial meets the destination's groups and no other engine's
+        own port takes it; its replication and cluster bus pass (security.replication)."""
+        security.guard(self, doc["port_owner"], doc)
         reader = {**doc, "port": doc["reader_port"], "subnets": []}
         security.guard(self, doc["port_owner"] + "/reader", reader, engines=False)
         proxy_port = self._reader_proxy_port(doc)
@@ -623,6 +627,8 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
     async def _restore_serverless(self, doc: dict) -> None:
         with self.store.acting_for(doc):
             try:
+                if not security.engines_guarded(self, doc["port_owner"], doc):  # recorded before they were
+                    await run_blocking(self._guard_serverless, doc)
                 await run_blocking(self._start_serverless, doc)
                 if self._proxied(doc):
                     await self._open_ecpu(doc)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
+from strata.engines.redis import drop_append_only
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache import events
@@ -160,6 +161,7 @@ class ServerlessSnapshotOperations(ElastiCacheCore):
 
     def _place_sls_snapshot(self, snap: dict, data_dir: Path) -> None:
         target = Path(data_dir) / "dump.rdb"
+        drop_append_only(data_dir)
         _copy_durably(self._sls_snapshot_file(snap), target)
         chown_tree(Path(data_dir), ENGINE_USER)
 

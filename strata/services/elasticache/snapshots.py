@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from strata.context import RequestContext
 from strata.engines.process import ENGINE_USER, EngineError, chown_tree
-from strata.engines.redis import RedisServer
+from strata.engines.redis import RedisServer, drop_append_only
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache import events
@@ -106,6 +106,7 @@ class SnapshotOperations(ElastiCacheCore):
     def _place_snapshot_file(self: ElastiCacheProvider, snap: dict, shard: int, data_dir: Path) -> None:
         """Put a snapshot's RDB for node group `shard` where a new engine will load it."""
         target = Path(data_dir) / "dump.rdb"
+        drop_append_only(data_dir)
         _copy_durably(self._snapshot_dir(snap["SnapshotName"]) / snap["_files"][shard], target)
         chown_tree(Path(data_dir), ENGINE_USER)
 

@@ -12,6 +12,7 @@ import time
 
 import psycopg
 import pytest
+import redis
 from botocore.exceptions import ClientError
 
 from strata.engines.nft import nft_binary, nft_usable
@@ -276,6 +277,7 @@ def test_rds_endpoint_follows_its_security_groups(strata_factory, unique) -> Non
     assert [g["VpcSecurityGroupId"] for g in inst["VpcSecurityGroups"]] == [gid]
     _engine_is_a_client(ec2, inst, gid)
     _own_port_only_through_the_endpoint(server, inst)
+    _serverless_nodes_too(server, inst, unique)
 
     _engine_egress_follows_the_rules(ec2, inst, gid, server.proc.pid)
 
@@ -366,6 +368,45 @@ def _own_port_only_through_the_endpoint(server, inst: dict) -> None:  # noqa: AN
     assert _dial_as("nobody", node_port) == "refused"
     assert _dial(inst["Endpoint"]["Port"]) == "open"  # the endpoint: past its group, as before
     pg_connect(inst).close()
+
+
+def _serverless_nodes_too(server, inst: dict, unique: str) -> None:  # noqa: ANN001
+    """A serverless cache's nodes are engines like the others' (same rules): the internal guard
+    judges their cgroup's connections (before, any process of the engines' user passed), and their
+    replication passes it: a replica cut off dials its primary again and syncs."""
+    if server.health()["services"]["ec2"].get("engine_ports") != "endpoints only":
+        return
+    ec = server.client("elasticache")
+    name = f"own-{unique}"[:40]
+    ec.create_serverless_cache(ServerlessCacheName=name, Engine="valkey")
+    try:
+        found: list[dict] = []
+
+        def available() -> bool:
+            found[:] = ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"]
+            return found[0]["Status"] == "available"
+
+        _eventually(available, timeout=120)
+        ep = found[0]["Endpoint"]
+        judged = re.findall(
+            r'socket cgroupv2 level \d+ "[^"]*/elasticache-(\d+)" goto engine_', _guard(server)
+        )
+        assert str(ep["Port"]) in judged, judged
+        ca = str(server.data_dir / "tls" / "ca.pem")
+        primary = redis.Redis(ep["Address"], ep["Port"], ssl=True, ssl_ca_certs=ca, socket_timeout=30)
+        primary.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        primary.set("k", "after")
+        assert primary.wait(1, 20000) == 1
+    finally:
+        ec.delete_serverless_cache(ServerlessCacheName=name)
+
+
+def _guard(server) -> str:  # noqa: ANN001
+    """The server's internal guard's nft table (strata.engines.internal_guard)."""
+    pid = server.proc.pid
+    tables = subprocess.run([nft_binary(), "list", "tables"], capture_output=True, text=True).stdout
+    (table,) = re.findall(rf"table ip (strata_{pid}_\w*internal_ports)", tables)
+    return subprocess.run([nft_binary(), "list", "table", "ip", table], capture_output=True, text=True).stdout
 
 
 def _engine_egress_follows_the_rules(ec2, inst: dict, gid: str, pid: int) -> None:  # noqa: ANN001
