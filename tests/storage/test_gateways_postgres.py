@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -39,6 +39,7 @@ from strata.protocol import codec_for_request
 from strata.protocol.http import Headers, HttpRequest
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
+from tests.services.cloudwatch.helpers import metric_total
 from tests.services.fis.conftest import runner_role
 from tests.services.fis.test_experiments import DONE, assumed_dynamodb, make_table, session_client, wait_for
 from tests.services.fis.test_templates import throttle_template
@@ -337,19 +338,9 @@ def test_cloudwatch_counts_the_requests_of_every_gateway(gateways: list[StrataPr
     with pytest.raises(ClientError):
         other.client("dynamodb").get_item(TableName=f"{table}-missing", Key={"k": {"S": "1"}})
     offset = host.admin("/_strata/clock")["offset_seconds"]
-    now = datetime.now(UTC) + timedelta(seconds=offset)
 
     def total(gateway: StrataProcess, namespace: str, name: str, dims: dict, stat: str) -> float:
-        points = gateway.client("cloudwatch").get_metric_statistics(
-            Namespace=namespace,
-            MetricName=name,
-            Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-            StartTime=now - timedelta(hours=1),
-            EndTime=now + timedelta(hours=1),
-            Period=3600,
-            Statistics=[stat],
-        )["Datapoints"]
-        return sum(p[stat] for p in points)
+        return metric_total(gateway.client("cloudwatch"), namespace, name, dims, stat, offset)
 
     counted = [
         (
