@@ -11,14 +11,16 @@ milliseconds. The request path reads memory only, as on one gateway.
 An action's end (its duration, StopExperiment, a failure) removes its fault on the host, which
 publishes again: gone everywhere. A host that dies leaves its last document behind: the gateway
 that takes the engines over publishes its own faults (none yet) at once (`claim`), which ends the
-dead host's everywhere, as its experiments ended with it. A gateway never adopts the document it
-published itself (it has its own faults in memory already).
+dead host's everywhere, as its experiments ended with it. The host adopts no document (it is the
+one that publishes; its own faults are in memory already), nor does a gateway adopt the one it
+published itself.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +38,8 @@ class FaultSharing:
         # one writer, each write taking the faults as they are when it runs: the last write
         # published is always the current state, however quickly they changed
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="strata-faults")
+        self.hosting = False  # this gateway is the engine host (`claim`): it adopts nothing
+        self.lock = threading.Lock()  # an adoption (the follower's thread) against `claim`
 
     def start(self) -> None:
         api_faults.on_change = service_outages.on_change = self.publish
@@ -57,10 +61,11 @@ class FaultSharing:
             log.warning("cannot publish the injected faults to the other gateways: %s", e)
 
     def _adopt(self, body: dict) -> None:
-        if body.get("by") == self.me:
-            return
-        api_faults.adopt(dict(body.get("api") or {}))
-        service_outages.adopt(dict(body.get("outages") or {}))
+        with self.lock:
+            if self.hosting or body.get("by") == self.me:
+                return
+            api_faults.adopt(dict(body.get("api") or {}))
+            service_outages.adopt(dict(body.get("outages") or {}))
 
     def close(self) -> None:
         api_faults.on_change = service_outages.on_change = _nothing
@@ -77,6 +82,8 @@ sharing: FaultSharing | None = None  # with --metadata (strata.server.share)
 def claim() -> None:
     """This gateway just became the engine host: its faults (none yet) are the ones that apply."""
     if sharing is not None:
-        api_faults.adopt({})  # the last host's, adopted while this gateway forwarded: ended too
-        service_outages.adopt({})
+        with sharing.lock:
+            sharing.hosting = True
+            api_faults.adopt({})  # the last host's, adopted while this gateway forwarded: ended too
+            service_outages.adopt({})
         sharing.publish()
