@@ -185,6 +185,11 @@ class Meter:
         return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     @property
+    def unwritten(self) -> bool:
+        """Whether events are tallied (or being written) that `flush` would wait for."""
+        return bool(self._pending or self._inflight)
+
+    @property
     def shared(self) -> bool:
         """Whether several gateways write these events (`share`)."""
         return self._store is not None

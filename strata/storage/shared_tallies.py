@@ -78,6 +78,8 @@ class SharedTallies:
     async def flush(self) -> None:
         """Write what this gateway counted (and the meter's tally) to PostgreSQL."""
         rows = self._take()
+        if not rows and not meter.unwritten:
+            return  # (an idle gateway: not even a thread's wake-up)
         try:
             await asyncio.to_thread(self._write, rows)
         except BaseException:
