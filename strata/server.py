@@ -49,6 +49,7 @@ def share(settings: Settings) -> None:
     every gateway on that database; say what runs on the engine host only (strata.gateway.engine_host)."""
     from strata.config import redact_url
     from strata.sim.meter import SCHEMA as METER_SCHEMA
+    from strata.storage import shared_faults, shared_tallies
     from strata.storage.coordination import SharedSim
     from strata.storage.postgres import PostgresStore
     from strata.storage.shared import ON_ENGINE_HOST
@@ -58,9 +59,16 @@ def share(settings: Settings) -> None:
     _shared.append(sim)
     clock.share(sim, asyncio.get_running_loop().call_soon_threadsafe)
     scheduler.share(sim, settle=meter.flush)
-    events = PostgresStore(url, "meter", schema=METER_SCHEMA, pool_size=2)
+    events = PostgresStore(url, "meter", schema=METER_SCHEMA + shared_tallies.SCHEMA, pool_size=2)
     _shared.append(events)
     meter.share(events)
+    # every gateway's requests in CloudWatch's request metrics, every gateway under FIS's faults
+    tallies = shared_tallies.tallies = shared_tallies.SharedTallies(events)
+    tallies.start()
+    _shared.append(tallies)
+    faults = shared_faults.sharing = shared_faults.FaultSharing(sim)
+    faults.start()
+    _shared.append(faults)
     log.warning(
         "--metadata: shared by every gateway on %s: S3, DynamoDB, IAM/STS, KMS, S3 Control, console "
         "sign-ins, the meter, the clock and the scheduler (one owner at a time); object bytes under --blob-dir",

@@ -57,6 +57,7 @@ from strata.gateway.services import ServiceTable
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock
+from strata.storage import shared_faults
 from strata.storage.engine_lock import PING, EngineHostLock
 from strata.storage.shared import ON_ENGINE_HOST
 
@@ -129,6 +130,7 @@ class EngineHost:
                 await asyncio.to_thread(floating.claim_all, self.address)
             except OSError as e:  # the engines still serve it once the address comes here
                 log.warning("--metadata: cannot claim the engine address: %s", e)
+        shared_faults.claim()  # the last host's FIS faults ended with it, on every gateway
         try:
             await self.services.host_engines()
             await asyncio.to_thread(self.lock.advertise, self.url, self.token)

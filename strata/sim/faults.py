@@ -7,6 +7,11 @@ The gateway asks `api_faults.error_for(...)` only while `api_faults.rules` is no
 Strata with no experiment running pays one truthiness test per request. The share is spread
 evenly rather than drawn at random: with `percentage` 50, every second matching call fails, so a
 client's retries absorb it deterministically (and a test of that cannot flake).
+
+Several gateways on one PostgreSQL (strata.storage.shared_faults): FIS runs on the engine host,
+which injects faults here (`add`, `cut`: this gateway's own); `on_change` then publishes them, and
+every gateway `adopt`s the faults published by the host (`rules` and `out` are both sets, read as
+one dict by the hot path). Each gateway spreads a fault's percentage over the calls it serves.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 # (code, message, HTTP status) per fault kind and service, as each service answers on AWS.
 _QUERY = ("rds", "iam", "sts", "elasticache", "cloudwatch")
@@ -65,19 +71,60 @@ class ApiFault:
         n = self._calls
         return (n * self.percentage) // 100 > ((n - 1) * self.percentage) // 100
 
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "service": self.service,
+            "operations": sorted(self.operations),
+            "percentage": self.percentage,
+            "roles": sorted(self.roles),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ApiFault:
+        return cls(
+            kind=str(doc["kind"]),
+            service=str(doc["service"]),
+            operations=frozenset(doc["operations"]),
+            percentage=int(doc["percentage"]),
+            roles=frozenset(doc["roles"]),
+        )
+
+
+def _no_change() -> None:
+    return None
+
 
 class ApiFaults:
     def __init__(self) -> None:
-        self.rules: dict[str, ApiFault] = {}
+        self.rules: dict[str, ApiFault] = {}  # what applies: this gateway's own and the adopted
+        self.own: dict[str, ApiFault] = {}
+        self._adopted: dict[str, ApiFault] = {}
         self._lock = threading.Lock()
+        self.on_change: Callable[[], None] = _no_change  # own faults changed (see the docstring)
 
     def add(self, key: str, fault: ApiFault) -> None:
         with self._lock:
-            self.rules = {**self.rules, key: fault}
+            self.own = {**self.own, key: fault}
+            self._combine()
+        self.on_change()
 
     def remove(self, key: str) -> None:
         with self._lock:
-            self.rules = {k: v for k, v in self.rules.items() if k != key}
+            self.own = {k: v for k, v in self.own.items() if k != key}
+            self._combine()
+        self.on_change()
+
+    def adopt(self, docs: dict[str, dict[str, Any]]) -> None:
+        """The faults another gateway (the engine host) injects now, as published; a fault
+        already applied keeps its count of calls (its percentage stays evenly spread)."""
+        with self._lock:
+            before = self._adopted
+            self._adopted = {k: before.get(k) or ApiFault.from_doc(d) for k, d in docs.items()}
+            self._combine()
+
+    def _combine(self) -> None:
+        self.rules = {**self._adopted, **self.own}
 
     def error_for(self, role_arn: str, service: str, operation: str) -> tuple[str, str, int] | None:
         """The (code, message, status) this call must fail with, or None to serve it."""
@@ -137,13 +184,29 @@ class ServiceOutages:
     The gateway asks only while `out` is non-empty: one truthiness test per request otherwise."""
 
     def __init__(self) -> None:
-        self.out: dict[str, frozenset[str]] = {}  # outage key -> service names
+        self.out: dict[str, frozenset[str]] = {}  # outage key -> service names (own and adopted)
+        self.own: dict[str, frozenset[str]] = {}
+        self._adopted: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self.on_change: Callable[[], None] = _no_change  # own outages changed (see the docstring)
 
     def cut(self, key: str, services: frozenset[str]) -> None:
-        self.out = {**self.out, key: services}
+        with self._lock:
+            self.own = {**self.own, key: services}
+            self.out = {**self._adopted, **self.own}
+        self.on_change()
 
     def restore(self, key: str) -> None:
-        self.out = {k: v for k, v in self.out.items() if k != key}
+        with self._lock:
+            self.own = {k: v for k, v in self.own.items() if k != key}
+            self.out = {**self._adopted, **self.own}
+        self.on_change()
+
+    def adopt(self, outages: dict[str, list[str]]) -> None:
+        """The outages another gateway (the engine host) has cut now, as published."""
+        with self._lock:
+            self._adopted = {k: frozenset(v) for k, v in outages.items()}
+            self.out = {**self._adopted, **self.own}
 
     def down(self, service: str) -> bool:
         return any(service in services for services in self.out.values())

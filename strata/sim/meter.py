@@ -184,6 +184,35 @@ class Meter:
         )
         return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
+    @property
+    def unwritten(self) -> bool:
+        """Whether events are tallied (or being written) that `flush` would wait for."""
+        return bool(self._pending or self._inflight)
+
+    @property
+    def shared(self) -> bool:
+        """Whether several gateways write these events (`share`)."""
+        return self._store is not None
+
+    def after(self, last: int | None, services: tuple[str, ...]) -> tuple[list[MeterEvent], int]:
+        """Events of `services` written after row `last` (None: none yet; only rows from now on
+        count), and the last row's id: what a reader of a shared meter has not read yet, whenever
+        a gateway wrote it. Complete on PostgreSQL: rows are numbered inside the store's write
+        lock, so a row committed later always has a higher id than every row read before."""
+        self.flush()
+        if self._db is None and self._store is None:
+            return [], last or 0
+        top = int(self._query("SELECT COALESCE(MAX(id), 0) FROM meter_events", [])[0][0])
+        if last is None or not services:
+            return [], top
+        marks = ",".join("?" * len(services))
+        rows = self._query(
+            "SELECT at, service, event, quantity, unit, dims, count FROM meter_events "
+            f"WHERE service IN ({marks}) AND id > ? AND id <= ? ORDER BY id",
+            [*services, last, top],
+        )
+        return [MeterEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows], top
+
     def _query(self, sql: str, args: list) -> list:
         if self._store is not None:
             return self._store.query(sql, args)

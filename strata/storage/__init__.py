@@ -45,6 +45,9 @@ Public API (stable: services and other packages persist through it):
                                                        PostgreSQL store, by column (`strata migrate`)
     coordination.SharedSim(dsn)                        the clock's offset, the scheduler's owner
                                                        lock and rules' progress in PostgreSQL
+    shared_tallies.SharedTallies(store)                every gateway's request counts (CloudWatch's
+                                                       request metrics), moved once a second
+    shared_faults.FaultSharing(sim)                    the engine host's FIS faults, on every gateway
 
 A service keeps its schema and SQL in its own store module, runs each write operation as
 `await store.write(fn)` (statements through `store.execute` or the connection it gives), and

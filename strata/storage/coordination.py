@@ -16,6 +16,9 @@ connections instead of polling them.
   and the others count again at once; a death is seen at the next count (within RECOUNT seconds).
   `live.count` is that number, read by what divides a limit among gateways (DynamoDB's capacity);
   while a death is not yet counted the survivors admit less, never more, than the limit.
+- FIS faults: the engine host publishes the faults its experiments inject now (one document) and
+  NOTIFYs `strata_faults`; every follower reads it when told, and each time its connection is
+  made (strata.storage.shared_faults).
 - One owner at a time: the gateway that holds the session advisory lock `strata:scheduler` (on a
   connection of its own) runs the scheduler's shared rules and writes their progress. The others
   wait for it in `pg_advisory_lock`: when the owner dies (kill -9, a lost machine), PostgreSQL
@@ -39,6 +42,7 @@ from strata.storage.shared import live
 log = logging.getLogger("strata")
 CHANNEL = "strata_clock"
 JOINED = "strata_gateways"  # NOTIFYed by a gateway that joined (or left cleanly)
+FAULTS = "strata_faults"  # NOTIFYed when the engine host's injected faults change
 WAIT = 1.0  # seconds a waiting thread looks at its stop flag (a local wait: no statement)
 RECOUNT = 5.0  # seconds between counts of the live gateways (a join is counted at once)
 FIRST_TRY = 5.0  # seconds own() waits for the first attempt at the scheduler's lock
@@ -84,6 +88,7 @@ class SharedSim:
         self._tried = threading.Event()  # the owner thread's first attempt is answered
         self._holding = False  # the owner thread is started
         self._threads: list[threading.Thread] = []
+        self._faults_changed: Callable[[dict], None] | None = None
 
     def _thread(self, target: Callable[..., None], name: str, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -121,6 +126,32 @@ class SharedSim:
         thread keeps this gateway counted among the live ones and `live.count` current."""
         self._thread(self._follow, "strata-clock", changed)
 
+    # -- FIS faults (strata.storage.shared_faults) --------------------------------------------------
+
+    def publish_faults(self, body: dict) -> None:
+        """Store the faults injected now (durably), and tell every gateway."""
+        with self.store.transaction() as c:
+            self.store.put_doc("faults", "active", body)
+            c.execute(f"NOTIFY {FAULTS}")
+
+    def read_faults(self) -> dict:
+        return self.store.get_doc("faults", "active") or {}
+
+    def watch_faults(self, changed: Callable[[dict], None]) -> None:
+        """Call `changed(published)` now and (from the follower's thread) whenever it may change."""
+        self._faults_changed = changed
+        changed(self.read_faults())
+
+    def _tell_faults(self) -> None:
+        changed = self._faults_changed
+        if changed is not None:
+            try:
+                changed(self.read_faults())
+            except psycopg.Error:
+                raise
+            except Exception:  # noqa: BLE001 - the follower must keep following the clock
+                log.exception("applying the published faults failed")
+
     def _follow(self, changed: Callable[[float, list[tuple[float, float]]], None]) -> None:
         while not self._stop.is_set():
             try:
@@ -128,14 +159,17 @@ class SharedSim:
                     c.execute("SELECT pg_advisory_lock_shared(%s)", (self._member_key,))
                     c.execute(f"LISTEN {CHANNEL}")
                     c.execute(f"LISTEN {JOINED}")
+                    c.execute(f"LISTEN {FAULTS}")
                     c.execute(f"NOTIFY {JOINED}")
-                    heard = {CHANNEL, JOINED}  # as if told: read both now
+                    heard = {CHANNEL, JOINED, FAULTS}  # as if told: read all now
                     counted = 0.0
                     while not self._stop.is_set():
                         if CHANNEL in heard:
                             state = self.read_clock()
                             if state is not None:
                                 changed(*state)
+                        if FAULTS in heard:
+                            self._tell_faults()
                         if JOINED in heard or clock.monotonic() - counted >= RECOUNT:
                             row = c.execute(COUNT, self._member_ids).fetchone()
                             live.count = max(1, int(row[0]) if row else 1)

@@ -34,9 +34,9 @@ ON_ENGINE_HOST = {
     "ec2": "EBS volumes' bytes and their NBD servers",
     "ebs": "the EBS direct APIs read and write EC2's snapshot blocks",
     "efs": "file systems and their NFS servers",
-    "fis": "faults are injected into the host's engines and requests",
+    "fis": "experiments act on the host's engines; their API faults and outages reach every gateway",
     "application-autoscaling": "scalable targets and policies act on the host's engines",
-    "cloudwatch": "metrics and alarms of the host's engines (and the shared meter's events)",
+    "cloudwatch": "metrics and alarms of the host's engines (every gateway's request counts and meter events)",
 }
 
 

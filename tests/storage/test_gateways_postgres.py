@@ -40,6 +40,10 @@ from strata.protocol import codec_for_request
 from strata.protocol.http import Headers, HttpRequest
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
+from tests.services.cloudwatch.helpers import metric_total
+from tests.services.fis.conftest import runner_role
+from tests.services.fis.test_experiments import DONE, assumed_dynamodb, make_table, session_client, wait_for
+from tests.services.fis.test_templates import throttle_template
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
@@ -298,6 +302,100 @@ def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataPro
     # Both advancing count: B's advance starts from A's.
     assert b.admin("/_strata/clock", {"advance": "1h"})["offset_seconds"] == pytest.approx(moved + 3600)
     _until(lambda: a.admin("/_strata/clock")["offset_seconds"] == pytest.approx(moved + 3600), "A follows B")
+
+
+def _host_and_other(gateways: list[StrataProcess]) -> tuple[StrataProcess, StrataProcess]:
+    """The engine host (CloudWatch and FIS run there) and the gateway that forwards to it."""
+    hosts = _until(
+        lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
+        "a gateway is the engine host",
+        60,
+    )
+    other = gateways[1] if hosts[0] is gateways[0] else gateways[0]
+    _until(lambda: other.health()["engine_host"]["url"] == hosts[0].endpoint, "the other knows the host")
+    return hosts[0], other
+
+
+def test_cloudwatch_counts_the_requests_of_every_gateway(gateways: list[StrataProcess]) -> None:
+    host, other = _host_and_other(gateways)
+    table, bucket = f"cw-{uuid.uuid4().hex[:8]}", f"cw-{uuid.uuid4().hex[:8]}"
+    other.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3 = other.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    # configured through the host: the other counts from its next request (it reads the bucket's row)
+    host.client("s3").put_bucket_metrics_configuration(
+        Bucket=bucket, Id="EntireBucket", MetricsConfiguration={"Id": "EntireBucket"}
+    )
+    for i in range(3):  # the table's puts of one minute on both gateways, most on the one that forwards
+        other.client("dynamodb").put_item(TableName=table, Item={"k": {"S": f"o{i}"}})
+        s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")
+    for i in range(2):
+        host.client("dynamodb").put_item(TableName=table, Item={"k": {"S": f"h{i}"}})
+    with pytest.raises(ClientError):
+        other.client("dynamodb").get_item(TableName=f"{table}-missing", Key={"k": {"S": "1"}})
+    offset = host.admin("/_strata/clock")["offset_seconds"]
+
+    def total(gateway: StrataProcess, namespace: str, name: str, dims: dict, stat: str) -> float:
+        return metric_total(gateway.client("cloudwatch"), namespace, name, dims, stat, offset)
+
+    counted = [
+        (
+            "AWS/DynamoDB",
+            "SuccessfulRequestLatency",
+            {"TableName": table, "Operation": "PutItem"},
+            "SampleCount",
+            5,
+        ),
+        ("AWS/DynamoDB", "ConsumedWriteCapacityUnits", {"TableName": table}, "Sum", 5),
+        ("AWS/S3", "PutRequests", {"BucketName": bucket, "FilterId": "EntireBucket"}, "Sum", 3),
+    ]
+
+    def published() -> bool:
+        # a gateway's counts reach PostgreSQL within about a second: a minute published before
+        # they did leaves them to the next one
+        host.admin("/_strata/clock", {"advance": "1m"})
+        user_errors = total(host, "AWS/DynamoDB", "UserErrors", {}, "Sum")  # the other's GetItem
+        return user_errors >= 1 and all(total(other, *metric[:4]) >= metric[4] for metric in counted)
+
+    _until(published, "the other gateway's requests are published", 30)
+    for gateway in (host, other):  # every gateway's requests, once each, whichever gateway is asked
+        assert [total(gateway, *metric[:4]) for metric in counted] == [metric[4] for metric in counted]
+
+
+def test_an_api_fault_injected_by_the_engine_host_fails_calls_on_every_gateway(
+    gateways: list[StrataProcess],
+) -> None:
+    host, other = _host_and_other(gateways)
+    runner_role(host)
+    name = f"fis-{uuid.uuid4().hex[:8]}"
+    make_table(other, name)
+    role_arn, _ = assumed_dynamodb(other, name, None)
+    single = session_client(other, role_arn, 1)  # signs with a session of the role; no retries
+    fis = host.client("fis")
+    tid = fis.create_experiment_template(**throttle_template(role_arn, "PT10M"))["experimentTemplate"]["id"]
+    exp_id = fis.start_experiment(experimentTemplateId=tid)["experiment"]["id"]
+
+    def answer() -> tuple[str, int]:
+        try:
+            single.get_item(TableName=name, Key={"k": {"S": "x"}})
+            return "ok", 200
+        except ClientError as e:
+            return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert _until(lambda: answer() != ("ok", 200) and answer(), "the other gateway throttles") == (
+        "ThrottlingException",
+        400,
+    )
+    single.describe_table(TableName=name)  # an operation the action does not name is served
+    other.client("fis").stop_experiment(id=exp_id)  # through the other gateway: forwarded to the host
+    wait_for(fis, exp_id, DONE)
+    _until(lambda: answer() == ("ok", 200), "the fault is rolled back on the other gateway")
+    assert [answer() for _ in range(4)] == [("ok", 200)] * 4
 
 
 def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(

@@ -18,6 +18,11 @@ anyway, and this rule reads what the meter wrote.
   BytesUploaded, FirstByteLatency, TotalRequestLatency), from the gateway's in-memory tally
   (strata.sim.bucket_requests): both latencies are the time the gateway took to answer (a
   streamed body's transfer is not in TotalRequestLatency).
+- Several gateways on one PostgreSQL: each moves its request tallies and meter events there once
+  a second (strata.storage.shared_tallies), and this rule, on the engine host, publishes every
+  gateway's: the request tallies taken from PostgreSQL, the meter's DynamoDB events read by row
+  (after the last one published, `METER_MARK`) rather than by simulated time, since a gateway's
+  events of a minute may arrive after the minute was published.
 - AWS/ElastiCache per CacheClusterId and CacheNodeId, from each engine's own counters (redis
   INFO, memcached `stats`): CacheHits, CacheMisses, Evictions (increases since the last sample),
   CacheHitRate (percent of this minute's lookups), CurrConnections (without the publisher's own),
@@ -55,9 +60,11 @@ from strata.sim import request_stats as rs
 from strata.sim.bucket_requests import bucket_requests
 from strata.sim.meter import meter
 from strata.sim.request_stats import request_stats
+from strata.storage import shared_tallies
 
 log = logging.getLogger("strata.cloudwatch")
 DAY = 86400
+METER_MARK = "meter/dynamodb"  # state: the last meter row published (several gateways)
 
 _DYNAMODB = {
     "ReadCapacityUnits": "ConsumedReadCapacityUnits",
@@ -108,15 +115,21 @@ class Publisher:
         self.rds = RdsSampler()
         self.ebs = EbsSampler()
         self.efs = EfsSampler()
+        self._mark: int | None = None  # the last meter row read, to store once published
 
     async def close(self) -> None:
         return None
 
     async def run(self, since: float, until: float) -> dict[str, int]:
+        shared = shared_tallies.tallies
+        if shared is not None:
+            requests, buckets = await shared.collect()
+        else:
+            requests, buckets = request_stats.drain(), bucket_requests.drain()
         points = await run_blocking(self._from_meter, since, until)
         points += self._provisioned(until)
-        points += self._requests(request_stats.drain())
-        points += _bucket_request_points(bucket_requests.drain())
+        points += self._requests(requests)
+        points += _bucket_request_points(buckets)
         points += await self._s3_storage(since, until)
         points += await run_blocking(self._elasticache, until)
         efs = self.runtime.peer("efs")
@@ -129,13 +142,27 @@ class Publisher:
         if ec2 is not None:
             points += await run_blocking(self.ebs.points, ec2, until)
         await run_blocking(self.store.add, points)
+        if self._mark is not None:
+            await run_blocking(self.store.set_state, METER_MARK, str(self._mark))
         return {"datapoints": len(points)}
 
     # -- from the meter --------------------------------------------------------------------------
 
+    def _meter_events(self, since: float, until: float) -> list:
+        """The DynamoDB events to publish now (see the module docstring)."""
+        if not meter.shared:
+            return meter.between(since, until, ("dynamodb",))
+        mark = self.store.get_state(METER_MARK)
+        if mark is None:  # the first publication: by time, and by row from now on
+            events = meter.between(since, until, ("dynamodb",))
+            self._mark = meter.after(None, ("dynamodb",))[1]
+            return events
+        events, self._mark = meter.after(int(mark), ("dynamodb",))
+        return events
+
     def _from_meter(self, since: float, until: float) -> list[Point]:
         points = []
-        for e in meter.between(since, until, ("dynamodb",)):
+        for e in self._meter_events(since, until):
             name = _DYNAMODB.get(e.event)
             table = e.dims.get("table")
             if name is None or not table or e.count <= 0:

@@ -57,9 +57,12 @@ from strata.services.s3.policy import BucketPolicyOperations
 from strata.services.s3.post_object import PostObjectOperations
 from strata.services.s3.request_metrics import MetricsConfigOperations
 from strata.services.s3.restore import RestoreOperations
+from strata.services.s3.store import BucketRow
 from strata.services.s3.tagging import TaggingOperations
 from strata.services.s3.tiering import TieringOperations
 from strata.services.s3.versioning import VersioningOperations
+from strata.sim.bucket_requests import bucket_requests
+from strata.sim.server_access_logs import server_access_logs
 
 
 @refusing("s3")
@@ -95,3 +98,14 @@ class S3Provider(
         super().__init__(runtime)
         self._watch_all_metrics()
         self._watch_all_logging()
+        if self.store.shared:
+            self.store.on_bucket_changed = self._bucket_changed
+
+    def _bucket_changed(self, name: str, row: BucketRow | None) -> None:
+        """Another gateway may have changed the bucket's metrics or logging configuration."""
+        if row is None:
+            bucket_requests.watch(name, "", [])
+            server_access_logs.watch(name, None)
+        else:
+            self._watch_metrics(row)
+            self._watch_logging(row)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,10 @@ class S3Store:
         # the row is unchanged.
         self._buckets: dict[str, BucketRow] = {}
         self.shared = self.sql.postgres
+        # Called (on the event loop) when a cached lookup on a shared store finds a bucket's row
+        # new to this gateway, changed, or gone (None): what the gateway keeps in memory per
+        # bucket (request metrics, access logging) follows another gateway's change.
+        self.on_bucket_changed: Callable[[str, BucketRow | None], None] | None = None
         self.resource_rows: dict[str, BucketRow] | SharedBucketRows = (
             SharedBucketRows(self) if self.shared else self._buckets
         )
@@ -261,6 +265,8 @@ class S3Store:
         if r is None:
             if hit is not None:
                 self._buckets.pop(name, None)  # deleted by another gateway
+                if self.on_bucket_changed is not None:
+                    self.on_bucket_changed(name, None)
             return None
         xmin = r[6] if self.shared else None
         if hit is not None and hit.stored == r[3:6] and hit.region == r[1] and hit.created == r[2]:
@@ -273,6 +279,8 @@ class S3Store:
         if cached and not self.db.conn.in_transaction:
             if self.shared:
                 row.stored, row.checked = tuple(r[3:6]), _request_task()
+                if self.on_bucket_changed is not None:
+                    self.on_bucket_changed(name, row)
             self._buckets[name] = row
         return row
 

@@ -11,6 +11,7 @@ import redis
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.services.cloudwatch.helpers import metric_points
 from tests.services.efs.helpers import file_system_with_targets, needs_nfs
 from tests.services.efs.libnfs import LibNfs
 from tests.services.elasticache.conftest import eventually, node_endpoints
@@ -23,17 +24,7 @@ from tests.services.rds.helpers import PASSWORD, USER, create_pg, pg_connect, wa
 def _sum(
     cw, namespace: str, name: str, dims: dict, stat: str = "Sum", period: int = 3600, days: int = 0
 ) -> list:
-    now = datetime.now(UTC) + timedelta(days=days)
-    points = cw.get_metric_statistics(
-        Namespace=namespace,
-        MetricName=name,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-        StartTime=now - timedelta(hours=12),
-        EndTime=now + timedelta(hours=12),
-        Period=period,
-        Statistics=[stat, "SampleCount"],
-    )["Datapoints"]
-    return points
+    return metric_points(cw, namespace, name, dims, [stat, "SampleCount"], period, days * 86400.0)
 
 
 def _total(points: list, stat: str = "Sum") -> float:

@@ -5,8 +5,9 @@ store from before regions keeps its data in the default region."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from tests.services.cloudwatch.helpers import metric_total
 from tests.strata_process import StrataProcess
 
 WEST = "us-west-2"
@@ -25,20 +26,6 @@ CREATE TABLE alarm_history (id INTEGER PRIMARY KEY, account TEXT NOT NULL, name 
     at REAL NOT NULL, kind TEXT NOT NULL, summary TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX alarm_history_name ON alarm_history(account, name, at);
 """
-
-
-def _sum(cw, namespace: str, name: str, dims: dict, stat: str = "Sum") -> float:  # noqa: ANN001
-    now = datetime.now(UTC)
-    points = cw.get_metric_statistics(
-        Namespace=namespace,
-        MetricName=name,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-        StartTime=now - timedelta(hours=12),
-        EndTime=now + timedelta(hours=12),
-        Period=3600,
-        Statistics=[stat],
-    )["Datapoints"]
-    return sum(p[stat] for p in points)
 
 
 def test_metrics_and_alarms_are_per_region(strata_factory, unique) -> None:  # noqa: ANN001
@@ -71,11 +58,13 @@ def test_metrics_and_alarms_are_per_region(strata_factory, unique) -> None:  # n
     server.advance_clock("2m")
 
     dims = {"TableName": table}
-    assert _sum(east["cloudwatch"], "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims) == 3
-    assert _sum(west["cloudwatch"], "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims) == 1
+    assert metric_total(east["cloudwatch"], "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims) == 3
+    assert metric_total(west["cloudwatch"], "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dims) == 1
     latency = {"TableName": table, "Operation": "GetItem"}
     for clients in (east, west):  # the gateway's per-request figures, in each table's region
-        got = _sum(clients["cloudwatch"], "AWS/DynamoDB", "SuccessfulRequestLatency", latency, "SampleCount")
+        got = metric_total(
+            clients["cloudwatch"], "AWS/DynamoDB", "SuccessfulRequestLatency", latency, "SampleCount"
+        )
         assert got == 1
     assert [m["MetricName"] for m in west["cloudwatch"].list_metrics(Namespace="App")["Metrics"]] == [
         "Orders"
@@ -103,7 +92,7 @@ def test_a_store_from_before_regions_is_the_default_regions(tmp_path) -> None:  
     try:
         east, west = server.client("cloudwatch"), server.client("cloudwatch", region=WEST)
         assert [m["MetricName"] for m in east.list_metrics(Namespace="Old")["Metrics"]] == ["Kept"]
-        assert _sum(east, "Old", "Kept", {}) == 7
+        assert metric_total(east, "Old", "Kept", {}) == 7
         assert west.list_metrics(Namespace="Old")["Metrics"] == []
     finally:
         server.stop()
