@@ -42,7 +42,9 @@ The timing argument (why two gateways never run the same engines):
 - The session also goes by the server's side when the host's machine is lost: PostgreSQL gives a
   silent host up after its keepalives (5 s idle, then 3 probes 2 s apart) or `tcp_user_timeout`
   (`SERVER_GIVES_UP` ms): ~11 s. The host's own statements give up after `HOST_GIVES_UP` ms.
-Assumed: a refused connection means no process listens (no firewall between gateways answering
+- A gateway of an older Strata does not read the row: while the host regains the lock, a lock
+  held by a session named `OLD_APP_NAME` fences the host at once (a rolling upgrade).
+Assumed: each gateway's URL is its own; a refused connection means no process listens (no firewall between gateways answering
 REJECT with a TCP reset); a firewall that does must DROP instead.
 """
 
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from strata.storage.coordination import SESSION
+from strata.storage.coordination import SESSION, _lock_ids
 from strata.storage.postgres import PostgresStore, _lock_key
 
 PING = 0.5  # seconds between the host's heartbeats (and non-hosts' tries for the lock)
@@ -75,6 +77,15 @@ CREATE TABLE IF NOT EXISTS beat (
     released BOOLEAN NOT NULL DEFAULT false
 );
 """
+# The lock's session names itself so: one named only "strata-engine-host" is an older Strata's,
+# which takes the engines over after its short grace without reading the row (a rolling upgrade).
+APP_NAME = "strata-engine-host/beat"
+OLD_APP_NAME = "strata-engine-host"
+_HOLDER_APP = (
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s "
+    "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 _READ = "SELECT holder, url, extract(epoch FROM now() - at)::float8, released FROM engine_host.beat"
 
 
@@ -107,7 +118,7 @@ class EngineHostLock:
             **{
                 **SESSION,  # keepalives on both ends, as the scheduler's owner has
                 "connect_timeout": 3,
-                "application_name": "strata-engine-host",
+                "application_name": APP_NAME,
                 "tcp_user_timeout": HOST_GIVES_UP,
                 "options": f"{SESSION['options']} -c tcp_user_timeout={SERVER_GIVES_UP} "
                 f"-c statement_timeout={HOST_GIVES_UP} -c synchronous_commit=on",
@@ -167,8 +178,8 @@ class EngineHostLock:
     def regain(self, holder: str) -> bool | None:
         """After the lock's connection failed: True once the lock is this gateway's again and the
         row still names `holder` (nobody took the engines over meanwhile); False as soon as it
-        names another; None: not known yet (PostgreSQL away, or the lock still held by the old
-        session or by a gateway deciding): try again."""
+        names another, or an older Strata's gateway holds the lock; None: not known yet (PostgreSQL
+        away, or the lock still held by the old session or by a gateway deciding): try again."""
         try:
             got = self.try_take()
             beat = self.last() if self._conn is not None else None
@@ -177,10 +188,18 @@ class EngineHostLock:
             return None
         if self._conn is None:
             return None
-        if beat is None or beat.holder != holder:
+        if beat is None or beat.holder != holder or (not got and self._older_strata_holds()):
             self.release()
             return False
         return True if got else None
+
+    def _older_strata_holds(self) -> bool:
+        """Whether the lock is held by an older Strata's gateway (it may start the engines)."""
+        try:
+            row = self._session().execute(_HOLDER_APP, _lock_ids(self.key)).fetchone()
+        except psycopg.Error:
+            return False  # not known: the next try asks again, and KEEP bounds it all
+        return bool(row and row[0] == OLD_APP_NAME)
 
     def advertise(self, url: str, token: str) -> None:
         """Tell the other gateways where the host serves (once its engines are up), and the token

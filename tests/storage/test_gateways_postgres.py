@@ -555,7 +555,7 @@ def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, c
 
 _TERMINATE_HOST = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
-    "'strata-engine-host' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+    "'strata-engine-host/beat' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
 )
 
 
