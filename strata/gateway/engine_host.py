@@ -161,14 +161,16 @@ class EngineHost:
                 self.lock.release()
                 self._backoff_until = clock.monotonic() + BACKOFF
                 return None
-            sent = clock.monotonic()
+            # Holding from before the row names this gateway: a probe in between must hear "yes".
+            # The watchdog counts from before the claim was sent (the row's `at` is later).
+            self._last_beat = clock.monotonic()
+            self.hosting = True
             self.lock.claim(self.holder, self.url)  # first: a reconnecting host learns it was replaced
         except psycopg.Error as e:
+            self.hosting = False  # nothing started; the row may name it: a probe hears "no"
             self.lock.release()
             log.warning("--metadata: cannot take the engines over: %s", e)
             return None
-        self._last_beat = sent
-        self.hosting = True
         return grace
 
     async def _take_over(self, grace: float) -> None:
