@@ -38,7 +38,7 @@ from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
 from strata.protocol import codec_for_request
 from strata.protocol.http import Headers, HttpRequest
-from strata.storage.engine_lock import KEEP, MARGIN, Beat
+from strata.storage.engine_lock import KEEP, MARGIN, Beat, EngineHostLock, held_unless_hosted
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
@@ -382,6 +382,26 @@ def test_a_taker_of_the_lock_waits_for_a_silent_host_and_leaves_a_live_one_its_e
     # a host that stopped cleanly, or this gateway's own earlier try: nothing to ask
     assert engine_host.takeover_grace(Beat(holder, quiet, 1.0, True), "me") == engine_host.TAKEOVER_GRACE
     assert engine_host.takeover_grace(Beat("me", quiet, 1.0, False), "me") == engine_host.TAKEOVER_GRACE
+
+
+def test_fsck_leaves_the_engines_to_a_host_that_may_still_run_them(pg_node: PgNode) -> None:
+    """The lock free but the row naming a host that did not stop cleanly, and beat lately: it may
+    be regaining its lock with its engines running, so fsck checks their files as in use (and lets
+    the lock go for it); once the row says it stopped cleanly, as offline."""
+    url = fresh_database("beat")
+    lock = EngineHostLock(url)
+    try:
+        assert lock.try_take()
+        lock.claim("a-host", "http://127.0.0.1:1")
+        lock.release()  # its session ended (a PostgreSQL restart), its engines may run
+        with held_unless_hosted(url) as free:
+            assert not free
+        assert lock.try_take()  # fsck did not keep the lock from the host
+        lock.close("a-host")  # a clean stop
+    finally:
+        lock.close()
+    with held_unless_hosted(url) as free:
+        assert free
 
 
 def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
