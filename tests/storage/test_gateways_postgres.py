@@ -502,8 +502,9 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     if other.proc.poll() is not None:  # it fenced: the other took them over
         assert other.proc.returncode == EXIT_FENCED
         _until(lambda: host.health()["engine_host"]["self"], "the other gateway takes them over")
-        host, other = other, host
-        other.start()
+        host, other = other, host  # `other` hosts the engines from here on
+        host.start()  # the fenced one, back: it forwards
+        assert not host.health()["engine_host"]["self"]
     else:
         assert int(back.info("server")["process_id"]) == engine_pid
         assert not host.health()["engine_host"]["self"]
