@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from strata import __version__
+from strata.gateway.engine_host import PROBE_PATH
 from strata.gateway.hosts import misdirected
 from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
@@ -147,6 +148,10 @@ async def handle(app: StrataApp, request: HttpRequest, request_body: RequestBody
     except ServiceError as e:  # too large, or cut off
         return _json(e.status, {"error": e.message})
     path = request.raw_path.rstrip("/")
+    if path == PROBE_PATH and request.method == "GET" and app.engine_host is not None:
+        # Asked by other gateways (not loopback): does this gateway still hold that takeover of
+        # the engines? Says nothing to whoever does not know the id, which only PostgreSQL holds.
+        return _json(200, {"holds": app.engine_host.holds(request.query_dict().get("holder", ""))})
     if request.client and not _is_loopback(request.client):
         return _json(403, {"error": "the admin API is only served to loopback clients"})
     if not app.hosts.allows(request.host):

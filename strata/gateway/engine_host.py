@@ -9,15 +9,22 @@ every other gateway forwards those services' requests to it (strata.gateway.forw
 and all, and so serves them too.
 
 - Takeover: a non-host tries for the lock every `PING` seconds. When the host dies its session
-  ends and the lock is free (at once after a kill -9, ~11 s after a lost machine); the first
-  gateway to take it builds the providers, which restart the engines from the shared state as
-  after a restart of a single gateway (endpoints routed again), then advertises itself.
-- Fencing: the host pings its lock's connection every `PING` seconds. When it fails the session
-  may be over and another gateway about to start the same engines, so the host kills every
-  engine it runs (its child processes) and exits at once with `EXIT_FENCED`; a supervisor starts
-  it again, as a gateway that forwards. PostgreSQL gives a silent host up later than the host
-  gives PostgreSQL up (strata.storage.engine_lock), so the engines are gone before anyone else
-  may take the lock.
+  ends and the lock is free (at once after a kill -9, ~11 s after a lost machine). The gateway
+  that takes it reads the lock's heartbeat row (strata.storage.engine_lock) and asks the last
+  host whether it still holds its takeover (`probe`): if it does, it is only reconnecting to
+  PostgreSQL, and the taker lets the lock go and leaves it alone for `BACKOFF` s; otherwise the
+  taker names itself in the row, waits its grace (`TAKEOVER_GRACE`, or until a silent host must
+  have fenced itself: engine_lock's timing argument), builds the providers, which restart the
+  engines from the shared state as after a restart of a single gateway (endpoints routed
+  again), and advertises itself.
+- Keeping the engines: the host writes a heartbeat every `PING` seconds. When its lock's
+  connection fails (a PostgreSQL restart or failover, a proxy moving) the engines go on serving
+  while it reconnects; once it holds the lock again and the row still names it, it goes on as the
+  host ("kept the engines across a PostgreSQL reconnect" in its log).
+- Fencing: the host kills every engine it runs (its child processes) and exits at once with
+  `EXIT_FENCED` when the row names another host, or when `KEEP` s passed since its last
+  heartbeat that succeeded (a watchdog thread); a supervisor starts it again, as a gateway that
+  forwards.
 - Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
   answers ServiceUnavailable (503), which SDKs retry.
 - The engine address (`--engine-address ADDR/DEV`, strata.engines.floating): the host claims ADDR (and its pool)
@@ -34,13 +41,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import http.client
+import json
 import logging
 import os
 import secrets
 import threading
+from urllib.parse import quote, urlsplit
 
 import httptools
 import psutil
+import psycopg
 
 from strata.config import EngineAddress, Settings
 from strata.engines import floating
@@ -58,7 +69,7 @@ from strata.protocol.errors import ServiceError
 from strata.protocol.http import HttpRequest, HttpResponse
 from strata.sim.clock import clock
 from strata.storage import shared_faults
-from strata.storage.engine_lock import PING, EngineHostLock
+from strata.storage.engine_lock import KEEP, MARGIN, PING, Beat, EngineHostLock
 from strata.storage.shared import ON_ENGINE_HOST
 
 log = logging.getLogger("strata")
@@ -67,6 +78,9 @@ log = logging.getLogger("strata")
 # (pg_terminate_backend, a PostgreSQL restart) lets the lock go at once, and needs up to a ping's
 # interval (and a round trip) to notice and kill its engines.
 TAKEOVER_GRACE = 4 * PING
+BACKOFF = 3.0  # seconds a gateway leaves the lock alone after the last host said it still holds it
+PROBE_TIMEOUT = 1.0  # seconds the last host has to answer whether it still holds the engines
+PROBE_PATH = "/_strata/engine-host"  # ?holder=ID: {"holds": bool} (strata.gateway.admin)
 RETRY_FOR = 30.0  # seconds a request waits for an engine host to answer (a takeover takes ~10 s)
 RETRY_EVERY = 0.2
 # Operations of shared services that need an engine service's provider on the same gateway (a
@@ -97,6 +111,12 @@ class EngineHost:
         # doing so (one attribute: the watcher thread replaces both at once)
         self.host: tuple[str, str] | None = None
         self.token = secrets.token_urlsafe(24)  # this gateway's, advertised when it hosts
+        # This gateway's takeover, named in the lock's row: one per process (a host that fences exits)
+        self.holder = secrets.token_hex(12)
+        self.hosting = False  # holds or keeps the engines: from naming itself in the row to its exit
+        self._last_beat = 0.0  # clock.monotonic() when the last heartbeat that succeeded was sent
+        self._lost = False  # the lock's connection failed: regaining it
+        self._backoff_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -104,9 +124,8 @@ class EngineHost:
     async def start(self) -> None:
         """Become the host if none is (the first gateway started), then watch the lock."""
         self._loop = asyncio.get_running_loop()
-        if await asyncio.to_thread(self.lock.try_take):
-            await self._take_over()
-        else:
+        grace = await asyncio.to_thread(self._try_host)
+        if grace is None:
             # A host killed with -9 on a machine that stayed up left the engine address on its
             # device: started again as a forwarder, it must not answer for it beside the new host.
             if self.address is not None:
@@ -117,14 +136,55 @@ class EngineHost:
                     "--metadata: no engine host has advertised itself yet (one is taking the engines "
                     "over); engine services' requests wait for it, and its URL is logged once known"
                 )
+        # Before the takeover: its heartbeats and the watchdog cover the grace and the engines' start.
         self._watcher = threading.Thread(target=self._watch, name="strata-engine-host", daemon=True)
         self._watcher.start()
+        threading.Thread(target=self._watchdog, name="strata-engine-watchdog", daemon=True).start()
+        if grace is not None:
+            await self._take_over(grace)
 
-    async def _take_over(self) -> None:
+    def _try_host(self) -> float | None:
+        """Blocking: take the lock and decide whether to take the engines over (the module
+        docstring): the grace to wait before starting them, or None (not taken, or left to a host
+        that is alive)."""
+        if clock.monotonic() < self._backoff_until or not self.lock.try_take():
+            return None
+        try:
+            last = self.lock.last()
+            grace = takeover_grace(last, self.holder)
+            if grace is None:
+                assert last is not None
+                log.warning(
+                    "--metadata: the engine host %s still holds the engines (it is reconnecting to "
+                    "PostgreSQL): leaving them to it",
+                    last.url,
+                )
+                self.lock.release()
+                self._backoff_until = clock.monotonic() + BACKOFF
+                return None
+            # Holding from before the row names this gateway: a probe in between must hear "yes".
+            # The watchdog counts from before the claim was sent (the row's `at` is later).
+            self._last_beat = clock.monotonic()
+            self.hosting = True
+            self.lock.claim(self.holder, self.url)  # first: a reconnecting host learns it was replaced
+        except psycopg.Error as e:
+            self.hosting = False  # nothing started; the row may name it: a probe hears "no"
+            self.lock.release()
+            log.warning("--metadata: cannot take the engines over: %s", e)
+            return None
+        return grace
+
+    async def _take_over(self, grace: float) -> None:
         log.warning(
             "--metadata: this gateway is now the engine host (%s): starting the engine services", self.url
         )
-        await asyncio.sleep(TAKEOVER_GRACE)
+        if grace > TAKEOVER_GRACE:
+            log.warning(
+                "--metadata: the last engine host does not answer: waiting %.1f s, until it must "
+                "have killed its engines, before starting them",
+                grace,
+            )
+        await asyncio.sleep(grace)
         if self.address is not None:
             try:
                 await asyncio.to_thread(floating.claim_all, self.address)
@@ -143,17 +203,63 @@ class EngineHost:
 
     def _watch(self) -> None:
         while not self._stop.wait(PING):
-            if self.lock.held:
-                if not self.lock.still_held() and not self._stop.is_set():
-                    fence(self.address)
-            elif self.lock.try_take():
+            if self.hosting:
+                self._keep()
+            elif (grace := self._try_host()) is not None:
                 assert self._loop is not None
-                asyncio.run_coroutine_threadsafe(self._take_over(), self._loop)
+                asyncio.run_coroutine_threadsafe(self._take_over(grace), self._loop)
             else:
                 try:
                     self._learn(self.lock.host())
                 except Exception as e:  # noqa: BLE001 - the database is away: keep the last URL
                     log.warning("cannot read the engine host's URL: %s", e)
+
+    def _keep(self) -> None:
+        """The host's heartbeat, or its attempt to regain the lock after the connection failed."""
+        sent = clock.monotonic()
+        try:
+            if not self._lost:
+                if not self.lock.beat(self.holder):
+                    self._fence("another gateway took the engines over")
+                self._last_beat = sent
+                return
+        except psycopg.Error as e:
+            self._lost = True
+            log.warning(
+                "--metadata: the engine host's lock connection failed (%s): keeping the engines "
+                "while it reconnects (up to %g s after its last heartbeat)",
+                str(e).strip(),
+                KEEP,
+            )
+        again = self.lock.regain(self.holder)
+        if again is False:
+            self._fence("another gateway took the engines over while PostgreSQL was out of reach")
+        elif again:
+            try:
+                if not self.lock.beat(self.holder):
+                    self._fence("another gateway took the engines over")
+            except psycopg.Error:
+                return  # lost again: the next tick regains it
+            log.warning(
+                "--metadata: kept the engines across a PostgreSQL reconnect (%.1f s without a heartbeat)",
+                sent - self._last_beat,
+            )
+            self._last_beat = sent
+            self._lost = False
+
+    def _watchdog(self) -> None:
+        """Fence once KEEP s passed without a heartbeat, whatever the watcher is blocked in."""
+        while not self._stop.wait(0.1):
+            if self.hosting and clock.monotonic() - self._last_beat > KEEP:
+                self._fence(f"no heartbeat reached PostgreSQL for {KEEP:g} s")
+
+    def _fence(self, why: str) -> None:
+        if not self._stop.is_set():  # a stopping host's engines are down already
+            fence(self.address, why)
+
+    def holds(self, holder: str) -> bool:
+        """Whether this gateway holds (or keeps) the engines of the takeover `holder` (the probe)."""
+        return self.hosting and hmac.compare_digest(holder.encode(), self.holder.encode())
 
     def _learn(self, host: tuple[str, str] | None) -> None:
         """Take the advertised host; say so when its URL is new to this gateway (once per change:
@@ -217,10 +323,41 @@ class EngineHost:
             await asyncio.to_thread(self._watcher.join, PING + 5)
         if self.serving:
             _release(self.address)
-        await asyncio.to_thread(self.lock.close)
+        await asyncio.to_thread(self.lock.close, self.holder if self.hosting else None)
 
     def health(self) -> dict[str, object]:
         return {"self": self.serving, "url": self.host_url}
+
+
+def takeover_grace(last: Beat | None, holder: str) -> float | None:
+    """Seconds a gateway that took the lock waits before starting the engines, given the row it
+    read (strata.storage.engine_lock's timing argument); None: the last host still holds them."""
+    if last is None or last.released or last.holder == holder:
+        return TAKEOVER_GRACE
+    answer = probe(last.url, last.holder)
+    if answer is None:  # no answer: it may run them until its KEEP is out
+        return max(TAKEOVER_GRACE, KEEP + MARGIN - last.age)
+    return None if answer else TAKEOVER_GRACE
+
+
+def probe(url: str, holder: str) -> bool | None:
+    """Ask the host at `url` whether it holds the takeover `holder`: True, False (it says no, or
+    nothing listens there: its process is gone), None (no answer within PROBE_TIMEOUT)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=PROBE_TIMEOUT)
+    try:
+        conn.request("GET", f"{PROBE_PATH}?holder={quote(holder)}", headers={"accept": "application/json"})
+        answer = conn.getresponse()
+        doc = json.loads(answer.read(4096))
+        return answer.status == 200 and isinstance(doc, dict) and doc.get("holds") is True
+    except ConnectionRefusedError:
+        return False
+    except (OSError, http.client.HTTPException):
+        return None  # timed out, unreachable, cut off
+    except ValueError:
+        return False  # it answers, but not as a Strata that holds the engines
+    finally:
+        conn.close()
 
 
 def _unavailable(codec: object, request_id: str) -> HttpResponse:

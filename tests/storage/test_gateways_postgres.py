@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -38,6 +39,7 @@ from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
 from strata.protocol import codec_for_request
 from strata.protocol.http import Headers, HttpRequest
+from strata.storage.engine_lock import KEEP, MARGIN, Beat, EngineHostLock, held_unless_hosted
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.cloudwatch.helpers import metric_total
@@ -450,8 +452,59 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
 
 
-def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
+def test_a_taker_of_the_lock_waits_for_a_silent_host_and_leaves_a_live_one_its_engines(
     gateways: list[StrataProcess], metadata_url: str
+) -> None:
+    """What a gateway that took `strata:engines` makes of the last host (engine_lock's timing
+    argument): alive and holding its takeover -> leave it the engines; its URL refused (the process
+    is gone) or answering "not mine" -> the usual grace; silent (a lost machine, which may run them
+    until its KEEP is out) -> wait until it must have fenced, by the heartbeat's age."""
+    _until(lambda: any(g.health()["engine_host"]["self"] for g in gateways), "a gateway is the engine host")
+    with psycopg.connect(metadata_url, autocommit=True) as c:
+        holder, url, age = c.execute(
+            "SELECT holder, url, extract(epoch FROM now() - at)::float8 FROM engine_host.beat"
+        ).fetchone()  # type: ignore[misc]
+    assert engine_host.takeover_grace(Beat(holder, url, age, False), "me") is None
+    assert (
+        engine_host.takeover_grace(Beat("an-older-one", url, age, False), "me") == engine_host.TAKEOVER_GRACE
+    )
+    refused = f"http://127.0.0.1:{free_port()}"
+    assert engine_host.takeover_grace(Beat(holder, refused, age, False), "me") == engine_host.TAKEOVER_GRACE
+    with socket.socket() as silent:  # accepts (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        quiet = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert engine_host.takeover_grace(Beat(holder, quiet, 5.0, False), "me") == KEEP + MARGIN - 5.0
+        assert (
+            engine_host.takeover_grace(Beat(holder, quiet, 60.0, False), "me") == engine_host.TAKEOVER_GRACE
+        )
+    # a host that stopped cleanly, or this gateway's own earlier try: nothing to ask
+    assert engine_host.takeover_grace(Beat(holder, quiet, 1.0, True), "me") == engine_host.TAKEOVER_GRACE
+    assert engine_host.takeover_grace(Beat("me", quiet, 1.0, False), "me") == engine_host.TAKEOVER_GRACE
+
+
+def test_fsck_leaves_the_engines_to_a_host_that_may_still_run_them(pg_node: PgNode) -> None:
+    """The lock free but the row naming a host that did not stop cleanly, and beat lately: it may
+    be regaining its lock with its engines running, so fsck checks their files as in use (and lets
+    the lock go for it); once the row says it stopped cleanly, as offline."""
+    url = fresh_database("beat")
+    lock = EngineHostLock(url)
+    try:
+        assert lock.try_take()
+        lock.claim("a-host", "http://127.0.0.1:1")
+        lock.release()  # its session ended (a PostgreSQL restart), its engines may run
+        with held_unless_hosted(url) as free:
+            assert not free
+        assert lock.try_take()  # fsck did not keep the lock from the host
+        lock.close("a-host")  # a clean stop
+    finally:
+        lock.close()
+    with held_unless_hosted(url) as free:
+        assert free
+
+
+def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
+    gateways: list[StrataProcess], metadata_url: str, pg_node: PgNode
 ) -> None:
     hosts = _until(
         lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
@@ -538,16 +591,49 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
     assert described(host)["CacheClusterStatus"] == "available"
 
-    # Fencing: the new host's lock session ends under it (as when PostgreSQL loses sight of its
-    # machine): it kills its engines and exits, and the restarted gateway takes them over.
+    # PostgreSQL restarted under both: the host keeps its engines (the same Redis process, its
+    # data) and stays the host; the forwarder forwards to it again.
     engine_pid = int(back.info("server")["process_id"])
+    pg_node.stop()
+    pg_node.start()
+    _until(lambda: "kept the engines across a PostgreSQL reconnect" in other.log_path.read_text(), "kept", 30)
+    assert other.proc is not None and other.proc.poll() is None
+    assert int(back.info("server")["process_id"]) == engine_pid and back.get("kept") == "through the failover"
+    assert described(host)["CacheClusterStatus"] == "available"
+    assert other.health()["engine_host"]["self"] and not host.health()["engine_host"]["self"]
+
+    # Its lock session ended under it (pg_terminate_backend): the host takes the lock back if no
+    # one named itself in the lock's row meanwhile, or fences and the other takes over; never both.
+    kept = other.log_path.read_text().count("kept the engines across")
     with psycopg.connect(metadata_url, autocommit=True) as c:
-        c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
-            "'strata-engine-host' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
-        )
+        c.execute(_TERMINATE_HOST)
+    _until(
+        lambda: (
+            other.log_path.read_text().count("kept the engines across") > kept
+            or other.proc.poll() is not None
+        ),
+        "the host keeps its engines or fences",
+        30,
+    )
+    if other.proc.poll() is not None:  # it fenced: the other took them over
+        assert other.proc.returncode == EXIT_FENCED
+        _until(lambda: host.health()["engine_host"]["self"], "the other gateway takes them over")
+        host, other = other, host  # `other` hosts the engines from here on
+        host.start()  # the fenced one, back: it forwards
+        assert not host.health()["engine_host"]["self"]
+    else:
+        assert int(back.info("server")["process_id"]) == engine_pid
+        assert not host.health()["engine_host"]["self"]
+
+    # Fencing: a gateway named itself in the lock's row while the host's session was gone (as one
+    # that took the lock while PostgreSQL lost sight of the host's machine would): the host kills
+    # its engines and exits, and the restarted gateway takes them over.
+    engine_pid = int(_until(lambda: _info(endpoint), "the engine answers", 60)["process_id"])
+    with psycopg.connect(metadata_url, autocommit=True) as c:
+        c.execute("UPDATE engine_host.beat SET holder = 'another', url = %s", (other.endpoint,))
+        c.execute(_TERMINATE_HOST)
     assert other.proc is not None and other.proc.wait(timeout=30) == EXIT_FENCED
-    assert "lost the engine host's lock" in other.log_tail()
+    assert "another gateway took the engines over" in other.log_tail()
     assert not psutil.pid_exists(engine_pid) or psutil.Process(engine_pid).status() == psutil.STATUS_ZOMBIE
     _until(lambda: host.health()["engine_host"]["self"], "the restarted gateway becomes the engine host")
     again = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
@@ -624,6 +710,19 @@ def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, c
     with pytest.raises(ClientError) as denied:
         plain.describe_cache_clusters(CacheClusterId=cid)
     assert _code(denied) == "AccessDenied"
+
+
+_TERMINATE_HOST = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+    "'strata-engine-host/beat' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+)
+
+
+def _info(endpoint: dict) -> dict | None:
+    try:
+        return redis.Redis(endpoint["Address"], endpoint["Port"]).info("server")
+    except redis.RedisError:
+        return None
 
 
 def _answers(client: redis.Redis, key: str) -> str | None:
