@@ -14,6 +14,9 @@ the endpoints with loopback addresses of their own (`public_host`: Aurora reader
 endpoints, ElastiCache reader and node endpoints, EFS mount targets), each served with its port on
 its pool address. An EFS mount target may ask for a pool address (`take_public_host`) and frees
 it when deleted (`forget_public_host`): its loopback address is its own, never used again.
+The pool addresses given are recorded (`EngineAddress.state`: Settings.engine_addresses_record,
+with --metadata shared under the engines' state so every engine host serves the same ones),
+written durably and read again whenever the file changed.
 
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
