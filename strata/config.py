@@ -34,9 +34,8 @@ class ConfigError(Exception):
 
 
 MAX_ENGINE_ADDRESSES = 256  # one `--engine-address` list or range (a /24's worth)
-ENGINE_ADDRESSES_RECORD = (
-    "engine-addresses.json"  # the pool addresses given (Settings.engine_addresses_record)
-)
+# The pool addresses given to loopback endpoints (Settings.engine_addresses_record)
+ENGINE_ADDRESSES_RECORD = "engine-addresses.json"
 
 
 @dataclass(frozen=True)
