@@ -34,6 +34,8 @@ class ConfigError(Exception):
 
 
 MAX_ENGINE_ADDRESSES = 256  # one `--engine-address` list or range (a /24's worth)
+# The pool addresses given to loopback endpoints (Settings.engine_addresses_record)
+ENGINE_ADDRESSES_RECORD = "engine-addresses.json"
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,15 @@ class Settings:
         if self.engine_address is None:
             return None
         parsed = parse_engine_address(self.engine_address)
-        return replace(parsed, state=str(self.data_dir / "engine-addresses.json")) if parsed.pool else parsed
+        return replace(parsed, state=str(self.engine_addresses_record)) if parsed.pool else parsed
+
+    @property
+    def engine_addresses_record(self) -> Path:
+        """Where the pool addresses given to loopback endpoints are recorded (floating.public_host).
+        With --metadata it lives with the engines' state (`engines_dir`, shared by every gateway),
+        so a gateway taking the engines over serves each endpoint on the pool address clients
+        know; otherwise in the data dir."""
+        return (self.engines_dir if self.metadata else self.data_dir) / ENGINE_ADDRESSES_RECORD
 
     @property
     def is_loopback(self) -> bool:

@@ -14,6 +14,9 @@ the endpoints with loopback addresses of their own (`public_host`: Aurora reader
 endpoints, ElastiCache reader and node endpoints, EFS mount targets), each served with its port on
 its pool address. An EFS mount target may ask for a pool address (`take_public_host`) and frees
 it when deleted (`forget_public_host`): its loopback address is its own, never used again.
+The pool addresses given are recorded (`EngineAddress.state`: Settings.engine_addresses_record,
+with --metadata shared under the engines' state so every engine host serves the same ones),
+written durably and read again whenever the file changed.
 
 The address itself is claimed by the machine that runs the engines (`claim`) and released by one
 that stops (`release`); a claim announces the new owner with a gratuitous ARP, so peers whose ARP
@@ -33,6 +36,7 @@ import threading
 from pathlib import Path
 
 from strata.config import EngineAddress, parse_engine_address
+from strata.storage.blobs import fsync_path, write_durably
 
 __all__ = [
     "EngineAddress",
@@ -46,6 +50,7 @@ __all__ = [
     "public_host",
     "take_public_host",
     "forget_public_host",
+    "adopt_record",
     "nft_addresses",
 ]
 
@@ -105,7 +110,8 @@ def nft_addresses(exposed: EngineAddress) -> str:
 
 
 _LOOPBACK = "127.0.0.1"
-_assigned: dict[str, dict[str, str]] = {}  # state file -> loopback address -> pool address
+# state file -> (its stamp when read, loopback address -> pool address)
+_assigned: dict[str, tuple[tuple[int, int, int] | None, dict[str, str]]] = {}
 _assigning = threading.Lock()
 _exhausted_logged: set[tuple[str, str]] = set()
 
@@ -183,21 +189,60 @@ def forget_public_host(exposed: EngineAddress, host: str) -> None:
 
 
 def _table(state: str) -> dict[str, str]:
-    """The record of `state` (loopback address -> pool address), read once per process."""
-    table = _assigned.get(state)
-    if table is None:
-        try:
-            table = json.loads(Path(state).read_text())
-        except (OSError, ValueError):
-            table = {}
-        _assigned[state] = table
+    """The record of `state` (loopback address -> pool address), read again whenever the file
+    changed since this process last read or wrote it: with --metadata it is shared (under the
+    engines' state), so a gateway that becomes the engine host after another assigned addresses
+    there must see those, not a copy it read earlier. One stat a call: assignments are rare and the
+    file is small."""
+    seen = _stamp(state)
+    cached = _assigned.get(state)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    try:
+        table = json.loads(Path(state).read_text())
+    except (OSError, ValueError):
+        table = {}
+    _assigned[state] = (seen, table)
     return table
 
 
+def _stamp(state: str) -> tuple[int, int, int] | None:
+    """What tells one version of the record from another (each write replaces the file)."""
+    try:
+        st = os.stat(state)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _save(state: str, table: dict[str, str]) -> None:
-    tmp = Path(f"{state}.tmp")
-    tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-    os.replace(tmp, state)
+    """Write the record durably (an address clients know must survive a power loss too)."""
+    path = Path(state)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_durably(path, json.dumps(table, indent=1, sort_keys=True).encode())
+    _assigned[state] = (_stamp(state), table)
+
+
+def adopt_record(exposed: EngineAddress | None, legacy: Path) -> None:
+    """Move a record kept before it was shared (a gateway's own `DATA_DIR/engine-addresses.json`)
+    to `exposed.state` (with --metadata, under the engines' state on the blob dir) when no shared
+    record exists yet: the first engine host after an upgrade keeps the addresses clients know.
+    Once a shared record exists it wins, and a gateway's own one is left as it is (logged): the
+    shared one is what every later host reads."""
+    if exposed is None or exposed.state is None or not legacy.is_file():
+        return
+    target = Path(exposed.state)
+    if target == legacy:
+        return
+    with _assigning:
+        if target.exists():
+            log.info("engine address pool: %s is not used (%s is the record)", legacy, target)
+            return
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_durably(target, legacy.read_bytes())
+        legacy.unlink()
+        fsync_path(legacy.parent)
+        log.warning("engine address pool: the record %s moved to %s", legacy, target)
 
 
 def announce(address: str, dev: str, count: int = ANNOUNCEMENTS) -> None:

@@ -53,7 +53,7 @@ import httptools
 import psutil
 import psycopg
 
-from strata.config import EngineAddress, Settings
+from strata.config import ENGINE_ADDRESSES_RECORD, EngineAddress, Settings
 from strata.engines import floating
 from strata.gateway.forward import (
     FORWARDED_BY,
@@ -104,6 +104,7 @@ class EngineHost:
     def __init__(self, settings: Settings, services: ServiceTable) -> None:
         self.url = settings.advertise_url or settings.endpoint
         self.address = settings.exposed_engines  # claimed while this gateway hosts (None: loopback)
+        self.own_record = settings.data_dir / ENGINE_ADDRESSES_RECORD  # before the record was shared
         self.services = services
         self.lock = EngineHostLock(settings.metadata or "")
         self.serving = False  # the engine services run here
@@ -191,6 +192,10 @@ class EngineHost:
             except OSError as e:  # the engines still serve it once the address comes here
                 log.warning("--metadata: cannot claim the engine address: %s", e)
         shared_faults.claim()  # the last host's FIS faults ended with it, on every gateway
+        try:
+            await asyncio.to_thread(floating.adopt_record, self.address, self.own_record)
+        except OSError as e:  # the endpoints then take pool addresses afresh (as on a first start)
+            log.warning("--metadata: cannot move %s to the engines' state: %s", self.own_record, e)
         try:
             await self.services.host_engines()
             await asyncio.to_thread(self.lock.advertise, self.url, self.token)

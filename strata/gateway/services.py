@@ -61,7 +61,11 @@ class ServiceTable:
         deferred, self.deferred = self.deferred, []
         root = self.settings.engines_dir
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        settings = dataclasses.replace(self.settings, data_dir=root)
+        # (blob_dir set: their engines_dir is then this tree too, where the engine address pool's
+        # record is: Settings.engine_addresses_record)
+        settings = dataclasses.replace(
+            self.settings, data_dir=root, blob_dir=self.settings.blob_dir or self.settings.data_dir
+        )
         progress = root / "scheduler.json"
         before = scheduler.rule_names()
         scheduler.adopt_progress(progress)

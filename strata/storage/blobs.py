@@ -235,3 +235,21 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace the small file `path` with `data` so that a kill -9 or a power loss leaves either the
+    old content or the new, never an empty or missing file: a temp file beside it (`*.tmp`, which
+    `strata fsck --repair` removes if one is left), fsynced, renamed over it, and the directory fsynced (a rename is
+    durable only once its directory is)."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_path(path.parent)

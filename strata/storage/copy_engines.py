@@ -5,7 +5,10 @@ With --metadata the engine services (storage.shared.ON_ENGINE_HOST) run on the e
 them with settings whose data_dir is that tree). So a data dir's engine state moves by copying
 what those providers read under their data dir to the same relative place there: each service's
 directory (SQLite files, engine data dirs, run state, EBS blocks, EFS volumes), `engines/` (the
-ports table), `tls/` (the authority clients of TLS caches trust) and the engine rules' progress.
+ports table), `tls/` (the authority clients of TLS caches trust), the engine rules' progress and
+the record of the pool addresses given to engine endpoints (`engine-addresses.json`: with
+--metadata it is kept there, Settings.engine_addresses_record, so endpoints keep the addresses
+clients know).
 
 What makes a copy safe:
 - Owners, modes, hard links, ACLs and sparse files are kept (`rsync -aHAXS --numeric-ids`, or
@@ -31,6 +34,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+from strata.config import ENGINE_ADDRESSES_RECORD
 from strata.storage.blobs import fsync_path
 from strata.storage.shared import ON_ENGINE_HOST
 
@@ -57,7 +61,9 @@ class EnginesNotMoved(Exception):
 
 def copy_engines(data_dir: Path, target: Path) -> list[str]:
     """Copy `data_dir`'s engine state into `target` (`<blob dir>/engines`); the entries moved."""
-    entries = [n for n in (*ON_ENGINE_HOST, "engines", "tls") if (data_dir / n).exists()]
+    entries = [
+        n for n in (*ON_ENGINE_HOST, "engines", "tls", ENGINE_ADDRESSES_RECORD) if (data_dir / n).exists()
+    ]
     if not entries:
         return []
     if target.exists() and any(target.iterdir()):
@@ -116,6 +122,9 @@ def _rewritten(name: str) -> bool:
 
 def _copy_tree(src: Path, dst: Path) -> None:
     """`src` as `dst`, with owners, modes, links, ACLs, attributes and holes."""
+    if not src.is_dir():  # the engine address pool's record
+        shutil.copy2(src, dst)
+        return
     if shutil.which("rsync"):
         cmd = ["rsync", "-aHAXS", "--numeric-ids", f"{src}/", f"{dst}/"]
     else:

@@ -25,6 +25,7 @@ from strata.config import ConfigError, EngineAddress, Settings, parse_engine_add
 from strata.engines.blackhole import Blackhole
 from strata.engines.endpoint import EndpointRouter
 from strata.engines.floating import (
+    adopt_record,
     claim_all,
     forget_public_host,
     holds,
@@ -213,6 +214,45 @@ def test_pool_addresses_are_kept_and_run_out(tmp_path: Path) -> None:
     assert take_public_host(wider, "127.100.0.7", "10.0.0.53")
     assert public_host(wider, "127.100.0.7", assign=False) == "10.0.0.53"
     assert json.loads(Path(wider.state or "").read_text())["127.100.0.7"] == "10.0.0.53"
+
+
+def test_pool_record_lives_with_the_engines_and_is_read_anew(tmp_path: Path) -> None:
+    """With --metadata the record is under the engines' state (one for every gateway, so a new
+    engine host serves endpoints on the addresses clients know), a gateway's own record moves
+    there once, and a process sees what another wrote after it first read the record."""
+    data, blobs = tmp_path / "data", tmp_path / "blobs"
+    alone = Settings(data_dir=data, engine_address="10.0.0.50-10.0.0.52/lo").exposed_engines
+    assert alone is not None and alone.state == str(data / "engine-addresses.json")
+    shared = Settings(
+        data_dir=data,
+        blob_dir=blobs,
+        metadata="postgresql://db/strata",
+        engine_address="10.0.0.50-10.0.0.52/lo",
+    ).exposed_engines
+    assert shared is not None and shared.state == str(blobs / "engines" / "engine-addresses.json")
+    # an engine host that kept a record of its own before: moved, once, when none is shared yet
+    data.mkdir()
+    Path(alone.state or "").write_text('{"127.0.1.1": "10.0.0.52"}')
+    adopt_record(shared, Path(alone.state or ""))
+    assert not Path(alone.state or "").exists()
+    assert public_host(shared, "127.0.1.1") == "10.0.0.52"
+    Path(alone.state or "").write_text('{"127.0.1.1": "10.0.0.51"}')
+    adopt_record(shared, Path(alone.state or ""))  # the shared one wins; this one is left as it is
+    assert public_host(shared, "127.0.1.1") == "10.0.0.52"
+    # another gateway, host meanwhile, frees it and gives it to another endpoint: seen here
+    code = (
+        "import sys\nfrom strata.config import EngineAddress\n"
+        "from strata.engines.floating import forget_public_host, public_host\n"
+        "e = EngineAddress('10.0.0.50', 'lo', ('10.0.0.51', '10.0.0.52'), sys.argv[1])\n"
+        "forget_public_host(e, '127.0.1.1')\nprint(public_host(e, '127.100.0.9'), public_host(e, '127.0.0.2'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, shared.state or ""], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.stdout.split() == ["10.0.0.51", "10.0.0.52"], done.stderr
+    assert public_host(shared, "127.0.1.1", assign=False) is None
+    assert public_host(shared, "127.0.0.2", assign=False) == "10.0.0.52"
+    assert sorted(p.name for p in (blobs / "engines").iterdir()) == ["engine-addresses.json"]  # no temp left
 
 
 def test_floating_address_moves_between_machines(lan: Lan) -> None:

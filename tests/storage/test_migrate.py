@@ -438,6 +438,8 @@ def _fsck_the_engines_with_no_host(url: str, blobs: Path, lost_block: str) -> No
 def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp_path: Path) -> None:
     """What cannot be moved safely is not moved at all: a file (not a record or a configuration
     Strata rewrites) holding the data dir's path, or a target tree that exists already."""
+    from strata.config import Settings
+    from strata.fsck import check_data_dir
     from strata.storage.copy_engines import EnginesNotMoved, copy_engines
 
     data, target = tmp_path / "data", tmp_path / "blobs" / "engines"
@@ -459,7 +461,14 @@ def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp
         copy_engines(data, target)
 
     (data / "ec2" / "to-the-volume").unlink()
-    assert copy_engines(data, target) == ["rds", "ec2"]
+    record = '{"127.0.1.1": "10.0.0.51"}'  # the engine address pool's: kept with the engines' state
+    (data / "engine-addresses.json").write_text(record)
+    assert copy_engines(data, target) == ["rds", "ec2", "engine-addresses.json"]
+    assert (target / "engine-addresses.json").read_text() == record
+    assert Settings(
+        data_dir=data, blob_dir=target.parent, metadata="postgresql://h/d"
+    ).engine_addresses_record == (target / "engine-addresses.json")
+    assert not check_data_dir(target, include_services=("ec2",)).findings  # fsck finds nothing amiss
     moved = (target / conf.relative_to(data)).read_text()
     assert moved == f"archive_command = 'cp %p {target}/rds/instances/db/archive/%f'\n"
     assert (

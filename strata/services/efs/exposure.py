@@ -4,7 +4,7 @@ A mount target's NFS servers listen on a loopback address of its own (exports.py
 (the file system root) and 2050 (its access points, through the credential proxy), so without
 more than one engine address it serves this machine only. With a pool, its loopback address takes
 a pool address the way a cache node's does (floating.public_host: the next free one, recorded in
-DATA_DIR/engine-addresses.json and kept across restarts), and two routes of EFS's own endpoint
+Settings.engine_addresses_record and kept across restarts and engine host takeovers), and two routes of EFS's own endpoint
 router (kernel DNAT on PREROUTING, or HAProxy where nft cannot be used) send that address's ports
 2049 and 2050 to the servers. DescribeMountTargets then shows the pool address as IpAddress, the
 mount target's security groups guard it too (mounts.py `_guard`: the client's own address is

@@ -1,8 +1,9 @@
 """EFS: shared NFS file systems with mount targets, access points and an IA lifecycle.
 
 Contents:
-- this module: file systems (Create/Describe/Update/Delete), tags, lifecycle configuration,
-  backup policy, file system policy, account preferences;
+- this module: file systems (Create/Describe/Update/Delete), lifecycle configuration, backup
+  policy, file system policy, account preferences;
+- `tags`: the tags of file systems and access points (TagsMixin);
 - `mounts`: mount targets and access points (MountTargetsMixin);
 - `throughput`, `throughput_ops`: throughput limits and Bursting credits (ThroughputMixin);
 - `exports`: file system directories and the ganesha NFS servers behind each mount target;
@@ -44,6 +45,7 @@ from strata.services.efs.exports import Exports
 from strata.services.efs.keys import VolumeKeys
 from strata.services.efs.mounts import MountTargetsMixin
 from strata.services.efs.own_volume import move_to_own_volume, remove_leftover
+from strata.services.efs.tags import TagsMixin
 from strata.services.efs.throughput import SETTLE_SECONDS, ThroughputLimits
 from strata.services.efs.throughput import unsupported as throughput_unsupported
 from strata.services.efs.throughput_ops import ThroughputMixin
@@ -64,7 +66,7 @@ def _iso(ts: float) -> datetime:
 
 
 @refusing("efs")
-class EFSProvider(MountTargetsMixin, ThroughputMixin):
+class EFSProvider(MountTargetsMixin, ThroughputMixin, TagsMixin):
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.store = MetadataStore(runtime.data_dir / "efs.db", fsync=runtime.settings.fsync, schema=SCHEMA)
@@ -482,64 +484,6 @@ class EFSProvider(MountTargetsMixin, ThroughputMixin):
             doc["protection"] = wanted
             self.store.put_doc("fs", doc["id"], doc)
         return {"ReplicationOverwriteProtection": doc.get("protection", "ENABLED")}
-
-    # -- tags --------------------------------------------------------------------------------------
-
-    def _resource(self, ctx: RequestContext, resource_id: str) -> tuple[str, dict]:
-        if "fsap-" in resource_id:
-            ap = self._access_point(ctx, resource_id)
-            return "ap", ap
-        return "fs", self._fs(ctx, resource_id)
-
-    def _set_tags(self, kind: str, doc: dict, tags: dict[str, str]) -> None:
-        doc["tags"] = tags
-        self.store.put_doc(kind, doc["id"], doc)
-
-    def create_tags(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        doc = self._fs(ctx, req["FileSystemId"])
-        self._set_tags("fs", doc, lim.check_tags(req["Tags"], doc["tags"]))
-        return {}
-
-    def delete_tags(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        doc = self._fs(ctx, req["FileSystemId"])
-        self._set_tags("fs", doc, {k: v for k, v in doc["tags"].items() if k not in req["TagKeys"]})
-        return {}
-
-    def describe_tags(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        doc = self._fs(ctx, req["FileSystemId"])
-        items = [{"id": f"{i:08d}", **t} for i, t in enumerate(lim.tag_list(doc["tags"]))]
-        shown, marker = lim.page(items, req.get("Marker"), req.get("MaxItems") or 100)
-        out: dict[str, Any] = {"Tags": [{"Key": t["Key"], "Value": t["Value"]} for t in shown]}
-        if req.get("Marker"):
-            out["Marker"] = req["Marker"]
-        if marker:
-            out["NextMarker"] = marker
-        return out
-
-    def tag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        kind, doc = self._resource(ctx, req["ResourceId"])
-        self._set_tags(kind, doc, lim.check_tags(req["Tags"], doc["tags"]))
-        return {}
-
-    def untag_resource(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        kind, doc = self._resource(ctx, req["ResourceId"])
-        self._set_tags(kind, doc, {k: v for k, v in doc["tags"].items() if k not in req["TagKeys"]})
-        return {}
-
-    def list_tags_for_resource(self, ctx: RequestContext, req: dict) -> dict:
-        self._check(ctx, req)
-        _, doc = self._resource(ctx, req["ResourceId"])
-        items = [{"id": f"{i:08d}", **t} for i, t in enumerate(lim.tag_list(doc["tags"]))]
-        shown, token = lim.page(items, req.get("NextToken"), req.get("MaxResults") or 100)
-        out: dict[str, Any] = {"Tags": [{"Key": t["Key"], "Value": t["Value"]} for t in shown]}
-        if token:
-            out["NextToken"] = token
-        return out
 
     # -- lifecycle, backup, policy, preferences ----------------------------------------------------
 
