@@ -11,6 +11,10 @@ account settings) safe with several gateways: every change bumps a counter in th
 a reader compares it with the counter its cache was built at (one indexed read, ~0.1 ms on
 loopback) before it trusts the cache. So a key deleted through gateway A is refused by gateway B on
 the very next request. On SQLite (one gateway) both are no-ops: the cache is always current.
+That read is made once per request, off the event loop: the gateway awaits the cache's check in
+the store's read threads (`store.read`) at the request's start and marks the request `checked`;
+the request's later checks, outside writes, trust it (a stopped PostgreSQL then stalls that
+request, not the gateway).
 
 `live` is how many gateways share the cloud now (strata.storage.coordination counts them; 1 on
 SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB's capacity).
@@ -18,6 +22,7 @@ SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB'
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,19 @@ def is_shared(store: object) -> bool:
     return not isinstance(getattr(store, "docs", store), MetadataStore)
 
 
+def _request_task() -> object:
+    """The asyncio task (a request) running on this thread, or None (another thread)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _in_write(store: Any) -> bool:
+    """Whether this thread is inside one of `store`'s writes (its writer connection's transaction)."""
+    return bool(getattr(getattr(store, "conn", None), "in_transaction", False))
+
+
 class Freshness:
     """A change counter stored beside a per-process cache; see the module docstring."""
 
@@ -91,6 +109,9 @@ class Freshness:
         self.name = name
         self.shared = is_shared(store)
         self.seen = self._stored() if self.shared else 0
+        # The request (its asyncio task) whose start checked the counter off the event loop: its
+        # later checks outside a write need not read it again (`changed`).
+        self.checked: object = None
 
     def _stored(self) -> int:
         doc = self.store.get_doc(self.KIND, self.name)
@@ -102,6 +123,8 @@ class Freshness:
         after: a change landing during the rebuild is then seen by the next check. Inside a write
         it reads the write's own view, under the store's lock."""
         if not self.shared:
+            return None
+        if self.checked is not None and self.checked is _request_task() and not _in_write(self.store):
             return None
         stored = self._stored()
         return stored if stored != self.seen else None
