@@ -14,7 +14,6 @@ Keys: the loopback test key, STRATA_ACCESS_KEY_ID and the users file's root keys
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -185,14 +184,13 @@ class Directory:
     async def follow(self) -> None:
         """`_follow` for a request about to be authenticated, with its reads in the store's read
         threads (the event loop serves others meanwhile); the request's own look-ups then trust
-        the check (Freshness.checked). Called when `needs_follow`."""
+        the check (`Freshness.checked`). Called when `needs_follow`."""
         fresh = self._fresh
         assert fresh is not None
-        task = asyncio.current_task()
         fetched = await self.db.read(self._fetch)
         with self._lock:
             self._apply(fetched)
-        fresh.checked = task
+        fresh.checked()
 
     def needs_follow(self, request: Any) -> bool:
         """Whether a request's authentication may read the store (several gateways): not when it

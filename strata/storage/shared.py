@@ -12,9 +12,9 @@ a reader compares it with the counter its cache was built at (one indexed read, 
 loopback) before it trusts the cache. So a key deleted through gateway A is refused by gateway B on
 the very next request. On SQLite (one gateway) both are no-ops: the cache is always current.
 That read is made once per request, off the event loop: the gateway awaits the cache's check in
-the store's read threads (`store.read`) at the request's start and marks the request `checked`;
-the request's later checks, outside writes, trust it (a stopped PostgreSQL then stalls that
-request, not the gateway).
+the store's read threads (`store.read`) at the request's start and marks it checked for the
+request (`checked`: a context variable, so per asyncio task); the request's later checks, outside
+writes, trust it (a stopped PostgreSQL then stalls that request, not the gateway).
 
 `live` is how many gateways share the cloud now (strata.storage.coordination counts them; 1 on
 SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB's capacity).
@@ -22,7 +22,7 @@ SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB'
 
 from __future__ import annotations
 
-import asyncio
+import contextvars
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,8 @@ def is_shared(store: object) -> bool:
     return not isinstance(getattr(store, "docs", store), MetadataStore)
 
 
-def _request_task() -> object:
-    """The asyncio task (a request) running on this thread, or None (another thread)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
+# The Freshness counters checked for the request running in this context (`Freshness.checked`).
+_CHECKED: contextvars.ContextVar[tuple[Freshness, ...]] = contextvars.ContextVar("fresh_checked", default=())
 
 
 def _in_write(store: Any) -> bool:
@@ -109,9 +105,6 @@ class Freshness:
         self.name = name
         self.shared = is_shared(store)
         self.seen = self._stored() if self.shared else 0
-        # The request (its asyncio task) whose start checked the counter off the event loop: its
-        # later checks outside a write need not read it again (`changed`).
-        self.checked: object = None
 
     def _stored(self) -> int:
         doc = self.store.get_doc(self.KIND, self.name)
@@ -124,10 +117,17 @@ class Freshness:
         it reads the write's own view, under the store's lock."""
         if not self.shared:
             return None
-        if self.checked is not None and self.checked is _request_task() and not _in_write(self.store):
-            return None
+        if self in _CHECKED.get() and not _in_write(self.store):
+            return None  # checked at the start of this request (`checked`)
         stored = self._stored()
         return stored if stored != self.seen else None
+
+    def checked(self) -> None:
+        """Say the request running in this context (its asyncio task) checked the counter, and
+        brought the cache up to date: its later `changed()` outside a write answer None."""
+        done = _CHECKED.get()
+        if self not in done:
+            _CHECKED.set((*done, self))
 
     def bump(self) -> None:
         """Count a change (call inside the store write that makes it)."""
