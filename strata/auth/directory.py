@@ -179,30 +179,71 @@ class Directory:
         gateway is refused here on the next request."""
         assert self._fresh is not None
         with self._lock:
-            stored = self._fresh.changed()
-            if stored is None:
-                return
-            self._read_all()
-            self._fresh.seen = stored
-            self.generation = next(_GENERATIONS)
-            self._principals.clear()
-            self._sets.clear()
+            self._apply(self._fetch())
 
-    def _read_all(self) -> None:
-        for table in (self.users, self.groups, self.roles, self.instance_profiles, self.policies, self.keys):
-            table.clear()
-        for kind, table in (
-            ("user", self.users),
-            ("group", self.groups),
-            ("role", self.roles),
-            ("instance_profile", self.instance_profiles),
-        ):
-            for doc in self.db.list_docs(kind):
-                table[(doc["account"], doc[_NAME[kind]].lower())] = doc
-        for doc in self.db.list_docs("policy"):
-            self.policies[doc["Arn"]] = doc
-        for doc in self.db.list_docs("key"):
-            self.keys[doc["AccessKeyId"]] = doc
+    async def follow(self) -> None:
+        """`_follow` for a request about to be authenticated, with its reads in the store's read
+        threads (the event loop serves others meanwhile); the request's own look-ups then trust
+        the check (`Freshness.checked`). Called when `needs_follow`."""
+        fresh = self._fresh
+        assert fresh is not None
+        fetched = await self.db.read(self._fetch)
+        with self._lock:
+            self._apply(fetched)
+        fresh.checked()
+
+    def needs_follow(self, request: Any) -> bool:
+        """Whether a request's authentication may read the store (several gateways): not when it
+        is signed with an account root's key, known without the store (a best guess from the
+        Authorization header or X-Amz-Credential; unsure: True, and the check is made)."""
+        if not self.shared or self._fresh is None:
+            return False
+        auth = request.headers.get("authorization") or ""
+        i = auth.find("Credential=")
+        if i >= 0:
+            key = auth[i + 11 : auth.find("/", i)]
+        elif auth:
+            return True  # another scheme (SigV2)
+        elif request.query_string:
+            query = request.query_dict()
+            key = query.get("X-Amz-Credential", "").partition("/")[0] or query.get("AWSAccessKeyId", "")
+        else:
+            key = ""
+        return bool(key) and key not in self.roots  # no key: unsigned, nothing to look up
+
+    def _fetch(self) -> tuple[int, dict[str, list[dict]]] | None:
+        """The stored counter and every document, if another gateway changed IAM; else None.
+        Reads only (it may run in a read thread): `_apply` makes them this process's state."""
+        assert self._fresh is not None
+        stored = self._fresh.changed()
+        if stored is None:
+            return None
+        return stored, {kind: self.db.list_docs(kind) for kind in (*_NAME, "policy", "key")}
+
+    def _apply(self, fetched: tuple[int, dict[str, list[dict]]] | None) -> None:
+        if fetched is None:
+            return
+        stored, docs = fetched
+        self._read_all(docs)
+        assert self._fresh is not None
+        self._fresh.seen = stored
+        self.generation = next(_GENERATIONS)
+        self._principals.clear()
+        self._sets.clear()
+
+    def _read_all(self, docs: dict[str, list[dict]] | None = None) -> None:
+        """Make the stored documents (`docs`, or read now) the directory's state; each table is
+        replaced whole, so a reader on another thread sees the old one or the new one."""
+        if docs is None:
+            docs = {kind: self.db.list_docs(kind) for kind in (*_NAME, "policy", "key")}
+        for kind in _NAME:
+            setattr(
+                self,
+                _TABLES[kind],
+                {(doc["account"], doc[_NAME[kind]].lower()): doc for doc in docs[kind]},
+            )
+        self.policies = {doc["Arn"]: doc for doc in docs["policy"]}
+        self.keys = {doc["AccessKeyId"]: doc for doc in docs["key"]}
 
     def close(self) -> None:
         if self._db is not None:
@@ -453,6 +494,7 @@ _NAME = {
     "role": "RoleName",
     "instance_profile": "InstanceProfileName",
 }
+_TABLES = {"user": "users", "group": "groups", "role": "roles", "instance_profile": "instance_profiles"}
 
 
 def user_principal(user: dict, access_key: str) -> Principal:

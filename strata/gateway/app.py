@@ -69,6 +69,10 @@ class StrataApp:
         self.services = ServiceTable(settings)
         # with --metadata: which gateway runs the engine services (None: this one, always)
         self.engine_host = EngineHost(settings, self.services) if settings.metadata else None
+        # Several gateways on PostgreSQL: what a request's authorization and operation read from
+        # the store (IAM's change counter, S3's bucket row) is read first, off the event loop
+        # (Directory.follow, a provider's `_prefetch`), so their synchronous look-ups find it checked.
+        self.shared = settings.metadata is not None
         self.directory = directory_for(settings)
         self.auth = Authenticator(settings)
         self.hosts = HostPolicy(settings)
@@ -186,8 +190,15 @@ class StrataApp:
                     request.body = await body.read()
                 op, path_params = codec.find_operation(request)
             op_name = op.name
+            if self.shared:  # several gateways: the store's reads off the event loop, once a request
+                if self.directory.needs_follow(request):
+                    await self.directory.follow()
             principal = self.auth.authenticate(request, service, op_name)
             params = codec.parse(op, request, path_params)
+            if self.shared:
+                prefetch = getattr(self.services.provider(service), "_prefetch", None)
+                if prefetch is not None:
+                    await prefetch(params)
             # FIS API faults: only while an experiment injects one (an empty dict otherwise). After
             # the parse, so the request metrics count a faulted call against its table or bucket
             # (an alarm on SystemErrors or ThrottledRequests sees the experiment, as it should).

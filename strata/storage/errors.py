@@ -37,8 +37,8 @@ def disk_refused(exc: BaseException) -> bool:
                 return True
         if type(e).__module__.startswith("psycopg"):  # not imported here: SQLite-only gateways
             state = getattr(e, "sqlstate", None)
-            if state is None and type(e).__name__ == "OperationalError":  # no answer at all
-                return True
+            if state is None and type(e).__name__ in ("OperationalError", "PoolTimeout"):
+                return True  # no answer at all, or no pooled connection free within READ_WAIT
             if state is not None and state.startswith(_PG_STATES):
                 return True
         e = e.__cause__ or e.__context__

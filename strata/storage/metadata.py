@@ -107,6 +107,11 @@ class MetadataStore:
             return self.writer.write_in_thread(fn)
         return self.writer.write(fn)
 
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (reads through this store) at once on the calling thread: a local SQLite read
+        takes microseconds, less than a hop to a thread would (PostgresStore runs it in one)."""
+        return fn()
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: all of it commits, or none of it on any exception; durable on exit.

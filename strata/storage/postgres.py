@@ -30,11 +30,16 @@ faster (SERIALIZABLE retried ~4 times per write).
 
 Reads (`reader()`, and `conn`/`execute`/`query` outside a write) borrow a pooled autocommit
 connection per statement: committed data only. `snapshot()` holds one in REPEATABLE READ.
+`read(fn)` runs a request's reads in the store's read threads (one per pooled connection), so the
+event loop goes on serving while they wait for the server: a round trip each, and while a failover
+or a stopped server answers nothing, as long as that lasts (bench/pg_loop.py measures both). A
+read waits at most READ_WAIT for a pooled connection; then it fails (psycopg_pool.PoolTimeout),
+which the gateway answers with a retryable 503 ServiceUnavailable (strata.storage.errors).
 
 Round trips: a group is BEGIN+lock+SAVEPOINT (one, sent as one simple query), one per statement
 of its writes (the RELEASE/SAVEPOINT between writes and the COMMIT are pipelined with them), and
 the COMMIT's wait for the WAL flush. A lone write of one statement: 3; in a busy group ~1 per
-statement. A read: 1 (it blocks its thread — the event loop's, for services — for that long).
+statement. A read: 1 (it blocks its thread for that long: a read thread's, through `read`).
 
 Known differences from SQLite a service must respect (see issue 22's note): a failed statement
 aborts the transaction up to the write's SAVEPOINT (catching the error inside `fn` and going on
@@ -46,6 +51,7 @@ INTEGER is BIGINT, REAL is DOUBLE PRECISION, INTEGER PRIMARY KEY numbered as SQL
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -53,6 +59,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -69,6 +76,10 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # ms a store's connection may leave bytes unacknowledged (or keepalives unanswered) before it is
 # given up: well above a loaded server's stall, well below TCP's own ~15 min.
 CONN_GIVES_UP = 20000
+# Seconds a read waits for a pooled connection (all busy: a slow or stopped server) before it fails
+# (503, retried by SDKs): a request's wait, below SDKs' 60 s read timeout, not the pool's 30 s
+# default on top of the statement's own wait.
+READ_WAIT = 10.0
 ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
 
 _DOCS_SCHEMA = """
@@ -215,9 +226,12 @@ class PostgresStore:
             kwargs=self._kwargs,
             num_workers=1,
             name=f"strata-{name}",
+            timeout=READ_WAIT,
             open=True,
         )
         self._reader = PgReader(self._pool)
+        # As many read threads as pooled connections: a read in a thread seldom waits for one.
+        self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix=f"strata-pg-read-{name}")
         self.executescript(_DOCS_SCHEMA + schema)
 
     def _setup(self) -> None:
@@ -267,6 +281,7 @@ class PostgresStore:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        self._readers.shutdown(wait=False, cancel_futures=True)
         self._pool.close()
         if self._wraw is not None:
             self._wraw.close()
@@ -286,6 +301,13 @@ class PostgresStore:
         self._queue.put((fn, fut))
         # Committed (or not) by the writer thread whatever happens to this caller.
         return await fut
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (reads through this store) in a read thread, in the caller's context; its
+        result. The event loop serves other requests, and /_strata/health, while it waits."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, contextvars.copy_context().run, fn
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:

@@ -11,6 +11,10 @@ account settings) safe with several gateways: every change bumps a counter in th
 a reader compares it with the counter its cache was built at (one indexed read, ~0.1 ms on
 loopback) before it trusts the cache. So a key deleted through gateway A is refused by gateway B on
 the very next request. On SQLite (one gateway) both are no-ops: the cache is always current.
+That read is made once per request, off the event loop: the gateway awaits the cache's check in
+the store's read threads (`store.read`) at the request's start and marks it checked for the
+request (`checked`: a context variable, so per asyncio task); the request's later checks, outside
+writes, trust it (a stopped PostgreSQL then stalls that request, not the gateway).
 
 `live` is how many gateways share the cloud now (strata.storage.coordination counts them; 1 on
 SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB's capacity).
@@ -18,6 +22,7 @@ SQLite): a limit AWS sets per table, not per server, is divided by it (DynamoDB'
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,15 @@ def is_shared(store: object) -> bool:
     return not isinstance(getattr(store, "docs", store), MetadataStore)
 
 
+# The Freshness counters checked for the request running in this context (`Freshness.checked`).
+_CHECKED: contextvars.ContextVar[tuple[Freshness, ...]] = contextvars.ContextVar("fresh_checked", default=())
+
+
+def _in_write(store: Any) -> bool:
+    """Whether this thread is inside one of `store`'s writes (its writer connection's transaction)."""
+    return bool(getattr(getattr(store, "conn", None), "in_transaction", False))
+
+
 class Freshness:
     """A change counter stored beside a per-process cache; see the module docstring."""
 
@@ -103,8 +117,17 @@ class Freshness:
         it reads the write's own view, under the store's lock."""
         if not self.shared:
             return None
+        if self in _CHECKED.get() and not _in_write(self.store):
+            return None  # checked at the start of this request (`checked`)
         stored = self._stored()
         return stored if stored != self.seen else None
+
+    def checked(self) -> None:
+        """Say the request running in this context (its asyncio task) checked the counter, and
+        brought the cache up to date: its later `changed()` outside a write answer None."""
+        done = _CHECKED.get()
+        if self not in done:
+            _CHECKED.set((*done, self))
 
     def bump(self) -> None:
         """Count a change (call inside the store write that makes it)."""

@@ -11,6 +11,7 @@ throwaway server of tests/storage/conftest.py; a store per test, named after its
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import os
@@ -190,6 +191,27 @@ def test_readers_see_committed_data_only(store: MetadataBackend) -> None:
     assert seen == {"inside": 7, "reader": None}
     assert _value(store, "r") == 7
     assert store.reader().execute("SELECT v FROM kv WHERE k = 'r'").fetchone()[0] == 7
+
+
+def test_read_answers_committed_data_in_the_callers_context_and_raises_its_error(
+    store: MetadataBackend,
+) -> None:
+    """`read(fn)`: fn's result or exception, fn in the caller's contextvars (PostgreSQL: in a read
+    thread, so the event loop serves others meanwhile; SQLite: at once)."""
+    asyncio.run(store.write(lambda: store.execute("INSERT INTO kv VALUES ('c', 3)")))
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+
+    async def reads() -> tuple[object, str]:
+        var.set("request")
+        return await store.read(lambda: (_value(store, "c"), var.get()))
+
+    assert asyncio.run(reads()) == (3, "request")
+
+    def fails() -> None:
+        store.execute("SELECT no_such_column FROM kv")
+
+    with pytest.raises(Exception, match="no_such_column"):
+        asyncio.run(store.read(fails))
 
 
 def test_snapshot_reads_one_state(store: MetadataBackend) -> None:

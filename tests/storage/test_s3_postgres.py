@@ -8,6 +8,7 @@ One server per module, on a database of its own in the session's throwaway Postg
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -311,6 +312,61 @@ def test_lifecycle_and_intelligent_tiering_run_on_postgresql(server: StrataProce
         "cold": "INTELLIGENT_TIERING",
     }
     assert s3.get_object(Bucket=b, Key="t/a")["Body"].read() == body
+
+
+def _postgres_processes(node: PgNode) -> list[int]:
+    """The server's postmaster and its children (backends, WAL writer, checkpointer ...)."""
+    postmaster = int((node.pgdata / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == postmaster:
+                pids.append(int(d.name))
+    return pids
+
+
+def test_the_gateway_answers_while_postgresql_is_stopped(
+    server: StrataProcess, s3, pg_node: PgNode, unique: str
+) -> None:
+    """Reads of the store run off the event loop (store.read): while PostgreSQL answers nothing
+    (SIGSTOP: a stalled server, a failover), requests that need it wait, and the gateway goes on
+    answering what needs no database (health, STS GetCallerIdentity of the root key); once it
+    answers again the waiting requests complete, without a 500."""
+    b = f"stop-{unique}"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"before")
+    quick = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 1})
+    sts = server.client("sts", config=quick)
+    results: dict[str, object] = {}
+
+    def get() -> None:
+        results["get"] = s3.get_object(Bucket=b, Key="k")["Body"].read()
+
+    def put() -> None:
+        results["put"] = s3.put_object(Bucket=b, Key="new", Body=b"during")["ETag"]
+
+    pids = _postgres_processes(pg_node)
+    waiting = [threading.Thread(target=get), threading.Thread(target=put)]
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        for t in waiting:
+            t.start()
+        # The GET's reads wait in a read thread; on the event loop they stalled everything below.
+        assert server.health()["pid"] == server.proc.pid  # type: ignore[union-attr]
+        assert sts.get_caller_identity()["Arn"].endswith(":root")
+        assert all(t.is_alive() for t in waiting)  # they need the database: still waiting
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    for t in waiting:
+        t.join(60)
+    assert results["get"] == b"before" and results["put"]
+    assert s3.get_object(Bucket=b, Key="new")["Body"].read() == b"during"
 
 
 def test_kill_9_keeps_acknowledged_objects(server: StrataProcess, s3, unique: str) -> None:

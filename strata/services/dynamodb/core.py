@@ -6,6 +6,7 @@ the background bulk work, TTL sweeps on clock moves.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ log = logging.getLogger("strata.dynamodb")
 # Item writes look their tables up inside their write (state.State.table), where the tables'
 # metadata is brought up to date under the store's lock: no check of their own before.
 SYNCED_IN_WRITE = frozenset(("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"))
+# Item reads (synchronous, touching only the store and state the writer thread touches too): with
+# several gateways they run whole in the store's read threads.
+READ_IN_THREAD = frozenset(("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"))
 
 
 class DynamoDBCore:
@@ -92,17 +96,32 @@ class DynamoDBCore:
         first brings the tables' metadata up to date (state.State.sync: one indexed read; a
         reload only after a table changed). Done by
         wrapping this instance's operation methods, so the embedded SQLite path (one gateway,
-        whose memory is exact) pays nothing."""
+        whose memory is exact) pays nothing. The reads wait in the store's read threads
+        (`db.read`), not on the event loop: the item reads (READ_IN_THREAD) run there whole, with
+        the check; other operations await the check, then run as they are."""
         state = self.state
+        db = state.store.db
         for operation in service_model("dynamodb").operation_names:
             name = xform_name(operation)
             method = getattr(self, name, None)
             if method is None or operation in SYNCED_IN_WRITE:
                 continue
+            if operation in READ_IN_THREAD:
 
-            def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
-                state.sync()
-                return _method(ctx, req)
+                async def read(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
+                    def run() -> Any:
+                        state.sync()
+                        return _method(ctx, req)
+
+                    return await db.read(run)
+
+                setattr(self, name, read)
+                continue
+
+            async def synced(ctx: RequestContext, req: dict, _method: Any = method) -> Any:
+                await db.read(state.sync)
+                result = _method(ctx, req)
+                return (await result) if inspect.isawaitable(result) else result
 
             setattr(self, name, synced)
 

@@ -131,7 +131,7 @@ def _decompress(raw: bytes, compression: str, key: str) -> bytes:
 
 
 async def _read_object(s3: Any, ctx: RequestContext, bucket: str, key: str) -> bytes:
-    body = s3.get_object(ctx, {"Bucket": bucket, "Key": key})["Body"]
+    body = (await s3.get_object(ctx, {"Bucket": bucket, "Key": key}))["Body"]
     if isinstance(body, bytes | bytearray):
         return bytes(body)
     if isinstance(body, FileBody):
@@ -307,7 +307,7 @@ class ImportOperations(DynamoDBCore):
             page_req = {"Bucket": bucket, "Prefix": source.get("S3KeyPrefix") or ""}
             if token:
                 page_req["ContinuationToken"] = token
-            page = s3.list_objects_v2(ctx, page_req)
+            page = await s3.list_objects_v2(ctx, page_req)
             keys += [o["Key"] for o in page.get("Contents") or [] if not o["Key"].endswith("/")]
             token = page.get("NextContinuationToken")
             if not token:

@@ -7,6 +7,7 @@ dict hit on the hot path.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from strata.context import RequestContext
@@ -62,6 +63,7 @@ class State:
         self.shared = self.store.postgres
         self._version = self.store.tables_version() if self.shared else 0
         self._group = -1  # the write group whose start was checked (`table`)
+        self._sync_lock = threading.Lock()
         for meta, _count, _size in self.store.load_tables():
             m = TableMeta.from_json(meta)
             where = {"DELETING": self.deleting, "CREATING": self.creating}.get(m.status, self.tables)
@@ -87,6 +89,12 @@ class State:
         version = store.tables_version()
         if version == self._version:
             return
+        with self._sync_lock:  # read threads and the writer thread may sync at once
+            if version > self._version:
+                self._reload(version)
+
+    def _reload(self, version: int) -> None:
+        store = self.store
         known = {m.tid: m for d in (self.tables, self.creating, self.deleting) for m in d.values()}
         tables: dict[tuple[str, str], TableMeta] = {}
         creating: dict[tuple[str, str], TableMeta] = {}

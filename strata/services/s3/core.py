@@ -155,6 +155,11 @@ class S3Core:
 
     # -- lookups ---------------------------------------------------------------------------------
 
+    async def _prefetch(self, req: dict) -> None:
+        """Several gateways (the gateway calls it before authorizing): the request's bucket row,
+        checked in the store's read threads, so no lookup of this request waits on the loop."""
+        await self.store.check_bucket(req.get("Bucket"))
+
     def _require_bucket(self, name: str) -> BucketRow:
         b = self.store.bucket(name)
         if b is None:

@@ -234,7 +234,17 @@ class ListingOperations(S3Core):
 
     # -- operations ------------------------------------------------------------------------------
 
-    def list_objects_v2(self, ctx: RequestContext, req: dict) -> dict:
+    async def _listed(
+        self, bucket: str, prefix: str, delimiter: str | None, after: str, max_keys: int
+    ) -> tuple[list[Entry], bool]:
+        """A page of the listing, read through `store.read` (on PostgreSQL in a read thread)."""
+        return await self.store.db.read(
+            lambda: self._page(
+                self._iter_current(bucket, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
+            )
+        )
+
+    async def list_objects_v2(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         enc = url_encoder(req.get("EncodingType"))
@@ -242,9 +252,7 @@ class ListingOperations(S3Core):
         max_keys = _max_keys(req.get("MaxKeys"))
         token = req.get("ContinuationToken")
         after = _decode_token(token) if token else (req.get("StartAfter") or "")
-        page, truncated = self._page(
-            self._iter_current(bucket.name, prefix, delimiter, after, min(max_keys + 1, 1001)), max_keys
-        )
+        page, truncated = await self._listed(bucket.name, prefix, delimiter, after, max_keys)
         owner = self._owner(bucket) if req.get("FetchOwner") else None
         restore_at = self._restore_at(req)
         encoding = answer_encoding(
@@ -277,16 +285,14 @@ class ListingOperations(S3Core):
             out["NextContinuationToken"] = _encode_token(last if isinstance(last, str) else last.key)
         return _drop_empty(out)
 
-    def list_objects(self, ctx: RequestContext, req: dict) -> dict:
+    async def list_objects(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         enc = url_encoder(req.get("EncodingType"))
         prefix, delimiter = req.get("Prefix") or "", req.get("Delimiter") or None
         max_keys = _max_keys(req.get("MaxKeys"))
         marker = req.get("Marker") or ""
-        page, truncated = self._page(
-            self._iter_current(bucket.name, prefix, delimiter, marker, min(max_keys + 1, 1001)), max_keys
-        )
+        page, truncated = await self._listed(bucket.name, prefix, delimiter, marker, max_keys)
         owner = self._owner(bucket)
         restore_at = self._restore_at(req)
         encoding = answer_encoding(req.get("EncodingType"), [prefix, delimiter, marker, *_page_texts(page)])

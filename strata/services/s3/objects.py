@@ -180,7 +180,7 @@ class ObjectOperations(EncryptedObjects):
         attrs.update(self._new_object_acl(ctx, bucket, req))  # type: ignore[attr-defined]
         check = write_condition(key, req.get("IfMatch"), req.get("IfNoneMatch"))
         if check is not None:
-            check(self.store.current(bucket.name, key))
+            check(await self.store.db.read(lambda: self.store.current(bucket.name, key)))
         expected, algorithm = requested_checksums(req)
         customer = customer_key(req, ctx.http.secure)
         sealing = self.sse_keys.choose(ctx, bucket, key, req, customer)
@@ -247,13 +247,24 @@ class ObjectOperations(EncryptedObjects):
 
     # -- GetObject / HeadObject ------------------------------------------------------------------
 
-    def _read(
+    async def _object(
+        self, bucket: BucketRow, req: dict, *, head: bool = False, body: bool = False
+    ) -> ObjectRow:
+        """The object version a request names (`_read_version`), unless its authorization read it
+        already; read through `store.read` (on PostgreSQL in a read thread, not on the loop)."""
+        row = authorized_object(req)
+        if row is not None:
+            return row
+        key, version_id = req["Key"], req.get("VersionId")
+        return await self.store.db.read(
+            lambda: self._read_version(bucket.name, key, version_id, head=head, body=body)
+        )
+
+    async def _read(
         self, req: dict, *, head: bool
     ) -> tuple[ObjectRow, BucketRow, dict[str, Any], tuple[int, int] | None]:
         bucket = self._require_bucket(req["Bucket"])
-        row = authorized_object(req) or self._read_version(
-            bucket.name, req["Key"], req.get("VersionId"), head=head, body=not head
-        )
+        row = await self._object(bucket, req, head=head, body=not head)
         check_read_conditions(
             row.etag,
             row.modified,
@@ -317,8 +328,8 @@ class ObjectOperations(EncryptedObjects):
             out["Expires"] = req["ResponseExpires"]
         return row, bucket, out, span
 
-    def get_object(self, ctx: RequestContext, req: dict) -> dict:
-        row, _, out, span = self._read(req, head=False)
+    async def get_object(self, ctx: RequestContext, req: dict) -> dict:
+        row, _, out, span = await self._read(req, head=False)
         customer = self._customer(ctx, req, row, out)
         if "retention" in row.attrs or "legal_hold" in row.attrs:
             self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]
@@ -336,9 +347,9 @@ class ObjectOperations(EncryptedObjects):
         self._count(ctx, row.bucket, bytes_out=length)
         return out
 
-    def head_object(self, ctx: RequestContext, req: dict) -> dict:
+    async def head_object(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req.get("Bucket"))
-        row, _, out, _ = self._read(req, head=True)
+        row, _, out, _ = await self._read(req, head=True)
         self._customer(ctx, req, row, out)
         if "retention" in row.attrs or "legal_hold" in row.attrs:
             self._hide_unpermitted_lock_headers(ctx, req, out)  # type: ignore[attr-defined]

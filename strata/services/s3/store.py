@@ -19,6 +19,7 @@ crash leaves at worst an orphan blob that start-up garbage collection removes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -155,6 +156,12 @@ def _request_task() -> object:
         return None
 
 
+# The bucket row `check_bucket` read for the request running in this context (name, row).
+_CHECKED: contextvars.ContextVar[tuple[str, BucketRow] | None] = contextvars.ContextVar(
+    "s3_checked_bucket", default=None
+)
+
+
 class SharedBucketRows:
     """`resource_rows` (strata.auth.enforce's short cut) on a store other gateways write too:
     each `get` is the store's checked lookup, so a remembered authorization decision is used only
@@ -243,20 +250,26 @@ class S3Store:
 
     # -- buckets ---------------------------------------------------------------------------------
 
-    def bucket(self, name: str, *, cached: bool = True) -> BucketRow | None:
+    def bucket(self, name: str, *, cached: bool = True, task: object = None) -> BucketRow | None:
         """A bucket's row. The event-loop thread (the only writer of buckets) reads through a
         cache that every bucket write invalidates; other threads pass cached=False.
 
         On a shared store the first cached lookup of a request reads the stored row (one round
         trip) and keeps the cached row, with what was remembered on it, when the stored text is
-        unchanged; later lookups of the same request (its asyncio task) use it without asking."""
+        unchanged; later lookups of the same request (its asyncio task) use it without asking.
+        `task`: the request, when the lookup runs in a read thread for it (`check_bucket`)."""
         hit = None
         if cached:
+            if self.shared:
+                checked = _CHECKED.get()
+                if checked is not None and checked[0] == name:
+                    return checked[1]  # checked for this request (`check_bucket`)
             hit = self._buckets.get(name)
             if hit is not None:
                 if not self.shared:
                     return hit
-                task = _request_task()
+                if task is None:
+                    task = _request_task()
                 if task is not None and hit.checked is task:
                     return hit
         if self.sql.postgres and "\x00" in name:
@@ -270,7 +283,7 @@ class S3Store:
             return None
         xmin = r[6] if self.shared else None
         if hit is not None and hit.stored == r[3:6] and hit.region == r[1] and hit.created == r[2]:
-            hit.checked, hit.xmin = _request_task(), xmin
+            hit.checked, hit.xmin = task or _request_task(), xmin
             return hit
         row = BucketRow(
             r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None, json.loads(r[5])
@@ -278,14 +291,27 @@ class S3Store:
         row.xmin = xmin
         if cached and not self.db.conn.in_transaction:
             if self.shared:
-                row.stored, row.checked = tuple(r[3:6]), _request_task()
+                row.stored, row.checked = tuple(r[3:6]), task or _request_task()
                 if self.on_bucket_changed is not None:
                     self.on_bucket_changed(name, row)
             self._buckets[name] = row
         return row
 
+    async def check_bucket(self, name: object) -> None:
+        """On a shared store, the request's first lookup of its bucket (`bucket`), made in the
+        store's read threads: its later lookups (authorization's, the operation's) on the event
+        loop find the row checked for it. Nothing on SQLite, whose cache is exact."""
+        if self.shared and type(name) is str:
+            task = asyncio.current_task()
+            row = await self.db.read(lambda: self.bucket(name, task=task))
+            # The request's own (its task's context; read threads run in a copy of it).
+            _CHECKED.set((name, row) if row is None or row is self._buckets.get(name) else None)
+
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)
+        checked = _CHECKED.get()
+        if checked is not None and checked[0] == name:
+            _CHECKED.set(None)
 
     def insert_bucket(self, name: str, region: str, created: float) -> bool:
         """False when the name is taken (names are global)."""

@@ -53,7 +53,7 @@ def put(s3: S3Provider, bucket: str, key: str, data: bytes = b"x", **kw) -> dict
 
 
 def read(s3: S3Provider, bucket: str, key: str, **kw) -> bytes:
-    out = s3.get_object(ctx(), {"Bucket": bucket, "Key": key, **kw})
+    out = run(s3.get_object(ctx(), {"Bucket": bucket, "Key": key, **kw}))
     fb = out["Body"]
     if isinstance(fb, bytes):  # a small object, stored inline in its row
         return fb
@@ -73,7 +73,7 @@ def test_put_get_roundtrip_and_etag(s3: S3Provider) -> None:
     out = put(s3, "bk1", "dir/../a key ü", data, Metadata={"Foo": "Bar"}, ContentType="text/plain")
     assert out["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     assert read(s3, "bk1", "dir/../a key ü") == data
-    head = s3.head_object(ctx(), {"Bucket": "bk1", "Key": "dir/../a key ü"})
+    head = run(s3.head_object(ctx(), {"Bucket": "bk1", "Key": "dir/../a key ü"}))
     assert head["Metadata"] == {"Foo": "Bar"} and head["ContentType"] == "text/plain"
     assert read(s3, "bk1", "dir/../a key ü", Range="bytes=10-19") == data[10:20]
 
@@ -85,7 +85,7 @@ def test_bad_digest_leaves_nothing(s3: S3Provider) -> None:
     assert e.value.code == "BadDigest"
     assert not [p for p in (s3.blobs.root / "tmp").rglob("*") if p.is_file()]
     with pytest.raises(ServiceError) as e:
-        s3.head_object(ctx(), {"Bucket": "bk1", "Key": "k"})
+        run(s3.head_object(ctx(), {"Bucket": "bk1", "Key": "k"}))
     assert e.value.code == "NoSuchKey"
 
 
@@ -103,7 +103,7 @@ def test_delimiter_listing_seeks_over_prefixes(s3: S3Provider) -> None:
         return orig(*a, **kw)
 
     s3.store.current_range = counting  # type: ignore[method-assign]
-    out = s3.list_objects_v2(ctx(), {"Bucket": "bk1", "Delimiter": "/"})
+    out = run(s3.list_objects_v2(ctx(), {"Bucket": "bk1", "Delimiter": "/"}))
     assert [p["Prefix"] for p in out["CommonPrefixes"]] == [f"d{d}/" for d in range(5)]
     assert [c["Key"] for c in out["Contents"]] == ["top"]
     assert len(calls) <= 7  # one seek per common prefix, not one row per key
@@ -113,7 +113,7 @@ def test_delimiter_listing_seeks_over_prefixes(s3: S3Provider) -> None:
         req = {"Bucket": "bk1", "Delimiter": "/", "MaxKeys": 2}
         if token:
             req["ContinuationToken"] = token
-        out = s3.list_objects_v2(ctx(), req)
+        out = run(s3.list_objects_v2(ctx(), req))
         seen += [p["Prefix"] for p in out.get("CommonPrefixes", [])] + [
             c["Key"] for c in out.get("Contents", [])
         ]
@@ -133,7 +133,7 @@ def test_versioning_rules(s3: S3Provider) -> None:
     dm = run(s3.delete_object(ctx(), {"Bucket": "bk1", "Key": "k"}))
     assert dm["DeleteMarker"] is True
     with pytest.raises(ServiceError) as e:
-        s3.get_object(ctx(), {"Bucket": "bk1", "Key": "k"})
+        run(s3.get_object(ctx(), {"Bucket": "bk1", "Key": "k"}))
     assert e.value.code == "NoSuchKey" and e.value.headers["x-amz-delete-marker"] == "true"
     assert read(s3, "bk1", "k", VersionId=v1) == b"v1"
     assert read(s3, "bk1", "k", VersionId="null") == b"null-version"
@@ -375,7 +375,7 @@ def test_a_read_on_a_bucket_with_acls_reads_its_object_row_once(
         statements.clear()
         reader.set_trace_callback(statements.append)
         try:
-            return operate(ctx(operation), req)
+            return run(operate(ctx(operation), req))
         finally:
             reader.set_trace_callback(None)
 
@@ -413,7 +413,7 @@ def test_a_read_under_an_existing_object_tag_condition_reads_its_object_row_once
         try:
             team = s3.condition_key(req, "s3:existingobjecttag/team")
             assert s3.condition_key(req, "s3:existingobjecttag/team") == team  # (asked again)
-            return team, getattr(s3, method)(ctx(operation), req)
+            return team, run(getattr(s3, method)(ctx(operation), req))
         finally:
             reader.set_trace_callback(None)
 
