@@ -426,11 +426,12 @@ def _print_report(report: Any, as_json: bool) -> None:
     "--allow-nonempty", is_flag=True, help="Add to a database or blob dir that holds state already."
 )
 def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool) -> None:
-    """Copy a data dir's S3, DynamoDB, IAM/STS, KMS, S3 Control, meter and clock into PostgreSQL and
-    a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`), and its engine
-    services' state into <blob dir>/engines, where the engine host runs them. The server must be
-    stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied then)."""
-    from strata.migrate import NOT_MIGRATED_EXTRA, MigrateError
+    """Copy a data dir's S3, DynamoDB, IAM/STS, KMS, S3 Control, console sign-ins, meter and clock
+    into PostgreSQL and a blob dir, for several gateways (`serve --metadata ... --blob-dir ...`), and
+    its engine services' state into <blob dir>/engines, where the engine host runs them. The server
+    must be stopped; the data dir is only read. Exits 1 when refused (nothing of the rows copied
+    then). S3 objects whose key holds NUL (refused on PostgreSQL) stay behind, each one listed."""
+    from strata.migrate import MigrateError
     from strata.migrate import migrate as run
     from strata.storage.shared import ON_ENGINE_HOST
 
@@ -442,6 +443,8 @@ def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool)
     for copied in done.stores:
         rows = ", ".join(f"{n} {t}" for t, n in copied.rows.items() if n)
         click.echo(f"{copied.store}: {copied.total} rows" + (f" ({rows})" if rows else ""))
+        for why in copied.left_out:
+            click.echo(f"not migrated: {copied.store}: {why}")
     for what, n in done.files.items():
         click.echo(f"{what}: {n} files")
     click.echo(f"files: {done.linked} hard-linked, {done.copied} copied")
@@ -455,8 +458,6 @@ def migrate(data_dir: Path, metadata: str, blob_dir: Path, allow_nonempty: bool)
         why_not = done.engines_left or "the data dir holds no state of theirs"
         for service, why in ON_ENGINE_HOST.items():
             click.echo(f"not migrated: {service}: {why} ({why_not})")
-    for service, why in NOT_MIGRATED_EXTRA.items():
-        click.echo(f"not migrated: {service}: {why}")
 
 
 def main() -> None:

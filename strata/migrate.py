@@ -12,7 +12,8 @@ published) every file with an fsync before its rename, never moves one. Order, s
 ever names a missing file: root keys and files first, then every store's rows in ONE PostgreSQL
 transaction (all or nothing), then the clock and the scheduler's progress. A target that already
 holds state is refused unless `allow_nonempty` (rows then must not collide: a collision rolls the
-whole copy back).
+whole copy back). S3 objects and uploads whose key holds NUL, which S3 on PostgreSQL refuses,
+are left out and listed (`_s3_nul_keys`); everything else goes.
 
 The target's tables are made by the services' own schema code (S3Store, PostgresStore with each
 service's SCHEMA); rows go by column name (storage/copy_rows.py). The engine services
@@ -35,11 +36,7 @@ from typing import Any
 import psycopg
 
 from strata.storage.blobs import fsync_path
-from strata.storage.copy_rows import Copied, CopyError, copy_store, has_rows, open_source
-
-# Sign-ins to the console are not carried over (their signing key differs per database): users
-# sign in again. Listed with the per-gateway services in the report.
-NOT_MIGRATED_EXTRA = {"console": "sign-in sessions (sign in again)"}
+from strata.storage.copy_rows import Copied, CopyError, LeaveOut, copy_store, has_rows, open_source
 
 
 def _s3_schema(url: str) -> None:
@@ -75,6 +72,12 @@ def _meter() -> str:
     return SCHEMA
 
 
+def _console() -> str:
+    from strata.console.sessions import SCHEMA
+
+    return SCHEMA
+
+
 @dataclass(frozen=True)
 class Store:
     name: str  # the PostgreSQL store (a schema of the database)
@@ -89,6 +92,10 @@ STORES = (
     Store("kms", "kms/kms.db", _store_schema("kms", str)),
     Store("s3control", "s3control/s3control.db", _store_schema("s3control", _s3control)),
     Store("meter", "meter.db", _store_schema("meter", _meter)),
+    # Console sign-ins: a row holds what a cookie's token opens (its secret is sealed under a key
+    # derived from the token, not under the database's sign-in form key), so a browser signed in
+    # before stays signed in through the gateways.
+    Store("console", "console/sessions.db", _store_schema("console", _console)),
 )
 SHARED_SCHEMAS = (*(s.name for s in STORES), "sim")
 
@@ -169,11 +176,37 @@ def _copy(data_dir: Path, url: str, blob_dir: Path, allow_nonempty: bool, result
                     continue
                 src = open_source(path)
                 try:
-                    result.stores.append(copy_store(src, pg, store.name))
+                    leave_out = _s3_nul_keys(src) if store.name == "s3" else None
+                    result.stores.append(copy_store(src, pg, store.name, leave_out))
                 except CopyError as e:
                     raise MigrateError(f"no row was migrated: {e}") from e
                 finally:
                     src.close()
+
+
+def _s3_nul_keys(src: sqlite3.Connection) -> LeaveOut:
+    """S3 objects (every version) and multipart uploads (with their parts) whose key holds NUL
+    (U+0000). SQLite stores such a key; PostgreSQL's text cannot, and S3 on PostgreSQL metadata
+    refuses it on PutObject (S3Store.refuse_key: InvalidArgument). So they are left in the data
+    dir and listed, rather than failing the whole migration. Their blobs are copied like every
+    other (a blob may be shared with another object); a gateway collects the ones no row names."""
+    uploads = {uid for uid, key in src.execute("SELECT upload_id, key FROM uploads") if "\x00" in key}
+
+    def leave_out(table: str, row: dict[str, object]) -> str | None:
+        key = row.get("key")
+        if table == "objects" and isinstance(key, str) and "\x00" in key:
+            what = "delete marker" if row["dm"] else "object"
+            return f"{what} {key!r} in bucket {row['bucket']} (version {row['version_id']}): {_NUL}"
+        if table == "uploads" and row["upload_id"] in uploads:
+            return f"multipart upload {row['upload_id']} of {key!r} in bucket {row['bucket']}: {_NUL}"
+        if table == "parts" and row["upload_id"] in uploads:
+            return ""  # with its upload
+        return None
+
+    return leave_out
+
+
+_NUL = "its key holds NUL (U+0000), which S3 on PostgreSQL metadata refuses (it stays in the data dir)"
 
 
 def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) -> None:
@@ -187,7 +220,12 @@ def _check_target(pg: psycopg.Connection, blob_dir: Path, allow_nonempty: bool) 
         )
     if allow_nonempty:
         return
-    full = [f"{schema}.{table}" for schema in SHARED_SCHEMAS for table in has_rows(pg, schema)]
+    full = [
+        f"{schema}.{table}"
+        for schema in SHARED_SCHEMAS
+        for table in has_rows(pg, schema)
+        if (schema, table) != ("console", "documents")  # only the sign-in form's key, made by a gateway
+    ]
     files = [
         p
         for p in (blob_dir / "s3" / "blobs", blob_dir / "dynamodb-backups", blob_dir / "engines")

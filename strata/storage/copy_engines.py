@@ -17,9 +17,9 @@ What makes a copy safe:
   `path`); in the copy, every text value naming a file under the data dir is rewritten to name the
   same file under the new tree, and so is every path in the engines' configuration files Strata
   writes or MariaDB keeps (`_REWRITTEN`). Engine logs are moved as they are (read by people, not
-  engines). Any other file (or symlink) that holds the data dir's path, e.g. a MariaDB replica's
-  relay log state, is a reason
-  not to move the engines at all: the migration says which and leaves them behind.
+  engines), and so are InnoDB's records of the last binlog position (`_AS_THEY_ARE`). Any other
+  file (or symlink) that holds the data dir's path, e.g. a MariaDB replica's relay log state, is a
+  reason not to move the engines at all: the migration says which and leaves them behind.
 - All or nothing: the tree is built beside its final name and renamed into place, so an engine
   host never starts from half a copy; a target that has engine state already is never touched.
 """
@@ -50,9 +50,22 @@ _CHUNK = 1 << 20
 _REWRITTEN = frozenset({"strata.conf", "my.cnf", "postmaster.opts"})
 _REWRITTEN_SUFFIXES = (".index",)
 # Moved as they are: read by people, never by an engine (logs; the command line mariabackup
-# records in a backup).
-_AS_THEY_ARE = frozenset({"xtrabackup_info"})
+# records in a backup); and InnoDB's record of the last committed binlog position (the binlog's
+# path as the server named it, in the rollback segment headers of ibdata1 and undo tablespaces,
+# logged in ib_logfile0, and mariabackup's copy of it): MariaDB prints it at start and backup tools
+# and Galera read it, while the server's own binlog recovery reads the binlog index (rewritten
+# above), and the next commit writes the new path over it. Strata takes a backup's position from
+# mariadb_backup_binlog_info, by the binlog's name only (engines/mariadb.py).
+_AS_THEY_ARE = frozenset({"xtrabackup_info", "ibdata1", "ib_logfile0", "xtrabackup_binlog_pos_innodb"})
 _AS_THEY_ARE_SUFFIXES = (".log",)
+
+
+def _as_it_is(name: str) -> bool:
+    return (
+        name in _AS_THEY_ARE
+        or name.endswith(_AS_THEY_ARE_SUFFIXES)
+        or (name.startswith("undo") and name[4:].isdigit())  # InnoDB's undo tablespaces
+    )
 
 
 class EnginesNotMoved(Exception):
@@ -165,8 +178,7 @@ def _embedding(root: Path, needle: bytes) -> list[Path]:
             elif (
                 path.is_file()
                 and not _rewritten(name)
-                and name not in _AS_THEY_ARE
-                and not name.endswith(_AS_THEY_ARE_SUFFIXES)
+                and not _as_it_is(name)
                 and not _is_sqlite(path)
                 and _holds(path, needle)
             ):

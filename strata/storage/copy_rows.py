@@ -10,12 +10,15 @@ Values: SQLite is dynamically typed, PostgreSQL is not. The documents table's id
 SQLite and bytea (UTF-8) in PostgreSQL, so a string bound for a bytea column is encoded, and bytes
 bound for a text column decoded; everything else goes by COPY's text input, which parses each value
 as its column's type (an integer into DOUBLE PRECISION, 0/1 into BOOLEAN). A key holding NUL
-(U+0000), which SQLite stores and PostgreSQL's text cannot, fails the copy with the table named.
+(U+0000), which SQLite stores and PostgreSQL's text cannot, fails the copy with the table named,
+unless the caller's `leave_out` names the row: it is then left out and listed (S3 object keys:
+migrate.py), and the copy goes on.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +32,11 @@ class CopyError(Exception):
 
 @dataclass
 class Copied:
-    """What one store's copy moved: rows per table."""
+    """What one store's copy moved: rows per table; and the rows it left out, by what they are."""
 
     store: str
     rows: dict[str, int] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -78,8 +82,15 @@ def has_rows(pg: psycopg.Connection, schema: str) -> list[str]:
     return full
 
 
-def copy_store(src: sqlite3.Connection, pg: psycopg.Connection, schema: str) -> Copied:
-    """Copy every table of `src` into PostgreSQL schema `schema`, inside `pg`'s open transaction."""
+# (table, {column: value}) -> None to copy the row, else why it is left out ("": with another row)
+LeaveOut = Callable[[str, dict[str, object]], str | None]
+
+
+def copy_store(
+    src: sqlite3.Connection, pg: psycopg.Connection, schema: str, leave_out: LeaveOut | None = None
+) -> Copied:
+    """Copy every table of `src` into PostgreSQL schema `schema`, inside `pg`'s open transaction;
+    rows `leave_out` describes are not copied, and listed in the result (non-empty descriptions)."""
     done = Copied(schema)
     for table in source_tables(src):
         source_cols = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")')]
@@ -101,6 +112,12 @@ def copy_store(src: sqlite3.Connection, pg: psycopg.Connection, schema: str) -> 
         try:
             with pg.cursor().copy(copy) as out:
                 for row in src.execute(select):
+                    why = leave_out(table, dict(zip(source_cols, row, strict=True))) if leave_out else None
+                    if why is not None:
+                        count -= 1
+                        if why:
+                            done.left_out.append(why)
+                        continue
                     out.write_row([_value(v, k) for v, k in zip(row, kinds, strict=True)])
         except (psycopg.Error, UnicodeDecodeError) as e:
             raise CopyError(f"{schema}.{table}: {e}") from e

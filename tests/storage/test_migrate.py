@@ -2,11 +2,13 @@
 
 A real server on SQLite is filled through boto3 (buckets with a multipart object, versions, an
 upload in progress, SSE-S3 and SSE-KMS objects; a DynamoDB table with a GSI and a backup; an IAM
-user with a key; a KMS key; a moved clock; an ElastiCache Redis cluster holding a key and an EBS
-snapshot of the engine services), stopped, migrated with the real CLI, and a gateway started on
-the database and blob dir reads everything back: bytes by MD5, items by query on the GSI,
-ciphertext decrypted, requests signed with the migrated access key; as the engine host it runs
-the cluster again from the moved engine state, and the key is read through its endpoint.
+user with a key, signed in to the console; a KMS key; a moved clock; an ElastiCache Redis cluster
+holding a key, RDS PostgreSQL and MariaDB instances holding a row and an EBS snapshot of the engine
+services), stopped, migrated with the real CLI, and a gateway started on the database and blob
+dir reads everything back: bytes by MD5, items by query on the GSI, ciphertext decrypted,
+requests signed with the migrated access key, console pages with the browser's cookie; as the
+engine host it runs the engines again from the moved engine state, read through their endpoints.
+S3 keys holding NUL, which S3 on PostgreSQL refuses, are listed as not migrated, the rest goes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import pytest
 import redis
 
 from strata.engines.postgres import PgNode
-from tests.services.rds.helpers import create_pg, pg_connect
+from tests.console.plain_client import ROOT as CONSOLE
+from tests.console.plain_client import PlainConsole
+from tests.services.rds.helpers import create_pg, pg_connect, wait_status
+from tests.services.rds.test_mariadb import my_connect
 from tests.storage.conftest import fresh_database
 from tests.strata_process import StrataProcess
 
@@ -39,6 +44,8 @@ POLICY = json.dumps(
         "Statement": [{"Effect": "Allow", "Action": ["s3:*", "kms:*"], "Resource": "*"}],
     }
 )
+
+NUL_WHY = "its key holds NUL (U+0000), which S3 on PostgreSQL metadata refuses (it stays in the data dir)"
 
 
 def _migrate(*args: str) -> subprocess.CompletedProcess:
@@ -72,6 +79,10 @@ def _fill(server: StrataProcess) -> dict:
     )
     pending = s3.create_multipart_upload(Bucket="plain", Key="pending.bin")["UploadId"]
     s3.upload_part(Bucket="plain", Key="pending.bin", UploadId=pending, PartNumber=1, Body=b"p" * 1000)
+    # keys PostgreSQL metadata refuses: left in the data dir, each listed, the rest migrated
+    s3.put_object(Bucket="plain", Key="nul\x00key", Body=b"stays")
+    nul_up = s3.create_multipart_upload(Bucket="plain", Key="up\x00load")["UploadId"]
+    s3.upload_part(Bucket="plain", Key="up\x00load", UploadId=nul_up, PartNumber=1, Body=b"n" * 1000)
 
     s3.create_bucket(Bucket="versioned")
     s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
@@ -123,9 +134,14 @@ def _fill(server: StrataProcess) -> dict:
     ec.create_cache_cluster(CacheClusterId="moved", Engine="redis", NumCacheNodes=1)
     node = _until(lambda: _cache_node(server), "the cache cluster is available")
     redis.Redis(node["Address"], node["Port"]).set("moved-key", b"engine state")
-    with pg_connect(create_pg(server.client("rds"), "moved")) as db:
+    rds = server.client("rds")
+    create_pg(rds, "moved-maria", wait=False, Engine="mariadb")  # made while the other one is
+    with pg_connect(create_pg(rds, "moved")) as db:
         db.execute("CREATE TABLE t (v text)")
         db.execute("INSERT INTO t VALUES ('rds state')")
+    with my_connect(wait_status(rds, "moved-maria")) as db, db.cursor() as cur:
+        cur.execute("CREATE TABLE t (v text)")
+        cur.execute("INSERT INTO t VALUES ('mariadb state')")
     ec2 = server.client("ec2")
     volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
     snapshot = ec2.create_snapshot(VolumeId=volume, Description="moved")["SnapshotId"]
@@ -134,6 +150,8 @@ def _fill(server: StrataProcess) -> dict:
     iam.create_user(UserName="carol")
     iam.put_user_policy(UserName="carol", PolicyName="all", PolicyDocument=POLICY)
     access = iam.create_access_key(UserName="carol")["AccessKey"]
+    console = PlainConsole(server.port)
+    assert console.sign_in(access["AccessKeyId"], access["SecretAccessKey"]) == 303
     server.advance_clock("3d")
     return {
         "md5": {
@@ -144,6 +162,8 @@ def _fill(server: StrataProcess) -> dict:
         },
         "versions": {v1: _md5(b"first" * 1000), v2: _md5(b"second" * 1000)},
         "pending": pending,
+        "nul_upload": nul_up,
+        "console": console.cookies,
         "key_id": key_id,
         "ciphertext": blob,
         "backup": backup,
@@ -162,8 +182,8 @@ def _until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN202 - a
     return value
 
 
-def _available(rds: object) -> dict | None:
-    (inst,) = rds.describe_db_instances(DBInstanceIdentifier="moved")["DBInstances"]  # type: ignore[attr-defined]
+def _available(rds: object, ident: str = "moved") -> dict | None:
+    (inst,) = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"]  # type: ignore[attr-defined]
     return inst if inst["DBInstanceStatus"] == "available" else None
 
 
@@ -207,6 +227,13 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
     assert done.returncode == 0, done.stderr
     assert "not migrated: rds" not in done.stdout and "s3 blobs:" in done.stdout, done.stdout
     assert f"moved to {blobs}/engines" in done.stdout, done.stdout
+    left = [line for line in done.stdout.splitlines() if line.startswith("not migrated: s3:")]
+    assert left == [
+        "not migrated: s3: object 'nul\\x00key' in bucket plain (version null): " + NUL_WHY,
+        f"not migrated: s3: multipart upload {want['nul_upload']} of 'up\\x00load' in bucket plain: "
+        + NUL_WHY,
+    ], done.stdout
+    assert "console: 1 rows (1 sessions)" in done.stdout, done.stdout
     linked = blobs.parent.stat().st_dev == data.stat().st_dev
     assert ("0 copied" if linked else "0 hard-linked") in done.stdout, done.stdout
     again = _migrate(*target)  # the target holds state now
@@ -252,6 +279,10 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
         assert restored["TableDescription"]["TableName"] == "again"
 
         assert gateway.client("iam").get_user(UserName="carol")["User"]["UserName"] == "carol"
+        console = PlainConsole(gateway.port)  # the browser signed in before is still signed in
+        console.cookies = want["console"]
+        status, _, _, page = console.request("GET", CONSOLE + "/s3")
+        assert status == 200 and "versioned" in page, (status, page[:500])
         assert gateway.admin("/_strata/clock")["offset_seconds"] == pytest.approx(want["offset"])
 
         # the engine host (the only gateway) runs the moved engines: the cluster, its key, the snapshot
@@ -271,6 +302,14 @@ def test_a_data_dir_migrated_to_postgresql_is_served_by_a_gateway(
             assert db.execute("SELECT v FROM t").fetchall() == [("rds state",)]
             (archive,) = db.execute("SHOW archive_command").fetchone()
             assert f"{blobs}/engines/rds/" in archive and str(data) not in archive, archive
+        maria = _until(lambda: _available(rds, "moved-maria"), "the moved MariaDB instance is available")
+        with my_connect(maria) as db, db.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES ('after the move')")  # a commit: its binlog goes on
+            cur.execute("SELECT v FROM t")
+            assert cur.fetchall() == (("mariadb state",), ("after the move",))
+            cur.execute("SELECT @@datadir, @@log_bin_basename")
+            for path in cur.fetchone():
+                assert f"{blobs}/engines/rds/" in path and str(data) not in path, path
         ec2 = gateway.client("ec2")
         (snap,) = ec2.describe_snapshots(SnapshotIds=[want["snapshot"]])["Snapshots"]
         assert (snap["VolumeId"], snap["Description"]) == (want["volume"], "moved")
@@ -450,6 +489,10 @@ def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp
     index.parent.mkdir()
     index.write_text(f"{data}/rds/instances/db/archive/db-bin.000001\n")
     (data / "rds" / "relay-log.info").write_text(f"{data}/rds/instances/db/n2/relay.000001\n")
+    # InnoDB's record of the last binlog position (binary; informational once moved): as it is
+    ibdata = data / "rds" / "instances" / "db" / "n1" / "data" / "ibdata1"
+    ibdata.parent.mkdir(parents=True)
+    ibdata.write_bytes(b"\0" * 64 + f"{data}/rds/instances/db/archive/db-bin.000001".encode() + b"\0" * 64)
     with pytest.raises(EnginesNotMoved, match="relay-log.info"):
         copy_engines(data, target)
     assert not target.parent.exists()  # nothing placed
@@ -469,6 +512,7 @@ def test_engine_state_that_names_the_data_dir_is_left_behind_with_the_reason(tmp
         data_dir=data, blob_dir=target.parent, metadata="postgresql://h/d"
     ).engine_addresses_record == (target / "engine-addresses.json")
     assert not check_data_dir(target, include_services=("ec2",)).findings  # fsck finds nothing amiss
+    assert (target / ibdata.relative_to(data)).read_bytes() == ibdata.read_bytes()
     moved = (target / conf.relative_to(data)).read_text()
     assert moved == f"archive_command = 'cp %p {target}/rds/instances/db/archive/%f'\n"
     assert (

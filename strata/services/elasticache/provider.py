@@ -1,7 +1,7 @@
 """ElastiCache: cache clusters and replication groups backed by real Redis/Valkey and Memcached.
 
 The provider is split by topic, one `*Operations` class each over `core.ElastiCacheCore`:
-cache clusters in `clusters.py`, replication groups in `groups.py` (with `failover.py`,
+cache clusters in `clusters.py`, replication groups in `groups.py` (with `group_members.py`, `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
 groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`

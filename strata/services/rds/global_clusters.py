@@ -29,7 +29,7 @@ from strata.context import RequestContext
 from strata.engines.process import EngineError, wait_until
 from strata.protocol.errors import ServiceError
 from strata.services.rds import model as m
-from strata.services.rds.clusters import ClusterOperations
+from strata.services.rds.cluster_members import ClusterMemberOperations
 from strata.services.rds.fleet import Node
 from strata.services.rds.listing import filtered, page
 from strata.sim.clock import clock
@@ -50,7 +50,7 @@ def _bad_state(message: str) -> ServiceError:
     return m.fault("InvalidGlobalClusterStateFault", message)
 
 
-class GlobalClusterOperations(ClusterOperations):
+class GlobalClusterOperations(ClusterMemberOperations):
     _event: Callable[..., None]  # groups.py
     _params_for: Callable[[dict], dict[str, str]]  # parameter_groups.py
 

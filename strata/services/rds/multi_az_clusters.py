@@ -27,7 +27,7 @@ from pathlib import Path
 from strata.services.base import run_blocking
 from strata.services.rds import model as m
 from strata.services.rds import security
-from strata.services.rds.clusters import ClusterOperations
+from strata.services.rds.cluster_members import ClusterMemberOperations
 
 log = logging.getLogger("strata.rds")
 
@@ -37,7 +37,7 @@ MAX_ID = 52  # AWS: a Multi-AZ DB cluster identifier has 1 to 52 characters
 STORAGE_GIB = (20, 65536)  # gp3
 
 
-class MultiAZClusterOperations(ClusterOperations):
+class MultiAZClusterOperations(ClusterMemberOperations):
     _new_instance_doc: Callable[..., dict]  # instances.py
     _encrypt_instance: Callable  # encryption.py
     _remove_volume: Callable[[str], None]  # encryption.py

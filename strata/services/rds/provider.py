@@ -11,6 +11,7 @@ Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet,
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
     clusters.py    Aurora clusters; cluster_backups.py their backups, snapshots and restores
+    cluster_members.py  instances joining an Aurora cluster, FailoverDBCluster
     cluster_endpoints.py  Aurora custom endpoints: chosen members behind one more address
     cluster_stop.py  Stop/Start/RebootDBCluster; the rds.autostart rule (started after seven days)
     global_clusters.py  Aurora global databases: secondary clusters in other regions, switchover
