@@ -17,6 +17,7 @@ from strata.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_TLS_PORT,
+    ENGINE_HOST_CHOICES,
     ConfigError,
     parse_tls_port,
     settings_from_env,
@@ -131,6 +132,17 @@ def cli() -> None:
     "10.0.0.50-10.0.0.59/eth0) also serves Aurora reader/custom and ElastiCache reader and node "
     "endpoints, each loopback address on one further address. Env: STRATA_ENGINE_ADDRESS.",
 )
+@click.option(
+    "--engine-host",
+    type=click.Choice(ENGINE_HOST_CHOICES),
+    default=None,
+    help="With --metadata: whether this gateway may run RDS, ElastiCache, EC2/EBS, EFS, FIS, "
+    "Application Auto Scaling and CloudWatch for all (the engine host, one at a time): any (default) "
+    "takes them over when no gateway runs them; prefer: too, and any gateways leave a free host's "
+    "place to a live prefer one for 3 s first; never: only forwards their requests (this machine "
+    "needs no engine binaries, root or nftables; no --engine-address or --advertise-url). "
+    "Env: STRATA_ENGINE_HOST.",
+)
 def serve(
     host: str,
     port: int,
@@ -151,6 +163,7 @@ def serve(
     blob_dir: Path | None,
     advertise_url: str | None,
     engine_address: str | None,
+    engine_host: str | None,
 ) -> None:
     """Start the server."""
     from strata.server import serve as run
@@ -173,6 +186,7 @@ def serve(
             blob_dir=blob_dir,
             advertise_url=advertise_url,
             engine_address=engine_address,
+            engine_host=engine_host,
         )
         if tls_port is not None:  # (an override of None would be skipped: "off" is set here)
             settings.tls_port = parse_tls_port(tls_port)

@@ -34,6 +34,9 @@ class ConfigError(Exception):
 
 
 MAX_ENGINE_ADDRESSES = 256  # one `--engine-address` list or range (a /24's worth)
+# `--engine-host`: whether a gateway of several may run the engine services (strata.gateway.engine_host)
+ENGINE_HOST_ANY, ENGINE_HOST_PREFER, ENGINE_HOST_NEVER = "any", "prefer", "never"
+ENGINE_HOST_CHOICES = (ENGINE_HOST_ANY, ENGINE_HOST_PREFER, ENGINE_HOST_NEVER)
 # The pool addresses given to loopback endpoints (Settings.engine_addresses_record)
 ENGINE_ADDRESSES_RECORD = "engine-addresses.json"
 
@@ -180,6 +183,12 @@ class Settings:
     # list or range (A,B,C/DEV, A-B/DEV) serve the endpoints with loopback addresses of their own
     # (Aurora reader/custom, ElastiCache reader/nodes); None: loopback only.
     engine_address: str | None = None
+    # With --metadata: whether this gateway may be the engine host (`--engine-host`,
+    # STRATA_ENGINE_HOST; strata.gateway.engine_host): "any" takes the engines over when no host
+    # runs them; "prefer" too, and "any" gateways leave a free lock to a live "prefer" one for a few
+    # seconds first; "never" only forwards (needs nothing the engines need: the machine may lack
+    # their binaries, root, nftables, the memory).
+    engine_host: str = ENGINE_HOST_ANY
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -189,6 +198,7 @@ class Settings:
             self.blob_dir = Path(self.blob_dir).resolve()
         if self.advertise_url is not None:
             check_advertise_url(self.advertise_url)
+        check_engine_host(self)
         if self.engine_address is not None:
             dev = parse_engine_address(self.engine_address).dev  # refused at start, not at first use
             if not Path(f"/sys/class/net/{dev}").exists():
@@ -305,6 +315,8 @@ def settings_from_env(**overrides: object) -> Settings:
         s.timings = value
     if os.environ.get("STRATA_METADATA"):
         s.metadata = os.environ["STRATA_METADATA"]
+    if os.environ.get("STRATA_ENGINE_HOST"):
+        s.engine_host = os.environ["STRATA_ENGINE_HOST"].strip().lower()
     if os.environ.get("STRATA_ENGINE_ADDRESS"):
         s.engine_address = os.environ["STRATA_ENGINE_ADDRESS"]
     if os.environ.get("STRATA_BLOB_DIR"):
@@ -347,6 +359,32 @@ def check_advertise_url(url: str) -> None:
         raise ConfigError(
             f"the advertise URL must be http://HOST:PORT (this gateway's HTTP port), not {url!r}"
         )
+
+
+def check_engine_host(settings: Settings) -> None:
+    """`--engine-host`: one of ENGINE_HOST_CHOICES, and only where it means something: with
+    --metadata (without it this one gateway runs every service), and `never` without the options
+    that only the engine host uses (a setting taken and then ignored would mislead)."""
+    value = settings.engine_host
+    if value not in ENGINE_HOST_CHOICES:
+        raise ConfigError(
+            f"the engine host setting (--engine-host, STRATA_ENGINE_HOST) must be any, prefer or never, not {value!r}"
+        )
+    if value != ENGINE_HOST_ANY and settings.metadata is None:
+        raise ConfigError(
+            f"--engine-host {value} needs --metadata: without it this one gateway runs every "
+            "service, the engine services too (there is no other gateway to host or forward to)"
+        )
+    if value == ENGINE_HOST_NEVER:
+        for option, given in (
+            ("--engine-address", settings.engine_address),
+            ("--advertise-url", settings.advertise_url),
+        ):
+            if given is not None:
+                raise ConfigError(
+                    f"{option} is used only while this gateway is the engine host, and with "
+                    "--engine-host never it never is: drop one of the two"
+                )
 
 
 def check_metadata_url(url: str) -> None:

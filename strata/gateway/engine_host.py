@@ -25,6 +25,18 @@ and all, and so serves them too.
   `EXIT_FENCED` when the row names another host, or when `KEEP` s passed since its last
   heartbeat that succeeded (a watchdog thread); a supervisor starts it again, as a gateway that
   forwards.
+- Where the engines run (`--engine-host`, Settings.engine_host): `any` (the default) takes them
+  over as above; `never` never tries for the lock, only forwards (it builds no engine service, so
+  its machine needs none of their binaries, root, nftables or memory, and takes no engine
+  address); `prefer` tries every `PING` s as `any` does, and while a `prefer` gateway lives (its
+  lock session holds `strata:engines-preferred`) an `any` gateway that finds the lock free leaves
+  it alone for `PREFER_WAIT` s from the first time it found it so, before trying too: the
+  preferred gateway, trying every half second, takes it first unless it cannot reach PostgreSQL
+  all that while. So a takeover goes to a preferred gateway if one is up (no later for it); to an
+  `any` one at most `PREFER_WAIT` s later than before when a preferred one is up but does not
+  take it, and no later when none is. A host is never moved to a preferred gateway that starts
+  later (moving restarts every engine): stop the host for that. Every gateway `never`: engine
+  requests wait `RETRY_FOR` s, then 503, as while no host is up.
 - Forwarding waits while no host answers (a takeover in progress) up to `RETRY_FOR` seconds, then
   answers ServiceUnavailable (503), which SDKs retry.
 - The engine address (`--engine-address ADDR/DEV`, strata.engines.floating): the host claims ADDR (and its pool)
@@ -53,7 +65,14 @@ import httptools
 import psutil
 import psycopg
 
-from strata.config import ENGINE_ADDRESSES_RECORD, EngineAddress, Settings
+from strata.config import (
+    ENGINE_ADDRESSES_RECORD,
+    ENGINE_HOST_ANY,
+    ENGINE_HOST_NEVER,
+    ENGINE_HOST_PREFER,
+    EngineAddress,
+    Settings,
+)
 from strata.engines import floating
 from strata.gateway.forward import (
     FORWARDED_BY,
@@ -78,6 +97,8 @@ log = logging.getLogger("strata")
 # (pg_terminate_backend, a PostgreSQL restart) lets the lock go at once, and needs up to a ping's
 # interval (and a round trip) to notice and kill its engines.
 TAKEOVER_GRACE = 4 * PING
+# Seconds an `any` gateway leaves a free lock to a live `prefer` one (6 of its tries, PING apart)
+PREFER_WAIT = 3.0
 BACKOFF = 3.0  # seconds a gateway leaves the lock alone after the last host said it still holds it
 PROBE_TIMEOUT = 1.0  # seconds the last host has to answer whether it still holds the engines
 PROBE_PATH = "/_strata/engine-host"  # ?holder=ID: {"holds": bool} (strata.gateway.admin)
@@ -106,7 +127,8 @@ class EngineHost:
         self.address = settings.exposed_engines  # claimed while this gateway hosts (None: loopback)
         self.own_record = settings.data_dir / ENGINE_ADDRESSES_RECORD  # before the record was shared
         self.services = services
-        self.lock = EngineHostLock(settings.metadata or "")
+        self.setting = settings.engine_host  # --engine-host: any, prefer or never
+        self.lock = EngineHostLock(settings.metadata or "", preferred=self.setting == ENGINE_HOST_PREFER)
         self.serving = False  # the engine services run here
         # (URL, token) of the host as last read: where to forward, and what proves it is a gateway
         # doing so (one attribute: the watcher thread replaces both at once)
@@ -118,6 +140,7 @@ class EngineHost:
         self._last_beat = 0.0  # clock.monotonic() when the last heartbeat that succeeded was sent
         self._lost = False  # the lock's connection failed: regaining it
         self._backoff_until = 0.0
+        self._free_since: float | None = None  # `any`: when it first found the lock left to a preferred one
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -125,7 +148,13 @@ class EngineHost:
     async def start(self) -> None:
         """Become the host if none is (the first gateway started), then watch the lock."""
         self._loop = asyncio.get_running_loop()
-        grace = await asyncio.to_thread(self._try_host)
+        never = self.setting == ENGINE_HOST_NEVER
+        if never:
+            log.warning(
+                "--metadata: --engine-host never: this gateway never runs the engine services; it "
+                "forwards their requests to the engine host"
+            )
+        grace = None if never else await asyncio.to_thread(self._try_host)
         if grace is None:
             # A host killed with -9 on a machine that stayed up left the engine address on its
             # device: started again as a forwarder, it must not answer for it beside the new host.
@@ -140,7 +169,8 @@ class EngineHost:
         # Before the takeover: its heartbeats and the watchdog cover the grace and the engines' start.
         self._watcher = threading.Thread(target=self._watch, name="strata-engine-host", daemon=True)
         self._watcher.start()
-        threading.Thread(target=self._watchdog, name="strata-engine-watchdog", daemon=True).start()
+        if not never:
+            threading.Thread(target=self._watchdog, name="strata-engine-watchdog", daemon=True).start()
         if grace is not None:
             await self._take_over(grace)
 
@@ -148,7 +178,7 @@ class EngineHost:
         """Blocking: take the lock and decide whether to take the engines over (the module
         docstring): the grace to wait before starting them, or None (not taken, or left to a host
         that is alive)."""
-        if clock.monotonic() < self._backoff_until or not self.lock.try_take():
+        if clock.monotonic() < self._backoff_until or not self._take():
             return None
         try:
             last = self.lock.last()
@@ -174,6 +204,21 @@ class EngineHost:
             log.warning("--metadata: cannot take the engines over: %s", e)
             return None
         return grace
+
+    def _take(self) -> bool:
+        """Blocking: try for the lock as --engine-host says (the module docstring): `prefer` at
+        once, `any` after PREFER_WAIT s while a preferred gateway lives and leaves it free."""
+        if self.setting != ENGINE_HOST_ANY:
+            return bool(self.lock.try_take())
+        now = clock.monotonic()
+        patient = self._free_since is None or now - self._free_since < PREFER_WAIT
+        got = self.lock.try_take(defer=patient)
+        if got is None:  # free, and a preferred gateway lives: its turn first
+            if self._free_since is None:
+                self._free_since = now
+            return False
+        self._free_since = None
+        return got
 
     async def _take_over(self, grace: float) -> None:
         log.warning(
@@ -210,7 +255,7 @@ class EngineHost:
         while not self._stop.wait(PING):
             if self.hosting:
                 self._keep()
-            elif (grace := self._try_host()) is not None:
+            elif self.setting != ENGINE_HOST_NEVER and (grace := self._try_host()) is not None:
                 assert self._loop is not None
                 asyncio.run_coroutine_threadsafe(self._take_over(grace), self._loop)
             else:
@@ -331,7 +376,7 @@ class EngineHost:
         await asyncio.to_thread(self.lock.close, self.holder if self.hosting else None)
 
     def health(self) -> dict[str, object]:
-        return {"self": self.serving, "url": self.host_url}
+        return {"self": self.serving, "url": self.host_url, "setting": self.setting}
 
 
 def takeover_grace(last: Beat | None, holder: str) -> float | None:

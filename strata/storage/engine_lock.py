@@ -44,6 +44,14 @@ The timing argument (why two gateways never run the same engines):
   (`SERVER_GIVES_UP` ms): ~11 s. The host's own statements give up after `HOST_GIVES_UP` ms.
 - A gateway of an older Strata does not read the row: while the host regains the lock, a lock
   held by a session named `OLD_APP_NAME` fences the host at once (a rolling upgrade).
+
+Where the engines run (`--engine-host`, strata.gateway.engine_host): a gateway set to `never`
+never tries for the lock; one set to `prefer` holds the shared advisory lock
+`strata:engines-preferred` on the lock's session for as long as it lives (taken again with every
+new session); one set to `any` tries for `strata:engines` in one statement that first looks
+whether any session holds that shared lock (`try_take(defer=True)`), and leaves a free lock alone
+while one does. Only who takes the lock changes: whoever takes it decides, waits and fences as
+above, so the preference never weakens the timing argument.
 Assumed: each gateway's URL is its own; a refused connection means no process listens (no firewall between gateways answering
 REJECT with a TCP reset); a firewall that does must DROP instead.
 """
@@ -86,6 +94,17 @@ _HOLDER_APP = (
     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s "
     "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
+_GRANTED = (
+    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = %s "
+    "AND objid::bigint = %s AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+# A gateway set to `any`: take the lock unless a `prefer` gateway lives; then say whether it is free.
+_TRY_UNLESS_PREFERRED = (
+    f"SELECT CASE WHEN NOT EXISTS ({_GRANTED}) THEN pg_try_advisory_lock(%s)::text "
+    f"WHEN EXISTS ({_GRANTED}) THEN 'held' ELSE 'free' END"
+)
+PREFERRED = "engines-preferred"  # the shared lock every live `--engine-host prefer` gateway holds
 _READ = "SELECT holder, url, extract(epoch FROM now() - at)::float8, released FROM engine_host.beat"
 
 
@@ -103,8 +122,10 @@ class EngineHostLock:
     """The `strata:engines` lock, its heartbeat row and the host's advertised URL. Blocking; one
     thread uses it."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, preferred: bool = False) -> None:
         self.dsn = dsn
+        self.preferred = preferred  # --engine-host prefer: its sessions say so (PREFERRED)
+        self.preferred_key = _lock_key(PREFERRED)
         # The host's URL. Not a store named "engines": a store's writes take the advisory lock of
         # its name, and this one's would wait for the host's lock forever.
         self.store = PostgresStore(dsn, "engine_host", pool_size=1, schema=_BEAT)
@@ -129,18 +150,31 @@ class EngineHostLock:
         c = self._conn
         if c is None or c.broken or c.closed:
             c = self._conn = self._connect()
+            if self.preferred:  # for as long as this session lives (raises psycopg.Error)
+                c.execute("SELECT pg_try_advisory_lock_shared(%s)", (self.preferred_key,))
         return c
 
-    def try_take(self) -> bool:
+    def try_take(self, defer: bool = False) -> bool | None:
         """Take the lock if it is free (True: this gateway holds it, and decides with `last` whether
-        to `claim` the engines or `release` it). Never call it while `held`."""
+        to `claim` the engines or `release` it). Never call it while `held`. `defer` (a gateway set
+        to `any`): not while a `prefer` gateway lives; then None if the lock is free (left to
+        that gateway), False if it is held."""
         try:
-            row = self._session().execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            c = self._session()
+            if defer:
+                ids = (*_lock_ids(self.preferred_key), self.key, *_lock_ids(self.key))
+                row = c.execute(_TRY_UNLESS_PREFERRED, ids).fetchone()
+                if row is not None and row[0] == "free":
+                    return None
+                got = row is not None and row[0] == "true"
+            else:
+                row = c.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                got = bool(row and row[0])
         except psycopg.Error:
             self.release()
             return False
-        self.held = bool(row and row[0])
-        return self.held
+        self.held = got
+        return got
 
     def last(self) -> Beat | None:
         """The heartbeat row (None: no host ever claimed the engines). Raises psycopg.Error."""
