@@ -30,7 +30,9 @@ import psycopg
 import pytest
 import redis
 from botocore.exceptions import ClientError
+from click.testing import CliRunner
 
+from strata.cli import cli
 from strata.config import ConfigError, Settings
 from strata.console.sessions import COOKIE
 from strata.engines import floating
@@ -58,16 +60,34 @@ def metadata_url(pg_node: PgNode) -> str:
 
 
 @pytest.fixture(scope="module")
-def gateways(tmp_path_factory: pytest.TempPathFactory, metadata_url: str) -> Iterator[list[StrataProcess]]:
-    root = tmp_path_factory.mktemp("gateways")
-    procs = [
-        StrataProcess(
-            root / f"data-{name}",
-            extra_env={"STRATA_METADATA": metadata_url},
-            extra_args=["--blob-dir", str(root / "blobs")],
-        )
-        for name in "ab"
-    ]
+def gateway_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateways")
+
+
+def _gateway(root: Path, name: str, metadata_url: str, *args: str) -> StrataProcess:
+    return StrataProcess(
+        root / f"data-{name}",
+        extra_env={"STRATA_METADATA": metadata_url},
+        extra_args=["--blob-dir", str(root / "blobs"), *args],
+    )
+
+
+@pytest.fixture(scope="module")
+def forwarder(gateway_root: Path, metadata_url: str) -> Iterator[tuple[StrataProcess, dict]]:
+    """A gateway started with `--engine-host never`, and its health once it serves: before the
+    `gateways` when a test asks for both in this order before any asked for those. Its test stops
+    it (a third live gateway would change the others' counts)."""
+    proc = _gateway(gateway_root, "never", metadata_url, "--engine-host", "never")
+    try:
+        proc.start()
+        yield proc, proc.health()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(gateway_root: Path, metadata_url: str) -> Iterator[list[StrataProcess]]:
+    procs = [_gateway(gateway_root, name, metadata_url) for name in "ab"]
     try:
         with ThreadPoolExecutor(2) as pool:  # both start at once (as gateways behind a balancer do)
             list(pool.map(StrataProcess.start, procs))
@@ -90,6 +110,47 @@ def _until(check, what: str, timeout: float = 20.0):  # noqa: ANN001, ANN202 - a
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(0.05)
+
+
+def test_a_gateway_set_never_to_host_forwards_to_the_host_started_after_it(
+    forwarder: tuple[StrataProcess, dict], gateways: list[StrataProcess]
+) -> None:
+    """`--engine-host never` started first, the lock free: it does not take the engines (health
+    says so); of the gateways started after it one does, and it forwards the engine services'
+    requests there. (First in the module: see `forwarder`.)"""
+    never, at_start = forwarder
+    try:
+        assert at_start["engine_host"] == {"self": False, "url": None, "setting": "never"}
+        host, _ = _host_and_other(gateways)
+        assert host.health()["engine_host"]["setting"] == "any"
+        _until(
+            lambda: (
+                never.health()["engine_host"] == {"self": False, "url": host.endpoint, "setting": "never"}
+            ),
+            "it knows the host",
+        )
+        assert never.health()["services"]["rds"] == "on the engine host"
+        rds = never.client("rds")
+        group = f"never-{uuid.uuid4().hex[:8]}"
+        rds.create_db_parameter_group(
+            DBParameterGroupName=group, DBParameterGroupFamily="postgres16", Description="through a forwarder"
+        )
+        made = host.client("rds").describe_db_parameter_groups(DBParameterGroupName=group)[
+            "DBParameterGroups"
+        ]
+        assert [g["Description"] for g in made] == ["through a forwarder"]
+        assert group in {
+            g["DBParameterGroupName"] for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+        }
+        with pytest.raises(ClientError) as missing:  # rendered by the host
+            never.client("elasticache").describe_cache_clusters(CacheClusterId="never-none")
+        assert _code(missing) == "CacheClusterNotFound"
+        rds.delete_db_parameter_group(DBParameterGroupName=group)
+        log = never.log_path.read_text()
+        assert "--engine-host never: this gateway never runs the engine services" in log
+        assert "now the engine host" not in log
+    finally:
+        never.stop()
 
 
 def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_once(
@@ -199,6 +260,84 @@ def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
         == "http://10.0.0.5:4566"
     )
+
+
+def test_the_engine_host_option_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
+    """`--engine-host` (STRATA_ENGINE_HOST) needs --metadata (one gateway runs everything), and
+    `never` refuses the options only an engine host uses. Refused before anything starts."""
+    pg = "postgresql://strata@127.0.0.1:1/strata"
+    for args, env, said in (
+        (["--engine-host", "never"], {}, "--engine-host never needs --metadata"),
+        ([], {"STRATA_ENGINE_HOST": "prefer"}, "--engine-host prefer needs --metadata"),
+        (
+            ["--metadata", pg],
+            {"STRATA_ENGINE_HOST": "sometimes"},
+            "must be any, prefer or never, not 'sometimes'",
+        ),
+        (["--metadata", pg, "--engine-host", "sometimes"], {}, "'sometimes' is not one of"),
+        (
+            ["--metadata", pg, "--engine-host", "never", "--engine-address", "10.0.0.50/lo"],
+            {},
+            "--engine-address is",
+        ),
+        (
+            ["--metadata", pg, "--engine-host", "never", "--advertise-url", "http://10.0.0.5:4566"],
+            {},
+            "--advertise-url is",
+        ),
+    ):
+        out = CliRunner().invoke(
+            cli,
+            ["serve", "--data-dir", str(tmp_path), "--metadata-wait", "0", *args],
+            env={"STRATA_METADATA": None, "STRATA_ENGINE_ADDRESS": None, "STRATA_ADVERTISE_URL": None, **env},
+        )
+        assert out.exit_code != 0 and said in out.output, (args, env, out.output)
+    assert Settings(data_dir=tmp_path, metadata=pg, engine_host="never").engine_host == "never"
+
+
+def test_an_any_gateway_leaves_a_free_lock_to_a_live_preferred_one_first(
+    pg_node: PgNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--engine-host prefer` (engine_lock's `strata:engines-preferred`): while a preferred gateway
+    lives, an `any` one leaves a free lock to it for PREFER_WAIT s; with none alive it takes the
+    lock at once, as before."""
+    url = fresh_database("prefer")
+    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=url), services=None)  # type: ignore[arg-type]
+    preferred, late = EngineHostLock(url, preferred=True), EngineHostLock(url, preferred=True)
+    try:
+        assert gateway._take()  # no preferred gateway: at once
+        gateway.lock.release()
+        with psycopg.connect(url, autocommit=True) as host:  # another gateway hosts
+            host.execute("SELECT pg_advisory_lock(%s)", (gateway.lock.key,))
+            assert preferred.try_take() is False  # the preferred gateway lives, and tries
+            assert gateway._take() is False
+            host.execute("SELECT pg_advisory_unlock(%s)", (gateway.lock.key,))  # and is gone
+            # its place is left to the preferred gateway, which takes it
+            assert gateway._take() is False
+            assert preferred.try_take()
+            assert gateway._take() is False
+            _end_session(host, preferred)  # the preferred host is gone: the any one takes it at once
+            assert gateway._take()
+            gateway.lock.release()
+            # a preferred gateway that lives but does not take the free lock: the any one takes it
+            # once PREFER_WAIT passed since it first found it so
+            monkeypatch.setattr(engine_host, "PREFER_WAIT", 0.0)
+            host.execute("SELECT pg_advisory_lock(%s)", (gateway.lock.key,))
+            assert late.try_take() is False
+            host.execute("SELECT pg_advisory_unlock(%s)", (gateway.lock.key,))
+            assert gateway._take() is False
+            assert gateway._take()
+    finally:
+        for lock in (gateway.lock, preferred, late):
+            lock.close()
+
+
+def _end_session(c: psycopg.Connection, lock: EngineHostLock) -> None:
+    """Close the lock's session and wait until PostgreSQL ended it (its locks end with it)."""
+    assert lock._conn is not None
+    pid = lock._conn.info.backend_pid
+    lock.release()
+    _until(lambda: not c.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone(), "ended")
 
 
 def test_a_request_no_engine_host_answers_gets_service_unavailable(
@@ -514,7 +653,10 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     host = hosts[0]
     other = gateways[1] if host is gateways[0] else gateways[0]
     # the other learns the host's URL (advertised once its engines are up) within a lock try's time
-    _until(lambda: other.health()["engine_host"] == {"self": False, "url": host.endpoint}, "B knows the host")
+    _until(
+        lambda: other.health()["engine_host"] == {"self": False, "url": host.endpoint, "setting": "any"},
+        "B knows the host",
+    )
     assert other.health()["services"]["elasticache"] == "on the engine host"
 
     # Made through the gateway that is not the host: forwarded (signature and all), run by the host.
@@ -588,7 +730,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     _a_snapshot_restores_beside_the_aof(other, cid)
 
     host.start()  # back, it forwards: the survivor keeps the engines
-    assert host.health()["engine_host"] == {"self": False, "url": other.endpoint}
+    assert host.health()["engine_host"] == {"self": False, "url": other.endpoint, "setting": "any"}
     assert described(host)["CacheClusterStatus"] == "available"
 
     # PostgreSQL restarted under both: the host keeps its engines (the same Redis process, its
