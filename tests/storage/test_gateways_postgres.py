@@ -40,7 +40,7 @@ from strata.engines.postgres import PgNode
 from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
 from strata.protocol import codec_for_request
-from strata.protocol.http import Headers, HttpRequest
+from strata.protocol.http import Headers, HttpRequest, HttpResponse
 from strata.storage.engine_lock import KEEP, MARGIN, Beat, EngineHostLock, held_unless_hosted
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
@@ -343,8 +343,9 @@ def _end_session(c: psycopg.Connection, lock: EngineHostLock) -> None:
 def test_a_request_no_engine_host_answers_gets_service_unavailable(
     tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Forwarding to a host that is gone: retried while RETRY_FOR lasts, then the protocol's
-    ServiceUnavailable (503), rendered as the service renders its errors."""
+    """Forwarding to a host that is gone, or with no host at all (every gateway `never`): retried
+    while RETRY_FOR lasts, then the protocol's ServiceUnavailable (503), rendered as the service
+    renders its errors."""
     monkeypatch.setattr(engine_host, "RETRY_FOR", 0.5)
     gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=metadata_url), services=None)  # type: ignore[arg-type]
     gateway.host = (f"http://127.0.0.1:{free_port()}", "token")  # nothing listens there
@@ -361,6 +362,28 @@ def test_a_request_no_engine_host_answers_gets_service_unavailable(
         gateway.lock.close()
     assert answer is not None and answer.status == 503
     assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
+
+    # Every gateway `--engine-host never`: none ever hosts, and the requests get the same answer.
+    url = fresh_database("never")
+    never = engine_host.EngineHost(
+        Settings(data_dir=tmp_path, metadata=url, engine_host="never"), services=None
+    )  # type: ignore[arg-type]
+
+    async def started_and_asked() -> HttpResponse | None:
+        await never.start()
+        try:
+            return await never.forward(request, None, codec, "REQ2")  # type: ignore[arg-type]
+        finally:
+            await never.stop()
+
+    answer = asyncio.run(started_and_asked())
+    assert answer is not None and answer.status == 503
+    assert never.health() == {"self": False, "url": None, "setting": "never"}
+    free = EngineHostLock(url)
+    try:
+        assert free.try_take()  # the never gateway never took the lock
+    finally:
+        free.close()
 
 
 def test_a_forwarder_gives_up_the_engine_address_a_killed_host_left_on_its_machine(
