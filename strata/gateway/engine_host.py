@@ -190,7 +190,7 @@ class EngineHost:
                     "PostgreSQL): leaving them to it",
                     last.url,
                 )
-                self.lock.release()
+                self.lock.let_go()
                 self._backoff_until = clock.monotonic() + BACKOFF
                 return None
             # Holding from before the row names this gateway: a probe in between must hear "yes".

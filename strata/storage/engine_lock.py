@@ -246,6 +246,19 @@ class EngineHostLock:
         doc = self.store.get_doc(KIND, DOC)
         return (str(doc["url"]), str(doc["token"])) if doc else None
 
+    def let_go(self) -> None:
+        """Give the lock back, keeping the session: a `prefer` gateway's preference lives on it
+        (backing off from a live host must not hide it from the others)."""
+        c = self._conn
+        if self.held and c is not None and not (c.broken or c.closed):
+            try:
+                c.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                self.held = False
+                return
+            except psycopg.Error:
+                pass
+        self.release()
+
     def release(self) -> None:
         """End the lock's session (and so the lock, if held)."""
         c, self._conn = self._conn, None

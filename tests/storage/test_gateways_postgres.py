@@ -316,6 +316,10 @@ def test_an_any_gateway_leaves_a_free_lock_to_a_live_preferred_one_first(
             assert gateway._take() is False
             assert preferred.try_take()
             assert gateway._take() is False
+            preferred.let_go()  # it backs off from a live host (engine_host): still preferred
+            assert gateway._take() is False
+            assert preferred.try_take()
+            assert gateway._take() is False
             _end_session(host, preferred)  # the preferred host is gone: the any one takes it at once
             assert gateway._take()
             gateway.lock.release()
