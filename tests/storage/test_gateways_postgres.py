@@ -337,11 +337,16 @@ def test_an_any_gateway_leaves_a_free_lock_to_a_live_preferred_one_first(
 
 
 def _end_session(c: psycopg.Connection, lock: EngineHostLock) -> None:
-    """Close the lock's session and wait until PostgreSQL ended it (its locks end with it)."""
+    """Close the lock's session and wait until PostgreSQL ended it (its locks end with it: the
+    backend lets them go after the client closed, not at once)."""
     assert lock._conn is not None
     pid = lock._conn.info.backend_pid
     lock.release()
-    _until(lambda: not c.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone(), "ended")
+    _until(lambda: not _alive(c, pid), "the session ended")
+
+
+def _alive(c: psycopg.Connection, pid: int) -> bool:
+    return c.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is not None
 
 
 def test_a_request_no_engine_host_answers_gets_service_unavailable(
@@ -662,7 +667,11 @@ def test_fsck_leaves_the_engines_to_a_host_that_may_still_run_them(pg_node: PgNo
         with held_unless_hosted(url) as free:
             assert not free
         assert lock.try_take()  # fsck did not keep the lock from the host
+        assert lock._conn is not None
+        pid = lock._conn.info.backend_pid
         lock.close("a-host")  # a clean stop
+        with psycopg.connect(url, autocommit=True) as c:  # its session's end frees the lock
+            _until(lambda: not _alive(c, pid), "the session ended")
     finally:
         lock.close()
     with held_unless_hosted(url) as free:
