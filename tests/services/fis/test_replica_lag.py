@@ -132,14 +132,14 @@ def test_mariadb_replica_lag_holds_the_replicas_apply_back(strata_server, unique
             wait_for(fis, exp_id, ("running", *DONE))
             written = []
 
-            def held_back() -> bool:  # a fresh write still missing on the replica 2 s later
+            def held_back() -> bool:  # a fresh write still missing on the replica 1 s later
                 written.append(len(written) + 1)
                 rows(primary, f"INSERT INTO notes VALUES ({written[-1]})")
-                time.sleep(2)
+                time.sleep(1)  # unlagged, MariaDB's replica applies it in milliseconds
                 return not rows(replica, f"SELECT id FROM notes WHERE id = {written[-1]}")
 
             eventually(held_back, 60)
-            time.sleep(3)
+            time.sleep(1)
             assert not rows(replica, f"SELECT id FROM notes WHERE id = {written[-1]}")  # still stale
             exp = fis.get_experiment(id=exp_id)["experiment"]
             assert exp["actions"]["lag"]["state"]["status"] == "running", exp["state"]

@@ -5,17 +5,36 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import uuid
 
 import psycopg
+import pytest
 
 from strata.engines.process import pid_alive
 from tests.services.rds.helpers import create_pg, eventually, pg_connect, wait_status
 
+# Each test's instance, by name prefix: (MultiAZ)
+INSTANCES = {"maz": True, "crash": True, "toggle": False, "mazload": True}
 
-def test_forced_failover_keeps_every_committed_row(strata_server, unique: str) -> None:
+
+@pytest.fixture(scope="module")
+def created(strata_server) -> dict[str, str]:  # noqa: ANN001
+    """Every test's own instance, asked for at once (CreateDBInstance returns at once, as on AWS)
+    so their engines are built side by side rather than one test after the other; each test
+    waits for its own and deletes it. Names by prefix."""
     rds = strata_server.client("rds")
-    ident = f"maz-{unique}"
-    inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    suffix = uuid.uuid4().hex[:10]
+    idents = {}
+    for prefix, multi_az in INSTANCES.items():
+        idents[prefix] = f"{prefix}-{suffix}"
+        create_pg(rds, idents[prefix], wait=False, MultiAZ=multi_az, BackupRetentionPeriod=0)
+    return idents
+
+
+def test_forced_failover_keeps_every_committed_row(strata_server, created: dict[str, str]) -> None:
+    rds = strata_server.client("rds")
+    ident = created["maz"]
+    inst = wait_status(rds, ident)
     assert inst["MultiAZ"] and inst["SecondaryAvailabilityZone"] != inst["AvailabilityZone"]
     with pg_connect(inst) as conn:
         conn.execute("CREATE TABLE payments (id int primary key)")
@@ -36,7 +55,7 @@ def test_forced_failover_keeps_every_committed_row(strata_server, unique: str) -
         rds.reboot_db_instance(DBInstanceIdentifier=ident, ForceFailover=True)
         return True
 
-    eventually(standby_back, 120, 1)
+    eventually(standby_back, 120, 0.25)
     final = wait_status(rds, ident)
     assert final["AvailabilityZone"] == inst["AvailabilityZone"]
     with pg_connect(final) as conn:
@@ -44,16 +63,11 @@ def test_forced_failover_keeps_every_committed_row(strata_server, unique: str) -
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
 
 
-def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
+def test_primary_crash_fails_over_by_itself(strata_server, created: dict[str, str]) -> None:
     """A fault that kills the primary engine: Strata's monitor promotes the standby."""
-    import os
-    import signal
-
-    from strata.engines.process import pid_alive
-
     rds = strata_server.client("rds")
-    ident = f"crash-{unique}"
-    inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    ident = created["crash"]
+    inst = wait_status(rds, ident)
     nodes = sorted((strata_server.data_dir / "rds" / "instances" / ident).glob("*/postgres.pid"))
     postmasters = {int(p.read_text()) for p in nodes}
     with pg_connect(inst) as conn:
@@ -79,10 +93,10 @@ def test_primary_crash_fails_over_by_itself(strata_server, unique: str) -> None:
     rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)
 
 
-def test_modify_multi_az_on_and_off(strata_server, unique: str) -> None:
+def test_modify_multi_az_on_and_off(strata_server, created: dict[str, str]) -> None:
     rds = strata_server.client("rds")
-    ident = f"toggle-{unique}"
-    inst = create_pg(rds, ident, BackupRetentionPeriod=0)
+    ident = created["toggle"]
+    inst = wait_status(rds, ident)
     assert not inst["MultiAZ"] and "SecondaryAvailabilityZone" not in inst
     rds.modify_db_instance(DBInstanceIdentifier=ident, MultiAZ=True, ApplyImmediately=True)
     on = wait_status(rds, ident)
@@ -136,12 +150,12 @@ def _postmasters(strata_server, ident: str) -> dict[str, int]:  # noqa: ANN001
     return {p.parent.name: int(p.read_text()) for p in nodes}
 
 
-def test_killed_standby_and_primary_under_load_lose_no_commit(strata_server, unique: str) -> None:
+def test_killed_standby_and_primary_under_load_lose_no_commit(strata_server, created: dict[str, str]) -> None:
     """kill -9 of the standby while clients commit: it is restarted and commits, which wait for
     it, go on; kill -9 of the primary: the standby takes over and has every acknowledged commit."""
     rds = strata_server.client("rds")
-    ident = f"mazload-{unique}"
-    inst = create_pg(rds, ident, MultiAZ=True, BackupRetentionPeriod=0)
+    ident = created["mazload"]
+    inst = wait_status(rds, ident)
     with pg_connect(inst) as conn:
         conn.execute("CREATE TABLE load (x int primary key)")
         primary_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
