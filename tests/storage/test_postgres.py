@@ -1,5 +1,8 @@
 """The PostgreSQL backend beyond the contract: services' SQLite schemas and placeholders as
 PostgreSQL takes them, and a store that outlives its connections (a restarted server, a failover).
+Also the engine host's lock in PostgreSQL where no running gateway is needed (a request no host
+answers, fsck beside a host that may still run its engines; the advertised URL it names): the
+two-gateway tests are in test_gateways_postgres.py.
 """
 
 from __future__ import annotations
@@ -8,12 +11,18 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from strata.config import ConfigError, Settings
 from strata.console.sessions import SCHEMA as CONSOLE
 from strata.engines.ports import _SCHEMA as PORTS
+from strata.engines.postgres import PgNode
+from strata.gateway import engine_host
+from strata.protocol import codec_for_request
+from strata.protocol.http import Headers, HttpRequest
 from strata.services.dynamodb import exports, imports, lww, pitr, streams
 from strata.services.dynamodb.store import SCHEMA as DYNAMODB
 from strata.services.ec2.blocks import SCHEMA as EC2
@@ -21,9 +30,11 @@ from strata.services.efs import reads, usage
 from strata.services.s3.store import SCHEMA as S3
 from strata.services.s3control.access_points import SCHEMA as ACCESS_POINTS
 from strata.services.s3control.provider import SCHEMA as S3CONTROL
+from strata.storage.engine_lock import EngineHostLock, held_unless_hosted
 from strata.storage.errors import disk_refused
 from strata.storage.postgres import PostgresStore
-from tests.storage.conftest import DSN_VAR
+from tests.storage.conftest import DSN_VAR, fresh_database
+from tests.strata_process import free_port
 
 SERVICE_SCHEMAS = {
     "s3": S3,
@@ -144,3 +155,63 @@ def test_in_transaction_as_sqlite_says_it(store: PostgresStore) -> None:
     """S3 caches a bucket row only when read outside a write (`conn.in_transaction`)."""
     inside = asyncio.run(store.write(lambda: store.conn.in_transaction))
     assert (inside, store.conn.in_transaction) == (True, False)
+
+
+def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
+    for bad in (
+        "https://10.0.0.5:4566",
+        "http://10.0.0.5",
+        "http://10.0.0.5:4566/x",
+        "10.0.0.5:4566",
+        "http://h:x",
+    ):
+        with pytest.raises(ConfigError, match="advertise URL"):
+            Settings(data_dir=tmp_path, advertise_url=bad)
+    assert (
+        Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
+        == "http://10.0.0.5:4566"
+    )
+
+
+def test_a_request_no_engine_host_answers_gets_service_unavailable(
+    tmp_path: Path, pg_node: PgNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forwarding to a host that is gone: retried while RETRY_FOR lasts, then the protocol's
+    ServiceUnavailable (503), rendered as the service renders its errors."""
+    monkeypatch.setattr(engine_host, "RETRY_FOR", 0.5)
+    metadata_url = fresh_database("gw")
+    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=metadata_url), services=None)  # type: ignore[arg-type]
+    gateway.host = (f"http://127.0.0.1:{free_port()}", "token")  # nothing listens there
+    request = HttpRequest(
+        "POST",
+        "/",
+        "",
+        Headers([("host", "127.0.0.1"), ("content-type", "application/x-www-form-urlencoded")]),
+    )
+    codec = codec_for_request("elasticache", request)
+    try:
+        answer = asyncio.run(gateway.forward(request, None, codec, "REQ1"))  # type: ignore[arg-type]
+    finally:
+        gateway.lock.close()
+    assert answer is not None and answer.status == 503
+    assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
+
+
+def test_fsck_leaves_the_engines_to_a_host_that_may_still_run_them(pg_node: PgNode) -> None:
+    """The lock free but the row naming a host that did not stop cleanly, and beat lately: it may
+    be regaining its lock with its engines running, so fsck checks their files as in use (and lets
+    the lock go for it); once the row says it stopped cleanly, as offline."""
+    url = fresh_database("beat")
+    lock = EngineHostLock(url)
+    try:
+        assert lock.try_take()
+        lock.claim("a-host", "http://127.0.0.1:1")
+        lock.release()  # its session ended (a PostgreSQL restart), its engines may run
+        with held_unless_hosted(url) as free:
+            assert not free
+        assert lock.try_take()  # fsck did not keep the lock from the host
+        lock.close("a-host")  # a clean stop
+    finally:
+        lock.close()
+    with held_unless_hosted(url) as free:
+        assert free
