@@ -4,14 +4,17 @@ Two real `strata serve` processes with data dirs of their own share a fresh data
 session's throwaway PostgreSQL cluster (tests/storage/conftest.py) and one blob directory. What one
 changes the other serves at once: IAM users, keys and policies (no stale cache authorizes a deleted
 key), the simulated clock; and one of them at a time runs the time-driven rules, the other taking
-over when the owner is killed with -9.
+over when the owner is killed with -9; the engine host's takeover and fencing close the file
+(they kill, restart and fence the gateways, and restart PostgreSQL).
+
+Every test here shares the module's one pair of gateways (`gateways`), so they stay in one file: a
+file of its own would start another pair. The checks they share are in gateway_checks.py; the
+engine host's tests that need no running gateway are in test_postgres.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import re
 import signal
@@ -30,18 +33,14 @@ import psycopg
 import pytest
 import redis
 from botocore.exceptions import ClientError
-from click.testing import CliRunner
 
-from strata.cli import cli
-from strata.config import ConfigError, Settings
+from strata.config import Settings
 from strata.console.sessions import COOKIE
 from strata.engines import floating
 from strata.engines.postgres import PgNode
 from strata.gateway import engine_host
 from strata.gateway.engine_host import EXIT_FENCED
-from strata.protocol import codec_for_request
-from strata.protocol.http import Headers, HttpRequest, HttpResponse
-from strata.storage.engine_lock import KEEP, MARGIN, Beat, EngineHostLock, held_unless_hosted
+from strata.storage.engine_lock import KEEP, MARGIN, Beat
 from strata.storage.shared import ON_ENGINE_HOST
 from tests.console.plain_client import ROOT, PlainConsole
 from tests.services.cloudwatch.helpers import metric_total
@@ -51,6 +50,17 @@ from tests.services.fis.test_templates import throttle_template
 from tests.services.rds.helpers import create_pg, pg_connect, wait_status
 from tests.services.s3.security.conftest import control_client
 from tests.storage.conftest import fresh_database
+from tests.storage.gateway_checks import (
+    TERMINATE_HOST,
+    a_snapshot_restores_beside_the_aof,
+    answers,
+    ebs_blocks_stream_both_ways_through_the_forwarding_gateway,
+    error_code,
+    host_and_other,
+    redis_info,
+    the_host_judges_a_forwarded_request_by_its_client,
+    until,
+)
 from tests.strata_process import StrataProcess, free_port
 
 
@@ -97,21 +107,6 @@ def gateways(gateway_root: Path, metadata_url: str) -> Iterator[list[StrataProce
             p.stop()
 
 
-def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
-    return e.value.response["Error"]["Code"]
-
-
-def _until(check, what: str, timeout: float = 20.0):  # noqa: ANN001, ANN202 - a predicate
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.05)
-
-
 def test_a_gateway_set_never_to_host_forwards_to_the_host_started_after_it(
     forwarder: tuple[StrataProcess, dict], gateways: list[StrataProcess]
 ) -> None:
@@ -121,9 +116,9 @@ def test_a_gateway_set_never_to_host_forwards_to_the_host_started_after_it(
     never, at_start = forwarder
     try:
         assert at_start["engine_host"] == {"self": False, "url": None, "setting": "never"}
-        host, _ = _host_and_other(gateways)
+        host, _ = host_and_other(gateways)
         assert host.health()["engine_host"]["setting"] == "any"
-        _until(
+        until(
             lambda: (
                 never.health()["engine_host"] == {"self": False, "url": host.endpoint, "setting": "never"}
             ),
@@ -144,7 +139,7 @@ def test_a_gateway_set_never_to_host_forwards_to_the_host_started_after_it(
         }
         with pytest.raises(ClientError) as missing:  # rendered by the host
             never.client("elasticache").describe_cache_clusters(CacheClusterId="never-none")
-        assert _code(missing) == "CacheClusterNotFound"
+        assert error_code(missing) == "CacheClusterNotFound"
         rds.delete_db_parameter_group(DBParameterGroupName=group)
         log = never.log_path.read_text()
         assert "--engine-host never: this gateway never runs the engine services" in log
@@ -175,7 +170,7 @@ def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_o
     iam_a.delete_user_policy(UserName="alice", PolicyName="list")
     with pytest.raises(ClientError) as denied:
         s3_b.list_buckets()
-    assert _code(denied) == "AccessDenied"
+    assert error_code(denied) == "AccessDenied"
 
     # The key deleted on A: B refuses it at once (no cached principal outlives the change).
     iam_a.put_user_policy(
@@ -188,7 +183,7 @@ def test_an_iam_key_made_on_one_gateway_works_on_the_other_and_its_deletion_at_o
     iam_a.delete_access_key(UserName="alice", AccessKeyId=key["AccessKeyId"])
     with pytest.raises(ClientError) as refused:
         s3_b.list_buckets()
-    assert _code(refused) == "InvalidAccessKeyId"
+    assert error_code(refused) == "InvalidAccessKeyId"
     # ... and B's own IAM changes are seen by A the same way.
     second = b.client("iam").create_access_key(UserName="alice")["AccessKey"]
     a.client("s3", access_key=second["AccessKeyId"], secret_key=second["SecretAccessKey"]).list_buckets()
@@ -223,7 +218,7 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     b.client("kms").disable_key(KeyId=key)
     with pytest.raises(ClientError) as disabled:
         a.client("kms").encrypt(KeyId=key, Plaintext=b"x")
-    assert _code(disabled) == "DisabledException"
+    assert error_code(disabled) == "DisabledException"
 
     # S3 Control's account-wide public access block, cached per gateway, is read again on B.
     account = a.client("sts").get_caller_identity()["Account"]
@@ -235,7 +230,7 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     control_client(a).delete_public_access_block(AccountId=account)
     with pytest.raises(ClientError) as gone:
         control_client(b).get_public_access_block(AccountId=account)
-    assert _code(gone) == "NoSuchPublicAccessBlockConfiguration"
+    assert error_code(gone) == "NoSuchPublicAccessBlockConfiguration"
     # An access point made on A is served by B (its alias names the bucket there at once), bytes too.
     bucket = f"ap-{uuid.uuid4().hex[:8]}"
     a.client("s3").create_bucket(Bucket=bucket)
@@ -244,155 +239,6 @@ def test_kms_keys_and_account_settings_made_on_one_gateway_hold_on_the_other(
     listed = b.client("s3").list_objects_v2(Bucket=alias)
     assert [o["Key"] for o in listed["Contents"]] == ["k"]
     assert b.client("s3").get_object(Bucket=alias, Key="k")["Body"].read() == b"via ap"
-
-
-def test_an_advertise_url_is_an_http_address_and_port(tmp_path: Path) -> None:
-    for bad in (
-        "https://10.0.0.5:4566",
-        "http://10.0.0.5",
-        "http://10.0.0.5:4566/x",
-        "10.0.0.5:4566",
-        "http://h:x",
-    ):
-        with pytest.raises(ConfigError, match="advertise URL"):
-            Settings(data_dir=tmp_path, advertise_url=bad)
-    assert (
-        Settings(data_dir=tmp_path, advertise_url="http://10.0.0.5:4566").advertise_url
-        == "http://10.0.0.5:4566"
-    )
-
-
-def test_the_engine_host_option_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
-    """`--engine-host` (STRATA_ENGINE_HOST) needs --metadata (one gateway runs everything), and
-    `never` refuses the options only an engine host uses. Refused before anything starts."""
-    pg = "postgresql://strata@127.0.0.1:1/strata"
-    for args, env, said in (
-        (["--engine-host", "never"], {}, "--engine-host never needs --metadata"),
-        ([], {"STRATA_ENGINE_HOST": "prefer"}, "--engine-host prefer needs --metadata"),
-        (
-            ["--metadata", pg],
-            {"STRATA_ENGINE_HOST": "sometimes"},
-            "must be any, prefer or never, not 'sometimes'",
-        ),
-        (["--metadata", pg, "--engine-host", "sometimes"], {}, "'sometimes' is not one of"),
-        (
-            ["--metadata", pg, "--engine-host", "never", "--engine-address", "10.0.0.50/lo"],
-            {},
-            "--engine-address is",
-        ),
-        (
-            ["--metadata", pg, "--engine-host", "never", "--advertise-url", "http://10.0.0.5:4566"],
-            {},
-            "--advertise-url is",
-        ),
-    ):
-        out = CliRunner().invoke(
-            cli,
-            ["serve", "--data-dir", str(tmp_path), "--metadata-wait", "0", *args],
-            env={"STRATA_METADATA": None, "STRATA_ENGINE_ADDRESS": None, "STRATA_ADVERTISE_URL": None, **env},
-        )
-        assert out.exit_code != 0 and said in out.output, (args, env, out.output)
-    assert Settings(data_dir=tmp_path, metadata=pg, engine_host="never").engine_host == "never"
-
-
-def test_an_any_gateway_leaves_a_free_lock_to_a_live_preferred_one_first(
-    pg_node: PgNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`--engine-host prefer` (engine_lock's `strata:engines-preferred`): while a preferred gateway
-    lives, an `any` one leaves a free lock to it for PREFER_WAIT s; with none alive it takes the
-    lock at once, as before."""
-    url = fresh_database("prefer")
-    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=url), services=None)  # type: ignore[arg-type]
-    preferred, late = EngineHostLock(url, preferred=True), EngineHostLock(url, preferred=True)
-    try:
-        assert gateway._take()  # no preferred gateway: at once
-        gateway.lock.release()
-        with psycopg.connect(url, autocommit=True) as host:  # another gateway hosts
-            host.execute("SELECT pg_advisory_lock(%s)", (gateway.lock.key,))
-            assert preferred.try_take() is False  # the preferred gateway lives, and tries
-            assert gateway._take() is False
-            host.execute("SELECT pg_advisory_unlock(%s)", (gateway.lock.key,))  # and is gone
-            # its place is left to the preferred gateway, which takes it
-            assert gateway._take() is False
-            assert preferred.try_take()
-            assert gateway._take() is False
-            preferred.let_go()  # it backs off from a live host (engine_host): still preferred
-            assert gateway._take() is False
-            assert preferred.try_take()
-            assert gateway._take() is False
-            _end_session(host, preferred)  # the preferred host is gone: the any one takes it at once
-            assert gateway._take()
-            gateway.lock.release()
-            # a preferred gateway that lives but does not take the free lock: the any one takes it
-            # once PREFER_WAIT passed since it first found it so
-            monkeypatch.setattr(engine_host, "PREFER_WAIT", 0.0)
-            host.execute("SELECT pg_advisory_lock(%s)", (gateway.lock.key,))
-            assert late.try_take() is False
-            host.execute("SELECT pg_advisory_unlock(%s)", (gateway.lock.key,))
-            assert gateway._take() is False
-            assert gateway._take()
-    finally:
-        for lock in (gateway.lock, preferred, late):
-            lock.close()
-
-
-def _end_session(c: psycopg.Connection, lock: EngineHostLock) -> None:
-    """Close the lock's session and wait until PostgreSQL ended it (its locks end with it: the
-    backend lets them go after the client closed, not at once)."""
-    assert lock._conn is not None
-    pid = lock._conn.info.backend_pid
-    lock.release()
-    _until(lambda: not _alive(c, pid), "the session ended")
-
-
-def _alive(c: psycopg.Connection, pid: int) -> bool:
-    return c.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is not None
-
-
-def test_a_request_no_engine_host_answers_gets_service_unavailable(
-    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Forwarding to a host that is gone, or with no host at all (every gateway `never`): retried
-    while RETRY_FOR lasts, then the protocol's ServiceUnavailable (503), rendered as the service
-    renders its errors."""
-    monkeypatch.setattr(engine_host, "RETRY_FOR", 0.5)
-    gateway = engine_host.EngineHost(Settings(data_dir=tmp_path, metadata=metadata_url), services=None)  # type: ignore[arg-type]
-    gateway.host = (f"http://127.0.0.1:{free_port()}", "token")  # nothing listens there
-    request = HttpRequest(
-        "POST",
-        "/",
-        "",
-        Headers([("host", "127.0.0.1"), ("content-type", "application/x-www-form-urlencoded")]),
-    )
-    codec = codec_for_request("elasticache", request)
-    try:
-        answer = asyncio.run(gateway.forward(request, None, codec, "REQ1"))  # type: ignore[arg-type]
-    finally:
-        gateway.lock.close()
-    assert answer is not None and answer.status == 503
-    assert b"<Code>ServiceUnavailable</Code>" in answer.body  # type: ignore[operator]
-
-    # Every gateway `--engine-host never`: none ever hosts, and the requests get the same answer.
-    url = fresh_database("never")
-    never = engine_host.EngineHost(
-        Settings(data_dir=tmp_path, metadata=url, engine_host="never"), services=None
-    )  # type: ignore[arg-type]
-
-    async def started_and_asked() -> HttpResponse | None:
-        await never.start()
-        try:
-            return await never.forward(request, None, codec, "REQ2")  # type: ignore[arg-type]
-        finally:
-            await never.stop()
-
-    answer = asyncio.run(started_and_asked())
-    assert answer is not None and answer.status == 503
-    assert never.health() == {"self": False, "url": None, "setting": "never"}
-    free = EngineHostLock(url)
-    try:
-        assert free.try_take()  # the never gateway never took the lock
-    finally:
-        free.close()
 
 
 def test_a_forwarder_gives_up_the_engine_address_a_killed_host_left_on_its_machine(
@@ -429,11 +275,11 @@ def test_the_start_up_log_says_what_each_gateway_keeps_to_itself(gateways: list[
         assert f"--metadata: {service} runs on the engine host" in log
     # The forwarder says where the host is once it knows (at start-up none may have advertised
     # itself yet), and once per change, not at every read of the lock's document.
-    host = _until(lambda: next((g for g in gateways if g.health()["engine_host"]["self"]), None), "a host")
+    host = until(lambda: next((g for g in gateways if g.health()["engine_host"]["self"]), None), "a host")
     url = host.health()["engine_host"]["url"]
     forwarder = next(g for g in gateways if g is not host)
     said = f"--metadata: the engine host is {url} "
-    _until(lambda: said in forwarder.log_path.read_text(), "the forwarder names the host")
+    until(lambda: said in forwarder.log_path.read_text(), "the forwarder names the host")
     time.sleep(1.5)  # three more reads of the lock's document by the forwarder's watcher
     assert forwarder.log_path.read_text().count(said) == 1
     assert "the engine host is None" not in forwarder.log_path.read_text()
@@ -471,26 +317,14 @@ def test_a_clock_advance_on_one_gateway_moves_the_other(gateways: list[StrataPro
     before = b.admin("/_strata/clock")["offset_seconds"]
     moved = a.admin("/_strata/clock", {"advance": "2h"})["offset_seconds"]
     assert moved == pytest.approx(before + 7200)
-    _until(lambda: b.admin("/_strata/clock")["offset_seconds"] == moved, "B follows A's advance")
+    until(lambda: b.admin("/_strata/clock")["offset_seconds"] == moved, "B follows A's advance")
     # Both advancing count: B's advance starts from A's.
     assert b.admin("/_strata/clock", {"advance": "1h"})["offset_seconds"] == pytest.approx(moved + 3600)
-    _until(lambda: a.admin("/_strata/clock")["offset_seconds"] == pytest.approx(moved + 3600), "A follows B")
-
-
-def _host_and_other(gateways: list[StrataProcess]) -> tuple[StrataProcess, StrataProcess]:
-    """The engine host (CloudWatch and FIS run there) and the gateway that forwards to it."""
-    hosts = _until(
-        lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
-        "a gateway is the engine host",
-        60,
-    )
-    other = gateways[1] if hosts[0] is gateways[0] else gateways[0]
-    _until(lambda: other.health()["engine_host"]["url"] == hosts[0].endpoint, "the other knows the host")
-    return hosts[0], other
+    until(lambda: a.admin("/_strata/clock")["offset_seconds"] == pytest.approx(moved + 3600), "A follows B")
 
 
 def test_cloudwatch_counts_the_requests_of_every_gateway(gateways: list[StrataProcess]) -> None:
-    host, other = _host_and_other(gateways)
+    host, other = host_and_other(gateways)
     table, bucket = f"cw-{uuid.uuid4().hex[:8]}", f"cw-{uuid.uuid4().hex[:8]}"
     other.client("dynamodb").create_table(
         TableName=table,
@@ -535,7 +369,7 @@ def test_cloudwatch_counts_the_requests_of_every_gateway(gateways: list[StrataPr
         user_errors = total(host, "AWS/DynamoDB", "UserErrors", {}, "Sum")  # the other's GetItem
         return user_errors >= 1 and all(total(other, *metric[:4]) >= metric[4] for metric in counted)
 
-    _until(published, "the other gateway's requests are published", 30)
+    until(published, "the other gateway's requests are published", 30)
     for gateway in (host, other):  # every gateway's requests, once each, whichever gateway is asked
         assert [total(gateway, *metric[:4]) for metric in counted] == [metric[4] for metric in counted]
 
@@ -543,7 +377,7 @@ def test_cloudwatch_counts_the_requests_of_every_gateway(gateways: list[StrataPr
 def test_an_api_fault_injected_by_the_engine_host_fails_calls_on_every_gateway(
     gateways: list[StrataProcess],
 ) -> None:
-    host, other = _host_and_other(gateways)
+    host, other = host_and_other(gateways)
     runner_role(host)
     name = f"fis-{uuid.uuid4().hex[:8]}"
     make_table(other, name)
@@ -560,14 +394,14 @@ def test_an_api_fault_injected_by_the_engine_host_fails_calls_on_every_gateway(
         except ClientError as e:
             return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
 
-    assert _until(lambda: answer() != ("ok", 200) and answer(), "the other gateway throttles") == (
+    assert until(lambda: answer() != ("ok", 200) and answer(), "the other gateway throttles") == (
         "ThrottlingException",
         400,
     )
     single.describe_table(TableName=name)  # an operation the action does not name is served
     other.client("fis").stop_experiment(id=exp_id)  # through the other gateway: forwarded to the host
     wait_for(fis, exp_id, DONE)
-    _until(lambda: answer() == ("ok", 200), "the fault is rolled back on the other gateway")
+    until(lambda: answer() == ("ok", 200), "the fault is rolled back on the other gateway")
     assert [answer() for _ in range(4)] == [("ok", 200)] * 4
 
 
@@ -575,14 +409,14 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
     gateways: list[StrataProcess], tmp_path: Path
 ) -> None:
     a, b = gateways
-    owners = _until(
+    owners = until(
         lambda: [g for g in gateways if g.admin("/_strata/clock")["scheduler_owner"]] or None,
         "a gateway owns the scheduler",
     )
     assert len(owners) == 1
     owner = owners[0]
     # Each counts the gateways alive (a shared advisory lock each): what DynamoDB's capacity is divided by.
-    _until(lambda: all(g.admin("/_strata/clock")["gateways"] == 2 for g in gateways), "both count two")
+    until(lambda: all(g.admin("/_strata/clock")["gateways"] == 2 for g in gateways), "both count two")
     other = b if owner is a else a
     s3 = other.client("s3")
     bucket = f"gw-{uuid.uuid4().hex[:8]}"
@@ -598,8 +432,8 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
 
     other.admin("/_strata/clock", {"advance": "1d"})  # both alive: the owner runs the rules
     owner.kill()  # kill -9: PostgreSQL ends its session, and so releases the scheduler's lock
-    _until(lambda: other.admin("/_strata/clock")["scheduler_owner"], "the survivor takes the scheduler over")
-    _until(lambda: other.admin("/_strata/clock")["gateways"] == 1, "the survivor counts itself alone")
+    until(lambda: other.admin("/_strata/clock")["scheduler_owner"], "the survivor takes the scheduler over")
+    until(lambda: other.admin("/_strata/clock")["gateways"] == 1, "the survivor counts itself alone")
     advanced = other.admin("/_strata/clock", {"advance": "2d"})
     versions = s3.list_object_versions(Bucket=bucket)
     assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
@@ -614,11 +448,11 @@ def test_the_scheduler_has_one_owner_and_another_takes_over_when_it_is_killed(
         if e["event"].startswith("TimedStorage-") and e["dims"].get("bucket") == bucket
     )
     created = versions["Versions"][0]["LastModified"].timestamp()
-    until = datetime.fromisoformat(advanced["now"]).timestamp()
-    assert metered == pytest.approx(1000 * (until - created) / 3600, abs=1000 * 2 / 3600)
+    advanced_to = datetime.fromisoformat(advanced["now"]).timestamp()
+    assert metered == pytest.approx(1000 * (advanced_to - created) / 3600, abs=1000 * 2 / 3600)
 
     owner.start()  # back, it follows: the survivor keeps the scheduler
-    _until(lambda: other.admin("/_strata/clock")["gateways"] == 2, "the survivor counts the one back")
+    until(lambda: other.admin("/_strata/clock")["gateways"] == 2, "the survivor counts the one back")
     assert owner.admin("/_strata/clock")["scheduler_owner"] is False
     assert owner.admin("/_strata/clock")["offset_seconds"] == other.admin("/_strata/clock")["offset_seconds"]
 
@@ -630,7 +464,7 @@ def test_a_taker_of_the_lock_waits_for_a_silent_host_and_leaves_a_live_one_its_e
     argument): alive and holding its takeover -> leave it the engines; its URL refused (the process
     is gone) or answering "not mine" -> the usual grace; silent (a lost machine, which may run them
     until its KEEP is out) -> wait until it must have fenced, by the heartbeat's age."""
-    _until(lambda: any(g.health()["engine_host"]["self"] for g in gateways), "a gateway is the engine host")
+    until(lambda: any(g.health()["engine_host"]["self"] for g in gateways), "a gateway is the engine host")
     with psycopg.connect(metadata_url, autocommit=True) as c:
         holder, url, age = c.execute(
             "SELECT holder, url, extract(epoch FROM now() - at)::float8 FROM engine_host.beat"
@@ -654,34 +488,10 @@ def test_a_taker_of_the_lock_waits_for_a_silent_host_and_leaves_a_live_one_its_e
     assert engine_host.takeover_grace(Beat("me", quiet, 1.0, False), "me") == engine_host.TAKEOVER_GRACE
 
 
-def test_fsck_leaves_the_engines_to_a_host_that_may_still_run_them(pg_node: PgNode) -> None:
-    """The lock free but the row naming a host that did not stop cleanly, and beat lately: it may
-    be regaining its lock with its engines running, so fsck checks their files as in use (and lets
-    the lock go for it); once the row says it stopped cleanly, as offline."""
-    url = fresh_database("beat")
-    lock = EngineHostLock(url)
-    try:
-        assert lock.try_take()
-        lock.claim("a-host", "http://127.0.0.1:1")
-        lock.release()  # its session ended (a PostgreSQL restart), its engines may run
-        with held_unless_hosted(url) as free:
-            assert not free
-        assert lock.try_take()  # fsck did not keep the lock from the host
-        assert lock._conn is not None
-        pid = lock._conn.info.backend_pid
-        lock.close("a-host")  # a clean stop
-        with psycopg.connect(url, autocommit=True) as c:  # its session's end frees the lock
-            _until(lambda: not _alive(c, pid), "the session ended")
-    finally:
-        lock.close()
-    with held_unless_hosted(url) as free:
-        assert free
-
-
 def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_killed(
     gateways: list[StrataProcess], metadata_url: str, pg_node: PgNode
 ) -> None:
-    hosts = _until(
+    hosts = until(
         lambda: [g for g in gateways if g.health()["engine_host"]["self"]] or None,
         "a gateway is the engine host",
     )
@@ -689,7 +499,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     host = hosts[0]
     other = gateways[1] if host is gateways[0] else gateways[0]
     # the other learns the host's URL (advertised once its engines are up) within a lock try's time
-    _until(
+    until(
         lambda: other.health()["engine_host"] == {"self": False, "url": host.endpoint, "setting": "any"},
         "B knows the host",
     )
@@ -707,7 +517,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
             CacheClusterId=cid, ShowCacheNodeInfo=True
         )["CacheClusters"][0]
 
-    cluster = _until(
+    cluster = until(
         lambda: (c := described(other))["CacheClusterStatus"] == "available" and c, "available", 60
     )
     assert described(host) == cluster  # one cluster, whichever gateway answers
@@ -728,9 +538,9 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
         db.execute("CREATE TABLE kept AS SELECT 'through the failover' AS v")
     with pytest.raises(ClientError) as missing:  # errors come back as the host rendered them
         ec.describe_cache_clusters(CacheClusterId="gw-none")
-    assert _code(missing) == "CacheClusterNotFound"
-    _the_host_judges_a_forwarded_request_by_its_client(other, cid)
-    _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(other)
+    assert error_code(missing) == "CacheClusterNotFound"
+    the_host_judges_a_forwarded_request_by_its_client(other, cid)
+    ebs_blocks_stream_both_ways_through_the_forwarding_gateway(other)
     # DynamoDB is served by every gateway, but its replica auto scaling is the host's Application
     # Auto Scaling: forwarded too.
     ddb = other.client("dynamodb")
@@ -754,16 +564,16 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     host.proc.send_signal(signal.SIGSTOP)
     os.kill(int(client.info("server")["process_id"]), signal.SIGKILL)
     host.kill()  # kill -9: its lock goes with its PostgreSQL session
-    _until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
+    until(lambda: other.health()["engine_host"]["self"], "the survivor becomes the engine host")
     assert described(other)["CacheClusterStatus"] == "available"
     assert described(other)["CacheNodes"][0]["Endpoint"] == endpoint  # the same endpoint, routed again
     back = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
     assert (
-        _until(lambda: _answers(back, "kept"), "the engine answers on its endpoint", 60)
+        until(lambda: answers(back, "kept"), "the engine answers on its endpoint", 60)
         == "through the failover"
     )
     assert back.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
-    _a_snapshot_restores_beside_the_aof(other, cid)
+    a_snapshot_restores_beside_the_aof(other, cid)
 
     host.start()  # back, it forwards: the survivor keeps the engines
     assert host.health()["engine_host"] == {"self": False, "url": other.endpoint, "setting": "any"}
@@ -774,7 +584,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     engine_pid = int(back.info("server")["process_id"])
     pg_node.stop()
     pg_node.start()
-    _until(lambda: "kept the engines across a PostgreSQL reconnect" in other.log_path.read_text(), "kept", 30)
+    until(lambda: "kept the engines across a PostgreSQL reconnect" in other.log_path.read_text(), "kept", 30)
     assert other.proc is not None and other.proc.poll() is None
     assert int(back.info("server")["process_id"]) == engine_pid and back.get("kept") == "through the failover"
     assert described(host)["CacheClusterStatus"] == "available"
@@ -784,8 +594,8 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     # one named itself in the lock's row meanwhile, or fences and the other takes over; never both.
     kept = other.log_path.read_text().count("kept the engines across")
     with psycopg.connect(metadata_url, autocommit=True) as c:
-        c.execute(_TERMINATE_HOST)
-    _until(
+        c.execute(TERMINATE_HOST)
+    until(
         lambda: (
             other.log_path.read_text().count("kept the engines across") > kept
             or other.proc.poll() is not None
@@ -795,7 +605,7 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     )
     if other.proc.poll() is not None:  # it fenced: the other took them over
         assert other.proc.returncode == EXIT_FENCED
-        _until(lambda: host.health()["engine_host"]["self"], "the other gateway takes them over")
+        until(lambda: host.health()["engine_host"]["self"], "the other gateway takes them over")
         host, other = other, host  # `other` hosts the engines from here on
         host.start()  # the fenced one, back: it forwards
         assert not host.health()["engine_host"]["self"]
@@ -806,105 +616,17 @@ def test_engines_run_on_one_host_and_another_gateway_takes_them_over_when_it_is_
     # Fencing: a gateway named itself in the lock's row while the host's session was gone (as one
     # that took the lock while PostgreSQL lost sight of the host's machine would): the host kills
     # its engines and exits, and the restarted gateway takes them over.
-    engine_pid = int(_until(lambda: _info(endpoint), "the engine answers", 60)["process_id"])
+    engine_pid = int(until(lambda: redis_info(endpoint), "the engine answers", 60)["process_id"])
     with psycopg.connect(metadata_url, autocommit=True) as c:
         c.execute("UPDATE engine_host.beat SET holder = 'another', url = %s", (other.endpoint,))
-        c.execute(_TERMINATE_HOST)
+        c.execute(TERMINATE_HOST)
     assert other.proc is not None and other.proc.wait(timeout=30) == EXIT_FENCED
     assert "another gateway took the engines over" in other.log_tail()
     assert not psutil.pid_exists(engine_pid) or psutil.Process(engine_pid).status() == psutil.STATUS_ZOMBIE
-    _until(lambda: host.health()["engine_host"]["self"], "the restarted gateway becomes the engine host")
+    until(lambda: host.health()["engine_host"]["self"], "the restarted gateway becomes the engine host")
     again = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
-    assert _until(lambda: _answers(again, "kept"), "the engine answers again", 60) == "through the failover"
+    assert until(lambda: answers(again, "kept"), "the engine answers again", 60) == "through the failover"
     other.start()
     described(other)  # forwarded again
     host.client("elasticache").delete_cache_cluster(CacheClusterId=cid)
     host.client("rds").delete_db_instance(DBInstanceIdentifier=cid, SkipFinalSnapshot=True)
-
-
-def _a_snapshot_restores_beside_the_aof(gateway: StrataProcess, cid: str) -> None:
-    """A snapshot of a node that keeps an AOF (a BGSAVE beside it), copied and restored into a new
-    cache: the new node loads the RDB (a start with the AOF on would ignore it) and then keeps an
-    AOF of its own."""
-    ec = gateway.client("elasticache")
-    ec.create_snapshot(CacheClusterId=cid, SnapshotName=f"{cid}-s")
-    ec.copy_snapshot(SourceSnapshotName=f"{cid}-s", TargetSnapshotName=f"{cid}-c")
-    ec.create_cache_cluster(CacheClusterId=f"{cid}-r", NumCacheNodes=1, SnapshotName=f"{cid}-c")
-
-    def available() -> dict | None:
-        (c,) = ec.describe_cache_clusters(CacheClusterId=f"{cid}-r", ShowCacheNodeInfo=True)["CacheClusters"]
-        return c if c["CacheClusterStatus"] == "available" else None
-
-    endpoint = _until(available, "the restored cache", 60)["CacheNodes"][0]["Endpoint"]
-    restored = redis.Redis(endpoint["Address"], endpoint["Port"], decode_responses=True)
-    assert restored.mget([f"late-{i}" for i in range(100)]) == [str(i) for i in range(100)]
-    _until(lambda: restored.info("persistence")["aof_enabled"] == 1, "the restored node keeps an AOF")
-    ec.delete_cache_cluster(CacheClusterId=f"{cid}-r")
-    for name in (f"{cid}-s", f"{cid}-c"):
-        ec.delete_snapshot(SnapshotName=name)
-
-
-def _ebs_blocks_stream_both_ways_through_the_forwarding_gateway(gateway: StrataProcess) -> None:
-    """The EBS direct APIs (signing name "ebs"): a block's body up, and down again, forwarded."""
-    ebs = gateway.client("ebs")
-    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
-    block = os.urandom(512 * 1024)
-    digest = base64.b64encode(hashlib.sha256(block).digest()).decode()
-    ebs.put_snapshot_block(
-        SnapshotId=snap,
-        BlockIndex=3,
-        BlockData=block,
-        DataLength=len(block),
-        Checksum=digest,
-        ChecksumAlgorithm="SHA256",
-    )
-    assert ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=1)["Status"] == "completed"
-    listed = ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"]
-    got = ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=3, BlockToken=listed[0]["BlockToken"])
-    assert got["BlockData"].read() == block and got["Checksum"] == digest
-
-
-def _the_host_judges_a_forwarded_request_by_its_client(gateway: StrataProcess, cid: str) -> None:
-    """aws:SecureTransport on the host is the client's connection to the forwarding gateway (the
-    gateways' own headers say so), never what a client's headers claim."""
-    iam = gateway.client("iam")
-    user = f"tls-{uuid.uuid4().hex[:6]}"
-    iam.create_user(UserName=user)
-    iam.put_user_policy(
-        UserName=user,
-        PolicyName="tls-only",
-        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
-        '"elasticache:DescribeCacheClusters","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}',
-    )
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    creds = {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
-    over_tls = gateway.client("elasticache", https=True, **creds)
-    assert over_tls.describe_cache_clusters(CacheClusterId=cid)["CacheClusters"][0]["CacheClusterId"] == cid
-    plain = gateway.client("elasticache", **creds)
-    plain.meta.events.register(
-        "before-send.elasticache.*",
-        lambda request, **_: request.headers.__setitem__("x-strata-forwarded-proto", "https"),
-    )
-    with pytest.raises(ClientError) as denied:
-        plain.describe_cache_clusters(CacheClusterId=cid)
-    assert _code(denied) == "AccessDenied"
-
-
-_TERMINATE_HOST = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
-    "'strata-engine-host/beat' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
-)
-
-
-def _info(endpoint: dict) -> dict | None:
-    try:
-        return redis.Redis(endpoint["Address"], endpoint["Port"]).info("server")
-    except redis.RedisError:
-        return None
-
-
-def _answers(client: redis.Redis, key: str) -> str | None:
-    try:
-        return client.get(key)
-    except redis.RedisError:
-        return None

@@ -4,7 +4,7 @@ The provider is split by topic, one `*Operations` class each over `core.ElastiCa
 cache clusters in `clusters.py`, replication groups in `groups.py` (with `group_members.py`, `failover.py`,
 `membership.py`, `replicas.py`), snapshots in `snapshots.py`, tags in `tags.py`, memcached
 configuration endpoints in `discovery.py`, encryption at rest in `at_rest.py`, RBAC users and user
-groups in `users.py`; serverless caches in `serverless.py` (their snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
+groups in `users.py`; serverless caches in `serverless.py` (their engine nodes in `serverless_nodes.py`, metering in `serverless_meter.py`, snapshots in `serverless_snapshots.py`, exported to S3 by `serverless_export.py`; KmsKeyId in `serverless_at_rest.py`); Global Datastore in `global_datastore.py`; cache parameter groups (applied to the engines) in `parameter_groups.py`
 with their catalogue in `cache_parameters.py`; power interruptions of an Availability Zone and
 replica lag (for FIS) in `az_power.py` and `replica_lag.py`; engine versions, node-type changes
 and service updates on offer in `offerings.py`; events (DescribeEvents) in `events.py`; the engine processes and their addresses in

@@ -15,28 +15,20 @@ gets the engine's OOM error, as AWS documents; memcached `-m`, evicting LRU). Da
 and ECPUPerSecond.Minimum are billing floors (AWS bills at least them). ECPUPerSecond.Maximum
 throttles requests: the cache is then served through an ECPU proxy (serverless_ecpu.py).
 
-Metering (on every clock advance and at delete): `ServerlessStorageGBHours`, the engine's used
-memory (at least the minimum: 1 GB, 100 MB for Valkey) times the hours; `ServerlessECPUs`, the
-proxy's count when the cache has one, else the commands the engine processed or the kilobytes it
-moved, whichever is more (AWS: 1 ECPU per simple command per KB transferred, at least 1).
-
-The engine nodes are named `<name>~serverless` (a `~` is in no cache cluster id, so they never
-collide with a cluster's) and are restarted by the service's monitor like every node.
+This module holds the API and the records; the engine nodes (start, stop, memory cap, security
+groups, recovery) are in serverless_nodes.py, the metering (ServerlessStorageGBHours,
+ServerlessECPUs) in serverless_meter.py, snapshots in serverless_snapshots.py.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
 
 from strata.context import RequestContext
-from strata.engines import redis_cluster
-from strata.engines.process import EngineError, wait_until
-from strata.engines.redis import RedisServer
+from strata.engines.process import EngineError
 from strata.protocol.errors import ServiceError
 from strata.services.base import run_blocking
 from strata.services.elasticache import events, exposure, security, subnets
@@ -44,40 +36,29 @@ from strata.services.elasticache import validate as v
 from strata.services.elasticache.core import START_ATTEMPTS, ElastiCacheCore, now_iso
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.membership import new_port_owner
-from strata.services.elasticache.nodes import PRIMARY, node_address
+from strata.services.elasticache.nodes import PRIMARY
 from strata.services.elasticache.render import arn, endpoint, ts
-from strata.services.elasticache.serverless_ecpu import (
-    PRIMARY_NODE,
-    REPLICA_NODE,
-    SUFFIX,
-    ServerlessEcpuOperations,
-    node_addresses,
+from strata.services.elasticache.serverless_ecpu import SUFFIX
+from strata.services.elasticache.serverless_meter import ServerlessMeterOperations
+from strata.services.elasticache.serverless_nodes import (
+    MAX_STORAGE_GB,
+    ServerlessNodeOperations,
+    engine_id,
+    lead_node,
 )
 from strata.services.iam.service_roles import ensure_service_linked_role
-from strata.sim.clock import clock
-from strata.sim.meter import meter
 
 if TYPE_CHECKING:
     from strata.services.elasticache.provider import ElastiCacheProvider
 
 log = logging.getLogger("strata.elasticache")
 
-GIB = 1024**3
-MAX_STORAGE_GB = 5000
+# Names other modules import from here (SUFFIX, engine_id, lead_node live in serverless_ecpu.py and
+# serverless_nodes.py).
+__all__ = ["SUFFIX", "ServerlessOperations", "engine_id", "lead_node", "major", "usage_limits"]
+
 ECPU_RANGE = (1000, 15_000_000)
 MAX_SERVERLESS_CACHES = 40  # per account and region (the default quota)
-MIN_BILLED_GB = {"valkey": 0.1, "redis": 1.0, "memcached": 1.0}
-MEMCACHED_UNLIMITED_MB = MAX_STORAGE_GB * 1024
-
-
-def lead_node(doc: dict) -> str:
-    """The node id of a serverless cache's primary (it changes when a replica takes over)."""
-    return doc.get("primary_node") or PRIMARY_NODE
-
-
-def engine_id(name: str) -> str:
-    """The engine-side cluster id of a serverless cache's nodes."""
-    return name + SUFFIX
 
 
 def major(eng: str, version: str) -> str:
@@ -127,13 +108,7 @@ def usage_limits(value: dict | None) -> dict:
     return out
 
 
-def storage_cap(doc: dict, gb_bytes: int = GIB) -> int:
-    """The engine's memory cap in bytes (0: none); `gb_bytes`: what one GB of DataStorage is."""
-    gb = (doc.get("limits") or {}).get("DataStorage", {}).get("Maximum")
-    return int(gb * gb_bytes) if gb else 0
-
-
-class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
+class ServerlessOperations(ServerlessNodeOperations, ServerlessMeterOperations, ElastiCacheCore):
     """A mixin of ElastiCacheProvider."""
 
     # -- records and rendering ----------------------------------------------------------------------
@@ -143,9 +118,6 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
         if doc is None:
             raise _not_found(name)
         return doc
-
-    def _reader_route_of(self, doc: dict) -> str:
-        return f"serverless-reader-{self.store.engine_key(doc['id'])}"
 
     def _render_serverless(self, ctx: RequestContext, doc: dict, status: str | None = None) -> dict:
         reader = (PRIMARY, doc["reader_port"]) if self.router is not None else (PRIMARY, doc["port"])
@@ -175,193 +147,6 @@ class ServerlessOperations(ServerlessEcpuOperations, ElastiCacheCore):
             out["SnapshotRetentionLimit"] = doc.get("retention") or 0
             out["DailySnapshotTime"] = doc.get("snapshot_time") or "00:00"
         return exposure.advertise(out, self.settings.exposed_engines, self.router)
-
-    # -- engines ------------------------------------------------------------------------------------
-
-    def _storage_cap(self, doc: dict) -> int:
-        """The cache's memory cap in bytes. A GB is 2**30 bytes unless the deployment shrinks it
-        (STRATA_LIMIT_ELASTICACHE_SERVERLESS_GB_BYTES: tests reach the maximum in megabytes)."""
-        return storage_cap(doc, self.settings.limit("elasticache_serverless_gb_bytes", GIB))
-
-    def _start_serverless(self, doc: dict, restore: dict | None = None) -> None:
-        """Start (or restart) the cache's nodes and point its reader endpoint (blocking); a new
-        cache's primary first gets the snapshot it restores (serverless_snapshots.py)."""
-        cid = engine_id(doc["id"])
-        first = {"id": PRIMARY_NODE, "address": node_address(1)}
-        if doc["engine"] == "memcached":
-            # never on the endpoint address: the proxy or the endpoint's route is (serverless_ecpu.py)
-            node = self.engines.build_memcached(doc, cid, first, binds=[])
-            node.config.memory_mb = (self._storage_cap(doc) // (1024 * 1024)) or MEMCACHED_UNLIMITED_MB
-            self.engines.start_all([node])
-            reader = first["address"]
-            if not self._proxied(doc):  # routed to the node (with a maximum, `_open_ecpu` routes)
-                self._route_writer(doc, (reader, doc["port"]))
-        else:
-            # cluster mode enabled, one shard holding every slot: as AWS's serverless caches are.
-            # The node recorded as primary holds the endpoint address (it moves on a failover).
-            lead = lead_node(doc)
-            nodes = [
-                self.engines.build_redis(
-                    doc,
-                    cid,
-                    {"id": n, "address": node_address(i)},
-                    binds=[PRIMARY] if n == lead and not self._proxied(doc) else [],
-                )
-                for i, n in ((1, PRIMARY_NODE), (2, REPLICA_NODE))
-            ]
-            primary, replica = nodes if lead == PRIMARY_NODE else nodes[::-1]
-            for server in (primary, replica):
-                server.config.parameters = {}  # serverless caches have no parameter group
-                server.config.maxmemory = self._storage_cap(doc)
-                server.config.maxmemory_policy = "volatile-lru"
-            fresh = not (Path(primary.config.data_dir) / "nodes.conf").exists()
-            if restore is not None:
-                self._place_sls_snapshot(restore, primary.config.data_dir)  # type: ignore[attr-defined]
-            self.engines.start_all([primary, replica])
-            if fresh:
-                redis_cluster.form_cluster([[primary, replica]], redis_cluster.slot_ranges(1))
-            elif not all(wait_until(lambda s=s: redis_cluster.cluster_ok(s), 30) for s in (primary, replica)):
-                raise EngineError(f"serverless cache {doc['id']}: its cluster did not come back")
-            reader = replica.config.address
-        if self.router is not None:
-            self.router.set_route(self._reader_route_of(doc), doc["reader_port"], [(reader, doc["port"])])
-
-    def _stop_serverless(self, doc: dict) -> None:
-        if self.router is not None:
-            self.router.remove_route(self._reader_route_of(doc))
-            self.router.remove_route(self._writer_route_of(doc))
-        self.engines.stop_cluster(engine_id(doc["id"]), True)
-
-    def _guard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        """The cache's groups on its endpoints. Its nodes are engines like any cache's (`engines`:
-        their cgroup, elasticache-<port>, is the firewall's and the internal guard's to judge), so
-        a connection a user makes one dial meets the destination's groups and no other engine's
-        own port takes it; its replication and cluster bus pass (security.replication)."""
-        security.guard(self, doc["port_owner"], doc)
-        reader = {**doc, "port": doc["reader_port"], "subnets": []}
-        security.guard(self, doc["port_owner"] + "/reader", reader, engines=False)
-        proxy_port = self._reader_proxy_port(doc)
-        if proxy_port:  # the ECPU proxy's own reader port, which the reader endpoint leads to
-            proxy = {**doc, "port": proxy_port, "subnets": []}
-            security.guard(self, doc["port_owner"] + "/reader-proxy", proxy, engines=False)
-
-    def _unguard_serverless(self: ElastiCacheProvider, doc: dict) -> None:
-        for owner in (doc["port_owner"], doc["port_owner"] + "/reader", doc["port_owner"] + "/reader-proxy"):
-            security.unguard(self, owner)
-        self.ports.release_prefix(doc["port_owner"])
-
-    def _apply_storage_cap(self, doc: dict) -> None:
-        """Send a changed DataStorage maximum to the running redis nodes (memcached: at restart)."""
-        for node in (PRIMARY_NODE, REPLICA_NODE):
-            server = self.engines.get(engine_id(doc["id"]), node)
-            if isinstance(server, RedisServer):
-                server.config.maxmemory = self._storage_cap(doc)
-                if server.running():
-                    server.config_set("maxmemory", server.config.maxmemory)
-                server.write_config()
-            elif server is not None:
-                server.config.memory_mb = (self._storage_cap(doc) // (1024 * 1024)) or MEMCACHED_UNLIMITED_MB
-
-    def _serverless_servers(self, doc: dict) -> list[RedisServer]:
-        cid = engine_id(doc["id"])
-        found = [self.engines.get(cid, n) for n in (PRIMARY_NODE, REPLICA_NODE)]
-        return [s for s in found if isinstance(s, RedisServer)]
-
-    async def _recover_serverless(self, cid: str, node_id: str) -> None:
-        """The monitor's answer to a serverless cache's node whose process exited: a dead primary's
-        replica takes over first (CLUSTER FAILOVER TAKEOVER: it has every write it acknowledged to
-        have replicated; the endpoint address moves to it), then the dead node is restarted and
-        rejoins as the replica (the cluster's newer epoch tells it so)."""
-        name = cid.removesuffix(SUFFIX)
-        async with self._resource_lock(cid):
-            server = self.engines.get(cid, node_id)
-            doc = self.store.get_doc("serverless", name)
-            if server is None or server.running() or doc is None:
-                return
-            log.warning("serverless cache %s: node %s exited; recovering", name, node_id)
-            meter.record("elasticache", "NodeReplaced", 1, "node", serverless_cache=name)
-            other = self.engines.get(cid, REPLICA_NODE if node_id == PRIMARY_NODE else PRIMARY_NODE)
-            lead = lead_node(doc)
-            if isinstance(server, RedisServer) and isinstance(other, RedisServer) and node_id == lead:
-                if other.running():
-                    await run_blocking(self._take_over, doc, server, other)
-                    self.store.put_doc("serverless", name, doc)
-            await run_blocking(server.start)
-            if lead_node(doc) != node_id:  # the restarted node is the replica: reads go to it again
-                await run_blocking(self._point_reads, doc, server.config.address)
-
-    def _point_reads(self, doc: dict, address: str) -> None:
-        if not self._point_proxies(doc, node_addresses(doc)[0], address) and self.router is not None:
-            self.router.set_route(self._reader_route_of(doc), doc["reader_port"], [(address, doc["port"])])
-
-    def _take_over(self, doc: dict, dead: RedisServer, replica: RedisServer) -> None:
-        """Promote the replica of a dead primary and give it the endpoint address (blocking)."""
-        redis_cluster.cluster_failover(replica, takeover=True)
-        if not wait_until(lambda: replica.role() == "master", 15):
-            raise EngineError(f"serverless cache {doc['id']}: the replica did not take over")
-        dead.config.extra_binds = []  # it restarts without the endpoint address
-        doc["primary_node"] = REPLICA_NODE if lead_node(doc) == PRIMARY_NODE else PRIMARY_NODE
-        # reads go to the new primary until the old node is back; a proxy on the endpoint follows
-        address = replica.config.address
-        if not self._point_proxies(doc, address, address, cut=True):
-            replica.set_binds([PRIMARY])
-            if self.router is not None:
-                self.router.set_route(
-                    self._reader_route_of(doc), doc["reader_port"], [(address, doc["port"])]
-                )
-        log.info("serverless cache %s: node %s took over as primary", doc["id"], doc["primary_node"])
-
-    def _meter_serverless(self, doc: dict) -> None:
-        """Record storage GB-hours and ECPUs since the cache was last metered (the caller saves it)."""
-        now = clock.now()
-        since = datetime.fromisoformat(doc.get("metered_at") or doc["created"])
-        seconds = max(0.0, (now - since).total_seconds())
-        doc["metered_at"] = now.isoformat()
-        if seconds <= 0:
-            return
-        server = self.engines.get(engine_id(doc["id"]), lead_node(doc))
-        used, commands, moved = 0, 0, 0
-        if server is not None and server.running():
-            try:
-                if isinstance(server, RedisServer):
-                    used = server.used_memory()
-                    stats = server.info("stats")
-                    commands = int(stats.get("total_commands_processed", 0))
-                    moved = int(stats.get("total_net_input_bytes", 0)) + int(
-                        stats.get("total_net_output_bytes", 0)
-                    )
-                else:
-                    stats = server.stats()
-                    used = int(stats.get("bytes", 0))
-                    commands = int(stats.get("cmd_get", 0)) + int(stats.get("cmd_set", 0))
-                    moved = int(stats.get("bytes_read", 0)) + int(stats.get("bytes_written", 0))
-            except (redis.RedisError, OSError, EngineError):
-                log.warning("serverless cache %s: could not read its usage", doc["id"], exc_info=True)
-        limits = doc.get("limits") or {}
-        floor_gb = limits.get("DataStorage", {}).get("Minimum") or MIN_BILLED_GB[doc["engine"]]
-        dims = {"engine": doc["engine"], "serverless_cache": doc["id"]}
-        gb = max(used / GIB, float(floor_gb))
-        meter.record("elasticache", "ServerlessStorageGBHours", gb * seconds / 3600, "GB-hour", **dims)
-        base_commands, base_moved = doc.get("ecpu_base") or (0, 0)
-        if commands < base_commands or moved < base_moved:  # the engine restarted: its counters too
-            base_commands, base_moved = 0, 0
-        doc["ecpu_base"] = [commands, moved]
-        used_ecpus = max(commands - base_commands, (moved - base_moved) / 1024)
-        counted = self._unmetered_ecpus(doc["id"])
-        if counted is not None:  # the proxy counted them
-            used_ecpus = counted
-        floor_ecpu = limits.get("ECPUPerSecond", {}).get("Minimum", 0) * seconds
-        ecpus = max(used_ecpus, floor_ecpu)
-        if ecpus > 0:
-            meter.record("elasticache", "ServerlessECPUs", ecpus, "ECPU", **dims)
-
-    def _meter_all_serverless(self) -> None:
-        """Every serverless cache's usage since it was last metered (the scheduler's rule; blocking)."""
-        for doc in self.store.list_docs("serverless"):
-            with self.store.acting_for(doc):
-                if doc["status"] == "available":
-                    self._meter_serverless(doc)
-                    self.store.put_doc("serverless", doc["id"], doc)
 
     # -- CreateServerlessCache ------------------------------------------------------------------------
 

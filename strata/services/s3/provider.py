@@ -29,7 +29,8 @@ access_logs.py Put/GetBucketLogging; server access logs delivered (the s3.access
 absent_configs.py  website, notifications, replication, inventory, analytics,
                Requester Pays: read as absent, turning off accepted, setting refused
 guard.py       around every operation: ExpectedBucketOwner, keys XML cannot carry
-core.py        shared state and helpers; store.py the SQL; ingest.py bodies to blobs
+core.py        shared state and helpers; store.py the SQL (rows.py the schema and row types,
+               upload_rows.py multipart uploads and parts); ingest.py bodies to blobs
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """S3's metadata: buckets, object versions, multipart uploads and parts, in the embedded SQLite
-or (`--metadata postgresql://...`) in PostgreSQL; dialect.py spells what differs.
+or (`--metadata postgresql://...`) in PostgreSQL; dialect.py spells what differs. The schema and
+the row dataclasses are in rows.py, the statements of multipart uploads and parts in
+upload_rows.py (a base class of S3Store); this module keeps buckets (and their cache) and objects.
 
 Every object write is a row in `objects`, keyed by a growing sequence number (`id`) so the
 versions of a key sort newest first (a small partial index finds a bucket's Intelligent-Tiering
@@ -22,7 +24,6 @@ import asyncio
 import contextvars
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,121 +31,13 @@ from strata.protocol.errors import ServiceError
 from strata.services.s3.dialect import PostgresDialect, SqliteDialect, nul_free, open_metadata
 from strata.services.s3.names import MIN_BILLABLE_SIZE
 from strata.services.s3.positions import version_id_at
+from strata.services.s3.rows import OBJ_COLS, SCHEMA, BucketChanged, BucketRow, ObjectRow, prefix_end
+from strata.services.s3.upload_rows import UploadRows
+
+# Names the other S3 modules import from here (their rows live in rows.py).
+__all__ = ["NEW_VERSION", "SCHEMA", "BucketChanged", "BucketRow", "ObjectRow", "S3Store", "prefix_end"]
 
 NEW_VERSION = ""  # the version id of a row whose id `insert_version` chooses
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
-    name TEXT PRIMARY KEY,
-    region TEXT NOT NULL,
-    created REAL NOT NULL,
-    versioning TEXT NOT NULL DEFAULT '',
-    tags TEXT,
-    config TEXT NOT NULL DEFAULT '{}'
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS objects (
-    id INTEGER PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version_id TEXT NOT NULL,
-    latest INTEGER NOT NULL,
-    dm INTEGER NOT NULL,
-    blob TEXT,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    modified REAL NOT NULL,
-    storage_class TEXT NOT NULL,
-    attrs TEXT NOT NULL,
-    data BLOB
-);
-CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, id DESC);
-CREATE INDEX IF NOT EXISTS objects_current ON objects(bucket, key) WHERE latest = 1 AND dm = 0;
-CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
-CREATE INDEX IF NOT EXISTS objects_tiered ON objects(bucket, id) WHERE storage_class = 'INTELLIGENT_TIERING';
-
-CREATE TABLE IF NOT EXISTS uploads (
-    upload_id TEXT PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    initiated REAL NOT NULL,
-    attrs TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, initiated);
-
-CREATE TABLE IF NOT EXISTS parts (
-    upload_id TEXT NOT NULL,
-    part_number INTEGER NOT NULL,
-    blob TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    modified REAL NOT NULL,
-    checksums TEXT NOT NULL,
-    PRIMARY KEY (upload_id, part_number)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parts_blob ON parts(blob);
-"""
-
-_OBJ_COLS = "id, bucket, key, version_id, latest, dm, blob, size, etag, modified, storage_class, attrs"
-
-
-@dataclass
-class ObjectRow:
-    """One version of one key (an object or a delete marker)."""
-
-    id: int
-    bucket: str
-    key: str
-    version_id: str
-    latest: bool
-    dm: bool
-    blob: str | None
-    size: int
-    etag: str  # quoted, as S3 returns it
-    modified: float
-    storage_class: str
-    # Content-* headers, Expires, user metadata, checksums, part sizes, tags, website redirect ...
-    attrs: dict[str, Any] = field(default_factory=dict)
-    # A small object's bytes (kept in its row) when it was read with them (`with_data`: a GET
-    # reads the row and its bytes in one statement); None: not read (`S3Store.inline_bytes`).
-    data: bytes | None = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_row(cls, r: tuple) -> ObjectRow:
-        row = cls(
-            r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9], r[10], json.loads(r[11])
-        )
-        if len(r) > 12 and row.blob is None:  # read with its data
-            row.data = bytes(r[12]) if r[12] is not None else b""
-        return row
-
-
-@dataclass
-class BucketRow:
-    name: str
-    region: str
-    created: float
-    versioning: str  # '', 'Enabled' or 'Suspended'
-    tags: dict[str, str] | None
-    config: dict[str, Any]
-    # (owner,) once policy.py found that no bucket policy or ACL applies to any request on this
-    # bucket (strata.auth.enforce then decides without asking); a changed bucket is a new row.
-    authz_open: tuple[str | None] | None = field(default=None, compare=False, repr=False)
-    # (owner, policy) once policy.py found a bucket policy and no ACLs: the policy every caller of
-    # the owner's account is under (the authorizer finds its remembered decisions without asking)
-    authz_policy: tuple[str | None, Any] | None = field(default=None, compare=False, repr=False)
-    # Shared (PostgreSQL) stores only: the stored (versioning, tags, config) text the row was
-    # made from, and the request (its asyncio task) that last found it unchanged in the database.
-    stored: tuple | None = field(default=None, compare=False, repr=False)
-    checked: object = field(default=None, compare=False, repr=False)
-    # PostgreSQL only: the stored row's xmin (the transaction that wrote it) as last read, so a
-    # write can check the row is still the one its decisions came from (`insert_version`'s
-    # `unchanged`) inside a statement it sends anyway, instead of reading the row again.
-    xmin: str | None = field(default=None, compare=False, repr=False)
-
-
-class BucketChanged(Exception):
-    """The bucket's stored row is no longer the one a write was decided from (insert_version)."""
 
 
 def _request_task() -> object:
@@ -176,24 +69,7 @@ class SharedBucketRows:
         return self._store.bucket(name) if type(name) is str else None
 
 
-def prefix_end(prefix: str) -> str | None:
-    """The least string above every string that starts with `prefix` (None: no upper bound).
-
-    SQLite compares TEXT as UTF-8 bytes and UTF-8 preserves code point order, so bumping the last
-    code point gives the bound of a prefix range scan.
-    """
-    while prefix:
-        last = ord(prefix[-1])
-        if last < 0x10FFFF:
-            nxt = last + 1
-            if 0xD800 <= nxt <= 0xDFFF:
-                nxt = 0xE000
-            return prefix[:-1] + chr(nxt)
-        prefix = prefix[:-1]
-    return None
-
-
-class S3Store:
+class S3Store(UploadRows):
     """The SQL of S3. Methods are short statements; writes run inside `db.write` (group commit)."""
 
     def __init__(self, path: Path, *, fsync: bool = True, metadata_url: str | None = None) -> None:
@@ -206,7 +82,7 @@ class S3Store:
         self._lc_cols = f"id, key, version_id, dm, size, modified, storage_class, blob, {sc}"
         # Inserting a version: SQLite gives the new row's id as `lastrowid` (no RETURNING: it cost
         # an insert 3.6 us); PostgreSQL has no lastrowid, so it returns the id.
-        self._insert_sql = f"INSERT INTO objects({_OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)"
+        self._insert_sql = f"INSERT INTO objects({OBJ_COLS}, data) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)"
         self._bucket_sql = (
             "SELECT name, region, created, versioning, tags, config FROM buckets WHERE name = ?"
         )
@@ -216,7 +92,7 @@ class S3Store:
             # The same insert, made only while the bucket's row is the one read (its xmin): a
             # changed row inserts nothing (insert_version raises BucketChanged).
             self._insert_unchanged_sql = (
-                f"INSERT INTO objects({_OBJ_COLS}, data) SELECT ?,?,?,?,1,?,?,?,?,?,?,?,? WHERE EXISTS "
+                f"INSERT INTO objects({OBJ_COLS}, data) SELECT ?,?,?,?,1,?,?,?,?,?,?,?,? WHERE EXISTS "
                 "(SELECT 1 FROM buckets WHERE name = ? AND xmin::text = ?) RETURNING id"
             )
         # Per-process cache of bucket rows. With one gateway (SQLite) it is exact: every bucket
@@ -366,7 +242,7 @@ class S3Store:
         bytes too (`ObjectRow.data`), in the same statement."""
         if self.sql.postgres and "\x00" in key:
             return None  # never stored there (refuse_key)
-        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
+        cols = f"{OBJ_COLS}, data" if with_data else OBJ_COLS
         r = self.db.query_one(
             f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (bucket, key),
@@ -376,7 +252,7 @@ class S3Store:
     def version(self, bucket: str, key: str, version_id: str, *, with_data: bool = False) -> ObjectRow | None:
         if self.sql.postgres and ("\x00" in key or "\x00" in version_id):
             return None
-        cols = f"{_OBJ_COLS}, data" if with_data else _OBJ_COLS
+        cols = f"{OBJ_COLS}, data" if with_data else OBJ_COLS
         r = self.db.query_one(
             f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? AND version_id = ? ORDER BY id DESC LIMIT 1",
             (bucket, key, version_id),
@@ -500,7 +376,7 @@ class S3Store:
             end = end if end is None else nul_free(end)[0]
         op = ">=" if inclusive else ">"
         sql = (
-            f"SELECT {_OBJ_COLS} FROM objects{self.sql.hint('objects_current')} "
+            f"SELECT {OBJ_COLS} FROM objects{self.sql.hint('objects_current')} "
             f"WHERE bucket = ? AND key {op} ? AND latest = 1 AND dm = 0"
         )
         args: list[Any] = [bucket, start]
@@ -524,9 +400,7 @@ class S3Store:
             cond, args = "key >= ?", [bucket, start_key]
         else:
             cond, args = "(key > ? OR (key = ? AND id < ?))", [bucket, start_key, start_key, after_id]
-        sql = (
-            f"SELECT {_OBJ_COLS} FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND {cond}"
-        )
+        sql = f"SELECT {OBJ_COLS} FROM objects{self.sql.hint('objects_versions')} WHERE bucket = ? AND {cond}"
         if end is not None:
             sql += " AND key < ?"
             args.append(end)
@@ -652,100 +526,3 @@ class S3Store:
         )
         if nxt:
             self.db.execute("UPDATE objects SET latest = 1 WHERE id = ?", (nxt[0],))
-
-    def uploads_page(self, bucket: str, after: str, limit: int) -> list[tuple[str, str, float]]:
-        """(upload_id, key, initiated) of a bucket's uploads after `after`, in upload id order."""
-        return [
-            (r[0], r[1], r[2])
-            for r in self.db.query(
-                "SELECT upload_id, key, initiated FROM uploads WHERE bucket = ? AND upload_id > ? "
-                "ORDER BY upload_id LIMIT ?",
-                (bucket, after, limit),
-            )
-        ]
-
-    # -- multipart -------------------------------------------------------------------------------
-
-    def insert_upload(self, upload_id: str, bucket: str, key: str, initiated: float, attrs: dict) -> None:
-        self.refuse_key(key)
-        self.db.execute(
-            "INSERT INTO uploads(upload_id, bucket, key, initiated, attrs) VALUES (?,?,?,?,?)",
-            (upload_id, bucket, key, initiated, json.dumps(attrs)),
-        )
-
-    def upload(self, upload_id: str) -> tuple[str, str, float, dict] | None:
-        if self.sql.postgres and "\x00" in upload_id:
-            return None  # (an id from a request: none has one)
-        r = self.db.query_one(
-            "SELECT bucket, key, initiated, attrs FROM uploads WHERE upload_id = ?", (upload_id,)
-        )
-        return (r[0], r[1], r[2], json.loads(r[3])) if r else None
-
-    def delete_upload(self, upload_id: str) -> list[str]:
-        """Remove an upload and its parts; returns the part blobs to unlink."""
-        blobs = [b for (b,) in self.db.query("SELECT blob FROM parts WHERE upload_id = ?", (upload_id,))]
-        self.db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
-        self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
-        return [b for b in blobs if not self.blob_referenced(b)]
-
-    def uploads_from(
-        self, bucket: str, start_key: str, end: str | None
-    ) -> Iterator[tuple[str, str, float, dict]]:
-        """(upload_id, key, initiated, attrs) with start_key <= key < end, in key then initiation
-        order, stepped lazily from the cursor."""
-        if self.sql.postgres:
-            start_key = nul_free(start_key)[0]
-            end = end if end is None else nul_free(end)[0]
-        args: list[Any] = [bucket, start_key]
-        sql = "SELECT upload_id, key, initiated, attrs FROM uploads WHERE bucket = ? AND key >= ?"
-        if end is not None:
-            sql += " AND key < ?"
-            args.append(end)
-        sql += " ORDER BY key, initiated, upload_id"
-        return ((r[0], r[1], r[2], json.loads(r[3])) for r in self.db.execute(sql, args))
-
-    def put_part(
-        self,
-        upload_id: str,
-        number: int,
-        blob: str,
-        size: int,
-        etag: str,
-        modified: float,
-        checksums: dict[str, str],
-    ) -> list[str]:
-        """Store a part (replacing an earlier upload of the same number); returns freed blobs."""
-        old = self.db.query_one(
-            "SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, number)
-        )
-        self.db.execute(
-            "INSERT INTO parts(upload_id, part_number, blob, size, etag, modified, checksums) VALUES (?,?,?,?,?,?,?) "
-            "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob = excluded.blob, size = excluded.size, "
-            "etag = excluded.etag, modified = excluded.modified, checksums = excluded.checksums",
-            (upload_id, number, blob, size, etag, modified, json.dumps(checksums)),
-        )
-        if old and old[0] != blob and not self.blob_referenced(old[0]):
-            return [old[0]]
-        return []
-
-    def parts(self, upload_id: str, after: int = 0, limit: int = 100_000) -> list[dict[str, Any]]:
-        rows = self.db.query(
-            "SELECT part_number, blob, size, etag, modified, checksums FROM parts WHERE upload_id = ? AND part_number > ? "
-            "ORDER BY part_number LIMIT ?",
-            (upload_id, after, limit),
-        )
-        return [
-            {
-                "PartNumber": r[0],
-                "blob": r[1],
-                "Size": r[2],
-                "ETag": r[3],
-                "modified": r[4],
-                "checksums": json.loads(r[5]),
-            }
-            for r in rows
-        ]
-
-    def delete_parts(self, upload_id: str) -> None:
-        self.db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
-        self.db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
