@@ -133,6 +133,8 @@ from configs import (  # noqa: E402
 )
 from engine_phase import DbLoad, Engines, Supervisor, drop_address, kill_engine_host  # noqa: E402
 from engine_phase import create as create_engines  # noqa: E402
+from pool_phase import CacheLoad, FileLoad, PoolEndpoints, recovery_checks, same_endpoints, unmount_under  # noqa: E402
+from pool_phase import create as create_pool  # noqa: E402
 
 RETRYABLE_CODES = {
     "SlowDown",
@@ -186,6 +188,7 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
             p.wait()
+        unmount_under(self.t.run_dir)  # EFS volumes a killed engine host left mounted
         for node in self.t.nodes:
             self.sh("ip", "netns", "del", self.t.netns(node), check=False)
             self.sh("ip", "link", "del", self.t.veth(node), check=False)
@@ -817,6 +820,15 @@ def report_db(
         )
 
 
+def report_side(name: str, failures: list, events: list[tuple[float, str]]) -> None:
+    """A pool client's failed attempts as error windows, each after the event it followed."""
+    say(f"{name}: {len(failures)} failed attempts (each retried)")
+    for s, e, c in windows(failures):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        cause = f"after: {before[-1][1]}" if before else "before the kills"
+        say(f"  {name} error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
+
+
 def leader(t: Topology) -> Node:
     return wait_for(
         "a Patroni leader",
@@ -895,6 +907,9 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         engines = create_engines(
             t, lambda service: client(t, keys, t.strata_url, service, retries=5), say, args.cache
         )
+    ends: PoolEndpoints | None = None
+    if engines and t.engine_pool:
+        ends = create_pool(t, lambda service: client(t, keys, t.strata_url, service, retries=5), say)
     load = Load(t, keys, args.threads, dynamodb)
     load.start()
     time.sleep(3)  # warm up (connections, caches)
@@ -906,9 +921,12 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     )
     statements_per_op(t, keys, dynamodb)
     db_load = DbLoad(engines.db, now) if engines else None
+    cache_load = CacheLoad(ends, now) if ends else None
+    file_load = FileLoad(ends, now) if ends else None
     load.start()
-    if db_load:
-        db_load.start()
+    for side in (db_load, cache_load, file_load):
+        if side:
+            side.start()
     kill_phase = now()
     time.sleep(5)
     victim = t.gateways[1]
@@ -943,13 +961,17 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         events.append((now(), f"{old.name} is the synchronous standby again"))
         say(events[-1][1])
     took: dict[str, float] = {}
+    host_killed = 0.0
     if engines:
         time.sleep(args.gap)
-        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin)
+        more = recovery_checks(ends, file_load) if ends and file_load else None
+        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin, more)
+        host_killed = next(at for at, what in events if what.startswith("kill -9 engine host"))
     time.sleep(args.after)
     load.finish()
-    if db_load:
-        db_load.finish()
+    for side in (db_load, cache_load, file_load):
+        if side:
+            side.finish()
     supervisor.stop.set()
     load_end = now()
     rec = load.rec
@@ -989,10 +1011,20 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         say(f"  at {s:6.1f}s for {d:5.2f} s ({f'after: {before[-1][1]}' if before else 'before the kills'})")
     if db_load:
         report_db(db_load, events, took, kill_phase, load_end)
+    for name, side in (("Redis (pool)", cache_load), ("NFS (pool)", file_load)):
+        if side:
+            report_side(name, side.failures, events)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     if db_load:
         lost += db_load.verify(say)
+    if ends and cache_load and file_load:
+        same, why = same_endpoints(lambda service: client(t, keys, t.strata_url, service, retries=5), ends)
+        say(f"pool: {why}")
+        gone, early = cache_load.verify(host_killed, say)
+        lost += early + file_load.verify(say) + (0 if same else 1)
+        if gone:
+            say(f"  {gone} Redis keys lost, {early} of them acknowledged over 1.5 s before the kill")
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
     for m in rec.mismatches[:10] + rec.gave_up[:10]:
         say(f"  {m}")
@@ -1031,6 +1063,14 @@ def main() -> int:
         help="an ElastiCache Redis cluster too",
     )
     ap.add_argument(
+        "--pool",
+        type=int,
+        default=5,
+        help="engine address pool size (the gateways' --engine-address .50-.5N/eth0): a Redis"
+        " replication group and an EFS mount target served on pool addresses, written through them"
+        " during the kills and read back after the host's node is killed; 0: one engine address",
+    )
+    ap.add_argument(
         "--rejoin",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -1047,7 +1087,7 @@ def main() -> int:
     subprocess.run(["sh", str(ROOT / "bench" / "ha" / "install.sh")], check=True)
     run_dir = Path(tempfile.mkdtemp(prefix="ha-proof-"))
     run_dir.chmod(0o755)  # postgres (Patroni) must reach its directory
-    t = topology(run_dir)
+    t = topology(run_dir, pool=args.pool if args.engines else 0)
     keys = Secrets(
         *(secrets.token_hex(12) for _ in range(3)),
         "AKIAHAPROOF" + secrets.token_hex(5).upper()[:9],
