@@ -820,13 +820,21 @@ def report_db(
         )
 
 
-def report_side(name: str, failures: list, events: list[tuple[float, str]]) -> None:
-    """A pool client's failed attempts as error windows, each after the event it followed."""
-    say(f"{name}: {len(failures)} failed attempts (each retried)")
+def report_side(
+    name: str, failures: list, acks: list, events: list[tuple[float, str]], start: float, end: float
+) -> None:
+    """A pool client's failed attempts as error windows, and its stretches without an
+    acknowledgement (over 1 s), each after the event it followed."""
+    say(f"{name}: {len(acks)} writes acknowledged, {len(failures)} failed attempts (each retried)")
     for s, e, c in windows(failures):
         before = [ev for ev in events if ev[0] <= s + 0.5]
         cause = f"after: {before[-1][1]}" if before else "before the kills"
         say(f"  {name} error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
+    for s, d in stalls(acks, start, end):
+        before = [ev for ev in events if ev[0] <= s + 0.5]
+        say(
+            f"  {name}: nothing acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
+        )
 
 
 def leader(t: Topology) -> Node:
@@ -1013,7 +1021,7 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         report_db(db_load, events, took, kill_phase, load_end)
     for name, side in (("Redis (pool)", cache_load), ("NFS (pool)", file_load)):
         if side:
-            report_side(name, side.failures, events)
+            report_side(name, side.failures, side.acks, events, kill_phase, load_end)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     if db_load:

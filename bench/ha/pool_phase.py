@@ -26,6 +26,8 @@ from typing import Any
 
 import redis
 from configs import Topology
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 GROUP = "ha-proof-group"
 FS_TOKEN = "ha-proof-files"
@@ -117,7 +119,10 @@ def same_endpoints(client: Callable[[str], Any], ends: PoolEndpoints) -> tuple[b
 
 
 def _redis(addr: tuple[str, int]) -> redis.Redis:
-    return redis.Redis(addr[0], addr[1], socket_timeout=2, socket_connect_timeout=2)
+    """No retries inside redis-py (it retries 3 times by default): each failed attempt counted."""
+    return redis.Redis(
+        addr[0], addr[1], socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
 
 
 @dataclass
@@ -129,6 +134,7 @@ class CacheLoad:
     ends: PoolEndpoints
     now: Callable[[], float]
     acked: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (value, acknowledged)
+    acks: list[tuple[float, float]] = field(default_factory=list)  # each SET: start, acknowledged
     reads: int = 0
     stale_reads: int = 0  # the replica had not the key yet (asynchronous replication)
     failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
@@ -156,6 +162,7 @@ class CacheLoad:
                 primary = primary or _redis(self.ends.primary)
                 primary.set(key, value)
                 self.acked[key] = (value, self.now())
+                self.acks.append((start, self.acked[key][1]))
                 if seq % 10 == 0 and seq > 100:
                     op = "get"
                     reader = reader or _redis(self.ends.reader)
@@ -218,6 +225,7 @@ class FileLoad:
     now: Callable[[], float]
     acked: dict[str, str] = field(default_factory=dict)  # name -> text
     first: str | None = None  # the first acknowledged file (the recovery probe reads it)
+    acks: list[tuple[float, float]] = field(default_factory=list)  # each file: start, acknowledged
     failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -257,6 +265,7 @@ class FileLoad:
                 else:
                     self.acked[name] = text
                     self.first = self.first or name
+                    self.acks.append((start, self.now()))
                     time.sleep(0.2)
 
     def answers(self) -> bool:
