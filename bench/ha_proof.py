@@ -3,7 +3,7 @@ address, then the PostgreSQL leader, under load, and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
                                             [--front-kill haproxy|node] [--no-dynamodb]
-                                            [--no-rejoin] [--no-engines] [--no-cache]
+                                            [--no-rejoin] [--no-engines] [--no-cache] [--pool 5]
                                             [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
@@ -39,6 +39,17 @@ of the engine host's node (its gateway and engines) is killed, its cable pulled 
 address taken off it (a dead machine's address goes with it); printed: the time until another
 gateway holds the address, until the instance and the cluster answer at their endpoints again,
 and the instance's error windows; at the end every acknowledged row is read back.
+
+The engine address pool (bench/ha/pool_phase.py; `--pool N`, default 5: the gateways get
+`--engine-address <subnet>.50-<subnet>.5N/eth0`; 0 leaves it out): a Redis replication group (a
+primary and a replica) whose per-node and reader endpoints are pool addresses, and an EFS file
+system whose mount target's IpAddress is one. During the kills a Redis client (redis-py, on the
+bridge) SETs keys on the primary's node endpoint and GETs older ones through the reader endpoint,
+and an NFS client (libnfs' nfs-cp, NFSv4) writes small files through the mount target; after the
+engine host's node is killed the time until each answers again on its pool address is printed,
+DescribeReplicationGroups and DescribeMountTargets must show the same endpoints, and every
+acknowledged key and file is read back (a lost key is reported with how long before the kill it
+was acknowledged: AOF everysec may lose the last second; earlier fails the proof).
 
 Clients (boto3 through the virtual address, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import redis
 from configs import PG_PORT, STRATA_PORT, Node, Topology
+from pool_phase import made
 
 DB = "ha-proof-db"
 CACHE = "ha-proof-cache"
@@ -76,24 +77,37 @@ def create(t: Topology, client: Callable[..., Any], say: Callable[[str], None], 
     """The smallest RDS PostgreSQL instance (and a one-node Redis cluster) through the virtual
     address, in a security group that lets the bridge's subnet in, waited for until available."""
     ec2, rds = client("ec2"), client("rds")
-    sg = ec2.create_security_group(GroupName="ha-proof", Description="the proof's clients")["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=sg, IpProtocol="tcp", FromPort=0, ToPort=65535, CidrIp=f"{t.subnet}.0/24"
+    made(
+        lambda: ec2.create_security_group(GroupName="ha-proof", Description="the proof's clients"),
+        "InvalidGroup.Duplicate",
     )
-    rds.create_db_instance(
-        DBInstanceIdentifier=DB,
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername=USER,
-        MasterUserPassword=PASSWORD,
-        DBName="app",
-        VpcSecurityGroupIds=[sg],
+    sg = ec2.describe_security_groups(GroupNames=["ha-proof"])["SecurityGroups"][0]["GroupId"]
+    made(
+        lambda: ec2.authorize_security_group_ingress(
+            GroupId=sg, IpProtocol="tcp", FromPort=0, ToPort=65535, CidrIp=f"{t.subnet}.0/24"
+        ),
+        "InvalidPermission.Duplicate",
+    )
+    made(
+        lambda: rds.create_db_instance(
+            DBInstanceIdentifier=DB,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername=USER,
+            MasterUserPassword=PASSWORD,
+            DBName="app",
+            VpcSecurityGroupIds=[sg],
+        ),
+        "DBInstanceAlreadyExists",
     )
     ec = client("elasticache")
     if cache:
-        ec.create_cache_cluster(
-            CacheClusterId=CACHE, Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+        made(
+            lambda: ec.create_cache_cluster(
+                CacheClusterId=CACHE, Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+            ),
+            "CacheClusterAlreadyExists",
         )
     deadline = time.monotonic() + 300
     while (inst := rds.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0])[

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from botocore.exceptions import ClientError
 from configs import Topology
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -43,6 +44,17 @@ class PoolEndpoints:
     fs_id: str
     mount_ip: str  # the mount target's IpAddress (a pool address)
     shown: dict[str, Any]  # what DescribeReplicationGroups/DescribeMountTargets said
+
+
+def made(create: Callable[[], Any], exists: str) -> Any:
+    """`create()`, or None when it answers `exists`: the SDK retried a create whose first attempt
+    was cut (the virtual address moved, a loaded machine's slow answer) after it had been done."""
+    try:
+        return create()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code", "").removesuffix("Fault") != exists:
+            raise
+        return None
 
 
 def _shown(ec: Any, efs: Any, fs_id: str) -> dict[str, Any]:
@@ -70,22 +82,30 @@ def create(t: Topology, client: Callable[[str], Any], say: Callable[[str], None]
     target, through the virtual address, in the proof's security group; waited for."""
     ec2, ec, efs = client("ec2"), client("elasticache"), client("efs")
     sg = ec2.describe_security_groups(GroupNames=["ha-proof"])["SecurityGroups"][0]["GroupId"]
-    ec.create_replication_group(
-        ReplicationGroupId=GROUP,
-        ReplicationGroupDescription="the proof's pool endpoints",
-        Engine="redis",
-        CacheNodeType="cache.t3.micro",
-        NumCacheClusters=2,
-        SecurityGroupIds=[sg],
+    made(
+        lambda: ec.create_replication_group(
+            ReplicationGroupId=GROUP,
+            ReplicationGroupDescription="the proof's pool endpoints",
+            Engine="redis",
+            CacheNodeType="cache.t3.micro",
+            NumCacheClusters=2,
+            SecurityGroupIds=[sg],
+        ),
+        "ReplicationGroupAlreadyExists",
     )
-    fs_id = efs.create_file_system(CreationToken=FS_TOKEN)["FileSystemId"]
+    made(lambda: efs.create_file_system(CreationToken=FS_TOKEN), "FileSystemAlreadyExists")
+    fs_id = efs.describe_file_systems(CreationToken=FS_TOKEN)["FileSystems"][0]["FileSystemId"]
     subnet = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
     deadline = time.monotonic() + 300
     while efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["LifeCycleState"] != "available":
         if time.monotonic() > deadline:
             raise SystemExit(f"EFS file system {fs_id} never available")
         time.sleep(1)
-    mt = efs.create_mount_target(FileSystemId=fs_id, SubnetId=subnet, SecurityGroups=[sg])
+    made(
+        lambda: efs.create_mount_target(FileSystemId=fs_id, SubnetId=subnet, SecurityGroups=[sg]),
+        "MountTargetConflict",
+    )
+    mt = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"][0]
     while (g := ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"][0])[
         "Status"
     ] != "available" or efs.describe_mount_targets(MountTargetId=mt["MountTargetId"])["MountTargets"][0][
