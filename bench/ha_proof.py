@@ -149,7 +149,15 @@ from configs import (  # noqa: E402
 )
 from engine_phase import DbLoad, Engines, Supervisor, drop_address, kill_engine_host  # noqa: E402
 from engine_phase import create as create_engines  # noqa: E402
-from pool_phase import CacheLoad, FileLoad, PoolEndpoints, recovery_checks, same_endpoints, unmount_under  # noqa: E402
+from pool_phase import (  # noqa: E402
+    CacheLoad,
+    FileLoad,
+    PoolEndpoints,
+    SideLoad,
+    recovery_checks,
+    same_endpoints,
+    unmount_under,
+)
 from pool_phase import create as create_pool  # noqa: E402
 
 RETRYABLE_CODES = {
@@ -820,33 +828,22 @@ def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
 def report_db(
     db: DbLoad, events: list[tuple[float, str]], took: dict[str, float], start: float, end: float
 ) -> None:
-    """The RDS client's commits, failed attempts by type, error windows and stalls, and how long
-    the engine host's takeover took."""
-    say(f"RDS: {len(db.acked)} INSERTs acknowledged, {len(db.failures)} failed attempts (each retried)")
+    """How long the engine host's takeover took, then the RDS client's commits, error windows and
+    stalls."""
     for what, seconds in took.items():
-        say(f"  engine host killed -> {what}: {seconds:.1f} s")
-    for s, e, c in windows(db.failures):
-        before = [ev for ev in events if ev[0] <= s + 0.5]
-        cause = f"after: {before[-1][1]}" if before else "before the kills"
-        say(f"  RDS error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
-    for s, d in stalls(db.acks, start, end):
-        before = [ev for ev in events if ev[0] <= s + 0.5]
-        say(
-            f"  RDS: no commit acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
-        )
+        say(f"engine host killed -> {what}: {seconds:.1f} s")
+    report_side("RDS", db, events, start, end)
 
 
-def report_side(
-    name: str, failures: list, acks: list, events: list[tuple[float, str]], start: float, end: float
-) -> None:
-    """A pool client's failed attempts as error windows, and its stretches without an
+def report_side(name: str, side: SideLoad, events: list[tuple[float, str]], start: float, end: float) -> None:
+    """A client's writes, its failed attempts as error windows, and its stretches without an
     acknowledgement (over 1 s), each after the event it followed."""
-    say(f"{name}: {len(acks)} writes acknowledged, {len(failures)} failed attempts (each retried)")
-    for s, e, c in windows(failures):
+    say(f"{name}: {len(side.acks)} writes acknowledged, {len(side.failures)} failed attempts (each retried)")
+    for s, e, c in windows(side.failures):
         before = [ev for ev in events if ev[0] <= s + 0.5]
         cause = f"after: {before[-1][1]}" if before else "before the kills"
         say(f"  {name} error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
-    for s, d in stalls(acks, start, end):
+    for s, d in stalls(side.acks, start, end):
         before = [ev for ev in events if ev[0] <= s + 0.5]
         say(
             f"  {name}: nothing acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
@@ -1037,7 +1034,7 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         report_db(db_load, events, took, kill_phase, load_end)
     for name, side in (("Redis (pool)", cache_load), ("NFS (pool)", file_load)):
         if side:
-            report_side(name, side.failures, side.acks, events, kill_phase, load_end)
+            report_side(name, side, events, kill_phase, load_end)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     if db_load:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import redis
 from configs import PG_PORT, STRATA_PORT, Node, Topology
-from pool_phase import made
+from pool_phase import SideLoad, made
 
 DB = "ha-proof-db"
 CACHE = "ha-proof-cache"
@@ -158,7 +158,7 @@ def connect(db: tuple[str, int]) -> psycopg.Connection:
 
 
 @dataclass
-class DbLoad:
+class DbLoad(SideLoad):
     """One thread inserting rows into the instance through its endpoint, each acknowledged commit
     recorded, reconnecting after every error (each failed attempt recorded by type)."""
 
@@ -166,19 +166,6 @@ class DbLoad:
     now: Callable[[], float]
     acked: list[int] = field(default_factory=list)
     tried: int = 0
-    failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
-    acks: list[tuple[float, float]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
 
     def _run(self) -> None:
         conn: psycopg.Connection | None = None

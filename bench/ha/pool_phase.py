@@ -145,18 +145,12 @@ def _redis(addr: tuple[str, int]) -> redis.Redis:
     )
 
 
-@dataclass
-class CacheLoad:
-    """One thread SETting keys on the group's primary through its node endpoint (a pool address)
-    and GETting older ones through the reader endpoint; each acknowledged SET recorded with its
-    time, each failed attempt (then a reconnect) recorded."""
+@dataclass(kw_only=True)
+class SideLoad:
+    """A client thread beside the S3/DynamoDB load: what it had acknowledged (start, end) and
+    each failed attempt (start, end, label, retryable, operation), as the proof reports them."""
 
-    ends: PoolEndpoints
-    now: Callable[[], float]
-    acked: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (value, acknowledged)
-    acks: list[tuple[float, float]] = field(default_factory=list)  # each SET: start, acknowledged
-    reads: int = 0
-    stale_reads: int = 0  # the replica had not the key yet (asynchronous replication)
+    acks: list[tuple[float, float]] = field(default_factory=list)
     failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -169,6 +163,22 @@ class CacheLoad:
         self.stop.set()
         if self.thread is not None:
             self.thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class CacheLoad(SideLoad):
+    """One thread SETting keys on the group's primary through its node endpoint (a pool address)
+    and GETting older ones through the reader endpoint; each acknowledged SET recorded with its
+    time, each failed attempt (then a reconnect) recorded."""
+
+    ends: PoolEndpoints
+    now: Callable[[], float]
+    acked: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (value, acknowledged)
+    reads: int = 0
+    stale_reads: int = 0  # the replica had not the key yet (asynchronous replication)
 
     def _run(self) -> None:
         primary = reader = None
@@ -236,7 +246,7 @@ def nfs_cat(ip: str, name: str, timeout: float = NFS_TIMEOUT) -> str | None:
 
 
 @dataclass
-class FileLoad:
+class FileLoad(SideLoad):
     """One thread writing small files to the file system through its mount target's pool address
     with libnfs' nfs-cp over NFSv4 (under 4,000 bytes: libnfs 4.0's NFSv4 write limit, see
     tests/services/efs/libnfs.py); a file is acknowledged when nfs-cp exits 0."""
@@ -245,19 +255,6 @@ class FileLoad:
     now: Callable[[], float]
     acked: dict[str, str] = field(default_factory=dict)  # name -> text
     first: str | None = None  # the first acknowledged file (the recovery probe reads it)
-    acks: list[tuple[float, float]] = field(default_factory=list)  # each file: start, acknowledged
-    failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
 
     def _run(self) -> None:
         with tempfile.TemporaryDirectory(prefix="ha-proof-nfs-") as tmp:
