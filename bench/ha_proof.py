@@ -96,11 +96,12 @@ load average 12 to 21; --steady 10 --gap 20 --after 30): no RDS error at the HAP
 leader kill (the engines stayed on their host); the host's node killed: the address moved 28.1 s
 later, Redis and RDS answered at 30.9 and 31.9 s (the new host waits out a silent host's 24 s);
 18,336 RDS rows, 4,155 objects, 2,678 items read back, nothing lost.
-With the pool (2026-12-07, load average 18 and 34; --threads 4 --steady 5 --gap 15 --after 20):
-the host's node killed, the engine address moved after 27.0/27.3 s; the EFS mount target served
-a file at its pool address at 31.6/31.0 s, the Redis primary's node endpoint answered at
-34.0/32.1 s, the reader endpoint at 35.1/32.4 s (RDS 36.4/33.8 s); Describe* unchanged;
-6,256/5,315 Redis keys and 466/425 NFS files acknowledged, all read back (no key lost).
+With the pool (2026-12-07, three runs at load average 34, 31 and 8.5; --threads 4 --steady 5
+--gap 15 --after 20): the host's node killed, the engine address moved after 27.3 s; the EFS
+mount target served a file at its pool address at 30.1-31.0 s, the Redis primary's node endpoint
+answered at 31.3-32.9 s, the reader endpoint at 31.5-33.6 s (RDS 33.0-34.2 s); Describe*
+unchanged; when the gateway killed first was the host: 7.8 s (NFS), 9.5 s (Redis) without an
+acknowledgement; 5,315-6,318 Redis keys and 425-451 NFS files acknowledged, all read back.
 """
 
 from __future__ import annotations
