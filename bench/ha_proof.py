@@ -3,7 +3,7 @@ address, then the PostgreSQL leader, under load, and lose no acknowledged write.
 
     sudo .venv/bin/python bench/ha_proof.py [--threads 6] [--steady 20] [--gap 20] [--after 40]
                                             [--front-kill haproxy|node] [--no-dynamodb]
-                                            [--no-rejoin] [--no-engines] [--no-cache]
+                                            [--no-rejoin] [--no-engines] [--no-cache] [--pool 5]
                                             [--source DIR] [--keep]
 
 Everything runs on this machine, each node in its own network namespace on one bridge
@@ -44,6 +44,17 @@ of the engine host's node (its gateway and engines) is killed, its cable pulled 
 address taken off it (a dead machine's address goes with it); printed: the time until another
 gateway holds the address, until the instance and the cluster answer at their endpoints again,
 and the instance's error windows; at the end every acknowledged row is read back.
+
+The engine address pool (bench/ha/pool_phase.py; `--pool N`, default 5: the gateways get
+`--engine-address <subnet>.50-<subnet>.5N/eth0`; 0 leaves it out): a Redis replication group (a
+primary and a replica) whose per-node and reader endpoints are pool addresses, and an EFS file
+system whose mount target's IpAddress is one. During the kills a Redis client (redis-py, on the
+bridge) SETs keys on the primary's node endpoint and GETs older ones through the reader endpoint,
+and an NFS client (libnfs' nfs-cp, NFSv4) writes small files through the mount target; after the
+engine host's node is killed the time until each answers again on its pool address is printed,
+DescribeReplicationGroups and DescribeMountTargets must show the same endpoints, and every
+acknowledged key and file is read back (a lost key is reported with how long before the kill it
+was acknowledged: AOF everysec may lose the last second; earlier fails the proof).
 
 Clients (boto3 through the virtual address, no botocore retries) retry an operation themselves until it is
 acknowledged, recording each failed attempt by code; a failure that AWS's SDKs would not retry
@@ -90,6 +101,12 @@ load average 12 to 21; --steady 10 --gap 20 --after 30): no RDS error at the HAP
 leader kill (the engines stayed on their host); the host's node killed: the address moved 28.1 s
 later, Redis and RDS answered at 30.9 and 31.9 s (the new host waits out a silent host's 24 s);
 18,336 RDS rows, 4,155 objects, 2,678 items read back, nothing lost.
+With the pool (2026-12-07, three runs at load average 34, 31 and 8.5; --threads 4 --steady 5
+--gap 15 --after 20): the host's node killed, the engine address moved after 27.3 s; the EFS
+mount target served a file at its pool address at 30.1-31.0 s, the Redis primary's node endpoint
+answered at 31.3-32.9 s, the reader endpoint at 31.5-33.6 s (RDS 33.0-34.2 s); Describe*
+unchanged; when the gateway killed first was the host: 7.8 s (NFS), 9.5 s (Redis) without an
+acknowledgement; 5,315-6,318 Redis keys and 425-451 NFS files acknowledged, all read back.
 """
 
 from __future__ import annotations
@@ -132,6 +149,7 @@ from engine_phase import create as create_engines  # noqa: E402
 from measures import (  # noqa: E402
     dynamodb_is_shared,
     report_db,
+    report_side,
     s3_objects_shared,
     stalls,
     statements_per_op,
@@ -139,6 +157,14 @@ from measures import (  # noqa: E402
     verify,
     windows,
 )
+from pool_phase import (  # noqa: E402
+    CacheLoad,
+    FileLoad,
+    PoolEndpoints,
+    recovery_checks,
+    same_endpoints,
+)
+from pool_phase import create as create_pool  # noqa: E402
 from timeline import now, say  # noqa: E402
 
 
@@ -213,6 +239,9 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         engines = create_engines(
             t, lambda service: client(t, keys, t.strata_url, service, retries=5), say, args.cache
         )
+    ends: PoolEndpoints | None = None
+    if engines and t.engine_pool:
+        ends = create_pool(t, lambda service: client(t, keys, t.strata_url, service, retries=5), say)
     load = Load(t, keys, args.threads, dynamodb)
     load.start()
     time.sleep(3)  # warm up (connections, caches)
@@ -224,9 +253,12 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
     )
     statements_per_op(t, keys, dynamodb)
     db_load = DbLoad(engines.db, now) if engines else None
+    cache_load = CacheLoad(ends, now) if ends else None
+    file_load = FileLoad(ends, now) if ends else None
     load.start()
-    if db_load:
-        db_load.start()
+    for side in (db_load, cache_load, file_load):
+        if side:
+            side.start()
     kill_phase = now()
     time.sleep(5)
     victim = t.gateways[1]
@@ -261,13 +293,17 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         events.append((now(), f"{old.name} is the synchronous standby again"))
         say(events[-1][1])
     took: dict[str, float] = {}
+    host_killed = 0.0
     if engines:
         time.sleep(args.gap)
-        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin)
+        more = recovery_checks(ends, file_load) if ends and file_load else None
+        _, took = kill_engine_host(cluster, engines, events, say, now, args.rejoin, more)
+        host_killed = next(at for at, what in events if what.startswith("kill -9 engine host"))
     time.sleep(args.after)
     load.finish()
-    if db_load:
-        db_load.finish()
+    for side in (db_load, cache_load, file_load):
+        if side:
+            side.finish()
     supervisor.stop.set()
     load_end = now()
     rec = load.rec
@@ -307,10 +343,20 @@ def prove(cluster: Cluster, args: argparse.Namespace) -> int:
         say(f"  at {s:6.1f}s for {d:5.2f} s ({f'after: {before[-1][1]}' if before else 'before the kills'})")
     if db_load:
         report_db(db_load, events, took, kill_phase, load_end)
+    for name, side in (("Redis (pool)", cache_load), ("NFS (pool)", file_load)):
+        if side:
+            report_side(name, side, events, kill_phase, load_end)
     not_retryable = sum(k for (_, r), k in codes.items() if not r)
     lost = verify(t, keys, rec, dynamodb)
     if db_load:
         lost += db_load.verify(say)
+    if ends and cache_load and file_load:
+        same, why = same_endpoints(lambda service: client(t, keys, t.strata_url, service, retries=5), ends)
+        say(f"pool: {why}")
+        gone, early = cache_load.verify(host_killed, say)
+        lost += early + file_load.verify(say) + (0 if same else 1)
+        if gone:
+            say(f"  {gone} Redis keys lost, {early} of them acknowledged over 1.5 s before the kill")
     ok = lost == 0 and not_retryable == 0 and not rec.mismatches and not rec.gave_up
     for m in rec.mismatches[:10] + rec.gave_up[:10]:
         say(f"  {m}")
@@ -349,6 +395,14 @@ def main() -> int:
         help="an ElastiCache Redis cluster too",
     )
     ap.add_argument(
+        "--pool",
+        type=int,
+        default=5,
+        help="engine address pool size (the gateways' --engine-address .50-.5N/eth0): a Redis"
+        " replication group and an EFS mount target served on pool addresses, written through them"
+        " during the kills and read back after the host's node is killed; 0: one engine address",
+    )
+    ap.add_argument(
         "--rejoin",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -365,7 +419,7 @@ def main() -> int:
     subprocess.run(["sh", str(ROOT / "bench" / "ha" / "install.sh")], check=True)
     run_dir = Path(tempfile.mkdtemp(prefix="ha-proof-"))
     run_dir.chmod(0o755)  # postgres (Patroni) must reach its directory
-    t = topology(run_dir)
+    t = topology(run_dir, pool=args.pool if args.engines else 0)
     keys = Secrets(
         *(secrets.token_hex(12) for _ in range(3)),
         "AKIAHAPROOF" + secrets.token_hex(5).upper()[:9],

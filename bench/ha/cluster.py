@@ -31,6 +31,7 @@ from configs import (
     keepalived_config,
     patroni_config,
 )
+from pool_phase import unmount_under
 from timeline import say
 
 # -- processes and namespaces ------------------------------------------------------------------
@@ -63,6 +64,7 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
             p.wait()
+        unmount_under(self.t.run_dir)  # EFS volumes a killed engine host left mounted
         for node in self.t.nodes:
             self.sh("ip", "netns", "del", self.t.netns(node), check=False)
             self.sh("ip", "link", "del", self.t.veth(node), check=False)

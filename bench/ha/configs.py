@@ -53,6 +53,9 @@ class Topology:
     lbs: tuple[Node, ...] = field(default=())  # the HAProxy + keepalived nodes
     vip: str = ""  # the virtual address clients use, held by one of `lbs` at a time
     engine_ip: str = ""  # the engines' endpoints (--engine-address), held by the engine host
+    # further engine addresses (a pool: cache reader/node endpoints, EFS mount targets), held by
+    # the engine host with engine_ip; empty: --engine-address is the one address
+    engine_pool: tuple[str, ...] = ()
     ttl: int = 15
     loop_wait: int = 2
     retry_timeout: int = 5
@@ -88,16 +91,31 @@ class Topology:
         return self.run_dir / node.name
 
     @property
+    def engine_address(self) -> str:
+        """The gateways' --engine-address: `A/eth0`, or with a pool the range `A-Z/eth0` (the
+        pool follows A without a gap)."""
+        last = f"-{self.engine_pool[-1]}" if self.engine_pool else ""
+        return f"{self.engine_ip}{last}/eth0"
+
+    @property
+    def engine_addresses(self) -> tuple[str, ...]:
+        """Every address the engine host holds (a dead host's go with it)."""
+        return (self.engine_ip, *self.engine_pool)
+
+    @property
     def strata_url(self) -> str:
         """What clients use: the virtual address, wherever it is."""
         return f"http://{self.vip}:{STRATA_PORT}"
 
 
-def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> Topology:
+def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3, pool: int = 0) -> Topology:
     """The proof's cluster: etcd at .11-.13, PostgreSQL at .21-.22, gateways .31-, HAProxy +
-    keepalived at .41 and .42 sharing the virtual address .40; the engine address .50."""
+    keepalived at .41 and .42 sharing the virtual address .40; the engine address .50 and `pool`
+    more after it (.51-)."""
     if not 1 <= gateways <= 8:
         raise ValueError("between 1 and 8 gateways")
+    if not 0 <= pool <= 9:
+        raise ValueError("at most 9 pool addresses (.51-.59)")
     return Topology(
         run_dir=run_dir,
         subnet=subnet,
@@ -107,6 +125,7 @@ def topology(run_dir: Path, *, subnet: str = "10.222.22", gateways: int = 3) -> 
         lbs=(Node("lb1", f"{subnet}.41"), Node("lb2", f"{subnet}.42")),
         vip=f"{subnet}.40",
         engine_ip=f"{subnet}.50",
+        engine_pool=tuple(f"{subnet}.{51 + i}" for i in range(pool)),
     )
 
 
@@ -211,7 +230,7 @@ def gateway_command(t: Topology, node: Node, secrets: Secrets, python: str) -> l
         "--data-dir", str(t.run_dir / node.name),
         "--metadata", metadata_url(t, secrets),
         "--blob-dir", str(t.blob_dir),
-        "--engine-address", f"{t.engine_ip}/eth0",
+        "--engine-address", t.engine_address,
         "--advertise-url", f"http://{node.ip}:{STRATA_PORT}",
         "--cpu-affinity", "off",
         "--quiet",

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import redis
 from configs import PG_PORT, STRATA_PORT, Node, Topology
+from pool_phase import SideLoad, made
 
 DB = "ha-proof-db"
 CACHE = "ha-proof-cache"
@@ -64,34 +65,49 @@ def advertised_host(t: Topology, superuser: str) -> Node | None:
 
 
 def drop_address(cluster: Any, node: Node) -> None:
-    """A dead machine's addresses go with it: the engine address off the killed node's eth0 (its
-    namespace outlives its processes; a gateway killed with -9 does not give the address up)."""
+    """A dead machine's addresses go with it: the engine address and its pool off the killed
+    node's eth0 (its namespace outlives its processes; a gateway killed with -9 does not give
+    them up)."""
     t = cluster.t
-    cluster.sh("ip", "-n", t.netns(node), "addr", "del", f"{t.engine_ip}/32", "dev", "eth0", check=False)
+    for address in t.engine_addresses:
+        cluster.sh("ip", "-n", t.netns(node), "addr", "del", f"{address}/32", "dev", "eth0", check=False)
 
 
 def create(t: Topology, client: Callable[..., Any], say: Callable[[str], None], cache: bool) -> Engines:
     """The smallest RDS PostgreSQL instance (and a one-node Redis cluster) through the virtual
     address, in a security group that lets the bridge's subnet in, waited for until available."""
     ec2, rds = client("ec2"), client("rds")
-    sg = ec2.create_security_group(GroupName="ha-proof", Description="the proof's clients")["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=sg, IpProtocol="tcp", FromPort=0, ToPort=65535, CidrIp=f"{t.subnet}.0/24"
+    made(
+        lambda: ec2.create_security_group(GroupName="ha-proof", Description="the proof's clients"),
+        "InvalidGroup.Duplicate",
     )
-    rds.create_db_instance(
-        DBInstanceIdentifier=DB,
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername=USER,
-        MasterUserPassword=PASSWORD,
-        DBName="app",
-        VpcSecurityGroupIds=[sg],
+    sg = ec2.describe_security_groups(GroupNames=["ha-proof"])["SecurityGroups"][0]["GroupId"]
+    made(
+        lambda: ec2.authorize_security_group_ingress(
+            GroupId=sg, IpProtocol="tcp", FromPort=0, ToPort=65535, CidrIp=f"{t.subnet}.0/24"
+        ),
+        "InvalidPermission.Duplicate",
+    )
+    made(
+        lambda: rds.create_db_instance(
+            DBInstanceIdentifier=DB,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername=USER,
+            MasterUserPassword=PASSWORD,
+            DBName="app",
+            VpcSecurityGroupIds=[sg],
+        ),
+        "DBInstanceAlreadyExists",
     )
     ec = client("elasticache")
     if cache:
-        ec.create_cache_cluster(
-            CacheClusterId=CACHE, Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+        made(
+            lambda: ec.create_cache_cluster(
+                CacheClusterId=CACHE, Engine="redis", CacheNodeType="cache.t3.micro", SecurityGroupIds=[sg]
+            ),
+            "CacheClusterAlreadyExists",
         )
     deadline = time.monotonic() + 300
     while (inst := rds.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0])[
@@ -142,7 +158,7 @@ def connect(db: tuple[str, int]) -> psycopg.Connection:
 
 
 @dataclass
-class DbLoad:
+class DbLoad(SideLoad):
     """One thread inserting rows into the instance through its endpoint, each acknowledged commit
     recorded, reconnecting after every error (each failed attempt recorded by type)."""
 
@@ -150,19 +166,6 @@ class DbLoad:
     now: Callable[[], float]
     acked: list[int] = field(default_factory=list)
     tried: int = 0
-    failures: list[tuple[float, float, str, bool, str]] = field(default_factory=list)
-    acks: list[tuple[float, float]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
 
     def _run(self) -> None:
         conn: psycopg.Connection | None = None
@@ -262,11 +265,13 @@ def kill_engine_host(
     say: Callable[[str], None],
     now: Callable[[], float],
     rejoin: bool,
+    more: dict[str, Callable[[], bool]] | None = None,
 ) -> tuple[Node, dict[str, float]]:
     """Every process of the engine host's node killed (its engines with it), its cable pulled and
-    the engine address gone with it; then the time until another gateway is the host, until the
-    instance answers at its endpoint again, and until the cache does. With `rejoin` the node's
-    gateway is started again (it forwards: the new host keeps the engines)."""
+    the engine addresses gone with it; then the time until another gateway is the host, until the
+    instance answers at its endpoint again, until the cache does and each of `more` (what answers
+    on pool addresses) passes. With `rejoin` the node's gateway is started again (it forwards:
+    the new host keeps the engines)."""
     t = cluster.t
     gateways = list(t.gateways)
     host = wait_until(
@@ -290,17 +295,28 @@ def kill_engine_host(
     }
     if engines.cache:
         pending["the Redis cluster answers at its endpoint"] = lambda: answers_cache(engines.cache)
-    while pending:
-        if time.monotonic() - began > 240:
-            raise SystemExit(f"after the engine host's kill, never: {', '.join(pending)}")
-        for what, check in list(pending.items()):
-            if check():
+    pending.update(more or {})
+    lock = threading.Lock()
+
+    def watch(what: str, check: Callable[[], bool]) -> None:
+        # each check polled by a thread of its own: one waiting out its timeout on a dead
+        # address does not delay the others' times
+        while time.monotonic() - began < 240 and not check():
+            time.sleep(0.2)
+        if time.monotonic() - began < 240:
+            with lock:
                 took[what] = time.monotonic() - began
                 new = address_holder(cluster, others)
                 events.append((now(), f"{what} ({new and new.name}), {took[what]:.1f} s after the kill"))
                 say(events[-1][1])
-                del pending[what]
-        time.sleep(0.2)
+
+    watchers = [threading.Thread(target=watch, args=item, daemon=True) for item in pending.items()]
+    for w in watchers:
+        w.start()
+    for w in watchers:
+        w.join()
+    if never := [what for what in pending if what not in took]:
+        raise SystemExit(f"after the engine host's kill, never: {', '.join(never)}")
     if rejoin:
         cluster.sh("ip", "-n", ns, "link", "set", "eth0", "up")
         cluster.start(host, cluster.gateway_cmd(host), env=cluster.gateway_env)

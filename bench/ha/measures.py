@@ -24,6 +24,7 @@ from configs import (
     Topology,
 )
 from engine_phase import DbLoad
+from pool_phase import SideLoad
 from timeline import say
 
 
@@ -251,17 +252,23 @@ def verify(t: Topology, keys: Secrets, rec: Record, dynamodb: bool) -> int:
 def report_db(
     db: DbLoad, events: list[tuple[float, str]], took: dict[str, float], start: float, end: float
 ) -> None:
-    """The RDS client's commits, failed attempts by type, error windows and stalls, and how long
-    the engine host's takeover took."""
-    say(f"RDS: {len(db.acked)} INSERTs acknowledged, {len(db.failures)} failed attempts (each retried)")
+    """How long the engine host's takeover took, then the RDS client's commits, error windows and
+    stalls."""
     for what, seconds in took.items():
-        say(f"  engine host killed -> {what}: {seconds:.1f} s")
-    for s, e, c in windows(db.failures):
+        say(f"engine host killed -> {what}: {seconds:.1f} s")
+    report_side("RDS", db, events, start, end)
+
+
+def report_side(name: str, side: SideLoad, events: list[tuple[float, str]], start: float, end: float) -> None:
+    """A client's writes, its failed attempts as error windows, and its stretches without an
+    acknowledgement (over 1 s), each after the event it followed."""
+    say(f"{name}: {len(side.acks)} writes acknowledged, {len(side.failures)} failed attempts (each retried)")
+    for s, e, c in windows(side.failures):
         before = [ev for ev in events if ev[0] <= s + 0.5]
         cause = f"after: {before[-1][1]}" if before else "before the kills"
-        say(f"  RDS error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
-    for s, d in stalls(db.acks, start, end):
+        say(f"  {name} error window at {s:6.1f}s for {e - s:5.2f} s: {dict(c)} ({cause})")
+    for s, d in stalls(side.acks, start, end):
         before = [ev for ev in events if ev[0] <= s + 0.5]
         say(
-            f"  RDS: no commit acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
+            f"  {name}: nothing acknowledged for {d:5.2f} s at {s:6.1f}s ({f'after: {before[-1][1]}' if before else ''})"
         )

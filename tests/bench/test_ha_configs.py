@@ -76,6 +76,23 @@ def test_gateways_share_the_metadata_database_and_blob_dir_but_not_their_data_di
     assert [value(c, "--advertise-url") for c in cmds] == [f"http://{n.ip}:4566" for n in t.gateways]
 
 
+def test_with_a_pool_the_gateways_get_the_engine_address_range_it_follows(tmp_path: Path) -> None:
+    t = configs.topology(tmp_path, pool=5)
+    cmd = configs.gateway_command(t, t.gateways[0], KEYS, "python")
+    assert cmd[cmd.index("--engine-address") + 1] == "10.222.22.50-10.222.22.55/eth0"
+    assert t.engine_pool == tuple(f"10.222.22.{i}" for i in range(51, 56))
+    assert t.engine_addresses == (t.engine_ip, *t.engine_pool)  # what a dead host's node loses
+    # Strata reads the range as the engine address and this pool
+    from strata.config import parse_engine_address
+
+    parsed = parse_engine_address(t.engine_address)
+    assert (parsed.address, parsed.dev, parsed.pool) == (t.engine_ip, "eth0", t.engine_pool)
+    # no pool address is another node's
+    assert not set(t.engine_pool) & ({n.ip for n in t.nodes} | {t.vip, t.host_ip})
+    with pytest.raises(ValueError):
+        configs.topology(tmp_path, pool=10)
+
+
 def test_etcd_members_name_the_same_cluster(tmp_path: Path) -> None:
     t = configs.topology(tmp_path)
     clusters = set()
