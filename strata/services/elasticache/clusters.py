@@ -12,7 +12,7 @@ from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
 from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
-from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate
+from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate, start_attempt_failed
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.maintenance import MaintenanceOperations, hold
 from strata.services.elasticache.membership import new_port_owner
@@ -139,16 +139,7 @@ class CacheClusterOperations(MaintenanceOperations):
                 await self._close_discovery(cid)
                 await run_blocking(self.engines.stop_cluster, cid, True)
                 self.ports.release(owner)
-                if attempt + 1 == START_ATTEMPTS:
-                    raise fault(
-                        "InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}"
-                    ) from e
-                log.warning(
-                    "starting cache cluster %s on port %s failed (%s); trying another port",
-                    cid,
-                    doc["port"],
-                    e,
-                )
+                start_attempt_failed(f"cache cluster {cid}", attempt, doc["port"], e)
 
     async def _forget_new_cluster(self, cid: str, owner: str) -> None:
         """Remove a just-recorded cluster whose Create call failed: its engines, port, guard, record."""

@@ -20,7 +20,7 @@ from strata.engines.process import EngineError
 from strata.services.base import run_blocking
 from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
-from strata.services.elasticache.core import START_ATTEMPTS, now_iso
+from strata.services.elasticache.core import START_ATTEMPTS, now_iso, start_attempt_failed
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
 from strata.services.elasticache.group_members import GroupMemberOperations
@@ -247,16 +247,7 @@ class ReplicationGroupOperations(
                 for cid in ng_members(group):
                     await run_blocking(self.engines.stop_cluster, cid, True)
                 self.ports.release_prefix(group["port_owner"])
-                if attempt + 1 == START_ATTEMPTS:
-                    raise fault(
-                        "InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}"
-                    ) from e
-                log.warning(
-                    "starting replication group %s on port %s failed (%s); trying another port",
-                    group["id"],
-                    group["port"],
-                    e,
-                )
+                start_attempt_failed(f"replication group {group['id']}", attempt, group["port"], e)
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
         await run_blocking(self._drop_reader_route, group)
