@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from strata.engines.cgroups import CgroupRef
 from strata.engines.nft import (
+    NFT_TIMEOUT,
     drop_table,
     nft_binary,
     owned_table,
@@ -73,7 +74,7 @@ def supported(cgroup: CgroupRef) -> bool:
     )
     try:
         done = subprocess.run(
-            [nft, "-c", "-f", "-"], input=script, capture_output=True, text=True, timeout=20
+            [nft, "-c", "-f", "-"], input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT
         )
     except (OSError, subprocess.TimeoutExpired):
         return False

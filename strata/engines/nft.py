@@ -23,6 +23,7 @@ else arrives from outside for 127.0.0.0/8 (LOCALNET_GUARD), so only the endpoint
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -37,9 +38,17 @@ from strata.engines.floating import public_host
 from strata.engines.process import EngineError, pid_alive
 from strata.engines.routes import LOOPBACK, MAX_BACKENDS, Route, load_routes, save_routes
 
+log = logging.getLogger("strata.engines")
 _TABLE = re.compile(r"^table (ip|inet) (strata_(\d+)_(?:(\d+)_)?\w+)$")
 # The janitor: deletes the table once the owner (argument 1) is gone; Strata ends it on a clean stop.
 _JANITOR = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" delete table "$4" "$3"'
+# How long an nft command may take. It needs little CPU, but on a loaded host it waits its turn
+# for a CPU: `nft list tables` once took over 10 s (load ~25 on two cores, several Stratas), and
+# the 10 s bound then failed a CreateCacheCluster with a 500 after its record was written (SDKs
+# retry a 500; the retry met CacheClusterAlreadyExists). A busy host is no failure, so the bound
+# only catches an nft that hangs. A rewrite killed half-way would leave it unknown whether it
+# committed, so it is given the time it needs rather than retried.
+NFT_TIMEOUT = 300.0
 
 
 def nft_binary() -> str | None:
@@ -52,7 +61,9 @@ def nft_usable() -> bool:
     if nft is None or os.geteuid() != 0:
         return False
     try:
-        return subprocess.run([nft, "list", "tables"], capture_output=True, timeout=10).returncode == 0
+        return (
+            subprocess.run([nft, "list", "tables"], capture_output=True, timeout=NFT_TIMEOUT).returncode == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -62,7 +73,12 @@ def run_script(script: str) -> None:
     nft = nft_binary()
     if nft is None:
         raise EngineError("nft is not installed")
-    cp = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True, timeout=20)
+    try:
+        cp = subprocess.run(
+            [nft, "-f", "-"], input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as e:
+        raise EngineError(f"nft did not finish in {NFT_TIMEOUT:.0f} s") from e
     if cp.returncode != 0:
         raise EngineError(f"nft failed: {cp.stderr.strip()[:1000]}")
 
@@ -83,17 +99,25 @@ def _owner_alive(pid: int, ticks: str | None) -> bool:
 
 
 def remove_dead_tables() -> list[str]:
-    """Delete the tables of Strata processes that no longer run; returns their names."""
+    """Delete the tables of Strata processes that no longer run; returns their names.
+
+    Housekeeping (each table's janitor deletes it when its owner dies): an nft that fails or is
+    slow here is logged, never the failure of the request that asked for a port or a rule."""
     nft = nft_binary()
     if nft is None or os.geteuid() != 0:
         return []
-    cp = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=10)
-    removed = []
-    for line in cp.stdout.splitlines():
-        m = _TABLE.match(line.strip())
-        if m and not _owner_alive(int(m.group(3)), m.group(4)):
-            subprocess.run([nft, "delete", "table", m.group(1), m.group(2)], capture_output=True, timeout=10)
-            removed.append(m.group(2))
+    removed: list[str] = []
+    try:
+        cp = subprocess.run([nft, "list", "tables"], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        for line in cp.stdout.splitlines():
+            m = _TABLE.match(line.strip())
+            if m and not _owner_alive(int(m.group(3)), m.group(4)):
+                subprocess.run(
+                    [nft, "delete", "table", m.group(1), m.group(2)], capture_output=True, timeout=NFT_TIMEOUT
+                )
+                removed.append(m.group(2))
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("removing the nft tables of dead Stratas failed (the next attempt retries): %s", e)
     return removed
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,9 @@ CREATE TABLE IF NOT EXISTS ports (
     owner TEXT NOT NULL UNIQUE
 );
 """
+
+
+_SWEEP_EVERY = 10.0  # seconds between two sweeps of dead Stratas' nft tables (see allocate)
 
 
 class PortsExhausted(Exception):
@@ -49,6 +53,7 @@ class PortAllocator:
         self._store = MetadataStore(db_path, fsync=fsync, schema=_SCHEMA)
         self._lock = threading.RLock()  # reassign() allocates while holding it
         self._watchers: list[Callable[[], None]] = []
+        self._swept = -_SWEEP_EVERY  # when remove_dead_tables last ran (time.monotonic)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PortAllocator:
@@ -85,7 +90,7 @@ class PortAllocator:
         if row:
             return int(row[0])
         # Redirect rules left by a Strata killed with -9 would capture a port handed out again.
-        remove_dead_tables()
+        self._remove_dead_tables()
         with self._lock, self._store.transaction() as c:
             row = c.execute("SELECT port FROM ports WHERE owner = ?", (owner,)).fetchone()
             if row:
@@ -104,6 +109,16 @@ class PortAllocator:
             c.execute("INSERT INTO ports(port, owner) VALUES (?, ?)", (port, owner))
         self._changed()
         return port
+
+    def _remove_dead_tables(self) -> None:
+        """remove_dead_tables, at most once per _SWEEP_EVERY: each run is an nft process, which on
+        a loaded host waits seconds for a CPU, and a Create allocates several ports in a row. A
+        dead Strata's tables are also deleted by their janitors within a second of its death."""
+        now = time.monotonic()
+        if now - self._swept < _SWEEP_EVERY:
+            return
+        self._swept = now
+        remove_dead_tables()
 
     def reassign(self, owner: str) -> int:
         """A new port for `owner` (its old one was taken by another program while it was down)."""

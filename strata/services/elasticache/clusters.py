@@ -12,7 +12,7 @@ from strata.engines.redis import server_binary
 from strata.services.base import run_blocking
 from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
-from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate
+from strata.services.elasticache.core import START_ATTEMPTS, now_iso, paginate, start_attempt_failed
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.maintenance import MaintenanceOperations, hold
 from strata.services.elasticache.membership import new_port_owner
@@ -102,44 +102,55 @@ class CacheClusterOperations(MaintenanceOperations):
         doc["az"] = doc["nodes"][0]["az"]
         if doc["auth"]:
             doc["auth_modified"] = created
+        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")  # as AWS does
         self.store.put_doc("cluster", cid, doc)
         owner = doc["port_owner"] = new_port_owner("cluster", cid)
         async with self._resource_lock(cid):
-            for attempt in range(START_ATTEMPTS):
-                doc["port"] = self._allocate_port(owner, attempt, req.get("Port"))
+            try:
+                await self._start_new_cluster(doc, owner, restore, req.get("Port"))
+                doc["status"] = "available"
                 self.store.put_doc("cluster", cid, doc)
-                await run_blocking(security.guard, self, owner, doc)
-                try:
-                    await run_blocking(self._start_standalone, doc, restore)
-                    if eng == "memcached":
-                        await self._open_discovery(doc, PRIMARY)
-                    break
-                except (EngineError, OSError) as e:
-                    await self._close_discovery(cid)
-                    await run_blocking(self.engines.stop_cluster, cid, True)
-                    self.ports.release(owner)
-                    if attempt + 1 == START_ATTEMPTS:
-                        self.store.delete_doc("cluster", cid)
-                        await run_blocking(security.unguard, self, owner)
-                        raise fault(
-                            "InsufficientCacheClusterCapacityFault", f"The engine could not be started: {e}"
-                        ) from e
-                    log.warning(
-                        "starting cache cluster %s on port %s failed (%s); trying another port",
-                        cid,
-                        doc["port"],
-                        e,
-                    )
-            doc["status"] = "available"
-            self.store.put_doc("cluster", cid, doc)
+            except BaseException:
+                # A Create answers with the new cluster or leaves none: the error may be one SDKs
+                # retry (a 500), whose retry would otherwise meet CacheClusterAlreadyExists.
+                await self._forget_new_cluster(cid, owner)
+                raise
             self._hold_status("cluster", doc, "creating", "elasticache_create")  # --timings aws
             events.record(self.store, cid, "cache-cluster", "Cache cluster created")
         meter.record(
             "elasticache", "NodeCreated", len(doc["nodes"]), "node", node_type=doc["node_type"], cluster=cid
         )
-        out = self._render(ctx, {**doc, "status": "creating"}, show_nodes=False)
-        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
-        return {"CacheCluster": out}
+        return {"CacheCluster": self._render(ctx, {**doc, "status": "creating"}, show_nodes=False)}
+
+    async def _start_new_cluster(self, doc: dict, owner: str, restore: dict | None, port: int | None) -> None:
+        """Guard and start a new standalone cluster's nodes; on another port when its port was
+        taken before its engine bound it (or the start failed otherwise), START_ATTEMPTS times."""
+        cid = doc["id"]
+        for attempt in range(START_ATTEMPTS):
+            doc["port"] = self._allocate_port(owner, attempt, port)
+            self.store.put_doc("cluster", cid, doc)
+            try:
+                await run_blocking(security.guard, self, owner, doc)
+                await run_blocking(self._start_standalone, doc, restore)
+                if doc["engine"] == "memcached":
+                    await self._open_discovery(doc, PRIMARY)
+                return
+            except (EngineError, OSError) as e:
+                await self._close_discovery(cid)
+                await run_blocking(self.engines.stop_cluster, cid, True)
+                self.ports.release(owner)
+                start_attempt_failed(f"cache cluster {cid}", attempt, doc["port"], e)
+
+    async def _forget_new_cluster(self, cid: str, owner: str) -> None:
+        """Remove a just-recorded cluster whose Create call failed: its engines, port, guard, record."""
+        try:
+            await self._close_discovery(cid)
+            await run_blocking(self.engines.stop_cluster, cid, True)
+            await run_blocking(security.unguard, self, owner)
+        except Exception:  # noqa: BLE001 - the record must go regardless; the rest is logged
+            log.exception("cleaning up the failed new cache cluster %s", cid)
+        self.ports.release(owner)
+        self.store.delete_doc("cluster", cid)
 
     def _version(self, eng: str, tls: bool = False) -> str:
         """The version the new nodes will run (the TLS-capable build when in-transit encryption is on)."""

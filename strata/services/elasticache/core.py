@@ -44,6 +44,16 @@ MONITOR_INTERVAL = 1.0
 START_ATTEMPTS = 3  # a freshly allocated port can be taken by another program before the engine binds it
 
 
+def start_attempt_failed(what: str, attempt: int, port: int, error: Exception) -> None:
+    """After a failed start of a new deployment's engines: InsufficientCacheClusterCapacityFault
+    when it was the last of START_ATTEMPTS, else a warning (the caller tries another port)."""
+    if attempt + 1 == START_ATTEMPTS:
+        raise fault(
+            "InsufficientCacheClusterCapacityFault", f"The engines of {what} could not be started: {error}"
+        ) from error
+    log.warning("starting %s on port %s failed (%s); trying another port", what, port, error)
+
+
 def now_iso() -> str:
     return clock.now().isoformat()
 

@@ -20,7 +20,7 @@ from strata.engines.process import EngineError
 from strata.services.base import run_blocking
 from strata.services.elasticache import events, exposure, security, subnets
 from strata.services.elasticache import validate as v
-from strata.services.elasticache.core import START_ATTEMPTS, now_iso
+from strata.services.elasticache.core import START_ATTEMPTS, now_iso, start_attempt_failed
 from strata.services.elasticache.errors import combination, fault, invalid
 from strata.services.elasticache.failover import FailoverOperations
 from strata.services.elasticache.group_members import GroupMemberOperations
@@ -205,36 +205,19 @@ class ReplicationGroupOperations(
             ng["primary"] = ng["members"][0]
         group["config_holder"] = group["node_groups"][0]["members"][0] if cluster_mode else None
         await self._encrypt_group(group)
+        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")  # as AWS does
         for member in pending:
             self.store.put_doc("cluster", member["id"], member)
         self.store.put_doc("group", gid, group)
         async with self._resource_lock(gid):
-            for attempt in range(START_ATTEMPTS):
-                group["port"] = self._allocate_port(group["port_owner"], attempt, req.get("Port"))
-                if cluster_mode:
-                    group["bus_port"] = self._allocate_port(group["port_owner"] + "/bus", attempt)
-                self.store.put_doc("group", gid, group)
-                await run_blocking(security.guard, self, group["port_owner"], group)
-                try:
-                    await run_blocking(self._start_group, group, restore)
-                    await run_blocking(self._wait_for_upstream, group)
-                    break
-                except (EngineError, OSError, redis.RedisError) as e:
-                    for cid in ng_members(group):
-                        await run_blocking(self.engines.stop_cluster, cid, True)
-                    self.ports.release_prefix(group["port_owner"])
-                    if attempt + 1 == START_ATTEMPTS:
-                        await self._discard_group(group)
-                        raise fault(
-                            "InsufficientCacheClusterCapacityFault", f"The engines could not be started: {e}"
-                        ) from e
-                    log.warning(
-                        "starting replication group %s on port %s failed (%s); trying another port",
-                        gid,
-                        group["port"],
-                        e,
-                    )
-            self._save_group(group, "available")
+            try:
+                await self._start_new_group(group, restore, req.get("Port"))
+                self._save_group(group, "available")
+            except BaseException:
+                # A Create answers with the new group or leaves none: the error may be one SDKs
+                # retry (a 500), whose retry would otherwise meet ReplicationGroupAlreadyExists.
+                await self._discard_group(group)
+                raise
             self._hold_status("group", group, "creating", "elasticache_create")  # --timings aws
             events.record(self.store, gid, "replication-group", f"Replication group {gid} created")
             if group.get("global"):
@@ -242,8 +225,29 @@ class ReplicationGroupOperations(
         meter.record(
             "elasticache", "NodeCreated", len(pending), "node", node_type=group["node_type"], group=gid
         )
-        ensure_service_linked_role(self.settings, ctx.account_id, "elasticache.amazonaws.com")
         return {"ReplicationGroup": self._render_group(ctx, group, "creating")}
+
+    async def _start_new_group(
+        self: ElastiCacheProvider, group: dict, restore: dict | None, port: int | None
+    ) -> None:
+        """Guard and start a new group's nodes; on other ports when a port was taken before its
+        engine bound it (or the start failed otherwise), START_ATTEMPTS times."""
+        cluster_mode = group.get("cluster_mode")
+        for attempt in range(START_ATTEMPTS):
+            group["port"] = self._allocate_port(group["port_owner"], attempt, port)
+            if cluster_mode:
+                group["bus_port"] = self._allocate_port(group["port_owner"] + "/bus", attempt)
+            self.store.put_doc("group", group["id"], group)
+            try:
+                await run_blocking(security.guard, self, group["port_owner"], group)
+                await run_blocking(self._start_group, group, restore)
+                await run_blocking(self._wait_for_upstream, group)
+                return
+            except (EngineError, OSError, redis.RedisError) as e:
+                for cid in ng_members(group):
+                    await run_blocking(self.engines.stop_cluster, cid, True)
+                self.ports.release_prefix(group["port_owner"])
+                start_attempt_failed(f"replication group {group['id']}", attempt, group["port"], e)
 
     async def _discard_group(self: ElastiCacheProvider, group: dict) -> None:
         await run_blocking(self._drop_reader_route, group)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from strata.context import RequestContext
 from strata.services.base import run_blocking
@@ -157,12 +157,37 @@ class InstanceOperations(OptionGroupOperations):
         if doc["multi_az"]:
             doc["secondary_az"] = self._other_az(doc["az"], doc.get("subnet_group"))
         await self._encrypt_instance(doc)
-        self._save(doc)
         ensure_service_linked_role(self.settings, ctx.account_id, "rds.amazonaws.com")  # as AWS does
-        await run_blocking(security.guard, self, doc)
-        self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
+        self._save(doc)
+        async with self._undone_on_error(doc):
+            await run_blocking(security.guard, self, doc)
+            self._event(doc["id"], "db-instance", "DB instance created", ["creation"])
         self._spawn(doc["id"], self._build_instance, doc["id"], req["MasterUserPassword"])
         return {"DBInstance": self._instance_out(doc)}
+
+    @asynccontextmanager
+    async def _undone_on_error(self, doc: dict) -> AsyncIterator[None]:
+        """Around a Create call's work after its record is written: when that work fails, the
+        record goes (with its guard, ports and volume) before the error is answered. A Create must
+        either answer with the new resource or leave none: the error may be one SDKs retry (a 500),
+        and their retry would otherwise meet DBInstanceAlreadyExists for an instance the caller
+        was told was not made."""
+        try:
+            yield
+        except BaseException:
+            await run_blocking(self._forget_new_instance, doc)
+            raise
+
+    def _forget_new_instance(self, doc: dict) -> None:
+        """Remove a just-recorded instance whose Create call failed (blocking); nothing of it runs."""
+        try:
+            security.unguard(self, doc)
+        except Exception:  # noqa: BLE001 - the record must go regardless; the guard is logged
+            log.exception("removing the guard of the failed new instance %s", doc["id"])
+        self.store.delete_doc("instance", doc["id"])
+        self.fleet.ports.release_prefix(f"rds/{self.store.engine_key(doc['id'])}/")
+        if self.fleet.volumes.exists(self.fleet.volume_id(doc["id"])):
+            self.fleet.volumes.remove(self.fleet.volume_id(doc["id"]))
 
     def _build_instance(self, ident: str, password: str) -> None:
         doc = self._get_instance(ident)
@@ -624,7 +649,8 @@ class InstanceOperations(OptionGroupOperations):
         doc["primary"] = next(iter(doc["nodes"]))
         await self._encrypt_instance(doc)
         self._save(doc)
-        await run_blocking(security.guard, self, doc)
+        async with self._undone_on_error(doc):
+            await run_blocking(security.guard, self, doc)
         # a source lists a cross-region replica by its ARN, as RDS does
         replica_ref = self._arn_of(doc) if cross_region else doc["id"]
         with self._in_scope_of(ref):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 from botocore.exceptions import ClientError
@@ -17,7 +19,7 @@ def fill(client: redis.Redis, prefix: str, n: int = 200) -> None:
     pipe.execute()
 
 
-def test_snapshot_copy_restore_delete(ec, cleanup, unique):
+def test_snapshot_copy_restore_delete(ec, cleanup, unique, strata_server):
     cid = f"snap-{unique}"
     ec.create_cache_cluster(CacheClusterId=cid, Engine="redis", NumCacheNodes=1, SnapshotRetentionLimit=3)
     cleanup.append(("cluster", cid))
@@ -59,6 +61,24 @@ def test_snapshot_copy_restore_delete(ec, cleanup, unique):
     client = redis.Redis(rep["Address"], rep["Port"], decode_responses=True)
     assert client.get("p:199") == "199" and client.hgetall("p:hash") == {"a": "1", "b": "2"}
     assert client.dbsize() == 201
+
+    # A restore whose engine cannot start (its RDB damaged on disk) fails, and leaves no cluster:
+    # a Create answers with the resource or leaves none, so a retry of it is not refused as
+    # CacheClusterAlreadyExists for a cluster the caller was told was not made.
+    ec.copy_snapshot(SourceSnapshotName=f"s2-{unique}", TargetSnapshotName=f"s3-{unique}")
+    (rdb,) = [f for f in Path(strata_server.data_dir).rglob("*.rdb") if f"s3-{unique}" in str(f)]
+    rdb.write_bytes(b"not an RDB file")
+    broken = f"broken-{unique}"
+    for _ in range(2):  # as an SDK's retry would ask again
+        with pytest.raises(ClientError) as e:
+            ec.create_cache_cluster(
+                CacheClusterId=broken, Engine="redis", NumCacheNodes=1, SnapshotName=f"s3-{unique}"
+            )
+        assert e.value.response["Error"]["Code"] == "InsufficientCacheClusterCapacity"
+    with pytest.raises(ClientError) as e:
+        ec.describe_cache_clusters(CacheClusterId=broken)
+    assert e.value.response["Error"]["Code"] == "CacheClusterNotFound"
+    ec.delete_snapshot(SnapshotName=f"s3-{unique}")
     ec.delete_snapshot(SnapshotName=f"s2-{unique}")
 
 
