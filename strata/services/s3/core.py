@@ -160,8 +160,8 @@ class S3Core:
         checked in the store's read threads, so no lookup of this request waits on the loop."""
         await self.store.check_bucket(req.get("Bucket"))
 
-    def _require_bucket(self, name: str) -> BucketRow:
-        b = self.store.bucket(name)
+    def _require_bucket(self, name: str, *, task: object = None) -> BucketRow:
+        b = self.store.bucket(name, task=task)
         if b is None:
             raise no_such_bucket(name)
         return b
