@@ -418,7 +418,7 @@ class ObjectOperations(EncryptedObjects):
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         if req.get("IfMatch"):
-            cur = self.store.current(bucket.name, req["Key"])
+            cur = await self.store.db.read(lambda: self.store.current(bucket.name, req["Key"]))
             if cur is None or cur.dm:
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
