@@ -80,6 +80,13 @@ CONN_GIVES_UP = 20000
 # (503, retried by SDKs): a request's wait, below SDKs' 60 s read timeout, not the pool's 30 s
 # default on top of the statement's own wait.
 READ_WAIT = 10.0
+# Seconds the interpreter lets a thread hold the GIL while another waits for it (Python's default:
+# 0.005), in a gateway on PostgreSQL (`strata serve` sets it). A read in a read thread needs the
+# GIL twice (to send its statement, to take the reply) while the event loop, busy with other
+# requests, holds it: each time it waited up to the whole interval, two or three times over when
+# several read threads queued, so a read of ~0.1 ms took 10-30 ms and the p99 of GETs grew
+# (bench/pg_loop.py). The embedded SQLite path reads inline and keeps the default.
+GIL_SWITCH = 0.0005
 ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
 
 _DOCS_SCHEMA = """
