@@ -20,7 +20,7 @@ from strata.protocol.http import FileBody
 from strata.services.s3.acl import authorized_object
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
-from strata.services.s3.core import CONTENT_FIELDS, no_such_key, to_datetime
+from strata.services.s3.core import CONTENT_FIELDS, no_such_key, prefetched_object, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
     _pool,
@@ -252,7 +252,7 @@ class ObjectOperations(EncryptedObjects):
     ) -> ObjectRow:
         """The object version a request names (`_read_version`), unless its authorization read it
         already; read through `store.read` (on PostgreSQL in a read thread, not on the loop)."""
-        row = authorized_object(req)
+        row = authorized_object(req) or (prefetched_object(req, head) if self.store.shared else None)
         if row is not None:
             return row
         key, version_id = req["Key"], req.get("VersionId")
