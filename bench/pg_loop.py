@@ -23,6 +23,16 @@ GetObject 1.26x the ops/s, GetItem 1.63x, Query 1.41x, PutObject 1.24x, PutItem 
 of the reads 2-3x base's (60 -> 185 ms GET at 16 connections: the hand-off between the loop and
 the read threads, not yet understood); with PostgreSQL stopped 3 s the base answered no health
 check (10 s client timeout), the new one each within 2.0 s (HEALTH_WAIT: S3's own probe waits).
+
+The p99 (issue 22, loop22b; base = the commit above, medians of 5 rounds): it is load-dependent.
+At load ~22-29 the reads-inline tree before issue 22 had p99 2.5x (GetObject) and 1.8x (GetItem)
+the threaded base's, at a ninth and a sixth of its ops/s: a blocked loop serves nobody while its read waits
+for a CPU. Each hand-off loop -> read thread -> loop is up to three thread wake-ups and two GIL
+acquisitions against a busy loop (5 ms each at most, Python's switch interval). Two changes, at
+load ~9-16: GetObject's object row read with its bucket row (one hand-off, not two) and the GIL
+switch interval at 0.5 ms (postgres.GIL_SWITCH): GetObject p99 297 -> 181 ms (0.61x), GetItem
+61 -> 35 ms (0.57x), ops/s 0.86x and 0.99x; the switch interval alone: p99 0.86x and 0.70x.
+Identical code differed by ~20% between targets of one run: read these as directions.
 """
 
 from __future__ import annotations

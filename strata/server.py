@@ -209,6 +209,10 @@ def serve(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if settings.metadata:  # reads in the PostgreSQL store's read threads: see GIL_SWITCH
+        from strata.storage.postgres import GIL_SWITCH
+
+        sys.setswitchinterval(GIL_SWITCH)
     import uvloop
 
     status = uvloop.run(serve_async(settings))

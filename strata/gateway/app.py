@@ -198,7 +198,7 @@ class StrataApp:
             if self.shared:
                 prefetch = getattr(self.services.provider(service), "_prefetch", None)
                 if prefetch is not None:
-                    await prefetch(params)
+                    await prefetch(params, op_name)
             # FIS API faults: only while an experiment injects one (an empty dict otherwise). After
             # the parse, so the request metrics count a faulted call against its table or bucket
             # (an alarm on SystemErrors or ThrottledRequests sees the experiment, as it should).

@@ -80,6 +80,15 @@ CONN_GIVES_UP = 20000
 # (503, retried by SDKs): a request's wait, below SDKs' 60 s read timeout, not the pool's 30 s
 # default on top of the statement's own wait.
 READ_WAIT = 10.0
+# Seconds the interpreter lets a thread hold the GIL while another waits for it (Python's default:
+# 0.005), in a gateway on PostgreSQL (`strata serve` sets it). A read in a read thread needs the
+# GIL twice (to send its statement, to take the reply) while the event loop, busy with other
+# requests, holds it: each time it may wait the whole interval (more when several read threads
+# queue), for a read of ~0.1 ms. Measured alone (bench/pg_loop.py, two runs on a loaded machine)
+# the p99 of GETs and GetItems was 0.7-0.9x the default's, ops/s 0.86-1.7x: a gain, but near the
+# noise; fewer hand-offs per request (S3's _prefetch) did more. The embedded SQLite path reads
+# inline and keeps the default.
+GIL_SWITCH = 0.0005
 ORDER_CHECK = "SELECT 'B' < 'a' AND 'Z' < '_' AND 'z' < 'é' AND 'é' < '\U0001f600'"
 
 _DOCS_SCHEMA = """

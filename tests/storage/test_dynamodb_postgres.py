@@ -109,6 +109,12 @@ def test_a_table_changed_on_one_gateway_is_served_so_by_the_other(clients: list[
     b.put_item(TableName=name, Item={"pk": {"S": "k"}, "v": {"S": "1"}})  # created on A, used on B
     assert a.get_item(TableName=name, Key={"pk": {"S": "k"}})["Item"]["v"] == {"S": "1"}
     assert name in b.list_tables()["TableNames"]
+    # PartiQL's reads too (through ItemOperations' methods, in the store's read threads)
+    select = {"Statement": f'SELECT * FROM "{name}" WHERE pk = ?', "Parameters": [{"S": "k"}]}
+    assert b.execute_statement(**select)["Items"] == [{"pk": {"S": "k"}, "v": {"S": "1"}}]
+    assert b.execute_statement(Statement=f'SELECT v FROM "{name}"')["Items"] == [{"v": {"S": "1"}}]
+    assert b.batch_execute_statement(Statements=[select])["Responses"][0]["Item"]["v"] == {"S": "1"}
+    assert b.execute_transaction(TransactStatements=[select])["Responses"][0]["Item"]["v"] == {"S": "1"}
     a.update_table(TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
     assert b.describe_table(TableName=name)["Table"]["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
     a.delete_table(TableName=name)

@@ -335,10 +335,12 @@ def test_the_gateway_answers_while_postgresql_is_stopped(
     """Reads of the store run off the event loop (store.read): while PostgreSQL answers nothing
     (SIGSTOP: a stalled server, a failover), requests that need it wait, and the gateway goes on
     answering what needs no database (health, STS GetCallerIdentity of the root key); once it
-    answers again the waiting requests complete, without a 500."""
+    answers again the waiting requests complete, without a 500: reads, writes, an UploadPart
+    (its upload's row) and a CopyObject (its source's row and inline bytes)."""
     b = f"stop-{unique}"
     s3.create_bucket(Bucket=b)
     s3.put_object(Bucket=b, Key="k", Body=b"before")
+    upload = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
     quick = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 1})
     sts = server.client("sts", config=quick)
     results: dict[str, object] = {}
@@ -349,8 +351,14 @@ def test_the_gateway_answers_while_postgresql_is_stopped(
     def put() -> None:
         results["put"] = s3.put_object(Bucket=b, Key="new", Body=b"during")["ETag"]
 
+    def part() -> None:
+        results["part"] = s3.upload_part(Bucket=b, Key="mp", UploadId=upload, PartNumber=1, Body=b"p")["ETag"]
+
+    def copy() -> None:
+        results["copy"] = s3.copy_object(Bucket=b, Key="copied", CopySource=f"{b}/k")["CopyObjectResult"]
+
     pids = _postgres_processes(pg_node)
-    waiting = [threading.Thread(target=get), threading.Thread(target=put)]
+    waiting = [threading.Thread(target=f) for f in (get, put, part, copy)]
     for p in pids:
         os.kill(p, signal.SIGSTOP)
     try:
@@ -365,8 +373,12 @@ def test_the_gateway_answers_while_postgresql_is_stopped(
             os.kill(p, signal.SIGCONT)
     for t in waiting:
         t.join(60)
-    assert results["get"] == b"before" and results["put"]
+    assert results["get"] == b"before" and results["put"] and results["copy"]
     assert s3.get_object(Bucket=b, Key="new")["Body"].read() == b"during"
+    assert s3.get_object(Bucket=b, Key="copied")["Body"].read() == b"before"
+    parts = [{"PartNumber": 1, "ETag": results["part"]}]
+    s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=upload, MultipartUpload={"Parts": parts})
+    assert s3.get_object(Bucket=b, Key="mp")["Body"].read() == b"p"
 
 
 def test_kill_9_keeps_acknowledged_objects(server: StrataProcess, s3, unique: str) -> None:

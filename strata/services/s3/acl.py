@@ -410,10 +410,10 @@ class AclOperations(S3Core):
         await self._write(write, bucket=name)
         return {}
 
-    def get_object_acl(self, ctx: RequestContext, req: dict) -> dict:
+    async def get_object_acl(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = await self._object(bucket, req)  # type: ignore[attr-defined]
         out = self._acl_answer(*self._object_acl(bucket, row))
         if bucket.versioning:
             out["VersionId"] = row.version_id
@@ -422,7 +422,7 @@ class AclOperations(S3Core):
     async def put_object_acl(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = await self._object(bucket, req)  # type: ignore[attr-defined]
         owner, _ = self._object_acl(bucket, row)
         grants = self._grants_to_set(bucket, req, owner)
         if grants is None:

@@ -8,6 +8,7 @@ versioning, post_object) is a mixin of operation methods on top of it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import logging
@@ -40,6 +41,26 @@ UNLINK_DELAY = 5.0
 T = TypeVar("T")
 
 # Object attributes copied from a PUT request into the stored row and returned on GET/HEAD.
+# Operations whose object row `_prefetch` reads with the bucket's (several gateways): is it a HEAD.
+PREFETCHED_OBJECT = {"GetObject": False, "HeadObject": True}
+# (request, head, its object row or the error reading it) as `_prefetch` read it for the request
+# running in this context.
+_PREFETCHED: contextvars.ContextVar[tuple[dict, bool, ObjectRow | ServiceError] | None] = (
+    contextvars.ContextVar("s3_prefetched_object", default=None)
+)
+
+
+def prefetched_object(req: dict, head: bool) -> ObjectRow | None:
+    """The object row `_prefetch` read for this very request (a GET or HEAD on PostgreSQL), or
+    the error reading it raised; None when it read none."""
+    hit = _PREFETCHED.get()
+    if hit is None or hit[0] is not req or hit[1] is not head:
+        return None
+    if isinstance(hit[2], ServiceError):
+        raise hit[2]
+    return hit[2]
+
+
 CONTENT_FIELDS = (
     "ContentType",
     "ContentEncoding",
@@ -155,13 +176,30 @@ class S3Core:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    async def _prefetch(self, req: dict) -> None:
+    async def _prefetch(self, req: dict, operation: str = "") -> None:
         """Several gateways (the gateway calls it before authorizing): the request's bucket row,
-        checked in the store's read threads, so no lookup of this request waits on the loop."""
-        await self.store.check_bucket(req.get("Bucket"))
+        checked in the store's read threads, so no lookup of this request waits on the loop; for
+        a GetObject or HeadObject its object row too, in the same read thread (`_object` takes
+        it, after authorization: its error, NoSuchKey..., is answered only then). Each hand-off
+        to a read thread and back costs a loaded gateway far more than the read (bench/pg_loop.py)."""
+        head = PREFETCHED_OBJECT.get(operation)
+        key, version = req.get("Key"), req.get("VersionId")
+        if head is None or type(key) is not str:
+            await self.store.check_bucket(req.get("Bucket"))
+            return
 
-    def _require_bucket(self, name: str) -> BucketRow:
-        b = self.store.bucket(name)
+        def read(bucket: BucketRow) -> ObjectRow | ServiceError:
+            try:
+                return self._read_version(bucket.name, key, version, head=head, body=not head)
+            except ServiceError as e:
+                return e
+
+        got = await self.store.check_bucket(req.get("Bucket"), read)
+        if got is not None:
+            _PREFETCHED.set((req, head, got))
+
+    def _require_bucket(self, name: str, *, task: object = None) -> BucketRow:
+        b = self.store.bucket(name, task=task)
         if b is None:
             raise no_such_bucket(name)
         return b

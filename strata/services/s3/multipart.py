@@ -121,6 +121,11 @@ class MultipartOperations(S3Core):
             raise _no_such_upload(upload_id)
         return up[3]
 
+    async def _read_upload(self, upload_id: str, bucket: str, key: str) -> dict[str, Any]:
+        """`_upload` through `store.read`: on PostgreSQL in a read thread, not on the event loop
+        (UploadPart is as hot as PutObject for large files)."""
+        return await self.store.db.read(lambda: self._upload(upload_id, bucket, key))
+
     def _part_number(self, n: int | None) -> int:
         if n is None or not 1 <= n <= self.limits.max_parts:
             raise ServiceError(
@@ -211,7 +216,7 @@ class MultipartOperations(S3Core):
     async def upload_part(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
-        attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        attrs = await self._read_upload(req["UploadId"], bucket.name, req["Key"])
         if any(a in attrs for a in LOCK_ATTRS) or default_retention(bucket, self._now()):
             require_integrity_header(req)  # S3: required "if object lock parameters are specified"
         expected, algorithm = requested_checksums(req)
@@ -256,9 +261,9 @@ class MultipartOperations(S3Core):
     async def upload_part_copy(self, ctx: RequestContext, req: dict) -> dict:
         bucket = self._require_bucket(req["Bucket"])
         number = self._part_number(req.get("PartNumber"))
-        attrs = self._upload(req["UploadId"], bucket.name, req["Key"])
+        attrs = await self._read_upload(req["UploadId"], bucket.name, req["Key"])
         self._count(ctx, bucket.name)
-        src, _ = self._copy_source(req)
+        src, _, inline = await self._read_copy_source(req)  # type: ignore[attr-defined]
         first, last = (
             parse_copy_range(req["CopySourceRange"], src.size)
             if req.get("CopySourceRange")
@@ -272,7 +277,7 @@ class MultipartOperations(S3Core):
         src_customer = customer_key(req, ctx.http.secure, "CopySourceSSECustomer")
         require_customer(src.attrs.get("sse"), src_customer, copy=True)
         keys, sse_out = self._part_keys(ctx, req, attrs)
-        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
+        source = self.blobs.path(src.blob) if src.blob else inline
         if keys or src.attrs.get("sse"):
             # Encrypted on either side: the range's plaintext, encrypted for this upload.
             src_keys = (
@@ -316,7 +321,11 @@ class MultipartOperations(S3Core):
         bucket = self._require_bucket(req["Bucket"])
         key, upload_id = req["Key"], req["UploadId"]
         self._count(ctx, bucket.name)
-        attrs = self._upload(upload_id, bucket.name, key)
+
+        def reads() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            return self._upload(upload_id, bucket.name, key), self.store.parts(upload_id)
+
+        attrs, parts = await self.store.db.read(reads)
         requested = (req.get("MultipartUpload") or {}).get("Parts") or []
         if not requested:
             raise ServiceError(
@@ -324,7 +333,7 @@ class MultipartOperations(S3Core):
                 "The XML you provided was not well-formed or did not validate against our published schema",
                 400,
             )
-        stored = {p["PartNumber"]: p for p in self.store.parts(upload_id)}
+        stored = {p["PartNumber"]: p for p in parts}
         numbers = [want.get("PartNumber") or 0 for want in requested]
         if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
             raise ServiceError(

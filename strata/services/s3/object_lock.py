@@ -32,7 +32,6 @@ from strata.auth.enforce import CALLER_OPERATION, Authorizer
 from strata.auth.policy import Policy
 from strata.context import RequestContext
 from strata.protocol.errors import ServiceError
-from strata.services.s3.acl import authorized_object
 from strata.services.s3.core import S3Core, to_datetime
 from strata.services.s3.lock_rules import (
     MODES,
@@ -145,12 +144,12 @@ class ObjectLockOperations(S3Core):
 
     # -- per-version retention and legal hold ----------------------------------------------------
 
-    def _locked_version(self, req: dict) -> tuple[BucketRow, ObjectRow]:
+    async def _locked_version(self, req: dict) -> tuple[BucketRow, ObjectRow]:
+        """The version a retention or legal hold request names, read off the event loop."""
         bucket = self._require_bucket(req["Bucket"])
         if not lock_enabled(bucket):
             raise missing_configuration()
-        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
-        return bucket, row
+        return bucket, await self._object(bucket, req)  # type: ignore[attr-defined]
 
     async def _update_attrs(self, bucket: str, row: ObjectRow, change: Any) -> None:
         """Apply `change(attrs, now)` to the version's stored attrs inside one write (so two
@@ -172,7 +171,7 @@ class ObjectLockOperations(S3Core):
 
     async def put_object_retention(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
-        bucket, row = self._locked_version(req)
+        bucket, row = await self._locked_version(req)
         wanted = req.get("Retention") or {}
         if wanted.get("EventHold") or wanted.get("EventHoldDuration"):
             raise ServiceError("NotImplemented", "Object Lock event holds are not implemented by Strata", 501)
@@ -204,9 +203,9 @@ class ObjectLockOperations(S3Core):
         await self._update_attrs(bucket.name, row, change)
         return {}
 
-    def get_object_retention(self, ctx: RequestContext, req: dict) -> dict:
+    async def get_object_retention(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
-        _, row = self._locked_version(req)
+        _, row = await self._locked_version(req)
         retention = row.attrs.get("retention")
         if not retention:
             raise ServiceError(
@@ -218,7 +217,7 @@ class ObjectLockOperations(S3Core):
 
     async def put_object_legal_hold(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
-        bucket, row = self._locked_version(req)
+        bucket, row = await self._locked_version(req)
         status = (req.get("LegalHold") or {}).get("Status")
         if status not in ("ON", "OFF"):
             raise malformed()
@@ -229,9 +228,9 @@ class ObjectLockOperations(S3Core):
         await self._update_attrs(bucket.name, row, change)
         return {}
 
-    def get_object_legal_hold(self, ctx: RequestContext, req: dict) -> dict:
+    async def get_object_legal_hold(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
-        _, row = self._locked_version(req)
+        _, row = await self._locked_version(req)
         status = row.attrs.get("legal_hold")
         if not status:
             raise ServiceError(

@@ -20,7 +20,7 @@ from strata.protocol.http import FileBody
 from strata.services.s3.acl import authorized_object
 from strata.services.s3.charges import charge_early_delete
 from strata.services.s3.conditions import check_read_conditions, parse_range, write_condition
-from strata.services.s3.core import CONTENT_FIELDS, no_such_key, to_datetime
+from strata.services.s3.core import CONTENT_FIELDS, no_such_key, prefetched_object, to_datetime
 from strata.services.s3.ingest import (
     CHECKSUM_ALGORITHMS,
     _pool,
@@ -252,7 +252,7 @@ class ObjectOperations(EncryptedObjects):
     ) -> ObjectRow:
         """The object version a request names (`_read_version`), unless its authorization read it
         already; read through `store.read` (on PostgreSQL in a read thread, not on the loop)."""
-        row = authorized_object(req)
+        row = authorized_object(req) or (prefetched_object(req, head) if self.store.shared else None)
         if row is not None:
             return row
         key, version_id = req["Key"], req.get("VersionId")
@@ -418,7 +418,7 @@ class ObjectOperations(EncryptedObjects):
         bucket = self._require_bucket(req["Bucket"])
         self._count(ctx, bucket.name)
         if req.get("IfMatch"):
-            cur = self.store.current(bucket.name, req["Key"])
+            cur = await self.store.db.read(lambda: self.store.current(bucket.name, req["Key"]))
             if cur is None or cur.dm:
                 raise no_such_key(req["Key"])
             check_read_conditions(cur.etag, cur.modified, req["IfMatch"], None, None, None)
@@ -487,10 +487,22 @@ class ObjectOperations(EncryptedObjects):
 
     # -- CopyObject ------------------------------------------------------------------------------
 
-    def _copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow]:
-        """The source object of a copy, with x-amz-copy-source-if-* conditions checked."""
+    async def _read_copy_source(self, req: dict) -> tuple[ObjectRow, BucketRow, bytes | None]:
+        """`_copy_source`, and the source's bytes when they are stored inline, read through
+        `store.read` (on PostgreSQL in a read thread: the event loop serves others meanwhile)."""
+        task = asyncio.current_task()
+
+        def reads() -> tuple[ObjectRow, BucketRow, bytes | None]:
+            src, src_bucket = self._copy_source(req, task=task)
+            return src, src_bucket, self.store.inline_data(src.id) if src.blob is None else None
+
+        return await self.store.db.read(reads)
+
+    def _copy_source(self, req: dict, *, task: object = None) -> tuple[ObjectRow, BucketRow]:
+        """The source object of a copy, with x-amz-copy-source-if-* conditions checked. `task`:
+        the request's, when this runs in a read thread for it (see S3Store.bucket)."""
         src_bucket_name, src_key, src_version = parse_copy_source(req["CopySource"])
-        src_bucket = self._require_bucket(self._source_bucket(src_bucket_name)[0])  # type: ignore[attr-defined]
+        src_bucket = self._require_bucket(self._source_bucket(src_bucket_name)[0], task=task)  # type: ignore[attr-defined]
         try:
             src = self._read_version(src_bucket.name, src_key, src_version)
         except ServiceError as e:
@@ -523,7 +535,7 @@ class ObjectOperations(EncryptedObjects):
         bucket = self._require_bucket(req["Bucket"])
         key = req["Key"]
         check_key(key)
-        src, src_bucket = self._copy_source(req)
+        src, src_bucket, src_inline = await self._read_copy_source(req)
         src_customer = customer_key(req, ctx.http.secure, "CopySourceSSECustomer")
         require_customer(src.attrs.get("sse"), src_customer, copy=True)
         customer = customer_key(req, ctx.http.secure)
@@ -585,12 +597,14 @@ class ObjectOperations(EncryptedObjects):
         digests: dict[str, bytes] = {}
         if sealing or src.attrs.get("sse"):
             # Encrypted on either side: the bytes are re-encrypted for the destination.
-            blob, inline, digests = await self._recrypt(ctx, src, src_customer, sealing, tuple(need))
+            blob, inline, digests = await self._recrypt(
+                ctx, src, src_inline, src_customer, sealing, tuple(need)
+            )
             if sealing:
                 attrs["sse"] = sealing.record
         else:
             blob = self._link_blob(src.blob) if src.blob else None
-            inline = self.store.inline_data(src.id) if src.blob is None else None
+            inline = src_inline
         try:
             if src_ck and src_ck.get("type") == "FULL_OBJECT" and not want_algo:
                 attrs["checksum"] = dict(src_ck)

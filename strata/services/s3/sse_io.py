@@ -175,12 +175,19 @@ class EncryptedObjects(S3Core):
         return customer
 
     async def _recrypt(
-        self, ctx: RequestContext, src: ObjectRow, src_customer: bytes | None, sealing: Any, need: tuple
+        self,
+        ctx: RequestContext,
+        src: ObjectRow,
+        src_inline: bytes | None,
+        src_customer: bytes | None,
+        sealing: Any,
+        need: tuple,
     ) -> tuple[str | None, bytes | None, dict[str, bytes]]:
         """A copy's bytes: the source's plaintext, encrypted as `sealing` says (plain if None), as
-        a new blob or (small sources) inline bytes; with the digests `need` names."""
+        a new blob or (small sources) inline bytes; with the digests `need` names. `src_inline`:
+        the source's stored bytes when it has no blob (read off the event loop with its row)."""
         src_keys = self.sse_keys.open(ctx, src.attrs["sse"], src_customer) if src.attrs.get("sse") else None
-        source = self.blobs.path(src.blob) if src.blob else self.store.inline_data(src.id)
+        source = self.blobs.path(src.blob) if src.blob else src_inline or b""
         pieces = plain_pieces(source, src_keys, plain_sizes(src.attrs, src.size), 0, src.size - 1)
         keys = sealing.keys if sealing else None
         if src.blob is None:

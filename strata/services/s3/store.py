@@ -173,15 +173,24 @@ class S3Store(UploadRows):
             self._buckets[name] = row
         return row
 
-    async def check_bucket(self, name: object) -> None:
+    async def check_bucket(self, name: object, then: Callable[[BucketRow], Any] | None = None) -> Any:
         """On a shared store, the request's first lookup of its bucket (`bucket`), made in the
         store's read threads: its later lookups (authorization's, the operation's) on the event
-        loop find the row checked for it. Nothing on SQLite, whose cache is exact."""
+        loop find the row checked for it. Nothing on SQLite, whose cache is exact. `then`: more
+        reads of the request, made in the same read thread when the bucket exists (one hand-off
+        between the loop and the threads, not two); their result."""
         if self.shared and type(name) is str:
             task = asyncio.current_task()
-            row = await self.db.read(lambda: self.bucket(name, task=task))
+
+            def reads() -> tuple[BucketRow | None, Any]:
+                row = self.bucket(name, task=task)
+                return row, then(row) if then is not None and row is not None else None
+
+            row, got = await self.db.read(reads)
             # The request's own (its task's context; read threads run in a copy of it).
             _CHECKED.set((name, row) if row is None or row is self._buckets.get(name) else None)
+            return got
+        return None
 
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from strata.context import RequestContext
-from strata.services.s3.acl import authorized_object
 from strata.services.s3.core import S3Core
 from strata.services.s3.names import check_tags
 from strata.services.s3.store import BucketRow, ObjectRow
@@ -31,10 +30,10 @@ class TaggingOperations(S3Core):
 
         return await self._write(write)
 
-    def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
+    async def get_object_tagging(self, ctx: RequestContext, req: dict) -> dict:
         self._count(ctx, req["Bucket"])
         bucket = self._require_bucket(req["Bucket"])
-        row = authorized_object(req) or self._read_version(bucket.name, req["Key"], req.get("VersionId"))
+        row = await self._object(bucket, req)  # type: ignore[attr-defined]
         out: dict[str, Any] = {
             "TagSet": [{"Key": k, "Value": v} for k, v in (row.attrs.get("tags") or {}).items()]
         }

@@ -102,11 +102,15 @@ class PartiQLOperations(ItemOperations):
         if req.get("ReturnConsumedCapacity"):
             r.req["ReturnConsumedCapacity"] = req["ReturnConsumedCapacity"]
         out: dict = {}
+        # Reads through `store.read` (on PostgreSQL in a read thread, not on the event loop), by
+        # ItemOperations' own methods: with several gateways the instance's are wrapped in
+        # coroutines that sync the tables first (done already for this operation).
+        read = self.state.store.db.read
         if r.kind == "get":
-            got = self.get_item(ctx, r.req)
+            got = await read(lambda: ItemOperations.get_item(self, ctx, r.req))
             out["Items"] = [got["Item"]] if "Item" in got else []
         elif r.kind in ("query", "scan"):
-            got = self._read_pages(ctx, r, req, out)
+            got = await read(lambda: self._read_pages(ctx, r, req, out))
         else:
             got = await self._write(ctx, r)
             out["Items"] = [got["Attributes"]] if got.get("Attributes") else []
@@ -139,7 +143,7 @@ class PartiQLOperations(ItemOperations):
                 one["Limit"] = limit
             if start is not None:
                 one["ExclusiveStartKey"] = start
-            got = (self.query if r.kind == "query" else self.scan)(ctx, one)
+            got = (ItemOperations.query if r.kind == "query" else ItemOperations.scan)(self, ctx, one)
             items += got.get("Items", [])
             if "ConsumedCapacity" in got:
                 reports.append(got["ConsumedCapacity"])
@@ -192,12 +196,7 @@ class PartiQLOperations(ItemOperations):
             raise validation("Read and write requests together in the same batch is not supported.")
         reports: list[dict] = []
         if reads:
-            results: list = []
-            for _, r in work:
-                try:
-                    results.append(self.get_item(ctx, r.req))
-                except ServiceError as e:
-                    results.append(e)
+            results = await self.state.store.db.read(lambda: self._batch_reads(ctx, work))
         else:
             # Submitted together, the writes share one group commit; each is atomic on its own.
             results = await asyncio.gather(*(self._write(ctx, r) for _, r in work), return_exceptions=True)
@@ -221,6 +220,16 @@ class PartiQLOperations(ItemOperations):
         if capacity in ("TOTAL", "INDEXES"):
             out["ConsumedCapacity"] = merge_capacity(reports)
         return out
+
+    def _batch_reads(self, ctx: RequestContext, work: list[tuple[int, comp.Request]]) -> list:
+        """Each SELECT of a batch: its GetItem's answer, or the ServiceError it met."""
+        results: list = []
+        for _, r in work:
+            try:
+                results.append(ItemOperations.get_item(self, ctx, r.req))
+            except ServiceError as e:
+                results.append(e)
+        return results
 
     async def execute_transaction(self, ctx: RequestContext, req: dict) -> dict:
         statements = req.get("TransactStatements") or []
@@ -260,7 +269,7 @@ class PartiQLOperations(ItemOperations):
         if req.get("ReturnConsumedCapacity"):
             inner["ReturnConsumedCapacity"] = req["ReturnConsumedCapacity"]
         if reads:
-            got = self.transact_get_items(ctx, inner)
+            got = await self.state.store.db.read(lambda: ItemOperations.transact_get_items(self, ctx, inner))
             out: dict = {"Responses": got["Responses"]}
         else:
             if req.get("ClientRequestToken"):
