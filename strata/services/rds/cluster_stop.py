@@ -7,7 +7,7 @@ writer, routes the writer endpoint, then the readers, which stream from it again
 reader endpoint; the cluster is `available`. Instance hours are not metered while stopped, storage
 is (instances.py `_meter_instance`, from each member's status). As on AWS, a cluster in a global
 database stops only when it is the global database's only cluster, a member instance cannot be
-stopped or started on its own (instances.py), and a stopped cluster has no automated backups.
+stopped or started on its own (instance_lifecycle.py), and a stopped cluster has no automated backups.
 
 RebootDBCluster restarts every member's engine (Multi-AZ DB clusters only, as AWS documents).
 
@@ -61,8 +61,8 @@ class ClusterStopOperations(ClusterOperations):
     _members: Callable[[str], list[dict]]  # global_clusters.py
     _event: Callable[..., None]  # groups.py
     _meter_instance: Callable[[dict], None]  # instances.py
-    _resume: Callable[[str], None]  # instances.py
-    _start: Callable[[str], None]  # instances.py
+    _resume: Callable[[str], None]  # instance_lifecycle.py
+    _start: Callable[[str], None]  # instance_lifecycle.py
 
     # -- server life -------------------------------------------------------------------------------
 

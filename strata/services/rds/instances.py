@@ -1,11 +1,15 @@
-"""DB instance operations: create, describe, modify, reboot (failover), stop/start, delete, replicas."""
+"""DB instance operations: create, describe, delete, and metering.
+
+Reboot, stop/start and recovery are instance_lifecycle.py's, read replicas read_replicas.py's,
+ModifyDBInstance modify_instance.py's: each a subclass of InstanceOperations.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from strata.context import RequestContext
@@ -19,12 +23,11 @@ from strata.services.rds.option_groups import OPTION_ENGINES, OptionGroupOperati
 from strata.services.rds.options import HELD_OPTIONS
 from strata.services.rds.parameter_groups import INSTANCE
 from strata.services.rds.serverless import held_capacity
-from strata.sim import timings
 from strata.sim.clock import clock
 from strata.sim.meter import meter
 
 log = logging.getLogger("strata.rds")
-_INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z0-9-]+)$")
+INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z0-9-]+)$")
 STARTED_STATES = (
     "creating",
     "backing-up",
@@ -62,6 +65,10 @@ def option_memberships_out(doc: dict) -> list[dict]:
 
 
 class InstanceOperations(OptionGroupOperations):
+    # a deleted source's replicas become standalone (read_replicas.py)
+    _promote: Callable[[str], None]
+    _leave_source: Callable[[dict], None]
+
     # -- create ------------------------------------------------------------------------------------
 
     def _new_instance_doc(
@@ -326,181 +333,6 @@ class InstanceOperations(OptionGroupOperations):
             status["Message"] = f"ReplicaLag={lag:.3f}"
         return status
 
-    # -- reboot / failover -------------------------------------------------------------------------
-
-    async def reboot_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        if doc["status"] != "available":
-            raise m.invalid_state(doc["id"], doc["status"])
-        force = bool(req.get("ForceFailover"))
-        if force and not doc["multi_az"]:
-            raise m.fault(
-                "InvalidParameterCombination",
-                "Cannot perform a reboot with failover on a DB instance that is not Multi-AZ.",
-            )
-        doc = self._set_status(doc["id"], "rebooting")
-        self._spawn(doc["id"], self._failover if force else self._reboot, doc["id"])
-        return {"DBInstance": self._instance_out(doc)}
-
-    def _reboot(self, ident: str) -> None:
-        doc = self._get_instance(ident)
-        self._event(ident, "db-instance", "DB instance restarted", ["availability"])
-        for name in list(doc["nodes"]):
-            self.fleet.node(doc, name).stop()
-        self.fleet.start(doc, self._params_for(doc))
-        doc["params_pending_reboot"] = False  # the engines now run with every setting of the groups
-        self._save(doc, "nodes", "params_pending_reboot")
-        self._set_status(ident, "available")
-
-    def _failover(self, ident: str, planned: bool = True) -> None:
-        doc = self._get_instance(ident)
-        self._event(ident, "db-instance", "Multi-AZ instance failover started.", ["failover"])
-        t0 = clock.monotonic()
-        replicas = [self._get_instance(r) for r in doc.get("replicas", [])]
-        hold = timings.seconds(self.settings, "rds_multi_az_failover")
-        old_az = self.fleet.failover(doc, replicas, planned, hold)
-        doc["az"], doc["secondary_az"] = doc["nodes"][doc["primary"]]["az"], old_az
-        self._save(doc, "nodes", "primary", "az", "secondary_az")
-        self._set_status(ident, "available", last_failover_seconds=round(clock.monotonic() - t0, 3))
-        self._event(ident, "db-instance", "Multi-AZ instance failover completed.", ["failover"])
-        # A new standby in the old primary's AZ, built while the instance serves.
-        doc = self._get_instance(ident)
-        self.fleet.add_standby(doc, old_az, self._params_for(doc))
-        self._save(doc, "nodes", "next_node")
-
-    def _recover_crash(self, ident: str) -> None:
-        doc = self._get_instance(ident)
-        if doc["status"] != "available" or self.fleet.primary(doc).running():
-            return
-        if doc["multi_az"] and self.fleet.standby_name(doc):
-            self._set_status(ident, "rebooting")
-            self._failover(ident, planned=False)
-        else:
-            self._event(
-                ident, "db-instance", "DB instance restarted after an engine failure", ["availability"]
-            )
-            self.fleet.start(doc, self._params_for(doc))
-            self._save(doc, "nodes")
-            self._replace_failed_writer(doc)
-
-    def _replace_failed_writer(self, doc: dict) -> None:
-        """Aurora fails over to a reader when its writer fails, losing nothing: the cluster's storage
-        outlives the instance. Here the restarted writer's own crash-recovered data plays that part:
-        the reader catches up from it, then takes over (a planned failover)."""
-        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
-        if not cluster or cluster.get("writer") != doc["id"] or cluster["status"] != "available":
-            return
-        readers = self._by_promotion_tier(
-            r
-            for r in cluster["members"]
-            if r != doc["id"] and (self.store.get_doc("instance", r) or {}).get("status") == "available"
-        )
-        if readers:
-            cluster["status"] = "failing-over"
-            self.store.put_doc("cluster", cluster["id"], cluster)
-            try:
-                self._failover_cluster(cluster["id"], readers[0])
-            except Exception as e:  # noqa: BLE001 - the restarted writer keeps serving
-                log.exception("failover of cluster %s after its writer failed", cluster["id"])
-                self._fail(f"cluster:{cluster['id']}", str(e))
-
-    def _recover_standby(self, ident: str) -> None:
-        doc = self._get_instance(ident)
-        name = self.fleet.standby_name(doc)
-        if doc["status"] != "available" or name is None or self.fleet.node(doc, name).running():
-            return
-        self._event(
-            ident, "db-instance", "Multi-AZ standby restarted after an engine failure", ["availability"]
-        )
-        self.fleet.restart_standby(doc, self._params_for(doc))
-        self._save(doc, "nodes")
-
-    # -- stop / start ------------------------------------------------------------------------------
-
-    async def stop_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        self._check_not_cluster_member(doc)
-        if doc["status"] != "available":
-            raise m.invalid_state(doc["id"], doc["status"])
-        if doc.get("source") or doc.get("replicas"):
-            raise m.fault(
-                "InvalidDBInstanceState", "Cannot stop a DB instance that has read replicas or is one."
-            )
-        if req.get("DBSnapshotIdentifier"):
-            self._create_snapshot_record(doc, req["DBSnapshotIdentifier"], [], "manual")
-        doc = self._set_status(doc["id"], "stopping")
-        self._spawn(doc["id"], self._stop, doc["id"], req.get("DBSnapshotIdentifier"))
-        return {"DBInstance": self._instance_out(doc)}
-
-    @staticmethod
-    def _check_not_cluster_member(doc: dict) -> None:
-        """A DB cluster's instances stop and start with their cluster (cluster_stop.py), as on AWS."""
-        if doc.get("multi_az_cluster"):
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"DB instance {doc['id']} belongs to the Multi-AZ DB cluster {doc['cluster']}: "
-                "stop or start the DB cluster.",
-            )
-        if doc.get("cluster"):
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"{doc['engine']} DB instances are not eligible for stopping and starting.",
-            )
-
-    def _stop(self, ident: str, snapshot: str | None) -> None:
-        doc = self._get_instance(ident)
-        if snapshot:
-            self._fill_snapshot(snapshot)
-        self.fleet.stop(doc)
-        self._set_status(ident, "stopped", stopped_at=clock.time())
-        self._event(ident, "db-instance", "DB instance stopped", ["notification"])
-
-    async def start_db_instance(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        self._check_not_cluster_member(doc)
-        if doc["status"] != "stopped":
-            raise m.invalid_state(doc["id"], doc["status"])
-        doc = self._set_status(doc["id"], "starting")
-        self._spawn(doc["id"], self._start, doc["id"])
-        return {"DBInstance": self._instance_out(doc)}
-
-    def _start(self, ident: str) -> None:
-        doc = self._get_instance(ident)
-        self.fleet.start(doc, self._params_for(doc))
-        doc["params_pending_reboot"] = False  # stopped engines start with every setting of the groups
-        self._save(doc, "nodes", "params_pending_reboot")
-        self._set_status(ident, "available", metered_at=clock.time())
-        self._event(ident, "db-instance", "DB instance started", ["notification"])
-
-    def _resume(self, ident: str) -> None:
-        """After a Strata restart: start the engines of an instance that was running."""
-        doc = self._get_instance(ident)
-        if not doc.get("primary"):
-            self._set_status(ident, "failed", failure="interrupted before its engine was created")
-            return
-        self.fleet.start(doc, self._params_for(doc))
-        self._save(doc, "nodes")
-        cluster = self.store.get_doc("cluster", doc["cluster"]) if doc.get("cluster") else None
-        if cluster and cluster.get("multi_az_cluster") and doc["kind"] == "mariadb":
-            self._semi_sync_again(cluster, doc)
-        if cluster:  # a reader counts as ready before "available", as when it was built
-            self._route_cluster(cluster, ready={ident})
-        if doc["status"] not in ("available",):
-            self._set_status(ident, "available")
-        if cluster:  # again: a member resuming meanwhile routed without this one, not yet available
-            self._route_cluster(self.store.get_doc("cluster", doc["cluster"]))
-
-    def _semi_sync_again(self, cluster: dict, doc: dict) -> None:
-        """MariaDB's semi-synchronous replication is a runtime setting, gone with a restart: a
-        Multi-AZ DB cluster's writer waits for a standby again, and each standby, following the
-        writer anew, acknowledges again (PostgreSQL keeps its synchronous_standby_names)."""
-        if cluster.get("writer") == doc["id"]:
-            self.fleet.primary(doc).set_sync_standby(True)
-            return
-        writer = self.store.get_doc("instance", cluster.get("writer") or "")
-        if writer is not None and writer.get("primary"):
-            self.fleet.primary(doc).follow(self.fleet.primary(writer), doc["id"])
-
     # -- delete ------------------------------------------------------------------------------------
 
     async def delete_db_instance(self, ctx: RequestContext, req: dict) -> dict:
@@ -571,148 +403,20 @@ class InstanceOperations(OptionGroupOperations):
         self.store.delete_doc("instance", ident)
         self._event(ident, "db-instance", "DB instance deleted", ["deletion"])
 
-    # -- read replicas -----------------------------------------------------------------------------
+    # -- instances in other regions ----------------------------------------------------------------
 
     @contextmanager
     def _in_scope_of(self, ref: str) -> Iterator[str]:
         """Serve the scope of the instance `ref` names (an identifier here, or the ARN of one in
         another region of this account: a cross-region replica's source, or a source's
         cross-region replica) for the duration; yields its identifier."""
-        match = _INSTANCE_ARN.match(ref)
+        match = INSTANCE_ARN.match(ref)
         if match is None or match.group(1) == self.region:
             yield ref.split(":")[-1].lower()
             return
         region, account, ident = match.groups()
         with self.store.acting_as(account, region):
             yield ident.lower()
-
-    async def create_db_instance_read_replica(self, ctx: RequestContext, req: dict) -> dict:
-        ref = req.get("SourceDBInstanceIdentifier") or ""
-        match = _INSTANCE_ARN.match(ref)
-        if match and match.group(2) != self.account:
-            raise m.fault(
-                "InvalidParameterCombination", "Strata makes read replicas of the caller's own DB instances."
-            )
-        cross_region = bool(match) and match.group(1) != self.region  # type: ignore[union-attr]
-        with self._in_scope_of(ref) as source_id:
-            source = self._get_instance(source_id)
-            source_arn = self._arn_of(source)
-        if cross_region:
-            if source["multi_az"]:
-                raise m.fault(
-                    "InvalidParameterCombination",
-                    "Strata does not keep cross-region read replicas of a Multi-AZ DB instance.",
-                )
-            if source.get("kms_key_id"):
-                raise m.fault(
-                    "InvalidParameterCombination",
-                    "Strata does not make cross-region read replicas of encrypted DB instances.",
-                )
-        if source["status"] != "available":
-            raise m.invalid_state(source["id"], source["status"])
-        if source.get("source"):
-            raise m.fault(
-                "InvalidParameterCombination", "Strata does not chain read replicas (replica of a replica)."
-            )
-        if len(source.get("replicas", [])) >= m.MAX_READ_REPLICAS:
-            raise m.fault(
-                "InvalidParameterCombination",
-                f"Source instance {source['id']} already has {m.MAX_READ_REPLICAS} read replicas.",
-            )
-        info = m.ENGINES[source["engine"]]
-        req = {
-            **req,
-            "DBInstanceClass": req.get("DBInstanceClass") or source["class"],
-            "AllocatedStorage": source["allocated_storage"],
-            "BackupRetentionPeriod": 0,
-        }
-        if req.get("KmsKeyId") and not source.get("kms_key_id"):
-            raise m.fault(
-                "InvalidParameterCombination",
-                "Cannot create an encrypted read replica from an unencrypted DB instance.",
-            )
-        doc = self._new_instance_doc(
-            req,
-            info,
-            source["master_username"],
-            az=None if cross_region else source["az"],
-            inherited_key=source.get("kms_key_id"),
-        )
-        doc.update(
-            source=source_arn if cross_region else source["id"],
-            db_name=source.get("db_name"),
-            multi_az=False,
-            backup_retention=0,
-            engine_version=source["engine_version"],
-        )
-        self.fleet.new_node(doc, "primary", doc["az"])
-        doc["primary"] = next(iter(doc["nodes"]))
-        await self._encrypt_instance(doc)
-        self._save(doc)
-        async with self._undone_on_error(doc):
-            await run_blocking(security.guard, self, doc)
-        # a source lists a cross-region replica by its ARN, as RDS does
-        replica_ref = self._arn_of(doc) if cross_region else doc["id"]
-        with self._in_scope_of(ref):
-            source = self._get_instance(source["id"])
-            source["replicas"] = [*source.get("replicas", []), replica_ref]
-            self.store.put_doc("instance", source["id"], source)
-        self._event(doc["id"], "db-instance", f"Creating read replica of {doc['source']}", ["read replica"])
-        self._spawn(doc["id"], self._build_replica, doc["id"], doc["source"])
-        return {"DBInstance": self._instance_out(doc)}
-
-    def _build_replica(self, ident: str, source_ref: str) -> None:
-        doc = self._get_instance(ident)
-        with self._in_scope_of(source_ref) as source_id:
-            source = self._get_instance(source_id)
-            lock = self.fleet.lock(source_id)
-            source_node = self.fleet.primary(source)
-        with lock:
-            self.fleet.create_replica(source, doc, self._params_for(doc), source_node)
-        self._save(doc, "nodes")
-        self._hold_creation(doc)  # --timings aws
-        self._set_status(ident, "available")
-        self._event(ident, "db-instance", "Replication for the read replica started", ["read replica"])
-
-    async def promote_read_replica(self, ctx: RequestContext, req: dict) -> dict:
-        doc = self._get_instance(req.get("DBInstanceIdentifier"))
-        if not doc.get("source"):
-            raise m.fault("InvalidDBInstanceState", f"DB instance {doc['id']} is not a read replica.")
-        if doc["status"] != "available":
-            raise m.invalid_state(doc["id"], doc["status"])
-        if req.get("BackupRetentionPeriod") is not None:
-            doc["backup_retention"] = m.check_retention(req["BackupRetentionPeriod"])
-        if req.get("PreferredBackupWindow"):
-            doc["backup_window"] = m.check_backup_window(req["PreferredBackupWindow"])
-        doc["status"] = "modifying"
-        self._save(doc)
-        self._spawn(doc["id"], self._promote, doc["id"])
-        return {"DBInstance": self._instance_out(doc)}
-
-    def _promote(self, ident: str) -> None:
-        doc = self._get_instance(ident)
-        self.fleet.promote_replica(doc)
-        self._leave_source(doc)
-        doc = self._get_instance(ident)
-        doc["source"] = None
-        doc["status"] = "available"
-        self._save(doc)
-        self._event(
-            ident, "db-instance", "Read replica promoted to a standalone DB instance", ["read replica"]
-        )
-        if doc["backup_retention"] > 0:
-            self._take_automated_backup(ident)
-
-    def _leave_source(self, doc: dict) -> None:
-        """Take a replica off its source's list of replicas (the source may be in another region)."""
-        if not doc.get("source"):
-            return
-        names = {doc["id"], self._arn_of(doc)}
-        with self._in_scope_of(doc["source"]) as source_id:
-            src = self.store.get_doc("instance", source_id)
-            if src:
-                src["replicas"] = [r for r in src.get("replicas", []) if r not in names]
-                self.store.put_doc("instance", src["id"], src)
 
     # -- metering ----------------------------------------------------------------------------------
 

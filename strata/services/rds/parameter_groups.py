@@ -199,7 +199,7 @@ class ParameterGroupOperations(RDSCore):
                 static = True
         self.store.put_doc(kind.doc, g["name"].lower(), g)
         for doc in self._instances_using(g["name"], kind):
-            if static:  # shown as pending-reboot until RebootDBInstance (instances.py) clears it
+            if static:  # shown as pending-reboot until RebootDBInstance (instance_lifecycle.py) clears it
                 doc["params_pending_reboot"] = True
                 self._save(doc, "params_pending_reboot")
             if live and doc["status"] == "available":

@@ -6,7 +6,9 @@ record, then long work (initdb, base backups, failover) runs in a background tas
 while DescribeDBInstances shows the AWS status (creating → backing-up → available ...).
 Operations, one `*Operations` class per topic over `core.RDSCore` (state, fleet, background work):
 
-    instances.py   Create/Describe/Reboot/Delete DBInstance, read replicas, failover
+    instances.py   Create/Describe/DeleteDBInstance, metering
+    instance_lifecycle.py  Reboot (failover), Stop/StartDBInstance, recovery after an engine failure
+    read_replicas.py  CreateDBInstanceReadReplica, PromoteReadReplica (also across regions)
     modify_instance.py  ModifyDBInstance; what waits for the maintenance window (rds.maintenance rule)
     backups.py     snapshots, point-in-time restore, the scheduler's rds.backups rule
     snapshot_sharing.py  sharing manual snapshots with other accounts
@@ -35,10 +37,12 @@ from strata.services.rds.cluster_stop import ClusterStopOperations
 from strata.services.rds.encryption import StorageEncryption
 from strata.services.rds.global_clusters import GlobalClusterOperations
 from strata.services.rds.groups import GroupOperations
+from strata.services.rds.instance_lifecycle import InstanceLifecycleOperations
 from strata.services.rds.logs import LogOperations
 from strata.services.rds.modify_instance import ModifyInstanceOperations
 from strata.services.rds.multi_az_clusters import MultiAZClusterOperations
 from strata.services.rds.parameter_groups import ParameterGroupOperations
+from strata.services.rds.read_replicas import ReadReplicaOperations
 from strata.services.rds.serverless import ServerlessOperations
 
 
@@ -46,6 +50,8 @@ from strata.services.rds.serverless import ServerlessOperations
 class RDSProvider(
     ServerlessOperations,
     ModifyInstanceOperations,
+    InstanceLifecycleOperations,
+    ReadReplicaOperations,
     BackupOperations,
     GroupOperations,
     ParameterGroupOperations,
