@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def _redis(addr: tuple[str, int]) -> redis.Redis:
 
 
 @dataclass(kw_only=True)
-class SideLoad:
+class SideLoad(ABC):
     """A client thread beside the S3/DynamoDB load: what it had acknowledged (start, end) and
     each failed attempt (start, end, label, retryable, operation), as the proof reports them."""
 
@@ -164,8 +165,9 @@ class SideLoad:
         if self.thread is not None:
             self.thread.join()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The client's loop, until `stop` is set (each kind of client has its own)."""
 
 
 @dataclass
